@@ -1,0 +1,48 @@
+package parley
+
+import "context"
+
+// Broker carries events and presence between the nodes of a cluster.
+//
+// Implementations: internal/membroker (one process, the default) and
+// internal/natsbroker. Both pass internal/brokertest.
+//
+// A broker is a fast path, not the source of truth: durable events are in
+// the Store, and a node that sees a gap in positions (a message lost in the
+// broker, a node that died between commit and publish) fetches the missing
+// events with Store.Events. So a broker may drop or reorder messages between
+// publishers; it must keep the order of one publisher's messages when it
+// delivers them.
+type Broker interface {
+	// Publish sends m to every subscriber on every node, this one included.
+	Publish(ctx context.Context, m BrokerMessage) error
+	// Subscribe calls fn for every message published by any node, one call
+	// at a time, in publish order per publisher. fn must not block: it runs
+	// on the broker's delivery goroutine. stop ends the subscription and
+	// waits for a call in progress to return.
+	Subscribe(fn func(BrokerMessage)) (stop func(), err error)
+	// Close ends every subscription and releases the broker.
+	Close() error
+}
+
+// BrokerMessage is what travels between nodes.
+type BrokerMessage struct {
+	// Node is the id of the publishing node.
+	Node string
+	// Events are durable events (Pos > 0) after commit, or ephemeral ones
+	// (typing), each with its Audience.
+	Events []Event
+	// Presence, when set, is the node's full list of locally connected
+	// users. Nodes publish it on every change and periodically as a
+	// heartbeat; a node not heard from for a while is taken as dead and
+	// its users as disconnected.
+	Presence *NodePresence
+}
+
+// NodePresence is one node's view of who is connected to it.
+type NodePresence struct {
+	Users []string
+	// Leaving is set by a node that is shutting down: its users are
+	// disconnected from now on, without waiting for the heartbeat to lapse.
+	Leaving bool
+}

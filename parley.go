@@ -1,0 +1,198 @@
+// Package parley holds Parley's domain vocabulary: users, conversations,
+// messages and the events that tell members about them, plus the two
+// contracts the rest of the module is built on, [Store] and [Broker].
+//
+// Nothing in this package does I/O. The server lives in internal/server, the
+// stores in internal/sqlite and internal/postgres, the wire frames in
+// package protocol and the Go SDK in package client.
+//
+// # Positions
+//
+// Every durable event (a message, a delete, a read receipt, a conversation
+// change) gets a position: an int64 from one global, dense sequence (1, 2,
+// 3, ... with no holes) assigned in commit order. Commit order is what makes
+// a position a safe resume cursor: a store hands out positions only while it
+// holds the one write lock (SQLite's single writer, or a PostgreSQL advisory
+// lock), so an event with a larger position can never become visible before
+// one with a smaller position. A client that saw position P and asks for
+// "everything after P" therefore misses nothing and sees nothing twice.
+//
+// Messages also carry a per-conversation sequence (Message.Seq, 1, 2, 3...)
+// used for history pagination and read positions.
+package parley
+
+import "time"
+
+// Limits shared by the server, the SDKs and the docs. Changing one is a
+// protocol change: update docs/protocol.md with it.
+const (
+	// MaxFrameBytes is the largest WebSocket frame the server reads.
+	MaxFrameBytes = 64 << 10
+	// MaxTextRunes is the longest message text, in Unicode code points.
+	MaxTextRunes = 4000
+	// MaxTitleRunes is the longest group title.
+	MaxTitleRunes = 100
+	// MaxGroupMembers is the most members a group may have.
+	MaxGroupMembers = 256
+	// MaxUsernameRunes is the longest username; usernames are at least 3.
+	MaxUsernameRunes = 32
+	// DefaultPageLimit and MaxPageLimit bound a page of history.
+	DefaultPageLimit = 50
+	MaxPageLimit     = 100
+	// MaxClientIDLen is the longest client-made message id.
+	MaxClientIDLen = 64
+	// ResumeLimit is how many missed events a resume replays at most. A
+	// client further behind than this gets a resync instead and refetches
+	// its state; nothing is skipped silently.
+	ResumeLimit = 10000
+)
+
+// User is an account. IDs are opaque strings: UUIDv7 for registered users,
+// the token's "sub" for users minted by an integrator.
+type User struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ConversationKind tells a direct (two-person) conversation from a group.
+type ConversationKind string
+
+const (
+	Direct ConversationKind = "direct"
+	Group  ConversationKind = "group"
+)
+
+// Member is a user's place in a conversation.
+type Member struct {
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+	// ReadSeq is the Seq of the newest message this member has read.
+	ReadSeq int64 `json:"read_seq"`
+}
+
+// Conversation is a direct chat or a group. The fields after Members are
+// seen from one user's side (the viewer) and are zero in events, which go to
+// every member alike.
+type Conversation struct {
+	ID        string           `json:"id"`
+	Kind      ConversationKind `json:"kind"`
+	Title     string           `json:"title,omitempty"`
+	CreatedBy string           `json:"created_by"`
+	CreatedAt time.Time        `json:"created_at"`
+	// LastSeq is the Seq of the newest message (0 when there is none).
+	LastSeq int64 `json:"last_seq"`
+	// LastActivityAt is when the newest message was sent, or when the
+	// conversation was created if it has none.
+	LastActivityAt time.Time `json:"last_activity_at"`
+	Members        []Member  `json:"members"`
+
+	// LastMessage is the newest message (a tombstone if it was deleted).
+	LastMessage *Message `json:"last_message,omitempty"`
+	// UnreadCount is derived, never stored: the number of messages not
+	// deleted, sent by someone else, with Seq above the viewer's ReadSeq.
+	UnreadCount int64 `json:"unread_count"`
+	// ReadSeq is the viewer's own read position.
+	ReadSeq int64 `json:"read_seq"`
+}
+
+// MessageType tells a text message from an image message.
+type MessageType string
+
+const (
+	Text  MessageType = "text"
+	Image MessageType = "image"
+)
+
+// Message is one message. A deleted message stays as a tombstone: Deleted is
+// true, Text and Attachment are gone, ID and Seq keep its place in order.
+type Message struct {
+	ID             string      `json:"id"`
+	ConversationID string      `json:"conversation_id"`
+	Seq            int64       `json:"seq"`
+	SenderID       string      `json:"sender_id"`
+	SenderName     string      `json:"sender_name"`
+	ClientID       string      `json:"client_id"`
+	Type           MessageType `json:"type"`
+	Text           string      `json:"text,omitempty"`
+	Attachment     *Attachment `json:"attachment,omitempty"`
+	CreatedAt      time.Time   `json:"created_at"`
+	Deleted        bool        `json:"deleted,omitempty"`
+	DeletedAt      *time.Time  `json:"deleted_at,omitempty"`
+}
+
+// Attachment is an uploaded image a message refers to.
+type Attachment struct {
+	ID          string `json:"id"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	Width       int    `json:"width"`
+	Height      int    `json:"height"`
+	// URL and ThumbURL are paths on the server, filled by the server.
+	URL      string `json:"url,omitempty"`
+	ThumbURL string `json:"thumb_url,omitempty"`
+}
+
+// EventType names an event. The names are the wire names.
+type EventType string
+
+const (
+	// Durable events: stored, with a position, replayed on resume.
+	EventNewMessage          EventType = "newMessage"
+	EventMessageRead         EventType = "messageRead"
+	EventMessageDeleted      EventType = "messageDeleted"
+	EventConversationUpdated EventType = "conversationUpdated"
+
+	// Ephemeral events: never stored, no position, not replayed.
+	EventTypingStarted EventType = "typingStarted"
+	EventTypingStopped EventType = "typingStopped"
+	EventUserOnline    EventType = "userOnline"
+	EventUserOffline   EventType = "userOffline"
+)
+
+// Durable reports whether events of this type are stored and replayed.
+func (t EventType) Durable() bool {
+	switch t {
+	case EventNewMessage, EventMessageRead, EventMessageDeleted, EventConversationUpdated:
+		return true
+	}
+	return false
+}
+
+// Change says what a conversationUpdated event changed.
+type Change string
+
+const (
+	ChangeCreated        Change = "created"
+	ChangeRenamed        Change = "renamed"
+	ChangeMembersAdded   Change = "members_added"
+	ChangeMembersRemoved Change = "members_removed"
+)
+
+// Event tells members that something happened.
+type Event struct {
+	// Pos is the global position of a durable event; 0 for ephemeral ones.
+	Pos            int64     `json:"pos,omitempty"`
+	Type           EventType `json:"type"`
+	ConversationID string    `json:"conversation_id,omitempty"`
+	// UserID and UserName name who acted: the sender, reader, deleter,
+	// typist, the user who came online or went offline, or who changed
+	// the conversation.
+	UserID   string `json:"user_id,omitempty"`
+	UserName string `json:"user_name,omitempty"`
+	// Message is set on newMessage and, as a tombstone, on messageDeleted.
+	Message *Message `json:"message,omitempty"`
+	// ReadSeq is set on messageRead: UserID has read up to this Seq.
+	ReadSeq int64 `json:"read_seq,omitempty"`
+	// Conversation and Change are set on conversationUpdated.
+	Conversation *Conversation `json:"conversation,omitempty"`
+	Change       Change        `json:"change,omitempty"`
+	// UserIDs lists the users a membership change added or removed.
+	UserIDs []string  `json:"user_ids,omitempty"`
+	At      time.Time `json:"at"`
+
+	// Audience is who receives the event: the members at commit time (for
+	// a removal, the removed users too), or for ephemeral events the users
+	// the server chose. It travels between nodes but never to clients.
+	Audience []string `json:"-"`
+}

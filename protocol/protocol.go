@@ -1,0 +1,334 @@
+// Package protocol defines Parley's WebSocket frames (protocol v1), shared by
+// the server, the Go SDK and the load tool. docs/protocol.md is the
+// human-readable contract and must match this file exactly.
+//
+// Every frame is one JSON object in one WebSocket text message. A client
+// sends Requests; the server sends Frames.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parleychat/parley"
+)
+
+// Path is where the WebSocket endpoint lives.
+const Path = "/v1/ws"
+
+// Version is the protocol version this package speaks.
+const Version = 1
+
+// Heartbeat defaults. The client sends a ping every HeartbeatInterval; the
+// server answers each with a pong. Either side that hears nothing from the
+// other for HeartbeatTimeout treats the link as dead: the server closes
+// with CloseHeartbeatTimeout, the client reconnects. The server states the
+// values it uses in the welcome frame; clients use those.
+const (
+	HeartbeatInterval = 4 * time.Second
+	HeartbeatTimeout  = 9 * time.Second
+	// HelloTimeout is how long the server waits for the hello frame.
+	HelloTimeout = 5 * time.Second
+)
+
+// Client ops.
+const (
+	OpHello              = "hello"
+	OpPing               = "ping"
+	OpSend               = "send"
+	OpHistory            = "history"
+	OpDelete             = "delete"
+	OpRead               = "read"
+	OpTyping             = "typing"
+	OpConversations      = "conversations"
+	OpConversation       = "conversation"
+	OpCreateDirect       = "create_direct"
+	OpCreateGroup        = "create_group"
+	OpUpdateConversation = "update_conversation"
+	OpPresence           = "presence"
+)
+
+// Server frame types.
+const (
+	TypeWelcome     = "welcome"     // answer to hello
+	TypeReply       = "reply"       // answer to a request, same id
+	TypeError       = "error"       // a request failed (id set) or a frame could not be read (no id)
+	TypeEvent       = "event"       // an event; durable ones carry pos
+	TypePong        = "pong"        // answer to ping, same id
+	TypeResumed     = "resumed"     // the replay asked for in hello is complete
+	TypeResync      = "resync"      // too far behind to replay: refetch state
+	TypeThrottled   = "throttled"   // a feature is throttled until a time
+	TypeUnthrottled = "unthrottled" // a throttled feature works again
+	TypeGoAway      = "goaway"      // the server is going away: reconnect after a delay
+)
+
+// Close codes. Codes from 4000 to 4099 mean "reconnect (with backoff) and
+// resume"; codes from 4100 to 4199 mean "do not reconnect until the cause is
+// fixed". ShouldReconnect is the table every client uses.
+const (
+	CloseNormal           = 1000 // the client asked to close
+	CloseGoingAway        = 1001 // a browser tab closing, or a proxy going away
+	CloseTooLarge         = 1009 // a frame over MaxFrameBytes (do not reconnect blindly)
+	CloseReconnect        = 4000 // generic: reconnect and resume
+	CloseSlowConsumer     = 4001 // the client fell too far behind on durable events
+	CloseHeartbeatTimeout = 4002 // nothing heard from the client within the heartbeat timeout
+	CloseShutdown         = 4003 // the server is restarting; wait the goaway delay
+	CloseUnauthorized     = 4100 // missing, forged or expired token: get a new one first
+	CloseProtocolError    = 4101 // the client broke the protocol (binary frame, no hello...)
+	CloseAuthRevoked      = 4102 // the user's access was revoked
+)
+
+// ShouldReconnect reports whether a client should reconnect after the
+// server closed with this code.
+func ShouldReconnect(code int) bool {
+	switch {
+	case code >= 4100 && code <= 4199:
+		return false
+	case code == CloseTooLarge, code == 1002, code == 1003, code == 1007, code == 1008:
+		return false
+	}
+	return true
+}
+
+// Request is a frame from client to server. ID is the client's request id
+// (at most 64 bytes); the reply or error carries it back. Data holds the
+// op's fields.
+type Request struct {
+	Op   string          `json:"op"`
+	ID   string          `json:"id,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// Hello is the first frame of every connection (OpHello). ResumeFrom, when
+// set, is the last position the client saw: the server replays every event
+// after it, then sends TypeResumed (or TypeResync when more than
+// parley.ResumeLimit events were missed).
+type Hello struct {
+	Token      string `json:"token"`
+	ResumeFrom *int64 `json:"resume_from,omitempty"`
+}
+
+// Send stores a message (OpSend). The reply's data is the stored
+// parley.Message.
+type Send struct {
+	ConversationID string             `json:"conversation_id"`
+	ClientID       string             `json:"client_id"`
+	Type           parley.MessageType `json:"type,omitempty"` // default "text"
+	Text           string             `json:"text,omitempty"`
+	AttachmentID   string             `json:"attachment_id,omitempty"`
+}
+
+// History asks for a page of messages (OpHistory). The reply's data is a
+// parley.MessagePage.
+type History struct {
+	ConversationID string `json:"conversation_id"`
+	Before         int64  `json:"before,omitempty"`
+	After          int64  `json:"after,omitempty"`
+	Limit          int    `json:"limit,omitempty"`
+}
+
+// Delete turns one's own message into a tombstone (OpDelete). The reply's
+// data is the tombstone.
+type Delete struct {
+	ConversationID string `json:"conversation_id"`
+	MessageID      string `json:"message_id"`
+}
+
+// Read marks messages read up to Seq (OpRead). The reply's data is a
+// ReadResult.
+type Read struct {
+	ConversationID string `json:"conversation_id"`
+	Seq            int64  `json:"seq"`
+}
+
+// ReadResult is the reply to OpRead.
+type ReadResult struct {
+	ConversationID string `json:"conversation_id"`
+	ReadSeq        int64  `json:"read_seq"`
+}
+
+// Typing starts or stops the typing indicator (OpTyping).
+type Typing struct {
+	ConversationID string `json:"conversation_id"`
+	Typing         bool   `json:"typing"`
+}
+
+// ConversationRef names one conversation (OpConversation).
+type ConversationRef struct {
+	ConversationID string `json:"conversation_id"`
+}
+
+// ConversationList is the reply to OpConversations.
+type ConversationList struct {
+	Conversations []parley.Conversation `json:"conversations"`
+}
+
+// CreateDirect opens the direct conversation with a user named by id or by
+// username (OpCreateDirect). The reply's data is the parley.Conversation.
+type CreateDirect struct {
+	UserID   string `json:"user_id,omitempty"`
+	Username string `json:"username,omitempty"`
+}
+
+// CreateGroup creates a group (OpCreateGroup).
+type CreateGroup struct {
+	Title     string   `json:"title"`
+	MemberIDs []string `json:"member_ids"`
+}
+
+// UpdateConversation renames a group or changes its members
+// (OpUpdateConversation).
+type UpdateConversation struct {
+	ConversationID string   `json:"conversation_id"`
+	Title          *string  `json:"title,omitempty"`
+	Add            []string `json:"add,omitempty"`
+	Remove         []string `json:"remove,omitempty"`
+}
+
+// PresenceList is the reply to OpPresence: the ids of the users who share a
+// conversation with the caller and are online now.
+type PresenceList struct {
+	Online []string `json:"online"`
+}
+
+// Frame is a frame from server to client. Which fields are set depends on
+// Type: Data for welcome, reply, event, resumed, resync, throttled,
+// unthrottled and goaway; Error for error.
+type Frame struct {
+	Type  string          `json:"type"`
+	ID    string          `json:"id,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	Error *ErrorBody      `json:"error,omitempty"`
+}
+
+// ErrorBody is the payload of an error frame and of an HTTP error response.
+type ErrorBody struct {
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
+}
+
+// Welcome is the data of the welcome frame, the answer to hello.
+type Welcome struct {
+	User      parley.User `json:"user"`
+	SessionID string      `json:"session_id"`
+	// Head is the newest position when the connection started. A client
+	// with no position yet starts from it.
+	Head                int64 `json:"head"`
+	HeartbeatIntervalMS int64 `json:"heartbeat_interval_ms"`
+	HeartbeatTimeoutMS  int64 `json:"heartbeat_timeout_ms"`
+	MaxFrameBytes       int   `json:"max_frame_bytes"`
+	MaxTextRunes        int   `json:"max_text_runes"`
+	ResumeLimit         int   `json:"resume_limit"`
+	// Online lists the contacts online now.
+	Online []string `json:"online"`
+}
+
+// Resumed is the data of the resumed frame: Count events after From were
+// replayed, the last at To.
+type Resumed struct {
+	From  int64 `json:"from"`
+	To    int64 `json:"to"`
+	Count int   `json:"count"`
+}
+
+// Resync is the data of the resync frame: the client missed more than the
+// server replays. It must refetch conversations and messages; live events
+// continue after Head.
+type Resync struct {
+	Head   int64  `json:"head"`
+	Reason string `json:"reason"`
+}
+
+// Throttled is the data of the throttled frame: Feature ("typing",
+// "presence", "messages") is switched off for this connection until Until.
+// The server sends unthrottled when it lifts it; a client may also treat it
+// as lifted at Until.
+type Throttled struct {
+	Feature string    `json:"feature"`
+	Until   time.Time `json:"until"`
+}
+
+// Unthrottled is the data of the unthrottled frame.
+type Unthrottled struct {
+	Feature string `json:"feature"`
+}
+
+// GoAway is the data of the goaway frame: the server is shutting down and
+// will close the connection with CloseShutdown. Clients wait
+// ReconnectAfterMS (jittered by the server per connection, so a restart
+// does not cause a storm) before reconnecting.
+type GoAway struct {
+	Reason           string `json:"reason"`
+	ReconnectAfterMS int64  `json:"reconnect_after_ms"`
+}
+
+// ErrBinary is returned for a binary WebSocket message: a protocol error.
+var ErrBinary = errors.New("protocol: binary frames are not allowed")
+
+// MaxRequestIDLen is the longest request id.
+const MaxRequestIDLen = 64
+
+// DecodeRequest parses one client frame. It returns *parley.Error with
+// EBADJSON for bytes that are not UTF-8 or not a JSON object, EINVALID for
+// a missing op or a bad id, and EUNKNOWNOP for an op it does not know; in
+// the EUNKNOWNOP and EINVALID cases the returned Request still carries
+// the id so the error can be matched to the request.
+func DecodeRequest(b []byte) (Request, error) {
+	var r Request
+	if !utf8.Valid(b) {
+		return r, parley.Errorf(parley.EBADJSON, "frame is not valid UTF-8")
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return r, parley.Errorf(parley.EBADJSON, "frame must be a JSON object")
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Request{}, parley.Errorf(parley.EBADJSON, "frame is not valid JSON: %s", jsonErrText(err))
+	}
+	if len(r.ID) > MaxRequestIDLen {
+		r.ID = ""
+		return r, parley.Errorf(parley.EINVALID, "id is longer than %d bytes", MaxRequestIDLen)
+	}
+	switch r.Op {
+	case "":
+		return r, parley.Errorf(parley.EINVALID, "op is required")
+	case OpHello, OpPing, OpSend, OpHistory, OpDelete, OpRead, OpTyping, OpConversations,
+		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence:
+		return r, nil
+	}
+	return r, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", r.Op)
+}
+
+// DecodeData parses a request's data into v. Missing data decodes as {}.
+// Wrong types give EINVALID naming the field.
+func DecodeData(data json.RawMessage, v any) error {
+	if len(data) == 0 || string(data) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return parley.Errorf(parley.EINVALID, "data: %s", jsonErrText(err))
+	}
+	return nil
+}
+
+// jsonErrText turns encoding/json errors into a short message that names
+// the field, without Go type names leaking to clients.
+func jsonErrText(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Sprintf("field %q has the wrong type (got %s)", te.Field, te.Value)
+		}
+		return fmt.Sprintf("wrong type (got %s)", te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	return "malformed JSON"
+}

@@ -1,0 +1,152 @@
+package parley
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps users, conversations, messages, attachments and the event log.
+//
+// Implementations: internal/sqlite (the embedded default) and
+// internal/postgres. Both pass internal/storetest, which is the precise
+// statement of this contract; read it with this doc.
+//
+// Rules every implementation keeps:
+//
+//   - Authorization lives here: every method that takes a userID and a
+//     conversation returns ErrNotFound when the user is not a member, so no
+//     caller can forget the check and existence does not leak.
+//   - Every write that returns events has committed them before it returns;
+//     the events carry their positions and Audience. A write either commits
+//     whole or not at all.
+//   - Positions are global, dense and assigned in commit order (see the
+//     package doc). Head returns the newest committed position.
+//   - Writes are batched (group commit): many concurrent calls share one
+//     transaction, so throughput does not stop at one fsync per message.
+//     A call's failure (a validation error, say) does not fail the others
+//     in its batch.
+//   - Methods are safe for concurrent use. Validation errors are *Error
+//     with EINVALID; unknown users, conversations and messages ENOTFOUND.
+type Store interface {
+	// CreateUser registers a user with a password hash (the store never sees
+	// passwords). ECONFLICT if the name is taken.
+	CreateUser(ctx context.Context, name string, passwordHash []byte) (User, error)
+	// Credentials returns the user with this name and the password hash.
+	// ENOTFOUND when no such user or the user has no password.
+	Credentials(ctx context.Context, name string) (User, []byte, error)
+	// EnsureUser creates the user with this id and name on first sight and
+	// updates the name when it changed (tokens minted by integrators).
+	EnsureUser(ctx context.Context, id, name string) (User, error)
+	// User returns a user by id; UserByName by name.
+	User(ctx context.Context, id string) (User, error)
+	UserByName(ctx context.Context, name string) (User, error)
+
+	// CreateDirect returns the direct conversation between userID and
+	// otherID, creating it when there is none; it is idempotent (one per
+	// pair, in either order). Events are empty when it already existed.
+	CreateDirect(ctx context.Context, userID, otherID string) (Conversation, []Event, error)
+	// CreateGroup creates a group with the creator and members (duplicates
+	// and the creator in memberIDs are ignored).
+	CreateGroup(ctx context.Context, userID, title string, memberIDs []string) (Conversation, []Event, error)
+	// UpdateConversation renames a group and adds or removes members. Any
+	// member may rename and add; only the creator may remove others;
+	// anyone may remove themselves (leave). Direct conversations cannot be
+	// changed (EINVALID). One event per kind of change.
+	UpdateConversation(ctx context.Context, userID, conversationID string, ch ConversationChange) (Conversation, []Event, error)
+
+	// SendMessage stores a message and returns it with a newMessage event.
+	// It is idempotent on (sender, ClientID): a second call with the same
+	// pair returns the stored message and no events. Sending also moves the
+	// sender's read position to the new message.
+	SendMessage(ctx context.Context, m NewMessage) (Message, []Event, error)
+	// DeleteMessage turns the sender's own message into a tombstone
+	// (EFORBIDDEN for someone else's). Deleting a tombstone again returns
+	// it with no events.
+	DeleteMessage(ctx context.Context, userID, conversationID, messageID string) (Message, []Event, error)
+	// MarkRead moves userID's read position up to seq (clamped to the
+	// newest message). Moving backwards or not at all returns no events.
+	MarkRead(ctx context.Context, userID, conversationID string, seq int64) ([]Event, error)
+
+	// Conversations lists userID's conversations, most recent activity
+	// first, with LastMessage, UnreadCount and ReadSeq filled.
+	Conversations(ctx context.Context, userID string) ([]Conversation, error)
+	// Conversation returns one conversation as userID sees it.
+	Conversation(ctx context.Context, userID, conversationID string) (Conversation, error)
+	// MemberIDs returns the ids of a conversation's members.
+	MemberIDs(ctx context.Context, userID, conversationID string) ([]string, error)
+	// Messages returns a page of history in ascending Seq order.
+	Messages(ctx context.Context, userID, conversationID string, q MessageQuery) (MessagePage, error)
+	// Contacts returns the ids of every user who shares a conversation
+	// with userID (not userID itself): the audience of userID's presence.
+	Contacts(ctx context.Context, userID string) ([]string, error)
+
+	// EventsFor returns up to limit events after position `after` that
+	// userID receives, in position order: events of conversations while
+	// the user was a member (from the event that added them up to and
+	// including the one that removed them). A newMessage of a message
+	// deleted since carries the tombstone.
+	EventsFor(ctx context.Context, userID string, after int64, limit int) ([]Event, error)
+	// Events returns up to limit events of every conversation after
+	// position `after`, with Audience filled: how a node fills a gap in
+	// what its broker delivered.
+	Events(ctx context.Context, after int64, limit int) ([]Event, error)
+	// Head returns the newest committed position (0 for an empty log).
+	Head(ctx context.Context) (int64, error)
+
+	// PutAttachment stores an uploaded file and its thumbnail for ownerID.
+	// a.ID must be set by the caller.
+	PutAttachment(ctx context.Context, ownerID string, a Attachment, data, thumb []byte) error
+	// AttachmentData returns an attachment and its bytes (the thumbnail's
+	// when thumb is set) to its owner or to a member of a conversation
+	// with a message that holds it; ENOTFOUND to anyone else.
+	AttachmentData(ctx context.Context, userID, attachmentID string, thumb bool) (Attachment, []byte, error)
+
+	// Close waits for writes under way and releases the store.
+	Close() error
+}
+
+// NewMessage is what a sender asks to store.
+type NewMessage struct {
+	ConversationID string
+	SenderID       string
+	// ClientID is made by the client (a UUID is best) and makes the send
+	// idempotent. Required; at most MaxClientIDLen bytes.
+	ClientID string
+	Type     MessageType
+	// Text is required for text messages (1..MaxTextRunes code points,
+	// valid UTF-8) and an optional caption for images.
+	Text string
+	// AttachmentID is required for image messages and must name an
+	// attachment the sender uploaded.
+	AttachmentID string
+}
+
+// ConversationChange is a change to a group. Nil or empty fields change
+// nothing.
+type ConversationChange struct {
+	Title  *string
+	Add    []string
+	Remove []string
+}
+
+// MessageQuery selects a page of history. With neither Before nor After it
+// returns the newest messages. Before returns messages with Seq < Before,
+// the newest of them; After returns messages with Seq > After, the oldest
+// of them. Limit defaults to DefaultPageLimit and is at most MaxPageLimit.
+type MessageQuery struct {
+	Before int64
+	After  int64
+	Limit  int
+}
+
+// MessagePage is a page of messages in ascending Seq order. HasMore says
+// whether there are more in the direction of the query (older for Before
+// and newest, newer for After).
+type MessagePage struct {
+	Messages []Message `json:"messages"`
+	HasMore  bool      `json:"has_more"`
+}
+
+// Now is the store's clock, in UTC and rounded to microseconds so times
+// survive both SQLite and PostgreSQL unchanged.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
