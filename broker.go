@@ -32,16 +32,22 @@ type BrokerMessage struct {
 	// Events are durable events (Pos > 0) after commit, or ephemeral ones
 	// (typing), each with its Audience.
 	Events []Event
-	// Presence, when set, is the node's full list of locally connected
-	// users. Nodes publish it on every change and periodically as a
-	// heartbeat; a node not heard from for a while is taken as dead and
-	// its users as disconnected.
+	// Presence, when set, reports who is connected to the publishing node.
 	Presence *NodePresence
 }
 
-// NodePresence is one node's view of who is connected to it.
+// NodePresence is one node's report of who is connected to it. Nodes send
+// a delta when users connect or leave (batched briefly) and a snapshot
+// every few seconds as a heartbeat; a node not heard from for three
+// heartbeats is taken as dead and its users as disconnected.
 type NodePresence struct {
-	Users []string
+	// Snapshot marks a full report: Online is then every user connected to
+	// the node, and users not in it are not connected there.
+	Snapshot bool
+	// Online are users with at least one connection on the node.
+	Online []string
+	// Offline are users whose last connection on the node closed.
+	Offline []string
 	// Leaving is set by a node that is shutting down: its users are
 	// disconnected from now on, without waiting for the heartbeat to lapse.
 	Leaving bool
