@@ -1,0 +1,214 @@
+// Package auth mints and verifies Parley's bearer tokens and hashes
+// passwords.
+//
+// Tokens are HS256 JWTs signed with the server's secret, carrying "sub"
+// (the user id), "name" (the display name), "iat" and "exp". Integrators
+// mint them with their copy of the secret; the server creates the user on
+// first sight. Passwords are hashed with argon2id.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/argon2"
+
+	"github.com/parleychat/parley"
+)
+
+// DefaultTTL is how long tokens from register and login last.
+const DefaultTTL = 24 * time.Hour
+
+// MinSecretLen is the shortest secret accepted for signing.
+const MinSecretLen = 32
+
+// Claims is what a verified token says.
+type Claims struct {
+	UserID    string
+	Name      string
+	ExpiresAt time.Time
+}
+
+type jwtClaims struct {
+	Name string `json:"name"`
+	jwt.RegisteredClaims
+}
+
+// Mint signs a token for userID that expires after ttl.
+func Mint(secret []byte, userID, name string, ttl time.Duration) (string, time.Time, error) {
+	if len(secret) < MinSecretLen {
+		return "", time.Time{}, fmt.Errorf("auth: secret is %d bytes, want at least %d", len(secret), MinSecretLen)
+	}
+	if userID == "" {
+		return "", time.Time{}, errors.New("auth: user id is required")
+	}
+	now := time.Now()
+	exp := now.Add(ttl).Truncate(time.Second)
+	c := jwtClaims{
+		Name: name,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   userID,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+		},
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("auth: sign: %w", err)
+	}
+	return tok, exp, nil
+}
+
+// Verify checks a token's signature, algorithm (HS256 only) and expiry
+// (required) at time now, and returns its claims. Every failure is a
+// *parley.Error with EUNAUTHORIZED; the message says which check failed
+// without echoing the token.
+func Verify(secret []byte, token string, now time.Time) (Claims, error) {
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return Claims{}, parley.Errorf(parley.EUNAUTHORIZED, "token is missing")
+	}
+	var c jwtClaims
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithLeeway(5*time.Second),
+	)
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Claims{}, parley.Errorf(parley.EUNAUTHORIZED, "token has expired")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return Claims{}, parley.Errorf(parley.EUNAUTHORIZED, "token signature is invalid")
+	case err != nil:
+		return Claims{}, parley.Errorf(parley.EUNAUTHORIZED, "token is invalid")
+	}
+	if c.Subject == "" || len(c.Subject) > 128 {
+		return Claims{}, parley.Errorf(parley.EUNAUTHORIZED, "token has no valid subject")
+	}
+	name := c.Name
+	if name == "" {
+		name = c.Subject
+	}
+	return Claims{UserID: c.Subject, Name: name, ExpiresAt: c.ExpiresAt.Time}, nil
+}
+
+// NewSecret returns 32 random bytes for signing tokens.
+func NewSecret() ([]byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// argon2id parameters: RFC 9106's second recommended option, 64 MiB.
+const (
+	argonTime    = 3
+	argonMemory  = 64 * 1024
+	argonThreads = 2
+	argonKeyLen  = 32
+	argonSaltLen = 16
+)
+
+// Hasher hashes and checks passwords with argon2id. Each hash takes 64 MiB
+// for a moment, so at most maxConcurrent run at once; the others wait (or
+// give up when their ctx ends). It is safe for concurrent use once built.
+type Hasher struct {
+	sem chan struct{}
+	// MemoryKiB and Time are the argon2id cost for new hashes (defaults
+	// 64 MiB and 3 passes). Tests lower them; Check reads the cost from
+	// each stored hash, so changing them never breaks old hashes. Set
+	// them before first use.
+	MemoryKiB uint32
+	Time      uint32
+}
+
+// NewHasher returns a Hasher with the default cost that runs at most
+// maxConcurrent hashes at once (at least 1).
+func NewHasher(maxConcurrent int) *Hasher {
+	return &Hasher{sem: make(chan struct{}, max(1, maxConcurrent)), MemoryKiB: argonMemory, Time: argonTime}
+}
+
+// MinPasswordLen and MaxPasswordLen bound passwords, in bytes.
+const (
+	MinPasswordLen = 8
+	MaxPasswordLen = 256
+)
+
+func (h *Hasher) acquire(ctx context.Context) error {
+	select {
+	case h.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return parley.Errorf(parley.EUNAVAILABLE, "too many logins at once; try again")
+	}
+}
+
+// Hash returns an encoded argon2id hash of password. EINVALID when the
+// password is shorter than MinPasswordLen or longer than MaxPasswordLen.
+func (h *Hasher) Hash(ctx context.Context, password string) ([]byte, error) {
+	if len(password) < MinPasswordLen || len(password) > MaxPasswordLen {
+		return nil, parley.Errorf(parley.EINVALID, "password must be %d to %d bytes", MinPasswordLen, MaxPasswordLen)
+	}
+	if err := h.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer func() { <-h.sem }()
+	salt := make([]byte, argonSaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, err
+	}
+	key := argon2.IDKey([]byte(password), salt, h.Time, h.MemoryKiB, argonThreads, argonKeyLen)
+	enc := base64.RawStdEncoding
+	return fmt.Appendf(nil, "$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, h.MemoryKiB, h.Time, argonThreads, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
+}
+
+// ErrBadCredentials is returned by Check for a wrong password.
+var ErrBadCredentials = parley.Errorf(parley.EUNAUTHORIZED, "wrong username or password")
+
+// Check compares password with an encoded hash from Hash in constant time.
+// It returns ErrBadCredentials for a mismatch.
+func (h *Hasher) Check(ctx context.Context, encoded []byte, password string) error {
+	var version, mem, iters int
+	var threads uint8
+	parts := strings.Split(string(encoded), "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return errors.New("auth: unknown password hash format")
+	}
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return errors.New("auth: unknown argon2 version")
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iters, &threads); err != nil {
+		return errors.New("auth: bad argon2 parameters")
+	}
+	enc := base64.RawStdEncoding
+	salt, err := enc.DecodeString(parts[4])
+	if err != nil {
+		return errors.New("auth: bad salt")
+	}
+	want, err := enc.DecodeString(parts[5])
+	if err != nil {
+		return errors.New("auth: bad hash")
+	}
+	if len(password) > MaxPasswordLen {
+		return ErrBadCredentials
+	}
+	if err := h.acquire(ctx); err != nil {
+		return err
+	}
+	defer func() { <-h.sem }()
+	got := argon2.IDKey([]byte(password), salt, uint32(iters), uint32(mem), threads, uint32(len(want)))
+	if subtle.ConstantTimeCompare(got, want) != 1 {
+		return ErrBadCredentials
+	}
+	return nil
+}
