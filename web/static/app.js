@@ -1,0 +1,764 @@
+// app.js is Parley's chat page. It keeps the page's state (conversations,
+// the loaded part of each thread) and draws it; the connection, outbox,
+// typing and presence live in parley.js.
+//
+// Messages are keyed by id and ordered by their per-conversation seq, so a
+// message that arrives twice (a history page racing a live event, a replay
+// after a reconnect) is drawn once, in its place.
+
+import { Client, State, ParleyError, login, register } from './parley.js';
+
+const AUTH_KEY = 'parley.auth';
+const PAGE = 50;
+const TYPING_IDLE_MS = 4000;
+
+const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
+
+/** h builds an element; children that are strings become text (never HTML). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const ui = {
+  auth: document.getElementById('auth'),
+  authForm: document.getElementById('auth-form'),
+  authError: byTestId('auth-error'),
+  chat: document.getElementById('chat'),
+  conn: document.getElementById('conn'),
+  connText: byTestId('conn-text'),
+  retryNow: byTestId('retry-now'),
+  me: document.querySelector('.me'),
+  meName: byTestId('me-name'),
+  logout: byTestId('logout'),
+  directForm: document.getElementById('direct-form'),
+  directUsername: byTestId('direct-username'),
+  groupForm: document.getElementById('group-form'),
+  sidebarError: byTestId('sidebar-error'),
+  list: document.getElementById('conversations'),
+  noConversations: byTestId('no-conversations'),
+  paneTitle: byTestId('pane-title'),
+  panePresence: byTestId('pane-presence'),
+  panePresenceText: document.getElementById('pane-presence-text'),
+  back: byTestId('back'),
+  messages: document.getElementById('messages'),
+  messageList: document.getElementById('message-list'),
+  loadingOlder: byTestId('loading-older'),
+  typing: byTestId('typing'),
+  composer: document.getElementById('composer'),
+  input: byTestId('composer'),
+  send: byTestId('send'),
+};
+
+const app = {
+  client: null,
+  me: null,
+  convs: new Map(), // id -> Conversation (viewer's side)
+  threads: new Map(), // id -> {msgs: Map(id -> Message), hasMore, loaded, loading, error}
+  open: null, // the open conversation's id
+  readSent: new Map(), // id -> highest seq a read was sent for
+  ticker: 0,
+  typingIdle: 0,
+  paneError: '',
+};
+// Exposed for debugging from the console and for the browser tests.
+window.parleyApp = app;
+
+// ---------- auth ----------
+
+function savedAuth() {
+  try {
+    const a = JSON.parse(localStorage.getItem(AUTH_KEY) || 'null');
+    return a?.token && a?.user?.id ? a : null;
+  } catch {
+    return null;
+  }
+}
+
+ui.authForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const action = e.submitter?.value || 'login';
+  const username = ui.authForm.username.value.trim();
+  const password = ui.authForm.password.value;
+  ui.authError.textContent = '';
+  if (!username || !password) {
+    ui.authError.textContent = 'Enter a username and a password.';
+    return;
+  }
+  for (const b of ui.authForm.querySelectorAll('button')) b.disabled = true;
+  try {
+    const fn = action === 'register' ? register : login;
+    const res = await fn(location.origin, username, password);
+    localStorage.setItem(AUTH_KEY, JSON.stringify({ token: res.token, user: res.user }));
+    ui.authForm.reset();
+    start({ token: res.token, user: res.user });
+  } catch (err) {
+    ui.authError.textContent = err.message || String(err);
+  } finally {
+    for (const b of ui.authForm.querySelectorAll('button')) b.disabled = false;
+  }
+});
+
+ui.logout.addEventListener('click', () => logout(''));
+
+function logout(message) {
+  app.client?.close();
+  app.client = null;
+  localStorage.removeItem(AUTH_KEY);
+  app.convs.clear();
+  app.threads.clear();
+  app.open = null;
+  clearInterval(app.ticker);
+  ui.chat.hidden = true;
+  ui.conn.hidden = true;
+  ui.me.hidden = true;
+  ui.auth.hidden = false;
+  ui.authError.textContent = message;
+  ui.authForm.username.focus();
+}
+
+// ---------- start ----------
+
+function start({ token, user }) {
+  app.me = user;
+  ui.auth.hidden = true;
+  ui.chat.hidden = false;
+  ui.conn.hidden = false;
+  ui.me.hidden = false;
+  ui.meName.textContent = user.name;
+  const c = new Client({ token, user });
+  app.client = c;
+  c.on('state', () => {
+    renderConn();
+    renderMessages();
+  });
+  c.on('event', onEvent);
+  c.on('welcome', ({ resumed }) => {
+    // Without a replay there is no telling what was missed: refetch.
+    if (!resumed) refetchAll();
+    else markRead(app.open);
+  });
+  c.on('resync', () => refetchAll());
+  c.on('outbox', () => {
+    renderMessages();
+    renderConn();
+  });
+  c.on('sent', ({ message }) => {
+    if (message) applyMessage(message);
+  });
+  c.on('typing', ({ conversationId }) => {
+    if (conversationId === app.open) renderTyping();
+  });
+  c.on('presence', () => {
+    renderConversations();
+    renderPaneHeader();
+  });
+  c.on('unauthorized', () => logout('Your session has expired. Please log in again.'));
+  clearInterval(app.ticker);
+  // The countdown in the indicator needs a clock while reconnecting.
+  app.ticker = setInterval(() => {
+    if (c.state === State.Reconnecting) renderConn();
+  }, 250);
+  renderConn();
+  c.connect();
+  loadConversations();
+}
+
+function refetchAll() {
+  // A resync or a fresh start: forget the loaded threads (they may have
+  // holes now) and load again what is on screen.
+  for (const t of app.threads.values()) {
+    t.msgs.clear();
+    t.loaded = false;
+    t.hasMore = true;
+  }
+  loadConversations();
+  if (app.open) loadLatest(app.open);
+}
+
+// ---------- connection indicator ----------
+
+const FEATURE_NAMES = { typing: 'typing', presence: 'presence', messages: 'sending' };
+
+function renderConn() {
+  const c = app.client;
+  if (!c) return;
+  const s = c.status();
+  ui.conn.dataset.state = s.state;
+  const queued = c.outbox.filter((i) => i.status !== 'failed').length;
+  const queuedText = queued ? ` · ${queued} queued` : '';
+  let text;
+  let showRetry = false;
+  switch (s.state) {
+    case State.Connected:
+      text = 'Connected';
+      break;
+    case State.FeatureThrottled: {
+      const parts = Object.entries(s.throttled).map(
+        ([f, until]) => `${FEATURE_NAMES[f] || f} paused until ${new Date(until).toLocaleTimeString()}`,
+      );
+      text = `Connected (limited: ${parts.join(', ')})`;
+      break;
+    }
+    case State.Connecting:
+      text = 'Connecting…';
+      break;
+    case State.Reconnecting: {
+      const secs = Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000));
+      text = s.retryAt && secs > 0 ? `Reconnecting in ${secs} s (attempt ${s.attempt})` : `Reconnecting… (attempt ${s.attempt})`;
+      showRetry = true;
+      break;
+    }
+    default:
+      text = s.reason ? `Disconnected: ${s.reason}` : 'Disconnected';
+      showRetry = true;
+  }
+  ui.connText.textContent = text + queuedText;
+  ui.retryNow.hidden = !showRetry;
+  // Send works while reconnecting (the message waits in the outbox), not
+  // when the client has given up.
+  ui.send.disabled = s.state === State.Disconnected;
+  ui.send.title = ui.send.disabled ? 'Not connected' : '';
+}
+
+ui.retryNow.addEventListener('click', () => app.client?.reconnectNow());
+
+// ---------- conversations ----------
+
+function titleOf(conv) {
+  if (conv.kind === 'group') return conv.title || 'Group';
+  const other = (conv.members || []).find((m) => m.user_id !== app.me.id);
+  return other?.name || app.me.name;
+}
+
+function otherMember(conv) {
+  if (conv.kind !== 'direct') return null;
+  return (conv.members || []).find((m) => m.user_id !== app.me.id) || null;
+}
+
+/** mergeConversation keeps the newer of two views of a conversation. */
+function mergeConversation(fresh) {
+  const old = app.convs.get(fresh.id);
+  if (!old) {
+    app.convs.set(fresh.id, {
+      unread_count: 0,
+      read_seq: 0,
+      last_seq: 0,
+      ...fresh,
+    });
+    return;
+  }
+  const merged = { ...old, ...fresh };
+  // An answer fetched before a live event must not undo that event.
+  if ((old.last_seq || 0) > (fresh.last_seq || 0)) {
+    merged.last_seq = old.last_seq;
+    merged.last_message = old.last_message;
+    merged.last_activity_at = old.last_activity_at;
+    merged.unread_count = old.unread_count;
+  }
+  if (fresh.last_message === undefined) merged.last_message = old.last_message;
+  if (fresh.unread_count === undefined) merged.unread_count = old.unread_count;
+  merged.read_seq = Math.max(old.read_seq || 0, fresh.read_seq || 0);
+  app.convs.set(fresh.id, merged);
+}
+
+async function loadConversations() {
+  const c = app.client;
+  try {
+    const res = await c.api('GET', '/v1/conversations');
+    if (c !== app.client) return;
+    for (const conv of res.conversations || []) mergeConversation(conv);
+    ui.sidebarError.textContent = '';
+  } catch (err) {
+    if (c !== app.client) return;
+    ui.sidebarError.textContent = `Could not load conversations: ${err.message}`;
+    if (err.code === 'unauthorized') logout('Your session has expired. Please log in again.');
+  }
+  renderConversations();
+  renderPaneHeader();
+}
+
+async function fetchConversation(id) {
+  try {
+    const conv = await app.client.api('GET', `/v1/conversations/${encodeURIComponent(id)}`);
+    mergeConversation(conv);
+    renderConversations();
+  } catch (err) {
+    ui.sidebarError.textContent = `Could not load a conversation: ${err.message}`;
+  }
+}
+
+function renderConversations() {
+  const convs = [...app.convs.values()].sort(
+    (a, b) => Date.parse(b.last_activity_at || b.created_at || 0) - Date.parse(a.last_activity_at || a.created_at || 0),
+  );
+  ui.noConversations.hidden = convs.length > 0;
+  const items = convs.map((conv) => {
+    const other = otherMember(conv);
+    const online = other ? app.client?.isOnline(other.user_id) : null;
+    const last = conv.last_message;
+    let lastText = '';
+    if (last) {
+      const who = last.sender_id === app.me.id ? 'You' : last.sender_name;
+      lastText = `${who}: ${last.deleted ? 'message deleted' : last.text || (last.type === 'image' ? 'image' : '')}`;
+    }
+    const title = titleOf(conv);
+    const unread = conv.unread_count || 0;
+    const label = `${title}${other ? (online ? ', online' : ', offline') : ''}${unread ? `, ${unread} unread` : ''}`;
+    return h(
+      'li',
+      {},
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'conversation',
+          'data-testid': 'conversation',
+          'data-conversation-id': conv.id,
+          'data-title': title,
+          'aria-current': conv.id === app.open ? 'true' : 'false',
+          'aria-label': label,
+          onclick: () => openConversation(conv.id),
+        },
+        h('span', {
+          class: 'presence-dot',
+          'data-testid': 'presence',
+          'data-online': other ? String(!!online) : 'none',
+          'aria-hidden': 'true',
+        }),
+        h('span', { class: 'title' }, title),
+        unread ? h('span', { class: 'badge', 'data-testid': 'unread' }, String(unread)) : h('span'),
+        h('span', { class: 'last', 'data-testid': 'last-message' }, lastText),
+      ),
+    );
+  });
+  ui.list.replaceChildren(...items);
+}
+
+function renderPaneHeader() {
+  const conv = app.open && app.convs.get(app.open);
+  if (!conv) {
+    ui.paneTitle.textContent = app.open ? 'Loading…' : 'Pick a conversation';
+    ui.panePresence.dataset.online = 'none';
+    return;
+  }
+  ui.paneTitle.textContent = titleOf(conv);
+  const other = otherMember(conv);
+  if (other) {
+    const online = app.client.isOnline(other.user_id);
+    ui.panePresence.dataset.online = String(online);
+    ui.panePresenceText.textContent = online ? 'online' : 'offline';
+  } else {
+    ui.panePresence.dataset.online = 'none';
+    ui.panePresenceText.textContent = `${(conv.members || []).length} members`;
+  }
+}
+
+ui.directForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const username = ui.directUsername.value.trim();
+  if (!username) return;
+  ui.sidebarError.textContent = '';
+  try {
+    const conv = await app.client.api('POST', '/v1/conversations/direct', { username });
+    mergeConversation(conv);
+    ui.directUsername.value = '';
+    renderConversations();
+    openConversation(conv.id);
+  } catch (err) {
+    ui.sidebarError.textContent = err.code === 'not_found' ? `No user named "${username}".` : err.message;
+  }
+});
+
+ui.groupForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const title = ui.groupForm.querySelector('#group-title').value.trim();
+  const names = ui.groupForm
+    .querySelector('#group-members')
+    .value.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  ui.sidebarError.textContent = '';
+  try {
+    const ids = [];
+    for (const name of names) {
+      try {
+        const u = await app.client.api('GET', `/v1/users/${encodeURIComponent(name)}`);
+        ids.push(u.id);
+      } catch (err) {
+        throw err.code === 'not_found' ? new ParleyError('not_found', `No user named "${name}".`) : err;
+      }
+    }
+    const conv = await app.client.api('POST', '/v1/conversations/group', { title, member_ids: ids });
+    mergeConversation(conv);
+    ui.groupForm.reset();
+    ui.groupForm.closest('details').open = false;
+    renderConversations();
+    openConversation(conv.id);
+  } catch (err) {
+    ui.sidebarError.textContent = err.message;
+  }
+});
+
+// ---------- threads ----------
+
+function thread(id) {
+  let t = app.threads.get(id);
+  if (!t) {
+    t = { msgs: new Map(), hasMore: true, loaded: false, loading: false, error: '' };
+    app.threads.set(id, t);
+  }
+  return t;
+}
+
+function openConversation(id) {
+  if (app.open && app.open !== id) app.client.stopTyping(app.open);
+  app.open = id;
+  app.paneError = '';
+  ui.chat.classList.add('show-pane');
+  ui.composer.hidden = false;
+  renderConversations();
+  renderPaneHeader();
+  renderTyping();
+  const t = thread(id);
+  renderMessages({ toBottom: true });
+  if (!t.loaded) loadLatest(id);
+  else markRead(id);
+  ui.input.focus();
+}
+
+ui.back.addEventListener('click', () => {
+  ui.chat.classList.remove('show-pane');
+});
+
+async function loadLatest(id) {
+  const t = thread(id);
+  if (t.loading) return;
+  t.loading = true;
+  try {
+    const res = await app.client.api('GET', `/v1/conversations/${encodeURIComponent(id)}/messages?limit=${PAGE}`);
+    for (const m of res.messages || []) t.msgs.set(m.id, pickNewer(t.msgs.get(m.id), m));
+    t.hasMore = !!res.has_more;
+    t.loaded = true;
+    t.error = '';
+  } catch (err) {
+    t.error = `Could not load messages: ${err.message}`;
+  } finally {
+    t.loading = false;
+  }
+  if (id === app.open) {
+    renderMessages({ toBottom: true });
+    markRead(id);
+    fillUp();
+  }
+}
+
+async function loadOlder(id) {
+  const t = thread(id);
+  if (t.loading || !t.loaded || !t.hasMore) return;
+  const oldest = Math.min(...[...t.msgs.values()].map((m) => m.seq));
+  if (!Number.isFinite(oldest)) return;
+  t.loading = true;
+  ui.loadingOlder.hidden = false;
+  try {
+    const res = await app.client.api(
+      'GET',
+      `/v1/conversations/${encodeURIComponent(id)}/messages?before=${oldest}&limit=${PAGE}`,
+    );
+    for (const m of res.messages || []) t.msgs.set(m.id, pickNewer(t.msgs.get(m.id), m));
+    t.hasMore = !!res.has_more;
+    t.error = '';
+  } catch (err) {
+    t.error = `Could not load older messages: ${err.message}`;
+  } finally {
+    t.loading = false;
+    ui.loadingOlder.hidden = true;
+  }
+  if (id === app.open) {
+    renderMessages({ keepOffset: true });
+    fillUp();
+  }
+}
+
+/** fillUp loads older pages until the pane can scroll (or history ends). */
+function fillUp() {
+  const t = app.open && app.threads.get(app.open);
+  if (t && t.hasMore && !t.error && ui.messages.scrollHeight <= ui.messages.clientHeight + 10) loadOlder(app.open);
+}
+
+ui.messages.addEventListener('scroll', () => {
+  if (app.open && ui.messages.scrollTop < 80) loadOlder(app.open);
+});
+
+/** pickNewer keeps a tombstone over an older copy of the same message. */
+function pickNewer(old, m) {
+  if (old?.deleted && !m.deleted) return old;
+  return m;
+}
+
+/** applyMessage puts a stored message (or tombstone) where it belongs. */
+function applyMessage(m) {
+  const conv = app.convs.get(m.conversation_id);
+  if (conv && m.seq >= (conv.last_seq || 0)) {
+    conv.last_seq = m.seq;
+    conv.last_message = pickNewer(conv.last_message?.id === m.id ? conv.last_message : null, m);
+    conv.last_activity_at = m.created_at;
+  }
+  const t = app.threads.get(m.conversation_id);
+  if (t) t.msgs.set(m.id, pickNewer(t.msgs.get(m.id), m));
+  renderConversations();
+  if (m.conversation_id === app.open) {
+    renderMessages();
+    markRead(app.open);
+  }
+}
+
+function onEvent(ev) {
+  const conv = app.convs.get(ev.conversation_id);
+  switch (ev.type) {
+    case 'newMessage': {
+      const m = ev.message;
+      if (!m) return;
+      if (!conv) {
+        fetchConversation(ev.conversation_id);
+      } else if (m.seq > (conv.last_seq || 0) && m.sender_id !== app.me.id && m.seq > (conv.read_seq || 0)) {
+        // Counted once: only a message newer than the newest we know.
+        conv.unread_count = (conv.unread_count || 0) + 1;
+      }
+      applyMessage(m);
+      break;
+    }
+    case 'messageDeleted':
+      if (ev.message) {
+        if (conv?.last_message?.id === ev.message.id) conv.last_message = ev.message;
+        applyMessage(ev.message);
+      }
+      break;
+    case 'messageRead':
+      if (!conv) return;
+      if (ev.user_id === app.me.id) {
+        conv.read_seq = Math.max(conv.read_seq || 0, ev.read_seq);
+        if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = 0;
+        else fetchConversation(conv.id); // the exact count needs the server
+        renderConversations();
+      } else {
+        const member = (conv.members || []).find((mm) => mm.user_id === ev.user_id);
+        if (member) member.read_seq = Math.max(member.read_seq || 0, ev.read_seq);
+        if (conv.id === app.open) renderMessages();
+      }
+      break;
+    case 'conversationUpdated': {
+      const removedMe = ev.change === 'members_removed' && (ev.user_ids || []).includes(app.me.id);
+      if (removedMe) {
+        app.convs.delete(ev.conversation_id);
+        if (app.open === ev.conversation_id) app.open = null;
+      } else if (ev.conversation) {
+        mergeConversation(ev.conversation);
+      }
+      renderConversations();
+      renderPaneHeader();
+      break;
+    }
+  }
+}
+
+async function markRead(id) {
+  if (!id || document.visibilityState !== 'visible') return;
+  const conv = app.convs.get(id);
+  const t = app.threads.get(id);
+  if (!conv || !t?.loaded) return;
+  let target = conv.last_seq || 0;
+  for (const m of t.msgs.values()) target = Math.max(target, m.seq);
+  if (target <= (conv.read_seq || 0) || (app.readSent.get(id) || 0) >= target) return;
+  app.readSent.set(id, target);
+  try {
+    const res = await app.client.api('POST', `/v1/conversations/${encodeURIComponent(id)}/read`, { seq: target });
+    conv.read_seq = Math.max(conv.read_seq || 0, res.read_seq || target);
+    if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = 0;
+    renderConversations();
+  } catch {
+    // Not marked: try again on the next message or reconnect.
+    app.readSent.delete(id);
+  }
+}
+
+document.addEventListener('visibilitychange', () => markRead(app.open));
+
+// ---------- messages ----------
+
+function fmtTime(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+async function deleteMessage(m) {
+  try {
+    const tomb = await app.client.api(
+      'DELETE',
+      `/v1/conversations/${encodeURIComponent(m.conversation_id)}/messages/${encodeURIComponent(m.id)}`,
+    );
+    applyMessage(tomb && tomb.id ? tomb : { ...m, deleted: true, text: '' });
+  } catch (err) {
+    app.paneError = `Could not delete: ${err.message}`;
+    renderMessages();
+  }
+}
+
+function renderMessages({ toBottom = false, keepOffset = false } = {}) {
+  const id = app.open;
+  const c = app.client;
+  if (!id || !c) {
+    ui.messageList.replaceChildren();
+    return;
+  }
+  const conv = app.convs.get(id);
+  const t = thread(id);
+  const box = ui.messages;
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+  const prevHeight = box.scrollHeight;
+  const prevTop = box.scrollTop;
+
+  const others = (conv?.members || []).filter((m) => m.user_id !== app.me.id);
+  const othersRead = others.reduce((max, m) => Math.max(max, m.read_seq || 0), 0);
+  const group = conv?.kind === 'group';
+  const confirmed = [...t.msgs.values()].sort((a, b) => a.seq - b.seq);
+  const ownClientIds = new Set(confirmed.filter((m) => m.sender_id === app.me.id).map((m) => m.client_id));
+  const rows = [];
+
+  if (t.error) {
+    rows.push(
+      h(
+        'li',
+        { class: 'error', role: 'alert', 'data-testid': 'thread-error' },
+        t.error,
+        ' ',
+        h('button', { type: 'button', class: 'link-button', onclick: () => (t.loaded ? loadOlder(id) : loadLatest(id)) }, 'Try again'),
+      ),
+    );
+  } else if (t.loaded && !t.hasMore) {
+    rows.push(h('li', { class: 'empty', 'data-testid': 'history-start' }, 'This is the start of the conversation.'));
+  }
+
+  for (const m of confirmed) {
+    const own = m.sender_id === app.me.id;
+    const status = own ? (m.seq <= othersRead ? 'read' : 'sent') : 'received';
+    const mark = own ? (status === 'read' ? '✓✓ Read' : '✓ Sent') : '';
+    rows.push(
+      h(
+        'li',
+        {
+          class: `message${own ? ' own' : ''}${m.deleted ? ' deleted' : ''}`,
+          'data-testid': 'message',
+          'data-message-id': m.id,
+          'data-client-id': m.client_id,
+          'data-seq': m.seq,
+          'data-status': status,
+          'data-sender': m.sender_name,
+        },
+        group && !own ? h('div', { class: 'sender' }, m.sender_name) : null,
+        h('div', { class: 'text', 'data-testid': 'message-text' }, m.deleted ? 'Message deleted' : m.text || ''),
+        h(
+          'div',
+          { class: 'meta' },
+          h('time', { datetime: m.created_at }, fmtTime(m.created_at)),
+          own && !m.deleted ? h('span', { class: 'mark', 'data-testid': 'mark' }, mark) : null,
+          own && !m.deleted
+            ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'delete', 'aria-label': 'Delete message', onclick: () => deleteMessage(m) }, 'Delete')
+            : null,
+        ),
+      ),
+    );
+  }
+
+  for (const item of c.itemsFor(id)) {
+    if (ownClientIds.has(item.client_id)) continue; // stored already; the reply is on its way
+    const live = c.state === State.Connected || c.state === State.FeatureThrottled;
+    const status = item.status === 'failed' ? 'failed' : item.status === 'sending' || live ? 'sending' : 'queued';
+    const mark = { failed: `Not sent: ${item.error || 'error'}`, sending: 'Sending…', queued: '🕓 Queued' }[status];
+    rows.push(
+      h(
+        'li',
+        { class: 'message own', 'data-testid': 'message', 'data-client-id': item.client_id, 'data-status': status },
+        h('div', { class: 'text', 'data-testid': 'message-text' }, item.text),
+        h(
+          'div',
+          { class: 'meta' },
+          h('span', { class: 'mark', 'data-testid': 'mark' }, mark),
+          status === 'failed'
+            ? [
+                h('button', { type: 'button', 'data-testid': 'retry', onclick: () => c.retry(item.client_id) }, 'Retry'),
+                h('button', { type: 'button', class: 'secondary', 'data-testid': 'discard', onclick: () => c.discard(item.client_id) }, 'Discard'),
+              ]
+            : null,
+        ),
+      ),
+    );
+  }
+  if (app.paneError) rows.push(h('li', { class: 'error', role: 'alert' }, app.paneError));
+
+  ui.messageList.replaceChildren(...rows);
+  if (keepOffset) box.scrollTop = prevTop + (box.scrollHeight - prevHeight);
+  else if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
+}
+
+function renderTyping() {
+  const names = app.open ? app.client.typersIn(app.open).map((t) => t.name) : [];
+  let text = '';
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length > 2) text = 'Several people are typing…';
+  ui.typing.textContent = text;
+}
+
+// ---------- composer ----------
+
+function submitMessage() {
+  const c = app.client;
+  const text = ui.input.value.trim();
+  if (!text || !app.open || !c || c.state === State.Disconnected) return;
+  c.send(app.open, text);
+  ui.input.value = '';
+  clearTimeout(app.typingIdle);
+  renderMessages({ toBottom: true });
+}
+
+ui.composer.addEventListener('submit', (e) => {
+  e.preventDefault();
+  submitMessage();
+});
+
+ui.input.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    submitMessage();
+  }
+});
+
+ui.input.addEventListener('input', () => {
+  const c = app.client;
+  if (!c || !app.open) return;
+  const id = app.open;
+  clearTimeout(app.typingIdle);
+  if (!ui.input.value.trim()) {
+    c.stopTyping(id);
+    return;
+  }
+  c.typing(id);
+  app.typingIdle = setTimeout(() => c.stopTyping(id), TYPING_IDLE_MS);
+});
+
+// ---------- boot ----------
+
+const auth = savedAuth();
+if (auth) start(auth);
+else ui.authForm.username.focus();

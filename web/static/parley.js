@@ -1,0 +1,730 @@
+// parley.js is Parley's browser SDK: one WebSocket connection with the same
+// state machine as the Go SDK (package client), application-level
+// heartbeats, a persisted outbox of messages not yet acknowledged, resume
+// from the last position seen, and the ephemeral typing and presence state.
+//
+// It has no dependencies and no build step. Everything runs on the page's
+// one thread, so there are no locks: state changes only inside the
+// Client's methods, and listeners are called synchronously, in order.
+//
+// docs/protocol.md is the contract with the server; protocol/protocol.go
+// holds the same frames in Go.
+
+/** Connection states, the same names as the Go SDK's. */
+export const State = Object.freeze({
+  Disconnected: 'disconnected',
+  Connecting: 'connecting',
+  Connected: 'connected',
+  Reconnecting: 'reconnecting',
+  // Connected, but the server switched a feature (typing, presence,
+  // messages) off for a while to protect itself.
+  FeatureThrottled: 'featureThrottled',
+});
+
+// Defaults the welcome frame normally overrides.
+const HEARTBEAT_INTERVAL_MS = 4000;
+const HEARTBEAT_TIMEOUT_MS = 9000;
+// A connection attempt that has not produced a welcome by then is dropped:
+// "stuck in connecting" is one of the complaints Parley answers.
+const CONNECT_TIMEOUT_MS = 10000;
+const BACKOFF_BASE_MS = 1000;
+const BACKOFF_CAP_MS = 30000;
+// Own typingStarted frames go out at most once per TYPING_THROTTLE_MS;
+// others' typing state expires TYPING_EXPIRY_MS after their last start.
+export const TYPING_THROTTLE_MS = 3000;
+export const TYPING_EXPIRY_MS = 5000;
+
+/**
+ * shouldReconnect mirrors protocol.ShouldReconnect: 4100-4199 and the
+ * "your frames are wrong" codes are terminal; everything else (including
+ * 1006, an abnormal close the browser reports when the server is gone)
+ * means reconnect with backoff and resume.
+ */
+export function shouldReconnect(code) {
+  if (code >= 4100 && code <= 4199) return false;
+  return ![1002, 1003, 1007, 1008, 1009].includes(code);
+}
+
+/**
+ * backoffDelay is the delay before reconnect attempt `attempt` (1-based):
+ * full jitter over an exponential ceiling of 1 s, 2 s, 4 s ... capped at
+ * 30 s, so a restarted server is not hit by every client at once.
+ */
+export function backoffDelay(attempt, rand = Math.random) {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(Math.max(attempt - 1, 0), 20));
+  return Math.floor(rand() * ceiling);
+}
+
+/** ParleyError carries a wire error code (see error.go). */
+export class ParleyError extends Error {
+  constructor(code, message, retryAfterMs = 0) {
+    super(message || code);
+    this.name = 'ParleyError';
+    this.code = code;
+    this.retryAfterMs = retryAfterMs || 0;
+  }
+}
+
+/** Codes after which resending the same message can succeed later. */
+function retryable(code) {
+  return code === 'unavailable' || code === 'rate_limited' || code === 'disconnected' || code === 'internal';
+}
+
+/** newClientId makes the id that keeps a resent message from being stored twice. */
+export function newClientId() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  return `c${Date.now().toString(36)}${Math.random().toString(36).slice(2)}`;
+}
+
+async function httpJSON(baseURL, method, path, body, token) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res;
+  try {
+    res = await fetch(baseURL + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    throw new ParleyError('unavailable', 'The server cannot be reached. Check your connection.');
+  }
+  const text = await res.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      throw new ParleyError('internal', `Unexpected answer from the server (HTTP ${res.status}).`);
+    }
+  }
+  if (!res.ok) {
+    const e = data?.error;
+    throw new ParleyError(e?.code || (res.status >= 500 ? 'unavailable' : 'invalid'), e?.message || `HTTP ${res.status}`, e?.retry_after_ms);
+  }
+  return data;
+}
+
+/** register creates an account: resolves to {token, user, expires_at}. */
+export function register(baseURL, username, password) {
+  return httpJSON(baseURL, 'POST', '/v1/auth/register', { username, password });
+}
+
+/** login resolves to {token, user, expires_at}. */
+export function login(baseURL, username, password) {
+  return httpJSON(baseURL, 'POST', '/v1/auth/login', { username, password });
+}
+
+/**
+ * Client is one user's connection to a Parley server.
+ *
+ * Listeners (on(type, fn) returns an id for off(id)):
+ *   state     {state, attempt, retryAt, reason, throttled}   every state change
+ *   event     a parley Event (durable ones once each, in order)
+ *   welcome   {welcome, resumed: bool}   a connection is up; resumed=false means
+ *             no replay happens, so refetch state
+ *   resumed   {from, to, count}
+ *   resync    {head, reason}   refetch conversations and messages
+ *   outbox    [items]          the outbox changed
+ *   sent      {item, message}  the server stored a message from the outbox
+ *   typing    {conversationId} someone's typing state changed there
+ *   presence  {userId, online}
+ *   unauthorized {code, reason} the token is no longer good: log in again
+ */
+export class Client {
+  /**
+   * @param {object} opts
+   * @param {string} opts.token   bearer token
+   * @param {object} opts.user    {id, name}
+   * @param {string} [opts.baseURL]  defaults to the page's origin
+   * @param {Storage} [opts.storage] where the outbox and position persist (localStorage)
+   */
+  constructor({ token, user, baseURL = location.origin, storage = globalThis.localStorage }) {
+    this.token = token;
+    this.user = user;
+    this.baseURL = baseURL.replace(/\/$/, '');
+    this.storage = storage;
+    this.state = State.Disconnected;
+    this.attempt = 0;
+    this.retryAt = 0;
+    this.reason = '';
+    this.listeners = new Map();
+    this.nextListenerId = 1;
+    this.nextRequestId = 1;
+    this.pending = new Map(); // request id -> {resolve, reject, op}
+    this.ws = null;
+    this.generation = 0; // bumps per socket so a dead socket's callbacks are ignored
+    this.lastHeard = 0;
+    this.heartbeat = { interval: HEARTBEAT_INTERVAL_MS, timeout: HEARTBEAT_TIMEOUT_MS };
+    this.timers = { retry: 0, ping: 0, connect: 0, flush: 0 };
+    this.goawayDelay = null;
+    this.wanted = false; // the app wants a connection (connect called, close not)
+    this.live = false; // welcome received on the current socket
+    this.throttled = new Map(); // feature -> until (ms)
+    this.throttleTimers = new Map();
+    this.online = new Set();
+    this.typers = new Map(); // conversationId -> Map(userId -> {name, timer})
+    this.typingSentAt = new Map(); // conversationId -> ms of our last typingStarted
+    this.flushing = false;
+    this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0 };
+
+    const keyBase = `parley.${user.id}`;
+    this.posKey = `${keyBase}.pos`;
+    this.outboxKey = `${keyBase}.outbox`;
+    this.position = this.loadPosition();
+    this.outbox = this.loadOutbox();
+
+    this.onOnline = () => this.networkBack();
+    this.onOffline = () => this.probe();
+    this.onVisibility = () => {
+      if (document.visibilityState !== 'visible') return;
+      if (this.state === State.Reconnecting) this.reconnectNow();
+      else this.probe();
+    };
+  }
+
+  // ---- listeners ----
+
+  on(type, fn) {
+    const id = this.nextListenerId++;
+    this.listeners.set(id, { type, fn });
+    return id;
+  }
+
+  off(id) {
+    this.listeners.delete(id);
+  }
+
+  emit(type, detail) {
+    for (const { type: t, fn } of [...this.listeners.values()]) {
+      if (t !== type) continue;
+      try {
+        fn(detail);
+      } catch (err) {
+        console.error(`parley: ${type} listener failed`, err);
+      }
+    }
+  }
+
+  // ---- persistence ----
+
+  loadPosition() {
+    const v = Number(this.storage?.getItem(this.posKey));
+    return Number.isFinite(v) && v > 0 ? v : null;
+  }
+
+  savePosition() {
+    if (this.position != null) this.storage?.setItem(this.posKey, String(this.position));
+  }
+
+  loadOutbox() {
+    try {
+      const items = JSON.parse(this.storage?.getItem(this.outboxKey) || '[]');
+      // An item in flight when the page went away may or may not be
+      // stored: resending it with the same client_id settles that.
+      return items.map((i) => ({ ...i, status: i.status === 'failed' ? 'failed' : 'pending' }));
+    } catch {
+      return [];
+    }
+  }
+
+  saveOutbox() {
+    this.storage?.setItem(this.outboxKey, JSON.stringify(this.outbox));
+    this.emit('outbox', this.outbox.slice());
+  }
+
+  // ---- state machine ----
+
+  setState(state, extra = {}) {
+    this.state = state;
+    Object.assign(this, extra);
+    this.emit('state', this.status());
+  }
+
+  /** status is a snapshot for the UI. */
+  status() {
+    return {
+      state: this.state,
+      attempt: this.attempt,
+      retryAt: this.retryAt,
+      reason: this.reason,
+      throttled: Object.fromEntries(this.throttled),
+    };
+  }
+
+  /** connect starts connecting and keeps the connection up until close(). */
+  connect() {
+    if (this.wanted) return;
+    this.wanted = true;
+    window.addEventListener('online', this.onOnline);
+    window.addEventListener('offline', this.onOffline);
+    document.addEventListener('visibilitychange', this.onVisibility);
+    this.attempt = 0;
+    this.open(State.Connecting);
+  }
+
+  /** close disconnects for good (logout). The outbox stays persisted. */
+  close() {
+    this.wanted = false;
+    window.removeEventListener('online', this.onOnline);
+    window.removeEventListener('offline', this.onOffline);
+    document.removeEventListener('visibilitychange', this.onVisibility);
+    this.teardown(1000, 'client closed');
+    this.setState(State.Disconnected, { reason: 'closed', retryAt: 0 });
+  }
+
+  /** reconnectNow skips the backoff wait (the "Retry now" button) and resets it. */
+  reconnectNow() {
+    if (!this.wanted) {
+      this.connect();
+      return;
+    }
+    if (this.live || (this.ws && this.state === State.Connecting)) return;
+    this.attempt = 0;
+    this.goawayDelay = null;
+    this.open(State.Connecting);
+  }
+
+  networkBack() {
+    // The browser says the network is back: do not sit out a long backoff.
+    if (this.wanted && !this.live) this.reconnectNow();
+    else this.probe();
+  }
+
+  /** probe pings at once, so a dead link is noticed within the heartbeat timeout. */
+  probe() {
+    if (this.live) this.sendFrame({ op: 'ping', id: this.newRequestId() });
+  }
+
+  open(state) {
+    this.teardown(4000, 'reconnecting');
+    clearTimeout(this.timers.retry);
+    const gen = ++this.generation;
+    this.setState(state, { retryAt: 0 });
+    const url = this.baseURL.replace(/^http/, 'ws') + '/v1/ws';
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (err) {
+      this.lost(gen, 1006, String(err));
+      return;
+    }
+    this.ws = ws;
+    this.timers.connect = setTimeout(() => this.lost(gen, 4000, 'connect timeout'), CONNECT_TIMEOUT_MS);
+    ws.onopen = () => {
+      if (gen !== this.generation) return;
+      const hello = { token: this.token };
+      if (this.position != null) hello.resume_from = this.position;
+      this.helloResumed = this.position != null;
+      this.sendFrame({ op: 'hello', id: 'hello', data: hello });
+    };
+    ws.onmessage = (e) => {
+      if (gen !== this.generation) return;
+      this.lastHeard = Date.now();
+      let frame;
+      try {
+        frame = JSON.parse(e.data);
+      } catch {
+        console.warn('parley: frame is not JSON', e.data);
+        return;
+      }
+      this.handleFrame(frame);
+    };
+    ws.onclose = (e) => this.lost(gen, e.code, e.reason);
+    ws.onerror = () => {}; // onclose follows and decides
+  }
+
+  /** teardown drops the current socket without deciding what happens next. */
+  teardown(code, reason) {
+    clearTimeout(this.timers.connect);
+    clearInterval(this.timers.ping);
+    clearTimeout(this.timers.flush);
+    const ws = this.ws;
+    this.ws = null;
+    this.live = false;
+    this.generation++;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try {
+        ws.close(code, reason);
+      } catch {
+        /* already closed */
+      }
+    }
+    for (const [, p] of this.pending) p.reject(new ParleyError('disconnected', 'The connection was lost.'));
+    this.pending.clear();
+    let changed = false;
+    for (const item of this.outbox) {
+      if (item.status === 'sending') {
+        item.status = 'pending';
+        changed = true;
+      }
+    }
+    if (changed) this.saveOutbox();
+    this.clearThrottles();
+    this.clearAllTypers();
+  }
+
+  /** lost handles the end of socket `gen`, by close code. */
+  lost(gen, code, reason) {
+    if (gen !== this.generation || !this.wanted) return;
+    this.teardown(4000, 'reconnecting');
+    if (!shouldReconnect(code)) {
+      this.setState(State.Disconnected, { reason: reason || `closed with code ${code}`, retryAt: 0 });
+      if (code === 4100 || code === 4102) this.emit('unauthorized', { code, reason });
+      return;
+    }
+    this.stats.reconnects++;
+    this.attempt++;
+    // A goaway names when the server wants us back; otherwise back off.
+    const delay = this.goawayDelay ?? backoffDelay(this.attempt);
+    this.goawayDelay = null;
+    this.timers.retry = setTimeout(() => this.open(State.Reconnecting), delay);
+    this.setState(State.Reconnecting, { retryAt: Date.now() + delay, reason: reason || `closed with code ${code}` });
+  }
+
+  sendFrame(frame) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  newRequestId() {
+    return `r${this.nextRequestId++}`;
+  }
+
+  /**
+   * request sends op over the live connection and resolves with the reply's
+   * data; it rejects with a ParleyError (code "disconnected" when there is no
+   * live connection or it drops before the reply).
+   */
+  request(op, data) {
+    if (!this.live) return Promise.reject(new ParleyError('disconnected', 'Not connected.'));
+    const id = this.newRequestId();
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, op });
+      this.sendFrame({ op, id, data });
+    });
+  }
+
+  /** api calls the HTTP API with this client's token. */
+  api(method, path, body) {
+    return httpJSON(this.baseURL, method, path, body, this.token);
+  }
+
+  handleFrame(f) {
+    switch (f.type) {
+      case 'welcome':
+        this.welcome(f.data);
+        return;
+      case 'pong':
+        return;
+      case 'reply': {
+        const p = this.pending.get(f.id);
+        if (p) {
+          this.pending.delete(f.id);
+          p.resolve(f.data);
+        }
+        return;
+      }
+      case 'error': {
+        const e = f.error || {};
+        if (f.id === 'hello') {
+          // The hello itself failed; the close code that follows decides.
+          this.reason = e.message || e.code;
+          return;
+        }
+        const p = f.id && this.pending.get(f.id);
+        if (p) {
+          this.pending.delete(f.id);
+          p.reject(new ParleyError(e.code, e.message, e.retry_after_ms));
+        } else {
+          console.warn('parley: server error', e);
+        }
+        return;
+      }
+      case 'event':
+        this.handleEvent(f.data);
+        return;
+      case 'resumed':
+        this.stats.resumes++;
+        this.emit('resumed', f.data);
+        return;
+      case 'resync':
+        this.stats.resyncs++;
+        this.position = f.data?.head ?? this.position;
+        this.savePosition();
+        this.emit('resync', f.data);
+        return;
+      case 'throttled':
+        this.throttle(f.data.feature, Date.parse(f.data.until) || Date.now() + 5000);
+        return;
+      case 'unthrottled':
+        this.unthrottle(f.data.feature);
+        return;
+      case 'goaway':
+        this.goawayDelay = Math.max(0, Number(f.data?.reconnect_after_ms) || 0);
+        return;
+      default:
+        console.warn('parley: unknown frame type', f.type);
+    }
+  }
+
+  welcome(w) {
+    clearTimeout(this.timers.connect);
+    this.live = true;
+    this.attempt = 0;
+    this.goawayDelay = null;
+    this.heartbeat = {
+      interval: w.heartbeat_interval_ms || HEARTBEAT_INTERVAL_MS,
+      timeout: w.heartbeat_timeout_ms || HEARTBEAT_TIMEOUT_MS,
+    };
+    const resumed = this.helloResumed;
+    if (this.position == null) {
+      this.position = w.head;
+      this.savePosition();
+    }
+    this.online = new Set(w.online || []);
+    const gen = this.generation;
+    this.lastHeard = Date.now();
+    // One timer both pings and checks for silence; browsers cannot see
+    // WebSocket-level pings, so the check must live in the protocol.
+    const tick = Math.min(1000, this.heartbeat.interval);
+    let sinceLastPing = 0;
+    this.timers.ping = setInterval(() => {
+      if (gen !== this.generation) return;
+      if (Date.now() - this.lastHeard > this.heartbeat.timeout) {
+        this.lost(gen, 4002, 'no answer from the server');
+        return;
+      }
+      sinceLastPing += tick;
+      if (sinceLastPing >= this.heartbeat.interval) {
+        sinceLastPing = 0;
+        this.sendFrame({ op: 'ping', id: this.newRequestId() });
+      }
+    }, tick);
+    this.setState(State.Connected, { retryAt: 0, reason: '' });
+    this.emit('welcome', { welcome: w, resumed });
+    this.emit('presence', { userId: null, online: null });
+    this.flush();
+  }
+
+  handleEvent(ev) {
+    if (!ev) return;
+    if (ev.pos) {
+      // Positions only grow for one user, so anything at or below the one
+      // we hold was seen already (a replay overlapping live delivery).
+      if (this.position != null && ev.pos <= this.position) {
+        this.stats.duplicatesDropped++;
+        return;
+      }
+      this.position = ev.pos;
+    }
+    switch (ev.type) {
+      case 'typingStarted':
+        if (ev.user_id !== this.user.id) this.setTyper(ev.conversation_id, ev.user_id, ev.user_name);
+        break;
+      case 'typingStopped':
+        this.clearTyper(ev.conversation_id, ev.user_id);
+        break;
+      case 'userOnline':
+        this.online.add(ev.user_id);
+        this.emit('presence', { userId: ev.user_id, online: true });
+        break;
+      case 'userOffline':
+        this.online.delete(ev.user_id);
+        this.emit('presence', { userId: ev.user_id, online: false });
+        break;
+      case 'newMessage':
+        // A message ends its sender's typing there.
+        if (ev.message) this.clearTyper(ev.conversation_id, ev.message.sender_id);
+        break;
+    }
+    this.emit('event', ev);
+    // Persist after the app has handled the event: a reload resumes from
+    // here and replays anything newer.
+    if (ev.pos) this.savePosition();
+  }
+
+  // ---- feature throttling ----
+
+  throttle(feature, until) {
+    this.throttled.set(feature, until);
+    clearTimeout(this.throttleTimers.get(feature));
+    this.throttleTimers.set(feature, setTimeout(() => this.unthrottle(feature), Math.max(0, until - Date.now())));
+    if (this.live) this.setState(State.FeatureThrottled);
+  }
+
+  unthrottle(feature) {
+    clearTimeout(this.throttleTimers.get(feature));
+    this.throttleTimers.delete(feature);
+    if (!this.throttled.delete(feature)) return;
+    if (this.live) this.setState(this.throttled.size ? State.FeatureThrottled : State.Connected);
+    if (feature === 'messages') this.flush();
+  }
+
+  clearThrottles() {
+    for (const t of this.throttleTimers.values()) clearTimeout(t);
+    this.throttleTimers.clear();
+    this.throttled.clear();
+  }
+
+  isThrottled(feature) {
+    return this.throttled.has(feature);
+  }
+
+  // ---- outbox ----
+
+  /**
+   * send queues a text message and returns its outbox item at once; the
+   * item leaves the outbox when the server has stored it (event "sent").
+   * Queued items survive a reload.
+   */
+  send(conversationId, text) {
+    const item = {
+      client_id: newClientId(),
+      conversation_id: conversationId,
+      type: 'text',
+      text,
+      created_at: new Date().toISOString(),
+      status: 'pending',
+      error: '',
+      not_before: 0,
+    };
+    this.outbox.push(item);
+    this.saveOutbox();
+    this.stopTyping(conversationId);
+    this.flush();
+    return item;
+  }
+
+  /** retry puts a failed item back in line. */
+  retry(clientId) {
+    const item = this.outbox.find((i) => i.client_id === clientId);
+    if (!item) return;
+    item.status = 'pending';
+    item.error = '';
+    item.not_before = 0;
+    this.saveOutbox();
+    this.flush();
+  }
+
+  /** discard removes an item from the outbox (a failed one the user gives up on). */
+  discard(clientId) {
+    this.outbox = this.outbox.filter((i) => i.client_id !== clientId);
+    this.saveOutbox();
+  }
+
+  /**
+   * flush sends pending items one at a time, in order, each waiting for
+   * its reply, so the server stores them in the order they were written.
+   */
+  async flush() {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.live && !this.isThrottled('messages')) {
+        const now = Date.now();
+        const item = this.outbox.find((i) => i.status === 'pending');
+        if (!item) break;
+        if (item.not_before > now) {
+          clearTimeout(this.timers.flush);
+          this.timers.flush = setTimeout(() => this.flush(), item.not_before - now);
+          break;
+        }
+        item.status = 'sending';
+        this.saveOutbox();
+        try {
+          const msg = await this.request('send', {
+            conversation_id: item.conversation_id,
+            client_id: item.client_id,
+            type: item.type,
+            text: item.text,
+          });
+          this.outbox = this.outbox.filter((i) => i.client_id !== item.client_id);
+          this.saveOutbox();
+          this.emit('sent', { item, message: msg });
+        } catch (err) {
+          if (!this.outbox.includes(item)) continue;
+          if (retryable(err.code)) {
+            item.status = 'pending';
+            item.not_before = err.retryAfterMs ? Date.now() + err.retryAfterMs : 0;
+            this.saveOutbox();
+            if (err.code === 'disconnected') break;
+            if (!err.retryAfterMs) {
+              // Unknown trouble on a live link: try again shortly, not in a loop.
+              item.not_before = Date.now() + 1000;
+            }
+          } else {
+            item.status = 'failed';
+            item.error = err.message;
+            this.saveOutbox();
+          }
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** itemsFor lists the outbox items of one conversation, oldest first. */
+  itemsFor(conversationId) {
+    return this.outbox.filter((i) => i.conversation_id === conversationId);
+  }
+
+  // ---- typing ----
+
+  /** typing tells the others we are typing, at most once per 3 s. */
+  typing(conversationId) {
+    if (!this.live || this.isThrottled('typing')) return;
+    const now = Date.now();
+    if (now - (this.typingSentAt.get(conversationId) || 0) < TYPING_THROTTLE_MS) return;
+    this.typingSentAt.set(conversationId, now);
+    this.request('typing', { conversation_id: conversationId, typing: true }).catch(() => {});
+  }
+
+  /** stopTyping clears our typing state there, if we announced one. */
+  stopTyping(conversationId) {
+    if (!this.typingSentAt.has(conversationId)) return;
+    this.typingSentAt.delete(conversationId);
+    if (!this.live || this.isThrottled('typing')) return;
+    this.request('typing', { conversation_id: conversationId, typing: false }).catch(() => {});
+  }
+
+  /** typersIn lists who is typing in a conversation: [{userId, name}]. */
+  typersIn(conversationId) {
+    const m = this.typers.get(conversationId);
+    return m ? [...m].map(([userId, t]) => ({ userId, name: t.name })) : [];
+  }
+
+  setTyper(conversationId, userId, name) {
+    let m = this.typers.get(conversationId);
+    if (!m) this.typers.set(conversationId, (m = new Map()));
+    const prev = m.get(userId);
+    if (prev) clearTimeout(prev.timer);
+    // Keyed by user id for both start and stop: never by name.
+    const timer = setTimeout(() => this.clearTyper(conversationId, userId), TYPING_EXPIRY_MS);
+    m.set(userId, { name: name || prev?.name || 'Someone', timer });
+    this.emit('typing', { conversationId });
+  }
+
+  clearTyper(conversationId, userId) {
+    const m = this.typers.get(conversationId);
+    const t = m?.get(userId);
+    if (!t) return;
+    clearTimeout(t.timer);
+    m.delete(userId);
+    this.emit('typing', { conversationId });
+  }
+
+  clearAllTypers() {
+    for (const [conversationId, m] of this.typers) {
+      for (const t of m.values()) clearTimeout(t.timer);
+      this.typers.delete(conversationId);
+      this.emit('typing', { conversationId });
+    }
+  }
+
+  // ---- presence ----
+
+  isOnline(userId) {
+    return this.online.has(userId);
+  }
+}
