@@ -1,0 +1,680 @@
+// Package bench is Parley's load tool: `parley bench SCENARIO` drives a
+// server with many simulated users speaking protocol v1 directly (no SDK,
+// reused buffers, frames scanned without decoding), checks that every
+// acknowledged message reaches every member exactly once, and reports
+// throughput, latency and the server's CPU and memory.
+//
+// A run has one parent and one or more workers. The parent starts (or is
+// given) the server, splits the users between workers, steps them through
+// the scenario and adds up their reports. Each room lives whole in one
+// worker, so a worker checks its deliveries against its own sends. With
+// Procs > 1 the workers are child processes (the binary re-executed with
+// PARLEY_BENCH_WORKER=1), because one process may hold at most as many
+// connections as it may open files; with Procs = 1 the worker runs in the
+// parent, on pipes. Either way parent and worker speak JSON lines.
+//
+// Latency is measured on the load tool's clock: each message's text holds
+// its scheduled send time, and the receiving member subtracts it from the
+// time the frame arrived. Sends are open loop (scheduled, not waiting for
+// answers), so a stalled server shows as latency, not as a lower rate.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parleychat/parley/protocol"
+)
+
+// Scenarios the tool knows.
+var Scenarios = []string{"fanout", "latency", "idle", "storm", "write", "resume"}
+
+// Config is one run. Zero fields take the defaults of the scenario (see
+// Defaults).
+type Config struct {
+	Scenario string
+	// Server to drive. Secret signs the load users' tokens; it must be the
+	// server's.
+	Server Server
+	Secret []byte
+
+	Procs      int // worker processes (default 1: in this process)
+	Rooms      int
+	Members    int
+	Publishers int // members of each room that send (default: all)
+	Conns      int // idle and storm: connections in total
+
+	Rates    []float64     // fanout: total messages/s, one step each
+	Step     time.Duration // fanout: length of each step
+	Rate     float64       // latency and storm: messages/s
+	Duration time.Duration // latency, write: length; storm: load length
+
+	Settle  time.Duration // idle: wait before reading RSS
+	Restart string        // storm: kill, graceful or drop
+	Window  int           // write: sends in flight per publisher
+	Missed  int           // resume: events missed
+	Repeat  int           // resume: repeats per room
+
+	TextBytes       int
+	SourceAddrs     int
+	DialConcurrency int
+	BackoffBase     time.Duration
+	BackoffMax      time.Duration
+	DrainTimeout    time.Duration
+
+	// WorkerCommand runs one worker process (Procs > 1); default: this
+	// executable with args "bench --worker". The env var
+	// PARLEY_BENCH_WORKER=1 is always set.
+	WorkerCommand []string
+	// Label describes the server (store, mode) in the report.
+	Label string
+	// Log gets progress lines (nil: none).
+	Log io.Writer
+}
+
+// Defaults fills the zero fields of c with the scenario's defaults.
+func (c Config) Defaults() Config {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defD := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.Procs, 1)
+	switch c.Scenario {
+	case "fanout":
+		def(&c.Rooms, 1000)
+		def(&c.Members, 10)
+		if len(c.Rates) == 0 {
+			c.Rates = []float64{2000, 5000, 10000, 20000}
+		}
+		defD(&c.Step, 5*time.Second)
+	case "latency":
+		def(&c.Members, 10)
+		def(&c.Rooms, 100)
+		if c.Rate == 0 {
+			c.Rate = 1000
+		}
+		defD(&c.Duration, 10*time.Second)
+	case "idle":
+		def(&c.Conns, 15000)
+		defD(&c.Settle, 5*time.Second)
+	case "storm":
+		def(&c.Conns, 15000)
+		def(&c.Members, 10)
+		if c.Rate == 0 {
+			c.Rate = 1000
+		}
+		defD(&c.Duration, 10*time.Second)
+		if c.Restart == "" {
+			c.Restart = "kill"
+		}
+	case "write":
+		def(&c.Rooms, 100)
+		def(&c.Members, 1)
+		def(&c.Window, 8)
+		defD(&c.Duration, 10*time.Second)
+	case "resume":
+		def(&c.Rooms, 1)
+		def(&c.Members, 2)
+		def(&c.Missed, 1000)
+		def(&c.Repeat, 10)
+	}
+	if c.Scenario == "storm" && c.Rooms == 0 {
+		c.Rooms = max(c.Conns/c.Members, 1)
+	}
+	def(&c.Publishers, c.Members)
+	def(&c.TextBytes, 64)
+	def(&c.SourceAddrs, 32)
+	def(&c.DialConcurrency, 512)
+	defD(&c.BackoffBase, 50*time.Millisecond)
+	defD(&c.BackoffMax, time.Second)
+	defD(&c.DrainTimeout, 15*time.Second)
+	return c
+}
+
+// Result is what a run reports.
+type Result struct {
+	Scenario string    `json:"scenario"`
+	Machine  string    `json:"machine"`
+	Server   string    `json:"server"`
+	At       time.Time `json:"at"`
+	Procs    int       `json:"procs"`
+	Clients  int       `json:"clients"`
+	Rooms    int       `json:"rooms,omitempty"`
+	Members  int       `json:"members,omitempty"`
+
+	ConnectSeconds float64 `json:"connect_seconds"`
+
+	Steps []Step `json:"steps,omitempty"`
+
+	// idle
+	ServerRSSBeforeBytes int64   `json:"server_rss_before_bytes,omitempty"`
+	ServerRSSAfterBytes  int64   `json:"server_rss_after_bytes,omitempty"`
+	RSSPerConnBytes      float64 `json:"rss_per_conn_bytes,omitempty"`
+
+	Storm  *Storm   `json:"storm,omitempty"`
+	Resume *Summary `json:"resume,omitempty"`
+
+	TotalSent   int64    `json:"total_sent"`
+	TotalAcked  int64    `json:"total_acked"`
+	Unacked     int64    `json:"unacked"`
+	Lost        int64    `json:"lost"`
+	Duplicated  int64    `json:"duplicated"`
+	Unexpected  int64    `json:"unexpected"`
+	SendErrors  int64    `json:"send_errors"`
+	ProtoErrors int64    `json:"proto_errors"`
+	Failed      int      `json:"failed_clients"`
+	Errors      []string `json:"errors,omitempty"`
+	LoadRSS     int64    `json:"load_tool_rss_bytes"`
+}
+
+// Step is one load level.
+type Step struct {
+	OfferedPerSec    float64 `json:"offered_msgs_per_s,omitempty"`
+	Seconds          float64 `json:"seconds"`
+	Sent             int64   `json:"sent"`
+	Acked            int64   `json:"acked"`
+	AcksPerSec       float64 `json:"acks_per_s"`
+	Deliveries       int64   `json:"deliveries"`
+	DeliveriesPerSec float64 `json:"deliveries_per_s"`
+	Backlog          int64   `json:"backlog_at_end"`
+	Latency          Summary `json:"latency"`
+	AckLatency       Summary `json:"ack_latency"`
+	ServerCPUSeconds float64 `json:"server_cpu_s,omitempty"`
+	CPUPer1k         float64 `json:"server_cpu_s_per_1k_deliveries,omitempty"`
+	ServerRSSBytes   int64   `json:"server_rss_bytes,omitempty"`
+}
+
+// Storm is the storm scenario's outcome.
+type Storm struct {
+	Mode            string  `json:"mode"`
+	DownSeconds     float64 `json:"down_to_ready_s"`
+	AllResumedAfter float64 `json:"all_resumed_after_ready_s"`
+	Resumed         int     `json:"resumed"`
+	Of              int     `json:"of"`
+	ResumeP50       float64 `json:"resume_p50_s"`
+	ResumeP99       float64 `json:"resume_p99_s"`
+	Replayed        int64   `json:"replayed_events"`
+	Resyncs         int64   `json:"resyncs"`
+	Reconnects      int64   `json:"reconnect_attempts"`
+	Resent          int64   `json:"resent_sends"`
+}
+
+// link is the parent's end of one worker.
+type link struct {
+	in      io.WriteCloser
+	out     *bufio.Scanner
+	replies chan Report
+	done    chan error // the worker's exit
+	cmd     *exec.Cmd
+}
+
+func (l *link) send(c command) error {
+	b, _ := json.Marshal(c)
+	_, err := l.in.Write(append(b, '\n'))
+	return err
+}
+
+func (l *link) recv(ctx context.Context, typ string) (Report, error) {
+	select {
+	case r, ok := <-l.replies:
+		if !ok {
+			return Report{}, errors.New("worker exited")
+		}
+		if r.Type == "error" {
+			return r, fmt.Errorf("worker %d: %s", r.Worker, r.Error)
+		}
+		if r.Type != typ {
+			return r, fmt.Errorf("worker %d: got %q, want %q", r.Worker, r.Type, typ)
+		}
+		return r, nil
+	case <-ctx.Done():
+		return Report{}, ctx.Err()
+	}
+}
+
+// Run performs one run and returns its result.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg = cfg.Defaults()
+	if !validScenario(cfg.Scenario) {
+		return nil, fmt.Errorf("unknown scenario %q (want one of %s)", cfg.Scenario, strings.Join(Scenarios, ", "))
+	}
+	if cfg.Server == nil {
+		return nil, errors.New("bench: no server")
+	}
+	if len(cfg.Secret) == 0 {
+		return nil, errors.New("bench: no secret to sign tokens with")
+	}
+	_, _ = RaiseFileLimit()
+	logf := func(format string, args ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, "bench: "+format+"\n", args...)
+		}
+	}
+	res := &Result{Scenario: cfg.Scenario, Machine: machine(), Server: cfg.Label, At: time.Now().UTC(), Procs: cfg.Procs}
+	runID := randomID()
+	wsURL := "ws" + strings.TrimPrefix(cfg.Server.URL(), "http") + protocol.Path
+
+	rooms, idle := cfg.Rooms, 0
+	switch cfg.Scenario {
+	case "idle":
+		rooms, idle = 0, cfg.Conns
+	}
+	res.Rooms, res.Members = rooms, cfg.Members
+	if rooms == 0 {
+		res.Members = 0
+	}
+	pid := cfg.Server.PID()
+	if cfg.Scenario == "idle" && pid > 0 {
+		if s, err := readProcStat(pid); err == nil {
+			res.ServerRSSBeforeBytes = s.RSS
+		}
+	}
+
+	// Split rooms and idle connections between workers.
+	links := make([]*link, cfg.Procs)
+	user, rm := 0, 0
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for i := range cfg.Procs {
+		nr := rooms / cfg.Procs
+		if i < rooms%cfg.Procs {
+			nr++
+		}
+		ni := idle / cfg.Procs
+		if i < idle%cfg.Procs {
+			ni++
+		}
+		job := Job{
+			Scenario: cfg.Scenario, Worker: i, RunID: runID, WSURL: wsURL, Secret: cfg.Secret,
+			FirstUser: user, FirstRoom: rm, Rooms: nr, Members: cfg.Members, Publishers: cfg.Publishers,
+			Idle: ni, TextBytes: cfg.TextBytes, SourceAddrs: cfg.SourceAddrs,
+			DialConcurrency: cfg.DialConcurrency, BackoffBase: cfg.BackoffBase, BackoffMax: cfg.BackoffMax,
+			Reconnect: cfg.Scenario == "storm",
+		}
+		user += nr*cfg.Members + ni
+		rm += nr
+		l, err := startWorker(ctx, cfg, job, &wg)
+		if err != nil {
+			return nil, err
+		}
+		links[i] = l
+	}
+	res.Clients = user
+	defer func() {
+		for _, l := range links {
+			_ = l.in.Close()
+		}
+	}()
+	all := func(typ string, c *command) ([]Report, error) {
+		if c != nil {
+			for _, l := range links {
+				if err := l.send(*c); err != nil {
+					return nil, err
+				}
+			}
+		}
+		reps := make([]Report, len(links))
+		for i, l := range links {
+			r, err := l.recv(ctx, typ)
+			if err != nil {
+				return nil, err
+			}
+			reps[i] = r
+		}
+		return reps, nil
+	}
+
+	logf("%s: connecting %d clients with %d process(es) to %s", cfg.Scenario, user, cfg.Procs, cfg.Server.URL())
+	t0 := time.Now()
+	if _, err := all("ready", nil); err != nil {
+		return nil, err
+	}
+	res.ConnectSeconds = time.Since(t0).Seconds()
+	logf("connected in %.1fs", res.ConnectSeconds)
+
+	// share gives worker i its part of a total rate, by its rooms.
+	share := func(total float64, i int) float64 {
+		nr := rooms / cfg.Procs
+		if i < rooms%cfg.Procs {
+			nr++
+		}
+		if rooms == 0 {
+			return 0
+		}
+		return total * float64(nr) / float64(rooms)
+	}
+	step := func(rate float64, d time.Duration, closed bool) (Step, error) {
+		before, _ := readProcStat(pid)
+		for i, l := range links {
+			c := command{Cmd: "load", Rate: share(rate, i), Duration: d}
+			if closed {
+				c = command{Cmd: "closed", Window: cfg.Window, Duration: d}
+			}
+			if err := l.send(c); err != nil {
+				return Step{}, err
+			}
+		}
+		reps, err := all("step", nil)
+		if err != nil {
+			return Step{}, err
+		}
+		s := Step{OfferedPerSec: rate}
+		var lat, ack HistSnapshot
+		var ws, we int64
+		for _, r := range reps {
+			s.Sent += r.Sent
+			s.Acked += r.Acked
+			s.Deliveries += r.Delivered
+			s.Backlog += r.Backlog
+			lat.Merge(r.Latency)
+			ack.Merge(r.AckLatency)
+			if ws == 0 || r.WindowStart < ws {
+				ws = r.WindowStart
+			}
+			we = max(we, r.WindowEnd)
+		}
+		s.Seconds = float64(we-ws) / 1e9
+		s.DeliveriesPerSec = float64(s.Deliveries) / s.Seconds
+		s.AcksPerSec = float64(s.Acked) / s.Seconds
+		s.Latency, s.AckLatency = lat.Summary(), ack.Summary()
+		if pid > 0 {
+			if after, err := readProcStat(pid); err == nil {
+				s.ServerCPUSeconds = (after.CPU - before.CPU).Seconds()
+				s.ServerRSSBytes = after.RSS
+				if lat.N > 0 {
+					s.CPUPer1k = s.ServerCPUSeconds / (float64(lat.N) / 1000)
+				}
+			}
+		}
+		logf("step %.0f msg/s: %.0f deliveries/s, p50 %.1f ms, p99 %.1f ms, backlog %d",
+			rate, s.DeliveriesPerSec, s.Latency.P50MS, s.Latency.P99MS, s.Backlog)
+		return s, nil
+	}
+
+	switch cfg.Scenario {
+	case "fanout":
+		for _, r := range cfg.Rates {
+			s, err := step(r, cfg.Step, false)
+			if err != nil {
+				return nil, err
+			}
+			res.Steps = append(res.Steps, s)
+		}
+	case "latency":
+		s, err := step(cfg.Rate, cfg.Duration, false)
+		if err != nil {
+			return nil, err
+		}
+		res.Steps = append(res.Steps, s)
+	case "write":
+		s, err := step(0, cfg.Duration, true)
+		if err != nil {
+			return nil, err
+		}
+		res.Steps = append(res.Steps, s)
+	case "idle":
+		logf("settling %s", cfg.Settle)
+		select {
+		case <-time.After(cfg.Settle):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if pid > 0 {
+			if s, err := readProcStat(pid); err == nil {
+				res.ServerRSSAfterBytes = s.RSS
+				res.RSSPerConnBytes = float64(s.RSS-res.ServerRSSBeforeBytes) / float64(max(idle, 1))
+			}
+		}
+	case "resume":
+		reps, err := all("resume", &command{Cmd: "resume", Missed: cfg.Missed, Repeat: cfg.Repeat})
+		if err != nil {
+			return nil, err
+		}
+		var h HistSnapshot
+		for _, r := range reps {
+			if r.Error != "" {
+				return nil, errors.New(r.Error)
+			}
+			h.Merge(r.ResumeLatency)
+		}
+		s := h.Summary()
+		res.Resume = &s
+	case "storm":
+		st, s, err := storm(ctx, cfg, links, share, logf)
+		if err != nil {
+			return nil, err
+		}
+		res.Storm = st
+		res.Steps = append(res.Steps, s)
+	}
+
+	reps, err := all("done", &command{Cmd: "finish", Timeout: cfg.DrainTimeout})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range reps {
+		res.TotalSent += r.TotalSent
+		res.TotalAcked += r.TotalAcked
+		res.Unacked += r.Unacked
+		res.Lost += r.Lost
+		res.Duplicated += r.Duplicated
+		res.Unexpected += r.Unexpected
+		res.SendErrors += r.SendErrors
+		res.ProtoErrors += r.ProtoErrors
+		res.Failed += r.Failed
+		res.Errors = append(res.Errors, r.Errors...)
+		res.LoadRSS += r.RSSBytes
+	}
+	return res, nil
+}
+
+// storm runs load, takes the server away (kill, graceful restart or
+// dropping every connection), waits until every client is back and
+// resumed, and lets the load finish.
+func storm(ctx context.Context, cfg Config, links []*link, share func(float64, int) float64, logf func(string, ...any)) (*Storm, Step, error) {
+	st := &Storm{Mode: cfg.Restart}
+	pre := min(cfg.Duration/4, 3*time.Second)
+	start := time.Now()
+	for i, l := range links {
+		if err := l.send(command{Cmd: "load", Rate: share(cfg.Rate, i), Duration: cfg.Duration}); err != nil {
+			return nil, Step{}, err
+		}
+	}
+	select {
+	case <-time.After(pre):
+	case <-ctx.Done():
+		return nil, Step{}, ctx.Err()
+	}
+	down := time.Now()
+	switch cfg.Restart {
+	case "drop":
+		for _, l := range links {
+			if err := l.send(command{Cmd: "drop"}); err != nil {
+				return nil, Step{}, err
+			}
+		}
+	case "kill", "graceful":
+		logf("storm: %s restart of the server", cfg.Restart)
+		if err := cfg.Server.Restart(ctx, cfg.Restart == "kill"); err != nil {
+			return nil, Step{}, err
+		}
+	default:
+		return nil, Step{}, fmt.Errorf("storm: unknown restart mode %q (kill, graceful, drop)", cfg.Restart)
+	}
+	ready := time.Now()
+	if cfg.Restart == "drop" {
+		ready = down
+	}
+	st.DownSeconds = ready.Sub(down).Seconds()
+	for _, l := range links {
+		if err := l.send(command{Cmd: "await", Since: ready.UnixNano(), Timeout: 60 * time.Second}); err != nil {
+			return nil, Step{}, err
+		}
+	}
+	// Replies come back in any order: "dropped", "resumed" and "step".
+	var resumed []Report
+	var steps []Report
+	var h HistSnapshot
+	for _, l := range links {
+		want := 2
+		if cfg.Restart == "drop" {
+			want = 3
+		}
+		for range want {
+			var r Report
+			select {
+			case r0, ok := <-l.replies:
+				if !ok {
+					return nil, Step{}, errors.New("worker exited")
+				}
+				r = r0
+			case <-ctx.Done():
+				return nil, Step{}, ctx.Err()
+			}
+			switch r.Type {
+			case "resumed":
+				resumed = append(resumed, r)
+			case "step":
+				steps = append(steps, r)
+			case "error":
+				return nil, Step{}, fmt.Errorf("worker %d: %s", r.Worker, r.Error)
+			}
+		}
+	}
+	var last int64
+	for _, r := range resumed {
+		st.Resumed += r.Resumed
+		st.Of += r.Clients
+		last = max(last, r.LastResumeNS)
+		h.Merge(r.ResumeTimes)
+		st.Replayed += r.Replayed
+		st.Resyncs += r.Resyncs
+		st.Reconnects += r.Reconnects
+		st.Resent += r.Resent
+	}
+	if last > 0 {
+		st.AllResumedAfter = float64(last-ready.UnixNano()) / 1e9
+	}
+	st.ResumeP50 = h.Quantile(0.5).Seconds()
+	st.ResumeP99 = h.Quantile(0.99).Seconds()
+	var s Step
+	s.OfferedPerSec = cfg.Rate
+	var lat HistSnapshot
+	for _, r := range steps {
+		s.Sent += r.Sent
+		s.Acked += r.Acked
+		s.Deliveries += r.Delivered
+		lat.Merge(r.Latency)
+	}
+	s.Seconds = time.Since(start).Seconds()
+	s.Latency = lat.Summary()
+	logf("storm: %d resumed, the last %.2fs after the server was ready", st.Resumed, st.AllResumedAfter)
+	return st, s, nil
+}
+
+func validScenario(s string) bool {
+	for _, v := range Scenarios {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func randomID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// startWorker starts worker i, in this process when cfg.Procs is 1 and as
+// a child process otherwise. The goroutines it starts are tracked by wg,
+// which Run waits on; they end when the worker's output ends.
+func startWorker(ctx context.Context, cfg Config, job Job, wg *sync.WaitGroup) (*link, error) {
+	l := &link{replies: make(chan Report, 16), done: make(chan error, 1)}
+	var out io.Reader
+	if cfg.Procs == 1 {
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		l.in, out = inW, outR
+		wg.Add(1)
+		go func() { // owner: Run, through wg; ends when the input pipe closes
+			defer wg.Done()
+			err := Worker(ctx, inR, outW)
+			_ = inR.CloseWithError(io.EOF)
+			_ = outW.CloseWithError(io.EOF)
+			l.done <- err
+		}()
+	} else {
+		args := cfg.WorkerCommand
+		if len(args) == 0 {
+			exe, err := os.Executable()
+			if err != nil {
+				return nil, err
+			}
+			args = []string{exe, "bench", "--worker"}
+		}
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "PARLEY_BENCH_WORKER=1")
+		cmd.Stderr = os.Stderr
+		if cfg.Log != nil {
+			cmd.Stderr = cfg.Log
+		}
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		o, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start worker: %w", err)
+		}
+		l.in, out, l.cmd = in, o, cmd
+	}
+	b, _ := json.Marshal(job)
+	if _, err := l.in.Write(append(b, '\n')); err != nil {
+		return nil, err
+	}
+	l.out = bufio.NewScanner(out)
+	l.out.Buffer(make([]byte, 1<<16), 1<<26)
+	wg.Add(1)
+	go func() { // owner: Run, through wg; ends when the worker's output ends
+		defer wg.Done()
+		defer close(l.replies)
+		for l.out.Scan() {
+			var r Report
+			if err := json.Unmarshal(l.out.Bytes(), &r); err != nil {
+				r = Report{Type: "error", Error: "bad report: " + err.Error()}
+			}
+			select {
+			case l.replies <- r:
+			case <-ctx.Done(): // keep reading so the worker never blocks writing
+			}
+		}
+		if l.cmd != nil {
+			_ = l.cmd.Wait()
+		}
+	}()
+	return l, nil
+}

@@ -1,0 +1,571 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/protocol"
+)
+
+// bitset is a growable set of small non-negative integers (message seqs).
+type bitset []uint64
+
+// add sets i and reports whether it was unset before.
+func (b *bitset) add(i uint32) bool {
+	w := int(i / 64)
+	for len(*b) <= w {
+		*b = append(*b, 0)
+	}
+	m := uint64(1) << (i % 64)
+	if (*b)[w]&m != 0 {
+		return false
+	}
+	(*b)[w] |= m
+	return true
+}
+
+func (b bitset) has(i uint32) bool {
+	w := int(i / 64)
+	return w < len(b) && b[w]&(1<<(i%64)) != 0
+}
+
+// andNotCount counts the members of b that are not in o.
+func (b bitset) andNotCount(o bitset) int64 {
+	var n int
+	for i, w := range b {
+		if i < len(o) {
+			w &^= o[i]
+		}
+		n += bits.OnesCount64(w)
+	}
+	return int64(n)
+}
+
+// room is one group conversation whose members all live in one worker, so
+// the worker can check every delivery against every acknowledged send.
+type room struct {
+	idx     int // global room index, embedded in message texts
+	id      string
+	members []*client
+}
+
+// client is one simulated user holding at most one WebSocket at a time.
+// Its run goroutine (started and waited for by the worker) dials, says
+// hello, resumes after a drop and owns the receive-side state (lastPos,
+// recv); the send side (nextSeq, pending, acked) is shared with the pacer
+// and guarded by mu.
+type client struct {
+	w      *worker
+	idx    int // global user index
+	userID string
+	token  string
+	room   *room
+	member int // index in room.members
+	addr   int // source address index
+
+	conn    atomic.Pointer[websocket.Conn]
+	lastPos int64
+	recv    []bitset // per sender member: seqs received
+	buf     []byte
+	buf2    []byte // closed-loop sends from the read goroutine
+
+	uniq, dups, unexpected atomic.Int64
+	connects               atomic.Int64
+	resumedAt              atomic.Int64 // unix ns of the last welcome (fresh) or resumed (resume)
+	replayed               atomic.Int64
+	resyncs                atomic.Int64
+	goAwayMS               atomic.Int64
+	failed                 atomic.Pointer[string]
+
+	// setup replies (create_group), by request id
+	replies chan []byte
+
+	mu      sync.Mutex
+	nextSeq uint32
+	pending map[uint32]pendingSend
+	acked   bitset
+	ackedN  atomic.Int64
+	sendErr atomic.Int64
+}
+
+type pendingSend struct {
+	sched  int64 // scheduled send time (unix ns), embedded in the text
+	sentAt int64 // when it was written (unix ns), for ack latency
+}
+
+var (
+	prefixEvent = []byte(`{"type":"event"`)
+	prefixReply = []byte(`{"type":"reply","id":"`)
+	prefixPong  = []byte(`{"type":"pong"`)
+	keyPos      = []byte(`"pos":`)
+)
+
+// dialer spreads connections over several loopback source addresses so the
+// ephemeral port range (about 28k ports per source address) is no limit.
+type dialer struct {
+	clients []*http.Client
+}
+
+func newDialer(n, base int) *dialer {
+	d := &dialer{}
+	for i := range n {
+		ip := net.IPv4(127, 0, 0, byte(base+i))
+		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
+		tr := &http.Transport{DialContext: nd.DialContext, DisableCompression: true, MaxIdleConns: -1}
+		d.clients = append(d.clients, &http.Client{Transport: tr})
+	}
+	return d
+}
+
+func (d *dialer) dial(ctx context.Context, url string, i int) (*websocket.Conn, error) {
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: d.clients[i%len(d.clients)]})
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadLimit(4 << 20)
+	return c, nil
+}
+
+// run keeps the client connected until ctx ends: dial, hello (resuming
+// from lastPos after the first connection), read frames; on a drop it
+// backs off (full jitter, or the server's goaway delay) and reconnects.
+// once is true for scenarios where a drop is an error (no reconnect).
+func (c *client) run(ctx context.Context, once bool, ready func(error)) {
+	attempt := 0
+	first := true
+	for ctx.Err() == nil {
+		err := c.session(ctx, &first, ready)
+		if ctx.Err() != nil {
+			return
+		}
+		if cs := websocket.CloseStatus(err); cs != -1 && !protocol.ShouldReconnect(int(cs)) {
+			c.fail(fmt.Errorf("closed by server with %d: %w", cs, err))
+			if first {
+				ready(err)
+			}
+			return
+		}
+		if once && !first {
+			c.fail(fmt.Errorf("connection lost: %w", err))
+			return
+		}
+		var wait time.Duration
+		if ms := c.goAwayMS.Swap(0); ms > 0 {
+			wait = time.Duration(ms) * time.Millisecond
+			attempt = 0
+		} else {
+			capd := c.w.job.BackoffBase << min(attempt, 10)
+			capd = min(capd, c.w.job.BackoffMax)
+			wait = time.Duration(rand.Int64N(int64(capd) + 1))
+			attempt++
+		}
+		if first && attempt > 20 {
+			ready(fmt.Errorf("user %d: cannot connect: %w", c.idx, err))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *client) fail(err error) {
+	s := err.Error()
+	c.failed.Store(&s)
+}
+
+// session is one connection: dial, hello, welcome, then the read loop.
+func (c *client) session(ctx context.Context, first *bool, ready func(error)) error {
+	if err := c.w.dialSem.Acquire(ctx); err != nil {
+		return err
+	}
+	conn, err := c.w.dialer.dial(ctx, c.w.job.WSURL, c.addr)
+	c.w.dialSem.Release()
+	if err != nil {
+		return err
+	}
+	defer conn.CloseNow()
+	c.connects.Add(1)
+	resuming := !*first
+	hello := protocol.Hello{Token: c.token}
+	if resuming {
+		p := c.lastPos
+		hello.ResumeFrom = &p
+	}
+	hb, _ := json.Marshal(hello)
+	req, _ := json.Marshal(protocol.Request{Op: protocol.OpHello, ID: "hello", Data: hb})
+	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := conn.Write(hctx, websocket.MessageText, req); err != nil {
+		return err
+	}
+	for {
+		b, err := c.readFrame(hctx, conn)
+		if err != nil {
+			return err
+		}
+		var f protocol.Frame
+		if err := json.Unmarshal(b, &f); err != nil {
+			return fmt.Errorf("bad frame before welcome: %w", err)
+		}
+		if f.Type == protocol.TypeError {
+			return fmt.Errorf("hello refused: %s: %s", f.Error.Code, f.Error.Message)
+		}
+		if f.Type != protocol.TypeWelcome {
+			continue
+		}
+		var wl protocol.Welcome
+		if err := json.Unmarshal(f.Data, &wl); err != nil {
+			return fmt.Errorf("bad welcome: %w", err)
+		}
+		if *first {
+			c.lastPos = max(c.lastPos, wl.Head)
+		}
+		break
+	}
+	cancel()
+	c.conn.Store(conn)
+	defer c.conn.Store(nil)
+	if !resuming {
+		c.resumedAt.Store(time.Now().UnixNano())
+		*first = false
+		ready(nil)
+	}
+	c.resendPending(ctx, conn)
+	for {
+		b, err := c.readFrame(ctx, conn)
+		if err != nil {
+			return err
+		}
+		c.handle(ctx, conn, b)
+	}
+}
+
+// readFrame reads one message into the client's reused buffer.
+func (c *client) readFrame(ctx context.Context, conn *websocket.Conn) ([]byte, error) {
+	typ, r, err := conn.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if typ != websocket.MessageText {
+		return nil, errors.New("binary frame from server")
+	}
+	b := c.buf[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	c.buf = b
+	return b, nil
+}
+
+// handle processes one frame. The hot frames (events, replies, pongs) are
+// recognised by their prefix and scanned without decoding the JSON.
+func (c *client) handle(ctx context.Context, conn *websocket.Conn, b []byte) {
+	switch {
+	case bytes.HasPrefix(b, prefixEvent):
+		c.onEvent(b)
+		return
+	case bytes.HasPrefix(b, prefixReply):
+		rest := b[len(prefixReply):]
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 {
+			return
+		}
+		id := rest[:end]
+		if len(id) > 1 && id[0] == 's' {
+			if seq, err := strconv.ParseUint(string(id[1:]), 10, 32); err == nil {
+				c.onAck(ctx, conn, uint32(seq))
+			}
+			return
+		}
+		c.deliverReply(b)
+		return
+	case bytes.HasPrefix(b, prefixPong):
+		return
+	}
+	var f protocol.Frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		c.w.protoErrors.Add(1)
+		return
+	}
+	switch f.Type {
+	case protocol.TypeEvent:
+		c.onEvent(b) // same frame, fields in another order
+	case protocol.TypeReply:
+		if len(f.ID) > 1 && f.ID[0] == 's' {
+			if seq, err := strconv.ParseUint(f.ID[1:], 10, 32); err == nil {
+				c.onAck(ctx, conn, uint32(seq))
+			}
+			return
+		}
+		c.deliverReply(b)
+	case protocol.TypeResumed:
+		var r protocol.Resumed
+		_ = json.Unmarshal(f.Data, &r)
+		c.replayed.Add(int64(r.Count))
+		c.resumedAt.Store(time.Now().UnixNano())
+		c.w.resumes.Add(1)
+	case protocol.TypeResync:
+		var r protocol.Resync
+		_ = json.Unmarshal(f.Data, &r)
+		c.resyncs.Add(1)
+		c.lastPos = max(c.lastPos, r.Head)
+		c.resumedAt.Store(time.Now().UnixNano())
+		c.w.resumes.Add(1)
+	case protocol.TypeGoAway:
+		var g protocol.GoAway
+		_ = json.Unmarshal(f.Data, &g)
+		c.goAwayMS.Store(max(g.ReconnectAfterMS, 1))
+	case protocol.TypeError:
+		if len(f.ID) > 1 && f.ID[0] == 's' {
+			if seq, err := strconv.ParseUint(f.ID[1:], 10, 32); err == nil {
+				c.onSendError(uint32(seq), f.Error)
+			}
+			return
+		}
+		if f.ID != "" {
+			c.deliverReply(b)
+			return
+		}
+		c.w.protoErrors.Add(1)
+		c.w.noteError("error frame: %s: %s", f.Error.Code, f.Error.Message)
+	}
+}
+
+func (c *client) deliverReply(b []byte) {
+	select {
+	case c.replies <- bytes.Clone(b):
+	default:
+	}
+}
+
+// onEvent accounts one event frame: its position for resume, and if it is
+// one of this run's messages, the delivery (exactly-once check, latency).
+func (c *client) onEvent(b []byte) {
+	if i := bytes.Index(b, keyPos); i >= 0 {
+		pos, _ := parseInt(b[i+len(keyPos):])
+		if pos > 0 {
+			if pos <= c.lastPos {
+				c.w.posRepeats.Add(1)
+			} else {
+				c.lastPos = pos
+			}
+		}
+	}
+	i := bytes.Index(b, c.w.marker)
+	if i < 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	rest := b[i+len(c.w.marker):]
+	var f [4]int64
+	for k := range f {
+		v, n := parseInt(rest)
+		if n == 0 {
+			c.w.protoErrors.Add(1)
+			return
+		}
+		f[k] = v
+		rest = rest[n:]
+		if len(rest) > 0 && rest[0] == '|' {
+			rest = rest[1:]
+		}
+	}
+	roomIdx, sender, seq, sched := int(f[0]), int(f[1]), uint32(f[2]), f[3]
+	if c.room == nil || roomIdx != c.room.idx || sender < 0 || sender >= len(c.recv) {
+		c.unexpected.Add(1)
+		return
+	}
+	if !c.recv[sender].add(seq) {
+		c.dups.Add(1)
+		return
+	}
+	c.uniq.Add(1)
+	c.w.delivered.Add(1)
+	c.w.latency.Load().Record(time.Duration(now - sched))
+}
+
+func parseInt(b []byte) (int64, int) {
+	var v int64
+	n := 0
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
+		v = v*10 + int64(b[n]-'0')
+		n++
+	}
+	return v, n
+}
+
+// send writes message seq (scheduled at sched) to the server. The message
+// stays pending until acknowledged, so a drop resends it with the same
+// client_id, which the server answers with the stored message and no new
+// event: the at-least-once resend becomes exactly-once delivery.
+func (c *client) send(ctx context.Context, buf []byte, sched int64) []byte {
+	c.mu.Lock()
+	c.nextSeq++
+	seq := c.nextSeq
+	now := time.Now().UnixNano()
+	c.pending[seq] = pendingSend{sched: sched, sentAt: now}
+	c.mu.Unlock()
+	c.w.sent.Add(1)
+	conn := c.conn.Load()
+	if conn == nil {
+		return buf // resent after the next welcome
+	}
+	buf = c.appendSend(buf[:0], seq, sched)
+	_ = conn.Write(ctx, websocket.MessageText, buf) // a failed write is resent on reconnect
+	return buf
+}
+
+func (c *client) appendSend(b []byte, seq uint32, sched int64) []byte {
+	b = append(b, `{"op":"send","id":"s`...)
+	b = strconv.AppendUint(b, uint64(seq), 10)
+	b = append(b, `","data":{"conversation_id":"`...)
+	b = append(b, c.room.id...)
+	b = append(b, `","client_id":"`...)
+	b = append(b, c.w.job.RunID...)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(c.idx), 10)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, uint64(seq), 10)
+	b = append(b, `","text":"`...)
+	b = append(b, c.w.marker[len(`"text":"`):]...)
+	b = strconv.AppendInt(b, int64(c.room.idx), 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(c.member), 10)
+	b = append(b, '|')
+	b = strconv.AppendUint(b, uint64(seq), 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, sched, 10)
+	if pad := c.w.job.TextBytes - 40; pad > 0 {
+		b = append(b, '|')
+		for range pad {
+			b = append(b, 'x')
+		}
+	}
+	b = append(b, `"}}`...)
+	return b
+}
+
+func (c *client) onAck(ctx context.Context, conn *websocket.Conn, seq uint32) {
+	now := time.Now().UnixNano()
+	c.mu.Lock()
+	p, ok := c.pending[seq]
+	if ok {
+		delete(c.pending, seq)
+		c.acked.add(seq)
+	}
+	c.mu.Unlock()
+	if !ok {
+		return // the answer to a resend of an acknowledged message
+	}
+	c.ackedN.Add(1)
+	c.w.acked.Add(1)
+	c.w.ackLatency.Load().Record(time.Duration(now - p.sentAt))
+	if c.w.closedLoop.Load() {
+		c.buf2 = c.send(ctx, c.buf2, time.Now().UnixNano())
+	}
+}
+
+func (c *client) onSendError(seq uint32, e *protocol.ErrorBody) {
+	c.mu.Lock()
+	_, ok := c.pending[seq]
+	delete(c.pending, seq)
+	c.mu.Unlock()
+	if ok {
+		c.sendErr.Add(1)
+		c.w.sendErrors.Add(1)
+		if e != nil {
+			c.w.noteError("send refused: %s: %s", e.Code, e.Message)
+		}
+	}
+}
+
+// resendPending writes every unacknowledged send again, in seq order.
+func (c *client) resendPending(ctx context.Context, conn *websocket.Conn) {
+	if c.room == nil {
+		return
+	}
+	c.mu.Lock()
+	type item struct {
+		seq   uint32
+		sched int64
+	}
+	var items []item
+	for seq, p := range c.pending {
+		items = append(items, item{seq, p.sched})
+	}
+	c.mu.Unlock()
+	if len(items) == 0 {
+		return
+	}
+	c.w.resent.Add(int64(len(items)))
+	slices.SortFunc(items, func(a, b item) int { return int(a.seq) - int(b.seq) })
+	var buf []byte
+	for _, it := range items {
+		buf = c.appendSend(buf[:0], it.seq, it.sched)
+		if err := conn.Write(ctx, websocket.MessageText, buf); err != nil {
+			return
+		}
+	}
+}
+
+// request sends a setup request and waits for its reply or error.
+func (c *client) request(ctx context.Context, op, id string, data any) (protocol.Frame, error) {
+	conn := c.conn.Load()
+	if conn == nil {
+		return protocol.Frame{}, errors.New("not connected")
+	}
+	db, err := json.Marshal(data)
+	if err != nil {
+		return protocol.Frame{}, err
+	}
+	req, _ := json.Marshal(protocol.Request{Op: op, ID: id, Data: db})
+	if err := conn.Write(ctx, websocket.MessageText, req); err != nil {
+		return protocol.Frame{}, err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return protocol.Frame{}, ctx.Err()
+		case b := <-c.replies:
+			var f protocol.Frame
+			if err := json.Unmarshal(b, &f); err != nil {
+				return f, err
+			}
+			if f.ID != id {
+				continue
+			}
+			if f.Type == protocol.TypeError {
+				return f, fmt.Errorf("%s: %s: %s", op, f.Error.Code, f.Error.Message)
+			}
+			return f, nil
+		}
+	}
+}
