@@ -1,0 +1,316 @@
+// Package natsbroker is a parley.Broker over core NATS: every node publishes
+// to one subject and subscribes to it, so each node hears every node,
+// itself included. Use it to run several Parley nodes; one node needs no
+// broker (internal/membroker).
+//
+// Core NATS delivers at most once. That is all a Parley broker must do: the
+// hub fills any gap in positions from the store, and presence is repaired by
+// the next snapshot. What NATS does guarantee, and the hub relies on, is the
+// order of one connection's messages to one subscriber.
+package natsbroker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/parleychat/parley"
+)
+
+var _ parley.Broker = (*Broker)(nil)
+
+// DefaultSubject is the subject nodes talk on unless Config.Subject says
+// otherwise. Two clusters on one NATS need different subjects.
+const DefaultSubject = "parley.events"
+
+// Config configures Open.
+type Config struct {
+	// URL is the NATS server, e.g. "nats://127.0.0.1:4222"; a comma-separated
+	// list names several servers of one NATS cluster.
+	URL string
+	// Subject is the subject events travel on (default DefaultSubject).
+	Subject string
+	// Name is the connection name shown in NATS monitoring, e.g. the node id.
+	Name string
+	// Logger receives disconnects, reconnects and undecodable messages
+	// (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Broker is a NATS connection used as a parley.Broker. It is safe for
+// concurrent use. After a lost connection it reconnects forever; messages
+// published meanwhile are buffered by nats.go (up to 8 MB) and sent on
+// reconnect, messages published by other nodes meanwhile are lost to this
+// node (the hub recovers them from the store).
+type Broker struct {
+	nc      *nats.Conn
+	subject string
+	log     *slog.Logger
+	closed  chan struct{} // closed by nats.go's ClosedHandler
+
+	mu       sync.Mutex
+	subs     map[*subscription]struct{}
+	isClosed bool
+}
+
+type subscription struct {
+	ns *nats.Subscription
+	fn func(parley.BrokerMessage)
+	// mu is held while fn runs, so stop can wait for a call in progress.
+	mu      sync.Mutex
+	stopped bool
+}
+
+// ErrClosed is returned by Publish and Subscribe after Close.
+var ErrClosed = errors.New("natsbroker: closed")
+
+// Open connects to NATS. It fails when no server answers within ctx's
+// deadline (at most 10 s); once connected, the broker reconnects forever.
+func Open(ctx context.Context, cfg Config) (*Broker, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if cfg.Subject == "" {
+		cfg.Subject = DefaultSubject
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	b := &Broker{
+		subject: cfg.Subject,
+		log:     cfg.Logger.With("component", "natsbroker"),
+		closed:  make(chan struct{}),
+		subs:    make(map[*subscription]struct{}),
+	}
+	var closeOnce sync.Once
+	nc, err := nats.Connect(cfg.URL,
+		nats.Name(cfg.Name),
+		nats.Timeout(timeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.PingInterval(5*time.Second),
+		nats.DrainTimeout(5*time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				b.log.Warn("disconnected from NATS; reconnecting", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			b.log.Warn("NATS error", "err", err)
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { closeOnce.Do(func() { close(b.closed) }) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: connect %s: %w", redact(cfg.URL), err)
+	}
+	b.nc = nc
+	return b, nil
+}
+
+// redact drops credentials from a URL list for error messages.
+func redact(u string) string {
+	if i, j := strings.LastIndexByte(u, '@'), strings.Index(u, "://"); i > 0 && j >= 0 && j < i {
+		return u[:j+3] + "***" + u[i:]
+	}
+	return u
+}
+
+// Publish sends m to every node. It returns once nats.go has taken the
+// message (it writes asynchronously); a message larger than the server's
+// max payload is split between events, which keeps their order.
+func (b *Broker) Publish(ctx context.Context, m parley.BrokerMessage) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	closed := b.isClosed
+	b.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return b.publish(toWire(m))
+}
+
+func (b *Broker) publish(w wireMessage) error {
+	data, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("natsbroker: encode: %w", err)
+	}
+	if int64(len(data)) > b.nc.MaxPayload() {
+		if len(w.Events) < 2 {
+			return fmt.Errorf("natsbroker: message of %d bytes exceeds the NATS max payload of %d", len(data), b.nc.MaxPayload())
+		}
+		half := len(w.Events) / 2
+		first, second := w, w
+		first.Events, second.Events = w.Events[:half], w.Events[half:]
+		second.Presence = nil
+		if err := b.publish(first); err != nil {
+			return err
+		}
+		return b.publish(second)
+	}
+	if err := b.nc.Publish(b.subject, data); err != nil {
+		if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionDraining) {
+			return ErrClosed
+		}
+		return fmt.Errorf("natsbroker: publish: %w", err)
+	}
+	return nil
+}
+
+// Subscribe calls fn for every message on the subject, one call at a time,
+// on the subscription's nats.go delivery goroutine (owned by nats.go; stop
+// and Close end it). It returns once the server knows the subscription,
+// so a message published after that reaches it. fn must not call stop.
+func (b *Broker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.isClosed {
+		return nil, ErrClosed
+	}
+	s := &subscription{fn: fn}
+	ns, err := b.nc.Subscribe(b.subject, func(msg *nats.Msg) {
+		var w wireMessage
+		if err := json.Unmarshal(msg.Data, &w); err != nil {
+			b.log.Warn("dropping undecodable message", "err", err, "bytes", len(msg.Data))
+			return
+		}
+		if w.V != wireVersion {
+			b.log.Warn("dropping message of an unknown wire version", "v", w.V, "node", w.Node)
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.stopped {
+			s.fn(fromWire(w))
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: subscribe: %w", err)
+	}
+	// Without unbounded pending limits nats.go drops messages for a slow
+	// subscriber; the hub's callback never blocks, so the queue drains.
+	if err := ns.SetPendingLimits(-1, -1); err != nil {
+		ns.Unsubscribe()
+		return nil, fmt.Errorf("natsbroker: subscribe: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.nc.FlushWithContext(ctx); err != nil {
+		// Reconnecting: the subscription is re-sent on reconnect.
+		b.log.Warn("subscription not confirmed by the server", "err", err)
+	}
+	s.ns = ns
+	b.subs[s] = struct{}{}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			delete(b.subs, s)
+			b.mu.Unlock()
+			s.stop()
+		})
+	}, nil
+}
+
+func (s *subscription) stop() {
+	s.ns.Unsubscribe() // fails only when the connection is closed: nothing to undo
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+}
+
+// Close drains the connection: messages already received are delivered to
+// the subscribers and messages published are flushed to the server (within
+// 5 s), then it ends every subscription and returns. It is idempotent.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.isClosed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.isClosed = true
+	subs := b.subs
+	b.subs = nil
+	b.mu.Unlock()
+
+	if err := b.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionReconnecting) {
+		b.nc.Close()
+	}
+	<-b.closed
+	for s := range subs {
+		s.stop()
+	}
+	return nil
+}
+
+// wireMessage is a BrokerMessage on the wire. It is its own type because
+// Event.Audience is hidden from clients (json:"-") but must travel between
+// nodes. V lets a later version change the encoding during a rolling
+// upgrade.
+type wireMessage struct {
+	V        int           `json:"v"`
+	Node     string        `json:"node"`
+	Events   []wireEvent   `json:"events,omitempty"`
+	Presence *wirePresence `json:"presence,omitempty"`
+}
+
+type wireEvent struct {
+	parley.Event
+	// Audience shadows the embedded, hidden Event.Audience.
+	Audience []string `json:"audience,omitempty"`
+}
+
+type wirePresence struct {
+	Snapshot bool     `json:"snapshot,omitempty"`
+	Online   []string `json:"online,omitempty"`
+	Offline  []string `json:"offline,omitempty"`
+	Leaving  bool     `json:"leaving,omitempty"`
+}
+
+const wireVersion = 1
+
+func toWire(m parley.BrokerMessage) wireMessage {
+	w := wireMessage{V: wireVersion, Node: m.Node}
+	if len(m.Events) > 0 {
+		w.Events = make([]wireEvent, len(m.Events))
+		for i, e := range m.Events {
+			w.Events[i] = wireEvent{Event: e, Audience: e.Audience}
+		}
+	}
+	if p := m.Presence; p != nil {
+		w.Presence = &wirePresence{Snapshot: p.Snapshot, Online: p.Online, Offline: p.Offline, Leaving: p.Leaving}
+	}
+	return w
+}
+
+func fromWire(w wireMessage) parley.BrokerMessage {
+	m := parley.BrokerMessage{Node: w.Node}
+	if len(w.Events) > 0 {
+		m.Events = make([]parley.Event, len(w.Events))
+		for i, we := range w.Events {
+			e := we.Event
+			e.Audience = we.Audience
+			m.Events[i] = e
+		}
+	}
+	if p := w.Presence; p != nil {
+		m.Presence = &parley.NodePresence{Snapshot: p.Snapshot, Online: p.Online, Offline: p.Offline, Leaving: p.Leaving}
+	}
+	return m
+}

@@ -1,0 +1,217 @@
+package natsbroker_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/goleak"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/brokertest"
+	"github.com/parleychat/parley/internal/natsbroker"
+)
+
+// embedded is a NATS server started in TestMain for the whole run.
+var embedded *server.Server
+
+func TestMain(m *testing.M) {
+	srv, err := startServer(&server.Options{Host: "127.0.0.1", Port: -1})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	embedded = srv
+	code := m.Run()
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func startServer(opts *server.Options) (*server.Server, error) {
+	opts.NoLog, opts.NoSigs = true, true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded NATS server did not start")
+	}
+	return srv, nil
+}
+
+var subjects atomic.Int64
+
+// uniqueSubject keeps tests that share a NATS server (the machine's, used
+// by other test runs too) from hearing each other.
+func uniqueSubject(t *testing.T) string {
+	name := strings.NewReplacer("/", "_", " ", "_", ".", "_").Replace(t.Name())
+	return fmt.Sprintf("parleytest.%d.%d.%s", os.Getpid(), subjects.Add(1), name)
+}
+
+func open(t *testing.T, url, subject, name string) *natsbroker.Broker {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := natsbroker.Open(ctx, natsbroker.Config{URL: url, Subject: subject, Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func pairOn(url string) brokertest.NewPair {
+	return func(t *testing.T) (parley.Broker, parley.Broker) {
+		subject := uniqueSubject(t)
+		return open(t, url, subject, "a"), open(t, url, subject, "b")
+	}
+}
+
+// TestConformance runs the broker suite on an embedded NATS server.
+func TestConformance(t *testing.T) {
+	brokertest.Run(t, pairOn(embedded.ClientURL()))
+}
+
+// TestConformanceRealNATS runs the suite on the machine's NATS server.
+func TestConformanceRealNATS(t *testing.T) {
+	url := os.Getenv("PARLEY_TEST_NATS")
+	if url == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("PARLEY_TEST_NATS is not set under CI")
+		}
+		t.Skip("set PARLEY_TEST_NATS=nats://127.0.0.1:4222 to run against a real NATS server (scripts/test does)")
+	}
+	brokertest.Run(t, pairOn(url))
+}
+
+// TestSplitsLargeMessages: a batch of events bigger than the server's max
+// payload arrives whole and in order, in several NATS messages; one event
+// too big on its own is an error, not a silent drop.
+func TestSplitsLargeMessages(t *testing.T) {
+	srv, err := startServer(&server.Options{Host: "127.0.0.1", Port: -1, MaxPayload: 8 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	subject := uniqueSubject(t)
+	a, b := open(t, srv.ClientURL(), subject, "a"), open(t, srv.ClientURL(), subject, "b")
+	got := make(chan parley.BrokerMessage, 100)
+	stop, err := b.Subscribe(func(m parley.BrokerMessage) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+
+	var events []parley.Event
+	for i := range 40 {
+		events = append(events, parley.Event{Pos: int64(i + 1), Type: parley.EventNewMessage,
+			Message: &parley.Message{Text: strings.Repeat("x", 1000)}, Audience: []string{"u1"}})
+	}
+	if err := a.Publish(context.Background(), parley.BrokerMessage{Node: "a", Events: events}); err != nil {
+		t.Fatal(err)
+	}
+	var parts int
+	for next := int64(1); next <= 40; {
+		select {
+		case m := <-got:
+			parts++
+			for _, e := range m.Events {
+				if e.Pos != next || len(e.Audience) != 1 {
+					t.Fatalf("got event %d (audience %v), want %d", e.Pos, e.Audience, next)
+				}
+				next++
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("gave up waiting for event %d", next)
+		}
+	}
+	if parts < 5 {
+		t.Errorf("40 KB of events arrived in %d NATS messages of at most 8 KB", parts)
+	}
+
+	huge := parley.BrokerMessage{Node: "a", Events: []parley.Event{{Pos: 1, Type: parley.EventNewMessage,
+		Message: &parley.Message{Text: strings.Repeat("x", 10<<10)}}}}
+	if err := a.Publish(context.Background(), huge); err == nil {
+		t.Error("publishing one event over the max payload succeeded")
+	}
+}
+
+// TestReconnects: when the NATS server restarts, both nodes reconnect on
+// their own and their subscriptions work again.
+func TestReconnects(t *testing.T) {
+	port := freePort(t)
+	srv, err := startServer(&server.Options{Host: "127.0.0.1", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.ClientURL()
+	subject := uniqueSubject(t)
+	a, b := open(t, url, subject, "a"), open(t, url, subject, "b")
+	got := make(chan parley.BrokerMessage, 100)
+	stop, err := b.Subscribe(func(m parley.BrokerMessage) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	srv, err = startServer(&server.Options{Host: "127.0.0.1", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+
+	// Publish until one arrives: messages sent while a node is still
+	// reconnecting may be lost, which the contract allows.
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for i := int64(1); ; i++ {
+		if err := a.Publish(context.Background(), parley.BrokerMessage{Node: "a", Events: []parley.Event{{Pos: i}}}); err != nil {
+			t.Fatalf("Publish while reconnecting: %v", err)
+		}
+		select {
+		case <-got:
+			return
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("no message arrived after the NATS server came back")
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestOpenFails: no server is a clear error at start, not a silent retry.
+func TestOpenFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := natsbroker.Open(ctx, natsbroker.Config{URL: fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))})
+	if err == nil {
+		t.Fatal("Open with no server succeeded")
+	}
+}
