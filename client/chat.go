@@ -1,0 +1,370 @@
+package client
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// Typing timings.
+const (
+	// TypingExpiry is how long someone counts as typing after their last
+	// typingStarted, when no typingStopped comes.
+	TypingExpiry = 5 * time.Second
+	// TypingThrottle is the least time between two typing starts this
+	// client sends for one conversation.
+	TypingThrottle = 3 * time.Second
+)
+
+// Typist is someone typing in a conversation.
+type Typist struct {
+	UserID   string
+	UserName string
+	// Until is when they stop counting as typing unless they type more.
+	Until time.Time
+}
+
+type typist struct {
+	Typist
+	timer *time.Timer
+}
+
+// chatState is what the client knows about conversations, typing and
+// presence, kept right by events. Its lock s.mu is taken after c.mu is
+// released, never while holding a view's lock.
+type chatState struct {
+	c *Client
+
+	mu       sync.Mutex
+	closed   bool
+	online   map[string]bool
+	typing   map[string]map[string]*typist // conversation -> user
+	myTyping map[string]time.Time          // conversation -> last start sent
+	convs    map[string]*parley.Conversation
+	loaded   bool
+	views    map[string][]*ConversationView
+}
+
+func newChatState(c *Client) *chatState {
+	return &chatState{
+		c:        c,
+		online:   make(map[string]bool),
+		typing:   make(map[string]map[string]*typist),
+		myTyping: make(map[string]time.Time),
+		convs:    make(map[string]*parley.Conversation),
+		views:    make(map[string][]*ConversationView),
+	}
+}
+
+func (s *chatState) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, m := range s.typing {
+		for _, t := range m {
+			t.timer.Stop()
+		}
+	}
+	s.typing = make(map[string]map[string]*typist)
+}
+
+// onWelcome resets presence to the server's list.
+func (s *chatState) onWelcome(w protocol.Welcome) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.online = make(map[string]bool, len(w.Online))
+	for _, id := range w.Online {
+		s.online[id] = true
+	}
+	// Our own typing indicators died with the old connection.
+	s.myTyping = make(map[string]time.Time)
+}
+
+// onDisconnect ends every typing indicator: the typingStopped that would
+// have ended them may be lost with the connection.
+func (s *chatState) onDisconnect() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for conv, m := range s.typing {
+		for _, t := range m {
+			t.timer.Stop()
+			s.c.emit(TypingStopped{ConversationID: conv, UserID: t.UserID, UserName: t.UserName, Expired: true, At: time.Now()})
+		}
+	}
+	s.typing = make(map[string]map[string]*typist)
+}
+
+// onResync refetches the conversation list and every open view.
+func (s *chatState) onResync() {
+	s.mu.Lock()
+	loaded := s.loaded
+	var views []*ConversationView
+	for _, vs := range s.views {
+		views = append(views, vs...)
+	}
+	s.mu.Unlock()
+	if loaded {
+		s.c.spawn(func(ctx context.Context) { _, _ = s.c.Conversations(ctx) })
+	}
+	for _, v := range views {
+		v.reset()
+	}
+}
+
+// apply updates the state for one event; the reader goroutine calls it
+// before the app sees the event.
+func (s *chatState) apply(ev Event) {
+	me := s.c.User().ID
+	s.mu.Lock()
+	var views []*ConversationView
+	switch e := ev.(type) {
+	case NewMessage:
+		views = s.views[e.Message.ConversationID]
+		if cv := s.convs[e.Message.ConversationID]; cv != nil {
+			m := e.Message
+			if m.Seq > cv.LastSeq {
+				cv.LastSeq, cv.LastMessage, cv.LastActivityAt = m.Seq, &m, m.CreatedAt
+			}
+			if m.SenderID == me {
+				// Sending moves the sender's read position.
+				if m.Seq > cv.ReadSeq {
+					cv.ReadSeq, cv.UnreadCount = m.Seq, 0
+				}
+			} else if m.Seq > cv.ReadSeq && !m.Deleted {
+				cv.UnreadCount++
+			}
+		} else if s.loaded {
+			s.refreshLocked(e.Message.ConversationID)
+		}
+		if t := s.typing[e.Message.ConversationID][e.Message.SenderID]; t != nil {
+			// A message ends its sender's typing.
+			t.timer.Stop()
+			delete(s.typing[e.Message.ConversationID], e.Message.SenderID)
+			s.c.emit(TypingStopped{ConversationID: e.Message.ConversationID, UserID: t.UserID, UserName: t.UserName, At: e.At})
+		}
+	case MessageDeleted:
+		views = s.views[e.Message.ConversationID]
+		if cv := s.convs[e.Message.ConversationID]; cv != nil {
+			m := e.Message
+			if cv.LastMessage != nil && cv.LastMessage.ID == m.ID {
+				cv.LastMessage = &m
+			}
+			if m.SenderID != me && m.Seq > cv.ReadSeq && cv.UnreadCount > 0 {
+				cv.UnreadCount--
+			}
+		}
+	case MessageRead:
+		views = s.views[e.ConversationID]
+		if cv := s.convs[e.ConversationID]; cv != nil {
+			for i := range cv.Members {
+				if cv.Members[i].UserID == e.UserID && e.ReadSeq > cv.Members[i].ReadSeq {
+					cv.Members[i].ReadSeq = e.ReadSeq
+				}
+			}
+			if e.UserID == me && e.ReadSeq > cv.ReadSeq {
+				cv.ReadSeq = e.ReadSeq
+				if e.ReadSeq >= cv.LastSeq {
+					cv.UnreadCount = 0
+				} else {
+					// Deleted and own messages in between make the count
+					// unknowable here: ask the server.
+					s.refreshLocked(e.ConversationID)
+				}
+			}
+		}
+	case ConversationUpdated:
+		views = s.views[e.Conversation.ID]
+		id := e.Conversation.ID
+		removedMe := e.Change == parley.ChangeMembersRemoved && slices.Contains(e.UserIDs, me)
+		switch {
+		case removedMe:
+			delete(s.convs, id)
+		case s.convs[id] != nil:
+			cv := s.convs[id]
+			cv.Title, cv.Members = e.Conversation.Title, mergeMembers(cv.Members, e.Conversation.Members)
+		case s.loaded:
+			s.refreshLocked(id)
+		}
+	case TypingStarted:
+		if e.UserID == me {
+			break
+		}
+		m := s.typing[e.ConversationID]
+		if m == nil {
+			m = make(map[string]*typist)
+			s.typing[e.ConversationID] = m
+		}
+		until := time.Now().Add(TypingExpiry)
+		if t := m[e.UserID]; t != nil {
+			t.Until, t.UserName = until, e.UserName
+			t.timer.Reset(TypingExpiry)
+			break
+		}
+		t := &typist{Typist: Typist{UserID: e.UserID, UserName: e.UserName, Until: until}}
+		conv := e.ConversationID
+		t.timer = time.AfterFunc(TypingExpiry, func() { s.expire(conv, t) })
+		m[e.UserID] = t
+	case TypingStopped:
+		if t := s.typing[e.ConversationID][e.UserID]; t != nil {
+			t.timer.Stop()
+			delete(s.typing[e.ConversationID], e.UserID)
+		}
+	case UserOnline:
+		s.online[e.UserID] = true
+	case UserOffline:
+		delete(s.online, e.UserID)
+	}
+	s.mu.Unlock()
+	for _, v := range views {
+		v.apply(ev)
+	}
+}
+
+// mergeMembers takes the new member list, keeping read positions we knew.
+func mergeMembers(old, next []parley.Member) []parley.Member {
+	out := append([]parley.Member(nil), next...)
+	for i := range out {
+		for _, o := range old {
+			if o.UserID == out[i].UserID && o.ReadSeq > out[i].ReadSeq {
+				out[i].ReadSeq = o.ReadSeq
+			}
+		}
+	}
+	return out
+}
+
+// expire ends a typing indicator whose time is up (a timer goroutine).
+func (s *chatState) expire(conv string, t *typist) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.typing[conv][t.UserID] != t || time.Now().Before(t.Until) {
+		return
+	}
+	delete(s.typing[conv], t.UserID)
+	s.c.emit(TypingStopped{ConversationID: conv, UserID: t.UserID, UserName: t.UserName, Expired: true, At: time.Now()})
+}
+
+// refreshLocked fetches one conversation in the background and puts it in
+// the list. Caller holds s.mu.
+func (s *chatState) refreshLocked(id string) {
+	s.c.spawn(func(ctx context.Context) {
+		var cv parley.Conversation
+		err := s.c.call(ctx, protocol.OpConversation, protocol.ConversationRef{ConversationID: id}, &cv, true)
+		if err != nil {
+			if parley.ErrorCode(err) == parley.ENOTFOUND {
+				s.mu.Lock()
+				delete(s.convs, id)
+				s.mu.Unlock()
+			}
+			return
+		}
+		s.mu.Lock()
+		s.convs[id] = &cv
+		s.mu.Unlock()
+	})
+}
+
+// Typing returns who is typing in a conversation (not this user), ordered
+// by user id.
+func (c *Client) Typing(conversationID string) []Typist {
+	s := c.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Typist
+	for _, t := range s.typing[conversationID] {
+		out = append(out, t.Typist)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
+	return out
+}
+
+// Online returns the ids of the contacts (users who share a conversation
+// with this user) online now, sorted. It is the server's list at the last
+// welcome, kept up to date by UserOnline and UserOffline.
+func (c *Client) Online() []string {
+	s := c.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.online))
+	for id := range s.online {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// IsOnline reports whether a contact is online.
+func (c *Client) IsOnline(userID string) bool {
+	s := c.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.online[userID]
+}
+
+// SetTyping tells the conversation's other members this user is typing
+// (true) or stopped (false). Call it on every keystroke: starts are sent
+// at most once per TypingThrottle per conversation while typing, a stop
+// only after a start, and Send sends the stop itself. Typing is ephemeral:
+// while not connected, or while the server throttles the "typing" feature,
+// it is dropped and SetTyping returns nil.
+func (c *Client) SetTyping(ctx context.Context, conversationID string, typing bool) error {
+	s := c.state
+	now := time.Now()
+	s.mu.Lock()
+	last, was := s.myTyping[conversationID]
+	switch {
+	case typing && was && now.Sub(last) < TypingThrottle:
+		s.mu.Unlock()
+		return nil
+	case !typing && !was:
+		s.mu.Unlock()
+		return nil
+	case typing:
+		s.myTyping[conversationID] = now
+	default:
+		delete(s.myTyping, conversationID)
+	}
+	s.mu.Unlock()
+	st := c.Status()
+	if _, throttled := st.Throttled["typing"]; throttled || (st.State != Connected && st.State != FeatureThrottled) {
+		return nil
+	}
+	_, err := c.roundTrip(ctx, protocol.OpTyping, protocol.Typing{ConversationID: conversationID, Typing: typing})
+	if err == errConnLost {
+		return nil
+	}
+	return err
+}
+
+// typingSent stops our typing indicator after a Send, in the background
+// (Send must not block on the network).
+func (s *chatState) typingSent(conv string) {
+	s.mu.Lock()
+	_, was := s.myTyping[conv]
+	s.mu.Unlock()
+	if was {
+		s.c.spawn(func(ctx context.Context) { _ = s.c.SetTyping(ctx, conv, false) })
+	}
+}
+
+// spawn runs f on a goroutine the Client owns (Close cancels ctx and waits).
+func (c *Client) spawn(f func(ctx context.Context)) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.life, c.opts.requestTimeout)
+		defer cancel()
+		f(ctx)
+	}()
+}

@@ -1,0 +1,657 @@
+// Package client is Parley's Go SDK: a connection that stays up by itself,
+// an outbox that never loses or duplicates a message, and the state a chat
+// app shows (conversations with unread counts, message history, typing,
+// presence), kept right by the server's events.
+//
+// A Client connects over WebSocket (protocol v1, see package protocol and
+// docs/protocol.md), reconnects with exponential backoff and full jitter
+// when the link drops, notices half-open links with application-level
+// heartbeats, and resumes from the last event position it saw, so every
+// durable event reaches the app exactly once and in order. Send returns an
+// optimistic message at once; the outbox delivers it, in order, exactly
+// once, across reconnects and (with WithOutboxFile) process restarts.
+//
+// # Concurrency
+//
+// Every method is safe for concurrent use. State changes happen only in
+// the client's moveTo* methods under one mutex. Listeners and event
+// handlers run on one callback goroutine, outside the client's locks, in
+// the order things happened, never two at once; they may call any Client
+// method. A listener that panics is recovered and reported (to the other
+// listeners' OnConnectionError and the logger) and stays registered. A
+// listener that blocks holds up the callbacks queued behind it (they wait
+// in an unbounded in-memory queue) but never the connection, the outbox or
+// the state machine; Close waits for the callback in progress to return,
+// so a listener must not block forever.
+//
+// See docs/sdk.md for the state diagram and a walkthrough.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// Defaults.
+const (
+	// DefaultBackoffBase is the ceiling of the first retry delay; it
+	// doubles with every failed attempt (1, 2, 4, 8, 16 s...).
+	DefaultBackoffBase = time.Second
+	// DefaultBackoffMax caps the retry delay.
+	DefaultBackoffMax = 30 * time.Second
+	// DefaultOutboxLimit is how many messages may wait in the outbox.
+	DefaultOutboxLimit = 1000
+	// DefaultDialTimeout bounds one dial plus handshake.
+	DefaultDialTimeout = 10 * time.Second
+	// DefaultRequestTimeout bounds a request made without a deadline.
+	DefaultRequestTimeout = 30 * time.Second
+)
+
+// ErrClosed is returned by calls on a closed Client.
+var ErrClosed = errors.New("client: closed")
+
+// TokenSource returns a token for the next connection. It is called before
+// every connection attempt, and once more right away when the server
+// rejects a token (close code 4100), so an app can refresh an expired
+// token; a second rejection in a row is terminal.
+type TokenSource func(ctx context.Context) (string, error)
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	tokens         TokenSource
+	backoffBase    time.Duration
+	backoffMax     time.Duration
+	maxAttempts    int
+	hbInterval     time.Duration
+	hbTimeout      time.Duration
+	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
+	logger         *slog.Logger
+	outboxLimit    int
+	outboxFile     string
+	resumeFrom     *int64
+	dialTimeout    time.Duration
+	requestTimeout time.Duration
+}
+
+// WithToken sets a fixed token.
+func WithToken(token string) Option {
+	return func(o *options) {
+		o.tokens = func(context.Context) (string, error) { return token, nil }
+	}
+}
+
+// WithTokenSource sets a function that returns a token for each connection.
+func WithTokenSource(ts TokenSource) Option { return func(o *options) { o.tokens = ts } }
+
+// WithBackoff sets the retry delay's base (the ceiling of the first delay)
+// and cap. Defaults: DefaultBackoffBase, DefaultBackoffMax. The delay
+// before attempt n is uniformly random in [0, min(max, base*2^(n-1))]
+// ("full jitter"), so a crowd of clients does not reconnect in step.
+func WithBackoff(base, max time.Duration) Option {
+	return func(o *options) { o.backoffBase, o.backoffMax = base, max }
+}
+
+// WithMaxAttempts makes the client give up after n failed attempts in a
+// row (status Disconnected, with an error saying so). 0, the default,
+// retries forever.
+func WithMaxAttempts(n int) Option { return func(o *options) { o.maxAttempts = n } }
+
+// WithHeartbeat overrides the ping interval and the silence after which
+// the link counts as dead; by default the client uses the values in the
+// server's welcome frame (protocol.HeartbeatInterval and
+// protocol.HeartbeatTimeout unless the server says otherwise).
+func WithHeartbeat(interval, timeout time.Duration) Option {
+	return func(o *options) { o.hbInterval, o.hbTimeout = interval, timeout }
+}
+
+// WithDialer sets how TCP connections are made (tests route the client
+// through a fault proxy or in-memory pipes with it).
+func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return func(o *options) { o.dial = dial }
+}
+
+// WithLogger sets where the client logs (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithOutboxLimit bounds the outbox (default DefaultOutboxLimit). Send
+// fails with EUNAVAILABLE while it is full.
+func WithOutboxLimit(n int) Option { return func(o *options) { o.outboxLimit = n } }
+
+// WithOutboxFile keeps the outbox in a SQLite file at path, so messages
+// sent while offline survive a process restart: a new Client on the same
+// file sends them (same client ids, so nothing is stored twice). Only one
+// Client may use a file at a time.
+func WithOutboxFile(path string) Option { return func(o *options) { o.outboxFile = path } }
+
+// WithResumeFrom makes the first connection replay every event after
+// position pos (0: from the start of the user's history, within
+// parley.ResumeLimit). Without it the client starts from the server's head
+// at the first connection and resumes from what it saw after that.
+func WithResumeFrom(pos int64) Option { return func(o *options) { o.resumeFrom = &pos } }
+
+// WithDialTimeout bounds one dial plus handshake (default DefaultDialTimeout).
+func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialTimeout = d } }
+
+// Client is a connection to a Parley server. Create it with New, start it
+// with Connect, stop it with Close. See the package doc for the
+// concurrency rules.
+type Client struct {
+	wsURL string
+	opts  options
+	log   *slog.Logger
+	http  *http.Client
+	q     *callbackQueue
+
+	// mu guards the connection state and everything tied to one
+	// connection. State changes only in moveTo* methods, which hold it.
+	mu        sync.Mutex
+	status    Status
+	changed   chan struct{} // closed and replaced on every state change
+	started   bool
+	closed    bool
+	gaveUp    bool
+	gen       uint64 // bumped for every new connection
+	conn      *wsConn
+	connected chan struct{} // closed while a connection is up
+	pending   map[string]chan reply
+	reqSeq    uint64
+	havePos   bool
+	pos       int64 // last durable position seen
+	user      parley.User
+	wake      chan struct{} // Reconnect: skip the wait, reset the backoff
+	throttle  *time.Timer
+	// life ends when Close is called; every goroutine the client starts
+	// derives its context from it (kept in the struct because it is the
+	// client's lifetime, not a request's).
+	life     context.Context
+	stopLife context.CancelFunc
+
+	// lmu guards the listener registries (not held while calling them).
+	lmu       sync.Mutex
+	listeners map[string]ConnectionListener
+	lorder    []string
+	handlers  map[string]func(Event)
+	horder    []string
+	subs      map[chan StatusChange]context.Context
+
+	out      *outbox
+	state    *chatState
+	duplicat uint64 // durable events dropped as already seen (under mu)
+
+	// wg counts the goroutines the Client owns besides the callback queue:
+	// the runner, the outbox pump and view refreshers. Close waits for it.
+	wg sync.WaitGroup
+}
+
+// New returns a Client for the server at serverURL: either the server's
+// base URL ("http://host:port", "https://...") or the WebSocket URL
+// ("ws://host:port/v1/ws"). It does not connect; call Connect. With
+// WithOutboxFile, New opens the file and loads what waits in it.
+func New(serverURL string, opts ...Option) (*Client, error) {
+	o := options{
+		backoffBase:    DefaultBackoffBase,
+		backoffMax:     DefaultBackoffMax,
+		outboxLimit:    DefaultOutboxLimit,
+		dialTimeout:    DefaultDialTimeout,
+		requestTimeout: DefaultRequestTimeout,
+		logger:         slog.Default(),
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.tokens == nil {
+		return nil, parley.Errorf(parley.EINVALID, "client: a token is required (WithToken or WithTokenSource)")
+	}
+	if o.backoffBase <= 0 || o.backoffMax < o.backoffBase {
+		return nil, parley.Errorf(parley.EINVALID, "client: backoff base must be > 0 and max >= base")
+	}
+	if o.outboxLimit <= 0 {
+		return nil, parley.Errorf(parley.EINVALID, "client: outbox limit must be > 0")
+	}
+	ws, err := wsURL(serverURL)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{DialContext: o.dial, ForceAttemptHTTP2: false, MaxIdleConns: -1}
+	if o.dial == nil {
+		var d net.Dialer
+		tr.DialContext = d.DialContext
+	}
+	c := &Client{
+		wsURL:     ws,
+		opts:      o,
+		log:       o.logger,
+		http:      &http.Client{Transport: tr},
+		changed:   make(chan struct{}),
+		connected: make(chan struct{}),
+		pending:   make(map[string]chan reply),
+		wake:      make(chan struct{}, 1),
+		listeners: make(map[string]ConnectionListener),
+		handlers:  make(map[string]func(Event)),
+		subs:      make(map[chan StatusChange]context.Context),
+	}
+	if o.resumeFrom != nil {
+		c.havePos, c.pos = true, *o.resumeFrom
+	}
+	c.life, c.stopLife = context.WithCancel(context.Background())
+	c.state = newChatState(c)
+	c.out, err = newOutbox(c, o.outboxLimit, o.outboxFile)
+	if err != nil {
+		return nil, err
+	}
+	c.q = newCallbackQueue()
+	return c, nil
+}
+
+func wsURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return "", parley.Errorf(parley.EINVALID, "client: bad server URL %q", s)
+	}
+	switch u.Scheme {
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	case "ws", "wss":
+	default:
+		return "", parley.Errorf(parley.EINVALID, "client: server URL %q must be http(s) or ws(s)", s)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = protocol.Path
+	}
+	return u.String(), nil
+}
+
+// Connect starts the connection and waits until it is up. It returns nil
+// once connected; the error that made the client give up (a terminal close
+// code, MaxAttempts); or ctx's error when ctx ends first, in which case the
+// client keeps trying in the background (Close stops it). Calling Connect
+// again after the client gave up starts over, like Reconnect.
+func (c *Client) Connect(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if !c.started {
+		c.started = true
+		c.wg.Add(2)
+		go c.run(c.life) // owned by c; Close cancels c.life and waits
+		go c.out.pump(c.life)
+	} else if c.status.State == Disconnected {
+		c.kick()
+	}
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		st, ch, gaveUp := c.status, c.changed, c.gaveUp
+		closed := c.closed
+		c.mu.Unlock()
+		switch {
+		case closed:
+			return ErrClosed
+		case st.State == Connected || st.State == FeatureThrottled:
+			return nil
+		case st.State == Disconnected && gaveUp:
+			return st.Err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Reconnect retries at once: it cuts the wait of a Reconnecting client and
+// resets the backoff to its first step, and restarts a client that gave up
+// (Disconnected after MaxAttempts or a terminal code). It does nothing
+// while connecting or connected, or before Connect.
+func (c *Client) Reconnect() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.started || c.closed {
+		return
+	}
+	c.kick()
+}
+
+// kick wakes the runner. Caller holds c.mu.
+func (c *Client) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns the current status.
+func (c *Client) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status.clone()
+}
+
+// User returns the user the server welcomed us as (zero before the first
+// connection).
+func (c *Client) User() parley.User {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.user
+}
+
+// Position returns the last durable event position the client has seen and
+// whether it has one.
+func (c *Client) Position() (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pos, c.havePos
+}
+
+// Close stops the connection, the outbox and every goroutine the client
+// started, and waits for them (including the callback in progress, see the
+// package doc). Messages still in a durable outbox stay in its file; in a
+// memory outbox they are lost (their Messages end Failed). Close is
+// idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.wg.Wait()
+		return nil
+	}
+	c.closed = true
+	c.stopLife()
+	c.mu.Unlock()
+	c.wg.Wait()
+	c.mu.Lock()
+	c.moveToDisconnected(nil, false)
+	c.mu.Unlock()
+	c.state.close()
+	err := c.out.close()
+	c.q.close()
+	c.lmu.Lock()
+	for ch := range c.subs {
+		close(ch)
+		delete(c.subs, ch)
+	}
+	c.lmu.Unlock()
+	return err
+}
+
+// AddConnectionListener registers l under id, replacing any listener with
+// that id. Listeners are called in the order they were first added.
+func (c *Client) AddConnectionListener(id string, l ConnectionListener) {
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	if _, ok := c.listeners[id]; !ok {
+		c.lorder = append(c.lorder, id)
+	}
+	c.listeners[id] = l
+}
+
+// RemoveConnectionListener unregisters the listener with this id. A change
+// already being delivered may still reach it; none queued after this call
+// returns does... unless it was queued before: removal takes effect for
+// every callback that starts after it returns.
+func (c *Client) RemoveConnectionListener(id string) {
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	delete(c.listeners, id)
+	c.lorder = removeID(c.lorder, id)
+}
+
+// AddEventHandler registers fn under id to receive every Event, replacing
+// any handler with that id. Handlers run on the callback goroutine (see the
+// package doc), in the order they were first added.
+func (c *Client) AddEventHandler(id string, fn func(Event)) {
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	if _, ok := c.handlers[id]; !ok {
+		c.horder = append(c.horder, id)
+	}
+	c.handlers[id] = fn
+}
+
+// RemoveEventHandler unregisters the handler with this id.
+func (c *Client) RemoveEventHandler(id string) {
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	delete(c.handlers, id)
+	c.horder = removeID(c.horder, id)
+}
+
+// StatusChanges returns a channel that receives every status change from
+// now until ctx ends or the client closes, when it is closed. Changes are
+// sent from the callback goroutine, which waits for the reader: read the
+// channel (or cancel ctx), or other callbacks stall behind it.
+func (c *Client) StatusChanges(ctx context.Context) <-chan StatusChange {
+	ch := make(chan StatusChange, 16)
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	if closed {
+		close(ch)
+		return ch
+	}
+	c.subs[ch] = ctx
+	return ch
+}
+
+func removeID(ids []string, id string) []string {
+	for i, x := range ids {
+		if x == id {
+			return append(ids[:i:i], ids[i+1:]...)
+		}
+	}
+	return ids
+}
+
+func (s Status) clone() Status {
+	if s.Throttled != nil {
+		t := make(map[string]time.Time, len(s.Throttled))
+		for k, v := range s.Throttled {
+			t[k] = v
+		}
+		s.Throttled = t
+	}
+	return s
+}
+
+// setState records a transition and queues its callbacks. Caller holds
+// c.mu; only the moveTo* methods call it.
+func (c *Client) setState(next Status) {
+	prev := c.status
+	c.status = next
+	close(c.changed)
+	c.changed = make(chan struct{})
+	ch := StatusChange{
+		Previous: prev.State, Current: next.State, Attempt: next.Attempt,
+		NextRetryAt: next.NextRetryAt, Err: next.Err, Throttled: next.clone().Throttled,
+		At: time.Now(),
+	}
+	c.q.push(func() { c.deliverChange(ch) })
+}
+
+func (c *Client) moveToConnecting(attempt int) {
+	if c.status.State == Connecting && c.status.Attempt == attempt {
+		return
+	}
+	c.setState(Status{State: Connecting, Attempt: attempt, Err: c.status.Err})
+}
+
+func (c *Client) moveToConnected(sessionID string) {
+	c.gaveUp = false
+	c.setState(Status{State: Connected, SessionID: sessionID})
+}
+
+func (c *Client) moveToReconnecting(attempt int, at time.Time, err error) {
+	c.setState(Status{State: Reconnecting, Attempt: attempt, NextRetryAt: at, Err: err})
+}
+
+// moveToThrottled sets or lifts throttled features; with none left the
+// client is plain Connected again.
+func (c *Client) moveToThrottled(throttled map[string]time.Time) {
+	if c.status.State != Connected && c.status.State != FeatureThrottled {
+		return
+	}
+	if len(throttled) == 0 {
+		if c.status.State == FeatureThrottled {
+			c.setState(Status{State: Connected, SessionID: c.status.SessionID})
+		}
+		return
+	}
+	c.setState(Status{State: FeatureThrottled, SessionID: c.status.SessionID, Throttled: throttled})
+}
+
+// moveToDisconnected stops at Disconnected; gaveUp marks a client that
+// stopped retrying (Send is refused and Connect returns err).
+func (c *Client) moveToDisconnected(err error, gaveUp bool) {
+	c.gaveUp = gaveUp
+	if c.status.State == Disconnected && c.status.Err == err {
+		return
+	}
+	c.setState(Status{State: Disconnected, Err: err})
+}
+
+// deliverChange runs on the callback goroutine.
+func (c *Client) deliverChange(ch StatusChange) {
+	c.lmu.Lock()
+	type entry struct {
+		id string
+		l  ConnectionListener
+	}
+	ls := make([]entry, 0, len(c.lorder))
+	for _, id := range c.lorder {
+		ls = append(ls, entry{id, c.listeners[id]})
+	}
+	subs := make(map[chan StatusChange]context.Context, len(c.subs))
+	for s, ctx := range c.subs {
+		subs[s] = ctx
+	}
+	c.lmu.Unlock()
+	for _, e := range ls {
+		c.safeCall(e.id, func() {
+			switch ch.Current {
+			case Connecting:
+				e.l.OnConnecting(ch)
+			case Connected:
+				e.l.OnConnected(ch)
+			case Reconnecting:
+				e.l.OnReconnecting(ch)
+			case Disconnected:
+				e.l.OnDisconnected(ch)
+			case FeatureThrottled:
+				e.l.OnFeatureThrottled(ch)
+			}
+			if ch.Err != nil && ch.Current != Connecting && ch.Current != Connected {
+				e.l.OnConnectionError(ch.Err)
+			}
+		})
+	}
+	for s, ctx := range subs {
+		select {
+		case s <- ch:
+		case <-ctx.Done():
+			c.lmu.Lock()
+			if _, ok := c.subs[s]; ok {
+				delete(c.subs, s)
+				close(s)
+			}
+			c.lmu.Unlock()
+		}
+	}
+}
+
+// reportError tells listeners about an error outside a state change. Runs
+// on the callback goroutine.
+func (c *Client) reportError(err error, skip string) {
+	c.lmu.Lock()
+	ls := make(map[string]ConnectionListener, len(c.listeners))
+	order := append([]string(nil), c.lorder...)
+	for id, l := range c.listeners {
+		ls[id] = l
+	}
+	c.lmu.Unlock()
+	for _, id := range order {
+		if id == skip {
+			continue
+		}
+		l := ls[id]
+		c.safeCall(id, func() { l.OnConnectionError(err) })
+	}
+}
+
+// safeCall runs a listener's callback, recovering a panic and reporting it.
+func (c *Client) safeCall(id string, f func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			perr := &ListenerPanicError{ListenerID: id, Value: v}
+			c.log.Error("client: listener panicked", "listener", id, "panic", fmt.Sprint(v))
+			c.reportError(perr, id)
+		}
+	}()
+	f()
+}
+
+// pushError queues an error report to listeners.
+func (c *Client) pushError(err error) {
+	c.q.push(func() { c.reportError(err, "") })
+}
+
+// emit queues an event for the app's handlers. Caller keeps the order by
+// calling it from one goroutine (the connection's reader) or under c.mu.
+func (c *Client) emit(ev Event) {
+	c.q.push(func() {
+		c.lmu.Lock()
+		hs := make([]func(Event), 0, len(c.horder))
+		ids := make([]string, 0, len(c.horder))
+		for _, id := range c.horder {
+			hs = append(hs, c.handlers[id])
+			ids = append(ids, id)
+		}
+		c.lmu.Unlock()
+		for i, h := range hs {
+			c.safeCall(ids[i], func() { h(ev) })
+		}
+	})
+}
+
+// errorf builds a *parley.Error.
+func errorf(code, format string, args ...any) error { return parley.Errorf(code, format, args...) }
+
+// closeErrText names a close code for humans.
+func closeErrText(code int) string {
+	switch code {
+	case protocol.CloseUnauthorized:
+		return "unauthorized"
+	case protocol.CloseProtocolError:
+		return "protocol error"
+	case protocol.CloseAuthRevoked:
+		return "access revoked"
+	case protocol.CloseTooLarge:
+		return "frame too large"
+	case protocol.CloseSlowConsumer:
+		return "slow consumer"
+	case protocol.CloseHeartbeatTimeout:
+		return "heartbeat timeout"
+	case protocol.CloseShutdown:
+		return "server shutting down"
+	}
+	return strings.TrimSpace(fmt.Sprintf("close code %d", code))
+}

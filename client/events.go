@@ -1,0 +1,162 @@
+package client
+
+import (
+	"time"
+
+	"github.com/parleychat/parley"
+)
+
+// Event is something the app may show. The server's eight kinds arrive as
+// NewMessage, MessageRead, MessageDeleted, ConversationUpdated,
+// TypingStarted, TypingStopped, UserOnline and UserOffline; the SDK adds
+// MessageStatusChanged (an outgoing message moved to Sent or Failed),
+// Resumed and Resynced. Receive them with Client.AddEventHandler.
+//
+// Durable events (the first four) carry Pos and reach handlers exactly
+// once, in position order, across reconnects.
+type Event interface{ isEvent() }
+
+// NewMessage is a new message in a conversation the user is in (the user's
+// own messages included, from any of their devices).
+type NewMessage struct {
+	Pos     int64
+	Message parley.Message
+	At      time.Time
+}
+
+// MessageRead says UserID has read ConversationID up to ReadSeq.
+type MessageRead struct {
+	Pos            int64
+	ConversationID string
+	UserID         string
+	UserName       string
+	ReadSeq        int64
+	At             time.Time
+}
+
+// MessageDeleted carries the tombstone of a deleted message.
+type MessageDeleted struct {
+	Pos     int64
+	Message parley.Message
+	UserID  string
+	At      time.Time
+}
+
+// ConversationUpdated says a conversation was created, renamed or had
+// members added or removed. Conversation's viewer fields (UnreadCount,
+// ReadSeq, LastMessage) are zero; the client's ConversationList keeps its
+// own.
+type ConversationUpdated struct {
+	Pos          int64
+	Conversation parley.Conversation
+	Change       parley.Change
+	UserIDs      []string
+	UserID       string
+	UserName     string
+	At           time.Time
+}
+
+// TypingStarted says UserID started typing in ConversationID.
+type TypingStarted struct {
+	ConversationID string
+	UserID         string
+	UserName       string
+	At             time.Time
+}
+
+// TypingStopped says UserID stopped typing; Expired is set when the SDK
+// decided it (no typingStarted for TypingExpiry) rather than the server.
+type TypingStopped struct {
+	ConversationID string
+	UserID         string
+	UserName       string
+	Expired        bool
+	At             time.Time
+}
+
+// UserOnline says a contact came online.
+type UserOnline struct {
+	UserID   string
+	UserName string
+	At       time.Time
+}
+
+// UserOffline says a contact went offline.
+type UserOffline struct {
+	UserID   string
+	UserName string
+	At       time.Time
+}
+
+// MessageStatusChanged says an outgoing message moved on: to Sent (Message
+// is the stored message), Failed (Err says why) or back to Sending (a
+// Resend).
+type MessageStatusChanged struct {
+	ClientID       string
+	ConversationID string
+	Status         SendStatus
+	Message        parley.Message
+	Err            error
+}
+
+// Resumed says the replay of missed events after a reconnect is complete:
+// Count events after From, the last at To.
+type Resumed struct {
+	From, To int64
+	Count    int
+}
+
+// Resynced says the client was too far behind to replay what it missed
+// (more than parley.ResumeLimit events, or a server whose log is behind the
+// client's position). Live events continue from Head; the SDK refetches
+// the conversation list and every open ConversationView, and an app that
+// keeps its own state should refetch it too.
+type Resynced struct {
+	Head   int64
+	Reason string
+}
+
+func (NewMessage) isEvent()           {}
+func (MessageRead) isEvent()          {}
+func (MessageDeleted) isEvent()       {}
+func (ConversationUpdated) isEvent()  {}
+func (TypingStarted) isEvent()        {}
+func (TypingStopped) isEvent()        {}
+func (UserOnline) isEvent()           {}
+func (UserOffline) isEvent()          {}
+func (MessageStatusChanged) isEvent() {}
+func (Resumed) isEvent()              {}
+func (Resynced) isEvent()             {}
+
+// typedEvent turns a wire event into its typed form; nil for a kind this
+// SDK does not know (a newer server), which is skipped.
+func typedEvent(ev *parley.Event) Event {
+	switch ev.Type {
+	case parley.EventNewMessage:
+		if ev.Message == nil {
+			return nil
+		}
+		return NewMessage{Pos: ev.Pos, Message: *ev.Message, At: ev.At}
+	case parley.EventMessageRead:
+		return MessageRead{Pos: ev.Pos, ConversationID: ev.ConversationID, UserID: ev.UserID, UserName: ev.UserName, ReadSeq: ev.ReadSeq, At: ev.At}
+	case parley.EventMessageDeleted:
+		if ev.Message == nil {
+			return nil
+		}
+		return MessageDeleted{Pos: ev.Pos, Message: *ev.Message, UserID: ev.UserID, At: ev.At}
+	case parley.EventConversationUpdated:
+		if ev.Conversation == nil {
+			return nil
+		}
+		return ConversationUpdated{Pos: ev.Pos, Conversation: *ev.Conversation, Change: ev.Change, UserIDs: ev.UserIDs, UserID: ev.UserID, UserName: ev.UserName, At: ev.At}
+	case parley.EventTypingStarted:
+		return TypingStarted{ConversationID: ev.ConversationID, UserID: ev.UserID, UserName: ev.UserName, At: ev.At}
+	case parley.EventTypingStopped:
+		return TypingStopped{ConversationID: ev.ConversationID, UserID: ev.UserID, UserName: ev.UserName, At: ev.At}
+	case parley.EventUserOnline:
+		return UserOnline{UserID: ev.UserID, UserName: ev.UserName, At: ev.At}
+	case parley.EventUserOffline:
+		return UserOffline{UserID: ev.UserID, UserName: ev.UserName, At: ev.At}
+	}
+	return nil
+}

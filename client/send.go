@@ -1,0 +1,472 @@
+package client
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	_ "modernc.org/sqlite" // the durable outbox's driver
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// SendStatus is where an outgoing message is.
+type SendStatus int
+
+const (
+	// Sending: in the outbox, not yet acknowledged by the server.
+	Sending SendStatus = iota
+	// Sent: stored by the server (Message.Stored has its id and seq).
+	Sent
+	// Failed: the server refused it (Message.Err says why) or the client
+	// closed with it in a memory outbox. Resend retries it.
+	Failed
+)
+
+func (s SendStatus) String() string {
+	switch s {
+	case Sending:
+		return "sending"
+	case Sent:
+		return "sent"
+	case Failed:
+		return "failed"
+	}
+	return fmt.Sprintf("SendStatus(%d)", int(s))
+}
+
+// Message is an outgoing message as the app sees it before and after the
+// server stores it: Send returns it at once with status Sending, and it
+// moves to Sent or Failed (a MessageStatusChanged event says when). Its
+// methods are safe for concurrent use.
+type Message struct {
+	clientID       string
+	conversationID string
+	typ            parley.MessageType
+	text           string
+	attachmentID   string
+	createdAt      time.Time
+
+	mu     sync.Mutex
+	status SendStatus
+	stored parley.Message
+	err    error
+	done   chan struct{} // closed when the status leaves Sending
+}
+
+// ClientID is the message's client-made id (a UUIDv7); the server dedupes
+// on it, so a message is stored once however often it is sent.
+func (m *Message) ClientID() string { return m.clientID }
+
+// ConversationID is the conversation the message goes to.
+func (m *Message) ConversationID() string { return m.conversationID }
+
+// Text is the message text.
+func (m *Message) Text() string { return m.text }
+
+// CreatedAt is when Send was called (the client's clock).
+func (m *Message) CreatedAt() time.Time { return m.createdAt }
+
+// Status returns the message's status.
+func (m *Message) Status() SendStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.status
+}
+
+// Err returns why the message failed (nil unless Failed).
+func (m *Message) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+// Stored returns the message as the server stored it (id, seq, timestamp)
+// once Sent; before that, an optimistic copy with only the client's fields.
+func (m *Message) Stored() parley.Message {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.status == Sent {
+		return m.stored
+	}
+	return parley.Message{ConversationID: m.conversationID, ClientID: m.clientID, Type: m.typ, Text: m.text, CreatedAt: m.createdAt}
+}
+
+// Wait blocks until the message is Sent or Failed, or ctx ends, and
+// returns the stored message or the failure.
+func (m *Message) Wait(ctx context.Context) (parley.Message, error) {
+	for {
+		m.mu.Lock()
+		st, done, stored, err := m.status, m.done, m.stored, m.err
+		m.mu.Unlock()
+		switch st {
+		case Sent:
+			return stored, nil
+		case Failed:
+			return parley.Message{}, err
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return parley.Message{}, ctx.Err()
+		}
+	}
+}
+
+// settle moves the message out of Sending; false if it already was.
+func (m *Message) settle(stored parley.Message, err error) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.status != Sending {
+		return false
+	}
+	if err != nil {
+		m.status, m.err = Failed, err
+	} else {
+		m.status, m.stored = Sent, stored
+	}
+	close(m.done)
+	return true
+}
+
+// Send queues a text message for conversationID and returns at once with
+// the optimistic message (status Sending). The outbox sends messages one
+// at a time, in the order Send was called, while connected, and keeps them
+// across reconnects (and restarts, with WithOutboxFile); the client id
+// makes the server store each exactly once. Send fails at once with
+// EINVALID for bad text, EUNAVAILABLE when the client is Disconnected
+// (before Connect, after giving up, after Close) or the outbox is full.
+// ctx bounds only the write to a durable outbox. Sending also stops this
+// client's typing indicator in that conversation.
+func (c *Client) Send(ctx context.Context, conversationID, text string) (*Message, error) {
+	if conversationID == "" {
+		return nil, parley.Errorf(parley.EINVALID, "conversation id is required")
+	}
+	if !utf8.ValidString(text) {
+		return nil, parley.Errorf(parley.EINVALID, "text is not valid UTF-8")
+	}
+	if strings.TrimSpace(text) == "" {
+		return nil, parley.Errorf(parley.EINVALID, "text is required")
+	}
+	if n := utf8.RuneCountInString(text); n > parley.MaxTextRunes {
+		return nil, parley.Errorf(parley.EINVALID, "text is %d characters; the most is %d", n, parley.MaxTextRunes)
+	}
+	c.mu.Lock()
+	err := c.refuseLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{
+		clientID: id.String(), conversationID: conversationID, typ: parley.Text,
+		text: text, createdAt: time.Now(), done: make(chan struct{}),
+	}
+	if err := c.out.add(ctx, m); err != nil {
+		return nil, err
+	}
+	c.state.typingSent(conversationID)
+	return m, nil
+}
+
+// Resend queues a Failed message again with the same client id (so the
+// server still stores it at most once). It fails with EINVALID for a
+// message that is not Failed.
+func (c *Client) Resend(ctx context.Context, m *Message) error {
+	c.mu.Lock()
+	err := c.refuseLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.status != Failed {
+		st := m.status
+		m.mu.Unlock()
+		return parley.Errorf(parley.EINVALID, "only a failed message can be resent (this one is %s)", st)
+	}
+	m.status, m.err, m.done = Sending, nil, make(chan struct{})
+	m.mu.Unlock()
+	if err := c.out.add(ctx, m); err != nil {
+		m.settle(parley.Message{}, err)
+		return err
+	}
+	c.emit(MessageStatusChanged{ClientID: m.clientID, ConversationID: m.conversationID, Status: Sending})
+	return nil
+}
+
+// Pending returns the messages waiting in the outbox, in sending order.
+func (c *Client) Pending() []*Message {
+	c.out.mu.Lock()
+	defer c.out.mu.Unlock()
+	return append([]*Message(nil), c.out.queue...)
+}
+
+// outbox holds messages until the server acknowledges them. One pump
+// goroutine (owned by the Client) sends the head, waits for its reply and
+// moves on, so order holds whatever the server does with concurrent
+// requests. With a file, every message is written to SQLite before Send
+// returns and deleted once it is Sent or Failed.
+type outbox struct {
+	c     *Client
+	limit int
+	db    *sql.DB
+	wake  chan struct{}
+
+	mu    sync.Mutex
+	queue []*Message
+	byID  map[string]*Message
+}
+
+func newOutbox(c *Client, limit int, file string) (*outbox, error) {
+	o := &outbox{c: c, limit: limit, wake: make(chan struct{}, 1), byID: make(map[string]*Message)}
+	if file == "" {
+		return o, nil
+	}
+	dsn := "file:" + (&url.URL{Path: file}).EscapedPath() + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("client: outbox file: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS outbox (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		client_id TEXT NOT NULL UNIQUE,
+		conversation_id TEXT NOT NULL,
+		type TEXT NOT NULL,
+		text TEXT NOT NULL,
+		attachment_id TEXT NOT NULL,
+		created_at INTEGER NOT NULL)`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT client_id, conversation_id, type, text, attachment_id, created_at FROM outbox ORDER BY seq`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m := &Message{done: make(chan struct{})}
+		var typ string
+		var at int64
+		if err := rows.Scan(&m.clientID, &m.conversationID, &typ, &m.text, &m.attachmentID, &at); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
+		}
+		m.typ, m.createdAt = parley.MessageType(typ), time.UnixMicro(at)
+		o.queue = append(o.queue, m)
+		o.byID[m.clientID] = m
+	}
+	if err := rows.Err(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
+	}
+	o.db = db
+	return o, nil
+}
+
+func (o *outbox) add(ctx context.Context, m *Message) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.queue) >= o.limit {
+		return &parley.Error{Code: parley.EUNAVAILABLE, Message: fmt.Sprintf("the outbox is full (%d messages wait to be sent)", o.limit)}
+	}
+	if o.db != nil {
+		// Written before Send returns, under o.mu so file order is send
+		// order.
+		_, err := o.db.ExecContext(ctx, `INSERT INTO outbox (client_id, conversation_id, type, text, attachment_id, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			m.clientID, m.conversationID, string(m.typ), m.text, m.attachmentID, m.createdAt.UnixMicro())
+		if err != nil {
+			return fmt.Errorf("client: outbox file: %w", err)
+		}
+	}
+	o.queue = append(o.queue, m)
+	o.byID[m.clientID] = m
+	o.signal()
+	return nil
+}
+
+func (o *outbox) signal() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outbox) head() *Message {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.queue) == 0 {
+		return nil
+	}
+	return o.queue[0]
+}
+
+// finish settles m, removes it from the outbox and its file, and tells the
+// app. It is called from the pump (the reply) and the reader (the
+// message's own newMessage event, which may come first).
+func (o *outbox) finish(m *Message, stored parley.Message, err error) {
+	if !m.settle(stored, err) {
+		return
+	}
+	o.mu.Lock()
+	for i, q := range o.queue {
+		if q == m {
+			o.queue = append(o.queue[:i:i], o.queue[i+1:]...)
+			break
+		}
+	}
+	delete(o.byID, m.clientID)
+	if o.db != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, derr := o.db.ExecContext(ctx, `DELETE FROM outbox WHERE client_id = ?`, m.clientID); derr != nil {
+			// The server dedupes a resend after restart, so a stale row
+			// costs a round trip, not a duplicate.
+			o.c.log.Warn("client: outbox file delete failed", "err", derr)
+		}
+		cancel()
+	}
+	o.mu.Unlock()
+	ev := MessageStatusChanged{ClientID: m.clientID, ConversationID: m.conversationID, Message: stored, Err: err, Status: Sent}
+	if err != nil {
+		ev.Status = Failed
+	}
+	o.c.emit(ev)
+	o.signal()
+}
+
+// onEvent settles an outgoing message whose newMessage arrived before its
+// reply (the reply may be lost with the connection).
+func (o *outbox) onEvent(ev Event) {
+	nm, ok := ev.(NewMessage)
+	if !ok || nm.Message.ClientID == "" {
+		return
+	}
+	o.mu.Lock()
+	m := o.byID[nm.Message.ClientID]
+	o.mu.Unlock()
+	if m != nil && m.conversationID == nm.Message.ConversationID && nm.Message.SenderID == o.c.User().ID {
+		o.finish(m, nm.Message, nil)
+	}
+}
+
+// pump is the outbox goroutine (owned by the Client; ctx ends with Close).
+func (o *outbox) pump(ctx context.Context) {
+	defer o.c.wg.Done()
+	for {
+		m := o.head()
+		if m == nil {
+			select {
+			case <-o.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		if m.Status() != Sending { // settled meanwhile; finish removed it
+			o.drop(m)
+			continue
+		}
+		if !o.waitConn(ctx) {
+			return
+		}
+		data, err := o.c.roundTrip(ctx, protocol.OpSend, protocol.Send{
+			ConversationID: m.conversationID, ClientID: m.clientID, Type: m.typ,
+			Text: m.text, AttachmentID: m.attachmentID,
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		var perr *parley.Error
+		switch {
+		case err == nil:
+			var stored parley.Message
+			if jerr := json.Unmarshal(data, &stored); jerr != nil {
+				o.finish(m, parley.Message{}, fmt.Errorf("client: bad send reply: %w", jerr))
+				continue
+			}
+			o.finish(m, stored, nil)
+		case errors.Is(err, errConnLost):
+			// Sent again on the next connection with the same client id.
+		case errors.As(err, &perr) && (perr.Code == parley.ERATELIMITED || perr.Code == parley.EUNAVAILABLE || perr.Code == parley.EINTERNAL):
+			// Transient: wait and retry the same message, keeping order.
+			d := perr.RetryAfter
+			if d <= 0 {
+				d = time.Second
+			}
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		default:
+			o.finish(m, parley.Message{}, err)
+		}
+	}
+}
+
+// drop removes a message already settled (by its event) from the queue.
+func (o *outbox) drop(m *Message) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, q := range o.queue {
+		if q == m {
+			o.queue = append(o.queue[:i:i], o.queue[i+1:]...)
+			return
+		}
+	}
+}
+
+// waitConn waits for a live connection; false when ctx ends.
+func (o *outbox) waitConn(ctx context.Context) bool {
+	for {
+		o.c.mu.Lock()
+		up := o.c.connected
+		o.c.mu.Unlock()
+		select {
+		case <-up:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// close fails what waits in a memory outbox (a file keeps it) and closes
+// the file.
+func (o *outbox) close() error {
+	o.mu.Lock()
+	queue := o.queue
+	db := o.db
+	if db == nil {
+		o.queue = nil
+		o.byID = make(map[string]*Message)
+	}
+	o.mu.Unlock()
+	if db != nil {
+		return db.Close()
+	}
+	for _, m := range queue {
+		if m.settle(parley.Message{}, ErrClosed) {
+			o.c.emit(MessageStatusChanged{ClientID: m.clientID, ConversationID: m.conversationID, Status: Failed, Err: ErrClosed})
+		}
+	}
+	return nil
+}

@@ -1,0 +1,639 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// CloseError is a connection the server closed with a close code. Use
+// protocol.ShouldReconnect(Code) to tell the kinds apart; the client
+// already does.
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+func (e *CloseError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("client: server closed the connection: %s (%d): %s", closeErrText(e.Code), e.Code, e.Reason)
+	}
+	return fmt.Sprintf("client: server closed the connection: %s (%d)", closeErrText(e.Code), e.Code)
+}
+
+// Terminal reports whether the client stops retrying after this close.
+func (e *CloseError) Terminal() bool { return !protocol.ShouldReconnect(e.Code) }
+
+// GaveUpError is the status error after MaxAttempts failed attempts.
+type GaveUpError struct {
+	Attempts int
+	Last     error
+}
+
+func (e *GaveUpError) Error() string {
+	return fmt.Sprintf("client: gave up after %d failed connection attempts (MaxAttempts): last error: %v", e.Attempts, e.Last)
+}
+
+func (e *GaveUpError) Unwrap() error { return e.Last }
+
+// ErrHeartbeatTimeout is why a link was dropped when the server went
+// silent for longer than the heartbeat timeout (a half-open link).
+var ErrHeartbeatTimeout = errors.New("client: no frame from the server within the heartbeat timeout (link dead)")
+
+// errConnLost fails requests whose connection ended before the reply.
+var errConnLost = &parley.Error{Code: parley.EUNAVAILABLE, Message: "connection lost before the reply"}
+
+// wsConn is one live connection.
+type wsConn struct {
+	ws        *websocket.Conn
+	gen       uint64
+	lastHeard atomic.Int64 // unix nanos of the last frame read
+	hbFail    atomic.Bool
+}
+
+type reply struct {
+	data json.RawMessage
+	err  error
+}
+
+// backoffCeiling is the ceiling of the delay before attempt n (n >= 1).
+func backoffCeiling(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n; i++ {
+		d *= 2
+		if d >= max || d <= 0 {
+			return max
+		}
+	}
+	if d > max {
+		return max
+	}
+	return d
+}
+
+// backoffDelay draws a full-jitter delay for attempt n: uniform in
+// [0, ceiling].
+func backoffDelay(base, max time.Duration, n int) time.Duration {
+	ceil := backoffCeiling(base, max, n)
+	return time.Duration(rand.Int64N(int64(ceil) + 1))
+}
+
+// run is the runner goroutine: it dials, serves a connection until it
+// ends, waits and retries, until ctx (Close) ends it. It is the only
+// goroutine that opens connections, so there is never more than one.
+func (c *Client) run(ctx context.Context) {
+	defer c.wg.Done()
+	failures := 0 // failed attempts since the last connection (MaxAttempts)
+	step := 0     // backoff steps waited since the last connection
+	tokenRetry := false
+	var delay time.Duration
+	wait := false
+	var lastErr error
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		if wait {
+			at := time.Now().Add(delay)
+			c.mu.Lock()
+			c.moveToReconnecting(failures+1, at, lastErr)
+			c.mu.Unlock()
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-c.wake:
+				t.Stop()
+				step = 0 // Reconnect(): retry now, backoff from its first step
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		c.mu.Lock()
+		c.moveToConnecting(failures + 1)
+		c.mu.Unlock()
+		connected, hint, err := c.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		lastErr = err
+		if connected {
+			failures, step, tokenRetry = 0, 0, false
+		}
+		var ce *CloseError
+		if errors.As(err, &ce) && ce.Terminal() {
+			if ce.Code == protocol.CloseUnauthorized && !tokenRetry {
+				// One immediate retry with a fresh token (TokenSource
+				// is called for every attempt).
+				tokenRetry = true
+				wait = false
+				continue
+			}
+			if !c.giveUp(ctx, err) {
+				return
+			}
+			failures, step, tokenRetry, lastErr, wait = 0, 0, false, nil, false
+			continue
+		}
+		if !connected {
+			failures++
+			if c.opts.maxAttempts > 0 && failures >= c.opts.maxAttempts {
+				if !c.giveUp(ctx, &GaveUpError{Attempts: failures, Last: err}) {
+					return
+				}
+				failures, step, lastErr, wait = 0, 0, nil, false
+				continue
+			}
+		}
+		wait = true
+		if hint > 0 {
+			// The server said when to come back (goaway): honour it; the
+			// server already jittered it per connection. Reset the
+			// backoff: the server is restarting, not failing.
+			delay, step = hint, 0
+			continue
+		}
+		step++
+		delay = backoffDelay(c.opts.backoffBase, c.opts.backoffMax, step)
+	}
+}
+
+// giveUp moves to Disconnected and waits for Reconnect or Close; it
+// reports false when the client is closing.
+func (c *Client) giveUp(ctx context.Context, err error) bool {
+	c.mu.Lock()
+	c.moveToDisconnected(err, true)
+	c.mu.Unlock()
+	select {
+	case <-c.wake:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// session makes one connection and serves it until it ends. connected says
+// whether the server welcomed us; hint is the goaway delay, if any.
+func (c *Client) session(ctx context.Context) (connected bool, hint time.Duration, err error) {
+	token, err := c.opts.tokens(ctx)
+	if err != nil {
+		return false, 0, fmt.Errorf("client: token source: %w", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
+	defer cancel()
+	ws, _, err := websocket.Dial(dctx, c.wsURL, &websocket.DialOptions{HTTPClient: c.http})
+	if err != nil {
+		return false, 0, fmt.Errorf("client: dial: %w", err)
+	}
+	defer ws.CloseNow()
+	// History pages can be much larger than what clients may send.
+	ws.SetReadLimit(32 << 20)
+
+	hello := protocol.Hello{Token: token}
+	c.mu.Lock()
+	if c.havePos {
+		p := c.pos
+		hello.ResumeFrom = &p
+	}
+	c.mu.Unlock()
+	if err := writeRequest(dctx, ws, protocol.OpHello, "", hello); err != nil {
+		return false, 0, readErr(err)
+	}
+	var welcome protocol.Welcome
+	for {
+		_, b, err := ws.Read(dctx)
+		if err != nil {
+			return false, 0, readErr(err)
+		}
+		var f protocol.Frame
+		if err := json.Unmarshal(b, &f); err != nil {
+			return false, 0, fmt.Errorf("client: bad frame from server: %w", err)
+		}
+		if f.Type == protocol.TypeError && f.Error != nil {
+			if f.Error.Code == parley.EUNAUTHORIZED {
+				return false, 0, &CloseError{Code: protocol.CloseUnauthorized, Reason: f.Error.Message}
+			}
+			return false, 0, frameError(f.Error)
+		}
+		if f.Type != protocol.TypeWelcome {
+			continue
+		}
+		if err := json.Unmarshal(f.Data, &welcome); err != nil {
+			return false, 0, fmt.Errorf("client: bad welcome: %w", err)
+		}
+		break
+	}
+
+	cn := &wsConn{ws: ws}
+	cn.lastHeard.Store(time.Now().UnixNano())
+	c.mu.Lock()
+	c.gen++
+	cn.gen = c.gen
+	c.conn = cn
+	c.user = welcome.User
+	if !c.havePos {
+		c.havePos, c.pos = true, welcome.Head
+	}
+	c.moveToConnected(welcome.SessionID)
+	close(c.connected)
+	c.mu.Unlock()
+	c.state.onWelcome(welcome)
+	c.out.signal()
+
+	interval, timeout := c.opts.hbInterval, c.opts.hbTimeout
+	if interval <= 0 {
+		interval = time.Duration(welcome.HeartbeatIntervalMS) * time.Millisecond
+		if interval <= 0 {
+			interval = protocol.HeartbeatInterval
+		}
+	}
+	if timeout <= 0 {
+		timeout = time.Duration(welcome.HeartbeatTimeoutMS) * time.Millisecond
+		if timeout <= 0 {
+			timeout = protocol.HeartbeatTimeout
+		}
+	}
+	sctx, stop := context.WithCancel(ctx)
+	var hbwg sync.WaitGroup
+	hbwg.Add(1)
+	go func() { // owned by this session: stopped and waited for below
+		defer hbwg.Done()
+		c.heartbeat(sctx, cn, interval, timeout)
+	}()
+
+	var goaway time.Duration
+	for {
+		_, b, rerr := ws.Read(sctx)
+		if rerr != nil {
+			err = readErr(rerr)
+			if cn.hbFail.Load() {
+				err = ErrHeartbeatTimeout
+			}
+			break
+		}
+		cn.lastHeard.Store(time.Now().UnixNano())
+		if d := c.handleFrame(cn, b); d > 0 {
+			goaway = d
+		}
+	}
+	stop()
+	ws.CloseNow()
+	hbwg.Wait()
+	c.teardown(cn)
+	return true, goaway, err
+}
+
+// teardown forgets a connection that ended: pending requests fail, the
+// throttle is dropped, and presence/typing learned on it are cleared.
+func (c *Client) teardown(cn *wsConn) {
+	c.mu.Lock()
+	if c.conn == cn {
+		c.conn = nil
+		c.connected = make(chan struct{})
+	}
+	for id, ch := range c.pending {
+		ch <- reply{err: errConnLost}
+		delete(c.pending, id)
+	}
+	if c.throttle != nil {
+		c.throttle.Stop()
+		c.throttle = nil
+	}
+	c.mu.Unlock()
+	c.state.onDisconnect()
+}
+
+// heartbeat pings every interval and drops the link after timeout of
+// silence. The deadline follows the last frame heard, so a dead link is
+// noticed timeout after the last frame, not a tick later.
+func (c *Client) heartbeat(ctx context.Context, cn *wsConn, interval, timeout time.Duration) {
+	ping := time.NewTicker(interval)
+	defer ping.Stop()
+	dead := time.NewTimer(timeout)
+	defer dead.Stop()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ping.C:
+			n++
+			wctx, cancel := context.WithTimeout(ctx, timeout)
+			err := writeRequest(wctx, cn.ws, protocol.OpPing, "p"+strconv.Itoa(n), nil)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				// A failed write kills the conn; the reader reports it.
+				return
+			}
+		case <-dead.C:
+			last := time.Unix(0, cn.lastHeard.Load())
+			left := time.Until(last.Add(timeout))
+			if left > 0 {
+				dead.Reset(left)
+				continue
+			}
+			cn.hbFail.Store(true)
+			cn.ws.CloseNow()
+			return
+		}
+	}
+}
+
+// handleFrame processes one frame from the server on the reader goroutine;
+// it returns the goaway delay when the frame is a goaway.
+func (c *Client) handleFrame(cn *wsConn, b []byte) time.Duration {
+	var f protocol.Frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		c.pushError(fmt.Errorf("client: bad frame from server: %w", err))
+		return 0
+	}
+	switch f.Type {
+	case protocol.TypePong:
+	case protocol.TypeReply, protocol.TypeError:
+		if f.ID == "" {
+			if f.Error != nil {
+				c.pushError(frameError(f.Error))
+			}
+			return 0
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[f.ID]
+		delete(c.pending, f.ID)
+		c.mu.Unlock()
+		if ok {
+			if f.Type == protocol.TypeError && f.Error != nil {
+				ch <- reply{err: frameError(f.Error)}
+			} else {
+				ch <- reply{data: f.Data}
+			}
+		}
+	case protocol.TypeEvent:
+		var ev parley.Event
+		if err := json.Unmarshal(f.Data, &ev); err != nil {
+			c.pushError(fmt.Errorf("client: bad event from server: %w", err))
+			return 0
+		}
+		c.handleEvent(cn, &ev)
+	case protocol.TypeResumed:
+		var r protocol.Resumed
+		if json.Unmarshal(f.Data, &r) == nil {
+			c.emit(Resumed{From: r.From, To: r.To, Count: r.Count})
+		}
+	case protocol.TypeResync:
+		var r protocol.Resync
+		if err := json.Unmarshal(f.Data, &r); err != nil {
+			c.pushError(fmt.Errorf("client: bad resync: %w", err))
+			return 0
+		}
+		c.mu.Lock()
+		c.havePos, c.pos = true, r.Head
+		c.mu.Unlock()
+		c.emit(Resynced{Head: r.Head, Reason: r.Reason})
+		c.state.onResync()
+	case protocol.TypeThrottled:
+		var t protocol.Throttled
+		if json.Unmarshal(f.Data, &t) == nil {
+			c.setThrottled(cn, t.Feature, t.Until, true)
+		}
+	case protocol.TypeUnthrottled:
+		var t protocol.Unthrottled
+		if json.Unmarshal(f.Data, &t) == nil {
+			c.setThrottled(cn, t.Feature, time.Time{}, false)
+		}
+	case protocol.TypeGoAway:
+		var g protocol.GoAway
+		if json.Unmarshal(f.Data, &g) == nil && g.ReconnectAfterMS > 0 {
+			return time.Duration(g.ReconnectAfterMS) * time.Millisecond
+		}
+		return time.Millisecond
+	}
+	return 0
+}
+
+// handleEvent drops a durable event already seen (by position), then
+// updates the client's state and hands it to the app. Only the reader
+// goroutine calls it, so events keep their order.
+func (c *Client) handleEvent(cn *wsConn, ev *parley.Event) {
+	if ev.Type.Durable() {
+		c.mu.Lock()
+		if c.conn != cn {
+			c.mu.Unlock()
+			return
+		}
+		if c.havePos && ev.Pos <= c.pos {
+			c.duplicat++
+			c.mu.Unlock()
+			return
+		}
+		c.havePos, c.pos = true, ev.Pos
+		c.mu.Unlock()
+	}
+	out := typedEvent(ev)
+	if out == nil {
+		return
+	}
+	c.state.apply(out)
+	c.out.onEvent(out)
+	c.emit(out)
+}
+
+func (c *Client) setThrottled(cn *wsConn, feature string, until time.Time, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != cn {
+		return
+	}
+	t := c.status.clone().Throttled
+	if t == nil {
+		t = make(map[string]time.Time)
+	}
+	if on {
+		t[feature] = until
+	} else {
+		delete(t, feature)
+	}
+	// Lift features whose time is up even if no unthrottled frame comes.
+	now := time.Now()
+	var next time.Time
+	for f, u := range t {
+		if !u.After(now) {
+			delete(t, f)
+		} else if next.IsZero() || u.Before(next) {
+			next = u
+		}
+	}
+	if c.throttle != nil {
+		c.throttle.Stop()
+		c.throttle = nil
+	}
+	if !next.IsZero() {
+		gen := cn.gen
+		c.throttle = time.AfterFunc(time.Until(next), func() {
+			c.mu.Lock()
+			ok := c.conn != nil && c.conn.gen == gen
+			c.mu.Unlock()
+			if ok {
+				c.setThrottled(cn, "", time.Time{}, false)
+			}
+		})
+	}
+	c.moveToThrottled(t)
+}
+
+func writeRequest(ctx context.Context, ws *websocket.Conn, op, id string, data any) error {
+	r := protocol.Request{Op: op, ID: id}
+	if data != nil {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return err
+		}
+		r.Data = b
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return ws.Write(ctx, websocket.MessageText, b)
+}
+
+// readErr turns a websocket error into a *CloseError when the server sent
+// a close code.
+func readErr(err error) error {
+	if code := websocket.CloseStatus(err); code != -1 {
+		var ce websocket.CloseError
+		reason := ""
+		if errors.As(err, &ce) {
+			reason = ce.Reason
+		}
+		return &CloseError{Code: int(code), Reason: reason}
+	}
+	return fmt.Errorf("client: connection lost: %w", err)
+}
+
+func frameError(e *protocol.ErrorBody) error {
+	return &parley.Error{Code: e.Code, Message: e.Message, RetryAfter: time.Duration(e.RetryAfterMS) * time.Millisecond}
+}
+
+// roundTrip sends one request on the current connection and waits for its
+// reply. It fails with errConnLost if the connection ends first and with
+// EUNAVAILABLE when there is no connection.
+func (c *Client) roundTrip(ctx context.Context, op string, data any) (json.RawMessage, error) {
+	c.mu.Lock()
+	cn := c.conn
+	if cn == nil {
+		c.mu.Unlock()
+		return nil, errConnLost
+	}
+	c.reqSeq++
+	id := "r" + strconv.FormatUint(c.reqSeq, 10)
+	ch := make(chan reply, 1)
+	c.pending[id] = ch
+	c.mu.Unlock()
+	wctx, cancel := context.WithTimeout(ctx, c.opts.requestTimeout)
+	err := writeRequest(wctx, cn.ws, op, id, data)
+	cancel()
+	if err != nil {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errConnLost
+	}
+	select {
+	case r := <-ch:
+		return r.data, r.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+// call waits for a connection, sends the request and decodes the reply
+// into out. Requests that only read (retry=true) are repeated on the next
+// connection when the link drops before the reply. Without a deadline in
+// ctx, DefaultRequestTimeout applies.
+func (c *Client) call(ctx context.Context, op string, in, out any, retry bool) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.requestTimeout)
+		defer cancel()
+	}
+	for {
+		if err := c.waitConnected(ctx); err != nil {
+			return err
+		}
+		data, err := c.roundTrip(ctx, op, in)
+		if err == errConnLost && retry {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if out != nil && len(data) > 0 {
+			if err := json.Unmarshal(data, out); err != nil {
+				return fmt.Errorf("client: bad %s reply: %w", op, err)
+			}
+		}
+		return nil
+	}
+}
+
+// waitConnected waits until a connection is up. It fails at once when the
+// client is Disconnected (before Connect, after giving up, after Close).
+func (c *Client) waitConnected(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		if c.conn != nil {
+			c.mu.Unlock()
+			return nil
+		}
+		if err := c.refuseLocked(); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// refuseLocked returns the error for calls made while Disconnected. Caller
+// holds c.mu.
+func (c *Client) refuseLocked() error {
+	if c.closed {
+		return ErrClosed
+	}
+	if c.status.State != Disconnected {
+		return nil
+	}
+	if !c.started {
+		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected: call Connect first"}
+	}
+	if c.status.Err != nil {
+		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected and stopped retrying: " + c.status.Err.Error() + " (call Reconnect to try again)"}
+	}
+	return &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected"}
+}

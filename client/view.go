@@ -1,0 +1,306 @@
+package client
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// ConversationView is the history of one conversation as an app shows it:
+// the newest page first, older pages with LoadMore, and live events (new
+// messages, deletes) applied as they come, so the app never sees a message
+// twice or a gap between a loaded page and live events. Messages are
+// ordered by Seq and contiguous from the oldest loaded to the newest.
+//
+// Messages this client is still sending are not in the view until the
+// server stores them; show Client.Pending() below the view for those.
+// Methods are safe for concurrent use; the OnChange callback runs on the
+// client's callback goroutine.
+type ConversationView struct {
+	c        *Client
+	id       string
+	pageSize int
+
+	mu       sync.Mutex
+	msgs     []parley.Message
+	hasMore  bool
+	syncing  bool    // a fetch is under way; live events wait in buf
+	buf      []Event // live events that came during a fetch
+	needSync bool    // a gap (or a resync) was seen during a fetch
+	onChange func()
+	closed   bool
+	err      error // the last background fetch error
+}
+
+// OpenConversation loads the newest page of a conversation (pageSize
+// messages; 0 means parley.DefaultPageLimit) and keeps the view up to date
+// until Close. It waits for a connection.
+func (c *Client) OpenConversation(ctx context.Context, conversationID string, pageSize int) (*ConversationView, error) {
+	if pageSize <= 0 {
+		pageSize = parley.DefaultPageLimit
+	}
+	if pageSize > parley.MaxPageLimit {
+		pageSize = parley.MaxPageLimit
+	}
+	v := &ConversationView{c: c, id: conversationID, pageSize: pageSize, syncing: true}
+	// Register before fetching, so every event committed after the page was
+	// read reaches the buffer.
+	s := c.state
+	s.mu.Lock()
+	s.views[conversationID] = append(s.views[conversationID], v)
+	s.mu.Unlock()
+	var page parley.MessagePage
+	err := c.call(ctx, protocol.OpHistory, protocol.History{ConversationID: conversationID, Limit: pageSize}, &page, true)
+	if err != nil {
+		v.Close()
+		return nil, err
+	}
+	v.mu.Lock()
+	v.msgs, v.hasMore = page.Messages, page.HasMore
+	v.mu.Unlock()
+	v.finishSync()
+	return v, nil
+}
+
+// ID is the conversation's id.
+func (v *ConversationView) ID() string { return v.id }
+
+// Messages returns the loaded messages in Seq order (a copy).
+func (v *ConversationView) Messages() []parley.Message {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]parley.Message(nil), v.msgs...)
+}
+
+// HasMore reports whether older messages remain to load.
+func (v *ConversationView) HasMore() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.hasMore
+}
+
+// Err returns the last error of a background refetch (after a resync or a
+// gap), nil when it succeeded; the view retries on the next event.
+func (v *ConversationView) Err() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.err
+}
+
+// OnChange sets a function called (on the callback goroutine) after the
+// view changed. It replaces the previous one; nil removes it.
+func (v *ConversationView) OnChange(fn func()) {
+	v.mu.Lock()
+	v.onChange = fn
+	v.mu.Unlock()
+}
+
+// LoadMore loads the page of messages before the oldest loaded one and
+// returns how many it added. A page is asked for by Seq (a cursor), so new
+// messages arriving meanwhile cannot shift it.
+func (v *ConversationView) LoadMore(ctx context.Context) (int, error) {
+	v.mu.Lock()
+	if !v.hasMore || len(v.msgs) == 0 {
+		v.mu.Unlock()
+		return 0, nil
+	}
+	before := v.msgs[0].Seq
+	v.mu.Unlock()
+	var page parley.MessagePage
+	err := v.c.call(ctx, protocol.OpHistory, protocol.History{ConversationID: v.id, Before: before, Limit: v.pageSize}, &page, true)
+	if err != nil {
+		return 0, err
+	}
+	v.mu.Lock()
+	n := 0
+	if len(v.msgs) > 0 && v.msgs[0].Seq == before {
+		var older []parley.Message
+		for _, m := range page.Messages {
+			if m.Seq < before {
+				older = append(older, m)
+			}
+		}
+		n = len(older)
+		v.msgs = append(older, v.msgs...)
+		v.hasMore = page.HasMore
+	}
+	v.mu.Unlock()
+	v.changed()
+	return n, nil
+}
+
+// Close stops updating the view.
+func (v *ConversationView) Close() {
+	s := v.c.state
+	s.mu.Lock()
+	vs := s.views[v.id]
+	for i, x := range vs {
+		if x == v {
+			s.views[v.id] = append(vs[:i:i], vs[i+1:]...)
+			break
+		}
+	}
+	if len(s.views[v.id]) == 0 {
+		delete(s.views, v.id)
+	}
+	s.mu.Unlock()
+	v.mu.Lock()
+	v.closed = true
+	v.mu.Unlock()
+}
+
+func (v *ConversationView) changed() {
+	v.mu.Lock()
+	fn := v.onChange
+	v.mu.Unlock()
+	if fn != nil {
+		v.c.q.push(fn)
+	}
+}
+
+// apply takes one live event (the reader goroutine, in order).
+func (v *ConversationView) apply(ev Event) {
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		return
+	}
+	if v.syncing {
+		v.buf = append(v.buf, ev)
+		v.mu.Unlock()
+		return
+	}
+	ok := v.applyLocked(ev)
+	if !ok {
+		v.startSyncLocked()
+	}
+	v.mu.Unlock()
+	v.changed()
+}
+
+// applyLocked applies ev; false means a gap: ev is newer than the message
+// after the newest loaded one, so the missing ones must be fetched.
+func (v *ConversationView) applyLocked(ev Event) bool {
+	var m parley.Message
+	switch e := ev.(type) {
+	case NewMessage:
+		m = e.Message
+	case MessageDeleted:
+		m = e.Message
+	default:
+		return true
+	}
+	newest := int64(0)
+	if n := len(v.msgs); n > 0 {
+		newest = v.msgs[n-1].Seq
+	}
+	switch {
+	case m.Seq <= newest:
+		// Already loaded (a page and a live event overlap): replace in
+		// place, which turns a message into its tombstone.
+		i := sort.Search(len(v.msgs), func(i int) bool { return v.msgs[i].Seq >= m.Seq })
+		if i < len(v.msgs) && v.msgs[i].Seq == m.Seq {
+			if m.Deleted || !v.msgs[i].Deleted {
+				v.msgs[i] = m
+			}
+		}
+		return true
+	case m.Seq == newest+1 || (len(v.msgs) == 0 && !v.hasMore && m.Seq == 1):
+		v.msgs = append(v.msgs, m)
+		return true
+	}
+	buf := v.buf
+	v.buf = append([]Event{ev}, buf...)
+	return false
+}
+
+// startSyncLocked fetches the messages after the newest loaded one in the
+// background, buffering live events meanwhile.
+func (v *ConversationView) startSyncLocked() {
+	if v.syncing {
+		return
+	}
+	v.syncing = true
+	v.c.spawn(func(ctx context.Context) {
+		for {
+			v.mu.Lock()
+			after := int64(0)
+			if n := len(v.msgs); n > 0 {
+				after = v.msgs[n-1].Seq
+			}
+			v.mu.Unlock()
+			q := protocol.History{ConversationID: v.id, After: after, Limit: parley.MaxPageLimit}
+			if after == 0 {
+				q = protocol.History{ConversationID: v.id, Limit: v.pageSize}
+			}
+			var page parley.MessagePage
+			if err := v.c.call(ctx, protocol.OpHistory, q, &page, true); err != nil {
+				v.mu.Lock()
+				v.err, v.syncing = err, false
+				v.mu.Unlock()
+				return
+			}
+			v.mu.Lock()
+			if after == 0 {
+				v.msgs, v.hasMore = page.Messages, page.HasMore
+			} else {
+				for _, m := range page.Messages {
+					v.applyLocked(NewMessage{Message: m})
+				}
+			}
+			v.err = nil
+			v.mu.Unlock()
+			if after == 0 || !page.HasMore {
+				break
+			}
+		}
+		v.finishSync()
+	})
+}
+
+// finishSync applies the events buffered during a fetch; a gap among them
+// starts another fetch.
+func (v *ConversationView) finishSync() {
+	v.mu.Lock()
+	if v.needSync {
+		v.needSync, v.syncing = false, false
+		v.msgs, v.hasMore, v.buf = nil, false, nil
+		v.startSyncLocked()
+		v.mu.Unlock()
+		return
+	}
+	buf := v.buf
+	v.buf = nil
+	v.syncing = false
+	for i, ev := range buf {
+		if !v.applyLocked(ev) {
+			v.buf = append(v.buf, buf[i+1:]...)
+			v.startSyncLocked()
+			break
+		}
+	}
+	v.mu.Unlock()
+	v.changed()
+}
+
+// reset throws the view away and loads the newest page again (after a
+// resync, when events were skipped).
+func (v *ConversationView) reset() {
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		return
+	}
+	if v.syncing {
+		// The fetch under way may predate the resync: fetch again after.
+		v.needSync = true
+		v.mu.Unlock()
+		return
+	}
+	v.msgs, v.hasMore, v.buf = nil, false, nil
+	v.startSyncLocked()
+	v.mu.Unlock()
+}
