@@ -1,0 +1,354 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// maxBodyBytes bounds a JSON request body, like a WebSocket frame.
+const maxBodyBytes = parley.MaxFrameBytes
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+protocol.Path, s.serveWS)
+	mux.HandleFunc("POST /v1/auth/register", s.handleRegister)
+	mux.HandleFunc("POST /v1/auth/login", s.handleLogin)
+	mux.HandleFunc("GET /v1/me", s.authed(s.handleMe))
+	mux.HandleFunc("GET /v1/users/{name}", s.authed(s.handleUser))
+	mux.HandleFunc("GET /v1/conversations", s.authed(s.handleConversations))
+	mux.HandleFunc("POST /v1/conversations/direct", s.authed(s.handleCreateDirect))
+	mux.HandleFunc("POST /v1/conversations/group", s.authed(s.handleCreateGroup))
+	mux.HandleFunc("GET /v1/conversations/{id}", s.authed(s.handleConversation))
+	mux.HandleFunc("PATCH /v1/conversations/{id}", s.authed(s.handleUpdateConversation))
+	mux.HandleFunc("GET /v1/conversations/{id}/messages", s.authed(s.handleHistory))
+	mux.HandleFunc("POST /v1/conversations/{id}/messages", s.authed(s.handleSend))
+	mux.HandleFunc("DELETE /v1/conversations/{id}/messages/{mid}", s.authed(s.handleDelete))
+	mux.HandleFunc("POST /v1/conversations/{id}/read", s.authed(s.handleRead))
+	mux.HandleFunc("POST /v1/conversations/{id}/typing", s.authed(s.handleTyping))
+	mux.HandleFunc("GET /v1/events", s.authed(s.handleEvents))
+	mux.HandleFunc("GET /v1/presence", s.authed(s.handlePresence))
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, s.log, parley.ErrNotFound)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", s.metricsHandler())
+	if s.cfg.Static != nil {
+		mux.Handle("/", s.cfg.Static)
+	}
+	return mux
+}
+
+// clientIP is the peer's IP. X-Forwarded-For is ignored on purpose: it is
+// the client's to forge unless a trusted proxy sets it.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", true
+	}
+	return strings.TrimSpace(tok), true
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, u parley.User)
+
+// authed checks the bearer token before h runs.
+func (s *Server) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := bearer(r)
+		u, err := s.svc.authenticate(r.Context(), tok)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
+			writeError(w, s.log, err)
+			return
+		}
+		h(w, r, u)
+	}
+}
+
+// decodeBody reads a JSON object body into v: ETOOLARGE over the limit,
+// EBADJSON for bytes that are not UTF-8 JSON, EINVALID for wrong types.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return parley.Errorf(parley.ETOOLARGE, "body is larger than %d bytes", maxBodyBytes)
+	} else if err != nil {
+		return parley.Errorf(parley.EINVALID, "reading body: %v", err)
+	}
+	return decodeJSON(b, v)
+}
+
+func decodeJSON(b []byte, v any) error {
+	if !utf8.Valid(b) {
+		return parley.Errorf(parley.EBADJSON, "body is not valid UTF-8")
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' || !json.Valid(b) {
+		return parley.Errorf(parley.EBADJSON, "body must be a JSON object")
+	}
+	return protocol.DecodeData(b, v)
+}
+
+// reply writes v, or err as an error response.
+func (s *Server) reply(w http.ResponseWriter, status int, v any, err error) {
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var c credentials
+	if err := decodeBody(w, r, &c); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	res, err := s.svc.register(r.Context(), clientIP(r), c)
+	s.reply(w, http.StatusCreated, res, err)
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	var c credentials
+	if err := decodeBody(w, r, &c); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	res, err := s.svc.login(r.Context(), clientIP(r), c)
+	s.reply(w, http.StatusOK, res, err)
+}
+
+func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, u parley.User) {
+	full, err := s.store.User(r.Context(), u.ID)
+	s.reply(w, http.StatusOK, full, err)
+}
+
+func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, _ parley.User) {
+	u, err := s.store.UserByName(r.Context(), r.PathValue("name"))
+	s.reply(w, http.StatusOK, u, err)
+}
+
+func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u parley.User) {
+	v, err := s.svc.conversations(r.Context(), u)
+	s.reply(w, http.StatusOK, v, err)
+}
+
+func (s *Server) handleCreateDirect(w http.ResponseWriter, r *http.Request, u parley.User) {
+	var d protocol.CreateDirect
+	if err := decodeBody(w, r, &d); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	v, err := s.svc.createDirect(r.Context(), u, d)
+	s.reply(w, http.StatusOK, v, err)
+}
+
+func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, u parley.User) {
+	var d protocol.CreateGroup
+	if err := decodeBody(w, r, &d); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	v, err := s.svc.createGroup(r.Context(), u, d)
+	s.reply(w, http.StatusCreated, v, err)
+}
+
+func (s *Server) handleConversation(w http.ResponseWriter, r *http.Request, u parley.User) {
+	v, err := s.svc.conversation(r.Context(), u, r.PathValue("id"))
+	s.reply(w, http.StatusOK, v, err)
+}
+
+func (s *Server) handleUpdateConversation(w http.ResponseWriter, r *http.Request, u parley.User) {
+	var d protocol.UpdateConversation
+	if err := decodeBody(w, r, &d); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	d.ConversationID = r.PathValue("id")
+	v, err := s.svc.updateConversation(r.Context(), u, d)
+	s.reply(w, http.StatusOK, v, err)
+}
+
+// queryInt reads an integer query parameter; absent is 0.
+func queryInt(r *http.Request, name string) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, parley.Errorf(parley.EINVALID, "%s must be an integer", name)
+	}
+	return n, nil
+}
+
+func queryInts(r *http.Request, names ...string) ([]int64, error) {
+	out := make([]int64, len(names))
+	for i, n := range names {
+		v, err := queryInt(r, n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.User) {
+	q, err := queryInts(r, "before", "after", "limit")
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	if q[2] > parley.MaxPageLimit {
+		q[2] = parley.MaxPageLimit + 1 // refused by the service with the same message
+	}
+	v, err := s.svc.history(r.Context(), u, protocol.History{
+		ConversationID: r.PathValue("id"), Before: q[0], After: q[1], Limit: int(q[2])})
+	s.reply(w, http.StatusOK, v, err)
+}
+
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, u parley.User) {
+	var d protocol.Send
+	if err := decodeBody(w, r, &d); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	d.ConversationID = r.PathValue("id")
+	m, created, err := s.svc.send(r.Context(), u, clientIP(r), d)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	s.reply(w, status, m, err)
+}
+
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, u parley.User) {
+	v, err := s.svc.deleteMessage(r.Context(), u, protocol.Delete{
+		ConversationID: r.PathValue("id"), MessageID: r.PathValue("mid")})
+	s.reply(w, http.StatusOK, v, err)
+}
+
+func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, u parley.User) {
+	var d protocol.Read
+	if err := decodeBody(w, r, &d); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	d.ConversationID = r.PathValue("id")
+	v, err := s.svc.read(r.Context(), u, d)
+	s.reply(w, http.StatusOK, v, err)
+}
+
+func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request, u parley.User) {
+	var d protocol.Typing
+	if err := decodeBody(w, r, &d); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	d.ConversationID = r.PathValue("id")
+	err := s.svc.typing(r.Context(), u, d)
+	s.reply(w, http.StatusOK, struct{}{}, err)
+}
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, u parley.User) {
+	q, err := queryInts(r, "after", "limit")
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	if q[1] > MaxEventsPage {
+		q[1] = MaxEventsPage + 1
+	}
+	v, err := s.svc.events(r.Context(), u, q[0], int(q[1]))
+	s.reply(w, http.StatusOK, v, err)
+}
+
+func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request, u parley.User) {
+	v, err := s.svc.presence(r.Context(), u)
+	s.reply(w, http.StatusOK, v, err)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		writeError(w, s.log, parley.Errorf(parley.EUNAVAILABLE, "shutting down"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2e9)
+	defer cancel()
+	if _, err := s.store.Head(ctx); err != nil {
+		s.log.Warn("readyz: store", "err", err)
+		writeError(w, s.log, parley.Errorf(parley.EUNAVAILABLE, "store unavailable"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// serveWS upgrades to a WebSocket and runs the connection on this
+// goroutine (net/http's, tracked by connWG for Shutdown).
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		writeError(w, s.log, &parley.Error{Code: parley.EUNAVAILABLE, Message: "shutting down", RetryAfter: s.reconnectDelay()})
+		return
+	}
+	ip := clientIP(r)
+	if err := s.limits.connects.check(ip); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	var pre *parley.User
+	if tok, ok := bearer(r); ok {
+		u, err := s.svc.authenticate(r.Context(), tok)
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		pre = &u
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:  s.cfg.AllowedOrigins,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		s.log.Debug("websocket upgrade refused", "ip", ip, "err", err)
+		return // Accept wrote the response (403 for a foreign Origin)
+	}
+	ws.SetReadLimit(parley.MaxFrameBytes)
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		ws.Close(protocol.CloseShutdown, "server shutting down")
+		return
+	}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	defer s.connWG.Done()
+	newConn(s, ws, ip).serve(s.connCtx, pre)
+}

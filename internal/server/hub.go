@@ -1,0 +1,305 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// Sequencer timings. A gap in positions is usually a reordering between
+// publishers that closes by itself within milliseconds; gapWait is how long
+// the hub lets it before reading the missing events from the store.
+// pollEvery catches events whose publish was lost entirely (a node that
+// died between commit and publish) when no later event reveals the gap.
+const (
+	gapWait   = 100 * time.Millisecond
+	pollEvery = time.Second
+	fillBatch = 500
+)
+
+// hub routes events to the connections of this node.
+//
+// Durable events arrive from the broker in any order between publishers;
+// the sequencer (the run goroutine) delivers them in position order, each
+// exactly once, filling gaps from the store. delivered is the position of
+// the last event handed to connections: a connection registered under mu
+// receives every event after the delivered value it was given, and the
+// resume replay covers everything up to it. Ephemeral events (typing,
+// presence) go straight to the connections.
+type hub struct {
+	store   parley.Store
+	log     *slog.Logger
+	metrics *metrics
+
+	mu        sync.Mutex // guards users and delivered
+	users     map[string]map[*conn]struct{}
+	delivered int64
+
+	inMu sync.Mutex // guards in
+	in   []parley.Event
+	sig  chan struct{} // a buffered wake-up for run
+
+	// Owned by the run goroutine.
+	next    int64
+	pending map[int64]parley.Event
+}
+
+func newHub(store parley.Store, log *slog.Logger, m *metrics) *hub {
+	return &hub{
+		store: store, log: log, metrics: m,
+		users:   make(map[string]map[*conn]struct{}),
+		sig:     make(chan struct{}, 1),
+		pending: make(map[int64]parley.Event),
+	}
+}
+
+// start sets the first position to deliver. Call it after subscribing to
+// the broker and before run, so nothing committed after head is missed.
+func (h *hub) start(head int64) {
+	h.next = head + 1
+	h.delivered = head
+}
+
+// push takes events from the broker. It never blocks: it runs on the
+// broker's delivery goroutine.
+func (h *hub) push(evs []parley.Event) {
+	var durable []parley.Event
+	for _, ev := range evs {
+		if ev.Pos > 0 {
+			durable = append(durable, ev)
+			continue
+		}
+		h.deliverEphemeral(ev.Audience, encodeEvent(ev))
+	}
+	if len(durable) == 0 {
+		return
+	}
+	h.inMu.Lock()
+	h.in = append(h.in, durable...)
+	h.inMu.Unlock()
+	select {
+	case h.sig <- struct{}{}:
+	default:
+	}
+}
+
+// run is the sequencer. It is owned by the Server and returns when ctx
+// ends.
+func (h *hub) run(ctx context.Context) {
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	gapArmed := false
+	poll := time.NewTicker(pollEvery)
+	defer poll.Stop()
+	defer gap.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.sig:
+			h.inMu.Lock()
+			evs := h.in
+			h.in = nil
+			h.inMu.Unlock()
+			for _, ev := range evs {
+				h.accept(ev)
+			}
+		case <-gap.C:
+			gapArmed = false
+			h.fill(ctx)
+		case <-poll.C:
+			head, err := h.store.Head(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					h.log.Warn("hub: reading head", "err", err)
+				}
+				continue
+			}
+			if head >= h.next {
+				h.fill(ctx)
+			}
+		}
+		switch {
+		case len(h.pending) > 0 && !gapArmed:
+			gap.Reset(gapWait)
+			gapArmed = true
+		case len(h.pending) == 0 && gapArmed:
+			gap.Stop()
+			gapArmed = false
+		}
+	}
+}
+
+// accept takes one durable event: a duplicate is dropped, the next one is
+// delivered (with any pending ones it unblocks), a later one waits.
+func (h *hub) accept(ev parley.Event) {
+	switch {
+	case ev.Pos < h.next:
+		return
+	case ev.Pos > h.next:
+		h.pending[ev.Pos] = ev
+		return
+	}
+	h.deliver(ev)
+	h.next++
+	for {
+		e, ok := h.pending[h.next]
+		if !ok {
+			break
+		}
+		delete(h.pending, h.next)
+		h.deliver(e)
+		h.next++
+	}
+}
+
+// fill reads the events after the last delivered one from the store, which
+// has them all, and accepts them.
+func (h *hub) fill(ctx context.Context) {
+	for ctx.Err() == nil {
+		evs, err := h.store.Events(ctx, h.next-1, fillBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Warn("hub: filling a gap", "after", h.next-1, "err", err)
+			}
+			return
+		}
+		for _, ev := range evs {
+			h.accept(ev)
+		}
+		if len(evs) < fillBatch {
+			return
+		}
+	}
+}
+
+// deliver queues a durable event to every local connection of its
+// audience and records it as delivered, under mu so a registering
+// connection sees either all of it or none.
+func (h *hub) deliver(ev parley.Event) {
+	b := encodeEvent(ev)
+	n := 0
+	h.mu.Lock()
+	h.delivered = ev.Pos
+	for _, uid := range ev.Audience {
+		for c := range h.users[uid] {
+			c.enqueue(b, false)
+			n++
+		}
+	}
+	h.mu.Unlock()
+	h.metrics.fanout.Add(float64(n))
+}
+
+// deliverEphemeral queues a typing or presence frame to the local
+// connections of users; full queues drop it.
+func (h *hub) deliverEphemeral(users []string, b []byte) {
+	n := 0
+	h.mu.Lock()
+	for _, uid := range users {
+		for c := range h.users[uid] {
+			c.enqueue(b, true)
+			n++
+		}
+	}
+	h.mu.Unlock()
+	h.metrics.fanout.Add(float64(n))
+}
+
+// register adds c and returns the last delivered position: c receives
+// every durable event after it.
+func (h *hub) register(c *conn) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.users[c.user.ID]
+	if m == nil {
+		m = make(map[*conn]struct{})
+		h.users[c.user.ID] = m
+	}
+	m[c] = struct{}{}
+	return h.delivered
+}
+
+// unregister removes c and reports whether it was its user's last
+// connection on this node.
+func (h *hub) unregister(c *conn) (last bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.users[c.user.ID]
+	delete(m, c)
+	if len(m) == 0 {
+		delete(h.users, c.user.ID)
+		return true
+	}
+	return false
+}
+
+// conns returns every registered connection.
+func (h *hub) conns() []*conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var cs []*conn
+	for _, m := range h.users {
+		for c := range m {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// encodeEvent encodes an event frame once for every receiver.
+func encodeEvent(ev parley.Event) []byte {
+	ev = withURLs(ev)
+	data, err := json.Marshal(ev)
+	if err != nil {
+		panic(err) // events are plain data; this cannot fail
+	}
+	return encodeFrame(protocol.Frame{Type: protocol.TypeEvent, Data: data})
+}
+
+func encodeFrame(f protocol.Frame) []byte {
+	b, err := json.Marshal(f)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func encodeData(typ, id string, v any) []byte {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return encodeFrame(protocol.Frame{Type: typ, ID: id, Data: data})
+}
+
+// withURLs returns ev with its message's attachment URLs filled in,
+// copying what it changes: events are shared between receivers.
+func withURLs(ev parley.Event) parley.Event {
+	if ev.Message != nil {
+		ev.Message = messageURLs(ev.Message)
+	}
+	if ev.Conversation != nil && ev.Conversation.LastMessage != nil {
+		c := *ev.Conversation
+		c.LastMessage = messageURLs(c.LastMessage)
+		ev.Conversation = &c
+	}
+	return ev
+}
+
+func messageURLs(m *parley.Message) *parley.Message {
+	if m == nil || m.Attachment == nil || m.Attachment.URL != "" {
+		return m
+	}
+	cp := *m
+	a := *m.Attachment
+	a.URL = "/v1/attachments/" + a.ID
+	a.ThumbURL = a.URL + "/thumb"
+	cp.Attachment = &a
+	return &cp
+}

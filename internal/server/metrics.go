@@ -1,0 +1,49 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the server's Prometheus metrics, in a registry of its own so
+// several servers can live in one process (tests, multi-node runs).
+type metrics struct {
+	reg         *prometheus.Registry
+	connections prometheus.Gauge
+	messages    prometheus.Counter
+	fanout      prometheus.Counter
+	resumes     *prometheus.CounterVec
+	drops       *prometheus.CounterVec
+	rateLimited *prometheus.CounterVec
+	slowClosed  prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_connections", Help: "Open WebSocket connections that completed hello.",
+		}),
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_messages_total", Help: "Messages stored through this node (new, not resends).",
+		}),
+		fanout: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_events_fanned_out_total", Help: "Event frames queued to local connections.",
+		}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_resumes_total", Help: "Hellos with resume_from, by result (replayed, resync).",
+		}, []string{"result"}),
+		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_queue_drops_total", Help: "Frames dropped from full send queues, by kind.",
+		}, []string{"kind"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_rate_limited_total", Help: "Requests refused by a rate limit, by limit.",
+		}, []string{"limit"}),
+		slowClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_slow_consumer_closes_total", Help: "Connections closed with 4001 (slow consumer).",
+		}),
+	}
+	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// opTimeout bounds one request's work.
+const opTimeout = 15 * time.Second
+
+// dispatch runs one request and queues its reply or error. Requests of a
+// connection run one at a time, in the order they were sent, so a
+// client's sends are stored in its order.
+func (c *conn) dispatch(ctx context.Context, req protocol.Request) {
+	if req.Op == protocol.OpPing {
+		c.enqueue(encodeFrame(protocol.Frame{Type: protocol.TypePong, ID: req.ID}), false)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	v, err := c.op(ctx, req)
+	if err != nil {
+		var pe *parley.Error
+		if parley.ErrorCode(err) == parley.ERATELIMITED && asError(err, &pe) {
+			switch req.Op {
+			case protocol.OpTyping:
+				c.throttle("typing", pe.RetryAfter)
+			case protocol.OpPresence:
+				c.throttle("presence", pe.RetryAfter)
+			}
+		}
+		c.enqueue(errorFrame(c.s, req.ID, err), false)
+		return
+	}
+	c.enqueue(encodeData(protocol.TypeReply, req.ID, v), false)
+}
+
+func decode[T any](req protocol.Request) (T, error) {
+	var v T
+	err := protocol.DecodeData(req.Data, &v)
+	return v, err
+}
+
+// op runs one request through the service layer.
+func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
+	svc, u := c.s.svc, c.user
+	switch req.Op {
+	case protocol.OpHello:
+		return nil, parley.Errorf(parley.EINVALID, "hello was already sent on this connection")
+	case protocol.OpSend:
+		d, err := decode[protocol.Send](req)
+		if err != nil {
+			return nil, err
+		}
+		m, _, err := svc.send(ctx, u, c.ip, d)
+		return m, err
+	case protocol.OpHistory:
+		d, err := decode[protocol.History](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.history(ctx, u, d)
+	case protocol.OpDelete:
+		d, err := decode[protocol.Delete](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.deleteMessage(ctx, u, d)
+	case protocol.OpRead:
+		d, err := decode[protocol.Read](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.read(ctx, u, d)
+	case protocol.OpTyping:
+		d, err := decode[protocol.Typing](req)
+		if err != nil {
+			return nil, err
+		}
+		return struct{}{}, svc.typing(ctx, u, d)
+	case protocol.OpConversations:
+		return svc.conversations(ctx, u)
+	case protocol.OpConversation:
+		d, err := decode[protocol.ConversationRef](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.conversation(ctx, u, d.ConversationID)
+	case protocol.OpCreateDirect:
+		d, err := decode[protocol.CreateDirect](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.createDirect(ctx, u, d)
+	case protocol.OpCreateGroup:
+		d, err := decode[protocol.CreateGroup](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.createGroup(ctx, u, d)
+	case protocol.OpUpdateConversation:
+		d, err := decode[protocol.UpdateConversation](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.updateConversation(ctx, u, d)
+	case protocol.OpPresence:
+		return svc.presence(ctx, u)
+	}
+	return nil, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", req.Op)
+}

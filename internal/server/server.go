@@ -1,0 +1,349 @@
+// Package server is Parley's HTTP and WebSocket server: the protocol v1
+// endpoint at /v1/ws, the JSON HTTP API, health and metrics, and the web
+// client at "/".
+//
+// A Server is one node. Its parts:
+//   - service.go: the one service layer behind both transports;
+//   - hub.go: the sequencer that delivers durable events in position
+//     order, exactly once, to local connections;
+//   - conn.go, ops.go: a connection's reader and writer loops, its bounded
+//     queue and the WebSocket ops;
+//   - presence.go, typing.go: the ephemeral features;
+//   - http.go: the HTTP API; errors.go: error code to status table.
+//
+// docs/protocol.md is the contract clients are written from;
+// docs/architecture.md explains how these parts fit.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/protocol"
+	"github.com/parleychat/parley/web"
+)
+
+// Config configures a Server. Store, Broker and Secret are required; every
+// other zero field takes the default its comment states.
+type Config struct {
+	// Store and Broker are owned by the caller, who closes them after
+	// Shutdown returns.
+	Store  parley.Store
+	Broker parley.Broker
+	// NodeID names this node in the broker (default: a random UUID).
+	NodeID string
+	// Secret signs and verifies tokens (at least auth.MinSecretLen bytes).
+	Secret []byte
+	// AllowedOrigins are Origin host patterns (path.Match syntax, e.g.
+	// "app.example.com", "*.example.com", or with a scheme
+	// "http://localhost:*") allowed to open WebSockets besides the
+	// server's own origin.
+	AllowedOrigins []string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Limits are rate limits and the per-connection queue bound.
+	Limits Limits
+	// ResumeLimit is how many missed events a resume replays at most
+	// (default parley.ResumeLimit); further behind, the client gets resync.
+	ResumeLimit int
+	// HeartbeatInterval is how often clients should ping (default
+	// protocol.HeartbeatInterval); HeartbeatTimeout how long the server
+	// waits without hearing from a client before closing with 4002
+	// (default protocol.HeartbeatTimeout).
+	HeartbeatInterval time.Duration
+	HeartbeatTimeout  time.Duration
+	// HelloTimeout is how long a new connection has to send hello (default
+	// protocol.HelloTimeout).
+	HelloTimeout time.Duration
+	// PresenceGrace is how long a user with no connection left stays
+	// online, so a quick reconnect does not flap (default 5 s).
+	PresenceGrace time.Duration
+	// ReconnectAfter is the base of the goaway delay; each connection gets
+	// a random delay between it and twice it (default 1 s).
+	ReconnectAfter time.Duration
+	// TokenTTL is how long register and login tokens last (default
+	// auth.DefaultTTL).
+	TokenTTL time.Duration
+	// PasswordHashes bounds concurrent argon2id hashes (default 4).
+	PasswordHashes int
+	// Static is served at "/" (default: the web client). Set
+	// http.NotFoundHandler() to serve nothing.
+	Static http.Handler
+}
+
+// DefaultPresenceGrace is the default Config.PresenceGrace.
+const DefaultPresenceGrace = 5 * time.Second
+
+func (c Config) withDefaults() Config {
+	if c.NodeID == "" {
+		c.NodeID = uuid.NewString()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Limits = c.Limits.withDefaults()
+	if c.ResumeLimit <= 0 {
+		c.ResumeLimit = parley.ResumeLimit
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = protocol.HeartbeatInterval
+	}
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = protocol.HeartbeatTimeout
+	}
+	if c.HelloTimeout <= 0 {
+		c.HelloTimeout = protocol.HelloTimeout
+	}
+	if c.PresenceGrace <= 0 {
+		c.PresenceGrace = DefaultPresenceGrace
+	}
+	if c.ReconnectAfter <= 0 {
+		c.ReconnectAfter = time.Second
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = auth.DefaultTTL
+	}
+	if c.PasswordHashes <= 0 {
+		c.PasswordHashes = 4
+	}
+	if c.Static == nil {
+		c.Static = web.Handler()
+	}
+	return c
+}
+
+// Server is one Parley node. Create it with New, serve it with Serve (or
+// mount Handler yourself) and always end it with Shutdown, which stops its
+// goroutines. Its methods are safe for concurrent use.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	store   parley.Store
+	broker  parley.Broker
+	metrics *metrics
+	limits  *limiters
+	hub     *hub
+	pres    *presence
+	svc     *service
+	handler http.Handler
+
+	// connCtx is the context of every connection; cancelled when a
+	// shutdown runs out of time.
+	connCtx    context.Context
+	cancelConn context.CancelFunc
+	// bgCtx ends the background goroutines (hub, presence, janitor),
+	// which bg tracks.
+	bgCtx    context.Context
+	cancelBg context.CancelFunc
+	bg       sync.WaitGroup
+	unsub    func()
+
+	mu       sync.Mutex // guards servers and connWG.Add against closing
+	closing  atomic.Bool
+	connWG   sync.WaitGroup
+	servers  []*http.Server
+	shutOnce sync.Once
+	shutErr  error
+}
+
+// New returns a running Server: it subscribes to the broker, reads the
+// store's head and starts the hub and presence goroutines.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Broker == nil {
+		return nil, errors.New("server: Config.Store and Config.Broker are required")
+	}
+	if len(cfg.Secret) < auth.MinSecretLen {
+		return nil, errors.New("server: Config.Secret must be at least 32 bytes")
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), store: cfg.Store, broker: cfg.Broker}
+	s.metrics = newMetrics()
+	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
+	s.hub = newHub(cfg.Store, s.log, s.metrics)
+	s.pres = newPresence(cfg.NodeID, cfg.PresenceGrace, s.publishPresence, s.notifyPresence)
+	s.svc = &service{
+		store: cfg.Store, broker: cfg.Broker, node: cfg.NodeID, log: s.log, metrics: s.metrics,
+		limits: s.limits, hasher: auth.NewHasher(cfg.PasswordHashes), secret: cfg.Secret,
+		ttl: cfg.TokenTTL, pres: s.pres, typers: newTypingTracker(),
+	}
+	s.connCtx, s.cancelConn = context.WithCancel(context.Background())
+	s.bgCtx, s.cancelBg = context.WithCancel(context.Background())
+
+	// Subscribe before reading the head: an event committed in between
+	// arrives through the broker, and one before it is not delivered twice.
+	unsub, err := cfg.Broker.Subscribe(s.onBroker)
+	if err != nil {
+		return nil, err
+	}
+	s.unsub = unsub
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	head, err := cfg.Store.Head(ctx)
+	if err != nil {
+		unsub()
+		return nil, err
+	}
+	s.hub.start(head)
+	s.handler = s.routes()
+
+	s.bg.Add(3)
+	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()
+	go func() { defer s.bg.Done(); s.pres.run(s.bgCtx) }()
+	go func() { defer s.bg.Done(); s.janitor(s.bgCtx) }()
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler: the API, /v1/ws, health,
+// metrics and the web client.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves HTTP on ln until Shutdown; it returns nil after a
+// shutdown. Listen before calling it, so a taken port is an error at
+// start.
+func (s *Server) Serve(ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.servers = append(s.servers, hs)
+	s.mu.Unlock()
+	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops the server: it stops accepting, tells every connection
+// to go away (a goaway frame with a jittered reconnect delay, then close
+// 4003), waits for the connections to flush and close, tells other nodes
+// its users left and stops its goroutines. When ctx ends first, it drops
+// the remaining connections and returns ctx.Err(). It is idempotent. It
+// does not close the Store or the Broker.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutOnce.Do(func() { s.shutErr = s.shutdown(ctx) })
+	return s.shutErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	servers := s.servers
+	s.mu.Unlock()
+
+	var err error
+	for _, hs := range servers {
+		// Hijacked WebSocket connections are not waited for here.
+		if e := hs.Shutdown(ctx); e != nil && err == nil {
+			err = e
+		}
+	}
+	for _, c := range s.hub.conns() {
+		c.goaway()
+	}
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.cancelConn()
+		for _, hs := range servers {
+			hs.Close()
+		}
+		<-done
+	}
+	s.cancelConn()
+
+	pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if e := s.broker.Publish(pctx, parley.BrokerMessage{Node: s.cfg.NodeID, Presence: ptr(leaving())}); e != nil {
+		s.log.Debug("publishing leave", "err", e)
+	}
+	s.unsub()
+	s.cancelBg()
+	s.bg.Wait()
+	return err
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// reconnectDelay is a goaway delay: uniform in [ReconnectAfter,
+// 2*ReconnectAfter), so clients of a restarting server spread out.
+func (s *Server) reconnectDelay() time.Duration {
+	base := s.cfg.ReconnectAfter
+	return base + rand.N(base)
+}
+
+// onBroker takes a broker message; it must not block.
+func (s *Server) onBroker(m parley.BrokerMessage) {
+	if m.Presence != nil {
+		s.pres.remoteReport(m.Node, *m.Presence)
+	}
+	if len(m.Events) > 0 {
+		s.hub.push(m.Events)
+	}
+}
+
+func (s *Server) publishPresence(np parley.NodePresence) {
+	ctx, cancel := context.WithTimeout(s.bgCtx, 2*time.Second)
+	defer cancel()
+	if err := s.broker.Publish(ctx, parley.BrokerMessage{Node: s.cfg.NodeID, Presence: &np}); err != nil && ctx.Err() == nil {
+		s.log.Warn("publishing presence", "err", err)
+	}
+}
+
+// notifyPresence tells the local connections of user's contacts that user
+// came online or went offline.
+func (s *Server) notifyPresence(user string, online bool) {
+	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
+	defer cancel()
+	contacts, err := s.store.Contacts(ctx, user)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("presence: contacts", "user", user, "err", err)
+		}
+		return
+	}
+	typ := parley.EventUserOffline
+	if online {
+		typ = parley.EventUserOnline
+	}
+	s.hub.deliverEphemeral(contacts, encodeEvent(parley.Event{Type: typ, UserID: user, At: parley.Now()}))
+}
+
+// janitor forgets idle rate limiters.
+func (s *Server) janitor(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.limits.sweep(10 * time.Minute)
+		}
+	}
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,512 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/protocol"
+)
+
+func asError(err error, target **parley.Error) bool { return errors.As(err, target) }
+
+// service is the one layer behind both the WebSocket ops and the HTTP
+// handlers: it validates input, applies rate limits, calls the store and
+// publishes the events a write returns, after the store committed them.
+// It is safe for concurrent use.
+type service struct {
+	store   parley.Store
+	broker  parley.Broker
+	node    string
+	log     *slog.Logger
+	metrics *metrics
+	limits  *limiters
+	hasher  *auth.Hasher
+	secret  []byte
+	ttl     time.Duration
+	pres    *presence
+	typers  *typingTracker
+
+	// ensured remembers the users whose token name is in the store, so a
+	// connection does not cost a write.
+	ensured sync.Map // user id -> name
+}
+
+// authenticate verifies a token and returns its user, creating the user on
+// first sight (tokens minted by integrators).
+func (s *service) authenticate(ctx context.Context, token string) (parley.User, error) {
+	cl, err := auth.Verify(s.secret, token, time.Now())
+	if err != nil {
+		return parley.User{}, err
+	}
+	if name, ok := s.ensured.Load(cl.UserID); ok && name == cl.Name {
+		return parley.User{ID: cl.UserID, Name: cl.Name}, nil
+	}
+	u, err := s.store.EnsureUser(ctx, cl.UserID, cl.Name)
+	if err != nil {
+		return parley.User{}, err
+	}
+	s.ensured.Store(u.ID, u.Name)
+	return u, nil
+}
+
+// authResult is the body of register and login responses.
+type authResult struct {
+	Token     string      `json:"token"`
+	User      parley.User `json:"user"`
+	ExpiresAt time.Time   `json:"expires_at"`
+}
+
+type credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func validUsername(name string) error {
+	n := utf8.RuneCountInString(name)
+	if n < 3 || n > parley.MaxUsernameRunes {
+		return parley.Errorf(parley.EINVALID, "username must be 3 to %d characters", parley.MaxUsernameRunes)
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_-.", r) {
+			return parley.Errorf(parley.EINVALID, "username may hold letters, digits, '_', '-' and '.' only")
+		}
+	}
+	return nil
+}
+
+func (s *service) register(ctx context.Context, ip string, c credentials) (authResult, error) {
+	if err := s.limits.connects.check(ip); err != nil {
+		return authResult{}, err
+	}
+	if err := validUsername(c.Username); err != nil {
+		return authResult{}, err
+	}
+	hash, err := s.hasher.Hash(ctx, c.Password)
+	if err != nil {
+		return authResult{}, err
+	}
+	u, err := s.store.CreateUser(ctx, c.Username, hash)
+	if err != nil {
+		return authResult{}, err
+	}
+	return s.issue(u)
+}
+
+func (s *service) login(ctx context.Context, ip string, c credentials) (authResult, error) {
+	if err := s.limits.connects.check(ip); err != nil {
+		return authResult{}, err
+	}
+	bad := parley.Errorf(parley.EUNAUTHORIZED, "wrong username or password")
+	if c.Username == "" || c.Password == "" {
+		return authResult{}, bad
+	}
+	u, hash, err := s.store.Credentials(ctx, c.Username)
+	if parley.ErrorCode(err) == parley.ENOTFOUND {
+		return authResult{}, bad
+	} else if err != nil {
+		return authResult{}, err
+	}
+	if err := s.hasher.Check(ctx, hash, c.Password); err != nil {
+		if parley.ErrorCode(err) == parley.EUNAVAILABLE {
+			return authResult{}, err
+		}
+		return authResult{}, bad
+	}
+	return s.issue(u)
+}
+
+func (s *service) issue(u parley.User) (authResult, error) {
+	tok, exp, err := auth.Mint(s.secret, u.ID, u.Name, s.ttl)
+	if err != nil {
+		return authResult{}, err
+	}
+	s.ensured.Store(u.ID, u.Name)
+	return authResult{Token: tok, User: u, ExpiresAt: exp.UTC()}, nil
+}
+
+// publish hands committed events to the broker. A failed publish loses
+// nothing: every node's hub polls the store and fills the gap.
+func (s *service) publish(ctx context.Context, evs []parley.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	err := s.broker.Publish(context.WithoutCancel(ctx), parley.BrokerMessage{Node: s.node, Events: evs})
+	if err != nil {
+		s.log.Warn("publishing events", "count", len(evs), "first", evs[0].Pos, "err", err)
+	}
+}
+
+func required(name, v string) error {
+	if v == "" {
+		return parley.Errorf(parley.EINVALID, "%s is required", name)
+	}
+	return nil
+}
+
+func (s *service) send(ctx context.Context, u parley.User, ip string, d protocol.Send) (parley.Message, bool, error) {
+	if d.Type == "" {
+		d.Type = parley.Text
+	}
+	switch {
+	case d.ConversationID == "":
+		return parley.Message{}, false, required("conversation_id", "")
+	case d.ClientID == "":
+		return parley.Message{}, false, required("client_id", "")
+	case len(d.ClientID) > parley.MaxClientIDLen:
+		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "client_id is longer than %d bytes", parley.MaxClientIDLen)
+	case d.Type != parley.Text && d.Type != parley.Image:
+		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "type must be %q or %q", parley.Text, parley.Image)
+	case !utf8.ValidString(d.Text):
+		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "text is not valid UTF-8")
+	case d.Type == parley.Text && strings.TrimSpace(d.Text) == "":
+		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "text is required")
+	case utf8.RuneCountInString(d.Text) > parley.MaxTextRunes:
+		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "text is longer than %d characters", parley.MaxTextRunes)
+	case d.Type == parley.Image && d.AttachmentID == "":
+		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "attachment_id is required for an image")
+	case d.Type == parley.Text && d.AttachmentID != "":
+		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "a text message has no attachment_id")
+	}
+	if err := s.limits.messages.check(u.ID); err != nil {
+		return parley.Message{}, false, err
+	}
+	if err := s.limits.ipMessages.check(ip); err != nil {
+		return parley.Message{}, false, err
+	}
+	m, evs, err := s.store.SendMessage(ctx, parley.NewMessage{
+		ConversationID: d.ConversationID, SenderID: u.ID, ClientID: d.ClientID,
+		Type: d.Type, Text: d.Text, AttachmentID: d.AttachmentID,
+	})
+	if err != nil {
+		return parley.Message{}, false, err
+	}
+	created := len(evs) > 0
+	if created {
+		s.metrics.messages.Inc()
+	}
+	s.publish(ctx, evs)
+	s.typers.stop(u.ID, d.ConversationID)
+	return *messageURLs(&m), created, nil
+}
+
+func checkQuery(before, after int64, limit int) error {
+	switch {
+	case before < 0 || after < 0:
+		return parley.Errorf(parley.EINVALID, "before and after must not be negative")
+	case before > 0 && after > 0:
+		return parley.Errorf(parley.EINVALID, "give before or after, not both")
+	case limit < 0 || limit > parley.MaxPageLimit:
+		return parley.Errorf(parley.EINVALID, "limit must be 1 to %d", parley.MaxPageLimit)
+	}
+	return nil
+}
+
+func (s *service) history(ctx context.Context, u parley.User, d protocol.History) (parley.MessagePage, error) {
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return parley.MessagePage{}, err
+	}
+	if err := checkQuery(d.Before, d.After, d.Limit); err != nil {
+		return parley.MessagePage{}, err
+	}
+	p, err := s.store.Messages(ctx, u.ID, d.ConversationID, parley.MessageQuery{Before: d.Before, After: d.After, Limit: d.Limit})
+	if err != nil {
+		return parley.MessagePage{}, err
+	}
+	if p.Messages == nil {
+		p.Messages = []parley.Message{}
+	}
+	for i := range p.Messages {
+		p.Messages[i] = *messageURLs(&p.Messages[i])
+	}
+	return p, nil
+}
+
+func (s *service) deleteMessage(ctx context.Context, u parley.User, d protocol.Delete) (parley.Message, error) {
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return parley.Message{}, err
+	}
+	if err := required("message_id", d.MessageID); err != nil {
+		return parley.Message{}, err
+	}
+	m, evs, err := s.store.DeleteMessage(ctx, u.ID, d.ConversationID, d.MessageID)
+	if err != nil {
+		return parley.Message{}, err
+	}
+	s.publish(ctx, evs)
+	return m, nil
+}
+
+func (s *service) read(ctx context.Context, u parley.User, d protocol.Read) (protocol.ReadResult, error) {
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return protocol.ReadResult{}, err
+	}
+	if d.Seq < 0 {
+		return protocol.ReadResult{}, parley.Errorf(parley.EINVALID, "seq must not be negative")
+	}
+	evs, err := s.store.MarkRead(ctx, u.ID, d.ConversationID, d.Seq)
+	if err != nil {
+		return protocol.ReadResult{}, err
+	}
+	s.publish(ctx, evs)
+	for _, ev := range evs {
+		if ev.Type == parley.EventMessageRead {
+			return protocol.ReadResult{ConversationID: d.ConversationID, ReadSeq: ev.ReadSeq}, nil
+		}
+	}
+	c, err := s.store.Conversation(ctx, u.ID, d.ConversationID)
+	if err != nil {
+		return protocol.ReadResult{}, err
+	}
+	return protocol.ReadResult{ConversationID: d.ConversationID, ReadSeq: c.ReadSeq}, nil
+}
+
+// typing checks membership and fans a typing event out to the other
+// members through the broker; it is never stored.
+func (s *service) typing(ctx context.Context, u parley.User, d protocol.Typing) error {
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return err
+	}
+	if d.Typing {
+		if err := s.limits.typing.check(u.ID); err != nil {
+			return err
+		}
+	}
+	members, err := s.store.MemberIDs(ctx, u.ID, d.ConversationID)
+	if err != nil {
+		return err
+	}
+	typ := parley.EventTypingStopped
+	if d.Typing {
+		typ = parley.EventTypingStarted
+		s.typers.start(u.ID, d.ConversationID)
+	} else if !s.typers.stop(u.ID, d.ConversationID) {
+		return nil // not typing there: nothing to tell
+	}
+	s.publishTyping(ctx, u, d.ConversationID, typ, members)
+	return nil
+}
+
+func (s *service) publishTyping(ctx context.Context, u parley.User, convID string, typ parley.EventType, members []string) {
+	audience := make([]string, 0, len(members))
+	for _, id := range members {
+		if id != u.ID {
+			audience = append(audience, id)
+		}
+	}
+	s.publish(ctx, []parley.Event{{
+		Type: typ, ConversationID: convID, UserID: u.ID, UserName: u.Name,
+		At: parley.Now(), Audience: audience,
+	}})
+}
+
+// typingGone sends typingStopped for every conversation u was typing in
+// when u's last connection on this node closed.
+func (s *service) typingGone(u parley.User) {
+	convs := s.typers.gone(u.ID)
+	if len(convs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, id := range convs {
+		members, err := s.store.MemberIDs(ctx, u.ID, id)
+		if err != nil {
+			continue // left the conversation meanwhile
+		}
+		s.publishTyping(ctx, u, id, parley.EventTypingStopped, members)
+	}
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func conversationURLs(c parley.Conversation) parley.Conversation {
+	c.LastMessage = messageURLs(c.LastMessage)
+	c.Members = nonNil(c.Members)
+	return c
+}
+
+func (s *service) conversations(ctx context.Context, u parley.User) (protocol.ConversationList, error) {
+	cs, err := s.store.Conversations(ctx, u.ID)
+	if err != nil {
+		return protocol.ConversationList{}, err
+	}
+	for i := range cs {
+		cs[i] = conversationURLs(cs[i])
+	}
+	return protocol.ConversationList{Conversations: nonNil(cs)}, nil
+}
+
+func (s *service) conversation(ctx context.Context, u parley.User, id string) (parley.Conversation, error) {
+	if err := required("conversation_id", id); err != nil {
+		return parley.Conversation{}, err
+	}
+	c, err := s.store.Conversation(ctx, u.ID, id)
+	return conversationURLs(c), err
+}
+
+func (s *service) createDirect(ctx context.Context, u parley.User, d protocol.CreateDirect) (parley.Conversation, error) {
+	other := d.UserID
+	switch {
+	case d.UserID != "" && d.Username != "":
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "give user_id or username, not both")
+	case d.UserID == "" && d.Username == "":
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "user_id or username is required")
+	case d.Username != "":
+		o, err := s.store.UserByName(ctx, d.Username)
+		if err != nil {
+			return parley.Conversation{}, err
+		}
+		other = o.ID
+	}
+	if other == u.ID {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "a direct conversation needs another user")
+	}
+	c, evs, err := s.store.CreateDirect(ctx, u.ID, other)
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	s.publish(ctx, evs)
+	return s.viewed(ctx, u, c)
+}
+
+// viewed returns c as u sees it (unread count, read position): what a
+// write returns is the shared view.
+func (s *service) viewed(ctx context.Context, u parley.User, c parley.Conversation) (parley.Conversation, error) {
+	v, err := s.store.Conversation(ctx, u.ID, c.ID)
+	if err != nil {
+		return conversationURLs(c), nil // u left it (removed themselves)
+	}
+	return conversationURLs(v), nil
+}
+
+func checkTitle(t string) error {
+	if !utf8.ValidString(t) {
+		return parley.Errorf(parley.EINVALID, "title is not valid UTF-8")
+	}
+	if utf8.RuneCountInString(t) > parley.MaxTitleRunes {
+		return parley.Errorf(parley.EINVALID, "title is longer than %d characters", parley.MaxTitleRunes)
+	}
+	return nil
+}
+
+func (s *service) createGroup(ctx context.Context, u parley.User, d protocol.CreateGroup) (parley.Conversation, error) {
+	if strings.TrimSpace(d.Title) == "" {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "title is required")
+	}
+	if err := checkTitle(d.Title); err != nil {
+		return parley.Conversation{}, err
+	}
+	if len(d.MemberIDs) >= parley.MaxGroupMembers {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "a group has at most %d members", parley.MaxGroupMembers)
+	}
+	c, evs, err := s.store.CreateGroup(ctx, u.ID, d.Title, d.MemberIDs)
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	s.publish(ctx, evs)
+	return s.viewed(ctx, u, c)
+}
+
+func (s *service) updateConversation(ctx context.Context, u parley.User, d protocol.UpdateConversation) (parley.Conversation, error) {
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if d.Title != nil {
+		if strings.TrimSpace(*d.Title) == "" {
+			return parley.Conversation{}, parley.Errorf(parley.EINVALID, "title must not be empty")
+		}
+		if err := checkTitle(*d.Title); err != nil {
+			return parley.Conversation{}, err
+		}
+	}
+	if d.Title == nil && len(d.Add) == 0 && len(d.Remove) == 0 {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "nothing to change: give title, add or remove")
+	}
+	c, evs, err := s.store.UpdateConversation(ctx, u.ID, d.ConversationID, parley.ConversationChange{Title: d.Title, Add: d.Add, Remove: d.Remove})
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	s.publish(ctx, evs)
+	return s.viewed(ctx, u, c)
+}
+
+// onlineContacts lists u's contacts who are online now.
+func (s *service) onlineContacts(ctx context.Context, userID string) ([]string, error) {
+	ids, err := s.store.Contacts(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	online := []string{}
+	for _, id := range ids {
+		if s.pres.isOnline(id) {
+			online = append(online, id)
+		}
+	}
+	return online, nil
+}
+
+func (s *service) presence(ctx context.Context, u parley.User) (protocol.PresenceList, error) {
+	if err := s.limits.presence.check(u.ID); err != nil {
+		return protocol.PresenceList{}, err
+	}
+	online, err := s.onlineContacts(ctx, u.ID)
+	return protocol.PresenceList{Online: online}, err
+}
+
+// eventsPage is the reply to GET /v1/events: resume over HTTP.
+type eventsPage struct {
+	Events  []parley.Event `json:"events"`
+	Head    int64          `json:"head"`
+	HasMore bool           `json:"has_more"`
+	// Resync is set when after is beyond the server's log (a wiped
+	// server): the client must refetch its state.
+	Resync bool `json:"resync"`
+}
+
+// MaxEventsPage is the most events GET /v1/events returns at once.
+const MaxEventsPage = 1000
+
+func (s *service) events(ctx context.Context, u parley.User, after int64, limit int) (eventsPage, error) {
+	if after < 0 {
+		return eventsPage{}, parley.Errorf(parley.EINVALID, "after must not be negative")
+	}
+	if limit == 0 {
+		limit = 100
+	}
+	if limit < 0 || limit > MaxEventsPage {
+		return eventsPage{}, parley.Errorf(parley.EINVALID, "limit must be 1 to %d", MaxEventsPage)
+	}
+	head, err := s.store.Head(ctx)
+	if err != nil {
+		return eventsPage{}, err
+	}
+	if after > head {
+		return eventsPage{Events: []parley.Event{}, Head: head, Resync: true}, nil
+	}
+	evs, err := s.store.EventsFor(ctx, u.ID, after, limit+1)
+	if err != nil {
+		return eventsPage{}, err
+	}
+	p := eventsPage{Head: head}
+	if len(evs) > limit {
+		evs, p.HasMore = evs[:limit], true
+	}
+	for i := range evs {
+		evs[i] = withURLs(evs[i])
+	}
+	p.Events = nonNil(evs)
+	return p, nil
+}
