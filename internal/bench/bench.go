@@ -262,6 +262,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, errors.New("bench: no secret to sign tokens with")
 	}
 	_, _ = RaiseFileLimit()
+	if cfg.Log != nil {
+		cfg.Log = &syncWriter{w: cfg.Log} // workers' stderr and progress lines share it
+	}
 	logf := func(format string, args ...any) {
 		if cfg.Log != nil {
 			fmt.Fprintf(cfg.Log, "bench: "+format+"\n", args...)
@@ -677,4 +680,16 @@ func startWorker(ctx context.Context, cfg Config, job Job, wg *sync.WaitGroup) (
 		}
 	}()
 	return l, nil
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
