@@ -1,0 +1,256 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Group commit.
+//
+// Every write of a node goes through one goroutine, its batcher. A write
+// call enqueues an op and waits. The batcher takes every op queued (up to
+// maxBatch) and runs them in ONE transaction: it takes the positions
+// advisory lock, reads the head, runs each op inside a SAVEPOINT (an op
+// that fails rolls back alone), writes the new head, commits once, and only
+// then answers each waiter. Batches of different nodes take turns on the
+// lock, so positions stay dense and in commit order cluster-wide.
+
+// maxBatch bounds how many ops share a transaction, so that one batch does
+// not hold the cluster-wide lock for too long.
+const maxBatch = 500
+
+// op states: a queued op can be cancelled by its caller until the batcher
+// claims it.
+const (
+	opQueued int32 = iota
+	opClaimed
+	opCancelled
+)
+
+// op is one write waiting for the batcher.
+type op struct {
+	// fn runs the write inside the batch transaction, within its own
+	// savepoint. It must not keep w after it returns.
+	fn    func(w *writeTx) error
+	state atomic.Int32
+	// done receives fn's error, or the commit's, after the batch is
+	// committed or rolled back. Buffered: the batcher never blocks on it.
+	done chan error
+}
+
+// writeTx is what an op sees: the batch transaction and the position
+// counter.
+type writeTx struct {
+	tx pgx.Tx
+	// head is the newest position handed out so far in this batch.
+	head int64
+	// broken is set when a savepoint could not be rolled back: the
+	// transaction may hold part of a failed op, so the whole batch is
+	// rolled back instead of committed.
+	broken bool
+}
+
+// bg is the context of the batch's statements: one caller's cancellation
+// must not abort the others' transaction.
+var bg = context.Background()
+
+// nextPos hands out the next global position. Positions are dense: an op
+// that fails gives its positions back (runOne restores head).
+func (w *writeTx) nextPos() int64 {
+	w.head++
+	return w.head
+}
+
+func (w *writeTx) exec(query string, args ...any) (pgconn.CommandTag, error) {
+	return w.tx.Exec(bg, query, args...)
+}
+
+func (w *writeTx) queryRow(query string, args ...any) pgx.Row {
+	return w.tx.QueryRow(bg, query, args...)
+}
+
+// batcher runs batches on connections of the pool. DB.Close stops it: it
+// closes the queue, the goroutine runs what was queued, then exits, and
+// Close waits for it.
+type batcher struct {
+	pool    *pgxpool.Pool
+	lockKey int64
+
+	mu     sync.RWMutex // guards closed and sending on queue
+	closed bool
+	queue  chan *op
+
+	wg sync.WaitGroup
+}
+
+func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
+	b := &batcher{pool: pool, lockKey: lockKey, queue: make(chan *op, maxBatch)}
+	b.wg.Add(1)
+	go b.loop() // owned by b: close stops and waits for it
+	return b
+}
+
+// do runs fn in the next batch and returns after the batch has committed
+// (nil), or with fn's error, or the commit's. If ctx ends before the
+// batcher claims the op, the op is dropped and do returns ctx.Err(): a
+// context error means the write did not happen. Once claimed, do waits for
+// the batch so the answer is always exact.
+func (b *batcher) do(ctx context.Context, fn func(w *writeTx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &op{fn: fn, done: make(chan error, 1)}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return errClosed
+	}
+	select {
+	case b.queue <- o:
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		return ctx.Err()
+	}
+	b.mu.RUnlock()
+
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		if o.state.CompareAndSwap(opQueued, opCancelled) {
+			return ctx.Err()
+		}
+		return <-o.done
+	}
+}
+
+// close stops taking ops, lets the batcher run those already queued and
+// waits for it to exit.
+func (b *batcher) close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.queue)
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+func (b *batcher) loop() {
+	defer b.wg.Done()
+	batch := make([]*op, 0, maxBatch)
+	for o := range b.queue {
+		batch = append(batch[:0], o)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case o, ok := <-b.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		b.run(batch)
+		clear(batch)
+	}
+}
+
+// run executes one batch: one transaction under the positions lock, one
+// savepoint per op.
+func (b *batcher) run(batch []*op) {
+	// Claim the ops first: an op its caller gave up on is dropped here.
+	live := batch[:0:0]
+	for _, o := range batch {
+		if o.state.CompareAndSwap(opQueued, opClaimed) {
+			live = append(live, o)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	errs := make([]error, len(live))
+
+	tx, err := b.pool.Begin(bg)
+	if err != nil {
+		answerAll(live, internalf("begin: %w", err))
+		return
+	}
+	defer tx.Rollback(bg) // after Commit, a no-op
+	// Two statements on purpose: under READ COMMITTED each statement takes
+	// its snapshot when it starts, so the head must be read by a statement
+	// that starts after the lock is held, or it could miss the batch that
+	// committed just before.
+	if _, err := tx.Exec(bg, `SELECT pg_advisory_xact_lock($1)`, b.lockKey); err != nil {
+		answerAll(live, internalf("take positions lock: %w", err))
+		return
+	}
+	var head int64
+	if err := tx.QueryRow(bg, qHead).Scan(&head); err != nil {
+		answerAll(live, internalf("read head: %w", err))
+		return
+	}
+	w := &writeTx{tx: tx, head: head}
+	for i, o := range live {
+		errs[i] = wrapInternal(runOne(w, o.fn))
+	}
+	if w.broken {
+		answerAll(live, internalf("batch rolled back after a failed savepoint rollback"))
+		return
+	}
+	if w.head != head {
+		if _, err := tx.Exec(bg, qSetHead, w.head); err != nil {
+			answerAll(live, internalf("write head: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(bg); err != nil {
+		// Nothing of this batch is stored: every op fails.
+		answerAll(live, internalf("commit: %w", err))
+		return
+	}
+	for i, o := range live {
+		o.done <- errs[i]
+	}
+}
+
+// runOne runs fn inside a savepoint, rolling back to it when fn fails so
+// the rest of the batch is unaffected.
+func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
+	if _, err := w.exec("SAVEPOINT op"); err != nil {
+		w.broken = true
+		return internalf("savepoint: %w", err)
+	}
+	head := w.head
+	defer func() {
+		if p := recover(); p != nil {
+			err = internalf("panic in write: %v", p)
+		}
+		if err != nil {
+			w.head = head
+			if _, rerr := w.exec("ROLLBACK TO SAVEPOINT op"); rerr != nil {
+				w.broken = true
+				err = errors.Join(err, internalf("rollback to savepoint: %w", rerr))
+			}
+		}
+		if _, rerr := w.exec("RELEASE SAVEPOINT op"); rerr != nil {
+			w.broken = true
+			err = errors.Join(err, internalf("release savepoint: %w", rerr))
+		}
+	}()
+	return fn(w)
+}
+
+func answerAll(ops []*op, err error) {
+	for _, o := range ops {
+		o.done <- err
+	}
+}
