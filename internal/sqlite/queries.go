@@ -1,0 +1,116 @@
+package sqlite
+
+// The SQL, in one place. Table aliases: c conversations, mb members,
+// m messages, su the sender, a attachments, e events, eu the actor.
+
+const (
+	qHead = `SELECT COALESCE(MAX(pos), 0) FROM events`
+
+	// Users.
+	qUserByID      = `SELECT id, name, created_at FROM users WHERE id = ?`
+	qUserByName    = `SELECT id, name, created_at FROM users WHERE name = ?`
+	qCredentials   = `SELECT id, name, created_at, password_hash FROM users WHERE name = ? AND password_hash IS NOT NULL`
+	qInsertUser    = `INSERT INTO users (id, name, password_hash, created_at) VALUES (?, ?, ?, ?)`
+	qRenameUser    = `UPDATE users SET name = ? WHERE id = ?`
+	qUserNameTaken = `SELECT EXISTS (SELECT 1 FROM users WHERE name = ? AND id != ?)`
+	qUserExists    = `SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)`
+
+	// Conversations.
+	qDirectByPair       = `SELECT id FROM conversations WHERE kind = 'direct' AND direct_a = ? AND direct_b = ?`
+	qInsertConversation = `INSERT INTO conversations
+		(id, kind, title, created_by, created_at, last_seq, last_activity_at, direct_a, direct_b)
+		VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)`
+	qRenameConversation = `UPDATE conversations SET title = ? WHERE id = ?`
+	qConversationRow    = `SELECT ` + conversationCols + ` FROM conversations c WHERE c.id = ?`
+
+	// qViews lists conversations as a viewer sees them; qView is one of them.
+	// The unread count is derived from positions, never stored.
+	qViewsBase = `SELECT ` + conversationCols + `, mb.read_seq,
+		(SELECT COUNT(*) FROM messages x
+			WHERE x.conversation_id = c.id AND x.seq > mb.read_seq
+			AND x.sender_id != mb.user_id AND x.deleted_at IS NULL),
+		` + messageCols + `
+		FROM members mb
+		JOIN conversations c ON c.id = mb.conversation_id
+		LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq
+		LEFT JOIN users su ON su.id = m.sender_id
+		LEFT JOIN attachments a ON a.id = m.attachment_id
+		WHERE mb.user_id = ? AND mb.left_pos IS NULL`
+	qViews = qViewsBase + ` ORDER BY c.last_activity_at DESC, c.id DESC`
+	qView  = qViewsBase + ` AND c.id = ?`
+
+	// Members.
+	qMembership = `SELECT read_seq FROM members
+		WHERE conversation_id = ? AND user_id = ? AND left_pos IS NULL`
+	qMembers = `SELECT mb.user_id, u.name, mb.read_seq FROM members mb
+		JOIN users u ON u.id = mb.user_id
+		WHERE mb.conversation_id = ? AND mb.left_pos IS NULL
+		ORDER BY mb.joined_pos, mb.user_id`
+	// qMembersOfViewer: every member of every conversation of the viewer.
+	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, mb.read_seq
+		FROM members mine
+		JOIN members mb ON mb.conversation_id = mine.conversation_id AND mb.left_pos IS NULL
+		JOIN users u ON u.id = mb.user_id
+		WHERE mine.user_id = ? AND mine.left_pos IS NULL
+		ORDER BY mb.conversation_id, mb.joined_pos, mb.user_id`
+	qMemberIDs = `SELECT user_id FROM members
+		WHERE conversation_id = ? AND left_pos IS NULL ORDER BY joined_pos, user_id`
+	// A user added again gets a new window; the read position carries over.
+	qInsertMember = `INSERT INTO members (conversation_id, user_id, joined_pos, read_seq)
+		VALUES (?, ?, ?, COALESCE((SELECT MAX(read_seq) FROM members
+			WHERE conversation_id = ?1 AND user_id = ?2), 0))`
+	qRemoveMember = `UPDATE members SET left_pos = ?
+		WHERE conversation_id = ? AND user_id = ? AND left_pos IS NULL`
+	qSetReadSeq = `UPDATE members SET read_seq = ?
+		WHERE conversation_id = ? AND user_id = ? AND left_pos IS NULL AND read_seq < ?1`
+	qContacts = `SELECT DISTINCT other.user_id FROM members mine
+		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
+		WHERE mine.user_id = ? AND mine.left_pos IS NULL AND other.user_id != mine.user_id
+		ORDER BY other.user_id`
+	// qWindows: the membership windows of a set of conversations, to
+	// compute the audience of replayed events. Filled in with placeholders.
+	qWindowsPrefix = `SELECT conversation_id, user_id, joined_pos, left_pos FROM members
+		WHERE conversation_id IN (`
+
+	// Messages.
+	qMessageByID       = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.id = ? AND m.conversation_id = ?`
+	qMessageByClientID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.sender_id = ? AND m.client_id = ?`
+	qLastSeq           = `SELECT last_seq FROM conversations WHERE id = ?`
+	qInsertMessage     = `INSERT INTO messages
+		(id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qBumpConversation = `UPDATE conversations SET last_seq = ?, last_activity_at = ? WHERE id = ?`
+	qDeleteMessage    = `UPDATE messages SET deleted_at = ?, text = '', attachment_id = NULL WHERE id = ?`
+	qPageNewest       = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+		WHERE m.conversation_id = ? ORDER BY m.seq DESC LIMIT ?`
+	qPageBefore = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+		WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`
+	qPageAfter = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+		WHERE m.conversation_id = ? AND m.seq > ? AND m.seq < ? ORDER BY m.seq ASC LIMIT ?`
+
+	// Events.
+	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qEvents = `SELECT ` + eventCols + ` FROM events e ` + eventJoins + `
+		WHERE e.pos > ? ORDER BY e.pos LIMIT ?`
+	// qEventsFor: the events inside one of the user's membership windows.
+	qEventsFor = `SELECT ` + eventCols + ` FROM events e
+		JOIN members w ON w.conversation_id = e.conversation_id AND w.user_id = ?
+			AND w.joined_pos <= e.pos AND (w.left_pos IS NULL OR e.pos <= w.left_pos)
+		` + eventJoins + `
+		WHERE e.pos > ? ORDER BY e.pos LIMIT ?`
+
+	// Attachments.
+	qAttachmentExists = `SELECT EXISTS (SELECT 1 FROM attachments WHERE id = ?)`
+	qAttachmentOwned  = `SELECT EXISTS (SELECT 1 FROM attachments WHERE id = ? AND owner_id = ?)`
+	qInsertAttachment = `INSERT INTO attachments
+		(id, owner_id, content_type, size, width, height, data, thumb, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// The owner, or a current member of a conversation holding a message
+	// (not deleted: a tombstone drops its attachment_id) with it.
+	qAttachmentData = `SELECT a.id, a.content_type, a.size, a.width, a.height,
+		CASE WHEN ? THEN COALESCE(a.thumb, a.data) ELSE a.data END
+		FROM attachments a WHERE a.id = ? AND (a.owner_id = ? OR EXISTS (
+			SELECT 1 FROM messages m JOIN members mb ON mb.conversation_id = m.conversation_id
+			WHERE m.attachment_id = a.id AND mb.user_id = ? AND mb.left_pos IS NULL))`
+)

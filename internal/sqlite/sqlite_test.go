@@ -1,0 +1,130 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/sqlite"
+	"github.com/parleychat/parley/internal/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// open opens a store on a fresh file in t's temp dir, closed at cleanup.
+func open(t testing.TB, path string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) parley.Store {
+		return open(t, filepath.Join(t.TempDir(), "parley.db"))
+	})
+}
+
+// TestReopen: what was committed, and the head, survive closing and
+// opening the file again; migrations run again without harm.
+func TestReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db := open(t, path)
+	a, err := db.CreateUser(ctx, "alice", []byte("h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.CreateUser(ctx, "bob", []byte("h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _, err := db.CreateDirect(ctx, a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writers still at work when Close is called: every send that
+	// returned success must be in the file afterwards.
+	var (
+		mu   sync.Mutex
+		sent = map[string]bool{}
+		wg   sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				m, _, err := db.SendMessage(context.Background(), parley.NewMessage{
+					ConversationID: conv.ID, SenderID: a.ID, ClientID: fmt.Sprintf("w%d-%d", w, i), Type: parley.Text, Text: "x",
+				})
+				if err != nil {
+					if parley.ErrorCode(err) != parley.EUNAVAILABLE {
+						t.Errorf("send: %v, want unavailable after close", err)
+					}
+					return
+				}
+				mu.Lock()
+				sent[m.ID] = true
+				n := len(sent)
+				mu.Unlock()
+				if n == 50 {
+					go db.Close() // from a writer's side, while the others keep sending
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	head := int64(1 + len(sent)) // the created event, then one per message
+
+	for range 2 {
+		db = open(t, path)
+		if h, err := db.Head(ctx); err != nil || h != head {
+			t.Fatalf("Head after reopening = %d, %v; want %d", h, err, head)
+		}
+		page, err := db.Messages(ctx, b.ID, conv.ID, parley.MessageQuery{Limit: parley.MaxPageLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for page.Messages != nil {
+			for _, m := range page.Messages {
+				if !sent[m.ID] {
+					t.Errorf("message %s in the file was never acknowledged", m.ID)
+				}
+				got++
+			}
+			if !page.HasMore {
+				break
+			}
+			page, err = db.Messages(ctx, b.ID, conv.ID, parley.MessageQuery{Before: page.Messages[0].Seq, Limit: parley.MaxPageLimit})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got != len(sent) {
+			t.Errorf("after reopening: %d messages, %d acknowledged", got, len(sent))
+		}
+		// New writes continue the positions.
+		m, events, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: b.ID, ClientID: fmt.Sprint("after-", head), Type: parley.Text, Text: "y"})
+		if err != nil || len(events) != 1 || events[0].Pos != head+1 {
+			t.Fatalf("send after reopening: %+v, %v; want position %d", events, err, head+1)
+		}
+		sent[m.ID] = true
+		head++
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,605 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math"
+
+	"github.com/google/uuid"
+
+	"github.com/parleychat/parley"
+)
+
+// The writes. Each validates its input, then queues a closure for the
+// batcher (batch.go); the closure runs inside the batch transaction and
+// fills the results, which are read only after db.b.do returned nil.
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// CreateUser implements parley.Store.
+func (db *DB) CreateUser(ctx context.Context, name string, passwordHash []byte) (parley.User, error) {
+	if err := validUsername(name); err != nil {
+		return parley.User{}, err
+	}
+	u := parley.User{ID: newID(), Name: name, CreatedAt: parley.Now()}
+	err := db.b.do(ctx, func(w *writeTx) error {
+		if err := w.nameFree(name, u.ID); err != nil {
+			return err
+		}
+		_, err := w.exec(qInsertUser, u.ID, u.Name, passwordHash, toMicros(u.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return parley.User{}, err
+	}
+	return u, nil
+}
+
+// EnsureUser implements parley.Store. A user who already exists with this
+// name costs one read and no write.
+func (db *DB) EnsureUser(ctx context.Context, id, name string) (parley.User, error) {
+	if err := validID("user id", id); err != nil {
+		return parley.User{}, err
+	}
+	if err := validDisplayName(name); err != nil {
+		return parley.User{}, err
+	}
+	if u, err := db.User(ctx, id); err == nil && u.Name == name {
+		return u, nil
+	}
+	var u parley.User
+	err := db.b.do(ctx, func(w *writeTx) error {
+		var err error
+		u, err = scanUser(w.queryRow(qUserByID, id))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if err := w.nameFree(name, id); err != nil {
+				return err
+			}
+			u = parley.User{ID: id, Name: name, CreatedAt: parley.Now()}
+			_, err := w.exec(qInsertUser, u.ID, u.Name, nil, toMicros(u.CreatedAt))
+			return err
+		case err != nil:
+			return err
+		case u.Name == name:
+			return nil
+		}
+		if err := w.nameFree(name, id); err != nil {
+			return err
+		}
+		u.Name = name
+		_, err = w.exec(qRenameUser, name, id)
+		return err
+	})
+	if err != nil {
+		return parley.User{}, err
+	}
+	return u, nil
+}
+
+// nameFree returns ECONFLICT when a user other than id holds name. The
+// single writer makes check-then-insert safe.
+func (w *writeTx) nameFree(name, id string) error {
+	var taken bool
+	if err := w.queryRow(qUserNameTaken, name, id).Scan(&taken); err != nil {
+		return err
+	}
+	if taken {
+		return parley.Errorf(parley.ECONFLICT, "the name %q is taken", name)
+	}
+	return nil
+}
+
+// usersExist returns ENOTFOUND naming the first id with no user.
+func (w *writeTx) usersExist(ids ...string) error {
+	for _, id := range ids {
+		var ok bool
+		if err := w.queryRow(qUserExists, id).Scan(&ok); err != nil {
+			return err
+		}
+		if !ok {
+			return parley.Errorf(parley.ENOTFOUND, "no user %q", id)
+		}
+	}
+	return nil
+}
+
+// CreateDirect implements parley.Store. The pair is stored in canonical
+// order under a unique index, so there is one conversation per pair.
+func (db *DB) CreateDirect(ctx context.Context, userID, otherID string) (parley.Conversation, []parley.Event, error) {
+	if err := validID("user id", userID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if err := validID("other user id", otherID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if userID == otherID {
+		return parley.Conversation{}, nil, invalidf("a direct conversation needs two different users")
+	}
+	a, b := min(userID, otherID), max(userID, otherID)
+	var (
+		c      parley.Conversation
+		events []parley.Event
+	)
+	err := db.b.do(ctx, func(w *writeTx) error {
+		var id string
+		err := w.queryRow(qDirectByPair, a, b).Scan(&id)
+		if err == nil {
+			c, err = view(w.tx, userID, id)
+			return err
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err := w.usersExist(userID, otherID); err != nil {
+			return err
+		}
+		id = newID()
+		now := parley.Now()
+		if _, err := w.exec(qInsertConversation, id, parley.Direct, "", userID, toMicros(now), toMicros(now), a, b); err != nil {
+			return err
+		}
+		e, err := w.created(id, userID, []string{userID, otherID})
+		if err != nil {
+			return err
+		}
+		events = []parley.Event{e}
+		c, err = view(w.tx, userID, id)
+		return err
+	})
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	return c, events, nil
+}
+
+// CreateGroup implements parley.Store.
+func (db *DB) CreateGroup(ctx context.Context, userID, title string, memberIDs []string) (parley.Conversation, []parley.Event, error) {
+	if err := validID("user id", userID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if err := validTitle(title); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	others, err := dedupe("member id", memberIDs, userID)
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if 1+len(others) > parley.MaxGroupMembers {
+		return parley.Conversation{}, nil, invalidf("a group has at most %d members", parley.MaxGroupMembers)
+	}
+	var (
+		c      parley.Conversation
+		events []parley.Event
+	)
+	err = db.b.do(ctx, func(w *writeTx) error {
+		members := append([]string{userID}, others...)
+		if err := w.usersExist(members...); err != nil {
+			return err
+		}
+		id := newID()
+		now := parley.Now()
+		if _, err := w.exec(qInsertConversation, id, parley.Group, title, userID, toMicros(now), toMicros(now), nil, nil); err != nil {
+			return err
+		}
+		e, err := w.created(id, userID, members)
+		if err != nil {
+			return err
+		}
+		events = []parley.Event{e}
+		c, err = view(w.tx, userID, id)
+		return err
+	})
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	return c, events, nil
+}
+
+// created adds the members of a new conversation and its created event;
+// the members' windows start at that event.
+func (w *writeTx) created(id, actor string, members []string) (parley.Event, error) {
+	pos := w.nextPos()
+	for _, m := range members {
+		if _, err := w.exec(qInsertMember, id, m, pos); err != nil {
+			return parley.Event{}, err
+		}
+	}
+	return w.conversationEvent(pos, id, actor, parley.ChangeCreated, nil, nil)
+}
+
+// conversationEvent records a conversationUpdated event at pos with a
+// snapshot of the conversation after the change. extra are audience
+// members beyond the current ones (removed users).
+func (w *writeTx) conversationEvent(pos int64, id, actor string, ch parley.Change, userIDs, extra []string) (parley.Event, error) {
+	snap, err := snapshot(w.tx, id)
+	if err != nil {
+		return parley.Event{}, err
+	}
+	e := parley.Event{
+		Pos:            pos,
+		Type:           parley.EventConversationUpdated,
+		ConversationID: id,
+		UserID:         actor,
+		Conversation:   &snap,
+		Change:         ch,
+		UserIDs:        userIDs,
+		At:             parley.Now(),
+	}
+	return e, w.insertEvent(&e, nil, extra)
+}
+
+// insertEvent stores e (whose Pos is set) and fills its UserName and
+// Audience: the current members, plus extra.
+func (w *writeTx) insertEvent(e *parley.Event, messageID *string, extra []string) error {
+	data, err := encodeEventData(e)
+	if err != nil {
+		return err
+	}
+	if _, err := w.exec(qInsertEvent, e.Pos, e.ConversationID, string(e.Type), e.UserID, messageID, data, toMicros(e.At)); err != nil {
+		return err
+	}
+	if err := w.queryRow(qUserByID, e.UserID).Scan(new(string), &e.UserName, new(int64)); err != nil {
+		return err
+	}
+	e.Audience, err = memberIDs(w.tx, e.ConversationID)
+	if err != nil {
+		return err
+	}
+	e.Audience = append(e.Audience, extra...)
+	return nil
+}
+
+// UpdateConversation implements parley.Store. The changes are made, and
+// their events recorded, in this order: rename, add, remove.
+func (db *DB) UpdateConversation(ctx context.Context, userID, conversationID string, ch parley.ConversationChange) (parley.Conversation, []parley.Event, error) {
+	if err := validID("user id", userID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if err := validID("conversation id", conversationID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if ch.Title != nil {
+		if err := validTitle(*ch.Title); err != nil {
+			return parley.Conversation{}, nil, err
+		}
+	}
+	add, err := dedupe("member id", ch.Add, "")
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	remove, err := dedupe("member id", ch.Remove, "")
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	var (
+		c      parley.Conversation
+		events []parley.Event
+	)
+	err = db.b.do(ctx, func(w *writeTx) error {
+		if err := w.member(conversationID, userID); err != nil {
+			return err
+		}
+		cur, err := snapshot(w.tx, conversationID)
+		if err != nil {
+			return err
+		}
+		if cur.Kind != parley.Group {
+			return invalidf("a direct conversation cannot be changed")
+		}
+		isMember := make(map[string]bool, len(cur.Members))
+		for _, m := range cur.Members {
+			isMember[m.UserID] = true
+		}
+
+		// Check everything before changing anything.
+		var added, removed []string
+		for _, id := range add {
+			if !isMember[id] {
+				added = append(added, id)
+			}
+		}
+		for _, id := range remove {
+			if isMember[id] && !contains(added, id) {
+				removed = append(removed, id)
+			}
+		}
+		if err := w.usersExist(added...); err != nil {
+			return err
+		}
+		if len(cur.Members)+len(added) > parley.MaxGroupMembers {
+			return invalidf("a group has at most %d members", parley.MaxGroupMembers)
+		}
+		for _, id := range removed {
+			if id != userID && userID != cur.CreatedBy {
+				return parley.Errorf(parley.EFORBIDDEN, "only the group's creator may remove others")
+			}
+		}
+
+		if ch.Title != nil && *ch.Title != cur.Title {
+			if _, err := w.exec(qRenameConversation, *ch.Title, conversationID); err != nil {
+				return err
+			}
+			e, err := w.conversationEvent(w.nextPos(), conversationID, userID, parley.ChangeRenamed, nil, nil)
+			if err != nil {
+				return err
+			}
+			events = append(events, e)
+		}
+		if len(added) > 0 {
+			pos := w.nextPos()
+			for _, id := range added {
+				if _, err := w.exec(qInsertMember, conversationID, id, pos); err != nil {
+					return err
+				}
+			}
+			e, err := w.conversationEvent(pos, conversationID, userID, parley.ChangeMembersAdded, added, nil)
+			if err != nil {
+				return err
+			}
+			events = append(events, e)
+		}
+		if len(removed) > 0 {
+			pos := w.nextPos()
+			for _, id := range removed {
+				if _, err := w.exec(qRemoveMember, pos, conversationID, id); err != nil {
+					return err
+				}
+			}
+			// The removed users hear of their removal, and nothing after.
+			e, err := w.conversationEvent(pos, conversationID, userID, parley.ChangeMembersRemoved, removed, removed)
+			if err != nil {
+				return err
+			}
+			events = append(events, e)
+		}
+
+		if contains(removed, userID) {
+			// The user left: they see the conversation as it is now, but
+			// no longer as a member.
+			c, err = snapshot(w.tx, conversationID)
+			return err
+		}
+		c, err = view(w.tx, userID, conversationID)
+		return err
+	})
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	return c, events, nil
+}
+
+func contains(ids []string, id string) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// member returns ErrNotFound unless userID is a member of the conversation.
+func (w *writeTx) member(conversationID, userID string) error {
+	_, err := readSeq(w.tx, conversationID, userID)
+	return err
+}
+
+// SendMessage implements parley.Store. The sender must be a member; then a
+// ClientID the sender already used returns the stored message and no
+// events.
+func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Message, []parley.Event, error) {
+	if nm.Type == "" {
+		nm.Type = parley.Text
+	}
+	if err := validNewMessage(&nm); err != nil {
+		return parley.Message{}, nil, err
+	}
+	var (
+		msg    parley.Message
+		events []parley.Event
+	)
+	err := db.b.do(ctx, func(w *writeTx) error {
+		if err := w.member(nm.ConversationID, nm.SenderID); err != nil {
+			return err
+		}
+		old, err := scanMessage(w.queryRow(qMessageByClientID, nm.SenderID, nm.ClientID))
+		switch {
+		case err == nil && old.ConversationID == nm.ConversationID:
+			msg = old
+			return nil
+		case err == nil:
+			return parley.Errorf(parley.ECONFLICT, "client_id %q was used for another conversation", nm.ClientID)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		var attachment *string
+		if nm.Type == parley.Image {
+			var owned bool
+			if err := w.queryRow(qAttachmentOwned, nm.AttachmentID, nm.SenderID).Scan(&owned); err != nil {
+				return err
+			}
+			if !owned {
+				return invalidf("attachment_id does not name an upload of yours")
+			}
+			attachment = &nm.AttachmentID
+		}
+		var last int64
+		if err := w.queryRow(qLastSeq, nm.ConversationID).Scan(&last); err != nil {
+			return err
+		}
+		id, seq, now := newID(), last+1, parley.Now()
+		if _, err := w.exec(qInsertMessage, id, nm.ConversationID, seq, nm.SenderID, nm.ClientID,
+			string(nm.Type), nm.Text, attachment, toMicros(now)); err != nil {
+			return err
+		}
+		if _, err := w.exec(qBumpConversation, seq, toMicros(now), nm.ConversationID); err != nil {
+			return err
+		}
+		if _, err := w.exec(qSetReadSeq, seq, nm.ConversationID, nm.SenderID); err != nil {
+			return err
+		}
+		msg, err = scanMessage(w.queryRow(qMessageByID, id, nm.ConversationID))
+		if err != nil {
+			return err
+		}
+		e := parley.Event{
+			Pos:            w.nextPos(),
+			Type:           parley.EventNewMessage,
+			ConversationID: nm.ConversationID,
+			UserID:         nm.SenderID,
+			Message:        &msg,
+			At:             now,
+		}
+		if err := w.insertEvent(&e, &id, nil); err != nil {
+			return err
+		}
+		events = []parley.Event{e}
+		return nil
+	})
+	if err != nil {
+		return parley.Message{}, nil, err
+	}
+	return msg, events, nil
+}
+
+// DeleteMessage implements parley.Store.
+func (db *DB) DeleteMessage(ctx context.Context, userID, conversationID, messageID string) (parley.Message, []parley.Event, error) {
+	for _, f := range [][2]string{{"user id", userID}, {"conversation id", conversationID}, {"message id", messageID}} {
+		if err := validID(f[0], f[1]); err != nil {
+			return parley.Message{}, nil, err
+		}
+	}
+	var (
+		msg    parley.Message
+		events []parley.Event
+	)
+	err := db.b.do(ctx, func(w *writeTx) error {
+		if err := w.member(conversationID, userID); err != nil {
+			return err
+		}
+		var err error
+		msg, err = scanMessage(w.queryRow(qMessageByID, messageID, conversationID))
+		switch {
+		case err != nil:
+			return notFound(err, parley.ErrNotFound)
+		case msg.SenderID != userID:
+			return parley.Errorf(parley.EFORBIDDEN, "only the sender may delete a message")
+		case msg.Deleted:
+			return nil
+		}
+		now := parley.Now()
+		if _, err := w.exec(qDeleteMessage, toMicros(now), messageID); err != nil {
+			return err
+		}
+		msg, err = scanMessage(w.queryRow(qMessageByID, messageID, conversationID))
+		if err != nil {
+			return err
+		}
+		e := parley.Event{
+			Pos:            w.nextPos(),
+			Type:           parley.EventMessageDeleted,
+			ConversationID: conversationID,
+			UserID:         userID,
+			Message:        &msg,
+			At:             now,
+		}
+		if err := w.insertEvent(&e, &messageID, nil); err != nil {
+			return err
+		}
+		events = []parley.Event{e}
+		return nil
+	})
+	if err != nil {
+		return parley.Message{}, nil, err
+	}
+	return msg, events, nil
+}
+
+// MarkRead implements parley.Store.
+func (db *DB) MarkRead(ctx context.Context, userID, conversationID string, seq int64) ([]parley.Event, error) {
+	if err := validID("user id", userID); err != nil {
+		return nil, err
+	}
+	if err := validID("conversation id", conversationID); err != nil {
+		return nil, err
+	}
+	if seq < 0 {
+		return nil, invalidf("seq must not be negative")
+	}
+	var events []parley.Event
+	err := db.b.do(ctx, func(w *writeTx) error {
+		cur, err := readSeq(w.tx, conversationID, userID)
+		if err != nil {
+			return err
+		}
+		var last int64
+		if err := w.queryRow(qLastSeq, conversationID).Scan(&last); err != nil {
+			return err
+		}
+		seq := min(seq, last)
+		if seq <= cur {
+			return nil
+		}
+		if _, err := w.exec(qSetReadSeq, seq, conversationID, userID); err != nil {
+			return err
+		}
+		e := parley.Event{
+			Pos:            w.nextPos(),
+			Type:           parley.EventMessageRead,
+			ConversationID: conversationID,
+			UserID:         userID,
+			ReadSeq:        seq,
+			At:             parley.Now(),
+		}
+		if err := w.insertEvent(&e, nil, nil); err != nil {
+			return err
+		}
+		events = []parley.Event{e}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return events, nil
+}
+
+// PutAttachment implements parley.Store. Size is len(data) whatever a.Size
+// says.
+func (db *DB) PutAttachment(ctx context.Context, ownerID string, a parley.Attachment, data, thumb []byte) error {
+	if err := validID("owner id", ownerID); err != nil {
+		return err
+	}
+	if err := validID("attachment id", a.ID); err != nil {
+		return err
+	}
+	switch {
+	case a.ContentType == "":
+		return invalidf("content type is required")
+	case len(data) == 0:
+		return invalidf("the attachment is empty")
+	case a.Width < 0 || a.Height < 0:
+		return invalidf("width and height must not be negative")
+	}
+	if len(thumb) == 0 {
+		thumb = nil
+	}
+	return db.b.do(ctx, func(w *writeTx) error {
+		if err := w.usersExist(ownerID); err != nil {
+			return err
+		}
+		var taken bool
+		if err := w.queryRow(qAttachmentExists, a.ID).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return parley.Errorf(parley.ECONFLICT, "attachment %q exists", a.ID)
+		}
+		_, err := w.exec(qInsertAttachment, a.ID, ownerID, a.ContentType, int64(len(data)), a.Width, a.Height,
+			data, thumb, toMicros(parley.Now()))
+		return err
+	})
+}
+
+// noBefore stands for "no upper bound" in qPageAfter.
+const noBefore = math.MaxInt64

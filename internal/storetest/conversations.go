@@ -1,0 +1,321 @@
+package storetest
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/parleychat/parley"
+)
+
+func testDirect(t *testing.T, s parley.Store) {
+	a, b, c := newUser(t, s, "dira"), newUser(t, s, "dirb"), newUser(t, s, "dirc")
+	conv, events, err := s.CreateDirect(ctx(t), a.ID, b.ID)
+	if err != nil {
+		t.Fatalf("CreateDirect: %v", err)
+	}
+	if conv.Kind != parley.Direct || conv.ID == "" || conv.CreatedBy != a.ID || conv.LastSeq != 0 {
+		t.Errorf("CreateDirect = %+v", conv)
+	}
+	if !sameSet(memberIDs(conv), ids(a, b)) {
+		t.Errorf("members = %v, want %v", memberIDs(conv), ids(a, b))
+	}
+	e := oneEvent(t, "CreateDirect", events, parley.EventConversationUpdated)
+	if e.Change != parley.ChangeCreated || e.ConversationID != conv.ID || e.UserID != a.ID ||
+		e.Conversation == nil || e.Conversation.ID != conv.ID || !sameSet(e.Audience, ids(a, b)) {
+		t.Errorf("created event = %+v", e)
+	}
+
+	// Idempotent, in both orders.
+	for _, pair := range [][2]parley.User{{a, b}, {b, a}} {
+		again, events, err := s.CreateDirect(ctx(t), pair[0].ID, pair[1].ID)
+		if err != nil || again.ID != conv.ID || len(events) != 0 {
+			t.Errorf("CreateDirect(%s, %s) again = %s, %d events, %v; want %s, none",
+				pair[0].Name, pair[1].Name, again.ID, len(events), err, conv.ID)
+		}
+	}
+	other := must[parley.Conversation](t, "CreateDirect a-c")(func() (parley.Conversation, error) {
+		c, _, err := s.CreateDirect(ctx(t), a.ID, c.ID)
+		return c, err
+	}())
+	if other.ID == conv.ID {
+		t.Errorf("a-b and a-c share conversation %s", conv.ID)
+	}
+
+	_, _, err = s.CreateDirect(ctx(t), a.ID, a.ID)
+	wantCode(t, "CreateDirect with oneself", err, parley.EINVALID)
+	_, _, err = s.CreateDirect(ctx(t), a.ID, "nobody")
+	wantCode(t, "CreateDirect with an unknown user", err, parley.ENOTFOUND)
+
+	// A direct conversation cannot be changed.
+	title := "x"
+	_, _, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Title: &title})
+	wantCode(t, "renaming a direct conversation", err, parley.EINVALID)
+	_, _, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Add: []string{c.ID}})
+	wantCode(t, "adding to a direct conversation", err, parley.EINVALID)
+}
+
+func testGroup(t *testing.T, s parley.Store) {
+	a, b, c := newUser(t, s, "grpa"), newUser(t, s, "grpb"), newUser(t, s, "grpc")
+	// Duplicates and the creator among the members are ignored.
+	conv, events, err := s.CreateGroup(ctx(t), a.ID, "Team", []string{b.ID, c.ID, b.ID, a.ID})
+	if err != nil {
+		t.Fatalf("CreateGroup: %v", err)
+	}
+	if conv.Kind != parley.Group || conv.Title != "Team" || conv.CreatedBy != a.ID {
+		t.Errorf("CreateGroup = %+v", conv)
+	}
+	if len(conv.Members) != 3 || !sameSet(memberIDs(conv), ids(a, b, c)) {
+		t.Errorf("members = %v, want %v", memberIDs(conv), ids(a, b, c))
+	}
+	for _, m := range conv.Members {
+		if m.Name == "" {
+			t.Errorf("member %s has no name", m.UserID)
+		}
+	}
+	e := oneEvent(t, "CreateGroup", events, parley.EventConversationUpdated)
+	if e.Change != parley.ChangeCreated || !sameSet(e.Audience, ids(a, b, c)) || e.UserName != a.Name {
+		t.Errorf("created event = %+v", e)
+	}
+	// Each member sees it.
+	for _, u := range []parley.User{a, b, c} {
+		got := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), u.ID, conv.ID))
+		if got.ID != conv.ID || got.Title != "Team" {
+			t.Errorf("Conversation as %s = %+v", u.Name, got)
+		}
+	}
+	// A group of one is allowed.
+	if _, _, err := s.CreateGroup(ctx(t), a.ID, "Notes", nil); err != nil {
+		t.Errorf("CreateGroup alone: %v", err)
+	}
+
+	_, _, err = s.CreateGroup(ctx(t), a.ID, strings.Repeat("t", parley.MaxTitleRunes+1), nil)
+	wantCode(t, "CreateGroup with a long title", err, parley.EINVALID)
+	_, _, err = s.CreateGroup(ctx(t), a.ID, "bad\xff", nil)
+	wantCode(t, "CreateGroup with an invalid title", err, parley.EINVALID)
+	_, _, err = s.CreateGroup(ctx(t), a.ID, "x", []string{b.ID, "nobody"})
+	wantCode(t, "CreateGroup with an unknown member", err, parley.ENOTFOUND)
+	many := make([]string, parley.MaxGroupMembers)
+	for i := range many {
+		many[i] = "u" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
+	}
+	_, _, err = s.CreateGroup(ctx(t), a.ID, "big", many)
+	wantCode(t, "CreateGroup over MaxGroupMembers", err, parley.EINVALID)
+	// A title of exactly MaxTitleRunes multi-byte runes is fine.
+	if _, _, err := s.CreateGroup(ctx(t), a.ID, strings.Repeat("é", parley.MaxTitleRunes), nil); err != nil {
+		t.Errorf("CreateGroup with a %d-rune title: %v", parley.MaxTitleRunes, err)
+	}
+}
+
+func testUpdateConversation(t *testing.T, s parley.Store) {
+	a, b, c, d := newUser(t, s, "upa"), newUser(t, s, "upb"), newUser(t, s, "upc"), newUser(t, s, "upd")
+	conv := newGroup(t, s, a, "Old", b, c)
+
+	// Rename by any member.
+	title := "New"
+	got, events, err := s.UpdateConversation(ctx(t), b.ID, conv.ID, parley.ConversationChange{Title: &title})
+	if err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	e := oneEvent(t, "rename", events, parley.EventConversationUpdated)
+	if got.Title != "New" || e.Change != parley.ChangeRenamed || e.UserID != b.ID ||
+		e.Conversation.Title != "New" || !sameSet(e.Audience, ids(a, b, c)) {
+		t.Errorf("rename = %+v, event %+v", got, e)
+	}
+	// The same title again changes nothing.
+	_, events, err = s.UpdateConversation(ctx(t), b.ID, conv.ID, parley.ConversationChange{Title: &title})
+	if err != nil || len(events) != 0 {
+		t.Errorf("rename to the same title: %d events, %v", len(events), err)
+	}
+
+	// Add by any member; the new member is in the audience.
+	got, events, err = s.UpdateConversation(ctx(t), c.ID, conv.ID, parley.ConversationChange{Add: []string{d.ID, a.ID}})
+	if err != nil {
+		t.Fatalf("add: %v", err)
+	}
+	e = oneEvent(t, "add", events, parley.EventConversationUpdated)
+	if e.Change != parley.ChangeMembersAdded || !slices.Equal(e.UserIDs, ids(d)) ||
+		!sameSet(e.Audience, ids(a, b, c, d)) || !sameSet(memberIDs(got), ids(a, b, c, d)) {
+		t.Errorf("add = %v, event %+v", memberIDs(got), e)
+	}
+
+	// The creator removes b: b is in the removal's audience.
+	got, events, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Remove: []string{b.ID}})
+	if err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	e = oneEvent(t, "remove", events, parley.EventConversationUpdated)
+	if e.Change != parley.ChangeMembersRemoved || !slices.Equal(e.UserIDs, ids(b)) ||
+		!sameSet(e.Audience, ids(a, b, c, d)) || !sameSet(memberIDs(got), ids(a, c, d)) {
+		t.Errorf("remove = %v, event %+v", memberIDs(got), e)
+	}
+	_, err = s.Conversation(ctx(t), b.ID, conv.ID)
+	wantCode(t, "Conversation by a removed member", err, parley.ENOTFOUND)
+
+	// Leave: c removes itself.
+	_, events, err = s.UpdateConversation(ctx(t), c.ID, conv.ID, parley.ConversationChange{Remove: []string{c.ID}})
+	if err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	e = oneEvent(t, "leave", events, parley.EventConversationUpdated)
+	if !sameSet(e.Audience, ids(a, c, d)) || !slices.Equal(e.UserIDs, ids(c)) {
+		t.Errorf("leave event = %+v", e)
+	}
+	if ids := must[[]string](t, "MemberIDs")(s.MemberIDs(ctx(t), a.ID, conv.ID)); !sameSet(ids, []string{a.ID, d.ID}) {
+		t.Errorf("MemberIDs after leave = %v", ids)
+	}
+
+	// All three kinds at once: one event each, in order rename, add, remove.
+	title = "Newer"
+	_, events, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{
+		Title: &title, Add: []string{b.ID}, Remove: []string{d.ID},
+	})
+	if err != nil {
+		t.Fatalf("combined change: %v", err)
+	}
+	if len(events) != 3 || events[0].Change != parley.ChangeRenamed ||
+		events[1].Change != parley.ChangeMembersAdded || events[2].Change != parley.ChangeMembersRemoved ||
+		events[1].Pos != events[0].Pos+1 || events[2].Pos != events[1].Pos+1 {
+		t.Fatalf("combined change events = %+v", events)
+	}
+	// b, back, reads the conversation again.
+	if _, err := s.Conversation(ctx(t), b.ID, conv.ID); err != nil {
+		t.Errorf("Conversation by a re-added member: %v", err)
+	}
+}
+
+func testUpdateConversationRules(t *testing.T, s parley.Store) {
+	a, b, c := newUser(t, s, "rula"), newUser(t, s, "rulb"), newUser(t, s, "rulc")
+	conv := newGroup(t, s, a, "G", b, c)
+
+	// Only the creator may remove others; nothing changes when refused.
+	title := "changed"
+	_, _, err := s.UpdateConversation(ctx(t), b.ID, conv.ID, parley.ConversationChange{Title: &title, Remove: []string{c.ID}})
+	wantCode(t, "a non-creator removing another", err, parley.EFORBIDDEN)
+	got := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, conv.ID))
+	if got.Title != "G" || len(got.Members) != 3 {
+		t.Errorf("a refused change changed the conversation: %+v", got)
+	}
+
+	_, _, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Add: []string{"nobody"}})
+	wantCode(t, "adding an unknown user", err, parley.ENOTFOUND)
+	long := strings.Repeat("t", parley.MaxTitleRunes+1)
+	_, _, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Title: &long})
+	wantCode(t, "renaming to a long title", err, parley.EINVALID)
+
+	// Removing a non-member or an empty change: no events.
+	outsider := newUser(t, s, "rulo")
+	_, events, err := s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Remove: []string{outsider.ID}})
+	if err != nil || len(events) != 0 {
+		t.Errorf("removing a non-member: %d events, %v", len(events), err)
+	}
+	_, events, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{})
+	if err != nil || len(events) != 0 {
+		t.Errorf("empty change: %d events, %v", len(events), err)
+	}
+	// A non-member cannot change it.
+	_, _, err = s.UpdateConversation(ctx(t), outsider.ID, conv.ID, parley.ConversationChange{Add: []string{outsider.ID}})
+	wantCode(t, "a non-member adding themselves", err, parley.ENOTFOUND)
+}
+
+func testConversations(t *testing.T, s parley.Store) {
+	a, b, c := newUser(t, s, "lista"), newUser(t, s, "listb"), newUser(t, s, "listc")
+	d1, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGroup(t, s, a, "G", b, c)
+	d2, _, err := s.CreateDirect(ctx(t), a.ID, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Newest activity first: d2 (created last), g, d1.
+	list := must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID))
+	wantOrder := func(want ...string) {
+		t.Helper()
+		var got []string
+		for _, c := range list {
+			got = append(got, c.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("Conversations order = %v, want %v", got, want)
+		}
+	}
+	wantOrder(d2.ID, g.ID, d1.ID)
+
+	// A message moves a conversation to the top, with its last message.
+	m := send(t, s, d1.ID, b, "hi a")
+	list = must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID))
+	wantOrder(d1.ID, d2.ID, g.ID)
+	top := list[0]
+	if top.LastMessage == nil || top.LastMessage.ID != m.ID || top.LastMessage.Text != "hi a" ||
+		top.LastSeq != 1 || top.UnreadCount != 1 || top.ReadSeq != 0 || !top.LastActivityAt.Equal(m.CreatedAt) {
+		t.Errorf("top conversation = %+v", top)
+	}
+	if !sameSet(memberIDs(top), ids(a, b)) {
+		t.Errorf("top members = %v", memberIDs(top))
+	}
+	if list[1].LastMessage != nil || list[1].UnreadCount != 0 {
+		t.Errorf("conversation without messages = %+v", list[1])
+	}
+
+	send(t, s, g.ID, c, "group hi")
+	list = must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID))
+	wantOrder(g.ID, d1.ID, d2.ID)
+	if !sameSet(memberIDs(list[0]), ids(a, b, c)) {
+		t.Errorf("group members in list = %v", memberIDs(list[0]))
+	}
+
+	// A deleted last message shows as a tombstone.
+	last := send(t, s, g.ID, a, "oops")
+	if _, _, err := s.DeleteMessage(ctx(t), a.ID, g.ID, last.ID); err != nil {
+		t.Fatal(err)
+	}
+	gv := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), b.ID, g.ID))
+	if gv.LastMessage == nil || !gv.LastMessage.Deleted || gv.LastMessage.Text != "" {
+		t.Errorf("last message after delete = %+v", gv.LastMessage)
+	}
+
+	// Another user's list holds only their conversations; a user with none
+	// gets an empty list.
+	list = must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), c.ID))
+	if len(list) != 2 {
+		t.Errorf("c has %d conversations, want 2", len(list))
+	}
+	lonely := newUser(t, s, "lonely")
+	list = must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), lonely.ID))
+	if len(list) != 0 {
+		t.Errorf("a new user has %d conversations", len(list))
+	}
+	// After leaving a group it is no longer listed.
+	if _, _, err := s.UpdateConversation(ctx(t), c.ID, g.ID, parley.ConversationChange{Remove: []string{c.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	list = must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), c.ID))
+	if len(list) != 1 || list[0].ID != d2.ID {
+		t.Errorf("c's conversations after leaving = %+v", list)
+	}
+}
+
+func testContacts(t *testing.T, s parley.Store) {
+	a, b, c, d := newUser(t, s, "cona"), newUser(t, s, "conb"), newUser(t, s, "conc"), newUser(t, s, "cond")
+	if _, _, err := s.CreateDirect(ctx(t), a.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	g := newGroup(t, s, a, "G", b, c)
+	newGroup(t, s, d, "other")
+	if got := must[[]string](t, "Contacts")(s.Contacts(ctx(t), a.ID)); !sameSet(got, ids(b, c)) {
+		t.Errorf("Contacts(a) = %v, want %v", got, ids(b, c))
+	}
+	if got := must[[]string](t, "Contacts")(s.Contacts(ctx(t), d.ID)); len(got) != 0 {
+		t.Errorf("Contacts(d) = %v, want none", got)
+	}
+	// Leaving ends the contact.
+	if _, _, err := s.UpdateConversation(ctx(t), c.ID, g.ID, parley.ConversationChange{Remove: []string{c.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := must[[]string](t, "Contacts")(s.Contacts(ctx(t), c.ID)); len(got) != 0 {
+		t.Errorf("Contacts(c) after leaving = %v", got)
+	}
+}

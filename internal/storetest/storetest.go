@@ -1,0 +1,217 @@
+// Package storetest is the conformance suite of parley.Store: every
+// implementation runs it, and it is the precise statement of the contract
+// in store.go.
+//
+//	func TestStore(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) parley.Store { return openFresh(t) })
+//	}
+//
+// open must return an empty store and arrange (t.Cleanup) for it to be
+// closed; the suite also calls Close itself in some tests, so Close must be
+// safe to call twice. Each subtest opens its own store, so they may run in
+// parallel.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"github.com/parleychat/parley"
+)
+
+// Run runs the whole suite against the stores open makes.
+func Run(t *testing.T, open func(t *testing.T) parley.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s parley.Store)
+	}{
+		{"Users", testUsers},
+		{"EnsureUser", testEnsureUser},
+		{"Direct", testDirect},
+		{"Group", testGroup},
+		{"UpdateConversation", testUpdateConversation},
+		{"UpdateConversationRules", testUpdateConversationRules},
+		{"Send", testSend},
+		{"SendIdempotent", testSendIdempotent},
+		{"SendValidation", testSendValidation},
+		{"Delete", testDelete},
+		{"MarkRead", testMarkRead},
+		{"Unread", testUnread},
+		{"Conversations", testConversations},
+		{"Contacts", testContacts},
+		{"Messages", testMessages},
+		{"MessagesWhileSending", testMessagesWhileSending},
+		{"Authorization", testAuthorization},
+		{"EventsForWindows", testEventsForWindows},
+		{"EventsAudience", testEventsAudience},
+		{"EventsLimits", testEventsLimits},
+		{"Attachments", testAttachments},
+		{"Concurrency", testConcurrency},
+		{"BatchIsolation", testBatchIsolation},
+		{"CancelledContext", testCancelledContext},
+		{"Close", testClose},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+// Helpers shared by the tests.
+
+func ctx(t *testing.T) context.Context { return t.Context() }
+
+// wantCode fails unless err carries code ("" for no error).
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := parley.ErrorCode(err); got != code {
+		t.Fatalf("%s: error %v (code %q), want code %q", what, err, got, code)
+	}
+}
+
+func must[T any](t *testing.T, what string) func(v T, err error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+}
+
+var userCount atomic.Int64
+
+// newUser registers a user with a unique name starting with prefix.
+func newUser(t *testing.T, s parley.Store, prefix string) parley.User {
+	t.Helper()
+	name := fmt.Sprintf("%s%d", prefix, userCount.Add(1))
+	u, err := s.CreateUser(ctx(t), name, []byte("hash-"+name))
+	if err != nil {
+		t.Fatalf("CreateUser(%q): %v", name, err)
+	}
+	return u
+}
+
+func newGroup(t *testing.T, s parley.Store, creator parley.User, title string, members ...parley.User) parley.Conversation {
+	t.Helper()
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.ID
+	}
+	c, _, err := s.CreateGroup(ctx(t), creator.ID, title, ids)
+	if err != nil {
+		t.Fatalf("CreateGroup: %v", err)
+	}
+	return c
+}
+
+var clientCount atomic.Int64
+
+func clientID() string { return fmt.Sprintf("client-%d", clientCount.Add(1)) }
+
+// send sends a text message with a fresh client id.
+func send(t *testing.T, s parley.Store, convID string, from parley.User, text string) parley.Message {
+	t.Helper()
+	m, _, err := s.SendMessage(ctx(t), parley.NewMessage{
+		ConversationID: convID, SenderID: from.ID, ClientID: clientID(), Type: parley.Text, Text: text,
+	})
+	if err != nil {
+		t.Fatalf("SendMessage(%q): %v", text, err)
+	}
+	return m
+}
+
+// oneEvent fails unless events holds exactly one event of type typ.
+func oneEvent(t *testing.T, what string, events []parley.Event, typ parley.EventType) parley.Event {
+	t.Helper()
+	if len(events) != 1 || events[0].Type != typ {
+		t.Fatalf("%s: events %+v, want one %s", what, events, typ)
+	}
+	if events[0].Pos <= 0 {
+		t.Fatalf("%s: event has position %d", what, events[0].Pos)
+	}
+	return events[0]
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func ids(users ...parley.User) []string {
+	out := make([]string, len(users))
+	for i, u := range users {
+		out[i] = u.ID
+	}
+	return out
+}
+
+func memberIDs(c parley.Conversation) []string {
+	out := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		out[i] = m.UserID
+	}
+	return out
+}
+
+func texts(ms []parley.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Text
+	}
+	return out
+}
+
+func seqs(ms []parley.Message) []int64 {
+	out := make([]int64, len(ms))
+	for i, m := range ms {
+		out[i] = m.Seq
+	}
+	return out
+}
+
+// allEvents reads the whole log through Events, page by page.
+func allEvents(t *testing.T, s parley.Store) []parley.Event {
+	t.Helper()
+	return pageEvents(t, func(after int64) ([]parley.Event, error) { return s.Events(ctx(t), after, 1000) })
+}
+
+// allEventsFor reads everything userID receives through EventsFor.
+func allEventsFor(t *testing.T, s parley.Store, userID string) []parley.Event {
+	t.Helper()
+	return pageEvents(t, func(after int64) ([]parley.Event, error) { return s.EventsFor(ctx(t), userID, after, 1000) })
+}
+
+func pageEvents(t *testing.T, page func(after int64) ([]parley.Event, error)) []parley.Event {
+	t.Helper()
+	var all []parley.Event
+	var after int64
+	for {
+		events, err := page(after)
+		if err != nil {
+			t.Fatalf("reading events after %d: %v", after, err)
+		}
+		if len(events) == 0 {
+			return all
+		}
+		for _, e := range events {
+			if e.Pos <= after {
+				t.Fatalf("event at %d after cursor %d", e.Pos, after)
+			}
+			after = e.Pos
+		}
+		all = append(all, events...)
+	}
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, parley.ErrNotFound) || parley.ErrorCode(err) == parley.ENOTFOUND
+}
