@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/internal/bench"
+)
+
+// benchCmd is `parley bench SCENARIO`: the load tool (internal/bench).
+// Without --url it starts a server of its own on a temporary data dir: a
+// child `parley serve` process by default, so the server's CPU and memory
+// can be read from /proc apart from the load tool's, or in this process
+// with --server inproc (which --cpuprofile then profiles together with the
+// load). Rate limits are off on a server it starts; a server given by
+// --url must have them off too (or high), since the load comes from a few
+// loopback addresses.
+type benchCmd struct {
+	Scenario string `arg:"" optional:"" enum:"fanout,latency,idle,storm,write,resume," default:"" help:"fanout, latency, idle, storm, write or resume."`
+	Worker   bool   `hidden:"" env:"PARLEY_BENCH_WORKER" help:"Run as a worker process of a parent bench (internal)."`
+
+	URL       string `help:"Drive the running server at this base URL (http://127.0.0.1:8080) instead of starting one."`
+	Secret    string `env:"PARLEY_SECRET" help:"The server's token secret (default: read from --data-dir when --url is set)."`
+	DataDir   string `default:"./parley-data" help:"With --url: the server's data dir, to read its secret from."`
+	ServerPID int    `help:"With --url: the server's process id, to read its CPU and memory from /proc."`
+	Server    string `default:"child" enum:"child,inproc" help:"Without --url: run the server as a child process (child) or in this process (inproc)."`
+	Store     string `help:"Without --url, --server child: the serve --store value (empty: SQLite; or a postgres:// URL)."`
+	ServerLog string `help:"Without --url: file for the started server's log (default: discarded)."`
+
+	Procs      int           `help:"Worker processes (default: one per 8000 connections)."`
+	Rooms      int           `help:"Rooms (fanout 1000, latency 100, write 100, resume 1; storm: conns/members)."`
+	Members    int           `help:"Members per room (fanout, latency, storm 10; write 1; resume 2)."`
+	Publishers int           `help:"Members of each room that send (default: all)."`
+	Conns      int           `help:"idle, storm: connections (default 15000)."`
+	Rates      []float64     `sep:"," help:"fanout: total messages/s of each step (default 2000,5000,10000,20000)."`
+	Step       time.Duration `help:"fanout: length of each step (default 5s)."`
+	Rate       float64       `help:"latency, storm: messages/s (default 1000)."`
+	Duration   time.Duration `help:"latency, write: length; storm: length of the load around the restart (default 10s)."`
+	Settle     time.Duration `help:"idle: wait before reading the server's RSS (default 5s)."`
+	Restart    string        `enum:"kill,graceful,drop," default:"" help:"storm: kill (-9, child only), graceful (SIGTERM), or drop (the clients drop every connection); default kill."`
+	Window     int           `help:"write: sends in flight per publisher (default 8)."`
+	Missed     int           `help:"resume: events missed before resuming (default 1000)."`
+	Repeat     int           `help:"resume: repeats per room (default 10)."`
+	TextBytes  int           `help:"Message text size in bytes (default 64)."`
+
+	SourceAddrs  int           `help:"Loopback source addresses 127.0.0.2... to spread connections over (default 32)."`
+	DrainTimeout time.Duration `help:"How long to wait at the end for every message to arrive (default 15s)."`
+	JSON         bool          `help:"Print the result as JSON."`
+	CPUProfile   string        `help:"Write this process's CPU profile here (with --server inproc it covers the server)."`
+}
+
+func (c *benchCmd) Run(ctx context.Context, s *streams) error {
+	if c.Worker {
+		return bench.Worker(ctx, s.in, s.out)
+	}
+	if c.Scenario == "" {
+		return errors.New("bench: name a scenario: " + strings.Join(bench.Scenarios, ", "))
+	}
+	if n, err := bench.RaiseFileLimit(); err == nil && n < 1024 {
+		fmt.Fprintf(s.err, "bench: only %d open files allowed\n", n)
+	}
+	cfg := bench.Config{
+		Scenario: c.Scenario, Procs: c.Procs, Rooms: c.Rooms, Members: c.Members, Publishers: c.Publishers,
+		Conns: c.Conns, Rates: c.Rates, Step: c.Step, Rate: c.Rate, Duration: c.Duration, Settle: c.Settle,
+		Restart: c.Restart, Window: c.Window, Missed: c.Missed, Repeat: c.Repeat, TextBytes: c.TextBytes,
+		SourceAddrs: c.SourceAddrs, DrainTimeout: c.DrainTimeout, Log: s.err,
+	}
+	d := cfg.Defaults()
+	if cfg.Procs == 0 {
+		clients := d.Rooms * d.Members
+		if d.Scenario == "idle" {
+			clients = d.Conns
+		}
+		cfg.Procs = max(1, (clients+7999)/8000)
+	}
+
+	srv, secret, label, err := c.server(ctx, s.err)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	cfg.Server, cfg.Secret, cfg.Label = srv, secret, label
+
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		err = res.WriteJSON(s.out)
+	} else {
+		err = res.WriteTable(s.out)
+	}
+	if err != nil {
+		return err
+	}
+	if !res.OK() {
+		return fmt.Errorf("bench: %d lost, %d duplicated, %d unexpected, %d unacknowledged, %d clients failed",
+			res.Lost, res.Duplicated, res.Unexpected, res.Unacked, res.Failed)
+	}
+	return nil
+}
+
+// server returns the server to drive, its secret and a label for the report.
+func (c *benchCmd) server(ctx context.Context, logw io.Writer) (bench.Server, []byte, string, error) {
+	if c.URL != "" {
+		secret, err := loadSecret(c.Secret, c.DataDir, false)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return bench.External(strings.TrimRight(c.URL, "/"), c.ServerPID), secret, "running server at " + c.URL, nil
+	}
+	dir, err := os.MkdirTemp("", "parley-bench-")
+	if err != nil {
+		return nil, nil, "", err
+	}
+	raw, err := auth.NewSecret()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	secret := []byte(fmt.Sprintf("%x", raw))
+	var slog io.Writer = io.Discard
+	if c.ServerLog != "" {
+		f, err := os.Create(c.ServerLog)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		slog = f // closed when the process exits
+	}
+	if c.Server == "inproc" {
+		if c.Store != "" {
+			return nil, nil, "", errors.New("bench: --server inproc runs SQLite only; use --server child for --store")
+		}
+		s := &bench.InProcServer{DataDir: dir, Secret: secret}
+		if err := s.Start(ctx); err != nil {
+			return nil, nil, "", err
+		}
+		return cleanup{s, dir}, secret, "in-process server, SQLite in " + dir, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	args := []string{"serve", "--addr", "{addr}", "--data-dir", "{data}", "--log-level", "warn",
+		"--messages-per-second=-1", "--ip-messages-per-second=-1", "--typing-per-second=-1",
+		"--connects-per-second=-1"}
+	store := "SQLite"
+	if c.Store != "" {
+		args = append(args, "--store", c.Store)
+		store = "PostgreSQL"
+		if !strings.HasPrefix(c.Store, "postgres") {
+			store = c.Store
+		}
+	}
+	s := &bench.ChildServer{Exe: exe, Args: args, Env: []string{"PARLEY_SECRET=" + string(secret)}, DataDir: dir, Log: slog}
+	if err := s.Start(ctx); err != nil {
+		return nil, nil, "", err
+	}
+	return cleanup{s, dir}, secret, fmt.Sprintf("child `parley serve` (%s, rate limits off, pid %d)", store, s.PID()), nil
+}
+
+// cleanup removes the temporary data dir after closing the server.
+type cleanup struct {
+	bench.Server
+	dir string
+}
+
+func (c cleanup) Close() error {
+	err := c.Server.Close()
+	os.RemoveAll(c.dir)
+	return err
+}

@@ -1,0 +1,184 @@
+// Command parley is Parley's one binary: the server (serve), admin
+// commands (token mint, user create) and the load tool (bench).
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/internal/sqlite"
+)
+
+// CLI is the command line. Every serve flag also reads a PARLEY_*
+// environment variable.
+type CLI struct {
+	Serve ServeCmd `cmd:"" help:"Run the server."`
+	Token struct {
+		Mint tokenMintCmd `cmd:"" help:"Print a token for a user, signed with the server's secret."`
+	} `cmd:"" help:"Manage tokens."`
+	User struct {
+		Create userCreateCmd `cmd:"" help:"Create an account with a password."`
+	} `cmd:"" help:"Manage accounts."`
+	Bench benchCmd `cmd:"" help:"Run a load scenario against a server."`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "parley:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses args and runs the command; ctx ends on SIGINT or SIGTERM.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var cli CLI
+	exit := -1
+	p, err := kong.New(&cli,
+		kong.Name("parley"),
+		kong.Description("Real-time chat server that never loses, duplicates or reorders a message."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exit = code }),
+		kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.Bind(&streams{in: stdin, out: stdout, err: stderr}),
+	)
+	if err != nil {
+		return err
+	}
+	kctx, err := p.Parse(args)
+	if exit >= 0 { // --help
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return kctx.Run()
+}
+
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// secretFile is where the generated secret is kept in the data dir.
+const secretFile = "secret"
+
+// loadSecret returns the given secret, or the one kept in dataDir,
+// generating it (mode 0600) on first use when create is set.
+func loadSecret(given, dataDir string, create bool) ([]byte, error) {
+	if given != "" {
+		if len(given) < auth.MinSecretLen {
+			return nil, fmt.Errorf("--secret must be at least %d bytes", auth.MinSecretLen)
+		}
+		return []byte(given), nil
+	}
+	path := filepath.Join(dataDir, secretFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		s := strings.TrimSpace(string(b))
+		if len(s) < auth.MinSecretLen {
+			return nil, fmt.Errorf("%s holds a secret shorter than %d bytes", path, auth.MinSecretLen)
+		}
+		return []byte(s), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) || !create {
+		return nil, fmt.Errorf("reading the secret: %w (start the server once, or pass --secret)", err)
+	}
+	raw, err := auth.NewSecret()
+	if err != nil {
+		return nil, err
+	}
+	s := hex.EncodeToString(raw)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteString(s + "\n"); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
+}
+
+type tokenMintCmd struct {
+	User    string        `required:"" help:"User id (the token's sub)."`
+	Name    string        `help:"Display name (default: the user id)."`
+	TTL     time.Duration `default:"24h" help:"How long the token lasts."`
+	DataDir string        `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory holding the secret."`
+	Secret  string        `env:"PARLEY_SECRET" help:"Token secret (default: the one in the data dir)."`
+}
+
+func (c *tokenMintCmd) Run(s *streams) error {
+	secret, err := loadSecret(c.Secret, c.DataDir, false)
+	if err != nil {
+		return err
+	}
+	name := c.Name
+	if name == "" {
+		name = c.User
+	}
+	tok, _, err := auth.Mint(secret, c.User, name, c.TTL)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(s.out, tok)
+	return nil
+}
+
+type userCreateCmd struct {
+	Name     string `arg:"" help:"Username."`
+	Password string `env:"PARLEY_PASSWORD" help:"Password (default: read a line from stdin)."`
+	DataDir  string `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory of the SQLite store."`
+}
+
+func (c *userCreateCmd) Run(ctx context.Context, s *streams) error {
+	pw := c.Password
+	if pw == "" {
+		fmt.Fprint(s.err, "password: ")
+		line, err := bufio.NewReader(s.in).ReadString('\n')
+		if err != nil && line == "" {
+			return fmt.Errorf("reading the password: %w", err)
+		}
+		pw = strings.TrimRight(line, "\r\n")
+	}
+	hash, err := auth.NewHasher(1).Hash(ctx, pw)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(c.DataDir, dbFile))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := st.CreateUser(ctx, c.Name, hash)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "created user %s (id %s)\n", u.Name, u.ID)
+	return nil
+}

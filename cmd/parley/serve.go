@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/membroker"
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/sqlite"
+)
+
+// dbFile is the SQLite file's name in the data dir.
+const dbFile = "parley.db"
+
+// ServeCmd is `parley serve`: its fields are the server's configuration.
+type ServeCmd struct {
+	Addr              string        `default:"127.0.0.1:8080" env:"PARLEY_ADDR" help:"Address to listen on."`
+	DataDir           string        `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory (SQLite file, secret, uploads)."`
+	LogLevel          string        `default:"info" enum:"debug,info,warn,error" env:"PARLEY_LOG_LEVEL" help:"Log level (debug, info, warn, error)."`
+	LogFormat         string        `default:"text" enum:"text,json" env:"PARLEY_LOG_FORMAT" help:"Log format (text, json)."`
+	AllowedOrigins    []string      `env:"PARLEY_ALLOWED_ORIGINS" sep:"," help:"Origin host patterns allowed to open WebSockets besides the server's own (e.g. app.example.com,*.example.com)."`
+	Secret            string        `env:"PARLEY_SECRET" help:"Token secret, at least 32 bytes (default: generated and kept in <data-dir>/secret)."`
+	Store             string        `env:"PARLEY_STORE" help:"Store: empty for SQLite in the data dir, sqlite:PATH, or a postgres:// URL."`
+	Broker            string        `default:"memory" env:"PARLEY_BROKER" help:"Broker: memory (one node), or a nats:// URL."`
+	NodeID            string        `env:"PARLEY_NODE_ID" help:"This node's id in the cluster (default: random)."`
+	PresenceGrace     time.Duration `default:"5s" env:"PARLEY_PRESENCE_GRACE" help:"How long a user stays online after their last connection closes."`
+	HeartbeatInterval time.Duration `default:"4s" env:"PARLEY_HEARTBEAT_INTERVAL" help:"How often clients ping (told to clients in welcome)."`
+	HeartbeatTimeout  time.Duration `default:"9s" env:"PARLEY_HEARTBEAT_TIMEOUT" help:"Close a connection silent for this long (4002)."`
+	ResumeLimit       int           `default:"10000" env:"PARLEY_RESUME_LIMIT" help:"Most missed events a resume replays; further behind gets resync."`
+	ShutdownTimeout   time.Duration `default:"15s" env:"PARLEY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown may take."`
+
+	SendQueue           int     `default:"256" env:"PARLEY_SEND_QUEUE" help:"Frames queued per connection before dropping typing/presence, then closing 4001."`
+	MessagesPerSecond   float64 `default:"10" env:"PARLEY_MESSAGES_PER_SECOND" help:"Messages per second per user (negative: no limit)."`
+	MessageBurst        int     `default:"50" env:"PARLEY_MESSAGE_BURST" help:"Message burst per user."`
+	IPMessagesPerSecond float64 `default:"50" env:"PARLEY_IP_MESSAGES_PER_SECOND" help:"Messages per second per IP (negative: no limit)."`
+	IPMessageBurst      int     `default:"200" env:"PARLEY_IP_MESSAGE_BURST" help:"Message burst per IP."`
+	TypingPerSecond     float64 `default:"2" env:"PARLEY_TYPING_PER_SECOND" help:"Typing requests per second per user (negative: no limit)."`
+	TypingBurst         int     `default:"6" env:"PARLEY_TYPING_BURST" help:"Typing burst per user."`
+	ConnectsPerSecond   float64 `default:"10" env:"PARLEY_CONNECTS_PER_SECOND" help:"New connections and logins per second per IP (negative: no limit)."`
+	ConnectBurst        int     `default:"50" env:"PARLEY_CONNECT_BURST" help:"Connection burst per IP."`
+}
+
+// Run serves until ctx ends (SIGINT or SIGTERM), then shuts down
+// gracefully.
+func (c *ServeCmd) Run(ctx context.Context, s *streams) error {
+	m := NewMain(*c, s)
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-m.serveErr:
+		m.Close()
+		return err
+	}
+	return m.Close()
+}
+
+// Main is a running server with its store and broker: what `parley serve`
+// runs, and what end-to-end tests start. Run starts it; Close stops it.
+type Main struct {
+	Config ServeCmd
+	Logger *slog.Logger
+
+	Store  parley.Store
+	Broker parley.Broker
+	Server *server.Server
+	// Addr is the address listened on, known after Run.
+	Addr string
+
+	serveErr chan error
+}
+
+// NewMain returns a Main for cfg, logging to s.err.
+func NewMain(cfg ServeCmd, s *streams) *Main {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(s.err, opts)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(s.err, opts)
+	}
+	return &Main{Config: cfg, Logger: slog.New(h)}
+}
+
+// Run opens the store and broker, starts the server and listens. It
+// returns once the server accepts connections; Close stops it.
+func (m *Main) Run(ctx context.Context) (err error) {
+	c := m.Config
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return err
+	}
+	secret, err := loadSecret(c.Secret, c.DataDir, true)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, c)
+	if err != nil {
+		return err
+	}
+	m.Store = st
+	b, err := openBroker(c)
+	if err != nil {
+		return err
+	}
+	m.Broker = b
+	m.Server, err = server.New(server.Config{
+		Store: m.Store, Broker: m.Broker, NodeID: c.NodeID, Secret: secret,
+		AllowedOrigins: c.AllowedOrigins, Logger: m.Logger,
+		ResumeLimit:       c.ResumeLimit,
+		HeartbeatInterval: c.HeartbeatInterval, HeartbeatTimeout: c.HeartbeatTimeout,
+		PresenceGrace: c.PresenceGrace,
+		Limits: server.Limits{
+			SendQueue:         c.SendQueue,
+			MessagesPerSecond: c.MessagesPerSecond, MessageBurst: c.MessageBurst,
+			IPMessagesPerSecond: c.IPMessagesPerSecond, IPMessageBurst: c.IPMessageBurst,
+			TypingPerSecond: c.TypingPerSecond, TypingBurst: c.TypingBurst,
+			ConnectsPerSecond: c.ConnectsPerSecond, ConnectBurst: c.ConnectBurst,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	// Listen before serving, so a taken port is an error now.
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return err
+	}
+	m.Addr = ln.Addr().String()
+	m.serveErr = make(chan error, 1)
+	// Owned by m: Close waits for it.
+	go func() { m.serveErr <- m.Server.Serve(ln) }()
+	m.Logger.Info("parley serving", "addr", "http://"+m.Addr, "data_dir", c.DataDir)
+	return nil
+}
+
+// Close shuts the server down gracefully (within ShutdownTimeout), then
+// closes the broker and the store.
+func (m *Main) Close() error {
+	var errs []error
+	if m.Server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		errs = append(errs, m.Server.Shutdown(ctx))
+		cancel()
+		if m.serveErr != nil {
+			errs = append(errs, <-m.serveErr)
+		}
+		m.Server = nil
+	}
+	if m.Broker != nil {
+		errs = append(errs, m.Broker.Close())
+		m.Broker = nil
+	}
+	if m.Store != nil {
+		errs = append(errs, m.Store.Close())
+		m.Store = nil
+	}
+	m.Logger.Info("parley stopped")
+	return errors.Join(errs...)
+}
+
+// openStore is the switch point between stores: SQLite in the data dir by
+// default; postgres:// URLs go to internal/postgres (wired by the scale
+// work).
+func openStore(ctx context.Context, c ServeCmd) (parley.Store, error) {
+	switch {
+	case c.Store == "":
+		return sqlite.Open(ctx, filepath.Join(c.DataDir, dbFile))
+	case strings.HasPrefix(c.Store, "sqlite:"):
+		return sqlite.Open(ctx, strings.TrimPrefix(c.Store, "sqlite:"))
+	case strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
+		return nil, errors.New("--store: PostgreSQL is not wired into this build yet")
+	}
+	return nil, fmt.Errorf("--store: unknown store %q (want empty, sqlite:PATH or postgres://...)", c.Store)
+}
+
+// openBroker is the switch point between brokers: in-process by default;
+// nats:// URLs go to internal/natsbroker (wired by the scale work).
+func openBroker(c ServeCmd) (parley.Broker, error) {
+	switch {
+	case c.Broker == "" || c.Broker == "memory":
+		return membroker.New(), nil
+	case strings.HasPrefix(c.Broker, "nats://"):
+		return nil, errors.New("--broker: NATS is not wired into this build yet")
+	}
+	return nil, fmt.Errorf("--broker: unknown broker %q (want memory or nats://...)", c.Broker)
+}
