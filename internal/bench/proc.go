@@ -93,6 +93,10 @@ type Server interface {
 	Close() error
 }
 
+// External returns the Server at url that the load tool did not start;
+// pid, when not 0, is its local process id for /proc figures.
+func External(url string, pid int) Server { return external{url: url, pid: pid} }
+
 // external is a server the load tool did not start.
 type external struct {
 	url string
