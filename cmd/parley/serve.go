@@ -13,6 +13,8 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/membroker"
+	"github.com/parleychat/parley/internal/natsbroker"
+	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/sqlite"
 )
@@ -108,7 +110,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Store = st
-	b, err := openBroker(c)
+	b, err := openBroker(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -178,19 +180,19 @@ func openStore(ctx context.Context, c ServeCmd) (parley.Store, error) {
 	case strings.HasPrefix(c.Store, "sqlite:"):
 		return sqlite.Open(ctx, strings.TrimPrefix(c.Store, "sqlite:"))
 	case strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
-		return nil, errors.New("--store: PostgreSQL is not wired into this build yet")
+		return postgres.Open(ctx, c.Store)
 	}
 	return nil, fmt.Errorf("--store: unknown store %q (want empty, sqlite:PATH or postgres://...)", c.Store)
 }
 
 // openBroker is the switch point between brokers: in-process by default;
 // nats:// URLs go to internal/natsbroker (wired by the scale work).
-func openBroker(c ServeCmd) (parley.Broker, error) {
+func openBroker(ctx context.Context, c ServeCmd) (parley.Broker, error) {
 	switch {
 	case c.Broker == "" || c.Broker == "memory":
 		return membroker.New(), nil
 	case strings.HasPrefix(c.Broker, "nats://"):
-		return nil, errors.New("--broker: NATS is not wired into this build yet")
+		return natsbroker.Open(ctx, natsbroker.Config{URL: c.Broker, Name: strings.TrimSpace("parley " + c.NodeID)})
 	}
 	return nil, fmt.Errorf("--broker: unknown broker %q (want memory or nats://...)", c.Broker)
 }
