@@ -1,0 +1,94 @@
+package server_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
+)
+
+func servertestHelloTimeout() servertest.Option {
+	return servertest.WithConfig(func(c *server.Config) { c.HelloTimeout = 300 * time.Millisecond })
+}
+
+func mintExpired(t testing.TB, srv *servertest.Server) string {
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "alice", "name": "Alice", "iat": time.Now().Add(-2 * time.Hour).Unix(),
+		"exp": time.Now().Add(-time.Hour).Unix(),
+	}).SignedString(srv.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+type httpResp struct {
+	status int
+	body   []byte
+	err    protocol.ErrorBody
+	header http.Header
+}
+
+func httpDo(t testing.TB, srv *servertest.Server, method, path, token, body string) httpResp {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := httpResp{status: resp.StatusCode, body: b, header: resp.Header}
+	if resp.StatusCode >= 400 {
+		var e struct{ Error protocol.ErrorBody }
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("%s %s: error body %q is not JSON", method, path, b)
+		}
+		r.err = e.Error
+	}
+	return r
+}
+
+func httpDoHeaders(t testing.TB, srv *servertest.Server, method, path string, h http.Header) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, nil)
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func decodeJSON[T any](t testing.TB, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+	return v
+}
