@@ -282,6 +282,11 @@ func (w *worker) setup(ctx context.Context) error {
 		}
 		c.token = tok
 	}
+	w.wg.Add(1)
+	go func() { // owner: the worker, which waits on w.wg
+		defer w.wg.Done()
+		w.heartbeat(ctx)
+	}()
 	readyErr := make(chan error, len(w.clients))
 	for _, c := range w.clients {
 		var once sync.Once
@@ -687,4 +692,30 @@ func (w *worker) finish(ctx context.Context, cmd command, stop context.CancelFun
 	r.Errors = append(r.Errors, w.errors...)
 	w.errMu.Unlock()
 	return r
+}
+
+// heartbeat pings every connected client every protocol.HeartbeatInterval
+// (spread evenly over the interval), as every client must, or the server
+// closes the connection with 4002.
+func (w *worker) heartbeat(ctx context.Context) {
+	const slices = 40
+	tick := time.NewTicker(protocol.HeartbeatInterval / slices)
+	defer tick.Stop()
+	ping := []byte(`{"op":"ping","id":"h"}`)
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for i := n % slices; i < len(w.clients); i += slices {
+			conn := w.clients[i].conn.Load()
+			if conn == nil {
+				continue
+			}
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_ = conn.Write(wctx, websocket.MessageText, ping)
+			cancel()
+		}
+	}
 }
