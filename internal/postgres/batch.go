@@ -21,9 +21,13 @@ import (
 // then answers each waiter. Batches of different nodes take turns on the
 // lock, so positions stay dense and in commit order cluster-wide.
 
-// maxBatch bounds how many ops share a transaction, so that one batch does
-// not hold the cluster-wide lock for too long.
-const maxBatch = 500
+// maxBatch bounds how many ops share a transaction. It is below 64 on
+// purpose: every op that writes runs in a subtransaction (its savepoint)
+// with its own xid, and a transaction with more than 64 of them overflows
+// PostgreSQL's per-backend subxid cache, which slows every other session's
+// snapshots (pg_subtrans lookups) while it runs. 60 ops per commit already
+// amortise the lock and the WAL flush.
+const maxBatch = 60
 
 // op states: a queued op can be cancelled by its caller until the batcher
 // claims it.
@@ -50,6 +54,9 @@ type writeTx struct {
 	tx pgx.Tx
 	// head is the newest position handed out so far in this batch.
 	head int64
+	// release is the statement that releases the savepoint of the op
+	// before, sent with the next statement ("" when there is none).
+	release string
 	// broken is set when a savepoint could not be rolled back: the
 	// transaction may hold part of a failed op, so the whole batch is
 	// rolled back instead of committed.
@@ -206,6 +213,12 @@ func (b *batcher) run(batch []*op) {
 		answerAll(live, internalf("batch rolled back after a failed savepoint rollback"))
 		return
 	}
+	if w.release != "" {
+		if _, err := tx.Exec(bg, w.release); err != nil {
+			answerAll(live, internalf("release savepoint: %w", err))
+			return
+		}
+	}
 	if w.head != head {
 		if _, err := tx.Exec(bg, qSetHead, w.head); err != nil {
 			answerAll(live, internalf("write head: %w", err))
@@ -223,12 +236,15 @@ func (b *batcher) run(batch []*op) {
 }
 
 // runOne runs fn inside a savepoint, rolling back to it when fn fails so
-// the rest of the batch is unaffected.
+// the rest of the batch is unaffected. To save a round trip per op, the
+// release of the previous op's savepoint travels with the next SAVEPOINT
+// (w.release), and the last one with the head update.
 func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
-	if _, err := w.exec("SAVEPOINT op"); err != nil {
+	if _, err := w.exec(w.release + "SAVEPOINT op"); err != nil {
 		w.broken = true
 		return internalf("savepoint: %w", err)
 	}
+	w.release = "RELEASE SAVEPOINT op; "
 	head := w.head
 	defer func() {
 		if p := recover(); p != nil {
@@ -236,14 +252,11 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 		}
 		if err != nil {
 			w.head = head
-			if _, rerr := w.exec("ROLLBACK TO SAVEPOINT op"); rerr != nil {
+			if _, rerr := w.exec("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"); rerr != nil {
 				w.broken = true
 				err = errors.Join(err, internalf("rollback to savepoint: %w", rerr))
 			}
-		}
-		if _, rerr := w.exec("RELEASE SAVEPOINT op"); rerr != nil {
-			w.broken = true
-			err = errors.Join(err, internalf("release savepoint: %w", rerr))
+			w.release = ""
 		}
 	}()
 	return fn(w)

@@ -92,6 +92,38 @@ const (
 	qPageAfter = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
 		WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq ASC LIMIT $4`
 
+	// SendMessage in two statements. qSendCheck: membership, the last Seq,
+	// the sender's name, an earlier message with the same client id, and
+	// the attachment when the sender owns it.
+	qSendCheck = `SELECT
+		EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL),
+		COALESCE((SELECT last_seq FROM conversations WHERE id = $1), 0),
+		COALESCE((SELECT name FROM users WHERE id = $2), ''),
+		old.id, old.conversation_id,
+		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height
+		FROM (SELECT 1) one
+		LEFT JOIN messages old ON old.sender_id = $2 AND old.client_id = $3
+		LEFT JOIN attachments att ON att.id = $4 AND att.owner_id = $2`
+	// qSendWrite stores the message ($1..$9), moves the conversation and
+	// the sender's read position to it, records the event ($10 pos, $11
+	// data) and returns the audience: the current members. The statements
+	// of one WITH share a snapshot, so the members are read as they were
+	// before it, which the writes do not change.
+	qSendWrite = `WITH msg AS (
+			INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		), conv AS (
+			UPDATE conversations SET last_seq = $3, last_activity_at = $9 WHERE id = $2
+		), rd AS (
+			UPDATE members SET read_seq = $3
+			WHERE conversation_id = $2 AND user_id = $4 AND left_pos IS NULL AND read_seq < $3
+		), ev AS (
+			INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
+			VALUES ($10, $2, 'newMessage', $4, $1, $11, $9)
+		)
+		SELECT COALESCE(array_agg(user_id ORDER BY joined_pos, user_id), '{}') FROM members
+		WHERE conversation_id = $2 AND left_pos IS NULL`
+
 	// Events.
 	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`

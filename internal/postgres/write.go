@@ -400,59 +400,67 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 		msg    parley.Message
 		events []parley.Event
 	)
+	// Two statements: the hot path of the whole server. The first reads
+	// everything the checks need, the second writes the message, the
+	// conversation's counters, the sender's read position and the event,
+	// and returns the audience; the message is built here, not re-read.
 	err := db.b.do(ctx, func(w *writeTx) error {
-		if err := w.member(nm.ConversationID, nm.SenderID); err != nil {
+		var (
+			member              bool
+			last                int64
+			senderName          string
+			oldID, oldConv      *string
+			owned               bool
+			attType             *string
+			attSize             *int64
+			attWidth, attHeight *int32
+		)
+		err := w.queryRow(qSendCheck, nm.ConversationID, nm.SenderID, nm.ClientID, nm.AttachmentID).Scan(
+			&member, &last, &senderName, &oldID, &oldConv, &owned, &attType, &attSize, &attWidth, &attHeight)
+		if err != nil {
 			return err
 		}
-		old, err := scanMessage(w.queryRow(qMessageByClientID, nm.SenderID, nm.ClientID))
 		switch {
-		case err == nil && old.ConversationID == nm.ConversationID:
-			msg = old
-			return nil
-		case err == nil:
-			return parley.Errorf(parley.ECONFLICT, "client_id %q was used for another conversation", nm.ClientID)
-		case !errors.Is(err, pgx.ErrNoRows):
+		case !member:
+			return parley.ErrNotFound
+		case oldID != nil && *oldConv == nm.ConversationID:
+			msg, err = scanMessage(w.queryRow(qMessageByID, *oldID, nm.ConversationID))
 			return err
+		case oldID != nil:
+			return parley.Errorf(parley.ECONFLICT, "client_id %q was used for another conversation", nm.ClientID)
 		}
 		var attachment *string
 		if nm.Type == parley.Image {
-			var owned bool
-			if err := w.queryRow(qAttachmentOwned, nm.AttachmentID, nm.SenderID).Scan(&owned); err != nil {
-				return err
-			}
 			if !owned {
 				return invalidf("attachment_id does not name an upload of yours")
 			}
 			attachment = &nm.AttachmentID
 		}
-		var last int64
-		if err := w.queryRow(qLastSeq, nm.ConversationID).Scan(&last); err != nil {
-			return err
-		}
 		id, seq, now := newID(), last+1, parley.Now()
-		if _, err := w.exec(qInsertMessage, id, nm.ConversationID, seq, nm.SenderID, nm.ClientID,
-			string(nm.Type), nm.Text, attachment, now); err != nil {
-			return err
+		msg = parley.Message{
+			ID: id, ConversationID: nm.ConversationID, Seq: seq,
+			SenderID: nm.SenderID, SenderName: senderName, ClientID: nm.ClientID,
+			Type: nm.Type, Text: nm.Text, CreatedAt: now,
 		}
-		if _, err := w.exec(qBumpConversation, seq, now, nm.ConversationID); err != nil {
-			return err
-		}
-		if _, err := w.exec(qSetReadSeq, seq, nm.ConversationID, nm.SenderID); err != nil {
-			return err
-		}
-		msg, err = scanMessage(w.queryRow(qMessageByID, id, nm.ConversationID))
-		if err != nil {
-			return err
+		if attachment != nil {
+			msg.Attachment = &parley.Attachment{ID: nm.AttachmentID, ContentType: str(attType),
+				Size: num(attSize), Width: int(num(attWidth)), Height: int(num(attHeight))}
 		}
 		e := parley.Event{
 			Pos:            w.nextPos(),
 			Type:           parley.EventNewMessage,
 			ConversationID: nm.ConversationID,
 			UserID:         nm.SenderID,
+			UserName:       senderName,
 			Message:        &msg,
 			At:             now,
 		}
-		if err := w.insertEvent(&e, &id, nil); err != nil {
+		data, err := encodeEventData(&e)
+		if err != nil {
+			return err
+		}
+		if err := w.queryRow(qSendWrite, id, nm.ConversationID, seq, nm.SenderID, nm.ClientID,
+			string(nm.Type), nm.Text, attachment, now, e.Pos, data).Scan(&e.Audience); err != nil {
 			return err
 		}
 		events = []parley.Event{e}
