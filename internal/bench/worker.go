@@ -404,7 +404,7 @@ func (w *worker) load(ctx context.Context, cmd command) Report {
 	wg.Wait()
 	r := Report{Type: "step", WindowStart: start.UnixNano(), WindowEnd: time.Now().UnixNano()}
 	r.Delivered = w.delivered.Load() - d0
-	r.Backlog = w.expectedDeliveries() - w.delivered.Load()
+	r.Backlog = max(0, w.expectedDeliveries()-w.delivered.Load())
 	// Let the step's messages arrive so their latency counts in this step.
 	w.waitDrain(ctx, 3*time.Second)
 	r.Sent = w.sent.Load() - s0
