@@ -1,0 +1,793 @@
+package clustertest_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/goleak"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/internal/natsbroker"
+	"github.com/parleychat/parley/internal/postgres"
+	"github.com/parleychat/parley/internal/postgres/pgtest"
+	parleyserver "github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	nodeCount  = 3
+	clientsN   = 30
+	convsN     = 10 // groups of three, one member on each node
+	perClient  = 15 // messages each client sends
+	killAfter  = 150
+	grace      = 500 * time.Millisecond
+	waitBound  = 60 * time.Second // liveness bound for every wait, not a timing assertion
+	pingPeriod = 2 * time.Second
+)
+
+// TestKillNode: 30 clients on three nodes in 10 conversations exchange
+// messages; node 0 dies mid-stream (listener and connections dropped, no
+// goodbye, nothing more from it on the broker). Half of its clients move
+// to the other nodes at once and resume; the other half stay away until
+// the presence check is done, then come back and resume too. In the end
+// every client holds every message of its conversation exactly once, in
+// Seq order, with positions strictly increasing across reconnects; the
+// users who stayed away went offline (after the dead node's heartbeat
+// lapsed and the grace period), the users who moved never did.
+func TestKillNode(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	natsURL := natsServer(t)
+	subject := fmt.Sprintf("parley.clustertest.%d.%d", os.Getpid(), time.Now().UnixNano())
+	secret, err := auth.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]*node, nodeCount)
+	for i := range nodes {
+		nodes[i] = startNode(t, fmt.Sprintf("node%d", i), dsn, natsURL, subject, secret)
+	}
+	ctx := t.Context()
+
+	// Users and conversations. Client i is on node i%3; group k holds
+	// clients 3k, 3k+1 and 3k+2, one on each node.
+	clients := make([]*client, clientsN)
+	for i := range clients {
+		id, name := fmt.Sprintf("user%02d", i), fmt.Sprintf("User %d", i)
+		if _, err := nodes[0].store.EnsureUser(ctx, id, name); err != nil {
+			t.Fatal(err)
+		}
+		tok, _, err := auth.Mint(secret, id, name, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients[i] = &client{t: t, idx: i, user: id, token: tok, node: i % nodeCount, seen: map[string]bool{},
+			presence: map[string][]bool{}}
+	}
+	convs := make([]string, convsN)
+	for k := range convs {
+		c, _, err := nodes[k%nodeCount].store.CreateGroup(ctx, clients[3*k].user, fmt.Sprint("group ", k),
+			[]string{clients[3*k+1].user, clients[3*k+2].user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		convs[k] = c.ID
+		for j := range 3 {
+			clients[3*k+j].conv = c.ID
+		}
+	}
+	// Clients of node 0 in even groups move when it dies; in odd groups
+	// they stay away for a while.
+	for k := range convsN {
+		clients[3*k].staysAway = k%2 == 1
+	}
+
+	for _, c := range clients {
+		if err := c.connect(ctx, nodes[c.node], nil); err != nil {
+			t.Fatalf("client %d: %v", c.idx, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, c := range clients {
+			c.close()
+		}
+	})
+
+	var acked atomic.Int64
+	var senders sync.WaitGroup
+	for _, c := range clients {
+		senders.Go(func() { c.sendAll(ctx, nodes, &acked) })
+	}
+
+	// Kill node 0 mid-stream.
+	waitUntil(t, "messages before the kill", func() bool { return acked.Load() >= killAfter })
+	nodes[0].kill()
+	t.Logf("killed node0 after %d acknowledged messages", acked.Load())
+	senders.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Presence, as seen by each group's member on node 1: the mover is
+	// online, the one who stayed away is offline (once node 0's heartbeat
+	// lapsed and the grace period ran out).
+	waitUntil(t, "presence after the kill", func() bool {
+		for k := range convsN {
+			obs, away := clients[3*k+1], clients[3*k]
+			online, err := obs.onlineContacts(ctx)
+			if err != nil {
+				t.Fatalf("presence: %v", err)
+			}
+			want := []string{clients[3*k+2].user}
+			if !away.staysAway {
+				want = append(want, away.user)
+			}
+			if !sameSet(online, want) {
+				return false
+			}
+		}
+		return true
+	})
+	for k := range convsN {
+		obs, away := clients[3*k+1], clients[3*k]
+		got := obs.presenceOf(away.user)
+		switch {
+		case away.staysAway && (len(got) == 0 || got[len(got)-1]):
+			t.Errorf("%s saw %s's presence as %v, want it to end offline", obs.user, away.user, got)
+		case !away.staysAway && slices.Contains(got, false):
+			t.Errorf("%s saw %s go offline (%v), though they moved to another node at once", obs.user, away.user, got)
+		}
+	}
+
+	// The ones who stayed away come back (to node 1), resume and resend
+	// the message they were sending when node 0 died.
+	for _, c := range clients {
+		if c.staysAway {
+			if err := c.comeBack(ctx, nodes[1]); err != nil {
+				t.Fatalf("client %d coming back: %v", c.idx, err)
+			}
+		}
+	}
+
+	// Every client converges on the store's history of its conversation.
+	want := map[string][]parley.Message{}
+	for _, conv := range convs {
+		want[conv] = history(t, nodes[1].store, clients, conv)
+	}
+	waitUntil(t, "every client to hold every message", func() bool {
+		for _, c := range clients {
+			if c.count() < len(want[c.conv]) {
+				return false
+			}
+		}
+		return true
+	})
+	total := 0
+	for _, conv := range convs {
+		total += len(want[conv])
+	}
+	for _, c := range clients {
+		c.mu.Lock()
+		if c.violation != "" {
+			t.Errorf("client %d: %s", c.idx, c.violation)
+		}
+		got := ids(c.got)
+		c.mu.Unlock()
+		if w := ids(want[c.conv]); !slices.Equal(got, w) {
+			t.Errorf("client %d: got %d messages %v, want %d %v", c.idx, len(got), got, len(w), w)
+		}
+	}
+	t.Logf("%d messages in %d conversations; every client got every message of its conversation once, in order", total, convsN)
+}
+
+// history reads a conversation from the store, checking Seq is dense.
+func history(t *testing.T, st parley.Store, clients []*client, conv string) []parley.Message {
+	t.Helper()
+	var member string
+	for _, c := range clients {
+		if c.conv == conv {
+			member = c.user
+		}
+	}
+	var all []parley.Message
+	for before := int64(0); ; {
+		page, err := st.Messages(t.Context(), member, conv, parley.MessageQuery{Before: before, Limit: parley.MaxPageLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(slices.Clone(page.Messages), all...)
+		if !page.HasMore {
+			break
+		}
+		before = page.Messages[0].Seq
+	}
+	for i, m := range all {
+		if m.Seq != int64(i+1) {
+			t.Fatalf("conversation %s: seq %d at index %d", conv, m.Seq, i)
+		}
+	}
+	return all
+}
+
+func ids(ms []parley.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// waitUntil polls cond until it holds, failing after waitBound.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitBound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: gave up after %v", what, waitBound)
+		}
+		time.Sleep(20 * time.Millisecond) // a poll interval, not an assertion
+	}
+}
+
+// natsServer returns the machine's NATS (PARLEY_TEST_NATS) or starts an
+// embedded one for the test.
+func natsServer(t *testing.T) string {
+	if u := os.Getenv("PARLEY_TEST_NATS"); u != "" {
+		return u
+	}
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv.ClientURL()
+}
+
+// node is one server with its own store pool, broker connection and
+// listener.
+type node struct {
+	id       string
+	store    *postgres.DB
+	broker   *cutBroker
+	srv      *parleyserver.Server
+	ln       *trackingListener
+	wsURL    string
+	serveErr chan error
+	logw     *testWriter
+	killed   atomic.Bool
+}
+
+func startNode(t *testing.T, id, dsn, natsURL, subject string, secret []byte) *node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err := natsbroker.Open(ctx, natsbroker.Config{URL: natsURL, Subject: subject, Name: id})
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	n := &node{id: id, store: st, broker: &cutBroker{Broker: nb}, logw: &testWriter{t: t}}
+	n.srv, err = parleyserver.New(parleyserver.Config{
+		Store: st, Broker: n.broker, NodeID: id, Secret: secret,
+		Logger:        slog.New(slog.NewTextHandler(n.logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Limits:        parleyserver.Unlimited(),
+		PresenceGrace: grace,
+		Static:        http.NotFoundHandler(),
+	})
+	if err != nil {
+		nb.Close()
+		st.Close()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.ln = &trackingListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+	n.wsURL = "ws://" + ln.Addr().String() + protocol.Path
+	n.serveErr = make(chan error, 1)
+	go func() { n.serveErr <- n.srv.Serve(n.ln) }() // owned by n: stop waits for it
+	t.Cleanup(func() { n.stop(t) })
+	return n
+}
+
+// kill makes the node vanish as a crashed process would: nothing more
+// from it on the broker, its listener closed and every connection reset.
+// Its goroutines keep running (in a real crash they would be gone) but
+// can no longer reach anyone.
+func (n *node) kill() {
+	n.killed.Store(true)
+	n.broker.cut.Store(true)
+	n.ln.kill()
+}
+
+// stop shuts the node down and closes its broker and store.
+func (n *node) stop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.srv.Shutdown(ctx); err != nil {
+		t.Errorf("%s: shutdown: %v", n.id, err)
+	}
+	if err := <-n.serveErr; err != nil && !n.killed.Load() {
+		t.Errorf("%s: serve: %v", n.id, err)
+	}
+	n.broker.Close()
+	n.store.Close()
+	n.logw.stop()
+}
+
+// cutBroker is a real broker that a kill cuts off: after cut, the node
+// publishes nothing and hears nothing, as if its process were gone.
+type cutBroker struct {
+	parley.Broker
+	cut atomic.Bool
+}
+
+func (b *cutBroker) Publish(ctx context.Context, m parley.BrokerMessage) error {
+	if b.cut.Load() {
+		return nil
+	}
+	return b.Broker.Publish(ctx, m)
+}
+
+func (b *cutBroker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
+	return b.Broker.Subscribe(func(m parley.BrokerMessage) {
+		if !b.cut.Load() {
+			fn(m)
+		}
+	})
+}
+
+// trackingListener remembers accepted connections so kill can reset them.
+type trackingListener struct {
+	net.Listener
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	killed bool
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		killed := l.killed
+		if !killed {
+			l.conns[c] = struct{}{}
+		}
+		l.mu.Unlock()
+		if !killed {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+func (l *trackingListener) kill() {
+	l.mu.Lock()
+	l.killed = true
+	conns := l.conns
+	l.conns = nil
+	l.mu.Unlock()
+	l.Listener.Close()
+	for c := range conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0) // RST, no FIN: the peer learns nothing polite
+		}
+		c.Close()
+	}
+}
+
+// testWriter sends a node's log to the test log until stop.
+type testWriter struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
+
+// client is a chat client speaking protocol v1: it resumes from the last
+// position it saw after every reconnect, resends an unacknowledged
+// message with the same client id, and records what it receives.
+type client struct {
+	t         *testing.T
+	idx       int
+	user      string
+	token     string
+	conv      string
+	node      int  // index of the node it is connected to
+	staysAway bool // when its node dies, it does not reconnect until told
+
+	mu        sync.Mutex
+	cur       *wsConn
+	lastPos   int64
+	got       []parley.Message  // newMessage events, in the order received
+	seen      map[string]bool   // message ids received
+	presence  map[string][]bool // user -> online/offline events received, in order
+	violation string            // the first broken rule seen
+	pending   *protocol.Send    // the send under way when the node died (staysAway)
+	reqs      atomic.Int64
+}
+
+var errConnLost = errors.New("connection lost")
+
+func (c *client) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.got)
+}
+
+func (c *client) presenceOf(user string) []bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.presence[user])
+}
+
+func (c *client) violate(format string, args ...any) {
+	if c.violation == "" {
+		c.violation = fmt.Sprintf(format, args...)
+	}
+}
+
+// connect dials n, says hello (resuming from resume when set) and starts
+// the connection's reader and pinger.
+func (c *client) connect(ctx context.Context, n *node, resume *int64) error {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(dctx, n.wsURL, nil)
+	if err != nil {
+		return err
+	}
+	ws.SetReadLimit(1 << 20)
+	hello, _ := json.Marshal(protocol.Hello{Token: c.token, ResumeFrom: resume})
+	b, _ := json.Marshal(protocol.Request{Op: protocol.OpHello, Data: hello})
+	if err := ws.Write(dctx, websocket.MessageText, b); err != nil {
+		ws.CloseNow()
+		return err
+	}
+	_, b, err = ws.Read(dctx)
+	if err != nil {
+		ws.CloseNow()
+		return err
+	}
+	var f protocol.Frame
+	if err := json.Unmarshal(b, &f); err != nil || f.Type != protocol.TypeWelcome {
+		ws.CloseNow()
+		return fmt.Errorf("after hello got %s (%v)", b, err)
+	}
+	var w protocol.Welcome
+	if err := json.Unmarshal(f.Data, &w); err != nil {
+		ws.CloseNow()
+		return err
+	}
+	wc := &wsConn{ws: ws, waiters: map[string]chan protocol.Frame{}, done: make(chan struct{})}
+	c.mu.Lock()
+	if resume == nil {
+		c.lastPos = w.Head
+	}
+	c.cur = wc
+	c.mu.Unlock()
+	wc.wg.Add(2)
+	go wc.readLoop(c) // owned by wc: close waits for it
+	go wc.pingLoop(c) // owned by wc: close waits for it
+	return nil
+}
+
+// reconnect connects to the first live node after the current one,
+// resuming from the last position seen.
+func (c *client) reconnect(ctx context.Context, nodes []*node) error {
+	c.mu.Lock()
+	old := c.cur
+	resume := c.lastPos
+	c.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	var errs []error
+	for i := 1; i <= len(nodes); i++ {
+		n := (c.node + i) % len(nodes)
+		if err := c.connect(ctx, nodes[n], &resume); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.node = n
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+// sendAll sends perClient messages one at a time, each until it is
+// acknowledged, reconnecting (and resending with the same client id) when
+// the connection is lost. A client that stays away stops at the first
+// loss and keeps the send for comeBack.
+func (c *client) sendAll(ctx context.Context, nodes []*node, acked *atomic.Int64) {
+	for i := range perClient {
+		s := protocol.Send{ConversationID: c.conv, ClientID: fmt.Sprintf("%s-%d", c.user, i),
+			Type: parley.Text, Text: fmt.Sprintf("%s says %d", c.user, i)}
+		for {
+			err := c.send(ctx, s)
+			if err == nil {
+				acked.Add(1)
+				break
+			}
+			if !errors.Is(err, errConnLost) {
+				c.t.Errorf("client %d: send: %v", c.idx, err)
+				return
+			}
+			if c.staysAway {
+				c.pending = &s
+				return
+			}
+			if err := c.reconnect(ctx, nodes); err != nil {
+				c.t.Errorf("client %d: reconnect: %v", c.idx, err)
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // pace, so the kill lands mid-stream
+	}
+	// Done sending; a client of node 0 that finished before the kill must
+	// still move when it dies.
+	if c.node != 0 || c.staysAway {
+		return
+	}
+	for !nodes[0].killed.Load() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.mu.Lock()
+	done := c.cur.done
+	c.mu.Unlock()
+	<-done
+	if err := c.reconnect(ctx, nodes); err != nil {
+		c.t.Errorf("client %d: reconnect: %v", c.idx, err)
+	}
+}
+
+// comeBack reconnects a client that stayed away and resends its pending
+// message.
+func (c *client) comeBack(ctx context.Context, n *node) error {
+	c.mu.Lock()
+	old, resume := c.cur, c.lastPos
+	c.mu.Unlock()
+	old.close()
+	if err := c.connect(ctx, n, &resume); err != nil {
+		return err
+	}
+	if c.pending != nil {
+		return c.send(ctx, *c.pending)
+	}
+	return nil
+}
+
+func (c *client) send(ctx context.Context, s protocol.Send) error {
+	f, err := c.request(ctx, protocol.OpSend, s)
+	if err != nil {
+		return err
+	}
+	if f.Type != protocol.TypeReply {
+		return fmt.Errorf("send %s: %s %+v", s.ClientID, f.Type, f.Error)
+	}
+	return nil
+}
+
+func (c *client) onlineContacts(ctx context.Context) ([]string, error) {
+	f, err := c.request(ctx, protocol.OpPresence, nil)
+	if err != nil {
+		return nil, err
+	}
+	if f.Type != protocol.TypeReply {
+		return nil, fmt.Errorf("presence: %s %+v", f.Type, f.Error)
+	}
+	var pl protocol.PresenceList
+	if err := json.Unmarshal(f.Data, &pl); err != nil {
+		return nil, err
+	}
+	return pl.Online, nil
+}
+
+// request sends op and waits for its reply or error frame, or for the
+// connection to be lost (errConnLost).
+func (c *client) request(ctx context.Context, op string, data any) (protocol.Frame, error) {
+	c.mu.Lock()
+	wc := c.cur
+	c.mu.Unlock()
+	id := fmt.Sprint(c.reqs.Add(1))
+	ch := make(chan protocol.Frame, 1)
+	wc.mu.Lock()
+	if wc.lost {
+		wc.mu.Unlock()
+		return protocol.Frame{}, errConnLost
+	}
+	wc.waiters[id] = ch
+	wc.mu.Unlock()
+	var raw json.RawMessage
+	if data != nil {
+		raw, _ = json.Marshal(data)
+	}
+	b, _ := json.Marshal(protocol.Request{Op: op, ID: id, Data: raw})
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := wc.ws.Write(wctx, websocket.MessageText, b); err != nil {
+		return protocol.Frame{}, errConnLost
+	}
+	select {
+	case f, ok := <-ch:
+		if !ok {
+			return protocol.Frame{}, errConnLost
+		}
+		return f, nil
+	case <-time.After(waitBound):
+		return protocol.Frame{}, fmt.Errorf("%s: no answer in %v", op, waitBound)
+	}
+}
+
+// close drops the client's connection.
+func (c *client) close() {
+	c.mu.Lock()
+	wc := c.cur
+	c.mu.Unlock()
+	if wc != nil {
+		wc.close()
+	}
+}
+
+// wsConn is one connection of a client.
+type wsConn struct {
+	ws      *websocket.Conn
+	mu      sync.Mutex
+	waiters map[string]chan protocol.Frame
+	lost    bool
+	done    chan struct{} // closed when the reader ends
+	wg      sync.WaitGroup
+}
+
+func (wc *wsConn) close() {
+	wc.ws.CloseNow()
+	wc.wg.Wait()
+}
+
+func (wc *wsConn) readLoop(c *client) {
+	defer wc.wg.Done()
+	defer func() {
+		wc.mu.Lock()
+		wc.lost = true
+		for id, ch := range wc.waiters {
+			close(ch)
+			delete(wc.waiters, id)
+		}
+		wc.mu.Unlock()
+		close(wc.done)
+	}()
+	for {
+		_, b, err := wc.ws.Read(context.Background())
+		if err != nil {
+			return
+		}
+		var f protocol.Frame
+		if err := json.Unmarshal(b, &f); err != nil {
+			c.mu.Lock()
+			c.violate("bad frame %s", b)
+			c.mu.Unlock()
+			continue
+		}
+		switch f.Type {
+		case protocol.TypeReply, protocol.TypeError:
+			wc.mu.Lock()
+			ch, ok := wc.waiters[f.ID]
+			delete(wc.waiters, f.ID)
+			wc.mu.Unlock()
+			if ok {
+				ch <- f
+			}
+		case protocol.TypeEvent:
+			var e parley.Event
+			if err := json.Unmarshal(f.Data, &e); err != nil {
+				c.mu.Lock()
+				c.violate("bad event %s", f.Data)
+				c.mu.Unlock()
+				continue
+			}
+			c.record(e)
+		case protocol.TypeResync:
+			c.mu.Lock()
+			c.violate("resync: %s", f.Data)
+			c.mu.Unlock()
+		}
+	}
+}
+
+// record checks and keeps one event.
+func (c *client) record(e parley.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.Pos > 0 {
+		if e.Pos <= c.lastPos {
+			c.violate("event at position %d after %d", e.Pos, c.lastPos)
+			return
+		}
+		c.lastPos = e.Pos
+	}
+	switch e.Type {
+	case parley.EventNewMessage:
+		if e.Message == nil || e.ConversationID != c.conv {
+			c.violate("unexpected newMessage %+v", e)
+			return
+		}
+		if c.seen[e.Message.ID] {
+			c.violate("message %s (seq %d) received twice", e.Message.ID, e.Message.Seq)
+			return
+		}
+		if n := len(c.got); n > 0 && e.Message.Seq != c.got[n-1].Seq+1 {
+			c.violate("seq %d after %d", e.Message.Seq, c.got[n-1].Seq)
+		} else if n == 0 && e.Message.Seq != 1 {
+			c.violate("first message has seq %d", e.Message.Seq)
+		}
+		c.seen[e.Message.ID] = true
+		c.got = append(c.got, *e.Message)
+	case parley.EventUserOnline, parley.EventUserOffline:
+		c.presence[e.UserID] = append(c.presence[e.UserID], e.Type == parley.EventUserOnline)
+	}
+}
+
+func (wc *wsConn) pingLoop(c *client) {
+	defer wc.wg.Done()
+	tick := time.NewTicker(pingPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-wc.done:
+			return
+		case <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			b, _ := json.Marshal(protocol.Request{Op: protocol.OpPing, ID: "ping"})
+			_ = wc.ws.Write(ctx, websocket.MessageText, b) // a lost conn shows in the reader
+			cancel()
+		}
+	}
+}
