@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -54,9 +55,12 @@ type writeTx struct {
 	tx pgx.Tx
 	// head is the newest position handed out so far in this batch.
 	head int64
-	// release is the statement that releases the savepoint of the op
-	// before, sent with the next statement ("" when there is none).
-	release string
+	// Savepoint statements wait to travel in one pipeline with the op's
+	// first statement, saving a round trip or two per op: release is set
+	// while the savepoint of an op that succeeded is not yet released,
+	// open while the current op's savepoint is not yet created, and
+	// inSavepoint once it is.
+	release, open, inSavepoint bool
 	// broken is set when a savepoint could not be rolled back: the
 	// transaction may hold part of a failed op, so the whole batch is
 	// rolled back instead of committed.
@@ -74,12 +78,88 @@ func (w *writeTx) nextPos() int64 {
 	return w.head
 }
 
+// prefix returns the savepoint statements waiting to be sent, and marks
+// them sent.
+func (w *writeTx) prefix() []string {
+	var pre []string
+	if w.release {
+		pre = append(pre, "RELEASE SAVEPOINT op")
+		w.release = false
+	}
+	if w.open {
+		pre = append(pre, "SAVEPOINT op")
+		w.open, w.inSavepoint = false, true
+	}
+	return pre
+}
+
+// pipeline sends the waiting savepoint statements and then sql in one
+// round trip.
+func (w *writeTx) pipeline(ctx context.Context, pre []string, sql string, args []any) pgx.BatchResults {
+	b := &pgx.Batch{}
+	for _, p := range pre {
+		b.Queue(p)
+	}
+	b.Queue(sql, args...)
+	return w.tx.SendBatch(ctx, b)
+}
+
+// Exec, QueryRow and Query make writeTx a querier: every statement of an
+// op goes through them, so the savepoint is in place before the first.
+func (w *writeTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	pre := w.prefix()
+	if len(pre) == 0 {
+		return w.tx.Exec(ctx, sql, args...)
+	}
+	br := w.pipeline(ctx, pre, sql, args)
+	defer br.Close()
+	for range pre {
+		if _, err := br.Exec(); err != nil {
+			return pgconn.CommandTag{}, err
+		}
+	}
+	return br.Exec()
+}
+
+func (w *writeTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	pre := w.prefix()
+	if len(pre) == 0 {
+		return w.tx.QueryRow(ctx, sql, args...)
+	}
+	return &pipelinedRow{br: w.pipeline(ctx, pre, sql, args), pre: len(pre)}
+}
+
+func (w *writeTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if pre := w.prefix(); len(pre) > 0 {
+		if _, err := w.tx.Exec(ctx, strings.Join(pre, "; ")); err != nil {
+			return nil, err
+		}
+	}
+	return w.tx.Query(ctx, sql, args...)
+}
+
 func (w *writeTx) exec(query string, args ...any) (pgconn.CommandTag, error) {
-	return w.tx.Exec(bg, query, args...)
+	return w.Exec(bg, query, args...)
 }
 
 func (w *writeTx) queryRow(query string, args ...any) pgx.Row {
-	return w.tx.QueryRow(bg, query, args...)
+	return w.QueryRow(bg, query, args...)
+}
+
+// pipelinedRow is the row of a query sent after savepoint statements.
+type pipelinedRow struct {
+	br  pgx.BatchResults
+	pre int
+}
+
+func (r *pipelinedRow) Scan(dest ...any) error {
+	defer r.br.Close()
+	for range r.pre {
+		if _, err := r.br.Exec(); err != nil {
+			return err
+		}
+	}
+	return r.br.QueryRow().Scan(dest...)
 }
 
 // batcher runs batches on connections of the pool. DB.Close stops it: it
@@ -192,17 +272,26 @@ func (b *batcher) run(batch []*op) {
 		return
 	}
 	defer tx.Rollback(bg) // after Commit, a no-op
-	// Two statements on purpose: under READ COMMITTED each statement takes
-	// its snapshot when it starts, so the head must be read by a statement
-	// that starts after the lock is held, or it could miss the batch that
-	// committed just before.
-	if _, err := tx.Exec(bg, `SELECT pg_advisory_xact_lock($1)`, b.lockKey); err != nil {
-		answerAll(live, internalf("take positions lock: %w", err))
-		return
-	}
+	// Two statements, pipelined in one round trip: under READ COMMITTED
+	// each statement takes its snapshot when it starts, and PostgreSQL runs
+	// a pipeline's statements one after the other, so the head is read by
+	// a statement that starts once the lock is held and cannot miss the
+	// batch that committed just before. (One statement doing both would
+	// read the head from a snapshot taken before the lock.)
 	var head int64
-	if err := tx.QueryRow(bg, qHead).Scan(&head); err != nil {
-		answerAll(live, internalf("read head: %w", err))
+	lb := &pgx.Batch{}
+	lb.Queue(`SELECT pg_advisory_xact_lock($1)`, b.lockKey)
+	lb.Queue(qHead)
+	br := tx.SendBatch(bg, lb)
+	_, err = br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&head)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		answerAll(live, internalf("take positions lock and read head: %w", err))
 		return
 	}
 	w := &writeTx{tx: tx, head: head}
@@ -213,15 +302,14 @@ func (b *batcher) run(batch []*op) {
 		answerAll(live, internalf("batch rolled back after a failed savepoint rollback"))
 		return
 	}
-	if w.release != "" {
-		if _, err := tx.Exec(bg, w.release); err != nil {
-			answerAll(live, internalf("release savepoint: %w", err))
+	if w.head != head {
+		if _, err := w.Exec(bg, qSetHead, w.head); err != nil {
+			answerAll(live, internalf("write head: %w", err))
 			return
 		}
-	}
-	if w.head != head {
-		if _, err := tx.Exec(bg, qSetHead, w.head); err != nil {
-			answerAll(live, internalf("write head: %w", err))
+	} else if w.release {
+		if _, err := tx.Exec(bg, "RELEASE SAVEPOINT op"); err != nil {
+			answerAll(live, internalf("release savepoint: %w", err))
 			return
 		}
 	}
@@ -236,28 +324,30 @@ func (b *batcher) run(batch []*op) {
 }
 
 // runOne runs fn inside a savepoint, rolling back to it when fn fails so
-// the rest of the batch is unaffected. To save a round trip per op, the
-// release of the previous op's savepoint travels with the next SAVEPOINT
-// (w.release), and the last one with the head update.
+// the rest of the batch is unaffected. The savepoint is created with the
+// op's first statement, and released with the next op's (see prefix); an
+// op that fails before any statement has nothing to roll back.
 func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
-	if _, err := w.exec(w.release + "SAVEPOINT op"); err != nil {
-		w.broken = true
-		return internalf("savepoint: %w", err)
-	}
-	w.release = "RELEASE SAVEPOINT op; "
+	w.open, w.inSavepoint = true, false
 	head := w.head
 	defer func() {
 		if p := recover(); p != nil {
 			err = internalf("panic in write: %v", p)
 		}
-		if err != nil {
+		w.open = false
+		switch {
+		case err != nil && w.inSavepoint:
 			w.head = head
-			if _, rerr := w.exec("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"); rerr != nil {
+			if _, rerr := w.tx.Exec(bg, "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"); rerr != nil {
 				w.broken = true
 				err = errors.Join(err, internalf("rollback to savepoint: %w", rerr))
 			}
-			w.release = ""
+		case err != nil:
+			w.head = head
+		case w.inSavepoint:
+			w.release = true
 		}
+		w.inSavepoint = false
 	}()
 	return fn(w)
 }

@@ -127,7 +127,7 @@ func (db *DB) CreateDirect(ctx context.Context, userID, otherID string) (parley.
 		var id string
 		err := w.queryRow(qDirectByPair, a, b).Scan(&id)
 		if err == nil {
-			c, err = view(bg, w.tx, userID, id)
+			c, err = view(bg, w, userID, id)
 			return err
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -146,7 +146,7 @@ func (db *DB) CreateDirect(ctx context.Context, userID, otherID string) (parley.
 			return err
 		}
 		events = []parley.Event{e}
-		c, err = view(bg, w.tx, userID, id)
+		c, err = view(bg, w, userID, id)
 		return err
 	})
 	if err != nil {
@@ -189,7 +189,7 @@ func (db *DB) CreateGroup(ctx context.Context, userID, title string, memberIDs [
 			return err
 		}
 		events = []parley.Event{e}
-		c, err = view(bg, w.tx, userID, id)
+		c, err = view(bg, w, userID, id)
 		return err
 	})
 	if err != nil {
@@ -214,7 +214,7 @@ func (w *writeTx) created(id, actor string, members []string) (parley.Event, err
 // snapshot of the conversation after the change. extra are audience
 // members beyond the current ones (removed users).
 func (w *writeTx) conversationEvent(pos int64, id, actor string, ch parley.Change, userIDs, extra []string) (parley.Event, error) {
-	snap, err := snapshot(bg, w.tx, id)
+	snap, err := snapshot(bg, w, id)
 	if err != nil {
 		return parley.Event{}, err
 	}
@@ -244,7 +244,7 @@ func (w *writeTx) insertEvent(e *parley.Event, messageID *string, extra []string
 	if err := w.queryRow(qUserByID, e.UserID).Scan(new(string), &e.UserName, new(time.Time)); err != nil {
 		return err
 	}
-	e.Audience, err = memberIDs(bg, w.tx, e.ConversationID)
+	e.Audience, err = memberIDs(bg, w, e.ConversationID)
 	if err != nil {
 		return err
 	}
@@ -282,7 +282,7 @@ func (db *DB) UpdateConversation(ctx context.Context, userID, conversationID str
 		if err := w.member(conversationID, userID); err != nil {
 			return err
 		}
-		cur, err := snapshot(bg, w.tx, conversationID)
+		cur, err := snapshot(bg, w, conversationID)
 		if err != nil {
 			return err
 		}
@@ -359,10 +359,10 @@ func (db *DB) UpdateConversation(ctx context.Context, userID, conversationID str
 		if contains(removed, userID) {
 			// The user left: they see the conversation as it is now, but
 			// no longer as a member.
-			c, err = snapshot(bg, w.tx, conversationID)
+			c, err = snapshot(bg, w, conversationID)
 			return err
 		}
-		c, err = view(bg, w.tx, userID, conversationID)
+		c, err = view(bg, w, userID, conversationID)
 		return err
 	})
 	if err != nil {
@@ -382,7 +382,7 @@ func contains(ids []string, id string) bool {
 
 // member returns ErrNotFound unless userID is a member of the conversation.
 func (w *writeTx) member(conversationID, userID string) error {
-	_, err := readSeq(bg, w.tx, conversationID, userID)
+	_, err := readSeq(bg, w, conversationID, userID)
 	return err
 }
 
@@ -538,7 +538,7 @@ func (db *DB) MarkRead(ctx context.Context, userID, conversationID string, seq i
 	}
 	var events []parley.Event
 	err := db.b.do(ctx, func(w *writeTx) error {
-		cur, err := readSeq(bg, w.tx, conversationID, userID)
+		cur, err := readSeq(bg, w, conversationID, userID)
 		if err != nil {
 			return err
 		}
