@@ -47,6 +47,7 @@ type op struct {
 // writeTx is what an op sees: the batch transaction and the position
 // counter.
 type writeTx struct {
+	b  *batcher
 	tx *sql.Tx
 	// head is the newest position handed out so far, committed or not;
 	// only the batcher touches it.
@@ -64,16 +65,42 @@ func (w *writeTx) nextPos() int64 {
 	return w.head
 }
 
+// The statements of the hot writes (writeQueries) are prepared once on the
+// write connection, when the store opens, and reused by every batch:
+// SQLite then parses them once, not once per call. Other queries run
+// unprepared.
+
 func (w *writeTx) exec(query string, args ...any) (sql.Result, error) {
+	if st := w.stmt(query); st != nil {
+		return st.Exec(args...)
+	}
 	return w.tx.Exec(query, args...)
 }
 
 func (w *writeTx) queryRow(query string, args ...any) *sql.Row {
+	if st := w.stmt(query); st != nil {
+		return st.QueryRow(args...)
+	}
 	return w.tx.QueryRow(query, args...)
 }
 
 func (w *writeTx) query(query string, args ...any) (*sql.Rows, error) {
+	if st := w.stmt(query); st != nil {
+		return st.Query(args...)
+	}
 	return w.tx.Query(query, args...)
+}
+
+// stmt returns query's prepared statement bound to the batch transaction,
+// or nil. database/sql finds the statement already prepared on the
+// transaction's connection (there is only one) and does not prepare it
+// again. (Preparing here, inside the batch, would deadlock: the
+// transaction holds the only connection.)
+func (w *writeTx) stmt(query string) *sql.Stmt {
+	if st, ok := w.b.stmts[query]; ok {
+		return w.tx.Stmt(st)
+	}
+	return nil
 }
 
 // batcher owns the write connection and the goroutine that runs batches.
@@ -86,15 +113,25 @@ type batcher struct {
 	closed bool
 	queue  chan *op
 
-	head int64 // committed head; only the batcher goroutine touches it
-	wg   sync.WaitGroup
+	head  int64                // committed head; only the batcher goroutine touches it
+	stmts map[string]*sql.Stmt // writeQueries prepared on db; read-only once the loop runs
+	wg    sync.WaitGroup
 }
 
 func newBatcher(ctx context.Context, db *sql.DB) (*batcher, error) {
-	b := &batcher{db: db, queue: make(chan *op, maxBatch)}
+	b := &batcher{db: db, queue: make(chan *op, maxBatch), stmts: map[string]*sql.Stmt{}}
 	if err := db.QueryRowContext(ctx, qHead).Scan(&b.head); err != nil {
 		return nil, fmt.Errorf("sqlite: read head: %w", err)
 	}
+	for _, q := range writeQueries {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			b.closeStmts()
+			return nil, fmt.Errorf("sqlite: prepare %q: %w", q, err)
+		}
+		b.stmts[q] = st
+	}
+	// Owned by the batcher: close stops it and waits for it.
 	b.wg.Add(1)
 	go b.loop()
 	return b, nil
@@ -146,6 +183,14 @@ func (b *batcher) close() {
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
+	b.closeStmts()
+}
+
+func (b *batcher) closeStmts() {
+	for _, st := range b.stmts {
+		st.Close()
+	}
+	clear(b.stmts)
 }
 
 func (b *batcher) loop() {
@@ -192,7 +237,7 @@ func (b *batcher) run(batch []*op) {
 		answerAll(live, internalf("begin: %w", err))
 		return
 	}
-	w := &writeTx{tx: tx, head: b.head}
+	w := &writeTx{b: b, tx: tx, head: b.head}
 	for i, o := range live {
 		errs[i] = wrapInternal(runOne(w, o.fn))
 	}
@@ -216,7 +261,7 @@ func (b *batcher) run(batch []*op) {
 // runOne runs fn inside a savepoint, rolling back to it when fn fails so
 // the rest of the batch is unaffected.
 func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
-	if _, err := w.tx.Exec("SAVEPOINT op"); err != nil {
+	if _, err := w.exec("SAVEPOINT op"); err != nil {
 		return internalf("savepoint: %w", err)
 	}
 	head := w.head
@@ -226,12 +271,12 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 		}
 		if err != nil {
 			w.head = head
-			if _, rerr := w.tx.Exec("ROLLBACK TO op"); rerr != nil {
+			if _, rerr := w.exec("ROLLBACK TO op"); rerr != nil {
 				w.broken = true
 				err = errors.Join(err, internalf("rollback to savepoint: %w", rerr))
 			}
 		}
-		if _, rerr := w.tx.Exec("RELEASE op"); rerr != nil {
+		if _, rerr := w.exec("RELEASE op"); rerr != nil {
 			w.broken = true
 			err = errors.Join(err, internalf("release savepoint: %w", rerr))
 		}

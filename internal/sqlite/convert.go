@@ -30,6 +30,9 @@ func invalidf(format string, args ...any) error {
 // notFound maps sql.ErrNoRows to err (usually parley.ErrNotFound) and wraps
 // anything else as internal.
 func notFound(err error, nf error) error {
+	if err == nil {
+		return nil
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nf
 	}

@@ -43,6 +43,7 @@ import (
 	"io/fs"
 	"net/url"
 	"runtime"
+	"sync"
 
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -59,6 +60,9 @@ type DB struct {
 	write *sql.DB // one connection, used only by the batcher
 	read  *sql.DB // read-only pool
 	b     *batcher
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ parley.Store = (*DB)(nil)
@@ -137,8 +141,12 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // Close stops taking writes, waits for those under way to commit and
 // closes the database. It is safe to call more than once.
 func (db *DB) Close() error {
-	db.b.close()
-	return errors.Join(db.write.Close(), db.read.Close())
+	// Once: a second, concurrent Close waits for the first to finish.
+	db.closeOnce.Do(func() {
+		db.b.close()
+		db.closeErr = errors.Join(db.write.Close(), db.read.Close())
+	})
+	return db.closeErr
 }
 
 // readTx runs fn in one read transaction, so every query in it sees the

@@ -76,7 +76,12 @@ const (
 	qMessageByID       = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.id = ? AND m.conversation_id = ?`
 	qMessageByClientID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.sender_id = ? AND m.client_id = ?`
 	qLastSeq           = `SELECT last_seq FROM conversations WHERE id = ?`
-	qInsertMessage     = `INSERT INTO messages
+	// qSender checks membership and reads what a send needs in one go.
+	qSender = `SELECT c.last_seq, u.name FROM members mb
+		JOIN conversations c ON c.id = mb.conversation_id
+		JOIN users u ON u.id = mb.user_id
+		WHERE mb.conversation_id = ? AND mb.user_id = ? AND mb.left_pos IS NULL`
+	qInsertMessage = `INSERT INTO messages
 		(id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qBumpConversation = `UPDATE conversations SET last_seq = ?, last_activity_at = ? WHERE id = ?`
@@ -102,7 +107,7 @@ const (
 
 	// Attachments.
 	qAttachmentExists = `SELECT EXISTS (SELECT 1 FROM attachments WHERE id = ?)`
-	qAttachmentOwned  = `SELECT EXISTS (SELECT 1 FROM attachments WHERE id = ? AND owner_id = ?)`
+	qAttachmentOwned  = `SELECT content_type, size, width, height FROM attachments WHERE id = ? AND owner_id = ?`
 	qInsertAttachment = `INSERT INTO attachments
 		(id, owner_id, content_type, size, width, height, data, thumb, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -114,3 +119,10 @@ const (
 			SELECT 1 FROM messages m JOIN members mb ON mb.conversation_id = m.conversation_id
 			WHERE m.attachment_id = a.id AND mb.user_id = ? AND mb.left_pos IS NULL))`
 )
+
+// writeQueries are prepared once on the write connection (batch.go).
+var writeQueries = []string{
+	"SAVEPOINT op", "ROLLBACK TO op", "RELEASE op",
+	qSender, qMessageByClientID, qAttachmentOwned, qInsertMessage, qBumpConversation,
+	qSetReadSeq, qInsertEvent, qMemberIDs, qUserByID, qMembership, qLastSeq,
+}

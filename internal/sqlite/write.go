@@ -240,11 +240,25 @@ func (w *writeTx) insertEvent(e *parley.Event, messageID *string, extra []string
 	if _, err := w.exec(qInsertEvent, e.Pos, e.ConversationID, string(e.Type), e.UserID, messageID, data, toMicros(e.At)); err != nil {
 		return err
 	}
-	if err := w.queryRow(qUserByID, e.UserID).Scan(new(string), &e.UserName, new(int64)); err != nil {
+	if e.UserName == "" {
+		if err := w.queryRow(qUserByID, e.UserID).Scan(new(string), &e.UserName, new(int64)); err != nil {
+			return err
+		}
+	}
+	rows, err := w.query(qMemberIDs, e.ConversationID)
+	if err != nil {
 		return err
 	}
-	e.Audience, err = memberIDs(w.tx, e.ConversationID)
-	if err != nil {
+	defer rows.Close()
+	e.Audience = []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		e.Audience = append(e.Audience, id)
+	}
+	if err := rows.Err(); err != nil {
 		return err
 	}
 	e.Audience = append(e.Audience, extra...)
@@ -381,8 +395,8 @@ func contains(ids []string, id string) bool {
 
 // member returns ErrNotFound unless userID is a member of the conversation.
 func (w *writeTx) member(conversationID, userID string) error {
-	_, err := readSeq(w.tx, conversationID, userID)
-	return err
+	var seq int64
+	return notFound(w.queryRow(qMembership, conversationID, userID).Scan(&seq), parley.ErrNotFound)
 }
 
 // SendMessage implements parley.Store. The sender must be a member; then a
@@ -400,8 +414,12 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 		events []parley.Event
 	)
 	err := db.b.do(ctx, func(w *writeTx) error {
-		if err := w.member(nm.ConversationID, nm.SenderID); err != nil {
-			return err
+		var (
+			last       int64
+			senderName string
+		)
+		if err := w.queryRow(qSender, nm.ConversationID, nm.SenderID).Scan(&last, &senderName); err != nil {
+			return notFound(err, parley.ErrNotFound)
 		}
 		old, err := scanMessage(w.queryRow(qMessageByClientID, nm.SenderID, nm.ClientID))
 		switch {
@@ -413,45 +431,49 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
+		msg = parley.Message{
+			ID:             newID(),
+			ConversationID: nm.ConversationID,
+			Seq:            last + 1,
+			SenderID:       nm.SenderID,
+			SenderName:     senderName,
+			ClientID:       nm.ClientID,
+			Type:           nm.Type,
+			Text:           nm.Text,
+			CreatedAt:      parley.Now(),
+		}
 		var attachment *string
 		if nm.Type == parley.Image {
-			var owned bool
-			if err := w.queryRow(qAttachmentOwned, nm.AttachmentID, nm.SenderID).Scan(&owned); err != nil {
+			a := parley.Attachment{ID: nm.AttachmentID}
+			err := w.queryRow(qAttachmentOwned, nm.AttachmentID, nm.SenderID).Scan(&a.ContentType, &a.Size, &a.Width, &a.Height)
+			if errors.Is(err, sql.ErrNoRows) {
+				return invalidf("attachment_id does not name an upload of yours")
+			} else if err != nil {
 				return err
 			}
-			if !owned {
-				return invalidf("attachment_id does not name an upload of yours")
-			}
-			attachment = &nm.AttachmentID
+			msg.Attachment, attachment = &a, &nm.AttachmentID
 		}
-		var last int64
-		if err := w.queryRow(qLastSeq, nm.ConversationID).Scan(&last); err != nil {
+		at := toMicros(msg.CreatedAt)
+		if _, err := w.exec(qInsertMessage, msg.ID, msg.ConversationID, msg.Seq, msg.SenderID, msg.ClientID,
+			string(msg.Type), msg.Text, attachment, at); err != nil {
 			return err
 		}
-		id, seq, now := newID(), last+1, parley.Now()
-		if _, err := w.exec(qInsertMessage, id, nm.ConversationID, seq, nm.SenderID, nm.ClientID,
-			string(nm.Type), nm.Text, attachment, toMicros(now)); err != nil {
+		if _, err := w.exec(qBumpConversation, msg.Seq, at, msg.ConversationID); err != nil {
 			return err
 		}
-		if _, err := w.exec(qBumpConversation, seq, toMicros(now), nm.ConversationID); err != nil {
-			return err
-		}
-		if _, err := w.exec(qSetReadSeq, seq, nm.ConversationID, nm.SenderID); err != nil {
-			return err
-		}
-		msg, err = scanMessage(w.queryRow(qMessageByID, id, nm.ConversationID))
-		if err != nil {
+		if _, err := w.exec(qSetReadSeq, msg.Seq, msg.ConversationID, msg.SenderID); err != nil {
 			return err
 		}
 		e := parley.Event{
 			Pos:            w.nextPos(),
 			Type:           parley.EventNewMessage,
-			ConversationID: nm.ConversationID,
-			UserID:         nm.SenderID,
+			ConversationID: msg.ConversationID,
+			UserID:         msg.SenderID,
+			UserName:       senderName,
 			Message:        &msg,
-			At:             now,
+			At:             msg.CreatedAt,
 		}
-		if err := w.insertEvent(&e, &id, nil); err != nil {
+		if err := w.insertEvent(&e, &msg.ID, nil); err != nil {
 			return err
 		}
 		events = []parley.Event{e}

@@ -40,6 +40,13 @@ func testConcurrency(t *testing.T, s parley.Store) {
 	// A position committed out of order would show as a gap here (a larger
 	// position visible before a smaller one).
 	var seen atomic.Int64
+	kick := make(chan struct{}, 1)
+	nudge := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
 	readerWG.Go(func() {
 		after := start
 		for {
@@ -69,6 +76,11 @@ func testConcurrency(t *testing.T, s parley.Store) {
 			if finished && len(events) == 0 {
 				return
 			}
+			if len(events) == 0 {
+				// Nothing new: wait for a writer's next commit rather
+				// than spin (the machine running this may be small).
+				<-kick
+			}
 		}
 	})
 
@@ -88,11 +100,13 @@ func testConcurrency(t *testing.T, s parley.Store) {
 					t.Errorf("writer %d send %d: events %+v", w, i, events)
 					return
 				}
+				nudge()
 			}
 		})
 	}
 	writersWG.Wait()
 	done.Store(true)
+	nudge()
 	readerWG.Wait()
 
 	head := must[int64](t, "Head")(s.Head(ctx(t)))
