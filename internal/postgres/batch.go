@@ -22,13 +22,16 @@ import (
 // then answers each waiter. Batches of different nodes take turns on the
 // lock, so positions stay dense and in commit order cluster-wide.
 
-// maxBatch bounds how many ops share a transaction. It is below 64 on
-// purpose: every op that writes runs in a subtransaction (its savepoint)
-// with its own xid, and a transaction with more than 64 of them overflows
-// PostgreSQL's per-backend subxid cache, which slows every other session's
-// snapshots (pg_subtrans lookups) while it runs. 60 ops per commit already
-// amortise the lock and the WAL flush.
-const maxBatch = 60
+// maxBatch bounds how many ops share a transaction, so one batch does not
+// hold the cluster-wide lock for too long.
+const maxBatch = 500
+
+// maxSavepoints bounds how many ops of a batch run in savepoints (every op
+// but the bulk sends, bulk.go). It is below 64 on purpose: each op that
+// writes in a savepoint gets a subtransaction xid, and a transaction with
+// more than 64 of them overflows PostgreSQL's per-backend subxid cache,
+// which slows every other session's snapshots while it runs.
+const maxSavepoints = 60
 
 // op states: a queued op can be cancelled by its caller until the batcher
 // claims it.
@@ -42,7 +45,10 @@ const (
 type op struct {
 	// fn runs the write inside the batch transaction, within its own
 	// savepoint. It must not keep w after it returns.
-	fn    func(w *writeTx) error
+	fn func(w *writeTx) error
+	// send, when set, lets the batcher run this op with the batch's other
+	// sends in one statement (bulk.go); fn runs it alone.
+	send  *sendOp
 	state atomic.Int32
 	// done receives fn's error, or the commit's, after the batch is
 	// committed or rolled back. Buffered: the batcher never blocks on it.
@@ -189,10 +195,18 @@ func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
 // context error means the write did not happen. Once claimed, do waits for
 // the batch so the answer is always exact.
 func (b *batcher) do(ctx context.Context, fn func(w *writeTx) error) error {
+	return b.enqueue(ctx, &op{fn: fn, done: make(chan error, 1)})
+}
+
+// doSend is do for a SendMessage: so's results are set when it returns nil.
+func (b *batcher) doSend(ctx context.Context, so *sendOp, fn func(w *writeTx) error) error {
+	return b.enqueue(ctx, &op{fn: fn, send: so, done: make(chan error, 1)})
+}
+
+func (b *batcher) enqueue(ctx context.Context, o *op) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{fn: fn, done: make(chan error, 1)}
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
@@ -234,14 +248,21 @@ func (b *batcher) loop() {
 	batch := make([]*op, 0, maxBatch)
 	for o := range b.queue {
 		batch = append(batch[:0], o)
+		savepoints := 0
+		if o.send == nil {
+			savepoints++
+		}
 	fill:
-		for len(batch) < maxBatch {
+		for len(batch) < maxBatch && savepoints < maxSavepoints {
 			select {
 			case o, ok := <-b.queue:
 				if !ok {
 					break fill
 				}
 				batch = append(batch, o)
+				if o.send == nil {
+					savepoints++
+				}
 			default:
 				break fill
 			}
@@ -264,12 +285,21 @@ func (b *batcher) run(batch []*op) {
 	if len(live) == 0 {
 		return
 	}
-	errs := make([]error, len(live))
+	if !b.runTx(live, true) {
+		b.runTx(live, false)
+	}
+}
 
+// runTx runs the ops in one transaction and answers each, except when
+// bulk is set and the bulk sends failed: then it rolls back, answers
+// nobody and returns false, and the caller runs the batch again without
+// bulk.
+func (b *batcher) runTx(live []*op, bulk bool) bool {
+	errs := make([]error, len(live))
 	tx, err := b.pool.Begin(bg)
 	if err != nil {
 		answerAll(live, internalf("begin: %w", err))
-		return
+		return true
 	}
 	defer tx.Rollback(bg) // after Commit, a no-op
 	// Two statements, pipelined in one round trip: under READ COMMITTED
@@ -292,35 +322,54 @@ func (b *batcher) run(batch []*op) {
 	}
 	if err != nil {
 		answerAll(live, internalf("take positions lock and read head: %w", err))
-		return
+		return true
 	}
 	w := &writeTx{tx: tx, head: head}
+	if bulk {
+		var sends []int
+		for i, o := range live {
+			if o.send != nil {
+				sends = append(sends, i)
+			}
+		}
+		if len(sends) > 1 {
+			if err := bulkSend(w, live, sends, errs); err != nil {
+				return false
+			}
+		} else {
+			bulk = false // one send alone takes the ordinary path
+		}
+	}
 	for i, o := range live {
+		if bulk && o.send != nil {
+			continue
+		}
 		errs[i] = wrapInternal(runOne(w, o.fn))
 	}
 	if w.broken {
 		answerAll(live, internalf("batch rolled back after a failed savepoint rollback"))
-		return
+		return true
 	}
 	if w.head != head {
 		if _, err := w.Exec(bg, qSetHead, w.head); err != nil {
 			answerAll(live, internalf("write head: %w", err))
-			return
+			return true
 		}
 	} else if w.release {
 		if _, err := tx.Exec(bg, "RELEASE SAVEPOINT op"); err != nil {
 			answerAll(live, internalf("release savepoint: %w", err))
-			return
+			return true
 		}
 	}
 	if err := tx.Commit(bg); err != nil {
 		// Nothing of this batch is stored: every op fails.
 		answerAll(live, internalf("commit: %w", err))
-		return
+		return true
 	}
 	for i, o := range live {
 		o.done <- errs[i]
 	}
+	return true
 }
 
 // runOne runs fn inside a savepoint, rolling back to it when fn fails so

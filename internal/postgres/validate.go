@@ -15,8 +15,15 @@ import (
 // maxIDLen bounds user ids made by integrators and attachment ids.
 const maxIDLen = 128
 
+// PostgreSQL's text cannot hold NUL; unlike internal/sqlite, this store
+// refuses it (EINVALID) in every string it keeps, rather than failing the
+// write with an internal error.
+func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+
 func validID(field, id string) error {
 	switch {
+	case hasNUL(id):
+		return invalidf("%s holds a NUL character", field)
 	case id == "":
 		return invalidf("%s is required", field)
 	case len(id) > maxIDLen:
@@ -68,6 +75,9 @@ func validTitle(title string) error {
 	if !utf8.ValidString(title) {
 		return invalidf("title is not valid UTF-8")
 	}
+	if hasNUL(title) {
+		return invalidf("title holds a NUL character")
+	}
 	if utf8.RuneCountInString(title) > parley.MaxTitleRunes {
 		return invalidf("title is longer than %d characters", parley.MaxTitleRunes)
 	}
@@ -78,6 +88,9 @@ func validTitle(title string) error {
 func validText(text string, required bool) error {
 	if !utf8.ValidString(text) {
 		return invalidf("text is not valid UTF-8")
+	}
+	if hasNUL(text) {
+		return invalidf("text holds a NUL character")
 	}
 	if required && strings.TrimSpace(text) == "" {
 		return invalidf("text is required")
@@ -102,6 +115,8 @@ func validNewMessage(m *parley.NewMessage) error {
 		return invalidf("client_id is longer than %d bytes", parley.MaxClientIDLen)
 	case !utf8.ValidString(m.ClientID):
 		return invalidf("client_id is not valid UTF-8")
+	case hasNUL(m.ClientID):
+		return invalidf("client_id holds a NUL character")
 	}
 	switch m.Type {
 	case parley.Text:

@@ -396,15 +396,21 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 	if err := validNewMessage(&nm); err != nil {
 		return parley.Message{}, nil, err
 	}
-	var (
-		msg    parley.Message
-		events []parley.Event
-	)
-	// Two statements: the hot path of the whole server. The first reads
-	// everything the checks need, the second writes the message, the
-	// conversation's counters, the sender's read position and the event,
-	// and returns the audience; the message is built here, not re-read.
-	err := db.b.do(ctx, func(w *writeTx) error {
+	return db.send(ctx, nm)
+}
+
+// send is SendMessage after validation.
+func (db *DB) send(ctx context.Context, nm parley.NewMessage) (parley.Message, []parley.Event, error) {
+	// The batcher normally runs every send of a batch together (bulk.go);
+	// fn is the way one send runs alone, when a bulk statement failed.
+	so := &sendOp{nm: nm}
+	msg, events := &so.msg, &so.events
+	// Two statements: the first reads everything the checks need, the
+	// second writes the message, the conversation's counters, the
+	// sender's read position and the event, and returns the audience; the
+	// message is built here, not re-read.
+	err := db.b.doSend(ctx, so, func(w *writeTx) error {
+		*msg, *events = parley.Message{}, nil // a failed bulk run may have set them
 		var (
 			member              bool
 			last                int64
@@ -424,7 +430,7 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 		case !member:
 			return parley.ErrNotFound
 		case oldID != nil && *oldConv == nm.ConversationID:
-			msg, err = scanMessage(w.queryRow(qMessageByID, *oldID, nm.ConversationID))
+			*msg, err = scanMessage(w.queryRow(qMessageByID, *oldID, nm.ConversationID))
 			return err
 		case oldID != nil:
 			return parley.Errorf(parley.ECONFLICT, "client_id %q was used for another conversation", nm.ClientID)
@@ -437,7 +443,7 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 			attachment = &nm.AttachmentID
 		}
 		id, seq, now := newID(), last+1, parley.Now()
-		msg = parley.Message{
+		*msg = parley.Message{
 			ID: id, ConversationID: nm.ConversationID, Seq: seq,
 			SenderID: nm.SenderID, SenderName: senderName, ClientID: nm.ClientID,
 			Type: nm.Type, Text: nm.Text, CreatedAt: now,
@@ -452,7 +458,7 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 			ConversationID: nm.ConversationID,
 			UserID:         nm.SenderID,
 			UserName:       senderName,
-			Message:        &msg,
+			Message:        msg,
 			At:             now,
 		}
 		data, err := encodeEventData(&e)
@@ -463,13 +469,13 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 			string(nm.Type), nm.Text, attachment, now, e.Pos, data).Scan(&e.Audience); err != nil {
 			return err
 		}
-		events = []parley.Event{e}
+		*events = []parley.Event{e}
 		return nil
 	})
 	if err != nil {
 		return parley.Message{}, nil, err
 	}
-	return msg, events, nil
+	return *msg, *events, nil
 }
 
 // DeleteMessage implements parley.Store.

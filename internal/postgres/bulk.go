@@ -1,0 +1,221 @@
+package postgres
+
+import (
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parleychat/parley"
+)
+
+// Bulk sends.
+//
+// Sending messages is most of what a chat server writes, and every node's
+// batches take turns on one cluster-wide lock, so the time a batch holds
+// the lock is the cluster's write capacity. Run one by one, each send costs
+// two round trips and a dozen statement executions under the lock. The
+// batcher therefore runs all the sends of a batch together: one statement
+// reads what every check needs, the checks run here, and one statement
+// writes every message, conversation counter, read position and event.
+// The sends need no savepoints: a send that fails a check writes nothing.
+// If the bulk statement itself fails (it should not), the batch is rolled
+// back and run again one op at a time, with savepoints.
+
+// sendOp is a SendMessage waiting in a batch, with its results.
+type sendOp struct {
+	nm     parley.NewMessage
+	msg    parley.Message
+	events []parley.Event
+}
+
+// qBulkSendCheck: for each send, in order, membership, the conversation's
+// last Seq, the sender's name, an earlier message with the same client id
+// and the attachment when the sender owns it.
+const qBulkSendCheck = `SELECT
+		EXISTS (SELECT 1 FROM members mb WHERE mb.conversation_id = r.conv AND mb.user_id = r.sender AND mb.left_pos IS NULL),
+		COALESCE((SELECT c.last_seq FROM conversations c WHERE c.id = r.conv), 0),
+		COALESCE((SELECT u.name FROM users u WHERE u.id = r.sender), ''),
+		old.id, old.conversation_id,
+		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(conv, sender, client, att, i)
+	LEFT JOIN messages old ON old.sender_id = r.sender AND old.client_id = r.client
+	LEFT JOIN attachments att ON att.id = r.att AND att.owner_id = r.sender
+	ORDER BY r.i`
+
+// qBulkSendWrite stores the messages ($1..$9, one array element each) and
+// their events ($10 positions), moves each conversation's counters ($11..
+// $13) and each sender's read position ($14..$16), and returns each
+// conversation's members: the events' audience. The parts of one WITH
+// share a snapshot, so the members are read as they were before it, which
+// the writes do not change.
+const qBulkSendWrite = `WITH msg AS (
+		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+	), ev AS (
+		INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
+		SELECT e.pos, e.conv, 'newMessage', e.actor, e.mid, '{}', e.at
+		FROM unnest($10::bigint[], $2::text[], $4::text[], $1::text[], $9::timestamptz[]) AS e(pos, conv, actor, mid, at)
+	), conv AS (
+		UPDATE conversations c SET last_seq = u.seq, last_activity_at = u.at
+		FROM unnest($11::text[], $12::bigint[], $13::timestamptz[]) AS u(id, seq, at)
+		WHERE c.id = u.id
+	), rd AS (
+		UPDATE members mb SET read_seq = u.seq
+		FROM unnest($14::text[], $15::text[], $16::bigint[]) AS u(conv, usr, seq)
+		WHERE mb.conversation_id = u.conv AND mb.user_id = u.usr AND mb.left_pos IS NULL AND mb.read_seq < u.seq
+	)
+	SELECT mb.conversation_id, array_agg(mb.user_id ORDER BY mb.joined_pos, mb.user_id)
+	FROM members mb WHERE mb.conversation_id = ANY($11) AND mb.left_pos IS NULL
+	GROUP BY mb.conversation_id`
+
+type sendCheck struct {
+	member              bool
+	last                int64
+	name                string
+	oldID, oldConv      *string
+	owned               bool
+	attType             *string
+	attSize             *int64
+	attWidth, attHeight *int32
+}
+
+// bulkSend runs the sends live[i] for i in idx, setting each one's results
+// or its error in errs. An error return means the transaction is aborted:
+// the caller rolls back and runs the batch again one op at a time.
+func bulkSend(w *writeTx, live []*op, idx []int, errs []error) error {
+	n := len(idx)
+	convs, senders, clients, atts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for j, i := range idx {
+		nm := live[i].send.nm
+		convs[j], senders[j], clients[j], atts[j] = nm.ConversationID, nm.SenderID, nm.ClientID, nm.AttachmentID
+	}
+	rows, err := w.tx.Query(bg, qBulkSendCheck, convs, senders, clients, atts)
+	if err != nil {
+		return err
+	}
+	checks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sendCheck, error) {
+		var c sendCheck
+		err := r.Scan(&c.member, &c.last, &c.name, &c.oldID, &c.oldConv, &c.owned,
+			&c.attType, &c.attSize, &c.attWidth, &c.attHeight)
+		return c, err
+	})
+	if err != nil {
+		return err
+	}
+	if len(checks) != n {
+		return internalf("bulk send check: %d rows for %d sends", len(checks), n)
+	}
+
+	type readKey struct{ conv, user string }
+	var (
+		mIDs, mConvs, mSenders, mClients, mTypes, mTexts []string
+		mSeqs, mPos                                      []int64
+		mAtts                                            []*string
+		mAts                                             []time.Time
+		lastSeq                                          = map[string]int64{}
+		lastAt                                           = map[string]time.Time{}
+		readTo                                           = map[readKey]int64{}
+		created                                          = map[[2]string]*sendOp{} // (sender, client id) -> the send of this batch that made it
+		pending                                          []*sendOp                 // new messages, waiting for their audience
+		again                                            []int                     // resends of stored messages
+	)
+	now := parley.Now()
+	for j, i := range idx {
+		so, c := live[i].send, checks[j]
+		so.msg, so.events = parley.Message{}, nil
+		nm := so.nm
+		key := [2]string{nm.SenderID, nm.ClientID}
+		switch first, dup := created[key]; {
+		case !c.member:
+			errs[i] = parley.ErrNotFound
+			continue
+		case c.oldID != nil && *c.oldConv == nm.ConversationID:
+			again = append(again, j)
+			continue
+		case c.oldID != nil, dup && first.nm.ConversationID != nm.ConversationID:
+			errs[i] = parley.Errorf(parley.ECONFLICT, "client_id %q was used for another conversation", nm.ClientID)
+			continue
+		case dup:
+			// The same send twice in one batch: the second is a resend.
+			so.msg = first.msg
+			continue
+		case nm.Type == parley.Image && !c.owned:
+			errs[i] = invalidf("attachment_id does not name an upload of yours")
+			continue
+		}
+		if _, ok := lastSeq[nm.ConversationID]; !ok {
+			lastSeq[nm.ConversationID] = c.last
+		}
+		lastSeq[nm.ConversationID]++
+		seq := lastSeq[nm.ConversationID]
+		lastAt[nm.ConversationID] = now
+		rk := readKey{nm.ConversationID, nm.SenderID}
+		readTo[rk] = max(readTo[rk], seq)
+
+		so.msg = parley.Message{
+			ID: newID(), ConversationID: nm.ConversationID, Seq: seq,
+			SenderID: nm.SenderID, SenderName: c.name, ClientID: nm.ClientID,
+			Type: nm.Type, Text: nm.Text, CreatedAt: now,
+		}
+		var att *string
+		if nm.Type == parley.Image {
+			att = &nm.AttachmentID
+			so.msg.Attachment = &parley.Attachment{ID: nm.AttachmentID, ContentType: str(c.attType),
+				Size: num(c.attSize), Width: int(num(c.attWidth)), Height: int(num(c.attHeight))}
+		}
+		pos := w.nextPos()
+		so.events = []parley.Event{{
+			Pos: pos, Type: parley.EventNewMessage, ConversationID: nm.ConversationID,
+			UserID: nm.SenderID, UserName: c.name, Message: &so.msg, At: now,
+		}}
+		created[key] = so
+		pending = append(pending, so)
+		mIDs, mConvs, mSeqs = append(mIDs, so.msg.ID), append(mConvs, nm.ConversationID), append(mSeqs, seq)
+		mSenders, mClients = append(mSenders, nm.SenderID), append(mClients, nm.ClientID)
+		mTypes, mTexts, mAtts = append(mTypes, string(nm.Type)), append(mTexts, nm.Text), append(mAtts, att)
+		mAts, mPos = append(mAts, now), append(mPos, pos)
+	}
+
+	if len(pending) > 0 {
+		var cIDs []string
+		var cSeqs []int64
+		var cAts []time.Time
+		for id, seq := range lastSeq {
+			cIDs, cSeqs, cAts = append(cIDs, id), append(cSeqs, seq), append(cAts, lastAt[id])
+		}
+		var rConvs, rUsers []string
+		var rSeqs []int64
+		for k, seq := range readTo {
+			rConvs, rUsers, rSeqs = append(rConvs, k.conv), append(rUsers, k.user), append(rSeqs, seq)
+		}
+		rows, err := w.tx.Query(bg, qBulkSendWrite, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
+			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs)
+		if err != nil {
+			return err
+		}
+		audience := map[string][]string{}
+		var (
+			conv string
+			ids  []string
+		)
+		_, err = pgx.ForEachRow(rows, []any{&conv, &ids}, func() error {
+			audience[conv] = slices.Clone(ids)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, so := range pending {
+			so.events[0].Audience = slices.Clone(audience[so.nm.ConversationID])
+		}
+	}
+	for _, j := range again {
+		c, so := checks[j], live[idx[j]].send
+		so.msg, err = scanMessage(w.tx.QueryRow(bg, qMessageByID, *c.oldID, so.nm.ConversationID))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
