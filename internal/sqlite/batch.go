@@ -113,6 +113,9 @@ type batcher struct {
 	closed bool
 	queue  chan *op
 
+	// batches and ops count committed batches and the ops in them.
+	batches, ops atomic.Int64
+
 	head  int64                // committed head; only the batcher goroutine touches it
 	stmts map[string]*sql.Stmt // writeQueries prepared on db; read-only once the loop runs
 	wg    sync.WaitGroup
@@ -253,6 +256,8 @@ func (b *batcher) run(batch []*op) {
 		return
 	}
 	b.head = w.head
+	b.batches.Add(1)
+	b.ops.Add(int64(len(live)))
 	for i, o := range live {
 		o.done <- errs[i]
 	}

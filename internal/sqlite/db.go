@@ -159,3 +159,15 @@ func (db *DB) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	defer tx.Rollback()
 	return fn(tx)
 }
+
+// Stats counts the work of the batcher since Open.
+type Stats struct {
+	// Batches is the number of committed write transactions, Ops the
+	// writes they held: Ops/Batches is the mean batch size.
+	Batches, Ops int64
+}
+
+// Stats returns the batcher's counters. It is safe for concurrent use.
+func (db *DB) Stats() Stats {
+	return Stats{Batches: db.b.batches.Load(), Ops: db.b.ops.Load()}
+}
