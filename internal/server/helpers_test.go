@@ -1,13 +1,17 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/parleychat/parley/internal/server"
@@ -91,4 +95,25 @@ func decodeJSON[T any](t testing.TB, b []byte) T {
 		t.Fatalf("decoding %s: %v", b, err)
 	}
 	return v
+}
+
+func closeStatus(err error) int { return int(websocket.CloseStatus(err)) }
+
+// dialSmallBuffer dials with a 4 KiB socket receive buffer, so a client
+// that does not read backs the server up quickly.
+func dialSmallBuffer(t testing.TB, srv *servertest.Server) *wsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	ws, _, err := websocket.Dial(ctx, srv.WSURL(), &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadLimit(1 << 20)
+	t.Cleanup(func() { ws.CloseNow(); hc.CloseIdleConnections() })
+	return &wsClient{t: t, ws: ws}
 }

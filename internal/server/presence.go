@@ -148,6 +148,9 @@ func (p *presence) dropNode(node string, r *remoteNode) {
 func (p *presence) isOnline(user string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.local[user] > 0 {
+		return true // connected here; the next tick announces it
+	}
 	st := p.state[user]
 	return st != nil && st.visible
 }

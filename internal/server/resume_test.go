@@ -1,0 +1,162 @@
+package server_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
+)
+
+// collectResume reads the replay after a welcome up to resumed (or
+// resync) and returns the events and the final frame.
+func collectResume(t *testing.T, c *wsClient) ([]parley.Event, protocol.Frame) {
+	t.Helper()
+	var evs []parley.Event
+	for {
+		f := c.next()
+		switch f.Type {
+		case protocol.TypeEvent:
+			ev := decodeEvent(t, f)
+			if ev.Pos > 0 {
+				evs = append(evs, ev)
+			}
+		case protocol.TypeResumed, protocol.TypeResync:
+			return evs, f
+		default:
+			t.Fatalf("during replay: %s", f.Type)
+		}
+	}
+}
+
+func checkExactlyOnce(t *testing.T, evs []parley.Event, from int64, wantTexts []string) {
+	t.Helper()
+	var texts []string
+	last := from
+	for _, ev := range evs {
+		if ev.Pos <= last {
+			t.Fatalf("position %d after %d: out of order or duplicate", ev.Pos, last)
+		}
+		last = ev.Pos
+		if ev.Type == parley.EventNewMessage {
+			texts = append(texts, ev.Message.Text)
+		}
+	}
+	if fmt.Sprint(texts) != fmt.Sprint(wantTexts) {
+		t.Fatalf("replayed %v, want %v", texts, wantTexts)
+	}
+}
+
+func TestResumeAfterDisconnect(t *testing.T) {
+	srv := servertest.Start(t)
+	aTok, bTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
+	a := connect(t, srv, aTok, nil)
+	b := connect(t, srv, bTok, nil)
+	var conv parley.Conversation
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a.send(conv.ID, "c0", "before")
+	last := b.event(parley.EventNewMessage).Pos
+	b.ws.CloseNow()
+
+	var want []string
+	for i := range 20 {
+		want = append(want, fmt.Sprintf("missed %d", i))
+		a.send(conv.ID, fmt.Sprintf("c%d", i+1), want[i])
+	}
+	b = connect(t, srv, bTok, &last)
+	evs, end := collectResume(t, b)
+	if end.Type != protocol.TypeResumed {
+		t.Fatalf("got %s", end.Type)
+	}
+	checkExactlyOnce(t, evs, last, want)
+	r := decodeJSON[protocol.Resumed](t, end.Data)
+	if r.From != last || r.Count != len(evs) || r.To != evs[len(evs)-1].Pos {
+		t.Fatalf("resumed %+v", r)
+	}
+	// Live events follow, with no overlap.
+	m := a.send(conv.ID, "live", "live")
+	if ev := b.event(parley.EventNewMessage); ev.Message.ID != m.ID || ev.Pos <= r.To {
+		t.Fatalf("live event %+v after %d", ev, r.To)
+	}
+}
+
+func TestResumeAfterRestart(t *testing.T) {
+	srv := servertest.Start(t)
+	aTok, bTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
+	a := connect(t, srv, aTok, nil)
+	b := connect(t, srv, bTok, nil)
+	var conv parley.Conversation
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a.send(conv.ID, "c0", "before")
+	last := b.event(parley.EventNewMessage).Pos
+	b.ws.CloseNow()
+	var want []string
+	for i := range 5 {
+		want = append(want, fmt.Sprintf("m%d", i))
+		a.send(conv.ID, fmt.Sprintf("c%d", i+1), want[i])
+	}
+
+	url := srv.URL
+	srv.Restart(t)
+	// Alice was told to go away, with a delay hint, then close 4003.
+	g := a.waitFor(func(f protocol.Frame) bool { return f.Type == protocol.TypeGoAway })
+	if d := decodeJSON[protocol.GoAway](t, g.Data); d.ReconnectAfterMS <= 0 {
+		t.Fatalf("goaway %+v", d)
+	}
+	if code := a.closeCode(); code != protocol.CloseShutdown {
+		t.Fatalf("close %d, want 4003", code)
+	}
+	if srv.URL != url {
+		t.Fatalf("restart moved from %s to %s", url, srv.URL)
+	}
+	// The same message resent after the restart is not stored twice.
+	a = connect(t, srv, aTok, nil)
+	a.send(conv.ID, "c5", want[4])
+	want = append(want, "after")
+	a.send(conv.ID, "c6", "after")
+
+	b = connect(t, srv, bTok, &last)
+	evs, end := collectResume(t, b)
+	if end.Type != protocol.TypeResumed {
+		t.Fatalf("got %s", end.Type)
+	}
+	checkExactlyOnce(t, evs, last, want)
+}
+
+func TestResync(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ResumeLimit = 5 }))
+	aTok, bTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
+	a := connect(t, srv, aTok, nil)
+	if a.welcome.ResumeLimit != 5 {
+		t.Fatalf("welcome resume_limit %d", a.welcome.ResumeLimit)
+	}
+	var conv parley.Conversation
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	from := int64(0)
+	for i := range 6 {
+		a.send(conv.ID, fmt.Sprintf("c%d", i), "x")
+	}
+	b := connect(t, srv, bTok, &from)
+	_, end := collectResume(t, b)
+	if end.Type != protocol.TypeResync {
+		t.Fatalf("7 events behind with limit 5: got %s", end.Type)
+	}
+	if r := decodeJSON[protocol.Resync](t, end.Data); r.Head != b.welcome.Head || r.Reason == "" {
+		t.Fatalf("resync %+v, welcome head %d", r, b.welcome.Head)
+	}
+	// Ahead of the log (a wiped server): resync too.
+	ahead := b.welcome.Head + 100
+	c := connect(t, srv, bTok, &ahead)
+	if _, end := collectResume(t, c); end.Type != protocol.TypeResync {
+		t.Fatalf("ahead of the log: got %s", end.Type)
+	}
+	// Exactly at the limit: replayed.
+	near := b.welcome.Head - 5
+	d := connect(t, srv, bTok, &near)
+	evs, end := collectResume(t, d)
+	if end.Type != protocol.TypeResumed || len(evs) != 5 {
+		t.Fatalf("5 behind: %s with %d events", end.Type, len(evs))
+	}
+}
