@@ -578,12 +578,19 @@ func (c *client) sendAll(ctx context.Context, nodes []*node, acked *atomic.Int64
 		return
 	}
 	for !nodes[0].killed.Load() {
+		if ctx.Err() != nil {
+			return
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	c.mu.Lock()
 	done := c.cur.done
 	c.mu.Unlock()
-	<-done
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return
+	}
 	if err := c.reconnect(ctx, nodes); err != nil {
 		c.t.Errorf("client %d: reconnect: %v", c.idx, err)
 	}
