@@ -56,6 +56,8 @@ const (
 	DefaultDialTimeout = 10 * time.Second
 	// DefaultRequestTimeout bounds a request made without a deadline.
 	DefaultRequestTimeout = 30 * time.Second
+	// DefaultSendWindow is how many sends the outbox keeps in flight.
+	DefaultSendWindow = 32
 )
 
 // ErrClosed is returned by calls on a closed Client.
@@ -84,6 +86,7 @@ type options struct {
 	resumeFrom     *int64
 	dialTimeout    time.Duration
 	requestTimeout time.Duration
+	sendWindow     int
 }
 
 // WithToken sets a fixed token.
@@ -142,6 +145,11 @@ func WithOutboxFile(path string) Option { return func(o *options) { o.outboxFile
 // at the first connection and resumes from what it saw after that.
 func WithResumeFrom(pos int64) Option { return func(o *options) { o.resumeFrom = &pos } }
 
+// WithSendWindow sets how many sends the outbox keeps in flight on a
+// connection (default DefaultSendWindow; 1 sends one at a time). See the
+// package doc on ordering.
+func WithSendWindow(n int) Option { return func(o *options) { o.sendWindow = n } }
+
 // WithDialTimeout bounds one dial plus handshake (default DefaultDialTimeout).
 func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialTimeout = d } }
 
@@ -166,6 +174,7 @@ type Client struct {
 	gen       uint64 // bumped for every new connection
 	conn      *wsConn
 	connected chan struct{} // closed while a connection is up
+	lost      chan struct{} // closed when the current connection ends
 	pending   map[string]chan reply
 	reqSeq    uint64
 	havePos   bool
@@ -185,7 +194,7 @@ type Client struct {
 	lorder    []string
 	handlers  map[string]func(Event)
 	horder    []string
-	subs      map[chan StatusChange]context.Context
+	subs      map[*statusSub]struct{}
 
 	out      *outbox
 	state    *chatState
@@ -207,6 +216,7 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 		outboxLimit:    DefaultOutboxLimit,
 		dialTimeout:    DefaultDialTimeout,
 		requestTimeout: DefaultRequestTimeout,
+		sendWindow:     DefaultSendWindow,
 		logger:         slog.Default(),
 	}
 	for _, opt := range opts {
@@ -217,6 +227,9 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 	}
 	if o.backoffBase <= 0 || o.backoffMax < o.backoffBase {
 		return nil, parley.Errorf(parley.EINVALID, "client: backoff base must be > 0 and max >= base")
+	}
+	if o.sendWindow <= 0 {
+		return nil, parley.Errorf(parley.EINVALID, "client: send window must be > 0")
 	}
 	if o.outboxLimit <= 0 {
 		return nil, parley.Errorf(parley.EINVALID, "client: outbox limit must be > 0")
@@ -237,11 +250,12 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 		http:      &http.Client{Transport: tr},
 		changed:   make(chan struct{}),
 		connected: make(chan struct{}),
+		lost:      make(chan struct{}),
 		pending:   make(map[string]chan reply),
 		wake:      make(chan struct{}, 1),
 		listeners: make(map[string]ConnectionListener),
 		handlers:  make(map[string]func(Event)),
-		subs:      make(map[chan StatusChange]context.Context),
+		subs:      make(map[*statusSub]struct{}),
 	}
 	if o.resumeFrom != nil {
 		c.havePos, c.pos = true, *o.resumeFrom
@@ -384,11 +398,13 @@ func (c *Client) Close() error {
 	err := c.out.close()
 	c.q.close()
 	c.lmu.Lock()
-	for ch := range c.subs {
-		close(ch)
-		delete(c.subs, ch)
-	}
+	subs := c.subs
+	c.subs = make(map[*statusSub]struct{})
 	c.lmu.Unlock()
+	for s := range subs {
+		s.stop()
+		s.close()
+	}
 	return err
 }
 
@@ -435,22 +451,57 @@ func (c *Client) RemoveEventHandler(id string) {
 }
 
 // StatusChanges returns a channel that receives every status change from
-// now until ctx ends or the client closes, when it is closed. Changes are
+// now until ctx ends or the client closes; then it is closed. Changes are
 // sent from the callback goroutine, which waits for the reader: read the
 // channel (or cancel ctx), or other callbacks stall behind it.
 func (c *Client) StatusChanges(ctx context.Context) <-chan StatusChange {
-	ch := make(chan StatusChange, 16)
+	s := &statusSub{ch: make(chan StatusChange, 16), ctx: ctx}
 	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	c.lmu.Lock()
-	defer c.lmu.Unlock()
-	if closed {
-		close(ch)
-		return ch
+	defer c.mu.Unlock()
+	if c.closed {
+		close(s.ch)
+		return s.ch
 	}
-	c.subs[ch] = ctx
-	return ch
+	c.lmu.Lock()
+	c.subs[s] = struct{}{}
+	c.lmu.Unlock()
+	s.stop = context.AfterFunc(ctx, func() {
+		c.lmu.Lock()
+		delete(c.subs, s)
+		c.lmu.Unlock()
+		s.close()
+	})
+	return s.ch
+}
+
+// statusSub is one StatusChanges channel. mu orders sends and the close.
+type statusSub struct {
+	ch     chan StatusChange
+	ctx    context.Context
+	stop   func() bool
+	mu     sync.Mutex
+	closed bool
+}
+
+func (s *statusSub) send(ch StatusChange) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	select {
+	case s.ch <- ch:
+	case <-s.ctx.Done():
+	}
+}
+
+func (s *statusSub) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+	}
 }
 
 func removeID(ids []string, id string) []string {
@@ -540,9 +591,9 @@ func (c *Client) deliverChange(ch StatusChange) {
 	for _, id := range c.lorder {
 		ls = append(ls, entry{id, c.listeners[id]})
 	}
-	subs := make(map[chan StatusChange]context.Context, len(c.subs))
-	for s, ctx := range c.subs {
-		subs[s] = ctx
+	subs := make([]*statusSub, 0, len(c.subs))
+	for s := range c.subs {
+		subs = append(subs, s)
 	}
 	c.lmu.Unlock()
 	for _, e := range ls {
@@ -564,17 +615,8 @@ func (c *Client) deliverChange(ch StatusChange) {
 			}
 		})
 	}
-	for s, ctx := range subs {
-		select {
-		case s <- ch:
-		case <-ctx.Done():
-			c.lmu.Lock()
-			if _, ok := c.subs[s]; ok {
-				delete(c.subs, s)
-				close(s)
-			}
-			c.lmu.Unlock()
-		}
+	for _, s := range subs {
+		s.send(ch)
 	}
 }
 

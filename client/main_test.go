@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -151,5 +150,4 @@ func TestSendAndReceive(t *testing.T) {
 		}
 		return false
 	})
-	fmt.Sprint()
 }

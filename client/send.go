@@ -308,14 +308,6 @@ func (o *outbox) signal() {
 	}
 }
 
-func (o *outbox) head() *Message {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if len(o.queue) == 0 {
-		return nil
-	}
-	return o.queue[0]
-}
 
 // finish settles m, removes it from the outbox and its file, and tells the
 // app. It is called from the pump (the reply) and the reader (the
@@ -366,60 +358,121 @@ func (o *outbox) onEvent(ev Event) {
 }
 
 // pump is the outbox goroutine (owned by the Client; ctx ends with Close).
+// It keeps up to sendWindow sends in flight on the connection: the server
+// runs a connection's requests one at a time in order, so pipelining keeps
+// the order while a round trip no longer limits throughput to one message
+// per commit. On a lost connection every message without a reply is sent
+// again, in order, on the next one (the client id makes that harmless).
 func (o *outbox) pump(ctx context.Context) {
 	defer o.c.wg.Done()
+	window := o.c.opts.sendWindow
 	for {
-		m := o.head()
-		if m == nil {
-			select {
-			case <-o.wake:
-				continue
-			case <-ctx.Done():
-				return
-			}
-		}
-		if m.Status() != Sending { // settled meanwhile; finish removed it
-			o.drop(m)
-			continue
-		}
 		if !o.waitConn(ctx) {
 			return
 		}
-		data, err := o.c.roundTrip(ctx, protocol.OpSend, protocol.Send{
-			ConversationID: m.conversationID, ClientID: m.clientID, Type: m.typ,
-			Text: m.text, AttachmentID: m.attachmentID,
-		})
-		if ctx.Err() != nil {
+		if !o.serve(ctx, window) {
 			return
 		}
+	}
+}
+
+type inflight struct {
+	m  *Message
+	ch chan reply
+}
+
+// serve sends from the outbox on one connection until it is lost; false
+// when ctx ended.
+func (o *outbox) serve(ctx context.Context, window int) bool {
+	var flying []inflight
+	sent := make(map[*Message]bool)
+	for {
+		// Fill the window with the oldest messages not yet in flight.
+		for len(flying) < window {
+			m := o.next(sent)
+			if m == nil {
+				break
+			}
+			ch, err := o.c.startRequest(ctx, protocol.OpSend, protocol.Send{
+				ConversationID: m.conversationID, ClientID: m.clientID, Type: m.typ,
+				Text: m.text, AttachmentID: m.attachmentID,
+			})
+			if ctx.Err() != nil {
+				return false
+			}
+			if err != nil {
+				return true // connection lost: start over on the next one
+			}
+			flying = append(flying, inflight{m, ch})
+			sent[m] = true
+		}
+		if len(flying) == 0 {
+			o.c.mu.Lock()
+			lost := o.c.lost
+			o.c.mu.Unlock()
+			select {
+			case <-o.wake:
+				continue
+			case <-lost:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		var r reply
+		select {
+		case r = <-flying[0].ch:
+		case <-ctx.Done():
+			return false
+		}
+		m := flying[0].m
+		flying = flying[1:]
 		var perr *parley.Error
 		switch {
-		case err == nil:
+		case r.err == nil:
 			var stored parley.Message
-			if jerr := json.Unmarshal(data, &stored); jerr != nil {
+			if jerr := json.Unmarshal(r.data, &stored); jerr != nil {
 				o.finish(m, parley.Message{}, fmt.Errorf("client: bad send reply: %w", jerr))
 				continue
 			}
 			o.finish(m, stored, nil)
-		case errors.Is(err, errConnLost):
-			// Sent again on the next connection with the same client id.
-		case errors.As(err, &perr) && (perr.Code == parley.ERATELIMITED || perr.Code == parley.EUNAVAILABLE || perr.Code == parley.EINTERNAL):
-			// Transient: wait and retry the same message, keeping order.
+		case errors.Is(r.err, errConnLost):
+			return true
+		case errors.As(r.err, &perr) && (perr.Code == parley.ERATELIMITED || perr.Code == parley.EUNAVAILABLE || perr.Code == parley.EINTERNAL):
+			// Transient: wait, then send this message and everything
+			// after it again, in order, one at a time until the
+			// connection changes (see the package doc on ordering).
 			d := perr.RetryAfter
 			if d <= 0 {
 				d = time.Second
+			}
+			for _, f := range flying {
+				<-f.ch // replies come in order; drain before resending
 			}
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return
+				return false
 			}
+			flying, sent, window = nil, make(map[*Message]bool), 1
 		default:
-			o.finish(m, parley.Message{}, err)
+			o.finish(m, parley.Message{}, r.err)
 		}
 	}
+}
+
+// next returns the oldest message still Sending and not in sent.
+func (o *outbox) next(sent map[*Message]bool) *Message {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, m := range o.queue {
+		if !sent[m] && m.Status() == Sending {
+			return m
+		}
+	}
+	return nil
 }
 
 // drop removes a message already settled (by its event) from the queue.
@@ -436,16 +489,14 @@ func (o *outbox) drop(m *Message) {
 
 // waitConn waits for a live connection; false when ctx ends.
 func (o *outbox) waitConn(ctx context.Context) bool {
-	for {
-		o.c.mu.Lock()
-		up := o.c.connected
-		o.c.mu.Unlock()
-		select {
-		case <-up:
-			return true
-		case <-ctx.Done():
-			return false
-		}
+	o.c.mu.Lock()
+	up := o.c.connected
+	o.c.mu.Unlock()
+	select {
+	case <-up:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -247,6 +247,7 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 	}
 	c.moveToConnected(welcome.SessionID)
 	close(c.connected)
+	c.lost = make(chan struct{})
 	c.mu.Unlock()
 	c.state.onWelcome(welcome)
 	c.out.signal()
@@ -301,6 +302,7 @@ func (c *Client) teardown(cn *wsConn) {
 	if c.conn == cn {
 		c.conn = nil
 		c.connected = make(chan struct{})
+		close(c.lost)
 	}
 	for id, ch := range c.pending {
 		ch <- reply{err: errConnLost}
@@ -525,10 +527,11 @@ func frameError(e *protocol.ErrorBody) error {
 	return &parley.Error{Code: e.Code, Message: e.Message, RetryAfter: time.Duration(e.RetryAfterMS) * time.Millisecond}
 }
 
-// roundTrip sends one request on the current connection and waits for its
-// reply. It fails with errConnLost if the connection ends first and with
-// EUNAVAILABLE when there is no connection.
-func (c *Client) roundTrip(ctx context.Context, op string, data any) (json.RawMessage, error) {
+// startRequest sends one request on the current connection and returns
+// the channel its reply will come on. The reply is errConnLost if the
+// connection ends first. It fails with errConnLost when there is no
+// connection or the write fails.
+func (c *Client) startRequest(ctx context.Context, op string, data any) (chan reply, error) {
 	c.mu.Lock()
 	cn := c.conn
 	if cn == nil {
@@ -552,13 +555,22 @@ func (c *Client) roundTrip(ctx context.Context, op string, data any) (json.RawMe
 		}
 		return nil, errConnLost
 	}
+	return ch, nil
+}
+
+// roundTrip sends one request on the current connection and waits for its
+// reply.
+func (c *Client) roundTrip(ctx context.Context, op string, data any) (json.RawMessage, error) {
+	ch, err := c.startRequest(ctx, op, data)
+	if err != nil {
+		return nil, err
+	}
 	select {
 	case r := <-ch:
 		return r.data, r.err
 	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.pending, id)
-		c.mu.Unlock()
+		// The reply, if it comes, lands in the buffered channel and is
+		// dropped with it.
 		return nil, ctx.Err()
 	}
 }
