@@ -154,7 +154,7 @@ function start({ token, user }) {
     renderConn();
   });
   c.on('sent', ({ message }) => {
-    if (message) applyMessage(message);
+    if (message) applyMessage(message, true);
   });
   c.on('typing', ({ conversationId }) => {
     if (conversationId === app.open) renderTyping();
@@ -292,6 +292,7 @@ async function fetchConversation(id) {
   try {
     const conv = await app.client.api('GET', `/v1/conversations/${encodeURIComponent(id)}`);
     mergeConversation(conv);
+    app.client.refreshPresence();
     renderConversations();
   } catch (err) {
     ui.sidebarError.textContent = `Could not load a conversation: ${err.message}`;
@@ -372,6 +373,7 @@ ui.directForm.addEventListener('submit', async (e) => {
   try {
     const conv = await app.client.api('POST', '/v1/conversations/direct', { username });
     mergeConversation(conv);
+    app.client.refreshPresence();
     ui.directUsername.value = '';
     renderConversations();
     openConversation(conv.id);
@@ -401,6 +403,7 @@ ui.groupForm.addEventListener('submit', async (e) => {
     }
     const conv = await app.client.api('POST', '/v1/conversations/group', { title, member_ids: ids });
     mergeConversation(conv);
+    app.client.refreshPresence();
     ui.groupForm.reset();
     ui.groupForm.closest('details').open = false;
     renderConversations();
@@ -506,9 +509,18 @@ function pickNewer(old, m) {
   return m;
 }
 
-/** applyMessage puts a stored message (or tombstone) where it belongs. */
-function applyMessage(m) {
+/**
+ * applyMessage puts a stored message (or tombstone) where it belongs.
+ * isNew marks a newly sent message: sending moves the sender's read
+ * position to it (docs/protocol.md), without a messageRead event.
+ */
+function applyMessage(m, isNew = false) {
   const conv = app.convs.get(m.conversation_id);
+  if (conv && isNew) {
+    const sender = (conv.members || []).find((mm) => mm.user_id === m.sender_id);
+    if (sender) sender.read_seq = Math.max(sender.read_seq || 0, m.seq);
+    if (m.sender_id === app.me.id) conv.read_seq = Math.max(conv.read_seq || 0, m.seq);
+  }
   if (conv && m.seq >= (conv.last_seq || 0)) {
     conv.last_seq = m.seq;
     conv.last_message = pickNewer(conv.last_message?.id === m.id ? conv.last_message : null, m);
@@ -535,7 +547,7 @@ function onEvent(ev) {
         // Counted once: only a message newer than the newest we know.
         conv.unread_count = (conv.unread_count || 0) + 1;
       }
-      applyMessage(m);
+      applyMessage(m, true);
       break;
     }
     case 'messageDeleted':
@@ -564,6 +576,7 @@ function onEvent(ev) {
         if (app.open === ev.conversation_id) app.open = null;
       } else if (ev.conversation) {
         mergeConversation(ev.conversation);
+        if (ev.change === 'created' || ev.change === 'members_added') app.client.refreshPresence();
       }
       renderConversations();
       renderPaneHeader();
@@ -684,7 +697,7 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
     if (ownClientIds.has(item.client_id)) continue; // stored already; the reply is on its way
     const live = c.state === State.Connected || c.state === State.FeatureThrottled;
     const status = item.status === 'failed' ? 'failed' : item.status === 'sending' || live ? 'sending' : 'queued';
-    const mark = { failed: `Not sent: ${item.error || 'error'}`, sending: 'Sending…', queued: '🕓 Queued' }[status];
+    const mark = { failed: `Not sent: ${item.error || 'error'}`, sending: 'Sending…', queued: 'Queued' }[status];
     rows.push(
       h(
         'li',

@@ -727,4 +727,20 @@ export class Client {
   isOnline(userId) {
     return this.online.has(userId);
   }
+
+  /**
+   * refreshPresence asks the server who is online. Online/offline events
+   * only go to existing contacts, so call it when a new contact appears
+   * (a conversation created or joined).
+   */
+  async refreshPresence() {
+    if (!this.live || this.isThrottled('presence')) return;
+    try {
+      const res = await this.request('presence', {});
+      this.online = new Set(res?.online || []);
+      this.emit('presence', { userId: null, online: null });
+    } catch {
+      // The next welcome brings a fresh list.
+    }
+  }
 }

@@ -1,0 +1,259 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
+)
+
+// page is one user's browser tab.
+type page struct {
+	t    *testing.T
+	name string
+	tab  context.Context
+}
+
+func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	do(p.t, p.tab, p.name+": "+what, steps...)
+}
+
+// wait waits until expr is truthy in the page.
+func (p *page) wait(what, expr string) {
+	p.t.Helper()
+	waitJS(p.t, p.tab, p.name+": "+what, expr, pageState)
+}
+
+// pageState summarises the page for failure messages.
+const pageState = `JSON.stringify({
+	conn: document.querySelector('[data-testid=conn-status]')?.dataset.state,
+	connText: document.querySelector('[data-testid=conn-text]')?.textContent,
+	title: document.querySelector('[data-testid=pane-title]')?.textContent,
+	typing: document.querySelector('[data-testid=typing]')?.textContent,
+	messages: [...document.querySelectorAll('[data-testid=message]')].map(m => m.dataset.status + ':' + m.querySelector('[data-testid=message-text]').textContent),
+	conversations: [...document.querySelectorAll('[data-testid=conversation]')].map(c => c.getAttribute('aria-label')),
+	errors: [...document.querySelectorAll('[role=alert], .error')].map(e => e.textContent).filter(Boolean),
+	stats: window.parleyApp?.client?.stats,
+	state: [...(window.parleyApp?.convs?.values() || [])].map(c => ({id: c.id, last_seq: c.last_seq, read_seq: c.read_seq, unread: c.unread_count, members: c.members})),
+})`
+
+// messageTexts is a JavaScript expression: the texts of the messages in
+// the open conversation, top to bottom.
+const messageTexts = `[...document.querySelectorAll('[data-testid=message] [data-testid=message-text]')].map(e => e.textContent)`
+
+func connState(state string) string {
+	return fmt.Sprintf(`document.querySelector('[data-testid=conn-status]').dataset.state === %s`, jsString(state))
+}
+
+// messageWith is a JavaScript expression: the message element with text.
+func messageWith(text string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('[data-testid=message]')].find(m => m.querySelector('[data-testid=message-text]').textContent === %s)`, jsString(text))
+}
+
+func (p *page) register(password string) {
+	p.t.Helper()
+	p.do("register",
+		chromedp.WaitVisible(testID("auth-username")),
+		chromedp.SendKeys(testID("auth-username"), p.name),
+		chromedp.SendKeys(testID("auth-password"), password),
+		chromedp.Click(testID("register")),
+	)
+	p.wait("the chat view", `!document.querySelector('[data-testid=chat-view]').hidden`)
+	p.wait("connected after register", connState("connected"))
+}
+
+// token reads the session the page keeps in localStorage.
+func (p *page) token() string {
+	p.t.Helper()
+	return eval[string](p.t, p.tab, `JSON.parse(localStorage.getItem('parley.auth')).token`)
+}
+
+// setOffline switches the tab's network off or on the way a lost Wi-Fi
+// does: requests fail, navigator.onLine changes and online/offline fire.
+func (p *page) setOffline(offline bool) {
+	p.t.Helper()
+	err := chromedp.Do(p.tab, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+			MatchedNetworkConditions: []*network.Conditions{{Offline: offline, DownloadThroughput: -1, UploadThroughput: -1}},
+		}); err != nil {
+			return err
+		}
+		_, err := chromedp.Call(ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{
+			Offline: offline, DownloadThroughput: -1, UploadThroughput: -1,
+		})
+		return err
+	}))
+	if err != nil {
+		p.t.Fatalf("%s: set offline=%v: %v", p.name, offline, err)
+	}
+}
+
+// apiSend stores a message through the HTTP API, as another device of the
+// user would.
+func apiSend(t *testing.T, baseURL, token, conversationID, clientID, text string) parley.Message {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"client_id": clientID, "type": "text", "text": text})
+	req, err := http.NewRequest("POST", baseURL+"/v1/conversations/"+conversationID+"/messages", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("send %q: %v", text, err)
+	}
+	defer res.Body.Close()
+	var m parley.Message
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("send %q: HTTP %d", text, res.StatusCode)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// apiHistory returns the texts of a conversation's messages in Seq order.
+func apiHistory(t *testing.T, baseURL, token, conversationID string) []string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", baseURL+"/v1/conversations/"+conversationID+"/messages?limit=100", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var page struct {
+		Messages []parley.Message `json:"messages"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&page); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(page.Messages, func(a, b parley.Message) int { return int(a.Seq - b.Seq) })
+	texts := make([]string, len(page.Messages))
+	for i, m := range page.Messages {
+		texts[i] = m.Text
+	}
+	return texts
+}
+
+// TestChatInTwoBrowsers is the issue's end-to-end scenario: two users chat
+// live, then the server stops and comes back on the same data and port
+// while one user has queued a message and the other has sent more.
+func TestChatInTwoBrowsers(t *testing.T) {
+	browser := newBrowser(t)
+	// A goaway delay far beyond the test's waits: reconnecting in time
+	// proves that the browser's online event and "Retry now" skip it.
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ReconnectAfter = 5 * time.Minute }))
+	shots := screenshotDir(t)
+
+	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
+	bob := &page{t: t, name: "bob", tab: newTab(t, browser, srv.URL)}
+	alice.register("alice-password-1")
+	bob.register("bob-password-1")
+
+	// Alice opens the direct chat by username and writes; Enter sends.
+	alice.do("start a direct chat",
+		chromedp.SendKeys(testID("direct-username"), "bob"),
+		chromedp.Click(testID("start-direct")),
+	)
+	alice.wait("the chat with bob open", `document.querySelector('[data-testid=pane-title]').textContent === 'bob'`)
+	alice.do("send a message", chromedp.SendKeys(testID("composer"), "Hello Bob"+kb.Enter))
+
+	// Bob sees the conversation with an unread badge, opens it, reads it.
+	bob.wait("an unread badge from alice",
+		`document.querySelector('[data-testid=conversation][data-title=alice] [data-testid=unread]')?.textContent === '1'`)
+	bob.do("open the chat", chromedp.Click(chromedp.CSS(`[data-testid=conversation][data-title=alice]`)))
+	bob.wait("alice's message", messageWith("Hello Bob"))
+	bob.wait("the badge gone after reading",
+		`!document.querySelector('[data-testid=conversation][data-title=alice] [data-testid=unread]')`)
+
+	// Alice sees her message marked read, and bob online.
+	alice.wait("her message marked read", messageWith("Hello Bob")+`?.dataset.status === 'read'`)
+	alice.wait("bob's presence dot", `document.querySelector('[data-testid=pane-presence]').dataset.online === 'true'`)
+
+	// Bob types: alice sees it live; sending ends it.
+	bob.do("type", chromedp.SendKeys(testID("composer"), "Hi Alice"))
+	alice.wait("bob is typing", `document.querySelector('[data-testid=typing]').textContent === 'bob is typing…'`)
+	bob.do("send", chromedp.SendKeys(testID("composer"), kb.Enter))
+	alice.wait("bob's reply", messageWith("Hi Alice"))
+	alice.wait("typing cleared", `document.querySelector('[data-testid=typing]').textContent === ''`)
+	bob.wait("his reply marked read", messageWith("Hi Alice")+`?.dataset.status === 'read'`)
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "connected"))
+
+	convID := eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)
+	bobToken := bob.token()
+
+	// The server stops: both pages turn yellow with a countdown, and a
+	// message alice writes meanwhile waits, shown as queued.
+	srv.Stop(t)
+	for _, p := range []*page{alice, bob} {
+		p.wait("reconnecting with a countdown",
+			connState("reconnecting")+` && /^Reconnecting in \d+ s \(attempt \d+\)/.test(document.querySelector('[data-testid=conn-text]').textContent)`)
+	}
+	alice.wait("send still enabled while reconnecting", `!document.querySelector('[data-testid=send]').disabled`)
+	alice.do("write while the server is down", chromedp.SendKeys(testID("composer"), "Sent while you were away"+kb.Enter))
+	alice.wait("the message shown as queued", messageWith("Sent while you were away")+`?.dataset.status === 'queued'`)
+	alice.wait("the indicator counting queued messages", `document.querySelector('[data-testid=conn-text]').textContent.includes('1 queued')`)
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "reconnecting"))
+
+	// Alice's network goes too, so bob's next messages are surely sent
+	// while she is away; then the server comes back on the same port.
+	alice.setOffline(true)
+	srv.Start(t)
+	bobTexts := []string{"Are you there?", "Second while away", "Third while away"}
+	for i, text := range bobTexts {
+		apiSend(t, srv.URL, bobToken, convID, fmt.Sprintf("bob-http-%d", i), text)
+	}
+	// Her network returns: she reconnects at once, without sitting out
+	// the backoff, resumes, and sends her queued message.
+	alice.setOffline(false)
+	alice.wait("connected again", connState("connected"))
+	bob.do("retry now", chromedp.Click(testID("retry-now")))
+	bob.wait("connected again", connState("connected"))
+
+	want := apiHistory(t, srv.URL, bobToken, convID)
+	wantSet := []string{"Hello Bob", "Hi Alice", "Are you there?", "Second while away", "Third while away", "Sent while you were away"}
+	if got := slices.Sorted(slices.Values(want)); !slices.Equal(got, slices.Sorted(slices.Values(wantSet))) {
+		t.Fatalf("server history = %q, want each of %q exactly once", want, wantSet)
+	}
+	if i := slices.Index(want, bobTexts[0]); i < 0 || !slices.Equal(want[i:i+3], bobTexts) {
+		t.Fatalf("server history = %q: bob's messages are not in the order sent", want)
+	}
+	wantJSON, _ := json.Marshal(want)
+	for _, p := range []*page{alice, bob} {
+		p.wait("every message once, in server order", `JSON.stringify(`+messageTexts+`) === `+jsString(string(wantJSON)))
+	}
+	alice.wait("her queued message delivered and read", messageWith("Sent while you were away")+`?.dataset.status === 'read'`)
+	bob.wait("his messages read by alice", messageWith("Third while away")+`?.dataset.status === 'read'`)
+	alice.wait("the queue empty", `!document.querySelector('[data-testid=conn-text]').textContent.includes('queued')`)
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "reconnected"))
+
+	stats := eval[map[string]int](t, alice.tab, `window.parleyApp.client.stats`)
+	t.Logf("alice's client: %v", stats)
+	if stats["resumes"] < 1 {
+		t.Errorf("alice did not resume after the restart: %v", stats)
+	}
+
+	// At phone width the list and the pane take turns.
+	bob.do("phone width", chromedp.EmulateViewport(390, 760))
+	bob.wait("the pane fills the screen", `document.querySelector('.sidebar').offsetParent === null`)
+	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "phone"))
+}
