@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -33,9 +34,13 @@ const DefaultSubject = "parley.events"
 // Config configures Open.
 type Config struct {
 	// URL is the NATS server, e.g. "nats://127.0.0.1:4222"; a comma-separated
-	// list names several servers of one NATS cluster.
+	// list names several servers of one NATS cluster. A "subject" query
+	// parameter at its end ("nats://host:4222?subject=chat.prod") sets
+	// Subject, so one flag or env var configures both.
 	URL string
 	// Subject is the subject events travel on (default DefaultSubject).
+	// Every node of a cluster uses the same; two clusters on one NATS
+	// need different ones.
 	Subject string
 	// Name is the connection name shown in NATS monitoring, e.g. the node id.
 	Name string
@@ -76,6 +81,21 @@ var ErrClosed = errors.New("natsbroker: closed")
 func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if i := strings.IndexByte(cfg.URL, '?'); i >= 0 {
+		q, err := url.ParseQuery(cfg.URL[i+1:])
+		if err != nil {
+			return nil, fmt.Errorf("natsbroker: bad URL query: %w", err)
+		}
+		for k := range q {
+			if k != "subject" {
+				return nil, fmt.Errorf("natsbroker: unknown URL parameter %q (only subject)", k)
+			}
+		}
+		if sub := q.Get("subject"); sub != "" && cfg.Subject == "" {
+			cfg.Subject = sub
+		}
+		cfg.URL = cfg.URL[:i]
 	}
 	if cfg.Subject == "" {
 		cfg.Subject = DefaultSubject

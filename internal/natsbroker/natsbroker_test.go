@@ -215,3 +215,45 @@ func TestOpenFails(t *testing.T) {
 		t.Fatal("Open with no server succeeded")
 	}
 }
+
+// TestSubjectInURL: "?subject=" in the URL picks the subject, so brokers
+// opened with the same URL hear each other and a broker on another
+// subject hears nothing of theirs; an unknown parameter is an error.
+func TestSubjectInURL(t *testing.T) {
+	subject := uniqueSubject(t)
+	url := embedded.ClientURL() + "?subject=" + subject
+	a, b := open(t, url, "", "a"), open(t, embedded.ClientURL(), subject, "b")
+	other := open(t, embedded.ClientURL(), subject+".other", "c")
+	got := make(chan parley.BrokerMessage, 10)
+	stop, err := b.Subscribe(func(m parley.BrokerMessage) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	stray := make(chan parley.BrokerMessage, 10)
+	stop2, err := other.Subscribe(func(m parley.BrokerMessage) { stray <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop2()
+	if err := a.Publish(context.Background(), parley.BrokerMessage{Node: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a message on ?subject= did not reach a broker on that subject")
+	}
+	// other published nothing, so a message on its subject would be a's.
+	if err := other.Publish(context.Background(), parley.BrokerMessage{Node: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-stray; m.Node != "c" {
+		t.Errorf("a broker on another subject heard %q", m.Node)
+	}
+
+	_, err = natsbroker.Open(context.Background(), natsbroker.Config{URL: embedded.ClientURL() + "?subjekt=x"})
+	if err == nil {
+		t.Error("an unknown URL parameter was accepted")
+	}
+}
