@@ -106,5 +106,6 @@ func (b *bubble) client(opts ...client.Option) *client.Client {
 	if err != nil {
 		b.t.Fatal(err)
 	}
+	b.t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -308,7 +308,6 @@ func (o *outbox) signal() {
 	}
 }
 
-
 // finish settles m, removes it from the outbox and its file, and tells the
 // app. It is called from the pump (the reply) and the reader (the
 // message's own newMessage event, which may come first).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/internal/faultproxy"
 )
 
 // changes records status changes as listener callbacks see them.
@@ -113,4 +114,234 @@ func equalStates(a, b []client.State) bool {
 		}
 	}
 	return true
+}
+
+// TestBackoffScheduleAndMaxAttempts: with the server unreachable, retries
+// wait within the doubling ceilings 1, 2, 4, 8 s; after MaxAttempts=5 the
+// client is Disconnected with an error that says so, and Send is refused.
+// Reconnect then starts over at once, from the first step.
+func TestBackoffScheduleAndMaxAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		b.proxy.Refuse(true)
+		c := b.client(client.WithToken(b.token("alice")), client.WithMaxAttempts(5))
+		rec := &changes{}
+		c.AddConnectionListener("rec", rec)
+		ctx := context.Background()
+		err := c.Connect(ctx)
+		var gave *client.GaveUpError
+		if !errors.As(err, &gave) || gave.Attempts != 5 {
+			t.Fatalf("Connect: %v, want GaveUpError after 5 attempts", err)
+		}
+		synctest.Wait() // the callbacks of the last change
+		var waits []time.Duration
+		var attempts []int
+		for _, ch := range rec.list() {
+			switch ch.Current {
+			case client.Reconnecting:
+				waits = append(waits, ch.NextRetryAt.Sub(ch.At))
+			case client.Connecting:
+				attempts = append(attempts, ch.Attempt)
+			}
+		}
+		if want := []int{1, 2, 3, 4, 5}; len(attempts) != 5 || attempts[0] != 1 || attempts[4] != 5 {
+			t.Fatalf("attempts %v, want %v", attempts, want)
+		}
+		ceil := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+		if len(waits) != len(ceil) {
+			t.Fatalf("waits %v, want %d of them", waits, len(ceil))
+		}
+		for i, w := range waits {
+			if w < 0 || w > ceil[i] {
+				t.Errorf("wait %d is %v, want within [0, %v]", i+1, w, ceil[i])
+			}
+		}
+		st := c.Status()
+		if st.State != client.Disconnected || !errors.As(st.Err, &gave) {
+			t.Fatalf("status %+v", st)
+		}
+		if _, err := c.Send(ctx, "x", "hi"); parley.ErrorCode(err) != parley.EUNAVAILABLE {
+			t.Fatalf("Send after giving up: %v", err)
+		}
+
+		// Reconnect: at once, attempt 1 again, and it works now.
+		b.proxy.Heal()
+		n := len(rec.list())
+		c.Reconnect()
+		synctest.Wait()
+		after := rec.list()[n:]
+		if len(after) != 2 || after[0].Current != client.Connecting || after[0].Attempt != 1 || after[1].Current != client.Connected {
+			t.Fatalf("after Reconnect: %+v", after)
+		}
+		c.Close()
+	})
+}
+
+// TestBackoffCapAndReconnectResets: the ceiling doubles up to the cap and
+// stays there; Reconnect while waiting cuts the wait and resets the
+// schedule to its first step.
+func TestBackoffCapAndReconnectResets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		c := b.client(client.WithToken(b.token("alice")), client.WithBackoff(time.Second, 5*time.Second))
+		rec := &changes{}
+		c.AddConnectionListener("rec", rec)
+		if err := c.Connect(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		b.proxy.Refuse(true)
+		b.proxy.CutAll()
+		// Let 6 attempts fail: ceilings 1, 2, 4, 5, 5, 5 s.
+		for range 6 {
+			synctest.Wait()
+			st := c.Status()
+			time.Sleep(time.Until(st.NextRetryAt) + time.Millisecond)
+		}
+		synctest.Wait()
+		var waits []time.Duration
+		for _, ch := range rec.list() {
+			if ch.Current == client.Reconnecting {
+				waits = append(waits, ch.NextRetryAt.Sub(ch.At))
+			}
+		}
+		ceil := []time.Duration{1, 2, 4, 5, 5, 5, 5}
+		if len(waits) != len(ceil) {
+			t.Fatalf("waits %v", waits)
+		}
+		for i, w := range waits {
+			if w < 0 || w > ceil[i]*time.Second {
+				t.Errorf("wait %d is %v, want within [0, %vs]", i+1, w, ceil[i])
+			}
+		}
+		st := c.Status()
+		if st.State != client.Reconnecting || st.Attempt != 7 || st.Err == nil {
+			t.Fatalf("status %+v", st)
+		}
+		// Retry now: the attempt happens at once and fails; the next wait
+		// is back to the first step's ceiling.
+		start := time.Now()
+		c.Reconnect()
+		synctest.Wait()
+		st = c.Status()
+		if st.State != client.Reconnecting || time.Since(start) != 0 {
+			t.Fatalf("after Reconnect: %+v (fake time passed %v)", st, time.Since(start))
+		}
+		if d := time.Until(st.NextRetryAt); d > time.Second {
+			t.Fatalf("after Reconnect the next wait is %v, want <= 1s", d)
+		}
+		b.proxy.Heal()
+		c.Reconnect()
+		synctest.Wait()
+		if got := c.Status().State; got != client.Connected {
+			t.Fatalf("after heal: %v", got)
+		}
+		c.Close()
+	})
+}
+
+// TestTerminalUnauthorized: a rejected token is retried once at once with
+// a fresh one from the TokenSource; a second rejection stops the client
+// with the close code in the error, and no more attempts are made.
+func TestTerminalUnauthorized(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		good := b.token("alice")
+		var mu sync.Mutex
+		calls := 0
+		tokens := []string{"bad", "bad"}
+		src := func(context.Context) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if calls <= len(tokens) {
+				return tokens[calls-1], nil
+			}
+			return good, nil
+		}
+		c := b.client(client.WithTokenSource(src))
+		err := c.Connect(context.Background())
+		var ce *client.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4100 || !ce.Terminal() {
+			t.Fatalf("Connect: %v, want a terminal 4100", err)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		mu.Lock()
+		if calls != 2 {
+			t.Errorf("token source called %d times, want 2 (one refresh, then stop)", calls)
+		}
+		mu.Unlock()
+		if st := c.Status(); st.State != client.Disconnected {
+			t.Fatalf("status %+v", st)
+		}
+		// One bad token followed by a good one connects.
+		c.Reconnect()
+		synctest.Wait()
+		if st := c.Status(); st.State != client.Connected {
+			t.Fatalf("after Reconnect with a good token: %+v", st)
+		}
+		c.Close()
+
+		mu.Lock()
+		calls, tokens = 0, []string{"bad"}
+		mu.Unlock()
+		c2 := b.client(client.WithTokenSource(src))
+		if err := c2.Connect(context.Background()); err != nil {
+			t.Fatalf("a refreshed token should connect: %v", err)
+		}
+		c2.Close()
+	})
+}
+
+// TestHalfOpen: a blackholed link (no close, no data) is noticed exactly
+// at the heartbeat timeout after the last frame, and the client recovers
+// when the network heals; a message sent meanwhile is delivered once.
+func TestHalfOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		c := b.client(client.WithToken(b.token("alice")), client.WithBackoff(100*time.Millisecond, time.Second))
+		ctx := context.Background()
+		if err := c.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cv, err := c.CreateGroup(ctx, "g", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &changes{}
+		c.AddConnectionListener("rec", rec)
+		synctest.Wait()
+		start := time.Now()
+		b.proxy.Blackhole(faultproxy.Both)
+		m, err := c.Send(ctx, cv.ID, "through the storm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		for c.Status().State == client.Connected {
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
+		}
+		lost := time.Since(start)
+		if lost > 9*time.Second+10*time.Millisecond {
+			t.Fatalf("dead link noticed after %v, want within the 9 s heartbeat timeout", lost)
+		}
+		st := rec.list()[0]
+		if st.Current != client.Reconnecting || !errors.Is(st.Err, client.ErrHeartbeatTimeout) {
+			t.Fatalf("first change %+v, want Reconnecting with ErrHeartbeatTimeout", st)
+		}
+		b.proxy.Heal()
+		got, err := m.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := c.History(ctx, cv.ID, parley.MessageQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Messages) != 1 || page.Messages[0].ID != got.ID {
+			t.Fatalf("history %+v, want the one message", page.Messages)
+		}
+		c.Close()
+	})
 }
