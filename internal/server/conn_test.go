@@ -30,7 +30,10 @@ func TestHeartbeatTimeout(t *testing.T) {
 // its queue is full of durable events, and the server's memory for it
 // stays bounded by the queue.
 func TestSlowConsumer(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits.SendQueue = 8 }))
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits.SendQueue = 8
+		c.HeartbeatTimeout = time.Hour // neither client pings here
+	}))
 	aTok := srv.Token(t, "alice", "Alice")
 	a := connect(t, srv, aTok, nil)
 	// bob's socket takes 4 KiB at a time and he never reads.

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/parleychat/parley"
+)
+
+type recorder struct {
+	mu  sync.Mutex
+	got []transition
+}
+
+func (r *recorder) notify(u string, on bool) {
+	r.mu.Lock()
+	r.got = append(r.got, transition{u, on})
+	r.mu.Unlock()
+}
+
+func (r *recorder) take() []transition {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.got
+	r.got = nil
+	return g
+}
+
+// TestPresenceGrace runs the presence tracker on synctest's fake clock.
+func TestPresenceGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec recorder
+		p := newPresence("n1", 5*time.Second, func(parley.NodePresence) {}, rec.notify)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go p.run(ctx)
+
+		p.connect("bob")
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if g := rec.take(); len(g) != 1 || g[0] != (transition{"bob", true}) {
+			t.Fatalf("after connect: %v", g)
+		}
+		// A quick reconnect within grace: no flap.
+		p.disconnect("bob")
+		time.Sleep(3 * time.Second)
+		p.connect("bob")
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if g := rec.take(); len(g) != 0 {
+			t.Fatalf("reconnect within grace: %v", g)
+		}
+		// Gone for good: offline once, after the grace, not before.
+		p.disconnect("bob")
+		time.Sleep(4900 * time.Millisecond)
+		synctest.Wait()
+		if g := rec.take(); len(g) != 0 || !p.isOnline("bob") {
+			t.Fatalf("before grace ended: %v", g)
+		}
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		if g := rec.take(); len(g) != 1 || g[0] != (transition{"bob", false}) || p.isOnline("bob") {
+			t.Fatalf("after grace: %v", g)
+		}
+		cancel()
+	})
+}
+
+// TestPresenceRemoteNode: a user on another node is online while that node
+// reports them, and offline (after grace) once the node stops reporting.
+func TestPresenceRemoteNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec recorder
+		p := newPresence("n1", 5*time.Second, func(parley.NodePresence) {}, rec.notify)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go p.run(ctx)
+		p.remoteReport("n2", parley.NodePresence{Online: []string{"carol"}})
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if g := rec.take(); len(g) != 1 || !g[0].online {
+			t.Fatalf("remote connect: %v", g)
+		}
+		// n2 dies silently: dead after 3 missed snapshots, then grace.
+		time.Sleep(presenceDeadAfter + 4*time.Second)
+		synctest.Wait()
+		if g := rec.take(); len(g) != 0 {
+			t.Fatalf("offline before grace: %v", g)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if g := rec.take(); len(g) != 1 || g[0].online {
+			t.Fatalf("dead node: %v", g)
+		}
+		cancel()
+	})
+}
