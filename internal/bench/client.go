@@ -439,7 +439,12 @@ func (c *client) send(ctx context.Context, buf []byte, sched int64) []byte {
 		return buf // resent after the next welcome
 	}
 	buf = c.appendSend(buf[:0], seq, sched)
-	_ = conn.Write(ctx, websocket.MessageText, buf) // a failed write is resent on reconnect
+	// A bounded write: a connection the server stopped reading must not
+	// stall the pacer (or the worker's finish) forever. A timed-out write
+	// closes the connection; the send is resent after a reconnect.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_ = conn.Write(wctx, websocket.MessageText, buf)
+	cancel()
 	return buf
 }
 
