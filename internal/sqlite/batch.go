@@ -118,11 +118,14 @@ type batcher struct {
 
 	head  int64                // committed head; only the batcher goroutine touches it
 	stmts map[string]*sql.Stmt // writeQueries prepared on db; read-only once the loop runs
-	wg    sync.WaitGroup
+	// audience caches conversations' member ids for the events' Audience
+	// (see writeTx.audience); only the batcher goroutine touches it.
+	audience map[string][]string
+	wg       sync.WaitGroup
 }
 
 func newBatcher(ctx context.Context, db *sql.DB) (*batcher, error) {
-	b := &batcher{db: db, queue: make(chan *op, maxBatch), stmts: map[string]*sql.Stmt{}}
+	b := &batcher{db: db, queue: make(chan *op, maxBatch), stmts: map[string]*sql.Stmt{}, audience: map[string][]string{}}
 	if err := db.QueryRowContext(ctx, qHead).Scan(&b.head); err != nil {
 		return nil, fmt.Errorf("sqlite: read head: %w", err)
 	}
@@ -243,8 +246,13 @@ func (b *batcher) run(batch []*op) {
 	w := &writeTx{b: b, tx: tx, head: b.head}
 	for i, o := range live {
 		errs[i] = wrapInternal(runOne(w, o.fn))
+		if errs[i] != nil {
+			// The op may have cached what it then rolled back.
+			clear(b.audience)
+		}
 	}
 	if w.broken {
+		clear(b.audience)
 		_ = tx.Rollback()
 		answerAll(live, internalf("batch rolled back after a failed savepoint rollback"))
 		return
@@ -252,6 +260,7 @@ func (b *batcher) run(batch []*op) {
 	if err := tx.Commit(); err != nil {
 		// Nothing of this batch is stored: every op fails, and the head
 		// stays where the last commit left it.
+		clear(b.audience)
 		answerAll(live, internalf("commit: %w", err))
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -140,5 +141,45 @@ func TestDoAfterClose(t *testing.T) {
 	err := db.b.do(t.Context(), func(*writeTx) error { return nil })
 	if parley.ErrorCode(err) != parley.EUNAVAILABLE {
 		t.Errorf("do after Close = %v, want unavailable", err)
+	}
+}
+
+// TestAudienceCacheRollback: a membership change rolled back must not
+// leave its members in the audience cache.
+func TestAudienceCacheRollback(t *testing.T) {
+	db := openTest(t)
+	ctx := t.Context()
+	var users []parley.User
+	for _, name := range []string{"anna", "bert", "cleo"} {
+		u, err := db.CreateUser(ctx, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	a, b, c := users[0], users[1], users[2]
+	conv, _, err := db.CreateGroup(ctx, a.ID, "G", []string{b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := parley.Errorf(parley.EINVALID, "boom")
+	err = db.b.do(ctx, func(w *writeTx) error {
+		if err := w.join(conv.ID, c.ID, w.nextPos()); err != nil {
+			return err
+		}
+		if ids, err := w.audience(conv.ID); err != nil || len(ids) != 3 {
+			t.Errorf("audience inside the op = %v, %v; want 3 members", ids, err)
+		}
+		return boom
+	})
+	if err != boom {
+		t.Fatalf("do = %v, want boom", err)
+	}
+	_, events, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, ClientID: "x", Type: parley.Text, Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := events[0].Audience; len(got) != 2 || slices.Contains(got, c.ID) {
+		t.Errorf("audience after a rolled-back join = %v, want a and b", got)
 	}
 }

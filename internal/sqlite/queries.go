@@ -55,6 +55,8 @@ const (
 		ORDER BY mb.conversation_id, mb.joined_pos, mb.user_id`
 	qMemberIDs = `SELECT user_id FROM members
 		WHERE conversation_id = ? AND left_pos IS NULL ORDER BY joined_pos, user_id`
+	// qAudience is qMemberIDs in no particular order (no sort).
+	qAudience = `SELECT user_id FROM members WHERE conversation_id = ? AND left_pos IS NULL`
 	// A user added again gets a new window; the read position carries over.
 	qInsertMember = `INSERT INTO members (conversation_id, user_id, joined_pos, read_seq)
 		VALUES (?, ?, ?, COALESCE((SELECT MAX(read_seq) FROM members
@@ -124,5 +126,5 @@ const (
 var writeQueries = []string{
 	"SAVEPOINT op", "ROLLBACK TO op", "RELEASE op",
 	qSender, qMessageByClientID, qAttachmentOwned, qInsertMessage, qBumpConversation,
-	qSetReadSeq, qInsertEvent, qMemberIDs, qUserByID, qMembership, qLastSeq,
+	qSetReadSeq, qInsertEvent, qAudience, qUserByID, qMembership, qLastSeq,
 }

@@ -202,7 +202,7 @@ func (db *DB) CreateGroup(ctx context.Context, userID, title string, memberIDs [
 func (w *writeTx) created(id, actor string, members []string) (parley.Event, error) {
 	pos := w.nextPos()
 	for _, m := range members {
-		if _, err := w.exec(qInsertMember, id, m, pos); err != nil {
+		if err := w.join(id, m, pos); err != nil {
 			return parley.Event{}, err
 		}
 	}
@@ -245,22 +245,13 @@ func (w *writeTx) insertEvent(e *parley.Event, messageID *string, extra []string
 			return err
 		}
 	}
-	rows, err := w.query(qMemberIDs, e.ConversationID)
+	members, err := w.audience(e.ConversationID)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	e.Audience = []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		e.Audience = append(e.Audience, id)
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
+	// A copy: the cached slice is shared, the event's is the caller's.
+	e.Audience = make([]string, len(members), len(members)+len(extra))
+	copy(e.Audience, members)
 	e.Audience = append(e.Audience, extra...)
 	return nil
 }
@@ -344,7 +335,7 @@ func (db *DB) UpdateConversation(ctx context.Context, userID, conversationID str
 		if len(added) > 0 {
 			pos := w.nextPos()
 			for _, id := range added {
-				if _, err := w.exec(qInsertMember, conversationID, id, pos); err != nil {
+				if err := w.join(conversationID, id, pos); err != nil {
 					return err
 				}
 			}
@@ -357,7 +348,7 @@ func (db *DB) UpdateConversation(ctx context.Context, userID, conversationID str
 		if len(removed) > 0 {
 			pos := w.nextPos()
 			for _, id := range removed {
-				if _, err := w.exec(qRemoveMember, pos, conversationID, id); err != nil {
+				if err := w.leave(conversationID, id, pos); err != nil {
 					return err
 				}
 			}
@@ -625,3 +616,51 @@ func (db *DB) PutAttachment(ctx context.Context, ownerID string, a parley.Attach
 
 // noBefore stands for "no upper bound" in qPageAfter.
 const noBefore = math.MaxInt64
+
+// join opens a membership window at pos; leave closes it. Both drop the
+// conversation from the audience cache.
+func (w *writeTx) join(conversationID, userID string, pos int64) error {
+	delete(w.b.audience, conversationID)
+	_, err := w.exec(qInsertMember, conversationID, userID, pos)
+	return err
+}
+
+func (w *writeTx) leave(conversationID, userID string, pos int64) error {
+	delete(w.b.audience, conversationID)
+	_, err := w.exec(qRemoveMember, pos, conversationID, userID)
+	return err
+}
+
+// audience returns the current members of a conversation, the audience of
+// its events. The batcher caches the lists, because every message needs
+// one: join and leave drop an entry, and a failed op or batch drops them
+// all (batch.go), so the cache never holds what was rolled back.
+func (w *writeTx) audience(conversationID string) ([]string, error) {
+	if ids, ok := w.b.audience[conversationID]; ok {
+		return ids, nil
+	}
+	rows, err := w.query(qAudience, conversationID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(w.b.audience) >= maxAudienceCache {
+		clear(w.b.audience)
+	}
+	w.b.audience[conversationID] = ids
+	return ids, nil
+}
+
+// maxAudienceCache bounds the audience cache (entries are conversations).
+const maxAudienceCache = 10000
