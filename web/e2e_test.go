@@ -130,25 +130,41 @@ func apiSend(t *testing.T, baseURL, token, conversationID, clientID, text string
 	return m
 }
 
-// apiHistory returns the texts of a conversation's messages in Seq order.
+// apiHistory returns the texts of all of a conversation's messages in Seq
+// order, paging backwards with the before cursor.
 func apiHistory(t *testing.T, baseURL, token, conversationID string) []string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", baseURL+"/v1/conversations/"+conversationID+"/messages?limit=100", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	var all []parley.Message
+	before := int64(0)
+	for {
+		url := baseURL + "/v1/conversations/" + conversationID + "/messages?limit=100"
+		if before > 0 {
+			url += fmt.Sprintf("&before=%d", before)
+		}
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page struct {
+			Messages []parley.Message `json:"messages"`
+			HasMore  bool             `json:"has_more"`
+		}
+		err = json.NewDecoder(res.Body).Decode(&page)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("history: HTTP %d: %v", res.StatusCode, err)
+		}
+		all = append(all, page.Messages...)
+		if !page.HasMore || len(page.Messages) == 0 {
+			break
+		}
+		before = slices.MinFunc(page.Messages, func(a, b parley.Message) int { return int(a.Seq - b.Seq) }).Seq
 	}
-	defer res.Body.Close()
-	var page struct {
-		Messages []parley.Message `json:"messages"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&page); err != nil {
-		t.Fatal(err)
-	}
-	slices.SortFunc(page.Messages, func(a, b parley.Message) int { return int(a.Seq - b.Seq) })
-	texts := make([]string, len(page.Messages))
-	for i, m := range page.Messages {
+	slices.SortFunc(all, func(a, b parley.Message) int { return int(a.Seq - b.Seq) })
+	texts := make([]string, len(all))
+	for i, m := range all {
 		texts[i] = m.Text
 	}
 	return texts
@@ -256,4 +272,82 @@ func TestChatInTwoBrowsers(t *testing.T) {
 	bob.do("phone width", chromedp.EmulateViewport(390, 760))
 	bob.wait("the pane fills the screen", `document.querySelector('.sidebar').offsetParent === null`)
 	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "phone"))
+}
+
+// blockWebSocket makes the tab's WebSocket handshakes to the server fail
+// (or work again) while page loads and the HTTP API still work.
+func (p *page) blockWebSocket(wsURL string, block bool) {
+	p.t.Helper()
+	conds := []*network.Conditions{}
+	if block {
+		conds = append(conds, &network.Conditions{URLPattern: wsURL, Offline: true, DownloadThroughput: -1, UploadThroughput: -1})
+	}
+	err := chromedp.Do(p.tab, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		_, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{MatchedNetworkConditions: conds})
+		return err
+	}))
+	if err != nil {
+		p.t.Fatalf("%s: block WebSocket=%v: %v", p.name, block, err)
+	}
+}
+
+// TestOutboxAndHistory checks that a queued message survives a page
+// reload and is delivered once, and that scrolling up pages through the
+// whole history in order, each message once.
+func TestOutboxAndHistory(t *testing.T) {
+	browser := newBrowser(t)
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ReconnectAfter = 5 * time.Minute }))
+	bobToken, _ := srv.Register(t, "bob", "bob-password-1")
+
+	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
+	alice.register("alice-password-1")
+	alice.do("start a direct chat",
+		chromedp.SendKeys(testID("direct-username"), "bob"),
+		chromedp.Click(testID("start-direct")),
+	)
+	alice.wait("the chat with bob open", `document.querySelector('[data-testid=pane-title]').textContent === 'bob'`)
+	convID := eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)
+
+	// 120 messages: the newest page is 50, so two more pages load upward.
+	const n = 120
+	want := make([]string, n)
+	for i := range n {
+		want[i] = fmt.Sprintf("history %03d", i+1)
+		apiSend(t, srv.URL, bobToken, convID, fmt.Sprintf("h-%d", i), want[i])
+	}
+	alice.wait("the newest message live", messageWith(want[n-1]))
+	wantJSON, _ := json.Marshal(want)
+	alice.wait("all history after scrolling up, in order, once",
+		`(document.querySelector('[data-testid=messages]').scrollTop = 0, JSON.stringify(`+messageTexts+`) === `+jsString(string(wantJSON))+`)`)
+	alice.wait("the start of the conversation", `!!document.querySelector('[data-testid=history-start]')`)
+
+	// The WebSocket cannot get through; the page still loads.
+	alice.blockWebSocket(srv.WSURL(), true)
+	eval[bool](t, alice.tab, `(window.parleyApp.client.ws.close(), true)`)
+	alice.wait("reconnecting", connState("reconnecting"))
+	alice.do("write while cut off", chromedp.SendKeys(testID("composer"), "Survives a reload"+kb.Enter))
+	alice.wait("queued", messageWith("Survives a reload")+`?.dataset.status === 'queued'`)
+
+	alice.do("reload", chromedp.Reload())
+	alice.wait("the chat view after reload", `!document.querySelector('[data-testid=chat-view]').hidden`)
+	alice.do("open the chat again", chromedp.Click(chromedp.CSS(`[data-testid=conversation][data-title=bob]`)))
+	alice.wait("still queued after reload", messageWith("Survives a reload")+`?.dataset.status === 'queued'`)
+
+	alice.blockWebSocket(srv.WSURL(), false)
+	alice.do("retry now", chromedp.Click(testID("retry-now")))
+	alice.wait("connected", connState("connected"))
+	alice.wait("delivered", messageWith("Survives a reload")+`?.dataset.status === 'sent'`)
+	got := apiHistory(t, srv.URL, bobToken, convID)
+	if len(got) != n+1 || got[n] != "Survives a reload" {
+		t.Fatalf("server history has %d messages ending %q, want %d ending with the queued one", len(got), got[len(got)-1], n+1)
+	}
+	if !slices.Equal(got[:n], want) {
+		t.Fatalf("server history is not bob's messages in order: %q", got[:n])
+	}
+	if c := eval[int](t, alice.tab, `[...document.querySelectorAll('[data-testid=message]')].filter(m => m.textContent.includes('Survives a reload')).length`); c != 1 {
+		t.Fatalf("the queued message is shown %d times, want once", c)
+	}
 }
