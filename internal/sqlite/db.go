@@ -32,6 +32,11 @@
 //     conversation is ECONFLICT.
 //   - Removing a user who is not a member, adding one who is, or renaming
 //     to the same title changes nothing and makes no event.
+//   - The MaxGroupMembers limit counts the members added by a change
+//     before the ones it removes.
+//   - Page limits: Messages takes 0 as DefaultPageLimit and clamps to
+//     MaxPageLimit; Events and EventsFor need a positive limit and clamp
+//     it to ResumeLimit+1. Negative cursors are EINVALID.
 package sqlite
 
 import (

@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/parleychat/parley"
@@ -317,5 +319,43 @@ func testContacts(t *testing.T, s parley.Store) {
 	}
 	if got := must[[]string](t, "Contacts")(s.Contacts(ctx(t), c.ID)); len(got) != 0 {
 		t.Errorf("Contacts(c) after leaving = %v", got)
+	}
+}
+
+// testGroupLimit: a group holds at most MaxGroupMembers, counting the
+// creator, at creation and when adding.
+func testGroupLimit(t *testing.T, s parley.Store) {
+	users := make([]parley.User, parley.MaxGroupMembers+1)
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Go(func() {
+			u, err := s.CreateUser(ctx(t), fmt.Sprintf("lim%d_%d", userCount.Add(1), i), nil)
+			if err != nil {
+				t.Errorf("CreateUser: %v", err)
+			}
+			users[i] = u
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	creator, rest := users[0], users[1:]
+	_, _, err := s.CreateGroup(ctx(t), creator.ID, "too big", ids(rest...))
+	wantCode(t, "CreateGroup with MaxGroupMembers+1 members", err, parley.EINVALID)
+	full := newGroup(t, s, creator, "full", rest[:parley.MaxGroupMembers-1]...)
+	if len(full.Members) != parley.MaxGroupMembers {
+		t.Fatalf("full group has %d members, want %d", len(full.Members), parley.MaxGroupMembers)
+	}
+	last := rest[len(rest)-1]
+	_, _, err = s.UpdateConversation(ctx(t), creator.ID, full.ID, parley.ConversationChange{Add: []string{last.ID}})
+	wantCode(t, "adding to a full group", err, parley.EINVALID)
+	// Adds are counted before the removals of the same change, so a
+	// change never needs an order to be valid.
+	_, _, err = s.UpdateConversation(ctx(t), creator.ID, full.ID, parley.ConversationChange{Add: []string{last.ID}, Remove: []string{rest[0].ID}})
+	wantCode(t, "add and remove in a full group", err, parley.EINVALID)
+	got := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), creator.ID, full.ID))
+	if len(got.Members) != parley.MaxGroupMembers || slices.Contains(memberIDs(got), last.ID) {
+		t.Errorf("after refused changes the group has %d members", len(got.Members))
 	}
 }

@@ -71,6 +71,14 @@ func testSendIdempotent(t *testing.T, s parley.Store) {
 	if h := must[int64](t, "Head")(s.Head(ctx(t))); h != head {
 		t.Errorf("Head after resends = %d, want %d", h, head)
 	}
+	// The same client id for another conversation is a conflict, not a
+	// second message.
+	other1 := newGroup(t, s, a, "other")
+	_, events, err = s.SendMessage(ctx(t), parley.NewMessage{ConversationID: other1.ID, SenderID: a.ID, ClientID: "same-id", Type: parley.Text, Text: "elsewhere"})
+	wantCode(t, "reusing a client id in another conversation", err, parley.ECONFLICT)
+	if len(events) != 0 {
+		t.Errorf("a refused resend made %d events", len(events))
+	}
 	// Another sender may use the same client id.
 	nm.SenderID = b.ID
 	other, events, err := s.SendMessage(ctx(t), nm)

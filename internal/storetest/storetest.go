@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"EnsureUser", testEnsureUser},
 		{"Direct", testDirect},
 		{"Group", testGroup},
+		{"GroupLimit", testGroupLimit},
 		{"UpdateConversation", testUpdateConversation},
 		{"UpdateConversationRules", testUpdateConversationRules},
 		{"Send", testSend},
