@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
 )
 
@@ -23,12 +24,20 @@ func BenchmarkSendMessage(b *testing.B) {
 		{"Parallel16", 16},
 		{"Parallel64", 64},
 	} {
-		b.Run(bc.name, func(b *testing.B) { benchSend(b, bc.parallel) })
+		b.Run(bc.name, func(b *testing.B) { benchSend(b, bc.parallel, 1) })
 	}
+	// Three nodes (three DBs, each with its own pool and batcher) on one
+	// database: their batches take turns on the positions lock.
+	b.Run("3Nodes/Parallel64", func(b *testing.B) { benchSend(b, 64, 3) })
 }
 
-func benchSend(b *testing.B, parallel int) {
-	db := open(b, pgtest.Schema(b))
+func benchSend(b *testing.B, parallel, nodes int) {
+	dsn := pgtest.Schema(b)
+	dbs := make([]*postgres.DB, nodes)
+	for i := range dbs {
+		dbs[i] = open(b, dsn)
+	}
+	db := dbs[0]
 	ctx := b.Context()
 	const users, convs = 32, 8
 	ids := make([]string, users)
@@ -50,7 +59,7 @@ func benchSend(b *testing.B, parallel int) {
 	var n atomic.Int64
 	send := func() {
 		i := n.Add(1)
-		_, _, err := db.SendMessage(ctx, parley.NewMessage{
+		_, _, err := dbs[i%int64(nodes)].SendMessage(ctx, parley.NewMessage{
 			ConversationID: groups[i%convs], SenderID: ids[i%users],
 			ClientID: fmt.Sprint("c", i), Type: parley.Text, Text: "hello, this is a benchmark message",
 		})
