@@ -41,7 +41,8 @@ type Limits struct {
 	ThumbSize int
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with its zero fields set to the defaults.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = DefaultMaxBytes
 	}
@@ -77,7 +78,7 @@ var allowed = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif"
 // a type that is not an allowed image, EINVALID for a corrupt or truncated
 // image.
 func Process(r io.Reader, lim Limits) (Image, error) {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	data, err := io.ReadAll(io.LimitReader(r, lim.MaxBytes+1))
 	if err != nil {
 		var mbe *http.MaxBytesError

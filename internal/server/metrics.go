@@ -16,6 +16,7 @@ type metrics struct {
 	drops       *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
 	slowClosed  prometheus.Counter
+	uploads     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -42,8 +43,11 @@ func newMetrics() *metrics {
 		slowClosed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_slow_consumer_closes_total", Help: "Connections closed with 4001 (slow consumer).",
 		}),
+		uploads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_uploads_total", Help: "Images stored through POST /v1/uploads.",
+		}),
 	}
-	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed,
+	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.uploads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

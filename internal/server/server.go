@@ -31,6 +31,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/internal/media"
 	"github.com/parleychat/parley/protocol"
 	"github.com/parleychat/parley/web"
 )
@@ -78,6 +79,9 @@ type Config struct {
 	TokenTTL time.Duration
 	// PasswordHashes bounds concurrent argon2id hashes (default 4).
 	PasswordHashes int
+	// Uploads bounds image uploads (zero fields take media's defaults:
+	// 10 MiB, 40 megapixels, 320 px thumbnails).
+	Uploads media.Limits
 	// Static is served at "/" (default: the web client). Set
 	// http.NotFoundHandler() to serve nothing.
 	Static http.Handler
@@ -118,6 +122,7 @@ func (c Config) withDefaults() Config {
 	if c.PasswordHashes <= 0 {
 		c.PasswordHashes = 4
 	}
+	c.Uploads = c.Uploads.WithDefaults()
 	if c.Static == nil {
 		c.Static = web.Handler()
 	}

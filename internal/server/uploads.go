@@ -1,0 +1,203 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/media"
+)
+
+// Image uploads (POST /v1/uploads) and downloads (GET /v1/attachments/{id}
+// and /v1/attachments/{id}/thumb).
+//
+// Downloads need a bearer token of a member of a conversation holding the
+// attachment (or its uploader), or a short-lived signed link from
+// POST /v1/attachments/{id}/link, which is what an <img src> can use.
+
+// linkTTL is how long a signed attachment link works.
+const linkTTL = 5 * time.Minute
+
+func (s *Server) uploadRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/uploads", s.authed(s.handleUpload))
+	mux.HandleFunc("POST /v1/attachments/{id}/link", s.authed(s.handleAttachmentLink))
+	mux.HandleFunc("GET /v1/attachments/{id}", s.handleAttachment(false))
+	mux.HandleFunc("GET /v1/attachments/{id}/thumb", s.handleAttachment(true))
+}
+
+// handleUpload stores one image sent as the raw body or as the "file" part
+// of a multipart/form-data body. The file name, if any, is ignored: the
+// type comes from the content and the stored name is a new id.
+func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.User) {
+	lim := s.cfg.Uploads
+	// Multipart framing adds a little; media.Process enforces the exact
+	// limit on the file itself.
+	r.Body = http.MaxBytesReader(w, r.Body, lim.MaxBytes+64<<10)
+	body := io.Reader(r.Body)
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		mr, err := r.MultipartReader()
+		if err != nil {
+			writeError(w, s.log, parley.Errorf(parley.EINVALID, "malformed multipart body"))
+			return
+		}
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				writeError(w, s.log, uploadReadError(err, "multipart body has no \"file\" part"))
+				return
+			}
+			if p.FormName() == "file" {
+				body = p
+				break
+			}
+		}
+	}
+	img, err := media.Process(body, lim)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	a := parley.Attachment{ID: id.String(), ContentType: img.ContentType, Size: int64(len(img.Data)), Width: img.Width, Height: img.Height}
+	if err := s.store.PutAttachment(r.Context(), u.ID, a, img.Data, img.Thumb); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	s.metrics.uploads.Inc()
+	writeJSON(w, http.StatusCreated, withAttachmentURLs(a))
+}
+
+func uploadReadError(err error, eof string) error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return parley.Errorf(parley.ETOOLARGE, "upload is larger than %d bytes", mbe.Limit)
+	case errors.Is(err, io.EOF):
+		return parley.Errorf(parley.EINVALID, "%s", eof)
+	}
+	return parley.Errorf(parley.EINVALID, "malformed multipart body")
+}
+
+func withAttachmentURLs(a parley.Attachment) parley.Attachment {
+	a.URL = "/v1/attachments/" + a.ID
+	a.ThumbURL = a.URL + "/thumb"
+	return a
+}
+
+// AttachmentLink is the reply to POST /v1/attachments/{id}/link.
+type AttachmentLink struct {
+	URL       string    `json:"url"`
+	ThumbURL  string    `json:"thumb_url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (s *Server) handleAttachmentLink(w http.ResponseWriter, r *http.Request, u parley.User) {
+	id := r.PathValue("id")
+	// Check access now: a link is only handed to someone who may see it.
+	if _, _, err := s.store.AttachmentData(r.Context(), u.ID, id, true); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	exp := time.Now().Add(linkTTL).Truncate(time.Second)
+	base := "/v1/attachments/" + id
+	writeJSON(w, http.StatusOK, AttachmentLink{
+		URL:       base + "?" + s.signLink(u.ID, id, false, exp),
+		ThumbURL:  base + "/thumb?" + s.signLink(u.ID, id, true, exp),
+		ExpiresAt: exp.UTC(),
+	})
+}
+
+// signLink returns the query string of a signed link: who asked for it,
+// the expiry and an HMAC over those, the attachment and the variant. The
+// download still checks that user's access, so leaving a conversation
+// revokes links handed out before.
+func (s *Server) signLink(userID, id string, thumb bool, exp time.Time) string {
+	e := strconv.FormatInt(exp.Unix(), 10)
+	q := url.Values{"u": {userID}, "exp": {e}, "sig": {s.linkMAC(userID, id, thumb, e)}}
+	return q.Encode()
+}
+
+func (s *Server) linkMAC(userID, id string, thumb bool, exp string) string {
+	m := hmac.New(sha256.New, s.cfg.Secret)
+	variant := "full"
+	if thumb {
+		variant = "thumb"
+	}
+	io.WriteString(m, "attachment\x00"+userID+"\x00"+id+"\x00"+variant+"\x00"+exp)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// linkUser returns the user a valid, unexpired signed link was made for,
+// or "" when the request carries none.
+func (s *Server) linkUser(r *http.Request, id string, thumb bool) string {
+	q := r.URL.Query()
+	uid, exp, sig := q.Get("u"), q.Get("exp"), q.Get("sig")
+	if uid == "" || exp == "" || sig == "" {
+		return ""
+	}
+	n, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || time.Now().Unix() > n {
+		return ""
+	}
+	if !hmac.Equal([]byte(sig), []byte(s.linkMAC(uid, id, thumb, exp))) {
+		return ""
+	}
+	return uid
+}
+
+// handleAttachment serves an attachment's bytes, as an image and never as
+// anything a browser would run.
+func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		var (
+			a    parley.Attachment
+			data []byte
+			err  error
+		)
+		cache := "private, max-age=86400, immutable"
+		if uid := s.linkUser(r, id, thumb); uid != "" {
+			a, data, err = s.store.AttachmentData(r.Context(), uid, id, thumb)
+			cache = "private, max-age=" + strconv.Itoa(int(linkTTL.Seconds()))
+		} else {
+			tok, _ := bearer(r)
+			var u parley.User
+			if u, err = s.svc.authenticate(r.Context(), tok); err == nil {
+				a, data, err = s.store.AttachmentData(r.Context(), u.ID, id, thumb)
+			}
+		}
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		ct := a.ContentType
+		if thumb {
+			ct = http.DetectContentType(data) // thumbnails are PNG or JPEG
+		}
+		h := w.Header()
+		h.Set("Content-Type", ct)
+		h.Set("Content-Length", strconv.Itoa(len(data)))
+		h.Set("Cache-Control", cache)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+		h.Set("Content-Disposition", "inline")
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			w.Write(data)
+		}
+	}
+}
