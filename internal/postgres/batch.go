@@ -180,6 +180,9 @@ type batcher struct {
 	queue  chan *op
 
 	wg sync.WaitGroup
+
+	// batches and ops count what run did, for tests and benchmarks.
+	batches, ops atomic.Int64
 }
 
 func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
@@ -285,6 +288,8 @@ func (b *batcher) run(batch []*op) {
 	if len(live) == 0 {
 		return
 	}
+	b.batches.Add(1)
+	b.ops.Add(int64(len(live)))
 	if !b.runTx(live, true) {
 		b.runTx(live, false)
 	}

@@ -67,6 +67,14 @@ func benchSend(b *testing.B, parallel, nodes int) {
 			b.Error(err)
 		}
 	}
+	stats := func() (batches, ops int64) {
+		for _, db := range dbs {
+			nb, no := postgres.BatchStats(db)
+			batches, ops = batches+nb, ops+no
+		}
+		return batches, ops
+	}
+	batches0, ops0 := stats()
 	b.ResetTimer()
 	if parallel == 0 {
 		for b.Loop() {
@@ -81,4 +89,6 @@ func benchSend(b *testing.B, parallel, nodes int) {
 		})
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	batches, ops := stats()
+	b.ReportMetric(float64(ops-ops0)/float64(batches-batches0), "ops/batch")
 }
