@@ -151,3 +151,38 @@ func TestSendAndReceive(t *testing.T) {
 		return false
 	})
 }
+
+// BenchmarkSendRoundTrip is Send to Sent against the real server over
+// loopback (server and client on the same machine), 32 in flight.
+func BenchmarkSendRoundTrip(b *testing.B) {
+	srv := servertest.Start(b)
+	c, err := client.New(srv.URL, client.WithToken(srv.Token(b, "alice", "Alice")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Connect(ctx); err != nil {
+		b.Fatal(err)
+	}
+	cv, err := c.CreateGroup(ctx, "bench", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var last *client.Message
+	for i := 0; i < b.N; i++ {
+		m, err := c.Send(ctx, cv.ID, "hello there, how are you today?")
+		if err != nil {
+			// The outbox is full: wait for the oldest to drain.
+			last.Wait(ctx)
+			i--
+			continue
+		}
+		last = m
+	}
+	if _, err := last.Wait(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
