@@ -194,6 +194,24 @@ func TestKillNode(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages in %d conversations; every client got every message of its conversation once, in order", total, convsN)
+
+	// Typing, an ephemeral event, crosses nodes too: a member on node 1
+	// types, the members on nodes 2 and 0 (the mover, now elsewhere) see it.
+	typist := clients[1]
+	if f, err := typist.request(ctx, protocol.OpTyping, protocol.Typing{ConversationID: typist.conv, Typing: true}); err != nil || f.Type != protocol.TypeReply {
+		t.Fatalf("typing: %+v %v", f, err)
+	}
+	waitUntil(t, "typing to reach the other nodes", func() bool {
+		for _, c := range []*client{clients[0], clients[2]} {
+			c.mu.Lock()
+			saw := slices.Contains(c.typing, typist.user)
+			c.mu.Unlock()
+			if !saw {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // history reads a conversation from the store, checking Seq is dense.
@@ -451,6 +469,7 @@ type client struct {
 	got       []parley.Message  // newMessage events, in the order received
 	seen      map[string]bool   // message ids received
 	presence  map[string][]bool // user -> online/offline events received, in order
+	typing    []string          // users seen typing
 	violation string            // the first broken rule seen
 	pending   *protocol.Send    // the send under way when the node died (staysAway)
 	reqs      atomic.Int64
@@ -779,6 +798,8 @@ func (c *client) record(e parley.Event) {
 		c.got = append(c.got, *e.Message)
 	case parley.EventUserOnline, parley.EventUserOffline:
 		c.presence[e.UserID] = append(c.presence[e.UserID], e.Type == parley.EventUserOnline)
+	case parley.EventTypingStarted:
+		c.typing = append(c.typing, e.UserID)
 	}
 }
 
