@@ -250,69 +250,54 @@ func (b *batcher) loop() {
 	defer b.wg.Done()
 	batch := make([]*op, 0, maxBatch)
 	for o := range b.queue {
-		batch = append(batch[:0], o)
-		savepoints := 0
-		if o.send == nil {
-			savepoints++
-		}
-	fill:
-		for len(batch) < maxBatch && savepoints < maxSavepoints {
-			select {
-			case o, ok := <-b.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, o)
-				if o.send == nil {
-					savepoints++
-				}
-			default:
-				break fill
-			}
-		}
-		b.run(batch)
+		// Take the lock first, then the ops that queued meanwhile: while
+		// other nodes hold the lock, this node's writes gather into one
+		// batch instead of waiting in many.
+		tx, head, err := b.lockedTx()
+		batch = b.fill(append(batch[:0], o))
+		b.run(batch, tx, head, err)
 		clear(batch)
 	}
 }
 
-// run executes one batch: one transaction under the positions lock, one
-// savepoint per op.
-func (b *batcher) run(batch []*op) {
-	// Claim the ops first: an op its caller gave up on is dropped here.
-	live := batch[:0:0]
+// fill adds the ops queued now to batch, up to maxBatch ops and
+// maxSavepoints ops that need a savepoint.
+func (b *batcher) fill(batch []*op) []*op {
+	savepoints := 0
 	for _, o := range batch {
-		if o.state.CompareAndSwap(opQueued, opClaimed) {
-			live = append(live, o)
+		if o.send == nil {
+			savepoints++
 		}
 	}
-	if len(live) == 0 {
-		return
+	for len(batch) < maxBatch && savepoints < maxSavepoints {
+		select {
+		case o, ok := <-b.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+			if o.send == nil {
+				savepoints++
+			}
+		default:
+			return batch
+		}
 	}
-	b.batches.Add(1)
-	b.ops.Add(int64(len(live)))
-	if !b.runTx(live, true) {
-		b.runTx(live, false)
-	}
+	return batch
 }
 
-// runTx runs the ops in one transaction and answers each, except when
-// bulk is set and the bulk sends failed: then it rolls back, answers
-// nobody and returns false, and the caller runs the batch again without
-// bulk.
-func (b *batcher) runTx(live []*op, bulk bool) bool {
-	errs := make([]error, len(live))
+// lockedTx begins a transaction and takes the positions lock, returning
+// the head. Two statements, pipelined in one round trip: under READ
+// COMMITTED each statement takes its snapshot when it starts, and
+// PostgreSQL runs a pipeline's statements one after the other, so the head
+// is read by a statement that starts once the lock is held and cannot miss
+// the batch that committed just before. (One statement doing both would
+// read the head from a snapshot taken before the lock.)
+func (b *batcher) lockedTx() (pgx.Tx, int64, error) {
 	tx, err := b.pool.Begin(bg)
 	if err != nil {
-		answerAll(live, internalf("begin: %w", err))
-		return true
+		return nil, 0, internalf("begin: %w", err)
 	}
-	defer tx.Rollback(bg) // after Commit, a no-op
-	// Two statements, pipelined in one round trip: under READ COMMITTED
-	// each statement takes its snapshot when it starts, and PostgreSQL runs
-	// a pipeline's statements one after the other, so the head is read by
-	// a statement that starts once the lock is held and cannot miss the
-	// batch that committed just before. (One statement doing both would
-	// read the head from a snapshot taken before the lock.)
 	var head int64
 	lb := &pgx.Batch{}
 	lb.Queue(`SELECT pg_advisory_xact_lock($1)`, b.lockKey)
@@ -326,9 +311,50 @@ func (b *batcher) runTx(live []*op, bulk bool) bool {
 		err = cerr
 	}
 	if err != nil {
-		answerAll(live, internalf("take positions lock and read head: %w", err))
-		return true
+		tx.Rollback(bg)
+		return nil, 0, internalf("take positions lock and read head: %w", err)
 	}
+	return tx, head, nil
+}
+
+// run executes one batch in tx (which holds the positions lock; lockErr
+// says why there is none): the sends in bulk, the other ops in savepoints.
+func (b *batcher) run(batch []*op, tx pgx.Tx, head int64, lockErr error) {
+	// Claim the ops first: an op its caller gave up on is dropped here.
+	live := batch[:0:0]
+	for _, o := range batch {
+		if o.state.CompareAndSwap(opQueued, opClaimed) {
+			live = append(live, o)
+		}
+	}
+	if lockErr != nil {
+		answerAll(live, lockErr)
+		return
+	}
+	if len(live) == 0 {
+		tx.Rollback(bg)
+		return
+	}
+	b.batches.Add(1)
+	b.ops.Add(int64(len(live)))
+	if b.runTx(tx, head, live, true) {
+		return
+	}
+	tx, head, err := b.lockedTx()
+	if err != nil {
+		answerAll(live, err)
+		return
+	}
+	b.runTx(tx, head, live, false)
+}
+
+// runTx runs the ops in tx and answers each, except when bulk is set and
+// the bulk sends failed: then it rolls back, answers nobody and returns
+// false, and the caller runs the batch again without bulk. tx is finished
+// either way.
+func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool) bool {
+	defer tx.Rollback(bg) // after Commit, a no-op
+	errs := make([]error, len(live))
 	w := &writeTx{tx: tx, head: head}
 	if bulk {
 		var sends []int
