@@ -15,12 +15,15 @@ import (
 // Group commit.
 //
 // Every write of a node goes through one goroutine, its batcher. A write
-// call enqueues an op and waits. The batcher takes every op queued (up to
-// maxBatch) and runs them in ONE transaction: it takes the positions
-// advisory lock, reads the head, runs each op inside a SAVEPOINT (an op
-// that fails rolls back alone), writes the new head, commits once, and only
-// then answers each waiter. Batches of different nodes take turns on the
-// lock, so positions stay dense and in commit order cluster-wide.
+// call enqueues an op and waits. The batcher begins a transaction, takes
+// the positions advisory lock and reads the head, then takes every op
+// queued by then (up to maxBatch) and runs them in that ONE transaction:
+// the sends together in two bulk statements (bulk.go), every other op
+// inside a SAVEPOINT (an op that fails rolls back alone). It writes the new
+// head, commits once, and only then answers each waiter. Batches of
+// different nodes take turns on the lock, so positions stay dense and in
+// commit order cluster-wide; the writes that queue while a node waits for
+// the lock all go into its next batch.
 
 // maxBatch bounds how many ops share a transaction, so one batch does not
 // hold the cluster-wide lock for too long.
