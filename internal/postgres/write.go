@@ -80,7 +80,8 @@ func (db *DB) EnsureUser(ctx context.Context, id, name string) (parley.User, err
 }
 
 // nameFree returns ECONFLICT when a user other than id holds name. The
-// single writer makes check-then-insert safe.
+// positions lock, held by every write transaction of every node, makes
+// check-then-insert safe (and the unique index backs it up).
 func (w *writeTx) nameFree(name, id string) error {
 	var taken bool
 	if err := w.queryRow(qUserNameTaken, name, id).Scan(&taken); err != nil {
