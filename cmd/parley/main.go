@@ -33,6 +33,7 @@ type CLI struct {
 		Create userCreateCmd `cmd:"" help:"Create an account with a password."`
 	} `cmd:"" help:"Manage accounts."`
 	Bench benchCmd `cmd:"" help:"Run a load scenario against a server."`
+	Chat  chatCmd  `cmd:"" help:"Chat in the terminal (log in with --token or --username)."`
 }
 
 func main() {

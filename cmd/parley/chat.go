@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/internal/tui"
+)
+
+// chatCmd is the terminal client.
+type chatCmd struct {
+	URL      string `default:"http://127.0.0.1:8080" env:"PARLEY_URL" help:"Server URL."`
+	Token    string `env:"PARLEY_TOKEN" help:"Token to connect with (from 'parley token mint' or a login)."`
+	Username string `env:"PARLEY_USERNAME" help:"Log in with this username instead of a token; the password comes from PARLEY_PASSWORD or a line on stdin."`
+	Password string `env:"PARLEY_PASSWORD" help:"Password for --username (prefer the environment variable: flags show in ps)."`
+	LogFile  string `help:"Append the client's log to this file (default: no log, the screen is the UI)."`
+}
+
+func (c *chatCmd) Run(ctx context.Context, s *streams) error {
+	base, err := tui.BaseURL(c.URL)
+	if err != nil {
+		return err
+	}
+	var opts []client.Option
+	token := func(ctx context.Context) (string, error) { return c.Token, nil }
+	switch {
+	case c.Username != "":
+		pw := c.Password
+		if pw == "" {
+			fmt.Fprintf(s.err, "password for %s: ", c.Username)
+			line, err := bufio.NewReader(s.in).ReadString('\n')
+			if err != nil && line == "" {
+				return fmt.Errorf("reading the password from stdin: %w (or set PARLEY_PASSWORD)", err)
+			}
+			pw = strings.TrimRight(line, "\r\n")
+		}
+		sess, err := tui.Login(ctx, base, c.Username, pw)
+		if err != nil {
+			return fmt.Errorf("logging in as %s: %s", c.Username, parley.ErrorMessage(err))
+		}
+		token = tui.NewPasswordLogin(base, c.Username, pw, sess).Token
+	case c.Token == "":
+		return errors.New("give --token (or PARLEY_TOKEN), or --username with PARLEY_PASSWORD")
+	}
+	opts = append(opts, client.WithTokenSource(token))
+
+	// The screen is the UI: the SDK's log goes to a file or nowhere.
+	var logw io.Writer = io.Discard
+	if c.LogFile != "" {
+		f, err := os.OpenFile(c.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logw = f
+	}
+	opts = append(opts, client.WithLogger(slog.New(slog.NewTextHandler(logw, nil))))
+
+	cl, err := client.New(base, opts...)
+	if err != nil {
+		return err
+	}
+	lookup := func(ctx context.Context, name string) (parley.User, error) {
+		tok, err := token(ctx)
+		if err != nil {
+			return parley.User{}, err
+		}
+		return tui.LookupUser(ctx, base, tok, name)
+	}
+	return tui.Run(ctx, cl, tui.Config{LookupUser: lookup})
+}

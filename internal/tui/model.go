@@ -1,0 +1,756 @@
+// Package tui is Parley's terminal client (`parley chat`): a bubbletea
+// program on top of the Go SDK (package client). The SDK does the hard
+// parts (connection state, outbox, resume, history bookkeeping); this
+// package shows them: a conversation list with unread counts and presence,
+// the open conversation's history with send marks, an input line, typing
+// indicators and a status line with the connection state.
+//
+// The Model is driven only by messages: key presses, window sizes, and
+// clientChangedMsg, which the SDK's callbacks deliver (through
+// Config.Notify, tea.Program.Send in a real program) whenever something
+// changed. Update then reads the SDK's local state (never a network call)
+// so the screen always shows the newest state, whatever order messages
+// arrive in. Blocking calls (connect, history, create) run as tea.Cmds.
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
+)
+
+// Config configures a Model.
+type Config struct {
+	// Notify delivers a message to the program from another goroutine
+	// (tea.Program.Send). The model hands it to the SDK's view callbacks.
+	// Required when the model has a client.
+	Notify func(tea.Msg)
+	// LookupUser resolves a username for /group. Nil: /group takes user
+	// ids as they are.
+	LookupUser func(ctx context.Context, name string) (parley.User, error)
+	// PageSize is how many messages a history page holds (default
+	// parley.DefaultPageLimit).
+	PageSize int
+	// Now is the clock the countdown is shown with (default time.Now).
+	Now func() time.Time
+}
+
+// requestTimeout bounds each blocking call a command makes.
+const requestTimeout = 30 * time.Second
+
+// Model is the terminal client's state. Use it only from the bubbletea
+// event loop (Update and View); it is not safe for concurrent use.
+type Model struct {
+	c   *client.Client // nil in tests that only render
+	cfg Config
+
+	width, height int
+
+	me      parley.User
+	status  client.Status
+	convs   []parley.Conversation // most recent activity first
+	online  map[string]bool
+	typing  []client.Typist // in the open conversation
+	loaded  bool            // the conversation list was fetched once
+	loading bool            // a list fetch is under way
+	again   bool            // fetch the list again when the current fetch ends
+
+	open     string // id of the open (selected) conversation
+	view     *client.ConversationView
+	opening  bool
+	msgs     []parley.Message
+	hasMore  bool
+	loadMore bool // a LoadMore is under way
+	scroll   int  // lines scrolled up from the newest
+	outgoing []*outItem
+	readAsk  map[string]int64 // the read position asked for, per conversation
+
+	input     textinput.Model
+	nav       bool // keys navigate instead of typing (Esc toggles)
+	notice    string
+	ticking   bool // a one-second tick is scheduled (for the countdown)
+	quitArmed bool // Ctrl+C was pressed once with messages still sending
+}
+
+// outItem is a message this client sent, shown until the open view holds
+// it (then the view's copy is shown with a sent mark).
+type outItem struct {
+	msg      *client.Message // nil in render-only tests
+	clientID string
+	conv     string
+	text     string
+	at       time.Time
+	status   client.SendStatus
+	err      error
+}
+
+// Messages the model handles besides bubbletea's own.
+type (
+	// clientChangedMsg says the SDK's state changed: Update reads it again.
+	clientChangedMsg struct{}
+	// eventMsg carries an SDK event (then the state is read again).
+	eventMsg struct{ ev client.Event }
+	// tickMsg redraws the reconnect countdown.
+	tickMsg time.Time
+	// connectedMsg is the end of the first Connect.
+	connectedMsg struct{ err error }
+	// listMsg is the end of a conversation list fetch.
+	listMsg struct{ err error }
+	// openedMsg is the end of OpenConversation.
+	openedMsg struct {
+		id   string
+		view *client.ConversationView
+		err  error
+	}
+	// loadedMoreMsg is the end of a LoadMore.
+	loadedMoreMsg struct {
+		id  string
+		err error
+	}
+	// createdMsg is the end of /dm or /group.
+	createdMsg struct {
+		conv parley.Conversation
+		err  error
+	}
+	// readMsg is the end of a MarkRead.
+	readMsg struct {
+		id  string
+		seq int64
+		err error
+	}
+	// noticeMsg shows a line to the user.
+	noticeMsg string
+)
+
+// New returns the model for c.
+func New(c *client.Client, cfg Config) *Model {
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = parley.DefaultPageLimit
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = func(tea.Msg) {}
+	}
+	in := textinput.New()
+	in.Prompt = "> "
+	in.Placeholder = "type a message, /help for commands"
+	in.CharLimit = parley.MaxTextRunes
+	// The terminal's own cursor: no blink timers to run.
+	in.SetVirtualCursor(false)
+	in.Focus()
+	return &Model{c: c, cfg: cfg, online: map[string]bool{}, readAsk: map[string]int64{}, input: in, width: 80, height: 24}
+}
+
+// Init starts connecting.
+func (m *Model) Init() tea.Cmd {
+	if m.c == nil {
+		return nil
+	}
+	c := m.c
+	return func() tea.Msg {
+		// Connect returns at the first welcome; when that takes longer the
+		// client keeps trying in the background and the status line says so.
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		return connectedMsg{err: c.Connect(ctx)}
+	}
+}
+
+// Update handles one message.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.input.SetWidth(max(10, m.width-4))
+		m.clampScroll()
+		return m, nil
+	case tea.KeyPressMsg:
+		return m, m.key(msg)
+	case tea.PasteMsg:
+		if !m.nav {
+			var cmd tea.Cmd
+			m.input, cmd = m.input.Update(msg)
+			return m, cmd
+		}
+		return m, nil
+	case clientChangedMsg:
+		return m, m.refresh()
+	case eventMsg:
+		return m, m.event(msg.ev)
+	case tickMsg:
+		m.ticking = false
+		return m, m.refresh()
+	case connectedMsg:
+		if msg.err != nil && !errors.Is(msg.err, context.DeadlineExceeded) {
+			m.notice = "cannot connect: " + errText(msg.err)
+		}
+		return m, m.refresh()
+	case listMsg:
+		m.loading = false
+		if msg.err != nil {
+			m.notice = "cannot load conversations: " + errText(msg.err)
+		} else {
+			m.loaded = true
+		}
+		if m.again {
+			m.again = false
+			return m, tea.Batch(m.fetchList(), m.refresh())
+		}
+		return m, m.refresh()
+	case openedMsg:
+		if msg.id != m.open {
+			if msg.view != nil {
+				msg.view.Close()
+			}
+			return m, nil
+		}
+		m.opening = false
+		if msg.err != nil {
+			m.notice = "cannot load history: " + errText(msg.err)
+			return m, nil
+		}
+		m.view = msg.view
+		return m, m.refresh()
+	case loadedMoreMsg:
+		if msg.id == m.open {
+			m.loadMore = false
+			if msg.err != nil {
+				m.notice = "cannot load older messages: " + errText(msg.err)
+			}
+		}
+		return m, m.refresh()
+	case createdMsg:
+		if msg.err != nil {
+			m.notice = errText(msg.err)
+			return m, nil
+		}
+		if !slices.ContainsFunc(m.convs, func(cv parley.Conversation) bool { return cv.ID == msg.conv.ID }) {
+			m.convs = append([]parley.Conversation{msg.conv}, m.convs...)
+		}
+		return m, tea.Batch(m.select_(msg.conv.ID), m.refresh())
+	case readMsg:
+		if msg.err != nil && m.readAsk[msg.id] == msg.seq {
+			delete(m.readAsk, msg.id) // ask again on the next change
+		}
+		return m, nil
+	case noticeMsg:
+		m.notice = string(msg)
+		return m, nil
+	}
+	return m, nil
+}
+
+// refresh reads the SDK's state and does what follows from it: fetch the
+// list once connected, open the selected conversation, mark it read,
+// keep the countdown ticking.
+func (m *Model) refresh() tea.Cmd {
+	if m.c == nil {
+		return m.follow()
+	}
+	m.status = m.c.Status()
+	if u := m.c.User(); u.ID != "" {
+		m.me = u
+	}
+	if m.loaded {
+		m.convs = m.c.CachedConversations()
+	}
+	m.online = map[string]bool{}
+	for _, id := range m.c.Online() {
+		m.online[id] = true
+	}
+	m.typing = nil
+	if m.open != "" {
+		m.typing = m.c.Typing(m.open)
+	}
+	if m.view != nil {
+		m.msgs, m.hasMore = m.view.Messages(), m.view.HasMore()
+	}
+	for _, o := range m.outgoing {
+		if o.msg != nil {
+			o.status, o.err = o.msg.Status(), o.msg.Err()
+		}
+	}
+	return m.follow()
+}
+
+// follow does what the current state calls for.
+func (m *Model) follow() tea.Cmd {
+	var cmds []tea.Cmd
+	// Drop sent messages the open view now shows (or that belong to
+	// another conversation: that view will show them from the server).
+	m.outgoing = slices.DeleteFunc(m.outgoing, func(o *outItem) bool {
+		if o.status != client.Sent {
+			return false
+		}
+		return o.conv != m.open || slices.ContainsFunc(m.msgs, func(x parley.Message) bool { return x.ClientID == o.clientID })
+	})
+	connected := m.status.State == client.Connected || m.status.State == client.FeatureThrottled
+	if m.c != nil && connected && !m.loaded && !m.loading {
+		cmds = append(cmds, m.fetchList())
+	}
+	if m.open == "" && len(m.convs) > 0 {
+		cmds = append(cmds, m.select_(m.convs[0].ID))
+	} else if m.c != nil && m.open != "" && m.view == nil && !m.opening && connected {
+		cmds = append(cmds, m.openCmd(m.open))
+	}
+	cmds = append(cmds, m.markRead(), m.fill())
+	if !m.ticking && (m.status.State == client.Reconnecting || m.status.State == client.Connecting || m.status.State == client.FeatureThrottled) {
+		m.ticking = true
+		cmds = append(cmds, tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) }))
+	}
+	m.clampScroll()
+	return tea.Batch(cmds...)
+}
+
+// event reacts to an SDK event, then reads the state again.
+func (m *Model) event(ev client.Event) tea.Cmd {
+	var id string
+	switch e := ev.(type) {
+	case client.ConversationUpdated:
+		id = e.Conversation.ID
+	case client.NewMessage:
+		id = e.Message.ConversationID
+	case client.Resynced:
+		// The SDK refetches its list and views; read them when it is done.
+		return m.refresh()
+	}
+	if id != "" && m.loaded && m.c != nil && !slices.ContainsFunc(m.c.CachedConversations(), func(cv parley.Conversation) bool { return cv.ID == id }) {
+		// The SDK fetches a conversation it does not know in the
+		// background without telling the app when it is done: fetch the
+		// list so the new conversation shows at once.
+		return tea.Batch(m.fetchList(), m.refresh())
+	}
+	return m.refresh()
+}
+
+// fetchList fetches the conversation list (or asks for one more fetch
+// when one is under way, so the newest state wins).
+func (m *Model) fetchList() tea.Cmd {
+	if m.c == nil {
+		return nil
+	}
+	if m.loading {
+		m.again = true
+		return nil
+	}
+	m.loading = true
+	c := m.c
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		_, err := c.Conversations(ctx)
+		if err == nil {
+			// Presence covers contacts only, and a new conversation may
+			// have made new ones: ask again with the list.
+			_, _ = c.FetchPresence(ctx)
+		}
+		return listMsg{err: err}
+	}
+}
+
+// select_ makes id the open conversation.
+func (m *Model) select_(id string) tea.Cmd {
+	if id == m.open {
+		return nil
+	}
+	if m.view != nil {
+		m.view.Close()
+	}
+	m.open, m.view, m.msgs, m.hasMore, m.scroll, m.loadMore, m.typing = id, nil, nil, false, 0, false, nil
+	m.opening = false
+	if m.c == nil {
+		return nil
+	}
+	m.typing = m.c.Typing(id)
+	return m.openCmd(id)
+}
+
+func (m *Model) openCmd(id string) tea.Cmd {
+	m.opening = true
+	c, notify, size := m.c, m.cfg.Notify, m.cfg.PageSize
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		v, err := c.OpenConversation(ctx, id, size)
+		if err != nil {
+			return openedMsg{id: id, err: err}
+		}
+		// Set after the first page: Update reads the view when openedMsg
+		// arrives, so a change in between is not lost.
+		v.OnChange(func() { notify(clientChangedMsg{}) })
+		return openedMsg{id: id, view: v}
+	}
+}
+
+// markRead moves the read position to the newest message shown, while the
+// user is at the bottom of the open conversation.
+func (m *Model) markRead() tea.Cmd {
+	if m.c == nil || m.view == nil || len(m.msgs) == 0 || m.scroll > 0 {
+		return nil
+	}
+	last := m.msgs[len(m.msgs)-1].Seq
+	i := slices.IndexFunc(m.convs, func(cv parley.Conversation) bool { return cv.ID == m.open })
+	if i < 0 || (m.convs[i].ReadSeq >= last && m.convs[i].UnreadCount == 0) || m.readAsk[m.open] >= last {
+		return nil
+	}
+	m.readAsk[m.open] = last
+	c, id := m.c, m.open
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		_, err := c.MarkRead(ctx, id, last)
+		return readMsg{id: id, seq: last, err: err}
+	}
+}
+
+// fill loads older pages while the history does not fill the pane.
+func (m *Model) fill() tea.Cmd {
+	if m.view == nil || !m.hasMore || m.loadMore || len(m.messageLines(m.paneWidth())) >= m.messageRows() {
+		return nil
+	}
+	return m.older()
+}
+
+func (m *Model) older() tea.Cmd {
+	if m.view == nil || !m.hasMore || m.loadMore {
+		return nil
+	}
+	m.loadMore = true
+	v, id := m.view, m.open
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		_, err := v.LoadMore(ctx)
+		return loadedMoreMsg{id: id, err: err}
+	}
+}
+
+// key handles a key press.
+func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
+	s := k.String()
+	if s != "ctrl+c" && s != "ctrl+d" {
+		m.quitArmed = false
+	}
+	switch s {
+	case "ctrl+c", "ctrl+d":
+		return m.quit()
+	case "ctrl+r":
+		return m.reconnect()
+	case "ctrl+e":
+		return m.resend()
+	case "tab", "down", "ctrl+n":
+		return m.move(1)
+	case "shift+tab", "up", "ctrl+p":
+		return m.move(-1)
+	case "pgup":
+		return m.pageUp()
+	case "pgdown":
+		m.scroll -= max(1, m.messageRows()-1)
+		m.clampScroll()
+		return m.markRead()
+	case "esc":
+		m.nav = !m.nav
+		if m.nav {
+			m.input.Blur()
+		} else {
+			m.input.Focus()
+		}
+		return nil
+	}
+	if m.nav {
+		switch s {
+		case "q":
+			return m.quit()
+		case "j":
+			return m.move(1)
+		case "k":
+			return m.move(-1)
+		case "r":
+			return m.reconnect()
+		case "e":
+			return m.resend()
+		case "i", "enter":
+			m.nav = false
+			m.input.Focus()
+		}
+		return nil
+	}
+	if s == "enter" {
+		return m.submit()
+	}
+	before := m.input.Value()
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(k)
+	if after := m.input.Value(); after != before && m.c != nil && m.open != "" && !strings.HasPrefix(after, "/") {
+		c, id, typing := m.c, m.open, after != ""
+		// SetTyping sends at most one start per 3 s itself.
+		cmd = tea.Batch(cmd, func() tea.Msg {
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			defer cancel()
+			_ = c.SetTyping(ctx, id, typing)
+			return nil
+		})
+	}
+	return cmd
+}
+
+func (m *Model) quit() tea.Cmd {
+	n := 0
+	for _, o := range m.outgoing {
+		if o.status == client.Sending {
+			n++
+		}
+	}
+	if n > 0 && !m.quitArmed {
+		m.quitArmed = true
+		m.notice = fmt.Sprintf("%d %s still sending and will be lost: press Ctrl+C again to quit anyway", n, plural(n, "message is", "messages are"))
+		return nil
+	}
+	return tea.Quit
+}
+
+func (m *Model) reconnect() tea.Cmd {
+	if m.c == nil {
+		return nil
+	}
+	if m.status.State == client.Connected || m.status.State == client.FeatureThrottled {
+		m.notice = "already connected"
+		return nil
+	}
+	m.c.Reconnect()
+	m.notice = ""
+	return m.refresh()
+}
+
+// resend queues the open conversation's failed messages again.
+func (m *Model) resend() tea.Cmd {
+	n := 0
+	for _, o := range m.outgoing {
+		if o.conv != m.open || o.status != client.Failed || o.msg == nil {
+			continue
+		}
+		if err := m.c.Resend(context.Background(), o.msg); err != nil {
+			m.notice = "cannot resend: " + errText(err)
+			return m.refresh()
+		}
+		n++
+	}
+	if n == 0 {
+		m.notice = "no failed message to resend here"
+	} else {
+		m.notice = fmt.Sprintf("resending %d %s", n, plural(n, "message", "messages"))
+	}
+	return m.refresh()
+}
+
+// move selects the next (+1) or previous (-1) conversation.
+func (m *Model) move(d int) tea.Cmd {
+	if len(m.convs) == 0 {
+		return nil
+	}
+	i := slices.IndexFunc(m.convs, func(cv parley.Conversation) bool { return cv.ID == m.open })
+	i = ((i+d)%len(m.convs) + len(m.convs)) % len(m.convs)
+	return m.select_(m.convs[i].ID)
+}
+
+func (m *Model) pageUp() tea.Cmd {
+	m.scroll += max(1, m.messageRows()-1)
+	if top := m.maxScroll(); m.scroll >= top {
+		m.scroll = top
+		return m.older()
+	}
+	return nil
+}
+
+func (m *Model) maxScroll() int {
+	return max(0, len(m.messageLines(m.paneWidth()))-m.messageRows())
+}
+
+func (m *Model) clampScroll() {
+	m.scroll = min(max(0, m.scroll), m.maxScroll())
+}
+
+// submit sends the input line or runs the command in it.
+func (m *Model) submit() tea.Cmd {
+	text := strings.TrimSpace(m.input.Value())
+	if text == "" {
+		return nil
+	}
+	m.notice = ""
+	if strings.HasPrefix(text, "/") {
+		m.input.Reset()
+		return m.command(text)
+	}
+	if m.open == "" {
+		m.notice = "no conversation open: start one with /dm user or /group title user..."
+		return nil
+	}
+	if m.c == nil {
+		return nil
+	}
+	// Send here, not in a Cmd: it returns at once, and calling it in the
+	// order Enter was pressed is what keeps the messages in order.
+	msg, err := m.c.Send(context.Background(), m.open, text)
+	if err != nil {
+		// Keep the text so nothing typed is lost.
+		m.notice = "not sent: " + errText(err)
+		return nil
+	}
+	m.input.Reset()
+	m.scroll = 0
+	m.outgoing = append(m.outgoing, &outItem{msg: msg, clientID: msg.ClientID(), conv: m.open, text: text, at: msg.CreatedAt(), status: msg.Status()})
+	return m.refresh()
+}
+
+// command runs a /command.
+func (m *Model) command(line string) tea.Cmd {
+	f := fields(line)
+	switch f[0] {
+	case "/help", "/?":
+		m.notice = "/dm user · /group title user1 user2... · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+		return nil
+	case "/quit", "/q":
+		return tea.Quit
+	case "/dm":
+		if len(f) != 2 {
+			m.notice = "usage: /dm username"
+			return nil
+		}
+		if m.c == nil {
+			return nil
+		}
+		c, name := m.c, f[1]
+		m.notice = "opening a conversation with " + name + "..."
+		return func() tea.Msg {
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			defer cancel()
+			cv, err := c.CreateDirect(ctx, "", name)
+			if err != nil {
+				return createdMsg{err: fmt.Errorf("/dm %s: %s", name, errText(err))}
+			}
+			// The SDK's list learns of it in the background; fetch it
+			// now so the list shows it at once, and presence, as bob may
+			// be a new contact.
+			_, _ = c.Conversations(ctx)
+			_, _ = c.FetchPresence(ctx)
+			return createdMsg{conv: cv}
+		}
+	case "/group":
+		if len(f) < 2 {
+			m.notice = "usage: /group title user1 user2..."
+			return nil
+		}
+		if m.c == nil {
+			return nil
+		}
+		c, lookup, title, names := m.c, m.cfg.LookupUser, f[1], f[2:]
+		m.notice = "creating group " + title + "..."
+		return func() tea.Msg {
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			defer cancel()
+			ids := make([]string, 0, len(names))
+			for _, n := range names {
+				if lookup == nil {
+					ids = append(ids, n)
+					continue
+				}
+				u, err := lookup(ctx, n)
+				if err != nil {
+					return createdMsg{err: fmt.Errorf("/group: user %s: %s", n, errText(err))}
+				}
+				ids = append(ids, u.ID)
+			}
+			cv, err := c.CreateGroup(ctx, title, ids)
+			if err != nil {
+				return createdMsg{err: fmt.Errorf("/group %s: %s", title, errText(err))}
+			}
+			_, _ = c.Conversations(ctx)
+			_, _ = c.FetchPresence(ctx)
+			return createdMsg{conv: cv}
+		}
+	}
+	m.notice = "unknown command " + f[0] + " (/help lists them)"
+	return nil
+}
+
+// fields splits a command line on spaces; "double quotes" keep spaces.
+func fields(s string) []string {
+	var out []string
+	var b strings.Builder
+	quoted, have := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted, have = !quoted, true
+		case r == ' ' && !quoted:
+			if have {
+				out = append(out, b.String())
+				b.Reset()
+				have = false
+			}
+		default:
+			b.WriteRune(r)
+			have = true
+		}
+	}
+	if have {
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// errText is an error as the user should read it: a *parley.Error's
+// message without the "parley: code:" prefix; for a network error the
+// cause at the bottom of the chain ("connection refused"), not the
+// layers of wrapping above it.
+func errText(err error) string {
+	var pe *parley.Error
+	if errors.As(err, &pe) {
+		return pe.Message
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		inner := err
+		for next := errors.Unwrap(inner); next != nil; next = errors.Unwrap(inner) {
+			inner = next
+		}
+		return inner.Error()
+	}
+	return err.Error()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+var _ tea.Model = (*Model)(nil)
+
+// Styles.
+var (
+	green    = lipgloss.Color("2")
+	yellow   = lipgloss.Color("3")
+	red      = lipgloss.Color("1")
+	grey     = lipgloss.Color("8")
+	okStyle  = lipgloss.NewStyle().Foreground(green)
+	busy     = lipgloss.NewStyle().Foreground(yellow)
+	bad      = lipgloss.NewStyle().Foreground(red)
+	dim      = lipgloss.NewStyle().Foreground(grey)
+	bold     = lipgloss.NewStyle().Bold(true)
+	selected = lipgloss.NewStyle().Reverse(true)
+)

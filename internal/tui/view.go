@@ -1,0 +1,380 @@
+package tui
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
+)
+
+// The screen, top to bottom:
+//
+//	Conversations      │ bob ● online
+//	● bob            2 │ 10:02 bob: hello
+//	# team             │ 10:03 alice: hi ✓
+//	                   │
+//	bob is typing… · notice
+//	> input
+//	● connected as alice   Tab switch · PgUp older · ...
+
+// View renders the screen.
+func (m *Model) View() tea.View {
+	bottom := m.bottomLines()
+	paneH := max(2, m.height-len(bottom)-2)
+	lw, rw := m.listWidth(), m.paneWidth()
+
+	left := m.listLines(lw, paneH)
+	right := m.paneLines(rw, paneH)
+	lines := make([]string, 0, m.height)
+	for i := 0; i < paneH; i++ {
+		if lw > 0 {
+			lines = append(lines, pad(left[i], lw)+dim.Render("│")+right[i])
+		} else {
+			lines = append(lines, right[i])
+		}
+	}
+	lines = append(lines, bottom...)
+	inputRow := len(lines)
+	lines = append(lines, ansi.Truncate(m.input.View(), m.width, ""))
+	lines = append(lines, m.statusLine())
+
+	v := tea.NewView(strings.Join(lines, "\n"))
+	v.AltScreen = true
+	v.WindowTitle = "parley"
+	if c := m.input.Cursor(); c != nil && !m.nav {
+		c.Y = inputRow
+		v.Cursor = c
+	}
+	return v
+}
+
+// listWidth is the conversation list's width (0: hidden on a narrow screen).
+func (m *Model) listWidth() int {
+	if m.width < 40 {
+		return 0
+	}
+	return min(28, max(16, m.width/4))
+}
+
+// paneWidth is the message pane's width.
+func (m *Model) paneWidth() int {
+	if lw := m.listWidth(); lw > 0 {
+		return max(10, m.width-lw-1)
+	}
+	return max(10, m.width)
+}
+
+// messageRows is how many lines of history fit.
+func (m *Model) messageRows() int {
+	return max(1, m.height-len(m.bottomLines())-2-1)
+}
+
+// listLines renders the conversation list, n lines of width w.
+func (m *Model) listLines(w, n int) []string {
+	out := []string{bold.Render(ansi.Truncate("Conversations", w, "…"))}
+	if len(m.convs) == 0 {
+		out = append(out, dim.Render(ansi.Truncate("none yet: /dm user", w, "…")))
+	}
+	// Keep the selected conversation on screen.
+	first := 0
+	if i := slices.IndexFunc(m.convs, func(cv parley.Conversation) bool { return cv.ID == m.open }); i >= n-1 {
+		first = i - (n - 2)
+	}
+	for _, cv := range m.convs[min(first, len(m.convs)):] {
+		if len(out) == n {
+			break
+		}
+		dot := m.dot(cv)
+		count := ""
+		if cv.UnreadCount > 0 {
+			count = fmt.Sprintf(" %d", cv.UnreadCount)
+		}
+		name := ansi.Truncate(m.title(cv), max(1, w-2-len(count)), "…")
+		line := dot + " " + name
+		gap := max(0, w-lipgloss.Width(line)-len(count))
+		line += strings.Repeat(" ", gap) + bold.Render(count)
+		if cv.ID == m.open {
+			line = selected.Render(ansi.Strip(line))
+		}
+		out = append(out, line)
+	}
+	for len(out) < n {
+		out = append(out, "")
+	}
+	return out
+}
+
+// dot is a conversation's presence mark: for a direct conversation whether
+// the other person is online, "#" for a group.
+func (m *Model) dot(cv parley.Conversation) string {
+	if cv.Kind != parley.Direct {
+		return dim.Render("#")
+	}
+	if other := m.other(cv); other != "" && m.online[other] {
+		return okStyle.Render("●")
+	}
+	return dim.Render("○")
+}
+
+// other is the other member of a direct conversation.
+func (m *Model) other(cv parley.Conversation) string {
+	for _, mb := range cv.Members {
+		if mb.UserID != m.me.ID {
+			return mb.UserID
+		}
+	}
+	return ""
+}
+
+// title names a conversation: a group's title, or the other person.
+func (m *Model) title(cv parley.Conversation) string {
+	if cv.Kind == parley.Direct {
+		for _, mb := range cv.Members {
+			if mb.UserID != m.me.ID {
+				return mb.Name
+			}
+		}
+	}
+	if cv.Title != "" {
+		return cv.Title
+	}
+	return "(untitled)"
+}
+
+func (m *Model) openConv() (parley.Conversation, bool) {
+	i := slices.IndexFunc(m.convs, func(cv parley.Conversation) bool { return cv.ID == m.open })
+	if i < 0 {
+		return parley.Conversation{}, false
+	}
+	return m.convs[i], true
+}
+
+// paneLines renders the open conversation: a header and the history,
+// n lines of width w, newest at the bottom.
+func (m *Model) paneLines(w, n int) []string {
+	out := make([]string, 0, n)
+	cv, ok := m.openConv()
+	switch {
+	case m.open == "":
+		out = append(out, dim.Render(ansi.Truncate("no conversation open", w, "…")))
+	case !ok:
+		out = append(out, bold.Render("…"))
+	default:
+		out = append(out, ansi.Truncate(bold.Render(m.title(cv))+" "+m.about(cv), w, "…"))
+	}
+	rows := n - 1
+	lines := m.messageLines(w)
+	end := max(0, len(lines)-m.scroll)
+	start := max(0, end-rows)
+	for i := 0; i < rows-(end-start); i++ {
+		out = append(out, "")
+	}
+	out = append(out, lines[start:end]...)
+	return out
+}
+
+// about says who is in a conversation: presence for a direct one, member
+// counts for a group.
+func (m *Model) about(cv parley.Conversation) string {
+	if cv.Kind == parley.Direct {
+		if m.online[m.other(cv)] {
+			return okStyle.Render("● online")
+		}
+		return dim.Render("○ offline")
+	}
+	on := 0
+	for _, mb := range cv.Members {
+		if mb.UserID != m.me.ID && m.online[mb.UserID] {
+			on++
+		}
+	}
+	return dim.Render(fmt.Sprintf("%d members, %d online", len(cv.Members), on))
+}
+
+// messageLines renders the open conversation's history wrapped to w:
+// loaded messages, then this client's messages not stored yet.
+func (m *Model) messageLines(w int) []string {
+	if m.open == "" {
+		return nil
+	}
+	var out []string
+	add := func(s string) {
+		for _, l := range strings.Split(ansi.Wrap(s, w, " "), "\n") {
+			out = append(out, ansi.Truncate(l, w, ""))
+		}
+	}
+	switch {
+	case m.view == nil && m.msgs == nil:
+		add(dim.Render("loading…"))
+	case m.loadMore:
+		add(dim.Render("loading older messages…"))
+	case m.hasMore:
+		add(dim.Render("↑ PgUp for older messages"))
+	case len(m.msgs) > 0:
+		add(dim.Render("— start of the conversation —"))
+	}
+	cv, _ := m.openConv()
+	for _, msg := range m.msgs {
+		add(m.messageLine(msg, cv))
+	}
+	for _, o := range m.outgoing {
+		if o.conv != m.open {
+			continue
+		}
+		line := dim.Render(o.at.Local().Format("15:04")) + " " + bold.Render(m.me.Name) + ": " + o.text + " "
+		switch o.status {
+		case client.Sending:
+			line += busy.Render("… sending")
+		case client.Sent:
+			line += okStyle.Render("✓")
+		case client.Failed:
+			reason := "failed"
+			if o.err != nil {
+				reason = "failed: " + errText(o.err)
+			}
+			line += bad.Render("✗ "+reason) + dim.Render(" (Ctrl+E resends)")
+		}
+		add(line)
+	}
+	return out
+}
+
+// messageLine renders one stored message; the user's own get a sent mark
+// (✓) or a read mark (✓✓, everyone else has read it).
+func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
+	at := dim.Render(msg.CreatedAt.Local().Format("15:04"))
+	name := bold.Render(msg.SenderName)
+	if msg.Deleted {
+		return at + " " + name + ": " + dim.Render("(message deleted)")
+	}
+	text := msg.Text
+	if msg.Type == parley.Image && msg.Attachment != nil {
+		img := dim.Render(fmt.Sprintf("[image %dx%d]", msg.Attachment.Width, msg.Attachment.Height))
+		text = strings.TrimSpace(img + " " + text)
+	}
+	line := at + " " + name + ": " + text
+	if m.me.ID != "" && msg.SenderID == m.me.ID {
+		read := len(cv.Members) > 1
+		for _, mb := range cv.Members {
+			if mb.UserID != m.me.ID && mb.ReadSeq < msg.Seq {
+				read = false
+			}
+		}
+		if read {
+			line += " " + okStyle.Render("✓✓")
+		} else {
+			line += " " + okStyle.Render("✓")
+		}
+	}
+	return line
+}
+
+// bottomLines are the lines between the panes and the input: who is
+// typing and the last notice (wrapped, at most 3 lines).
+func (m *Model) bottomLines() []string {
+	var parts []string
+	if t := typingText(m.typing); t != "" {
+		parts = append(parts, dim.Italic(true).Render(t))
+	}
+	if m.notice != "" {
+		parts = append(parts, busy.Render(m.notice))
+	}
+	s := strings.Join(parts, dim.Render(" · "))
+	if s == "" {
+		return []string{""}
+	}
+	w := max(10, m.width)
+	lines := strings.Split(ansi.Wrap(s, w, " "), "\n")
+	if len(lines) > 3 {
+		lines = lines[:3]
+	}
+	return lines
+}
+
+// typingText is "bob is typing…", "bob and carol are typing…", "3 people
+// are typing…".
+func typingText(ts []client.Typist) string {
+	switch len(ts) {
+	case 0:
+		return ""
+	case 1:
+		return ts[0].UserName + " is typing…"
+	case 2:
+		return ts[0].UserName + " and " + ts[1].UserName + " are typing…"
+	}
+	return fmt.Sprintf("%d people are typing…", len(ts))
+}
+
+// statusLine shows the connection: green connected, yellow connecting or
+// reconnecting (with the countdown and attempt), red disconnected; then
+// key hints.
+func (m *Model) statusLine() string {
+	st := m.status
+	var s string
+	switch st.State {
+	case client.Connected:
+		s = okStyle.Render("● connected")
+		if m.me.Name != "" {
+			s += " as " + m.me.Name
+		}
+	case client.FeatureThrottled:
+		s = okStyle.Render("● connected")
+		var fs []string
+		for f, until := range st.Throttled {
+			fs = append(fs, fmt.Sprintf("%s paused for %s", f, secs(until.Sub(m.cfg.Now()).Seconds())))
+		}
+		slices.Sort(fs)
+		s += busy.Render(" (" + strings.Join(fs, ", ") + ")")
+	case client.Connecting:
+		t := "◌ connecting…"
+		if st.Attempt > 1 {
+			t = fmt.Sprintf("◌ connecting… (attempt %d)", st.Attempt)
+		}
+		s = busy.Render(t)
+		if st.Err != nil {
+			s += dim.Render(" last error: " + errText(st.Err))
+		}
+	case client.Reconnecting:
+		left := st.NextRetryAt.Sub(m.cfg.Now()).Seconds()
+		t := fmt.Sprintf("◌ reconnecting in %s (attempt %d)", secs(left), st.Attempt)
+		if left <= 0 {
+			t = fmt.Sprintf("◌ reconnecting now (attempt %d)", st.Attempt)
+		}
+		s = busy.Render(t) + " " + bold.Render("Ctrl+R retry now")
+		if st.Err != nil {
+			s += dim.Render(" · " + errText(st.Err))
+		}
+	default:
+		t := "✗ disconnected"
+		if st.Err != nil {
+			t += ": " + errText(st.Err)
+		}
+		s = bad.Render(t) + " " + bold.Render("Ctrl+R reconnect")
+	}
+	hints := "Tab switch · PgUp older · Ctrl+E resend · Esc keys · Ctrl+C quit"
+	if m.nav {
+		hints = "j/k switch · e resend · r reconnect · i/Enter type · q quit"
+	}
+	if gap := m.width - lipgloss.Width(s) - lipgloss.Width(hints); gap >= 2 {
+		s += strings.Repeat(" ", gap) + dim.Render(hints)
+	}
+	return ansi.Truncate(s, m.width, "…")
+}
+
+// secs is a whole number of seconds, rounded up ("4 s").
+func secs(f float64) string {
+	return fmt.Sprintf("%d s", int(math.Max(0, math.Ceil(f))))
+}
+
+// pad pads or cuts s to exactly w cells.
+func pad(s string, w int) string {
+	s = ansi.Truncate(s, w, "")
+	return s + strings.Repeat(" ", max(0, w-lipgloss.Width(s)))
+}
