@@ -107,9 +107,15 @@ type Request struct {
 // set, is the last position the client saw: the server replays every event
 // after it, then sends TypeResumed (or TypeResync when more than
 // parley.ResumeLimit events were missed).
+//
+// Batch, when true, lets the server put several frames into one WebSocket
+// text message, separated by "\n" (a frame's JSON never holds a raw
+// newline); the client splits every message on "\n". Without it every
+// message holds exactly one frame.
 type Hello struct {
 	Token      string `json:"token"`
 	ResumeFrom *int64 `json:"resume_from,omitempty"`
+	Batch      bool   `json:"batch,omitempty"`
 }
 
 // Send stores a message (OpSend). The reply's data is the stored

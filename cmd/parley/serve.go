@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +40,7 @@ type ServeCmd struct {
 	HeartbeatTimeout  time.Duration `default:"9s" env:"PARLEY_HEARTBEAT_TIMEOUT" help:"Close a connection silent for this long (4002)."`
 	ResumeLimit       int           `default:"10000" env:"PARLEY_RESUME_LIMIT" help:"Most missed events a resume replays; further behind gets resync."`
 	ShutdownTimeout   time.Duration `default:"15s" env:"PARLEY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown may take."`
+	PprofAddr         string        `env:"PARLEY_PPROF_ADDR" help:"Serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060; default off). Never expose it publicly."`
 
 	SendQueue           int     `default:"256" env:"PARLEY_SEND_QUEUE" help:"Frames queued per connection before dropping typing/presence, then closing 4001."`
 	MessagesPerSecond   float64 `default:"10" env:"PARLEY_MESSAGES_PER_SECOND" help:"Messages per second per user (negative: no limit)."`
@@ -80,6 +83,9 @@ type Main struct {
 	Addr string
 
 	serveErr chan error
+	// pprof is the --pprof-addr server, when on; Close shuts it down.
+	pprof     *http.Server
+	pprofDone chan struct{}
 }
 
 // NewMain returns a Main for cfg, logging to s.err.
@@ -138,6 +144,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Addr = ln.Addr().String()
+	if c.PprofAddr != "" {
+		if err := m.servePprof(c.PprofAddr); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	m.serveErr = make(chan error, 1)
 	// Owned by m: Close waits for it.
 	go func() { m.serveErr <- m.Server.Serve(ln) }()
@@ -149,6 +161,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 // closes the broker and the store.
 func (m *Main) Close() error {
 	var errs []error
+	if m.pprof != nil {
+		m.pprof.Close()
+		<-m.pprofDone
+		m.pprof = nil
+	}
 	if m.Server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 		errs = append(errs, m.Server.Shutdown(ctx))
@@ -168,6 +185,30 @@ func (m *Main) Close() error {
 	}
 	m.Logger.Info("parley stopped")
 	return errors.Join(errs...)
+}
+
+// servePprof serves the net/http/pprof handlers on their own listener, so
+// profiling a server (e.g. a child of `parley bench`) needs no route on the
+// public one. The goroutine is owned by m: Close shuts it down and waits.
+func (m *Main) servePprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.pprofDone = make(chan struct{})
+	go func() {
+		defer close(m.pprofDone)
+		_ = m.pprof.Serve(ln)
+	}()
+	m.Logger.Info("pprof serving", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return nil
 }
 
 // openStore is the switch point between stores: SQLite in the data dir by

@@ -204,7 +204,9 @@ func (c *client) session(ctx context.Context, first *bool, ready func(error)) er
 	defer conn.CloseNow()
 	c.connects.Add(1)
 	resuming := !*first
-	hello := protocol.Hello{Token: c.token}
+	// The load tool asks for batched frames (several per message, split on
+	// '\n'): the server then writes a connection's queue in one syscall.
+	hello := protocol.Hello{Token: c.token, Batch: true}
 	if resuming {
 		p := c.lastPos
 		hello.ResumeFrom = &p
@@ -216,29 +218,35 @@ func (c *client) session(ctx context.Context, first *bool, ready func(error)) er
 	if err := conn.Write(hctx, websocket.MessageText, req); err != nil {
 		return err
 	}
-	for {
+	var rest []byte // frames after the welcome in the same message
+	for welcomed := false; !welcomed; {
 		b, err := c.readFrame(hctx, conn)
 		if err != nil {
 			return err
 		}
-		var f protocol.Frame
-		if err := json.Unmarshal(b, &f); err != nil {
-			return fmt.Errorf("bad frame before welcome: %w", err)
+		for len(b) > 0 {
+			var fb []byte
+			fb, b = nextFrame(b)
+			var f protocol.Frame
+			if err := json.Unmarshal(fb, &f); err != nil {
+				return fmt.Errorf("bad frame before welcome: %w", err)
+			}
+			if f.Type == protocol.TypeError {
+				return fmt.Errorf("hello refused: %s: %s", f.Error.Code, f.Error.Message)
+			}
+			if f.Type != protocol.TypeWelcome {
+				continue
+			}
+			var wl protocol.Welcome
+			if err := json.Unmarshal(f.Data, &wl); err != nil {
+				return fmt.Errorf("bad welcome: %w", err)
+			}
+			if *first {
+				c.lastPos = max(c.lastPos, wl.Head)
+			}
+			rest, welcomed = b, true
+			break
 		}
-		if f.Type == protocol.TypeError {
-			return fmt.Errorf("hello refused: %s: %s", f.Error.Code, f.Error.Message)
-		}
-		if f.Type != protocol.TypeWelcome {
-			continue
-		}
-		var wl protocol.Welcome
-		if err := json.Unmarshal(f.Data, &wl); err != nil {
-			return fmt.Errorf("bad welcome: %w", err)
-		}
-		if *first {
-			c.lastPos = max(c.lastPos, wl.Head)
-		}
-		break
 	}
 	cancel()
 	c.conn.Store(conn)
@@ -249,12 +257,31 @@ func (c *client) session(ctx context.Context, first *bool, ready func(error)) er
 		ready(nil)
 	}
 	c.resendPending(ctx, conn)
+	c.handleAll(ctx, conn, rest)
 	for {
 		b, err := c.readFrame(ctx, conn)
 		if err != nil {
 			return err
 		}
-		c.handle(ctx, conn, b)
+		c.handleAll(ctx, conn, b)
+	}
+}
+
+// nextFrame splits the first frame off a message: with hello batch the
+// server may put several frames in one message, separated by '\n'.
+func nextFrame(b []byte) (frame, rest []byte) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
+}
+
+// handleAll handles every frame of one message, in order.
+func (c *client) handleAll(ctx context.Context, conn *websocket.Conn, b []byte) {
+	for len(b) > 0 {
+		var f []byte
+		f, b = nextFrame(b)
+		c.handle(ctx, conn, f)
 	}
 }
 

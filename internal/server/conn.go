@@ -18,35 +18,70 @@ import (
 // handshake: the peer is gone already.
 const closeNow = -1
 
-// writeTimeout bounds one frame write; a peer that cannot take a frame in
-// this long is dead or hopelessly slow.
+// writeTimeout bounds one message write; a peer that cannot take a message
+// in this long is dead or hopelessly slow.
 const writeTimeout = 10 * time.Second
 
+// requestQueue bounds the requests read from a connection and not yet run.
+// When it is full the reader stops reading (backpressure on the client's
+// socket) until the worker takes one; see conn.paused for the heartbeat.
+const requestQueue = 32
+
+// maxBatchBytes bounds one batched WebSocket message (hello batch: true):
+// the writer joins queued frames with '\n' up to this size.
+const maxBatchBytes = 64 << 10
+
 // conn is one WebSocket connection. serve owns it: it reads the hello,
-// replays what the client missed, starts the writer goroutine, runs the
-// reader loop and tears everything down when the reader ends.
+// replays what the client missed, then runs the reader loop on its own
+// goroutine (net/http's) and tears everything down when the reader ends.
 //
-// The reader never blocks on the peer's reading: frames for the client go
-// into a bounded queue that the writer drains. enqueue is safe from any
-// goroutine (the hub, the reader, timers).
+// Goroutines. Besides the reader (serve), a connection has at most two
+// more, both started on demand and both ending by themselves when they run
+// out of work, so an idle connection has the reader only:
+//   - the writer drains the send queue (writeLoop); it is started by the
+//     first enqueue once the connection is started, and exits when the
+//     queue is empty (or after closing the WebSocket);
+//   - the worker runs requests one at a time, in the order read (work); it
+//     is started by the reader when a request arrives and exits when the
+//     request queue is empty.
+//
+// Both are started under mu, counted in wg, and serve waits for them
+// before it returns. The heartbeat is one sweep per server (Server.heartbeat),
+// not a timer per connection.
+//
+// enqueue, closeWith and goaway are safe from any goroutine (the hub, the
+// worker, timers).
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
+	ctx     context.Context // the server's connection context (serve's ctx)
 	ip      string
 	session string
 	user    parley.User // set once by hello, before the conn is shared
+	batch   bool        // set once by hello: frames may share a message
 
 	mu          sync.Mutex // guards the fields below
 	q           []outFrame
-	closeCode   int // when non-zero the writer closes the connection with it
+	spare       []outFrame // the writer's last queue, reused while it runs
+	closeCode   int        // when non-zero the writer closes the connection with it
 	closeReason string
 	flush       bool // write the queue before closing (goaway)
 	goingAway   bool
-	throttles   map[string]*time.Timer
+	started     bool                   // welcome and replay are written: the writer may run
+	writerOn    bool                   // a writer goroutine is running
+	closed      bool                   // the writer closed the WebSocket; no writer starts again
+	throttles   map[string]*time.Timer // allocated on first use
+	reqs        []request              // requests waiting for the worker
+	workerOn    bool                   // a worker goroutine is running
+	room        chan struct{}          // made while the reader waits for room in reqs
+	wg          sync.WaitGroup         // the writer and worker goroutines
 
-	sig        chan struct{} // wakes the writer; buffered, 1
-	writerDone chan struct{}
-	lastRead   atomic.Int64 // unix nanos of the last frame read or op finished
+	lastRead atomic.Int64 // unix nanos of the last frame read
+	// paused is set while the server does not read from the connection
+	// for its own reasons (writing the hello replay, or the request queue
+	// is full). The heartbeat sweep skips paused connections: a client is
+	// not closed for the server's slowness.
+	paused atomic.Bool
 }
 
 type outFrame struct {
@@ -54,23 +89,29 @@ type outFrame struct {
 	droppable bool // typing and presence: the first to go when the queue is full
 }
 
-func newConn(s *Server, ws *websocket.Conn, ip string) *conn {
-	return &conn{
-		s: s, ws: ws, ip: ip, session: uuid.NewString(),
-		throttles:  make(map[string]*time.Timer),
-		sig:        make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
-	}
+// request is a read request for the worker, or the error decoding it gave
+// (answered in order with the requests around it).
+type request struct {
+	req protocol.Request
+	err error
 }
 
-func (c *conn) signal() {
-	select {
-	case c.sig <- struct{}{}:
-	default:
-	}
+func newConn(s *Server, ws *websocket.Conn, ip string) *conn {
+	return &conn{s: s, ws: ws, ip: ip, session: uuid.NewString()}
 }
 
 func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
+
+// kickLocked starts the writer when there is something for it to do and
+// none runs. c.mu must be held.
+func (c *conn) kickLocked() {
+	if !c.started || c.writerOn || c.closed || (len(c.q) == 0 && c.closeCode == 0) {
+		return
+	}
+	c.writerOn = true
+	c.wg.Add(1)
+	go c.writeLoop()
+}
 
 // enqueue queues a frame for the writer and reports whether it was
 // queued. A full queue drops droppable frames; for any other frame it
@@ -96,14 +137,17 @@ func (c *conn) enqueue(b []byte, droppable bool) bool {
 			c.s.metrics.slowClosed.Inc()
 			c.q = nil
 			c.closeCode, c.closeReason = protocol.CloseSlowConsumer, "slow consumer"
-			c.signal()
+			c.kickLocked()
 			return false
 		}
 		c.s.metrics.drops.WithLabelValues("ephemeral").Inc()
 		c.q = append(c.q[:i], c.q[i+1:]...)
 	}
+	if c.q == nil && c.spare != nil {
+		c.q, c.spare = c.spare, nil
+	}
 	c.q = append(c.q, outFrame{b, droppable})
-	c.signal()
+	c.kickLocked()
 	return true
 }
 
@@ -116,7 +160,7 @@ func (c *conn) closeWith(code int, reason string, flush bool) {
 		return
 	}
 	c.closeCode, c.closeReason, c.flush = code, reason, flush
-	c.signal()
+	c.kickLocked()
 }
 
 // goaway tells the client the server is shutting down: a goaway frame with
@@ -134,7 +178,7 @@ func (c *conn) goaway() {
 	c.goingAway = true
 	c.q = append(c.q, outFrame{b: b}) // past the bound on purpose: it is the last frame
 	c.closeCode, c.closeReason, c.flush = protocol.CloseShutdown, "server shutting down", true
-	c.signal()
+	c.kickLocked()
 }
 
 // throttle switches feature off for d: the client gets a throttled frame
@@ -145,6 +189,9 @@ func (c *conn) throttle(feature string, d time.Duration) {
 	if c.throttles[feature] != nil || c.closeCode != 0 {
 		c.mu.Unlock()
 		return
+	}
+	if c.throttles == nil {
+		c.throttles = make(map[string]*time.Timer)
 	}
 	// The timer is stopped by stopThrottles when the conn ends; if it
 	// fires first, enqueue on a closed conn is a no-op.
@@ -167,74 +214,145 @@ func (c *conn) stopThrottles() {
 	}
 }
 
-func (c *conn) write(ctx context.Context, b []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+// write writes one WebSocket message. The context is not the connection's:
+// a shutdown that runs out of time closes the WebSocket (see serve), which
+// ends the write; so coder/websocket registers nothing per write on the
+// server-wide context.
+func (c *conn) write(b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	return c.ws.Write(ctx, websocket.MessageText, b)
 }
 
-// writeLoop drains the queue, closes the connection when asked and
-// watches the heartbeat. It runs on its own goroutine, started and waited
-// for by serve.
-func (c *conn) writeLoop(ctx context.Context) {
-	defer close(c.writerDone)
-	timeout := c.s.cfg.HeartbeatTimeout
-	hb := time.NewTimer(timeout)
-	defer hb.Stop()
+// batchPool holds the buffers batched messages are built in.
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// writeFrames writes frames in order: one message each, or, when the
+// client asked for batching, as few messages as maxBatchBytes allows, the
+// frames of a message separated by '\n' (one write syscall per message).
+func (c *conn) writeFrames(frames []outFrame) error {
+	if !c.batch {
+		for _, f := range frames {
+			if err := c.write(f.b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(frames) == 1 {
+		return c.write(frames[0].b)
+	}
+	bp := batchPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxBatchBytes+(8<<10) {
+			batchPool.Put(bp)
+		}
+	}()
+	buf := (*bp)[:0]
+	for _, f := range frames {
+		if len(buf) > 0 && len(buf)+1+len(f.b) > maxBatchBytes {
+			if err := c.write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		if len(buf) > 0 {
+			buf = append(buf, '\n')
+		}
+		buf = append(buf, f.b...)
+	}
+	*bp = buf
+	return c.write(buf)
+}
+
+// writeLoop drains the queue and closes the connection when asked. It is
+// started by kickLocked, counted in wg (serve waits for it), and returns
+// when the queue is empty or after closing the WebSocket.
+func (c *conn) writeLoop() {
+	defer c.wg.Done()
+	var done []outFrame
 	for {
 		c.mu.Lock()
+		if done != nil && c.spare == nil {
+			clear(done) // let the frames' bytes go
+			c.spare = done[:0]
+		}
 		q := c.q
 		c.q = nil
 		code, reason, flush := c.closeCode, c.closeReason, c.flush
+		if len(q) == 0 && code == 0 {
+			c.writerOn = false
+			c.spare = nil // an idle connection holds no queue
+			c.mu.Unlock()
+			return
+		}
 		c.mu.Unlock()
 		if code != 0 && !flush {
 			q = nil
 		}
-		for _, f := range q {
-			if err := c.write(ctx, f.b); err != nil {
-				c.ws.CloseNow()
-				return
-			}
-		}
-		if code == closeNow {
-			c.ws.CloseNow()
-			return
+		if err := c.writeFrames(q); err != nil {
+			code = closeNow
 		}
 		if code != 0 {
-			c.ws.Close(websocket.StatusCode(code), reason)
+			if code == closeNow {
+				c.ws.CloseNow()
+			} else {
+				c.ws.Close(websocket.StatusCode(code), reason)
+			}
+			c.mu.Lock()
+			c.closed, c.writerOn, c.q, c.spare = true, false, nil, nil
+			if c.closeCode == 0 {
+				c.closeCode = closeNow // a failed write: nothing more to queue
+			}
+			c.mu.Unlock()
 			return
 		}
-		select {
-		case <-c.sig:
-		case <-hb.C:
-			silent := time.Since(time.Unix(0, c.lastRead.Load()))
-			if silent >= timeout {
-				c.closeWith(protocol.CloseHeartbeatTimeout, "heartbeat timeout", false)
+		done = q
+	}
+}
+
+// heartbeat closes, with 4002, every registered connection not heard from
+// for the heartbeat timeout, skipping paused ones. One sweep per server
+// replaces a timer per connection; Server.heartbeat runs it.
+func (h *hub) heartbeat(now time.Time, timeout time.Duration) {
+	cut := now.Add(-timeout).UnixNano()
+	var dead []*conn
+	h.mu.Lock()
+	for _, m := range h.users {
+		for c := range m {
+			if c.lastRead.Load() <= cut && !c.paused.Load() {
+				dead = append(dead, c)
 			}
-			hb.Reset(max(timeout-silent, time.Millisecond))
 		}
+	}
+	h.mu.Unlock()
+	for _, c := range dead {
+		c.closeWith(protocol.CloseHeartbeatTimeout, "heartbeat timeout", false)
 	}
 }
 
 // serve runs the connection until it ends. ctx is the server's connection
-// context: cancelled when a shutdown runs out of time.
+// context: cancelled when a shutdown runs out of time, which closes the
+// WebSocket and ends every read and write on it.
 func (c *conn) serve(ctx context.Context, pre *parley.User) {
+	c.ctx = ctx
+	stop := context.AfterFunc(ctx, func() { c.ws.CloseNow() })
+	defer stop()
 	hello, ok := c.readHello(ctx, pre)
 	if !ok {
 		return
 	}
 	s := c.s
+	c.batch = hello.Batch
+	c.paused.Store(true) // not reading while welcome and the replay are written
 	c.touch()
 	head := s.hub.register(c)
 	s.metrics.connections.Inc()
 	s.pres.connect(c.user.ID)
 	s.log.Debug("connected", "user", c.user.ID, "session", c.session, "ip", c.ip)
-	writerStarted := false
 	defer func() {
 		c.closeWith(closeNow, "", false)
-		if writerStarted {
-			<-c.writerDone
-		}
+		c.wg.Wait() // the writer, and the worker finishing the requests it read
 		c.stopThrottles()
 		last := s.hub.unregister(c)
 		s.pres.disconnect(c.user.ID)
@@ -254,11 +372,23 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 		}
 		c.closeWith(protocol.CloseReconnect, "could not start; reconnect", false)
 	}
-	writerStarted = true
-	go c.writeLoop(ctx)
+	c.mu.Lock()
+	c.started = true
+	c.kickLocked()
+	c.mu.Unlock()
+	c.touch()
+	c.paused.Store(false)
+	c.readLoop()
+}
 
+// readLoop reads frames until the connection ends. It answers ping at once
+// (so a client whose requests wait on a slow store still hears from the
+// server) and hands every other request to the worker, in order.
+func (c *conn) readLoop() {
 	for {
-		typ, b, err := c.ws.Read(ctx)
+		// No deadline here: the heartbeat sweep and a shutdown close the
+		// WebSocket, which ends the read.
+		typ, b, err := c.ws.Read(context.Background())
 		if err != nil {
 			return
 		}
@@ -268,12 +398,81 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 			return
 		}
 		req, err := protocol.DecodeRequest(b)
-		if err != nil {
-			c.enqueue(errorFrame(s, req.ID, err), false)
+		if err == nil && req.Op == protocol.OpPing {
+			c.enqueue(pongFrame(req.ID), false)
 			continue
 		}
-		c.dispatch(ctx, req)
-		c.touch()
+		if !c.push(request{req, err}) {
+			return
+		}
+	}
+}
+
+// push queues r for the worker, starting it when none runs. When the queue
+// is full it waits for room with the connection paused (not read, and not
+// subject to the heartbeat); it returns false when the connection is
+// closing meanwhile.
+func (c *conn) push(r request) bool {
+	c.mu.Lock()
+	for len(c.reqs) >= requestQueue {
+		if c.closeCode != 0 {
+			c.mu.Unlock()
+			return false
+		}
+		room := make(chan struct{})
+		c.room = room
+		c.mu.Unlock()
+		c.paused.Store(true)
+		select {
+		case <-room:
+		case <-c.ctx.Done():
+		}
+		c.touch() // silence is counted again from now
+		c.paused.Store(false)
+		if c.ctx.Err() != nil {
+			return false
+		}
+		c.mu.Lock()
+	}
+	c.reqs = append(c.reqs, r)
+	if !c.workerOn {
+		c.workerOn = true
+		c.wg.Add(1)
+		go c.work()
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// work runs queued requests one at a time, in the order read, so a
+// client's sends are stored in the order sent. It is started by push,
+// counted in wg, and returns when the queue is empty. Requests already
+// read still run when the connection closes meanwhile (their replies go
+// nowhere), as they did when the reader ran them itself; a shutdown that
+// runs out of time cancels them through the connection context.
+func (c *conn) work() {
+	defer c.wg.Done()
+	for {
+		c.mu.Lock()
+		if c.room != nil { // the reader waits: there will be room now
+			close(c.room)
+			c.room = nil
+		}
+		if len(c.reqs) == 0 {
+			c.workerOn = false
+			c.reqs = nil // an idle connection holds no queue
+			c.mu.Unlock()
+			return
+		}
+		r := c.reqs[0]
+		c.reqs[0] = request{}
+		c.reqs = c.reqs[1:]
+		c.mu.Unlock()
+		if r.err != nil {
+			c.enqueue(errorFrame(c.s, r.req.ID, r.err), false)
+			continue
+		}
+		c.dispatch(c.ctx, r.req)
 	}
 }
 
@@ -330,7 +529,7 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 // code the error table gives.
 func (c *conn) reject(ctx context.Context, id string, err error) {
 	body := errorBody(c.s.log, err)
-	_ = c.write(ctx, encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body}))
+	_ = c.write(encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body}))
 	reason := body.Message
 	if len(reason) > 120 {
 		reason = reason[:120]
@@ -339,7 +538,8 @@ func (c *conn) reject(ctx context.Context, id string, err error) {
 }
 
 // start writes welcome, the replay asked for and resumed (or resync),
-// before the writer starts, so they come before any live event.
+// before the writer starts, so they come before any live event. With
+// batching, the replay goes out in as few messages as maxBatchBytes allows.
 func (c *conn) start(ctx context.Context, h protocol.Hello, head int64) error {
 	s := c.s
 	online, err := s.svc.onlineContacts(ctx, c.user.ID)
@@ -355,17 +555,15 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64) error {
 		ResumeLimit:         s.cfg.ResumeLimit,
 		Online:              online,
 	}
-	if err := c.write(ctx, encodeData(protocol.TypeWelcome, "", w)); err != nil {
-		return err
-	}
+	welcome := outFrame{b: encodeData(protocol.TypeWelcome, "", w)}
 	if h.ResumeFrom == nil {
-		return nil
+		return c.write(welcome.b)
 	}
 	from := *h.ResumeFrom
 	if from > head {
 		s.metrics.resumes.WithLabelValues("resync").Inc()
-		return c.write(ctx, encodeData(protocol.TypeResync, "", protocol.Resync{
-			Head: head, Reason: "resume_from is ahead of this server's log"}))
+		return c.writeFrames([]outFrame{welcome, {b: encodeData(protocol.TypeResync, "", protocol.Resync{
+			Head: head, Reason: "resume_from is ahead of this server's log"})}})
 	}
 	evs, err := s.store.EventsFor(ctx, c.user.ID, from, s.cfg.ResumeLimit+1)
 	if err != nil {
@@ -378,18 +576,27 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64) error {
 	evs = evs[:n]
 	if len(evs) > s.cfg.ResumeLimit {
 		s.metrics.resumes.WithLabelValues("resync").Inc()
-		return c.write(ctx, encodeData(protocol.TypeResync, "", protocol.Resync{
-			Head: head, Reason: "more events were missed than the server replays"}))
+		return c.writeFrames([]outFrame{welcome, {b: encodeData(protocol.TypeResync, "", protocol.Resync{
+			Head: head, Reason: "more events were missed than the server replays"})}})
 	}
+	// Written in chunks, so a long replay does not hold every frame at once.
+	const chunk = 256
+	frames := make([]outFrame, 0, min(len(evs)+2, chunk))
+	frames = append(frames, welcome)
 	to := from
 	for _, ev := range evs {
-		if err := c.write(ctx, encodeEvent(ev)); err != nil {
-			return err
+		if len(frames) == chunk {
+			if err := c.writeFrames(frames); err != nil {
+				return err
+			}
+			frames = frames[:0]
 		}
+		frames = append(frames, outFrame{b: encodeEvent(ev)})
 		to = ev.Pos
 	}
 	s.metrics.resumes.WithLabelValues("replayed").Inc()
-	return c.write(ctx, encodeData(protocol.TypeResumed, "", protocol.Resumed{From: from, To: to, Count: len(evs)}))
+	frames = append(frames, outFrame{b: encodeData(protocol.TypeResumed, "", protocol.Resumed{From: from, To: to, Count: len(evs)})})
+	return c.writeFrames(frames)
 }
 
 func errorFrame(s *Server, id string, err error) []byte {

@@ -254,12 +254,7 @@ func (h *hub) conns() []*conn {
 
 // encodeEvent encodes an event frame once for every receiver.
 func encodeEvent(ev parley.Event) []byte {
-	ev = withURLs(ev)
-	data, err := json.Marshal(ev)
-	if err != nil {
-		panic(err) // events are plain data; this cannot fail
-	}
-	return encodeFrame(protocol.Frame{Type: protocol.TypeEvent, Data: data})
+	return encodeData(protocol.TypeEvent, "", withURLs(ev))
 }
 
 func encodeFrame(f protocol.Frame) []byte {
@@ -270,12 +265,50 @@ func encodeFrame(f protocol.Frame) []byte {
 	return b
 }
 
+// encodeData encodes a frame with data v. It writes the frame's bytes
+// around v's encoding directly, in protocol.Frame's field order: marshalling
+// a Frame holding v as a json.RawMessage would check and copy v's JSON a
+// second time.
 func encodeData(typ, id string, v any) []byte {
 	data, err := json.Marshal(v)
 	if err != nil {
-		panic(err)
+		panic(err) // frames hold plain data; this cannot fail
 	}
-	return encodeFrame(protocol.Frame{Type: typ, ID: id, Data: data})
+	b := make([]byte, 0, len(data)+len(typ)+len(id)+len(`{"type":"","id":"","data":}`)+8)
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, typ)
+	if id != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, id)
+	}
+	b = append(b, `,"data":`...)
+	b = append(b, data...)
+	return append(b, '}')
+}
+
+// pongFrame is the answer to a ping with id.
+func pongFrame(id string) []byte {
+	b := make([]byte, 0, len(id)+len(`{"type":"pong","id":""}`)+8)
+	b = append(b, `{"type":"pong"`...)
+	if id != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, id)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string, as encoding/json writes it
+// (HTML characters escaped too). Plain ASCII, the usual case, is copied.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // withURLs returns ev with its message's attachment URLs filled in,

@@ -11,14 +11,11 @@ import (
 // opTimeout bounds one request's work.
 const opTimeout = 15 * time.Second
 
-// dispatch runs one request and queues its reply or error. Requests of a
-// connection run one at a time, in the order they were sent, so a
-// client's sends are stored in its order.
+// dispatch runs one request and queues its reply or error. The worker
+// (conn.work) calls it for one request at a time, in the order they were
+// sent, so a client's sends are stored in its order. Pings never get here:
+// the reader answers them at once.
 func (c *conn) dispatch(ctx context.Context, req protocol.Request) {
-	if req.Op == protocol.OpPing {
-		c.enqueue(encodeFrame(protocol.Frame{Type: protocol.TypePong, ID: req.ID}), false)
-		return
-	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	v, err := c.op(ctx, req)

@@ -203,8 +203,9 @@ func New(cfg Config) (*Server, error) {
 	s.hub.start(head)
 	s.handler = s.routes()
 
-	s.bg.Add(3)
+	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()
+	go func() { defer s.bg.Done(); s.heartbeat(s.bgCtx) }()
 	go func() { defer s.bg.Done(); s.pres.run(s.bgCtx) }()
 	go func() { defer s.bg.Done(); s.janitor(s.bgCtx) }()
 	return s, nil
@@ -333,6 +334,25 @@ func (s *Server) notifyPresence(user string, online bool) {
 		typ = parley.EventUserOnline
 	}
 	s.hub.deliverEphemeral(contacts, encodeEvent(parley.Event{Type: typ, UserID: user, At: parley.Now()}))
+}
+
+// heartbeat closes silent connections with 4002: one sweep over every
+// connection each tenth of the timeout, instead of a timer per connection,
+// so a silent client is closed between 1x and 1.1x HeartbeatTimeout after
+// the server last read from it. Paused connections are skipped (see
+// conn.paused).
+func (s *Server) heartbeat(ctx context.Context) {
+	timeout := s.cfg.HeartbeatTimeout
+	t := time.NewTicker(max(timeout/10, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.hub.heartbeat(now, timeout)
+		}
+	}
 }
 
 // janitor forgets idle rate limiters.
