@@ -15,15 +15,30 @@ import (
 //
 // Every write goes through one goroutine, the batcher, which owns the single
 // write connection. A write call enqueues an op and waits. The batcher takes
-// every op queued (up to maxBatch), runs them in ONE transaction with a
-// SAVEPOINT around each, so an op that fails (validation, not found) rolls
-// back alone, commits once, and only then answers each waiter. One fsync
-// thus covers a whole batch, and positions are handed out by the only
-// writer, in commit order.
+// every op queued (up to maxBatch), runs them in ONE transaction, commits
+// once, and only then answers each waiter. One fsync thus covers a whole
+// batch, and positions are handed out by the only writer, in commit order.
+//
+// Two kinds of ops share a batch:
+//
+//   - Plain ops (every write but a message send) run inside a SAVEPOINT of
+//     their own, so an op that fails (validation, not found) rolls back
+//     alone.
+//   - Deferred ops (SendMessage) decide everything in Go, from what the
+//     batcher keeps in memory (see cache) and from reads, and write nothing
+//     until they have succeeded: they then append their rows to the batch
+//     (writeTx.pending). An op that fails has written nothing, so it needs
+//     no savepoint. The pending rows are written with multi-row statements
+//     (flush) before the next plain op and before the commit.
+//
+// If writing the pending rows fails (it should not: every constraint was
+// checked in Go), the whole transaction is rolled back and the batch runs
+// again with every op as a plain op (immediate writes in a savepoint each),
+// so that only the op at fault fails.
 
 // maxBatch bounds how many ops share a transaction, so that one batch does
 // not hold the write lock (and its waiters) for too long.
-const maxBatch = 500
+const maxBatch = 1000
 
 // op states: a queued op can be cancelled by its caller until the batcher
 // claims it.
@@ -35,112 +50,133 @@ const (
 
 // op is one write waiting for the batcher.
 type op struct {
-	// fn runs the write inside the batch transaction, within its own
-	// savepoint. It must not keep w after it returns.
-	fn    func(w *writeTx) error
-	state atomic.Int32
+	// fn runs the write inside the batch transaction. It must not keep w
+	// after it returns, and it must be safe to run again (each run sets
+	// every result afresh): a batch whose pending rows failed runs again.
+	fn func(w *writeTx) error
+	// deferred: fn writes only through w.pending, and only when it
+	// returns nil (see the package comment above).
+	deferred bool
+	state    atomic.Int32
 	// done receives fn's error, or the commit's, after the batch is
 	// committed or rolled back. Buffered: the batcher never blocks on it.
 	done chan error
 }
 
-// writeTx is what an op sees: the batch transaction and the position
-// counter.
+// writeTx is what an op sees: the write connection inside the batch
+// transaction, the position counter and the batch's pending rows.
 type writeTx struct {
-	b  *batcher
-	tx *sql.Tx
+	b *batcher
 	// head is the newest position handed out so far, committed or not;
 	// only the batcher touches it.
 	head int64
-	// broken is set when a savepoint could not be rolled back: the
+	// noDefer makes deferred ops write at once (the batch's second run).
+	noDefer bool
+	pending pending
+	// broken is set when a failed op could not be undone alone (a
+	// savepoint could not be rolled back, a deferred op failed after
+	// taking a position): the
 	// transaction may hold part of a failed op, so the whole batch is
 	// rolled back instead of committed.
 	broken bool
 }
 
 // nextPos hands out the next global position. Positions are dense: an op
-// that fails gives its positions back (run restores head).
+// that fails gives its positions back (runOne restores head; a deferred op
+// takes its position only once it cannot fail).
 func (w *writeTx) nextPos() int64 {
 	w.head++
 	return w.head
 }
 
-// The statements of the hot writes (writeQueries) are prepared once on the
-// write connection, when the store opens, and reused by every batch:
-// SQLite then parses them once, not once per call. Other queries run
-// unprepared.
+// The statements run on the write connection are prepared on it once (the
+// first time each is used) and reused by every batch: SQLite parses each
+// once, not once per call. They run with a background context on purpose:
+// one caller's cancellation must not abort the others' transaction.
 
 func (w *writeTx) exec(query string, args ...any) (sql.Result, error) {
-	if st := w.stmt(query); st != nil {
-		return st.Exec(args...)
+	st, err := w.b.stmt(query)
+	if err != nil {
+		return nil, err
 	}
-	return w.tx.Exec(query, args...)
+	return st.Exec(args...)
 }
 
-func (w *writeTx) queryRow(query string, args ...any) *sql.Row {
-	if st := w.stmt(query); st != nil {
-		return st.QueryRow(args...)
+// QueryRow and Query make writeTx a querier, for the read helpers shared
+// with the read path (read.go).
+func (w *writeTx) QueryRow(query string, args ...any) *sql.Row {
+	st, err := w.b.stmt(query)
+	if err != nil {
+		// A *sql.Row carrying err: the conn cannot prepare, so the
+		// unprepared query fails the same way.
+		return w.b.conn.QueryRowContext(context.Background(), query, args...)
 	}
-	return w.tx.QueryRow(query, args...)
+	return st.QueryRow(args...)
 }
 
-func (w *writeTx) query(query string, args ...any) (*sql.Rows, error) {
-	if st := w.stmt(query); st != nil {
-		return st.Query(args...)
+func (w *writeTx) Query(query string, args ...any) (*sql.Rows, error) {
+	st, err := w.b.stmt(query)
+	if err != nil {
+		return nil, err
 	}
-	return w.tx.Query(query, args...)
+	return st.Query(args...)
 }
 
-// stmt returns query's prepared statement bound to the batch transaction,
-// or nil. database/sql finds the statement already prepared on the
-// transaction's connection (there is only one) and does not prepare it
-// again. (Preparing here, inside the batch, would deadlock: the
-// transaction holds the only connection.)
-func (w *writeTx) stmt(query string) *sql.Stmt {
-	if st, ok := w.b.stmts[query]; ok {
-		return w.tx.Stmt(st)
-	}
-	return nil
-}
+func (w *writeTx) queryRow(query string, args ...any) *sql.Row { return w.QueryRow(query, args...) }
 
 // batcher owns the write connection and the goroutine that runs batches.
 // DB.Close stops it: it closes the queue, the goroutine runs what was
 // queued, then exits, and Close waits for it.
 type batcher struct {
-	db *sql.DB // one connection: SetMaxOpenConns(1)
+	conn *sql.Conn // the write pool's only connection, held for good
 
 	mu     sync.RWMutex // guards closed and sending on queue
 	closed bool
 	queue  chan *op
 
-	// batches and ops count committed batches and the ops in them.
-	batches, ops atomic.Int64
+	// batches and ops count committed batches and the ops in them;
+	// retries the batches run a second time without deferred writes.
+	batches, ops, retries atomic.Int64
 
-	head  int64                // committed head; only the batcher goroutine touches it
-	stmts map[string]*sql.Stmt // writeQueries prepared on db; read-only once the loop runs
-	// audience caches conversations' member ids for the events' Audience
-	// (see writeTx.audience); only the batcher goroutine touches it.
-	audience map[string][]string
-	wg       sync.WaitGroup
+	// Only the batcher goroutine (or newBatcher and close, before and
+	// after it runs) touches what follows.
+
+	head  int64                // committed head
+	stmts map[string]*sql.Stmt // prepared on conn, by query text
+	multi [nMulti][]*sql.Stmt  // multi-row statements by kind and log2(rows)
+	cache cache
+	wg    sync.WaitGroup
 }
 
 func newBatcher(ctx context.Context, db *sql.DB) (*batcher, error) {
-	b := &batcher{db: db, queue: make(chan *op, maxBatch), stmts: map[string]*sql.Stmt{}, audience: map[string][]string{}}
-	if err := db.QueryRowContext(ctx, qHead).Scan(&b.head); err != nil {
-		return nil, fmt.Errorf("sqlite: read head: %w", err)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: write connection: %w", err)
 	}
-	for _, q := range writeQueries {
-		st, err := db.PrepareContext(ctx, q)
-		if err != nil {
-			b.closeStmts()
-			return nil, fmt.Errorf("sqlite: prepare %q: %w", q, err)
-		}
-		b.stmts[q] = st
+	b := &batcher{conn: conn, queue: make(chan *op, maxBatch), stmts: map[string]*sql.Stmt{}}
+	b.cache.reset()
+	if err := conn.QueryRowContext(ctx, qHead).Scan(&b.head); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: read head: %w", err)
 	}
 	// Owned by the batcher: close stops it and waits for it.
 	b.wg.Add(1)
 	go b.loop()
 	return b, nil
+}
+
+// stmt returns query prepared on the write connection, preparing it on
+// first use. Only the batcher goroutine calls it.
+func (b *batcher) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := b.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := b.conn.PrepareContext(context.Background(), query)
+	if err != nil {
+		return nil, err
+	}
+	b.stmts[query] = st
+	return st, nil
 }
 
 // do runs fn in the next batch and returns after the batch has committed
@@ -149,10 +185,18 @@ func newBatcher(ctx context.Context, db *sql.DB) (*batcher, error) {
 // context error means the write did not happen. Once claimed, do waits for
 // the batch (a batch is short) so the answer is always exact.
 func (b *batcher) do(ctx context.Context, fn func(w *writeTx) error) error {
+	return b.enqueue(ctx, &op{fn: fn, done: make(chan error, 1)})
+}
+
+// doDeferred is do for a deferred op (see the package comment).
+func (b *batcher) doDeferred(ctx context.Context, fn func(w *writeTx) error) error {
+	return b.enqueue(ctx, &op{fn: fn, deferred: true, done: make(chan error, 1)})
+}
+
+func (b *batcher) enqueue(ctx context.Context, o *op) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{fn: fn, done: make(chan error, 1)}
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
@@ -181,7 +225,7 @@ var errClosed = &parley.Error{Code: parley.EUNAVAILABLE, Message: "store is clos
 
 // close stops taking ops, lets the batcher run those already queued and
 // waits for it to exit.
-func (b *batcher) close() {
+func (b *batcher) close() error {
 	b.mu.Lock()
 	if !b.closed {
 		b.closed = true
@@ -189,20 +233,28 @@ func (b *batcher) close() {
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
-	b.closeStmts()
-}
-
-func (b *batcher) closeStmts() {
 	for _, st := range b.stmts {
 		st.Close()
 	}
 	clear(b.stmts)
+	for k := range b.multi {
+		for _, st := range b.multi[k] {
+			if st != nil {
+				st.Close()
+			}
+		}
+		b.multi[k] = nil
+	}
+	return b.conn.Close()
 }
 
 func (b *batcher) loop() {
 	defer b.wg.Done()
 	batch := make([]*op, 0, maxBatch)
 	for o := range b.queue {
+		// Take everything queued by now (up to maxBatch): under load the
+		// queue fills while the previous batch commits, so batches grow
+		// with the load.
 		batch = append(batch[:0], o)
 	fill:
 		for len(batch) < maxBatch {
@@ -221,7 +273,7 @@ func (b *batcher) loop() {
 	}
 }
 
-// run executes one batch: one transaction, one savepoint per op.
+// run executes one batch: one transaction, then the answers.
 func (b *batcher) run(batch []*op) {
 	// Claim the ops first: an op its caller gave up on is dropped here.
 	live := batch[:0:0]
@@ -233,35 +285,18 @@ func (b *batcher) run(batch []*op) {
 	if len(live) == 0 {
 		return
 	}
+	// Between batches nothing is pending, so the cache may be trimmed.
+	b.cache.trim()
 	errs := make([]error, len(live))
-
-	// The statements run with a background context on purpose: one
-	// caller's cancellation must not abort the others' transaction.
-	ctx := context.Background()
-	tx, err := b.db.BeginTx(ctx, nil)
+	w, err := b.attempt(live, errs, false)
+	if errors.Is(err, errFlush) {
+		// Pending rows failed to be written: run the batch again, every
+		// op writing at once in its own savepoint.
+		b.retries.Add(1)
+		w, err = b.attempt(live, errs, true)
+	}
 	if err != nil {
-		answerAll(live, internalf("begin: %w", err))
-		return
-	}
-	w := &writeTx{b: b, tx: tx, head: b.head}
-	for i, o := range live {
-		errs[i] = wrapInternal(runOne(w, o.fn))
-		if errs[i] != nil {
-			// The op may have cached what it then rolled back.
-			clear(b.audience)
-		}
-	}
-	if w.broken {
-		clear(b.audience)
-		_ = tx.Rollback()
-		answerAll(live, internalf("batch rolled back after a failed savepoint rollback"))
-		return
-	}
-	if err := tx.Commit(); err != nil {
-		// Nothing of this batch is stored: every op fails, and the head
-		// stays where the last commit left it.
-		clear(b.audience)
-		answerAll(live, internalf("commit: %w", err))
+		answerAll(live, err)
 		return
 	}
 	b.head = w.head
@@ -270,6 +305,73 @@ func (b *batcher) run(batch []*op) {
 	for i, o := range live {
 		o.done <- errs[i]
 	}
+}
+
+// errFlush marks a failure to write the pending rows.
+var errFlush = errors.New("sqlite: writing the batch's rows failed")
+
+// attempt runs the ops in one transaction and commits it, filling errs
+// with each op's own error. It returns an error when nothing was
+// committed: then the transaction is rolled back and the cache dropped.
+func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, err error) {
+	w := &writeTx{b: b, head: b.head, noDefer: noDefer}
+	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
+		return nil, internalf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			// After a failed COMMIT SQLite may already have rolled back;
+			// the error of this ROLLBACK is then "no transaction" and
+			// says nothing more.
+			_, _ = w.exec("ROLLBACK")
+			b.cache.reset()
+		}
+	}()
+	for i, o := range live {
+		if o.deferred && !noDefer {
+			errs[i] = wrapInternal(runDeferred(w, o.fn))
+		} else {
+			// A plain op reads and writes the tables: the rows of the
+			// deferred ops before it go first.
+			if err := w.flush(); err != nil {
+				return nil, err
+			}
+			errs[i] = wrapInternal(runOne(w, o.fn))
+			if errs[i] != nil {
+				// The op may have cached what it then rolled back.
+				b.cache.reset()
+			}
+		}
+		if w.broken {
+			return nil, internalf("batch rolled back: an op failed and could not be undone alone")
+		}
+	}
+	if err := w.flush(); err != nil {
+		return nil, err
+	}
+	if _, err := w.exec("COMMIT"); err != nil {
+		// Nothing of this batch is stored: every op fails, and the head
+		// stays where the last commit left it.
+		return nil, internalf("commit: %w", err)
+	}
+	return w, nil
+}
+
+// runDeferred runs a deferred op. It writes nothing when it fails, so
+// failing takes no rollback; its positions are taken only on success.
+func runDeferred(w *writeTx, fn func(*writeTx) error) (err error) {
+	head := w.head
+	defer func() {
+		if p := recover(); p != nil {
+			err = internalf("panic in write: %v", p)
+		}
+		if err != nil && w.head != head {
+			// A deferred op must not take positions and fail; if one
+			// did, the batch cannot stay dense.
+			w.broken = true
+		}
+	}()
+	return fn(w)
 }
 
 // runOne runs fn inside a savepoint, rolling back to it when fn fails so

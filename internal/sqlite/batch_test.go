@@ -183,3 +183,144 @@ func TestAudienceCacheRollback(t *testing.T) {
 		t.Errorf("audience after a rolled-back join = %v, want a and b", got)
 	}
 }
+
+// TestFlushFailureRetriesAlone: when the multi-row writes of a batch fail
+// (here a deferred op leaves a row that breaks a foreign key), the batch
+// runs again with every op writing at once, so only the op at fault fails,
+// and positions stay dense.
+func TestFlushFailureRetriesAlone(t *testing.T) {
+	db := openTest(t)
+	ctx := t.Context()
+	a, err := db.CreateUser(ctx, "anna", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.CreateUser(ctx, "bert", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _, err := db.CreateDirect(ctx, a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := db.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := blockBatcher(t, db)
+
+	send := func(id string) (parley.Message, []parley.Event, error) {
+		return db.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, ClientID: id, Type: parley.Text, Text: id})
+	}
+	var (
+		wg                sync.WaitGroup
+		firstErr, lastErr error
+		badErr            error
+		firstEvs, lastEvs []parley.Event
+		retriesBefore     = db.Stats().Retries
+		first, last       parley.Message
+	)
+	wg.Go(func() { first, firstEvs, firstErr = send("first") })
+	waitQueued(db, 1)
+	wg.Go(func() {
+		badErr = db.b.doDeferred(ctx, func(w *writeTx) error {
+			m := &parley.Message{ID: "bad", ConversationID: "no-such-conversation", Seq: 1, SenderID: a.ID,
+				ClientID: "bad", Type: parley.Text, Text: "x", CreatedAt: parley.Now()}
+			e := &parley.Event{Pos: w.nextPos(), Type: parley.EventNewMessage, ConversationID: m.ConversationID,
+				UserID: a.ID, At: m.CreatedAt}
+			w.addSend(m, nil, e)
+			if w.noDefer {
+				return w.flush()
+			}
+			return nil
+		})
+	})
+	waitQueued(db, 2)
+	wg.Go(func() { last, lastEvs, lastErr = send("last") })
+	waitQueued(db, 3)
+	release()
+	wg.Wait()
+
+	if firstErr != nil || lastErr != nil {
+		t.Fatalf("sends batched with a failing op: %v, %v", firstErr, lastErr)
+	}
+	if badErr == nil {
+		t.Fatal("the op breaking a foreign key succeeded")
+	}
+	if got := db.Stats().Retries - retriesBefore; got != 1 {
+		t.Errorf("%d batches retried, want 1", got)
+	}
+	if first.Seq+1 != last.Seq || firstEvs[0].Pos != head+1 || lastEvs[0].Pos != head+2 {
+		t.Errorf("seqs %d, %d and positions %d, %d; want consecutive after head %d",
+			first.Seq, last.Seq, firstEvs[0].Pos, lastEvs[0].Pos, head)
+	}
+	evs, err := db.Events(ctx, head, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[0].Message.ID != first.ID || evs[1].Message.ID != last.ID {
+		t.Errorf("events after the batch = %+v, want the two sends", evs)
+	}
+}
+
+// TestResendInOneBatch: a send repeated in the batch that stores it (its
+// row not written yet) returns the same message and no event; the same
+// client id in another conversation is a conflict.
+func TestResendInOneBatch(t *testing.T) {
+	db := openTest(t)
+	ctx := t.Context()
+	a, err := db.CreateUser(ctx, "anna", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.CreateUser(ctx, "bert", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _, err := db.CreateDirect(ctx, a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, _, err := db.CreateGroup(ctx, a.ID, "G", []string{b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := blockBatcher(t, db)
+	type result struct {
+		m      parley.Message
+		events []parley.Event
+		err    error
+	}
+	results := make([]result, 3)
+	var wg sync.WaitGroup
+	for i, c := range []string{conv.ID, conv.ID, group.ID} {
+		wg.Go(func() {
+			r := &results[i]
+			r.m, r.events, r.err = db.SendMessage(ctx, parley.NewMessage{ConversationID: c, SenderID: a.ID, ClientID: "same", Type: parley.Text, Text: "hi"})
+		})
+		waitQueued(db, i+1)
+	}
+	batchesBefore := db.Stats().Batches
+	release()
+	wg.Wait()
+	if got := db.Stats().Batches - batchesBefore; got != 2 {
+		t.Errorf("%d batches, want 2 (the blocking op's, then the three sends)", got)
+	}
+	first, again, other := results[0], results[1], results[2]
+	if first.err != nil || again.err != nil {
+		t.Fatalf("send, resend: %v, %v", first.err, again.err)
+	}
+	if len(first.events) != 1 || len(again.events) != 0 || again.m.ID != first.m.ID || again.m.Seq != first.m.Seq {
+		t.Errorf("resend in the same batch = %+v with %d events; want %+v with none", again.m, len(again.events), first.m)
+	}
+	if parley.ErrorCode(other.err) != parley.ECONFLICT {
+		t.Errorf("same client id in another conversation = %v, want conflict", other.err)
+	}
+	page, err := db.Messages(ctx, a.ID, conv.ID, parley.MessageQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Messages) != 1 {
+		t.Errorf("%d messages stored, want 1", len(page.Messages))
+	}
+}

@@ -78,17 +78,8 @@ const (
 	qMessageByID       = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.id = ? AND m.conversation_id = ?`
 	qMessageByClientID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.sender_id = ? AND m.client_id = ?`
 	qLastSeq           = `SELECT last_seq FROM conversations WHERE id = ?`
-	// qSender checks membership and reads what a send needs in one go.
-	qSender = `SELECT c.last_seq, u.name FROM members mb
-		JOIN conversations c ON c.id = mb.conversation_id
-		JOIN users u ON u.id = mb.user_id
-		WHERE mb.conversation_id = ? AND mb.user_id = ? AND mb.left_pos IS NULL`
-	qInsertMessage = `INSERT INTO messages
-		(id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qBumpConversation = `UPDATE conversations SET last_seq = ?, last_activity_at = ? WHERE id = ?`
-	qDeleteMessage    = `UPDATE messages SET deleted_at = ?, text = '', attachment_id = NULL WHERE id = ?`
-	qPageNewest       = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+	qDeleteMessage     = `UPDATE messages SET deleted_at = ?, text = '', attachment_id = NULL WHERE id = ?`
+	qPageNewest        = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
 		WHERE m.conversation_id = ? ORDER BY m.seq DESC LIMIT ?`
 	qPageBefore = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
 		WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`
@@ -121,10 +112,3 @@ const (
 			SELECT 1 FROM messages m JOIN members mb ON mb.conversation_id = m.conversation_id
 			WHERE m.attachment_id = a.id AND mb.user_id = ? AND mb.left_pos IS NULL))`
 )
-
-// writeQueries are prepared once on the write connection (batch.go).
-var writeQueries = []string{
-	"SAVEPOINT op", "ROLLBACK TO op", "RELEASE op",
-	qSender, qMessageByClientID, qAttachmentOwned, qInsertMessage, qBumpConversation,
-	qSetReadSeq, qInsertEvent, qAudience, qUserByID, qMembership, qLastSeq,
-}

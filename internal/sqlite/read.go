@@ -12,11 +12,67 @@ import (
 
 // The reads. They run on the read pool, each in one read transaction when
 // it takes more than one query; the helpers below also serve the writes,
-// inside the batch transaction (both are *sql.Tx).
+// inside the batch transaction (both are queriers).
+//
+// The read queries (readQueries) are prepared once on the read pool:
+// database/sql then prepares each on a pool connection the first time it
+// runs there and keeps it, so SQLite parses a query once per connection,
+// not once per call.
+
+// querier runs queries: a read transaction (readQ) or the batch
+// transaction (writeTx), both with prepared statements.
+type querier interface {
+	QueryRow(query string, args ...any) *sql.Row
+	Query(query string, args ...any) (*sql.Rows, error)
+}
+
+// readQ is a read transaction running the prepared read statements.
+type readQ struct {
+	ctx context.Context
+	tx  *sql.Tx
+	db  *DB
+}
+
+func (r readQ) QueryRow(query string, args ...any) *sql.Row {
+	if st, ok := r.db.rstmts[query]; ok {
+		return r.tx.StmtContext(r.ctx, st).QueryRowContext(r.ctx, args...)
+	}
+	return r.tx.QueryRowContext(r.ctx, query, args...)
+}
+
+func (r readQ) Query(query string, args ...any) (*sql.Rows, error) {
+	if st, ok := r.db.rstmts[query]; ok {
+		return r.tx.StmtContext(r.ctx, st).QueryContext(r.ctx, args...)
+	}
+	return r.tx.QueryContext(r.ctx, query, args...)
+}
+
+// queryRow and query run one prepared read statement outside a read
+// transaction.
+func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st, ok := db.rstmts[query]; ok {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return db.read.QueryRowContext(ctx, query, args...)
+}
+
+func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st, ok := db.rstmts[query]; ok {
+		return st.QueryContext(ctx, args...)
+	}
+	return db.read.QueryContext(ctx, query, args...)
+}
+
+// readQueries are prepared on the read pool when the store opens.
+var readQueries = []string{
+	qHead, qUserByID, qUserByName, qCredentials,
+	qConversationRow, qViews, qView, qMembership, qMembers, qMembersOfViewer, qMemberIDs, qContacts,
+	qPageNewest, qPageBefore, qPageAfter, qEvents, qEventsFor, qAttachmentData,
+}
 
 // readSeq returns userID's read position, or ErrNotFound when the user is
 // not a member: the authorization check of every per-conversation method.
-func readSeq(tx *sql.Tx, conversationID, userID string) (int64, error) {
+func readSeq(tx querier, conversationID, userID string) (int64, error) {
 	var seq int64
 	if err := tx.QueryRow(qMembership, conversationID, userID).Scan(&seq); err != nil {
 		return 0, notFound(err, parley.ErrNotFound)
@@ -24,7 +80,7 @@ func readSeq(tx *sql.Tx, conversationID, userID string) (int64, error) {
 	return seq, nil
 }
 
-func memberIDs(tx *sql.Tx, conversationID string) ([]string, error) {
+func memberIDs(tx querier, conversationID string) ([]string, error) {
 	rows, err := tx.Query(qMemberIDs, conversationID)
 	if err != nil {
 		return nil, err
@@ -41,7 +97,7 @@ func memberIDs(tx *sql.Tx, conversationID string) ([]string, error) {
 	return ids, rows.Err()
 }
 
-func members(tx *sql.Tx, conversationID string) ([]parley.Member, error) {
+func members(tx querier, conversationID string) ([]parley.Member, error) {
 	rows, err := tx.Query(qMembers, conversationID)
 	if err != nil {
 		return nil, err
@@ -60,7 +116,7 @@ func members(tx *sql.Tx, conversationID string) ([]parley.Member, error) {
 
 // snapshot returns the conversation as everyone sees it (no viewer fields),
 // with no membership check: for events and internal use.
-func snapshot(tx *sql.Tx, id string) (parley.Conversation, error) {
+func snapshot(tx querier, id string) (parley.Conversation, error) {
 	var (
 		c                 parley.Conversation
 		created, activity int64
@@ -92,7 +148,7 @@ func scanView(s scanner) (parley.Conversation, error) {
 
 // view returns the conversation as userID sees it, or ErrNotFound when
 // userID is not a member.
-func view(tx *sql.Tx, userID, id string) (parley.Conversation, error) {
+func view(tx querier, userID, id string) (parley.Conversation, error) {
 	c, err := scanView(tx.QueryRow(qView, userID, id))
 	if err != nil {
 		return c, notFound(err, parley.ErrNotFound)
@@ -103,7 +159,7 @@ func view(tx *sql.Tx, userID, id string) (parley.Conversation, error) {
 
 // User implements parley.Store.
 func (db *DB) User(ctx context.Context, id string) (parley.User, error) {
-	u, err := scanUser(db.read.QueryRowContext(ctx, qUserByID, id))
+	u, err := scanUser(db.queryRow(ctx, qUserByID, id))
 	if err != nil {
 		return u, notFound(err, parley.ErrNotFound)
 	}
@@ -113,7 +169,7 @@ func (db *DB) User(ctx context.Context, id string) (parley.User, error) {
 // UserByName implements parley.Store. Names match without regard to ASCII
 // case.
 func (db *DB) UserByName(ctx context.Context, name string) (parley.User, error) {
-	u, err := scanUser(db.read.QueryRowContext(ctx, qUserByName, name))
+	u, err := scanUser(db.queryRow(ctx, qUserByName, name))
 	if err != nil {
 		return u, notFound(err, parley.ErrNotFound)
 	}
@@ -127,7 +183,7 @@ func (db *DB) Credentials(ctx context.Context, name string) (parley.User, []byte
 		at   int64
 		hash []byte
 	)
-	err := db.read.QueryRowContext(ctx, qCredentials, name).Scan(&u.ID, &u.Name, &at, &hash)
+	err := db.queryRow(ctx, qCredentials, name).Scan(&u.ID, &u.Name, &at, &hash)
 	if err != nil {
 		return parley.User{}, nil, notFound(err, parley.ErrNotFound)
 	}
@@ -138,8 +194,8 @@ func (db *DB) Credentials(ctx context.Context, name string) (parley.User, []byte
 // Conversations implements parley.Store.
 func (db *DB) Conversations(ctx context.Context, userID string) ([]parley.Conversation, error) {
 	convs := []parley.Conversation{}
-	err := db.readTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, qViews, userID)
+	err := db.readTx(ctx, func(tx readQ) error {
+		rows, err := tx.Query(qViews, userID)
 		if err != nil {
 			return err
 		}
@@ -157,7 +213,7 @@ func (db *DB) Conversations(ctx context.Context, userID string) ([]parley.Conver
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		mrows, err := tx.QueryContext(ctx, qMembersOfViewer, userID)
+		mrows, err := tx.Query(qMembersOfViewer, userID)
 		if err != nil {
 			return err
 		}
@@ -185,7 +241,7 @@ func (db *DB) Conversations(ctx context.Context, userID string) ([]parley.Conver
 // Conversation implements parley.Store.
 func (db *DB) Conversation(ctx context.Context, userID, conversationID string) (parley.Conversation, error) {
 	var c parley.Conversation
-	err := db.readTx(ctx, func(tx *sql.Tx) error {
+	err := db.readTx(ctx, func(tx readQ) error {
 		var err error
 		c, err = view(tx, userID, conversationID)
 		return err
@@ -196,7 +252,7 @@ func (db *DB) Conversation(ctx context.Context, userID, conversationID string) (
 // MemberIDs implements parley.Store.
 func (db *DB) MemberIDs(ctx context.Context, userID, conversationID string) ([]string, error) {
 	var ids []string
-	err := db.readTx(ctx, func(tx *sql.Tx) error {
+	err := db.readTx(ctx, func(tx readQ) error {
 		if _, err := readSeq(tx, conversationID, userID); err != nil {
 			return err
 		}
@@ -218,7 +274,7 @@ func (db *DB) Messages(ctx context.Context, userID, conversationID string, q par
 		return parley.MessagePage{}, invalidf("before and after must not be negative")
 	}
 	page := parley.MessagePage{Messages: []parley.Message{}}
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
+	err = db.readTx(ctx, func(tx readQ) error {
 		if _, err := readSeq(tx, conversationID, userID); err != nil {
 			return err
 		}
@@ -233,11 +289,11 @@ func (db *DB) Messages(ctx context.Context, userID, conversationID string, q par
 			if before == 0 {
 				before = noBefore
 			}
-			rows, err = tx.QueryContext(ctx, qPageAfter, conversationID, q.After, before, limit+1)
+			rows, err = tx.Query(qPageAfter, conversationID, q.After, before, limit+1)
 		case q.Before > 0:
-			rows, err = tx.QueryContext(ctx, qPageBefore, conversationID, q.Before, limit+1)
+			rows, err = tx.Query(qPageBefore, conversationID, q.Before, limit+1)
 		default:
-			rows, err = tx.QueryContext(ctx, qPageNewest, conversationID, limit+1)
+			rows, err = tx.Query(qPageNewest, conversationID, limit+1)
 		}
 		if err != nil {
 			return err
@@ -268,7 +324,7 @@ func (db *DB) Messages(ctx context.Context, userID, conversationID string, q par
 
 // Contacts implements parley.Store.
 func (db *DB) Contacts(ctx context.Context, userID string) ([]string, error) {
-	rows, err := db.read.QueryContext(ctx, qContacts, userID)
+	rows, err := db.query(ctx, qContacts, userID)
 	if err != nil {
 		return nil, internalf("%w", err)
 	}
@@ -305,19 +361,19 @@ func (db *DB) Events(ctx context.Context, after int64, limit int) ([]parley.Even
 		return nil, err
 	}
 	var events []parley.Event
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
+	err = db.readTx(ctx, func(tx readQ) error {
 		var err error
-		events, err = scanEvents(tx.QueryContext(ctx, qEvents, after, limit))
+		events, err = scanEvents(tx.Query(qEvents, after, limit))
 		if err != nil || len(events) == 0 {
 			return err
 		}
-		return fillAudience(ctx, tx, events)
+		return fillAudience(tx, events)
 	})
 	return events, wrapInternal(err)
 }
 
 func (db *DB) events(ctx context.Context, query string, args ...any) ([]parley.Event, error) {
-	return scanEvents(db.read.QueryContext(ctx, query, args...))
+	return scanEvents(db.query(ctx, query, args...))
 }
 
 func scanEvents(rows *sql.Rows, err error) ([]parley.Event, error) {
@@ -338,7 +394,7 @@ func scanEvents(rows *sql.Rows, err error) ([]parley.Event, error) {
 
 // fillAudience sets each event's Audience from the membership windows of
 // its conversation.
-func fillAudience(ctx context.Context, tx *sql.Tx, events []parley.Event) error {
+func fillAudience(tx readQ, events []parley.Event) error {
 	type window struct {
 		user         string
 		joined, left int64 // left 0: still a member
@@ -354,7 +410,7 @@ func fillAudience(ctx context.Context, tx *sql.Tx, events []parley.Event) error 
 	// SQLite allows 32766 variables; a page of events names fewer
 	// conversations than that.
 	q := qWindowsPrefix + strings.Repeat("?,", len(ids)-1) + "?) ORDER BY joined_pos, user_id"
-	rows, err := tx.QueryContext(ctx, q, ids...)
+	rows, err := tx.Query(q, ids...)
 	if err != nil {
 		return err
 	}
@@ -390,7 +446,7 @@ func fillAudience(ctx context.Context, tx *sql.Tx, events []parley.Event) error 
 // Head implements parley.Store.
 func (db *DB) Head(ctx context.Context) (int64, error) {
 	var head int64
-	if err := db.read.QueryRowContext(ctx, qHead).Scan(&head); err != nil {
+	if err := db.queryRow(ctx, qHead).Scan(&head); err != nil {
 		return 0, internalf("%w", err)
 	}
 	return head, nil
@@ -403,7 +459,7 @@ func (db *DB) AttachmentData(ctx context.Context, userID, attachmentID string, t
 		a    parley.Attachment
 		data []byte
 	)
-	err := db.read.QueryRowContext(ctx, qAttachmentData, thumb, attachmentID, userID, userID).
+	err := db.queryRow(ctx, qAttachmentData, thumb, attachmentID, userID, userID).
 		Scan(&a.ID, &a.ContentType, &a.Size, &a.Width, &a.Height, &data)
 	if err != nil {
 		return parley.Attachment{}, nil, notFound(err, parley.ErrNotFound)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"math"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -69,6 +70,7 @@ func (db *DB) EnsureUser(ctx context.Context, id, name string) (parley.User, err
 			return err
 		}
 		u.Name = name
+		delete(w.b.cache.names, id)
 		_, err = w.exec(qRenameUser, name, id)
 		return err
 	})
@@ -123,10 +125,11 @@ func (db *DB) CreateDirect(ctx context.Context, userID, otherID string) (parley.
 		events []parley.Event
 	)
 	err := db.b.do(ctx, func(w *writeTx) error {
+		events = nil
 		var id string
 		err := w.queryRow(qDirectByPair, a, b).Scan(&id)
 		if err == nil {
-			c, err = view(w.tx, userID, id)
+			c, err = view(w, userID, id)
 			return err
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
@@ -145,7 +148,7 @@ func (db *DB) CreateDirect(ctx context.Context, userID, otherID string) (parley.
 			return err
 		}
 		events = []parley.Event{e}
-		c, err = view(w.tx, userID, id)
+		c, err = view(w, userID, id)
 		return err
 	})
 	if err != nil {
@@ -188,7 +191,7 @@ func (db *DB) CreateGroup(ctx context.Context, userID, title string, memberIDs [
 			return err
 		}
 		events = []parley.Event{e}
-		c, err = view(w.tx, userID, id)
+		c, err = view(w, userID, id)
 		return err
 	})
 	if err != nil {
@@ -213,7 +216,7 @@ func (w *writeTx) created(id, actor string, members []string) (parley.Event, err
 // snapshot of the conversation after the change. extra are audience
 // members beyond the current ones (removed users).
 func (w *writeTx) conversationEvent(pos int64, id, actor string, ch parley.Change, userIDs, extra []string) (parley.Event, error) {
-	snap, err := snapshot(w.tx, id)
+	snap, err := snapshot(w, id)
 	if err != nil {
 		return parley.Event{}, err
 	}
@@ -241,7 +244,7 @@ func (w *writeTx) insertEvent(e *parley.Event, messageID *string, extra []string
 		return err
 	}
 	if e.UserName == "" {
-		if err := w.queryRow(qUserByID, e.UserID).Scan(new(string), &e.UserName, new(int64)); err != nil {
+		if e.UserName, err = w.userName(e.UserID); err != nil {
 			return err
 		}
 	}
@@ -283,10 +286,11 @@ func (db *DB) UpdateConversation(ctx context.Context, userID, conversationID str
 		events []parley.Event
 	)
 	err = db.b.do(ctx, func(w *writeTx) error {
+		events = nil
 		if err := w.member(conversationID, userID); err != nil {
 			return err
 		}
-		cur, err := snapshot(w.tx, conversationID)
+		cur, err := snapshot(w, conversationID)
 		if err != nil {
 			return err
 		}
@@ -363,10 +367,10 @@ func (db *DB) UpdateConversation(ctx context.Context, userID, conversationID str
 		if contains(removed, userID) {
 			// The user left: they see the conversation as it is now, but
 			// no longer as a member.
-			c, err = snapshot(w.tx, conversationID)
+			c, err = snapshot(w, conversationID)
 			return err
 		}
-		c, err = view(w.tx, userID, conversationID)
+		c, err = view(w, userID, conversationID)
 		return err
 	})
 	if err != nil {
@@ -393,6 +397,11 @@ func (w *writeTx) member(conversationID, userID string) error {
 // SendMessage implements parley.Store. The sender must be a member; then a
 // ClientID the sender already used returns the stored message and no
 // events.
+//
+// It is the hot write, so it is a deferred op (batch.go): membership, the
+// sender's name and the conversation's last_seq come from the batcher's
+// cache, the only query is the idempotency check (and, for an image, the
+// attachment's), and the rows are written with the batch's.
 func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Message, []parley.Event, error) {
 	if nm.Type == "" {
 		nm.Type = parley.Text
@@ -404,22 +413,40 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 		msg    parley.Message
 		events []parley.Event
 	)
-	err := db.b.do(ctx, func(w *writeTx) error {
-		var (
-			last       int64
-			senderName string
-		)
-		if err := w.queryRow(qSender, nm.ConversationID, nm.SenderID).Scan(&last, &senderName); err != nil {
-			return notFound(err, parley.ErrNotFound)
+	err := db.b.doDeferred(ctx, func(w *writeTx) error {
+		msg, events = parley.Message{}, nil
+		ms, err := w.members(nm.ConversationID)
+		if err != nil {
+			return err
 		}
-		old, err := scanMessage(w.queryRow(qMessageByClientID, nm.SenderID, nm.ClientID))
+		if !ms.has(nm.SenderID) {
+			return parley.ErrNotFound
+		}
+		// Idempotency: a send of this batch not written yet, then the
+		// table.
+		old, ok := w.pending.sent[[2]string{nm.SenderID, nm.ClientID}]
+		if !ok {
+			m, err := scanMessage(w.queryRow(qMessageByClientID, nm.SenderID, nm.ClientID))
+			switch {
+			case err == nil:
+				old, ok = &m, true
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
 		switch {
-		case err == nil && old.ConversationID == nm.ConversationID:
-			msg = old
+		case ok && old.ConversationID == nm.ConversationID:
+			msg = *old
 			return nil
-		case err == nil:
+		case ok:
 			return parley.Errorf(parley.ECONFLICT, "client_id %q was used for another conversation", nm.ClientID)
-		case !errors.Is(err, sql.ErrNoRows):
+		}
+		senderName, err := w.userName(nm.SenderID)
+		if err != nil {
+			return err
+		}
+		last, err := w.lastSeq(nm.ConversationID)
+		if err != nil {
 			return err
 		}
 		msg = parley.Message{
@@ -433,7 +460,7 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 			Text:           nm.Text,
 			CreatedAt:      parley.Now(),
 		}
-		var attachment *string
+		var attachment any // NULL
 		if nm.Type == parley.Image {
 			a := parley.Attachment{ID: nm.AttachmentID}
 			err := w.queryRow(qAttachmentOwned, nm.AttachmentID, nm.SenderID).Scan(&a.ContentType, &a.Size, &a.Width, &a.Height)
@@ -442,19 +469,10 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 			} else if err != nil {
 				return err
 			}
-			msg.Attachment, attachment = &a, &nm.AttachmentID
+			msg.Attachment, attachment = &a, nm.AttachmentID
 		}
-		at := toMicros(msg.CreatedAt)
-		if _, err := w.exec(qInsertMessage, msg.ID, msg.ConversationID, msg.Seq, msg.SenderID, msg.ClientID,
-			string(msg.Type), msg.Text, attachment, at); err != nil {
-			return err
-		}
-		if _, err := w.exec(qBumpConversation, msg.Seq, at, msg.ConversationID); err != nil {
-			return err
-		}
-		if _, err := w.exec(qSetReadSeq, msg.Seq, msg.ConversationID, msg.SenderID); err != nil {
-			return err
-		}
+		// Nothing fails from here on: the send takes its position and
+		// leaves its rows to the batch.
 		e := parley.Event{
 			Pos:            w.nextPos(),
 			Type:           parley.EventNewMessage,
@@ -463,11 +481,18 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 			UserName:       senderName,
 			Message:        &msg,
 			At:             msg.CreatedAt,
+			// A copy: the cached slice is shared, the event's is the
+			// caller's.
+			Audience: slices.Clone(ms.ids),
 		}
-		if err := w.insertEvent(&e, &msg.ID, nil); err != nil {
-			return err
-		}
+		stored := msg
+		w.addSend(&stored, attachment, &e)
 		events = []parley.Event{e}
+		if w.noDefer {
+			// The batch's second run (batch.go): write now, inside this
+			// op's savepoint.
+			return w.flush()
+		}
 		return nil
 	})
 	if err != nil {
@@ -488,6 +513,7 @@ func (db *DB) DeleteMessage(ctx context.Context, userID, conversationID, message
 		events []parley.Event
 	)
 	err := db.b.do(ctx, func(w *writeTx) error {
+		events = nil
 		if err := w.member(conversationID, userID); err != nil {
 			return err
 		}
@@ -542,7 +568,8 @@ func (db *DB) MarkRead(ctx context.Context, userID, conversationID string, seq i
 	}
 	var events []parley.Event
 	err := db.b.do(ctx, func(w *writeTx) error {
-		cur, err := readSeq(w.tx, conversationID, userID)
+		events = nil
+		cur, err := readSeq(w, conversationID, userID)
 		if err != nil {
 			return err
 		}
@@ -618,49 +645,15 @@ func (db *DB) PutAttachment(ctx context.Context, ownerID string, a parley.Attach
 const noBefore = math.MaxInt64
 
 // join opens a membership window at pos; leave closes it. Both drop the
-// conversation from the audience cache.
+// conversation from the members cache.
 func (w *writeTx) join(conversationID, userID string, pos int64) error {
-	delete(w.b.audience, conversationID)
+	delete(w.b.cache.members, conversationID)
 	_, err := w.exec(qInsertMember, conversationID, userID, pos)
 	return err
 }
 
 func (w *writeTx) leave(conversationID, userID string, pos int64) error {
-	delete(w.b.audience, conversationID)
+	delete(w.b.cache.members, conversationID)
 	_, err := w.exec(qRemoveMember, pos, conversationID, userID)
 	return err
 }
-
-// audience returns the current members of a conversation, the audience of
-// its events. The batcher caches the lists, because every message needs
-// one: join and leave drop an entry, and a failed op or batch drops them
-// all (batch.go), so the cache never holds what was rolled back.
-func (w *writeTx) audience(conversationID string) ([]string, error) {
-	if ids, ok := w.b.audience[conversationID]; ok {
-		return ids, nil
-	}
-	rows, err := w.query(qAudience, conversationID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	ids := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(w.b.audience) >= maxAudienceCache {
-		clear(w.b.audience)
-	}
-	w.b.audience[conversationID] = ids
-	return ids, nil
-}
-
-// maxAudienceCache bounds the audience cache (entries are conversations).
-const maxAudienceCache = 10000

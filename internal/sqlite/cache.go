@@ -1,0 +1,312 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/bits"
+	"strings"
+
+	"github.com/parleychat/parley"
+)
+
+// What the batcher keeps in memory, and the rows deferred ops leave for
+// the end of the batch.
+
+// cache holds what only the batcher changes, so that a send can be decided
+// without reading it again: each conversation's current members and
+// last_seq, and users' names. Entries are loaded on first use (inside the
+// batch transaction, so they see what the batch wrote so far) and updated
+// by the ops that change them. Any rollback (an op's or a batch's) drops
+// the whole cache, so it never holds what was rolled back. Only the batcher
+// goroutine touches it.
+type cache struct {
+	members map[string]*memberSet // conversation id -> current members
+	lastSeq map[string]int64      // conversation id -> last_seq
+	names   map[string]string     // user id -> name
+}
+
+// maxCache bounds each map of the cache (entries are conversations or
+// users); trim empties a map that grew past it.
+const maxCache = 10000
+
+func (c *cache) reset() {
+	c.members = map[string]*memberSet{}
+	c.lastSeq = map[string]int64{}
+	c.names = map[string]string{}
+}
+
+// trim runs between batches, when nothing depends on the cache.
+func (c *cache) trim() {
+	if len(c.members) > maxCache {
+		clear(c.members)
+	}
+	if len(c.lastSeq) > maxCache {
+		clear(c.lastSeq)
+	}
+	if len(c.names) > maxCache {
+		clear(c.names)
+	}
+}
+
+// memberSet is a conversation's current members. ids is never changed in
+// place (a change drops the entry), so events may copy from it.
+type memberSet struct {
+	ids []string
+	set map[string]struct{} // for large groups; nil for small ones
+}
+
+func newMemberSet(ids []string) *memberSet {
+	ms := &memberSet{ids: ids}
+	if len(ids) > 16 {
+		ms.set = make(map[string]struct{}, len(ids))
+		for _, id := range ids {
+			ms.set[id] = struct{}{}
+		}
+	}
+	return ms
+}
+
+func (ms *memberSet) has(id string) bool {
+	if ms.set != nil {
+		_, ok := ms.set[id]
+		return ok
+	}
+	for _, x := range ms.ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// members returns the current members of a conversation (none for a
+// conversation that does not exist).
+func (w *writeTx) members(conversationID string) (*memberSet, error) {
+	if ms, ok := w.b.cache.members[conversationID]; ok {
+		return ms, nil
+	}
+	rows, err := w.Query(qAudience, conversationID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	ms := newMemberSet(ids)
+	w.b.cache.members[conversationID] = ms
+	return ms, nil
+}
+
+// audience returns the current members of a conversation, the audience of
+// its events. The slice is shared with the cache: do not change it.
+func (w *writeTx) audience(conversationID string) ([]string, error) {
+	ms, err := w.members(conversationID)
+	if err != nil {
+		return nil, err
+	}
+	return ms.ids, nil
+}
+
+// lastSeq returns a conversation's last_seq, counting the batch's sends.
+func (w *writeTx) lastSeq(conversationID string) (int64, error) {
+	if seq, ok := w.b.cache.lastSeq[conversationID]; ok {
+		return seq, nil
+	}
+	var seq int64
+	if err := w.queryRow(qLastSeq, conversationID).Scan(&seq); err != nil {
+		return 0, notFound(err, parley.ErrNotFound)
+	}
+	w.b.cache.lastSeq[conversationID] = seq
+	return seq, nil
+}
+
+// userName returns a user's name.
+func (w *writeTx) userName(userID string) (string, error) {
+	if name, ok := w.b.cache.names[userID]; ok {
+		return name, nil
+	}
+	u, err := scanUser(w.queryRow(qUserByID, userID))
+	if err != nil {
+		return "", notFound(err, parley.ErrNotFound)
+	}
+	w.b.cache.names[userID] = u.Name
+	return u.Name, nil
+}
+
+// pending holds the rows of the batch's deferred sends, not yet written.
+// Rows are appended in position order.
+type pending struct {
+	msgs   []any // msgArgs values per message
+	events []any // eventArgs values per event
+	// bumps: conversation id -> its newest message in the batch.
+	bumps map[string]bump
+	// reads: (conversation, sender) -> the sender's new read position.
+	reads map[[2]string]int64
+	// sent: (sender, client id) -> the message a send of this batch
+	// stored, for idempotency before the row is written.
+	sent map[[2]string]*parley.Message
+}
+
+type bump struct{ seq, at int64 }
+
+func (p *pending) empty() bool { return len(p.msgs) == 0 }
+
+// Column counts of the multi-row statements' rows.
+const (
+	msgArgs   = 9
+	eventArgs = 7
+	bumpArgs  = 3
+	readArgs  = 3
+)
+
+// addSend appends what a send writes: the message, its newMessage event,
+// the conversation's last_seq and the sender's read position. It cannot
+// fail: the op has checked everything before.
+func (w *writeTx) addSend(m *parley.Message, attachmentID any, e *parley.Event) {
+	p := &w.pending
+	if p.bumps == nil {
+		p.bumps = map[string]bump{}
+		p.reads = map[[2]string]int64{}
+		p.sent = map[[2]string]*parley.Message{}
+	}
+	at := toMicros(m.CreatedAt)
+	p.msgs = append(p.msgs, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID, string(m.Type), m.Text, attachmentID, at)
+	p.events = append(p.events, e.Pos, e.ConversationID, string(e.Type), e.UserID, m.ID, emptyEventData, toMicros(e.At))
+	p.bumps[m.ConversationID] = bump{m.Seq, at}
+	p.reads[[2]string{m.ConversationID, m.SenderID}] = m.Seq
+	p.sent[[2]string{m.SenderID, m.ClientID}] = m
+	w.b.cache.lastSeq[m.ConversationID] = m.Seq
+}
+
+// emptyEventData is the data of an event with nothing beyond its columns
+// (a newMessage): what encodeEventData makes of it.
+const emptyEventData = "{}"
+
+// flush writes the pending rows with multi-row statements: messages
+// first (events refer to them), then events, conversations, read
+// positions. Pending is empty afterwards, written or not. An error wraps
+// errFlush.
+func (w *writeTx) flush() error {
+	p := &w.pending
+	if p.empty() {
+		return nil
+	}
+	defer func() { *p = pending{} }()
+	if err := w.execMulti(multiMessages, p.msgs, msgArgs); err != nil {
+		return fmt.Errorf("%w: messages: %w", errFlush, err)
+	}
+	if err := w.execMulti(multiEvents, p.events, eventArgs); err != nil {
+		return fmt.Errorf("%w: events: %w", errFlush, err)
+	}
+	args := make([]any, 0, len(p.bumps)*bumpArgs)
+	for id, b := range p.bumps {
+		args = append(args, id, b.seq, b.at)
+	}
+	if err := w.execMulti(multiBumps, args, bumpArgs); err != nil {
+		return fmt.Errorf("%w: conversations: %w", errFlush, err)
+	}
+	args = args[:0]
+	for k, seq := range p.reads {
+		args = append(args, k[0], k[1], seq)
+	}
+	if err := w.execMulti(multiReads, args, readArgs); err != nil {
+		return fmt.Errorf("%w: read positions: %w", errFlush, err)
+	}
+	return nil
+}
+
+// The multi-row statements, by kind; each is prepared for 1, 2, 4, ...
+// maxMultiRows rows, and a flush writes n rows as a sum of those sizes.
+const (
+	multiMessages = iota
+	multiEvents
+	multiBumps
+	multiReads
+	nMulti
+)
+
+// maxMultiRows keeps a statement's variables (9 a message row) well under
+// SQLite's limit of 32766.
+const maxMultiRows = 256
+
+// multiSQL returns the statement of a kind for rows rows. With
+// orRollback a failing statement rolls back the whole transaction
+// (INSERT OR ROLLBACK), which spares SQLite the statement journal it
+// otherwise keeps to undo one multi-row statement alone: the batch is
+// retried without deferral then anyway. Without it (the batch's second
+// run, inside an op's savepoint) a failure undoes the statement alone.
+func multiSQL(kind, rows int, orRollback bool) string {
+	var head, row, tail string
+	verb := ""
+	if orRollback {
+		verb = " OR ROLLBACK"
+	}
+	switch kind {
+	case multiMessages:
+		head, row = `INSERT`+verb+` INTO messages
+			(id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at) VALUES `, `(?,?,?,?,?,?,?,?,?)`
+	case multiEvents:
+		head, row = `INSERT`+verb+` INTO events (pos, conversation_id, type, actor_id, message_id, data, at) VALUES `, `(?,?,?,?,?,?,?)`
+	case multiBumps:
+		// last_seq only grows: the batch's value is the newest.
+		head, row = `UPDATE`+verb+` conversations SET last_seq = v.column2, last_activity_at = v.column3
+			FROM (VALUES `, `(?,?,?)`
+		tail = `) AS v WHERE conversations.id = v.column1`
+	case multiReads:
+		// As qSetReadSeq: the read position never moves back.
+		head, row = `UPDATE`+verb+` members SET read_seq = v.column3 FROM (VALUES `, `(?,?,?)`
+		tail = `) AS v WHERE members.conversation_id = v.column1 AND members.user_id = v.column2
+			AND members.left_pos IS NULL AND members.read_seq < v.column3`
+	}
+	return head + strings.Repeat(row+",", rows-1) + row + tail
+}
+
+// execMulti runs the kind's statement over args (cols values a row), in
+// chunks of a power of two rows.
+func (w *writeTx) execMulti(kind int, args []any, cols int) error {
+	for len(args) > 0 {
+		n := min(len(args)/cols, maxMultiRows)
+		k := bits.Len(uint(n)) - 1 // the largest power of two <= n
+		st, err := w.b.multiStmt(kind, k, !w.noDefer)
+		if err != nil {
+			return err
+		}
+		rows := 1 << k
+		if _, err := st.Exec(args[:rows*cols]...); err != nil {
+			return err
+		}
+		args = args[rows*cols:]
+	}
+	return nil
+}
+
+// multiStmt returns the kind's statement for 1<<k rows, preparing it on
+// first use.
+func (b *batcher) multiStmt(kind, k int, orRollback bool) (*sql.Stmt, error) {
+	if !orRollback {
+		// Rare (a batch's second run): no need to keep it.
+		return b.stmt(multiSQL(kind, 1<<k, false))
+	}
+	if len(b.multi[kind]) <= k {
+		b.multi[kind] = append(b.multi[kind], make([]*sql.Stmt, k+1-len(b.multi[kind]))...)
+	}
+	if st := b.multi[kind][k]; st != nil {
+		return st, nil
+	}
+	st, err := b.conn.PrepareContext(context.Background(), multiSQL(kind, 1<<k, true))
+	if err != nil {
+		return nil, err
+	}
+	b.multi[kind][k] = st
+	return st, nil
+}
