@@ -318,9 +318,15 @@ func (m *Model) follow() tea.Cmd {
 // event reacts to an SDK event, then reads the state again.
 func (m *Model) event(ev client.Event) tea.Cmd {
 	var id string
+	var cmds []tea.Cmd
 	switch e := ev.(type) {
 	case client.ConversationUpdated:
 		id = e.Conversation.ID
+		if e.Change == parley.ChangeCreated || e.Change == parley.ChangeMembersAdded {
+			// Presence covers contacts only: new members may be new
+			// contacts, and the server sends no userOnline for them.
+			cmds = append(cmds, m.fetchPresence())
+		}
 	case client.NewMessage:
 		id = e.Message.ConversationID
 	case client.Resynced:
@@ -331,9 +337,25 @@ func (m *Model) event(ev client.Event) tea.Cmd {
 		// The SDK fetches a conversation it does not know in the
 		// background without telling the app when it is done: fetch the
 		// list so the new conversation shows at once.
-		return tea.Batch(m.fetchList(), m.refresh())
+		cmds = append(cmds, m.fetchList())
 	}
-	return m.refresh()
+	return tea.Batch(append(cmds, m.refresh())...)
+}
+
+// fetchPresence asks the server who is online.
+func (m *Model) fetchPresence() tea.Cmd {
+	if m.c == nil {
+		return nil
+	}
+	c := m.c
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		if _, err := c.FetchPresence(ctx); err != nil {
+			return nil
+		}
+		return clientChangedMsg{}
+	}
 }
 
 // fetchList fetches the conversation list (or asks for one more fetch
@@ -542,10 +564,17 @@ func (m *Model) resend() tea.Cmd {
 		if o.conv != m.open || o.status != client.Failed || o.msg == nil {
 			continue
 		}
-		if err := m.c.Resend(context.Background(), o.msg); err != nil {
+		// A new Send, not Client.Resend: the SDK's outbox remembers which
+		// messages it already sent on the current connection and skips a
+		// resent one until the link changes. A failed message was refused,
+		// so nothing is stored under the old client id and a new one
+		// cannot make a duplicate.
+		nm, err := m.c.Send(context.Background(), o.conv, o.text)
+		if err != nil {
 			m.notice = "cannot resend: " + errText(err)
 			return m.refresh()
 		}
+		o.msg, o.clientID, o.status, o.err, o.at = nm, nm.ClientID(), nm.Status(), nil, nm.CreatedAt()
 		n++
 	}
 	if n == 0 {

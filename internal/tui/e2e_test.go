@@ -1,0 +1,244 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
+)
+
+// driver runs a Model the way tea.Program does, without a terminal: it
+// applies messages to Update one at a time and runs commands on their own
+// goroutines, feeding their results back. The test reads View between
+// messages.
+type driver struct {
+	t      *testing.T
+	name   string
+	c      *client.Client
+	m      *Model
+	msgs   chan tea.Msg
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // command goroutines
+	quit   bool
+}
+
+// newDriver starts a model for a client connecting to srv with token.
+// Cleanup stops the commands and closes the client.
+func newDriver(t *testing.T, name, url, token string, lookup func(ctx context.Context, name string) (parley.User, error)) *driver {
+	t.Helper()
+	c, err := client.New(url, client.WithToken(token), client.WithBackoff(50*time.Millisecond, 200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &driver{t: t, name: name, c: c, msgs: make(chan tea.Msg), ctx: ctx, cancel: cancel}
+	d.m = New(c, Config{Notify: d.send, LookupUser: lookup, PageSize: 20})
+	Attach(c, d.send)
+	t.Cleanup(func() {
+		Detach(c)
+		d.cancel() // unblocks callbacks waiting in send
+		c.Close()
+		d.wg.Wait()
+	})
+	d.process(tea.WindowSizeMsg{Width: 100, Height: 24})
+	d.run(d.m.Init())
+	return d
+}
+
+// send is Config.Notify: it hands msg to the loop in waitFor.
+func (d *driver) send(msg tea.Msg) {
+	select {
+	case d.msgs <- msg:
+	case <-d.ctx.Done():
+	}
+}
+
+func (d *driver) run(cmd tea.Cmd) {
+	if cmd == nil {
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if msg := cmd(); msg != nil {
+			d.send(msg)
+		}
+	}()
+}
+
+func (d *driver) process(msg tea.Msg) {
+	switch msg := msg.(type) {
+	case tea.BatchMsg:
+		for _, cmd := range msg {
+			d.run(cmd)
+		}
+	case tea.QuitMsg:
+		d.quit = true
+	default:
+		_, cmd := d.m.Update(msg)
+		d.run(cmd)
+	}
+}
+
+func (d *driver) screen() string { return ansi.Strip(d.m.View().Content) }
+
+// waitFor processes messages until cond holds for the screen, failing the
+// test after a deadline.
+func (d *driver) waitFor(what string, cond func(screen string) bool) {
+	d.t.Helper()
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
+	for !cond(d.screen()) {
+		select {
+		case msg := <-d.msgs:
+			d.process(msg)
+		case <-deadline.C:
+			d.t.Fatalf("%s: no %s within 15 s; screen:\n%s", d.name, what, d.screen())
+		}
+	}
+}
+
+func (d *driver) waitText(s string) {
+	d.t.Helper()
+	d.waitFor(strings.TrimSpace(s), func(screen string) bool { return strings.Contains(screen, s) })
+}
+
+// typeLine types s and, with enter, presses Enter.
+func (d *driver) typeLine(s string, enter bool) {
+	for _, r := range s {
+		d.process(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+	if enter {
+		d.process(tea.KeyPressMsg{Code: tea.KeyEnter})
+	}
+}
+
+func (d *driver) press(k tea.KeyPressMsg) { d.process(k) }
+
+// Two users on a real server: a direct conversation started with /dm,
+// messages both ways with sent and read marks, typing, unread counts, a
+// group, and a server restart with a message queued while it was down.
+func TestTwoUsers(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := func(ctx context.Context, name string) (parley.User, error) {
+		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
+	}
+	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
+	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), lookup)
+	carol := srv.Token(t, "carol", "carol") // exists, never connects
+	_ = carol
+	alice.waitText("● connected as alice")
+	bob.waitText("● connected as bob")
+
+	alice.typeLine("/dm bob", true)
+	alice.waitText("bob ● online")
+	alice.typeLine("hello bob", true)
+	alice.waitText("alice: hello bob ✓")
+
+	// Bob's list gets the conversation; it opens (the only one) and
+	// shows the message, and reading it gives alice a read mark.
+	bob.waitText("alice ● online")
+	bob.waitText("alice: hello bob")
+	alice.waitText("alice: hello bob ✓✓")
+
+	bob.typeLine("hey al", false)
+	alice.waitText("bob is typing…")
+	bob.typeLine("ice", true)
+	alice.waitFor("bob's reply and no typing", func(s string) bool {
+		return strings.Contains(s, "bob: hey alice") && !strings.Contains(s, "is typing")
+	})
+
+	// A group: bob is not looking at it, so it is unread for him.
+	alice.typeLine("/group team bob carol", true)
+	alice.waitText("team 3 members")
+	alice.typeLine("standup at ten", true)
+	alice.waitText("alice: standup at ten ✓")
+	bob.waitFor("team with 1 unread", func(s string) bool {
+		return strings.Contains(s, "# team                  1")
+	})
+	bob.press(tea.KeyPressMsg{Code: tea.KeyTab})
+	bob.waitText("alice: standup at ten")
+	bob.waitFor("team read", func(s string) bool {
+		return strings.Contains(s, "# team ") && !strings.Contains(s, "# team                  1")
+	})
+
+	// The server goes away: the status line says so, a message waits in
+	// the outbox, and after the restart it is delivered once.
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.typeLine("while you were out", true)
+	alice.waitText("alice: while you were out … sending")
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl}) // retry now: fails again, still no server
+	alice.waitText("◌ reconnecting")
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("● connected as alice")
+	alice.waitText("alice: while you were out ✓")
+	bob.waitText("alice: while you were out")
+	if n := strings.Count(bob.screen(), "while you were out"); n != 1 {
+		t.Errorf("bob sees the message %d times:\n%s", n, bob.screen())
+	}
+}
+
+// A message the server refuses is marked failed; once the cause is gone,
+// Ctrl+E sends it again.
+func TestResendFailed(t *testing.T) {
+	srv := servertest.Start(t)
+	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), nil)
+	ctx := context.Background()
+	bc, err := client.New(srv.URL, client.WithToken(srv.Token(t, "bob", "bob")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.Close()
+	if err := bc.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cv, err := bc.CreateGroup(ctx, "club", []string{"alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.waitText("club 2 members")
+	alice.typeLine("first", true)
+	alice.waitText("alice: first ✓")
+
+	// Bob removes alice; her next message is refused.
+	if _, err := bc.UpdateConversation(ctx, updateMembers(cv.ID, nil, []string{"alice"})); err != nil {
+		t.Fatal(err)
+	}
+	alice.typeLine("second", true)
+	alice.waitText("alice: second ✗ failed")
+	alice.press(tea.KeyPressMsg{Code: 'e', Mod: tea.ModCtrl})
+	alice.waitText("alice: second ✗ failed") // still not a member
+
+	if _, err := bc.UpdateConversation(ctx, updateMembers(cv.ID, []string{"alice"}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	alice.press(tea.KeyPressMsg{Code: 'e', Mod: tea.ModCtrl})
+	alice.waitText("alice: second ✓")
+	page, err := bc.History(ctx, cv.ID, parley.MessageQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range page.Messages {
+		texts = append(texts, m.Text)
+	}
+	if strings.Join(texts, ",") != "first,second" {
+		t.Errorf("stored %q, want first,second", texts)
+	}
+}
+
+func updateMembers(id string, add, remove []string) protocol.UpdateConversation {
+	return protocol.UpdateConversation{ConversationID: id, Add: add, Remove: remove}
+}

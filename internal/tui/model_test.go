@@ -1,0 +1,305 @@
+package tui
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
+)
+
+var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+// newTestModel is a model with no client, sized 100x20, its clock at t0.
+func newTestModel(t *testing.T) *Model {
+	t.Helper()
+	m := New(nil, Config{Now: func() time.Time { return t0 }})
+	m.Update(tea.WindowSizeMsg{Width: 100, Height: 20})
+	m.me = parley.User{ID: "alice", Name: "alice"}
+	return m
+}
+
+// screen is the view as plain text.
+func screen(m *Model) string { return ansi.Strip(m.View().Content) }
+
+func key(s string) tea.KeyPressMsg {
+	switch s {
+	case "enter":
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab}
+	case "pgup":
+		return tea.KeyPressMsg{Code: tea.KeyPgUp}
+	case "pgdown":
+		return tea.KeyPressMsg{Code: tea.KeyPgDown}
+	case "esc":
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "ctrl+c":
+		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
+	case "ctrl+r":
+		return tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl}
+	case "ctrl+e":
+		return tea.KeyPressMsg{Code: 'e', Mod: tea.ModCtrl}
+	}
+	r := []rune(s)[0]
+	return tea.KeyPressMsg{Code: r, Text: s}
+}
+
+func TestStatusLine(t *testing.T) {
+	tests := []struct {
+		name   string
+		status client.Status
+		want   string // plain text
+		styled string // must appear with its colour
+	}{
+		{"connected", client.Status{State: client.Connected}, "● connected as alice", okStyle.Render("● connected")},
+		{"connecting", client.Status{State: client.Connecting, Attempt: 1}, "◌ connecting…", busy.Render("◌ connecting…")},
+		{"reconnecting", client.Status{State: client.Reconnecting, Attempt: 3, NextRetryAt: t0.Add(3500 * time.Millisecond), Err: errors.New("connection refused")},
+			"◌ reconnecting in 4 s (attempt 3) Ctrl+R retry now · connection refused", busy.Render("◌ reconnecting in 4 s (attempt 3)")},
+		{"retry due", client.Status{State: client.Reconnecting, Attempt: 2, NextRetryAt: t0.Add(-time.Second)},
+			"◌ reconnecting now (attempt 2)", busy.Render("◌ reconnecting now (attempt 2)")},
+		{"gave up", client.Status{State: client.Disconnected, Err: parley.Errorf(parley.EUNAUTHORIZED, "token expired")},
+			"✗ disconnected: token expired Ctrl+R reconnect", bad.Render("✗ disconnected: token expired")},
+		{"throttled", client.Status{State: client.FeatureThrottled, Throttled: map[string]time.Time{"typing": t0.Add(2 * time.Second)}},
+			"● connected (typing paused for 2 s)", okStyle.Render("● connected")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestModel(t)
+			m.status = tt.status
+			m.Update(tickMsg(t0))
+			v := m.View().Content
+			lines := strings.Split(ansi.Strip(v), "\n")
+			if got := lines[len(lines)-1]; !strings.HasPrefix(got, tt.want) {
+				t.Errorf("status line = %q, want it to start with %q", got, tt.want)
+			}
+			if !strings.Contains(v, tt.styled) {
+				t.Errorf("status line %q lacks the coloured %q", v, tt.styled)
+			}
+		})
+	}
+}
+
+// A reconnect countdown keeps a one-second tick scheduled; a connected
+// client schedules none.
+func TestCountdownTicks(t *testing.T) {
+	m := newTestModel(t)
+	m.status = client.Status{State: client.Reconnecting, Attempt: 1, NextRetryAt: t0.Add(5 * time.Second)}
+	if _, cmd := m.Update(tickMsg(t0)); cmd == nil || !m.ticking {
+		t.Fatal("reconnecting: no tick scheduled")
+	}
+	m.status = client.Status{State: client.Connected}
+	if _, cmd := m.Update(tickMsg(t0)); cmd != nil || m.ticking {
+		t.Fatal("connected: a tick is still scheduled")
+	}
+}
+
+func conversations() []parley.Conversation {
+	return []parley.Conversation{
+		{ID: "c1", Kind: parley.Direct, Members: []parley.Member{{UserID: "alice", Name: "alice"}, {UserID: "bob", Name: "bob"}}, UnreadCount: 2},
+		{ID: "c2", Kind: parley.Group, Title: "team", Members: []parley.Member{{UserID: "alice", Name: "alice"}, {UserID: "bob", Name: "bob"}, {UserID: "carol", Name: "carol"}}},
+		{ID: "c3", Kind: parley.Direct, Members: []parley.Member{{UserID: "alice", Name: "alice"}, {UserID: "carol", Name: "carol"}}, UnreadCount: 11},
+	}
+}
+
+func TestConversationList(t *testing.T) {
+	m := newTestModel(t)
+	m.status = client.Status{State: client.Connected}
+	m.convs = conversations()
+	m.online = map[string]bool{"bob": true}
+	m.Update(clientChangedMsg{}) // opens the first conversation
+	if m.open != "c1" {
+		t.Fatalf("open = %q, want the most recent, c1", m.open)
+	}
+	lines := strings.Split(screen(m), "\n")
+	var list []string
+	for _, l := range lines[:4] {
+		list = append(list, strings.TrimRight(strings.SplitN(l, "│", 2)[0], " "))
+	}
+	want := []string{"Conversations", "● bob                   2", "# team", "○ carol                11"}
+	if diff := cmp.Diff(want, list); diff != "" {
+		t.Errorf("list (-want +got):\n%s", diff)
+	}
+	v := m.View().Content
+	if !strings.Contains(v, okStyle.Render("● online")) || !strings.Contains(v, dim.Render("○")+" carol") {
+		t.Errorf("presence is not green for bob and grey for carol: %q", v)
+	}
+	if !strings.Contains(lines[0], "bob ● online") {
+		t.Errorf("header = %q, want bob ● online", lines[0])
+	}
+
+	// Tab and arrows move through the list, wrapping around.
+	for _, step := range []struct {
+		key  tea.KeyPressMsg
+		want string
+	}{{key("tab"), "c2"}, {key("tab"), "c3"}, {key("tab"), "c1"}, {tea.KeyPressMsg{Code: tea.KeyUp}, "c3"}, {tea.KeyPressMsg{Code: tea.KeyDown}, "c1"}} {
+		m.Update(step.key)
+		if m.open != step.want {
+			t.Fatalf("after %s open = %q, want %q", step.key, m.open, step.want)
+		}
+	}
+	m.Update(key("tab"))
+	if l := strings.Split(screen(m), "\n")[0]; !strings.Contains(l, "team 3 members, 1 online") {
+		t.Errorf("group header = %q", l)
+	}
+}
+
+func TestMessagesAndMarks(t *testing.T) {
+	m := newTestModel(t)
+	m.convs = conversations()
+	m.convs[0].Members[1].ReadSeq = 1 // bob read alice's first message
+	m.Update(clientChangedMsg{})
+	m.msgs = []parley.Message{
+		{ConversationID: "c1", Seq: 1, SenderID: "alice", SenderName: "alice", Text: "first", CreatedAt: t0},
+		{ConversationID: "c1", Seq: 2, SenderID: "bob", SenderName: "bob", Text: "hi there", CreatedAt: t0},
+		{ConversationID: "c1", Seq: 3, SenderID: "alice", SenderName: "alice", Text: "second", CreatedAt: t0, ClientID: "x"},
+		{ConversationID: "c1", Seq: 4, SenderID: "bob", SenderName: "bob", Deleted: true, CreatedAt: t0},
+	}
+	m.outgoing = []*outItem{
+		{clientID: "p1", conv: "c1", text: "on its way", at: t0, status: client.Sending},
+		{clientID: "p2", conv: "c1", text: "refused", at: t0, status: client.Failed, err: parley.Errorf(parley.EFORBIDDEN, "not a member")},
+		{clientID: "p3", conv: "c2", text: "elsewhere", at: t0, status: client.Sending},
+	}
+	m.typing = []client.Typist{{UserID: "bob", UserName: "bob"}}
+	m.Update(clientChangedMsg{})
+	s := screen(m)
+	for _, want := range []string{
+		"alice: first ✓✓",
+		"bob: hi there\n",
+		"alice: second ✓\n",
+		"bob: (message deleted)",
+		"alice: on its way … sending",
+		"alice: refused ✗ failed: not a member (Ctrl+E resends)",
+		"bob is typing…",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("screen lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "elsewhere") {
+		t.Errorf("a message for another conversation is shown:\n%s", s)
+	}
+	// Once the view holds a sent message, the view's copy is the one shown.
+	m.outgoing[0].status = client.Sent
+	m.msgs = append(m.msgs, parley.Message{ConversationID: "c1", Seq: 5, SenderID: "alice", SenderName: "alice", Text: "on its way", ClientID: "p1", CreatedAt: t0})
+	m.Update(clientChangedMsg{})
+	if s := screen(m); strings.Count(s, "on its way") != 1 {
+		t.Errorf("a sent message shows %d times:\n%s", strings.Count(s, "on its way"), s)
+	}
+}
+
+func TestTypingText(t *testing.T) {
+	ts := []client.Typist{{UserName: "bob"}, {UserName: "carol"}, {UserName: "dan"}}
+	for n, want := range []string{"", "bob is typing…", "bob and carol are typing…", "3 people are typing…"} {
+		if got := typingText(ts[:n]); got != want {
+			t.Errorf("%d typists: %q, want %q", n, got, want)
+		}
+	}
+}
+
+// PgUp scrolls up through the loaded history and PgDn back down.
+func TestScroll(t *testing.T) {
+	m := newTestModel(t)
+	m.convs = conversations()
+	m.Update(clientChangedMsg{})
+	for i := 1; i <= 60; i++ {
+		m.msgs = append(m.msgs, parley.Message{ConversationID: "c1", Seq: int64(i), SenderID: "bob", SenderName: "bob", Text: fmt.Sprintf("message %d", i), CreatedAt: t0})
+	}
+	m.Update(clientChangedMsg{})
+	s := screen(m)
+	if !strings.Contains(s, "message 60\n") || strings.Contains(s, "message 40\n") {
+		t.Fatalf("not at the bottom:\n%s", s)
+	}
+	m.Update(key("pgup"))
+	s = screen(m)
+	if strings.Contains(s, "message 60\n") || !strings.Contains(s, "message 44\n") {
+		t.Fatalf("after PgUp:\n%s", s)
+	}
+	for range 5 {
+		m.Update(key("pgup"))
+	}
+	if s = screen(m); !strings.Contains(s, "message 1\n") || !strings.Contains(s, "start of the conversation") {
+		t.Fatalf("at the top:\n%s", s)
+	}
+	for range 6 {
+		m.Update(key("pgdown"))
+	}
+	if s = screen(m); !strings.Contains(s, "message 60\n") {
+		t.Fatalf("back at the bottom:\n%s", s)
+	}
+}
+
+// Ctrl+C with messages still sending warns first; a second press quits.
+func TestQuitWarnsAboutUnsent(t *testing.T) {
+	m := newTestModel(t)
+	if _, cmd := m.Update(key("ctrl+c")); cmd == nil || cmd() != tea.Quit() {
+		t.Fatal("Ctrl+C with nothing pending does not quit")
+	}
+	m.outgoing = []*outItem{{conv: "c1", text: "x", status: client.Sending}}
+	if _, cmd := m.Update(key("ctrl+c")); cmd != nil {
+		t.Fatal("Ctrl+C with a message sending quit at once")
+	}
+	if s := screen(m); !strings.Contains(s, "1 message is still sending") {
+		t.Fatalf("no warning:\n%s", s)
+	}
+	if _, cmd := m.Update(key("ctrl+c")); cmd == nil || cmd() != tea.Quit() {
+		t.Fatal("a second Ctrl+C does not quit")
+	}
+}
+
+// In navigation mode (Esc) q quits; while typing it is a letter.
+func TestNavigationKeys(t *testing.T) {
+	m := newTestModel(t)
+	if _, cmd := m.Update(key("q")); cmd != nil || m.input.Value() != "q" {
+		t.Fatalf("q while typing: input %q", m.input.Value())
+	}
+	m.Update(key("esc"))
+	if _, cmd := m.Update(key("q")); cmd == nil || cmd() != tea.Quit() {
+		t.Fatal("q in navigation mode does not quit")
+	}
+}
+
+func TestCommands(t *testing.T) {
+	m := newTestModel(t)
+	for _, tt := range []struct{ line, notice string }{
+		{"/dm", "usage: /dm username"},
+		{"/group", "usage: /group title user1 user2..."},
+		{"/nope", "unknown command /nope (/help lists them)"},
+		{"hello", "no conversation open: start one with /dm user or /group title user..."},
+	} {
+		m.input.SetValue(tt.line)
+		m.Update(key("enter"))
+		if m.notice != tt.notice {
+			t.Errorf("%q: notice %q, want %q", tt.line, m.notice, tt.notice)
+		}
+	}
+	if got, want := fields(`/group "the team" bob  carol`), []string{"/group", "the team", "bob", "carol"}; !cmp.Equal(got, want) {
+		t.Errorf("fields = %q, want %q", got, want)
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8080":        "http://127.0.0.1:8080",
+		"127.0.0.1:8080":               "http://127.0.0.1:8080",
+		"ws://127.0.0.1:8080/v1/ws":    "http://127.0.0.1:8080",
+		"wss://chat.example.com/v1/ws": "https://chat.example.com",
+		"https://chat.example.com/":    "https://chat.example.com",
+		"https://example.com/parley/":  "https://example.com/parley",
+	} {
+		got, err := BaseURL(in)
+		if err != nil || got != want {
+			t.Errorf("BaseURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := BaseURL("ftp://x"); parley.ErrorCode(err) != parley.EINVALID {
+		t.Errorf("ftp: err %v, want EINVALID", err)
+	}
+}
