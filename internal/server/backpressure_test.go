@@ -254,3 +254,32 @@ func TestBatchedFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestPingForms: the reader answers the usual ping without decoding it and
+// every other spelling through the decoder; all get the same pong.
+func TestPingForms(t *testing.T) {
+	srv := servertest.Start(t)
+	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	for _, tc := range []struct{ frame, id string }{
+		{`{"op":"ping"}`, ""},
+		{`{"op":"ping","id":"p1"}`, "p1"},
+		{`{"id":"p2","op":"ping"}`, "p2"},
+		{`{"op":"ping","id":"a\"<b>"}`, `a"<b>`},
+		{` {"op":"ping","id":"p3","data":null}`, "p3"},
+		{`{"op":"ping","id":"é"}`, "é"},
+	} {
+		if err := a.writeRaw(websocket.MessageText, []byte(tc.frame)); err != nil {
+			t.Fatal(err)
+		}
+		f := a.next()
+		if f.Type != protocol.TypePong || f.ID != tc.id {
+			t.Fatalf("%s: got %s id %q, want pong %q", tc.frame, f.Type, f.ID, tc.id)
+		}
+	}
+	if err := a.writeRaw(websocket.MessageText, []byte(`{"op":"ping","id":"`+string(bytes.Repeat([]byte("x"), 65))+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if f := a.next(); f.Type != protocol.TypeError || f.Error.Code != parley.EINVALID {
+		t.Fatalf("a ping with a 65-byte id: %s %+v", f.Type, f.Error)
+	}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -331,15 +332,22 @@ func (h *hub) heartbeat(now time.Time, timeout time.Duration) {
 	}
 }
 
-// serve runs the connection until it ends. ctx is the server's connection
-// context: cancelled when a shutdown runs out of time, which closes the
-// WebSocket and ends every read and write on it.
+// serve runs the connection's hello and start on the calling goroutine
+// (net/http's, counted in connWG by serveWS), then hands the connection to
+// a reader goroutine of its own and returns. The hello and the replay run
+// deep call chains (JSON, token checks, store reads) that grow a stack to
+// tens of KiB, and a goroutine's stack only shrinks at a GC: a fresh
+// goroutine for the long-lived reader keeps an idle connection's stack
+// small, and lets net/http's request and buffers go.
+//
+// ctx is the server's connection context: cancelled when a shutdown runs
+// out of time, which closes the WebSocket and ends every read and write.
 func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	c.ctx = ctx
 	stop := context.AfterFunc(ctx, func() { c.ws.CloseNow() })
-	defer stop()
 	hello, ok := c.readHello(ctx, pre)
 	if !ok {
+		stop()
 		return
 	}
 	s := c.s
@@ -350,18 +358,6 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	s.metrics.connections.Inc()
 	s.pres.connect(c.user.ID)
 	s.log.Debug("connected", "user", c.user.ID, "session", c.session, "ip", c.ip)
-	defer func() {
-		c.closeWith(closeNow, "", false)
-		c.wg.Wait() // the writer, and the worker finishing the requests it read
-		c.stopThrottles()
-		last := s.hub.unregister(c)
-		s.pres.disconnect(c.user.ID)
-		s.metrics.connections.Dec()
-		if last {
-			s.svc.typingGone(c.user)
-		}
-		s.log.Debug("disconnected", "user", c.user.ID, "session", c.session)
-	}()
 	if s.closing.Load() {
 		c.goaway()
 	}
@@ -378,7 +374,33 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	c.mu.Unlock()
 	c.touch()
 	c.paused.Store(false)
-	c.readLoop()
+
+	// The reader goroutine is counted in connWG (serveWS's count is held
+	// until this returns, so the Add cannot race Shutdown's Wait) and ends
+	// the connection when it returns.
+	s.connWG.Add(1)
+	go func() {
+		defer s.connWG.Done()
+		defer stop()
+		c.readLoop()
+		c.end()
+	}()
+}
+
+// end tears the connection down after the reader returned: it closes the
+// WebSocket, waits for the writer and the worker, and unregisters.
+func (c *conn) end() {
+	s := c.s
+	c.closeWith(closeNow, "", false)
+	c.wg.Wait() // the writer, and the worker finishing the requests it read
+	c.stopThrottles()
+	last := s.hub.unregister(c)
+	s.pres.disconnect(c.user.ID)
+	s.metrics.connections.Dec()
+	if last {
+		s.svc.typingGone(c.user)
+	}
+	s.log.Debug("disconnected", "user", c.user.ID, "session", c.session)
 }
 
 // readLoop reads frames until the connection ends. It answers ping at once
@@ -388,16 +410,25 @@ func (c *conn) readLoop() {
 	for {
 		// No deadline here: the heartbeat sweep and a shutdown close the
 		// WebSocket, which ends the read.
-		typ, b, err := c.ws.Read(context.Background())
+		typ, bp, err := c.read()
 		if err != nil {
 			return
 		}
 		c.touch()
 		if typ != websocket.MessageText {
+			readPool.Put(bp)
 			c.closeWith(protocol.CloseProtocolError, "binary frames are not allowed", false)
 			return
 		}
-		req, err := protocol.DecodeRequest(b)
+		if id, ok := plainPing(*bp); ok {
+			readPool.Put(bp)
+			c.enqueue(pongFrame(id), false)
+			continue
+		}
+		// DecodeRequest copies what it keeps (strings, data), so the
+		// buffer goes back to the pool at once.
+		req, err := protocol.DecodeRequest(*bp)
+		readPool.Put(bp)
 		if err == nil && req.Op == protocol.OpPing {
 			c.enqueue(pongFrame(req.ID), false)
 			continue
@@ -406,6 +437,64 @@ func (c *conn) readLoop() {
 			return
 		}
 	}
+}
+
+// plainPing recognises the ping every client sends, exactly
+// {"op":"ping"} or {"op":"ping","id":"ID"} with a plain ID (at most 64
+// bytes, no quote, backslash or control character), and returns its id.
+// It keeps the idle reader off encoding/json: decoding grows the reader's
+// stack, which then stays grown for the life of the connection. Any other
+// form of ping takes the general path and is answered the same way.
+func plainPing(b []byte) (string, bool) {
+	const bare, pre, post = `{"op":"ping"}`, `{"op":"ping","id":"`, `"}`
+	if string(b) == bare {
+		return "", true
+	}
+	if len(b) < len(pre)+len(post) || string(b[:len(pre)]) != pre || string(b[len(b)-len(post):]) != post {
+		return "", false
+	}
+	id := b[len(pre) : len(b)-len(post)]
+	if len(id) > protocol.MaxRequestIDLen {
+		return "", false
+	}
+	for _, c := range id {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(id), true
+}
+
+// readPool holds the buffers requests are read into: an idle connection
+// holds none, and a busy one allocates none per request.
+var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// read reads one message into a buffer from readPool; the caller puts it
+// back.
+func (c *conn) read() (websocket.MessageType, *[]byte, error) {
+	typ, r, err := c.ws.Reader(context.Background())
+	if err != nil {
+		return 0, nil, err
+	}
+	bp := readPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*bp = b
+			readPool.Put(bp)
+			return 0, nil, err
+		}
+	}
+	*bp = b
+	return typ, bp, nil
 }
 
 // push queues r for the worker, starting it when none runs. When the queue

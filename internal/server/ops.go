@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/parleychat/parley"
@@ -19,6 +20,11 @@ func (c *conn) dispatch(ctx context.Context, req protocol.Request) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	v, err := c.op(ctx, req)
+	if errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil {
+		// The request waited past opTimeout: the server is overloaded,
+		// not broken. The client may retry (a send is idempotent).
+		err = &parley.Error{Code: parley.EUNAVAILABLE, Message: "the server is overloaded; retry", RetryAfter: time.Second}
+	}
 	if err != nil {
 		var pe *parley.Error
 		if parley.ErrorCode(err) == parley.ERATELIMITED && asError(err, &pe) {
