@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +62,15 @@ func connState(state string) string {
 // messageWith is a JavaScript expression: the message element with text.
 func messageWith(text string) string {
 	return fmt.Sprintf(`[...document.querySelectorAll('[data-testid=message]')].find(m => m.querySelector('[data-testid=message-text]').textContent === %s)`, jsString(text))
+}
+
+// click clicks the element sel as soon as it exists. It clicks from
+// inside the page: lists are redrawn on every change, so a node looked up
+// by the DevTools protocol may be replaced before a synthetic mouse event
+// reaches it.
+func (p *page) click(what, sel string) {
+	p.t.Helper()
+	p.wait(what, fmt.Sprintf(`(el => !!el && (el.click(), true))(document.querySelector(%s))`, jsString(sel)))
 }
 
 func (p *page) register(password string) {
@@ -196,7 +206,7 @@ func TestChatInTwoBrowsers(t *testing.T) {
 	// Bob sees the conversation with an unread badge, opens it, reads it.
 	bob.wait("an unread badge from alice",
 		`document.querySelector('[data-testid=conversation][data-title=alice] [data-testid=unread]')?.textContent === '1'`)
-	bob.do("open the chat", chromedp.Click(chromedp.CSS(`[data-testid=conversation][data-title=alice]`)))
+	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
 	bob.wait("alice's message", messageWith("Hello Bob"))
 	bob.wait("the badge gone after reading",
 		`!document.querySelector('[data-testid=conversation][data-title=alice] [data-testid=unread]')`)
@@ -268,6 +278,13 @@ func TestChatInTwoBrowsers(t *testing.T) {
 		t.Errorf("alice did not resume after the restart: %v", stats)
 	}
 
+	// Alice deletes her message: both see the tombstone in its place.
+	alice.wait("delete", `(m => !!m && (m.querySelector('[data-testid=delete]').click(), true))(`+messageWith("Sent while you were away")+`)`)
+	deleted := `[...document.querySelectorAll('[data-testid=message]')].at(-1)`
+	for _, p := range []*page{alice, bob} {
+		p.wait("the tombstone", deleted+`.classList.contains('deleted') && `+deleted+`.querySelector('[data-testid=message-text]').textContent === 'Message deleted' && document.querySelectorAll('[data-testid=message]').length === 6`)
+	}
+
 	// At phone width the list and the pane take turns.
 	bob.do("phone width", chromedp.EmulateViewport(390, 760))
 	bob.wait("the pane fills the screen", `document.querySelector('.sidebar').offsetParent === null`)
@@ -311,6 +328,12 @@ func TestOutboxAndHistory(t *testing.T) {
 	alice.wait("the chat with bob open", `document.querySelector('[data-testid=pane-title]').textContent === 'bob'`)
 	convID := eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)
 
+	// Bob starts typing from a client that then goes silent, without a
+	// stop: alice's indicator expires on its own.
+	apiPost(t, srv.URL, bobToken, "/v1/conversations/"+convID+"/typing", `{"typing":true}`)
+	alice.wait("bob is typing", `document.querySelector('[data-testid=typing]').textContent === 'bob is typing…'`)
+	alice.wait("the typing indicator expired", `document.querySelector('[data-testid=typing]').textContent === ''`)
+
 	// 120 messages: the newest page is 50, so two more pages load upward.
 	const n = 120
 	want := make([]string, n)
@@ -325,21 +348,39 @@ func TestOutboxAndHistory(t *testing.T) {
 	alice.wait("the start of the conversation", `!!document.querySelector('[data-testid=history-start]')`)
 
 	// The WebSocket cannot get through; the page still loads.
+	t.Logf("alice before the cut: %s", eval[string](t, alice.tab, `JSON.stringify({status: parleyApp.client.status(), stats: parleyApp.client.stats})`))
 	alice.blockWebSocket(srv.WSURL(), true)
 	eval[bool](t, alice.tab, `(window.parleyApp.client.ws.close(), true)`)
 	alice.wait("reconnecting", connState("reconnecting"))
 	alice.do("write while cut off", chromedp.SendKeys(testID("composer"), "Survives a reload"+kb.Enter))
 	alice.wait("queued", messageWith("Survives a reload")+`?.dataset.status === 'queued'`)
 
+	// A message the server will refuse sits in front of it in the queue.
+	eval[bool](t, alice.tab, `(() => {
+		const key = 'parley.' + parleyApp.me.id + '.outbox';
+		const items = JSON.parse(localStorage.getItem(key));
+		items.unshift({client_id: 'too-long-1', conversation_id: `+jsString(convID)+`, type: 'text',
+			text: 'x'.repeat(4001), created_at: new Date().toISOString(), status: 'pending', error: '', not_before: 0});
+		localStorage.setItem(key, JSON.stringify(items));
+		return true;
+	})()`)
 	alice.do("reload", chromedp.Reload())
 	alice.wait("the chat view after reload", `!document.querySelector('[data-testid=chat-view]').hidden`)
-	alice.do("open the chat again", chromedp.Click(chromedp.CSS(`[data-testid=conversation][data-title=bob]`)))
+	alice.click("open the chat again", `[data-testid=conversation][data-title=bob]`)
 	alice.wait("still queued after reload", messageWith("Survives a reload")+`?.dataset.status === 'queued'`)
 
 	alice.blockWebSocket(srv.WSURL(), false)
-	alice.do("retry now", chromedp.Click(testID("retry-now")))
+	// The backoff here is short (no goaway), so the client may be back
+	// before the button is pressed; press it only if it is still shown.
+	eval[bool](t, alice.tab, `(document.querySelector('[data-testid=retry-now]:not([hidden])')?.click(), true)`)
 	alice.wait("connected", connState("connected"))
 	alice.wait("delivered", messageWith("Survives a reload")+`?.dataset.status === 'sent'`)
+	failed := `document.querySelector('[data-testid=message][data-client-id=too-long-1]')`
+	alice.wait("the refused message marked failed", failed+`?.dataset.status === 'failed' && `+failed+`.textContent.includes('Not sent: text is longer')`)
+	alice.click("retry it", `[data-client-id=too-long-1] [data-testid=retry]`)
+	alice.wait("failed again", failed+`?.dataset.status === 'failed'`)
+	alice.click("discard it", `[data-client-id=too-long-1] [data-testid=discard]`)
+	alice.wait("gone, and the stored queue empty", `!`+failed+` && localStorage.getItem('parley.' + parleyApp.me.id + '.outbox') === '[]'`)
 	got := apiHistory(t, srv.URL, bobToken, convID)
 	if len(got) != n+1 || got[n] != "Survives a reload" {
 		t.Fatalf("server history has %d messages ending %q, want %d ending with the queued one", len(got), got[len(got)-1], n+1)
@@ -349,5 +390,31 @@ func TestOutboxAndHistory(t *testing.T) {
 	}
 	if c := eval[int](t, alice.tab, `[...document.querySelectorAll('[data-testid=message]')].filter(m => m.textContent.includes('Survives a reload')).length`); c != 1 {
 		t.Fatalf("the queued message is shown %d times, want once", c)
+	}
+
+	alice.do("create a group",
+		chromedp.Click(chromedp.CSS(`.new-group summary`)),
+		chromedp.SendKeys(testID("group-title"), "Team"),
+		chromedp.SendKeys(testID("group-members"), "bob"),
+		chromedp.Click(testID("create-group")),
+	)
+	alice.wait("the group open", `document.querySelector('[data-testid=pane-title]').textContent === 'Team' && !!document.querySelector('[data-testid=conversation][data-title=Team]')`)
+	alice.do("write to the group", chromedp.SendKeys(testID("composer"), "Hello team"+kb.Enter))
+	alice.wait("the group message sent", messageWith("Hello team")+`?.dataset.status === 'sent'`)
+}
+
+// apiPost posts a JSON body with a token and fails the test on an error.
+func apiPost(t *testing.T, baseURL, token, path, body string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", baseURL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("POST %s: HTTP %d", path, res.StatusCode)
 	}
 }

@@ -140,7 +140,7 @@ function start({ token, user }) {
   app.client = c;
   c.on('state', () => {
     renderConn();
-    renderMessages();
+    scheduleRender();
   });
   c.on('event', onEvent);
   c.on('welcome', ({ resumed }) => {
@@ -150,7 +150,7 @@ function start({ token, user }) {
   });
   c.on('resync', () => refetchAll());
   c.on('outbox', () => {
-    renderMessages();
+    scheduleRender();
     renderConn();
   });
   c.on('sent', ({ message }) => {
@@ -509,6 +509,28 @@ function pickNewer(old, m) {
   return m;
 }
 
+// Bursts of events (a replay after a reconnect, a busy group) would
+// redraw the page once per event; these coalesce them into one redraw and
+// one read mark, so the main thread (and with it the heartbeat) stays free.
+let renderTimer = 0;
+function scheduleRender() {
+  if (renderTimer) return;
+  renderTimer = setTimeout(() => {
+    renderTimer = 0;
+    renderConversations();
+    renderMessages();
+  }, 16);
+}
+
+let readTimer = 0;
+function scheduleMarkRead() {
+  if (readTimer) return;
+  readTimer = setTimeout(() => {
+    readTimer = 0;
+    markRead(app.open);
+  }, 100);
+}
+
 /**
  * applyMessage puts a stored message (or tombstone) where it belongs.
  * isNew marks a newly sent message: sending moves the sender's read
@@ -528,11 +550,8 @@ function applyMessage(m, isNew = false) {
   }
   const t = app.threads.get(m.conversation_id);
   if (t) t.msgs.set(m.id, pickNewer(t.msgs.get(m.id), m));
-  renderConversations();
-  if (m.conversation_id === app.open) {
-    renderMessages();
-    markRead(app.open);
-  }
+  scheduleRender();
+  if (m.conversation_id === app.open) scheduleMarkRead();
 }
 
 function onEvent(ev) {
@@ -566,7 +585,7 @@ function onEvent(ev) {
       } else {
         const member = (conv.members || []).find((mm) => mm.user_id === ev.user_id);
         if (member) member.read_seq = Math.max(member.read_seq || 0, ev.read_seq);
-        if (conv.id === app.open) renderMessages();
+        if (conv.id === app.open) scheduleRender();
       }
       break;
     case 'conversationUpdated': {
@@ -739,6 +758,13 @@ function submitMessage() {
   const c = app.client;
   const text = ui.input.value.trim();
   if (!text || !app.open || !c || c.state === State.Disconnected) return;
+  const max = c.limits.maxTextRunes;
+  if ([...text].length > max) {
+    app.paneError = `A message can hold at most ${max} characters.`;
+    renderMessages({ toBottom: true });
+    return;
+  }
+  app.paneError = '';
   c.send(app.open, text);
   ui.input.value = '';
   clearTimeout(app.typingIdle);

@@ -163,7 +163,9 @@ export class Client {
     this.typers = new Map(); // conversationId -> Map(userId -> {name, timer})
     this.typingSentAt = new Map(); // conversationId -> ms of our last typingStarted
     this.flushing = false;
-    this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0 };
+    // Limits the server states in welcome; these defaults match parley.go.
+    this.limits = { maxTextRunes: 4000 };
+    this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0, pings: 0, maxTickGapMs: 0 };
 
     const keyBase = `parley.${user.id}`;
     this.posKey = `${keyBase}.pos`;
@@ -360,6 +362,12 @@ export class Client {
     if (changed) this.saveOutbox();
     this.clearThrottles();
     this.clearAllTypers();
+    // Without a link, presence is unknown: show no one as online rather
+    // than a stale list; the next welcome brings the real one.
+    if (this.online.size) {
+      this.online = new Set();
+      this.emit('presence', { userId: null, online: null });
+    }
   }
 
   /** lost handles the end of socket `gen`, by close code. */
@@ -476,6 +484,7 @@ export class Client {
       interval: w.heartbeat_interval_ms || HEARTBEAT_INTERVAL_MS,
       timeout: w.heartbeat_timeout_ms || HEARTBEAT_TIMEOUT_MS,
     };
+    if (w.max_text_runes) this.limits.maxTextRunes = w.max_text_runes;
     const resumed = this.helloResumed;
     if (this.position == null) {
       this.position = w.head;
@@ -487,16 +496,23 @@ export class Client {
     // One timer both pings and checks for silence; browsers cannot see
     // WebSocket-level pings, so the check must live in the protocol.
     const tick = Math.min(1000, this.heartbeat.interval);
-    let sinceLastPing = 0;
+    let lastPing = Date.now();
+    let lastTick = Date.now();
     this.timers.ping = setInterval(() => {
       if (gen !== this.generation) return;
-      if (Date.now() - this.lastHeard > this.heartbeat.timeout) {
+      const now = Date.now();
+      // A late tick means the page was frozen or throttled, not that the
+      // link is dead: ping first and judge the link on the next tick.
+      const late = now - lastTick > 2 * tick + 500;
+      this.stats.maxTickGapMs = Math.max(this.stats.maxTickGapMs, now - lastTick);
+      lastTick = now;
+      if (!late && now - this.lastHeard > this.heartbeat.timeout) {
         this.lost(gen, 4002, 'no answer from the server');
         return;
       }
-      sinceLastPing += tick;
-      if (sinceLastPing >= this.heartbeat.interval) {
-        sinceLastPing = 0;
+      if (late || now - lastPing >= this.heartbeat.interval) {
+        lastPing = now;
+        this.stats.pings++;
         this.sendFrame({ op: 'ping', id: this.newRequestId() });
       }
     }, tick);
