@@ -348,7 +348,7 @@ func TestOutboxAndHistory(t *testing.T) {
 	alice.wait("the start of the conversation", `!!document.querySelector('[data-testid=history-start]')`)
 
 	// The WebSocket cannot get through; the page still loads.
-	t.Logf("alice before the cut: %s", eval[string](t, alice.tab, `JSON.stringify({status: parleyApp.client.status(), stats: parleyApp.client.stats})`))
+	t.Logf("alice after the burst (batchedMessages counts WebSocket messages that carried several frames): %s", eval[string](t, alice.tab, `JSON.stringify({status: parleyApp.client.status(), stats: parleyApp.client.stats})`))
 	alice.blockWebSocket(srv.WSURL(), true)
 	eval[bool](t, alice.tab, `(window.parleyApp.client.ws.close(), true)`)
 	alice.wait("reconnecting", connState("reconnecting"))

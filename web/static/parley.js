@@ -165,7 +165,7 @@ export class Client {
     this.flushing = false;
     // Limits the server states in welcome; these defaults match parley.go.
     this.limits = { maxTextRunes: 4000 };
-    this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0, pings: 0, maxTickGapMs: 0 };
+    this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0, pings: 0, maxTickGapMs: 0, batchedMessages: 0 };
 
     const keyBase = `parley.${user.id}`;
     this.posKey = `${keyBase}.pos`;
@@ -312,7 +312,9 @@ export class Client {
     this.timers.connect = setTimeout(() => this.lost(gen, 4000, 'connect timeout'), CONNECT_TIMEOUT_MS);
     ws.onopen = () => {
       if (gen !== this.generation) return;
-      const hello = { token: this.token };
+      // batch: the server may pack several frames into one message,
+      // separated by "\n" (docs/protocol.md section 2).
+      const hello = { token: this.token, batch: true };
       if (this.position != null) hello.resume_from = this.position;
       this.helloResumed = this.position != null;
       this.sendFrame({ op: 'hello', id: 'hello', data: hello });
@@ -320,14 +322,22 @@ export class Client {
     ws.onmessage = (e) => {
       if (gen !== this.generation) return;
       this.lastHeard = Date.now();
-      let frame;
-      try {
-        frame = JSON.parse(e.data);
-      } catch {
-        console.warn('parley: frame is not JSON', e.data);
-        return;
+      const parts = String(e.data).split('\n');
+      if (parts.length > 1) this.stats.batchedMessages++;
+      for (const part of parts) {
+        if (!part) continue;
+        let frame;
+        try {
+          frame = JSON.parse(part);
+        } catch {
+          console.warn('parley: frame is not JSON', part);
+          continue;
+        }
+        // A frame may end this socket (a lost heartbeat, a terminal
+        // error): the rest of the message belongs to it.
+        if (gen !== this.generation) return;
+        this.handleFrame(frame);
       }
-      this.handleFrame(frame);
     };
     ws.onclose = (e) => this.lost(gen, e.code, e.reason);
     ws.onerror = () => {}; // onclose follows and decides
