@@ -173,7 +173,7 @@ type Client struct {
 	gaveUp    bool
 	gen       uint64 // bumped for every new connection
 	conn      *wsConn
-	connected chan struct{} // closed while a connection is up
+	connected chan struct{} // closed while a connection is up and its replay is over (the outbox sends)
 	lost      chan struct{} // closed when the current connection ends
 	pending   map[string]chan reply
 	reqSeq    uint64

@@ -66,6 +66,7 @@ func connect(t *testing.T, c *client.Client) {
 type recorder struct {
 	mu     sync.Mutex
 	events []client.Event
+	nmsgs  int // NewMessage events among them
 	wake   chan struct{}
 }
 
@@ -74,6 +75,9 @@ func record(c *client.Client) *recorder {
 	c.AddEventHandler("recorder", func(ev client.Event) {
 		r.mu.Lock()
 		r.events = append(r.events, ev)
+		if _, ok := ev.(client.NewMessage); ok {
+			r.nmsgs++
+		}
 		r.mu.Unlock()
 		select {
 		case r.wake <- struct{}{}:
@@ -94,6 +98,26 @@ func (r *recorder) messages() map[string][]parley.Message {
 		}
 	}
 	return out
+}
+
+// waitMessages waits until n NewMessage events were recorded.
+func (r *recorder) waitMessages(t *testing.T, what string, n int, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		r.mu.Lock()
+		got := r.nmsgs
+		r.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-r.wake:
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s: %d of %d messages", what, got, n)
+		}
+	}
 }
 
 // waitFor waits until cond holds over the recorded events.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -20,33 +21,31 @@ import (
 
 // TestPromise is the product's promise under fire: 20 clients in 5
 // conversations each send 200 messages while the proxy cuts every
-// connection at random every 50-500 ms and the server restarts twice on
-// the same data. Every client must end with every message of its
+// connection at a random 50-500 ms into its life and the server restarts
+// twice on the same data. Every client must end with every message of its
 // conversation exactly once, in order; every Send must end Sent; every
 // outbox must be empty.
+//
+// A connection's life is counted from the end of its hello and replay
+// (the Resumed frame), so every connection gets the chance to make
+// progress whatever the machine's speed: with cuts on a global clock
+// instead, a slow machine (the race detector makes the server's SQLite
+// several times slower) spends every connection on its handshake and the
+// test measures reconnect churn, not the promise.
 func TestPromise(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long-running")
-	}
-	if raceOn && os.Getenv("PARLEY_PROMISE_RACE") == "" {
-		t.Skip("too slow under -race on a shared 2-core machine (see race_on_test.go): run `go test -run TestPromise ./client/`, or set PARLEY_PROMISE_RACE=1")
 	}
 	const (
 		groups  = 5
 		perConv = 4
 		perUser = 200
 	)
-	e := newEnv(t, servertest.WithConfig(func(c *server.Config) { c.ReconnectAfter = 100 * time.Millisecond }))
+	e := newEnv(t, servertest.WithDir(memDir(t)), servertest.WithConfig(func(c *server.Config) { c.ReconnectAfter = 100 * time.Millisecond }))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	type member struct {
-		id   string
-		c    *client.Client
-		rec  *recorder
-		conv string
-	}
-	var members []*member
+	var members []*promiseMember
 	for g := 0; g < groups; g++ {
 		ids := make([]string, perConv)
 		for i := range ids {
@@ -58,29 +57,56 @@ func TestPromise(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, id := range ids {
-			c := e.client(t, id)
-			members = append(members, &member{id: id, c: c, rec: record(c), conv: cv.ID})
+			m := &promiseMember{id: id, conv: cv.ID, up: make(chan string, 1)}
+			var d net.Dialer
+			dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := d.DialContext(ctx, network, addr)
+				if err == nil {
+					m.addr.Store(conn.LocalAddr().String())
+				}
+				return conn, err
+			}
+			m.c = e.client(t, id, client.WithDialer(dial))
+			m.rec = record(m.c)
+			m.c.AddEventHandler("chaos", func(ev client.Event) {
+				switch ev.(type) {
+				case client.Resumed, client.Resynced:
+					m.setUp()
+				}
+			})
+			members = append(members, m)
 		}
 	}
 	for _, m := range members {
 		connect(t, m.c)
+		m.setUp() // the first connection has no replay
 	}
 
-	// Chaos: cut every connection every 50-500 ms until the end.
+	// Chaos: each connection is cut 50-500 ms after its replay ended.
 	stopChaos := make(chan struct{})
 	var chaos sync.WaitGroup
-	chaos.Add(1)
-	go func() { // owned by the test: stopped and waited for below
-		defer chaos.Done()
-		for {
-			select {
-			case <-stopChaos:
-				return
-			case <-time.After(chaosDelay()):
-				e.proxy.CutAll()
+	for _, m := range members {
+		chaos.Add(1)
+		go func() { // owned by the test: stopped and waited for below
+			defer chaos.Done()
+			for {
+				var addr string
+				select {
+				case <-stopChaos:
+					return
+				case addr = <-m.up:
+				}
+				select {
+				case <-stopChaos:
+					return
+				case <-time.After(chaosDelay()):
+					if e.proxy.Cut(addr) {
+						m.cuts.Add(1)
+					}
+				}
 			}
-		}
-	}()
+		}()
+	}
 
 	var sentCount atomic.Int64
 	var wg sync.WaitGroup
@@ -121,24 +147,23 @@ func TestPromise(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	stats := func() string {
+		accepted, _ := e.proxy.Stats()
+		var cuts int64
+		for _, m := range members {
+			cuts += m.cuts.Load()
+		}
+		return fmt.Sprintf("proxy: %d connections, %d cut by the chaos; 2 server restarts", accepted, cuts)
+	}
 	if t.Failed() {
 		close(stopChaos)
 		chaos.Wait()
-		accepted, cut := e.proxy.Stats()
-		t.Logf("proxy: %d connections, %d cut", accepted, cut)
+		t.Log(stats())
 		return
 	}
 	// Let the last events arrive with the chaos still on, then stop it.
 	for _, m := range members {
-		m.rec.waitFor(t, m.id+" has every message", func(evs []client.Event) bool {
-			n := 0
-			for _, ev := range evs {
-				if _, ok := ev.(client.NewMessage); ok {
-					n++
-				}
-			}
-			return n >= perConv*perUser
-		})
+		m.rec.waitMessages(t, m.id+" has every message", perConv*perUser, time.Until(deadline(ctx)))
 	}
 	close(stopChaos)
 	chaos.Wait()
@@ -166,8 +191,27 @@ func TestPromise(t *testing.T) {
 			t.Errorf("%s: %d messages still in the outbox", m.id, len(p))
 		}
 	}
-	accepted, cut := e.proxy.Stats()
-	t.Logf("proxy: %d connections, %d cut; 2 server restarts", accepted, cut)
+	t.Log(stats())
+}
+
+// memDir is a data directory in memory (tmpfs) when the machine has one,
+// else t.TempDir(). The server's SQLite file is as real there (WAL,
+// fsync at every commit), but an fsync costs nothing: on a shared disk it
+// took ~20 ms, and this test is about the SDK's exactly-once and order
+// under cuts and restarts, not the disk's latency (docs/benchmarks.md
+// measures the store on disk).
+func memDir(t *testing.T) string {
+	d, err := os.MkdirTemp("/dev/shm", "parley-promise")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
 }
 
 func parseText(t *testing.T, m parley.Message) (string, int) {
@@ -177,6 +221,31 @@ func parseText(t *testing.T, m parley.Message) (string, int) {
 		t.Fatalf("bad text %q", m.Text)
 	}
 	return sender, n
+}
+
+type promiseMember struct {
+	id   string
+	c    *client.Client
+	rec  *recorder
+	conv string
+	addr atomic.Value // local address of the client's last dial
+	up   chan string  // the address of a connection that finished its replay
+	cuts atomic.Int64 // connections the chaos cut
+}
+
+// setUp tells the chaos that the client's current connection finished its
+// replay (called on the client's callback goroutine, and once by the test
+// after the first connection). Only the newest connection counts.
+func (m *promiseMember) setUp() {
+	addr, _ := m.addr.Load().(string)
+	select {
+	case <-m.up:
+	default:
+	}
+	select {
+	case m.up <- addr:
+	default:
+	}
 }
 
 // chaosDelay is the time to the next cut: 50-500 ms. NOCHAOS=1 turns cuts

@@ -60,6 +60,7 @@ type wsConn struct {
 	gen       uint64
 	lastHeard atomic.Int64 // unix nanos of the last frame read
 	hbFail    atomic.Bool
+	replaying bool // resumed or resync not yet received (guarded by Client.mu)
 }
 
 type reply struct {
@@ -246,7 +247,13 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 		c.havePos, c.pos = true, welcome.Head
 	}
 	c.moveToConnected(welcome.SessionID)
-	close(c.connected)
+	// The outbox starts once the replay is over: its own newMessage
+	// events settle what the last connection stored without a reply, so
+	// only what the server never stored is sent again.
+	cn.replaying = hello.ResumeFrom != nil
+	if !cn.replaying {
+		close(c.connected)
+	}
 	c.lost = make(chan struct{})
 	c.mu.Unlock()
 	c.state.onWelcome(welcome)
@@ -301,7 +308,9 @@ func (c *Client) teardown(cn *wsConn) {
 	c.mu.Lock()
 	if c.conn == cn {
 		c.conn = nil
-		c.connected = make(chan struct{})
+		if !cn.replaying { // else c.connected is still open: keep it
+			c.connected = make(chan struct{})
+		}
 		close(c.lost)
 	}
 	for id, ch := range c.pending {
@@ -392,6 +401,7 @@ func (c *Client) handleFrame(cn *wsConn, b []byte) time.Duration {
 		if json.Unmarshal(f.Data, &r) == nil {
 			c.emit(Resumed{From: r.From, To: r.To, Count: r.Count})
 		}
+		c.replayDone(cn)
 	case protocol.TypeResync:
 		var r protocol.Resync
 		if err := json.Unmarshal(f.Data, &r); err != nil {
@@ -403,6 +413,7 @@ func (c *Client) handleFrame(cn *wsConn, b []byte) time.Duration {
 		c.mu.Unlock()
 		c.emit(Resynced{Head: r.Head, Reason: r.Reason})
 		c.state.onResync()
+		c.replayDone(cn)
 	case protocol.TypeThrottled:
 		var t protocol.Throttled
 		if json.Unmarshal(f.Data, &t) == nil {
@@ -448,6 +459,17 @@ func (c *Client) handleEvent(cn *wsConn, ev *parley.Event) {
 	c.state.apply(out)
 	c.out.onEvent(out)
 	c.emit(out)
+}
+
+// replayDone lets the outbox send on cn: the replay asked for in hello is
+// over (resumed or resync).
+func (c *Client) replayDone(cn *wsConn) {
+	c.mu.Lock()
+	if c.conn == cn && cn.replaying {
+		cn.replaying = false
+		close(c.connected)
+	}
+	c.mu.Unlock()
 }
 
 func (c *Client) setThrottled(cn *wsConn, feature string, until time.Time, on bool) {

@@ -103,6 +103,29 @@ func (p *Proxy) CutAll() int {
 	return len(links)
 }
 
+// Cut closes the link whose client side is at clientAddr (the address the
+// client dialed from: its conn's LocalAddr().String()) and reports whether
+// there was one. Tests use it to give each connection its own lifetime.
+func (p *Proxy) Cut(clientAddr string) bool {
+	p.mu.Lock()
+	var found *link
+	for l := range p.links {
+		if l.client.RemoteAddr().String() == clientAddr {
+			found = l
+			break
+		}
+	}
+	if found != nil {
+		p.cuts++
+	}
+	p.mu.Unlock()
+	if found == nil {
+		return false
+	}
+	found.close()
+	return true
+}
+
 // Blackhole stops forwarding in the given direction without closing
 // anything: bytes are read and dropped, so writers see success and readers
 // see silence. Blackhole(Both) makes every link half-open.
