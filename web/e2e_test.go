@@ -401,6 +401,26 @@ func TestOutboxAndHistory(t *testing.T) {
 	alice.wait("the group open", `document.querySelector('[data-testid=pane-title]').textContent === 'Team' && !!document.querySelector('[data-testid=conversation][data-title=Team]')`)
 	alice.do("write to the group", chromedp.SendKeys(testID("composer"), "Hello team"+kb.Enter))
 	alice.wait("the group message sent", messageWith("Hello team")+`?.dataset.status === 'sent'`)
+	titles := `[...document.querySelectorAll('[data-testid=conversation]')].map(c => c.dataset.title).join(',')`
+	alice.wait("conversations sorted by activity", titles+` === 'Team,bob'`)
+
+	// Closed by the client: red, send disabled, "Retry now" brings it back.
+	eval[bool](t, alice.tab, `(window.parleyApp.client.close(), true)`)
+	alice.wait("disconnected, send disabled", connState("disconnected")+` && document.querySelector('[data-testid=send]').disabled && !document.querySelector('[data-testid=retry-now]').hidden`)
+	alice.click("retry now", `[data-testid=retry-now]:not([hidden])`)
+	alice.wait("connected", connState("connected")+` && !document.querySelector('[data-testid=send]').disabled`)
+
+	// Log out and back in: the same conversations, newest first.
+	alice.do("log out", chromedp.Click(testID("logout")))
+	alice.wait("the login form", `!document.querySelector('[data-testid=auth-view]').hidden`)
+	alice.do("log in",
+		chromedp.SendKeys(testID("auth-username"), "alice"),
+		chromedp.SendKeys(testID("auth-password"), "alice-password-1"),
+		chromedp.Click(testID("login")),
+	)
+	alice.wait("connected after login", connState("connected"))
+	alice.wait("the conversations after login", titles+` === 'Team,bob'`)
+	alice.wait("the unread count from the server", `!document.querySelector('[data-testid=unread]')`)
 }
 
 // apiPost posts a JSON body with a token and fails the test on an error.
