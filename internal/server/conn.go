@@ -78,6 +78,7 @@ type conn struct {
 	wg          sync.WaitGroup         // the writer and worker goroutines
 
 	lastRead atomic.Int64 // unix nanos of the last frame read
+	writing  atomic.Int64 // unix nanos when the write in progress began; 0 when none
 	// paused is set while the server does not read from the connection
 	// for its own reasons (writing the hello replay, or the request queue
 	// is full). The heartbeat sweep skips paused connections: a client is
@@ -215,14 +216,17 @@ func (c *conn) stopThrottles() {
 	}
 }
 
-// write writes one WebSocket message. The context is not the connection's:
-// a shutdown that runs out of time closes the WebSocket (see serve), which
-// ends the write; so coder/websocket registers nothing per write on the
-// server-wide context.
+// write writes one WebSocket message. Its timeout (writeTimeout) is
+// enforced by the server's sweep (hub.sweep), which closes a connection
+// whose write has been in progress that long: a context with a deadline
+// here would cost a timer and a context registration per message. A
+// shutdown that runs out of time closes the WebSocket too (see serve),
+// which ends the write.
 func (c *conn) write(b []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, b)
+	c.writing.Store(time.Now().UnixNano())
+	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	c.writing.Store(0)
+	return err
 }
 
 // batchPool holds the buffers batched messages are built in.
@@ -312,23 +316,32 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// heartbeat closes, with 4002, every registered connection not heard from
-// for the heartbeat timeout, skipping paused ones. One sweep per server
-// replaces a timer per connection; Server.heartbeat runs it.
-func (h *hub) heartbeat(now time.Time, timeout time.Duration) {
+// sweep closes, with 4002, every registered connection not heard from for
+// the heartbeat timeout, skipping paused ones, and drops every connection
+// whose current write began writeTimeout ago or more (the peer does not
+// read). One sweep per server replaces a timer per connection and per
+// write; Server.heartbeat runs it.
+func (h *hub) sweep(now time.Time, timeout time.Duration) {
 	cut := now.Add(-timeout).UnixNano()
-	var dead []*conn
+	wcut := now.Add(-writeTimeout).UnixNano()
+	var silent, stuck []*conn
 	h.mu.Lock()
 	for _, m := range h.users {
 		for c := range m {
 			if c.lastRead.Load() <= cut && !c.paused.Load() {
-				dead = append(dead, c)
+				silent = append(silent, c)
+			}
+			if w := c.writing.Load(); w != 0 && w <= wcut {
+				stuck = append(stuck, c)
 			}
 		}
 	}
 	h.mu.Unlock()
-	for _, c := range dead {
+	for _, c := range silent {
 		c.closeWith(protocol.CloseHeartbeatTimeout, "heartbeat timeout", false)
+	}
+	for _, c := range stuck {
+		c.ws.CloseNow() // the write fails and the writer ends the connection
 	}
 }
 
@@ -618,7 +631,10 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 // code the error table gives.
 func (c *conn) reject(ctx context.Context, id string, err error) {
 	body := errorBody(c.s.log, err)
-	_ = c.write(encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body}))
+	// Not registered yet, so not swept: this write has its own deadline.
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	_ = c.ws.Write(wctx, websocket.MessageText, encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body}))
+	cancel()
 	reason := body.Message
 	if len(reason) > 120 {
 		reason = reason[:120]
@@ -631,7 +647,7 @@ func (c *conn) reject(ctx context.Context, id string, err error) {
 // batching, the replay goes out in as few messages as maxBatchBytes allows.
 func (c *conn) start(ctx context.Context, h protocol.Hello, head int64) error {
 	s := c.s
-	online, err := s.svc.onlineContacts(ctx, c.user.ID)
+	online, err := s.onlineContacts(ctx, c.user.ID)
 	if err != nil {
 		return err
 	}

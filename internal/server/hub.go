@@ -32,9 +32,10 @@ const (
 // resume replay covers everything up to it. Ephemeral events (typing,
 // presence) go straight to the connections.
 type hub struct {
-	store   parley.Store
-	log     *slog.Logger
-	metrics *metrics
+	store    parley.Store
+	log      *slog.Logger
+	metrics  *metrics
+	contacts *contactsCache
 
 	mu        sync.Mutex // guards users and delivered
 	users     map[string]map[*conn]struct{}
@@ -51,7 +52,7 @@ type hub struct {
 
 func newHub(store parley.Store, log *slog.Logger, m *metrics) *hub {
 	return &hub{
-		store: store, log: log, metrics: m,
+		store: store, log: log, metrics: m, contacts: newContactsCache(store),
 		users:   make(map[string]map[*conn]struct{}),
 		sig:     make(chan struct{}, 1),
 		pending: make(map[int64]parley.Event),
@@ -182,6 +183,9 @@ func (h *hub) fill(ctx context.Context) {
 // audience and records it as delivered, under mu so a registering
 // connection sees either all of it or none.
 func (h *hub) deliver(ev parley.Event) {
+	if ev.Type == parley.EventConversationUpdated {
+		h.contacts.invalidate(ev.Audience)
+	}
 	b := encodeEvent(ev)
 	n := 0
 	h.mu.Lock()

@@ -322,7 +322,7 @@ func (s *Server) publishPresence(np parley.NodePresence) {
 func (s *Server) notifyPresence(user string, online bool) {
 	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
 	defer cancel()
-	contacts, err := s.store.Contacts(ctx, user)
+	contacts, err := s.hub.contacts.get(ctx, user)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("presence: contacts", "user", user, "err", err)
@@ -336,23 +336,40 @@ func (s *Server) notifyPresence(user string, online bool) {
 	s.hub.deliverEphemeral(contacts, encodeEvent(parley.Event{Type: typ, UserID: user, At: parley.Now()}))
 }
 
-// heartbeat closes silent connections with 4002: one sweep over every
-// connection each tenth of the timeout, instead of a timer per connection,
-// so a silent client is closed between 1x and 1.1x HeartbeatTimeout after
-// the server last read from it. Paused connections are skipped (see
-// conn.paused).
+// heartbeat closes silent connections with 4002 and drops connections
+// stuck in a write: one sweep (hub.sweep) over every connection each tenth
+// of the heartbeat timeout (at most 1 s), instead of timers per connection, so a silent
+// client is closed between 1x and 1.1x HeartbeatTimeout after the server
+// last read from it. Paused connections are skipped (see conn.paused).
 func (s *Server) heartbeat(ctx context.Context) {
 	timeout := s.cfg.HeartbeatTimeout
-	t := time.NewTicker(max(timeout/10, time.Millisecond))
+	t := time.NewTicker(max(min(timeout/10, time.Second), time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			s.hub.heartbeat(now, timeout)
+			s.hub.sweep(now, timeout)
 		}
 	}
+}
+
+// onlineContacts lists user's contacts who are online now (welcome.online),
+// from the contacts cache: a reconnect storm reads each user's contacts
+// once, not once per connect and once per presence transition.
+func (s *Server) onlineContacts(ctx context.Context, user string) ([]string, error) {
+	ids, err := s.hub.contacts.get(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	online := []string{}
+	for _, id := range ids {
+		if s.pres.isOnline(id) {
+			online = append(online, id)
+		}
+	}
+	return online, nil
 }
 
 // janitor forgets idle rate limiters.

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"sync"
+
+	"github.com/parleychat/parley"
+)
+
+// maxCachedContacts bounds the contacts cache; past it the cache starts
+// over (a connect then costs one store read, as without the cache).
+const maxCachedContacts = 200_000
+
+// contactsCache remembers Store.Contacts per user, because every connect
+// (welcome.online) and every presence transition (who to tell) asks for
+// it, and a reconnect storm asks for every user at once.
+//
+// Contacts change only with membership, and every membership change is a
+// durable conversationUpdated event whose audience holds every user whose
+// contacts it changes (the members, plus removed users). The hub delivers
+// every durable event in position order, from every node, and calls
+// invalidate for these: the cache is as fresh as the node's event stream.
+// A read that raced an invalidation is not stored (gen), so a stale list
+// cannot outlive the event that changed it. Safe for concurrent use; the
+// returned slices are shared and must not be modified.
+type contactsCache struct {
+	store parley.Store
+
+	mu  sync.Mutex
+	gen uint64 // incremented by every invalidation
+	m   map[string][]string
+}
+
+func newContactsCache(store parley.Store) *contactsCache {
+	return &contactsCache{store: store, m: make(map[string][]string)}
+}
+
+// get returns user's contacts, from the cache or the store.
+func (cc *contactsCache) get(ctx context.Context, user string) ([]string, error) {
+	cc.mu.Lock()
+	ids, ok := cc.m[user]
+	gen := cc.gen
+	cc.mu.Unlock()
+	if ok {
+		return ids, nil
+	}
+	ids, err := cc.store.Contacts(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	cc.mu.Lock()
+	if cc.gen == gen {
+		if len(cc.m) >= maxCachedContacts {
+			clear(cc.m)
+		}
+		cc.m[user] = ids
+	}
+	cc.mu.Unlock()
+	return ids, nil
+}
+
+// invalidate forgets the contacts of users (a membership change).
+func (cc *contactsCache) invalidate(users []string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.gen++
+	for _, u := range users {
+		delete(cc.m, u)
+	}
+}
