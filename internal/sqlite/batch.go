@@ -57,7 +57,10 @@ type op struct {
 	// deferred: fn writes only through w.pending, and only when it
 	// returns nil (see the package comment above).
 	deferred bool
-	state    atomic.Int32
+	// key is a send's (sender, client id), probed for the whole batch
+	// at once (writeTx.probe); zero for other ops.
+	key   [2]string
+	state atomic.Int32
 	// done receives fn's error, or the commit's, after the batch is
 	// committed or rolled back. Buffered: the batcher never blocks on it.
 	done chan error
@@ -73,6 +76,10 @@ type writeTx struct {
 	// noDefer makes deferred ops write at once (the batch's second run).
 	noDefer bool
 	pending pending
+	// probed: known holds every stored (sender, client id) pair among
+	// the batch's sends' (set at the start of the batch's first run).
+	probed bool
+	known  map[[2]string]bool
 	// broken is set when a failed op could not be undone alone (a
 	// savepoint could not be rolled back, a deferred op failed after
 	// taking a position): the
@@ -129,6 +136,7 @@ func (w *writeTx) queryRow(query string, args ...any) *sql.Row { return w.QueryR
 // queued, then exits, and Close waits for it.
 type batcher struct {
 	conn *sql.Conn // the write pool's only connection, held for good
+	ckpt *checkpointer
 
 	mu     sync.RWMutex // guards closed and sending on queue
 	closed bool
@@ -148,12 +156,12 @@ type batcher struct {
 	wg    sync.WaitGroup
 }
 
-func newBatcher(ctx context.Context, db *sql.DB) (*batcher, error) {
+func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer) (*batcher, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: write connection: %w", err)
 	}
-	b := &batcher{conn: conn, queue: make(chan *op, maxBatch), stmts: map[string]*sql.Stmt{}}
+	b := &batcher{conn: conn, ckpt: ckpt, queue: make(chan *op, maxBatch), stmts: map[string]*sql.Stmt{}}
 	b.cache.reset()
 	if err := conn.QueryRowContext(ctx, qHead).Scan(&b.head); err != nil {
 		conn.Close()
@@ -188,9 +196,10 @@ func (b *batcher) do(ctx context.Context, fn func(w *writeTx) error) error {
 	return b.enqueue(ctx, &op{fn: fn, done: make(chan error, 1)})
 }
 
-// doDeferred is do for a deferred op (see the package comment).
-func (b *batcher) doDeferred(ctx context.Context, fn func(w *writeTx) error) error {
-	return b.enqueue(ctx, &op{fn: fn, deferred: true, done: make(chan error, 1)})
+// doDeferred is do for a deferred op (see the package comment); key is
+// a send's (sender, client id), or zero.
+func (b *batcher) doDeferred(ctx context.Context, key [2]string, fn func(w *writeTx) error) error {
+	return b.enqueue(ctx, &op{fn: fn, deferred: true, key: key, done: make(chan error, 1)})
 }
 
 func (b *batcher) enqueue(ctx context.Context, o *op) error {
@@ -300,6 +309,7 @@ func (b *batcher) run(batch []*op) {
 		return
 	}
 	b.head = w.head
+	b.ckpt.committed()
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
 	for i, o := range live {
@@ -317,6 +327,20 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 	w := &writeTx{b: b, head: b.head, noDefer: noDefer}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, internalf("begin: %w", err)
+	}
+	if !noDefer {
+		var keys []any
+		for _, o := range live {
+			if o.key != [2]string{} {
+				keys = append(keys, o.key[0], o.key[1])
+			}
+		}
+		if len(keys) > 0 {
+			if err := w.probe(keys); err != nil {
+				_, _ = w.exec("ROLLBACK")
+				return nil, internalf("probe client ids: %w", err)
+			}
+		}
 	}
 	defer func() {
 		if err != nil {

@@ -223,7 +223,7 @@ func TestFlushFailureRetriesAlone(t *testing.T) {
 	wg.Go(func() { first, firstEvs, firstErr = send("first") })
 	waitQueued(db, 1)
 	wg.Go(func() {
-		badErr = db.b.doDeferred(ctx, func(w *writeTx) error {
+		badErr = db.b.doDeferred(ctx, [2]string{}, func(w *writeTx) error {
 			m := &parley.Message{ID: "bad", ConversationID: "no-such-conversation", Seq: 1, SenderID: a.ID,
 				ClientID: "bad", Type: parley.Text, Text: "x", CreatedAt: parley.Now()}
 			e := &parley.Event{Pos: w.nextPos(), Type: parley.EventNewMessage, ConversationID: m.ConversationID,

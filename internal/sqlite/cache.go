@@ -232,6 +232,7 @@ const (
 	multiEvents
 	multiBumps
 	multiReads
+	multiProbe
 	nMulti
 )
 
@@ -267,6 +268,10 @@ func multiSQL(kind, rows int, orRollback bool) string {
 		head, row = `UPDATE`+verb+` members SET read_seq = v.column3 FROM (VALUES `, `(?,?,?)`
 		tail = `) AS v WHERE members.conversation_id = v.column1 AND members.user_id = v.column2
 			AND members.left_pos IS NULL AND members.read_seq < v.column3`
+	case multiProbe:
+		// Which (sender, client id) pairs are stored already.
+		head, row = `SELECT m.sender_id, m.client_id FROM (VALUES `, `(?,?)`
+		tail = `) AS v JOIN messages m ON m.sender_id = v.column1 AND m.client_id = v.column2`
 	}
 	return head + strings.Repeat(row+",", rows-1) + row + tail
 }
@@ -309,4 +314,46 @@ func (b *batcher) multiStmt(kind, k int, orRollback bool) (*sql.Stmt, error) {
 	}
 	b.multi[kind][k] = st
 	return st, nil
+}
+
+// probeArgs is the column count of a probe row (sender, client id).
+const probeArgs = 2
+
+// probe looks up, for the batch's sends, which (sender, client id) pairs
+// the messages table holds already, with one query per chunk instead of
+// one per send: a send whose pair is not among them is new (sends of the
+// batch itself are in pending.sent). keys are the sends' pairs.
+func (w *writeTx) probe(keys []any) error {
+	w.known = map[[2]string]bool{}
+	for len(keys) > 0 {
+		n := min(len(keys)/probeArgs, maxMultiRows)
+		k := bits.Len(uint(n)) - 1
+		st, err := w.b.multiStmt(multiProbe, k, true)
+		if err != nil {
+			return err
+		}
+		rows := 1 << k
+		if err := w.scanKnown(st, keys[:rows*probeArgs]); err != nil {
+			return err
+		}
+		keys = keys[rows*probeArgs:]
+	}
+	w.probed = true
+	return nil
+}
+
+func (w *writeTx) scanKnown(st *sql.Stmt, args []any) error {
+	rows, err := st.Query(args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k [2]string
+		if err := rows.Scan(&k[0], &k[1]); err != nil {
+			return err
+		}
+		w.known[k] = true
+	}
+	return rows.Err()
 }

@@ -65,6 +65,7 @@ type DB struct {
 	write *sql.DB // one connection, used only by the batcher
 	read  *sql.DB // read-only pool
 	b     *batcher
+	ckpt  *checkpointer
 	// rstmts: readQueries prepared on read, by query text; read-only
 	// once Open returns.
 	rstmts map[string]*sql.Stmt
@@ -91,6 +92,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// A larger page cache for the one writer: the indexes it inserts into
 	// (client ids, conversations) are spread over the file.
 	wq.Add("_pragma", "cache_size(-32768)")
+	// Checkpoints run on their own connection (checkpoint.go).
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	// BEGIN IMMEDIATE: take the write lock at the start of the batch.
 	wq.Set("_txlock", "immediate")
 	write, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
@@ -118,6 +121,15 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 
+	cq := cloneValues(common)
+	cq.Add("_pragma", "synchronous(FULL)")
+	ckpt, err := sql.Open("sqlite", "file:"+path+"?"+cq.Encode())
+	if err != nil {
+		write.Close()
+		read.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	ckpt.SetMaxOpenConns(1)
 	db := &DB{write: write, read: read, rstmts: map[string]*sql.Stmt{}}
 	for _, q := range readQueries {
 		st, err := read.PrepareContext(ctx, q)
@@ -125,12 +137,15 @@ func Open(ctx context.Context, path string) (*DB, error) {
 			db.closeReadStmts()
 			write.Close()
 			read.Close()
+			ckpt.Close()
 			return nil, fmt.Errorf("sqlite: prepare %q: %w", q, err)
 		}
 		db.rstmts[q] = st
 	}
-	db.b, err = newBatcher(ctx, write)
+	db.ckpt = newCheckpointer(ckpt)
+	db.b, err = newBatcher(ctx, write, db.ckpt)
 	if err != nil {
+		db.ckpt.close()
 		db.closeReadStmts()
 		write.Close()
 		read.Close()
@@ -170,8 +185,9 @@ func (db *DB) Close() error {
 	// Once: a second, concurrent Close waits for the first to finish.
 	db.closeOnce.Do(func() {
 		berr := db.b.close()
+		cerr := db.ckpt.close()
 		db.closeReadStmts()
-		db.closeErr = errors.Join(berr, db.write.Close(), db.read.Close())
+		db.closeErr = errors.Join(berr, cerr, db.write.Close(), db.read.Close())
 	})
 	return db.closeErr
 }

@@ -413,7 +413,8 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 		msg    parley.Message
 		events []parley.Event
 	)
-	err := db.b.doDeferred(ctx, func(w *writeTx) error {
+	key := [2]string{nm.SenderID, nm.ClientID}
+	err := db.b.doDeferred(ctx, key, func(w *writeTx) error {
 		msg, events = parley.Message{}, nil
 		ms, err := w.members(nm.ConversationID)
 		if err != nil {
@@ -423,9 +424,9 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 			return parley.ErrNotFound
 		}
 		// Idempotency: a send of this batch not written yet, then the
-		// table.
-		old, ok := w.pending.sent[[2]string{nm.SenderID, nm.ClientID}]
-		if !ok {
+		// table (unless the batch's probe found the pair absent).
+		old, ok := w.pending.sent[key]
+		if !ok && (!w.probed || w.known[key]) {
 			m, err := scanMessage(w.queryRow(qMessageByClientID, nm.SenderID, nm.ClientID))
 			switch {
 			case err == nil:

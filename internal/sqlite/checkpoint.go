@@ -1,0 +1,77 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"time"
+)
+
+// Checkpoints.
+//
+// In WAL mode committed pages go to the -wal file; a checkpoint copies them
+// back into the database file (and fsyncs it) so the WAL can start over.
+// SQLite runs one by default inside the COMMIT that takes the WAL past
+// 1000 pages, on the committing connection: on the batcher's, where it
+// delays every write waiting for that batch. The write connection has
+// automatic checkpoints off; a checkpointer goroutine runs them on a
+// connection of its own after commits, at most once every
+// checkpointInterval, in PASSIVE mode (it never blocks the writer or
+// readers). Durability does not depend on it: a commit is fsynced in the
+// WAL before it is acknowledged.
+
+// checkpointInterval bounds how often the checkpointer runs.
+const checkpointInterval = 50 * time.Millisecond
+
+// checkpointer runs PASSIVE checkpoints on its own connection. DB owns it:
+// DB.Close stops it (after the batcher) and waits for it.
+type checkpointer struct {
+	db   *sql.DB       // one connection, only for checkpoints
+	kick chan struct{} // a commit happened; buffered 1, never blocks the batcher
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newCheckpointer(db *sql.DB) *checkpointer {
+	c := &checkpointer{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	c.wg.Add(1)
+	go c.loop()
+	return c
+}
+
+// committed tells the checkpointer that the WAL grew. It never blocks.
+func (c *checkpointer) committed() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *checkpointer) loop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.kick:
+		}
+		// A failed checkpoint (busy, say) is retried after the next
+		// commit; the WAL stays correct meanwhile, only longer.
+		_, _ = c.db.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+		t := time.NewTimer(checkpointInterval)
+		select {
+		case <-c.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// close stops the goroutine, waits for it and closes its connection; the
+// last connection to close checkpoints what is left.
+func (c *checkpointer) close() error {
+	close(c.stop)
+	c.wg.Wait()
+	return c.db.Close()
+}
