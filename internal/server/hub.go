@@ -48,6 +48,7 @@ type hub struct {
 	// Owned by the run goroutine.
 	next    int64
 	pending map[int64]parley.Event
+	scratch []*conn // deliver's list of receivers, reused
 }
 
 func newHub(store parley.Store, log *slog.Logger, m *metrics) *hub {
@@ -180,24 +181,32 @@ func (h *hub) fill(ctx context.Context) {
 }
 
 // deliver queues a durable event to every local connection of its
-// audience and records it as delivered, under mu so a registering
-// connection sees either all of it or none.
+// audience and records it as delivered. Under mu it only records the
+// position and collects the connections, so a registering connection sees
+// either all of it (it is collected) or none (its replay covers it); the
+// frames are queued after unlocking, so the lock is held for map lookups
+// only, however large the audience. Only the run goroutine calls it, which
+// keeps each connection's events in position order.
 func (h *hub) deliver(ev parley.Event) {
 	if ev.Type == parley.EventConversationUpdated {
 		h.contacts.invalidate(ev.Audience)
 	}
 	b := encodeEvent(ev)
-	n := 0
+	cs := h.scratch[:0]
 	h.mu.Lock()
 	h.delivered = ev.Pos
 	for _, uid := range ev.Audience {
 		for c := range h.users[uid] {
-			c.enqueue(b, false)
-			n++
+			cs = append(cs, c)
 		}
 	}
 	h.mu.Unlock()
-	h.metrics.fanout.Add(float64(n))
+	for _, c := range cs {
+		c.enqueue(b, false)
+	}
+	h.metrics.fanout.Add(float64(len(cs)))
+	clear(cs)
+	h.scratch = cs
 }
 
 // deliverEphemeral queues a typing or presence frame to the local
