@@ -74,29 +74,42 @@ const (
 	qWindowsPrefix = `SELECT conversation_id, user_id, joined_pos, left_pos FROM members
 		WHERE conversation_id IN (`
 
+	// A LIMIT is written "? + 0", not "?": SQLite reads a bare bound
+	// LIMIT while planning and then marks the statement to be prepared
+	// again whenever that parameter is bound anew, i.e. on every call,
+	// which undoes preparing it once.
+
 	// Messages.
 	qMessageByID       = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.id = ? AND m.conversation_id = ?`
 	qMessageByClientID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.sender_id = ? AND m.client_id = ?`
 	qLastSeq           = `SELECT last_seq FROM conversations WHERE id = ?`
 	qDeleteMessage     = `UPDATE messages SET deleted_at = ?, text = '', attachment_id = NULL WHERE id = ?`
 	qPageNewest        = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
-		WHERE m.conversation_id = ? ORDER BY m.seq DESC LIMIT ?`
+		WHERE m.conversation_id = ? ORDER BY m.seq DESC LIMIT ? + 0`
 	qPageBefore = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
-		WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`
+		WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ? + 0`
 	qPageAfter = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
-		WHERE m.conversation_id = ? AND m.seq > ? AND m.seq < ? ORDER BY m.seq ASC LIMIT ?`
+		WHERE m.conversation_id = ? AND m.seq > ? AND m.seq < ? ORDER BY m.seq ASC LIMIT ? + 0`
 
 	// Events.
 	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`
 	qEvents = `SELECT ` + eventCols + ` FROM events e ` + eventJoins + `
-		WHERE e.pos > ? ORDER BY e.pos LIMIT ?`
-	// qEventsFor: the events inside one of the user's membership windows.
-	qEventsFor = `SELECT ` + eventCols + ` FROM events e
-		JOIN members w ON w.conversation_id = e.conversation_id AND w.user_id = ?
-			AND w.joined_pos <= e.pos AND (w.left_pos IS NULL OR e.pos <= w.left_pos)
+		WHERE e.pos > ? ORDER BY e.pos LIMIT ? + 0`
+	// qEventsFor: the events inside one of the user's membership windows
+	// (args: user, after, limit). For each window the subquery takes at
+	// most limit events from the conversation's index, bounded by the
+	// window, so the sort sees at most windows x limit rows, however far
+	// behind the user is, and the joins run only for those.
+	qEventsFor = `SELECT ` + eventCols + ` FROM members w
+		JOIN events e ON e.pos IN (SELECT x.pos FROM events x
+			WHERE x.conversation_id = w.conversation_id
+			AND x.pos > max(?2, w.joined_pos - 1)
+			AND x.pos <= COALESCE(w.left_pos, 9223372036854775807)
+			ORDER BY x.pos LIMIT ?3 + 0)
 		` + eventJoins + `
-		WHERE e.pos > ? ORDER BY e.pos LIMIT ?`
+		WHERE w.user_id = ?1
+		ORDER BY e.pos LIMIT ?3 + 0`
 
 	// Attachments.
 	qAttachmentExists = `SELECT EXISTS (SELECT 1 FROM attachments WHERE id = ?)`
