@@ -295,9 +295,17 @@ func TestChatInTwoBrowsers(t *testing.T) {
 // (or work again) while page loads and the HTTP API still work.
 func (p *page) blockWebSocket(wsURL string, block bool) {
 	p.t.Helper()
+	p.blockURL(wsURL, block)
+}
+
+// blockURL makes the tab's requests to urlPattern fail as if the network
+// were down (or work again); other requests are not affected. Each call
+// replaces the previous rule.
+func (p *page) blockURL(urlPattern string, block bool) {
+	p.t.Helper()
 	conds := []*network.Conditions{}
 	if block {
-		conds = append(conds, &network.Conditions{URLPattern: wsURL, Offline: true, DownloadThroughput: -1, UploadThroughput: -1})
+		conds = append(conds, &network.Conditions{URLPattern: urlPattern, Offline: true, DownloadThroughput: -1, UploadThroughput: -1})
 	}
 	err := chromedp.Do(p.tab, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
@@ -307,7 +315,7 @@ func (p *page) blockWebSocket(wsURL string, block bool) {
 		return err
 	}))
 	if err != nil {
-		p.t.Fatalf("%s: block WebSocket=%v: %v", p.name, block, err)
+		p.t.Fatalf("%s: block %s=%v: %v", p.name, urlPattern, block, err)
 	}
 }
 
@@ -357,11 +365,9 @@ func TestOutboxAndHistory(t *testing.T) {
 
 	// A message the server will refuse sits in front of it in the queue.
 	eval[bool](t, alice.tab, `(() => {
-		const key = 'parley.' + parleyApp.me.id + '.outbox';
-		const items = JSON.parse(localStorage.getItem(key));
-		items.unshift({client_id: 'too-long-1', conversation_id: `+jsString(convID)+`, type: 'text',
-			text: 'x'.repeat(4001), created_at: new Date().toISOString(), status: 'pending', error: '', not_before: 0});
-		localStorage.setItem(key, JSON.stringify(items));
+		localStorage.setItem('parley.' + parleyApp.me.id + '.outbox.too-long-1', JSON.stringify({
+			client_id: 'too-long-1', conversation_id: `+jsString(convID)+`, type: 'text', order: 1,
+			text: 'x'.repeat(4001), created_at: new Date().toISOString(), status: 'pending', error: '', not_before: 0}));
 		return true;
 	})()`)
 	alice.do("reload", chromedp.Reload())
@@ -380,7 +386,7 @@ func TestOutboxAndHistory(t *testing.T) {
 	alice.click("retry it", `[data-client-id=too-long-1] [data-testid=retry]`)
 	alice.wait("failed again", failed+`?.dataset.status === 'failed'`)
 	alice.click("discard it", `[data-client-id=too-long-1] [data-testid=discard]`)
-	alice.wait("gone, and the stored queue empty", `!`+failed+` && localStorage.getItem('parley.' + parleyApp.me.id + '.outbox') === '[]'`)
+	alice.wait("gone, and the stored queue empty", `!`+failed+` && `+storedOutbox+`.length === 0`)
 	got := apiHistory(t, srv.URL, bobToken, convID)
 	if len(got) != n+1 || got[n] != "Survives a reload" {
 		t.Fatalf("server history has %d messages ending %q, want %d ending with the queued one", len(got), got[len(got)-1], n+1)
@@ -422,6 +428,10 @@ func TestOutboxAndHistory(t *testing.T) {
 	alice.wait("the conversations after login", titles+` === 'Team,bob'`)
 	alice.wait("the unread count from the server", `!document.querySelector('[data-testid=unread]')`)
 }
+
+// storedOutbox is a JavaScript expression: the items of the page user's
+// outbox in localStorage (one key per item).
+const storedOutbox = `Object.keys(localStorage).filter(k => k.startsWith('parley.' + parleyApp.me.id + '.outbox.')).map(k => JSON.parse(localStorage.getItem(k)))`
 
 // apiPost posts a JSON body with a token and fails the test on an error.
 func apiPost(t *testing.T, baseURL, token, path, body string) {

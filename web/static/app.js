@@ -58,6 +58,15 @@ const ui = {
   composer: document.getElementById('composer'),
   input: byTestId('composer'),
   send: byTestId('send'),
+  attach: byTestId('attach'),
+  attachInput: byTestId('attach-input'),
+  pane: byTestId('pane'),
+  lightbox: byTestId('lightbox'),
+  lightboxTitle: byTestId('lightbox-title'),
+  lightboxImage: byTestId('lightbox-image'),
+  lightboxStatus: byTestId('lightbox-status'),
+  lightboxOpen: byTestId('lightbox-open'),
+  lightboxClose: byTestId('lightbox-close'),
 };
 
 const app = {
@@ -70,6 +79,13 @@ const app = {
   ticker: 0,
   typingIdle: 0,
   paneError: '',
+  // Images: object URLs by key ('t:<attachment id>' a thumbnail,
+  // 'p:<client id>' an outbox preview), each {url, local, loading, error};
+  // and the <img> elements of the open pane by message key, reused across
+  // redraws so an image is not decoded again on every change.
+  media: new Map(),
+  imgs: new Map(),
+  lightboxURL: '',
 };
 // Exposed for debugging from the console and for the browser tests.
 window.parleyApp = app;
@@ -118,6 +134,9 @@ function logout(message) {
   app.convs.clear();
   app.threads.clear();
   app.open = null;
+  for (const m of app.media.values()) if (m.url) URL.revokeObjectURL(m.url);
+  app.media.clear();
+  app.imgs.clear();
   clearInterval(app.ticker);
   ui.chat.hidden = true;
   ui.conn.hidden = true;
@@ -150,11 +169,17 @@ function start({ token, user }) {
   });
   c.on('resync', () => refetchAll());
   c.on('outbox', () => {
+    dropPreviews();
     scheduleRender();
     renderConn();
   });
-  c.on('sent', ({ message }) => {
-    if (message) applyMessage(message, true);
+  c.on('sent', ({ message, blob }) => {
+    if (!message) return;
+    // Until the server's thumbnail arrives, the stored image shows the
+    // bytes we already have, so it does not flicker on the way.
+    const id = message.attachment?.id;
+    if (id && blob && !app.media.has(`t:${id}`)) app.media.set(`t:${id}`, { url: URL.createObjectURL(blob), local: true });
+    applyMessage(message, true);
   });
   c.on('typing', ({ conversationId }) => {
     if (conversationId === app.open) renderTyping();
@@ -229,6 +254,8 @@ function renderConn() {
   // when the client has given up.
   ui.send.disabled = s.state === State.Disconnected;
   ui.send.title = ui.send.disabled ? 'Not connected' : '';
+  ui.attachInput.disabled = ui.send.disabled;
+  ui.attach.classList.toggle('disabled', ui.send.disabled);
 }
 
 ui.retryNow.addEventListener('click', () => app.client?.reconnectNow());
@@ -311,7 +338,7 @@ function renderConversations() {
     let lastText = '';
     if (last) {
       const who = last.sender_id === app.me.id ? 'You' : last.sender_name;
-      lastText = `${who}: ${last.deleted ? 'message deleted' : last.text || (last.type === 'image' ? 'image' : '')}`;
+      lastText = `${who}: ${last.deleted ? 'message deleted' : last.type === 'image' ? `[image]${last.text ? ` ${last.text}` : ''}` : last.text || ''}`;
     }
     const title = titleOf(conv);
     const unread = conv.unread_count || 0;
@@ -681,8 +708,10 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
     rows.push(h('li', { class: 'empty', 'data-testid': 'history-start' }, 'This is the start of the conversation.'));
   }
 
+  const usedImgs = new Set();
   for (const m of confirmed) {
     const own = m.sender_id === app.me.id;
+    const image = m.type === 'image' && m.attachment && !m.deleted ? storedImage(m, usedImgs) : null;
     const status = own ? (m.seq <= othersRead ? 'read' : 'sent') : 'received';
     const mark = own ? (status === 'read' ? '✓✓ Read' : '✓ Sent') : '';
     rows.push(
@@ -696,8 +725,10 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
           'data-seq': m.seq,
           'data-status': status,
           'data-sender': m.sender_name,
+          'data-type': m.type || 'text',
         },
         group && !own ? h('div', { class: 'sender' }, m.sender_name) : null,
+        image,
         h('div', { class: 'text', 'data-testid': 'message-text' }, m.deleted ? 'Message deleted' : m.text || ''),
         h(
           'div',
@@ -716,11 +747,13 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
     if (ownClientIds.has(item.client_id)) continue; // stored already; the reply is on its way
     const live = c.state === State.Connected || c.state === State.FeatureThrottled;
     const status = item.status === 'failed' ? 'failed' : item.status === 'sending' || live ? 'sending' : 'queued';
-    const mark = { failed: `Not sent: ${item.error || 'error'}`, sending: 'Sending…', queued: 'Queued' }[status];
+    const uploading = item.type === 'image' && !item.attachment_id && item.status === 'sending';
+    const mark = { failed: `Not sent: ${item.error || 'error'}`, sending: uploading ? 'Uploading…' : 'Sending…', queued: 'Queued' }[status];
     rows.push(
       h(
         'li',
-        { class: 'message own', 'data-testid': 'message', 'data-client-id': item.client_id, 'data-status': status },
+        { class: 'message own', 'data-testid': 'message', 'data-client-id': item.client_id, 'data-status': status, 'data-type': item.type },
+        item.type === 'image' ? outboxImage(item, usedImgs) : null,
         h('div', { class: 'text', 'data-testid': 'message-text' }, item.text),
         h(
           'div',
@@ -739,8 +772,221 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
   if (app.paneError) rows.push(h('li', { class: 'error', role: 'alert' }, app.paneError));
 
   ui.messageList.replaceChildren(...rows);
+  for (const key of app.imgs.keys()) if (!usedImgs.has(key)) app.imgs.delete(key);
   if (keepOffset) box.scrollTop = prevTop + (box.scrollHeight - prevHeight);
   else if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
+}
+
+// ---------- images ----------
+
+const THUMB_BOX = 240; // px: the largest side of an image in the pane
+
+/** fitBox scales w x h to fit in THUMB_BOX, never up. */
+function fitBox(w, h) {
+  if (!w || !h) return {};
+  const k = Math.min(1, THUMB_BOX / Math.max(w, h));
+  return { width: Math.max(1, Math.round(w * k)), height: Math.max(1, Math.round(h * k)) };
+}
+
+/**
+ * thumbEntry returns what to show for a stored attachment's thumbnail and
+ * fetches it (with the bearer token; an <img src> cannot send one) once.
+ * A fetch the network cut off is tried again on a later redraw.
+ */
+function thumbEntry(att) {
+  const key = `t:${att.id}`;
+  const cur = app.media.get(key);
+  if (cur && (cur.fetched || cur.loading || (cur.error && Date.now() < cur.retryAt))) return cur;
+  const entry = { ...(cur || {}), loading: true, error: '' };
+  app.media.set(key, entry);
+  const c = app.client;
+  c.fetchBlob(att.thumb_url || `/v1/attachments/${encodeURIComponent(att.id)}/thumb`).then(
+    (blob) => {
+      if (c !== app.client) return;
+      const old = app.media.get(key);
+      if (old?.url) URL.revokeObjectURL(old.url);
+      app.media.set(key, { url: URL.createObjectURL(blob), fetched: true });
+      scheduleRender();
+    },
+    (err) => {
+      if (c !== app.client) return;
+      const old = app.media.get(key) || {};
+      const retryAt = err.code === 'disconnected' || err.code === 'unavailable' ? Date.now() + 3000 : Infinity;
+      app.media.set(key, { ...old, loading: false, error: err.message, retryAt });
+      scheduleRender();
+    },
+  );
+  return entry;
+}
+
+/** previewEntry returns an outbox image's local preview (an object URL of its bytes). */
+function previewEntry(item) {
+  const key = `p:${item.client_id}`;
+  const cur = app.media.get(key);
+  if (cur) return cur;
+  const entry = { loading: true };
+  app.media.set(key, entry);
+  const c = app.client;
+  c.imageBlob(item.client_id).then((blob) => {
+    if (c !== app.client || app.media.get(key) !== entry) return;
+    app.media.set(key, blob ? { url: URL.createObjectURL(blob), blob } : { error: 'the image is no longer available here' });
+    scheduleRender();
+  });
+  return entry;
+}
+
+/** dropPreviews frees the previews of items that left the outbox. */
+function dropPreviews() {
+  const live = new Set(app.client?.outbox.map((i) => i.client_id));
+  for (const [key, e] of app.media) {
+    if (key.startsWith('p:') && !live.has(key.slice(2))) {
+      if (e.url) URL.revokeObjectURL(e.url);
+      app.media.delete(key);
+    }
+  }
+}
+
+/**
+ * imageView draws an image as a button that opens it full size. The <img>
+ * element is kept per message across redraws (key), so it is not loaded
+ * and decoded again each time the pane changes.
+ */
+function imageView(key, entry, size, who, open, used, name = '') {
+  used.add(key);
+  if (entry.error && !entry.url) {
+    return h('p', { class: 'image-error', 'data-testid': 'image-error' }, `Image unavailable: ${entry.error}`);
+  }
+  let img = app.imgs.get(key);
+  if (!img) {
+    img = h('img', { 'data-testid': 'thumb', alt: `Image from ${who}`, decoding: 'async' });
+    img.addEventListener('error', () => {
+      if (!img.getAttribute('src')) return;
+      img.dataset.broken = 'true';
+      scheduleRender();
+    });
+    app.imgs.set(key, img);
+  }
+  if (entry.url && img.getAttribute('src') !== entry.url) {
+    delete img.dataset.broken;
+    img.src = entry.url;
+  }
+  if (img.dataset.broken) {
+    // The browser cannot show these bytes (e.g. not an image at all).
+    return h('p', { class: 'image-error', 'data-testid': 'image-error' }, `${name || 'This file'} cannot be shown as an image`);
+  }
+  if (size.width) {
+    img.width = size.width;
+    img.height = size.height;
+  }
+  img.dataset.loading = String(!entry.url || !!entry.local);
+  return h(
+    'button',
+    { type: 'button', class: 'thumb', 'data-testid': 'open-image', 'aria-label': `Open the image from ${who}`, onclick: open },
+    img,
+  );
+}
+
+function storedImage(m, used) {
+  const att = m.attachment;
+  const who = m.sender_id === app.me.id ? 'you' : m.sender_name;
+  const entry = thumbEntry(att);
+  const path = att.url || `/v1/attachments/${encodeURIComponent(att.id)}`;
+  return imageView(`m:${m.id}`, entry, fitBox(att.width, att.height), who, () => openImage(who, () => app.client.fetchBlob(path)), used);
+}
+
+function outboxImage(item, used) {
+  const entry = previewEntry(item);
+  const att = item.attachment;
+  const open = () => openImage('you', async () => entry.blob || (await app.client.imageBlob(item.client_id)));
+  return imageView(`c:${item.client_id}`, entry, fitBox(att?.width, att?.height), 'you', open, used, item.file_name);
+}
+
+/** openImage shows an image full size in the lightbox; load resolves to its bytes. */
+async function openImage(who, load) {
+  closeLightboxImage();
+  const token = {};
+  app.lightboxToken = token;
+  ui.lightboxTitle.textContent = `Image from ${who}`;
+  ui.lightboxImage.alt = `Image from ${who}, full size`;
+  ui.lightboxImage.hidden = true;
+  ui.lightboxOpen.hidden = true;
+  ui.lightboxStatus.textContent = 'Loading…';
+  if (!ui.lightbox.open) ui.lightbox.showModal();
+  try {
+    const blob = await load();
+    if (!blob) throw new Error('the image is no longer available here');
+    if (app.lightboxToken !== token) return;
+    app.lightboxURL = URL.createObjectURL(blob);
+    ui.lightboxImage.src = app.lightboxURL;
+    ui.lightboxImage.hidden = false;
+    ui.lightboxOpen.href = app.lightboxURL;
+    ui.lightboxOpen.hidden = false;
+    ui.lightboxStatus.textContent = '';
+  } catch (err) {
+    if (app.lightboxToken === token) ui.lightboxStatus.textContent = `Could not load the image: ${err.message}`;
+  }
+}
+
+function closeLightboxImage() {
+  app.lightboxToken = null;
+  ui.lightboxImage.removeAttribute('src');
+  if (app.lightboxURL) URL.revokeObjectURL(app.lightboxURL);
+  app.lightboxURL = '';
+}
+
+ui.lightbox.addEventListener('close', closeLightboxImage);
+ui.lightboxClose.addEventListener('click', () => ui.lightbox.close());
+// A click on the backdrop (outside the dialog's box) closes it too.
+ui.lightbox.addEventListener('click', (e) => {
+  if (e.target === ui.lightbox) ui.lightbox.close();
+});
+
+/** attachFiles queues each file as an image message in the open conversation. */
+function attachFiles(files) {
+  const c = app.client;
+  if (!files.length || !app.open || !c || c.state === State.Disconnected) return;
+  app.paneError = '';
+  for (const f of files) c.sendImage(app.open, f);
+  renderMessages({ toBottom: true });
+}
+
+ui.attachInput.addEventListener('change', () => {
+  attachFiles([...ui.attachInput.files]);
+  ui.attachInput.value = '';
+});
+
+// Drag and drop onto the message pane. Elsewhere on the page a dropped
+// file must not make the browser navigate away to it.
+const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes('Files');
+let dragDepth = 0;
+ui.pane.addEventListener('dragenter', (e) => {
+  if (!hasFiles(e) || !app.open) return;
+  e.preventDefault();
+  dragDepth++;
+  ui.pane.classList.add('dropping');
+});
+ui.pane.addEventListener('dragover', (e) => {
+  if (!hasFiles(e) || !app.open) return;
+  e.preventDefault();
+  e.dataTransfer.dropEffect = 'copy';
+});
+ui.pane.addEventListener('dragleave', () => {
+  if (--dragDepth > 0) return;
+  dragDepth = 0;
+  ui.pane.classList.remove('dropping');
+});
+ui.pane.addEventListener('drop', (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  e.stopPropagation();
+  dragDepth = 0;
+  ui.pane.classList.remove('dropping');
+  attachFiles([...e.dataTransfer.files]);
+});
+for (const type of ['dragover', 'drop']) {
+  window.addEventListener(type, (e) => {
+    if (hasFiles(e)) e.preventDefault();
+  });
 }
 
 function renderTyping() {

@@ -1,11 +1,14 @@
 // parley.js is Parley's browser SDK: one WebSocket connection with the same
 // state machine as the Go SDK (package client), application-level
-// heartbeats, a persisted outbox of messages not yet acknowledged, resume
-// from the last position seen, and the ephemeral typing and presence state.
+// heartbeats, a persisted outbox of messages not yet acknowledged (text and
+// images), resume from the last position seen, and the ephemeral typing and
+// presence state.
 //
 // It has no dependencies and no build step. Everything runs on the page's
-// one thread, so there are no locks: state changes only inside the
-// Client's methods, and listeners are called synchronously, in order.
+// one thread, so there are no locks inside a page: state changes only
+// inside the Client's methods, and listeners are called synchronously, in
+// order. Several tabs of the same user share the stored outbox; see
+// "outbox persistence" below for how they stay out of each other's way.
 //
 // docs/protocol.md is the contract with the server; protocol/protocol.go
 // holds the same frames in Go.
@@ -33,6 +36,9 @@ const BACKOFF_CAP_MS = 30000;
 // others' typing state expires TYPING_EXPIRY_MS after their last start.
 export const TYPING_THROTTLE_MS = 3000;
 export const TYPING_EXPIRY_MS = 5000;
+// A throttled feature counts as lifted this long after its `until` even
+// without the server's unthrottled frame.
+const THROTTLE_GRACE_MS = 2000;
 
 /**
  * shouldReconnect mirrors protocol.ShouldReconnect: 4100-4199 and the
@@ -70,21 +76,76 @@ function retryable(code) {
   return code === 'unavailable' || code === 'rate_limited' || code === 'disconnected' || code === 'internal';
 }
 
+/** Codes an upload gets back that no retry will change (the server's answer stands). */
+function uploadRefused(code) {
+  return !retryable(code) && code !== 'unauthorized';
+}
+
+// How long one upload may take before it counts as lost and is retried.
+const UPLOAD_TIMEOUT_MS = 120000;
+
+// ---- image blobs ----
+//
+// An image waiting in the outbox keeps its bytes in IndexedDB (localStorage
+// holds strings of a few MB at most), so a reload or a sibling tab can still
+// upload it. When IndexedDB is unavailable the bytes live in the page only.
+
+const BLOB_DB = 'parley-outbox';
+let blobDB = null;
+
+function openBlobDB() {
+  if (!blobDB) {
+    blobDB = new Promise((resolve, reject) => {
+      if (!globalThis.indexedDB) {
+        reject(new Error('no IndexedDB'));
+        return;
+      }
+      const req = indexedDB.open(BLOB_DB, 1);
+      req.onupgradeneeded = () => req.result.createObjectStore('blobs');
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+    blobDB.catch(() => {});
+  }
+  return blobDB;
+}
+
+async function blobOp(mode, fn) {
+  const db = await openBlobDB();
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction('blobs', mode);
+    const req = fn(tx.objectStore('blobs'));
+    tx.oncomplete = () => resolve(req.result);
+    tx.onerror = tx.onabort = () => reject(tx.error);
+  });
+}
+
+/** byOrder sorts outbox items by when they were written. */
+function byOrder(a, b) {
+  return (a.order ?? Date.parse(a.created_at)) - (b.order ?? Date.parse(b.created_at)) || (a.client_id < b.client_id ? -1 : 1);
+}
+
 /** newClientId makes the id that keeps a resent message from being stored twice. */
 export function newClientId() {
   if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
   return `c${Date.now().toString(36)}${Math.random().toString(36).slice(2)}`;
 }
 
-async function httpJSON(baseURL, method, path, body, token) {
+async function httpJSON(baseURL, method, path, body, token, { raw, contentType, signal } = {}) {
   const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (raw !== undefined) headers['Content-Type'] = contentType || 'application/octet-stream';
+  else if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
   let res;
   try {
-    res = await fetch(baseURL + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    res = await fetch(baseURL + path, {
+      method,
+      headers,
+      body: raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
   } catch (err) {
-    throw new ParleyError('unavailable', 'The server cannot be reached. Check your connection.');
+    throw new ParleyError('disconnected', 'The server cannot be reached. Check your connection.');
   }
   const text = await res.text();
   let data = null;
@@ -123,7 +184,8 @@ export function login(baseURL, username, password) {
  *   resumed   {from, to, count}
  *   resync    {head, reason}   refetch conversations and messages
  *   outbox    [items]          the outbox changed
- *   sent      {item, message}  the server stored a message from the outbox
+ *   sent      {item, message, blob}  the server stored a message from the
+ *             outbox (blob: an image's bytes, when this page holds them)
  *   typing    {conversationId} someone's typing state changed there
  *   presence  {userId, online}
  *   unauthorized {code, reason} the token is no longer good: log in again
@@ -165,13 +227,19 @@ export class Client {
     this.flushing = false;
     // Limits the server states in welcome; these defaults match parley.go.
     this.limits = { maxTextRunes: 4000 };
-    this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0, pings: 0, maxTickGapMs: 0, batchedMessages: 0 };
+    this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0, pings: 0, maxTickGapMs: 0, batchedMessages: 0, throttled: 0, unthrottled: 0, uploads: 0 };
 
     const keyBase = `parley.${user.id}`;
     this.posKey = `${keyBase}.pos`;
-    this.outboxKey = `${keyBase}.outbox`;
+    // Before per-item keys, the whole outbox was one JSON array here.
+    this.legacyOutboxKey = `${keyBase}.outbox`;
+    this.itemPrefix = `${keyBase}.outbox.`;
+    this.senderLock = `${keyBase}.sender`;
+    this.blobs = new Map(); // client_id -> Blob of an image this page holds
+    this.uploadAbort = null; // aborts the upload in flight at close()
     this.position = this.loadPosition();
     this.outbox = this.loadOutbox();
+    this.onStorage = (e) => this.storageChanged(e);
 
     this.onOnline = () => this.networkBack();
     this.onOffline = () => this.probe();
@@ -216,20 +284,126 @@ export class Client {
     if (this.position != null) this.storage?.setItem(this.posKey, String(this.position));
   }
 
+  // ---- outbox persistence ----
+  //
+  // Each outbox item is its own localStorage key, parley.<user>.outbox.<client_id>,
+  // written whole by the one tab that changes it. Tabs of the same user
+  // therefore never overwrite each other's items (a shared JSON array would
+  // lose a message queued in one tab when another saved). The storage
+  // event tells the other tabs, which mirror the change. Which tab sends is
+  // settled by a Web Lock (see flush); if two tabs ever send the same item,
+  // the server stores it once because the client_id is the same.
+
+  /** loadOutbox reads every stored item of this user, oldest first. */
   loadOutbox() {
-    try {
-      const items = JSON.parse(this.storage?.getItem(this.outboxKey) || '[]');
-      // An item in flight when the page went away may or may not be
+    const st = this.storage;
+    if (!st) return [];
+    this.migrateLegacyOutbox();
+    const items = [];
+    for (let i = 0; i < st.length; i++) {
+      const key = st.key(i);
+      if (!key?.startsWith(this.itemPrefix)) continue;
+      const item = this.parseItem(st.getItem(key));
+      // An item in flight when its page went away may or may not be
       // stored: resending it with the same client_id settles that.
-      return items.map((i) => ({ ...i, status: i.status === 'failed' ? 'failed' : 'pending' }));
+      if (item) items.push({ ...item, status: item.status === 'failed' ? 'failed' : 'pending' });
+    }
+    return items.sort(byOrder);
+  }
+
+  migrateLegacyOutbox() {
+    const raw = this.storage.getItem(this.legacyOutboxKey);
+    if (raw == null) return;
+    try {
+      const base = Date.now();
+      JSON.parse(raw).forEach((item, i) => {
+        if (item?.client_id) this.storage.setItem(this.itemPrefix + item.client_id, JSON.stringify({ order: base + i / 1000, ...item }));
+      });
     } catch {
-      return [];
+      // Unreadable: nothing to keep.
+    }
+    this.storage.removeItem(this.legacyOutboxKey);
+  }
+
+  parseItem(raw) {
+    try {
+      const item = JSON.parse(raw);
+      return item?.client_id && item?.conversation_id ? item : null;
+    } catch {
+      return null;
     }
   }
 
-  saveOutbox() {
-    this.storage?.setItem(this.outboxKey, JSON.stringify(this.outbox));
+  /** putItem stores one item (added or changed) and tells the listeners. */
+  putItem(item) {
+    const i = this.outbox.findIndex((x) => x.client_id === item.client_id);
+    if (i < 0) {
+      this.outbox.push(item);
+      this.outbox.sort(byOrder);
+    } else if (this.outbox[i] !== item) {
+      this.outbox[i] = item;
+    }
+    try {
+      this.storage?.setItem(this.itemPrefix + item.client_id, JSON.stringify(item));
+    } catch (err) {
+      console.warn('parley: the outbox could not be saved', err);
+    }
     this.emit('outbox', this.outbox.slice());
+  }
+
+  /** dropItem removes an item for good: sent, or discarded by the user. */
+  dropItem(clientId) {
+    this.outbox = this.outbox.filter((i) => i.client_id !== clientId);
+    this.storage?.removeItem(this.itemPrefix + clientId);
+    this.blobs.delete(clientId);
+    blobOp('readwrite', (s) => s.delete(this.blobKey(clientId))).catch(() => {});
+    this.emit('outbox', this.outbox.slice());
+  }
+
+  /** storageChanged mirrors another tab's change to this user's outbox. */
+  storageChanged(e) {
+    if (e.storageArea !== this.storage) return;
+    if (e.key !== null && !e.key.startsWith(this.itemPrefix)) return;
+    if (e.key === null) {
+      // The storage was cleared: keep only what this page holds.
+      this.outbox = this.loadOutbox().concat(this.outbox.filter((i) => !this.storage.getItem(this.itemPrefix + i.client_id))).sort(byOrder);
+    } else {
+      const clientId = e.key.slice(this.itemPrefix.length);
+      const item = e.newValue == null ? null : this.parseItem(e.newValue);
+      const i = this.outbox.findIndex((x) => x.client_id === clientId);
+      if (!item) {
+        if (i >= 0) this.outbox.splice(i, 1);
+        this.blobs.delete(clientId);
+      } else if (i >= 0) {
+        this.outbox[i] = item;
+      } else {
+        this.outbox.push(item);
+        this.outbox.sort(byOrder);
+      }
+    }
+    this.emit('outbox', this.outbox.slice());
+    // A sibling tab may be cut off while this one is live: send for it.
+    if (this.outbox.some((i) => i.status === 'pending')) this.flush();
+  }
+
+  blobKey(clientId) {
+    return `${this.user.id}/${clientId}`;
+  }
+
+  /** imageBlob resolves to the bytes of an outbox image, or null when they are gone. */
+  async imageBlob(clientId) {
+    const b = this.blobs.get(clientId);
+    if (b) return b;
+    try {
+      const stored = await blobOp('readonly', (s) => s.get(this.blobKey(clientId)));
+      if (stored instanceof Blob) {
+        this.blobs.set(clientId, stored);
+        return stored;
+      }
+    } catch {
+      // No IndexedDB here: only this page's memory held it.
+    }
+    return null;
   }
 
   // ---- state machine ----
@@ -257,6 +431,7 @@ export class Client {
     this.wanted = true;
     window.addEventListener('online', this.onOnline);
     window.addEventListener('offline', this.onOffline);
+    window.addEventListener('storage', this.onStorage);
     document.addEventListener('visibilitychange', this.onVisibility);
     this.attempt = 0;
     this.open(State.Connecting);
@@ -267,7 +442,9 @@ export class Client {
     this.wanted = false;
     window.removeEventListener('online', this.onOnline);
     window.removeEventListener('offline', this.onOffline);
+    window.removeEventListener('storage', this.onStorage);
     document.removeEventListener('visibilitychange', this.onVisibility);
+    this.uploadAbort?.abort();
     this.teardown(1000, 'client closed');
     this.setState(State.Disconnected, { reason: 'closed', retryAt: 0 });
   }
@@ -287,7 +464,10 @@ export class Client {
   networkBack() {
     // The browser says the network is back: do not sit out a long backoff.
     if (this.wanted && !this.live) this.reconnectNow();
-    else this.probe();
+    else {
+      this.probe();
+      this.retryUploadsNow();
+    }
   }
 
   /** probe pings at once, so a dead link is noticed within the heartbeat timeout. */
@@ -362,14 +542,8 @@ export class Client {
     }
     for (const [, p] of this.pending) p.reject(new ParleyError('disconnected', 'The connection was lost.'));
     this.pending.clear();
-    let changed = false;
-    for (const item of this.outbox) {
-      if (item.status === 'sending') {
-        item.status = 'pending';
-        changed = true;
-      }
-    }
-    if (changed) this.saveOutbox();
+    // An item being sent goes back to pending when its request rejects
+    // (flush); an upload in flight may still finish over HTTP.
     this.clearThrottles();
     this.clearAllTypers();
     // Without a link, presence is unknown: show no one as online rather
@@ -472,9 +646,11 @@ export class Client {
         this.emit('resync', f.data);
         return;
       case 'throttled':
+        this.stats.throttled++;
         this.throttle(f.data.feature, Date.parse(f.data.until) || Date.now() + 5000);
         return;
       case 'unthrottled':
+        this.stats.unthrottled++;
         this.unthrottle(f.data.feature);
         return;
       case 'goaway':
@@ -529,6 +705,12 @@ export class Client {
     this.setState(State.Connected, { retryAt: 0, reason: '' });
     this.emit('welcome', { welcome: w, resumed });
     this.emit('presence', { userId: null, online: null });
+    this.retryUploadsNow();
+  }
+
+  /** retryUploadsNow ends the backoff of uploads the network cut off: it is back. */
+  retryUploadsNow() {
+    for (const i of this.outbox) if (i.status === 'pending' && i.tries > 0 && i.not_before) this.updateItem(i, { not_before: 0 });
     this.flush();
   }
 
@@ -574,7 +756,10 @@ export class Client {
   throttle(feature, until) {
     this.throttled.set(feature, until);
     clearTimeout(this.throttleTimers.get(feature));
-    this.throttleTimers.set(feature, setTimeout(() => this.unthrottle(feature), Math.max(0, until - Date.now())));
+    // The server says when it lifts the limit with an unthrottled frame;
+    // this timer is the fallback if that frame is lost, a little after
+    // `until` (which is the server's clock, not ours).
+    this.throttleTimers.set(feature, setTimeout(() => this.unthrottle(feature), Math.max(0, until - Date.now()) + THROTTLE_GRACE_MS));
     if (this.live) this.setState(State.FeatureThrottled);
   }
 
@@ -598,96 +783,208 @@ export class Client {
 
   // ---- outbox ----
 
+  newItem(conversationId, fields) {
+    const now = Date.now();
+    // order keeps the items of all tabs in the order they were written;
+    // the fraction orders items written within the same millisecond.
+    this.lastOrder = Math.max(now, (this.lastOrder || 0) + 0.001);
+    return {
+      client_id: newClientId(),
+      conversation_id: conversationId,
+      type: 'text',
+      text: '',
+      attachment_id: '',
+      created_at: new Date(now).toISOString(),
+      order: this.lastOrder,
+      status: 'pending',
+      error: '',
+      not_before: 0,
+      tries: 0,
+      ...fields,
+    };
+  }
+
   /**
    * send queues a text message and returns its outbox item at once; the
    * item leaves the outbox when the server has stored it (event "sent").
    * Queued items survive a reload.
    */
   send(conversationId, text) {
-    const item = {
-      client_id: newClientId(),
-      conversation_id: conversationId,
-      type: 'text',
-      text,
-      created_at: new Date().toISOString(),
-      status: 'pending',
-      error: '',
-      not_before: 0,
-    };
-    this.outbox.push(item);
-    this.saveOutbox();
+    const item = this.newItem(conversationId, { type: 'text', text });
+    this.putItem(item);
     this.stopTyping(conversationId);
     this.flush();
     return item;
   }
 
+  /**
+   * sendImage queues an image (a File or Blob) with an optional caption and
+   * returns its outbox item at once; show imageBlob(item.client_id) as the
+   * preview. The client_id is fixed now, before the upload: the upload
+   * (POST /v1/uploads) happens when the item's turn comes, and its
+   * attachment id is kept with the item, so a send that fails after a
+   * good upload is retried without uploading again. An upload cut off by
+   * the network is retried; one the server refuses (not an image, too
+   * large, corrupt) marks the item failed with the server's reason.
+   */
+  sendImage(conversationId, file, caption = '') {
+    const item = this.newItem(conversationId, {
+      type: 'image',
+      text: caption,
+      // Shown to the user only; the server ignores file names.
+      file_name: file.name || '',
+      file_type: file.type || '',
+      file_size: file.size,
+    });
+    this.blobs.set(item.client_id, file);
+    // Shown at once; stored (so other tabs and a reload see it) once the
+    // bytes are in IndexedDB, so no tab finds the item without its image.
+    this.outbox.push(item);
+    this.emit('outbox', this.outbox.slice());
+    blobOp('readwrite', (s) => s.put(file, this.blobKey(item.client_id)))
+      .catch((err) => console.warn('parley: the image is kept in this page only', err))
+      .finally(() => {
+        if (!this.outbox.includes(item)) return; // discarded meanwhile
+        this.putItem(item);
+        this.flush();
+      });
+    return item;
+  }
+
   /** retry puts a failed item back in line. */
   retry(clientId) {
-    const item = this.outbox.find((i) => i.client_id === clientId);
-    if (!item) return;
-    item.status = 'pending';
-    item.error = '';
-    item.not_before = 0;
-    this.saveOutbox();
+    const old = this.outbox.find((i) => i.client_id === clientId);
+    if (!old) return;
+    this.putItem({ ...old, status: 'pending', error: '', not_before: 0, tries: 0 });
     this.flush();
   }
 
   /** discard removes an item from the outbox (a failed one the user gives up on). */
   discard(clientId) {
-    this.outbox = this.outbox.filter((i) => i.client_id !== clientId);
-    this.saveOutbox();
+    this.dropItem(clientId);
+  }
+
+  /** setItem stores a changed copy of an item, unless it left the outbox. */
+  updateItem(item, fields) {
+    const cur = this.outbox.find((i) => i.client_id === item.client_id);
+    if (!cur) return null;
+    const next = { ...cur, ...fields };
+    this.putItem(next);
+    return next;
   }
 
   /**
    * flush sends pending items one at a time, in order, each waiting for
    * its reply, so the server stores them in the order they were written.
+   * Of the user's tabs, one at a time flushes: the one holding the Web
+   * Lock parley.<user>.sender (browsers without Web Locks skip it; the
+   * client_id still keeps a double send from being stored twice).
    */
   async flush() {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      while (this.live && !this.isThrottled('messages')) {
-        const now = Date.now();
-        const item = this.outbox.find((i) => i.status === 'pending');
-        if (!item) break;
-        if (item.not_before > now) {
-          clearTimeout(this.timers.flush);
-          this.timers.flush = setTimeout(() => this.flush(), item.not_before - now);
-          break;
-        }
-        item.status = 'sending';
-        this.saveOutbox();
-        try {
-          const msg = await this.request('send', {
-            conversation_id: item.conversation_id,
-            client_id: item.client_id,
-            type: item.type,
-            text: item.text,
-          });
-          this.outbox = this.outbox.filter((i) => i.client_id !== item.client_id);
-          this.saveOutbox();
-          this.emit('sent', { item, message: msg });
-        } catch (err) {
-          if (!this.outbox.includes(item)) continue;
-          if (retryable(err.code)) {
-            item.status = 'pending';
-            item.not_before = err.retryAfterMs ? Date.now() + err.retryAfterMs : 0;
-            this.saveOutbox();
-            if (err.code === 'disconnected') break;
-            if (!err.retryAfterMs) {
-              // Unknown trouble on a live link: try again shortly, not in a loop.
-              item.not_before = Date.now() + 1000;
-            }
-          } else {
-            item.status = 'failed';
-            item.error = err.message;
-            this.saveOutbox();
-          }
-        }
-      }
+      const locks = globalThis.navigator?.locks;
+      if (locks && this.live) await locks.request(this.senderLock, () => this.flushPass());
+      else await this.flushPass();
+    } catch (err) {
+      console.error('parley: flush failed', err);
     } finally {
       this.flushing = false;
     }
+  }
+
+  async flushPass() {
+    // Whatever a sibling tab (or this one, cut off) left "sending" is ours
+    // to settle now: with the lock no one else is sending; without Web
+    // Locks a double send is stored once anyway.
+    for (const i of this.outbox) if (i.status === 'sending') this.updateItem(i, { status: 'pending' });
+    while (this.live && !this.isThrottled('messages')) {
+      const now = Date.now();
+      let item = this.outbox.find((i) => i.status === 'pending' || i.status === 'sending');
+      if (!item || item.status === 'sending') break; // a sibling is on it
+      if (item.not_before > now) {
+        clearTimeout(this.timers.flush);
+        this.timers.flush = setTimeout(() => this.flush(), item.not_before - now);
+        break;
+      }
+      item = this.updateItem(item, { status: 'sending' });
+      if (item.type === 'image' && !item.attachment_id) {
+        item = await this.uploadItem(item);
+        if (!item || !item.attachment_id) continue;
+      }
+      try {
+        const data = { conversation_id: item.conversation_id, client_id: item.client_id, type: item.type };
+        if (item.text) data.text = item.text;
+        if (item.attachment_id) data.attachment_id = item.attachment_id;
+        const msg = await this.request('send', data);
+        const blob = this.blobs.get(item.client_id) || null;
+        this.dropItem(item.client_id);
+        this.emit('sent', { item, message: msg, blob });
+      } catch (err) {
+        if (!this.outbox.some((i) => i.client_id === item.client_id)) continue;
+        if (retryable(err.code)) {
+          // Unknown trouble on a live link: try again shortly, not in a loop.
+          const wait = err.retryAfterMs || (err.code === 'disconnected' ? 0 : 1000);
+          this.updateItem(item, { status: 'pending', not_before: wait ? Date.now() + wait : 0 });
+          if (err.code === 'disconnected') break;
+        } else {
+          this.updateItem(item, { status: 'failed', error: err.message });
+        }
+      }
+    }
+  }
+
+  /**
+   * uploadItem uploads an image item's bytes and returns the item with its
+   * attachment, or a failed or pending item (null if it left the outbox).
+   */
+  async uploadItem(item) {
+    const blob = await this.imageBlob(item.client_id);
+    if (!blob) return this.updateItem(item, { status: 'failed', error: 'the image is no longer available here; attach it again' });
+    const abort = new AbortController();
+    this.uploadAbort = abort;
+    const timer = setTimeout(() => abort.abort(), UPLOAD_TIMEOUT_MS);
+    try {
+      const att = await httpJSON(this.baseURL, 'POST', '/v1/uploads', undefined, this.token, {
+        raw: blob,
+        contentType: blob.type || 'application/octet-stream',
+        signal: abort.signal,
+      });
+      this.stats.uploads++;
+      return this.updateItem(item, { attachment_id: att.id, attachment: att, tries: 0 });
+    } catch (err) {
+      if (uploadRefused(err.code)) return this.updateItem(item, { status: 'failed', error: err.message });
+      // Cut off, or the server is busy: upload again after a backoff (or
+      // at once when the connection comes back, see welcome).
+      const tries = (item.tries || 0) + 1;
+      const wait = err.retryAfterMs || Math.max(500, backoffDelay(tries));
+      if (err.code === 'unauthorized') this.emit('unauthorized', { code: 4100, reason: err.message });
+      return this.updateItem(item, { status: 'pending', tries, not_before: Date.now() + wait });
+    } finally {
+      clearTimeout(timer);
+      if (this.uploadAbort === abort) this.uploadAbort = null;
+    }
+  }
+
+  /** fetchBlob downloads a path of the server with this client's token (an attachment or its thumbnail). */
+  async fetchBlob(path) {
+    let res;
+    try {
+      res = await fetch(this.baseURL + path, { headers: { Authorization: `Bearer ${this.token}` } });
+    } catch {
+      throw new ParleyError('disconnected', 'The server cannot be reached.');
+    }
+    if (!res.ok) {
+      let e = null;
+      try {
+        e = (await res.json())?.error;
+      } catch {
+        /* not JSON */
+      }
+      throw new ParleyError(e?.code || 'unavailable', e?.message || `HTTP ${res.status}`);
+    }
+    return res.blob();
   }
 
   /** itemsFor lists the outbox items of one conversation, oldest first. */
