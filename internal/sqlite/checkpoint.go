@@ -21,7 +21,7 @@ import (
 // WAL before it is acknowledged.
 
 // checkpointInterval bounds how often the checkpointer runs.
-const checkpointInterval = 50 * time.Millisecond
+const checkpointInterval = 200 * time.Millisecond
 
 // checkpointer runs PASSIVE checkpoints on its own connection. DB owns it:
 // DB.Close stops it (after the batcher) and waits for it.
