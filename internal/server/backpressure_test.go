@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -282,4 +286,65 @@ func TestPingForms(t *testing.T) {
 	if f := a.next(); f.Type != protocol.TypeError || f.Error.Code != parley.EINVALID {
 		t.Fatalf("a ping with a 65-byte id: %s %+v", f.Type, f.Error)
 	}
+}
+
+// TestHelloInUpgradePacket: a client may send its hello right behind the
+// upgrade request, before the 101 arrives; the bytes net/http read ahead
+// must reach the WebSocket (the server swaps net/http's buffers for
+// smaller ones on hijack).
+func TestHelloInUpgradePacket(t *testing.T) {
+	srv := servertest.Start(t)
+	hello, _ := json.Marshal(protocol.Request{Op: protocol.OpHello, Data: mustJSON(t, protocol.Hello{Token: srv.Token(t, "alice", "Alice")})})
+	nc, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(testWait))
+	req := "GET " + protocol.Path + " HTTP/1.1\r\nHost: " + srv.Addr() + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	// One masked text frame holding the hello (16-bit length form).
+	frame := []byte{0x81, 0x80 | 126, byte(len(hello) >> 8), byte(len(hello))}
+	key := []byte{1, 2, 3, 4}
+	frame = append(frame, key...)
+	for i, c := range hello {
+		frame = append(frame, c^key[i%4])
+	}
+	if _, err := nc.Write(append([]byte(req), frame...)); err != nil { // one write: one packet on loopback
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	h := make([]byte, 2)
+	if _, err := io.ReadFull(br, h); err != nil {
+		t.Fatal(err)
+	}
+	n := int(h[1] & 0x7f)
+	switch n {
+	case 126:
+		ext := make([]byte, 2)
+		io.ReadFull(br, ext)
+		n = int(ext[0])<<8 | int(ext[1])
+	case 127:
+		t.Fatal("a welcome over 64 KiB")
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		t.Fatal(err)
+	}
+	var f protocol.Frame
+	if err := json.Unmarshal(payload, &f); err != nil || f.Type != protocol.TypeWelcome {
+		t.Fatalf("first frame %q (%v), want welcome", payload, err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -333,7 +333,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		pre = &u
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled,
 	})
