@@ -153,6 +153,11 @@ func scanEvent(s scanner) (parley.Event, error) {
 	e.Type = parley.EventType(typ)
 	e.At = fromMicros(at)
 	e.Message = r.message()
+	if data == emptyEventData {
+		// Most events (every newMessage) carry nothing more: skip the
+		// decoder, a replay reads up to ResumeLimit+1 of them.
+		return e, nil
+	}
 	var d eventData
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		return e, internalf("decode event %d: %w", e.Pos, err)
