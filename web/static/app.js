@@ -1022,11 +1022,25 @@ ui.composer.addEventListener('submit', (e) => {
   submitMessage();
 });
 
+// Enter sends, Shift+Enter is a new line. Some input paths (synthetic key
+// events, some IMEs) deliver the Enter's line break separately from its
+// keydown, so the break that follows a sending Enter is refused too.
+let enterSent = false;
 ui.input.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
+    enterSent = true;
     submitMessage();
+  } else {
+    enterSent = false;
   }
+});
+ui.input.addEventListener('beforeinput', (e) => {
+  if (enterSent && (e.inputType === 'insertLineBreak' || e.inputType === 'insertParagraph')) e.preventDefault();
+  enterSent = false;
+});
+ui.input.addEventListener('keyup', (e) => {
+  if (e.key === 'Enter') enterSent = false;
 });
 
 ui.input.addEventListener('input', () => {
