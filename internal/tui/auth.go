@@ -45,7 +45,14 @@ func BaseURL(raw string) (string, error) {
 	if u.Host == "" {
 		return "", parley.Errorf(parley.EINVALID, "server URL %q has no host", raw)
 	}
-	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, protocol.Path), "/")
+	// Trim until nothing changes, so BaseURL of a base URL is itself:
+	// "/v1/ws/" and "/x/v1/ws" both lose their WebSocket path. RawPath
+	// would keep an escaped slash ("%2F") the trimmed Path no longer has.
+	p := strings.TrimRight(u.Path, "/")
+	for strings.HasSuffix(p, protocol.Path) {
+		p = strings.TrimRight(strings.TrimSuffix(p, protocol.Path), "/")
+	}
+	u.Path, u.RawPath = p, ""
 	u.RawQuery, u.Fragment = "", ""
 	return u.String(), nil
 }
