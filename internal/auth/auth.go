@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,29 +177,14 @@ func (h *Hasher) Hash(ctx context.Context, password string) ([]byte, error) {
 var ErrBadCredentials = parley.Errorf(parley.EUNAUTHORIZED, "wrong username or password")
 
 // Check compares password with an encoded hash from Hash in constant time.
-// It returns ErrBadCredentials for a mismatch.
+// It returns ErrBadCredentials for a mismatch, and an error without a
+// code for a hash it cannot read (see parseHash).
 func (h *Hasher) Check(ctx context.Context, encoded []byte, password string) error {
-	var version, mem, iters int
-	var threads uint8
-	parts := strings.Split(string(encoded), "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return errors.New("auth: unknown password hash format")
-	}
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return errors.New("auth: unknown argon2 version")
-	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iters, &threads); err != nil {
-		return errors.New("auth: bad argon2 parameters")
-	}
-	enc := base64.RawStdEncoding
-	salt, err := enc.DecodeString(parts[4])
+	p, err := parseHash(encoded)
 	if err != nil {
-		return errors.New("auth: bad salt")
+		return err
 	}
-	want, err := enc.DecodeString(parts[5])
-	if err != nil {
-		return errors.New("auth: bad hash")
-	}
+	salt, want, iters, mem, threads := p.salt, p.key, p.time, p.memory, p.threads
 	if len(password) > MaxPasswordLen {
 		return ErrBadCredentials
 	}
@@ -206,9 +192,68 @@ func (h *Hasher) Check(ctx context.Context, encoded []byte, password string) err
 		return err
 	}
 	defer func() { <-h.sem }()
-	got := argon2.IDKey([]byte(password), salt, uint32(iters), uint32(mem), threads, uint32(len(want)))
+	got := argon2.IDKey([]byte(password), salt, iters, mem, threads, uint32(len(want)))
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ErrBadCredentials
 	}
 	return nil
+}
+
+// Bounds on the cost a stored hash may ask for. argon2.IDKey panics on
+// zero passes or threads, and a corrupt or planted hash must not make a
+// login allocate gigabytes or spin for minutes: these are far above
+// what Hash writes (64 MiB, 3 passes, 2 threads) and below harm.
+const (
+	maxArgonMemoryKiB = 1 << 20 // 1 GiB
+	maxArgonTime      = 64
+	minArgonKeyLen    = 16
+	maxArgonKeyLen    = 128
+)
+
+type argonHash struct {
+	time, memory uint32
+	threads      uint8
+	salt, key    []byte
+}
+
+// parseHash reads "$argon2id$v=19$m=65536,t=3,p=2$salt$key" (unpadded
+// standard base64) and checks that its cost is within bounds.
+func parseHash(encoded []byte) (argonHash, error) {
+	var h argonHash
+	parts := strings.Split(string(encoded), "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+		return h, errors.New("auth: unknown password hash format")
+	}
+	if parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return h, errors.New("auth: unknown argon2 version")
+	}
+	// Sscanf would take "m=1,t=1,p=1junk" and "m=+1"; strconv is exact.
+	var mem, iters, threads uint64
+	kv := strings.Split(parts[3], ",")
+	ok := len(kv) == 3
+	for i, dst := range []*uint64{&mem, &iters, &threads} {
+		if !ok {
+			break
+		}
+		name, val, found := strings.Cut(kv[i], "=")
+		n, err := strconv.ParseUint(val, 10, 32)
+		ok = found && name == "mtp"[i:i+1] && err == nil
+		*dst = n
+	}
+	if !ok {
+		return h, errors.New("auth: bad argon2 parameters")
+	}
+	if iters < 1 || iters > maxArgonTime || threads < 1 || threads > 255 || mem > maxArgonMemoryKiB {
+		return h, fmt.Errorf("auth: argon2 cost m=%d,t=%d,p=%d out of bounds", mem, iters, threads)
+	}
+	enc := base64.RawStdEncoding.Strict()
+	salt, err := enc.DecodeString(parts[4])
+	if err != nil || len(salt) < 8 {
+		return h, errors.New("auth: bad salt")
+	}
+	key, err := enc.DecodeString(parts[5])
+	if err != nil || len(key) < minArgonKeyLen || len(key) > maxArgonKeyLen {
+		return h, errors.New("auth: bad hash")
+	}
+	return argonHash{time: uint32(iters), memory: uint32(mem), threads: uint8(threads), salt: salt, key: key}, nil
 }
