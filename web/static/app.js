@@ -938,7 +938,10 @@ ui.lightbox.addEventListener('close', closeLightboxImage);
 ui.lightboxClose.addEventListener('click', () => ui.lightbox.close());
 // A click on the backdrop (outside the dialog's box) closes it too.
 ui.lightbox.addEventListener('click', (e) => {
-  if (e.target === ui.lightbox) ui.lightbox.close();
+  if (e.target !== ui.lightbox) return;
+  const r = ui.lightbox.getBoundingClientRect();
+  const inside = e.clientX >= r.left && e.clientX <= r.right && e.clientY >= r.top && e.clientY <= r.bottom;
+  if (!inside) ui.lightbox.close();
 });
 
 /** attachFiles queues each file as an image message in the open conversation. */
