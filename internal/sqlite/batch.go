@@ -82,9 +82,8 @@ type writeTx struct {
 	known  map[[2]string]bool
 	// broken is set when a failed op could not be undone alone (a
 	// savepoint could not be rolled back, a deferred op failed after
-	// taking a position): the
-	// transaction may hold part of a failed op, so the whole batch is
-	// rolled back instead of committed.
+	// taking a position): the transaction may hold part of a failed op,
+	// so the whole batch is rolled back instead of committed.
 	broken bool
 }
 

@@ -291,20 +291,40 @@ func TestResendInOneBatch(t *testing.T) {
 		events []parley.Event
 		err    error
 	}
-	results := make([]result, 3)
+	results := make([]result, 4)
 	var wg sync.WaitGroup
-	for i, c := range []string{conv.ID, conv.ID, group.ID} {
+	queued := 0
+	for i, c := range []string{conv.ID, conv.ID, group.ID, conv.ID} {
 		wg.Go(func() {
 			r := &results[i]
 			r.m, r.events, r.err = db.SendMessage(ctx, parley.NewMessage{ConversationID: c, SenderID: a.ID, ClientID: "same", Type: parley.Text, Text: "hi"})
 		})
-		waitQueued(db, i+1)
+		queued++
+		waitQueued(db, queued)
+		if i == 2 {
+			// Another kind of write writes the sends' rows before it
+			// runs: the last resend finds the row in the table.
+			wg.Go(func() {
+				if _, err := db.MarkRead(ctx, b.ID, conv.ID, 1); err != nil {
+					t.Error(err)
+				}
+			})
+			queued++
+			waitQueued(db, queued)
+		}
 	}
-	batchesBefore := db.Stats().Batches
+	before := db.Stats()
 	release()
 	wg.Wait()
-	if got := db.Stats().Batches - batchesBefore; got != 2 {
-		t.Errorf("%d batches, want 2 (the blocking op's, then the three sends)", got)
+	after := db.Stats()
+	if got := after.Batches - before.Batches; got != 2 {
+		t.Errorf("%d batches, want 2 (the blocking op's, then the others)", got)
+	}
+	if after.Retries != before.Retries {
+		t.Errorf("the batch was retried: a resend was taken for a new message")
+	}
+	if late := results[3]; late.err != nil || late.m.ID != results[0].m.ID || len(late.events) != 0 {
+		t.Errorf("resend after a flush = %+v, %d events, %v; want the first message, no event", late.m, len(late.events), late.err)
 	}
 	first, again, other := results[0], results[1], results[2]
 	if first.err != nil || again.err != nil {

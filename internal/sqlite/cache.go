@@ -201,7 +201,16 @@ func (w *writeTx) flush() error {
 	if p.empty() {
 		return nil
 	}
-	defer func() { *p = pending{} }()
+	defer func() {
+		// The sends' rows are in the table now (or the batch is failing):
+		// the probe's answer for their pairs is "stored".
+		if w.known != nil {
+			for k := range p.sent {
+				w.known[k] = true
+			}
+		}
+		*p = pending{}
+	}()
 	if err := w.execMulti(multiMessages, p.msgs, msgArgs); err != nil {
 		return fmt.Errorf("%w: messages: %w", errFlush, err)
 	}
