@@ -4,9 +4,11 @@
 // # Connections
 //
 // A DB holds one write connection, owned by the batcher goroutine (see
-// batch.go), and a separate pool of read-only connections. In WAL mode
-// readers never block the writer or each other, and each read transaction
-// sees a consistent snapshot of committed data.
+// batch.go), a separate pool of read-only connections, and one connection
+// for WAL checkpoints (checkpoint.go). In WAL mode readers never block the
+// writer or each other, and each read transaction sees a consistent
+// snapshot of committed data. Every query is prepared once per connection
+// (batch.go, read.go).
 //
 // # Durability
 //
