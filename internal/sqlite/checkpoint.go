@@ -11,14 +11,20 @@ import (
 //
 // In WAL mode committed pages go to the -wal file; a checkpoint copies them
 // back into the database file (and fsyncs it) so the WAL can start over.
-// SQLite runs one by default inside the COMMIT that takes the WAL past
-// 1000 pages, on the committing connection: on the batcher's, where it
-// delays every write waiting for that batch. The write connection has
-// automatic checkpoints off; a checkpointer goroutine runs them on a
+// SQLite runs one inside the COMMIT that takes the WAL past 1000 pages, on
+// the committing connection: on the batcher's, where it delays every write
+// waiting for that batch. So a checkpointer goroutine runs them on a
 // connection of its own after commits, at most once every
 // checkpointInterval, in PASSIVE mode (it never blocks the writer or
-// readers). Durability does not depend on it: a commit is fsynced in the
-// WAL before it is acknowledged.
+// readers), and the writer's own checkpoint finds little left to copy.
+//
+// The writer keeps its automatic checkpoint all the same: the WAL starts
+// over only when a write transaction begins with every frame copied back,
+// which a checkpoint running beside a busy writer rarely achieves (the
+// writer has committed more by the time it ends), so without it the WAL
+// grows without bound under steady load (85 MB for 20k messages in a
+// test). Durability does not depend on any of this: a commit is fsynced
+// in the WAL before it is acknowledged.
 
 // checkpointInterval bounds how often the checkpointer runs.
 const checkpointInterval = 200 * time.Millisecond

@@ -94,8 +94,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// A larger page cache for the one writer: the indexes it inserts into
 	// (client ids, conversations) are spread over the file.
 	wq.Add("_pragma", "cache_size(-32768)")
-	// Checkpoints run on their own connection (checkpoint.go).
-	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	// BEGIN IMMEDIATE: take the write lock at the start of the batch.
 	wq.Set("_txlock", "immediate")
 	write, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())

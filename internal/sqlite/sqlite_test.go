@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -126,5 +127,51 @@ func TestReopen(t *testing.T) {
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestWALStaysBounded: under a steady stream of writes the WAL file must
+// start over now and then, not grow with everything ever written (the
+// checkpoints beside the writer alone do not achieve that; see
+// checkpoint.go).
+func TestWALStaysBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wal.db")
+	db := open(t, path)
+	ctx := t.Context()
+	a, err := db.CreateUser(ctx, "anna", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.CreateUser(ctx, "bert", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _, err := db.CreateDirect(ctx, a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const senders, each = 100, 100
+	var wg sync.WaitGroup
+	for w := range senders {
+		wg.Go(func() {
+			for i := range each {
+				_, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID,
+					ClientID: fmt.Sprint(w, "-", i), Type: parley.Text, Text: "a message of some length to fill pages"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	wal, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 1000 pages of 4 KiB and a batch are expected; the WAL of
+	// these 10k messages without checkpoints would be ~40 MB.
+	if wal.Size() > 16<<20 {
+		t.Errorf("WAL is %d bytes after %d messages: it does not start over", wal.Size(), senders*each)
 	}
 }
