@@ -205,19 +205,15 @@ func (b *Broker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
 	}
 	s := &subscription{fn: fn}
 	ns, err := b.nc.Subscribe(b.subject, func(msg *nats.Msg) {
-		var w wireMessage
-		if err := json.Unmarshal(msg.Data, &w); err != nil {
-			b.log.Warn("dropping undecodable message", "err", err, "bytes", len(msg.Data))
-			return
-		}
-		if w.V != wireVersion {
-			b.log.Warn("dropping message of an unknown wire version", "v", w.V, "node", w.Node)
+		m, err := decode(msg.Data)
+		if err != nil {
+			b.log.Warn("dropping message", "err", err, "bytes", len(msg.Data))
 			return
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if !s.stopped {
-			s.fn(fromWire(w))
+			s.fn(m)
 		}
 	})
 	if err != nil {
@@ -317,6 +313,20 @@ func toWire(m parley.BrokerMessage) wireMessage {
 		w.Presence = &wirePresence{Snapshot: p.Snapshot, Online: p.Online, Offline: p.Offline, Leaving: p.Leaving}
 	}
 	return w
+}
+
+// decode reads one message from the subject. A message that is not JSON
+// or comes from another wire version is an error, never a partial
+// message.
+func decode(data []byte) (parley.BrokerMessage, error) {
+	var w wireMessage
+	if err := json.Unmarshal(data, &w); err != nil {
+		return parley.BrokerMessage{}, fmt.Errorf("natsbroker: undecodable message: %w", err)
+	}
+	if w.V != wireVersion {
+		return parley.BrokerMessage{}, fmt.Errorf("natsbroker: message from node %q has wire version %d, want %d", w.Node, w.V, wireVersion)
+	}
+	return fromWire(w), nil
 }
 
 func fromWire(w wireMessage) parley.BrokerMessage {

@@ -1,0 +1,132 @@
+package natsbroker
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/parleychat/parley"
+)
+
+// encode is what publish puts on the subject for m (before any split).
+func encode(m parley.BrokerMessage) ([]byte, error) { return json.Marshal(toWire(m)) }
+
+// sameMessage compares messages the way a receiving node sees them: an
+// empty list is no list, and a time is its instant (the wire keeps the
+// offset it was written with, not the *time.Location).
+var sameMessage = []cmp.Option{
+	cmpopts.EquateEmpty(),
+	cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
+}
+
+func wireSeeds(t testing.TB) [][]byte {
+	at := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.UTC)
+	del := at.Add(time.Minute)
+	msg := &parley.Message{ID: "m1", ConversationID: "c1", Seq: 7, SenderID: "alice", SenderName: "Alice",
+		ClientID: "0190f1c2-aaaa-7bbb-8ccc-123456789abc", Type: parley.Text, Text: "hi ☃ \"quoted\"\n", CreatedAt: at}
+	img := &parley.Message{ID: "m2", ConversationID: "c1", Seq: 8, SenderID: "bob", Type: parley.Image, CreatedAt: at,
+		Attachment: &parley.Attachment{ID: "a1", ContentType: "image/png", Size: 10, Width: 2, Height: 3}, Deleted: true, DeletedAt: &del}
+	conv := &parley.Conversation{ID: "c1", Kind: "group", Title: "t", CreatedBy: "alice", CreatedAt: at, LastSeq: 8, LastActivityAt: at,
+		Members: []parley.Member{{UserID: "alice"}, {UserID: "bob"}}, LastMessage: msg}
+	var out [][]byte
+	for _, m := range []parley.BrokerMessage{
+		{Node: "n1", Events: []parley.Event{{Pos: 1, Type: parley.EventNewMessage, ConversationID: "c1", UserID: "alice", Message: msg, At: at, Audience: []string{"alice", "bob"}}}},
+		{Node: "n1", Events: []parley.Event{
+			{Pos: 2, Type: parley.EventMessageDeleted, ConversationID: "c1", Message: img, At: at, Audience: []string{"bob"}},
+			{Pos: 3, Type: parley.EventMessageRead, ConversationID: "c1", UserID: "bob", ReadSeq: 8, At: at},
+			{Pos: 4, Type: parley.EventConversationUpdated, ConversationID: "c1", Conversation: conv, Change: "members_added", UserIDs: []string{"carol"}, At: at},
+			{Type: parley.EventTypingStarted, ConversationID: "c1", UserID: "bob", UserName: "Bob", At: at, Audience: []string{"alice"}},
+		}},
+		{Node: "n2", Presence: &parley.NodePresence{Snapshot: true, Online: []string{"alice", "bob"}}},
+		{Node: "n2", Presence: &parley.NodePresence{Offline: []string{"bob"}, Leaving: true}},
+		{Node: "n3"},
+	} {
+		b, err := encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return append(out, []byte(`{"v":2,"node":"future"}`), []byte(`{"v":1,"events":[{"type":"newMessage","at":"2026-11-22T10:00:00+01:00","audience":[]}]}`),
+		[]byte(`{"v":1,"presence":{"online":[]}}`), []byte(`{"v":1,"events":null}`), []byte(`[]`), []byte(`{`), []byte{0xff}, nil)
+}
+
+// FuzzDecode feeds arbitrary subject payloads to decode.
+//
+// Properties: never panics; a payload it accepts encodes again, and that
+// encoding decodes to the same message and encodes to the same bytes
+// (what one node receives, another would receive the same).
+func FuzzDecode(f *testing.F) {
+	for _, b := range wireSeeds(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := decode(data)
+		if err != nil {
+			return
+		}
+		b, err := encode(m)
+		if err != nil {
+			t.Fatalf("decode(%q) = %+v, which does not encode: %v", data, m, err)
+		}
+		m2, err := decode(b)
+		if err != nil {
+			t.Fatalf("decode(encode(decode(%q))): %v", data, err)
+		}
+		if d := cmp.Diff(m, m2, sameMessage...); d != "" {
+			t.Fatalf("decode(%q) does not survive a round trip (-first +second):\n%s", data, d)
+		}
+		if b2, _ := encode(m2); !bytes.Equal(b, b2) {
+			t.Fatalf("encoding is not stable:\n%s\n%s", b, b2)
+		}
+	})
+}
+
+// FuzzEncode builds messages from fuzzed fields, as a node would publish
+// them, and decodes what it puts on the subject.
+//
+// Property: what encodes decodes to the same value, Audience included
+// (it is hidden from clients but must travel between nodes). Strings are
+// valid UTF-8: the server refuses anything else at its edges (bad_json),
+// and JSON cannot carry it.
+func FuzzEncode(f *testing.F) {
+	f.Add("n1", "newMessage", "c1", "alice", "Alice", "hi", int64(1), int64(7), "alice,bob", int64(1795000000123456789), false, false)
+	f.Add("n2", "typingStarted", "c1", "bob", "", "", int64(0), int64(0), "", int64(0), true, true)
+	f.Add("", "conversationUpdated", "", "", "☃", "\"\n\\<>&\u2028", int64(-1), int64(-5), ",", int64(-62135596800000000), false, true)
+	f.Fuzz(func(t *testing.T, node, typ, conv, user, name, text string, pos, seq int64, audience string, atNS int64, snapshot, leaving bool) {
+		for _, s := range []string{node, typ, conv, user, name, text, audience} {
+			if !utf8.ValidString(s) {
+				return
+			}
+		}
+		at := time.Unix(0, atNS).UTC()
+		ev := parley.Event{Pos: pos, Type: parley.EventType(typ), ConversationID: conv, UserID: user, UserName: name, ReadSeq: seq, At: at}
+		if audience != "" {
+			ev.Audience = strings.Split(audience, ",")
+		}
+		if text != "" {
+			ev.Message = &parley.Message{ID: name, ConversationID: conv, Seq: seq, SenderID: user, SenderName: name, ClientID: node, Type: parley.Text, Text: text, CreatedAt: at}
+		}
+		m := parley.BrokerMessage{Node: node, Events: []parley.Event{ev, ev}}
+		if snapshot || leaving {
+			m.Presence = &parley.NodePresence{Snapshot: snapshot, Leaving: leaving, Online: ev.Audience, Offline: []string{user}}
+		}
+		b, err := encode(m)
+		if err != nil {
+			t.Fatalf("encode(%+v): %v", m, err)
+		}
+		got, err := decode(b)
+		if err != nil {
+			t.Fatalf("decode(encode(%+v)): %v\n%s", m, err, b)
+		}
+		if d := cmp.Diff(m, got, sameMessage...); d != "" {
+			t.Fatalf("round trip changed the message (-sent +received):\n%s", d)
+		}
+	})
+}
