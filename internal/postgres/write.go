@@ -20,7 +20,7 @@ func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // CreateUser implements parley.Store.
 func (db *DB) CreateUser(ctx context.Context, name string, passwordHash []byte) (parley.User, error) {
-	if err := validUsername(name); err != nil {
+	if err := parley.ValidateUsername(name); err != nil {
 		return parley.User{}, err
 	}
 	u := parley.User{ID: newID(), Name: name, CreatedAt: parley.Now()}
@@ -40,10 +40,10 @@ func (db *DB) CreateUser(ctx context.Context, name string, passwordHash []byte) 
 // EnsureUser implements parley.Store. A user who already exists with this
 // name costs one read and no write.
 func (db *DB) EnsureUser(ctx context.Context, id, name string) (parley.User, error) {
-	if err := validID("user id", id); err != nil {
+	if err := parley.ValidateID("user id", id); err != nil {
 		return parley.User{}, err
 	}
-	if err := validDisplayName(name); err != nil {
+	if err := parley.ValidateDisplayName(name); err != nil {
 		return parley.User{}, err
 	}
 	if u, err := db.User(ctx, id); err == nil && u.Name == name {
@@ -110,10 +110,10 @@ func (w *writeTx) usersExist(ids ...string) error {
 // CreateDirect implements parley.Store. The pair is stored in canonical
 // order under a unique index, so there is one conversation per pair.
 func (db *DB) CreateDirect(ctx context.Context, userID, otherID string) (parley.Conversation, []parley.Event, error) {
-	if err := validID("user id", userID); err != nil {
+	if err := parley.ValidateID("user id", userID); err != nil {
 		return parley.Conversation{}, nil, err
 	}
-	if err := validID("other user id", otherID); err != nil {
+	if err := parley.ValidateID("other user id", otherID); err != nil {
 		return parley.Conversation{}, nil, err
 	}
 	if userID == otherID {
@@ -158,13 +158,13 @@ func (db *DB) CreateDirect(ctx context.Context, userID, otherID string) (parley.
 
 // CreateGroup implements parley.Store.
 func (db *DB) CreateGroup(ctx context.Context, userID, title string, memberIDs []string) (parley.Conversation, []parley.Event, error) {
-	if err := validID("user id", userID); err != nil {
+	if err := parley.ValidateID("user id", userID); err != nil {
 		return parley.Conversation{}, nil, err
 	}
-	if err := validTitle(title); err != nil {
+	if err := parley.ValidateTitle(title); err != nil {
 		return parley.Conversation{}, nil, err
 	}
-	others, err := dedupe("member id", memberIDs, userID)
+	others, err := parley.DedupeIDs("member id", memberIDs, userID)
 	if err != nil {
 		return parley.Conversation{}, nil, err
 	}
@@ -256,22 +256,22 @@ func (w *writeTx) insertEvent(e *parley.Event, messageID *string, extra []string
 // UpdateConversation implements parley.Store. The changes are made, and
 // their events recorded, in this order: rename, add, remove.
 func (db *DB) UpdateConversation(ctx context.Context, userID, conversationID string, ch parley.ConversationChange) (parley.Conversation, []parley.Event, error) {
-	if err := validID("user id", userID); err != nil {
+	if err := parley.ValidateID("user id", userID); err != nil {
 		return parley.Conversation{}, nil, err
 	}
-	if err := validID("conversation id", conversationID); err != nil {
+	if err := parley.ValidateID("conversation id", conversationID); err != nil {
 		return parley.Conversation{}, nil, err
 	}
 	if ch.Title != nil {
-		if err := validTitle(*ch.Title); err != nil {
+		if err := parley.ValidateTitle(*ch.Title); err != nil {
 			return parley.Conversation{}, nil, err
 		}
 	}
-	add, err := dedupe("member id", ch.Add, "")
+	add, err := parley.DedupeIDs("member id", ch.Add, "")
 	if err != nil {
 		return parley.Conversation{}, nil, err
 	}
-	remove, err := dedupe("member id", ch.Remove, "")
+	remove, err := parley.DedupeIDs("member id", ch.Remove, "")
 	if err != nil {
 		return parley.Conversation{}, nil, err
 	}
@@ -394,7 +394,7 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 	if nm.Type == "" {
 		nm.Type = parley.Text
 	}
-	if err := validNewMessage(&nm); err != nil {
+	if err := nm.Validate(); err != nil {
 		return parley.Message{}, nil, err
 	}
 	return db.send(ctx, nm)
@@ -482,7 +482,7 @@ func (db *DB) send(ctx context.Context, nm parley.NewMessage) (parley.Message, [
 // DeleteMessage implements parley.Store.
 func (db *DB) DeleteMessage(ctx context.Context, userID, conversationID, messageID string) (parley.Message, []parley.Event, error) {
 	for _, f := range [][2]string{{"user id", userID}, {"conversation id", conversationID}, {"message id", messageID}} {
-		if err := validID(f[0], f[1]); err != nil {
+		if err := parley.ValidateID(f[0], f[1]); err != nil {
 			return parley.Message{}, nil, err
 		}
 	}
@@ -534,10 +534,10 @@ func (db *DB) DeleteMessage(ctx context.Context, userID, conversationID, message
 
 // MarkRead implements parley.Store.
 func (db *DB) MarkRead(ctx context.Context, userID, conversationID string, seq int64) ([]parley.Event, error) {
-	if err := validID("user id", userID); err != nil {
+	if err := parley.ValidateID("user id", userID); err != nil {
 		return nil, err
 	}
-	if err := validID("conversation id", conversationID); err != nil {
+	if err := parley.ValidateID("conversation id", conversationID); err != nil {
 		return nil, err
 	}
 	if seq < 0 {
@@ -583,10 +583,10 @@ func (db *DB) MarkRead(ctx context.Context, userID, conversationID string, seq i
 // PutAttachment implements parley.Store. Size is len(data) whatever a.Size
 // says.
 func (db *DB) PutAttachment(ctx context.Context, ownerID string, a parley.Attachment, data, thumb []byte) error {
-	if err := validID("owner id", ownerID); err != nil {
+	if err := parley.ValidateID("owner id", ownerID); err != nil {
 		return err
 	}
-	if err := validID("attachment id", a.ID); err != nil {
+	if err := parley.ValidateID("attachment id", a.ID); err != nil {
 		return err
 	}
 	switch {

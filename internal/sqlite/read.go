@@ -266,7 +266,7 @@ func (db *DB) MemberIDs(ctx context.Context, userID, conversationID string) ([]s
 // Messages implements parley.Store. With both After and Before set it
 // returns the oldest messages between them.
 func (db *DB) Messages(ctx context.Context, userID, conversationID string, q parley.MessageQuery) (parley.MessagePage, error) {
-	limit, err := pageLimit(q.Limit)
+	limit, err := parley.PageLimit(q.Limit)
 	if err != nil {
 		return parley.MessagePage{}, err
 	}
@@ -343,7 +343,7 @@ func (db *DB) Contacts(ctx context.Context, userID string) ([]string, error) {
 // EventsFor implements parley.Store. limit must be positive and is at most
 // ResumeLimit+1. The events carry no Audience.
 func (db *DB) EventsFor(ctx context.Context, userID string, after int64, limit int) ([]parley.Event, error) {
-	limit, err := eventLimit(after, limit)
+	limit, err := parley.EventLimit(after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +356,7 @@ func (db *DB) EventsFor(ctx context.Context, userID string, after int64, limit i
 // window holds it: the members when it was committed, and for a removal
 // the removed users too.
 func (db *DB) Events(ctx context.Context, after int64, limit int) ([]parley.Event, error) {
-	limit, err := eventLimit(after, limit)
+	limit, err := parley.EventLimit(after, limit)
 	if err != nil {
 		return nil, err
 	}

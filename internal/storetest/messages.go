@@ -109,6 +109,8 @@ func testSendValidation(t *testing.T, s parley.Store) {
 		{"blank text", func(m *parley.NewMessage) { m.Text = " \n\t " }, parley.EINVALID},
 		{"long text", func(m *parley.NewMessage) { m.Text = strings.Repeat("é", parley.MaxTextRunes+1) }, parley.EINVALID},
 		{"invalid UTF-8", func(m *parley.NewMessage) { m.Text = "bad \xff\xfe" }, parley.EINVALID},
+		{"NUL in text", func(m *parley.NewMessage) { m.Text = "a\x00b" }, parley.EINVALID},
+		{"NUL in client id", func(m *parley.NewMessage) { m.ClientID = "c\x00" }, parley.EINVALID},
 		{"unknown type", func(m *parley.NewMessage) { m.Type = "video" }, parley.EINVALID},
 		{"image without attachment", func(m *parley.NewMessage) { m.Type = parley.Image }, parley.EINVALID},
 		{"image with someone else's attachment", func(m *parley.NewMessage) {

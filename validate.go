@@ -1,0 +1,181 @@
+package parley
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// The validation rules every Store applies before a write is queued, so a
+// bad call never takes a place in a batch and every store refuses the same
+// input with the same message. Every failure is an *Error with EINVALID
+// that names the field.
+
+// MaxIDLen bounds user ids made by integrators and attachment ids.
+const MaxIDLen = 128
+
+// NUL is refused in every string a store keeps: PostgreSQL's text cannot
+// hold it, and the stores must accept the same input.
+func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+
+// ValidateID checks an id named field: required, valid UTF-8, no NUL, at
+// most MaxIDLen bytes.
+func ValidateID(field, id string) error {
+	switch {
+	case hasNUL(id):
+		return invalidf("%s holds a NUL character", field)
+	case id == "":
+		return invalidf("%s is required", field)
+	case len(id) > MaxIDLen:
+		return invalidf("%s is longer than %d bytes", field, MaxIDLen)
+	case !utf8.ValidString(id):
+		return invalidf("%s is not valid UTF-8", field)
+	}
+	return nil
+}
+
+// ValidateUsername checks a username: 3..MaxUsernameRunes letters, digits, '_', '-' or '.'.
+func ValidateUsername(name string) error {
+	n := utf8.RuneCountInString(name)
+	if !utf8.ValidString(name) {
+		return invalidf("username is not valid UTF-8")
+	}
+	if n < 3 || n > MaxUsernameRunes {
+		return invalidf("username must be 3 to %d characters", MaxUsernameRunes)
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' && r != '-' && r != '.' {
+			return invalidf("username may hold only letters, digits, '_', '-' and '.'")
+		}
+	}
+	return nil
+}
+
+// ValidateDisplayName is the looser rule for names in integrators' tokens:
+// 1..MaxUsernameRunes printable characters, not blank.
+func ValidateDisplayName(name string) error {
+	if !utf8.ValidString(name) {
+		return invalidf("name is not valid UTF-8")
+	}
+	if strings.TrimSpace(name) == "" {
+		return invalidf("name is required")
+	}
+	if utf8.RuneCountInString(name) > MaxUsernameRunes {
+		return invalidf("name is longer than %d characters", MaxUsernameRunes)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return invalidf("name holds a control character")
+		}
+	}
+	return nil
+}
+
+// ValidateTitle checks a group title.
+func ValidateTitle(title string) error {
+	if !utf8.ValidString(title) {
+		return invalidf("title is not valid UTF-8")
+	}
+	if hasNUL(title) {
+		return invalidf("title holds a NUL character")
+	}
+	if utf8.RuneCountInString(title) > MaxTitleRunes {
+		return invalidf("title is longer than %d characters", MaxTitleRunes)
+	}
+	return nil
+}
+
+// ValidateText checks message text; required means at least one non-blank character.
+func ValidateText(text string, required bool) error {
+	if !utf8.ValidString(text) {
+		return invalidf("text is not valid UTF-8")
+	}
+	if hasNUL(text) {
+		return invalidf("text holds a NUL character")
+	}
+	if required && strings.TrimSpace(text) == "" {
+		return invalidf("text is required")
+	}
+	if utf8.RuneCountInString(text) > MaxTextRunes {
+		return invalidf("text is longer than %d characters", MaxTextRunes)
+	}
+	return nil
+}
+
+// Validate checks m: ids, client id, type, and text or attachment.
+func (m NewMessage) Validate() error {
+	if err := ValidateID("conversation_id", m.ConversationID); err != nil {
+		return err
+	}
+	if err := ValidateID("sender_id", m.SenderID); err != nil {
+		return err
+	}
+	switch {
+	case m.ClientID == "":
+		return invalidf("client_id is required")
+	case len(m.ClientID) > MaxClientIDLen:
+		return invalidf("client_id is longer than %d bytes", MaxClientIDLen)
+	case !utf8.ValidString(m.ClientID):
+		return invalidf("client_id is not valid UTF-8")
+	case hasNUL(m.ClientID):
+		return invalidf("client_id holds a NUL character")
+	}
+	switch m.Type {
+	case Text:
+		if m.AttachmentID != "" {
+			return invalidf("a text message has no attachment_id")
+		}
+		return ValidateText(m.Text, true)
+	case Image:
+		if err := ValidateID("attachment_id", m.AttachmentID); err != nil {
+			return err
+		}
+		return ValidateText(m.Text, false)
+	}
+	return invalidf("type must be %q or %q", Text, Image)
+}
+
+// DedupeIDs returns ids without duplicates and without skip, in first-seen
+// order, checking each.
+func DedupeIDs(field string, ids []string, skip string) ([]string, error) {
+	seen := make(map[string]bool, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if err := ValidateID(field, id); err != nil {
+			return nil, err
+		}
+		if id == skip || seen[id] {
+			continue
+		}
+		seen[id] = true
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// PageLimit applies the default and the clamp.
+func PageLimit(limit int) (int, error) {
+	switch {
+	case limit < 0:
+		return 0, invalidf("limit must not be negative")
+	case limit == 0:
+		return DefaultPageLimit, nil
+	case limit > MaxPageLimit:
+		return MaxPageLimit, nil
+	}
+	return limit, nil
+}
+
+// EventLimit bounds a page of the event log: at least 1, at most one more
+// than ResumeLimit (what a resume asks for to detect "too far behind").
+func EventLimit(after int64, limit int) (int, error) {
+	switch {
+	case after < 0:
+		return 0, invalidf("after must not be negative")
+	case limit <= 0:
+		return 0, invalidf("limit must be positive")
+	}
+	return min(limit, ResumeLimit+1), nil
+}
+
+func invalidf(format string, args ...any) error { return Errorf(EINVALID, format, args...) }
