@@ -18,19 +18,35 @@ import (
 // first, and from then on keeps them up to date from events (new messages,
 // reads, deletes, changes): CachedConversations returns that list.
 func (c *Client) Conversations(ctx context.Context) ([]parley.Conversation, error) {
-	var list protocol.ConversationList
-	if err := c.call(ctx, protocol.OpConversations, nil, &list, true); err != nil {
-		return nil, err
-	}
 	s := c.state
 	s.mu.Lock()
+	s.listing++
+	sentAt := s.evSeq
+	s.mu.Unlock()
+	var list protocol.ConversationList
+	err := c.call(ctx, protocol.OpConversations, nil, &list, true)
+	s.mu.Lock()
+	s.listing--
+	if err != nil {
+		if !s.loaded && s.listing == 0 {
+			s.unread = make(map[string]*unread)
+		}
+		s.mu.Unlock()
+		return nil, err
+	}
 	s.loaded = true
+	old := s.convs
 	s.convs = make(map[string]*parley.Conversation, len(list.Conversations))
 	for i := range list.Conversations {
 		cv := list.Conversations[i]
-		s.convs[cv.ID] = &cv
+		if o := old[cv.ID]; o != nil && o.LastSeq > cv.LastSeq {
+			s.convs[cv.ID] = o // keep what newer events made of it below
+		}
+		s.takeReplyLocked(&cv, sentAt)
+		list.Conversations[i] = s.viewLocked(s.convs[cv.ID])
 	}
 	s.mu.Unlock()
+	c.emit(ConversationsChanged{})
 	return list.Conversations, nil
 }
 
@@ -41,9 +57,7 @@ func (c *Client) CachedConversations() []parley.Conversation {
 	s.mu.Lock()
 	out := make([]parley.Conversation, 0, len(s.convs))
 	for _, cv := range s.convs {
-		x := *cv
-		x.Members = append([]parley.Member(nil), cv.Members...)
-		out = append(out, x)
+		out = append(out, s.viewLocked(cv))
 	}
 	s.mu.Unlock()
 	sort.SliceStable(out, func(i, j int) bool {
@@ -53,6 +67,17 @@ func (c *Client) CachedConversations() []parley.Conversation {
 		return out[i].ID < out[j].ID
 	})
 	return out
+}
+
+// viewLocked copies a cached conversation with the unread count and read
+// position its tracker keeps. Caller holds s.mu.
+func (s *chatState) viewLocked(cv *parley.Conversation) parley.Conversation {
+	x := *cv
+	x.Members = append([]parley.Member(nil), cv.Members...)
+	if u := s.unread[cv.ID]; u != nil {
+		x.UnreadCount, x.ReadSeq = u.count(), u.read
+	}
+	return x
 }
 
 // Conversation fetches one conversation as this user sees it.

@@ -47,6 +47,9 @@ type chatState struct {
 	myTyping map[string]time.Time          // conversation -> last start sent
 	convs    map[string]*parley.Conversation
 	loaded   bool
+	listing  int                // Conversations calls under way
+	unread   map[string]*unread // per conversation, while loaded or listing
+	evSeq    uint64             // events applied so far (orders fetches against events)
 	views    map[string][]*ConversationView
 }
 
@@ -57,6 +60,7 @@ func newChatState(c *Client) *chatState {
 		typing:   make(map[string]map[string]*typist),
 		myTyping: make(map[string]time.Time),
 		convs:    make(map[string]*parley.Conversation),
+		unread:   make(map[string]*unread),
 		views:    make(map[string][]*ConversationView),
 	}
 }
@@ -121,23 +125,19 @@ func (s *chatState) onResync() {
 func (s *chatState) apply(ev Event) {
 	me := s.c.User().ID
 	s.mu.Lock()
+	s.evSeq++
+	listChanged := false
 	var views []*ConversationView
 	switch e := ev.(type) {
 	case NewMessage:
 		views = s.views[e.Message.ConversationID]
+		s.unreadLocked(e.Message.ConversationID, func(u *unread) bool { return u.message(e.Message, me) })
 		if cv := s.convs[e.Message.ConversationID]; cv != nil {
 			m := e.Message
 			if m.Seq > cv.LastSeq {
 				cv.LastSeq, cv.LastMessage, cv.LastActivityAt = m.Seq, &m, m.CreatedAt
 			}
-			if m.SenderID == me {
-				// Sending moves the sender's read position.
-				if m.Seq > cv.ReadSeq {
-					cv.ReadSeq, cv.UnreadCount = m.Seq, 0
-				}
-			} else if m.Seq > cv.ReadSeq && !m.Deleted {
-				cv.UnreadCount++
-			}
+			listChanged = true
 		} else if s.loaded {
 			s.refreshLocked(e.Message.ConversationID)
 		}
@@ -149,33 +149,26 @@ func (s *chatState) apply(ev Event) {
 		}
 	case MessageDeleted:
 		views = s.views[e.Message.ConversationID]
+		s.unreadLocked(e.Message.ConversationID, func(u *unread) bool { return u.message(e.Message, me) })
 		if cv := s.convs[e.Message.ConversationID]; cv != nil {
 			m := e.Message
 			if cv.LastMessage != nil && cv.LastMessage.ID == m.ID {
 				cv.LastMessage = &m
 			}
-			if m.SenderID != me && m.Seq > cv.ReadSeq && cv.UnreadCount > 0 {
-				cv.UnreadCount--
-			}
+			listChanged = true
 		}
 	case MessageRead:
 		views = s.views[e.ConversationID]
+		if e.UserID == me {
+			s.unreadLocked(e.ConversationID, func(u *unread) bool { return u.setRead(e.ReadSeq) })
+		}
 		if cv := s.convs[e.ConversationID]; cv != nil {
 			for i := range cv.Members {
 				if cv.Members[i].UserID == e.UserID && e.ReadSeq > cv.Members[i].ReadSeq {
 					cv.Members[i].ReadSeq = e.ReadSeq
 				}
 			}
-			if e.UserID == me && e.ReadSeq > cv.ReadSeq {
-				cv.ReadSeq = e.ReadSeq
-				if e.ReadSeq >= cv.LastSeq {
-					cv.UnreadCount = 0
-				} else {
-					// Deleted and own messages in between make the count
-					// unknowable here: ask the server.
-					s.refreshLocked(e.ConversationID)
-				}
-			}
+			listChanged = true
 		}
 	case ConversationUpdated:
 		views = s.views[e.Conversation.ID]
@@ -184,12 +177,14 @@ func (s *chatState) apply(ev Event) {
 		switch {
 		case removedMe:
 			delete(s.convs, id)
+			delete(s.unread, id)
 		case s.convs[id] != nil:
 			cv := s.convs[id]
 			cv.Title, cv.Members = e.Conversation.Title, mergeMembers(cv.Members, e.Conversation.Members)
 		case s.loaded:
 			s.refreshLocked(id)
 		}
+		listChanged = s.loaded
 	case TypingStarted:
 		if e.UserID == me {
 			break
@@ -220,9 +215,53 @@ func (s *chatState) apply(ev Event) {
 		delete(s.online, e.UserID)
 	}
 	s.mu.Unlock()
+	if listChanged {
+		s.c.emit(ConversationsChanged{})
+	}
 	for _, v := range views {
 		v.apply(ev)
 	}
+}
+
+// unreadLocked updates a conversation's unread tracker with f (while the
+// list is kept: loaded, or being fetched); when f reports an event the
+// SDK cannot account for locally, it asks the server. Caller holds s.mu.
+func (s *chatState) unreadLocked(id string, f func(*unread) bool) {
+	if !s.loaded && s.listing == 0 {
+		return
+	}
+	u := s.unread[id]
+	if u == nil {
+		u = &unread{}
+		s.unread[id] = u
+	}
+	if !f(u) {
+		u.ambiguousAt = s.evSeq
+		if s.convs[id] != nil {
+			s.refreshLocked(id)
+		}
+	}
+}
+
+// takeReplyLocked merges a fetched conversation into the list and its
+// unread tracker; sentAt is s.evSeq when the request was made. It
+// refetches when the reply cannot be trusted for the unread count.
+// Caller holds s.mu.
+func (s *chatState) takeReplyLocked(cv *parley.Conversation, sentAt uint64) {
+	u := s.unread[cv.ID]
+	if u == nil {
+		u = &unread{}
+		s.unread[cv.ID] = u
+	}
+	if !u.reply(cv, sentAt) {
+		u.ambiguousAt = max(u.ambiguousAt, sentAt+1)
+		s.refreshLocked(cv.ID)
+	}
+	if old := s.convs[cv.ID]; old != nil && old.LastSeq > cv.LastSeq {
+		// Events newer than the reply already moved the last message.
+		cv.LastSeq, cv.LastMessage, cv.LastActivityAt = old.LastSeq, old.LastMessage, old.LastActivityAt
+	}
+	s.convs[cv.ID] = cv
 }
 
 // mergeMembers takes the new member list, keeping read positions we knew.
@@ -252,20 +291,31 @@ func (s *chatState) expire(conv string, t *typist) {
 // refreshLocked fetches one conversation in the background and puts it in
 // the list. Caller holds s.mu.
 func (s *chatState) refreshLocked(id string) {
+	if u := s.unread[id]; u != nil {
+		if u.fetching {
+			return // its reply sees ambiguousAt and fetches again
+		}
+		u.fetching = true
+	}
+	sentAt := s.evSeq
 	s.c.spawn(func(ctx context.Context) {
 		var cv parley.Conversation
 		err := s.c.call(ctx, protocol.OpConversation, protocol.ConversationRef{ConversationID: id}, &cv, true)
-		if err != nil {
-			if parley.ErrorCode(err) == parley.ENOTFOUND {
-				s.mu.Lock()
-				delete(s.convs, id)
-				s.mu.Unlock()
-			}
-			return
-		}
 		s.mu.Lock()
-		s.convs[id] = &cv
+		if u := s.unread[id]; u != nil {
+			u.fetching = false
+		}
+		switch {
+		case err == nil:
+			s.takeReplyLocked(&cv, sentAt)
+		case parley.ErrorCode(err) == parley.ENOTFOUND:
+			delete(s.convs, id)
+			delete(s.unread, id)
+		}
 		s.mu.Unlock()
+		if err == nil || parley.ErrorCode(err) == parley.ENOTFOUND {
+			s.c.emit(ConversationsChanged{})
+		}
 	})
 }
 

@@ -87,6 +87,7 @@ type options struct {
 	dialTimeout    time.Duration
 	requestTimeout time.Duration
 	sendWindow     int
+	batch          bool
 }
 
 // WithToken sets a fixed token.
@@ -149,6 +150,12 @@ func WithResumeFrom(pos int64) Option { return func(o *options) { o.resumeFrom =
 // connection (default DefaultSendWindow; 1 sends one at a time). See the
 // package doc on ordering.
 func WithSendWindow(n int) Option { return func(o *options) { o.sendWindow = n } }
+
+// WithBatching asks the server to pack several frames into one WebSocket
+// message (hello "batch", docs/protocol.md section 2): fewer writes on both
+// sides when many events flow. The client splits every message either
+// way. Off by default for now: see docs/sdk.md.
+func WithBatching(on bool) Option { return func(o *options) { o.batch = on } }
 
 // WithDialTimeout bounds one dial plus handshake (default DefaultDialTimeout).
 func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialTimeout = d } }

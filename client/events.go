@@ -116,6 +116,11 @@ type Resynced struct {
 	Reason string
 }
 
+// ConversationsChanged says CachedConversations changed (a new or deleted
+// message, a read, a member or title change, a refetch): redraw the list.
+type ConversationsChanged struct{}
+
+func (ConversationsChanged) isEvent() {}
 func (NewMessage) isEvent()           {}
 func (MessageRead) isEvent()          {}
 func (MessageDeleted) isEvent()       {}

@@ -53,14 +53,15 @@ type Message struct {
 	conversationID string
 	typ            parley.MessageType
 	text           string
-	attachmentID   string
 	createdAt      time.Time
+	image          []byte // the image's bytes until it is Sent (SendImage)
 
-	mu     sync.Mutex
-	status SendStatus
-	stored parley.Message
-	err    error
-	done   chan struct{} // closed when the status leaves Sending
+	mu           sync.Mutex
+	attachmentID string // set by the upload (guarded by mu: the pump writes it)
+	status       SendStatus
+	stored       parley.Message
+	err          error
+	done         chan struct{} // closed when the status leaves Sending
 }
 
 // ClientID is the message's client-made id (a UUIDv7); the server dedupes
@@ -70,8 +71,29 @@ func (m *Message) ClientID() string { return m.clientID }
 // ConversationID is the conversation the message goes to.
 func (m *Message) ConversationID() string { return m.conversationID }
 
-// Text is the message text.
+// Text is the message text (an image's caption).
 func (m *Message) Text() string { return m.text }
+
+// Type is the message type: parley.Text or parley.Image.
+func (m *Message) Type() parley.MessageType { return m.typ }
+
+// Image returns the bytes of an image message as the app gave them, for a
+// local preview while it is Sending (nil for text, and once Sent: then
+// Stored().Attachment has the server's URLs). Do not modify them.
+func (m *Message) Image() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.status == Sent {
+		return nil
+	}
+	return m.image
+}
+
+func (m *Message) attachment() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.attachmentID
+}
 
 // CreatedAt is when Send was called (the client's clock).
 func (m *Message) CreatedAt() time.Time { return m.createdAt }
@@ -132,7 +154,7 @@ func (m *Message) settle(stored parley.Message, err error) bool {
 	if err != nil {
 		m.status, m.err = Failed, err
 	} else {
-		m.status, m.stored = Sent, stored
+		m.status, m.stored, m.image = Sent, stored, nil
 	}
 	close(m.done)
 	return true
@@ -250,11 +272,14 @@ func newOutbox(c *Client, limit int, file string) (*outbox, error) {
 		type TEXT NOT NULL,
 		text TEXT NOT NULL,
 		attachment_id TEXT NOT NULL,
-		created_at INTEGER NOT NULL)`); err != nil {
+		created_at INTEGER NOT NULL,
+		image BLOB)`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
 	}
-	rows, err := db.QueryContext(ctx, `SELECT client_id, conversation_id, type, text, attachment_id, created_at FROM outbox ORDER BY seq`)
+	// Files from before images: add the column (an error says it is there).
+	_, _ = db.ExecContext(ctx, `ALTER TABLE outbox ADD COLUMN image BLOB`)
+	rows, err := db.QueryContext(ctx, `SELECT client_id, conversation_id, type, text, attachment_id, created_at, image FROM outbox ORDER BY seq`)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
@@ -264,7 +289,7 @@ func newOutbox(c *Client, limit int, file string) (*outbox, error) {
 		m := &Message{done: make(chan struct{})}
 		var typ string
 		var at int64
-		if err := rows.Scan(&m.clientID, &m.conversationID, &typ, &m.text, &m.attachmentID, &at); err != nil {
+		if err := rows.Scan(&m.clientID, &m.conversationID, &typ, &m.text, &m.attachmentID, &at, &m.image); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
 		}
@@ -289,8 +314,8 @@ func (o *outbox) add(ctx context.Context, m *Message) error {
 	if o.db != nil {
 		// Written before Send returns, under o.mu so file order is send
 		// order.
-		_, err := o.db.ExecContext(ctx, `INSERT INTO outbox (client_id, conversation_id, type, text, attachment_id, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			m.clientID, m.conversationID, string(m.typ), m.text, m.attachmentID, m.createdAt.UnixMicro())
+		_, err := o.db.ExecContext(ctx, `INSERT OR REPLACE INTO outbox (client_id, conversation_id, type, text, attachment_id, created_at, image) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			m.clientID, m.conversationID, string(m.typ), m.text, m.attachment(), m.createdAt.UnixMicro(), m.image)
 		if err != nil {
 			return fmt.Errorf("client: outbox file: %w", err)
 		}
@@ -392,9 +417,23 @@ func (o *outbox) serve(ctx context.Context, window int) bool {
 			if m == nil {
 				break
 			}
+			if m.typ == parley.Image && m.attachment() == "" {
+				// Upload first; later messages wait behind it, so order
+				// holds. A failed upload fails the message; a lost link
+				// retries it (the client id is fixed, so still one
+				// message).
+				if ok, alive := o.upload(ctx, m); !alive {
+					return false
+				} else if !ok {
+					return true
+				}
+				if m.Status() != Sending {
+					continue
+				}
+			}
 			ch, err := o.c.startRequest(ctx, protocol.OpSend, protocol.Send{
 				ConversationID: m.conversationID, ClientID: m.clientID, Type: m.typ,
-				Text: m.text, AttachmentID: m.attachmentID,
+				Text: m.text, AttachmentID: m.attachment(),
 			})
 			if ctx.Err() != nil {
 				return false

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -201,7 +202,10 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 	// History pages can be much larger than what clients may send.
 	ws.SetReadLimit(32 << 20)
 
-	hello := protocol.Hello{Token: token}
+	// Batch: the server may pack several frames into one message,
+	// separated by '\n' (fewer writes for both sides); every message is
+	// split below, so a server that ignores it works the same.
+	hello := protocol.Hello{Token: token, Batch: c.opts.batch}
 	c.mu.Lock()
 	if c.havePos {
 		p := c.pos
@@ -212,28 +216,33 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 		return false, 0, readErr(err)
 	}
 	var welcome protocol.Welcome
-	for {
+	var rest []byte // frames that came in the welcome's message, after it
+	for found := false; !found; {
 		_, b, err := ws.Read(dctx)
 		if err != nil {
 			return false, 0, readErr(err)
 		}
-		var f protocol.Frame
-		if err := json.Unmarshal(b, &f); err != nil {
-			return false, 0, fmt.Errorf("client: bad frame from server: %w", err)
-		}
-		if f.Type == protocol.TypeError && f.Error != nil {
-			if f.Error.Code == parley.EUNAUTHORIZED {
-				return false, 0, &CloseError{Code: protocol.CloseUnauthorized, Reason: f.Error.Message}
+		for len(b) > 0 && !found {
+			var fb []byte
+			fb, b = nextFrame(b)
+			var f protocol.Frame
+			if err := json.Unmarshal(fb, &f); err != nil {
+				return false, 0, fmt.Errorf("client: bad frame from server: %w", err)
 			}
-			return false, 0, frameError(f.Error)
+			if f.Type == protocol.TypeError && f.Error != nil {
+				if f.Error.Code == parley.EUNAUTHORIZED {
+					return false, 0, &CloseError{Code: protocol.CloseUnauthorized, Reason: f.Error.Message}
+				}
+				return false, 0, frameError(f.Error)
+			}
+			if f.Type != protocol.TypeWelcome {
+				continue
+			}
+			if err := json.Unmarshal(f.Data, &welcome); err != nil {
+				return false, 0, fmt.Errorf("client: bad welcome: %w", err)
+			}
+			found, rest = true, b
 		}
-		if f.Type != protocol.TypeWelcome {
-			continue
-		}
-		if err := json.Unmarshal(f.Data, &welcome); err != nil {
-			return false, 0, fmt.Errorf("client: bad welcome: %w", err)
-		}
-		break
 	}
 
 	cn := &wsConn{ws: ws}
@@ -281,6 +290,16 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 	}()
 
 	var goaway time.Duration
+	handle := func(b []byte) {
+		for len(b) > 0 {
+			var fb []byte
+			fb, b = nextFrame(b)
+			if d := c.handleFrame(cn, fb); d > 0 {
+				goaway = d
+			}
+		}
+	}
+	handle(rest)
 	for {
 		_, b, rerr := ws.Read(sctx)
 		if rerr != nil {
@@ -291,15 +310,22 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 			break
 		}
 		cn.lastHeard.Store(time.Now().UnixNano())
-		if d := c.handleFrame(cn, b); d > 0 {
-			goaway = d
-		}
+		handle(b)
 	}
 	stop()
 	ws.CloseNow()
 	hbwg.Wait()
 	c.teardown(cn)
 	return true, goaway, err
+}
+
+// nextFrame splits the first frame off a message: with hello.batch a
+// message holds frames separated by '\n' (JSON never holds a raw one).
+func nextFrame(b []byte) (frame, rest []byte) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
 }
 
 // teardown forgets a connection that ended: pending requests fail, the

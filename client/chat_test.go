@@ -1,0 +1,610 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/internal/server"
+)
+
+// bubbleUsers connects one client per id in the bubble.
+func bubbleUsers(t *testing.T, b *bubble, ids ...string) []*client.Client {
+	t.Helper()
+	out := make([]*client.Client, len(ids))
+	for i, id := range ids {
+		out[i] = b.client(client.WithToken(b.token(id)), client.WithBackoff(100*time.Millisecond, time.Second))
+		if err := out[i].Connect(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// cachedUnread is what the client's list says about one conversation.
+func cachedUnread(t *testing.T, c *client.Client, id string) (unread, read int64) {
+	t.Helper()
+	for _, cv := range c.CachedConversations() {
+		if cv.ID == id {
+			return cv.UnreadCount, cv.ReadSeq
+		}
+	}
+	t.Fatalf("conversation %s is not in the cached list", id)
+	return 0, 0
+}
+
+// checkUnread compares the client's cached count with the server's.
+func checkUnread(t *testing.T, b *bubble, c *client.Client, user, id string, want int64) {
+	t.Helper()
+	synctest.Wait()
+	truth, err := b.store.Conversation(context.Background(), user, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, read := cachedUnread(t, c, id)
+	if truth.UnreadCount != want && want >= 0 {
+		t.Fatalf("server says %d unread, the test expected %d", truth.UnreadCount, want)
+	}
+	if got != truth.UnreadCount || read != truth.ReadSeq {
+		t.Fatalf("cached unread %d (read %d), server %d (read %d)", got, read, truth.UnreadCount, truth.ReadSeq)
+	}
+}
+
+// TestUnreadCountsFollowEvents: the cached list's unread count follows new
+// messages, deletes, partial and full reads and own sends, both for
+// messages seen as events and for ones counted by the server's list (a
+// partial read or a delete there asks the server again).
+func TestUnreadCountsFollowEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		cs := bubbleUsers(t, b, "alice", "bob")
+		alice, bob := cs[0], cs[1]
+		ctx := context.Background()
+		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if _, err := alice.Conversations(ctx); err != nil {
+			t.Fatal(err)
+		}
+		changed := record(alice)
+		var ids []string
+		for i := range 5 {
+			m, err := bob.Send(ctx, cv.ID, fmt.Sprint("m", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := m.Wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, st.ID)
+		}
+		checkUnread(t, b, alice, "alice", cv.ID, 5)
+		if _, err := alice.MarkRead(ctx, cv.ID, 2); err != nil {
+			t.Fatal(err)
+		}
+		checkUnread(t, b, alice, "alice", cv.ID, 3)
+		if _, err := bob.Delete(ctx, cv.ID, ids[3]); err != nil { // seq 4
+			t.Fatal(err)
+		}
+		checkUnread(t, b, alice, "alice", cv.ID, 2)
+		if _, err := bob.Delete(ctx, cv.ID, ids[0]); err != nil { // seq 1: read already
+			t.Fatal(err)
+		}
+		checkUnread(t, b, alice, "alice", cv.ID, 2)
+		m, _ := alice.Send(ctx, cv.ID, "mine")
+		m.Wait(ctx)
+		checkUnread(t, b, alice, "alice", cv.ID, 0)
+		for range 4 {
+			m, _ := bob.Send(ctx, cv.ID, "more")
+			m.Wait(ctx)
+		}
+		checkUnread(t, b, alice, "alice", cv.ID, 4)
+		changed.mu.Lock()
+		n := 0
+		for _, ev := range changed.events {
+			if _, ok := ev.(client.ConversationsChanged); ok {
+				n++
+			}
+		}
+		changed.mu.Unlock()
+		if n == 0 {
+			t.Fatal("no ConversationsChanged event")
+		}
+
+		// A second device of alice's fetches the list now: the count comes
+		// from the server, so a partial read and a delete inside it are
+		// asked for again.
+		alice2 := bubbleUsers(t, b, "alice")[0]
+		if _, err := alice2.Conversations(ctx); err != nil {
+			t.Fatal(err)
+		}
+		checkUnread(t, b, alice2, "alice", cv.ID, 4)
+		page, _ := b.store.Messages(ctx, "alice", cv.ID, parley.MessageQuery{})
+		last := page.Messages[len(page.Messages)-1].Seq
+		if _, err := alice.MarkRead(ctx, cv.ID, last-2); err != nil {
+			t.Fatal(err)
+		}
+		checkUnread(t, b, alice2, "alice", cv.ID, 2)
+		if _, err := bob.Delete(ctx, cv.ID, page.Messages[len(page.Messages)-1].ID); err != nil {
+			t.Fatal(err)
+		}
+		checkUnread(t, b, alice2, "alice", cv.ID, 1)
+		checkUnread(t, b, alice, "alice", cv.ID, 1)
+	})
+}
+
+// TestUnreadCountsUnderConcurrentChanges: rounds of sends, deletes,
+// partial reads and refetches racing each other; after each round the
+// cached count equals the server's, whichever way replies and events
+// interleaved.
+func TestUnreadCountsUnderConcurrentChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		cs := bubbleUsers(t, b, "alice", "bob", "carol")
+		alice, bob, carol := cs[0], cs[1], cs[2]
+		ctx := context.Background()
+		cv, err := bob.CreateGroup(ctx, "g", []string{"alice", "carol"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 6 {
+			m, _ := bob.Send(ctx, cv.ID, "early")
+			m.Wait(ctx)
+		}
+		synctest.Wait()
+		if _, err := alice.Conversations(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		var mu sync.Mutex
+		var sent []parley.Message
+		for round := range 25 {
+			var wg sync.WaitGroup
+			for _, sender := range []*client.Client{bob, carol} {
+				wg.Go(func() {
+					m, err := sender.Send(ctx, cv.ID, "x")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					st, err := m.Wait(ctx)
+					if err == nil {
+						mu.Lock()
+						sent = append(sent, st)
+						mu.Unlock()
+					}
+				})
+			}
+			mu.Lock()
+			var victim parley.Message
+			if len(sent) > 0 {
+				victim = sent[rng.IntN(len(sent))]
+			}
+			mu.Unlock()
+			if victim.ID != "" {
+				owner := bob
+				if victim.SenderID == "carol" {
+					owner = carol
+				}
+				wg.Go(func() { owner.Delete(ctx, cv.ID, victim.ID) })
+			}
+			truth, _ := b.store.Conversation(ctx, "alice", cv.ID)
+			if truth.LastSeq > 0 {
+				seq := rng.Int64N(truth.LastSeq + 1)
+				wg.Go(func() { alice.MarkRead(ctx, cv.ID, seq) })
+			}
+			if round%5 == 4 {
+				wg.Go(func() { alice.Conversations(ctx) })
+			}
+			wg.Wait()
+			checkUnread(t, b, alice, "alice", cv.ID, -1)
+		}
+	})
+}
+
+// TestTyping: who is typing, by user id with display name; starts are
+// throttled to one per 3 s; a typist expires 5 s after the last start;
+// Send stops one's typing.
+func TestTyping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		cs := bubbleUsers(t, b, "alice", "bob")
+		alice, bob := cs[0], cs[1]
+		ctx := context.Background()
+		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := record(alice)
+		synctest.Wait()
+		starts := func() int {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			n := 0
+			for _, ev := range rec.events {
+				if _, ok := ev.(client.TypingStarted); ok {
+					n++
+				}
+			}
+			return n
+		}
+		// Keystrokes every 500 ms for 2.5 s: one start goes out.
+		for range 6 {
+			if err := bob.SetTyping(ctx, cv.ID, true); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			time.Sleep(500 * time.Millisecond)
+		}
+		if n := starts(); n != 1 {
+			t.Fatalf("%d typing starts reached alice in 3 s, want 1", n)
+		}
+		typ := alice.Typing(cv.ID)
+		if len(typ) != 1 || typ[0].UserID != "bob" || typ[0].UserName != "User bob" {
+			t.Fatalf("typing %+v, want bob by id with his name", typ)
+		}
+		// At 3 s a keystroke sends the next start; it extends the expiry.
+		time.Sleep(500 * time.Millisecond)
+		bob.SetTyping(ctx, cv.ID, true)
+		synctest.Wait()
+		if n := starts(); n != 2 {
+			t.Fatalf("%d starts after 3 s, want 2", n)
+		}
+		last := time.Now()
+		time.Sleep(TypingExpiryMinus())
+		synctest.Wait()
+		if len(alice.Typing(cv.ID)) != 1 {
+			t.Fatal("bob stopped counting as typing before 5 s after his last start")
+		}
+		time.Sleep(time.Until(last.Add(client.TypingExpiry)) + time.Millisecond)
+		synctest.Wait()
+		if typ := alice.Typing(cv.ID); len(typ) != 0 {
+			t.Fatalf("still typing 5 s after the last start: %+v", typ)
+		}
+		rec.mu.Lock()
+		var expired *client.TypingStopped
+		for _, ev := range rec.events {
+			if ts, ok := ev.(client.TypingStopped); ok {
+				expired = &ts
+			}
+		}
+		rec.mu.Unlock()
+		if expired == nil || !expired.Expired || expired.UserID != "bob" {
+			t.Fatalf("last stop %+v, want an expiry for bob", expired)
+		}
+
+		// Typing, then Send: the stop goes out with the message.
+		bob.SetTyping(ctx, cv.ID, true)
+		synctest.Wait()
+		if len(alice.Typing(cv.ID)) != 1 {
+			t.Fatal("bob typing again is not shown")
+		}
+		m, _ := bob.Send(ctx, cv.ID, "done typing")
+		m.Wait(ctx)
+		synctest.Wait()
+		if typ := alice.Typing(cv.ID); len(typ) != 0 {
+			t.Fatalf("still typing after his message: %+v", typ)
+		}
+		rec.mu.Lock()
+		var stop client.TypingStopped
+		for _, ev := range rec.events {
+			if ts, ok := ev.(client.TypingStopped); ok {
+				stop = ts
+			}
+		}
+		rec.mu.Unlock()
+		if stop.Expired || stop.UserID != "bob" {
+			t.Fatalf("last stop %+v, want bob's, not an expiry", stop)
+		}
+	})
+}
+
+// TypingExpiryMinus is a little less than the typing expiry.
+func TypingExpiryMinus() time.Duration { return client.TypingExpiry - 100*time.Millisecond }
+
+// TestPresenceOfContacts: a contact's coming online and (after the
+// server's grace period) going offline show in Online and IsOnline; a user
+// sharing no conversation is never shown.
+func TestPresenceOfContacts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		alice := bubbleUsers(t, b, "alice")[0]
+		ctx := context.Background()
+		b.token("bob")
+		b.token("mallory")
+		if _, err := alice.CreateGroup(ctx, "g", []string{"bob"}); err != nil {
+			t.Fatal(err)
+		}
+		rec := record(alice)
+		bob := bubbleUsers(t, b, "bob")[0]
+		bubbleUsers(t, b, "mallory")
+		time.Sleep(time.Second) // the server batches presence changes
+		synctest.Wait()
+		if !alice.IsOnline("bob") || alice.IsOnline("mallory") {
+			t.Fatalf("online %v, want bob only", alice.Online())
+		}
+		if got := alice.Online(); len(got) != 1 || got[0] != "bob" {
+			t.Fatalf("online %v", got)
+		}
+		bob.Close()
+		synctest.Wait()
+		if !alice.IsOnline("bob") {
+			t.Fatal("bob went offline at once; the server's grace period should hide a quick reconnect")
+		}
+		time.Sleep(server.DefaultPresenceGrace + time.Second)
+		synctest.Wait()
+		if alice.IsOnline("bob") || len(alice.Online()) != 0 {
+			t.Fatalf("online %v after bob left", alice.Online())
+		}
+		rec.mu.Lock()
+		var on, off int
+		for _, ev := range rec.events {
+			switch e := ev.(type) {
+			case client.UserOnline:
+				if e.UserID == "bob" {
+					on++
+				}
+			case client.UserOffline:
+				if e.UserID == "bob" {
+					off++
+				}
+			}
+		}
+		rec.mu.Unlock()
+		if on != 1 || off != 1 {
+			t.Fatalf("bob online %d times, offline %d times; want 1 and 1", on, off)
+		}
+		// A fresh client learns presence from the welcome and FetchPresence.
+		online, err := alice.FetchPresence(ctx)
+		if err != nil || len(online) != 0 {
+			t.Fatalf("FetchPresence %v %v", online, err)
+		}
+	})
+}
+
+// TestFeatureThrottled: over the typing rate limit the server throttles
+// typing; the status says which feature and until when, and goes back to
+// Connected when the server lifts it. StatusChanges carries each step.
+func TestFeatureThrottled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, func(c *server.Config) {
+			c.Limits.TypingPerSecond, c.Limits.TypingBurst = 0.5, 1
+		})
+		cs := bubbleUsers(t, b, "alice", "bob")
+		alice := cs[0]
+		ctx := context.Background()
+		var convs []string
+		for i := range 3 {
+			cv, err := alice.CreateGroup(ctx, fmt.Sprint("g", i), []string{"bob"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			convs = append(convs, cv.ID)
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		changes := alice.StatusChanges(sctx)
+		synctest.Wait()
+		alice.SetTyping(ctx, convs[0], true) // the burst
+		err := alice.SetTyping(ctx, convs[1], true)
+		if parley.ErrorCode(err) != parley.ERATELIMITED {
+			t.Fatalf("second typing: %v, want rate_limited", err)
+		}
+		synctest.Wait()
+		st := alice.Status()
+		until, ok := st.Throttled["typing"]
+		if st.State != client.FeatureThrottled || !ok {
+			t.Fatalf("status %+v, want FeatureThrottled for typing", st)
+		}
+		if d := time.Until(until); d <= 0 || d > 2*time.Second {
+			t.Fatalf("throttled until %v from now, want within the 2 s refill", d)
+		}
+		// While throttled, SetTyping is dropped without a request.
+		if err := alice.SetTyping(ctx, convs[2], true); err != nil {
+			t.Fatalf("SetTyping while throttled: %v", err)
+		}
+		ch := <-changes
+		if ch.Previous != client.Connected || ch.Current != client.FeatureThrottled || !ch.Throttled["typing"].Equal(until) {
+			t.Fatalf("change %+v", ch)
+		}
+		time.Sleep(time.Until(until) + 10*time.Millisecond)
+		synctest.Wait()
+		if st := alice.Status(); st.State != client.Connected || len(st.Throttled) != 0 {
+			t.Fatalf("after the time is up: %+v", st)
+		}
+		ch = <-changes
+		if ch.Previous != client.FeatureThrottled || ch.Current != client.Connected {
+			t.Fatalf("change %+v", ch)
+		}
+	})
+}
+
+// TestStatusChangesStream: a cut link shows as Reconnecting (attempt 1,
+// when, why), then Connecting and Connected; failed attempts count up.
+func TestStatusChangesStream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		c := b.client(client.WithToken(b.token("alice")))
+		ctx, cancel := context.WithCancel(context.Background())
+		ch := c.StatusChanges(ctx)
+		if err := c.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		next := func() client.StatusChange {
+			synctest.Wait()
+			select {
+			case x := <-ch:
+				return x
+			default:
+				t.Fatal("no status change")
+				return client.StatusChange{}
+			}
+		}
+		if x := next(); x.Previous != client.Disconnected || x.Current != client.Connecting || x.Attempt != 1 {
+			t.Fatalf("first %+v", x)
+		}
+		if x := next(); x.Previous != client.Connecting || x.Current != client.Connected || x.Err != nil {
+			t.Fatalf("second %+v", x)
+		}
+		b.proxy.Refuse(true)
+		b.proxy.CutAll()
+		x := next()
+		if x.Previous != client.Connected || x.Current != client.Reconnecting || x.Attempt != 1 || x.Err == nil ||
+			x.NextRetryAt.Before(x.At) || x.NextRetryAt.After(x.At.Add(client.DefaultBackoffBase)) {
+			t.Fatalf("after a cut %+v", x)
+		}
+		time.Sleep(time.Until(x.NextRetryAt) + time.Millisecond)
+		if y := next(); y.Current != client.Connecting || y.Attempt != 1 {
+			t.Fatalf("retry %+v", y)
+		}
+		y := next()
+		if y.Current != client.Reconnecting || y.Attempt != 2 || y.Err == nil || y.NextRetryAt.After(y.At.Add(2*client.DefaultBackoffBase)) {
+			t.Fatalf("after a failed attempt %+v", y)
+		}
+		b.proxy.Heal()
+		now := time.Now()
+		c.Reconnect()
+		// Retry now: the second attempt since the link was lost, at once.
+		if z := next(); z.Current != client.Connecting || z.Attempt != 2 || !z.At.Equal(now) || !z.At.Before(y.NextRetryAt) {
+			t.Fatalf("after Reconnect %+v", z)
+		}
+		if z := next(); z.Current != client.Connected {
+			t.Fatalf("%+v", z)
+		}
+		cancel()
+		synctest.Wait()
+		if _, open := <-ch; open {
+			t.Fatal("StatusChanges still open after its ctx ended")
+		}
+		c.Close()
+	})
+}
+
+// TestViewResumeAndResync: a few missed messages are replayed (in batched
+// frames) into an open view; more than the server's ResumeLimit makes it
+// resync, and the view refetches to the same contiguous list, with
+// messages sent during the refetch applied once.
+func TestViewResumeAndResync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, func(c *server.Config) { c.ResumeLimit = 5 })
+		alice := bubbleUsers(t, b, "alice")[0]
+		// bob goes around the proxy: only alice is cut off.
+		bob := b.client(client.WithToken(b.token("bob")), client.WithDialer(func(ctx context.Context, _, _ string) (net.Conn, error) { return b.back.Dial(ctx) }))
+		ctx := context.Background()
+		if err := bob.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func(n int) {
+			for range n {
+				m, err := bob.Send(ctx, cv.ID, "x")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := m.Wait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		send(3)
+		v, err := alice.OpenConversation(ctx, cv.ID, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		rec := record(alice)
+		contiguous := func(want int) {
+			t.Helper()
+			synctest.Wait()
+			for v.HasMore() {
+				if _, err := v.LoadMore(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ms := v.Messages()
+			if len(ms) != want {
+				t.Fatalf("view holds %d messages, want %d", len(ms), want)
+			}
+			for i, m := range ms {
+				if m.Seq != int64(i+1) {
+					t.Fatalf("view message %d has seq %d", i, m.Seq)
+				}
+			}
+		}
+		contiguous(3)
+
+		// Offline for 4 events: replayed.
+		b.proxy.Refuse(true)
+		b.proxy.CutAll()
+		synctest.Wait()
+		send(4)
+		b.proxy.Heal()
+		time.Sleep(2 * time.Second)
+		contiguous(7)
+		rec.mu.Lock()
+		var resumed *client.Resumed
+		for _, ev := range rec.events {
+			if r, ok := ev.(client.Resumed); ok {
+				resumed = &r
+			}
+		}
+		rec.mu.Unlock()
+		if resumed == nil || resumed.Count != 4 {
+			t.Fatalf("resumed %+v, want 4 replayed events", resumed)
+		}
+
+		// Offline for 10: resync; bob keeps sending while alice refetches.
+		b.proxy.Refuse(true)
+		b.proxy.CutAll()
+		synctest.Wait()
+		send(10)
+		b.proxy.Heal()
+		late := make(chan error, 1)
+		go func() {
+			for range 3 {
+				m, err := bob.Send(ctx, cv.ID, "late")
+				if err == nil {
+					_, err = m.Wait(ctx)
+				}
+				if err != nil {
+					late <- err
+					return
+				}
+			}
+			late <- nil
+		}()
+		time.Sleep(2 * time.Second)
+		if err := <-late; err != nil {
+			t.Fatal(err)
+		}
+		contiguous(20)
+		rec.mu.Lock()
+		resynced := false
+		for _, ev := range rec.events {
+			if _, ok := ev.(client.Resynced); ok {
+				resynced = true
+			}
+		}
+		rec.mu.Unlock()
+		if !resynced {
+			t.Fatal("no Resynced event after missing more than ResumeLimit events")
+		}
+		if err := v.Err(); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("view error %v", err)
+		}
+	})
+}

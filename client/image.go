@@ -1,0 +1,220 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// MaxImageBytes bounds what SendImage reads from its reader. The server has
+// its own limit (10 MiB by default) and refuses larger images with
+// too_large.
+const MaxImageBytes = 32 << 20
+
+// ImageOption configures SendImage.
+type ImageOption func(*imageOptions)
+
+type imageOptions struct{ caption string }
+
+// WithCaption sets an image message's caption (at most
+// parley.MaxTextRunes code points).
+func WithCaption(text string) ImageOption { return func(o *imageOptions) { o.caption = text } }
+
+// SendImage queues an image message and returns at once with the
+// optimistic message (status Sending; Image() holds the bytes for a local
+// preview). The outbox uploads the image (POST /v1/uploads), then sends a
+// message of type image with the attachment id, in Send order with the
+// other messages. The client id is fixed before the upload, so a link lost
+// during the upload or the send retries on the next connection without a
+// second message; once the upload succeeded its attachment id is kept
+// (also in a durable outbox), so a retried send does not upload again. The
+// server checks the image by content: a file that is not a PNG, JPEG, GIF
+// or WebP image, or too large, ends Failed with the server's reason.
+// Resend retries a Failed image the same way. SendImage reads r to the end
+// (at most MaxImageBytes) before it returns.
+func (c *Client) SendImage(ctx context.Context, conversationID string, r io.Reader, opts ...ImageOption) (*Message, error) {
+	var o imageOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if conversationID == "" {
+		return nil, parley.Errorf(parley.EINVALID, "conversation id is required")
+	}
+	if !utf8.ValidString(o.caption) {
+		return nil, parley.Errorf(parley.EINVALID, "caption is not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(o.caption); n > parley.MaxTextRunes {
+		return nil, parley.Errorf(parley.EINVALID, "caption is %d characters; the most is %d", n, parley.MaxTextRunes)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxImageBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("client: reading the image: %w", err)
+	}
+	switch {
+	case len(data) == 0:
+		return nil, parley.Errorf(parley.EINVALID, "the image is empty")
+	case len(data) > MaxImageBytes:
+		return nil, parley.Errorf(parley.ETOOLARGE, "the image is over %d bytes", MaxImageBytes)
+	}
+	c.mu.Lock()
+	err = c.refuseLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{
+		clientID: id.String(), conversationID: conversationID, typ: parley.Image,
+		text: o.caption, image: data, createdAt: time.Now(), done: make(chan struct{}),
+	}
+	if err := c.out.add(ctx, m); err != nil {
+		return nil, err
+	}
+	c.state.typingSent(conversationID)
+	return m, nil
+}
+
+// uploadURL is the server's upload endpoint, from the WebSocket URL.
+func (c *Client) uploadURL() string {
+	u, _ := url.Parse(c.wsURL) // parsed once already in New
+	if u.Scheme == "wss" {
+		u.Scheme = "https"
+	} else {
+		u.Scheme = "http"
+	}
+	u.Path = strings.TrimSuffix(u.Path, protocol.Path) + "/v1/uploads"
+	return u.String()
+}
+
+// upload sends m's image to the server and records the attachment id
+// (in the outbox file too). ok is false when the message failed (the
+// server refused the image) or the upload must be retried on the next
+// connection; alive is false when ctx ended. Only the pump calls it.
+func (o *outbox) upload(ctx context.Context, m *Message) (ok, alive bool) {
+	for {
+		att, err := o.c.postImage(ctx, m.image)
+		if ctx.Err() != nil {
+			return false, false
+		}
+		var perr *parley.Error
+		switch {
+		case err == nil:
+			m.mu.Lock()
+			m.attachmentID = att.ID
+			m.mu.Unlock()
+			if o.db != nil {
+				uctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				if _, derr := o.db.ExecContext(uctx, `UPDATE outbox SET attachment_id = ? WHERE client_id = ?`, att.ID, m.clientID); derr != nil {
+					// A restart would upload again: a spare attachment, not
+					// a second message.
+					o.c.log.Warn("client: outbox file update failed", "err", derr)
+				}
+				cancel()
+			}
+			return true, true
+		case errors.As(err, &perr) && (perr.Code == parley.ERATELIMITED || perr.Code == parley.EUNAVAILABLE || perr.Code == parley.EINTERNAL):
+			d := perr.RetryAfter
+			if d <= 0 {
+				d = time.Second
+			}
+			if !o.pause(ctx, d) {
+				return false, false
+			}
+		case errors.As(err, &perr) && perr.Code != parley.EUNAUTHORIZED:
+			o.finish(m, parley.Message{}, err)
+			return true, true
+		default:
+			// The link (or the token) failed: wait for the next
+			// connection, or a second on this one, then try again.
+			o.c.log.Debug("client: image upload failed; retrying", "err", err)
+			o.c.mu.Lock()
+			lost := o.c.lost
+			o.c.mu.Unlock()
+			t := time.NewTimer(time.Second)
+			select {
+			case <-lost:
+				t.Stop()
+				return false, true
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return false, false
+			}
+		}
+	}
+}
+
+// pause waits d; false when ctx ended first.
+func (o *outbox) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// postImage uploads one image. Errors the server answered with are
+// *parley.Error with its code and message.
+func (c *Client) postImage(ctx context.Context, data []byte) (parley.Attachment, error) {
+	token, err := c.opts.tokens(ctx)
+	if err != nil {
+		return parley.Attachment{}, fmt.Errorf("client: token source: %w", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.opts.requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.uploadURL(), bytes.NewReader(data))
+	if err != nil {
+		return parley.Attachment{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return parley.Attachment{}, fmt.Errorf("client: upload: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return parley.Attachment{}, fmt.Errorf("client: upload: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error *protocol.ErrorBody `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error != nil && e.Error.Code != "" {
+			pe := frameError(e.Error)
+			if ra := resp.Header.Get("Retry-After"); ra != "" && e.Error.RetryAfterMS == 0 {
+				if s, err := strconv.Atoi(ra); err == nil {
+					pe.(*parley.Error).RetryAfter = time.Duration(s) * time.Second
+				}
+			}
+			return parley.Attachment{}, pe
+		}
+		return parley.Attachment{}, fmt.Errorf("client: upload: HTTP %d", resp.StatusCode)
+	}
+	var att parley.Attachment
+	if err := json.Unmarshal(body, &att); err != nil || att.ID == "" {
+		return parley.Attachment{}, fmt.Errorf("client: upload: bad reply (HTTP %d)", resp.StatusCode)
+	}
+	return att, nil
+}

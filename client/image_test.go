@@ -1,0 +1,149 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/color"
+	"image/png"
+	"testing"
+	"testing/synctest"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/internal/faultproxy"
+)
+
+func pngBytes(t *testing.T) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	for x := range 40 {
+		img.Set(x, x%30, color.RGBA{200, 10, 10, 255})
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestSendImage: the optimistic flow for an image (local preview, Sending,
+// then Sent with the server's attachment); the other member gets it.
+func TestSendImage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		cs := bubbleUsers(t, b, "alice", "bob")
+		alice, bob := cs[0], cs[1]
+		ctx := context.Background()
+		cv, err := alice.CreateGroup(ctx, "g", []string{"bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := record(bob)
+		data := pngBytes(t)
+		m, err := alice.SendImage(ctx, cv.ID, bytes.NewReader(data), client.WithCaption("a red line"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Status() != client.Sending || !bytes.Equal(m.Image(), data) || m.Type() != parley.Image || m.Text() != "a red line" {
+			t.Fatalf("optimistic message: %v %d bytes %v %q", m.Status(), len(m.Image()), m.Type(), m.Text())
+		}
+		got, err := m.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Type != parley.Image || got.Attachment == nil || got.Attachment.Width != 40 || got.Attachment.Height != 30 || got.Text != "a red line" {
+			t.Fatalf("stored %+v", got)
+		}
+		synctest.Wait()
+		msgs := rec.messages()[cv.ID]
+		if len(msgs) != 1 || msgs[0].Attachment == nil || msgs[0].Attachment.ID != got.Attachment.ID {
+			t.Fatalf("bob got %+v", msgs)
+		}
+	})
+}
+
+// TestSendImageUploadInterrupted: the link dies while the image is being
+// uploaded; the client uploads again on the next connection and the
+// conversation holds exactly one message, after the text sent before it
+// and before the one sent after it.
+func TestSendImageUploadInterrupted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		alice := bubbleUsers(t, b, "alice")[0]
+		ctx := context.Background()
+		cv, err := alice.CreateGroup(ctx, "g", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := alice.Send(ctx, cv.ID, "before")
+		if _, err := first.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		b.proxy.Blackhole(faultproxy.Upstream)
+		m, err := alice.SendImage(ctx, cv.ID, bytes.NewReader(pngBytes(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, _ := alice.Send(ctx, cv.ID, "after")
+		synctest.Wait() // the upload hangs: its bytes go nowhere
+		if m.Status() != client.Sending {
+			t.Fatalf("status %v while the upload hangs", m.Status())
+		}
+		b.proxy.CutAll()
+		b.proxy.Heal()
+		if _, err := m.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := after.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		page, err := b.store.Messages(ctx, "alice", cv.ID, parley.MessageQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, pm := range page.Messages {
+			kinds = append(kinds, string(pm.Type)+":"+pm.Text)
+		}
+		if len(page.Messages) != 3 || page.Messages[1].Type != parley.Image || page.Messages[1].ClientID != m.ClientID() ||
+			page.Messages[0].Text != "before" || page.Messages[2].Text != "after" {
+			t.Fatalf("stored %v, want before, the image once, after", kinds)
+		}
+	})
+}
+
+// TestSendImageRefused: a file that is not an image ends Failed with the
+// server's reason; Resend of it fails again the same way.
+func TestSendImageRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		alice := bubbleUsers(t, b, "alice")[0]
+		ctx := context.Background()
+		cv, err := alice.CreateGroup(ctx, "g", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := alice.SendImage(ctx, cv.ID, bytes.NewReader([]byte("just some text, named cat.png")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = m.Wait(ctx)
+		if m.Status() != client.Failed || parley.ErrorCode(err) != parley.EUNSUPPORTED || parley.ErrorCode(m.Err()) != parley.EUNSUPPORTED {
+			t.Fatalf("status %v, err %v; want failed with unsupported", m.Status(), err)
+		}
+		if err := alice.Resend(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Wait(ctx); parley.ErrorCode(err) != parley.EUNSUPPORTED {
+			t.Fatalf("resend: %v", err)
+		}
+		page, _ := b.store.Messages(ctx, "alice", cv.ID, parley.MessageQuery{})
+		if len(page.Messages) != 0 {
+			t.Fatalf("stored %d messages", len(page.Messages))
+		}
+		if len(alice.Pending()) != 0 {
+			t.Fatal("the outbox still holds the refused image")
+		}
+	})
+}
