@@ -484,8 +484,23 @@ func (o *outbox) serve(ctx context.Context, window int) bool {
 			if d <= 0 {
 				d = time.Second
 			}
+			// Replies come in order; drain the ones in flight before
+			// resending. A server that refuses every later send on the
+			// connection until the retry time (docs/sdk.md) answers
+			// them all rate_limited; one that stored a later message
+			// anyway has put it before m: settle it (it is stored, the
+			// resend would only return it) and say so.
 			for _, f := range flying {
-				<-f.ch // replies come in order; drain before resending
+				fr := <-f.ch
+				if fr.err != nil {
+					continue
+				}
+				var stored parley.Message
+				if json.Unmarshal(fr.data, &stored) == nil {
+					o.c.log.Warn("client: a message was stored before an earlier one the server rate-limited; use WithSendWindow(1) with this server",
+						"client_id", f.m.clientID, "before", m.clientID)
+					o.finish(f.m, stored, nil)
+				}
 			}
 			t := time.NewTimer(d)
 			select {
