@@ -68,3 +68,45 @@ func (cc *contactsCache) invalidate(users []string) {
 		delete(cc.m, u)
 	}
 }
+
+// announceNewContacts tells users who just became contacts (a conversation
+// was created, or members were added) which of each other are online:
+// userOnline goes only to contacts, so without this a new contact's dot
+// would stay grey until their next transition. For an addition, the added
+// users hear about every online member and the members about the added
+// users; for a creation, every member hears about every other. It runs on
+// the hub's run goroutine right after the event is queued, so each client
+// sees the conversation before the presence that refers to it.
+func (s *Server) announceNewContacts(ev parley.Event) {
+	if ev.Conversation == nil {
+		return
+	}
+	members := make([]string, 0, len(ev.Conversation.Members))
+	for _, m := range ev.Conversation.Members {
+		members = append(members, m.UserID)
+	}
+	added := members
+	if ev.Change == parley.ChangeMembersAdded {
+		added = ev.UserIDs
+	}
+	isAdded := make(map[string]bool, len(added))
+	for _, id := range added {
+		isAdded[id] = true
+	}
+	for _, subject := range members {
+		if !s.pres.isOnline(subject) {
+			continue
+		}
+		// Tell the subject's new contacts: everyone, if the subject was
+		// added (or the conversation is new); otherwise only the added.
+		var to []string
+		for _, other := range members {
+			if other != subject && (isAdded[subject] || isAdded[other]) {
+				to = append(to, other)
+			}
+		}
+		if len(to) > 0 {
+			s.hub.deliverEphemeral(to, encodeEvent(parley.Event{Type: parley.EventUserOnline, UserID: subject, At: parley.Now()}))
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/parleychat/parley"
@@ -8,33 +10,68 @@ import (
 	"github.com/parleychat/parley/protocol"
 )
 
-// TestContactsFollowMembership: welcome.online comes from a contacts cache;
-// membership changes must reach it. A user who becomes a contact shows up
-// in the next welcome, and one who is removed no longer does.
-func TestContactsFollowMembership(t *testing.T) {
-	srv := servertest.Start(t)
-	aTok, bTok, cTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob"), srv.Token(t, "carol", "Carol")
-	a := connect(t, srv, aTok, nil)
-	b := connect(t, srv, bTok, nil) // bob's contacts (none) are read and cached
-	if contains(b.welcome.Online, "alice") {
-		t.Fatalf("bob sees %v before sharing a conversation", b.welcome.Online)
+// onlineBefore returns the users c hears are online after the
+// conversationUpdated event with change and before the newMessage with
+// marker. The hub queues presence right behind the event, so a message
+// sent after it is a barrier: everything about the event came before.
+func onlineBefore(t *testing.T, c *wsClient, change parley.Change, marker string) []string {
+	t.Helper()
+	for {
+		if ev := c.event(parley.EventConversationUpdated); ev.Change == change {
+			break
+		}
 	}
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
-	b.event(parley.EventConversationUpdated) // the hub delivered the change
-	if b2 := connect(t, srv, bTok, nil); !contains(b2.welcome.Online, "alice") {
-		t.Fatalf("bob's new welcome online %v, want alice", b2.welcome.Online)
+	var online []string
+	for {
+		f := c.next()
+		var ev parley.Event
+		if f.Type != protocol.TypeEvent || json.Unmarshal(f.Data, &ev) != nil {
+			continue
+		}
+		switch {
+		case ev.Type == parley.EventUserOnline:
+			online = append(online, ev.UserID)
+		case ev.Type == parley.EventNewMessage && ev.Message.Text == marker:
+			// A set: the regular presence tick may announce the same
+			// user too when it runs after the event; userOnline is a state.
+			slices.Sort(online)
+			return slices.Compact(online)
+		}
+	}
+}
+
+// TestNewContactsHearPresence: userOnline goes only to contacts, so users
+// who become contacts hear at once which of each other are online.
+func TestNewContactsHearPresence(t *testing.T) {
+	srv := servertest.Start(t)
+	alice := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	carol := connect(t, srv, srv.Token(t, "carol", "Carol"), nil)
+	dave := connect(t, srv, srv.Token(t, "dave", "Dave"), nil)
+	srv.Token(t, "erin", "Erin") // exists, never connects
+
+	var direct parley.Conversation
+	alice.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "carol"}, &direct)
+	alice.send(direct.ID, "m1", "barrier 1")
+	if got := onlineBefore(t, alice, parley.ChangeCreated, "barrier 1"); !slices.Equal(got, []string{"carol"}) {
+		t.Fatalf("alice hears online %v after the direct chat, want [carol]", got)
+	}
+	if got := onlineBefore(t, carol, parley.ChangeCreated, "barrier 1"); !slices.Equal(got, []string{"alice"}) {
+		t.Fatalf("carol hears online %v, want [alice]", got)
 	}
 
-	var g parley.Conversation
-	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"carol"}}, &g)
-	c := connect(t, srv, cTok, nil)
-	if !contains(c.welcome.Online, "alice") {
-		t.Fatalf("carol's welcome online %v, want alice", c.welcome.Online)
+	var group parley.Conversation
+	alice.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"carol", "erin"}}, &group)
+	alice.send(group.ID, "m2", "barrier 2")
+	// Alice and carol are contacts already; hearing it again is harmless.
+	onlineBefore(t, carol, parley.ChangeCreated, "barrier 2")
+	alice.do(protocol.OpUpdateConversation, protocol.UpdateConversation{ConversationID: group.ID, Add: []string{"dave"}}, nil)
+	alice.send(group.ID, "m3", "barrier 3")
+	// The added user hears of every online member; members hear of the
+	// added user only; offline erin is never announced.
+	if got := onlineBefore(t, dave, parley.ChangeMembersAdded, "barrier 3"); !slices.Equal(got, []string{"alice", "carol"}) {
+		t.Fatalf("dave hears online %v after being added, want [alice carol]", got)
 	}
-	a.do(protocol.OpUpdateConversation, protocol.UpdateConversation{ConversationID: g.ID, Remove: []string{"carol"}}, nil)
-	c.event(parley.EventConversationUpdated)
-	if c2 := connect(t, srv, cTok, nil); contains(c2.welcome.Online, "alice") {
-		t.Fatalf("carol, removed, still sees alice: %v", c2.welcome.Online)
+	if got := onlineBefore(t, carol, parley.ChangeMembersAdded, "barrier 3"); !slices.Equal(got, []string{"dave"}) {
+		t.Fatalf("carol hears online %v after dave was added, want [dave]", got)
 	}
 }

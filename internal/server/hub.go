@@ -36,6 +36,10 @@ type hub struct {
 	log      *slog.Logger
 	metrics  *metrics
 	contacts *contactsCache
+	// newContacts, when set, is called (on the run goroutine, after the
+	// event is queued) for a conversationUpdated event that made users
+	// contacts of each other: a created conversation or added members.
+	newContacts func(ev parley.Event)
 
 	mu        sync.Mutex // guards users and delivered
 	users     map[string]map[*conn]struct{}
@@ -207,6 +211,9 @@ func (h *hub) deliver(ev parley.Event) {
 	h.metrics.fanout.Add(float64(len(cs)))
 	clear(cs)
 	h.scratch = cs
+	if h.newContacts != nil && (ev.Change == parley.ChangeCreated || ev.Change == parley.ChangeMembersAdded) {
+		h.newContacts(ev)
+	}
 }
 
 // deliverEphemeral queues a typing or presence frame to the local

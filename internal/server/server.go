@@ -177,6 +177,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics()
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
+	s.hub.newContacts = s.announceNewContacts
 	s.pres = newPresence(cfg.NodeID, cfg.PresenceGrace, s.publishPresence, s.notifyPresence)
 	s.svc = &service{
 		store: cfg.Store, broker: cfg.Broker, node: cfg.NodeID, log: s.log, metrics: s.metrics,
