@@ -10,6 +10,7 @@ import (
 // NewMessage, MessageRead, MessageDeleted, ConversationUpdated,
 // TypingStarted, TypingStopped, UserOnline and UserOffline; the SDK adds
 // MessageStatusChanged (an outgoing message moved to Sent or Failed),
+// ConversationsChanged (the cached conversation list changed),
 // Resumed and Resynced. Receive them with Client.AddEventHandler.
 //
 // Durable events (the first four) carry Pos and reach handlers exactly
