@@ -382,6 +382,10 @@ func (c *client) handle(ctx context.Context, conn *websocket.Conn, b []byte) {
 			return
 		}
 		c.w.protoErrors.Add(1)
+		if f.Error == nil { // not a frame the server writes, but not a crash either
+			c.w.noteError("error frame without an error")
+			return
+		}
 		c.w.noteError("error frame: %s: %s", f.Error.Code, f.Error.Message)
 	}
 }
