@@ -152,28 +152,17 @@ func required(name, v string) error {
 }
 
 func (s *service) send(ctx context.Context, u parley.User, ip string, d protocol.Send) (parley.Message, bool, error) {
-	if d.Type == "" {
-		d.Type = parley.Text
+	nm := parley.NewMessage{
+		ConversationID: d.ConversationID, SenderID: u.ID, ClientID: d.ClientID,
+		Type: d.Type, Text: d.Text, AttachmentID: d.AttachmentID,
 	}
-	switch {
-	case d.ConversationID == "":
-		return parley.Message{}, false, required("conversation_id", "")
-	case d.ClientID == "":
-		return parley.Message{}, false, required("client_id", "")
-	case len(d.ClientID) > parley.MaxClientIDLen:
-		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "client_id is longer than %d bytes", parley.MaxClientIDLen)
-	case d.Type != parley.Text && d.Type != parley.Image:
-		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "type must be %q or %q", parley.Text, parley.Image)
-	case !utf8.ValidString(d.Text):
-		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "text is not valid UTF-8")
-	case d.Type == parley.Text && strings.TrimSpace(d.Text) == "":
-		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "text is required")
-	case utf8.RuneCountInString(d.Text) > parley.MaxTextRunes:
-		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "text is longer than %d characters", parley.MaxTextRunes)
-	case d.Type == parley.Image && d.AttachmentID == "":
-		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "attachment_id is required for an image")
-	case d.Type == parley.Text && d.AttachmentID != "":
-		return parley.Message{}, false, parley.Errorf(parley.EINVALID, "a text message has no attachment_id")
+	if nm.Type == "" {
+		nm.Type = parley.Text
+	}
+	// The store checks again; checking first keeps bad input from using
+	// up the sender's rate limit.
+	if err := nm.Validate(); err != nil {
+		return parley.Message{}, false, err
 	}
 	if err := s.limits.messages.check(u.ID); err != nil {
 		return parley.Message{}, false, err
@@ -181,10 +170,7 @@ func (s *service) send(ctx context.Context, u parley.User, ip string, d protocol
 	if err := s.limits.ipMessages.check(ip); err != nil {
 		return parley.Message{}, false, err
 	}
-	m, evs, err := s.store.SendMessage(ctx, parley.NewMessage{
-		ConversationID: d.ConversationID, SenderID: u.ID, ClientID: d.ClientID,
-		Type: d.Type, Text: d.Text, AttachmentID: d.AttachmentID,
-	})
+	m, evs, err := s.store.SendMessage(ctx, nm)
 	if err != nil {
 		return parley.Message{}, false, err
 	}
