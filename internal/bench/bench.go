@@ -529,7 +529,9 @@ func storm(ctx context.Context, cfg Config, links []*link, share func(float64, i
 	}
 	st.DownSeconds = ready.Sub(down).Seconds()
 	for _, l := range links {
-		if err := l.send(command{Cmd: "await", Since: ready.UnixNano(), Timeout: 60 * time.Second}); err != nil {
+		// Since the outage, not since ready: a client that resumed before
+		// this process saw the server ready has resumed all the same.
+		if err := l.send(command{Cmd: "await", Since: down.UnixNano(), ReadyAt: ready.UnixNano(), Timeout: 60 * time.Second}); err != nil {
 			return nil, Step{}, err
 		}
 	}
@@ -575,7 +577,7 @@ func storm(ctx context.Context, cfg Config, links []*link, share func(float64, i
 		st.Resent += r.Resent
 	}
 	if last > 0 {
-		st.AllResumedAfter = float64(last-ready.UnixNano()) / 1e9
+		st.AllResumedAfter = max(float64(last-ready.UnixNano())/1e9, 0)
 	}
 	st.ResumeP50 = h.Quantile(0.5).Seconds()
 	st.ResumeP99 = h.Quantile(0.99).Seconds()

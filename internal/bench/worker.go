@@ -54,6 +54,7 @@ type command struct {
 	Duration  time.Duration `json:"duration,omitempty"`
 	Window    int           `json:"window,omitempty"`
 	Since     int64         `json:"since,omitempty"`
+	ReadyAt   int64         `json:"ready_at,omitempty"` // await: resume times are measured from it
 	Timeout   time.Duration `json:"timeout,omitempty"`
 	Missed    int           `json:"missed,omitempty"`
 	Repeat    int           `json:"repeat,omitempty"`
@@ -526,10 +527,13 @@ func (w *worker) await(ctx context.Context, cmd command) Report {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// A client may resume between the outage (Since) and the moment the
+	// parent saw the server ready (ReadyAt): it counts, at time zero.
+	from := max(cmd.ReadyAt, cmd.Since)
 	var h Histogram
 	for _, c := range w.clients {
 		if t := c.resumedAt.Load(); t > cmd.Since {
-			h.Record(time.Duration(t - cmd.Since))
+			h.Record(time.Duration(max(t-from, 0)))
 		}
 		r.Replayed += c.replayed.Load()
 		r.Resyncs += c.resyncs.Load()
