@@ -18,7 +18,7 @@ func TestRestartWithBatching(t *testing.T) {
 	ctx := context.Background()
 	var cs []*client.Client
 	for _, id := range []string{"alice", "bob", "carol"} {
-		c := e.client(t, id, client.WithBatching(true))
+		c := e.client(t, id) // batching is on by default
 		connect(t, c)
 		cs = append(cs, c)
 	}

@@ -131,7 +131,7 @@ func (s *chatState) apply(ev Event) {
 	switch e := ev.(type) {
 	case NewMessage:
 		views = s.views[e.Message.ConversationID]
-		s.unreadLocked(e.Message.ConversationID, func(u *unread) bool { return u.message(e.Message, me) })
+		s.unreadLocked(e.Message.ConversationID, func(u *unread) bool { return u.message(e.Message, me, s.evSeq) })
 		if cv := s.convs[e.Message.ConversationID]; cv != nil {
 			m := e.Message
 			if m.Seq > cv.LastSeq {
@@ -149,7 +149,7 @@ func (s *chatState) apply(ev Event) {
 		}
 	case MessageDeleted:
 		views = s.views[e.Message.ConversationID]
-		s.unreadLocked(e.Message.ConversationID, func(u *unread) bool { return u.message(e.Message, me) })
+		s.unreadLocked(e.Message.ConversationID, func(u *unread) bool { return u.message(e.Message, me, s.evSeq) })
 		if cv := s.convs[e.Message.ConversationID]; cv != nil {
 			m := e.Message
 			if cv.LastMessage != nil && cv.LastMessage.ID == m.ID {
@@ -252,6 +252,9 @@ func (s *chatState) takeReplyLocked(cv *parley.Conversation, sentAt uint64) {
 	if u == nil {
 		u = &unread{}
 		s.unread[cv.ID] = u
+	}
+	if sentAt < u.appliedAt && s.convs[cv.ID] != nil {
+		return // a newer reply is in effect already
 	}
 	if !u.reply(cv, sentAt) {
 		u.ambiguousAt = max(u.ambiguousAt, sentAt+1)

@@ -151,10 +151,11 @@ func WithResumeFrom(pos int64) Option { return func(o *options) { o.resumeFrom =
 // package doc on ordering.
 func WithSendWindow(n int) Option { return func(o *options) { o.sendWindow = n } }
 
-// WithBatching asks the server to pack several frames into one WebSocket
-// message (hello "batch", docs/protocol.md section 2): fewer writes on both
-// sides when many events flow. The client splits every message either
-// way. Off by default for now: see docs/sdk.md.
+// WithBatching sets whether the client asks the server to pack several
+// frames into one WebSocket message (hello "batch", docs/protocol.md
+// section 2): fewer writes on both sides when many events flow. On by
+// default; the client splits every message either way, so a server that
+// ignores it works the same.
 func WithBatching(on bool) Option { return func(o *options) { o.batch = on } }
 
 // WithDialTimeout bounds one dial plus handshake (default DefaultDialTimeout).
@@ -224,6 +225,7 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 		dialTimeout:    DefaultDialTimeout,
 		requestTimeout: DefaultRequestTimeout,
 		sendWindow:     DefaultSendWindow,
+		batch:          true,
 		logger:         slog.Default(),
 	}
 	for _, opt := range opts {
@@ -402,6 +404,7 @@ func (c *Client) Close() error {
 	c.moveToDisconnected(nil, false)
 	c.mu.Unlock()
 	c.state.close()
+	c.http.CloseIdleConnections() // uploads' keep-alive connections
 	err := c.out.close()
 	c.q.close()
 	c.lmu.Lock()

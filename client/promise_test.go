@@ -67,10 +67,8 @@ func TestPromise(t *testing.T) {
 				return conn, err
 			}
 			opts := []client.Option{client.WithDialer(dial)}
-			if os.Getenv("PARLEY_PROMISE_BATCH") != "" {
-				// Batched frames: the server's Shutdown hung at the first
-				// restart in this test (see docs/sdk.md), so it is opt-in.
-				opts = append(opts, client.WithBatching(true))
+			if os.Getenv("PARLEY_PROMISE_NOBATCH") != "" {
+				opts = append(opts, client.WithBatching(false))
 			}
 			m.c = e.client(t, id, opts...)
 			m.rec = record(m.c)

@@ -27,6 +27,18 @@ type unread struct {
 	// trusted for it.
 	ambiguousAt uint64
 	fetching    bool // a refetch is under way
+	// appliedAt is when (in evSeq) the request of the reply in effect was
+	// made: an older reply, overtaken by a newer one, is dropped.
+	appliedAt uint64
+	// dels are deletes of others' messages seen since appliedAt: one that
+	// came after a request was made, inside that reply's range, may or may
+	// not be in its count.
+	dels []unreadDel
+}
+
+type unreadDel struct {
+	seq int64
+	at  uint64 // evSeq of the event
 }
 
 func (u *unread) count() int64 {
@@ -64,7 +76,10 @@ func (u *unread) setRead(seq int64) bool {
 
 // message records a new message (or its tombstone); false when it is a
 // delete inside the server-counted range.
-func (u *unread) message(m parley.Message, me string) bool {
+func (u *unread) message(m parley.Message, me string, at uint64) bool {
+	if m.Deleted && m.SenderID != me && m.Seq > u.read {
+		u.dels = append(u.dels, unreadDel{m.Seq, at})
+	}
 	if m.SenderID == me {
 		if m.Deleted {
 			return true // own messages never count
@@ -90,7 +105,21 @@ func (u *unread) message(m parley.Message, me string) bool {
 // sent when the client's event counter was at sentAt. It reports whether
 // the reply can be trusted; false asks for another fetch.
 func (u *unread) reply(cv *parley.Conversation, sentAt uint64) bool {
+	if sentAt < u.appliedAt {
+		return true // overtaken by a newer reply: nothing to learn
+	}
+	u.appliedAt = sentAt
 	ok := u.ambiguousAt <= sentAt
+	keep := u.dels[:0]
+	for _, d := range u.dels {
+		if d.at > sentAt {
+			if d.seq > cv.ReadSeq && d.seq <= cv.LastSeq {
+				ok = false // the reply may or may not count it
+			}
+			keep = append(keep, d)
+		}
+	}
+	u.dels = keep
 	read := u.read
 	u.base, u.server = cv.LastSeq, cv.UnreadCount
 	u.read = cv.ReadSeq
