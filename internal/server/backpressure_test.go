@@ -218,6 +218,17 @@ func TestBatchedFrames(t *testing.T) {
 		a.sendOp(protocol.OpSend, fmt.Sprint("s", i), protocol.Send{ConversationID: conv.ID, ClientID: fmt.Sprint("c", i), Text: text})
 	}
 	a.waitFor(func(f protocol.Frame) bool { return f.ID == fmt.Sprint("s", n-1) })
+	// An acknowledged send is committed, but the hub may deliver its event
+	// a moment later; a connection registering before that gets the event
+	// live after resumed. Wait until alice has it, so the replays below
+	// hold all n.
+	a.waitFor(func(f protocol.Frame) bool {
+		if f.Type != protocol.TypeEvent {
+			return false
+		}
+		ev := decodeJSON[parley.Event](t, f.Data)
+		return ev.Message != nil && ev.Message.ClientID == fmt.Sprint("c", n-1)
+	})
 
 	for _, batch := range []bool{false, true} {
 		t.Run(fmt.Sprint("batch=", batch), func(t *testing.T) {
