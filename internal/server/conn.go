@@ -88,6 +88,9 @@ type conn struct {
 	// is full). The heartbeat sweep skips paused connections: a client is
 	// not closed for the server's slowness.
 	paused atomic.Bool
+	// gate keeps sends in order after a rate-limited one; only the worker
+	// (one request at a time) uses it. See dispatch.
+	gate sendGate
 }
 
 type outFrame struct {
@@ -552,10 +555,12 @@ func (c *conn) push(r request) bool {
 
 // work runs queued requests one at a time, in the order read, so a
 // client's sends are stored in the order sent. It is started by push,
-// counted in wg, and returns when the queue is empty. Requests already
-// read still run when the connection closes meanwhile (their replies go
-// nowhere), as they did when the reader ran them itself; a shutdown that
-// runs out of time cancels them through the connection context.
+// counted in wg, and returns when the queue is empty. Once the connection
+// is closing, requests still queued are dropped rather than run: their
+// replies would go nowhere, the client resends what it got no reply for
+// (sends are idempotent), and running them would only keep a dead
+// connection's work (up to a full queue of sends each) in the store's
+// batches and in the way of a shutdown. The request in progress finishes.
 func (c *conn) work() {
 	defer c.wg.Done()
 	for {
@@ -563,6 +568,10 @@ func (c *conn) work() {
 		if c.room != nil { // the reader waits: there will be room now
 			close(c.room)
 			c.room = nil
+		}
+		if c.closeCode != 0 {
+			clear(c.reqs)
+			c.reqs = c.reqs[:0]
 		}
 		if len(c.reqs) == 0 {
 			c.workerOn = false

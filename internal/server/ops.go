@@ -19,7 +19,13 @@ const opTimeout = 15 * time.Second
 func (c *conn) dispatch(ctx context.Context, req protocol.Request) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	v, err := c.op(ctx, req)
+	var v any
+	var err error
+	if req.Op == protocol.OpSend {
+		v, err = c.gatedSend(ctx, req)
+	} else {
+		v, err = c.op(ctx, req)
+	}
 	if errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil {
 		// The request waited past opTimeout: the server is overloaded,
 		// not broken. The client may retry (a send is idempotent).
@@ -39,6 +45,49 @@ func (c *conn) dispatch(ctx context.Context, req protocol.Request) {
 		return
 	}
 	c.enqueue(encodeData(protocol.TypeReply, req.ID, v), false)
+}
+
+// sendGate keeps a connection's sends in the order they were sent when a
+// rate limit refuses one. A client keeps several sends in flight; if send k
+// is refused and k+1, right behind it, were accepted because the limiter
+// refilled in between, k+1 would be stored before k's retry. So after a
+// refusal, every other send on the connection is refused too until the
+// refused message is sent again (or the client has clearly given up on it:
+// gateGiveUp after its retry time).
+type sendGate struct {
+	clientID string    // the refused send's client id; "" when open
+	retryAt  time.Time // when the refused send may be retried
+}
+
+// gateGiveUp is how long past its retry time the gate waits for the
+// refused message before opening for the others.
+const gateGiveUp = 10 * time.Second
+
+// gatedSend runs a send through the connection's sendGate. The client id
+// is decoded a second time only while the gate matters, so the common path
+// costs nothing extra.
+func (c *conn) gatedSend(ctx context.Context, req protocol.Request) (any, error) {
+	g := &c.gate
+	clientID := func() string {
+		d, _ := decode[protocol.Send](req)
+		return d.ClientID
+	}
+	now := time.Now()
+	if g.clientID != "" {
+		if id := clientID(); id != g.clientID && now.Before(g.retryAt.Add(gateGiveUp)) {
+			return nil, &parley.Error{Code: parley.ERATELIMITED, Message: "an earlier message was refused as too fast; send it again first",
+				RetryAfter: max(g.retryAt.Sub(now), time.Millisecond)}
+		}
+		*g = sendGate{}
+	}
+	v, err := c.op(ctx, req)
+	var pe *parley.Error
+	if parley.ErrorCode(err) == parley.ERATELIMITED && asError(err, &pe) {
+		if id := clientID(); id != "" {
+			*g = sendGate{clientID: id, retryAt: now.Add(pe.RetryAfter)}
+		}
+	}
+	return v, err
 }
 
 func decode[T any](req protocol.Request) (T, error) {

@@ -1,0 +1,52 @@
+package server_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
+)
+
+// TestSendGateKeepsOrder: after a send is refused as rate-limited, a later
+// send on the same connection is refused too, even once the limiter has a
+// token again, until the refused message comes back: otherwise a client
+// with several sends in flight would get them stored out of order.
+func TestSendGateKeepsOrder(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Unlimited()
+		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 20, 2
+	}))
+	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	srv.Token(t, "bob", "Bob")
+	var conv parley.Conversation
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a.send(conv.ID, "c1", "one")
+	a.send(conv.ID, "c2", "two")
+	f := a.call(protocol.OpSend, protocol.Send{ConversationID: conv.ID, ClientID: "c3", Text: "three"})
+	if f.Type != protocol.TypeError || f.Error.Code != parley.ERATELIMITED {
+		t.Fatalf("third send: %s %+v, want rate_limited", f.Type, f.Error)
+	}
+	// Let the limiter refill (20/s: one token per 50 ms). This wait is a
+	// precondition, not a timed assertion: waiting longer changes nothing.
+	time.Sleep(time.Duration(f.Error.RetryAfterMS)*time.Millisecond + 100*time.Millisecond)
+
+	if code := a.fail(protocol.OpSend, protocol.Send{ConversationID: conv.ID, ClientID: "c4", Text: "four"}); code != parley.ERATELIMITED {
+		t.Fatalf("send after the refused one, before it is retried: %s, want rate_limited", code)
+	}
+	a.send(conv.ID, "c3", "three") // the refused message opens the gate
+	time.Sleep(200 * time.Millisecond)
+	a.send(conv.ID, "c4", "four")
+
+	var page parley.MessagePage
+	a.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	var got []string
+	for _, m := range page.Messages {
+		got = append(got, m.Text)
+	}
+	if len(got) != 4 || got[0] != "one" || got[1] != "two" || got[2] != "three" || got[3] != "four" {
+		t.Fatalf("stored %v, want [one two three four]", got)
+	}
+}
