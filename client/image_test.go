@@ -3,15 +3,18 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"image"
 	"image/color"
 	"image/png"
+	"path/filepath"
 	"testing"
 	"testing/synctest"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/internal/faultproxy"
+	"github.com/parleychat/parley/internal/server"
 )
 
 func pngBytes(t *testing.T) []byte {
@@ -146,4 +149,82 @@ func TestSendImageRefused(t *testing.T) {
 			t.Fatal("the outbox still holds the refused image")
 		}
 	})
+}
+
+// TestSendImageKeepsAttachmentAcrossRestart: the upload succeeded but the
+// send did not (rate-limited, then the app closed); the durable outbox
+// keeps the attachment id, so a new client on the same file sends the
+// message without uploading again: one attachment, one message.
+func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, func(c *server.Config) {
+			c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 0.01, 1 // one send per 100 s
+		})
+		file := filepath.Join(t.TempDir(), "outbox.db")
+		tok := b.token("alice")
+		ctx := context.Background()
+		c1 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
+		if err := c1.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cv, err := c1.CreateGroup(ctx, "g", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := c1.Send(ctx, cv.ID, "uses the burst")
+		if _, err := first.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m, err := c1.SendImage(ctx, cv.ID, bytes.NewReader(pngBytes(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // uploaded; the send waits out rate_limited
+		if m.Status() != client.Sending {
+			t.Fatalf("status %v", m.Status())
+		}
+		if n := countRows(t, filepath.Join(b.dir, "parley.db"), "attachments"); n != 1 {
+			t.Fatalf("%d attachments stored after the upload, want 1", n)
+		}
+		if err := c1.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c2 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
+		p := c2.Pending()
+		if len(p) != 1 || p[0].ClientID() != m.ClientID() || p[0].Type() != parley.Image {
+			t.Fatalf("reopened outbox %d", len(p))
+		}
+		if err := c2.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := p[0].Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Attachment == nil {
+			t.Fatalf("stored %+v", got)
+		}
+		if n := countRows(t, filepath.Join(b.dir, "parley.db"), "attachments"); n != 1 {
+			t.Fatalf("%d attachments stored, want 1: the image was uploaded again", n)
+		}
+		page, _ := b.store.Messages(ctx, "alice", cv.ID, parley.MessageQuery{})
+		if len(page.Messages) != 2 || page.Messages[1].ClientID != m.ClientID() {
+			t.Fatalf("stored %d messages", len(page.Messages))
+		}
+	})
+}
+
+// countRows counts a table's rows in a SQLite file (read-only).
+func countRows(t *testing.T, path, table string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
