@@ -17,11 +17,26 @@ import (
 // once, in Send order. (One send in flight: see docs/sdk.md for why a
 // larger window needs the server to refuse every later send too.)
 func TestSendOrderUnderRateLimit(t *testing.T) {
+	// Window 1 sends one at a time; the default window keeps many in
+	// flight, and every send after a refused one is refused too (by the
+	// limiter here; the server's send gate, tested in internal/server,
+	// covers a limiter that refills in between), so the SDK must resend
+	// from the refused one, in order.
+	for _, window := range []int{1, 0} {
+		t.Run(fmt.Sprint("window=", window), func(t *testing.T) { testSendOrderUnderRateLimit(t, window) })
+	}
+}
+
+func testSendOrderUnderRateLimit(t *testing.T, window int) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBubble(t, func(c *server.Config) {
 			c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 2, 3
 		})
-		c := b.client(client.WithToken(b.token("alice")), client.WithSendWindow(1))
+		opts := []client.Option{client.WithToken(b.token("alice"))}
+		if window > 0 {
+			opts = append(opts, client.WithSendWindow(window))
+		}
+		c := b.client(opts...)
 		ctx := context.Background()
 		if err := c.Connect(ctx); err != nil {
 			t.Fatal(err)
