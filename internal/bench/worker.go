@@ -277,7 +277,10 @@ func newWorker(job Job) *worker {
 // setup connects every client and creates the rooms.
 func (w *worker) setup(ctx context.Context) error {
 	for _, c := range w.clients {
-		tok, _, err := auth.Mint(w.job.Secret, c.userID, fmt.Sprintf("bench %d", c.idx), 24*time.Hour)
+		// Names are unique per user (the store refuses a name held by
+		// another id), and a PostgreSQL store outlives a run: the name
+		// carries the run id like the user id does.
+		tok, _, err := auth.Mint(w.job.Secret, c.userID, fmt.Sprintf("b%s %d", w.job.RunID, c.idx), 24*time.Hour)
 		if err != nil {
 			return err
 		}
