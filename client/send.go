@@ -465,6 +465,10 @@ func (o *outbox) serve(ctx context.Context, window int) bool {
 		}
 		m := flying[0].m
 		flying = flying[1:]
+		// Answered: no longer in flight on this connection. A message that
+		// failed for good may come back through Resend and must be sent
+		// again, not skipped as already sent.
+		delete(sent, m)
 		var perr *parley.Error
 		switch {
 		case r.err == nil:
