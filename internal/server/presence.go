@@ -42,6 +42,7 @@ type presence struct {
 	state    map[string]*presenceState // users seen online (visible or in grace)
 	changed  map[string]struct{}       // users to look at on the next tick
 	inGrace  map[string]struct{}       // users whose grace is running
+	announce map[string]struct{}       // users made visible by connect, to announce online
 	lastSnap time.Time
 }
 
@@ -58,16 +59,23 @@ type presenceState struct {
 func newPresence(node string, grace time.Duration, publish func(parley.NodePresence), notify func(string, bool)) *presence {
 	return &presence{
 		node: node, grace: grace, publish: publish, notify: notify,
-		local:   make(map[string]int),
-		delta:   make(map[string]bool),
-		remote:  make(map[string]*remoteNode),
-		state:   make(map[string]*presenceState),
-		changed: make(map[string]struct{}),
-		inGrace: make(map[string]struct{}),
+		local:    make(map[string]int),
+		delta:    make(map[string]bool),
+		remote:   make(map[string]*remoteNode),
+		state:    make(map[string]*presenceState),
+		changed:  make(map[string]struct{}),
+		inGrace:  make(map[string]struct{}),
+		announce: make(map[string]struct{}),
 	}
 }
 
-// connect records a new local connection of user.
+// connect records a new local connection of user. A user not yet seen
+// online becomes visible at once (so welcome.online and the new-contacts
+// announcement, which read isOnline, can list them) and their userOnline
+// goes out on the next tick. Being visible from here on is what guarantees
+// a userOffline later, even if the connection closes before that tick:
+// nobody is ever told a user is online without the state that will tell
+// them when the user is gone.
 func (p *presence) connect(user string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -75,6 +83,10 @@ func (p *presence) connect(user string) {
 	if p.local[user] == 1 {
 		p.delta[user] = true
 		p.changed[user] = struct{}{}
+		if p.state[user] == nil {
+			p.state[user] = &presenceState{visible: true}
+			p.announce[user] = struct{}{}
+		}
 	}
 }
 
@@ -148,9 +160,6 @@ func (p *presence) dropNode(node string, r *remoteNode) {
 func (p *presence) isOnline(user string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.local[user] > 0 {
-		return true // connected here; the next tick announces it
-	}
 	st := p.state[user]
 	return st != nil && st.visible
 }
@@ -211,6 +220,10 @@ func (p *presence) tick() {
 			p.changed[u] = struct{}{}
 		}
 	}
+	for u := range p.announce {
+		out = append(out, transition{u, true})
+	}
+	clear(p.announce)
 	for u := range p.changed {
 		if tr, ok := p.evaluate(u, now); ok {
 			out = append(out, tr)

@@ -98,3 +98,32 @@ func TestPresenceRemoteNode(t *testing.T) {
 		cancel()
 	})
 }
+
+// TestPresenceBlinkIsAnnouncedBothWays: a user who connects and leaves
+// before the next tick was already visible (welcome.online and new
+// contacts may have been told), so contacts hear online and then, after
+// the grace, offline: never an online without its offline.
+func TestPresenceBlinkIsAnnouncedBothWays(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec recorder
+		p := newPresence("n1", time.Second, func(parley.NodePresence) {}, rec.notify)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go p.run(ctx)
+
+		p.connect("bob")
+		if !p.isOnline("bob") {
+			t.Fatal("bob is not online right after connecting")
+		}
+		p.disconnect("bob") // before any tick
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		want := []transition{{"bob", true}, {"bob", false}}
+		if g := rec.take(); len(g) != 2 || g[0] != want[0] || g[1] != want[1] {
+			t.Fatalf("transitions %v, want %v", g, want)
+		}
+		if p.isOnline("bob") {
+			t.Fatal("bob still online after the grace")
+		}
+	})
+}
