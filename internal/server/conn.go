@@ -374,7 +374,7 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	c.batch = hello.Batch
 	c.paused.Store(true) // not reading while welcome and the replay are written
 	c.touch()
-	head := s.hub.register(c)
+	head, quiet := s.hub.register(c, hello.ResumeFrom)
 	s.metrics.connections.Inc()
 	s.pres.connect(c.user.ID)
 	s.log.Debug("connected", "user", c.user.ID, "session", c.session, "ip", c.ip)
@@ -382,7 +382,7 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 		c.goaway()
 	}
 
-	if err := c.start(ctx, hello, head); err != nil {
+	if err := c.start(ctx, hello, head, quiet); err != nil {
 		if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 			s.log.Warn("starting a connection", "user", c.user.ID, "err", err)
 		}
@@ -658,7 +658,8 @@ func (c *conn) reject(ctx context.Context, id string, err error) {
 // start writes welcome, the replay asked for and resumed (or resync),
 // before the writer starts, so they come before any live event. With
 // batching, the replay goes out in as few messages as maxBatchBytes allows.
-func (c *conn) start(ctx context.Context, h protocol.Hello, head int64) error {
+// quiet (from register) says the replay is empty: no store read.
+func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bool) error {
 	s := c.s
 	online, err := s.onlineContacts(ctx, c.user.ID)
 	if err != nil {
@@ -683,9 +684,12 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64) error {
 		return c.writeFrames([]outFrame{welcome, {b: encodeData(protocol.TypeResync, "", protocol.Resync{
 			Head: head, Reason: "resume_from is ahead of this server's log"})}})
 	}
-	evs, err := s.store.EventsFor(ctx, c.user.ID, from, s.cfg.ResumeLimit+1)
-	if err != nil {
-		return err
+	var evs []parley.Event
+	if !quiet {
+		var err error
+		if evs, err = s.store.EventsFor(ctx, c.user.ID, from, s.cfg.ResumeLimit+1); err != nil {
+			return err
+		}
 	}
 	n := 0
 	for n < len(evs) && evs[n].Pos <= head {

@@ -41,9 +41,10 @@ type hub struct {
 	// contacts of each other: a created conversation or added members.
 	newContacts func(ev parley.Event)
 
-	mu        sync.Mutex // guards users and delivered
+	mu        sync.Mutex // guards users, delivered and last
 	users     map[string]map[*conn]struct{}
 	delivered int64
+	last      *lastEvents // who had an event lately: resumes with nothing to replay
 
 	inMu sync.Mutex // guards in
 	in   []parley.Event
@@ -69,6 +70,7 @@ func newHub(store parley.Store, log *slog.Logger, m *metrics) *hub {
 func (h *hub) start(head int64) {
 	h.next = head + 1
 	h.delivered = head
+	h.last = newLastEvents(head)
 }
 
 // push takes events from the broker. It never blocks: it runs on the
@@ -199,6 +201,7 @@ func (h *hub) deliver(ev parley.Event) {
 	cs := h.scratch[:0]
 	h.mu.Lock()
 	h.delivered = ev.Pos
+	h.last.record(ev)
 	for _, uid := range ev.Audience {
 		for c := range h.users[uid] {
 			cs = append(cs, c)
@@ -232,8 +235,10 @@ func (h *hub) deliverEphemeral(users []string, b []byte) {
 }
 
 // register adds c and returns the last delivered position: c receives
-// every durable event after it.
-func (h *hub) register(c *conn) int64 {
+// every durable event after it. With from (the hello's resume_from) it
+// also reports quiet: c's user has no event in (from, head], so the
+// replay is empty without reading the store (see lastEvents).
+func (h *hub) register(c *conn, from *int64) (head int64, quiet bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.users[c.user.ID]
@@ -242,7 +247,10 @@ func (h *hub) register(c *conn) int64 {
 		h.users[c.user.ID] = m
 	}
 	m[c] = struct{}{}
-	return h.delivered
+	if from != nil && *from <= h.delivered {
+		quiet = h.last.quiet(c.user.ID, *from)
+	}
+	return h.delivered, quiet
 }
 
 // unregister removes c and reports whether it was its user's last

@@ -204,8 +204,9 @@ func New(cfg Config) (*Server, error) {
 	s.hub.start(head)
 	s.handler = s.routes()
 
-	s.bg.Add(4)
+	s.bg.Add(5)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()
+	go func() { defer s.bg.Done(); s.hub.warm(s.bgCtx, head, cfg.ResumeLimit) }()
 	go func() { defer s.bg.Done(); s.heartbeat(s.bgCtx) }()
 	go func() { defer s.bg.Done(); s.pres.run(s.bgCtx) }()
 	go func() { defer s.bg.Done(); s.janitor(s.bgCtx) }()

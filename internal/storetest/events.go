@@ -210,6 +210,60 @@ func testEventsForWindows(t *testing.T, s parley.Store) {
 }
 
 // testEventsAudience: the log replayed by Events matches, event for event,
+
+// testEventsForAudience: EventsFor(user) is exactly the events of the log
+// whose Audience holds user, across joins, leaves, returns, reads and
+// deletes. The server relies on it: it answers a resume from its own
+// record of delivered audiences when that says nothing is missed.
+func testEventsForAudience(t *testing.T, s parley.Store) {
+	a, b, c := newUser(t, s, "efaa"), newUser(t, s, "efab"), newUser(t, s, "efac")
+	conv := newGroup(t, s, a, "G", b)
+	m := send(t, s, conv.ID, a, "one")
+	if _, err := s.MarkRead(ctx(t), b.ID, conv.ID, m.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Add: []string{c.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UpdateConversation(ctx(t), b.ID, conv.ID, parley.ConversationChange{Remove: []string{b.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, s, conv.ID, c, "two")
+	if _, _, err := s.DeleteMessage(ctx(t), a.ID, conv.ID, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UpdateConversation(ctx(t), c.ID, conv.ID, parley.ConversationChange{Add: []string{b.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, s, conv.ID, b, "three")
+	if _, _, err := s.CreateDirect(ctx(t), a.ID, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	all := allEvents(t, s)
+	for _, u := range []parley.User{a, b, c} {
+		var want []int64
+		for _, e := range all {
+			if slices.Contains(e.Audience, u.ID) {
+				want = append(want, e.Pos)
+			}
+		}
+		for _, after := range append([]int64{0}, want...) {
+			var got []int64
+			for _, e := range must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), u.ID, after, 1000)) {
+				got = append(got, e.Pos)
+			}
+			var w []int64
+			for _, p := range want {
+				if p > after {
+					w = append(w, p)
+				}
+			}
+			if !slices.Equal(got, w) {
+				t.Errorf("EventsFor(%s, %d) = %v, the log's events with them in the audience %v", u.ID, after, got, w)
+			}
+		}
+	}
+}
 // what the writes returned, Audience included.
 func testEventsAudience(t *testing.T, s parley.Store) {
 	if h := must[int64](t, "Head")(s.Head(ctx(t))); h != 0 {

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Authorization", testAuthorization},
 		{"EventsForWindows", testEventsForWindows},
 		{"EventsAudience", testEventsAudience},
+		{"EventsForAudience", testEventsForAudience},
 		{"EventsLimits", testEventsLimits},
 		{"Attachments", testAttachments},
 		{"Concurrency", testConcurrency},

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+
+	"github.com/parleychat/parley"
+)
+
+// maxTrackedUsers bounds lastEvents; past it the index starts over from
+// the event being recorded (resumes from before then read the store, as
+// without the index). An entry costs ~80 bytes, so the bound is ~20 MiB.
+const maxTrackedUsers = 1 << 18
+
+// warmPage is how many events warm reads per Store.Events call.
+const warmPage = 1000
+
+// lastEvents knows, for every user, the position of the last durable event
+// whose audience holds them among the events in (floor, delivered] (the
+// hub's delivered position). A resume from P with floor <= P <= delivered
+// by a user whose last position is at most P has nothing to replay: the
+// store's EventsFor would return nothing up to delivered, because its
+// membership windows are what gives an event its Audience (storetest
+// EventsAudience and EventsForAudience), so the hub answers it without
+// reading the store. A restart costs every client one EventsFor otherwise,
+// though most have missed nothing.
+//
+// The hub's mu guards it: record runs in deliver, quiet in register, so
+// both see the same delivered position.
+type lastEvents struct {
+	floor int64
+	last  map[string]int64
+	max   int // maxTrackedUsers; tests lower it
+}
+
+func newLastEvents(head int64) *lastEvents {
+	return &lastEvents{floor: head, last: make(map[string]int64), max: maxTrackedUsers}
+}
+
+// record notes ev, the next event delivered after the previous one.
+func (l *lastEvents) record(ev parley.Event) {
+	if len(l.last)+len(ev.Audience) > l.max {
+		clear(l.last)
+		l.floor = ev.Pos - 1
+	}
+	for _, u := range ev.Audience {
+		l.last[u] = ev.Pos
+	}
+}
+
+// quiet reports whether user has no event in (from, delivered], where
+// delivered is the hub's delivered position and from is at most that.
+// False means "not known": the caller reads the store.
+func (l *lastEvents) quiet(user string, from int64) bool {
+	return from >= l.floor && l.last[user] <= from
+}
+
+// merge adds what warm read: last positions of the events in (floor, to],
+// where to is the position the index started from (its floor when it was
+// made). It keeps the larger of two positions for a user, so events
+// delivered meanwhile still count. It does nothing if the index started
+// over since (its floor moved).
+func (l *lastEvents) merge(floor, to int64, last map[string]int64) {
+	if l.floor != to || floor >= to || len(l.last)+len(last) > l.max {
+		return
+	}
+	for u, p := range last {
+		if p > l.last[u] {
+			l.last[u] = p
+		}
+	}
+	l.floor = floor
+}
+
+// warm reads the last n events up to head (the position the hub started
+// from) from the store and merges their audiences into the index, so that
+// after a restart clients resuming from shortly before head need no store
+// read either. It runs beside the hub (connections are served meanwhile;
+// until it is done they take the store path) and gives up quietly on an
+// error: the index is an optimisation.
+func (h *hub) warm(ctx context.Context, head int64, n int) {
+	floor := max(head-int64(n), 0)
+	if floor >= head {
+		return
+	}
+	last := make(map[string]int64)
+	for after := floor; after < head; {
+		evs, err := h.store.Events(ctx, after, warmPage)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Warn("hub: warming the resume index", "err", err)
+			}
+			return
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, ev := range evs {
+			if ev.Pos > head {
+				break
+			}
+			for _, u := range ev.Audience {
+				last[u] = ev.Pos
+			}
+		}
+		after = evs[len(evs)-1].Pos
+	}
+	h.mu.Lock()
+	h.last.merge(floor, head, last)
+	h.mu.Unlock()
+}
