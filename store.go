@@ -105,6 +105,28 @@ type Store interface {
 	Close() error
 }
 
+// MultiSender is implemented by stores that take a run of sends at once:
+// the server hands it the consecutive sends of one connection, so a store
+// batch holds several sends per connection instead of one (a connection's
+// requests would otherwise each wait for the commit of the one before).
+// Both stores in this module implement it; storetest checks it. A Store
+// that does not is called with SendMessage, one send after the other.
+type MultiSender interface {
+	// SendMessages stores ms as SendMessage would, one after the other
+	// in slice order: per conversation, ms[i] gets a lower Seq (and
+	// position) than any later ms[j] that is stored, a failed send does
+	// not fail the others, and a ClientID repeated within ms is stored
+	// once (the later send returns the stored message and no events).
+	//
+	// done is called once per send, in slice order, on the calling
+	// goroutine, as soon as that send is committed (or failed), before
+	// SendMessages returns. If ctx ends, the sends no batch has taken
+	// yet fail with ctx.Err(); those are always the last ones of ms, so
+	// no send is stored after a later one of the same call failed with
+	// a context error.
+	SendMessages(ctx context.Context, ms []NewMessage, done func(i int, m Message, evs []Event, err error))
+}
+
 // NewMessage is what a sender asks to store.
 type NewMessage struct {
 	ConversationID string

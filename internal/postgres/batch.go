@@ -204,11 +204,6 @@ func (b *batcher) do(ctx context.Context, fn func(w *writeTx) error) error {
 	return b.enqueue(ctx, &op{fn: fn, done: make(chan error, 1)})
 }
 
-// doSend is do for a SendMessage: so's results are set when it returns nil.
-func (b *batcher) doSend(ctx context.Context, so *sendOp, fn func(w *writeTx) error) error {
-	return b.enqueue(ctx, &op{fn: fn, send: so, done: make(chan error, 1)})
-}
-
 func (b *batcher) enqueue(ctx context.Context, o *op) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -234,6 +229,58 @@ func (b *batcher) enqueue(ctx context.Context, o *op) error {
 			return ctx.Err()
 		}
 		return <-o.done
+	}
+}
+
+// enqueueMany queues ops in order and calls done(i, err) for each, in
+// order, as do would answer it; it returns when every op is answered.
+// Queued together, the ops share a batch or follow each other in
+// consecutive ones. If ctx ends, the ops not yet claimed are cancelled from
+// the last one back: the batcher claims ops in queue order, so the
+// cancelled ones are always a suffix of ops and no op runs after a later
+// one of the same call was dropped.
+func (b *batcher) enqueueMany(ctx context.Context, ops []*op, done func(i int, err error)) {
+	n := 0 // ops queued
+	failed := ctx.Err()
+	if failed == nil {
+		b.mu.RLock()
+		if b.closed {
+			failed = errClosed
+		}
+	queue:
+		for failed == nil && n < len(ops) {
+			select {
+			case b.queue <- ops[n]:
+				n++
+			case <-ctx.Done():
+				failed = ctx.Err()
+				break queue
+			}
+		}
+		b.mu.RUnlock()
+	}
+	cut := n // ops[cut:n] were cancelled
+	for i := range n {
+		var err error
+		if i < cut {
+			select {
+			case err = <-ops[i].done:
+			case <-ctx.Done():
+				for cut > i && ops[cut-1].state.CompareAndSwap(opQueued, opCancelled) {
+					cut--
+				}
+				if i < cut {
+					err = <-ops[i].done
+				}
+			}
+		}
+		if i >= cut {
+			err = ctx.Err()
+		}
+		done(i, err)
+	}
+	for i := n; i < len(ops); i++ {
+		done(i, failed)
 	}
 }
 

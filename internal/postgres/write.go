@@ -402,15 +402,60 @@ func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Mes
 
 // send is SendMessage after validation.
 func (db *DB) send(ctx context.Context, nm parley.NewMessage) (parley.Message, []parley.Event, error) {
-	// The batcher normally runs every send of a batch together (bulk.go);
-	// fn is the way one send runs alone, when a bulk statement failed.
+	o := newSendOp(nm)
+	if err := db.b.enqueue(ctx, o); err != nil {
+		return parley.Message{}, nil, err
+	}
+	return o.send.msg, o.send.events, nil
+}
+
+// SendMessages implements parley.MultiSender: the sends are queued for the
+// batcher together, in order, so they share a batch (or follow each other
+// in consecutive ones), and each is answered as its batch commits.
+func (db *DB) SendMessages(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	invalid := make([]error, len(nms))
+	ops := make([]*op, 0, len(nms))
+	idx := make([]int, 0, len(nms)) // ops[k] is the send nms[idx[k]]
+	for i, nm := range nms {
+		if nm.Type == "" {
+			nm.Type = parley.Text
+		}
+		if invalid[i] = nm.Validate(); invalid[i] == nil {
+			ops = append(ops, newSendOp(nm))
+			idx = append(idx, i)
+		}
+	}
+	next := 0                  // the next send to answer
+	answer := func(upTo int) { // answers the invalid sends before upTo
+		for ; next < upTo; next++ {
+			done(next, parley.Message{}, nil, invalid[next])
+		}
+	}
+	db.b.enqueueMany(ctx, ops, func(k int, err error) {
+		i := idx[k]
+		answer(i)
+		if err != nil {
+			done(i, parley.Message{}, nil, err)
+		} else {
+			done(i, ops[k].send.msg, ops[k].send.events, nil)
+		}
+		next = i + 1
+	})
+	answer(len(nms))
+}
+
+// newSendOp makes the op of a validated send. The batcher normally runs
+// every send of a batch together (bulk.go); its fn is the way one send
+// runs alone, when a bulk statement failed. Its results are in op.send
+// once it succeeded.
+func newSendOp(nm parley.NewMessage) *op {
 	so := &sendOp{nm: nm}
 	msg, events := &so.msg, &so.events
 	// Two statements: the first reads everything the checks need, the
 	// second writes the message, the conversation's counters, the
 	// sender's read position and the event, and returns the audience; the
 	// message is built here, not re-read.
-	err := db.b.doSend(ctx, so, func(w *writeTx) error {
+	return &op{send: so, done: make(chan error, 1), fn: func(w *writeTx) error {
 		*msg, *events = parley.Message{}, nil // a failed bulk run may have set them
 		var (
 			member              bool
@@ -472,11 +517,7 @@ func (db *DB) send(ctx context.Context, nm parley.NewMessage) (parley.Message, [
 		}
 		*events = []parley.Event{e}
 		return nil
-	})
-	if err != nil {
-		return parley.Message{}, nil, err
-	}
-	return *msg, *events, nil
+	}}
 }
 
 // DeleteMessage implements parley.Store.

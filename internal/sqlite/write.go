@@ -403,103 +403,157 @@ func (w *writeTx) member(conversationID, userID string) error {
 // cache, the only query is the idempotency check (and, for an image, the
 // attachment's), and the rows are written with the batch's.
 func (db *DB) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Message, []parley.Event, error) {
+	so, err := newSendOp(nm)
+	if err != nil {
+		return parley.Message{}, nil, err
+	}
+	if err := db.b.enqueue(ctx, so.op); err != nil {
+		return parley.Message{}, nil, err
+	}
+	return so.msg, so.events, nil
+}
+
+// SendMessages implements parley.MultiSender: the sends are queued for the
+// batcher together, in order, so they share a batch (or follow each other
+// in consecutive ones), and each is answered as its batch commits.
+func (db *DB) SendMessages(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	sos := make([]*sendOp, len(nms))
+	invalid := make([]error, len(nms))
+	ops := make([]*op, 0, len(nms))
+	idx := make([]int, 0, len(nms)) // ops[k] is the send nms[idx[k]]
+	for i, nm := range nms {
+		if sos[i], invalid[i] = newSendOp(nm); invalid[i] == nil {
+			ops = append(ops, sos[i].op)
+			idx = append(idx, i)
+		}
+	}
+	next := 0                  // the next send to answer
+	answer := func(upTo int) { // answers the invalid sends before upTo
+		for ; next < upTo; next++ {
+			done(next, parley.Message{}, nil, invalid[next])
+		}
+	}
+	db.b.enqueueMany(ctx, ops, func(k int, err error) {
+		i := idx[k]
+		answer(i)
+		if err != nil {
+			done(i, parley.Message{}, nil, err)
+		} else {
+			done(i, sos[i].msg, sos[i].events, nil)
+		}
+		next = i + 1
+	})
+	answer(len(nms))
+}
+
+// sendOp is one send: its deferred op and, once the op succeeded, its
+// results.
+type sendOp struct {
+	op     *op
+	msg    parley.Message
+	events []parley.Event
+}
+
+// newSendOp validates nm and makes the deferred op that stores it (see
+// SendMessage).
+func newSendOp(nm parley.NewMessage) (*sendOp, error) {
 	if nm.Type == "" {
 		nm.Type = parley.Text
 	}
 	if err := nm.Validate(); err != nil {
-		return parley.Message{}, nil, err
+		return nil, err
 	}
-	var (
-		msg    parley.Message
-		events []parley.Event
-	)
+	so := &sendOp{}
 	key := [2]string{nm.SenderID, nm.ClientID}
-	err := db.b.doDeferred(ctx, key, func(w *writeTx) error {
-		msg, events = parley.Message{}, nil
-		ms, err := w.members(nm.ConversationID)
-		if err != nil {
-			return err
-		}
-		if !ms.has(nm.SenderID) {
-			return parley.ErrNotFound
-		}
-		// Idempotency: a send of this batch not written yet, then the
-		// table (unless the batch's probe found the pair absent).
-		old, ok := w.pending.sent[key]
-		if !ok && (!w.probed || w.known[key]) {
-			m, err := scanMessage(w.queryRow(qMessageByClientID, nm.SenderID, nm.ClientID))
-			switch {
-			case err == nil:
-				old, ok = &m, true
-			case !errors.Is(err, sql.ErrNoRows):
-				return err
-			}
-		}
-		switch {
-		case ok && old.ConversationID == nm.ConversationID:
-			msg = *old
-			return nil
-		case ok:
-			return parley.Errorf(parley.ECONFLICT, "client_id %q was used for another conversation", nm.ClientID)
-		}
-		senderName, err := w.userName(nm.SenderID)
-		if err != nil {
-			return err
-		}
-		last, err := w.lastSeq(nm.ConversationID)
-		if err != nil {
-			return err
-		}
-		msg = parley.Message{
-			ID:             newID(),
-			ConversationID: nm.ConversationID,
-			Seq:            last + 1,
-			SenderID:       nm.SenderID,
-			SenderName:     senderName,
-			ClientID:       nm.ClientID,
-			Type:           nm.Type,
-			Text:           nm.Text,
-			CreatedAt:      parley.Now(),
-		}
-		var attachment any // NULL
-		if nm.Type == parley.Image {
-			a := parley.Attachment{ID: nm.AttachmentID}
-			err := w.queryRow(qAttachmentOwned, nm.AttachmentID, nm.SenderID).Scan(&a.ContentType, &a.Size, &a.Width, &a.Height)
-			if errors.Is(err, sql.ErrNoRows) {
-				return invalidf("attachment_id does not name an upload of yours")
-			} else if err != nil {
-				return err
-			}
-			msg.Attachment, attachment = &a, nm.AttachmentID
-		}
-		// Nothing fails from here on: the send takes its position and
-		// leaves its rows to the batch.
-		e := parley.Event{
-			Pos:            w.nextPos(),
-			Type:           parley.EventNewMessage,
-			ConversationID: msg.ConversationID,
-			UserID:         msg.SenderID,
-			UserName:       senderName,
-			Message:        &msg,
-			At:             msg.CreatedAt,
-			// A copy: the cached slice is shared, the event's is the
-			// caller's.
-			Audience: slices.Clone(ms.ids),
-		}
-		stored := msg
-		w.addSend(&stored, attachment, &e)
-		events = []parley.Event{e}
-		if w.noDefer {
-			// The batch's second run (batch.go): write now, inside this
-			// op's savepoint.
-			return w.flush()
-		}
-		return nil
-	})
+	so.op = &op{deferred: true, key: key, done: make(chan error, 1), fn: func(w *writeTx) error {
+		return so.run(w, nm, key)
+	}}
+	return so, nil
+}
+
+// run is the op of a send, run by the batcher.
+func (so *sendOp) run(w *writeTx, nm parley.NewMessage, key [2]string) error {
+	so.msg, so.events = parley.Message{}, nil
+	msg := &so.msg
+	ms, err := w.members(nm.ConversationID)
 	if err != nil {
-		return parley.Message{}, nil, err
+		return err
 	}
-	return msg, events, nil
+	if !ms.has(nm.SenderID) {
+		return parley.ErrNotFound
+	}
+	// Idempotency: a send of this batch not written yet, then the
+	// table (unless the batch's probe found the pair absent).
+	old, ok := w.pending.sent[key]
+	if !ok && (!w.probed || w.known[key]) {
+		m, err := scanMessage(w.queryRow(qMessageByClientID, nm.SenderID, nm.ClientID))
+		switch {
+		case err == nil:
+			old, ok = &m, true
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+	}
+	switch {
+	case ok && old.ConversationID == nm.ConversationID:
+		*msg = *old
+		return nil
+	case ok:
+		return parley.Errorf(parley.ECONFLICT, "client_id %q was used for another conversation", nm.ClientID)
+	}
+	senderName, err := w.userName(nm.SenderID)
+	if err != nil {
+		return err
+	}
+	last, err := w.lastSeq(nm.ConversationID)
+	if err != nil {
+		return err
+	}
+	*msg = parley.Message{
+		ID:             newID(),
+		ConversationID: nm.ConversationID,
+		Seq:            last + 1,
+		SenderID:       nm.SenderID,
+		SenderName:     senderName,
+		ClientID:       nm.ClientID,
+		Type:           nm.Type,
+		Text:           nm.Text,
+		CreatedAt:      parley.Now(),
+	}
+	var attachment any // NULL
+	if nm.Type == parley.Image {
+		a := parley.Attachment{ID: nm.AttachmentID}
+		err := w.queryRow(qAttachmentOwned, nm.AttachmentID, nm.SenderID).Scan(&a.ContentType, &a.Size, &a.Width, &a.Height)
+		if errors.Is(err, sql.ErrNoRows) {
+			return invalidf("attachment_id does not name an upload of yours")
+		} else if err != nil {
+			return err
+		}
+		msg.Attachment, attachment = &a, nm.AttachmentID
+	}
+	// Nothing fails from here on: the send takes its position and
+	// leaves its rows to the batch.
+	e := parley.Event{
+		Pos:            w.nextPos(),
+		Type:           parley.EventNewMessage,
+		ConversationID: msg.ConversationID,
+		UserID:         msg.SenderID,
+		UserName:       senderName,
+		Message:        msg,
+		At:             msg.CreatedAt,
+		// A copy: the cached slice is shared, the event's is the
+		// caller's.
+		Audience: slices.Clone(ms.ids),
+	}
+	stored := *msg
+	w.addSend(&stored, attachment, &e)
+	so.events = []parley.Event{e}
+	if w.noDefer {
+		// The batch's second run (batch.go): write now, inside this
+		// op's savepoint.
+		return w.flush()
+	}
+	return nil
 }
 
 // DeleteMessage implements parley.Store.
