@@ -89,7 +89,7 @@ type conn struct {
 	// not closed for the server's slowness.
 	paused atomic.Bool
 	// gate keeps sends in order after a rate-limited one; only the worker
-	// (one request at a time) uses it. See dispatch.
+	// (one request or run of sends at a time) uses it. See dispatchSends.
 	gate sendGate
 }
 
@@ -554,7 +554,9 @@ func (c *conn) push(r request) bool {
 }
 
 // work runs queued requests one at a time, in the order read, so a
-// client's sends are stored in the order sent. It is started by push,
+// client's sends are stored in the order sent; a run of consecutive sends
+// counts as one request here, handed to the store together
+// (dispatchSends), which keeps their order. It is started by push,
 // counted in wg, and returns when the queue is empty. Once the connection
 // is closing, requests still queued are dropped rather than run: their
 // replies would go nowhere, the client resends what it got no reply for
@@ -563,6 +565,7 @@ func (c *conn) push(r request) bool {
 // batches and in the way of a shutdown. The request in progress finishes.
 func (c *conn) work() {
 	defer c.wg.Done()
+	var sends []protocol.Request // the run of sends in progress
 	for {
 		c.mu.Lock()
 		if c.room != nil { // the reader waits: there will be room now
@@ -582,14 +585,29 @@ func (c *conn) work() {
 		r := c.reqs[0]
 		c.reqs[0] = request{}
 		c.reqs = c.reqs[1:]
-		c.mu.Unlock()
-		if r.err != nil {
-			c.enqueue(errorFrame(c.s, r.req.ID, r.err), false)
-			continue
+		if isSend(r) {
+			// The sends right behind this one go to the store with it.
+			sends = append(sends[:0], r.req)
+			for len(c.reqs) > 0 && len(sends) < maxSendRun && isSend(c.reqs[0]) {
+				sends = append(sends, c.reqs[0].req)
+				c.reqs[0] = request{}
+				c.reqs = c.reqs[1:]
+			}
 		}
-		c.dispatch(c.ctx, r.req)
+		c.mu.Unlock()
+		switch {
+		case r.err != nil:
+			c.enqueue(errorFrame(c.s, r.req.ID, r.err), false)
+		case isSend(r):
+			c.dispatchSends(c.ctx, sends)
+			clear(sends)
+		default:
+			c.dispatch(c.ctx, r.req)
+		}
 	}
 }
+
+func isSend(r request) bool { return r.err == nil && r.req.Op == protocol.OpSend }
 
 // readHello reads and checks the first frame. On failure it has sent an
 // error frame and closed the connection.

@@ -12,20 +12,19 @@ import (
 // opTimeout bounds one request's work.
 const opTimeout = 15 * time.Second
 
-// dispatch runs one request and queues its reply or error. The worker
-// (conn.work) calls it for one request at a time, in the order they were
-// sent, so a client's sends are stored in its order. Pings never get here:
-// the reader answers them at once.
+// dispatch runs one request other than a send and queues its reply or
+// error. The worker (conn.work) calls it for one request at a time, in the
+// order they were sent; sends go through dispatchSends. Pings never get
+// here: the reader answers them at once.
 func (c *conn) dispatch(ctx context.Context, req protocol.Request) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	var v any
-	var err error
-	if req.Op == protocol.OpSend {
-		v, err = c.gatedSend(ctx, req)
-	} else {
-		v, err = c.op(ctx, req)
-	}
+	v, err := c.op(ctx, req)
+	c.reply(req, v, err)
+}
+
+// reply queues the reply to req, or its error.
+func (c *conn) reply(req protocol.Request, v any, err error) {
 	if errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil {
 		// The request waited past opTimeout: the server is overloaded,
 		// not broken. The client may retry (a send is idempotent).
@@ -47,13 +46,68 @@ func (c *conn) dispatch(ctx context.Context, req protocol.Request) {
 	c.enqueue(encodeData(protocol.TypeReply, req.ID, v), false)
 }
 
+// maxSendRun bounds the consecutive sends of a connection the worker hands
+// to the store at once (dispatchSends). The request queue holds at most
+// requestQueue anyway.
+const maxSendRun = requestQueue
+
+// dispatchSends runs a run of consecutive sends of the connection, in the
+// order they were read, and queues their replies in that order. Each send
+// goes through the sendGate and the service's checks in order; the ones
+// that pass go to the store together (service.sendMany), so they can share
+// a store batch instead of each waiting for the commit of the one before:
+// per conversation they are stored in the order read, a client_id repeated
+// within the run is stored once, and each reply is queued as soon as its
+// send is committed and every earlier reply is queued. The whole run has
+// one opTimeout.
+func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	svc := c.s.svc
+	errs := make([]error, len(reqs))
+	nms := make([]parley.NewMessage, 0, len(reqs))
+	idx := make([]int, 0, len(reqs)) // nms[k] is the send of reqs[idx[k]]
+	now := time.Now()
+	for i, req := range reqs {
+		d, err := decode[protocol.Send](req)
+		if err == nil {
+			err = c.gate.admit(d.ClientID, now)
+		}
+		var nm parley.NewMessage
+		if err == nil {
+			nm, err = svc.checkSend(c.user, c.ip, d)
+			c.gate.refused(d.ClientID, now, err)
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		nms = append(nms, nm)
+		idx = append(idx, i)
+	}
+	next := 0                   // the next request to reply to
+	replyTo := func(upTo int) { // the refused requests before upTo
+		for ; next < upTo; next++ {
+			c.reply(reqs[next], nil, errs[next])
+		}
+	}
+	svc.sendMany(ctx, nms, func(k int, m parley.Message, err error) {
+		i := idx[k]
+		replyTo(i)
+		c.reply(reqs[i], m, err)
+		next = i + 1
+	})
+	replyTo(len(reqs))
+}
+
 // sendGate keeps a connection's sends in the order they were sent when a
 // rate limit refuses one. A client keeps several sends in flight; if send k
 // is refused and k+1, right behind it, were accepted because the limiter
 // refilled in between, k+1 would be stored before k's retry. So after a
 // refusal, every other send on the connection is refused too until the
 // refused message is sent again (or the client has clearly given up on it:
-// gateGiveUp after its retry time).
+// gateGiveUp after its retry time). Only the worker uses it, in the order
+// the sends were read.
 type sendGate struct {
 	clientID string    // the refused send's client id; "" when open
 	retryAt  time.Time // when the refused send may be retried
@@ -63,31 +117,26 @@ type sendGate struct {
 // refused message before opening for the others.
 const gateGiveUp = 10 * time.Second
 
-// gatedSend runs a send through the connection's sendGate. The client id
-// is decoded a second time only while the gate matters, so the common path
-// costs nothing extra.
-func (c *conn) gatedSend(ctx context.Context, req protocol.Request) (any, error) {
-	g := &c.gate
-	clientID := func() string {
-		d, _ := decode[protocol.Send](req)
-		return d.ClientID
+// admit refuses a send while the gate is closed for another client id,
+// and opens the gate otherwise.
+func (g *sendGate) admit(clientID string, now time.Time) error {
+	if g.clientID == "" {
+		return nil
 	}
-	now := time.Now()
-	if g.clientID != "" {
-		if id := clientID(); id != g.clientID && now.Before(g.retryAt.Add(gateGiveUp)) {
-			return nil, &parley.Error{Code: parley.ERATELIMITED, Message: "an earlier message was refused as too fast; send it again first",
-				RetryAfter: max(g.retryAt.Sub(now), time.Millisecond)}
-		}
-		*g = sendGate{}
+	if clientID != g.clientID && now.Before(g.retryAt.Add(gateGiveUp)) {
+		return &parley.Error{Code: parley.ERATELIMITED, Message: "an earlier message was refused as too fast; send it again first",
+			RetryAfter: max(g.retryAt.Sub(now), time.Millisecond)}
 	}
-	v, err := c.op(ctx, req)
+	*g = sendGate{}
+	return nil
+}
+
+// refused closes the gate behind a send a rate limit refused (err).
+func (g *sendGate) refused(clientID string, now time.Time, err error) {
 	var pe *parley.Error
-	if parley.ErrorCode(err) == parley.ERATELIMITED && asError(err, &pe) {
-		if id := clientID(); id != "" {
-			*g = sendGate{clientID: id, retryAt: now.Add(pe.RetryAfter)}
-		}
+	if clientID != "" && parley.ErrorCode(err) == parley.ERATELIMITED && asError(err, &pe) {
+		*g = sendGate{clientID: clientID, retryAt: now.Add(pe.RetryAfter)}
 	}
-	return v, err
 }
 
 func decode[T any](req protocol.Request) (T, error) {
@@ -102,13 +151,6 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 	switch req.Op {
 	case protocol.OpHello:
 		return nil, parley.Errorf(parley.EINVALID, "hello was already sent on this connection")
-	case protocol.OpSend:
-		d, err := decode[protocol.Send](req)
-		if err != nil {
-			return nil, err
-		}
-		m, _, err := svc.send(ctx, u, c.ip, d)
-		return m, err
 	case protocol.OpHistory:
 		d, err := decode[protocol.History](req)
 		if err != nil {

@@ -152,6 +152,21 @@ func required(name, v string) error {
 }
 
 func (s *service) send(ctx context.Context, u parley.User, ip string, d protocol.Send) (parley.Message, bool, error) {
+	nm, err := s.checkSend(u, ip, d)
+	if err != nil {
+		return parley.Message{}, false, err
+	}
+	m, evs, err := s.store.SendMessage(ctx, nm)
+	if err != nil {
+		return parley.Message{}, false, err
+	}
+	m, created := s.sent(ctx, m, evs)
+	return m, created, nil
+}
+
+// checkSend makes the store's NewMessage of a send, validates it and takes
+// it from the sender's rate limits: the part of a send before the store.
+func (s *service) checkSend(u parley.User, ip string, d protocol.Send) (parley.NewMessage, error) {
 	nm := parley.NewMessage{
 		ConversationID: d.ConversationID, SenderID: u.ID, ClientID: d.ClientID,
 		Type: d.Type, Text: d.Text, AttachmentID: d.AttachmentID,
@@ -162,25 +177,49 @@ func (s *service) send(ctx context.Context, u parley.User, ip string, d protocol
 	// The store checks again; checking first keeps bad input from using
 	// up the sender's rate limit.
 	if err := nm.Validate(); err != nil {
-		return parley.Message{}, false, err
+		return nm, err
 	}
 	if err := s.limits.messages.check(u.ID); err != nil {
-		return parley.Message{}, false, err
+		return nm, err
 	}
 	if err := s.limits.ipMessages.check(ip); err != nil {
-		return parley.Message{}, false, err
+		return nm, err
 	}
-	m, evs, err := s.store.SendMessage(ctx, nm)
-	if err != nil {
-		return parley.Message{}, false, err
-	}
+	return nm, nil
+}
+
+// sent finishes a stored send: it publishes the events and stops the
+// sender's typing, and returns the message as the client sees it and
+// whether it was new (not a resend).
+func (s *service) sent(ctx context.Context, m parley.Message, evs []parley.Event) (parley.Message, bool) {
 	created := len(evs) > 0
 	if created {
 		s.metrics.messages.Inc()
 	}
 	s.publish(ctx, evs)
-	s.typers.stop(u.ID, d.ConversationID)
-	return *messageURLs(&m), created, nil
+	s.typers.stop(m.SenderID, m.ConversationID)
+	return *messageURLs(&m), created
+}
+
+// sendMany stores sends checked by checkSend, in order: in one call to a
+// store that takes runs (parley.MultiSender, so they can share a batch),
+// else one after the other. done is called for each send, in order, as
+// soon as it is stored (its events published) or failed.
+func (s *service) sendMany(ctx context.Context, nms []parley.NewMessage, done func(i int, m parley.Message, err error)) {
+	finish := func(i int, m parley.Message, evs []parley.Event, err error) {
+		if err == nil {
+			m, _ = s.sent(ctx, m, evs)
+		}
+		done(i, m, err)
+	}
+	if ms, ok := s.store.(parley.MultiSender); ok && len(nms) > 1 {
+		ms.SendMessages(ctx, nms, finish)
+		return
+	}
+	for i, nm := range nms {
+		m, evs, err := s.store.SendMessage(ctx, nm)
+		finish(i, m, evs, err)
+	}
 }
 
 func checkQuery(before, after int64, limit int) error {
