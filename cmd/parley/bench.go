@@ -21,9 +21,11 @@ import (
 // with --server inproc (which --cpuprofile then profiles together with the
 // load). Rate limits are off on a server it starts; a server given by
 // --url must have them off too (or high), since the load comes from a few
-// loopback addresses.
+// loopback addresses. The floor scenario starts no Parley server: it
+// measures the machine's loopback floor for fanout's shape (see
+// internal/bench/floor.go).
 type benchCmd struct {
-	Scenario string `arg:"" optional:"" enum:"fanout,latency,idle,storm,write,resume," default:"" help:"fanout, latency, idle, storm, write or resume."`
+	Scenario string `arg:"" optional:"" enum:"fanout,latency,idle,storm,write,resume,floor," default:"" help:"fanout, latency, idle, storm, write, resume, or floor (no Parley server: a writer process writes --frame-bytes frames to --conns loopback connections at each --rates deliveries/s; reports deliveries/s and writer and reader CPU s per 1k deliveries, the floor of one write(2) per delivery on this machine)."`
 	Worker   bool   `hidden:"" env:"PARLEY_BENCH_WORKER" help:"Run as a worker process of a parent bench (internal)."`
 
 	URL       string `help:"Drive the running server at this base URL (http://127.0.0.1:8080) instead of starting one."`
@@ -38,9 +40,9 @@ type benchCmd struct {
 	Rooms      int           `help:"Rooms (fanout 1000, latency 100, write 100, resume 1; storm: conns/members)."`
 	Members    int           `help:"Members per room (fanout, latency, storm 10; write 1; resume 2)."`
 	Publishers int           `help:"Members of each room that send (default: all)."`
-	Conns      int           `help:"idle, storm: connections (default 15000)."`
-	Rates      []float64     `sep:"," help:"fanout: total messages/s of each step (default 2000,5000,10000,20000)."`
-	Step       time.Duration `help:"fanout: length of each step (default 5s)."`
+	Conns      int           `help:"idle, storm: connections (default 15000); floor: 10000."`
+	Rates      []float64     `sep:"," help:"fanout: total messages/s of each step (default 2000,5000,10000,20000); floor: deliveries/s (default 20000,50000,100000,200000)."`
+	Step       time.Duration `help:"fanout, floor: length of each step (default 5s)."`
 	Rate       float64       `help:"latency, storm: messages/s (default 1000)."`
 	Duration   time.Duration `help:"latency, write: length; storm: length of the load around the restart (default 10s)."`
 	Settle     time.Duration `help:"idle: wait before reading the server's RSS (default 5s)."`
@@ -49,6 +51,8 @@ type benchCmd struct {
 	Missed     int           `help:"resume: events missed before resuming (default 1000)."`
 	Repeat     int           `help:"resume: repeats per room (default 10)."`
 	TextBytes  int           `help:"Message text size in bytes (default 64)."`
+	Mode       string        `enum:"tcp,ws," default:"" help:"floor: tcp (raw TCP writes) or ws (coder/websocket framing, as the server writes; no JSON, no store); default tcp."`
+	FrameBytes int           `help:"floor: bytes per frame (default 200, about a newMessage event)."`
 
 	SourceAddrs  int           `help:"Loopback source addresses 127.0.0.2... to spread connections over (default 32)."`
 	DrainTimeout time.Duration `help:"How long to wait at the end for every message to arrive (default 15s)."`
@@ -70,15 +74,19 @@ func (c *benchCmd) Run(ctx context.Context, s *streams) error {
 		Scenario: c.Scenario, Procs: c.Procs, Rooms: c.Rooms, Members: c.Members, Publishers: c.Publishers,
 		Conns: c.Conns, Rates: c.Rates, Step: c.Step, Rate: c.Rate, Duration: c.Duration, Settle: c.Settle,
 		Restart: c.Restart, Window: c.Window, Missed: c.Missed, Repeat: c.Repeat, TextBytes: c.TextBytes,
+		Mode: c.Mode, FrameBytes: c.FrameBytes,
 		SourceAddrs: c.SourceAddrs, DrainTimeout: c.DrainTimeout, Log: s.err,
 	}
 	d := cfg.Defaults()
 	if cfg.Procs == 0 {
 		clients := d.Rooms * d.Members
-		if d.Scenario == "idle" {
+		if d.Scenario == "idle" || d.Scenario == "floor" {
 			clients = d.Conns
 		}
 		cfg.Procs = max(1, (clients+7999)/8000)
+	}
+	if c.Scenario == "floor" {
+		return c.report(ctx, s, cfg)
 	}
 
 	srv, secret, label, err := c.server(ctx, s.err)
@@ -87,7 +95,12 @@ func (c *benchCmd) Run(ctx context.Context, s *streams) error {
 	}
 	defer srv.Close()
 	cfg.Server, cfg.Secret, cfg.Label = srv, secret, label
+	return c.report(ctx, s, cfg)
+}
 
+// report runs cfg (profiling this process with --cpu-profile) and prints
+// the result.
+func (c *benchCmd) report(ctx context.Context, s *streams, cfg bench.Config) error {
 	if c.CPUProfile != "" {
 		f, err := os.Create(c.CPUProfile)
 		if err != nil {

@@ -38,7 +38,7 @@ import (
 )
 
 // Scenarios the tool knows.
-var Scenarios = []string{"fanout", "latency", "idle", "storm", "write", "resume"}
+var Scenarios = []string{"fanout", "latency", "idle", "storm", "write", "resume", "floor"}
 
 // Config is one run. Zero fields take the defaults of the scenario (see
 // Defaults).
@@ -53,10 +53,10 @@ type Config struct {
 	Rooms      int
 	Members    int
 	Publishers int // members of each room that send (default: all)
-	Conns      int // idle and storm: connections in total
+	Conns      int // idle, storm and floor: connections in total
 
-	Rates    []float64     // fanout: total messages/s, one step each
-	Step     time.Duration // fanout: length of each step
+	Rates    []float64     // fanout: total messages/s, floor: deliveries/s, one step each
+	Step     time.Duration // fanout, floor: length of each step
 	Rate     float64       // latency and storm: messages/s
 	Duration time.Duration // latency, write: length; storm: load length
 
@@ -65,6 +65,9 @@ type Config struct {
 	Window  int           // write: sends in flight per publisher
 	Missed  int           // resume: events missed
 	Repeat  int           // resume: repeats per room
+
+	Mode       string // floor: tcp (raw TCP) or ws (coder/websocket framing)
+	FrameBytes int    // floor: bytes per frame
 
 	TextBytes       int
 	SourceAddrs     int
@@ -129,6 +132,17 @@ func (c Config) Defaults() Config {
 		def(&c.Members, 1)
 		def(&c.Window, 8)
 		defD(&c.Duration, 10*time.Second)
+	case "floor":
+		def(&c.Conns, 10000)
+		if len(c.Rates) == 0 {
+			c.Rates = []float64{20000, 50000, 100000, 200000}
+		}
+		defD(&c.Step, 5*time.Second)
+		def(&c.FrameBytes, 200)
+		c.FrameBytes = max(c.FrameBytes, floorMinFrame)
+		if c.Mode == "" {
+			c.Mode = FloorTCP
+		}
 	case "resume":
 		def(&c.Rooms, 1)
 		def(&c.Members, 2)
@@ -198,7 +212,10 @@ type Step struct {
 	AckLatency       Summary `json:"ack_latency"`
 	ServerCPUSeconds float64 `json:"server_cpu_s,omitempty"`
 	CPUPer1k         float64 `json:"server_cpu_s_per_1k_deliveries,omitempty"`
-	ServerRSSBytes   int64   `json:"server_rss_bytes,omitempty"`
+	// floor: the readers' CPU (the writer's is the server's above)
+	LoadCPUSeconds float64 `json:"load_cpu_s,omitempty"`
+	LoadCPUPer1k   float64 `json:"load_cpu_s_per_1k_deliveries,omitempty"`
+	ServerRSSBytes int64   `json:"server_rss_bytes,omitempty"`
 }
 
 // Storm is the storm scenario's outcome.
@@ -255,10 +272,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if !validScenario(cfg.Scenario) {
 		return nil, fmt.Errorf("unknown scenario %q (want one of %s)", cfg.Scenario, strings.Join(Scenarios, ", "))
 	}
-	if cfg.Server == nil {
+	if cfg.Scenario != "floor" && cfg.Server == nil {
 		return nil, errors.New("bench: no server")
 	}
-	if len(cfg.Secret) == 0 {
+	if cfg.Scenario != "floor" && len(cfg.Secret) == 0 {
 		return nil, errors.New("bench: no secret to sign tokens with")
 	}
 	_, _ = RaiseFileLimit()
@@ -271,6 +288,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	res := &Result{Scenario: cfg.Scenario, Machine: machine(), Server: cfg.Label, At: time.Now().UTC(), Procs: cfg.Procs}
+	if cfg.Scenario == "floor" {
+		if cfg.Mode != FloorTCP && cfg.Mode != FloorWS {
+			return nil, fmt.Errorf("floor: unknown mode %q (tcp, ws)", cfg.Mode)
+		}
+		if err := runFloor(ctx, cfg, res, logf); err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
 	runID := randomID()
 	wsURL := "ws" + strings.TrimPrefix(cfg.Server.URL(), "http") + protocol.Path
 
@@ -615,9 +641,15 @@ func randomID() string {
 // a child process otherwise. The goroutines it starts are tracked by wg,
 // which Run waits on; they end when the worker's output ends.
 func startWorker(ctx context.Context, cfg Config, job Job, wg *sync.WaitGroup) (*link, error) {
+	return startWorkerIn(ctx, cfg, job, wg, cfg.Procs > 1)
+}
+
+// startWorkerIn starts a worker as a child process when child is set and
+// in this process otherwise.
+func startWorkerIn(ctx context.Context, cfg Config, job Job, wg *sync.WaitGroup, child bool) (*link, error) {
 	l := &link{replies: make(chan Report, 16), done: make(chan error, 1)}
 	var out io.Reader
-	if cfg.Procs == 1 {
+	if !child {
 		inR, inW := io.Pipe()
 		outR, outW := io.Pipe()
 		l.in, out = inW, outR

@@ -129,3 +129,58 @@ func TestFanoutSmokeProcs(t *testing.T) {
 	smoke(t, Config{Scenario: "fanout", Procs: 2, Rooms: 4, Members: 3, Rates: []float64{100}, Step: 300 * time.Millisecond,
 		WorkerCommand: []string{exe, "-test.run=^$"}})
 }
+
+// floorSmoke runs the floor scenario small: no Parley server, the writer
+// a child process (this test binary, as a worker). Figures are not
+// asserted; that every frame written was read is.
+func floorSmoke(t *testing.T, mode string, procs int) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{Scenario: "floor", Mode: mode, Procs: procs, Conns: 30, Rates: []float64{300, 600},
+		Step: 300 * time.Millisecond, FrameBytes: 100, WorkerCommand: []string{exe, "-test.run=^$"}, Log: &log})
+	if err != nil {
+		t.Fatalf("Run: %v\nlog:\n%s", err, log.String())
+	}
+	var out bytes.Buffer
+	if err := res.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", out.String())
+	if !res.OK() || res.Clients != 30 {
+		t.Errorf("clients %d, never read %d, unexpected %d, failed %d; errors %v", res.Clients, res.Lost, res.Unexpected, res.Failed, res.Errors)
+	}
+	if len(res.Steps) != 2 {
+		t.Fatalf("steps = %d, want 2", len(res.Steps))
+	}
+	var read int64
+	for i, s := range res.Steps {
+		if s.Sent == 0 || s.Deliveries != s.Sent || s.Latency.Count != uint64(s.Deliveries) {
+			t.Errorf("step %d: written %d, read %d, latency samples %d; want all written read and timed", i, s.Sent, s.Deliveries, s.Latency.Count)
+		}
+		read += s.Deliveries
+	}
+	if read != res.TotalSent {
+		t.Errorf("read %d in the steps, %d written in all", read, res.TotalSent)
+	}
+}
+
+func TestFloorSmokeTCP(t *testing.T) { floorSmoke(t, FloorTCP, 1) }
+
+func TestFloorSmokeWSProcs(t *testing.T) { floorSmoke(t, FloorWS, 2) }
+
+func TestFloorFrame(t *testing.T) {
+	for _, n := range []int{floorMinFrame, 200} {
+		b := floorFrame(nil, n, 1763812345123456789)
+		if len(b) != n {
+			t.Errorf("frame of %d: %d bytes: %q", n, len(b), b)
+		}
+		if v, ok := floorSent(b); !ok || v != 1763812345123456789 {
+			t.Errorf("frame of %d: sent %d, %v", n, v, ok)
+		}
+	}
+}

@@ -29,7 +29,18 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("rooms\t%d x %d members", r.Rooms, r.Members)
 	}
 	tw.Flush()
-	if len(r.Steps) > 0 {
+	if len(r.Steps) > 0 && r.Scenario == "floor" {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "offered del/s\twritten\tdeliveries/s\tnot yet read\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\twriter CPU s\twriter s/1k del\treader CPU s\treader s/1k del\t")
+		for _, s := range r.Steps {
+			fmt.Fprintf(tw, "%.0f\t%d\t%.0f\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.4f\t%.2f\t%.4f\t\n",
+				s.OfferedPerSec, s.Sent, s.DeliveriesPerSec, s.Backlog,
+				s.Latency.P50MS, s.Latency.P99MS, s.Latency.P999MS, s.Latency.MaxMS,
+				s.ServerCPUSeconds, s.CPUPer1k, s.LoadCPUSeconds, s.LoadCPUPer1k)
+		}
+		tw.Flush()
+	} else if len(r.Steps) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "offered msg/s\tsent\tacks/s\tdeliveries/s\tbacklog\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tack p50 ms\tack p99 ms\tsrv CPU s\tCPU s/1k del\t")
@@ -56,8 +67,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if s := r.Resume; s != nil {
 		p("resume\t%d runs: p50 %.2f ms, p99 %.2f ms, max %.2f ms (hello to resumed)", s.Count, s.P50MS, s.P99MS, s.MaxMS)
 	}
-	p("messages\t%d sent, %d acknowledged, %d unacknowledged, %d refused", r.TotalSent, r.TotalAcked, r.Unacked, r.SendErrors)
-	p("losses\t%d lost, %d duplicated, %d unexpected", r.Lost, r.Duplicated, r.Unexpected)
+	if r.Scenario == "floor" {
+		p("frames\t%d written, %d never read", r.TotalSent, r.Lost)
+	} else {
+		p("messages\t%d sent, %d acknowledged, %d unacknowledged, %d refused", r.TotalSent, r.TotalAcked, r.Unacked, r.SendErrors)
+		p("losses\t%d lost, %d duplicated, %d unexpected", r.Lost, r.Duplicated, r.Unexpected)
+	}
 	if r.Failed > 0 || r.ProtoErrors > 0 {
 		p("failures\t%d clients failed, %d unreadable frames", r.Failed, r.ProtoErrors)
 	}

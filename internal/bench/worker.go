@@ -45,6 +45,14 @@ type Job struct {
 	// Reconnect makes clients reconnect and resume after a drop (storm);
 	// otherwise a lost connection is reported as a failure.
 	Reconnect bool `json:"reconnect"`
+
+	// floor: the process's role (writer or reader), its connections, the
+	// mode (tcp or ws), the frame size and the writer's address.
+	Role       string `json:"role,omitempty"`
+	Conns      int    `json:"conns,omitempty"`
+	Mode       string `json:"mode,omitempty"`
+	FrameBytes int    `json:"frame_bytes,omitempty"`
+	Addr       string `json:"addr,omitempty"`
 }
 
 // command is a parent-to-worker instruction.
@@ -70,6 +78,12 @@ type Report struct {
 
 	Clients   int   `json:"clients,omitempty"`
 	ConnectNS int64 `json:"connect_ns,omitempty"`
+
+	// floor: the writer's address and pid (ready), the process's CPU time
+	// (stat: since it started; step: during the step)
+	Addr  string `json:"addr,omitempty"`
+	PID   int    `json:"pid,omitempty"`
+	CPUNS int64  `json:"cpu_ns,omitempty"`
 
 	// step
 	WindowStart int64        `json:"window_start,omitempty"`
@@ -170,6 +184,9 @@ func Worker(ctx context.Context, in io.Reader, out io.Writer) error {
 	var job Job
 	if err := json.Unmarshal(sc.Bytes(), &job); err != nil {
 		return fmt.Errorf("bench worker: bad job: %w", err)
+	}
+	if job.Scenario == "floor" {
+		return floorWorker(ctx, job, sc, enc)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	w := newWorker(job)
