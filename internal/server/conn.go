@@ -77,6 +77,7 @@ type conn struct {
 	closed      bool                   // the writer closed the WebSocket; no writer starts again
 	throttles   map[string]*time.Timer // allocated on first use
 	reqs        []request              // requests waiting for the worker
+	held        int                    // requests the worker took and runs (a run of sends); they count against requestQueue
 	workerOn    bool                   // a worker goroutine is running
 	room        chan struct{}          // made while the reader waits for room in reqs
 	wg          sync.WaitGroup         // the writer and worker goroutines
@@ -518,12 +519,13 @@ func (c *conn) read() (websocket.MessageType, *[]byte, error) {
 }
 
 // push queues r for the worker, starting it when none runs. When the queue
-// is full it waits for room with the connection paused (not read, and not
+// is full (requestQueue requests, counting a run of sends the worker holds)
+// it waits for room with the connection paused (not read, and not
 // subject to the heartbeat); it returns false when the connection is
 // closing meanwhile.
 func (c *conn) push(r request) bool {
 	c.mu.Lock()
-	for len(c.reqs) >= requestQueue {
+	for len(c.reqs)+c.held >= requestQueue {
 		if c.closeCode != 0 {
 			c.mu.Unlock()
 			return false
@@ -568,6 +570,7 @@ func (c *conn) work() {
 	var sends []protocol.Request // the run of sends in progress
 	for {
 		c.mu.Lock()
+		c.held = 0
 		if c.room != nil { // the reader waits: there will be room now
 			close(c.room)
 			c.room = nil
@@ -593,6 +596,7 @@ func (c *conn) work() {
 				c.reqs[0] = request{}
 				c.reqs = c.reqs[1:]
 			}
+			c.held = len(sends)
 		}
 		c.mu.Unlock()
 		switch {
