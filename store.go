@@ -127,6 +127,18 @@ type MultiSender interface {
 	SendMessages(ctx context.Context, ms []NewMessage, done func(i int, m Message, evs []Event, err error))
 }
 
+// BulkReader is implemented by stores that read many users at once. A
+// node warms its caches with it at start (the users of the latest events,
+// the ones about to reconnect), so a reconnect storm after a restart does
+// not cost a user read and a Contacts read per client.
+type BulkReader interface {
+	// UsersOf returns the users that exist among userIDs, in any order.
+	UsersOf(ctx context.Context, userIDs []string) ([]User, error)
+	// ContactsOf returns, for every id in userIDs, what Contacts returns
+	// for it (an empty slice for a user with no contacts or no such user).
+	ContactsOf(ctx context.Context, userIDs []string) (map[string][]string, error)
+}
+
 // NewMessage is what a sender asks to store.
 type NewMessage struct {
 	ConversationID string

@@ -274,6 +274,45 @@ func (db *DB) Contacts(ctx context.Context, userID string) ([]string, error) {
 	return ids, nil
 }
 
+// UsersOf implements parley.BulkReader.
+func (db *DB) UsersOf(ctx context.Context, userIDs []string) ([]parley.User, error) {
+	rows, err := db.pool.Query(ctx, qUsersOf, userIDs)
+	if err != nil {
+		return nil, wrapInternal(err)
+	}
+	defer rows.Close()
+	var users []parley.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, wrapInternal(err)
+		}
+		users = append(users, u)
+	}
+	return users, wrapInternal(rows.Err())
+}
+
+// ContactsOf implements parley.BulkReader.
+func (db *DB) ContactsOf(ctx context.Context, userIDs []string) (map[string][]string, error) {
+	out := make(map[string][]string, len(userIDs))
+	for _, id := range userIDs {
+		out[id] = []string{}
+	}
+	rows, err := db.pool.Query(ctx, qContactsOf, userIDs)
+	if err != nil {
+		return nil, wrapInternal(err)
+	}
+	var user, other string
+	_, err = pgx.ForEachRow(rows, []any{&user, &other}, func() error {
+		out[user] = append(out[user], other)
+		return nil
+	})
+	if err != nil {
+		return nil, wrapInternal(err)
+	}
+	return out, nil
+}
+
 // EventsFor implements parley.Store. limit must be positive and is at most
 // ResumeLimit+1. The events carry no Audience.
 func (db *DB) EventsFor(ctx context.Context, userID string, after int64, limit int) ([]parley.Event, error) {

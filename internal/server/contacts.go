@@ -59,6 +59,35 @@ func (cc *contactsCache) get(ctx context.Context, user string) ([]string, error)
 	return ids, nil
 }
 
+// warm reads the contacts of users at once, when the store can
+// (parley.BulkReader), and caches those not cached yet; a node does it
+// at start for the users of the recent events, who are the ones about to
+// reconnect. Like get, it keeps nothing if an invalidation ran meanwhile.
+func (cc *contactsCache) warm(ctx context.Context, users []string) error {
+	bulk, ok := cc.store.(parley.BulkReader)
+	if !ok || len(users) == 0 {
+		return nil
+	}
+	cc.mu.Lock()
+	gen := cc.gen
+	cc.mu.Unlock()
+	got, err := bulk.ContactsOf(ctx, users)
+	if err != nil {
+		return err
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.gen != gen || len(cc.m)+len(got) > maxCachedContacts {
+		return nil
+	}
+	for u, ids := range got {
+		if _, ok := cc.m[u]; !ok {
+			cc.m[u] = ids
+		}
+	}
+	return nil
+}
+
 // invalidate forgets the contacts of users (a membership change).
 func (cc *contactsCache) invalidate(users []string) {
 	cc.mu.Lock()

@@ -40,6 +40,9 @@ type hub struct {
 	// event is queued) for a conversationUpdated event that made users
 	// contacts of each other: a created conversation or added members.
 	newContacts func(ev parley.Event)
+	// warmUsers, when set, is called by warm with the users of the latest
+	// events, to read them ahead of their reconnect (service.warmUsers).
+	warmUsers func(ctx context.Context, ids []string) error
 
 	mu        sync.Mutex // guards users, delivered and last
 	users     map[string]map[*conn]struct{}

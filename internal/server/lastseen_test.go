@@ -159,3 +159,80 @@ func TestResumeIndex(t *testing.T) {
 		check(h2, "warmed")
 	})
 }
+
+// invalidatingStore invalidates a contacts cache in the middle of every
+// ContactsOf, as a membership event delivered meanwhile would.
+type invalidatingStore struct {
+	*sqlite.DB
+	cc *contactsCache
+}
+
+func (s invalidatingStore) ContactsOf(ctx context.Context, ids []string) (map[string][]string, error) {
+	s.cc.invalidate(ids[:1])
+	return s.DB.ContactsOf(ctx, ids)
+}
+
+// TestWarm: warming at start reads the users of the latest events and
+// their contacts into the caches, exactly as the store has them, and keeps
+// no contacts read that raced a membership change.
+func TestWarm(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if _, err := store.EnsureUser(ctx, id, "User "+id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := store.CreateGroup(ctx, "a", "g", []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.CreateDirect(ctx, "a", "c"); err != nil {
+		t.Fatal(err)
+	}
+	head, err := store.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	svc := &service{store: store}
+	h := newHub(store, log, newMetrics())
+	h.warmUsers = svc.warmUsers
+	h.start(head)
+	h.warm(ctx, head, 100)
+	for _, id := range []string{"a", "b", "c"} {
+		want, err := store.User(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := svc.ensured.Load(id); !ok || got.(parley.User) != want {
+			t.Errorf("ensured[%s] = %v, want %+v", id, got, want)
+		}
+		contacts, err := store.Contacts(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := h.contacts.m[id]; !ok || fmt.Sprint(got) != fmt.Sprint(contacts) {
+			t.Errorf("contacts[%s] = %v, want %v", id, got, contacts)
+		}
+	}
+	if _, ok := svc.ensured.Load("d"); ok {
+		t.Errorf("d has no event yet is warmed")
+	}
+	if !h.last.quiet("b", head) || h.last.quiet("b", 0) || h.last.floor != 0 {
+		t.Errorf("index after warm: floor %d, b quiet from head %v, from 0 %v", h.last.floor, h.last.quiet("b", head), h.last.quiet("b", 0))
+	}
+
+	h2 := newHub(store, log, newMetrics())
+	h2.store = invalidatingStore{store, h2.contacts}
+	h2.contacts.store = h2.store
+	h2.start(head)
+	h2.warm(ctx, head, 100)
+	if len(h2.contacts.m) != 0 {
+		t.Errorf("contacts kept from a read that raced an invalidation: %v", h2.contacts.m)
+	}
+}

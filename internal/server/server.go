@@ -178,6 +178,7 @@ func New(cfg Config) (*Server, error) {
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
 	s.hub.newContacts = s.announceNewContacts
+	s.hub.warmUsers = func(ctx context.Context, ids []string) error { return s.svc.warmUsers(ctx, ids) }
 	s.pres = newPresence(cfg.NodeID, cfg.PresenceGrace, s.publishPresence, s.notifyPresence)
 	s.svc = &service{
 		store: cfg.Store, broker: cfg.Broker, node: cfg.NodeID, log: s.log, metrics: s.metrics,
@@ -202,11 +203,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.hub.start(head)
+	// Before serving: warming costs less than the reads it saves a
+	// reconnect storm, but only if it is done before the storm arrives.
+	s.hub.warm(ctx, head, cfg.ResumeLimit)
 	s.handler = s.routes()
 
-	s.bg.Add(5)
+	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()
-	go func() { defer s.bg.Done(); s.hub.warm(s.bgCtx, head, cfg.ResumeLimit) }()
 	go func() { defer s.bg.Done(); s.heartbeat(s.bgCtx) }()
 	go func() { defer s.bg.Done(); s.pres.run(s.bgCtx) }()
 	go func() { defer s.bg.Done(); s.janitor(s.bgCtx) }()

@@ -36,7 +36,26 @@ type service struct {
 
 	// ensured remembers the users whose token name is in the store, so a
 	// connection does not cost a write.
-	ensured sync.Map // user id -> name
+	ensured sync.Map // user id -> parley.User
+}
+
+// warmUsers reads the users ids at once, when the store can
+// (parley.BulkReader), and remembers them as ensured: their next hello
+// needs no user read (a node does it at start, see hub.warm). A user
+// stored meanwhile by a hello is newer and stays.
+func (s *service) warmUsers(ctx context.Context, ids []string) error {
+	bulk, ok := s.store.(parley.BulkReader)
+	if !ok || len(ids) == 0 {
+		return nil
+	}
+	users, err := bulk.UsersOf(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		s.ensured.LoadOrStore(u.ID, u)
+	}
+	return nil
 }
 
 // authenticate verifies a token and returns its user, creating the user on
@@ -46,14 +65,14 @@ func (s *service) authenticate(ctx context.Context, token string) (parley.User, 
 	if err != nil {
 		return parley.User{}, err
 	}
-	if name, ok := s.ensured.Load(cl.UserID); ok && name == cl.Name {
-		return parley.User{ID: cl.UserID, Name: cl.Name}, nil
+	if u, ok := s.ensured.Load(cl.UserID); ok && u.(parley.User).Name == cl.Name {
+		return u.(parley.User), nil
 	}
 	u, err := s.store.EnsureUser(ctx, cl.UserID, cl.Name)
 	if err != nil {
 		return parley.User{}, err
 	}
-	s.ensured.Store(u.ID, u.Name)
+	s.ensured.Store(u.ID, u)
 	return u, nil
 }
 
@@ -128,7 +147,7 @@ func (s *service) issue(u parley.User) (authResult, error) {
 	if err != nil {
 		return authResult{}, err
 	}
-	s.ensured.Store(u.ID, u.Name)
+	s.ensured.Store(u.ID, u)
 	return authResult{Token: tok, User: u, ExpiresAt: exp.UTC()}, nil
 }
 

@@ -69,6 +69,13 @@ const (
 		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
 		WHERE mine.user_id = ? AND mine.left_pos IS NULL AND other.user_id != mine.user_id
 		ORDER BY other.user_id`
+	// qUsersOf: a set of users (a JSON array of ids).
+	qUsersOf = `SELECT id, name, created_at FROM users WHERE id IN (SELECT value FROM json_each(?))`
+	// qContactsOf: the contacts of a set of users (a JSON array of ids).
+	qContactsOf = `SELECT DISTINCT mine.user_id, other.user_id FROM members mine
+		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
+		WHERE mine.user_id IN (SELECT value FROM json_each(?)) AND mine.left_pos IS NULL AND other.user_id != mine.user_id
+		ORDER BY mine.user_id, other.user_id`
 	// qWindows: the membership windows of a set of conversations, to
 	// compute the audience of replayed events. Filled in with placeholders.
 	qWindowsPrefix = `SELECT conversation_id, user_id, joined_pos, left_pos FROM members

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -66,7 +67,7 @@ func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 // readQueries are prepared on the read pool when the store opens.
 var readQueries = []string{
 	qHead, qUserByID, qUserByName, qCredentials,
-	qConversationRow, qViews, qView, qMembership, qMembers, qMembersOfViewer, qMemberIDs, qContacts,
+	qConversationRow, qViews, qView, qMembership, qMembers, qMembersOfViewer, qMemberIDs, qContacts, qContactsOf, qUsersOf,
 	qPageNewest, qPageBefore, qPageAfter, qEvents, qEventsFor, qAttachmentData,
 }
 
@@ -338,6 +339,70 @@ func (db *DB) Contacts(ctx context.Context, userID string) ([]string, error) {
 		ids = append(ids, id)
 	}
 	return ids, wrapInternal(rows.Err())
+}
+
+// bulkChunk bounds the ids of one qUsersOf or qContactsOf query.
+const bulkChunk = 1000
+
+// UsersOf implements parley.BulkReader.
+func (db *DB) UsersOf(ctx context.Context, userIDs []string) ([]parley.User, error) {
+	var users []parley.User
+	for chunk := range slices.Chunk(userIDs, bulkChunk) {
+		ids, err := json.Marshal(chunk)
+		if err != nil {
+			return nil, internalf("%w", err)
+		}
+		rows, err := db.query(ctx, qUsersOf, string(ids))
+		if err != nil {
+			return nil, internalf("%w", err)
+		}
+		for rows.Next() {
+			u, err := scanUser(rows)
+			if err != nil {
+				rows.Close()
+				return nil, internalf("%w", err)
+			}
+			users = append(users, u)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, internalf("%w", err)
+		}
+	}
+	return users, nil
+}
+
+// ContactsOf implements parley.BulkReader.
+func (db *DB) ContactsOf(ctx context.Context, userIDs []string) (map[string][]string, error) {
+	out := make(map[string][]string, len(userIDs))
+	for _, id := range userIDs {
+		out[id] = []string{}
+	}
+	for chunk := range slices.Chunk(userIDs, bulkChunk) {
+		ids, err := json.Marshal(chunk)
+		if err != nil {
+			return nil, internalf("%w", err)
+		}
+		rows, err := db.query(ctx, qContactsOf, string(ids))
+		if err != nil {
+			return nil, internalf("%w", err)
+		}
+		for rows.Next() {
+			var user, other string
+			if err := rows.Scan(&user, &other); err != nil {
+				rows.Close()
+				return nil, internalf("%w", err)
+			}
+			out[user] = append(out[user], other)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, internalf("%w", err)
+		}
+	}
+	return out, nil
 }
 
 // EventsFor implements parley.Store. limit must be positive and is at most

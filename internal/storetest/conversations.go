@@ -313,12 +313,44 @@ func testContacts(t *testing.T, s parley.Store) {
 	if got := must[[]string](t, "Contacts")(s.Contacts(ctx(t), d.ID)); len(got) != 0 {
 		t.Errorf("Contacts(d) = %v, want none", got)
 	}
+	checkContactsOf(t, s, a, b, c, d)
 	// Leaving ends the contact.
 	if _, _, err := s.UpdateConversation(ctx(t), c.ID, g.ID, parley.ConversationChange{Remove: []string{c.ID}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := must[[]string](t, "Contacts")(s.Contacts(ctx(t), c.ID)); len(got) != 0 {
 		t.Errorf("Contacts(c) after leaving = %v", got)
+	}
+	checkContactsOf(t, s, a, b, c, d)
+}
+
+// checkContactsOf: a store that reads many users at once (BulkReader)
+// gives what User and Contacts give for each, an unknown user included.
+func checkContactsOf(t *testing.T, s parley.Store, users ...parley.User) {
+	t.Helper()
+	bulk, ok := s.(parley.BulkReader)
+	if !ok {
+		return
+	}
+	all := append(ids(users...), "no-such-user")
+	got0 := must[[]parley.User](t, "UsersOf")(bulk.UsersOf(ctx(t), all))
+	if len(got0) != len(users) {
+		t.Errorf("UsersOf(%v) = %v", all, got0)
+	}
+	for _, u := range got0 {
+		if want := must[parley.User](t, "User")(s.User(ctx(t), u.ID)); u.ID != want.ID || u.Name != want.Name || !u.CreatedAt.Equal(want.CreatedAt) {
+			t.Errorf("UsersOf gave %+v, User gives %+v", u, want)
+		}
+	}
+	got := must[map[string][]string](t, "ContactsOf")(bulk.ContactsOf(ctx(t), all))
+	if len(got) != len(all) {
+		t.Errorf("ContactsOf(%v) has %d users", all, len(got))
+	}
+	for _, id := range all {
+		want := must[[]string](t, "Contacts")(s.Contacts(ctx(t), id))
+		if g, ok := got[id]; !ok || !slices.Equal(g, want) {
+			t.Errorf("ContactsOf[%s] = %v, Contacts = %v", id, g, want)
+		}
 	}
 }
 

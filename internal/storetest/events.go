@@ -209,8 +209,6 @@ func testEventsForWindows(t *testing.T, s parley.Store) {
 	}
 }
 
-// testEventsAudience: the log replayed by Events matches, event for event,
-
 // testEventsForAudience: EventsFor(user) is exactly the events of the log
 // whose Audience holds user, across joins, leaves, returns, reads and
 // deletes. The server relies on it: it answers a resume from its own
@@ -264,6 +262,8 @@ func testEventsForAudience(t *testing.T, s parley.Store) {
 		}
 	}
 }
+
+// testEventsAudience: the log replayed by Events matches, event for event,
 // what the writes returned, Audience included.
 func testEventsAudience(t *testing.T, s parley.Store) {
 	if h := must[int64](t, "Head")(s.Head(ctx(t))); h != 0 {
