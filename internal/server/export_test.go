@@ -1,5 +1,7 @@
 package server
 
+import "github.com/parleychat/parley"
+
 // RequestQueue is the per-connection request queue bound, for tests that
 // fill it.
 const RequestQueue = requestQueue
@@ -18,3 +20,8 @@ func (s *Server) PausedConns() int {
 	}
 	return n
 }
+
+// DeliverForBench delivers a durable event to the local connections of its
+// audience as the sequencer does. Only for benchmarks that have no other
+// durable traffic, from one goroutine.
+func (s *Server) DeliverForBench(ev parley.Event) { s.hub.deliver(ev) }
