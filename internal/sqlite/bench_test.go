@@ -172,3 +172,62 @@ func BenchmarkEventsFor(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSendMessagesRooms: the load tool's `write` scenario against the
+// store alone: 1000 single-member groups, each sender keeping runs of 4
+// sends going with SendMessages (as the server hands a connection's
+// pipelined sends to the store), so batches hold up to 4000 sends spread
+// over 1000 conversations.
+func BenchmarkSendMessagesRooms(b *testing.B) {
+	const rooms, run = 1000, 4
+	db := open(b, filepath.Join(b.TempDir(), "bench.db"))
+	users := make([]parley.User, rooms)
+	groups := make([]parley.Conversation, rooms)
+	var wg sync.WaitGroup
+	for i := range rooms {
+		wg.Go(func() {
+			u, err := db.CreateUser(b.Context(), fmt.Sprintf("user%d", i), nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			g, _, err := db.CreateGroup(b.Context(), u.ID, fmt.Sprint("G", i), nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			users[i], groups[i] = u, g
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		return
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	before, cpu0 := db.Stats(), cpuTime()
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	for w := range rooms {
+		wg.Go(func() {
+			nms := make([]parley.NewMessage, run)
+			for i := 0; ; i++ {
+				n := min(run, int(left.Add(-run)+run))
+				if n <= 0 {
+					return
+				}
+				for k := range n {
+					nms[k] = parley.NewMessage{ConversationID: groups[w].ID, SenderID: users[w].ID,
+						ClientID: fmt.Sprintf("r%d-%d", i, k), Type: parley.Text, Text: "hello, rooms of one"}
+				}
+				db.SendMessages(b.Context(), nms[:n], func(_ int, _ parley.Message, _ []parley.Event, err error) {
+					if err != nil {
+						b.Error(err)
+					}
+				})
+			}
+		})
+	}
+	wg.Wait()
+	reportRate(b, db, before, cpu0)
+}
