@@ -293,8 +293,11 @@ func DecodeRequest(b []byte) (Request, error) {
 	if len(b) == 0 || b[0] != '{' {
 		return r, parley.Errorf(parley.EBADJSON, "frame must be a JSON object")
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return Request{}, parley.Errorf(parley.EBADJSON, "frame is not valid JSON: %s", jsonErrText(err))
+	if !decodeRequestFast(b, &r) {
+		r = Request{}
+		if err := json.Unmarshal(b, &r); err != nil {
+			return Request{}, parley.Errorf(parley.EBADJSON, "frame is not valid JSON: %s", jsonErrText(err))
+		}
 	}
 	if len(r.ID) > MaxRequestIDLen {
 		r.ID = ""

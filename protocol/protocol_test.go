@@ -1,7 +1,9 @@
 package protocol
 
 import (
+	"encoding/json"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/parleychat/parley"
 )
@@ -56,4 +58,62 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzFastPaths: whatever the fast paths accept, they decode exactly as
+// encoding/json does.
+func FuzzFastPaths(f *testing.F) {
+	for _, c := range decodeCases {
+		f.Add([]byte(c.in))
+	}
+	for _, s := range []string{
+		`{"op":"send","id":"s1","data":{"conversation_id":"c","client_id":"x","text":"hé \u00e9"}}`,
+		` { "id" : "s2" , "op":"send", "data" : {"text":"a\"b","conversation_id":"c"} } `,
+		`{"op":"send","op":"ping"}`,
+		`{"op":"send","data":{"Text":"case","text":"x"}}`,
+		`{"op":"send","data":{"conversation_id":"c","client_id":"x","type":"image","attachment_id":"a","text":""}}`,
+		`{"op":"send","data":{"conversation_id":"c","nested":{"a":[1,"}"]}}}`,
+		`{"op":"send","data":{"text":"x","text":"y"}}`,
+		`{"op":"send","data":{}}`,
+		`{}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !utf8.Valid(b) {
+			return // DecodeRequest refuses it before any decoding
+		}
+		var fast Request
+		if decodeRequestFast(b, &fast) {
+			var slow Request
+			if err := json.Unmarshal(b, &slow); err != nil {
+				t.Fatalf("fast path accepted %q, encoding/json refuses it: %v", b, err)
+			}
+			if fast.Op != slow.Op || fast.ID != slow.ID || string(fast.Data) != string(slow.Data) {
+				t.Fatalf("%q: fast %+v, encoding/json %+v", b, fast, slow)
+			}
+		}
+		var fs Send
+		if decodeSendFast(b, &fs) {
+			var slow Send
+			if err := json.Unmarshal(b, &slow); err != nil {
+				t.Fatalf("send fast path accepted %q, encoding/json refuses it: %v", b, err)
+			}
+			if fs != slow {
+				t.Fatalf("%q: fast %+v, encoding/json %+v", b, fs, slow)
+			}
+		}
+	})
+}
+
+// TestFastPathsTaken: the plain forms clients send take the fast paths.
+func TestFastPathsTaken(t *testing.T) {
+	var r Request
+	if !decodeRequestFast([]byte(`{"op":"send","id":"s1","data":{"conversation_id":"c","client_id":"x","text":"hi"}}`), &r) || r.Op != OpSend || r.ID != "s1" {
+		t.Fatalf("a plain send frame missed the fast path: %+v", r)
+	}
+	var s Send
+	if !decodeSendFast(r.Data, &s) || s != (Send{ConversationID: "c", ClientID: "x", Text: "hi"}) {
+		t.Fatalf("a plain send's data missed the fast path: %+v", s)
+	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -309,10 +310,12 @@ func encodeFrame(f protocol.Frame) []byte {
 // a Frame holding v as a json.RawMessage would check and copy v's JSON a
 // second time.
 func encodeData(typ, id string, v any) []byte {
-	data, err := json.Marshal(v)
-	if err != nil {
+	e := encoderPool.Get().(*pooledEncoder)
+	defer e.put()
+	if err := e.enc.Encode(v); err != nil {
 		panic(err) // frames hold plain data; this cannot fail
 	}
+	data := bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'}) // Encode ends with a newline
 	b := make([]byte, 0, len(data)+len(typ)+len(id)+len(`{"type":"","id":"","data":}`)+8)
 	b = append(b, `{"type":`...)
 	b = appendJSONString(b, typ)
@@ -323,6 +326,29 @@ func encodeData(typ, id string, v any) []byte {
 	b = append(b, `,"data":`...)
 	b = append(b, data...)
 	return append(b, '}')
+}
+
+// pooledEncoder is a json.Encoder writing into a buffer of its own:
+// encodeData copies its output into the frame, where json.Marshal would
+// copy it out once more first.
+type pooledEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder // writes to buf; HTML escaped, as json.Marshal
+}
+
+var encoderPool = sync.Pool{New: func() any {
+	e := &pooledEncoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
+
+// put returns e to the pool, unless it grew large (a long replay page).
+func (e *pooledEncoder) put() {
+	if e.buf.Cap() > 64<<10 {
+		return
+	}
+	e.buf.Reset()
+	encoderPool.Put(e)
 }
 
 // pongFrame is the answer to a ping with id.

@@ -69,7 +69,7 @@ func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) {
 	idx := make([]int, 0, len(reqs)) // nms[k] is the send of reqs[idx[k]]
 	now := time.Now()
 	for i, req := range reqs {
-		d, err := decode[protocol.Send](req)
+		d, err := protocol.DecodeSend(req.Data)
 		if err == nil {
 			err = c.gate.admit(d.ClientID, now)
 		}

@@ -1,0 +1,213 @@
+package protocol
+
+import (
+	"encoding/json"
+	"slices"
+
+	"github.com/parleychat/parley"
+)
+
+// Fast paths for the requests a busy client sends most (a send), which
+// otherwise cost two reflective json.Unmarshal calls each. They accept
+// only the plain form every client in this repository writes: an object
+// of known keys, each once, with string values free of escapes and
+// control characters (data a nested object). Anything else (an unknown or
+// differently cased key, a repeated key, an escape, a number) makes them
+// report false, and the caller takes encoding/json's path, so every input
+// decodes exactly as encoding/json decodes it (FuzzFastPaths checks).
+
+// decodeRequestFast parses b, a UTF-8 request frame, into r.
+func decodeRequestFast(b []byte, r *Request) bool {
+	var seen [3]bool // op, id, data
+	p := skipSpace(b, 0)
+	if p >= len(b) || b[p] != '{' {
+		return false
+	}
+	p = skipSpace(b, p+1)
+	if p < len(b) && b[p] == '}' {
+		p++
+	} else {
+		for {
+			key, q, ok := plainString(b, p)
+			if !ok {
+				return false
+			}
+			p = skipSpace(b, q)
+			if p >= len(b) || b[p] != ':' {
+				return false
+			}
+			p = skipSpace(b, p+1)
+			var k int
+			switch key {
+			case "op", "id":
+				v, q, ok := plainString(b, p)
+				if !ok {
+					return false
+				}
+				if key == "op" {
+					k, r.Op = 0, v
+				} else {
+					k, r.ID = 1, v
+				}
+				p = q
+			case "data":
+				q, ok := objectEnd(b, p)
+				if !ok || !json.Valid(b[p:q]) {
+					return false
+				}
+				k, r.Data = 2, slices.Clone(b[p:q])
+				p = q
+			default:
+				return false
+			}
+			if seen[k] {
+				return false
+			}
+			seen[k] = true
+			p = skipSpace(b, p)
+			if p >= len(b) {
+				return false
+			}
+			if b[p] == '}' {
+				p++
+				break
+			}
+			if b[p] != ',' {
+				return false
+			}
+			p = skipSpace(b, p+1)
+		}
+	}
+	return skipSpace(b, p) == len(b)
+}
+
+// DecodeSend parses a send's data, as DecodeData(data, &Send{}) does.
+func DecodeSend(data json.RawMessage) (Send, error) {
+	var s Send
+	if decodeSendFast(data, &s) {
+		return s, nil
+	}
+	s = Send{}
+	err := DecodeData(data, &s)
+	return s, err
+}
+
+// decodeSendFast parses the plain form of a send's data (see above).
+func decodeSendFast(b []byte, s *Send) bool {
+	var seen [5]bool
+	p := skipSpace(b, 0)
+	if p >= len(b) || b[p] != '{' {
+		return false
+	}
+	p = skipSpace(b, p+1)
+	if p < len(b) && b[p] == '}' {
+		return skipSpace(b, p+1) == len(b)
+	}
+	for {
+		key, q, ok := plainString(b, p)
+		if !ok {
+			return false
+		}
+		p = skipSpace(b, q)
+		if p >= len(b) || b[p] != ':' {
+			return false
+		}
+		v, q, ok := plainString(b, skipSpace(b, p+1))
+		if !ok {
+			return false
+		}
+		p = q
+		var k int
+		switch key {
+		case "conversation_id":
+			k, s.ConversationID = 0, v
+		case "client_id":
+			k, s.ClientID = 1, v
+		case "type":
+			k, s.Type = 2, parley.MessageType(v)
+		case "text":
+			k, s.Text = 3, v
+		case "attachment_id":
+			k, s.AttachmentID = 4, v
+		default:
+			return false
+		}
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		p = skipSpace(b, p)
+		if p >= len(b) {
+			return false
+		}
+		if b[p] == '}' {
+			return skipSpace(b, p+1) == len(b)
+		}
+		if b[p] != ',' {
+			return false
+		}
+		p = skipSpace(b, p+1)
+	}
+}
+
+// skipSpace returns the first index at or after p that is not JSON
+// whitespace.
+func skipSpace(b []byte, p int) int {
+	for p < len(b) && (b[p] == ' ' || b[p] == '\t' || b[p] == '\n' || b[p] == '\r') {
+		p++
+	}
+	return p
+}
+
+// plainString reads the JSON string at b[p:], which must hold no escape
+// and no control character, and returns it and the index after it.
+// Callers pass valid UTF-8 (DecodeRequest checks the frame), so the bytes
+// are the string encoding/json would return.
+func plainString(b []byte, p int) (string, int, bool) {
+	if p >= len(b) || b[p] != '"' {
+		return "", 0, false
+	}
+	for i := p + 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return string(b[p+1 : i]), i + 1, true
+		case c == '\\' || c < 0x20:
+			return "", 0, false
+		}
+	}
+	return "", 0, false
+}
+
+// objectEnd returns the index after the JSON object that starts at b[p],
+// matching braces and brackets outside strings; it does not check the
+// object (the caller does).
+func objectEnd(b []byte, p int) (int, bool) {
+	if p >= len(b) || b[p] != '{' {
+		return 0, false
+	}
+	depth, inString := 0, false
+	for i := p; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1, c == '}'
+			}
+		}
+	}
+	return 0, false
+}
