@@ -38,16 +38,16 @@ func decodeRequestFast(b []byte, r *Request) bool {
 			}
 			p = skipSpace(b, p+1)
 			var k int
-			switch key {
+			switch string(key) {
 			case "op", "id":
 				v, q, ok := plainString(b, p)
 				if !ok {
 					return false
 				}
-				if key == "op" {
-					k, r.Op = 0, v
+				if string(key) == "op" {
+					k, r.Op = 0, string(v)
 				} else {
-					k, r.ID = 1, v
+					k, r.ID = 1, string(v)
 				}
 				p = q
 			case "data":
@@ -87,7 +87,12 @@ func DecodeSend(data json.RawMessage) (Send, error) {
 	if decodeSendFast(data, &s) {
 		return s, nil
 	}
-	s = Send{}
+	return decodeSendSlow(data)
+}
+
+// decodeSendSlow is DecodeSend's general path.
+func decodeSendSlow(data json.RawMessage) (Send, error) {
+	var s Send
 	err := DecodeData(data, &s)
 	return s, err
 }
@@ -118,17 +123,17 @@ func decodeSendFast(b []byte, s *Send) bool {
 		}
 		p = q
 		var k int
-		switch key {
+		switch string(key) {
 		case "conversation_id":
-			k, s.ConversationID = 0, v
+			k, s.ConversationID = 0, string(v)
 		case "client_id":
-			k, s.ClientID = 1, v
+			k, s.ClientID = 1, string(v)
 		case "type":
 			k, s.Type = 2, parley.MessageType(v)
 		case "text":
-			k, s.Text = 3, v
+			k, s.Text = 3, string(v)
 		case "attachment_id":
-			k, s.AttachmentID = 4, v
+			k, s.AttachmentID = 4, string(v)
 		default:
 			return false
 		}
@@ -160,22 +165,23 @@ func skipSpace(b []byte, p int) int {
 }
 
 // plainString reads the JSON string at b[p:], which must hold no escape
-// and no control character, and returns it and the index after it.
+// and no control character, and returns its bytes and the index after it.
 // Callers pass valid UTF-8 (DecodeRequest checks the frame), so the bytes
-// are the string encoding/json would return.
-func plainString(b []byte, p int) (string, int, bool) {
+// are the string encoding/json would return. They are b's: keys are
+// compared without a copy (switch string(key) does not allocate).
+func plainString(b []byte, p int) ([]byte, int, bool) {
 	if p >= len(b) || b[p] != '"' {
-		return "", 0, false
+		return nil, 0, false
 	}
 	for i := p + 1; i < len(b); i++ {
 		switch c := b[i]; {
 		case c == '"':
-			return string(b[p+1 : i]), i + 1, true
+			return b[p+1 : i], i + 1, true
 		case c == '\\' || c < 0x20:
-			return "", 0, false
+			return nil, 0, false
 		}
 	}
-	return "", 0, false
+	return nil, 0, false
 }
 
 // objectEnd returns the index after the JSON object that starts at b[p],

@@ -117,3 +117,34 @@ func TestFastPathsTaken(t *testing.T) {
 		t.Fatalf("a plain send's data missed the fast path: %+v", s)
 	}
 }
+
+// BenchmarkDecodeSend: a send frame as the load tool writes it, through
+// DecodeRequest and DecodeSend (fast) and through encoding/json alone.
+func BenchmarkDecodeSend(b *testing.B) {
+	frame := []byte(`{"op":"send","id":"s12345","data":{"conversation_id":"01a203cc-0904-79eb-a0fc-081096a164e0","client_id":"run1-17-12345","text":"pb|run1|17|0|12345|1795000000000000000"}}`)
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r, err := DecodeRequest(frame)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := DecodeSend(r.Data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var r Request
+			if err := json.Unmarshal(frame, &r); err != nil {
+				b.Fatal(err)
+			}
+			var s Send
+			if err := DecodeData(r.Data, &s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
