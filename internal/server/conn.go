@@ -1,13 +1,9 @@
 package server
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -745,46 +741,4 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bo
 
 func errorFrame(s *Server, id string, err error) []byte {
 	return encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: errorBody(s.log, err)})
-}
-
-// Buffer sizes of a WebSocket connection's bufio reader and writer. net/http
-// hands a hijacked connection its 4 KiB reader and 4 KiB writer, which
-// coder/websocket keeps for the connection's life: 8 KiB per idle
-// connection. Requests are small and larger payloads are read straight
-// into the caller's buffer; a message larger than the writer goes out in
-// two writes instead of one.
-const (
-	wsReadBuffer  = 1 << 10
-	wsWriteBuffer = 2 << 10
-)
-
-// smallBuffers wraps the ResponseWriter of a WebSocket upgrade so that
-// Hijack returns small bufio buffers (wsReadBuffer, wsWriteBuffer) instead
-// of net/http's, carrying over any bytes net/http had read ahead.
-type smallBuffers struct{ http.ResponseWriter }
-
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := brw.Writer.Flush(); err != nil { // the 101 response, if still buffered
-		nc.Close()
-		return nil, nil, err
-	}
-	n := brw.Reader.Buffered()
-	ahead, _ := brw.Reader.Peek(n)
-	ahead = bytes.Clone(ahead)
-	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(ahead), nc), max(wsReadBuffer, n))
-	if n > 0 {
-		// Pull the read-ahead into br's own buffer: coder/websocket takes
-		// what is buffered and then reads from nc directly.
-		if _, err := br.Peek(n); err != nil {
-			nc.Close()
-			return nil, nil, err
-		}
-	}
-	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, wsWriteBuffer)), nil
 }
