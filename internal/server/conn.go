@@ -358,13 +358,14 @@ func (h *hub) sweep(now time.Time, timeout time.Duration) {
 // small, and lets net/http's request and buffers go.
 //
 // ctx is the server's connection context: cancelled when a shutdown runs
-// out of time, which closes the WebSocket and ends every read and write.
+// out of time. The hello's read ends with it; after that the shutdown
+// closes every registered connection (Server.shutdown), and a connection
+// registered after that walk closes itself here: no per-connection
+// context.AfterFunc is kept for the connection's life.
 func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	c.ctx = ctx
-	stop := context.AfterFunc(ctx, func() { c.ws.CloseNow() })
 	hello, ok := c.readHello(ctx, pre)
 	if !ok {
-		stop()
 		return
 	}
 	s := c.s
@@ -372,6 +373,9 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	c.paused.Store(true) // not reading while welcome and the replay are written
 	c.touch()
 	head, quiet := s.hub.register(c, hello.ResumeFrom)
+	if ctx.Err() != nil {
+		c.ws.CloseNow() // registered after the shutdown's walk (see Server.shutdown)
+	}
 	s.metrics.connections.Inc()
 	s.pres.connect(c.user.ID)
 	s.log.Debug("connected", "user", c.user.ID, "session", c.session, "ip", c.ip)
@@ -398,7 +402,6 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	s.connWG.Add(1)
 	go func() {
 		defer s.connWG.Done()
-		defer stop()
 		c.readLoop()
 		c.end()
 	}()

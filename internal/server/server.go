@@ -276,7 +276,12 @@ func (s *Server) shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
+		// Cancelled before the walk: a connection registering after it
+		// sees the cancelled context and closes itself (see conn.serve).
 		s.cancelConn()
+		for _, c := range s.hub.conns() {
+			c.ws.CloseNow()
+		}
 		for _, hs := range servers {
 			hs.Close()
 		}

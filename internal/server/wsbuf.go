@@ -178,8 +178,6 @@ type frameWriter struct {
 	hdr  [14]byte // the header of the current frame, as read so far
 	nh   int      // bytes of hdr read
 	left int64    // payload bytes of the current frame still to come, once hdr is whole
-	vec  [2][]byte
-	bufs net.Buffers // vec, for writev without allocating
 }
 
 func (w *frameWriter) Write(p []byte) (int, error) {
@@ -277,10 +275,9 @@ func (w *frameWriter) flush(extra []byte) error {
 	case len(extra) == 0:
 		_, err = w.nc.Write(*w.buf)
 	default:
-		w.vec[0], w.vec[1] = *w.buf, extra
-		w.bufs = w.vec[:]
-		_, err = w.bufs.WriteTo(w.nc)
-		w.vec, w.bufs = [2][]byte{}, nil
+		// Rare (a frame over frameBufBytes): the slice may allocate.
+		bufs := net.Buffers{*w.buf, extra}
+		_, err = bufs.WriteTo(w.nc)
 	}
 	if w.buf != nil {
 		*w.buf = (*w.buf)[:0]
