@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"time"
 
 	"github.com/parleychat/parley"
 )
@@ -15,6 +16,9 @@ const maxTrackedUsers = 1 << 18
 
 // warmPage is how many events warm reads per Store.Events call.
 const warmPage = 1000
+
+// warmTimeout bounds the warm-up a server does before it serves.
+const warmTimeout = 5 * time.Second
 
 // maxWarmUsers bounds the users whose rows and contacts warm reads (~50 us
 // each on SQLite, on this project's 2-core test machine).

@@ -205,7 +205,10 @@ func New(cfg Config) (*Server, error) {
 	s.hub.start(head)
 	// Before serving: warming costs less than the reads it saves a
 	// reconnect storm, but only if it is done before the storm arrives.
-	s.hub.warm(ctx, head, cfg.ResumeLimit)
+	// It is bounded (warmTimeout): a slow store only makes it partial.
+	wctx, wcancel := context.WithTimeout(ctx, warmTimeout)
+	s.hub.warm(wctx, head, cfg.ResumeLimit)
+	wcancel()
 	s.handler = s.routes()
 
 	s.bg.Add(4)
