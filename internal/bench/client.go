@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -126,10 +127,66 @@ func newDialer(n, base int) *dialer {
 	for i := range n {
 		ip := net.IPv4(127, 0, 0, byte(base+i))
 		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
-		tr := &http.Transport{DialContext: nd.DialContext, DisableCompression: true, MaxIdleConns: -1}
-		d.clients = append(d.clients, &http.Client{Transport: tr})
+		d.clients = append(d.clients, &http.Client{Transport: upgradeTransport{nd}})
 	}
 	return d
+}
+
+// upgradeTransport is an http.RoundTripper for WebSocket upgrades only,
+// which coder/websocket's Dial sends through an http.Client: each request
+// gets a fresh TCP connection, written with Request.Write, its response
+// read with http.ReadResponse, and on 101 the connection itself is the
+// response body, as coder/websocket needs (an io.ReadWriteCloser).
+// net/http's Transport does the same through its connection pool, with
+// two goroutines and 8 KiB of buffers per connection and a second buffered
+// reader on every read; in a reconnect storm the load tool shares the
+// machine's CPU with the server, so its own cost per dial matters.
+type upgradeTransport struct{ d *net.Dialer }
+
+// upgradedConn is the connection after a 101: reads go through the reader
+// the response was parsed with (it may hold bytes read ahead).
+type upgradedConn struct {
+	*bufio.Reader
+	net.Conn
+}
+
+func (c upgradedConn) Read(p []byte) (int, error) { return c.Reader.Read(p) }
+
+func (t upgradeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	nc, err := t.d.DialContext(ctx, "tcp", req.URL.Host)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		nc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if err := req.Write(nc); err != nil {
+		return fail(err)
+	}
+	br := bufio.NewReaderSize(nc, 1024)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return fail(err)
+	}
+	if !stop() { // ctx ended: nc is closed
+		return nil, ctx.Err()
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{resp.Body, nc}
+		return resp, nil
+	}
+	resp.Body = upgradedConn{br, nc}
+	return resp, nil
 }
 
 func (d *dialer) dial(ctx context.Context, url string, i int) (*websocket.Conn, error) {
