@@ -17,7 +17,9 @@ import (
 func TestSendGateKeepsOrder(t *testing.T) {
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
 		c.Limits = server.Unlimited()
-		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 20, 2
+		// One token a second: slow enough that no token comes back while
+		// the first three sends run, even on a loaded machine.
+		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 1, 2
 	}))
 	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
 	srv.Token(t, "bob", "Bob")
@@ -29,7 +31,7 @@ func TestSendGateKeepsOrder(t *testing.T) {
 	if f.Type != protocol.TypeError || f.Error.Code != parley.ERATELIMITED {
 		t.Fatalf("third send: %s %+v, want rate_limited", f.Type, f.Error)
 	}
-	// Let the limiter refill (20/s: one token per 50 ms). This wait is a
+	// Let the limiter refill (one token a second). This wait is a
 	// precondition, not a timed assertion: waiting longer changes nothing.
 	time.Sleep(time.Duration(f.Error.RetryAfterMS)*time.Millisecond + 100*time.Millisecond)
 
@@ -37,7 +39,7 @@ func TestSendGateKeepsOrder(t *testing.T) {
 		t.Fatalf("send after the refused one, before it is retried: %s, want rate_limited", code)
 	}
 	a.send(conv.ID, "c3", "three") // the refused message opens the gate
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond) // a token for c4 (a precondition, as above)
 	a.send(conv.ID, "c4", "four")
 
 	var page parley.MessagePage
