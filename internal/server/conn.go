@@ -55,6 +55,7 @@ const maxBatchBytes = 64 << 10
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
+	idle    *idleConn       // ws's net.Conn when reads wait with no buffer; else nil
 	ctx     context.Context // the server's connection context (serve's ctx)
 	ip      string
 	session string
@@ -430,6 +431,9 @@ func (c *conn) readLoop() {
 	for {
 		// No deadline here: the heartbeat sweep and a shutdown close the
 		// WebSocket, which ends the read.
+		if c.idle != nil {
+			c.idle.wait() // idle here, not deep in coder/websocket's read
+		}
 		typ, bp, err := c.read()
 		if err != nil {
 			return

@@ -333,7 +333,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		pre = &u
 	}
-	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w}
+	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled,
 	})
@@ -351,5 +352,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.connWG.Add(1)
 	s.mu.Unlock()
 	defer s.connWG.Done()
-	newConn(s, ws, ip).serve(s.connCtx, pre)
+	c := newConn(s, ws, ip)
+	c.idle = sb.ic
+	c.serve(s.connCtx, pre)
 }

@@ -42,11 +42,17 @@ var (
 // smallBuffers wraps the ResponseWriter of a WebSocket upgrade so that
 // Hijack returns the idle-friendly reader and writer above, carrying over
 // any bytes net/http had read ahead.
-type smallBuffers struct{ http.ResponseWriter }
+//
+// After the upgrade, ic is the connection's idleConn (nil without RawConn):
+// the reader calls its wait between messages.
+type smallBuffers struct {
+	http.ResponseWriter
+	ic *idleConn
+}
 
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -63,9 +69,8 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// what the reader has buffered, here nothing), so the read-ahead and
 	// the buffering live in the net.Conn.
 	if rc := rawConn(nc); rc != nil {
-		ic := &idleConn{Conn: nc, rc: rc, ahead: ahead}
-		ic.readFn = ic.readFD
-		return ic, bufio.NewReadWriter(bufio.NewReaderSize(ic, tinyBuffer), bw), nil
+		w.ic = newIdleConn(nc, rc, ahead)
+		return w.ic, bufio.NewReadWriter(bufio.NewReaderSize(w.ic, tinyBuffer), bw), nil
 	}
 	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(ahead), nc), max(wsReadBuffer, n))
 	if n > 0 {
@@ -96,36 +101,79 @@ func rawConn(nc net.Conn) syscall.RawConn {
 }
 
 // idleConn is a net.Conn whose reads hold a buffer only while bytes read
-// from the socket wait to be taken. Read is called by one goroutine at a
-// time (coder/websocket's reader, under its read lock).
+// from the socket wait to be taken. It hands bytes out no further than the
+// end of the current WebSocket frame, so once coder/websocket has read a
+// whole message its bufio.Reader holds nothing and every byte not yet
+// read is in ahead: wait can then tell whether anything is pending.
+//
+// Read and wait are serialised by mu, which is held while they block on
+// the socket: the callers are the connection's reader and, while a close
+// handshake runs, the writer's Close; data or closing the socket releases
+// them.
 type idleConn struct {
 	net.Conn
 	rc     syscall.RawConn
+	readFn func(fd uintptr) bool // readFD, bound once
+
+	mu     sync.Mutex
 	ahead  []byte  // bytes read and not yet taken
 	pooled *[]byte // ahead's buffer when it came from readAheadPool
-	readFn func(fd uintptr) bool
+	frames frameTracker
+	n      int   // readFD's result
+	err    error // readFD's result
+}
 
-	// readFD's result
-	n   int
-	err error
+func newIdleConn(nc net.Conn, rc syscall.RawConn, ahead []byte) *idleConn {
+	c := &idleConn{Conn: nc, rc: rc, ahead: ahead}
+	c.readFn = c.readFD
+	return c
 }
 
 func (c *idleConn) Read(p []byte) (int, error) {
-	if len(c.ahead) > 0 {
-		n := copy(p, c.ahead)
-		c.ahead = c.ahead[n:]
-		if len(c.ahead) == 0 {
-			c.release()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(c.ahead) == 0 {
+		if left := c.frames.payloadLeft(); left >= readAheadBytes && len(p) >= readAheadBytes {
+			// A large payload: straight into the caller's buffer.
+			n, err := c.Conn.Read(p[:min(int64(len(p)), left)])
+			c.frames.consume(p[:n])
+			return n, err
 		}
-		return n, nil
+		if err := c.fill(); err != nil {
+			return 0, err
+		}
 	}
-	if len(p) >= readAheadBytes {
-		return c.Conn.Read(p) // a large payload: straight into the caller's buffer
+	k, _ := c.frames.consume(c.ahead[:min(len(p), len(c.ahead))])
+	copy(p, c.ahead[:k])
+	c.ahead = c.ahead[k:]
+	if len(c.ahead) == 0 {
+		c.release()
 	}
-	// Wait for data with no buffer held, then read ahead.
+	return k, nil
+}
+
+// wait blocks until there are bytes to read (or the socket fails), with
+// a shallow stack and no buffer while the socket is idle. The reader
+// calls it between messages: parked in coder/websocket's deeper read
+// path instead, idle readers would make the runtime start new goroutines
+// with (and keep) larger stacks. A failure is left for the next Read.
+func (c *idleConn) wait() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.ahead) == 0 {
+		_ = c.fill()
+	}
+}
+
+// fill waits for the socket to be readable, holding no buffer, then
+// reads what it has into a pooled buffer. c.mu is held.
+func (c *idleConn) fill() error {
 	if err := c.rc.Read(c.readFn); err != nil {
 		c.release()
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+		return &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 	}
 	if c.err != nil || c.n == 0 {
 		err := c.err
@@ -133,10 +181,10 @@ func (c *idleConn) Read(p []byte) (int, error) {
 		if err == nil {
 			err = io.EOF
 		}
-		return 0, err
+		return err
 	}
 	c.ahead = (*c.pooled)[:c.n]
-	return c.Read(p)
+	return nil
 }
 
 // readFD reads what the socket has into a pooled buffer; it reports false
@@ -162,6 +210,49 @@ func (c *idleConn) release() {
 	c.ahead = nil
 }
 
+// frameTracker follows WebSocket frame boundaries in a byte stream,
+// reading each header only for the frame's length.
+type frameTracker struct {
+	hdr  [14]byte // the current frame's header, as far as seen
+	nh   int      // bytes of hdr seen
+	left int64    // payload bytes still to come, once hdr is whole
+}
+
+// consume advances over the leading bytes of p that belong to the current
+// frame and returns how many; end reports that they finish it.
+func (t *frameTracker) consume(p []byte) (k int, end bool) {
+	for k < len(p) {
+		if hl := headerLen(t.hdr[:t.nh]); hl == 0 || t.nh < hl {
+			t.hdr[t.nh] = p[k]
+			t.nh++
+			k++
+			hl = headerLen(t.hdr[:t.nh])
+			if hl == 0 || t.nh < hl {
+				continue
+			}
+			t.left = payloadLen(t.hdr[:t.nh])
+		} else {
+			m := int(min(int64(len(p)-k), t.left))
+			t.left -= int64(m)
+			k += m
+		}
+		if t.left == 0 {
+			t.nh = 0
+			return k, true
+		}
+	}
+	return k, false
+}
+
+// payloadLeft is what remains of the current frame's payload, or 0 while
+// its header is not whole.
+func (t *frameTracker) payloadLeft() int64 {
+	if hl := headerLen(t.hdr[:t.nh]); hl == 0 || t.nh < hl {
+		return 0
+	}
+	return t.left
+}
+
 // frameWriter sends what coder/websocket writes through its (16-byte)
 // bufio.Writer one WebSocket frame per write syscall. It reads each
 // frame's header only for the frame's length, gathers the frame in a
@@ -172,12 +263,10 @@ func (c *idleConn) release() {
 // Write is called only under coder/websocket's write lock, which also
 // orders frames; frameWriter needs no lock of its own.
 type frameWriter struct {
-	nc   net.Conn
-	err  error    // the first write error; every later Write returns it
-	buf  *[]byte  // the frame gathered so far; nil between frames
-	hdr  [14]byte // the header of the current frame, as read so far
-	nh   int      // bytes of hdr read
-	left int64    // payload bytes of the current frame still to come, once hdr is whole
+	nc     net.Conn
+	err    error   // the first write error; every later Write returns it
+	buf    *[]byte // the frame gathered so far; nil between frames
+	frames frameTracker
 }
 
 func (w *frameWriter) Write(p []byte) (int, error) {
@@ -186,27 +275,15 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
-		if hl := headerLen(w.hdr[:w.nh]); hl == 0 || w.nh < hl {
-			w.hdr[w.nh] = p[0]
-			w.nh++
-			p = p[1:]
-			if hl = headerLen(w.hdr[:w.nh]); hl > 0 && w.nh == hl {
-				w.left = payloadLen(w.hdr[:w.nh])
-				w.gather(w.hdr[:w.nh])
-			}
-		} else {
-			k := int(min(int64(len(p)), w.left))
-			if err := w.payload(p[:k]); err != nil {
-				return 0, err
-			}
-			w.left -= int64(k)
-			p = p[k:]
+		k, end := w.frames.consume(p)
+		if err := w.add(p[:k]); err != nil {
+			return 0, err
 		}
-		if hl := headerLen(w.hdr[:w.nh]); hl > 0 && w.nh == hl && w.left == 0 {
+		p = p[k:]
+		if end {
 			if err := w.flush(nil); err != nil {
 				return 0, err
 			}
-			w.nh = 0
 		}
 	}
 	return n, nil
@@ -247,21 +324,17 @@ func payloadLen(h []byte) int64 {
 	}
 }
 
-// gather appends b (small: a header) to the frame buffer.
-func (w *frameWriter) gather(b []byte) {
+// add adds bytes of the current frame: gathered while they fit, else
+// written at once after what is gathered (the frame is then larger than
+// the buffer).
+func (w *frameWriter) add(b []byte) error {
 	if w.buf == nil {
 		w.buf = frameBufPool.Get().(*[]byte)
 	}
-	*w.buf = append(*w.buf, b...)
-}
-
-// payload adds payload bytes b: gathered while they fit, else written at
-// once after what is gathered (the frame is then larger than the buffer).
-func (w *frameWriter) payload(b []byte) error {
-	if w.buf != nil && len(*w.buf)+len(b) > cap(*w.buf) {
+	if len(*w.buf)+len(b) > cap(*w.buf) {
 		return w.flush(b)
 	}
-	w.gather(b)
+	*w.buf = append(*w.buf, b...)
 	return nil
 }
 
@@ -270,8 +343,10 @@ func (w *frameWriter) payload(b []byte) error {
 func (w *frameWriter) flush(extra []byte) error {
 	var err error
 	switch {
-	case w.buf == nil:
-		_, err = w.nc.Write(extra)
+	case w.buf == nil || len(*w.buf) == 0:
+		if len(extra) > 0 {
+			_, err = w.nc.Write(extra)
+		}
 	case len(extra) == 0:
 		_, err = w.nc.Write(*w.buf)
 	default:

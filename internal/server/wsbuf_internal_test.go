@@ -26,13 +26,20 @@ func TestSmallBuffersEcho(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(smallBuffers{w}, r, nil)
+		sb := &smallBuffers{ResponseWriter: w}
+		ws, err := websocket.Accept(sb, r, nil)
 		if err != nil {
 			t.Errorf("accept: %v", err)
 			return
 		}
+		if sb.ic == nil {
+			t.Errorf("no idleConn on a TCP connection")
+		}
 		ws.SetReadLimit(2 << 20)
 		for {
+			if sb.ic != nil {
+				sb.ic.wait() // as the reader does: must not block with a message buffered
+			}
 			typ, b, err := ws.Read(context.Background())
 			if err != nil {
 				return
@@ -66,6 +73,21 @@ func TestSmallBuffersEcho(t *testing.T) {
 			got <- b
 		}
 	}()
+	// A burst: many messages (and pings) in flight at once, so that one
+	// read from the socket holds several frames.
+	var burst [][]byte
+	for i := range 200 {
+		burst = append(burst, []byte(strings.Repeat("x", i%40)))
+		if err := c.Write(ctx, websocket.MessageText, burst[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range burst {
+		b, ok := <-got
+		if !ok || !bytes.Equal(b, burst[i]) {
+			t.Fatalf("burst message %d: got %q (ok %v)", i, b, ok)
+		}
+	}
 	for round := range 2 {
 		for i, n := range wsbufSizes {
 			want := bytes.Repeat([]byte{byte('a' + i%26)}, n)
