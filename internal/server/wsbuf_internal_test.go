@@ -166,3 +166,27 @@ func TestFrameWriterOneWritePerFrame(t *testing.T) {
 		}
 	}
 }
+
+// discardConn is a net.Conn whose writes go nowhere.
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkFrameWrite writes a 200-byte frame the way coder/websocket does,
+// through frameWriter (pool) or a 2 KiB bufio.Writer (the old buffers).
+func BenchmarkFrameWrite(b *testing.B) {
+	payload := bytes.Repeat([]byte("x"), 200)
+	hdr := []byte{0x81, 126, 0, 200}
+	run := func(b *testing.B, bw *bufio.Writer) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, c := range hdr {
+				bw.WriteByte(c)
+			}
+			bw.Write(payload)
+			bw.Flush()
+		}
+	}
+	b.Run("frameWriter", func(b *testing.B) { run(b, bufio.NewWriterSize(&frameWriter{nc: discardConn{}}, tinyBuffer)) })
+	b.Run("bufio2KiB", func(b *testing.B) { run(b, bufio.NewWriterSize(discardConn{}, 2<<10)) })
+}
