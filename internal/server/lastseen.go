@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/parleychat/parley"
@@ -94,13 +95,12 @@ func (h *hub) warm(ctx context.Context, head int64, n int) {
 	if floor >= head {
 		return
 	}
+	start := time.Now()
 	last := make(map[string]int64)
 	for after := floor; after < head; {
 		evs, err := h.store.Events(ctx, after, warmPage)
 		if err != nil {
-			if ctx.Err() == nil {
-				h.log.Warn("hub: warming the resume index", "err", err)
-			}
+			h.log.Warn("hub: warming the resume index", "err", err)
 			return
 		}
 		if len(evs) == 0 {
@@ -127,12 +127,18 @@ func (h *hub) warm(ctx context.Context, head int64, n int) {
 		slices.SortFunc(users, func(a, b string) int { return cmp.Compare(last[b], last[a]) })
 		users = users[:maxWarmUsers]
 	}
+	// The two reads are independent: on a multi-core machine they overlap.
+	var wg sync.WaitGroup
 	if h.warmUsers != nil {
-		if err := h.warmUsers(ctx, users); err != nil && ctx.Err() == nil {
-			h.log.Warn("hub: warming the users", "err", err)
-		}
+		wg.Go(func() {
+			if err := h.warmUsers(ctx, users); err != nil {
+				h.log.Warn("hub: warming the users", "err", err)
+			}
+		})
 	}
-	if err := h.contacts.warm(ctx, users); err != nil && ctx.Err() == nil {
+	if err := h.contacts.warm(ctx, users); err != nil {
 		h.log.Warn("hub: warming the contacts cache", "err", err)
 	}
+	wg.Wait()
+	h.log.Info("warmed up", "events", head-floor, "users", len(users), "took", time.Since(start).Round(time.Millisecond))
 }
