@@ -38,7 +38,7 @@ func TestSendGateKeepsOrder(t *testing.T) {
 	if code := a.fail(protocol.OpSend, protocol.Send{ConversationID: conv.ID, ClientID: "c4", Text: "four"}); code != parley.ERATELIMITED {
 		t.Fatalf("send after the refused one, before it is retried: %s, want rate_limited", code)
 	}
-	a.send(conv.ID, "c3", "three") // the refused message opens the gate
+	a.send(conv.ID, "c3", "three")      // the refused message opens the gate
 	time.Sleep(1100 * time.Millisecond) // a token for c4 (a precondition, as above)
 	a.send(conv.ID, "c4", "four")
 
