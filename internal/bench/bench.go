@@ -80,6 +80,9 @@ type Config struct {
 	// executable with args "bench --worker". The env var
 	// PARLEY_BENCH_WORKER=1 is always set.
 	WorkerCommand []string
+	// WorkerCPUProfile, when set, makes each worker process (Procs > 1)
+	// write its own CPU profile to WorkerCPUProfile + ".worker" + N.
+	WorkerCPUProfile string
 	// Label describes the server (store, mode) in the report.
 	Label string
 	// Log gets progress lines (nil: none).
@@ -231,6 +234,15 @@ type Storm struct {
 	Resyncs         int64   `json:"resyncs"`
 	Reconnects      int64   `json:"reconnect_attempts"`
 	Resent          int64   `json:"resent_sends"`
+	// CPU from the outage to the last resume (from /proc; 0 when not
+	// known). The server's is the restarted process's since it started
+	// (warm-up included; in drop mode, since the drop); the load tool's is
+	// its workers' (see workersCPU). Both
+	// include the message load and heartbeats running meanwhile.
+	ServerCPUSeconds float64 `json:"server_cpu_s,omitempty"`
+	ServerCPUPerConn float64 `json:"server_cpu_us_per_client,omitempty"`
+	LoadCPUSeconds   float64 `json:"load_cpu_s,omitempty"`
+	LoadCPUPerConn   float64 `json:"load_cpu_us_per_client,omitempty"`
 }
 
 // link is the parent's end of one worker.
@@ -339,6 +351,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			DialConcurrency: cfg.DialConcurrency, BackoffBase: cfg.BackoffBase, BackoffMax: cfg.BackoffMax,
 			Reconnect: cfg.Scenario == "storm",
 		}
+		if cfg.WorkerCPUProfile != "" && cfg.Procs > 1 {
+			job.CPUProfile = fmt.Sprintf("%s.worker%d", cfg.WorkerCPUProfile, i)
+		}
 		user += nr*cfg.Members + ni
 		rm += nr
 		l, err := startWorker(ctx, cfg, job, &wg)
@@ -351,6 +366,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer func() {
 		for _, l := range links {
 			_ = l.in.Close()
+		}
+		// Let the workers exit on their own (a worker process writes its
+		// CPU profile as it exits) before cancel kills what is left.
+		deadline := time.After(5 * time.Second)
+		for _, l := range links {
+			for open := true; open; {
+				select {
+				case _, open = <-l.replies:
+				case <-deadline:
+					return
+				}
+			}
 		}
 	}()
 	all := func(typ string, c *command) ([]Report, error) {
@@ -534,6 +561,13 @@ func storm(ctx context.Context, cfg Config, links []*link, share func(float64, i
 		return nil, Step{}, ctx.Err()
 	}
 	down := time.Now()
+	load0, loadKnown := workersCPU(links, cfg.Server)
+	var srv0 time.Duration
+	if cfg.Restart == "drop" {
+		if ps, err := readProcStat(cfg.Server.PID()); err == nil {
+			srv0 = ps.CPU
+		}
+	}
 	switch cfg.Restart {
 	case "drop":
 		for _, l := range links {
@@ -591,6 +625,16 @@ func storm(ctx context.Context, cfg Config, links []*link, share func(float64, i
 			}
 		}
 	}
+	// Read right after the last worker reported everyone resumed (workers
+	// poll every 5 ms), so the window ends at about the last resume.
+	if load1, ok := workersCPU(links, cfg.Server); ok && loadKnown {
+		st.LoadCPUSeconds = (load1 - load0).Seconds()
+	}
+	if pid := cfg.Server.PID(); pid > 0 {
+		if ps, err := readProcStat(pid); err == nil {
+			st.ServerCPUSeconds = (ps.CPU - srv0).Seconds()
+		}
+	}
 	var last int64
 	for _, r := range resumed {
 		st.Resumed += r.Resumed
@@ -604,6 +648,10 @@ func storm(ctx context.Context, cfg Config, links []*link, share func(float64, i
 	}
 	if last > 0 {
 		st.AllResumedAfter = max(float64(last-ready.UnixNano())/1e9, 0)
+	}
+	if st.Resumed > 0 {
+		st.ServerCPUPerConn = st.ServerCPUSeconds / float64(st.Resumed) * 1e6
+		st.LoadCPUPerConn = st.LoadCPUSeconds / float64(st.Resumed) * 1e6
 	}
 	st.ResumeP50 = h.Quantile(0.5).Seconds()
 	st.ResumeP99 = h.Quantile(0.99).Seconds()
@@ -620,6 +668,27 @@ func storm(ctx context.Context, cfg Config, links []*link, share func(float64, i
 	s.Latency = lat.Summary()
 	logf("storm: %d resumed, the last %.2fs after the server was ready", st.Resumed, st.AllResumedAfter)
 	return st, s, nil
+}
+
+// workersCPU is the CPU time of every worker process, from /proc. A worker
+// in this process counts as this process (the parent's own work is small)
+// when the server is a process of its own; ok is false otherwise.
+func workersCPU(links []*link, srv Server) (time.Duration, bool) {
+	var sum time.Duration
+	for _, l := range links {
+		pid := os.Getpid()
+		if l.cmd != nil && l.cmd.Process != nil {
+			pid = l.cmd.Process.Pid
+		} else if srv.PID() == 0 || len(links) > 1 {
+			return 0, false
+		}
+		ps, err := readProcStat(pid)
+		if err != nil {
+			return 0, false
+		}
+		sum += ps.CPU
+	}
+	return sum, true
 }
 
 func validScenario(s string) bool {

@@ -63,6 +63,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("storm\t%s: server down to ready %.2f s", s.Mode, s.DownSeconds)
 		p("resumed\t%d of %d, the last %.2f s after ready (p50 %.2f s, p99 %.2f s)", s.Resumed, s.Of, s.AllResumedAfter, s.ResumeP50, s.ResumeP99)
 		p("replayed\t%d events, %d resyncs, %d reconnects, %d sends resent", s.Replayed, s.Resyncs, s.Reconnects, s.Resent)
+		if s.ServerCPUSeconds > 0 || s.LoadCPUSeconds > 0 {
+			p("storm CPU\tserver %s s (%s us/client), load workers %s s (%s us/client), outage to last resume",
+				orDash(s.ServerCPUSeconds, "%.2f"), orDash(s.ServerCPUPerConn, "%.0f"),
+				orDash(s.LoadCPUSeconds, "%.2f"), orDash(s.LoadCPUPerConn, "%.0f"))
+		}
 	}
 	if s := r.Resume; s != nil {
 		p("resume\t%d runs: p50 %.2f ms, p99 %.2f ms, max %.2f ms (hello to resumed)", s.Count, s.P50MS, s.P99MS, s.MaxMS)

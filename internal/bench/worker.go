@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,6 +47,10 @@ type Job struct {
 	// Reconnect makes clients reconnect and resume after a drop (storm);
 	// otherwise a lost connection is reported as a failure.
 	Reconnect bool `json:"reconnect"`
+	// CPUProfile, when set, is a file the worker writes its CPU profile
+	// to, from its start to its end (worker processes only: a worker in
+	// the parent is covered by the parent's profile).
+	CPUProfile string `json:"cpu_profile,omitempty"`
 
 	// floor: the process's role (writer or reader), its connections, the
 	// mode (tcp or ws), the frame size and the writer's address.
@@ -184,6 +190,17 @@ func Worker(ctx context.Context, in io.Reader, out io.Writer) error {
 	var job Job
 	if err := json.Unmarshal(sc.Bytes(), &job); err != nil {
 		return fmt.Errorf("bench worker: bad job: %w", err)
+	}
+	if job.CPUProfile != "" {
+		f, err := os.Create(job.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("bench worker: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench worker: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if job.Scenario == "floor" {
 		return floorWorker(ctx, job, sc, enc)
