@@ -89,6 +89,10 @@ type conn struct {
 	// gate keeps sends in order after a rate-limited one; only the worker
 	// (one request or run of sends at a time) uses it. See dispatchSends.
 	gate sendGate
+
+	// hubPrev and hubNext link the connections of the same user on this
+	// node (hub.users); guarded by hub.mu.
+	hubPrev, hubNext *conn
 }
 
 type outFrame struct {
@@ -331,8 +335,8 @@ func (h *hub) sweep(now time.Time, timeout time.Duration) {
 	wcut := now.Add(-writeTimeout).UnixNano()
 	var silent, stuck []*conn
 	h.mu.Lock()
-	for _, m := range h.users {
-		for c := range m {
+	for _, first := range h.users {
+		for c := first; c != nil; c = c.hubNext {
 			if c.lastRead.Load() <= cut && !c.paused.Load() {
 				silent = append(silent, c)
 			}
@@ -398,14 +402,28 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	c.paused.Store(false)
 
 	// The reader goroutine is counted in connWG (serveWS's count is held
-	// until this returns, so the Add cannot race Shutdown's Wait) and ends
-	// the connection when it returns.
+	// until this returns, so the Add cannot race Shutdown's Wait).
 	s.connWG.Add(1)
-	go func() {
-		defer s.connWG.Done()
-		c.readLoop()
-		c.end()
-	}()
+	go c.reader()
+}
+
+// reader runs the reader loop on a goroutine counted in connWG and ends
+// the connection when the loop ends, unless the loop handed the
+// connection to a fresh reader goroutine (see readLoop).
+func (c *conn) reader() {
+	defer c.s.connWG.Done()
+	if c.readLoop() {
+		return
+	}
+	c.end()
+}
+
+// handOff starts a fresh reader goroutine for the connection; the caller
+// returns at once. Its count in connWG is taken before the caller's is
+// released, so Shutdown's Wait cannot see zero in between.
+func (c *conn) handOff() {
+	c.s.connWG.Add(1)
+	go c.reader()
 }
 
 // end tears the connection down after the reader returned: it closes the
@@ -424,25 +442,43 @@ func (c *conn) end() {
 	s.log.Debug("disconnected", "user", c.user.ID, "session", c.session)
 }
 
-// readLoop reads frames until the connection ends. It answers ping at once
-// (so a client whose requests wait on a slow store still hears from the
-// server) and hands every other request to the worker, in order.
-func (c *conn) readLoop() {
+// readLoop reads frames until the connection ends, and then returns
+// false. It answers ping at once (so a client whose requests wait on a
+// slow store still hears from the server) and hands every other request to
+// the worker, in order.
+//
+// When the socket has nothing more to read after a message, it hands the
+// connection to a fresh reader goroutine (handOff) and returns true. The
+// read path (coder/websocket, JSON) grows a goroutine's stack past the
+// runtime's smallest (2 KiB) to 4 KiB or more, and a stack only shrinks at
+// a GC when under a quarter of it is in use, which a parked reader never
+// is. A fresh goroutine starts with the runtime's starting size (the
+// average stack in use at the last GC, 2 KiB once most connections idle
+// in wait), so an idle connection keeps a small stack. The cost is one
+// goroutine start per message that empties the socket, next to the
+// message's syscalls and decoding.
+func (c *conn) readLoop() (handedOff bool) {
+	read := false // this goroutine has read a message: its stack has grown
 	for {
 		// No deadline here: the heartbeat sweep and a shutdown close the
 		// WebSocket, which ends the read.
 		if c.idle != nil {
+			if read && !c.idle.pending() {
+				c.handOff()
+				return true
+			}
 			c.idle.wait() // idle here, not deep in coder/websocket's read
 		}
+		read = true
 		typ, bp, err := c.read()
 		if err != nil {
-			return
+			return false
 		}
 		c.touch()
 		if typ != websocket.MessageText {
 			readPool.Put(bp)
 			c.closeWith(protocol.CloseProtocolError, "binary frames are not allowed", false)
-			return
+			return false
 		}
 		if id, ok := plainPing(*bp); ok {
 			readPool.Put(bp)
@@ -458,7 +494,7 @@ func (c *conn) readLoop() {
 			continue
 		}
 		if !c.push(request{req, err}) {
-			return
+			return false
 		}
 	}
 }

@@ -47,8 +47,12 @@ type hub struct {
 	// events, to read them ahead of their reconnect (service.warmUsers).
 	warmUsers func(ctx context.Context, ids []string) error
 
-	mu        sync.Mutex // guards users, delivered and last
-	users     map[string]map[*conn]struct{}
+	mu sync.Mutex // guards users (and each conn's hubPrev, hubNext), delivered and last
+	// users maps a user to its first local connection; the others follow
+	// through conn.hubNext. A list threaded through the conns, not a set
+	// per user, because a user nearly always has one connection: an idle
+	// connection costs one map entry here and nothing more.
+	users     map[string]*conn
 	delivered int64
 	last      *lastEvents // who had an event lately: resumes with nothing to replay
 
@@ -65,7 +69,7 @@ type hub struct {
 func newHub(store parley.Store, log *slog.Logger, m *metrics) *hub {
 	return &hub{
 		store: store, log: log, metrics: m, contacts: newContactsCache(store),
-		users:   make(map[string]map[*conn]struct{}),
+		users:   make(map[string]*conn),
 		sig:     make(chan struct{}, 1),
 		pending: make(map[int64]parley.Event),
 	}
@@ -215,7 +219,7 @@ func (h *hub) deliver(ev parley.Event) {
 	h.delivered = ev.Pos
 	h.last.record(ev)
 	for _, uid := range ev.Audience {
-		for c := range h.users[uid] {
+		for c := h.users[uid]; c != nil; c = c.hubNext {
 			cs = append(cs, c)
 		}
 	}
@@ -237,7 +241,7 @@ func (h *hub) deliverEphemeral(users []string, b []byte) {
 	n := 0
 	h.mu.Lock()
 	for _, uid := range users {
-		for c := range h.users[uid] {
+		for c := h.users[uid]; c != nil; c = c.hubNext {
 			c.enqueue(b, true)
 			n++
 		}
@@ -253,12 +257,10 @@ func (h *hub) deliverEphemeral(users []string, b []byte) {
 func (h *hub) register(c *conn, from *int64) (head int64, quiet bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m := h.users[c.user.ID]
-	if m == nil {
-		m = make(map[*conn]struct{})
-		h.users[c.user.ID] = m
+	if first := h.users[c.user.ID]; first != nil {
+		c.hubNext, first.hubPrev = first, c
 	}
-	m[c] = struct{}{}
+	h.users[c.user.ID] = c
 	if from != nil && *from <= h.delivered {
 		quiet = h.last.quiet(c.user.ID, *from)
 	}
@@ -270,12 +272,23 @@ func (h *hub) register(c *conn, from *int64) (head int64, quiet bool) {
 func (h *hub) unregister(c *conn) (last bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m := h.users[c.user.ID]
-	delete(m, c)
-	if len(m) == 0 {
+	prev, next := c.hubPrev, c.hubNext
+	c.hubPrev, c.hubNext = nil, nil
+	if next != nil {
+		next.hubPrev = prev
+	}
+	if prev != nil {
+		prev.hubNext = next
+		return false
+	}
+	if h.users[c.user.ID] != c {
+		return false // not registered
+	}
+	if next == nil {
 		delete(h.users, c.user.ID)
 		return true
 	}
+	h.users[c.user.ID] = next
 	return false
 }
 
@@ -284,8 +297,8 @@ func (h *hub) conns() []*conn {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var cs []*conn
-	for _, m := range h.users {
-		for c := range m {
+	for _, first := range h.users {
+		for c := first; c != nil; c = c.hubNext {
 			cs = append(cs, c)
 		}
 	}

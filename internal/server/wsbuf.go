@@ -168,6 +168,14 @@ func (c *idleConn) wait() {
 	}
 }
 
+// pending reports whether bytes read from the socket wait to be taken:
+// then the next read does not wait.
+func (c *idleConn) pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ahead) > 0
+}
+
 // fill waits for the socket to be readable, holding no buffer, then
 // reads what it has into a pooled buffer. c.mu is held.
 func (c *idleConn) fill() error {
