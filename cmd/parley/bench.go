@@ -56,6 +56,7 @@ type benchCmd struct {
 
 	SourceAddrs  int           `help:"Loopback source addresses 127.0.0.2... to spread connections over (default 32)."`
 	DrainTimeout time.Duration `help:"How long to wait at the end for every message to arrive (default 15s)."`
+	WorkerProcs  int           `name:"worker-gomaxprocs" help:"GOMAXPROCS of each worker process (default: the CPUs divided between the workers, at least 1; -1: Go's default)."`
 	JSON         bool          `help:"Print the result as JSON."`
 	CPUProfile   string        `help:"Write this process's CPU profile here (with --server inproc it covers the server); worker processes write theirs to this path + .workerN."`
 }
@@ -76,7 +77,7 @@ func (c *benchCmd) Run(ctx context.Context, s *streams) error {
 		Restart: c.Restart, Window: c.Window, Missed: c.Missed, Repeat: c.Repeat, TextBytes: c.TextBytes,
 		Mode: c.Mode, FrameBytes: c.FrameBytes,
 		SourceAddrs: c.SourceAddrs, DrainTimeout: c.DrainTimeout, Log: s.err,
-		WorkerCPUProfile: c.CPUProfile,
+		WorkerCPUProfile: c.CPUProfile, WorkerMaxProcs: c.WorkerProcs,
 	}
 	d := cfg.Defaults()
 	if cfg.Procs == 0 {

@@ -250,11 +250,13 @@ func (c *client) fail(err error) {
 
 // session is one connection: dial, hello, welcome, then the read loop.
 func (c *client) session(ctx context.Context, first *bool, ready func(error)) error {
-	if err := c.w.dialSem.Acquire(ctx); err != nil {
-		return err
-	}
-	conn, err := c.w.dialer.dial(ctx, c.w.job.WSURL, c.addr)
-	c.w.dialSem.Release()
+	conn, err := c.w.refusals.dial(ctx, func(ctx context.Context) (*websocket.Conn, error) {
+		if err := c.w.dialSem.Acquire(ctx); err != nil {
+			return nil, err
+		}
+		defer c.w.dialSem.Release()
+		return c.w.dialer.dial(ctx, c.w.job.WSURL, c.addr)
+	})
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("storm\t%s: server down to ready %.2f s", s.Mode, s.DownSeconds)
 		p("resumed\t%d of %d, the last %.2f s after ready (p50 %.2f s, p99 %.2f s)", s.Resumed, s.Of, s.AllResumedAfter, s.ResumeP50, s.ResumeP99)
 		p("replayed\t%d events, %d resyncs, %d reconnects, %d sends resent", s.Replayed, s.Resyncs, s.Reconnects, s.Resent)
+		p("dials\t%d (since the start), %d refused; %d retries answered by another client's refused dial", s.Dials, s.Refused, s.SharedRefusals)
 		if s.ServerCPUSeconds > 0 || s.LoadCPUSeconds > 0 {
 			p("storm CPU\tserver %s s (%s us/client), load workers %s s (%s us/client), outage to last resume",
 				orDash(s.ServerCPUSeconds, "%.2f"), orDash(s.ServerCPUPerConn, "%.0f"),

@@ -104,14 +104,17 @@ type Report struct {
 	SendErrors  int64        `json:"send_errors,omitempty"`
 
 	// resumed (storm)
-	Connected    int          `json:"connected,omitempty"`
-	Resumed      int          `json:"resumed,omitempty"`
-	LastResumeNS int64        `json:"last_resume_ns,omitempty"`
-	ResumeTimes  HistSnapshot `json:"resume_times"`
-	Replayed     int64        `json:"replayed,omitempty"`
-	Resyncs      int64        `json:"resyncs,omitempty"`
-	Reconnects   int64        `json:"reconnects,omitempty"`
-	Resent       int64        `json:"resent,omitempty"`
+	Connected      int          `json:"connected,omitempty"`
+	Resumed        int          `json:"resumed,omitempty"`
+	LastResumeNS   int64        `json:"last_resume_ns,omitempty"`
+	ResumeTimes    HistSnapshot `json:"resume_times"`
+	Replayed       int64        `json:"replayed,omitempty"`
+	Resyncs        int64        `json:"resyncs,omitempty"`
+	Reconnects     int64        `json:"reconnects,omitempty"`
+	Resent         int64        `json:"resent,omitempty"`
+	Dials          int64        `json:"dials,omitempty"`
+	Refused        int64        `json:"refused,omitempty"`
+	SharedRefusals int64        `json:"shared_refusals,omitempty"`
 
 	// resume
 	ResumeLatency HistSnapshot `json:"resume_latency"`
@@ -137,8 +140,10 @@ type worker struct {
 	marker  []byte
 	dialer  *dialer
 	dialSem *semaphore
-	clients []*client
-	rooms   []*room
+	// refusals shares refused dials between the clients (see refusals).
+	refusals refusals
+	clients  []*client
+	rooms    []*room
 
 	latency    atomic.Pointer[Histogram]
 	ackLatency atomic.Pointer[Histogram]
@@ -578,6 +583,9 @@ func (w *worker) await(ctx context.Context, cmd command) Report {
 	}
 	r.ResumeTimes = h.Snapshot()
 	r.Resent = w.resent.Load()
+	r.Dials = w.refusals.dials.Load()
+	r.Refused = w.refusals.refused.Load()
+	r.SharedRefusals = w.refusals.shared.Load()
 	return r
 }
 
