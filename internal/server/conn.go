@@ -58,7 +58,7 @@ type conn struct {
 	idle    *idleConn       // ws's net.Conn when reads wait with no buffer; else nil
 	ctx     context.Context // the server's connection context (serve's ctx)
 	ip      string
-	session string
+	session uuid.UUID   // formatted only for welcome and logs
 	user    parley.User // set once by hello, before the conn is shared
 	batch   bool        // set once by hello: frames may share a message
 
@@ -108,7 +108,7 @@ type request struct {
 }
 
 func newConn(s *Server, ws *websocket.Conn, ip string) *conn {
-	return &conn{s: s, ws: ws, ip: ip, session: uuid.NewString()}
+	return &conn{s: s, ws: ws, ip: ip, session: uuid.New()}
 }
 
 func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
@@ -470,33 +470,42 @@ func (c *conn) readLoop() (handedOff bool) {
 			c.idle.wait() // idle here, not deep in coder/websocket's read
 		}
 		read = true
-		typ, bp, err := c.read()
-		if err != nil {
-			return false
-		}
-		c.touch()
-		if typ != websocket.MessageText {
-			readPool.Put(bp)
-			c.closeWith(protocol.CloseProtocolError, "binary frames are not allowed", false)
-			return false
-		}
-		if id, ok := plainPing(*bp); ok {
-			readPool.Put(bp)
-			c.enqueue(pongFrame(id), false)
-			continue
-		}
-		// DecodeRequest copies what it keeps (strings, data), so the
-		// buffer goes back to the pool at once.
-		req, err := protocol.DecodeRequest(*bp)
-		readPool.Put(bp)
-		if err == nil && req.Op == protocol.OpPing {
-			c.enqueue(pongFrame(req.ID), false)
-			continue
-		}
-		if !c.push(request{req, err}) {
+		if !c.readOne() {
 			return false
 		}
 	}
+}
+
+// readOne reads one message and answers or queues it; false ends the
+// connection. It is a function of its own, not part of readLoop, so that
+// its large frame (a decoded request) is not on the stack of a reader
+// parked in wait: the runtime sizes new goroutines' stacks on the average
+// in use at a GC, which parked readers mostly make.
+func (c *conn) readOne() bool {
+	typ, bp, err := c.read()
+	if err != nil {
+		return false
+	}
+	c.touch()
+	if typ != websocket.MessageText {
+		readPool.Put(bp)
+		c.closeWith(protocol.CloseProtocolError, "binary frames are not allowed", false)
+		return false
+	}
+	if id, ok := plainPing(*bp); ok {
+		readPool.Put(bp)
+		c.enqueue(pongFrame(id), false)
+		return true
+	}
+	// DecodeRequest copies what it keeps (strings, data), so the buffer
+	// goes back to the pool at once.
+	req, err := protocol.DecodeRequest(*bp)
+	readPool.Put(bp)
+	if err == nil && req.Op == protocol.OpPing {
+		c.enqueue(pongFrame(req.ID), false)
+		return true
+	}
+	return c.push(request{req, err})
 }
 
 // plainPing recognises the ping every client sends, exactly
@@ -727,7 +736,7 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bo
 		return err
 	}
 	w := protocol.Welcome{
-		User: c.user, SessionID: c.session, Head: head,
+		User: c.user, SessionID: c.session.String(), Head: head,
 		HeartbeatIntervalMS: s.cfg.HeartbeatInterval.Milliseconds(),
 		HeartbeatTimeoutMS:  s.cfg.HeartbeatTimeout.Milliseconds(),
 		MaxFrameBytes:       parley.MaxFrameBytes,
