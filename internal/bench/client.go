@@ -87,11 +87,14 @@ type client struct {
 
 	uniq, dups, unexpected atomic.Int64
 	connects               atomic.Int64
-	resumedAt              atomic.Int64 // unix ns of the last welcome (fresh) or resumed (resume)
-	replayed               atomic.Int64
-	resyncs                atomic.Int64
-	goAwayMS               atomic.Int64
-	failed                 atomic.Pointer[string]
+	// pingAt is when the heartbeat next pings this client (unix ns): one
+	// interval after its hello, then one after each ping.
+	pingAt    atomic.Int64
+	resumedAt atomic.Int64 // unix ns of the last welcome (fresh) or resumed (resume)
+	replayed  atomic.Int64
+	resyncs   atomic.Int64
+	goAwayMS  atomic.Int64
+	failed    atomic.Pointer[string]
 
 	// setup replies (create_group), by request id
 	replies chan []byte
@@ -250,11 +253,7 @@ func (c *client) fail(err error) {
 
 // session is one connection: dial, hello, welcome, then the read loop.
 func (c *client) session(ctx context.Context, first *bool, ready func(error)) error {
-	conn, err := c.w.refusals.dial(ctx, func(ctx context.Context) (*websocket.Conn, error) {
-		if err := c.w.dialSem.Acquire(ctx); err != nil {
-			return nil, err
-		}
-		defer c.w.dialSem.Release()
+	conn, err := c.w.refusals.dial(ctx, c.w.dialSem, func(ctx context.Context) (*websocket.Conn, error) {
 		return c.w.dialer.dial(ctx, c.w.job.WSURL, c.addr)
 	})
 	if err != nil {
@@ -274,6 +273,7 @@ func (c *client) session(ctx context.Context, first *bool, ready func(error)) er
 	req, _ := json.Marshal(protocol.Request{Op: protocol.OpHello, ID: "hello", Data: hb})
 	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	c.pingAt.Store(time.Now().Add(protocol.HeartbeatInterval).UnixNano())
 	if err := conn.Write(hctx, websocket.MessageText, req); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -27,12 +28,18 @@ import (
 // refused connects; on the load tool's machine they are paid from the CPU
 // the restarted server needs.
 //
+// Probes are at least probeGap apart: a client whose backoff ends just
+// after a probe waits up to probeGap for the next one, i.e. its attempt
+// is late by at most that much, and the load tool dials at most
+// 1/probeGap times a second per worker while the server is down.
+//
 // Any dial that succeeds, or fails otherwise than by a refusal, ends the
 // refusing state.
 type refusals struct {
 	mu     sync.Mutex
 	down   bool    // the last dial that reached a verdict was refused
 	flight *flight // the probe in flight while down, or nil
+	probed time.Time
 
 	dials   atomic.Int64 // dials made (TCP connects tried)
 	refused atomic.Int64 // of those, refused
@@ -40,6 +47,9 @@ type refusals struct {
 }
 
 // flight is one probe dial; done is closed when refused is set.
+// probeGap is the least time between two probes while the server refuses.
+const probeGap = 2 * time.Millisecond
+
 type flight struct {
 	done    chan struct{}
 	refused error // the refusal, or nil if the probe was not refused
@@ -48,12 +58,24 @@ type flight struct {
 // errorIsRefused reports whether err is a refused TCP connect.
 func errorIsRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
-// dial dials through dial, or while the server refuses, shares one dial's
-// outcome between the clients that retry meanwhile (see refusals). It is
-// safe for concurrent use.
-func (r *refusals) dial(ctx context.Context, dial func(context.Context) (*websocket.Conn, error)) (*websocket.Conn, error) {
-	r.mu.Lock()
-	if r.down {
+// errDownNow is dialNow's answer when the server was found refusing while
+// the dial waited for sem: the caller asks again (and waits for the probe).
+var errDownNow = errors.New("bench: server refusing")
+
+// dial dials through dial, with one of sem's slots, or while the server
+// refuses, shares one dial's outcome between the clients that retry
+// meanwhile (see refusals). It is safe for concurrent use.
+func (r *refusals) dial(ctx context.Context, sem *semaphore, dial func(context.Context) (*websocket.Conn, error)) (*websocket.Conn, error) {
+	for {
+		r.mu.Lock()
+		if !r.down {
+			r.mu.Unlock()
+			conn, err := r.dialNow(ctx, sem, dial, nil)
+			if err == errDownNow {
+				continue
+			}
+			return conn, err
+		}
 		if f := r.flight; f != nil {
 			r.mu.Unlock()
 			select {
@@ -65,22 +87,45 @@ func (r *refusals) dial(ctx context.Context, dial func(context.Context) (*websoc
 				r.shared.Add(1)
 				return nil, f.refused
 			}
-			return r.dialNow(ctx, dial, nil) // the server answers: dial for real
+			continue // the server answers: dial for real
 		}
 		f := &flight{done: make(chan struct{})}
 		r.flight = f
+		wait := time.Until(r.probed.Add(probeGap))
 		r.mu.Unlock()
-		return r.dialNow(ctx, dial, f)
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		return r.dialNow(ctx, sem, dial, f)
 	}
-	r.mu.Unlock()
-	return r.dialNow(ctx, dial, nil)
 }
 
-// dialNow makes one dial and records its verdict; f, when not nil, is the
-// probe it answers.
-func (r *refusals) dialNow(ctx context.Context, dial func(context.Context) (*websocket.Conn, error), f *flight) (*websocket.Conn, error) {
-	r.dials.Add(1)
-	conn, err := dial(ctx)
+// dialNow makes one dial with a slot of sem and records its verdict; f,
+// when not nil, is the probe it answers. Any other dial that finds the
+// server refusing once it has its slot (the refusal came while it waited
+// in a burst) gives the slot back and returns errDownNow.
+func (r *refusals) dialNow(ctx context.Context, sem *semaphore, dial func(context.Context) (*websocket.Conn, error), f *flight) (*websocket.Conn, error) {
+	err := sem.Acquire(ctx)
+	if err == nil && f == nil {
+		r.mu.Lock()
+		down := r.down
+		r.mu.Unlock()
+		if down {
+			sem.Release()
+			return nil, errDownNow
+		}
+	}
+	var conn *websocket.Conn
+	if err == nil {
+		r.dials.Add(1)
+		conn, err = dial(ctx)
+		sem.Release()
+	}
 	refused := err != nil && errorIsRefused(err)
 	if refused {
 		r.refused.Add(1)
@@ -90,6 +135,9 @@ func (r *refusals) dialNow(ctx context.Context, dial func(context.Context) (*web
 	r.mu.Lock()
 	if verdict {
 		r.down = refused
+	}
+	if refused {
+		r.probed = time.Now()
 	}
 	if f != nil {
 		r.flight = nil

@@ -17,7 +17,7 @@ var errRefused = fmt.Errorf("dial: %w", syscall.ECONNREFUSED)
 // refusalsDown returns refusals that have seen one refused dial.
 func refusalsDown(t *testing.T) *refusals {
 	r := &refusals{}
-	if _, err := r.dial(t.Context(), func(context.Context) (*websocket.Conn, error) { return nil, errRefused }); !errorIsRefused(err) {
+	if _, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*websocket.Conn, error) { return nil, errRefused }); !errorIsRefused(err) {
 		t.Fatalf("dial: %v, want refused", err)
 	}
 	return r
@@ -34,7 +34,7 @@ func TestRefusalsShared(t *testing.T) {
 				release := make(chan struct{})
 				probeDone := make(chan error)
 				go func() {
-					_, err := r.dial(t.Context(), func(context.Context) (*websocket.Conn, error) {
+					_, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*websocket.Conn, error) {
 						<-release
 						if probeRefused {
 							return nil, errRefused
@@ -47,7 +47,7 @@ func TestRefusalsShared(t *testing.T) {
 				dialled := false
 				waiterDone := make(chan error)
 				go func() {
-					_, err := r.dial(t.Context(), func(context.Context) (*websocket.Conn, error) {
+					_, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*websocket.Conn, error) {
 						dialled = true
 						return nil, nil
 					})
@@ -80,7 +80,7 @@ func TestRefusalsShared(t *testing.T) {
 // a dial cut short by its context gives no verdict.
 func TestRefusalsNotDown(t *testing.T) {
 	r := refusalsDown(t)
-	if _, err := r.dial(t.Context(), func(context.Context) (*websocket.Conn, error) { return nil, errors.New("reset") }); err == nil || errorIsRefused(err) {
+	if _, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*websocket.Conn, error) { return nil, errors.New("reset") }); err == nil || errorIsRefused(err) {
 		t.Fatalf("dial: %v", err)
 	}
 	if r.down {
@@ -89,7 +89,7 @@ func TestRefusalsNotDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	r = refusalsDown(t)
-	_, _ = r.dial(ctx, func(ctx context.Context) (*websocket.Conn, error) { return nil, ctx.Err() })
+	_, _ = r.dial(ctx, newSemaphore(4), func(ctx context.Context) (*websocket.Conn, error) { return nil, ctx.Err() })
 	if !r.down {
 		t.Fatal("a cancelled dial ended the refusing state")
 	}
@@ -112,4 +112,40 @@ func TestErrorIsRefused(t *testing.T) {
 	if !errorIsRefused(err) {
 		t.Fatalf("WebSocket dial to a closed port: %v, want refused", err)
 	}
+}
+
+// Dials queued for a slot when the server is found refusing do not dial:
+// one probes, the others take its outcome.
+func TestRefusalsQueuedJoinProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &refusals{}
+		sem := newSemaphore(1)
+		release := make(chan struct{})
+		refuse := func(context.Context) (*websocket.Conn, error) { return nil, errRefused }
+		errs := make(chan error, 3)
+		go func() {
+			_, err := r.dial(t.Context(), sem, func(context.Context) (*websocket.Conn, error) {
+				<-release
+				return nil, errRefused
+			})
+			errs <- err
+		}()
+		synctest.Wait() // the first dial holds the only slot
+		for range 2 {
+			go func() {
+				_, err := r.dial(t.Context(), sem, refuse)
+				errs <- err
+			}()
+		}
+		synctest.Wait() // both wait for the slot
+		close(release)
+		for range 3 {
+			if err := <-errs; !errorIsRefused(err) {
+				t.Fatalf("dial: %v, want refused", err)
+			}
+		}
+		if r.dials.Load() != 2 || r.shared.Load() != 1 {
+			t.Fatalf("dials %d, shared %d; want 2 (the first and one probe), 1", r.dials.Load(), r.shared.Load())
+		}
+	})
 }

@@ -743,25 +743,35 @@ func (w *worker) finish(ctx context.Context, cmd command, stop context.CancelFun
 	return r
 }
 
-// heartbeat pings every connected client every protocol.HeartbeatInterval
-// (spread evenly over the interval), as every client must, or the server
-// closes the connection with 4002.
+// heartbeat pings every connected client every protocol.HeartbeatInterval,
+// counted from its hello, as the SDK does (a ticker started with the
+// connection), or the server closes the connection with 4002. A client
+// that just (re)connected is not pinged before an interval has passed: in
+// a reconnect storm, pinging clients on a fixed schedule regardless of
+// their connection's age added a ping for most of them while the server
+// was busiest. Clients are checked every tick, so a ping is at most a tick
+// late.
 func (w *worker) heartbeat(ctx context.Context) {
-	const slices = 40
-	tick := time.NewTicker(protocol.HeartbeatInterval / slices)
+	const tickEvery = 100 * time.Millisecond
+	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	ping := []byte(`{"op":"ping","id":"h"}`)
-	for n := 0; ; n++ {
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		for i := n % slices; i < len(w.clients); i += slices {
-			conn := w.clients[i].conn.Load()
+		now := time.Now().UnixNano()
+		for _, c := range w.clients {
+			if c.pingAt.Load() > now {
+				continue
+			}
+			conn := c.conn.Load()
 			if conn == nil {
 				continue
 			}
+			c.pingAt.Store(now + int64(protocol.HeartbeatInterval))
 			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			_ = conn.Write(wctx, websocket.MessageText, ping)
 			cancel()
