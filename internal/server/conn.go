@@ -55,8 +55,7 @@ const maxBatchBytes = 64 << 10
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
-	idle    *idleConn       // ws's net.Conn when reads wait with no buffer; else nil
-	ctx     context.Context // the server's connection context (serve's ctx)
+	idle    *idleConn // ws's net.Conn when reads wait with no buffer; else nil
 	ip      string
 	session uuid.UUID   // formatted only for welcome and logs
 	user    parley.User // set once by hello, before the conn is shared
@@ -72,10 +71,10 @@ type conn struct {
 	started     bool                   // welcome and replay are written: the writer may run
 	writerOn    bool                   // a writer goroutine is running
 	closed      bool                   // the writer closed the WebSocket; no writer starts again
+	workerOn    bool                   // a worker goroutine is running
 	throttles   map[string]*time.Timer // allocated on first use
 	reqs        []request              // requests waiting for the worker
 	held        int                    // requests the worker took and runs (a run of sends); they count against requestQueue
-	workerOn    bool                   // a worker goroutine is running
 	room        chan struct{}          // made while the reader waits for room in reqs
 	wg          sync.WaitGroup         // the writer and worker goroutines
 
@@ -88,7 +87,8 @@ type conn struct {
 	paused atomic.Bool
 	// gate keeps sends in order after a rate-limited one; only the worker
 	// (one request or run of sends at a time) uses it. See dispatchSends.
-	gate sendGate
+	// nil (open) until a send is refused: most connections never need one.
+	gate *sendGate
 
 	// hubPrev and hubNext link the connections of the same user on this
 	// node (hub.users); guarded by hub.mu.
@@ -368,7 +368,6 @@ func (h *hub) sweep(now time.Time, timeout time.Duration) {
 // registered after that walk closes itself here: no per-connection
 // context.AfterFunc is kept for the connection's life.
 func (c *conn) serve(ctx context.Context, pre *parley.User) {
-	c.ctx = ctx
 	hello, ok := c.readHello(ctx, pre)
 	if !ok {
 		return
@@ -584,11 +583,11 @@ func (c *conn) push(r request) bool {
 		c.paused.Store(true)
 		select {
 		case <-room:
-		case <-c.ctx.Done():
+		case <-c.s.connCtx.Done():
 		}
 		c.touch() // silence is counted again from now
 		c.paused.Store(false)
-		if c.ctx.Err() != nil {
+		if c.s.connCtx.Err() != nil {
 			return false
 		}
 		c.mu.Lock()
@@ -651,10 +650,10 @@ func (c *conn) work() {
 		case r.err != nil:
 			c.enqueue(errorFrame(c.s, r.req.ID, r.err), false)
 		case isSend(r):
-			c.dispatchSends(c.ctx, sends)
+			c.dispatchSends(c.s.connCtx, sends)
 			clear(sends)
 		default:
-			c.dispatch(c.ctx, r.req)
+			c.dispatch(c.s.connCtx, r.req)
 		}
 	}
 }

@@ -25,7 +25,7 @@ func (c *conn) dispatch(ctx context.Context, req protocol.Request) {
 
 // reply queues the reply to req, or its error.
 func (c *conn) reply(req protocol.Request, v any, err error) {
-	if errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil {
+	if errors.Is(err, context.DeadlineExceeded) && c.s.connCtx.Err() == nil {
 		// The request waited past opTimeout: the server is overloaded,
 		// not broken. The client may retry (a send is idempotent).
 		err = &parley.Error{Code: parley.EUNAVAILABLE, Message: "the server is overloaded; retry", RetryAfter: time.Second}
@@ -70,13 +70,13 @@ func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) {
 	now := time.Now()
 	for i, req := range reqs {
 		d, err := protocol.DecodeSend(req.Data)
-		if err == nil {
+		if err == nil && c.gate != nil {
 			err = c.gate.admit(d.ClientID, now)
 		}
 		var nm parley.NewMessage
 		if err == nil {
 			nm, err = svc.checkSend(c.user, c.ip, d)
-			c.gate.refused(d.ClientID, now, err)
+			c.gate = c.gate.refused(d.ClientID, now, err)
 		}
 		if err != nil {
 			errs[i] = err
@@ -107,7 +107,8 @@ func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) {
 // refusal, every other send on the connection is refused too until the
 // refused message is sent again (or the client has clearly given up on it:
 // gateGiveUp after its retry time). Only the worker uses it, in the order
-// the sends were read.
+// the sends were read. A connection allocates its gate at the first
+// refusal (conn.gate); nil is an open gate.
 type sendGate struct {
 	clientID string    // the refused send's client id; "" when open
 	retryAt  time.Time // when the refused send may be retried
@@ -131,12 +132,17 @@ func (g *sendGate) admit(clientID string, now time.Time) error {
 	return nil
 }
 
-// refused closes the gate behind a send a rate limit refused (err).
-func (g *sendGate) refused(clientID string, now time.Time, err error) {
+// refused closes the gate behind a send a rate limit refused (err), and
+// returns the gate: g, or a new one when g is nil and a gate is needed.
+func (g *sendGate) refused(clientID string, now time.Time, err error) *sendGate {
 	var pe *parley.Error
 	if clientID != "" && parley.ErrorCode(err) == parley.ERATELIMITED && asError(err, &pe) {
+		if g == nil {
+			g = new(sendGate)
+		}
 		*g = sendGate{clientID: clientID, retryAt: now.Add(pe.RetryAfter)}
 	}
+	return g
 }
 
 func decode[T any](req protocol.Request) (T, error) {
