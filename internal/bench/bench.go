@@ -763,6 +763,12 @@ func startWorkerIn(ctx context.Context, cfg Config, job Job, wg *sync.WaitGroup,
 		if n := workerMaxProcs(cfg); n > 0 {
 			cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", n))
 		}
+		if os.Getenv("GODEBUG") == "" {
+			// A client's goroutine idles on a shallow stack, which the GC
+			// shrinks, and grows it again (copying it) on every
+			// reconnect's deep dial path: keep the stacks as grown.
+			cmd.Env = append(cmd.Env, "GODEBUG=gcshrinkstackoff=1")
+		}
 		cmd.Stderr = os.Stderr
 		if cfg.Log != nil {
 			cmd.Stderr = cfg.Log

@@ -34,6 +34,7 @@ type scanned struct {
 	protoErrors, acked, replies int64
 	ackedSeq                    uint32
 	resumes, resyncs, goAwayMS  int64
+	replayed                    int64
 }
 
 func scan(b []byte, pendingSeq uint32) scanned {
@@ -43,7 +44,7 @@ func scan(b []byte, pendingSeq uint32) scanned {
 	s := scanned{lastPos: c.lastPos, posRepeats: c.w.posRepeats.Load(), delivered: c.w.delivered.Load(),
 		dups: c.dups.Load(), unexpected: c.unexpected.Load(), protoErrors: c.w.protoErrors.Load(),
 		acked: c.ackedN.Load(), replies: int64(len(c.replies)), resumes: c.w.resumes.Load(),
-		resyncs: c.resyncs.Load(), goAwayMS: c.goAwayMS.Load()}
+		resyncs: c.resyncs.Load(), goAwayMS: c.goAwayMS.Load(), replayed: c.replayed.Load()}
 	if s.acked > 0 {
 		s.ackedSeq = pendingSeq
 	}
@@ -52,7 +53,8 @@ func scan(b []byte, pendingSeq uint32) scanned {
 
 // canonical is f as the server writes it (internal/server encodeData: a
 // Frame's fields in order, data as json.Marshal wrote it), or nil when f
-// is an event whose data is not an event.
+// is an event whose data is not an event, or a resumed frame whose data is
+// not a Resumed.
 func canonical(f protocol.Frame) ([]byte, *parley.Event) {
 	var ev *parley.Event
 	if f.Type == protocol.TypeEvent {
@@ -65,6 +67,13 @@ func canonical(f protocol.Frame) ([]byte, *parley.Event) {
 			return nil, nil
 		}
 		f.Data = d
+	}
+	if f.Type == protocol.TypeResumed {
+		var r protocol.Resumed
+		if json.Unmarshal(f.Data, &r) != nil {
+			return nil, nil
+		}
+		f.Data, _ = json.Marshal(r)
 	}
 	b, err := json.Marshal(f)
 	if err != nil {
@@ -124,7 +133,8 @@ func frameSeeds(t testing.TB) [][]byte {
 		[]byte(`{"id":"s5","type":"reply"}`), []byte(`{"data":{"pos":3},"type":"event"}`),
 		[]byte(`{"type":"error","id":"s5","error":{"code":"invalid","message":"m"}}`), []byte(`{"type":"error","id":"r2","error":{"code":"x","message":"m"}}`),
 		[]byte(`{"type":"error","error":{"code":"x","message":"m"}}`), []byte(`{"type":"error"}`),
-		[]byte(`{"type":"resumed","data":{"from":1,"to":5,"count":4}}`), []byte(`{"type":"resync","data":{"head":7,"reason":"r"}}`),
+		[]byte(`{"type":"resumed","data":{"from":1,"to":5,"count":4}}`), []byte(`{"type":"resumed","data":{"from":1,"to":5}}`),
+		[]byte(`{"type":"resumed","data":{"from":1,"to":5,"count":99999999999}}`), []byte(`{"type":"resync","data":{"head":7,"reason":"r"}}`),
 		[]byte(`{"type":"goaway","data":{"reconnect_after_ms":100}}`), []byte(`{"type":"event"`), []byte(`{"type":"reply","id":"`),
 		[]byte(`{"type":"event","data":{"pos":99999999999999999999999}}`), []byte(`x`), nil,
 	}
@@ -138,8 +148,8 @@ func frameSeeds(t testing.TB) [][]byte {
 // encodes it (every input that decodes as a frame is re-encoded that
 // way and handled too), what the scanner reads agrees with encoding/json:
 // the event's position, whether it is one of this run's deliveries (room,
-// sender, seq), and whether a reply acknowledges send seq N or is a
-// request's reply.
+// sender, seq), whether a reply acknowledges send seq N or is a
+// request's reply, and a resumed frame's count of replayed events.
 func FuzzScanFrame(f *testing.F) {
 	for _, b := range frameSeeds(f) {
 		f.Add(b)
@@ -159,6 +169,15 @@ func FuzzScanFrame(f *testing.F) {
 			checkEvent(t, cb, ev)
 		case protocol.TypeReply:
 			checkReply(t, cb, fr.ID)
+		case protocol.TypeResumed:
+			var r protocol.Resumed
+			if json.Unmarshal(fr.Data, &r) != nil {
+				return
+			}
+			want := scanned{resumes: 1, replayed: int64(r.Count)}
+			if got := scan(cb, 5); got != want {
+				t.Fatalf("resumed %s:\nscanner %+v\njson    %+v", cb, got, want)
+			}
 		case protocol.TypePong:
 			if got := scan(cb, 5); got != (scanned{}) {
 				t.Fatalf("pong %s: scanner did %+v", cb, got)
