@@ -209,7 +209,7 @@ func TestWarm(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, ok := svc.ensured.Load(id); !ok || got.(parley.User) != want {
+		if got, ok := svc.ensured.load(id); !ok || got != want {
 			t.Errorf("ensured[%s] = %v, want %+v", id, got, want)
 		}
 		contacts, err := store.Contacts(ctx, id)
@@ -220,7 +220,7 @@ func TestWarm(t *testing.T) {
 			t.Errorf("contacts[%s] = %v, want %v", id, got, contacts)
 		}
 	}
-	if _, ok := svc.ensured.Load("d"); ok {
+	if _, ok := svc.ensured.load("d"); ok {
 		t.Errorf("d has no event yet is warmed")
 	}
 	if !h.last.quiet("b", head) || h.last.quiet("b", 0) || h.last.floor != 0 {

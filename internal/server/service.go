@@ -36,7 +36,36 @@ type service struct {
 
 	// ensured remembers the users whose token name is in the store, so a
 	// connection does not cost a write.
-	ensured sync.Map // user id -> parley.User
+	ensured userCache
+}
+
+// userCache maps user ids to users; safe for concurrent use, the zero
+// value is empty. A map under a RWMutex, not a sync.Map: it holds an
+// entry per user who ever connected, and a sync.Map entry (trie nodes and
+// the boxed User) cost about twice as much memory as a map slot.
+type userCache struct {
+	mu sync.RWMutex
+	m  map[string]parley.User
+}
+
+func (c *userCache) load(id string) (parley.User, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	u, ok := c.m[id]
+	return u, ok
+}
+
+// store records u; with keep, an entry already there stays.
+func (c *userCache) store(u parley.User, keep bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]parley.User)
+	}
+	if _, ok := c.m[u.ID]; ok && keep {
+		return
+	}
+	c.m[u.ID] = u
 }
 
 // warmUsers reads the users ids at once, when the store can
@@ -53,7 +82,7 @@ func (s *service) warmUsers(ctx context.Context, ids []string) error {
 		return err
 	}
 	for _, u := range users {
-		s.ensured.LoadOrStore(u.ID, u)
+		s.ensured.store(u, true)
 	}
 	return nil
 }
@@ -65,14 +94,14 @@ func (s *service) authenticate(ctx context.Context, token string) (parley.User, 
 	if err != nil {
 		return parley.User{}, err
 	}
-	if u, ok := s.ensured.Load(cl.UserID); ok && u.(parley.User).Name == cl.Name {
-		return u.(parley.User), nil
+	if u, ok := s.ensured.load(cl.UserID); ok && u.Name == cl.Name {
+		return u, nil
 	}
 	u, err := s.store.EnsureUser(ctx, cl.UserID, cl.Name)
 	if err != nil {
 		return parley.User{}, err
 	}
-	s.ensured.Store(u.ID, u)
+	s.ensured.store(u, false)
 	return u, nil
 }
 
@@ -147,7 +176,7 @@ func (s *service) issue(u parley.User) (authResult, error) {
 	if err != nil {
 		return authResult{}, err
 	}
-	s.ensured.Store(u.ID, u)
+	s.ensured.store(u, false)
 	return authResult{Token: tok, User: u, ExpiresAt: exp.UTC()}, nil
 }
 
