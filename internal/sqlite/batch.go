@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/batchq"
 )
 
 // Group commit.
@@ -230,56 +231,17 @@ func (b *batcher) enqueue(ctx context.Context, o *op) error {
 }
 
 // enqueueMany queues ops in order and calls done(i, err) for each, in
-// order, as do would answer it; it returns when every op is answered.
-// Queued together, the ops share a batch or follow each other in
-// consecutive ones. If ctx ends, the ops not yet claimed are cancelled from
-// the last one back: the batcher claims ops in queue order, so the
-// cancelled ones are always a suffix of ops and no op runs after a later
-// one of the same call was dropped.
+// order, as do would answer it; see batchq.EnqueueMany (ops share a batch
+// or follow each other; a cancelled ctx drops only a suffix of ops).
 func (b *batcher) enqueueMany(ctx context.Context, ops []*op, done func(i int, err error)) {
-	n := 0 // ops queued
-	failed := ctx.Err()
-	if failed == nil {
-		b.mu.RLock()
-		if b.closed {
-			failed = errClosed
-		}
-	queue:
-		for failed == nil && n < len(ops) {
-			select {
-			case b.queue <- ops[n]:
-				n++
-			case <-ctx.Done():
-				failed = ctx.Err()
-				break queue
-			}
-		}
-		b.mu.RUnlock()
-	}
-	cut := n // ops[cut:n] were cancelled
-	for i := range n {
-		var err error
-		if i < cut {
-			select {
-			case err = <-ops[i].done:
-			case <-ctx.Done():
-				for cut > i && ops[cut-1].state.CompareAndSwap(opQueued, opCancelled) {
-					cut--
-				}
-				if i < cut {
-					err = <-ops[i].done
-				}
-			}
-		}
-		if i >= cut {
-			err = ctx.Err()
-		}
-		done(i, err)
-	}
-	for i := n; i < len(ops); i++ {
-		done(i, failed)
-	}
+	batchq.EnqueueMany(ctx, &b.mu, &b.closed, b.queue, errClosed, ops, done)
 }
+
+// Cancel implements batchq.Op.
+func (o *op) Cancel() bool { return o.state.CompareAndSwap(opQueued, opCancelled) }
+
+// Done implements batchq.Op.
+func (o *op) Done() <-chan error { return o.done }
 
 var errClosed = &parley.Error{Code: parley.EUNAVAILABLE, Message: "store is closed"}
 

@@ -1,0 +1,76 @@
+// Package batchq is the part of the stores' group-commit batchers that does
+// not depend on the database: handing a caller's run of ops to the batcher
+// goroutine in order, and answering or cancelling them. Both stores
+// (internal/sqlite, internal/postgres) use it for their SendMessages.
+package batchq
+
+import (
+	"context"
+	"sync"
+)
+
+// Op is one queued write as its caller sees it.
+type Op interface {
+	// Cancel marks the op cancelled if the batcher has not claimed it
+	// yet, and reports whether it did; a cancelled op never runs.
+	Cancel() bool
+	// Done delivers the op's result once the batcher has run it (or
+	// rolled it back). It must be buffered: the batcher never blocks.
+	Done() <-chan error
+}
+
+// EnqueueMany queues ops on ch in order and calls done(i, err) for each,
+// in order, with the op's result; it returns when every op is answered.
+// mu guards *closed and every send on ch (the batcher's close takes it
+// for writing before it stops reading ch); when *closed is set, every op
+// is answered closedErr.
+//
+// Queued together, the ops share a batch or follow each other in
+// consecutive ones. If ctx ends, the ops not yet claimed are cancelled from
+// the last one back: the batcher claims ops in queue order, so the
+// cancelled ones are always a suffix of ops, and no op runs after a later
+// one of the same call was dropped.
+func EnqueueMany[O Op](ctx context.Context, mu *sync.RWMutex, closed *bool, ch chan<- O, closedErr error, ops []O, done func(i int, err error)) {
+	n := 0 // ops queued
+	failed := ctx.Err()
+	if failed == nil {
+		mu.RLock()
+		if *closed {
+			failed = closedErr
+		}
+	queue:
+		for failed == nil && n < len(ops) {
+			select {
+			case ch <- ops[n]:
+				n++
+			case <-ctx.Done():
+				failed = ctx.Err()
+				break queue
+			}
+		}
+		mu.RUnlock()
+	}
+	cut := n // ops[cut:n] were cancelled
+	for i := range n {
+		var err error
+		if i < cut {
+			select {
+			case err = <-ops[i].Done():
+			case <-ctx.Done():
+				for cut > i && ops[cut-1].Cancel() {
+					cut--
+				}
+				if i < cut {
+					err = <-ops[i].Done()
+				}
+			}
+		}
+		if i >= cut {
+			err = ctx.Err()
+		}
+		done(i, err)
+	}
+	for i := n; i < len(ops); i++ {
+		done(i, failed)
+	}
+}
