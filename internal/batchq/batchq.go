@@ -74,3 +74,30 @@ func EnqueueMany[O Op](ctx context.Context, mu *sync.RWMutex, closed *bool, ch c
 		done(i, failed)
 	}
 }
+
+// InOrder answers len(pre) items in order through done. Items with
+// pre[i] != nil (refused before queueing) are answered that error in
+// their place; the others go to run, which must answer the k-th of them
+// through answer, in order (as EnqueueMany does). So a caller's replies
+// keep the order of its requests even though only some were queued.
+func InOrder(pre []error, run func(answer func(k int, err error)), done func(i int, err error)) {
+	idx := make([]int, 0, len(pre)) // the k-th item run answers is pre[idx[k]]
+	for i, err := range pre {
+		if err == nil {
+			idx = append(idx, i)
+		}
+	}
+	next := 0                   // the next item to answer
+	refused := func(upTo int) { // answers the refused items before upTo
+		for ; next < upTo; next++ {
+			done(next, pre[next])
+		}
+	}
+	run(func(k int, err error) {
+		i := idx[k]
+		refused(i)
+		done(i, err)
+		next = i + 1
+	})
+	refused(len(pre))
+}

@@ -110,3 +110,29 @@ func TestCancelDropsSuffix(t *testing.T) {
 		}
 	}
 }
+
+// TestInOrder: refused items are answered in their place between the
+// queued ones' answers.
+func TestInOrder(t *testing.T) {
+	no := errors.New("refused")
+	pre := []error{no, nil, no, no, nil, nil, no}
+	var got []int
+	InOrder(pre, func(answer func(int, error)) {
+		for k := range 3 {
+			answer(k, nil)
+		}
+	}, func(i int, err error) {
+		got = append(got, i)
+		if !errors.Is(err, pre[i]) {
+			t.Errorf("item %d answered %v, want %v", i, err, pre[i])
+		}
+	})
+	if len(got) != len(pre) {
+		t.Fatalf("answered %v", got)
+	}
+	for i, g := range got {
+		if g != i {
+			t.Fatalf("answered %v, want 0..6 in order", got)
+		}
+	}
+}

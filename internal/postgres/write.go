@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/batchq"
 )
 
 // The writes. Each validates its input, then queues a closure for the
@@ -413,35 +414,26 @@ func (db *DB) send(ctx context.Context, nm parley.NewMessage) (parley.Message, [
 // batcher together, in order, so they share a batch (or follow each other
 // in consecutive ones), and each is answered as its batch commits.
 func (db *DB) SendMessages(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	sends := make([]*op, len(nms)) // the op of each valid send
 	invalid := make([]error, len(nms))
 	ops := make([]*op, 0, len(nms))
-	idx := make([]int, 0, len(nms)) // ops[k] is the send nms[idx[k]]
 	for i, nm := range nms {
 		if nm.Type == "" {
 			nm.Type = parley.Text
 		}
 		if invalid[i] = nm.Validate(); invalid[i] == nil {
-			ops = append(ops, newSendOp(nm))
-			idx = append(idx, i)
+			sends[i] = newSendOp(nm)
+			ops = append(ops, sends[i])
 		}
 	}
-	next := 0                  // the next send to answer
-	answer := func(upTo int) { // answers the invalid sends before upTo
-		for ; next < upTo; next++ {
-			done(next, parley.Message{}, nil, invalid[next])
-		}
-	}
-	db.b.enqueueMany(ctx, ops, func(k int, err error) {
-		i := idx[k]
-		answer(i)
-		if err != nil {
-			done(i, parley.Message{}, nil, err)
-		} else {
-			done(i, ops[k].send.msg, ops[k].send.events, nil)
-		}
-		next = i + 1
-	})
-	answer(len(nms))
+	batchq.InOrder(invalid, func(answer func(int, error)) { db.b.enqueueMany(ctx, ops, answer) },
+		func(i int, err error) {
+			if err != nil {
+				done(i, parley.Message{}, nil, err)
+				return
+			}
+			done(i, sends[i].send.msg, sends[i].send.events, nil)
+		})
 }
 
 // newSendOp makes the op of a validated send. The batcher normally runs

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/batchq"
 )
 
 // The writes. Each validates its input, then queues a closure for the
@@ -420,30 +421,19 @@ func (db *DB) SendMessages(ctx context.Context, nms []parley.NewMessage, done fu
 	sos := make([]*sendOp, len(nms))
 	invalid := make([]error, len(nms))
 	ops := make([]*op, 0, len(nms))
-	idx := make([]int, 0, len(nms)) // ops[k] is the send nms[idx[k]]
 	for i, nm := range nms {
 		if sos[i], invalid[i] = newSendOp(nm); invalid[i] == nil {
 			ops = append(ops, sos[i].op)
-			idx = append(idx, i)
 		}
 	}
-	next := 0                  // the next send to answer
-	answer := func(upTo int) { // answers the invalid sends before upTo
-		for ; next < upTo; next++ {
-			done(next, parley.Message{}, nil, invalid[next])
-		}
-	}
-	db.b.enqueueMany(ctx, ops, func(k int, err error) {
-		i := idx[k]
-		answer(i)
-		if err != nil {
-			done(i, parley.Message{}, nil, err)
-		} else {
+	batchq.InOrder(invalid, func(answer func(int, error)) { db.b.enqueueMany(ctx, ops, answer) },
+		func(i int, err error) {
+			if err != nil {
+				done(i, parley.Message{}, nil, err)
+				return
+			}
 			done(i, sos[i].msg, sos[i].events, nil)
-		}
-		next = i + 1
-	})
-	answer(len(nms))
+		})
 }
 
 // sendOp is one send: its deferred op and, once the op succeeded, its
