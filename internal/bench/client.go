@@ -21,6 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/parleychat/parley/internal/iox"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -372,18 +373,9 @@ func (c *client) readFrame(ctx context.Context, conn *websocket.Conn) ([]byte, e
 	if cap(b) == 0 {
 		b = make([]byte, 0, 1024) // a welcome fits; growing from 8 bytes showed in profiles
 	}
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	b, err = iox.AppendAll(b, r)
+	if err != nil {
+		return nil, err
 	}
 	c.buf = b
 	return b, nil

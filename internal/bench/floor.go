@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/internal/iox"
 )
 
 // The floor scenario measures what the machine allows for fanout's shape
@@ -563,20 +565,10 @@ func (fr *floorReader) readWS(c *websocket.Conn) {
 			fr.noteEnd(err)
 			return
 		}
-		b := buf[:0]
-		for {
-			if len(b) == cap(b) {
-				b = append(b, 0)[:len(b)]
-			}
-			n, err := r.Read(b[len(b):cap(b)])
-			b = b[:len(b)+n]
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				fr.noteEnd(err)
-				return
-			}
+		b, err := iox.AppendAll(buf[:0], r)
+		if err != nil {
+			fr.noteEnd(err)
+			return
 		}
 		buf = b
 		fr.got(b)

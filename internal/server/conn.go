@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/iox"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -545,23 +545,12 @@ func (c *conn) read() (websocket.MessageType, *[]byte, error) {
 		return 0, nil, err
 	}
 	bp := readPool.Get().(*[]byte)
-	b := (*bp)[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			*bp = b
-			readPool.Put(bp)
-			return 0, nil, err
-		}
-	}
+	b, err := iox.AppendAll((*bp)[:0], r)
 	*bp = b
+	if err != nil {
+		readPool.Put(bp)
+		return 0, nil, err
+	}
 	return typ, bp, nil
 }
 
