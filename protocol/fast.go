@@ -19,66 +19,29 @@ import (
 // decodeRequestFast parses b, a UTF-8 request frame, into r.
 func decodeRequestFast(b []byte, r *Request) bool {
 	var seen [3]bool // op, id, data
-	p := skipSpace(b, 0)
-	if p >= len(b) || b[p] != '{' {
-		return false
-	}
-	p = skipSpace(b, p+1)
-	if p < len(b) && b[p] == '}' {
-		p++
-	} else {
-		for {
-			key, q, ok := plainString(b, p)
+	return plainObject(b, seen[:], func(key []byte, p int) (int, int, bool) {
+		switch string(key) {
+		case "op", "id":
+			v, q, ok := plainString(b, p)
 			if !ok {
-				return false
+				return 0, 0, false
 			}
-			p = skipSpace(b, q)
-			if p >= len(b) || b[p] != ':' {
-				return false
+			if string(key) == "op" {
+				r.Op = string(v)
+				return q, 0, true
 			}
-			p = skipSpace(b, p+1)
-			var k int
-			switch string(key) {
-			case "op", "id":
-				v, q, ok := plainString(b, p)
-				if !ok {
-					return false
-				}
-				if string(key) == "op" {
-					k, r.Op = 0, string(v)
-				} else {
-					k, r.ID = 1, string(v)
-				}
-				p = q
-			case "data":
-				q, ok := objectEnd(b, p)
-				if !ok || !json.Valid(b[p:q]) {
-					return false
-				}
-				k, r.Data = 2, slices.Clone(b[p:q])
-				p = q
-			default:
-				return false
+			r.ID = string(v)
+			return q, 1, true
+		case "data":
+			q, ok := objectEnd(b, p)
+			if !ok || !json.Valid(b[p:q]) {
+				return 0, 0, false
 			}
-			if seen[k] {
-				return false
-			}
-			seen[k] = true
-			p = skipSpace(b, p)
-			if p >= len(b) {
-				return false
-			}
-			if b[p] == '}' {
-				p++
-				break
-			}
-			if b[p] != ',' {
-				return false
-			}
-			p = skipSpace(b, p+1)
+			r.Data = slices.Clone(b[p:q])
+			return q, 2, true
 		}
-	}
-	return skipSpace(b, p) == len(b)
+		return 0, 0, false
+	})
 }
 
 // DecodeSend parses a send's data, as DecodeData(data, &Send{}) does.
@@ -100,6 +63,38 @@ func decodeSendSlow(data json.RawMessage) (Send, error) {
 // decodeSendFast parses the plain form of a send's data (see above).
 func decodeSendFast(b []byte, s *Send) bool {
 	var seen [5]bool
+	return plainObject(b, seen[:], func(key []byte, p int) (int, int, bool) {
+		v, q, ok := plainString(b, p)
+		if !ok {
+			return 0, 0, false
+		}
+		switch string(key) {
+		case "conversation_id":
+			s.ConversationID = string(v)
+			return q, 0, true
+		case "client_id":
+			s.ClientID = string(v)
+			return q, 1, true
+		case "type":
+			s.Type = parley.MessageType(v)
+			return q, 2, true
+		case "text":
+			s.Text = string(v)
+			return q, 3, true
+		case "attachment_id":
+			s.AttachmentID = string(v)
+			return q, 4, true
+		}
+		return 0, 0, false
+	})
+}
+
+// plainObject walks b, one JSON object of plain members (see above) with
+// nothing but whitespace around it. For each member it calls value with
+// the key and the index where the value starts; value decodes the value
+// and returns the index just after it and the key's slot in seen, or false
+// to refuse the input. A key seen twice is refused too.
+func plainObject(b []byte, seen []bool, value func(key []byte, p int) (end, slot int, ok bool)) bool {
 	p := skipSpace(b, 0)
 	if p >= len(b) || b[p] != '{' {
 		return false
@@ -117,31 +112,12 @@ func decodeSendFast(b []byte, s *Send) bool {
 		if p >= len(b) || b[p] != ':' {
 			return false
 		}
-		v, q, ok := plainString(b, skipSpace(b, p+1))
-		if !ok {
-			return false
-		}
-		p = q
-		var k int
-		switch string(key) {
-		case "conversation_id":
-			k, s.ConversationID = 0, string(v)
-		case "client_id":
-			k, s.ClientID = 1, string(v)
-		case "type":
-			k, s.Type = 2, parley.MessageType(v)
-		case "text":
-			k, s.Text = 3, string(v)
-		case "attachment_id":
-			k, s.AttachmentID = 4, string(v)
-		default:
-			return false
-		}
-		if seen[k] {
+		q, k, ok := value(key, skipSpace(b, p+1))
+		if !ok || seen[k] {
 			return false
 		}
 		seen[k] = true
-		p = skipSpace(b, p)
+		p = skipSpace(b, q)
 		if p >= len(b) {
 			return false
 		}
