@@ -168,6 +168,13 @@ func TestResync(t *testing.T) {
 	for i := range 6 {
 		a.send(conv.ID, fmt.Sprintf("c%d", i), "x")
 	}
+	// A send is answered once stored; its event reaches the hub just
+	// after. Wait until alice has her six, so the hub has delivered them
+	// and every welcome below carries the head that includes them (the
+	// checks count events back from that head).
+	for range 6 {
+		a.event(parley.EventNewMessage)
+	}
 	b := connect(t, srv, bTok, &from)
 	_, end := collectResume(t, b)
 	if end.Type != protocol.TypeResync {
