@@ -25,7 +25,7 @@ func TestServeMintCreate(t *testing.T) {
 	m := NewMain(ServeCmd{
 		Addr: "127.0.0.1:0", DataDir: dir, LogLevel: "warn", ShutdownTimeout: 5 * time.Second,
 		Broker: "memory", PresenceGrace: 5 * time.Second, HeartbeatInterval: 4 * time.Second,
-		HeartbeatTimeout: 9 * time.Second, ResumeLimit: 100, SendQueue: 64,
+		HeartbeatTimeout: 9 * time.Second, ResumeLimit: 100, SendQueueBytes: 256 << 10,
 		MessagesPerSecond: 10, MessageBurst: 10, IPMessagesPerSecond: 10, IPMessageBurst: 10,
 		TypingPerSecond: 1, TypingBurst: 1, ConnectsPerSecond: 10, ConnectBurst: 10,
 	}, &streams{out: &errb, err: &errb})

@@ -42,7 +42,8 @@ type ServeCmd struct {
 	ShutdownTimeout   time.Duration `default:"15s" env:"PARLEY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown may take."`
 	PprofAddr         string        `env:"PARLEY_PPROF_ADDR" help:"Serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060; default off). Never expose it publicly."`
 
-	SendQueue           int     `default:"256" env:"PARLEY_SEND_QUEUE" help:"Frames queued per connection before dropping typing/presence, then closing 4001."`
+	SendQueueBytes      int     `default:"1048576" env:"PARLEY_SEND_QUEUE_BYTES" help:"Bytes queued per connection (default 1 MiB) before dropping typing/presence, then closing 4001; replies are cut to half of it."`
+	HubQueueBytes       int     `default:"67108864" env:"PARLEY_HUB_QUEUE_BYTES" help:"Bytes of events from the broker waiting for delivery (default 64 MiB); over it they are read from the store instead."`
 	MessagesPerSecond   float64 `default:"10" env:"PARLEY_MESSAGES_PER_SECOND" help:"Messages per second per user (negative: no limit)."`
 	MessageBurst        int     `default:"50" env:"PARLEY_MESSAGE_BURST" help:"Message burst per user."`
 	IPMessagesPerSecond float64 `default:"50" env:"PARLEY_IP_MESSAGES_PER_SECOND" help:"Messages per second per IP (negative: no limit)."`
@@ -128,7 +129,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatTimeout: c.HeartbeatTimeout,
 		PresenceGrace: c.PresenceGrace,
 		Limits: server.Limits{
-			SendQueue:         c.SendQueue,
+			SendQueueBytes: c.SendQueueBytes, HubQueueBytes: c.HubQueueBytes,
 			MessagesPerSecond: c.MessagesPerSecond, MessageBurst: c.MessageBurst,
 			IPMessagesPerSecond: c.IPMessagesPerSecond, IPMessageBurst: c.IPMessageBurst,
 			TypingPerSecond: c.TypingPerSecond, TypingBurst: c.TypingBurst,

@@ -80,7 +80,7 @@ func TestServeCluster(t *testing.T) {
 		Addr: "127.0.0.1:0", DataDir: t.TempDir(), LogLevel: "warn", LogFormat: "text",
 		Store: dsn, Broker: broker, Secret: secret, NodeID: "b",
 		ShutdownTimeout: 5 * time.Second, PresenceGrace: time.Second, ResumeLimit: 100,
-		HeartbeatInterval: 4 * time.Second, HeartbeatTimeout: 9 * time.Second, SendQueue: 64,
+		HeartbeatInterval: 4 * time.Second, HeartbeatTimeout: 9 * time.Second, SendQueueBytes: 256 << 10,
 		MessagesPerSecond: -1, IPMessagesPerSecond: -1, TypingPerSecond: -1, ConnectsPerSecond: -1,
 		MessageBurst: 1, IPMessageBurst: 1, TypingBurst: 1, ConnectBurst: 1,
 	}, &streams{out: &logB, err: &logB})

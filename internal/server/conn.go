@@ -63,8 +63,11 @@ type conn struct {
 
 	mu          sync.Mutex // guards the fields below
 	q           []outFrame
-	spare       []outFrame // the writer's last queue, reused while it runs
-	closeCode   int        // when non-zero the writer closes the connection with it
+	spare       []outFrame    // the writer's last queue, reused while it runs
+	qBytes      int           // the cost (frameCost) of the frames in q
+	flying      int           // the cost of the frames the writer took and writes
+	drained     chan struct{} // made while the worker waits for the queue to drain (waitDrained)
+	closeCode   int           // when non-zero the writer closes the connection with it
 	closeReason string
 	flush       bool // write the queue before closing (goaway)
 	goingAway   bool
@@ -100,6 +103,17 @@ type outFrame struct {
 	droppable bool // typing and presence: the first to go when the queue is full
 }
 
+// frameOverhead is what a queued frame costs besides its bytes (its
+// outFrame in the queue, its allocation's header): charged so that many
+// tiny frames (pongs) are bounded by the send queue's budget too.
+const frameOverhead = 64
+
+func frameCost(b []byte) int { return len(b) + frameOverhead }
+
+// queuedLocked is the cost of what is queued and being written. c.mu
+// must be held.
+func (c *conn) queuedLocked() int { return c.qBytes + c.flying }
+
 // request is a read request for the worker, or the error decoding it gave
 // (answered in order with the requests around it).
 type request struct {
@@ -114,8 +128,10 @@ func newConn(s *Server, ws *websocket.Conn, ip string) *conn {
 func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
 
 // kickLocked starts the writer when there is something for it to do and
-// none runs. c.mu must be held.
+// none runs, and wakes a worker waiting for the queue to drain when the
+// connection is closing. c.mu must be held.
 func (c *conn) kickLocked() {
+	c.wakeDrainedLocked()
 	if !c.started || c.writerOn || c.closed || (len(c.q) == 0 && c.closeCode == 0) {
 		return
 	}
@@ -125,41 +141,79 @@ func (c *conn) kickLocked() {
 }
 
 // enqueue queues a frame for the writer and reports whether it was
-// queued. A full queue drops droppable frames; for any other frame it
-// first drops the oldest droppable one, and when there is none it closes
-// the connection with 4001: the client resumes and loses nothing.
+// queued. The queue is bounded in bytes (Limits.SendQueueBytes, counting
+// the frames the writer is writing): a droppable frame that does not fit
+// is dropped; for any other frame the queued droppable frames go first,
+// oldest first, and when it still does not fit the connection closes
+// with 4001: the client resumes and loses nothing. A frame larger than
+// the whole budget is queued when nothing else is, so it can always be
+// delivered.
 func (c *conn) enqueue(b []byte, droppable bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeCode != 0 {
 		return false
 	}
-	if len(c.q) >= c.s.cfg.Limits.SendQueue {
+	n, budget := frameCost(b), c.s.cfg.Limits.SendQueueBytes
+	if q := c.queuedLocked(); q > 0 && q+n > budget {
 		if droppable {
 			c.s.metrics.drops.WithLabelValues("ephemeral").Inc()
 			return false
 		}
-		i := 0
-		for i < len(c.q) && !c.q[i].droppable {
-			i++
+		kept := c.q[:0]
+		for _, f := range c.q {
+			if f.droppable && c.queuedLocked()+n > budget {
+				c.qBytes -= frameCost(f.b)
+				c.s.metrics.drops.WithLabelValues("ephemeral").Inc()
+				continue
+			}
+			kept = append(kept, f)
 		}
-		if i == len(c.q) {
+		clear(c.q[len(kept):])
+		c.q = kept
+		if q := c.queuedLocked(); q > 0 && q+n > budget {
 			c.s.metrics.drops.WithLabelValues("durable").Inc()
 			c.s.metrics.slowClosed.Inc()
-			c.q = nil
+			c.q, c.qBytes = nil, 0
 			c.closeCode, c.closeReason = protocol.CloseSlowConsumer, "slow consumer"
 			c.kickLocked()
 			return false
 		}
-		c.s.metrics.drops.WithLabelValues("ephemeral").Inc()
-		c.q = append(c.q[:i], c.q[i+1:]...)
 	}
 	if c.q == nil && c.spare != nil {
 		c.q, c.spare = c.spare, nil
 	}
 	c.q = append(c.q, outFrame{b, droppable})
+	c.qBytes += n
 	c.kickLocked()
 	return true
+}
+
+// waitDrained waits, for the worker, until at most half the send queue's
+// budget is queued or the connection is closing: replies are produced no
+// faster than the client reads them. A client that stops reading ends it
+// with its connection: the sweep closes a connection stuck in a write for
+// writeTimeout, and the writer's failed write then closes it (kickLocked
+// and writeLoop wake the wait).
+func (c *conn) waitDrained() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.closeCode == 0 && c.queuedLocked() > c.s.cfg.Limits.SendQueueBytes/2 {
+		ch := make(chan struct{})
+		c.drained = ch
+		c.mu.Unlock()
+		<-ch
+		c.mu.Lock()
+	}
+}
+
+// wakeDrainedLocked ends waitDrained's wait when the queue drained below
+// half its budget or the connection is closing. c.mu must be held.
+func (c *conn) wakeDrainedLocked() {
+	if c.drained != nil && (c.closeCode != 0 || c.closed || c.queuedLocked() <= c.s.cfg.Limits.SendQueueBytes/2) {
+		close(c.drained)
+		c.drained = nil
+	}
 }
 
 // closeWith asks the writer to close the connection with code, after
@@ -188,6 +242,7 @@ func (c *conn) goaway() {
 	}
 	c.goingAway = true
 	c.q = append(c.q, outFrame{b: b}) // past the bound on purpose: it is the last frame
+	c.qBytes += frameCost(b)
 	c.closeCode, c.closeReason, c.flush = protocol.CloseShutdown, "server shutting down", true
 	c.kickLocked()
 }
@@ -293,6 +348,8 @@ func (c *conn) writeLoop() {
 		}
 		q := c.q
 		c.q = nil
+		c.flying, c.qBytes = c.qBytes, 0
+		c.wakeDrainedLocked()
 		code, reason, flush := c.closeCode, c.closeReason, c.flush
 		if len(q) == 0 && code == 0 {
 			c.writerOn = false
@@ -315,9 +372,11 @@ func (c *conn) writeLoop() {
 			}
 			c.mu.Lock()
 			c.closed, c.writerOn, c.q, c.spare = true, false, nil, nil
+			c.qBytes, c.flying = 0, 0
 			if c.closeCode == 0 {
 				c.closeCode = closeNow // a failed write: nothing more to queue
 			}
+			c.wakeDrainedLocked()
 			c.mu.Unlock()
 			return
 		}
@@ -595,7 +654,10 @@ func (c *conn) push(r request) bool {
 // client's sends are stored in the order sent; a run of consecutive sends
 // counts as one request here, handed to the store together
 // (dispatchSends), which keeps their order. It is started by push,
-// counted in wg, and returns when the queue is empty. Once the connection
+// counted in wg, and returns when the queue is empty. It runs a request
+// only while at most half the send queue's budget is queued (waitDrained),
+// so a client that asks much and reads nothing holds about its budget.
+// Once the connection
 // is closing, requests still queued are dropped rather than run: their
 // replies would go nowhere, the client resends what it got no reply for
 // (sends are idempotent), and running them would only keep a dead
@@ -620,6 +682,14 @@ func (c *conn) work() {
 			c.reqs = nil // an idle connection holds no queue
 			c.mu.Unlock()
 			return
+		}
+		if c.queuedLocked() > c.s.cfg.Limits.SendQueueBytes/2 {
+			// The client has not read what earlier requests produced:
+			// the next reply waits for it (back-pressure), and the reader
+			// stops reading once requestQueue requests wait.
+			c.mu.Unlock()
+			c.waitDrained()
+			continue
 		}
 		r := c.reqs[0]
 		c.reqs[0] = request{}
@@ -716,6 +786,8 @@ func (c *conn) reject(ctx context.Context, id string, err error) {
 // start writes welcome, the replay asked for and resumed (or resync),
 // before the writer starts, so they come before any live event. With
 // batching, the replay goes out in as few messages as maxBatchBytes allows.
+// It writes on the calling goroutine, page by page, so the replay is held
+// one page at a time.
 // quiet (from register) says the replay is empty: no store read.
 func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bool) error {
 	s := c.s
@@ -742,41 +814,68 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bo
 		return c.writeFrames([]outFrame{welcome, {b: encodeData(protocol.TypeResync, "", protocol.Resync{
 			Head: head, Reason: "resume_from is ahead of this server's log"})}})
 	}
-	var evs []parley.Event
-	if !quiet {
-		var err error
-		if evs, err = s.store.EventsFor(ctx, c.user.ID, from, s.cfg.ResumeLimit+1); err != nil {
+	// The replay is read and written page by page, each page about the
+	// send queue's budget: the socket's drain paces the store reads, and
+	// a connection that stops reading holds one page. It stops at the
+	// resume limit: when one more event lies in (from, head], the client
+	// gets resync after the events already written (it refetches its
+	// state either way), so detecting it costs no count of the missed
+	// events.
+	frames := []outFrame{welcome}
+	to, count, page := from, 0, resumePageMin
+	for !quiet {
+		n := min(page, s.cfg.ResumeLimit+1-count)
+		evs, err := s.store.EventsFor(ctx, c.user.ID, to, n)
+		if err != nil {
 			return err
 		}
-	}
-	n := 0
-	for n < len(evs) && evs[n].Pos <= head {
-		n++
-	}
-	evs = evs[:n]
-	if len(evs) > s.cfg.ResumeLimit {
-		s.metrics.resumes.WithLabelValues("resync").Inc()
-		return c.writeFrames([]outFrame{welcome, {b: encodeData(protocol.TypeResync, "", protocol.Resync{
-			Head: head, Reason: "more events were missed than the server replays"})}})
-	}
-	// Written in chunks, so a long replay does not hold every frame at once.
-	const chunk = 256
-	frames := make([]outFrame, 0, min(len(evs)+2, chunk))
-	frames = append(frames, welcome)
-	to := from
-	for _, ev := range evs {
-		if len(frames) == chunk {
-			if err := c.writeFrames(frames); err != nil {
-				return err
+		done, size := len(evs) < n, 0
+		for _, ev := range evs {
+			if ev.Pos > head { // live from here on: the hub queues it
+				done = true
+				break
 			}
-			frames = frames[:0]
+			if count == s.cfg.ResumeLimit {
+				s.metrics.resumes.WithLabelValues("resync").Inc()
+				return c.writeFrames(append(frames, outFrame{b: encodeData(protocol.TypeResync, "", protocol.Resync{
+					Head: head, Reason: "more events were missed than the server replays"})}))
+			}
+			b := encodeEvent(ev)
+			size += len(b)
+			frames = append(frames, outFrame{b: b})
+			to, count = ev.Pos, count+1
 		}
-		frames = append(frames, outFrame{b: encodeEvent(ev)})
-		to = ev.Pos
+		if done {
+			break
+		}
+		if err := c.writeFrames(frames); err != nil {
+			return err
+		}
+		clear(frames)
+		frames = frames[:0]
+		page = resumePage(s.cfg.Limits.SendQueueBytes, size, len(evs))
 	}
 	s.metrics.resumes.WithLabelValues("replayed").Inc()
-	frames = append(frames, outFrame{b: encodeData(protocol.TypeResumed, "", protocol.Resumed{From: from, To: to, Count: len(evs)})})
+	frames = append(frames, outFrame{b: encodeData(protocol.TypeResumed, "", protocol.Resumed{From: from, To: to, Count: count})})
 	return c.writeFrames(frames)
+}
+
+// Bounds of a resume replay's page, in events. The first page holds
+// resumePageMin events (at most about 1 MiB: an event frame is at most
+// about 64 KiB); later ones as many as the budget holds at the last
+// page's average size.
+const (
+	resumePageMin = 16
+	resumePageMax = 1000
+)
+
+// resumePage sizes the next page of a replay: about budget bytes at the
+// average size of the last page (size bytes in n events).
+func resumePage(budget, size, n int) int {
+	if n == 0 || size == 0 {
+		return resumePageMin
+	}
+	return min(max(budget/max(size/n, 1), resumePageMin), resumePageMax)
 }
 
 func errorFrame(s *Server, id string, err error) []byte {

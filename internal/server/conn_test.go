@@ -31,7 +31,7 @@ func TestHeartbeatTimeout(t *testing.T) {
 // stays bounded by the queue.
 func TestSlowConsumer(t *testing.T) {
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Limits.SendQueue = 8
+		c.Limits.SendQueueBytes = 64 << 10
 		c.HeartbeatTimeout = time.Hour // neither client pings here
 	}))
 	aTok := srv.Token(t, "alice", "Alice")

@@ -232,7 +232,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.
 		q[2] = parley.MaxPageLimit + 1 // refused by the service with the same message
 	}
 	v, err := s.svc.history(r.Context(), u, protocol.History{
-		ConversationID: r.PathValue("id"), Before: q[0], After: q[1], Limit: int(q[2])})
+		ConversationID: r.PathValue("id"), Before: q[0], After: q[1], Limit: int(q[2])}, MaxReplyBytes)
 	s.reply(w, http.StatusOK, v, err)
 }
 
@@ -288,7 +288,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, u parley.U
 	if q[1] > MaxEventsPage {
 		q[1] = MaxEventsPage + 1
 	}
-	v, err := s.svc.events(r.Context(), u, q[0], int(q[1]))
+	v, err := s.svc.events(r.Context(), u, q[0], int(q[1]), MaxReplyBytes)
 	s.reply(w, http.StatusOK, v, err)
 }
 

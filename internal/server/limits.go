@@ -13,11 +13,24 @@ import (
 // Limits bounds what one user, IP or connection may do. A zero field takes
 // its default; a negative rate switches that limit off.
 type Limits struct {
-	// SendQueue is how many frames may wait for a slow connection
-	// (default 256). Typing and presence frames are dropped first when it
-	// is full; a durable event that does not fit closes the connection
-	// with 4001 and the client resumes.
-	SendQueue int
+	// SendQueueBytes bounds the bytes queued for one connection and not
+	// yet written (default DefaultSendQueueBytes, 1 MiB), each frame
+	// charged its length plus frameOverhead. Over it, typing and presence
+	// frames are dropped first; a durable event or a reply that still
+	// does not fit closes the connection with 4001 and the client
+	// resumes. A frame larger than the budget is queued when nothing else
+	// is. The request worker does not run a connection's next request
+	// while more than half of it is queued, and a WebSocket reply is cut
+	// to at most half of it (see replyBytes): a client that stops reading
+	// holds about this much, whatever it asks for.
+	SendQueueBytes int
+	// HubQueueBytes bounds the durable events a node has received from
+	// the broker and not yet delivered, by estimated size (default
+	// DefaultHubQueueBytes, 64 MiB), once for those waiting for the
+	// sequencer and once for those held behind a gap. Over it, events
+	// are dropped and the sequencer reads them from the store instead:
+	// nothing is lost, delivery only takes a store read.
+	HubQueueBytes int
 
 	// MessagesPerSecond and MessageBurst limit sends per user (default 10/s,
 	// burst 50); IPMessagesPerSecond and IPMessageBurst per IP (default
@@ -40,6 +53,12 @@ type Limits struct {
 	ConnectBurst      int
 }
 
+// Defaults of the byte budgets in Limits.
+const (
+	DefaultSendQueueBytes = 1 << 20
+	DefaultHubQueueBytes  = 64 << 20
+)
+
 func (l Limits) withDefaults() Limits {
 	def := func(r *float64, b *int, dr float64, db int) {
 		if *r == 0 {
@@ -49,8 +68,11 @@ func (l Limits) withDefaults() Limits {
 			*b = db
 		}
 	}
-	if l.SendQueue <= 0 {
-		l.SendQueue = 256
+	if l.SendQueueBytes <= 0 {
+		l.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if l.HubQueueBytes <= 0 {
+		l.HubQueueBytes = DefaultHubQueueBytes
 	}
 	def(&l.MessagesPerSecond, &l.MessageBurst, 10, 50)
 	def(&l.IPMessagesPerSecond, &l.IPMessageBurst, 50, 200)
@@ -60,8 +82,8 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Unlimited returns Limits with every rate limit switched off (the send
-// queue keeps its default). Tests and load runs from one IP use it.
+// Unlimited returns Limits with every rate limit switched off (the byte
+// budgets keep their defaults). Tests and load runs from one IP use it.
 func Unlimited() Limits {
 	return Limits{
 		MessagesPerSecond: -1, IPMessagesPerSecond: -1, TypingPerSecond: -1,

@@ -46,6 +46,14 @@ func (c *conn) reply(req protocol.Request, v any, err error) {
 	c.enqueue(encodeData(protocol.TypeReply, req.ID, v), false)
 }
 
+// replyBytes bounds a history reply's messages on this connection:
+// MaxReplyBytes, or half the send queue's budget when that is smaller, so
+// a reply queued behind half a budget (the worker waits for that much to
+// drain, see work) fits in it.
+func (c *conn) replyBytes() int {
+	return min(MaxReplyBytes, c.s.cfg.Limits.SendQueueBytes/2)
+}
+
 // maxSendRun bounds the consecutive sends of a connection the worker hands
 // to the store at once (dispatchSends). The request queue holds at most
 // requestQueue anyway.
@@ -162,7 +170,7 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return svc.history(ctx, u, d)
+		return svc.history(ctx, u, d, c.replyBytes())
 	case protocol.OpDelete:
 		d, err := decode[protocol.Delete](req)
 		if err != nil {

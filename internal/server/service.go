@@ -282,7 +282,47 @@ func checkQuery(before, after int64, limit int) error {
 	return nil
 }
 
-func (s *service) history(ctx context.Context, u parley.User, d protocol.History) (parley.MessagePage, error) {
+// MaxReplyBytes bounds the JSON of the list in one history or events
+// reply (256 KiB): a page whose items would take more holds fewer, at
+// least one, with has_more set, and the client pages on with its cursor.
+// On the WebSocket the bound is at most half the send queue's budget
+// (conn.replyBytes).
+const MaxReplyBytes = 256 << 10
+
+// jsonSize is the length of v's JSON encoding, as encodeData writes it.
+func jsonSize(v any) int {
+	e := encoderPool.Get().(*pooledEncoder)
+	defer e.put()
+	if err := e.enc.Encode(v); err != nil {
+		panic(err) // replies hold plain data; this cannot fail
+	}
+	return e.buf.Len() - 1 // Encode ends with a newline
+}
+
+// fitting returns how many of items fit together in maxBytes of JSON,
+// counted from the front, or from the back with fromBack; at least one
+// when there is one, so a page always moves its cursor on.
+func fitting[T any](items []T, maxBytes int, fromBack bool) int {
+	total := 0
+	for k := range items {
+		i := k
+		if fromBack {
+			i = len(items) - 1 - k
+		}
+		total += jsonSize(&items[i]) + 1 // and its comma
+		if total > maxBytes && k > 0 {
+			return k
+		}
+	}
+	return len(items)
+}
+
+// history returns a page of messages, at most maxBytes of them in JSON
+// (see MaxReplyBytes). A page cut short keeps the messages next to the
+// cursor the query started from (the newest for a newest or before page,
+// the oldest for an after page) and says has_more, so a client following
+// the cursors gets every message once.
+func (s *service) history(ctx context.Context, u parley.User, d protocol.History, maxBytes int) (parley.MessagePage, error) {
 	if err := required("conversation_id", d.ConversationID); err != nil {
 		return parley.MessagePage{}, err
 	}
@@ -298,6 +338,15 @@ func (s *service) history(ctx context.Context, u parley.User, d protocol.History
 	}
 	for i := range p.Messages {
 		p.Messages[i] = *messageURLs(&p.Messages[i])
+	}
+	fromBack := d.After == 0 // the page ends at the cursor: keep its end
+	if n := fitting(p.Messages, maxBytes, fromBack); n < len(p.Messages) {
+		if fromBack {
+			p.Messages = p.Messages[len(p.Messages)-n:]
+		} else {
+			p.Messages = p.Messages[:n]
+		}
+		p.HasMore = true
 	}
 	return p, nil
 }
@@ -552,7 +601,10 @@ type eventsPage struct {
 // MaxEventsPage is the most events GET /v1/events returns at once.
 const MaxEventsPage = 1000
 
-func (s *service) events(ctx context.Context, u parley.User, after int64, limit int) (eventsPage, error) {
+// events returns the user's events after `after`, at most limit and at
+// most maxBytes of them in JSON (see MaxReplyBytes); has_more says to ask
+// again from the last one's pos.
+func (s *service) events(ctx context.Context, u parley.User, after int64, limit, maxBytes int) (eventsPage, error) {
 	if after < 0 {
 		return eventsPage{}, parley.Errorf(parley.EINVALID, "after must not be negative")
 	}
@@ -579,6 +631,9 @@ func (s *service) events(ctx context.Context, u parley.User, after int64, limit 
 	}
 	for i := range evs {
 		evs[i] = withURLs(evs[i])
+	}
+	if n := fitting(evs, maxBytes, false); n < len(evs) {
+		evs, p.HasMore = evs[:n], true
 	}
 	p.Events = nonNil(evs)
 	return p, nil
