@@ -196,3 +196,26 @@ type Event struct {
 	// the server chose. It travels between nodes but never to clients.
 	Audience []string `json:"-"`
 }
+
+// ApproxSize estimates the memory e holds, in bytes: a fixed part for its
+// structs plus its strings and lists. Queues of events bound themselves
+// with it (the hub, internal/membroker).
+func (e *Event) ApproxSize() int {
+	n := 256 + len(e.ConversationID) + len(e.UserID) + len(e.UserName)
+	if m := e.Message; m != nil {
+		n += 256 + len(m.Text)
+	}
+	if c := e.Conversation; c != nil {
+		n += 256 + len(c.Title) + 96*len(c.Members)
+		if c.LastMessage != nil {
+			n += 256 + len(c.LastMessage.Text)
+		}
+	}
+	for _, id := range e.Audience {
+		n += 16 + len(id)
+	}
+	for _, id := range e.UserIDs {
+		n += 16 + len(id)
+	}
+	return n
+}

@@ -1,6 +1,7 @@
 // Package membroker is the in-process parley.Broker: what a single node
 // uses when there is no NATS. Publish hands each message to every
-// subscriber in order, on one delivery goroutine per subscriber.
+// subscriber in order, on one delivery goroutine per subscriber, through
+// a queue bounded in bytes.
 package membroker
 
 import (
@@ -14,31 +15,78 @@ import (
 var _ parley.Broker = (*Broker)(nil)
 
 // Broker is an in-process broker. The zero value is not usable; call New.
-// It is safe for concurrent use. A subscriber's queue is unbounded: the
-// hub it feeds never blocks, so the queue drains as fast as it fills.
+// It is safe for concurrent use. A subscriber's queue is bounded in bytes
+// (by parley.Event.ApproxSize, see NewWithLimit): the hub it feeds never
+// blocks, so the queue drains as fast as it fills unless the process is
+// starved, and then a message that does not fit is dropped for that
+// subscriber, as the Broker contract allows (the hub reads missed durable
+// events from the store; presence is repaired by the next snapshot).
 type Broker struct {
-	mu     sync.Mutex
-	subs   map[*sub]struct{}
-	closed bool
+	maxBytes int
+
+	mu      sync.Mutex
+	subs    map[*sub]struct{}
+	closed  bool
+	dropped int64
 }
 
 type sub struct {
-	fn   func(parley.BrokerMessage)
-	mu   sync.Mutex
-	cond *sync.Cond
-	q    []parley.BrokerMessage
-	stop bool
-	done chan struct{}
+	fn     func(parley.BrokerMessage)
+	mu     sync.Mutex
+	cond   *sync.Cond
+	q      []parley.BrokerMessage
+	qBytes int
+	stop   bool
+	done   chan struct{}
 }
 
-// New returns an empty broker.
-func New() *Broker { return &Broker{subs: make(map[*sub]struct{})} }
+// DefaultMaxPendingBytes bounds each subscriber's queue of a broker made
+// by New: 64 MiB.
+const DefaultMaxPendingBytes = 64 << 20
+
+// New returns an empty broker whose subscribers each queue at most
+// DefaultMaxPendingBytes.
+func New() *Broker { return NewWithLimit(DefaultMaxPendingBytes) }
+
+// NewWithLimit returns an empty broker whose subscribers each queue at
+// most maxBytes of messages not yet handed to them (a message larger than
+// that is queued when the queue is empty). Publish drops a message for a
+// subscriber whose queue it does not fit.
+func NewWithLimit(maxBytes int) *Broker {
+	return &Broker{maxBytes: maxBytes, subs: make(map[*sub]struct{})}
+}
+
+// Dropped returns how many messages were dropped for full queues, counted
+// once per subscriber.
+func (b *Broker) Dropped() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dropped
+}
+
+// messageSize estimates the memory a queued message holds.
+func messageSize(m *parley.BrokerMessage) int {
+	n := 64 + len(m.Node)
+	for i := range m.Events {
+		n += m.Events[i].ApproxSize()
+	}
+	if p := m.Presence; p != nil {
+		for _, ids := range [][]string{p.Online, p.Offline} {
+			for _, id := range ids {
+				n += 16 + len(id)
+			}
+		}
+	}
+	return n
+}
 
 // ErrClosed is returned by Publish and Subscribe after Close.
 var ErrClosed = errors.New("membroker: closed")
 
-// Publish queues m for every subscriber. It never blocks on a subscriber.
+// Publish queues m for every subscriber whose queue has room for it. It
+// never blocks on a subscriber.
 func (b *Broker) Publish(ctx context.Context, m parley.BrokerMessage) error {
+	n := messageSize(&m)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -46,7 +94,13 @@ func (b *Broker) Publish(ctx context.Context, m parley.BrokerMessage) error {
 	}
 	for s := range b.subs {
 		s.mu.Lock()
+		if s.qBytes > 0 && s.qBytes+n > b.maxBytes {
+			s.mu.Unlock()
+			b.dropped++
+			continue
+		}
 		s.q = append(s.q, m)
+		s.qBytes += n
 		s.mu.Unlock()
 		s.cond.Signal()
 	}
@@ -96,8 +150,10 @@ func (s *sub) run() {
 			s.mu.Unlock()
 			return
 		}
+		// The batch leaves the queue's count now: it is what one
+		// subscriber holds while fn runs, besides the queue.
 		batch := s.q
-		s.q = nil
+		s.q, s.qBytes = nil, 0
 		s.mu.Unlock()
 		for _, m := range batch {
 			s.fn(m)

@@ -47,7 +47,21 @@ type Config struct {
 	// Logger receives disconnects, reconnects and undecodable messages
 	// (default slog.Default()).
 	Logger *slog.Logger
+	// PendingMsgs and PendingBytes bound what a subscription holds
+	// received and not yet handed to its callback (default
+	// DefaultPendingMsgs and DefaultPendingBytes). Past either, nats.go
+	// drops messages for it and reports a slow consumer (logged); the
+	// hub reads the durable events it missed from the store (gap fill
+	// and head poll), and presence is repaired by the next snapshot.
+	PendingMsgs  int
+	PendingBytes int
 }
+
+// Defaults of Config's pending limits.
+const (
+	DefaultPendingMsgs  = 1 << 16
+	DefaultPendingBytes = 64 << 20
+)
 
 // Broker is a NATS connection used as a parley.Broker. It is safe for
 // concurrent use. After a lost connection it reconnects forever; messages
@@ -57,6 +71,7 @@ type Config struct {
 type Broker struct {
 	nc      *nats.Conn
 	subject string
+	pending [2]int // msgs, bytes: Config.PendingMsgs and PendingBytes
 	log     *slog.Logger
 	closed  chan struct{} // closed by nats.go's ClosedHandler
 
@@ -103,12 +118,19 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.PendingMsgs <= 0 {
+		cfg.PendingMsgs = DefaultPendingMsgs
+	}
+	if cfg.PendingBytes <= 0 {
+		cfg.PendingBytes = DefaultPendingBytes
+	}
 	timeout := 10 * time.Second
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
 	b := &Broker{
 		subject: cfg.Subject,
+		pending: [2]int{cfg.PendingMsgs, cfg.PendingBytes},
 		log:     cfg.Logger.With("component", "natsbroker"),
 		closed:  make(chan struct{}),
 		subs:    make(map[*subscription]struct{}),
@@ -219,9 +241,11 @@ func (b *Broker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: subscribe: %w", err)
 	}
-	// Without unbounded pending limits nats.go drops messages for a slow
-	// subscriber; the hub's callback never blocks, so the queue drains.
-	if err := ns.SetPendingLimits(-1, -1); err != nil {
+	// Bounded: the hub's callback never blocks, so the queue drains
+	// unless the process is starved, and then nats.go drops what does
+	// not fit (a slow consumer) rather than holding it; the hub reads
+	// the durable events it missed from the store.
+	if err := ns.SetPendingLimits(b.pending[0], b.pending[1]); err != nil {
 		ns.Unsubscribe()
 		return nil, fmt.Errorf("natsbroker: subscribe: %w", err)
 	}

@@ -56,22 +56,32 @@ type hub struct {
 	delivered int64
 	last      *lastEvents // who had an event lately: resumes with nothing to replay
 
-	inMu sync.Mutex // guards in
-	in   []parley.Event
-	sig  chan struct{} // a buffered wake-up for run
+	// maxQueue bounds in and pending, each, by estimated size (parley.Event.ApproxSize):
+	// Limits.HubQueueBytes. An event that does not fit is dropped and
+	// read from the store instead (fill), so none is lost.
+	maxQueue int
+
+	inMu     sync.Mutex // guards in, inBytes and overflow
+	in       []parley.Event
+	inBytes  int
+	overflow bool          // push dropped an event: run fills from the store
+	sig      chan struct{} // a buffered wake-up for run
 
 	// Owned by the run goroutine.
-	next    int64
-	pending map[int64]parley.Event
-	scratch []*conn // deliver's list of receivers, reused
+	next         int64
+	pending      map[int64]parley.Event
+	pendingBytes int
+	refill       bool    // accept dropped a pending event: fill from the store
+	scratch      []*conn // deliver's list of receivers, reused
 }
 
 func newHub(store parley.Store, log *slog.Logger, m *metrics) *hub {
 	return &hub{
 		store: store, log: log, metrics: m, contacts: newContactsCache(store),
-		users:   make(map[string]*conn),
-		sig:     make(chan struct{}, 1),
-		pending: make(map[int64]parley.Event),
+		users:    make(map[string]*conn),
+		sig:      make(chan struct{}, 1),
+		pending:  make(map[int64]parley.Event),
+		maxQueue: DefaultHubQueueBytes,
 	}
 }
 
@@ -84,7 +94,9 @@ func (h *hub) start(head int64) {
 }
 
 // push takes events from the broker. It never blocks: it runs on the
-// broker's delivery goroutine.
+// broker's delivery goroutine. Past maxQueue bytes waiting for the
+// sequencer it drops durable events and has the sequencer read them from
+// the store.
 func (h *hub) push(evs []parley.Event) {
 	var durable []parley.Event
 	for _, ev := range evs {
@@ -97,9 +109,22 @@ func (h *hub) push(evs []parley.Event) {
 	if len(durable) == 0 {
 		return
 	}
+	dropped := 0
 	h.inMu.Lock()
-	h.in = append(h.in, durable...)
+	for _, ev := range durable {
+		n := ev.ApproxSize()
+		if h.inBytes+n > h.maxQueue {
+			h.overflow = true
+			dropped++
+			continue
+		}
+		h.in = append(h.in, ev)
+		h.inBytes += n
+	}
 	h.inMu.Unlock()
+	if dropped > 0 {
+		h.metrics.drops.WithLabelValues("hub").Add(float64(dropped))
+	}
 	select {
 	case h.sig <- struct{}{}:
 	default:
@@ -122,11 +147,18 @@ func (h *hub) run(ctx context.Context) {
 			return
 		case <-h.sig:
 			h.inMu.Lock()
-			evs := h.in
-			h.in = nil
+			evs, overflow := h.in, h.overflow
+			h.in, h.inBytes, h.overflow = nil, 0, false
 			h.inMu.Unlock()
 			for _, ev := range evs {
 				h.accept(ev)
+			}
+			if overflow || h.refill {
+				// Events were dropped for want of room; they are
+				// committed (a publish follows its commit), so the
+				// store has them now.
+				h.refill = false
+				h.fill(ctx)
 			}
 		case <-gap.C:
 			gapArmed = false
@@ -160,13 +192,25 @@ func (h *hub) run(ctx context.Context) {
 }
 
 // accept takes one durable event: a duplicate is dropped, the next one is
-// delivered (with any pending ones it unblocks), a later one waits.
+// delivered (with any pending ones it unblocks), a later one waits, unless
+// maxQueue bytes already wait: then it is dropped and run reads it from
+// the store (refill).
 func (h *hub) accept(ev parley.Event) {
 	switch {
 	case ev.Pos < h.next:
 		return
 	case ev.Pos > h.next:
+		if _, ok := h.pending[ev.Pos]; ok {
+			return
+		}
+		n := ev.ApproxSize()
+		if h.pendingBytes+n > h.maxQueue {
+			h.refill = true
+			h.metrics.drops.WithLabelValues("hub").Inc()
+			return
+		}
 		h.pending[ev.Pos] = ev
+		h.pendingBytes += n
 		return
 	}
 	h.deliver(ev)
@@ -177,6 +221,7 @@ func (h *hub) accept(ev parley.Event) {
 			break
 		}
 		delete(h.pending, h.next)
+		h.pendingBytes -= e.ApproxSize()
 		h.deliver(e)
 		h.next++
 	}

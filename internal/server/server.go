@@ -177,6 +177,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics()
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
+	s.hub.maxQueue = cfg.Limits.HubQueueBytes
 	s.hub.newContacts = s.announceNewContacts
 	s.hub.warmUsers = func(ctx context.Context, ids []string) error { return s.svc.warmUsers(ctx, ids) }
 	s.pres = newPresence(cfg.NodeID, cfg.PresenceGrace, s.publishPresence, s.notifyPresence)

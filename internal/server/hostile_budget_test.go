@@ -1,0 +1,246 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/membroker"
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
+)
+
+// liveHeap is the heap in use after a collection: what the process holds.
+// Two collections: the first only moves sync.Pool's items to its victim
+// cache.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// attackWindow is how long the budget tests watch the heap while an attack
+// runs: long enough for the old, unbounded code to take hundreds of MiB
+// (it took 748 MB in 4 s), and shorter than writeTimeout (10 s), after
+// which the server drops a connection that does not read anyway. It bounds
+// the sampling, it is not an assertion on speed.
+const attackWindow = 4 * time.Second
+
+// peakHeap samples the live heap during attackWindow and returns the
+// largest growth over base.
+func peakHeap(base uint64) uint64 {
+	var peak uint64
+	for end := time.Now().Add(attackWindow); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if h := liveHeap(); h > base && h-base > peak {
+			peak = h - base
+		}
+	}
+	return peak
+}
+
+const mib = 1 << 20
+
+// seedConversation creates a direct conversation of alice and bob with n
+// messages of text from alice, straight in the store (no client is
+// connected yet, so nobody is sent their events), and waits until the
+// server's hub has delivered them: a welcome's head covers them, so a
+// resume replays them rather than receiving them live.
+func seedConversation(t *testing.T, srv *servertest.Server, n int, text string) parley.Conversation {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := srv.Store.EnsureUser(ctx, u, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conv, _, err := srv.Store.CreateDirect(ctx, "alice", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 { // concurrent sends share the store's batches
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				_, evs, err := srv.Store.SendMessage(ctx, parley.NewMessage{
+					ConversationID: conv.ID, SenderID: "alice", ClientID: fmt.Sprint("seed-", i), Type: parley.Text, Text: text})
+				if err == nil {
+					err = srv.Broker.Publish(ctx, parley.BrokerMessage{Node: "seed", Events: evs})
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	head, err := srv.Store.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := srv.Token(t, "bob", "bob")
+	for ctx.Err() == nil {
+		c := connect(t, srv, tok, nil)
+		c.ws.CloseNow()
+		if c.welcome.Head >= head {
+			return conv
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the hub never delivered the seeded messages")
+	return conv
+}
+
+// stillServed checks that a client connecting now is answered: a history
+// page of conv and a ping.
+func stillServed(t *testing.T, srv *servertest.Server, token, convID string) {
+	t.Helper()
+	c := connect(t, srv, token, nil)
+	var page parley.MessagePage
+	c.do(protocol.OpHistory, protocol.History{ConversationID: convID, Limit: 5}, &page)
+	if len(page.Messages) == 0 {
+		t.Fatal("another client got an empty history page")
+	}
+	if f := c.call(protocol.OpPing, nil); f.Type != protocol.TypePong {
+		t.Fatalf("another client's ping got %s", f.Type)
+	}
+}
+
+// TestHostileHistoryFlood: a client asks for 400 history pages of 100
+// messages of 4000 '<' (each '<' is 6 bytes of JSON: a page would be
+// 2.4 MB) and never reads. The server holds about its send queue's
+// budget for it, not the 400 pages, and serves others meanwhile.
+func TestHostileHistoryFlood(t *testing.T) {
+	srv := servertest.Start(t)
+	conv := seedConversation(t, srv, 100, strings.Repeat("<", parley.MaxTextRunes))
+	aTok, bTok := srv.Token(t, "alice", "alice"), srv.Token(t, "bob", "bob")
+	base := liveHeap()
+
+	attacker := dialSmallBuffer(t, srv) // never read from below
+	attacker.sendOp(protocol.OpHello, "", protocol.Hello{Token: aTok})
+	for i := range 400 {
+		attacker.sendOp(protocol.OpHistory, fmt.Sprint("h", i), protocol.History{ConversationID: conv.ID, Limit: parley.MaxPageLimit})
+	}
+	grew := peakHeap(base)
+	stillServed(t, srv, bTok, conv.ID)
+
+	// The queue's budget, what the writer is writing (up to as much
+	// again), one history read in progress, and the runtime's slack.
+	const bound = 4*server.DefaultSendQueueBytes + 4*mib
+	t.Logf("history flood: live heap grew by at most %.1f MiB (bound %.1f MiB)", float64(grew)/mib, float64(bound)/mib)
+	if grew > bound {
+		t.Fatalf("the heap grew by %.1f MiB for one client that does not read; want at most %.1f MiB", float64(grew)/mib, float64(bound)/mib)
+	}
+}
+
+// TestHostileResumeFlood: eight connections of a user with 2,000 messages
+// of 16 KB each say hello with resume_from 0 and never read. Each replay
+// is read page by page as the socket drains, so the server holds about a
+// page per connection, not the 32 MB each would replay.
+func TestHostileResumeFlood(t *testing.T) {
+	srv := servertest.Start(t)
+	text := strings.Repeat("𝄞", parley.MaxTextRunes) // 4 bytes each: 16 KB
+	conv := seedConversation(t, srv, 2000, text)
+	aTok, bTok := srv.Token(t, "alice", "alice"), srv.Token(t, "bob", "bob")
+	base := liveHeap()
+
+	zero := int64(0)
+	for range 8 {
+		c := dialSmallBuffer(t, srv) // never read from below
+		c.sendOp(protocol.OpHello, "", protocol.Hello{Token: aTok, ResumeFrom: &zero})
+	}
+	grew := peakHeap(base)
+	stillServed(t, srv, bTok, conv.ID)
+
+	// Per connection a page of events and its frames, each about the
+	// budget, plus the runtime's slack.
+	const bound = 8*3*server.DefaultSendQueueBytes + 8*mib
+	t.Logf("resume flood: live heap grew by at most %.1f MiB (bound %.1f MiB)", float64(grew)/mib, float64(bound)/mib)
+	if grew > bound {
+		t.Fatalf("the heap grew by %.1f MiB for 8 replays nobody reads; want at most %.1f MiB", float64(grew)/mib, float64(bound)/mib)
+	}
+}
+
+// TestHostileHubOverflowLosesNothing: with the broker's and the hub's
+// queues bounded to almost nothing, every durable event overflows them and
+// is read from the store instead; every member still gets every event
+// exactly once, in position order.
+func TestHostileHubOverflowLosesNothing(t *testing.T) {
+	broker := membroker.NewWithLimit(1) // a message is dropped whenever one waits
+	t.Cleanup(func() { broker.Close() })
+	srv := servertest.Start(t, servertest.WithBroker(broker), servertest.WithConfig(func(c *server.Config) {
+		c.Limits.HubQueueBytes = 1 // no event fits: each is read from the store
+	}))
+	aTok := srv.Token(t, "alice", "Alice")
+	srv.Token(t, "bob", "Bob")
+	srv.Token(t, "carol", "Carol")
+	a := connect(t, srv, aTok, nil)
+	var conv parley.Conversation
+	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "burst", MemberIDs: []string{"bob", "carol"}}, &conv)
+	members := map[string]*wsClient{"alice": a}
+	for _, u := range []string{"bob", "carol"} {
+		members[u] = connect(t, srv, srv.Token(t, u, u), nil)
+	}
+
+	// A burst from several senders at once, over HTTP.
+	const senders, each = 8, 40
+	var wg sync.WaitGroup
+	for w := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				body := fmt.Sprintf(`{"client_id":"b%d-%d","text":"m%d-%d"}`, w, i, w, i)
+				req, _ := http.NewRequest("POST", srv.URL+"/v1/conversations/"+conv.ID+"/messages", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+aTok)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					t.Errorf("send: status %d", resp.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	for name, c := range members {
+		seen := make(map[string]bool)
+		last := int64(0)
+		for len(seen) < senders*each {
+			ev := c.event(parley.EventNewMessage)
+			if ev.Pos <= last {
+				t.Fatalf("%s: event at %d after %d: duplicate or out of order", name, ev.Pos, last)
+			}
+			last = ev.Pos
+			if ev.ConversationID == conv.ID {
+				seen[ev.Message.Text] = true
+			}
+		}
+	}
+	r := httpDo(t, srv, "GET", "/metrics", "", "")
+	if !strings.Contains(string(r.body), `parley_queue_drops_total{kind="hub"}`) {
+		t.Fatal("the hub dropped nothing: the test did not overflow it")
+	}
+	t.Logf("broker dropped %d messages", broker.Dropped())
+}
