@@ -244,3 +244,175 @@ func TestHostileHubOverflowLosesNothing(t *testing.T) {
 	}
 	t.Logf("broker dropped %d messages", broker.Dropped())
 }
+
+// TestReplyByteCap: history and events pages of large messages are cut to
+// the reply cap with has_more set, and a client following the cursors
+// gets every message (and event) exactly once, in both directions, on the
+// WebSocket and over HTTP.
+func TestReplyByteCap(t *testing.T) {
+	srv := servertest.Start(t)
+	const n = 100
+	conv := seedConversation(t, srv, n, strings.Repeat("<", parley.MaxTextRunes))
+	aTok := srv.Token(t, "alice", "alice")
+	a := connect(t, srv, aTok, nil)
+
+	// follow pages from q (before or after) until has_more is false and
+	// returns the seqs in the order the pages gave them.
+	follow := func(name string, q protocol.History, get func(protocol.History) (parley.MessagePage, int)) []int64 {
+		var seqs []int64
+		for pages := 0; ; pages++ {
+			p, size := get(q)
+			if len(p.Messages) == 0 {
+				t.Fatalf("%s: an empty page", name)
+			}
+			if size > server.MaxReplyBytes+1024 {
+				t.Fatalf("%s: a reply of %d bytes, over the cap", name, size)
+			}
+			if pages == 0 && len(p.Messages) == parley.MaxPageLimit {
+				t.Fatalf("%s: the first page was not cut", name)
+			}
+			for _, m := range p.Messages {
+				seqs = append(seqs, m.Seq)
+			}
+			if !p.HasMore {
+				return seqs
+			}
+			if q.After > 0 {
+				q.After = p.Messages[len(p.Messages)-1].Seq
+			} else {
+				q.Before = p.Messages[0].Seq
+			}
+		}
+	}
+	ws := func(q protocol.History) (parley.MessagePage, int) {
+		f := a.call(protocol.OpHistory, q)
+		return decodeJSON[parley.MessagePage](t, f.Data), len(f.Data)
+	}
+	overHTTP := func(q protocol.History) (parley.MessagePage, int) {
+		r := httpDo(t, srv, "GET", fmt.Sprintf("/v1/conversations/%s/messages?limit=%d&before=%d&after=%d", conv.ID, q.Limit, q.Before, q.After), aTok, "")
+		return decodeJSON[parley.MessagePage](t, r.body), len(r.body)
+	}
+	check := func(name string, seqs []int64, from, to int64) {
+		t.Helper()
+		seen := make(map[int64]bool)
+		for _, s := range seqs {
+			if seen[s] {
+				t.Fatalf("%s: seq %d twice", name, s)
+			}
+			seen[s] = true
+		}
+		for s := from; s <= to; s++ {
+			if !seen[s] {
+				t.Fatalf("%s: seq %d missing", name, s)
+			}
+		}
+		if len(seen) != int(to-from+1) {
+			t.Fatalf("%s: %d messages, want %d", name, len(seen), to-from+1)
+		}
+	}
+	for name, get := range map[string]func(protocol.History) (parley.MessagePage, int){"ws": ws, "http": overHTTP} {
+		check(name+" backwards", follow(name, protocol.History{ConversationID: conv.ID, Limit: parley.MaxPageLimit}, get), 1, n)
+		check(name+" forwards", follow(name, protocol.History{ConversationID: conv.ID, After: 1, Limit: parley.MaxPageLimit}, get), 2, n)
+	}
+
+	// GET /v1/events pages the same way: every event once, in order.
+	var pos []int64
+	after := int64(0)
+	for {
+		r := httpDo(t, srv, "GET", fmt.Sprintf("/v1/events?after=%d&limit=1000", after), aTok, "")
+		if len(r.body) > server.MaxReplyBytes+1024 {
+			t.Fatalf("an events reply of %d bytes, over the cap", len(r.body))
+		}
+		p := decodeJSON[struct {
+			Events  []parley.Event `json:"events"`
+			HasMore bool           `json:"has_more"`
+		}](t, r.body)
+		for _, ev := range p.Events {
+			if ev.Pos <= after {
+				t.Fatalf("event %d after %d", ev.Pos, after)
+			}
+			after = ev.Pos
+			pos = append(pos, ev.Pos)
+		}
+		if !p.HasMore {
+			break
+		}
+	}
+	if len(pos) != n+1 { // the conversation's creation and the messages
+		t.Fatalf("%d events, want %d", len(pos), n+1)
+	}
+}
+
+// TestResumeReplayPages: a replay of many pages (large events) meets the
+// live stream with no gap and no overlap while messages keep arriving, and
+// past the resume limit the client gets resync after the limit's events.
+func TestResumeReplayPages(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ResumeLimit = 1000 }))
+	const seeded, live = 300, 40
+	conv := seedConversation(t, srv, seeded, strings.Repeat("€", parley.MaxTextRunes))
+	aTok, bTok := srv.Token(t, "alice", "alice"), srv.Token(t, "bob", "bob")
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // live messages while bob's replay is written
+		defer wg.Done()
+		for i := range live {
+			r, err := http.NewRequest("POST", srv.URL+"/v1/conversations/"+conv.ID+"/messages",
+				strings.NewReader(fmt.Sprintf(`{"client_id":"live-%d","text":"live %d"}`, i, i)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			r.Header.Set("Authorization", "Bearer "+aTok)
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+		}
+	}()
+	zero := int64(0)
+	b := connect(t, srv, bTok, &zero)
+	evs, end := collectResume(t, b)
+	if end.Type != protocol.TypeResumed {
+		t.Fatalf("got %s, want resumed", end.Type)
+	}
+	if r := decodeJSON[protocol.Resumed](t, end.Data); r.Count != len(evs) || len(evs) < seeded+1 {
+		t.Fatalf("resumed %+v after %d events, want at least %d", r, len(evs), seeded+1)
+	}
+	wg.Wait()
+	msgs := 0
+	for _, ev := range evs {
+		if ev.Type == parley.EventNewMessage {
+			msgs++
+		}
+	}
+	for msgs < seeded+live {
+		evs = append(evs, b.event(parley.EventNewMessage))
+		msgs++
+	}
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Pos <= evs[i-1].Pos {
+			t.Fatalf("event %d at %d after %d: a gap or an overlap where the replay met the live stream", i, evs[i].Pos, evs[i-1].Pos)
+		}
+	}
+
+	// 150 events behind with a limit of 100: the limit's events, in
+	// order, then resync at the welcome's head.
+	srv2 := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ResumeLimit = 100 }))
+	seedConversation(t, srv2, 149, "x")
+	c := connect(t, srv2, srv2.Token(t, "bob", "bob"), &zero)
+	evs, end = collectResume(t, c)
+	if end.Type != protocol.TypeResync || len(evs) != 100 {
+		t.Fatalf("150 behind with limit 100: %d events then %s", len(evs), end.Type)
+	}
+	if r := decodeJSON[protocol.Resync](t, end.Data); r.Head != c.welcome.Head {
+		t.Fatalf("resync head %d, welcome head %d", r.Head, c.welcome.Head)
+	}
+	want := make([]string, 99) // the conversation's creation, then 99 of the messages
+	for i := range want {
+		want[i] = "x"
+	}
+	checkExactlyOnce(t, evs, 0, want)
+}
