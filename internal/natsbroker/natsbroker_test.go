@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -257,3 +259,72 @@ func TestSubjectInURL(t *testing.T) {
 		t.Error("an unknown URL parameter was accepted")
 	}
 }
+
+// TestPendingLimits: a subscription holds at most Config.PendingMsgs
+// messages not yet handed to its callback; past that NATS drops them (a
+// slow consumer, logged) instead of the process holding them, and the
+// subscription goes on delivering afterwards.
+func TestPendingLimits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	slow := make(chan struct{})
+	var once sync.Once
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) {
+		if strings.Contains(string(p), "slow consumer") {
+			once.Do(func() { close(slow) })
+		}
+	}), nil))
+	b, err := natsbroker.Open(ctx, natsbroker.Config{URL: embedded.ClientURL(), Subject: uniqueSubject(t), Name: "slow",
+		Logger: log, PendingMsgs: 4, PendingBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	release := make(chan struct{})
+	var got atomic.Int64
+	after := make(chan struct{})
+	var afterOnce sync.Once
+	stop, err := b.Subscribe(func(m parley.BrokerMessage) {
+		<-release // the first call holds the subscription until released
+		if m.Node == "after" {
+			afterOnce.Do(func() { close(after) })
+			return
+		}
+		got.Add(1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	const n = 100
+	for i := range n {
+		if err := b.Publish(ctx, parley.BrokerMessage{Node: "a", Events: []parley.Event{{Pos: int64(i + 1), Type: parley.EventNewMessage}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-slow:
+	case <-ctx.Done():
+		t.Fatal("no slow consumer reported: the pending limit did not apply")
+	}
+	close(release)
+	for {
+		if err := b.Publish(ctx, parley.BrokerMessage{Node: "after"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-after:
+			if g := got.Load(); g >= n {
+				t.Fatalf("the subscription got all %d messages with a pending limit of 4", g)
+			}
+			return
+		case <-time.After(50 * time.Millisecond): // dropped while still full: publish again
+		case <-ctx.Done():
+			t.Fatal("the subscription delivered nothing after the slow consumer")
+		}
+	}
+}
+
+type writerFunc func(p []byte)
+
+func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
