@@ -3,9 +3,9 @@ package natsbroker_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"

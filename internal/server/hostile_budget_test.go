@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -108,6 +110,25 @@ func seedConversation(t *testing.T, srv *servertest.Server, n int, text string) 
 	return conv
 }
 
+// postMessage sends a text message over HTTP, from any goroutine.
+func postMessage(srv *servertest.Server, token, convID, clientID, text string) error {
+	body, _ := json.Marshal(protocol.Send{ClientID: clientID, Text: text})
+	req, err := http.NewRequest("POST", srv.URL+"/v1/conversations/"+convID+"/messages", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("send: status %d", resp.StatusCode)
+	}
+	return nil
+}
+
 // stillServed checks that a client connecting now is answered: a history
 // page of conv and a ping.
 func stillServed(t *testing.T, srv *servertest.Server, token, convID string) {
@@ -207,17 +228,9 @@ func TestHostileHubOverflowLosesNothing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				body := fmt.Sprintf(`{"client_id":"b%d-%d","text":"m%d-%d"}`, w, i, w, i)
-				req, _ := http.NewRequest("POST", srv.URL+"/v1/conversations/"+conv.ID+"/messages", strings.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+aTok)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
+				if err := postMessage(srv, aTok, conv.ID, fmt.Sprintf("b%d-%d", w, i), fmt.Sprintf("m%d-%d", w, i)); err != nil {
 					t.Error(err)
 					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					t.Errorf("send: status %d", resp.StatusCode)
 				}
 			}
 		}()
@@ -357,19 +370,10 @@ func TestResumeReplayPages(t *testing.T) {
 	go func() { // live messages while bob's replay is written
 		defer wg.Done()
 		for i := range live {
-			r, err := http.NewRequest("POST", srv.URL+"/v1/conversations/"+conv.ID+"/messages",
-				strings.NewReader(fmt.Sprintf(`{"client_id":"live-%d","text":"live %d"}`, i, i)))
-			if err != nil {
+			if err := postMessage(srv, aTok, conv.ID, fmt.Sprint("live-", i), fmt.Sprint("live ", i)); err != nil {
 				t.Error(err)
 				return
 			}
-			r.Header.Set("Authorization", "Bearer "+aTok)
-			resp, err := http.DefaultClient.Do(r)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
 		}
 	}()
 	zero := int64(0)

@@ -35,7 +35,7 @@ func newMetrics() *metrics {
 			Name: "parley_resumes_total", Help: "Hellos with resume_from, by result (replayed, resync).",
 		}, []string{"result"}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "parley_queue_drops_total", Help: "Frames dropped from full send queues, by kind.",
+			Name: "parley_queue_drops_total", Help: "Frames dropped from full send queues (kind ephemeral or durable), and events a full hub queue dropped to read from the store (kind hub).",
 		}, []string{"kind"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_rate_limited_total", Help: "Requests refused by a rate limit, by limit.",
