@@ -7,7 +7,7 @@ const (
 	qHead = `SELECT COALESCE(MAX(pos), 0) FROM events`
 
 	// Users.
-	qUserByID      = `SELECT id, name, created_at FROM users WHERE id = ?`
+	qUserByID = `SELECT id, name, created_at FROM users WHERE id = ?`
 	// A name is looked up by its key (parley.NameKey), or by the name
 	// itself for the users whose look-alike name predates name_key and
 	// who hold no key (see migration 00003); the exact name wins.
@@ -25,7 +25,7 @@ const (
 	qUsersWithoutKey = `SELECT id, name FROM users WHERE name_key IS NULL ORDER BY created_at, id`
 	qSetNameKey      = `UPDATE users SET name_key = ?1 WHERE id = ?2 AND name_key IS NULL
 		AND NOT EXISTS (SELECT 1 FROM users WHERE name_key = ?1)`
-	qUserExists    = `SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)`
+	qUserExists = `SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)`
 
 	// Conversations.
 	qDirectByPair       = `SELECT id FROM conversations WHERE kind = 'direct' AND direct_a = ? AND direct_b = ?`
