@@ -140,11 +140,6 @@ type Hasher struct {
 	// defaults).
 	MaxWait         time.Duration
 	MaxQueuedPerKey int
-	// OnAdmit, when set, is called with the key of each hash that gets a
-	// slot, in the order they get it, while the queue's lock is held (it
-	// must not block): tests read fairness from it.
-	OnAdmit func(key string)
-
 	init   sync.Once
 	dummy  []byte        // see CheckMissing
 	hashes atomic.Uint64 // argon2 computations run
@@ -172,7 +167,6 @@ func (h *Hasher) setup() {
 		if h.MaxQueuedPerKey > 0 {
 			h.q.maxQueued = h.MaxQueuedPerKey
 		}
-		h.q.onAdmit = h.OnAdmit
 		// A hash of nothing: random salt and key with the parameters Hash
 		// writes. Checking a password against it costs what checking
 		// against a real hash costs, and never matches (2^-256).
@@ -188,6 +182,15 @@ func (h *Hasher) setup() {
 // Hashes is how many argon2id computations the Hasher has run (Hash,
 // Check and CheckMissing alike): the metric parley_password_hashes_total.
 func (h *Hasher) Hashes() uint64 { return h.hashes.Load() }
+
+// SetOnAdmit makes f be called with the key of each hash that gets a
+// slot, in the order they get it, under the queue's lock (f must not
+// block): tests read fairness from it. Safe to call at any time.
+func (h *Hasher) SetOnAdmit(f func(key string)) {
+	h.q.mu.Lock()
+	defer h.q.mu.Unlock()
+	h.q.onAdmit = f
+}
 
 // Waiting is how many hashes wait for a slot.
 func (h *Hasher) Waiting() int { return h.q.waitingCount() }
