@@ -140,9 +140,9 @@ type Hasher struct {
 	// defaults).
 	MaxWait         time.Duration
 	MaxQueuedPerKey int
-	init   sync.Once
-	dummy  []byte        // see CheckMissing
-	hashes atomic.Uint64 // argon2 computations run
+	init            sync.Once
+	dummy           []byte        // see CheckMissing
+	hashes          atomic.Uint64 // argon2 computations run
 }
 
 // NewHasher returns a Hasher with the default cost that runs at most
