@@ -173,9 +173,7 @@ func (h *Hasher) setup() {
 		salt, key := make([]byte, argonSaltLen), make([]byte, argonKeyLen)
 		rand.Read(salt)
 		rand.Read(key)
-		enc := base64.RawStdEncoding
-		h.dummy = fmt.Appendf(nil, "$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-			argon2.Version, h.MemoryKiB, h.Time, argonThreads, enc.EncodeToString(salt), enc.EncodeToString(key))
+		h.dummy = h.encode(salt, key)
 	})
 }
 
@@ -213,10 +211,15 @@ func (h *Hasher) Hash(ctx context.Context, key, password string) ([]byte, error)
 		return nil, err
 	}
 	h.hashes.Add(1)
-	sum := argon2.IDKey([]byte(password), salt, h.Time, h.MemoryKiB, argonThreads, argonKeyLen)
+	return h.encode(salt, argon2.IDKey([]byte(password), salt, h.Time, h.MemoryKiB, argonThreads, argonKeyLen)), nil
+}
+
+// encode writes a hash in the format parseHash reads, with the cost of
+// new hashes.
+func (h *Hasher) encode(salt, key []byte) []byte {
 	enc := base64.RawStdEncoding
 	return fmt.Appendf(nil, "$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, h.MemoryKiB, h.Time, argonThreads, enc.EncodeToString(salt), enc.EncodeToString(sum)), nil
+		argon2.Version, h.MemoryKiB, h.Time, argonThreads, enc.EncodeToString(salt), enc.EncodeToString(key))
 }
 
 // ErrBadCredentials is returned by Check for a wrong password.

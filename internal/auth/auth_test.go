@@ -138,31 +138,27 @@ func TestFairQueue(t *testing.T) {
 	must(q.acquire(ctx, "flood"))
 	must(q.acquire(ctx, "other")) // both slots busy
 	done := make(chan string, 16)
-	for range 3 {
+	// queue starts a waiter for key and returns once it waits.
+	queue := func(key string) {
+		n := q.waitingCount()
 		go func() {
-			if err := q.acquire(ctx, "flood"); err != nil {
-				done <- "err flood"
+			if err := q.acquire(ctx, key); err != nil {
+				done <- "err " + key
 				return
 			}
-			done <- "flood"
+			done <- key
 		}()
+		for q.waitingCount() != n+1 {
+			time.Sleep(time.Millisecond)
+		}
 	}
-	for q.waitingCount() != 3 {
-		time.Sleep(time.Millisecond)
+	for range 3 {
+		queue("flood")
 	}
 	if err := q.acquire(ctx, "flood"); parley.ErrorCode(err) != parley.EUNAVAILABLE {
 		t.Fatalf("a 4th waiter of one key: %v, want unavailable", err)
 	}
-	go func() {
-		if err := q.acquire(ctx, "late"); err != nil {
-			done <- "err late"
-			return
-		}
-		done <- "late"
-	}()
-	for q.waitingCount() != 4 {
-		time.Sleep(time.Millisecond)
-	}
+	queue("late")
 	// "other" frees its slot: "flood" already runs one, so "late" gets it
 	// although three flood hashes waited before it.
 	q.release("other")

@@ -31,8 +31,8 @@
 // # Choices the contract leaves open
 //
 // As internal/sqlite: unknown user ids in CreateGroup or Add are ENOTFOUND;
-// usernames are unique without regard to case (here lower(), which folds
-// Unicode case too, where SQLite folds only ASCII); EnsureUser with a name
+// names are unique by parley.NameKey (users.name_key, filled at open for
+// older rows), and lookups by name also match lower(name); EnsureUser with a name
 // another user holds is ECONFLICT; re-sending a ClientID used in another
 // conversation is ECONFLICT; no-op changes make no event.
 package postgres

@@ -28,7 +28,8 @@
 //
 //   - Unknown user ids in CreateGroup or UpdateConversation's Add are
 //     ENOTFOUND, and nothing is written.
-//   - Usernames are unique without regard to ASCII case.
+//   - Names are unique by parley.NameKey (users.name_key, migration
+//     00003), filled at open for older rows (fillNameKeys).
 //   - EnsureUser with a name another user holds is ECONFLICT.
 //   - Re-sending a ClientID the sender already used in another
 //     conversation is ECONFLICT.
