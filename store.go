@@ -29,15 +29,21 @@ import (
 //     with EINVALID; unknown users, conversations and messages ENOTFOUND.
 type Store interface {
 	// CreateUser registers a user with a password hash (the store never sees
-	// passwords). ECONFLICT if the name is taken.
+	// passwords) under NormalizeUsername(name). Names are unique by
+	// NameKey: ECONFLICT (NameTaken) if another user's name has the same
+	// key (the same name in another case or width, or a look-alike).
 	CreateUser(ctx context.Context, name string, passwordHash []byte) (User, error)
 	// Credentials returns the user with this name and the password hash.
-	// ENOTFOUND when no such user or the user has no password.
+	// ENOTFOUND when no such user or the user has no password. Like
+	// UserByName, it finds a user by its name's NameKey (or, for a user
+	// whose look-alike name predates keys, by the name itself).
 	Credentials(ctx context.Context, name string) (User, []byte, error)
 	// EnsureUser creates the user with this id and name on first sight and
-	// updates the name when it changed (tokens minted by integrators).
+	// updates the name when it changed (tokens minted by integrators). The
+	// name (a display name, not normalised) is unique by NameKey as in
+	// CreateUser: ECONFLICT if another user's name looks like it.
 	EnsureUser(ctx context.Context, id, name string) (User, error)
-	// User returns a user by id; UserByName by name.
+	// User returns a user by id; UserByName by name (see Credentials).
 	User(ctx context.Context, id string) (User, error)
 	UserByName(ctx context.Context, name string) (User, error)
 

@@ -4,6 +4,11 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mtibben/confusables"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/secure/precis"
+	"golang.org/x/text/unicode/norm"
 )
 
 // The validation rules every Store applies before a write is queued, so a
@@ -34,21 +39,64 @@ func ValidateID(field, id string) error {
 	return nil
 }
 
-// ValidateUsername checks a username: 3..MaxUsernameRunes letters, digits, '_', '-' or '.'.
+// ValidateUsername checks a username as NormalizeUsername does.
 func ValidateUsername(name string) error {
-	n := utf8.RuneCountInString(name)
+	_, err := NormalizeUsername(name)
+	return err
+}
+
+// NormalizeUsername returns the form of a username that is stored and
+// compared: the PRECIS UsernameCaseMapped profile (RFC 8265: full-width
+// characters to their normal width, lower case, NFC; spaces, symbols,
+// control and unassigned characters refused), which then must be
+// 3..MaxUsernameRunes letters, digits, '_', '-' or '.'. Letters and digits
+// of any script are allowed ("émile", "дмитрий"): look-alikes of a name
+// are refused by NameKey's uniqueness, not by banning scripts.
+// NormalizeUsername(NormalizeUsername(x)) == NormalizeUsername(x).
+func NormalizeUsername(name string) (string, error) {
 	if !utf8.ValidString(name) {
-		return invalidf("username is not valid UTF-8")
+		return "", invalidf("username is not valid UTF-8")
 	}
+	// A bound before PRECIS, so a huge input costs no mapping work.
+	if len(name) > 4*MaxUsernameRunes*utf8.UTFMax {
+		return "", invalidf("username must be 3 to %d characters", MaxUsernameRunes)
+	}
+	norm, err := precis.UsernameCaseMapped.String(name)
+	if err != nil {
+		return "", invalidf("username may hold only letters, digits, '_', '-' and '.'")
+	}
+	n := utf8.RuneCountInString(norm)
 	if n < 3 || n > MaxUsernameRunes {
-		return invalidf("username must be 3 to %d characters", MaxUsernameRunes)
+		return "", invalidf("username must be 3 to %d characters", MaxUsernameRunes)
 	}
-	for _, r := range name {
+	for _, r := range norm {
 		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' && r != '-' && r != '.' {
-			return invalidf("username may hold only letters, digits, '_', '-' and '.'")
+			return "", invalidf("username may hold only letters, digits, '_', '-' and '.'")
 		}
 	}
-	return nil
+	return norm, nil
+}
+
+// NameKey is the uniqueness key of a user's name (a username, or a display
+// name from an integrator's token): two names with the same key look
+// alike, and the stores keep one user per key. It is the Unicode TR39
+// confusables skeleton (data of Unicode 13.0, from
+// github.com/mtibben/confusables) of the name's PRECIS Nickname comparison
+// form (RFC 8266: NFKC, lower case, spaces collapsed), lower-cased again
+// because the skeleton maps some letters to upper-case ones ("0" -> "O").
+// So "admin", "ADMIN", "аdmin" (Cyrillic а) and "admın" (dotless ı)
+// share a key, as do "paypal" and "paypa1" (TR39 maps "1" to "l", not to
+// "i"). Keys are compared, never shown; a new Unicode
+// confusables table may change some keys (the stores keep the key they
+// computed, so an upgrade never merges existing users).
+func NameKey(name string) string {
+	k, err := precis.Nickname.CompareKey(name)
+	if err != nil {
+		// Not a nickname PRECIS accepts (e.g. an unassigned code point):
+		// fold it the same way without PRECIS's refusal.
+		k = cases.Fold().String(norm.NFKC.String(name))
+	}
+	return strings.ToLower(confusables.Skeleton(k))
 }
 
 // ValidateDisplayName is the looser rule for names in integrators' tokens:
@@ -179,3 +227,15 @@ func EventLimit(after int64, limit int) (int, error) {
 }
 
 func invalidf(format string, args ...any) error { return Errorf(EINVALID, format, args...) }
+
+// NameTaken is the ECONFLICT a store returns when name is refused because
+// existing, another user's name, is the same name in another case or form
+// ("the name ... is taken") or only looks like it ("... looks like an
+// existing one"): they share a NameKey.
+func NameTaken(name, existing string) error {
+	fold := func(s string) string { return cases.Fold().String(norm.NFKC.String(s)) }
+	if fold(name) == fold(existing) {
+		return Errorf(ECONFLICT, "the name %q is taken", name)
+	}
+	return Errorf(ECONFLICT, "the name %q looks like an existing one; choose another", name)
+}

@@ -164,7 +164,7 @@ func (c *userCreateCmd) Run(ctx context.Context, s *streams) error {
 		}
 		pw = strings.TrimRight(line, "\r\n")
 	}
-	hash, err := auth.NewHasher(1).Hash(ctx, pw)
+	hash, err := auth.NewHasher(1).Hash(ctx, "", pw)
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,12 @@ type ServeCmd struct {
 	TypingBurst         int     `default:"6" env:"PARLEY_TYPING_BURST" help:"Typing burst per user."`
 	ConnectsPerSecond   float64 `default:"10" env:"PARLEY_CONNECTS_PER_SECOND" help:"New connections and logins per second per IP (negative: no limit)."`
 	ConnectBurst        int     `default:"50" env:"PARLEY_CONNECT_BURST" help:"Connection burst per IP."`
+
+	Registration     string        `default:"open" enum:"open,closed" env:"PARLEY_REGISTRATION" help:"Who may register: open (anyone) or closed (register answers forbidden; parley user create and integrator tokens still work)."`
+	LoginFailures    int           `default:"5" env:"PARLEY_LOGIN_FAILURES" help:"Failed logins of one account (within an hour) before it is locked with a growing delay."`
+	LoginBackoff     time.Duration `default:"30s" env:"PARLEY_LOGIN_BACKOFF" help:"First lock of an account after --login-failures; doubles with each further failure."`
+	LoginBackoffMax  time.Duration `default:"15m" env:"PARLEY_LOGIN_BACKOFF_MAX" help:"Longest lock of an account."`
+	PasswordHashWait time.Duration `default:"5s" env:"PARLEY_PASSWORD_HASH_WAIT" help:"Longest wait of a login or register for a password-hash slot before it answers unavailable (503)."`
 }
 
 // Run serves until ctx ends (SIGINT or SIGTERM), then shuts down
@@ -134,6 +140,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			IPMessagesPerSecond: c.IPMessagesPerSecond, IPMessageBurst: c.IPMessageBurst,
 			TypingPerSecond: c.TypingPerSecond, TypingBurst: c.TypingBurst,
 			ConnectsPerSecond: c.ConnectsPerSecond, ConnectBurst: c.ConnectBurst,
+		},
+		Accounts: server.AccountLimits{
+			Registration:  server.Registration(c.Registration),
+			LoginFailures: c.LoginFailures, LoginBackoff: c.LoginBackoff, LoginBackoffMax: c.LoginBackoffMax,
+			HashWait: c.PasswordHashWait,
 		},
 	})
 	if err != nil {

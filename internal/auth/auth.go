@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -120,22 +122,33 @@ const (
 )
 
 // Hasher hashes and checks passwords with argon2id. Each hash takes 64 MiB
-// for a moment, so at most maxConcurrent run at once; the others wait (or
-// give up when their ctx ends). It is safe for concurrent use once built.
+// for a moment, so at most maxConcurrent run at once, handed out fairly
+// between keys (client IPs): a key runs one hash at a time, waiting keys
+// take turns, and a hash that waits longer than MaxWait (default
+// DefaultMaxWait), or whose key already has MaxQueuedPerKey waiting
+// (default DefaultMaxQueuedPerKey), gets EUNAVAILABLE with RetryAfter.
+// It is safe for concurrent use once built; set its fields before first
+// use.
 type Hasher struct {
-	sem chan struct{}
+	q *fairQueue
 	// MemoryKiB and Time are the argon2id cost for new hashes (defaults
 	// 64 MiB and 3 passes). Tests lower them; Check reads the cost from
-	// each stored hash, so changing them never breaks old hashes. Set
-	// them before first use.
+	// each stored hash, so changing them never breaks old hashes.
 	MemoryKiB uint32
 	Time      uint32
+	// MaxWait and MaxQueuedPerKey bound the wait for a slot (zero: the
+	// defaults).
+	MaxWait         time.Duration
+	MaxQueuedPerKey int
+	init            sync.Once
+	dummy           []byte        // see CheckMissing
+	hashes          atomic.Uint64 // argon2 computations run
 }
 
 // NewHasher returns a Hasher with the default cost that runs at most
 // maxConcurrent hashes at once (at least 1).
 func NewHasher(maxConcurrent int) *Hasher {
-	return &Hasher{sem: make(chan struct{}, max(1, maxConcurrent)), MemoryKiB: argonMemory, Time: argonTime}
+	return &Hasher{q: newFairQueue(maxConcurrent), MemoryKiB: argonMemory, Time: argonTime}
 }
 
 // MinPasswordLen and MaxPasswordLen bound passwords, in bytes.
@@ -144,42 +157,80 @@ const (
 	MaxPasswordLen = 256
 )
 
-func (h *Hasher) acquire(ctx context.Context) error {
-	select {
-	case h.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return parley.Errorf(parley.EUNAVAILABLE, "too many logins at once; try again")
-	}
+// setup applies the fields set after NewHasher, once, and makes the
+// dummy hash (see CheckMissing) with the cost of new hashes.
+func (h *Hasher) setup() {
+	h.init.Do(func() {
+		if h.MaxWait > 0 {
+			h.q.maxWait = h.MaxWait
+		}
+		if h.MaxQueuedPerKey > 0 {
+			h.q.maxQueued = h.MaxQueuedPerKey
+		}
+		// A hash of nothing: random salt and key with the parameters Hash
+		// writes. Checking a password against it costs what checking
+		// against a real hash costs, and never matches (2^-256).
+		salt, key := make([]byte, argonSaltLen), make([]byte, argonKeyLen)
+		rand.Read(salt)
+		rand.Read(key)
+		h.dummy = h.encode(salt, key)
+	})
 }
 
-// Hash returns an encoded argon2id hash of password. EINVALID when the
-// password is shorter than MinPasswordLen or longer than MaxPasswordLen.
-func (h *Hasher) Hash(ctx context.Context, password string) ([]byte, error) {
+// Hashes is how many argon2id computations the Hasher has run (Hash,
+// Check and CheckMissing alike): the metric parley_password_hashes_total.
+func (h *Hasher) Hashes() uint64 { return h.hashes.Load() }
+
+// SetOnAdmit makes f be called with the key of each hash that gets a
+// slot, in the order they get it, under the queue's lock (f must not
+// block): tests read fairness from it. Safe to call at any time.
+func (h *Hasher) SetOnAdmit(f func(key string)) {
+	h.q.mu.Lock()
+	defer h.q.mu.Unlock()
+	h.q.onAdmit = f
+}
+
+// Waiting is how many hashes wait for a slot.
+func (h *Hasher) Waiting() int { return h.q.waitingCount() }
+
+// Hash returns an encoded argon2id hash of password, computed in a slot
+// of key's turn (key: the client's IP; "" for local tools). EINVALID
+// when the password is shorter than MinPasswordLen or longer than
+// MaxPasswordLen; EUNAVAILABLE when no slot came in time.
+func (h *Hasher) Hash(ctx context.Context, key, password string) ([]byte, error) {
+	h.setup()
 	if len(password) < MinPasswordLen || len(password) > MaxPasswordLen {
 		return nil, parley.Errorf(parley.EINVALID, "password must be %d to %d bytes", MinPasswordLen, MaxPasswordLen)
 	}
-	if err := h.acquire(ctx); err != nil {
+	if err := h.q.acquire(ctx, key); err != nil {
 		return nil, err
 	}
-	defer func() { <-h.sem }()
+	defer h.q.release(key)
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return nil, err
 	}
-	key := argon2.IDKey([]byte(password), salt, h.Time, h.MemoryKiB, argonThreads, argonKeyLen)
+	h.hashes.Add(1)
+	return h.encode(salt, argon2.IDKey([]byte(password), salt, h.Time, h.MemoryKiB, argonThreads, argonKeyLen)), nil
+}
+
+// encode writes a hash in the format parseHash reads, with the cost of
+// new hashes.
+func (h *Hasher) encode(salt, key []byte) []byte {
 	enc := base64.RawStdEncoding
 	return fmt.Appendf(nil, "$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, h.MemoryKiB, h.Time, argonThreads, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
+		argon2.Version, h.MemoryKiB, h.Time, argonThreads, enc.EncodeToString(salt), enc.EncodeToString(key))
 }
 
 // ErrBadCredentials is returned by Check for a wrong password.
 var ErrBadCredentials = parley.Errorf(parley.EUNAUTHORIZED, "wrong username or password")
 
-// Check compares password with an encoded hash from Hash in constant time.
-// It returns ErrBadCredentials for a mismatch, and an error without a
-// code for a hash it cannot read (see parseHash).
-func (h *Hasher) Check(ctx context.Context, encoded []byte, password string) error {
+// Check compares password with an encoded hash from Hash in constant
+// time, in a slot of key's turn (see Hash). It returns ErrBadCredentials
+// for a mismatch, EUNAVAILABLE when no slot came in time, and an error
+// without a code for a hash it cannot read (see parseHash).
+func (h *Hasher) Check(ctx context.Context, key string, encoded []byte, password string) error {
+	h.setup()
 	p, err := parseHash(encoded)
 	if err != nil {
 		return err
@@ -188,15 +239,29 @@ func (h *Hasher) Check(ctx context.Context, encoded []byte, password string) err
 	if len(password) > MaxPasswordLen {
 		return ErrBadCredentials
 	}
-	if err := h.acquire(ctx); err != nil {
+	if err := h.q.acquire(ctx, key); err != nil {
 		return err
 	}
-	defer func() { <-h.sem }()
+	defer h.q.release(key)
+	h.hashes.Add(1)
 	got := argon2.IDKey([]byte(password), salt, iters, mem, threads, uint32(len(want)))
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ErrBadCredentials
 	}
 	return nil
+}
+
+// CheckMissing does for a user who does not exist what Check does for one
+// who does: the same argon2id work (against a dummy hash made once with
+// the cost of new hashes), in the same queue, and then ErrBadCredentials
+// (or what Check returns when no slot came). So a login answers in the
+// same time and with the same error whether or not the user exists.
+func (h *Hasher) CheckMissing(ctx context.Context, key, password string) error {
+	h.setup()
+	if err := h.Check(ctx, key, h.dummy, password); err != nil {
+		return err
+	}
+	return ErrBadCredentials // unreachable but for a 2^-256 chance
 }
 
 // Bounds on the cost a stored hash may ask for. argon2.IDKey panics on

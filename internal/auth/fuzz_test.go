@@ -90,7 +90,7 @@ const cheapCost = 1 << 12
 func FuzzCheck(f *testing.F) {
 	h := NewHasher(1)
 	h.MemoryKiB, h.Time = 64, 1
-	enc, err := h.Hash(context.Background(), "correct horse")
+	enc, err := h.Hash(context.Background(), "", "correct horse")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func FuzzCheck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, encoded, password string) {
 		p, perr := parseHash([]byte(encoded))
 		if perr != nil {
-			if err := h.Check(context.Background(), []byte(encoded), password); err == nil || errors.Is(err, ErrBadCredentials) {
+			if err := h.Check(context.Background(), "", []byte(encoded), password); err == nil || errors.Is(err, ErrBadCredentials) {
 				t.Fatalf("Check(%q) = %v for a hash parseHash refuses (%v)", encoded, err, perr)
 			}
 			return
@@ -119,9 +119,9 @@ func FuzzCheck(f *testing.F) {
 		if uint64(p.memory)*uint64(p.time) > cheapCost {
 			return
 		}
-		err := h.Check(context.Background(), []byte(encoded), password)
+		err := h.Check(context.Background(), "", []byte(encoded), password)
 		if err == nil {
-			if h.Check(context.Background(), []byte(encoded), password+"x") == nil {
+			if h.Check(context.Background(), "", []byte(encoded), password+"x") == nil {
 				t.Fatalf("hash %q matches both %q and %q", encoded, password, password+"x")
 			}
 		} else if !errors.Is(err, ErrBadCredentials) {

@@ -31,8 +31,8 @@
 // # Choices the contract leaves open
 //
 // As internal/sqlite: unknown user ids in CreateGroup or Add are ENOTFOUND;
-// usernames are unique without regard to case (here lower(), which folds
-// Unicode case too, where SQLite folds only ASCII); EnsureUser with a name
+// names are unique by parley.NameKey (users.name_key, filled at open for
+// older rows), and lookups by name also match lower(name); EnsureUser with a name
 // another user holds is ECONFLICT; re-sending a ClientID used in another
 // conversation is ECONFLICT; no-op changes make no event.
 package postgres
@@ -47,6 +47,7 @@ import (
 	"runtime"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -98,6 +99,10 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	if err := fillNameKeys(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	return &DB{pool: pool, b: newBatcher(pool, lockKey("positions", schema))}, nil
 }
 
@@ -127,6 +132,36 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, key int64) error {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+// fillNameKeys gives name_key (migration 00003) to the users who have
+// none, oldest first. A user whose key an older user holds keeps none: two
+// users who already had look-alike names keep their accounts, and each is
+// still found by its exact name (qUserByName). It runs at every open;
+// after the first it reads only those users. Nodes starting together may
+// race: each row's update is conditional, and a key another node just
+// gave to another row is a unique violation this node skips.
+func fillNameKeys(ctx context.Context, pool *pgxpool.Pool) error {
+	rows, err := pool.Query(ctx, qUsersWithoutKey)
+	if err != nil {
+		return fmt.Errorf("postgres: fill name keys: %w", err)
+	}
+	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var u [2]string
+		return u, r.Scan(&u[0], &u[1])
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: fill name keys: %w", err)
+	}
+	for _, u := range users {
+		_, err := pool.Exec(ctx, qSetNameKey, parley.NameKey(u[1]), u[0])
+		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+			continue
+		} else if err != nil {
+			return fmt.Errorf("postgres: fill name keys: %w", err)
+		}
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ func (db *DB) User(ctx context.Context, id string) (parley.User, error) {
 
 // UserByName implements parley.Store. Names match without regard to case.
 func (db *DB) UserByName(ctx context.Context, name string) (parley.User, error) {
-	u, err := scanUser(db.pool.QueryRow(ctx, qUserByName, name))
+	u, err := scanUser(db.pool.QueryRow(ctx, qUserByName, name, parley.NameKey(name)))
 	if err != nil {
 		return u, notFound(err, parley.ErrNotFound)
 	}
@@ -110,7 +110,7 @@ func (db *DB) Credentials(ctx context.Context, name string) (parley.User, []byte
 		u    parley.User
 		hash []byte
 	)
-	err := db.pool.QueryRow(ctx, qCredentials, name).Scan(&u.ID, &u.Name, &u.CreatedAt, &hash)
+	err := db.pool.QueryRow(ctx, qCredentials, name, parley.NameKey(name)).Scan(&u.ID, &u.Name, &u.CreatedAt, &hash)
 	if err != nil {
 		return parley.User{}, nil, notFound(err, parley.ErrNotFound)
 	}

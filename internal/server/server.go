@@ -79,6 +79,8 @@ type Config struct {
 	TokenTTL time.Duration
 	// PasswordHashes bounds concurrent argon2id hashes (default 4).
 	PasswordHashes int
+	// Accounts protect logins and registration (see AccountLimits).
+	Accounts AccountLimits
 	// Uploads bounds image uploads (zero fields take media's defaults:
 	// 10 MiB, 40 megapixels, 320 px thumbnails).
 	Uploads media.Limits
@@ -122,6 +124,7 @@ func (c Config) withDefaults() Config {
 	if c.PasswordHashes <= 0 {
 		c.PasswordHashes = 4
 	}
+	c.Accounts = c.Accounts.withDefaults()
 	c.Uploads = c.Uploads.WithDefaults()
 	if c.Static == nil {
 		c.Static = web.Handler()
@@ -183,7 +186,8 @@ func New(cfg Config) (*Server, error) {
 	s.pres = newPresence(cfg.NodeID, cfg.PresenceGrace, s.publishPresence, s.notifyPresence)
 	s.svc = &service{
 		store: cfg.Store, broker: cfg.Broker, node: cfg.NodeID, log: s.log, metrics: s.metrics,
-		limits: s.limits, hasher: auth.NewHasher(cfg.PasswordHashes), secret: cfg.Secret,
+		limits: s.limits, hasher: newHasher(cfg.PasswordHashes, cfg.Accounts, s.metrics.reg), secret: cfg.Secret,
+		accounts: cfg.Accounts, logins: newLoginThrottle(cfg.Accounts),
 		ttl: cfg.TokenTTL, pres: s.pres, typers: newTypingTracker(),
 	}
 	s.connCtx, s.cancelConn = context.WithCancel(context.Background())

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/parleychat/parley"
@@ -29,10 +28,13 @@ type service struct {
 	metrics *metrics
 	limits  *limiters
 	hasher  *auth.Hasher
-	secret  []byte
-	ttl     time.Duration
-	pres    *presence
-	typers  *typingTracker
+	// accounts and logins: see accounts.go.
+	accounts AccountLimits
+	logins   *loginThrottle
+	secret   []byte
+	ttl      time.Duration
+	pres     *presence
+	typers   *typingTracker
 
 	// ensured remembers the users whose token name is in the store, so a
 	// connection does not cost a write.
@@ -115,60 +117,6 @@ type authResult struct {
 type credentials struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
-}
-
-func validUsername(name string) error {
-	n := utf8.RuneCountInString(name)
-	if n < 3 || n > parley.MaxUsernameRunes {
-		return parley.Errorf(parley.EINVALID, "username must be 3 to %d characters", parley.MaxUsernameRunes)
-	}
-	for _, r := range name {
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_-.", r) {
-			return parley.Errorf(parley.EINVALID, "username may hold letters, digits, '_', '-' and '.' only")
-		}
-	}
-	return nil
-}
-
-func (s *service) register(ctx context.Context, ip string, c credentials) (authResult, error) {
-	if err := s.limits.connects.check(ip); err != nil {
-		return authResult{}, err
-	}
-	if err := validUsername(c.Username); err != nil {
-		return authResult{}, err
-	}
-	hash, err := s.hasher.Hash(ctx, c.Password)
-	if err != nil {
-		return authResult{}, err
-	}
-	u, err := s.store.CreateUser(ctx, c.Username, hash)
-	if err != nil {
-		return authResult{}, err
-	}
-	return s.issue(u)
-}
-
-func (s *service) login(ctx context.Context, ip string, c credentials) (authResult, error) {
-	if err := s.limits.connects.check(ip); err != nil {
-		return authResult{}, err
-	}
-	bad := parley.Errorf(parley.EUNAUTHORIZED, "wrong username or password")
-	if c.Username == "" || c.Password == "" {
-		return authResult{}, bad
-	}
-	u, hash, err := s.store.Credentials(ctx, c.Username)
-	if parley.ErrorCode(err) == parley.ENOTFOUND {
-		return authResult{}, bad
-	} else if err != nil {
-		return authResult{}, err
-	}
-	if err := s.hasher.Check(ctx, hash, c.Password); err != nil {
-		if parley.ErrorCode(err) == parley.EUNAVAILABLE {
-			return authResult{}, err
-		}
-		return authResult{}, bad
-	}
-	return s.issue(u)
 }
 
 func (s *service) issue(u parley.User) (authResult, error) {

@@ -94,7 +94,7 @@ func TestFailedOpRollsBackAlone(t *testing.T) {
 	)
 	wg.Go(func() {
 		failErr = db.b.do(t.Context(), func(w *writeTx) error {
-			if _, err := w.exec(qInsertUser, "u-fail", "failing", nil, 1); err != nil {
+			if _, err := w.exec(qInsertUser, "u-fail", "failing", nil, nil, 1); err != nil {
 				return err
 			}
 			failPos = w.nextPos()
@@ -105,7 +105,7 @@ func TestFailedOpRollsBackAlone(t *testing.T) {
 	wg.Go(func() {
 		okErr = db.b.do(t.Context(), func(w *writeTx) error {
 			okPos = w.nextPos()
-			_, err := w.exec(qInsertUser, "u-ok", "kept", nil, 1)
+			_, err := w.exec(qInsertUser, "u-ok", "kept", nil, nil, 1)
 			return err
 		})
 	})

@@ -28,7 +28,8 @@
 //
 //   - Unknown user ids in CreateGroup or UpdateConversation's Add are
 //     ENOTFOUND, and nothing is written.
-//   - Usernames are unique without regard to ASCII case.
+//   - Names are unique by parley.NameKey (users.name_key, migration
+//     00003), filled at open for older rows (fillNameKeys).
 //   - EnsureUser with a name another user holds is ECONFLICT.
 //   - Re-sending a ClientID the sender already used in another
 //     conversation is ECONFLICT.
@@ -109,6 +110,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		write.Close()
 		return nil, err
 	}
+	if err := fillNameKeys(ctx, write); err != nil {
+		write.Close()
+		return nil, err
+	}
 
 	rq := cloneValues(common)
 	rq.Add("_pragma", "query_only(1)")
@@ -177,6 +182,41 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	return nil
+}
+
+// fillNameKeys gives name_key (migration 00003) to the users who have
+// none, oldest first, in one transaction. A user whose key an older user
+// holds keeps none: two users who already had look-alike names keep their
+// accounts, and each is still found by its exact name (qUserByName). It
+// runs at every open; after the first it reads only those users.
+func fillNameKeys(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: fill name keys: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, qUsersWithoutKey)
+	if err != nil {
+		return fmt.Errorf("sqlite: fill name keys: %w", err)
+	}
+	var users [][2]string
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: fill name keys: %w", err)
+		}
+		users = append(users, [2]string{id, name})
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("sqlite: fill name keys: %w", err)
+	}
+	for _, u := range users {
+		if _, err := tx.ExecContext(ctx, qSetNameKey, parley.NameKey(u[1]), u[0]); err != nil {
+			return fmt.Errorf("sqlite: fill name keys: %w", err)
+		}
+	}
+	return tx.Commit()
 }
 
 // Close stops taking writes, waits for those under way to commit and

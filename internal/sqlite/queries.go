@@ -7,13 +7,25 @@ const (
 	qHead = `SELECT COALESCE(MAX(pos), 0) FROM events`
 
 	// Users.
-	qUserByID      = `SELECT id, name, created_at FROM users WHERE id = ?`
-	qUserByName    = `SELECT id, name, created_at FROM users WHERE name = ?`
-	qCredentials   = `SELECT id, name, created_at, password_hash FROM users WHERE name = ? AND password_hash IS NOT NULL`
-	qInsertUser    = `INSERT INTO users (id, name, password_hash, created_at) VALUES (?, ?, ?, ?)`
-	qRenameUser    = `UPDATE users SET name = ? WHERE id = ?`
-	qUserNameTaken = `SELECT EXISTS (SELECT 1 FROM users WHERE name = ? AND id != ?)`
-	qUserExists    = `SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)`
+	qUserByID = `SELECT id, name, created_at FROM users WHERE id = ?`
+	// A name is looked up by its key (parley.NameKey), or by the name
+	// itself for the users whose look-alike name predates name_key and
+	// who hold no key (see migration 00003); the exact name wins.
+	// Args: name, key.
+	qUserByName = `SELECT id, name, created_at FROM users
+		WHERE name_key = ?2 OR name = ?1 ORDER BY name = ?1 DESC LIMIT 1`
+	qCredentials = `SELECT id, name, created_at, password_hash FROM users
+		WHERE (name_key = ?2 OR name = ?1) AND password_hash IS NOT NULL ORDER BY name = ?1 DESC LIMIT 1`
+	qInsertUser = `INSERT INTO users (id, name, name_key, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`
+	qRenameUser = `UPDATE users SET name = ?, name_key = ? WHERE id = ?`
+	// qUserNameTaken: the name of another user (not ?3) who holds this
+	// name or its key (args: name, key, id).
+	qUserNameTaken = `SELECT name FROM users WHERE (name_key = ?2 OR name = ?1) AND id != ?3 LIMIT 1`
+	// qUsersWithoutKey and qSetNameKey fill name_key at open (db.go).
+	qUsersWithoutKey = `SELECT id, name FROM users WHERE name_key IS NULL ORDER BY created_at, id`
+	qSetNameKey      = `UPDATE users SET name_key = ?1 WHERE id = ?2 AND name_key IS NULL
+		AND NOT EXISTS (SELECT 1 FROM users WHERE name_key = ?1)`
+	qUserExists = `SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)`
 
 	// Conversations.
 	qDirectByPair       = `SELECT id FROM conversations WHERE kind = 'direct' AND direct_a = ? AND direct_b = ?`

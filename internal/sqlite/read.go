@@ -170,7 +170,7 @@ func (db *DB) User(ctx context.Context, id string) (parley.User, error) {
 // UserByName implements parley.Store. Names match without regard to ASCII
 // case.
 func (db *DB) UserByName(ctx context.Context, name string) (parley.User, error) {
-	u, err := scanUser(db.queryRow(ctx, qUserByName, name))
+	u, err := scanUser(db.queryRow(ctx, qUserByName, name, parley.NameKey(name)))
 	if err != nil {
 		return u, notFound(err, parley.ErrNotFound)
 	}
@@ -184,7 +184,7 @@ func (db *DB) Credentials(ctx context.Context, name string) (parley.User, []byte
 		at   int64
 		hash []byte
 	)
-	err := db.queryRow(ctx, qCredentials, name).Scan(&u.ID, &u.Name, &at, &hash)
+	err := db.queryRow(ctx, qCredentials, name, parley.NameKey(name)).Scan(&u.ID, &u.Name, &at, &hash)
 	if err != nil {
 		return parley.User{}, nil, notFound(err, parley.ErrNotFound)
 	}

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -173,5 +174,45 @@ func TestWALStaysBounded(t *testing.T) {
 	// these 10k messages without checkpoints would be ~40 MB.
 	if wal.Size() > 16<<20 {
 		t.Errorf("WAL is %d bytes after %d messages: it does not start over", wal.Size(), senders*each)
+	}
+}
+
+// TestNameKeyFill: users from before migration 00003 get their name_key
+// at open, oldest first; a user whose look-alike name an older user holds
+// keeps no key but keeps its account (found by its exact name), and a new
+// look-alike of either is refused.
+func TestNameKeyFill(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db := open(t, path)
+	db.Close()
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As before 00003: no key. The Cyrillic one is younger.
+	for i, name := range []string{"admin", "\u0430dmin", "carol"} {
+		if _, err := raw.ExecContext(ctx, `INSERT INTO users (id, name, password_hash, created_at) VALUES (?, ?, ?, ?)`,
+			fmt.Sprintf("u%d", i), name, []byte("h-"+name), i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	for range 2 { // the second open finds the keyless look-alike again and leaves it
+		db = open(t, path)
+		for name, id := range map[string]string{"admin": "u0", "ADMIN": "u0", "\u0430dmin": "u1", "\u0430DMIN": "u1", "adm\u0131n": "u0", "Carol": "u2"} {
+			if u, err := db.UserByName(ctx, name); err != nil || u.ID != id {
+				t.Errorf("UserByName(%q) = %+v, %v; want %s", name, u, err, id)
+			}
+			if u, _, err := db.Credentials(ctx, name); err != nil || u.ID != id {
+				t.Errorf("Credentials(%q) = %+v, %v; want %s", name, u, err, id)
+			}
+		}
+		for _, name := range []string{"adm\u0131n", "c\u0430rol"} {
+			if _, err := db.CreateUser(ctx, name, []byte("h")); parley.ErrorCode(err) != parley.ECONFLICT {
+				t.Errorf("CreateUser(%q): %v, want conflict", name, err)
+			}
+		}
+		db.Close()
 	}
 }

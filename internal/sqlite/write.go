@@ -21,15 +21,17 @@ func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // CreateUser implements parley.Store.
 func (db *DB) CreateUser(ctx context.Context, name string, passwordHash []byte) (parley.User, error) {
-	if err := parley.ValidateUsername(name); err != nil {
+	name, err := parley.NormalizeUsername(name)
+	if err != nil {
 		return parley.User{}, err
 	}
 	u := parley.User{ID: newID(), Name: name, CreatedAt: parley.Now()}
-	err := db.b.do(ctx, func(w *writeTx) error {
-		if err := w.nameFree(name, u.ID); err != nil {
+	key := parley.NameKey(name)
+	err = db.b.do(ctx, func(w *writeTx) error {
+		if err := w.nameFree(name, key, u.ID); err != nil {
 			return err
 		}
-		_, err := w.exec(qInsertUser, u.ID, u.Name, passwordHash, toMicros(u.CreatedAt))
+		_, err := w.exec(qInsertUser, u.ID, u.Name, key, passwordHash, toMicros(u.CreatedAt))
 		return err
 	})
 	if err != nil {
@@ -51,28 +53,29 @@ func (db *DB) EnsureUser(ctx context.Context, id, name string) (parley.User, err
 		return u, nil
 	}
 	var u parley.User
+	key := parley.NameKey(name)
 	err := db.b.do(ctx, func(w *writeTx) error {
 		var err error
 		u, err = scanUser(w.queryRow(qUserByID, id))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			if err := w.nameFree(name, id); err != nil {
+			if err := w.nameFree(name, key, id); err != nil {
 				return err
 			}
 			u = parley.User{ID: id, Name: name, CreatedAt: parley.Now()}
-			_, err := w.exec(qInsertUser, u.ID, u.Name, nil, toMicros(u.CreatedAt))
+			_, err := w.exec(qInsertUser, u.ID, u.Name, key, nil, toMicros(u.CreatedAt))
 			return err
 		case err != nil:
 			return err
 		case u.Name == name:
 			return nil
 		}
-		if err := w.nameFree(name, id); err != nil {
+		if err := w.nameFree(name, key, id); err != nil {
 			return err
 		}
 		u.Name = name
 		delete(w.b.cache.names, id)
-		_, err = w.exec(qRenameUser, name, id)
+		_, err = w.exec(qRenameUser, name, key, id)
 		return err
 	})
 	if err != nil {
@@ -81,17 +84,19 @@ func (db *DB) EnsureUser(ctx context.Context, id, name string) (parley.User, err
 	return u, nil
 }
 
-// nameFree returns ECONFLICT when a user other than id holds name. The
-// single writer makes check-then-insert safe.
-func (w *writeTx) nameFree(name, id string) error {
-	var taken bool
-	if err := w.queryRow(qUserNameTaken, name, id).Scan(&taken); err != nil {
+// nameFree returns ECONFLICT (parley.NameTaken) when a user other than
+// id holds name or its key. The single writer makes check-then-insert
+// safe.
+func (w *writeTx) nameFree(name, key, id string) error {
+	var taken string
+	err := w.queryRow(qUserNameTaken, name, key, id).Scan(&taken)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
 		return err
 	}
-	if taken {
-		return parley.Errorf(parley.ECONFLICT, "the name %q is taken", name)
-	}
-	return nil
+	return parley.NameTaken(name, taken)
 }
 
 // usersExist returns ENOTFOUND naming the first id with no user.

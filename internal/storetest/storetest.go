@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 	}{
 		{"Users", testUsers},
 		{"EnsureUser", testEnsureUser},
+		{"LookAlikeNames", testLookAlikeNames},
 		{"Direct", testDirect},
 		{"Group", testGroup},
 		{"GroupLimit", testGroupLimit},

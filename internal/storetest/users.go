@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -78,4 +79,50 @@ func testEnsureUser(t *testing.T, s parley.Store) {
 	wantCode(t, "EnsureUser with no id", err, parley.EINVALID)
 	_, err = s.EnsureUser(ctx(t), "ext-3", "")
 	wantCode(t, "EnsureUser with no name", err, parley.EINVALID)
+}
+
+// testLookAlikeNames: names are stored in their PRECIS form
+// (parley.NormalizeUsername) and unique by parley.NameKey, so a name that
+// only looks like another (another script's letters, a dotless i, full
+// width) is ECONFLICT, in CreateUser and in EnsureUser alike; lookups
+// find a user by any form of its name.
+func testLookAlikeNames(t *testing.T, s parley.Store) {
+	admin := must[parley.User](t, "CreateUser(Admin)")(s.CreateUser(ctx(t), "Admin", []byte("h")))
+	if admin.Name != "admin" {
+		t.Errorf("CreateUser(Admin).Name = %q, want the PRECIS form %q", admin.Name, "admin")
+	}
+	for _, name := range []string{"admin", "ADMIN", "\u0430dmin", "adm\u0131n", "ａｄｍｉｎ", "\u0430dm\u0131n"} {
+		_, err := s.CreateUser(ctx(t), name, []byte("h"))
+		wantCode(t, "CreateUser("+name+")", err, parley.ECONFLICT)
+		_, err = s.EnsureUser(ctx(t), "ext-"+name, name)
+		wantCode(t, "EnsureUser(ext, "+name+")", err, parley.ECONFLICT)
+		got, err := s.UserByName(ctx(t), name)
+		if err != nil || got != admin {
+			t.Errorf("UserByName(%q) = %+v, %v; want %+v", name, got, err, admin)
+		}
+	}
+	_, err := s.CreateUser(ctx(t), "\u0430dmin", []byte("h"))
+	if e := (*parley.Error)(nil); !errors.As(err, &e) || !strings.Contains(e.Message, "looks like an existing one") {
+		t.Errorf("CreateUser(look-alike): %v, want a message saying it looks like an existing name", err)
+	}
+
+	emile := must[parley.User](t, "CreateUser(Émile)")(s.CreateUser(ctx(t), "E\u0301mile", []byte("h-emile")))
+	if emile.Name != "émile" {
+		t.Errorf("CreateUser(E + combining acute + mile).Name = %q, want %q", emile.Name, "émile")
+	}
+	if _, hash, err := s.Credentials(ctx(t), "ÉMILE"); err != nil || string(hash) != "h-emile" {
+		t.Errorf("Credentials(ÉMILE) = %q, %v; want émile's hash", hash, err)
+	}
+
+	// A display name from a token takes its key too: a later register of
+	// a look-alike is refused, and the token user may rename to a name
+	// only it holds.
+	ext := must[parley.User](t, "EnsureUser(Zoë)")(s.EnsureUser(ctx(t), "ext-zoe", "Zoë"))
+	_, err = s.CreateUser(ctx(t), "zoë", []byte("h"))
+	wantCode(t, "CreateUser(zoë) after EnsureUser(Zoë)", err, parley.ECONFLICT)
+	if r := must[parley.User](t, "EnsureUser(ZOË)")(s.EnsureUser(ctx(t), "ext-zoe", "ZOË")); r.ID != ext.ID || r.Name != "ZOË" {
+		t.Errorf("EnsureUser rename to its own key = %+v", r)
+	}
+	must[parley.User](t, "EnsureUser(Zed)")(s.EnsureUser(ctx(t), "ext-zoe", "Zed"))
+	must[parley.User](t, "CreateUser(zoë) after the rename")(s.CreateUser(ctx(t), "zoë", []byte("h")))
 }
