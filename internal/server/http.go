@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
@@ -48,7 +49,7 @@ func (s *Server) routes() *http.ServeMux {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", s.metricsHandler())
+	s.metricsRoute(mux)
 	if s.cfg.Static != nil {
 		mux.Handle("/", s.cfg.Static)
 	}
@@ -297,6 +298,14 @@ func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request, u parley
 	s.reply(w, http.StatusOK, v, err)
 }
 
+// writeHealther is a store that knows whether its writes fail for a
+// reason of its own (disk full, I/O error): both stores are.
+type writeHealther interface {
+	// WriteErr is the last such failure while it lasts, nil when writes
+	// work; it has code parley.EUNAVAILABLE and a RetryAfter.
+	WriteErr() error
+}
+
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
 		writeError(w, s.log, parley.Errorf(parley.EUNAVAILABLE, "shutting down"))
@@ -308,6 +317,14 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("readyz: store", "err", err)
 		writeError(w, s.log, parley.Errorf(parley.EUNAVAILABLE, "store unavailable"))
 		return
+	}
+	// A store that answers reads may still be unable to write (a full
+	// disk): not ready until a write commits again (see batchq.WriteHealth).
+	if ws, ok := s.store.(writeHealther); ok {
+		if err := ws.WriteErr(); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
@@ -332,6 +349,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		pre = &u
+	}
+	// net/http set this request's read and write deadlines (ReadTimeout,
+	// WriteTimeout) on the socket and leaves them there when the
+	// connection is hijacked: clear them, or every WebSocket would be cut
+	// after those timeouts. An upgraded connection is bounded by the
+	// heartbeat instead (HeartbeatTimeout, 4002).
+	rc := http.NewResponseController(w)
+	if err := errors.Join(rc.SetReadDeadline(time.Time{}), rc.SetWriteDeadline(time.Time{})); err != nil {
+		s.log.Warn("websocket: clearing the HTTP deadlines", "err", err)
 	}
 	sb := &smallBuffers{ResponseWriter: w}
 	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
