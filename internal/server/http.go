@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
@@ -350,15 +349,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		pre = &u
 	}
-	// net/http set this request's read and write deadlines (ReadTimeout,
-	// WriteTimeout) on the socket and leaves them there when the
-	// connection is hijacked: clear them, or every WebSocket would be cut
-	// after those timeouts. An upgraded connection is bounded by the
-	// heartbeat instead (HeartbeatTimeout, 4002).
-	rc := http.NewResponseController(w)
-	if err := errors.Join(rc.SetReadDeadline(time.Time{}), rc.SetWriteDeadline(time.Time{})); err != nil {
-		s.log.Warn("websocket: clearing the HTTP deadlines", "err", err)
-	}
+	// The HTTP timeouts (ReadTimeout, WriteTimeout) end at the upgrade:
+	// net/http's Hijack clears the socket's deadlines (net/http
+	// server.go, conn.hijackLocked), and the heartbeat bounds the
+	// WebSocket instead (HeartbeatTimeout, 4002).
+	// TestHostileWebSocketOutlivesHTTPTimeouts holds this.
 	sb := &smallBuffers{ResponseWriter: w}
 	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.AllowedOrigins,
