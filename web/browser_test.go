@@ -6,9 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"go.uber.org/goleak"
 )
@@ -80,7 +83,9 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 // newTab opens a tab in a fresh browser context (its own storage and
-// cookies, like a separate profile) and navigates it to url.
+// cookies, like a separate profile) and navigates it to url. Every
+// Content-Security-Policy violation the tab reports, in any page it loads,
+// fails the test at cleanup: the client must work under the server's CSP.
 func newTab(t *testing.T, browserCtx context.Context, url string) context.Context {
 	t.Helper()
 	tab, cancel := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
@@ -88,8 +93,58 @@ func newTab(t *testing.T, browserCtx context.Context, url string) context.Contex
 	if err := chromedp.Do(tab); err != nil {
 		t.Fatalf("open tab: %v", err)
 	}
+	v := watchCSP(t, tab)
+	t.Cleanup(func() {
+		for _, s := range v.list() {
+			t.Errorf("CSP violation in the web client: %s", s)
+		}
+	})
 	do(t, tab, "navigate to "+url, chromedp.Navigate(url))
 	return tab
+}
+
+// cspBinding is the function the page calls, through the DevTools
+// protocol, for each securitypolicyviolation event.
+const cspBinding = "parleyCSPViolation"
+
+// cspViolations collects a tab's CSP violations. Safe for concurrent use:
+// the DevTools listener appends while the test reads.
+type cspViolations struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (v *cspViolations) list() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]string(nil), v.seen...)
+}
+
+// watchCSP reports every securitypolicyviolation event of every document
+// the tab loads from now on (a script added before each document's own,
+// so a blocked inline script in the HTML is caught too).
+func watchCSP(t *testing.T, tab context.Context) *cspViolations {
+	t.Helper()
+	v := &cspViolations{}
+	err := chromedp.Listen(tab, func(ev any) {
+		if e, ok := ev.(*runtime.EventBindingCalled); ok && e.Name == cspBinding {
+			v.mu.Lock()
+			v.seen = append(v.seen, e.Payload)
+			v.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(tab, runtime.AddBinding, runtime.AddBindingParams{Name: cspBinding}); err != nil {
+		t.Fatalf("adding the CSP binding: %v", err)
+	}
+	src := `document.addEventListener('securitypolicyviolation', (e) => ` + cspBinding +
+		`(e.effectiveDirective + ' blocked ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':' + e.lineNumber + ' (' + location.pathname + ')'));`
+	if _, err := chromedp.Call(tab, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: src}); err != nil {
+		t.Fatalf("adding the CSP listener: %v", err)
+	}
+	return v
 }
 
 // do runs steps on a tab with a ceiling on how long they may take.

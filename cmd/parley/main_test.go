@@ -28,6 +28,7 @@ func TestServeMintCreate(t *testing.T) {
 		HeartbeatTimeout: 9 * time.Second, ResumeLimit: 100, SendQueueBytes: 256 << 10,
 		MessagesPerSecond: 10, MessageBurst: 10, IPMessagesPerSecond: 10, IPMessageBurst: 10,
 		TypingPerSecond: 1, TypingBurst: 1, ConnectsPerSecond: 10, ConnectBurst: 10,
+		MetricsAddr: "127.0.0.1:0",
 	}, &streams{out: &errb, err: &errb})
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -58,15 +59,28 @@ func TestServeMintCreate(t *testing.T) {
 	if resp.StatusCode != 200 || me.ID != "alice" {
 		t.Fatalf("GET /v1/me with a minted token: %s %+v", resp.Status, me)
 	}
-	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/"} {
-		resp, err := http.Get("http://" + m.Addr + p)
+	for _, u := range []string{"/healthz", "/readyz", "/", "http://" + m.MetricsAddr + "/metrics"} {
+		if strings.HasPrefix(u, "/") {
+			u = "http://" + m.Addr + u
+		}
+		resp, err := http.Get(u)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
-			t.Errorf("GET %s: %s", p, resp.Status)
+			t.Errorf("GET %s: %s", u, resp.Status)
 		}
+	}
+	// With --metrics-addr and no --metrics-token, the public address has
+	// no /metrics.
+	resp, err = http.Get("http://" + m.Addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on --addr: %s, want 404", resp.Status)
 	}
 
 	// user create, password from stdin; then log in over HTTP.

@@ -41,6 +41,14 @@ type ServeCmd struct {
 	ResumeLimit       int           `default:"10000" env:"PARLEY_RESUME_LIMIT" help:"Most missed events a resume replays; further behind gets resync."`
 	ShutdownTimeout   time.Duration `default:"15s" env:"PARLEY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown may take."`
 	PprofAddr         string        `env:"PARLEY_PPROF_ADDR" help:"Serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060; default off). Never expose it publicly."`
+	MetricsAddr       string        `env:"PARLEY_METRICS_ADDR" help:"Serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 (default off). Keep it private."`
+	MetricsToken      string        `env:"PARLEY_METRICS_TOKEN" help:"Also serve /metrics on --addr to requests with 'Authorization: Bearer TOKEN' (default: /metrics is not on --addr)."`
+
+	HTTPReadTimeout  time.Duration `default:"60s" env:"PARLEY_HTTP_READ_TIMEOUT" help:"Time to send a whole HTTP request, body included (uploads too); not WebSockets."`
+	HTTPWriteTimeout time.Duration `default:"90s" env:"PARLEY_HTTP_WRITE_TIMEOUT" help:"Time from a request's headers to the end of its response; not WebSockets."`
+	HTTPIdleTimeout  time.Duration `default:"60s" env:"PARLEY_HTTP_IDLE_TIMEOUT" help:"How long an idle keep-alive HTTP connection stays open."`
+	ConnsPerIP       int           `default:"64" env:"PARLEY_CONNS_PER_IP" help:"Open connections (HTTP and WebSocket) per IPv4 address or IPv6 /64; more are closed at once (negative: no cap)."`
+	MaxConns         int           `default:"0" env:"PARLEY_MAX_CONNS" help:"Open connections in all; more are closed at once (0: the fd limit less 128; negative: no cap)."`
 
 	SendQueueBytes      int     `default:"1048576" env:"PARLEY_SEND_QUEUE_BYTES" help:"Bytes queued per connection (default 1 MiB) before dropping typing/presence, then closing 4001; replies are cut to half of it."`
 	HubQueueBytes       int     `default:"67108864" env:"PARLEY_HUB_QUEUE_BYTES" help:"Bytes of events from the broker waiting for delivery (default 64 MiB); over it they are read from the store instead."`
@@ -90,9 +98,18 @@ type Main struct {
 	Addr string
 
 	serveErr chan error
-	// pprof is the --pprof-addr server, when on; Close shuts it down.
-	pprof     *http.Server
-	pprofDone chan struct{}
+	// MetricsAddr is the --metrics-addr address listened on, known after
+	// Run; empty when off.
+	MetricsAddr string
+	// aside are the --pprof-addr and --metrics-addr servers, when on;
+	// Close shuts them down.
+	aside []*asideServer
+}
+
+// asideServer is a private HTTP server beside the public one.
+type asideServer struct {
+	srv  *http.Server
+	done chan struct{}
 }
 
 // NewMain returns a Main for cfg, logging to s.err.
@@ -134,6 +151,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ResumeLimit:       c.ResumeLimit,
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatTimeout: c.HeartbeatTimeout,
 		PresenceGrace: c.PresenceGrace,
+		MetricsToken:  c.MetricsToken,
+		HTTP: server.HTTPLimits{
+			ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout, IdleTimeout: c.HTTPIdleTimeout,
+			ConnsPerIP: c.ConnsPerIP, MaxConns: c.MaxConns,
+		},
 		Limits: server.Limits{
 			SendQueueBytes: c.SendQueueBytes, HubQueueBytes: c.HubQueueBytes,
 			MessagesPerSecond: c.MessagesPerSecond, MessageBurst: c.MessageBurst,
@@ -157,7 +179,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.Addr = ln.Addr().String()
 	if c.PprofAddr != "" {
-		if err := m.servePprof(c.PprofAddr); err != nil {
+		if _, err := m.serveAside("--pprof-addr", c.PprofAddr, pprofMux()); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	if c.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Server.MetricsHandler())
+		if m.MetricsAddr, err = m.serveAside("--metrics-addr", c.MetricsAddr, mux); err != nil {
 			ln.Close()
 			return err
 		}
@@ -173,11 +203,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 // closes the broker and the store.
 func (m *Main) Close() error {
 	var errs []error
-	if m.pprof != nil {
-		m.pprof.Close()
-		<-m.pprofDone
-		m.pprof = nil
+	for _, a := range m.aside {
+		a.srv.Close()
+		<-a.done
 	}
+	m.aside = nil
 	if m.Server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 		errs = append(errs, m.Server.Shutdown(ctx))
@@ -199,28 +229,37 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// servePprof serves the net/http/pprof handlers on their own listener, so
-// profiling a server (e.g. a child of `parley bench`) needs no route on the
-// public one. The goroutine is owned by m: Close shuts it down and waits.
-func (m *Main) servePprof(addr string) error {
+// serveAside serves h on its own listener at addr (flag names the flag
+// for errors) and returns the address listened on: profiling and metrics
+// need no route on the public listener. The goroutine is owned by m: Close
+// shuts the server down and waits for it.
+func (m *Main) serveAside(flag, addr string, h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--pprof-addr: %w", err)
+		return "", fmt.Errorf("%s: %w", flag, err)
 	}
+	a := &asideServer{
+		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute},
+		done: make(chan struct{}),
+	}
+	m.aside = append(m.aside, a)
+	go func() {
+		defer close(a.done)
+		_ = a.srv.Serve(ln)
+	}()
+	m.Logger.Info("serving "+strings.TrimPrefix(flag, "--"), "addr", "http://"+ln.Addr().String())
+	return ln.Addr().String(), nil
+}
+
+// pprofMux serves the net/http/pprof handlers.
+func pprofMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	m.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	m.pprofDone = make(chan struct{})
-	go func() {
-		defer close(m.pprofDone)
-		_ = m.pprof.Serve(ln)
-	}()
-	m.Logger.Info("pprof serving", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
-	return nil
+	return mux
 }
 
 // openStore is the switch point between stores: SQLite in the data dir by

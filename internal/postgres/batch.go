@@ -194,6 +194,9 @@ type batcher struct {
 
 	// batches and ops count what run did, for tests and benchmarks.
 	batches, ops atomic.Int64
+	// health is whether writes fail because PostgreSQL cannot write (see
+	// classify); every batch's outcome is reported to it.
+	health batchq.WriteHealth
 }
 
 func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
@@ -347,7 +350,7 @@ func (b *batcher) run(batch []*op, tx pgx.Tx, head int64, lockErr error) {
 		}
 	}
 	if lockErr != nil {
-		answerAll(live, lockErr)
+		b.answerAll(live, lockErr)
 		return
 	}
 	if len(live) == 0 {
@@ -361,7 +364,7 @@ func (b *batcher) run(batch []*op, tx pgx.Tx, head int64, lockErr error) {
 	}
 	tx, head, err := b.lockedTx()
 	if err != nil {
-		answerAll(live, err)
+		b.answerAll(live, err)
 		return
 	}
 	b.runTx(tx, head, live, false)
@@ -397,26 +400,31 @@ func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool) bool {
 		errs[i] = wrapInternal(runOne(w, o.fn))
 	}
 	if w.broken {
-		answerAll(live, internalf("batch rolled back after a failed savepoint rollback"))
+		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback"))
 		return true
 	}
 	if w.head != head {
 		if _, err := w.Exec(bg, qSetHead, w.head); err != nil {
-			answerAll(live, internalf("write head: %w", err))
+			b.answerAll(live, internalf("write head: %w", err))
 			return true
 		}
 	} else if w.release {
 		if _, err := tx.Exec(bg, "RELEASE SAVEPOINT op"); err != nil {
-			answerAll(live, internalf("release savepoint: %w", err))
+			b.answerAll(live, internalf("release savepoint: %w", err))
 			return true
 		}
 	}
 	if err := tx.Commit(bg); err != nil {
 		// Nothing of this batch is stored: every op fails.
-		answerAll(live, internalf("commit: %w", err))
+		b.answerAll(live, internalf("commit: %w", err))
 		return true
 	}
+	b.health.Observe(nil)
 	for i, o := range live {
+		// An op can fail alone (its savepoint rolled back) for a reason
+		// of the server's, e.g. a full disk, while the commit succeeded.
+		errs[i] = classify(errs[i])
+		b.health.Observe(errs[i])
 		o.done <- errs[i]
 	}
 	return true
@@ -451,7 +459,10 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 	return fn(w)
 }
 
-func answerAll(ops []*op, err error) {
+// answerAll answers every op with err, a failure of the whole batch.
+func (b *batcher) answerAll(ops []*op, err error) {
+	err = classify(err)
+	b.health.Observe(err)
 	for _, o := range ops {
 		o.done <- err
 	}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -30,4 +31,21 @@ func open(t testing.TB, dsn string) *postgres.DB {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) parley.Store { return open(t, pgtest.Schema(t)) })
+}
+
+// TestReadOnlyIsUnavailable: writes to a database that refuses them (a
+// primary turned standby: read-only transactions, SQLSTATE 25006) answer
+// `unavailable` with a retry hint, and WriteErr reports it for /readyz.
+func TestReadOnlyIsUnavailable(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	open(t, dsn) // creates the schema
+	ro := open(t, dsn+"&default_transaction_read_only=on")
+	_, err := ro.EnsureUser(t.Context(), "ro-user", "Read Only")
+	var pe *parley.Error
+	if !errors.As(err, &pe) || pe.Code != parley.EUNAVAILABLE || pe.RetryAfter <= 0 {
+		t.Fatalf("a write to a read-only database: %v, want unavailable with RetryAfter", err)
+	}
+	if ro.WriteErr() == nil {
+		t.Fatal("WriteErr is nil after a write the database refused")
+	}
 }

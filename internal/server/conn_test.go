@@ -64,7 +64,7 @@ func TestSlowConsumer(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second) // a bound on a broken run, not an assertion on speed
 	closed := false
 	for !closed && time.Now().Before(deadline) {
-		r := httpDo(t, srv, "GET", "/metrics", "", "")
+		r := scrapeMetrics(t, srv)
 		closed = strings.Contains(string(r.body), "parley_slow_consumer_closes_total 1")
 	}
 	stop.Store(true)
@@ -117,7 +117,7 @@ func TestRateLimits(t *testing.T) {
 	}
 	a.do(protocol.OpTyping, protocol.Typing{ConversationID: conv.ID, Typing: true}, nil)
 
-	r := httpDo(t, srv, "GET", "/metrics", "", "")
+	r := scrapeMetrics(t, srv)
 	if !strings.Contains(string(r.body), `parley_rate_limited_total{limit="messages"} 1`) {
 		t.Fatal("rate-limit hit not counted")
 	}

@@ -47,15 +47,21 @@ func info(code string) codeInfo {
 
 // errorBody turns err into the wire's error payload. Errors that are not
 // *parley.Error are internal: they are logged and reach the client as a
-// generic message.
+// generic message. An `unavailable` error with a cause (a store that
+// cannot write) is logged as a warning. The server's logger throttles
+// both (throttledHandler): one line per kind every 10 s, not per request.
 func errorBody(log *slog.Logger, err error) *protocol.ErrorBody {
 	code := parley.ErrorCode(err)
-	if code == parley.EINTERNAL {
+	var pe *parley.Error
+	isPE := errors.As(err, &pe)
+	switch {
+	case code == parley.EINTERNAL:
 		log.Error("internal error", "err", err)
+	case code == parley.EUNAVAILABLE && error(pe) != err:
+		log.Warn("unavailable", "err", err)
 	}
 	b := &protocol.ErrorBody{Code: code, Message: parley.ErrorMessage(err)}
-	var pe *parley.Error
-	if errors.As(err, &pe) && pe.RetryAfter > 0 {
+	if isPE && pe.RetryAfter > 0 {
 		b.RetryAfterMS = max(1, pe.RetryAfter.Milliseconds())
 	}
 	return b

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
@@ -116,4 +117,14 @@ func dialSmallBuffer(t testing.TB, srv *servertest.Server) *wsClient {
 	ws.SetReadLimit(1 << 20)
 	t.Cleanup(func() { ws.CloseNow(); hc.CloseIdleConnections() })
 	return &wsClient{t: t, ws: ws}
+}
+
+// scrapeMetrics reads the server's metrics as a private --metrics-addr
+// listener would serve them (the public handler has no /metrics by
+// default).
+func scrapeMetrics(t testing.TB, srv *servertest.Server) httpResp {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	srv.Server.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return httpResp{status: rec.Code, body: rec.Body.Bytes(), header: rec.Header()}
 }

@@ -48,7 +48,7 @@ func (s *Server) routes() *http.ServeMux {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", s.metricsHandler())
+	s.metricsRoute(mux)
 	if s.cfg.Static != nil {
 		mux.Handle("/", s.cfg.Static)
 	}
@@ -297,6 +297,14 @@ func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request, u parley
 	s.reply(w, http.StatusOK, v, err)
 }
 
+// writeHealther is a store that knows whether its writes fail for a
+// reason of its own (disk full, I/O error): both stores are.
+type writeHealther interface {
+	// WriteErr is the last such failure while it lasts, nil when writes
+	// work; it has code parley.EUNAVAILABLE and a RetryAfter.
+	WriteErr() error
+}
+
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
 		writeError(w, s.log, parley.Errorf(parley.EUNAVAILABLE, "shutting down"))
@@ -308,6 +316,14 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("readyz: store", "err", err)
 		writeError(w, s.log, parley.Errorf(parley.EUNAVAILABLE, "store unavailable"))
 		return
+	}
+	// A store that answers reads may still be unable to write (a full
+	// disk): not ready until a write commits again (see batchq.WriteHealth).
+	if ws, ok := s.store.(writeHealther); ok {
+		if err := ws.WriteErr(); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
@@ -333,6 +349,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		pre = &u
 	}
+	// The HTTP timeouts (ReadTimeout, WriteTimeout) end at the upgrade:
+	// net/http's Hijack clears the socket's deadlines (net/http
+	// server.go, conn.hijackLocked), and the heartbeat bounds the
+	// WebSocket instead (HeartbeatTimeout, 4002).
+	// TestHostileWebSocketOutlivesHTTPTimeouts holds this.
 	sb := &smallBuffers{ResponseWriter: w}
 	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.AllowedOrigins,

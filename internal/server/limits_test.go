@@ -41,7 +41,7 @@ func TestIPMessageLimit(t *testing.T) {
 	if len(page.Messages) != 3 {
 		t.Fatalf("%d messages stored, want the 3 accepted", len(page.Messages))
 	}
-	r := httpDo(t, srv, "GET", "/metrics", "", "")
+	r := scrapeMetrics(t, srv)
 	if !strings.Contains(string(r.body), `parley_rate_limited_total{limit="ip_messages"} 2`) {
 		t.Fatal("per-IP limit hits not counted as ip_messages")
 	}
@@ -72,7 +72,7 @@ func TestPresenceQueryLimit(t *testing.T) {
 	if len(pl.Online) != 1 || pl.Online[0] != "alice" {
 		t.Fatalf("bob sees %v online, want [alice]", pl.Online)
 	}
-	r := httpDo(t, srv, "GET", "/metrics", "", "")
+	r := scrapeMetrics(t, srv)
 	if !strings.Contains(string(r.body), `parley_rate_limited_total{limit="presence"} 1`) {
 		t.Fatal("presence limit hit not counted")
 	}

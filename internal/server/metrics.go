@@ -17,6 +17,8 @@ type metrics struct {
 	rateLimited *prometheus.CounterVec
 	slowClosed  prometheus.Counter
 	uploads     prometheus.Counter
+	httpConns   prometheus.Gauge
+	httpRefused *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -47,6 +49,13 @@ func newMetrics() *metrics {
 			Name: "parley_uploads_total", Help: "Images stored through POST /v1/uploads.",
 		}),
 	}
+	m.httpConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "parley_http_connections_open", Help: "Open TCP connections (HTTP and WebSocket) accepted within the caps.",
+	})
+	m.httpRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_http_connections_refused_total", Help: "Connections closed on accept for being over a cap, by cap (per_ip, total).",
+	}, []string{"reason"})
+	m.reg.MustRegister(m.httpConns, m.httpRefused)
 	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.uploads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -87,6 +87,15 @@ type Config struct {
 	// Static is served at "/" (default: the web client). Set
 	// http.NotFoundHandler() to serve nothing.
 	Static http.Handler
+	// HTTP bounds plain HTTP: timeouts, header size and the caps on open
+	// connections (zero fields take the defaults HTTPLimits states).
+	HTTP HTTPLimits
+	// MetricsToken, when set, serves /metrics on the public handler to
+	// requests bearing it (Authorization: Bearer TOKEN); others get 401.
+	// Empty (the default), the public handler has no /metrics: serve
+	// MetricsHandler on a separate, private listener instead (`parley
+	// serve --metrics-addr`).
+	MetricsToken string
 }
 
 // DefaultPresenceGrace is the default Config.PresenceGrace.
@@ -126,6 +135,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Accounts = c.Accounts.withDefaults()
 	c.Uploads = c.Uploads.WithDefaults()
+	c.HTTP = c.HTTP.withDefaults()
 	if c.Static == nil {
 		c.Static = web.Handler()
 	}
@@ -176,7 +186,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: Config.Secret must be at least 32 bytes")
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), store: cfg.Store, broker: cfg.Broker}
+	// Errors repeated on every request (a full disk) are logged once per
+	// logThrottleEvery per kind, with a count, not once per request.
+	log := slog.New(newThrottledHandler(cfg.Logger.Handler(), logThrottleEvery))
+	s := &Server{cfg: cfg, log: log.With("node", cfg.NodeID), store: cfg.Store, broker: cfg.Broker}
 	s.metrics = newMetrics()
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
@@ -214,7 +227,7 @@ func New(cfg Config) (*Server, error) {
 	wctx, wcancel := context.WithTimeout(ctx, warmTimeout)
 	s.hub.warm(wctx, head, cfg.ResumeLimit)
 	wcancel()
-	s.handler = s.routes()
+	s.handler = s.guard(s.routes())
 
 	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()
@@ -230,13 +243,21 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves HTTP on ln until Shutdown; it returns nil after a
 // shutdown. Listen before calling it, so a taken port is an error at
-// start.
+// start. Connections over Config.HTTP's caps are closed as soon as they
+// are accepted; plain HTTP requests get Config.HTTP's timeouts, and
+// WebSockets are exempt from them once upgraded (see serveWS).
 func (s *Server) Serve(ln net.Listener) error {
+	hl := s.cfg.HTTP
 	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: hl.ReadHeaderTimeout,
+		ReadTimeout:       hl.ReadTimeout,
+		WriteTimeout:      hl.WriteTimeout,
+		IdleTimeout:       hl.IdleTimeout,
+		MaxHeaderBytes:    hl.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	ln = newLimitListener(ln, hl.ConnsPerIP, hl.MaxConns, s.metrics)
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -404,6 +425,9 @@ func (s *Server) janitor(ctx context.Context) {
 	}
 }
 
-func (s *Server) metricsHandler() http.Handler {
+// MetricsHandler serves the server's Prometheus metrics with no access
+// check: mount it on a private listener (`parley serve --metrics-addr`).
+// The public handler serves them only with Config.MetricsToken.
+func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 }

@@ -145,6 +145,9 @@ type batcher struct {
 	// batches and ops count committed batches and the ops in them;
 	// retries the batches run a second time without deferred writes.
 	batches, ops, retries atomic.Int64
+	// health is whether writes fail because SQLite cannot write (see
+	// classify); the batcher reports every batch's outcome to it.
+	health batchq.WriteHealth
 
 	// Only the batcher goroutine (or newBatcher and close, before and
 	// after it runs) touches what follows.
@@ -318,6 +321,8 @@ func (b *batcher) run(batch []*op) {
 		w, err = b.attempt(live, errs, true)
 	}
 	if err != nil {
+		err = classify(err)
+		b.health.Observe(err)
 		answerAll(live, err)
 		return
 	}
@@ -325,7 +330,12 @@ func (b *batcher) run(batch []*op) {
 	b.ckpt.committed()
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
+	b.health.Observe(nil)
 	for i, o := range live {
+		// An op can fail alone for lack of space (its savepoint rolled
+		// back) while the batch's commit needed none.
+		errs[i] = classify(errs[i])
+		b.health.Observe(errs[i])
 		o.done <- errs[i]
 	}
 }

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Concurrency", testConcurrency},
 		{"BatchIsolation", testBatchIsolation},
 		{"CancelledContext", testCancelledContext},
+		{"WriteHealth", testWriteHealth},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {

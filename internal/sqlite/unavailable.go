@@ -1,0 +1,33 @@
+package sqlite
+
+import (
+	"errors"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/parleychat/parley/internal/batchq"
+)
+
+// classify maps the SQLite errors that mean "this store cannot write now"
+// to parley.EUNAVAILABLE with a retry hint (batchq.Unavailable): the disk
+// or the file system is full (SQLITE_FULL), an I/O error (SQLITE_IOERR and
+// its extended codes), a database that became read-only (SQLITE_READONLY),
+// or a lock not obtained within busy_timeout (SQLITE_BUSY). Any other
+// error is returned as it is.
+func classify(err error) error {
+	var se *sqlite.Error
+	if err == nil || !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff { // the primary code of an extended one
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_BUSY:
+		return batchq.Unavailable(err)
+	}
+	return err
+}
+
+// WriteErr returns the error of the last write the store could not make
+// (disk full, I/O error) while it cannot write, nil when writes work: see
+// batchq.WriteHealth. The server's /readyz answers 503 while it is set.
+func (db *DB) WriteErr() error { return db.b.health.Err() }
