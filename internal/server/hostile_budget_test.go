@@ -251,7 +251,7 @@ func TestHostileHubOverflowLosesNothing(t *testing.T) {
 			}
 		}
 	}
-	r := httpDo(t, srv, "GET", "/metrics", "", "")
+	r := scrapeMetrics(t, srv)
 	if !strings.Contains(string(r.body), `parley_queue_drops_total{kind="hub"}`) {
 		t.Fatal("the hub dropped nothing: the test did not overflow it")
 	}

@@ -57,15 +57,10 @@ func postAuth(t testing.TB, c *http.Client, srv *servertest.Server, path, user, 
 	return r
 }
 
-// metric reads one unlabelled metric from /metrics.
+// metric reads one unlabelled metric from the server's metrics.
 func metric(t testing.TB, srv *servertest.Server, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(bytes.NewReader(scrapeMetrics(t, srv).body))
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
