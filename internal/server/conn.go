@@ -55,7 +55,7 @@ const maxBatchBytes = 64 << 10
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
-	idle    *idleConn // ws's net.Conn when reads wait with no buffer; else nil
+	io      wsIO // the buffers under ws (smallBuffers)
 	ip      string
 	session uuid.UUID   // formatted only for welcome and logs
 	user    parley.User // set once by hello, before the conn is shared
@@ -233,7 +233,7 @@ func (c *conn) stopThrottles() {
 // which ends the write.
 func (c *conn) write(b []byte) error {
 	c.writing.Store(time.Now().UnixNano())
-	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	err := c.wsWrite(context.Background(), b)
 	c.writing.Store(0)
 	return err
 }
@@ -461,12 +461,12 @@ func (c *conn) readLoop() (handedOff bool) {
 	for {
 		// No deadline here: the heartbeat sweep and a shutdown close the
 		// WebSocket, which ends the read.
-		if c.idle != nil {
-			if read && !c.idle.pending() {
+		if c.io.ic != nil && !c.readPending() {
+			if read {
 				c.handOff()
 				return true
 			}
-			c.idle.wait() // idle here, not deep in coder/websocket's read
+			c.io.ic.wait() // idle here, not deep in coder/websocket's read
 		}
 		read = true
 		if !c.readOne() {
@@ -704,7 +704,7 @@ func (c *conn) reject(ctx context.Context, id string, err error) {
 	body := errorBody(c.s.log, err)
 	// Not registered yet, so not swept: this write has its own deadline.
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	_ = c.ws.Write(wctx, websocket.MessageText, encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body}))
+	_ = c.wsWrite(wctx, encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body}))
 	cancel()
 	reason := body.Message
 	if len(reason) > 120 {
