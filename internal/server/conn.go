@@ -207,6 +207,7 @@ func (c *conn) throttle(feature string, d time.Duration) {
 	// The timer is stopped by stopThrottles when the conn ends; if it
 	// fires first, enqueue on a closed conn is a no-op.
 	c.throttles[feature] = time.AfterFunc(d, func() {
+		defer c.recoverTimer(true)
 		c.mu.Lock()
 		delete(c.throttles, feature)
 		c.mu.Unlock()
@@ -284,6 +285,7 @@ func (c *conn) writeFrames(frames []outFrame) error {
 // when the queue is empty or after closing the WebSocket.
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
+	defer c.recoverWriter()
 	var done []outFrame
 	for {
 		c.mu.Lock()
@@ -301,6 +303,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.mu.Unlock()
+		c.s.testPanic("writer")
 		if code != 0 && !flush {
 			q = nil
 		}
@@ -368,11 +371,14 @@ func (h *hub) sweep(now time.Time, timeout time.Duration) {
 // registered after that walk closes itself here: no per-connection
 // context.AfterFunc is kept for the connection's life.
 func (c *conn) serve(ctx context.Context, pre *parley.User) {
+	registered := false
+	defer c.recoverServe(&registered)
 	hello, ok := c.readHello(ctx, pre)
 	if !ok {
 		return
 	}
 	s := c.s
+	s.testPanic("hello")
 	c.batch = hello.Batch
 	c.paused.Store(true) // not reading while welcome and the replay are written
 	c.touch()
@@ -382,6 +388,8 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	}
 	s.metrics.connections.Inc()
 	s.pres.connect(c.user.ID)
+	registered = true // end undoes the three steps above
+	s.testPanic("start")
 	s.log.Debug("connected", "user", c.user.ID, "session", c.session, "ip", c.ip)
 	if s.closing.Load() {
 		c.goaway()
@@ -411,9 +419,12 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 // connection to a fresh reader goroutine (see readLoop).
 func (c *conn) reader() {
 	defer c.s.connWG.Done()
+	ending := false
+	defer c.recoverReader(&ending)
 	if c.readLoop() {
 		return
 	}
+	ending = true
 	c.end()
 }
 
@@ -485,6 +496,7 @@ func (c *conn) readOne() bool {
 	if err != nil {
 		return false
 	}
+	c.s.testPanic("reader")
 	c.touch()
 	if typ != websocket.MessageText {
 		readPool.Put(bp)
@@ -603,6 +615,7 @@ func (c *conn) push(r request) bool {
 // batches and in the way of a shutdown. The request in progress finishes.
 func (c *conn) work() {
 	defer c.wg.Done()
+	defer c.recoverWorker()
 	var sends []protocol.Request // the run of sends in progress
 	for {
 		c.mu.Lock()
@@ -635,6 +648,7 @@ func (c *conn) work() {
 			c.held = len(sends)
 		}
 		c.mu.Unlock()
+		c.s.testPanic("worker")
 		switch {
 		case r.err != nil:
 			c.enqueue(errorFrame(c.s, r.req.ID, r.err), false)
@@ -656,6 +670,8 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 	fired := make(chan struct{})
 	t := time.AfterFunc(c.s.cfg.HelloTimeout, func() {
 		defer close(fired)
+		defer c.recoverTimer(false)
+		c.s.testPanic("timer")
 		c.ws.Close(protocol.CloseProtocolError, "no hello in time")
 	})
 	typ, b, err := c.ws.Read(ctx)

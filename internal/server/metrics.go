@@ -17,6 +17,7 @@ type metrics struct {
 	rateLimited *prometheus.CounterVec
 	slowClosed  prometheus.Counter
 	uploads     prometheus.Counter
+	panics      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -46,8 +47,11 @@ func newMetrics() *metrics {
 		uploads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_uploads_total", Help: "Images stored through POST /v1/uploads.",
 		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_panics_total", Help: "Panics recovered, by where (reader, worker, writer, hello, timer, http); each closed its connection with 1011 or answered 500.",
+		}, []string{"where"}),
 	}
-	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.uploads,
+	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.uploads, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

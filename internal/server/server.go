@@ -161,6 +161,10 @@ type Server struct {
 	servers  []*http.Server
 	shutOnce sync.Once
 	shutErr  error
+
+	// panicHook, set only by tests (export_test.go), may panic where
+	// it is called (see testPanic).
+	panicHook atomic.Pointer[func(where string)]
 }
 
 // New returns a running Server: it subscribes to the broker, reads the
@@ -209,7 +213,7 @@ func New(cfg Config) (*Server, error) {
 	wctx, wcancel := context.WithTimeout(ctx, warmTimeout)
 	s.hub.warm(wctx, head, cfg.ResumeLimit)
 	wcancel()
-	s.handler = s.routes()
+	s.handler = s.recoverHTTP(s.routes())
 
 	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()
