@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -145,4 +146,122 @@ func TestHostileCrashFrame(t *testing.T) {
 	if n := srv.Server.Panics(""); n != 0 {
 		t.Fatalf("%v panics recovered, want none: coder/websocket refuses the frame", n)
 	}
+}
+
+// clientFrame encodes one client frame as an attacker's client would:
+// fin and opcode, masked with key when masked (a server must refuse an
+// unmasked frame), the length in its shortest form unless length is set
+// (a lie about the payload that follows).
+func clientFrame(fin bool, op byte, payload []byte, masked bool, length ...uint64) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	n := uint64(len(payload))
+	if len(length) > 0 {
+		n = length[0]
+	}
+	var mbit byte
+	if masked {
+		mbit = 0x80
+	}
+	f := []byte{b0}
+	switch {
+	case n < 126:
+		f = append(f, mbit|byte(n))
+	case n <= 0xFFFF:
+		f = append(f, mbit|126, byte(n>>8), byte(n))
+	default:
+		f = append(f, mbit|127)
+		for i := 7; i >= 0; i-- {
+			f = append(f, byte(n>>(8*i)))
+		}
+	}
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	if masked {
+		f = append(f, key[:]...)
+	}
+	for i, c := range payload {
+		if masked {
+			c ^= key[i%4]
+		}
+		f = append(f, c)
+	}
+	return f
+}
+
+// rawSeeds are the byte streams FuzzHostileWSRaw starts from: the crash
+// frame, well-formed requests, fragmentation, lying and oversized lengths,
+// control frames too big or fragmented, unmasked frames, closes, garbage.
+func rawSeeds() [][]byte {
+	const (
+		opCont, opText, opBinary, opClose, opPing, opPong = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+	)
+	ping := []byte(`{"op":"ping","id":"p1"}`)
+	cat := func(fs ...[]byte) []byte { return bytes.Join(fs, nil) }
+	return [][]byte{
+		crashFrame,
+		{},
+		clientFrame(true, opText, ping, true),
+		cat(clientFrame(true, opText, ping, true), clientFrame(true, opText, []byte(`{"op":"conversations","id":"c"}`), true)),
+		cat(clientFrame(false, opText, ping[:10], true), clientFrame(true, opPing, []byte("hi"), true), clientFrame(true, opCont, ping[10:], true)),
+		clientFrame(true, opCont, ping, true),                                                  // a continuation with no message
+		cat(clientFrame(false, opText, ping[:5], true), clientFrame(true, opText, ping, true)), // a new message inside one
+		clientFrame(true, opText, ping[:4], true, 1<<40),                                       // 1 TiB announced
+		clientFrame(true, opText, ping[:4], true, 1<<63-1),                                     // the largest int64
+		clientFrame(true, opText, ping[:4], true, 1<<63+1),                                     // top bit set, unmasked flavour of the crash
+		clientFrame(true, opText, ping, true, 65535),                                           // a length the payload never reaches
+		clientFrame(true, opText, bytes.Repeat([]byte("a"), 70000), true),                      // over the 64 KiB read limit
+		clientFrame(true, opPing, bytes.Repeat([]byte("p"), 200), true),                        // a control frame over 125 bytes
+		clientFrame(false, opPing, []byte("frag"), true),                                       // a fragmented control frame
+		clientFrame(true, opPong, []byte("unasked"), true),                                     // a pong never asked for
+		clientFrame(true, opText, ping, false),                                                 // unmasked
+		clientFrame(true, opBinary, []byte{0, 1, 2, 3}, true),                                  // binary
+		clientFrame(true, opClose, []byte{0x03, 0xE8}, true),                                   // close 1000
+		clientFrame(true, opClose, []byte{0x03}, true),                                         // a one-byte close payload
+		clientFrame(true, opClose, []byte{0x03, 0xE7, 'x'}, true),                              // close 999
+		cat(clientFrame(true, opClose, nil, true), clientFrame(true, opText, ping, true)),      // a frame after close
+		clientFrame(true, 0x3, ping, true),                                                     // a reserved opcode
+		{0xF1, 0x80, 1, 2, 3, 4},                                                               // rsv bits
+		clientFrame(true, opText, []byte("{\"op\":\"ping\",\"id\":\"\xff\xfe\"}"), true),       // invalid UTF-8
+		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),                                            // garbage
+		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		bytes.Repeat(clientFrame(true, opText, ping, true), 40), // more than the request queue
+	}
+}
+
+// FuzzHostileWSRaw drives raw bytes into a real server over a real socket:
+// per input, a handshake and a valid hello, then the input as the rest of
+// the stream, then the client's end of the stream (FIN). The server must
+// end that connection, recover no panic, and keep serving a client
+// connected before, which answers a ping after every input.
+func FuzzHostileWSRaw(f *testing.F) {
+	for _, s := range rawSeeds() {
+		f.Add(s)
+	}
+	srv := servertest.Start(f)
+	by := newBystander(f, srv)
+	tok := srv.Token(f, "mallory", "Mallory")
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		by.bob.t = t
+		a := dialAttacker(t, srv, tok)
+		a.nc.SetWriteDeadline(time.Now().Add(testWait))
+		if _, err := a.nc.Write(raw); err == nil {
+			a.nc.CloseWrite()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), testWait)
+		defer cancel()
+		for {
+			if _, _, err := a.ws.Read(ctx); err != nil {
+				if ctx.Err() != nil {
+					t.Fatalf("the server still holds the connection %v after the input and the client's FIN", testWait)
+				}
+				break
+			}
+		}
+		if n := srv.Server.Panics(""); n != 0 {
+			t.Fatalf("%v panics recovered", n)
+		}
+		by.ping(t)
+	})
 }
