@@ -259,9 +259,10 @@ func (c *idleConn) release() {
 // frame then taking up to two writes. It holds no buffer between messages
 // and never reads what it is given.
 //
-// mu serialises Write (under coder/websocket's frame lock, on the
-// goroutine writing a message or answering a ping) with begin and end (on
-// the goroutine writing a message, outside that lock). A nil frameWriter
+// One goroutine at a time writes messages (serve's before the connection
+// starts, then the writer), so begin and end pair up. mu serialises Write
+// (under coder/websocket's frame lock, on the goroutine writing a message
+// or answering a ping) with begin and end (outside that lock). A nil frameWriter
 // (a conn built without smallBuffers) does nothing in begin and end.
 type frameWriter struct {
 	nc   net.Conn
