@@ -26,36 +26,11 @@ func TestPanicRecovered(t *testing.T) {
 		// status) the client got.
 		attack func(t *testing.T, srv *servertest.Server) int
 	}{
-		{"reader", "reader", func(t *testing.T, srv *servertest.Server) int {
-			c := connect(t, srv, srv.Token(t, "mallory", "Mallory"), nil)
-			srv.Server.PanicAt("reader")
-			c.sendOp(protocol.OpPing, "p", nil)
-			return int(c.closeCode())
-		}},
-		{"worker", "worker", func(t *testing.T, srv *servertest.Server) int {
-			c := connect(t, srv, srv.Token(t, "mallory", "Mallory"), nil)
-			srv.Server.PanicAt("worker")
-			c.sendOp(protocol.OpConversations, "c", nil)
-			return int(c.closeCode())
-		}},
-		{"writer", "writer", func(t *testing.T, srv *servertest.Server) int {
-			c := connect(t, srv, srv.Token(t, "mallory", "Mallory"), nil)
-			srv.Server.PanicAt("writer")
-			c.sendOp(protocol.OpPing, "p", nil)
-			return int(c.closeCode())
-		}},
-		{"hello", "hello", func(t *testing.T, srv *servertest.Server) int {
-			srv.Server.PanicAt("hello") // before the connection is registered
-			c := dial(t, srv, nil)
-			c.sendOp(protocol.OpHello, "", protocol.Hello{Token: srv.Token(t, "mallory", "Mallory")})
-			return int(c.closeCode())
-		}},
-		{"start", "hello", func(t *testing.T, srv *servertest.Server) int {
-			srv.Server.PanicAt("start") // after it is registered: the teardown must unregister it
-			c := dial(t, srv, nil)
-			c.sendOp(protocol.OpHello, "", protocol.Hello{Token: srv.Token(t, "mallory", "Mallory")})
-			return int(c.closeCode())
-		}},
+		{"reader", "reader", afterHello("reader", protocol.OpPing)},
+		{"worker", "worker", afterHello("worker", protocol.OpConversations)},
+		{"writer", "writer", afterHello("writer", protocol.OpPing)}, // the pong starts the writer
+		{"hello", "hello", atHello("hello")},                        // before the connection is registered
+		{"start", "hello", atHello("start")},                        // after: the teardown must unregister it
 		{"timer", "timer", func(t *testing.T, srv *servertest.Server) int {
 			srv.Server.PanicAt("timer") // the hello timer: no hello is sent
 			return int(dial(t, srv, nil).closeCode())
@@ -100,5 +75,27 @@ func TestPanicRecovered(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// afterHello connects, arms the hook at where, sends op and returns the
+// close code.
+func afterHello(where, op string) func(t *testing.T, srv *servertest.Server) int {
+	return func(t *testing.T, srv *servertest.Server) int {
+		c := connect(t, srv, srv.Token(t, "mallory", "Mallory"), nil)
+		srv.Server.PanicAt(where)
+		c.sendOp(op, "r1", nil)
+		return int(c.closeCode())
+	}
+}
+
+// atHello arms the hook at where, then dials and says hello, and returns
+// the close code.
+func atHello(where string) func(t *testing.T, srv *servertest.Server) int {
+	return func(t *testing.T, srv *servertest.Server) int {
+		srv.Server.PanicAt(where)
+		c := dial(t, srv, nil)
+		c.sendOp(protocol.OpHello, "", protocol.Hello{Token: srv.Token(t, "mallory", "Mallory")})
+		return int(c.closeCode())
 	}
 }
