@@ -55,7 +55,7 @@ const maxBatchBytes = 64 << 10
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
-	idle    *idleConn // ws's net.Conn when reads wait with no buffer; else nil
+	io      wsIO // the buffers under ws (smallBuffers)
 	ip      string
 	session uuid.UUID   // formatted only for welcome and logs
 	user    parley.User // set once by hello, before the conn is shared
@@ -262,6 +262,7 @@ func (c *conn) throttle(feature string, d time.Duration) {
 	// The timer is stopped by stopThrottles when the conn ends; if it
 	// fires first, enqueue on a closed conn is a no-op.
 	c.throttles[feature] = time.AfterFunc(d, func() {
+		defer c.recoverTimer(true)
 		c.mu.Lock()
 		delete(c.throttles, feature)
 		c.mu.Unlock()
@@ -288,7 +289,7 @@ func (c *conn) stopThrottles() {
 // which ends the write.
 func (c *conn) write(b []byte) error {
 	c.writing.Store(time.Now().UnixNano())
-	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	err := c.wsWrite(context.Background(), b)
 	c.writing.Store(0)
 	return err
 }
@@ -339,6 +340,7 @@ func (c *conn) writeFrames(frames []outFrame) error {
 // when the queue is empty or after closing the WebSocket.
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
+	defer c.recoverWriter()
 	var done []outFrame
 	for {
 		c.mu.Lock()
@@ -358,6 +360,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.mu.Unlock()
+		c.s.testPanic("writer")
 		if code != 0 && !flush {
 			q = nil
 		}
@@ -427,11 +430,14 @@ func (h *hub) sweep(now time.Time, timeout time.Duration) {
 // registered after that walk closes itself here: no per-connection
 // context.AfterFunc is kept for the connection's life.
 func (c *conn) serve(ctx context.Context, pre *parley.User) {
+	registered := false
+	defer c.recoverServe(&registered)
 	hello, ok := c.readHello(ctx, pre)
 	if !ok {
 		return
 	}
 	s := c.s
+	s.testPanic("hello")
 	c.batch = hello.Batch
 	c.paused.Store(true) // not reading while welcome and the replay are written
 	c.touch()
@@ -441,6 +447,8 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	}
 	s.metrics.connections.Inc()
 	s.pres.connect(c.user.ID)
+	registered = true // end undoes the three steps above
+	s.testPanic("start")
 	s.log.Debug("connected", "user", c.user.ID, "session", c.session, "ip", c.ip)
 	if s.closing.Load() {
 		c.goaway()
@@ -470,9 +478,12 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 // connection to a fresh reader goroutine (see readLoop).
 func (c *conn) reader() {
 	defer c.s.connWG.Done()
+	ending := false
+	defer c.recoverReader(&ending)
 	if c.readLoop() {
 		return
 	}
+	ending = true
 	c.end()
 }
 
@@ -520,12 +531,12 @@ func (c *conn) readLoop() (handedOff bool) {
 	for {
 		// No deadline here: the heartbeat sweep and a shutdown close the
 		// WebSocket, which ends the read.
-		if c.idle != nil {
-			if read && !c.idle.pending() {
+		if c.io.ic != nil && !c.readPending() {
+			if read {
 				c.handOff()
 				return true
 			}
-			c.idle.wait() // idle here, not deep in coder/websocket's read
+			c.io.ic.wait() // idle here, not deep in coder/websocket's read
 		}
 		read = true
 		if !c.readOne() {
@@ -544,6 +555,7 @@ func (c *conn) readOne() bool {
 	if err != nil {
 		return false
 	}
+	c.s.testPanic("reader")
 	c.touch()
 	if typ != websocket.MessageText {
 		readPool.Put(bp)
@@ -665,6 +677,7 @@ func (c *conn) push(r request) bool {
 // batches and in the way of a shutdown. The request in progress finishes.
 func (c *conn) work() {
 	defer c.wg.Done()
+	defer c.recoverWorker()
 	var sends []protocol.Request // the run of sends in progress
 	for {
 		c.mu.Lock()
@@ -705,6 +718,7 @@ func (c *conn) work() {
 			c.held = len(sends)
 		}
 		c.mu.Unlock()
+		c.s.testPanic("worker")
 		switch {
 		case r.err != nil:
 			c.enqueue(errorFrame(c.s, r.req.ID, r.err), false)
@@ -726,6 +740,8 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 	fired := make(chan struct{})
 	t := time.AfterFunc(c.s.cfg.HelloTimeout, func() {
 		defer close(fired)
+		defer c.recoverTimer(false)
+		c.s.testPanic("timer")
 		c.ws.Close(protocol.CloseProtocolError, "no hello in time")
 	})
 	typ, b, err := c.ws.Read(ctx)
@@ -774,7 +790,7 @@ func (c *conn) reject(ctx context.Context, id string, err error) {
 	body := errorBody(c.s.log, err)
 	// Not registered yet, so not swept: this write has its own deadline.
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	_ = c.ws.Write(wctx, websocket.MessageText, encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body}))
+	_ = c.wsWrite(wctx, encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body}))
 	cancel()
 	reason := body.Message
 	if len(reason) > 120 {

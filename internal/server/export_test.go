@@ -1,6 +1,10 @@
 package server
 
-import "github.com/parleychat/parley"
+import (
+	"sync/atomic"
+
+	"github.com/parleychat/parley"
+)
 
 // RequestQueue is the per-connection request queue bound, for tests that
 // fill it.
@@ -25,3 +29,41 @@ func (s *Server) PausedConns() int {
 // audience as the sequencer does. Only for benchmarks that have no other
 // durable traffic, from one goroutine.
 func (s *Server) DeliverForBench(ev parley.Event) { s.hub.deliver(ev) }
+
+// PanicAt makes the test hook panic the next time it is called at where
+// (once): reader, worker, writer, hello, start, timer or http (see
+// testPanic's callers).
+func (s *Server) PanicAt(where string) {
+	var done atomic.Bool
+	f := func(w string) {
+		if w == where && done.CompareAndSwap(false, true) {
+			panic("test panic at " + where)
+		}
+	}
+	s.panicHook.Store(&f)
+}
+
+// Panics is parley_panics_total summed over where ("" ) or for one where.
+func (s *Server) Panics(where string) float64 {
+	mfs, err := s.metrics.reg.Gather()
+	if err != nil {
+		panic(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "parley_panics_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "where" && (where == "" || l.GetValue() == where) {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
+
+// Conns counts the registered connections.
+func (s *Server) Conns() int { return len(s.hub.conns()) }

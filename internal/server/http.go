@@ -374,6 +374,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.connWG.Done()
 	c := newConn(s, ws, ip)
-	c.idle = sb.ic
+	c.io = sb.io
 	c.serve(s.connCtx, pre)
 }

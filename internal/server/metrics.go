@@ -19,6 +19,7 @@ type metrics struct {
 	uploads     prometheus.Counter
 	httpConns   prometheus.Gauge
 	httpRefused *prometheus.CounterVec
+	panics      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -48,6 +49,9 @@ func newMetrics() *metrics {
 		uploads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_uploads_total", Help: "Images stored through POST /v1/uploads.",
 		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_panics_total", Help: "Panics recovered, by where (reader, worker, writer, hello, timer, http); each closed its connection with 1011 or answered 500.",
+		}, []string{"where"}),
 	}
 	m.httpConns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "parley_http_connections_open", Help: "Open TCP connections (HTTP and WebSocket) accepted within the caps.",
@@ -56,7 +60,7 @@ func newMetrics() *metrics {
 		Name: "parley_http_connections_refused_total", Help: "Connections closed on accept for being over a cap, by cap (per_ip, total).",
 	}, []string{"reason"})
 	m.reg.MustRegister(m.httpConns, m.httpRefused)
-	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.uploads,
+	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.uploads, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -174,6 +174,10 @@ type Server struct {
 	servers  []*http.Server
 	shutOnce sync.Once
 	shutErr  error
+
+	// panicHook, set only by tests (export_test.go), may panic where
+	// it is called (see testPanic).
+	panicHook atomic.Pointer[func(where string)]
 }
 
 // New returns a running Server: it subscribes to the broker, reads the
@@ -227,7 +231,9 @@ func New(cfg Config) (*Server, error) {
 	wctx, wcancel := context.WithTimeout(ctx, warmTimeout)
 	s.hub.warm(wctx, head, cfg.ResumeLimit)
 	wcancel()
-	s.handler = s.guard(s.routes())
+	// recoverHTTP is outermost: a panic anywhere below answers 500 with
+	// the headers guard has already set.
+	s.handler = s.recoverHTTP(s.guard(s.routes()))
 
 	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()

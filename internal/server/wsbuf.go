@@ -3,11 +3,14 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"sync"
 	"syscall"
+
+	"github.com/coder/websocket"
 )
 
 // An idle WebSocket connection should hold no I/O buffer. net/http hands a
@@ -21,15 +24,26 @@ import (
 //   - reads wait for the socket to be readable holding no buffer (through
 //     syscall.RawConn), then read ahead up to readAheadBytes into a pooled
 //     buffer, given back once coder/websocket has taken every byte;
-//   - writes gather each frame (coder/websocket writes the header byte by
-//     byte, then the payload) in a pooled buffer and send it with one write
-//     when the frame is complete, so a message still costs one syscall.
+//   - writes of a message are gathered in a pooled buffer and sent with
+//     one write once coder/websocket has written the whole message (the
+//     conn brackets each message with frameWriter.begin and end), so a
+//     message still costs one syscall.
+//
+// None of this reads WebSocket framing: frames are coder/websocket's to
+// parse. Whether bytes are pending between messages is known without
+// frames because coder/websocket reads a connection only through the
+// bufio.Reader Hijack returns (it Resets that very reader onto what was
+// buffered and the net.Conn; accept.go), reads a message's frames no
+// further than its end, and answers control frames inside its read: once
+// a message has been read to its end, every byte read from the socket and
+// not yet taken is in that reader's buffer or in the idleConn's read-ahead
+// (wsIO.pending).
 //
 // Where the connection has no RawConn (TLS, or not Unix), reads keep a
 // plain wsReadBuffer bufio reader.
 const (
 	readAheadBytes = 4 << 10 // one read from the socket
-	frameBufBytes  = 4 << 10 // frames up to this size go out in one write; larger ones in one writev
+	frameBufBytes  = 4 << 10 // messages up to this size go out in one write; larger ones in writev's of about this size
 	wsReadBuffer   = 1 << 10 // the reader without RawConn
 	tinyBuffer     = 16      // bufio's smallest reader
 )
@@ -39,15 +53,28 @@ var (
 	frameBufPool  = sync.Pool{New: func() any { b := make([]byte, 0, frameBufBytes); return &b }}
 )
 
+// wsIO is the I/O smallBuffers set up under one WebSocket connection.
+type wsIO struct {
+	ic *idleConn     // ws's net.Conn when reads wait with no buffer; else nil
+	br *bufio.Reader // the reader coder/websocket reads the connection through
+	fw *frameWriter  // under coder/websocket's bufio.Writer
+}
+
+// pending reports whether bytes read from the socket wait to be taken by
+// coder/websocket, in br or read ahead in ic: between messages, false
+// means the next read waits for the socket. Only the reader may call it,
+// between messages, and not while a close handshake may run (which reads
+// br on the writer's goroutine): see conn.readPending.
+func (w *wsIO) pending() bool {
+	return w.br.Buffered() > 0 || w.ic.pending()
+}
+
 // smallBuffers wraps the ResponseWriter of a WebSocket upgrade so that
 // Hijack returns the idle-friendly reader and writer above, carrying over
-// any bytes net/http had read ahead.
-//
-// After the upgrade, ic is the connection's idleConn (nil without RawConn):
-// the reader calls its wait between messages.
+// any bytes net/http had read ahead. After the upgrade, io holds them.
 type smallBuffers struct {
 	http.ResponseWriter
-	ic *idleConn
+	io wsIO
 }
 
 func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -64,13 +91,15 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	n := brw.Reader.Buffered()
 	ahead, _ := brw.Reader.Peek(n)
 	ahead = bytes.Clone(ahead)
-	bw := bufio.NewWriterSize(&frameWriter{nc: nc}, tinyBuffer)
-	// coder/websocket resets the reader onto the returned net.Conn (after
-	// what the reader has buffered, here nothing), so the read-ahead and
-	// the buffering live in the net.Conn.
+	w.io.fw = &frameWriter{nc: nc}
+	bw := bufio.NewWriterSize(w.io.fw, tinyBuffer)
+	// coder/websocket resets br onto what it has buffered (here nothing)
+	// then the returned net.Conn, and reads only through br: the
+	// read-ahead and the buffering live in the idleConn.
 	if rc := rawConn(nc); rc != nil {
-		w.ic = newIdleConn(nc, rc, ahead)
-		return w.ic, bufio.NewReadWriter(bufio.NewReaderSize(w.ic, tinyBuffer), bw), nil
+		w.io.ic = newIdleConn(nc, rc, ahead)
+		w.io.br = bufio.NewReaderSize(w.io.ic, tinyBuffer)
+		return w.io.ic, bufio.NewReadWriter(w.io.br, bw), nil
 	}
 	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(ahead), nc), max(wsReadBuffer, n))
 	if n > 0 {
@@ -81,6 +110,7 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
+	w.io.br = br
 	return nc, bufio.NewReadWriter(br, bw), nil
 }
 
@@ -101,10 +131,9 @@ func rawConn(nc net.Conn) syscall.RawConn {
 }
 
 // idleConn is a net.Conn whose reads hold a buffer only while bytes read
-// from the socket wait to be taken. It hands bytes out no further than the
-// end of the current WebSocket frame, so once coder/websocket has read a
-// whole message its bufio.Reader holds nothing and every byte not yet
-// read is in ahead: wait can then tell whether anything is pending.
+// from the socket wait to be taken. It knows nothing of WebSocket frames:
+// it hands out what it has read ahead, or reads a large request straight
+// into the caller's buffer.
 //
 // Read and wait are serialised by mu, which is held while they block on
 // the socket: the callers are the connection's reader and, while a close
@@ -118,9 +147,8 @@ type idleConn struct {
 	mu     sync.Mutex
 	ahead  []byte  // bytes read and not yet taken
 	pooled *[]byte // ahead's buffer when it came from readAheadPool
-	frames frameTracker
-	n      int   // readFD's result
-	err    error // readFD's result
+	n      int     // readFD's result
+	err    error   // readFD's result
 }
 
 func newIdleConn(nc net.Conn, rc syscall.RawConn, ahead []byte) *idleConn {
@@ -136,30 +164,30 @@ func (c *idleConn) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	if len(c.ahead) == 0 {
-		if left := c.frames.payloadLeft(); left >= readAheadBytes && len(p) >= readAheadBytes {
-			// A large payload: straight into the caller's buffer.
-			n, err := c.Conn.Read(p[:min(int64(len(p)), left)])
-			c.frames.consume(p[:n])
-			return n, err
+		if len(p) >= readAheadBytes {
+			// A large payload (coder/websocket asks for no more than the
+			// frame holds, through bufio, which passes large reads on):
+			// straight into the caller's buffer.
+			return c.Conn.Read(p)
 		}
 		if err := c.fill(); err != nil {
 			return 0, err
 		}
 	}
-	k, _ := c.frames.consume(c.ahead[:min(len(p), len(c.ahead))])
-	copy(p, c.ahead[:k])
-	c.ahead = c.ahead[k:]
+	n := copy(p, c.ahead)
+	c.ahead = c.ahead[n:]
 	if len(c.ahead) == 0 {
 		c.release()
 	}
-	return k, nil
+	return n, nil
 }
 
 // wait blocks until there are bytes to read (or the socket fails), with
 // a shallow stack and no buffer while the socket is idle. The reader
-// calls it between messages: parked in coder/websocket's deeper read
-// path instead, idle readers would make the runtime start new goroutines
-// with (and keep) larger stacks. A failure is left for the next Read.
+// calls it between messages when nothing is pending (wsIO.pending):
+// parked in coder/websocket's deeper read path instead, idle readers
+// would make the runtime start new goroutines with (and keep) larger
+// stacks. A failure is left for the next Read.
 func (c *idleConn) wait() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -168,9 +196,12 @@ func (c *idleConn) wait() {
 	}
 }
 
-// pending reports whether bytes read from the socket wait to be taken:
-// then the next read does not wait.
+// pending reports whether bytes read from the socket wait to be taken. c
+// may be nil (no RawConn: nothing is read ahead).
 func (c *idleConn) pending() bool {
+	if c == nil {
+		return false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.ahead) > 0
@@ -218,137 +249,83 @@ func (c *idleConn) release() {
 	c.ahead = nil
 }
 
-// frameTracker follows WebSocket frame boundaries in a byte stream,
-// reading each header only for the frame's length.
-type frameTracker struct {
-	hdr  [14]byte // the current frame's header, as far as seen
-	nh   int      // bytes of hdr seen
-	left int64    // payload bytes still to come, once hdr is whole
-}
-
-// consume advances over the leading bytes of p that belong to the current
-// frame and returns how many; end reports that they finish it.
-func (t *frameTracker) consume(p []byte) (k int, end bool) {
-	for k < len(p) {
-		if hl := headerLen(t.hdr[:t.nh]); hl == 0 || t.nh < hl {
-			t.hdr[t.nh] = p[k]
-			t.nh++
-			k++
-			hl = headerLen(t.hdr[:t.nh])
-			if hl == 0 || t.nh < hl {
-				continue
-			}
-			t.left = payloadLen(t.hdr[:t.nh])
-		} else {
-			m := int(min(int64(len(p)-k), t.left))
-			t.left -= int64(m)
-			k += m
-		}
-		if t.left == 0 {
-			t.nh = 0
-			return k, true
-		}
-	}
-	return k, false
-}
-
-// payloadLeft is what remains of the current frame's payload, or 0 while
-// its header is not whole.
-func (t *frameTracker) payloadLeft() int64 {
-	if hl := headerLen(t.hdr[:t.nh]); hl == 0 || t.nh < hl {
-		return 0
-	}
-	return t.left
-}
-
-// frameWriter sends what coder/websocket writes through its (16-byte)
-// bufio.Writer one WebSocket frame per write syscall. It reads each
-// frame's header only for the frame's length, gathers the frame in a
-// pooled buffer and writes it once complete; a frame larger than the
-// buffer goes out with one writev of what is gathered and the rest. It
-// holds no buffer between frames.
+// frameWriter is the net.Conn under coder/websocket's 16-byte
+// bufio.Writer. Between begin and end (one message written by the conn),
+// it gathers what it is given in a pooled buffer and end writes it with
+// one syscall; a message larger than the buffer goes out with a writev of
+// what is gathered and the write in hand whenever the buffer would
+// overflow. Outside begin and end (the control frames coder/websocket
+// writes on its own: pong, close) writes go straight to the socket, a
+// frame then taking up to two writes. It holds no buffer between messages
+// and never reads what it is given.
 //
-// Write is called only under coder/websocket's write lock, which also
-// orders frames; frameWriter needs no lock of its own.
+// One goroutine at a time writes messages (serve's before the connection
+// starts, then the writer), so begin and end pair up. mu serialises Write
+// (under coder/websocket's frame lock, on the goroutine writing a message
+// or answering a ping) with begin and end (outside that lock). A nil frameWriter
+// (a conn built without smallBuffers) does nothing in begin and end.
 type frameWriter struct {
-	nc     net.Conn
-	err    error   // the first write error; every later Write returns it
-	buf    *[]byte // the frame gathered so far; nil between frames
-	frames frameTracker
+	nc   net.Conn
+	mu   sync.Mutex
+	hold bool    // between begin and end
+	buf  *[]byte // what is gathered; nil when nothing is
+	err  error   // the first write error; every later Write returns it
+}
+
+// begin starts gathering a message's writes.
+func (w *frameWriter) begin() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.hold = true
+	w.mu.Unlock()
+}
+
+// end writes what was gathered since begin and gives the buffer back.
+func (w *frameWriter) end() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.hold = false
+	return w.flush(nil)
 }
 
 func (w *frameWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.err != nil {
 		return 0, w.err
 	}
-	n := len(p)
-	for len(p) > 0 {
-		k, end := w.frames.consume(p)
-		if err := w.add(p[:k]); err != nil {
-			return 0, err
+	if !w.hold {
+		n, err := w.nc.Write(p)
+		if err != nil {
+			w.err = err
 		}
-		p = p[k:]
-		if end {
-			if err := w.flush(nil); err != nil {
-				return 0, err
-			}
-		}
+		return n, err
 	}
-	return n, nil
-}
-
-// headerLen is the length of the frame header that begins with h, or 0
-// while h is too short to tell.
-func headerLen(h []byte) int {
-	if len(h) < 2 {
-		return 0
-	}
-	n := 2
-	switch h[1] & 0x7f {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	}
-	if h[1]&0x80 != 0 {
-		n += 4 // masking key
-	}
-	return n
-}
-
-// payloadLen is the payload length a whole header h gives.
-func payloadLen(h []byte) int64 {
-	switch l := h[1] & 0x7f; l {
-	case 126:
-		return int64(h[2])<<8 | int64(h[3])
-	case 127:
-		var n int64
-		for _, b := range h[2:10] {
-			n = n<<8 | int64(b)
-		}
-		return n
-	default:
-		return int64(l)
-	}
-}
-
-// add adds bytes of the current frame: gathered while they fit, else
-// written at once after what is gathered (the frame is then larger than
-// the buffer).
-func (w *frameWriter) add(b []byte) error {
 	if w.buf == nil {
 		w.buf = frameBufPool.Get().(*[]byte)
 	}
-	if len(*w.buf)+len(b) > cap(*w.buf) {
-		return w.flush(b)
+	if len(*w.buf)+len(p) > cap(*w.buf) {
+		if err := w.flush(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
 	}
-	*w.buf = append(*w.buf, b...)
-	return nil
+	*w.buf = append(*w.buf, p...)
+	return len(p), nil
 }
 
 // flush writes what is gathered, then extra, in one syscall, and gives the
-// buffer back.
+// buffer back. w.mu is held.
 func (w *frameWriter) flush(extra []byte) error {
+	if w.err != nil {
+		w.putBuf()
+		return w.err
+	}
 	var err error
 	switch {
 	case w.buf == nil || len(*w.buf) == 0:
@@ -358,17 +335,47 @@ func (w *frameWriter) flush(extra []byte) error {
 	case len(extra) == 0:
 		_, err = w.nc.Write(*w.buf)
 	default:
-		// Rare (a frame over frameBufBytes): the slice may allocate.
+		// A message over frameBufBytes: the slice may allocate.
 		bufs := net.Buffers{*w.buf, extra}
 		_, err = bufs.WriteTo(w.nc)
 	}
+	w.putBuf()
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+func (w *frameWriter) putBuf() {
 	if w.buf != nil {
 		*w.buf = (*w.buf)[:0]
 		frameBufPool.Put(w.buf)
 		w.buf = nil
 	}
-	if err != nil {
-		w.err = err
-	}
-	return err
+}
+
+// wsWrite writes one text message, gathered by the frameWriter into one
+// write (see frameWriter).
+// end is deferred: a write that panics (see panics.go) must not leave the
+// frameWriter gathering, or the close frame after it would never be sent.
+func (c *conn) wsWrite(ctx context.Context, b []byte) (err error) {
+	c.io.fw.begin()
+	defer func() {
+		if e := c.io.fw.end(); err == nil {
+			err = e
+		}
+	}()
+	return c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// readPending reports whether bytes read from the socket wait to be taken
+// (wsIO.pending), or the connection is closing. A close handshake
+// (ws.Close, on the writer's goroutine) reads coder/websocket's reader, so
+// it is looked at only under c.mu while no close is asked for: the writer
+// calls ws.Close only after it saw closeCode set under c.mu. A closing
+// connection reports true: the reader goes on to a read, which fails.
+func (c *conn) readPending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode != 0 || c.io.pending()
 }
