@@ -42,15 +42,26 @@ type ServeCmd struct {
 	ShutdownTimeout   time.Duration `default:"15s" env:"PARLEY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown may take."`
 	PprofAddr         string        `env:"PARLEY_PPROF_ADDR" help:"Serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060; default off). Never expose it publicly."`
 
-	SendQueue           int     `default:"256" env:"PARLEY_SEND_QUEUE" help:"Frames queued per connection before dropping typing/presence, then closing 4001."`
-	MessagesPerSecond   float64 `default:"10" env:"PARLEY_MESSAGES_PER_SECOND" help:"Messages per second per user (negative: no limit)."`
-	MessageBurst        int     `default:"50" env:"PARLEY_MESSAGE_BURST" help:"Message burst per user."`
-	IPMessagesPerSecond float64 `default:"50" env:"PARLEY_IP_MESSAGES_PER_SECOND" help:"Messages per second per IP (negative: no limit)."`
-	IPMessageBurst      int     `default:"200" env:"PARLEY_IP_MESSAGE_BURST" help:"Message burst per IP."`
-	TypingPerSecond     float64 `default:"2" env:"PARLEY_TYPING_PER_SECOND" help:"Typing requests per second per user (negative: no limit)."`
-	TypingBurst         int     `default:"6" env:"PARLEY_TYPING_BURST" help:"Typing burst per user."`
-	ConnectsPerSecond   float64 `default:"10" env:"PARLEY_CONNECTS_PER_SECOND" help:"New connections and logins per second per IP (negative: no limit)."`
-	ConnectBurst        int     `default:"50" env:"PARLEY_CONNECT_BURST" help:"Connection burst per IP."`
+	SendQueue                   int     `default:"256" env:"PARLEY_SEND_QUEUE" help:"Frames queued per connection before dropping typing/presence, then closing 4001."`
+	MessagesPerSecond           float64 `default:"10" env:"PARLEY_MESSAGES_PER_SECOND" help:"Messages per second per user (negative: no limit)."`
+	MessageBurst                int     `default:"50" env:"PARLEY_MESSAGE_BURST" help:"Message burst per user."`
+	IPMessagesPerSecond         float64 `default:"50" env:"PARLEY_IP_MESSAGES_PER_SECOND" help:"Messages per second per IP (negative: no limit)."`
+	IPMessageBurst              int     `default:"200" env:"PARLEY_IP_MESSAGE_BURST" help:"Message burst per IP."`
+	TypingPerSecond             float64 `default:"2" env:"PARLEY_TYPING_PER_SECOND" help:"Typing requests per second per user (negative: no limit)."`
+	TypingBurst                 int     `default:"6" env:"PARLEY_TYPING_BURST" help:"Typing burst per user."`
+	ConnectsPerSecond           float64 `default:"10" env:"PARLEY_CONNECTS_PER_SECOND" help:"New connections and logins per second per IP (negative: no limit)."`
+	ConnectBurst                int     `default:"50" env:"PARLEY_CONNECT_BURST" help:"Connection burst per IP."`
+	PresencePerSecond           float64 `default:"1" env:"PARLEY_PRESENCE_PER_SECOND" help:"Presence queries per second per user (negative: no limit)."`
+	PresenceBurst               int     `default:"5" env:"PARLEY_PRESENCE_BURST" help:"Presence query burst per user."`
+	ReadsPerSecond              float64 `default:"20" env:"PARLEY_READS_PER_SECOND" help:"Reads (history, conversations, events, user lookups) per second per user (negative: no limit)."`
+	ReadBurst                   int     `default:"100" env:"PARLEY_READ_BURST" help:"Read burst per user."`
+	ConversationWritesPerSecond float64 `default:"2" env:"PARLEY_CONVERSATION_WRITES_PER_SECOND" help:"Conversation creations and changes (create_direct, create_group, update_conversation) per second per user (negative: no limit)."`
+	ConversationWriteBurst      int     `default:"20" env:"PARLEY_CONVERSATION_WRITE_BURST" help:"Conversation write burst per user."`
+	ReadMarksPerSecond          float64 `default:"10" env:"PARLEY_READ_MARKS_PER_SECOND" help:"Read marks per second per user (negative: no limit)."`
+	ReadMarkBurst               int     `default:"50" env:"PARLEY_READ_MARK_BURST" help:"Read mark burst per user."`
+	DeletesPerSecond            float64 `default:"5" env:"PARLEY_DELETES_PER_SECOND" help:"Message deletes per second per user (negative: no limit)."`
+	DeleteBurst                 int     `default:"50" env:"PARLEY_DELETE_BURST" help:"Delete burst per user."`
+	ConnectionsPerUser          int     `default:"20" env:"PARLEY_CONNECTIONS_PER_USER" help:"WebSocket connections per user on this node; one more closes the user's oldest with 4103 (negative: no cap)."`
 }
 
 // Run serves until ctx ends (SIGINT or SIGTERM), then shuts down
@@ -133,6 +144,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			IPMessagesPerSecond: c.IPMessagesPerSecond, IPMessageBurst: c.IPMessageBurst,
 			TypingPerSecond: c.TypingPerSecond, TypingBurst: c.TypingBurst,
 			ConnectsPerSecond: c.ConnectsPerSecond, ConnectBurst: c.ConnectBurst,
+			PresencePerSecond: c.PresencePerSecond, PresenceBurst: c.PresenceBurst,
+			ReadsPerSecond: c.ReadsPerSecond, ReadBurst: c.ReadBurst,
+			ConversationWritesPerSecond: c.ConversationWritesPerSecond, ConversationWriteBurst: c.ConversationWriteBurst,
+			ReadMarksPerSecond: c.ReadMarksPerSecond, ReadMarkBurst: c.ReadMarkBurst,
+			DeletesPerSecond: c.DeletesPerSecond, DeleteBurst: c.DeleteBurst,
+			ConnectionsPerUser: c.ConnectionsPerUser,
 		},
 	})
 	if err != nil {

@@ -178,12 +178,14 @@ func New(cfg Config) (*Server, error) {
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
 	s.hub.newContacts = s.announceNewContacts
+	s.hub.directContacts = s.announceDirectContacts
+	s.hub.maxConns = cfg.Limits.ConnectionsPerUser
 	s.hub.warmUsers = func(ctx context.Context, ids []string) error { return s.svc.warmUsers(ctx, ids) }
 	s.pres = newPresence(cfg.NodeID, cfg.PresenceGrace, s.publishPresence, s.notifyPresence)
 	s.svc = &service{
 		store: cfg.Store, broker: cfg.Broker, node: cfg.NodeID, log: s.log, metrics: s.metrics,
 		limits: s.limits, hasher: auth.NewHasher(cfg.PasswordHashes), secret: cfg.Secret,
-		ttl: cfg.TokenTTL, pres: s.pres, typers: newTypingTracker(),
+		ttl: cfg.TokenTTL, pres: s.pres, typers: newTypingTracker(), contacts: s.hub.contacts,
 	}
 	s.connCtx, s.cancelConn = context.WithCancel(context.Background())
 	s.bgCtx, s.cancelBg = context.WithCancel(context.Background())
@@ -366,23 +368,6 @@ func (s *Server) heartbeat(ctx context.Context) {
 			s.hub.sweep(now, timeout)
 		}
 	}
-}
-
-// onlineContacts lists user's contacts who are online now (welcome.online),
-// from the contacts cache: a reconnect storm reads each user's contacts
-// once, not once per connect and once per presence transition.
-func (s *Server) onlineContacts(ctx context.Context, user string) ([]string, error) {
-	ids, err := s.hub.contacts.get(ctx, user)
-	if err != nil {
-		return nil, err
-	}
-	online := []string{}
-	for _, id := range ids {
-		if s.pres.isOnline(id) {
-			online = append(online, id)
-		}
-	}
-	return online, nil
 }
 
 // janitor forgets idle rate limiters.
