@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/parleychat/parley"
 )
@@ -147,16 +146,8 @@ func (s *Server) announceDirectContacts(a, b string) {
 	if !s.pres.isOnline(a) || !s.pres.isOnline(b) || !s.hub.local(a, b) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
-	defer cancel()
-	ids, err := s.hub.contacts.get(ctx, a)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("presence: contacts", "user", a, "err", err)
-		}
-		return
-	}
-	if !has(ids, b) {
+	ids, ok := s.presenceContacts(a)
+	if !ok || !has(ids, b) {
 		return // only one of them wrote: nothing is revealed
 	}
 	at := parley.Now()

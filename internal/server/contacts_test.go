@@ -23,6 +23,14 @@ func onlineBefore(t *testing.T, c *wsClient, change parley.Change, marker string
 			break
 		}
 	}
+	return onlineUntil(t, c, marker)
+}
+
+// onlineUntil returns the users c hears are online before the newMessage
+// with text marker, as a set: the regular presence tick may announce the
+// same user too; userOnline is a state.
+func onlineUntil(t *testing.T, c *wsClient, marker string) []string {
+	t.Helper()
 	var online []string
 	for {
 		f := c.next()
@@ -34,8 +42,6 @@ func onlineBefore(t *testing.T, c *wsClient, change parley.Change, marker string
 		case ev.Type == parley.EventUserOnline:
 			online = append(online, ev.UserID)
 		case ev.Type == parley.EventNewMessage && ev.Message.Text == marker:
-			// A set: the regular presence tick may announce the same
-			// user too when it runs after the event; userOnline is a state.
 			slices.Sort(online)
 			return slices.Compact(online)
 		}
@@ -51,21 +57,7 @@ func onlineBetween(t *testing.T, c *wsClient, from, to string) []string {
 			break
 		}
 	}
-	var online []string
-	for {
-		f := c.next()
-		var ev parley.Event
-		if f.Type != protocol.TypeEvent || json.Unmarshal(f.Data, &ev) != nil {
-			continue
-		}
-		switch {
-		case ev.Type == parley.EventUserOnline:
-			online = append(online, ev.UserID)
-		case ev.Type == parley.EventNewMessage && ev.Message.Text == to:
-			slices.Sort(online)
-			return slices.Compact(online)
-		}
-	}
+	return onlineUntil(t, c, to)
 }
 
 // talk has each user (by token) write a message in the direct
