@@ -82,8 +82,12 @@ type Store interface {
 	MemberIDs(ctx context.Context, userID, conversationID string) ([]string, error)
 	// Messages returns a page of history in ascending Seq order.
 	Messages(ctx context.Context, userID, conversationID string, q MessageQuery) (MessagePage, error)
-	// Contacts returns the ids of every user who shares a conversation
-	// with userID (not userID itself): the audience of userID's presence.
+	// Contacts returns the ids of userID's contacts (not userID itself):
+	// the audience of userID's presence. A contact is a user who is a
+	// current member of a group with userID, or the other user of a
+	// direct conversation in which both have written (a direct
+	// conversation only one of them wrote in reveals nothing). Sorted by
+	// id.
 	Contacts(ctx context.Context, userID string) ([]string, error)
 
 	// EventsFor returns up to limit events after position `after` that

@@ -696,6 +696,8 @@ func closeErrText(code int) string {
 		return "protocol error"
 	case protocol.CloseAuthRevoked:
 		return "access revoked"
+	case protocol.CloseTooManyConnections:
+		return "too many connections"
 	case protocol.CloseTooLarge:
 		return "frame too large"
 	case protocol.CloseSlowConsumer:

@@ -80,6 +80,11 @@ const (
 	CloseUnauthorized     = 4100 // missing, forged or expired token: get a new one first
 	CloseProtocolError    = 4101 // the client broke the protocol (binary frame, no hello...)
 	CloseAuthRevoked      = 4102 // the user's access was revoked
+	// CloseTooManyConnections: the user opened more connections on the
+	// node than its per-user cap (default 20) and this, their oldest, was
+	// closed. Not reconnected automatically: the app decides (another tab
+	// or device is probably in use).
+	CloseTooManyConnections = 4103
 )
 
 // ShouldReconnect reports whether a client should reconnect after the

@@ -50,16 +50,27 @@ type ServeCmd struct {
 	ConnsPerIP       int           `default:"64" env:"PARLEY_CONNS_PER_IP" help:"Open connections (HTTP and WebSocket) per IPv4 address or IPv6 /64; more are closed at once (negative: no cap)."`
 	MaxConns         int           `default:"0" env:"PARLEY_MAX_CONNS" help:"Open connections in all; more are closed at once (0: the fd limit less 128; negative: no cap)."`
 
-	SendQueueBytes      int     `default:"1048576" env:"PARLEY_SEND_QUEUE_BYTES" help:"Bytes queued per connection (default 1 MiB) before dropping typing/presence, then closing 4001; replies are cut to half of it."`
-	HubQueueBytes       int     `default:"67108864" env:"PARLEY_HUB_QUEUE_BYTES" help:"Bytes of events from the broker waiting for delivery (default 64 MiB); over it they are read from the store instead."`
-	MessagesPerSecond   float64 `default:"10" env:"PARLEY_MESSAGES_PER_SECOND" help:"Messages per second per user (negative: no limit)."`
-	MessageBurst        int     `default:"50" env:"PARLEY_MESSAGE_BURST" help:"Message burst per user."`
-	IPMessagesPerSecond float64 `default:"50" env:"PARLEY_IP_MESSAGES_PER_SECOND" help:"Messages per second per IP (negative: no limit)."`
-	IPMessageBurst      int     `default:"200" env:"PARLEY_IP_MESSAGE_BURST" help:"Message burst per IP."`
-	TypingPerSecond     float64 `default:"2" env:"PARLEY_TYPING_PER_SECOND" help:"Typing requests per second per user (negative: no limit)."`
-	TypingBurst         int     `default:"6" env:"PARLEY_TYPING_BURST" help:"Typing burst per user."`
-	ConnectsPerSecond   float64 `default:"10" env:"PARLEY_CONNECTS_PER_SECOND" help:"New connections and logins per second per IP (negative: no limit)."`
-	ConnectBurst        int     `default:"50" env:"PARLEY_CONNECT_BURST" help:"Connection burst per IP."`
+	SendQueueBytes              int     `default:"1048576" env:"PARLEY_SEND_QUEUE_BYTES" help:"Bytes queued per connection (default 1 MiB) before dropping typing/presence, then closing 4001; replies are cut to half of it."`
+	HubQueueBytes               int     `default:"67108864" env:"PARLEY_HUB_QUEUE_BYTES" help:"Bytes of events from the broker waiting for delivery (default 64 MiB); over it they are read from the store instead."`
+	MessagesPerSecond           float64 `default:"10" env:"PARLEY_MESSAGES_PER_SECOND" help:"Messages per second per user (negative: no limit)."`
+	MessageBurst                int     `default:"50" env:"PARLEY_MESSAGE_BURST" help:"Message burst per user."`
+	IPMessagesPerSecond         float64 `default:"50" env:"PARLEY_IP_MESSAGES_PER_SECOND" help:"Messages per second per IP (negative: no limit)."`
+	IPMessageBurst              int     `default:"200" env:"PARLEY_IP_MESSAGE_BURST" help:"Message burst per IP."`
+	TypingPerSecond             float64 `default:"2" env:"PARLEY_TYPING_PER_SECOND" help:"Typing requests per second per user (negative: no limit)."`
+	TypingBurst                 int     `default:"6" env:"PARLEY_TYPING_BURST" help:"Typing burst per user."`
+	ConnectsPerSecond           float64 `default:"10" env:"PARLEY_CONNECTS_PER_SECOND" help:"New connections and logins per second per IP (negative: no limit)."`
+	ConnectBurst                int     `default:"50" env:"PARLEY_CONNECT_BURST" help:"Connection burst per IP."`
+	PresencePerSecond           float64 `default:"1" env:"PARLEY_PRESENCE_PER_SECOND" help:"Presence queries per second per user (negative: no limit)."`
+	PresenceBurst               int     `default:"5" env:"PARLEY_PRESENCE_BURST" help:"Presence query burst per user."`
+	ReadsPerSecond              float64 `default:"20" env:"PARLEY_READS_PER_SECOND" help:"Reads (history, conversations, events, user lookups) per second per user (negative: no limit)."`
+	ReadBurst                   int     `default:"100" env:"PARLEY_READ_BURST" help:"Read burst per user."`
+	ConversationWritesPerSecond float64 `default:"2" env:"PARLEY_CONVERSATION_WRITES_PER_SECOND" help:"Conversation creations and changes (create_direct, create_group, update_conversation) per second per user (negative: no limit)."`
+	ConversationWriteBurst      int     `default:"20" env:"PARLEY_CONVERSATION_WRITE_BURST" help:"Conversation write burst per user."`
+	ReadMarksPerSecond          float64 `default:"10" env:"PARLEY_READ_MARKS_PER_SECOND" help:"Read marks per second per user (negative: no limit)."`
+	ReadMarkBurst               int     `default:"50" env:"PARLEY_READ_MARK_BURST" help:"Read mark burst per user."`
+	DeletesPerSecond            float64 `default:"5" env:"PARLEY_DELETES_PER_SECOND" help:"Message deletes per second per user (negative: no limit)."`
+	DeleteBurst                 int     `default:"50" env:"PARLEY_DELETE_BURST" help:"Delete burst per user."`
+	ConnectionsPerUser          int     `default:"20" env:"PARLEY_CONNECTIONS_PER_USER" help:"WebSocket connections per user on this node; one more closes the user's oldest with 4103 (negative: no cap)."`
 
 	Registration     string        `default:"open" enum:"open,closed" env:"PARLEY_REGISTRATION" help:"Who may register: open (anyone) or closed (register answers forbidden; parley user create and integrator tokens still work)."`
 	LoginFailures    int           `default:"5" env:"PARLEY_LOGIN_FAILURES" help:"Failed logins of one account (within an hour) before it is locked with a growing delay."`
@@ -162,6 +173,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			IPMessagesPerSecond: c.IPMessagesPerSecond, IPMessageBurst: c.IPMessageBurst,
 			TypingPerSecond: c.TypingPerSecond, TypingBurst: c.TypingBurst,
 			ConnectsPerSecond: c.ConnectsPerSecond, ConnectBurst: c.ConnectBurst,
+			PresencePerSecond: c.PresencePerSecond, PresenceBurst: c.PresenceBurst,
+			ReadsPerSecond: c.ReadsPerSecond, ReadBurst: c.ReadBurst,
+			ConversationWritesPerSecond: c.ConversationWritesPerSecond, ConversationWriteBurst: c.ConversationWriteBurst,
+			ReadMarksPerSecond: c.ReadMarksPerSecond, ReadMarkBurst: c.ReadMarkBurst,
+			DeletesPerSecond: c.DeletesPerSecond, DeleteBurst: c.DeleteBurst,
+			ConnectionsPerUser: c.ConnectionsPerUser,
 		},
 		Accounts: server.AccountLimits{
 			Registration:  server.Registration(c.Registration),

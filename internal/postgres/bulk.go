@@ -45,7 +45,8 @@ const qBulkSendCheck = `SELECT
 
 // qBulkSendWrite stores the messages ($1..$9, one array element each) and
 // their events ($10 positions), moves each conversation's counters ($11..
-// $13) and each sender's read position ($14..$16), and returns each
+// $13) and each sender's read position ($14..$16; the sender has
+// written: members.wrote, see qContacts), and returns each
 // conversation's members: the events' audience. The parts of one WITH
 // share a snapshot, so the members are read as they were before it, which
 // the writes do not change.
@@ -61,9 +62,9 @@ const qBulkSendWrite = `WITH msg AS (
 		FROM unnest($11::text[], $12::bigint[], $13::timestamptz[]) AS u(id, seq, at)
 		WHERE c.id = u.id
 	), rd AS (
-		UPDATE members mb SET read_seq = u.seq
+		UPDATE members mb SET read_seq = GREATEST(mb.read_seq, u.seq), wrote = true
 		FROM unnest($14::text[], $15::text[], $16::bigint[]) AS u(conv, usr, seq)
-		WHERE mb.conversation_id = u.conv AND mb.user_id = u.usr AND mb.left_pos IS NULL AND mb.read_seq < u.seq
+		WHERE mb.conversation_id = u.conv AND mb.user_id = u.usr AND mb.left_pos IS NULL AND (mb.read_seq < u.seq OR NOT mb.wrote)
 	)
 	SELECT mb.conversation_id, array_agg(mb.user_id ORDER BY mb.joined_pos, mb.user_id)
 	FROM members mb WHERE mb.conversation_id = ANY($11) AND mb.left_pos IS NULL

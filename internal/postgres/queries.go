@@ -80,16 +80,26 @@ const (
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
 	qSetReadSeq = `UPDATE members SET read_seq = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL AND read_seq < $1`
+	// qContacts: the users who see each other's presence. Members of a
+	// common group are contacts; the two users of a direct conversation
+	// only once both have written in it (members.wrote), so opening one
+	// with a stranger reveals nothing.
 	qContacts = `SELECT DISTINCT other.user_id FROM members mine
 		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
+		` + contactsJoin + `
 		WHERE mine.user_id = $1 AND mine.left_pos IS NULL AND other.user_id != mine.user_id
+		AND ` + contactsRule + `
 		ORDER BY other.user_id`
+	contactsJoin = `JOIN conversations c ON c.id = mine.conversation_id`
+	contactsRule = `(c.kind = 'group' OR (mine.wrote AND other.wrote))`
 	// qUsersOf: a set of users.
 	qUsersOf = `SELECT id, name, created_at FROM users WHERE id = ANY($1)`
 	// qContactsOf: the contacts of a set of users.
 	qContactsOf = `SELECT DISTINCT mine.user_id, other.user_id FROM members mine
 		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
+		` + contactsJoin + `
 		WHERE mine.user_id = ANY($1) AND mine.left_pos IS NULL AND other.user_id != mine.user_id
+		AND ` + contactsRule + `
 		ORDER BY mine.user_id, other.user_id`
 	// qWindows: the membership windows of a set of conversations, to
 	// compute the audience of replayed events.
@@ -125,7 +135,8 @@ const (
 		LEFT JOIN messages old ON old.sender_id = $2 AND old.client_id = $3
 		LEFT JOIN attachments att ON att.id = $4 AND att.owner_id = $2`
 	// qSendWrite stores the message ($1..$9), moves the conversation and
-	// the sender's read position to it, records the event ($10 pos, $11
+	// the sender's read position to it (and marks the sender as having
+	// written: members.wrote, see qContacts), records the event ($10 pos, $11
 	// data) and returns the audience: the current members. The statements
 	// of one WITH share a snapshot, so the members are read as they were
 	// before it, which the writes do not change.
@@ -135,8 +146,8 @@ const (
 		), conv AS (
 			UPDATE conversations SET last_seq = $3, last_activity_at = $9 WHERE id = $2
 		), rd AS (
-			UPDATE members SET read_seq = $3
-			WHERE conversation_id = $2 AND user_id = $4 AND left_pos IS NULL AND read_seq < $3
+			UPDATE members SET read_seq = GREATEST(read_seq, $3), wrote = true
+			WHERE conversation_id = $2 AND user_id = $4 AND left_pos IS NULL AND (read_seq < $3 OR NOT wrote)
 		), ev AS (
 			INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
 			VALUES ($10, $2, 'newMessage', $4, $1, $11, $9)

@@ -228,6 +228,14 @@ func (c *conn) closeWith(code int, reason string, flush bool) {
 	c.kickLocked()
 }
 
+// closing reports whether the connection is closing (a close was asked
+// for, or it failed).
+func (c *conn) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode != 0
+}
+
 // goaway tells the client the server is shutting down: a goaway frame with
 // a jittered reconnect delay, then close 4003 once the queue is written.
 func (c *conn) goaway() {
@@ -807,7 +815,7 @@ func (c *conn) reject(ctx context.Context, id string, err error) {
 // quiet (from register) says the replay is empty: no store read.
 func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bool) error {
 	s := c.s
-	online, err := s.onlineContacts(ctx, c.user.ID)
+	online, err := s.svc.onlineContacts(ctx, c.user.ID)
 	if err != nil {
 		return err
 	}

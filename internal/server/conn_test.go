@@ -131,6 +131,7 @@ func TestPresenceAndTyping(t *testing.T) {
 	a := connect(t, srv, aTok, nil)
 	var conv parley.Conversation
 	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	talk(t, srv, conv.ID, aTok, bTok) // both wrote: contacts
 	s := connect(t, srv, srv.Token(t, "stranger", "S"), nil)
 
 	b := connect(t, srv, bTok, nil)

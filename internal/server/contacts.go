@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/parleychat/parley"
@@ -15,11 +16,16 @@ const maxCachedContacts = 200_000
 // (welcome.online) and every presence transition (who to tell) asks for
 // it, and a reconnect storm asks for every user at once.
 //
-// Contacts change only with membership, and every membership change is a
+// Contacts change with membership, and every membership change is a
 // durable conversationUpdated event whose audience holds every user whose
-// contacts it changes (the members, plus removed users). The hub delivers
-// every durable event in position order, from every node, and calls
-// invalidate for these: the cache is as fresh as the node's event stream.
+// contacts it changes (the members, plus removed users). They also change
+// when the second user of a direct conversation first writes in it (a
+// direct conversation makes contacts only once both wrote: see
+// parley.Store.Contacts); that is a newMessage whose audience is the two
+// users, and the hub calls directMessage for it, which drops a cached
+// list only when it lacks the other user. The hub delivers every durable
+// event in position order, from every node: the cache is as fresh as the
+// node's event stream.
 // A read that raced an invalidation is not stored (gen), so a stale list
 // cannot outlive the event that changed it. Safe for concurrent use; the
 // returned slices are shared and must not be modified.
@@ -98,6 +104,57 @@ func (cc *contactsCache) invalidate(users []string) {
 	}
 }
 
+// directMessage takes a newMessage between two users a and b (its
+// audience: a direct conversation, or a group of two) and reports whether
+// they may have just become contacts. They have not if a cached list of
+// either holds the other (contacts already; the common case, a map lookup
+// and a binary search). Otherwise the message may be the second user's
+// first in a direct conversation, so a cached list of either, which lacks
+// the other, is dropped and read again when next needed. A one-sided
+// conversation therefore costs a re-read of its two users' contacts per
+// message at most, which the message rate limit bounds.
+func (cc *contactsCache) directMessage(a, b string) (maybeNew bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	la, okA := cc.m[a]
+	lb, okB := cc.m[b]
+	if (okA && has(la, b)) || (okB && has(lb, a)) {
+		return false
+	}
+	if okA || okB {
+		cc.gen++
+		delete(cc.m, a)
+		delete(cc.m, b)
+	}
+	return true
+}
+
+// has reports whether the sorted ids hold id (Store.Contacts sorts).
+func has(ids []string, id string) bool {
+	_, ok := slices.BinarySearch(ids, id)
+	return ok
+}
+
+// announceDirectContacts runs on the hub's run goroutine for a newMessage
+// between two users that may have made them contacts
+// (contactsCache.directMessage): if both are online and at least one has
+// a connection on this node, it reads their contacts (one store read, then
+// cached) and, when they are contacts now, tells each that the other is
+// online, as announceNewContacts does for a new group. Each node tells
+// its own connections.
+func (s *Server) announceDirectContacts(a, b string) {
+	if !s.pres.isOnline(a) || !s.pres.isOnline(b) || !s.hub.local(a, b) {
+		return
+	}
+	ids, ok := s.presenceContacts(a)
+	if !ok || !has(ids, b) {
+		return // only one of them wrote: nothing is revealed
+	}
+	at := parley.Now()
+	s.hub.deliverEphemeral([]string{b}, encodeEvent(parley.Event{Type: parley.EventUserOnline, UserID: a, At: at}))
+	s.hub.deliverEphemeral([]string{a}, encodeEvent(parley.Event{Type: parley.EventUserOnline, UserID: b, At: at}))
+}
+
 // announceNewContacts tells users who just became contacts (a conversation
 // was created, or members were added) which of each other are online:
 // userOnline goes only to contacts, so without this a new contact's dot
@@ -106,8 +163,11 @@ func (cc *contactsCache) invalidate(users []string) {
 // users; for a creation, every member hears about every other. It runs on
 // the hub's run goroutine right after the event is queued, so each client
 // sees the conversation before the presence that refers to it.
+//
+// A new direct conversation makes no contacts (both users must write in
+// it first: announceDirectContacts), so it announces nothing.
 func (s *Server) announceNewContacts(ev parley.Event) {
-	if ev.Conversation == nil {
+	if ev.Conversation == nil || ev.Conversation.Kind == parley.Direct {
 		return
 	}
 	members := make([]string, 0, len(ev.Conversation.Members))

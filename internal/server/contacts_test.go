@@ -2,8 +2,10 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/servertest"
@@ -21,6 +23,14 @@ func onlineBefore(t *testing.T, c *wsClient, change parley.Change, marker string
 			break
 		}
 	}
+	return onlineUntil(t, c, marker)
+}
+
+// onlineUntil returns the users c hears are online before the newMessage
+// with text marker, as a set: the regular presence tick may announce the
+// same user too; userOnline is a state.
+func onlineUntil(t *testing.T, c *wsClient, marker string) []string {
+	t.Helper()
 	var online []string
 	for {
 		f := c.next()
@@ -32,10 +42,32 @@ func onlineBefore(t *testing.T, c *wsClient, change parley.Change, marker string
 		case ev.Type == parley.EventUserOnline:
 			online = append(online, ev.UserID)
 		case ev.Type == parley.EventNewMessage && ev.Message.Text == marker:
-			// A set: the regular presence tick may announce the same
-			// user too when it runs after the event; userOnline is a state.
 			slices.Sort(online)
 			return slices.Compact(online)
+		}
+	}
+}
+
+// onlineBetween returns the users c hears are online after the newMessage
+// with text from and before the one with text to.
+func onlineBetween(t *testing.T, c *wsClient, from, to string) []string {
+	t.Helper()
+	for {
+		if ev := c.event(parley.EventNewMessage); ev.Message.Text == from {
+			break
+		}
+	}
+	return onlineUntil(t, c, to)
+}
+
+// talk has each user (by token) write a message in the direct
+// conversation convID over HTTP, which makes its two users contacts.
+func talk(t *testing.T, srv *servertest.Server, convID string, tokens ...string) {
+	t.Helper()
+	for i, tok := range tokens {
+		body := fmt.Sprintf(`{"client_id":"talk-%d-%d","text":"hi"}`, i, time.Now().UnixNano())
+		if r := httpDo(t, srv, "POST", "/v1/conversations/"+convID+"/messages", tok, body); r.status != 201 {
+			t.Fatalf("talk: status %d %+v", r.status, r.err)
 		}
 	}
 }
@@ -66,11 +98,17 @@ func TestNewContactsHearPresence(t *testing.T) {
 	dave := connect(t, srv, srv.Token(t, "dave", "Dave"), nil)
 	srv.Token(t, "erin", "Erin") // exists, never connects
 
+	// A direct conversation makes contacts once both wrote in it: its
+	// creation announces nothing, the answer announces both.
 	var direct parley.Conversation
 	alice.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "carol"}, &direct)
 	alice.send(direct.ID, "m1", "barrier 1")
-	hears(t, "alice", onlineBefore(t, alice, parley.ChangeCreated, "barrier 1"), []string{"carol"}, nil)
-	hears(t, "carol", onlineBefore(t, carol, parley.ChangeCreated, "barrier 1"), []string{"alice"}, nil)
+	hears(t, "alice", onlineBefore(t, alice, parley.ChangeCreated, "barrier 1"), nil, nil)
+	hears(t, "carol", onlineBefore(t, carol, parley.ChangeCreated, "barrier 1"), nil, nil)
+	carol.send(direct.ID, "c1", "answer 1")
+	carol.send(direct.ID, "c2", "barrier 1b")
+	hears(t, "alice", onlineBetween(t, alice, "answer 1", "barrier 1b"), []string{"carol"}, nil)
+	hears(t, "carol", onlineBetween(t, carol, "answer 1", "barrier 1b"), []string{"alice"}, nil)
 
 	var group parley.Conversation
 	alice.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"carol", "erin"}}, &group)

@@ -147,13 +147,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, u parley.User) {
-	full, err := s.store.User(r.Context(), u.ID)
+	full, err := s.svc.me(r.Context(), u)
 	s.reply(w, http.StatusOK, full, err)
 }
 
-func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, _ parley.User) {
-	u, err := s.store.UserByName(r.Context(), r.PathValue("name"))
-	s.reply(w, http.StatusOK, u, err)
+func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, u parley.User) {
+	v, err := s.svc.userByName(r.Context(), u, r.PathValue("name"))
+	s.reply(w, http.StatusOK, v, err)
 }
 
 func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u parley.User) {

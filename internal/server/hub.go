@@ -43,6 +43,13 @@ type hub struct {
 	// event is queued) for a conversationUpdated event that made users
 	// contacts of each other: a created conversation or added members.
 	newContacts func(ev parley.Event)
+	// directContacts, when set, is called (on the run goroutine, after
+	// the event is queued) with the two users of a newMessage between two
+	// users that may have made them contacts (contactsCache.directMessage).
+	directContacts func(a, b string)
+	// maxConns caps a user's connections on this node (register closes
+	// the oldest beyond it); 0 or less: no cap.
+	maxConns int
 	// warmUsers, when set, is called by warm with the users of the latest
 	// events, to read them ahead of their reconnect (service.warmUsers).
 	warmUsers func(ctx context.Context, ids []string) error
@@ -278,6 +285,21 @@ func (h *hub) deliver(ev parley.Event) {
 	if h.newContacts != nil && (ev.Change == parley.ChangeCreated || ev.Change == parley.ChangeMembersAdded) {
 		h.newContacts(ev)
 	}
+	if ev.Type == parley.EventNewMessage && len(ev.Audience) == 2 && h.contacts.directMessage(ev.Audience[0], ev.Audience[1]) && h.directContacts != nil {
+		h.directContacts(ev.Audience[0], ev.Audience[1])
+	}
+}
+
+// local reports whether any of users has a connection on this node.
+func (h *hub) local(users ...string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, u := range users {
+		if h.users[u] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // deliverEphemeral queues a typing or presence frame to the local
@@ -299,17 +321,41 @@ func (h *hub) deliverEphemeral(users []string, b []byte) {
 // every durable event after it. With from (the hello's resume_from) it
 // also reports quiet: c's user has no event in (from, head], so the
 // replay is empty without reading the store (see lastEvents).
+//
+// The user's connections are listed newest first, so when c makes more
+// than maxConns open ones, the oldest beyond the cap are closed with
+// 4103 (too many connections): a client that leaks connections, or an
+// attacker holding hundreds, keeps at most maxConns per node, and the
+// newest (the one the user just opened) is the one served. Connections
+// already closing do not count.
 func (h *hub) register(c *conn, from *int64) (head int64, quiet bool) {
+	var evict []*conn
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if first := h.users[c.user.ID]; first != nil {
 		c.hubNext, first.hubPrev = first, c
+		if h.maxConns > 0 {
+			n := 0
+			for x := c; x != nil; x = x.hubNext {
+				if x.closing() {
+					continue
+				}
+				if n++; n > h.maxConns {
+					evict = append(evict, x)
+				}
+			}
+		}
 	}
 	h.users[c.user.ID] = c
 	if from != nil && *from <= h.delivered {
 		quiet = h.last.quiet(c.user.ID, *from)
 	}
-	return h.delivered, quiet
+	head = h.delivered
+	h.mu.Unlock()
+	for _, x := range evict {
+		h.metrics.rateLimited.WithLabelValues("connections_per_user").Inc()
+		x.closeWith(protocol.CloseTooManyConnections, "too many connections", false)
+	}
+	return head, quiet
 }
 
 // unregister removes c and reports whether it was its user's last

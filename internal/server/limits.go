@@ -51,6 +51,39 @@ type Limits struct {
 	// and logins per IP (default 10/s, burst 50).
 	ConnectsPerSecond float64
 	ConnectBurst      int
+
+	// The families below are per user and shared by the WebSocket ops
+	// and their HTTP routes (one service layer). Over a limit the request
+	// fails with rate_limited and retry_after_ms (HTTP 429, Retry-After);
+	// the connection stays up and no feature is switched off.
+
+	// ReadsPerSecond and ReadBurst limit reads per user: history,
+	// conversations, conversation, GET /v1/events, GET /v1/me and
+	// GET /v1/users/{name} (default 20/s, burst 100). Presence queries
+	// have their own limit (PresencePerSecond).
+	ReadsPerSecond float64
+	ReadBurst      int
+	// ConversationWritesPerSecond and ConversationWriteBurst limit
+	// create_direct, create_group and update_conversation (rename, add,
+	// remove, leave) per user (default 2/s, burst 20): each writes a
+	// durable event to every member.
+	ConversationWritesPerSecond float64
+	ConversationWriteBurst      int
+	// ReadMarksPerSecond and ReadMarkBurst limit read marks per user
+	// (default 10/s, burst 50).
+	ReadMarksPerSecond float64
+	ReadMarkBurst      int
+	// DeletesPerSecond and DeleteBurst limit message deletes per user
+	// (default 5/s, burst 50).
+	DeletesPerSecond float64
+	DeleteBurst      int
+
+	// ConnectionsPerUser caps one user's WebSocket connections on this
+	// node (default 20; negative: no cap). When a connection's hello
+	// would exceed it, the user's oldest connection on the node is
+	// closed with 4103 (protocol.CloseTooManyConnections), which clients
+	// do not reconnect from. The cap is per node, not per cluster.
+	ConnectionsPerUser int
 }
 
 // Defaults of the byte budgets in Limits.
@@ -79,15 +112,28 @@ func (l Limits) withDefaults() Limits {
 	def(&l.TypingPerSecond, &l.TypingBurst, 2, 6)
 	def(&l.PresencePerSecond, &l.PresenceBurst, 1, 5)
 	def(&l.ConnectsPerSecond, &l.ConnectBurst, 10, 50)
+	def(&l.ReadsPerSecond, &l.ReadBurst, 20, 100)
+	def(&l.ConversationWritesPerSecond, &l.ConversationWriteBurst, 2, 20)
+	def(&l.ReadMarksPerSecond, &l.ReadMarkBurst, 10, 50)
+	def(&l.DeletesPerSecond, &l.DeleteBurst, 5, 50)
+	if l.ConnectionsPerUser == 0 {
+		l.ConnectionsPerUser = DefaultConnectionsPerUser
+	}
 	return l
 }
 
+// DefaultConnectionsPerUser is the default Limits.ConnectionsPerUser.
+const DefaultConnectionsPerUser = 20
+
 // Unlimited returns Limits with every rate limit switched off (the byte
-// budgets keep their defaults). Tests and load runs from one IP use it.
+// budgets and the per-user connection cap keep their defaults: they are
+// bounds, not rates). Tests and load runs from one IP use it.
 func Unlimited() Limits {
 	return Limits{
 		MessagesPerSecond: -1, IPMessagesPerSecond: -1, TypingPerSecond: -1,
 		PresencePerSecond: -1, ConnectsPerSecond: -1,
+		ReadsPerSecond: -1, ConversationWritesPerSecond: -1, ReadMarksPerSecond: -1,
+		DeletesPerSecond: -1,
 	}
 }
 
@@ -166,23 +212,31 @@ func (s *limiterSet) sweep(idle time.Duration) {
 	}
 }
 
-// limiters are the server's rate limits.
+// limiters are the server's rate limits. Each set's name is its label in
+// the parley_rate_limited_total metric.
 type limiters struct {
 	messages, ipMessages, typing, presence, connects *limiterSet
+	// Per user, one family each (see Limits).
+	reads, conversationWrites, readMarks, deletes *limiterSet
 }
 
 func newLimiters(l Limits, hit func(string)) *limiters {
 	return &limiters{
-		messages:   newLimiterSet("messages", l.MessagesPerSecond, l.MessageBurst, hit),
-		ipMessages: newLimiterSet("ip_messages", l.IPMessagesPerSecond, l.IPMessageBurst, hit),
-		typing:     newLimiterSet("typing", l.TypingPerSecond, l.TypingBurst, hit),
-		presence:   newLimiterSet("presence", l.PresencePerSecond, l.PresenceBurst, hit),
-		connects:   newLimiterSet("connects", l.ConnectsPerSecond, l.ConnectBurst, hit),
+		messages:           newLimiterSet("messages", l.MessagesPerSecond, l.MessageBurst, hit),
+		ipMessages:         newLimiterSet("ip_messages", l.IPMessagesPerSecond, l.IPMessageBurst, hit),
+		typing:             newLimiterSet("typing", l.TypingPerSecond, l.TypingBurst, hit),
+		presence:           newLimiterSet("presence", l.PresencePerSecond, l.PresenceBurst, hit),
+		connects:           newLimiterSet("connects", l.ConnectsPerSecond, l.ConnectBurst, hit),
+		reads:              newLimiterSet("reads", l.ReadsPerSecond, l.ReadBurst, hit),
+		conversationWrites: newLimiterSet("conversation_writes", l.ConversationWritesPerSecond, l.ConversationWriteBurst, hit),
+		readMarks:          newLimiterSet("read_marks", l.ReadMarksPerSecond, l.ReadMarkBurst, hit),
+		deletes:            newLimiterSet("deletes", l.DeletesPerSecond, l.DeleteBurst, hit),
 	}
 }
 
 func (l *limiters) sweep(idle time.Duration) {
-	for _, s := range []*limiterSet{l.messages, l.ipMessages, l.typing, l.presence, l.connects} {
+	for _, s := range []*limiterSet{l.messages, l.ipMessages, l.typing, l.presence, l.connects,
+		l.reads, l.conversationWrites, l.readMarks, l.deletes} {
 		s.sweep(idle)
 	}
 }

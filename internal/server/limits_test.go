@@ -54,9 +54,12 @@ func TestPresenceQueryLimit(t *testing.T) {
 		c.Limits = server.Unlimited()
 		c.Limits.PresencePerSecond, c.Limits.PresenceBurst = 0.001, 2
 	}))
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	b := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, nil)
+	aTok, bTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
+	a := connect(t, srv, aTok, nil)
+	b := connect(t, srv, bTok, nil)
+	var conv parley.Conversation
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	talk(t, srv, conv.ID, aTok, bTok)
 
 	var pl protocol.PresenceList
 	a.do(protocol.OpPresence, nil, &pl)

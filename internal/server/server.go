@@ -199,13 +199,15 @@ func New(cfg Config) (*Server, error) {
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
 	s.hub.maxQueue = cfg.Limits.HubQueueBytes
 	s.hub.newContacts = s.announceNewContacts
+	s.hub.directContacts = s.announceDirectContacts
+	s.hub.maxConns = cfg.Limits.ConnectionsPerUser
 	s.hub.warmUsers = func(ctx context.Context, ids []string) error { return s.svc.warmUsers(ctx, ids) }
 	s.pres = newPresence(cfg.NodeID, cfg.PresenceGrace, s.publishPresence, s.notifyPresence)
 	s.svc = &service{
 		store: cfg.Store, broker: cfg.Broker, node: cfg.NodeID, log: s.log, metrics: s.metrics,
 		limits: s.limits, hasher: newHasher(cfg.PasswordHashes, cfg.Accounts, s.metrics.reg), secret: cfg.Secret,
 		accounts: cfg.Accounts, logins: newLoginThrottle(cfg.Accounts),
-		ttl: cfg.TokenTTL, pres: s.pres, typers: newTypingTracker(),
+		ttl: cfg.TokenTTL, pres: s.pres, typers: newTypingTracker(), contacts: s.hub.contacts,
 	}
 	s.connCtx, s.cancelConn = context.WithCancel(context.Background())
 	s.bgCtx, s.cancelBg = context.WithCancel(context.Background())
@@ -365,13 +367,8 @@ func (s *Server) publishPresence(np parley.NodePresence) {
 // notifyPresence tells the local connections of user's contacts that user
 // came online or went offline.
 func (s *Server) notifyPresence(user string, online bool) {
-	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
-	defer cancel()
-	contacts, err := s.hub.contacts.get(ctx, user)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("presence: contacts", "user", user, "err", err)
-		}
+	contacts, ok := s.presenceContacts(user)
+	if !ok {
 		return
 	}
 	typ := parley.EventUserOffline
@@ -379,6 +376,22 @@ func (s *Server) notifyPresence(user string, online bool) {
 		typ = parley.EventUserOnline
 	}
 	s.hub.deliverEphemeral(contacts, encodeEvent(parley.Event{Type: typ, UserID: user, At: parley.Now()}))
+}
+
+// presenceContacts returns user's contacts for a presence notification,
+// from the contacts cache (a store read at most 5 s long); a failure is
+// logged and reported as !ok: the notification is skipped.
+func (s *Server) presenceContacts(user string) ([]string, bool) {
+	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
+	defer cancel()
+	ids, err := s.hub.contacts.get(ctx, user)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("presence: contacts", "user", user, "err", err)
+		}
+		return nil, false
+	}
+	return ids, true
 }
 
 // heartbeat closes silent connections with 4002 and drops connections
@@ -398,23 +411,6 @@ func (s *Server) heartbeat(ctx context.Context) {
 			s.hub.sweep(now, timeout)
 		}
 	}
-}
-
-// onlineContacts lists user's contacts who are online now (welcome.online),
-// from the contacts cache: a reconnect storm reads each user's contacts
-// once, not once per connect and once per presence transition.
-func (s *Server) onlineContacts(ctx context.Context, user string) ([]string, error) {
-	ids, err := s.hub.contacts.get(ctx, user)
-	if err != nil {
-		return nil, err
-	}
-	online := []string{}
-	for _, id := range ids {
-		if s.pres.isOnline(id) {
-			online = append(online, id)
-		}
-	}
-	return online, nil
 }
 
 // janitor forgets idle rate limiters.

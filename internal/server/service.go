@@ -35,6 +35,9 @@ type service struct {
 	ttl      time.Duration
 	pres     *presence
 	typers   *typingTracker
+	// contacts is the node's contacts cache (the hub's): presence queries
+	// and welcome.online read it.
+	contacts *contactsCache
 
 	// ensured remembers the users whose token name is in the store, so a
 	// connection does not cost a write.
@@ -271,6 +274,9 @@ func fitting[T any](items []T, maxBytes int, fromBack bool) int {
 // the oldest for an after page) and says has_more, so a client following
 // the cursors gets every message once.
 func (s *service) history(ctx context.Context, u parley.User, d protocol.History, maxBytes int) (parley.MessagePage, error) {
+	if err := s.limits.reads.check(u.ID); err != nil {
+		return parley.MessagePage{}, err
+	}
 	if err := required("conversation_id", d.ConversationID); err != nil {
 		return parley.MessagePage{}, err
 	}
@@ -300,6 +306,9 @@ func (s *service) history(ctx context.Context, u parley.User, d protocol.History
 }
 
 func (s *service) deleteMessage(ctx context.Context, u parley.User, d protocol.Delete) (parley.Message, error) {
+	if err := s.limits.deletes.check(u.ID); err != nil {
+		return parley.Message{}, err
+	}
 	if err := required("conversation_id", d.ConversationID); err != nil {
 		return parley.Message{}, err
 	}
@@ -315,6 +324,9 @@ func (s *service) deleteMessage(ctx context.Context, u parley.User, d protocol.D
 }
 
 func (s *service) read(ctx context.Context, u parley.User, d protocol.Read) (protocol.ReadResult, error) {
+	if err := s.limits.readMarks.check(u.ID); err != nil {
+		return protocol.ReadResult{}, err
+	}
 	if err := required("conversation_id", d.ConversationID); err != nil {
 		return protocol.ReadResult{}, err
 	}
@@ -409,6 +421,9 @@ func conversationURLs(c parley.Conversation) parley.Conversation {
 }
 
 func (s *service) conversations(ctx context.Context, u parley.User) (protocol.ConversationList, error) {
+	if err := s.limits.reads.check(u.ID); err != nil {
+		return protocol.ConversationList{}, err
+	}
 	cs, err := s.store.Conversations(ctx, u.ID)
 	if err != nil {
 		return protocol.ConversationList{}, err
@@ -420,6 +435,9 @@ func (s *service) conversations(ctx context.Context, u parley.User) (protocol.Co
 }
 
 func (s *service) conversation(ctx context.Context, u parley.User, id string) (parley.Conversation, error) {
+	if err := s.limits.reads.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
 	if err := required("conversation_id", id); err != nil {
 		return parley.Conversation{}, err
 	}
@@ -428,6 +446,9 @@ func (s *service) conversation(ctx context.Context, u parley.User, id string) (p
 }
 
 func (s *service) createDirect(ctx context.Context, u parley.User, d protocol.CreateDirect) (parley.Conversation, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
 	other := d.UserID
 	switch {
 	case d.UserID != "" && d.Username != "":
@@ -473,6 +494,9 @@ func checkTitle(t string) error {
 }
 
 func (s *service) createGroup(ctx context.Context, u parley.User, d protocol.CreateGroup) (parley.Conversation, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
 	if strings.TrimSpace(d.Title) == "" {
 		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "title is required")
 	}
@@ -491,6 +515,9 @@ func (s *service) createGroup(ctx context.Context, u parley.User, d protocol.Cre
 }
 
 func (s *service) updateConversation(ctx context.Context, u parley.User, d protocol.UpdateConversation) (parley.Conversation, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
 	if err := required("conversation_id", d.ConversationID); err != nil {
 		return parley.Conversation{}, err
 	}
@@ -513,9 +540,28 @@ func (s *service) updateConversation(ctx context.Context, u parley.User, d proto
 	return s.viewed(ctx, u, c)
 }
 
-// onlineContacts lists u's contacts who are online now.
+// me returns u as stored (GET /v1/me).
+func (s *service) me(ctx context.Context, u parley.User) (parley.User, error) {
+	if err := s.limits.reads.check(u.ID); err != nil {
+		return parley.User{}, err
+	}
+	return s.store.User(ctx, u.ID)
+}
+
+// userByName looks a user up by name for u (GET /v1/users/{name}).
+func (s *service) userByName(ctx context.Context, u parley.User, name string) (parley.User, error) {
+	if err := s.limits.reads.check(u.ID); err != nil {
+		return parley.User{}, err
+	}
+	return s.store.UserByName(ctx, name)
+}
+
+// onlineContacts lists u's contacts who are online now (the presence
+// query and welcome.online), from the contacts cache: a reconnect storm
+// reads each user's contacts once, not once per connect and once per
+// presence transition.
 func (s *service) onlineContacts(ctx context.Context, userID string) ([]string, error) {
-	ids, err := s.store.Contacts(ctx, userID)
+	ids, err := s.contacts.get(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -553,6 +599,9 @@ const MaxEventsPage = 1000
 // most maxBytes of them in JSON (see MaxReplyBytes); has_more says to ask
 // again from the last one's pos.
 func (s *service) events(ctx context.Context, u parley.User, after int64, limit, maxBytes int) (eventsPage, error) {
+	if err := s.limits.reads.check(u.ID); err != nil {
+		return eventsPage{}, err
+	}
 	if after < 0 {
 		return eventsPage{}, parley.Errorf(parley.EINVALID, "after must not be negative")
 	}

@@ -273,10 +273,11 @@ func multiSQL(kind, rows int, orRollback bool) string {
 			FROM (VALUES `, `(?,?,?)`
 		tail = `) AS v WHERE conversations.id = v.column1`
 	case multiReads:
-		// As qSetReadSeq: the read position never moves back.
-		head, row = `UPDATE`+verb+` members SET read_seq = v.column3 FROM (VALUES `, `(?,?,?)`
+		// As qSetReadSeq: the read position never moves back. The
+		// sender has written in the conversation (wrote: see qContacts).
+		head, row = `UPDATE`+verb+` members SET read_seq = max(members.read_seq, v.column3), wrote = 1 FROM (VALUES `, `(?,?,?)`
 		tail = `) AS v WHERE members.conversation_id = v.column1 AND members.user_id = v.column2
-			AND members.left_pos IS NULL AND members.read_seq < v.column3`
+			AND members.left_pos IS NULL AND (members.read_seq < v.column3 OR members.wrote = 0)`
 	case multiProbe:
 		// Which (sender, client id) pairs are stored already.
 		head, row = `SELECT m.sender_id, m.client_id FROM (VALUES `, `(?,?)`

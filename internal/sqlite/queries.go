@@ -77,16 +77,26 @@ const (
 		WHERE conversation_id = ? AND user_id = ? AND left_pos IS NULL`
 	qSetReadSeq = `UPDATE members SET read_seq = ?
 		WHERE conversation_id = ? AND user_id = ? AND left_pos IS NULL AND read_seq < ?1`
+	// qContacts: the users who see each other's presence. Members of a
+	// common group are contacts; the two users of a direct conversation
+	// only once both have written in it (members.wrote), so opening one
+	// with a stranger reveals nothing.
 	qContacts = `SELECT DISTINCT other.user_id FROM members mine
 		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
+		` + contactsJoin + `
 		WHERE mine.user_id = ? AND mine.left_pos IS NULL AND other.user_id != mine.user_id
+		AND ` + contactsRule + `
 		ORDER BY other.user_id`
+	contactsJoin = `JOIN conversations c ON c.id = mine.conversation_id`
+	contactsRule = `(c.kind = 'group' OR (mine.wrote = 1 AND other.wrote = 1))`
 	// qUsersOf: a set of users (a JSON array of ids).
 	qUsersOf = `SELECT id, name, created_at FROM users WHERE id IN (SELECT value FROM json_each(?))`
 	// qContactsOf: the contacts of a set of users (a JSON array of ids).
 	qContactsOf = `SELECT DISTINCT mine.user_id, other.user_id FROM members mine
 		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
+		` + contactsJoin + `
 		WHERE mine.user_id IN (SELECT value FROM json_each(?)) AND mine.left_pos IS NULL AND other.user_id != mine.user_id
+		AND ` + contactsRule + `
 		ORDER BY mine.user_id, other.user_id`
 	// qWindows: the membership windows of a set of conversations, to
 	// compute the audience of replayed events. Filled in with placeholders.

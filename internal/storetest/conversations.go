@@ -324,6 +324,78 @@ func testContacts(t *testing.T, s parley.Store) {
 	checkContactsOf(t, s, a, b, c, d)
 }
 
+// testContactsDirect: a direct conversation makes its users contacts only
+// once both have written in it; a stranger who opens one, and even writes
+// in it, is not a contact of a user who never answered. Both send paths
+// (SendMessage, and SendMessages when the store has it) record it.
+func testContactsDirect(t *testing.T, s parley.Store) {
+	stranger, victim, friend := newUser(t, s, "stranger"), newUser(t, s, "victim"), newUser(t, s, "friend")
+	contacts := func(u parley.User) []string { return must[[]string](t, "Contacts")(s.Contacts(ctx(t), u.ID)) }
+	d, _, err := s.CreateDirect(ctx(t), stranger.ID, victim.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := contacts(victim); len(got) != 0 {
+		t.Errorf("Contacts(victim) after a stranger opened a direct conversation = %v, want none", got)
+	}
+	for i := range 3 {
+		send(t, s, d.ID, stranger, fmt.Sprintf("hello %d", i))
+	}
+	if got, got2 := contacts(victim), contacts(stranger); len(got) != 0 || len(got2) != 0 {
+		t.Errorf("after only the stranger wrote: Contacts(victim) = %v, Contacts(stranger) = %v, want none", got, got2)
+	}
+	checkContactsOf(t, s, stranger, victim, friend)
+	// The victim answers: now both took part.
+	replyMany(t, s, d.ID, victim, "who are you?", "oh, hi")
+	if got := contacts(victim); !sameSet(got, ids(stranger)) {
+		t.Errorf("Contacts(victim) after both wrote = %v, want %v", got, ids(stranger))
+	}
+	if got := contacts(stranger); !sameSet(got, ids(victim)) {
+		t.Errorf("Contacts(stranger) after both wrote = %v, want %v", got, ids(victim))
+	}
+	// The other order, and the other send path for the opener.
+	f, _, err := s.CreateDirect(ctx(t), friend.ID, victim.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, s, f.ID, victim, "you there?")
+	if got := contacts(friend); len(got) != 0 {
+		t.Errorf("Contacts(friend) before writing = %v, want none", got)
+	}
+	replyMany(t, s, f.ID, friend, "yes", "here")
+	if got := contacts(victim); !sameSet(got, ids(stranger, friend)) {
+		t.Errorf("Contacts(victim) = %v, want %v", got, ids(stranger, friend))
+	}
+	// A group counts at once, with nobody having written.
+	newGroup(t, s, stranger, "G", friend)
+	if got := contacts(friend); !sameSet(got, ids(victim, stranger)) {
+		t.Errorf("Contacts(friend) with a common group = %v, want %v", got, ids(victim, stranger))
+	}
+	checkContactsOf(t, s, stranger, victim, friend)
+}
+
+// replyMany sends texts from u in order: in one SendMessages call when the
+// store is a MultiSender, else one SendMessage each.
+func replyMany(t *testing.T, s parley.Store, convID string, u parley.User, texts ...string) {
+	t.Helper()
+	ms, ok := s.(parley.MultiSender)
+	if !ok {
+		for _, text := range texts {
+			send(t, s, convID, u, text)
+		}
+		return
+	}
+	nms := make([]parley.NewMessage, len(texts))
+	for i, text := range texts {
+		nms[i] = parley.NewMessage{ConversationID: convID, SenderID: u.ID, ClientID: clientID(), Text: text}
+	}
+	for i, r := range sendMany(t, ctx(t), ms, nms) {
+		if r.err != nil {
+			t.Fatalf("send %d: %v", i, r.err)
+		}
+	}
+}
+
 // checkContactsOf: a store that reads many users at once (BulkReader)
 // gives what User and Contacts give for each, an unknown user included.
 func checkContactsOf(t *testing.T, s parley.Store, users ...parley.User) {

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Unread", testUnread},
 		{"Conversations", testConversations},
 		{"Contacts", testContacts},
+		{"ContactsDirect", testContactsDirect},
 		{"Messages", testMessages},
 		{"MessagesWhileSending", testMessagesWhileSending},
 		{"Authorization", testAuthorization},

@@ -1,0 +1,468 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
+)
+
+// floodResult is what a flood of one op got back.
+type floodResult struct {
+	ok      int                 // replies
+	limited *protocol.ErrorBody // the first rate_limited error
+	refused int                 // rate_limited errors
+}
+
+// flood writes n requests of op without waiting, then reads their n
+// answers: a client hammering the server as fast as its socket allows.
+// Any error other than rate_limited fails the test.
+func flood(t *testing.T, c *wsClient, n int, op string, data func(i int) any) floodResult {
+	t.Helper()
+	var r floodResult
+	for i := range n {
+		c.sendOp(op, fmt.Sprintf("f%d", i), data(i))
+	}
+	for range n {
+		f := c.waitFor(func(f protocol.Frame) bool {
+			return strings.HasPrefix(f.ID, "f") && (f.Type == protocol.TypeReply || f.Type == protocol.TypeError)
+		})
+		switch {
+		case f.Type == protocol.TypeReply:
+			r.ok++
+		case f.Error.Code == parley.ERATELIMITED:
+			r.refused++
+			if r.limited == nil {
+				r.limited = f.Error
+			}
+		default:
+			t.Fatalf("%s flood: %s %+v", op, f.Type, f.Error)
+		}
+	}
+	return r
+}
+
+// eventsSince counts the durable events user has after pos, read from the
+// store itself (not through the limits under test).
+func eventsSince(t *testing.T, srv *servertest.Server, user string, pos int64) int {
+	t.Helper()
+	evs, err := srv.Store.EventsFor(context.Background(), user, pos, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(evs)
+}
+
+func head(t *testing.T, srv *servertest.Server) int64 {
+	t.Helper()
+	h, err := srv.Store.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestHostileOpFloods floods every family of per-user limit with the
+// server's default limits, over a real socket: each flood ends in
+// rate_limited with retry_after_ms, the same family's HTTP route answers
+// 429 with Retry-After for the attacker (one bucket for both transports),
+// another user is unaffected, and for the writes the victim's event log
+// grew by no more than the limit allows (burst + rate x time taken).
+//
+// On the code before the limits (commit 47ac593) every family but
+// presence fails: the floods are all answered.
+func TestHostileOpFloods(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Limits{} // the defaults under test...
+		// ...except what every test client on 127.0.0.1 shares.
+		c.Limits.ConnectsPerSecond, c.Limits.IPMessagesPerSecond = -1, -1
+	}))
+	// The documented defaults (docs/protocol.md section 9).
+	type family struct {
+		name       string
+		rate       float64
+		burst      int
+		op         string
+		data       func(g, msgID string) func(i int) any
+		httpMethod string
+		httpPath   func(g, msgID string) string
+		httpBody   string
+		writes     bool // each accepted request gives the victim one durable event
+	}
+	families := []family{
+		{name: "reads/history", rate: 20, burst: 100, op: protocol.OpHistory,
+			data:       func(g, _ string) func(int) any { return func(int) any { return protocol.History{ConversationID: g} } },
+			httpMethod: "GET", httpPath: func(g, _ string) string { return "/v1/conversations/" + g + "/messages" }},
+		{name: "reads/conversations", rate: 20, burst: 100, op: protocol.OpConversations,
+			data:       func(string, string) func(int) any { return func(int) any { return nil } },
+			httpMethod: "GET", httpPath: func(string, string) string { return "/v1/events" }},
+		{name: "reads/conversation", rate: 20, burst: 100, op: protocol.OpConversation,
+			data: func(g, _ string) func(int) any {
+				return func(int) any { return protocol.ConversationRef{ConversationID: g} }
+			},
+			httpMethod: "GET", httpPath: func(string, string) string { return "/v1/users/victim" }},
+		{name: "presence", rate: 1, burst: 5, op: protocol.OpPresence,
+			data:       func(string, string) func(int) any { return func(int) any { return nil } },
+			httpMethod: "GET", httpPath: func(string, string) string { return "/v1/presence" }},
+		{name: "conversation_writes/create_group", rate: 2, burst: 20, op: protocol.OpCreateGroup, writes: true,
+			data: func(string, string) func(int) any {
+				return func(i int) any {
+					return protocol.CreateGroup{Title: fmt.Sprint("spam ", i), MemberIDs: []string{"victim"}}
+				}
+			},
+			httpMethod: "POST", httpPath: func(string, string) string { return "/v1/conversations/group" },
+			httpBody: `{"title":"spam","member_ids":["victim"]}`},
+		{name: "conversation_writes/rename", rate: 2, burst: 20, op: protocol.OpUpdateConversation, writes: true,
+			data: func(g, _ string) func(int) any {
+				return func(i int) any {
+					return protocol.UpdateConversation{ConversationID: g, Title: ptr(fmt.Sprint("title ", i))}
+				}
+			},
+			httpMethod: "PATCH", httpPath: func(g, _ string) string { return "/v1/conversations/" + g },
+			httpBody: `{"title":"x"}`},
+		{name: "conversation_writes/members", rate: 2, burst: 20, op: protocol.OpUpdateConversation, writes: true,
+			data: func(g, _ string) func(int) any {
+				return func(i int) any {
+					return protocol.UpdateConversation{ConversationID: g, Add: []string{fmt.Sprint("pawn", i)}}
+				}
+			},
+			httpMethod: "POST", httpPath: func(string, string) string { return "/v1/conversations/direct" },
+			httpBody: `{"username":"victim"}`},
+		{name: "read_marks", rate: 10, burst: 50, op: protocol.OpRead,
+			data: func(g, _ string) func(int) any {
+				return func(i int) any { return protocol.Read{ConversationID: g, Seq: 1} }
+			},
+			httpMethod: "POST", httpPath: func(g, _ string) string { return "/v1/conversations/" + g + "/read" },
+			httpBody: `{"seq":1}`},
+		{name: "deletes", rate: 5, burst: 50, op: protocol.OpDelete,
+			data: func(g, m string) func(int) any {
+				return func(int) any { return protocol.Delete{ConversationID: g, MessageID: m} }
+			},
+			httpMethod: "DELETE", httpPath: func(g, m string) string { return "/v1/conversations/" + g + "/messages/" + m }},
+	}
+	victim := connect(t, srv, srv.Token(t, "victim", "Victim"), nil)
+	for i := range 90 { // users to add, one per request
+		srv.Token(t, fmt.Sprint("pawn", i), fmt.Sprint("Pawn", i))
+	}
+	for n, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			attTok := srv.Token(t, fmt.Sprint("attacker", n), fmt.Sprint("Attacker", n))
+			byTok := srv.Token(t, fmt.Sprint("bystander", n), fmt.Sprint("Bystander", n))
+			a := connect(t, srv, attTok, nil)
+			b := connect(t, srv, byTok, nil)
+			// Setup: the attacker's group with the victim and the
+			// bystander, and a message in it. (One conversation write
+			// of the attacker's burst.)
+			var g parley.Conversation
+			a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"victim", fmt.Sprint("bystander", n)}}, &g)
+			m := a.send(g.ID, fmt.Sprint("m", n), "hello")
+			// And the bystander's own message, to delete without
+			// touching the attacker's.
+			bm := b.send(g.ID, fmt.Sprint("bm", n), "hi")
+
+			from := head(t, srv)
+			start := time.Now()
+			r := flood(t, a, 3*fam.burst+30, fam.op, fam.data(g.ID, m.ID))
+			took := time.Since(start)
+			if r.limited == nil || r.limited.RetryAfterMS <= 0 {
+				t.Fatalf("%d requests answered, %d refused: want rate_limited with retry_after_ms (got %+v)", r.ok, r.refused, r.limited)
+			}
+			// The allowance: the burst, what the bucket refilled while
+			// the flood ran, and the setup's one conversation write.
+			allow := fam.burst + int(math.Ceil(fam.rate*took.Seconds())) + 1
+			if r.ok > allow {
+				t.Fatalf("%d requests answered in %v, want at most %d (burst %d, %g/s)", r.ok, took, allow, fam.burst, fam.rate)
+			}
+			t.Logf("%d requests: %d answered, %d refused (retry_after_ms %d) in %v; allowance %d",
+				3*fam.burst+30, r.ok, r.refused, r.limited.RetryAfterMS, took.Round(time.Millisecond), allow)
+			if fam.writes {
+				grew := eventsSince(t, srv, "victim", from)
+				t.Logf("the victim's event log grew by %d", grew)
+				if grew > allow || grew > r.ok {
+					t.Fatalf("the victim's event log grew by %d for %d accepted requests (allowance %d)", grew, r.ok, allow)
+				}
+			}
+			// The HTTP route is limited too (the bucket is the same one:
+			// TestLimitsShareBucketAcrossTransports). On a slow machine
+			// the bucket may have refilled a little since the flood.
+			var hr httpResp
+			for range 3*fam.burst + 30 {
+				if hr = httpDo(t, srv, fam.httpMethod, fam.httpPath(g.ID, m.ID), attTok, fam.httpBody); hr.status == http.StatusTooManyRequests {
+					break
+				}
+			}
+			if hr.status != http.StatusTooManyRequests || hr.err.Code != parley.ERATELIMITED {
+				t.Fatalf("HTTP %s %s flood: %d %+v, want 429 rate_limited", fam.httpMethod, fam.httpPath(g.ID, m.ID), hr.status, hr.err)
+			}
+			if ra, err := strconv.Atoi(hr.header.Get("Retry-After")); err != nil || ra < 1 {
+				t.Fatalf("Retry-After %q", hr.header.Get("Retry-After"))
+			}
+			// Others are unaffected: the bystander does the same.
+			bf := b.call(fam.op, fam.data(g.ID, bm.ID)(0))
+			if bf.Type != protocol.TypeReply {
+				t.Fatalf("bystander's %s: %s %+v", fam.op, bf.Type, bf.Error)
+			}
+			if f := victim.call(protocol.OpConversations, nil); f.Type != protocol.TypeReply {
+				t.Fatalf("victim's conversations: %s %+v", f.Type, f.Error)
+			}
+		})
+	}
+	// Every family counts its hits under its own name.
+	r := httpDo(t, srv, "GET", "/metrics", "", "")
+	for _, name := range []string{"reads", "presence", "conversation_writes", "read_marks", "deletes"} {
+		if !strings.Contains(string(r.body), `parley_rate_limited_total{limit="`+name+`"}`) {
+			t.Errorf("no parley_rate_limited_total for %s", name)
+		}
+	}
+}
+
+// TestLimitsShareBucketAcrossTransports: a WebSocket op and its HTTP route
+// take from one bucket per user and family (rates too small to refill
+// during the test), and each family has its own bucket.
+func TestLimitsShareBucketAcrossTransports(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits.ReadsPerSecond, c.Limits.ReadBurst = 0.001, 2
+		c.Limits.ConversationWritesPerSecond, c.Limits.ConversationWriteBurst = 0.001, 3
+		c.Limits.ReadMarksPerSecond, c.Limits.ReadMarkBurst = 0.001, 2
+		c.Limits.DeletesPerSecond, c.Limits.DeleteBurst = 0.001, 1
+	}))
+	tok := srv.Token(t, "alice", "Alice")
+	srv.Token(t, "bob", "Bob")
+	a := connect(t, srv, tok, nil)
+	var g parley.Conversation
+	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"bob"}}, &g) // writes: 1 of 3
+	m := a.send(g.ID, "m1", "hi")
+	cases := []struct {
+		name         string
+		op           string
+		data         any
+		method, path string
+		body         string
+	}{
+		{"reads", protocol.OpConversations, nil, "GET", "/v1/conversations/" + g.ID + "/messages", ""},
+		{"conversation writes", protocol.OpUpdateConversation, protocol.UpdateConversation{ConversationID: g.ID, Title: ptr("t")}, "PATCH", "/v1/conversations/" + g.ID, `{"title":"u"}`},
+		{"read marks", protocol.OpRead, protocol.Read{ConversationID: g.ID, Seq: 1}, "POST", "/v1/conversations/" + g.ID + "/read", `{"seq":1}`},
+		{"deletes", "", nil, "DELETE", "/v1/conversations/" + g.ID + "/messages/" + m.ID, ""},
+	}
+	for _, tc := range cases {
+		if tc.op != "" {
+			a.do(tc.op, tc.data, nil) // the bucket's last token
+		}
+		if r := httpDo(t, srv, tc.method, tc.path, tok, tc.body); r.status != http.StatusOK {
+			t.Fatalf("%s: HTTP %s %s: %d %+v, want 200 (the bucket's last token)", tc.name, tc.method, tc.path, r.status, r.err)
+		}
+		if r := httpDo(t, srv, tc.method, tc.path, tok, tc.body); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+			t.Fatalf("%s: HTTP %s %s: %d, want 429 with Retry-After", tc.name, tc.method, tc.path, r.status)
+		}
+	}
+	if code := a.fail(protocol.OpDelete, protocol.Delete{ConversationID: g.ID, MessageID: m.ID}); code != parley.ERATELIMITED {
+		t.Fatalf("delete over WebSocket after HTTP took the token: %s", code)
+	}
+}
+
+// TestHostileConnectionFlood is the 550-connection attack scaled down: one
+// user opens 60 WebSocket connections on a node (rate limits off, so only
+// the per-user cap stands in the way). Each hello beyond the cap (default
+// 20) closes that user's oldest connection with 4103; the 20 newest are
+// served; at most 20 are open on the server; another user is unaffected.
+//
+// On the code before the cap all 60 stay open (the first close-code read
+// times out).
+func TestHostileConnectionFlood(t *testing.T) {
+	srv := servertest.Start(t) // Unlimited rate limits; the cap keeps its default
+	tok := srv.Token(t, "hog", "Hog")
+	const n = 60
+	cap := server.DefaultConnectionsPerUser
+	cs := make([]*wsClient, n)
+	for i := range cs {
+		cs[i] = connect(t, srv, tok, nil)
+	}
+	for i, c := range cs[:n-cap] {
+		if code := c.closeCode(); int(code) != protocol.CloseTooManyConnections {
+			t.Fatalf("connection %d (old) closed with %d, want 4103", i, code)
+		}
+	}
+	for i, c := range cs[n-cap:] {
+		if f := c.call(protocol.OpPing, nil); f.Type != protocol.TypePong {
+			t.Fatalf("connection %d (new) not served: %s", n-cap+i, f.Type)
+		}
+	}
+	other := connect(t, srv, srv.Token(t, "other", "Other"), nil)
+	if f := other.call(protocol.OpConversations, nil); f.Type != protocol.TypeReply {
+		t.Fatalf("another user: %s %+v", f.Type, f.Error)
+	}
+	// The server holds the cap's worth for hog, plus other's.
+	want := float64(cap + 1)
+	var got float64
+	for deadline := time.Now().Add(testWait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if got = gauge(t, srv, "parley_connections"); got == want {
+			break
+		}
+	}
+	if got != want {
+		t.Fatalf("parley_connections = %v, want %v", got, want)
+	}
+	if !strings.Contains(string(httpDo(t, srv, "GET", "/metrics", "", "").body), fmt.Sprintf(`parley_rate_limited_total{limit="connections_per_user"} %d`, n-cap)) {
+		t.Error("closed connections not counted as connections_per_user")
+	}
+}
+
+// TestConnectionCapOldestClosed: 25 connections of one user: the 5 oldest
+// get 4103, the 20 others remain served; with a cap of 3 set in Limits the
+// cap follows the configuration.
+func TestConnectionCapOldestClosed(t *testing.T) {
+	for _, tc := range []struct{ cap, n int }{{0, 25}, {3, 5}} {
+		t.Run(fmt.Sprint("cap", tc.cap), func(t *testing.T) {
+			srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits.ConnectionsPerUser = tc.cap }))
+			keep := tc.cap
+			if keep == 0 {
+				keep = server.DefaultConnectionsPerUser
+			}
+			tok := srv.Token(t, "multi", "Multi")
+			cs := make([]*wsClient, tc.n)
+			for i := range cs {
+				cs[i] = connect(t, srv, tok, nil)
+			}
+			for i, c := range cs[:tc.n-keep] {
+				if code := c.closeCode(); int(code) != protocol.CloseTooManyConnections {
+					t.Fatalf("connection %d closed with %d, want 4103", i, code)
+				}
+			}
+			for i, c := range cs[tc.n-keep:] {
+				if f := c.call(protocol.OpPing, nil); f.Type != protocol.TypePong {
+					t.Fatalf("connection %d: %s", tc.n-keep+i, f.Type)
+				}
+			}
+		})
+	}
+}
+
+// gauge reads a metric without labels from /metrics.
+func gauge(t *testing.T, srv *servertest.Server, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(string(httpDo(t, srv, "GET", "/metrics", "", "").body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// presenceAbout returns the presence events about user that c holds up to a
+// pong: call it after a contact of user has received a presence event
+// about them, which deliverEphemeral queued to every local contact at
+// once, so anything for c is queued before the pong.
+func presenceAbout(t *testing.T, c *wsClient, user string) []string {
+	t.Helper()
+	if f := c.call(protocol.OpPing, nil); f.Type != protocol.TypePong {
+		t.Fatalf("ping: %s", f.Type)
+	}
+	var got []string
+	for _, f := range c.pending {
+		var ev parley.Event
+		if f.Type == protocol.TypeEvent && json.Unmarshal(f.Data, &ev) == nil && ev.UserID == user &&
+			(ev.Type == parley.EventUserOnline || ev.Type == parley.EventUserOffline) {
+			got = append(got, string(ev.Type))
+		}
+	}
+	c.pending = nil
+	return got
+}
+
+// TestHostileStrangerPresence: a stranger who opens a direct conversation
+// with the victim (create_direct by username, no message), and then writes
+// in it while the victim never answers, learns nothing of the victim's
+// presence: not in welcome.online, not in the presence query (the victim
+// is simply absent, as an offline user is), not in userOnline/userOffline
+// as the victim comes and goes. Once the victim answers, both see each
+// other at once (userOnline), in the presence query and in welcome.online.
+//
+// On the code before the rule the stranger is a contact from
+// create_direct on: the first assertion (welcome.online) fails.
+func TestHostileStrangerPresence(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.PresenceGrace = 50 * time.Millisecond }))
+	vTok, sTok, fTok := srv.Token(t, "victim", "Victim"), srv.Token(t, "stranger", "Stranger"), srv.Token(t, "friend", "Friend")
+	victim := connect(t, srv, vTok, nil)
+	friend := connect(t, srv, fTok, nil)
+	var g parley.Conversation
+	friend.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "friends", MemberIDs: []string{"victim"}}, &g)
+	friend.event(parley.EventUserOnline) // the new group's members hear of each other
+
+	stranger := connect(t, srv, sTok, nil)
+	var d parley.Conversation
+	stranger.do(protocol.OpCreateDirect, protocol.CreateDirect{Username: "victim"}, &d)
+
+	check := func(when string) {
+		t.Helper()
+		re := connect(t, srv, sTok, nil)
+		if contains(re.welcome.Online, "victim") {
+			t.Fatalf("%s: the stranger's welcome.online holds the victim: %v", when, re.welcome.Online)
+		}
+		re.ws.CloseNow()
+		var pl protocol.PresenceList
+		stranger.do(protocol.OpPresence, nil, &pl)
+		if contains(pl.Online, "victim") {
+			t.Fatalf("%s: the stranger's presence query holds the victim: %v", when, pl.Online)
+		}
+		// The victim goes and comes back: the friend hears both, the
+		// stranger nothing.
+		victim.ws.CloseNow()
+		if ev := friend.event(parley.EventUserOffline); ev.UserID != "victim" {
+			t.Fatalf("friend got %+v", ev)
+		}
+		if got := presenceAbout(t, stranger, "victim"); len(got) != 0 {
+			t.Fatalf("%s: the stranger heard %v about the victim", when, got)
+		}
+		victim = connect(t, srv, vTok, nil)
+		if ev := friend.event(parley.EventUserOnline); ev.UserID != "victim" {
+			t.Fatalf("friend got %+v", ev)
+		}
+		if got := presenceAbout(t, stranger, "victim"); len(got) != 0 {
+			t.Fatalf("%s: the stranger heard %v about the victim", when, got)
+		}
+		if contains(victim.welcome.Online, "stranger") {
+			t.Fatalf("%s: the victim's welcome.online holds the stranger", when)
+		}
+	}
+	check("after create_direct")
+	for i := range 5 {
+		stranger.send(d.ID, fmt.Sprint("s", i), "hey, answer me")
+	}
+	check("after the stranger wrote")
+
+	// The victim answers: both took part.
+	victim.send(d.ID, "v1", "who is this?")
+	if ev := stranger.event(parley.EventUserOnline); ev.UserID != "victim" {
+		t.Fatalf("the stranger got %+v after the answer, want userOnline victim", ev)
+	}
+	if ev := victim.event(parley.EventUserOnline); ev.UserID != "stranger" {
+		t.Fatalf("the victim got %+v after answering, want userOnline stranger", ev)
+	}
+	var pl protocol.PresenceList
+	stranger.do(protocol.OpPresence, nil, &pl)
+	if !contains(pl.Online, "victim") {
+		t.Fatalf("the stranger's presence after the answer: %v", pl.Online)
+	}
+	if re := connect(t, srv, sTok, nil); !contains(re.welcome.Online, "victim") {
+		t.Fatalf("welcome.online after the answer: %v", re.welcome.Online)
+	}
+	victim.ws.CloseNow()
+	if ev := stranger.event(parley.EventUserOffline); ev.UserID != "victim" {
+		t.Fatalf("the stranger got %+v, want userOffline victim", ev)
+	}
+}
