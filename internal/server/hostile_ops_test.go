@@ -218,7 +218,7 @@ func TestHostileOpFloods(t *testing.T) {
 		})
 	}
 	// Every family counts its hits under its own name.
-	r := httpDo(t, srv, "GET", "/metrics", "", "")
+	r := scrapeMetrics(t, srv)
 	for _, name := range []string{"reads", "presence", "conversation_writes", "read_marks", "deletes"} {
 		if !strings.Contains(string(r.body), `parley_rate_limited_total{limit="`+name+`"}`) {
 			t.Errorf("no parley_rate_limited_total for %s", name)
@@ -312,7 +312,7 @@ func TestHostileConnectionFlood(t *testing.T) {
 	if got != want {
 		t.Fatalf("parley_connections = %v, want %v", got, want)
 	}
-	if !strings.Contains(string(httpDo(t, srv, "GET", "/metrics", "", "").body), fmt.Sprintf(`parley_rate_limited_total{limit="connections_per_user"} %d`, n-cap)) {
+	if !strings.Contains(string(scrapeMetrics(t, srv).body), fmt.Sprintf(`parley_rate_limited_total{limit="connections_per_user"} %d`, n-cap)) {
 		t.Error("closed connections not counted as connections_per_user")
 	}
 }
@@ -347,10 +347,10 @@ func TestConnectionCapOldestClosed(t *testing.T) {
 	}
 }
 
-// gauge reads a metric without labels from /metrics.
+// gauge reads a metric without labels from the server's metrics.
 func gauge(t *testing.T, srv *servertest.Server, name string) float64 {
 	t.Helper()
-	for _, line := range strings.Split(string(httpDo(t, srv, "GET", "/metrics", "", "").body), "\n") {
+	for _, line := range strings.Split(string(scrapeMetrics(t, srv).body), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
