@@ -73,7 +73,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 		return
 	}
 	a := parley.Attachment{ID: id.String(), ContentType: img.ContentType, Size: int64(len(img.Data)), Width: img.Width, Height: img.Height}
-	if err := s.store.PutAttachment(r.Context(), u.ID, a, img.Data, img.Thumb); err != nil {
+	if err := s.store.PutAttachment(r.Context(), u.ID, a, img.Data, img.Thumb, 0); err != nil {
 		writeError(w, s.log, err)
 		return
 	}
