@@ -31,7 +31,6 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
-	"github.com/parleychat/parley/internal/media"
 	"github.com/parleychat/parley/protocol"
 	"github.com/parleychat/parley/web"
 )
@@ -79,9 +78,10 @@ type Config struct {
 	TokenTTL time.Duration
 	// PasswordHashes bounds concurrent argon2id hashes (default 4).
 	PasswordHashes int
-	// Uploads bounds image uploads (zero fields take media's defaults:
-	// 10 MiB, 40 megapixels, 320 px thumbnails).
-	Uploads media.Limits
+	// Uploads bounds image uploads: size, pixels, decode memory,
+	// concurrent decodes, the per-user rate and quota, and how long an
+	// unsent upload is kept (see UploadLimits for the defaults).
+	Uploads UploadLimits
 	// Static is served at "/" (default: the web client). Set
 	// http.NotFoundHandler() to serve nothing.
 	Static http.Handler
@@ -122,7 +122,7 @@ func (c Config) withDefaults() Config {
 	if c.PasswordHashes <= 0 {
 		c.PasswordHashes = 4
 	}
-	c.Uploads = c.Uploads.WithDefaults()
+	c.Uploads = c.Uploads.withDefaults()
 	if c.Static == nil {
 		c.Static = web.Handler()
 	}
@@ -139,6 +139,7 @@ type Server struct {
 	broker  parley.Broker
 	metrics *metrics
 	limits  *limiters
+	uploads *uploadGate
 	hub     *hub
 	pres    *presence
 	svc     *service
@@ -176,6 +177,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), store: cfg.Store, broker: cfg.Broker}
 	s.metrics = newMetrics()
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
+	s.uploads = newUploadGate(cfg.Uploads, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
 	s.hub.newContacts = s.announceNewContacts
 	s.hub.warmUsers = func(ctx context.Context, ids []string) error { return s.svc.warmUsers(ctx, ids) }
@@ -395,6 +397,10 @@ func (s *Server) janitor(ctx context.Context) {
 			return
 		case <-t.C:
 			s.limits.sweep(10 * time.Minute)
+			s.uploads.rate.sweep(10 * time.Minute)
+			if n, err := s.sweepUploads(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("deleting unsent uploads", "err", err, "deleted", n)
+			}
 		}
 	}
 }
