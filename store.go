@@ -2,6 +2,7 @@ package parley
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -200,7 +201,13 @@ func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // QuotaError is the ETOOLARGE error PutAttachment returns when an upload
 // of need bytes would take its owner, who stores used bytes, over quota.
 func QuotaError(used, need, quota int64) *Error {
-	mb := func(n int64) float64 { return float64(n) / (1 << 20) }
-	return Errorf(ETOOLARGE, "upload quota: your uploads take %.1f MiB of your %.1f MiB and this one needs %.1f MiB more; uploads never sent are deleted after a while",
-		mb(used), mb(quota), mb(need))
+	return Errorf(ETOOLARGE, "upload quota: your uploads take %s of your %s and this one needs %s more; uploads never sent are deleted after a while",
+		byteSize(used), byteSize(quota), byteSize(need))
+}
+
+func byteSize(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }

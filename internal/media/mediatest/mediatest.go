@@ -4,41 +4,91 @@ package mediatest
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/gif"
-	"image/png"
 )
 
-// uniform is a w x h image of one color whose At returns the same
-// interface value every time, so encoding it allocates no canvas and no
-// per-pixel garbage.
-type uniform struct {
-	b image.Rectangle
-	c color.Color
-	m color.Model
+// PNG16 returns a w x h 16-bit RGBA PNG (color type 6, depth 16) of
+// transparent black: about 6 bytes per 1,000 pixels, which decode to 8
+// bytes per pixel (a 6324x6324 one: 2 MB that decode to 320 MiB, the
+// shape of the decompression bomb).
+//
+// It is written directly, not with image/png: compress/flate takes over a
+// minute for 320 MB under the race detector, while the stream of an
+// all-zero image is trivial to write. Its IDAT holds one fixed-Huffman
+// deflate block (RFC 1951 3.2.6): a literal zero, then copies of 258 bytes
+// at distance 1, zeros for the remainder and the end of block.
+func PNG16(w, h int) []byte {
+	raw := int64(h) * int64(1+8*w) // each row: filter byte 0, then 8 bytes a pixel
+	var bw bitWriter
+	bw.bits(1, 1)    // BFINAL
+	bw.bits(1, 2)    // BTYPE 01: fixed Huffman
+	bw.code(0x30, 8) // literal 0
+	n := raw - 1
+	for ; n >= 258; n -= 258 {
+		bw.code(0xC5, 8) // length code 285: 258 bytes
+		bw.code(0, 5)    // distance code 0: distance 1
+	}
+	for ; n > 0; n-- {
+		bw.code(0x30, 8)
+	}
+	bw.code(0, 7) // end of block (256)
+	bw.flush()
+
+	z := append([]byte{0x78, 0x01}, bw.out...)
+	// Adler-32 of raw zeros: s1 stays 1, s2 adds 1 a byte.
+	z = binary.BigEndian.AppendUint32(z, uint32(raw%65521)<<16|1)
+
+	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
+	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
+	ihdr = append(ihdr, 16, 6, 0, 0, 0) // depth 16, RGBA, deflate, no filter set, not interlaced
+	out := []byte("\x89PNG\r\n\x1a\n")
+	out = chunk(out, "IHDR", ihdr)
+	out = chunk(out, "IDAT", z)
+	return chunk(out, "IEND", nil)
 }
 
-func (u uniform) ColorModel() color.Model { return u.m }
-func (u uniform) Bounds() image.Rectangle { return u.b }
-func (u uniform) At(x, y int) color.Color { return u.c }
+func chunk(out []byte, typ string, data []byte) []byte {
+	out = binary.BigEndian.AppendUint32(out, uint32(len(data)))
+	start := len(out)
+	out = append(append(out, typ...), data...)
+	return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(out[start:]))
+}
 
-// PNG16 returns a w x h 16-bit RGBA PNG (color type 6, depth 16) of one
-// translucent color, compressed with BestSpeed: a 6324x6324 one is about
-// 320 KB and decodes to 8 bytes per pixel (320 MiB). Making it takes a
-// few seconds of CPU and no canvas.
-func PNG16(w, h int) []byte {
-	img := uniform{
-		b: image.Rect(0, 0, w, h),
-		c: color.NRGBA64{R: 0x1234, G: 0x5678, B: 0x9abc, A: 0xfedc},
-		m: color.NRGBA64Model,
+// bitWriter packs a deflate bit stream: fields least significant bit
+// first, Huffman codes most significant bit first.
+type bitWriter struct {
+	out  []byte
+	acc  uint64
+	nacc uint
+}
+
+func (b *bitWriter) bits(v uint64, n uint) {
+	b.acc |= v << b.nacc
+	b.nacc += n
+	for b.nacc >= 8 {
+		b.out = append(b.out, byte(b.acc))
+		b.acc >>= 8
+		b.nacc -= 8
 	}
-	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	if err := enc.Encode(&buf, img); err != nil {
-		panic(err) // an in-memory encode of a valid image does not fail
+}
+
+func (b *bitWriter) code(c uint64, n uint) {
+	var r uint64
+	for i := range n {
+		r |= (c >> i & 1) << (n - 1 - i)
 	}
-	return buf.Bytes()
+	b.bits(r, n)
+}
+
+func (b *bitWriter) flush() {
+	if b.nacc > 0 {
+		b.out = append(b.out, byte(b.acc))
+		b.acc, b.nacc = 0, 0
+	}
 }
 
 // GIF returns an animated GIF of n 1x1 frames on a w x h canvas, then
