@@ -148,7 +148,7 @@ func TestHostileUploadGIF(t *testing.T) {
 	srv := servertest.Start(t)
 	tok := srv.Token(t, "mallory", "Mallory")
 	for name, data := range map[string][]byte{
-		"3000 frames on 6292x6292":    mediatest.GIF(3000, 6292, 6292, 0),
+		"3000 frames on 6292x6292":   mediatest.GIF(3000, 6292, 6292, 0),
 		"1x1 and 9.9 MB of comments": mediatest.GIF(1, 1, 1, 9_900_000),
 	} {
 		var r rawResp
