@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/media"
 	"github.com/parleychat/parley/internal/membroker"
 	"github.com/parleychat/parley/internal/natsbroker"
 	"github.com/parleychat/parley/internal/postgres"
@@ -51,6 +52,15 @@ type ServeCmd struct {
 	TypingBurst         int     `default:"6" env:"PARLEY_TYPING_BURST" help:"Typing burst per user."`
 	ConnectsPerSecond   float64 `default:"10" env:"PARLEY_CONNECTS_PER_SECOND" help:"New connections and logins per second per IP (negative: no limit)."`
 	ConnectBurst        int     `default:"50" env:"PARLEY_CONNECT_BURST" help:"Connection burst per IP."`
+
+	// Uploads (see server.UploadLimits).
+	UploadDecodeBudgetMiB int64         `name:"upload-decode-budget-mib" default:"64" env:"PARLEY_UPLOAD_DECODE_BUDGET_MIB" help:"Memory one upload's decoding may need, in MiB; bigger images are refused (too_large) before decoding."`
+	UploadDecodes         int           `default:"2" env:"PARLEY_UPLOAD_DECODES" help:"Uploads decoded at once per node."`
+	UploadDecodeWait      time.Duration `default:"5s" env:"PARLEY_UPLOAD_DECODE_WAIT" help:"How long an upload waits for a decode slot before unavailable (503, Retry-After)."`
+	UploadsPerSecond      float64       `default:"0.2" env:"PARLEY_UPLOADS_PER_SECOND" help:"Uploads per second per user (negative: no limit)."`
+	UploadBurst           int           `default:"10" env:"PARLEY_UPLOAD_BURST" help:"Upload burst per user."`
+	UploadQuotaMiB        int64         `name:"upload-quota-mib" default:"100" env:"PARLEY_UPLOAD_QUOTA_MIB" help:"Stored uploads per user, in MiB (negative: no quota)."`
+	UploadOrphanTTL       time.Duration `default:"1h" env:"PARLEY_UPLOAD_ORPHAN_TTL" help:"Delete uploads no message holds after this long."`
 }
 
 // Run serves until ctx ends (SIGINT or SIGTERM), then shuts down
@@ -133,6 +143,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			IPMessagesPerSecond: c.IPMessagesPerSecond, IPMessageBurst: c.IPMessageBurst,
 			TypingPerSecond: c.TypingPerSecond, TypingBurst: c.TypingBurst,
 			ConnectsPerSecond: c.ConnectsPerSecond, ConnectBurst: c.ConnectBurst,
+		},
+		Uploads: server.UploadLimits{
+			Limits:     media.Limits{DecodeBudget: c.UploadDecodeBudgetMiB << 20},
+			Decodes:    c.UploadDecodes,
+			DecodeWait: c.UploadDecodeWait,
+			PerSecond:  c.UploadsPerSecond, Burst: c.UploadBurst,
+			Quota:     c.UploadQuotaMiB << 20,
+			OrphanTTL: c.UploadOrphanTTL,
 		},
 	})
 	if err != nil {

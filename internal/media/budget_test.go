@@ -7,8 +7,6 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -49,40 +47,6 @@ func noisy(img interface {
 	}
 }
 
-// peakHeap runs fn with the collector at GOGC=5 (so garbage is reclaimed
-// at once and the heap tracks live memory) and returns fn's peak heap
-// above what was live before, sampled every 100 µs, and its total
-// allocation.
-func peakHeap(fn func()) (peak, total uint64) {
-	defer debug.SetGCPercent(debug.SetGCPercent(5))
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	base, alloc0 := ms.HeapAlloc, ms.TotalAlloc
-	stop, done := make(chan struct{}), make(chan uint64)
-	go func() {
-		var m runtime.MemStats
-		var hi uint64
-		t := time.NewTicker(100 * time.Microsecond)
-		defer t.Stop()
-		for {
-			runtime.ReadMemStats(&m)
-			hi = max(hi, m.HeapAlloc)
-			select {
-			case <-stop:
-				done <- hi
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	fn()
-	runtime.ReadMemStats(&ms)
-	close(stop)
-	hi := max(<-done, ms.HeapAlloc)
-	return hi - min(hi, base), ms.TotalAlloc - alloc0
-}
-
 // TestCostBoundsDecode checks Cost against what Decode really holds: its
 // peak heap, with garbage reclaimed as it goes, is within the upload's
 // Cost. (Its total allocation can be higher: the PNG encoder boxes every
@@ -118,7 +82,7 @@ func TestCostBoundsDecode(t *testing.T) {
 				t.Fatal(err)
 			}
 			var img Image
-			peak, total := peakHeap(func() { img, err = u.Decode() })
+			peak, total := mediatest.HeapPeak(5, 100*time.Microsecond, func() { img, err = u.Decode() })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +103,7 @@ func TestBudgetRefusesBeforeDecoding(t *testing.T) {
 	bomb := mediatest.PNG16(6324, 6324)
 	t.Logf("bomb: %d bytes, made in %v", len(bomb), time.Since(start))
 	var err error
-	peak, total := peakHeap(func() { _, err = Process(bytes.NewReader(bomb), Limits{}) })
+	peak, total := mediatest.HeapPeak(5, 100*time.Microsecond, func() { _, err = Process(bytes.NewReader(bomb), Limits{}) })
 	if parley.ErrorCode(err) != parley.ETOOLARGE || !strings.Contains(parley.ErrorMessage(err), "MiB budget") {
 		t.Fatalf("Process(bomb) = %v, want too_large over the budget", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"image/gif"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,34 +19,11 @@ import (
 // Hostile uploads over real HTTP against a real server (SQLite store).
 // Memory is the in-process heap: the server runs in the test's process.
 
-// heapPeak runs fn and returns how far the heap rose above where it was
-// before, sampled every millisecond and at the end.
+// heapPeak runs fn and returns how far the server's heap (it runs in
+// this process) rose above where it was before.
 func heapPeak(fn func()) uint64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapAlloc
-	stop, done := make(chan struct{}), make(chan uint64)
-	go func() {
-		var m runtime.MemStats
-		var hi uint64
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		for {
-			runtime.ReadMemStats(&m)
-			hi = max(hi, m.HeapAlloc)
-			select {
-			case <-stop:
-				done <- hi
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	fn()
-	close(stop)
-	hi := <-done
-	return hi - min(hi, base)
+	peak, _ := mediatest.HeapPeak(0, time.Millisecond, fn)
+	return peak
 }
 
 // uploadErr posts body as an upload and returns the status and the error

@@ -1,5 +1,5 @@
-// Package mediatest makes hostile images for tests: decompression bombs
-// and GIFs padded with frames or comments.
+// Package mediatest makes hostile images for tests (decompression bombs,
+// GIFs padded with frames or comments) and measures the heap they cost.
 package mediatest
 
 import (
@@ -9,6 +9,9 @@ import (
 	"image"
 	"image/color"
 	"image/gif"
+	"runtime"
+	"runtime/debug"
+	"time"
 )
 
 // PNG16 returns a w x h 16-bit RGBA PNG (color type 6, depth 16) of
@@ -121,4 +124,41 @@ func GIF(n, w, h, pad int) []byte {
 		out = append(out, 0)
 	}
 	return append(out, b[len(b)-1])
+}
+
+// HeapPeak runs fn and returns how far the heap rose above what was live
+// before it (sampled every sample and once at the end) and how many bytes
+// fn allocated in all. gcPercent, when positive, is the GOGC to run fn
+// under: a low one reclaims garbage at once, so the peak tracks live
+// memory.
+func HeapPeak(gcPercent int, sample time.Duration, fn func()) (peak, total uint64) {
+	if gcPercent > 0 {
+		defer debug.SetGCPercent(debug.SetGCPercent(gcPercent))
+	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base, alloc0 := ms.HeapAlloc, ms.TotalAlloc
+	stop, done := make(chan struct{}), make(chan uint64)
+	go func() { // owned by HeapPeak, which waits for it on done
+		var m runtime.MemStats
+		var hi uint64
+		t := time.NewTicker(sample)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&m)
+			hi = max(hi, m.HeapAlloc)
+			select {
+			case <-stop:
+				done <- hi
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	fn()
+	runtime.ReadMemStats(&ms)
+	close(stop)
+	hi := max(<-done, ms.HeapAlloc)
+	return hi - min(hi, base), ms.TotalAlloc - alloc0
 }
