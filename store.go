@@ -2,6 +2,7 @@ package parley
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -104,8 +105,20 @@ type Store interface {
 	Head(ctx context.Context) (int64, error)
 
 	// PutAttachment stores an uploaded file and its thumbnail for ownerID.
-	// a.ID must be set by the caller.
-	PutAttachment(ctx context.Context, ownerID string, a Attachment, data, thumb []byte) error
+	// a.ID must be set by the caller. With quota > 0, it stores nothing
+	// and returns ETOOLARGE when the owner's UploadUsage plus len(data) and
+	// len(thumb) would exceed quota; the check and the insert are one
+	// write, so concurrent uploads cannot overshoot it together.
+	PutAttachment(ctx context.Context, ownerID string, a Attachment, data, thumb []byte, quota int64) error
+	// UploadUsage returns the bytes ownerID's stored attachments take:
+	// their data and thumbnails, sent or not.
+	UploadUsage(ctx context.Context, ownerID string) (int64, error)
+	// DeleteOrphanAttachments deletes at most limit attachments created
+	// before before that no message holds (never sent, or every message
+	// that held them deleted), data and thumbnail, and returns how many it
+	// deleted. A send that names an attachment and this delete are
+	// serialised: a message never holds a deleted attachment.
+	DeleteOrphanAttachments(ctx context.Context, before time.Time, limit int) (int, error)
 	// AttachmentData returns an attachment and its bytes (the thumbnail's
 	// when thumb is set) to its owner or to a member of a conversation
 	// with a message that holds it; ENOTFOUND to anyone else.
@@ -194,3 +207,17 @@ type MessagePage struct {
 // Now is the store's clock, in UTC and rounded to microseconds so times
 // survive both SQLite and PostgreSQL unchanged.
 func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// QuotaError is the ETOOLARGE error PutAttachment returns when an upload
+// of need bytes would take its owner, who stores used bytes, over quota.
+func QuotaError(used, need, quota int64) *Error {
+	return Errorf(ETOOLARGE, "upload quota: your uploads take %s of your %s and this one needs %s more; uploads never sent are deleted after a while",
+		byteSize(used), byteSize(quota), byteSize(need))
+}
+
+func byteSize(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}

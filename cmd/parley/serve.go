@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/media"
 	"github.com/parleychat/parley/internal/membroker"
 	"github.com/parleychat/parley/internal/natsbroker"
 	"github.com/parleychat/parley/internal/postgres"
@@ -77,6 +78,15 @@ type ServeCmd struct {
 	LoginBackoff     time.Duration `default:"30s" env:"PARLEY_LOGIN_BACKOFF" help:"First lock of an account after --login-failures; doubles with each further failure."`
 	LoginBackoffMax  time.Duration `default:"15m" env:"PARLEY_LOGIN_BACKOFF_MAX" help:"Longest lock of an account."`
 	PasswordHashWait time.Duration `default:"5s" env:"PARLEY_PASSWORD_HASH_WAIT" help:"Longest wait of a login or register for a password-hash slot before it answers unavailable (503)."`
+
+	// Uploads (see server.UploadLimits).
+	UploadDecodeBudgetMiB int64         `name:"upload-decode-budget-mib" default:"64" env:"PARLEY_UPLOAD_DECODE_BUDGET_MIB" help:"Memory one upload's decoding may need, in MiB; bigger images are refused (too_large) before decoding."`
+	UploadDecodes         int           `default:"2" env:"PARLEY_UPLOAD_DECODES" help:"Uploads decoded at once per node."`
+	UploadDecodeWait      time.Duration `default:"5s" env:"PARLEY_UPLOAD_DECODE_WAIT" help:"How long an upload waits for a decode slot before unavailable (503, Retry-After)."`
+	UploadsPerSecond      float64       `default:"0.2" env:"PARLEY_UPLOADS_PER_SECOND" help:"Uploads per second per user (negative: no limit)."`
+	UploadBurst           int           `default:"10" env:"PARLEY_UPLOAD_BURST" help:"Upload burst per user."`
+	UploadQuotaMiB        int64         `name:"upload-quota-mib" default:"100" env:"PARLEY_UPLOAD_QUOTA_MIB" help:"Stored uploads per user, in MiB (negative: no quota)."`
+	UploadOrphanTTL       time.Duration `default:"1h" env:"PARLEY_UPLOAD_ORPHAN_TTL" help:"Delete uploads no message holds after this long."`
 }
 
 // Run serves until ctx ends (SIGINT or SIGTERM), then shuts down
@@ -184,6 +194,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Registration:  server.Registration(c.Registration),
 			LoginFailures: c.LoginFailures, LoginBackoff: c.LoginBackoff, LoginBackoffMax: c.LoginBackoffMax,
 			HashWait: c.PasswordHashWait,
+		},
+		Uploads: server.UploadLimits{
+			Limits:     media.Limits{DecodeBudget: c.UploadDecodeBudgetMiB << 20},
+			Decodes:    c.UploadDecodes,
+			DecodeWait: c.UploadDecodeWait,
+			PerSecond:  c.UploadsPerSecond, Burst: c.UploadBurst,
+			Quota:     c.UploadQuotaMiB << 20,
+			OrphanTTL: c.UploadOrphanTTL,
 		},
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/media/mediatest"
 )
 
 func testImage(w, h int) image.Image {
@@ -142,6 +143,8 @@ func TestProcessRefuses(t *testing.T) {
 		{"bomb 20000x20000", pngClaiming(t, 20000, 20000), Limits{}, parley.ETOOLARGE},
 		{"over pixel limit", pngBytes(t, 100, 100), Limits{MaxPixels: 9999}, parley.ETOOLARGE},
 		{"oversized body", full, Limits{MaxBytes: int64(len(full)) - 1}, parley.ETOOLARGE},
+		{"over the decode budget", pngBytes(t, 800, 600), Limits{DecodeBudget: 4 << 20}, parley.ETOOLARGE},
+		{"16-bit bomb", mediatest.PNG16(2000, 2000), Limits{DecodeBudget: 32 << 20}, parley.ETOOLARGE},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,11 +165,13 @@ func TestProcessRefuses(t *testing.T) {
 func FuzzProcess(f *testing.F) {
 	full := pngBytes(f, 64, 64)
 	webp, _ := base64.StdEncoding.DecodeString(webp1x1)
-	for _, seed := range [][]byte{full, full[:len(full)/2], pngClaiming(f, 20000, 20000), jpegWithEXIF(f, "x"), gifBytes(f), webp, []byte("text")} {
+	seeds := [][]byte{full, full[:len(full)/2], pngClaiming(f, 20000, 20000), jpegWithEXIF(f, "x"), gifBytes(f), webp, []byte("text"),
+		mediatest.PNG16(1000, 1000), mediatest.GIF(300, 1000, 1000, 0), mediatest.GIF(2, 4, 4, 3000)}
+	for _, seed := range seeds {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		img, err := Process(bytes.NewReader(data), Limits{MaxPixels: 1 << 20})
+		img, err := Process(bytes.NewReader(data), Limits{MaxPixels: 1 << 20, DecodeBudget: 16 << 20})
 		if err != nil {
 			if parley.ErrorCode(err) == parley.EINTERNAL {
 				t.Fatalf("untyped error: %v", err)

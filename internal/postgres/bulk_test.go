@@ -66,7 +66,7 @@ func TestBulkMixed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.PutAttachment(ctx, eve.ID, parley.Attachment{ID: "eve-pic", ContentType: "image/png", Width: 1, Height: 1}, []byte("png"), nil); err != nil {
+	if err := db.PutAttachment(ctx, eve.ID, parley.Attachment{ID: "eve-pic", ContentType: "image/png", Width: 1, Height: 1}, []byte("png"), nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: g2.ID, SenderID: ann.ID, ClientID: "used-in-g2", Type: parley.Text, Text: "first"}); err != nil {

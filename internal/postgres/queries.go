@@ -173,6 +173,14 @@ const (
 	qInsertAttachment = `INSERT INTO attachments
 		(id, owner_id, content_type, size, width, height, data, thumb, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	// What an owner's attachments take: data and thumbnails.
+	qUploadUsage = `SELECT COALESCE(SUM(size + COALESCE(octet_length(thumb), 0)), 0) FROM attachments WHERE owner_id = $1`
+	// Attachments older than a time that no message holds (a deleted
+	// message drops its attachment_id), oldest first.
+	qDeleteOrphans = `DELETE FROM attachments WHERE id IN (
+		SELECT a.id FROM attachments a
+		WHERE a.created_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.attachment_id = a.id)
+		ORDER BY a.created_at LIMIT $2)`
 	// The owner, or a current member of a conversation holding a message
 	// (not deleted: a tombstone drops its attachment_id) with it.
 	qAttachmentData = `SELECT a.id, a.content_type, a.size, a.width, a.height,

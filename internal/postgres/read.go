@@ -418,6 +418,15 @@ func (db *DB) Head(ctx context.Context) (int64, error) {
 	return head, nil
 }
 
+// UploadUsage implements parley.Store.
+func (db *DB) UploadUsage(ctx context.Context, ownerID string) (int64, error) {
+	var n int64
+	if err := db.pool.QueryRow(ctx, qUploadUsage, ownerID).Scan(&n); err != nil {
+		return 0, wrapInternal(err)
+	}
+	return n, nil
+}
+
 // AttachmentData implements parley.Store. With thumb set and no thumbnail
 // stored it returns the full data.
 func (db *DB) AttachmentData(ctx context.Context, userID, attachmentID string, thumb bool) (parley.Attachment, []byte, error) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/media/mediatest"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
 )
@@ -193,10 +194,18 @@ func FuzzUpload(f *testing.F) {
 		{"multipart/form-data; boundary=" + boundary, mpBody[:len(mpBody)/2]},
 		{"multipart/form-data; boundary=x", []byte("--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nGIF89a\r\n--x--\r\n")},
 		{"multipart/form-data; boundary=\"", nil}, {"image/png", nil},
+		// Hostile images: a 16-bit bomb over the decode budget, a GIF of
+		// many frames, a GIF padded with comments.
+		{"image/png", mediatest.PNG16(1100, 1100)}, {"image/gif", mediatest.GIF(300, 1000, 1000, 0)},
+		{"image/gif", mediatest.GIF(1, 1, 1, 30000)},
 	} {
 		f.Add(s.ct, s.body)
 	}
-	srv := servertest.Start(f, servertest.WithConfig(func(c *server.Config) { c.Uploads.MaxBytes = 64 << 10 }))
+	srv := servertest.Start(f, servertest.WithConfig(func(c *server.Config) {
+		c.Uploads.MaxBytes = 64 << 10
+		c.Uploads.DecodeBudget = 8 << 20
+		c.Uploads.Quota = -1 // the fuzzer may store more than a user's quota
+	}))
 	tok := srv.Token(f, "alice", "Alice")
 	f.Fuzz(func(t *testing.T, ct string, body []byte) {
 		if strings.ContainsFunc(ct, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f }) {

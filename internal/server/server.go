@@ -31,7 +31,6 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
-	"github.com/parleychat/parley/internal/media"
 	"github.com/parleychat/parley/protocol"
 	"github.com/parleychat/parley/web"
 )
@@ -81,9 +80,10 @@ type Config struct {
 	PasswordHashes int
 	// Accounts protect logins and registration (see AccountLimits).
 	Accounts AccountLimits
-	// Uploads bounds image uploads (zero fields take media's defaults:
-	// 10 MiB, 40 megapixels, 320 px thumbnails).
-	Uploads media.Limits
+	// Uploads bounds image uploads: size, pixels, decode memory,
+	// concurrent decodes, the per-user rate and quota, and how long an
+	// unsent upload is kept (see UploadLimits for the defaults).
+	Uploads UploadLimits
 	// Static is served at "/" (default: the web client). Set
 	// http.NotFoundHandler() to serve nothing.
 	Static http.Handler
@@ -134,8 +134,8 @@ func (c Config) withDefaults() Config {
 		c.PasswordHashes = 4
 	}
 	c.Accounts = c.Accounts.withDefaults()
-	c.Uploads = c.Uploads.WithDefaults()
 	c.HTTP = c.HTTP.withDefaults()
+	c.Uploads = c.Uploads.withDefaults()
 	if c.Static == nil {
 		c.Static = web.Handler()
 	}
@@ -152,6 +152,7 @@ type Server struct {
 	broker  parley.Broker
 	metrics *metrics
 	limits  *limiters
+	uploads *uploadGate
 	hub     *hub
 	pres    *presence
 	svc     *service
@@ -196,6 +197,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: log.With("node", cfg.NodeID), store: cfg.Store, broker: cfg.Broker}
 	s.metrics = newMetrics()
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
+	s.uploads = newUploadGate(cfg.Uploads, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
 	s.hub.maxQueue = cfg.Limits.HubQueueBytes
 	s.hub.newContacts = s.announceNewContacts
@@ -423,6 +425,10 @@ func (s *Server) janitor(ctx context.Context) {
 			return
 		case <-t.C:
 			s.limits.sweep(10 * time.Minute)
+			s.uploads.rate.sweep(10 * time.Minute)
+			if n, err := s.sweepUploads(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("deleting unsent uploads", "err", err, "deleted", n)
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -28,6 +29,110 @@ import (
 // linkTTL is how long a signed attachment link works.
 const linkTTL = 5 * time.Minute
 
+// Defaults for UploadLimits.
+const (
+	DefaultUploadDecodes        = 2
+	DefaultUploadDecodeWait     = 5 * time.Second
+	DefaultUploadsPerSecond     = 0.2
+	DefaultUploadBurst          = 10
+	DefaultUploadQuota          = 100 << 20
+	DefaultUploadOrphanTTL      = time.Hour
+	uploadSweepBatch            = 100
+	uploadRetryAfterUnavailable = 2 * time.Second
+)
+
+// UploadLimits bounds image uploads. Zero fields take their defaults; a
+// negative PerSecond or Quota switches that limit off.
+type UploadLimits struct {
+	// Limits are media's: MaxBytes (default 10 MiB), MaxPixels (40
+	// megapixels), ThumbSize (320) and DecodeBudget (64 MiB, the memory
+	// one upload's decoding may need; see media.Cost).
+	media.Limits
+	// Decodes is how many uploads one node decodes at once (default 2),
+	// so decoding holds at most Decodes x DecodeBudget. An upload waits
+	// up to DecodeWait (default 5 s) for its turn, then gets unavailable
+	// (HTTP 503) with Retry-After.
+	Decodes    int
+	DecodeWait time.Duration
+	// PerSecond and Burst limit uploads per user (default 0.2/s, one
+	// every 5 s, burst 10): over it, rate_limited (HTTP 429) with
+	// Retry-After.
+	PerSecond float64
+	Burst     int
+	// Quota is the bytes a user's stored uploads may take, data and
+	// thumbnails, sent or not (default 100 MiB): over it, too_large (HTTP
+	// 413) saying how much is used.
+	Quota int64
+	// OrphanTTL is how long an upload no message holds is kept (default
+	// 1 h): the server's janitor deletes older ones every minute, as well
+	// as uploads whose messages were all deleted.
+	OrphanTTL time.Duration
+}
+
+func (l UploadLimits) withDefaults() UploadLimits {
+	l.Limits = l.Limits.WithDefaults()
+	if l.Decodes <= 0 {
+		l.Decodes = DefaultUploadDecodes
+	}
+	if l.DecodeWait <= 0 {
+		l.DecodeWait = DefaultUploadDecodeWait
+	}
+	if l.PerSecond == 0 {
+		l.PerSecond = DefaultUploadsPerSecond
+	}
+	if l.Burst <= 0 {
+		l.Burst = DefaultUploadBurst
+	}
+	if l.Quota == 0 {
+		l.Quota = DefaultUploadQuota
+	}
+	if l.OrphanTTL <= 0 {
+		l.OrphanTTL = DefaultUploadOrphanTTL
+	}
+	return l
+}
+
+// uploadGate holds what uploads share on a node: the per-user rate limit
+// and the decode slots. Safe for concurrent use.
+type uploadGate struct {
+	lim     UploadLimits
+	rate    *limiterSet
+	decodes chan struct{} // a token per decode under way
+}
+
+func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
+	return &uploadGate{
+		lim:     l,
+		rate:    newLimiterSet("uploads", l.PerSecond, l.Burst, hit),
+		decodes: make(chan struct{}, l.Decodes),
+	}
+}
+
+// acquire waits up to DecodeWait for a decode slot; the caller calls
+// release when its decode is done. Waiting longer answers EUNAVAILABLE
+// with a retry hint, so a burst of uploads queues briefly instead of
+// holding requests (and their bodies) without bound.
+func (g *uploadGate) acquire(ctx context.Context) error {
+	select {
+	case g.decodes <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(g.lim.DecodeWait)
+	defer t.Stop()
+	select {
+	case g.decodes <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "the server is busy processing other uploads; retry shortly",
+			RetryAfter: uploadRetryAfterUnavailable}
+	}
+}
+
+func (g *uploadGate) release() { <-g.decodes }
+
 func (s *Server) uploadRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/uploads", s.authed(s.handleUpload))
 	mux.HandleFunc("POST /v1/attachments/{id}/link", s.authed(s.handleAttachmentLink))
@@ -38,11 +143,21 @@ func (s *Server) uploadRoutes(mux *http.ServeMux) {
 // handleUpload stores one image sent as the raw body or as the "file" part
 // of a multipart/form-data body. The file name, if any, is ignored: the
 // type comes from the content and the stored name is a new id.
+//
+// In order, cheapest refusal first: the body is bounded before anything
+// reads it; the user's upload rate; the image's header, size and decode
+// cost (media.Inspect, nothing decoded); the user's quota against the
+// upload's size; a decode slot; the decode; and the quota again, exactly,
+// in the store's write.
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.User) {
-	lim := s.cfg.Uploads
-	// Multipart framing adds a little; media.Process enforces the exact
+	g := s.uploads
+	// Multipart framing adds a little; media.Inspect enforces the exact
 	// limit on the file itself.
-	r.Body = http.MaxBytesReader(w, r.Body, lim.MaxBytes+64<<10)
+	r.Body = http.MaxBytesReader(w, r.Body, g.lim.MaxBytes+64<<10)
+	if err := g.rate.check(u.ID); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
 	body := io.Reader(r.Body)
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
 		mr, err := r.MultipartReader()
@@ -62,7 +177,29 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 			}
 		}
 	}
-	img, err := media.Process(body, lim)
+	up, err := media.Inspect(body, g.lim.Limits)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	quota := max(0, g.lim.Quota) // negative: no quota, as 0 is to the store
+	if quota > 0 {
+		used, err := s.store.UploadUsage(r.Context(), u.ID)
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		if used+up.Size() > quota {
+			writeError(w, s.log, parley.QuotaError(used, up.Size(), quota))
+			return
+		}
+	}
+	if err := g.acquire(r.Context()); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	img, err := up.Decode()
+	g.release()
 	if err != nil {
 		writeError(w, s.log, err)
 		return
@@ -73,12 +210,27 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 		return
 	}
 	a := parley.Attachment{ID: id.String(), ContentType: img.ContentType, Size: int64(len(img.Data)), Width: img.Width, Height: img.Height}
-	if err := s.store.PutAttachment(r.Context(), u.ID, a, img.Data, img.Thumb); err != nil {
+	if err := s.store.PutAttachment(r.Context(), u.ID, a, img.Data, img.Thumb, quota); err != nil {
 		writeError(w, s.log, err)
 		return
 	}
 	s.metrics.uploads.Inc()
 	writeJSON(w, http.StatusCreated, withAttachmentURLs(a))
+}
+
+// sweepUploads deletes the uploads no message has held for OrphanTTL
+// before now, a batch at a time, and returns how many. The janitor calls
+// it every minute.
+func (s *Server) sweepUploads(ctx context.Context, now time.Time) (int, error) {
+	before := now.Add(-s.uploads.lim.OrphanTTL)
+	total := 0
+	for {
+		n, err := s.store.DeleteOrphanAttachments(ctx, before, uploadSweepBatch)
+		total += n
+		if err != nil || n < uploadSweepBatch {
+			return total, err
+		}
+	}
 }
 
 func uploadReadError(err error, eof string) error {

@@ -110,7 +110,7 @@ func countAttachments(t testing.TB, srv *servertest.Server) int {
 
 func TestUploadsRefuseBadInput(t *testing.T) {
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Uploads = media.Limits{MaxBytes: 64 << 10}
+		c.Uploads = server.UploadLimits{Limits: media.Limits{MaxBytes: 64 << 10}}
 	}))
 	tok := srv.Token(t, "alice", "Alice")
 	full := testPNG(t, 64, 64)

@@ -153,6 +153,9 @@ func (s *Server) Start(t testing.TB) {
 		Store: st, Broker: s.Broker, Secret: s.Secret,
 		Logger: slog.New(slog.NewTextHandler(s.logw, &slog.HandlerOptions{Level: s.opts.logLevel})),
 		Limits: server.Unlimited(),
+		// Uploads per user are not rate-limited either (decode slots,
+		// budget and quota keep their defaults).
+		Uploads: server.UploadLimits{PerSecond: -1},
 	}
 	for _, f := range s.opts.configs {
 		f(&cfg)

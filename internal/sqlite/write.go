@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -655,8 +656,8 @@ func (db *DB) MarkRead(ctx context.Context, userID, conversationID string, seq i
 }
 
 // PutAttachment implements parley.Store. Size is len(data) whatever a.Size
-// says.
-func (db *DB) PutAttachment(ctx context.Context, ownerID string, a parley.Attachment, data, thumb []byte) error {
+// says. The quota is checked in the write, under the batch's lock.
+func (db *DB) PutAttachment(ctx context.Context, ownerID string, a parley.Attachment, data, thumb []byte, quota int64) error {
 	if err := parley.ValidateID("owner id", ownerID); err != nil {
 		return err
 	}
@@ -685,10 +686,37 @@ func (db *DB) PutAttachment(ctx context.Context, ownerID string, a parley.Attach
 		if taken {
 			return parley.Errorf(parley.ECONFLICT, "attachment %q exists", a.ID)
 		}
+		if quota > 0 {
+			var used int64
+			if err := w.queryRow(qUploadUsage, ownerID).Scan(&used); err != nil {
+				return err
+			}
+			if need := int64(len(data) + len(thumb)); used+need > quota {
+				return parley.QuotaError(used, need, quota)
+			}
+		}
 		_, err := w.exec(qInsertAttachment, a.ID, ownerID, a.ContentType, int64(len(data)), a.Width, a.Height,
 			data, thumb, toMicros(parley.Now()))
 		return err
 	})
+}
+
+// DeleteOrphanAttachments implements parley.Store. It is a write like
+// any other, so a send naming an attachment runs wholly before or after it.
+func (db *DB) DeleteOrphanAttachments(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, invalidf("limit must be positive")
+	}
+	var n int64
+	err := db.b.do(ctx, func(w *writeTx) error {
+		res, err := w.exec(qDeleteOrphans, toMicros(before), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
 }
 
 // noBefore stands for "no upper bound" in qPageAfter.

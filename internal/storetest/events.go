@@ -368,11 +368,11 @@ func testAttachments(t *testing.T, s parley.Store) {
 	}
 	data, thumb := []byte("\x89PNG full image"), []byte("\x89PNG thumb")
 	att := parley.Attachment{ID: "att-1", ContentType: "image/png", Size: int64(len(data)), Width: 640, Height: 480}
-	if err := s.PutAttachment(ctx(t), a.ID, att, data, thumb); err != nil {
+	if err := s.PutAttachment(ctx(t), a.ID, att, data, thumb, 0); err != nil {
 		t.Fatalf("PutAttachment: %v", err)
 	}
-	wantCode(t, "PutAttachment with a taken id", s.PutAttachment(ctx(t), a.ID, att, data, thumb), parley.ECONFLICT)
-	wantCode(t, "PutAttachment with no id", s.PutAttachment(ctx(t), a.ID, parley.Attachment{ContentType: "image/png"}, data, nil), parley.EINVALID)
+	wantCode(t, "PutAttachment with a taken id", s.PutAttachment(ctx(t), a.ID, att, data, thumb, 0), parley.ECONFLICT)
+	wantCode(t, "PutAttachment with no id", s.PutAttachment(ctx(t), a.ID, parley.Attachment{ContentType: "image/png"}, data, nil, 0), parley.EINVALID)
 
 	get := func(u parley.User, thumbnail bool) ([]byte, error) {
 		got, b, err := s.AttachmentData(ctx(t), u.ID, att.ID, thumbnail)

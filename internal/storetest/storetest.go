@@ -57,6 +57,8 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"EventsForAudience", testEventsForAudience},
 		{"EventsLimits", testEventsLimits},
 		{"Attachments", testAttachments},
+		{"UploadQuota", testUploadQuota},
+		{"OrphanAttachments", testOrphanAttachments},
 		{"Concurrency", testConcurrency},
 		{"BatchIsolation", testBatchIsolation},
 		{"CancelledContext", testCancelledContext},
