@@ -140,14 +140,15 @@ func TestTwoUsers(t *testing.T) {
 	alice.waitText("● connected as alice")
 	bob.waitText("● connected as bob")
 
+	// A direct conversation shares presence only once both wrote in it
+	// (docs/protocol.md): until bob answers, alice sees him offline.
 	alice.typeLine("/dm bob", true)
-	alice.waitText("bob ● online")
+	alice.waitText("bob ○ offline")
 	alice.typeLine("hello bob", true)
 	alice.waitText("alice: hello bob ✓")
 
 	// Bob's list gets the conversation; it opens (the only one) and
 	// shows the message, and reading it gives alice a read mark.
-	bob.waitText("alice ● online")
 	bob.waitText("alice: hello bob")
 	alice.waitText("alice: hello bob ✓✓")
 
@@ -157,6 +158,9 @@ func TestTwoUsers(t *testing.T) {
 	alice.waitFor("bob's reply and no typing", func(s string) bool {
 		return strings.Contains(s, "bob: hey alice") && !strings.Contains(s, "is typing")
 	})
+	// Both wrote: each sees the other online now.
+	alice.waitText("bob ● online")
+	bob.waitText("alice ● online")
 
 	// A group: bob is not looking at it, so it is unread for him.
 	alice.typeLine("/group team bob carol", true)
