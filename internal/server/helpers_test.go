@@ -1,12 +1,15 @@
 package server_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,4 +130,21 @@ func scrapeMetrics(t testing.TB, srv *servertest.Server) httpResp {
 	rec := httptest.NewRecorder()
 	srv.Server.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	return httpResp{status: rec.Code, body: rec.Body.Bytes(), header: rec.Header()}
+}
+
+// metric reads one unlabelled metric from the server's metrics.
+func metric(t testing.TB, srv *servertest.Server, name string) float64 {
+	t.Helper()
+	sc := bufio.NewScanner(bytes.NewReader(scrapeMetrics(t, srv).body))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

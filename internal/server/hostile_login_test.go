@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -55,23 +54,6 @@ func postAuth(t testing.TB, c *http.Client, srv *servertest.Server, path, user, 
 		r.err = e.Error
 	}
 	return r
-}
-
-// metric reads one unlabelled metric from the server's metrics.
-func metric(t testing.TB, srv *servertest.Server, name string) float64 {
-	t.Helper()
-	sc := bufio.NewScanner(bytes.NewReader(scrapeMetrics(t, srv).body))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
 
 const hashesMetric = "parley_password_hashes_total"

@@ -305,7 +305,7 @@ func TestHostileConnectionFlood(t *testing.T) {
 	want := float64(cap + 1)
 	var got float64
 	for deadline := time.Now().Add(testWait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if got = gauge(t, srv, "parley_connections"); got == want {
+		if got = metric(t, srv, "parley_connections"); got == want {
 			break
 		}
 	}
@@ -345,22 +345,6 @@ func TestConnectionCapOldestClosed(t *testing.T) {
 			}
 		})
 	}
-}
-
-// gauge reads a metric without labels from the server's metrics.
-func gauge(t *testing.T, srv *servertest.Server, name string) float64 {
-	t.Helper()
-	for _, line := range strings.Split(string(scrapeMetrics(t, srv).body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
 
 // presenceAbout returns the presence events about user that c holds up to a
