@@ -141,8 +141,20 @@ func apiSend(t *testing.T, baseURL, token, conversationID, clientID, text string
 }
 
 // apiHistory returns the texts of all of a conversation's messages in Seq
-// order, paging backwards with the before cursor.
+// order.
 func apiHistory(t *testing.T, baseURL, token, conversationID string) []string {
+	t.Helper()
+	all := apiMessages(t, baseURL, token, conversationID)
+	texts := make([]string, len(all))
+	for i, m := range all {
+		texts[i] = m.Text
+	}
+	return texts
+}
+
+// apiMessages returns all of a conversation's messages in Seq order,
+// paging backwards with the before cursor.
+func apiMessages(t *testing.T, baseURL, token, conversationID string) []parley.Message {
 	t.Helper()
 	var all []parley.Message
 	before := int64(0)
@@ -173,11 +185,7 @@ func apiHistory(t *testing.T, baseURL, token, conversationID string) []string {
 		before = slices.MinFunc(page.Messages, func(a, b parley.Message) int { return int(a.Seq - b.Seq) }).Seq
 	}
 	slices.SortFunc(all, func(a, b parley.Message) int { return int(a.Seq - b.Seq) })
-	texts := make([]string, len(all))
-	for i, m := range all {
-		texts[i] = m.Text
-	}
-	return texts
+	return all
 }
 
 // TestChatInTwoBrowsers is the end-to-end scenario: two users chat
