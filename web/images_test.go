@@ -52,16 +52,8 @@ func uploadError(t *testing.T, baseURL, token string, body []byte) (int, string)
 // text "Look at this", both showing it; it returns the conversation's id.
 func directChat(t *testing.T, baseURL string) (alice, bob *page, convID string) {
 	t.Helper()
-	browser := newBrowser(t)
-	alice = &page{t: t, name: "alice", tab: newTab(t, browser, baseURL)}
-	bob = &page{t: t, name: "bob", tab: newTab(t, browser, baseURL)}
-	alice.register("alice-password-1")
-	bob.register("bob-password-1")
-	alice.do("start a direct chat",
-		chromedp.SendKeys(testID("direct-username"), "bob"),
-		chromedp.Click(testID("start-direct")),
-	)
-	alice.wait("the chat with bob open", `document.querySelector('[data-testid=pane-title]').textContent === 'bob'`)
+	alice, bob = twoUsers(t, newBrowser(t), baseURL)
+	alice.startDirect("bob")
 	alice.do("say hello", chromedp.SendKeys(testID("composer"), "Look at this\n"))
 	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
 	bob.wait("alice's message", messageWith("Look at this"))
