@@ -85,6 +85,27 @@ func (p *page) register(password string) {
 	p.wait("connected after register", connState("connected"))
 }
 
+// twoUsers opens two tabs of browser, alice and bob, each registered on
+// the server at baseURL.
+func twoUsers(t *testing.T, browser context.Context, baseURL string) (alice, bob *page) {
+	t.Helper()
+	alice = &page{t: t, name: "alice", tab: newTab(t, browser, baseURL)}
+	bob = &page{t: t, name: "bob", tab: newTab(t, browser, baseURL)}
+	alice.register("alice-password-1")
+	bob.register("bob-password-1")
+	return alice, bob
+}
+
+// startDirect opens the direct chat with username and waits for its pane.
+func (p *page) startDirect(username string) {
+	p.t.Helper()
+	p.do("start a direct chat",
+		chromedp.SendKeys(testID("direct-username"), username),
+		chromedp.Click(testID("start-direct")),
+	)
+	p.wait("the chat with "+username+" open", `document.querySelector('[data-testid=pane-title]').textContent === `+jsString(username))
+}
+
 // token reads the session the page keeps in localStorage.
 func (p *page) token() string {
 	p.t.Helper()
@@ -141,8 +162,20 @@ func apiSend(t *testing.T, baseURL, token, conversationID, clientID, text string
 }
 
 // apiHistory returns the texts of all of a conversation's messages in Seq
-// order, paging backwards with the before cursor.
+// order.
 func apiHistory(t *testing.T, baseURL, token, conversationID string) []string {
+	t.Helper()
+	all := apiMessages(t, baseURL, token, conversationID)
+	texts := make([]string, len(all))
+	for i, m := range all {
+		texts[i] = m.Text
+	}
+	return texts
+}
+
+// apiMessages returns all of a conversation's messages in Seq order,
+// paging backwards with the before cursor.
+func apiMessages(t *testing.T, baseURL, token, conversationID string) []parley.Message {
 	t.Helper()
 	var all []parley.Message
 	before := int64(0)
@@ -173,11 +206,7 @@ func apiHistory(t *testing.T, baseURL, token, conversationID string) []string {
 		before = slices.MinFunc(page.Messages, func(a, b parley.Message) int { return int(a.Seq - b.Seq) }).Seq
 	}
 	slices.SortFunc(all, func(a, b parley.Message) int { return int(a.Seq - b.Seq) })
-	texts := make([]string, len(all))
-	for i, m := range all {
-		texts[i] = m.Text
-	}
-	return texts
+	return all
 }
 
 // TestChatInTwoBrowsers is the issue's end-to-end scenario: two users chat
@@ -190,17 +219,10 @@ func TestChatInTwoBrowsers(t *testing.T) {
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ReconnectAfter = 5 * time.Minute }))
 	shots := screenshotDir(t)
 
-	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
-	bob := &page{t: t, name: "bob", tab: newTab(t, browser, srv.URL)}
-	alice.register("alice-password-1")
-	bob.register("bob-password-1")
+	alice, bob := twoUsers(t, browser, srv.URL)
 
 	// Alice opens the direct chat by username and writes; Enter sends.
-	alice.do("start a direct chat",
-		chromedp.SendKeys(testID("direct-username"), "bob"),
-		chromedp.Click(testID("start-direct")),
-	)
-	alice.wait("the chat with bob open", `document.querySelector('[data-testid=pane-title]').textContent === 'bob'`)
+	alice.startDirect("bob")
 	alice.do("send a message", chromedp.SendKeys(testID("composer"), "Hello Bob"+kb.Enter))
 
 	// Bob sees the conversation with an unread badge, opens it, reads it.

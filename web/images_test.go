@@ -3,7 +3,6 @@ package web_test
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -41,21 +40,25 @@ func makePNG(t *testing.T, w, h int) []byte {
 // message, failing the test if the upload is accepted.
 func uploadError(t *testing.T, baseURL, token string, body []byte) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", baseURL+"/v1/uploads", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "image/png")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	status, _, message := upload(t, baseURL, token, body)
+	if status < 400 {
+		t.Fatalf("upload of a bad file: HTTP %d", status)
 	}
-	defer res.Body.Close()
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&e); err != nil || res.StatusCode < 400 {
-		t.Fatalf("upload of a bad file: HTTP %d, %v", res.StatusCode, err)
-	}
-	return res.StatusCode, e.Error.Message
+	return status, message
+}
+
+// directChat opens a browser with two tabs, alice and bob, registered on
+// the server at baseURL, in a direct conversation alice started with the
+// text "Look at this", both showing it; it returns the conversation's id.
+func directChat(t *testing.T, baseURL string) (alice, bob *page, convID string) {
+	t.Helper()
+	alice, bob = twoUsers(t, newBrowser(t), baseURL)
+	alice.startDirect("bob")
+	alice.do("say hello", chromedp.SendKeys(testID("composer"), "Look at this\n"))
+	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
+	bob.wait("alice's message", messageWith("Look at this"))
+	convID = eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)
+	return alice, bob, convID
 }
 
 // thumbOf is a JavaScript expression: the thumbnail <img> of the n-th
@@ -71,24 +74,10 @@ func thumbOf(n int) string {
 // and a send that fails after a good upload (retried without uploading
 // again).
 func TestImages(t *testing.T) {
-	browser := newBrowser(t)
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ReconnectAfter = 5 * time.Minute }))
 	shots := screenshotDir(t)
 	dir := t.TempDir()
-
-	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
-	bob := &page{t: t, name: "bob", tab: newTab(t, browser, srv.URL)}
-	alice.register("alice-password-1")
-	bob.register("bob-password-1")
-	alice.do("start a direct chat",
-		chromedp.SendKeys(testID("direct-username"), "bob"),
-		chromedp.Click(testID("start-direct")),
-	)
-	alice.wait("the chat with bob open", `document.querySelector('[data-testid=pane-title]').textContent === 'bob'`)
-	alice.do("say hello", chromedp.SendKeys(testID("composer"), "Look at this\n"))
-	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
-	bob.wait("alice's message", messageWith("Look at this"))
-	convID := eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)
+	alice, bob, convID := directChat(t, srv.URL)
 	aliceToken := alice.token()
 
 	// 1. The attach button: a 640x480 PNG. The server's thumbnail fits in

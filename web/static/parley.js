@@ -84,6 +84,76 @@ function uploadRefused(code) {
 // How long one upload may take before it counts as lost and is retried.
 const UPLOAD_TIMEOUT_MS = 120000;
 
+// ---- shrinking photos ----
+//
+// The server refuses, before decoding, an upload whose decode would need
+// more than its memory budget (64 MiB by default, docs/protocol.md
+// "Uploads"): a color JPEG is costed at ~15 bytes per pixel, so a 12 MP
+// phone photo is refused. Like other chat apps, the client shrinks photos
+// before upload; it also saves bandwidth and time.
+
+/** IMAGE_MAX_SIDE is the longest side, in px, of an image sent unshrunk. */
+export const IMAGE_MAX_SIDE = 2048;
+
+/**
+ * IMAGE_MAX_PIXELS is the most pixels of an image sent unshrunk: a 4:3
+ * photo at IMAGE_MAX_SIDE (2048 x 1536), which the server's default
+ * budget accepts as a JPEG; a square 2048 x 2048 JPEG it would refuse.
+ */
+export const IMAGE_MAX_PIXELS = 2048 * 1536;
+
+const SHRINK_JPEG_QUALITY = 0.85;
+
+/**
+ * shrinkImage resolves to blob itself when the image fits in maxSide on
+ * its longest side and maxPixels, else to a copy scaled down to fit,
+ * rotated upright by its EXIF orientation: a PNG stays a PNG (it may be
+ * transparent), anything else becomes a JPEG (quality 0.85). It never
+ * rejects: bytes this browser cannot decode or encode resolve to blob,
+ * for the server to judge.
+ */
+export async function shrinkImage(blob, { maxSide = IMAGE_MAX_SIDE, maxPixels = IMAGE_MAX_PIXELS } = {}) {
+  if (typeof globalThis.createImageBitmap !== 'function') return blob;
+  let bmp;
+  try {
+    bmp = await createImageBitmap(blob, { imageOrientation: 'from-image' });
+  } catch {
+    return blob; // not an image this browser reads: the server decides
+  }
+  try {
+    const { width, height } = bmp;
+    const scale = Math.min(1, maxSide / Math.max(width, height), Math.sqrt(maxPixels / (width * height)));
+    if (!(scale < 1)) return blob;
+    const w = Math.max(1, Math.floor(width * scale));
+    const h = Math.max(1, Math.floor(height * scale));
+    const type = blob.type === 'image/png' ? 'image/png' : 'image/jpeg';
+    return (await drawScaled(bmp, w, h, type)) || blob;
+  } catch (err) {
+    console.warn('parley: the image is sent as it is; it could not be shrunk here', err);
+    return blob;
+  } finally {
+    bmp.close();
+  }
+}
+
+/** drawScaled draws bmp into a w x h canvas and resolves to its bytes as type (null if the browser cannot). */
+async function drawScaled(bmp, w, h, type) {
+  const offscreen = typeof globalThis.OffscreenCanvas === 'function';
+  const canvas = offscreen ? new OffscreenCanvas(w, h) : Object.assign(document.createElement('canvas'), { width: w, height: h });
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return null;
+  if (type === 'image/jpeg') {
+    // JPEG has no alpha: transparent pixels (a GIF's, a WebP's) become white, not black.
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, w, h);
+  }
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(bmp, 0, 0, w, h);
+  if (offscreen) return canvas.convertToBlob({ type, quality: SHRINK_JPEG_QUALITY });
+  return new Promise((resolve) => canvas.toBlob(resolve, type, SHRINK_JPEG_QUALITY));
+}
+
 // ---- image blobs ----
 //
 // An image waiting in the outbox keeps its bytes in IndexedDB (localStorage
@@ -236,6 +306,7 @@ export class Client {
     this.itemPrefix = `${keyBase}.outbox.`;
     this.senderLock = `${keyBase}.sender`;
     this.blobs = new Map(); // client_id -> Blob of an image this page holds
+    this.shrinking = new Map(); // client_id -> promise of the shrunk bytes (see sendImage)
     this.uploadAbort = null; // aborts the upload in flight at close()
     this.position = this.loadPosition();
     this.outbox = this.loadOutbox();
@@ -826,6 +897,9 @@ export class Client {
    * good upload is retried without uploading again. An upload cut off by
    * the network is retried; one the server refuses (not an image, too
    * large, corrupt) marks the item failed with the server's reason.
+   *
+   * A photo over IMAGE_MAX_SIDE or IMAGE_MAX_PIXELS is shrunk first (see
+   * shrinkImage); the outbox keeps, and uploads, the shrunk bytes.
    */
   sendImage(conversationId, file, caption = '') {
     const item = this.newItem(conversationId, {
@@ -838,12 +912,26 @@ export class Client {
     });
     this.blobs.set(item.client_id, file);
     // Shown at once; stored (so other tabs and a reload see it) once the
-    // bytes are in IndexedDB, so no tab finds the item without its image.
+    // bytes, shrunk, are in IndexedDB, so no tab finds the item without
+    // its image. An upload of this page that starts before the shrink
+    // ends waits for it (uploadItem).
     this.outbox.push(item);
     this.emit('outbox', this.outbox.slice());
-    blobOp('readwrite', (s) => s.put(file, this.blobKey(item.client_id)))
+    const shrunk = shrinkImage(file).then((blob) => {
+      // A flush may have replaced the item meanwhile (updateItem).
+      const cur = this.outbox.find((i) => i.client_id === item.client_id);
+      if (blob !== file && cur) {
+        this.blobs.set(item.client_id, blob);
+        Object.assign(cur, { file_type: blob.type, file_size: blob.size });
+      }
+      return blob;
+    });
+    this.shrinking.set(item.client_id, shrunk);
+    shrunk
+      .then((blob) => blobOp('readwrite', (s) => s.put(blob, this.blobKey(item.client_id))))
       .catch((err) => console.warn('parley: the image is kept in this page only', err))
       .finally(() => {
+        this.shrinking.delete(item.client_id);
         if (!this.outbox.includes(item)) return; // discarded meanwhile
         this.putItem(item);
         this.flush();
@@ -940,6 +1028,7 @@ export class Client {
    * attachment, or a failed or pending item (null if it left the outbox).
    */
   async uploadItem(item) {
+    await this.shrinking.get(item.client_id)?.catch(() => {});
     const blob = await this.imageBlob(item.client_id);
     if (!blob) return this.updateItem(item, { status: 'failed', error: 'the image is no longer available here; attach it again' });
     const abort = new AbortController();
