@@ -236,9 +236,10 @@ func checkQuery(before, after int64, limit int) error {
 	return nil
 }
 
-// MaxReplyBytes bounds the JSON of the list in one history or events
-// reply (256 KiB): a page whose items would take more holds fewer, at
-// least one, with has_more set, and the client pages on with its cursor.
+// MaxReplyBytes bounds the JSON of the list in one history, conversations
+// or events reply (256 KiB): a page whose items would take more holds
+// fewer, at least one, with has_more set, and the client pages on with
+// its cursor.
 // On the WebSocket the bound is at most half the send queue's budget
 // (conn.replyBytes).
 const MaxReplyBytes = 256 << 10
