@@ -48,12 +48,13 @@ type chatState struct {
 	convs    map[string]*parley.Conversation
 	loaded   bool
 	listing  int                // Conversations calls under way
-	// touched is, while listing, the evSeq of the last event per
-	// conversation: one that moved between pages is fetched alone.
-	touched map[string]uint64
 	unread   map[string]*unread // per conversation, while loaded or listing
 	evSeq    uint64             // events applied so far (orders fetches against events)
 	views    map[string][]*ConversationView
+
+	// touched is, while listing, the evSeq of the last event per
+	// conversation: one that moved between pages is fetched alone.
+	touched map[string]uint64
 }
 
 func newChatState(c *Client) *chatState {
