@@ -15,7 +15,7 @@ import (
 // EUNAVAILABLE and the app decides), except Send, which has the outbox.
 
 // Conversations fetches the user's conversations, most recent activity
-// first, and from then on keeps them up to date from events (new messages,
+// first (every page of them: the server cuts long lists), and from then on keeps them up to date from events (new messages,
 // reads, deletes, changes): CachedConversations returns that list.
 func (c *Client) Conversations(ctx context.Context) ([]parley.Conversation, error) {
 	s := c.state
@@ -23,10 +23,13 @@ func (c *Client) Conversations(ctx context.Context) ([]parley.Conversation, erro
 	s.listing++
 	sentAt := s.evSeq
 	s.mu.Unlock()
-	var list protocol.ConversationList
-	err := c.call(ctx, protocol.OpConversations, nil, &list, true)
+	list, err := c.listConversations(ctx)
 	s.mu.Lock()
 	s.listing--
+	touched := s.touched
+	if s.listing == 0 {
+		s.touched = nil
+	}
 	if err != nil {
 		if !s.loaded && s.listing == 0 {
 			s.unread = make(map[string]*unread)
@@ -36,18 +39,58 @@ func (c *Client) Conversations(ctx context.Context) ([]parley.Conversation, erro
 	}
 	s.loaded = true
 	old := s.convs
-	s.convs = make(map[string]*parley.Conversation, len(list.Conversations))
-	for i := range list.Conversations {
-		cv := list.Conversations[i]
+	s.convs = make(map[string]*parley.Conversation, len(list))
+	for i := range list {
+		cv := list[i]
 		if o := old[cv.ID]; o != nil && o.LastSeq > cv.LastSeq {
 			s.convs[cv.ID] = o // keep what newer events made of it below
 		}
 		s.takeReplyLocked(&cv, sentAt)
-		list.Conversations[i] = s.viewLocked(s.convs[cv.ID])
+		list[i] = s.viewLocked(s.convs[cv.ID])
+	}
+	// A conversation that had events while the pages were fetched may
+	// have moved to a page already read and be missing: fetch it alone.
+	for id, at := range touched {
+		if at > sentAt && s.convs[id] == nil {
+			s.refreshLocked(id)
+		}
 	}
 	s.mu.Unlock()
 	c.emit(ConversationsChanged{})
-	return list.Conversations, nil
+	return list, nil
+}
+
+// listConversations fetches every page of the conversation list,
+// following the server's cursor while it says has_more (an older server
+// sends the whole list and no has_more).
+func (c *Client) listConversations(ctx context.Context) ([]parley.Conversation, error) {
+	var all []parley.Conversation
+	var q protocol.Conversations
+	for {
+		var page protocol.ConversationList
+		if err := c.call(ctx, protocol.OpConversations, q, &page, true); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Conversations...)
+		if !page.HasMore || page.Next == "" {
+			return dedupeConversations(all), nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// dedupeConversations keeps the first of each id: a conversation whose
+// activity changed between pages may come twice.
+func dedupeConversations(list []parley.Conversation) []parley.Conversation {
+	seen := make(map[string]bool, len(list))
+	out := list[:0]
+	for _, cv := range list {
+		if !seen[cv.ID] {
+			seen[cv.ID] = true
+			out = append(out, cv)
+		}
+	}
+	return out
 }
 
 // CachedConversations returns the conversation list as events left it

@@ -51,6 +51,10 @@ type chatState struct {
 	unread   map[string]*unread // per conversation, while loaded or listing
 	evSeq    uint64             // events applied so far (orders fetches against events)
 	views    map[string][]*ConversationView
+
+	// touched is, while listing, the evSeq of the last event per
+	// conversation: one that moved between pages is fetched alone.
+	touched map[string]uint64
 }
 
 func newChatState(c *Client) *chatState {
@@ -126,6 +130,12 @@ func (s *chatState) apply(ev Event) {
 	me := s.c.User().ID
 	s.mu.Lock()
 	s.evSeq++
+	if id := eventConversation(ev); id != "" && s.listing > 0 {
+		if s.touched == nil {
+			s.touched = make(map[string]uint64)
+		}
+		s.touched[id] = s.evSeq
+	}
 	listChanged := false
 	var views []*ConversationView
 	switch e := ev.(type) {
@@ -221,6 +231,18 @@ func (s *chatState) apply(ev Event) {
 	for _, v := range views {
 		v.apply(ev)
 	}
+}
+
+// eventConversation is the conversation a new message or a change
+// (which can move or add a conversation in the list) is about, or "".
+func eventConversation(ev Event) string {
+	switch e := ev.(type) {
+	case NewMessage:
+		return e.Message.ConversationID
+	case ConversationUpdated:
+		return e.Conversation.ID
+	}
+	return ""
 }
 
 // unreadLocked updates a conversation's unread tracker with f (while the

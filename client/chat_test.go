@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -605,6 +606,42 @@ func TestViewResumeAndResync(t *testing.T) {
 		}
 		if err := v.Err(); err != nil && !errors.Is(err, context.Canceled) {
 			t.Fatalf("view error %v", err)
+		}
+	})
+}
+
+// TestConversationsFollowsPages: a user in more conversations than fit in
+// one reply (a small send queue makes the server cut pages of 8 KiB) gets
+// all of them from Conversations and in CachedConversations, once each.
+func TestConversationsFollowsPages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, func(c *server.Config) { c.Limits.SendQueueBytes = 16 << 10 })
+		alice := bubbleUsers(t, b, "alice", "bob")[0]
+		ctx := context.Background()
+		want := make(map[string]bool)
+		for i := range 60 {
+			title := fmt.Sprintf("%03d %s", i, strings.Repeat("t", parley.MaxTitleRunes-4))
+			cv, _, err := b.store.CreateGroup(ctx, "alice", title, []string{"bob"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[cv.ID] = true
+		}
+		list, err := alice.Conversations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, got := range map[string][]parley.Conversation{"Conversations": list, "CachedConversations": alice.CachedConversations()} {
+			seen := make(map[string]bool)
+			for _, cv := range got {
+				if seen[cv.ID] || !want[cv.ID] {
+					t.Fatalf("%s: conversation %s twice or unknown", name, cv.ID)
+				}
+				seen[cv.ID] = true
+			}
+			if len(seen) != len(want) {
+				t.Fatalf("%s: %d conversations, want %d", name, len(seen), len(want))
+			}
 		}
 	})
 }

@@ -173,9 +173,24 @@ type ConversationRef struct {
 	ConversationID string `json:"conversation_id"`
 }
 
-// ConversationList is the reply to OpConversations.
+// Conversations asks for a page of the user's conversations
+// (OpConversations), newest activity first: the first page without
+// Cursor, the next ones with the Next of the page before.
+type Conversations struct {
+	// Cursor is an opaque string, the Next of the previous page.
+	Cursor string `json:"cursor,omitempty"`
+	// Limit caps the page's conversations (1..1000; 0: as many as fit
+	// the reply's byte cap).
+	Limit int `json:"limit,omitempty"`
+}
+
+// ConversationList is the reply to OpConversations: a page cut to the
+// reply's byte cap. HasMore says more follow, to ask for with Next as the
+// cursor; an older server sends neither (the whole list).
 type ConversationList struct {
 	Conversations []parley.Conversation `json:"conversations"`
+	HasMore       bool                  `json:"has_more"`
+	Next          string                `json:"next,omitempty"`
 }
 
 // CreateDirect opens the direct conversation with a user named by id or by

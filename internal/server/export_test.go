@@ -67,3 +67,7 @@ func (s *Server) Panics(where string) float64 {
 
 // Conns counts the registered connections.
 func (s *Server) Conns() int { return len(s.hub.conns()) }
+
+// SetHTTPReplyBytes lowers the HTTP replies' byte cap (0: MaxReplyBytes),
+// so a test needs few items to fill a page.
+func (s *Server) SetHTTPReplyBytes(n int) { s.httpReplyCap.Store(int64(n)) }

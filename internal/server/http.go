@@ -157,7 +157,16 @@ func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, u parley.Use
 }
 
 func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u parley.User) {
-	v, err := s.svc.conversations(r.Context(), u)
+	q, err := queryInts(r, "limit")
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	if q[0] > MaxConversationsPage {
+		q[0] = MaxConversationsPage + 1 // refused by the service with the same message
+	}
+	d := protocol.Conversations{Cursor: r.URL.Query().Get("cursor"), Limit: int(q[0])}
+	v, err := s.svc.conversations(r.Context(), u, d, s.httpReplyBytes())
 	s.reply(w, http.StatusOK, v, err)
 }
 
@@ -232,7 +241,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.
 		q[2] = parley.MaxPageLimit + 1 // refused by the service with the same message
 	}
 	v, err := s.svc.history(r.Context(), u, protocol.History{
-		ConversationID: r.PathValue("id"), Before: q[0], After: q[1], Limit: int(q[2])}, MaxReplyBytes)
+		ConversationID: r.PathValue("id"), Before: q[0], After: q[1], Limit: int(q[2])}, s.httpReplyBytes())
 	s.reply(w, http.StatusOK, v, err)
 }
 
@@ -288,7 +297,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, u parley.U
 	if q[1] > MaxEventsPage {
 		q[1] = MaxEventsPage + 1
 	}
-	v, err := s.svc.events(r.Context(), u, q[0], int(q[1]), MaxReplyBytes)
+	v, err := s.svc.events(r.Context(), u, q[0], int(q[1]), s.httpReplyBytes())
 	s.reply(w, http.StatusOK, v, err)
 }
 

@@ -46,7 +46,7 @@ func (c *conn) reply(req protocol.Request, v any, err error) {
 	c.enqueue(encodeData(protocol.TypeReply, req.ID, v), false)
 }
 
-// replyBytes bounds a history reply's messages on this connection:
+// replyBytes bounds a history or conversations reply's list on this connection:
 // MaxReplyBytes, or half the send queue's budget when that is smaller, so
 // a reply queued behind half a budget (the worker waits for that much to
 // drain, see work) fits in it.
@@ -190,7 +190,11 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		}
 		return struct{}{}, svc.typing(ctx, u, d)
 	case protocol.OpConversations:
-		return svc.conversations(ctx, u)
+		d, err := decode[protocol.Conversations](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.conversations(ctx, u, d, c.replyBytes())
 	case protocol.OpConversation:
 		d, err := decode[protocol.ConversationRef](req)
 		if err != nil {

@@ -179,6 +179,18 @@ type Server struct {
 	// panicHook, set only by tests (export_test.go), may panic where
 	// it is called (see testPanic).
 	panicHook atomic.Pointer[func(where string)]
+	// httpReplyCap, set only by tests (export_test.go), lowers the HTTP
+	// replies' byte cap below MaxReplyBytes (see httpReplyBytes).
+	httpReplyCap atomic.Int64
+}
+
+// httpReplyBytes bounds the list of an HTTP history, conversations or
+// events reply: MaxReplyBytes (a test may set less).
+func (s *Server) httpReplyBytes() int {
+	if n := s.httpReplyCap.Load(); n > 0 {
+		return int(n)
+	}
+	return MaxReplyBytes
 }
 
 // New returns a running Server: it subscribes to the broker, reads the

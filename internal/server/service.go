@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -233,9 +236,10 @@ func checkQuery(before, after int64, limit int) error {
 	return nil
 }
 
-// MaxReplyBytes bounds the JSON of the list in one history or events
-// reply (256 KiB): a page whose items would take more holds fewer, at
-// least one, with has_more set, and the client pages on with its cursor.
+// MaxReplyBytes bounds the JSON of the list in one history, conversations
+// or events reply (256 KiB): a page whose items would take more holds
+// fewer, at least one, with has_more set, and the client pages on with
+// its cursor.
 // On the WebSocket the bound is at most half the send queue's budget
 // (conn.replyBytes).
 const MaxReplyBytes = 256 << 10
@@ -420,18 +424,105 @@ func conversationURLs(c parley.Conversation) parley.Conversation {
 	return c
 }
 
-func (s *service) conversations(ctx context.Context, u parley.User) (protocol.ConversationList, error) {
+// MaxConversationsPage is the largest limit a conversations request may
+// ask for.
+const MaxConversationsPage = 1000
+
+// conversations returns a page of the user's conversations, newest
+// activity first (ties by id, descending), at most maxBytes of them in
+// JSON (see MaxReplyBytes) and at most d.Limit; has_more and next say to
+// ask again with next as the cursor, which returns the conversations that
+// come after the page's last one in that order. The store has no paged
+// query: each page is cut from the user's whole list, which keeps the
+// server's memory per request that of the list, not the reply's bytes.
+func (s *service) conversations(ctx context.Context, u parley.User, d protocol.Conversations, maxBytes int) (protocol.ConversationList, error) {
 	if err := s.limits.reads.check(u.ID); err != nil {
 		return protocol.ConversationList{}, err
+	}
+	if d.Limit < 0 || d.Limit > MaxConversationsPage {
+		return protocol.ConversationList{}, parley.Errorf(parley.EINVALID, "limit must be 1 to %d", MaxConversationsPage)
+	}
+	var after convCursor
+	if d.Cursor != "" {
+		var err error
+		if after, err = parseConvCursor(d.Cursor); err != nil {
+			return protocol.ConversationList{}, err
+		}
 	}
 	cs, err := s.store.Conversations(ctx, u.ID)
 	if err != nil {
 		return protocol.ConversationList{}, err
 	}
+	return pageConversations(cs, after, d.Limit, maxBytes), nil
+}
+
+// convCursor is a place in the conversation list: the last activity and
+// id of the conversation a page ended with. Its text form is
+// "<unix nanoseconds>:<id>", opaque to clients.
+type convCursor struct {
+	at time.Time
+	id string
+}
+
+func cursorOf(c *parley.Conversation) convCursor {
+	return convCursor{at: c.LastActivityAt, id: c.ID}
+}
+
+func (c convCursor) String() string {
+	return strconv.FormatInt(c.at.UnixNano(), 10) + ":" + c.id
+}
+
+func parseConvCursor(s string) (convCursor, error) {
+	ns, id, ok := strings.Cut(s, ":")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || id == "" {
+		return convCursor{}, parley.Errorf(parley.EINVALID, "cursor is not one this server gave")
+	}
+	return convCursor{at: time.Unix(0, n), id: id}, nil
+}
+
+// before says a comes before b in the list: newer activity, or the same
+// activity and the greater id.
+func (a convCursor) before(b convCursor) bool {
+	if !a.at.Equal(b.at) {
+		return a.at.After(b.at)
+	}
+	return a.id > b.id
+}
+
+// pageConversations cuts the page after `after` (the zero cursor: from
+// the start) out of the user's whole list cs: at most limit (0: no count
+// limit) and maxBytes of JSON, at least one when any remain.
+func pageConversations(cs []parley.Conversation, after convCursor, limit, maxBytes int) protocol.ConversationList {
+	// The stores sort the same way; sorting again makes the cursor exact
+	// whatever the store does with equal times.
+	slices.SortFunc(cs, func(a, b parley.Conversation) int {
+		switch ca, cb := cursorOf(&a), cursorOf(&b); {
+		case ca.before(cb):
+			return -1
+		case cb.before(ca):
+			return 1
+		}
+		return 0
+	})
+	if after.id != "" {
+		cs = cs[sort.Search(len(cs), func(i int) bool { return after.before(cursorOf(&cs[i])) }):]
+	}
+	var p protocol.ConversationList
+	if limit > 0 && len(cs) > limit {
+		cs, p.HasMore = cs[:limit], true
+	}
 	for i := range cs {
 		cs[i] = conversationURLs(cs[i])
 	}
-	return protocol.ConversationList{Conversations: nonNil(cs)}, nil
+	if n := fitting(cs, maxBytes, false); n < len(cs) {
+		cs, p.HasMore = cs[:n], true
+	}
+	if p.HasMore {
+		p.Next = cursorOf(&cs[len(cs)-1]).String()
+	}
+	p.Conversations = nonNil(cs)
+	return p
 }
 
 func (s *service) conversation(ctx context.Context, u parley.User, id string) (parley.Conversation, error) {

@@ -302,9 +302,17 @@ function mergeConversation(fresh) {
 async function loadConversations() {
   const c = app.client;
   try {
-    const res = await c.api('GET', '/v1/conversations');
-    if (c !== app.client) return;
-    for (const conv of res.conversations || []) mergeConversation(conv);
+    // The server cuts a long list into pages: follow `next` while it
+    // says has_more (an older server sends the whole list at once).
+    let cursor = '';
+    for (;;) {
+      const q = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
+      const res = await c.api('GET', `/v1/conversations${q}`);
+      if (c !== app.client) return;
+      for (const conv of res.conversations || []) mergeConversation(conv);
+      if (!res.has_more || !res.next) break;
+      cursor = res.next;
+    }
     ui.sidebarError.textContent = '';
   } catch (err) {
     if (c !== app.client) return;

@@ -1,0 +1,166 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
+)
+
+// seedGroups makes alice a member of n groups, each with a 100-character
+// title and `members` other members with long names, straight in the
+// store (no events published), so the list's JSON is large. It returns
+// the group ids.
+func seedGroups(t *testing.T, srv *servertest.Server, n, members int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := srv.Store.EnsureUser(ctx, "alice", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range members {
+		id := fmt.Sprintf("member-%02d", i)
+		if _, err := srv.Store.EnsureUser(ctx, id, id+strings.Repeat("x", 20)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	var (
+		mu    sync.Mutex
+		convs []string
+		wg    sync.WaitGroup
+	)
+	errs := make(chan error, 4)
+	for w := range 4 { // concurrent creates share the store's batches
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				title := fmt.Sprintf("%04d", i) + strings.Repeat("t", parley.MaxTitleRunes-4)
+				c, _, err := srv.Store.CreateGroup(ctx, "alice", title, ids)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				convs = append(convs, c.ID)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	return convs
+}
+
+// TestConversationsReplyByteCap: a user in more conversations than fit in
+// one reply gets pages cut to the reply cap with has_more and next, and a
+// client following next gets every conversation exactly once, newest
+// activity first, on the WebSocket and over HTTP, with and without limit.
+func TestConversationsReplyByteCap(t *testing.T) {
+	// A small send queue and HTTP cap (8 KiB of conversations a page on
+	// both) let 60 conversations of about 500 bytes fill several pages.
+	const capBytes = 8 << 10
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits.SendQueueBytes = 2 * capBytes }))
+	srv.Server.SetHTTPReplyBytes(capBytes)
+	want := seedGroups(t, srv, 60, 3)
+	aTok := srv.Token(t, "alice", "alice")
+	a := connect(t, srv, aTok, nil)
+
+	ws := func(q protocol.Conversations) (protocol.ConversationList, int) {
+		f := a.call(protocol.OpConversations, q)
+		if f.Type != protocol.TypeReply {
+			t.Fatalf("conversations %+v: %s %+v", q, f.Type, f.Error)
+		}
+		return decodeJSON[protocol.ConversationList](t, f.Data), len(f.Data)
+	}
+	overHTTP := func(q protocol.Conversations) (protocol.ConversationList, int) {
+		r := httpDo(t, srv, "GET", fmt.Sprintf("/v1/conversations?cursor=%s&limit=%d", url.QueryEscape(q.Cursor), q.Limit), aTok, "")
+		if r.status != 200 {
+			t.Fatalf("GET /v1/conversations: %d %s", r.status, r.body)
+		}
+		return decodeJSON[protocol.ConversationList](t, r.body), len(r.body)
+	}
+	for name, get := range map[string]func(protocol.Conversations) (protocol.ConversationList, int){"ws": ws, "http": overHTTP} {
+		for _, limit := range []int{0, 7} {
+			var got []parley.Conversation
+			q := protocol.Conversations{Limit: limit}
+			pages := 0
+			for ; ; pages++ {
+				p, size := get(q)
+				if len(p.Conversations) == 0 {
+					t.Fatalf("%s limit %d: an empty page", name, limit)
+				}
+				if size > capBytes+1024 {
+					t.Fatalf("%s limit %d: a reply of %d bytes, over the cap", name, limit, size)
+				}
+				if limit > 0 && len(p.Conversations) > limit {
+					t.Fatalf("%s: %d conversations, over the limit %d", name, len(p.Conversations), limit)
+				}
+				got = append(got, p.Conversations...)
+				if !p.HasMore {
+					if p.Next != "" {
+						t.Fatalf("%s limit %d: next %q on the last page", name, limit, p.Next)
+					}
+					break
+				}
+				if p.Next == "" {
+					t.Fatalf("%s limit %d: has_more without next", name, limit)
+				}
+				q.Cursor = p.Next
+			}
+			if pages == 0 {
+				t.Fatalf("%s limit %d: one page for %d conversations: the reply was not cut", name, limit, len(want))
+			}
+			checkConversationOrder(t, fmt.Sprintf("%s limit %d", name, limit), got, want)
+			t.Logf("%s limit %d: %d conversations in %d pages", name, limit, len(got), pages+1)
+		}
+	}
+
+	// A cursor the server did not give is refused.
+	for _, c := range []string{"x", "12", "12:", ":id", "1.5:id"} {
+		if f := a.call(protocol.OpConversations, protocol.Conversations{Cursor: c}); f.Type != protocol.TypeError || f.Error.Code != parley.EINVALID {
+			t.Errorf("cursor %q: %s %+v, want invalid", c, f.Type, f.Error)
+		}
+	}
+	if r := httpDo(t, srv, "GET", "/v1/conversations?limit=1001", aTok, ""); r.status != 400 {
+		t.Errorf("limit 1001: %d, want 400", r.status)
+	}
+}
+
+// checkConversationOrder says got holds every id of want exactly once,
+// newest activity first (ties by id, descending).
+func checkConversationOrder(t *testing.T, name string, got []parley.Conversation, want []string) {
+	t.Helper()
+	seen := make(map[string]bool, len(got))
+	for i, cv := range got {
+		if seen[cv.ID] {
+			t.Fatalf("%s: conversation %s twice", name, cv.ID)
+		}
+		seen[cv.ID] = true
+		if i > 0 {
+			p := got[i-1]
+			if p.LastActivityAt.Before(cv.LastActivityAt) || p.LastActivityAt.Equal(cv.LastActivityAt) && p.ID < cv.ID {
+				t.Fatalf("%s: %s (%v) after %s (%v): out of order", name, cv.ID, cv.LastActivityAt, p.ID, p.LastActivityAt)
+			}
+		}
+	}
+	for _, id := range want {
+		if !seen[id] {
+			t.Fatalf("%s: conversation %s missing", name, id)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d conversations, want %d", name, len(got), len(want))
+	}
+}
