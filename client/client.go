@@ -460,12 +460,17 @@ func (c *Client) RemoveEventHandler(id string) {
 	c.horder = removeID(c.horder, id)
 }
 
-// StatusChanges returns a channel that receives every status change from
-// now until ctx ends or the client closes; then it is closed. Changes are
-// sent from the callback goroutine, which waits for the reader: read the
-// channel (or cancel ctx), or other callbacks stall behind it.
+// StatusChanges returns a channel that receives status changes from now
+// until ctx ends or the client closes; then it is closed. The channel
+// holds the last StatusChangesBuffer changes: a reader that keeps up sees
+// every change in order, and one that lags loses the oldest changes it has
+// not read, never the newest, so the last value it reads is always the
+// current state (Current of the last change). Sending never waits for the
+// reader: a reader that stops reading holds up nothing (not the other
+// listeners, event handlers, views or Close), it only misses changes.
+// Status() is the state now, whatever the channel holds.
 func (c *Client) StatusChanges(ctx context.Context) <-chan StatusChange {
-	s := &statusSub{ch: make(chan StatusChange, 16), ctx: ctx}
+	s := &statusSub{ch: make(chan StatusChange, StatusChangesBuffer)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -484,24 +489,38 @@ func (c *Client) StatusChanges(ctx context.Context) <-chan StatusChange {
 	return s.ch
 }
 
-// statusSub is one StatusChanges channel. mu orders sends and the close.
+// StatusChangesBuffer is how many changes a StatusChanges channel holds
+// for a reader that lags; older ones are dropped to make room.
+const StatusChangesBuffer = 16
+
+// statusSub is one StatusChanges channel. mu orders sends and the close;
+// it is never held while waiting on the reader.
 type statusSub struct {
 	ch     chan StatusChange
-	ctx    context.Context
 	stop   func() bool
 	mu     sync.Mutex
 	closed bool
 }
 
+// send queues ch without waiting: when the buffer is full it drops the
+// oldest change to make room. Only the callback goroutine sends (under
+// s.mu), so after one receive here there is room for ch.
 func (s *statusSub) send(ch StatusChange) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	select {
-	case s.ch <- ch:
-	case <-s.ctx.Done():
+	for {
+		select {
+		case s.ch <- ch:
+			return
+		default:
+		}
+		select {
+		case <-s.ch: // the oldest goes; the reader may have taken it already
+		default:
+		}
 	}
 }
 
