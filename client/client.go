@@ -66,7 +66,10 @@ var ErrClosed = errors.New("client: closed")
 // TokenSource returns a token for the next connection. It is called before
 // every connection attempt, and once more right away when the server
 // rejects a token (close code 4100), so an app can refresh an expired
-// token; a second rejection in a row is terminal.
+// token; a second rejection in a row is terminal. Because it runs before
+// every attempt (also for image uploads), it must be cheap: return a cached
+// token while it is valid and log in (Login) only when it is close to
+// expiry or was just rejected, not on every call.
 type TokenSource func(ctx context.Context) (string, error)
 
 // Option configures a Client.
