@@ -87,11 +87,30 @@ func (c *Client) Conversation(ctx context.Context, conversationID string) (parle
 	return cv, err
 }
 
-// CreateDirect opens (or finds) the direct conversation with a user, named
-// by id (userID) or, when userID is empty, by username.
-func (c *Client) CreateDirect(ctx context.Context, userID, username string) (parley.Conversation, error) {
+// CreateDirect opens (or finds) the direct conversation with the user
+// whose id is userID. It fails with EINVALID for an empty id and ENOTFOUND
+// for an unknown user.
+func (c *Client) CreateDirect(ctx context.Context, userID string) (parley.Conversation, error) {
+	if userID == "" {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "user id is required")
+	}
+	return c.createDirect(ctx, protocol.CreateDirect{UserID: userID})
+}
+
+// CreateDirectByName opens (or finds) the direct conversation with the user
+// named username (any form of the name the server accepts: docs/protocol.md
+// section 1, usernames). It fails with EINVALID for an empty name and
+// ENOTFOUND for an unknown user.
+func (c *Client) CreateDirectByName(ctx context.Context, username string) (parley.Conversation, error) {
+	if username == "" {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "username is required")
+	}
+	return c.createDirect(ctx, protocol.CreateDirect{Username: username})
+}
+
+func (c *Client) createDirect(ctx context.Context, req protocol.CreateDirect) (parley.Conversation, error) {
 	var cv parley.Conversation
-	err := c.call(ctx, protocol.OpCreateDirect, protocol.CreateDirect{UserID: userID, Username: username}, &cv, false)
+	err := c.call(ctx, protocol.OpCreateDirect, req, &cv, false)
 	return cv, err
 }
 

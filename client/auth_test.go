@@ -56,3 +56,42 @@ func TestRegisterAndLogin(t *testing.T) {
 		t.Fatalf("register on a closed server: %v, want forbidden", err)
 	}
 }
+
+// TestCreateDirectByIDAndName: CreateDirect (by id) and CreateDirectByName
+// (any form of the name) find the same conversation; empty arguments are
+// refused before any request.
+func TestCreateDirectByIDAndName(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, alice := srv.Register(t, "alice", "correct horse battery")
+	_, bob := srv.Register(t, "bob", "correct horse battery")
+	c, err := client.New(srv.URL, client.WithToken(srv.Token(t, alice.ID, alice.Name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	byID, err := c.CreateDirect(ctx, bob.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName, err := c.CreateDirectByName(ctx, "BOB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if byID.ID == "" || byID.ID != byName.ID || byID.Kind != parley.Direct {
+		t.Fatalf("by id %+v, by name %+v: want one direct conversation", byID, byName)
+	}
+	if _, err := c.CreateDirectByName(ctx, "nobody"); parley.ErrorCode(err) != parley.ENOTFOUND {
+		t.Fatalf("unknown name: %v, want not_found", err)
+	}
+	if _, err := c.CreateDirect(ctx, ""); parley.ErrorCode(err) != parley.EINVALID {
+		t.Fatalf("empty id: %v, want invalid", err)
+	}
+	if _, err := c.CreateDirectByName(ctx, ""); parley.ErrorCode(err) != parley.EINVALID {
+		t.Fatalf("empty name: %v, want invalid", err)
+	}
+}

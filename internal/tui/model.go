@@ -666,7 +666,7 @@ func (m *Model) command(line string) tea.Cmd {
 		return func() tea.Msg {
 			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 			defer cancel()
-			cv, err := c.CreateDirect(ctx, "", name)
+			cv, err := c.CreateDirectByName(ctx, name)
 			if err != nil {
 				return createdMsg{err: fmt.Errorf("/dm %s: %s", name, errText(err))}
 			}
