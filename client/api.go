@@ -152,20 +152,20 @@ func (c *Client) MarkRead(ctx context.Context, conversationID string, seq int64)
 	return r.ReadSeq, err
 }
 
-// FetchPresence asks the server which contacts are online now and
-// replaces the client's presence set with the answer.
-func (c *Client) FetchPresence(ctx context.Context) ([]string, error) {
+// FetchPresence asks the server which contacts are online now, replaces
+// the client's presence set with the answer and returns it as Online does
+// (sorted by id, names as far as the client knows them).
+func (c *Client) FetchPresence(ctx context.Context) ([]parley.User, error) {
 	var p protocol.PresenceList
 	if err := c.call(ctx, protocol.OpPresence, nil, &p, true); err != nil {
 		return nil, err
 	}
 	s := c.state
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.online = make(map[string]bool, len(p.Online))
 	for _, id := range p.Online {
 		s.online[id] = true
 	}
-	s.mu.Unlock()
-	sort.Strings(p.Online)
-	return p.Online, nil
+	return s.usersLocked(s.online), nil
 }

@@ -482,6 +482,7 @@ func (c *Client) handleEvent(cn *wsConn, ev *parley.Event) {
 	if out == nil {
 		return
 	}
+	out = c.state.named(out)
 	c.state.apply(out)
 	c.out.onEvent(out)
 	c.emit(out)

@@ -268,8 +268,8 @@ func (m *Model) refresh() tea.Cmd {
 		m.convs = m.c.CachedConversations()
 	}
 	m.online = map[string]bool{}
-	for _, id := range m.c.Online() {
-		m.online[id] = true
+	for _, u := range m.c.Online() {
+		m.online[u.ID] = true
 	}
 	m.typing = nil
 	if m.open != "" {
