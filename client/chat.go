@@ -464,7 +464,7 @@ func (c *Client) SetTyping(ctx context.Context, conversationID string, typing bo
 	}
 	s.mu.Unlock()
 	st := c.Status()
-	if _, throttled := st.Throttled["typing"]; throttled || (st.State != Connected && st.State != FeatureThrottled) {
+	if _, throttled := st.Throttled["typing"]; throttled || !st.Connected() {
 		return nil
 	}
 	_, err := c.roundTrip(ctx, protocol.OpTyping, protocol.Typing{ConversationID: conversationID, Typing: typing})

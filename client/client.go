@@ -134,7 +134,7 @@ func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, 
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithOutboxLimit bounds the outbox (default DefaultOutboxLimit). Send
-// fails with EUNAVAILABLE while it is full.
+// fails with ErrOutboxFull (code EUNAVAILABLE) while it is full.
 func WithOutboxLimit(n int) Option { return func(o *options) { o.outboxLimit = n } }
 
 // WithOutboxFile keeps the outbox in a SQLite file at path, so messages
@@ -304,9 +304,16 @@ func wsURL(s string) (string, error) {
 
 // Connect starts the connection and waits until it is up. It returns nil
 // once connected; the error that made the client give up (a terminal close
-// code, MaxAttempts); or ctx's error when ctx ends first, in which case the
-// client keeps trying in the background (Close stops it). Calling Connect
-// again after the client gave up starts over, like Reconnect.
+// code, MaxAttempts); or ctx's error when ctx ends first.
+//
+// ctx bounds only the wait, not the client: when Connect returns ctx's
+// error the client is still started and keeps retrying in the background
+// (Reconnecting, with backoff, forever unless WithMaxAttempts), and
+// connects by itself once the server answers; listeners, StatusChanges
+// and Status say when. Call Close to stop it. The TokenSource runs before
+// every attempt, in the background too. Calling Connect again after the
+// client gave up starts over, like Reconnect; calling it while it retries
+// only waits.
 func (c *Client) Connect(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
@@ -330,7 +337,7 @@ func (c *Client) Connect(ctx context.Context) error {
 		switch {
 		case closed:
 			return ErrClosed
-		case st.State == Connected || st.State == FeatureThrottled:
+		case st.Connected():
 			return nil
 		case st.State == Disconnected && gaveUp:
 			return st.Err
@@ -369,6 +376,15 @@ func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.status.clone()
+}
+
+// Connected reports whether the client is connected now: State
+// Connected or FeatureThrottled (connected with some features switched
+// off). A shortcut for Status().Connected().
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status.Connected()
 }
 
 // User returns the user the server welcomed us as (zero before the first

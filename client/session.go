@@ -691,10 +691,10 @@ func (c *Client) refuseLocked() error {
 		return nil
 	}
 	if !c.started {
-		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected: call Connect first"}
+		return coded(ErrDisconnected, &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected: call Connect first"})
 	}
 	if c.status.Err != nil {
-		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected and stopped retrying: " + c.status.Err.Error() + " (call Reconnect to try again)"}
+		return coded(ErrDisconnected, &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected and stopped retrying: " + c.status.Err.Error() + " (call Reconnect to try again)"})
 	}
-	return &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected"}
+	return coded(ErrDisconnected, &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected"})
 }

@@ -297,7 +297,7 @@ func (m *Model) follow() tea.Cmd {
 		}
 		return o.conv != m.open || slices.ContainsFunc(m.msgs, func(x parley.Message) bool { return x.ClientID == o.clientID })
 	})
-	connected := m.status.State == client.Connected || m.status.State == client.FeatureThrottled
+	connected := m.status.Connected()
 	if m.c != nil && connected && !m.loaded && !m.loading {
 		cmds = append(cmds, m.fetchList())
 	}
@@ -548,7 +548,7 @@ func (m *Model) reconnect() tea.Cmd {
 	if m.c == nil {
 		return nil
 	}
-	if m.status.State == client.Connected || m.status.State == client.FeatureThrottled {
+	if m.status.Connected() {
 		m.notice = "already connected"
 		return nil
 	}

@@ -1,0 +1,106 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"sync/atomic"
+	"testing/synctest"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
+)
+
+// TestConnectDeadlineKeepsRetrying: Connect returns ctx's error at its
+// deadline while the server is unreachable, and the client goes on trying
+// in the background: it connects by itself once the server answers.
+func TestConnectDeadlineKeepsRetrying(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		b.proxy.Refuse(true)
+		var asked atomic.Int32
+		tok := b.token("alice")
+		c := b.client(client.WithTokenSource(func(context.Context) (string, error) { asked.Add(1); return tok, nil }),
+			client.WithBackoff(100*time.Millisecond, time.Second))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.Connect(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Connect: %v, want the deadline", err)
+		}
+		if c.Connected() || c.Status().State == client.Disconnected {
+			t.Fatalf("after Connect's deadline: %+v, want still retrying", c.Status())
+		}
+		before := asked.Load()
+		b.proxy.Heal()
+		time.Sleep(2 * time.Second) // more than the backoff's cap
+		synctest.Wait()
+		if !c.Connected() || !c.Status().Connected() {
+			t.Fatalf("status %+v, want connected without another Connect", c.Status())
+		}
+		if after := asked.Load(); after <= before || before < 2 {
+			t.Fatalf("token source asked %d times before the deadline, %d in all; want once per attempt", before, after)
+		}
+	})
+}
+
+// TestFlushAndOutboxErrors: offline, Send queues until the outbox is full,
+// then fails with ErrOutboxFull (code unavailable); Flush waits until the
+// queued messages are sent, or until its ctx ends; a client not started
+// refuses Send with ErrDisconnected (code unavailable; a client that gave
+// up: TestBackoffScheduleAndMaxAttempts).
+func TestFlushAndOutboxErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		alice := b.client(client.WithToken(b.token("alice")), client.WithOutboxLimit(2),
+			client.WithBackoff(100*time.Millisecond, time.Second), client.WithMaxAttempts(1000))
+		ctx := context.Background()
+		if _, err := alice.Send(ctx, "x", "hi"); !errors.Is(err, client.ErrDisconnected) || errors.Is(err, client.ErrOutboxFull) ||
+			parley.ErrorCode(err) != parley.EUNAVAILABLE {
+			t.Fatalf("Send before Connect: %v, want ErrDisconnected with code unavailable", err)
+		}
+		if err := alice.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		b.token("bob")
+		cv, err := alice.CreateDirect(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.proxy.Refuse(true)
+		b.proxy.CutAll()
+		synctest.Wait()
+		var ms []*client.Message
+		for i := range 2 {
+			m, err := alice.Send(ctx, cv.ID, "queued "+string(rune('a'+i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms = append(ms, m)
+		}
+		_, err = alice.Send(ctx, cv.ID, "one too many")
+		if !errors.Is(err, client.ErrOutboxFull) || errors.Is(err, client.ErrDisconnected) || parley.ErrorCode(err) != parley.EUNAVAILABLE {
+			t.Fatalf("Send to a full outbox: %v, want ErrOutboxFull with code unavailable", err)
+		}
+		short, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if err := alice.Flush(short); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Flush while offline: %v, want the deadline", err)
+		}
+		b.proxy.Heal()
+		if err := alice.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(alice.Pending()); n != 0 {
+			t.Fatalf("%d messages still pending after Flush", n)
+		}
+		for _, m := range ms {
+			if m.Status() != client.Sent {
+				t.Fatalf("%q is %v after Flush", m.Text(), m.Status())
+			}
+		}
+		if err := alice.Flush(ctx); err != nil {
+			t.Fatalf("Flush of an empty outbox: %v", err)
+		}
+	})
+}
