@@ -3,8 +3,8 @@ package client_test
 import (
 	"context"
 	"errors"
-	"testing"
 	"sync/atomic"
+	"testing"
 	"testing/synctest"
 	"time"
 
