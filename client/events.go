@@ -89,14 +89,18 @@ type UserOffline struct {
 	At       time.Time
 }
 
-// MessageStatusChanged says an outgoing message moved on: to Sent (Message
+// MessageStatusChanged says an outgoing message moved on: to Sent (Stored
 // is the stored message), Failed (Err says why) or back to Sending (a
-// Resend).
+// Resend). Message is the message itself, the pointer Send, SendImage or
+// Pending gave the app, so a handler can find its own bookkeeping by
+// pointer; its Status() is read live and may have moved on since this
+// event (Status here is the change the event reports).
 type MessageStatusChanged struct {
+	Message        *Message
 	ClientID       string
 	ConversationID string
 	Status         SendStatus
-	Message        parley.Message
+	Stored         parley.Message
 	Err            error
 }
 

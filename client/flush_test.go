@@ -104,3 +104,44 @@ func TestFlushAndOutboxErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestMessageStatusChangedCarriesMessage: the event for a sent message
+// carries the *Message Send returned, with the stored copy; a refused one
+// carries it with the error.
+func TestMessageStatusChangedCarriesMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		alice := bubbleUsers(t, b, "alice")[0]
+		ctx := context.Background()
+		b.token("bob")
+		cv, err := alice.CreateDirect(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan client.MessageStatusChanged, 10)
+		alice.AddEventHandler("status", func(ev client.Event) {
+			if e, ok := ev.(client.MessageStatusChanged); ok {
+				got <- e
+			}
+		})
+		m, err := alice.Send(ctx, cv.ID, "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad, err := alice.Send(ctx, "no-such-conversation", "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		sent, failed := <-got, <-got
+		if sent.Message != m || sent.Status != client.Sent || sent.Stored.ID == "" || sent.Stored.ClientID != m.ClientID() || sent.Err != nil {
+			t.Fatalf("sent: %+v, want the *Message Send returned, Sent, with the stored copy", sent)
+		}
+		if failed.Message != bad || failed.Status != client.Failed || failed.Err == nil || bad.Status() != client.Failed {
+			t.Fatalf("failed: %+v, want the refused *Message, Failed, with its error", failed)
+		}
+	})
+}

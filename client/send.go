@@ -226,7 +226,7 @@ func (c *Client) Resend(ctx context.Context, m *Message) error {
 		m.settle(parley.Message{}, err)
 		return err
 	}
-	c.emit(MessageStatusChanged{ClientID: m.clientID, ConversationID: m.conversationID, Status: Sending})
+	c.emit(MessageStatusChanged{Message: m, ClientID: m.clientID, ConversationID: m.conversationID, Status: Sending})
 	return nil
 }
 
@@ -385,7 +385,7 @@ func (o *outbox) finish(m *Message, stored parley.Message, err error) {
 		cancel()
 	}
 	o.mu.Unlock()
-	ev := MessageStatusChanged{ClientID: m.clientID, ConversationID: m.conversationID, Message: stored, Err: err, Status: Sent}
+	ev := MessageStatusChanged{Message: m, ClientID: m.clientID, ConversationID: m.conversationID, Stored: stored, Err: err, Status: Sent}
 	if err != nil {
 		ev.Status = Failed
 	}
@@ -600,7 +600,7 @@ func (o *outbox) close() error {
 	}
 	for _, m := range queue {
 		if m.settle(parley.Message{}, ErrClosed) {
-			o.c.emit(MessageStatusChanged{ClientID: m.clientID, ConversationID: m.conversationID, Status: Failed, Err: ErrClosed})
+			o.c.emit(MessageStatusChanged{Message: m, ClientID: m.clientID, ConversationID: m.conversationID, Status: Failed, Err: ErrClosed})
 		}
 	}
 	return nil
