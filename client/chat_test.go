@@ -597,7 +597,10 @@ func TestViewResumeAndResync(t *testing.T) {
 		rec.mu.Lock()
 		resynced := false
 		for _, ev := range rec.events {
-			if _, ok := ev.(client.Resynced); ok {
+			if r, ok := ev.(client.Resynced); ok {
+				if r.Reason != client.ResyncResumeLimit || r.Text == "" {
+					t.Errorf("resync %+v, want reason resumeLimit and the server's text", r)
+				}
 				resynced = true
 			}
 		}

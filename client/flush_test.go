@@ -145,3 +145,34 @@ func TestMessageStatusChangedCarriesMessage(t *testing.T) {
 		}
 	})
 }
+
+// TestResyncedAheadOfLog: a client whose position is beyond the server's
+// log (the data was wiped) gets Resynced with ResyncAheadOfLog and goes on
+// from the server's head.
+func TestResyncedAheadOfLog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		c := b.client(client.WithToken(b.token("alice")), client.WithResumeFrom(1_000_000))
+		got := make(chan client.Resynced, 1)
+		c.AddEventHandler("resync", func(ev client.Event) {
+			if r, ok := ev.(client.Resynced); ok {
+				got <- r
+			}
+		})
+		if err := c.Connect(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		select {
+		case r := <-got:
+			if r.Reason != client.ResyncAheadOfLog || r.Reason.String() != "aheadOfLog" || r.Text == "" || r.Head >= 1_000_000 {
+				t.Fatalf("resync %+v, want aheadOfLog", r)
+			}
+			if pos, _ := c.Position(); pos != r.Head {
+				t.Fatalf("position %d after resync, want head %d", pos, r.Head)
+			}
+		default:
+			t.Fatal("no Resynced event for a position beyond the log")
+		}
+	})
+}

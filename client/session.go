@@ -435,9 +435,10 @@ func (c *Client) handleFrame(cn *wsConn, b []byte) time.Duration {
 			return 0
 		}
 		c.mu.Lock()
+		reason := resyncReason(c.havePos, c.pos, r.Head)
 		c.havePos, c.pos = true, r.Head
 		c.mu.Unlock()
-		c.emit(Resynced{Head: r.Head, Reason: r.Reason})
+		c.emit(Resynced{Head: r.Head, Reason: reason, Text: r.Reason})
 		c.state.onResync()
 		c.replayDone(cn)
 	case protocol.TypeThrottled:
