@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -502,11 +501,8 @@ func TestViewResumeAndResync(t *testing.T) {
 		b := newBubble(t, func(c *server.Config) { c.ResumeLimit = 5 })
 		alice := bubbleUsers(t, b, "alice")[0]
 		// bob goes around the proxy: only alice is cut off.
-		bob := b.client(client.WithToken(b.token("bob")), client.WithDialer(func(ctx context.Context, _, _ string) (net.Conn, error) { return b.back.Dial(ctx) }))
+		bob := b.direct("bob")
 		ctx := context.Background()
-		if err := bob.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
 		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
 		if err != nil {
 			t.Fatal(err)

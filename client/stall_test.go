@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -48,11 +47,8 @@ func TestStatusChangesReaderThatStopsStallsNothing(t *testing.T) {
 		b := newBubble(t, nil)
 		alice := bubbleUsers(t, b, "alice")[0]
 		// bob goes around the proxy: only alice's link flaps.
-		bob := b.client(client.WithToken(b.token("bob")), client.WithDialer(func(ctx context.Context, _, _ string) (net.Conn, error) { return b.back.Dial(ctx) }))
+		bob := b.direct("bob")
 		ctx := context.Background()
-		if err := bob.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
 		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
 		if err != nil {
 			t.Fatal(err)
