@@ -130,11 +130,30 @@ func (c *Client) Conversation(ctx context.Context, conversationID string) (parle
 	return cv, err
 }
 
-// CreateDirect opens (or finds) the direct conversation with a user, named
-// by id (userID) or, when userID is empty, by username.
-func (c *Client) CreateDirect(ctx context.Context, userID, username string) (parley.Conversation, error) {
+// CreateDirect opens (or finds) the direct conversation with the user
+// whose id is userID. It fails with EINVALID for an empty id and ENOTFOUND
+// for an unknown user.
+func (c *Client) CreateDirect(ctx context.Context, userID string) (parley.Conversation, error) {
+	if userID == "" {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "user id is required")
+	}
+	return c.createDirect(ctx, protocol.CreateDirect{UserID: userID})
+}
+
+// CreateDirectByName opens (or finds) the direct conversation with the user
+// named username (any form of the name the server accepts: docs/protocol.md
+// section 1, usernames). It fails with EINVALID for an empty name and
+// ENOTFOUND for an unknown user.
+func (c *Client) CreateDirectByName(ctx context.Context, username string) (parley.Conversation, error) {
+	if username == "" {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "username is required")
+	}
+	return c.createDirect(ctx, protocol.CreateDirect{Username: username})
+}
+
+func (c *Client) createDirect(ctx context.Context, req protocol.CreateDirect) (parley.Conversation, error) {
 	var cv parley.Conversation
-	err := c.call(ctx, protocol.OpCreateDirect, protocol.CreateDirect{UserID: userID, Username: username}, &cv, false)
+	err := c.call(ctx, protocol.OpCreateDirect, req, &cv, false)
 	return cv, err
 }
 
@@ -176,20 +195,20 @@ func (c *Client) MarkRead(ctx context.Context, conversationID string, seq int64)
 	return r.ReadSeq, err
 }
 
-// FetchPresence asks the server which contacts are online now and
-// replaces the client's presence set with the answer.
-func (c *Client) FetchPresence(ctx context.Context) ([]string, error) {
+// FetchPresence asks the server which contacts are online now, replaces
+// the client's presence set with the answer and returns it as Online does
+// (sorted by id, names as far as the client knows them).
+func (c *Client) FetchPresence(ctx context.Context) ([]parley.User, error) {
 	var p protocol.PresenceList
 	if err := c.call(ctx, protocol.OpPresence, nil, &p, true); err != nil {
 		return nil, err
 	}
 	s := c.state
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.online = make(map[string]bool, len(p.Online))
 	for _, id := range p.Online {
 		s.online[id] = true
 	}
-	s.mu.Unlock()
-	sort.Strings(p.Online)
-	return p.Online, nil
+	return s.usersLocked(s.online), nil
 }

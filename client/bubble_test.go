@@ -109,3 +109,14 @@ func (b *bubble) client(opts ...client.Option) *client.Client {
 	b.t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// direct makes a client for user id that dials the server around the
+// proxy, so the proxy's faults never reach it, and connects it.
+func (b *bubble) direct(id string) *client.Client {
+	b.t.Helper()
+	c := b.client(client.WithToken(b.token(id)), client.WithDialer(func(ctx context.Context, _, _ string) (net.Conn, error) { return b.back.Dial(ctx) }))
+	if err := c.Connect(context.Background()); err != nil {
+		b.t.Fatal(err)
+	}
+	return c
+}

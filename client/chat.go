@@ -43,6 +43,7 @@ type chatState struct {
 	mu       sync.Mutex
 	closed   bool
 	online   map[string]bool
+	names    map[string]string             // user id -> display name, from events (see nameLocked)
 	typing   map[string]map[string]*typist // conversation -> user
 	myTyping map[string]time.Time          // conversation -> last start sent
 	convs    map[string]*parley.Conversation
@@ -61,6 +62,7 @@ func newChatState(c *Client) *chatState {
 	return &chatState{
 		c:        c,
 		online:   make(map[string]bool),
+		names:    make(map[string]string),
 		typing:   make(map[string]map[string]*typist),
 		myTyping: make(map[string]time.Time),
 		convs:    make(map[string]*parley.Conversation),
@@ -138,6 +140,7 @@ func (s *chatState) apply(ev Event) {
 	}
 	listChanged := false
 	var views []*ConversationView
+	s.learnFromLocked(ev)
 	switch e := ev.(type) {
 	case NewMessage:
 		views = s.views[e.Message.ConversationID]
@@ -243,6 +246,29 @@ func eventConversation(ev Event) string {
 		return e.Conversation.ID
 	}
 	return ""
+}
+
+// learnFromLocked records the names an event carries. Caller holds s.mu.
+func (s *chatState) learnFromLocked(ev Event) {
+	switch e := ev.(type) {
+	case NewMessage:
+		s.learnLocked(e.Message.SenderID, e.Message.SenderName)
+	case MessageRead:
+		s.learnLocked(e.UserID, e.UserName)
+	case ConversationUpdated:
+		s.learnLocked(e.UserID, e.UserName)
+		for _, m := range e.Conversation.Members {
+			s.learnLocked(m.UserID, m.Name)
+		}
+	case TypingStarted:
+		s.learnLocked(e.UserID, e.UserName)
+	case TypingStopped:
+		s.learnLocked(e.UserID, e.UserName)
+	case UserOnline:
+		s.learnLocked(e.UserID, e.UserName)
+	case UserOffline:
+		s.learnLocked(e.UserID, e.UserName)
+	}
 }
 
 // unreadLocked updates a conversation's unread tracker with f (while the
@@ -358,19 +384,73 @@ func (c *Client) Typing(conversationID string) []Typist {
 	return out
 }
 
-// Online returns the ids of the contacts (users who share a conversation
-// with this user) online now, sorted. It is the server's list at the last
-// welcome, kept up to date by UserOnline and UserOffline.
-func (c *Client) Online() []string {
+// Online returns the contacts (see docs/protocol.md section 6: users who
+// both took part in a conversation with this user) online now, sorted by
+// id. It is the server's list at the last welcome, kept up to date by
+// UserOnline and UserOffline. The server sends ids only; Name is what the
+// client knows of the user's display name (from conversation members and
+// the names events carry), empty when it knows none: a fetched
+// conversation list (Conversations) covers every contact.
+func (c *Client) Online() []parley.User {
 	s := c.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.online))
-	for id := range s.online {
-		out = append(out, id)
+	return s.usersLocked(s.online)
+}
+
+// usersLocked lists the users in ids, with names, sorted by id. Caller
+// holds s.mu.
+func (s *chatState) usersLocked(ids map[string]bool) []parley.User {
+	out := make([]parley.User, 0, len(ids))
+	for id := range ids {
+		out = append(out, parley.User{ID: id, Name: s.nameLocked(id)})
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// nameLocked returns what the client knows of a user's display name: the
+// last name an event carried, else a cached conversation's member list.
+// Caller holds s.mu.
+func (s *chatState) nameLocked(id string) string {
+	if n := s.names[id]; n != "" {
+		return n
+	}
+	for _, cv := range s.convs {
+		for _, m := range cv.Members {
+			if m.UserID == id && m.Name != "" {
+				return m.Name
+			}
+		}
+	}
+	return ""
+}
+
+// learnLocked records a name an event carried. Caller holds s.mu.
+func (s *chatState) learnLocked(id, name string) {
+	if id != "" && name != "" {
+		s.names[id] = name
+	}
+}
+
+// named fills in the name of a presence event (the server sends only the
+// id) from what the client knows.
+func (s *chatState) named(ev Event) Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch e := ev.(type) {
+	case UserOnline:
+		if e.UserName == "" {
+			e.UserName = s.nameLocked(e.UserID)
+		}
+		return e
+	case UserOffline:
+		if e.UserName == "" {
+			e.UserName = s.nameLocked(e.UserID)
+		}
+		return e
+	}
+	return ev
 }
 
 // IsOnline reports whether a contact is online.
@@ -406,7 +486,7 @@ func (c *Client) SetTyping(ctx context.Context, conversationID string, typing bo
 	}
 	s.mu.Unlock()
 	st := c.Status()
-	if _, throttled := st.Throttled["typing"]; throttled || (st.State != Connected && st.State != FeatureThrottled) {
+	if _, throttled := st.Throttled["typing"]; throttled || !st.Connected() {
 		return nil
 	}
 	_, err := c.roundTrip(ctx, protocol.OpTyping, protocol.Typing{ConversationID: conversationID, Typing: typing})

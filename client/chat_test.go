@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -335,8 +334,10 @@ func TestPresenceOfContacts(t *testing.T) {
 		if !alice.IsOnline("bob") || alice.IsOnline("mallory") {
 			t.Fatalf("online %v, want bob only", alice.Online())
 		}
-		if got := alice.Online(); len(got) != 1 || got[0] != "bob" {
-			t.Fatalf("online %v", got)
+		// The server sends ids only; the name comes from the group's
+		// members.
+		if got := alice.Online(); len(got) != 1 || got[0].ID != "bob" || got[0].Name != "User bob" {
+			t.Fatalf("online %+v, want bob with his name", got)
 		}
 		bob.Close()
 		synctest.Wait()
@@ -353,11 +354,11 @@ func TestPresenceOfContacts(t *testing.T) {
 		for _, ev := range rec.events {
 			switch e := ev.(type) {
 			case client.UserOnline:
-				if e.UserID == "bob" {
+				if e.UserID == "bob" && e.UserName == "User bob" {
 					on++
 				}
 			case client.UserOffline:
-				if e.UserID == "bob" {
+				if e.UserID == "bob" && e.UserName == "User bob" {
 					off++
 				}
 			}
@@ -501,11 +502,8 @@ func TestViewResumeAndResync(t *testing.T) {
 		b := newBubble(t, func(c *server.Config) { c.ResumeLimit = 5 })
 		alice := bubbleUsers(t, b, "alice")[0]
 		// bob goes around the proxy: only alice is cut off.
-		bob := b.client(client.WithToken(b.token("bob")), client.WithDialer(func(ctx context.Context, _, _ string) (net.Conn, error) { return b.back.Dial(ctx) }))
+		bob := b.direct("bob")
 		ctx := context.Background()
-		if err := bob.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
 		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
 		if err != nil {
 			t.Fatal(err)
@@ -596,7 +594,10 @@ func TestViewResumeAndResync(t *testing.T) {
 		rec.mu.Lock()
 		resynced := false
 		for _, ev := range rec.events {
-			if _, ok := ev.(client.Resynced); ok {
+			if r, ok := ev.(client.Resynced); ok {
+				if r.Reason != client.ResyncResumeLimit || r.Text == "" {
+					t.Errorf("resync %+v, want reason resumeLimit and the server's text", r)
+				}
 				resynced = true
 			}
 		}

@@ -66,7 +66,10 @@ var ErrClosed = errors.New("client: closed")
 // TokenSource returns a token for the next connection. It is called before
 // every connection attempt, and once more right away when the server
 // rejects a token (close code 4100), so an app can refresh an expired
-// token; a second rejection in a row is terminal.
+// token; a second rejection in a row is terminal. Because it runs before
+// every attempt (also for image uploads), it must be cheap: return a cached
+// token while it is valid and log in (Login) only when it is close to
+// expiry or was just rejected, not on every call.
 type TokenSource func(ctx context.Context) (string, error)
 
 // Option configures a Client.
@@ -131,7 +134,7 @@ func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, 
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithOutboxLimit bounds the outbox (default DefaultOutboxLimit). Send
-// fails with EUNAVAILABLE while it is full.
+// fails with ErrOutboxFull (code EUNAVAILABLE) while it is full.
 func WithOutboxLimit(n int) Option { return func(o *options) { o.outboxLimit = n } }
 
 // WithOutboxFile keeps the outbox in a SQLite file at path, so messages
@@ -301,9 +304,16 @@ func wsURL(s string) (string, error) {
 
 // Connect starts the connection and waits until it is up. It returns nil
 // once connected; the error that made the client give up (a terminal close
-// code, MaxAttempts); or ctx's error when ctx ends first, in which case the
-// client keeps trying in the background (Close stops it). Calling Connect
-// again after the client gave up starts over, like Reconnect.
+// code, MaxAttempts); or ctx's error when ctx ends first.
+//
+// ctx bounds only the wait, not the client: when Connect returns ctx's
+// error the client is still started and keeps retrying in the background
+// (Reconnecting, with backoff, forever unless WithMaxAttempts), and
+// connects by itself once the server answers; listeners, StatusChanges
+// and Status say when. Call Close to stop it. The TokenSource runs before
+// every attempt, in the background too. Calling Connect again after the
+// client gave up starts over, like Reconnect; calling it while it retries
+// only waits.
 func (c *Client) Connect(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
@@ -327,7 +337,7 @@ func (c *Client) Connect(ctx context.Context) error {
 		switch {
 		case closed:
 			return ErrClosed
-		case st.State == Connected || st.State == FeatureThrottled:
+		case st.Connected():
 			return nil
 		case st.State == Disconnected && gaveUp:
 			return st.Err
@@ -366,6 +376,15 @@ func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.status.clone()
+}
+
+// Connected reports whether the client is connected now: State
+// Connected or FeatureThrottled (connected with some features switched
+// off). A shortcut for Status().Connected().
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status.Connected()
 }
 
 // User returns the user the server welcomed us as (zero before the first
@@ -460,12 +479,17 @@ func (c *Client) RemoveEventHandler(id string) {
 	c.horder = removeID(c.horder, id)
 }
 
-// StatusChanges returns a channel that receives every status change from
-// now until ctx ends or the client closes; then it is closed. Changes are
-// sent from the callback goroutine, which waits for the reader: read the
-// channel (or cancel ctx), or other callbacks stall behind it.
+// StatusChanges returns a channel that receives status changes from now
+// until ctx ends or the client closes; then it is closed. The channel
+// holds the last StatusChangesBuffer changes: a reader that keeps up sees
+// every change in order, and one that lags loses the oldest changes it has
+// not read, never the newest, so the last value it reads is always the
+// current state (Current of the last change). Sending never waits for the
+// reader: a reader that stops reading holds up nothing (not the other
+// listeners, event handlers, views or Close), it only misses changes.
+// Status() is the state now, whatever the channel holds.
 func (c *Client) StatusChanges(ctx context.Context) <-chan StatusChange {
-	s := &statusSub{ch: make(chan StatusChange, 16), ctx: ctx}
+	s := &statusSub{ch: make(chan StatusChange, StatusChangesBuffer)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -484,24 +508,38 @@ func (c *Client) StatusChanges(ctx context.Context) <-chan StatusChange {
 	return s.ch
 }
 
-// statusSub is one StatusChanges channel. mu orders sends and the close.
+// StatusChangesBuffer is how many changes a StatusChanges channel holds
+// for a reader that lags; older ones are dropped to make room.
+const StatusChangesBuffer = 16
+
+// statusSub is one StatusChanges channel. mu orders sends and the close;
+// it is never held while waiting on the reader.
 type statusSub struct {
 	ch     chan StatusChange
-	ctx    context.Context
 	stop   func() bool
 	mu     sync.Mutex
 	closed bool
 }
 
+// send queues ch without waiting: when the buffer is full it drops the
+// oldest change to make room. Only the callback goroutine sends (under
+// s.mu), so after one receive here there is room for ch.
 func (s *statusSub) send(ch StatusChange) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	select {
-	case s.ch <- ch:
-	case <-s.ctx.Done():
+	for {
+		select {
+		case s.ch <- ch:
+			return
+		default:
+		}
+		select {
+		case <-s.ch: // the oldest goes; the reader may have taken it already
+		default:
+		}
 	}
 }
 

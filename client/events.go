@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/parleychat/parley"
@@ -89,14 +90,18 @@ type UserOffline struct {
 	At       time.Time
 }
 
-// MessageStatusChanged says an outgoing message moved on: to Sent (Message
+// MessageStatusChanged says an outgoing message moved on: to Sent (Stored
 // is the stored message), Failed (Err says why) or back to Sending (a
-// Resend).
+// Resend). Message is the message itself, the pointer Send, SendImage or
+// Pending gave the app, so a handler can find its own bookkeeping by
+// pointer; its Status() is read live and may have moved on since this
+// event (Status here is the change the event reports).
 type MessageStatusChanged struct {
+	Message        *Message
 	ClientID       string
 	ConversationID string
 	Status         SendStatus
-	Message        parley.Message
+	Stored         parley.Message
 	Err            error
 }
 
@@ -107,14 +112,57 @@ type Resumed struct {
 	Count    int
 }
 
-// Resynced says the client was too far behind to replay what it missed
-// (more than parley.ResumeLimit events, or a server whose log is behind the
-// client's position). Live events continue from Head; the SDK refetches
-// the conversation list and every open ConversationView, and an app that
-// keeps its own state should refetch it too.
+// Resynced says the client could not replay what it missed. Live events
+// continue from Head; the SDK refetches the conversation list and every
+// open ConversationView, and an app that keeps its own state should
+// refetch it too. Reason says why; Text is the server's own words.
 type Resynced struct {
 	Head   int64
-	Reason string
+	Reason ResyncReason
+	Text   string
+}
+
+// ResyncReason is why the server answered resync instead of a replay
+// (docs/protocol.md section 3).
+type ResyncReason int
+
+const (
+	// ResyncUnknown: a resync the SDK cannot place (it sent no position).
+	ResyncUnknown ResyncReason = iota
+	// ResyncResumeLimit: more events were missed than the server replays
+	// (its resume_limit, parley.ResumeLimit by default); the server sent
+	// the first resume_limit of them before the resync.
+	ResyncResumeLimit
+	// ResyncAheadOfLog: the client's position is beyond the server's log
+	// (the server's data was wiped or restored from an older copy).
+	ResyncAheadOfLog
+)
+
+func (r ResyncReason) String() string {
+	switch r {
+	case ResyncUnknown:
+		return "unknown"
+	case ResyncResumeLimit:
+		return "resumeLimit"
+	case ResyncAheadOfLog:
+		return "aheadOfLog"
+	}
+	return fmt.Sprintf("ResyncReason(%d)", int(r))
+}
+
+// resyncReason tells the two cases of docs/protocol.md section 3 apart by
+// position rather than by the server's text: with resume_from P, a
+// position beyond head means the log is behind the client; otherwise the
+// client was too far behind (and what it was replayed is at or below
+// head).
+func resyncReason(havePos bool, pos, head int64) ResyncReason {
+	switch {
+	case !havePos:
+		return ResyncUnknown
+	case pos > head:
+		return ResyncAheadOfLog
+	}
+	return ResyncResumeLimit
 }
 
 // ConversationsChanged says CachedConversations changed (a new or deleted

@@ -3,21 +3,16 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/parleychat/parley"
-	"github.com/parleychat/parley/protocol"
 )
 
 // MaxImageBytes bounds what SendImage reads from its reader. The server has
@@ -93,14 +88,8 @@ func (c *Client) SendImage(ctx context.Context, conversationID string, r io.Read
 
 // uploadURL is the server's upload endpoint, from the WebSocket URL.
 func (c *Client) uploadURL() string {
-	u, _ := url.Parse(c.wsURL) // parsed once already in New
-	if u.Scheme == "wss" {
-		u.Scheme = "https"
-	} else {
-		u.Scheme = "http"
-	}
-	u.Path = strings.TrimSuffix(u.Path, protocol.Path) + "/v1/uploads"
-	return u.String()
+	u, _ := httpURL(c.wsURL, "/v1/uploads") // c.wsURL passed wsURL in New
+	return u
 }
 
 // upload sends m's image to the server and records the attachment id
@@ -188,33 +177,12 @@ func (c *Client) postImage(ctx context.Context, data []byte) (parley.Attachment,
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return parley.Attachment{}, fmt.Errorf("client: upload: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return parley.Attachment{}, fmt.Errorf("client: upload: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error *protocol.ErrorBody `json:"error"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error != nil && e.Error.Code != "" {
-			pe := frameError(e.Error)
-			if ra := resp.Header.Get("Retry-After"); ra != "" && e.Error.RetryAfterMS == 0 {
-				if s, err := strconv.Atoi(ra); err == nil {
-					pe.(*parley.Error).RetryAfter = time.Duration(s) * time.Second
-				}
-			}
-			return parley.Attachment{}, pe
-		}
-		return parley.Attachment{}, fmt.Errorf("client: upload: HTTP %d", resp.StatusCode)
-	}
 	var att parley.Attachment
-	if err := json.Unmarshal(body, &att); err != nil || att.ID == "" {
-		return parley.Attachment{}, fmt.Errorf("client: upload: bad reply (HTTP %d)", resp.StatusCode)
+	if err := doJSON(c.http, req, &att); err != nil {
+		return parley.Attachment{}, err
+	}
+	if att.ID == "" {
+		return parley.Attachment{}, fmt.Errorf("client: upload: the reply has no attachment id")
 	}
 	return att, nil
 }

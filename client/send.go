@@ -165,8 +165,9 @@ func (m *Message) settle(stored parley.Message, err error) bool {
 // at a time, in the order Send was called, while connected, and keeps them
 // across reconnects (and restarts, with WithOutboxFile); the client id
 // makes the server store each exactly once. Send fails at once with
-// EINVALID for bad text, EUNAVAILABLE when the client is Disconnected
-// (before Connect, after giving up, after Close) or the outbox is full.
+// EINVALID for bad text, ErrDisconnected (code EUNAVAILABLE) when the
+// client is Disconnected (before Connect, after giving up), ErrOutboxFull
+// (code EUNAVAILABLE) when the outbox is full, ErrClosed after Close.
 // ctx bounds only the write to a durable outbox. Sending also stops this
 // client's typing indicator in that conversation.
 func (c *Client) Send(ctx context.Context, conversationID, text string) (*Message, error) {
@@ -225,7 +226,33 @@ func (c *Client) Resend(ctx context.Context, m *Message) error {
 		m.settle(parley.Message{}, err)
 		return err
 	}
-	c.emit(MessageStatusChanged{ClientID: m.clientID, ConversationID: m.conversationID, Status: Sending})
+	c.emit(MessageStatusChanged{Message: m, ClientID: m.clientID, ConversationID: m.conversationID, Status: Sending})
+	return nil
+}
+
+// Flush waits until every message in the outbox when it is called
+// (Pending) has left it: Sent, or Failed (a refusal; check each message,
+// or watch MessageStatusChanged). Messages queued after the call are not
+// waited for. It returns nil then, ctx's error if ctx ends first (the
+// messages keep waiting: the client may be offline, or have given up,
+// which Status says), or ErrClosed if the client closes first. Flush
+// sends nothing itself; the outbox does, while connected.
+func (c *Client) Flush(ctx context.Context) error {
+	for _, m := range c.Pending() {
+		m.mu.Lock()
+		st, done := m.status, m.done
+		m.mu.Unlock()
+		if st != Sending {
+			continue
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.life.Done():
+			return ErrClosed
+		}
+	}
 	return nil
 }
 
@@ -309,7 +336,7 @@ func (o *outbox) add(ctx context.Context, m *Message) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.queue) >= o.limit {
-		return &parley.Error{Code: parley.EUNAVAILABLE, Message: fmt.Sprintf("the outbox is full (%d messages wait to be sent)", o.limit)}
+		return coded(ErrOutboxFull, &parley.Error{Code: parley.EUNAVAILABLE, Message: fmt.Sprintf("the outbox is full (%d messages wait to be sent)", o.limit)})
 	}
 	if o.db != nil {
 		// Written before Send returns, under o.mu so file order is send
@@ -358,7 +385,7 @@ func (o *outbox) finish(m *Message, stored parley.Message, err error) {
 		cancel()
 	}
 	o.mu.Unlock()
-	ev := MessageStatusChanged{ClientID: m.clientID, ConversationID: m.conversationID, Message: stored, Err: err, Status: Sent}
+	ev := MessageStatusChanged{Message: m, ClientID: m.clientID, ConversationID: m.conversationID, Stored: stored, Err: err, Status: Sent}
 	if err != nil {
 		ev.Status = Failed
 	}
@@ -573,7 +600,7 @@ func (o *outbox) close() error {
 	}
 	for _, m := range queue {
 		if m.settle(parley.Message{}, ErrClosed) {
-			o.c.emit(MessageStatusChanged{ClientID: m.clientID, ConversationID: m.conversationID, Status: Failed, Err: ErrClosed})
+			o.c.emit(MessageStatusChanged{Message: m, ClientID: m.clientID, ConversationID: m.conversationID, Status: Failed, Err: ErrClosed})
 		}
 	}
 	return nil

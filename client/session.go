@@ -435,9 +435,10 @@ func (c *Client) handleFrame(cn *wsConn, b []byte) time.Duration {
 			return 0
 		}
 		c.mu.Lock()
+		reason := resyncReason(c.havePos, c.pos, r.Head)
 		c.havePos, c.pos = true, r.Head
 		c.mu.Unlock()
-		c.emit(Resynced{Head: r.Head, Reason: r.Reason})
+		c.emit(Resynced{Head: r.Head, Reason: reason, Text: r.Reason})
 		c.state.onResync()
 		c.replayDone(cn)
 	case protocol.TypeThrottled:
@@ -482,6 +483,7 @@ func (c *Client) handleEvent(cn *wsConn, ev *parley.Event) {
 	if out == nil {
 		return
 	}
+	out = c.state.named(out)
 	c.state.apply(out)
 	c.out.onEvent(out)
 	c.emit(out)
@@ -690,10 +692,10 @@ func (c *Client) refuseLocked() error {
 		return nil
 	}
 	if !c.started {
-		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected: call Connect first"}
+		return coded(ErrDisconnected, &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected: call Connect first"})
 	}
 	if c.status.Err != nil {
-		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected and stopped retrying: " + c.status.Err.Error() + " (call Reconnect to try again)"}
+		return coded(ErrDisconnected, &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected and stopped retrying: " + c.status.Err.Error() + " (call Reconnect to try again)"})
 	}
-	return &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected"}
+	return coded(ErrDisconnected, &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected"})
 }

@@ -65,6 +65,10 @@ type Status struct {
 	SessionID string
 }
 
+// Connected reports whether the status is connected: State Connected or
+// FeatureThrottled (connected, some features switched off for a while).
+func (s Status) Connected() bool { return s.State == Connected || s.State == FeatureThrottled }
+
 // StatusChange is one transition, as delivered to listeners and to
 // StatusChanges.
 type StatusChange struct {

@@ -160,8 +160,8 @@ func TestBackoffScheduleAndMaxAttempts(t *testing.T) {
 		if st.State != client.Disconnected || !errors.As(st.Err, &gave) {
 			t.Fatalf("status %+v", st)
 		}
-		if _, err := c.Send(ctx, "x", "hi"); parley.ErrorCode(err) != parley.EUNAVAILABLE {
-			t.Fatalf("Send after giving up: %v", err)
+		if _, err := c.Send(ctx, "x", "hi"); parley.ErrorCode(err) != parley.EUNAVAILABLE || !errors.Is(err, client.ErrDisconnected) {
+			t.Fatalf("Send after giving up: %v, want ErrDisconnected with code unavailable", err)
 		}
 
 		// Reconnect: at once, attempt 1 again, and it works now.

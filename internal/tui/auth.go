@@ -12,15 +12,12 @@ import (
 	"time"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/protocol"
 )
 
 // Session is what a login returns.
-type Session struct {
-	Token     string      `json:"token"`
-	User      parley.User `json:"user"`
-	ExpiresAt time.Time   `json:"expires_at"`
-}
+type Session = client.Session
 
 // BaseURL turns a server URL as a user types it ("http://host:port",
 // "host:port", "ws://host:port/v1/ws") into the HTTP base URL the API
@@ -57,14 +54,10 @@ func BaseURL(raw string) (string, error) {
 	return u.String(), nil
 }
 
-// Login exchanges a username and password for a token (POST
-// /v1/auth/login). Wrong credentials are a *parley.Error with code
-// EUNAUTHORIZED.
+// Login exchanges a username and password for a token (client.Login).
+// Wrong credentials are a *parley.Error with code EUNAUTHORIZED.
 func Login(ctx context.Context, baseURL, username, password string) (Session, error) {
-	var s Session
-	body, _ := json.Marshal(map[string]string{"username": username, "password": password})
-	err := do(ctx, http.MethodPost, baseURL+"/v1/auth/login", "", body, &s)
-	return s, err
+	return client.Login(ctx, baseURL, username, password)
 }
 
 // LookupUser finds a user by username (GET /v1/users/{name}).

@@ -268,8 +268,8 @@ func (m *Model) refresh() tea.Cmd {
 		m.convs = m.c.CachedConversations()
 	}
 	m.online = map[string]bool{}
-	for _, id := range m.c.Online() {
-		m.online[id] = true
+	for _, u := range m.c.Online() {
+		m.online[u.ID] = true
 	}
 	m.typing = nil
 	if m.open != "" {
@@ -297,7 +297,7 @@ func (m *Model) follow() tea.Cmd {
 		}
 		return o.conv != m.open || slices.ContainsFunc(m.msgs, func(x parley.Message) bool { return x.ClientID == o.clientID })
 	})
-	connected := m.status.State == client.Connected || m.status.State == client.FeatureThrottled
+	connected := m.status.Connected()
 	if m.c != nil && connected && !m.loaded && !m.loading {
 		cmds = append(cmds, m.fetchList())
 	}
@@ -548,7 +548,7 @@ func (m *Model) reconnect() tea.Cmd {
 	if m.c == nil {
 		return nil
 	}
-	if m.status.State == client.Connected || m.status.State == client.FeatureThrottled {
+	if m.status.Connected() {
 		m.notice = "already connected"
 		return nil
 	}
@@ -666,7 +666,7 @@ func (m *Model) command(line string) tea.Cmd {
 		return func() tea.Msg {
 			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 			defer cancel()
-			cv, err := c.CreateDirect(ctx, "", name)
+			cv, err := c.CreateDirectByName(ctx, name)
 			if err != nil {
 				return createdMsg{err: fmt.Errorf("/dm %s: %s", name, errText(err))}
 			}

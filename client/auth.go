@@ -1,0 +1,121 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// Session is what Register and Login return: a token for WithToken (or a
+// TokenSource), the user it names and when it expires.
+type Session struct {
+	Token     string      `json:"token"`
+	User      parley.User `json:"user"`
+	ExpiresAt time.Time   `json:"expires_at"`
+}
+
+// Register creates an account (POST /v1/auth/register, docs/protocol.md
+// section 1) and returns a session for it. serverURL takes the forms New
+// takes. The server normalises the username (Session.User.Name is the name
+// it stored). Errors are *parley.Error: EINVALID for a bad name or
+// password, ECONFLICT for a name taken or too like another, EFORBIDDEN
+// when registration is closed, ERATELIMITED/EUNAVAILABLE with RetryAfter.
+// A request that got no answer is a plain error wrapping the transport's.
+// It uses http.DefaultClient; ctx bounds the request.
+func Register(ctx context.Context, serverURL, username, password string) (Session, error) {
+	return authRequest(ctx, serverURL, "/v1/auth/register", username, password)
+}
+
+// Login exchanges a username and password for a session (POST
+// /v1/auth/login). Wrong credentials, and a user that does not exist, are
+// a *parley.Error with code EUNAUTHORIZED; an account locked after failed
+// logins is ERATELIMITED with RetryAfter. Otherwise as Register.
+func Login(ctx context.Context, serverURL, username, password string) (Session, error) {
+	return authRequest(ctx, serverURL, "/v1/auth/login", username, password)
+}
+
+func authRequest(ctx context.Context, serverURL, path, username, password string) (Session, error) {
+	u, err := httpURL(serverURL, path)
+	if err != nil {
+		return Session{}, err
+	}
+	body, err := json.Marshal(map[string]string{"username": username, "password": password})
+	if err != nil {
+		return Session{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return Session{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	var s Session
+	if err := doJSON(http.DefaultClient, req, &s); err != nil {
+		return Session{}, err
+	}
+	if s.Token == "" {
+		return Session{}, fmt.Errorf("client: %s: the answer has no token", path)
+	}
+	return s, nil
+}
+
+// httpURL is path on the server that serverURL (any form New takes) names.
+func httpURL(serverURL, path string) (string, error) {
+	ws, err := wsURL(serverURL)
+	if err != nil {
+		return "", err
+	}
+	u, _ := url.Parse(ws) // wsURL parsed it
+	if u.Scheme == "wss" {
+		u.Scheme = "https"
+	} else {
+		u.Scheme = "http"
+	}
+	u.Path, u.RawPath = strings.TrimSuffix(u.Path, protocol.Path)+path, ""
+	return u.String(), nil
+}
+
+// doJSON makes one request and decodes a 2xx answer into out, or the
+// server's error body into a *parley.Error (RetryAfter from
+// retry_after_ms, or the Retry-After header). A request that got no
+// answer is a plain error wrapping the transport's.
+func doJSON(hc *http.Client, req *http.Request, out any) error {
+	what := req.Method + " " + req.URL.Path
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", what, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", what, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error *protocol.ErrorBody `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error != nil && e.Error.Code != "" {
+			pe := frameError(e.Error)
+			if ra := resp.Header.Get("Retry-After"); ra != "" && e.Error.RetryAfterMS == 0 {
+				if s, err := strconv.Atoi(ra); err == nil {
+					pe.(*parley.Error).RetryAfter = time.Duration(s) * time.Second
+				}
+			}
+			return pe
+		}
+		return fmt.Errorf("client: %s: HTTP %d", what, resp.StatusCode)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("client: %s: bad reply (HTTP %d): %w", what, resp.StatusCode, err)
+	}
+	return nil
+}

@@ -1,0 +1,34 @@
+package client
+
+import (
+	"errors"
+
+	"github.com/parleychat/parley"
+)
+
+// Errors a call may match with errors.Is. Each still carries its
+// parley error code (parley.ErrorCode is EUNAVAILABLE for both), so code
+// that only looks at codes keeps working.
+var (
+	// ErrOutboxFull: Send, SendImage or Resend found WithOutboxLimit
+	// messages waiting; wait for some to be sent (Flush) and try again.
+	ErrOutboxFull = errors.New("client: the outbox is full")
+	// ErrDisconnected: the client is Disconnected (before Connect, or it
+	// gave up: Status().Err says why), so the call was refused without
+	// trying; Reconnect or Connect starts it again. While Reconnecting,
+	// Send queues instead and other calls wait for the connection.
+	ErrDisconnected = errors.New("client: disconnected")
+)
+
+// codedError is a *parley.Error (errors.As and parley.ErrorCode find it)
+// that errors.Is also matches against one of the sentinels above.
+type codedError struct {
+	kind error
+	perr *parley.Error
+}
+
+func (e *codedError) Error() string   { return e.perr.Error() }
+func (e *codedError) Unwrap() []error { return []error{e.kind, e.perr} }
+
+// coded returns perr matched by errors.Is against kind too.
+func coded(kind error, perr *parley.Error) error { return &codedError{kind: kind, perr: perr} }

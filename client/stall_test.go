@@ -1,0 +1,123 @@
+package client_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/parleychat/parley/client"
+)
+
+// changeLog is a listener that keeps every change it is told about.
+type changeLog struct {
+	client.NopListener
+	mu      sync.Mutex
+	changes []client.StatusChange
+}
+
+func (l *changeLog) add(ch client.StatusChange) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.changes = append(l.changes, ch)
+}
+
+func (l *changeLog) OnConnecting(ch client.StatusChange)   { l.add(ch) }
+func (l *changeLog) OnConnected(ch client.StatusChange)    { l.add(ch) }
+func (l *changeLog) OnReconnecting(ch client.StatusChange) { l.add(ch) }
+func (l *changeLog) OnDisconnected(ch client.StatusChange) { l.add(ch) }
+
+func (l *changeLog) last() (client.StatusChange, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.changes) == 0 {
+		return client.StatusChange{}, 0
+	}
+	return l.changes[len(l.changes)-1], len(l.changes)
+}
+
+// TestStatusChangesReaderThatStopsStallsNothing: a StatusChanges channel
+// whose reader never reads (its ctx alive) while the link flaps through
+// far more changes than the channel holds does not hold up listeners,
+// event handlers or Close, and still ends with the newest state. Before,
+// the callback goroutine blocked on the full channel for good.
+func TestStatusChangesReaderThatStopsStallsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		alice := bubbleUsers(t, b, "alice")[0]
+		// bob goes around the proxy: only alice's link flaps.
+		bob := b.direct("bob")
+		ctx := context.Background()
+		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := &changeLog{}
+		alice.AddConnectionListener("log", log)
+		got := make(chan string, 100)
+		alice.AddEventHandler("msgs", func(ev client.Event) {
+			if nm, ok := ev.(client.NewMessage); ok {
+				got <- nm.Message.Text
+			}
+		})
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stalled := alice.StatusChanges(sctx) // never read until the end
+		synctest.Wait()
+
+		b.proxy.Refuse(true)
+		b.proxy.CutAll()
+		time.Sleep(30 * time.Second) // backoff <= 1 s: dozens of failed attempts
+		synctest.Wait()
+		if _, n := log.last(); n <= 2*client.StatusChangesBuffer {
+			t.Fatalf("only %d changes while refused; the test needs more than the channel holds", n)
+		}
+		b.proxy.Heal()
+		alice.Reconnect()
+		synctest.Wait()
+		if last, n := log.last(); last.Current != client.Connected {
+			t.Fatalf("listener's last change (of %d) is %+v, want Connected", n, last)
+		}
+		m, err := bob.Send(ctx, cv.ID, "after the flapping")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		select {
+		case text := <-got:
+			if text != "after the flapping" {
+				t.Fatalf("handler got %q", text)
+			}
+		default:
+			t.Fatal("the event handler did not get bob's message")
+		}
+
+		// The stalled channel kept the newest changes, the last one the
+		// current state.
+		var held []client.StatusChange
+		for len(stalled) > 0 {
+			held = append(held, <-stalled)
+		}
+		if len(held) != client.StatusChangesBuffer {
+			t.Fatalf("channel held %d changes, want %d", len(held), client.StatusChangesBuffer)
+		}
+		if last := held[len(held)-1]; last.Current != client.Connected {
+			t.Fatalf("channel's last change %+v, want Connected", last)
+		}
+
+		// Close returns with the subscription still alive, delivers its
+		// last change (Disconnected) and closes the channel.
+		alice.Close()
+		var after []client.StatusChange
+		for ch := range stalled {
+			after = append(after, ch)
+		}
+		if len(after) != 1 || after[0].Current != client.Disconnected {
+			t.Fatalf("after Close the channel gave %+v, want one Disconnected", after)
+		}
+	})
+}
