@@ -134,13 +134,19 @@ type Send struct {
 }
 
 // History asks for a page of messages (OpHistory). The reply's data is a
-// parley.MessagePage.
+// parley.MessagePage. Before and After are cursors; nil (absent or null
+// in JSON) is no cursor, which differs from 0: After 0 asks for the
+// oldest messages (every seq is above 0), and Before 0 is refused as
+// invalid (no seq is below 1). Cursor makes one.
 type History struct {
 	ConversationID string `json:"conversation_id"`
-	Before         int64  `json:"before,omitempty"`
-	After          int64  `json:"after,omitempty"`
+	Before         *int64 `json:"before,omitempty"`
+	After          *int64 `json:"after,omitempty"`
 	Limit          int    `json:"limit,omitempty"`
 }
+
+// Cursor returns a pointer to seq, for History's Before and After.
+func Cursor(seq int64) *int64 { return &seq }
 
 // Delete turns one's own message into a tombstone (OpDelete). The reply's
 // data is the tombstone.

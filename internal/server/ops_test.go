@@ -392,7 +392,7 @@ func TestPaginationWhileSending(t *testing.T) {
 		if !page.HasMore {
 			break
 		}
-		b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID, Before: page.Messages[0].Seq, Limit: 25}, &page)
+		b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID, Before: protocol.Cursor(page.Messages[0].Seq), Limit: 25}, &page)
 	}
 	if int64(len(seqs)) != newest {
 		t.Fatalf("saw %d messages, want %d", len(seqs), newest)
@@ -403,7 +403,7 @@ func TestPaginationWhileSending(t *testing.T) {
 		}
 	}
 	// Forward from the newest seen: exactly the ones sent meanwhile.
-	b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID, After: newest, Limit: 100}, &page)
+	b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID, After: protocol.Cursor(newest), Limit: 100}, &page)
 	if len(page.Messages) != k || page.Messages[0].Seq != newest+1 {
 		t.Fatalf("after %d: %d messages from %d, want %d", newest, len(page.Messages), page.Messages[0].Seq, k)
 	}

@@ -221,16 +221,28 @@ func (s *service) sendMany(ctx context.Context, nms []parley.NewMessage, done fu
 	}
 }
 
-func checkQuery(before, after int64, limit int) error {
+// historyQuery checks a history request's cursors and limit and turns
+// them into the store's query. A cursor given as 0 differs from one not
+// given: after 0 is "from the start" (FromStart), and before 0 is refused,
+// as no message has a seq below 1 (a client following has_more never
+// sends it).
+func historyQuery(d protocol.History) (parley.MessageQuery, error) {
+	q := parley.MessageQuery{Limit: d.Limit}
 	switch {
-	case before < 0 || after < 0:
-		return parley.Errorf(parley.EINVALID, "before and after must not be negative")
-	case before > 0 && after > 0:
-		return parley.Errorf(parley.EINVALID, "give before or after, not both")
-	case limit < 0 || limit > parley.MaxPageLimit:
-		return parley.Errorf(parley.EINVALID, "limit must be 1 to %d", parley.MaxPageLimit)
+	case d.Before != nil && d.After != nil:
+		return q, parley.Errorf(parley.EINVALID, "give before or after, not both")
+	case d.Before != nil && *d.Before < 1:
+		return q, parley.Errorf(parley.EINVALID, "before must be at least 1 (no message has a seq below 1)")
+	case d.After != nil && *d.After < 0:
+		return q, parley.Errorf(parley.EINVALID, "after must not be negative")
+	case d.Limit < 0 || d.Limit > parley.MaxPageLimit:
+		return q, parley.Errorf(parley.EINVALID, "limit must be 1 to %d", parley.MaxPageLimit)
+	case d.Before != nil:
+		q.Before = *d.Before
+	case d.After != nil:
+		q.After, q.FromStart = *d.After, *d.After == 0
 	}
-	return nil
+	return q, nil
 }
 
 // MaxReplyBytes bounds the JSON of the list in one history or events
@@ -280,10 +292,11 @@ func (s *service) history(ctx context.Context, u parley.User, d protocol.History
 	if err := required("conversation_id", d.ConversationID); err != nil {
 		return parley.MessagePage{}, err
 	}
-	if err := checkQuery(d.Before, d.After, d.Limit); err != nil {
+	q, err := historyQuery(d)
+	if err != nil {
 		return parley.MessagePage{}, err
 	}
-	p, err := s.store.Messages(ctx, u.ID, d.ConversationID, parley.MessageQuery{Before: d.Before, After: d.After, Limit: d.Limit})
+	p, err := s.store.Messages(ctx, u.ID, d.ConversationID, q)
 	if err != nil {
 		return parley.MessagePage{}, err
 	}
@@ -293,7 +306,7 @@ func (s *service) history(ctx context.Context, u parley.User, d protocol.History
 	for i := range p.Messages {
 		p.Messages[i] = *messageURLs(&p.Messages[i])
 	}
-	fromBack := d.After == 0 // the page ends at the cursor: keep its end
+	fromBack := d.After == nil // the page ends at the cursor: keep its end
 	if n := fitting(p.Messages, maxBytes, fromBack); n < len(p.Messages) {
 		if fromBack {
 			p.Messages = p.Messages[len(p.Messages)-n:]

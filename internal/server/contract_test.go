@@ -1,0 +1,76 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
+)
+
+// Contract tests: what a client written from docs/protocol.md alone
+// expects, on the wire (raw JSON and query strings, not the Go structs).
+
+// TestHistoryCursorZero: after 0 is "from the start" (the oldest page),
+// not the newest page; before 0 is invalid; both given is invalid; an
+// absent (or empty) cursor is the newest page. On the WebSocket and over
+// HTTP alike.
+func TestHistoryCursorZero(t *testing.T) {
+	srv := servertest.Start(t)
+	conv := seedConversation(t, srv, 5, "hi")
+	tok := srv.Token(t, "alice", "alice")
+	a := connect(t, srv, tok, nil)
+	seqsOf := func(p parley.MessagePage) []int64 {
+		var s []int64
+		for _, m := range p.Messages {
+			s = append(s, m.Seq)
+		}
+		return s
+	}
+	cases := []struct {
+		name  string
+		data  string // the op's data, after conversation_id
+		query string
+		want  []int64 // nil: invalid
+		more  bool
+	}{
+		{"after 0", `"after": 0, "limit": 2`, "after=0&limit=2", []int64{1, 2}, true},
+		{"after 4", `"after": 4, "limit": 2`, "after=4&limit=2", []int64{5}, false},
+		{"newest", `"limit": 2`, "limit=2", []int64{4, 5}, true},
+		{"null cursor, empty parameter", `"after": null, "limit": 2`, "after=&before=&limit=2", []int64{4, 5}, true},
+		{"before 3", `"before": 3, "limit": 5`, "before=3&limit=5", []int64{1, 2}, false},
+		{"before 0", `"before": 0`, "before=0", nil, false},
+		{"both", `"before": 3, "after": 0`, "before=3&after=0", nil, false},
+		{"negative after", `"after": -1`, "after=-1", nil, false},
+	}
+	for _, c := range cases {
+		f := a.call(protocol.OpHistory, json.RawMessage(fmt.Sprintf(`{"conversation_id": %q, %s}`, conv.ID, c.data)))
+		r := httpDo(t, srv, "GET", fmt.Sprintf("/v1/conversations/%s/messages?%s", conv.ID, c.query), tok, "")
+		if c.want == nil {
+			if f.Type != protocol.TypeError || f.Error.Code != parley.EINVALID {
+				t.Errorf("%s: ws got %s %s, want invalid", c.name, f.Type, f.Data)
+			}
+			if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"invalid"`) {
+				t.Errorf("%s: http got %d %s, want 400 invalid", c.name, r.status, r.body)
+			}
+			continue
+		}
+		if f.Type != protocol.TypeReply {
+			t.Fatalf("%s: ws got %s %+v", c.name, f.Type, f.Error)
+		}
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: http got %d %s", c.name, r.status, r.body)
+		}
+		for via, p := range map[string]parley.MessagePage{
+			"ws": decodeJSON[parley.MessagePage](t, f.Data), "http": decodeJSON[parley.MessagePage](t, r.body)} {
+			if got := seqsOf(p); !slices.Equal(got, c.want) || p.HasMore != c.more {
+				t.Errorf("%s: %s gave seqs %v has_more %v, want %v %v", c.name, via, got, p.HasMore, c.want, c.more)
+			}
+		}
+	}
+}
