@@ -100,7 +100,7 @@ func ShouldReconnect(code int) bool {
 }
 
 // Request is a frame from client to server. ID is the client's request id
-// (at most 64 bytes); the reply or error carries it back. Data holds the
+// (at most 64 bytes; DecodeRequest cuts a longer one to that for its error); the reply or error carries it back. Data holds the
 // op's fields.
 type Request struct {
 	Op   string          `json:"op"`
@@ -311,7 +311,9 @@ func DecodeRequest(b []byte) (Request, error) {
 		}
 	}
 	if len(r.ID) > MaxRequestIDLen {
-		r.ID = ""
+		// The error carries the id's first bytes, so that a client can
+		// still tell which request failed, without echoing an unbounded id.
+		r.ID = truncateID(r.ID)
 		return r, parley.Errorf(parley.EINVALID, "id is longer than %d bytes", MaxRequestIDLen)
 	}
 	switch r.Op {
@@ -322,6 +324,16 @@ func DecodeRequest(b []byte) (Request, error) {
 		return r, nil
 	}
 	return r, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", r.Op)
+}
+
+// truncateID returns id's first MaxRequestIDLen bytes, or fewer so as not
+// to cut a UTF-8 character (the id is valid UTF-8: the frame was).
+func truncateID(id string) string {
+	n := MaxRequestIDLen
+	for n > 0 && !utf8.RuneStart(id[n]) {
+		n--
+	}
+	return id[:n]
 }
 
 // DecodeData parses a request's data into v. Missing data decodes as {}.

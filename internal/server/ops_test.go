@@ -204,7 +204,10 @@ func TestBadInput(t *testing.T) {
 		{"invalid utf-8", "{\"op\":\"send\",\"id\":\"u\",\"data\":{\"text\":\"\xff\xfe\"}}", "", parley.EBADJSON},
 		{"unknown op", `{"op":"fly","id":"f1"}`, "f1", parley.EUNKNOWNOP},
 		{"missing op", `{"id":"m1"}`, "m1", parley.EINVALID},
-		{"long id", `{"op":"ping","id":"` + strings.Repeat("x", 65) + `"}`, "", parley.EINVALID},
+		// A request id over 64 bytes: the error carries its first 64
+		// bytes, cut before a UTF-8 character that would not fit.
+		{"long id", `{"op":"ping","id":"` + strings.Repeat("x", 65) + `"}`, strings.Repeat("x", 64), parley.EINVALID},
+		{"long id, cut at a character", `{"op":"ping","id":"x` + strings.Repeat("é", 32) + `"}`, "x" + strings.Repeat("é", 31), parley.EINVALID},
 		{"second hello", `{"op":"hello","id":"h2","data":{"token":"x"}}`, "h2", parley.EINVALID},
 		{"missing conversation", `{"op":"send","id":"s1","data":{"client_id":"c","text":"hi"}}`, "s1", parley.EINVALID},
 		{"missing client id", `{"op":"send","id":"s2","data":{"conversation_id":"` + conv.ID + `","text":"hi"}}`, "s2", parley.EINVALID},
