@@ -1,14 +1,19 @@
 package server_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
@@ -72,5 +77,59 @@ func TestHistoryCursorZero(t *testing.T) {
 				t.Errorf("%s: %s gave seqs %v has_more %v, want %v %v", c.name, via, got, p.HasMore, c.want, c.more)
 			}
 		}
+	}
+}
+
+// TestShutdownDrain: what docs/protocol.md section 10 says a client sees
+// during a shutdown with a drain period: /readyz answers 503, a new
+// WebSocket upgrade 503 unavailable with a retry hint, while connected
+// clients are still served; then goaway, close 4003, and new connections
+// are refused.
+func TestShutdownDrain(t *testing.T) {
+	// Long enough for the few requests below on a loaded machine; the
+	// test asserts no duration.
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ShutdownDrain = 4 * time.Second }))
+	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); srv.Stop(t) }()
+	t.Cleanup(func() { <-stopped }) // before servertest's own Stop
+	for { // until the drain has begun
+		r, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz during the drain: %v (no drain?)", err)
+		}
+		r.Body.Close()
+		if r.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatalf("dialing during the drain: %v", err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", protocol.Path, srv.Addr())
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"unavailable"`) ||
+		!strings.Contains(string(body), "retry_after_ms") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("upgrade during the drain: %d %v %s, want 503 unavailable with a retry hint", resp.StatusCode, resp.Header, body)
+	}
+	if f := a.call(protocol.OpPing, nil); f.Type != protocol.TypePong {
+		t.Errorf("a connected client during the drain: %s, want pong", f.Type)
+	}
+	a.waitFor(func(f protocol.Frame) bool { return f.Type == protocol.TypeGoAway })
+	if code := a.closeCode(); code != protocol.CloseShutdown {
+		t.Errorf("close %d, want 4003", code)
+	}
+	<-stopped
+	if c, err := net.Dial("tcp", srv.Addr()); err == nil {
+		c.Close()
+		t.Error("a new connection was accepted after shutdown")
 	}
 }
