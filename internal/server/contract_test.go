@@ -93,7 +93,7 @@ func TestShutdownDrain(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() { defer close(stopped); srv.Stop(t) }()
 	t.Cleanup(func() { <-stopped }) // before servertest's own Stop
-	for { // until the drain has begun
+	for {                           // until the drain has begun
 		r, err := http.Get(srv.URL + "/readyz")
 		if err != nil {
 			t.Fatalf("/readyz during the drain: %v (no drain?)", err)
