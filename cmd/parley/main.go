@@ -18,8 +18,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
-	"github.com/parleychat/parley/internal/sqlite"
 )
 
 // CLI is the command line. Every serve flag also reads a PARLEY_*
@@ -41,9 +41,15 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley:", err)
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(1)
 	}
+}
+
+// errorLine is how main prints a failed command's error: prefixed
+// "parley: " once, though a *parley.Error's text already starts with it.
+func errorLine(err error) string {
+	return "parley: " + strings.TrimPrefix(err.Error(), "parley: ")
 }
 
 // run parses args and runs the command; ctx ends on SIGINT or SIGTERM.
@@ -149,9 +155,10 @@ func (c *tokenMintCmd) Run(s *streams) error {
 }
 
 type userCreateCmd struct {
-	Name     string `arg:"" help:"Username."`
+	Name     string `arg:"" help:"Username (normalised as registration does: PRECIS, unique by look-alike)."`
 	Password string `env:"PARLEY_PASSWORD" help:"Password (default: read a line from stdin)."`
-	DataDir  string `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory of the SQLite store."`
+	DataDir  string `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory of the SQLite store (when --store is empty)."`
+	Store    string `env:"PARLEY_STORE" help:"Store, as parley serve --store: empty for SQLite in the data dir, sqlite:PATH, or a postgres:// URL."`
 }
 
 func (c *userCreateCmd) Run(ctx context.Context, s *streams) error {
@@ -164,19 +171,25 @@ func (c *userCreateCmd) Run(ctx context.Context, s *streams) error {
 		}
 		pw = strings.TrimRight(line, "\r\n")
 	}
+	name, err := parley.NormalizeUsername(c.Name)
+	if err != nil {
+		return err
+	}
 	hash, err := auth.NewHasher(1).Hash(ctx, "", pw)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return err
+	if c.Store == "" {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return err
+		}
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(c.DataDir, dbFile))
+	st, err := openStore(ctx, c.Store, c.DataDir)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	u, err := st.CreateUser(ctx, c.Name, hash)
+	u, err := st.CreateUser(ctx, name, hash)
 	if err != nil {
 		return err
 	}

@@ -157,7 +157,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, c)
+	st, err := openStore(ctx, c.Store, c.DataDir)
 	if err != nil {
 		return err
 	}
@@ -302,16 +302,16 @@ func pprofMux() *http.ServeMux {
 // openStore is the switch point between stores: SQLite in the data dir by
 // default; postgres:// URLs go to internal/postgres (wired by the scale
 // work).
-func openStore(ctx context.Context, c ServeCmd) (parley.Store, error) {
+func openStore(ctx context.Context, store, dataDir string) (parley.Store, error) {
 	switch {
-	case c.Store == "":
-		return sqlite.Open(ctx, filepath.Join(c.DataDir, dbFile))
-	case strings.HasPrefix(c.Store, "sqlite:"):
-		return sqlite.Open(ctx, strings.TrimPrefix(c.Store, "sqlite:"))
-	case strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
-		return postgres.Open(ctx, c.Store)
+	case store == "":
+		return sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
+	case strings.HasPrefix(store, "sqlite:"):
+		return sqlite.Open(ctx, strings.TrimPrefix(store, "sqlite:"))
+	case strings.HasPrefix(store, "postgres://"), strings.HasPrefix(store, "postgresql://"):
+		return postgres.Open(ctx, store)
 	}
-	return nil, fmt.Errorf("--store: unknown store %q (want empty, sqlite:PATH or postgres://...)", c.Store)
+	return nil, fmt.Errorf("--store: unknown store %q (want empty, sqlite:PATH or postgres://...)", store)
 }
 
 // openBroker is the switch point between brokers: in-process by default;
