@@ -133,3 +133,25 @@ func TestShutdownDrain(t *testing.T) {
 		t.Error("a new connection was accepted after shutdown")
 	}
 }
+
+// TestClientIDOtherConversation: a client_id the sender already used in
+// another conversation answers conflict (docs/protocol.md section 7), and
+// stores nothing.
+func TestClientIDOtherConversation(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.Token(t, "bob", "Bob")
+	srv.Token(t, "carol", "Carol")
+	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	var c1, c2 parley.Conversation
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &c1)
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "carol"}, &c2)
+	a.do(protocol.OpSend, protocol.Send{ConversationID: c1.ID, ClientID: "same", Text: "one"}, nil)
+	if code := a.fail(protocol.OpSend, protocol.Send{ConversationID: c2.ID, ClientID: "same", Text: "two"}); code != parley.ECONFLICT {
+		t.Fatalf("client_id reused in another conversation: %s, want conflict", code)
+	}
+	var page parley.MessagePage
+	a.do(protocol.OpHistory, protocol.History{ConversationID: c2.ID}, &page)
+	if len(page.Messages) != 0 {
+		t.Fatalf("%d messages stored in the second conversation", len(page.Messages))
+	}
+}
