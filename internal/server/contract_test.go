@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/auth"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
@@ -153,5 +154,48 @@ func TestClientIDOtherConversation(t *testing.T) {
 	a.do(protocol.OpHistory, protocol.History{ConversationID: c2.ID}, &page)
 	if len(page.Messages) != 0 {
 		t.Fatalf("%d messages stored in the second conversation", len(page.Messages))
+	}
+}
+
+// TestIntegratorTokenNameTaken: an integrator's token identifies its user
+// by id (sub); a name another user holds (or resembles) does not refuse
+// it: the user is shown as "name (id)". Usernames stay unique.
+func TestIntegratorTokenNameTaken(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.Register(t, "john", "correct horse battery")
+	me := func(id, name string) parley.User {
+		t.Helper()
+		tok, _, err := auth.Mint(srv.Secret, id, name, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httpDo(t, srv, "GET", "/v1/me", tok, "")
+		if r.status != http.StatusOK {
+			t.Fatalf("token for %s named %q: %d %s", id, name, r.status, r.body)
+		}
+		return decodeJSON[parley.User](t, r.body)
+	}
+	if u := me("john2", "John"); u.ID != "john2" || u.Name != "John (john2)" {
+		t.Errorf("john2 named John: %+v", u)
+	}
+	if u := me("john3", "John"); u.ID != "john3" || u.Name != "John (john3)" {
+		t.Errorf("john3 named John: %+v", u)
+	}
+	// Again, and on the WebSocket: the same user, no error.
+	tok, _, _ := auth.Mint(srv.Secret, "john2", "John", time.Hour)
+	c := connect(t, srv, tok, nil)
+	if f := c.call(protocol.OpPing, nil); f.Type != protocol.TypePong {
+		t.Fatalf("john2 on the WebSocket: %s", f.Type)
+	}
+	if u := me("long-integrator-user-id-0001", "John"); u.ID != "long-integrator-user-id-0001" || u.Name != "long-integrator-user-id-0001" {
+		t.Errorf("a long id named John: %+v", u)
+	}
+	// The username john is still the registered user's.
+	r := httpDo(t, srv, "GET", "/v1/users/john", tok, "")
+	if u := decodeJSON[parley.User](t, r.body); r.status != http.StatusOK || u.Name != "john" || u.ID == "john2" {
+		t.Errorf("GET /v1/users/john: %d %s", r.status, r.body)
+	}
+	if r := httpDo(t, srv, "POST", "/v1/auth/register", "", `{"username":"John","password":"correct horse"}`); r.status != http.StatusConflict {
+		t.Errorf("registering John: %d, want 409", r.status)
 	}
 }

@@ -99,15 +99,37 @@ func (s *service) authenticate(ctx context.Context, token string) (parley.User, 
 	if err != nil {
 		return parley.User{}, err
 	}
-	if u, ok := s.ensured.load(cl.UserID); ok && u.Name == cl.Name {
+	alt := altName(cl.Name, cl.UserID)
+	if u, ok := s.ensured.load(cl.UserID); ok && (u.Name == cl.Name || u.Name == alt) {
 		return u, nil
 	}
 	u, err := s.store.EnsureUser(ctx, cl.UserID, cl.Name)
+	if parley.ErrorCode(err) == parley.ECONFLICT {
+		// The token identifies its user by id (sub); its name is only
+		// what others see. Another user holds that name (or a look-alike),
+		// and names are unique: show this user as "Name (id)" rather than
+		// refuse a valid token.
+		u, err = s.store.EnsureUser(ctx, cl.UserID, alt)
+	}
 	if err != nil {
 		return parley.User{}, err
 	}
 	s.ensured.store(u, false)
 	return u, nil
+}
+
+// altName is the name an integrator's user gets when its token's name is
+// taken by another user: "name (id)", the name cut to fit
+// parley.MaxUsernameRunes, or the id alone (cut) when the id is too long
+// to leave room for the name.
+func altName(name, id string) string {
+	suffix := []rune(" (" + id + ")")
+	if len(suffix) > parley.MaxUsernameRunes-4 {
+		r := []rune(id)
+		return string(r[:min(len(r), parley.MaxUsernameRunes)])
+	}
+	r := []rune(name)
+	return string(r[:min(len(r), parley.MaxUsernameRunes-len(suffix))]) + string(suffix)
 }
 
 // authResult is the body of register and login responses.
