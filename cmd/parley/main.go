@@ -130,28 +130,60 @@ func loadSecret(given, dataDir string, create bool) ([]byte, error) {
 }
 
 type tokenMintCmd struct {
-	User    string        `required:"" help:"User id (the token's sub)."`
-	Name    string        `help:"Display name (default: the user id)."`
+	User    string        `required:"" help:"User: the id of a user, or the username of an existing account (its token then names that account), or a new id (the user is created on first use)."`
+	Name    string        `help:"Display name (default: the existing user's name, or the user id)."`
 	TTL     time.Duration `default:"24h" help:"How long the token lasts."`
-	DataDir string        `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory holding the secret."`
+	DataDir string        `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory holding the secret (and the SQLite store)."`
 	Secret  string        `env:"PARLEY_SECRET" help:"Token secret (default: the one in the data dir)."`
+	Store   string        `env:"PARLEY_STORE" help:"Store to look the user up in, as parley serve --store (default: SQLite in the data dir, when it exists)."`
 }
 
-func (c *tokenMintCmd) Run(s *streams) error {
+func (c *tokenMintCmd) Run(ctx context.Context, s *streams) error {
 	secret, err := loadSecret(c.Secret, c.DataDir, false)
 	if err != nil {
 		return err
 	}
-	name := c.Name
-	if name == "" {
-		name = c.User
+	id, name, err := c.lookup(ctx)
+	if err != nil {
+		return err
 	}
-	tok, _, err := auth.Mint(secret, c.User, name, c.TTL)
+	if c.Name != "" {
+		name = c.Name
+	}
+	tok, _, err := auth.Mint(secret, id, name, c.TTL)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(s.out, tok)
 	return nil
+}
+
+// lookup finds the user --user names in the store: by id, else by
+// username (an account made by register or user create, whose id is not
+// its name). A user not found, or no store (no SQLite file in the data
+// dir and no --store), is a new integrator user: id --user, named --user.
+func (c *tokenMintCmd) lookup(ctx context.Context) (id, name string, err error) {
+	if c.Store == "" {
+		if _, err := os.Stat(filepath.Join(c.DataDir, dbFile)); err != nil {
+			return c.User, c.User, nil
+		}
+	}
+	st, err := openStore(ctx, c.Store, c.DataDir)
+	if err != nil {
+		return "", "", err
+	}
+	defer st.Close()
+	u, err := st.User(ctx, c.User)
+	if parley.ErrorCode(err) == parley.ENOTFOUND {
+		u, err = st.UserByName(ctx, c.User)
+	}
+	switch {
+	case parley.ErrorCode(err) == parley.ENOTFOUND:
+		return c.User, c.User, nil
+	case err != nil:
+		return "", "", err
+	}
+	return u.ID, u.Name, nil
 }
 
 type userCreateCmd struct {

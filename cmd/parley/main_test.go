@@ -105,8 +105,26 @@ func TestServeMintCreate(t *testing.T) {
 		t.Fatalf("login: %s", resp.Status)
 	}
 	secret, _ := loadSecret("", dir, false)
-	if _, err := auth.Verify(secret, login.Token, time.Now()); err != nil {
+	cl, err := auth.Verify(secret, login.Token, time.Now())
+	if err != nil {
 		t.Fatalf("login token: %v", err)
+	}
+	// token mint for an existing account by its username: a token for
+	// that account (its id, not a new user named like it).
+	out.Reset()
+	if err := run(context.Background(), []string{"token", "mint", "--user", "Carol", "--data-dir", dir}, nil, &out, &out); err != nil {
+		t.Fatalf("token mint --user Carol: %v", err)
+	}
+	req, _ = http.NewRequest("GET", "http://"+m.Addr+"/v1/me", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(out.String()))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&me)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || me.ID != cl.UserID || me.Name != "carol" {
+		t.Fatalf("GET /v1/me with a token minted for carol: %s %+v, want id %s", resp.Status, me, cl.UserID)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
