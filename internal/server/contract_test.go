@@ -199,3 +199,27 @@ func TestIntegratorTokenNameTaken(t *testing.T) {
 		t.Errorf("registering John: %d, want 409", r.status)
 	}
 }
+
+// TestGroupWithUnseenUser: create_group refuses an id the server has no
+// user for (not_found); the documented workaround, one GET /v1/me with a
+// token for that id, creates the user, and the group is then made.
+func TestGroupWithUnseenUser(t *testing.T) {
+	srv := servertest.Start(t)
+	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	g := protocol.CreateGroup{Title: "team", MemberIDs: []string{"ext-7"}}
+	if code := a.fail(protocol.OpCreateGroup, g); code != parley.ENOTFOUND {
+		t.Fatalf("a group with a user never seen: %s, want not_found", code)
+	}
+	tok, _, err := auth.Mint(srv.Secret, "ext-7", "Seven", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := httpDo(t, srv, "GET", "/v1/me", tok, ""); r.status != http.StatusOK {
+		t.Fatalf("GET /v1/me for ext-7: %d %s", r.status, r.body)
+	}
+	var conv parley.Conversation
+	a.do(protocol.OpCreateGroup, g, &conv)
+	if len(conv.Members) != 2 {
+		t.Fatalf("group members %+v", conv.Members)
+	}
+}
