@@ -189,11 +189,15 @@ type ConversationChange struct {
 // MessageQuery selects a page of history. With neither Before nor After it
 // returns the newest messages. Before returns messages with Seq < Before,
 // the newest of them; After returns messages with Seq > After, the oldest
-// of them. Limit defaults to DefaultPageLimit and is at most MaxPageLimit.
+// of them. A zero Before or After is "not given"; FromStart asks for the
+// oldest messages, as After 0 would were 0 not "not given" (the protocol's
+// `after: 0`), and may be combined with Before as After can. Limit
+// defaults to DefaultPageLimit and is at most MaxPageLimit.
 type MessageQuery struct {
-	Before int64
-	After  int64
-	Limit  int
+	Before    int64
+	After     int64
+	FromStart bool
+	Limit     int
 }
 
 // MessagePage is a page of messages in ascending Seq order. HasMore says

@@ -172,11 +172,19 @@ func (c *Client) UpdateConversation(ctx context.Context, u protocol.UpdateConver
 }
 
 // History fetches one page of a conversation's messages (see
-// parley.MessageQuery for Before/After). ConversationView does the
-// bookkeeping for an app; History is the raw call.
+// parley.MessageQuery for Before/After: 0 is "not given", FromStart asks
+// for the oldest page). ConversationView does the bookkeeping for an app;
+// History is the raw call.
 func (c *Client) History(ctx context.Context, conversationID string, q parley.MessageQuery) (parley.MessagePage, error) {
+	h := protocol.History{ConversationID: conversationID, Limit: q.Limit}
+	if q.Before != 0 {
+		h.Before = protocol.Cursor(q.Before)
+	}
+	if q.After != 0 || q.FromStart {
+		h.After = protocol.Cursor(q.After)
+	}
 	var page parley.MessagePage
-	err := c.call(ctx, protocol.OpHistory, protocol.History{ConversationID: conversationID, Before: q.Before, After: q.After, Limit: q.Limit}, &page, true)
+	err := c.call(ctx, protocol.OpHistory, h, &page, true)
 	return page, err
 }
 

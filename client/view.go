@@ -110,7 +110,7 @@ func (v *ConversationView) LoadMore(ctx context.Context) (int, error) {
 	before := v.msgs[0].Seq
 	v.mu.Unlock()
 	var page parley.MessagePage
-	err := v.c.call(ctx, protocol.OpHistory, protocol.History{ConversationID: v.id, Before: before, Limit: v.pageSize}, &page, true)
+	err := v.c.call(ctx, protocol.OpHistory, protocol.History{ConversationID: v.id, Before: protocol.Cursor(before), Limit: v.pageSize}, &page, true)
 	if err != nil {
 		return 0, err
 	}
@@ -232,7 +232,7 @@ func (v *ConversationView) startSyncLocked() {
 				after = v.msgs[n-1].Seq
 			}
 			v.mu.Unlock()
-			q := protocol.History{ConversationID: v.id, After: after, Limit: parley.MaxPageLimit}
+			q := protocol.History{ConversationID: v.id, After: protocol.Cursor(after), Limit: parley.MaxPageLimit}
 			if after == 0 {
 				q = protocol.History{ConversationID: v.id, Limit: v.pageSize}
 			}

@@ -79,7 +79,10 @@ const (
 	CloseShutdown         = 4003 // the server is restarting; wait the goaway delay
 	CloseUnauthorized     = 4100 // missing, forged or expired token: get a new one first
 	CloseProtocolError    = 4101 // the client broke the protocol (binary frame, no hello...)
-	CloseAuthRevoked      = 4102 // the user's access was revoked
+	// CloseAuthRevoked is reserved for "the user's access was revoked":
+	// today's servers never send it (there is no revocation), clients
+	// treat it as final (do not reconnect).
+	CloseAuthRevoked = 4102
 	// CloseTooManyConnections: the user opened more connections on the
 	// node than its per-user cap (default 20) and this, their oldest, was
 	// closed. Not reconnected automatically: the app decides (another tab
@@ -100,7 +103,7 @@ func ShouldReconnect(code int) bool {
 }
 
 // Request is a frame from client to server. ID is the client's request id
-// (at most 64 bytes); the reply or error carries it back. Data holds the
+// (at most 64 bytes; DecodeRequest cuts a longer one to that for its error); the reply or error carries it back. Data holds the
 // op's fields.
 type Request struct {
 	Op   string          `json:"op"`
@@ -134,13 +137,19 @@ type Send struct {
 }
 
 // History asks for a page of messages (OpHistory). The reply's data is a
-// parley.MessagePage.
+// parley.MessagePage. Before and After are cursors; nil (absent or null
+// in JSON) is no cursor, which differs from 0: After 0 asks for the
+// oldest messages (every seq is above 0), and Before 0 is refused as
+// invalid (no seq is below 1). Cursor makes one.
 type History struct {
 	ConversationID string `json:"conversation_id"`
-	Before         int64  `json:"before,omitempty"`
-	After          int64  `json:"after,omitempty"`
+	Before         *int64 `json:"before,omitempty"`
+	After          *int64 `json:"after,omitempty"`
 	Limit          int    `json:"limit,omitempty"`
 }
+
+// Cursor returns a pointer to seq, for History's Before and After.
+func Cursor(seq int64) *int64 { return &seq }
 
 // Delete turns one's own message into a tombstone (OpDelete). The reply's
 // data is the tombstone.
@@ -320,7 +329,9 @@ func DecodeRequest(b []byte) (Request, error) {
 		}
 	}
 	if len(r.ID) > MaxRequestIDLen {
-		r.ID = ""
+		// The error carries the id's first bytes, so that a client can
+		// still tell which request failed, without echoing an unbounded id.
+		r.ID = truncateID(r.ID)
 		return r, parley.Errorf(parley.EINVALID, "id is longer than %d bytes", MaxRequestIDLen)
 	}
 	switch r.Op {
@@ -331,6 +342,16 @@ func DecodeRequest(b []byte) (Request, error) {
 		return r, nil
 	}
 	return r, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", r.Op)
+}
+
+// truncateID returns id's first MaxRequestIDLen bytes, or fewer so as not
+// to cut a UTF-8 character (the id is valid UTF-8: the frame was).
+func truncateID(id string) string {
+	n := MaxRequestIDLen
+	for n > 0 && !utf8.RuneStart(id[n]) {
+		n--
+	}
+	return id[:n]
 }
 
 // DecodeData parses a request's data into v. Missing data decodes as {}.

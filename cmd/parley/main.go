@@ -18,8 +18,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
-	"github.com/parleychat/parley/internal/sqlite"
 )
 
 // CLI is the command line. Every serve flag also reads a PARLEY_*
@@ -41,9 +41,15 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley:", err)
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(1)
 	}
+}
+
+// errorLine is how main prints a failed command's error: prefixed
+// "parley: " once, though a *parley.Error's text already starts with it.
+func errorLine(err error) string {
+	return "parley: " + strings.TrimPrefix(err.Error(), "parley: ")
 }
 
 // run parses args and runs the command; ctx ends on SIGINT or SIGTERM.
@@ -124,23 +130,27 @@ func loadSecret(given, dataDir string, create bool) ([]byte, error) {
 }
 
 type tokenMintCmd struct {
-	User    string        `required:"" help:"User id (the token's sub)."`
-	Name    string        `help:"Display name (default: the user id)."`
+	User    string        `required:"" help:"User: the id of a user, or the username of an existing account (its token then names that account), or a new id (the user is created on first use)."`
+	Name    string        `help:"Display name (default: the existing user's name, or the user id)."`
 	TTL     time.Duration `default:"24h" help:"How long the token lasts."`
-	DataDir string        `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory holding the secret."`
+	DataDir string        `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory holding the secret (and the SQLite store)."`
 	Secret  string        `env:"PARLEY_SECRET" help:"Token secret (default: the one in the data dir)."`
+	Store   string        `env:"PARLEY_STORE" help:"Store to look the user up in, as parley serve --store (default: SQLite in the data dir, when it exists)."`
 }
 
-func (c *tokenMintCmd) Run(s *streams) error {
+func (c *tokenMintCmd) Run(ctx context.Context, s *streams) error {
 	secret, err := loadSecret(c.Secret, c.DataDir, false)
 	if err != nil {
 		return err
 	}
-	name := c.Name
-	if name == "" {
-		name = c.User
+	id, name, err := c.lookup(ctx)
+	if err != nil {
+		return err
 	}
-	tok, _, err := auth.Mint(secret, c.User, name, c.TTL)
+	if c.Name != "" {
+		name = c.Name
+	}
+	tok, _, err := auth.Mint(secret, id, name, c.TTL)
 	if err != nil {
 		return err
 	}
@@ -148,10 +158,39 @@ func (c *tokenMintCmd) Run(s *streams) error {
 	return nil
 }
 
+// lookup finds the user --user names in the store: by id, else by
+// username (an account made by register or user create, whose id is not
+// its name). A user not found, or no store (no SQLite file in the data
+// dir and no --store), is a new integrator user: id --user, named --user.
+func (c *tokenMintCmd) lookup(ctx context.Context) (id, name string, err error) {
+	if c.Store == "" {
+		if _, err := os.Stat(filepath.Join(c.DataDir, dbFile)); err != nil {
+			return c.User, c.User, nil
+		}
+	}
+	st, err := openStore(ctx, c.Store, c.DataDir)
+	if err != nil {
+		return "", "", err
+	}
+	defer st.Close()
+	u, err := st.User(ctx, c.User)
+	if parley.ErrorCode(err) == parley.ENOTFOUND {
+		u, err = st.UserByName(ctx, c.User)
+	}
+	switch {
+	case parley.ErrorCode(err) == parley.ENOTFOUND:
+		return c.User, c.User, nil
+	case err != nil:
+		return "", "", err
+	}
+	return u.ID, u.Name, nil
+}
+
 type userCreateCmd struct {
-	Name     string `arg:"" help:"Username."`
+	Name     string `arg:"" help:"Username (normalised as registration does: PRECIS, unique by look-alike)."`
 	Password string `env:"PARLEY_PASSWORD" help:"Password (default: read a line from stdin)."`
-	DataDir  string `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory of the SQLite store."`
+	DataDir  string `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory of the SQLite store (when --store is empty)."`
+	Store    string `env:"PARLEY_STORE" help:"Store, as parley serve --store: empty for SQLite in the data dir, sqlite:PATH, or a postgres:// URL."`
 }
 
 func (c *userCreateCmd) Run(ctx context.Context, s *streams) error {
@@ -164,19 +203,25 @@ func (c *userCreateCmd) Run(ctx context.Context, s *streams) error {
 		}
 		pw = strings.TrimRight(line, "\r\n")
 	}
+	name, err := parley.NormalizeUsername(c.Name)
+	if err != nil {
+		return err
+	}
 	hash, err := auth.NewHasher(1).Hash(ctx, "", pw)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return err
+	if c.Store == "" {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return err
+		}
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(c.DataDir, dbFile))
+	st, err := openStore(ctx, c.Store, c.DataDir)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	u, err := st.CreateUser(ctx, c.Name, hash)
+	u, err := st.CreateUser(ctx, name, hash)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -14,7 +15,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/internal/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -102,8 +105,26 @@ func TestServeMintCreate(t *testing.T) {
 		t.Fatalf("login: %s", resp.Status)
 	}
 	secret, _ := loadSecret("", dir, false)
-	if _, err := auth.Verify(secret, login.Token, time.Now()); err != nil {
+	cl, err := auth.Verify(secret, login.Token, time.Now())
+	if err != nil {
 		t.Fatalf("login token: %v", err)
+	}
+	// token mint for an existing account by its username: a token for
+	// that account (its id, not a new user named like it).
+	out.Reset()
+	if err := run(context.Background(), []string{"token", "mint", "--user", "Carol", "--data-dir", dir}, nil, &out, &out); err != nil {
+		t.Fatalf("token mint --user Carol: %v", err)
+	}
+	req, _ = http.NewRequest("GET", "http://"+m.Addr+"/v1/me", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(out.String()))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&me)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || me.ID != cl.UserID || me.Name != "carol" {
+		t.Fatalf("GET /v1/me with a token minted for carol: %s %+v, want id %s", resp.Status, me, cl.UserID)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -149,5 +170,47 @@ func TestBadSecret(t *testing.T) {
 	}
 	if _, err := loadSecret("", t.TempDir(), false); err == nil {
 		t.Fatal("token mint without a secret did not fail")
+	}
+}
+
+// TestUserCreate: parley user create takes --store as parley serve does
+// (SQLite at a path, PostgreSQL), normalises the name as registration
+// does, and a failure prints "parley: " once.
+func TestUserCreate(t *testing.T) {
+	stores := map[string]string{"sqlite": "sqlite:" + filepath.Join(t.TempDir(), "other.db")}
+	if os.Getenv(pgtest.EnvVar) != "" {
+		stores["postgres"] = pgtest.Schema(t)
+	}
+	for kind, store := range stores {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			create := func(name string) (string, error) {
+				var out bytes.Buffer
+				err := run(ctx, []string{"user", "create", name, "--store", store, "--password", "correct horse battery",
+					"--data-dir", filepath.Join(t.TempDir(), "unused")}, nil, &out, &out)
+				return out.String(), err
+			}
+			if out, err := create("Carol"); err != nil || !strings.Contains(out, "created user carol") {
+				t.Fatalf("user create Carol: %q %v", out, err)
+			}
+			_, err := create("CAROL")
+			if parley.ErrorCode(err) != parley.ECONFLICT {
+				t.Fatalf("user create CAROL again: %v, want conflict", err)
+			}
+			if line := errorLine(err); !strings.HasPrefix(line, "parley: conflict: ") || strings.Contains(line, "parley: parley:") {
+				t.Errorf("printed %q, want one parley: prefix", line)
+			}
+			st, err := openStore(ctx, store, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if u, err := st.UserByName(ctx, "carol"); err != nil || u.Name != "carol" {
+				t.Fatalf("carol in the --store store: %+v %v", u, err)
+			}
+		})
+	}
+	if got := errorLine(errors.New("reading the password: EOF")); got != "parley: reading the password: EOF" {
+		t.Errorf("errorLine of a plain error: %q", got)
 	}
 }

@@ -41,6 +41,7 @@ type ServeCmd struct {
 	HeartbeatTimeout  time.Duration `default:"9s" env:"PARLEY_HEARTBEAT_TIMEOUT" help:"Close a connection silent for this long (4002)."`
 	ResumeLimit       int           `default:"10000" env:"PARLEY_RESUME_LIMIT" help:"Most missed events a resume replays; further behind gets resync."`
 	ShutdownTimeout   time.Duration `default:"15s" env:"PARLEY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown may take."`
+	ShutdownDrain     time.Duration `default:"0s" env:"PARLEY_SHUTDOWN_DRAIN" help:"How long a shutdown keeps serving, with /readyz and new WebSocket upgrades answering 503, before it closes the listener (part of --shutdown-timeout; default 0: none)."`
 	PprofAddr         string        `env:"PARLEY_PPROF_ADDR" help:"Serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060; default off). Never expose it publicly."`
 	MetricsAddr       string        `env:"PARLEY_METRICS_ADDR" help:"Serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 (default off). Keep it private."`
 	MetricsToken      string        `env:"PARLEY_METRICS_TOKEN" help:"Also serve /metrics on --addr to requests with 'Authorization: Bearer TOKEN' (default: /metrics is not on --addr)."`
@@ -156,7 +157,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, c)
+	st, err := openStore(ctx, c.Store, c.DataDir)
 	if err != nil {
 		return err
 	}
@@ -172,6 +173,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ResumeLimit:       c.ResumeLimit,
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatTimeout: c.HeartbeatTimeout,
 		PresenceGrace: c.PresenceGrace,
+		ShutdownDrain: c.ShutdownDrain,
 		MetricsToken:  c.MetricsToken,
 		HTTP: server.HTTPLimits{
 			ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout, IdleTimeout: c.HTTPIdleTimeout,
@@ -300,16 +302,16 @@ func pprofMux() *http.ServeMux {
 // openStore is the switch point between stores: SQLite in the data dir by
 // default; postgres:// URLs go to internal/postgres (wired by the scale
 // work).
-func openStore(ctx context.Context, c ServeCmd) (parley.Store, error) {
+func openStore(ctx context.Context, store, dataDir string) (parley.Store, error) {
 	switch {
-	case c.Store == "":
-		return sqlite.Open(ctx, filepath.Join(c.DataDir, dbFile))
-	case strings.HasPrefix(c.Store, "sqlite:"):
-		return sqlite.Open(ctx, strings.TrimPrefix(c.Store, "sqlite:"))
-	case strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
-		return postgres.Open(ctx, c.Store)
+	case store == "":
+		return sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
+	case strings.HasPrefix(store, "sqlite:"):
+		return sqlite.Open(ctx, strings.TrimPrefix(store, "sqlite:"))
+	case strings.HasPrefix(store, "postgres://"), strings.HasPrefix(store, "postgresql://"):
+		return postgres.Open(ctx, store)
 	}
-	return nil, fmt.Errorf("--store: unknown store %q (want empty, sqlite:PATH or postgres://...)", c.Store)
+	return nil, fmt.Errorf("--store: unknown store %q (want empty, sqlite:PATH or postgres://...)", store)
 }
 
 // openBroker is the switch point between brokers: in-process by default;

@@ -30,7 +30,7 @@ var codes = map[string]codeInfo{
 	parley.ENOTFOUND:     {http.StatusNotFound, protocol.CloseProtocolError},
 	parley.ECONFLICT:     {http.StatusConflict, protocol.CloseProtocolError},
 	parley.EUNAUTHORIZED: {http.StatusUnauthorized, protocol.CloseUnauthorized},
-	parley.EFORBIDDEN:    {http.StatusForbidden, protocol.CloseAuthRevoked},
+	parley.EFORBIDDEN:    {http.StatusForbidden, protocol.CloseProtocolError}, // 4102 is reserved
 	parley.ERATELIMITED:  {http.StatusTooManyRequests, protocol.CloseReconnect},
 	parley.ETOOLARGE:     {http.StatusRequestEntityTooLarge, protocol.CloseTooLarge},
 	parley.EUNSUPPORTED:  {http.StatusUnsupportedMediaType, protocol.CloseProtocolError},

@@ -290,10 +290,10 @@ func TestReplyByteCap(t *testing.T) {
 			if !p.HasMore {
 				return seqs
 			}
-			if q.After > 0 {
-				q.After = p.Messages[len(p.Messages)-1].Seq
+			if q.After != nil {
+				q.After = protocol.Cursor(p.Messages[len(p.Messages)-1].Seq)
 			} else {
-				q.Before = p.Messages[0].Seq
+				q.Before = protocol.Cursor(p.Messages[0].Seq)
 			}
 		}
 	}
@@ -302,7 +302,14 @@ func TestReplyByteCap(t *testing.T) {
 		return decodeJSON[parley.MessagePage](t, f.Data), len(f.Data)
 	}
 	overHTTP := func(q protocol.History) (parley.MessagePage, int) {
-		r := httpDo(t, srv, "GET", fmt.Sprintf("/v1/conversations/%s/messages?limit=%d&before=%d&after=%d", conv.ID, q.Limit, q.Before, q.After), aTok, "")
+		path := fmt.Sprintf("/v1/conversations/%s/messages?limit=%d", conv.ID, q.Limit)
+		if q.Before != nil {
+			path += fmt.Sprintf("&before=%d", *q.Before)
+		}
+		if q.After != nil {
+			path += fmt.Sprintf("&after=%d", *q.After)
+		}
+		r := httpDo(t, srv, "GET", path, aTok, "")
 		return decodeJSON[parley.MessagePage](t, r.body), len(r.body)
 	}
 	check := func(name string, seqs []int64, from, to int64) {
@@ -325,7 +332,7 @@ func TestReplyByteCap(t *testing.T) {
 	}
 	for name, get := range map[string]func(protocol.History) (parley.MessagePage, int){"ws": ws, "http": overHTTP} {
 		check(name+" backwards", follow(name, protocol.History{ConversationID: conv.ID, Limit: parley.MaxPageLimit}, get), 1, n)
-		check(name+" forwards", follow(name, protocol.History{ConversationID: conv.ID, After: 1, Limit: parley.MaxPageLimit}, get), 2, n)
+		check(name+" forwards", follow(name, protocol.History{ConversationID: conv.ID, After: protocol.Cursor(0), Limit: parley.MaxPageLimit}, get), 1, n)
 	}
 
 	// GET /v1/events pages the same way: every event once, in order.

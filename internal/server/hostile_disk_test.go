@@ -153,15 +153,13 @@ func TestHostileDiskFull(t *testing.T) {
 	srv.Restart(t)
 	b := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
 	have := map[string]bool{}
-	// Newest page first, then back by seq (after: 0 would mean "newest").
-	for before := int64(0); ; {
+	// From the start, forward by seq.
+	for after := int64(0); ; {
 		var page parley.MessagePage
-		b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID, Before: before, Limit: parley.MaxPageLimit}, &page)
+		b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID, After: protocol.Cursor(after), Limit: parley.MaxPageLimit}, &page)
 		for _, m := range page.Messages {
 			have[m.ClientID] = true
-			if before == 0 || m.Seq < before {
-				before = m.Seq
-			}
+			after = max(after, m.Seq)
 		}
 		if !page.HasMore || len(page.Messages) == 0 {
 			break

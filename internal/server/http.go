@@ -219,6 +219,16 @@ func queryInt(r *http.Request, name string) (int64, error) {
 	return n, nil
 }
 
+// queryCursor reads an integer query parameter that may be absent or
+// empty (nil), which is not the same as 0.
+func queryCursor(r *http.Request, name string) (*int64, error) {
+	if r.URL.Query().Get(name) == "" {
+		return nil, nil
+	}
+	n, err := queryInt(r, name)
+	return &n, err
+}
+
 func queryInts(r *http.Request, names ...string) ([]int64, error) {
 	out := make([]int64, len(names))
 	for i, n := range names {
@@ -232,16 +242,28 @@ func queryInts(r *http.Request, names ...string) ([]int64, error) {
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.User) {
-	q, err := queryInts(r, "before", "after", "limit")
+	// A cursor given as 0 is not one left out (after=0 is "from the
+	// start"): read them as pointers, as the WebSocket op does.
+	before, err := queryCursor(r, "before")
 	if err != nil {
 		writeError(w, s.log, err)
 		return
 	}
-	if q[2] > parley.MaxPageLimit {
-		q[2] = parley.MaxPageLimit + 1 // refused by the service with the same message
+	after, err := queryCursor(r, "after")
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	if limit > parley.MaxPageLimit {
+		limit = parley.MaxPageLimit + 1 // refused by the service with the same message
 	}
 	v, err := s.svc.history(r.Context(), u, protocol.History{
-		ConversationID: r.PathValue("id"), Before: q[0], After: q[1], Limit: int(q[2])}, s.httpReplyBytes())
+		ConversationID: r.PathValue("id"), Before: before, After: after, Limit: int(limit)}, s.httpReplyBytes())
 	s.reply(w, http.StatusOK, v, err)
 }
 

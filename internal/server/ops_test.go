@@ -204,7 +204,10 @@ func TestBadInput(t *testing.T) {
 		{"invalid utf-8", "{\"op\":\"send\",\"id\":\"u\",\"data\":{\"text\":\"\xff\xfe\"}}", "", parley.EBADJSON},
 		{"unknown op", `{"op":"fly","id":"f1"}`, "f1", parley.EUNKNOWNOP},
 		{"missing op", `{"id":"m1"}`, "m1", parley.EINVALID},
-		{"long id", `{"op":"ping","id":"` + strings.Repeat("x", 65) + `"}`, "", parley.EINVALID},
+		// A request id over 64 bytes: the error carries its first 64
+		// bytes, cut before a UTF-8 character that would not fit.
+		{"long id", `{"op":"ping","id":"` + strings.Repeat("x", 65) + `"}`, strings.Repeat("x", 64), parley.EINVALID},
+		{"long id, cut at a character", `{"op":"ping","id":"x` + strings.Repeat("é", 32) + `"}`, "x" + strings.Repeat("é", 31), parley.EINVALID},
 		{"second hello", `{"op":"hello","id":"h2","data":{"token":"x"}}`, "h2", parley.EINVALID},
 		{"missing conversation", `{"op":"send","id":"s1","data":{"client_id":"c","text":"hi"}}`, "s1", parley.EINVALID},
 		{"missing client id", `{"op":"send","id":"s2","data":{"conversation_id":"` + conv.ID + `","text":"hi"}}`, "s2", parley.EINVALID},
@@ -392,7 +395,7 @@ func TestPaginationWhileSending(t *testing.T) {
 		if !page.HasMore {
 			break
 		}
-		b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID, Before: page.Messages[0].Seq, Limit: 25}, &page)
+		b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID, Before: protocol.Cursor(page.Messages[0].Seq), Limit: 25}, &page)
 	}
 	if int64(len(seqs)) != newest {
 		t.Fatalf("saw %d messages, want %d", len(seqs), newest)
@@ -403,7 +406,7 @@ func TestPaginationWhileSending(t *testing.T) {
 		}
 	}
 	// Forward from the newest seen: exactly the ones sent meanwhile.
-	b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID, After: newest, Limit: 100}, &page)
+	b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID, After: protocol.Cursor(newest), Limit: 100}, &page)
 	if len(page.Messages) != k || page.Messages[0].Seq != newest+1 {
 		t.Fatalf("after %d: %d messages from %d, want %d", newest, len(page.Messages), page.Messages[0].Seq, k)
 	}

@@ -73,6 +73,12 @@ type Config struct {
 	// ReconnectAfter is the base of the goaway delay; each connection gets
 	// a random delay between it and twice it (default 1 s).
 	ReconnectAfter time.Duration
+	// ShutdownDrain is how long Shutdown keeps accepting and serving
+	// before it stops: /readyz and new WebSocket upgrades answer 503
+	// meanwhile, so a load balancer polling /readyz takes the node out of
+	// rotation before its listener closes (default 0: none; Shutdown's
+	// ctx ending cuts it short).
+	ShutdownDrain time.Duration
 	// TokenTTL is how long register and login tokens last (default
 	// auth.DefaultTTL).
 	TokenTTL time.Duration
@@ -294,7 +300,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	return nil
 }
 
-// Shutdown stops the server: it stops accepting, tells every connection
+// Shutdown stops the server: after Config.ShutdownDrain (during which
+// /readyz and upgrades answer 503), it stops accepting, tells every connection
 // to go away (a goaway frame with a jittered reconnect delay, then close
 // 4003), waits for the connections to flush and close, tells other nodes
 // its users left and stops its goroutines. When ctx ends first, it drops
@@ -310,6 +317,15 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	servers := s.servers
 	s.mu.Unlock()
+	if d := s.cfg.ShutdownDrain; d > 0 {
+		// Still accepting: /readyz and upgrades answer 503 (closing).
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 
 	var err error
 	for _, hs := range servers {

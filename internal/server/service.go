@@ -102,15 +102,37 @@ func (s *service) authenticate(ctx context.Context, token string) (parley.User, 
 	if err != nil {
 		return parley.User{}, err
 	}
-	if u, ok := s.ensured.load(cl.UserID); ok && u.Name == cl.Name {
+	alt := altName(cl.Name, cl.UserID)
+	if u, ok := s.ensured.load(cl.UserID); ok && (u.Name == cl.Name || u.Name == alt) {
 		return u, nil
 	}
 	u, err := s.store.EnsureUser(ctx, cl.UserID, cl.Name)
+	if parley.ErrorCode(err) == parley.ECONFLICT {
+		// The token identifies its user by id (sub); its name is only
+		// what others see. Another user holds that name (or a look-alike),
+		// and names are unique: show this user as "Name (id)" rather than
+		// refuse a valid token.
+		u, err = s.store.EnsureUser(ctx, cl.UserID, alt)
+	}
 	if err != nil {
 		return parley.User{}, err
 	}
 	s.ensured.store(u, false)
 	return u, nil
+}
+
+// altName is the name an integrator's user gets when its token's name is
+// taken by another user: "name (id)", the name cut to fit
+// parley.MaxUsernameRunes, or the id alone (cut) when the id is too long
+// to leave room for the name.
+func altName(name, id string) string {
+	suffix := []rune(" (" + id + ")")
+	if len(suffix) > parley.MaxUsernameRunes-4 {
+		r := []rune(id)
+		return string(r[:min(len(r), parley.MaxUsernameRunes)])
+	}
+	r := []rune(name)
+	return string(r[:min(len(r), parley.MaxUsernameRunes-len(suffix))]) + string(suffix)
 }
 
 // authResult is the body of register and login responses.
@@ -224,16 +246,28 @@ func (s *service) sendMany(ctx context.Context, nms []parley.NewMessage, done fu
 	}
 }
 
-func checkQuery(before, after int64, limit int) error {
+// historyQuery checks a history request's cursors and limit and turns
+// them into the store's query. A cursor given as 0 differs from one not
+// given: after 0 is "from the start" (FromStart), and before 0 is refused,
+// as no message has a seq below 1 (a client following has_more never
+// sends it).
+func historyQuery(d protocol.History) (parley.MessageQuery, error) {
+	q := parley.MessageQuery{Limit: d.Limit}
 	switch {
-	case before < 0 || after < 0:
-		return parley.Errorf(parley.EINVALID, "before and after must not be negative")
-	case before > 0 && after > 0:
-		return parley.Errorf(parley.EINVALID, "give before or after, not both")
-	case limit < 0 || limit > parley.MaxPageLimit:
-		return parley.Errorf(parley.EINVALID, "limit must be 1 to %d", parley.MaxPageLimit)
+	case d.Before != nil && d.After != nil:
+		return q, parley.Errorf(parley.EINVALID, "give before or after, not both")
+	case d.Before != nil && *d.Before < 1:
+		return q, parley.Errorf(parley.EINVALID, "before must be at least 1 (no message has a seq below 1)")
+	case d.After != nil && *d.After < 0:
+		return q, parley.Errorf(parley.EINVALID, "after must not be negative")
+	case d.Limit < 0 || d.Limit > parley.MaxPageLimit:
+		return q, parley.Errorf(parley.EINVALID, "limit must be 1 to %d", parley.MaxPageLimit)
+	case d.Before != nil:
+		q.Before = *d.Before
+	case d.After != nil:
+		q.After, q.FromStart = *d.After, *d.After == 0
 	}
-	return nil
+	return q, nil
 }
 
 // MaxReplyBytes bounds the JSON of the list in one history, conversations
@@ -284,10 +318,11 @@ func (s *service) history(ctx context.Context, u parley.User, d protocol.History
 	if err := required("conversation_id", d.ConversationID); err != nil {
 		return parley.MessagePage{}, err
 	}
-	if err := checkQuery(d.Before, d.After, d.Limit); err != nil {
+	q, err := historyQuery(d)
+	if err != nil {
 		return parley.MessagePage{}, err
 	}
-	p, err := s.store.Messages(ctx, u.ID, d.ConversationID, parley.MessageQuery{Before: d.Before, After: d.After, Limit: d.Limit})
+	p, err := s.store.Messages(ctx, u.ID, d.ConversationID, q)
 	if err != nil {
 		return parley.MessagePage{}, err
 	}
@@ -297,7 +332,7 @@ func (s *service) history(ctx context.Context, u parley.User, d protocol.History
 	for i := range p.Messages {
 		p.Messages[i] = *messageURLs(&p.Messages[i])
 	}
-	fromBack := d.After == 0 // the page ends at the cursor: keep its end
+	fromBack := d.After == nil // the page ends at the cursor: keep its end
 	if n := fitting(p.Messages, maxBytes, fromBack); n < len(p.Messages) {
 		if fromBack {
 			p.Messages = p.Messages[len(p.Messages)-n:]

@@ -285,7 +285,7 @@ func (db *DB) Messages(ctx context.Context, userID, conversationID string, q par
 		)
 		// Ask for one more than the page to learn whether there are more.
 		switch {
-		case q.After > 0:
+		case q.After > 0 || q.FromStart:
 			before := q.Before
 			if before == 0 {
 				before = noBefore
@@ -316,7 +316,7 @@ func (db *DB) Messages(ctx context.Context, userID, conversationID string, q par
 		page.HasMore = true
 		page.Messages = page.Messages[:limit]
 	}
-	if q.After == 0 {
+	if q.After == 0 && !q.FromStart {
 		// Fetched newest first; the page is in ascending order.
 		slices.Reverse(page.Messages)
 	}

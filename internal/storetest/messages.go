@@ -323,6 +323,10 @@ func testMessages(t *testing.T, s parley.Store) {
 		{parley.MessageQuery{After: 0, Limit: 3, Before: 0}, span(118, 120), true},
 		{parley.MessageQuery{After: 5, Before: 9}, span(6, 8), false},
 		{parley.MessageQuery{After: 5, Before: 9, Limit: 2}, span(6, 7), true},
+		// FromStart is the protocol's after: 0: the oldest page.
+		{parley.MessageQuery{FromStart: true, Limit: 3}, span(1, 3), true},
+		{parley.MessageQuery{FromStart: true, Before: 3}, span(1, 2), false},
+		{parley.MessageQuery{FromStart: true, Limit: 1000}, span(1, parley.MaxPageLimit), true},
 	}
 	for _, tt := range tests {
 		page, err := s.Messages(ctx(t), b.ID, conv.ID, tt.q)
