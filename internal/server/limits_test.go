@@ -60,6 +60,14 @@ func TestPresenceQueryLimit(t *testing.T) {
 	var conv parley.Conversation
 	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
 	talk(t, srv, conv.ID, aTok, bTok)
+	// The reply made them contacts once the hub delivered it: each hears
+	// the other online then (a query right after the ack may come first).
+	if ev := a.event(parley.EventUserOnline); ev.UserID != "bob" {
+		t.Fatalf("alice heard %s online, want bob", ev.UserID)
+	}
+	if ev := b.event(parley.EventUserOnline); ev.UserID != "alice" {
+		t.Fatalf("bob heard %s online, want alice", ev.UserID)
+	}
 
 	var pl protocol.PresenceList
 	a.do(protocol.OpPresence, nil, &pl)
