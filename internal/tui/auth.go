@@ -51,7 +51,13 @@ func BaseURL(raw string) (string, error) {
 	}
 	u.Path, u.RawPath = p, ""
 	u.RawQuery, u.Fragment = "", ""
-	return u.String(), nil
+	// url.Parse checks a host's port only for some schemes: "ws://::"
+	// parses, and the "http://::" it becomes does not.
+	out := u.String()
+	if _, err := url.Parse(out); err != nil {
+		return "", parley.Errorf(parley.EINVALID, "server URL %q: %v", raw, err)
+	}
+	return out, nil
 }
 
 // Login exchanges a username and password for a token (client.Login).
