@@ -175,7 +175,9 @@ func (c *benchCmd) server(ctx context.Context, logw io.Writer) (bench.Server, []
 	}
 	args := []string{"serve", "--addr", "{addr}", "--data-dir", "{data}", "--log-level", "warn",
 		"--messages-per-second=-1", "--ip-messages-per-second=-1", "--typing-per-second=-1",
-		"--connects-per-second=-1"}
+		"--connects-per-second=-1", "--presence-per-second=-1", "--reads-per-second=-1",
+		"--conversation-writes-per-second=-1", "--read-marks-per-second=-1", "--deletes-per-second=-1",
+		"--uploads-per-second=-1", "--conns-per-ip=-1"}
 	store := "SQLite"
 	if c.Store != "" {
 		args = append(args, "--store", c.Store)

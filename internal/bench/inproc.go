@@ -59,7 +59,10 @@ func (s *InProcServer) Start(ctx context.Context) error {
 	b := membroker.New()
 	cfg := server.Config{
 		Store: store, Broker: b, Secret: s.Secret, Limits: server.Unlimited(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// The load comes from a few addresses: no per-IP connection cap.
+		HTTP:    server.HTTPLimits{ConnsPerIP: -1},
+		Uploads: server.UploadLimits{PerSecond: -1},
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if s.Configure != nil {
 		s.Configure(&cfg)

@@ -156,6 +156,9 @@ func (s *Server) Start(t testing.TB) {
 		// Uploads per user are not rate-limited either (decode slots,
 		// budget and quota keep their defaults).
 		Uploads: server.UploadLimits{PerSecond: -1},
+		// Every test connects from 127.0.0.1: no per-IP connection cap
+		// either (the HTTP timeouts and the total cap keep their defaults).
+		HTTP: server.HTTPLimits{ConnsPerIP: -1},
 	}
 	for _, f := range s.opts.configs {
 		f(&cfg)
