@@ -35,6 +35,8 @@ type ServeCmd struct {
 	Secret            string        `env:"PARLEY_SECRET" help:"Token secret, at least 32 bytes (default: generated and kept in <data-dir>/secret)."`
 	Store             string        `env:"PARLEY_STORE" help:"Store: empty for SQLite in the data dir, sqlite:PATH, or a postgres:// URL."`
 	Broker            string        `default:"memory" env:"PARLEY_BROKER" help:"Broker: memory (one node), or a nats:// URL."`
+	NATSPendingMsgs   int           `name:"nats-pending-msgs" default:"65536" env:"PARLEY_NATS_PENDING_MSGS" help:"With a nats:// broker: messages the node's subscription may hold before NATS drops (the node then reads the missed events from the store)."`
+	NATSPendingBytes  int           `name:"nats-pending-bytes" default:"67108864" env:"PARLEY_NATS_PENDING_BYTES" help:"With a nats:// broker: bytes the node's subscription may hold (default 64 MiB)."`
 	NodeID            string        `env:"PARLEY_NODE_ID" help:"This node's id in the cluster (default: random)."`
 	PresenceGrace     time.Duration `default:"5s" env:"PARLEY_PRESENCE_GRACE" help:"How long a user stays online after their last connection closes."`
 	HeartbeatInterval time.Duration `default:"4s" env:"PARLEY_HEARTBEAT_INTERVAL" help:"How often clients ping (told to clients in welcome)."`
@@ -321,7 +323,10 @@ func openBroker(ctx context.Context, c ServeCmd) (parley.Broker, error) {
 	case c.Broker == "" || c.Broker == "memory":
 		return membroker.New(), nil
 	case strings.HasPrefix(c.Broker, "nats://"):
-		return natsbroker.Open(ctx, natsbroker.Config{URL: c.Broker, Name: strings.TrimSpace("parley " + c.NodeID)})
+		return natsbroker.Open(ctx, natsbroker.Config{
+			URL: c.Broker, Name: strings.TrimSpace("parley " + c.NodeID),
+			PendingMsgs: c.NATSPendingMsgs, PendingBytes: c.NATSPendingBytes,
+		})
 	}
 	return nil, fmt.Errorf("--broker: unknown broker %q (want memory or nats://...)", c.Broker)
 }

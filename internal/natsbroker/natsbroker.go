@@ -80,6 +80,10 @@ type Broker struct {
 	isClosed bool
 }
 
+// PendingLimits returns the bounds of the node's subscription (see
+// Config.PendingMsgs and PendingBytes), after defaults.
+func (b *Broker) PendingLimits() (msgs, bytes int) { return b.pending[0], b.pending[1] }
+
 type subscription struct {
 	ns *nats.Subscription
 	fn func(parley.BrokerMessage)
