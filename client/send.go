@@ -364,10 +364,14 @@ func (o *outbox) signal() {
 // app. It is called from the pump (the reply) and the reader (the
 // message's own newMessage event, which may come first).
 func (o *outbox) finish(m *Message, stored parley.Message, err error) {
+	// Settled and removed under o.mu, as one step: once Wait returns, the
+	// message has left Pending, and a Resend (which adds under o.mu)
+	// cannot be removed by the finish of the try before it.
+	o.mu.Lock()
 	if !m.settle(stored, err) {
+		o.mu.Unlock()
 		return
 	}
-	o.mu.Lock()
 	for i, q := range o.queue {
 		if q == m {
 			o.queue = append(o.queue[:i:i], o.queue[i+1:]...)
@@ -454,7 +458,10 @@ func (o *outbox) serve(ctx context.Context, window int) bool {
 				} else if !ok {
 					return true
 				}
-				if m.Status() != Sending {
+				// No attachment: the upload failed the message. Not its
+				// status: Resend may already have made it Sending again,
+				// and then the next round uploads it again.
+				if m.attachment() == "" {
 					continue
 				}
 			}
