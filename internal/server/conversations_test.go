@@ -75,7 +75,7 @@ func TestConversationsReplyByteCap(t *testing.T) {
 	srv.Server.SetHTTPReplyBytes(capBytes)
 	want := seedGroups(t, srv, 60, 3)
 	aTok := srv.Token(t, "alice", "alice")
-	a := connect(t, srv, aTok, nil)
+	a := connectCaughtUp(t, srv, aTok)
 
 	ws := func(q protocol.Conversations) (protocol.ConversationList, int) {
 		f := a.call(protocol.OpConversations, q)
@@ -162,5 +162,29 @@ func checkConversationOrder(t *testing.T, name string, got []parley.Conversation
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d conversations, want %d", name, len(got), len(want))
+	}
+}
+
+// connectCaughtUp connects once the hub has delivered everything in the
+// store. Events written straight to the store (seedGroups) reach the hub
+// at its next head poll; a connection registered before that would get
+// them all live at once, over a small send queue's budget (4001).
+func connectCaughtUp(t *testing.T, srv *servertest.Server, tok string) *wsClient {
+	t.Helper()
+	head, err := srv.Store.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c := connect(t, srv, tok, nil)
+		if c.welcome.Head >= head {
+			return c
+		}
+		c.ws.CloseNow()
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub did not reach the store's head %d (welcome head %d)", head, c.welcome.Head)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
