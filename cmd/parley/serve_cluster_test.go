@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
@@ -28,19 +27,7 @@ import (
 // NATS broker).
 func TestServeCluster(t *testing.T) {
 	dsn := pgtest.Schema(t)
-	natsURL := os.Getenv("PARLEY_TEST_NATS")
-	if natsURL == "" {
-		srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Start()
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatal("embedded NATS did not start")
-		}
-		t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-		natsURL = srv.ClientURL()
-	}
+	natsURL := testNATS(t)
 	broker := fmt.Sprintf("%s?subject=parley.servetest.%d.%d", natsURL, os.Getpid(), time.Now().UnixNano())
 	secret := strings.Repeat("s3cret-", 6)
 
