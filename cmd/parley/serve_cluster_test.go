@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/natsbroker/natstest"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
 	"github.com/parleychat/parley/protocol"
 )
@@ -27,7 +28,7 @@ import (
 // NATS broker).
 func TestServeCluster(t *testing.T) {
 	dsn := pgtest.Schema(t)
-	natsURL := testNATS(t)
+	natsURL := natstest.URL(t)
 	broker := fmt.Sprintf("%s?subject=parley.servetest.%d.%d", natsURL, os.Getpid(), time.Now().UnixNano())
 	secret := strings.Repeat("s3cret-", 6)
 

@@ -17,12 +17,12 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
 	"github.com/parleychat/parley/internal/natsbroker"
+	"github.com/parleychat/parley/internal/natsbroker/natstest"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
 	parleyserver "github.com/parleychat/parley/internal/server"
@@ -53,7 +53,7 @@ const (
 // lapsed and the grace period), the users who moved never did.
 func TestKillNode(t *testing.T) {
 	dsn := pgtest.Schema(t)
-	natsURL := natsServer(t)
+	natsURL := natstest.URL(t)
 	subject := fmt.Sprintf("parley.clustertest.%d.%d", os.Getpid(), time.Now().UnixNano())
 	secret, err := auth.NewSecret()
 	if err != nil {
@@ -268,24 +268,6 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond) // a poll interval, not an assertion
 	}
-}
-
-// natsServer returns the machine's NATS (PARLEY_TEST_NATS) or starts an
-// embedded one for the test.
-func natsServer(t *testing.T) string {
-	if u := os.Getenv("PARLEY_TEST_NATS"); u != "" {
-		return u
-	}
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS did not start")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv.ClientURL()
 }
 
 // node is one server with its own store pool, broker connection and
