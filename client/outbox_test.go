@@ -25,10 +25,7 @@ func TestAckLostAfterCommit(t *testing.T) {
 		if err := c.Connect(ctx); err != nil {
 			t.Fatal(err)
 		}
-		cv, err := c.CreateGroup(ctx, "g", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, c)
 		b.proxy.Blackhole(faultproxy.Downstream)
 		m, err := c.Send(ctx, cv.ID, "once")
 		if err != nil {
@@ -74,10 +71,7 @@ func TestDurableOutbox(t *testing.T) {
 		if err := c1.Connect(ctx); err != nil {
 			t.Fatal(err)
 		}
-		cv, err := c1.CreateGroup(ctx, "g", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, c1)
 		b.proxy.Refuse(true)
 		b.proxy.CutAll()
 		synctest.Wait()

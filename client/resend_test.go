@@ -16,13 +16,9 @@ import (
 func TestResendOnSameConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBubble(t, nil)
-		users := bubbleUsers(t, b, "alice", "bob")
-		alice, bob := users[0], users[1]
+		alice, bob := alicebob(t, b)
 		ctx := context.Background()
-		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, bob, "alice")
 		if _, err := bob.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: cv.ID, Remove: []string{"alice"}}); err != nil {
 			t.Fatal(err)
 		}

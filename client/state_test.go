@@ -304,10 +304,7 @@ func TestHalfOpen(t *testing.T) {
 		if err := c.Connect(ctx); err != nil {
 			t.Fatal(err)
 		}
-		cv, err := c.CreateGroup(ctx, "g", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, c)
 		rec := &changes{}
 		c.AddConnectionListener("rec", rec)
 		synctest.Wait()
