@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -341,4 +342,24 @@ func TestHalfOpen(t *testing.T) {
 		}
 		c.Close()
 	})
+}
+
+// TestEnumNames: states and send statuses print as docs/sdk.md names them,
+// and an unknown value prints its number.
+func TestEnumNames(t *testing.T) {
+	for _, c := range []struct {
+		got  fmt.Stringer
+		want string
+	}{
+		{client.Disconnected, "disconnected"},
+		{client.FeatureThrottled, "featureThrottled"},
+		{client.State(9), "State(9)"},
+		{client.Sending, "sending"},
+		{client.Failed, "failed"},
+		{client.SendStatus(-1), "SendStatus(-1)"},
+	} {
+		if c.got.String() != c.want {
+			t.Errorf("%#v prints %q, want %q", c.got, c.got.String(), c.want)
+		}
+	}
 }
