@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -142,7 +143,7 @@ func TestListenersOrderPanicAndRemoval(t *testing.T) {
 		}
 		synctest.Wait()
 		want := []string{"a:connecting", "b:connecting", "a:connected", "b:connected"}
-		if !equalStrings(order, want) {
+		if !slices.Equal(order, want) {
 			t.Fatalf("order %v, want %v", order, want)
 		}
 		if len(errs) != 2 {
@@ -172,18 +173,6 @@ func (f funcListener) OnConnectionError(err error) {
 	if f.err != nil {
 		f.err(err)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestResendOnSameConnection: a message refused for good (Failed) and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -69,7 +70,7 @@ func TestStateMachineConnectLoseReconnect(t *testing.T) {
 		}
 		synctest.Wait()
 		want := []client.State{client.Connecting, client.Connected}
-		if got := rec.states(); !equalStates(got, want) {
+		if got := rec.states(); !slices.Equal(got, want) {
 			t.Fatalf("states %v, want %v", got, want)
 		}
 
@@ -89,32 +90,20 @@ func TestStateMachineConnectLoseReconnect(t *testing.T) {
 			t.Fatalf("after the retry: %v", got)
 		}
 		want = append(want, client.Reconnecting, client.Connecting, client.Connected)
-		if got := rec.states(); !equalStates(got, want) {
+		if got := rec.states(); !slices.Equal(got, want) {
 			t.Fatalf("states %v, want %v", got, want)
 		}
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, client.Disconnected)
-		if got := rec.states(); !equalStates(got, want) {
+		if got := rec.states(); !slices.Equal(got, want) {
 			t.Fatalf("states %v, want %v", got, want)
 		}
 		if _, err := c.Send(context.Background(), "x", "hi"); !errors.Is(err, client.ErrClosed) {
 			t.Fatalf("Send after Close: %v", err)
 		}
 	})
-}
-
-func equalStates(a, b []client.State) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestBackoffScheduleAndMaxAttempts: with the server unreachable, retries
