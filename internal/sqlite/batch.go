@@ -10,6 +10,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/batchq"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // Group commit.
@@ -88,18 +89,19 @@ type writeTx struct {
 	broken bool
 }
 
-// nextPos hands out the next global position. Positions are dense: an op
-// that fails gives its positions back (runOne restores head; a deferred op
-// takes its position only once it cannot fail).
-func (w *writeTx) nextPos() int64 {
+// NextPos implements sqlstore.Tx. Positions are dense: an op that fails
+// gives its positions back (runOne restores head; a deferred op takes its
+// position only once it cannot fail).
+func (w *writeTx) NextPos() int64 {
 	w.head++
 	return w.head
 }
 
 // The statements run on the write connection are prepared on it once (the
 // first time each is used) and reused by every batch: SQLite parses each
-// once, not once per call. They run with a background context on purpose:
-// one caller's cancellation must not abort the others' transaction.
+// once, not once per call. They run with a background context on purpose
+// (the ctx the core passes is ignored): one caller's cancellation must not
+// abort the others' transaction.
 
 func (w *writeTx) exec(query string, args ...any) (sql.Result, error) {
 	st, err := w.b.stmt(query)
@@ -109,9 +111,7 @@ func (w *writeTx) exec(query string, args ...any) (sql.Result, error) {
 	return st.Exec(args...)
 }
 
-// QueryRow and Query make writeTx a querier, for the read helpers shared
-// with the read path (read.go).
-func (w *writeTx) QueryRow(query string, args ...any) *sql.Row {
+func (w *writeTx) queryRow(query string, args ...any) *sql.Row {
 	st, err := w.b.stmt(query)
 	if err != nil {
 		// A *sql.Row carrying err: the conn cannot prepare, so the
@@ -121,15 +121,23 @@ func (w *writeTx) QueryRow(query string, args ...any) *sql.Row {
 	return st.QueryRow(args...)
 }
 
-func (w *writeTx) Query(query string, args ...any) (*sql.Rows, error) {
+// Exec, Query and QueryRow make writeTx a sqlstore.Tx (with NextPos and
+// the cache's Audience, UserName, MembersChanged and UserRenamed).
+func (w *writeTx) Exec(_ context.Context, query string, args ...any) (int64, error) {
+	return rowsAffected(w.exec(query, args...))
+}
+
+func (w *writeTx) Query(_ context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	st, err := w.b.stmt(query)
 	if err != nil {
 		return nil, err
 	}
-	return st.Query(args...)
+	return wrapRows(st.Query(args...))
 }
 
-func (w *writeTx) queryRow(query string, args ...any) *sql.Row { return w.QueryRow(query, args...) }
+func (w *writeTx) QueryRow(_ context.Context, query string, args ...any) sqlstore.Row {
+	return w.queryRow(query, args...)
+}
 
 // batcher owns the write connection and the goroutine that runs batches.
 // DB.Close stops it: it closes the queue, the goroutine runs what was
@@ -166,7 +174,7 @@ func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer) (*batcher, 
 	}
 	b := &batcher{conn: conn, ckpt: ckpt, queue: make(chan *op, maxBatch), stmts: map[string]*sql.Stmt{}}
 	b.cache.reset()
-	if err := conn.QueryRowContext(ctx, qHead).Scan(&b.head); err != nil {
+	if err := conn.QueryRowContext(ctx, dialect{}.HeadSQL()).Scan(&b.head); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("sqlite: read head: %w", err)
 	}

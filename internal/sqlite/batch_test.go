@@ -94,18 +94,18 @@ func TestFailedOpRollsBackAlone(t *testing.T) {
 	)
 	wg.Go(func() {
 		failErr = db.b.do(t.Context(), func(w *writeTx) error {
-			if _, err := w.exec(qInsertUser, "u-fail", "failing", nil, nil, 1); err != nil {
+			if _, err := w.exec(qTestInsertUser, "u-fail", "failing", nil, nil, 1); err != nil {
 				return err
 			}
-			failPos = w.nextPos()
+			failPos = w.NextPos()
 			return boom
 		})
 	})
 	waitQueued(db, 1)
 	wg.Go(func() {
 		okErr = db.b.do(t.Context(), func(w *writeTx) error {
-			okPos = w.nextPos()
-			_, err := w.exec(qInsertUser, "u-ok", "kept", nil, nil, 1)
+			okPos = w.NextPos()
+			_, err := w.exec(qTestInsertUser, "u-ok", "kept", nil, nil, 1)
 			return err
 		})
 	})
@@ -164,10 +164,12 @@ func TestAudienceCacheRollback(t *testing.T) {
 	}
 	boom := parley.Errorf(parley.EINVALID, "boom")
 	err = db.b.do(ctx, func(w *writeTx) error {
-		if err := w.join(conv.ID, c.ID, w.nextPos()); err != nil {
+		// As the core's join does.
+		w.MembersChanged(conv.ID)
+		if _, err := w.exec(qTestInsertMember, conv.ID, c.ID, w.NextPos()); err != nil {
 			return err
 		}
-		if ids, err := w.audience(conv.ID); err != nil || len(ids) != 3 {
+		if ids, err := w.Audience(conv.ID); err != nil || len(ids) != 3 {
 			t.Errorf("audience inside the op = %v, %v; want 3 members", ids, err)
 		}
 		return boom
@@ -226,7 +228,7 @@ func TestFlushFailureRetriesAlone(t *testing.T) {
 		badErr = db.b.doDeferred(ctx, [2]string{}, func(w *writeTx) error {
 			m := &parley.Message{ID: "bad", ConversationID: "no-such-conversation", Seq: 1, SenderID: a.ID,
 				ClientID: "bad", Type: parley.Text, Text: "x", CreatedAt: parley.Now()}
-			e := &parley.Event{Pos: w.nextPos(), Type: parley.EventNewMessage, ConversationID: m.ConversationID,
+			e := &parley.Event{Pos: w.NextPos(), Type: parley.EventNewMessage, ConversationID: m.ConversationID,
 				UserID: a.ID, At: m.CreatedAt}
 			w.addSend(m, nil, e)
 			if w.noDefer {
@@ -344,3 +346,9 @@ func TestResendInOneBatch(t *testing.T) {
 		t.Errorf("%d messages stored, want 1", len(page.Messages))
 	}
 }
+
+// The rows these tests write by hand.
+const (
+	qTestInsertUser   = `INSERT INTO users (id, name, name_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`
+	qTestInsertMember = `INSERT INTO members (conversation_id, user_id, joined_pos, read_seq) VALUES ($1, $2, $3, 0)`
+)
