@@ -11,7 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/batchq"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // Group commit.
@@ -58,7 +60,8 @@ type op struct {
 	// savepoint. It must not keep w after it returns.
 	fn func(w *writeTx) error
 	// send, when set, lets the batcher run this op with the batch's other
-	// sends in one statement (bulk.go); fn runs it alone.
+	// sends in two statements (bulk.go); fn runs it alone, in a savepoint
+	// (when a batch runs again after its bulk statements failed).
 	send  *sendOp
 	state atomic.Int32
 	// done receives fn's error, or the commit's, after the batch is
@@ -88,9 +91,9 @@ type writeTx struct {
 // must not abort the others' transaction.
 var bg = context.Background()
 
-// nextPos hands out the next global position. Positions are dense: an op
-// that fails gives its positions back (runOne restores head).
-func (w *writeTx) nextPos() int64 {
+// NextPos implements sqlstore.Tx. Positions are dense: an op that fails
+// gives its positions back (runOne restores head).
+func (w *writeTx) NextPos() int64 {
 	w.head++
 	return w.head
 }
@@ -121,9 +124,9 @@ func (w *writeTx) pipeline(ctx context.Context, pre []string, sql string, args [
 	return w.tx.SendBatch(ctx, b)
 }
 
-// Exec, QueryRow and Query make writeTx a querier: every statement of an
-// op goes through them, so the savepoint is in place before the first.
-func (w *writeTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+// exec, queryRow and query run every statement of an op, so the
+// savepoint is in place before the first.
+func (w *writeTx) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	pre := w.prefix()
 	if len(pre) == 0 {
 		return w.tx.Exec(ctx, sql, args...)
@@ -138,7 +141,7 @@ func (w *writeTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 	return br.Exec()
 }
 
-func (w *writeTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+func (w *writeTx) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	pre := w.prefix()
 	if len(pre) == 0 {
 		return w.tx.QueryRow(ctx, sql, args...)
@@ -146,7 +149,7 @@ func (w *writeTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	return &pipelinedRow{br: w.pipeline(ctx, pre, sql, args), pre: len(pre)}
 }
 
-func (w *writeTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+func (w *writeTx) query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	if pre := w.prefix(); len(pre) > 0 {
 		if _, err := w.tx.Exec(ctx, strings.Join(pre, "; ")); err != nil {
 			return nil, err
@@ -155,13 +158,41 @@ func (w *writeTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows,
 	return w.tx.Query(ctx, sql, args...)
 }
 
-func (w *writeTx) exec(query string, args ...any) (pgconn.CommandTag, error) {
-	return w.Exec(bg, query, args...)
+// Exec, Query and QueryRow make writeTx a sqlstore.Tx, with NextPos and
+// the methods below: PostgreSQL keeps no cache (another node may write),
+// so Audience and UserName read.
+func (w *writeTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	tag, err := w.exec(ctx, sql, args...)
+	return tag.RowsAffected(), err
 }
 
-func (w *writeTx) queryRow(query string, args ...any) pgx.Row {
-	return w.QueryRow(bg, query, args...)
+func (w *writeTx) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
+	rows, err := w.query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
 }
+
+func (w *writeTx) QueryRow(ctx context.Context, sql string, args ...any) sqlstore.Row {
+	return w.queryRow(ctx, sql, args...)
+}
+
+func (w *writeTx) Audience(conversationID string) ([]string, error) {
+	return sqlstore.MemberIDs(bg, w, conversationID)
+}
+
+func (w *writeTx) UserName(userID string) (string, error) {
+	var name string
+	err := w.queryRow(bg, `SELECT name FROM users WHERE id = $1`, userID).Scan(&name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", parley.ErrNotFound
+	}
+	return name, err
+}
+
+func (w *writeTx) MembersChanged(string) {}
+func (w *writeTx) UserRenamed(string)    {}
 
 // pipelinedRow is the row of a query sent after savepoint statements.
 type pipelinedRow struct {
@@ -379,22 +410,19 @@ func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool) bool {
 	errs := make([]error, len(live))
 	w := &writeTx{tx: tx, head: head}
 	if bulk {
-		var sends []int
-		for i, o := range live {
+		var sends []*sendOp
+		for _, o := range live {
 			if o.send != nil {
-				sends = append(sends, i)
+				sends = append(sends, o.send)
 			}
 		}
-		if len(sends) > 1 {
-			if err := bulkSend(w, live, sends, errs); err != nil {
-				return false
-			}
-		} else {
-			bulk = false // one send alone takes the ordinary path
+		if err := bulkSend(w, sends); err != nil {
+			return false
 		}
 	}
 	for i, o := range live {
 		if bulk && o.send != nil {
+			errs[i] = o.send.err
 			continue
 		}
 		errs[i] = wrapInternal(runOne(w, o.fn))
@@ -404,7 +432,7 @@ func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool) bool {
 		return true
 	}
 	if w.head != head {
-		if _, err := w.Exec(bg, qSetHead, w.head); err != nil {
+		if _, err := w.exec(bg, qSetHead, w.head); err != nil {
 			b.answerAll(live, internalf("write head: %w", err))
 			return true
 		}

@@ -5,8 +5,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // Bulk sends.
@@ -20,13 +22,28 @@ import (
 // writes every message, conversation counter, read position and event.
 // The sends need no savepoints: a send that fails a check writes nothing.
 // If the bulk statement itself fails (it should not), the batch is rolled
-// back and run again one op at a time, with savepoints.
+// back and run again one op at a time, with savepoints: each send then
+// runs this same path alone. The rules are the core's (sqlstore.SendRule,
+// AttachmentRule).
 
 // sendOp is a SendMessage waiting in a batch, with its results.
 type sendOp struct {
-	nm     parley.NewMessage
+	nm     parley.NewMessage // validated (sqlstore.NewSend)
 	msg    parley.Message
 	events []parley.Event
+	err    error // the send's own failure
+}
+
+// newSendOp makes the op of a send. Its results are in op.send once the
+// batch committed.
+func newSendOp(nm parley.NewMessage) *op {
+	so := &sendOp{nm: nm}
+	return &op{send: so, done: make(chan error, 1), fn: func(w *writeTx) error {
+		if err := bulkSend(w, []*sendOp{so}); err != nil {
+			return err
+		}
+		return so.err
+	}}
 }
 
 // qBulkSendCheck: for each send, in order, membership, the conversation's
@@ -76,22 +93,25 @@ type sendCheck struct {
 	name                string
 	oldID, oldConv      *string
 	owned               bool
-	attType             *string
-	attSize             *int64
-	attWidth, attHeight *int32
+	attType             pgtype.Text
+	attSize             pgtype.Int8
+	attWidth, attHeight pgtype.Int4
 }
 
-// bulkSend runs the sends live[i] for i in idx, setting each one's results
-// or its error in errs. An error return means the transaction is aborted:
-// the caller rolls back and runs the batch again one op at a time.
-func bulkSend(w *writeTx, live []*op, idx []int, errs []error) error {
-	n := len(idx)
+// bulkSend runs sends, setting each one's results or its error. An error
+// return means the transaction is aborted: the caller rolls back (to the
+// op's savepoint, or the whole batch to run it again one op at a time).
+func bulkSend(w *writeTx, sends []*sendOp) error {
+	n := len(sends)
+	if n == 0 {
+		return nil
+	}
 	convs, senders, clients, atts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	for j, i := range idx {
-		nm := live[i].send.nm
+	for j, so := range sends {
+		nm := so.nm
 		convs[j], senders[j], clients[j], atts[j] = nm.ConversationID, nm.SenderID, nm.ClientID, nm.AttachmentID
 	}
-	rows, err := w.tx.Query(bg, qBulkSendCheck, convs, senders, clients, atts)
+	rows, err := w.query(bg, qBulkSendCheck, convs, senders, clients, atts)
 	if err != nil {
 		return err
 	}
@@ -122,27 +142,33 @@ func bulkSend(w *writeTx, live []*op, idx []int, errs []error) error {
 		again                                            []int                     // resends of stored messages
 	)
 	now := parley.Now()
-	for j, i := range idx {
-		so, c := live[i].send, checks[j]
-		so.msg, so.events = parley.Message{}, nil
+	for j, so := range sends {
+		c := checks[j]
+		so.msg, so.events, so.err = parley.Message{}, nil, nil
 		nm := so.nm
 		key := [2]string{nm.SenderID, nm.ClientID}
-		switch first, dup := created[key]; {
-		case !c.member:
-			errs[i] = parley.ErrNotFound
+		// The stored message with this client id, or a send of this
+		// batch that made it.
+		oldConv := c.oldConv
+		first, dup := created[key]
+		if oldConv == nil && dup {
+			oldConv = &first.nm.ConversationID
+		}
+		resend, err := sqlstore.SendRule(nm, c.member, oldConv)
+		switch {
+		case err != nil:
+			so.err = err
 			continue
-		case c.oldID != nil && *c.oldConv == nm.ConversationID:
+		case resend && c.oldID != nil:
 			again = append(again, j)
 			continue
-		case c.oldID != nil, dup && first.nm.ConversationID != nm.ConversationID:
-			errs[i] = parley.Errorf(parley.ECONFLICT, "client_id %q was used for another conversation", nm.ClientID)
-			continue
-		case dup:
+		case resend:
 			// The same send twice in one batch: the second is a resend.
 			so.msg = first.msg
 			continue
-		case nm.Type == parley.Image && !c.owned:
-			errs[i] = invalidf("attachment_id does not name an upload of yours")
+		}
+		if err := sqlstore.AttachmentRule(nm, c.owned); err != nil {
+			so.err = err
 			continue
 		}
 		if _, ok := lastSeq[nm.ConversationID]; !ok {
@@ -155,17 +181,17 @@ func bulkSend(w *writeTx, live []*op, idx []int, errs []error) error {
 		readTo[rk] = max(readTo[rk], seq)
 
 		so.msg = parley.Message{
-			ID: newID(), ConversationID: nm.ConversationID, Seq: seq,
+			ID: sqlstore.NewID(), ConversationID: nm.ConversationID, Seq: seq,
 			SenderID: nm.SenderID, SenderName: c.name, ClientID: nm.ClientID,
 			Type: nm.Type, Text: nm.Text, CreatedAt: now,
 		}
 		var att *string
 		if nm.Type == parley.Image {
 			att = &nm.AttachmentID
-			so.msg.Attachment = &parley.Attachment{ID: nm.AttachmentID, ContentType: str(c.attType),
-				Size: num(c.attSize), Width: int(num(c.attWidth)), Height: int(num(c.attHeight))}
+			so.msg.Attachment = &parley.Attachment{ID: nm.AttachmentID, ContentType: c.attType.String,
+				Size: c.attSize.Int64, Width: int(c.attWidth.Int32), Height: int(c.attHeight.Int32)}
 		}
-		pos := w.nextPos()
+		pos := w.NextPos()
 		so.events = []parley.Event{{
 			Pos: pos, Type: parley.EventNewMessage, ConversationID: nm.ConversationID,
 			UserID: nm.SenderID, UserName: c.name, Message: &so.msg, At: now,
@@ -190,7 +216,7 @@ func bulkSend(w *writeTx, live []*op, idx []int, errs []error) error {
 		for k, seq := range readTo {
 			rConvs, rUsers, rSeqs = append(rConvs, k.conv), append(rUsers, k.user), append(rSeqs, seq)
 		}
-		rows, err := w.tx.Query(bg, qBulkSendWrite, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
+		rows, err := w.query(bg, qBulkSendWrite, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
 			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs)
 		if err != nil {
 			return err
@@ -212,8 +238,8 @@ func bulkSend(w *writeTx, live []*op, idx []int, errs []error) error {
 		}
 	}
 	for _, j := range again {
-		c, so := checks[j], live[idx[j]].send
-		so.msg, err = scanMessage(w.tx.QueryRow(bg, qMessageByID, *c.oldID, so.nm.ConversationID))
+		so := sends[j]
+		so.msg, err = sqlstore.ScanMessage(dialect{}, w.queryRow(bg, sqlstore.QMessageByClientID, so.nm.SenderID, so.nm.ClientID))
 		if err != nil {
 			return err
 		}

@@ -28,13 +28,14 @@
 // two deployments (or parallel tests) in separate schemas of one database
 // neither share positions nor wait for each other.
 //
-// # Choices the contract leaves open
+// # The core
 //
-// As internal/sqlite: unknown user ids in CreateGroup or Add are ENOTFOUND;
-// names are unique by parley.NameKey (users.name_key, filled at open for
-// older rows), and lookups by name also match lower(name); EnsureUser with a name
-// another user holds is ECONFLICT; re-sending a ClientID used in another
-// conversation is ECONFLICT; no-op changes make no event.
+// Every domain operation (checks, permission rules, events, reads) is
+// internal/sqlstore's, shared with internal/sqlite: DB embeds a
+// *sqlstore.Store over this package's engine and dialect (engine.go).
+// What stays here is PostgreSQL's own: the pool, the batcher with its
+// positions lock and tuning (batch.go), the bulk sends (bulk.go) and the
+// migrations.
 package postgres
 
 import (
@@ -54,6 +55,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -63,11 +65,22 @@ var migrations embed.FS
 // several DBs (one per node) may share one database. Close it when done:
 // Close waits for writes under way.
 type DB struct {
+	// Store is every operation of parley.Store but Close, run on this
+	// engine.
+	*sqlstore.Store
+
 	pool *pgxpool.Pool
 	b    *batcher
 }
 
-var _ parley.Store = (*DB)(nil)
+// The interfaces the server uses, optional ones included: storetest
+// fails a store that lacks one.
+var (
+	_ parley.Store           = (*DB)(nil)
+	_ parley.MultiSender     = (*DB)(nil)
+	_ parley.BulkReader      = (*DB)(nil)
+	_ sqlstore.WriteHealther = (*DB)(nil)
+)
 
 // Open connects to the database at url (a postgres:// URL or a key=value
 // DSN; pool settings such as pool_max_conns are honoured), applies the
@@ -103,7 +116,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{pool: pool, b: newBatcher(pool, lockKey("positions", schema))}, nil
+	db := &DB{pool: pool, b: newBatcher(pool, lockKey("positions", schema))}
+	db.Store = sqlstore.New(dialect{}, (*engine)(db))
+	return db, nil
 }
 
 // lockKey derives an advisory lock key from a purpose and the schema.
@@ -139,12 +154,12 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, key int64) error {
 // fillNameKeys gives name_key (migration 00003) to the users who have
 // none, oldest first. A user whose key an older user holds keeps none: two
 // users who already had look-alike names keep their accounts, and each is
-// still found by its exact name (qUserByName). It runs at every open;
+// still found by its exact name (the core's userByName). It runs at every open;
 // after the first it reads only those users. Nodes starting together may
 // race: each row's update is conditional, and a key another node just
 // gave to another row is a unique violation this node skips.
 func fillNameKeys(ctx context.Context, pool *pgxpool.Pool) error {
-	rows, err := pool.Query(ctx, qUsersWithoutKey)
+	rows, err := pool.Query(ctx, sqlstore.QUsersWithoutKey)
 	if err != nil {
 		return fmt.Errorf("postgres: fill name keys: %w", err)
 	}
@@ -156,7 +171,7 @@ func fillNameKeys(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("postgres: fill name keys: %w", err)
 	}
 	for _, u := range users {
-		_, err := pool.Exec(ctx, qSetNameKey, parley.NameKey(u[1]), u[0])
+		_, err := pool.Exec(ctx, sqlstore.QSetNameKey, parley.NameKey(u[1]), u[0])
 		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
 			continue
 		} else if err != nil {
@@ -174,31 +189,4 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// querier is what the read helpers need: the pool or a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// readTx runs fn in one read-only REPEATABLE READ transaction, so every
-// query in it sees the same snapshot.
-func (db *DB) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return internalf("begin read: %w", err)
-	}
-	defer tx.Rollback(context.Background())
-	return fn(tx)
-}
-
 var errClosed = &parley.Error{Code: parley.EUNAVAILABLE, Message: "store is closed"}
-
-// wrapInternal leaves *parley.Error and context errors alone and marks
-// anything else as a database failure.
-func wrapInternal(err error) error {
-	var pe *parley.Error
-	if err == nil || errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return internalf("%w", err)
-}
