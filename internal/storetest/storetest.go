@@ -23,12 +23,17 @@ import (
 	"github.com/parleychat/parley"
 )
 
-// Run runs the whole suite against the stores open makes.
+// Run runs the whole suite against the stores open makes. Beyond
+// parley.Store, a store must implement the optional interfaces the server
+// looks for (parley.MultiSender, parley.BulkReader and WriteErr, see
+// testOptional): without them the server works, but a node slows down
+// under load or cannot tell its readiness, so the suite fails.
 func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s parley.Store)
 	}{
+		{"Optional", testOptional},
 		{"Users", testUsers},
 		{"EnsureUser", testEnsureUser},
 		{"LookAlikeNames", testLookAlikeNames},
@@ -71,6 +76,58 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 			tt.fn(t, open(t))
 		})
 	}
+}
+
+// testOptional: the store implements every optional interface the server
+// type-asserts.
+func testOptional(t *testing.T, s parley.Store) {
+	for _, m := range missingOptional(s) {
+		t.Errorf("%T is no %s", s, m)
+	}
+}
+
+// missingOptional names the optional interfaces s lacks.
+func missingOptional(s parley.Store) []string {
+	var missing []string
+	if _, ok := s.(parley.MultiSender); !ok {
+		missing = append(missing, "parley.MultiSender")
+	}
+	if _, ok := s.(parley.BulkReader); !ok {
+		missing = append(missing, "parley.BulkReader")
+	}
+	if _, ok := s.(interface{ WriteErr() error }); !ok {
+		missing = append(missing, "WriteErr() error")
+	}
+	return missing
+}
+
+// multiSender, bulkReader and writeHealther return s as the optional
+// interface, failing the test when s lacks it.
+func multiSender(t *testing.T, s parley.Store) parley.MultiSender {
+	t.Helper()
+	ms, ok := s.(parley.MultiSender)
+	if !ok {
+		t.Fatalf("%T is no parley.MultiSender: the server would send a connection's pipelined sends one commit after the other", s)
+	}
+	return ms
+}
+
+func bulkReader(t *testing.T, s parley.Store) parley.BulkReader {
+	t.Helper()
+	b, ok := s.(parley.BulkReader)
+	if !ok {
+		t.Fatalf("%T is no parley.BulkReader: a node could not warm its caches at start", s)
+	}
+	return b
+}
+
+func writeHealther(t *testing.T, s parley.Store) interface{ WriteErr() error } {
+	t.Helper()
+	wh, ok := s.(interface{ WriteErr() error })
+	if !ok {
+		t.Fatalf("%T has no WriteErr() error: the server could not tell readiness", s)
+	}
+	return wh
 }
 
 // Helpers shared by the tests.
