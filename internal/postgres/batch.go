@@ -46,14 +46,6 @@ const maxBatch = 2000
 // which slows every other session's snapshots while it runs.
 const maxSavepoints = 60
 
-// op states: a queued op can be cancelled by its caller until the batcher
-// claims it.
-const (
-	opQueued int32 = iota
-	opClaimed
-	opCancelled
-)
-
 // op is one write waiting for the batcher.
 type op struct {
 	// fn runs the write inside the batch transaction, within its own
@@ -62,11 +54,9 @@ type op struct {
 	// send, when set, lets the batcher run this op with the batch's other
 	// sends in two statements (bulk.go); fn runs it alone, in a savepoint
 	// (when a batch runs again after its bulk statements failed).
-	send  *sendOp
-	state atomic.Int32
-	// done receives fn's error, or the commit's, after the batch is
-	// committed or rolled back. Buffered: the batcher never blocks on it.
-	done chan error
+	send *sendOp
+	// Ticket is the op's state and answer, shared with its caller.
+	batchq.Ticket
 }
 
 // writeTx is what an op sees: the batch transaction and the position
@@ -217,9 +207,7 @@ type batcher struct {
 	pool    *pgxpool.Pool
 	lockKey int64
 
-	mu     sync.RWMutex // guards closed and sending on queue
-	closed bool
-	queue  chan *op
+	queue *batchq.Queue[*op]
 
 	wg sync.WaitGroup
 
@@ -231,7 +219,7 @@ type batcher struct {
 }
 
 func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
-	b := &batcher{pool: pool, lockKey: lockKey, queue: make(chan *op, maxBatch)}
+	b := &batcher{pool: pool, lockKey: lockKey, queue: batchq.NewQueue[*op](maxBatch)}
 	b.wg.Add(1)
 	go b.loop() // owned by b: close stops and waits for it
 	return b
@@ -243,66 +231,29 @@ func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
 // context error means the write did not happen. Once claimed, do waits for
 // the batch so the answer is always exact.
 func (b *batcher) do(ctx context.Context, fn func(w *writeTx) error) error {
-	return b.enqueue(ctx, &op{fn: fn, done: make(chan error, 1)})
+	return b.enqueue(ctx, &op{fn: fn})
 }
 
-func (b *batcher) enqueue(ctx context.Context, o *op) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	b.mu.RLock()
-	if b.closed {
-		b.mu.RUnlock()
-		return errClosed
-	}
-	select {
-	case b.queue <- o:
-	case <-ctx.Done():
-		b.mu.RUnlock()
-		return ctx.Err()
-	}
-	b.mu.RUnlock()
-
-	select {
-	case err := <-o.done:
-		return err
-	case <-ctx.Done():
-		if o.state.CompareAndSwap(opQueued, opCancelled) {
-			return ctx.Err()
-		}
-		return <-o.done
-	}
-}
+func (b *batcher) enqueue(ctx context.Context, o *op) error { return b.queue.Enqueue(ctx, o) }
 
 // enqueueMany queues ops in order and calls done(i, err) for each, in
 // order, as do would answer it; see batchq.EnqueueMany (ops share a batch
 // or follow each other; a cancelled ctx drops only a suffix of ops).
 func (b *batcher) enqueueMany(ctx context.Context, ops []*op, done func(i int, err error)) {
-	batchq.EnqueueMany(ctx, &b.mu, &b.closed, b.queue, errClosed, ops, done)
+	b.queue.EnqueueMany(ctx, ops, done)
 }
-
-// Cancel implements batchq.Op.
-func (o *op) Cancel() bool { return o.state.CompareAndSwap(opQueued, opCancelled) }
-
-// Done implements batchq.Op.
-func (o *op) Done() <-chan error { return o.done }
 
 // close stops taking ops, lets the batcher run those already queued and
 // waits for it to exit.
 func (b *batcher) close() {
-	b.mu.Lock()
-	if !b.closed {
-		b.closed = true
-		close(b.queue)
-	}
-	b.mu.Unlock()
+	b.queue.Close()
 	b.wg.Wait()
 }
 
 func (b *batcher) loop() {
 	defer b.wg.Done()
 	batch := make([]*op, 0, maxBatch)
-	for o := range b.queue {
+	for o := range b.queue.Ops() {
 		// Take the lock first, then the ops that queued meanwhile: while
 		// other nodes hold the lock, this node's writes gather into one
 		// batch instead of waiting in many.
@@ -324,7 +275,7 @@ func (b *batcher) fill(batch []*op) []*op {
 	}
 	for len(batch) < maxBatch && savepoints < maxSavepoints {
 		select {
-		case o, ok := <-b.queue:
+		case o, ok := <-b.queue.Ops():
 			if !ok {
 				return batch
 			}
@@ -376,7 +327,7 @@ func (b *batcher) run(batch []*op, tx pgx.Tx, head int64, lockErr error) {
 	// Claim the ops first: an op its caller gave up on is dropped here.
 	live := batch[:0:0]
 	for _, o := range batch {
-		if o.state.CompareAndSwap(opQueued, opClaimed) {
+		if o.Claim() {
 			live = append(live, o)
 		}
 	}
@@ -453,7 +404,7 @@ func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool) bool {
 		// of the server's, e.g. a full disk, while the commit succeeded.
 		errs[i] = classify(errs[i])
 		b.health.Observe(errs[i])
-		o.done <- errs[i]
+		o.Answer(errs[i])
 	}
 	return true
 }
@@ -492,6 +443,6 @@ func (b *batcher) answerAll(ops []*op, err error) {
 	err = classify(err)
 	b.health.Observe(err)
 	for _, o := range ops {
-		o.done <- err
+		o.Answer(err)
 	}
 }

@@ -38,7 +38,7 @@ type sendOp struct {
 // batch committed.
 func newSendOp(nm parley.NewMessage) *op {
 	so := &sendOp{nm: nm}
-	return &op{send: so, done: make(chan error, 1), fn: func(w *writeTx) error {
+	return &op{send: so, fn: func(w *writeTx) error {
 		if err := bulkSend(w, []*sendOp{so}); err != nil {
 			return err
 		}

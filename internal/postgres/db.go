@@ -188,5 +188,3 @@ func (db *DB) Close() error {
 	db.pool.Close()
 	return nil
 }
-
-var errClosed = &parley.Error{Code: parley.EUNAVAILABLE, Message: "store is closed"}

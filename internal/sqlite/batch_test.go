@@ -49,7 +49,7 @@ func blockBatcher(t *testing.T, db *DB) (release func()) {
 // waitQueued waits until n ops are in the queue (channel length is what
 // the batcher will take next).
 func waitQueued(db *DB, n int) {
-	for len(db.b.queue) < n {
+	for len(db.b.queue.Ops()) < n {
 		// The queue is filled by goroutines just started; yield until
 		// they got there.
 		runtime.Gosched()

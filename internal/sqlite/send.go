@@ -27,7 +27,7 @@ type sendOp struct {
 func newSendOp(nm parley.NewMessage) *sendOp {
 	so := &sendOp{}
 	key := [2]string{nm.SenderID, nm.ClientID}
-	so.op = &op{deferred: true, key: key, done: make(chan error, 1), fn: func(w *writeTx) error {
+	so.op = &op{deferred: true, key: key, fn: func(w *writeTx) error {
 		return so.run(w, nm, key)
 	}}
 	return so
