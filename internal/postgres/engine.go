@@ -133,17 +133,9 @@ func (dialect) ListChunk() int { return math.MaxInt }
 func (dialect) Time(t time.Time) any { return t }
 
 // Dest: pgtype's nullable types have the core's layout.
-func (dialect) Dest(p any) any {
-	switch p := p.(type) {
-	case *sqlstore.NullString:
-		return (*pgtype.Text)(p)
-	case *sqlstore.NullInt64:
-		return (*pgtype.Int8)(p)
-	case *sqlstore.NullTime:
-		return (*utcTime)(p)
-	}
-	panic(fmt.Sprintf("postgres: no scan destination for %T", p))
-}
+func (dialect) StringDest(p *sqlstore.NullString) any { return (*pgtype.Text)(p) }
+func (dialect) IntDest(p *sqlstore.NullInt64) any     { return (*pgtype.Int8)(p) }
+func (dialect) TimeDest(p *sqlstore.NullTime) any     { return (*utcTime)(p) }
 
 func (dialect) IsNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
 

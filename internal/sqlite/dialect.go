@@ -60,17 +60,9 @@ func (dialect) Time(t time.Time) any { return toMicros(t) }
 func toMicros(t time.Time) int64 { return t.UnixMicro() }
 
 // Dest: database/sql's nullable types have the core's layout.
-func (dialect) Dest(p any) any {
-	switch p := p.(type) {
-	case *sqlstore.NullString:
-		return (*sql.NullString)(p)
-	case *sqlstore.NullInt64:
-		return (*sql.NullInt64)(p)
-	case *sqlstore.NullTime:
-		return (*microTime)(p)
-	}
-	panic(fmt.Sprintf("sqlite: no scan destination for %T", p))
-}
+func (dialect) StringDest(p *sqlstore.NullString) any { return (*sql.NullString)(p) }
+func (dialect) IntDest(p *sqlstore.NullInt64) any     { return (*sql.NullInt64)(p) }
+func (dialect) TimeDest(p *sqlstore.NullTime) any     { return (*microTime)(p) }
 
 func (dialect) IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 

@@ -49,10 +49,11 @@ type msgRow struct {
 
 // appendDest appends the destinations of messageCols to dest.
 func (r *msgRow) appendDest(d Dialect, dest []any) []any {
-	return append(dest, d.Dest(&r.id), d.Dest(&r.conversationID), d.Dest(&r.seq), d.Dest(&r.senderID),
-		d.Dest(&r.senderName), d.Dest(&r.clientID), d.Dest(&r.typ), d.Dest(&r.text),
-		d.Dest(&r.createdAt), d.Dest(&r.deletedAt),
-		d.Dest(&r.attID), d.Dest(&r.attType), d.Dest(&r.attSize), d.Dest(&r.attWidth), d.Dest(&r.attHeight))
+	str, num, tm := d.StringDest, d.IntDest, d.TimeDest
+	return append(dest, str(&r.id), str(&r.conversationID), num(&r.seq), str(&r.senderID),
+		str(&r.senderName), str(&r.clientID), str(&r.typ), str(&r.text),
+		tm(&r.createdAt), tm(&r.deletedAt),
+		str(&r.attID), str(&r.attType), num(&r.attSize), num(&r.attWidth), num(&r.attHeight))
 }
 
 // message returns the row as a Message, or nil when the row had none (an
@@ -144,7 +145,7 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 		r    msgRow
 		buf  [22]any
 	)
-	dest := append(buf[:0], &e.Pos, &e.ConversationID, &typ, &e.UserID, &e.UserName, &data, s.d.Dest(&at))
+	dest := append(buf[:0], &e.Pos, &e.ConversationID, &typ, &e.UserID, &e.UserName, &data, s.d.TimeDest(&at))
 	if err := row.Scan(r.appendDest(s.d, dest)...); err != nil {
 		return e, err
 	}
@@ -170,7 +171,7 @@ func ScanUser(d Dialect, s Row) (parley.User, error) {
 		u  parley.User
 		at NullTime
 	)
-	if err := s.Scan(&u.ID, &u.Name, d.Dest(&at)); err != nil {
+	if err := s.Scan(&u.ID, &u.Name, d.TimeDest(&at)); err != nil {
 		return u, err
 	}
 	u.CreatedAt = at.Time
@@ -187,7 +188,7 @@ type convRow struct {
 
 func (r *convRow) appendDest(d Dialect, dest []any) []any {
 	c := &r.c
-	return append(dest, &c.ID, (*string)(&c.Kind), &c.Title, &c.CreatedBy, d.Dest(&r.created), &c.LastSeq, d.Dest(&r.activity))
+	return append(dest, &c.ID, (*string)(&c.Kind), &c.Title, &c.CreatedBy, d.TimeDest(&r.created), &c.LastSeq, d.TimeDest(&r.activity))
 }
 
 func (r *convRow) conversation() parley.Conversation {

@@ -132,7 +132,7 @@ func (s *Store) Credentials(ctx context.Context, name string) (parley.User, []by
 		at   NullTime
 		hash []byte
 	)
-	err := s.e.QueryRow(ctx, s.sql.credentials, name, parley.NameKey(name)).Scan(&u.ID, &u.Name, s.d.Dest(&at), &hash)
+	err := s.e.QueryRow(ctx, s.sql.credentials, name, parley.NameKey(name)).Scan(&u.ID, &u.Name, s.d.TimeDest(&at), &hash)
 	if err != nil {
 		return parley.User{}, nil, s.notFound(err, parley.ErrNotFound)
 	}
@@ -358,7 +358,7 @@ func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Eve
 				w    window
 				left NullInt64
 			)
-			err := r.Scan(&w.conv, &w.user, &w.joined, s.d.Dest(&left))
+			err := r.Scan(&w.conv, &w.user, &w.joined, s.d.IntDest(&left))
 			w.left = left.Int64
 			return w, err
 		})

@@ -139,9 +139,11 @@ type Dialect interface {
 	ListChunk() int
 	// Time is the argument that stores t in a time column.
 	Time(t time.Time) any
-	// Dest returns the scan destination the driver fills for p: a
-	// *NullString, *NullInt64 or *NullTime (whose time comes out in UTC).
-	Dest(p any) any
+	// StringDest, IntDest and TimeDest return the scan destination the
+	// driver fills for a nullable column (a time comes out in UTC).
+	StringDest(p *NullString) any
+	IntDest(p *NullInt64) any
+	TimeDest(p *NullTime) any
 	// IsNoRows reports whether err is the driver's "no rows".
 	IsNoRows(err error) bool
 }

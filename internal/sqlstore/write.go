@@ -143,20 +143,7 @@ func (s *Store) CreateDirect(ctx context.Context, userID, otherID string) (parle
 		if !s.d.IsNoRows(err) {
 			return err
 		}
-		if err := usersExist(w, userID, otherID); err != nil {
-			return err
-		}
-		id = NewID()
-		now := s.d.Time(parley.Now())
-		if _, err := w.Exec(bg, qInsertConversation, id, parley.Direct, "", userID, now, now, a, b); err != nil {
-			return err
-		}
-		e, err := s.created(w, id, userID, []string{userID, otherID})
-		if err != nil {
-			return err
-		}
-		events = []parley.Event{e}
-		c, err = s.view(bg, w, userID, id)
+		c, events, err = s.create(w, userID, []string{userID, otherID}, parley.Direct, "", a, b)
 		return err
 	})
 	if err != nil {
@@ -185,22 +172,8 @@ func (s *Store) CreateGroup(ctx context.Context, userID, title string, memberIDs
 		events []parley.Event
 	)
 	err = s.e.Write(ctx, func(w Tx) error {
-		events = nil
-		members := append([]string{userID}, others...)
-		if err := usersExist(w, members...); err != nil {
-			return err
-		}
-		id := NewID()
-		now := s.d.Time(parley.Now())
-		if _, err := w.Exec(bg, qInsertConversation, id, parley.Group, title, userID, now, now, nil, nil); err != nil {
-			return err
-		}
-		e, err := s.created(w, id, userID, members)
-		if err != nil {
-			return err
-		}
-		events = []parley.Event{e}
-		c, err = s.view(bg, w, userID, id)
+		var err error
+		c, events, err = s.create(w, userID, append([]string{userID}, others...), parley.Group, title, nil, nil)
 		return err
 	})
 	if err != nil {
@@ -209,16 +182,31 @@ func (s *Store) CreateGroup(ctx context.Context, userID, title string, memberIDs
 	return c, events, nil
 }
 
-// created adds the members of a new conversation and its created event;
-// the members' windows start at that event.
-func (s *Store) created(w Tx, id, actor string, members []string) (parley.Event, error) {
+// create stores a new conversation made by userID (the first of
+// members, who must all exist), its members and its created event (the
+// members' windows start at it), and returns it as userID sees it.
+// directA and directB are a direct conversation's pair, nil for a group.
+func (s *Store) create(w Tx, userID string, members []string, kind parley.ConversationKind, title string, directA, directB any) (parley.Conversation, []parley.Event, error) {
+	if err := usersExist(w, members...); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	id := NewID()
+	now := s.d.Time(parley.Now())
+	if _, err := w.Exec(bg, qInsertConversation, id, kind, title, userID, now, now, directA, directB); err != nil {
+		return parley.Conversation{}, nil, err
+	}
 	pos := w.NextPos()
 	for _, m := range members {
 		if err := join(w, id, m, pos); err != nil {
-			return parley.Event{}, err
+			return parley.Conversation{}, nil, err
 		}
 	}
-	return s.conversationEvent(w, pos, id, actor, parley.ChangeCreated, nil, nil)
+	e, err := s.conversationEvent(w, pos, id, userID, parley.ChangeCreated, nil, nil)
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	c, err := s.view(bg, w, userID, id)
+	return c, []parley.Event{e}, err
 }
 
 // conversationEvent records a conversationUpdated event at pos with a
