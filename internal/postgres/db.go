@@ -44,10 +44,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
 	"runtime"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -128,57 +126,26 @@ func lockKey(purpose, schema string) int64 {
 	return int64(h.Sum64())
 }
 
-// migrate applies the embedded migrations. It is idempotent: goose records
-// what it applied, under a session lock that serialises concurrent nodes.
+// migrate applies the embedded migrations under a session lock that
+// serialises concurrent nodes.
 func migrate(ctx context.Context, pool *pgxpool.Pool, key int64) error {
-	dir, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return fmt.Errorf("postgres: migrations: %w", err)
-	}
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(key), lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, dir, goose.WithSessionLocker(locker))
-	if err != nil {
-		return fmt.Errorf("postgres: migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	return nil
+	return sqlstore.Migrate(ctx, "postgres", goose.DialectPostgres, db, migrations, goose.WithSessionLocker(locker))
 }
 
-// fillNameKeys gives name_key (migration 00003) to the users who have
-// none, oldest first. A user whose key an older user holds keeps none: two
-// users who already had look-alike names keep their accounts, and each is
-// still found by its exact name (the core's userByName). It runs at every open;
-// after the first it reads only those users. Nodes starting together may
-// race: each row's update is conditional, and a key another node just
-// gave to another row is a unique violation this node skips.
+// fillNameKeys runs sqlstore.FillNameKeys row by row. Nodes starting
+// together may race: a key another node just gave to another row is a
+// unique violation this node skips.
 func fillNameKeys(ctx context.Context, pool *pgxpool.Pool) error {
-	rows, err := pool.Query(ctx, sqlstore.QUsersWithoutKey)
-	if err != nil {
-		return fmt.Errorf("postgres: fill name keys: %w", err)
-	}
-	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
-		var u [2]string
-		return u, r.Scan(&u[0], &u[1])
+	return sqlstore.FillNameKeys(ctx, dialect{}, pgQuerier{pool}, func(err error) bool {
+		var pgErr *pgconn.PgError
+		return errors.As(err, &pgErr) && pgErr.Code == "23505" // unique_violation
 	})
-	if err != nil {
-		return fmt.Errorf("postgres: fill name keys: %w", err)
-	}
-	for _, u := range users {
-		_, err := pool.Exec(ctx, sqlstore.QSetNameKey, parley.NameKey(u[1]), u[0])
-		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
-			continue
-		} else if err != nil {
-			return fmt.Errorf("postgres: fill name keys: %w", err)
-		}
-	}
-	return nil
 }
 
 // Close stops taking writes, waits for those under way to commit and

@@ -40,7 +40,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"runtime"
 	"sync"
@@ -110,7 +109,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	if err := migrate(ctx, write); err != nil {
+	if err := sqlstore.Migrate(ctx, "sqlite", goose.DialectSQLite3, write, migrations); err != nil {
 		write.Close()
 		return nil, err
 	}
@@ -160,54 +159,15 @@ func cloneValues(v url.Values) url.Values {
 	return c
 }
 
-// migrate applies the embedded migrations. It is idempotent: goose records
-// what it applied.
-func migrate(ctx context.Context, db *sql.DB) error {
-	dir, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return fmt.Errorf("sqlite: migrations: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, dir)
-	if err != nil {
-		return fmt.Errorf("sqlite: migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	return nil
-}
-
-// fillNameKeys gives name_key (migration 00003) to the users who have
-// none, oldest first, in one transaction. A user whose key an older user
-// holds keeps none: two users who already had look-alike names keep their
-// accounts, and each is still found by its exact name (the core's userByName). It
-// runs at every open; after the first it reads only those users.
+// fillNameKeys runs sqlstore.FillNameKeys in one transaction.
 func fillNameKeys(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: fill name keys: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, sqlstore.QUsersWithoutKey)
-	if err != nil {
-		return fmt.Errorf("sqlite: fill name keys: %w", err)
-	}
-	var users [][2]string
-	for rows.Next() {
-		var id, name string
-		if err := rows.Scan(&id, &name); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite: fill name keys: %w", err)
-		}
-		users = append(users, [2]string{id, name})
-	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("sqlite: fill name keys: %w", err)
-	}
-	for _, u := range users {
-		if _, err := tx.ExecContext(ctx, sqlstore.QSetNameKey, parley.NameKey(u[1]), u[0]); err != nil {
-			return fmt.Errorf("sqlite: fill name keys: %w", err)
-		}
+	if err := sqlstore.FillNameKeys(ctx, dialect{}, &readTx{tx: tx}, func(error) bool { return false }); err != nil {
+		return err
 	}
 	return tx.Commit()
 }

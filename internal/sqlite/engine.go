@@ -97,10 +97,18 @@ func (e *engine) SendMany(ctx context.Context, nms []parley.NewMessage, done fun
 	})
 }
 
-// readTx is a read transaction running the prepared read statements.
+// readTx is a read transaction running the prepared read statements
+// (none with a nil e: a transaction on another pool).
 type readTx struct {
 	e  *engine
 	tx *sql.Tx
+}
+
+func (r *readTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if r.e == nil {
+		return nil
+	}
+	return r.e.stmt(ctx, query)
 }
 
 func (r *readTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
@@ -108,14 +116,14 @@ func (r *readTx) Exec(ctx context.Context, query string, args ...any) (int64, er
 }
 
 func (r *readTx) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	if st := r.e.stmt(ctx, query); st != nil {
+	if st := r.stmt(ctx, query); st != nil {
 		return wrapRows(r.tx.StmtContext(ctx, st).QueryContext(ctx, args...))
 	}
 	return wrapRows(r.tx.QueryContext(ctx, query, args...))
 }
 
 func (r *readTx) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
-	if st := r.e.stmt(ctx, query); st != nil {
+	if st := r.stmt(ctx, query); st != nil {
 		return r.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return r.tx.QueryRowContext(ctx, query, args...)

@@ -230,6 +230,16 @@ func (s *Store) conversationEvent(w Tx, pos int64, id, actor string, ch parley.C
 	return e, s.insertEvent(w, &e, nil, extra)
 }
 
+// record stores e at the next position (with insertEvent) and returns it
+// as the write's events.
+func (s *Store) record(w Tx, e parley.Event, messageID *string) ([]parley.Event, error) {
+	e.Pos = w.NextPos()
+	if err := s.insertEvent(w, &e, messageID, nil); err != nil {
+		return nil, err
+	}
+	return []parley.Event{e}, nil
+}
+
 // insertEvent stores e (whose Pos is set) and fills its UserName and
 // Audience: the current members, plus extra.
 func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []string) error {
@@ -475,19 +485,9 @@ func (s *Store) DeleteMessage(ctx context.Context, userID, conversationID, messa
 		if err != nil {
 			return err
 		}
-		e := parley.Event{
-			Pos:            w.NextPos(),
-			Type:           parley.EventMessageDeleted,
-			ConversationID: conversationID,
-			UserID:         userID,
-			Message:        &msg,
-			At:             now,
-		}
-		if err := s.insertEvent(w, &e, &messageID, nil); err != nil {
-			return err
-		}
-		events = []parley.Event{e}
-		return nil
+		events, err = s.record(w, parley.Event{Type: parley.EventMessageDeleted, ConversationID: conversationID,
+			UserID: userID, Message: &msg, At: now}, &messageID)
+		return err
 	})
 	if err != nil {
 		return parley.Message{}, nil, err
@@ -524,19 +524,9 @@ func (s *Store) MarkRead(ctx context.Context, userID, conversationID string, seq
 		if _, err := w.Exec(bg, qSetReadSeq, seq, conversationID, userID); err != nil {
 			return err
 		}
-		e := parley.Event{
-			Pos:            w.NextPos(),
-			Type:           parley.EventMessageRead,
-			ConversationID: conversationID,
-			UserID:         userID,
-			ReadSeq:        seq,
-			At:             parley.Now(),
-		}
-		if err := s.insertEvent(w, &e, nil, nil); err != nil {
-			return err
-		}
-		events = []parley.Event{e}
-		return nil
+		events, err = s.record(w, parley.Event{Type: parley.EventMessageRead, ConversationID: conversationID,
+			UserID: userID, ReadSeq: seq, At: parley.Now()}, nil)
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -377,7 +377,7 @@ func testContactsDirect(t *testing.T, s parley.Store) {
 // replyMany sends texts from u in order, in one SendMessages call.
 func replyMany(t *testing.T, s parley.Store, convID string, u parley.User, texts ...string) {
 	t.Helper()
-	ms := multiSender(t, s)
+	ms := optional[parley.MultiSender](t, s)
 	nms := make([]parley.NewMessage, len(texts))
 	for i, text := range texts {
 		nms[i] = parley.NewMessage{ConversationID: convID, SenderID: u.ID, ClientID: clientID(), Text: text}
@@ -393,7 +393,7 @@ func replyMany(t *testing.T, s parley.Store, convID string, u parley.User, texts
 // User and Contacts give for each, an unknown user included.
 func checkContactsOf(t *testing.T, s parley.Store, users ...parley.User) {
 	t.Helper()
-	bulk := bulkReader(t, s)
+	bulk := optional[parley.BulkReader](t, s)
 	all := append(ids(users...), "no-such-user")
 	got0 := must[[]parley.User](t, "UsersOf")(bulk.UsersOf(ctx(t), all))
 	if len(got0) != len(users) {

@@ -101,33 +101,15 @@ func missingOptional(s parley.Store) []string {
 	return missing
 }
 
-// multiSender, bulkReader and writeHealther return s as the optional
-// interface, failing the test when s lacks it.
-func multiSender(t *testing.T, s parley.Store) parley.MultiSender {
+// optional returns s as the optional interface T, failing the test when s
+// lacks it (see missingOptional).
+func optional[T any](t *testing.T, s parley.Store) T {
 	t.Helper()
-	ms, ok := s.(parley.MultiSender)
+	v, ok := s.(T)
 	if !ok {
-		t.Fatalf("%T is no parley.MultiSender: the server would send a connection's pipelined sends one commit after the other", s)
+		t.Fatalf("%T is no %T, which the server looks for", s, (*T)(nil))
 	}
-	return ms
-}
-
-func bulkReader(t *testing.T, s parley.Store) parley.BulkReader {
-	t.Helper()
-	b, ok := s.(parley.BulkReader)
-	if !ok {
-		t.Fatalf("%T is no parley.BulkReader: a node could not warm its caches at start", s)
-	}
-	return b
-}
-
-func writeHealther(t *testing.T, s parley.Store) interface{ WriteErr() error } {
-	t.Helper()
-	wh, ok := s.(interface{ WriteErr() error })
-	if !ok {
-		t.Fatalf("%T has no WriteErr() error: the server could not tell readiness", s)
-	}
-	return wh
+	return v
 }
 
 // Helpers shared by the tests.
