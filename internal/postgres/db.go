@@ -52,7 +52,6 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
-	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/sqlstore"
 )
 
@@ -71,14 +70,8 @@ type DB struct {
 	b    *batcher
 }
 
-// The interfaces the server uses, optional ones included: storetest
-// fails a store that lacks one.
-var (
-	_ parley.Store           = (*DB)(nil)
-	_ parley.MultiSender     = (*DB)(nil)
-	_ parley.BulkReader      = (*DB)(nil)
-	_ sqlstore.WriteHealther = (*DB)(nil)
-)
+// DB is parley.Store and every optional interface the server uses.
+var _ sqlstore.Complete = (*DB)(nil)
 
 // Open connects to the database at url (a postgres:// URL or a key=value
 // DSN; pool settings such as pool_max_conns are honoured), applies the

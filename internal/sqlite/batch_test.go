@@ -193,18 +193,7 @@ func TestAudienceCacheRollback(t *testing.T) {
 func TestFlushFailureRetriesAlone(t *testing.T) {
 	db := openTest(t)
 	ctx := t.Context()
-	a, err := db.CreateUser(ctx, "anna", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := db.CreateUser(ctx, "bert", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, _, err := db.CreateDirect(ctx, a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _, conv := annaAndBert(t, db)
 	head, err := db.Head(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -271,18 +260,7 @@ func TestFlushFailureRetriesAlone(t *testing.T) {
 func TestResendInOneBatch(t *testing.T) {
 	db := openTest(t)
 	ctx := t.Context()
-	a, err := db.CreateUser(ctx, "anna", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := db.CreateUser(ctx, "bert", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, _, err := db.CreateDirect(ctx, a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, conv := annaAndBert(t, db)
 	group, _, err := db.CreateGroup(ctx, a.ID, "G", []string{b.ID})
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +324,27 @@ func TestResendInOneBatch(t *testing.T) {
 		t.Errorf("%d messages stored, want 1", len(page.Messages))
 	}
 }
+
+// annaAndBert creates the users anna and bert and their direct
+// conversation.
+func annaAndBert(t testing.TB, db *DB) (a, b parley.User, conv parley.Conversation) {
+	t.Helper()
+	ctx := context.Background()
+	var err error
+	if a, err = db.CreateUser(ctx, "anna", nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = db.CreateUser(ctx, "bert", nil); err != nil {
+		t.Fatal(err)
+	}
+	if conv, _, err = db.CreateDirect(ctx, a.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, conv
+}
+
+// AnnaAndBert is annaAndBert for package sqlite_test.
+var AnnaAndBert = annaAndBert
 
 // The rows these tests write by hand.
 const (

@@ -47,7 +47,6 @@ import (
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
-	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/sqlstore"
 )
 
@@ -73,14 +72,8 @@ type DB struct {
 	closeErr  error
 }
 
-// The interfaces the server uses, optional ones included: storetest
-// fails a store that lacks one.
-var (
-	_ parley.Store           = (*DB)(nil)
-	_ parley.MultiSender     = (*DB)(nil)
-	_ parley.BulkReader      = (*DB)(nil)
-	_ sqlstore.WriteHealther = (*DB)(nil)
-)
+// DB is parley.Store and every optional interface the server uses.
+var _ sqlstore.Complete = (*DB)(nil)
 
 // Open opens (creating it if needed) the database at path, applies the
 // migrations and starts the batcher.

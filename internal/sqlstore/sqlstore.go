@@ -157,6 +157,17 @@ type WriteHealther interface {
 	WriteErr() error
 }
 
+// Complete is every interface the server looks for in a store: the
+// contract and the optional ones, which a store must implement all the
+// same (each engine asserts Complete at compile time, and storetest fails
+// a store that lacks one).
+type Complete interface {
+	parley.Store
+	parley.MultiSender
+	parley.BulkReader
+	WriteHealther
+}
+
 // Store implements parley.Store, parley.MultiSender and parley.BulkReader
 // over an engine; the engine's DB embeds it and adds Close. It is safe for
 // concurrent use.

@@ -195,36 +195,29 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-func ids(users ...parley.User) []string {
-	out := make([]string, len(users))
-	for i, u := range users {
-		out[i] = u.ID
+// field returns f of every x in xs.
+func field[T, F any](xs []T, f func(T) F) []F {
+	out := make([]F, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
 	}
 	return out
+}
+
+func ids(users ...parley.User) []string {
+	return field(users, func(u parley.User) string { return u.ID })
 }
 
 func memberIDs(c parley.Conversation) []string {
-	out := make([]string, len(c.Members))
-	for i, m := range c.Members {
-		out[i] = m.UserID
-	}
-	return out
+	return field(c.Members, func(m parley.Member) string { return m.UserID })
 }
 
 func texts(ms []parley.Message) []string {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.Text
-	}
-	return out
+	return field(ms, func(m parley.Message) string { return m.Text })
 }
 
 func seqs(ms []parley.Message) []int64 {
-	out := make([]int64, len(ms))
-	for i, m := range ms {
-		out[i] = m.Seq
-	}
-	return out
+	return field(ms, func(m parley.Message) int64 { return m.Seq })
 }
 
 // allEvents reads the whole log through Events, page by page.
