@@ -1,8 +1,7 @@
 // Package postgres is Parley's clustered store: a parley.Store on
 // PostgreSQL (pgx/v5 and pgxpool), shared by every node of a cluster. It
 // keeps the same contract, and passes the same internal/storetest suite, as
-// the embedded SQLite store; the SQL and the choices below mirror
-// internal/sqlite so the two behave alike.
+// the embedded SQLite store: both run the same operations (internal/sqlstore).
 //
 // # Positions across nodes
 //
@@ -19,7 +18,7 @@
 // reader resumes from 8 and never sees 7).
 //
 // The lock serialises writers cluster-wide; group commit is what makes that
-// affordable: one lock, one round of WAL flush, for up to 500 writes.
+// affordable: one lock, one round of WAL flush, for up to maxBatch writes.
 //
 // # Schemas
 //
