@@ -387,7 +387,7 @@ func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Eve
 func (s *Store) Head(ctx context.Context) (int64, error) {
 	var head int64
 	if err := s.e.QueryRow(ctx, s.sql.head).Scan(&head); err != nil {
-		return 0, s.internalf("%w", err)
+		return 0, s.wrapInternal(err)
 	}
 	return head, nil
 }
@@ -396,7 +396,7 @@ func (s *Store) Head(ctx context.Context) (int64, error) {
 func (s *Store) UploadUsage(ctx context.Context, ownerID string) (int64, error) {
 	var n int64
 	if err := s.e.QueryRow(ctx, qUploadUsage, ownerID).Scan(&n); err != nil {
-		return 0, s.internalf("%w", err)
+		return 0, s.wrapInternal(err)
 	}
 	return n, nil
 }
