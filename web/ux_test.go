@@ -73,7 +73,6 @@ func TestUnreadBadgeAfterDelete(t *testing.T) {
 		ids = append(ids, apiSend(t, srv.URL, aliceToken, convID, fmt.Sprintf("u-%d", i), fmt.Sprintf("unread %d", i)).ID)
 	}
 	bob.wait("three unread", badge("alice")+` === '3'`)
-	bob.wait("the count in the tab's title", `document.title === '(3) Parley'`)
 
 	apiJSON(t, "DELETE", srv.URL+"/v1/conversations/"+convID+"/messages/"+ids[1], aliceToken, nil)
 	bobToken := bob.token()
@@ -81,11 +80,35 @@ func TestUnreadBadgeAfterDelete(t *testing.T) {
 	if n := server["unread_count"]; n != float64(2) {
 		t.Fatalf("the server counts %v unread after the delete, want 2", n)
 	}
-	bob.wait("the badge at the server's count", badge("alice")+` === '2' && document.title === '(2) Parley'`)
+	bob.wait("the badge at the server's count", badge("alice")+` === '2'`)
 
-	// Reading clears both.
 	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
-	bob.wait("read: no badge, plain title", badge("alice")+` === '' && document.title === 'Parley'`)
+	bob.wait("read: no badge", badge("alice")+` === ''`)
+}
+
+// TestRefusedFileInWords: a file the server will never take (text bytes
+// sent as an image) fails with a sentence, not the server's MIME type,
+// and offers Discard but no Retry.
+func TestRefusedFileInWords(t *testing.T) {
+	browser := newBrowser(t)
+	srv := servertest.Start(t)
+	srv.Register(t, "bob", "bob-password-1")
+	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
+	alice.register("alice-password-1")
+	alice.startDirect("bob")
+	eval[bool](t, alice.tab, `(parleyApp.client.sendImage(parleyApp.open, new File(['just some notes'], 'notes.png', {type: 'image/png'})), true)`)
+	failed := `document.querySelector('[data-testid=message][data-status=failed]')`
+	alice.wait("failed", `!!`+failed)
+	mark := eval[string](t, alice.tab, failed+`.querySelector('[data-testid=mark]').textContent`)
+	if mark != "Not sent: This file is not an image Parley can send (PNG, JPEG, GIF or WebP)." {
+		t.Errorf("a refused file says %q", mark)
+	}
+	if eval[bool](t, alice.tab, `!!`+failed+`.querySelector('[data-testid=retry]')`) {
+		t.Error("Retry is offered for a file the server will never take")
+	}
+	if !eval[bool](t, alice.tab, `!!`+failed+`.querySelector('[data-testid=discard]')`) {
+		t.Error("no Discard")
+	}
 }
 
 // TestPhoneHeader: at 390 px the header stays one row of one height while
@@ -125,7 +148,7 @@ func TestPhoneHeader(t *testing.T) {
 			const retry = document.querySelector('[data-testid=retry-now]');
 			let retryLines = 0;
 			if (!retry.hidden) { const r = document.createRange(); r.selectNodeContents(retry); retryLines = r.getClientRects().length; }
-			window.headerLog.push({text: document.querySelector('[data-testid=conn-short]').textContent,
+			window.headerLog.push({text: (document.querySelector('[data-testid=conn-short]') || document.querySelector('[data-testid=conn-text]')).textContent,
 				height: bar.getBoundingClientRect().height, rowSpread: Math.max(...tops) - Math.min(...tops),
 				barWidth: bar.scrollWidth - bar.clientWidth, retryLines});
 		};
@@ -135,7 +158,7 @@ func TestPhoneHeader(t *testing.T) {
 	})()`)
 	srv.Stop(t)
 	alice.wait("three countdown texts while reconnecting",
-		connState("reconnecting")+` && new Set(window.headerLog.filter(e => /^Retry in \d+ s$/.test(e.text)).map(e => e.text)).size >= 3`)
+		connState("reconnecting")+` && new Set(window.headerLog.filter(e => /^(Retry|Reconnecting) in \d+ s/.test(e.text)).map(e => e.text)).size >= 3`)
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "phone-390-reconnecting"))
 	var log []struct {
 		Text       string  `json:"text"`
@@ -231,6 +254,16 @@ func TestComposerAndThread(t *testing.T) {
 	}
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "desktop-empty"))
 	alice.startDirect("bob")
+	t.Run("links and days", func(t *testing.T) { linksAndDays(t, alice) })
+	t.Run("length error", func(t *testing.T) { lengthError(t, alice) })
+	t.Run("composer grows", func(t *testing.T) { composerGrows(t, alice) })
+	t.Run("paste and caption", func(t *testing.T) { pasteAndCaption(t, alice) })
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "desktop-1280-thread"))
+}
+
+// linksAndDays: http(s) links are links, safely; days are separated.
+func linksAndDays(t *testing.T, alice *page) {
+	alice.t = t
 
 	// Links.
 	text := `See https://example.com/a?b=1#top. Not javascript:alert(1) nor <img src=x onerror="window.pwned=1"> (https://example.org/x_(y))`
@@ -265,17 +298,28 @@ func TestComposerAndThread(t *testing.T) {
 		return true;
 	})()`)
 	alice.wait("Yesterday, then Today", `[...document.querySelectorAll('[data-testid=day-separator]')].map(d => d.textContent).join() === 'Yesterday,Today'`)
+}
+
+// lengthError: the length error goes with the text.
+func lengthError(t *testing.T, alice *page) {
+	alice.t = t
 
 	// The length error goes when the text is cleared.
 	long := strings.Repeat("x", 4002)
 	eval[bool](t, alice.tab, `(document.querySelector('[data-testid=composer]').value = '`+long+`', true)`)
 	alice.do("send too much", chromedp.SendKeys(testID("composer"), kb.Enter))
-	alice.wait("the length error", `/at most 4000 characters/.test(document.querySelector('[data-testid=pane-error]')?.textContent)`)
-	alice.do("clear the composer", chromedp.SendKeys(testID("composer"), kb.Backspace))
-	alice.wait("still there while too long", `!!document.querySelector('[data-testid=pane-error]')`)
+	alice.wait("the length error", `/at most 4000 characters/.test(document.querySelector('li.error')?.textContent)`)
+	alice.do("one character less", chromedp.SendKeys(testID("composer"), kb.Backspace))
+	alice.wait("still there while too long", `!!document.querySelector('li.error')`)
 	eval[bool](t, alice.tab, `(() => { const ta = document.querySelector('[data-testid=composer]'); ta.select(); return true; })()`)
 	alice.do("erase all", chromedp.SendKeys(testID("composer"), kb.Backspace))
-	alice.wait("the error gone with the text", `!document.querySelector('[data-testid=pane-error]') && document.querySelector('[data-testid=composer]').value === ''`)
+	alice.wait("the error gone with the text", `!document.querySelector('[data-testid=pane-error], li.error') && document.querySelector('[data-testid=composer]').value === ''`)
+}
+
+// composerGrows: the composer grows with its lines, and shrinks when sent.
+func composerGrows(t *testing.T, alice *page) {
+	alice.t = t
+	eval[bool](t, alice.tab, `(document.querySelector('[data-testid=composer]').value = '', true)`)
 
 	// The composer grows with its text, then shrinks back when sent.
 	h0 := eval[float64](t, alice.tab, `document.querySelector('[data-testid=composer]').getBoundingClientRect().height`)
@@ -290,6 +334,12 @@ func TestComposerAndThread(t *testing.T) {
 	}
 	alice.do("send them", chromedp.SendKeys(testID("composer"), kb.Enter))
 	alice.wait("back to one line", fmt.Sprintf(`document.querySelector('[data-testid=composer]').getBoundingClientRect().height <= %f`, h0+1))
+}
+
+// pasteAndCaption: a pasted image waits in the tray, the text becomes its
+// caption; a pasted file that is no image is refused in words.
+func pasteAndCaption(t *testing.T, alice *page) {
+	alice.t = t
 
 	// A pasted image waits in the tray; the text becomes its caption.
 	png := base64.StdEncoding.EncodeToString(makePNG(t, 80, 50))
@@ -305,15 +355,14 @@ func TestComposerAndThread(t *testing.T) {
 		})()`
 	}
 	eval[bool](t, alice.tab, paste("notes.txt", "text/plain", base64.StdEncoding.EncodeToString([]byte("not an image"))))
-	alice.wait("a text file refused in words", `/“notes.txt” is not an image Parley can send/.test(document.querySelector('[data-testid=pane-error]')?.textContent) && document.querySelectorAll('[data-testid=tray-item]').length === 0`)
+	alice.wait("a text file refused in words", `/“notes.txt” is not an image Parley can send/.test(document.querySelector('li.error')?.textContent) && document.querySelectorAll('[data-testid=tray-item]').length === 0`)
 	eval[bool](t, alice.tab, paste("screenshot.png", "image/png", png))
 	alice.wait("the image in the tray", `document.querySelectorAll('[data-testid=tray-item]').length === 1 && document.querySelector('[data-testid=composer]').placeholder === 'Add a caption (optional)'`)
 	alice.do("caption", chromedp.SendKeys(testID("composer"), "My screen"))
-	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "desktop-tray"))
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, screenshotDir(t), "desktop-tray"))
 	alice.do("send with Enter", chromedp.SendKeys(testID("composer"), kb.Enter))
 	img := `document.querySelector('[data-testid=message][data-type=image]')`
 	alice.wait("sent with its caption", img+`?.dataset.status === 'sent' && `+img+`.querySelector('[data-testid=message-text]').textContent === 'My screen' && document.querySelectorAll('[data-testid=tray-item]').length === 0`)
-	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "desktop-1280-thread"))
 }
 
 // notificationStub replaces the browser's Notification API before the
@@ -350,6 +399,8 @@ func TestNotifications(t *testing.T) {
 	conv := apiJSON(t, "POST", srv.URL+"/v1/conversations/direct", aliceToken, map[string]string{"username": "bob"})
 	convID := conv["id"].(string)
 
+	apiSend(t, srv.URL, aliceToken, convID, "n-1", "while you look")
+	bob.wait("the message's badge, and the count in the tab's title", badge("alice")+` === '1' && document.title === '(1) Parley'`)
 	if n := eval[int](t, bob.tab, `window.asked.length`); n != 0 {
 		t.Fatalf("permission asked %d times without a click", n)
 	}
@@ -357,11 +408,16 @@ func TestNotifications(t *testing.T) {
 	bob.wait("asked once, on the click", `window.asked.length === 1 && window.asked[0].gesture === true`)
 	bob.wait("the button gone", `document.querySelector('[data-testid=notify-enable]').hidden`)
 
-	apiSend(t, srv.URL, aliceToken, convID, "n-1", "while you look")
-	bob.wait("the message's badge", badge("alice")+` === '1'`)
 	eval[bool](t, bob.tab, `(window.pageHidden = true, document.dispatchEvent(new Event('visibilitychange')), true)`)
 	apiSend(t, srv.URL, aliceToken, convID, "n-2", "while you are away")
 	bob.wait("one notification, for the hidden tab's message",
 		`JSON.stringify(window.shown) === `+jsString(`[{"title":"alice","body":"while you are away","tag":"`+convID+`"}]`))
 	bob.wait("and said to screen readers", `document.querySelector('[data-testid=announcer]').textContent === 'New message from alice.'`)
+	bob.wait("two unread in the title", `document.title === '(2) Parley'`)
+	eval[bool](t, bob.tab, `(window.pageHidden = false, document.dispatchEvent(new Event('visibilitychange')), true)`)
+	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
+	bob.wait("read: a plain title", `document.title === 'Parley'`)
+	if n := eval[int](t, bob.tab, `window.shown.length`); n != 1 {
+		t.Errorf("%d notifications, want 1 (none while the tab is in front)", n)
+	}
 }
