@@ -51,7 +51,7 @@ func apiJSON(t *testing.T, method, url, token string, body any) map[string]any {
 }
 
 // badge is a JavaScript expression: the unread badge's text of the
-// conversation titled title (” when there is none).
+// conversation titled title (empty when there is none).
 func badge(title string) string {
 	return fmt.Sprintf(`(document.querySelector('[data-testid=conversation][data-title=%s] [data-testid=unread]')?.textContent || '')`, title)
 }
