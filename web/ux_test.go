@@ -244,6 +244,7 @@ func TestComposerAndThread(t *testing.T) {
 	shots := screenshotDir(t)
 	srv.Register(t, "bob", "bob-password-1")
 	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
+	alice.do("desktop width", chromedp.EmulateViewport(1280, 800))
 	alice.register("alice-password-1")
 
 	// "No conversations yet", once the (empty) list is known, right under

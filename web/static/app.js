@@ -50,8 +50,9 @@ const ERROR_TEXT = {
 };
 
 // Refusals that a retry of the same message cannot change: the page
-// offers Discard only.
-const PERMANENT = new Set(['unsupported', 'too_large', 'invalid', 'forbidden', 'not_found', 'gone']);
+// offers Discard only. (not_found and forbidden are not among them: being
+// added to the conversation again makes a retry work.)
+const PERMANENT = new Set(['unsupported', 'too_large', 'invalid', 'gone']);
 
 /** humanError is err (a ParleyError, or anything thrown) as a sentence for the page. */
 function humanError(err) {

@@ -869,8 +869,9 @@ export class Client {
       order: this.lastOrder,
       status: 'pending',
       // error: the server's reason a failed item was refused; error_code:
-      // its wire code, so a page can tell a refusal that will not change
-      // on a retry (unsupported, too_large, invalid) from one that may.
+      // its wire code (or 'gone': the image's bytes are no longer here),
+      // so a page can tell a refusal a retry will not change (unsupported,
+      // too_large, invalid, gone) from one that may.
       error: '',
       error_code: '',
       not_before: 0,
