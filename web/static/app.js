@@ -365,11 +365,13 @@ function shortConnText(s) {
 
 /** announce has screen readers say text (a polite live region). */
 function announce(text) {
-  // The same text twice in a row is said twice: clear, then set.
+  // The same text twice in a row is said twice: clear, then set a moment
+  // later (a timer, not an animation frame: those stop in a hidden tab).
   ui.announcer.textContent = '';
-  requestAnimationFrame(() => {
+  clearTimeout(app.announceTimer);
+  app.announceTimer = setTimeout(() => {
     ui.announcer.textContent = text;
-  });
+  }, 50);
 }
 
 /** preview is a message as one short line (notifications, announcements). */
