@@ -71,7 +71,7 @@ func thumbOf(n int) string {
 // TestImages covers image messages end to end: the attach button with a
 // real PNG, a thumbnail both users' pages load, the full image in the
 // lightbox, drag and drop, an upload the network cuts off (retried), a
-// text file named .png (refused with the server's reason, nothing sent),
+// text file named .png (refused in words, Discard but no Retry, nothing sent),
 // and a send that fails after a good upload (retried without uploading
 // again).
 func TestImages(t *testing.T) {
@@ -131,7 +131,7 @@ func TestImages(t *testing.T) {
 	bob.wait("the retried image", thumbOf(2)+`?.complete && `+thumbOf(2)+`.naturalWidth === 320`)
 	alice.wait("the outbox empty", storedOutbox+`.length === 0`)
 
-	// 4. A text file named .png: Failed with the server's own reason, and
+	// 4. A text file named .png: failed, said in words, and
 	// nothing sent.
 	notPNG := []byte("this is a text file, not an image\n")
 	status, reason := uploadError(t, srv.URL, aliceToken, notPNG)
