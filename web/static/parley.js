@@ -868,7 +868,12 @@ export class Client {
       created_at: new Date(now).toISOString(),
       order: this.lastOrder,
       status: 'pending',
+      // error: the server's reason a failed item was refused; error_code:
+      // its wire code (or 'gone': the image's bytes are no longer here),
+      // so a page can tell a refusal a retry will not change (unsupported,
+      // too_large, invalid, gone) from one that may.
       error: '',
+      error_code: '',
       not_before: 0,
       tries: 0,
       ...fields,
@@ -943,7 +948,7 @@ export class Client {
   retry(clientId) {
     const old = this.outbox.find((i) => i.client_id === clientId);
     if (!old) return;
-    this.putItem({ ...old, status: 'pending', error: '', not_before: 0, tries: 0 });
+    this.putItem({ ...old, status: 'pending', error: '', error_code: '', not_before: 0, tries: 0 });
     this.flush();
   }
 
@@ -1017,7 +1022,7 @@ export class Client {
           this.updateItem(item, { status: 'pending', not_before: wait ? Date.now() + wait : 0 });
           if (err.code === 'disconnected') break;
         } else {
-          this.updateItem(item, { status: 'failed', error: err.message });
+          this.updateItem(item, { status: 'failed', error: err.message, error_code: err.code || '' });
         }
       }
     }
@@ -1030,7 +1035,7 @@ export class Client {
   async uploadItem(item) {
     await this.shrinking.get(item.client_id)?.catch(() => {});
     const blob = await this.imageBlob(item.client_id);
-    if (!blob) return this.updateItem(item, { status: 'failed', error: 'the image is no longer available here; attach it again' });
+    if (!blob) return this.updateItem(item, { status: 'failed', error: 'the image is no longer available here; attach it again', error_code: 'gone' });
     const abort = new AbortController();
     this.uploadAbort = abort;
     const timer = setTimeout(() => abort.abort(), UPLOAD_TIMEOUT_MS);
@@ -1043,7 +1048,7 @@ export class Client {
       this.stats.uploads++;
       return this.updateItem(item, { attachment_id: att.id, attachment: att, tries: 0 });
     } catch (err) {
-      if (uploadRefused(err.code)) return this.updateItem(item, { status: 'failed', error: err.message });
+      if (uploadRefused(err.code)) return this.updateItem(item, { status: 'failed', error: err.message, error_code: err.code || '' });
       // Cut off, or the server is busy: upload again after a backoff (or
       // at once when the connection comes back, see welcome).
       const tries = (item.tries || 0) + 1;
