@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/internal/faultproxy"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
 	"github.com/parleychat/parley/protocol"
@@ -30,10 +32,11 @@ import (
 // Sizes of TestLaggingNodeAndNATSOutage.
 const (
 	lagGroups   = 8               // conversations of three, one member on each node
-	lagPerUser  = 120             // messages each member sends
+	lagPerUser  = 160             // messages each member sends
 	lagMoveEvry = 7               // a member moves to the next node after this many sends
 	lagStall    = 4 * time.Second // SIGSTOP of one node
 	natsStall   = 3 * time.Second // NATS stopped
+	pgStall     = 3 * time.Second // one node cut off from PostgreSQL
 	lagAnswer   = 2 * time.Second // a send unanswered this long: the node is stalled, move
 )
 
@@ -45,7 +48,10 @@ const (
 // hold positions it has not delivered, and then stops NATS for 4 s, so
 // every node falls behind the store and catches up by reading it. Members
 // whose sends go unanswered for 2 s (the stopped node) move on, resending
-// with the same client id.
+// with the same client id. Last it cuts node 1 off from PostgreSQL for 3 s
+// (through a fault proxy): /readyz must answer 503 meanwhile, its writes
+// fail with `unavailable` (or `internal`) and members move and resend,
+// and it is ready again once the link returns.
 //
 // Then every member's stream must hold every message of its conversation
 // exactly once, in order (0 lost, 0 duplicated, 0 reordered), with
@@ -69,10 +75,26 @@ func TestLaggingNodeAndNATSOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	// Node 1 reaches PostgreSQL through a proxy that can cut it off.
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgProxy, err := faultproxy.Listen("127.0.0.1:0", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pgProxy.Close()
+	u.Host = pgProxy.Addr()
+	cutDSN := u.String()
 	procs := make([]*proc, nodeCount)
 	nodes := make([]*node, nodeCount)
 	for i := range procs {
-		procs[i] = startProc(t, bin, fmt.Sprintf("lag%d", i), dsn, nats.url()+"?subject="+subject, string(secret))
+		nodeDSN := dsn
+		if i == 1 {
+			nodeDSN = cutDSN
+		}
+		procs[i] = startProc(t, bin, fmt.Sprintf("lag%d", i), nodeDSN, nats.url()+"?subject="+subject, string(secret))
 		nodes[i] = &node{id: procs[i].id, wsURL: "ws://" + procs[i].addr + protocol.Path}
 	}
 
@@ -134,6 +156,20 @@ func TestLaggingNodeAndNATSOutage(t *testing.T) {
 	time.Sleep(natsStall) // the length of the fault, not a synchronisation
 	nats.start(t)
 	t.Logf("restarted NATS after %d acknowledged messages", acked.Load())
+
+	// Then cut node 1 off from PostgreSQL: it says so on /readyz (503)
+	// and its writes fail with a code the members retry on (they move and
+	// resend); when the link returns it is ready again and catches up.
+	waitUntil(t, "messages before the PostgreSQL cut", func() bool { return acked.Load() >= 7*total/10 })
+	pgProxy.Refuse(true)
+	pgProxy.CutAll()
+	t.Logf("cut %s off from PostgreSQL after %d acknowledged messages", procs[1].id, acked.Load())
+	waitUntil(t, procs[1].id+" /readyz to answer 503", func() bool { return procs[1].ready() == http.StatusServiceUnavailable })
+	time.Sleep(pgStall) // the length of the fault, not a synchronisation
+	pgProxy.Heal()
+	pgProxy.Refuse(false)
+	waitUntil(t, procs[1].id+" /readyz to answer 200 again", func() bool { return procs[1].ready() == http.StatusOK })
+	t.Logf("%s reaches PostgreSQL again after %d acknowledged messages", procs[1].id, acked.Load())
 
 	senders.Wait()
 	if t.Failed() {
@@ -209,10 +245,17 @@ func (c *client) sendMoving(ctx context.Context, nodes []*node, acked, moves *at
 			if ctx.Err() != nil {
 				return
 			}
-			err := c.send(ctx, s)
-			if err == nil {
+			f, err := c.request(ctx, protocol.OpSend, s)
+			if err == nil && f.Type == protocol.TypeReply {
 				acked.Add(1)
 				break
+			}
+			if err == nil && f.Error != nil && (f.Error.Code == parley.EUNAVAILABLE || f.Error.Code == parley.EINTERNAL) {
+				// The node cannot write now (cut off from its store):
+				// another one can.
+				err = errConnLost
+			} else if err == nil {
+				err = fmt.Errorf("%s %+v", f.Type, f.Error)
 			}
 			if !errors.Is(err, errConnLost) || attempt > 100 {
 				c.t.Errorf("client %d: send %s: %v", c.idx, s.ClientID, err)
@@ -348,6 +391,18 @@ func startProc(t *testing.T, bin, id, dsn, broker, secret string) *proc {
 		}
 		time.Sleep(50 * time.Millisecond) // a poll interval, not an assertion
 	}
+}
+
+// ready returns the status of the node's /readyz (0 when it does not
+// answer).
+func (p *proc) ready() int {
+	hc := http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get("http://" + p.addr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func (p *proc) signal(t *testing.T, sig syscall.Signal) {
