@@ -202,3 +202,38 @@ func TestLowerHeadNeverRewinds(t *testing.T) {
 	position(3)
 	close(done)
 }
+
+// TestNetworkFaultClosesAreNotTerminal: the closes a network fault causes
+// (a hello that never arrived: 4004; a heartbeat timeout: 4002; a
+// restart: 4003; a server bug: 1011; a generic reconnect: 4000) never
+// leave the client Disconnected: it says hello again on a new connection.
+func TestNetworkFaultClosesAreNotTerminal(t *testing.T) {
+	srv, url := startScripted(t)
+	c, err := client.New(url, client.WithToken("t"), client.WithBackoff(time.Millisecond, 5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	codes := []websocket.StatusCode{protocol.CloseHelloTimeout, protocol.CloseHeartbeatTimeout, protocol.CloseShutdown,
+		websocket.StatusInternalError, protocol.CloseReconnect}
+	for _, code := range codes {
+		srv.scripts <- func(ctx context.Context, ws *websocket.Conn) { ws.Close(code, "fault") }
+	}
+	final := make(chan struct{})
+	srv.scripts <- func(ctx context.Context, ws *websocket.Conn) {
+		writeFrame(ctx, t, ws, protocol.TypeWelcome, welcomeWith(1))
+		select {
+		case <-final:
+		case <-ctx.Done():
+		}
+	}
+	defer close(final)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // a liveness bound
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatalf("after closes %v: %v (status %+v)", codes, err, c.Status())
+	}
+	if n := len(srv.hellos); n != len(codes)+1 {
+		t.Fatalf("%d hellos, want %d (one per connection)", n, len(codes)+1)
+	}
+}

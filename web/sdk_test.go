@@ -19,7 +19,7 @@ func TestSDKTables(t *testing.T) {
 	tab := newTab(t, newBrowser(t), srv.URL)
 
 	codes := []int{1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1012,
-		4000, 4001, 4002, 4003, 4099, 4100, 4101, 4102, 4150, 4199, 4200}
+		4000, 4001, 4002, 4003, 4004, 4099, 4100, 4101, 4102, 4150, 4199, 4200}
 	list := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(codes)), ","), "[]")
 	got := eval[[]bool](t, tab, `import('/parley.js').then(m => [`+list+`].map(c => m.shouldReconnect(c)))`)
 	if len(got) != len(codes) {
