@@ -706,6 +706,8 @@ func closeErrText(code int) string {
 		return "heartbeat timeout"
 	case protocol.CloseShutdown:
 		return "server shutting down"
+	case protocol.CloseHelloTimeout:
+		return "hello timeout"
 	}
 	return strings.TrimSpace(fmt.Sprintf("close code %d", code))
 }

@@ -349,8 +349,10 @@ func TestMessageStatusChangedCarriesMessage(t *testing.T) {
 }
 
 // TestResyncedAheadOfLog: a client whose position is beyond the server's
-// log (the data was wiped) gets Resynced with ResyncAheadOfLog and goes on
-// from the server's head.
+// log (the data was wiped) gets Resynced with ResyncAheadOfLog (the
+// server's cause log_lost, with the lost range from its position down to
+// the head) and goes on from the server's head: the one case where the
+// position moves back.
 func TestResyncedAheadOfLog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBubble(t, nil)
@@ -367,7 +369,7 @@ func TestResyncedAheadOfLog(t *testing.T) {
 		synctest.Wait()
 		select {
 		case r := <-got:
-			if r.Reason != client.ResyncAheadOfLog || r.Reason.String() != "aheadOfLog" || r.Text == "" || r.Head >= 1_000_000 {
+			if r.Reason != client.ResyncAheadOfLog || r.Reason.String() != "aheadOfLog" || r.Text == "" || r.Head >= 1_000_000 || r.From != 1_000_000 {
 				t.Fatalf("resync %+v, want aheadOfLog", r)
 			}
 			if pos, _ := c.Position(); pos != r.Head {

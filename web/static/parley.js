@@ -252,7 +252,7 @@ export function login(baseURL, username, password) {
  *   welcome   {welcome, resumed: bool}   a connection is up; resumed=false means
  *             no replay happens, so refetch state
  *   resumed   {from, to, count}
- *   resync    {head, reason}   refetch conversations and messages
+ *   resync    {head, reason, cause, from}   refetch conversations and messages
  *   outbox    [items]          the outbox changed
  *   sent      {item, message, blob}  the server stored a message from the
  *             outbox (blob: an image's bytes, when this page holds them)
@@ -710,12 +710,21 @@ export class Client {
         this.stats.resumes++;
         this.emit('resumed', f.data);
         return;
-      case 'resync':
+      case 'resync': {
         this.stats.resyncs++;
-        this.position = f.data?.head ?? this.position;
-        this.savePosition();
+        // The position never moves backwards (events at or below it stay
+        // dropped as seen): a head below it is a node that has not caught
+        // up (older servers answer so). Only a server that says its log
+        // was lost (cause log_lost: it gives positions after head again)
+        // moves it back, to its head. docs/protocol.md section 3.
+        const head = f.data?.head;
+        if (typeof head === 'number' && (this.position == null || head > this.position || f.data.cause === 'log_lost')) {
+          this.position = head;
+          this.savePosition();
+        }
         this.emit('resync', f.data);
         return;
+      }
       case 'throttled':
         this.stats.throttled++;
         this.throttle(f.data.feature, Date.parse(f.data.until) || Date.now() + 5000);
