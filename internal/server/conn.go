@@ -496,18 +496,18 @@ func (c *conn) end() {
 // the plain ping and queues; decoding (deep JSON frames) is the worker's,
 // so an idle reader's stack stays near the runtime's smallest.
 func (c *conn) readLoop() {
-	for c.readOne() {
+	for {
+		if c.t.Wait() != nil || !c.readOne() {
+			return
+		}
 	}
 }
 
 // readOne reads one message and answers or queues it; false ends the
 // connection.
 func (c *conn) readOne() bool {
-	bp := readPool.Get().(*[]byte)
-	kind, b, err := c.t.Read((*bp)[:0])
-	*bp = b
+	kind, bp, err := c.t.Read()
 	if err != nil {
-		readPool.Put(bp)
 		if code, reason := closeCodeOf(err); code != closeNow {
 			c.closeWith(code, reason, false)
 		}
@@ -515,6 +515,7 @@ func (c *conn) readOne() bool {
 	}
 	c.s.testPanic("reader")
 	c.touch()
+	b := *bp
 	switch kind {
 	case msgPing:
 		c.enqueueFrame(outFrame{b: bytes.Clone(b), kind: framePong})
@@ -706,22 +707,28 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 	stop := context.AfterFunc(ctx, func() { c.t.CloseNow() })
 	var (
 		kind msgKind
-		b    []byte
+		bp   *[]byte
 		err  error
 	)
 	for {
-		kind, b, err = c.t.Read(b[:0])
+		kind, bp, err = c.t.Read()
 		if err != nil || kind != msgPing {
 			break
 		}
 		// A WebSocket ping before the hello: answered here, the only
 		// writer until the connection starts.
-		err = c.t.Write([]outFrame{{b: b, kind: framePong}}, false)
+		err = c.t.Write([]outFrame{{b: *bp, kind: framePong}}, false)
+		readPool.Put(bp)
 		if err != nil {
 			break
 		}
 	}
 	stop()
+	var b []byte
+	if bp != nil {
+		b = bytes.Clone(*bp) // small: the hello; the buffer goes back now
+		readPool.Put(bp)
+	}
 	if !t.Stop() {
 		<-fired
 		c.t.CloseNow()
@@ -786,12 +793,12 @@ func (c *conn) reject(ctx context.Context, id string, err error) {
 // resets nothing the client has not read.
 func (c *conn) closeHello(code int, reason string) {
 	if c.t.Close(code, reason) == nil {
-		var b []byte
 		for {
-			var err error
-			if _, b, err = c.t.Read(b[:0]); err != nil {
+			_, bp, err := c.t.Read()
+			if err != nil {
 				break
 			}
+			readPool.Put(bp)
 		}
 	}
 	c.t.CloseNow()

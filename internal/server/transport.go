@@ -13,19 +13,24 @@ import (
 // default) and coderConn (coder/websocket, kept to measure against: see
 // docs/benchmarks.md) implement it.
 //
-// Concurrency: Read is called by one goroutine at a time (the hello's,
-// then the reader); Write and Close by one goroutine at a time (serve's
+// Concurrency: Wait and Read are called by one goroutine at a time (the
+// hello's, then the reader); Write and Close by one goroutine at a time (serve's
 // until the connection starts, then the writer, or a hello timer before
 // the connection starts); CloseNow and SetWriteDeadline from any
 // goroutine, at any time. Read and Write run concurrently.
 type transport interface {
-	// Read waits for the next message from the client and appends its
-	// payload to buf. A ping (msgPing) is to be answered with a pong
+	// Wait waits until the client has sent something (or the connection
+	// ended: the Read after it tells), holding no buffer, on as shallow a
+	// stack as the caller's: the reader idles here between messages.
+	Wait() error
+	// Read reads the next message from the client into a buffer from
+	// readPool, which the caller puts back (also on error: nil then). A
+	// ping (msgPing) is to be answered with a pong
 	// frame carrying the payload; transports that answer pings
 	// themselves never return one. A protocol violation, an oversized
 	// message or the client's close frame is a *closeError: the code
 	// to close with (the client's own, for its close).
-	Read(buf []byte) (msgKind, []byte, error)
+	Read() (msgKind, *[]byte, error)
 	// Write writes frames in order, coalesced into as few writes as it
 	// can (one for a queue of small frames). With batch set (hello
 	// batch: true) consecutive text frames share a message, separated by

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -37,25 +36,27 @@ func acceptCoder(w http.ResponseWriter, r *http.Request, origins []string) (*cod
 	return &coderConn{ws: ws}, nil
 }
 
-func (c *coderConn) Read(buf []byte) (msgKind, []byte, error) {
+// Wait does nothing: coder/websocket waits inside its reads (with its
+// buffers).
+func (c *coderConn) Wait() error { return nil }
+
+// Read reads a message; coder/websocket answers pings and the client's
+// close inside it.
+func (c *coderConn) Read() (msgKind, *[]byte, error) {
 	typ, r, err := c.ws.Reader(context.Background())
 	if err != nil {
-		var ce websocket.CloseError
-		if errors.As(err, &ce) {
-			// coder/websocket has answered the close already.
-			return 0, buf, err
-		}
-		return 0, buf, err
+		return 0, nil, err
 	}
-	n := len(buf)
-	buf, err = iox.AppendAll(buf, r)
+	bp := readPool.Get().(*[]byte)
+	*bp, err = iox.AppendAll((*bp)[:0], r)
 	if err != nil {
-		return 0, buf[:n], err
+		readPool.Put(bp)
+		return 0, nil, err
 	}
 	if typ == websocket.MessageBinary {
-		return msgBinary, buf, nil
+		return msgBinary, bp, nil
 	}
-	return msgText, buf, nil
+	return msgText, bp, nil
 }
 
 func (c *coderConn) Write(frames []outFrame, batch bool) error {

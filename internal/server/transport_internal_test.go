@@ -103,6 +103,21 @@ func TestWSConnOneWritePerQueue(t *testing.T) {
 	}
 }
 
+// read waits for and reads one message, as the reader does, and copies it
+// out of the pooled buffer.
+func read(c *wsConn) (msgKind, []byte, error) {
+	if err := c.Wait(); err != nil {
+		return 0, nil, err
+	}
+	kind, bp, err := c.Read()
+	if err != nil {
+		return 0, nil, err
+	}
+	b := bytes.Clone(*bp)
+	readPool.Put(bp)
+	return kind, b, nil
+}
+
 // TestWSConnIdleHoldsNoBuffer: between messages a connection whose
 // socket has nothing more holds no read buffer; with a second message
 // already read ahead it keeps it; every message arrives whole, and a
@@ -130,7 +145,7 @@ func TestWSConnIdleHoldsNoBuffer(t *testing.T) {
 		kind msgKind
 		b    []byte
 	}{{msgText, []byte("one")}, {msgText, big}, {msgPing, []byte("p")}} {
-		kind, b, err := c.Read(nil)
+		kind, b, err := read(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,15 +158,15 @@ func TestWSConnIdleHoldsNoBuffer(t *testing.T) {
 	}
 	// A fragmented message with a ping inside: whole, then the ping.
 	send(ws.NewFrame(ws.OpText, false, []byte("ab")), ws.NewPingFrame([]byte("mid")), ws.NewFrame(ws.OpContinuation, true, []byte("cd")))
-	if kind, b, err := c.Read(nil); err != nil || kind != msgText || string(b) != "abcd" {
+	if kind, b, err := read(c); err != nil || kind != msgText || string(b) != "abcd" {
 		t.Fatalf("fragmented: %d %q %v", kind, b, err)
 	}
-	if kind, b, err := c.Read(nil); err != nil || kind != msgPing || string(b) != "mid" {
+	if kind, b, err := read(c); err != nil || kind != msgPing || string(b) != "mid" {
 		t.Fatalf("ping inside a fragmented message: %d %q %v", kind, b, err)
 	}
 	// The client's close: its code, echoed.
 	send(ws.NewCloseFrame(ws.NewCloseFrameBody(4321, "bye")))
-	_, _, err := c.Read(nil)
+	_, _, err := read(c)
 	if code, _ := closeCodeOf(err); code != 4321 {
 		t.Fatalf("after the client's close 4321: %v (code %d)", err, code)
 	}

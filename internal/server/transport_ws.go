@@ -181,8 +181,27 @@ func checkOrigin(r *http.Request, patterns []string) error {
 	return fmt.Errorf("request Origin %q is not authorized for Host %q", u.Host, r.Host)
 }
 
+// Wait implements transport.
+func (c *wsConn) Wait() error {
+	if c.hasPing {
+		return nil
+	}
+	return c.take()
+}
+
 // Read implements transport.
-func (c *wsConn) Read(buf []byte) (msgKind, []byte, error) {
+func (c *wsConn) Read() (msgKind, *[]byte, error) {
+	bp := readPool.Get().(*[]byte)
+	kind, b, err := c.read((*bp)[:0])
+	*bp = b
+	if err != nil {
+		readPool.Put(bp)
+		return 0, nil, err
+	}
+	return kind, bp, nil
+}
+
+func (c *wsConn) read(buf []byte) (msgKind, []byte, error) {
 	if c.hasPing {
 		c.hasPing = false
 		return msgPing, append(buf, c.midPing...), nil
