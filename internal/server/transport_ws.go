@@ -102,7 +102,7 @@ func upgradeWS(w http.ResponseWriter, r *http.Request, origins []string) (*wsCon
 func newWSConn(nc net.Conn, pre []byte) *wsConn {
 	c := &wsConn{nc: nc, pre: pre}
 	c.rd = wsutil.Reader{
-		State:          ws.StateServerSide,
+		State: ws.StateServerSide,
 		// Not CheckUTF8: invalid UTF-8 in a request is answered with an
 		// error frame, as any undecodable request (protocol.md, section 3).
 		MaxFrameSize:   parley.MaxFrameBytes,
