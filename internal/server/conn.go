@@ -474,7 +474,14 @@ func (c *conn) end() {
 	s := c.s
 	c.closeWith(closeNow, "", false)
 	c.wg.Wait() // the writer, and the worker finishing the requests it read
-	c.t.CloseNow()
+	c.mu.Lock()
+	sent := c.closeCode != closeNow // the writer sent a close frame
+	c.mu.Unlock()
+	if sent {
+		c.t.Linger()
+	} else {
+		c.t.CloseNow()
+	}
 	c.stopThrottles()
 	last := s.hub.unregister(c)
 	s.pres.disconnect(c.user.ID)
@@ -736,7 +743,7 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 	}
 	if err != nil {
 		if code, reason := closeCodeOf(err); code != closeNow {
-			c.t.Close(code, reason)
+			c.closeHello(code, reason)
 		}
 		c.t.CloseNow()
 		return h, false
@@ -793,13 +800,7 @@ func (c *conn) reject(ctx context.Context, id string, err error) {
 // resets nothing the client has not read.
 func (c *conn) closeHello(code int, reason string) {
 	if c.t.Close(code, reason) == nil {
-		for {
-			_, bp, err := c.t.Read()
-			if err != nil {
-				break
-			}
-			readPool.Put(bp)
-		}
+		c.t.Linger()
 	}
 	c.t.CloseNow()
 }

@@ -41,6 +41,12 @@ type transport interface {
 	// progress or the next one ends with the client's answer, its end
 	// of stream or closeLinger. The owner calls CloseNow after that read.
 	Close(code int, reason string) error
+	// Linger, after Close, reads and drops what the client still sends
+	// until its end of stream (at most closeLinger), then drops the
+	// connection: dropping it with unread bytes would reset it, and the
+	// client could lose the close frame. Only the reading goroutine, once
+	// it reads no more, calls it.
+	Linger()
 	// CloseNow drops the connection: reads and writes in progress fail.
 	CloseNow() error
 	// SetWriteDeadline bounds the writes until the next call (zero: none),

@@ -102,6 +102,10 @@ func (c *coderConn) Close(code int, reason string) error {
 	return c.ws.Close(websocket.StatusCode(code), reason)
 }
 
+// Linger drops the connection: coder/websocket's Close waited for the
+// client's answer already.
+func (c *coderConn) Linger() { c.ws.CloseNow() }
+
 func (c *coderConn) CloseNow() error { return c.ws.CloseNow() }
 
 func (c *coderConn) SetWriteDeadline(t time.Time) error {

@@ -438,12 +438,14 @@ func (c *wsConn) Close(code int, reason string) error {
 	if len(reason) > ws.MaxControlFramePayloadSize-2 {
 		reason = reason[:ws.MaxControlFramePayloadSize-2]
 	}
-	body := ws.NewCloseFrameBody(ws.StatusCode(code), reason)
-	buf := make([]byte, 0, ws.MaxHeaderSize+len(body))
-	buf = c.appendHeader(buf, ws.Header{Fin: true, OpCode: ws.OpClose, Length: int64(len(body))})
-	buf = append(buf, body...)
+	// Its own buffer, not the writer's scratch: a hello timer may close
+	// while serve writes a pong (see transport).
+	buf, err := ws.CompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason)))
+	if err != nil {
+		return err
+	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(closeWrite))
-	_, err := c.nc.Write(buf)
+	_, err = c.nc.Write(buf)
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
@@ -452,6 +454,19 @@ func (c *wsConn) Close(code int, reason string) error {
 		c.nc.Close()
 	}
 	return err
+}
+
+// Linger implements transport.
+func (c *wsConn) Linger() {
+	c.drop()
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	b := make([]byte, 512)
+	for {
+		if _, err := c.nc.Read(b); err != nil {
+			break
+		}
+	}
+	c.nc.Close()
 }
 
 // CloseNow implements transport.
