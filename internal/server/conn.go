@@ -36,7 +36,7 @@ const maxBatchBytes = 64 << 10
 // loop on a goroutine of its own and tears everything down when the
 // reader ends.
 //
-// Goroutines. Besides the reader (serve), a connection has at most two
+// Goroutines. Besides the reader (started by serve), a connection has at most two
 // more, both started on demand and both ending by themselves when they run
 // out of work, so an idle connection has the reader only:
 //   - the writer drains the send queue (writeLoop); it is started by the
@@ -46,8 +46,8 @@ const maxBatchBytes = 64 << 10
 //     is started by the reader when a request arrives and exits when the
 //     request queue is empty.
 //
-// Both are started under mu, counted in wg, and serve waits for them
-// before it returns. The heartbeat is one sweep per server (Server.heartbeat),
+// Both are started under mu, counted in wg, and end waits for them
+// before it unregisters the connection. The heartbeat is one sweep per server (Server.heartbeat),
 // not a timer per connection.
 //
 // enqueue, closeWith and goaway are safe from any goroutine (the hub, the
