@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ type benchCmd struct {
 	Server    string `default:"child" enum:"child,inproc" help:"Without --url: run the server as a child process (child) or in this process (inproc)."`
 	Store     string `help:"Without --url, --server child: the serve --store value (empty: SQLite; or a postgres:// URL)."`
 	ServerLog string `help:"Without --url: file for the started server's log (default: discarded)."`
+	Transport string `help:"Without --url, --server child: the serve --ws-transport value (gobwas or coder; default: serve's)."`
 
 	Procs      int           `help:"Worker processes (default: one per 8000 connections)."`
 	Rooms      int           `help:"Rooms (fanout 1000, latency 100, write 100, resume 1; storm: conns/members)."`
@@ -57,6 +59,7 @@ type benchCmd struct {
 	SourceAddrs  int           `help:"Loopback source addresses 127.0.0.2... to spread connections over (default 32)."`
 	DrainTimeout time.Duration `help:"How long to wait at the end for every message to arrive (default 15s)."`
 	WorkerProcs  int           `name:"worker-gomaxprocs" help:"GOMAXPROCS of each worker process (default: the CPUs divided between the workers, at least 1; -1: Go's default)."`
+	Pin          int           `default:"-1" help:"Run the child server on this CPU alone and the load tool (and its workers) on every other CPU (Linux; e.g. --pin 1 on two cores: server on CPU 1, load on CPU 0). -1: no pinning."`
 	JSON         bool          `help:"Print the result as JSON."`
 	CPUProfile   string        `help:"Write this process's CPU profile here (with --server inproc it covers the server); worker processes write theirs to this path + .workerN."`
 }
@@ -87,11 +90,30 @@ func (c *benchCmd) Run(ctx context.Context, s *streams) error {
 		}
 		cfg.Procs = max(1, (clients+7999)/8000)
 	}
+	var serverCPUs []int
+	if c.Pin >= 0 {
+		if c.Scenario == "floor" || c.URL != "" || c.Server == "inproc" {
+			return errors.New("bench: --pin needs a child server (not floor, --url or --server inproc)")
+		}
+		var load []int
+		for i := range runtime.NumCPU() {
+			if i != c.Pin {
+				load = append(load, i)
+			}
+		}
+		if len(load) == 0 || c.Pin >= runtime.NumCPU() {
+			return fmt.Errorf("bench: --pin %d leaves no CPU for the load (%d CPUs)", c.Pin, runtime.NumCPU())
+		}
+		if err := bench.PinSelf(load); err != nil {
+			return err
+		}
+		serverCPUs = []int{c.Pin}
+	}
 	if c.Scenario == "floor" {
 		return c.report(ctx, s, cfg)
 	}
 
-	srv, secret, label, err := c.server(ctx, s.err)
+	srv, secret, label, err := c.server(ctx, s.err, serverCPUs)
 	if err != nil {
 		return err
 	}
@@ -134,7 +156,7 @@ func (c *benchCmd) report(ctx context.Context, s *streams, cfg bench.Config) err
 }
 
 // server returns the server to drive, its secret and a label for the report.
-func (c *benchCmd) server(ctx context.Context, logw io.Writer) (bench.Server, []byte, string, error) {
+func (c *benchCmd) server(ctx context.Context, logw io.Writer, cpus []int) (bench.Server, []byte, string, error) {
 	if c.URL != "" {
 		secret, err := loadSecret(c.Secret, c.DataDir, false)
 		if err != nil {
@@ -186,11 +208,18 @@ func (c *benchCmd) server(ctx context.Context, logw io.Writer) (bench.Server, []
 			store = c.Store
 		}
 	}
-	s := &bench.ChildServer{Exe: exe, Args: args, Env: []string{"PARLEY_SECRET=" + string(secret)}, DataDir: dir, Log: slog}
+	if c.Transport != "" {
+		args = append(args, "--ws-transport", c.Transport)
+	}
+	s := &bench.ChildServer{Exe: exe, Args: args, Env: []string{"PARLEY_SECRET=" + string(secret)}, DataDir: dir, Log: slog, CPUs: cpus}
 	if err := s.Start(ctx); err != nil {
 		return nil, nil, "", err
 	}
-	return cleanup{s, dir}, secret, fmt.Sprintf("child `parley serve` (%s, rate limits off, pid %d)", store, s.PID()), nil
+	pinned := ""
+	if len(cpus) > 0 {
+		pinned = fmt.Sprintf(", pinned to CPU %v, load on the others", cpus)
+	}
+	return cleanup{s, dir}, secret, fmt.Sprintf("child `parley serve` (%s, rate limits off, pid %d%s)", store, s.PID(), pinned), nil
 }
 
 // cleanup removes the temporary data dir after closing the server.

@@ -32,6 +32,7 @@ type ServeCmd struct {
 	LogLevel          string        `default:"info" enum:"debug,info,warn,error" env:"PARLEY_LOG_LEVEL" help:"Log level (debug, info, warn, error)."`
 	LogFormat         string        `default:"text" enum:"text,json" env:"PARLEY_LOG_FORMAT" help:"Log format (text, json)."`
 	AllowedOrigins    []string      `env:"PARLEY_ALLOWED_ORIGINS" sep:"," help:"Origin host patterns allowed to open WebSockets besides the server's own (e.g. app.example.com,*.example.com)."`
+	WSTransport       string        `name:"ws-transport" env:"PARLEY_WS_TRANSPORT" enum:"gobwas,coder" default:"gobwas" help:"The WebSocket library connections are served with: gobwas (github.com/gobwas/ws, the default) or coder (github.com/coder/websocket, kept to measure against; see docs/benchmarks.md)."`
 	Secret            string        `env:"PARLEY_SECRET" help:"Token secret, at least 32 bytes (default: generated and kept in <data-dir>/secret)."`
 	Store             string        `env:"PARLEY_STORE" help:"Store: empty for SQLite in the data dir, sqlite:PATH, or a postgres:// URL."`
 	Broker            string        `default:"memory" env:"PARLEY_BROKER" help:"Broker: memory (one node), or a nats:// URL."`
@@ -172,7 +173,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Broker = b
 	m.Server, err = server.New(server.Config{
 		Store: m.Store, Broker: m.Broker, NodeID: c.NodeID, Secret: secret,
-		AllowedOrigins: c.AllowedOrigins, Logger: m.Logger,
+		AllowedOrigins: c.AllowedOrigins, Logger: m.Logger, Transport: c.WSTransport,
 		ResumeLimit:       c.ResumeLimit,
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatTimeout: c.HeartbeatTimeout,
 		PresenceGrace: c.PresenceGrace, NodeTimeout: c.NodeTimeout,

@@ -119,6 +119,10 @@ type ChildServer struct {
 	DataDir string
 	Addr    string
 	Log     io.Writer
+	// CPUs, when set, restrict the child to these CPUs from its start
+	// (as `taskset -c` would; Linux only). Its Go runtime then sizes
+	// GOMAXPROCS to them.
+	CPUs []int
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -146,7 +150,7 @@ func (s *ChildServer) Start(ctx context.Context) error {
 	cmd := exec.Command(s.Exe, args...)
 	cmd.Env = append(os.Environ(), s.Env...)
 	cmd.Stdout, cmd.Stderr = s.Log, s.Log
-	if err := cmd.Start(); err != nil {
+	if err := startPinned(s.CPUs, cmd.Start); err != nil {
 		return fmt.Errorf("start server: %w", err)
 	}
 	exited := make(chan struct{})

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,11 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
 	"github.com/parleychat/parley"
-	"github.com/parleychat/parley/internal/iox"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -30,14 +29,15 @@ const writeTimeout = 10 * time.Second
 const requestQueue = 32
 
 // maxBatchBytes bounds one batched WebSocket message (hello batch: true):
-// the writer joins queued frames with '\n' up to this size.
+// the transport joins queued frames with '\n' up to this size.
 const maxBatchBytes = 64 << 10
 
-// conn is one WebSocket connection. serve owns it: it reads the hello,
-// replays what the client missed, then runs the reader loop on its own
-// goroutine (net/http's) and tears everything down when the reader ends.
+// conn is one WebSocket connection, over a transport. serve owns it: it
+// reads the hello, replays what the client missed, then runs the reader
+// loop on a goroutine of its own and tears everything down when the
+// reader ends.
 //
-// Goroutines. Besides the reader (serve), a connection has at most two
+// Goroutines. Besides the reader (started by serve), a connection has at most two
 // more, both started on demand and both ending by themselves when they run
 // out of work, so an idle connection has the reader only:
 //   - the writer drains the send queue (writeLoop); it is started by the
@@ -47,16 +47,15 @@ const maxBatchBytes = 64 << 10
 //     is started by the reader when a request arrives and exits when the
 //     request queue is empty.
 //
-// Both are started under mu, counted in wg, and serve waits for them
-// before it returns. The heartbeat is one sweep per server (Server.heartbeat),
+// Both are started under mu, counted in wg, and end waits for them
+// before it unregisters the connection. The heartbeat is one sweep per server (Server.heartbeat),
 // not a timer per connection.
 //
 // enqueue, closeWith and goaway are safe from any goroutine (the hub, the
 // worker, timers).
 type conn struct {
 	s       *Server
-	ws      *websocket.Conn
-	io      wsIO // the buffers under ws (smallBuffers)
+	t       transport
 	ip      string
 	session uuid.UUID   // formatted only for welcome and logs
 	user    parley.User // set once by hello, before the conn is shared
@@ -104,7 +103,8 @@ type conn struct {
 
 type outFrame struct {
 	b         []byte
-	droppable bool // typing and presence: the first to go when the queue is full
+	droppable bool      // typing and presence: the first to go when the queue is full
+	kind      frameKind // a protocol frame (text), or a pong answering a WebSocket ping
 }
 
 // frameOverhead is what a queued frame costs besides its bytes (its
@@ -118,15 +118,19 @@ func frameCost(b []byte) int { return len(b) + frameOverhead }
 // must be held.
 func (c *conn) queuedLocked() int { return c.qBytes + c.flying }
 
-// request is a read request for the worker, or the error decoding it gave
-// (answered in order with the requests around it).
+// request is a message read for the worker: raw (a readPool buffer) until
+// the worker decodes it into req, or the error decoding it gave
+// (answered in order with the requests around it). The reader does not
+// decode: decoding JSON would grow its stack, which an idle connection
+// would then keep.
 type request struct {
+	raw *[]byte
 	req protocol.Request
 	err error
 }
 
-func newConn(s *Server, ws *websocket.Conn, ip string) *conn {
-	return &conn{s: s, ws: ws, ip: ip, session: uuid.New()}
+func newConn(s *Server, t transport, ip string) *conn {
+	return &conn{s: s, t: t, ip: ip, session: uuid.New()}
 }
 
 func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
@@ -153,14 +157,19 @@ func (c *conn) kickLocked() {
 // the whole budget is queued when nothing else is, so it can always be
 // delivered.
 func (c *conn) enqueue(b []byte, droppable bool) bool {
+	return c.enqueueFrame(outFrame{b: b, droppable: droppable})
+}
+
+// enqueueFrame is enqueue for any outFrame (a pong too).
+func (c *conn) enqueueFrame(f outFrame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeCode != 0 {
 		return false
 	}
-	n, budget := frameCost(b), c.s.cfg.Limits.SendQueueBytes
+	n, budget := frameCost(f.b), c.s.cfg.Limits.SendQueueBytes
 	if q := c.queuedLocked(); q > 0 && q+n > budget {
-		if droppable {
+		if f.droppable {
 			c.s.metrics.drops.WithLabelValues("ephemeral").Inc()
 			return false
 		}
@@ -187,7 +196,7 @@ func (c *conn) enqueue(b []byte, droppable bool) bool {
 	if c.q == nil && c.spare != nil {
 		c.q, c.spare = c.spare, nil
 	}
-	c.q = append(c.q, outFrame{b, droppable})
+	c.q = append(c.q, f)
 	c.qBytes += n
 	c.kickLocked()
 	return true
@@ -293,58 +302,22 @@ func (c *conn) stopThrottles() {
 	}
 }
 
-// write writes one WebSocket message. Its timeout (writeTimeout) is
-// enforced by the server's sweep (hub.sweep), which closes a connection
-// whose write has been in progress that long: a context with a deadline
-// here would cost a timer and a context registration per message. A
-// shutdown that runs out of time closes the WebSocket too (see serve),
-// which ends the write.
-func (c *conn) write(b []byte) error {
-	c.writing.Store(time.Now().UnixNano())
-	err := c.wsWrite(context.Background(), b)
-	c.writing.Store(0)
-	return err
-}
-
-// batchPool holds the buffers batched messages are built in.
-var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
-
-// writeFrames writes frames in order: one message each, or, when the
-// client asked for batching, as few messages as maxBatchBytes allows, the
-// frames of a message separated by '\n' (one write syscall per message).
+// writeFrames writes frames in order through the transport, coalesced
+// into as few writes as it can (with batching, as few messages as
+// maxBatchBytes allows, the frames of a message separated by '\n'). Its
+// timeout (writeTimeout) is enforced by the server's sweep (hub.sweep),
+// which drops a connection whose write has been in progress that long: a
+// deadline here would cost a timer per write. A shutdown that runs out of
+// time drops the connection too (see Server.shutdown), which ends the
+// write. It holds no lock: the hub and the worker enqueue meanwhile.
 func (c *conn) writeFrames(frames []outFrame) error {
-	if !c.batch {
-		for _, f := range frames {
-			if err := c.write(f.b); err != nil {
-				return err
-			}
-		}
+	if len(frames) == 0 {
 		return nil
 	}
-	if len(frames) == 1 {
-		return c.write(frames[0].b)
-	}
-	bp := batchPool.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxBatchBytes+(8<<10) {
-			batchPool.Put(bp)
-		}
-	}()
-	buf := (*bp)[:0]
-	for _, f := range frames {
-		if len(buf) > 0 && len(buf)+1+len(f.b) > maxBatchBytes {
-			if err := c.write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-		}
-		if len(buf) > 0 {
-			buf = append(buf, '\n')
-		}
-		buf = append(buf, f.b...)
-	}
-	*bp = buf
-	return c.write(buf)
+	c.writing.Store(time.Now().UnixNano())
+	err := c.t.Write(frames, c.batch)
+	c.writing.Store(0)
+	return err
 }
 
 // writeLoop drains the queue and closes the connection when asked. It is
@@ -380,10 +353,13 @@ func (c *conn) writeLoop() {
 			code = closeNow
 		}
 		if code != 0 {
+			// Close sends the close frame and ends the client's half: the
+			// reader sees the client's answer or the end of the stream,
+			// and end drops the connection.
 			if code == closeNow {
-				c.ws.CloseNow()
-			} else {
-				c.ws.Close(websocket.StatusCode(code), reason)
+				c.t.CloseNow()
+			} else if c.t.Close(code, reason) != nil {
+				c.t.CloseNow()
 			}
 			c.mu.Lock()
 			c.closed, c.writerOn, c.q, c.spare = true, false, nil, nil
@@ -424,17 +400,17 @@ func (h *hub) sweep(now time.Time, timeout time.Duration) {
 		c.closeWith(protocol.CloseHeartbeatTimeout, "heartbeat timeout", false)
 	}
 	for _, c := range stuck {
-		c.ws.CloseNow() // the write fails and the writer ends the connection
+		c.t.CloseNow() // the write fails and the writer ends the connection
 	}
 }
 
 // serve runs the connection's hello and start on the calling goroutine
-// (net/http's, counted in connWG by serveWS), then hands the connection to
-// a reader goroutine of its own and returns. The hello and the replay run
-// deep call chains (JSON, token checks, store reads) that grow a stack to
-// tens of KiB, and a goroutine's stack only shrinks at a GC: a fresh
-// goroutine for the long-lived reader keeps an idle connection's stack
-// small, and lets net/http's request and buffers go.
+// (net/http's, counted in connWG by serveWS), then starts the connection's
+// reader goroutine and returns. The hello and the replay run deep call
+// chains (JSON, token checks, store reads) that grow a stack to tens of
+// KiB, and a goroutine's stack only shrinks at a GC: a fresh goroutine
+// for the long-lived reader keeps an idle connection's stack small, and
+// lets net/http's request and buffers go.
 //
 // ctx is the server's connection context: cancelled when a shutdown runs
 // out of time. The hello's read ends with it; after that the shutdown
@@ -466,7 +442,7 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	c.touch()
 	head, quiet := s.hub.register(c, hello.ResumeFrom, storeHead)
 	if ctx.Err() != nil {
-		c.ws.CloseNow() // registered after the shutdown's walk (see Server.shutdown)
+		c.t.CloseNow() // registered after the shutdown's walk (see Server.shutdown)
 	}
 	s.metrics.connections.Inc()
 	s.pres.connect(c.user.ID)
@@ -512,25 +488,14 @@ func (c *conn) storeHead(ctx context.Context) (int64, error) {
 }
 
 // reader runs the reader loop on a goroutine counted in connWG and ends
-// the connection when the loop ends, unless the loop handed the
-// connection to a fresh reader goroutine (see readLoop).
+// the connection when the loop ends.
 func (c *conn) reader() {
 	defer c.s.connWG.Done()
 	ending := false
 	defer c.recoverReader(&ending)
-	if c.readLoop() {
-		return
-	}
+	c.readLoop()
 	ending = true
 	c.end()
-}
-
-// handOff starts a fresh reader goroutine for the connection; the caller
-// returns at once. Its count in connWG is taken before the caller's is
-// released, so Shutdown's Wait cannot see zero in between.
-func (c *conn) handOff() {
-	c.s.connWG.Add(1)
-	go c.reader()
 }
 
 // end tears the connection down after the reader returned: it closes the
@@ -539,6 +504,14 @@ func (c *conn) end() {
 	s := c.s
 	c.closeWith(closeNow, "", false)
 	c.wg.Wait() // the writer, and the worker finishing the requests it read
+	c.mu.Lock()
+	sent := c.closeCode != closeNow // the writer sent a close frame
+	c.mu.Unlock()
+	if sent {
+		c.t.Linger()
+	} else {
+		c.t.CloseNow()
+	}
 	c.stopThrottles()
 	last := s.hub.unregister(c)
 	s.pres.disconnect(c.user.ID)
@@ -549,71 +522,53 @@ func (c *conn) end() {
 	s.log.Debug("disconnected", "user", c.user.ID, "session", c.session)
 }
 
-// readLoop reads frames until the connection ends, and then returns
-// false. It answers ping at once (so a client whose requests wait on a
-// slow store still hears from the server) and hands every other request to
-// the worker, in order.
+// readLoop reads messages until the connection ends. It answers pings
+// at once (so a client whose requests wait on a slow store still hears
+// from the server) and hands every other request to the worker, in
+// order. No deadline here: the heartbeat sweep and a shutdown close the
+// connection, which ends the read.
 //
-// When the socket has nothing more to read after a message, it hands the
-// connection to a fresh reader goroutine (handOff) and returns true. The
-// read path (coder/websocket, JSON) grows a goroutine's stack past the
-// runtime's smallest (2 KiB) to 4 KiB or more, and a stack only shrinks at
-// a GC when under a quarter of it is in use, which a parked reader never
-// is. A fresh goroutine starts with the runtime's starting size (the
-// average stack in use at the last GC, 2 KiB once most connections idle
-// in wait), so an idle connection keeps a small stack. The cost is one
-// goroutine start per message that empties the socket, next to the
-// message's syscalls and decoding.
-func (c *conn) readLoop() (handedOff bool) {
-	read := false // this goroutine has read a message: its stack has grown
+// Between messages the transport holds no buffer and the reader waits
+// with a shallow stack (see wsConn): the reader only reads, recognises
+// the plain ping and queues; decoding (deep JSON frames) is the worker's,
+// so an idle reader's stack stays near the runtime's smallest.
+func (c *conn) readLoop() {
 	for {
-		// No deadline here: the heartbeat sweep and a shutdown close the
-		// WebSocket, which ends the read.
-		if c.io.ic != nil && !c.readPending() {
-			if read {
-				c.handOff()
-				return true
-			}
-			c.io.ic.wait() // idle here, not deep in coder/websocket's read
-		}
-		read = true
-		if !c.readOne() {
-			return false
+		if c.t.Wait() != nil || !c.readOne() {
+			return
 		}
 	}
 }
 
 // readOne reads one message and answers or queues it; false ends the
-// connection. It is a function of its own, not part of readLoop, so that
-// its large frame (a decoded request) is not on the stack of a reader
-// parked in wait: the runtime sizes new goroutines' stacks on the average
-// in use at a GC, which parked readers mostly make.
+// connection.
 func (c *conn) readOne() bool {
-	typ, bp, err := c.read()
+	kind, bp, err := c.t.Read()
 	if err != nil {
+		if code, reason := closeCodeOf(err); code != closeNow {
+			c.closeWith(code, reason, false)
+		}
 		return false
 	}
 	c.s.testPanic("reader")
 	c.touch()
-	if typ != websocket.MessageText {
+	b := *bp
+	switch kind {
+	case msgPing:
+		c.enqueueFrame(outFrame{b: bytes.Clone(b), kind: framePong})
+		readPool.Put(bp)
+		return true
+	case msgBinary:
 		readPool.Put(bp)
 		c.closeWith(protocol.CloseProtocolError, "binary frames are not allowed", false)
 		return false
 	}
-	if id, ok := plainPing(*bp); ok {
+	if id, ok := plainPing(b); ok {
 		readPool.Put(bp)
 		c.enqueue(pongFrame(id), false)
 		return true
 	}
-	// DecodeRequest copies what it keeps (strings, data), so the buffer
-	// goes back to the pool at once.
-	req, err := protocol.DecodeRequest(*bp)
-	readPool.Put(bp)
-	if err == nil && req.Op == protocol.OpPing {
-		c.enqueue(pongFrame(req.ID), false)
-		return true
-	}
-	return c.push(request{req, err})
+	return c.push(request{raw: bp})
 }
 
 // plainPing recognises the ping every client sends, exactly
@@ -645,23 +600,6 @@ func plainPing(b []byte) (string, bool) {
 // readPool holds the buffers requests are read into: an idle connection
 // holds none, and a busy one allocates none per request.
 var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// read reads one message into a buffer from readPool; the caller puts it
-// back.
-func (c *conn) read() (websocket.MessageType, *[]byte, error) {
-	typ, r, err := c.ws.Reader(context.Background())
-	if err != nil {
-		return 0, nil, err
-	}
-	bp := readPool.Get().(*[]byte)
-	b, err := iox.AppendAll((*bp)[:0], r)
-	*bp = b
-	if err != nil {
-		readPool.Put(bp)
-		return 0, nil, err
-	}
-	return typ, bp, nil
-}
 
 // push queues r for the worker, starting it when none runs. When the queue
 // is full (requestQueue requests, counting a run of sends the worker holds)
@@ -716,23 +654,41 @@ func (c *conn) push(r request) bool {
 func (c *conn) work() {
 	defer c.wg.Done()
 	defer c.recoverWorker()
+	var batch []request          // taken from reqs, decoded, run in order; counted in held
 	var sends []protocol.Request // the run of sends in progress
 	for {
 		c.mu.Lock()
-		c.held = 0
-		if c.room != nil { // the reader waits: there will be room now
-			close(c.room)
-			c.room = nil
-		}
+		c.held = len(batch)
 		if c.closeCode != 0 {
 			clear(c.reqs)
 			c.reqs = c.reqs[:0]
+			clear(batch)
+			batch = nil
+			c.held = 0
 		}
-		if len(c.reqs) == 0 {
-			c.workerOn = false
-			c.reqs = nil // an idle connection holds no queue
+		if c.room != nil && len(c.reqs)+c.held < requestQueue { // the reader waits: there is room now
+			close(c.room)
+			c.room = nil
+		}
+		if len(batch) == 0 {
+			if len(c.reqs) == 0 {
+				c.workerOn = false
+				c.reqs = nil // an idle connection holds no queue
+				c.mu.Unlock()
+				return
+			}
+			batch, c.reqs = c.reqs, nil
+			c.held = len(batch)
 			c.mu.Unlock()
-			return
+			// Decoded here, not by the reader (see request), and outside
+			// c.mu. DecodeRequest copies what it keeps (strings, data), so
+			// each buffer goes back to the pool at once.
+			for i := range batch {
+				batch[i].req, batch[i].err = protocol.DecodeRequest(*batch[i].raw)
+				readPool.Put(batch[i].raw)
+				batch[i].raw = nil
+			}
+			continue
 		}
 		if c.queuedLocked() > c.s.cfg.Limits.SendQueueBytes/2 {
 			// The client has not read what earlier requests produced:
@@ -742,30 +698,31 @@ func (c *conn) work() {
 			c.waitDrained()
 			continue
 		}
-		r := c.reqs[0]
-		c.reqs[0] = request{}
-		c.reqs = c.reqs[1:]
+		c.mu.Unlock()
+		r := batch[0]
+		n := 1
 		if isSend(r) {
 			// The sends right behind this one go to the store with it.
 			sends = append(sends[:0], r.req)
-			for len(c.reqs) > 0 && len(sends) < maxSendRun && isSend(c.reqs[0]) {
-				sends = append(sends, c.reqs[0].req)
-				c.reqs[0] = request{}
-				c.reqs = c.reqs[1:]
+			for n < len(batch) && len(sends) < maxSendRun && isSend(batch[n]) {
+				sends = append(sends, batch[n].req)
+				n++
 			}
-			c.held = len(sends)
 		}
-		c.mu.Unlock()
 		c.s.testPanic("worker")
 		switch {
 		case r.err != nil:
 			c.enqueue(errorFrame(c.s, r.req.ID, r.err), false)
+		case r.req.Op == protocol.OpPing: // a ping in a form plainPing does not take
+			c.enqueue(pongFrame(r.req.ID), false)
 		case isSend(r):
 			c.dispatchSends(c.s.connCtx, sends)
 			clear(sends)
 		default:
 			c.dispatch(c.s.connCtx, r.req)
 		}
+		clear(batch[:n])
+		batch = batch[n:]
 	}
 }
 
@@ -782,19 +739,49 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 		c.s.testPanic("timer")
 		// Not a protocol error: a half-open link or a stalled node or
 		// proxy loses a hello just so. The client reconnects.
-		c.ws.Close(protocol.CloseHelloTimeout, "no hello in time")
+		c.t.Close(protocol.CloseHelloTimeout, "no hello in time")
 	})
-	typ, b, err := c.ws.Read(ctx)
+	// A shutdown that runs out of time ends the hello's read (registered
+	// connections are dropped by Server.shutdown's walk instead).
+	stop := context.AfterFunc(ctx, func() { c.t.CloseNow() })
+	var (
+		kind msgKind
+		bp   *[]byte
+		err  error
+	)
+	for {
+		kind, bp, err = c.t.Read()
+		if err != nil || kind != msgPing {
+			break
+		}
+		// A WebSocket ping before the hello: answered here, the only
+		// writer until the connection starts.
+		err = c.t.Write([]outFrame{{b: *bp, kind: framePong}}, false)
+		readPool.Put(bp)
+		if err != nil {
+			break
+		}
+	}
+	stop()
+	var b []byte
+	if bp != nil {
+		b = bytes.Clone(*bp) // small: the hello; the buffer goes back now
+		readPool.Put(bp)
+	}
 	if !t.Stop() {
 		<-fired
+		c.t.CloseNow()
 		return h, false
 	}
 	if err != nil {
-		c.ws.CloseNow()
+		if code, reason := closeCodeOf(err); code != closeNow {
+			c.closeHello(code, reason)
+		}
+		c.t.CloseNow()
 		return h, false
 	}
-	if typ != websocket.MessageText {
-		c.ws.Close(protocol.CloseProtocolError, "binary frames are not allowed")
+	if kind != msgText {
+		c.closeHello(protocol.CloseProtocolError, "binary frames are not allowed")
 		return h, false
 	}
 	req, err := protocol.DecodeRequest(b)
@@ -829,14 +816,25 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 func (c *conn) reject(ctx context.Context, id string, err error) {
 	body := errorBody(c.s.log, err)
 	// Not registered yet, so not swept: this write has its own deadline.
-	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	_ = c.wsWrite(wctx, encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body}))
-	cancel()
+	c.t.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = c.t.Write([]outFrame{{b: encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body})}}, false)
 	reason := body.Message
 	if len(reason) > 120 {
 		reason = reason[:120]
 	}
-	c.ws.Close(websocket.StatusCode(info(body.Code).close), reason)
+	c.closeHello(info(body.Code).close, reason)
+}
+
+// closeHello closes a connection that failed its hello with code, on
+// serve's goroutine (no reader runs yet): the close frame, then what the
+// client sends until its answer or the end of its stream (at most
+// closeLinger) is read and dropped, so that dropping the socket then
+// resets nothing the client has not read.
+func (c *conn) closeHello(code int, reason string) {
+	if c.t.Close(code, reason) == nil {
+		c.t.Linger()
+	}
+	c.t.CloseNow()
 }
 
 // start writes welcome, the replay asked for and resumed (or resync),
@@ -862,7 +860,7 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bo
 	}
 	welcome := outFrame{b: encodeData(protocol.TypeWelcome, "", w)}
 	if h.ResumeFrom == nil {
-		return c.write(welcome.b)
+		return c.writeFrames([]outFrame{welcome})
 	}
 	from := *h.ResumeFrom
 	if from > head {

@@ -126,7 +126,7 @@ func (b *bystander) ping(t testing.TB) {
 
 // TestHostileCrashFrame: after a valid hello, the 16 bytes of issue 11 (a
 // frame whose 64-bit length has its top bit set) used to panic the
-// connection's reader and kill the process. Now coder/websocket refuses
+// connection's reader and kill the process. Now the WebSocket library refuses
 // the frame: the server closes that connection (a protocol error, or a
 // drop) and keeps serving the others.
 func TestHostileCrashFrame(t *testing.T) {
@@ -144,7 +144,7 @@ func TestHostileCrashFrame(t *testing.T) {
 	by.check(t)
 	by.ping(t)
 	if n := srv.Server.Panics(""); n != 0 {
-		t.Fatalf("%v panics recovered, want none: coder/websocket refuses the frame", n)
+		t.Fatalf("%v panics recovered, want none: the WebSocket library refuses the frame", n)
 	}
 }
 

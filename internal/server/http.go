@@ -12,8 +12,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/coder/websocket"
-
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/protocol"
 )
@@ -359,6 +357,15 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// accept upgrades r to a WebSocket on the configured transport
+// (Config.Transport), refusing a foreign Origin with 403.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request) (transport, error) {
+	if s.cfg.Transport == TransportCoder {
+		return acceptCoder(w, r, s.cfg.AllowedOrigins)
+	}
+	return upgradeWS(w, r, s.cfg.AllowedOrigins)
+}
+
 // serveWS upgrades to a WebSocket and runs the connection on this
 // goroutine (net/http's, tracked by connWG for Shutdown).
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -385,26 +392,20 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// server.go, conn.hijackLocked), and the heartbeat bounds the
 	// WebSocket instead (HeartbeatTimeout, 4002).
 	// TestHostileWebSocketOutlivesHTTPTimeouts holds this.
-	sb := &smallBuffers{ResponseWriter: w}
-	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
-		OriginPatterns:  s.cfg.AllowedOrigins,
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	t, err := s.accept(w, r)
 	if err != nil {
 		s.log.Debug("websocket upgrade refused", "ip", ip, "err", err)
-		return // Accept wrote the response (403 for a foreign Origin)
+		return // the upgrade wrote the response (403 for a foreign Origin)
 	}
-	ws.SetReadLimit(parley.MaxFrameBytes)
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
-		ws.Close(protocol.CloseShutdown, "server shutting down")
+		t.Close(protocol.CloseShutdown, "server shutting down")
+		t.CloseNow()
 		return
 	}
 	s.connWG.Add(1)
 	s.mu.Unlock()
 	defer s.connWG.Done()
-	c := newConn(s, ws, ip)
-	c.io = sb.io
-	c.serve(s.connCtx, pre)
+	newConn(s, t, ip).serve(s.connCtx, pre)
 }

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"runtime/debug"
 
-	"github.com/coder/websocket"
-
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/protocol"
 )
@@ -18,7 +16,7 @@ import (
 // net/http's goroutine (conn.serve), the timers tied to a connection, and
 // recoverHTTP around every plain handler. A recovered panic is logged at
 // ERROR with its stack, counted in parley_panics_total{where}, and ends
-// only that connection, with 1011 (websocket.StatusInternalError: the
+// only that connection, with 1011 (closeInternal: the
 // client reconnects and resumes) or, over plain HTTP, a 500 when the
 // headers are not written yet; the connection's teardown still runs. The
 // process and every other connection go on.
@@ -29,7 +27,7 @@ import (
 // closeInternal (1011) closes a connection after a panic, with
 // internalReason, also the message of the HTTP 500.
 const (
-	closeInternal  = int(websocket.StatusInternalError)
+	closeInternal  = 1011
 	internalReason = "internal error"
 )
 
@@ -62,7 +60,7 @@ func (c *conn) recoverReader(ending *bool) {
 	}
 	c.s.caught("reader", v, c)
 	if *ending {
-		c.ws.CloseNow()
+		c.t.CloseNow()
 		return
 	}
 	c.closeWith(closeInternal, internalReason, false)
@@ -94,8 +92,6 @@ func (c *conn) recoverWorker() {
 // recoverWriter is deferred by the writer, before its wg.Done runs. The
 // writer is the one that closes, so after a panic it closes the
 // WebSocket with 1011 itself, leaving the state of a writer that closed.
-// closeCode is set before ws.Close, as the reader relies on (see
-// conn.readPending).
 func (c *conn) recoverWriter() {
 	v := recover()
 	if v == nil {
@@ -110,7 +106,9 @@ func (c *conn) recoverWriter() {
 	c.qBytes, c.flying = 0, 0
 	c.wakeDrainedLocked() // a worker waiting for the queue to drain
 	c.mu.Unlock()
-	c.ws.Close(websocket.StatusInternalError, internalReason)
+	if c.t.Close(closeInternal, internalReason) != nil {
+		c.t.CloseNow()
+	}
 }
 
 // recoverServe is deferred by serve, on net/http's goroutine. Before the
@@ -124,7 +122,8 @@ func (c *conn) recoverServe(registered *bool) {
 	}
 	c.s.caught("hello", v, c)
 	if !*registered {
-		c.ws.Close(websocket.StatusInternalError, internalReason)
+		c.t.Close(closeInternal, internalReason)
+		c.t.CloseNow()
 		return
 	}
 	c.closeWith(closeInternal, internalReason, false)
@@ -146,7 +145,7 @@ func (c *conn) recoverTimer(started bool) {
 	}
 	c.s.caught("timer", v, c)
 	if !started {
-		c.ws.Close(websocket.StatusInternalError, internalReason)
+		c.t.Close(closeInternal, internalReason) // serve's read ends, and serve drops the connection
 		return
 	}
 	c.closeWith(closeInternal, internalReason, false)

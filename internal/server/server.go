@@ -102,6 +102,10 @@ type Config struct {
 	// HTTP bounds plain HTTP: timeouts, header size and the caps on open
 	// connections (zero fields take the defaults HTTPLimits states).
 	HTTP HTTPLimits
+	// Transport is the WebSocket library connections are served with:
+	// TransportGobwas (the default, "") or TransportCoder, kept to measure
+	// against (docs/benchmarks.md).
+	Transport string
 	// MetricsToken, when set, serves /metrics on the public handler to
 	// requests bearing it (Authorization: Bearer TOKEN); others get 401.
 	// Empty (the default), the public handler has no /metrics: serve
@@ -109,6 +113,12 @@ type Config struct {
 	// serve --metrics-addr`).
 	MetricsToken string
 }
+
+// Config.Transport values.
+const (
+	TransportGobwas = "gobwas" // github.com/gobwas/ws (wsConn)
+	TransportCoder  = "coder"  // github.com/coder/websocket (coderConn)
+)
 
 // DefaultPresenceGrace is the default Config.PresenceGrace.
 const DefaultPresenceGrace = 5 * time.Second
@@ -360,7 +370,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		// sees the cancelled context and closes itself (see conn.serve).
 		s.cancelConn()
 		for _, c := range s.hub.conns() {
-			c.ws.CloseNow()
+			c.t.CloseNow()
 		}
 		for _, hs := range servers {
 			hs.Close()

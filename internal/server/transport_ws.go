@@ -1,0 +1,476 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/iox"
+)
+
+// wsConn is the transport on github.com/gobwas/ws: the library reads and
+// checks every frame (wsutil.Reader: masking, opcodes, control frames,
+// fragmentation, the length's top bit, the message size, UTF-8) and
+// encodes every frame header (ws.WriteHeaderBuffer); wsConn decides only
+// where the bytes live:
+//
+//   - an idle connection holds no read buffer: between messages, when
+//     nothing read is left, the 4 KiB bufio.Reader goes back to a pool,
+//     and the next Read waits for the socket to be readable through
+//     syscall.RawConn (a one-byte MSG_PEEK) before taking one again;
+//   - a queue of frames goes out in one write: their headers and
+//     payloads are gathered in a pooled buffer (up to writeChunk bytes
+//     a write) and the buffer goes back to the pool after the write.
+//
+// Where the socket has no RawConn (TLS), the reader keeps its buffer.
+type wsConn struct {
+	nc net.Conn
+	rc syscall.RawConn // nil: the reader keeps br (no wait without a buffer)
+
+	// Read side: only the reading goroutine touches these.
+	pre     []byte        // bytes net/http read past the upgrade request
+	br      *bufio.Reader // nil while idle (rc != nil)
+	rd      wsutil.Reader
+	midPing []byte // a ping received inside a fragmented message, answered after it
+	hasPing bool
+	peek    [1]byte
+	peekFn  func(fd uintptr) bool
+	peekErr error
+
+	// Write side: one writer at a time (see transport).
+	hdr [ws.MaxHeaderSize]byte
+	wb  appendBuf // the buffer appendHeader appends to (a field: no allocation)
+}
+
+// Sizes of wsConn's pooled buffers.
+const (
+	wsReadBuffer = 4 << 10  // the bufio.Reader a connection holds while it reads
+	writeChunk   = 64 << 10 // a write gathers frames up to this size (a larger frame goes alone)
+)
+
+var (
+	wsReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, wsReadBuffer) }}
+	writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+)
+
+// upgradeWS answers the WebSocket handshake (refusing a foreign Origin
+// with 403, as coder/websocket's Accept does) and returns the transport.
+// On failure the response is written and the connection closed.
+func upgradeWS(w http.ResponseWriter, r *http.Request, origins []string) (*wsConn, error) {
+	if err := checkOrigin(r, origins); err != nil {
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return nil, err
+	}
+	if code, err := checkUpgrade(r); err != nil {
+		http.Error(w, err.Error(), code)
+		return nil, err
+	}
+	// The 101 carries the headers set so far (the security headers).
+	u := ws.HTTPUpgrader{Timeout: writeTimeout, Header: w.Header()}
+	nc, rw, _, err := u.Upgrade(r, w)
+	if err != nil {
+		if nc != nil {
+			nc.Close()
+		}
+		return nil, err
+	}
+	var pre []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		// A client may send its first frames in the upgrade's packet.
+		b, _ := rw.Reader.Peek(n)
+		pre = bytes.Clone(b)
+	}
+	return newWSConn(nc, pre), nil
+}
+
+// newWSConn makes the transport of an upgraded connection; pre are the
+// bytes read past the handshake.
+func newWSConn(nc net.Conn, pre []byte) *wsConn {
+	c := &wsConn{nc: nc, pre: pre}
+	c.rd = wsutil.Reader{
+		State: ws.StateServerSide,
+		// Not CheckUTF8: invalid UTF-8 in a request is answered with an
+		// error frame, as any undecodable request (protocol.md, section 3).
+		MaxFrameSize:   parley.MaxFrameBytes,
+		MaxMessageSize: parley.MaxFrameBytes,
+		OnIntermediate: c.intermediate,
+	}
+	if sc, ok := nc.(syscall.Conn); ok && rawReads {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+			c.peekFn = c.peekFD
+		}
+	}
+	return c
+}
+
+// checkUpgrade refuses, with a plain HTTP answer (the headers set so far
+// included), a request that is no WebSocket handshake, with the statuses
+// coder/websocket gives; ws.HTTPUpgrader checks the rest (the key, the
+// version) after hijacking.
+func checkUpgrade(r *http.Request) (int, error) {
+	switch {
+	case !r.ProtoAtLeast(1, 1):
+		return http.StatusUpgradeRequired, fmt.Errorf("WebSocket protocol violation: handshake request must be at least HTTP/1.1: %q", r.Proto)
+	case !headerHasToken(r.Header, "Connection", "upgrade"):
+		return http.StatusUpgradeRequired, fmt.Errorf("WebSocket protocol violation: Connection header %q does not contain Upgrade", r.Header.Get("Connection"))
+	case !headerHasToken(r.Header, "Upgrade", "websocket"):
+		return http.StatusUpgradeRequired, fmt.Errorf("WebSocket protocol violation: Upgrade header %q does not contain websocket", r.Header.Get("Upgrade"))
+	case r.Method != http.MethodGet:
+		return http.StatusMethodNotAllowed, fmt.Errorf("WebSocket protocol violation: handshake request method is not GET but %q", r.Method)
+	}
+	return 0, nil
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkOrigin is coder/websocket's authenticateOrigin: no Origin, the
+// request's own host, or a pattern of origins (path.Match on the host, or
+// on scheme://host when the pattern has a scheme) passes.
+func checkOrigin(r *http.Request, patterns []string) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return fmt.Errorf("failed to parse Origin header %q: %w", origin, err)
+	}
+	if strings.EqualFold(r.Host, u.Host) {
+		return nil
+	}
+	for _, p := range patterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		ok, err := path.Match(strings.ToLower(p), strings.ToLower(target))
+		if err != nil {
+			return fmt.Errorf("failed to parse path pattern %q: %w", p, err)
+		}
+		if ok {
+			return nil
+		}
+	}
+	if u.Host == "" {
+		return fmt.Errorf("request Origin %q is not a valid URL with a host", origin)
+	}
+	return fmt.Errorf("request Origin %q is not authorized for Host %q", u.Host, r.Host)
+}
+
+// Wait implements transport.
+func (c *wsConn) Wait() error {
+	if c.hasPing {
+		return nil
+	}
+	return c.take()
+}
+
+// Read implements transport.
+func (c *wsConn) Read() (msgKind, *[]byte, error) {
+	bp := readPool.Get().(*[]byte)
+	kind, b, err := c.read((*bp)[:0])
+	*bp = b
+	if err != nil {
+		readPool.Put(bp)
+		return 0, nil, err
+	}
+	return kind, bp, nil
+}
+
+func (c *wsConn) read(buf []byte) (msgKind, []byte, error) {
+	if c.hasPing {
+		c.hasPing = false
+		return msgPing, append(buf, c.midPing...), nil
+	}
+	for {
+		if err := c.take(); err != nil {
+			return 0, buf, err
+		}
+		h, err := c.rd.NextFrame()
+		if err != nil {
+			return 0, buf, c.fail(err)
+		}
+		switch h.OpCode {
+		case ws.OpText, ws.OpBinary:
+			n := len(buf)
+			buf, err = iox.AppendAll(buf, &c.rd)
+			if err != nil {
+				return 0, buf[:n], c.fail(err)
+			}
+			c.release()
+			if h.OpCode == ws.OpBinary {
+				return msgBinary, buf, nil
+			}
+			return msgText, buf, nil
+		case ws.OpPing:
+			n := len(buf)
+			buf, err = iox.AppendAll(buf, &c.rd)
+			if err != nil {
+				return 0, buf[:n], c.fail(err)
+			}
+			c.release()
+			return msgPing, buf, nil
+		case ws.OpPong:
+			if err := c.rd.Discard(); err != nil {
+				return 0, buf, c.fail(err)
+			}
+			c.release()
+		case ws.OpClose:
+			err := c.closeFrame(&c.rd)
+			c.release()
+			return 0, buf, err
+		}
+	}
+}
+
+// intermediate handles a control frame inside a fragmented message (the
+// wsutil.Reader's OnIntermediate): a ping is answered after the message,
+// a close ends the read.
+func (c *wsConn) intermediate(h ws.Header, r io.Reader) error {
+	switch h.OpCode {
+	case ws.OpPing:
+		b, err := io.ReadAll(r) // at most 125 bytes: CheckHeader bounds control frames
+		if err != nil {
+			return err
+		}
+		c.midPing, c.hasPing = b, true
+	case ws.OpClose:
+		return c.closeFrame(r)
+	}
+	return nil
+}
+
+// closeFrame reads the client's close frame and returns the closeError
+// that echoes its code (1000 when it gave none), or 1002 for a malformed
+// one.
+func (c *wsConn) closeFrame(r io.Reader) error {
+	var p [ws.MaxControlFramePayloadSize]byte
+	n, err := io.ReadFull(r, p[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if n == 1 {
+		return &closeError{code: int(ws.StatusProtocolError), reason: "malformed close frame"}
+	}
+	code, reason := ws.ParseCloseFrameData(p[:n])
+	if code.Empty() {
+		return &closeError{code: int(ws.StatusNormalClosure), reason: "peer closed"}
+	}
+	if err := ws.CheckCloseFrameData(code, reason); err != nil {
+		return &closeError{code: int(ws.StatusProtocolError), reason: "malformed close frame", err: err}
+	}
+	return &closeError{code: int(code), reason: "peer closed"}
+}
+
+// fail maps a read error to what the connection closes with, and gives
+// the reader's buffer back: the connection reads no more.
+func (c *wsConn) fail(err error) error {
+	c.drop()
+	var pe ws.ProtocolError
+	var ce *closeError
+	switch {
+	case errors.As(err, &ce):
+		return ce
+	case errors.Is(err, wsutil.ErrFrameTooLarge), errors.Is(err, wsutil.ErrMessageTooLarge):
+		return &closeError{code: int(ws.StatusMessageTooBig), reason: "message too big", err: err}
+	case errors.Is(err, wsutil.ErrInvalidUTF8):
+		return &closeError{code: int(ws.StatusInvalidFramePayloadData), reason: "invalid UTF-8", err: err}
+	case errors.As(err, &pe), errors.Is(err, ws.ErrHeaderLengthMSB), errors.Is(err, ws.ErrHeaderLengthUnexpected):
+		return &closeError{code: int(ws.StatusProtocolError), reason: "protocol error", err: err}
+	}
+	return err
+}
+
+// take makes sure the reader has its buffer, waiting without one for the
+// socket to be readable when nothing read is left.
+func (c *wsConn) take() error {
+	if c.br != nil {
+		return nil
+	}
+	if c.rc != nil && len(c.pre) == 0 {
+		c.peekErr = nil
+		if err := c.rc.Read(c.peekFn); err != nil {
+			return err
+		}
+		if c.peekErr != nil {
+			return c.peekErr
+		}
+	}
+	c.br = wsReaderPool.Get().(*bufio.Reader)
+	c.br.Reset(readSource{c})
+	c.rd.Source = c.br
+	return nil
+}
+
+// release gives the reader's buffer back between messages when it holds
+// nothing read (and the socket can be waited on without it).
+func (c *wsConn) release() {
+	if c.rc != nil && c.br != nil && c.br.Buffered() == 0 && len(c.pre) == 0 {
+		c.drop()
+	}
+}
+
+func (c *wsConn) drop() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		wsReaderPool.Put(c.br)
+		c.br = nil
+		c.rd.Source = nil
+	}
+}
+
+// peekFD reports whether the socket has a byte to read (or has ended),
+// reading nothing: false has the RawConn wait for readability.
+func (c *wsConn) peekFD(fd uintptr) bool {
+	err := peekNonblock(fd, c.peek[:])
+	if err == syscall.EAGAIN {
+		return false
+	}
+	c.peekErr = nil // a failure shows in the read that follows
+	return true
+}
+
+// readSource is what the reader's bufio.Reader reads: first the bytes
+// net/http read ahead, then the socket.
+type readSource struct{ c *wsConn }
+
+func (s readSource) Read(p []byte) (int, error) {
+	if len(s.c.pre) > 0 {
+		n := copy(p, s.c.pre)
+		s.c.pre = s.c.pre[n:]
+		if len(s.c.pre) == 0 {
+			s.c.pre = nil
+		}
+		return n, nil
+	}
+	return s.c.nc.Read(p)
+}
+
+// Write implements transport: frames are gathered, header and payload,
+// in a pooled buffer and written with one write per writeChunk bytes.
+func (c *wsConn) Write(frames []outFrame, batch bool) error {
+	bp := writeBufPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= writeChunk+(16<<10) {
+			*bp = buf[:0]
+			writeBufPool.Put(bp)
+		}
+	}()
+	var err error
+	flush := func() {
+		if len(buf) > 0 && err == nil {
+			_, err = c.nc.Write(buf)
+		}
+		buf = buf[:0]
+	}
+	for i := 0; i < len(frames) && err == nil; {
+		f := frames[i]
+		op, n, end := ws.OpText, len(f.b), i+1
+		if f.kind == framePong {
+			op = ws.OpPong
+		} else if batch {
+			// The text frames right behind this one join its message.
+			for end < len(frames) && frames[end].kind == frameText && n+1+len(frames[end].b) <= maxBatchBytes {
+				n += 1 + len(frames[end].b)
+				end++
+			}
+		}
+		if len(buf) > 0 && len(buf)+ws.MaxHeaderSize+n > writeChunk {
+			flush()
+		}
+		buf = c.appendHeader(buf, ws.Header{Fin: true, OpCode: op, Length: int64(n)})
+		for j := i; j < end; j++ {
+			if j > i {
+				buf = append(buf, '\n')
+			}
+			buf = append(buf, frames[j].b...)
+		}
+		i = end
+	}
+	flush()
+	return err
+}
+
+// appendHeader appends h's encoding to buf. It cannot fail: our lengths
+// are never negative.
+func (c *wsConn) appendHeader(buf []byte, h ws.Header) []byte {
+	c.wb = buf
+	_ = ws.WriteHeaderBuffer(&c.wb, h, c.hdr[:])
+	buf, c.wb = c.wb, nil
+	return buf
+}
+
+// appendBuf is an io.Writer appending to itself.
+type appendBuf []byte
+
+func (a *appendBuf) Write(p []byte) (int, error) {
+	*a = append(*a, p...)
+	return len(p), nil
+}
+
+// Close implements transport.
+func (c *wsConn) Close(code int, reason string) error {
+	if len(reason) > ws.MaxControlFramePayloadSize-2 {
+		reason = reason[:ws.MaxControlFramePayloadSize-2]
+	}
+	// Its own buffer, not the writer's scratch: a hello timer may close
+	// while serve writes a pong (see transport).
+	buf, err := ws.CompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason)))
+	if err != nil {
+		return err
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(closeWrite))
+	_, err = c.nc.Write(buf)
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	if err != nil {
+		c.nc.Close()
+	}
+	return err
+}
+
+// Linger implements transport.
+func (c *wsConn) Linger() {
+	c.drop()
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	b := make([]byte, 512)
+	for {
+		if _, err := c.nc.Read(b); err != nil {
+			break
+		}
+	}
+	c.nc.Close()
+}
+
+// CloseNow implements transport.
+func (c *wsConn) CloseNow() error { return c.nc.Close() }
+
+// SetWriteDeadline implements transport.
+func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
