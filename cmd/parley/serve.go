@@ -31,7 +31,7 @@ type ServeCmd struct {
 	DataDir           string        `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory (SQLite file, secret, uploads)."`
 	LogLevel          string        `default:"info" enum:"debug,info,warn,error" env:"PARLEY_LOG_LEVEL" help:"Log level (debug, info, warn, error)."`
 	LogFormat         string        `default:"text" enum:"text,json" env:"PARLEY_LOG_FORMAT" help:"Log format (text, json)."`
-	AllowedOrigins    []string      `env:"PARLEY_ALLOWED_ORIGINS" sep:"," help:"Origin host patterns allowed to open WebSockets besides the server's own (e.g. app.example.com,*.example.com)."`
+	AllowedOrigins    []string      `env:"PARLEY_ALLOWED_ORIGINS" sep:"," help:"Origin patterns allowed, besides the server's own, to open WebSockets and call the HTTP API from a browser (CORS), e.g. app.example.com,*.example.com,http://localhost:*."`
 	Secret            string        `env:"PARLEY_SECRET" help:"Token secret, at least 32 bytes (default: generated and kept in <data-dir>/secret)."`
 	Store             string        `env:"PARLEY_STORE" help:"Store: empty for SQLite in the data dir, sqlite:PATH, or a postgres:// URL."`
 	Broker            string        `default:"memory" env:"PARLEY_BROKER" help:"Broker: memory (one node), or a nats:// URL."`

@@ -48,8 +48,9 @@ type Config struct {
 	Secret []byte
 	// AllowedOrigins are Origin host patterns (path.Match syntax, e.g.
 	// "app.example.com", "*.example.com", or with a scheme
-	// "http://localhost:*") allowed to open WebSockets besides the
-	// server's own origin.
+	// "http://localhost:*") allowed, besides the server's own origin, to
+	// open WebSockets and to call the HTTP API from a browser (CORS, see
+	// cors.go). Default: none.
 	AllowedOrigins []string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -255,7 +256,7 @@ func New(cfg Config) (*Server, error) {
 	wcancel()
 	// recoverHTTP is outermost: a panic anywhere below answers 500 with
 	// the headers guard has already set.
-	s.handler = s.recoverHTTP(s.guard(s.routes()))
+	s.handler = s.recoverHTTP(s.guard(s.cors(s.routes())))
 
 	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()
