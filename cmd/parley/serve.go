@@ -48,6 +48,13 @@ type ServeCmd struct {
 	MetricsAddr       string        `env:"PARLEY_METRICS_ADDR" help:"Serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 (default off). Keep it private."`
 	MetricsToken      string        `env:"PARLEY_METRICS_TOKEN" help:"Also serve /metrics on --addr to requests with 'Authorization: Bearer TOKEN' (default: /metrics is not on --addr)."`
 
+	TLSCert         string   `name:"tls-cert" env:"PARLEY_TLS_CERT" help:"Serve HTTPS and wss:// on --addr with this PEM certificate (chain) file; needs --tls-key. Default: plain HTTP."`
+	TLSKey          string   `name:"tls-key" env:"PARLEY_TLS_KEY" help:"The PEM private key of --tls-cert."`
+	ACMEHost        []string `name:"acme-host" env:"PARLEY_ACME_HOST" sep:"," help:"Public host names to get certificates for automatically (ACME, Let's Encrypt by default) and serve HTTPS on --addr; the certificates are kept in <data-dir>/acme. Needs --acme-http-addr reachable from the internet as port 80 (or --addr as 443, for TLS-ALPN)."`
+	ACMEHTTPAddr    string   `name:"acme-http-addr" default:":80" env:"PARLEY_ACME_HTTP_ADDR" help:"With --acme-host: where to answer ACME HTTP-01 challenges; other requests there are redirected to https://."`
+	ACMEEmail       string   `name:"acme-email" env:"PARLEY_ACME_EMAIL" help:"With --acme-host: a contact address given to the certificate authority (optional)."`
+	ACMEDirectory   string   `name:"acme-directory" env:"PARLEY_ACME_DIRECTORY" help:"With --acme-host: the ACME directory URL (default: Let's Encrypt's production; e.g. its staging directory to try a set-up)."`
+
 	HTTPReadTimeout  time.Duration `default:"60s" env:"PARLEY_HTTP_READ_TIMEOUT" help:"Time to send a whole HTTP request, body included (uploads too); not WebSockets."`
 	HTTPWriteTimeout time.Duration `default:"90s" env:"PARLEY_HTTP_WRITE_TIMEOUT" help:"Time from a request's headers to the end of its response; not WebSockets."`
 	HTTPIdleTimeout  time.Duration `default:"60s" env:"PARLEY_HTTP_IDLE_TIMEOUT" help:"How long an idle keep-alive HTTP connection stays open."`
@@ -118,8 +125,13 @@ type Main struct {
 	Store  parley.Store
 	Broker parley.Broker
 	Server *server.Server
-	// Addr is the address listened on, known after Run.
+	// Addr is the address listened on, known after Run; URL is it with
+	// its scheme (http, or https with TLS).
 	Addr string
+	URL  string
+	// ACMEHTTPAddr is the --acme-http-addr address listened on, known
+	// after Run; empty without --acme-host.
+	ACMEHTTPAddr string
 
 	serveErr chan error
 	// MetricsAddr is the --metrics-addr address listened on, known after
@@ -153,6 +165,10 @@ func NewMain(cfg ServeCmd, s *streams) *Main {
 func (m *Main) Run(ctx context.Context) (err error) {
 	c := m.Config
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return err
+	}
+	ts, err := c.tlsFromFlags()
+	if err != nil {
 		return err
 	}
 	secret, err := loadSecret(c.Secret, c.DataDir, true)
@@ -231,10 +247,27 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	scheme := "http"
+	if ts.config != nil {
+		scheme = "https"
+	}
+	if ts.challenge != nil {
+		if m.ACMEHTTPAddr, err = m.serveAside("--acme-http-addr", c.ACMEHTTPAddr, ts.challenge); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	m.serveErr = make(chan error, 1)
 	// Owned by m: Close waits for it.
-	go func() { m.serveErr <- m.Server.Serve(ln) }()
-	m.Logger.Info("parley serving", "addr", "http://"+m.Addr, "data_dir", c.DataDir)
+	go func() {
+		if ts.config != nil {
+			m.serveErr <- m.Server.ServeTLS(ln, ts.config)
+			return
+		}
+		m.serveErr <- m.Server.Serve(ln)
+	}()
+	m.URL = scheme + "://" + m.Addr
+	m.Logger.Info("parley serving", "addr", m.URL, "data_dir", c.DataDir)
 	return nil
 }
 

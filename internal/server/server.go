@@ -17,6 +17,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -275,7 +276,21 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // start. Connections over Config.HTTP's caps are closed as soon as they
 // are accepted; plain HTTP requests get Config.HTTP's timeouts, and
 // WebSockets are exempt from them once upgraded (see serveWS).
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, nil) }
+
+// ServeTLS is Serve with TLS: the caps apply to the TCP connections, before
+// any handshake, and cfg (which the caller must not change afterwards)
+// terminates TLS over them. cfg's NextProtos should offer "http/1.1" only
+// (besides an ACME challenge protocol): a WebSocket upgrade needs HTTP/1.1,
+// which is what an empty NextProtos gives.
+func (s *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error {
+	if cfg == nil {
+		return errors.New("server: ServeTLS needs a tls.Config")
+	}
+	return s.serve(ln, cfg)
+}
+
+func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
 	hl := s.cfg.HTTP
 	hs := &http.Server{
 		Handler:           s.handler,
@@ -287,6 +302,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	ln = newLimitListener(ln, hl.ConnsPerIP, hl.MaxConns, s.metrics)
+	if tlsCfg != nil {
+		// A *tls.Conn offers no RawConn, so WebSockets over it read
+		// through a plain buffer (wsbuf.go).
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
