@@ -48,12 +48,12 @@ type ServeCmd struct {
 	MetricsAddr       string        `env:"PARLEY_METRICS_ADDR" help:"Serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 (default off). Keep it private."`
 	MetricsToken      string        `env:"PARLEY_METRICS_TOKEN" help:"Also serve /metrics on --addr to requests with 'Authorization: Bearer TOKEN' (default: /metrics is not on --addr)."`
 
-	TLSCert         string   `name:"tls-cert" env:"PARLEY_TLS_CERT" help:"Serve HTTPS and wss:// on --addr with this PEM certificate (chain) file; needs --tls-key. Default: plain HTTP."`
-	TLSKey          string   `name:"tls-key" env:"PARLEY_TLS_KEY" help:"The PEM private key of --tls-cert."`
-	ACMEHost        []string `name:"acme-host" env:"PARLEY_ACME_HOST" sep:"," help:"Public host names to get certificates for automatically (ACME, Let's Encrypt by default) and serve HTTPS on --addr; the certificates are kept in <data-dir>/acme. Needs --acme-http-addr reachable from the internet as port 80 (or --addr as 443, for TLS-ALPN)."`
-	ACMEHTTPAddr    string   `name:"acme-http-addr" default:":80" env:"PARLEY_ACME_HTTP_ADDR" help:"With --acme-host: where to answer ACME HTTP-01 challenges; other requests there are redirected to https://."`
-	ACMEEmail       string   `name:"acme-email" env:"PARLEY_ACME_EMAIL" help:"With --acme-host: a contact address given to the certificate authority (optional)."`
-	ACMEDirectory   string   `name:"acme-directory" env:"PARLEY_ACME_DIRECTORY" help:"With --acme-host: the ACME directory URL (default: Let's Encrypt's production; e.g. its staging directory to try a set-up)."`
+	TLSCert       string   `name:"tls-cert" env:"PARLEY_TLS_CERT" help:"Serve HTTPS and wss:// on --addr with this PEM certificate (chain) file; needs --tls-key. Default: plain HTTP."`
+	TLSKey        string   `name:"tls-key" env:"PARLEY_TLS_KEY" help:"The PEM private key of --tls-cert."`
+	ACMEHost      []string `name:"acme-host" env:"PARLEY_ACME_HOST" sep:"," help:"Public host names to get certificates for automatically (ACME, Let's Encrypt by default) and serve HTTPS on --addr; the certificates are kept in <data-dir>/acme. Needs --acme-http-addr reachable from the internet as port 80 (or --addr as 443, for TLS-ALPN)."`
+	ACMEHTTPAddr  string   `name:"acme-http-addr" default:":80" env:"PARLEY_ACME_HTTP_ADDR" help:"With --acme-host: where to answer ACME HTTP-01 challenges; other requests there are redirected to https://."`
+	ACMEEmail     string   `name:"acme-email" env:"PARLEY_ACME_EMAIL" help:"With --acme-host: a contact address given to the certificate authority (optional)."`
+	ACMEDirectory string   `name:"acme-directory" env:"PARLEY_ACME_DIRECTORY" help:"With --acme-host: the ACME directory URL (default: Let's Encrypt's production; e.g. its staging directory to try a set-up)."`
 
 	HTTPReadTimeout  time.Duration `default:"60s" env:"PARLEY_HTTP_READ_TIMEOUT" help:"Time to send a whole HTTP request, body included (uploads too); not WebSockets."`
 	HTTPWriteTimeout time.Duration `default:"90s" env:"PARLEY_HTTP_WRITE_TIMEOUT" help:"Time from a request's headers to the end of its response; not WebSockets."`
