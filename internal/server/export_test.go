@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"sync/atomic"
 
 	"github.com/parleychat/parley"
@@ -71,3 +72,9 @@ func (s *Server) Conns() int { return len(s.hub.conns()) }
 // SetHTTPReplyBytes lowers the HTTP replies' byte cap (0: MaxReplyBytes),
 // so a test needs few items to fill a page.
 func (s *Server) SetHTTPReplyBytes(n int) { s.httpReplyCap.Store(int64(n)) }
+
+// RoutePatterns are the ServeMux patterns the handler serves.
+func (s *Server) RoutePatterns() []string { return slices.Clone(s.routePatterns) }
+
+// OpenAPIJSON is the embedded OpenAPI document.
+func OpenAPIJSON() []byte { return openapiJSON }

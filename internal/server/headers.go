@@ -57,7 +57,7 @@ func (s *Server) maxRequestBytes() int64 {
 // metricsRoute serves /metrics on the public handler to requests bearing
 // Config.MetricsToken; without a token configured it answers 404
 // not_found to everyone.
-func (s *Server) metricsRoute(mux *http.ServeMux) {
+func (s *Server) metricsRoute(mux *routeMux) {
 	if s.cfg.MetricsToken == "" {
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, s.log, parley.ErrNotFound)

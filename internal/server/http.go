@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,8 +22,37 @@ import (
 // maxBodyBytes bounds a JSON request body, like a WebSocket frame.
 const maxBodyBytes = parley.MaxFrameBytes
 
-func (s *Server) routes() *http.ServeMux {
-	mux := http.NewServeMux()
+// routeMux is a ServeMux that remembers its patterns, so a test can hold
+// the OpenAPI document (openapi.json) to the routes actually served.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, h)
+}
+
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+//go:embed openapi.json
+var openapiJSON []byte
+
+// handleOpenAPI serves the OpenAPI 3.1 description of this API
+// (openapi.json, checked against the routes by TestOpenAPI*).
+func handleOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(openapiJSON)
+}
+
+func (s *Server) routes() *routeMux {
+	mux := &routeMux{ServeMux: http.NewServeMux()}
+	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI)
 	mux.HandleFunc("GET "+protocol.Path, s.serveWS)
 	mux.HandleFunc("POST /v1/auth/register", s.handleRegister)
 	mux.HandleFunc("POST /v1/auth/login", s.handleLogin)

@@ -165,6 +165,8 @@ type Server struct {
 	pres    *presence
 	svc     *service
 	handler http.Handler
+	// routePatterns are the handler's ServeMux patterns (see routeMux).
+	routePatterns []string
 
 	// connCtx is the context of every connection; cancelled when a
 	// shutdown runs out of time.
@@ -257,7 +259,9 @@ func New(cfg Config) (*Server, error) {
 	wcancel()
 	// recoverHTTP is outermost: a panic anywhere below answers 500 with
 	// the headers guard has already set.
-	s.handler = s.recoverHTTP(s.guard(s.cors(s.routes())))
+	rm := s.routes()
+	s.routePatterns = rm.patterns
+	s.handler = s.recoverHTTP(s.guard(s.cors(rm)))
 
 	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()

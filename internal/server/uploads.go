@@ -133,7 +133,7 @@ func (g *uploadGate) acquire(ctx context.Context) error {
 
 func (g *uploadGate) release() { <-g.decodes }
 
-func (s *Server) uploadRoutes(mux *http.ServeMux) {
+func (s *Server) uploadRoutes(mux *routeMux) {
 	mux.HandleFunc("POST /v1/uploads", s.authed(s.handleUpload))
 	mux.HandleFunc("POST /v1/attachments/{id}/link", s.authed(s.handleAttachmentLink))
 	mux.HandleFunc("GET /v1/attachments/{id}", s.handleAttachment(false))
