@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -267,7 +268,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.serveErr <- m.Server.Serve(ln)
 	}()
 	m.URL = scheme + "://" + m.Addr
-	m.Logger.Info("parley serving", "addr", m.URL, "data_dir", c.DataDir)
+	m.Logger.Info("parley serving", "addr", m.URL, "data_dir", c.DataDir,
+		"store", describeStore(c.Store, c.DataDir), "broker", describeURL(c.Broker), "tls", describeTLS(c),
+		"registration", c.Registration, "allowed_origins", strings.Join(c.AllowedOrigins, ","),
+		slog.Group("limits",
+			"send_queue_bytes", c.SendQueueBytes, "hub_queue_bytes", c.HubQueueBytes,
+			"messages_per_second", c.MessagesPerSecond, "message_burst", c.MessageBurst,
+			"connects_per_second", c.ConnectsPerSecond, "connections_per_user", c.ConnectionsPerUser,
+			"conns_per_ip", c.ConnsPerIP, "max_conns", c.MaxConns, "resume_limit", c.ResumeLimit,
+			"heartbeat_timeout", c.HeartbeatTimeout, "upload_quota_mib", c.UploadQuotaMiB))
 	return nil
 }
 
@@ -362,4 +371,40 @@ func openBroker(ctx context.Context, c ServeCmd) (parley.Broker, error) {
 		})
 	}
 	return nil, fmt.Errorf("--broker: unknown broker %q (want memory or nats://...)", c.Broker)
+}
+
+// describeStore names the store for the start-up log line, without
+// credentials.
+func describeStore(store, dataDir string) string {
+	switch {
+	case store == "":
+		return "sqlite:" + filepath.Join(dataDir, dbFile)
+	case strings.HasPrefix(store, "sqlite:"):
+		return store
+	}
+	return describeURL(store)
+}
+
+// describeURL is a store or broker URL with no user, password or query
+// (which may hold a password): scheme://host/path.
+func describeURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		if strings.Contains(s, "://") {
+			return "(unparsable URL)"
+		}
+		return s // "memory"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+// describeTLS names the TLS mode for the start-up log line.
+func describeTLS(c ServeCmd) string {
+	switch {
+	case c.TLSCert != "":
+		return "cert " + c.TLSCert
+	case len(c.ACMEHost) > 0:
+		return "acme " + strings.Join(c.ACMEHost, ",")
+	}
+	return "off"
 }

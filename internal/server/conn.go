@@ -513,6 +513,7 @@ func (c *conn) end() {
 	last := s.hub.unregister(c)
 	s.pres.disconnect(c.user.ID)
 	s.metrics.connections.Dec()
+	s.metrics.obs.countClose(c.closedCode())
 	if last {
 		s.svc.typingGone(c.user)
 	}
@@ -796,6 +797,9 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 // code the error table gives.
 func (c *conn) reject(ctx context.Context, id string, err error) {
 	body := errorBody(c.s.log, err)
+	c.s.metrics.obs.countError(body.Code)
+	c.s.metrics.obs.countClose(info(body.Code).close)
+	c.s.log.Debug("hello refused", "ip", c.ip, "code", body.Code, "err", body.Message)
 	// Not registered yet, so not swept: this write has its own deadline.
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	_ = c.wsWrite(wctx, encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body}))
@@ -880,6 +884,7 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bo
 		page = resumePage(s.cfg.Limits.SendQueueBytes, size, len(evs))
 	}
 	s.metrics.resumes.WithLabelValues("replayed").Inc()
+	s.metrics.obs.resumeEvents.Observe(float64(count))
 	frames = append(frames, outFrame{b: encodeData(protocol.TypeResumed, "", protocol.Resumed{From: from, To: to, Count: count})})
 	return c.writeFrames(frames)
 }
@@ -903,5 +908,7 @@ func resumePage(budget, size, n int) int {
 }
 
 func errorFrame(s *Server, id string, err error) []byte {
-	return encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: errorBody(s.log, err)})
+	b := errorBody(s.log, err)
+	s.metrics.obs.countError(b.Code)
+	return encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: b})
 }

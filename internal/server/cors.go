@@ -74,7 +74,7 @@ func (s *Server) cors(h http.Handler) http.Handler {
 		hd.Add("Vary", "Origin")
 		if !originAllowed(patterns, origin, r.Host) {
 			s.log.Debug("cors: origin refused", "origin", origin, "path", r.URL.Path, "ip", clientIP(r))
-			writeError(w, s.log, parley.Errorf(parley.EFORBIDDEN, "origin %q is not allowed (--allowed-origins)", truncate(origin, 100)))
+			s.writeError(w, parley.Errorf(parley.EFORBIDDEN, "origin %q is not allowed (--allowed-origins)", truncate(origin, 100)))
 			return
 		}
 		hd.Set("Access-Control-Allow-Origin", origin)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
@@ -72,7 +73,7 @@ func (s *Server) routes() *routeMux {
 	mux.HandleFunc("GET /v1/presence", s.authed(s.handlePresence))
 	s.uploadRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, s.log, parley.ErrNotFound)
+		s.writeError(w, parley.ErrNotFound)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -116,7 +117,7 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 		u, err := s.svc.authenticate(r.Context(), tok)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
-			writeError(w, s.log, err)
+			s.writeError(w, err)
 			return
 		}
 		h(w, r, u)
@@ -150,7 +151,7 @@ func decodeJSON(b []byte, v any) error {
 // reply writes v, or err as an error response.
 func (s *Server) reply(w http.ResponseWriter, status int, v any, err error) {
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	writeJSON(w, status, v)
@@ -159,7 +160,7 @@ func (s *Server) reply(w http.ResponseWriter, status int, v any, err error) {
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	var c credentials
 	if err := decodeBody(w, r, &c); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	res, err := s.svc.register(r.Context(), clientIP(r), c)
@@ -169,7 +170,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var c credentials
 	if err := decodeBody(w, r, &c); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	res, err := s.svc.login(r.Context(), clientIP(r), c)
@@ -189,7 +190,7 @@ func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, u parley.Use
 func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u parley.User) {
 	q, err := queryInts(r, "limit")
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	if q[0] > MaxConversationsPage {
@@ -203,7 +204,7 @@ func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u p
 func (s *Server) handleCreateDirect(w http.ResponseWriter, r *http.Request, u parley.User) {
 	var d protocol.CreateDirect
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	v, err := s.svc.createDirect(r.Context(), u, d)
@@ -213,7 +214,7 @@ func (s *Server) handleCreateDirect(w http.ResponseWriter, r *http.Request, u pa
 func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, u parley.User) {
 	var d protocol.CreateGroup
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	v, err := s.svc.createGroup(r.Context(), u, d)
@@ -228,7 +229,7 @@ func (s *Server) handleConversation(w http.ResponseWriter, r *http.Request, u pa
 func (s *Server) handleUpdateConversation(w http.ResponseWriter, r *http.Request, u parley.User) {
 	var d protocol.UpdateConversation
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	d.ConversationID = r.PathValue("id")
@@ -276,17 +277,17 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.
 	// start"): read them as pointers, as the WebSocket op does.
 	before, err := queryCursor(r, "before")
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	after, err := queryCursor(r, "after")
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	limit, err := queryInt(r, "limit")
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	if limit > parley.MaxPageLimit {
@@ -298,9 +299,11 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.
 }
 
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, u parley.User) {
+	start := time.Now()
+	defer func() { s.metrics.obs.sendAckHTTP.Observe(sinceSeconds(start)) }()
 	var d protocol.Send
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	d.ConversationID = r.PathValue("id")
@@ -321,7 +324,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, u parley.U
 func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, u parley.User) {
 	var d protocol.Read
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	d.ConversationID = r.PathValue("id")
@@ -332,7 +335,7 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, u parley.Use
 func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request, u parley.User) {
 	var d protocol.Typing
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	d.ConversationID = r.PathValue("id")
@@ -343,7 +346,7 @@ func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request, u parley.U
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, u parley.User) {
 	q, err := queryInts(r, "after", "limit")
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	if q[1] > MaxEventsPage {
@@ -368,21 +371,21 @@ type writeHealther interface {
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
-		writeError(w, s.log, parley.Errorf(parley.EUNAVAILABLE, "shutting down"))
+		s.writeError(w, parley.Errorf(parley.EUNAVAILABLE, "shutting down"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2e9)
 	defer cancel()
 	if _, err := s.store.Head(ctx); err != nil {
 		s.log.Warn("readyz: store", "err", err)
-		writeError(w, s.log, parley.Errorf(parley.EUNAVAILABLE, "store unavailable"))
+		s.writeError(w, parley.Errorf(parley.EUNAVAILABLE, "store unavailable"))
 		return
 	}
 	// A store that answers reads may still be unable to write (a full
 	// disk): not ready until a write commits again (see batchq.WriteHealth).
 	if ws, ok := s.store.(writeHealther); ok {
 		if err := ws.WriteErr(); err != nil {
-			writeError(w, s.log, err)
+			s.writeError(w, err)
 			return
 		}
 	}
@@ -393,19 +396,19 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 // goroutine (net/http's, tracked by connWG for Shutdown).
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
-		writeError(w, s.log, &parley.Error{Code: parley.EUNAVAILABLE, Message: "shutting down", RetryAfter: s.reconnectDelay()})
+		s.writeError(w, &parley.Error{Code: parley.EUNAVAILABLE, Message: "shutting down", RetryAfter: s.reconnectDelay()})
 		return
 	}
 	ip := clientIP(r)
 	if err := s.limits.connects.check(ip); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	var pre *parley.User
 	if tok, ok := bearer(r); ok {
 		u, err := s.svc.authenticate(r.Context(), tok)
 		if err != nil {
-			writeError(w, s.log, err)
+			s.writeError(w, err)
 			return
 		}
 		pre = &u

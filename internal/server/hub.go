@@ -280,6 +280,9 @@ func (h *hub) deliver(ev parley.Event) {
 		c.enqueue(b, false)
 	}
 	h.metrics.fanout.Add(float64(len(cs)))
+	if len(cs) > 0 && !ev.At.IsZero() {
+		h.metrics.obs.deliveryLag.Observe(sinceSeconds(ev.At))
+	}
 	clear(cs)
 	h.scratch = cs
 	if h.newContacts != nil && (ev.Change == parley.ChangeCreated || ev.Change == parley.ChangeMembersAdded) {

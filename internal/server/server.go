@@ -342,6 +342,8 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	servers := s.servers
 	s.mu.Unlock()
+	began := time.Now()
+	s.log.Info("shutdown: draining", "connections", len(s.hub.conns()), "drain", s.cfg.ShutdownDrain)
 	if d := s.cfg.ShutdownDrain; d > 0 {
 		// Still accepting: /readyz and upgrades answer 503 (closing).
 		t := time.NewTimer(d)
@@ -359,15 +361,16 @@ func (s *Server) shutdown(ctx context.Context) error {
 			err = e
 		}
 	}
-	for _, c := range s.hub.conns() {
+	conns := s.hub.conns()
+	for _, c := range conns {
 		c.goaway()
 	}
+	s.log.Info("shutdown: told connections to go away", "connections", len(conns))
 	done := make(chan struct{})
 	go func() { s.connWG.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	if !s.waitDrain(ctx, done) {
 		err = ctx.Err()
+		s.log.Warn("shutdown: out of time, dropping connections", "connections", len(s.hub.conns()), "after", time.Since(began).Round(time.Millisecond))
 		// Cancelled before the walk: a connection registering after it
 		// sees the cancelled context and closes itself (see conn.serve).
 		s.cancelConn()
@@ -378,6 +381,8 @@ func (s *Server) shutdown(ctx context.Context) error {
 			hs.Close()
 		}
 		<-done
+	} else {
+		s.log.Info("shutdown: connections closed", "after", time.Since(began).Round(time.Millisecond))
 	}
 	s.cancelConn()
 
@@ -390,6 +395,27 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.cancelBg()
 	s.bg.Wait()
 	return err
+}
+
+// drainLogEvery is how often a shutdown logs how many connections are
+// left while it waits for them.
+const drainLogEvery = time.Second
+
+// waitDrain waits for done (every connection closed), logging the
+// connections left every drainLogEvery; false when ctx ended first.
+func (s *Server) waitDrain(ctx context.Context, done <-chan struct{}) bool {
+	t := time.NewTicker(drainLogEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			s.log.Info("shutdown: waiting for connections", "connections", len(s.hub.conns()))
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
