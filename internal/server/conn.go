@@ -82,6 +82,7 @@ type conn struct {
 	wg          sync.WaitGroup         // the writer and worker goroutines
 
 	lastRead atomic.Int64 // unix nanos of the last frame read
+	lagSince atomic.Int64 // store time (unix nanos) of the oldest event queued since the last write; 0: none (obs.go)
 	writing  atomic.Int64 // unix nanos when the write in progress began; 0 when none
 	// paused is set while the server does not read from the connection
 	// for its own reasons (writing the hello replay, or the request queue
@@ -375,6 +376,7 @@ func (c *conn) writeLoop() {
 		if err := c.writeFrames(q); err != nil {
 			code = closeNow
 		}
+		c.observeLag()
 		if code != 0 {
 			if code == closeNow {
 				c.ws.CloseNow()

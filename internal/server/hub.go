@@ -276,13 +276,13 @@ func (h *hub) deliver(ev parley.Event) {
 		}
 	}
 	h.mu.Unlock()
+	at := ev.At.UnixNano()
 	for _, c := range cs {
-		c.enqueue(b, false)
+		if c.enqueue(b, false) {
+			c.markLag(at)
+		}
 	}
 	h.metrics.fanout.Add(float64(len(cs)))
-	if len(cs) > 0 && !ev.At.IsZero() {
-		h.metrics.obs.deliveryLag.Observe(sinceSeconds(ev.At))
-	}
 	clear(cs)
 	h.scratch = cs
 	if h.newContacts != nil && (ev.Change == parley.ChangeCreated || ev.Change == parley.ChangeMembersAdded) {

@@ -21,8 +21,9 @@ type obsMetrics struct {
 	// being queued: the store's commit wait and the service's checks.
 	sendAckWS, sendAckHTTP prometheus.Observer
 	// deliveryLag is from an event's time (stamped when it is stored) to
-	// its frame being queued on every local connection of its audience,
-	// once per event that has one. Across nodes it includes clock skew.
+	// the end of the socket write that carried it: one sample per write
+	// of a connection that carries live events, for the oldest of them
+	// (markLag, observeLag). Across nodes it includes clock skew.
 	deliveryLag prometheus.Histogram
 	// storeSendRun is the messages one store call takes (a connection's
 	// run of consecutive sends, MultiSender); storeSendWait the time from
@@ -50,7 +51,7 @@ func newObsMetrics(reg *prometheus.Registry) *obsMetrics {
 	o := &obsMetrics{
 		deliveryLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "parley_event_delivery_lag_seconds", Buckets: latencyBuckets,
-			Help: "From a durable event's store time to its frame queued on every local connection of its audience (once per event delivered here).",
+			Help: "From a durable event's store time to the end of the socket write that carried it (per write, for the oldest live event in it).",
 		}),
 		storeSendRun: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "parley_store_send_batch_size", Buckets: prometheus.ExponentialBuckets(1, 2, 8),
@@ -128,6 +129,25 @@ func (o *obsMetrics) countClose(code int) {
 
 // sinceSeconds is time.Since(t) in seconds, for Observe.
 func sinceSeconds(t time.Time) float64 { return time.Since(t).Seconds() }
+
+// markLag notes, after the hub queued a live event stored at at (unix
+// nanos), that the next write carries it, unless an older event already
+// waits: one atomic compare-and-swap per delivery, no allocation.
+func (c *conn) markLag(at int64) {
+	if at > 0 {
+		c.lagSince.CompareAndSwap(0, at)
+	}
+}
+
+// observeLag records, after a write, the lag of the oldest live event
+// queued since the previous write (parley_event_delivery_lag_seconds):
+// one sample per write, not per event. An event queued while the write
+// was under way counts with this write, a little early.
+func (c *conn) observeLag() {
+	if at := c.lagSince.Swap(0); at != 0 {
+		c.s.metrics.obs.deliveryLag.Observe(float64(time.Now().UnixNano()-at) / 1e9)
+	}
+}
 
 // closedCode is the close code asked for first (closeWith), or closeNow
 // when none was; for countClose when the connection ends.
