@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"path"
@@ -37,10 +38,13 @@ const (
 // OriginPatterns check, so HTTP and WebSocket agree.
 func originAllowed(patterns []string, origin, host string) bool {
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
+	if err != nil {
 		return false
 	}
-	if strings.EqualFold(u.Host, host) {
+	// An origin with no host ("null": sandboxed frames, file: pages) is
+	// never the server's own; only a pattern that matches "" (such as
+	// "*") lets it in, as in coder/websocket.
+	if u.Host != "" && strings.EqualFold(u.Host, host) {
 		return true
 	}
 	for _, p := range patterns {
@@ -48,11 +52,33 @@ func originAllowed(patterns []string, origin, host string) bool {
 		if strings.Contains(p, "://") {
 			target = u.Scheme + "://" + u.Host
 		}
-		if ok, err := path.Match(strings.ToLower(p), strings.ToLower(target)); err == nil && ok {
+		ok, err := path.Match(strings.ToLower(p), strings.ToLower(target))
+		if err != nil {
+			return false // as coder/websocket; New refuses such patterns anyway
+		}
+		if ok {
 			return true
 		}
 	}
 	return false
+}
+
+// cleanOrigins trims the patterns and drops empty ones (a trailing comma
+// in --allowed-origins would otherwise be a pattern matching every origin
+// without a host), and refuses a malformed one.
+func cleanOrigins(patterns []string) ([]string, error) {
+	var out []string
+	for _, p := range patterns {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("server: allowed origin pattern %q: %w", p, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // cors wraps the API: under /v1/ (but not the WebSocket upgrade, which

@@ -213,6 +213,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: Config.Secret must be at least 32 bytes")
 	}
 	cfg = cfg.withDefaults()
+	origins, err := cleanOrigins(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AllowedOrigins = origins
 	// Errors repeated on every request (a full disk) are logged once per
 	// logThrottleEvery per kind, with a count, not once per request.
 	log := slog.New(newThrottledHandler(cfg.Logger.Handler(), logThrottleEvery))
