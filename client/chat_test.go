@@ -65,13 +65,9 @@ func checkUnread(t *testing.T, b *bubble, c *client.Client, user, id string, wan
 func TestUnreadCountsFollowEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBubble(t, nil)
-		cs := bubbleUsers(t, b, "alice", "bob")
-		alice, bob := cs[0], cs[1]
+		alice, bob := alicebob(t, b)
 		ctx := context.Background()
-		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, bob, "alice")
 		synctest.Wait()
 		if _, err := alice.Conversations(ctx); err != nil {
 			t.Fatal(err)
@@ -154,10 +150,7 @@ func TestUnreadCountsUnderConcurrentChanges(t *testing.T) {
 		cs := bubbleUsers(t, b, "alice", "bob", "carol")
 		alice, bob, carol := cs[0], cs[1], cs[2]
 		ctx := context.Background()
-		cv, err := bob.CreateGroup(ctx, "g", []string{"alice", "carol"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, bob, "alice", "carol")
 		for range 6 {
 			m, _ := bob.Send(ctx, cv.ID, "early")
 			m.Wait(ctx)
@@ -219,13 +212,9 @@ func TestUnreadCountsUnderConcurrentChanges(t *testing.T) {
 func TestTyping(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBubble(t, nil)
-		cs := bubbleUsers(t, b, "alice", "bob")
-		alice, bob := cs[0], cs[1]
+		alice, bob := alicebob(t, b)
 		ctx := context.Background()
-		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, bob, "alice")
 		rec := record(alice)
 		synctest.Wait()
 		starts := func() int {
@@ -504,10 +493,7 @@ func TestViewResumeAndResync(t *testing.T) {
 		// bob goes around the proxy: only alice is cut off.
 		bob := b.direct("bob")
 		ctx := context.Background()
-		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, bob, "alice")
 		send := func(n int) {
 			for range n {
 				m, err := bob.Send(ctx, cv.ID, "x")
@@ -645,4 +631,21 @@ func TestConversationsFollowsPages(t *testing.T) {
 			}
 		}
 	})
+}
+
+// alicebob connects alice and bob in the bubble.
+func alicebob(t *testing.T, b *bubble) (alice, bob *client.Client) {
+	t.Helper()
+	cs := bubbleUsers(t, b, "alice", "bob")
+	return cs[0], cs[1]
+}
+
+// mustGroup has c create a group "g" with the given members.
+func mustGroup(t *testing.T, c *client.Client, members ...string) parley.Conversation {
+	t.Helper()
+	cv, err := c.CreateGroup(context.Background(), "g", members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cv
 }

@@ -210,10 +210,8 @@ type Client struct {
 
 	// lmu guards the listener registries (not held while calling them).
 	lmu       sync.Mutex
-	listeners map[string]ConnectionListener
-	lorder    []string
-	handlers  map[string]func(Event)
-	horder    []string
+	listeners registry[ConnectionListener]
+	handlers  registry[func(Event)]
 	subs      map[*statusSub]struct{}
 
 	out      *outbox
@@ -274,8 +272,6 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 		lost:      make(chan struct{}),
 		pending:   make(map[string]chan reply),
 		wake:      make(chan struct{}, 1),
-		listeners: make(map[string]ConnectionListener),
-		handlers:  make(map[string]func(Event)),
 		subs:      make(map[*statusSub]struct{}),
 	}
 	if o.resumeFrom != nil {
@@ -451,10 +447,7 @@ func (c *Client) Close() error {
 func (c *Client) AddConnectionListener(id string, l ConnectionListener) {
 	c.lmu.Lock()
 	defer c.lmu.Unlock()
-	if _, ok := c.listeners[id]; !ok {
-		c.lorder = append(c.lorder, id)
-	}
-	c.listeners[id] = l
+	c.listeners.add(id, l)
 }
 
 // RemoveConnectionListener unregisters the listener with this id. A change
@@ -464,8 +457,7 @@ func (c *Client) AddConnectionListener(id string, l ConnectionListener) {
 func (c *Client) RemoveConnectionListener(id string) {
 	c.lmu.Lock()
 	defer c.lmu.Unlock()
-	delete(c.listeners, id)
-	c.lorder = removeID(c.lorder, id)
+	c.listeners.remove(id)
 }
 
 // AddEventHandler registers fn under id to receive every Event, replacing
@@ -474,18 +466,14 @@ func (c *Client) RemoveConnectionListener(id string) {
 func (c *Client) AddEventHandler(id string, fn func(Event)) {
 	c.lmu.Lock()
 	defer c.lmu.Unlock()
-	if _, ok := c.handlers[id]; !ok {
-		c.horder = append(c.horder, id)
-	}
-	c.handlers[id] = fn
+	c.handlers.add(id, fn)
 }
 
 // RemoveEventHandler unregisters the handler with this id.
 func (c *Client) RemoveEventHandler(id string) {
 	c.lmu.Lock()
 	defer c.lmu.Unlock()
-	delete(c.handlers, id)
-	c.horder = removeID(c.horder, id)
+	c.handlers.remove(id)
 }
 
 // StatusChanges returns a channel that receives status changes from now
@@ -561,15 +549,6 @@ func (s *statusSub) close() {
 	}
 }
 
-func removeID(ids []string, id string) []string {
-	for i, x := range ids {
-		if x == id {
-			return append(ids[:i:i], ids[i+1:]...)
-		}
-	}
-	return ids
-}
-
 func (s Status) clone() Status {
 	if s.Throttled != nil {
 		t := make(map[string]time.Time, len(s.Throttled))
@@ -640,14 +619,7 @@ func (c *Client) moveToDisconnected(err error, gaveUp bool) {
 // deliverChange runs on the callback goroutine.
 func (c *Client) deliverChange(ch StatusChange) {
 	c.lmu.Lock()
-	type entry struct {
-		id string
-		l  ConnectionListener
-	}
-	ls := make([]entry, 0, len(c.lorder))
-	for _, id := range c.lorder {
-		ls = append(ls, entry{id, c.listeners[id]})
-	}
+	ls := c.listeners.snapshot()
 	subs := make([]*statusSub, 0, len(c.subs))
 	for s := range c.subs {
 		subs = append(subs, s)
@@ -657,18 +629,18 @@ func (c *Client) deliverChange(ch StatusChange) {
 		c.safeCall(e.id, func() {
 			switch ch.Current {
 			case Connecting:
-				e.l.OnConnecting(ch)
+				e.fn.OnConnecting(ch)
 			case Connected:
-				e.l.OnConnected(ch)
+				e.fn.OnConnected(ch)
 			case Reconnecting:
-				e.l.OnReconnecting(ch)
+				e.fn.OnReconnecting(ch)
 			case Disconnected:
-				e.l.OnDisconnected(ch)
+				e.fn.OnDisconnected(ch)
 			case FeatureThrottled:
-				e.l.OnFeatureThrottled(ch)
+				e.fn.OnFeatureThrottled(ch)
 			}
 			if ch.Err != nil && ch.Current != Connecting && ch.Current != Connected {
-				e.l.OnConnectionError(ch.Err)
+				e.fn.OnConnectionError(ch.Err)
 			}
 		})
 	}
@@ -681,18 +653,13 @@ func (c *Client) deliverChange(ch StatusChange) {
 // on the callback goroutine.
 func (c *Client) reportError(err error, skip string) {
 	c.lmu.Lock()
-	ls := make(map[string]ConnectionListener, len(c.listeners))
-	order := append([]string(nil), c.lorder...)
-	for id, l := range c.listeners {
-		ls[id] = l
-	}
+	ls := c.listeners.snapshot()
 	c.lmu.Unlock()
-	for _, id := range order {
-		if id == skip {
+	for _, e := range ls {
+		if e.id == skip {
 			continue
 		}
-		l := ls[id]
-		c.safeCall(id, func() { l.OnConnectionError(err) })
+		c.safeCall(e.id, func() { e.fn.OnConnectionError(err) })
 	}
 }
 
@@ -718,15 +685,10 @@ func (c *Client) pushError(err error) {
 func (c *Client) emit(ev Event) {
 	c.q.push(func() {
 		c.lmu.Lock()
-		hs := make([]func(Event), 0, len(c.horder))
-		ids := make([]string, 0, len(c.horder))
-		for _, id := range c.horder {
-			hs = append(hs, c.handlers[id])
-			ids = append(ids, id)
-		}
+		hs := c.handlers.snapshot()
 		c.lmu.Unlock()
-		for i, h := range hs {
-			c.safeCall(ids[i], func() { h(ev) })
+		for _, h := range hs {
+			c.safeCall(h.id, func() { h.fn(ev) })
 		}
 	})
 }
@@ -753,6 +715,8 @@ func closeErrText(code int) string {
 		return "heartbeat timeout"
 	case protocol.CloseShutdown:
 		return "server shutting down"
+	case protocol.CloseHelloTimeout:
+		return "hello timeout"
 	}
 	return strings.TrimSpace(fmt.Sprintf("close code %d", code))
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
 )
 
 // Event is something the app may show. The server's eight kinds arrive as
@@ -113,11 +114,17 @@ type Resumed struct {
 }
 
 // Resynced says the client could not replay what it missed. Live events
-// continue from Head; the SDK refetches the conversation list and every
-// open ConversationView, and an app that keeps its own state should
-// refetch it too. Reason says why; Text is the server's own words.
+// continue after Head, or after the client's own position when that is
+// further: the SDK never moves its position back, except when the server
+// says its log was lost (ResyncAheadOfLog from a server that gives the
+// cause). The SDK refetches the conversation list and every open
+// ConversationView, and an app that keeps its own state should refetch
+// it too. Reason says why; From and Head bound the events in question
+// (docs/protocol.md section 3; From is 0 from a server that does not say);
+// Text is the server's own words.
 type Resynced struct {
 	Head   int64
+	From   int64
 	Reason ResyncReason
 	Text   string
 }
@@ -134,7 +141,11 @@ const (
 	// the first resume_limit of them before the resync.
 	ResyncResumeLimit
 	// ResyncAheadOfLog: the client's position is beyond the server's log
-	// (the server's data was wiped or restored from an older copy).
+	// (the server's data was wiped or restored from an older copy). With
+	// a server that says so (cause log_lost) the client's position moves
+	// back to Head, as the server gives positions after Head again; from
+	// an older server that gives no cause (and answers so from a node
+	// that merely lags) the position is kept.
 	ResyncAheadOfLog
 )
 
@@ -150,16 +161,19 @@ func (r ResyncReason) String() string {
 	return fmt.Sprintf("ResyncReason(%d)", int(r))
 }
 
-// resyncReason tells the two cases of docs/protocol.md section 3 apart by
-// position rather than by the server's text: with resume_from P, a
-// position beyond head means the log is behind the client; otherwise the
-// client was too far behind (and what it was replayed is at or below
-// head).
-func resyncReason(havePos bool, pos, head int64) ResyncReason {
+// resyncReason places a resync (docs/protocol.md section 3) by the
+// cause the server gives, or, from a server that gives none, by position:
+// with resume_from P, a head below P is a log behind the client (lost, or
+// a node that has not caught up); otherwise the client was too far behind.
+func resyncReason(havePos bool, pos int64, r protocol.Resync) ResyncReason {
 	switch {
+	case r.Cause == protocol.ResyncLogLost:
+		return ResyncAheadOfLog
+	case r.Cause == protocol.ResyncResumeLimit:
+		return ResyncResumeLimit
 	case !havePos:
 		return ResyncUnknown
-	case pos > head:
+	case pos > r.Head:
 		return ResyncAheadOfLog
 	}
 	return ResyncResumeLimit

@@ -10,8 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/parleychat/parley"
 )
 
@@ -65,25 +63,7 @@ func (c *Client) SendImage(ctx context.Context, conversationID string, r io.Read
 	case len(data) > MaxImageBytes:
 		return nil, parley.Errorf(parley.ETOOLARGE, "the image is over %d bytes", MaxImageBytes)
 	}
-	c.mu.Lock()
-	err = c.refuseLocked()
-	c.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, err
-	}
-	m := &Message{
-		clientID: id.String(), conversationID: conversationID, typ: parley.Image,
-		text: o.caption, image: data, createdAt: time.Now(), done: make(chan struct{}),
-	}
-	if err := c.out.add(ctx, m); err != nil {
-		return nil, err
-	}
-	c.state.typingSent(conversationID)
-	return m, nil
+	return c.queue(ctx, &Message{conversationID: conversationID, typ: parley.Image, text: o.caption, image: data})
 }
 
 // uploadURL is the server's upload endpoint, from the WebSocket URL.

@@ -35,13 +35,9 @@ func pngBytes(t *testing.T) []byte {
 func TestSendImage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBubble(t, nil)
-		cs := bubbleUsers(t, b, "alice", "bob")
-		alice, bob := cs[0], cs[1]
+		alice, bob := alicebob(t, b)
 		ctx := context.Background()
-		cv, err := alice.CreateGroup(ctx, "g", []string{"bob"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, alice, "bob")
 		rec := record(bob)
 		data := pngBytes(t)
 		m, err := alice.SendImage(ctx, cv.ID, bytes.NewReader(data), client.WithCaption("a red line"))
@@ -75,10 +71,7 @@ func TestSendImageUploadInterrupted(t *testing.T) {
 		b := newBubble(t, nil)
 		alice := bubbleUsers(t, b, "alice")[0]
 		ctx := context.Background()
-		cv, err := alice.CreateGroup(ctx, "g", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, alice)
 		first, _ := alice.Send(ctx, cv.ID, "before")
 		if _, err := first.Wait(ctx); err != nil {
 			t.Fatal(err)
@@ -123,10 +116,7 @@ func TestSendImageRefused(t *testing.T) {
 		b := newBubble(t, nil)
 		alice := bubbleUsers(t, b, "alice")[0]
 		ctx := context.Background()
-		cv, err := alice.CreateGroup(ctx, "g", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, alice)
 		m, err := alice.SendImage(ctx, cv.ID, bytes.NewReader([]byte("just some text, named cat.png")))
 		if err != nil {
 			t.Fatal(err)
@@ -167,10 +157,7 @@ func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
 		if err := c1.Connect(ctx); err != nil {
 			t.Fatal(err)
 		}
-		cv, err := c1.CreateGroup(ctx, "g", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, c1)
 		first, _ := c1.Send(ctx, cv.ID, "uses the burst")
 		if _, err := first.Wait(ctx); err != nil {
 			t.Fatal(err)

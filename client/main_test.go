@@ -148,10 +148,7 @@ func TestSendAndReceive(t *testing.T) {
 	connect(t, alice)
 	connect(t, bob)
 	ctx := context.Background()
-	cv, err := alice.CreateGroup(ctx, "g", []string{"bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cv := mustGroup(t, alice, "bob")
 	m, err := alice.Send(ctx, cv.ID, "hello")
 	if err != nil {
 		t.Fatal(err)

@@ -41,10 +41,7 @@ func testSendOrderUnderRateLimit(t *testing.T, window int) {
 		if err := c.Connect(ctx); err != nil {
 			t.Fatal(err)
 		}
-		cv, err := c.CreateGroup(ctx, "g", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, c)
 		var ms []*client.Message
 		for i := range 12 {
 			m, err := c.Send(ctx, cv.ID, fmt.Sprint(i))

@@ -33,15 +33,7 @@ const (
 )
 
 func (s SendStatus) String() string {
-	switch s {
-	case Sending:
-		return "sending"
-	case Sent:
-		return "sent"
-	case Failed:
-		return "failed"
-	}
-	return fmt.Sprintf("SendStatus(%d)", int(s))
+	return enumString(int(s), "SendStatus", "sending", "sent", "failed")
 }
 
 // Message is an outgoing message as the app sees it before and after the
@@ -183,6 +175,13 @@ func (c *Client) Send(ctx context.Context, conversationID, text string) (*Messag
 	if n := utf8.RuneCountInString(text); n > parley.MaxTextRunes {
 		return nil, parley.Errorf(parley.EINVALID, "text is %d characters; the most is %d", n, parley.MaxTextRunes)
 	}
+	return c.queue(ctx, &Message{conversationID: conversationID, typ: parley.Text, text: text})
+}
+
+// queue gives m a client id and puts it in the outbox (Send and SendImage
+// fill in what the message holds). Sending stops this client's typing in
+// the conversation.
+func (c *Client) queue(ctx context.Context, m *Message) (*Message, error) {
 	c.mu.Lock()
 	err := c.refuseLocked()
 	c.mu.Unlock()
@@ -193,14 +192,11 @@ func (c *Client) Send(ctx context.Context, conversationID, text string) (*Messag
 	if err != nil {
 		return nil, err
 	}
-	m := &Message{
-		clientID: id.String(), conversationID: conversationID, typ: parley.Text,
-		text: text, createdAt: time.Now(), done: make(chan struct{}),
-	}
+	m.clientID, m.createdAt, m.done = id.String(), time.Now(), make(chan struct{})
 	if err := c.out.add(ctx, m); err != nil {
 		return nil, err
 	}
-	c.state.typingSent(conversationID)
+	c.state.typingSent(m.conversationID)
 	return m, nil
 }
 

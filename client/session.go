@@ -435,10 +435,18 @@ func (c *Client) handleFrame(cn *wsConn, b []byte) time.Duration {
 			return 0
 		}
 		c.mu.Lock()
-		reason := resyncReason(c.havePos, c.pos, r.Head)
-		c.havePos, c.pos = true, r.Head
+		reason := resyncReason(c.havePos, c.pos, r)
+		// The position never moves backwards: events at or below it
+		// stay dropped as already seen. A head below it comes from a
+		// node that has not delivered the client's position yet (an
+		// older server answers so); only a server that says the log
+		// itself was lost (its positions after head will be given
+		// again) moves it back, to its head.
+		if !c.havePos || r.Head > c.pos || r.Cause == protocol.ResyncLogLost {
+			c.havePos, c.pos = true, r.Head
+		}
 		c.mu.Unlock()
-		c.emit(Resynced{Head: r.Head, Reason: reason, Text: r.Reason})
+		c.emit(Resynced{Head: r.Head, From: r.From, Reason: reason, Text: r.Reason})
 		c.state.onResync()
 		c.replayDone(cn)
 	case protocol.TypeThrottled:

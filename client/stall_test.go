@@ -49,10 +49,7 @@ func TestStatusChangesReaderThatStopsStallsNothing(t *testing.T) {
 		// bob goes around the proxy: only alice's link flaps.
 		bob := b.direct("bob")
 		ctx := context.Background()
-		cv, err := bob.CreateGroup(ctx, "g", []string{"alice"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, bob, "alice")
 		log := &changeLog{}
 		alice.AddConnectionListener("log", log)
 		got := make(chan string, 100)

@@ -29,19 +29,15 @@ const (
 )
 
 func (s State) String() string {
-	switch s {
-	case Disconnected:
-		return "disconnected"
-	case Connecting:
-		return "connecting"
-	case Connected:
-		return "connected"
-	case Reconnecting:
-		return "reconnecting"
-	case FeatureThrottled:
-		return "featureThrottled"
+	return enumString(int(s), "State", "disconnected", "connecting", "connected", "reconnecting", "featureThrottled")
+}
+
+// enumString names v by its place in names, or as typ(v) when it has none.
+func enumString(v int, typ string, names ...string) string {
+	if v >= 0 && v < len(names) {
+		return names[v]
 	}
-	return fmt.Sprintf("State(%d)", int(s))
+	return fmt.Sprintf("%s(%d)", typ, v)
 }
 
 // Status is a snapshot of the connection.

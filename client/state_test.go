@@ -3,6 +3,8 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -68,7 +70,7 @@ func TestStateMachineConnectLoseReconnect(t *testing.T) {
 		}
 		synctest.Wait()
 		want := []client.State{client.Connecting, client.Connected}
-		if got := rec.states(); !equalStates(got, want) {
+		if got := rec.states(); !slices.Equal(got, want) {
 			t.Fatalf("states %v, want %v", got, want)
 		}
 
@@ -88,32 +90,20 @@ func TestStateMachineConnectLoseReconnect(t *testing.T) {
 			t.Fatalf("after the retry: %v", got)
 		}
 		want = append(want, client.Reconnecting, client.Connecting, client.Connected)
-		if got := rec.states(); !equalStates(got, want) {
+		if got := rec.states(); !slices.Equal(got, want) {
 			t.Fatalf("states %v, want %v", got, want)
 		}
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, client.Disconnected)
-		if got := rec.states(); !equalStates(got, want) {
+		if got := rec.states(); !slices.Equal(got, want) {
 			t.Fatalf("states %v, want %v", got, want)
 		}
 		if _, err := c.Send(context.Background(), "x", "hi"); !errors.Is(err, client.ErrClosed) {
 			t.Fatalf("Send after Close: %v", err)
 		}
 	})
-}
-
-func equalStates(a, b []client.State) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestBackoffScheduleAndMaxAttempts: with the server unreachable, retries
@@ -304,10 +294,7 @@ func TestHalfOpen(t *testing.T) {
 		if err := c.Connect(ctx); err != nil {
 			t.Fatal(err)
 		}
-		cv, err := c.CreateGroup(ctx, "g", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cv := mustGroup(t, c)
 		rec := &changes{}
 		c.AddConnectionListener("rec", rec)
 		synctest.Wait()
@@ -344,4 +331,24 @@ func TestHalfOpen(t *testing.T) {
 		}
 		c.Close()
 	})
+}
+
+// TestEnumNames: states and send statuses print as docs/sdk.md names them,
+// and an unknown value prints its number.
+func TestEnumNames(t *testing.T) {
+	for _, c := range []struct {
+		got  fmt.Stringer
+		want string
+	}{
+		{client.Disconnected, "disconnected"},
+		{client.FeatureThrottled, "featureThrottled"},
+		{client.State(9), "State(9)"},
+		{client.Sending, "sending"},
+		{client.Failed, "failed"},
+		{client.SendStatus(-1), "SendStatus(-1)"},
+	} {
+		if c.got.String() != c.want {
+			t.Errorf("%#v prints %q, want %q", c.got, c.got.String(), c.want)
+		}
+	}
 }

@@ -77,8 +77,9 @@ const (
 	CloseSlowConsumer     = 4001 // the client fell too far behind on durable events
 	CloseHeartbeatTimeout = 4002 // nothing heard from the client within the heartbeat timeout
 	CloseShutdown         = 4003 // the server is restarting; wait the goaway delay
+	CloseHelloTimeout     = 4004 // no hello in time: a half-open link or a stalled node looks the same, so reconnect
 	CloseUnauthorized     = 4100 // missing, forged or expired token: get a new one first
-	CloseProtocolError    = 4101 // the client broke the protocol (binary frame, no hello...)
+	CloseProtocolError    = 4101 // the client broke the protocol (binary frame, malformed hello...)
 	// CloseAuthRevoked is reserved for "the user's access was revoked":
 	// today's servers never send it (there is no revocation), clients
 	// treat it as final (do not reconnect).
@@ -271,13 +272,33 @@ type Resumed struct {
 	Count int   `json:"count"`
 }
 
-// Resync is the data of the resync frame: the client missed more than the
-// server replays. It must refetch conversations and messages; live events
-// continue after Head.
+// Resync is the data of the resync frame: the server cannot replay what
+// the client missed. The client must refetch conversations and messages;
+// live events continue after Head. Cause says why, and From with Head
+// bound the events in question:
+//   - ResyncResumeLimit: more events were missed than the server replays;
+//     the server replayed them up to From, and the events in (From, Head]
+//     were not replayed. Head is at or beyond the client's position.
+//   - ResyncLogLost: the client's position (From, its resume_from) is
+//     beyond the server's durable log, whose last position is Head: the
+//     events in (Head, From] are gone (data wiped or restored from an
+//     older copy) and positions after Head will be given again. This is
+//     the only answer that moves a client's position backwards.
+//
+// A node that has merely not yet delivered the client's position never
+// answers resync: it replays from the store (docs/protocol.md section 3).
 type Resync struct {
 	Head   int64  `json:"head"`
 	Reason string `json:"reason"`
+	Cause  string `json:"cause"`
+	From   int64  `json:"from"`
 }
+
+// Resync causes (Resync.Cause).
+const (
+	ResyncResumeLimit = "resume_limit"
+	ResyncLogLost     = "log_lost"
+)
 
 // Throttled is the data of the throttled frame: Feature ("typing",
 // "presence", "messages") is switched off for this connection until Until.

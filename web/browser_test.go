@@ -228,3 +228,12 @@ func jsString(s string) string {
 func testID(id string) chromedp.CSS {
 	return chromedp.CSS(fmt.Sprintf(`[data-testid=%q]`, id))
 }
+
+// addScript runs src in every document the tab loads from now on, before
+// the page's own scripts.
+func addScript(t *testing.T, tab context.Context, src string) {
+	t.Helper()
+	if _, err := chromedp.Call(tab, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: src}); err != nil {
+		t.Fatalf("adding a script: %v", err)
+	}
+}

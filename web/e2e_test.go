@@ -45,7 +45,7 @@ const pageState = `JSON.stringify({
 	title: document.querySelector('[data-testid=pane-title]')?.textContent,
 	typing: document.querySelector('[data-testid=typing]')?.textContent,
 	messages: [...document.querySelectorAll('[data-testid=message]')].map(m => m.dataset.status + ':' + m.querySelector('[data-testid=message-text]').textContent),
-	conversations: [...document.querySelectorAll('[data-testid=conversation]')].map(c => c.getAttribute('aria-label')),
+	conversations: [...document.querySelectorAll('[data-testid=conversation]')].map(c => c.dataset.label),
 	errors: [...document.querySelectorAll('[role=alert], .error')].map(e => e.textContent).filter(Boolean),
 	stats: window.parleyApp?.client?.stats,
 	state: [...(window.parleyApp?.convs?.values() || [])].map(c => ({id: c.id, last_seq: c.last_seq, read_seq: c.read_seq, unread: c.unread_count, members: c.members})),
@@ -304,6 +304,7 @@ func TestChatInTwoBrowsers(t *testing.T) {
 
 	// Alice deletes her message: both see the tombstone in its place.
 	alice.wait("delete", `(m => !!m && (m.querySelector('[data-testid=delete]').click(), true))(`+messageWith("Sent while you were away")+`)`)
+	alice.click("confirm the delete", `[data-testid=confirm-delete-yes]`)
 	deleted := `[...document.querySelectorAll('[data-testid=message]')].at(-1)`
 	for _, p := range []*page{alice, bob} {
 		p.wait("the tombstone", deleted+`.classList.contains('deleted') && `+deleted+`.querySelector('[data-testid=message-text]').textContent === 'Message deleted' && document.querySelectorAll('[data-testid=message]').length === 6`)
@@ -406,9 +407,9 @@ func TestOutboxAndHistory(t *testing.T) {
 	alice.wait("connected", connState("connected"))
 	alice.wait("delivered", messageWith("Survives a reload")+`?.dataset.status === 'sent'`)
 	failed := `document.querySelector('[data-testid=message][data-client-id=too-long-1]')`
-	alice.wait("the refused message marked failed", failed+`?.dataset.status === 'failed' && `+failed+`.textContent.includes('Not sent: text is longer')`)
-	alice.click("retry it", `[data-client-id=too-long-1] [data-testid=retry]`)
-	alice.wait("failed again", failed+`?.dataset.status === 'failed'`)
+	// Refused as it is: the same text would be refused again, so the
+	// page offers Discard and no Retry.
+	alice.wait("the refused message marked failed", failed+`?.dataset.status === 'failed' && `+failed+`.textContent.includes('Not sent: Text is longer') && !`+failed+`.querySelector('[data-testid=retry]')`)
 	alice.click("discard it", `[data-client-id=too-long-1] [data-testid=discard]`)
 	alice.wait("gone, and the stored queue empty", `!`+failed+` && `+storedOutbox+`.length === 0`)
 	got := apiHistory(t, srv.URL, bobToken, convID)

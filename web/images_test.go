@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,7 +71,7 @@ func thumbOf(n int) string {
 // TestImages covers image messages end to end: the attach button with a
 // real PNG, a thumbnail both users' pages load, the full image in the
 // lightbox, drag and drop, an upload the network cuts off (retried), a
-// text file named .png (refused with the server's reason, nothing sent),
+// text file named .png (refused in words, Discard but no Retry, nothing sent),
 // and a send that fails after a good upload (retried without uploading
 // again).
 func TestImages(t *testing.T) {
@@ -88,6 +89,8 @@ func TestImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.do("attach a photo", chromedp.SetUploadFiles(testID("attach-input"), []string{photo}))
+	alice.wait("the photo in the tray", `document.querySelectorAll('[data-testid=tray-item]').length === 1`)
+	alice.click("send it", `[data-testid=send]`)
 	alice.wait("the image sent, showing the server's thumbnail",
 		`(m => m?.dataset.status === 'sent' || m?.dataset.status === 'read')(document.querySelector('[data-testid=message][data-type=image]')) && `+thumbOf(0)+`?.complete && `+thumbOf(0)+`.naturalWidth === 320`)
 	bob.wait("the thumbnail loaded", thumbOf(0)+`?.complete && `+thumbOf(0)+`.naturalWidth === 320 && `+thumbOf(0)+`.src.startsWith('blob:')`)
@@ -114,19 +117,21 @@ func TestImages(t *testing.T) {
 		}
 		return true;
 	})()`)
+	alice.click("send the dropped image", `[data-testid=send]`)
 	bob.wait("the dropped image", thumbOf(1)+`?.complete && `+thumbOf(1)+`.naturalWidth === 100`)
 
 	// 3. The upload is cut off by the network (the WebSocket stays up):
 	// the item waits and the upload is retried, once the network lets it.
 	alice.blockURL(srv.URL+"/v1/uploads", true)
 	alice.do("attach while uploads fail", chromedp.SetUploadFiles(testID("attach-input"), []string{photo}))
+	alice.click("send it", `[data-testid=send]`)
 	alice.wait("an upload attempt failed and waits", storedOutbox+`.some(i => i.type === 'image' && i.tries >= 1 && i.status === 'pending' && !i.attachment_id)`)
 	alice.wait("the image still shown, not failed", `[...document.querySelectorAll('[data-testid=message][data-type=image]')].length === 3 && !document.querySelector('[data-testid=message][data-status=failed]')`)
 	alice.blockURL(srv.URL+"/v1/uploads", false)
 	bob.wait("the retried image", thumbOf(2)+`?.complete && `+thumbOf(2)+`.naturalWidth === 320`)
 	alice.wait("the outbox empty", storedOutbox+`.length === 0`)
 
-	// 4. A text file named .png: Failed with the server's own reason, and
+	// 4. A text file named .png: failed, said in words, and
 	// nothing sent.
 	notPNG := []byte("this is a text file, not an image\n")
 	status, reason := uploadError(t, srv.URL, aliceToken, notPNG)
@@ -138,8 +143,15 @@ func TestImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.do("attach a text file named .png", chromedp.SetUploadFiles(testID("attach-input"), []string{fake}))
+	alice.click("send it", `[data-testid=send]`)
 	failed := `document.querySelector('[data-testid=message][data-type=image][data-status=failed]')`
-	alice.wait("failed with the server's reason", failed+`?.querySelector('[data-testid=mark]').textContent === `+jsString("Not sent: "+reason))
+	// Said in words a person reads (not the server's MIME type), and no
+	// Retry: the server will never take this file.
+	alice.wait("failed with a human reason and no Retry", failed+`?.querySelector('[data-testid=mark]').textContent === `+
+		jsString("Not sent: This file is not an image Parley can send (PNG, JPEG, GIF or WebP).")+` && !`+failed+`.querySelector('[data-testid=retry]') && !!`+failed+`.querySelector('[data-testid=discard]')`)
+	if strings.Contains(eval[string](t, alice.tab, `document.body.innerText`), "text/plain") {
+		t.Errorf("the page shows the server's MIME type: %q", reason)
+	}
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "image-refused"))
 	if got := apiHistory(t, srv.URL, aliceToken, convID); len(got) != 4 {
 		t.Fatalf("server history has %d messages, want 4 (a text and three images): %q", len(got), got)

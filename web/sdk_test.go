@@ -19,7 +19,7 @@ func TestSDKTables(t *testing.T) {
 	tab := newTab(t, newBrowser(t), srv.URL)
 
 	codes := []int{1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1012,
-		4000, 4001, 4002, 4003, 4099, 4100, 4101, 4102, 4150, 4199, 4200}
+		4000, 4001, 4002, 4003, 4004, 4099, 4100, 4101, 4102, 4150, 4199, 4200}
 	list := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(codes)), ","), "[]")
 	got := eval[[]bool](t, tab, `import('/parley.js').then(m => [`+list+`].map(c => m.shouldReconnect(c)))`)
 	if len(got) != len(codes) {
@@ -40,5 +40,42 @@ func TestSDKTables(t *testing.T) {
 	floors := eval[[]int](t, tab, `import('/parley.js').then(m => [1,5,9].map(a => m.backoffDelay(a, () => 0)))`)
 	if fmt.Sprint(floors) != "[0 0 0]" {
 		t.Errorf("full jitter floor = %v, want [0 0 0]", floors)
+	}
+}
+
+// TestSDKPositionNeverRewinds checks, in the real browser, that parley.js
+// keeps its position when a welcome or a resync names a lower head (a
+// node that has not caught up; older servers answer so) and keeps
+// dropping the events at or below it, and that only a resync saying the
+// log was lost (cause log_lost) moves it back to the server's head.
+func TestSDKPositionNeverRewinds(t *testing.T) {
+	srv := httptest.NewServer(web.Handler())
+	t.Cleanup(srv.Close)
+	tab := newTab(t, newBrowser(t), srv.URL)
+	got := eval[[]int64](t, tab, `import('/parley.js').then(m => {
+		const mem = new Map();
+		const storage = { getItem: k => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, String(v)), removeItem: k => mem.delete(k) };
+		const c = new m.Client({ token: 't', user: { id: 'bob', name: 'Bob' }, baseURL: 'http://127.0.0.1:1', storage });
+		const seen = [];
+		c.on('event', ev => seen.push(ev.pos));
+		const ev = pos => ({ type: 'event', data: { pos, type: 'messageRead', conversation_id: 'c', user_id: 'alice', read_seq: 1, at: new Date().toISOString() } });
+		c.handleFrame(ev(11));
+		c.welcome({ head: 3, heartbeat_interval_ms: 4000, heartbeat_timeout_ms: 9000, online: [] });
+		c.teardown(1000, 'test');
+		const afterWelcome = c.position;
+		c.handleFrame({ type: 'resync', data: { head: 5, reason: 'resume_from is ahead of this server' } });
+		const afterLag = c.position;
+		for (const p of [4, 6, 11, 12]) c.handleFrame(ev(p));
+		const afterEvents = c.position;
+		c.handleFrame({ type: 'resync', data: { head: 20, cause: 'resume_limit', from: 12, reason: 'limit' } });
+		const afterLimit = c.position;
+		c.handleFrame({ type: 'resync', data: { head: 2, cause: 'log_lost', from: 20, reason: 'lost' } });
+		const afterLost = c.position;
+		c.handleFrame(ev(3));
+		return [afterWelcome, afterLag, afterEvents, afterLimit, afterLost, c.position, Number(mem.get(c.posKey)), ...seen];
+	})`)
+	want := []int64{11, 11, 12, 20, 2, 3, 3, 11, 12, 3}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("positions and delivered events = %v, want %v\n(after welcome head 3, after resync head 5, after events 4 6 11 12, after resume_limit head 20, after log_lost head 2, after event 3, stored; then the events delivered)", got, want)
 	}
 }

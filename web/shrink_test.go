@@ -111,6 +111,7 @@ func TestImageShrink(t *testing.T) {
 	}
 	alice.setOffline(true)
 	alice.do("attach the photo", chromedp.SetUploadFiles(testID("attach-input"), []string{file}))
+	alice.click("send it", `[data-testid=send]`)
 	alice.wait("the item stored in the outbox", storedOutbox+`.some(i => i.type === 'image')`)
 	sizes := eval[[]int](t, alice.tab, outboxBlobSizes)
 	if len(sizes) != 1 || sizes[0] <= 0 || sizes[0] >= len(orig)/2 {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/internal/tui"
@@ -22,6 +24,7 @@ type chatCmd struct {
 	Username string `env:"PARLEY_USERNAME" help:"Log in with this username instead of a token; the password comes from PARLEY_PASSWORD or a line on stdin."`
 	Password string `env:"PARLEY_PASSWORD" help:"Password for --username (prefer the environment variable: flags show in ps)."`
 	LogFile  string `help:"Append the client's log to this file (default: no log, the screen is the UI)."`
+	Outbox   string `env:"PARLEY_OUTBOX" help:"Keep unsent messages in this file, so they are sent after a restart (default: a file per server and user in $XDG_STATE_HOME/parley, or ~/.local/state/parley; 'memory' keeps them in memory only, lost on quit). One parley chat at a time may use a file."`
 }
 
 func (c *chatCmd) Run(ctx context.Context, s *streams) error {
@@ -31,6 +34,7 @@ func (c *chatCmd) Run(ctx context.Context, s *streams) error {
 	}
 	var opts []client.Option
 	token := func(ctx context.Context) (string, error) { return c.Token, nil }
+	userID := tokenSubject(c.Token)
 	switch {
 	case c.Username != "":
 		pw := c.Password
@@ -47,6 +51,7 @@ func (c *chatCmd) Run(ctx context.Context, s *streams) error {
 			return fmt.Errorf("logging in as %s: %s", c.Username, parley.ErrorMessage(err))
 		}
 		token = tui.NewPasswordLogin(base, c.Username, pw, sess).Token
+		userID = sess.User.ID
 	case c.Token == "":
 		return errors.New("give --token (or PARLEY_TOKEN), or --username with PARLEY_PASSWORD")
 	}
@@ -64,6 +69,23 @@ func (c *chatCmd) Run(ctx context.Context, s *streams) error {
 	}
 	opts = append(opts, client.WithLogger(slog.New(slog.NewTextHandler(logw, nil))))
 
+	// The outbox lives on disk unless asked otherwise: a message typed
+	// offline must not be lost by quitting.
+	durable := false
+	switch outbox := c.Outbox; {
+	case outbox == "memory":
+	case outbox != "":
+		opts, durable = append(opts, client.WithOutboxFile(outbox)), true
+	case userID == "":
+		fmt.Fprintln(s.err, "parley chat: the token names no user; the outbox is in memory only (give --outbox to keep it)")
+	default:
+		path, err := tui.OutboxFile(base, userID)
+		if err != nil {
+			return err
+		}
+		opts, durable = append(opts, client.WithOutboxFile(path)), true
+	}
+
 	cl, err := client.New(base, opts...)
 	if err != nil {
 		return err
@@ -75,5 +97,20 @@ func (c *chatCmd) Run(ctx context.Context, s *streams) error {
 		}
 		return tui.LookupUser(ctx, base, tok, name)
 	}
-	return tui.Run(ctx, cl, tui.Config{LookupUser: lookup})
+	return tui.Run(ctx, cl, tui.Config{LookupUser: lookup, DurableOutbox: durable})
+}
+
+// tokenSubject is the user id a token names (its "sub" claim), read
+// without checking the signature: it only names the outbox file; the
+// server checks the token. "" when the token is not a JWT with a subject.
+func tokenSubject(token string) string {
+	if token == "" {
+		return ""
+	}
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
+		return ""
+	}
+	sub, _ := claims.GetSubject()
+	return sub
 }

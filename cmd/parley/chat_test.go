@@ -39,3 +39,17 @@ func TestChatLoginErrors(t *testing.T) {
 		})
 	}
 }
+
+// The default outbox file is named by the token's user, read from its
+// subject; a token that is no JWT names none (the outbox stays in memory).
+func TestChatTokenSubject(t *testing.T) {
+	srv := servertest.Start(t)
+	if got := tokenSubject(srv.Token(t, "alice-id", "alice")); got != "alice-id" {
+		t.Errorf("tokenSubject = %q, want alice-id", got)
+	}
+	for _, tok := range []string{"", "not-a-jwt", "a.b.c"} {
+		if got := tokenSubject(tok); got != "" {
+			t.Errorf("tokenSubject(%q) = %q, want none", tok, got)
+		}
+	}
+}

@@ -40,6 +40,7 @@ type ServeCmd struct {
 	NATSPendingBytes  int           `name:"nats-pending-bytes" default:"67108864" env:"PARLEY_NATS_PENDING_BYTES" help:"With a nats:// broker: bytes the node's subscription may hold (default 64 MiB)."`
 	NodeID            string        `env:"PARLEY_NODE_ID" help:"This node's id in the cluster (default: random)."`
 	PresenceGrace     time.Duration `default:"5s" env:"PARLEY_PRESENCE_GRACE" help:"How long a user stays online after their last connection closes."`
+	NodeTimeout       time.Duration `default:"6s" env:"PARLEY_NODE_TIMEOUT" help:"How long a node may go unheard on the broker before the others take it as dead (its users go offline after the grace period). A node sends its heartbeat every third of it (at most 2 s): give every node the same value."`
 	HeartbeatInterval time.Duration `default:"4s" env:"PARLEY_HEARTBEAT_INTERVAL" help:"How often clients ping (told to clients in welcome)."`
 	HeartbeatTimeout  time.Duration `default:"9s" env:"PARLEY_HEARTBEAT_TIMEOUT" help:"Close a connection silent for this long (4002)."`
 	ResumeLimit       int           `default:"10000" env:"PARLEY_RESUME_LIMIT" help:"Most missed events a resume replays; further behind gets resync."`
@@ -191,7 +192,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		AllowedOrigins: c.AllowedOrigins, Logger: m.Logger,
 		ResumeLimit:       c.ResumeLimit,
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatTimeout: c.HeartbeatTimeout,
-		PresenceGrace: c.PresenceGrace,
+		PresenceGrace: c.PresenceGrace, NodeTimeout: c.NodeTimeout,
 		ShutdownDrain: c.ShutdownDrain,
 		MetricsToken:  c.MetricsToken,
 		HTTP: server.HTTPLimits{

@@ -455,6 +455,12 @@ type client struct {
 	violation string            // the first broken rule seen
 	pending   *protocol.Send    // the send under way when the node died (staysAway)
 	reqs      atomic.Int64
+	// answerWait, when set, is how long a request waits for its answer
+	// before the connection counts as lost (a stalled node answers
+	// nothing, and a client must move on); default waitBound.
+	answerWait time.Duration
+	conns      int      // connections made, for trail
+	trail      []string // the last durable events received and where, for a violation's report
 }
 
 var errConnLost = errors.New("connection lost")
@@ -473,7 +479,7 @@ func (c *client) presenceOf(user string) []bool {
 
 func (c *client) violate(format string, args ...any) {
 	if c.violation == "" {
-		c.violation = fmt.Sprintf(format, args...)
+		c.violation = fmt.Sprintf(format, args...) + "; the last events received: " + strings.Join(c.trail, ", ")
 	}
 }
 
@@ -510,6 +516,11 @@ func (c *client) connect(ctx context.Context, n *node, resume *int64) error {
 	}
 	wc := &wsConn{ws: ws, waiters: map[string]chan protocol.Frame{}, done: make(chan struct{})}
 	c.mu.Lock()
+	c.conns++
+	wc.tag = fmt.Sprintf("conn %d on %s (head %d, resume %v)", c.conns, n.id, w.Head, resume != nil)
+	if resume != nil {
+		wc.tag = fmt.Sprintf("conn %d on %s (head %d, resume_from %d)", c.conns, n.id, w.Head, *resume)
+	}
 	if resume == nil {
 		c.lastPos = w.Head
 	}
@@ -526,11 +537,15 @@ func (c *client) connect(ctx context.Context, n *node, resume *int64) error {
 func (c *client) reconnect(ctx context.Context, nodes []*node) error {
 	c.mu.Lock()
 	old := c.cur
-	resume := c.lastPos
 	c.mu.Unlock()
 	if old != nil {
 		old.close()
 	}
+	// Read the position only now: the old connection's reader may have
+	// received more until it ended.
+	c.mu.Lock()
+	resume := c.lastPos
+	c.mu.Unlock()
 	var errs []error
 	for i := 1; i <= len(nodes); i++ {
 		n := (c.node + i) % len(nodes)
@@ -601,9 +616,12 @@ func (c *client) sendAll(ctx context.Context, nodes []*node, acked *atomic.Int64
 // message.
 func (c *client) comeBack(ctx context.Context, n *node) error {
 	c.mu.Lock()
-	old, resume := c.cur, c.lastPos
+	old := c.cur
 	c.mu.Unlock()
 	old.close()
+	c.mu.Lock()
+	resume := c.lastPos // after the old reader ended
+	c.mu.Unlock()
 	if err := c.connect(ctx, n, &resume); err != nil {
 		return err
 	}
@@ -664,13 +682,20 @@ func (c *client) request(ctx context.Context, op string, data any) (protocol.Fra
 	if err := wc.ws.Write(wctx, websocket.MessageText, b); err != nil {
 		return protocol.Frame{}, errConnLost
 	}
+	wait := waitBound
+	if c.answerWait > 0 {
+		wait = c.answerWait
+	}
 	select {
 	case f, ok := <-ch:
 		if !ok {
 			return protocol.Frame{}, errConnLost
 		}
 		return f, nil
-	case <-time.After(waitBound):
+	case <-time.After(wait):
+		if c.answerWait > 0 {
+			return protocol.Frame{}, errConnLost
+		}
 		return protocol.Frame{}, fmt.Errorf("%s: no answer in %v", op, waitBound)
 	}
 }
@@ -691,6 +716,8 @@ type wsConn struct {
 	mu      sync.Mutex
 	waiters map[string]chan protocol.Frame
 	lost    bool
+	tag     string        // which connection, for trail
+	resumed bool          // resumed received (guarded by the client's mu)
 	done    chan struct{} // closed when the reader ends
 	wg      sync.WaitGroup
 }
@@ -741,7 +768,23 @@ func (wc *wsConn) readLoop(c *client) {
 				c.mu.Unlock()
 				continue
 			}
+			c.mu.Lock()
+			if e.Pos > 0 {
+				phase := "replay"
+				if wc.resumed {
+					phase = "live"
+				}
+				c.trail = append(c.trail, fmt.Sprintf("%d %s via %s", e.Pos, phase, wc.tag))
+				if len(c.trail) > 6 {
+					c.trail = c.trail[1:]
+				}
+			}
+			c.mu.Unlock()
 			c.record(e)
+		case protocol.TypeResumed:
+			c.mu.Lock()
+			wc.resumed = true
+			c.mu.Unlock()
 		case protocol.TypeResync:
 			c.mu.Lock()
 			c.violate("resync: %s", f.Data)

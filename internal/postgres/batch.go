@@ -11,7 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/batchq"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // Group commit.
@@ -44,26 +46,17 @@ const maxBatch = 2000
 // which slows every other session's snapshots while it runs.
 const maxSavepoints = 60
 
-// op states: a queued op can be cancelled by its caller until the batcher
-// claims it.
-const (
-	opQueued int32 = iota
-	opClaimed
-	opCancelled
-)
-
 // op is one write waiting for the batcher.
 type op struct {
 	// fn runs the write inside the batch transaction, within its own
 	// savepoint. It must not keep w after it returns.
 	fn func(w *writeTx) error
 	// send, when set, lets the batcher run this op with the batch's other
-	// sends in one statement (bulk.go); fn runs it alone.
-	send  *sendOp
-	state atomic.Int32
-	// done receives fn's error, or the commit's, after the batch is
-	// committed or rolled back. Buffered: the batcher never blocks on it.
-	done chan error
+	// sends in two statements (bulk.go); fn runs it alone, in a savepoint
+	// (when a batch runs again after its bulk statements failed).
+	send *sendOp
+	// Ticket is the op's state and answer, shared with its caller.
+	batchq.Ticket
 }
 
 // writeTx is what an op sees: the batch transaction and the position
@@ -88,9 +81,9 @@ type writeTx struct {
 // must not abort the others' transaction.
 var bg = context.Background()
 
-// nextPos hands out the next global position. Positions are dense: an op
-// that fails gives its positions back (runOne restores head).
-func (w *writeTx) nextPos() int64 {
+// NextPos implements sqlstore.Tx. Positions are dense: an op that fails
+// gives its positions back (runOne restores head).
+func (w *writeTx) NextPos() int64 {
 	w.head++
 	return w.head
 }
@@ -121,9 +114,9 @@ func (w *writeTx) pipeline(ctx context.Context, pre []string, sql string, args [
 	return w.tx.SendBatch(ctx, b)
 }
 
-// Exec, QueryRow and Query make writeTx a querier: every statement of an
-// op goes through them, so the savepoint is in place before the first.
-func (w *writeTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+// exec, queryRow and query run every statement of an op, so the
+// savepoint is in place before the first.
+func (w *writeTx) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	pre := w.prefix()
 	if len(pre) == 0 {
 		return w.tx.Exec(ctx, sql, args...)
@@ -138,7 +131,7 @@ func (w *writeTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 	return br.Exec()
 }
 
-func (w *writeTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+func (w *writeTx) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	pre := w.prefix()
 	if len(pre) == 0 {
 		return w.tx.QueryRow(ctx, sql, args...)
@@ -146,7 +139,7 @@ func (w *writeTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	return &pipelinedRow{br: w.pipeline(ctx, pre, sql, args), pre: len(pre)}
 }
 
-func (w *writeTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+func (w *writeTx) query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	if pre := w.prefix(); len(pre) > 0 {
 		if _, err := w.tx.Exec(ctx, strings.Join(pre, "; ")); err != nil {
 			return nil, err
@@ -155,13 +148,41 @@ func (w *writeTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows,
 	return w.tx.Query(ctx, sql, args...)
 }
 
-func (w *writeTx) exec(query string, args ...any) (pgconn.CommandTag, error) {
-	return w.Exec(bg, query, args...)
+// Exec, Query and QueryRow make writeTx a sqlstore.Tx, with NextPos and
+// the methods below: PostgreSQL keeps no cache (another node may write),
+// so Audience and UserName read.
+func (w *writeTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	tag, err := w.exec(ctx, sql, args...)
+	return tag.RowsAffected(), err
 }
 
-func (w *writeTx) queryRow(query string, args ...any) pgx.Row {
-	return w.QueryRow(bg, query, args...)
+func (w *writeTx) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
+	rows, err := w.query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
 }
+
+func (w *writeTx) QueryRow(ctx context.Context, sql string, args ...any) sqlstore.Row {
+	return w.queryRow(ctx, sql, args...)
+}
+
+func (w *writeTx) Audience(conversationID string) ([]string, error) {
+	return sqlstore.MemberIDs(bg, w, conversationID)
+}
+
+func (w *writeTx) UserName(userID string) (string, error) {
+	var name string
+	err := w.queryRow(bg, `SELECT name FROM users WHERE id = $1`, userID).Scan(&name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", parley.ErrNotFound
+	}
+	return name, err
+}
+
+func (w *writeTx) MembersChanged(string) {}
+func (w *writeTx) UserRenamed(string)    {}
 
 // pipelinedRow is the row of a query sent after savepoint statements.
 type pipelinedRow struct {
@@ -186,9 +207,7 @@ type batcher struct {
 	pool    *pgxpool.Pool
 	lockKey int64
 
-	mu     sync.RWMutex // guards closed and sending on queue
-	closed bool
-	queue  chan *op
+	queue *batchq.Queue[*op]
 
 	wg sync.WaitGroup
 
@@ -200,7 +219,7 @@ type batcher struct {
 }
 
 func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
-	b := &batcher{pool: pool, lockKey: lockKey, queue: make(chan *op, maxBatch)}
+	b := &batcher{pool: pool, lockKey: lockKey, queue: batchq.NewQueue[*op](maxBatch)}
 	b.wg.Add(1)
 	go b.loop() // owned by b: close stops and waits for it
 	return b
@@ -212,66 +231,29 @@ func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
 // context error means the write did not happen. Once claimed, do waits for
 // the batch so the answer is always exact.
 func (b *batcher) do(ctx context.Context, fn func(w *writeTx) error) error {
-	return b.enqueue(ctx, &op{fn: fn, done: make(chan error, 1)})
+	return b.enqueue(ctx, &op{fn: fn})
 }
 
-func (b *batcher) enqueue(ctx context.Context, o *op) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	b.mu.RLock()
-	if b.closed {
-		b.mu.RUnlock()
-		return errClosed
-	}
-	select {
-	case b.queue <- o:
-	case <-ctx.Done():
-		b.mu.RUnlock()
-		return ctx.Err()
-	}
-	b.mu.RUnlock()
-
-	select {
-	case err := <-o.done:
-		return err
-	case <-ctx.Done():
-		if o.state.CompareAndSwap(opQueued, opCancelled) {
-			return ctx.Err()
-		}
-		return <-o.done
-	}
-}
+func (b *batcher) enqueue(ctx context.Context, o *op) error { return b.queue.Enqueue(ctx, o) }
 
 // enqueueMany queues ops in order and calls done(i, err) for each, in
 // order, as do would answer it; see batchq.EnqueueMany (ops share a batch
 // or follow each other; a cancelled ctx drops only a suffix of ops).
 func (b *batcher) enqueueMany(ctx context.Context, ops []*op, done func(i int, err error)) {
-	batchq.EnqueueMany(ctx, &b.mu, &b.closed, b.queue, errClosed, ops, done)
+	b.queue.EnqueueMany(ctx, ops, done)
 }
-
-// Cancel implements batchq.Op.
-func (o *op) Cancel() bool { return o.state.CompareAndSwap(opQueued, opCancelled) }
-
-// Done implements batchq.Op.
-func (o *op) Done() <-chan error { return o.done }
 
 // close stops taking ops, lets the batcher run those already queued and
 // waits for it to exit.
 func (b *batcher) close() {
-	b.mu.Lock()
-	if !b.closed {
-		b.closed = true
-		close(b.queue)
-	}
-	b.mu.Unlock()
+	b.queue.Close()
 	b.wg.Wait()
 }
 
 func (b *batcher) loop() {
 	defer b.wg.Done()
 	batch := make([]*op, 0, maxBatch)
-	for o := range b.queue {
+	for o := range b.queue.Ops() {
 		// Take the lock first, then the ops that queued meanwhile: while
 		// other nodes hold the lock, this node's writes gather into one
 		// batch instead of waiting in many.
@@ -293,7 +275,7 @@ func (b *batcher) fill(batch []*op) []*op {
 	}
 	for len(batch) < maxBatch && savepoints < maxSavepoints {
 		select {
-		case o, ok := <-b.queue:
+		case o, ok := <-b.queue.Ops():
 			if !ok {
 				return batch
 			}
@@ -345,7 +327,7 @@ func (b *batcher) run(batch []*op, tx pgx.Tx, head int64, lockErr error) {
 	// Claim the ops first: an op its caller gave up on is dropped here.
 	live := batch[:0:0]
 	for _, o := range batch {
-		if o.state.CompareAndSwap(opQueued, opClaimed) {
+		if o.Claim() {
 			live = append(live, o)
 		}
 	}
@@ -379,22 +361,19 @@ func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool) bool {
 	errs := make([]error, len(live))
 	w := &writeTx{tx: tx, head: head}
 	if bulk {
-		var sends []int
-		for i, o := range live {
+		var sends []*sendOp
+		for _, o := range live {
 			if o.send != nil {
-				sends = append(sends, i)
+				sends = append(sends, o.send)
 			}
 		}
-		if len(sends) > 1 {
-			if err := bulkSend(w, live, sends, errs); err != nil {
-				return false
-			}
-		} else {
-			bulk = false // one send alone takes the ordinary path
+		if err := bulkSend(w, sends); err != nil {
+			return false
 		}
 	}
 	for i, o := range live {
 		if bulk && o.send != nil {
+			errs[i] = o.send.err
 			continue
 		}
 		errs[i] = wrapInternal(runOne(w, o.fn))
@@ -404,7 +383,7 @@ func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool) bool {
 		return true
 	}
 	if w.head != head {
-		if _, err := w.Exec(bg, qSetHead, w.head); err != nil {
+		if _, err := w.exec(bg, qSetHead, w.head); err != nil {
 			b.answerAll(live, internalf("write head: %w", err))
 			return true
 		}
@@ -425,7 +404,7 @@ func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool) bool {
 		// of the server's, e.g. a full disk, while the commit succeeded.
 		errs[i] = classify(errs[i])
 		b.health.Observe(errs[i])
-		o.done <- errs[i]
+		o.Answer(errs[i])
 	}
 	return true
 }
@@ -464,6 +443,6 @@ func (b *batcher) answerAll(ops []*op, err error) {
 	err = classify(err)
 	b.health.Observe(err)
 	for _, o := range ops {
-		o.done <- err
+		o.Answer(err)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // Bulk sends.
@@ -20,13 +22,28 @@ import (
 // writes every message, conversation counter, read position and event.
 // The sends need no savepoints: a send that fails a check writes nothing.
 // If the bulk statement itself fails (it should not), the batch is rolled
-// back and run again one op at a time, with savepoints.
+// back and run again one op at a time, with savepoints: each send then
+// runs this same path alone. The rules are the core's (sqlstore.SendRule,
+// AttachmentRule).
 
 // sendOp is a SendMessage waiting in a batch, with its results.
 type sendOp struct {
-	nm     parley.NewMessage
+	nm     parley.NewMessage // validated (sqlstore.NewSend)
 	msg    parley.Message
 	events []parley.Event
+	err    error // the send's own failure
+}
+
+// newSendOp makes the op of a send. Its results are in op.send once the
+// batch committed.
+func newSendOp(nm parley.NewMessage) *op {
+	so := &sendOp{nm: nm}
+	return &op{send: so, fn: func(w *writeTx) error {
+		if err := bulkSend(w, []*sendOp{so}); err != nil {
+			return err
+		}
+		return so.err
+	}}
 }
 
 // qBulkSendCheck: for each send, in order, membership, the conversation's
@@ -42,6 +59,35 @@ const qBulkSendCheck = `SELECT
 	LEFT JOIN messages old ON old.sender_id = r.sender AND old.client_id = r.client
 	LEFT JOIN attachments att ON att.id = r.att AND att.owner_id = r.sender
 	ORDER BY r.i`
+
+// qSendCheck is qBulkSendCheck for one send.
+const qSendCheck = `SELECT
+		EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL),
+		COALESCE((SELECT last_seq FROM conversations WHERE id = $1), 0),
+		COALESCE((SELECT name FROM users WHERE id = $2), ''),
+		old.id, old.conversation_id,
+		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height
+	FROM (SELECT 1) one
+	LEFT JOIN messages old ON old.sender_id = $2 AND old.client_id = $3
+	LEFT JOIN attachments att ON att.id = $4 AND att.owner_id = $2`
+
+// qSendWrite is qBulkSendWrite for one send: it stores the message
+// ($1..$9) and its event ($10 pos), moves the conversation and the
+// sender's read position to it, and returns the audience.
+const qSendWrite = `WITH msg AS (
+		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	), conv AS (
+		UPDATE conversations SET last_seq = $3, last_activity_at = $9 WHERE id = $2
+	), rd AS (
+		UPDATE members SET read_seq = GREATEST(read_seq, $3), wrote = true
+		WHERE conversation_id = $2 AND user_id = $4 AND left_pos IS NULL AND (read_seq < $3 OR NOT wrote)
+	), ev AS (
+		INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
+		VALUES ($10, $2, 'newMessage', $4, $1, '{}', $9)
+	)
+	SELECT COALESCE(array_agg(user_id ORDER BY joined_pos, user_id), '{}') FROM members
+	WHERE conversation_id = $2 AND left_pos IS NULL`
 
 // qBulkSendWrite stores the messages ($1..$9, one array element each) and
 // their events ($10 positions), moves each conversation's counters ($11..
@@ -76,73 +122,60 @@ type sendCheck struct {
 	name                string
 	oldID, oldConv      *string
 	owned               bool
-	attType             *string
-	attSize             *int64
-	attWidth, attHeight *int32
+	attType             pgtype.Text
+	attSize             pgtype.Int8
+	attWidth, attHeight pgtype.Int4
 }
 
-// bulkSend runs the sends live[i] for i in idx, setting each one's results
-// or its error in errs. An error return means the transaction is aborted:
-// the caller rolls back and runs the batch again one op at a time.
-func bulkSend(w *writeTx, live []*op, idx []int, errs []error) error {
-	n := len(idx)
-	convs, senders, clients, atts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	for j, i := range idx {
-		nm := live[i].send.nm
-		convs[j], senders[j], clients[j], atts[j] = nm.ConversationID, nm.SenderID, nm.ClientID, nm.AttachmentID
+// bulkSend runs sends, setting each one's results or its error. An error
+// return means the transaction is aborted: the caller rolls back (to the
+// op's savepoint, or the whole batch to run it again one op at a time).
+// A lone send (a batch of one, or a send run alone) takes the one-row
+// statements, which cost it fewer allocations than arrays of one.
+func bulkSend(w *writeTx, sends []*sendOp) error {
+	if len(sends) == 0 {
+		return nil
 	}
-	rows, err := w.tx.Query(bg, qBulkSendCheck, convs, senders, clients, atts)
+	checks, err := sendChecks(w, sends)
 	if err != nil {
 		return err
 	}
-	checks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sendCheck, error) {
-		var c sendCheck
-		err := r.Scan(&c.member, &c.last, &c.name, &c.oldID, &c.oldConv, &c.owned,
-			&c.attType, &c.attSize, &c.attWidth, &c.attHeight)
-		return c, err
-	})
-	if err != nil {
-		return err
-	}
-	if len(checks) != n {
-		return internalf("bulk send check: %d rows for %d sends", len(checks), n)
-	}
-
 	type readKey struct{ conv, user string }
 	var (
-		mIDs, mConvs, mSenders, mClients, mTypes, mTexts []string
-		mSeqs, mPos                                      []int64
-		mAtts                                            []*string
-		mAts                                             []time.Time
-		lastSeq                                          = map[string]int64{}
-		lastAt                                           = map[string]time.Time{}
-		readTo                                           = map[readKey]int64{}
-		created                                          = map[[2]string]*sendOp{} // (sender, client id) -> the send of this batch that made it
-		pending                                          []*sendOp                 // new messages, waiting for their audience
-		again                                            []int                     // resends of stored messages
+		lastSeq = map[string]int64{}
+		readTo  = map[readKey]int64{}
+		created = map[[2]string]*sendOp{} // (sender, client id) -> the send of this batch that made it
+		pending []*sendOp                 // new messages, waiting for their audience
+		again   []int                     // resends of stored messages
 	)
 	now := parley.Now()
-	for j, i := range idx {
-		so, c := live[i].send, checks[j]
-		so.msg, so.events = parley.Message{}, nil
+	for j, so := range sends {
+		c := checks[j]
+		so.msg, so.events, so.err = parley.Message{}, nil, nil
 		nm := so.nm
 		key := [2]string{nm.SenderID, nm.ClientID}
-		switch first, dup := created[key]; {
-		case !c.member:
-			errs[i] = parley.ErrNotFound
+		// The stored message with this client id, or a send of this
+		// batch that made it.
+		oldConv := c.oldConv
+		first, dup := created[key]
+		if oldConv == nil && dup {
+			oldConv = &first.nm.ConversationID
+		}
+		resend, err := sqlstore.SendRule(nm, c.member, oldConv)
+		switch {
+		case err != nil:
+			so.err = err
 			continue
-		case c.oldID != nil && *c.oldConv == nm.ConversationID:
+		case resend && c.oldID != nil:
 			again = append(again, j)
 			continue
-		case c.oldID != nil, dup && first.nm.ConversationID != nm.ConversationID:
-			errs[i] = parley.Errorf(parley.ECONFLICT, "client_id %q was used for another conversation", nm.ClientID)
-			continue
-		case dup:
+		case resend:
 			// The same send twice in one batch: the second is a resend.
 			so.msg = first.msg
 			continue
-		case nm.Type == parley.Image && !c.owned:
-			errs[i] = invalidf("attachment_id does not name an upload of yours")
+		}
+		if err := sqlstore.AttachmentRule(nm, c.owned); err != nil {
+			so.err = err
 			continue
 		}
 		if _, ok := lastSeq[nm.ConversationID]; !ok {
@@ -150,47 +183,57 @@ func bulkSend(w *writeTx, live []*op, idx []int, errs []error) error {
 		}
 		lastSeq[nm.ConversationID]++
 		seq := lastSeq[nm.ConversationID]
-		lastAt[nm.ConversationID] = now
 		rk := readKey{nm.ConversationID, nm.SenderID}
 		readTo[rk] = max(readTo[rk], seq)
 
 		so.msg = parley.Message{
-			ID: newID(), ConversationID: nm.ConversationID, Seq: seq,
+			ID: sqlstore.NewID(), ConversationID: nm.ConversationID, Seq: seq,
 			SenderID: nm.SenderID, SenderName: c.name, ClientID: nm.ClientID,
 			Type: nm.Type, Text: nm.Text, CreatedAt: now,
 		}
-		var att *string
 		if nm.Type == parley.Image {
-			att = &nm.AttachmentID
-			so.msg.Attachment = &parley.Attachment{ID: nm.AttachmentID, ContentType: str(c.attType),
-				Size: num(c.attSize), Width: int(num(c.attWidth)), Height: int(num(c.attHeight))}
+			so.msg.Attachment = &parley.Attachment{ID: nm.AttachmentID, ContentType: c.attType.String,
+				Size: c.attSize.Int64, Width: int(c.attWidth.Int32), Height: int(c.attHeight.Int32)}
 		}
-		pos := w.nextPos()
 		so.events = []parley.Event{{
-			Pos: pos, Type: parley.EventNewMessage, ConversationID: nm.ConversationID,
+			Pos: w.NextPos(), Type: parley.EventNewMessage, ConversationID: nm.ConversationID,
 			UserID: nm.SenderID, UserName: c.name, Message: &so.msg, At: now,
 		}}
 		created[key] = so
 		pending = append(pending, so)
-		mIDs, mConvs, mSeqs = append(mIDs, so.msg.ID), append(mConvs, nm.ConversationID), append(mSeqs, seq)
-		mSenders, mClients = append(mSenders, nm.SenderID), append(mClients, nm.ClientID)
-		mTypes, mTexts, mAtts = append(mTypes, string(nm.Type)), append(mTexts, nm.Text), append(mAtts, att)
-		mAts, mPos = append(mAts, now), append(mPos, pos)
 	}
 
-	if len(pending) > 0 {
-		var cIDs []string
-		var cSeqs []int64
-		var cAts []time.Time
-		for id, seq := range lastSeq {
-			cIDs, cSeqs, cAts = append(cIDs, id), append(cSeqs, seq), append(cAts, lastAt[id])
+	switch {
+	case len(pending) == 1:
+		so := pending[0]
+		m := &so.msg
+		err := w.queryRow(bg, qSendWrite, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID,
+			string(m.Type), m.Text, attachmentArg(m), m.CreatedAt, so.events[0].Pos).Scan(&so.events[0].Audience)
+		if err != nil {
+			return err
 		}
-		var rConvs, rUsers []string
-		var rSeqs []int64
+	case len(pending) > 1:
+		n := len(pending)
+		var (
+			mIDs, mConvs, mSenders, mClients, mTypes, mTexts = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			mSeqs, mPos                                      = make([]int64, n), make([]int64, n)
+			mAtts                                            = make([]*string, n)
+			mAts                                             = make([]time.Time, n)
+		)
+		for j, so := range pending {
+			m := &so.msg
+			mIDs[j], mConvs[j], mSenders[j], mClients[j], mTypes[j], mTexts[j] = m.ID, m.ConversationID, m.SenderID, m.ClientID, string(m.Type), m.Text
+			mSeqs[j], mPos[j], mAtts[j], mAts[j] = m.Seq, so.events[0].Pos, attachmentArg(m), m.CreatedAt
+		}
+		cIDs, cSeqs, cAts := make([]string, 0, len(lastSeq)), make([]int64, 0, len(lastSeq)), make([]time.Time, 0, len(lastSeq))
+		for id, seq := range lastSeq {
+			cIDs, cSeqs, cAts = append(cIDs, id), append(cSeqs, seq), append(cAts, now)
+		}
+		rConvs, rUsers, rSeqs := make([]string, 0, len(readTo)), make([]string, 0, len(readTo)), make([]int64, 0, len(readTo))
 		for k, seq := range readTo {
 			rConvs, rUsers, rSeqs = append(rConvs, k.conv), append(rUsers, k.user), append(rSeqs, seq)
 		}
-		rows, err := w.tx.Query(bg, qBulkSendWrite, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
+		rows, err := w.query(bg, qBulkSendWrite, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
 			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs)
 		if err != nil {
 			return err
@@ -212,11 +255,54 @@ func bulkSend(w *writeTx, live []*op, idx []int, errs []error) error {
 		}
 	}
 	for _, j := range again {
-		c, so := checks[j], live[idx[j]].send
-		so.msg, err = scanMessage(w.tx.QueryRow(bg, qMessageByID, *c.oldID, so.nm.ConversationID))
+		so := sends[j]
+		so.msg, err = sqlstore.ScanMessage(dialect{}, w.queryRow(bg, sqlstore.QMessageByClientID, so.nm.SenderID, so.nm.ClientID))
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// attachmentArg is a message's attachment_id: NULL for a text.
+func attachmentArg(m *parley.Message) *string {
+	if m.Attachment == nil {
+		return nil
+	}
+	return &m.Attachment.ID
+}
+
+// sendChecks reads what the checks of sends need, one row each, in order.
+func sendChecks(w *writeTx, sends []*sendOp) ([]sendCheck, error) {
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if n := len(sends); n == 1 {
+		nm := sends[0].nm
+		rows, err = w.query(bg, qSendCheck, nm.ConversationID, nm.SenderID, nm.ClientID, nm.AttachmentID)
+	} else {
+		convs, senders, clients, atts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		for j, so := range sends {
+			nm := so.nm
+			convs[j], senders[j], clients[j], atts[j] = nm.ConversationID, nm.SenderID, nm.ClientID, nm.AttachmentID
+		}
+		rows, err = w.query(bg, qBulkSendCheck, convs, senders, clients, atts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	checks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sendCheck, error) {
+		var c sendCheck
+		err := r.Scan(&c.member, &c.last, &c.name, &c.oldID, &c.oldConv, &c.owned,
+			&c.attType, &c.attSize, &c.attWidth, &c.attHeight)
+		return c, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(checks) != len(sends) {
+		return nil, internalf("send check: %d rows for %d sends", len(checks), len(sends))
+	}
+	return checks, nil
 }

@@ -168,7 +168,7 @@ func TestBulkFallback(t *testing.T) {
 			text = "bad\x00byte"
 		}
 		fns[i] = func() {
-			m, e, err := db.send(ctx, parley.NewMessage{ConversationID: g.ID, SenderID: ann.ID,
+			m, e, err := (*engine)(db).Send(ctx, parley.NewMessage{ConversationID: g.ID, SenderID: ann.ID,
 				ClientID: fmt.Sprint("c", i), Type: parley.Text, Text: text})
 			outs[i] = result{m, e, err}
 		}

@@ -1,8 +1,7 @@
 // Package postgres is Parley's clustered store: a parley.Store on
 // PostgreSQL (pgx/v5 and pgxpool), shared by every node of a cluster. It
 // keeps the same contract, and passes the same internal/storetest suite, as
-// the embedded SQLite store; the SQL and the choices below mirror
-// internal/sqlite so the two behave alike.
+// the embedded SQLite store: both run the same operations (internal/sqlstore).
 //
 // # Positions across nodes
 //
@@ -19,7 +18,7 @@
 // reader resumes from 8 and never sees 7).
 //
 // The lock serialises writers cluster-wide; group commit is what makes that
-// affordable: one lock, one round of WAL flush, for up to 500 writes.
+// affordable: one lock, one round of WAL flush, for up to maxBatch writes.
 //
 // # Schemas
 //
@@ -28,13 +27,14 @@
 // two deployments (or parallel tests) in separate schemas of one database
 // neither share positions nor wait for each other.
 //
-// # Choices the contract leaves open
+// # The core
 //
-// As internal/sqlite: unknown user ids in CreateGroup or Add are ENOTFOUND;
-// names are unique by parley.NameKey (users.name_key, filled at open for
-// older rows), and lookups by name also match lower(name); EnsureUser with a name
-// another user holds is ECONFLICT; re-sending a ClientID used in another
-// conversation is ECONFLICT; no-op changes make no event.
+// Every domain operation (checks, permission rules, events, reads) is
+// internal/sqlstore's, shared with internal/sqlite: DB embeds a
+// *sqlstore.Store over this package's engine and dialect (engine.go).
+// What stays here is PostgreSQL's own: the pool, the batcher with its
+// positions lock and tuning (batch.go), the bulk sends (bulk.go) and the
+// migrations.
 package postgres
 
 import (
@@ -43,17 +43,15 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
 	"runtime"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
-	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -63,11 +61,16 @@ var migrations embed.FS
 // several DBs (one per node) may share one database. Close it when done:
 // Close waits for writes under way.
 type DB struct {
+	// Store is every operation of parley.Store but Close, run on this
+	// engine.
+	*sqlstore.Store
+
 	pool *pgxpool.Pool
 	b    *batcher
 }
 
-var _ parley.Store = (*DB)(nil)
+// DB is parley.Store and every optional interface the server uses.
+var _ sqlstore.Complete = (*DB)(nil)
 
 // Open connects to the database at url (a postgres:// URL or a key=value
 // DSN; pool settings such as pool_max_conns are honoured), applies the
@@ -103,7 +106,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{pool: pool, b: newBatcher(pool, lockKey("positions", schema))}, nil
+	db := &DB{pool: pool, b: newBatcher(pool, lockKey("positions", schema))}
+	db.Store = sqlstore.New(dialect{}, (*engine)(db))
+	return db, nil
 }
 
 // lockKey derives an advisory lock key from a purpose and the schema.
@@ -113,57 +118,26 @@ func lockKey(purpose, schema string) int64 {
 	return int64(h.Sum64())
 }
 
-// migrate applies the embedded migrations. It is idempotent: goose records
-// what it applied, under a session lock that serialises concurrent nodes.
+// migrate applies the embedded migrations under a session lock that
+// serialises concurrent nodes.
 func migrate(ctx context.Context, pool *pgxpool.Pool, key int64) error {
-	dir, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return fmt.Errorf("postgres: migrations: %w", err)
-	}
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(key), lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, dir, goose.WithSessionLocker(locker))
-	if err != nil {
-		return fmt.Errorf("postgres: migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	return nil
+	return sqlstore.Migrate(ctx, "postgres", goose.DialectPostgres, db, migrations, goose.WithSessionLocker(locker))
 }
 
-// fillNameKeys gives name_key (migration 00003) to the users who have
-// none, oldest first. A user whose key an older user holds keeps none: two
-// users who already had look-alike names keep their accounts, and each is
-// still found by its exact name (qUserByName). It runs at every open;
-// after the first it reads only those users. Nodes starting together may
-// race: each row's update is conditional, and a key another node just
-// gave to another row is a unique violation this node skips.
+// fillNameKeys runs sqlstore.FillNameKeys row by row. Nodes starting
+// together may race: a key another node just gave to another row is a
+// unique violation this node skips.
 func fillNameKeys(ctx context.Context, pool *pgxpool.Pool) error {
-	rows, err := pool.Query(ctx, qUsersWithoutKey)
-	if err != nil {
-		return fmt.Errorf("postgres: fill name keys: %w", err)
-	}
-	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
-		var u [2]string
-		return u, r.Scan(&u[0], &u[1])
+	return sqlstore.FillNameKeys(ctx, dialect{}, pgQuerier{pool}, func(err error) bool {
+		var pgErr *pgconn.PgError
+		return errors.As(err, &pgErr) && pgErr.Code == "23505" // unique_violation
 	})
-	if err != nil {
-		return fmt.Errorf("postgres: fill name keys: %w", err)
-	}
-	for _, u := range users {
-		_, err := pool.Exec(ctx, qSetNameKey, parley.NameKey(u[1]), u[0])
-		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
-			continue
-		} else if err != nil {
-			return fmt.Errorf("postgres: fill name keys: %w", err)
-		}
-	}
-	return nil
 }
 
 // Close stops taking writes, waits for those under way to commit and
@@ -172,33 +146,4 @@ func (db *DB) Close() error {
 	db.b.close()
 	db.pool.Close()
 	return nil
-}
-
-// querier is what the read helpers need: the pool or a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// readTx runs fn in one read-only REPEATABLE READ transaction, so every
-// query in it sees the same snapshot.
-func (db *DB) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return internalf("begin read: %w", err)
-	}
-	defer tx.Rollback(context.Background())
-	return fn(tx)
-}
-
-var errClosed = &parley.Error{Code: parley.EUNAVAILABLE, Message: "store is closed"}
-
-// wrapInternal leaves *parley.Error and context errors alone and marks
-// anything else as a database failure.
-func wrapInternal(err error) error {
-	var pe *parley.Error
-	if err == nil || errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return internalf("%w", err)
 }

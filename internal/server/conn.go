@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,9 @@ type conn struct {
 	// hubPrev and hubNext link the connections of the same user on this
 	// node (hub.users); guarded by hub.mu.
 	hubPrev, hubNext *conn
+	// hubFloor: the hub does not queue durable events at or below it
+	// (the replay covers them); set by hub.register, guarded by hub.mu.
+	hubFloor int64
 }
 
 type outFrame struct {
@@ -449,9 +453,20 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	s := c.s
 	s.testPanic("hello")
 	c.batch = hello.Batch
+	var storeHead int64
+	if from := hello.ResumeFrom; from != nil && s.hub.behind(*from) {
+		// The client saw a position this node has not delivered (it
+		// lags the broker, or was stopped): replay from the store up to
+		// its head rather than answer from this node's own, older one.
+		var err error
+		if storeHead, err = c.storeHead(ctx); err != nil {
+			c.reject(ctx, "", err)
+			return
+		}
+	}
 	c.paused.Store(true) // not reading while welcome and the replay are written
 	c.touch()
-	head, quiet := s.hub.register(c, hello.ResumeFrom)
+	head, quiet := s.hub.register(c, hello.ResumeFrom, storeHead)
 	if ctx.Err() != nil {
 		c.ws.CloseNow() // registered after the shutdown's walk (see Server.shutdown)
 	}
@@ -481,6 +496,21 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	// until this returns, so the Add cannot race Shutdown's Wait).
 	s.connWG.Add(1)
 	go c.reader()
+}
+
+// storeHead reads the store's head for a hello whose resume_from this
+// node has not delivered yet. A store that does not answer within
+// writeTimeout is unavailable: the client is told to come back (4003),
+// never to give up.
+func (c *conn) storeHead(ctx context.Context) (int64, error) {
+	hctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	head, err := c.s.store.Head(hctx)
+	if err != nil {
+		ue := &parley.Error{Code: parley.EUNAVAILABLE, Message: "the store is unavailable; reconnect", RetryAfter: time.Second}
+		return 0, fmt.Errorf("%w (reading its head: %v)", ue, err)
+	}
+	return head, nil
 }
 
 // reader runs the reader loop on a goroutine counted in connWG and ends
@@ -753,7 +783,9 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 		defer close(fired)
 		defer c.recoverTimer(false)
 		c.s.testPanic("timer")
-		c.ws.Close(protocol.CloseProtocolError, "no hello in time")
+		// Not a protocol error: a half-open link or a stalled node or
+		// proxy loses a hello just so. The client reconnects.
+		c.ws.Close(protocol.CloseHelloTimeout, "no hello in time")
 	})
 	typ, b, err := c.ws.Read(ctx)
 	if !t.Stop() {
@@ -840,9 +872,12 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bo
 	}
 	from := *h.ResumeFrom
 	if from > head {
+		// head is the store's (serve read it when this node was behind
+		// from): the log the client's position belongs to is gone.
 		s.metrics.resumes.WithLabelValues("resync").Inc()
 		return c.writeFrames([]outFrame{welcome, {b: encodeData(protocol.TypeResync, "", protocol.Resync{
-			Head: head, Reason: "resume_from is ahead of this server's log"})}})
+			Head: head, From: from, Cause: protocol.ResyncLogLost,
+			Reason: "resume_from is beyond the server's log: the events after head were lost"})}})
 	}
 	// The replay is read and written page by page, each page about the
 	// send queue's budget: the socket's drain paces the store reads, and
@@ -868,7 +903,8 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bo
 			if count == s.cfg.ResumeLimit {
 				s.metrics.resumes.WithLabelValues("resync").Inc()
 				return c.writeFrames(append(frames, outFrame{b: encodeData(protocol.TypeResync, "", protocol.Resync{
-					Head: head, Reason: "more events were missed than the server replays"})}))
+					Head: head, From: to, Cause: protocol.ResyncResumeLimit,
+					Reason: "more events were missed than the server replays"})}))
 			}
 			b := encodeEvent(ev)
 			size += len(b)

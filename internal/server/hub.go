@@ -272,6 +272,9 @@ func (h *hub) deliver(ev parley.Event) {
 	h.last.record(ev)
 	for _, uid := range ev.Audience {
 		for c := h.users[uid]; c != nil; c = c.hubNext {
+			if ev.Pos <= c.hubFloor {
+				continue // its replay (from the store) covers it: see register
+			}
 			cs = append(cs, c)
 		}
 	}
@@ -320,10 +323,16 @@ func (h *hub) deliverEphemeral(users []string, b []byte) {
 	h.metrics.fanout.Add(float64(n))
 }
 
-// register adds c and returns the last delivered position: c receives
-// every durable event after it. With from (the hello's resume_from) it
-// also reports quiet: c's user has no event in (from, head], so the
-// replay is empty without reading the store (see lastEvents).
+// register adds c and returns head: c receives every durable event after
+// it live, and its replay covers everything up to it. head is the last
+// delivered position, or storeHead when that is further (the client has
+// seen a position this node has not delivered yet, so serve read the
+// store's head): the hub then skips c for the events up to head it
+// delivers later (c.hubFloor), which c's replay from the store covers,
+// so a lagging node neither rewinds the client nor repeats an event.
+// With from (the hello's resume_from) it also reports quiet: c's user
+// has no event in (from, head], so the replay is empty without reading
+// the store (see lastEvents).
 //
 // The user's connections are listed newest first, so when c makes more
 // than maxConns open ones, the oldest beyond the cap are closed with
@@ -331,7 +340,7 @@ func (h *hub) deliverEphemeral(users []string, b []byte) {
 // attacker holding hundreds, keeps at most maxConns per node, and the
 // newest (the one the user just opened) is the one served. Connections
 // already closing do not count.
-func (h *hub) register(c *conn, from *int64) (head int64, quiet bool) {
+func (h *hub) register(c *conn, from *int64, storeHead int64) (head int64, quiet bool) {
 	var evict []*conn
 	h.mu.Lock()
 	if first := h.users[c.user.ID]; first != nil {
@@ -349,16 +358,41 @@ func (h *hub) register(c *conn, from *int64) (head int64, quiet bool) {
 		}
 	}
 	h.users[c.user.ID] = c
-	if from != nil && *from <= h.delivered {
+	head = h.delivered
+	switch {
+	case storeHead > head:
+		head = storeHead
+		c.hubFloor = head
+	case from != nil && *from <= head:
 		quiet = h.last.quiet(c.user.ID, *from)
 	}
-	head = h.delivered
 	h.mu.Unlock()
 	for _, x := range evict {
 		h.metrics.rateLimited.WithLabelValues("connections_per_user").Inc()
 		x.closeWith(protocol.CloseTooManyConnections, "too many connections", false)
 	}
 	return head, quiet
+}
+
+// behind reports whether this node has not yet delivered pos: a client
+// resuming from pos has seen events this node has not (it lags its
+// broker, or was stopped). It also wakes the sequencer to read what it
+// is missing from the store at once rather than at the next gap timer or
+// poll.
+func (h *hub) behind(pos int64) bool {
+	h.mu.Lock()
+	behind := pos > h.delivered
+	h.mu.Unlock()
+	if behind {
+		h.inMu.Lock()
+		h.overflow = true // run fills from the store
+		h.inMu.Unlock()
+		select {
+		case h.sig <- struct{}{}:
+		default:
+		}
+	}
+	return behind
 }
 
 // unregister removes c and reports whether it was its user's last

@@ -293,12 +293,19 @@ func TestFatalFrames(t *testing.T) {
 			t.Fatalf("close %d, want 4101", code)
 		}
 	})
-	t.Run("no hello", func(t *testing.T) {
-		c := dial(t, srv, nil)
-		if code := c.closeCode(); code != protocol.CloseProtocolError {
-			t.Fatalf("close %d, want 4101", code)
-		}
-	})
+}
+
+// TestHelloNeverArrives: a connection whose hello never arrives (lost on
+// a half-open link, or held by a stalled proxy or node) is closed after
+// the hello timeout with a code that tells the client to reconnect: a
+// network fault is never terminal.
+func TestHelloNeverArrives(t *testing.T) {
+	srv := servertest.Start(t, servertestHelloTimeout())
+	c := dial(t, srv, nil)
+	code := int(c.closeCode())
+	if code != protocol.CloseHelloTimeout || !protocol.ShouldReconnect(code) {
+		t.Fatalf("close %d (reconnect: %v), want %d, a reconnect code", code, protocol.ShouldReconnect(code), protocol.CloseHelloTimeout)
+	}
 }
 
 func TestTokens(t *testing.T) {

@@ -10,8 +10,10 @@ import (
 
 // Presence timings. Deltas are batched for presenceBatch so a burst of
 // connects costs one broker message; a snapshot goes out every
-// presenceSnapshot as the node's heartbeat, and a node not heard from for
-// presenceDeadAfter is taken as dead.
+// presenceSnapshot (or a third of the node timeout, when that is
+// shorter) as the node's heartbeat, and a node not heard from for the
+// node timeout (Config.NodeTimeout, default presenceDeadAfter) is taken
+// as dead.
 const (
 	presenceBatch     = 50 * time.Millisecond
 	presenceSnapshot  = 2 * time.Second
@@ -30,10 +32,12 @@ const (
 // Methods are safe for concurrent use; run is the one goroutine, owned by
 // the Server. publish and notify are called from run, outside the lock.
 type presence struct {
-	node    string
-	grace   time.Duration
-	publish func(parley.NodePresence)
-	notify  func(userID string, online bool)
+	node      string
+	grace     time.Duration
+	deadAfter time.Duration // a node not heard from this long is dead
+	snapshot  time.Duration // how often this node sends its snapshot
+	publish   func(parley.NodePresence)
+	notify    func(userID string, online bool)
 
 	mu       sync.Mutex
 	local    map[string]int            // user -> connections on this node
@@ -56,9 +60,10 @@ type presenceState struct {
 	offlineAt time.Time // set while in grace
 }
 
-func newPresence(node string, grace time.Duration, publish func(parley.NodePresence), notify func(string, bool)) *presence {
+func newPresence(node string, grace, deadAfter time.Duration, publish func(parley.NodePresence), notify func(string, bool)) *presence {
 	return &presence{
 		node: node, grace: grace, publish: publish, notify: notify,
+		deadAfter: deadAfter, snapshot: min(presenceSnapshot, deadAfter/3),
 		local:    make(map[string]int),
 		delta:    make(map[string]bool),
 		remote:   make(map[string]*remoteNode),
@@ -202,7 +207,7 @@ func (p *presence) tick() {
 		clear(p.delta)
 		reports = append(reports, d)
 	}
-	if now.Sub(p.lastSnap) >= presenceSnapshot {
+	if now.Sub(p.lastSnap) >= p.snapshot {
 		p.lastSnap = now
 		s := parley.NodePresence{Snapshot: true, Online: make([]string, 0, len(p.local))}
 		for u := range p.local {
@@ -211,7 +216,7 @@ func (p *presence) tick() {
 		reports = append(reports, s)
 	}
 	for node, r := range p.remote {
-		if now.Sub(r.heard) >= presenceDeadAfter {
+		if now.Sub(r.heard) >= p.deadAfter {
 			p.dropNode(node, r)
 		}
 	}

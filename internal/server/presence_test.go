@@ -33,7 +33,7 @@ func (r *recorder) take() []transition {
 func TestPresenceGrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var rec recorder
-		p := newPresence("n1", 5*time.Second, func(parley.NodePresence) {}, rec.notify)
+		p := newPresence("n1", 5*time.Second, presenceDeadAfter, func(parley.NodePresence) {}, rec.notify)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go p.run(ctx)
@@ -74,7 +74,7 @@ func TestPresenceGrace(t *testing.T) {
 func TestPresenceRemoteNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var rec recorder
-		p := newPresence("n1", 5*time.Second, func(parley.NodePresence) {}, rec.notify)
+		p := newPresence("n1", 5*time.Second, presenceDeadAfter, func(parley.NodePresence) {}, rec.notify)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go p.run(ctx)
@@ -99,6 +99,49 @@ func TestPresenceRemoteNode(t *testing.T) {
 	})
 }
 
+// TestPresenceNodeTimeout: the node timeout is configurable: with 1 s a
+// silent node is dead after 1 s (not the default 6 s), and the node's
+// own snapshot goes out every third of it, so peers with the same
+// timeout do not take it for dead between two snapshots.
+func TestPresenceNodeTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec recorder
+		var mu sync.Mutex
+		snaps := 0
+		publish := func(np parley.NodePresence) {
+			mu.Lock()
+			if np.Snapshot {
+				snaps++
+			}
+			mu.Unlock()
+		}
+		p := newPresence("n1", time.Second, time.Second, publish, rec.notify)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go p.run(ctx)
+		p.remoteReport("n2", parley.NodePresence{Online: []string{"carol"}})
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if g := rec.take(); len(g) != 1 || !g[0].online {
+			t.Fatalf("remote connect: %v", g)
+		}
+		// Dead after 1 s of silence, offline after the 1 s grace: well
+		// before the default timeout alone (6 s) would have passed.
+		time.Sleep(2*time.Second + 200*time.Millisecond)
+		synctest.Wait()
+		if g := rec.take(); len(g) != 1 || g[0].online {
+			t.Fatalf("after 1 s timeout and 1 s grace: %v", g)
+		}
+		mu.Lock()
+		n := snaps
+		mu.Unlock()
+		if n < 6 { // 2.3 s at one per 333 ms
+			t.Fatalf("%d snapshots in 2.3 s, want one every third of the 1 s timeout", n)
+		}
+		cancel()
+	})
+}
+
 // TestPresenceBlinkIsAnnouncedBothWays: a user who connects and leaves
 // before the next tick was already visible (welcome.online and new
 // contacts may have been told), so contacts hear online and then, after
@@ -106,7 +149,7 @@ func TestPresenceRemoteNode(t *testing.T) {
 func TestPresenceBlinkIsAnnouncedBothWays(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var rec recorder
-		p := newPresence("n1", time.Second, func(parley.NodePresence) {}, rec.notify)
+		p := newPresence("n1", time.Second, presenceDeadAfter, func(parley.NodePresence) {}, rec.notify)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go p.run(ctx)

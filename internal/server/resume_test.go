@@ -176,18 +176,25 @@ func TestResync(t *testing.T) {
 		a.event(parley.EventNewMessage)
 	}
 	b := connect(t, srv, bTok, &from)
-	_, end := collectResume(t, b)
-	if end.Type != protocol.TypeResync {
-		t.Fatalf("7 events behind with limit 5: got %s", end.Type)
+	replayed, end := collectResume(t, b)
+	if end.Type != protocol.TypeResync || len(replayed) != 5 {
+		t.Fatalf("7 events behind with limit 5: got %s after %d events", end.Type, len(replayed))
 	}
-	if r := decodeJSON[protocol.Resync](t, end.Data); r.Head != b.welcome.Head || r.Reason == "" {
-		t.Fatalf("resync %+v, welcome head %d", r, b.welcome.Head)
+	// The range not replayed is (from, head]: from is the last replayed.
+	if r := decodeJSON[protocol.Resync](t, end.Data); r.Head != b.welcome.Head || r.Reason == "" ||
+		r.Cause != protocol.ResyncResumeLimit || r.From != replayed[4].Pos {
+		t.Fatalf("resync %+v, welcome head %d, last replayed %d", r, b.welcome.Head, replayed[4].Pos)
 	}
-	// Ahead of the log (a wiped server): resync too.
+	// Ahead of the log (a wiped server): resync too, saying the log was
+	// lost, with the store's head and the client's position.
 	ahead := b.welcome.Head + 100
 	c := connect(t, srv, bTok, &ahead)
-	if _, end := collectResume(t, c); end.Type != protocol.TypeResync {
+	_, end = collectResume(t, c)
+	if end.Type != protocol.TypeResync {
 		t.Fatalf("ahead of the log: got %s", end.Type)
+	}
+	if r := decodeJSON[protocol.Resync](t, end.Data); r.Cause != protocol.ResyncLogLost || r.From != ahead || r.Head != b.welcome.Head {
+		t.Fatalf("ahead of the log: resync %+v, want cause %s from %d head %d", r, protocol.ResyncLogLost, ahead, b.welcome.Head)
 	}
 	// Exactly at the limit: replayed.
 	near := b.welcome.Head - 5

@@ -72,6 +72,12 @@ type Config struct {
 	// PresenceGrace is how long a user with no connection left stays
 	// online, so a quick reconnect does not flap (default 5 s).
 	PresenceGrace time.Duration
+	// NodeTimeout is how long a node may go unheard on the broker before
+	// the others take it as dead (its users offline, after the grace
+	// period; default 6 s, at least 300 ms). A node sends its presence
+	// snapshot, its heartbeat, every third of its own NodeTimeout (at
+	// most 2 s): give every node the same value.
+	NodeTimeout time.Duration
 	// ReconnectAfter is the base of the goaway delay; each connection gets
 	// a random delay between it and twice it (default 1 s).
 	ReconnectAfter time.Duration
@@ -109,6 +115,9 @@ type Config struct {
 // DefaultPresenceGrace is the default Config.PresenceGrace.
 const DefaultPresenceGrace = 5 * time.Second
 
+// DefaultNodeTimeout is the default Config.NodeTimeout.
+const DefaultNodeTimeout = presenceDeadAfter
+
 func (c Config) withDefaults() Config {
 	if c.NodeID == "" {
 		c.NodeID = uuid.NewString()
@@ -132,6 +141,10 @@ func (c Config) withDefaults() Config {
 	if c.PresenceGrace <= 0 {
 		c.PresenceGrace = DefaultPresenceGrace
 	}
+	if c.NodeTimeout <= 0 {
+		c.NodeTimeout = DefaultNodeTimeout
+	}
+	c.NodeTimeout = max(c.NodeTimeout, 300*time.Millisecond) // snapshots at most every 100 ms
 	if c.ReconnectAfter <= 0 {
 		c.ReconnectAfter = time.Second
 	}
@@ -231,7 +244,7 @@ func New(cfg Config) (*Server, error) {
 	s.hub.directContacts = s.announceDirectContacts
 	s.hub.maxConns = cfg.Limits.ConnectionsPerUser
 	s.hub.warmUsers = func(ctx context.Context, ids []string) error { return s.svc.warmUsers(ctx, ids) }
-	s.pres = newPresence(cfg.NodeID, cfg.PresenceGrace, s.publishPresence, s.notifyPresence)
+	s.pres = newPresence(cfg.NodeID, cfg.PresenceGrace, cfg.NodeTimeout, s.publishPresence, s.notifyPresence)
 	s.svc = &service{
 		store: cfg.Store, broker: cfg.Broker, node: cfg.NodeID, log: s.log, metrics: s.metrics,
 		limits: s.limits, hasher: newHasher(cfg.PasswordHashes, cfg.Accounts, s.metrics.reg), secret: cfg.Secret,

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/batchq"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // Group commit.
@@ -41,14 +41,6 @@ import (
 // not hold the write lock (and its waiters) for too long.
 const maxBatch = 1000
 
-// op states: a queued op can be cancelled by its caller until the batcher
-// claims it.
-const (
-	opQueued int32 = iota
-	opClaimed
-	opCancelled
-)
-
 // op is one write waiting for the batcher.
 type op struct {
 	// fn runs the write inside the batch transaction. It must not keep w
@@ -60,11 +52,9 @@ type op struct {
 	deferred bool
 	// key is a send's (sender, client id), probed for the whole batch
 	// at once (writeTx.probe); zero for other ops.
-	key   [2]string
-	state atomic.Int32
-	// done receives fn's error, or the commit's, after the batch is
-	// committed or rolled back. Buffered: the batcher never blocks on it.
-	done chan error
+	key [2]string
+	// Ticket is the op's state and answer, shared with its caller.
+	batchq.Ticket
 }
 
 // writeTx is what an op sees: the write connection inside the batch
@@ -88,18 +78,19 @@ type writeTx struct {
 	broken bool
 }
 
-// nextPos hands out the next global position. Positions are dense: an op
-// that fails gives its positions back (runOne restores head; a deferred op
-// takes its position only once it cannot fail).
-func (w *writeTx) nextPos() int64 {
+// NextPos implements sqlstore.Tx. Positions are dense: an op that fails
+// gives its positions back (runOne restores head; a deferred op takes its
+// position only once it cannot fail).
+func (w *writeTx) NextPos() int64 {
 	w.head++
 	return w.head
 }
 
 // The statements run on the write connection are prepared on it once (the
 // first time each is used) and reused by every batch: SQLite parses each
-// once, not once per call. They run with a background context on purpose:
-// one caller's cancellation must not abort the others' transaction.
+// once, not once per call. They run with a background context on purpose
+// (the ctx the core passes is ignored): one caller's cancellation must not
+// abort the others' transaction.
 
 func (w *writeTx) exec(query string, args ...any) (sql.Result, error) {
 	st, err := w.b.stmt(query)
@@ -109,9 +100,7 @@ func (w *writeTx) exec(query string, args ...any) (sql.Result, error) {
 	return st.Exec(args...)
 }
 
-// QueryRow and Query make writeTx a querier, for the read helpers shared
-// with the read path (read.go).
-func (w *writeTx) QueryRow(query string, args ...any) *sql.Row {
+func (w *writeTx) queryRow(query string, args ...any) *sql.Row {
 	st, err := w.b.stmt(query)
 	if err != nil {
 		// A *sql.Row carrying err: the conn cannot prepare, so the
@@ -121,15 +110,23 @@ func (w *writeTx) QueryRow(query string, args ...any) *sql.Row {
 	return st.QueryRow(args...)
 }
 
-func (w *writeTx) Query(query string, args ...any) (*sql.Rows, error) {
+// Exec, Query and QueryRow make writeTx a sqlstore.Tx (with NextPos and
+// the cache's Audience, UserName, MembersChanged and UserRenamed).
+func (w *writeTx) Exec(_ context.Context, query string, args ...any) (int64, error) {
+	return rowsAffected(w.exec(query, args...))
+}
+
+func (w *writeTx) Query(_ context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	st, err := w.b.stmt(query)
 	if err != nil {
 		return nil, err
 	}
-	return st.Query(args...)
+	return wrapRows(st.Query(args...))
 }
 
-func (w *writeTx) queryRow(query string, args ...any) *sql.Row { return w.QueryRow(query, args...) }
+func (w *writeTx) QueryRow(_ context.Context, query string, args ...any) sqlstore.Row {
+	return w.queryRow(query, args...)
+}
 
 // batcher owns the write connection and the goroutine that runs batches.
 // DB.Close stops it: it closes the queue, the goroutine runs what was
@@ -138,9 +135,7 @@ type batcher struct {
 	conn *sql.Conn // the write pool's only connection, held for good
 	ckpt *checkpointer
 
-	mu     sync.RWMutex // guards closed and sending on queue
-	closed bool
-	queue  chan *op
+	queue *batchq.Queue[*op]
 
 	// batches and ops count committed batches and the ops in them;
 	// retries the batches run a second time without deferred writes.
@@ -164,9 +159,9 @@ func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer) (*batcher, 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: write connection: %w", err)
 	}
-	b := &batcher{conn: conn, ckpt: ckpt, queue: make(chan *op, maxBatch), stmts: map[string]*sql.Stmt{}}
+	b := &batcher{conn: conn, ckpt: ckpt, queue: batchq.NewQueue[*op](maxBatch), stmts: map[string]*sql.Stmt{}}
 	b.cache.reset()
-	if err := conn.QueryRowContext(ctx, qHead).Scan(&b.head); err != nil {
+	if err := conn.QueryRowContext(ctx, dialect{}.HeadSQL()).Scan(&b.head); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("sqlite: read head: %w", err)
 	}
@@ -196,67 +191,28 @@ func (b *batcher) stmt(query string) (*sql.Stmt, error) {
 // context error means the write did not happen. Once claimed, do waits for
 // the batch (a batch is short) so the answer is always exact.
 func (b *batcher) do(ctx context.Context, fn func(w *writeTx) error) error {
-	return b.enqueue(ctx, &op{fn: fn, done: make(chan error, 1)})
+	return b.enqueue(ctx, &op{fn: fn})
 }
 
 // doDeferred is do for a deferred op (see the package comment); key is
 // a send's (sender, client id), or zero.
 func (b *batcher) doDeferred(ctx context.Context, key [2]string, fn func(w *writeTx) error) error {
-	return b.enqueue(ctx, &op{fn: fn, deferred: true, key: key, done: make(chan error, 1)})
+	return b.enqueue(ctx, &op{fn: fn, deferred: true, key: key})
 }
 
-func (b *batcher) enqueue(ctx context.Context, o *op) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	b.mu.RLock()
-	if b.closed {
-		b.mu.RUnlock()
-		return errClosed
-	}
-	select {
-	case b.queue <- o:
-	case <-ctx.Done():
-		b.mu.RUnlock()
-		return ctx.Err()
-	}
-	b.mu.RUnlock()
-
-	select {
-	case err := <-o.done:
-		return err
-	case <-ctx.Done():
-		if o.state.CompareAndSwap(opQueued, opCancelled) {
-			return ctx.Err()
-		}
-		return <-o.done
-	}
-}
+func (b *batcher) enqueue(ctx context.Context, o *op) error { return b.queue.Enqueue(ctx, o) }
 
 // enqueueMany queues ops in order and calls done(i, err) for each, in
 // order, as do would answer it; see batchq.EnqueueMany (ops share a batch
 // or follow each other; a cancelled ctx drops only a suffix of ops).
 func (b *batcher) enqueueMany(ctx context.Context, ops []*op, done func(i int, err error)) {
-	batchq.EnqueueMany(ctx, &b.mu, &b.closed, b.queue, errClosed, ops, done)
+	b.queue.EnqueueMany(ctx, ops, done)
 }
-
-// Cancel implements batchq.Op.
-func (o *op) Cancel() bool { return o.state.CompareAndSwap(opQueued, opCancelled) }
-
-// Done implements batchq.Op.
-func (o *op) Done() <-chan error { return o.done }
-
-var errClosed = &parley.Error{Code: parley.EUNAVAILABLE, Message: "store is closed"}
 
 // close stops taking ops, lets the batcher run those already queued and
 // waits for it to exit.
 func (b *batcher) close() error {
-	b.mu.Lock()
-	if !b.closed {
-		b.closed = true
-		close(b.queue)
-	}
-	b.mu.Unlock()
+	b.queue.Close()
 	b.wg.Wait()
 	for _, st := range b.stmts {
 		st.Close()
@@ -276,7 +232,7 @@ func (b *batcher) close() error {
 func (b *batcher) loop() {
 	defer b.wg.Done()
 	batch := make([]*op, 0, maxBatch)
-	for o := range b.queue {
+	for o := range b.queue.Ops() {
 		// Take everything queued by now (up to maxBatch): under load the
 		// queue fills while the previous batch commits, so batches grow
 		// with the load.
@@ -284,7 +240,7 @@ func (b *batcher) loop() {
 	fill:
 		for len(batch) < maxBatch {
 			select {
-			case o, ok := <-b.queue:
+			case o, ok := <-b.queue.Ops():
 				if !ok {
 					break fill
 				}
@@ -303,7 +259,7 @@ func (b *batcher) run(batch []*op) {
 	// Claim the ops first: an op its caller gave up on is dropped here.
 	live := batch[:0:0]
 	for _, o := range batch {
-		if o.state.CompareAndSwap(opQueued, opClaimed) {
+		if o.Claim() {
 			live = append(live, o)
 		}
 	}
@@ -336,7 +292,7 @@ func (b *batcher) run(batch []*op) {
 		// back) while the batch's commit needed none.
 		errs[i] = classify(errs[i])
 		b.health.Observe(errs[i])
-		o.done <- errs[i]
+		o.Answer(errs[i])
 	}
 }
 
@@ -449,6 +405,6 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 
 func answerAll(ops []*op, err error) {
 	for _, o := range ops {
-		o.done <- err
+		o.Answer(err)
 	}
 }

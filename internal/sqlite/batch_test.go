@@ -49,7 +49,7 @@ func blockBatcher(t *testing.T, db *DB) (release func()) {
 // waitQueued waits until n ops are in the queue (channel length is what
 // the batcher will take next).
 func waitQueued(db *DB, n int) {
-	for len(db.b.queue) < n {
+	for len(db.b.queue.Ops()) < n {
 		// The queue is filled by goroutines just started; yield until
 		// they got there.
 		runtime.Gosched()
@@ -94,18 +94,18 @@ func TestFailedOpRollsBackAlone(t *testing.T) {
 	)
 	wg.Go(func() {
 		failErr = db.b.do(t.Context(), func(w *writeTx) error {
-			if _, err := w.exec(qInsertUser, "u-fail", "failing", nil, nil, 1); err != nil {
+			if _, err := w.exec(qTestInsertUser, "u-fail", "failing", nil, nil, 1); err != nil {
 				return err
 			}
-			failPos = w.nextPos()
+			failPos = w.NextPos()
 			return boom
 		})
 	})
 	waitQueued(db, 1)
 	wg.Go(func() {
 		okErr = db.b.do(t.Context(), func(w *writeTx) error {
-			okPos = w.nextPos()
-			_, err := w.exec(qInsertUser, "u-ok", "kept", nil, nil, 1)
+			okPos = w.NextPos()
+			_, err := w.exec(qTestInsertUser, "u-ok", "kept", nil, nil, 1)
 			return err
 		})
 	})
@@ -164,10 +164,12 @@ func TestAudienceCacheRollback(t *testing.T) {
 	}
 	boom := parley.Errorf(parley.EINVALID, "boom")
 	err = db.b.do(ctx, func(w *writeTx) error {
-		if err := w.join(conv.ID, c.ID, w.nextPos()); err != nil {
+		// As the core's join does.
+		w.MembersChanged(conv.ID)
+		if _, err := w.exec(qTestInsertMember, conv.ID, c.ID, w.NextPos()); err != nil {
 			return err
 		}
-		if ids, err := w.audience(conv.ID); err != nil || len(ids) != 3 {
+		if ids, err := w.Audience(conv.ID); err != nil || len(ids) != 3 {
 			t.Errorf("audience inside the op = %v, %v; want 3 members", ids, err)
 		}
 		return boom
@@ -191,18 +193,7 @@ func TestAudienceCacheRollback(t *testing.T) {
 func TestFlushFailureRetriesAlone(t *testing.T) {
 	db := openTest(t)
 	ctx := t.Context()
-	a, err := db.CreateUser(ctx, "anna", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := db.CreateUser(ctx, "bert", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, _, err := db.CreateDirect(ctx, a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _, conv := annaAndBert(t, db)
 	head, err := db.Head(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +217,7 @@ func TestFlushFailureRetriesAlone(t *testing.T) {
 		badErr = db.b.doDeferred(ctx, [2]string{}, func(w *writeTx) error {
 			m := &parley.Message{ID: "bad", ConversationID: "no-such-conversation", Seq: 1, SenderID: a.ID,
 				ClientID: "bad", Type: parley.Text, Text: "x", CreatedAt: parley.Now()}
-			e := &parley.Event{Pos: w.nextPos(), Type: parley.EventNewMessage, ConversationID: m.ConversationID,
+			e := &parley.Event{Pos: w.NextPos(), Type: parley.EventNewMessage, ConversationID: m.ConversationID,
 				UserID: a.ID, At: m.CreatedAt}
 			w.addSend(m, nil, e)
 			if w.noDefer {
@@ -269,18 +260,7 @@ func TestFlushFailureRetriesAlone(t *testing.T) {
 func TestResendInOneBatch(t *testing.T) {
 	db := openTest(t)
 	ctx := t.Context()
-	a, err := db.CreateUser(ctx, "anna", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := db.CreateUser(ctx, "bert", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, _, err := db.CreateDirect(ctx, a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, conv := annaAndBert(t, db)
 	group, _, err := db.CreateGroup(ctx, a.ID, "G", []string{b.ID})
 	if err != nil {
 		t.Fatal(err)
@@ -344,3 +324,30 @@ func TestResendInOneBatch(t *testing.T) {
 		t.Errorf("%d messages stored, want 1", len(page.Messages))
 	}
 }
+
+// annaAndBert creates the users anna and bert and their direct
+// conversation.
+func annaAndBert(t testing.TB, db *DB) (a, b parley.User, conv parley.Conversation) {
+	t.Helper()
+	ctx := context.Background()
+	var err error
+	if a, err = db.CreateUser(ctx, "anna", nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = db.CreateUser(ctx, "bert", nil); err != nil {
+		t.Fatal(err)
+	}
+	if conv, _, err = db.CreateDirect(ctx, a.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, conv
+}
+
+// AnnaAndBert is annaAndBert for package sqlite_test.
+var AnnaAndBert = annaAndBert
+
+// The rows these tests write by hand.
+const (
+	qTestInsertUser   = `INSERT INTO users (id, name, name_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`
+	qTestInsertMember = `INSERT INTO members (conversation_id, user_id, joined_pos, read_seq) VALUES ($1, $2, $3, 0)`
+)

@@ -3,11 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/bits"
 	"strings"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // What the batcher keeps in memory, and the rows deferred ops leave for
@@ -86,20 +88,8 @@ func (w *writeTx) members(conversationID string) (*memberSet, error) {
 	if ms, ok := w.b.cache.members[conversationID]; ok {
 		return ms, nil
 	}
-	rows, err := w.Query(qAudience, conversationID)
+	ids, err := sqlstore.MemberIDs(context.Background(), w, conversationID)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	ids := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	ms := newMemberSet(ids)
@@ -107,9 +97,9 @@ func (w *writeTx) members(conversationID string) (*memberSet, error) {
 	return ms, nil
 }
 
-// audience returns the current members of a conversation, the audience of
-// its events. The slice is shared with the cache: do not change it.
-func (w *writeTx) audience(conversationID string) ([]string, error) {
+// Audience implements sqlstore.Tx from the cache: the slice is shared
+// with it.
+func (w *writeTx) Audience(conversationID string) ([]string, error) {
 	ms, err := w.members(conversationID)
 	if err != nil {
 		return nil, err
@@ -117,30 +107,48 @@ func (w *writeTx) audience(conversationID string) ([]string, error) {
 	return ms.ids, nil
 }
 
+// MembersChanged implements sqlstore.Tx: the conversation's entry is
+// read again when next needed.
+func (w *writeTx) MembersChanged(conversationID string) { delete(w.b.cache.members, conversationID) }
+
+// UserRenamed implements sqlstore.Tx.
+func (w *writeTx) UserRenamed(userID string) { delete(w.b.cache.names, userID) }
+
 // lastSeq returns a conversation's last_seq, counting the batch's sends.
 func (w *writeTx) lastSeq(conversationID string) (int64, error) {
 	if seq, ok := w.b.cache.lastSeq[conversationID]; ok {
 		return seq, nil
 	}
 	var seq int64
-	if err := w.queryRow(qLastSeq, conversationID).Scan(&seq); err != nil {
-		return 0, notFound(err, parley.ErrNotFound)
+	if err := w.queryRow(sqlstore.QLastSeq, conversationID).Scan(&seq); err != nil {
+		return 0, notFound(err)
 	}
 	w.b.cache.lastSeq[conversationID] = seq
 	return seq, nil
 }
 
-// userName returns a user's name.
-func (w *writeTx) userName(userID string) (string, error) {
+// UserName implements sqlstore.Tx from the cache.
+func (w *writeTx) UserName(userID string) (string, error) {
 	if name, ok := w.b.cache.names[userID]; ok {
 		return name, nil
 	}
-	u, err := scanUser(w.queryRow(qUserByID, userID))
-	if err != nil {
-		return "", notFound(err, parley.ErrNotFound)
+	var name string
+	if err := w.queryRow(qUserName, userID).Scan(&name); err != nil {
+		return "", notFound(err)
 	}
-	w.b.cache.names[userID] = u.Name
-	return u.Name, nil
+	w.b.cache.names[userID] = name
+	return name, nil
+}
+
+// qUserName reads a user's name for the cache.
+const qUserName = `SELECT name FROM users WHERE id = $1`
+
+// notFound maps "no rows" to parley.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return parley.ErrNotFound
+	}
+	return err
 }
 
 // pending holds the rows of the batch's deferred sends, not yet written.
@@ -181,16 +189,12 @@ func (w *writeTx) addSend(m *parley.Message, attachmentID any, e *parley.Event) 
 	}
 	at := toMicros(m.CreatedAt)
 	p.msgs = append(p.msgs, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID, string(m.Type), m.Text, attachmentID, at)
-	p.events = append(p.events, e.Pos, e.ConversationID, string(e.Type), e.UserID, m.ID, emptyEventData, toMicros(e.At))
+	p.events = append(p.events, e.Pos, e.ConversationID, string(e.Type), e.UserID, m.ID, sqlstore.EmptyEventData, toMicros(e.At))
 	p.bumps[m.ConversationID] = bump{m.Seq, at}
 	p.reads[[2]string{m.ConversationID, m.SenderID}] = m.Seq
 	p.sent[[2]string{m.SenderID, m.ClientID}] = m
 	w.b.cache.lastSeq[m.ConversationID] = m.Seq
 }
-
-// emptyEventData is the data of an event with nothing beyond its columns
-// (a newMessage): what encodeEventData makes of it.
-const emptyEventData = "{}"
 
 // flush writes the pending rows with multi-row statements: messages
 // first (events refer to them), then events, conversations, read
@@ -273,8 +277,8 @@ func multiSQL(kind, rows int, orRollback bool) string {
 			FROM (VALUES `, `(?,?,?)`
 		tail = `) AS v WHERE conversations.id = v.column1`
 	case multiReads:
-		// As qSetReadSeq: the read position never moves back. The
-		// sender has written in the conversation (wrote: see qContacts).
+		// As the core's qSetReadSeq: the read position never moves back. The
+		// sender has written in the conversation (wrote: see the core's qContacts).
 		head, row = `UPDATE`+verb+` members SET read_seq = max(members.read_seq, v.column3), wrote = 1 FROM (VALUES `, `(?,?,?)`
 		tail = `) AS v WHERE members.conversation_id = v.column1 AND members.user_id = v.column2
 			AND members.left_pos IS NULL AND (members.read_seq < v.column3 OR members.wrote = 0)`

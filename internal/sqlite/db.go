@@ -24,22 +24,14 @@
 // Positions are handed out by the batcher, the only writer, while it holds
 // SQLite's write lock, so they are dense and in commit order.
 //
-// # Choices the contract leaves open
+// # The core
 //
-//   - Unknown user ids in CreateGroup or UpdateConversation's Add are
-//     ENOTFOUND, and nothing is written.
-//   - Names are unique by parley.NameKey (users.name_key, migration
-//     00003), filled at open for older rows (fillNameKeys).
-//   - EnsureUser with a name another user holds is ECONFLICT.
-//   - Re-sending a ClientID the sender already used in another
-//     conversation is ECONFLICT.
-//   - Removing a user who is not a member, adding one who is, or renaming
-//     to the same title changes nothing and makes no event.
-//   - The MaxGroupMembers limit counts the members added by a change
-//     before the ones it removes.
-//   - Page limits: Messages takes 0 as DefaultPageLimit and clamps to
-//     MaxPageLimit; Events and EventsFor need a positive limit and clamp
-//     it to ResumeLimit+1. Negative cursors are EINVALID.
+// Every domain operation (checks, permission rules, events, reads) is
+// internal/sqlstore's, shared with internal/postgres: DB embeds a
+// *sqlstore.Store over this package's engine (engine.go) and SQL dialect
+// (dialect.go). What stays here is SQLite's own: the connections, the
+// batcher and its deferred sends (batch.go, cache.go, send.go), the
+// checkpointer and the migrations.
 package sqlite
 
 import (
@@ -48,7 +40,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"runtime"
 	"sync"
@@ -56,7 +47,7 @@ import (
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
-	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -65,19 +56,24 @@ var migrations embed.FS
 // DB is a parley.Store on one SQLite file. It is safe for concurrent use.
 // Close it when done: Close waits for writes under way.
 type DB struct {
+	// Store is every operation of parley.Store but Close, run on this
+	// engine.
+	*sqlstore.Store
+
 	write *sql.DB // one connection, used only by the batcher
 	read  *sql.DB // read-only pool
 	b     *batcher
 	ckpt  *checkpointer
-	// rstmts: readQueries prepared on read, by query text; read-only
-	// once Open returns.
-	rstmts map[string]*sql.Stmt
+	// rstmts: the read queries prepared on read, by query text, each the
+	// first time it runs (engine.go).
+	rstmts sync.Map // string -> *sql.Stmt
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-var _ parley.Store = (*DB)(nil)
+// DB is parley.Store and every optional interface the server uses.
+var _ sqlstore.Complete = (*DB)(nil)
 
 // Open opens (creating it if needed) the database at path, applies the
 // migrations and starts the batcher.
@@ -106,7 +102,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	if err := migrate(ctx, write); err != nil {
+	if err := sqlstore.Migrate(ctx, "sqlite", goose.DialectSQLite3, write, migrations); err != nil {
 		write.Close()
 		return nil, err
 	}
@@ -135,23 +131,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	ckpt.SetMaxOpenConns(1)
-	db := &DB{write: write, read: read, rstmts: map[string]*sql.Stmt{}}
-	for _, q := range readQueries {
-		st, err := read.PrepareContext(ctx, q)
-		if err != nil {
-			db.closeReadStmts()
-			write.Close()
-			read.Close()
-			ckpt.Close()
-			return nil, fmt.Errorf("sqlite: prepare %q: %w", q, err)
-		}
-		db.rstmts[q] = st
-	}
+	db := &DB{write: write, read: read}
+	db.Store = sqlstore.New(dialect{}, (*engine)(db))
 	db.ckpt = newCheckpointer(ckpt)
 	db.b, err = newBatcher(ctx, write, db.ckpt)
 	if err != nil {
 		db.ckpt.close()
-		db.closeReadStmts()
 		write.Close()
 		read.Close()
 		return nil, err
@@ -167,54 +152,15 @@ func cloneValues(v url.Values) url.Values {
 	return c
 }
 
-// migrate applies the embedded migrations. It is idempotent: goose records
-// what it applied.
-func migrate(ctx context.Context, db *sql.DB) error {
-	dir, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return fmt.Errorf("sqlite: migrations: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, dir)
-	if err != nil {
-		return fmt.Errorf("sqlite: migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	return nil
-}
-
-// fillNameKeys gives name_key (migration 00003) to the users who have
-// none, oldest first, in one transaction. A user whose key an older user
-// holds keeps none: two users who already had look-alike names keep their
-// accounts, and each is still found by its exact name (qUserByName). It
-// runs at every open; after the first it reads only those users.
+// fillNameKeys runs sqlstore.FillNameKeys in one transaction.
 func fillNameKeys(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: fill name keys: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, qUsersWithoutKey)
-	if err != nil {
-		return fmt.Errorf("sqlite: fill name keys: %w", err)
-	}
-	var users [][2]string
-	for rows.Next() {
-		var id, name string
-		if err := rows.Scan(&id, &name); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite: fill name keys: %w", err)
-		}
-		users = append(users, [2]string{id, name})
-	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("sqlite: fill name keys: %w", err)
-	}
-	for _, u := range users {
-		if _, err := tx.ExecContext(ctx, qSetNameKey, parley.NameKey(u[1]), u[0]); err != nil {
-			return fmt.Errorf("sqlite: fill name keys: %w", err)
-		}
+	if err := sqlstore.FillNameKeys(ctx, dialect{}, &readTx{tx: tx}, func(error) bool { return false }); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
@@ -233,21 +179,11 @@ func (db *DB) Close() error {
 }
 
 func (db *DB) closeReadStmts() {
-	for _, st := range db.rstmts {
-		st.Close()
-	}
-	clear(db.rstmts)
-}
-
-// readTx runs fn in one read transaction, so every query in it sees the
-// same snapshot.
-func (db *DB) readTx(ctx context.Context, fn func(tx readQ) error) error {
-	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return internalf("begin read: %w", err)
-	}
-	defer tx.Rollback()
-	return fn(readQ{ctx: ctx, tx: tx, db: db})
+	db.rstmts.Range(func(q, st any) bool {
+		st.(*sql.Stmt).Close()
+		db.rstmts.Delete(q)
+		return true
+	})
 }
 
 // Stats counts the work of the batcher since Open.

@@ -139,18 +139,7 @@ func TestWALStaysBounded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wal.db")
 	db := open(t, path)
 	ctx := t.Context()
-	a, err := db.CreateUser(ctx, "anna", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := db.CreateUser(ctx, "bert", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, _, err := db.CreateDirect(ctx, a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _, conv := sqlite.AnnaAndBert(t, db)
 	const senders, each = 100, 100
 	var wg sync.WaitGroup
 	for w := range senders {

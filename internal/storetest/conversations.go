@@ -374,17 +374,10 @@ func testContactsDirect(t *testing.T, s parley.Store) {
 	checkContactsOf(t, s, stranger, victim, friend)
 }
 
-// replyMany sends texts from u in order: in one SendMessages call when the
-// store is a MultiSender, else one SendMessage each.
+// replyMany sends texts from u in order, in one SendMessages call.
 func replyMany(t *testing.T, s parley.Store, convID string, u parley.User, texts ...string) {
 	t.Helper()
-	ms, ok := s.(parley.MultiSender)
-	if !ok {
-		for _, text := range texts {
-			send(t, s, convID, u, text)
-		}
-		return
-	}
+	ms := optional[parley.MultiSender](t, s)
 	nms := make([]parley.NewMessage, len(texts))
 	for i, text := range texts {
 		nms[i] = parley.NewMessage{ConversationID: convID, SenderID: u.ID, ClientID: clientID(), Text: text}
@@ -396,14 +389,11 @@ func replyMany(t *testing.T, s parley.Store, convID string, u parley.User, texts
 	}
 }
 
-// checkContactsOf: a store that reads many users at once (BulkReader)
-// gives what User and Contacts give for each, an unknown user included.
+// checkContactsOf: reading many users at once (BulkReader) gives what
+// User and Contacts give for each, an unknown user included.
 func checkContactsOf(t *testing.T, s parley.Store, users ...parley.User) {
 	t.Helper()
-	bulk, ok := s.(parley.BulkReader)
-	if !ok {
-		return
-	}
+	bulk := optional[parley.BulkReader](t, s)
 	all := append(ids(users...), "no-such-user")
 	got0 := must[[]parley.User](t, "UsersOf")(bulk.UsersOf(ctx(t), all))
 	if len(got0) != len(users) {

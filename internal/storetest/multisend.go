@@ -43,10 +43,7 @@ func sendMany(t *testing.T, ctx context.Context, ms parley.MultiSender, nms []pa
 // before it) is stored once, and an invalid or unauthorized send fails
 // alone.
 func testSendMessages(t *testing.T, s parley.Store) {
-	ms, ok := s.(parley.MultiSender)
-	if !ok {
-		t.Skip("the store does not implement parley.MultiSender")
-	}
+	ms := optional[parley.MultiSender](t, s)
 	a, b, c := newUser(t, s, "multia"), newUser(t, s, "multib"), newUser(t, s, "multic")
 	conv := newGroup(t, s, a, "multi", b)
 	notMine := newGroup(t, s, c, "not a's")
@@ -110,10 +107,7 @@ func testSendMessages(t *testing.T, s parley.Store) {
 // testSendMessagesConcurrent: runs of several senders into one group, at
 // once, keep each sender's order, and every event reaches the log once.
 func testSendMessagesConcurrent(t *testing.T, s parley.Store) {
-	ms, ok := s.(parley.MultiSender)
-	if !ok {
-		t.Skip("the store does not implement parley.MultiSender")
-	}
+	ms := optional[parley.MultiSender](t, s)
 	const senders, runs, perRun = 4, 8, 6
 	users := make([]parley.User, senders)
 	for i := range users {
@@ -175,10 +169,7 @@ func testSendMessagesConcurrent(t *testing.T, s parley.Store) {
 // the sends that fail with the context's error are the last ones, and
 // exactly the others are stored: none after a dropped one.
 func testSendMessagesCancelled(t *testing.T, s parley.Store) {
-	ms, ok := s.(parley.MultiSender)
-	if !ok {
-		t.Skip("the store does not implement parley.MultiSender")
-	}
+	ms := optional[parley.MultiSender](t, s)
 	a := newUser(t, s, "multicancel")
 	conv := newGroup(t, s, a, "cancelled run")
 	var nms []parley.NewMessage

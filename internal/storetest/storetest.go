@@ -23,12 +23,17 @@ import (
 	"github.com/parleychat/parley"
 )
 
-// Run runs the whole suite against the stores open makes.
+// Run runs the whole suite against the stores open makes. Beyond
+// parley.Store, a store must implement the optional interfaces the server
+// looks for (parley.MultiSender, parley.BulkReader and WriteErr, see
+// testOptional): without them the server works, but a node slows down
+// under load or cannot tell its readiness, so the suite fails.
 func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s parley.Store)
 	}{
+		{"Optional", testOptional},
 		{"Users", testUsers},
 		{"EnsureUser", testEnsureUser},
 		{"LookAlikeNames", testLookAlikeNames},
@@ -71,6 +76,40 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 			tt.fn(t, open(t))
 		})
 	}
+}
+
+// testOptional: the store implements every optional interface the server
+// type-asserts.
+func testOptional(t *testing.T, s parley.Store) {
+	for _, m := range missingOptional(s) {
+		t.Errorf("%T is no %s", s, m)
+	}
+}
+
+// missingOptional names the optional interfaces s lacks.
+func missingOptional(s parley.Store) []string {
+	var missing []string
+	if _, ok := s.(parley.MultiSender); !ok {
+		missing = append(missing, "parley.MultiSender")
+	}
+	if _, ok := s.(parley.BulkReader); !ok {
+		missing = append(missing, "parley.BulkReader")
+	}
+	if _, ok := s.(interface{ WriteErr() error }); !ok {
+		missing = append(missing, "WriteErr() error")
+	}
+	return missing
+}
+
+// optional returns s as the optional interface T, failing the test when s
+// lacks it (see missingOptional).
+func optional[T any](t *testing.T, s parley.Store) T {
+	t.Helper()
+	v, ok := s.(T)
+	if !ok {
+		t.Fatalf("%T is no %T, which the server looks for", s, (*T)(nil))
+	}
+	return v
 }
 
 // Helpers shared by the tests.
@@ -156,36 +195,29 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-func ids(users ...parley.User) []string {
-	out := make([]string, len(users))
-	for i, u := range users {
-		out[i] = u.ID
+// field returns f of every x in xs.
+func field[T, F any](xs []T, f func(T) F) []F {
+	out := make([]F, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
 	}
 	return out
+}
+
+func ids(users ...parley.User) []string {
+	return field(users, func(u parley.User) string { return u.ID })
 }
 
 func memberIDs(c parley.Conversation) []string {
-	out := make([]string, len(c.Members))
-	for i, m := range c.Members {
-		out[i] = m.UserID
-	}
-	return out
+	return field(c.Members, func(m parley.Member) string { return m.UserID })
 }
 
 func texts(ms []parley.Message) []string {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.Text
-	}
-	return out
+	return field(ms, func(m parley.Message) string { return m.Text })
 }
 
 func seqs(ms []parley.Message) []int64 {
-	out := make([]int64, len(ms))
-	for i, m := range ms {
-		out[i] = m.Seq
-	}
-	return out
+	return field(ms, func(m parley.Message) int64 { return m.Seq })
 }
 
 // allEvents reads the whole log through Events, page by page.

@@ -13,10 +13,7 @@ import (
 // engine's tests make writes fail for the engine's own reasons (a full
 // disk, a read-only database) and check the failure side.
 func testWriteHealth(t *testing.T, s parley.Store) {
-	wh, ok := s.(interface{ WriteErr() error })
-	if !ok {
-		t.Fatalf("%T has no WriteErr() error: the server could not tell readiness", s)
-	}
+	wh := optional[interface{ WriteErr() error }](t, s)
 	if err := wh.WriteErr(); err != nil {
 		t.Fatalf("a fresh store reports %v", err)
 	}

@@ -2,6 +2,8 @@ package tui
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -36,13 +38,20 @@ type driver struct {
 // Cleanup stops the commands and closes the client.
 func newDriver(t *testing.T, name, url, token string, lookup func(ctx context.Context, name string) (parley.User, error)) *driver {
 	t.Helper()
-	c, err := client.New(url, client.WithToken(token), client.WithBackoff(50*time.Millisecond, 200*time.Millisecond))
+	return newDriverWith(t, name, url, token, Config{LookupUser: lookup})
+}
+
+// newDriverWith is newDriver with a Config and more client options.
+func newDriverWith(t *testing.T, name, url, token string, cfg Config, opts ...client.Option) *driver {
+	t.Helper()
+	c, err := client.New(url, append([]client.Option{client.WithToken(token), client.WithBackoff(50*time.Millisecond, 200*time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &driver{t: t, name: name, c: c, msgs: make(chan tea.Msg), ctx: ctx, cancel: cancel}
-	d.m = New(c, Config{Notify: d.send, LookupUser: lookup, PageSize: 20})
+	cfg.Notify, cfg.PageSize = d.send, 20
+	d.m = New(c, cfg)
 	Attach(c, d.send)
 	t.Cleanup(func() {
 		Detach(c)
@@ -245,4 +254,52 @@ func TestResendFailed(t *testing.T) {
 
 func updateMembers(id string, add, remove []string) protocol.UpdateConversation {
 	return protocol.UpdateConversation{ConversationID: id, Add: add, Remove: remove}
+}
+
+// The default outbox is a file in the state directory: a message typed
+// while the server is down survives quitting (one Ctrl+C, no warning) and
+// is sent by the next run.
+func TestDurableOutbox(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	srv := servertest.Start(t)
+	aliceToken := srv.Token(t, "alice", "alice")
+	path, err := OutboxFile(srv.URL, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(os.Getenv("XDG_STATE_HOME"), "parley"); filepath.Dir(path) != want {
+		t.Fatalf("outbox file %s, want it in %s", path, want)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("outbox file: %v, mode %v, want 0600", err, fi.Mode())
+	}
+	cfg := Config{DurableOutbox: true}
+
+	alice := newDriverWith(t, "alice", srv.URL, aliceToken, cfg, client.WithOutboxFile(path))
+	alice.waitText("● connected as alice")
+	srv.Token(t, "bob", "bob")
+	alice.typeLine("/dm bob", true)
+	alice.waitText("bob ○ offline")
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.typeLine("kept on disk", true)
+	alice.waitText("alice: kept on disk … sending")
+	alice.press(key("ctrl+c"))
+	alice.waitFor("quit at once", func(string) bool { return alice.quit })
+	if strings.Contains(alice.screen(), "will be lost") {
+		t.Errorf("warned of a loss with a durable outbox:\n%s", alice.screen())
+	}
+	Detach(alice.c)
+	alice.cancel()
+	if err := alice.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Start(t)
+	again := newDriverWith(t, "alice again", srv.URL, aliceToken, cfg, client.WithOutboxFile(path))
+	again.waitText("1 message from last time still to send")
+	again.waitText("● connected as alice")
+	again.waitText("alice: kept on disk ✓")
+	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), nil)
+	bob.waitText("alice: kept on disk")
 }

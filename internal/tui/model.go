@@ -17,14 +17,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
@@ -44,6 +47,10 @@ type Config struct {
 	PageSize int
 	// Now is the clock the countdown is shown with (default time.Now).
 	Now func() time.Time
+	// DurableOutbox says the client keeps its outbox in a file
+	// (client.WithOutboxFile): quitting with messages still sending loses
+	// nothing, so it needs no second Ctrl+C.
+	DurableOutbox bool
 }
 
 // requestTimeout bounds each blocking call a command makes.
@@ -151,7 +158,18 @@ func New(c *client.Client, cfg Config) *Model {
 	// The terminal's own cursor: no blink timers to run.
 	in.SetVirtualCursor(false)
 	in.Focus()
-	return &Model{c: c, cfg: cfg, online: map[string]bool{}, readAsk: map[string]int64{}, input: in, width: 80, height: 24}
+	m := &Model{c: c, cfg: cfg, online: map[string]bool{}, readAsk: map[string]int64{}, input: in, width: 80, height: 24}
+	if c != nil {
+		// Messages a durable outbox kept from the last run are shown (and
+		// sent) like ones typed now.
+		for _, msg := range c.Pending() {
+			m.outgoing = append(m.outgoing, &outItem{msg: msg, clientID: msg.ClientID(), conv: msg.ConversationID(), text: msg.Text(), at: msg.CreatedAt(), status: msg.Status()})
+		}
+		if n := len(m.outgoing); n > 0 {
+			m.notice = fmt.Sprintf("%d %s from last time still to send", n, plural(n, "message", "messages"))
+		}
+	}
+	return m
 }
 
 // Init starts connecting.
@@ -536,9 +554,9 @@ func (m *Model) quit() tea.Cmd {
 			n++
 		}
 	}
-	if n > 0 && !m.quitArmed {
+	if n > 0 && !m.quitArmed && !m.cfg.DurableOutbox {
 		m.quitArmed = true
-		m.notice = fmt.Sprintf("%d %s still sending and will be lost: press Ctrl+C again to quit anyway", n, plural(n, "message is", "messages are"))
+		m.notice = fmt.Sprintf("%d %s still sending and will be lost (the outbox is in memory only): press Ctrl+C again to quit anyway", n, plural(n, "message is", "messages are"))
 		return nil
 	}
 	return tea.Quit
@@ -741,24 +759,65 @@ func fields(s string) []string {
 	return out
 }
 
-// errText is an error as the user should read it: a *parley.Error's
-// message without the "parley: code:" prefix; for a network error the
-// cause at the bottom of the chain ("connection refused"), not the
-// layers of wrapping above it.
+// errText is an error as the user should read it: what happened and,
+// where it helps, what to do, never the layers of a Go error
+// ("failed to get reader: failed to read frame header: EOF", "context
+// deadline exceeded"). A *parley.Error keeps its message when the server
+// wrote it for people (invalid, not_found, conflict, ...); codes that only
+// say the server had trouble get a sentence of ours.
 func errText(err error) string {
 	var pe *parley.Error
-	if errors.As(err, &pe) {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, client.ErrDisconnected):
+		return "not connected (Ctrl+R reconnects)"
+	case errors.Is(err, client.ErrOutboxFull):
+		return "too many messages are waiting to be sent; wait for some to go out"
+	case errors.As(err, &pe):
+		switch pe.Code {
+		case parley.EINTERNAL, parley.EBADJSON, parley.EUNKNOWNOP:
+			return "the server had a problem; try again later"
+		case parley.EUNAVAILABLE:
+			return "the server is busy or restarting; try again in a moment"
+		case parley.ERATELIMITED:
+			return "too many requests; wait a moment and try again"
+		case parley.EUNSUPPORTED:
+			return "that file is not an image the server accepts (PNG, JPEG, GIF or WebP)"
+		}
 		return pe.Message
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the server did not answer in time"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return "cannot find the server (" + dnsErr.Name + ")"
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return "cannot reach the server (connection refused)"
+		}
+		return "cannot reach the server"
+	}
+	if websocket.CloseStatus(err) != -1 {
+		return "the server closed the connection"
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
+		return "the connection to the server was lost"
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {
-		inner := err
-		for next := errors.Unwrap(inner); next != nil; next = errors.Unwrap(inner) {
-			inner = next
+		if ne.Timeout() {
+			return "the server did not answer in time"
 		}
-		return inner.Error()
+		return "the connection to the server was lost"
 	}
-	return err.Error()
+	// Anything else is not ours to explain: a generic sentence (the log,
+	// --log-file, has the detail).
+	return "something went wrong (see --log-file for details)"
 }
 
 func plural(n int, one, many string) string {

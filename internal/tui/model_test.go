@@ -1,9 +1,14 @@
 package tui
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,8 +66,8 @@ func TestStatusLine(t *testing.T) {
 	}{
 		{"connected", client.Status{State: client.Connected}, "● connected as alice", okStyle.Render("● connected")},
 		{"connecting", client.Status{State: client.Connecting, Attempt: 1}, "◌ connecting…", busy.Render("◌ connecting…")},
-		{"reconnecting", client.Status{State: client.Reconnecting, Attempt: 3, NextRetryAt: t0.Add(3500 * time.Millisecond), Err: errors.New("connection refused")},
-			"◌ reconnecting in 4 s (attempt 3) Ctrl+R retry now · connection refused", busy.Render("◌ reconnecting in 4 s (attempt 3)")},
+		{"reconnecting", client.Status{State: client.Reconnecting, Attempt: 3, NextRetryAt: t0.Add(3500 * time.Millisecond), Err: &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}},
+			"◌ reconnecting in 4 s (attempt 3) Ctrl+R retry now · cannot reach the server (connection refused)", busy.Render("◌ reconnecting in 4 s (attempt 3)")},
 		{"retry due", client.Status{State: client.Reconnecting, Attempt: 2, NextRetryAt: t0.Add(-time.Second)},
 			"◌ reconnecting now (attempt 2)", busy.Render("◌ reconnecting now (attempt 2)")},
 		{"gave up", client.Status{State: client.Disconnected, Err: parley.Errorf(parley.EUNAUTHORIZED, "token expired")},
@@ -301,5 +306,52 @@ func TestBaseURL(t *testing.T) {
 	}
 	if _, err := BaseURL("ftp://x"); parley.ErrorCode(err) != parley.EINVALID {
 		t.Errorf("ftp: err %v, want EINVALID", err)
+	}
+}
+
+// Before the list has loaded the sidebar says so, not "none yet".
+func TestListBeforeLoad(t *testing.T) {
+	m := newTestModel(t)
+	if s := screen(m); strings.Contains(s, "none yet") || !strings.Contains(s, "loading…") {
+		t.Fatalf("before the list loaded:\n%s", s)
+	}
+	m.Update(listMsg{})
+	if s := screen(m); !strings.Contains(s, "none yet: /dm user") {
+		t.Fatalf("an empty list, loaded:\n%s", s)
+	}
+}
+
+// With a durable outbox, Ctrl+C quits at once: nothing is lost.
+func TestQuitWithDurableOutbox(t *testing.T) {
+	m := New(nil, Config{Now: func() time.Time { return t0 }, DurableOutbox: true})
+	m.outgoing = []*outItem{{conv: "c1", text: "x", status: client.Sending}}
+	if _, cmd := m.Update(key("ctrl+c")); cmd == nil || cmd() != tea.Quit() {
+		t.Fatal("Ctrl+C with a durable outbox did not quit")
+	}
+}
+
+// errText never shows Go's internals: each error a user met reads as a
+// sentence.
+func TestErrText(t *testing.T) {
+	wsErr := fmt.Errorf("failed to get reader: %w", fmt.Errorf("failed to read frame header: %w", io.EOF))
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{context.DeadlineExceeded, "the server did not answer in time"},
+		{fmt.Errorf("list: %w", context.DeadlineExceeded), "the server did not answer in time"},
+		{wsErr, "the connection to the server was lost"},
+		{fmt.Errorf("dial: %w", dial), "cannot reach the server (connection refused)"},
+		{parley.Errorf(parley.EINTERNAL, "pq: relation does not exist"), "the server had a problem; try again later"},
+		{parley.Errorf(parley.EUNSUPPORTED, "file is text/plain; charset=utf-8, not a PNG"), "that file is not an image the server accepts (PNG, JPEG, GIF or WebP)"},
+		{parley.Errorf(parley.ENOTFOUND, "no user named bob"), "no user named bob"},
+		{client.ErrDisconnected, "not connected (Ctrl+R reconnects)"},
+		{errors.New("sql: database is closed"), "something went wrong (see --log-file for details)"},
+	}
+	for _, tt := range tests {
+		if got := errText(tt.err); got != tt.want {
+			t.Errorf("errText(%v) = %q, want %q", tt.err, got, tt.want)
+		}
 	}
 }

@@ -79,7 +79,12 @@ func (m *Model) messageRows() int {
 // listLines renders the conversation list, n lines of width w.
 func (m *Model) listLines(w, n int) []string {
 	out := []string{bold.Render(ansi.Truncate("Conversations", w, "…"))}
-	if len(m.convs) == 0 {
+	switch {
+	case len(m.convs) > 0:
+	case !m.loaded:
+		// Nothing is known yet: "none" would be a guess.
+		out = append(out, dim.Render(ansi.Truncate("loading…", w, "…")))
+	default:
 		out = append(out, dim.Render(ansi.Truncate("none yet: /dm user", w, "…")))
 	}
 	// Keep the selected conversation on screen.

@@ -30,6 +30,55 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// ---------- errors as people read them ----------
+
+// What the user reads for each wire code (error.go). Codes whose server
+// message is written for people (invalid, conflict, not_found, forbidden)
+// keep it; the others say what happened and what to do, so no internal
+// text ("context deadline exceeded", a MIME type) reaches the page.
+const ERROR_TEXT = {
+  disconnected: 'The server cannot be reached. Check your connection and try again.',
+  unavailable: 'The server is busy or restarting. Try again in a moment.',
+  rate_limited: 'Too many requests. Wait a moment and try again.',
+  internal: 'Something went wrong on the server. Try again later.',
+  bad_json: 'Something went wrong. Reload the page and try again.',
+  unknown_op: 'Something went wrong. Reload the page and try again.',
+  unauthorized: 'Your session has expired. Please log in again.',
+  too_large: 'The file is too large to send.',
+  unsupported: 'This file is not an image Parley can send (PNG, JPEG, GIF or WebP).',
+  gone: 'The image is no longer available here. Attach it again.',
+};
+
+// Refusals that a retry of the same message cannot change: the page
+// offers Discard only. (not_found and forbidden are not among them: being
+// added to the conversation again makes a retry work.)
+const PERMANENT = new Set(['unsupported', 'too_large', 'invalid', 'gone']);
+
+/** humanError is err (a ParleyError, or anything thrown) as a sentence for the page. */
+function humanError(err) {
+  const code = err?.code || '';
+  if (ERROR_TEXT[code]) return ERROR_TEXT[code];
+  if (err instanceof ParleyError && err.message) return sentence(err.message);
+  return ERROR_TEXT.internal;
+}
+
+/** itemError is why an outbox item failed, as a sentence. */
+function itemError(item) {
+  if (item.error_code) return humanError(new ParleyError(item.error_code, item.error));
+  // Stored before error codes were kept: the server's own words.
+  return item.error ? sentence(item.error) : 'Not sent.';
+}
+
+/** sentence starts s with a capital and ends it with a full stop. */
+function sentence(s) {
+  s = String(s).trim();
+  if (!s) return s;
+  s = s[0].toUpperCase() + s.slice(1);
+  return /[.!?…]$/.test(s) ? s : `${s}.`;
+}
+
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+
 const ui = {
   auth: document.getElementById('auth'),
   authForm: document.getElementById('auth-form'),
@@ -37,6 +86,12 @@ const ui = {
   chat: document.getElementById('chat'),
   conn: document.getElementById('conn'),
   connText: byTestId('conn-text'),
+  connShort: byTestId('conn-short'),
+  connAnnouncer: byTestId('conn-announcer'),
+  announcer: byTestId('announcer'),
+  notifyEnable: byTestId('notify-enable'),
+  tray: byTestId('tray'),
+  composerHint: document.getElementById('composer-hint'),
   retryNow: byTestId('retry-now'),
   me: document.querySelector('.me'),
   meName: byTestId('me-name'),
@@ -84,6 +139,12 @@ const app = {
   // and the <img> elements of the open pane by message key, reused across
   // redraws so an image is not decoded again on every change.
   media: new Map(),
+  tray: [], // images waiting for Send: {file, url}
+  convsLoaded: false,
+  announcedState: '',
+  confirmDelete: '', // the id of the message whose deletion waits for a yes
+  focusKey: '', // the control to focus after the next message redraw
+  tooLong: false,
   imgs: new Map(),
   lightboxURL: '',
 };
@@ -119,7 +180,7 @@ ui.authForm.addEventListener('submit', async (e) => {
     ui.authForm.reset();
     start({ token: res.token, user: res.user });
   } catch (err) {
-    ui.authError.textContent = err.message || String(err);
+    ui.authError.textContent = humanError(err);
   } finally {
     for (const b of ui.authForm.querySelectorAll('button')) b.disabled = false;
   }
@@ -138,6 +199,11 @@ function logout(message) {
   app.media.clear();
   app.imgs.clear();
   clearInterval(app.ticker);
+  app.convsLoaded = false;
+  app.announcedState = '';
+  app.confirmDelete = '';
+  clearTray();
+  document.title = 'Parley';
   ui.chat.hidden = true;
   ui.conn.hidden = true;
   ui.me.hidden = true;
@@ -195,6 +261,7 @@ function start({ token, user }) {
     if (c.state === State.Reconnecting) renderConn();
   }, 250);
   renderConn();
+  renderNotifyButton();
   c.connect();
   loadConversations();
 }
@@ -245,11 +312,27 @@ function renderConn() {
       break;
     }
     default:
-      text = s.reason ? `Disconnected: ${s.reason}` : 'Disconnected';
+      // The close reason is for developers (the console), not the page.
+      text = 'Disconnected';
       showRetry = true;
   }
   ui.connText.textContent = text + queuedText;
+  ui.connShort.textContent = shortConnText(s);
+  ui.conn.title = text + queuedText;
   ui.retryNow.hidden = !showRetry;
+  // Screen readers hear the state when it changes, not every tick of the
+  // countdown (the pill itself is not a live region).
+  if (s.state !== app.announcedState) {
+    const first = !app.announcedState;
+    app.announcedState = s.state;
+    const said = {
+      [State.Connected]: 'Connected.',
+      [State.FeatureThrottled]: 'Connected, some features paused for a while.',
+      [State.Reconnecting]: 'Connection lost. Reconnecting; messages you send will wait.',
+      [State.Disconnected]: 'Disconnected. Use Retry now to connect again.',
+    }[s.state];
+    if (said && !(first && s.state === State.Connected)) ui.connAnnouncer.textContent = said;
+  }
   // Send works while reconnecting (the message waits in the outbox), not
   // when the client has given up.
   ui.send.disabled = s.state === State.Disconnected;
@@ -259,6 +342,97 @@ function renderConn() {
 }
 
 ui.retryNow.addEventListener('click', () => app.client?.reconnectNow());
+
+/** shortConnText is the indicator's text on a phone: a few words, fixed width digits. */
+function shortConnText(s) {
+  switch (s.state) {
+    case State.Connected:
+      return 'Connected';
+    case State.FeatureThrottled:
+      return 'Limited';
+    case State.Connecting:
+      return 'Connecting…';
+    case State.Reconnecting: {
+      const secs = Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000));
+      return s.retryAt && secs > 0 ? `Retry in ${secs} s` : 'Reconnecting…';
+    }
+    default:
+      return 'Offline';
+  }
+}
+
+// ---------- announcements, tab title, notifications ----------
+
+/** announce has screen readers say text (a polite live region). */
+function announce(text) {
+  // The same text twice in a row is said twice: clear, then set a moment
+  // later (a timer, not an animation frame: those stop in a hidden tab).
+  ui.announcer.textContent = '';
+  clearTimeout(app.announceTimer);
+  app.announceTimer = setTimeout(() => {
+    ui.announcer.textContent = text;
+  }, 50);
+}
+
+/** preview is a message as one short line (notifications, announcements). */
+function preview(m) {
+  if (m.deleted) return 'Message deleted';
+  const text = (m.text || '').replace(/\s+/g, ' ').trim();
+  const short = [...text].length > 120 ? `${[...text].slice(0, 119).join('')}…` : text;
+  if (m.type === 'image') return short ? `Image: ${short}` : 'Sent an image';
+  return short;
+}
+
+/** newFromOthers tells the user about a message someone else just sent. */
+function newFromOthers(m, conv) {
+  const where = conv && conv.kind === 'group' ? ` in ${titleOf(conv)}` : '';
+  if (m.conversation_id === app.open) announce(`${m.sender_name}${where}: ${preview(m)}`);
+  else announce(`New message from ${m.sender_name}${where}.`);
+  notify(m, conv);
+}
+
+/**
+ * notify shows a desktop notification for m while the page is hidden, if
+ * the user allowed them (asked only from the button, a user gesture). A
+ * click brings the page back with the conversation open.
+ */
+function notify(m, conv) {
+  if (!('Notification' in window) || Notification.permission !== 'granted') return;
+  if (document.visibilityState !== 'hidden') return;
+  try {
+    const n = new Notification(conv && conv.kind === 'group' ? `${m.sender_name} in ${titleOf(conv)}` : m.sender_name, {
+      body: preview(m),
+      tag: m.conversation_id, // one notification per conversation, replaced
+    });
+    n.onclick = () => {
+      window.focus();
+      openConversation(m.conversation_id);
+      n.close();
+    };
+  } catch (err) {
+    console.warn('parley: notification failed', err);
+  }
+}
+
+function renderNotifyButton() {
+  ui.notifyEnable.hidden = !('Notification' in window) || Notification.permission !== 'default';
+}
+
+ui.notifyEnable.addEventListener('click', async () => {
+  try {
+    await Notification.requestPermission();
+  } catch {
+    /* the browser said no */
+  }
+  renderNotifyButton();
+});
+
+/** renderTitle puts the number of unread messages in the tab's title. */
+function renderTitle() {
+  let total = 0;
+  for (const c of app.convs.values()) total += c.unread_count || 0;
+  document.title = total ? `(${total}) Parley` : 'Parley';
+}
 
 // ---------- conversations ----------
 
@@ -313,10 +487,11 @@ async function loadConversations() {
       if (!res.has_more || !res.next) break;
       cursor = res.next;
     }
+    app.convsLoaded = true;
     ui.sidebarError.textContent = '';
   } catch (err) {
     if (c !== app.client) return;
-    ui.sidebarError.textContent = `Could not load conversations: ${err.message}`;
+    ui.sidebarError.textContent = `Could not load conversations. ${humanError(err)}`;
     if (err.code === 'unauthorized') logout('Your session has expired. Please log in again.');
   }
   renderConversations();
@@ -330,7 +505,7 @@ async function fetchConversation(id) {
     app.client.refreshPresence();
     renderConversations();
   } catch (err) {
-    ui.sidebarError.textContent = `Could not load a conversation: ${err.message}`;
+    ui.sidebarError.textContent = `Could not load a conversation. ${humanError(err)}`;
   }
 }
 
@@ -338,7 +513,9 @@ function renderConversations() {
   const convs = [...app.convs.values()].sort(
     (a, b) => Date.parse(b.last_activity_at || b.created_at || 0) - Date.parse(a.last_activity_at || a.created_at || 0),
   );
-  ui.noConversations.hidden = convs.length > 0;
+  // Said only once the list is known: before that, nothing is.
+  ui.noConversations.hidden = convs.length > 0 || !app.convsLoaded;
+  renderTitle();
   const items = convs.map((conv) => {
     const other = otherMember(conv);
     const online = other ? app.client?.isOnline(other.user_id) : null;
@@ -350,7 +527,8 @@ function renderConversations() {
     }
     const title = titleOf(conv);
     const unread = conv.unread_count || 0;
-    const label = `${title}${other ? (online ? ', online' : ', offline') : ''}${unread ? `, ${unread} unread` : ''}`;
+    // The accessible name is the visible text plus what the dot and the
+    // badge show (as hidden words), so it contains what is seen.
     return h(
       'li',
       {},
@@ -363,7 +541,7 @@ function renderConversations() {
           'data-conversation-id': conv.id,
           'data-title': title,
           'aria-current': conv.id === app.open ? 'true' : 'false',
-          'aria-label': label,
+          'data-label': `${title}${other ? (online ? ', online' : ', offline') : ''}${unread ? `, ${unread} unread` : ''}`,
           onclick: () => openConversation(conv.id),
         },
         h('span', {
@@ -372,8 +550,10 @@ function renderConversations() {
           'data-online': other ? String(!!online) : 'none',
           'aria-hidden': 'true',
         }),
-        h('span', { class: 'title' }, title),
-        unread ? h('span', { class: 'badge', 'data-testid': 'unread' }, String(unread)) : h('span'),
+        h('span', { class: 'title' }, title, other ? h('span', { class: 'visually-hidden' }, online ? ', online' : ', offline') : null),
+        unread
+          ? h('span', { class: 'badge' }, h('span', { 'data-testid': 'unread' }, String(unread)), h('span', { class: 'visually-hidden' }, ' unread'))
+          : h('span'),
         h('span', { class: 'last', 'data-testid': 'last-message' }, lastText),
       ),
     );
@@ -413,7 +593,7 @@ ui.directForm.addEventListener('submit', async (e) => {
     renderConversations();
     openConversation(conv.id);
   } catch (err) {
-    ui.sidebarError.textContent = err.code === 'not_found' ? `No user named "${username}".` : err.message;
+    ui.sidebarError.textContent = err.code === 'not_found' ? `No user named "${username}".` : humanError(err);
   }
 });
 
@@ -444,7 +624,7 @@ ui.groupForm.addEventListener('submit', async (e) => {
     renderConversations();
     openConversation(conv.id);
   } catch (err) {
-    ui.sidebarError.textContent = err.message;
+    ui.sidebarError.textContent = humanError(err);
   }
 });
 
@@ -461,6 +641,11 @@ function thread(id) {
 
 function openConversation(id) {
   if (app.open && app.open !== id) app.client.stopTyping(app.open);
+  if (app.open !== id) {
+    clearTray();
+    app.confirmDelete = '';
+    app.tooLong = false;
+  }
   app.open = id;
   app.paneError = '';
   ui.chat.classList.add('show-pane');
@@ -490,7 +675,7 @@ async function loadLatest(id) {
     t.loaded = true;
     t.error = '';
   } catch (err) {
-    t.error = `Could not load messages: ${err.message}`;
+    t.error = `Could not load messages. ${humanError(err)}`;
   } finally {
     t.loading = false;
   }
@@ -517,7 +702,7 @@ async function loadOlder(id) {
     t.hasMore = !!res.has_more;
     t.error = '';
   } catch (err) {
-    t.error = `Could not load older messages: ${err.message}`;
+    t.error = `Could not load older messages. ${humanError(err)}`;
   } finally {
     t.loading = false;
     ui.loadingOlder.hidden = true;
@@ -601,15 +786,27 @@ function onEvent(ev) {
         // Counted once: only a message newer than the newest we know.
         conv.unread_count = (conv.unread_count || 0) + 1;
       }
+      // Said once: a replayed message we already had is not news.
+      const seen = app.threads.get(m.conversation_id)?.msgs.has(m.id) || (conv && m.seq <= (conv.last_seq || 0));
+      if (m.sender_id !== app.me.id && !seen) newFromOthers(m, conv);
       applyMessage(m, true);
       break;
     }
-    case 'messageDeleted':
-      if (ev.message) {
-        if (conv?.last_message?.id === ev.message.id) conv.last_message = ev.message;
-        applyMessage(ev.message);
+    case 'messageDeleted': {
+      const m = ev.message;
+      if (!m) break;
+      if (conv?.last_message?.id === m.id) conv.last_message = m;
+      // A deleted message no longer counts as unread (the server leaves
+      // it out of unread_count). Whether this one was counted here is not
+      // known for sure (it may have been deleted before the list was
+      // fetched), so the exact count comes from the server.
+      const wasShown = app.threads.get(m.conversation_id)?.msgs.get(m.id);
+      if (conv && !wasShown?.deleted && m.sender_id !== app.me.id && m.seq > (conv.read_seq || 0) && (conv.unread_count || 0) > 0) {
+        fetchConversation(conv.id);
       }
+      applyMessage(m);
       break;
+    }
     case 'messageRead':
       if (!conv) return;
       if (ev.user_id === app.me.id) {
@@ -668,17 +865,89 @@ function fmtTime(iso) {
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
+// Delete asks first: the message's Delete button turns into "Delete for
+// everyone?" with Delete and Cancel (Escape cancels too). One message at a
+// time waits for the answer.
+function askDelete(m) {
+  app.confirmDelete = m.id;
+  app.focusKey = `confirm:${m.id}`;
+  renderMessages();
+}
+
+function cancelDelete() {
+  const id = app.confirmDelete;
+  app.confirmDelete = '';
+  app.focusKey = `delete:${id}`;
+  renderMessages();
+}
+
 async function deleteMessage(m) {
+  app.confirmDelete = '';
+  app.focusKey = '';
+  ui.input.focus();
   try {
     const tomb = await app.client.api(
       'DELETE',
       `/v1/conversations/${encodeURIComponent(m.conversation_id)}/messages/${encodeURIComponent(m.id)}`,
     );
     applyMessage(tomb && tomb.id ? tomb : { ...m, deleted: true, text: '' });
+    announce('Message deleted.');
   } catch (err) {
-    app.paneError = `Could not delete: ${err.message}`;
+    app.paneError = `Could not delete. ${humanError(err)}`;
     renderMessages();
   }
+}
+
+// Links: only http(s) URLs in the text become links, built as elements
+// (never HTML), opened in a new tab without giving it this page.
+const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+
+/** linkify splits text into text and <a> nodes. */
+function linkify(text) {
+  const out = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    // Punctuation that ends a sentence is not part of the link; a closing
+    // bracket is, when the URL opened one.
+    let url = match[0].replace(/[.,;:!?'"*]+$/, '');
+    while (/[)\]}]$/.test(url) && count(url, url.at(-1)) > count(url, { ')': '(', ']': '[', '}': '{' }[url.at(-1)])) {
+      url = url.slice(0, -1);
+    }
+    let href = '';
+    try {
+      const u = new URL(url);
+      if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
+    } catch {
+      /* not a URL after all: stays text */
+    }
+    if (!href) continue;
+    if (match.index > last) out.push(text.slice(last, match.index));
+    out.push(h('a', { href, target: '_blank', rel: 'noopener noreferrer', 'data-testid': 'link' }, url));
+    last = match.index + url.length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
+}
+
+function count(s, ch) {
+  return s.split(ch).length - 1;
+}
+
+// Date separators: a message's local day, said the way people say it.
+function dayKey(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+}
+
+function dayLabel(iso, now = new Date()) {
+  const d = new Date(iso);
+  const start = (x) => new Date(x.getFullYear(), x.getMonth(), x.getDate()).getTime();
+  const days = Math.round((start(now) - start(d)) / 86400000);
+  if (days === 0) return 'Today';
+  if (days === 1) return 'Yesterday';
+  const opts = { weekday: 'long', day: 'numeric', month: 'long' };
+  if (d.getFullYear() !== now.getFullYear()) opts.year = 'numeric';
+  return d.toLocaleDateString([], opts);
 }
 
 function renderMessages({ toBottom = false, keepOffset = false } = {}) {
@@ -694,6 +963,9 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
   const prevHeight = box.scrollHeight;
   const prevTop = box.scrollTop;
+  // The list is redrawn from scratch: remember which control had the
+  // focus, to give it back to its new copy (keyboard users keep their place).
+  const focused = ui.messageList.contains(document.activeElement) ? document.activeElement.dataset.focus : '';
 
   const others = (conv?.members || []).filter((m) => m.user_id !== app.me.id);
   const othersRead = others.reduce((max, m) => Math.max(max, m.read_seq || 0), 0);
@@ -706,10 +978,14 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
     rows.push(
       h(
         'li',
-        { class: 'error', role: 'alert', 'data-testid': 'thread-error' },
-        t.error,
-        ' ',
-        h('button', { type: 'button', class: 'link-button', onclick: () => (t.loaded ? loadOlder(id) : loadLatest(id)) }, 'Try again'),
+        { class: 'error' },
+        h(
+          'span',
+          { role: 'alert', 'data-testid': 'thread-error' },
+          t.error,
+          ' ',
+          h('button', { type: 'button', class: 'link-button', onclick: () => (t.loaded ? loadOlder(id) : loadLatest(id)) }, 'Try again'),
+        ),
       ),
     );
   } else if (t.loaded && !t.hasMore) {
@@ -717,11 +993,31 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
   }
 
   const usedImgs = new Set();
+  let day = '';
+  const now = new Date();
   for (const m of confirmed) {
     const own = m.sender_id === app.me.id;
+    const key = dayKey(m.created_at);
+    if (key && key !== day) {
+      day = key;
+      rows.push(h('li', { class: 'day', 'data-testid': 'day-separator' }, h('span', {}, dayLabel(m.created_at, now))));
+    }
     const image = m.type === 'image' && m.attachment && !m.deleted ? storedImage(m, usedImgs) : null;
     const status = own ? (m.seq <= othersRead ? 'read' : 'sent') : 'received';
     const mark = own ? (status === 'read' ? '✓✓ Read' : '✓ Sent') : '';
+    const asking = own && !m.deleted && app.confirmDelete === m.id;
+    let actions = null;
+    if (asking) {
+      actions = h(
+        'span',
+        { class: 'confirm', 'data-testid': 'confirm-delete', role: 'group', 'aria-label': 'Delete this message for everyone?' },
+        h('span', { 'aria-hidden': 'true' }, 'Delete for everyone?'),
+        h('button', { type: 'button', class: 'danger', 'data-testid': 'confirm-delete-yes', 'data-focus': `confirm:${m.id}`, onclick: () => deleteMessage(m) }, 'Delete'),
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'confirm-delete-no', 'data-focus': `cancel:${m.id}`, onclick: cancelDelete }, 'Cancel'),
+      );
+    } else if (own && !m.deleted) {
+      actions = h('button', { type: 'button', class: 'secondary', 'data-testid': 'delete', 'data-focus': `delete:${m.id}`, 'aria-label': 'Delete message', onclick: () => askDelete(m) }, 'Delete');
+    }
     rows.push(
       h(
         'li',
@@ -734,18 +1030,17 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
           'data-status': status,
           'data-sender': m.sender_name,
           'data-type': m.type || 'text',
+          onkeydown: asking ? (e) => e.key === 'Escape' && cancelDelete() : null,
         },
         group && !own ? h('div', { class: 'sender' }, m.sender_name) : null,
         image,
-        h('div', { class: 'text', 'data-testid': 'message-text' }, m.deleted ? 'Message deleted' : m.text || ''),
+        h('div', { class: 'text', 'data-testid': 'message-text' }, m.deleted ? 'Message deleted' : linkify(m.text || '')),
         h(
           'div',
           { class: 'meta' },
           h('time', { datetime: m.created_at }, fmtTime(m.created_at)),
           own && !m.deleted ? h('span', { class: 'mark', 'data-testid': 'mark' }, mark) : null,
-          own && !m.deleted
-            ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'delete', 'aria-label': 'Delete message', onclick: () => deleteMessage(m) }, 'Delete')
-            : null,
+          actions,
         ),
       ),
     );
@@ -756,31 +1051,35 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
     const live = c.state === State.Connected || c.state === State.FeatureThrottled;
     const status = item.status === 'failed' ? 'failed' : item.status === 'sending' || live ? 'sending' : 'queued';
     const uploading = item.type === 'image' && !item.attachment_id && item.status === 'sending';
-    const mark = { failed: `Not sent: ${item.error || 'error'}`, sending: uploading ? 'Uploading…' : 'Sending…', queued: 'Queued' }[status];
+    const mark = { failed: `Not sent: ${itemError(item)}`, sending: uploading ? 'Uploading…' : 'Sending…', queued: 'Queued' }[status];
+    // Retry only where a retry can work: not for a file the server will
+    // never take, nor a text it refused as it is.
+    const canRetry = status === 'failed' && !PERMANENT.has(item.error_code);
     rows.push(
       h(
         'li',
         { class: 'message own', 'data-testid': 'message', 'data-client-id': item.client_id, 'data-status': status, 'data-type': item.type },
         item.type === 'image' ? outboxImage(item, usedImgs) : null,
-        h('div', { class: 'text', 'data-testid': 'message-text' }, item.text),
+        h('div', { class: 'text', 'data-testid': 'message-text' }, linkify(item.text || '')),
         h(
           'div',
           { class: 'meta' },
           h('span', { class: 'mark', 'data-testid': 'mark' }, mark),
+          canRetry ? h('button', { type: 'button', 'data-testid': 'retry', 'data-focus': `retry:${item.client_id}`, onclick: () => c.retry(item.client_id) }, 'Retry') : null,
           status === 'failed'
-            ? [
-                h('button', { type: 'button', 'data-testid': 'retry', onclick: () => c.retry(item.client_id) }, 'Retry'),
-                h('button', { type: 'button', class: 'secondary', 'data-testid': 'discard', onclick: () => c.discard(item.client_id) }, 'Discard'),
-              ]
+            ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'discard', 'data-focus': `discard:${item.client_id}`, onclick: () => c.discard(item.client_id) }, 'Discard')
             : null,
         ),
       ),
     );
   }
-  if (app.paneError) rows.push(h('li', { class: 'error', role: 'alert' }, app.paneError));
+  if (app.paneError) rows.push(h('li', { class: 'error' }, h('span', { role: 'alert', 'data-testid': 'pane-error' }, app.paneError)));
 
   ui.messageList.replaceChildren(...rows);
   for (const key of app.imgs.keys()) if (!usedImgs.has(key)) app.imgs.delete(key);
+  const want = app.focusKey || focused;
+  app.focusKey = '';
+  if (want) ui.messageList.querySelector(`[data-focus="${CSS.escape(want)}"]`)?.focus();
   if (keepOffset) box.scrollTop = prevTop + (box.scrollHeight - prevHeight);
   else if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
 }
@@ -820,7 +1119,7 @@ function thumbEntry(att) {
       if (c !== app.client) return;
       const old = app.media.get(key) || {};
       const retryAt = err.code === 'disconnected' || err.code === 'unavailable' ? Date.now() + 3000 : Infinity;
-      app.media.set(key, { ...old, loading: false, error: err.message, retryAt });
+      app.media.set(key, { ...old, loading: false, error: humanError(err), retryAt });
       scheduleRender();
     },
   );
@@ -862,7 +1161,7 @@ function dropPreviews() {
 function imageView(key, entry, size, who, open, used, name = '') {
   used.add(key);
   if (entry.error && !entry.url) {
-    return h('p', { class: 'image-error', 'data-testid': 'image-error' }, `Image unavailable: ${entry.error}`);
+    return h('p', { class: 'image-error', 'data-testid': 'image-error' }, `Image unavailable. ${sentence(entry.error)}`);
   }
   let img = app.imgs.get(key);
   if (!img) {
@@ -931,7 +1230,7 @@ async function openImage(who, load) {
     ui.lightboxOpen.hidden = false;
     ui.lightboxStatus.textContent = '';
   } catch (err) {
-    if (app.lightboxToken === token) ui.lightboxStatus.textContent = `Could not load the image: ${err.message}`;
+    if (app.lightboxToken === token) ui.lightboxStatus.textContent = `Could not load the image. ${humanError(err)}`;
   }
 }
 
@@ -952,13 +1251,64 @@ ui.lightbox.addEventListener('click', (e) => {
   if (!inside) ui.lightbox.close();
 });
 
-/** attachFiles queues each file as an image message in the open conversation. */
+// Images wait in a tray above the composer until Send: the composer's
+// text goes with the first one as its caption. The picker, a drop on the
+// pane and a paste into the composer all put images there.
+const TRAY_MAX = 10;
+
+/** attachFiles puts the image files in the tray; other files get a clear no. */
 function attachFiles(files) {
   const c = app.client;
   if (!files.length || !app.open || !c || c.state === State.Disconnected) return;
   app.paneError = '';
-  for (const f of files) c.sendImage(app.open, f);
+  const refused = [];
+  for (const f of files) {
+    if (!IMAGE_TYPES.has(f.type)) refused.push(f.name || 'This file');
+    else if (app.tray.length < TRAY_MAX) app.tray.push({ file: f, url: URL.createObjectURL(f) });
+  }
+  if (refused.length) {
+    app.paneError = `${refused.map((n) => `“${n}”`).join(', ')} ${refused.length > 1 ? 'are not images' : 'is not an image'} Parley can send. Send PNG, JPEG, GIF or WebP images.`;
+  }
+  renderTray();
   renderMessages({ toBottom: true });
+  ui.input.focus();
+}
+
+function clearTray() {
+  for (const t of app.tray) URL.revokeObjectURL(t.url);
+  app.tray = [];
+  renderTray();
+}
+
+function renderTray() {
+  ui.tray.hidden = app.tray.length === 0;
+  ui.tray.replaceChildren(
+    ...app.tray.map((t, i) =>
+      h(
+        'li',
+        { class: 'tray-item', 'data-testid': 'tray-item' },
+        h('img', { src: t.url, alt: '', width: 48, height: 48 }),
+        h('span', { class: 'tray-name' }, t.file.name || 'Pasted image'),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'secondary',
+            'data-testid': 'tray-remove',
+            'aria-label': `Remove ${t.file.name || 'the pasted image'}`,
+            onclick: () => {
+              URL.revokeObjectURL(t.url);
+              app.tray.splice(i, 1);
+              renderTray();
+              ui.input.focus();
+            },
+          },
+          '×',
+        ),
+      ),
+    ),
+  );
+  ui.input.placeholder = app.tray.length ? 'Add a caption (optional)' : 'Write a message';
 }
 
 ui.attachInput.addEventListener('change', () => {
@@ -994,6 +1344,15 @@ ui.pane.addEventListener('drop', (e) => {
   ui.pane.classList.remove('dropping');
   attachFiles([...e.dataTransfer.files]);
 });
+
+// A pasted image (a screenshot, a copied picture) goes to the tray; pasted
+// text stays text.
+ui.input.addEventListener('paste', (e) => {
+  const files = [...(e.clipboardData?.files || [])];
+  if (!files.length) return;
+  e.preventDefault();
+  attachFiles(files);
+});
 for (const type of ['dragover', 'drop']) {
   window.addEventListener(type, (e) => {
     if (hasFiles(e)) e.preventDefault();
@@ -1014,18 +1373,33 @@ function renderTyping() {
 function submitMessage() {
   const c = app.client;
   const text = ui.input.value.trim();
-  if (!text || !app.open || !c || c.state === State.Disconnected) return;
+  if ((!text && !app.tray.length) || !app.open || !c || c.state === State.Disconnected) return;
   const max = c.limits.maxTextRunes;
   if ([...text].length > max) {
     app.paneError = `A message can hold at most ${max} characters.`;
+    app.tooLong = true;
     renderMessages({ toBottom: true });
     return;
   }
   app.paneError = '';
-  c.send(app.open, text);
+  app.tooLong = false;
+  if (app.tray.length) {
+    app.tray.forEach((t, i) => c.sendImage(app.open, t.file, i === 0 ? text : ''));
+    clearTray();
+  } else {
+    c.send(app.open, text);
+  }
   ui.input.value = '';
+  fitComposer();
   clearTimeout(app.typingIdle);
   renderMessages({ toBottom: true });
+}
+
+/** fitComposer grows the composer with its text, up to its CSS max-height. */
+function fitComposer() {
+  ui.input.style.height = 'auto';
+  if (ui.input.value) ui.input.style.height = `${ui.input.scrollHeight + 2}px`; // + the borders
+  else ui.input.style.height = '';
 }
 
 ui.composer.addEventListener('submit', (e) => {
@@ -1055,8 +1429,15 @@ ui.input.addEventListener('keyup', (e) => {
 });
 
 ui.input.addEventListener('input', () => {
+  fitComposer();
   const c = app.client;
   if (!c || !app.open) return;
+  // The length error goes as soon as the text fits again.
+  if (app.tooLong && [...ui.input.value.trim()].length <= c.limits.maxTextRunes) {
+    app.tooLong = false;
+    app.paneError = '';
+    renderMessages();
+  }
   const id = app.open;
   clearTimeout(app.typingIdle);
   if (!ui.input.value.trim()) {

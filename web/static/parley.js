@@ -252,7 +252,7 @@ export function login(baseURL, username, password) {
  *   welcome   {welcome, resumed: bool}   a connection is up; resumed=false means
  *             no replay happens, so refetch state
  *   resumed   {from, to, count}
- *   resync    {head, reason}   refetch conversations and messages
+ *   resync    {head, reason, cause, from}   refetch conversations and messages
  *   outbox    [items]          the outbox changed
  *   sent      {item, message, blob}  the server stored a message from the
  *             outbox (blob: an image's bytes, when this page holds them)
@@ -710,12 +710,21 @@ export class Client {
         this.stats.resumes++;
         this.emit('resumed', f.data);
         return;
-      case 'resync':
+      case 'resync': {
         this.stats.resyncs++;
-        this.position = f.data?.head ?? this.position;
-        this.savePosition();
+        // The position never moves backwards (events at or below it stay
+        // dropped as seen): a head below it is a node that has not caught
+        // up (older servers answer so). Only a server that says its log
+        // was lost (cause log_lost: it gives positions after head again)
+        // moves it back, to its head. docs/protocol.md section 3.
+        const head = f.data?.head;
+        if (typeof head === 'number' && (this.position == null || head > this.position || f.data.cause === 'log_lost')) {
+          this.position = head;
+          this.savePosition();
+        }
         this.emit('resync', f.data);
         return;
+      }
       case 'throttled':
         this.stats.throttled++;
         this.throttle(f.data.feature, Date.parse(f.data.until) || Date.now() + 5000);
@@ -868,7 +877,12 @@ export class Client {
       created_at: new Date(now).toISOString(),
       order: this.lastOrder,
       status: 'pending',
+      // error: the server's reason a failed item was refused; error_code:
+      // its wire code (or 'gone': the image's bytes are no longer here),
+      // so a page can tell a refusal a retry will not change (unsupported,
+      // too_large, invalid, gone) from one that may.
       error: '',
+      error_code: '',
       not_before: 0,
       tries: 0,
       ...fields,
@@ -943,7 +957,7 @@ export class Client {
   retry(clientId) {
     const old = this.outbox.find((i) => i.client_id === clientId);
     if (!old) return;
-    this.putItem({ ...old, status: 'pending', error: '', not_before: 0, tries: 0 });
+    this.putItem({ ...old, status: 'pending', error: '', error_code: '', not_before: 0, tries: 0 });
     this.flush();
   }
 
@@ -1017,7 +1031,7 @@ export class Client {
           this.updateItem(item, { status: 'pending', not_before: wait ? Date.now() + wait : 0 });
           if (err.code === 'disconnected') break;
         } else {
-          this.updateItem(item, { status: 'failed', error: err.message });
+          this.updateItem(item, { status: 'failed', error: err.message, error_code: err.code || '' });
         }
       }
     }
@@ -1030,7 +1044,7 @@ export class Client {
   async uploadItem(item) {
     await this.shrinking.get(item.client_id)?.catch(() => {});
     const blob = await this.imageBlob(item.client_id);
-    if (!blob) return this.updateItem(item, { status: 'failed', error: 'the image is no longer available here; attach it again' });
+    if (!blob) return this.updateItem(item, { status: 'failed', error: 'the image is no longer available here; attach it again', error_code: 'gone' });
     const abort = new AbortController();
     this.uploadAbort = abort;
     const timer = setTimeout(() => abort.abort(), UPLOAD_TIMEOUT_MS);
@@ -1043,7 +1057,7 @@ export class Client {
       this.stats.uploads++;
       return this.updateItem(item, { attachment_id: att.id, attachment: att, tries: 0 });
     } catch (err) {
-      if (uploadRefused(err.code)) return this.updateItem(item, { status: 'failed', error: err.message });
+      if (uploadRefused(err.code)) return this.updateItem(item, { status: 'failed', error: err.message, error_code: err.code || '' });
       // Cut off, or the server is busy: upload again after a backoff (or
       // at once when the connection comes back, see welcome).
       const tries = (item.tries || 0) + 1;

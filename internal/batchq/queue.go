@@ -1,0 +1,125 @@
+package batchq
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/parleychat/parley"
+)
+
+// ErrClosed answers the ops queued after the store began to close.
+var ErrClosed = &parley.Error{Code: parley.EUNAVAILABLE, Message: "store is closed"}
+
+// Ticket is what a queued op's caller and the batcher share: the op's
+// state (queued until the batcher claims it or its caller gives up on it)
+// and its answer. An engine's op embeds it; Queue sets it up.
+type Ticket struct {
+	state atomic.Int32
+	// done receives the op's error, or the commit's, after the batch is
+	// committed or rolled back. Buffered: the batcher never blocks on it.
+	done chan error
+}
+
+const (
+	queued int32 = iota
+	claimed
+	cancelled
+)
+
+// Claim marks the op claimed by the batcher, unless its caller cancelled
+// it first: the batcher runs it only when Claim reports true.
+func (t *Ticket) Claim() bool { return t.state.CompareAndSwap(queued, claimed) }
+
+// Cancel implements Op.
+func (t *Ticket) Cancel() bool { return t.state.CompareAndSwap(queued, cancelled) }
+
+// Done implements Op.
+func (t *Ticket) Done() <-chan error { return t.done }
+
+// Answer gives the caller the op's result. The batcher calls it once per
+// claimed op.
+func (t *Ticket) Answer(err error) { t.done <- err }
+
+func (t *Ticket) ticket() *Ticket { return t }
+
+// Ticketed is an op that embeds a Ticket.
+type Ticketed interface {
+	Op
+	ticket() *Ticket
+}
+
+// Queue is a batcher's queue of ops: callers queue an op (or a run of
+// them) and wait for its answer; the batcher takes them from Ops until
+// Close, claiming each (Ticket.Claim) before it runs it. Its methods are
+// safe for concurrent use.
+type Queue[O Ticketed] struct {
+	mu     sync.RWMutex // guards closed and sending on ch
+	closed bool
+	ch     chan O
+}
+
+// NewQueue returns a queue that holds up to size ops not yet taken.
+func NewQueue[O Ticketed](size int) *Queue[O] {
+	return &Queue[O]{ch: make(chan O, size)}
+}
+
+// Ops is what the batcher takes ops from; it is closed by Close.
+func (q *Queue[O]) Ops() <-chan O { return q.ch }
+
+// Enqueue queues o and returns its answer once its batch has committed
+// (nil), or its error, or the commit's. If ctx ends before the batcher
+// claims o, o is dropped and Enqueue returns ctx.Err(): a context error
+// means the write did not happen. Once claimed, Enqueue waits for the
+// batch (a batch is short) so the answer is always exact.
+func (q *Queue[O]) Enqueue(ctx context.Context, o O) error {
+	o.ticket().done = make(chan error, 1)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	q.mu.RLock()
+	if q.closed {
+		q.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case q.ch <- o:
+	case <-ctx.Done():
+		q.mu.RUnlock()
+		return ctx.Err()
+	}
+	q.mu.RUnlock()
+
+	select {
+	case err := <-o.Done():
+		return err
+	case <-ctx.Done():
+		if o.Cancel() {
+			return ctx.Err()
+		}
+		return <-o.Done()
+	}
+}
+
+// EnqueueMany queues ops in order and calls done(i, err) for each, in
+// order, as Enqueue would answer it; see the function EnqueueMany (ops
+// share a batch or follow each other; a cancelled ctx drops only a suffix
+// of ops).
+func (q *Queue[O]) EnqueueMany(ctx context.Context, ops []O, done func(i int, err error)) {
+	for _, o := range ops {
+		o.ticket().done = make(chan error, 1)
+	}
+	EnqueueMany(ctx, &q.mu, &q.closed, q.ch, ErrClosed, ops, done)
+}
+
+// Close stops taking ops: the ones queued after it are answered
+// ErrClosed, and Ops is closed once the batcher has taken those queued
+// before. It is safe to call more than once.
+func (q *Queue[O]) Close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.ch)
+	}
+}

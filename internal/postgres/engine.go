@@ -1,0 +1,155 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/sqlstore"
+)
+
+// engine is a DB as the core (sqlstore.Engine) sees it: reads on the
+// pool, writes through the batcher. A type of its own so that its methods
+// (Query, Exec, ...) are not DB's.
+type engine DB
+
+var _ sqlstore.Engine = (*engine)(nil)
+
+func (e *engine) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	return pgQuerier{e.pool}.Exec(ctx, query, args...)
+}
+
+func (e *engine) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	return pgQuerier{e.pool}.Query(ctx, query, args...)
+}
+
+func (e *engine) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return e.pool.QueryRow(ctx, query, args...)
+}
+
+// Read runs fn in one read-only REPEATABLE READ transaction, so every
+// query in it sees the same snapshot.
+func (e *engine) Read(ctx context.Context, fn func(q sqlstore.Querier) error) error {
+	tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return internalf("begin read: %w", err)
+	}
+	defer tx.Rollback(context.Background())
+	return fn(pgQuerier{tx})
+}
+
+func (e *engine) Write(ctx context.Context, fn func(w sqlstore.Tx) error) error {
+	return e.b.do(ctx, func(w *writeTx) error { return fn(w) })
+}
+
+func (e *engine) Send(ctx context.Context, nm parley.NewMessage) (parley.Message, []parley.Event, error) {
+	o := newSendOp(nm)
+	if err := e.b.enqueue(ctx, o); err != nil {
+		return parley.Message{}, nil, err
+	}
+	return o.send.msg, o.send.events, nil
+}
+
+func (e *engine) SendMany(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	ops := make([]*op, len(nms))
+	for i, nm := range nms {
+		ops[i] = newSendOp(nm)
+	}
+	e.b.enqueueMany(ctx, ops, func(i int, err error) {
+		if so := ops[i].send; err == nil {
+			done(i, so.msg, so.events, nil)
+		} else {
+			done(i, parley.Message{}, nil, err)
+		}
+	})
+}
+
+// pgQuerier is the pool or a transaction as a sqlstore.Querier.
+type pgQuerier struct {
+	q interface {
+		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+		QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	}
+}
+
+func (q pgQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := q.q.Exec(ctx, query, args...)
+	return tag.RowsAffected(), err
+}
+
+func (q pgQuerier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	rows, err := q.q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+func (q pgQuerier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return q.q.QueryRow(ctx, query, args...)
+}
+
+// dialect is PostgreSQL's sqlstore.Dialect.
+type dialect struct{}
+
+func (dialect) Name() string { return "postgres" }
+
+// HeadSQL: the counter row the batches move under the positions lock
+// (batch.go).
+func (dialect) HeadSQL() string { return qHead }
+
+// EventsForSQL: the events inside one of the user's membership windows
+// (args: user, after, limit).
+func (dialect) EventsForSQL() string {
+	return `SELECT ` + sqlstore.EventCols + ` FROM events e
+		JOIN members w ON w.conversation_id = e.conversation_id AND w.user_id = $1
+			AND w.joined_pos <= e.pos AND (w.left_pos IS NULL OR e.pos <= w.left_pos)
+		` + sqlstore.EventJoins + `
+		WHERE e.pos > $2 ORDER BY e.pos LIMIT $3`
+}
+
+// NameIs: users are uniquely indexed on lower(name).
+func (dialect) NameIs(column, param string) string {
+	return "lower(" + column + ") = lower(" + param + ")"
+}
+
+// InList takes the ids as one text[] argument.
+func (dialect) InList(column, param string) string { return column + " = ANY(" + param + ")" }
+
+func (dialect) IDs(ids []string) (any, error) { return ids, nil }
+
+// ListChunk: an array argument has no practical bound.
+func (dialect) ListChunk() int { return math.MaxInt }
+
+// Time: timestamptz keeps microseconds, as parley.Now rounds them.
+func (dialect) Time(t time.Time) any { return t }
+
+// Dest: pgtype's nullable types have the core's layout.
+func (dialect) StringDest(p *sqlstore.NullString) any { return (*pgtype.Text)(p) }
+func (dialect) IntDest(p *sqlstore.NullInt64) any     { return (*pgtype.Int8)(p) }
+func (dialect) TimeDest(p *sqlstore.NullTime) any     { return (*utcTime)(p) }
+
+func (dialect) IsNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// utcTime scans a timestamptz in UTC (pgx gives the local zone).
+type utcTime sqlstore.NullTime
+
+func (t *utcTime) ScanTimestamptz(v pgtype.Timestamptz) error {
+	*t = utcTime{Time: v.Time.UTC(), Valid: v.Valid}
+	return nil
+}
+
+// internalf wraps a failure of the database itself; callers see EINTERNAL.
+func internalf(format string, args ...any) error {
+	return fmt.Errorf("postgres: "+format, args...)
+}
+
+func wrapInternal(err error) error { return sqlstore.WrapInternal("postgres", err) }

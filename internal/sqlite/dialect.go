@@ -1,0 +1,82 @@
+package sqlite
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parleychat/parley/internal/sqlstore"
+)
+
+// dialect is SQLite's sqlstore.Dialect.
+type dialect struct{}
+
+func (dialect) Name() string { return "sqlite" }
+
+// HeadSQL: the batcher is the only writer and commits whole batches, so
+// the largest committed position is the head.
+func (dialect) HeadSQL() string { return `SELECT COALESCE(MAX(pos), 0) FROM events` }
+
+// EventsForSQL: the events inside one of the user's membership windows
+// (args: user, after, limit). For each window the subquery takes at most
+// limit events from the conversation's index, bounded by the window, so
+// the sort sees at most windows x limit rows, however far behind the user
+// is, and the joins run only for those.
+func (dialect) EventsForSQL() string {
+	return `SELECT ` + sqlstore.EventCols + ` FROM members w
+		JOIN events e ON e.pos IN (SELECT x.pos FROM events x
+			WHERE x.conversation_id = w.conversation_id
+			AND x.pos > max($2, w.joined_pos - 1)
+			AND x.pos <= COALESCE(w.left_pos, 9223372036854775807)
+			ORDER BY x.pos LIMIT $3 + 0)
+		` + sqlstore.EventJoins + `
+		WHERE w.user_id = $1
+		ORDER BY e.pos LIMIT $3 + 0`
+}
+
+// NameIs: users.name is COLLATE NOCASE (and uniquely indexed so).
+func (dialect) NameIs(column, param string) string { return column + " = " + param }
+
+// InList takes the ids as a JSON array: one argument, so the statement
+// is prepared once whatever the number of ids.
+func (dialect) InList(column, param string) string {
+	return column + " IN (SELECT value FROM json_each(" + param + "))"
+}
+
+func (dialect) IDs(ids []string) (any, error) {
+	b, err := json.Marshal(ids)
+	return string(b), err
+}
+
+// ListChunk bounds the ids of one InList argument.
+func (dialect) ListChunk() int { return 1000 }
+
+// Time stores a time as microseconds since the Unix epoch; parley.Now
+// already rounds to microseconds, so times round-trip exactly.
+func (dialect) Time(t time.Time) any { return toMicros(t) }
+
+func toMicros(t time.Time) int64 { return t.UnixMicro() }
+
+// Dest: database/sql's nullable types have the core's layout.
+func (dialect) StringDest(p *sqlstore.NullString) any { return (*sql.NullString)(p) }
+func (dialect) IntDest(p *sqlstore.NullInt64) any     { return (*sql.NullInt64)(p) }
+func (dialect) TimeDest(p *sqlstore.NullTime) any     { return (*microTime)(p) }
+
+func (dialect) IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// microTime scans a time stored as microseconds (see Time).
+type microTime sqlstore.NullTime
+
+func (t *microTime) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*t = microTime{}
+	case int64:
+		*t = microTime{Time: time.UnixMicro(v).UTC(), Valid: true}
+	default:
+		return fmt.Errorf("sqlite: a time column holds %T", src)
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package sqlstore
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/parleychat/parley"
+)
+
+// Conversions between rows and domain values live here, in one place.
+
+// NullString, NullInt64 and NullTime receive nullable columns. The
+// dialect hands the driver a destination it fills directly (Dialect.Dest):
+// the first two have the layout of database/sql's and pgx's own nullable
+// types, so an engine converts the pointer and a scan allocates nothing.
+type (
+	NullString struct {
+		String string
+		Valid  bool
+	}
+	NullInt64 struct {
+		Int64 int64
+		Valid bool
+	}
+	NullTime struct {
+		Time  time.Time // in UTC
+		Valid bool
+	}
+)
+
+// messageCols selects a message with its sender's name and its attachment.
+// Every column is nullable so the same scan serves the LEFT JOIN of events.
+const messageCols = `m.id, m.conversation_id, m.seq, m.sender_id, su.name, m.client_id, m.type,
+	m.text, m.created_at, m.deleted_at,
+	a.id, a.content_type, a.size, a.width, a.height`
+
+// messageJoins go with messageCols; the message table is aliased m.
+const messageJoins = `JOIN users su ON su.id = m.sender_id
+	LEFT JOIN attachments a ON a.id = m.attachment_id`
+
+// msgRow receives messageCols.
+type msgRow struct {
+	id, conversationID, senderID, senderName, clientID, typ, text NullString
+	seq                                                           NullInt64
+	createdAt, deletedAt                                          NullTime
+	attID, attType                                                NullString
+	attSize, attWidth, attHeight                                  NullInt64
+}
+
+// appendDest appends the destinations of messageCols to dest.
+func (r *msgRow) appendDest(d Dialect, dest []any) []any {
+	str, num, tm := d.StringDest, d.IntDest, d.TimeDest
+	return append(dest, str(&r.id), str(&r.conversationID), num(&r.seq), str(&r.senderID),
+		str(&r.senderName), str(&r.clientID), str(&r.typ), str(&r.text),
+		tm(&r.createdAt), tm(&r.deletedAt),
+		str(&r.attID), str(&r.attType), num(&r.attSize), num(&r.attWidth), num(&r.attHeight))
+}
+
+// message returns the row as a Message, or nil when the row had none (an
+// event without a message). A deleted message comes out as a tombstone.
+func (r *msgRow) message() *parley.Message {
+	if !r.id.Valid {
+		return nil
+	}
+	m := &parley.Message{
+		ID:             r.id.String,
+		ConversationID: r.conversationID.String,
+		Seq:            r.seq.Int64,
+		SenderID:       r.senderID.String,
+		SenderName:     r.senderName.String,
+		ClientID:       r.clientID.String,
+		Type:           parley.MessageType(r.typ.String),
+		CreatedAt:      r.createdAt.Time,
+	}
+	if r.deletedAt.Valid {
+		at := r.deletedAt.Time
+		m.Deleted, m.DeletedAt = true, &at
+		return m // content gone; the row keeps none anyway
+	}
+	m.Text = r.text.String
+	if r.attID.Valid {
+		m.Attachment = &parley.Attachment{
+			ID:          r.attID.String,
+			ContentType: r.attType.String,
+			Size:        r.attSize.Int64,
+			Width:       int(r.attWidth.Int64),
+			Height:      int(r.attHeight.Int64),
+		}
+	}
+	return m
+}
+
+// ScanMessage scans a row of messageCols (QMessageByClientID's, say).
+func ScanMessage(d Dialect, s Row) (parley.Message, error) {
+	var r msgRow
+	var buf [15]any
+	if err := s.Scan(r.appendDest(d, buf[:0])...); err != nil {
+		return parley.Message{}, err
+	}
+	return *r.message(), nil
+}
+
+// eventData is the JSON kept in events.data: the parts of an Event that
+// are neither columns nor read from other tables at replay time.
+type eventData struct {
+	ReadSeq      int64                `json:"read_seq,omitempty"`
+	Change       parley.Change        `json:"change,omitempty"`
+	UserIDs      []string             `json:"user_ids,omitempty"`
+	Conversation *parley.Conversation `json:"conversation,omitempty"`
+}
+
+// EmptyEventData is the data of an event with nothing beyond its columns
+// (a newMessage): what encodeEventData makes of it.
+const EmptyEventData = "{}"
+
+func (s *Store) encodeEventData(e *parley.Event) (string, error) {
+	b, err := json.Marshal(eventData{
+		ReadSeq:      e.ReadSeq,
+		Change:       e.Change,
+		UserIDs:      e.UserIDs,
+		Conversation: e.Conversation,
+	})
+	if err != nil {
+		return "", s.internalf("encode event: %w", err)
+	}
+	return string(b), nil
+}
+
+// EventCols selects an event with its actor's name and its message; the
+// engines' EventsForSQL select it too.
+const EventCols = `e.pos, e.conversation_id, e.type, e.actor_id, eu.name, CAST(e.data AS TEXT), e.at, ` + messageCols
+
+// EventJoins go with EventCols; the event table is aliased e.
+const EventJoins = `JOIN users eu ON eu.id = e.actor_id
+	LEFT JOIN messages m ON m.id = e.message_id
+	LEFT JOIN users su ON su.id = m.sender_id
+	LEFT JOIN attachments a ON a.id = m.attachment_id`
+
+func (s *Store) scanEvent(row Row) (parley.Event, error) {
+	var (
+		e    parley.Event
+		typ  string
+		data string
+		at   NullTime
+		r    msgRow
+		buf  [22]any
+	)
+	dest := append(buf[:0], &e.Pos, &e.ConversationID, &typ, &e.UserID, &e.UserName, &data, s.d.TimeDest(&at))
+	if err := row.Scan(r.appendDest(s.d, dest)...); err != nil {
+		return e, err
+	}
+	e.Type = parley.EventType(typ)
+	e.At = at.Time
+	e.Message = r.message()
+	if data == EmptyEventData {
+		// Most events (every newMessage) carry nothing more: skip the
+		// decoder, a replay reads up to ResumeLimit+1 of them.
+		return e, nil
+	}
+	var d eventData
+	if err := json.Unmarshal([]byte(data), &d); err != nil {
+		return e, s.internalf("decode event %d: %w", e.Pos, err)
+	}
+	e.ReadSeq, e.Change, e.UserIDs, e.Conversation = d.ReadSeq, d.Change, d.UserIDs, d.Conversation
+	return e, nil
+}
+
+// ScanUser scans a row of id, name, created_at.
+func ScanUser(d Dialect, s Row) (parley.User, error) {
+	var (
+		u  parley.User
+		at NullTime
+	)
+	if err := s.Scan(&u.ID, &u.Name, d.TimeDest(&at)); err != nil {
+		return u, err
+	}
+	u.CreatedAt = at.Time
+	return u, nil
+}
+
+const conversationCols = `c.id, c.kind, c.title, c.created_by, c.created_at, c.last_seq, c.last_activity_at`
+
+// convRow receives conversationCols.
+type convRow struct {
+	c                 parley.Conversation
+	created, activity NullTime
+}
+
+func (r *convRow) appendDest(d Dialect, dest []any) []any {
+	c := &r.c
+	return append(dest, &c.ID, (*string)(&c.Kind), &c.Title, &c.CreatedBy, d.TimeDest(&r.created), &c.LastSeq, d.TimeDest(&r.activity))
+}
+
+func (r *convRow) conversation() parley.Conversation {
+	r.c.CreatedAt, r.c.LastActivityAt = r.created.Time, r.activity.Time
+	return r.c
+}

@@ -1,0 +1,174 @@
+package sqlstore
+
+// The SQL both engines run, in one place. Placeholders are $1, $2, ...:
+// PostgreSQL's own, and SQLite (modernc.org/sqlite) binds $N to the N-th
+// argument too. What the engines write differently is the dialect's
+// (Dialect, and dialectSQL built from it in New). Table aliases: c
+// conversations, mb members, m messages, su the sender, a attachments,
+// e events, eu the actor.
+//
+// A LIMIT is written "$n + 0", not "$n": SQLite reads a bare bound LIMIT
+// while planning and then marks the statement to be prepared again
+// whenever that parameter is bound anew, i.e. on every call, which undoes
+// preparing it once. PostgreSQL reads it as the same integer.
+
+const (
+	// Users.
+	qUserByID   = `SELECT id, name, created_at FROM users WHERE id = $1`
+	qInsertUser = `INSERT INTO users (id, name, name_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`
+	qRenameUser = `UPDATE users SET name = $1, name_key = $2 WHERE id = $3`
+	qUserExists = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`
+	// QUsersWithoutKey and QSetNameKey fill name_key at open (each
+	// engine's fillNameKeys: SQLite in one transaction, PostgreSQL row by
+	// row, racing other nodes).
+	QUsersWithoutKey = `SELECT id, name FROM users WHERE name_key IS NULL ORDER BY created_at, id`
+	QSetNameKey      = `UPDATE users SET name_key = $1 WHERE id = $2 AND name_key IS NULL
+		AND NOT EXISTS (SELECT 1 FROM users WHERE name_key = $1)`
+
+	// Conversations.
+	qDirectByPair       = `SELECT id FROM conversations WHERE kind = 'direct' AND direct_a = $1 AND direct_b = $2`
+	qInsertConversation = `INSERT INTO conversations
+		(id, kind, title, created_by, created_at, last_seq, last_activity_at, direct_a, direct_b)
+		VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)`
+	qRenameConversation = `UPDATE conversations SET title = $1 WHERE id = $2`
+	qConversationRow    = `SELECT ` + conversationCols + ` FROM conversations c WHERE c.id = $1`
+
+	// qViews lists conversations as a viewer sees them; qView is one of them.
+	// The unread count is derived from positions, never stored.
+	qViewsBase = `SELECT ` + conversationCols + `, mb.read_seq,
+		(SELECT COUNT(*) FROM messages x
+			WHERE x.conversation_id = c.id AND x.seq > mb.read_seq
+			AND x.sender_id != mb.user_id AND x.deleted_at IS NULL),
+		` + messageCols + `
+		FROM members mb
+		JOIN conversations c ON c.id = mb.conversation_id
+		LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq
+		LEFT JOIN users su ON su.id = m.sender_id
+		LEFT JOIN attachments a ON a.id = m.attachment_id
+		WHERE mb.user_id = $1 AND mb.left_pos IS NULL`
+	qViews = qViewsBase + ` ORDER BY c.last_activity_at DESC, c.id DESC`
+	qView  = qViewsBase + ` AND c.id = $2`
+
+	// Members.
+	qMembership = `SELECT read_seq FROM members
+		WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL`
+	qMembers = `SELECT mb.user_id, u.name, mb.read_seq FROM members mb
+		JOIN users u ON u.id = mb.user_id
+		WHERE mb.conversation_id = $1 AND mb.left_pos IS NULL
+		ORDER BY mb.joined_pos, mb.user_id`
+	// qMembersOfViewer: every member of every conversation of the viewer.
+	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, mb.read_seq
+		FROM members mine
+		JOIN members mb ON mb.conversation_id = mine.conversation_id AND mb.left_pos IS NULL
+		JOIN users u ON u.id = mb.user_id
+		WHERE mine.user_id = $1 AND mine.left_pos IS NULL
+		ORDER BY mb.conversation_id, mb.joined_pos, mb.user_id`
+	qMemberIDs = `SELECT user_id FROM members
+		WHERE conversation_id = $1 AND left_pos IS NULL ORDER BY joined_pos, user_id`
+	// A user added again gets a new window; the read position carries over.
+	qInsertMember = `INSERT INTO members (conversation_id, user_id, joined_pos, read_seq)
+		VALUES ($1, $2, $3, COALESCE((SELECT MAX(read_seq) FROM members
+			WHERE conversation_id = $1 AND user_id = $2), 0))`
+	qRemoveMember = `UPDATE members SET left_pos = $1
+		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
+	qSetReadSeq = `UPDATE members SET read_seq = $1
+		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL AND read_seq < $1`
+	// qContacts: the users who see each other's presence. Members of a
+	// common group are contacts; the two users of a direct conversation
+	// only once both have written in it (members.wrote), so opening one
+	// with a stranger reveals nothing.
+	qContacts = `SELECT DISTINCT other.user_id FROM members mine
+		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
+		` + contactsJoin + `
+		WHERE mine.user_id = $1 AND mine.left_pos IS NULL AND other.user_id != mine.user_id
+		AND ` + contactsRule + `
+		ORDER BY other.user_id`
+	contactsJoin = `JOIN conversations c ON c.id = mine.conversation_id`
+	// wrote is a boolean in PostgreSQL and 0 or 1 in SQLite: both read
+	// it as a truth value.
+	contactsRule = `(c.kind = 'group' OR (mine.wrote AND other.wrote))`
+
+	// Messages.
+	qMessageByID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.id = $1 AND m.conversation_id = $2`
+	// QMessageByClientID finds the message a sender stored under a client
+	// id (args: sender, client id): the idempotency check of a send.
+	QMessageByClientID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.sender_id = $1 AND m.client_id = $2`
+	// QLastSeq is a conversation's last Seq.
+	QLastSeq       = `SELECT last_seq FROM conversations WHERE id = $1`
+	qDeleteMessage = `UPDATE messages SET deleted_at = $1, text = '', attachment_id = NULL WHERE id = $2`
+	qPageNewest    = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+		WHERE m.conversation_id = $1 ORDER BY m.seq DESC LIMIT $2 + 0`
+	qPageBefore = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+		WHERE m.conversation_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3 + 0`
+	qPageAfter = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+		WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq ASC LIMIT $4 + 0`
+
+	// Events.
+	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	qEvents = `SELECT ` + EventCols + ` FROM events e ` + EventJoins + `
+		WHERE e.pos > $1 ORDER BY e.pos LIMIT $2 + 0`
+
+	// Attachments.
+	qAttachmentExists = `SELECT EXISTS (SELECT 1 FROM attachments WHERE id = $1)`
+	// QAttachmentOwned reads an attachment when the sender owns it (args:
+	// attachment id, sender): an image send's check.
+	QAttachmentOwned  = `SELECT content_type, size, width, height FROM attachments WHERE id = $1 AND owner_id = $2`
+	qInsertAttachment = `INSERT INTO attachments
+		(id, owner_id, content_type, size, width, height, data, thumb, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	// What an owner's attachments take: data and thumbnails.
+	qUploadUsage = `SELECT COALESCE(SUM(size + COALESCE(octet_length(thumb), 0)), 0) FROM attachments WHERE owner_id = $1`
+	// Attachments older than a time that no message holds (a deleted
+	// message drops its attachment_id), oldest first.
+	qDeleteOrphans = `DELETE FROM attachments WHERE id IN (
+		SELECT a.id FROM attachments a
+		WHERE a.created_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.attachment_id = a.id)
+		ORDER BY a.created_at LIMIT $2)`
+	// The owner, or a current member of a conversation holding a message
+	// (not deleted: a tombstone drops its attachment_id) with it.
+	qAttachmentData = `SELECT a.id, a.content_type, a.size, a.width, a.height,
+		CASE WHEN CAST($1 AS BOOLEAN) THEN COALESCE(a.thumb, a.data) ELSE a.data END
+		FROM attachments a WHERE a.id = $2 AND (a.owner_id = $3 OR EXISTS (
+			SELECT 1 FROM messages m JOIN members mb ON mb.conversation_id = m.conversation_id
+			WHERE m.attachment_id = a.id AND mb.user_id = $3 AND mb.left_pos IS NULL))`
+)
+
+// dialectSQL is the SQL built from the dialect's parts, once, in New.
+type dialectSQL struct {
+	head, eventsFor                        string
+	userByName, credentials, userNameTaken string
+	windows, usersOf, contactsOf           string
+}
+
+func buildSQL(d Dialect) dialectSQL {
+	// A name is looked up by its key (parley.NameKey), or by the name
+	// itself for the users whose look-alike name predates name_key and
+	// who hold no key (see migration 00003); the exact name wins.
+	// Args: name, key.
+	byName := d.NameIs("name", "$1")
+	return dialectSQL{
+		head:      d.HeadSQL(),
+		eventsFor: d.EventsForSQL(),
+		userByName: `SELECT id, name, created_at FROM users
+		WHERE name_key = $2 OR ` + byName + ` ORDER BY ` + byName + ` DESC LIMIT 1`,
+		credentials: `SELECT id, name, created_at, password_hash FROM users
+		WHERE (name_key = $2 OR ` + byName + `) AND password_hash IS NOT NULL ORDER BY ` + byName + ` DESC LIMIT 1`,
+		// The name of another user (not $3) who holds this name or its
+		// key (args: name, key, id).
+		userNameTaken: `SELECT name FROM users WHERE (name_key = $2 OR ` + byName + `) AND id != $3 LIMIT 1`,
+		// The membership windows of a set of conversations, to compute
+		// the audience of replayed events.
+		windows: `SELECT conversation_id, user_id, joined_pos, left_pos FROM members
+		WHERE ` + d.InList("conversation_id", "$1") + ` ORDER BY joined_pos, user_id`,
+		// A set of users.
+		usersOf: `SELECT id, name, created_at FROM users WHERE ` + d.InList("id", "$1"),
+		// The contacts of a set of users.
+		contactsOf: `SELECT DISTINCT mine.user_id, other.user_id FROM members mine
+		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
+		` + contactsJoin + `
+		WHERE ` + d.InList("mine.user_id", "$1") + ` AND mine.left_pos IS NULL AND other.user_id != mine.user_id
+		AND ` + contactsRule + `
+		ORDER BY mine.user_id, other.user_id`,
+	}
+}

@@ -1,0 +1,417 @@
+package sqlstore
+
+import (
+	"context"
+	"slices"
+
+	"github.com/parleychat/parley"
+)
+
+// The reads. They run through the engine (Engine.Read for a read
+// transaction, the Engine itself for one statement); the helpers below
+// also serve the writes, inside the batch transaction (both are a
+// Querier).
+
+// readSeq returns userID's read position, or ErrNotFound when the user is
+// not a member: the authorization check of every per-conversation method.
+func (s *Store) readSeq(ctx context.Context, q Querier, conversationID, userID string) (int64, error) {
+	var seq int64
+	if err := q.QueryRow(ctx, qMembership, conversationID, userID).Scan(&seq); err != nil {
+		return 0, s.notFound(err, parley.ErrNotFound)
+	}
+	return seq, nil
+}
+
+// queried holds a Query's results, for scanAll.
+type queried struct {
+	rows Rows
+	err  error
+}
+
+func query(rows Rows, err error) queried { return queried{rows, err} }
+
+// scanAll scans every row of a query with scan and closes its rows.
+func scanAll[T any](qr queried, scan func(Row) (T, error)) ([]T, error) {
+	rows, err := qr.rows, qr.err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func scanString(r Row) (string, error) {
+	var s string
+	return s, r.Scan(&s)
+}
+
+// MemberIDs returns the current members of a conversation in the order
+// they joined: what an engine's Tx.Audience reads.
+func MemberIDs(ctx context.Context, q Querier, conversationID string) ([]string, error) {
+	return scanAll(query(q.Query(ctx, qMemberIDs, conversationID)), scanString)
+}
+
+func (s *Store) members(ctx context.Context, q Querier, conversationID string) ([]parley.Member, error) {
+	return scanAll(query(q.Query(ctx, qMembers, conversationID)), scanMember)
+}
+
+func scanMember(r Row) (parley.Member, error) {
+	var m parley.Member
+	return m, r.Scan(&m.UserID, &m.Name, &m.ReadSeq)
+}
+
+// snapshot returns the conversation as everyone sees it (no viewer fields),
+// with no membership check: for events and internal use.
+func (s *Store) snapshot(ctx context.Context, q Querier, id string) (parley.Conversation, error) {
+	var r convRow
+	if err := q.QueryRow(ctx, qConversationRow, id).Scan(r.appendDest(s.d, nil)...); err != nil {
+		return parley.Conversation{}, s.notFound(err, parley.ErrNotFound)
+	}
+	c := r.conversation()
+	var err error
+	c.Members, err = s.members(ctx, q, id)
+	return c, err
+}
+
+// scanView reads a row of qViews/qView.
+func (s *Store) scanView(row Row) (parley.Conversation, error) {
+	var (
+		r convRow
+		m msgRow
+	)
+	dest := append(r.appendDest(s.d, make([]any, 0, 24)), &r.c.ReadSeq, &r.c.UnreadCount)
+	if err := row.Scan(m.appendDest(s.d, dest)...); err != nil {
+		return parley.Conversation{}, err
+	}
+	c := r.conversation()
+	c.LastMessage = m.message()
+	return c, nil
+}
+
+// view returns the conversation as userID sees it, or ErrNotFound when
+// userID is not a member.
+func (s *Store) view(ctx context.Context, q Querier, userID, id string) (parley.Conversation, error) {
+	c, err := s.scanView(q.QueryRow(ctx, qView, userID, id))
+	if err != nil {
+		return c, s.notFound(err, parley.ErrNotFound)
+	}
+	c.Members, err = s.members(ctx, q, id)
+	return c, err
+}
+
+// User implements parley.Store.
+func (s *Store) User(ctx context.Context, id string) (parley.User, error) {
+	u, err := ScanUser(s.d, s.e.QueryRow(ctx, qUserByID, id))
+	if err != nil {
+		return u, s.notFound(err, parley.ErrNotFound)
+	}
+	return u, nil
+}
+
+// UserByName implements parley.Store (see Dialect.NameIs).
+func (s *Store) UserByName(ctx context.Context, name string) (parley.User, error) {
+	u, err := ScanUser(s.d, s.e.QueryRow(ctx, s.sql.userByName, name, parley.NameKey(name)))
+	if err != nil {
+		return u, s.notFound(err, parley.ErrNotFound)
+	}
+	return u, nil
+}
+
+// Credentials implements parley.Store.
+func (s *Store) Credentials(ctx context.Context, name string) (parley.User, []byte, error) {
+	var (
+		u    parley.User
+		at   NullTime
+		hash []byte
+	)
+	err := s.e.QueryRow(ctx, s.sql.credentials, name, parley.NameKey(name)).Scan(&u.ID, &u.Name, s.d.TimeDest(&at), &hash)
+	if err != nil {
+		return parley.User{}, nil, s.notFound(err, parley.ErrNotFound)
+	}
+	u.CreatedAt = at.Time
+	return u, hash, nil
+}
+
+// Conversations implements parley.Store.
+func (s *Store) Conversations(ctx context.Context, userID string) ([]parley.Conversation, error) {
+	var convs []parley.Conversation
+	err := s.e.Read(ctx, func(q Querier) error {
+		var err error
+		convs, err = scanAll(query(q.Query(ctx, qViews, userID)), s.scanView)
+		if err != nil {
+			return err
+		}
+		index := make(map[string]int, len(convs))
+		for i := range convs {
+			convs[i].Members = []parley.Member{}
+			index[convs[i].ID] = i
+		}
+		type member struct {
+			conv string
+			m    parley.Member
+		}
+		ms, err := scanAll(query(q.Query(ctx, qMembersOfViewer, userID)), func(r Row) (member, error) {
+			var x member
+			return x, r.Scan(&x.conv, &x.m.UserID, &x.m.Name, &x.m.ReadSeq)
+		})
+		for _, x := range ms {
+			if i, ok := index[x.conv]; ok {
+				convs[i].Members = append(convs[i].Members, x.m)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, s.wrapInternal(err)
+	}
+	return convs, nil
+}
+
+// Conversation implements parley.Store.
+func (s *Store) Conversation(ctx context.Context, userID, conversationID string) (parley.Conversation, error) {
+	var c parley.Conversation
+	err := s.e.Read(ctx, func(q Querier) error {
+		var err error
+		c, err = s.view(ctx, q, userID, conversationID)
+		return err
+	})
+	return c, s.wrapInternal(err)
+}
+
+// MemberIDs implements parley.Store.
+func (s *Store) MemberIDs(ctx context.Context, userID, conversationID string) ([]string, error) {
+	var ids []string
+	err := s.e.Read(ctx, func(q Querier) error {
+		if _, err := s.readSeq(ctx, q, conversationID, userID); err != nil {
+			return err
+		}
+		var err error
+		ids, err = MemberIDs(ctx, q, conversationID)
+		return err
+	})
+	return ids, s.wrapInternal(err)
+}
+
+// Messages implements parley.Store. With both After and Before set it
+// returns the oldest messages between them.
+func (s *Store) Messages(ctx context.Context, userID, conversationID string, mq parley.MessageQuery) (parley.MessagePage, error) {
+	limit, err := parley.PageLimit(mq.Limit)
+	if err != nil {
+		return parley.MessagePage{}, err
+	}
+	if mq.Before < 0 || mq.After < 0 {
+		return parley.MessagePage{}, invalidf("before and after must not be negative")
+	}
+	var page parley.MessagePage
+	err = s.e.Read(ctx, func(q Querier) error {
+		if _, err := s.readSeq(ctx, q, conversationID, userID); err != nil {
+			return err
+		}
+		var (
+			rows Rows
+			err  error
+		)
+		// Ask for one more than the page to learn whether there are more.
+		switch {
+		case mq.After > 0 || mq.FromStart:
+			before := mq.Before
+			if before == 0 {
+				before = noBefore
+			}
+			rows, err = q.Query(ctx, qPageAfter, conversationID, mq.After, before, limit+1)
+		case mq.Before > 0:
+			rows, err = q.Query(ctx, qPageBefore, conversationID, mq.Before, limit+1)
+		default:
+			rows, err = q.Query(ctx, qPageNewest, conversationID, limit+1)
+		}
+		page.Messages, err = scanAll(query(rows, err), func(r Row) (parley.Message, error) { return ScanMessage(s.d, r) })
+		return err
+	})
+	if err != nil {
+		return parley.MessagePage{}, s.wrapInternal(err)
+	}
+	if len(page.Messages) > limit {
+		page.HasMore = true
+		page.Messages = page.Messages[:limit]
+	}
+	if mq.After == 0 && !mq.FromStart {
+		// Fetched newest first; the page is in ascending order.
+		slices.Reverse(page.Messages)
+	}
+	return page, nil
+}
+
+// Contacts implements parley.Store.
+func (s *Store) Contacts(ctx context.Context, userID string) ([]string, error) {
+	ids, err := scanAll(query(s.e.Query(ctx, qContacts, userID)), scanString)
+	return ids, s.wrapInternal(err)
+}
+
+// UsersOf implements parley.BulkReader.
+func (s *Store) UsersOf(ctx context.Context, userIDs []string) ([]parley.User, error) {
+	var users []parley.User
+	err := s.inChunks(userIDs, func(ids any) error {
+		us, err := scanAll(query(s.e.Query(ctx, s.sql.usersOf, ids)), func(r Row) (parley.User, error) { return ScanUser(s.d, r) })
+		users = append(users, us...)
+		return err
+	})
+	return users, s.wrapInternal(err)
+}
+
+// ContactsOf implements parley.BulkReader.
+func (s *Store) ContactsOf(ctx context.Context, userIDs []string) (map[string][]string, error) {
+	out := make(map[string][]string, len(userIDs))
+	for _, id := range userIDs {
+		out[id] = []string{}
+	}
+	err := s.inChunks(userIDs, func(ids any) error {
+		pairs, err := scanAll(query(s.e.Query(ctx, s.sql.contactsOf, ids)), func(r Row) ([2]string, error) {
+			var p [2]string
+			return p, r.Scan(&p[0], &p[1])
+		})
+		for _, p := range pairs {
+			out[p[0]] = append(out[p[0]], p[1])
+		}
+		return err
+	})
+	if err != nil {
+		return nil, s.wrapInternal(err)
+	}
+	return out, nil
+}
+
+// inChunks calls fn with the InList argument of each chunk of ids.
+func (s *Store) inChunks(ids []string, fn func(arg any) error) error {
+	for chunk := range slices.Chunk(ids, s.d.ListChunk()) {
+		arg, err := s.d.IDs(chunk)
+		if err != nil {
+			return err
+		}
+		if err := fn(arg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EventsFor implements parley.Store. limit must be positive and is at most
+// ResumeLimit+1. The events carry no Audience.
+func (s *Store) EventsFor(ctx context.Context, userID string, after int64, limit int) ([]parley.Event, error) {
+	limit, err := parley.EventLimit(after, limit)
+	if err != nil {
+		return nil, err
+	}
+	events, err := scanAll(query(s.e.Query(ctx, s.sql.eventsFor, userID, after, limit)), s.scanEvent)
+	return events, s.wrapInternal(err)
+}
+
+// Events implements parley.Store. limit must be positive and is at most
+// ResumeLimit+1. The Audience of an event is every user whose membership
+// window holds it: the members when it was committed, and for a removal
+// the removed users too.
+func (s *Store) Events(ctx context.Context, after int64, limit int) ([]parley.Event, error) {
+	limit, err := parley.EventLimit(after, limit)
+	if err != nil {
+		return nil, err
+	}
+	var events []parley.Event
+	err = s.e.Read(ctx, func(q Querier) error {
+		var err error
+		events, err = scanAll(query(q.Query(ctx, qEvents, after, limit)), s.scanEvent)
+		if err != nil || len(events) == 0 {
+			return err
+		}
+		return s.fillAudience(ctx, q, events)
+	})
+	return events, s.wrapInternal(err)
+}
+
+// fillAudience sets each event's Audience from the membership windows of
+// its conversation.
+func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Event) error {
+	type window struct {
+		conv, user   string
+		joined, left int64 // left 0: still a member
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for _, e := range events {
+		if !seen[e.ConversationID] {
+			seen[e.ConversationID] = true
+			ids = append(ids, e.ConversationID)
+		}
+	}
+	windows := map[string][]window{}
+	// A page of events names at most ResumeLimit+1 conversations: a
+	// chunk or a few.
+	err := s.inChunks(ids, func(arg any) error {
+		ws, err := scanAll(query(q.Query(ctx, s.sql.windows, arg)), func(r Row) (window, error) {
+			var (
+				w    window
+				left NullInt64
+			)
+			err := r.Scan(&w.conv, &w.user, &w.joined, s.d.IntDest(&left))
+			w.left = left.Int64
+			return w, err
+		})
+		for _, w := range ws {
+			windows[w.conv] = append(windows[w.conv], w)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i := range events {
+		e := &events[i]
+		e.Audience = []string{}
+		for _, w := range windows[e.ConversationID] {
+			if w.joined <= e.Pos && (w.left == 0 || e.Pos <= w.left) {
+				e.Audience = append(e.Audience, w.user)
+			}
+		}
+	}
+	return nil
+}
+
+// Head implements parley.Store: the newest committed position (in
+// PostgreSQL, cluster-wide).
+func (s *Store) Head(ctx context.Context) (int64, error) {
+	var head int64
+	if err := s.e.QueryRow(ctx, s.sql.head).Scan(&head); err != nil {
+		return 0, s.wrapInternal(err)
+	}
+	return head, nil
+}
+
+// UploadUsage implements parley.Store.
+func (s *Store) UploadUsage(ctx context.Context, ownerID string) (int64, error) {
+	var n int64
+	if err := s.e.QueryRow(ctx, qUploadUsage, ownerID).Scan(&n); err != nil {
+		return 0, s.wrapInternal(err)
+	}
+	return n, nil
+}
+
+// AttachmentData implements parley.Store. With thumb set and no thumbnail
+// stored it returns the full data.
+func (s *Store) AttachmentData(ctx context.Context, userID, attachmentID string, thumb bool) (parley.Attachment, []byte, error) {
+	var (
+		a    parley.Attachment
+		data []byte
+	)
+	err := s.e.QueryRow(ctx, qAttachmentData, thumb, attachmentID, userID).
+		Scan(&a.ID, &a.ContentType, &a.Size, &a.Width, &a.Height, &data)
+	if err != nil {
+		return parley.Attachment{}, nil, s.notFound(err, parley.ErrNotFound)
+	}
+	return a, data, nil
+}

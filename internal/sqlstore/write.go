@@ -1,0 +1,599 @@
+package sqlstore
+
+import (
+	"context"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/batchq"
+)
+
+// The writes. Each validates its input, then hands a closure to the
+// engine's batcher (Engine.Write); the closure runs inside the batch
+// transaction and fills the results, which are read only after Write
+// returned nil.
+
+// NewID makes the id of a new row: a UUIDv7, so ids sort by creation.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// CreateUser implements parley.Store.
+func (s *Store) CreateUser(ctx context.Context, name string, passwordHash []byte) (parley.User, error) {
+	name, err := parley.NormalizeUsername(name)
+	if err != nil {
+		return parley.User{}, err
+	}
+	u := parley.User{ID: NewID(), Name: name, CreatedAt: parley.Now()}
+	key := parley.NameKey(name)
+	err = s.e.Write(ctx, func(w Tx) error {
+		if err := s.nameFree(w, name, key, u.ID); err != nil {
+			return err
+		}
+		_, err := w.Exec(bg, qInsertUser, u.ID, u.Name, key, passwordHash, s.d.Time(u.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return parley.User{}, err
+	}
+	return u, nil
+}
+
+// EnsureUser implements parley.Store. A user who already exists with this
+// name costs one read and no write.
+func (s *Store) EnsureUser(ctx context.Context, id, name string) (parley.User, error) {
+	if err := parley.ValidateID("user id", id); err != nil {
+		return parley.User{}, err
+	}
+	if err := parley.ValidateDisplayName(name); err != nil {
+		return parley.User{}, err
+	}
+	if u, err := s.User(ctx, id); err == nil && u.Name == name {
+		return u, nil
+	}
+	var u parley.User
+	key := parley.NameKey(name)
+	err := s.e.Write(ctx, func(w Tx) error {
+		var err error
+		u, err = ScanUser(s.d, w.QueryRow(bg, qUserByID, id))
+		switch {
+		case s.d.IsNoRows(err):
+			if err := s.nameFree(w, name, key, id); err != nil {
+				return err
+			}
+			u = parley.User{ID: id, Name: name, CreatedAt: parley.Now()}
+			_, err := w.Exec(bg, qInsertUser, u.ID, u.Name, key, nil, s.d.Time(u.CreatedAt))
+			return err
+		case err != nil:
+			return err
+		case u.Name == name:
+			return nil
+		}
+		if err := s.nameFree(w, name, key, id); err != nil {
+			return err
+		}
+		u.Name = name
+		w.UserRenamed(id)
+		_, err = w.Exec(bg, qRenameUser, name, key, id)
+		return err
+	})
+	if err != nil {
+		return parley.User{}, err
+	}
+	return u, nil
+}
+
+// nameFree returns ECONFLICT (parley.NameTaken) when a user other than
+// id holds name or its key. Writes are serialised (one writer in SQLite,
+// the positions lock in PostgreSQL, and the unique indexes back them up),
+// which makes check-then-insert safe.
+func (s *Store) nameFree(w Tx, name, key, id string) error {
+	var taken string
+	err := w.QueryRow(bg, s.sql.userNameTaken, name, key, id).Scan(&taken)
+	switch {
+	case s.d.IsNoRows(err):
+		return nil
+	case err != nil:
+		return err
+	}
+	return parley.NameTaken(name, taken)
+}
+
+// usersExist returns ENOTFOUND naming the first id with no user.
+func usersExist(w Tx, ids ...string) error {
+	for _, id := range ids {
+		var ok bool
+		if err := w.QueryRow(bg, qUserExists, id).Scan(&ok); err != nil {
+			return err
+		}
+		if !ok {
+			return parley.Errorf(parley.ENOTFOUND, "no user %q", id)
+		}
+	}
+	return nil
+}
+
+// CreateDirect implements parley.Store. The pair is stored in canonical
+// order under a unique index, so there is one conversation per pair.
+func (s *Store) CreateDirect(ctx context.Context, userID, otherID string) (parley.Conversation, []parley.Event, error) {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if err := parley.ValidateID("other user id", otherID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if userID == otherID {
+		return parley.Conversation{}, nil, invalidf("a direct conversation needs two different users")
+	}
+	a, b := min(userID, otherID), max(userID, otherID)
+	var (
+		c      parley.Conversation
+		events []parley.Event
+	)
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		var id string
+		err := w.QueryRow(bg, qDirectByPair, a, b).Scan(&id)
+		if err == nil {
+			c, err = s.view(bg, w, userID, id)
+			return err
+		}
+		if !s.d.IsNoRows(err) {
+			return err
+		}
+		c, events, err = s.create(w, userID, []string{userID, otherID}, parley.Direct, "", a, b)
+		return err
+	})
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	return c, events, nil
+}
+
+// CreateGroup implements parley.Store.
+func (s *Store) CreateGroup(ctx context.Context, userID, title string, memberIDs []string) (parley.Conversation, []parley.Event, error) {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if err := parley.ValidateTitle(title); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	others, err := parley.DedupeIDs("member id", memberIDs, userID)
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if 1+len(others) > parley.MaxGroupMembers {
+		return parley.Conversation{}, nil, invalidf("a group has at most %d members", parley.MaxGroupMembers)
+	}
+	var (
+		c      parley.Conversation
+		events []parley.Event
+	)
+	err = s.e.Write(ctx, func(w Tx) error {
+		var err error
+		c, events, err = s.create(w, userID, append([]string{userID}, others...), parley.Group, title, nil, nil)
+		return err
+	})
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	return c, events, nil
+}
+
+// create stores a new conversation made by userID (the first of
+// members, who must all exist), its members and its created event (the
+// members' windows start at it), and returns it as userID sees it.
+// directA and directB are a direct conversation's pair, nil for a group.
+func (s *Store) create(w Tx, userID string, members []string, kind parley.ConversationKind, title string, directA, directB any) (parley.Conversation, []parley.Event, error) {
+	if err := usersExist(w, members...); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	id := NewID()
+	now := s.d.Time(parley.Now())
+	if _, err := w.Exec(bg, qInsertConversation, id, kind, title, userID, now, now, directA, directB); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	pos := w.NextPos()
+	for _, m := range members {
+		if err := join(w, id, m, pos); err != nil {
+			return parley.Conversation{}, nil, err
+		}
+	}
+	e, err := s.conversationEvent(w, pos, id, userID, parley.ChangeCreated, nil, nil)
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	c, err := s.view(bg, w, userID, id)
+	return c, []parley.Event{e}, err
+}
+
+// conversationEvent records a conversationUpdated event at pos with a
+// snapshot of the conversation after the change. extra are audience
+// members beyond the current ones (removed users).
+func (s *Store) conversationEvent(w Tx, pos int64, id, actor string, ch parley.Change, userIDs, extra []string) (parley.Event, error) {
+	snap, err := s.snapshot(bg, w, id)
+	if err != nil {
+		return parley.Event{}, err
+	}
+	e := parley.Event{
+		Pos:            pos,
+		Type:           parley.EventConversationUpdated,
+		ConversationID: id,
+		UserID:         actor,
+		Conversation:   &snap,
+		Change:         ch,
+		UserIDs:        userIDs,
+		At:             parley.Now(),
+	}
+	return e, s.insertEvent(w, &e, nil, extra)
+}
+
+// record stores e at the next position (with insertEvent) and returns it
+// as the write's events.
+func (s *Store) record(w Tx, e parley.Event, messageID *string) ([]parley.Event, error) {
+	e.Pos = w.NextPos()
+	if err := s.insertEvent(w, &e, messageID, nil); err != nil {
+		return nil, err
+	}
+	return []parley.Event{e}, nil
+}
+
+// insertEvent stores e (whose Pos is set) and fills its UserName and
+// Audience: the current members, plus extra.
+func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []string) error {
+	data, err := s.encodeEventData(e)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Exec(bg, qInsertEvent, e.Pos, e.ConversationID, string(e.Type), e.UserID, messageID, data, s.d.Time(e.At)); err != nil {
+		return err
+	}
+	if e.UserName == "" {
+		if e.UserName, err = w.UserName(e.UserID); err != nil {
+			return err
+		}
+	}
+	members, err := w.Audience(e.ConversationID)
+	if err != nil {
+		return err
+	}
+	// A copy: the engine's slice may be shared, the event's is the
+	// caller's.
+	e.Audience = make([]string, len(members), len(members)+len(extra))
+	copy(e.Audience, members)
+	e.Audience = append(e.Audience, extra...)
+	return nil
+}
+
+// UpdateConversation implements parley.Store. The changes are made, and
+// their events recorded, in this order: rename, add, remove.
+func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID string, ch parley.ConversationChange) (parley.Conversation, []parley.Event, error) {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if err := parley.ValidateID("conversation id", conversationID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if ch.Title != nil {
+		if err := parley.ValidateTitle(*ch.Title); err != nil {
+			return parley.Conversation{}, nil, err
+		}
+	}
+	add, err := parley.DedupeIDs("member id", ch.Add, "")
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	remove, err := parley.DedupeIDs("member id", ch.Remove, "")
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	var (
+		c      parley.Conversation
+		events []parley.Event
+	)
+	err = s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
+			return err
+		}
+		cur, err := s.snapshot(bg, w, conversationID)
+		if err != nil {
+			return err
+		}
+		if cur.Kind != parley.Group {
+			return invalidf("a direct conversation cannot be changed")
+		}
+		isMember := make(map[string]bool, len(cur.Members))
+		for _, m := range cur.Members {
+			isMember[m.UserID] = true
+		}
+
+		// Check everything before changing anything.
+		var added, removed []string
+		for _, id := range add {
+			if !isMember[id] {
+				added = append(added, id)
+			}
+		}
+		for _, id := range remove {
+			if isMember[id] && !slices.Contains(added, id) {
+				removed = append(removed, id)
+			}
+		}
+		if err := usersExist(w, added...); err != nil {
+			return err
+		}
+		if len(cur.Members)+len(added) > parley.MaxGroupMembers {
+			return invalidf("a group has at most %d members", parley.MaxGroupMembers)
+		}
+		for _, id := range removed {
+			if id != userID && userID != cur.CreatedBy {
+				return parley.Errorf(parley.EFORBIDDEN, "only the group's creator may remove others")
+			}
+		}
+
+		if ch.Title != nil && *ch.Title != cur.Title {
+			if _, err := w.Exec(bg, qRenameConversation, *ch.Title, conversationID); err != nil {
+				return err
+			}
+			e, err := s.conversationEvent(w, w.NextPos(), conversationID, userID, parley.ChangeRenamed, nil, nil)
+			if err != nil {
+				return err
+			}
+			events = append(events, e)
+		}
+		for _, step := range []struct {
+			ids    []string
+			change parley.Change
+			apply  func(w Tx, conversationID, userID string, pos int64) error
+			extra  []string
+		}{
+			{added, parley.ChangeMembersAdded, join, nil},
+			// The removed users hear of their removal, and nothing after.
+			{removed, parley.ChangeMembersRemoved, leave, removed},
+		} {
+			if len(step.ids) == 0 {
+				continue
+			}
+			pos := w.NextPos()
+			for _, id := range step.ids {
+				if err := step.apply(w, conversationID, id, pos); err != nil {
+					return err
+				}
+			}
+			e, err := s.conversationEvent(w, pos, conversationID, userID, step.change, step.ids, step.extra)
+			if err != nil {
+				return err
+			}
+			events = append(events, e)
+		}
+
+		if slices.Contains(removed, userID) {
+			// The user left: they see the conversation as it is now, but
+			// no longer as a member.
+			c, err = s.snapshot(bg, w, conversationID)
+			return err
+		}
+		c, err = s.view(bg, w, userID, conversationID)
+		return err
+	})
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	return c, events, nil
+}
+
+// join opens a membership window at pos; leave closes it.
+func join(w Tx, conversationID, userID string, pos int64) error {
+	w.MembersChanged(conversationID)
+	_, err := w.Exec(bg, qInsertMember, conversationID, userID, pos)
+	return err
+}
+
+func leave(w Tx, conversationID, userID string, pos int64) error {
+	w.MembersChanged(conversationID)
+	_, err := w.Exec(bg, qRemoveMember, pos, conversationID, userID)
+	return err
+}
+
+// NewSend is a send as the engine's send path takes it: with its default
+// type, validated.
+func NewSend(nm parley.NewMessage) (parley.NewMessage, error) {
+	if nm.Type == "" {
+		nm.Type = parley.Text
+	}
+	return nm, nm.Validate()
+}
+
+// SendMessage implements parley.Store. The sender must be a member; then a
+// ClientID the sender already used returns the stored message and no
+// events (SendRule). It is the hot write: the engine's own path
+// (Engine.Send) stores it.
+func (s *Store) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.Message, []parley.Event, error) {
+	nm, err := NewSend(nm)
+	if err != nil {
+		return parley.Message{}, nil, err
+	}
+	return s.e.Send(ctx, nm)
+}
+
+// SendMessages implements parley.MultiSender: the valid sends go to the
+// engine together, in order (Engine.SendMany), so they share a batch (or
+// follow each other in consecutive ones), and each is answered as its
+// batch commits; an invalid one is answered in its place.
+func (s *Store) SendMessages(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	invalid := make([]error, len(nms))
+	valid := make([]parley.NewMessage, 0, len(nms))
+	for i, nm := range nms {
+		if nm, invalid[i] = NewSend(nm); invalid[i] == nil {
+			valid = append(valid, nm)
+		}
+	}
+	// The results of the send being answered: SendMany's done answers
+	// through InOrder, which calls ours at once.
+	var (
+		msg    parley.Message
+		events []parley.Event
+	)
+	batchq.InOrder(invalid, func(answer func(int, error)) {
+		s.e.SendMany(ctx, valid, func(k int, m parley.Message, evs []parley.Event, err error) {
+			msg, events = m, evs
+			answer(k, err)
+		})
+	}, func(i int, err error) {
+		if err != nil {
+			done(i, parley.Message{}, nil, err)
+			return
+		}
+		done(i, msg, events, nil)
+	})
+}
+
+// DeleteMessage implements parley.Store.
+func (s *Store) DeleteMessage(ctx context.Context, userID, conversationID, messageID string) (parley.Message, []parley.Event, error) {
+	for _, f := range [][2]string{{"user id", userID}, {"conversation id", conversationID}, {"message id", messageID}} {
+		if err := parley.ValidateID(f[0], f[1]); err != nil {
+			return parley.Message{}, nil, err
+		}
+	}
+	var (
+		msg    parley.Message
+		events []parley.Event
+	)
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
+			return err
+		}
+		var err error
+		msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByID, messageID, conversationID))
+		switch {
+		case err != nil:
+			return s.notFound(err, parley.ErrNotFound)
+		case msg.SenderID != userID:
+			return parley.Errorf(parley.EFORBIDDEN, "only the sender may delete a message")
+		case msg.Deleted:
+			return nil
+		}
+		now := parley.Now()
+		if _, err := w.Exec(bg, qDeleteMessage, s.d.Time(now), messageID); err != nil {
+			return err
+		}
+		msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByID, messageID, conversationID))
+		if err != nil {
+			return err
+		}
+		events, err = s.record(w, parley.Event{Type: parley.EventMessageDeleted, ConversationID: conversationID,
+			UserID: userID, Message: &msg, At: now}, &messageID)
+		return err
+	})
+	if err != nil {
+		return parley.Message{}, nil, err
+	}
+	return msg, events, nil
+}
+
+// MarkRead implements parley.Store.
+func (s *Store) MarkRead(ctx context.Context, userID, conversationID string, seq int64) ([]parley.Event, error) {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return nil, err
+	}
+	if err := parley.ValidateID("conversation id", conversationID); err != nil {
+		return nil, err
+	}
+	if seq < 0 {
+		return nil, invalidf("seq must not be negative")
+	}
+	var events []parley.Event
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		cur, err := s.readSeq(bg, w, conversationID, userID)
+		if err != nil {
+			return err
+		}
+		var last int64
+		if err := w.QueryRow(bg, QLastSeq, conversationID).Scan(&last); err != nil {
+			return err
+		}
+		seq := min(seq, last)
+		if seq <= cur {
+			return nil
+		}
+		if _, err := w.Exec(bg, qSetReadSeq, seq, conversationID, userID); err != nil {
+			return err
+		}
+		events, err = s.record(w, parley.Event{Type: parley.EventMessageRead, ConversationID: conversationID,
+			UserID: userID, ReadSeq: seq, At: parley.Now()}, nil)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return events, nil
+}
+
+// PutAttachment implements parley.Store. Size is len(data) whatever a.Size
+// says. The quota is checked in the write, under the batch's lock.
+func (s *Store) PutAttachment(ctx context.Context, ownerID string, a parley.Attachment, data, thumb []byte, quota int64) error {
+	if err := parley.ValidateID("owner id", ownerID); err != nil {
+		return err
+	}
+	if err := parley.ValidateID("attachment id", a.ID); err != nil {
+		return err
+	}
+	switch {
+	case a.ContentType == "":
+		return invalidf("content type is required")
+	case len(data) == 0:
+		return invalidf("the attachment is empty")
+	case a.Width < 0 || a.Height < 0:
+		return invalidf("width and height must not be negative")
+	}
+	if len(thumb) == 0 {
+		thumb = nil
+	}
+	return s.e.Write(ctx, func(w Tx) error {
+		if err := usersExist(w, ownerID); err != nil {
+			return err
+		}
+		var taken bool
+		if err := w.QueryRow(bg, qAttachmentExists, a.ID).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return parley.Errorf(parley.ECONFLICT, "attachment %q exists", a.ID)
+		}
+		if quota > 0 {
+			var used int64
+			if err := w.QueryRow(bg, qUploadUsage, ownerID).Scan(&used); err != nil {
+				return err
+			}
+			if need := int64(len(data) + len(thumb)); used+need > quota {
+				return parley.QuotaError(used, need, quota)
+			}
+		}
+		_, err := w.Exec(bg, qInsertAttachment, a.ID, ownerID, a.ContentType, int64(len(data)), a.Width, a.Height,
+			data, thumb, s.d.Time(parley.Now()))
+		return err
+	})
+}
+
+// DeleteOrphanAttachments implements parley.Store. It is a write like
+// any other, so a send naming an attachment runs wholly before or after it.
+func (s *Store) DeleteOrphanAttachments(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, invalidf("limit must be positive")
+	}
+	var n int64
+	err := s.e.Write(ctx, func(w Tx) error {
+		var err error
+		n, err = w.Exec(bg, qDeleteOrphans, s.d.Time(before), limit)
+		return err
+	})
+	return int(n), err
+}
+
+// noBefore stands for "no upper bound" in qPageAfter.
+const noBefore = math.MaxInt64

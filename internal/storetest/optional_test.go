@@ -1,0 +1,38 @@
+package storetest
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/parleychat/parley"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// bare is a Store and nothing more: the suite must refuse it.
+type bare struct{ parley.Store }
+
+// full has every optional interface (never called: the check only
+// asserts types).
+type full struct{ parley.Store }
+
+func (full) SendMessages(context.Context, []parley.NewMessage, func(int, parley.Message, []parley.Event, error)) {
+}
+func (full) UsersOf(context.Context, []string) ([]parley.User, error)          { return nil, nil }
+func (full) ContactsOf(context.Context, []string) (map[string][]string, error) { return nil, nil }
+func (full) WriteErr() error                                                   { return nil }
+
+// TestMissingOptional: a store without the optional interfaces fails the
+// suite's Optional test (it is not skipped), one with them passes.
+func TestMissingOptional(t *testing.T) {
+	want := []string{"parley.MultiSender", "parley.BulkReader", "WriteErr() error"}
+	if got := missingOptional(bare{}); !slices.Equal(got, want) {
+		t.Errorf("missingOptional(bare) = %v, want %v", got, want)
+	}
+	if got := missingOptional(full{}); len(got) != 0 {
+		t.Errorf("missingOptional(full) = %v, want none", got)
+	}
+}
