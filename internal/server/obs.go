@@ -44,7 +44,7 @@ var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 16)
 // closeCodes are the close codes the server sends (docs/protocol.md
 // section 8), each a series of parley_closes_total.
 var closeCodes = []int{closeNow, protocol.CloseNormal, protocol.CloseGoingAway, protocol.CloseTooLarge,
-	1011, protocol.CloseReconnect, protocol.CloseSlowConsumer, protocol.CloseHeartbeatTimeout, protocol.CloseShutdown,
+	1011, protocol.CloseReconnect, protocol.CloseSlowConsumer, protocol.CloseHeartbeatTimeout, protocol.CloseShutdown, protocol.CloseHelloTimeout,
 	protocol.CloseUnauthorized, protocol.CloseProtocolError, protocol.CloseAuthRevoked, protocol.CloseTooManyConnections}
 
 func newObsMetrics(reg *prometheus.Registry) *obsMetrics {

@@ -1,6 +1,10 @@
 package server
 
 import (
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,5 +35,27 @@ func TestObsHooksDoNotAllocate(t *testing.T) {
 	c.observeLag()
 	if got := c.lagSince.Load(); got != 0 {
 		t.Fatalf("lagSince after a write = %d, want 0", got)
+	}
+}
+
+// TestCloseCodesCounted: every close code in docs/protocol.md's table
+// (section 8) has its own parley_closes_total series, not "other".
+func TestCloseCodesCounted(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, _ := strings.Cut(string(doc), "## 8. Close codes")
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	codes := regexp.MustCompile(`(?m)^\| (\d{4}) \|`).FindAllStringSubmatch(sec, -1)
+	if len(codes) < 10 {
+		t.Fatalf("found only %d close codes in protocol.md section 8", len(codes))
+	}
+	o := newMetrics().obs
+	for _, m := range codes {
+		code, _ := strconv.Atoi(m[1])
+		if _, ok := o.closes[code]; !ok {
+			t.Errorf("close code %d (docs/protocol.md) has no series of its own", code)
+		}
 	}
 }
