@@ -31,9 +31,15 @@ type Session struct {
 // password, ECONFLICT for a name taken or too like another, EFORBIDDEN
 // when registration is closed, ERATELIMITED/EUNAVAILABLE with RetryAfter.
 // A request that got no answer is a plain error wrapping the transport's.
-// It uses http.DefaultClient; ctx bounds the request.
+// It uses http.DefaultClient (RegisterWith takes another, e.g. one that
+// trusts a private certificate authority); ctx bounds the request.
 func Register(ctx context.Context, serverURL, username, password string) (Session, error) {
-	return authRequest(ctx, serverURL, "/v1/auth/register", username, password)
+	return authRequest(ctx, http.DefaultClient, serverURL, "/v1/auth/register", username, password)
+}
+
+// RegisterWith is Register over hc.
+func RegisterWith(ctx context.Context, hc *http.Client, serverURL, username, password string) (Session, error) {
+	return authRequest(ctx, hc, serverURL, "/v1/auth/register", username, password)
 }
 
 // Login exchanges a username and password for a session (POST
@@ -41,10 +47,15 @@ func Register(ctx context.Context, serverURL, username, password string) (Sessio
 // a *parley.Error with code EUNAUTHORIZED; an account locked after failed
 // logins is ERATELIMITED with RetryAfter. Otherwise as Register.
 func Login(ctx context.Context, serverURL, username, password string) (Session, error) {
-	return authRequest(ctx, serverURL, "/v1/auth/login", username, password)
+	return authRequest(ctx, http.DefaultClient, serverURL, "/v1/auth/login", username, password)
 }
 
-func authRequest(ctx context.Context, serverURL, path, username, password string) (Session, error) {
+// LoginWith is Login over hc.
+func LoginWith(ctx context.Context, hc *http.Client, serverURL, username, password string) (Session, error) {
+	return authRequest(ctx, hc, serverURL, "/v1/auth/login", username, password)
+}
+
+func authRequest(ctx context.Context, hc *http.Client, serverURL, path, username, password string) (Session, error) {
 	u, err := httpURL(serverURL, path)
 	if err != nil {
 		return Session{}, err
@@ -59,7 +70,7 @@ func authRequest(ctx context.Context, serverURL, path, username, password string
 	}
 	req.Header.Set("Content-Type", "application/json")
 	var s Session
-	if err := doJSON(http.DefaultClient, req, &s); err != nil {
+	if err := doJSON(hc, req, &s); err != nil {
 		return Session{}, err
 	}
 	if s.Token == "" {

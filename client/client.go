@@ -29,6 +29,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,6 +92,7 @@ type options struct {
 	requestTimeout time.Duration
 	sendWindow     int
 	batch          bool
+	tls            *tls.Config
 }
 
 // WithToken sets a fixed token.
@@ -129,6 +131,13 @@ func WithHeartbeat(interval, timeout time.Duration) Option {
 func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
 	return func(o *options) { o.dial = dial }
 }
+
+// WithTLSConfig sets the TLS configuration of the client's connections
+// (wss:// and https:// servers: the WebSocket and image uploads), e.g.
+// RootCAs that trust a private certificate authority, or a client
+// certificate. Default: Go's (the system's roots). The Client does not
+// change cfg; do not change it after New.
+func WithTLSConfig(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
 // WithLogger sets where the client logs (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -248,7 +257,7 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{DialContext: o.dial, ForceAttemptHTTP2: false, MaxIdleConns: -1}
+	tr := &http.Transport{DialContext: o.dial, ForceAttemptHTTP2: false, MaxIdleConns: -1, TLSClientConfig: o.tls}
 	if o.dial == nil {
 		var d net.Dialer
 		tr.DialContext = d.DialContext

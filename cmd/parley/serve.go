@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,7 @@ type ServeCmd struct {
 	DataDir           string        `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory (SQLite file, secret, uploads)."`
 	LogLevel          string        `default:"info" enum:"debug,info,warn,error" env:"PARLEY_LOG_LEVEL" help:"Log level (debug, info, warn, error)."`
 	LogFormat         string        `default:"text" enum:"text,json" env:"PARLEY_LOG_FORMAT" help:"Log format (text, json)."`
-	AllowedOrigins    []string      `env:"PARLEY_ALLOWED_ORIGINS" sep:"," help:"Origin host patterns allowed to open WebSockets besides the server's own (e.g. app.example.com,*.example.com)."`
+	AllowedOrigins    []string      `env:"PARLEY_ALLOWED_ORIGINS" sep:"," help:"Origin patterns allowed, besides the server's own, to open WebSockets and call the HTTP API from a browser (CORS), e.g. app.example.com,*.example.com,http://localhost:*."`
 	WSTransport       string        `name:"ws-transport" env:"PARLEY_WS_TRANSPORT" enum:"gobwas,coder" default:"gobwas" help:"The WebSocket library connections are served with: gobwas (github.com/gobwas/ws, the default) or coder (github.com/coder/websocket, kept to measure against; see docs/benchmarks.md)."`
 	Secret            string        `env:"PARLEY_SECRET" help:"Token secret, at least 32 bytes (default: generated and kept in <data-dir>/secret)."`
 	Store             string        `env:"PARLEY_STORE" help:"Store: empty for SQLite in the data dir, sqlite:PATH, or a postgres:// URL."`
@@ -49,6 +50,13 @@ type ServeCmd struct {
 	PprofAddr         string        `env:"PARLEY_PPROF_ADDR" help:"Serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060; default off). Never expose it publicly."`
 	MetricsAddr       string        `env:"PARLEY_METRICS_ADDR" help:"Serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 (default off). Keep it private."`
 	MetricsToken      string        `env:"PARLEY_METRICS_TOKEN" help:"Also serve /metrics on --addr to requests with 'Authorization: Bearer TOKEN' (default: /metrics is not on --addr)."`
+
+	TLSCert       string   `name:"tls-cert" env:"PARLEY_TLS_CERT" help:"Serve HTTPS and wss:// on --addr with this PEM certificate (chain) file; needs --tls-key. Default: plain HTTP."`
+	TLSKey        string   `name:"tls-key" env:"PARLEY_TLS_KEY" help:"The PEM private key of --tls-cert."`
+	ACMEHost      []string `name:"acme-host" env:"PARLEY_ACME_HOST" sep:"," help:"Public host names to get certificates for automatically (ACME, Let's Encrypt by default) and serve HTTPS on --addr; the certificates are kept in <data-dir>/acme. Needs --acme-http-addr reachable from the internet as port 80 (or --addr as 443, for TLS-ALPN)."`
+	ACMEHTTPAddr  string   `name:"acme-http-addr" default:":80" env:"PARLEY_ACME_HTTP_ADDR" help:"With --acme-host: where to answer ACME HTTP-01 challenges; other requests there are redirected to https://."`
+	ACMEEmail     string   `name:"acme-email" env:"PARLEY_ACME_EMAIL" help:"With --acme-host: a contact address given to the certificate authority (optional)."`
+	ACMEDirectory string   `name:"acme-directory" env:"PARLEY_ACME_DIRECTORY" help:"With --acme-host: the ACME directory URL (default: Let's Encrypt's production; e.g. its staging directory to try a set-up)."`
 
 	HTTPReadTimeout  time.Duration `default:"60s" env:"PARLEY_HTTP_READ_TIMEOUT" help:"Time to send a whole HTTP request, body included (uploads too); not WebSockets."`
 	HTTPWriteTimeout time.Duration `default:"90s" env:"PARLEY_HTTP_WRITE_TIMEOUT" help:"Time from a request's headers to the end of its response; not WebSockets."`
@@ -120,8 +128,13 @@ type Main struct {
 	Store  parley.Store
 	Broker parley.Broker
 	Server *server.Server
-	// Addr is the address listened on, known after Run.
+	// Addr is the address listened on, known after Run; URL is it with
+	// its scheme (http, or https with TLS).
 	Addr string
+	URL  string
+	// ACMEHTTPAddr is the --acme-http-addr address listened on, known
+	// after Run; empty without --acme-host.
+	ACMEHTTPAddr string
 
 	serveErr chan error
 	// MetricsAddr is the --metrics-addr address listened on, known after
@@ -155,6 +168,10 @@ func NewMain(cfg ServeCmd, s *streams) *Main {
 func (m *Main) Run(ctx context.Context) (err error) {
 	c := m.Config
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return err
+	}
+	ts, err := c.tlsFromFlags()
+	if err != nil {
 		return err
 	}
 	secret, err := loadSecret(c.Secret, c.DataDir, true)
@@ -233,10 +250,35 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	scheme := "http"
+	if ts.config != nil {
+		scheme = "https"
+	}
+	if ts.challenge != nil {
+		if m.ACMEHTTPAddr, err = m.serveAside("--acme-http-addr", c.ACMEHTTPAddr, ts.challenge); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	m.serveErr = make(chan error, 1)
 	// Owned by m: Close waits for it.
-	go func() { m.serveErr <- m.Server.Serve(ln) }()
-	m.Logger.Info("parley serving", "addr", "http://"+m.Addr, "data_dir", c.DataDir)
+	go func() {
+		if ts.config != nil {
+			m.serveErr <- m.Server.ServeTLS(ln, ts.config)
+			return
+		}
+		m.serveErr <- m.Server.Serve(ln)
+	}()
+	m.URL = scheme + "://" + m.Addr
+	m.Logger.Info("parley serving", "addr", m.URL, "data_dir", c.DataDir,
+		"store", describeStore(c.Store, c.DataDir), "broker", describeURL(c.Broker), "tls", describeTLS(c),
+		"registration", c.Registration, "allowed_origins", strings.Join(c.AllowedOrigins, ","),
+		slog.Group("limits",
+			"send_queue_bytes", c.SendQueueBytes, "hub_queue_bytes", c.HubQueueBytes,
+			"messages_per_second", c.MessagesPerSecond, "message_burst", c.MessageBurst,
+			"connects_per_second", c.ConnectsPerSecond, "connections_per_user", c.ConnectionsPerUser,
+			"conns_per_ip", c.ConnsPerIP, "max_conns", c.MaxConns, "resume_limit", c.ResumeLimit,
+			"heartbeat_timeout", c.HeartbeatTimeout, "upload_quota_mib", c.UploadQuotaMiB))
 	return nil
 }
 
@@ -331,4 +373,40 @@ func openBroker(ctx context.Context, c ServeCmd) (parley.Broker, error) {
 		})
 	}
 	return nil, fmt.Errorf("--broker: unknown broker %q (want memory or nats://...)", c.Broker)
+}
+
+// describeStore names the store for the start-up log line, without
+// credentials.
+func describeStore(store, dataDir string) string {
+	switch {
+	case store == "":
+		return "sqlite:" + filepath.Join(dataDir, dbFile)
+	case strings.HasPrefix(store, "sqlite:"):
+		return store
+	}
+	return describeURL(store)
+}
+
+// describeURL is a store or broker URL with no user, password or query
+// (which may hold a password): scheme://host/path.
+func describeURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		if strings.Contains(s, "://") {
+			return "(unparsable URL)"
+		}
+		return s // "memory"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+// describeTLS names the TLS mode for the start-up log line.
+func describeTLS(c ServeCmd) string {
+	switch {
+	case c.TLSCert != "":
+		return "cert " + c.TLSCert
+	case len(c.ACMEHost) > 0:
+		return "acme " + strings.Join(c.ACMEHost, ",")
+	}
+	return "off"
 }

@@ -279,6 +279,7 @@ func (s *service) login(ctx context.Context, ip string, c credentials) (authResu
 		return authResult{}, err
 	}
 	if c.Username == "" || c.Password == "" || len(c.Username) > maxLoginNameBytes {
+		s.metrics.obs.authFailures["login"].Inc()
 		return authResult{}, auth.ErrBadCredentials
 	}
 	key := parley.NameKey(c.Username)
@@ -309,5 +310,7 @@ func (s *service) login(ctx context.Context, ip string, c credentials) (authResu
 		s.log.Error("login: unreadable password hash", "user", u.ID, "err", fmt.Sprint(err))
 	}
 	s.logins.end(key, loginFailed)
+	s.metrics.obs.authFailures["login"].Inc()
+	s.log.Debug("auth: login failed", "ip", ip, "user", u.ID)
 	return authResult{}, auth.ErrBadCredentials
 }

@@ -82,6 +82,7 @@ type conn struct {
 	wg          sync.WaitGroup         // the writer and worker goroutines
 
 	lastRead atomic.Int64 // unix nanos of the last frame read
+	lagSince atomic.Int64 // store time (unix nanos) of the oldest event queued since the last write; 0: none (obs.go)
 	writing  atomic.Int64 // unix nanos when the write in progress began; 0 when none
 	// paused is set while the server does not read from the connection
 	// for its own reasons (writing the hello replay, or the request queue
@@ -352,6 +353,7 @@ func (c *conn) writeLoop() {
 		if err := c.writeFrames(q); err != nil {
 			code = closeNow
 		}
+		c.observeLag()
 		if code != 0 {
 			// Close sends the close frame and ends the client's half: the
 			// reader sees the client's answer or the end of the stream,
@@ -516,6 +518,7 @@ func (c *conn) end() {
 	last := s.hub.unregister(c)
 	s.pres.disconnect(c.user.ID)
 	s.metrics.connections.Dec()
+	s.metrics.obs.countClose(c.closedCode())
 	if last {
 		s.svc.typingGone(c.user)
 	}
@@ -815,6 +818,9 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 // code the error table gives.
 func (c *conn) reject(ctx context.Context, id string, err error) {
 	body := errorBody(c.s.log, err)
+	c.s.metrics.obs.countError(body.Code)
+	c.s.metrics.obs.countClose(info(body.Code).close)
+	c.s.log.Debug("hello refused", "ip", c.ip, "code", body.Code, "err", body.Message)
 	// Not registered yet, so not swept: this write has its own deadline.
 	c.t.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_ = c.t.Write([]outFrame{{b: encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: body})}}, false)
@@ -914,6 +920,7 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bo
 		page = resumePage(s.cfg.Limits.SendQueueBytes, size, len(evs))
 	}
 	s.metrics.resumes.WithLabelValues("replayed").Inc()
+	s.metrics.obs.resumeEvents.Observe(float64(count))
 	frames = append(frames, outFrame{b: encodeData(protocol.TypeResumed, "", protocol.Resumed{From: from, To: to, Count: count})})
 	return c.writeFrames(frames)
 }
@@ -937,5 +944,7 @@ func resumePage(budget, size, n int) int {
 }
 
 func errorFrame(s *Server, id string, err error) []byte {
-	return encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: errorBody(s.log, err)})
+	b := errorBody(s.log, err)
+	s.metrics.obs.countError(b.Code)
+	return encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: b})
 }

@@ -67,9 +67,11 @@ func errorBody(log *slog.Logger, err error) *protocol.ErrorBody {
 	return b
 }
 
-// writeError writes err as an HTTP JSON error response.
-func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
-	b := errorBody(log, err)
+// writeError writes err as an HTTP JSON error response, counted in
+// parley_errors_total.
+func (s *Server) writeError(w http.ResponseWriter, err error) {
+	b := errorBody(s.log, err)
+	s.metrics.obs.countError(b.Code)
 	if b.RetryAfterMS > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt((b.RetryAfterMS+999)/1000, 10))
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"sync/atomic"
 
 	"github.com/parleychat/parley"
@@ -71,3 +72,45 @@ func (s *Server) Conns() int { return len(s.hub.conns()) }
 // SetHTTPReplyBytes lowers the HTTP replies' byte cap (0: MaxReplyBytes),
 // so a test needs few items to fill a page.
 func (s *Server) SetHTTPReplyBytes(n int) { s.httpReplyCap.Store(int64(n)) }
+
+// RoutePatterns are the ServeMux patterns the handler serves.
+func (s *Server) RoutePatterns() []string { return slices.Clone(s.routePatterns) }
+
+// OpenAPIJSON is the embedded OpenAPI document.
+func OpenAPIJSON() []byte { return openapiJSON }
+
+// MetricSum sums metric name over the series whose labels include want:
+// a counter's or gauge's value, a histogram's sample count.
+func (s *Server) MetricSum(name string, want map[string]string) float64 {
+	mfs, err := s.metrics.reg.Gather()
+	if err != nil {
+		panic(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for k, v := range want {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || (l.GetName() == k && l.GetValue() == v)
+				}
+				if !found {
+					continue series
+				}
+			}
+			switch {
+			case m.GetHistogram() != nil:
+				n += float64(m.GetHistogram().GetSampleCount())
+			case m.GetCounter() != nil:
+				n += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				n += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return n
+}

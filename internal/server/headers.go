@@ -57,10 +57,10 @@ func (s *Server) maxRequestBytes() int64 {
 // metricsRoute serves /metrics on the public handler to requests bearing
 // Config.MetricsToken; without a token configured it answers 404
 // not_found to everyone.
-func (s *Server) metricsRoute(mux *http.ServeMux) {
+func (s *Server) metricsRoute(mux *routeMux) {
 	if s.cfg.MetricsToken == "" {
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, s.log, parley.ErrNotFound)
+			s.writeError(w, parley.ErrNotFound)
 		})
 		return
 	}
@@ -70,7 +70,7 @@ func (s *Server) metricsRoute(mux *http.ServeMux) {
 		tok, _ := bearer(r)
 		if subtle.ConstantTimeCompare([]byte(tok), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley metrics"`)
-			writeError(w, s.log, parley.Errorf(parley.EUNAUTHORIZED, "metrics need the metrics token"))
+			s.writeError(w, parley.Errorf(parley.EUNAUTHORIZED, "metrics need the metrics token"))
 			return
 		}
 		h.ServeHTTP(w, r)

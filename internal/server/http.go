@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/parleychat/parley"
@@ -19,8 +21,37 @@ import (
 // maxBodyBytes bounds a JSON request body, like a WebSocket frame.
 const maxBodyBytes = parley.MaxFrameBytes
 
-func (s *Server) routes() *http.ServeMux {
-	mux := http.NewServeMux()
+// routeMux is a ServeMux that remembers its patterns, so a test can hold
+// the OpenAPI document (openapi.json) to the routes actually served.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, h)
+}
+
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+//go:embed openapi.json
+var openapiJSON []byte
+
+// handleOpenAPI serves the OpenAPI 3.1 description of this API
+// (openapi.json, checked against the routes by TestOpenAPI*).
+func handleOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(openapiJSON)
+}
+
+func (s *Server) routes() *routeMux {
+	mux := &routeMux{ServeMux: http.NewServeMux()}
+	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI)
 	mux.HandleFunc("GET "+protocol.Path, s.serveWS)
 	mux.HandleFunc("POST /v1/auth/register", s.handleRegister)
 	mux.HandleFunc("POST /v1/auth/login", s.handleLogin)
@@ -40,7 +71,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /v1/presence", s.authed(s.handlePresence))
 	s.uploadRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, s.log, parley.ErrNotFound)
+		s.writeError(w, parley.ErrNotFound)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -84,7 +115,7 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 		u, err := s.svc.authenticate(r.Context(), tok)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
-			writeError(w, s.log, err)
+			s.writeError(w, err)
 			return
 		}
 		h(w, r, u)
@@ -118,7 +149,7 @@ func decodeJSON(b []byte, v any) error {
 // reply writes v, or err as an error response.
 func (s *Server) reply(w http.ResponseWriter, status int, v any, err error) {
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	writeJSON(w, status, v)
@@ -127,7 +158,7 @@ func (s *Server) reply(w http.ResponseWriter, status int, v any, err error) {
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	var c credentials
 	if err := decodeBody(w, r, &c); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	res, err := s.svc.register(r.Context(), clientIP(r), c)
@@ -137,7 +168,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var c credentials
 	if err := decodeBody(w, r, &c); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	res, err := s.svc.login(r.Context(), clientIP(r), c)
@@ -157,7 +188,7 @@ func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, u parley.Use
 func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u parley.User) {
 	q, err := queryInts(r, "limit")
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	if q[0] > MaxConversationsPage {
@@ -171,7 +202,7 @@ func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u p
 func (s *Server) handleCreateDirect(w http.ResponseWriter, r *http.Request, u parley.User) {
 	var d protocol.CreateDirect
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	v, err := s.svc.createDirect(r.Context(), u, d)
@@ -181,7 +212,7 @@ func (s *Server) handleCreateDirect(w http.ResponseWriter, r *http.Request, u pa
 func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, u parley.User) {
 	var d protocol.CreateGroup
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	v, err := s.svc.createGroup(r.Context(), u, d)
@@ -196,7 +227,7 @@ func (s *Server) handleConversation(w http.ResponseWriter, r *http.Request, u pa
 func (s *Server) handleUpdateConversation(w http.ResponseWriter, r *http.Request, u parley.User) {
 	var d protocol.UpdateConversation
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	d.ConversationID = r.PathValue("id")
@@ -244,17 +275,17 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.
 	// start"): read them as pointers, as the WebSocket op does.
 	before, err := queryCursor(r, "before")
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	after, err := queryCursor(r, "after")
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	limit, err := queryInt(r, "limit")
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	if limit > parley.MaxPageLimit {
@@ -266,9 +297,11 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.
 }
 
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, u parley.User) {
+	start := time.Now()
+	defer func() { s.metrics.obs.sendAckHTTP.Observe(sinceSeconds(start)) }()
 	var d protocol.Send
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	d.ConversationID = r.PathValue("id")
@@ -289,7 +322,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, u parley.U
 func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, u parley.User) {
 	var d protocol.Read
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	d.ConversationID = r.PathValue("id")
@@ -300,7 +333,7 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, u parley.Use
 func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request, u parley.User) {
 	var d protocol.Typing
 	if err := decodeBody(w, r, &d); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	d.ConversationID = r.PathValue("id")
@@ -311,7 +344,7 @@ func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request, u parley.U
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, u parley.User) {
 	q, err := queryInts(r, "after", "limit")
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	if q[1] > MaxEventsPage {
@@ -336,21 +369,21 @@ type writeHealther interface {
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
-		writeError(w, s.log, parley.Errorf(parley.EUNAVAILABLE, "shutting down"))
+		s.writeError(w, parley.Errorf(parley.EUNAVAILABLE, "shutting down"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2e9)
 	defer cancel()
 	if _, err := s.store.Head(ctx); err != nil {
 		s.log.Warn("readyz: store", "err", err)
-		writeError(w, s.log, parley.Errorf(parley.EUNAVAILABLE, "store unavailable"))
+		s.writeError(w, parley.Errorf(parley.EUNAVAILABLE, "store unavailable"))
 		return
 	}
 	// A store that answers reads may still be unable to write (a full
 	// disk): not ready until a write commits again (see batchq.WriteHealth).
 	if ws, ok := s.store.(writeHealther); ok {
 		if err := ws.WriteErr(); err != nil {
-			writeError(w, s.log, err)
+			s.writeError(w, err)
 			return
 		}
 	}
@@ -370,19 +403,19 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (transport, erro
 // goroutine (net/http's, tracked by connWG for Shutdown).
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
-		writeError(w, s.log, &parley.Error{Code: parley.EUNAVAILABLE, Message: "shutting down", RetryAfter: s.reconnectDelay()})
+		s.writeError(w, &parley.Error{Code: parley.EUNAVAILABLE, Message: "shutting down", RetryAfter: s.reconnectDelay()})
 		return
 	}
 	ip := clientIP(r)
 	if err := s.limits.connects.check(ip); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	var pre *parley.User
 	if tok, ok := bearer(r); ok {
 		u, err := s.svc.authenticate(r.Context(), tok)
 		if err != nil {
-			writeError(w, s.log, err)
+			s.writeError(w, err)
 			return
 		}
 		pre = &u

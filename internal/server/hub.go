@@ -279,8 +279,11 @@ func (h *hub) deliver(ev parley.Event) {
 		}
 	}
 	h.mu.Unlock()
+	at := ev.At.UnixNano()
 	for _, c := range cs {
-		c.enqueue(b, false)
+		if c.enqueue(b, false) {
+			c.markLag(at)
+		}
 	}
 	h.metrics.fanout.Add(float64(len(cs)))
 	clear(cs)

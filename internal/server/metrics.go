@@ -20,6 +20,7 @@ type metrics struct {
 	httpConns   prometheus.Gauge
 	httpRefused *prometheus.CounterVec
 	panics      *prometheus.CounterVec
+	obs         *obsMetrics // latencies, sizes and failures (obs.go)
 }
 
 func newMetrics() *metrics {
@@ -60,6 +61,7 @@ func newMetrics() *metrics {
 		Name: "parley_http_connections_refused_total", Help: "Connections closed on accept for being over a cap, by cap (per_ip, total).",
 	}, []string{"reason"})
 	m.reg.MustRegister(m.httpConns, m.httpRefused)
+	m.obs = newObsMetrics(m.reg)
 	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.uploads, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

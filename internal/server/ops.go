@@ -103,6 +103,7 @@ func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) {
 		i := idx[k]
 		replyTo(i)
 		c.reply(reqs[i], m, err)
+		c.s.metrics.obs.sendAckWS.Observe(sinceSeconds(now))
 		next = i + 1
 	})
 	replyTo(len(reqs))

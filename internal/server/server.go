@@ -17,6 +17,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -48,8 +49,9 @@ type Config struct {
 	Secret []byte
 	// AllowedOrigins are Origin host patterns (path.Match syntax, e.g.
 	// "app.example.com", "*.example.com", or with a scheme
-	// "http://localhost:*") allowed to open WebSockets besides the
-	// server's own origin.
+	// "http://localhost:*") allowed, besides the server's own origin, to
+	// open WebSockets and to call the HTTP API from a browser (CORS, see
+	// cors.go). Default: none.
 	AllowedOrigins []string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -186,6 +188,8 @@ type Server struct {
 	pres    *presence
 	svc     *service
 	handler http.Handler
+	// routePatterns are the handler's ServeMux patterns (see routeMux).
+	routePatterns []string
 
 	// connCtx is the context of every connection; cancelled when a
 	// shutdown runs out of time.
@@ -232,6 +236,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: Config.Secret must be at least 32 bytes")
 	}
 	cfg = cfg.withDefaults()
+	origins, err := cleanOrigins(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AllowedOrigins = origins
 	// Errors repeated on every request (a full disk) are logged once per
 	// logThrottleEvery per kind, with a count, not once per request.
 	log := slog.New(newThrottledHandler(cfg.Logger.Handler(), logThrottleEvery))
@@ -278,7 +287,9 @@ func New(cfg Config) (*Server, error) {
 	wcancel()
 	// recoverHTTP is outermost: a panic anywhere below answers 500 with
 	// the headers guard has already set.
-	s.handler = s.recoverHTTP(s.guard(s.routes()))
+	rm := s.routes()
+	s.routePatterns = rm.patterns
+	s.handler = s.recoverHTTP(s.guard(s.cors(rm)))
 
 	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()
@@ -297,7 +308,21 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // start. Connections over Config.HTTP's caps are closed as soon as they
 // are accepted; plain HTTP requests get Config.HTTP's timeouts, and
 // WebSockets are exempt from them once upgraded (see serveWS).
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, nil) }
+
+// ServeTLS is Serve with TLS: the caps apply to the TCP connections, before
+// any handshake, and cfg (which the caller must not change afterwards)
+// terminates TLS over them. cfg's NextProtos should offer "http/1.1" only
+// (besides an ACME challenge protocol): a WebSocket upgrade needs HTTP/1.1,
+// which is what an empty NextProtos gives.
+func (s *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error {
+	if cfg == nil {
+		return errors.New("server: ServeTLS needs a tls.Config")
+	}
+	return s.serve(ln, cfg)
+}
+
+func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
 	hl := s.cfg.HTTP
 	hs := &http.Server{
 		Handler:           s.handler,
@@ -309,6 +334,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	ln = newLimitListener(ln, hl.ConnsPerIP, hl.MaxConns, s.metrics)
+	if tlsCfg != nil {
+		// A *tls.Conn offers no RawConn, so WebSockets over it read
+		// through a plain buffer (wsbuf.go).
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -340,6 +370,8 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	servers := s.servers
 	s.mu.Unlock()
+	began := time.Now()
+	s.log.Info("shutdown: draining", "connections", len(s.hub.conns()), "drain", s.cfg.ShutdownDrain)
 	if d := s.cfg.ShutdownDrain; d > 0 {
 		// Still accepting: /readyz and upgrades answer 503 (closing).
 		t := time.NewTimer(d)
@@ -357,15 +389,16 @@ func (s *Server) shutdown(ctx context.Context) error {
 			err = e
 		}
 	}
-	for _, c := range s.hub.conns() {
+	conns := s.hub.conns()
+	for _, c := range conns {
 		c.goaway()
 	}
+	s.log.Info("shutdown: told connections to go away", "connections", len(conns))
 	done := make(chan struct{})
 	go func() { s.connWG.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	if !s.waitDrain(ctx, done) {
 		err = ctx.Err()
+		s.log.Warn("shutdown: out of time, dropping connections", "connections", len(s.hub.conns()), "after", time.Since(began).Round(time.Millisecond))
 		// Cancelled before the walk: a connection registering after it
 		// sees the cancelled context and closes itself (see conn.serve).
 		s.cancelConn()
@@ -376,6 +409,8 @@ func (s *Server) shutdown(ctx context.Context) error {
 			hs.Close()
 		}
 		<-done
+	} else {
+		s.log.Info("shutdown: connections closed", "after", time.Since(began).Round(time.Millisecond))
 	}
 	s.cancelConn()
 
@@ -388,6 +423,27 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.cancelBg()
 	s.bg.Wait()
 	return err
+}
+
+// drainLogEvery is how often a shutdown logs how many connections are
+// left while it waits for them.
+const drainLogEvery = time.Second
+
+// waitDrain waits for done (every connection closed), logging the
+// connections left every drainLogEvery; false when ctx ended first.
+func (s *Server) waitDrain(ctx context.Context, done <-chan struct{}) bool {
+	t := time.NewTicker(drainLogEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			s.log.Info("shutdown: waiting for connections", "connections", len(s.hub.conns()))
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -100,6 +100,8 @@ func (s *service) warmUsers(ctx context.Context, ids []string) error {
 func (s *service) authenticate(ctx context.Context, token string) (parley.User, error) {
 	cl, err := auth.Verify(s.secret, token, time.Now())
 	if err != nil {
+		s.metrics.obs.authFailures["token"].Inc()
+		s.log.Debug("auth: token refused", "err", parley.ErrorMessage(err))
 		return parley.User{}, err
 	}
 	alt := altName(cl.Name, cl.UserID)
@@ -180,7 +182,10 @@ func (s *service) send(ctx context.Context, u parley.User, ip string, d protocol
 	if err != nil {
 		return parley.Message{}, false, err
 	}
+	s.metrics.obs.storeSendRun.Observe(1)
+	start := time.Now()
 	m, evs, err := s.store.SendMessage(ctx, nm)
+	s.metrics.obs.storeSendWait.Observe(sinceSeconds(start))
 	if err != nil {
 		return parley.Message{}, false, err
 	}
@@ -230,7 +235,10 @@ func (s *service) sent(ctx context.Context, m parley.Message, evs []parley.Event
 // else one after the other. done is called for each send, in order, as
 // soon as it is stored (its events published) or failed.
 func (s *service) sendMany(ctx context.Context, nms []parley.NewMessage, done func(i int, m parley.Message, err error)) {
+	s.metrics.obs.storeSendRun.Observe(float64(len(nms)))
+	start := time.Now()
 	finish := func(i int, m parley.Message, evs []parley.Event, err error) {
+		s.metrics.obs.storeSendWait.Observe(sinceSeconds(start))
 		if err == nil {
 			m, _ = s.sent(ctx, m, evs)
 		}

@@ -133,7 +133,7 @@ func (g *uploadGate) acquire(ctx context.Context) error {
 
 func (g *uploadGate) release() { <-g.decodes }
 
-func (s *Server) uploadRoutes(mux *http.ServeMux) {
+func (s *Server) uploadRoutes(mux *routeMux) {
 	mux.HandleFunc("POST /v1/uploads", s.authed(s.handleUpload))
 	mux.HandleFunc("POST /v1/attachments/{id}/link", s.authed(s.handleAttachmentLink))
 	mux.HandleFunc("GET /v1/attachments/{id}", s.handleAttachment(false))
@@ -155,20 +155,20 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 	// limit on the file itself.
 	r.Body = http.MaxBytesReader(w, r.Body, g.lim.MaxBytes+64<<10)
 	if err := g.rate.check(u.ID); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	body := io.Reader(r.Body)
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
 		mr, err := r.MultipartReader()
 		if err != nil {
-			writeError(w, s.log, parley.Errorf(parley.EINVALID, "malformed multipart body"))
+			s.writeError(w, parley.Errorf(parley.EINVALID, "malformed multipart body"))
 			return
 		}
 		for {
 			p, err := mr.NextPart()
 			if err != nil {
-				writeError(w, s.log, uploadReadError(err, "multipart body has no \"file\" part"))
+				s.writeError(w, uploadReadError(err, "multipart body has no \"file\" part"))
 				return
 			}
 			if p.FormName() == "file" {
@@ -179,39 +179,39 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 	}
 	up, err := media.Inspect(body, g.lim.Limits)
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	quota := max(0, g.lim.Quota) // negative: no quota, as 0 is to the store
 	if quota > 0 {
 		used, err := s.store.UploadUsage(r.Context(), u.ID)
 		if err != nil {
-			writeError(w, s.log, err)
+			s.writeError(w, err)
 			return
 		}
 		if used+up.Size() > quota {
-			writeError(w, s.log, parley.QuotaError(used, up.Size(), quota))
+			s.writeError(w, parley.QuotaError(used, up.Size(), quota))
 			return
 		}
 	}
 	if err := g.acquire(r.Context()); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	img, err := up.Decode()
 	g.release()
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	a := parley.Attachment{ID: id.String(), ContentType: img.ContentType, Size: int64(len(img.Data)), Width: img.Width, Height: img.Height}
 	if err := s.store.PutAttachment(r.Context(), u.ID, a, img.Data, img.Thumb, quota); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	s.metrics.uploads.Inc()
@@ -261,7 +261,7 @@ func (s *Server) handleAttachmentLink(w http.ResponseWriter, r *http.Request, u 
 	id := r.PathValue("id")
 	// Check access now: a link is only handed to someone who may see it.
 	if _, _, err := s.store.AttachmentData(r.Context(), u.ID, id, true); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, err)
 		return
 	}
 	exp := time.Now().Add(linkTTL).Truncate(time.Second)
@@ -333,7 +333,7 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 			}
 		}
 		if err != nil {
-			writeError(w, s.log, err)
+			s.writeError(w, err)
 			return
 		}
 		ct := a.ContentType

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// obsMetrics are the operator's latency, size and failure metrics
+// (docs/deploy.md, "Metrics and logs"; docs/grafana-dashboard.json is
+// built on them). Every labelled series is made at start, so /metrics
+// lists it from the first scrape and the hot paths only call Observe or
+// Inc on a series they already hold: no label lookup, no allocation.
+type obsMetrics struct {
+	// sendAck is from a send's handling starting (the worker taking a
+	// run of sends off the connection, or the HTTP handler) to its answer
+	// being queued: the store's commit wait and the service's checks.
+	sendAckWS, sendAckHTTP prometheus.Observer
+	// deliveryLag is from an event's time (stamped when it is stored) to
+	// the end of the socket write that carried it: one sample per write
+	// of a connection that carries live events, for the oldest of them
+	// (markLag, observeLag). Across nodes it includes clock skew.
+	deliveryLag prometheus.Histogram
+	// storeSendRun is the messages one store call takes (a connection's
+	// run of consecutive sends, MultiSender); storeSendWait the time from
+	// that call to each message's commit.
+	storeSendRun  prometheus.Histogram
+	storeSendWait prometheus.Histogram
+	// resumeEvents is how many events a resume replayed.
+	resumeEvents prometheus.Histogram
+	errors       map[string]prometheus.Counter // by error code
+	authFailures map[string]prometheus.Counter // token, login
+	closes       map[int]prometheus.Counter    // by close code; closeNow is "none"
+	closeOther   prometheus.Counter
+}
+
+// latencyBuckets span 0.5 ms to about 16 s.
+var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 16)
+
+// closeCodes are the close codes the server sends (docs/protocol.md
+// section 8), each a series of parley_closes_total.
+var closeCodes = []int{closeNow, protocol.CloseNormal, protocol.CloseGoingAway, protocol.CloseTooLarge,
+	1011, protocol.CloseReconnect, protocol.CloseSlowConsumer, protocol.CloseHeartbeatTimeout, protocol.CloseShutdown, protocol.CloseHelloTimeout,
+	protocol.CloseUnauthorized, protocol.CloseProtocolError, protocol.CloseAuthRevoked, protocol.CloseTooManyConnections}
+
+func newObsMetrics(reg *prometheus.Registry) *obsMetrics {
+	o := &obsMetrics{
+		deliveryLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "parley_event_delivery_lag_seconds", Buckets: latencyBuckets,
+			Help: "From a durable event's store time to the end of the socket write that carried it (per write, for the oldest live event in it).",
+		}),
+		storeSendRun: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "parley_store_send_batch_size", Buckets: prometheus.ExponentialBuckets(1, 2, 8),
+			Help: "Messages handed to the store in one call (a connection's run of consecutive sends).",
+		}),
+		storeSendWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "parley_store_send_commit_seconds", Buckets: latencyBuckets,
+			Help: "From a store call with sends to each message's commit (the store's batching and commit).",
+		}),
+		resumeEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "parley_resume_events", Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+			Help: "Events replayed by one resume (a resync is not counted here: see parley_resumes_total).",
+		}),
+		errors:       map[string]prometheus.Counter{},
+		authFailures: map[string]prometheus.Counter{},
+		closes:       map[int]prometheus.Counter{},
+	}
+	sendAck := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "parley_send_ack_seconds", Buckets: latencyBuckets,
+		Help: "From a send's handling starting to its answer (ack or error) being queued, by transport (ws, http).",
+	}, []string{"transport"})
+	o.sendAckWS, o.sendAckHTTP = sendAck.WithLabelValues("ws"), sendAck.WithLabelValues("http")
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_errors_total", Help: "Error answers (HTTP error responses, WebSocket error frames), by code.",
+	}, []string{"code"})
+	for code := range codes {
+		o.errors[code] = errs.WithLabelValues(code)
+	}
+	auths := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_auth_failures_total", Help: "Refused authentications, by kind: token (missing, forged or expired, on HTTP or WebSocket), login (wrong username or password).",
+	}, []string{"kind"})
+	for _, k := range []string{"token", "login"} {
+		o.authFailures[k] = auths.WithLabelValues(k)
+	}
+	closes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_closes_total", Help: "WebSocket connections ended, by the close code the server asked for (none: the client left or a write failed; other: any code not listed).",
+	}, []string{"code"})
+	for _, c := range closeCodes {
+		o.closes[c] = closes.WithLabelValues(closeLabel(c))
+	}
+	o.closeOther = closes.WithLabelValues("other")
+	reg.MustRegister(o.deliveryLag, o.storeSendRun, o.storeSendWait, o.resumeEvents, sendAck, errs, auths, closes)
+	return o
+}
+
+func closeLabel(code int) string {
+	if code == closeNow || code == 0 {
+		return "none"
+	}
+	return strconv.Itoa(code)
+}
+
+// countError counts an error answer with code (unknown codes count as
+// internal, as the wire has them).
+func (o *obsMetrics) countError(code string) {
+	if c, ok := o.errors[code]; ok {
+		c.Inc()
+		return
+	}
+	o.errors[parley.EINTERNAL].Inc()
+}
+
+// countClose counts a connection ended with close code (closeNow or 0:
+// none was asked for).
+func (o *obsMetrics) countClose(code int) {
+	if code == 0 {
+		code = closeNow
+	}
+	if c, ok := o.closes[code]; ok {
+		c.Inc()
+		return
+	}
+	o.closeOther.Inc()
+}
+
+// sinceSeconds is time.Since(t) in seconds, for Observe.
+func sinceSeconds(t time.Time) float64 { return time.Since(t).Seconds() }
+
+// markLag notes, after the hub queued a live event stored at at (unix
+// nanos), that the next write carries it, unless an older event already
+// waits: one atomic compare-and-swap per delivery, no allocation.
+func (c *conn) markLag(at int64) {
+	if at > 0 {
+		c.lagSince.CompareAndSwap(0, at)
+	}
+}
+
+// observeLag records, after a write, the lag of the oldest live event
+// queued since the previous write (parley_event_delivery_lag_seconds):
+// one sample per write, not per event. An event queued while the write
+// was under way counts with this write, a little early.
+func (c *conn) observeLag() {
+	if at := c.lagSince.Swap(0); at != 0 {
+		c.s.metrics.obs.deliveryLag.Observe(float64(time.Now().UnixNano()-at) / 1e9)
+	}
+}
+
+// closedCode is the close code asked for first (closeWith), or closeNow
+// when none was; for countClose when the connection ends.
+func (c *conn) closedCode() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode
+}

@@ -1,0 +1,307 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/google/uuid"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
+)
+
+// The OpenAPI document (internal/server/openapi.json, served at
+// /v1/openapi.json) is checked with kin-openapi: the document itself is
+// valid OpenAPI 3.1, it describes exactly the routes the server's mux
+// serves, and real requests and answers of every operation, run against
+// a real server, validate against it.
+
+func loadOpenAPI(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(server.OpenAPIJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.json is not a valid OpenAPI document: %v", err)
+	}
+	if !doc.IsOpenAPI31OrLater() {
+		t.Fatalf("openapi.json is OpenAPI %s, want 3.1", doc.OpenAPI)
+	}
+	return doc
+}
+
+// TestOpenAPIRoutes: every route the mux serves is documented, and
+// nothing is documented that the mux does not serve (catch-alls without
+// a method, "/v1/" answering not_found and "/" the web client, are not
+// API operations).
+func TestOpenAPIRoutes(t *testing.T) {
+	doc := loadOpenAPI(t)
+	srv := servertest.Start(t)
+	var routed, documented []string
+	for _, p := range srv.Server.RoutePatterns() {
+		if method, path, ok := strings.Cut(p, " "); ok {
+			routed = append(routed, method+" "+path)
+		}
+	}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+		}
+	}
+	slices.Sort(routed)
+	slices.Sort(documented)
+	for _, r := range routed {
+		if !slices.Contains(documented, r) {
+			t.Errorf("routed but not in openapi.json: %s", r)
+		}
+	}
+	for _, d := range documented {
+		if !slices.Contains(routed, d) {
+			t.Errorf("in openapi.json but not routed: %s", d)
+		}
+	}
+	if len(routed) < 20 {
+		t.Fatalf("only %d routes found: %v", len(routed), routed)
+	}
+
+	// The served document is the embedded one.
+	resp := httpDo(t, srv, "GET", "/v1/openapi.json", "", "")
+	if resp.status != 200 || !bytes.Equal(resp.body, server.OpenAPIJSON()) || !strings.HasPrefix(resp.header.Get("Content-Type"), "application/json") {
+		t.Fatalf("GET /v1/openapi.json: %d %s", resp.status, resp.header.Get("Content-Type"))
+	}
+}
+
+// validatingTransport validates every request it carries and the answer
+// to it against the document, and records the operations whose answers
+// validated.
+type validatingTransport struct {
+	t      *testing.T
+	router routers.Router
+	mu     sync.Mutex
+	seen   map[string][]int // operation id -> statuses validated
+}
+
+var registerImageDecoders sync.Once
+
+func newValidatingTransport(t *testing.T, doc *openapi3.T) *validatingTransport {
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registerImageDecoders.Do(func() {
+		for _, ct := range []string{"image/png", "image/jpeg", "image/gif", "image/webp"} {
+			openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
+		}
+	})
+	return &validatingTransport{t: t, router: router, seen: map[string][]int{}}
+}
+
+func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	route, params, err := v.router.FindRoute(req)
+	if err != nil {
+		v.t.Errorf("%s %s: no documented route: %v", req.Method, req.URL.Path, err)
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	opts := &openapi3filter.Options{
+		IncludeResponseStatus: true,
+		// The server decides whether a token is good; the document says
+		// only where it goes. A bearer scheme needs an Authorization
+		// header with the Bearer scheme.
+		AuthenticationFunc: func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+			h := in.RequestValidationInput.Request.Header.Get("Authorization")
+			if !strings.HasPrefix(h, "Bearer ") {
+				return fmt.Errorf("no bearer token for %s", in.SecuritySchemeName)
+			}
+			return nil
+		},
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+	if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
+		v.t.Errorf("%s %s: the request does not match openapi.json: %v", req.Method, req.URL.Path, err)
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	rin := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Options: opts}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The body is the upgraded connection: not the validator's.
+		rin.Body = io.NopCloser(bytes.NewReader(nil))
+	} else {
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		rin.SetBodyBytes(b)
+	}
+	if err := openapi3filter.ValidateResponse(ctx, rin); err != nil {
+		v.t.Errorf("%s %s: the %d answer does not match openapi.json: %v", req.Method, req.URL.Path, resp.StatusCode, err)
+	} else {
+		v.mu.Lock()
+		v.seen[route.Operation.OperationID] = append(v.seen[route.Operation.OperationID], resp.StatusCode)
+		v.mu.Unlock()
+	}
+	return resp, nil
+}
+
+// TestOpenAPIExamples runs every documented operation against a real
+// server through a transport that validates each request and answer
+// against the document (kin-openapi's openapi3filter), success and error
+// answers alike, and fails for any operation left unexercised.
+func TestOpenAPIExamples(t *testing.T) {
+	doc := loadOpenAPI(t)
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.MetricsToken = "metrics-token"
+		c.Limits = server.Unlimited()
+	}))
+	// The document's server is "/" (the API is where it is served from):
+	// here that is the test server.
+	doc.Servers = openapi3.Servers{{URL: srv.URL}}
+	vt := newValidatingTransport(t, doc)
+	hc := &http.Client{Transport: vt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	alice := srv.Token(t, "alice", "Alice")
+	srv.Token(t, "bob", "Bob")
+
+	type answer struct {
+		status int
+		body   []byte
+	}
+	do := func(method, path, token, ctype string, body []byte) answer {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body == nil {
+			req.Body, req.ContentLength = nil, 0
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return answer{resp.StatusCode, b}
+	}
+	jsonDo := func(method, path, token, body string, want int) []byte {
+		t.Helper()
+		var b []byte
+		ctype := ""
+		if body != "" {
+			b, ctype = []byte(body), "application/json"
+		}
+		a := do(method, path, token, ctype, b)
+		if a.status != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, a.status, a.body, want)
+		}
+		return a.body
+	}
+
+	jsonDo("GET", "/v1/openapi.json", "", "", 200)
+	jsonDo("GET", "/healthz", "", "", 200)
+	jsonDo("GET", "/readyz", "", "", 200)
+	if a := do("GET", "/metrics", "metrics-token", "", nil); a.status != 200 || !bytes.Contains(a.body, []byte("parley_connections")) {
+		t.Fatalf("GET /metrics: %d", a.status)
+	}
+	jsonDo("GET", "/metrics", "wrong", "", 401)
+
+	jsonDo("POST", "/v1/auth/register", "", `{"username":"carol","password":"correct horse battery"}`, 201)
+	jsonDo("POST", "/v1/auth/register", "", `{"username":"Carol","password":"correct horse battery"}`, 409)
+	jsonDo("POST", "/v1/auth/login", "", `{"username":"carol","password":"correct horse battery"}`, 200)
+	jsonDo("POST", "/v1/auth/login", "", `{"username":"carol","password":"wrong horse battery"}`, 401)
+	jsonDo("GET", "/v1/me", alice, "", 200)
+	jsonDo("GET", "/v1/me", "forged", "", 401)
+	jsonDo("GET", "/v1/users/carol", alice, "", 200)
+	jsonDo("GET", "/v1/users/nobody", alice, "", 404)
+
+	direct := decodeJSON[parley.Conversation](t, jsonDo("POST", "/v1/conversations/direct", alice, `{"user_id":"bob"}`, 200))
+	group := decodeJSON[parley.Conversation](t, jsonDo("POST", "/v1/conversations/group", alice, `{"title":"team","member_ids":["bob"]}`, 201))
+	jsonDo("GET", "/v1/conversations/"+group.ID, alice, "", 200)
+	jsonDo("GET", "/v1/conversations/nope", alice, "", 404)
+	jsonDo("PATCH", "/v1/conversations/"+group.ID, alice, `{"title":"the team"}`, 200)
+
+	cid := uuid.NewString()
+	m := decodeJSON[parley.Message](t, jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+cid+`","text":"hi"}`, 201))
+	jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+cid+`","text":"hi"}`, 200)
+	jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+uuid.NewString()+`","text":""}`, 400)
+	jsonDo("GET", "/v1/conversations/"+direct.ID+"/messages?limit=10", alice, "", 200)
+	jsonDo("GET", "/v1/conversations/"+direct.ID+"/messages?after=0", alice, "", 200)
+	jsonDo("POST", "/v1/conversations/"+direct.ID+"/read", alice, `{"seq":1}`, 200)
+	jsonDo("POST", "/v1/conversations/"+direct.ID+"/typing", alice, `{"typing":true}`, 200)
+	jsonDo("GET", "/v1/conversations?limit=1", alice, "", 200)
+	jsonDo("GET", "/v1/events?after=0&limit=10", alice, "", 200)
+	jsonDo("GET", "/v1/presence", alice, "", 200)
+
+	var img bytes.Buffer
+	pic := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	pic.Set(1, 1, color.RGBA{255, 0, 0, 255})
+	if err := png.Encode(&img, pic); err != nil {
+		t.Fatal(err)
+	}
+	a := do("POST", "/v1/uploads", alice, "image/png", img.Bytes())
+	if a.status != 201 {
+		t.Fatalf("upload: %d %s", a.status, a.body)
+	}
+	att := decodeJSON[parley.Attachment](t, a.body)
+	if a := do("POST", "/v1/uploads", alice, "application/octet-stream", []byte("not an image")); a.status != 415 {
+		t.Fatalf("upload of text: %d %s", a.status, a.body)
+	}
+	jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+uuid.NewString()+`","type":"image","attachment_id":"`+att.ID+`"}`, 201)
+	if a := do("GET", "/v1/attachments/"+att.ID, alice, "", nil); a.status != 200 {
+		t.Fatalf("attachment: %d", a.status)
+	}
+	link := decodeJSON[struct {
+		ThumbURL string `json:"thumb_url"`
+	}](t, jsonDo("POST", "/v1/attachments/"+att.ID+"/link", alice, "", 200))
+	if a := do("GET", strings.TrimPrefix(link.ThumbURL, srv.URL), "", "", nil); a.status != 200 {
+		t.Fatalf("thumb by signed link %s: %d", link.ThumbURL, a.status)
+	}
+	jsonDo("GET", "/v1/attachments/"+att.ID+"/thumb", alice, "", 200)
+	jsonDo("DELETE", "/v1/conversations/"+direct.ID+"/messages/"+m.ID, alice, "", 200)
+
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, srv.WSURL(), &websocket.DialOptions{HTTPClient: hc,
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + alice}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.CloseNow()
+
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			vt.mu.Lock()
+			got := vt.seen[op.OperationID]
+			vt.mu.Unlock()
+			if len(got) == 0 {
+				t.Errorf("%s %s (%s): no answer validated", method, path, op.OperationID)
+			}
+		}
+	}
+}

@@ -1,0 +1,115 @@
+// parley.js under Node (node:test), against the real server TestNodeSDK
+// (web/node_test.go) starts and names in PARLEY_URL. The same module the
+// browser loads, with the WebSocket of the `ws` package (env.mjs).
+import { MemoryStorage } from './env.mjs';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import * as parley from '../static/parley.js';
+
+const { Client, State, register, login, ParleyError } = parley;
+const baseURL = process.env.PARLEY_URL;
+const waitMs = 30000; // a bound on a broken run, not a timing assertion
+
+/** next resolves with the first detail of `type` that match accepts. */
+function next(client, type, match = () => true) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off(id);
+      reject(new Error(`no ${type} within ${waitMs} ms (state ${client.state}, reason ${client.reason})`));
+    }, waitMs);
+    const id = client.on(type, (d) => {
+      if (!match(d)) return;
+      clearTimeout(timer);
+      client.off(id);
+      resolve(d);
+    });
+  });
+}
+
+async function connected(client) {
+  const welcome = next(client, 'welcome');
+  client.connect();
+  return welcome;
+}
+
+test('parley.d.ts declares exactly what parley.js exports', async () => {
+  const dts = await readFile(new URL('../static/parley.d.ts', import.meta.url), 'utf8');
+  const declared = [...dts.matchAll(/^export declare (?:const|function|class) (\w+)/gm)].map((m) => m[1]).sort();
+  assert.deepEqual(declared, Object.keys(parley).sort());
+});
+
+test('package.json points at the module and its declarations', async () => {
+  const pkg = JSON.parse(await readFile(new URL('../static/package.json', import.meta.url), 'utf8'));
+  assert.equal(pkg.exports['.'].default, './parley.js');
+  assert.equal(pkg.exports['.'].types, './parley.d.ts');
+  assert.deepEqual(pkg.files.sort(), ['parley.d.ts', 'parley.js']);
+  assert.equal(pkg.type, 'module');
+});
+
+test('chat under Node: register, connect, send, receive, resume, offline outbox', { skip: !baseURL && 'PARLEY_URL is not set (TestNodeSDK sets it)' }, async () => {
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const a = await register(baseURL, `nodea${suffix}`, 'correct horse battery');
+  const b = await register(baseURL, `nodeb${suffix}`, 'correct horse battery');
+  await assert.rejects(login(baseURL, `nodea${suffix}`, 'wrong horse battery'), (err) => err instanceof ParleyError && err.code === 'unauthorized');
+  const again = await login(baseURL, `nodea${suffix}`, 'correct horse battery');
+  assert.equal(again.user.id, a.user.id);
+
+  const aStore = new MemoryStorage();
+  const bStore = new MemoryStorage();
+  const alice = new Client({ token: a.token, user: a.user, baseURL, storage: aStore });
+  let bob = new Client({ token: b.token, user: b.user, baseURL, storage: bStore });
+  try {
+    await connected(alice);
+    await connected(bob);
+    assert.equal(alice.state, State.Connected);
+
+    const conv = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    const got = next(bob, 'event', (ev) => ev.type === 'newMessage' && ev.message.text === 'hello from node');
+    const sent = next(alice, 'sent');
+    const item = alice.send(conv.id, 'hello from node');
+    assert.equal(item.status, 'pending');
+    const { message } = await sent;
+    assert.equal(message.seq, 1);
+    assert.equal(message.client_id, item.client_id);
+    assert.equal((await got).message.id, message.id);
+    assert.equal(alice.outbox.length, 0);
+
+    // Bob goes away; a message arrives meanwhile; his next client (same
+    // storage, so the same position) resumes and gets it.
+    bob.close();
+    assert.equal(bob.state, State.Disconnected);
+    const sent2 = next(alice, 'sent');
+    alice.send(conv.id, 'while you were away');
+    await sent2;
+    bob = new Client({ token: b.token, user: b.user, baseURL, storage: bStore });
+    const missed = next(bob, 'event', (ev) => ev.type === 'newMessage' && ev.message.text === 'while you were away');
+    const resumed = next(bob, 'resumed');
+    const w = await connected(bob);
+    assert.equal(w.resumed, true);
+    assert.ok((await resumed).count >= 1);
+    assert.equal((await missed).message.seq, 2);
+
+    // Alice writes offline: the item waits in her storage, and a new
+    // client on that storage (a restarted app) sends it.
+    alice.close();
+    const queued = alice.send(conv.id, 'written offline');
+    assert.equal(alice.outbox.length, 1);
+    assert.ok([...Array(aStore.length).keys()].some((i) => aStore.key(i).endsWith(queued.client_id)));
+    const alice2 = new Client({ token: a.token, user: a.user, baseURL, storage: aStore });
+    try {
+      assert.equal(alice2.outbox.length, 1);
+      const sent3 = next(alice2, 'sent');
+      const arrived = next(bob, 'event', (ev) => ev.type === 'newMessage' && ev.message.text === 'written offline');
+      await connected(alice2);
+      assert.equal((await sent3).message.client_id, queued.client_id);
+      assert.equal((await arrived).message.seq, 3);
+      assert.equal(alice2.outbox.length, 0);
+    } finally {
+      alice2.close();
+    }
+  } finally {
+    alice.close();
+    bob.close();
+  }
+});

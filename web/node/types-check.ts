@@ -1,0 +1,46 @@
+// Compiled (not run) by `tsc -p tsconfig.json` in TestNodeSDK: a program
+// an app would write against parley.d.ts, under --strict. It fails to
+// compile when the declarations are inconsistent or stop describing the
+// use docs/sdk.md shows.
+import {
+  Client, ParleyError, State, backoffDelay, login, newClientId, register, shouldReconnect,
+  type Conversation, type Message, type OutboxItem, type ParleyEvent, type Session, type StateName, type Status,
+} from '../static/parley.js';
+
+const storage = new Map<string, string>();
+async function main(baseURL: string): Promise<void> {
+  const s: Session = await register(baseURL, 'alice', 'correct horse battery').catch(() => login(baseURL, 'alice', 'correct horse battery'));
+  const c = new Client({
+    token: s.token, user: s.user, baseURL,
+    storage: {
+      getItem: (k) => storage.get(k) ?? null, setItem: (k, v) => void storage.set(k, v),
+      removeItem: (k) => void storage.delete(k), get length() { return storage.size; },
+      key: (i) => [...storage.keys()][i] ?? null,
+    },
+  });
+  const id: number = c.on('state', (st: Status) => {
+    const name: StateName = st.state;
+    if (name === State.Reconnecting) console.log(`retry at ${new Date(st.retryAt).toISOString()}`);
+  });
+  c.on('event', (ev: ParleyEvent) => {
+    if (ev.type === 'newMessage' && ev.message) console.log(ev.message.seq, ev.message.text ?? '');
+  });
+  c.on('sent', ({ item, message }: { item: OutboxItem; message: Message }) => console.log(item.client_id, message.seq));
+  c.on('unauthorized', ({ code }) => console.log(code));
+  c.connect();
+  const conv = await c.api<Conversation>('POST', '/v1/conversations/direct', { username: 'bob' });
+  const item: OutboxItem = c.send(conv.id, 'hello');
+  const page = await c.request<{ messages: Message[]; has_more: boolean }>('history', { conversation_id: conv.id, limit: 50 });
+  console.log(item.status, page.messages.length, c.status().state, c.position, c.isOnline('bob'), c.typersIn(conv.id));
+  try {
+    await c.api('GET', '/v1/users/nobody');
+  } catch (err) {
+    if (err instanceof ParleyError) console.log(err.code, err.retryAfterMs);
+  }
+  const delay: number = backoffDelay(3);
+  const again: boolean = shouldReconnect(4001);
+  console.log(delay, again, newClientId());
+  c.off(id);
+  c.close();
+}
+void main;

@@ -1,0 +1,229 @@
+// Type declarations for parley.js (Parley's JavaScript SDK). They describe
+// the module as it is; docs/sdk.md ("JavaScript SDK") says how to use it
+// in a browser and under Node. Wire shapes follow docs/protocol.md.
+
+/** Connection states, the same names as the Go SDK's. */
+export declare const State: Readonly<{
+  Disconnected: 'disconnected';
+  Connecting: 'connecting';
+  Connected: 'connected';
+  Reconnecting: 'reconnecting';
+  FeatureThrottled: 'featureThrottled';
+}>;
+export type StateName = (typeof State)[keyof typeof State];
+
+export declare const TYPING_THROTTLE_MS: number;
+export declare const TYPING_EXPIRY_MS: number;
+export declare const IMAGE_MAX_SIDE: number;
+export declare const IMAGE_MAX_PIXELS: number;
+
+/** Whether a close code means "reconnect and resume" (protocol.ShouldReconnect). */
+export declare function shouldReconnect(code: number): boolean;
+/** The full-jitter delay (ms) before reconnect attempt `attempt` (1-based). */
+export declare function backoffDelay(attempt: number, rand?: () => number): number;
+/** A client id for a new message (a UUID where crypto.randomUUID exists). */
+export declare function newClientId(): string;
+/** Shrinks a photo over IMAGE_MAX_SIDE/IMAGE_MAX_PIXELS (browsers; elsewhere resolves to blob). */
+export declare function shrinkImage(blob: Blob, opts?: { maxSide?: number; maxPixels?: number }): Promise<Blob>;
+
+/** Wire error codes (docs/protocol.md section 7), plus "disconnected" for no answer. */
+export type ErrorCode =
+  | 'invalid' | 'bad_json' | 'unknown_op' | 'not_found' | 'conflict' | 'unauthorized' | 'forbidden'
+  | 'rate_limited' | 'too_large' | 'unsupported' | 'unavailable' | 'internal' | 'disconnected';
+
+/** An error with a wire code. */
+export declare class ParleyError extends Error {
+  constructor(code: ErrorCode | string, message?: string, retryAfterMs?: number);
+  readonly name: 'ParleyError';
+  code: ErrorCode | string;
+  /** Wait this long before retrying (0: not said). */
+  retryAfterMs: number;
+}
+
+export interface User {
+  id: string;
+  name: string;
+  created_at: string;
+}
+export interface Member {
+  user_id: string;
+  name: string;
+  read_seq: number;
+}
+export interface Attachment {
+  id: string;
+  content_type: string;
+  size: number;
+  width: number;
+  height: number;
+  url?: string;
+  thumb_url?: string;
+}
+export interface Message {
+  id: string;
+  conversation_id: string;
+  seq: number;
+  sender_id: string;
+  sender_name: string;
+  client_id: string;
+  type: 'text' | 'image';
+  text?: string;
+  attachment?: Attachment;
+  created_at: string;
+  deleted?: boolean;
+  deleted_at?: string;
+}
+export interface Conversation {
+  id: string;
+  kind: 'direct' | 'group';
+  title?: string;
+  created_by: string;
+  created_at: string;
+  last_seq: number;
+  last_activity_at: string;
+  members: Member[] | null;
+  last_message?: Message;
+  unread_count: number;
+  read_seq: number;
+}
+export type EventType =
+  | 'newMessage' | 'messageRead' | 'messageDeleted' | 'conversationUpdated'
+  | 'typingStarted' | 'typingStopped' | 'userOnline' | 'userOffline';
+export interface ParleyEvent {
+  /** A durable event's position; absent on ephemeral ones. */
+  pos?: number;
+  type: EventType;
+  conversation_id?: string;
+  user_id?: string;
+  user_name?: string;
+  message?: Message;
+  read_seq?: number;
+  conversation?: Conversation;
+  change?: 'created' | 'renamed' | 'members_added' | 'members_removed';
+  user_ids?: string[];
+  at: string;
+}
+export interface Session {
+  token: string;
+  user: User;
+  expires_at: string;
+}
+export interface Welcome {
+  user: User;
+  session_id: string;
+  head: number;
+  heartbeat_interval_ms: number;
+  heartbeat_timeout_ms: number;
+  max_frame_bytes: number;
+  max_text_runes: number;
+  resume_limit: number;
+  online: string[] | null;
+}
+
+/** Resolves to a session for a new account (POST /v1/auth/register). */
+export declare function register(baseURL: string, username: string, password: string): Promise<Session>;
+/** Resolves to a session (POST /v1/auth/login). */
+export declare function login(baseURL: string, username: string, password: string): Promise<Session>;
+
+/** A message waiting in the outbox (persisted in storage until stored). */
+export interface OutboxItem {
+  client_id: string;
+  conversation_id: string;
+  type: 'text' | 'image';
+  text: string;
+  attachment_id: string;
+  created_at: string;
+  order: number;
+  status: 'pending' | 'sending' | 'failed' | string;
+  error: string;
+  not_before: number;
+  tries: number;
+  file_name?: string;
+  file_type?: string;
+  file_size?: number;
+}
+
+export interface Status {
+  state: StateName;
+  attempt: number;
+  /** When the next attempt starts (ms since the epoch); 0 when none waits. */
+  retryAt: number;
+  reason: string;
+  /** Throttled features and until when (ms since the epoch). */
+  throttled: Record<string, number>;
+}
+
+/** What each listener type receives (Client.on). */
+export interface ClientEvents {
+  state: Status;
+  event: ParleyEvent;
+  welcome: { welcome: Welcome; resumed: boolean };
+  resumed: { from: number; to: number; count: number };
+  resync: { head: number; reason: string };
+  outbox: OutboxItem[];
+  sent: { item: OutboxItem; message: Message; blob?: Blob };
+  typing: { conversationId: string };
+  presence: { userId: string | null; online: boolean | null };
+  unauthorized: { code: number; reason: string };
+}
+
+/** The subset of the Web Storage API the client uses to persist its outbox and position. */
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+  readonly length: number;
+  key(index: number): string | null;
+}
+
+export interface ClientOptions {
+  /** Bearer token. */
+  token: string;
+  /** The token's user ({id, name}). */
+  user: Pick<User, 'id' | 'name'> & Partial<User>;
+  /** The server, e.g. "https://chat.example.com" (default: the page's origin). */
+  baseURL?: string;
+  /** Where the outbox and position persist (default: localStorage). */
+  storage?: StorageLike;
+}
+
+/**
+ * One user's connection to a Parley server. Everything runs on one
+ * thread; listeners are called synchronously, in order.
+ */
+export declare class Client {
+  constructor(opts: ClientOptions);
+  readonly token: string;
+  readonly user: ClientOptions['user'];
+  readonly baseURL: string;
+  readonly state: StateName;
+  /** The last durable position seen (resume point), or null. */
+  readonly position: number | null;
+  readonly outbox: OutboxItem[];
+  readonly limits: { maxTextRunes: number };
+  readonly stats: Record<string, number>;
+
+  on<K extends keyof ClientEvents>(type: K, fn: (detail: ClientEvents[K]) => void): number;
+  off(id: number): void;
+  status(): Status;
+  connect(): void;
+  close(): void;
+  reconnectNow(): void;
+  /** Sends op over the live connection and resolves with the reply's data. */
+  request<T = unknown>(op: string, data?: unknown): Promise<T>;
+  /** Calls the HTTP API with this client's token. */
+  api<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
+  send(conversationId: string, text: string): OutboxItem;
+  sendImage(conversationId: string, file: Blob & { name?: string }, caption?: string): OutboxItem;
+  retry(clientId: string): void;
+  discard(clientId: string): void;
+  itemsFor(conversationId: string): OutboxItem[];
+  imageBlob(clientId: string): Promise<Blob | null>;
+  fetchBlob(path: string): Promise<Blob>;
+  flush(): Promise<void>;
+  typing(conversationId: string): void;
+  stopTyping(conversationId: string): void;
+  typersIn(conversationId: string): { userId: string; name: string }[];
+  isOnline(userId: string): boolean;
+  refreshPresence(): Promise<void>;
+}
