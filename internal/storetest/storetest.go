@@ -68,6 +68,8 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"BatchIsolation", testBatchIsolation},
 		{"CancelledContext", testCancelledContext},
 		{"WriteHealth", testWriteHealth},
+		{"WebhookQueue", testWebhookQueue},
+		{"APIKeys", testAPIKeys},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {
