@@ -31,6 +31,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/internal/webhook"
 	"github.com/parleychat/parley/protocol"
 	"github.com/parleychat/parley/web"
 )
@@ -102,6 +103,11 @@ type Config struct {
 	// MetricsHandler on a separate, private listener instead (`parley
 	// serve --metrics-addr`).
 	MetricsToken string
+	// Webhooks configures webhook deliveries: none unless Endpoints is
+	// set, and then Store must implement webhook.Store (both stores do).
+	// The server fills Store, Connected (its presence), Prepare,
+	// Registerer and Logger; see package webhook for the rest's defaults.
+	Webhooks webhook.Config
 }
 
 // DefaultPresenceGrace is the default Config.PresenceGrace.
@@ -162,6 +168,7 @@ type Server struct {
 	hub     *hub
 	pres    *presence
 	svc     *service
+	hooks   *webhook.Dispatcher // nil without webhooks
 	handler http.Handler
 
 	// connCtx is the context of every connection; cancelled when a
@@ -256,6 +263,14 @@ func New(cfg Config) (*Server, error) {
 	// recoverHTTP is outermost: a panic anywhere below answers 500 with
 	// the headers guard has already set.
 	s.handler = s.recoverHTTP(s.guard(s.routes()))
+
+	if len(cfg.Webhooks.Endpoints) > 0 {
+		if s.hooks, err = s.newWebhooks(); err != nil {
+			unsub()
+			return nil, err
+		}
+		s.bg.Go(func() { s.hooks.Run(s.bgCtx) })
+	}
 
 	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()
@@ -383,6 +398,9 @@ func (s *Server) onBroker(m parley.BrokerMessage) {
 	}
 	if len(m.Events) > 0 {
 		s.hub.push(m.Events)
+		if s.hooks != nil {
+			s.hooks.Poke()
+		}
 	}
 }
 
