@@ -84,8 +84,8 @@ func TestWebhooksSurviveKill(t *testing.T) {
 	const secret, n, upFirst = "kill-test-secret-0123456789", 30, 10
 	var (
 		mu     sync.Mutex
-		down   = false // refusing; set after upFirst deliveries
-		healed = false // after the restart: never down again
+		down   = false               // refusing; set after upFirst deliveries
+		healed = false               // after the restart: never down again
 		bodies = map[string][]byte{} // id -> body
 		okIDs  []string              // ids answered 200, first time each, in order
 		seen   = map[string]int{}    // id -> attempts
