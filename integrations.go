@@ -78,4 +78,8 @@ type APIKeyStore interface {
 	// BannedUsers lists the banned users' ids.
 	BanUser(ctx context.Context, userID string) error
 	BannedUsers(ctx context.Context) ([]string, error)
+	// ModerateMessage tombstones any message, as DeleteMessage does for
+	// its sender (the messageDeleted event names the sender as its user);
+	// ENOTFOUND for no such message in the conversation.
+	ModerateMessage(ctx context.Context, conversationID, messageID string) (Message, []Event, error)
 }

@@ -122,3 +122,28 @@ func testAPIKeys(t *testing.T, s parley.Store) {
 		t.Fatalf("BannedUsers = %v, want [%s]", ids, u.ID)
 	}
 }
+
+// testModerateMessage: any message can be tombstoned, once, with the
+// usual messageDeleted event to the members.
+func testModerateMessage(t *testing.T, s parley.Store) {
+	ks := s.(parley.APIKeyStore)
+	a, b := newUser(t, s, "mod-a"), newUser(t, s, "mod-b")
+	c := newGroup(t, s, a, "moderated", b)
+	m := send(t, s, c.ID, a, "spam")
+	_, _, err := ks.ModerateMessage(ctx(t), c.ID, "no-such-message")
+	wantCode(t, "ModerateMessage of no such message", err, parley.ENOTFOUND)
+	_, _, err = ks.ModerateMessage(ctx(t), "no-such-conversation", m.ID)
+	wantCode(t, "ModerateMessage in the wrong conversation", err, parley.ENOTFOUND)
+	got, evs, err := ks.ModerateMessage(ctx(t), c.ID, m.ID)
+	if err != nil || !got.Deleted || got.Text != "" {
+		t.Fatalf("ModerateMessage = %+v, %v", got, err)
+	}
+	if len(evs) != 1 || evs[0].Type != parley.EventMessageDeleted || evs[0].UserID != a.ID || !slices.Equal(sorted(evs[0].Audience), sorted([]string{a.ID, b.ID})) {
+		t.Fatalf("events = %+v", evs)
+	}
+	if _, evs, err := ks.ModerateMessage(ctx(t), c.ID, m.ID); err != nil || len(evs) != 0 {
+		t.Fatalf("ModerateMessage again = %v events, %v; want none", len(evs), err)
+	}
+}
+
+func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }

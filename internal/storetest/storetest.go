@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"WriteHealth", testWriteHealth},
 		{"WebhookQueue", testWebhookQueue},
 		{"APIKeys", testAPIKeys},
+		{"ModerateMessage", testModerateMessage},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {
