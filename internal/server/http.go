@@ -41,6 +41,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /v1/events", s.authed(s.handleEvents))
 	mux.HandleFunc("GET /v1/presence", s.authed(s.handlePresence))
 	s.uploadRoutes(mux)
+	s.serverAPIRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, parley.ErrNotFound)
 	})

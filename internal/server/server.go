@@ -272,6 +272,17 @@ func New(cfg Config) (*Server, error) {
 		s.bg.Go(func() { s.hooks.Run(s.bgCtx) })
 	}
 
+	if ks, ok := cfg.Store.(parley.APIKeyStore); ok {
+		// The first read is done before serving, so a restarted node
+		// never lets a banned user in.
+		if ids, err := ks.BannedUsers(ctx); err == nil {
+			for _, id := range ids {
+				s.svc.bans.add(id)
+			}
+		}
+		s.bg.Go(func() { s.syncBans(s.bgCtx, ks) })
+	}
+
 	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()
 	go func() { defer s.bg.Done(); s.heartbeat(s.bgCtx) }()
