@@ -82,4 +82,8 @@ type APIKeyStore interface {
 	// its sender (the messageDeleted event names the sender as its user);
 	// ENOTFOUND for no such message in the conversation.
 	ModerateMessage(ctx context.Context, conversationID, messageID string) (Message, []Event, error)
+	// MessagesBySender returns up to limit (at most 1000) of the messages
+	// userID sent, tombstones included, ordered by ClientID, after the
+	// one with afterClientID ("" for the first page).
+	MessagesBySender(ctx context.Context, userID, afterClientID string, limit int) ([]Message, error)
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,6 +31,8 @@ const banSyncEvery = 5 * time.Second
 func (s *Server) serverAPIRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/server/users", s.apiKey(auth.ScopeUsers, s.handleAPIUpsertUser))
 	mux.HandleFunc("PATCH /v1/server/users/{id}", s.apiKey(auth.ScopeUsers, s.handleAPIUpsertUser))
+	mux.HandleFunc("GET /v1/server/users/{id}/export", s.apiKey(auth.ScopeUsers, s.handleAPIExport))
+	mux.HandleFunc("DELETE /v1/server/users/{id}", s.apiKey(auth.ScopeUsers, s.handleAPIErase))
 	mux.HandleFunc("POST /v1/server/users/{id}/tokens", s.apiKey(auth.ScopeTokens, s.handleAPIMintToken))
 	mux.HandleFunc("POST /v1/server/users/{id}/ban", s.apiKey(auth.ScopeModeration, s.handleAPIBan))
 	mux.HandleFunc("POST /v1/server/conversations", s.apiKey(auth.ScopeConversations, s.handleAPICreateConversation))
@@ -258,6 +262,116 @@ func (s *Server) handleAPIModerate(w http.ResponseWriter, r *http.Request) {
 		m = *messageURLs(&m)
 	}
 	s.reply(w, http.StatusOK, m, err)
+}
+
+// exportPage is how many messages a page of an export holds, and how
+// many an erase call deletes at most.
+const exportPage = 500
+
+// userExport is a page of GET /v1/server/users/{id}/export.
+type userExport struct {
+	User parley.User `json:"user"`
+	// Conversations are the user's current ones, as they see them; on
+	// the first page only.
+	Conversations []parley.Conversation `json:"conversations,omitempty"`
+	// Messages the user sent (tombstones included), by client_id.
+	Messages []parley.Message `json:"messages"`
+	// Next is the after= of the next page; empty on the last.
+	Next string `json:"next,omitempty"`
+}
+
+// handleAPIExport returns a user's data, a page at a time.
+func (s *Server) handleAPIExport(w http.ResponseWriter, r *http.Request) {
+	ctx, id, after := r.Context(), r.PathValue("id"), r.URL.Query().Get("after")
+	var out userExport
+	var err error
+	if out.User, err = s.store.User(ctx, id); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	if after == "" {
+		if out.Conversations, err = s.store.Conversations(ctx, id); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+	}
+	if out.Messages, err = s.store.(parley.APIKeyStore).MessagesBySender(ctx, id, after, exportPage); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	for i := range out.Messages {
+		out.Messages[i] = *messageURLs(&out.Messages[i])
+	}
+	if len(out.Messages) == exportPage {
+		out.Next = out.Messages[len(out.Messages)-1].ClientID
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleAPIErase deletes a user's data: it bans the user (tokens refused,
+// connections closed with 4102), deletes (tombstones) up to exportPage of
+// their messages per call and, once none is left, removes them from
+// their groups and replaces their name. The account's id stays, so
+// others' history keeps its shape. Call it until it answers done: true.
+func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
+	ctx, id := r.Context(), r.PathValue("id")
+	ks := s.store.(parley.APIKeyStore)
+	if err := ks.BanUser(ctx, id); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	s.svc.bans.add(id)
+	s.hub.closeUser(id, protocol.CloseAuthRevoked, "account deleted")
+	deleted, left, after := 0, 0, ""
+	for deleted < exportPage {
+		page, err := ks.MessagesBySender(ctx, id, after, exportPage)
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		for _, m := range page {
+			if m.Deleted || deleted == exportPage {
+				continue
+			}
+			_, evs, err := ks.ModerateMessage(ctx, m.ConversationID, m.ID)
+			if err != nil {
+				writeError(w, s.log, err)
+				return
+			}
+			s.svc.publish(ctx, evs)
+			deleted++
+		}
+		if len(page) < exportPage {
+			break
+		}
+		after = page[len(page)-1].ClientID
+	}
+	done := deleted < exportPage
+	if done {
+		convs, err := s.store.Conversations(ctx, id)
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		for _, c := range convs {
+			if c.Kind != parley.Group {
+				continue
+			}
+			_, evs, err := s.store.UpdateConversation(ctx, id, c.ID, parley.ConversationChange{Remove: []string{id}})
+			if err != nil {
+				writeError(w, s.log, err)
+				return
+			}
+			s.svc.publish(ctx, evs)
+			left++
+		}
+		sum := sha256.Sum256([]byte(id))
+		if _, err := s.store.EnsureUser(ctx, id, "deleted "+hex.EncodeToString(sum[:6])); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": id, "messages_deleted": deleted, "conversations_left": left, "done": done})
 }
 
 // banList is the node's copy of the banned users. Safe for concurrent use.

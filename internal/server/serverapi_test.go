@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parleychat/parley"
@@ -59,6 +61,8 @@ func TestServerAPIKeys(t *testing.T) {
 			{auth.ScopeConversations, "POST", "/v1/server/conversations/" + group.ID + "/members", fmt.Sprintf(`{"as":"alice","user_ids":["u%d"]}`, round), http.StatusOK},
 			{auth.ScopeMessages, "POST", "/v1/server/conversations/" + group.ID + "/messages", fmt.Sprintf(`{"as":"bob","client_id":"api-%d","text":"hi"}`, round), http.StatusCreated},
 			{auth.ScopeModeration, "DELETE", "/v1/server/conversations/" + group.ID + "/messages/" + msgs[round].ID, "", http.StatusOK},
+			{auth.ScopeUsers, "GET", "/v1/server/users/alice/export", "", http.StatusOK},
+			{auth.ScopeUsers, "DELETE", fmt.Sprintf("/v1/server/users/u%d", round), "", http.StatusOK},
 			// Ban last: it bans a user of its own.
 			{auth.ScopeModeration, "POST", fmt.Sprintf("/v1/server/users/u%d/ban", round), "", http.StatusOK},
 		}
@@ -232,5 +236,85 @@ func TestServerAPIBan(t *testing.T) {
 	srv.Restart(t)
 	if r := httpDo(t, srv, "GET", "/v1/me", eveTok, ""); r.err.Code != parley.EUNAUTHORIZED {
 		t.Errorf("eve's token after a restart: %d %s, want unauthorized", r.status, r.err.Code)
+	}
+}
+
+// TestServerAPIExportErase: export lists a user's conversations and
+// messages; erase closes their connections with 4102, tombstones their
+// messages (members see it), takes them out of their groups, replaces
+// their name and refuses their token.
+func TestServerAPIExportErase(t *testing.T) {
+	srv := servertest.Start(t)
+	_, key := newAPIKey(t, srv, auth.ScopeUsers)
+	daveTok := srv.Token(t, "dave", "Dave")
+	dave := connect(t, srv, daveTok, nil)
+	alice := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	var g, d parley.Conversation
+	dave.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"alice"}}, &g)
+	dave.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "alice"}, &d)
+	sent := []parley.Message{dave.send(g.ID, "d1", "one"), dave.send(d.ID, "d2", "two"), dave.send(g.ID, "d3", "three")}
+	alice.send(g.ID, "a1", "alice's")
+
+	r := httpDo(t, srv, "GET", "/v1/server/users/dave/export", key, "")
+	ex := decodeJSON[struct {
+		User          parley.User
+		Conversations []parley.Conversation
+		Messages      []parley.Message
+		Next          string
+	}](t, r.body)
+	if ex.User.ID != "dave" || len(ex.Conversations) != 2 || len(ex.Messages) != 3 || ex.Next != "" {
+		t.Fatalf("export = user %+v, %d conversations, %d messages, next %q; want dave, 2, 3, none", ex.User, len(ex.Conversations), len(ex.Messages), ex.Next)
+	}
+	for i, m := range ex.Messages {
+		if m.ID != sent[i].ID || m.Text != sent[i].Text {
+			t.Errorf("export message %d = %+v, want %+v", i, m, sent[i])
+		}
+	}
+	if r := httpDo(t, srv, "GET", "/v1/server/users/nobody/export", key, ""); r.err.Code != parley.ENOTFOUND {
+		t.Errorf("export of nobody: %d %s", r.status, r.err.Code)
+	}
+
+	r = httpDo(t, srv, "DELETE", "/v1/server/users/dave", key, "")
+	res := decodeJSON[struct {
+		Deleted int  `json:"messages_deleted"`
+		Left    int  `json:"conversations_left"`
+		Done    bool `json:"done"`
+	}](t, r.body)
+	if r.status != http.StatusOK || res.Deleted != 3 || res.Left != 1 || !res.Done {
+		t.Fatalf("erase: %d %s", r.status, r.body)
+	}
+	if code := dave.closeCode(); int(code) != protocol.CloseAuthRevoked {
+		t.Errorf("dave's connection closed with %d, want 4102", code)
+	}
+	for range 3 {
+		if ev := alice.event(parley.EventMessageDeleted); ev.Message.SenderID != "dave" || !ev.Message.Deleted {
+			t.Errorf("alice got %+v", ev)
+		}
+	}
+	ev := alice.event(parley.EventConversationUpdated)
+	for ev.Change == parley.ChangeCreated { // the two creations, still pending
+		ev = alice.event(parley.EventConversationUpdated)
+	}
+	if ev.Change != parley.ChangeMembersRemoved || ev.ConversationID != g.ID || !slices.Equal(ev.UserIDs, []string{"dave"}) {
+		t.Errorf("alice got %+v, want dave removed from the group", ev)
+	}
+	ex2 := decodeJSON[struct {
+		User     parley.User
+		Messages []parley.Message
+	}](t, httpDo(t, srv, "GET", "/v1/server/users/dave/export", key, "").body)
+	if ex2.User.Name == "Dave" || len(ex2.Messages) != 3 {
+		t.Fatalf("after erase: %+v", ex2)
+	}
+	for _, m := range ex2.Messages {
+		if !m.Deleted || m.Text != "" {
+			t.Errorf("after erase: %+v", m)
+		}
+	}
+	if r := httpDo(t, srv, "GET", "/v1/me", daveTok, ""); r.err.Code != parley.EUNAUTHORIZED {
+		t.Errorf("dave's token after erase: %d %s", r.status, r.err.Code)
+	}
+	// Again: nothing left to do.
+	if r := httpDo(t, srv, "DELETE", "/v1/server/users/dave", key, ""); !strings.Contains(string(r.body), `"messages_deleted":0`) || !strings.Contains(string(r.body), `"done":true`) {
+		t.Errorf("erase again: %s", r.body)
 	}
 }

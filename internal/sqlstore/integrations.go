@@ -237,3 +237,24 @@ var (
 	_ parley.WebhookQueue = (*Store)(nil)
 	_ parley.APIKeyStore  = (*Store)(nil)
 )
+
+// MessagesBySender implements parley.APIKeyStore.
+func (s *Store) MessagesBySender(ctx context.Context, userID, afterClientID string, limit int) ([]parley.Message, error) {
+	if limit <= 0 || limit > parley.MaxPageLimit*10 {
+		return nil, invalidf("limit must be between 1 and %d", parley.MaxPageLimit*10)
+	}
+	rows, err := s.e.Query(ctx, qMessagesBySender, userID, afterClientID, limit)
+	if err != nil {
+		return nil, s.wrapInternal(err)
+	}
+	defer rows.Close()
+	var ms []parley.Message
+	for rows.Next() {
+		m, err := ScanMessage(s.d, rows)
+		if err != nil {
+			return nil, s.wrapInternal(err)
+		}
+		ms = append(ms, m)
+	}
+	return ms, s.wrapInternal(rows.Err())
+}

@@ -200,3 +200,9 @@ const (
 	qBanUser      = `INSERT INTO user_bans (user_id, banned_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`
 	qBannedUsers  = `SELECT user_id FROM user_bans ORDER BY user_id`
 )
+
+// qMessagesBySender pages through what a user sent in the order of the
+// (sender_id, client_id) unique index (args: sender, after client id,
+// limit): the export and erasure of a user's data.
+const qMessagesBySender = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+	WHERE m.sender_id = $1 AND m.client_id > $2 ORDER BY m.client_id LIMIT $3 + 0`

@@ -147,3 +147,40 @@ func testModerateMessage(t *testing.T, s parley.Store) {
 }
 
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+
+// testMessagesBySender: a user's messages, every conversation, paged by
+// client id, nobody else's.
+func testMessagesBySender(t *testing.T, s parley.Store) {
+	ks := s.(parley.APIKeyStore)
+	a, b := newUser(t, s, "bys-a"), newUser(t, s, "bys-b")
+	g1, g2 := newGroup(t, s, a, "one", b), newGroup(t, s, b, "two", a)
+	var want []string
+	for i, c := range []string{g1.ID, g2.ID, g1.ID} {
+		m := must[parley.Message](t, "SendMessage")(func() (parley.Message, error) {
+			m, _, err := s.SendMessage(ctx(t), parley.NewMessage{ConversationID: c, SenderID: a.ID, ClientID: "k" + string(rune('0'+i)), Type: parley.Text, Text: "x"})
+			return m, err
+		}())
+		want = append(want, m.ID)
+	}
+	send(t, s, g1.ID, b, "not a's")
+	_, err := ks.MessagesBySender(ctx(t), a.ID, "", 0)
+	wantCode(t, "MessagesBySender with limit 0", err, parley.EINVALID)
+	var got []string
+	after := ""
+	for {
+		page := must[[]parley.Message](t, "MessagesBySender")(ks.MessagesBySender(ctx(t), a.ID, after, 2))
+		if len(page) == 0 {
+			break
+		}
+		for _, m := range page {
+			if m.SenderID != a.ID {
+				t.Fatalf("page holds %+v", m)
+			}
+			got = append(got, m.ID)
+		}
+		after = page[len(page)-1].ClientID
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("MessagesBySender pages = %v, want %v", got, want)
+	}
+}

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"WebhookQueue", testWebhookQueue},
 		{"APIKeys", testAPIKeys},
 		{"ModerateMessage", testModerateMessage},
+		{"MessagesBySender", testMessagesBySender},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {
