@@ -299,10 +299,21 @@ func (s *Server) handleAPIExport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, err)
 		return
 	}
+	// The page is cut at the reply's byte budget too (a message holds up
+	// to 16 KiB of text); the conversations count against it first.
+	full := len(out.Messages) == exportPage
+	size := 0
+	for _, c := range out.Conversations {
+		size += 512 + 96*len(c.Members)
+	}
 	for i := range out.Messages {
+		if size += 512 + len(out.Messages[i].Text); size > s.httpReplyBytes() && i > 0 {
+			out.Messages, full = out.Messages[:i], true
+			break
+		}
 		out.Messages[i] = *messageURLs(&out.Messages[i])
 	}
-	if len(out.Messages) == exportPage {
+	if full {
 		out.Next = out.Messages[len(out.Messages)-1].ClientID
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -270,6 +270,26 @@ func TestServerAPIExportErase(t *testing.T) {
 			t.Errorf("export message %d = %+v, want %+v", i, m, sent[i])
 		}
 	}
+	// Under a small reply budget the export pages by bytes too, and the
+	// pages join up.
+	srv.Server.SetHTTPReplyBytes(2000)
+	type page struct {
+		Conversations []parley.Conversation
+		Messages      []parley.Message
+		Next          string
+	}
+	var pages []page
+	for after := ""; len(pages) == 0 || after != ""; after = pages[len(pages)-1].Next {
+		if len(pages) > 3 {
+			t.Fatal("export does not end")
+		}
+		pages = append(pages, decodeJSON[page](t, httpDo(t, srv, "GET", "/v1/server/users/dave/export?after="+after, key, "").body))
+	}
+	if len(pages) != 2 || len(pages[0].Conversations) != 2 || len(pages[1].Conversations) != 0 ||
+		len(pages[0].Messages)+len(pages[1].Messages) != 3 || pages[1].Messages[len(pages[1].Messages)-1].ID != sent[2].ID {
+		t.Fatalf("export pages under 2000 bytes = %+v", pages)
+	}
+	srv.Server.SetHTTPReplyBytes(0)
 	if r := httpDo(t, srv, "GET", "/v1/server/users/nobody/export", key, ""); r.err.Code != parley.ENOTFOUND {
 		t.Errorf("export of nobody: %d %s", r.status, r.err.Code)
 	}
