@@ -227,17 +227,19 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	d.client.CloseIdleConnections()
 }
 
-// wait returns false when ctx ended, else after a signal on ch or after t.
-func wait(ctx context.Context, ch <-chan struct{}, t time.Duration) bool {
+// wait returns false when ctx ended, else after a signal on ch (signalled
+// true) or after t.
+func wait(ctx context.Context, ch <-chan struct{}, t time.Duration) (ok, signalled bool) {
 	tm := time.NewTimer(t)
 	defer tm.Stop()
 	select {
 	case <-ctx.Done():
-		return false
+		return false, false
 	case <-ch:
+		return true, true
 	case <-tm.C:
+		return true, false
 	}
-	return true
 }
 
 // enqueue is the enqueuer's loop.
@@ -247,7 +249,7 @@ func (d *Dispatcher) enqueue(ctx context.Context) {
 			d.log.Warn("webhook: enqueueing", "err", err)
 		}
 		d.refreshBacklog(ctx)
-		if !wait(ctx, d.wake, d.cfg.Poll) {
+		if ok, _ := wait(ctx, d.wake, d.cfg.Poll); !ok {
 			return
 		}
 	}
@@ -406,11 +408,22 @@ func (d *Dispatcher) payload(kind string, ev parley.Event) []byte {
 // work is one endpoint's worker loop.
 func (d *Dispatcher) work(ctx context.Context, e Endpoint) {
 	next := time.Duration(0) // a backlog left by the last run goes out at once
+	idle := false            // the last claim found nothing
 	for {
-		if !wait(ctx, d.kick[e.Name], next) {
+		ok, kicked := wait(ctx, d.kick[e.Name], next)
+		if !ok {
 			return
 		}
 		next = d.cfg.Poll
+		if idle && !kicked {
+			// A claim is a write; an idle endpoint's poll is a read
+			// unless something waits (a retry, another node's lease run
+			// out).
+			if b, err := d.cfg.Store.WebhookBacklog(ctx); err == nil && b[e.Name] == 0 {
+				continue
+			}
+		}
+		idle = false
 		for ctx.Err() == nil {
 			now := time.Now()
 			// The lease outlasts a delivery's timeout, so a delivery in
@@ -423,6 +436,7 @@ func (d *Dispatcher) work(ctx context.Context, e Endpoint) {
 				break
 			}
 			if len(ds) == 0 {
+				idle = true
 				break
 			}
 			retry := d.send(ctx, e, ds)
