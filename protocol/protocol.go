@@ -80,9 +80,8 @@ const (
 	CloseHelloTimeout     = 4004 // no hello in time: a half-open link or a stalled node looks the same, so reconnect
 	CloseUnauthorized     = 4100 // missing, forged or expired token: get a new one first
 	CloseProtocolError    = 4101 // the client broke the protocol (binary frame, malformed hello...)
-	// CloseAuthRevoked is reserved for "the user's access was revoked":
-	// today's servers never send it (there is no revocation), clients
-	// treat it as final (do not reconnect).
+	// CloseAuthRevoked: the user was banned (server API), their access
+	// revoked; their tokens no longer work. Final: do not reconnect.
 	CloseAuthRevoked = 4102
 	// CloseTooManyConnections: the user opened more connections on the
 	// node than its per-user cap (default 20) and this, their oldest, was

@@ -32,6 +32,11 @@ type CLI struct {
 	User struct {
 		Create userCreateCmd `cmd:"" help:"Create an account with a password."`
 	} `cmd:"" help:"Manage accounts."`
+	APIKey struct {
+		Create apikeyCreateCmd `cmd:"" help:"Create a server API key and print it (only once: the store keeps its hash)."`
+		Revoke apikeyRevokeCmd `cmd:"" help:"Revoke a server API key by its id."`
+		List   apikeyListCmd   `cmd:"" help:"List the server API keys (ids, names, scopes; never the keys)."`
+	} `cmd:"" name:"apikey" help:"Manage the server API's keys."`
 	Bench benchCmd `cmd:"" help:"Run a load scenario against a server."`
 	Chat  chatCmd  `cmd:"" help:"Chat in the terminal (log in with --token or --username)."`
 }

@@ -20,7 +20,15 @@ import (
 	"github.com/parleychat/parley/internal/postgres/pgtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The test binary doubles as `parley` for tests that run it as a
+	// process (to kill it with SIGKILL): see startParley.
+	if os.Getenv(runAsParley) == "1" {
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func TestServeMintCreate(t *testing.T) {
 	dir := t.TempDir()

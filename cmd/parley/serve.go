@@ -21,6 +21,7 @@ import (
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/sqlite"
+	"github.com/parleychat/parley/internal/webhook"
 )
 
 // dbFile is the SQLite file's name in the data dir.
@@ -91,6 +92,14 @@ type ServeCmd struct {
 	LoginBackoff     time.Duration `default:"30s" env:"PARLEY_LOGIN_BACKOFF" help:"First lock of an account after --login-failures; doubles with each further failure."`
 	LoginBackoffMax  time.Duration `default:"15m" env:"PARLEY_LOGIN_BACKOFF_MAX" help:"Longest lock of an account."`
 	PasswordHashWait time.Duration `default:"5s" env:"PARLEY_PASSWORD_HASH_WAIT" help:"Longest wait of a login or register for a password-hash slot before it answers unavailable (503)."`
+
+	// Webhooks (see package webhook and docs/integrate.md).
+	Webhooks            []string      `name:"webhook" env:"PARLEY_WEBHOOKS" sep:";" placeholder:"SPEC" help:"A webhook endpoint: url=https://...,events=message.new,message.deleted,...(or *),secret=S[,name=N]. Repeat the flag (or separate with ';' in PARLEY_WEBHOOKS) for more."`
+	WebhookAllowPrivate bool          `env:"PARLEY_WEBHOOK_ALLOW_PRIVATE" help:"Let webhooks reach loopback, private and link-local addresses (refused by default: SSRF)."`
+	WebhookMaxBacklog   int           `default:"10000" env:"PARLEY_WEBHOOK_MAX_BACKLOG" help:"Deliveries waiting per endpoint; past it new events for that endpoint are dropped and counted (parley_webhook_dropped_total)."`
+	WebhookTimeout      time.Duration `default:"10s" env:"PARLEY_WEBHOOK_TIMEOUT" help:"Time for one delivery, connection included; a slower answer is a failure, retried."`
+	WebhookBackoffBase  time.Duration `default:"1s" env:"PARLEY_WEBHOOK_BACKOFF_BASE" help:"Wait after a failed delivery's first attempt; doubles per attempt (jittered) up to --webhook-backoff-max."`
+	WebhookBackoffMax   time.Duration `default:"5m" env:"PARLEY_WEBHOOK_BACKOFF_MAX" help:"Longest wait between attempts."`
 
 	// Uploads (see server.UploadLimits).
 	UploadDecodeBudgetMiB int64         `name:"upload-decode-budget-mib" default:"64" env:"PARLEY_UPLOAD_DECODE_BUDGET_MIB" help:"Memory one upload's decoding may need, in MiB; bigger images are refused (too_large) before decoding."`
@@ -188,8 +197,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Broker = b
+	hooks, err := webhookConfig(c)
+	if err != nil {
+		return err
+	}
 	m.Server, err = server.New(server.Config{
-		Store: m.Store, Broker: m.Broker, NodeID: c.NodeID, Secret: secret,
+		Webhooks: hooks,
+		Store:    m.Store, Broker: m.Broker, NodeID: c.NodeID, Secret: secret,
 		AllowedOrigins: c.AllowedOrigins, Logger: m.Logger, Transport: c.WSTransport,
 		ResumeLimit:       c.ResumeLimit,
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatTimeout: c.HeartbeatTimeout,
@@ -343,6 +357,25 @@ func pprofMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// webhookConfig parses the --webhook specs.
+func webhookConfig(c ServeCmd) (webhook.Config, error) {
+	cfg := webhook.Config{
+		AllowPrivate: c.WebhookAllowPrivate, MaxBacklog: c.WebhookMaxBacklog,
+		Timeout: c.WebhookTimeout, BackoffBase: c.WebhookBackoffBase, BackoffMax: c.WebhookBackoffMax,
+	}
+	for _, spec := range c.Webhooks {
+		if strings.TrimSpace(spec) == "" {
+			continue
+		}
+		e, err := webhook.ParseEndpoint(spec)
+		if err != nil {
+			return cfg, fmt.Errorf("--webhook: %w", err)
+		}
+		cfg.Endpoints = append(cfg.Endpoints, e)
+	}
+	return cfg, nil
 }
 
 // openStore is the switch point between stores: SQLite in the data dir by

@@ -276,3 +276,20 @@ func (p *presence) evaluate(u string, now time.Time) (transition, bool) {
 
 // leaving is the report a node sends as it shuts down.
 func leaving() parley.NodePresence { return parley.NodePresence{Leaving: true} }
+
+// connected reports whether user has a live connection on any node, as
+// this node last heard (no grace: a user who just left is not connected).
+// Webhooks use it to list the members to push to.
+func (p *presence) connected(user string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.local[user] > 0 {
+		return true
+	}
+	for _, r := range p.remote {
+		if _, ok := r.users[user]; ok {
+			return true
+		}
+	}
+	return false
+}

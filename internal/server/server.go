@@ -32,6 +32,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/internal/webhook"
 	"github.com/parleychat/parley/protocol"
 	"github.com/parleychat/parley/web"
 )
@@ -114,6 +115,11 @@ type Config struct {
 	// MetricsHandler on a separate, private listener instead (`parley
 	// serve --metrics-addr`).
 	MetricsToken string
+	// Webhooks configures webhook deliveries: none unless Endpoints is
+	// set, and then Store must implement webhook.Store (both stores do).
+	// The server fills Store, Connected (its presence), Prepare,
+	// Registerer and Logger; see package webhook for the rest's defaults.
+	Webhooks webhook.Config
 }
 
 // Config.Transport values.
@@ -187,6 +193,7 @@ type Server struct {
 	hub     *hub
 	pres    *presence
 	svc     *service
+	hooks   *webhook.Dispatcher // nil without webhooks
 	handler http.Handler
 	// routePatterns are the handler's ServeMux patterns (see routeMux).
 	routePatterns []string
@@ -290,6 +297,25 @@ func New(cfg Config) (*Server, error) {
 	rm := s.routes()
 	s.routePatterns = rm.patterns
 	s.handler = s.recoverHTTP(s.guard(s.cors(rm)))
+
+	if len(cfg.Webhooks.Endpoints) > 0 {
+		if s.hooks, err = s.newWebhooks(); err != nil {
+			unsub()
+			return nil, err
+		}
+		s.bg.Go(func() { s.hooks.Run(s.bgCtx) })
+	}
+
+	if ks, ok := cfg.Store.(parley.APIKeyStore); ok {
+		// The first read is done before serving, so a restarted node
+		// never lets a banned user in.
+		if ids, err := ks.BannedUsers(ctx); err == nil {
+			for _, id := range ids {
+				s.svc.bans.add(id)
+			}
+		}
+		s.bg.Go(func() { s.syncBans(s.bgCtx, ks) })
+	}
 
 	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.hub.run(s.bgCtx) }()
@@ -462,6 +488,9 @@ func (s *Server) onBroker(m parley.BrokerMessage) {
 	}
 	if len(m.Events) > 0 {
 		s.hub.push(m.Events)
+		if s.hooks != nil {
+			s.hooks.Poke()
+		}
 	}
 }
 

@@ -45,6 +45,8 @@ type service struct {
 	// ensured remembers the users whose token name is in the store, so a
 	// connection does not cost a write.
 	ensured userCache
+	// bans are the banned users (server API): their tokens are refused.
+	bans banList
 }
 
 // userCache maps user ids to users; safe for concurrent use, the zero
@@ -103,6 +105,9 @@ func (s *service) authenticate(ctx context.Context, token string) (parley.User, 
 		s.metrics.obs.authFailures["token"].Inc()
 		s.log.Debug("auth: token refused", "err", parley.ErrorMessage(err))
 		return parley.User{}, err
+	}
+	if s.bans.has(cl.UserID) {
+		return parley.User{}, parley.Errorf(parley.EUNAUTHORIZED, "this user's access was revoked")
 	}
 	alt := altName(cl.Name, cl.UserID)
 	if u, ok := s.ensured.load(cl.UserID); ok && (u.Name == cl.Name || u.Name == alt) {

@@ -172,3 +172,37 @@ func buildSQL(d Dialect) dialectSQL {
 		ORDER BY mine.user_id, other.user_id`,
 	}
 }
+
+// Integrations (migration 00007): the webhook outbox and the server API's
+// keys and bans. Times are Unix milliseconds in both engines.
+const (
+	qWebhookCursor     = `SELECT pos FROM webhook_cursor WHERE id = 1`
+	qMoveWebhookCursor = `UPDATE webhook_cursor SET pos = $1 WHERE id = 1 AND pos = $2`
+	qInsertWebhook     = `INSERT INTO webhook_outbox (endpoint, pos, conversation_id, payload, attempts, next_at, created_at)
+		VALUES ($1, $2, $3, $4, 0, $5, $6) ON CONFLICT (endpoint, pos) DO NOTHING`
+	// The due deliveries of an endpoint that are the oldest pending of
+	// their conversation: a conversation's later events wait for it.
+	qDueWebhooks = `SELECT o.endpoint, o.pos, o.conversation_id, o.payload, o.attempts, o.next_at, o.created_at
+		FROM webhook_outbox o
+		WHERE o.endpoint = $1 AND o.next_at <= $2 AND NOT EXISTS (
+			SELECT 1 FROM webhook_outbox p
+			WHERE p.endpoint = o.endpoint AND p.conversation_id = o.conversation_id AND p.pos < o.pos)
+		ORDER BY o.pos LIMIT $3 + 0`
+	qLeaseWebhook   = `UPDATE webhook_outbox SET attempts = attempts + 1, next_at = $1 WHERE endpoint = $2 AND pos = $3`
+	qFinishWebhook  = `DELETE FROM webhook_outbox WHERE endpoint = $1 AND pos = $2`
+	qRetryWebhook   = `UPDATE webhook_outbox SET next_at = $1 WHERE endpoint = $2 AND pos = $3`
+	qWebhookBacklog = `SELECT endpoint, COUNT(*) FROM webhook_outbox GROUP BY endpoint`
+
+	qInsertAPIKey = `INSERT INTO api_keys (id, name, hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)`
+	qAPIKeyByHash = `SELECT id, name, scopes, created_at, revoked_at FROM api_keys WHERE hash = $1`
+	qAPIKeys      = `SELECT id, name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, id`
+	qRevokeAPIKey = `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`
+	qBanUser      = `INSERT INTO user_bans (user_id, banned_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`
+	qBannedUsers  = `SELECT user_id FROM user_bans ORDER BY user_id`
+)
+
+// qMessagesBySender pages through what a user sent in the order of the
+// (sender_id, client_id) unique index (args: sender, after client id,
+// limit): the export and erasure of a user's data.
+const qMessagesBySender = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+	WHERE m.sender_id = $1 AND m.client_id > $2 ORDER BY m.client_id LIMIT $3 + 0`

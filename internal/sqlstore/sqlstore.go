@@ -165,6 +165,8 @@ type Complete interface {
 	parley.Store
 	parley.MultiSender
 	parley.BulkReader
+	parley.WebhookQueue
+	parley.APIKeyStore
 	WriteHealther
 }
 

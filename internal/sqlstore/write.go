@@ -453,7 +453,23 @@ func (s *Store) SendMessages(ctx context.Context, nms []parley.NewMessage, done 
 
 // DeleteMessage implements parley.Store.
 func (s *Store) DeleteMessage(ctx context.Context, userID, conversationID, messageID string) (parley.Message, []parley.Event, error) {
-	for _, f := range [][2]string{{"user id", userID}, {"conversation id", conversationID}, {"message id", messageID}} {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return parley.Message{}, nil, err
+	}
+	return s.deleteMessage(ctx, userID, conversationID, messageID)
+}
+
+// ModerateMessage implements parley.APIKeyStore: DeleteMessage for the
+// server API, with no sender or membership check; the event names the
+// sender as its user.
+func (s *Store) ModerateMessage(ctx context.Context, conversationID, messageID string) (parley.Message, []parley.Event, error) {
+	return s.deleteMessage(ctx, "", conversationID, messageID)
+}
+
+// deleteMessage tombstones a message: userID's own (a member's), or with
+// userID "" any (moderation).
+func (s *Store) deleteMessage(ctx context.Context, userID, conversationID, messageID string) (parley.Message, []parley.Event, error) {
+	for _, f := range [][2]string{{"conversation id", conversationID}, {"message id", messageID}} {
 		if err := parley.ValidateID(f[0], f[1]); err != nil {
 			return parley.Message{}, nil, err
 		}
@@ -464,15 +480,17 @@ func (s *Store) DeleteMessage(ctx context.Context, userID, conversationID, messa
 	)
 	err := s.e.Write(ctx, func(w Tx) error {
 		events = nil
-		if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
-			return err
+		if userID != "" {
+			if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
+				return err
+			}
 		}
 		var err error
 		msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByID, messageID, conversationID))
 		switch {
 		case err != nil:
 			return s.notFound(err, parley.ErrNotFound)
-		case msg.SenderID != userID:
+		case userID != "" && msg.SenderID != userID:
 			return parley.Errorf(parley.EFORBIDDEN, "only the sender may delete a message")
 		case msg.Deleted:
 			return nil
@@ -486,7 +504,7 @@ func (s *Store) DeleteMessage(ctx context.Context, userID, conversationID, messa
 			return err
 		}
 		events, err = s.record(w, parley.Event{Type: parley.EventMessageDeleted, ConversationID: conversationID,
-			UserID: userID, Message: &msg, At: now}, &messageID)
+			UserID: msg.SenderID, Message: &msg, At: now}, &messageID)
 		return err
 	})
 	if err != nil {

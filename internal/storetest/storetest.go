@@ -68,6 +68,10 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"BatchIsolation", testBatchIsolation},
 		{"CancelledContext", testCancelledContext},
 		{"WriteHealth", testWriteHealth},
+		{"WebhookQueue", testWebhookQueue},
+		{"APIKeys", testAPIKeys},
+		{"ModerateMessage", testModerateMessage},
+		{"MessagesBySender", testMessagesBySender},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {

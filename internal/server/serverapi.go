@@ -1,0 +1,452 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/protocol"
+)
+
+// The server API (/v1/server/...): what an integrator's backend calls with
+// an API key (`parley apikey create`), never a user's token. Each route
+// needs one scope; a key without it gets forbidden (403), an unknown or
+// revoked key unauthorized (401). The calls are not rate-limited per user
+// (the backend acts for many users); the key is the trust boundary.
+
+// MaxTokenTTL is the longest token the server API mints.
+const MaxTokenTTL = 30 * 24 * time.Hour
+
+// banSyncEvery is how often a node reads the store's bans: a ban made on
+// another node closes this node's connections of the user within it.
+const banSyncEvery = 5 * time.Second
+
+func (s *Server) serverAPIRoutes(mux *routeMux) {
+	mux.HandleFunc("POST /v1/server/users", s.apiKey(auth.ScopeUsers, s.handleAPIUpsertUser))
+	mux.HandleFunc("PATCH /v1/server/users/{id}", s.apiKey(auth.ScopeUsers, s.handleAPIUpsertUser))
+	mux.HandleFunc("GET /v1/server/users/{id}/export", s.apiKey(auth.ScopeUsers, s.handleAPIExport))
+	mux.HandleFunc("DELETE /v1/server/users/{id}", s.apiKey(auth.ScopeUsers, s.handleAPIErase))
+	mux.HandleFunc("POST /v1/server/users/{id}/tokens", s.apiKey(auth.ScopeTokens, s.handleAPIMintToken))
+	mux.HandleFunc("POST /v1/server/users/{id}/ban", s.apiKey(auth.ScopeModeration, s.handleAPIBan))
+	mux.HandleFunc("POST /v1/server/conversations", s.apiKey(auth.ScopeConversations, s.handleAPICreateConversation))
+	mux.HandleFunc("POST /v1/server/conversations/{id}/members", s.apiKey(auth.ScopeConversations, s.handleAPIAddMembers))
+	mux.HandleFunc("POST /v1/server/conversations/{id}/messages", s.apiKey(auth.ScopeMessages, s.handleAPISend))
+	mux.HandleFunc("DELETE /v1/server/conversations/{id}/messages/{mid}", s.apiKey(auth.ScopeModeration, s.handleAPIModerate))
+}
+
+// apiKey authenticates a server API call: a key with scope.
+func (s *Server) apiKey(scope string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ks, ok := s.store.(parley.APIKeyStore)
+		if !ok {
+			s.writeError(w, parley.Errorf(parley.EUNSUPPORTED, "this store has no API keys"))
+			return
+		}
+		key, _ := bearer(r)
+		if !strings.HasPrefix(key, auth.APIKeyPrefix) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parley-server-api"`)
+			s.writeError(w, parley.Errorf(parley.EUNAUTHORIZED, "the server API needs an API key (Authorization: Bearer pk_...)"))
+			return
+		}
+		k, err := ks.APIKeyByHash(r.Context(), auth.HashAPIKey(key))
+		switch {
+		case parley.ErrorCode(err) == parley.ENOTFOUND:
+			err = parley.Errorf(parley.EUNAUTHORIZED, "unknown API key")
+		case err == nil && k.RevokedAt != nil:
+			err = parley.Errorf(parley.EUNAUTHORIZED, "this API key was revoked")
+		case err == nil && !slices.Contains(k.Scopes, scope):
+			err = parley.Errorf(parley.EFORBIDDEN, "this API key lacks the %q scope", scope)
+		}
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// apiUser is the body of POST /v1/server/users and PATCH
+// /v1/server/users/{id}.
+type apiUser struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// handleAPIUpsertUser creates a user with the given id and display name,
+// or renames it (PATCH: the user must exist).
+func (s *Server) handleAPIUpsertUser(w http.ResponseWriter, r *http.Request) {
+	var d apiUser
+	if err := decodeBody(w, r, &d); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if id := r.PathValue("id"); id != "" {
+		d.ID = id
+		if _, err := s.store.User(r.Context(), id); err != nil {
+			s.writeError(w, err)
+			return
+		}
+	}
+	if err := required("id", d.ID); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	u, err := s.store.EnsureUser(r.Context(), d.ID, d.Name)
+	if err == nil {
+		s.svc.ensured.store(u, false)
+	}
+	s.reply(w, http.StatusOK, u, err)
+}
+
+// handleAPIMintToken mints a token for an existing, unbanned user.
+func (s *Server) handleAPIMintToken(w http.ResponseWriter, r *http.Request) {
+	var d struct {
+		TTLSeconds int64 `json:"ttl_seconds"`
+	}
+	if err := decodeBody(w, r, &d); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	ttl := s.cfg.TokenTTL
+	if d.TTLSeconds != 0 {
+		if d.TTLSeconds < 0 || d.TTLSeconds > int64(MaxTokenTTL/time.Second) {
+			s.writeError(w, parley.Errorf(parley.EINVALID, "ttl_seconds must be between 1 and %d", int64(MaxTokenTTL/time.Second)))
+			return
+		}
+		ttl = time.Duration(d.TTLSeconds) * time.Second
+	}
+	u, err := s.store.User(r.Context(), r.PathValue("id"))
+	if err == nil && s.svc.bans.has(u.ID) {
+		err = parley.Errorf(parley.EFORBIDDEN, "this user is banned")
+	}
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	res, err := s.svc.issue(u)
+	if err == nil && ttl != s.cfg.TokenTTL {
+		var exp time.Time
+		res.Token, exp, err = auth.Mint(s.cfg.Secret, u.ID, u.Name, ttl)
+		res.ExpiresAt = exp.UTC()
+	}
+	s.reply(w, http.StatusCreated, res, err)
+}
+
+// handleAPIBan bans a user: their tokens stop working (present and
+// future ones: the ban is on the user) and their live connections close
+// with 4102 on this node at once and on the others within banSyncEvery.
+func (s *Server) handleAPIBan(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := s.store.(parley.APIKeyStore).BanUser(r.Context(), id); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.svc.bans.add(id)
+	n := s.hub.closeUser(id, protocol.CloseAuthRevoked, "access revoked")
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": id, "banned": true, "connections_closed": n})
+}
+
+// apiConversation is the body of POST /v1/server/conversations.
+type apiConversation struct {
+	Kind      parley.ConversationKind `json:"kind"`
+	CreatedBy string                  `json:"created_by"`
+	Title     string                  `json:"title"`
+	MemberIDs []string                `json:"member_ids"`
+}
+
+func (s *Server) handleAPICreateConversation(w http.ResponseWriter, r *http.Request) {
+	var d apiConversation
+	if err := decodeBody(w, r, &d); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if err := required("created_by", d.CreatedBy); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	var (
+		c   parley.Conversation
+		evs []parley.Event
+		err error
+	)
+	switch d.Kind {
+	case parley.Direct:
+		if len(d.MemberIDs) != 1 {
+			err = parley.Errorf(parley.EINVALID, "a direct conversation takes one member_ids entry: the other user")
+			break
+		}
+		c, evs, err = s.store.CreateDirect(r.Context(), d.CreatedBy, d.MemberIDs[0])
+	case parley.Group:
+		c, evs, err = s.store.CreateGroup(r.Context(), d.CreatedBy, d.Title, d.MemberIDs)
+	default:
+		err = parley.Errorf(parley.EINVALID, "kind must be direct or group")
+	}
+	if err == nil {
+		s.svc.publish(r.Context(), evs)
+	}
+	s.reply(w, http.StatusCreated, c, err)
+}
+
+// handleAPIAddMembers adds members to a group as a member of it ("as"):
+// the store's rules are a member's.
+func (s *Server) handleAPIAddMembers(w http.ResponseWriter, r *http.Request) {
+	var d struct {
+		As      string   `json:"as"`
+		UserIDs []string `json:"user_ids"`
+	}
+	if err := decodeBody(w, r, &d); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if err := required("as", d.As); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	c, evs, err := s.store.UpdateConversation(r.Context(), d.As, r.PathValue("id"), parley.ConversationChange{Add: d.UserIDs})
+	if err == nil {
+		s.svc.publish(r.Context(), evs)
+	}
+	s.reply(w, http.StatusOK, c, err)
+}
+
+// handleAPISend sends a message as a user (a person or a bot: a user the
+// backend created); a banned sender is forbidden.
+func (s *Server) handleAPISend(w http.ResponseWriter, r *http.Request) {
+	var d struct {
+		As       string `json:"as"`
+		ClientID string `json:"client_id"`
+		Text     string `json:"text"`
+	}
+	if err := decodeBody(w, r, &d); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if err := required("as", d.As); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if s.svc.bans.has(d.As) {
+		s.writeError(w, parley.Errorf(parley.EFORBIDDEN, "this user is banned"))
+		return
+	}
+	nm := parley.NewMessage{ConversationID: r.PathValue("id"), SenderID: d.As, ClientID: d.ClientID, Type: parley.Text, Text: d.Text}
+	if err := nm.Validate(); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	m, evs, err := s.store.SendMessage(r.Context(), nm)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	m, created := s.svc.sent(r.Context(), m, evs)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, m)
+}
+
+// handleAPIModerate deletes any message.
+func (s *Server) handleAPIModerate(w http.ResponseWriter, r *http.Request) {
+	m, evs, err := s.store.(parley.APIKeyStore).ModerateMessage(r.Context(), r.PathValue("id"), r.PathValue("mid"))
+	if err == nil {
+		s.svc.publish(r.Context(), evs)
+		m = *messageURLs(&m)
+	}
+	s.reply(w, http.StatusOK, m, err)
+}
+
+// exportPage is how many messages a page of an export holds, and how
+// many an erase call deletes at most.
+const exportPage = 500
+
+// userExport is a page of GET /v1/server/users/{id}/export.
+type userExport struct {
+	User parley.User `json:"user"`
+	// Conversations are the user's current ones, as they see them; on
+	// the first page only.
+	Conversations []parley.Conversation `json:"conversations,omitempty"`
+	// Messages the user sent (tombstones included), by client_id.
+	Messages []parley.Message `json:"messages"`
+	// Next is the after= of the next page; empty on the last.
+	Next string `json:"next,omitempty"`
+}
+
+// handleAPIExport returns a user's data, a page at a time.
+func (s *Server) handleAPIExport(w http.ResponseWriter, r *http.Request) {
+	ctx, id, after := r.Context(), r.PathValue("id"), r.URL.Query().Get("after")
+	var out userExport
+	var err error
+	if out.User, err = s.store.User(ctx, id); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if after == "" {
+		if out.Conversations, err = s.store.Conversations(ctx, id); err != nil {
+			s.writeError(w, err)
+			return
+		}
+	}
+	if out.Messages, err = s.store.(parley.APIKeyStore).MessagesBySender(ctx, id, after, exportPage); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	// The page is cut at the reply's byte budget too (a message holds up
+	// to 16 KiB of text); the conversations count against it first.
+	full := len(out.Messages) == exportPage
+	size := 0
+	for _, c := range out.Conversations {
+		size += 512 + 96*len(c.Members)
+	}
+	for i := range out.Messages {
+		if size += 512 + len(out.Messages[i].Text); size > s.httpReplyBytes() && i > 0 {
+			out.Messages, full = out.Messages[:i], true
+			break
+		}
+		out.Messages[i] = *messageURLs(&out.Messages[i])
+	}
+	if full {
+		out.Next = out.Messages[len(out.Messages)-1].ClientID
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleAPIErase deletes a user's data: it bans the user (tokens refused,
+// connections closed with 4102), deletes (tombstones) up to exportPage of
+// their messages per call and, once none is left, removes them from
+// their groups and replaces their name. The account's id stays, so
+// others' history keeps its shape. Call it until it answers done: true.
+func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
+	ctx, id := r.Context(), r.PathValue("id")
+	ks := s.store.(parley.APIKeyStore)
+	if err := ks.BanUser(ctx, id); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.svc.bans.add(id)
+	s.hub.closeUser(id, protocol.CloseAuthRevoked, "account deleted")
+	deleted, left, after := 0, 0, ""
+	for deleted < exportPage {
+		page, err := ks.MessagesBySender(ctx, id, after, exportPage)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		for _, m := range page {
+			if m.Deleted || deleted == exportPage {
+				continue
+			}
+			_, evs, err := ks.ModerateMessage(ctx, m.ConversationID, m.ID)
+			if err != nil {
+				s.writeError(w, err)
+				return
+			}
+			s.svc.publish(ctx, evs)
+			deleted++
+		}
+		if len(page) < exportPage {
+			break
+		}
+		after = page[len(page)-1].ClientID
+	}
+	done := deleted < exportPage
+	if done {
+		convs, err := s.store.Conversations(ctx, id)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		for _, c := range convs {
+			if c.Kind != parley.Group {
+				continue
+			}
+			_, evs, err := s.store.UpdateConversation(ctx, id, c.ID, parley.ConversationChange{Remove: []string{id}})
+			if err != nil {
+				s.writeError(w, err)
+				return
+			}
+			s.svc.publish(ctx, evs)
+			left++
+		}
+		sum := sha256.Sum256([]byte(id))
+		if _, err := s.store.EnsureUser(ctx, id, "deleted "+hex.EncodeToString(sum[:6])); err != nil {
+			s.writeError(w, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": id, "messages_deleted": deleted, "conversations_left": left, "done": done})
+}
+
+// banList is the node's copy of the banned users. Safe for concurrent use.
+type banList struct {
+	mu  sync.RWMutex
+	ids map[string]struct{}
+}
+
+func (b *banList) has(id string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	_, ok := b.ids[id]
+	return ok
+}
+
+// add records id and reports whether it is new.
+func (b *banList) add(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.ids[id]; ok {
+		return false
+	}
+	if b.ids == nil {
+		b.ids = make(map[string]struct{})
+	}
+	b.ids[id] = struct{}{}
+	return true
+}
+
+// syncBans reads the store's bans now and every banSyncEvery until ctx
+// ends, and closes this node's connections of users banned since (by
+// another node, or who connected while a ban was under way). Owned by
+// the Server (bg).
+func (s *Server) syncBans(ctx context.Context, ks parley.APIKeyStore) {
+	t := time.NewTicker(banSyncEvery)
+	defer t.Stop()
+	for {
+		ids, err := ks.BannedUsers(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("reading bans", "err", err)
+		}
+		for _, id := range ids {
+			s.svc.bans.add(id)
+			s.hub.closeUser(id, protocol.CloseAuthRevoked, "access revoked")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// closeUser closes every connection of user on this node with code and
+// returns how many it closed.
+func (h *hub) closeUser(user string, code int, reason string) int {
+	h.mu.Lock()
+	var cs []*conn
+	for c := h.users[user]; c != nil; c = c.hubNext {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.closeWith(code, reason, false)
+	}
+	return len(cs)
+}

@@ -1,0 +1,340 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
+)
+
+// newAPIKey stores a key with scopes, as `parley apikey create` does, and
+// returns its id and the key.
+func newAPIKey(t testing.TB, srv *servertest.Server, scopes ...string) (string, string) {
+	t.Helper()
+	id, key, err := auth.NewAPIKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := parley.APIKey{ID: id, Name: "test", Scopes: scopes, CreatedAt: parley.Now()}
+	if err := srv.Store.(parley.APIKeyStore).CreateAPIKey(t.Context(), k, auth.HashAPIKey(key)); err != nil {
+		t.Fatal(err)
+	}
+	return id, key
+}
+
+// TestServerAPIKeys calls every server API route with a key that has its
+// scope (it works), the same key revoked (401), a key with every other
+// scope (403), no key and a user's token (401).
+func TestServerAPIKeys(t *testing.T) {
+	srv := servertest.Start(t)
+	admin := func(scope string) string { _, k := newAPIKey(t, srv, scope); return k }
+	srv.Token(t, "alice", "Alice")
+	srv.Token(t, "bob", "Bob")
+	aliceTok := srv.Token(t, "alice", "Alice")
+	// Fixtures made with an all-scopes key.
+	_, all := newAPIKey(t, srv, auth.Scopes...)
+	group := decodeJSON[parley.Conversation](t, httpDo(t, srv, "POST", "/v1/server/conversations", all,
+		`{"kind":"group","created_by":"alice","title":"fixtures","member_ids":["bob"]}`).body)
+	msgs := make([]parley.Message, 2)
+	for i := range msgs {
+		msgs[i] = decodeJSON[parley.Message](t, httpDo(t, srv, "POST", "/v1/server/conversations/"+group.ID+"/messages", all,
+			fmt.Sprintf(`{"as":"alice","client_id":"fx%d","text":"to moderate"}`, i)).body)
+	}
+
+	type call struct {
+		scope, method, path, body string
+		want                      int
+	}
+	calls := func(round int) []call {
+		return []call{
+			{auth.ScopeUsers, "POST", "/v1/server/users", fmt.Sprintf(`{"id":"u%d","name":"User %d"}`, round, round), http.StatusOK},
+			{auth.ScopeUsers, "PATCH", "/v1/server/users/bob", fmt.Sprintf(`{"name":"Bob %d"}`, round), http.StatusOK},
+			{auth.ScopeTokens, "POST", "/v1/server/users/alice/tokens", `{"ttl_seconds":60}`, http.StatusCreated},
+			{auth.ScopeConversations, "POST", "/v1/server/conversations", `{"kind":"direct","created_by":"alice","member_ids":["bob"]}`, http.StatusCreated},
+			{auth.ScopeConversations, "POST", "/v1/server/conversations/" + group.ID + "/members", fmt.Sprintf(`{"as":"alice","user_ids":["u%d"]}`, round), http.StatusOK},
+			{auth.ScopeMessages, "POST", "/v1/server/conversations/" + group.ID + "/messages", fmt.Sprintf(`{"as":"bob","client_id":"api-%d","text":"hi"}`, round), http.StatusCreated},
+			{auth.ScopeModeration, "DELETE", "/v1/server/conversations/" + group.ID + "/messages/" + msgs[round].ID, "", http.StatusOK},
+			{auth.ScopeUsers, "GET", "/v1/server/users/alice/export", "", http.StatusOK},
+			{auth.ScopeUsers, "DELETE", fmt.Sprintf("/v1/server/users/u%d", round), "", http.StatusOK},
+			// Ban last: it bans a user of its own.
+			{auth.ScopeModeration, "POST", fmt.Sprintf("/v1/server/users/u%d/ban", round), "", http.StatusOK},
+		}
+	}
+	for round := range 2 {
+		for _, c := range calls(round) {
+			name := c.method + " " + c.path
+			// A key of every other scope: forbidden.
+			var others []string
+			for _, s := range auth.Scopes {
+				if s != c.scope {
+					others = append(others, s)
+				}
+			}
+			_, wrong := newAPIKey(t, srv, others...)
+			if r := httpDo(t, srv, c.method, c.path, wrong, c.body); r.status != http.StatusForbidden || r.err.Code != parley.EFORBIDDEN {
+				t.Errorf("%s with scopes %v: %d %s, want 403 forbidden", name, others, r.status, r.err.Code)
+			}
+			for _, bad := range []string{"", aliceTok, auth.APIKeyPrefix + "0000_unknown"} {
+				if r := httpDo(t, srv, c.method, c.path, bad, c.body); r.status != http.StatusUnauthorized || r.err.Code != parley.EUNAUTHORIZED {
+					t.Errorf("%s with credential %.12q: %d %s, want 401 unauthorized", name, bad, r.status, r.err.Code)
+				}
+			}
+			if round == 0 {
+				// The right scope works.
+				if r := httpDo(t, srv, c.method, c.path, admin(c.scope), c.body); r.status != c.want {
+					t.Errorf("%s: %d %s, want %d", name, r.status, r.body, c.want)
+				}
+				continue
+			}
+			// The right scope, revoked: unauthorized, and nothing done.
+			id, key := newAPIKey(t, srv, c.scope)
+			if err := srv.Store.(parley.APIKeyStore).RevokeAPIKey(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+			if r := httpDo(t, srv, c.method, c.path, key, c.body); r.status != http.StatusUnauthorized || r.err.Code != parley.EUNAUTHORIZED {
+				t.Errorf("%s with a revoked key: %d %s, want 401 unauthorized", name, r.status, r.err.Code)
+			}
+		}
+	}
+	// Round 1's calls, refused, changed nothing.
+	if _, err := srv.Store.User(t.Context(), "u1"); parley.ErrorCode(err) != parley.ENOTFOUND {
+		t.Errorf("user u1 after refused calls: %v, want not_found", err)
+	}
+	page := httpDo(t, srv, "GET", "/v1/conversations/"+group.ID+"/messages", aliceTok, "")
+	var p parley.MessagePage
+	json.Unmarshal(page.body, &p)
+	for _, m := range p.Messages {
+		if m.ID == msgs[1].ID && m.Deleted {
+			t.Error("a refused moderation call deleted the message")
+		}
+		if m.ID == msgs[0].ID && !m.Deleted {
+			t.Error("the moderation call did not delete the message")
+		}
+	}
+}
+
+// TestServerAPIActs: a bot created through the API sends into a group,
+// members see it live; a moderation delete reaches them; members are
+// added as a member would; bad input gets the documented codes.
+func TestServerAPIActs(t *testing.T) {
+	srv := servertest.Start(t)
+	_, key := newAPIKey(t, srv, auth.Scopes...)
+	bob := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
+	srv.Token(t, "carol", "Carol")
+	if r := httpDo(t, srv, "POST", "/v1/server/users", key, `{"id":"support-bot","name":"Support"}`); r.status != http.StatusOK {
+		t.Fatalf("creating the bot: %d %s", r.status, r.body)
+	}
+	r := httpDo(t, srv, "POST", "/v1/server/conversations", key, `{"kind":"group","created_by":"support-bot","title":"Help","member_ids":["bob"]}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("creating the group: %d %s", r.status, r.body)
+	}
+	g := decodeJSON[parley.Conversation](t, r.body)
+	bob.event(parley.EventConversationUpdated)
+	r = httpDo(t, srv, "POST", "/v1/server/conversations/"+g.ID+"/messages", key, `{"as":"support-bot","client_id":"b1","text":"How can I help?"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("bot send: %d %s", r.status, r.body)
+	}
+	m := decodeJSON[parley.Message](t, r.body)
+	if ev := bob.event(parley.EventNewMessage); ev.Message.ID != m.ID || ev.Message.SenderID != "support-bot" || ev.Message.SenderName != "Support" {
+		t.Fatalf("bob got %+v", ev.Message)
+	}
+	// The same client_id again: the stored message, 200, no new event.
+	if r := httpDo(t, srv, "POST", "/v1/server/conversations/"+g.ID+"/messages", key, `{"as":"support-bot","client_id":"b1","text":"How can I help?"}`); r.status != http.StatusOK {
+		t.Errorf("resend: %d, want 200", r.status)
+	}
+	if r := httpDo(t, srv, "DELETE", "/v1/server/conversations/"+g.ID+"/messages/"+m.ID, key, ""); r.status != http.StatusOK {
+		t.Fatalf("moderate: %d %s", r.status, r.body)
+	}
+	if ev := bob.event(parley.EventMessageDeleted); ev.Message.ID != m.ID || !ev.Message.Deleted {
+		t.Fatalf("bob got %+v", ev)
+	}
+	if r := httpDo(t, srv, "POST", "/v1/server/conversations/"+g.ID+"/members", key, `{"as":"support-bot","user_ids":["carol"]}`); r.status != http.StatusOK {
+		t.Fatalf("add carol: %d %s", r.status, r.body)
+	}
+	if ev := bob.event(parley.EventConversationUpdated); ev.Change != parley.ChangeMembersAdded {
+		t.Fatalf("bob got %+v", ev)
+	}
+
+	for _, c := range []struct {
+		method, path, body, code string
+	}{
+		{"POST", "/v1/server/conversations/" + g.ID + "/messages", `{"as":"carol-not-yet","client_id":"x","text":"hi"}`, parley.ENOTFOUND},
+		{"POST", "/v1/server/conversations/" + g.ID + "/messages", `{"client_id":"x","text":"hi"}`, parley.EINVALID},
+		{"POST", "/v1/server/conversations/" + g.ID + "/messages", `{"as":"bob","client_id":"x","text":""}`, parley.EINVALID},
+		{"POST", "/v1/server/conversations/" + g.ID + "/members", `{"as":"nobody","user_ids":["carol"]}`, parley.ENOTFOUND},
+		{"POST", "/v1/server/conversations", `{"kind":"direct","created_by":"bob","member_ids":["carol","x"]}`, parley.EINVALID},
+		{"POST", "/v1/server/conversations", `{"kind":"circle","created_by":"bob"}`, parley.EINVALID},
+		{"PATCH", "/v1/server/users/nobody", `{"name":"X"}`, parley.ENOTFOUND},
+		{"POST", "/v1/server/users", `{"id":"x1","name":"Bob"}`, parley.ECONFLICT},
+		{"POST", "/v1/server/users/nobody/tokens", `{}`, parley.ENOTFOUND},
+		{"POST", "/v1/server/users/bob/tokens", `{"ttl_seconds":-5}`, parley.EINVALID},
+		{"POST", "/v1/server/users/nobody/ban", ``, parley.ENOTFOUND},
+		{"DELETE", "/v1/server/conversations/" + g.ID + "/messages/nope", ``, parley.ENOTFOUND},
+		{"POST", "/v1/server/users", `{"id":`, parley.EBADJSON},
+	} {
+		if r := httpDo(t, srv, c.method, c.path, key, c.body); r.err.Code != c.code {
+			t.Errorf("%s %s %s: %d %s, want %s", c.method, c.path, c.body, r.status, r.body, c.code)
+		}
+	}
+
+	// A minted token works as a user's.
+	r = httpDo(t, srv, "POST", "/v1/server/users/carol/tokens", key, `{"ttl_seconds":120}`)
+	tok := decodeJSON[struct{ Token string }](t, r.body).Token
+	if me := httpDo(t, srv, "GET", "/v1/me", tok, ""); me.status != http.StatusOK || decodeJSON[parley.User](t, me.body).ID != "carol" {
+		t.Fatalf("minted token: %d %s", me.status, me.body)
+	}
+}
+
+// TestServerAPIBan: a ban closes the user's live connections with 4102,
+// refuses their tokens (HTTP and hello) and minting new ones, and keeps
+// them from sending through the API; other users are untouched.
+func TestServerAPIBan(t *testing.T) {
+	srv := servertest.Start(t)
+	_, key := newAPIKey(t, srv, auth.Scopes...)
+	eveTok := srv.Token(t, "eve", "Eve")
+	alice := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	eve1, eve2 := connect(t, srv, eveTok, nil), connect(t, srv, eveTok, nil)
+	r := httpDo(t, srv, "POST", "/v1/server/users/eve/ban", key, "")
+	if r.status != http.StatusOK {
+		t.Fatalf("ban: %d %s", r.status, r.body)
+	}
+	if n := decodeJSON[struct {
+		N int `json:"connections_closed"`
+	}](t, r.body).N; n != 2 {
+		t.Errorf("connections_closed = %d, want 2", n)
+	}
+	for i, c := range []*wsClient{eve1, eve2} {
+		if code := c.closeCode(); int(code) != protocol.CloseAuthRevoked {
+			t.Errorf("eve's connection %d closed with %d, want %d", i, code, protocol.CloseAuthRevoked)
+		}
+	}
+	if r := httpDo(t, srv, "GET", "/v1/me", eveTok, ""); r.err.Code != parley.EUNAUTHORIZED {
+		t.Errorf("eve's token after the ban: %d %s, want unauthorized", r.status, r.err.Code)
+	}
+	c := dial(t, srv, nil)
+	c.sendOp(protocol.OpHello, "", protocol.Hello{Token: eveTok})
+	if code := c.closeCode(); int(code) != protocol.CloseUnauthorized {
+		t.Errorf("eve's hello after the ban closed with %d, want %d", code, protocol.CloseUnauthorized)
+	}
+	if r := httpDo(t, srv, "POST", "/v1/server/users/eve/tokens", key, `{}`); r.err.Code != parley.EFORBIDDEN {
+		t.Errorf("minting for eve: %d %s, want forbidden", r.status, r.err.Code)
+	}
+	if r := httpDo(t, srv, "POST", "/v1/server/users/eve/ban", key, ""); r.status != http.StatusOK {
+		t.Errorf("banning again: %d, want 200", r.status)
+	}
+	// Alice is untouched.
+	alice.do(protocol.OpPing, nil, nil)
+
+	// A restarted node still refuses eve (the ban is in the store).
+	srv.Restart(t)
+	if r := httpDo(t, srv, "GET", "/v1/me", eveTok, ""); r.err.Code != parley.EUNAUTHORIZED {
+		t.Errorf("eve's token after a restart: %d %s, want unauthorized", r.status, r.err.Code)
+	}
+}
+
+// TestServerAPIExportErase: export lists a user's conversations and
+// messages; erase closes their connections with 4102, tombstones their
+// messages (members see it), takes them out of their groups, replaces
+// their name and refuses their token.
+func TestServerAPIExportErase(t *testing.T) {
+	srv := servertest.Start(t)
+	_, key := newAPIKey(t, srv, auth.ScopeUsers)
+	daveTok := srv.Token(t, "dave", "Dave")
+	dave := connect(t, srv, daveTok, nil)
+	alice := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	var g, d parley.Conversation
+	dave.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"alice"}}, &g)
+	dave.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "alice"}, &d)
+	sent := []parley.Message{dave.send(g.ID, "d1", "one"), dave.send(d.ID, "d2", "two"), dave.send(g.ID, "d3", "three")}
+	alice.send(g.ID, "a1", "alice's")
+
+	r := httpDo(t, srv, "GET", "/v1/server/users/dave/export", key, "")
+	ex := decodeJSON[struct {
+		User          parley.User
+		Conversations []parley.Conversation
+		Messages      []parley.Message
+		Next          string
+	}](t, r.body)
+	if ex.User.ID != "dave" || len(ex.Conversations) != 2 || len(ex.Messages) != 3 || ex.Next != "" {
+		t.Fatalf("export = user %+v, %d conversations, %d messages, next %q; want dave, 2, 3, none", ex.User, len(ex.Conversations), len(ex.Messages), ex.Next)
+	}
+	for i, m := range ex.Messages {
+		if m.ID != sent[i].ID || m.Text != sent[i].Text {
+			t.Errorf("export message %d = %+v, want %+v", i, m, sent[i])
+		}
+	}
+	// Under a small reply budget the export pages by bytes too, and the
+	// pages join up.
+	srv.Server.SetHTTPReplyBytes(2000)
+	type page struct {
+		Conversations []parley.Conversation
+		Messages      []parley.Message
+		Next          string
+	}
+	var pages []page
+	for after := ""; len(pages) == 0 || after != ""; after = pages[len(pages)-1].Next {
+		if len(pages) > 3 {
+			t.Fatal("export does not end")
+		}
+		pages = append(pages, decodeJSON[page](t, httpDo(t, srv, "GET", "/v1/server/users/dave/export?after="+after, key, "").body))
+	}
+	if len(pages) != 2 || len(pages[0].Conversations) != 2 || len(pages[1].Conversations) != 0 ||
+		len(pages[0].Messages)+len(pages[1].Messages) != 3 || pages[1].Messages[len(pages[1].Messages)-1].ID != sent[2].ID {
+		t.Fatalf("export pages under 2000 bytes = %+v", pages)
+	}
+	srv.Server.SetHTTPReplyBytes(0)
+	if r := httpDo(t, srv, "GET", "/v1/server/users/nobody/export", key, ""); r.err.Code != parley.ENOTFOUND {
+		t.Errorf("export of nobody: %d %s", r.status, r.err.Code)
+	}
+
+	r = httpDo(t, srv, "DELETE", "/v1/server/users/dave", key, "")
+	res := decodeJSON[struct {
+		Deleted int  `json:"messages_deleted"`
+		Left    int  `json:"conversations_left"`
+		Done    bool `json:"done"`
+	}](t, r.body)
+	if r.status != http.StatusOK || res.Deleted != 3 || res.Left != 1 || !res.Done {
+		t.Fatalf("erase: %d %s", r.status, r.body)
+	}
+	if code := dave.closeCode(); int(code) != protocol.CloseAuthRevoked {
+		t.Errorf("dave's connection closed with %d, want 4102", code)
+	}
+	for range 3 {
+		if ev := alice.event(parley.EventMessageDeleted); ev.Message.SenderID != "dave" || !ev.Message.Deleted {
+			t.Errorf("alice got %+v", ev)
+		}
+	}
+	ev := alice.event(parley.EventConversationUpdated)
+	for ev.Change == parley.ChangeCreated { // the two creations, still pending
+		ev = alice.event(parley.EventConversationUpdated)
+	}
+	if ev.Change != parley.ChangeMembersRemoved || ev.ConversationID != g.ID || !slices.Equal(ev.UserIDs, []string{"dave"}) {
+		t.Errorf("alice got %+v, want dave removed from the group", ev)
+	}
+	ex2 := decodeJSON[struct {
+		User     parley.User
+		Messages []parley.Message
+	}](t, httpDo(t, srv, "GET", "/v1/server/users/dave/export", key, "").body)
+	if ex2.User.Name == "Dave" || len(ex2.Messages) != 3 {
+		t.Fatalf("after erase: %+v", ex2)
+	}
+	for _, m := range ex2.Messages {
+		if !m.Deleted || m.Text != "" {
+			t.Errorf("after erase: %+v", m)
+		}
+	}
+	if r := httpDo(t, srv, "GET", "/v1/me", daveTok, ""); r.err.Code != parley.EUNAUTHORIZED {
+		t.Errorf("dave's token after erase: %d %s", r.status, r.err.Code)
+	}
+	// Again: nothing left to do.
+	if r := httpDo(t, srv, "DELETE", "/v1/server/users/dave", key, ""); !strings.Contains(string(r.body), `"messages_deleted":0`) || !strings.Contains(string(r.body), `"done":true`) {
+		t.Errorf("erase again: %s", r.body)
+	}
+}

@@ -1,0 +1,260 @@
+package sqlstore
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley"
+)
+
+// The integrations' operations (parley.WebhookQueue, parley.APIKeyStore):
+// small writes through the batcher and one-statement reads. Times are
+// stored as Unix milliseconds.
+
+func ms(t time.Time) int64                          { return t.UnixMilli() }
+func fromMS(v int64) time.Time                      { return time.UnixMilli(v).UTC() }
+func (s *Store) conflictf(f string, a ...any) error { return parley.Errorf(parley.ECONFLICT, f, a...) }
+
+// WebhookCursor implements parley.WebhookQueue.
+func (s *Store) WebhookCursor(ctx context.Context) (int64, error) {
+	var pos int64
+	if err := s.e.QueryRow(ctx, qWebhookCursor).Scan(&pos); err != nil {
+		return 0, s.wrapInternal(err)
+	}
+	return pos, nil
+}
+
+// EnqueueWebhooks implements parley.WebhookQueue. A delivery already
+// stored (same endpoint and position) is kept as it is.
+func (s *Store) EnqueueWebhooks(ctx context.Context, from, to int64, ds []parley.WebhookDelivery) error {
+	if to < from {
+		return invalidf("webhook cursor cannot move back from %d to %d", from, to)
+	}
+	now := ms(parley.Now())
+	return s.e.Write(ctx, func(w Tx) error {
+		n, err := w.Exec(bg, qMoveWebhookCursor, to, from)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return s.conflictf("webhook cursor is not at %d", from)
+		}
+		for _, d := range ds {
+			next := now
+			if !d.NextAt.IsZero() {
+				next = ms(d.NextAt)
+			}
+			if _, err := w.Exec(bg, qInsertWebhook, d.Endpoint, d.Pos, d.ConversationID, d.Payload, next, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ClaimWebhooks implements parley.WebhookQueue: the read and the lease are
+// one write, so two nodes never claim the same delivery at once.
+func (s *Store) ClaimWebhooks(ctx context.Context, endpoint string, now, leaseUntil time.Time, limit int) ([]parley.WebhookDelivery, error) {
+	if limit <= 0 {
+		return nil, invalidf("limit must be positive")
+	}
+	var ds []parley.WebhookDelivery
+	err := s.e.Write(ctx, func(w Tx) error {
+		ds = ds[:0]
+		rows, err := w.Query(bg, qDueWebhooks, endpoint, ms(now), limit)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var (
+				d             parley.WebhookDelivery
+				next, created int64
+			)
+			if err := rows.Scan(&d.Endpoint, &d.Pos, &d.ConversationID, &d.Payload, &d.Attempts, &next, &created); err != nil {
+				rows.Close()
+				return err
+			}
+			d.NextAt, d.CreatedAt = fromMS(ms(leaseUntil)), fromMS(created)
+			d.Attempts++
+			ds = append(ds, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if _, err := w.Exec(bg, qLeaseWebhook, ms(leaseUntil), d.Endpoint, d.Pos); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+// FinishWebhook implements parley.WebhookQueue.
+func (s *Store) FinishWebhook(ctx context.Context, endpoint string, pos int64) error {
+	return s.e.Write(ctx, func(w Tx) error {
+		_, err := w.Exec(bg, qFinishWebhook, endpoint, pos)
+		return err
+	})
+}
+
+// RetryWebhook implements parley.WebhookQueue.
+func (s *Store) RetryWebhook(ctx context.Context, endpoint string, pos int64, nextAt time.Time) error {
+	return s.e.Write(ctx, func(w Tx) error {
+		_, err := w.Exec(bg, qRetryWebhook, ms(nextAt), endpoint, pos)
+		return err
+	})
+}
+
+// WebhookBacklog implements parley.WebhookQueue.
+func (s *Store) WebhookBacklog(ctx context.Context) (map[string]int, error) {
+	rows, err := s.e.Query(ctx, qWebhookBacklog)
+	if err != nil {
+		return nil, s.wrapInternal(err)
+	}
+	defer rows.Close()
+	out := make(map[string]int)
+	for rows.Next() {
+		var (
+			ep string
+			n  int64
+		)
+		if err := rows.Scan(&ep, &n); err != nil {
+			return nil, s.wrapInternal(err)
+		}
+		out[ep] = int(n)
+	}
+	return out, s.wrapInternal(rows.Err())
+}
+
+// CreateAPIKey implements parley.APIKeyStore.
+func (s *Store) CreateAPIKey(ctx context.Context, k parley.APIKey, hash []byte) error {
+	if err := parley.ValidateID("api key id", k.ID); err != nil {
+		return err
+	}
+	if len(hash) == 0 || len(k.Scopes) == 0 {
+		return invalidf("an api key needs a hash and at least one scope")
+	}
+	return s.e.Write(ctx, func(w Tx) error {
+		_, err := w.Exec(bg, qInsertAPIKey, k.ID, k.Name, hash, strings.Join(k.Scopes, ","), ms(k.CreatedAt))
+		return err
+	})
+}
+
+func (s *Store) scanAPIKey(r Row) (parley.APIKey, error) {
+	var (
+		k       parley.APIKey
+		scopes  string
+		created int64
+		revoked NullInt64
+	)
+	if err := r.Scan(&k.ID, &k.Name, &scopes, &created, s.d.IntDest(&revoked)); err != nil {
+		return k, err
+	}
+	k.Scopes = strings.Split(scopes, ",")
+	k.CreatedAt = fromMS(created)
+	if revoked.Valid {
+		t := fromMS(revoked.Int64)
+		k.RevokedAt = &t
+	}
+	return k, nil
+}
+
+// APIKeyByHash implements parley.APIKeyStore.
+func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (parley.APIKey, error) {
+	k, err := s.scanAPIKey(s.e.QueryRow(ctx, qAPIKeyByHash, hash))
+	return k, s.notFound(err, parley.ErrNotFound)
+}
+
+// APIKeys implements parley.APIKeyStore.
+func (s *Store) APIKeys(ctx context.Context) ([]parley.APIKey, error) {
+	rows, err := s.e.Query(ctx, qAPIKeys)
+	if err != nil {
+		return nil, s.wrapInternal(err)
+	}
+	defer rows.Close()
+	var ks []parley.APIKey
+	for rows.Next() {
+		k, err := s.scanAPIKey(rows)
+		if err != nil {
+			return nil, s.wrapInternal(err)
+		}
+		ks = append(ks, k)
+	}
+	return ks, s.wrapInternal(rows.Err())
+}
+
+// RevokeAPIKey implements parley.APIKeyStore.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
+	return s.e.Write(ctx, func(w Tx) error {
+		n, err := w.Exec(bg, qRevokeAPIKey, ms(parley.Now()), id)
+		if err == nil && n == 0 {
+			return parley.Errorf(parley.ENOTFOUND, "no api key %q", id)
+		}
+		return err
+	})
+}
+
+// BanUser implements parley.APIKeyStore.
+func (s *Store) BanUser(ctx context.Context, userID string) error {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return err
+	}
+	return s.e.Write(ctx, func(w Tx) error {
+		if err := usersExist(w, userID); err != nil {
+			return err
+		}
+		_, err := w.Exec(bg, qBanUser, userID, ms(parley.Now()))
+		return err
+	})
+}
+
+// BannedUsers implements parley.APIKeyStore.
+func (s *Store) BannedUsers(ctx context.Context) ([]string, error) {
+	rows, err := s.e.Query(ctx, qBannedUsers)
+	if err != nil {
+		return nil, s.wrapInternal(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.wrapInternal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, s.wrapInternal(rows.Err())
+}
+
+var (
+	_ parley.WebhookQueue = (*Store)(nil)
+	_ parley.APIKeyStore  = (*Store)(nil)
+)
+
+// MessagesBySender implements parley.APIKeyStore.
+func (s *Store) MessagesBySender(ctx context.Context, userID, afterClientID string, limit int) ([]parley.Message, error) {
+	if limit <= 0 || limit > parley.MaxPageLimit*10 {
+		return nil, invalidf("limit must be between 1 and %d", parley.MaxPageLimit*10)
+	}
+	rows, err := s.e.Query(ctx, qMessagesBySender, userID, afterClientID, limit)
+	if err != nil {
+		return nil, s.wrapInternal(err)
+	}
+	defer rows.Close()
+	var ms []parley.Message
+	for rows.Next() {
+		m, err := ScanMessage(s.d, rows)
+		if err != nil {
+			return nil, s.wrapInternal(err)
+		}
+		ms = append(ms, m)
+	}
+	return ms, s.wrapInternal(rows.Err())
+}

@@ -1,0 +1,185 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseEndpoint(t *testing.T) {
+	good := []struct {
+		spec  string
+		name  string
+		kinds []string
+	}{
+		{"url=https://push.example.com/hook,events=message.new,secret=0123456789abcdef", "push.example.com", []string{"message.new"}},
+		{"url=https://x.example/h,events=message.new,message.deleted,secret=0123456789abcdef,name=push", "push", []string{"message.deleted", "message.new"}},
+		{"url=http://x.example/h,events=*,secret=0123456789abcdef", "x.example", Kinds},
+	}
+	for _, g := range good {
+		e, err := ParseEndpoint(g.spec)
+		if err != nil {
+			t.Errorf("ParseEndpoint(%q): %v", g.spec, err)
+			continue
+		}
+		want := slices.Clone(g.kinds)
+		slices.Sort(want)
+		if e.Name != g.name || !slices.Equal(e.Kinds, want) {
+			t.Errorf("ParseEndpoint(%q) = name %q kinds %v, want %q %v", g.spec, e.Name, e.Kinds, g.name, want)
+		}
+	}
+	for _, bad := range []string{
+		"",
+		"url=ftp://x/h,events=message.new,secret=0123456789abcdef",
+		"url=https://x/h,events=message.new,secret=short",
+		"url=https://x/h,secret=0123456789abcdef",
+		"url=https://x/h,events=message.nope,secret=0123456789abcdef",
+		"url=https://x/h,events=message.new,secret=0123456789abcdef,colour=blue",
+		"url=https://x/h,url=https://y/h,events=message.new,secret=0123456789abcdef",
+		"url=https://u:p@x/h,events=message.new,secret=0123456789abcdef",
+		"stray,url=https://x/h,events=message.new,secret=0123456789abcdef",
+		"url=https://x/h,events=message.new,secret=0123456789abcdef,name=" + strings.Repeat("n", MaxNameBytes+1),
+		strings.Repeat("x", MaxSpecBytes+1),
+	} {
+		if _, err := ParseEndpoint(bad); err == nil {
+			t.Errorf("ParseEndpoint(%.80q) = nil error", bad)
+		}
+	}
+}
+
+func TestSignVerify(t *testing.T) {
+	secret, body := []byte("0123456789abcdef"), []byte(`{"id":"7"}`)
+	now := time.Unix(1_800_000_000, 0)
+	h := Sign(secret, now, body)
+	if err := Verify(secret, h, body, now.Add(time.Minute), 5*time.Minute); err != nil {
+		t.Fatalf("Verify of a good signature: %v", err)
+	}
+	for name, c := range map[string]struct {
+		secret []byte
+		header string
+		body   []byte
+		now    time.Time
+	}{
+		"other secret": {[]byte("fedcba9876543210"), h, body, now},
+		"other body":   {secret, h, []byte(`{"id":"8"}`), now},
+		"stale":        {secret, h, body, now.Add(6 * time.Minute)},
+		"from future":  {secret, h, body, now.Add(-6 * time.Minute)},
+		"no v1":        {secret, "t=1800000000", body, now},
+		"no t":         {secret, h[strings.Index(h, ",")+1:], body, now},
+		"garbage":      {secret, "xyz", body, now},
+	} {
+		if err := Verify(c.secret, c.header, c.body, c.now, 5*time.Minute); err == nil {
+			t.Errorf("%s: Verify = nil", name)
+		}
+	}
+}
+
+func FuzzParseEndpoint(f *testing.F) {
+	f.Add("url=https://push.example.com/hook,events=message.new,message.deleted,secret=0123456789abcdef,name=p")
+	f.Add("url=http://x/h,events=*,secret=0123456789abcdef")
+	f.Add("events=,=,,url=")
+	f.Fuzz(func(t *testing.T, spec string) {
+		e, err := ParseEndpoint(spec)
+		if err != nil {
+			return
+		}
+		if len(e.Secret) < MinSecretBytes || len(e.Kinds) == 0 || e.Name == "" || len(e.Name) > MaxNameBytes {
+			t.Fatalf("accepted %q as %+v", spec, e)
+		}
+		for _, k := range e.Kinds {
+			if !slices.Contains(Kinds, k) {
+				t.Fatalf("accepted kind %q", k)
+			}
+		}
+	})
+}
+
+func FuzzVerify(f *testing.F) {
+	secret := []byte("0123456789abcdef")
+	now := time.Unix(1_800_000_000, 0)
+	f.Add(Sign(secret, now, []byte("{}")), []byte("{}"))
+	f.Add("t=,v1=", []byte(""))
+	f.Add("t=1800000000,v1=zz,v1=00", []byte("x"))
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		// A header that passes holds the MAC of its time and body under
+		// this secret: the same header never passes under another secret.
+		if Verify(secret, header, body, now, time.Minute) == nil &&
+			Verify([]byte("another secret, 16+ bytes"), header, body, now, time.Minute) == nil {
+			t.Fatalf("%q passes under two secrets", header)
+		}
+	})
+}
+
+func TestPublicAddr(t *testing.T) {
+	for _, s := range []string{"127.0.0.1", "::1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "224.0.0.1"} {
+		if publicAddr(netip.MustParseAddr(s)) {
+			t.Errorf("publicAddr(%s) = true", s)
+		}
+	}
+	for _, s := range []string{"93.184.216.34", "2606:4700::1111", "8.8.8.8"} {
+		if !publicAddr(netip.MustParseAddr(s)) {
+			t.Errorf("publicAddr(%s) = false", s)
+		}
+	}
+}
+
+// TestRefusesLoopback: without AllowPrivate, a delivery to a loopback
+// receiver fails at the dial and the receiver never hears of it.
+func TestRefusesLoopback(t *testing.T) {
+	hit := make(chan struct{}, 1)
+	rx := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hit <- struct{}{} }))
+	defer rx.Close()
+	e, err := ParseEndpoint("url=" + rx.URL + ",events=*,secret=0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, allow := range []bool{false, true} {
+		d, err := New(Config{Endpoints: []Endpoint{e}, AllowPrivate: allow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := d.post(context.Background(), e, deliveryOf(7))
+		d.client.CloseIdleConnections()
+		if ok != allow {
+			t.Errorf("AllowPrivate %v: delivered = %v", allow, ok)
+		}
+		select {
+		case <-hit:
+			if !allow {
+				t.Error("the loopback receiver was reached without AllowPrivate")
+			}
+		default:
+			if allow {
+				t.Error("the receiver was not reached with AllowPrivate")
+			}
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	d, err := New(Config{BackoffBase: time.Second, BackoffMax: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 7: time.Minute, 100: time.Minute} {
+		for range 50 {
+			if got := d.backoff(attempt); got < want/2 || got > want {
+				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", attempt, got, want/2, want)
+			}
+		}
+	}
+}
+
+func deliveryOf(pos int64) parley.WebhookDelivery {
+	return parley.WebhookDelivery{Endpoint: "x", Pos: pos, ConversationID: "c", Payload: []byte(`{"type":"message.new"}`), Attempts: 1}
+}
