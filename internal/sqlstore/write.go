@@ -481,6 +481,9 @@ func (s *Store) DeleteMessage(ctx context.Context, userID, conversationID, messa
 		if _, err := w.Exec(bg, qDeleteMessage, s.d.Time(now), messageID); err != nil {
 			return err
 		}
+		if _, err := w.Exec(bg, qDeleteReactions, messageID); err != nil {
+			return err
+		}
 		msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByID, messageID, conversationID))
 		if err != nil {
 			return err
@@ -493,6 +496,148 @@ func (s *Store) DeleteMessage(ctx context.Context, userID, conversationID, messa
 		return parley.Message{}, nil, err
 	}
 	return msg, events, nil
+}
+
+// EditMessage implements parley.Store. The edit's client id is checked
+// first, so a resend of an applied edit returns the message whatever
+// happened to it since (a later edit, a delete).
+func (s *Store) EditMessage(ctx context.Context, ed parley.MessageEdit) (parley.Message, []parley.Event, error) {
+	if err := ed.Validate(); err != nil {
+		return parley.Message{}, nil, err
+	}
+	var (
+		msg    parley.Message
+		events []parley.Event
+	)
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		if _, err := s.readSeq(bg, w, ed.ConversationID, ed.UserID); err != nil {
+			return err
+		}
+		var applied string
+		err := w.QueryRow(bg, qEditByClientID, ed.UserID, ed.ClientID).Scan(&applied)
+		switch {
+		case err == nil && applied != ed.MessageID:
+			return parley.Errorf(parley.ECONFLICT, "client_id %q was used for an edit of another message", ed.ClientID)
+		case err != nil && !s.d.IsNoRows(err):
+			return err
+		}
+		msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByID, ed.MessageID, ed.ConversationID))
+		switch {
+		case err != nil:
+			return s.notFound(err, parley.ErrNotFound)
+		case msg.SenderID != ed.UserID:
+			return parley.Errorf(parley.EFORBIDDEN, "only the sender may edit a message")
+		case applied != "":
+			return nil // a resend of an applied edit
+		case msg.Deleted:
+			return invalidf("a deleted message cannot be edited")
+		}
+		if err := parley.ValidateText(ed.Text, msg.Type == parley.Text); err != nil {
+			return err
+		}
+		if _, err := w.Exec(bg, qInsertEdit, ed.UserID, ed.ClientID, ed.MessageID); err != nil {
+			return err
+		}
+		if ed.Text == msg.Text {
+			return nil // nothing changes: no event
+		}
+		now := parley.Now()
+		if _, err := w.Exec(bg, qEditMessage, ed.Text, s.d.Time(now), ed.MessageID); err != nil {
+			return err
+		}
+		msg.Text, msg.EditedAt = ed.Text, &now
+		events, err = s.record(w, parley.Event{Type: parley.EventMessageEdited, ConversationID: ed.ConversationID,
+			UserID: ed.UserID, Message: &msg, At: now}, &ed.MessageID)
+		return err
+	})
+	if err != nil {
+		return parley.Message{}, nil, err
+	}
+	return msg, events, nil
+}
+
+// React implements parley.Store.
+func (s *Store) React(ctx context.Context, userID, conversationID, messageID, emoji string, add bool) ([]parley.Reaction, []parley.Event, error) {
+	for _, f := range [][2]string{{"user id", userID}, {"conversation id", conversationID}, {"message id", messageID}} {
+		if err := parley.ValidateID(f[0], f[1]); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := parley.ValidateEmoji(emoji); err != nil {
+		return nil, nil, err
+	}
+	var (
+		reactions []parley.Reaction
+		events    []parley.Event
+	)
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
+			return err
+		}
+		msg, err := ScanMessage(s.d, w.QueryRow(bg, qMessageByID, messageID, conversationID))
+		if err != nil {
+			return s.notFound(err, parley.ErrNotFound)
+		}
+		var changed bool
+		if add {
+			changed, err = s.canAddReaction(w, msg, userID, emoji)
+		} else {
+			var n int64
+			n, err = w.Exec(bg, qDeleteReaction, messageID, userID, emoji)
+			changed = n > 0
+		}
+		if err != nil {
+			return err
+		}
+		if changed {
+			e := parley.Event{Type: parley.EventReactionRemoved, ConversationID: conversationID, UserID: userID,
+				MessageID: messageID, Seq: msg.Seq, Emoji: emoji, At: parley.Now(), Pos: w.NextPos()}
+			if add {
+				// The reaction keeps its event's position: it orders a
+				// message's emoji by first use.
+				e.Type = parley.EventReactionAdded
+				if _, err := w.Exec(bg, qInsertReaction, messageID, userID, emoji, e.Pos); err != nil {
+					return err
+				}
+			}
+			if err := s.insertEvent(w, &e, nil, nil); err != nil {
+				return err
+			}
+			events = []parley.Event{e}
+		}
+		rs, err := s.reactionsOf(bg, w, userID, []string{messageID})
+		reactions = rs[messageID]
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if reactions == nil {
+		reactions = []parley.Reaction{}
+	}
+	return reactions, events, nil
+}
+
+// canAddReaction reports whether userID's emoji is new on msg, and
+// refuses it (EINVALID) on a tombstone or past MaxReactionKinds.
+func (s *Store) canAddReaction(w Tx, msg parley.Message, userID, emoji string) (bool, error) {
+	var has bool
+	if err := w.QueryRow(bg, qHasReaction, msg.ID, userID, emoji).Scan(&has); err != nil || has {
+		return false, err
+	}
+	if msg.Deleted {
+		return false, invalidf("a deleted message takes no reactions")
+	}
+	var kinds, known int64
+	if err := w.QueryRow(bg, qReactionKinds, msg.ID, emoji).Scan(&kinds, &known); err != nil {
+		return false, err
+	}
+	if known == 0 && kinds >= parley.MaxReactionKinds {
+		return false, invalidf("a message takes at most %d different emoji", parley.MaxReactionKinds)
+	}
+	return true, nil
 }
 
 // MarkRead implements parley.Store.
