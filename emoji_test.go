@@ -87,6 +87,8 @@ func TestValidateEdit(t *testing.T) {
 		"empty text":      {func(e *MessageEdit) { e.Text = "" }, ""}, // an image's caption may be emptied; the store checks text messages
 		"no client id":    {func(e *MessageEdit) { e.ClientID = "" }, EINVALID},
 		"no message id":   {func(e *MessageEdit) { e.MessageID = "" }, EINVALID},
+		"by client id":    {func(e *MessageEdit) { e.MessageID, e.MessageClientID = "", "mk" }, ""},
+		"both ids":        {func(e *MessageEdit) { e.MessageClientID = "mk" }, EINVALID},
 		"text too long":   {func(e *MessageEdit) { e.Text = strings.Repeat("x", MaxTextRunes+1) }, EINVALID},
 		"text with NUL":   {func(e *MessageEdit) { e.Text = "\x00" }, EINVALID},
 		"client id w NUL": {func(e *MessageEdit) { e.ClientID = "\x00" }, EINVALID},

@@ -200,7 +200,11 @@ type NewMessage struct {
 type MessageEdit struct {
 	UserID         string
 	ConversationID string
-	MessageID      string
+	// MessageID names the message, or else MessageClientID, the client id
+	// the user sent it with (so a client can edit a message whose send it
+	// has not seen answered yet: its outbox sends the edit after it).
+	MessageID       string
+	MessageClientID string
 	// ClientID is made by the client, one per edit (a UUID is best), and
 	// makes the edit idempotent. Required; at most MaxClientIDLen bytes.
 	ClientID string

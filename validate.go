@@ -169,10 +169,22 @@ func ValidateClientID(id string) error {
 // checked without the message (whether the text may be blank depends on
 // its type: a store checks that with ValidateText).
 func (e MessageEdit) Validate() error {
-	for _, f := range [][2]string{{"user id", e.UserID}, {"conversation_id", e.ConversationID}, {"message_id", e.MessageID}} {
+	for _, f := range [][2]string{{"user id", e.UserID}, {"conversation_id", e.ConversationID}} {
 		if err := ValidateID(f[0], f[1]); err != nil {
 			return err
 		}
+	}
+	switch {
+	case e.MessageID != "" && e.MessageClientID != "":
+		return invalidf("give message_id or message_client_id, not both")
+	case e.MessageID != "":
+		if err := ValidateID("message_id", e.MessageID); err != nil {
+			return err
+		}
+	case e.MessageClientID == "":
+		return invalidf("message_id or message_client_id is required")
+	case len(e.MessageClientID) > MaxClientIDLen || !utf8.ValidString(e.MessageClientID) || hasNUL(e.MessageClientID):
+		return invalidf("message_client_id is not a client_id")
 	}
 	if err := ValidateClientID(e.ClientID); err != nil {
 		return err

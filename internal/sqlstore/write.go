@@ -499,8 +499,8 @@ func (s *Store) DeleteMessage(ctx context.Context, userID, conversationID, messa
 }
 
 // EditMessage implements parley.Store. The edit's client id is checked
-// first, so a resend of an applied edit returns the message whatever
-// happened to it since (a later edit, a delete).
+// before the message's state, so a resend of an applied edit returns the
+// message whatever happened to it since (a later edit, a delete).
 func (s *Store) EditMessage(ctx context.Context, ed parley.MessageEdit) (parley.Message, []parley.Event, error) {
 	if err := ed.Validate(); err != nil {
 		return parley.Message{}, nil, err
@@ -514,41 +514,49 @@ func (s *Store) EditMessage(ctx context.Context, ed parley.MessageEdit) (parley.
 		if _, err := s.readSeq(bg, w, ed.ConversationID, ed.UserID); err != nil {
 			return err
 		}
-		var applied string
-		err := w.QueryRow(bg, qEditByClientID, ed.UserID, ed.ClientID).Scan(&applied)
-		switch {
-		case err == nil && applied != ed.MessageID:
-			return parley.Errorf(parley.ECONFLICT, "client_id %q was used for an edit of another message", ed.ClientID)
-		case err != nil && !s.d.IsNoRows(err):
-			return err
+		var err error
+		if ed.MessageID != "" {
+			msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByID, ed.MessageID, ed.ConversationID))
+		} else {
+			msg, err = ScanMessage(s.d, w.QueryRow(bg, QMessageByClientID, ed.UserID, ed.MessageClientID))
+			if err == nil && msg.ConversationID != ed.ConversationID {
+				return parley.ErrNotFound
+			}
 		}
-		msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByID, ed.MessageID, ed.ConversationID))
 		switch {
 		case err != nil:
 			return s.notFound(err, parley.ErrNotFound)
 		case msg.SenderID != ed.UserID:
 			return parley.Errorf(parley.EFORBIDDEN, "only the sender may edit a message")
-		case applied != "":
-			return nil // a resend of an applied edit
+		}
+		var applied string
+		err = w.QueryRow(bg, qEditByClientID, ed.UserID, ed.ClientID).Scan(&applied)
+		switch {
+		case err == nil && applied != msg.ID:
+			return parley.Errorf(parley.ECONFLICT, "client_id %q was used for an edit of another message", ed.ClientID)
+		case err == nil:
+			return nil // a resend of an applied edit: the message as it is
+		case !s.d.IsNoRows(err):
+			return err
 		case msg.Deleted:
 			return invalidf("a deleted message cannot be edited")
 		}
 		if err := parley.ValidateText(ed.Text, msg.Type == parley.Text); err != nil {
 			return err
 		}
-		if _, err := w.Exec(bg, qInsertEdit, ed.UserID, ed.ClientID, ed.MessageID); err != nil {
+		if _, err := w.Exec(bg, qInsertEdit, ed.UserID, ed.ClientID, msg.ID); err != nil {
 			return err
 		}
 		if ed.Text == msg.Text {
 			return nil // nothing changes: no event
 		}
 		now := parley.Now()
-		if _, err := w.Exec(bg, qEditMessage, ed.Text, s.d.Time(now), ed.MessageID); err != nil {
+		if _, err := w.Exec(bg, qEditMessage, ed.Text, s.d.Time(now), msg.ID); err != nil {
 			return err
 		}
 		msg.Text, msg.EditedAt = ed.Text, &now
 		events, err = s.record(w, parley.Event{Type: parley.EventMessageEdited, ConversationID: ed.ConversationID,
-			UserID: ed.UserID, Message: &msg, At: now}, &ed.MessageID)
+			UserID: ed.UserID, Message: &msg, At: now}, &msg.ID)
 		return err
 	})
 	if err != nil {

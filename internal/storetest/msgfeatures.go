@@ -72,11 +72,22 @@ func testEdit(t *testing.T, s parley.Store) {
 	_, _, err = edit(t, s, a, m2, "e1", "x")
 	wantCode(t, "edit id reused for another message", err, parley.ECONFLICT)
 
+	// By the client id it was sent with (an edit queued behind its send).
+	byClient, events, err := s.EditMessage(ctx(t), parley.MessageEdit{UserID: a.ID, ConversationID: conv.ID, MessageClientID: m2.ClientID, ClientID: clientID(), Text: "two!"})
+	if err != nil || byClient.ID != m2.ID || byClient.Text != "two!" || len(events) != 1 {
+		t.Errorf("edit by message client id = %+v, %d events, %v", byClient, len(events), err)
+	}
+	other := newGroup(t, s, a, "other")
+	_, _, err = s.EditMessage(ctx(t), parley.MessageEdit{UserID: a.ID, ConversationID: other.ID, MessageClientID: m2.ClientID, ClientID: clientID(), Text: "x"})
+	wantCode(t, "edit by client id in another conversation", err, parley.ENOTFOUND)
+	_, _, err = s.EditMessage(ctx(t), parley.MessageEdit{UserID: b.ID, ConversationID: conv.ID, MessageClientID: m2.ClientID, ClientID: clientID(), Text: "x"})
+	wantCode(t, "another user's client id names none of theirs", err, parley.ENOTFOUND)
+
 	// Replayed, the edits carry the message as it is now, in order.
 	var edited []int64
 	for _, e := range allEventsFor(t, s, b.ID) {
-		if e.Type == parley.EventMessageEdited {
-			if e.Message == nil || e.Message.ID != m.ID || e.Message.Text != "hello again" {
+		if e.Type == parley.EventMessageEdited && e.Message != nil && e.Message.ID == m.ID {
+			if e.Message.Text != "hello again" {
 				t.Errorf("replayed messageEdited = %+v", e.Message)
 			}
 			edited = append(edited, e.Pos)
