@@ -226,11 +226,15 @@ type Event struct {
 	// Message is set on newMessage, messageEdited (the message as it is
 	// now) and, as a tombstone, on messageDeleted.
 	Message *Message `json:"message,omitempty"`
-	// MessageID, Seq and Emoji are set on reactionAdded and
-	// reactionRemoved: UserID added or removed Emoji on that message.
+	// MessageID, Seq, Emoji and Count are set on reactionAdded and
+	// reactionRemoved: UserID added or removed Emoji on that message,
+	// which then has Count reactions with it (0 is left out). Count is a
+	// state, not a delta, so applying the event to a page read after it
+	// changes nothing.
 	MessageID string `json:"message_id,omitempty"`
 	Seq       int64  `json:"seq,omitempty"`
 	Emoji     string `json:"emoji,omitempty"`
+	Count     int64  `json:"count,omitempty"`
 	// ReadSeq is set on messageRead: UserID has read up to this Seq.
 	ReadSeq int64 `json:"read_seq,omitempty"`
 	// Conversation and Change are set on conversationUpdated.

@@ -142,6 +142,7 @@ type eventData struct {
 	MessageID    string               `json:"message_id,omitempty"`
 	Seq          int64                `json:"seq,omitempty"`
 	Emoji        string               `json:"emoji,omitempty"`
+	Count        int64                `json:"count,omitempty"`
 	Change       parley.Change        `json:"change,omitempty"`
 	UserIDs      []string             `json:"user_ids,omitempty"`
 	Conversation *parley.Conversation `json:"conversation,omitempty"`
@@ -157,6 +158,7 @@ func (s *Store) encodeEventData(e *parley.Event) (string, error) {
 		MessageID:    e.MessageID,
 		Seq:          e.Seq,
 		Emoji:        e.Emoji,
+		Count:        e.Count,
 		Change:       e.Change,
 		UserIDs:      e.UserIDs,
 		Conversation: e.Conversation,
@@ -203,7 +205,7 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 		return e, s.internalf("decode event %d: %w", e.Pos, err)
 	}
 	e.ReadSeq, e.Change, e.UserIDs, e.Conversation = d.ReadSeq, d.Change, d.UserIDs, d.Conversation
-	e.MessageID, e.Seq, e.Emoji = d.MessageID, d.Seq, d.Emoji
+	e.MessageID, e.Seq, e.Emoji, e.Count = d.MessageID, d.Seq, d.Emoji, d.Count
 	return e, nil
 }
 

@@ -599,8 +599,9 @@ func (s *Store) React(ctx context.Context, userID, conversationID, messageID, em
 		if err != nil {
 			return err
 		}
+		var e parley.Event
 		if changed {
-			e := parley.Event{Type: parley.EventReactionRemoved, ConversationID: conversationID, UserID: userID,
+			e = parley.Event{Type: parley.EventReactionRemoved, ConversationID: conversationID, UserID: userID,
 				MessageID: messageID, Seq: msg.Seq, Emoji: emoji, At: parley.Now(), Pos: w.NextPos()}
 			if add {
 				// The reaction keeps its event's position: it orders a
@@ -610,14 +611,25 @@ func (s *Store) React(ctx context.Context, userID, conversationID, messageID, em
 					return err
 				}
 			}
-			if err := s.insertEvent(w, &e, nil, nil); err != nil {
-				return err
-			}
-			events = []parley.Event{e}
 		}
 		rs, err := s.reactionsOf(bg, w, userID, []string{messageID})
+		if err != nil {
+			return err
+		}
 		reactions = rs[messageID]
-		return err
+		if !changed {
+			return nil
+		}
+		for _, r := range reactions {
+			if r.Emoji == emoji {
+				e.Count = r.Count
+			}
+		}
+		if err := s.insertEvent(w, &e, nil, nil); err != nil {
+			return err
+		}
+		events = []parley.Event{e}
+		return nil
 	})
 	if err != nil {
 		return nil, nil, err

@@ -156,7 +156,7 @@ func testReactions(t *testing.T, s parley.Store) {
 		t.Fatal(err)
 	}
 	e := oneEvent(t, "React add", events, parley.EventReactionAdded)
-	if e.MessageID != m.ID || e.Seq != m.Seq || e.Emoji != "👍" || e.UserID != b.ID || e.UserName != b.Name || !sameSet(e.Audience, ids(a, b)) {
+	if e.MessageID != m.ID || e.Seq != m.Seq || e.Emoji != "👍" || e.Count != 1 || e.UserID != b.ID || e.UserName != b.Name || !sameSet(e.Audience, ids(a, b)) {
 		t.Errorf("reactionAdded = %+v", e)
 	}
 	if !slices.Equal(rs, []parley.Reaction{{Emoji: "👍", Count: 1, Me: true}}) {
@@ -211,10 +211,10 @@ func testReactions(t *testing.T, s parley.Store) {
 			if e.MessageID != m.ID || e.Seq != m.Seq {
 				t.Errorf("replayed %s = %+v", e.Type, e)
 			}
-			got = append(got, fmt.Sprintf("%s %s %s", e.Type, e.UserName, e.Emoji))
+			got = append(got, fmt.Sprintf("%s %s %s %d", e.Type, e.UserName, e.Emoji, e.Count))
 		}
 	}
-	want := []string{"reactionAdded " + b.Name + " 👍", "reactionAdded " + a.Name + " ❤️", "reactionAdded " + a.Name + " 👍", "reactionRemoved " + b.Name + " 👍"}
+	want := []string{"reactionAdded " + b.Name + " 👍 1", "reactionAdded " + a.Name + " ❤️ 1", "reactionAdded " + a.Name + " 👍 2", "reactionRemoved " + b.Name + " 👍 1"}
 	if !slices.Equal(got, want) {
 		t.Errorf("replayed reactions %q, want %q", got, want)
 	}
