@@ -41,6 +41,15 @@ const (
 	MaxPageLimit     = 100
 	// MaxClientIDLen is the longest client-made message id.
 	MaxClientIDLen = 64
+	// MaxReactionKinds is the most distinct emoji one message may carry
+	// (each user may add each of them once).
+	MaxReactionKinds = 20
+	// MaxEmojiBytes and MaxEmojiRunes bound one reaction's emoji.
+	MaxEmojiBytes = 64
+	MaxEmojiRunes = 16
+	// QuoteRunes is how many code points of a parent's text a reply's
+	// quote carries.
+	QuoteRunes = 100
 	// ResumeLimit is how many missed events a resume replays at most. A
 	// client further behind than this gets a resync instead and refetches
 	// its state; nothing is skipped silently.
@@ -119,6 +128,36 @@ type Message struct {
 	CreatedAt      time.Time   `json:"created_at"`
 	Deleted        bool        `json:"deleted,omitempty"`
 	DeletedAt      *time.Time  `json:"deleted_at,omitempty"`
+	// EditedAt is when the sender last edited the text; nil if never.
+	EditedAt *time.Time `json:"edited_at,omitempty"`
+	// ReplyTo quotes the message this one replies to, as that message is
+	// now (read when the reply is read, so it follows edits and deletes).
+	ReplyTo *Quote `json:"reply_to,omitempty"`
+	// Reactions are the message's reactions as the reader sees them,
+	// filled in history pages (Store.Messages) only, ordered by the
+	// oldest reaction each emoji still has.
+	Reactions []Reaction `json:"reactions,omitempty"`
+}
+
+// Quote is the part of a replied-to message a reply carries.
+type Quote struct {
+	MessageID  string      `json:"message_id"`
+	Seq        int64       `json:"seq"`
+	SenderID   string      `json:"sender_id"`
+	SenderName string      `json:"sender_name"`
+	Type       MessageType `json:"type"`
+	// Text is the first QuoteRunes code points of the parent's text (its
+	// caption for an image); empty when Deleted.
+	Text    string `json:"text,omitempty"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+// Reaction is one emoji on a message: how many users added it and
+// whether the reader is one of them.
+type Reaction struct {
+	Emoji string `json:"emoji"`
+	Count int64  `json:"count"`
+	Me    bool   `json:"me,omitempty"`
 }
 
 // Attachment is an uploaded image a message refers to.
@@ -142,6 +181,9 @@ const (
 	EventMessageRead         EventType = "messageRead"
 	EventMessageDeleted      EventType = "messageDeleted"
 	EventConversationUpdated EventType = "conversationUpdated"
+	EventMessageEdited       EventType = "messageEdited"
+	EventReactionAdded       EventType = "reactionAdded"
+	EventReactionRemoved     EventType = "reactionRemoved"
 
 	// Ephemeral events: never stored, no position, not replayed.
 	EventTypingStarted EventType = "typingStarted"
@@ -153,7 +195,8 @@ const (
 // Durable reports whether events of this type are stored and replayed.
 func (t EventType) Durable() bool {
 	switch t {
-	case EventNewMessage, EventMessageRead, EventMessageDeleted, EventConversationUpdated:
+	case EventNewMessage, EventMessageRead, EventMessageDeleted, EventConversationUpdated,
+		EventMessageEdited, EventReactionAdded, EventReactionRemoved:
 		return true
 	}
 	return false
@@ -180,8 +223,18 @@ type Event struct {
 	// the conversation.
 	UserID   string `json:"user_id,omitempty"`
 	UserName string `json:"user_name,omitempty"`
-	// Message is set on newMessage and, as a tombstone, on messageDeleted.
+	// Message is set on newMessage, messageEdited (the message as it is
+	// now) and, as a tombstone, on messageDeleted.
 	Message *Message `json:"message,omitempty"`
+	// MessageID, Seq, Emoji and Count are set on reactionAdded and
+	// reactionRemoved: UserID added or removed Emoji on that message,
+	// which then has Count reactions with it (0 is left out). Count is a
+	// state, not a delta, so applying the event to a page read after it
+	// changes nothing.
+	MessageID string `json:"message_id,omitempty"`
+	Seq       int64  `json:"seq,omitempty"`
+	Emoji     string `json:"emoji,omitempty"`
+	Count     int64  `json:"count,omitempty"`
 	// ReadSeq is set on messageRead: UserID has read up to this Seq.
 	ReadSeq int64 `json:"read_seq,omitempty"`
 	// Conversation and Change are set on conversationUpdated.
@@ -201,9 +254,12 @@ type Event struct {
 // structs plus its strings and lists. Queues of events bound themselves
 // with it (the hub, internal/membroker).
 func (e *Event) ApproxSize() int {
-	n := 256 + len(e.ConversationID) + len(e.UserID) + len(e.UserName)
+	n := 256 + len(e.ConversationID) + len(e.UserID) + len(e.UserName) + len(e.MessageID) + len(e.Emoji)
 	if m := e.Message; m != nil {
 		n += 256 + len(m.Text)
+		if m.ReplyTo != nil {
+			n += 128 + len(m.ReplyTo.Text)
+		}
 	}
 	if c := e.Conversation; c != nil {
 		n += 256 + len(c.Title) + 96*len(c.Members)

@@ -70,6 +70,21 @@ type Store interface {
 	// (EFORBIDDEN for someone else's). Deleting a tombstone again returns
 	// it with no events.
 	DeleteMessage(ctx context.Context, userID, conversationID, messageID string) (Message, []Event, error)
+	// EditMessage replaces the text of the sender's own message (an
+	// image's caption) and returns the message with a messageEdited event.
+	// EFORBIDDEN for someone else's message, EINVALID for a tombstone. It
+	// is idempotent on (sender, ClientID): an edit id already applied to
+	// this message returns the message as it is and no events (ECONFLICT
+	// when it was used for another message); an edit that leaves the text
+	// as it is records its id and returns no events.
+	EditMessage(ctx context.Context, e MessageEdit) (Message, []Event, error)
+	// React adds (add) or removes emoji as userID's reaction on a message
+	// of the conversation, and returns the message's reactions as userID
+	// sees them. Adding one already there or removing one that is not
+	// there changes nothing and returns no events; otherwise one
+	// reactionAdded or reactionRemoved event. Adding to a tombstone, or a
+	// new emoji to a message holding MaxReactionKinds, is EINVALID.
+	React(ctx context.Context, userID, conversationID, messageID, emoji string, add bool) ([]Reaction, []Event, error)
 	// MarkRead moves userID's read position up to seq (clamped to the
 	// newest message). Moving backwards or not at all returns no events.
 	MarkRead(ctx context.Context, userID, conversationID string, seq int64) ([]Event, error)
@@ -176,6 +191,26 @@ type NewMessage struct {
 	// AttachmentID is required for image messages and must name an
 	// attachment the sender uploaded.
 	AttachmentID string
+	// ReplyTo, when set, names the message this one replies to: a
+	// message of the same conversation, not deleted (EINVALID otherwise).
+	ReplyTo string
+}
+
+// MessageEdit is what a sender asks to change in their message.
+type MessageEdit struct {
+	UserID         string
+	ConversationID string
+	// MessageID names the message, or else MessageClientID, the client id
+	// the user sent it with (so a client can edit a message whose send it
+	// has not seen answered yet: its outbox sends the edit after it).
+	MessageID       string
+	MessageClientID string
+	// ClientID is made by the client, one per edit (a UUID is best), and
+	// makes the edit idempotent. Required; at most MaxClientIDLen bytes.
+	ClientID string
+	// Text is the new text: as a send's (1..MaxTextRunes code points, not
+	// blank) for a text message, an optional caption for an image.
+	Text string
 }
 
 // ConversationChange is a change to a group. Nil or empty fields change

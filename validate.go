@@ -150,6 +150,95 @@ func ValidateText(text string, required bool) error {
 	return nil
 }
 
+// ValidateClientID checks a client-made id (of a send or an edit).
+func ValidateClientID(id string) error {
+	switch {
+	case id == "":
+		return invalidf("client_id is required")
+	case len(id) > MaxClientIDLen:
+		return invalidf("client_id is longer than %d bytes", MaxClientIDLen)
+	case !utf8.ValidString(id):
+		return invalidf("client_id is not valid UTF-8")
+	case hasNUL(id):
+		return invalidf("client_id holds a NUL character")
+	}
+	return nil
+}
+
+// Validate checks e's ids, client id and text as far as they can be
+// checked without the message (whether the text may be blank depends on
+// its type: a store checks that with ValidateText).
+func (e MessageEdit) Validate() error {
+	for _, f := range [][2]string{{"user id", e.UserID}, {"conversation_id", e.ConversationID}} {
+		if err := ValidateID(f[0], f[1]); err != nil {
+			return err
+		}
+	}
+	switch {
+	case e.MessageID != "" && e.MessageClientID != "":
+		return invalidf("give message_id or message_client_id, not both")
+	case e.MessageID != "":
+		if err := ValidateID("message_id", e.MessageID); err != nil {
+			return err
+		}
+	case e.MessageClientID == "":
+		return invalidf("message_id or message_client_id is required")
+	case len(e.MessageClientID) > MaxClientIDLen || !utf8.ValidString(e.MessageClientID) || hasNUL(e.MessageClientID):
+		return invalidf("message_client_id is not a client_id")
+	}
+	if err := ValidateClientID(e.ClientID); err != nil {
+		return err
+	}
+	return ValidateText(e.Text, false)
+}
+
+// ValidateEmoji checks a reaction: 1..MaxEmojiRunes code points and at
+// most MaxEmojiBytes bytes, holding at least one symbol (Unicode category
+// So, as every emoji's base is, or a regional indicator pair's) and
+// otherwise only what emoji sequences are made of: symbols and modifiers
+// (So, Sk: skin tones), combining marks (Mn, Me: variation selectors,
+// the keycap), the zero width joiner, tag characters (subdivision flags),
+// and the keycap bases 0-9, '#', '*' when followed by U+20E3. Letters,
+// spaces, punctuation and control characters are refused, so a reaction
+// cannot carry a message.
+func ValidateEmoji(emoji string) error {
+	if !utf8.ValidString(emoji) {
+		return invalidf("emoji is not valid UTF-8")
+	}
+	if emoji == "" {
+		return invalidf("emoji is required")
+	}
+	if len(emoji) > MaxEmojiBytes || utf8.RuneCountInString(emoji) > MaxEmojiRunes {
+		return invalidf("emoji is longer than %d code points or %d bytes", MaxEmojiRunes, MaxEmojiBytes)
+	}
+	symbol := false
+	runes := []rune(emoji)
+	for i, r := range runes {
+		switch {
+		case unicode.Is(unicode.So, r):
+			symbol = true
+		case unicode.Is(unicode.Sk, r), unicode.Is(unicode.Mn, r), unicode.Is(unicode.Me, r):
+		case r == 0x200D, r >= 0xE0020 && r <= 0xE007F: // ZWJ, tags
+		case r >= '0' && r <= '9', r == '#', r == '*':
+			// A keycap base: the keycap (after an optional U+FE0F) follows.
+			j := i + 1
+			if j < len(runes) && runes[j] == 0xFE0F {
+				j++
+			}
+			if j >= len(runes) || runes[j] != 0x20E3 {
+				return invalidf("emoji must be an emoji")
+			}
+			symbol = true
+		default:
+			return invalidf("emoji must be an emoji")
+		}
+	}
+	if !symbol {
+		return invalidf("emoji must be an emoji")
+	}
+	return nil
+}
+
 // Validate checks m: ids, client id, type, and text or attachment.
 func (m NewMessage) Validate() error {
 	if err := ValidateID("conversation_id", m.ConversationID); err != nil {
@@ -158,15 +247,13 @@ func (m NewMessage) Validate() error {
 	if err := ValidateID("sender_id", m.SenderID); err != nil {
 		return err
 	}
-	switch {
-	case m.ClientID == "":
-		return invalidf("client_id is required")
-	case len(m.ClientID) > MaxClientIDLen:
-		return invalidf("client_id is longer than %d bytes", MaxClientIDLen)
-	case !utf8.ValidString(m.ClientID):
-		return invalidf("client_id is not valid UTF-8")
-	case hasNUL(m.ClientID):
-		return invalidf("client_id holds a NUL character")
+	if err := ValidateClientID(m.ClientID); err != nil {
+		return err
+	}
+	if m.ReplyTo != "" {
+		if err := ValidateID("reply_to", m.ReplyTo); err != nil {
+			return err
+		}
 	}
 	switch m.Type {
 	case Text:

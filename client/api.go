@@ -195,6 +195,32 @@ func (c *Client) Delete(ctx context.Context, conversationID, messageID string) (
 	return m, err
 }
 
+// React adds emoji as this user's reaction to a message and returns the
+// message's reactions as this user sees them. Adding it again changes
+// nothing (the call is idempotent, so it is retried across a dropped
+// link). It fails with EINVALID for something that is not an emoji
+// (parley.ValidateEmoji), a deleted message, or a 21st different emoji
+// on the message (parley.MaxReactionKinds). Reactions do not wait in the
+// outbox: offline, React fails with EUNAVAILABLE.
+func (c *Client) React(ctx context.Context, conversationID, messageID, emoji string) ([]parley.Reaction, error) {
+	return c.react(ctx, protocol.React{ConversationID: conversationID, MessageID: messageID, Emoji: emoji})
+}
+
+// Unreact removes this user's reaction emoji from a message (nothing
+// happens when it has none) and returns the message's reactions.
+func (c *Client) Unreact(ctx context.Context, conversationID, messageID, emoji string) ([]parley.Reaction, error) {
+	return c.react(ctx, protocol.React{ConversationID: conversationID, MessageID: messageID, Emoji: emoji, Remove: true})
+}
+
+func (c *Client) react(ctx context.Context, req protocol.React) ([]parley.Reaction, error) {
+	if err := parley.ValidateEmoji(req.Emoji); err != nil {
+		return nil, err
+	}
+	var r protocol.ReactResult
+	err := c.call(ctx, protocol.OpReact, req, &r, true)
+	return r.Reactions, err
+}
+
 // MarkRead moves this user's read position in a conversation up to seq.
 // It is idempotent, so it is retried across a dropped link.
 func (c *Client) MarkRead(ctx context.Context, conversationID string, seq int64) (int64, error) {

@@ -170,6 +170,18 @@ func (s *chatState) apply(ev Event) {
 			}
 			listChanged = true
 		}
+	case MessageEdited:
+		views = s.views[e.Message.ConversationID]
+		if cv := s.convs[e.Message.ConversationID]; cv != nil && cv.LastMessage != nil && cv.LastMessage.ID == e.Message.ID {
+			// The list's last message follows its edit.
+			m := e.Message
+			cv.LastMessage = &m
+			listChanged = true
+		}
+	case ReactionAdded:
+		views = s.views[e.ConversationID]
+	case ReactionRemoved:
+		views = s.views[e.ConversationID]
 	case MessageRead:
 		views = s.views[e.ConversationID]
 		if e.UserID == me {
@@ -254,6 +266,10 @@ func (s *chatState) learnFromLocked(ev Event) {
 	case NewMessage:
 		s.learnLocked(e.Message.SenderID, e.Message.SenderName)
 	case MessageRead:
+		s.learnLocked(e.UserID, e.UserName)
+	case ReactionAdded:
+		s.learnLocked(e.UserID, e.UserName)
+	case ReactionRemoved:
 		s.learnLocked(e.UserID, e.UserName)
 	case ConversationUpdated:
 		s.learnLocked(e.UserID, e.UserName)

@@ -8,14 +8,15 @@ import (
 	"github.com/parleychat/parley/protocol"
 )
 
-// Event is something the app may show. The server's eight kinds arrive as
-// NewMessage, MessageRead, MessageDeleted, ConversationUpdated,
-// TypingStarted, TypingStopped, UserOnline and UserOffline; the SDK adds
+// Event is something the app may show. The server's eleven kinds arrive as
+// NewMessage, MessageRead, MessageDeleted, MessageEdited, ReactionAdded,
+// ReactionRemoved, ConversationUpdated, TypingStarted, TypingStopped,
+// UserOnline and UserOffline; the SDK adds
 // MessageStatusChanged (an outgoing message moved to Sent or Failed),
 // ConversationsChanged (the cached conversation list changed),
 // Resumed and Resynced. Receive them with Client.AddEventHandler.
 //
-// Durable events (the first four) carry Pos and reach handlers exactly
+// Durable events (the first seven) carry Pos and reach handlers exactly
 // once, in position order, across reconnects.
 type Event interface{ isEvent() }
 
@@ -44,6 +45,35 @@ type MessageDeleted struct {
 	UserID  string
 	At      time.Time
 }
+
+// MessageEdited carries a message whose sender edited its text (or an
+// image's caption): Message is the message as it is now (a replayed
+// event carries the latest text; a tombstone if deleted since). Its
+// Reactions are empty: keep the ones you hold (ConversationView does).
+type MessageEdited struct {
+	Pos     int64
+	Message parley.Message
+	UserID  string
+	At      time.Time
+}
+
+// ReactionAdded says UserID added Emoji to the message MessageID (Seq in
+// ConversationID), which now holds Count reactions with that emoji.
+type ReactionAdded struct {
+	Pos            int64
+	ConversationID string
+	MessageID      string
+	Seq            int64
+	UserID         string
+	UserName       string
+	Emoji          string
+	Count          int64
+	At             time.Time
+}
+
+// ReactionRemoved says UserID removed Emoji from the message; Count is
+// how many reactions with that emoji remain.
+type ReactionRemoved ReactionAdded
 
 // ConversationUpdated says a conversation was created, renamed or had
 // members added or removed. Conversation's viewer fields (UnreadCount,
@@ -187,6 +217,9 @@ func (ConversationsChanged) isEvent() {}
 func (NewMessage) isEvent()           {}
 func (MessageRead) isEvent()          {}
 func (MessageDeleted) isEvent()       {}
+func (MessageEdited) isEvent()        {}
+func (ReactionAdded) isEvent()        {}
+func (ReactionRemoved) isEvent()      {}
 func (ConversationUpdated) isEvent()  {}
 func (TypingStarted) isEvent()        {}
 func (TypingStopped) isEvent()        {}
@@ -212,6 +245,18 @@ func typedEvent(ev *parley.Event) Event {
 			return nil
 		}
 		return MessageDeleted{Pos: ev.Pos, Message: *ev.Message, UserID: ev.UserID, At: ev.At}
+	case parley.EventMessageEdited:
+		if ev.Message == nil {
+			return nil
+		}
+		return MessageEdited{Pos: ev.Pos, Message: *ev.Message, UserID: ev.UserID, At: ev.At}
+	case parley.EventReactionAdded, parley.EventReactionRemoved:
+		r := ReactionAdded{Pos: ev.Pos, ConversationID: ev.ConversationID, MessageID: ev.MessageID, Seq: ev.Seq,
+			UserID: ev.UserID, UserName: ev.UserName, Emoji: ev.Emoji, Count: ev.Count, At: ev.At}
+		if ev.Type == parley.EventReactionRemoved {
+			return ReactionRemoved(r)
+		}
+		return r
 	case parley.EventConversationUpdated:
 		if ev.Conversation == nil {
 			return nil

@@ -47,6 +47,11 @@ type Message struct {
 	text           string
 	createdAt      time.Time
 	image          []byte // the image's bytes until it is Sent (SendImage)
+	replyTo        string // the id of the message this one replies to (Reply)
+	// An edit (Edit, EditQueued) names its message by id or by the
+	// client id it was sent with; at most one is set, and neither for a
+	// send.
+	editOf, editOfClient string
 
 	mu           sync.Mutex
 	attachmentID string // set by the upload (guarded by mu: the pump writes it)
@@ -63,8 +68,21 @@ func (m *Message) ClientID() string { return m.clientID }
 // ConversationID is the conversation the message goes to.
 func (m *Message) ConversationID() string { return m.conversationID }
 
-// Text is the message text (an image's caption).
+// Text is the message text (an image's caption); for an edit, the new
+// text.
 func (m *Message) Text() string { return m.text }
+
+// ReplyTo is the id of the message this one replies to ("" for none).
+func (m *Message) ReplyTo() string { return m.replyTo }
+
+// IsEdit reports whether this outbox entry is an edit (Edit, EditQueued)
+// rather than a new message. Once Sent, Stored is the edited message.
+func (m *Message) IsEdit() bool { return m.editOf != "" || m.editOfClient != "" }
+
+// EditOf returns the message an edit changes: its id, or (for
+// EditQueued) the client id of the message as it was sent. Both are ""
+// for a send.
+func (m *Message) EditOf() (messageID, messageClientID string) { return m.editOf, m.editOfClient }
 
 // Type is the message type: parley.Text or parley.Image.
 func (m *Message) Type() parley.MessageType { return m.typ }
@@ -105,12 +123,17 @@ func (m *Message) Err() error {
 }
 
 // Stored returns the message as the server stored it (id, seq, timestamp)
-// once Sent; before that, an optimistic copy with only the client's fields.
+// once Sent; before that, an optimistic copy with only the client's fields
+// (for an edit: the edited message's id or client id and the new text).
 func (m *Message) Stored() parley.Message {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.status == Sent {
 		return m.stored
+	}
+	if m.IsEdit() {
+		// The message being edited, as far as the edit knows it.
+		return parley.Message{ID: m.editOf, ConversationID: m.conversationID, ClientID: m.editOfClient, Type: m.typ, Text: m.text}
 	}
 	return parley.Message{ConversationID: m.conversationID, ClientID: m.clientID, Type: m.typ, Text: m.text, CreatedAt: m.createdAt}
 }
@@ -166,16 +189,79 @@ func (c *Client) Send(ctx context.Context, conversationID, text string) (*Messag
 	if conversationID == "" {
 		return nil, parley.Errorf(parley.EINVALID, "conversation id is required")
 	}
-	if !utf8.ValidString(text) {
-		return nil, parley.Errorf(parley.EINVALID, "text is not valid UTF-8")
-	}
-	if strings.TrimSpace(text) == "" {
-		return nil, parley.Errorf(parley.EINVALID, "text is required")
-	}
-	if n := utf8.RuneCountInString(text); n > parley.MaxTextRunes {
-		return nil, parley.Errorf(parley.EINVALID, "text is %d characters; the most is %d", n, parley.MaxTextRunes)
+	if err := checkText(text, true); err != nil {
+		return nil, err
 	}
 	return c.queue(ctx, &Message{conversationID: conversationID, typ: parley.Text, text: text})
+}
+
+// Reply is Send for a message that replies to the message replyToID of
+// the same conversation: the stored message carries a quote of it
+// (parley.Message.ReplyTo). The server refuses it (Failed, EINVALID) when
+// replyToID names no message of the conversation or a deleted one.
+func (c *Client) Reply(ctx context.Context, conversationID, replyToID, text string) (*Message, error) {
+	if replyToID == "" {
+		return nil, parley.Errorf(parley.EINVALID, "the id of the message replied to is required")
+	}
+	if err := checkText(text, true); err != nil {
+		return nil, err
+	}
+	if conversationID == "" {
+		return nil, parley.Errorf(parley.EINVALID, "conversation id is required")
+	}
+	return c.queue(ctx, &Message{conversationID: conversationID, typ: parley.Text, text: text, replyTo: replyToID})
+}
+
+// Edit queues an edit of this user's stored message messageID: its new
+// text (an image's caption, which may be empty; parley.MessageType says
+// which, and the server checks). Edits wait in the outbox with the sends
+// and go out in the order they were made, across reconnects and (with
+// WithOutboxFile) restarts; each has its own client id, so the server
+// applies it once however often it is sent. The returned entry moves to
+// Sent (Stored is the edited message) or Failed (EFORBIDDEN for another's
+// message, EINVALID for a deleted one). It fails at once as Send does.
+func (c *Client) Edit(ctx context.Context, conversationID, messageID, text string) (*Message, error) {
+	if messageID == "" {
+		return nil, parley.Errorf(parley.EINVALID, "message id is required")
+	}
+	return c.edit(ctx, &Message{conversationID: conversationID, typ: parley.Text, text: text, editOf: messageID})
+}
+
+// EditQueued queues an edit of m, a message this client sent (from Send,
+// Reply or Pending), whether or not the server has stored it yet: the
+// edit names it by its client id and the outbox sends it after m. Use it
+// to edit a message still Sending (the server stores the message, then
+// applies the edit); once m is Sent, Edit with m.Stored().ID is the same.
+func (c *Client) EditQueued(ctx context.Context, m *Message, text string) (*Message, error) {
+	if m == nil || m.IsEdit() {
+		return nil, parley.Errorf(parley.EINVALID, "only a message can be edited")
+	}
+	return c.edit(ctx, &Message{conversationID: m.conversationID, typ: m.typ, text: text, editOfClient: m.clientID})
+}
+
+func (c *Client) edit(ctx context.Context, m *Message) (*Message, error) {
+	if m.conversationID == "" {
+		return nil, parley.Errorf(parley.EINVALID, "conversation id is required")
+	}
+	// A text's rule; a caption may be empty, which the server tells apart.
+	if err := checkText(m.text, false); err != nil {
+		return nil, err
+	}
+	return c.queue(ctx, m)
+}
+
+// checkText is a text's rule (required: not blank) before it is queued.
+func checkText(text string, required bool) error {
+	if !utf8.ValidString(text) {
+		return parley.Errorf(parley.EINVALID, "text is not valid UTF-8")
+	}
+	if required && strings.TrimSpace(text) == "" {
+		return parley.Errorf(parley.EINVALID, "text is required")
+	}
+	if n := utf8.RuneCountInString(text); n > parley.MaxTextRunes {
+		return parley.Errorf(parley.EINVALID, "text is %d characters; the most is %d", n, parley.MaxTextRunes)
+	}
+	return nil
 }
 
 // queue gives m a client id and puts it in the outbox (Send and SendImage
@@ -296,13 +382,21 @@ func newOutbox(c *Client, limit int, file string) (*outbox, error) {
 		text TEXT NOT NULL,
 		attachment_id TEXT NOT NULL,
 		created_at INTEGER NOT NULL,
-		image BLOB)`); err != nil {
+		image BLOB,
+		reply_to TEXT NOT NULL DEFAULT '',
+		edit_of TEXT NOT NULL DEFAULT '',
+		edit_of_client TEXT NOT NULL DEFAULT '')`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
 	}
-	// Files from before images: add the column (an error says it is there).
-	_, _ = db.ExecContext(ctx, `ALTER TABLE outbox ADD COLUMN image BLOB`)
-	rows, err := db.QueryContext(ctx, `SELECT client_id, conversation_id, type, text, attachment_id, created_at, image FROM outbox ORDER BY seq`)
+	// Files from before images, replies and edits: add the columns (an
+	// error says one is there).
+	for _, col := range []string{`image BLOB`, `reply_to TEXT NOT NULL DEFAULT ''`,
+		`edit_of TEXT NOT NULL DEFAULT ''`, `edit_of_client TEXT NOT NULL DEFAULT ''`} {
+		_, _ = db.ExecContext(ctx, `ALTER TABLE outbox ADD COLUMN `+col)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT client_id, conversation_id, type, text, attachment_id, created_at, image,
+		reply_to, edit_of, edit_of_client FROM outbox ORDER BY seq`)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
@@ -312,7 +406,8 @@ func newOutbox(c *Client, limit int, file string) (*outbox, error) {
 		m := &Message{done: make(chan struct{})}
 		var typ string
 		var at int64
-		if err := rows.Scan(&m.clientID, &m.conversationID, &typ, &m.text, &m.attachmentID, &at, &m.image); err != nil {
+		if err := rows.Scan(&m.clientID, &m.conversationID, &typ, &m.text, &m.attachmentID, &at, &m.image,
+			&m.replyTo, &m.editOf, &m.editOfClient); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
 		}
@@ -337,8 +432,10 @@ func (o *outbox) add(ctx context.Context, m *Message) error {
 	if o.db != nil {
 		// Written before Send returns, under o.mu so file order is send
 		// order.
-		_, err := o.db.ExecContext(ctx, `INSERT OR REPLACE INTO outbox (client_id, conversation_id, type, text, attachment_id, created_at, image) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			m.clientID, m.conversationID, string(m.typ), m.text, m.attachment(), m.createdAt.UnixMicro(), m.image)
+		_, err := o.db.ExecContext(ctx, `INSERT OR REPLACE INTO outbox (client_id, conversation_id, type, text, attachment_id, created_at, image,
+			reply_to, edit_of, edit_of_client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			m.clientID, m.conversationID, string(m.typ), m.text, m.attachment(), m.createdAt.UnixMicro(), m.image,
+			m.replyTo, m.editOf, m.editOfClient)
 		if err != nil {
 			return fmt.Errorf("client: outbox file: %w", err)
 		}
@@ -403,7 +500,7 @@ func (o *outbox) onEvent(ev Event) {
 	o.mu.Lock()
 	m := o.byID[nm.Message.ClientID]
 	o.mu.Unlock()
-	if m != nil && m.conversationID == nm.Message.ConversationID && nm.Message.SenderID == o.c.User().ID {
+	if m != nil && !m.IsEdit() && m.conversationID == nm.Message.ConversationID && nm.Message.SenderID == o.c.User().ID {
 		o.finish(m, nm.Message, nil)
 	}
 }
@@ -444,7 +541,7 @@ func (o *outbox) serve(ctx context.Context, window int) bool {
 			if m == nil {
 				break
 			}
-			if m.typ == parley.Image && m.attachment() == "" {
+			if m.typ == parley.Image && m.attachment() == "" && !m.IsEdit() {
 				// Upload first; later messages wait behind it, so order
 				// holds. A failed upload fails the message; a lost link
 				// retries it (the client id is fixed, so still one
@@ -461,10 +558,8 @@ func (o *outbox) serve(ctx context.Context, window int) bool {
 					continue
 				}
 			}
-			ch, err := o.c.startRequest(ctx, protocol.OpSend, protocol.Send{
-				ConversationID: m.conversationID, ClientID: m.clientID, Type: m.typ,
-				Text: m.text, AttachmentID: m.attachment(),
-			})
+			op, req := m.request()
+			ch, err := o.c.startRequest(ctx, op, req)
 			if ctx.Err() != nil {
 				return false
 			}
@@ -548,6 +643,16 @@ func (o *outbox) serve(ctx context.Context, window int) bool {
 			o.finish(m, parley.Message{}, r.err)
 		}
 	}
+}
+
+// request is the op that sends m: a send, or an edit.
+func (m *Message) request() (string, any) {
+	if m.IsEdit() {
+		return protocol.OpEdit, protocol.Edit{ConversationID: m.conversationID, MessageID: m.editOf,
+			MessageClientID: m.editOfClient, ClientID: m.clientID, Text: m.text}
+	}
+	return protocol.OpSend, protocol.Send{ConversationID: m.conversationID, ClientID: m.clientID, Type: m.typ,
+		Text: m.text, AttachmentID: m.attachment(), ReplyTo: m.replyTo}
 }
 
 // next returns the oldest message still Sending and not in sent.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 
@@ -11,7 +12,8 @@ import (
 
 // ConversationView is the history of one conversation as an app shows it:
 // the newest page first, older pages with LoadMore, and live events (new
-// messages, deletes) applied as they come, so the app never sees a message
+// messages, deletes, edits and reactions, the quotes of replies following
+// their parent's edit or delete) applied as they come, so the app never sees a message
 // twice or a gap between a loaded page and live events. Messages are
 // ordered by Seq and contiguous from the oldest loaded to the newest.
 //
@@ -190,6 +192,16 @@ func (v *ConversationView) applyLocked(ev Event) bool {
 		m = e.Message
 	case MessageDeleted:
 		m = e.Message
+		v.requoteLocked(m)
+	case MessageEdited:
+		v.editLocked(e.Message)
+		return true
+	case ReactionAdded:
+		v.reactLocked(e, true)
+		return true
+	case ReactionRemoved:
+		v.reactLocked(ReactionAdded(e), false)
+		return true
 	default:
 		return true
 	}
@@ -204,6 +216,10 @@ func (v *ConversationView) applyLocked(ev Event) bool {
 		i := sort.Search(len(v.msgs), func(i int) bool { return v.msgs[i].Seq >= m.Seq })
 		if i < len(v.msgs) && v.msgs[i].Seq == m.Seq {
 			if m.Deleted || !v.msgs[i].Deleted {
+				if !m.Deleted && m.Reactions == nil {
+					// Events carry no reactions: keep the page's.
+					m.Reactions = v.msgs[i].Reactions
+				}
 				v.msgs[i] = m
 			}
 		}
@@ -215,6 +231,87 @@ func (v *ConversationView) applyLocked(ev Event) bool {
 	buf := v.buf
 	v.buf = append([]Event{ev}, buf...)
 	return false
+}
+
+// indexLocked returns the index of the loaded message with seq, or -1.
+func (v *ConversationView) indexLocked(seq int64) int {
+	i := sort.Search(len(v.msgs), func(i int) bool { return v.msgs[i].Seq >= seq })
+	if i < len(v.msgs) && v.msgs[i].Seq == seq {
+		return i
+	}
+	return -1
+}
+
+// editLocked applies an edit to the loaded message (an edit of one not
+// loaded yet needs nothing: its page will hold the current text), and
+// to the quotes of it in loaded replies.
+func (v *ConversationView) editLocked(m parley.Message) {
+	if i := v.indexLocked(m.Seq); i >= 0 && v.msgs[i].ID == m.ID && !v.msgs[i].Deleted {
+		x := &v.msgs[i]
+		if m.Deleted {
+			*x = m
+		} else {
+			x.Text, x.EditedAt, x.Attachment = m.Text, m.EditedAt, m.Attachment
+		}
+	}
+	v.requoteLocked(m)
+}
+
+// requoteLocked updates the quotes of m in loaded replies to m as it is
+// now (the server reads quotes when it reads a reply; a client follows
+// the parent's events).
+func (v *ConversationView) requoteLocked(m parley.Message) {
+	for i := range v.msgs {
+		q := v.msgs[i].ReplyTo
+		if q == nil || q.MessageID != m.ID {
+			continue
+		}
+		nq := *q
+		nq.Deleted = m.Deleted
+		nq.Text = ""
+		if !m.Deleted {
+			nq.Text = QuoteText(m.Text)
+		}
+		v.msgs[i].ReplyTo = &nq
+	}
+}
+
+// QuoteText is the part of a message's text a reply's quote carries: its
+// first parley.QuoteRunes code points.
+func QuoteText(text string) string {
+	n := 0
+	for i := range text {
+		if n == parley.QuoteRunes {
+			return text[:i]
+		}
+		n++
+	}
+	return text
+}
+
+// reactLocked sets an emoji's count on the loaded message from a
+// reaction event (a state, so a page read after the event is unchanged).
+func (v *ConversationView) reactLocked(e ReactionAdded, added bool) {
+	i := v.indexLocked(e.Seq)
+	if i < 0 || v.msgs[i].ID != e.MessageID {
+		return
+	}
+	me := e.UserID == v.c.User().ID
+	rs := slices.Clone(v.msgs[i].Reactions)
+	j := slices.IndexFunc(rs, func(r parley.Reaction) bool { return r.Emoji == e.Emoji })
+	switch {
+	case e.Count <= 0 && j >= 0:
+		rs = slices.Delete(rs, j, j+1)
+	case e.Count <= 0:
+	case j >= 0:
+		rs[j].Count = e.Count
+		if me {
+			rs[j].Me = added
+		}
+	default:
+		rs = append(rs, parley.Reaction{Emoji: e.Emoji, Count: e.Count, Me: me && added})
+	}
+	v.msgs[i].Reactions = rs
 }
 
 // startSyncLocked fetches the messages after the newest loaded one in the

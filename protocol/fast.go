@@ -62,7 +62,7 @@ func decodeSendSlow(data json.RawMessage) (Send, error) {
 
 // decodeSendFast parses the plain form of a send's data (see above).
 func decodeSendFast(b []byte, s *Send) bool {
-	var seen [5]bool
+	var seen [6]bool
 	return plainObject(b, seen[:], func(key []byte, p int) (int, int, bool) {
 		v, q, ok := plainString(b, p)
 		if !ok {
@@ -84,6 +84,9 @@ func decodeSendFast(b []byte, s *Send) bool {
 		case "attachment_id":
 			s.AttachmentID = string(v)
 			return q, 4, true
+		case "reply_to":
+			s.ReplyTo = string(v)
+			return q, 5, true
 		}
 		return 0, 0, false
 	})

@@ -50,6 +50,8 @@ const (
 	OpCreateGroup        = "create_group"
 	OpUpdateConversation = "update_conversation"
 	OpPresence           = "presence"
+	OpEdit               = "edit"
+	OpReact              = "react"
 )
 
 // Server frame types.
@@ -134,6 +136,36 @@ type Send struct {
 	Type           parley.MessageType `json:"type,omitempty"` // default "text"
 	Text           string             `json:"text,omitempty"`
 	AttachmentID   string             `json:"attachment_id,omitempty"`
+	// ReplyTo names the message this one replies to (same conversation).
+	ReplyTo string `json:"reply_to,omitempty"`
+}
+
+// Edit replaces the text of one's own message (OpEdit). The message is
+// named by MessageID or by MessageClientID, the client id it was sent
+// with; ClientID is the edit's own id, which makes it idempotent. The
+// reply's data is the message as edited.
+type Edit struct {
+	ConversationID  string `json:"conversation_id"`
+	MessageID       string `json:"message_id,omitempty"`
+	MessageClientID string `json:"message_client_id,omitempty"`
+	ClientID        string `json:"client_id"`
+	Text            string `json:"text"`
+}
+
+// React adds an emoji reaction to a message, or removes it with Remove
+// (OpReact). The reply's data is a ReactResult.
+type React struct {
+	ConversationID string `json:"conversation_id"`
+	MessageID      string `json:"message_id"`
+	Emoji          string `json:"emoji"`
+	Remove         bool   `json:"remove,omitempty"`
+}
+
+// ReactResult is the reply to OpReact: the message's reactions as the
+// caller sees them now.
+type ReactResult struct {
+	MessageID string            `json:"message_id"`
+	Reactions []parley.Reaction `json:"reactions"`
 }
 
 // History asks for a page of messages (OpHistory). The reply's data is a
@@ -358,7 +390,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	case "":
 		return r, parley.Errorf(parley.EINVALID, "op is required")
 	case OpHello, OpPing, OpSend, OpHistory, OpDelete, OpRead, OpTyping, OpConversations,
-		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence:
+		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpEdit, OpReact:
 		return r, nil
 	}
 	return r, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", r.Op)

@@ -75,6 +75,9 @@ func FuzzFastPaths(f *testing.F) {
 		`{"op":"send","data":{"conversation_id":"c","nested":{"a":[1,"}"]}}}`,
 		`{"op":"send","data":{"text":"x","text":"y"}}`,
 		`{"op":"send","data":{}}`,
+		`{"conversation_id":"c","client_id":"x","text":"re","reply_to":"m1"}`,
+		`{"reply_to":"m1","reply_to":"m2"}`,
+		`{"reply_to":5}`,
 		`{}`,
 	} {
 		f.Add([]byte(s))

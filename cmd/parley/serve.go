@@ -85,6 +85,8 @@ type ServeCmd struct {
 	ReadMarkBurst               int     `default:"50" env:"PARLEY_READ_MARK_BURST" help:"Read mark burst per user."`
 	DeletesPerSecond            float64 `default:"5" env:"PARLEY_DELETES_PER_SECOND" help:"Message deletes per second per user (negative: no limit)."`
 	DeleteBurst                 int     `default:"50" env:"PARLEY_DELETE_BURST" help:"Delete burst per user."`
+	ReactionsPerSecond          float64 `default:"5" env:"PARLEY_REACTIONS_PER_SECOND" help:"Reactions added or removed per second per user (negative: no limit)."`
+	ReactionBurst               int     `default:"30" env:"PARLEY_REACTION_BURST" help:"Reaction burst per user."`
 	ConnectionsPerUser          int     `default:"20" env:"PARLEY_CONNECTIONS_PER_USER" help:"WebSocket connections per user on this node; one more closes the user's oldest with 4103 (negative: no cap)."`
 
 	Registration     string        `default:"open" enum:"open,closed" env:"PARLEY_REGISTRATION" help:"Who may register: open (anyone) or closed (register answers forbidden; parley user create and integrator tokens still work)."`
@@ -225,6 +227,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			ConversationWritesPerSecond: c.ConversationWritesPerSecond, ConversationWriteBurst: c.ConversationWriteBurst,
 			ReadMarksPerSecond: c.ReadMarksPerSecond, ReadMarkBurst: c.ReadMarkBurst,
 			DeletesPerSecond: c.DeletesPerSecond, DeleteBurst: c.DeleteBurst,
+			ReactionsPerSecond: c.ReactionsPerSecond, ReactionBurst: c.ReactionBurst,
 			ConnectionsPerUser: c.ConnectionsPerUser,
 		},
 		Accounts: server.AccountLimits{

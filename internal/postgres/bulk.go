@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"slices"
 	"time"
 
@@ -72,11 +73,11 @@ const qSendCheck = `SELECT
 	LEFT JOIN attachments att ON att.id = $4 AND att.owner_id = $2`
 
 // qSendWrite is qBulkSendWrite for one send: it stores the message
-// ($1..$9) and its event ($10 pos), moves the conversation and the
+// ($1..$9, $11 the parent) and its event ($10 pos), moves the conversation and the
 // sender's read position to it, and returns the audience.
 const qSendWrite = `WITH msg AS (
-		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11)
 	), conv AS (
 		UPDATE conversations SET last_seq = $3, last_activity_at = $9 WHERE id = $2
 	), rd AS (
@@ -89,7 +90,7 @@ const qSendWrite = `WITH msg AS (
 	SELECT COALESCE(array_agg(user_id ORDER BY joined_pos, user_id), '{}') FROM members
 	WHERE conversation_id = $2 AND left_pos IS NULL`
 
-// qBulkSendWrite stores the messages ($1..$9, one array element each) and
+// qBulkSendWrite stores the messages ($1..$9 and $17 the parents, one array element each) and
 // their events ($10 positions), moves each conversation's counters ($11..
 // $13) and each sender's read position ($14..$16; the sender has
 // written: members.wrote, see qContacts), and returns each
@@ -97,8 +98,8 @@ const qSendWrite = `WITH msg AS (
 // share a snapshot, so the members are read as they were before it, which
 // the writes do not change.
 const qBulkSendWrite = `WITH msg AS (
-		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $17::text[])
 	), ev AS (
 		INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
 		SELECT e.pos, e.conv, 'newMessage', e.actor, e.mid, '{}', e.at
@@ -178,6 +179,18 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			so.err = err
 			continue
 		}
+		// A reply reads its parent: one more round trip, for replies only.
+		quote, err := sqlstore.ReplyRule(dialect{}, nm, func() sqlstore.Row {
+			return w.queryRow(bg, sqlstore.QReplyParent, nm.ReplyTo, nm.ConversationID)
+		})
+		var pe *parley.Error
+		switch {
+		case errors.As(err, &pe):
+			so.err = err
+			continue
+		case err != nil:
+			return err
+		}
 		if _, ok := lastSeq[nm.ConversationID]; !ok {
 			lastSeq[nm.ConversationID] = c.last
 		}
@@ -189,7 +202,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		so.msg = parley.Message{
 			ID: sqlstore.NewID(), ConversationID: nm.ConversationID, Seq: seq,
 			SenderID: nm.SenderID, SenderName: c.name, ClientID: nm.ClientID,
-			Type: nm.Type, Text: nm.Text, CreatedAt: now,
+			Type: nm.Type, Text: nm.Text, CreatedAt: now, ReplyTo: quote,
 		}
 		if nm.Type == parley.Image {
 			so.msg.Attachment = &parley.Attachment{ID: nm.AttachmentID, ContentType: c.attType.String,
@@ -208,7 +221,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		so := pending[0]
 		m := &so.msg
 		err := w.queryRow(bg, qSendWrite, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID,
-			string(m.Type), m.Text, attachmentArg(m), m.CreatedAt, so.events[0].Pos).Scan(&so.events[0].Audience)
+			string(m.Type), m.Text, attachmentArg(m), m.CreatedAt, so.events[0].Pos, sqlstore.ReplyArg(m)).Scan(&so.events[0].Audience)
 		if err != nil {
 			return err
 		}
@@ -217,13 +230,13 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		var (
 			mIDs, mConvs, mSenders, mClients, mTypes, mTexts = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 			mSeqs, mPos                                      = make([]int64, n), make([]int64, n)
-			mAtts                                            = make([]*string, n)
+			mAtts, mReplies                                  = make([]*string, n), make([]*string, n)
 			mAts                                             = make([]time.Time, n)
 		)
 		for j, so := range pending {
 			m := &so.msg
 			mIDs[j], mConvs[j], mSenders[j], mClients[j], mTypes[j], mTexts[j] = m.ID, m.ConversationID, m.SenderID, m.ClientID, string(m.Type), m.Text
-			mSeqs[j], mPos[j], mAtts[j], mAts[j] = m.Seq, so.events[0].Pos, attachmentArg(m), m.CreatedAt
+			mSeqs[j], mPos[j], mAtts[j], mAts[j], mReplies[j] = m.Seq, so.events[0].Pos, attachmentArg(m), m.CreatedAt, sqlstore.ReplyArg(m)
 		}
 		cIDs, cSeqs, cAts := make([]string, 0, len(lastSeq)), make([]int64, 0, len(lastSeq)), make([]time.Time, 0, len(lastSeq))
 		for id, seq := range lastSeq {
@@ -234,7 +247,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			rConvs, rUsers, rSeqs = append(rConvs, k.conv), append(rUsers, k.user), append(rSeqs, seq)
 		}
 		rows, err := w.query(bg, qBulkSendWrite, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
-			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs)
+			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs, mReplies)
 		if err != nil {
 			return err
 		}

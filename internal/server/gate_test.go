@@ -52,3 +52,33 @@ func TestSendGateKeepsOrder(t *testing.T) {
 		t.Fatalf("stored %v, want [one two three four]", got)
 	}
 }
+
+// TestSendGateHoldsEdits: an edit refused by the messages limit closes
+// the gate for sends, and a refused send closes it for edits, so a
+// client's sends and edits are applied in the order it sent them.
+func TestSendGateHoldsEdits(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Unlimited()
+		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 1, 2
+	}))
+	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	srv.Token(t, "bob", "Bob")
+	var conv parley.Conversation
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	m := a.send(conv.ID, "c1", "one")
+	a.do(protocol.OpEdit, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "e1", Text: "ONE"}, nil)
+	f := a.call(protocol.OpEdit, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "e2", Text: "ONE!"})
+	if f.Type != protocol.TypeError || f.Error.Code != parley.ERATELIMITED {
+		t.Fatalf("third write: %s %+v, want rate_limited", f.Type, f.Error)
+	}
+	// A refill (a precondition, not a timed assertion, as above).
+	time.Sleep(time.Duration(f.Error.RetryAfterMS)*time.Millisecond + 100*time.Millisecond)
+	if code := a.fail(protocol.OpSend, protocol.Send{ConversationID: conv.ID, ClientID: "c2", Text: "two"}); code != parley.ERATELIMITED {
+		t.Fatalf("a send behind the refused edit: %s, want rate_limited", code)
+	}
+	var got parley.Message
+	a.do(protocol.OpEdit, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "e2", Text: "ONE!"}, &got)
+	if got.Text != "ONE!" {
+		t.Fatalf("the refused edit, resent: %q", got.Text)
+	}
+}

@@ -65,6 +65,9 @@ func (s *Server) routes() *routeMux {
 	mux.HandleFunc("GET /v1/conversations/{id}/messages", s.authed(s.handleHistory))
 	mux.HandleFunc("POST /v1/conversations/{id}/messages", s.authed(s.handleSend))
 	mux.HandleFunc("DELETE /v1/conversations/{id}/messages/{mid}", s.authed(s.handleDelete))
+	mux.HandleFunc("PATCH /v1/conversations/{id}/messages/{mid}", s.authed(s.handleEdit))
+	mux.HandleFunc("PUT /v1/conversations/{id}/messages/{mid}/reactions/{emoji}", s.authed(s.handleReact(false)))
+	mux.HandleFunc("DELETE /v1/conversations/{id}/messages/{mid}/reactions/{emoji}", s.authed(s.handleReact(true)))
 	mux.HandleFunc("POST /v1/conversations/{id}/read", s.authed(s.handleRead))
 	mux.HandleFunc("POST /v1/conversations/{id}/typing", s.authed(s.handleTyping))
 	mux.HandleFunc("GET /v1/events", s.authed(s.handleEvents))
@@ -318,6 +321,27 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, u parley.U
 	v, err := s.svc.deleteMessage(r.Context(), u, protocol.Delete{
 		ConversationID: r.PathValue("id"), MessageID: r.PathValue("mid")})
 	s.reply(w, http.StatusOK, v, err)
+}
+
+func (s *Server) handleEdit(w http.ResponseWriter, r *http.Request, u parley.User) {
+	var d protocol.Edit
+	if err := decodeBody(w, r, &d); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	d.ConversationID, d.MessageID, d.MessageClientID = r.PathValue("id"), r.PathValue("mid"), ""
+	v, err := s.svc.edit(r.Context(), u, clientIP(r), d)
+	s.reply(w, http.StatusOK, v, err)
+}
+
+// handleReact adds (PUT) or removes (DELETE) the caller's reaction named
+// by the path's last segment, the emoji percent-encoded.
+func (s *Server) handleReact(remove bool) func(http.ResponseWriter, *http.Request, parley.User) {
+	return func(w http.ResponseWriter, r *http.Request, u parley.User) {
+		v, err := s.svc.react(r.Context(), u, protocol.React{ConversationID: r.PathValue("id"),
+			MessageID: r.PathValue("mid"), Emoji: r.PathValue("emoji"), Remove: remove})
+		s.reply(w, http.StatusOK, v, err)
+	}
 }
 
 func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, u parley.User) {

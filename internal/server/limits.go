@@ -77,6 +77,12 @@ type Limits struct {
 	// (default 5/s, burst 50).
 	DeletesPerSecond float64
 	DeleteBurst      int
+	// ReactionsPerSecond and ReactionBurst limit reactions added or
+	// removed per user (default 5/s, burst 30). Edits take from the
+	// messages limits (MessagesPerSecond, IPMessagesPerSecond) as sends
+	// do, and keep their order with them (the send gate).
+	ReactionsPerSecond float64
+	ReactionBurst      int
 
 	// ConnectionsPerUser caps one user's WebSocket connections on this
 	// node (default 20; negative: no cap). When a connection's hello
@@ -116,6 +122,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.ConversationWritesPerSecond, &l.ConversationWriteBurst, 2, 20)
 	def(&l.ReadMarksPerSecond, &l.ReadMarkBurst, 10, 50)
 	def(&l.DeletesPerSecond, &l.DeleteBurst, 5, 50)
+	def(&l.ReactionsPerSecond, &l.ReactionBurst, 5, 30)
 	if l.ConnectionsPerUser == 0 {
 		l.ConnectionsPerUser = DefaultConnectionsPerUser
 	}
@@ -133,7 +140,7 @@ func Unlimited() Limits {
 		MessagesPerSecond: -1, IPMessagesPerSecond: -1, TypingPerSecond: -1,
 		PresencePerSecond: -1, ConnectsPerSecond: -1,
 		ReadsPerSecond: -1, ConversationWritesPerSecond: -1, ReadMarksPerSecond: -1,
-		DeletesPerSecond: -1,
+		DeletesPerSecond: -1, ReactionsPerSecond: -1,
 	}
 }
 
@@ -217,7 +224,7 @@ func (s *limiterSet) sweep(idle time.Duration) {
 type limiters struct {
 	messages, ipMessages, typing, presence, connects *limiterSet
 	// Per user, one family each (see Limits).
-	reads, conversationWrites, readMarks, deletes *limiterSet
+	reads, conversationWrites, readMarks, deletes, reactions *limiterSet
 }
 
 func newLimiters(l Limits, hit func(string)) *limiters {
@@ -231,12 +238,13 @@ func newLimiters(l Limits, hit func(string)) *limiters {
 		conversationWrites: newLimiterSet("conversation_writes", l.ConversationWritesPerSecond, l.ConversationWriteBurst, hit),
 		readMarks:          newLimiterSet("read_marks", l.ReadMarksPerSecond, l.ReadMarkBurst, hit),
 		deletes:            newLimiterSet("deletes", l.DeletesPerSecond, l.DeleteBurst, hit),
+		reactions:          newLimiterSet("reactions", l.ReactionsPerSecond, l.ReactionBurst, hit),
 	}
 }
 
 func (l *limiters) sweep(idle time.Duration) {
 	for _, s := range []*limiterSet{l.messages, l.ipMessages, l.typing, l.presence, l.connects,
-		l.reads, l.conversationWrites, l.readMarks, l.deletes} {
+		l.reads, l.conversationWrites, l.readMarks, l.deletes, l.reactions} {
 		s.sweep(idle)
 	}
 }

@@ -222,6 +222,28 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		return svc.updateConversation(ctx, u, d)
 	case protocol.OpPresence:
 		return svc.presence(ctx, u)
+	case protocol.OpEdit:
+		d, err := decode[protocol.Edit](req)
+		if err != nil {
+			return nil, err
+		}
+		// An edit passes the send gate as a send does, so a client's
+		// edits and sends keep their order when a rate limit refuses one.
+		now := time.Now()
+		if c.gate != nil {
+			if err := c.gate.admit(d.ClientID, now); err != nil {
+				return nil, err
+			}
+		}
+		m, err := svc.edit(ctx, u, c.ip, d)
+		c.gate = c.gate.refused(d.ClientID, now, err)
+		return m, err
+	case protocol.OpReact:
+		d, err := decode[protocol.React](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.react(ctx, u, d)
 	}
 	return nil, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", req.Op)
 }

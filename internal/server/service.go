@@ -203,7 +203,7 @@ func (s *service) send(ctx context.Context, u parley.User, ip string, d protocol
 func (s *service) checkSend(u parley.User, ip string, d protocol.Send) (parley.NewMessage, error) {
 	nm := parley.NewMessage{
 		ConversationID: d.ConversationID, SenderID: u.ID, ClientID: d.ClientID,
-		Type: d.Type, Text: d.Text, AttachmentID: d.AttachmentID,
+		Type: d.Type, Text: d.Text, AttachmentID: d.AttachmentID, ReplyTo: d.ReplyTo,
 	}
 	if nm.Type == "" {
 		nm.Type = parley.Text
@@ -373,6 +373,52 @@ func (s *service) deleteMessage(ctx context.Context, u parley.User, d protocol.D
 	}
 	s.publish(ctx, evs)
 	return m, nil
+}
+
+// edit changes the text of u's message. It takes from the messages
+// limits, as a send does: an edit is a write every member receives.
+func (s *service) edit(ctx context.Context, u parley.User, ip string, d protocol.Edit) (parley.Message, error) {
+	ed := parley.MessageEdit{UserID: u.ID, ConversationID: d.ConversationID, MessageID: d.MessageID,
+		MessageClientID: d.MessageClientID, ClientID: d.ClientID, Text: d.Text}
+	// Checked first so bad input does not use up the limits (the store
+	// checks again).
+	if err := ed.Validate(); err != nil {
+		return parley.Message{}, err
+	}
+	if err := s.limits.messages.check(u.ID); err != nil {
+		return parley.Message{}, err
+	}
+	if err := s.limits.ipMessages.check(ip); err != nil {
+		return parley.Message{}, err
+	}
+	m, evs, err := s.store.EditMessage(ctx, ed)
+	if err != nil {
+		return parley.Message{}, err
+	}
+	s.publish(ctx, evs)
+	return *messageURLs(&m), nil
+}
+
+// react adds or removes u's reaction on a message.
+func (s *service) react(ctx context.Context, u parley.User, d protocol.React) (protocol.ReactResult, error) {
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return protocol.ReactResult{}, err
+	}
+	if err := required("message_id", d.MessageID); err != nil {
+		return protocol.ReactResult{}, err
+	}
+	if err := parley.ValidateEmoji(d.Emoji); err != nil {
+		return protocol.ReactResult{}, err
+	}
+	if err := s.limits.reactions.check(u.ID); err != nil {
+		return protocol.ReactResult{}, err
+	}
+	rs, evs, err := s.store.React(ctx, u.ID, d.ConversationID, d.MessageID, d.Emoji, !d.Remove)
+	if err != nil {
+		return protocol.ReactResult{}, err
+	}
+	s.publish(ctx, evs)
+	return protocol.ReactResult{MessageID: d.MessageID, Reactions: nonNil(rs)}, nil
 }
 
 func (s *service) read(ctx context.Context, u parley.User, d protocol.Read) (protocol.ReadResult, error) {

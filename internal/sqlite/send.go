@@ -98,6 +98,12 @@ func (so *sendOp) run(w *writeTx, nm parley.NewMessage, key [2]string) error {
 		}
 		msg.Attachment, attachment = &a, nm.AttachmentID
 	}
+	msg.ReplyTo, err = sqlstore.ReplyRule(dialect{}, nm, func() sqlstore.Row {
+		return w.queryRow(sqlstore.QReplyParent, nm.ReplyTo, nm.ConversationID)
+	})
+	if err != nil {
+		return err
+	}
 	// Nothing fails from here on: the send takes its position and
 	// leaves its rows to the batch.
 	e := parley.Event{

@@ -28,15 +28,30 @@ type (
 	}
 )
 
-// messageCols selects a message with its sender's name and its attachment.
-// Every column is nullable so the same scan serves the LEFT JOIN of events.
+// messageCols selects a message with its sender's name, its attachment
+// and the quote of the message it replies to (p, its sender pu), read
+// now: a quote follows its parent's edits and delete. Every column is
+// nullable so the same scan serves the LEFT JOIN of events.
 const messageCols = `m.id, m.conversation_id, m.seq, m.sender_id, su.name, m.client_id, m.type,
 	m.text, m.created_at, m.deleted_at,
-	a.id, a.content_type, a.size, a.width, a.height`
+	a.id, a.content_type, a.size, a.width, a.height,
+	m.edited_at, p.id, p.seq, p.sender_id, pu.name, p.type, ` + quoteText + `, p.deleted_at`
+
+// quoteText is the parent's text a quote carries: substr counts code
+// points in both engines.
+const quoteText = `substr(p.text, 1, 100)`
+
+// parentJoins join a message's parent (m.reply_to_id) for messageCols.
+const parentJoins = `
+	LEFT JOIN messages p ON p.id = m.reply_to_id
+	LEFT JOIN users pu ON pu.id = p.sender_id`
 
 // messageJoins go with messageCols; the message table is aliased m.
 const messageJoins = `JOIN users su ON su.id = m.sender_id
-	LEFT JOIN attachments a ON a.id = m.attachment_id`
+	LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins
+
+// msgCols is the number of messageCols.
+const msgCols = 23
 
 // msgRow receives messageCols.
 type msgRow struct {
@@ -45,6 +60,10 @@ type msgRow struct {
 	createdAt, deletedAt                                          NullTime
 	attID, attType                                                NullString
 	attSize, attWidth, attHeight                                  NullInt64
+	editedAt                                                      NullTime
+	pID, pSender, pName, pType, pText                             NullString
+	pSeq                                                          NullInt64
+	pDeleted                                                      NullTime
 }
 
 // appendDest appends the destinations of messageCols to dest.
@@ -53,7 +72,8 @@ func (r *msgRow) appendDest(d Dialect, dest []any) []any {
 	return append(dest, str(&r.id), str(&r.conversationID), num(&r.seq), str(&r.senderID),
 		str(&r.senderName), str(&r.clientID), str(&r.typ), str(&r.text),
 		tm(&r.createdAt), tm(&r.deletedAt),
-		str(&r.attID), str(&r.attType), num(&r.attSize), num(&r.attWidth), num(&r.attHeight))
+		str(&r.attID), str(&r.attType), num(&r.attSize), num(&r.attWidth), num(&r.attHeight),
+		tm(&r.editedAt), str(&r.pID), num(&r.pSeq), str(&r.pSender), str(&r.pName), str(&r.pType), str(&r.pText), tm(&r.pDeleted))
 }
 
 // message returns the row as a Message, or nil when the row had none (an
@@ -78,6 +98,21 @@ func (r *msgRow) message() *parley.Message {
 		return m // content gone; the row keeps none anyway
 	}
 	m.Text = r.text.String
+	if r.editedAt.Valid {
+		at := r.editedAt.Time
+		m.EditedAt = &at
+	}
+	if r.pID.Valid {
+		m.ReplyTo = &parley.Quote{
+			MessageID:  r.pID.String,
+			Seq:        r.pSeq.Int64,
+			SenderID:   r.pSender.String,
+			SenderName: r.pName.String,
+			Type:       parley.MessageType(r.pType.String),
+			Text:       r.pText.String,
+			Deleted:    r.pDeleted.Valid,
+		}
+	}
 	if r.attID.Valid {
 		m.Attachment = &parley.Attachment{
 			ID:          r.attID.String,
@@ -93,7 +128,7 @@ func (r *msgRow) message() *parley.Message {
 // ScanMessage scans a row of messageCols (QMessageByClientID's, say).
 func ScanMessage(d Dialect, s Row) (parley.Message, error) {
 	var r msgRow
-	var buf [15]any
+	var buf [msgCols]any
 	if err := s.Scan(r.appendDest(d, buf[:0])...); err != nil {
 		return parley.Message{}, err
 	}
@@ -104,6 +139,10 @@ func ScanMessage(d Dialect, s Row) (parley.Message, error) {
 // are neither columns nor read from other tables at replay time.
 type eventData struct {
 	ReadSeq      int64                `json:"read_seq,omitempty"`
+	MessageID    string               `json:"message_id,omitempty"`
+	Seq          int64                `json:"seq,omitempty"`
+	Emoji        string               `json:"emoji,omitempty"`
+	Count        int64                `json:"count,omitempty"`
 	Change       parley.Change        `json:"change,omitempty"`
 	UserIDs      []string             `json:"user_ids,omitempty"`
 	Conversation *parley.Conversation `json:"conversation,omitempty"`
@@ -116,6 +155,10 @@ const EmptyEventData = "{}"
 func (s *Store) encodeEventData(e *parley.Event) (string, error) {
 	b, err := json.Marshal(eventData{
 		ReadSeq:      e.ReadSeq,
+		MessageID:    e.MessageID,
+		Seq:          e.Seq,
+		Emoji:        e.Emoji,
+		Count:        e.Count,
 		Change:       e.Change,
 		UserIDs:      e.UserIDs,
 		Conversation: e.Conversation,
@@ -134,7 +177,7 @@ const EventCols = `e.pos, e.conversation_id, e.type, e.actor_id, eu.name, CAST(e
 const EventJoins = `JOIN users eu ON eu.id = e.actor_id
 	LEFT JOIN messages m ON m.id = e.message_id
 	LEFT JOIN users su ON su.id = m.sender_id
-	LEFT JOIN attachments a ON a.id = m.attachment_id`
+	LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins
 
 func (s *Store) scanEvent(row Row) (parley.Event, error) {
 	var (
@@ -143,7 +186,7 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 		data string
 		at   NullTime
 		r    msgRow
-		buf  [22]any
+		buf  [7 + msgCols]any
 	)
 	dest := append(buf[:0], &e.Pos, &e.ConversationID, &typ, &e.UserID, &e.UserName, &data, s.d.TimeDest(&at))
 	if err := row.Scan(r.appendDest(s.d, dest)...); err != nil {
@@ -162,6 +205,7 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 		return e, s.internalf("decode event %d: %w", e.Pos, err)
 	}
 	e.ReadSeq, e.Change, e.UserIDs, e.Conversation = d.ReadSeq, d.Change, d.UserIDs, d.Conversation
+	e.MessageID, e.Seq, e.Emoji, e.Count = d.MessageID, d.Seq, d.Emoji, d.Count
 	return e, nil
 }
 

@@ -44,7 +44,7 @@ const (
 		JOIN conversations c ON c.id = mb.conversation_id
 		LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq
 		LEFT JOIN users su ON su.id = m.sender_id
-		LEFT JOIN attachments a ON a.id = m.attachment_id
+		LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins + `
 		WHERE mb.user_id = $1 AND mb.left_pos IS NULL`
 	qViews = qViewsBase + ` ORDER BY c.last_activity_at DESC, c.id DESC`
 	qView  = qViewsBase + ` AND c.id = $2`
@@ -96,7 +96,27 @@ const (
 	// QLastSeq is a conversation's last Seq.
 	QLastSeq       = `SELECT last_seq FROM conversations WHERE id = $1`
 	qDeleteMessage = `UPDATE messages SET deleted_at = $1, text = '', attachment_id = NULL WHERE id = $2`
-	qPageNewest    = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+	// A tombstone keeps no reactions.
+	qDeleteReactions = `DELETE FROM reactions WHERE message_id = $1`
+	// QReplyParent reads the message a send replies to (args: its id, the
+	// send's conversation): a reply's check and its quote.
+	QReplyParent = `SELECT p.id, p.seq, p.sender_id, pu.name, p.type, ` + quoteText + `, p.deleted_at
+		FROM messages p JOIN users pu ON pu.id = p.sender_id WHERE p.id = $1 AND p.conversation_id = $2`
+
+	// Edits.
+	qEditByClientID = `SELECT message_id FROM message_edits WHERE sender_id = $1 AND client_id = $2`
+	qInsertEdit     = `INSERT INTO message_edits (sender_id, client_id, message_id) VALUES ($1, $2, $3)`
+	qEditMessage    = `UPDATE messages SET text = $1, edited_at = $2 WHERE id = $3`
+
+	// Reactions.
+	qInsertReaction = `INSERT INTO reactions (message_id, user_id, emoji, pos) VALUES ($1, $2, $3, $4)`
+	qDeleteReaction = `DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3`
+	qHasReaction    = `SELECT EXISTS (SELECT 1 FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3)`
+	// qReactionKinds: how many distinct emoji a message holds, and whether
+	// $2 is one of them.
+	qReactionKinds = `SELECT COUNT(DISTINCT emoji), COALESCE(MAX(CASE WHEN emoji = $2 THEN 1 ELSE 0 END), 0)
+		FROM reactions WHERE message_id = $1`
+	qPageNewest = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
 		WHERE m.conversation_id = $1 ORDER BY m.seq DESC LIMIT $2 + 0`
 	qPageBefore = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
 		WHERE m.conversation_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3 + 0`
@@ -139,6 +159,7 @@ type dialectSQL struct {
 	head, eventsFor                        string
 	userByName, credentials, userNameTaken string
 	windows, usersOf, contactsOf           string
+	reactionsOf                            string
 }
 
 func buildSQL(d Dialect) dialectSQL {
@@ -161,6 +182,12 @@ func buildSQL(d Dialect) dialectSQL {
 		// the audience of replayed events.
 		windows: `SELECT conversation_id, user_id, joined_pos, left_pos FROM members
 		WHERE ` + d.InList("conversation_id", "$1") + ` ORDER BY joined_pos, user_id`,
+		// The reactions of a set of messages (args: ids, viewer): per
+		// message, each emoji in the order of first use, its count and
+		// whether the viewer is among its users.
+		reactionsOf: `SELECT r.message_id, r.emoji, COUNT(*), MAX(CASE WHEN r.user_id = $2 THEN 1 ELSE 0 END)
+		FROM reactions r WHERE ` + d.InList("r.message_id", "$1") + `
+		GROUP BY r.message_id, r.emoji ORDER BY r.message_id, MIN(r.pos)`,
 		// A set of users.
 		usersOf: `SELECT id, name, created_at FROM users WHERE ` + d.InList("id", "$1"),
 		// The contacts of a set of users.

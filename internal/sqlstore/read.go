@@ -233,6 +233,17 @@ func (s *Store) Messages(ctx context.Context, userID, conversationID string, mq 
 			rows, err = q.Query(ctx, qPageNewest, conversationID, limit+1)
 		}
 		page.Messages, err = scanAll(query(rows, err), func(r Row) (parley.Message, error) { return ScanMessage(s.d, r) })
+		if err != nil || len(page.Messages) == 0 {
+			return err
+		}
+		ids := make([]string, len(page.Messages))
+		for i, m := range page.Messages {
+			ids[i] = m.ID
+		}
+		rs, err := s.reactionsOf(ctx, q, userID, ids)
+		for i := range page.Messages {
+			page.Messages[i].Reactions = rs[page.Messages[i].ID]
+		}
 		return err
 	})
 	if err != nil {
@@ -247,6 +258,32 @@ func (s *Store) Messages(ctx context.Context, userID, conversationID string, mq 
 		slices.Reverse(page.Messages)
 	}
 	return page, nil
+}
+
+// reactionsOf returns the reactions of messages as viewer sees them, by
+// message id (messages without any are absent).
+func (s *Store) reactionsOf(ctx context.Context, q Querier, viewer string, messageIDs []string) (map[string][]parley.Reaction, error) {
+	out := map[string][]parley.Reaction{}
+	err := s.inChunks(messageIDs, func(arg any) error {
+		type row struct {
+			id string
+			r  parley.Reaction
+		}
+		rows, err := scanAll(query(q.Query(ctx, s.sql.reactionsOf, arg, viewer)), func(r Row) (row, error) {
+			var (
+				x  row
+				me int64
+			)
+			err := r.Scan(&x.id, &x.r.Emoji, &x.r.Count, &me)
+			x.r.Me = me != 0
+			return x, err
+		})
+		for _, x := range rows {
+			out[x.id] = append(out[x.id], x.r)
+		}
+		return err
+	})
+	return out, err
 }
 
 // Contacts implements parley.Store.

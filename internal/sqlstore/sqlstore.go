@@ -247,3 +247,39 @@ func AttachmentRule(nm parley.NewMessage, owned bool) error {
 	}
 	return nil
 }
+
+// ReplyRule is the rule of a reply's parent (a send with ReplyTo), checked
+// after SendRule and AttachmentRule: row is QReplyParent's row (args:
+// nm.ReplyTo, nm.ConversationID). It returns the quote the reply carries,
+// nil for a send that is no reply, and EINVALID when the parent is not a
+// message of the conversation or is deleted. Any other error is the
+// database's.
+func ReplyRule(d Dialect, nm parley.NewMessage, row func() Row) (*parley.Quote, error) {
+	if nm.ReplyTo == "" {
+		return nil, nil
+	}
+	var (
+		q       parley.Quote
+		typ     string
+		deleted NullTime
+	)
+	err := row().Scan(&q.MessageID, &q.Seq, &q.SenderID, &q.SenderName, &typ, &q.Text, d.TimeDest(&deleted))
+	switch {
+	case d.IsNoRows(err):
+		return nil, invalidf("reply_to does not name a message of this conversation")
+	case err != nil:
+		return nil, err
+	case deleted.Valid:
+		return nil, invalidf("reply_to names a deleted message")
+	}
+	q.Type = parley.MessageType(typ)
+	return &q, nil
+}
+
+// ReplyArg is a message's reply_to_id argument: NULL for no reply.
+func ReplyArg(m *parley.Message) *string {
+	if m.ReplyTo == nil {
+		return nil
+	}
+	return &m.ReplyTo.MessageID
+}

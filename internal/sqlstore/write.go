@@ -499,6 +499,9 @@ func (s *Store) deleteMessage(ctx context.Context, userID, conversationID, messa
 		if _, err := w.Exec(bg, qDeleteMessage, s.d.Time(now), messageID); err != nil {
 			return err
 		}
+		if _, err := w.Exec(bg, qDeleteReactions, messageID); err != nil {
+			return err
+		}
 		msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByID, messageID, conversationID))
 		if err != nil {
 			return err
@@ -511,6 +514,168 @@ func (s *Store) deleteMessage(ctx context.Context, userID, conversationID, messa
 		return parley.Message{}, nil, err
 	}
 	return msg, events, nil
+}
+
+// EditMessage implements parley.Store. The edit's client id is checked
+// before the message's state, so a resend of an applied edit returns the
+// message whatever happened to it since (a later edit, a delete).
+func (s *Store) EditMessage(ctx context.Context, ed parley.MessageEdit) (parley.Message, []parley.Event, error) {
+	if err := ed.Validate(); err != nil {
+		return parley.Message{}, nil, err
+	}
+	var (
+		msg    parley.Message
+		events []parley.Event
+	)
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		if _, err := s.readSeq(bg, w, ed.ConversationID, ed.UserID); err != nil {
+			return err
+		}
+		var err error
+		if ed.MessageID != "" {
+			msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByID, ed.MessageID, ed.ConversationID))
+		} else {
+			msg, err = ScanMessage(s.d, w.QueryRow(bg, QMessageByClientID, ed.UserID, ed.MessageClientID))
+			if err == nil && msg.ConversationID != ed.ConversationID {
+				return parley.ErrNotFound
+			}
+		}
+		switch {
+		case err != nil:
+			return s.notFound(err, parley.ErrNotFound)
+		case msg.SenderID != ed.UserID:
+			return parley.Errorf(parley.EFORBIDDEN, "only the sender may edit a message")
+		}
+		var applied string
+		err = w.QueryRow(bg, qEditByClientID, ed.UserID, ed.ClientID).Scan(&applied)
+		switch {
+		case err == nil && applied != msg.ID:
+			return parley.Errorf(parley.ECONFLICT, "client_id %q was used for an edit of another message", ed.ClientID)
+		case err == nil:
+			return nil // a resend of an applied edit: the message as it is
+		case !s.d.IsNoRows(err):
+			return err
+		case msg.Deleted:
+			return invalidf("a deleted message cannot be edited")
+		}
+		if err := parley.ValidateText(ed.Text, msg.Type == parley.Text); err != nil {
+			return err
+		}
+		if _, err := w.Exec(bg, qInsertEdit, ed.UserID, ed.ClientID, msg.ID); err != nil {
+			return err
+		}
+		if ed.Text == msg.Text {
+			return nil // nothing changes: no event
+		}
+		now := parley.Now()
+		if _, err := w.Exec(bg, qEditMessage, ed.Text, s.d.Time(now), msg.ID); err != nil {
+			return err
+		}
+		msg.Text, msg.EditedAt = ed.Text, &now
+		events, err = s.record(w, parley.Event{Type: parley.EventMessageEdited, ConversationID: ed.ConversationID,
+			UserID: ed.UserID, Message: &msg, At: now}, &msg.ID)
+		return err
+	})
+	if err != nil {
+		return parley.Message{}, nil, err
+	}
+	return msg, events, nil
+}
+
+// React implements parley.Store.
+func (s *Store) React(ctx context.Context, userID, conversationID, messageID, emoji string, add bool) ([]parley.Reaction, []parley.Event, error) {
+	for _, f := range [][2]string{{"user id", userID}, {"conversation id", conversationID}, {"message id", messageID}} {
+		if err := parley.ValidateID(f[0], f[1]); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := parley.ValidateEmoji(emoji); err != nil {
+		return nil, nil, err
+	}
+	var (
+		reactions []parley.Reaction
+		events    []parley.Event
+	)
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
+			return err
+		}
+		msg, err := ScanMessage(s.d, w.QueryRow(bg, qMessageByID, messageID, conversationID))
+		if err != nil {
+			return s.notFound(err, parley.ErrNotFound)
+		}
+		var changed bool
+		if add {
+			changed, err = s.canAddReaction(w, msg, userID, emoji)
+		} else {
+			var n int64
+			n, err = w.Exec(bg, qDeleteReaction, messageID, userID, emoji)
+			changed = n > 0
+		}
+		if err != nil {
+			return err
+		}
+		var e parley.Event
+		if changed {
+			e = parley.Event{Type: parley.EventReactionRemoved, ConversationID: conversationID, UserID: userID,
+				MessageID: messageID, Seq: msg.Seq, Emoji: emoji, At: parley.Now(), Pos: w.NextPos()}
+			if add {
+				// The reaction keeps its event's position: it orders a
+				// message's emoji by first use.
+				e.Type = parley.EventReactionAdded
+				if _, err := w.Exec(bg, qInsertReaction, messageID, userID, emoji, e.Pos); err != nil {
+					return err
+				}
+			}
+		}
+		rs, err := s.reactionsOf(bg, w, userID, []string{messageID})
+		if err != nil {
+			return err
+		}
+		reactions = rs[messageID]
+		if !changed {
+			return nil
+		}
+		for _, r := range reactions {
+			if r.Emoji == emoji {
+				e.Count = r.Count
+			}
+		}
+		if err := s.insertEvent(w, &e, nil, nil); err != nil {
+			return err
+		}
+		events = []parley.Event{e}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if reactions == nil {
+		reactions = []parley.Reaction{}
+	}
+	return reactions, events, nil
+}
+
+// canAddReaction reports whether userID's emoji is new on msg, and
+// refuses it (EINVALID) on a tombstone or past MaxReactionKinds.
+func (s *Store) canAddReaction(w Tx, msg parley.Message, userID, emoji string) (bool, error) {
+	var has bool
+	if err := w.QueryRow(bg, qHasReaction, msg.ID, userID, emoji).Scan(&has); err != nil || has {
+		return false, err
+	}
+	if msg.Deleted {
+		return false, invalidf("a deleted message takes no reactions")
+	}
+	var kinds, known int64
+	if err := w.QueryRow(bg, qReactionKinds, msg.ID, emoji).Scan(&kinds, &known); err != nil {
+		return false, err
+	}
+	if known == 0 && kinds >= parley.MaxReactionKinds {
+		return false, invalidf("a message takes at most %d different emoji", parley.MaxReactionKinds)
+	}
+	return true, nil
 }
 
 // MarkRead implements parley.Store.

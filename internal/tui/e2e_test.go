@@ -303,3 +303,30 @@ func TestDurableOutbox(t *testing.T) {
 	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), nil)
 	bob.waitText("alice: kept on disk")
 }
+
+// TestEditReplyReact: /edit, /reply and /react on messages of the open
+// conversation, seen by the other user.
+func TestEditReplyReact(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := func(ctx context.Context, name string) (parley.User, error) {
+		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
+	}
+	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
+	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), lookup)
+	alice.waitText("● connected as alice")
+	bob.waitText("● connected as bob")
+	alice.typeLine("/dm bob", true)
+	alice.waitText("bob ○ offline")
+	alice.typeLine("lunch at noom?", true)
+	alice.waitText("#1 alice: lunch at noom? ✓")
+	alice.typeLine("/edit lunch at noon?", true)
+	bob.waitText("#1 alice: lunch at noon? (edited)")
+	bob.typeLine("/reply #1 yes", true)
+	alice.waitText("↪ alice #1: lunch at noon? yes")
+	alice.typeLine("/react #2 👍", true)
+	bob.waitText("yes  👍 1 ✓✓")
+	alice.typeLine("/react #2 lol", true)
+	alice.waitText("/react: emoji must be an emoji")
+	alice.typeLine("/edit #9 nothing", true)
+	alice.waitText("/edit: no such message here")
+}

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -667,7 +668,7 @@ func (m *Model) command(line string) tea.Cmd {
 	f := fields(line)
 	switch f[0] {
 	case "/help", "/?":
-		m.notice = "/dm user · /group title user1 user2... · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
 		return nil
 	case "/quit", "/q":
 		return tea.Quit
@@ -728,9 +729,90 @@ func (m *Model) command(line string) tea.Cmd {
 			_, _ = c.FetchPresence(ctx)
 			return createdMsg{conv: cv}
 		}
+	case "/edit", "/reply", "/react", "/unreact":
+		return m.messageCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
 	}
 	m.notice = "unknown command " + f[0] + " (/help lists them)"
 	return nil
+}
+
+// messageCommand runs /edit, /reply, /react and /unreact on a message of
+// the open conversation: "#seq" first names it; without it, /edit takes
+// the user's newest message and the others the newest message.
+func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
+	usage := map[string]string{"/edit": "usage: /edit [#seq] new text", "/reply": "usage: /reply [#seq] text",
+		"/react": "usage: /react [#seq] emoji", "/unreact": "usage: /unreact [#seq] emoji"}[cmd]
+	if m.open == "" {
+		m.notice = "no conversation open"
+		return nil
+	}
+	var seq int64
+	if tag, after, _ := strings.Cut(rest, " "); strings.HasPrefix(tag, "#") {
+		n, err := strconv.ParseInt(tag[1:], 10, 64)
+		if err != nil || n < 1 {
+			m.notice = usage
+			return nil
+		}
+		seq, rest = n, strings.TrimSpace(after)
+	}
+	if rest == "" {
+		m.notice = usage
+		return nil
+	}
+	target, ok := m.target(seq, cmd == "/edit")
+	if !ok {
+		m.notice = cmd + ": no such message here"
+		return nil
+	}
+	if m.c == nil {
+		return nil
+	}
+	ctx := context.Background()
+	switch cmd {
+	case "/edit":
+		if _, err := m.c.Edit(ctx, m.open, target.ID, rest); err != nil {
+			m.notice = "not edited: " + errText(err)
+		}
+		return nil
+	case "/reply":
+		msg, err := m.c.Reply(ctx, m.open, target.ID, rest)
+		if err != nil {
+			m.notice = "not sent: " + errText(err)
+			return nil
+		}
+		m.scroll = 0
+		m.outgoing = append(m.outgoing, &outItem{msg: msg, clientID: msg.ClientID(), conv: m.open, text: rest, at: msg.CreatedAt(), status: msg.Status()})
+		return m.refresh()
+	}
+	c, conv, emoji, remove := m.c, m.open, rest, cmd == "/unreact"
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		var err error
+		if remove {
+			_, err = c.Unreact(ctx, conv, target.ID, emoji)
+		} else {
+			_, err = c.React(ctx, conv, target.ID, emoji)
+		}
+		if err != nil {
+			return noticeMsg(cmd + ": " + errText(err))
+		}
+		return noticeMsg("")
+	}
+}
+
+// target finds the loaded message with seq (0: the newest; mine: the
+// user's own newest), not deleted.
+func (m *Model) target(seq int64, mine bool) (parley.Message, bool) {
+	for i := len(m.msgs) - 1; i >= 0; i-- {
+		x := m.msgs[i]
+		switch {
+		case x.Deleted, mine && x.SenderID != m.me.ID, seq != 0 && x.Seq != seq:
+			continue
+		}
+		return x, true
+	}
+	return parley.Message{}, false
 }
 
 // fields splits a command line on spaces; "double quotes" keep spaces.

@@ -264,7 +264,27 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 		img := dim.Render(fmt.Sprintf("[image %dx%d]", msg.Attachment.Width, msg.Attachment.Height))
 		text = strings.TrimSpace(img + " " + text)
 	}
-	line := at + " " + name + ": " + text
+	if q := msg.ReplyTo; q != nil {
+		quote := "(deleted)"
+		if !q.Deleted {
+			quote = q.Text
+			if q.Type == parley.Image {
+				quote = strings.TrimSpace("[image] " + quote)
+			}
+		}
+		text = dim.Render(fmt.Sprintf("↪ %s #%d: %s", q.SenderName, q.Seq, ansi.Truncate(quote, 40, "…"))) + " " + text
+	}
+	if msg.EditedAt != nil {
+		text += " " + dim.Render("(edited)")
+	}
+	for _, r := range msg.Reactions {
+		mark := fmt.Sprintf("%s %d", r.Emoji, r.Count)
+		if r.Me {
+			mark = okStyle.Render(mark)
+		}
+		text += "  " + mark
+	}
+	line := at + " " + dim.Render(fmt.Sprintf("#%d", msg.Seq)) + " " + name + ": " + text
 	if m.me.ID != "" && msg.SenderID == m.me.ID {
 		read := len(cv.Members) > 1
 		for _, mb := range cv.Members {

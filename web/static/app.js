@@ -807,6 +807,11 @@ function onEvent(ev) {
       applyMessage(m);
       break;
     }
+    case 'messageEdited':
+    case 'reactionAdded':
+    case 'reactionRemoved':
+      applyMessageChange(ev);
+      break;
     case 'messageRead':
       if (!conv) return;
       if (ev.user_id === app.me.id) {
@@ -857,6 +862,67 @@ async function markRead(id) {
 }
 
 document.addEventListener('visibilitychange', () => markRead(app.open));
+
+// ---------- edits, replies and reactions (issue 14) ----------
+
+/**
+ * applyMessageChange applies messageEdited (the message as it is now; the
+ * reactions we hold stay, events carry none) and reactionAdded/Removed
+ * (the emoji's count after the change: a state, so a page read after it
+ * is unchanged), and keeps the quotes of replies to an edited message.
+ */
+function applyMessageChange(ev) {
+  const t = app.threads.get(ev.conversation_id);
+  const conv = app.convs.get(ev.conversation_id);
+  if (ev.type === 'messageEdited') {
+    const m = ev.message;
+    if (!m) return;
+    if (conv?.last_message?.id === m.id) conv.last_message = m;
+    if (t) {
+      const old = t.msgs.get(m.id);
+      if (old && !old.deleted) t.msgs.set(m.id, { ...m, reactions: old.reactions });
+      for (const [id, x] of t.msgs) {
+        if (x.reply_to?.message_id === m.id) {
+          t.msgs.set(id, { ...x, reply_to: { ...x.reply_to, text: m.deleted ? '' : [...(m.text || '')].slice(0, 100).join(''), deleted: !!m.deleted } });
+        }
+      }
+    }
+    scheduleRender();
+    return;
+  }
+  const old = t?.msgs.get(ev.message_id);
+  if (!old) return;
+  const rs = (old.reactions || []).filter((r) => r.emoji !== ev.emoji || ev.count);
+  const i = rs.findIndex((r) => r.emoji === ev.emoji);
+  const me = ev.user_id === app.me.id;
+  if (ev.count && i >= 0) rs[i] = { ...rs[i], count: ev.count, me: me ? ev.type === 'reactionAdded' : rs[i].me };
+  else if (ev.count) rs.push({ emoji: ev.emoji, count: ev.count, me: me && ev.type === 'reactionAdded' });
+  t.msgs.set(ev.message_id, { ...old, reactions: rs });
+  scheduleRender();
+}
+
+/** quoteView shows the message a reply quotes, as it is now. */
+function quoteView(q) {
+  return h(
+    'div',
+    { class: 'quote', 'data-testid': 'quote', 'data-reply-to': q.message_id },
+    h('span', { class: 'sender' }, q.sender_name),
+    ' ',
+    q.deleted ? h('em', {}, 'Message deleted') : q.text || (q.type === 'image' ? 'Image' : ''),
+  );
+}
+
+/** reactionsView shows a message's reactions: emoji, count, mine marked. */
+function reactionsView(m) {
+  if (m.deleted || !m.reactions?.length) return null;
+  return h(
+    'div',
+    { class: 'reactions', 'data-testid': 'reactions' },
+    ...m.reactions.map((r) =>
+      h('span', { class: `reaction${r.me ? ' mine' : ''}`, 'data-testid': 'reaction', 'data-emoji': r.emoji }, `${r.emoji} ${r.count}`),
+    ),
+  );
+}
 
 // ---------- messages ----------
 
@@ -1033,12 +1099,15 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
           onkeydown: asking ? (e) => e.key === 'Escape' && cancelDelete() : null,
         },
         group && !own ? h('div', { class: 'sender' }, m.sender_name) : null,
+        m.reply_to && !m.deleted ? quoteView(m.reply_to) : null,
         image,
         h('div', { class: 'text', 'data-testid': 'message-text' }, m.deleted ? 'Message deleted' : linkify(m.text || '')),
+        reactionsView(m),
         h(
           'div',
           { class: 'meta' },
           h('time', { datetime: m.created_at }, fmtTime(m.created_at)),
+          m.edited_at && !m.deleted ? h('span', { class: 'edited', 'data-testid': 'edited' }, 'edited') : null,
           own && !m.deleted ? h('span', { class: 'mark', 'data-testid': 'mark' }, mark) : null,
           actions,
         ),

@@ -1,0 +1,64 @@
+package web_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/parleychat/parley/internal/servertest"
+)
+
+// apiDo sends a request with a token and fails the test on an error.
+func apiDo(t *testing.T, method, u, token, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: HTTP %d", method, u, res.StatusCode)
+	}
+}
+
+// TestEditsRepliesReactionsShown: the web client shows edits, a reply's
+// quote (following its parent's edit) and reactions live, as another
+// device of the users makes them through the HTTP API. (The web client
+// shows them; making them from the page is not built yet.)
+func TestEditsRepliesReactionsShown(t *testing.T) {
+	browser := newBrowser(t)
+	srv := servertest.Start(t)
+	shots := screenshotDir(t)
+	alice, bob := twoUsers(t, browser, srv.URL)
+	alice.startDirect("bob")
+	alice.do("send a message", chromedp.SendKeys(testID("composer"), "lunch at noom?"+kb.Enter))
+	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
+	bob.wait("alice's message", messageWith("lunch at noom?"))
+
+	convID := eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)
+	msgID := eval[string](t, alice.tab, messageWith("lunch at noom?")+`.dataset.messageId`)
+	aTok, bTok := alice.token(), bob.token()
+	base := srv.URL + "/v1/conversations/" + url.PathEscape(convID) + "/messages"
+
+	apiDo(t, "PATCH", base+"/"+msgID, aTok, `{"client_id":"e1","text":"lunch at noon?"}`)
+	bob.wait("the edit, marked", messageWith("lunch at noon?")+`?.querySelector('[data-testid=edited]')`)
+	apiDo(t, "POST", base, bTok, fmt.Sprintf(`{"client_id":"r1","text":"yes","reply_to":%q}`, msgID))
+	alice.wait("the reply's quote", messageWith("yes")+`?.querySelector('[data-testid=quote]')?.textContent === 'alice lunch at noon?'`)
+	apiDo(t, "PUT", base+"/"+msgID+"/reactions/"+url.PathEscape("👍"), bTok, "")
+	apiDo(t, "PUT", base+"/"+msgID+"/reactions/"+url.PathEscape("👍"), aTok, "")
+	alice.wait("two 👍, one mine", messageWith("lunch at noon?")+`?.querySelector('[data-testid=reaction][data-emoji="👍"].mine')?.textContent === '👍 2'`)
+	apiDo(t, "DELETE", base+"/"+msgID+"/reactions/"+url.PathEscape("👍"), aTok, "")
+	alice.wait("one 👍, not mine", messageWith("lunch at noon?")+`?.querySelector('[data-testid=reaction]:not(.mine)')?.textContent === '👍 1'`)
+	apiDo(t, "PATCH", base+"/"+msgID, aTok, `{"client_id":"e2","text":"lunch at 1?"}`)
+	bob.wait("the quote follows the edit", messageWith("yes")+`?.querySelector('[data-testid=quote]')?.textContent === 'alice lunch at 1?'`)
+	bob.wait("the reactions kept through the edit", messageWith("lunch at 1?")+`?.querySelector('[data-testid=reaction]')?.textContent === '👍 1'`)
+	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "edits-replies-reactions"))
+}
