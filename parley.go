@@ -69,7 +69,23 @@ type Member struct {
 	Name   string `json:"name"`
 	// ReadSeq is the Seq of the newest message this member has read.
 	ReadSeq int64 `json:"read_seq"`
+	// Role is the member's role in a group: RoleOwner or RoleMember.
+	// Members of a direct conversation are all RoleMember (it has no
+	// owners and cannot be changed).
+	Role Role `json:"role"`
 }
+
+// Role is a member's role in a group. Owners rename the group, add and
+// remove members, and promote and demote; members may only leave. The
+// creator is the first owner, and a group that has members always has an
+// owner: when the last owner leaves, the longest-standing member (the
+// earliest current membership) becomes one.
+type Role string
+
+const (
+	RoleOwner  Role = "owner"
+	RoleMember Role = "member"
+)
 
 // Conversation is a direct chat or a group. The fields after Members are
 // seen from one user's side (the viewer) and are zero in events, which go to
@@ -167,6 +183,13 @@ const (
 	ChangeRenamed        Change = "renamed"
 	ChangeMembersAdded   Change = "members_added"
 	ChangeMembersRemoved Change = "members_removed"
+	// ChangeMembersPromoted: UserIDs became owners. When the last owner
+	// leaves, the same write records their members_removed and then a
+	// members_promoted with the leaver as actor and the
+	// longest-standing member in UserIDs.
+	ChangeMembersPromoted Change = "members_promoted"
+	// ChangeMembersDemoted: UserIDs, owners, became members.
+	ChangeMembersDemoted Change = "members_demoted"
 )
 
 // Event tells members that something happened.

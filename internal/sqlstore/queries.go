@@ -52,12 +52,12 @@ const (
 	// Members.
 	qMembership = `SELECT read_seq FROM members
 		WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL`
-	qMembers = `SELECT mb.user_id, u.name, mb.read_seq FROM members mb
+	qMembers = `SELECT mb.user_id, u.name, mb.read_seq, mb.role FROM members mb
 		JOIN users u ON u.id = mb.user_id
 		WHERE mb.conversation_id = $1 AND mb.left_pos IS NULL
 		ORDER BY mb.joined_pos, mb.user_id`
 	// qMembersOfViewer: every member of every conversation of the viewer.
-	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, mb.read_seq
+	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, mb.read_seq, mb.role
 		FROM members mine
 		JOIN members mb ON mb.conversation_id = mine.conversation_id AND mb.left_pos IS NULL
 		JOIN users u ON u.id = mb.user_id
@@ -66,9 +66,11 @@ const (
 	qMemberIDs = `SELECT user_id FROM members
 		WHERE conversation_id = $1 AND left_pos IS NULL ORDER BY joined_pos, user_id`
 	// A user added again gets a new window; the read position carries over.
-	qInsertMember = `INSERT INTO members (conversation_id, user_id, joined_pos, read_seq)
+	qInsertMember = `INSERT INTO members (conversation_id, user_id, joined_pos, read_seq, role)
 		VALUES ($1, $2, $3, COALESCE((SELECT MAX(read_seq) FROM members
-			WHERE conversation_id = $1 AND user_id = $2), 0))`
+			WHERE conversation_id = $1 AND user_id = $2), 0), $4)`
+	qSetRole = `UPDATE members SET role = $1
+		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
 	qRemoveMember = `UPDATE members SET left_pos = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
 	qSetReadSeq = `UPDATE members SET read_seq = $1

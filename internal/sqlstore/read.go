@@ -65,7 +65,7 @@ func (s *Store) members(ctx context.Context, q Querier, conversationID string) (
 
 func scanMember(r Row) (parley.Member, error) {
 	var m parley.Member
-	return m, r.Scan(&m.UserID, &m.Name, &m.ReadSeq)
+	return m, r.Scan(&m.UserID, &m.Name, &m.ReadSeq, (*string)(&m.Role))
 }
 
 // snapshot returns the conversation as everyone sees it (no viewer fields),
@@ -160,7 +160,7 @@ func (s *Store) Conversations(ctx context.Context, userID string) ([]parley.Conv
 		}
 		ms, err := scanAll(query(q.Query(ctx, qMembersOfViewer, userID)), func(r Row) (member, error) {
 			var x member
-			return x, r.Scan(&x.conv, &x.m.UserID, &x.m.Name, &x.m.ReadSeq)
+			return x, r.Scan(&x.conv, &x.m.UserID, &x.m.Name, &x.m.ReadSeq, (*string)(&x.m.Role))
 		})
 		for _, x := range ms {
 			if i, ok := index[x.conv]; ok {

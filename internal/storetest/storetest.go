@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"GroupLimit", testGroupLimit},
 		{"UpdateConversation", testUpdateConversation},
 		{"UpdateConversationRules", testUpdateConversationRules},
+		{"Roles", testRoles},
 		{"Send", testSend},
 		{"SendIdempotent", testSendIdempotent},
 		{"SendValidation", testSendValidation},
