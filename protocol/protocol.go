@@ -215,13 +215,16 @@ type CreateGroup struct {
 	MemberIDs []string `json:"member_ids"`
 }
 
-// UpdateConversation renames a group or changes its members
-// (OpUpdateConversation).
+// UpdateConversation renames a group, changes its members or their roles
+// (OpUpdateConversation). Leaving is removing oneself. See
+// parley.Store.UpdateConversation for who may do what.
 type UpdateConversation struct {
 	ConversationID string   `json:"conversation_id"`
 	Title          *string  `json:"title,omitempty"`
 	Add            []string `json:"add,omitempty"`
 	Remove         []string `json:"remove,omitempty"`
+	Promote        []string `json:"promote,omitempty"`
+	Demote         []string `json:"demote,omitempty"`
 }
 
 // PresenceList is the reply to OpPresence: the ids of the users who share a
