@@ -164,11 +164,49 @@ func (c *Client) CreateGroup(ctx context.Context, title string, memberIDs []stri
 	return cv, err
 }
 
-// UpdateConversation renames a group or changes its members.
+// UpdateConversation renames a group, changes its members or their roles
+// (several at once, in one request). Owners may do all of it; a member
+// may only leave (EFORBIDDEN otherwise); a non-member or removed user
+// gets ENOTFOUND. The helpers below make one change each.
 func (c *Client) UpdateConversation(ctx context.Context, u protocol.UpdateConversation) (parley.Conversation, error) {
 	var cv parley.Conversation
 	err := c.call(ctx, protocol.OpUpdateConversation, u, &cv, false)
 	return cv, err
+}
+
+// Rename renames a group (owners only).
+func (c *Client) Rename(ctx context.Context, conversationID, title string) (parley.Conversation, error) {
+	return c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Title: &title})
+}
+
+// AddMembers adds users to a group as members (owners only).
+func (c *Client) AddMembers(ctx context.Context, conversationID string, userIDs ...string) (parley.Conversation, error) {
+	return c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Add: userIDs})
+}
+
+// RemoveMembers removes users from a group (owners only; to leave, use
+// Leave).
+func (c *Client) RemoveMembers(ctx context.Context, conversationID string, userIDs ...string) (parley.Conversation, error) {
+	return c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Remove: userIDs})
+}
+
+// Promote makes members owners; Demote makes owners members (owners
+// only; demoting the last owner is EINVALID).
+func (c *Client) Promote(ctx context.Context, conversationID string, userIDs ...string) (parley.Conversation, error) {
+	return c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Promote: userIDs})
+}
+
+// Demote: see Promote.
+func (c *Client) Demote(ctx context.Context, conversationID string, userIDs ...string) (parley.Conversation, error) {
+	return c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Demote: userIDs})
+}
+
+// Leave removes this user from a group (anyone may). When they were its
+// last owner, its longest-standing member becomes owner. Once the
+// server's event arrives, IsRemoved reports the conversation.
+func (c *Client) Leave(ctx context.Context, conversationID string) error {
+	_, err := c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Remove: []string{c.User().ID}})
+	return err
 }
 
 // History fetches one page of a conversation's messages (see

@@ -52,6 +52,10 @@ type chatState struct {
 	unread   map[string]*unread // per conversation, while loaded or listing
 	evSeq    uint64             // events applied so far (orders fetches against events)
 	views    map[string][]*ConversationView
+	// removed holds the conversations this user was removed from or
+	// left, as events told (members_removed naming them), until an event
+	// adds them back. Send refuses them with ErrRemoved.
+	removed map[string]bool
 
 	// touched is, while listing, the evSeq of the last event per
 	// conversation: one that moved between pages is fetched alone.
@@ -68,6 +72,7 @@ func newChatState(c *Client) *chatState {
 		convs:    make(map[string]*parley.Conversation),
 		unread:   make(map[string]*unread),
 		views:    make(map[string][]*ConversationView),
+		removed:  make(map[string]bool),
 	}
 }
 
@@ -187,8 +192,12 @@ func (s *chatState) apply(ev Event) {
 		views = s.views[e.Conversation.ID]
 		id := e.Conversation.ID
 		removedMe := e.Change == parley.ChangeMembersRemoved && slices.Contains(e.UserIDs, me)
+		if (e.Change == parley.ChangeMembersAdded || e.Change == parley.ChangeCreated) && slices.ContainsFunc(e.Conversation.Members, func(m parley.Member) bool { return m.UserID == me }) {
+			delete(s.removed, id)
+		}
 		switch {
 		case removedMe:
+			s.removed[id] = true
 			delete(s.convs, id)
 			delete(s.unread, id)
 		case s.convs[id] != nil:
@@ -234,6 +243,21 @@ func (s *chatState) apply(ev Event) {
 	for _, v := range views {
 		v.apply(ev)
 	}
+}
+
+// IsRemoved reports whether this user was removed from the conversation
+// (or left it) while this client was running: it saw the
+// conversationUpdated members_removed event that names them (live or
+// replayed on resume) and no event adding them back since. Send and
+// SendImage to it fail with ErrRemoved; a ConversationView of it reports
+// Removed. A conversation the user left before this client started, or
+// that a resync dropped, is simply absent from Conversations (and a send
+// to it fails with not_found from the server).
+func (c *Client) IsRemoved(conversationID string) bool {
+	s := c.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.removed[conversationID]
 }
 
 // eventConversation is the conversation a new message or a change
