@@ -7,6 +7,7 @@
 // after a reconnect) is drawn once, in its place.
 
 import { Client, State, ParleyError, login, register } from './parley.js';
+import { initMembers, isRemoved, onConversationUpdated, removedConversation, renderMembers, systemLinesFor } from './members.js';
 
 const AUTH_KEY = 'parley.auth';
 const PAGE = 50;
@@ -89,6 +90,23 @@ const app = {
 };
 // Exposed for debugging from the console and for the browser tests.
 window.parleyApp = app;
+// The member panel, system lines and removed notice live in members.js.
+initMembers({
+  h,
+  app,
+  api: (method, path, body) => app.client.api(method, path, body),
+  merge: (conv) => mergeConversation(conv),
+  rerender: () => {
+    renderConversations();
+    renderPaneHeader();
+    renderMessages();
+  },
+  header: document.querySelector('.pane-header'),
+  composer: ui.composer,
+  input: ui.input,
+  send: ui.send,
+  attach: ui.attach,
+});
 
 // ---------- auth ----------
 
@@ -382,7 +400,8 @@ function renderConversations() {
 }
 
 function renderPaneHeader() {
-  const conv = app.open && app.convs.get(app.open);
+  renderMembers();
+  const conv = app.open && (app.convs.get(app.open) || removedConversation(app.open));
   if (!conv) {
     ui.paneTitle.textContent = app.open ? 'Loading…' : 'Pick a conversation';
     ui.panePresence.dataset.online = 'none';
@@ -624,16 +643,19 @@ function onEvent(ev) {
       }
       break;
     case 'conversationUpdated': {
-      const removedMe = ev.change === 'members_removed' && (ev.user_ids || []).includes(app.me.id);
+      // A removed user's open pane stays, with a notice and the composer
+      // disabled (members.js); the group leaves the list.
+      const removedMe = onConversationUpdated(ev, conv);
       if (removedMe) {
         app.convs.delete(ev.conversation_id);
-        if (app.open === ev.conversation_id) app.open = null;
+        if (app.open === ev.conversation_id) app.client.stopTyping(app.open);
       } else if (ev.conversation) {
         mergeConversation(ev.conversation);
         if (ev.change === 'created' || ev.change === 'members_added') app.client.refreshPresence();
       }
       renderConversations();
       renderPaneHeader();
+      if (ev.conversation_id === app.open) scheduleRender();
       break;
     }
   }
@@ -717,7 +739,12 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
   }
 
   const usedImgs = new Set();
+  // System lines ("alice added bob") go after the message they followed;
+  // those before the loaded history are left out while older pages remain.
+  const firstSeq = confirmed.length ? confirmed[0].seq : Infinity;
+  const sys = systemLinesFor(id).filter((l) => !t.hasMore || l.after >= firstSeq);
   for (const m of confirmed) {
+    while (sys.length && sys[0].after < m.seq) rows.push(sys.shift().el);
     const own = m.sender_id === app.me.id;
     const image = m.type === 'image' && m.attachment && !m.deleted ? storedImage(m, usedImgs) : null;
     const status = own ? (m.seq <= othersRead ? 'read' : 'sent') : 'received';
@@ -750,6 +777,8 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
       ),
     );
   }
+
+  for (const l of sys) rows.push(l.el);
 
   for (const item of c.itemsFor(id)) {
     if (ownClientIds.has(item.client_id)) continue; // stored already; the reply is on its way
@@ -1014,7 +1043,7 @@ function renderTyping() {
 function submitMessage() {
   const c = app.client;
   const text = ui.input.value.trim();
-  if (!text || !app.open || !c || c.state === State.Disconnected) return;
+  if (!text || !app.open || !c || c.state === State.Disconnected || isRemoved(app.open)) return;
   const max = c.limits.maxTextRunes;
   if ([...text].length > max) {
     app.paneError = `A message can hold at most ${max} characters.`;
