@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -207,76 +206,17 @@ func TestNameKeyFill(t *testing.T) {
 	}
 }
 
-// TestRolesMigration: 00006 makes each group's creator its owner while a
-// member, and a group whose creator left gets its longest-standing
-// member as owner; direct conversations get none. The groups are made
-// with today's store, then the role column is dropped and the migration
-// recorded as not applied, as a database from before 00006 would be.
+// TestRolesMigration: see storetest.RolesMigration.
 func TestRolesMigration(t *testing.T) {
-	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "parley.db")
-	db := open(t, path)
-	var u []parley.User
-	for _, name := range []string{"mig-a", "mig-b", "mig-c", "mig-d"} {
-		x, err := db.CreateUser(ctx, name, nil)
+	storetest.RolesMigration(t, func(t *testing.T) parley.Store { return open(t, path) }, func(t *testing.T, stmt string) {
+		raw, err := sql.Open("sqlite", "file:"+path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		u = append(u, x)
-	}
-	a, b, c, d := u[0], u[1], u[2], u[3]
-	kept, _, err := db.CreateGroup(ctx, a.ID, "kept", []string{b.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// In left, a (the creator) is gone, d joined after c and b, and b
-	// left and came back, so c is the longest-standing member.
-	left, _, err := db.CreateGroup(ctx, a.ID, "left", []string{b.ID, c.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ch := range []parley.ConversationChange{{Add: []string{d.ID}}, {Remove: []string{b.ID}}, {Add: []string{b.ID}}, {Remove: []string{a.ID}}} {
-		if _, _, err := db.UpdateConversation(ctx, a.ID, left.ID, ch); err != nil {
-			t.Fatal(err)
+		defer raw.Close()
+		if _, err := raw.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
 		}
-	}
-	direct, _, err := db.CreateDirect(ctx, a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-
-	raw, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`ALTER TABLE members DROP COLUMN role`, `DELETE FROM goose_db_version WHERE version_id = 6`} {
-		if _, err := raw.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	raw.Close()
-
-	db = open(t, path)
-	for _, tc := range []struct {
-		conv parley.Conversation
-		as   parley.User
-		want map[string]parley.Role
-	}{
-		{kept, a, map[string]parley.Role{a.ID: parley.RoleOwner, b.ID: parley.RoleMember}},
-		{left, b, map[string]parley.Role{b.ID: parley.RoleMember, c.ID: parley.RoleOwner, d.ID: parley.RoleMember}},
-		{direct, a, map[string]parley.Role{a.ID: parley.RoleMember, b.ID: parley.RoleMember}},
-	} {
-		got, err := db.Conversation(ctx, tc.as.ID, tc.conv.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		roles := map[string]parley.Role{}
-		for _, m := range got.Members {
-			roles[m.UserID] = m.Role
-		}
-		if !maps.Equal(roles, tc.want) {
-			t.Errorf("%s after the migration: roles %v, want %v", tc.conv.Title, roles, tc.want)
-		}
-	}
+	})
 }
