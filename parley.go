@@ -110,6 +110,21 @@ type Conversation struct {
 	UnreadCount int64 `json:"unread_count"`
 	// ReadSeq is the viewer's own read position.
 	ReadSeq int64 `json:"read_seq"`
+	// Muted and Archived are the viewer's own flags (MemberFlags).
+	// Archived is derived: the viewer archived the conversation and no
+	// message came since.
+	Muted    bool `json:"muted,omitempty"`
+	Archived bool `json:"archived,omitempty"`
+}
+
+// MemberFlags are a member's own settings of a conversation, the same on
+// all their devices. A muted conversation keeps its unread count; clients
+// do not notify for it. An archived one leaves the main list until a new
+// message arrives (archiving stores the conversation's LastSeq; a message
+// with a higher Seq ends it, with no write).
+type MemberFlags struct {
+	Muted    bool `json:"muted"`
+	Archived bool `json:"archived"`
 }
 
 // MessageType tells a text message from an image message.
@@ -158,6 +173,10 @@ const (
 	EventMessageRead         EventType = "messageRead"
 	EventMessageDeleted      EventType = "messageDeleted"
 	EventConversationUpdated EventType = "conversationUpdated"
+	// EventFlagsChanged tells a user's own clients that they muted,
+	// unmuted, archived or unarchived a conversation. Only that user
+	// receives it (Event.Recipient).
+	EventFlagsChanged EventType = "flagsChanged"
 
 	// Ephemeral events: never stored, no position, not replayed.
 	EventTypingStarted EventType = "typingStarted"
@@ -169,7 +188,7 @@ const (
 // Durable reports whether events of this type are stored and replayed.
 func (t EventType) Durable() bool {
 	switch t {
-	case EventNewMessage, EventMessageRead, EventMessageDeleted, EventConversationUpdated:
+	case EventNewMessage, EventMessageRead, EventMessageDeleted, EventConversationUpdated, EventFlagsChanged:
 		return true
 	}
 	return false
@@ -211,8 +230,15 @@ type Event struct {
 	Conversation *Conversation `json:"conversation,omitempty"`
 	Change       Change        `json:"change,omitempty"`
 	// UserIDs lists the users a membership change added or removed.
-	UserIDs []string  `json:"user_ids,omitempty"`
-	At      time.Time `json:"at"`
+	UserIDs []string `json:"user_ids,omitempty"`
+	// Flags is set on flagsChanged: UserID's flags after the change.
+	Flags *MemberFlags `json:"flags,omitempty"`
+	At    time.Time    `json:"at"`
+
+	// Recipient, when set, is the only user the event is for (a
+	// member's own settings: flagsChanged); the other members neither
+	// receive it nor have it replayed. Stores only; never on the wire.
+	Recipient string `json:"-"`
 
 	// Audience is who receives the event: the members at commit time (for
 	// a removal, the removed users too), or for ephemeral events the users

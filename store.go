@@ -69,6 +69,14 @@ type Store interface {
 	// changes nothing (adding a member, promoting an owner) has none.
 	UpdateConversation(ctx context.Context, userID, conversationID string, ch ConversationChange) (Conversation, []Event, error)
 
+	// SetFlags changes userID's own flags of a conversation (nil fields
+	// change nothing) and returns the conversation as userID sees it with
+	// a flagsChanged event whose only Audience is userID. Setting flags
+	// to what they are returns no events. Any member may (ENOTFOUND for
+	// a non-member). Archiving a conversation with no messages is
+	// allowed: the first message ends it.
+	SetFlags(ctx context.Context, userID, conversationID string, muted, archived *bool) (Conversation, []Event, error)
+
 	// SendMessage stores a message and returns it with a newMessage event.
 	// It is idempotent on (sender, ClientID): a second call with the same
 	// pair returns the stored message and no events. Sending also moves the

@@ -39,6 +39,7 @@ const (
 		(SELECT COUNT(*) FROM messages x
 			WHERE x.conversation_id = c.id AND x.seq > mb.read_seq
 			AND x.sender_id != mb.user_id AND x.deleted_at IS NULL),
+		mb.muted, ` + archivedExpr + `,
 		` + messageCols + `
 		FROM members mb
 		JOIN conversations c ON c.id = mb.conversation_id
@@ -48,6 +49,10 @@ const (
 		WHERE mb.user_id = $1 AND mb.left_pos IS NULL`
 	qViews = qViewsBase + ` ORDER BY c.last_activity_at DESC, c.id DESC`
 	qView  = qViewsBase + ` AND c.id = $2`
+
+	// archivedExpr: the member (mb) archived the conversation (c) and no
+	// message came since.
+	archivedExpr = `(mb.archived_seq IS NOT NULL AND mb.archived_seq >= c.last_seq)`
 
 	// Members.
 	qMembership = `SELECT read_seq FROM members
@@ -72,6 +77,14 @@ const (
 	qSetRole = `UPDATE members SET role = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
 	qRemoveMember = `UPDATE members SET left_pos = $1
+		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
+	qMemberFlags = `SELECT mb.muted, ` + archivedExpr + `, c.last_seq FROM members mb
+		JOIN conversations c ON c.id = mb.conversation_id
+		WHERE mb.conversation_id = $1 AND mb.user_id = $2 AND mb.left_pos IS NULL`
+	qSetMuted = `UPDATE members SET muted = $1
+		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
+	// archived_seq: the last_seq when archived, NULL to unarchive.
+	qSetArchived = `UPDATE members SET archived_seq = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
 	qSetReadSeq = `UPDATE members SET read_seq = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL AND read_seq < $1`
@@ -106,8 +119,8 @@ const (
 		WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq ASC LIMIT $4 + 0`
 
 	// Events.
-	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at, recipient)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 	qEvents = `SELECT ` + EventCols + ` FROM events e ` + EventJoins + `
 		WHERE e.pos > $1 ORDER BY e.pos LIMIT $2 + 0`
 

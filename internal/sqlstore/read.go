@@ -87,7 +87,7 @@ func (s *Store) scanView(row Row) (parley.Conversation, error) {
 		r convRow
 		m msgRow
 	)
-	dest := append(r.appendDest(s.d, make([]any, 0, 24)), &r.c.ReadSeq, &r.c.UnreadCount)
+	dest := append(r.appendDest(s.d, make([]any, 0, 26)), &r.c.ReadSeq, &r.c.UnreadCount, &r.c.Muted, &r.c.Archived)
 	if err := row.Scan(m.appendDest(s.d, dest)...); err != nil {
 		return parley.Conversation{}, err
 	}
@@ -374,6 +374,9 @@ func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Eve
 		e := &events[i]
 		e.Audience = []string{}
 		for _, w := range windows[e.ConversationID] {
+			if e.Recipient != "" && w.user != e.Recipient {
+				continue
+			}
 			if w.joined <= e.Pos && (w.left == 0 || e.Pos <= w.left) {
 				e.Audience = append(e.Audience, w.user)
 			}

@@ -251,13 +251,21 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 	if err != nil {
 		return err
 	}
-	if _, err := w.Exec(bg, qInsertEvent, e.Pos, e.ConversationID, string(e.Type), e.UserID, messageID, data, s.d.Time(e.At)); err != nil {
+	var recipient any
+	if e.Recipient != "" {
+		recipient = e.Recipient
+	}
+	if _, err := w.Exec(bg, qInsertEvent, e.Pos, e.ConversationID, string(e.Type), e.UserID, messageID, data, s.d.Time(e.At), recipient); err != nil {
 		return err
 	}
 	if e.UserName == "" {
 		if e.UserName, err = w.UserName(e.UserID); err != nil {
 			return err
 		}
+	}
+	if e.Recipient != "" {
+		e.Audience = []string{e.Recipient}
+		return nil
 	}
 	members, err := w.Audience(e.ConversationID)
 	if err != nil {
@@ -601,6 +609,66 @@ func (s *Store) DeleteMessage(ctx context.Context, userID, conversationID, messa
 		return parley.Message{}, nil, err
 	}
 	return msg, events, nil
+}
+
+// SetFlags implements parley.Store.
+func (s *Store) SetFlags(ctx context.Context, userID, conversationID string, muted, archived *bool) (parley.Conversation, []parley.Event, error) {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if err := parley.ValidateID("conversation id", conversationID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	var (
+		c      parley.Conversation
+		events []parley.Event
+	)
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		var (
+			f       parley.MemberFlags
+			lastSeq int64
+		)
+		if err := w.QueryRow(bg, qMemberFlags, conversationID, userID).Scan(&f.Muted, &f.Archived, &lastSeq); err != nil {
+			return s.notFound(err, parley.ErrNotFound)
+		}
+		next := f
+		if muted != nil {
+			next.Muted = *muted
+		}
+		if archived != nil {
+			next.Archived = *archived
+		}
+		if next != f {
+			if next.Muted != f.Muted {
+				if _, err := w.Exec(bg, qSetMuted, next.Muted, conversationID, userID); err != nil {
+					return err
+				}
+			}
+			if next.Archived != f.Archived {
+				var seq any // NULL: not archived
+				if next.Archived {
+					seq = lastSeq
+				}
+				if _, err := w.Exec(bg, qSetArchived, seq, conversationID, userID); err != nil {
+					return err
+				}
+			}
+			var err error
+			events, err = s.record(w, parley.Event{Type: parley.EventFlagsChanged, ConversationID: conversationID,
+				UserID: userID, Flags: &next, Recipient: userID, At: parley.Now()}, nil)
+			if err != nil {
+				return err
+			}
+		}
+		var err error
+		c, err = s.view(bg, w, userID, conversationID)
+		return err
+	})
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	return c, events, nil
 }
 
 // MarkRead implements parley.Store.

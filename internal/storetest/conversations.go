@@ -591,3 +591,87 @@ func testRoles(t *testing.T, s parley.Store) {
 	_, _, err = s.UpdateConversation(ctx(t), a.ID, direct.ID, parley.ConversationChange{Promote: []string{a.ID}})
 	wantCode(t, "promoting in a direct conversation", err, parley.EINVALID)
 }
+
+func testFlags(t *testing.T, s parley.Store) {
+	a, b, c := newUser(t, s, "flga"), newUser(t, s, "flgb"), newUser(t, s, "flgc")
+	conv := newGroup(t, s, a, "G", b)
+	yes, no := true, false
+
+	// Muting: one flagsChanged event for a alone; the view says so.
+	got, events, err := s.SetFlags(ctx(t), a.ID, conv.ID, &yes, nil)
+	if err != nil {
+		t.Fatalf("mute: %v", err)
+	}
+	e := oneEvent(t, "mute", events, parley.EventFlagsChanged)
+	if !got.Muted || got.Archived || e.UserID != a.ID || e.Flags == nil || *e.Flags != (parley.MemberFlags{Muted: true}) ||
+		!slices.Equal(e.Audience, ids(a)) || e.Pos == 0 {
+		t.Fatalf("mute = %+v, event %+v", got, e)
+	}
+	if _, events, err := s.SetFlags(ctx(t), a.ID, conv.ID, &yes, &no); err != nil || len(events) != 0 {
+		t.Errorf("muting again: %d events, %v", len(events), err)
+	}
+	// A muted conversation keeps its unread count; b's view is unchanged.
+	send(t, s, conv.ID, b, "one")
+	list := must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID))
+	if len(list) != 1 || !list[0].Muted || list[0].UnreadCount != 1 {
+		t.Errorf("a's list after muting = %+v", list)
+	}
+	if bv := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), b.ID, conv.ID)); bv.Muted || bv.Archived {
+		t.Errorf("b's view changed with a's flags: %+v", bv)
+	}
+
+	// Archiving holds until a new message arrives, with no write.
+	got, events, err = s.SetFlags(ctx(t), a.ID, conv.ID, nil, &yes)
+	if err != nil || !got.Archived || !got.Muted || len(events) != 1 || *events[0].Flags != (parley.MemberFlags{Muted: true, Archived: true}) {
+		t.Fatalf("archive: %+v, %+v, %v", got, events, err)
+	}
+	if list := must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID)); !list[0].Archived {
+		t.Errorf("archived conversation listed as %+v", list[0])
+	}
+	send(t, s, conv.ID, b, "two")
+	if got := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, conv.ID)); got.Archived || !got.Muted {
+		t.Errorf("after a new message: %+v, want unarchived and still muted", got)
+	}
+	// Archived again, then unarchived by hand.
+	if _, events, err = s.SetFlags(ctx(t), a.ID, conv.ID, nil, &yes); err != nil || len(events) != 1 {
+		t.Fatalf("archive again: %d events, %v", len(events), err)
+	}
+	got, events, err = s.SetFlags(ctx(t), a.ID, conv.ID, &no, &no)
+	if err != nil || got.Archived || got.Muted || len(events) != 1 || *events[0].Flags != (parley.MemberFlags{}) {
+		t.Fatalf("unarchive and unmute: %+v, %+v, %v", got, events, err)
+	}
+
+	// The events are a's alone: in a's replay, not in b's; Events gives
+	// them a's audience.
+	for _, e := range allEventsFor(t, s, b.ID) {
+		if e.Type == parley.EventFlagsChanged {
+			t.Errorf("b replays a's flags: %+v", e)
+		}
+	}
+	n := 0
+	for _, e := range allEventsFor(t, s, a.ID) {
+		if e.Type == parley.EventFlagsChanged {
+			n++
+			if e.Flags == nil || e.Recipient != a.ID {
+				t.Errorf("a's replayed flags event = %+v", e)
+			}
+		}
+	}
+	if n != 4 {
+		t.Errorf("a replays %d flagsChanged events, want 4", n)
+	}
+	for _, e := range allEvents(t, s) {
+		if e.Type == parley.EventFlagsChanged && !slices.Equal(e.Audience, ids(a)) {
+			t.Errorf("Events audience of a flags event = %v", e.Audience)
+		}
+	}
+
+	// A non-member and a removed member get not_found.
+	_, _, err = s.SetFlags(ctx(t), c.ID, conv.ID, &yes, nil)
+	wantCode(t, "a non-member muting", err, parley.ENOTFOUND)
+	if _, _, err := s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Remove: []string{b.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.SetFlags(ctx(t), b.ID, conv.ID, nil, &yes)
+	wantCode(t, "a removed member archiving", err, parley.ENOTFOUND)
+}

@@ -103,6 +103,7 @@ func testAuthorization(t *testing.T, s parley.Store) {
 	}{
 		{outsider, direct.ID}, {outsider, group.ID}, {left, leftGroup.ID}, {a, "no-such-conversation"},
 	}
+	yes := true
 	for _, c := range cases {
 		checks := map[string]error{}
 		_, checks["Conversation"] = s.Conversation(ctx(t), c.user.ID, c.convID)
@@ -115,6 +116,7 @@ func testAuthorization(t *testing.T, s parley.Store) {
 		_, checks["MarkRead"] = s.MarkRead(ctx(t), c.user.ID, c.convID, 1)
 		_, _, checks["UpdateConversation rename"] = s.UpdateConversation(ctx(t), c.user.ID, c.convID, parley.ConversationChange{Title: &title})
 		_, _, checks["UpdateConversation add self"] = s.UpdateConversation(ctx(t), c.user.ID, c.convID, parley.ConversationChange{Add: []string{c.user.ID}})
+		_, _, checks["SetFlags"] = s.SetFlags(ctx(t), c.user.ID, c.convID, &yes, nil)
 		_, _, checks["UpdateConversation leave"] = s.UpdateConversation(ctx(t), c.user.ID, c.convID, parley.ConversationChange{Remove: []string{c.user.ID}})
 		_, _, checks["UpdateConversation promote self"] = s.UpdateConversation(ctx(t), c.user.ID, c.convID, parley.ConversationChange{Promote: []string{c.user.ID}})
 		_, _, checks["UpdateConversation demote"] = s.UpdateConversation(ctx(t), c.user.ID, c.convID, parley.ConversationChange{Demote: []string{a.ID}})

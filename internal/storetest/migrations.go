@@ -40,7 +40,10 @@ func RolesMigration(t *testing.T, open func(t *testing.T) parley.Store, exec fun
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, `ALTER TABLE members DROP COLUMN role`)
+	for _, stmt := range []string{`ALTER TABLE events DROP COLUMN recipient`, `ALTER TABLE members DROP COLUMN archived_seq`,
+		`ALTER TABLE members DROP COLUMN muted`, `ALTER TABLE members DROP COLUMN role`} {
+		exec(t, stmt)
+	}
 	exec(t, `DELETE FROM goose_db_version WHERE version_id = 6`)
 
 	s = open(t)

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"UpdateConversation", testUpdateConversation},
 		{"UpdateConversationRules", testUpdateConversationRules},
 		{"Roles", testRoles},
+		{"Flags", testFlags},
 		{"Send", testSend},
 		{"SendIdempotent", testSendIdempotent},
 		{"SendValidation", testSendValidation},
