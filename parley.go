@@ -113,8 +113,8 @@ type Conversation struct {
 	// Muted and Archived are the viewer's own flags (MemberFlags).
 	// Archived is derived: the viewer archived the conversation and no
 	// message came since.
-	Muted    bool `json:"muted,omitempty"`
-	Archived bool `json:"archived,omitempty"`
+	Muted    bool `json:"muted"`
+	Archived bool `json:"archived"`
 }
 
 // MemberFlags are a member's own settings of a conversation, the same on

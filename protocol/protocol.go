@@ -50,6 +50,7 @@ const (
 	OpCreateGroup        = "create_group"
 	OpUpdateConversation = "update_conversation"
 	OpPresence           = "presence"
+	OpSetFlags           = "set_flags"
 )
 
 // Server frame types.
@@ -227,6 +228,16 @@ type UpdateConversation struct {
 	Demote         []string `json:"demote,omitempty"`
 }
 
+// SetFlags mutes, unmutes, archives or unarchives a conversation for the
+// caller alone, on all their devices (OpSetFlags). A nil field changes
+// nothing. The reply's data is the parley.Conversation as the caller sees
+// it (muted, archived).
+type SetFlags struct {
+	ConversationID string `json:"conversation_id"`
+	Muted          *bool  `json:"muted,omitempty"`
+	Archived       *bool  `json:"archived,omitempty"`
+}
+
 // PresenceList is the reply to OpPresence: the ids of the users who share a
 // conversation with the caller and are online now.
 type PresenceList struct {
@@ -341,7 +352,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	case "":
 		return r, parley.Errorf(parley.EINVALID, "op is required")
 	case OpHello, OpPing, OpSend, OpHistory, OpDelete, OpRead, OpTyping, OpConversations,
-		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence:
+		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpSetFlags:
 		return r, nil
 	}
 	return r, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", r.Op)

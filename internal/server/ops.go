@@ -221,6 +221,12 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		return svc.updateConversation(ctx, u, d)
 	case protocol.OpPresence:
 		return svc.presence(ctx, u)
+	case protocol.OpSetFlags:
+		d, err := decode[protocol.SetFlags](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.setFlags(ctx, u, d)
 	}
 	return nil, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", req.Op)
 }

@@ -676,6 +676,26 @@ func (s *service) updateConversation(ctx context.Context, u parley.User, d proto
 	return s.viewed(ctx, u, c)
 }
 
+// setFlags changes u's own flags of a conversation (set_flags, PATCH
+// /v1/conversations/{id}/flags); the event goes to u's connections only.
+func (s *service) setFlags(ctx context.Context, u parley.User, d protocol.SetFlags) (parley.Conversation, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if d.Muted == nil && d.Archived == nil {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "nothing to change: give muted or archived")
+	}
+	c, evs, err := s.store.SetFlags(ctx, u.ID, d.ConversationID, d.Muted, d.Archived)
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	s.publish(ctx, evs)
+	return conversationURLs(c), nil
+}
+
 // me returns u as stored (GET /v1/me).
 func (s *service) me(ctx context.Context, u parley.User) (parley.User, error) {
 	if err := s.limits.reads.check(u.ID); err != nil {
