@@ -174,6 +174,28 @@ func (c *Client) UpdateConversation(ctx context.Context, u protocol.UpdateConver
 	return cv, err
 }
 
+// SetMuted mutes or unmutes a conversation for this user, on all their
+// devices (a FlagsChanged event reaches each, and CachedConversations
+// follows). A muted conversation keeps its unread count; an app does not
+// notify for it.
+func (c *Client) SetMuted(ctx context.Context, conversationID string, muted bool) (parley.Conversation, error) {
+	return c.setFlags(ctx, protocol.SetFlags{ConversationID: conversationID, Muted: &muted})
+}
+
+// SetArchived archives or unarchives a conversation for this user, on
+// all their devices. An archived conversation (Conversation.Archived)
+// belongs out of the main list; the next message in it ends the archive
+// (the SDK clears Archived in CachedConversations when it arrives).
+func (c *Client) SetArchived(ctx context.Context, conversationID string, archived bool) (parley.Conversation, error) {
+	return c.setFlags(ctx, protocol.SetFlags{ConversationID: conversationID, Archived: &archived})
+}
+
+func (c *Client) setFlags(ctx context.Context, f protocol.SetFlags) (parley.Conversation, error) {
+	var cv parley.Conversation
+	err := c.call(ctx, protocol.OpSetFlags, f, &cv, true) // idempotent: retried on the next connection
+	return cv, err
+}
+
 // Rename renames a group (owners only).
 func (c *Client) Rename(ctx context.Context, conversationID, title string) (parley.Conversation, error) {
 	return c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Title: &title})

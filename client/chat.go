@@ -154,6 +154,7 @@ func (s *chatState) apply(ev Event) {
 			m := e.Message
 			if m.Seq > cv.LastSeq {
 				cv.LastSeq, cv.LastMessage, cv.LastActivityAt = m.Seq, &m, m.CreatedAt
+				cv.Archived = false // a new message ends an archive (docs/protocol.md, set_flags)
 			}
 			listChanged = true
 		} else if s.loaded {
@@ -207,6 +208,11 @@ func (s *chatState) apply(ev Event) {
 			s.refreshLocked(id)
 		}
 		listChanged = s.loaded
+	case FlagsChanged:
+		if cv := s.convs[e.ConversationID]; cv != nil {
+			cv.Muted, cv.Archived = e.Flags.Muted, e.Flags.Archived
+			listChanged = true
+		}
 	case TypingStarted:
 		if e.UserID == me {
 			break
@@ -268,6 +274,9 @@ func eventConversation(ev Event) string {
 		return e.Message.ConversationID
 	case ConversationUpdated:
 		return e.Conversation.ID
+	case FlagsChanged:
+		// A page fetched before it would undo it: fetched again alone.
+		return e.ConversationID
 	}
 	return ""
 }

@@ -143,3 +143,70 @@ func TestRemovedFromGroup(t *testing.T) {
 		}
 	})
 }
+
+// cached is the client's cached copy of a conversation.
+func cached(c *client.Client, id string) (parley.Conversation, bool) {
+	for _, cv := range c.CachedConversations() {
+		if cv.ID == id {
+			return cv, true
+		}
+	}
+	return parley.Conversation{}, false
+}
+
+// TestFlagsSyncAcrossDevices: SetMuted and SetArchived on one device reach
+// the user's other device as FlagsChanged and in its cached list; the
+// other member sees nothing; a new message ends the archive in the cache.
+func TestFlagsSyncAcrossDevices(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		cs := bubbleUsers(t, b, "alice", "alice", "bob")
+		phone, laptop, bob := cs[0], cs[1], cs[2]
+		ctx := context.Background()
+		cv := mustGroup(t, bob, "alice")
+		synctest.Wait()
+		for _, c := range cs {
+			if _, err := c.Conversations(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var heard atomic.Int32
+		laptop.AddEventHandler("flags", func(ev client.Event) {
+			if _, ok := ev.(client.FlagsChanged); ok {
+				heard.Add(1)
+			}
+		})
+		bob.AddEventHandler("flags", func(ev client.Event) {
+			if _, ok := ev.(client.FlagsChanged); ok {
+				t.Errorf("bob heard alice's flags: %+v", ev)
+			}
+		})
+		if got, err := phone.SetMuted(ctx, cv.ID, true); err != nil || !got.Muted {
+			t.Fatalf("SetMuted: %+v, %v", got, err)
+		}
+		if _, err := phone.SetArchived(ctx, cv.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got, ok := cached(laptop, cv.ID); !ok || !got.Muted || !got.Archived || heard.Load() != 2 {
+			t.Fatalf("the laptop's copy: %+v (heard %d)", got, heard.Load())
+		}
+		if got, _ := cached(bob, cv.ID); got.Muted || got.Archived {
+			t.Errorf("bob's copy changed: %+v", got)
+		}
+		m, err := bob.Send(ctx, cv.ID, "wake up")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got, _ := cached(laptop, cv.ID); got.Archived || !got.Muted || got.UnreadCount != 1 {
+			t.Errorf("after a new message the laptop has %+v, want unarchived, muted, 1 unread", got)
+		}
+		if got, err := laptop.Conversation(ctx, cv.ID); err != nil || got.Archived || !got.Muted {
+			t.Errorf("the server says %+v, %v", got, err)
+		}
+	})
+}
