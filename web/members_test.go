@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -85,4 +87,67 @@ func TestGroupMembersAndRemoval(t *testing.T) {
 	bob.wait("the notice gone and the composer enabled", `!document.querySelector('[data-testid=removed-notice]') && !document.querySelector('[data-testid=composer]').disabled`)
 	bob.do("write again", chromedp.SendKeys(testID("composer"), "back again"+kb.Enter))
 	alice.wait("bob's message", messageWith("back again"))
+}
+
+// TestMuteAndArchive: mute from the pane header, and flags set on another
+// device (the HTTP API with the same user's token) reach the page: an
+// archived conversation leaves the list (behind an "Archived (n)" switch)
+// until a new message arrives.
+func TestMuteAndArchive(t *testing.T) {
+	browser := newBrowser(t)
+	srv := servertest.Start(t)
+	alice, bob := twoUsers(t, browser, srv.URL)
+	aliceTok, bobTok := alice.token(), bob.token()
+
+	alice.startDirect("bob")
+	alice.do("say hi", chromedp.SendKeys(testID("composer"), "hi bob"+kb.Enter))
+	direct := eval[string](t, alice.tab, `window.parleyApp.open`)
+	alice.do("create a group with bob",
+		chromedp.Click(`details.new-group summary`),
+		chromedp.SendKeys(testID("group-title"), "team"),
+		chromedp.SendKeys(testID("group-members"), "bob"),
+		chromedp.Click(testID("create-group")),
+	)
+	alice.wait("the group open", `document.querySelector('[data-testid=pane-title]').textContent === 'team'`)
+
+	alice.click("mute the group", `[data-testid=mute]`)
+	alice.wait("muted", `document.querySelector('[data-testid=mute]')?.getAttribute('aria-pressed') === 'true' && document.querySelector('[data-testid=mute]').textContent === 'Unmute'`)
+	group := eval[string](t, alice.tab, `window.parleyApp.open`)
+	// Unmuted on another device: the page follows.
+	apiPatch(t, srv.URL, aliceTok, "/v1/conversations/"+group+"/flags", `{"muted":false}`)
+	alice.wait("unmuted by the other device", `document.querySelector('[data-testid=mute]')?.textContent === 'Mute'`)
+
+	// The direct conversation archived on another device leaves the list.
+	apiPatch(t, srv.URL, aliceTok, "/v1/conversations/"+direct+"/flags", `{"archived":true}`)
+	alice.wait("the direct chat out of the list", `!document.querySelector('[data-testid=conversation][data-title=bob]')
+		&& document.querySelector('[data-testid=archived-toggle]')?.textContent === 'Archived (1)'`)
+	alice.click("show archived", `[data-testid=archived-toggle]`)
+	alice.wait("the archived chat shown", `!!document.querySelector('[data-testid=conversation][data-title=bob]')`)
+	alice.click("hide archived", `[data-testid=archived-toggle]`)
+	alice.wait("hidden again", `!document.querySelector('[data-testid=conversation][data-title=bob]')`)
+
+	// A new message ends the archive.
+	apiSend(t, srv.URL, bobTok, direct, "wake-1", "are you there?")
+	alice.wait("the direct chat back, the switch gone", `!!document.querySelector('[data-testid=conversation][data-title=bob]')
+		&& !document.querySelector('[data-testid=archived-toggle]')`)
+}
+
+// apiPatch sends a PATCH with a JSON body, as another device would, and
+// fails the test unless it answers 200.
+func apiPatch(t *testing.T, baseURL, token, path, body string) {
+	t.Helper()
+	req, err := http.NewRequest("PATCH", baseURL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH %s: HTTP %d", path, res.StatusCode)
+	}
 }

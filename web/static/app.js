@@ -7,7 +7,17 @@
 // after a reconnect) is drawn once, in its place.
 
 import { Client, State, ParleyError, login, register } from './parley.js';
-import { initMembers, isRemoved, onConversationUpdated, removedConversation, renderMembers, systemLinesFor } from './members.js';
+import {
+  archivedToggle,
+  initMembers,
+  inMainList,
+  isRemoved,
+  onConversationUpdated,
+  onFlagsChanged,
+  removedConversation,
+  renderMembers,
+  systemLinesFor,
+} from './members.js';
 
 const AUTH_KEY = 'parley.auth';
 const PAGE = 50;
@@ -353,7 +363,8 @@ async function fetchConversation(id) {
 }
 
 function renderConversations() {
-  const convs = [...app.convs.values()].sort(
+  // Archived conversations are left out unless shown (members.js).
+  const convs = [...app.convs.values()].filter(inMainList).sort(
     (a, b) => Date.parse(b.last_activity_at || b.created_at || 0) - Date.parse(a.last_activity_at || a.created_at || 0),
   );
   ui.noConversations.hidden = convs.length > 0;
@@ -396,7 +407,7 @@ function renderConversations() {
       ),
     );
   });
-  ui.list.replaceChildren(...items);
+  ui.list.replaceChildren(...items, ...archivedToggle());
 }
 
 function renderPaneHeader() {
@@ -620,6 +631,7 @@ function onEvent(ev) {
         // Counted once: only a message newer than the newest we know.
         conv.unread_count = (conv.unread_count || 0) + 1;
       }
+      if (conv && m.seq > (conv.last_seq || 0)) conv.archived = false; // a new message ends an archive
       applyMessage(m, true);
       break;
     }
@@ -641,6 +653,11 @@ function onEvent(ev) {
         if (member) member.read_seq = Math.max(member.read_seq || 0, ev.read_seq);
         if (conv.id === app.open) scheduleRender();
       }
+      break;
+    case 'flagsChanged':
+      onFlagsChanged(ev);
+      renderConversations();
+      renderPaneHeader();
       break;
     case 'conversationUpdated': {
       // A removed user's open pane stays, with a notice and the composer

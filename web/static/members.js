@@ -1,8 +1,9 @@
-// members.js: group membership in the chat page (issue 15): the member
+// members.js: people and groups in the chat page (issue 15): the member
 // panel (roles; rename, add, remove, promote, demote, leave), the system
-// lines drawn in a thread from conversationUpdated events, and the notice
+// lines drawn in a thread from conversationUpdated events, the notice
 // shown when this user is removed from the open group (the composer is
-// disabled then).
+// disabled then), and mute and archive (the user's own flags, synced
+// across their devices by flagsChanged events).
 //
 // It keeps its own state in `mem` and reaches the page only through the
 // hooks given to initMembers, so app.js calls it at a few points:
@@ -18,6 +19,7 @@ const mem = {
   lines: new Map(), // conversation id -> [{pos, after, text}]
   panelOpen: false,
   error: '',
+  showArchived: false,
 };
 
 /**
@@ -29,6 +31,58 @@ const mem = {
  */
 export function initMembers(hooks) {
   mem.hooks = hooks;
+}
+
+/** inMainList reports whether conv belongs in the conversation list: not archived, or archived ones shown. */
+export function inMainList(conv) {
+  return mem.showArchived || !conv.archived || conv.id === mem.hooks.app.open;
+}
+
+/** archivedToggle is the list's "Archived (n)" switch, or nothing when none is archived. */
+export function archivedToggle() {
+  const { h, app, rerender } = mem.hooks;
+  const n = [...app.convs.values()].filter((c) => c.archived).length;
+  if (!n) return [];
+  return [
+    h(
+      'li',
+      {},
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'link-button',
+          'data-testid': 'archived-toggle',
+          'aria-pressed': String(mem.showArchived),
+          onclick: () => {
+            mem.showArchived = !mem.showArchived;
+            rerender();
+          },
+        },
+        mem.showArchived ? `Hide archived (${n})` : `Archived (${n})`,
+      ),
+    ),
+  ];
+}
+
+/** onFlagsChanged applies this user's flags from another device (or this one). */
+export function onFlagsChanged(ev) {
+  const conv = mem.hooks.app.convs.get(ev.conversation_id);
+  if (conv && ev.flags) {
+    conv.muted = ev.flags.muted;
+    conv.archived = ev.flags.archived;
+  }
+}
+
+async function setFlags(id, body) {
+  const { api, merge, rerender } = mem.hooks;
+  mem.error = '';
+  try {
+    merge(await api('PATCH', `/v1/conversations/${encodeURIComponent(id)}/flags`, body));
+  } catch (err) {
+    mem.error = err.message;
+  }
+  rerender();
 }
 
 /** isRemoved reports whether this user was removed from (or left) id. */
@@ -78,6 +132,11 @@ export function systemText(ev, before) {
 export function onConversationUpdated(ev, before) {
   const { app } = mem.hooks;
   const id = ev.conversation_id;
+  // The viewer's flags in an event are zero, not this user's: keep ours.
+  if (ev.conversation) {
+    delete ev.conversation.muted;
+    delete ev.conversation.archived;
+  }
   if (ev.conversation?.kind === 'group' && ev.change !== 'created') {
     const list = mem.lines.get(id) || [];
     if (!list.some((l) => l.pos === ev.pos)) {
@@ -213,6 +272,25 @@ export function renderMembers() {
   const removed = !!id && mem.removed.has(id);
   header.parentElement.querySelector('[data-testid=member-panel]')?.remove();
   header.querySelector('[data-testid=members-toggle]')?.remove();
+  header.querySelector('[data-testid=flag-buttons]')?.remove();
+  if (conv && !removed) {
+    header.append(
+      h(
+        'span',
+        { class: 'flag-buttons', 'data-testid': 'flag-buttons' },
+        h(
+          'button',
+          { type: 'button', class: 'secondary', 'data-testid': 'mute', 'aria-pressed': String(!!conv.muted), onclick: () => setFlags(id, { muted: !conv.muted }) },
+          conv.muted ? 'Unmute' : 'Mute',
+        ),
+        h(
+          'button',
+          { type: 'button', class: 'secondary', 'data-testid': 'archive', 'aria-pressed': String(!!conv.archived), onclick: () => setFlags(id, { archived: !conv.archived }) },
+          conv.archived ? 'Unarchive' : 'Archive',
+        ),
+      ),
+    );
+  }
   if (conv?.kind === 'group' && !removed) {
     header.append(
       h(
