@@ -38,6 +38,57 @@ var memberCommands = map[string]string{
 	"/members": "/members",
 }
 
+// flagCommands set this user's own flags of the open conversation.
+var flagCommands = map[string]struct{ muted, archived *bool }{
+	"/mute":      {muted: ptrTo(true)},
+	"/unmute":    {muted: ptrTo(false)},
+	"/archive":   {archived: ptrTo(true)},
+	"/unarchive": {archived: ptrTo(false)},
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// flagCommand runs one of flagCommands on the open conversation. The
+// change reaches this client (and the user's other devices) as a
+// FlagsChanged event, which the SDK's list follows.
+func (m *Model) flagCommand(cmd string) tea.Cmd {
+	f := flagCommands[cmd]
+	switch {
+	case m.open == "":
+		m.notice = "no conversation open"
+		return nil
+	case m.removedOpen():
+		m.notice = "you are no longer a member of this group"
+		return nil
+	case m.c == nil:
+		return nil
+	}
+	c, id := m.c, m.open
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		var err error
+		if f.muted != nil {
+			_, err = c.SetMuted(ctx, id, *f.muted)
+		} else {
+			_, err = c.SetArchived(ctx, id, *f.archived)
+		}
+		if err != nil {
+			return noticeMsg(cmd + ": " + errText(err))
+		}
+		return noticeMsg(strings.TrimPrefix(cmd, "/") + "d")
+	}
+}
+
+// mainList leaves archived conversations out of the list (but the open
+// one, and all of them after /archived).
+func (m *Model) mainList(convs []parley.Conversation) []parley.Conversation {
+	if m.showArchived {
+		return convs
+	}
+	return slices.DeleteFunc(convs, func(cv parley.Conversation) bool { return cv.Archived && cv.ID != m.open })
+}
+
 // systemText is the line an event draws; known names the users this
 // client saw in its lists (removed users are no longer in the event's
 // snapshot).

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -61,4 +62,52 @@ func TestGroupCommands(t *testing.T) {
 	if strings.Contains(alice.screen(), "anyone there?") {
 		t.Error("alice sees the refused message")
 	}
+}
+
+// TestMuteArchiveCommands: /mute marks the conversation in the list;
+// /archive takes it out of the list once another is open, /archived shows
+// it, and a new message brings it back.
+func TestMuteArchiveCommands(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := func(ctx context.Context, name string) (parley.User, error) {
+		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
+	}
+	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
+	bobTok := srv.Token(t, "bob", "bob")
+	srv.Token(t, "carol", "carol")
+	alice.waitText("● connected as alice")
+	alice.typeLine("/dm bob", true)
+	alice.waitText("bob ○ offline")
+	alice.typeLine("hi bob", true)
+	alice.waitText("alice: hi bob ✓")
+	alice.typeLine("/mute", true)
+	alice.waitText("bob (muted)")
+
+	direct := alice.m.open
+	alice.typeLine("/archive", true)
+	alice.waitText("archived")
+	alice.typeLine("/group team carol", true)
+	alice.waitText("team 2 members")
+	alice.waitFor("bob out of the list", func(s string) bool { return !strings.Contains(s, "bob (muted)") })
+	alice.typeLine("/archived", true)
+	alice.waitText("bob (muted)")
+	alice.typeLine("/archived", true)
+	alice.waitFor("bob hidden again", func(s string) bool { return !strings.Contains(s, "bob (muted)") })
+
+	// A new message ends the archive: bob is listed again.
+	req, err := http.NewRequest("POST", srv.URL+"/v1/conversations/"+direct+"/messages", strings.NewReader(`{"client_id":"b-1","text":"back?"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+bobTok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("bob's message: HTTP %d", resp.StatusCode)
+	}
+	alice.waitText("bob (muted)")
 }

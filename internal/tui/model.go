@@ -76,9 +76,10 @@ type Model struct {
 	outgoing []*outItem
 	readAsk  map[string]int64 // the read position asked for, per conversation
 
-	system   map[string][]sysLine           // system lines per conversation (members.go)
-	lastSeen map[string]parley.Conversation // groups as their last change left them, for one this user left
-	names    map[string]string              // user id -> name, from the lists (members.go)
+	system       map[string][]sysLine           // system lines per conversation (members.go)
+	lastSeen     map[string]parley.Conversation // groups as their last change left them, for one this user left
+	names        map[string]string              // user id -> name, from the lists (members.go)
+	showArchived bool                           // /archived: list archived conversations too
 
 	input     textinput.Model
 	nav       bool // keys navigate instead of typing (Esc toggles)
@@ -272,6 +273,7 @@ func (m *Model) refresh() tea.Cmd {
 	if m.loaded {
 		m.convs = m.c.CachedConversations()
 		m.learnNames()
+		m.convs = m.mainList(m.convs)
 	}
 	m.online = map[string]bool{}
 	for _, u := range m.c.Online() {
@@ -657,9 +659,20 @@ func (m *Model) command(line string) tea.Cmd {
 	if _, ok := memberCommands[f[0]]; ok {
 		return m.memberCommand(f)
 	}
+	if _, ok := flagCommands[f[0]]; ok {
+		return m.flagCommand(f[0])
+	}
+	if f[0] == "/archived" {
+		m.showArchived = !m.showArchived
+		m.notice = "archived conversations hidden"
+		if m.showArchived {
+			m.notice = "archived conversations shown (/archived hides them)"
+		}
+		return m.refresh()
+	}
 	switch f[0] {
 	case "/help", "/?":
-		m.notice = "/dm user · /group title user1 user2... · in a group: /members /rename /add /remove /promote /demote /leave · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+		m.notice = "/dm user · /group title user1 user2... · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
 		return nil
 	case "/quit", "/q":
 		return tea.Quit

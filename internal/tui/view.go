@@ -96,7 +96,11 @@ func (m *Model) listLines(w, n int) []string {
 		if cv.UnreadCount > 0 {
 			count = fmt.Sprintf(" %d", cv.UnreadCount)
 		}
-		name := ansi.Truncate(m.title(cv), max(1, w-2-len(count)), "…")
+		title := m.title(cv)
+		if cv.Muted {
+			title += " (muted)"
+		}
+		name := ansi.Truncate(title, max(1, w-2-len(count)), "…")
 		line := dot + " " + name
 		gap := max(0, w-lipgloss.Width(line)-len(count))
 		line += strings.Repeat(" ", gap) + bold.Render(count)
