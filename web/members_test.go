@@ -77,11 +77,13 @@ func TestGroupMembersAndRemoval(t *testing.T) {
 	bob.wait("the group gone from bob's list", `!document.querySelector('[data-testid=conversation][data-title=team]')`)
 	bob.wait("no member panel for a removed user", `!document.querySelector('[data-testid=member-panel]') && !document.querySelector('[data-testid=members-toggle]')`)
 
-	// Added back, the notice goes and the composer works again.
-	alice.do("add bob back",
-		chromedp.SendKeys(testID("add-member-name"), "bob"),
-		chromedp.Click(testID("add-member")),
-	)
+	// Added back, the notice goes and the composer works again. What is
+	// typed in the panel survives a redraw (here a forced one).
+	alice.do("type bob's name", chromedp.SendKeys(testID("add-member-name"), "bob"))
+	if !eval[bool](t, alice.tab, `import('/members.js').then(m => { m.renderMembers(); return document.querySelector('[data-testid=add-member-name]')?.value === 'bob'; })`) {
+		t.Fatal("alice: the name typed in the member panel was lost in a redraw")
+	}
+	alice.do("add bob back", chromedp.Click(testID("add-member")))
 	bob.wait("the group back in bob's list", `!!document.querySelector('[data-testid=conversation][data-title=team]')`)
 	bob.click("open it again", `[data-testid=conversation][data-title=team]`)
 	bob.wait("the notice gone and the composer enabled", `!document.querySelector('[data-testid=removed-notice]') && !document.querySelector('[data-testid=composer]').disabled`)

@@ -270,7 +270,16 @@ export function renderMembers() {
   const id = app.open;
   const conv = id && app.convs.get(id);
   const removed = !!id && mem.removed.has(id);
-  header.parentElement.querySelector('[data-testid=member-panel]')?.remove();
+  // The panel is rebuilt on every redraw (a presence change redraws the
+  // header): keep what is being typed in it, and the focus.
+  const old = header.parentElement.querySelector('[data-testid=member-panel]');
+  const typed = {};
+  let focused = '';
+  for (const el of old?.querySelectorAll('input') || []) {
+    typed[el.dataset.testid] = el.value;
+    if (el === document.activeElement) focused = el.dataset.testid;
+  }
+  old?.remove();
   header.querySelector('[data-testid=members-toggle]')?.remove();
   header.querySelector('[data-testid=flag-buttons]')?.remove();
   if (conv && !removed) {
@@ -309,7 +318,14 @@ export function renderMembers() {
         `Members (${(conv.members || []).length})`,
       ),
     );
-    if (mem.panelOpen) header.after(memberPanel(conv));
+    if (mem.panelOpen) {
+      const panel = memberPanel(conv);
+      header.after(panel);
+      for (const el of panel.querySelectorAll('input')) {
+        if (el.dataset.testid in typed) el.value = typed[el.dataset.testid];
+        if (el.dataset.testid === focused) el.focus();
+      }
+    }
   }
 
   let notice = composer.parentElement.querySelector('[data-testid=removed-notice]');
