@@ -78,7 +78,23 @@ type Member struct {
 	Name   string `json:"name"`
 	// ReadSeq is the Seq of the newest message this member has read.
 	ReadSeq int64 `json:"read_seq"`
+	// Role is the member's role in a group: RoleOwner or RoleMember.
+	// Members of a direct conversation are all RoleMember (it has no
+	// owners and cannot be changed).
+	Role Role `json:"role"`
 }
+
+// Role is a member's role in a group. Owners rename the group, add and
+// remove members, and promote and demote; members may only leave. The
+// creator is the first owner, and a group that has members always has an
+// owner: when the last owner leaves, the longest-standing member (the
+// earliest current membership) becomes one.
+type Role string
+
+const (
+	RoleOwner  Role = "owner"
+	RoleMember Role = "member"
+)
 
 // Conversation is a direct chat or a group. The fields after Members are
 // seen from one user's side (the viewer) and are zero in events, which go to
@@ -103,6 +119,21 @@ type Conversation struct {
 	UnreadCount int64 `json:"unread_count"`
 	// ReadSeq is the viewer's own read position.
 	ReadSeq int64 `json:"read_seq"`
+	// Muted and Archived are the viewer's own flags (MemberFlags).
+	// Archived is derived: the viewer archived the conversation and no
+	// message came since.
+	Muted    bool `json:"muted"`
+	Archived bool `json:"archived"`
+}
+
+// MemberFlags are a member's own settings of a conversation, the same on
+// all their devices. A muted conversation keeps its unread count; clients
+// do not notify for it. An archived one leaves the main list until a new
+// message arrives (archiving stores the conversation's LastSeq; a message
+// with a higher Seq ends it, with no write).
+type MemberFlags struct {
+	Muted    bool `json:"muted"`
+	Archived bool `json:"archived"`
 }
 
 // MessageType tells a text message from an image message.
@@ -184,6 +215,10 @@ const (
 	EventMessageEdited       EventType = "messageEdited"
 	EventReactionAdded       EventType = "reactionAdded"
 	EventReactionRemoved     EventType = "reactionRemoved"
+	// EventFlagsChanged tells a user's own clients that they muted,
+	// unmuted, archived or unarchived a conversation. Only that user
+	// receives it (Event.Recipient).
+	EventFlagsChanged EventType = "flagsChanged"
 
 	// Ephemeral events: never stored, no position, not replayed.
 	EventTypingStarted EventType = "typingStarted"
@@ -196,7 +231,7 @@ const (
 func (t EventType) Durable() bool {
 	switch t {
 	case EventNewMessage, EventMessageRead, EventMessageDeleted, EventConversationUpdated,
-		EventMessageEdited, EventReactionAdded, EventReactionRemoved:
+		EventMessageEdited, EventReactionAdded, EventReactionRemoved, EventFlagsChanged:
 		return true
 	}
 	return false
@@ -210,6 +245,13 @@ const (
 	ChangeRenamed        Change = "renamed"
 	ChangeMembersAdded   Change = "members_added"
 	ChangeMembersRemoved Change = "members_removed"
+	// ChangeMembersPromoted: UserIDs became owners. When the last owner
+	// leaves, the same write records their members_removed and then a
+	// members_promoted with the leaver as actor and the
+	// longest-standing member in UserIDs.
+	ChangeMembersPromoted Change = "members_promoted"
+	// ChangeMembersDemoted: UserIDs, owners, became members.
+	ChangeMembersDemoted Change = "members_demoted"
 )
 
 // Event tells members that something happened.
@@ -241,8 +283,15 @@ type Event struct {
 	Conversation *Conversation `json:"conversation,omitempty"`
 	Change       Change        `json:"change,omitempty"`
 	// UserIDs lists the users a membership change added or removed.
-	UserIDs []string  `json:"user_ids,omitempty"`
-	At      time.Time `json:"at"`
+	UserIDs []string `json:"user_ids,omitempty"`
+	// Flags is set on flagsChanged: UserID's flags after the change.
+	Flags *MemberFlags `json:"flags,omitempty"`
+	At    time.Time    `json:"at"`
+
+	// Recipient, when set, is the only user the event is for (a
+	// member's own settings: flagsChanged); the other members neither
+	// receive it nor have it replayed. Stores only; never on the wire.
+	Recipient string `json:"-"`
 
 	// Audience is who receives the event: the members at commit time (for
 	// a removal, the removed users too), or for ephemeral events the users

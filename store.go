@@ -55,11 +55,27 @@ type Store interface {
 	// CreateGroup creates a group with the creator and members (duplicates
 	// and the creator in memberIDs are ignored).
 	CreateGroup(ctx context.Context, userID, title string, memberIDs []string) (Conversation, []Event, error)
-	// UpdateConversation renames a group and adds or removes members. Any
-	// member may rename and add; only the creator may remove others;
-	// anyone may remove themselves (leave). Direct conversations cannot be
-	// changed (EINVALID). One event per kind of change.
+	// UpdateConversation renames a group, adds or removes members and
+	// promotes or demotes them (see Role). Owners may do all of it; a
+	// member may only remove themselves (leave), and anything else a
+	// member asks for is EFORBIDDEN; a non-member (or a removed one) gets
+	// ENOTFOUND. Promoting or demoting a user who is not a member (after
+	// the change's adds and removes) is EINVALID, as is demoting the last
+	// owner (promote another first); when the last owner leaves, the
+	// longest-standing member is promoted. Direct conversations cannot be
+	// changed (EINVALID). A refused change changes nothing. One event per
+	// kind of change, in the order renamed, members_added,
+	// members_removed, members_promoted, members_demoted; a change that
+	// changes nothing (adding a member, promoting an owner) has none.
 	UpdateConversation(ctx context.Context, userID, conversationID string, ch ConversationChange) (Conversation, []Event, error)
+
+	// SetFlags changes userID's own flags of a conversation (nil fields
+	// change nothing) and returns the conversation as userID sees it with
+	// a flagsChanged event whose only Audience is userID. Setting flags
+	// to what they are returns no events. Any member may (ENOTFOUND for
+	// a non-member). Archiving a conversation with no messages is
+	// allowed: the first message ends it.
+	SetFlags(ctx context.Context, userID, conversationID string, muted, archived *bool) (Conversation, []Event, error)
 
 	// SendMessage stores a message and returns it with a newMessage event.
 	// It is idempotent on (sender, ClientID): a second call with the same
@@ -219,6 +235,9 @@ type ConversationChange struct {
 	Title  *string
 	Add    []string
 	Remove []string
+	// Promote makes members owners; Demote makes owners members.
+	Promote []string
+	Demote  []string
 }
 
 // MessageQuery selects a page of history. With neither Before nor After it

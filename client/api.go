@@ -164,11 +164,71 @@ func (c *Client) CreateGroup(ctx context.Context, title string, memberIDs []stri
 	return cv, err
 }
 
-// UpdateConversation renames a group or changes its members.
+// UpdateConversation renames a group, changes its members or their roles
+// (several at once, in one request). Owners may do all of it; a member
+// may only leave (EFORBIDDEN otherwise); a non-member or removed user
+// gets ENOTFOUND. The helpers below make one change each.
 func (c *Client) UpdateConversation(ctx context.Context, u protocol.UpdateConversation) (parley.Conversation, error) {
 	var cv parley.Conversation
 	err := c.call(ctx, protocol.OpUpdateConversation, u, &cv, false)
 	return cv, err
+}
+
+// SetMuted mutes or unmutes a conversation for this user, on all their
+// devices (a FlagsChanged event reaches each, and CachedConversations
+// follows). A muted conversation keeps its unread count; an app does not
+// notify for it.
+func (c *Client) SetMuted(ctx context.Context, conversationID string, muted bool) (parley.Conversation, error) {
+	return c.setFlags(ctx, protocol.SetFlags{ConversationID: conversationID, Muted: &muted})
+}
+
+// SetArchived archives or unarchives a conversation for this user, on
+// all their devices. An archived conversation (Conversation.Archived)
+// belongs out of the main list; the next message in it ends the archive
+// (the SDK clears Archived in CachedConversations when it arrives).
+func (c *Client) SetArchived(ctx context.Context, conversationID string, archived bool) (parley.Conversation, error) {
+	return c.setFlags(ctx, protocol.SetFlags{ConversationID: conversationID, Archived: &archived})
+}
+
+func (c *Client) setFlags(ctx context.Context, f protocol.SetFlags) (parley.Conversation, error) {
+	var cv parley.Conversation
+	err := c.call(ctx, protocol.OpSetFlags, f, &cv, true) // idempotent: retried on the next connection
+	return cv, err
+}
+
+// Rename renames a group (owners only).
+func (c *Client) Rename(ctx context.Context, conversationID, title string) (parley.Conversation, error) {
+	return c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Title: &title})
+}
+
+// AddMembers adds users to a group as members (owners only).
+func (c *Client) AddMembers(ctx context.Context, conversationID string, userIDs ...string) (parley.Conversation, error) {
+	return c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Add: userIDs})
+}
+
+// RemoveMembers removes users from a group (owners only; to leave, use
+// Leave).
+func (c *Client) RemoveMembers(ctx context.Context, conversationID string, userIDs ...string) (parley.Conversation, error) {
+	return c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Remove: userIDs})
+}
+
+// Promote makes members owners; Demote makes owners members (owners
+// only; demoting the last owner is EINVALID).
+func (c *Client) Promote(ctx context.Context, conversationID string, userIDs ...string) (parley.Conversation, error) {
+	return c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Promote: userIDs})
+}
+
+// Demote: see Promote.
+func (c *Client) Demote(ctx context.Context, conversationID string, userIDs ...string) (parley.Conversation, error) {
+	return c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Demote: userIDs})
+}
+
+// Leave removes this user from a group (anyone may). When they were its
+// last owner, its longest-standing member becomes owner. Once the
+// server's event arrives, IsRemoved reports the conversation.
+func (c *Client) Leave(ctx context.Context, conversationID string) error {
+	_, err := c.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: conversationID, Remove: []string{c.User().ID}})
+	return err
 }
 
 // History fetches one page of a conversation's messages (see

@@ -52,6 +52,10 @@ type chatState struct {
 	unread   map[string]*unread // per conversation, while loaded or listing
 	evSeq    uint64             // events applied so far (orders fetches against events)
 	views    map[string][]*ConversationView
+	// removed holds the conversations this user was removed from or
+	// left, as events told (members_removed naming them), until an event
+	// adds them back. Send refuses them with ErrRemoved.
+	removed map[string]bool
 
 	// touched is, while listing, the evSeq of the last event per
 	// conversation: one that moved between pages is fetched alone.
@@ -68,6 +72,7 @@ func newChatState(c *Client) *chatState {
 		convs:    make(map[string]*parley.Conversation),
 		unread:   make(map[string]*unread),
 		views:    make(map[string][]*ConversationView),
+		removed:  make(map[string]bool),
 	}
 }
 
@@ -149,6 +154,7 @@ func (s *chatState) apply(ev Event) {
 			m := e.Message
 			if m.Seq > cv.LastSeq {
 				cv.LastSeq, cv.LastMessage, cv.LastActivityAt = m.Seq, &m, m.CreatedAt
+				cv.Archived = false // a new message ends an archive (docs/protocol.md, set_flags)
 			}
 			listChanged = true
 		} else if s.loaded {
@@ -199,8 +205,12 @@ func (s *chatState) apply(ev Event) {
 		views = s.views[e.Conversation.ID]
 		id := e.Conversation.ID
 		removedMe := e.Change == parley.ChangeMembersRemoved && slices.Contains(e.UserIDs, me)
+		if (e.Change == parley.ChangeMembersAdded || e.Change == parley.ChangeCreated) && slices.ContainsFunc(e.Conversation.Members, func(m parley.Member) bool { return m.UserID == me }) {
+			delete(s.removed, id)
+		}
 		switch {
 		case removedMe:
+			s.removed[id] = true
 			delete(s.convs, id)
 			delete(s.unread, id)
 		case s.convs[id] != nil:
@@ -210,6 +220,11 @@ func (s *chatState) apply(ev Event) {
 			s.refreshLocked(id)
 		}
 		listChanged = s.loaded
+	case FlagsChanged:
+		if cv := s.convs[e.ConversationID]; cv != nil {
+			cv.Muted, cv.Archived = e.Flags.Muted, e.Flags.Archived
+			listChanged = true
+		}
 	case TypingStarted:
 		if e.UserID == me {
 			break
@@ -248,6 +263,21 @@ func (s *chatState) apply(ev Event) {
 	}
 }
 
+// IsRemoved reports whether this user was removed from the conversation
+// (or left it) while this client was running: it saw the
+// conversationUpdated members_removed event that names them (live or
+// replayed on resume) and no event adding them back since. Send and
+// SendImage to it fail with ErrRemoved; a ConversationView of it reports
+// Removed. A conversation the user left before this client started, or
+// that a resync dropped, is simply absent from Conversations (and a send
+// to it fails with not_found from the server).
+func (c *Client) IsRemoved(conversationID string) bool {
+	s := c.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.removed[conversationID]
+}
+
 // eventConversation is the conversation a new message or a change
 // (which can move or add a conversation in the list) is about, or "".
 func eventConversation(ev Event) string {
@@ -256,6 +286,9 @@ func eventConversation(ev Event) string {
 		return e.Message.ConversationID
 	case ConversationUpdated:
 		return e.Conversation.ID
+	case FlagsChanged:
+		// A page fetched before it would undo it: fetched again alone.
+		return e.ConversationID
 	}
 	return ""
 }

@@ -18,7 +18,16 @@ var (
 	// trying; Reconnect or Connect starts it again. While Reconnecting,
 	// Send queues instead and other calls wait for the connection.
 	ErrDisconnected = errors.New("client: disconnected")
+	// ErrRemoved: Send or SendImage to a conversation this user was
+	// removed from or left (Client.IsRemoved). Its parley code is
+	// ENOTFOUND, what the server answers a non-member.
+	ErrRemoved = errors.New("client: removed from the conversation")
 )
+
+// removedError is ErrRemoved with its code and a message for the user.
+func removedError() error {
+	return coded(ErrRemoved, parley.Errorf(parley.ENOTFOUND, "you are no longer a member of this conversation"))
+}
 
 // codedError is a *parley.Error (errors.As and parley.ErrorCode find it)
 // that errors.Is also matches against one of the sentinels above.

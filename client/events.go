@@ -8,15 +8,15 @@ import (
 	"github.com/parleychat/parley/protocol"
 )
 
-// Event is something the app may show. The server's eleven kinds arrive as
+// Event is something the app may show. The server's twelve kinds arrive as
 // NewMessage, MessageRead, MessageDeleted, MessageEdited, ReactionAdded,
-// ReactionRemoved, ConversationUpdated, TypingStarted, TypingStopped,
-// UserOnline and UserOffline; the SDK adds
+// ReactionRemoved, ConversationUpdated, FlagsChanged, TypingStarted,
+// TypingStopped, UserOnline and UserOffline; the SDK adds
 // MessageStatusChanged (an outgoing message moved to Sent or Failed),
 // ConversationsChanged (the cached conversation list changed),
 // Resumed and Resynced. Receive them with Client.AddEventHandler.
 //
-// Durable events (the first seven) carry Pos and reach handlers exactly
+// Durable events (the first eight) carry Pos and reach handlers exactly
 // once, in position order, across reconnects.
 type Event interface{ isEvent() }
 
@@ -87,6 +87,16 @@ type ConversationUpdated struct {
 	UserID       string
 	UserName     string
 	At           time.Time
+}
+
+// FlagsChanged says this user muted, unmuted, archived or unarchived
+// ConversationID (on this device or another); Flags are the flags after
+// the change. Only the user concerned receives it.
+type FlagsChanged struct {
+	Pos            int64
+	ConversationID string
+	Flags          parley.MemberFlags
+	At             time.Time
 }
 
 // TypingStarted says UserID started typing in ConversationID.
@@ -228,6 +238,7 @@ func (UserOffline) isEvent()          {}
 func (MessageStatusChanged) isEvent() {}
 func (Resumed) isEvent()              {}
 func (Resynced) isEvent()             {}
+func (FlagsChanged) isEvent()         {}
 
 // typedEvent turns a wire event into its typed form; nil for a kind this
 // SDK does not know (a newer server), which is skipped.
@@ -262,6 +273,11 @@ func typedEvent(ev *parley.Event) Event {
 			return nil
 		}
 		return ConversationUpdated{Pos: ev.Pos, Conversation: *ev.Conversation, Change: ev.Change, UserIDs: ev.UserIDs, UserID: ev.UserID, UserName: ev.UserName, At: ev.At}
+	case parley.EventFlagsChanged:
+		if ev.Flags == nil {
+			return nil
+		}
+		return FlagsChanged{Pos: ev.Pos, ConversationID: ev.ConversationID, Flags: *ev.Flags, At: ev.At}
 	case parley.EventTypingStarted:
 		return TypingStarted{ConversationID: ev.ConversationID, UserID: ev.UserID, UserName: ev.UserName, At: ev.At}
 	case parley.EventTypingStopped:

@@ -183,16 +183,16 @@ func TestResendOnSameConnection(t *testing.T) {
 		b := newBubble(t, nil)
 		alice, bob := alicebob(t, b)
 		ctx := context.Background()
-		cv := mustGroup(t, bob, "alice")
-		if _, err := bob.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: cv.ID, Remove: []string{"alice"}}); err != nil {
-			t.Fatal(err)
-		}
+		// A group alice is not in (and was never removed from, which
+		// would make Send refuse at once with ErrRemoved): the server
+		// refuses the send for good.
+		cv := mustGroup(t, bob)
 		m, err := alice.Send(ctx, cv.ID, "hello")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := m.Wait(ctx); parley.ErrorCode(err) != parley.ENOTFOUND || m.Status() != client.Failed {
-			t.Fatalf("send while removed: status %v, err %v; want failed, not_found", m.Status(), err)
+			t.Fatalf("send to a group alice is not in: status %v, err %v; want failed, not_found", m.Status(), err)
 		}
 		if _, err := bob.UpdateConversation(ctx, protocol.UpdateConversation{ConversationID: cv.ID, Add: []string{"alice"}}); err != nil {
 			t.Fatal(err)

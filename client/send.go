@@ -182,7 +182,9 @@ func (m *Message) settle(stored parley.Message, err error) bool {
 // makes the server store each exactly once. Send fails at once with
 // EINVALID for bad text, ErrDisconnected (code EUNAVAILABLE) when the
 // client is Disconnected (before Connect, after giving up), ErrOutboxFull
-// (code EUNAVAILABLE) when the outbox is full, ErrClosed after Close.
+// (code EUNAVAILABLE) when the outbox is full, ErrRemoved (code
+// ENOTFOUND) when this user was removed from the conversation or left it
+// (IsRemoved), ErrClosed after Close.
 // ctx bounds only the write to a durable outbox. Sending also stops this
 // client's typing indicator in that conversation.
 func (c *Client) Send(ctx context.Context, conversationID, text string) (*Message, error) {
@@ -273,6 +275,9 @@ func (c *Client) queue(ctx context.Context, m *Message) (*Message, error) {
 	c.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	if c.IsRemoved(m.conversationID) {
+		return nil, removedError()
 	}
 	id, err := uuid.NewV7()
 	if err != nil {

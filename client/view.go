@@ -77,6 +77,11 @@ func (v *ConversationView) Messages() []parley.Message {
 	return append([]parley.Message(nil), v.msgs...)
 }
 
+// Removed reports whether this user was removed from the conversation or
+// left it (see Client.IsRemoved). The view's OnChange runs when that
+// event arrives; an app shows a notice and stops offering to send.
+func (v *ConversationView) Removed() bool { return v.c.IsRemoved(v.id) }
+
 // HasMore reports whether older messages remain to load.
 func (v *ConversationView) HasMore() bool {
 	v.mu.Lock()

@@ -52,6 +52,7 @@ const (
 	OpPresence           = "presence"
 	OpEdit               = "edit"
 	OpReact              = "react"
+	OpSetFlags           = "set_flags"
 )
 
 // Server frame types.
@@ -247,13 +248,26 @@ type CreateGroup struct {
 	MemberIDs []string `json:"member_ids"`
 }
 
-// UpdateConversation renames a group or changes its members
-// (OpUpdateConversation).
+// UpdateConversation renames a group, changes its members or their roles
+// (OpUpdateConversation). Leaving is removing oneself. See
+// parley.Store.UpdateConversation for who may do what.
 type UpdateConversation struct {
 	ConversationID string   `json:"conversation_id"`
 	Title          *string  `json:"title,omitempty"`
 	Add            []string `json:"add,omitempty"`
 	Remove         []string `json:"remove,omitempty"`
+	Promote        []string `json:"promote,omitempty"`
+	Demote         []string `json:"demote,omitempty"`
+}
+
+// SetFlags mutes, unmutes, archives or unarchives a conversation for the
+// caller alone, on all their devices (OpSetFlags). A nil field changes
+// nothing. The reply's data is the parley.Conversation as the caller sees
+// it (muted, archived).
+type SetFlags struct {
+	ConversationID string `json:"conversation_id"`
+	Muted          *bool  `json:"muted,omitempty"`
+	Archived       *bool  `json:"archived,omitempty"`
 }
 
 // PresenceList is the reply to OpPresence: the ids of the users who share a
@@ -390,7 +404,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	case "":
 		return r, parley.Errorf(parley.EINVALID, "op is required")
 	case OpHello, OpPing, OpSend, OpHistory, OpDelete, OpRead, OpTyping, OpConversations,
-		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpEdit, OpReact:
+		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpEdit, OpReact, OpSetFlags:
 		return r, nil
 	}
 	return r, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", r.Op)

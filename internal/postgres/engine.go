@@ -113,7 +113,7 @@ func (dialect) EventsForSQL() string {
 		JOIN members w ON w.conversation_id = e.conversation_id AND w.user_id = $1
 			AND w.joined_pos <= e.pos AND (w.left_pos IS NULL OR e.pos <= w.left_pos)
 		` + sqlstore.EventJoins + `
-		WHERE e.pos > $2 ORDER BY e.pos LIMIT $3`
+		WHERE e.pos > $2 AND (e.recipient IS NULL OR e.recipient = $1) ORDER BY e.pos LIMIT $3`
 }
 
 // NameIs: users are uniquely indexed on lower(name).

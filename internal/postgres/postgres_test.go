@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/parleychat/parley"
@@ -48,4 +49,19 @@ func TestReadOnlyIsUnavailable(t *testing.T) {
 	if ro.WriteErr() == nil {
 		t.Fatal("WriteErr is nil after a write the database refused")
 	}
+}
+
+// TestRolesMigration: see storetest.RolesMigration.
+func TestRolesMigration(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	storetest.RolesMigration(t, func(t *testing.T) parley.Store { return open(t, dsn) }, func(t *testing.T, stmt string) {
+		conn, err := pgx.Connect(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(t.Context(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	})
 }

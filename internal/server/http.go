@@ -62,6 +62,7 @@ func (s *Server) routes() *routeMux {
 	mux.HandleFunc("POST /v1/conversations/group", s.authed(s.handleCreateGroup))
 	mux.HandleFunc("GET /v1/conversations/{id}", s.authed(s.handleConversation))
 	mux.HandleFunc("PATCH /v1/conversations/{id}", s.authed(s.handleUpdateConversation))
+	mux.HandleFunc("PATCH /v1/conversations/{id}/flags", s.authed(s.handleSetFlags))
 	mux.HandleFunc("GET /v1/conversations/{id}/messages", s.authed(s.handleHistory))
 	mux.HandleFunc("POST /v1/conversations/{id}/messages", s.authed(s.handleSend))
 	mux.HandleFunc("DELETE /v1/conversations/{id}/messages/{mid}", s.authed(s.handleDelete))
@@ -236,6 +237,17 @@ func (s *Server) handleUpdateConversation(w http.ResponseWriter, r *http.Request
 	}
 	d.ConversationID = r.PathValue("id")
 	v, err := s.svc.updateConversation(r.Context(), u, d)
+	s.reply(w, http.StatusOK, v, err)
+}
+
+func (s *Server) handleSetFlags(w http.ResponseWriter, r *http.Request, u parley.User) {
+	var d protocol.SetFlags
+	if err := decodeBody(w, r, &d); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	d.ConversationID = r.PathValue("id")
+	v, err := s.svc.setFlags(r.Context(), u, d)
 	s.reply(w, http.StatusOK, v, err)
 }
 

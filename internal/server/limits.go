@@ -64,9 +64,9 @@ type Limits struct {
 	ReadsPerSecond float64
 	ReadBurst      int
 	// ConversationWritesPerSecond and ConversationWriteBurst limit
-	// create_direct, create_group and update_conversation (rename, add,
-	// remove, leave) per user (default 2/s, burst 20): each writes a
-	// durable event to every member.
+	// create_direct, create_group, update_conversation (rename, add,
+	// remove, promote, demote, leave) and set_flags (mute, archive) per
+	// user (default 2/s, burst 20): each writes a durable event.
 	ConversationWritesPerSecond float64
 	ConversationWriteBurst      int
 	// ReadMarksPerSecond and ReadMarkBurst limit read marks per user

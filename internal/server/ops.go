@@ -244,6 +244,12 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 			return nil, err
 		}
 		return svc.react(ctx, u, d)
+	case protocol.OpSetFlags:
+		d, err := decode[protocol.SetFlags](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.setFlags(ctx, u, d)
 	}
 	return nil, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", req.Op)
 }

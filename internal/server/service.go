@@ -714,15 +714,45 @@ func (s *service) updateConversation(ctx context.Context, u parley.User, d proto
 			return parley.Conversation{}, err
 		}
 	}
-	if d.Title == nil && len(d.Add) == 0 && len(d.Remove) == 0 {
-		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "nothing to change: give title, add or remove")
+	if d.Title == nil && len(d.Add) == 0 && len(d.Remove) == 0 && len(d.Promote) == 0 && len(d.Demote) == 0 {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "nothing to change: give title, add, remove, promote or demote")
 	}
-	c, evs, err := s.store.UpdateConversation(ctx, u.ID, d.ConversationID, parley.ConversationChange{Title: d.Title, Add: d.Add, Remove: d.Remove})
+	for _, l := range []struct {
+		name string
+		ids  []string
+	}{{"add", d.Add}, {"remove", d.Remove}, {"promote", d.Promote}, {"demote", d.Demote}} {
+		if len(l.ids) > parley.MaxGroupMembers {
+			return parley.Conversation{}, parley.Errorf(parley.EINVALID, "%s names more than %d users", l.name, parley.MaxGroupMembers)
+		}
+	}
+	c, evs, err := s.store.UpdateConversation(ctx, u.ID, d.ConversationID, parley.ConversationChange{
+		Title: d.Title, Add: d.Add, Remove: d.Remove, Promote: d.Promote, Demote: d.Demote,
+	})
 	if err != nil {
 		return parley.Conversation{}, err
 	}
 	s.publish(ctx, evs)
 	return s.viewed(ctx, u, c)
+}
+
+// setFlags changes u's own flags of a conversation (set_flags, PATCH
+// /v1/conversations/{id}/flags); the event goes to u's connections only.
+func (s *service) setFlags(ctx context.Context, u parley.User, d protocol.SetFlags) (parley.Conversation, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if d.Muted == nil && d.Archived == nil {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "nothing to change: give muted or archived")
+	}
+	c, evs, err := s.store.SetFlags(ctx, u.ID, d.ConversationID, d.Muted, d.Archived)
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	s.publish(ctx, evs)
+	return conversationURLs(c), nil
 }
 
 // me returns u as stored (GET /v1/me).

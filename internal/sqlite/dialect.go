@@ -30,6 +30,7 @@ func (dialect) EventsForSQL() string {
 			WHERE x.conversation_id = w.conversation_id
 			AND x.pos > max($2, w.joined_pos - 1)
 			AND x.pos <= COALESCE(w.left_pos, 9223372036854775807)
+			AND (x.recipient IS NULL OR x.recipient = w.user_id)
 			ORDER BY x.pos LIMIT $3 + 0)
 		` + sqlstore.EventJoins + `
 		WHERE w.user_id = $1

@@ -205,3 +205,18 @@ func TestNameKeyFill(t *testing.T) {
 		db.Close()
 	}
 }
+
+// TestRolesMigration: see storetest.RolesMigration.
+func TestRolesMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	storetest.RolesMigration(t, func(t *testing.T) parley.Store { return open(t, path) }, func(t *testing.T, stmt string) {
+		raw, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		if _, err := raw.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	})
+}

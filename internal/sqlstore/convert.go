@@ -146,6 +146,7 @@ type eventData struct {
 	Change       parley.Change        `json:"change,omitempty"`
 	UserIDs      []string             `json:"user_ids,omitempty"`
 	Conversation *parley.Conversation `json:"conversation,omitempty"`
+	Flags        *parley.MemberFlags  `json:"flags,omitempty"`
 }
 
 // EmptyEventData is the data of an event with nothing beyond its columns
@@ -162,6 +163,7 @@ func (s *Store) encodeEventData(e *parley.Event) (string, error) {
 		Change:       e.Change,
 		UserIDs:      e.UserIDs,
 		Conversation: e.Conversation,
+		Flags:        e.Flags,
 	})
 	if err != nil {
 		return "", s.internalf("encode event: %w", err)
@@ -171,7 +173,7 @@ func (s *Store) encodeEventData(e *parley.Event) (string, error) {
 
 // EventCols selects an event with its actor's name and its message; the
 // engines' EventsForSQL select it too.
-const EventCols = `e.pos, e.conversation_id, e.type, e.actor_id, eu.name, CAST(e.data AS TEXT), e.at, ` + messageCols
+const EventCols = `e.pos, e.conversation_id, e.type, e.actor_id, eu.name, CAST(e.data AS TEXT), e.at, e.recipient, ` + messageCols
 
 // EventJoins go with EventCols; the event table is aliased e.
 const EventJoins = `JOIN users eu ON eu.id = e.actor_id
@@ -185,15 +187,17 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 		typ  string
 		data string
 		at   NullTime
+		rcpt NullString
 		r    msgRow
-		buf  [7 + msgCols]any
+		buf  [8 + msgCols]any // the event's own columns, then the message's
 	)
-	dest := append(buf[:0], &e.Pos, &e.ConversationID, &typ, &e.UserID, &e.UserName, &data, s.d.TimeDest(&at))
+	dest := append(buf[:0], &e.Pos, &e.ConversationID, &typ, &e.UserID, &e.UserName, &data, s.d.TimeDest(&at), s.d.StringDest(&rcpt))
 	if err := row.Scan(r.appendDest(s.d, dest)...); err != nil {
 		return e, err
 	}
 	e.Type = parley.EventType(typ)
 	e.At = at.Time
+	e.Recipient = rcpt.String
 	e.Message = r.message()
 	if data == EmptyEventData {
 		// Most events (every newMessage) carry nothing more: skip the
@@ -204,7 +208,7 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		return e, s.internalf("decode event %d: %w", e.Pos, err)
 	}
-	e.ReadSeq, e.Change, e.UserIDs, e.Conversation = d.ReadSeq, d.Change, d.UserIDs, d.Conversation
+	e.ReadSeq, e.Change, e.UserIDs, e.Conversation, e.Flags = d.ReadSeq, d.Change, d.UserIDs, d.Conversation, d.Flags
 	e.MessageID, e.Seq, e.Emoji, e.Count = d.MessageID, d.Seq, d.Emoji, d.Count
 	return e, nil
 }

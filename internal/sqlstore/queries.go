@@ -39,6 +39,7 @@ const (
 		(SELECT COUNT(*) FROM messages x
 			WHERE x.conversation_id = c.id AND x.seq > mb.read_seq
 			AND x.sender_id != mb.user_id AND x.deleted_at IS NULL),
+		mb.muted, ` + archivedExpr + `,
 		` + messageCols + `
 		FROM members mb
 		JOIN conversations c ON c.id = mb.conversation_id
@@ -49,15 +50,19 @@ const (
 	qViews = qViewsBase + ` ORDER BY c.last_activity_at DESC, c.id DESC`
 	qView  = qViewsBase + ` AND c.id = $2`
 
+	// archivedExpr: the member (mb) archived the conversation (c) and no
+	// message came since.
+	archivedExpr = `(mb.archived_seq IS NOT NULL AND mb.archived_seq >= c.last_seq)`
+
 	// Members.
 	qMembership = `SELECT read_seq FROM members
 		WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL`
-	qMembers = `SELECT mb.user_id, u.name, mb.read_seq FROM members mb
+	qMembers = `SELECT mb.user_id, u.name, mb.read_seq, mb.role FROM members mb
 		JOIN users u ON u.id = mb.user_id
 		WHERE mb.conversation_id = $1 AND mb.left_pos IS NULL
 		ORDER BY mb.joined_pos, mb.user_id`
 	// qMembersOfViewer: every member of every conversation of the viewer.
-	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, mb.read_seq
+	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, mb.read_seq, mb.role
 		FROM members mine
 		JOIN members mb ON mb.conversation_id = mine.conversation_id AND mb.left_pos IS NULL
 		JOIN users u ON u.id = mb.user_id
@@ -66,10 +71,20 @@ const (
 	qMemberIDs = `SELECT user_id FROM members
 		WHERE conversation_id = $1 AND left_pos IS NULL ORDER BY joined_pos, user_id`
 	// A user added again gets a new window; the read position carries over.
-	qInsertMember = `INSERT INTO members (conversation_id, user_id, joined_pos, read_seq)
+	qInsertMember = `INSERT INTO members (conversation_id, user_id, joined_pos, read_seq, role)
 		VALUES ($1, $2, $3, COALESCE((SELECT MAX(read_seq) FROM members
-			WHERE conversation_id = $1 AND user_id = $2), 0))`
+			WHERE conversation_id = $1 AND user_id = $2), 0), $4)`
+	qSetRole = `UPDATE members SET role = $1
+		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
 	qRemoveMember = `UPDATE members SET left_pos = $1
+		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
+	qMemberFlags = `SELECT mb.muted, ` + archivedExpr + `, c.last_seq FROM members mb
+		JOIN conversations c ON c.id = mb.conversation_id
+		WHERE mb.conversation_id = $1 AND mb.user_id = $2 AND mb.left_pos IS NULL`
+	qSetMuted = `UPDATE members SET muted = $1
+		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
+	// archived_seq: the last_seq when archived, NULL to unarchive.
+	qSetArchived = `UPDATE members SET archived_seq = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
 	qSetReadSeq = `UPDATE members SET read_seq = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL AND read_seq < $1`
@@ -124,8 +139,8 @@ const (
 		WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq ASC LIMIT $4 + 0`
 
 	// Events.
-	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at, recipient)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 	qEvents = `SELECT ` + EventCols + ` FROM events e ` + EventJoins + `
 		WHERE e.pos > $1 ORDER BY e.pos LIMIT $2 + 0`
 

@@ -65,7 +65,7 @@ func (s *Store) members(ctx context.Context, q Querier, conversationID string) (
 
 func scanMember(r Row) (parley.Member, error) {
 	var m parley.Member
-	return m, r.Scan(&m.UserID, &m.Name, &m.ReadSeq)
+	return m, r.Scan(&m.UserID, &m.Name, &m.ReadSeq, (*string)(&m.Role))
 }
 
 // snapshot returns the conversation as everyone sees it (no viewer fields),
@@ -87,7 +87,7 @@ func (s *Store) scanView(row Row) (parley.Conversation, error) {
 		r convRow
 		m msgRow
 	)
-	dest := append(r.appendDest(s.d, make([]any, 0, 24)), &r.c.ReadSeq, &r.c.UnreadCount)
+	dest := append(r.appendDest(s.d, make([]any, 0, 26)), &r.c.ReadSeq, &r.c.UnreadCount, &r.c.Muted, &r.c.Archived)
 	if err := row.Scan(m.appendDest(s.d, dest)...); err != nil {
 		return parley.Conversation{}, err
 	}
@@ -160,7 +160,7 @@ func (s *Store) Conversations(ctx context.Context, userID string) ([]parley.Conv
 		}
 		ms, err := scanAll(query(q.Query(ctx, qMembersOfViewer, userID)), func(r Row) (member, error) {
 			var x member
-			return x, r.Scan(&x.conv, &x.m.UserID, &x.m.Name, &x.m.ReadSeq)
+			return x, r.Scan(&x.conv, &x.m.UserID, &x.m.Name, &x.m.ReadSeq, (*string)(&x.m.Role))
 		})
 		for _, x := range ms {
 			if i, ok := index[x.conv]; ok {
@@ -411,6 +411,9 @@ func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Eve
 		e := &events[i]
 		e.Audience = []string{}
 		for _, w := range windows[e.ConversationID] {
+			if e.Recipient != "" && w.user != e.Recipient {
+				continue
+			}
 			if w.joined <= e.Pos && (w.left == 0 || e.Pos <= w.left) {
 				e.Audience = append(e.Audience, w.user)
 			}

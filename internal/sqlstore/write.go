@@ -196,8 +196,12 @@ func (s *Store) create(w Tx, userID string, members []string, kind parley.Conver
 		return parley.Conversation{}, nil, err
 	}
 	pos := w.NextPos()
-	for _, m := range members {
-		if err := join(w, id, m, pos); err != nil {
+	for i, m := range members {
+		role := parley.RoleMember
+		if i == 0 && kind == parley.Group {
+			role = parley.RoleOwner // the creator
+		}
+		if err := joinAs(w, id, m, pos, role); err != nil {
 			return parley.Conversation{}, nil, err
 		}
 	}
@@ -247,13 +251,21 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 	if err != nil {
 		return err
 	}
-	if _, err := w.Exec(bg, qInsertEvent, e.Pos, e.ConversationID, string(e.Type), e.UserID, messageID, data, s.d.Time(e.At)); err != nil {
+	var recipient any
+	if e.Recipient != "" {
+		recipient = e.Recipient
+	}
+	if _, err := w.Exec(bg, qInsertEvent, e.Pos, e.ConversationID, string(e.Type), e.UserID, messageID, data, s.d.Time(e.At), recipient); err != nil {
 		return err
 	}
 	if e.UserName == "" {
 		if e.UserName, err = w.UserName(e.UserID); err != nil {
 			return err
 		}
+	}
+	if e.Recipient != "" {
+		e.Audience = []string{e.Recipient}
+		return nil
 	}
 	members, err := w.Audience(e.ConversationID)
 	if err != nil {
@@ -268,7 +280,9 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 }
 
 // UpdateConversation implements parley.Store. The changes are made, and
-// their events recorded, in this order: rename, add, remove.
+// their events recorded, in this order: rename, add, remove, promote,
+// demote (see Store.UpdateConversation for the rules). Every check runs
+// before anything changes, so a refused change changes nothing.
 func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID string, ch parley.ConversationChange) (parley.Conversation, []parley.Event, error) {
 	if err := parley.ValidateID("user id", userID); err != nil {
 		return parley.Conversation{}, nil, err
@@ -281,19 +295,24 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 			return parley.Conversation{}, nil, err
 		}
 	}
-	add, err := parley.DedupeIDs("member id", ch.Add, "")
-	if err != nil {
-		return parley.Conversation{}, nil, err
+	var lists [4][]string
+	for i, l := range [][]string{ch.Add, ch.Remove, ch.Promote, ch.Demote} {
+		var err error
+		if lists[i], err = parley.DedupeIDs("member id", l, ""); err != nil {
+			return parley.Conversation{}, nil, err
+		}
 	}
-	remove, err := parley.DedupeIDs("member id", ch.Remove, "")
-	if err != nil {
-		return parley.Conversation{}, nil, err
+	add, remove, promote, demote := lists[0], lists[1], lists[2], lists[3]
+	for _, id := range promote {
+		if slices.Contains(demote, id) {
+			return parley.Conversation{}, nil, invalidf("user %q is both promoted and demoted", id)
+		}
 	}
 	var (
 		c      parley.Conversation
 		events []parley.Event
 	)
-	err = s.e.Write(ctx, func(w Tx) error {
+	err := s.e.Write(ctx, func(w Tx) error {
 		events = nil
 		if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
 			return err
@@ -302,39 +321,15 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 		if err != nil {
 			return err
 		}
-		if cur.Kind != parley.Group {
-			return invalidf("a direct conversation cannot be changed")
-		}
-		isMember := make(map[string]bool, len(cur.Members))
-		for _, m := range cur.Members {
-			isMember[m.UserID] = true
-		}
-
-		// Check everything before changing anything.
-		var added, removed []string
-		for _, id := range add {
-			if !isMember[id] {
-				added = append(added, id)
-			}
-		}
-		for _, id := range remove {
-			if isMember[id] && !slices.Contains(added, id) {
-				removed = append(removed, id)
-			}
-		}
-		if err := usersExist(w, added...); err != nil {
+		plan, err := planChange(cur, userID, ch.Title, add, remove, promote, demote)
+		if err != nil {
 			return err
 		}
-		if len(cur.Members)+len(added) > parley.MaxGroupMembers {
-			return invalidf("a group has at most %d members", parley.MaxGroupMembers)
-		}
-		for _, id := range removed {
-			if id != userID && userID != cur.CreatedBy {
-				return parley.Errorf(parley.EFORBIDDEN, "only the group's creator may remove others")
-			}
+		if err := usersExist(w, plan.added...); err != nil {
+			return err
 		}
 
-		if ch.Title != nil && *ch.Title != cur.Title {
+		if plan.rename {
 			if _, err := w.Exec(bg, qRenameConversation, *ch.Title, conversationID); err != nil {
 				return err
 			}
@@ -350,9 +345,11 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 			apply  func(w Tx, conversationID, userID string, pos int64) error
 			extra  []string
 		}{
-			{added, parley.ChangeMembersAdded, join, nil},
+			{plan.added, parley.ChangeMembersAdded, join, nil},
 			// The removed users hear of their removal, and nothing after.
-			{removed, parley.ChangeMembersRemoved, leave, removed},
+			{plan.removed, parley.ChangeMembersRemoved, leave, plan.removed},
+			{plan.promoted, parley.ChangeMembersPromoted, setRole(parley.RoleOwner), nil},
+			{plan.demoted, parley.ChangeMembersDemoted, setRole(parley.RoleMember), nil},
 		} {
 			if len(step.ids) == 0 {
 				continue
@@ -370,7 +367,7 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 			events = append(events, e)
 		}
 
-		if slices.Contains(removed, userID) {
+		if slices.Contains(plan.removed, userID) {
 			// The user left: they see the conversation as it is now, but
 			// no longer as a member.
 			c, err = s.snapshot(bg, w, conversationID)
@@ -385,10 +382,129 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 	return c, events, nil
 }
 
-// join opens a membership window at pos; leave closes it.
+// changePlan is what a change does, once checked: each list holds only
+// the users it changes.
+type changePlan struct {
+	rename                            bool
+	added, removed, promoted, demoted []string
+}
+
+// planChange checks a change of cur asked by userID (a member) against
+// the roles and returns what it changes. Users already in the state asked
+// for (adding a member, removing a non-member, promoting an owner) are
+// left out; when the change leaves members but no owner because the last
+// owner left, the longest-standing remaining member is promoted.
+func planChange(cur parley.Conversation, userID string, title *string, add, remove, promote, demote []string) (changePlan, error) {
+	var p changePlan
+	if cur.Kind != parley.Group {
+		return p, invalidf("a direct conversation cannot be changed")
+	}
+	role := make(map[string]parley.Role, len(cur.Members))
+	for _, m := range cur.Members {
+		role[m.UserID] = m.Role
+	}
+	owner := role[userID] == parley.RoleOwner
+	forbidden := func(what string) error {
+		return parley.Errorf(parley.EFORBIDDEN, "only an owner of the group may %s", what)
+	}
+	switch {
+	case title != nil && !owner:
+		return p, forbidden("rename it")
+	case len(add) > 0 && !owner:
+		return p, forbidden("add members")
+	case (len(promote) > 0 || len(demote) > 0) && !owner:
+		return p, forbidden("promote or demote members")
+	}
+	for _, id := range remove {
+		if id != userID && !owner {
+			return p, forbidden("remove others (a member may only leave)")
+		}
+	}
+
+	p.rename = title != nil && *title != cur.Title
+	for _, id := range add {
+		if role[id] == "" {
+			p.added = append(p.added, id)
+			role[id] = parley.RoleMember
+		}
+	}
+	if len(cur.Members)+len(p.added) > parley.MaxGroupMembers {
+		return p, invalidf("a group has at most %d members", parley.MaxGroupMembers)
+	}
+	for _, id := range remove {
+		if role[id] != "" && !slices.Contains(p.added, id) {
+			p.removed = append(p.removed, id)
+			delete(role, id)
+		}
+	}
+	for _, id := range promote {
+		switch role[id] {
+		case "":
+			return p, invalidf("user %q is not a member of the group", id)
+		case parley.RoleMember:
+			p.promoted = append(p.promoted, id)
+			role[id] = parley.RoleOwner
+		}
+	}
+	for _, id := range demote {
+		switch role[id] {
+		case "":
+			return p, invalidf("user %q is not a member of the group", id)
+		case parley.RoleOwner:
+			p.demoted = append(p.demoted, id)
+			role[id] = parley.RoleMember
+		}
+	}
+
+	owners := 0
+	for _, r := range role {
+		if r == parley.RoleOwner {
+			owners++
+		}
+	}
+	if owners > 0 || len(role) == 0 {
+		return p, nil
+	}
+	if len(p.demoted) > 0 && !slices.Contains(p.removed, userID) {
+		return p, invalidf("a group needs an owner: promote another member before demoting the last owner")
+	}
+	// The last owner left (or was removed along with every other owner):
+	// the longest-standing member takes over. cur.Members is in the order
+	// they joined; the added ones come after them, in the order given.
+	for _, id := range append(memberIDsOf(cur), p.added...) {
+		if role[id] == parley.RoleMember {
+			p.promoted = append(p.promoted, id)
+			p.demoted = slices.DeleteFunc(p.demoted, func(d string) bool { return d == id })
+			break
+		}
+	}
+	return p, nil
+}
+
+func memberIDsOf(c parley.Conversation) []string {
+	ids := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		ids[i] = m.UserID
+	}
+	return ids
+}
+
+// setRole returns a step that gives its users role.
+func setRole(role parley.Role) func(w Tx, conversationID, userID string, pos int64) error {
+	return func(w Tx, conversationID, userID string, _ int64) error {
+		_, err := w.Exec(bg, qSetRole, string(role), conversationID, userID)
+		return err
+	}
+}
+
+// join opens a membership window at pos, as a member; leave closes it.
 func join(w Tx, conversationID, userID string, pos int64) error {
+	return joinAs(w, conversationID, userID, pos, parley.RoleMember)
+}
+
+func joinAs(w Tx, conversationID, userID string, pos int64, role parley.Role) error {
 	w.MembersChanged(conversationID)
-	_, err := w.Exec(bg, qInsertMember, conversationID, userID, pos)
+	_, err := w.Exec(bg, qInsertMember, conversationID, userID, pos, string(role))
 	return err
 }
 
@@ -676,6 +792,66 @@ func (s *Store) canAddReaction(w Tx, msg parley.Message, userID, emoji string) (
 		return false, invalidf("a message takes at most %d different emoji", parley.MaxReactionKinds)
 	}
 	return true, nil
+}
+
+// SetFlags implements parley.Store.
+func (s *Store) SetFlags(ctx context.Context, userID, conversationID string, muted, archived *bool) (parley.Conversation, []parley.Event, error) {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	if err := parley.ValidateID("conversation id", conversationID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	var (
+		c      parley.Conversation
+		events []parley.Event
+	)
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		var (
+			f       parley.MemberFlags
+			lastSeq int64
+		)
+		if err := w.QueryRow(bg, qMemberFlags, conversationID, userID).Scan(&f.Muted, &f.Archived, &lastSeq); err != nil {
+			return s.notFound(err, parley.ErrNotFound)
+		}
+		next := f
+		if muted != nil {
+			next.Muted = *muted
+		}
+		if archived != nil {
+			next.Archived = *archived
+		}
+		if next != f {
+			if next.Muted != f.Muted {
+				if _, err := w.Exec(bg, qSetMuted, next.Muted, conversationID, userID); err != nil {
+					return err
+				}
+			}
+			if next.Archived != f.Archived {
+				var seq any // NULL: not archived
+				if next.Archived {
+					seq = lastSeq
+				}
+				if _, err := w.Exec(bg, qSetArchived, seq, conversationID, userID); err != nil {
+					return err
+				}
+			}
+			var err error
+			events, err = s.record(w, parley.Event{Type: parley.EventFlagsChanged, ConversationID: conversationID,
+				UserID: userID, Flags: &next, Recipient: userID, At: parley.Now()}, nil)
+			if err != nil {
+				return err
+			}
+		}
+		var err error
+		c, err = s.view(bg, w, userID, conversationID)
+		return err
+	})
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	return c, events, nil
 }
 
 // MarkRead implements parley.Store.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -113,25 +114,25 @@ func testUpdateConversation(t *testing.T, s parley.Store) {
 	a, b, c, d := newUser(t, s, "upa"), newUser(t, s, "upb"), newUser(t, s, "upc"), newUser(t, s, "upd")
 	conv := newGroup(t, s, a, "Old", b, c)
 
-	// Rename by any member.
+	// Rename by an owner (the creator).
 	title := "New"
-	got, events, err := s.UpdateConversation(ctx(t), b.ID, conv.ID, parley.ConversationChange{Title: &title})
+	got, events, err := s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Title: &title})
 	if err != nil {
 		t.Fatalf("rename: %v", err)
 	}
 	e := oneEvent(t, "rename", events, parley.EventConversationUpdated)
-	if got.Title != "New" || e.Change != parley.ChangeRenamed || e.UserID != b.ID ||
+	if got.Title != "New" || e.Change != parley.ChangeRenamed || e.UserID != a.ID ||
 		e.Conversation.Title != "New" || !sameSet(e.Audience, ids(a, b, c)) {
 		t.Errorf("rename = %+v, event %+v", got, e)
 	}
 	// The same title again changes nothing.
-	_, events, err = s.UpdateConversation(ctx(t), b.ID, conv.ID, parley.ConversationChange{Title: &title})
+	_, events, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Title: &title})
 	if err != nil || len(events) != 0 {
 		t.Errorf("rename to the same title: %d events, %v", len(events), err)
 	}
 
-	// Add by any member; the new member is in the audience.
-	got, events, err = s.UpdateConversation(ctx(t), c.ID, conv.ID, parley.ConversationChange{Add: []string{d.ID, a.ID}})
+	// Add by an owner; the new member is in the audience.
+	got, events, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Add: []string{d.ID, a.ID}})
 	if err != nil {
 		t.Fatalf("add: %v", err)
 	}
@@ -190,10 +191,10 @@ func testUpdateConversationRules(t *testing.T, s parley.Store) {
 	a, b, c := newUser(t, s, "rula"), newUser(t, s, "rulb"), newUser(t, s, "rulc")
 	conv := newGroup(t, s, a, "G", b, c)
 
-	// Only the creator may remove others; nothing changes when refused.
+	// Only an owner may remove others; nothing changes when refused.
 	title := "changed"
 	_, _, err := s.UpdateConversation(ctx(t), b.ID, conv.ID, parley.ConversationChange{Title: &title, Remove: []string{c.ID}})
-	wantCode(t, "a non-creator removing another", err, parley.EFORBIDDEN)
+	wantCode(t, "a member removing another", err, parley.EFORBIDDEN)
 	got := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, conv.ID))
 	if got.Title != "G" || len(got.Members) != 3 {
 		t.Errorf("a refused change changed the conversation: %+v", got)
@@ -452,4 +453,225 @@ func testGroupLimit(t *testing.T, s parley.Store) {
 	if len(got.Members) != parley.MaxGroupMembers || slices.Contains(memberIDs(got), last.ID) {
 		t.Errorf("after refused changes the group has %d members", len(got.Members))
 	}
+}
+
+// roles returns each member's role in c.
+func roles(c parley.Conversation) map[string]parley.Role {
+	out := make(map[string]parley.Role, len(c.Members))
+	for _, m := range c.Members {
+		out[m.UserID] = m.Role
+	}
+	return out
+}
+
+func testRoles(t *testing.T, s parley.Store) {
+	a, b, c, d := newUser(t, s, "rola"), newUser(t, s, "rolb"), newUser(t, s, "rolc"), newUser(t, s, "rold")
+	conv := newGroup(t, s, a, "G", b, c)
+
+	// The creator is the first owner, everyone else a member, in every
+	// view of the group.
+	want := map[string]parley.Role{a.ID: parley.RoleOwner, b.ID: parley.RoleMember, c.ID: parley.RoleMember}
+	if got := roles(conv); !maps.Equal(got, want) {
+		t.Errorf("CreateGroup roles = %v, want %v", got, want)
+	}
+	list := must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), b.ID))
+	if len(list) != 1 || !maps.Equal(roles(list[0]), want) {
+		t.Errorf("Conversations roles = %+v", list)
+	}
+
+	// A member may do nothing but leave: each of these is EFORBIDDEN and
+	// changes nothing.
+	title := "mine"
+	for name, ch := range map[string]parley.ConversationChange{
+		"rename":          {Title: &title},
+		"add":             {Add: []string{d.ID}},
+		"remove another":  {Remove: []string{c.ID}},
+		"promote self":    {Promote: []string{b.ID}},
+		"demote an owner": {Demote: []string{a.ID}},
+		"leave and add":   {Remove: []string{b.ID}, Add: []string{d.ID}},
+	} {
+		_, events, err := s.UpdateConversation(ctx(t), b.ID, conv.ID, ch)
+		wantCode(t, "a member's "+name, err, parley.EFORBIDDEN)
+		if len(events) != 0 {
+			t.Errorf("a member's refused %s returned events %+v", name, events)
+		}
+	}
+	if got := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, conv.ID)); got.Title != "G" || !maps.Equal(roles(got), want) {
+		t.Errorf("refused changes changed the group: %+v", got)
+	}
+	// A non-member gets ENOTFOUND, whatever they ask.
+	for name, ch := range map[string]parley.ConversationChange{
+		"rename": {Title: &title}, "add self": {Add: []string{d.ID}}, "promote": {Promote: []string{d.ID}},
+		"leave": {Remove: []string{d.ID}}, "demote": {Demote: []string{a.ID}},
+	} {
+		_, _, err := s.UpdateConversation(ctx(t), d.ID, conv.ID, ch)
+		wantCode(t, "a non-member's "+name, err, parley.ENOTFOUND)
+	}
+
+	// Bad promotions: not a member, or promoted and demoted at once.
+	_, _, err := s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Promote: []string{d.ID}})
+	wantCode(t, "promoting a non-member", err, parley.EINVALID)
+	_, _, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Promote: []string{b.ID}, Demote: []string{b.ID}})
+	wantCode(t, "promoting and demoting one user", err, parley.EINVALID)
+	// The last owner cannot demote themselves.
+	_, _, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Demote: []string{a.ID}})
+	wantCode(t, "demoting the last owner", err, parley.EINVALID)
+
+	// An owner promotes: one event, actor and target, new roles in the
+	// snapshot; promoting an owner again changes nothing.
+	got, events, err := s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Promote: []string{b.ID}})
+	if err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	e := oneEvent(t, "promote", events, parley.EventConversationUpdated)
+	if e.Change != parley.ChangeMembersPromoted || e.UserID != a.ID || !slices.Equal(e.UserIDs, ids(b)) ||
+		roles(*e.Conversation)[b.ID] != parley.RoleOwner || roles(got)[b.ID] != parley.RoleOwner ||
+		!sameSet(e.Audience, ids(a, b, c)) {
+		t.Errorf("promote = %+v, event %+v", got, e)
+	}
+	if _, events, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Promote: []string{b.ID}}); err != nil || len(events) != 0 {
+		t.Errorf("promoting an owner: %d events, %v", len(events), err)
+	}
+
+	// The new owner adds d (a member) and removes c; c, removed, gets
+	// ENOTFOUND for everything, sending included.
+	if _, _, err := s.UpdateConversation(ctx(t), b.ID, conv.ID, parley.ConversationChange{Add: []string{d.ID}, Remove: []string{c.ID}}); err != nil {
+		t.Fatalf("owner b adds d and removes c: %v", err)
+	}
+	_, _, err = s.UpdateConversation(ctx(t), c.ID, conv.ID, parley.ConversationChange{Remove: []string{c.ID}})
+	wantCode(t, "a removed user leaving", err, parley.ENOTFOUND)
+	_, _, err = s.SendMessage(ctx(t), parley.NewMessage{ConversationID: conv.ID, SenderID: c.ID, ClientID: clientID(), Text: "still here?"})
+	wantCode(t, "a removed user sending", err, parley.ENOTFOUND)
+
+	// An owner demotes another owner; a demoted owner is a member again.
+	if _, events, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Demote: []string{b.ID}}); err != nil {
+		t.Fatalf("demote: %v", err)
+	}
+	if e := oneEvent(t, "demote", events, parley.EventConversationUpdated); e.Change != parley.ChangeMembersDemoted || !slices.Equal(e.UserIDs, ids(b)) {
+		t.Errorf("demote event = %+v", e)
+	}
+	_, _, err = s.UpdateConversation(ctx(t), b.ID, conv.ID, parley.ConversationChange{Title: &title})
+	wantCode(t, "a demoted owner renaming", err, parley.EFORBIDDEN)
+
+	// The last owner leaves: removed, then the longest-standing member
+	// (b, there since the start; d came later) is promoted, with the
+	// leaver as actor and the remaining members as audience.
+	got, events, err = s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Remove: []string{a.ID}})
+	if err != nil {
+		t.Fatalf("last owner leaves: %v", err)
+	}
+	if len(events) != 2 || events[0].Change != parley.ChangeMembersRemoved || events[1].Change != parley.ChangeMembersPromoted ||
+		!slices.Equal(events[1].UserIDs, ids(b)) || events[1].UserID != a.ID || !sameSet(events[1].Audience, ids(b, d)) ||
+		events[1].Pos != events[0].Pos+1 {
+		t.Fatalf("last owner leaving: events %+v", events)
+	}
+	if r := roles(got); !maps.Equal(r, map[string]parley.Role{b.ID: parley.RoleOwner, d.ID: parley.RoleMember}) {
+		t.Errorf("roles after the last owner left = %v", r)
+	}
+	// A user added again joins as a member, whatever they were before.
+	got, _, err = s.UpdateConversation(ctx(t), b.ID, conv.ID, parley.ConversationChange{Add: []string{a.ID}})
+	if err != nil || roles(got)[a.ID] != parley.RoleMember {
+		t.Errorf("re-added former owner: roles %v, %v", roles(got), err)
+	}
+	// Everyone leaves: the group is left with nobody and no error.
+	for _, u := range []parley.User{b, d, a} {
+		if _, _, err := s.UpdateConversation(ctx(t), u.ID, conv.ID, parley.ConversationChange{Remove: []string{u.ID}}); err != nil {
+			t.Fatalf("%s leaves: %v", u.Name, err)
+		}
+	}
+
+	// Direct conversations have no owners and cannot be changed.
+	direct, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := roles(direct); r[a.ID] != parley.RoleMember || r[b.ID] != parley.RoleMember {
+		t.Errorf("direct roles = %v", r)
+	}
+	_, _, err = s.UpdateConversation(ctx(t), a.ID, direct.ID, parley.ConversationChange{Promote: []string{a.ID}})
+	wantCode(t, "promoting in a direct conversation", err, parley.EINVALID)
+}
+
+func testFlags(t *testing.T, s parley.Store) {
+	a, b, c := newUser(t, s, "flga"), newUser(t, s, "flgb"), newUser(t, s, "flgc")
+	conv := newGroup(t, s, a, "G", b)
+	yes, no := true, false
+
+	// Muting: one flagsChanged event for a alone; the view says so.
+	got, events, err := s.SetFlags(ctx(t), a.ID, conv.ID, &yes, nil)
+	if err != nil {
+		t.Fatalf("mute: %v", err)
+	}
+	e := oneEvent(t, "mute", events, parley.EventFlagsChanged)
+	if !got.Muted || got.Archived || e.UserID != a.ID || e.Flags == nil || *e.Flags != (parley.MemberFlags{Muted: true}) ||
+		!slices.Equal(e.Audience, ids(a)) || e.Pos == 0 {
+		t.Fatalf("mute = %+v, event %+v", got, e)
+	}
+	if _, events, err := s.SetFlags(ctx(t), a.ID, conv.ID, &yes, &no); err != nil || len(events) != 0 {
+		t.Errorf("muting again: %d events, %v", len(events), err)
+	}
+	// A muted conversation keeps its unread count; b's view is unchanged.
+	send(t, s, conv.ID, b, "one")
+	list := must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID))
+	if len(list) != 1 || !list[0].Muted || list[0].UnreadCount != 1 {
+		t.Errorf("a's list after muting = %+v", list)
+	}
+	if bv := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), b.ID, conv.ID)); bv.Muted || bv.Archived {
+		t.Errorf("b's view changed with a's flags: %+v", bv)
+	}
+
+	// Archiving holds until a new message arrives, with no write.
+	got, events, err = s.SetFlags(ctx(t), a.ID, conv.ID, nil, &yes)
+	if err != nil || !got.Archived || !got.Muted || len(events) != 1 || *events[0].Flags != (parley.MemberFlags{Muted: true, Archived: true}) {
+		t.Fatalf("archive: %+v, %+v, %v", got, events, err)
+	}
+	if list := must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID)); !list[0].Archived {
+		t.Errorf("archived conversation listed as %+v", list[0])
+	}
+	send(t, s, conv.ID, b, "two")
+	if got := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, conv.ID)); got.Archived || !got.Muted {
+		t.Errorf("after a new message: %+v, want unarchived and still muted", got)
+	}
+	// Archived again, then unarchived by hand.
+	if _, events, err = s.SetFlags(ctx(t), a.ID, conv.ID, nil, &yes); err != nil || len(events) != 1 {
+		t.Fatalf("archive again: %d events, %v", len(events), err)
+	}
+	got, events, err = s.SetFlags(ctx(t), a.ID, conv.ID, &no, &no)
+	if err != nil || got.Archived || got.Muted || len(events) != 1 || *events[0].Flags != (parley.MemberFlags{}) {
+		t.Fatalf("unarchive and unmute: %+v, %+v, %v", got, events, err)
+	}
+
+	// The events are a's alone: in a's replay, not in b's; Events gives
+	// them a's audience.
+	for _, e := range allEventsFor(t, s, b.ID) {
+		if e.Type == parley.EventFlagsChanged {
+			t.Errorf("b replays a's flags: %+v", e)
+		}
+	}
+	n := 0
+	for _, e := range allEventsFor(t, s, a.ID) {
+		if e.Type == parley.EventFlagsChanged {
+			n++
+			if e.Flags == nil || e.Recipient != a.ID {
+				t.Errorf("a's replayed flags event = %+v", e)
+			}
+		}
+	}
+	if n != 4 {
+		t.Errorf("a replays %d flagsChanged events, want 4", n)
+	}
+	for _, e := range allEvents(t, s) {
+		if e.Type == parley.EventFlagsChanged && !slices.Equal(e.Audience, ids(a)) {
+			t.Errorf("Events audience of a flags event = %v", e.Audience)
+		}
+	}
+
+	// A non-member and a removed member get not_found.
+	_, _, err = s.SetFlags(ctx(t), c.ID, conv.ID, &yes, nil)
+	wantCode(t, "a non-member muting", err, parley.ENOTFOUND)
+	if _, _, err := s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Remove: []string{b.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.SetFlags(ctx(t), b.ID, conv.ID, nil, &yes)
+	wantCode(t, "a removed member archiving", err, parley.ENOTFOUND)
 }

@@ -103,6 +103,7 @@ func testAuthorization(t *testing.T, s parley.Store) {
 	}{
 		{outsider, direct.ID}, {outsider, group.ID}, {left, leftGroup.ID}, {a, "no-such-conversation"},
 	}
+	yes := true
 	for _, c := range cases {
 		checks := map[string]error{}
 		_, checks["Conversation"] = s.Conversation(ctx(t), c.user.ID, c.convID)
@@ -115,6 +116,10 @@ func testAuthorization(t *testing.T, s parley.Store) {
 		_, checks["MarkRead"] = s.MarkRead(ctx(t), c.user.ID, c.convID, 1)
 		_, _, checks["UpdateConversation rename"] = s.UpdateConversation(ctx(t), c.user.ID, c.convID, parley.ConversationChange{Title: &title})
 		_, _, checks["UpdateConversation add self"] = s.UpdateConversation(ctx(t), c.user.ID, c.convID, parley.ConversationChange{Add: []string{c.user.ID}})
+		_, _, checks["SetFlags"] = s.SetFlags(ctx(t), c.user.ID, c.convID, &yes, nil)
+		_, _, checks["UpdateConversation leave"] = s.UpdateConversation(ctx(t), c.user.ID, c.convID, parley.ConversationChange{Remove: []string{c.user.ID}})
+		_, _, checks["UpdateConversation promote self"] = s.UpdateConversation(ctx(t), c.user.ID, c.convID, parley.ConversationChange{Promote: []string{c.user.ID}})
+		_, _, checks["UpdateConversation demote"] = s.UpdateConversation(ctx(t), c.user.ID, c.convID, parley.ConversationChange{Demote: []string{a.ID}})
 		for name, err := range checks {
 			if !isNotFound(err) {
 				t.Errorf("%s by %s on %s: %v, want not found", name, c.user.Name, c.convID, err)
@@ -152,7 +157,7 @@ func testEventsForWindows(t *testing.T, s parley.Store) {
 		t.Fatal(err)
 	}
 	send(t, s, conv.ID, a, "without b")
-	_, addB, err := s.UpdateConversation(ctx(t), c.ID, conv.ID, parley.ConversationChange{Add: []string{b.ID}})
+	_, addB, err := s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Add: []string{b.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +235,7 @@ func testEventsForAudience(t *testing.T, s parley.Store) {
 	if _, _, err := s.DeleteMessage(ctx(t), a.ID, conv.ID, m.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.UpdateConversation(ctx(t), c.ID, conv.ID, parley.ConversationChange{Add: []string{b.ID}}); err != nil {
+	if _, _, err := s.UpdateConversation(ctx(t), a.ID, conv.ID, parley.ConversationChange{Add: []string{b.ID}}); err != nil {
 		t.Fatal(err)
 	}
 	send(t, s, conv.ID, b, "three")

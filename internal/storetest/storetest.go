@@ -42,6 +42,8 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"GroupLimit", testGroupLimit},
 		{"UpdateConversation", testUpdateConversation},
 		{"UpdateConversationRules", testUpdateConversationRules},
+		{"Roles", testRoles},
+		{"Flags", testFlags},
 		{"Send", testSend},
 		{"SendIdempotent", testSendIdempotent},
 		{"SendValidation", testSendValidation},

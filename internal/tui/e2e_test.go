@@ -15,6 +15,7 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/internal/sqlite"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -225,11 +226,24 @@ func TestResendFailed(t *testing.T) {
 	alice.typeLine("first", true)
 	alice.waitText("alice: first ✓")
 
-	// Bob removes alice; her next message is refused.
-	if _, err := bc.UpdateConversation(ctx, updateMembers(cv.ID, nil, []string{"alice"})); err != nil {
+	// Alice writes while the server is down; meanwhile bob removes her
+	// (straight in the store, the server being down), so the server
+	// refuses the queued message when she is back. (Had she heard of the
+	// removal first, Send would have refused it at once: TestGroupCommands.)
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.typeLine("second", true)
+	alice.waitText("alice: second … sending")
+	st, err := sqlite.Open(ctx, filepath.Join(srv.Dir, "parley.db"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	alice.typeLine("second", true)
+	if _, _, err := st.UpdateConversation(ctx, "bob", cv.ID, parley.ConversationChange{Remove: []string{"alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
 	alice.waitText("alice: second ✗ failed")
 	alice.press(tea.KeyPressMsg{Code: 'e', Mod: tea.ModCtrl})
 	alice.waitText("alice: second ✗ failed") // still not a member

@@ -84,6 +84,11 @@ type Model struct {
 	outgoing []*outItem
 	readAsk  map[string]int64 // the read position asked for, per conversation
 
+	system       map[string][]sysLine           // system lines per conversation (members.go)
+	lastSeen     map[string]parley.Conversation // groups as their last change left them, for one this user left
+	names        map[string]string              // user id -> name, from the lists (members.go)
+	showArchived bool                           // /archived: list archived conversations too
+
 	input     textinput.Model
 	nav       bool // keys navigate instead of typing (Esc toggles)
 	notice    string
@@ -159,7 +164,8 @@ func New(c *client.Client, cfg Config) *Model {
 	// The terminal's own cursor: no blink timers to run.
 	in.SetVirtualCursor(false)
 	in.Focus()
-	m := &Model{c: c, cfg: cfg, online: map[string]bool{}, readAsk: map[string]int64{}, input: in, width: 80, height: 24}
+	m := &Model{c: c, cfg: cfg, online: map[string]bool{}, readAsk: map[string]int64{},
+		system: map[string][]sysLine{}, lastSeen: map[string]parley.Conversation{}, names: map[string]string{}, input: in, width: 80, height: 24}
 	if c != nil {
 		// Messages a durable outbox kept from the last run are shown (and
 		// sent) like ones typed now.
@@ -285,6 +291,8 @@ func (m *Model) refresh() tea.Cmd {
 	}
 	if m.loaded {
 		m.convs = m.c.CachedConversations()
+		m.learnNames()
+		m.convs = m.mainList(m.convs)
 	}
 	m.online = map[string]bool{}
 	for _, u := range m.c.Online() {
@@ -341,6 +349,7 @@ func (m *Model) event(ev client.Event) tea.Cmd {
 	switch e := ev.(type) {
 	case client.ConversationUpdated:
 		id = e.Conversation.ID
+		m.noteChange(e)
 		if e.Change == parley.ChangeCreated || e.Change == parley.ChangeMembersAdded {
 			// Presence covers contacts only: new members may be new
 			// contacts, and the server sends no userOnline for them.
@@ -666,9 +675,23 @@ func (m *Model) submit() tea.Cmd {
 // command runs a /command.
 func (m *Model) command(line string) tea.Cmd {
 	f := fields(line)
+	if _, ok := memberCommands[f[0]]; ok {
+		return m.memberCommand(f)
+	}
+	if _, ok := flagCommands[f[0]]; ok {
+		return m.flagCommand(f[0])
+	}
+	if f[0] == "/archived" {
+		m.showArchived = !m.showArchived
+		m.notice = "archived conversations hidden"
+		if m.showArchived {
+			m.notice = "archived conversations shown (/archived hides them)"
+		}
+		return m.refresh()
+	}
 	switch f[0] {
 	case "/help", "/?":
-		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
 		return nil
 	case "/quit", "/q":
 		return tea.Quit

@@ -101,7 +101,11 @@ func (m *Model) listLines(w, n int) []string {
 		if cv.UnreadCount > 0 {
 			count = fmt.Sprintf(" %d", cv.UnreadCount)
 		}
-		name := ansi.Truncate(m.title(cv), max(1, w-2-len(count)), "…")
+		title := m.title(cv)
+		if cv.Muted {
+			title += " (muted)"
+		}
+		name := ansi.Truncate(title, max(1, w-2-len(count)), "…")
 		line := dot + " " + name
 		gap := max(0, w-lipgloss.Width(line)-len(count))
 		line += strings.Repeat(" ", gap) + bold.Render(count)
@@ -169,6 +173,8 @@ func (m *Model) paneLines(w, n int) []string {
 	switch {
 	case m.open == "":
 		out = append(out, dim.Render(ansi.Truncate("no conversation open", w, "…")))
+	case !ok && m.removedOpen():
+		out = append(out, ansi.Truncate(bold.Render(m.title(m.lastSeen[m.open]))+" "+bad.Render("(you are no longer a member)"), w, "…"))
 	case !ok:
 		out = append(out, bold.Render("…"))
 	default:
@@ -226,9 +232,7 @@ func (m *Model) messageLines(w int) []string {
 		add(dim.Render("— start of the conversation —"))
 	}
 	cv, _ := m.openConv()
-	for _, msg := range m.msgs {
-		add(m.messageLine(msg, cv))
-	}
+	m.withSystemLines(m.msgs, add, func(msg parley.Message) string { return m.messageLine(msg, cv) })
 	for _, o := range m.outgoing {
 		if o.conv != m.open {
 			continue

@@ -7,6 +7,17 @@
 // after a reconnect) is drawn once, in its place.
 
 import { Client, State, ParleyError, login, register } from './parley.js';
+import {
+  archivedToggle,
+  initMembers,
+  inMainList,
+  isRemoved,
+  onConversationUpdated,
+  onFlagsChanged,
+  removedConversation,
+  renderMembers,
+  systemLinesFor,
+} from './members.js';
 
 const AUTH_KEY = 'parley.auth';
 const PAGE = 50;
@@ -150,6 +161,23 @@ const app = {
 };
 // Exposed for debugging from the console and for the browser tests.
 window.parleyApp = app;
+// The member panel, system lines and removed notice live in members.js.
+initMembers({
+  h,
+  app,
+  api: (method, path, body) => app.client.api(method, path, body),
+  merge: (conv) => mergeConversation(conv),
+  rerender: () => {
+    renderConversations();
+    renderPaneHeader();
+    renderMessages();
+  },
+  header: document.querySelector('.pane-header'),
+  composer: ui.composer,
+  input: ui.input,
+  send: ui.send,
+  attach: ui.attach,
+});
 
 // ---------- auth ----------
 
@@ -510,7 +538,8 @@ async function fetchConversation(id) {
 }
 
 function renderConversations() {
-  const convs = [...app.convs.values()].sort(
+  // Archived conversations are left out unless shown (members.js).
+  const convs = [...app.convs.values()].filter(inMainList).sort(
     (a, b) => Date.parse(b.last_activity_at || b.created_at || 0) - Date.parse(a.last_activity_at || a.created_at || 0),
   );
   // Said only once the list is known: before that, nothing is.
@@ -558,11 +587,12 @@ function renderConversations() {
       ),
     );
   });
-  ui.list.replaceChildren(...items);
+  ui.list.replaceChildren(...items, ...archivedToggle());
 }
 
 function renderPaneHeader() {
-  const conv = app.open && app.convs.get(app.open);
+  renderMembers();
+  const conv = app.open && (app.convs.get(app.open) || removedConversation(app.open));
   if (!conv) {
     ui.paneTitle.textContent = app.open ? 'Loading…' : 'Pick a conversation';
     ui.panePresence.dataset.online = 'none';
@@ -789,6 +819,7 @@ function onEvent(ev) {
       // Said once: a replayed message we already had is not news.
       const seen = app.threads.get(m.conversation_id)?.msgs.has(m.id) || (conv && m.seq <= (conv.last_seq || 0));
       if (m.sender_id !== app.me.id && !seen) newFromOthers(m, conv);
+      if (conv && m.seq > (conv.last_seq || 0)) conv.archived = false; // a new message ends an archive
       applyMessage(m, true);
       break;
     }
@@ -825,17 +856,25 @@ function onEvent(ev) {
         if (conv.id === app.open) scheduleRender();
       }
       break;
+    case 'flagsChanged':
+      onFlagsChanged(ev);
+      renderConversations();
+      renderPaneHeader();
+      break;
     case 'conversationUpdated': {
-      const removedMe = ev.change === 'members_removed' && (ev.user_ids || []).includes(app.me.id);
+      // A removed user's open pane stays, with a notice and the composer
+      // disabled (members.js); the group leaves the list.
+      const removedMe = onConversationUpdated(ev, conv);
       if (removedMe) {
         app.convs.delete(ev.conversation_id);
-        if (app.open === ev.conversation_id) app.open = null;
+        if (app.open === ev.conversation_id) app.client.stopTyping(app.open);
       } else if (ev.conversation) {
         mergeConversation(ev.conversation);
         if (ev.change === 'created' || ev.change === 'members_added') app.client.refreshPresence();
       }
       renderConversations();
       renderPaneHeader();
+      if (ev.conversation_id === app.open) scheduleRender();
       break;
     }
   }
@@ -1061,7 +1100,12 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
   const usedImgs = new Set();
   let day = '';
   const now = new Date();
+  // System lines ("alice added bob") go after the message they followed;
+  // those before the loaded history are left out while older pages remain.
+  const firstSeq = confirmed.length ? confirmed[0].seq : Infinity;
+  const sys = systemLinesFor(id).filter((l) => !t.hasMore || l.after >= firstSeq);
   for (const m of confirmed) {
+    while (sys.length && sys[0].after < m.seq) rows.push(sys.shift().el);
     const own = m.sender_id === app.me.id;
     const key = dayKey(m.created_at);
     if (key && key !== day) {
@@ -1114,6 +1158,8 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
       ),
     );
   }
+
+  for (const l of sys) rows.push(l.el);
 
   for (const item of c.itemsFor(id)) {
     if (ownClientIds.has(item.client_id)) continue; // stored already; the reply is on its way
@@ -1442,7 +1488,7 @@ function renderTyping() {
 function submitMessage() {
   const c = app.client;
   const text = ui.input.value.trim();
-  if ((!text && !app.tray.length) || !app.open || !c || c.state === State.Disconnected) return;
+  if ((!text && !app.tray.length) || !app.open || !c || c.state === State.Disconnected || isRemoved(app.open)) return;
   const max = c.limits.maxTextRunes;
   if ([...text].length > max) {
     app.paneError = `A message can hold at most ${max} characters.`;
