@@ -21,6 +21,11 @@ func Migrate(ctx context.Context, name string, dialect goose.Dialect, db *sql.DB
 	if err != nil {
 		return fmt.Errorf("%s: migrations: %w", name, err)
 	}
+	// Out of order is allowed: features are built on parallel branches,
+	// each with its own migration number, so a database may already hold
+	// a higher number when a lower one lands (each migration stands alone:
+	// none depends on a later one).
+	opts = append([]goose.ProviderOption{goose.WithAllowOutofOrder(true)}, opts...)
 	p, err := goose.NewProvider(dialect, db, dir, opts...)
 	if err != nil {
 		return fmt.Errorf("%s: migrations: %w", name, err)
