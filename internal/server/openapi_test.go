@@ -22,8 +22,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/auth"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
 )
 
 // The OpenAPI document (internal/server/openapi.json, served at
@@ -180,7 +182,7 @@ func TestOpenAPIExamples(t *testing.T) {
 	vt := newValidatingTransport(t, doc)
 	hc := &http.Client{Transport: vt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	alice := srv.Token(t, "alice", "Alice")
-	srv.Token(t, "bob", "Bob")
+	bob := srv.Token(t, "bob", "Bob")
 
 	type answer struct {
 		status int
@@ -250,7 +252,42 @@ func TestOpenAPIExamples(t *testing.T) {
 	m := decodeJSON[parley.Message](t, jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+cid+`","text":"hi"}`, 201))
 	jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+cid+`","text":"hi"}`, 200)
 	jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+uuid.NewString()+`","text":""}`, 400)
-	jsonDo("GET", "/v1/conversations/"+direct.ID+"/messages?limit=10", alice, "", 200)
+
+	// Replies, edits and reactions, before the history and events pages
+	// below so that those carry reply_to, edited_at, reactions and the
+	// new event types.
+	msgs := "/v1/conversations/" + direct.ID + "/messages/"
+	parent := decodeJSON[parley.Message](t, jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+uuid.NewString()+`","text":"parent"}`, 201))
+	reply := decodeJSON[parley.Message](t, jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", bob, `{"client_id":"`+uuid.NewString()+`","text":"a reply","reply_to":"`+parent.ID+`"}`, 201))
+	if reply.ReplyTo == nil || reply.ReplyTo.MessageID != parent.ID {
+		t.Fatalf("reply's reply_to = %+v, want a quote of %s", reply.ReplyTo, parent.ID)
+	}
+	jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", bob, `{"client_id":"`+uuid.NewString()+`","text":"x","reply_to":"nope"}`, 400)
+	edited := decodeJSON[parley.Message](t, jsonDo("PATCH", msgs+parent.ID, alice, `{"client_id":"`+uuid.NewString()+`","text":"parent, edited"}`, 200))
+	if edited.EditedAt == nil || edited.Text != "parent, edited" {
+		t.Fatalf("edit answered %+v", edited)
+	}
+	jsonDo("PATCH", msgs+parent.ID, bob, `{"client_id":"`+uuid.NewString()+`","text":"not mine"}`, 403)
+	jsonDo("PATCH", msgs+"nope", alice, `{"client_id":"`+uuid.NewString()+`","text":"no such message"}`, 404)
+	const thumbsUp, heart = "%F0%9F%91%8D", "%E2%9D%A4"
+	rr := decodeJSON[protocol.ReactResult](t, jsonDo("PUT", msgs+parent.ID+"/reactions/"+thumbsUp, bob, "", 200))
+	if len(rr.Reactions) != 1 || rr.Reactions[0].Emoji != "👍" || rr.Reactions[0].Count != 1 || !rr.Reactions[0].Me {
+		t.Fatalf("PUT reaction answered %+v", rr)
+	}
+	jsonDo("PUT", msgs+parent.ID+"/reactions/"+heart, alice, "", 200)
+	jsonDo("DELETE", msgs+parent.ID+"/reactions/"+heart, alice, "", 200)
+	jsonDo("DELETE", msgs+parent.ID+"/reactions/"+heart, alice, "", 200) // not held: changes nothing
+	jsonDo("PUT", msgs+parent.ID+"/reactions/a", alice, "", 400)
+	jsonDo("DELETE", msgs+"nope/reactions/"+thumbsUp, alice, "", 404)
+	page := decodeJSON[parley.MessagePage](t, jsonDo("GET", "/v1/conversations/"+direct.ID+"/messages?limit=10", alice, "", 200))
+	var sawReactions, sawQuote bool
+	for _, pm := range page.Messages {
+		sawReactions = sawReactions || (pm.ID == parent.ID && len(pm.Reactions) == 1 && pm.EditedAt != nil)
+		sawQuote = sawQuote || (pm.ID == reply.ID && pm.ReplyTo != nil && pm.ReplyTo.Text == "parent, edited")
+	}
+	if !sawReactions || !sawQuote {
+		t.Fatalf("history page lacks the reaction or the edited quote: %+v", page.Messages)
+	}
 	jsonDo("GET", "/v1/conversations/"+direct.ID+"/messages?after=0", alice, "", 200)
 	jsonDo("POST", "/v1/conversations/"+direct.ID+"/read", alice, `{"seq":1}`, 200)
 	jsonDo("POST", "/v1/conversations/"+direct.ID+"/typing", alice, `{"typing":true}`, 200)
@@ -284,6 +321,48 @@ func TestOpenAPIExamples(t *testing.T) {
 	}
 	jsonDo("GET", "/v1/attachments/"+att.ID+"/thumb", alice, "", 200)
 	jsonDo("DELETE", "/v1/conversations/"+direct.ID+"/messages/"+m.ID, alice, "", 200)
+
+	// The server API, with an API key of every scope; errors: a user's
+	// token (401), a key without the route's scope (403), and the
+	// routes' own.
+	_, key := newAPIKey(t, srv, auth.Scopes...)
+	_, tokensOnly := newAPIKey(t, srv, auth.ScopeTokens)
+	jsonDo("POST", "/v1/server/users", key, `{"id":"dave","name":"Dave"}`, 200)
+	jsonDo("POST", "/v1/server/users", key, `{"id":"erin","name":"Erin"}`, 200)
+	jsonDo("POST", "/v1/server/users", alice, `{"id":"dave","name":"Dave"}`, 401)
+	jsonDo("POST", "/v1/server/users", tokensOnly, `{"id":"dave","name":"Dave"}`, 403)
+	jsonDo("PATCH", "/v1/server/users/dave", key, `{"name":"Dave D"}`, 200)
+	jsonDo("PATCH", "/v1/server/users/nobody", key, `{"name":"Nobody"}`, 404)
+	jsonDo("POST", "/v1/server/users/dave/tokens", key, `{"ttl_seconds":60}`, 201)
+	jsonDo("POST", "/v1/server/users/dave/tokens", key, `{}`, 201)
+	jsonDo("POST", "/v1/server/users/nobody/tokens", key, `{}`, 404)
+	sg := decodeJSON[parley.Conversation](t, jsonDo("POST", "/v1/server/conversations", key, `{"kind":"group","created_by":"alice","title":"ops","member_ids":["bob"]}`, 201))
+	jsonDo("POST", "/v1/server/conversations", key, `{"kind":"direct","created_by":"dave","member_ids":["alice"]}`, 201)
+	jsonDo("POST", "/v1/server/conversations", key, `{"kind":"direct","created_by":"dave","member_ids":["alice","bob"]}`, 400)
+	jsonDo("POST", "/v1/server/conversations/"+sg.ID+"/members", key, `{"as":"alice","user_ids":["dave"]}`, 200)
+	jsonDo("POST", "/v1/server/conversations/"+sg.ID+"/members", key, `{"as":"carol","user_ids":["erin"]}`, 404)
+	scid := uuid.NewString()
+	sm := decodeJSON[parley.Message](t, jsonDo("POST", "/v1/server/conversations/"+sg.ID+"/messages", key, `{"as":"dave","client_id":"`+scid+`","text":"hello"}`, 201))
+	jsonDo("POST", "/v1/server/conversations/"+sg.ID+"/messages", key, `{"as":"dave","client_id":"`+scid+`","text":"hello"}`, 200)
+	jsonDo("POST", "/v1/server/conversations/"+sg.ID+"/messages", key, `{"as":"dave","client_id":"`+uuid.NewString()+`","text":"again"}`, 201)
+	jsonDo("POST", "/v1/server/conversations/"+sg.ID+"/messages", key, `{"as":"carol","client_id":"`+uuid.NewString()+`","text":"not a member"}`, 404)
+	jsonDo("DELETE", "/v1/server/conversations/"+sg.ID+"/messages/"+sm.ID, key, "", 200)
+	jsonDo("DELETE", "/v1/server/conversations/"+sg.ID+"/messages/nope", key, "", 404)
+	ex := decodeJSON[struct {
+		Messages []parley.Message `json:"messages"`
+	}](t, jsonDo("GET", "/v1/server/users/dave/export", key, "", 200))
+	if len(ex.Messages) != 2 {
+		t.Fatalf("dave's export holds %d messages, want 2", len(ex.Messages))
+	}
+	jsonDo("GET", "/v1/server/users/dave/export?after="+scid, key, "", 200)
+	jsonDo("GET", "/v1/server/users/erin/export", key, "", 200) // sent nothing: messages is []
+	jsonDo("GET", "/v1/server/users/nobody/export", key, "", 404)
+	jsonDo("POST", "/v1/server/users/erin/ban", key, "", 200)
+	jsonDo("POST", "/v1/server/users/erin/ban", key, "", 200) // idempotent
+	jsonDo("POST", "/v1/server/users/erin/tokens", key, `{}`, 403)
+	jsonDo("POST", "/v1/server/users/erin/ban", tokensOnly, "", 403)
+	jsonDo("DELETE", "/v1/server/users/dave", key, "", 200)
+	jsonDo("DELETE", "/v1/server/users/nobody", key, "", 404)
 
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()

@@ -299,6 +299,11 @@ func (s *Server) handleAPIExport(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	if out.Messages == nil {
+		// A user who sent nothing has an empty list, not null (the
+		// documented shape is an array).
+		out.Messages = []parley.Message{}
+	}
 	// The page is cut at the reply's byte budget too (a message holds up
 	// to 16 KiB of text); the conversations count against it first.
 	full := len(out.Messages) == exportPage
