@@ -247,6 +247,14 @@ func TestOpenAPIExamples(t *testing.T) {
 	jsonDo("GET", "/v1/conversations/"+group.ID, alice, "", 200)
 	jsonDo("GET", "/v1/conversations/nope", alice, "", 404)
 	jsonDo("PATCH", "/v1/conversations/"+group.ID, alice, `{"title":"the team"}`, 200)
+	// Roles and flags, before the events page below so that it carries
+	// members_promoted/members_demoted and flagsChanged.
+	jsonDo("PATCH", "/v1/conversations/"+group.ID, alice, `{"promote":["bob"]}`, 200)
+	jsonDo("PATCH", "/v1/conversations/"+group.ID, bob, `{"demote":["bob"]}`, 200)
+	jsonDo("PATCH", "/v1/conversations/"+group.ID, bob, `{"title":"mine now"}`, 403)
+	jsonDo("PATCH", "/v1/conversations/"+group.ID+"/flags", alice, `{"muted":true}`, 200)
+	jsonDo("PATCH", "/v1/conversations/"+group.ID+"/flags", alice, `{"archived":true,"muted":false}`, 200)
+	jsonDo("PATCH", "/v1/conversations/nope/flags", alice, `{"muted":true}`, 404)
 
 	cid := uuid.NewString()
 	m := decodeJSON[parley.Message](t, jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+cid+`","text":"hi"}`, 201))
