@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -216,6 +217,8 @@ type batcher struct {
 	// health is whether writes fail because PostgreSQL cannot write (see
 	// classify); every batch's outcome is reported to it.
 	health batchq.WriteHealth
+	// observer is told about every committed batch (DB.SetBatchObserver).
+	observer batchq.Observer
 }
 
 func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
@@ -257,9 +260,10 @@ func (b *batcher) loop() {
 		// Take the lock first, then the ops that queued meanwhile: while
 		// other nodes hold the lock, this node's writes gather into one
 		// batch instead of waiting in many.
+		start := time.Now()
 		tx, head, err := b.lockedTx()
 		batch = b.fill(append(batch[:0], o))
-		b.run(batch, tx, head, err)
+		b.run(batch, tx, head, err, start)
 		clear(batch)
 	}
 }
@@ -323,7 +327,8 @@ func (b *batcher) lockedTx() (pgx.Tx, int64, error) {
 
 // run executes one batch in tx (which holds the positions lock; lockErr
 // says why there is none): the sends in bulk, the other ops in savepoints.
-func (b *batcher) run(batch []*op, tx pgx.Tx, head int64, lockErr error) {
+// start is when tx began (for the batch observer).
+func (b *batcher) run(batch []*op, tx pgx.Tx, head int64, lockErr error, start time.Time) {
 	// Claim the ops first: an op its caller gave up on is dropped here.
 	live := batch[:0:0]
 	for _, o := range batch {
@@ -341,7 +346,7 @@ func (b *batcher) run(batch []*op, tx pgx.Tx, head int64, lockErr error) {
 	}
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
-	if b.runTx(tx, head, live, true) {
+	if b.runTx(tx, head, live, true, start) {
 		return
 	}
 	tx, head, err := b.lockedTx()
@@ -349,14 +354,14 @@ func (b *batcher) run(batch []*op, tx pgx.Tx, head int64, lockErr error) {
 		b.answerAll(live, err)
 		return
 	}
-	b.runTx(tx, head, live, false)
+	b.runTx(tx, head, live, false, start)
 }
 
 // runTx runs the ops in tx and answers each, except when bulk is set and
 // the bulk sends failed: then it rolls back, answers nobody and returns
 // false, and the caller runs the batch again without bulk. tx is finished
-// either way.
-func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool) bool {
+// either way. start is when the batch's first transaction began.
+func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool, start time.Time) bool {
 	defer tx.Rollback(bg) // after Commit, a no-op
 	errs := make([]error, len(live))
 	w := &writeTx{tx: tx, head: head}
@@ -393,11 +398,13 @@ func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool) bool {
 			return true
 		}
 	}
+	commitStart := time.Now()
 	if err := tx.Commit(bg); err != nil {
 		// Nothing of this batch is stored: every op fails.
 		b.answerAll(live, internalf("commit: %w", err))
 		return true
 	}
+	b.observer.Observe(len(live), start, commitStart)
 	b.health.Observe(nil)
 	for i, o := range live {
 		// An op can fail alone (its savepoint rolled back) for a reason

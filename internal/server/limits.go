@@ -84,6 +84,16 @@ type Limits struct {
 	ReactionsPerSecond float64
 	ReactionBurst      int
 
+	// APIKeyFailuresPerSecond and APIKeyFailureBurst limit failed server
+	// API authentications per IP: an unknown or revoked API key (default
+	// 1/6 per second, i.e. 10 a minute, burst 10). Once an IP is over it,
+	// every server API call from it gets rate_limited (HTTP 429,
+	// Retry-After) before its key is looked up, a valid key's too, until
+	// the budget refills; calls that authenticate take nothing from it.
+	// Per node.
+	APIKeyFailuresPerSecond float64
+	APIKeyFailureBurst      int
+
 	// ConnectionsPerUser caps one user's WebSocket connections on this
 	// node (default 20; negative: no cap). When a connection's hello
 	// would exceed it, the user's oldest connection on the node is
@@ -123,6 +133,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.ReadMarksPerSecond, &l.ReadMarkBurst, 10, 50)
 	def(&l.DeletesPerSecond, &l.DeleteBurst, 5, 50)
 	def(&l.ReactionsPerSecond, &l.ReactionBurst, 5, 30)
+	def(&l.APIKeyFailuresPerSecond, &l.APIKeyFailureBurst, 10.0/60, 10)
 	if l.ConnectionsPerUser == 0 {
 		l.ConnectionsPerUser = DefaultConnectionsPerUser
 	}
@@ -140,7 +151,7 @@ func Unlimited() Limits {
 		MessagesPerSecond: -1, IPMessagesPerSecond: -1, TypingPerSecond: -1,
 		PresencePerSecond: -1, ConnectsPerSecond: -1,
 		ReadsPerSecond: -1, ConversationWritesPerSecond: -1, ReadMarksPerSecond: -1,
-		DeletesPerSecond: -1, ReactionsPerSecond: -1,
+		DeletesPerSecond: -1, ReactionsPerSecond: -1, APIKeyFailuresPerSecond: -1,
 	}
 }
 
@@ -200,6 +211,34 @@ func (s *limiterSet) wait(key string) time.Duration {
 	return d
 }
 
+// blocked reports how long key must wait before it has a token, without
+// taking one (0: it has one); a key over its limit counts as a hit. For
+// limits on failures: the caller checks blocked first and takes a token
+// with wait only when the attempt failed.
+func (s *limiterSet) blocked(key string) time.Duration {
+	if s.limit == rate.Inf {
+		return 0
+	}
+	now := time.Now()
+	s.mu.Lock()
+	e := s.m[key]
+	s.mu.Unlock()
+	if e == nil {
+		return 0
+	}
+	tokens := e.lim.TokensAt(now)
+	if tokens >= 1 {
+		return 0
+	}
+	if s.hit != nil {
+		s.hit(s.name)
+	}
+	if s.limit <= 0 {
+		return time.Hour
+	}
+	return time.Duration((1 - tokens) / float64(s.limit) * float64(time.Second))
+}
+
 // check is wait as an error: ERATELIMITED with RetryAfter.
 func (s *limiterSet) check(key string) error {
 	if d := s.wait(key); d > 0 {
@@ -225,6 +264,8 @@ type limiters struct {
 	messages, ipMessages, typing, presence, connects *limiterSet
 	// Per user, one family each (see Limits).
 	reads, conversationWrites, readMarks, deletes, reactions *limiterSet
+	// apiKeyFailures is per IP: failed server API authentications.
+	apiKeyFailures *limiterSet
 }
 
 func newLimiters(l Limits, hit func(string)) *limiters {
@@ -239,12 +280,13 @@ func newLimiters(l Limits, hit func(string)) *limiters {
 		readMarks:          newLimiterSet("read_marks", l.ReadMarksPerSecond, l.ReadMarkBurst, hit),
 		deletes:            newLimiterSet("deletes", l.DeletesPerSecond, l.DeleteBurst, hit),
 		reactions:          newLimiterSet("reactions", l.ReactionsPerSecond, l.ReactionBurst, hit),
+		apiKeyFailures:     newLimiterSet("api_key_failures", l.APIKeyFailuresPerSecond, l.APIKeyFailureBurst, hit),
 	}
 }
 
 func (l *limiters) sweep(idle time.Duration) {
 	for _, s := range []*limiterSet{l.messages, l.ipMessages, l.typing, l.presence, l.connects,
-		l.reads, l.conversationWrites, l.readMarks, l.deletes, l.reactions} {
+		l.reads, l.conversationWrites, l.readMarks, l.deletes, l.reactions, l.apiKeyFailures} {
 		s.sweep(idle)
 	}
 }

@@ -193,3 +193,39 @@ func TestGrafanaDashboardMetrics(t *testing.T) {
 		t.Fatalf("the dashboard queries only %v", queried)
 	}
 }
+
+// TestStoreBatchMetrics: the store's batcher reports every committed
+// batch to the server's histograms: a send moves the batch count, the
+// COMMIT time and the transaction time (the ops in them are checked per
+// engine by storetest's BatchObserver).
+func TestStoreBatchMetrics(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
+	alice := srv.Token(t, "alice", "Alice")
+	srv.Token(t, "bob", "Bob")
+	names := []string{"parley_store_batch_ops", "parley_store_commit_seconds", "parley_store_batch_seconds"}
+	before := map[string]float64{}
+	for _, n := range names {
+		before[n] = srv.Server.MetricSum(n, nil)
+	}
+	if before[names[0]] < 1 {
+		t.Fatalf("creating two users committed no reported batch: %v", before)
+	}
+	r := httpDo(t, srv, "POST", "/v1/conversations/direct", alice, `{"user_id":"bob"}`)
+	if r.status != 201 && r.status != 200 {
+		t.Fatalf("create direct: %d %s", r.status, r.body)
+	}
+	var cv parley.Conversation
+	if err := json.Unmarshal(r.body, &cv); err != nil {
+		t.Fatal(err)
+	}
+	if r := httpDo(t, srv, "POST", "/v1/conversations/"+cv.ID+"/messages", alice, `{"client_id":"`+uuid.NewString()+`","text":"hi"}`); r.status != 201 {
+		t.Fatalf("HTTP send: %d %s", r.status, r.body)
+	}
+	// The batcher reports a batch before it answers its callers, so the
+	// two writes are counted by the time the replies arrived.
+	for _, n := range names {
+		if got := srv.Server.MetricSum(n, nil); got < before[n]+2 {
+			t.Errorf("%s: %v batches before, %v after two writes", n, before[n], got)
+		}
+	}
+}

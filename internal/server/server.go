@@ -253,6 +253,7 @@ func New(cfg Config) (*Server, error) {
 	log := slog.New(newThrottledHandler(cfg.Logger.Handler(), logThrottleEvery))
 	s := &Server{cfg: cfg, log: log.With("node", cfg.NodeID), store: cfg.Store, broker: cfg.Broker}
 	s.metrics = newMetrics()
+	observeBatches(s.metrics.reg, cfg.Store)
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.uploads = newUploadGate(cfg.Uploads, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)

@@ -19,7 +19,9 @@ import (
 // an API key (`parley apikey create`), never a user's token. Each route
 // needs one scope; a key without it gets forbidden (403), an unknown or
 // revoked key unauthorized (401). The calls are not rate-limited per user
-// (the backend acts for many users); the key is the trust boundary.
+// (the backend acts for many users); the key is the trust boundary. Failed
+// authentications are limited per IP (Limits.APIKeyFailuresPerSecond): a
+// client guessing keys gets rate_limited (429) before any lookup.
 
 // MaxTokenTTL is the longest token the server API mints.
 const MaxTokenTTL = 30 * 24 * time.Hour
@@ -49,6 +51,13 @@ func (s *Server) apiKey(scope string, h http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, parley.Errorf(parley.EUNSUPPORTED, "this store has no API keys"))
 			return
 		}
+		// An IP over its budget of failures is refused before its key is
+		// looked up: a guesser learns nothing more and costs no store read.
+		ip := clientIP(r)
+		if d := s.limits.apiKeyFailures.blocked(ip); d > 0 {
+			s.writeError(w, &parley.Error{Code: parley.ERATELIMITED, Message: "too many failed API key attempts from this address; slow down", RetryAfter: d})
+			return
+		}
 		key, _ := bearer(r)
 		if !strings.HasPrefix(key, auth.APIKeyPrefix) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley-server-api"`)
@@ -59,8 +68,10 @@ func (s *Server) apiKey(scope string, h http.HandlerFunc) http.HandlerFunc {
 		switch {
 		case parley.ErrorCode(err) == parley.ENOTFOUND:
 			err = parley.Errorf(parley.EUNAUTHORIZED, "unknown API key")
+			s.limits.apiKeyFailures.wait(ip)
 		case err == nil && k.RevokedAt != nil:
 			err = parley.Errorf(parley.EUNAUTHORIZED, "this API key was revoked")
+			s.limits.apiKeyFailures.wait(ip)
 		case err == nil && !slices.Contains(k.Scopes, scope):
 			err = parley.Errorf(parley.EFORBIDDEN, "this API key lacks the %q scope", scope)
 		}

@@ -3,6 +3,8 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
@@ -336,5 +339,76 @@ func TestServerAPIExportErase(t *testing.T) {
 	// Again: nothing left to do.
 	if r := httpDo(t, srv, "DELETE", "/v1/server/users/dave", key, ""); !strings.Contains(string(r.body), `"messages_deleted":0`) || !strings.Contains(string(r.body), `"done":true`) {
 		t.Errorf("erase again: %s", r.body)
+	}
+}
+
+// TestServerAPIKeyGuessing: a client guessing API keys gets rate_limited
+// (429 with Retry-After) once its IP has used its budget of failures, and
+// then even a valid key from that IP waits (the limit is checked before
+// any lookup); a valid key from another IP still works, and its calls take
+// nothing from any budget.
+func TestServerAPIKeyGuessing(t *testing.T) {
+	const burst = 10
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		// Slow enough that no token comes back during the test.
+		c.Limits.APIKeyFailuresPerSecond, c.Limits.APIKeyFailureBurst = 1.0/3600, burst
+	}))
+	_, good := newAPIKey(t, srv, auth.ScopeUsers)
+	from := func(ip string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		tr := &http.Transport{DialContext: d.DialContext}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr}
+	}
+	call := func(c *http.Client, key string) (int, http.Header, []byte) {
+		t.Helper()
+		req, err := http.NewRequest("POST", srv.URL+"/v1/server/users", strings.NewReader(`{"id":"carol","name":"Carol"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, b
+	}
+	hostile, other := from("127.0.0.1"), from("127.0.0.2")
+
+	// Successes take nothing: more of them than the burst, then the
+	// whole budget of failures is still there.
+	for range burst + 5 {
+		if st, _, b := call(hostile, good); st != http.StatusOK {
+			t.Fatalf("valid key: %d %s", st, b)
+		}
+	}
+	for i := range burst {
+		_, guess, err := auth.NewAPIKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, _, b := call(hostile, guess); st != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d %s, want 401", i, st, b)
+		}
+	}
+	_, guess, _ := auth.NewAPIKey()
+	st, h, b := call(hostile, guess)
+	if st != http.StatusTooManyRequests || !strings.Contains(string(b), `"rate_limited"`) || h.Get("Retry-After") == "" {
+		t.Fatalf("guess past the budget: %d %q %s, want 429 rate_limited with Retry-After", st, h.Get("Retry-After"), b)
+	}
+	if st, _, _ := call(hostile, good); st != http.StatusTooManyRequests {
+		t.Errorf("valid key from the limited IP: %d, want 429", st)
+	}
+	if st, _, b := call(other, good); st != http.StatusOK {
+		t.Errorf("valid key from another IP: %d %s, want 200", st, b)
+	}
+	if st, _, _ := call(other, guess); st != http.StatusUnauthorized {
+		t.Errorf("a guess from another IP: %d, want 401 (its own budget)", st)
+	}
+	if got := srv.Server.MetricSum("parley_rate_limited_total", map[string]string{"limit": "api_key_failures"}); got < 2 {
+		t.Errorf("parley_rate_limited_total{limit=api_key_failures} = %v, want >= 2", got)
 	}
 }

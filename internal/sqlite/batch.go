@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/parleychat/parley/internal/batchq"
 	"github.com/parleychat/parley/internal/sqlstore"
@@ -76,6 +77,8 @@ type writeTx struct {
 	// taking a position): the transaction may hold part of a failed op,
 	// so the whole batch is rolled back instead of committed.
 	broken bool
+	// commitStart is when the COMMIT began (for the batch observer).
+	commitStart time.Time
 }
 
 // NextPos implements sqlstore.Tx. Positions are dense: an op that fails
@@ -143,6 +146,8 @@ type batcher struct {
 	// health is whether writes fail because SQLite cannot write (see
 	// classify); the batcher reports every batch's outcome to it.
 	health batchq.WriteHealth
+	// observer is told about every committed batch (DB.SetBatchObserver).
+	observer batchq.Observer
 
 	// Only the batcher goroutine (or newBatcher and close, before and
 	// after it runs) touches what follows.
@@ -269,6 +274,7 @@ func (b *batcher) run(batch []*op) {
 	// Between batches nothing is pending, so the cache may be trimmed.
 	b.cache.trim()
 	errs := make([]error, len(live))
+	start := time.Now()
 	w, err := b.attempt(live, errs, false)
 	if errors.Is(err, errFlush) {
 		// Pending rows failed to be written: run the batch again, every
@@ -286,6 +292,7 @@ func (b *batcher) run(batch []*op) {
 	b.ckpt.committed()
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
+	b.observer.Observe(len(live), start, w.commitStart)
 	b.health.Observe(nil)
 	for i, o := range live {
 		// An op can fail alone for lack of space (its savepoint rolled
@@ -352,6 +359,7 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 	if err := w.flush(); err != nil {
 		return nil, err
 	}
+	w.commitStart = time.Now()
 	if _, err := w.exec("COMMIT"); err != nil {
 		// Nothing of this batch is stored: every op fails, and the head
 		// stays where the last commit left it.

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"BatchIsolation", testBatchIsolation},
 		{"CancelledContext", testCancelledContext},
 		{"WriteHealth", testWriteHealth},
+		{"BatchObserver", testBatchObserver},
 		{"WebhookQueue", testWebhookQueue},
 		{"APIKeys", testAPIKeys},
 		{"ModerateMessage", testModerateMessage},
