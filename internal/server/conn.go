@@ -449,6 +449,13 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	s.metrics.connections.Inc()
 	s.pres.connect(c.user.ID)
 	registered = true // end undoes the three steps above
+	// A ban adds the user to the list and then walks the hub; a
+	// connection whose token was checked before the add and that joined
+	// the hub after the walk is caught here, so neither the ban handler
+	// nor syncBans has to walk the hub again for users already banned.
+	if s.svc.bans.has(c.user.ID) {
+		c.closeWith(protocol.CloseAuthRevoked, "access revoked", false)
+	}
 	s.testPanic("start")
 	s.log.Debug("connected", "user", c.user.ID, "session", c.session, "ip", c.ip)
 	if s.closing.Load() {

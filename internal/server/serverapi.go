@@ -429,9 +429,10 @@ func (b *banList) add(id string) bool {
 }
 
 // syncBans reads the store's bans now and every banSyncEvery until ctx
-// ends, and closes this node's connections of users banned since (by
-// another node, or who connected while a ban was under way). Owned by
-// the Server (bg).
+// ends, and closes this node's connections of users banned since by
+// another node (only new ones: a connection that joins after a ban is
+// refused by its token check, or closed by serve's check once it is in
+// the hub). Owned by the Server (bg).
 func (s *Server) syncBans(ctx context.Context, ks parley.APIKeyStore) {
 	t := time.NewTicker(banSyncEvery)
 	defer t.Stop()
@@ -441,8 +442,9 @@ func (s *Server) syncBans(ctx context.Context, ks parley.APIKeyStore) {
 			s.log.Warn("reading bans", "err", err)
 		}
 		for _, id := range ids {
-			s.svc.bans.add(id)
-			s.hub.closeUser(id, protocol.CloseAuthRevoked, "access revoked")
+			if s.svc.bans.add(id) {
+				s.hub.closeUser(id, protocol.CloseAuthRevoked, "access revoked")
+			}
 		}
 		select {
 		case <-ctx.Done():
