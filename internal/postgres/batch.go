@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,10 +73,11 @@ type writeTx struct {
 	// open while the current op's savepoint is not yet created, and
 	// inSavepoint once it is.
 	release, open, inSavepoint bool
-	// broken is set when a savepoint could not be rolled back: the
-	// transaction may hold part of a failed op, so the whole batch is
-	// rolled back instead of committed.
-	broken bool
+	// broken is the error of a savepoint that could not be rolled back:
+	// the transaction may hold part of a failed op, so the whole batch is
+	// rolled back instead of committed. It is kept for classify (a
+	// connection lost mid-batch is what usually breaks a rollback).
+	broken error
 }
 
 // bg is the context of the batch's statements: one caller's cancellation
@@ -208,6 +210,13 @@ type batcher struct {
 	pool    *pgxpool.Pool
 	lockKey int64
 
+	// lockWait and holdIdle bound a stalled node's hold on the cluster
+	// (see lockedTx); tests shorten them. afterLock, when set, runs once
+	// the lock is held (tests stall a batcher there). All three are set
+	// before the first write.
+	lockWait, holdIdle time.Duration
+	afterLock          func()
+
 	queue *batchq.Queue[*op]
 
 	wg sync.WaitGroup
@@ -222,7 +231,8 @@ type batcher struct {
 }
 
 func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
-	b := &batcher{pool: pool, lockKey: lockKey, queue: batchq.NewQueue[*op](maxBatch)}
+	b := &batcher{pool: pool, lockKey: lockKey, queue: batchq.NewQueue[*op](maxBatch),
+		lockWait: defaultLockWait, holdIdle: defaultHoldIdle}
 	b.wg.Add(1)
 	go b.loop() // owned by b: close stops and waits for it
 	return b
@@ -294,8 +304,28 @@ func (b *batcher) fill(batch []*op) []*op {
 	return batch
 }
 
+// defaultLockWait is how long a batch waits for the positions lock before
+// its writes fail with `unavailable` (lock_timeout, SQLSTATE 55P03): the
+// lock is normally held for one batch (milliseconds), so a wait this long
+// means the holder is stalled, and callers are better told to retry than
+// left hanging.
+const defaultLockWait = 5 * time.Second
+
+// defaultHoldIdle is how long a batch transaction may sit idle (its node
+// sends nothing: the process stopped, its link to PostgreSQL half-open)
+// before PostgreSQL ends its session (idle_in_transaction_session_timeout,
+// 25P03), rolling the batch back and releasing the positions lock for the
+// other nodes. A running batcher is idle only between its statements'
+// round trips.
+const defaultHoldIdle = 5 * time.Second
+
 // lockedTx begins a transaction and takes the positions lock, returning
-// the head. Two statements, pipelined in one round trip: under READ
+// the head. The transaction's lock_timeout and
+// idle_in_transaction_session_timeout are set first (b.lockWait,
+// b.holdIdle): a node that stalls while it holds the lock, which every
+// node's writes need, holds it for at most holdIdle, and the others'
+// batches fail (`unavailable`, retried by clients) instead of hanging.
+// The statements are pipelined in one round trip: under READ
 // COMMITTED each statement takes its snapshot when it starts, and
 // PostgreSQL runs a pipeline's statements one after the other, so the head
 // is read by a statement that starts once the lock is held and cannot miss
@@ -308,10 +338,15 @@ func (b *batcher) lockedTx() (pgx.Tx, int64, error) {
 	}
 	var head int64
 	lb := &pgx.Batch{}
+	lb.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`,
+		millis(b.lockWait), millis(b.holdIdle))
 	lb.Queue(`SELECT pg_advisory_xact_lock($1)`, b.lockKey)
 	lb.Queue(qHead)
 	br := tx.SendBatch(bg, lb)
 	_, err = br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
 	if err == nil {
 		err = br.QueryRow().Scan(&head)
 	}
@@ -322,8 +357,14 @@ func (b *batcher) lockedTx() (pgx.Tx, int64, error) {
 		tx.Rollback(bg)
 		return nil, 0, internalf("take positions lock and read head: %w", err)
 	}
+	if b.afterLock != nil {
+		b.afterLock()
+	}
 	return tx, head, nil
 }
+
+// millis formats d as a PostgreSQL time setting in milliseconds.
+func millis(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }
 
 // run executes one batch in tx (which holds the positions lock; lockErr
 // says why there is none): the sends in bulk, the other ops in savepoints.
@@ -383,8 +424,8 @@ func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool, start time
 		}
 		errs[i] = wrapInternal(runOne(w, o.fn))
 	}
-	if w.broken {
-		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback"))
+	if w.broken != nil {
+		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback: %w", w.broken))
 		return true
 	}
 	if w.head != head {
@@ -432,7 +473,7 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 		case err != nil && w.inSavepoint:
 			w.head = head
 			if _, rerr := w.tx.Exec(bg, "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"); rerr != nil {
-				w.broken = true
+				w.broken = rerr
 				err = errors.Join(err, internalf("rollback to savepoint: %w", rerr))
 			}
 		case err != nil:
