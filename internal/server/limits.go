@@ -166,6 +166,9 @@ type limiterSet struct {
 
 	mu sync.Mutex
 	m  map[string]*limiterEntry
+	// used counts the tokens taken per key since the last takeUsed
+	// (limitshare.go), so other nodes can charge them: cluster-wide limits.
+	used map[string]int
 }
 
 type limiterEntry struct {
@@ -178,7 +181,7 @@ func newLimiterSet(name string, perSecond float64, burst int, hit func(string)) 
 	if perSecond < 0 || math.IsInf(perSecond, 1) {
 		lim = rate.Inf
 	}
-	return &limiterSet{name: name, limit: lim, burst: burst, hit: hit, m: make(map[string]*limiterEntry)}
+	return &limiterSet{name: name, limit: lim, burst: burst, hit: hit, m: make(map[string]*limiterEntry), used: make(map[string]int)}
 }
 
 // wait reports how long key must wait before it may act; 0 means it may act
@@ -202,6 +205,9 @@ func (s *limiterSet) wait(key string) time.Duration {
 	}
 	d := r.DelayFrom(now)
 	if d == 0 {
+		s.mu.Lock()
+		s.used[key]++
+		s.mu.Unlock()
 		return 0
 	}
 	r.CancelAt(now)
@@ -266,10 +272,12 @@ type limiters struct {
 	reads, conversationWrites, readMarks, deletes, reactions *limiterSet
 	// apiKeyFailures is per IP: failed server API authentications.
 	apiKeyFailures *limiterSet
+	// byName holds every set by name, for the usage other nodes report.
+	byName map[string]*limiterSet
 }
 
 func newLimiters(l Limits, hit func(string)) *limiters {
-	return &limiters{
+	ls := &limiters{
 		messages:           newLimiterSet("messages", l.MessagesPerSecond, l.MessageBurst, hit),
 		ipMessages:         newLimiterSet("ip_messages", l.IPMessagesPerSecond, l.IPMessageBurst, hit),
 		typing:             newLimiterSet("typing", l.TypingPerSecond, l.TypingBurst, hit),
@@ -282,11 +290,21 @@ func newLimiters(l Limits, hit func(string)) *limiters {
 		reactions:          newLimiterSet("reactions", l.ReactionsPerSecond, l.ReactionBurst, hit),
 		apiKeyFailures:     newLimiterSet("api_key_failures", l.APIKeyFailuresPerSecond, l.APIKeyFailureBurst, hit),
 	}
+	ls.byName = make(map[string]*limiterSet)
+	for _, s := range ls.all() {
+		ls.byName[s.name] = s
+	}
+	return ls
+}
+
+// all returns every set.
+func (l *limiters) all() []*limiterSet {
+	return []*limiterSet{l.messages, l.ipMessages, l.typing, l.presence, l.connects,
+		l.reads, l.conversationWrites, l.readMarks, l.deletes, l.reactions, l.apiKeyFailures}
 }
 
 func (l *limiters) sweep(idle time.Duration) {
-	for _, s := range []*limiterSet{l.messages, l.ipMessages, l.typing, l.presence, l.connects,
-		l.reads, l.conversationWrites, l.readMarks, l.deletes, l.reactions, l.apiKeyFailures} {
+	for _, s := range l.all() {
 		s.sweep(idle)
 	}
 }

@@ -79,6 +79,12 @@ type Config struct {
 	// snapshot, its heartbeat, every third of its own NodeTimeout (at
 	// most 2 s): give every node the same value.
 	NodeTimeout time.Duration
+	// LimitShareInterval is how often the node tells the others, through
+	// the broker, the rate-limit tokens its clients took, which they
+	// charge to their own buckets so that per-user and per-IP limits hold
+	// across the cluster (limitshare.go; default 250 ms; negative: each
+	// node limits alone).
+	LimitShareInterval time.Duration
 	// ReconnectAfter is the base of the goaway delay; each connection gets
 	// a random delay between it and twice it (default 1 s).
 	ReconnectAfter time.Duration
@@ -156,6 +162,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PresenceGrace <= 0 {
 		c.PresenceGrace = DefaultPresenceGrace
+	}
+	if c.LimitShareInterval == 0 {
+		c.LimitShareInterval = DefaultLimitShareInterval
 	}
 	if c.NodeTimeout <= 0 {
 		c.NodeTimeout = DefaultNodeTimeout
@@ -316,6 +325,10 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 		s.bg.Go(func() { s.syncBans(s.bgCtx, ks) })
+	}
+
+	if cfg.LimitShareInterval > 0 {
+		s.bg.Go(func() { s.shareLimits(s.bgCtx, cfg.LimitShareInterval) })
 	}
 
 	s.bg.Add(4)
@@ -486,6 +499,9 @@ func (s *Server) reconnectDelay() time.Duration {
 func (s *Server) onBroker(m parley.BrokerMessage) {
 	if m.Presence != nil {
 		s.pres.remoteReport(m.Node, *m.Presence)
+	}
+	if len(m.Usage) > 0 && m.Node != s.cfg.NodeID {
+		s.limits.charge(m.Usage)
 	}
 	if len(m.Events) > 0 {
 		s.hub.push(m.Events)
