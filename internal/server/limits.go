@@ -168,6 +168,7 @@ type limiterSet struct {
 	m  map[string]*limiterEntry
 	// used counts the tokens taken per key since the last takeUsed
 	// (limitshare.go), so other nodes can charge them: cluster-wide limits.
+	// nil while limits are not shared (limiters.shared).
 	used map[string]int
 }
 
@@ -181,7 +182,7 @@ func newLimiterSet(name string, perSecond float64, burst int, hit func(string)) 
 	if perSecond < 0 || math.IsInf(perSecond, 1) {
 		lim = rate.Inf
 	}
-	return &limiterSet{name: name, limit: lim, burst: burst, hit: hit, m: make(map[string]*limiterEntry), used: make(map[string]int)}
+	return &limiterSet{name: name, limit: lim, burst: burst, hit: hit, m: make(map[string]*limiterEntry)}
 }
 
 // wait reports how long key must wait before it may act; 0 means it may act
@@ -205,9 +206,7 @@ func (s *limiterSet) wait(key string) time.Duration {
 	}
 	d := r.DelayFrom(now)
 	if d == 0 {
-		s.mu.Lock()
-		s.used[key]++
-		s.mu.Unlock()
+		s.countUsed(key)
 		return 0
 	}
 	r.CancelAt(now)

@@ -36,10 +36,39 @@ const DefaultLimitShareInterval = 250 * time.Millisecond
 // next; their tokens are not lost, only late.
 const maxUsageReport = 4096
 
+// maxUsedKeys bounds the keys one limit counts between two reports
+// (memory: about 100 bytes a key). Tokens of keys beyond it, in an
+// interval with that many active keys, are not reported: the other nodes
+// do not charge them (more tolerance, never a refusal).
+const maxUsedKeys = 16384
+
+// shared makes every set count the tokens it gives, for usage. Called
+// by New before the server serves (no request has counted yet).
+func (l *limiters) shared() {
+	for _, s := range l.all() {
+		s.used = make(map[string]int)
+	}
+}
+
+// countUsed counts a token given to key, when limits are shared.
+func (s *limiterSet) countUsed(key string) {
+	if s.used == nil {
+		return
+	}
+	s.mu.Lock()
+	if n, ok := s.used[key]; ok || len(s.used) < maxUsedKeys {
+		s.used[key] = n + 1
+	}
+	s.mu.Unlock()
+}
+
 // takeUsed returns up to max of the counts of tokens taken since the
 // last call (appending to out) and forgets them; counts left over stay
 // for the next call.
 func (s *limiterSet) takeUsed(out []parley.LimitUsage, max int) []parley.LimitUsage {
+	if s.used == nil {
+		return out
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, n := range s.used {

@@ -264,6 +264,9 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics()
 	observeBatches(s.metrics.reg, cfg.Store)
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
+	if cfg.LimitShareInterval > 0 {
+		s.limits.shared() // before any request takes a token
+	}
 	s.uploads = newUploadGate(cfg.Uploads, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
 	s.hub.maxQueue = cfg.Limits.HubQueueBytes
