@@ -44,18 +44,33 @@ func wantUnavailable(t *testing.T, what string, err error) {
 // app that is idle inside a transaction: a stalled batcher's.
 func sessionOf(t *testing.T, dsn, app string) int {
 	t.Helper()
+	var pid int
+	if err := queryRow(t, dsn, `SELECT pid FROM pg_stat_activity
+		WHERE application_name = $1 AND state = 'idle in transaction'`, app).Scan(&pid); err != nil {
+		t.Fatalf("the stalled batcher's session: %v", err)
+	}
+	return pid
+}
+
+// terminate ends the backend session pid (pg_terminate_backend), as a
+// database restart, a failover or an operator does.
+func terminate(t *testing.T, dsn string, pid int) {
+	t.Helper()
+	var ok bool
+	if err := queryRow(t, dsn, `SELECT pg_terminate_backend($1)`, pid).Scan(&ok); err != nil || !ok {
+		t.Fatalf("pg_terminate_backend(%d): %v, %v", pid, ok, err)
+	}
+}
+
+// queryRow runs one query on a connection of its own.
+func queryRow(t *testing.T, dsn, sql string, args ...any) pgx.Row {
+	t.Helper()
 	conn, err := pgx.Connect(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	var pid int
-	err = conn.QueryRow(t.Context(), `SELECT pid FROM pg_stat_activity
-		WHERE application_name = $1 AND state = 'idle in transaction'`, app).Scan(&pid)
-	if err != nil {
-		t.Fatalf("the stalled batcher's session: %v", err)
-	}
-	return pid
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn.QueryRow(t.Context(), sql, args...)
 }
 
 // TestConnectionLostMidTransaction: a node whose PostgreSQL session ends
@@ -138,18 +153,5 @@ func TestStalledLockHolderIsEnded(t *testing.T) {
 	u, err := b.User(t.Context(), "user-a")
 	if err != nil || u.Name != "A" {
 		t.Fatalf("user-a after the retry: %+v, %v", u, err)
-	}
-}
-
-func terminate(t *testing.T, dsn string, pid int) {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var ok bool
-	if err := conn.QueryRow(t.Context(), `SELECT pg_terminate_backend($1)`, pid).Scan(&ok); err != nil || !ok {
-		t.Fatalf("pg_terminate_backend(%d): %v, %v", pid, ok, err)
 	}
 }

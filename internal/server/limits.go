@@ -192,14 +192,7 @@ func (s *limiterSet) wait(key string) time.Duration {
 		return 0
 	}
 	now := time.Now()
-	s.mu.Lock()
-	e := s.m[key]
-	if e == nil {
-		e = &limiterEntry{lim: rate.NewLimiter(s.limit, s.burst)}
-		s.m[key] = e
-	}
-	e.seen = now
-	s.mu.Unlock()
+	e := s.entry(key, now)
 	r := e.lim.ReserveN(now, 1)
 	if !r.OK() {
 		return time.Hour
@@ -214,6 +207,20 @@ func (s *limiterSet) wait(key string) time.Duration {
 		s.hit(s.name)
 	}
 	return d
+}
+
+// entry returns key's bucket, made full when key has none, and marks it
+// used at now (sweep forgets idle ones).
+func (s *limiterSet) entry(key string, now time.Time) *limiterEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[key]
+	if e == nil {
+		e = &limiterEntry{lim: rate.NewLimiter(s.limit, s.burst)}
+		s.m[key] = e
+	}
+	e.seen = now
+	return e
 }
 
 // blocked reports how long key must wait before it has a token, without

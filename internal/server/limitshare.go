@@ -89,14 +89,7 @@ func (s *limiterSet) charge(key string, n int) {
 		return // switched off, or nothing to charge
 	}
 	now := time.Now()
-	s.mu.Lock()
-	e := s.m[key]
-	if e == nil {
-		e = &limiterEntry{lim: rate.NewLimiter(s.limit, s.burst)}
-		s.m[key] = e
-	}
-	e.seen = now
-	s.mu.Unlock()
+	e := s.entry(key, now)
 	for n > 0 {
 		take := min(n, s.burst)
 		e.lim.ReserveN(now, take)

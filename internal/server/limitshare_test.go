@@ -3,17 +3,13 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley"
-	"github.com/parleychat/parley/internal/auth"
-	"github.com/parleychat/parley/internal/membroker"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
-	"github.com/parleychat/parley/internal/sqlite"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -42,17 +38,7 @@ func TestClusterWideLimits(t *testing.T) {
 		{"per IP", func(l *server.Limits) { l.IPMessagesPerSecond, l.IPMessageBurst = perSec, burst }, nodes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			real, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { real.Close() }) // after the nodes stop
-			br := membroker.New()
-			t.Cleanup(func() { br.Close() })
-			secret, err := auth.NewSecret()
-			if err != nil {
-				t.Fatal(err)
-			}
+			real, br, secret := clusterParts(t)
 			var never atomic.Bool
 			srvs := make([]*servertest.Server, nodes)
 			for i := range srvs {
