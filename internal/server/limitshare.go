@@ -81,13 +81,19 @@ func (s *limiterSet) takeUsed(out []parley.LimitUsage, max int) []parley.LimitUs
 	return out
 }
 
+// maxChargeBursts bounds the debt one report may put on a bucket, in
+// bursts: k nodes each giving a burst at once charge k-1 bursts; more
+// only means a report from a node that counted wrongly.
+const maxChargeBursts = 16
+
 // charge takes n tokens from key's bucket for what another node gave,
-// going into debt if needed (at most one burst at a time, the most a
-// reservation may take).
+// going into debt if needed (at most one burst per reservation, the most
+// one may take, and maxChargeBursts in all).
 func (s *limiterSet) charge(key string, n int) {
 	if s.limit == rate.Inf || n <= 0 || s.burst <= 0 {
 		return // switched off, or nothing to charge
 	}
+	n = min(n, maxChargeBursts*s.burst)
 	now := time.Now()
 	e := s.entry(key, now)
 	for n > 0 {
