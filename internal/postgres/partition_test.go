@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/faultproxy"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
 )
@@ -153,5 +155,55 @@ func TestStalledLockHolderIsEnded(t *testing.T) {
 	u, err := b.User(t.Context(), "user-a")
 	if err != nil || u.Name != "A" {
 		t.Fatalf("user-a after the retry: %+v, %v", u, err)
+	}
+}
+
+// TestHalfOpenLink: a node whose link to PostgreSQL goes half-open
+// (packets dropped, no reset: a dead NAT, a partition) fails its writes
+// with `unavailable` once its batch deadline passes, instead of waiting
+// for TCP to give up (minutes), reports WriteErr, and writes again once
+// the link heals. Without the deadline the send below hangs. (Reads over
+// such a link wait for their caller's deadline: not bounded here.)
+func TestHalfOpenLink(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	open(t, dsn) // migrates
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.Listen("127.0.0.1:0", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	u.Host = p.Addr()
+	db := open(t, u.String())
+	postgres.SetLockBounds(db, 200*time.Millisecond, 300*time.Millisecond, nil)
+	if _, err := db.EnsureUser(t.Context(), "alice", "Alice"); err != nil {
+		t.Fatal(err)
+	}
+	conv, _, err := db.CreateGroup(t.Context(), "alice", "g", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id string) error {
+		_, _, err := db.SendMessage(t.Context(), parley.NewMessage{ConversationID: conv.ID, SenderID: "alice",
+			ClientID: id, Type: parley.Text, Text: id})
+		return err
+	}
+	if err := send("before"); err != nil {
+		t.Fatal(err)
+	}
+	p.Blackhole(faultproxy.Both)
+	err = send("during")
+	t.Logf("a write over a half-open link: %v", err)
+	wantUnavailable(t, "a write over a half-open link", err)
+	if db.WriteErr() == nil {
+		t.Fatal("WriteErr is nil while the link is half-open")
+	}
+	p.Heal()
+	p.CutAll() // the blackholed connections are dead to pgx; new ones work
+	if err := send("after"); err != nil {
+		t.Fatalf("a write once the link healed: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -25,8 +26,9 @@ import (
 //     mid-batch and PostgreSQL ended its session); and any FATAL or PANIC
 //     error, which ends the session.
 //   - A connection that could not be made, or that failed under a
-//     statement: a network error, an unexpected EOF, a timeout, or an
-//     error pgconn deems safe to retry (nothing was sent).
+//     statement: a network error, an unexpected EOF, a timeout (the
+//     batch's deadline: a half-open link), or an error pgconn deems safe
+//     to retry (nothing was sent).
 //
 // A batch whose connection was lost during COMMIT may have committed: its
 // writes answer `unavailable` all the same and clients resend them with
@@ -35,6 +37,12 @@ import (
 func classify(err error) error {
 	if err == nil {
 		return nil
+	}
+	if pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) {
+		// The batch's deadline (batchWait) ended it. The context error
+		// is not kept in the chain: to a caller a context error means
+		// "not written", and this write may have committed.
+		return batchq.Unavailable(errors.New(err.Error()))
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
