@@ -533,25 +533,6 @@ func (s *Server) presenceContacts(user string) ([]string, bool) {
 	return ids, true
 }
 
-// heartbeat closes silent connections with 4002 and drops connections
-// stuck in a write: one sweep (hub.sweep) over every connection each tenth
-// of the heartbeat timeout (at most 1 s), instead of timers per connection, so a silent
-// client is closed between 1x and 1.1x HeartbeatTimeout after the server
-// last read from it. Paused connections are skipped (see conn.paused).
-func (s *Server) heartbeat(ctx context.Context) {
-	timeout := s.cfg.HeartbeatTimeout
-	t := time.NewTicker(max(min(timeout/10, time.Second), time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			s.hub.sweep(now, timeout)
-		}
-	}
-}
-
 // janitor forgets idle rate limiters.
 func (s *Server) janitor(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
