@@ -103,9 +103,3 @@ func nonNil[T any](s []T) []T {
 	}
 	return s
 }
-
-func conversationURLs(c parley.Conversation) parley.Conversation {
-	c.LastMessage = messageURLs(c.LastMessage)
-	c.Members = nonNil(c.Members)
-	return c
-}

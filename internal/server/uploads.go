@@ -244,12 +244,6 @@ func uploadReadError(err error, eof string) error {
 	return parley.Errorf(parley.EINVALID, "malformed multipart body")
 }
 
-func withAttachmentURLs(a parley.Attachment) parley.Attachment {
-	a.URL = "/v1/attachments/" + a.ID
-	a.ThumbURL = a.URL + "/thumb"
-	return a
-}
-
 // AttachmentLink is the reply to POST /v1/attachments/{id}/link.
 type AttachmentLink struct {
 	URL       string    `json:"url"`
@@ -265,7 +259,7 @@ func (s *Server) handleAttachmentLink(w http.ResponseWriter, r *http.Request, u 
 		return
 	}
 	exp := time.Now().Add(linkTTL).Truncate(time.Second)
-	base := "/v1/attachments/" + id
+	base := attachmentPath(id)
 	writeJSON(w, http.StatusOK, AttachmentLink{
 		URL:       base + "?" + s.signLink(u.ID, id, false, exp),
 		ThumbURL:  base + "/thumb?" + s.signLink(u.ID, id, true, exp),

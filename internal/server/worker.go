@@ -144,9 +144,3 @@ func (c *conn) work() {
 }
 
 func isSend(r request) bool { return r.err == nil && r.req.Op == protocol.OpSend }
-
-func errorFrame(s *Server, id string, err error) []byte {
-	b := errorBody(s.log, err)
-	s.metrics.obs.countError(b.Code)
-	return encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: b})
-}
