@@ -109,7 +109,7 @@ func (h *hub) push(evs []parley.Event) {
 			durable = append(durable, ev)
 			continue
 		}
-		h.deliverEphemeral(ev.Audience, encodeEvent(ev))
+		h.deliverTyping(ev)
 	}
 	if len(durable) == 0 {
 		return
@@ -306,19 +306,46 @@ func (h *hub) local(users ...string) bool {
 	return false
 }
 
+// deliverTyping is the entry point of ephemeral events from the broker
+// (typing started or stopped; Pos 0): push hands them here, on the
+// broker's goroutine, and they go to the local connections of the
+// event's audience at once, outside the sequencer.
+func (h *hub) deliverTyping(ev parley.Event) {
+	h.deliverEphemeral(ev.Audience, encodeEvent(ev))
+}
+
+// deliverPresence is the entry point of presence: it tells the local
+// connections of to that user came online or went offline at at. It is
+// called by presence transitions (Server.notifyPresence, on the presence
+// goroutine) and by new contacts (announceNewContacts and
+// announceDirectContacts, on the run goroutine).
+func (h *hub) deliverPresence(to []string, user string, online bool, at time.Time) {
+	typ := parley.EventUserOffline
+	if online {
+		typ = parley.EventUserOnline
+	}
+	h.deliverEphemeral(to, encodeEvent(parley.Event{Type: typ, UserID: user, At: at}))
+}
+
 // deliverEphemeral queues a typing or presence frame to the local
-// connections of users; full queues drop it.
+// connections of users; full queues drop it. Like deliver, it holds mu
+// only to collect the connections and queues the frame after unlocking.
+// A connection that ends meanwhile refuses the frame (enqueue on a
+// closing connection is a no-op).
 func (h *hub) deliverEphemeral(users []string, b []byte) {
-	n := 0
+	var buf [8]*conn
+	cs := buf[:0]
 	h.mu.Lock()
 	for _, uid := range users {
 		for c := h.users[uid]; c != nil; c = c.hubNext {
-			c.enqueue(b, true)
-			n++
+			cs = append(cs, c)
 		}
 	}
 	h.mu.Unlock()
-	h.metrics.fanout.Add(float64(n))
+	for _, c := range cs {
+		c.enqueue(b, true)
+	}
+	h.metrics.fanout.Add(float64(len(cs)))
 }
 
 // register adds c and returns head: c receives every durable event after

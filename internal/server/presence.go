@@ -309,11 +309,7 @@ func (s *Server) notifyPresence(user string, online bool) {
 	if !ok {
 		return
 	}
-	typ := parley.EventUserOffline
-	if online {
-		typ = parley.EventUserOnline
-	}
-	s.hub.deliverEphemeral(contacts, encodeEvent(parley.Event{Type: typ, UserID: user, At: parley.Now()}))
+	s.hub.deliverPresence(contacts, user, online, parley.Now())
 }
 
 // presenceContacts returns user's contacts for a presence notification,
