@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"math"
 	"sync"
 	"time"
@@ -110,19 +111,11 @@ const (
 
 func (l Limits) withDefaults() Limits {
 	def := func(r *float64, b *int, dr float64, db int) {
-		if *r == 0 {
-			*r = dr
-		}
-		if *b <= 0 {
-			*b = db
-		}
+		*r = cmp.Or(*r, dr)
+		orDefault(b, db)
 	}
-	if l.SendQueueBytes <= 0 {
-		l.SendQueueBytes = DefaultSendQueueBytes
-	}
-	if l.HubQueueBytes <= 0 {
-		l.HubQueueBytes = DefaultHubQueueBytes
-	}
+	orDefault(&l.SendQueueBytes, DefaultSendQueueBytes)
+	orDefault(&l.HubQueueBytes, DefaultHubQueueBytes)
 	def(&l.MessagesPerSecond, &l.MessageBurst, 10, 50)
 	def(&l.IPMessagesPerSecond, &l.IPMessageBurst, 50, 200)
 	def(&l.TypingPerSecond, &l.TypingBurst, 2, 6)
@@ -134,9 +127,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.DeletesPerSecond, &l.DeleteBurst, 5, 50)
 	def(&l.ReactionsPerSecond, &l.ReactionBurst, 5, 30)
 	def(&l.APIKeyFailuresPerSecond, &l.APIKeyFailureBurst, 10.0/60, 10)
-	if l.ConnectionsPerUser == 0 {
-		l.ConnectionsPerUser = DefaultConnectionsPerUser
-	}
+	l.ConnectionsPerUser = cmp.Or(l.ConnectionsPerUser, DefaultConnectionsPerUser)
 	return l
 }
 

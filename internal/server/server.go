@@ -142,34 +142,16 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	c.Limits = c.Limits.withDefaults()
-	if c.ResumeLimit <= 0 {
-		c.ResumeLimit = parley.ResumeLimit
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = protocol.HeartbeatInterval
-	}
-	if c.HeartbeatTimeout <= 0 {
-		c.HeartbeatTimeout = protocol.HeartbeatTimeout
-	}
-	if c.HelloTimeout <= 0 {
-		c.HelloTimeout = protocol.HelloTimeout
-	}
-	if c.PresenceGrace <= 0 {
-		c.PresenceGrace = DefaultPresenceGrace
-	}
-	if c.NodeTimeout <= 0 {
-		c.NodeTimeout = DefaultNodeTimeout
-	}
+	orDefault(&c.ResumeLimit, parley.ResumeLimit)
+	orDefault(&c.HeartbeatInterval, protocol.HeartbeatInterval)
+	orDefault(&c.HeartbeatTimeout, protocol.HeartbeatTimeout)
+	orDefault(&c.HelloTimeout, protocol.HelloTimeout)
+	orDefault(&c.PresenceGrace, DefaultPresenceGrace)
+	orDefault(&c.NodeTimeout, DefaultNodeTimeout)
 	c.NodeTimeout = max(c.NodeTimeout, 300*time.Millisecond) // snapshots at most every 100 ms
-	if c.ReconnectAfter <= 0 {
-		c.ReconnectAfter = time.Second
-	}
-	if c.TokenTTL <= 0 {
-		c.TokenTTL = auth.DefaultTTL
-	}
-	if c.PasswordHashes <= 0 {
-		c.PasswordHashes = 4
-	}
+	orDefault(&c.ReconnectAfter, time.Second)
+	orDefault(&c.TokenTTL, auth.DefaultTTL)
+	orDefault(&c.PasswordHashes, 4)
 	c.Accounts = c.Accounts.withDefaults()
 	c.HTTP = c.HTTP.withDefaults()
 	c.Uploads = c.Uploads.withDefaults()

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -71,24 +72,12 @@ type UploadLimits struct {
 
 func (l UploadLimits) withDefaults() UploadLimits {
 	l.Limits = l.Limits.WithDefaults()
-	if l.Decodes <= 0 {
-		l.Decodes = DefaultUploadDecodes
-	}
-	if l.DecodeWait <= 0 {
-		l.DecodeWait = DefaultUploadDecodeWait
-	}
-	if l.PerSecond == 0 {
-		l.PerSecond = DefaultUploadsPerSecond
-	}
-	if l.Burst <= 0 {
-		l.Burst = DefaultUploadBurst
-	}
-	if l.Quota == 0 {
-		l.Quota = DefaultUploadQuota
-	}
-	if l.OrphanTTL <= 0 {
-		l.OrphanTTL = DefaultUploadOrphanTTL
-	}
+	orDefault(&l.Decodes, DefaultUploadDecodes)
+	orDefault(&l.DecodeWait, DefaultUploadDecodeWait)
+	l.PerSecond = cmp.Or(l.PerSecond, DefaultUploadsPerSecond)
+	orDefault(&l.Burst, DefaultUploadBurst)
+	l.Quota = cmp.Or(l.Quota, DefaultUploadQuota)
+	orDefault(&l.OrphanTTL, DefaultUploadOrphanTTL)
 	return l
 }
 
