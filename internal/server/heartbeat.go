@@ -43,14 +43,7 @@ func (h *hub) sweep(now time.Time, timeout time.Duration) {
 // last read from it. Paused connections are skipped (see conn.paused).
 func (s *Server) heartbeat(ctx context.Context) {
 	timeout := s.cfg.HeartbeatTimeout
-	t := time.NewTicker(max(min(timeout/10, time.Second), time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			s.hub.sweep(now, timeout)
-		}
-	}
+	every(ctx, max(min(timeout/10, time.Second), time.Millisecond), func(now time.Time) {
+		s.hub.sweep(now, timeout)
+	})
 }

@@ -202,6 +202,14 @@ func (s *limiterSet) wait(key string) time.Duration {
 	return d
 }
 
+// lookup returns key's limiter, nil when key has none (it never acted, or
+// sweep forgot it).
+func (s *limiterSet) lookup(key string) *limiterEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[key]
+}
+
 // blocked reports how long key must wait before it has a token, without
 // taking one (0: it has one); a key over its limit counts as a hit. For
 // limits on failures: the caller checks blocked first and takes a token
@@ -210,14 +218,11 @@ func (s *limiterSet) blocked(key string) time.Duration {
 	if s.limit == rate.Inf {
 		return 0
 	}
-	now := time.Now()
-	s.mu.Lock()
-	e := s.m[key]
-	s.mu.Unlock()
+	e := s.lookup(key)
 	if e == nil {
 		return 0
 	}
-	tokens := e.lim.TokensAt(now)
+	tokens := e.lim.TokensAt(time.Now())
 	if tokens >= 1 {
 		return 0
 	}

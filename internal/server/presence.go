@@ -172,16 +172,7 @@ func (p *presence) isOnline(user string) bool {
 // run publishes this node's reports and turns reports into transitions
 // until ctx ends.
 func (p *presence) run(ctx context.Context) {
-	t := time.NewTicker(presenceBatch)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			p.tick()
-		}
-	}
+	every(ctx, presenceBatch, func(time.Time) { p.tick() })
 }
 
 type transition struct {

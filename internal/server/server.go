@@ -479,20 +479,13 @@ func (s *Server) onBroker(m parley.BrokerMessage) {
 
 // janitor forgets idle rate limiters.
 func (s *Server) janitor(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.limits.sweep(10 * time.Minute)
-			s.uploads.rate.sweep(10 * time.Minute)
-			if n, err := s.sweepUploads(ctx, time.Now()); err != nil && ctx.Err() == nil {
-				s.log.Warn("deleting unsent uploads", "err", err, "deleted", n)
-			}
+	every(ctx, time.Minute, func(time.Time) {
+		s.limits.sweep(10 * time.Minute)
+		s.uploads.rate.sweep(10 * time.Minute)
+		if n, err := s.sweepUploads(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.Warn("deleting unsent uploads", "err", err, "deleted", n)
 		}
-	}
+	})
 }
 
 // MetricsHandler serves the server's Prometheus metrics with no access
