@@ -2,14 +2,21 @@
 // endpoint at /v1/ws, the JSON HTTP API, health and metrics, and the web
 // client at "/".
 //
-// A Server is one node. Its parts:
-//   - service.go: the one service layer behind both transports;
+// A Server is one node. Its parts, a file (or a few) per concern:
+//   - service*.go: the one service layer behind both transports (auth,
+//     messages, conversations, presence, events); accounts.go, limits.go,
+//     uploads.go its logins, rate limits and uploads;
 //   - hub.go: the sequencer that delivers durable events in position
-//     order, exactly once, to local connections;
-//   - conn.go, ops.go: a connection's reader and writer loops, its bounded
-//     queue and the WebSocket ops;
-//   - presence.go, typing.go: the ephemeral features;
-//   - http.go: the HTTP API; errors.go: error code to status table.
+//     order, exactly once, to local connections, and the one entry point
+//     per kind of event; frames.go encodes frames, urls.go adds
+//     attachment URLs;
+//   - conn.go: a connection's life; hello.go its hello and replay,
+//     reader.go, worker.go and sendqueue.go its reader, request worker
+//     and writer, heartbeat.go the sweep over all connections, ops.go
+//     the WebSocket ops;
+//   - presence.go, typing.go, contacts.go: the ephemeral features;
+//   - http.go: the HTTP API; serverapi.go the server API; errors.go:
+//     error code to status table.
 //
 // docs/protocol.md is the contract clients are written from;
 // docs/architecture.md explains how these parts fit.
