@@ -264,7 +264,7 @@ export declare class Client {
   /** Adds this user's reaction; not queued (rejects "disconnected" offline). */
   react(conversationId: string, messageId: string, emoji: string): Promise<Reactions>;
   unreact(conversationId: string, messageId: string, emoji: string): Promise<Reactions>;
-  sendImage(conversationId: string, file: Blob & { name?: string }, caption?: string): OutboxItem;
+  sendImage(conversationId: string, file: Blob & { name?: string }, caption?: string, opts?: { replyTo?: string }): OutboxItem;
   retry(clientId: string): void;
   discard(clientId: string): void;
   itemsFor(conversationId: string): OutboxItem[];

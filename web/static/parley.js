@@ -919,11 +919,13 @@ export class Client {
    *
    * A photo over IMAGE_MAX_SIDE or IMAGE_MAX_PIXELS is shrunk first (see
    * shrinkImage); the outbox keeps, and uploads, the shrunk bytes.
+   * replyTo: as send's.
    */
-  sendImage(conversationId, file, caption = '') {
+  sendImage(conversationId, file, caption = '', { replyTo = '' } = {}) {
     const item = this.newItem(conversationId, {
       type: 'image',
       text: caption,
+      ...(replyTo ? { reply_to: replyTo } : {}),
       // Shown to the user only; the server ignores file names.
       file_name: file.name || '',
       file_type: file.type || '',
