@@ -69,6 +69,7 @@ func TestEditOwnMessage(t *testing.T) {
 	alice.do("blank, Enter", chromedp.KeyEvent(kb.Delete+kb.Enter))
 	alice.wait("refused in words", byID(msgID)+`?.querySelector('[data-testid=action-error]')?.textContent === 'A message cannot be empty. Delete it instead.' && !!document.querySelector('[data-testid=edit-input]')`)
 
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "edit-refused-blank"))
 	alice.do("the new text, Enter", chromedp.KeyEvent("Look at this one"+kb.Enter))
 	alice.wait("saved, marked (edited), focus back on Edit",
 		inMessage("Look at this one", "[data-testid=edited]")+`?.textContent === '(edited)' && !document.querySelector('[data-testid=editor]') && !document.querySelector('[data-testid=action-error]') && `+focusedTestID("edit"))
@@ -85,7 +86,7 @@ func TestEditOwnMessage(t *testing.T) {
 	alice.wait("the editor", focusedTestID("edit-input"))
 	eval[bool](t, alice.tab, `(document.activeElement.select(), true)`)
 	alice.do("edit offline", chromedp.KeyEvent("Look at this two"+kb.Enter))
-	alice.wait("shown at once, queued", inMessage("Look at this two", "[data-testid=edit-status]")+`?.textContent === 'Edit queued'`)
+	alice.wait("shown at once, queued, in the list too", inMessage("Look at this two", "[data-testid=edit-status]")+`?.textContent === 'Edit queued' && document.querySelector('[data-testid=conversation][data-title=bob] [data-testid=last-message]')?.textContent === 'You: Look at this two'`)
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "edit-queued"))
 	if got := serverText(); got != "Look at this one" {
 		t.Fatalf("offline, the server already has %q", got)
@@ -174,6 +175,7 @@ func TestReplyAndJump(t *testing.T) {
 
 	alice.clickExpr("Reply", inMessage(parent, "[data-testid=reply]"))
 	alice.wait("the quote bar, focus in the composer", `!document.querySelector('[data-testid=reply-bar]').hidden && document.querySelector('[data-testid=reply-to]').textContent === 'Replying to alice Look at this' && `+focusedTestID("composer"))
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "reply-bar"))
 	alice.do("Escape", chromedp.KeyEvent(kb.Escape))
 	alice.wait("cancelled", `document.querySelector('[data-testid=reply-bar]').hidden`)
 	alice.clickExpr("Reply", inMessage(parent, "[data-testid=reply]"))

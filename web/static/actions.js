@@ -510,7 +510,7 @@ function renderReplyBar() {
     h(
       'span',
       { class: 'reply-to', 'data-testid': 'reply-to' },
-      h('span', { class: 'visually-hidden' }, 'Replying to '),
+      h('span', { class: 'reply-label' }, 'Replying to '),
       h('span', { class: 'sender' }, r.sender_name),
       ' ',
       h('span', { class: 'reply-text' }, short),

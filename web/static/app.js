@@ -585,7 +585,8 @@ function renderConversations() {
     let lastText = '';
     if (last) {
       const who = last.sender_id === app.me.id ? 'You' : last.sender_name;
-      lastText = `${who}: ${last.deleted ? 'message deleted' : last.type === 'image' ? `[image]${last.text ? ` ${last.text}` : ''}` : last.text || ''}`;
+      const text = messageText(last); // an edit waiting in the outbox shows at once
+      lastText = `${who}: ${last.deleted ? 'message deleted' : last.type === 'image' ? `[image]${text ? ` ${text}` : ''}` : text}`;
     }
     const title = titleOf(conv);
     const unread = conv.unread_count || 0;
