@@ -98,6 +98,18 @@ func TestEditOwnMessage(t *testing.T) {
 		t.Fatalf("server has %q", got)
 	}
 	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "edit-seen"))
+
+	// An edit queued offline of a message deleted meanwhile (on another
+	// device) goes with it: nothing stays queued.
+	alice.setOffline(true)
+	alice.wait("offline", `document.querySelector('[data-testid=conn-status]').dataset.state !== 'connected'`)
+	alice.clickExpr("Edit", inMessage("Look at this two", "[data-testid=edit]"))
+	alice.wait("the editor", focusedTestID("edit-input"))
+	alice.do("edit offline", chromedp.KeyEvent(" again"+kb.Enter))
+	alice.wait("queued", inMessage("Look at this two again", "[data-testid=edit-status]"))
+	apiDo(t, "DELETE", srv.URL+"/v1/conversations/"+url.PathEscape(convID)+"/messages/"+url.PathEscape(msgID), aTok, "")
+	alice.setOffline(false)
+	alice.wait("the tombstone, nothing queued", connState("connected")+` && `+byID(msgID)+`?.classList.contains('deleted') && !document.querySelector('[data-testid=edit-status], [data-testid=edit-failed]') && parleyApp.client.outbox.length === 0 && !document.querySelector('[data-testid=conn-text]').textContent.includes('queued')`)
 }
 
 // TestReactionPicker: React opens a picker (Escape closes it, focus back

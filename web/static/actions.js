@@ -130,6 +130,23 @@ export function followQuotes(m) {
   }
 }
 
+/**
+ * messageGone handles a message deleted (here or elsewhere): the quotes of
+ * it say so, and this user's edits of it still in the outbox go (the
+ * server would refuse them, and a tombstone shows no edit to retry).
+ */
+export function messageGone(m) {
+  followQuotes(m);
+  const c = act.hooks.app.client;
+  for (const e of c?.editsFor(m.conversation_id) || []) {
+    if (e.message_id === m.id || (m.client_id && e.message_client_id === m.client_id && m.sender_id === act.hooks.app.me.id)) c.discard(e.client_id);
+  }
+  if (act.editing === m.id) {
+    act.editing = '';
+    act.editor = null;
+  }
+}
+
 /** onEdited applies the reply to an edit from the outbox (the event may come later). */
 export function onEdited({ item, message }) {
   if (!message) return;

@@ -22,11 +22,11 @@ import {
   applyMessageChange,
   editorView,
   editStatus,
-  followQuotes,
   highlighted,
   initActions,
   isEditing,
   messageActions,
+  messageGone,
   messageText,
   onEdited,
   pendingQuote,
@@ -871,7 +871,7 @@ function onEvent(ev) {
         fetchConversation(conv.id);
       }
       applyMessage(m);
-      followQuotes(m);
+      messageGone(m);
       break;
     }
     case 'messageEdited':
