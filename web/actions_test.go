@@ -99,6 +99,14 @@ func TestEditOwnMessage(t *testing.T) {
 	}
 	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "edit-seen"))
 
+	// An edit the server refuses (here a blank text, which the page
+	// itself never sends) is said in words, with Discard and no Retry.
+	eval[bool](t, alice.tab, `(parleyApp.client.edit(`+jsString(convID)+`, `+jsString(msgID)+`, '   '), true)`)
+	alice.wait("refused, in words", inMessage("Look at this two", "[data-testid=edit-failed]")+`?.textContent.startsWith('Edit not saved: ') && !`+inMessage("Look at this two", "[data-testid=edit-failed]")+`.textContent.includes('went wrong') && !document.querySelector('[data-testid=edit-retry]')`)
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "edit-refused-by-server"))
+	alice.clickExpr("Discard", inMessage("Look at this two", "[data-testid=edit-discard]"))
+	alice.wait("gone", `!document.querySelector('[data-testid=edit-failed]') && parleyApp.client.outbox.length === 0`)
+
 	// An edit queued offline of a message deleted meanwhile (on another
 	// device) goes with it: nothing stays queued.
 	alice.setOffline(true)

@@ -13,7 +13,7 @@
 // from the composer (takeReply, cancelReply), so the two stay apart.
 // The server's rules are in docs/protocol.md (edit, react, Replies).
 
-import { MAX_REACTION_KINDS, State } from './parley.js';
+import { MAX_REACTION_KINDS, ParleyError, State } from './parley.js';
 
 /** The emoji the picker offers, with the names screen readers say. */
 export const REACTION_SET = [
@@ -341,14 +341,18 @@ export function editStatus(m) {
     const c = app.client;
     const live = c.state === State.Connected || c.state === State.FeatureThrottled;
     if (e.status === 'failed') {
-      const why = e.error_code ? humanError({ code: e.error_code, message: e.error }) : e.error || 'Not saved.';
+      const why = e.error_code ? humanError(new ParleyError(e.error_code, e.error)) : e.error || 'Not saved.';
       out.push(
         h(
           'div',
           { class: 'action-error', 'data-testid': 'edit-failed' },
           h('span', { role: 'alert' }, `Edit not saved: ${why}`),
           ' ',
-          h('button', { type: 'button', class: 'secondary', 'data-testid': 'edit-retry', 'data-focus': `edit-retry:${m.id}`, onclick: () => c.retry(e.client_id) }, 'Retry'),
+          // Retry only where a retry can work: the server's invalid or
+          // forbidden answer about this edit stands.
+          e.error_code === 'invalid' || e.error_code === 'forbidden'
+            ? null
+            : h('button', { type: 'button', class: 'secondary', 'data-testid': 'edit-retry', 'data-focus': `edit-retry:${m.id}`, onclick: () => c.retry(e.client_id) }, 'Retry'),
           h('button', { type: 'button', class: 'secondary', 'data-testid': 'edit-discard', 'data-focus': `edit-discard:${m.id}`, onclick: () => c.discard(e.client_id) }, 'Discard'),
         ),
       );
