@@ -91,8 +91,18 @@ func TestEditOwnMessage(t *testing.T) {
 	if got := serverText(); got != "Look at this one" {
 		t.Fatalf("offline, the server already has %q", got)
 	}
+	// A message still in the outbox is edited too: the edit names it by
+	// its client id and goes after it.
+	alice.do("send offline", chromedp.SendKeys(testID("composer"), "draft one"+kb.Enter))
+	alice.wait("queued", messageWith("draft one")+`?.dataset.status === 'queued'`)
+	alice.clickExpr("Edit the queued message", inMessage("draft one", "[data-testid=edit]"))
+	alice.wait("the editor", focusedTestID("edit-input")+` && document.activeElement.value === 'draft one'`)
+	eval[bool](t, alice.tab, `(document.activeElement.select(), true)`)
+	alice.do("edit the queued message", chromedp.KeyEvent("draft two"+kb.Enter))
+	alice.wait("shown at once", messageWith("draft two")+`?.dataset.status === 'queued' && !!`+inMessage("draft two", "[data-testid=edit-status]"))
 	alice.setOffline(false)
-	alice.wait("applied when back", connState("connected")+` && !document.querySelector('[data-testid=edit-status]') && !!`+inMessage("Look at this two", "[data-testid=edited]"))
+	bob.wait("the queued message, edited", inMessage("draft two", "[data-testid=edited]"))
+	alice.wait("applied when back", connState("connected")+` && !document.querySelector('[data-testid=edit-status]') && !!`+inMessage("Look at this two", "[data-testid=edited]")+` && !!`+inMessage("draft two", "[data-testid=edited]"))
 	bob.wait("the offline edit, live", inMessage("Look at this two", "[data-testid=edited]"))
 	if got := serverText(); got != "Look at this two" {
 		t.Fatalf("server has %q", got)

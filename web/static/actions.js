@@ -141,7 +141,7 @@ export function messageGone(m) {
   for (const e of c?.editsFor(m.conversation_id) || []) {
     if (e.message_id === m.id || (m.client_id && e.message_client_id === m.client_id && m.sender_id === act.hooks.app.me.id)) c.discard(e.client_id);
   }
-  if (act.editing === m.id) {
+  if (act.editing === editKey(m)) {
     act.editing = '';
     act.editor = null;
   }
@@ -201,12 +201,19 @@ export function messageText(m) {
 function pendingEdit(m) {
   const c = act.hooks.app.client;
   if (!c || m.deleted) return null;
-  return c.editsFor(m.conversation_id).findLast((i) => i.message_id === m.id || (m.client_id && i.message_client_id === m.client_id)) || null;
+  // message_client_id names one of this user's messages (an outbox item has no sender_id).
+  const mine = !m.sender_id || m.sender_id === act.hooks.app.me.id;
+  return c.editsFor(m.conversation_id).findLast((i) => (m.id && i.message_id === m.id) || (mine && m.client_id && i.message_client_id === m.client_id)) || null;
 }
+
+// An edit is keyed by the message's client_id: the same for a message
+// still in the outbox and for it once stored, so an editor opened on a
+// queued message stays open when the server stores it.
+const editKey = (m) => m.client_id || m.id;
 
 /** isEditing reports whether m's text is in the inline editor. */
 export function isEditing(m) {
-  return act.editing === m.id && !m.deleted && !!act.editor;
+  return act.editing === editKey(m) && !m.deleted && !!act.editor;
 }
 
 /** editorView is the inline editor of m: Enter saves, Shift+Enter a new line, Escape cancels. */
@@ -219,9 +226,9 @@ export function editorView(m) {
     h(
       'div',
       { class: 'editor-buttons' },
-      h('span', { class: 'editor-hint', id: `edit-hint-${m.id}` }, 'Enter saves · Esc cancels'),
-      h('button', { type: 'button', class: 'secondary', 'data-testid': 'edit-cancel', 'data-focus': `edit-cancel:${m.id}`, onclick: () => cancelEdit(m) }, 'Cancel'),
-      h('button', { type: 'button', 'data-testid': 'edit-save', 'data-focus': `edit-save:${m.id}`, onclick: () => saveEdit(m) }, 'Save'),
+      h('span', { class: 'editor-hint', id: `edit-hint-${editKey(m)}` }, 'Enter saves · Esc cancels'),
+      h('button', { type: 'button', class: 'secondary', 'data-testid': 'edit-cancel', 'data-focus': `edit-cancel:${editKey(m)}`, onclick: () => cancelEdit(m) }, 'Cancel'),
+      h('button', { type: 'button', 'data-testid': 'edit-save', 'data-focus': `edit-save:${editKey(m)}`, onclick: () => saveEdit(m) }, 'Save'),
     ),
   );
 }
@@ -321,11 +328,26 @@ export function messageActions(m, own, ...extra) {
       },
       'React',
     ),
-    own && !isEditing(m)
-      ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'edit', 'data-focus': `edit:${m.id}`, 'aria-label': 'Edit your message', onclick: () => act.savingEnter || startEdit(m) }, 'Edit')
-      : null,
+    own ? editButton(m) : null,
     ...extra,
   );
+}
+
+function editButton(m) {
+  const { h } = act.hooks;
+  if (isEditing(m)) return null;
+  return h('button', { type: 'button', class: 'secondary', 'data-testid': 'edit', 'data-focus': `edit:${editKey(m)}`, 'aria-label': 'Edit your message', onclick: () => act.savingEnter || startEdit(m) }, 'Edit');
+}
+
+/**
+ * outboxActions is Edit on a text message of this user's still in the
+ * outbox (not a failed one: Discard it, or Retry it as it is): the edit
+ * names it by its client_id and is sent after it.
+ */
+export function outboxActions(item) {
+  const { h } = act.hooks;
+  if (item.type !== 'text' || item.status === 'failed') return null;
+  return h('span', { class: 'actions' }, editButton(item));
 }
 
 /**
@@ -352,15 +374,16 @@ export function editStatus(m) {
           // forbidden answer about this edit stands.
           e.error_code === 'invalid' || e.error_code === 'forbidden'
             ? null
-            : h('button', { type: 'button', class: 'secondary', 'data-testid': 'edit-retry', 'data-focus': `edit-retry:${m.id}`, onclick: () => c.retry(e.client_id) }, 'Retry'),
-          h('button', { type: 'button', class: 'secondary', 'data-testid': 'edit-discard', 'data-focus': `edit-discard:${m.id}`, onclick: () => c.discard(e.client_id) }, 'Discard'),
+            : h('button', { type: 'button', class: 'secondary', 'data-testid': 'edit-retry', 'data-focus': `edit-retry:${editKey(m)}`, onclick: () => c.retry(e.client_id) }, 'Retry'),
+          h('button', { type: 'button', class: 'secondary', 'data-testid': 'edit-discard', 'data-focus': `edit-discard:${editKey(m)}`, onclick: () => c.discard(e.client_id) }, 'Discard'),
         ),
       );
     } else {
       out.push(h('div', { class: 'edit-status', 'data-testid': 'edit-status' }, live ? 'Saving edit…' : 'Edit queued'));
     }
   }
-  const err = act.errors.get(m.id);
+  // Refusals: of an edit (keyed by editKey), of a reaction (by id).
+  const err = act.errors.get(editKey(m)) || (m.id && act.errors.get(m.id));
   if (err) out.push(h('div', { class: 'action-error', 'data-testid': 'action-error' }, h('span', { role: 'alert' }, err)));
   return out;
 }
@@ -375,14 +398,14 @@ export function highlighted(m) {
 function startEdit(m) {
   const { h, app, rerender } = act.hooks;
   act.picker = '';
-  act.errors.delete(m.id);
-  act.editing = m.id;
+  act.errors.delete(editKey(m));
+  act.editing = editKey(m);
   act.editor = h('textarea', {
     class: 'edit-input',
     'data-testid': 'edit-input',
-    'data-focus': `edit-input:${m.id}`,
+    'data-focus': `edit-input:${editKey(m)}`,
     'aria-label': 'Edit your message',
-    'aria-describedby': `edit-hint-${m.id}`,
+    'aria-describedby': `edit-hint-${editKey(m)}`,
     rows: 2,
   });
   act.editor.value = messageText(m);
@@ -402,7 +425,7 @@ function startEdit(m) {
       cancelEdit(m);
     }
   });
-  app.focusKey = `edit-input:${m.id}`;
+  app.focusKey = `edit-input:${editKey(m)}`;
   rerender();
   const end = act.editor.value.length;
   act.editor.setSelectionRange(end, end);
@@ -412,7 +435,7 @@ function cancelEdit(m) {
   const { app, rerender } = act.hooks;
   act.editing = '';
   act.editor = null;
-  app.focusKey = `edit:${m.id}`;
+  app.focusKey = `edit:${editKey(m)}`;
   rerender();
 }
 
@@ -425,13 +448,18 @@ function saveEdit(m) {
   if (!text && m.type !== 'image') err = 'A message cannot be empty. Delete it instead.';
   else if ([...text].length > max) err = `A message can hold at most ${max} characters.`;
   if (err) {
-    act.errors.set(m.id, err);
-    app.focusKey = `edit-input:${m.id}`;
+    act.errors.set(editKey(m), err);
+    app.focusKey = `edit-input:${editKey(m)}`;
     rerender();
     return;
   }
-  act.errors.delete(m.id);
-  if (text !== messageText(m)) c.edit(m.conversation_id, m.id, text);
+  act.errors.delete(editKey(m));
+  if (text !== messageText(m)) {
+    // A stored message by its id; one still in the outbox (or stored
+    // since the editor opened on it) by its client_id, after its send.
+    if (m.id) c.edit(m.conversation_id, m.id, text);
+    else c.editQueued(m, text);
+  }
   cancelEdit(m);
 }
 

@@ -29,6 +29,7 @@ import {
   messageGone,
   messageText,
   onEdited,
+  outboxActions,
   pendingQuote,
   pickerView,
   quoteView,
@@ -1161,11 +1162,13 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
         { class: 'message own', 'data-testid': 'message', 'data-client-id': item.client_id, 'data-status': status, 'data-type': item.type },
         pendingQuote(item),
         item.type === 'image' ? outboxImage(item, usedImgs) : null,
-        h('div', { class: 'text', 'data-testid': 'message-text' }, linkify(item.text || '')),
+        isEditing(item) ? editorView(item) : h('div', { class: 'text', 'data-testid': 'message-text' }, linkify(messageText(item))),
+        editStatus(item),
         h(
           'div',
           { class: 'meta' },
           h('span', { class: 'mark', 'data-testid': 'mark' }, mark),
+          outboxActions(item),
           canRetry ? h('button', { type: 'button', 'data-testid': 'retry', 'data-focus': `retry:${item.client_id}`, onclick: () => c.retry(item.client_id) }, 'Retry') : null,
           status === 'failed'
             ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'discard', 'data-focus': `discard:${item.client_id}`, onclick: () => c.discard(item.client_id) }, 'Discard')
