@@ -124,23 +124,16 @@ func (l *limiters) charge(us []parley.LimitUsage) {
 
 // shareLimits publishes this node's usage every interval until ctx ends.
 // Run by New on the server's background group (s.bg), which Shutdown joins.
-func (s *Server) shareLimits(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func (s *Server) shareLimits(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func(time.Time) {
 		us := s.limits.usage()
 		if len(us) == 0 {
-			continue
+			return
 		}
-		pctx, cancel := context.WithTimeout(ctx, every)
+		pctx, cancel := context.WithTimeout(ctx, interval)
+		defer cancel()
 		if err := s.broker.Publish(pctx, parley.BrokerMessage{Node: s.cfg.NodeID, Usage: us}); err != nil && ctx.Err() == nil {
 			s.log.Debug("publishing rate-limit usage", "err", err)
 		}
-		cancel()
-	}
+	})
 }
