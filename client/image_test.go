@@ -34,10 +34,8 @@ func pngBytes(t *testing.T) []byte {
 // then Sent with the server's attachment); the other member gets it.
 func TestSendImage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice, bob := alicebob(t, b)
+		_, alice, bob, cv := twoInGroup(t, "alice")
 		ctx := context.Background()
-		cv := mustGroup(t, alice, "bob")
 		rec := record(bob)
 		data := pngBytes(t)
 		m, err := alice.SendImage(ctx, cv.ID, bytes.NewReader(data), client.WithCaption("a red line"))
@@ -68,8 +66,7 @@ func TestSendImage(t *testing.T) {
 // and before the one sent after it.
 func TestSendImageUploadInterrupted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice := bubbleUsers(t, b, "alice")[0]
+		b, alice := aliceAlone(t)
 		ctx := context.Background()
 		cv := mustGroup(t, alice)
 		first, _ := alice.Send(ctx, cv.ID, "before")
@@ -113,8 +110,7 @@ func TestSendImageUploadInterrupted(t *testing.T) {
 // server's reason; Resend of it fails again the same way.
 func TestSendImageRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice := bubbleUsers(t, b, "alice")[0]
+		b, alice := aliceAlone(t)
 		ctx := context.Background()
 		cv := mustGroup(t, alice)
 		m, err := alice.SendImage(ctx, cv.ID, bytes.NewReader([]byte("just some text, named cat.png")))
@@ -150,13 +146,10 @@ func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
 		b := newBubble(t, func(c *server.Config) {
 			c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 0.01, 1 // one send per 100 s
 		})
-		file := filepath.Join(t.TempDir(), "outbox.db")
-		tok := b.token("alice")
+		device := b.device("alice")
 		ctx := context.Background()
-		c1 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
-		if err := c1.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
+		c1 := device()
+		connect(t, c1)
 		cv := mustGroup(t, c1)
 		first, _ := c1.Send(ctx, cv.ID, "uses the burst")
 		if _, err := first.Wait(ctx); err != nil {
@@ -176,7 +169,7 @@ func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
 		if err := c1.Close(); err != nil {
 			t.Fatal(err)
 		}
-		c2 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
+		c2 := device()
 		p := c2.Pending()
 		if len(p) != 1 || p[0].ClientID() != m.ClientID() || p[0].Type() != parley.Image {
 			t.Fatalf("reopened outbox %d", len(p))
