@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -96,28 +94,10 @@ func TestObservabilityMetrics(t *testing.T) {
 	waitMetric(t, srv, "parley_closes_total", map[string]string{"code": "none"}, 1)
 }
 
-// syncLog is a log destination tests read while the server writes.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestObservabilityLogs: connections and auth failures at debug, and a
 // shutdown's drain progress at info.
 func TestObservabilityLogs(t *testing.T) {
-	var logs syncLog
+	var logs servertest.LogBuffer
 	lg := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Logger = lg }))
 	connect(t, srv, srv.Token(t, "alice", "Alice"), nil)

@@ -17,7 +17,8 @@ type Response struct {
 // Do sends an HTTP request for a test, as another device or a script
 // would, and reads the whole answer. token, when not empty, is sent as a
 // bearer token; body, when not nil, as application/json unless header
-// names another Content-Type; header is name, value pairs. A request that
+// names another Content-Type; header is name, value pairs (an empty value
+// removes the header). A request that
 // cannot be built or sent fails t; the status is the caller's to check
 // (Call checks it).
 func Do(t testing.TB, method, url, token string, body []byte, header ...string) Response {
@@ -37,7 +38,11 @@ func Do(t testing.TB, method, url, token string, body []byte, header ...string) 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+		} else {
+			req.Header.Set(header[i], header[i+1])
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
