@@ -60,6 +60,27 @@ func connect(t testing.TB, srv *servertest.Server, token string, resume *int64) 
 	return c
 }
 
+// aliceToBob connects alice ("Alice"), makes sure bob ("Bob") exists and
+// has alice start a direct conversation with him.
+func aliceToBob(t testing.TB, srv *servertest.Server) (*wsClient, parley.Conversation) {
+	t.Helper()
+	srv.Token(t, "bob", "Bob")
+	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	var conv parley.Conversation
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	return a, conv
+}
+
+// directPair connects alice and bob, and alice starts a direct
+// conversation with him.
+func directPair(t testing.TB, srv *servertest.Server) (a, b *wsClient, conv parley.Conversation) {
+	t.Helper()
+	a = connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	b = connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	return a, b, conv
+}
+
 func (c *wsClient) writeRaw(typ websocket.MessageType, b []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()

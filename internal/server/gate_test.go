@@ -21,10 +21,7 @@ func TestSendGateKeepsOrder(t *testing.T) {
 		// the first three sends run, even on a loaded machine.
 		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 1, 2
 	}))
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	srv.Token(t, "bob", "Bob")
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, conv := aliceToBob(t, srv)
 	a.send(conv.ID, "c1", "one")
 	a.send(conv.ID, "c2", "two")
 	f := a.call(protocol.OpSend, protocol.Send{ConversationID: conv.ID, ClientID: "c3", Text: "three"})
@@ -61,10 +58,7 @@ func TestSendGateHoldsEdits(t *testing.T) {
 		c.Limits = server.Unlimited()
 		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 1, 2
 	}))
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	srv.Token(t, "bob", "Bob")
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, conv := aliceToBob(t, srv)
 	m := a.send(conv.ID, "c1", "one")
 	a.do(protocol.OpEdit, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "e1", Text: "ONE"}, nil)
 	f := a.call(protocol.OpEdit, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "e2", Text: "ONE!"})

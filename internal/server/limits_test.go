@@ -19,10 +19,7 @@ func TestIPMessageLimit(t *testing.T) {
 		c.Limits = server.Unlimited()
 		c.Limits.IPMessagesPerSecond, c.Limits.IPMessageBurst = 0.001, 3
 	}))
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	b := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, b, conv := directPair(t, srv)
 	a.send(conv.ID, "a1", "one")
 	a.send(conv.ID, "a2", "two")
 	b.send(conv.ID, "b1", "three")
@@ -55,10 +52,7 @@ func TestPresenceQueryLimit(t *testing.T) {
 		c.Limits.PresencePerSecond, c.Limits.PresenceBurst = 0.001, 2
 	}))
 	aTok, bTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
-	a := connect(t, srv, aTok, nil)
-	b := connect(t, srv, bTok, nil)
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, b, conv := directPair(t, srv)
 	talk(t, srv, conv.ID, aTok, bTok)
 	// The reply made them contacts once the hub delivered it: each hears
 	// the other online then (a query right after the ack may come first).

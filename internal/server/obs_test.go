@@ -38,10 +38,7 @@ func waitMetric(t *testing.T, srv *servertest.Server, name string, labels map[st
 func TestObservabilityMetrics(t *testing.T) {
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
 	alice, bob := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
-	a := connect(t, srv, alice, nil)
-	b := connect(t, srv, bob, nil)
-	var cv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &cv)
+	a, b, cv := directPair(t, srv)
 	a.send(cv.ID, uuid.NewString(), "over ws")
 	b.event(parley.EventNewMessage)
 	if r := httpDo(t, srv, "POST", "/v1/conversations/"+cv.ID+"/messages", alice, `{"client_id":"`+uuid.NewString()+`","text":"over http"}`); r.status != 201 {

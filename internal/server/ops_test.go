@@ -188,10 +188,7 @@ func TestNonMember(t *testing.T) {
 // connection stays up.
 func TestBadInput(t *testing.T) {
 	srv := servertest.Start(t)
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	srv.Token(t, "bob", "Bob")
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, conv := aliceToBob(t, srv)
 	long := strings.Repeat("é", parley.MaxTextRunes+1)
 	tests := []struct {
 		name  string
@@ -373,10 +370,7 @@ func TestOrigin(t *testing.T) {
 // once, in order.
 func TestPaginationWhileSending(t *testing.T) {
 	srv := servertest.Start(t)
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	b := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, b, conv := directPair(t, srv)
 	for i := range 120 {
 		a.send(conv.ID, fmt.Sprintf("c%d", i), fmt.Sprintf("m%d", i))
 	}
