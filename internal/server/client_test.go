@@ -192,6 +192,14 @@ func (c *wsClient) fail(op string, data any) string {
 	return f.Error.Code
 }
 
+// history asks for the newest page of conversation id.
+func (c *wsClient) history(id string) parley.MessagePage {
+	c.t.Helper()
+	var page parley.MessagePage
+	c.do(protocol.OpHistory, protocol.History{ConversationID: id}, &page)
+	return page
+}
+
 // event waits for the next event frame of type typ.
 func (c *wsClient) event(typ parley.EventType) parley.Event {
 	c.t.Helper()

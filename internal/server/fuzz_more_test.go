@@ -41,6 +41,22 @@ func getQuery(t *testing.T, srv *servertest.Server, path, raw, token string) raw
 	return r
 }
 
+// pageAnswer checks r, the answer to GET ?raw: 400 invalid when the query
+// is not valid, else 200. It reports whether r is a page to check.
+func pageAnswer(t *testing.T, raw string, r rawResp, valid bool) bool {
+	t.Helper()
+	if !valid {
+		if r.status != 400 || !strings.Contains(string(r.body), `"invalid"`) {
+			t.Fatalf("GET ?%s: %d %s, want 400 invalid", raw, r.status, r.body)
+		}
+		return false
+	}
+	if r.status != 200 {
+		t.Fatalf("GET ?%s: %d %s, want 200", raw, r.status, r.body)
+	}
+	return true
+}
+
 // intParam reads a query parameter as the server must: absent or empty
 // is 0, anything but a decimal int64 is an error.
 func intParam(q url.Values, name string) (int64, bool) {
@@ -88,14 +104,8 @@ func FuzzHistoryQuery(f *testing.F) {
 		after, ok2 := intParam(q, "after")
 		limit, ok3 := intParam(q, "limit")
 		valid := ok1 && ok2 && ok3 && before >= 0 && after >= 0 && (before == 0 || after == 0) && limit >= 0 && limit <= parley.MaxPageLimit
-		if !valid {
-			if r.status != 400 || !strings.Contains(string(r.body), `"invalid"`) {
-				t.Fatalf("GET ?%s: %d %s, want 400 invalid", raw, r.status, r.body)
-			}
+		if !pageAnswer(t, raw, r, valid) {
 			return
-		}
-		if r.status != 200 {
-			t.Fatalf("GET ?%s: %d %s, want 200", raw, r.status, r.body)
 		}
 		if limit == 0 {
 			limit = parley.DefaultPageLimit
@@ -143,14 +153,8 @@ func FuzzEventsQuery(f *testing.F) {
 		q, _ := url.ParseQuery(raw)
 		after, ok1 := intParam(q, "after")
 		limit, ok2 := intParam(q, "limit")
-		if !ok1 || !ok2 || after < 0 || limit < 0 || limit > server.MaxEventsPage {
-			if r.status != 400 || !strings.Contains(string(r.body), `"invalid"`) {
-				t.Fatalf("GET ?%s: %d %s, want 400 invalid", raw, r.status, r.body)
-			}
+		if !pageAnswer(t, raw, r, ok1 && ok2 && after >= 0 && limit >= 0 && limit <= server.MaxEventsPage) {
 			return
-		}
-		if r.status != 200 {
-			t.Fatalf("GET ?%s: %d %s, want 200", raw, r.status, r.body)
 		}
 		if limit == 0 {
 			limit = 100

@@ -39,8 +39,7 @@ func TestSendGateKeepsOrder(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // a token for c4 (a precondition, as above)
 	a.send(conv.ID, "c4", "four")
 
-	var page parley.MessagePage
-	a.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := a.history(conv.ID)
 	var got []string
 	for _, m := range page.Messages {
 		got = append(got, m.Text)

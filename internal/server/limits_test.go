@@ -33,8 +33,7 @@ func TestIPMessageLimit(t *testing.T) {
 		t.Fatalf("alice's send after the address's burst: %s", code)
 	}
 
-	var page parley.MessagePage
-	a.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := a.history(conv.ID)
 	if len(page.Messages) != 3 {
 		t.Fatalf("%d messages stored, want the 3 accepted", len(page.Messages))
 	}

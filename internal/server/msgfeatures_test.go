@@ -45,8 +45,7 @@ func TestEditOverWebSocket(t *testing.T) {
 		t.Fatalf("next messageEdited = %+v, want the second edit's", ev2)
 	}
 	// History and the conversation list follow.
-	var page parley.MessagePage
-	b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := b.history(conv.ID)
 	if len(page.Messages) != 1 || page.Messages[0].Text != "hello!" || page.Messages[0].EditedAt == nil {
 		t.Fatalf("history = %+v", page.Messages)
 	}
@@ -102,8 +101,7 @@ func TestReactOverWebSocket(t *testing.T) {
 		t.Fatalf("reactionRemoved = %+v", ev2)
 	}
 	a.do(protocol.OpReact, protocol.React{ConversationID: conv.ID, MessageID: m.ID, Emoji: "🎉"}, &r)
-	var page parley.MessagePage
-	b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := b.history(conv.ID)
 	if got := page.Messages[0].Reactions; !slices.Equal(got, []parley.Reaction{{Emoji: "🎉", Count: 1}}) {
 		t.Fatalf("bob's history reactions = %+v", got)
 	}
@@ -153,8 +151,7 @@ func TestReplyOverWebSocket(t *testing.T) {
 	}
 	// The parent deleted: the quote says so in history.
 	a.do(protocol.OpDelete, protocol.Delete{ConversationID: conv.ID, MessageID: parent.ID}, nil)
-	var page parley.MessagePage
-	b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := b.history(conv.ID)
 	if q := page.Messages[len(page.Messages)-1].ReplyTo; q == nil || !q.Deleted || q.Text != "" {
 		t.Fatalf("quote after the parent's delete = %+v", q)
 	}

@@ -54,8 +54,7 @@ func TestOps(t *testing.T) {
 	m2 := b.send(d1.ID, "c-2", "hi alice")
 
 	// history: both messages once, in order.
-	var page parley.MessagePage
-	a.do(protocol.OpHistory, protocol.History{ConversationID: d1.ID}, &page)
+	page := a.history(d1.ID)
 	if len(page.Messages) != 2 || page.Messages[0].ID != m1.ID || page.Messages[1].ID != m2.ID || page.HasMore {
 		t.Fatalf("history: %+v", page)
 	}
@@ -177,8 +176,7 @@ func TestNonMember(t *testing.T) {
 	if len(list.Conversations) != 0 {
 		t.Fatalf("mallory lists %+v", list)
 	}
-	var page parley.MessagePage
-	a.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := a.history(conv.ID)
 	if len(page.Messages) != 1 || page.Messages[0].Text != "private" {
 		t.Fatalf("the conversation changed: %+v", page)
 	}
@@ -246,8 +244,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	a.t = t
-	var page parley.MessagePage
-	a.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := a.history(conv.ID)
 	if len(page.Messages) != 0 {
 		t.Fatalf("bad input wrote %d messages", len(page.Messages))
 	}
