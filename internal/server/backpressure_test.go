@@ -200,7 +200,7 @@ func readFrames(t *testing.T, c *wsClient, want int, batch bool) (frames []proto
 // few messages, each at most MaxBatchBytes, frames split on "\n", in
 // order; without it every message is exactly one frame.
 func TestBatchedFrames(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
+	srv := startLimited(t, nil)
 	aTok := srv.Token(t, "alice", "Alice")
 	srv.Token(t, "bob", "Bob")
 	a := connect(t, srv, aTok, nil)

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
@@ -58,6 +59,18 @@ func connect(t testing.TB, srv *servertest.Server, token string, resume *int64) 
 		t.Fatal(err)
 	}
 	return c
+}
+
+// startLimited starts a server with no rate limits but those set sets
+// (nil: none at all).
+func startLimited(t testing.TB, set func(l *server.Limits)) *servertest.Server {
+	t.Helper()
+	return servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Unlimited()
+		if set != nil {
+			set(&c.Limits)
+		}
+	}))
 }
 
 // aliceToBob connects alice ("Alice"), makes sure bob ("Bob") exists and

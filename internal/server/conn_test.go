@@ -92,11 +92,10 @@ func TestSlowConsumer(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Limits = server.Unlimited()
-		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 0.5, 2
-		c.Limits.TypingPerSecond, c.Limits.TypingBurst = 5, 1
-	}))
+	srv := startLimited(t, func(l *server.Limits) {
+		l.MessagesPerSecond, l.MessageBurst = 0.5, 2
+		l.TypingPerSecond, l.TypingBurst = 5, 1
+	})
 	a, conv := aliceToBob(t, srv)
 	a.send(conv.ID, "c1", "one")
 	a.send(conv.ID, "c2", "two")

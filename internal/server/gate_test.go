@@ -6,7 +6,6 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/server"
-	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -15,12 +14,11 @@ import (
 // token again, until the refused message comes back: otherwise a client
 // with several sends in flight would get them stored out of order.
 func TestSendGateKeepsOrder(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Limits = server.Unlimited()
+	srv := startLimited(t, func(l *server.Limits) {
 		// One token a second: slow enough that no token comes back while
 		// the first three sends run, even on a loaded machine.
-		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 1, 2
-	}))
+		l.MessagesPerSecond, l.MessageBurst = 1, 2
+	})
 	a, conv := aliceToBob(t, srv)
 	a.send(conv.ID, "c1", "one")
 	a.send(conv.ID, "c2", "two")
@@ -53,10 +51,9 @@ func TestSendGateKeepsOrder(t *testing.T) {
 // the gate for sends, and a refused send closes it for edits, so a
 // client's sends and edits are applied in the order it sent them.
 func TestSendGateHoldsEdits(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Limits = server.Unlimited()
-		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 1, 2
-	}))
+	srv := startLimited(t, func(l *server.Limits) {
+		l.MessagesPerSecond, l.MessageBurst = 1, 2
+	})
 	a, conv := aliceToBob(t, srv)
 	m := a.send(conv.ID, "c1", "one")
 	a.do(protocol.OpEdit, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "e1", Text: "ONE"}, nil)

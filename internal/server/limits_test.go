@@ -6,7 +6,6 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/server"
-	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -15,10 +14,9 @@ import (
 // reached; a refused send is stored nowhere and succeeds when retried after
 // the limit allows it.
 func TestIPMessageLimit(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Limits = server.Unlimited()
-		c.Limits.IPMessagesPerSecond, c.Limits.IPMessageBurst = 0.001, 3
-	}))
+	srv := startLimited(t, func(l *server.Limits) {
+		l.IPMessagesPerSecond, l.IPMessageBurst = 0.001, 3
+	})
 	a, b, conv := directPair(t, srv)
 	a.send(conv.ID, "a1", "one")
 	a.send(conv.ID, "a2", "two")
@@ -46,10 +44,9 @@ func TestIPMessageLimit(t *testing.T) {
 // TestPresenceQueryLimit: presence queries are limited per user; another
 // user's queries are not affected.
 func TestPresenceQueryLimit(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Limits = server.Unlimited()
-		c.Limits.PresencePerSecond, c.Limits.PresenceBurst = 0.001, 2
-	}))
+	srv := startLimited(t, func(l *server.Limits) {
+		l.PresencePerSecond, l.PresenceBurst = 0.001, 2
+	})
 	aTok, bTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
 	a, b, conv := directPair(t, srv)
 	talk(t, srv, conv.ID, aTok, bTok)

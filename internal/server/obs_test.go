@@ -36,7 +36,7 @@ func waitMetric(t *testing.T, srv *servertest.Server, name string, labels map[st
 // the store's send runs and commit waits, resume size, errors by code,
 // auth failures and closes by code.
 func TestObservabilityMetrics(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
+	srv := startLimited(t, nil)
 	alice, bob := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
 	a, b, cv := directPair(t, srv)
 	a.send(cv.ID, uuid.NewString(), "over ws")
@@ -176,7 +176,7 @@ func TestGrafanaDashboardMetrics(t *testing.T) {
 // COMMIT time and the transaction time (the ops in them are checked per
 // engine by storetest's BatchObserver).
 func TestStoreBatchMetrics(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
+	srv := startLimited(t, nil)
 	alice := srv.Token(t, "alice", "Alice")
 	srv.Token(t, "bob", "Bob")
 	names := []string{"parley_store_batch_ops", "parley_store_commit_seconds", "parley_store_batch_seconds"}
