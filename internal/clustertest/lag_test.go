@@ -123,16 +123,7 @@ func TestLaggingNodeAndNATSOutage(t *testing.T) {
 			clients[3*k+j].conv = c.ID
 		}
 	}
-	for _, c := range clients {
-		if err := c.connect(ctx, nodes[c.node], nil); err != nil {
-			t.Fatalf("client %d: %v", c.idx, err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, c := range clients {
-			c.close()
-		}
-	})
+	connectAll(ctx, t, clients, nodes)
 
 	var acked, moves atomic.Int64
 	var senders sync.WaitGroup
