@@ -81,18 +81,7 @@ func TestKillNode(t *testing.T) {
 		clients[i] = &client{t: t, idx: i, user: id, token: tok, node: i % nodeCount, seen: map[string]bool{},
 			presence: map[string][]bool{}}
 	}
-	convs := make([]string, convsN)
-	for k := range convs {
-		c, _, err := nodes[k%nodeCount].store.CreateGroup(ctx, clients[3*k].user, fmt.Sprint("group ", k),
-			[]string{clients[3*k+1].user, clients[3*k+2].user})
-		if err != nil {
-			t.Fatal(err)
-		}
-		convs[k] = c.ID
-		for j := range 3 {
-			clients[3*k+j].conv = c.ID
-		}
-	}
+	convs := groupsOfThree(ctx, t, clients, convsN, "group", func(k int) parley.Store { return nodes[k%nodeCount].store })
 	// Clients of node 0 in even groups move when it dies; in odd groups
 	// they stay away for a while.
 	for k := range convsN {
@@ -401,6 +390,26 @@ func (l *trackingListener) kill() {
 		}
 		c.Close()
 	}
+}
+
+// groupsOfThree creates n groups: group k (titled title and k) has
+// clients 3k, 3k+1 and 3k+2, the first its creator through store(k), and
+// is each one's conversation. It returns the groups' ids.
+func groupsOfThree(ctx context.Context, t *testing.T, clients []*client, n int, title string, store func(k int) parley.Store) []string {
+	t.Helper()
+	convs := make([]string, n)
+	for k := range convs {
+		c, _, err := store(k).CreateGroup(ctx, clients[3*k].user, fmt.Sprint(title, " ", k),
+			[]string{clients[3*k+1].user, clients[3*k+2].user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		convs[k] = c.ID
+		for j := range 3 {
+			clients[3*k+j].conv = c.ID
+		}
+	}
+	return convs
 }
 
 // connectAll connects each client to its node; they close when the test

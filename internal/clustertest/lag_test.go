@@ -111,18 +111,7 @@ func TestLaggingNodeAndNATSOutage(t *testing.T) {
 		clients[i] = &client{t: t, idx: i, user: id, token: tok, node: i % nodeCount, seen: map[string]bool{},
 			presence: map[string][]bool{}, answerWait: lagAnswer}
 	}
-	convs := make([]string, lagGroups)
-	for k := range convs {
-		c, _, err := st.CreateGroup(ctx, clients[3*k].user, fmt.Sprint("lag group ", k),
-			[]string{clients[3*k+1].user, clients[3*k+2].user})
-		if err != nil {
-			t.Fatal(err)
-		}
-		convs[k] = c.ID
-		for j := range 3 {
-			clients[3*k+j].conv = c.ID
-		}
-	}
+	convs := groupsOfThree(ctx, t, clients, lagGroups, "lag group", func(int) parley.Store { return st })
 	connectAll(ctx, t, clients, nodes)
 
 	var acked, moves atomic.Int64

@@ -57,6 +57,21 @@ func pageAnswer(t *testing.T, raw string, r rawResp, valid bool) bool {
 	return true
 }
 
+// directWithMessages starts a server where alice (tok) has a direct
+// conversation with bob holding n messages of hers, made over HTTP.
+func directWithMessages(f *testing.F, n int) (srv *servertest.Server, tok, conv string) {
+	srv = servertest.Start(f)
+	tok = srv.Token(f, "alice", "Alice")
+	srv.Token(f, "bob", "Bob")
+	conv = decodeJSON[parley.Conversation](f, httpDo(f, srv, "POST", "/v1/conversations/direct", tok, `{"user_id":"bob"}`).body).ID
+	for i := range n {
+		if r := httpDo(f, srv, "POST", "/v1/conversations/"+conv+"/messages", tok, `{"client_id":"c`+strconv.Itoa(i)+`","text":"m"}`); r.status != 201 {
+			f.Fatalf("send: %d %s", r.status, r.body)
+		}
+	}
+	return srv, tok, conv
+}
+
 // intParam reads a query parameter as the server must: absent or empty
 // is 0, anything but a decimal int64 is an error.
 func intParam(q url.Values, name string) (int64, bool) {
@@ -84,16 +99,8 @@ func FuzzHistoryQuery(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	srv := servertest.Start(f)
-	tok := srv.Token(f, "alice", "Alice")
-	srv.Token(f, "bob", "Bob")
-	conv := decodeJSON[parley.Conversation](f, httpDo(f, srv, "POST", "/v1/conversations/direct", tok, `{"user_id":"bob"}`).body).ID
+	srv, tok, conv := directWithMessages(f, 12)
 	path := "/v1/conversations/" + conv + "/messages"
-	for i := range 12 {
-		if r := httpDo(f, srv, "POST", path, tok, `{"client_id":"c`+strconv.Itoa(i)+`","text":"m"}`); r.status != 201 {
-			f.Fatalf("send: %d %s", r.status, r.body)
-		}
-	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		if !requestable(raw) {
 			return
@@ -138,13 +145,7 @@ func FuzzEventsQuery(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	srv := servertest.Start(f)
-	tok := srv.Token(f, "alice", "Alice")
-	srv.Token(f, "bob", "Bob")
-	conv := decodeJSON[parley.Conversation](f, httpDo(f, srv, "POST", "/v1/conversations/direct", tok, `{"user_id":"bob"}`).body).ID
-	for i := range 8 {
-		httpDo(f, srv, "POST", "/v1/conversations/"+conv+"/messages", tok, `{"client_id":"e`+strconv.Itoa(i)+`","text":"m"}`)
-	}
+	srv, tok, _ := directWithMessages(f, 8)
 	f.Fuzz(func(t *testing.T, raw string) {
 		if !requestable(raw) {
 			return
