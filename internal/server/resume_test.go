@@ -31,15 +31,24 @@ func collectResume(t *testing.T, c *wsClient) ([]parley.Event, protocol.Frame) {
 	}
 }
 
-func checkExactlyOnce(t *testing.T, evs []parley.Event, from int64, wantTexts []string) {
+// checkIncreasing fails t unless the positions of evs strictly increase
+// from after from: none out of order or twice.
+func checkIncreasing(t *testing.T, evs []parley.Event, from int64) {
 	t.Helper()
-	var texts []string
 	last := from
 	for _, ev := range evs {
 		if ev.Pos <= last {
 			t.Fatalf("position %d after %d: out of order or duplicate", ev.Pos, last)
 		}
 		last = ev.Pos
+	}
+}
+
+func checkExactlyOnce(t *testing.T, evs []parley.Event, from int64, wantTexts []string) {
+	t.Helper()
+	checkIncreasing(t, evs, from)
+	var texts []string
+	for _, ev := range evs {
 		if ev.Type == parley.EventNewMessage {
 			texts = append(texts, ev.Message.Text)
 		}
