@@ -111,11 +111,14 @@ func (b *bubble) client(opts ...client.Option) *client.Client {
 }
 
 // device returns a maker of clients for user id that share one durable
-// outbox file, as the successive runs of an app on one device do.
-func (b *bubble) device(id string) func() *client.Client {
+// outbox file, as the successive runs of an app on one device do, and the
+// first run, connected.
+func (b *bubble) device(id string) (func() *client.Client, *client.Client) {
+	b.t.Helper()
 	file := filepath.Join(b.t.TempDir(), "outbox.db")
 	tok := b.token(id)
-	return func() *client.Client { return b.client(client.WithToken(tok), client.WithOutboxFile(file)) }
+	opts := []client.Option{client.WithToken(tok), client.WithOutboxFile(file)}
+	return func() *client.Client { return b.client(opts...) }, b.connected(opts...)
 }
 
 // connected makes a client with opts, as client does, and connects it.

@@ -63,8 +63,7 @@ func TestUnreadCountsFollowEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, alice, bob, cv := twoInGroup(t, "bob")
 		ctx := context.Background()
-		synctest.Wait()
-		mustList(t, alice)
+		settledList(t, alice)
 		changed := record(alice)
 		var ids []string
 		for i := range 5 {
@@ -138,8 +137,7 @@ func TestUnreadCountsUnderConcurrentChanges(t *testing.T) {
 			m, _ := bob.Send(ctx, cv.ID, "early")
 			m.Wait(ctx)
 		}
-		synctest.Wait()
-		mustList(t, alice)
+		settledList(t, alice)
 		rng := rand.New(rand.NewPCG(1, 2))
 		var mu sync.Mutex
 		var sent []parley.Message
@@ -593,6 +591,21 @@ func twoInGroup(t *testing.T, owner string) (b *bubble, alice, bob *client.Clien
 		return b, alice, bob, mustGroup(t, alice, "bob")
 	}
 	return b, alice, bob, mustGroup(t, bob, "alice")
+}
+
+// settledList waits for the bubble to settle (the events under way
+// delivered) and fetches c's conversation list.
+func settledList(t *testing.T, c *client.Client) {
+	t.Helper()
+	synctest.Wait()
+	mustList(t, c)
+}
+
+// aliceInGroup connects alice in a new bubble, in a group "g" of her own.
+func aliceInGroup(t *testing.T) (*bubble, *client.Client, parley.Conversation) {
+	t.Helper()
+	b, alice := aliceAlone(t)
+	return b, alice, mustGroup(t, alice)
 }
 
 // mustList fetches c's conversation list.

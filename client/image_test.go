@@ -66,9 +66,8 @@ func TestSendImage(t *testing.T) {
 // and before the one sent after it.
 func TestSendImageUploadInterrupted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, alice := aliceAlone(t)
+		b, alice, cv := aliceInGroup(t)
 		ctx := context.Background()
-		cv := mustGroup(t, alice)
 		first, _ := alice.Send(ctx, cv.ID, "before")
 		if _, err := first.Wait(ctx); err != nil {
 			t.Fatal(err)
@@ -110,9 +109,8 @@ func TestSendImageUploadInterrupted(t *testing.T) {
 // server's reason; Resend of it fails again the same way.
 func TestSendImageRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, alice := aliceAlone(t)
+		b, alice, cv := aliceInGroup(t)
 		ctx := context.Background()
-		cv := mustGroup(t, alice)
 		m, err := alice.SendImage(ctx, cv.ID, bytes.NewReader([]byte("just some text, named cat.png")))
 		if err != nil {
 			t.Fatal(err)
@@ -146,10 +144,8 @@ func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
 		b := newBubble(t, func(c *server.Config) {
 			c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 0.01, 1 // one send per 100 s
 		})
-		device := b.device("alice")
+		device, c1 := b.device("alice")
 		ctx := context.Background()
-		c1 := device()
-		connect(t, c1)
 		cv := mustGroup(t, c1)
 		first, _ := c1.Send(ctx, cv.ID, "uses the burst")
 		if _, err := first.Wait(ctx); err != nil {

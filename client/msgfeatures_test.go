@@ -18,10 +18,8 @@ import (
 func TestOfflineEditsKeepTheirOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBubble(t, nil)
-		device := b.device("alice")
+		device, c1 := b.device("alice")
 		ctx := context.Background()
-		c1 := device()
-		connect(t, c1)
 		cv := mustGroup(t, c1)
 		zero, err := c1.Send(ctx, cv.ID, "zero")
 		if err != nil {

@@ -67,10 +67,8 @@ func TestAckLostAfterCommit(t *testing.T) {
 func TestDurableOutbox(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBubble(t, nil)
-		device := b.device("alice")
+		device, c1 := b.device("alice")
 		ctx := context.Background()
-		c1 := device()
-		connect(t, c1)
 		cv := mustGroup(t, c1)
 		b.proxy.Refuse(true)
 		b.proxy.CutAll()

@@ -35,8 +35,7 @@ func TestGroupRolesSDK(t *testing.T) {
 		alice, bob := cs[0], cs[1]
 		ctx := context.Background()
 		cv := mustGroup(t, bob, "alice")
-		synctest.Wait()
-		mustList(t, alice)
+		settledList(t, alice)
 		if r := roleIn(alice, cv.ID, "bob"); r != parley.RoleOwner {
 			t.Fatalf("bob's role as alice sees it: %q, want owner", r)
 		}
@@ -75,8 +74,7 @@ func TestRemovedFromGroup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		_, alice, bob, cv := twoInGroup(t, "bob")
 		ctx := context.Background()
-		synctest.Wait()
-		mustList(t, alice)
+		settledList(t, alice)
 		v := opened(t, alice, cv.ID)
 		var changed atomic.Int32
 		v.OnChange(func() { changed.Add(1) })
