@@ -192,18 +192,17 @@ async function addByName(id, name) {
   }
 }
 
-/** memberPanel builds the member list of a group with the actions the user may take. */
-// rowForm is a one-line form of input and a submit button; submit gets
-// the input's value when it is not blank.
+/** rowForm is a one-line form of input and a submit button; submit gets the input's value when it is not blank. */
 function rowForm(input, button, submit) {
   const onsubmit = (e) => {
     e.preventDefault();
     const v = input.value.trim();
     if (v) submit(v);
   };
-  return h('form', { class: 'row', onsubmit }, input, button);
+  return mem.hooks.h('form', { class: 'row', onsubmit }, input, button);
 }
 
+/** memberPanel builds the member list of a group with the actions the user may take. */
 function memberPanel(conv) {
   const { h, app } = mem.hooks;
   const owner = (conv.members || []).some((m) => m.user_id === app.me.id && m.role === 'owner');
