@@ -536,9 +536,7 @@ func messageURLs(m *parley.Message) *parley.Message {
 		return m
 	}
 	cp := *m
-	a := *m.Attachment
-	a.URL = "/v1/attachments/" + a.ID
-	a.ThumbURL = a.URL + "/thumb"
+	a := withAttachmentURLs(*m.Attachment)
 	cp.Attachment = &a
 	return &cp
 }

@@ -67,6 +67,15 @@ type UploadLimits struct {
 	// 1 h): the server's janitor deletes older ones every minute, as well
 	// as uploads whose messages were all deleted.
 	OrphanTTL time.Duration
+	// MaxFileBytes is the largest file upload (POST /v1/files, default
+	// 25 MiB). Files share PerSecond, Burst, Quota and OrphanTTL with
+	// images.
+	MaxFileBytes int64
+	// Files is how many file uploads one node receives at once (default
+	// 4): each is held in memory up to MaxFileBytes until stored. An
+	// upload waits up to DecodeWait for its turn, then gets unavailable
+	// (HTTP 503) with Retry-After.
+	Files int
 }
 
 func (l UploadLimits) withDefaults() UploadLimits {
@@ -89,6 +98,12 @@ func (l UploadLimits) withDefaults() UploadLimits {
 	if l.OrphanTTL <= 0 {
 		l.OrphanTTL = DefaultUploadOrphanTTL
 	}
+	if l.MaxFileBytes <= 0 {
+		l.MaxFileBytes = DefaultUploadMaxFileBytes
+	}
+	if l.Files <= 0 {
+		l.Files = DefaultUploadFiles
+	}
 	return l
 }
 
@@ -98,6 +113,7 @@ type uploadGate struct {
 	lim     UploadLimits
 	rate    *limiterSet
 	decodes chan struct{} // a token per decode under way
+	files   fileSlots     // a token per file upload being received
 }
 
 func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
@@ -105,6 +121,7 @@ func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
 		lim:     l,
 		rate:    newLimiterSet("uploads", l.PerSecond, l.Burst, hit),
 		decodes: make(chan struct{}, l.Decodes),
+		files:   make(fileSlots, l.Files),
 	}
 }
 
@@ -135,6 +152,7 @@ func (g *uploadGate) release() { <-g.decodes }
 
 func (s *Server) uploadRoutes(mux *routeMux) {
 	mux.HandleFunc("POST /v1/uploads", s.authed(s.handleUpload))
+	mux.HandleFunc("POST /v1/files", s.authed(s.handleFileUpload))
 	mux.HandleFunc("POST /v1/attachments/{id}/link", s.authed(s.handleAttachmentLink))
 	mux.HandleFunc("GET /v1/attachments/{id}", s.handleAttachment(false))
 	mux.HandleFunc("GET /v1/attachments/{id}/thumb", s.handleAttachment(true))
@@ -244,33 +262,39 @@ func uploadReadError(err error, eof string) error {
 	return parley.Errorf(parley.EINVALID, "malformed multipart body")
 }
 
+// withAttachmentURLs fills a's URL and, for an image (a file has no
+// thumbnail), ThumbURL.
 func withAttachmentURLs(a parley.Attachment) parley.Attachment {
 	a.URL = "/v1/attachments/" + a.ID
-	a.ThumbURL = a.URL + "/thumb"
+	if a.Name == "" {
+		a.ThumbURL = a.URL + "/thumb"
+	}
 	return a
 }
 
 // AttachmentLink is the reply to POST /v1/attachments/{id}/link.
 type AttachmentLink struct {
-	URL       string    `json:"url"`
-	ThumbURL  string    `json:"thumb_url"`
+	URL string `json:"url"`
+	// ThumbURL is empty for a file, which has no thumbnail.
+	ThumbURL  string    `json:"thumb_url,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
 func (s *Server) handleAttachmentLink(w http.ResponseWriter, r *http.Request, u parley.User) {
 	id := r.PathValue("id")
 	// Check access now: a link is only handed to someone who may see it.
-	if _, _, err := s.store.AttachmentData(r.Context(), u.ID, id, true); err != nil {
+	a, _, err := s.store.AttachmentData(r.Context(), u.ID, id, true)
+	if err != nil {
 		s.writeError(w, err)
 		return
 	}
 	exp := time.Now().Add(linkTTL).Truncate(time.Second)
 	base := "/v1/attachments/" + id
-	writeJSON(w, http.StatusOK, AttachmentLink{
-		URL:       base + "?" + s.signLink(u.ID, id, false, exp),
-		ThumbURL:  base + "/thumb?" + s.signLink(u.ID, id, true, exp),
-		ExpiresAt: exp.UTC(),
-	})
+	l := AttachmentLink{URL: base + "?" + s.signLink(u.ID, id, false, exp), ExpiresAt: exp.UTC()}
+	if a.Name == "" {
+		l.ThumbURL = base + "/thumb?" + s.signLink(u.ID, id, true, exp)
+	}
+	writeJSON(w, http.StatusOK, l)
 }
 
 // signLink returns the query string of a signed link: who asked for it,
@@ -311,8 +335,9 @@ func (s *Server) linkUser(r *http.Request, id string, thumb bool) string {
 	return uid
 }
 
-// handleAttachment serves an attachment's bytes, as an image and never as
-// anything a browser would run.
+// handleAttachment serves an attachment's bytes, an image inline and a
+// file as a download (serveFileHeaders), and never as anything a browser
+// would run. A file has no thumbnail: its /thumb is not_found.
 func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -332,6 +357,9 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 				a, data, err = s.store.AttachmentData(r.Context(), u.ID, id, thumb)
 			}
 		}
+		if err == nil && thumb && a.Name != "" {
+			err = parley.ErrNotFound
+		}
 		if err != nil {
 			s.writeError(w, err)
 			return
@@ -347,6 +375,9 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 		h.Set("Content-Disposition", "inline")
+		if a.Name != "" {
+			serveFileHeaders(h, a)
+		}
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
 			w.Write(data)
