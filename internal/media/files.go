@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"unicode"
@@ -135,12 +136,25 @@ var safeTypes = map[string]bool{
 // served as: http.DetectContentType's answer when it is in a fixed list of
 // inert types (plain text, images, audio, video, PDF, archives, fonts),
 // application/octet-stream otherwise. It is never text/html, text/xml,
-// image/svg+xml or a script type, whatever the content or the name.
+// image/svg+xml or a script type, whatever the content or the name. Text
+// that starts with '<' (after white space) is markup DetectContentType
+// did not recognise (an SVG without an XML prolog, say) and is
+// application/octet-stream too, so that even a browser that sniffed
+// despite nosniff would find nothing to render.
 func FileContentType(data []byte) string {
-	if ct := http.DetectContentType(data); safeTypes[ct] {
-		return ct
+	ct := http.DetectContentType(data)
+	if strings.HasPrefix(ct, "text/") && looksLikeMarkup(data) {
+		return "application/octet-stream"
 	}
-	return "application/octet-stream"
+	return SafeFileType(ct)
+}
+
+// looksLikeMarkup reports whether the first byte of data that is not
+// white space (ASCII, or a UTF-8 byte order mark) is '<'.
+func looksLikeMarkup(data []byte) bool {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	data = bytes.TrimLeft(data, "\t\n\x0c\r ")
+	return len(data) > 0 && data[0] == '<'
 }
 
 // SafeFileType is ct if FileContentType could have returned it, else
