@@ -1,12 +1,10 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 	"unicode/utf8"
 
@@ -18,12 +16,12 @@ import (
 // too_large.
 const MaxImageBytes = 32 << 20
 
-// ImageOption configures SendImage.
+// ImageOption configures SendImage, SendFile and SendFileReader.
 type ImageOption func(*imageOptions)
 
 type imageOptions struct{ caption string }
 
-// WithCaption sets an image message's caption (at most
+// WithCaption sets an image or file message's caption (at most
 // parley.MaxTextRunes code points).
 func WithCaption(text string) ImageOption { return func(o *imageOptions) { o.caption = text } }
 
@@ -72,13 +70,17 @@ func (c *Client) uploadURL() string {
 	return u
 }
 
-// upload sends m's image to the server and records the attachment id
+// upload sends m's image or file to the server and records the attachment id
 // (in the outbox file too). ok is false when the message failed (the
 // server refused the image) or the upload must be retried on the next
 // connection; alive is false when ctx ended. Only the pump calls it.
 func (o *outbox) upload(ctx context.Context, m *Message) (ok, alive bool) {
 	for {
-		att, err := o.c.postImage(ctx, m.image)
+		post := func() (parley.Attachment, error) { return o.c.postImage(ctx, m.image) }
+		if m.typ == parley.File {
+			post = func() (parley.Attachment, error) { return o.c.postFile(ctx, m.fileName, m.image) }
+		}
+		att, err := post()
 		if ctx.Err() != nil {
 			return false, false
 		}
@@ -145,24 +147,5 @@ func (o *outbox) pause(ctx context.Context, d time.Duration) bool {
 // postImage uploads one image. Errors the server answered with are
 // *parley.Error with its code and message.
 func (c *Client) postImage(ctx context.Context, data []byte) (parley.Attachment, error) {
-	token, err := c.opts.tokens(ctx)
-	if err != nil {
-		return parley.Attachment{}, fmt.Errorf("client: token source: %w", err)
-	}
-	rctx, cancel := context.WithTimeout(ctx, c.opts.requestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.uploadURL(), bytes.NewReader(data))
-	if err != nil {
-		return parley.Attachment{}, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/octet-stream")
-	var att parley.Attachment
-	if err := doJSON(c.http, req, &att); err != nil {
-		return parley.Attachment{}, err
-	}
-	if att.ID == "" {
-		return parley.Attachment{}, fmt.Errorf("client: upload: the reply has no attachment id")
-	}
-	return att, nil
+	return c.postUpload(ctx, c.uploadURL(), data)
 }
