@@ -56,7 +56,10 @@ export interface Attachment {
   size: number;
   width: number;
   height: number;
+  /** A file's sanitised original name; absent for an image. */
+  name?: string;
   url?: string;
+  /** An image's thumbnail; absent for a file. */
   thumb_url?: string;
 }
 export interface Message {
@@ -66,7 +69,7 @@ export interface Message {
   sender_id: string;
   sender_name: string;
   client_id: string;
-  type: 'text' | 'image';
+  type: 'text' | 'image' | 'file';
   text?: string;
   attachment?: Attachment;
   created_at: string;
@@ -129,7 +132,7 @@ export declare function login(baseURL: string, username: string, password: strin
 export interface OutboxItem {
   client_id: string;
   conversation_id: string;
-  type: 'text' | 'image';
+  type: 'text' | 'image' | 'file';
   text: string;
   attachment_id: string;
   created_at: string;
@@ -215,6 +218,10 @@ export declare class Client {
   api<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
   send(conversationId: string, text: string): OutboxItem;
   sendImage(conversationId: string, file: Blob & { name?: string }, caption?: string): OutboxItem;
+  /** Queues a file of any type (POST /v1/files, then a send of type "file"). */
+  sendFile(conversationId: string, file: Blob & { name?: string }, caption?: string): OutboxItem;
+  /** Signed links to an attachment, valid for 5 minutes without a token; thumb_url only for an image. */
+  attachmentLink(attachmentId: string): Promise<{ url: string; thumb_url?: string; expires_at: string }>;
   retry(clientId: string): void;
   discard(clientId: string): void;
   itemsFor(conversationId: string): OutboxItem[];
