@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"unicode/utf8"
 
 	"github.com/parleychat/parley"
 )
@@ -41,29 +40,11 @@ func (c *Client) SendFile(ctx context.Context, conversationID, path string, opts
 // ends Failed. WithCaption sets a caption. SendFileReader reads r to the
 // end (at most MaxFileBytes) before it returns.
 func (c *Client) SendFileReader(ctx context.Context, conversationID, name string, r io.Reader, opts ...ImageOption) (*Message, error) {
-	var o imageOptions
-	for _, f := range opts {
-		f(&o)
-	}
-	switch {
-	case conversationID == "":
-		return nil, parley.Errorf(parley.EINVALID, "conversation id is required")
-	case !utf8.ValidString(o.caption):
-		return nil, parley.Errorf(parley.EINVALID, "caption is not valid UTF-8")
-	case utf8.RuneCountInString(o.caption) > parley.MaxTextRunes:
-		return nil, parley.Errorf(parley.EINVALID, "caption is over %d characters", parley.MaxTextRunes)
-	}
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
+	caption, data, err := readUpload(conversationID, r, MaxFileBytes, "file", opts)
 	if err != nil {
-		return nil, fmt.Errorf("client: reading the file: %w", err)
+		return nil, err
 	}
-	switch {
-	case len(data) == 0:
-		return nil, parley.Errorf(parley.EINVALID, "the file is empty")
-	case len(data) > MaxFileBytes:
-		return nil, parley.Errorf(parley.ETOOLARGE, "the file is over %d bytes", MaxFileBytes)
-	}
-	return c.queue(ctx, &Message{conversationID: conversationID, typ: parley.File, text: o.caption, image: data, fileName: name})
+	return c.queue(ctx, &Message{conversationID: conversationID, typ: parley.File, text: caption, image: data, fileName: name})
 }
 
 // FileName is the name a file message was given (SendFile, SendFileReader)

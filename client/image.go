@@ -38,30 +38,41 @@ func WithCaption(text string) ImageOption { return func(o *imageOptions) { o.cap
 // Resend retries a Failed image the same way. SendImage reads r to the end
 // (at most MaxImageBytes) before it returns.
 func (c *Client) SendImage(ctx context.Context, conversationID string, r io.Reader, opts ...ImageOption) (*Message, error) {
+	caption, data, err := readUpload(conversationID, r, MaxImageBytes, "image", opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.queue(ctx, &Message{conversationID: conversationID, typ: parley.Image, text: caption, image: data})
+}
+
+// readUpload checks an upload's conversation id and caption (from opts)
+// and reads r to the end, at most max bytes; what names the upload in
+// errors ("image", "file").
+func readUpload(conversationID string, r io.Reader, max int64, what string, opts []ImageOption) (caption string, data []byte, err error) {
 	var o imageOptions
 	for _, f := range opts {
 		f(&o)
 	}
 	if conversationID == "" {
-		return nil, parley.Errorf(parley.EINVALID, "conversation id is required")
+		return "", nil, parley.Errorf(parley.EINVALID, "conversation id is required")
 	}
 	if !utf8.ValidString(o.caption) {
-		return nil, parley.Errorf(parley.EINVALID, "caption is not valid UTF-8")
+		return "", nil, parley.Errorf(parley.EINVALID, "caption is not valid UTF-8")
 	}
 	if n := utf8.RuneCountInString(o.caption); n > parley.MaxTextRunes {
-		return nil, parley.Errorf(parley.EINVALID, "caption is %d characters; the most is %d", n, parley.MaxTextRunes)
+		return "", nil, parley.Errorf(parley.EINVALID, "caption is %d characters; the most is %d", n, parley.MaxTextRunes)
 	}
-	data, err := io.ReadAll(io.LimitReader(r, MaxImageBytes+1))
+	data, err = io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("client: reading the image: %w", err)
+		return "", nil, fmt.Errorf("client: reading the %s: %w", what, err)
 	}
 	switch {
 	case len(data) == 0:
-		return nil, parley.Errorf(parley.EINVALID, "the image is empty")
-	case len(data) > MaxImageBytes:
-		return nil, parley.Errorf(parley.ETOOLARGE, "the image is over %d bytes", MaxImageBytes)
+		return "", nil, parley.Errorf(parley.EINVALID, "the %s is empty", what)
+	case int64(len(data)) > max:
+		return "", nil, parley.Errorf(parley.ETOOLARGE, "the %s is over %d bytes", what, max)
 	}
-	return c.queue(ctx, &Message{conversationID: conversationID, typ: parley.Image, text: o.caption, image: data})
+	return o.caption, data, nil
 }
 
 // uploadURL is the server's upload endpoint, from the WebSocket URL.

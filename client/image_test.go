@@ -153,10 +153,7 @@ func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "outbox.db")
 		tok := b.token("alice")
 		ctx := context.Background()
-		c1 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
-		if err := c1.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
+		c1 := connectedWithOutbox(t, b, tok, file)
 		cv := mustGroup(t, c1)
 		first, _ := c1.Send(ctx, cv.ID, "uses the burst")
 		if _, err := first.Wait(ctx); err != nil {
@@ -176,18 +173,9 @@ func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
 		if err := c1.Close(); err != nil {
 			t.Fatal(err)
 		}
-		c2 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
-		p := c2.Pending()
-		if len(p) != 1 || p[0].ClientID() != m.ClientID() || p[0].Type() != parley.Image {
-			t.Fatalf("reopened outbox %d", len(p))
-		}
-		if err := c2.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
-		got, err := p[0].Wait(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := sendReopened(t, b, tok, file, func(p *client.Message) bool {
+			return p.ClientID() == m.ClientID() && p.Type() == parley.Image
+		})
 		if got.Attachment == nil {
 			t.Fatalf("stored %+v", got)
 		}

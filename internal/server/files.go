@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/media"
 )
@@ -74,24 +72,13 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request, u parl
 		s.writeError(w, fileTooLarge(limit))
 		return
 	}
-	body, name := io.Reader(r.Body), r.URL.Query().Get("name")
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
-		mr, err := r.MultipartReader()
-		if err != nil {
-			s.writeError(w, parley.Errorf(parley.EINVALID, "malformed multipart body"))
-			return
-		}
-		for {
-			p, err := mr.NextPart()
-			if err != nil {
-				s.writeError(w, uploadReadError(err, "multipart body has no \"file\" part"))
-				return
-			}
-			if p.FormName() == "file" {
-				body, name = p, p.FileName()
-				break
-			}
-		}
+	body, name, err := uploadBody(r)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if name == "" {
+		name = r.URL.Query().Get("name")
 	}
 	if err := g.files.acquire(r.Context(), g.lim.DecodeWait); err != nil {
 		s.writeError(w, err)
@@ -103,31 +90,13 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request, u parl
 		s.writeError(w, err)
 		return
 	}
-	quota := max(0, g.lim.Quota) // negative: no quota, as 0 is to the store
-	if quota > 0 {
-		used, err := s.store.UploadUsage(r.Context(), u.ID)
-		if err != nil {
-			s.writeError(w, err)
-			return
-		}
-		if used+int64(len(data)) > quota {
-			s.writeError(w, parley.QuotaError(used, int64(len(data)), quota))
-			return
-		}
-	}
-	id, err := uuid.NewV7()
+	quota, err := s.checkQuota(r.Context(), u.ID, int64(len(data)))
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	a := parley.Attachment{ID: id.String(), ContentType: media.FileContentType(data), Size: int64(len(data)),
-		Name: media.SanitizeFileName(name)}
-	if err := s.store.PutAttachment(r.Context(), u.ID, a, data, nil, quota); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	s.metrics.uploads.Inc()
-	writeJSON(w, http.StatusCreated, withAttachmentURLs(a))
+	a := parley.Attachment{ContentType: media.FileContentType(data), Size: int64(len(data)), Name: media.SanitizeFileName(name)}
+	s.storeUpload(w, r, u, a, data, nil, quota)
 }
 
 // readBounded reads r to its end, at most limit bytes: one byte more is

@@ -176,41 +176,20 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 		s.writeError(w, err)
 		return
 	}
-	body := io.Reader(r.Body)
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
-		mr, err := r.MultipartReader()
-		if err != nil {
-			s.writeError(w, parley.Errorf(parley.EINVALID, "malformed multipart body"))
-			return
-		}
-		for {
-			p, err := mr.NextPart()
-			if err != nil {
-				s.writeError(w, uploadReadError(err, "multipart body has no \"file\" part"))
-				return
-			}
-			if p.FormName() == "file" {
-				body = p
-				break
-			}
-		}
+	body, _, err := uploadBody(r) // an image's name is ignored
+	if err != nil {
+		s.writeError(w, err)
+		return
 	}
 	up, err := media.Inspect(body, g.lim.Limits)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	quota := max(0, g.lim.Quota) // negative: no quota, as 0 is to the store
-	if quota > 0 {
-		used, err := s.store.UploadUsage(r.Context(), u.ID)
-		if err != nil {
-			s.writeError(w, err)
-			return
-		}
-		if used+up.Size() > quota {
-			s.writeError(w, parley.QuotaError(used, up.Size(), quota))
-			return
-		}
+	quota, err := s.checkQuota(r.Context(), u.ID, up.Size())
+	if err != nil {
+		s.writeError(w, err)
+		return
 	}
 	if err := g.acquire(r.Context()); err != nil {
 		s.writeError(w, err)
@@ -222,18 +201,43 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 		s.writeError(w, err)
 		return
 	}
+	a := parley.Attachment{ContentType: img.ContentType, Size: int64(len(img.Data)), Width: img.Width, Height: img.Height}
+	s.storeUpload(w, r, u, a, img.Data, img.Thumb, quota)
+}
+
+// storeUpload stores a checked upload under a new id and answers 201 with
+// the attachment, or the store's error.
+func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, u parley.User, a parley.Attachment, data, thumb []byte, quota int64) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	a := parley.Attachment{ID: id.String(), ContentType: img.ContentType, Size: int64(len(img.Data)), Width: img.Width, Height: img.Height}
-	if err := s.store.PutAttachment(r.Context(), u.ID, a, img.Data, img.Thumb, quota); err != nil {
+	a.ID = id.String()
+	if err := s.store.PutAttachment(r.Context(), u.ID, a, data, thumb, quota); err != nil {
 		s.writeError(w, err)
 		return
 	}
 	s.metrics.uploads.Inc()
 	writeJSON(w, http.StatusCreated, withAttachmentURLs(a))
+}
+
+// checkQuota returns the quota to pass the store (0: none) after checking
+// that n more bytes fit in userID's: a cheap refusal before the work, the
+// store's write checking again exactly.
+func (s *Server) checkQuota(ctx context.Context, userID string, n int64) (int64, error) {
+	quota := max(0, s.uploads.lim.Quota) // negative: no quota, as 0 is to the store
+	if quota == 0 {
+		return 0, nil
+	}
+	used, err := s.store.UploadUsage(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	if used+n > quota {
+		return 0, parley.QuotaError(used, n, quota)
+	}
+	return quota, nil
 }
 
 // sweepUploads deletes the uploads no message has held for OrphanTTL
@@ -247,6 +251,28 @@ func (s *Server) sweepUploads(ctx context.Context, now time.Time) (int, error) {
 		total += n
 		if err != nil || n < uploadSweepBatch {
 			return total, err
+		}
+	}
+}
+
+// uploadBody returns what an upload request uploads: the raw body, or
+// the "file" part of a multipart/form-data body with its file name (""
+// for a raw body).
+func uploadBody(r *http.Request) (io.Reader, string, error) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "multipart/form-data" {
+		return r.Body, "", nil
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, "", parley.Errorf(parley.EINVALID, "malformed multipart body")
+	}
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			return nil, "", uploadReadError(err, "multipart body has no \"file\" part")
+		}
+		if p.FormName() == "file" {
+			return p, p.FileName(), nil
 		}
 	}
 }

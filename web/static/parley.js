@@ -924,13 +924,8 @@ export class Client {
       file_type: file.type || '',
       file_size: file.size,
     });
-    this.blobs.set(item.client_id, file);
-    // Shown at once; stored (so other tabs and a reload see it) once the
-    // bytes, shrunk, are in IndexedDB, so no tab finds the item without
-    // its image. An upload of this page that starts before the shrink
-    // ends waits for it (uploadItem).
-    this.outbox.push(item);
-    this.emit('outbox', this.outbox.slice());
+    // An upload of this page that starts before the shrink ends waits
+    // for it (uploadItem).
     const shrunk = shrinkImage(file).then((blob) => {
       // A flush may have replaced the item meanwhile (updateItem).
       const cur = this.outbox.find((i) => i.client_id === item.client_id);
@@ -941,9 +936,21 @@ export class Client {
       return blob;
     });
     this.shrinking.set(item.client_id, shrunk);
-    shrunk
+    return this.queueBlob(item, file, shrunk);
+  }
+
+  /**
+   * queueBlob shows an image or file item at once with the bytes given,
+   * and stores it (so other tabs and a reload see it) once ready's bytes
+   * are in IndexedDB, so no tab finds the item without its bytes.
+   */
+  queueBlob(item, file, ready) {
+    this.blobs.set(item.client_id, file);
+    this.outbox.push(item);
+    this.emit('outbox', this.outbox.slice());
+    ready
       .then((blob) => blobOp('readwrite', (s) => s.put(blob, this.blobKey(item.client_id))))
-      .catch((err) => console.warn('parley: the image is kept in this page only', err))
+      .catch((err) => console.warn(`parley: the ${item.type} is kept in this page only`, err))
       .finally(() => {
         this.shrinking.delete(item.client_id);
         if (!this.outbox.includes(item)) return; // discarded meanwhile
@@ -970,17 +977,7 @@ export class Client {
       file_type: file.type || '',
       file_size: file.size,
     });
-    this.blobs.set(item.client_id, file);
-    this.outbox.push(item);
-    this.emit('outbox', this.outbox.slice());
-    blobOp('readwrite', (s) => s.put(file, this.blobKey(item.client_id)))
-      .catch((err) => console.warn('parley: the file is kept in this page only', err))
-      .finally(() => {
-        if (!this.outbox.includes(item)) return; // discarded meanwhile
-        this.putItem(item);
-        this.flush();
-      });
-    return item;
+    return this.queueBlob(item, file, Promise.resolve(file));
   }
 
   /** attachmentLink asks for signed links to an attachment ({url, thumb_url?, expires_at}), usable without the token for 5 minutes. */
