@@ -41,7 +41,7 @@ const (
 	uploadRetryAfterUnavailable = 2 * time.Second
 )
 
-// UploadLimits bounds image uploads. Zero fields take their defaults; a
+// UploadLimits bounds image and file uploads. Zero fields take their defaults; a
 // negative PerSecond or Quota switches that limit off.
 type UploadLimits struct {
 	// Limits are media's: MaxBytes (default 10 MiB), MaxPixels (40
