@@ -273,7 +273,7 @@ function start({ token, user }) {
     // Until the server's thumbnail arrives, the stored image shows the
     // bytes we already have, so it does not flicker on the way.
     const id = message.attachment?.id;
-    if (id && blob && !app.media.has(`t:${id}`)) app.media.set(`t:${id}`, { url: URL.createObjectURL(blob), local: true });
+    if (message.type === 'image' && id && blob && !app.media.has(`t:${id}`)) app.media.set(`t:${id}`, { url: URL.createObjectURL(blob), local: true });
     applyMessage(message, true);
   });
   c.on('typing', ({ conversationId }) => {
