@@ -83,47 +83,14 @@ func TestSendFileRefused(t *testing.T) {
 	})
 }
 
-// connectedWithOutbox returns a connected client of tok's user with the
-// durable outbox in file.
-func connectedWithOutbox(t *testing.T, b *bubble, tok, file string) *client.Client {
-	t.Helper()
-	c := b.client(client.WithToken(tok), client.WithOutboxFile(file))
-	if err := c.Connect(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// sendReopened opens a new client on the durable outbox file, checks that
-// it holds one message that is as want says, connects and returns that
-// message as stored.
-func sendReopened(t *testing.T, b *bubble, tok, file string, want func(*client.Message) bool) parley.Message {
-	t.Helper()
-	c := b.client(client.WithToken(tok), client.WithOutboxFile(file))
-	p := c.Pending()
-	if len(p) != 1 || !want(p[0]) {
-		t.Fatalf("reopened outbox: %d messages, or not the one queued", len(p))
-	}
-	if err := c.Connect(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	got, err := p[0].Wait(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
 // TestSendFileDurableOutbox: a file whose upload waits (the upload rate
 // is spent) when the app closes survives in the durable outbox with its
 // bytes and name, and the next client uploads and sends it as named.
 func TestSendFileDurableOutbox(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBubble(t, func(c *server.Config) { c.Uploads.PerSecond, c.Uploads.Burst = 0.01, 1 })
-		file := filepath.Join(t.TempDir(), "outbox.db")
-		tok := b.token("alice")
+		device, c1 := b.device("alice")
 		ctx := context.Background()
-		c1 := connectedWithOutbox(t, b, tok, file)
 		cv := mustGroup(t, c1)
 		first, _ := c1.SendFileReader(ctx, cv.ID, "first.txt", strings.NewReader("uses the burst"))
 		if _, err := first.Wait(ctx); err != nil {
@@ -140,9 +107,18 @@ func TestSendFileDurableOutbox(t *testing.T) {
 		if err := c1.Close(); err != nil {
 			t.Fatal(err)
 		}
-		got := sendReopened(t, b, tok, file, func(m *client.Message) bool {
-			return m.Type() == parley.File && m.FileName() == "notes.txt" && string(m.Image()) == "hello"
-		})
+		c2 := device()
+		p := c2.Pending()
+		if len(p) != 1 || p[0].Type() != parley.File || p[0].FileName() != "notes.txt" || string(p[0].Image()) != "hello" {
+			t.Fatalf("reopened outbox: %d messages", len(p))
+		}
+		if err := c2.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := p[0].Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if got.Attachment == nil || got.Attachment.Name != "notes.txt" || got.Attachment.Size != 5 {
 			t.Fatalf("stored %+v", got)
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -80,30 +81,14 @@ type UploadLimits struct {
 
 func (l UploadLimits) withDefaults() UploadLimits {
 	l.Limits = l.Limits.WithDefaults()
-	if l.Decodes <= 0 {
-		l.Decodes = DefaultUploadDecodes
-	}
-	if l.DecodeWait <= 0 {
-		l.DecodeWait = DefaultUploadDecodeWait
-	}
-	if l.PerSecond == 0 {
-		l.PerSecond = DefaultUploadsPerSecond
-	}
-	if l.Burst <= 0 {
-		l.Burst = DefaultUploadBurst
-	}
-	if l.Quota == 0 {
-		l.Quota = DefaultUploadQuota
-	}
-	if l.OrphanTTL <= 0 {
-		l.OrphanTTL = DefaultUploadOrphanTTL
-	}
-	if l.MaxFileBytes <= 0 {
-		l.MaxFileBytes = DefaultUploadMaxFileBytes
-	}
-	if l.Files <= 0 {
-		l.Files = DefaultUploadFiles
-	}
+	orDefault(&l.Decodes, DefaultUploadDecodes)
+	orDefault(&l.DecodeWait, DefaultUploadDecodeWait)
+	l.PerSecond = cmp.Or(l.PerSecond, DefaultUploadsPerSecond)
+	orDefault(&l.Burst, DefaultUploadBurst)
+	l.Quota = cmp.Or(l.Quota, DefaultUploadQuota)
+	orDefault(&l.OrphanTTL, DefaultUploadOrphanTTL)
+	orDefault(&l.MaxFileBytes, DefaultUploadMaxFileBytes)
+	orDefault(&l.Files, DefaultUploadFiles)
 	return l
 }
 
@@ -288,16 +273,6 @@ func uploadReadError(err error, eof string) error {
 	return parley.Errorf(parley.EINVALID, "malformed multipart body")
 }
 
-// withAttachmentURLs fills a's URL and, for an image (a file has no
-// thumbnail), ThumbURL.
-func withAttachmentURLs(a parley.Attachment) parley.Attachment {
-	a.URL = "/v1/attachments/" + a.ID
-	if a.Name == "" {
-		a.ThumbURL = a.URL + "/thumb"
-	}
-	return a
-}
-
 // AttachmentLink is the reply to POST /v1/attachments/{id}/link.
 type AttachmentLink struct {
 	URL string `json:"url"`
@@ -315,7 +290,7 @@ func (s *Server) handleAttachmentLink(w http.ResponseWriter, r *http.Request, u 
 		return
 	}
 	exp := time.Now().Add(linkTTL).Truncate(time.Second)
-	base := "/v1/attachments/" + id
+	base := attachmentPath(id)
 	l := AttachmentLink{URL: base + "?" + s.signLink(u.ID, id, false, exp), ExpiresAt: exp.UTC()}
 	if a.Name == "" {
 		l.ThumbURL = base + "/thumb?" + s.signLink(u.ID, id, true, exp)

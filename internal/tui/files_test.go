@@ -16,7 +16,11 @@ func TestFileCommand(t *testing.T) {
 	if err := os.WriteFile(path, make([]byte, 1536), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	alice, bob := directDrivers(t, servertest.Start(t))
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	alice := connected(t, srv, "alice", "alice", lookup)
+	bob := connected(t, srv, "bob", "bob", lookup)
+	alice.openDirect("bob")
 	alice.typeLine(`/file "`+path+`"`, true)
 	alice.waitText("alice: 📎 notes for bob.txt (1.5 KiB) ✓")
 	bob.waitText("alice: 📎 notes for bob.txt (1.5 KiB)")
