@@ -142,7 +142,17 @@ type MessageType string
 const (
 	Text  MessageType = "text"
 	Image MessageType = "image"
+	// File is a message carrying a file of any type (Attachment.Name set),
+	// served for download only.
+	File MessageType = "file"
 )
+
+// HasAttachment reports whether messages of type t carry an attachment
+// (Image and File).
+func (t MessageType) HasAttachment() bool { return t == Image || t == File }
+
+// MaxFileNameBytes bounds an attachment's Name.
+const MaxFileNameBytes = 255
 
 // Message is one message. A deleted message stays as a tombstone: Deleted is
 // true, Text and Attachment are gone, ID and Seq keep its place in order.
@@ -191,13 +201,20 @@ type Reaction struct {
 	Me    bool   `json:"me,omitempty"`
 }
 
-// Attachment is an uploaded image a message refers to.
+// Attachment is an upload a message refers to: an image (Name empty), or
+// a file (Name set, Width and Height 0).
 type Attachment struct {
-	ID          string `json:"id"`
+	ID string `json:"id"`
+	// ContentType is sniffed from the content. A file's is never one a
+	// browser would run (HTML, XML, SVG, scripts): those are
+	// application/octet-stream.
 	ContentType string `json:"content_type"`
 	Size        int64  `json:"size"`
 	Width       int    `json:"width"`
 	Height      int    `json:"height"`
+	// Name is a file's original name, sanitised, for display only (the
+	// file is stored under ID); empty for an image.
+	Name string `json:"name,omitempty"`
 	// URL and ThumbURL are paths on the server, filled by the server.
 	URL      string `json:"url,omitempty"`
 	ThumbURL string `json:"thumb_url,omitempty"`

@@ -328,6 +328,24 @@ func TestOpenAPIExamples(t *testing.T) {
 		t.Fatalf("thumb by signed link %s: %d", link.ThumbURL, a.status)
 	}
 	jsonDo("GET", "/v1/attachments/"+att.ID+"/thumb", alice, "", 200)
+	// A file: raw and multipart, sent, downloaded, linked; HTML is served inert.
+	fa := do("POST", "/v1/files?name=notes.txt", alice, "text/plain", []byte("plain words"))
+	if fa.status != 201 {
+		t.Fatalf("file upload: %d %s", fa.status, fa.body)
+	}
+	f := decodeJSON[parley.Attachment](t, fa.body)
+	jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+uuid.NewString()+`","type":"file","attachment_id":"`+f.ID+`"}`, 201)
+	if a := do("GET", "/v1/attachments/"+f.ID, bob, "", nil); a.status != 200 {
+		t.Fatalf("file download: %d", a.status)
+	}
+	jsonDo("POST", "/v1/attachments/"+f.ID+"/link", bob, "", 200)
+	jsonDo("GET", "/v1/attachments/"+f.ID+"/thumb", bob, "", 404)
+	mpType, mpBody := multipartBody(t, "page.html", []byte("<html><script>alert(1)</script>"))
+	if a := do("POST", "/v1/files", alice, mpType, mpBody); a.status != 201 {
+		t.Fatalf("multipart file upload: %d %s", a.status, a.body)
+	} else if h := decodeJSON[parley.Attachment](t, a.body); do("GET", "/v1/attachments/"+h.ID, alice, "", nil).status != 200 {
+		t.Fatal("download of the HTML file")
+	}
 	jsonDo("DELETE", "/v1/conversations/"+direct.ID+"/messages/"+m.ID, alice, "", 200)
 
 	// The server API, with an API key of every scope; errors: a user's

@@ -34,7 +34,7 @@ type (
 // nullable so the same scan serves the LEFT JOIN of events.
 const messageCols = `m.id, m.conversation_id, m.seq, m.sender_id, su.name, m.client_id, m.type,
 	m.text, m.created_at, m.deleted_at,
-	a.id, a.content_type, a.size, a.width, a.height,
+	a.id, a.content_type, a.size, a.width, a.height, a.name,
 	m.edited_at, p.id, p.seq, p.sender_id, pu.name, p.type, ` + quoteText + `, p.deleted_at`
 
 // quoteText is the parent's text a quote carries: substr counts code
@@ -51,14 +51,14 @@ const messageJoins = `JOIN users su ON su.id = m.sender_id
 	LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins
 
 // msgCols is the number of messageCols.
-const msgCols = 23
+const msgCols = 24
 
 // msgRow receives messageCols.
 type msgRow struct {
 	id, conversationID, senderID, senderName, clientID, typ, text NullString
 	seq                                                           NullInt64
 	createdAt, deletedAt                                          NullTime
-	attID, attType                                                NullString
+	attID, attType, attName                                       NullString
 	attSize, attWidth, attHeight                                  NullInt64
 	editedAt                                                      NullTime
 	pID, pSender, pName, pType, pText                             NullString
@@ -72,7 +72,7 @@ func (r *msgRow) appendDest(d Dialect, dest []any) []any {
 	return append(dest, str(&r.id), str(&r.conversationID), num(&r.seq), str(&r.senderID),
 		str(&r.senderName), str(&r.clientID), str(&r.typ), str(&r.text),
 		tm(&r.createdAt), tm(&r.deletedAt),
-		str(&r.attID), str(&r.attType), num(&r.attSize), num(&r.attWidth), num(&r.attHeight),
+		str(&r.attID), str(&r.attType), num(&r.attSize), num(&r.attWidth), num(&r.attHeight), str(&r.attName),
 		tm(&r.editedAt), str(&r.pID), num(&r.pSeq), str(&r.pSender), str(&r.pName), str(&r.pType), str(&r.pText), tm(&r.pDeleted))
 }
 
@@ -120,6 +120,7 @@ func (r *msgRow) message() *parley.Message {
 			Size:        r.attSize.Int64,
 			Width:       int(r.attWidth.Int64),
 			Height:      int(r.attHeight.Int64),
+			Name:        r.attName.String,
 		}
 	}
 	return m

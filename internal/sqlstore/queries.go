@@ -147,11 +147,11 @@ const (
 	// Attachments.
 	qAttachmentExists = `SELECT EXISTS (SELECT 1 FROM attachments WHERE id = $1)`
 	// QAttachmentOwned reads an attachment when the sender owns it (args:
-	// attachment id, sender): an image send's check.
-	QAttachmentOwned  = `SELECT content_type, size, width, height FROM attachments WHERE id = $1 AND owner_id = $2`
+	// attachment id, sender): an image or file send's check.
+	QAttachmentOwned  = `SELECT content_type, size, width, height, name FROM attachments WHERE id = $1 AND owner_id = $2`
 	qInsertAttachment = `INSERT INTO attachments
-		(id, owner_id, content_type, size, width, height, data, thumb, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+		(id, owner_id, content_type, size, width, height, data, thumb, created_at, name)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 	// What an owner's attachments take: data and thumbnails.
 	qUploadUsage = `SELECT COALESCE(SUM(size + COALESCE(octet_length(thumb), 0)), 0) FROM attachments WHERE owner_id = $1`
 	// Attachments older than a time that no message holds (a deleted
@@ -162,7 +162,7 @@ const (
 		ORDER BY a.created_at LIMIT $2)`
 	// The owner, or a current member of a conversation holding a message
 	// (not deleted: a tombstone drops its attachment_id) with it.
-	qAttachmentData = `SELECT a.id, a.content_type, a.size, a.width, a.height,
+	qAttachmentData = `SELECT a.id, a.content_type, a.size, a.width, a.height, a.name,
 		CASE WHEN CAST($1 AS BOOLEAN) THEN COALESCE(a.thumb, a.data) ELSE a.data END
 		FROM attachments a WHERE a.id = $2 AND (a.owner_id = $3 OR EXISTS (
 			SELECT 1 FROM messages m JOIN members mb ON mb.conversation_id = m.conversation_id

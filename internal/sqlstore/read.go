@@ -449,7 +449,7 @@ func (s *Store) AttachmentData(ctx context.Context, userID, attachmentID string,
 		data []byte
 	)
 	err := s.e.QueryRow(ctx, qAttachmentData, thumb, attachmentID, userID).
-		Scan(&a.ID, &a.ContentType, &a.Size, &a.Width, &a.Height, &data)
+		Scan(&a.ID, &a.ContentType, &a.Size, &a.Width, &a.Height, &a.Name, &data)
 	if err != nil {
 		return parley.Attachment{}, nil, s.notFound(err, parley.ErrNotFound)
 	}

@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"EventsForAudience", testEventsForAudience},
 		{"EventsLimits", testEventsLimits},
 		{"Attachments", testAttachments},
+		{"Files", testFiles},
 		{"UploadQuota", testUploadQuota},
 		{"OrphanAttachments", testOrphanAttachments},
 		{"Concurrency", testConcurrency},

@@ -268,12 +268,15 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 		img := dim.Render(fmt.Sprintf("[image %dx%d]", msg.Attachment.Width, msg.Attachment.Height))
 		text = strings.TrimSpace(img + " " + text)
 	}
+	if msg.Type == parley.File && msg.Attachment != nil {
+		text = strings.TrimSpace(attachmentLabel(msg.Attachment) + " " + text)
+	}
 	if q := msg.ReplyTo; q != nil {
 		quote := "(deleted)"
 		if !q.Deleted {
 			quote = q.Text
-			if q.Type == parley.Image {
-				quote = strings.TrimSpace("[image] " + quote)
+			if q.Type == parley.Image || q.Type == parley.File {
+				quote = strings.TrimSpace("[" + string(q.Type) + "] " + quote)
 			}
 		}
 		text = dim.Render(fmt.Sprintf("↪ %s #%d: %s", q.SenderName, q.Seq, ansi.Truncate(quote, 40, "…"))) + " " + text

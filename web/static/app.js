@@ -18,6 +18,7 @@ import {
   renderMembers,
   systemLinesFor,
 } from './members.js';
+import { downloadFile, fileBadge, fileChip } from './files.js';
 import {
   applyMessageChange,
   editorView,
@@ -305,7 +306,7 @@ function start({ token, user }) {
     // Until the server's thumbnail arrives, the stored image shows the
     // bytes we already have, so it does not flicker on the way.
     const id = message.attachment?.id;
-    if (id && blob && !app.media.has(`t:${id}`)) app.media.set(`t:${id}`, { url: URL.createObjectURL(blob), local: true });
+    if (message.type === 'image' && id && blob && !app.media.has(`t:${id}`)) app.media.set(`t:${id}`, { url: URL.createObjectURL(blob), local: true });
     applyMessage(message, true);
   });
   c.on('edited', onEdited);
@@ -442,6 +443,7 @@ function preview(m) {
   const text = (m.text || '').replace(/\s+/g, ' ').trim();
   const short = [...text].length > 120 ? `${[...text].slice(0, 119).join('')}…` : text;
   if (m.type === 'image') return short ? `Image: ${short}` : 'Sent an image';
+  if (m.type === 'file') return `File: ${m.attachment?.name || 'file'}${short ? ` ${short}` : ''}`;
   return short;
 }
 
@@ -587,7 +589,7 @@ function renderConversations() {
     if (last) {
       const who = last.sender_id === app.me.id ? 'You' : last.sender_name;
       const text = messageText(last); // an edit waiting in the outbox shows at once
-      lastText = `${who}: ${last.deleted ? 'message deleted' : last.type === 'image' ? `[image]${text ? ` ${text}` : ''}` : text}`;
+      lastText = `${who}: ${last.deleted ? 'message deleted' : last.type === 'image' ? `[image]${text ? ` ${text}` : ''}` : last.type === 'file' ? `[file] ${last.attachment?.name || 'file'}${text ? ` ${text}` : ''}` : text}`;
     }
     const title = titleOf(conv);
     const unread = conv.unread_count || 0;
@@ -1088,7 +1090,7 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
       day = key;
       rows.push(h('li', { class: 'day', 'data-testid': 'day-separator' }, h('span', {}, dayLabel(m.created_at, now))));
     }
-    const image = m.type === 'image' && m.attachment && !m.deleted ? storedImage(m, usedImgs) : null;
+    const image = m.type === 'image' && m.attachment && !m.deleted ? storedImage(m, usedImgs) : m.type === 'file' && m.attachment && !m.deleted ? storedFile(m) : null;
     const status = own ? (m.seq <= othersRead ? 'read' : 'sent') : 'received';
     const mark = own ? (status === 'read' ? '✓✓ Read' : '✓ Sent') : '';
     const asking = own && !m.deleted && app.confirmDelete === m.id;
@@ -1151,7 +1153,7 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
     if (ownClientIds.has(item.client_id)) continue; // stored already; the reply is on its way
     const live = c.state === State.Connected || c.state === State.FeatureThrottled;
     const status = item.status === 'failed' ? 'failed' : item.status === 'sending' || live ? 'sending' : 'queued';
-    const uploading = item.type === 'image' && !item.attachment_id && item.status === 'sending';
+    const uploading = (item.type === 'image' || item.type === 'file') && !item.attachment_id && item.status === 'sending';
     const mark = { failed: `Not sent: ${itemError(item)}`, sending: uploading ? 'Uploading…' : 'Sending…', queued: 'Queued' }[status];
     // Retry only where a retry can work: not for a file the server will
     // never take, nor a text it refused as it is.
@@ -1161,7 +1163,11 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
         'li',
         { class: 'message own', 'data-testid': 'message', 'data-client-id': item.client_id, 'data-status': status, 'data-type': item.type },
         pendingQuote(item),
-        item.type === 'image' ? outboxImage(item, usedImgs) : null,
+        item.type === 'image'
+          ? outboxImage(item, usedImgs)
+          : item.type === 'file'
+            ? fileChip(h, { name: item.file_name, size: item.file_size, content_type: item.file_type }, { status: uploading ? 'Uploading…' : '' })
+            : null,
         isEditing(item) ? editorView(item) : h('div', { class: 'text', 'data-testid': 'message-text' }, linkify(messageText(item))),
         editStatus(item),
         h(
@@ -1312,6 +1318,17 @@ function outboxImage(item, used) {
   return imageView(`c:${item.client_id}`, entry, fitBox(att?.width, att?.height), 'you', open, used, item.file_name);
 }
 
+/** storedFile draws a stored file message's chip, with a download link. */
+function storedFile(m) {
+  return fileChip(h, m.attachment, {
+    download: () =>
+      downloadFile(app.client, m.attachment, (err) => {
+        app.paneError = `Could not download ${m.attachment.name || 'the file'}. ${humanError(err)}`;
+        renderMessages({ toBottom: true });
+      }),
+  });
+}
+
 /** openImage shows an image full size in the lightbox; load resolves to its bytes. */
 async function openImage(who, load) {
   closeLightboxImage();
@@ -1360,18 +1377,19 @@ ui.lightbox.addEventListener('click', (e) => {
 // pane and a paste into the composer all put images there.
 const TRAY_MAX = 10;
 
-/** attachFiles puts the image files in the tray; other files get a clear no. */
+/**
+ * attachFiles puts files in the tray: PNG, JPEG, GIF and WebP images go as
+ * images (a preview, a thumbnail for the others), any other file as a file
+ * (a chip with its name, size and type, downloaded by the others).
+ */
 function attachFiles(files) {
   const c = app.client;
   if (!files.length || !app.open || !c || c.state === State.Disconnected) return;
   app.paneError = '';
-  const refused = [];
   for (const f of files) {
-    if (!IMAGE_TYPES.has(f.type)) refused.push(f.name || 'This file');
-    else if (app.tray.length < TRAY_MAX) app.tray.push({ file: f, url: URL.createObjectURL(f) });
-  }
-  if (refused.length) {
-    app.paneError = `${refused.map((n) => `“${n}”`).join(', ')} ${refused.length > 1 ? 'are not images' : 'is not an image'} Parley can send. Send PNG, JPEG, GIF or WebP images.`;
+    if (app.tray.length >= TRAY_MAX) break;
+    if (IMAGE_TYPES.has(f.type)) app.tray.push({ file: f, url: URL.createObjectURL(f) });
+    else app.tray.push({ file: f, isFile: true });
   }
   renderTray();
   renderMessages({ toBottom: true });
@@ -1379,7 +1397,7 @@ function attachFiles(files) {
 }
 
 function clearTray() {
-  for (const t of app.tray) URL.revokeObjectURL(t.url);
+  for (const t of app.tray) if (t.url) URL.revokeObjectURL(t.url);
   app.tray = [];
   renderTray();
 }
@@ -1391,7 +1409,7 @@ function renderTray() {
       h(
         'li',
         { class: 'tray-item', 'data-testid': 'tray-item' },
-        h('img', { src: t.url, alt: '', width: 48, height: 48 }),
+        t.isFile ? h('span', { class: 'tray-file', 'aria-hidden': 'true' }, fileBadge(t.file.name)) : h('img', { src: t.url, alt: '', width: 48, height: 48 }),
         h('span', { class: 'tray-name' }, t.file.name || 'Pasted image'),
         h(
           'button',
@@ -1401,7 +1419,7 @@ function renderTray() {
             'data-testid': 'tray-remove',
             'aria-label': `Remove ${t.file.name || 'the pasted image'}`,
             onclick: () => {
-              URL.revokeObjectURL(t.url);
+              if (t.url) URL.revokeObjectURL(t.url);
               app.tray.splice(i, 1);
               renderTray();
               ui.input.focus();
@@ -1489,7 +1507,7 @@ function submitMessage() {
   app.tooLong = false;
   const replyTo = takeReply(app.open);
   if (app.tray.length) {
-    app.tray.forEach((t, i) => c.sendImage(app.open, t.file, i === 0 ? text : '', { replyTo: i === 0 ? replyTo : '' }));
+    app.tray.forEach((t, i) => (t.isFile ? c.sendFile : c.sendImage).call(c, app.open, t.file, i === 0 ? text : '', { replyTo: i === 0 ? replyTo : '' }));
     clearTray();
   } else {
     c.send(app.open, text, { replyTo });
