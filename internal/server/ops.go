@@ -250,6 +250,18 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 			return nil, err
 		}
 		return svc.setFlags(ctx, u, d)
+	case protocol.OpDelivered:
+		d, err := decode[protocol.Delivered](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.delivered(ctx, u, d)
+	case protocol.OpSetProfile:
+		d, err := decode[protocol.SetProfile](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.setProfile(ctx, u, d)
 	}
 	return nil, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", req.Op)
 }
