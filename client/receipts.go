@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -106,6 +108,28 @@ func (c *Client) SetProfile(ctx context.Context, displayName, avatarID *string) 
 		c.mu.Unlock()
 	}
 	return u, err
+}
+
+// SetAvatar uploads an image (at most MaxImageBytes; shrink a photo
+// first with ShrinkImage) and makes it this user's avatar. The server
+// checks it as any upload (docs/protocol.md, Images) and keeps its
+// thumbnail for lists.
+func (c *Client) SetAvatar(ctx context.Context, r io.Reader) (parley.User, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxImageBytes+1))
+	if err != nil {
+		return parley.User{}, fmt.Errorf("client: reading the image: %w", err)
+	}
+	switch {
+	case len(data) == 0:
+		return parley.User{}, parley.Errorf(parley.EINVALID, "the image is empty")
+	case len(data) > MaxImageBytes:
+		return parley.User{}, parley.Errorf(parley.ETOOLARGE, "the image is over %d bytes", MaxImageBytes)
+	}
+	att, err := c.postImage(ctx, data)
+	if err != nil {
+		return parley.User{}, err
+	}
+	return c.SetProfile(ctx, nil, &att.ID)
 }
 
 // deliveredAcks coalesces what the client received into delivered ops:

@@ -1,7 +1,11 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
+	"image"
+	"image/png"
+	"io"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -119,16 +123,27 @@ func TestProfilesSDK(t *testing.T) {
 		if _, err := alice.SetProfile(ctx, &bad, nil); parley.ErrorCode(err) != parley.EINVALID {
 			t.Errorf("a bidi name: %v, want invalid", err)
 		}
+		var png bytes.Buffer
+		if err := pngEncode(&png); err != nil {
+			t.Fatal(err)
+		}
+		u, err = alice.SetAvatar(ctx, &png)
+		if err != nil || u.AvatarID == "" || u.DisplayName != "Alice L." {
+			t.Fatalf("SetAvatar = %+v, %v", u, err)
+		}
 		synctest.Wait()
 		for _, c := range bob.CachedConversations() {
 			if c.ID != cv.ID {
 				continue
 			}
 			for _, m := range c.Members {
-				if m.UserID == "alice" && m.DisplayName != "Alice L." {
+				if m.UserID == "alice" && (m.DisplayName != "Alice L." || m.AvatarID != u.AvatarID) {
 					t.Errorf("alice in bob's list: %+v", m)
 				}
 			}
 		}
 	})
 }
+
+// pngEncode writes a small PNG.
+func pngEncode(w io.Writer) error { return png.Encode(w, image.NewGray(image.Rect(0, 0, 4, 4))) }
