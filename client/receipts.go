@@ -57,9 +57,18 @@ func (c *Client) Receipt(m parley.Message) Receipt {
 	s := c.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := Receipt{Status: Sent}
 	cv := s.convs[m.ConversationID]
-	if cv == nil || m.Seq == 0 {
+	if cv == nil {
+		return Receipt{Status: Sent}
+	}
+	return ReceiptOf(*cv, m)
+}
+
+// ReceiptOf is m's receipt from cv's member positions (cv as a
+// Conversation or ConversationUpdated carries them).
+func ReceiptOf(cv parley.Conversation, m parley.Message) Receipt {
+	r := Receipt{Status: Sent}
+	if m.Seq == 0 {
 		return r
 	}
 	for _, mb := range cv.Members {
