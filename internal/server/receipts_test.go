@@ -10,6 +10,24 @@ import (
 	"github.com/parleychat/parley/protocol"
 )
 
+// team is alice's group "team" with bob and carol, and mallory outside
+// it, each connected once.
+type team struct {
+	aliceTok, bobTok, carolTok, malloryTok string
+	a, b, c, m                             *wsClient
+	g                                      parley.Conversation
+}
+
+func newTeam(t *testing.T, srv *servertest.Server) team {
+	t.Helper()
+	tm := team{aliceTok: srv.Token(t, "alice", "Alice"), bobTok: srv.Token(t, "bob", "Bob"),
+		carolTok: srv.Token(t, "carol", "Carol"), malloryTok: srv.Token(t, "mallory", "Mallory")}
+	tm.a, tm.b, tm.c = connect(t, srv, tm.aliceTok, nil), connect(t, srv, tm.bobTok, nil), connect(t, srv, tm.carolTok, nil)
+	tm.m = connect(t, srv, tm.malloryTok, nil)
+	tm.a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "team", MemberIDs: []string{"bob", "carol"}}, &tm.g)
+	return tm
+}
+
 // TestDeliveryReceipts: a member's delivered op reaches every member
 // (the sender first of all) as a durable messageDelivered, is kept
 // across a reconnect (in members and in a resume's replay), only moves
@@ -17,13 +35,8 @@ import (
 // and reveal nothing.
 func TestDeliveryReceipts(t *testing.T) {
 	srv := servertest.Start(t)
-	aliceTok, bobTok, carolTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob"), srv.Token(t, "carol", "Carol")
-	malloryTok := srv.Token(t, "mallory", "Mallory")
-	a, b, c := connect(t, srv, aliceTok, nil), connect(t, srv, bobTok, nil), connect(t, srv, carolTok, nil)
-	m := connect(t, srv, malloryTok, nil)
-
-	var g parley.Conversation
-	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "team", MemberIDs: []string{"bob", "carol"}}, &g)
+	tm := newTeam(t, srv)
+	a, b, c, m, g, carolTok, aliceTok := tm.a, tm.b, tm.c, tm.m, tm.g, tm.carolTok, tm.aliceTok
 	created := a.event(parley.EventConversationUpdated)
 	a.send(g.ID, "m1", "one")
 	a.send(g.ID, "m2", "two")

@@ -18,13 +18,7 @@ import (
 // pane says so and a message typed there is refused, not queued.
 func TestGroupCommands(t *testing.T) {
 	srv := servertest.Start(t)
-	lookup := func(ctx context.Context, name string) (parley.User, error) {
-		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
-	}
-	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
-	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "u-bob", "bob"), lookup) // an id unlike the name: system lines show names
-	alice.waitText("● connected as alice")
-	bob.waitText("● connected as bob")
+	alice, bob := aliceAndBob(t, srv, "u-bob") // an id unlike the name: system lines show names
 
 	alice.typeLine("/group team bob", true)
 	alice.waitText("team 2 members")
