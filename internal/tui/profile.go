@@ -49,6 +49,18 @@ func shownName(cv parley.Conversation, userID, fallback string) string {
 // chat apps do.
 var readStyle = lipgloss.NewStyle().Foreground(lipgloss.Color("4")).Bold(true)
 
+// shownTypists is who types in the open conversation, by the names
+// shownName gives.
+func (m *Model) shownTypists() []client.Typist {
+	cv, _ := m.openConv()
+	out := make([]client.Typist, len(m.typing))
+	for i, t := range m.typing {
+		out[i] = t
+		out[i].UserName = shownName(cv, t.UserID, t.UserName)
+	}
+	return out
+}
+
 // profileCommand runs /name and /avatar.
 func (m *Model) profileCommand(cmd, rest string) tea.Cmd {
 	if m.c == nil {

@@ -299,7 +299,7 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 // typing and the last notice (wrapped, at most 3 lines).
 func (m *Model) bottomLines() []string {
 	var parts []string
-	if t := typingText(m.typing); t != "" {
+	if t := typingText(m.shownTypists()); t != "" {
 		parts = append(parts, dim.Italic(true).Render(t))
 	}
 	if m.notice != "" {

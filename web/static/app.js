@@ -1513,7 +1513,8 @@ for (const type of ['dragover', 'drop']) {
 }
 
 function renderTyping() {
-  const names = app.open ? app.client.typersIn(app.open).map((t) => t.name) : [];
+  const members = app.convs.get(app.open)?.members || [];
+  const names = app.open ? app.client.typersIn(app.open).map((t) => shownName(members.find((mm) => mm.user_id === t.userId), t.name)) : [];
   let text = '';
   if (names.length === 1) text = `${names[0]} is typing…`;
   else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
