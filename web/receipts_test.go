@@ -38,7 +38,7 @@ func TestReceiptsAndProfiles(t *testing.T) {
 
 	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
 	alice.wait("her message read, in blue",
-		messageWith("Are you there?")+`?.dataset.status === 'read' && `+markOf("Are you there?")+`.textContent === 'Read' && `+
+		messageWith("Are you there?")+`?.dataset.status === 'read' && `+markOf("Are you there?")+`.textContent === '✓✓ Read' && `+
 			`getComputedStyle(`+markOf("Are you there?")+`).color === 'rgb(47, 91, 211)'`)
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "receipt-read"))
 
@@ -64,6 +64,20 @@ func TestReceiptsAndProfiles(t *testing.T) {
 	bob.wait("her avatar beside her message",
 		`(i => !!i && i.complete && i.naturalWidth > 0)(`+messageWith("It's me")+`?.querySelector('.sender [data-testid=avatar]'))`)
 	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "profile-bob"))
+
+	// A group with carol, who never connects: read by bob, 1 of 2.
+	srv.Register(t, "carol", "carol-password-1")
+	alice.do("create a group with bob and carol",
+		chromedp.Click(`details.new-group summary`),
+		chromedp.SendKeys(testID("group-title"), "team"),
+		chromedp.SendKeys(testID("group-members"), "bob, carol"),
+		chromedp.Click(testID("create-group")),
+	)
+	alice.wait("the group open", `document.querySelector('[data-testid=pane-title]').textContent === 'team'`)
+	alice.do("say hello", chromedp.SendKeys(testID("composer"), "hello team"+kb.Enter))
+	bob.click("open the group", `[data-testid=conversation][data-title=team]`)
+	alice.wait("read by bob, not delivered to carol", markOf("hello team")+`?.textContent === '✓ Read by 1 of 2'`)
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "receipt-group"))
 
 	// A name the server refuses is said in the editor.
 	alice.click("open the editor again", `[data-testid=me-name]`)

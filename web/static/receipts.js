@@ -5,8 +5,8 @@
 // coalesced like the Go SDK: the first message after a quiet second at
 // once, those within the second in one report at its end, every
 // conversation together. A message of this user's shows ✓ Sent, ✓✓
-// Delivered (a client of every other member has it) and Read (in blue;
-// in a group "Read by N" while some have not), derived from the members'
+// Delivered (a client of every other member has it) and ✓✓ Read (in
+// blue; in a group "Read by N of M" while some have not), derived from the members'
 // delivered_seq and read_seq (docs/protocol.md, delivered).
 //
 // Profiles: display names and avatars (thumbnails fetched like any
@@ -148,8 +148,8 @@ export function receiptOf(conv, m) {
   const read = others.filter((mm) => (mm.read_seq || 0) >= m.seq).length;
   const n = others.length;
   const group = conv?.kind === 'group';
-  if (n > 0 && read === n) return { status: 'read', label: group ? `Read by ${n}` : 'Read', recipients: n, delivered, read };
-  if (group && read > 0) return { status: delivered === n ? 'delivered' : 'sent', label: `✓✓ Read by ${read} of ${n}`, recipients: n, delivered, read };
+  if (n > 0 && read === n) return { status: 'read', label: group ? `✓✓ Read by ${n}` : '✓✓ Read', recipients: n, delivered, read };
+  if (group && read > 0) return { status: delivered === n ? 'delivered' : 'sent', label: `${delivered === n ? '✓✓' : '✓'} Read by ${read} of ${n}`, recipients: n, delivered, read };
   if (n > 0 && delivered === n) return { status: 'delivered', label: '✓✓ Delivered', recipients: n, delivered, read };
   if (group && delivered > 0) return { status: 'sent', label: `✓ Delivered to ${delivered} of ${n}`, recipients: n, delivered, read };
   return { status: 'sent', label: '✓ Sent', recipients: n, delivered, read };
