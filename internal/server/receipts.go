@@ -86,21 +86,9 @@ func (s *Server) receiptRoutes(mux *routeMux) {
 }
 
 func (s *Server) handleDelivered(w http.ResponseWriter, r *http.Request, u parley.User) {
-	var d protocol.Delivered
-	if err := decodeBody(w, r, &d); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	v, err := s.svc.delivered(r.Context(), u, d)
-	s.reply(w, http.StatusOK, v, err)
+	serveBody(s, w, r, u, http.StatusOK, s.svc.delivered, nil)
 }
 
 func (s *Server) handleSetProfile(w http.ResponseWriter, r *http.Request, u parley.User) {
-	var d protocol.SetProfile
-	if err := decodeBody(w, r, &d); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	v, err := s.svc.setProfile(r.Context(), u, d)
-	s.reply(w, http.StatusOK, v, err)
+	serveBody(s, w, r, u, http.StatusOK, s.svc.setProfile, nil)
 }
