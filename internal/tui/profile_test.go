@@ -1,14 +1,12 @@
 package tui
 
 import (
-	"context"
 	"image"
 	"image/png"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/servertest"
 )
 
@@ -19,7 +17,9 @@ import (
 func TestReceiptsAndProfile(t *testing.T) {
 	srv := servertest.Start(t)
 	srv.Token(t, "carol", "carol") // exists, never connects
-	alice, bob := aliceAndBob(t, srv, "bob")
+	lookup := adminLookup(t, srv)
+	alice := connected(t, srv, "alice", "alice", lookup)
+	bob := connected(t, srv, "bob", "bob", lookup)
 
 	alice.typeLine("/group team bob carol", true)
 	alice.waitText("team 3 members")
@@ -48,19 +48,4 @@ func TestReceiptsAndProfile(t *testing.T) {
 	alice.waitText("avatar set")
 	alice.typeLine("/avatar "+filepath.Join(t.TempDir(), "missing.png"), true)
 	alice.waitText("/avatar: open")
-}
-
-// aliceAndBob connects alice and bob (user id bobID, named bob) to srv,
-// with the user lookup /dm and /group use, and waits until both are
-// connected.
-func aliceAndBob(t *testing.T, srv *servertest.Server, bobID string) (alice, bob *driver) {
-	t.Helper()
-	lookup := func(ctx context.Context, name string) (parley.User, error) {
-		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
-	}
-	alice = newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
-	bob = newDriver(t, "bob", srv.URL, srv.Token(t, bobID, "bob"), lookup)
-	alice.waitText("● connected as alice")
-	bob.waitText("● connected as bob")
-	return alice, bob
 }
