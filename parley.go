@@ -62,6 +62,10 @@ type User struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// DisplayName and AvatarID are the user's profile (see Profile):
+	// empty until the user sets them.
+	DisplayName string `json:"display_name,omitempty"`
+	AvatarID    string `json:"avatar_id,omitempty"`
 }
 
 // ConversationKind tells a direct (two-person) conversation from a group.
@@ -78,6 +82,13 @@ type Member struct {
 	Name   string `json:"name"`
 	// ReadSeq is the Seq of the newest message this member has read.
 	ReadSeq int64 `json:"read_seq"`
+	// DeliveredSeq is the Seq of the newest message a client of this
+	// member has received: never below ReadSeq (reading implies
+	// delivery), and it only moves forward.
+	DeliveredSeq int64 `json:"delivered_seq"`
+	// DisplayName and AvatarID are the member's profile (see Profile).
+	DisplayName string `json:"display_name,omitempty"`
+	AvatarID    string `json:"avatar_id,omitempty"`
 	// Role is the member's role in a group: RoleOwner or RoleMember.
 	// Members of a direct conversation are all RoleMember (it has no
 	// owners and cannot be changed).
@@ -236,6 +247,12 @@ const (
 	// unmuted, archived or unarchived a conversation. Only that user
 	// receives it (Event.Recipient).
 	EventFlagsChanged EventType = "flagsChanged"
+	// EventMessageDelivered: a member's delivered position moved
+	// (receipts.go). Durable, to the members.
+	EventMessageDelivered EventType = "messageDelivered"
+	// EventProfileUpdated: a member changed their display name or avatar
+	// (profile.go). Durable: one per conversation the user is in.
+	EventProfileUpdated EventType = "profileUpdated"
 
 	// Ephemeral events: never stored, no position, not replayed.
 	EventTypingStarted EventType = "typingStarted"
@@ -248,7 +265,8 @@ const (
 func (t EventType) Durable() bool {
 	switch t {
 	case EventNewMessage, EventMessageRead, EventMessageDeleted, EventConversationUpdated,
-		EventMessageEdited, EventReactionAdded, EventReactionRemoved, EventFlagsChanged:
+		EventMessageEdited, EventReactionAdded, EventReactionRemoved, EventFlagsChanged,
+		EventMessageDelivered, EventProfileUpdated:
 		return true
 	}
 	return false
@@ -296,6 +314,11 @@ type Event struct {
 	Count     int64  `json:"count,omitempty"`
 	// ReadSeq is set on messageRead: UserID has read up to this Seq.
 	ReadSeq int64 `json:"read_seq,omitempty"`
+	// DeliveredSeq is set on messageDelivered: a client of UserID has
+	// received the conversation's messages up to this Seq.
+	DeliveredSeq int64 `json:"delivered_seq,omitempty"`
+	// Profile is set on profileUpdated: UserID's profile after the change.
+	Profile *Profile `json:"profile,omitempty"`
 	// Conversation and Change are set on conversationUpdated.
 	Conversation *Conversation `json:"conversation,omitempty"`
 	Change       Change        `json:"change,omitempty"`

@@ -53,6 +53,8 @@ const (
 	OpEdit               = "edit"
 	OpReact              = "react"
 	OpSetFlags           = "set_flags"
+	OpDelivered          = "delivered"
+	OpSetProfile         = "set_profile"
 )
 
 // Server frame types.
@@ -404,7 +406,8 @@ func DecodeRequest(b []byte) (Request, error) {
 	case "":
 		return r, parley.Errorf(parley.EINVALID, "op is required")
 	case OpHello, OpPing, OpSend, OpHistory, OpDelete, OpRead, OpTyping, OpConversations,
-		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpEdit, OpReact, OpSetFlags:
+		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpEdit, OpReact, OpSetFlags,
+		OpDelivered, OpSetProfile:
 		return r, nil
 	}
 	return r, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", r.Op)

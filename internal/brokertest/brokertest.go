@@ -251,7 +251,8 @@ func testRoundTrip(t *testing.T, newPair NewPair) {
 	conv := &parley.Conversation{
 		ID: "c1", Kind: parley.Group, Title: "Team", CreatedBy: "u1", CreatedAt: at,
 		LastSeq: 8, LastActivityAt: at,
-		Members:     []parley.Member{{UserID: "u1", Name: "Ann", ReadSeq: 8}, {UserID: "u2", Name: "Bob", ReadSeq: 3}},
+		Members: []parley.Member{{UserID: "u1", Name: "Ann", ReadSeq: 8, DeliveredSeq: 8, DisplayName: "Ann A.", AvatarID: "av-1"},
+			{UserID: "u2", Name: "Bob", ReadSeq: 3, DeliveredSeq: 5}},
 		LastMessage: tomb, UnreadCount: 2, ReadSeq: 6,
 	}
 	sent := []parley.BrokerMessage{
@@ -264,6 +265,10 @@ func testRoundTrip(t *testing.T, newPair NewPair) {
 				ReadSeq: 8, At: at, Audience: []string{"u1", "u2"}},
 			{Pos: 44, Type: parley.EventNewMessage, ConversationID: "c1", UserID: "u1", UserName: "Ann",
 				Message: file, At: at, Audience: []string{"u1", "u2"}},
+			{Pos: 45, Type: parley.EventMessageDelivered, ConversationID: "c1", UserID: "u2", UserName: "Bob",
+				DeliveredSeq: 8, At: at, Audience: []string{"u1", "u2"}},
+			{Pos: 46, Type: parley.EventProfileUpdated, ConversationID: "c1", UserID: "u1", UserName: "Ann",
+				Profile: &parley.Profile{DisplayName: "Ann A.", AvatarID: "av-1"}, At: at, Audience: []string{"u1", "u2"}},
 			{Pos: 1 << 40, Type: parley.EventConversationUpdated, ConversationID: "c1", UserID: "u1", UserName: "Ann",
 				Conversation: conv, Change: parley.ChangeMembersRemoved, UserIDs: []string{"u3"}, At: at,
 				Audience: []string{"u1", "u2", "u3"}},

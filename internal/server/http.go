@@ -74,6 +74,7 @@ func (s *Server) routes() *routeMux {
 	mux.HandleFunc("GET /v1/events", s.authed(s.handleEvents))
 	mux.HandleFunc("GET /v1/presence", s.authed(s.handlePresence))
 	s.uploadRoutes(mux)
+	s.receiptRoutes(mux)
 	s.serverAPIRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, parley.ErrNotFound)

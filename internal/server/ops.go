@@ -231,6 +231,10 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		return runOp(ctx, u, req, svc.react)
 	case protocol.OpSetFlags:
 		return runOp(ctx, u, req, svc.setFlags)
+	case protocol.OpDelivered:
+		return runOp(ctx, u, req, svc.delivered)
+	case protocol.OpSetProfile:
+		return runOp(ctx, u, req, svc.setProfile)
 	}
 	return nil, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", req.Op)
 }

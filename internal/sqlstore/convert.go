@@ -148,6 +148,8 @@ type eventData struct {
 	UserIDs      []string             `json:"user_ids,omitempty"`
 	Conversation *parley.Conversation `json:"conversation,omitempty"`
 	Flags        *parley.MemberFlags  `json:"flags,omitempty"`
+	DeliveredSeq int64                `json:"delivered_seq,omitempty"`
+	Profile      *parley.Profile      `json:"profile,omitempty"`
 }
 
 // EmptyEventData is the data of an event with nothing beyond its columns
@@ -165,6 +167,8 @@ func (s *Store) encodeEventData(e *parley.Event) (string, error) {
 		UserIDs:      e.UserIDs,
 		Conversation: e.Conversation,
 		Flags:        e.Flags,
+		DeliveredSeq: e.DeliveredSeq,
+		Profile:      e.Profile,
 	})
 	if err != nil {
 		return "", s.internalf("encode event: %w", err)
@@ -211,16 +215,17 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 	}
 	e.ReadSeq, e.Change, e.UserIDs, e.Conversation, e.Flags = d.ReadSeq, d.Change, d.UserIDs, d.Conversation, d.Flags
 	e.MessageID, e.Seq, e.Emoji, e.Count = d.MessageID, d.Seq, d.Emoji, d.Count
+	e.DeliveredSeq, e.Profile = d.DeliveredSeq, d.Profile
 	return e, nil
 }
 
-// ScanUser scans a row of id, name, created_at.
+// ScanUser scans a row of userCols: id, name, created_at and the profile.
 func ScanUser(d Dialect, s Row) (parley.User, error) {
 	var (
 		u  parley.User
 		at NullTime
 	)
-	if err := s.Scan(&u.ID, &u.Name, d.TimeDest(&at)); err != nil {
+	if err := s.Scan(&u.ID, &u.Name, d.TimeDest(&at), &u.DisplayName, &u.AvatarID); err != nil {
 		return u, err
 	}
 	u.CreatedAt = at.Time

@@ -167,6 +167,8 @@ type Complete interface {
 	parley.BulkReader
 	parley.WebhookQueue
 	parley.APIKeyStore
+	parley.Receipts
+	parley.Profiles
 	WriteHealther
 }
 

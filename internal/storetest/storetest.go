@@ -81,6 +81,8 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"APIKeys", testAPIKeys},
 		{"ModerateMessage", testModerateMessage},
 		{"MessagesBySender", testMessagesBySender},
+		{"MarkDelivered", testMarkDelivered},
+		{"Profiles", testProfiles},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {
@@ -107,6 +109,12 @@ func missingOptional(s parley.Store) []string {
 	}
 	if _, ok := s.(parley.BulkReader); !ok {
 		missing = append(missing, "parley.BulkReader")
+	}
+	if _, ok := s.(parley.Receipts); !ok {
+		missing = append(missing, "parley.Receipts")
+	}
+	if _, ok := s.(parley.Profiles); !ok {
+		missing = append(missing, "parley.Profiles")
 	}
 	if _, ok := s.(interface{ WriteErr() error }); !ok {
 		missing = append(missing, "WriteErr() error")

@@ -255,11 +255,11 @@ func (m *Model) messageLines(w int) []string {
 	return out
 }
 
-// messageLine renders one stored message; the user's own get a sent mark
-// (✓) or a read mark (✓✓, everyone else has read it).
+// messageLine renders one stored message; the user's own get a receipt
+// mark (receiptMark).
 func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	at := dim.Render(msg.CreatedAt.Local().Format("15:04"))
-	name := bold.Render(msg.SenderName)
+	name := bold.Render(shownName(cv, msg.SenderID, msg.SenderName))
 	if msg.Deleted {
 		return at + " " + name + ": " + dim.Render("(message deleted)")
 	}
@@ -293,17 +293,7 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	}
 	line := at + " " + dim.Render(fmt.Sprintf("#%d", msg.Seq)) + " " + name + ": " + text
 	if m.me.ID != "" && msg.SenderID == m.me.ID {
-		read := len(cv.Members) > 1
-		for _, mb := range cv.Members {
-			if mb.UserID != m.me.ID && mb.ReadSeq < msg.Seq {
-				read = false
-			}
-		}
-		if read {
-			line += " " + okStyle.Render("✓✓")
-		} else {
-			line += " " + okStyle.Render("✓")
-		}
+		line += " " + receiptMark(client.ReceiptOf(cv, msg), cv.Kind)
 	}
 	return line
 }
@@ -312,7 +302,7 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 // typing and the last notice (wrapped, at most 3 lines).
 func (m *Model) bottomLines() []string {
 	var parts []string
-	if t := typingText(m.typing); t != "" {
+	if t := typingText(m.shownTypists()); t != "" {
 		parts = append(parts, dim.Italic(true).Render(t))
 	}
 	if m.notice != "" {

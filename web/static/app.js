@@ -38,6 +38,7 @@ import {
   resetActions,
   takeReply,
 } from './actions.js';
+import { avatar, initReceipts, mergePositions, noteReceived, onReceiptEvent, receiptOf, renderMe, shownName } from './receipts.js';
 
 const AUTH_KEY = 'parley.auth';
 const PAGE = 50;
@@ -199,6 +200,21 @@ initMembers({
   attach: ui.attach,
 });
 
+// Receipts, display names, avatars and the profile editor: receipts.js.
+initReceipts({
+  h,
+  app,
+  api: (method, path, body) => app.client.api(method, path, body),
+  thumb: (att) => thumbEntry(att),
+  rerender: () => {
+    renderConversations();
+    renderPaneHeader();
+    renderMessages();
+  },
+  meName: ui.meName,
+  editor: byTestId('profile-editor'),
+});
+
 // Edit, react and reply live in actions.js.
 initActions({
   h,
@@ -282,9 +298,18 @@ function start({ token, user }) {
   ui.chat.hidden = false;
   ui.conn.hidden = false;
   ui.me.hidden = false;
-  ui.meName.textContent = user.name;
+  renderMe();
   const c = new Client({ token, user });
   app.client = c;
+  // The saved user may predate a profile change on another device.
+  c.api('GET', '/v1/me').then(
+    (u) => {
+      if (app.client !== c) return;
+      app.me = { ...app.me, ...u };
+      renderMe();
+    },
+    () => {},
+  );
   c.on('state', () => {
     renderConn();
     scheduleRender();
@@ -503,7 +528,7 @@ function renderTitle() {
 function titleOf(conv) {
   if (conv.kind === 'group') return conv.title || 'Group';
   const other = (conv.members || []).find((m) => m.user_id !== app.me.id);
-  return other?.name || app.me.name;
+  return shownName(other, app.me.name);
 }
 
 function otherMember(conv) {
@@ -534,6 +559,7 @@ function mergeConversation(fresh) {
   if (fresh.last_message === undefined) merged.last_message = old.last_message;
   if (fresh.unread_count === undefined) merged.unread_count = old.unread_count;
   merged.read_seq = Math.max(old.read_seq || 0, fresh.read_seq || 0);
+  if (fresh.members) merged.members = mergePositions(old.members, fresh.members);
   app.convs.set(fresh.id, merged);
 }
 
@@ -587,7 +613,7 @@ function renderConversations() {
     const last = conv.last_message;
     let lastText = '';
     if (last) {
-      const who = last.sender_id === app.me.id ? 'You' : last.sender_name;
+      const who = last.sender_id === app.me.id ? 'You' : shownName((conv.members || []).find((mm) => mm.user_id === last.sender_id), last.sender_name);
       const text = messageText(last); // an edit waiting in the outbox shows at once
       lastText = `${who}: ${last.deleted ? 'message deleted' : last.type === 'image' ? `[image]${text ? ` ${text}` : ''}` : last.type === 'file' ? `[file] ${last.attachment?.name || 'file'}${text ? ` ${text}` : ''}` : text}`;
     }
@@ -616,7 +642,7 @@ function renderConversations() {
           'data-online': other ? String(!!online) : 'none',
           'aria-hidden': 'true',
         }),
-        h('span', { class: 'title' }, title, other ? h('span', { class: 'visually-hidden' }, online ? ', online' : ', offline') : null),
+        h('span', { class: 'title' }, other ? avatar(other) : null, title, other ? h('span', { class: 'visually-hidden' }, online ? ', online' : ', offline') : null),
         unread
           ? h('span', { class: 'badge' }, h('span', { 'data-testid': 'unread' }, String(unread)), h('span', { class: 'visually-hidden' }, ' unread'))
           : h('span'),
@@ -857,6 +883,7 @@ function onEvent(ev) {
       // Said once: a replayed message we already had is not news.
       const seen = app.threads.get(m.conversation_id)?.msgs.has(m.id) || (conv && m.seq <= (conv.last_seq || 0));
       if (m.sender_id !== app.me.id && !seen) newFromOthers(m, conv);
+      noteReceived(m);
       if (conv && m.seq > (conv.last_seq || 0)) conv.archived = false; // a new message ends an archive
       applyMessage(m, true);
       break;
@@ -882,8 +909,19 @@ function onEvent(ev) {
     case 'reactionRemoved':
       applyMessageChange(ev);
       break;
+    case 'messageDelivered':
+    case 'profileUpdated':
+      if (onReceiptEvent(ev, conv)) {
+        renderConversations();
+        if (conv.id === app.open) {
+          renderPaneHeader();
+          scheduleRender();
+        }
+      }
+      break;
     case 'messageRead':
       if (!conv) return;
+      onReceiptEvent(ev, conv);
       if (ev.user_id === app.me.id) {
         conv.read_seq = Math.max(conv.read_seq || 0, ev.read_seq);
         if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = 0;
@@ -1050,8 +1088,6 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
   // focus, to give it back to its new copy (keyboard users keep their place).
   const focused = ui.messageList.contains(document.activeElement) ? document.activeElement.dataset.focus : '';
 
-  const others = (conv?.members || []).filter((m) => m.user_id !== app.me.id);
-  const othersRead = others.reduce((max, m) => Math.max(max, m.read_seq || 0), 0);
   const group = conv?.kind === 'group';
   const confirmed = [...t.msgs.values()].sort((a, b) => a.seq - b.seq);
   const ownClientIds = new Set(confirmed.filter((m) => m.sender_id === app.me.id).map((m) => m.client_id));
@@ -1091,8 +1127,10 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
       rows.push(h('li', { class: 'day', 'data-testid': 'day-separator' }, h('span', {}, dayLabel(m.created_at, now))));
     }
     const image = m.type === 'image' && m.attachment && !m.deleted ? storedImage(m, usedImgs) : m.type === 'file' && m.attachment && !m.deleted ? storedFile(m) : null;
-    const status = own ? (m.seq <= othersRead ? 'read' : 'sent') : 'received';
-    const mark = own ? (status === 'read' ? '✓✓ Read' : '✓ Sent') : '';
+    const receipt = own ? receiptOf(conv, m) : null;
+    const status = own ? receipt.status : 'received';
+    const mark = own ? receipt.label : '';
+    const sender = own ? null : (conv?.members || []).find((mm) => mm.user_id === m.sender_id);
     const asking = own && !m.deleted && app.confirmDelete === m.id;
     let actions = null;
     if (asking) {
@@ -1124,7 +1162,7 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
           'data-highlight': highlighted(m) ? 'true' : null,
           onkeydown: asking ? (e) => e.key === 'Escape' && cancelDelete() : null,
         },
-        group && !own ? h('div', { class: 'sender' }, m.sender_name) : null,
+        !own && (group || sender?.avatar_id) ? h('div', { class: 'sender' }, avatar(sender || { name: m.sender_name }), group ? shownName(sender, m.sender_name) : null) : null,
         m.reply_to && !m.deleted ? quoteView(m.reply_to, m.conversation_id) : null,
         image,
         isEditing(m)
@@ -1140,7 +1178,7 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
           m.edited_at && !m.deleted
             ? h('span', { class: 'edited', 'data-testid': 'edited', title: `Edited ${new Date(m.edited_at).toLocaleString()}` }, '(edited)')
             : null,
-          own && !m.deleted ? h('span', { class: 'mark', 'data-testid': 'mark' }, mark) : null,
+          own && !m.deleted ? h('span', { class: `mark mark-${status}`, 'data-testid': 'mark', 'data-read': String(receipt.read), 'data-delivered': String(receipt.delivered) }, mark) : null,
           asking ? actions : messageActions(m, own, actions),
         ),
       ),
@@ -1482,7 +1520,8 @@ for (const type of ['dragover', 'drop']) {
 }
 
 function renderTyping() {
-  const names = app.open ? app.client.typersIn(app.open).map((t) => t.name) : [];
+  const members = app.convs.get(app.open)?.members || [];
+  const names = app.open ? app.client.typersIn(app.open).map((t) => shownName(members.find((mm) => mm.user_id === t.userId), t.name)) : [];
   let text = '';
   if (names.length === 1) text = `${names[0]} is typing…`;
   else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;

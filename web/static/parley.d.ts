@@ -46,11 +46,18 @@ export interface User {
   id: string;
   name: string;
   created_at: string;
+  /** The profile (set_profile); absent while unset. */
+  display_name?: string;
+  avatar_id?: string;
 }
 export interface Member {
   user_id: string;
   name: string;
   read_seq: number;
+  /** The newest seq a client of the member received; never below read_seq. */
+  delivered_seq?: number;
+  display_name?: string;
+  avatar_id?: string;
 }
 export interface Attachment {
   id: string;
@@ -277,6 +284,10 @@ export declare class Client {
   itemsFor(conversationId: string): OutboxItem[];
   imageBlob(clientId: string): Promise<Blob | null>;
   fetchBlob(path: string): Promise<Blob>;
+  /** Uploads an image as is (POST /v1/uploads), e.g. for an avatar. */
+  uploadImage(blob: Blob): Promise<Attachment>;
+  /** Changes this user's display_name and/or avatar_id ("" clears): PATCH /v1/me. */
+  setProfile(change: { display_name?: string; avatar_id?: string }): Promise<User>;
   flush(): Promise<void>;
   typing(conversationId: string): void;
   stopTyping(conversationId: string): void;

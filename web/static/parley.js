@@ -676,6 +676,19 @@ export class Client {
     return httpJSON(this.baseURL, method, path, body, this.token);
   }
 
+  /**
+   * uploadImage uploads an image (a Blob) as is and returns its Attachment
+   * (for an avatar: setProfile({avatar_id: att.id})).
+   */
+  uploadImage(blob) {
+    return httpJSON(this.baseURL, 'POST', '/v1/uploads', undefined, this.token, { raw: blob, contentType: blob.type || 'application/octet-stream' });
+  }
+
+  /** setProfile changes this user's display_name and/or avatar_id ("" clears) and returns the User. */
+  setProfile(change) {
+    return this.api('PATCH', '/v1/me', change);
+  }
+
   handleFrame(f) {
     switch (f.type) {
       case 'welcome':
