@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/internal/sqlstore"
@@ -80,4 +81,27 @@ func (t *microTime) Scan(src any) error {
 		return fmt.Errorf("sqlite: a time column holds %T", src)
 	}
 	return nil
+}
+
+// SearchFrom: the FTS5 index (migration 00008), its rowid the message's.
+func (dialect) SearchFrom() (from, match string) {
+	return `messages_fts f JOIN messages m ON m.rowid = f.rowid`, `messages_fts MATCH $2`
+}
+
+// SearchKey: FTS5 walks its matches in rowid order, so newest first
+// needs no sort.
+func (dialect) SearchKey() string { return `f.rowid` }
+
+// SearchMatch: each term a quoted FTS5 string (terms hold only letters
+// and digits), all of them required, the last one a prefix.
+func (dialect) SearchMatch(terms []string) string {
+	var b strings.Builder
+	for i, t := range terms {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(`"` + t + `"`)
+	}
+	b.WriteByte('*')
+	return b.String()
 }
