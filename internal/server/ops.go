@@ -250,6 +250,18 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 			return nil, err
 		}
 		return svc.setFlags(ctx, u, d)
+	case protocol.OpSearch:
+		d, err := decode[protocol.Search](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.search(ctx, u, d, c.replyBytes())
+	case protocol.OpMentions:
+		d, err := decode[protocol.Mentions](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.mentions(ctx, u, d, c.replyBytes())
 	}
 	return nil, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", req.Op)
 }

@@ -161,10 +161,18 @@ func testMentions(t *testing.T, s parley.Store) {
 	}
 
 	// Pages: newest first, each once; a member who leaves sees none.
-	var sent []parley.Message
+	// Sent in one run, so the engines' multi-row paths carry mentions too.
+	var nms []parley.NewMessage
 	for i := range 5 {
-		sent = append(sent, send(t, s, conv.ID, a, fmt.Sprintf("%d @%s", i, b.Name)))
+		nms = append(nms, parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, ClientID: clientID(), Type: parley.Text, Text: fmt.Sprintf("%d @%s", i, b.Name)})
 	}
+	sent := make([]parley.Message, len(nms))
+	optional[parley.MultiSender](t, s).SendMessages(ctx(t), nms, func(i int, m parley.Message, _ []parley.Event, err error) {
+		if err != nil || !slices.Equal(m.Mentions, ids(b)) {
+			t.Errorf("SendMessages[%d]: mentions %v, %v", i, m.Mentions, err)
+		}
+		sent[i] = m
+	})
 	slices.Reverse(sent)
 	for _, limit := range []int{1, 2, 5, 50} {
 		if got := mentionIDs(t, s, b, limit); !slices.Equal(got, msgIDs(sent...)) {
