@@ -93,15 +93,29 @@ func (dialect) SearchFrom() (from, match string) {
 func (dialect) SearchKey() string { return `f.rowid` }
 
 // SearchMatch: each term a quoted FTS5 string (terms hold only letters
-// and digits), all of them required, the last one a prefix.
-func (dialect) SearchMatch(terms []string) string {
+// and digits), all of them required in the text column, the last one a
+// prefix; with convs, only messages whose conv token is one of theirs.
+func (dialect) SearchMatch(terms, convs []string) string {
 	var b strings.Builder
+	b.WriteString("text : (")
 	for i, t := range terms {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
 		b.WriteString(`"` + t + `"`)
 	}
-	b.WriteByte('*')
+	b.WriteString("*)")
+	if len(convs) > 0 {
+		b.WriteString(" AND conv : (")
+		for i, c := range convs {
+			if i > 0 {
+				b.WriteString(" OR ")
+			}
+			// The token the triggers write (migration 00008), as an FTS5
+			// string: a quote inside is doubled.
+			b.WriteString(`"c` + strings.ReplaceAll(strings.ReplaceAll(c, "-", ""), `"`, `""`) + `"`)
+		}
+		b.WriteByte(')')
+	}
 	return b.String()
 }

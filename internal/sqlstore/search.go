@@ -69,6 +69,15 @@ func mentionsArg(ids []string) *string {
 	return &s
 }
 
+// searchConvs is how many conversations a user may be in for a search
+// to name them to the index (Dialect.SearchMatch); a user in more has
+// the index walk every match, of which they may see enough to fill a
+// page soon.
+const searchConvs = 64
+
+// qSearchConvs: the conversations a user is in now (args: user, limit).
+const qSearchConvs = `SELECT conversation_id FROM members WHERE user_id = $1 AND left_pos IS NULL LIMIT $2 + 0`
+
 // searchLimit clamps a page limit of Search and Mentions.
 func searchLimit(limit int) (int, error) {
 	switch {
@@ -126,11 +135,9 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 	}
 	from, match := s.d.SearchFrom()
 	key := s.d.SearchKey()
-	args := []any{userID, s.d.SearchMatch(sq.Terms), after, limit + 1}
 	conv := ""
 	if sq.ConversationID != "" {
 		conv = ` AND m.conversation_id = $5`
-		args = append(args, sq.ConversationID)
 	}
 	sqlText := `SELECT ` + messageCols + `, ` + key + ` FROM ` + from + ` ` + messageJoins + `
 		JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = $1 AND mb.left_pos IS NULL
@@ -138,12 +145,29 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 		ORDER BY ` + key + ` DESC LIMIT $4 + 0`
 	var page parley.SearchPage
 	err = s.e.Read(ctx, func(q Querier) error {
+		var convs []string
 		if sq.ConversationID != "" {
 			// A non-member (or no such conversation) is ENOTFOUND, as
 			// for every operation on a conversation.
 			if _, err := s.readSeq(ctx, q, sq.ConversationID, userID); err != nil {
 				return err
 			}
+			convs = []string{sq.ConversationID}
+		} else {
+			// A user in few conversations has the index match only
+			// theirs: walking every match of a common word to find the
+			// few they may see would cost the whole index.
+			rows, err := q.Query(ctx, qSearchConvs, userID, searchConvs+1)
+			if convs, err = scanAll(query(rows, err), scanString); err != nil {
+				return err
+			}
+			if len(convs) > searchConvs {
+				convs = nil
+			}
+		}
+		args := []any{userID, s.d.SearchMatch(sq.Terms, convs), after, limit + 1}
+		if sq.ConversationID != "" {
+			args = append(args, sq.ConversationID)
 		}
 		rows, err := q.Query(ctx, sqlText, args...)
 		page.Results, err = scanAll(query(rows, err), func(r Row) (parley.SearchResult, error) {

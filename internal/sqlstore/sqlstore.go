@@ -152,10 +152,12 @@ type Dialect interface {
 	// argument $2, made by SearchMatch from parley.SearchTerms (the last
 	// term a prefix). SearchKey is an integer expression that grows with
 	// each message inserted: the results' order (newest first) and
-	// cursor.
+	// cursor. convs, when given, are the only conversations the
+	// caller may see (SearchMatch may restrict the index with them; the
+	// query restricts the rows by membership anyway).
 	SearchFrom() (from, match string)
 	SearchKey() string
-	SearchMatch(terms []string) string
+	SearchMatch(terms, convs []string) string
 }
 
 // WriteHealther is what the server's /readyz asks a store besides Head:

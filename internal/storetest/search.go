@@ -297,4 +297,18 @@ func testSearch(t *testing.T, s parley.Store) {
 	if got := searchIDs(t, s, b, w, "", 50); len(got) != 0 {
 		t.Errorf("a member who left finds %v", got)
 	}
+
+	// A user in many conversations (more than a store may name to its
+	// index) finds the same: every match they may see, and no other.
+	e := newUser(t, s, "srche")
+	w3 := word("numbat")
+	var many []parley.Message
+	for i := range 70 {
+		g := newGroup(t, s, e, fmt.Sprint("many ", i))
+		many = append(many, send(t, s, g.ID, e, w3+" in group "+fmt.Sprint(i)))
+	}
+	send(t, s, other.ID, a, w3+" where e is not")
+	if got, want := searchIDs(t, s, e, w3, "", 50), newest(many...); !slices.Equal(got, want) {
+		t.Errorf("a user in %d groups finds %d messages, want %d", len(many), len(got), len(want))
+	}
 }
