@@ -72,6 +72,19 @@ export interface Message {
   created_at: string;
   deleted?: boolean;
   deleted_at?: string;
+  /** Ids of the members the text's @names name (docs/protocol.md, Mentions). */
+  mentions?: string[];
+}
+/** A page of GET /v1/search or GET /v1/mentions, newest first. */
+export interface SearchPage {
+  results: SearchResult[];
+  has_more: boolean;
+  next?: string;
+}
+export interface SearchResult {
+  message: Message;
+  /** The text cut into parts; render each as text, a match marked. */
+  highlight?: { text: string; match?: boolean }[];
 }
 export interface Conversation {
   id: string;
@@ -84,6 +97,8 @@ export interface Conversation {
   members: Member[] | null;
   last_message?: Message;
   unread_count: number;
+  /** How many unread messages mention the viewer. */
+  unread_mentions?: number;
   read_seq: number;
 }
 export type EventType =
