@@ -10,15 +10,11 @@ import (
 	"github.com/parleychat/parley/client"
 )
 
-// cachedMentions is what the client's list says about a conversation's
-// unread mentions, checked against the server's.
+// checkMentions compares the client's cached unread mentions of a
+// conversation with the server's, and both with want.
 func checkMentions(t *testing.T, b *bubble, c *client.Client, user, id string, want int64) {
 	t.Helper()
-	synctest.Wait()
-	truth, err := b.store.Conversation(context.Background(), user, id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	truth := settled(t, b, user, id)
 	if truth.UnreadMentions != want {
 		t.Fatalf("server says %d unread mentions, the test expected %d", truth.UnreadMentions, want)
 	}

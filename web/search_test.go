@@ -7,8 +7,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-
-	"github.com/parleychat/parley/internal/servertest"
 )
 
 // TestSearchOpensMessage: the search box finds messages by a word's
@@ -16,11 +14,7 @@ import (
 // (a message holding "<b>" shows "<b>"), and a result opens its
 // conversation at the message, loading older pages to reach it.
 func TestSearchOpensMessage(t *testing.T) {
-	browser := newBrowser(t)
-	srv := servertest.Start(t)
-	shots := screenshotDir(t)
-	alice, bob := twoUsers(t, browser, srv.URL)
-	alice.startDirect("bob")
+	srv, shots, alice, bob := directPair(t)
 	convID := eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)
 	base := srv.URL + "/v1/conversations/" + url.PathEscape(convID) + "/messages"
 	aTok := alice.token()
@@ -63,11 +57,7 @@ func TestSearchOpensMessage(t *testing.T) {
 // mentions the member, whose list shows the unread mention and whose
 // pane marks the message.
 func TestMentionCompletion(t *testing.T) {
-	browser := newBrowser(t)
-	srv := servertest.Start(t)
-	shots := screenshotDir(t)
-	alice, bob := twoUsers(t, browser, srv.URL)
-	alice.startDirect("bob")
+	_, shots, alice, bob := directPair(t)
 	alice.do("type a mention", chromedp.SendKeys(testID("composer"), "lunch? @b"))
 	alice.wait("bob offered", `(s => !s.hidden && [...s.querySelectorAll('[data-testid=mention-suggestion]')].map(e => e.textContent).join() === '@bob')(document.querySelector('[data-testid=mention-suggestions]'))`)
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "mention-completion"))

@@ -21,11 +21,16 @@ func (s *service) searcher() (parley.Searcher, error) {
 	return nil, parley.Errorf(parley.EUNSUPPORTED, "this server's store cannot search")
 }
 
-func searchLimit(limit int) error {
+// pageSearcher checks a page's limit and cursor (before any rate limit
+// is taken) and returns the store's searcher.
+func (s *service) pageSearcher(limit int, cursor string) (parley.Searcher, error) {
 	if limit < 0 || limit > parley.MaxSearchLimit {
-		return parley.Errorf(parley.EINVALID, "limit must be 1 to %d", parley.MaxSearchLimit)
+		return nil, parley.Errorf(parley.EINVALID, "limit must be 1 to %d", parley.MaxSearchLimit)
 	}
-	return nil
+	if len(cursor) > maxCursorBytes {
+		return nil, parley.Errorf(parley.EINVALID, "cursor is not one this server gave")
+	}
+	return s.searcher()
 }
 
 // search answers a full-text search: the query is sanitised into words
@@ -37,13 +42,7 @@ func (s *service) search(ctx context.Context, u parley.User, d protocol.Search, 
 	if err != nil {
 		return parley.SearchPage{}, err
 	}
-	if err := searchLimit(d.Limit); err != nil {
-		return parley.SearchPage{}, err
-	}
-	if len(d.Cursor) > maxCursorBytes {
-		return parley.SearchPage{}, parley.Errorf(parley.EINVALID, "cursor is not one this server gave")
-	}
-	se, err := s.searcher()
+	se, err := s.pageSearcher(d.Limit, d.Cursor)
 	if err != nil {
 		return parley.SearchPage{}, err
 	}
@@ -59,13 +58,7 @@ func (s *service) search(ctx context.Context, u parley.User, d protocol.Search, 
 
 // mentions lists u's mentions, newest first; a read like history.
 func (s *service) mentions(ctx context.Context, u parley.User, d protocol.Mentions, maxBytes int) (parley.SearchPage, error) {
-	if err := searchLimit(d.Limit); err != nil {
-		return parley.SearchPage{}, err
-	}
-	if len(d.Cursor) > maxCursorBytes {
-		return parley.SearchPage{}, parley.Errorf(parley.EINVALID, "cursor is not one this server gave")
-	}
-	se, err := s.searcher()
+	se, err := s.pageSearcher(d.Limit, d.Cursor)
 	if err != nil {
 		return parley.SearchPage{}, err
 	}

@@ -67,7 +67,9 @@ func mentionIDs(t *testing.T, s parley.Store, u parley.User, limit int) []string
 	})
 }
 
-func msgIDs(ms ...parley.Message) []string { return field(ms, func(m parley.Message) string { return m.ID }) }
+func msgIDs(ms ...parley.Message) []string {
+	return field(ms, func(m parley.Message) string { return m.ID })
+}
 
 // testMentions: @names resolve to members (not the sender, not
 // outsiders, not e-mail addresses), on the message, its event, its

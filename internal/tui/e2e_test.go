@@ -318,19 +318,27 @@ func TestDurableOutbox(t *testing.T) {
 	bob.waitText("alice: kept on disk")
 }
 
-// TestEditReplyReact: /edit, /reply and /react on messages of the open
-// conversation, seen by the other user.
-func TestEditReplyReact(t *testing.T) {
+// directPair connects alice and bob to a new server and has alice open
+// a direct conversation with bob.
+func directPair(t *testing.T) (alice, bob *driver) {
+	t.Helper()
 	srv := servertest.Start(t)
 	lookup := func(ctx context.Context, name string) (parley.User, error) {
 		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
 	}
-	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
-	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), lookup)
+	alice = newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
+	bob = newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), lookup)
 	alice.waitText("● connected as alice")
 	bob.waitText("● connected as bob")
 	alice.typeLine("/dm bob", true)
 	alice.waitText("bob ○ offline")
+	return alice, bob
+}
+
+// TestEditReplyReact: /edit, /reply and /react on messages of the open
+// conversation, seen by the other user.
+func TestEditReplyReact(t *testing.T) {
+	alice, bob := directPair(t)
 	alice.typeLine("lunch at noom?", true)
 	alice.waitText("#1 alice: lunch at noom? ✓")
 	alice.typeLine("/edit lunch at noon?", true)
