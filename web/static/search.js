@@ -175,7 +175,6 @@ function drawSuggestions() {
   );
   ui.suggest.hidden = false;
   ctx.input.setAttribute('aria-activedescendant', `mention-${active}`);
-  ctx.input.setAttribute('aria-expanded', 'true');
 }
 
 function hideSuggestions() {
@@ -184,7 +183,6 @@ function hideSuggestions() {
   ui.suggest.hidden = true;
   ui.suggest.replaceChildren();
   ctx.input.removeAttribute('aria-activedescendant');
-  ctx.input.setAttribute('aria-expanded', 'false');
 }
 
 /** pick puts "@name " in place of the word being typed. */
