@@ -44,7 +44,10 @@ type Searcher interface {
 // SearchQuery selects a page of search results. Terms come from
 // SearchTerms; Cursor is the Next of the previous page ("" for the first).
 type SearchQuery struct {
-	Terms          []string
+	Terms []string
+	// Prefix matches the last term as the start of a word
+	// (SearchPrefix).
+	Prefix         bool
 	ConversationID string
 	Cursor         string
 	Limit          int
@@ -137,11 +140,24 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
+// SearchPrefix reports whether a query asks for its last word as a
+// prefix: it ends (spaces aside) with '*' right after a letter or digit,
+// as in "quok*". Exact words are the default: a prefix of a common word
+// makes the index merge every word it begins, which costs far more.
+func SearchPrefix(query string) bool {
+	q := strings.TrimRightFunc(query, unicode.IsSpace)
+	if !strings.HasSuffix(q, "*") {
+		return false
+	}
+	r, _ := utf8.DecodeLastRuneInString(q[:len(q)-1])
+	return IsSearchWordRune(r)
+}
+
 // Highlight cuts text into parts, marking each word (a maximal run of
-// letters and digits) that equals one of terms, or begins with the last
-// of them (the stores match the last word as a prefix, for search as one
-// types), compared in lower case. The parts' texts make up text.
-func Highlight(text string, terms []string) []HighlightPart {
+// letters and digits) that equals one of terms, or, with prefix, begins
+// with the last of them, compared in lower case. The parts' texts make
+// up text.
+func Highlight(text string, terms []string, prefix bool) []HighlightPart {
 	var (
 		parts []HighlightPart
 		plain int // start of the plain text not yet in parts
@@ -149,7 +165,7 @@ func Highlight(text string, terms []string) []HighlightPart {
 	matches := func(w string) bool {
 		w = strings.ToLower(w)
 		for i, t := range terms {
-			if w == t || (i == len(terms)-1 && strings.HasPrefix(w, t)) {
+			if w == t || (prefix && i == len(terms)-1 && strings.HasPrefix(w, t)) {
 				return true
 			}
 		}

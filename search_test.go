@@ -105,6 +105,21 @@ func TestSearchTerms(t *testing.T) {
 	}
 }
 
+func TestSearchPrefix(t *testing.T) {
+	for q, want := range map[string]bool{"quok*": true, "a b*  ": true, "quok": false, "quok *": false, "*": false, "quok**": false} {
+		if got := SearchPrefix(q); got != want {
+			t.Errorf("SearchPrefix(%q) = %v, want %v", q, got, want)
+		}
+	}
+	want := []HighlightPart{{Text: "quokkas", Match: true}, {Text: " quok"}}
+	if got := Highlight("quokkas quok", []string{"quok", "x"}, true); !slices.Equal(got, []HighlightPart{{Text: "quokkas "}, {Text: "quok", Match: true}}) {
+		t.Errorf("only the last term is a prefix, the others exact: %+v", got)
+	}
+	if got := Highlight("quokkas quok", []string{"x", "quokk"}, true); !slices.Equal(got, want) {
+		t.Errorf("prefix highlight = %+v, want %+v", got, want)
+	}
+}
+
 func TestHighlight(t *testing.T) {
 	for _, tt := range []struct {
 		text  string
@@ -112,12 +127,11 @@ func TestHighlight(t *testing.T) {
 		want  []HighlightPart
 	}{
 		{"a <b>Quokka</b>!", []string{"quokka"}, []HighlightPart{{Text: "a <b>"}, {Text: "Quokka", Match: true}, {Text: "</b>!"}}},
-		{"quokkas", []string{"quok"}, []HighlightPart{{Text: "quokkas", Match: true}}},
-		{"quokkas", []string{"quok", "x"}, []HighlightPart{{Text: "quokkas"}}}, // only the last is a prefix
+		{"quokkas", []string{"quok"}, []HighlightPart{{Text: "quokkas"}}}, // exact words by default
 		{"no match", []string{"zzz"}, []HighlightPart{{Text: "no match"}}},
 		{"", []string{"x"}, nil},
 	} {
-		if got := Highlight(tt.text, tt.terms); !slices.Equal(got, tt.want) {
+		if got := Highlight(tt.text, tt.terms, false); !slices.Equal(got, tt.want) {
 			t.Errorf("Highlight(%q, %q) = %+v, want %+v", tt.text, tt.terms, got, tt.want)
 		}
 	}
@@ -152,7 +166,7 @@ func FuzzSearchTerms(f *testing.F) {
 			}
 		}
 		var b strings.Builder
-		for _, p := range Highlight(text, terms) {
+		for _, p := range Highlight(text, terms, SearchPrefix(query)) {
 			if p.Text == "" {
 				t.Fatalf("an empty part")
 			}

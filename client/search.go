@@ -17,9 +17,10 @@ type SearchOptions struct {
 }
 
 // Search finds messages by words in the conversations this user is a
-// member of, newest first: every word of query must be in a message (the
-// last one may be the start of a word), without regard to case.
-// Punctuation only separates words. Each result's Highlight cuts the
+// member of, newest first: every word of query must be in a message,
+// without regard to case; a query ending in '*' right after its last word
+// matches that word as the start of a word ("quok*"). Other punctuation
+// only separates words. Each result's Highlight cuts the
 // text into parts and marks the words that matched; render the parts as
 // text (never as markup). Follow page.Next while page.HasMore for more.
 //

@@ -10,7 +10,7 @@ import (
 )
 
 // TestSearchOpensMessage: the search box finds messages by a word's
-// start, shows each result's text as text with the matched word marked
+// start ("quok*"), shows each result's text as text with the matched word marked
 // (a message holding "<b>" shows "<b>"), and a result opens its
 // conversation at the message, loading older pages to reach it.
 func TestSearchOpensMessage(t *testing.T) {
@@ -24,7 +24,7 @@ func TestSearchOpensMessage(t *testing.T) {
 	}
 	apiDo(t, "POST", base, aTok, `{"client_id":"last","text":"the quokkas are back"}`)
 
-	bob.do("search", chromedp.SendKeys(testID("search-input"), "quok"+kb.Enter))
+	bob.do("search", chromedp.SendKeys(testID("search-input"), "quok*"+kb.Enter))
 	bob.wait("two results", `document.querySelectorAll('[data-testid=search-result]').length === 2`)
 	texts := eval[[]string](t, bob.tab, `[...document.querySelectorAll('[data-testid=search-text]')].map(e => e.textContent)`)
 	if len(texts) != 2 || texts[0] != "the quokkas are back" || texts[1] != "an <b>early</b> Quokka sighting" {

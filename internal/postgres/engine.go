@@ -165,9 +165,10 @@ func (dialect) SearchFrom() (from, match string) {
 func (dialect) SearchKey() string { return `m.search_key` }
 
 // SearchMatch: each term a quoted lexeme (terms hold only letters and
-// digits), all of them required, the last one a prefix. convs are not
-// needed: the planner chooses between the GIN index and the members.
-func (dialect) SearchMatch(terms, _ []string) string {
+// digits), all of them required, the last one a prefix with prefix.
+// convs are not needed: the planner chooses between the GIN index and
+// the members.
+func (dialect) SearchMatch(terms, _ []string, prefix bool) string {
 	var b strings.Builder
 	for i, t := range terms {
 		if i > 0 {
@@ -175,6 +176,8 @@ func (dialect) SearchMatch(terms, _ []string) string {
 		}
 		b.WriteString("'" + t + "'")
 	}
-	b.WriteString(":*")
+	if prefix {
+		b.WriteString(":*")
+	}
 	return b.String()
 }

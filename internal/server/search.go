@@ -49,7 +49,7 @@ func (s *service) search(ctx context.Context, u parley.User, d protocol.Search, 
 	if err := s.limits.searches.check(u.ID); err != nil {
 		return parley.SearchPage{}, err
 	}
-	p, err := se.Search(ctx, u.ID, parley.SearchQuery{Terms: terms, ConversationID: d.ConversationID, Cursor: d.Cursor, Limit: d.Limit})
+	p, err := se.Search(ctx, u.ID, parley.SearchQuery{Terms: terms, Prefix: parley.SearchPrefix(d.Query), ConversationID: d.ConversationID, Cursor: d.Cursor, Limit: d.Limit})
 	if err != nil {
 		return parley.SearchPage{}, err
 	}

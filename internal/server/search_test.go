@@ -106,7 +106,7 @@ func TestSearchOverWebSocket(t *testing.T) {
 		t.Fatalf("paged search = %v, want %v", got, sent)
 	}
 	tok := srv.Token(t, "bob", "Bob")
-	resp := httpDo(t, srv, "GET", "/v1/search?q=QUOK&conversation_id="+url.QueryEscape(conv.ID), tok, "")
+	resp := httpDo(t, srv, "GET", "/v1/search?q=QUOK*&conversation_id="+url.QueryEscape(conv.ID), tok, "")
 	if hp := decodeJSON[parley.SearchPage](t, resp.body); resp.status != 200 || !slices.Equal(resultIDs(hp), sent) {
 		t.Fatalf("GET /v1/search: %d %s", resp.status, resp.body)
 	}

@@ -94,8 +94,9 @@ func (dialect) SearchKey() string { return `f.rowid` }
 
 // SearchMatch: each term a quoted FTS5 string (terms hold only letters
 // and digits), all of them required in the text column, the last one a
-// prefix; with convs, only messages whose conv token is one of theirs.
-func (dialect) SearchMatch(terms, convs []string) string {
+// prefix with prefix; with convs, only messages whose conv token is one
+// of theirs.
+func (dialect) SearchMatch(terms, convs []string, prefix bool) string {
 	var b strings.Builder
 	b.WriteString("text : (")
 	for i, t := range terms {
@@ -104,7 +105,10 @@ func (dialect) SearchMatch(terms, convs []string) string {
 		}
 		b.WriteString(`"` + t + `"`)
 	}
-	b.WriteString("*)")
+	if prefix {
+		b.WriteByte('*')
+	}
+	b.WriteByte(')')
 	if len(convs) > 0 {
 		b.WriteString(" AND conv : (")
 		for i, c := range convs {

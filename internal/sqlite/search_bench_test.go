@@ -29,7 +29,8 @@ import (
 //
 // Each case is one search of one page (20 results) as a user: "common"
 // (a word in about a third of the messages), "medium" (about 1%),
-// "rare" (about 0.01%), "two words", "prefix", the same as a user in a
+// "rare" (about 0.01%), "two words", "prefix" (three letters and '*'),
+// "common_prefix" (the common word and '*'), the same as a user in a
 // single group (the index walks many matches it cannot show), and with
 // the conversation filter.
 func BenchmarkSearch1M(b *testing.B) {
@@ -72,7 +73,8 @@ func BenchmarkSearch1M(b *testing.B) {
 		{"medium", "u0", w[30], ""},
 		{"rare", "u0", w[5000], ""},
 		{"two_words", "u0", w[3] + " " + w[40], ""},
-		{"prefix", "u0", w[100][:3], ""},
+		{"prefix", "u0", w[100][:3] + "*", ""},
+		{"common_prefix", "u0", w[0] + "*", ""},
 		{"common_one_group", "solo", w[0], ""},
 		{"medium_one_group", "solo", w[30], ""},
 		{"medium_in_conversation", "u0", w[30], groups[0].ID},
@@ -84,7 +86,7 @@ func BenchmarkSearch1M(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			var found int
 			for b.Loop() {
-				p, err := db.Search(b.Context(), tc.user, parley.SearchQuery{Terms: terms, ConversationID: tc.conv})
+				p, err := db.Search(b.Context(), tc.user, parley.SearchQuery{Terms: terms, Prefix: parley.SearchPrefix(tc.query), ConversationID: tc.conv})
 				if err != nil {
 					b.Fatal(err)
 				}

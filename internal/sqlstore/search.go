@@ -165,7 +165,7 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 				convs = nil
 			}
 		}
-		args := []any{userID, s.d.SearchMatch(sq.Terms, convs), after, limit + 1}
+		args := []any{userID, s.d.SearchMatch(sq.Terms, convs, sq.Prefix), after, limit + 1}
 		if sq.ConversationID != "" {
 			args = append(args, sq.ConversationID)
 		}
@@ -180,7 +180,7 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 				return parley.SearchResult{}, err
 			}
 			msg := m.message()
-			return parley.SearchResult{Message: *msg, Highlight: parley.Highlight(msg.Text, sq.Terms),
+			return parley.SearchResult{Message: *msg, Highlight: parley.Highlight(msg.Text, sq.Terms, sq.Prefix),
 				Cursor: encodeCursor("s" + strconv.FormatInt(k, 10))}, nil
 		})
 		return err

@@ -150,14 +150,14 @@ type Dialect interface {
 	// Search (search.go). SearchFrom is the FROM of a search with its
 	// match condition: it names the messages m, and matches the query
 	// argument $2, made by SearchMatch from parley.SearchTerms (the last
-	// term a prefix). SearchKey is an integer expression that grows with
+	// term a prefix when prefix is set). SearchKey is an integer expression that grows with
 	// each message inserted: the results' order (newest first) and
 	// cursor. convs, when given, are the only conversations the
 	// caller may see (SearchMatch may restrict the index with them; the
 	// query restricts the rows by membership anyway).
 	SearchFrom() (from, match string)
 	SearchKey() string
-	SearchMatch(terms, convs []string) string
+	SearchMatch(terms, convs []string, prefix bool) string
 }
 
 // WriteHealther is what the server's /readyz asks a store besides Head:

@@ -21,7 +21,7 @@ func search(t *testing.T, s parley.Store, u parley.User, query, convID, cursor s
 	if err != nil {
 		t.Fatalf("SearchTerms(%q): %v", query, err)
 	}
-	return optional[parley.Searcher](t, s).Search(ctx(t), u.ID, parley.SearchQuery{Terms: terms, ConversationID: convID, Cursor: cursor, Limit: limit})
+	return optional[parley.Searcher](t, s).Search(ctx(t), u.ID, parley.SearchQuery{Terms: terms, Prefix: parley.SearchPrefix(query), ConversationID: convID, Cursor: cursor, Limit: limit})
 }
 
 // resultIDs follows a search's or mentions' pages (limit each) to the
@@ -242,9 +242,13 @@ func testSearch(t *testing.T, s parley.Store) {
 			t.Errorf("by %d: %v, want %v", limit, got, want)
 		}
 	}
-	// Prefix of the last word; all words required; case ignored.
-	if got := searchIDs(t, s, b, strings.ToUpper(w[:len(w)-1]), "", 50); len(got) != 4 {
+	// Prefix of the last word when asked (a '*' after it), else exact
+	// words; all words required; case ignored.
+	if got := searchIDs(t, s, b, strings.ToUpper(w[:len(w)-1])+"*", "", 50); len(got) != 4 {
 		t.Errorf("prefix finds %d, want 4", len(got))
+	}
+	if got := searchIDs(t, s, b, strings.ToUpper(w[:len(w)-1]), "", 50); len(got) != 0 {
+		t.Errorf("a word's start without '*' finds %d, want 0", len(got))
 	}
 	if got := searchIDs(t, s, b, "message 2 "+w, "", 50); !slices.Equal(got, msgIDs(inConv[2])) {
 		t.Errorf("all words: %v, want %v", got, msgIDs(inConv[2]))

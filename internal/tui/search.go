@@ -25,7 +25,7 @@ const searchShown = 5
 // "/mentions".
 func (m *Model) searchCommand(cmd, rest string) tea.Cmd {
 	if cmd == "/search" && strings.TrimSpace(rest) == "" {
-		m.notice = "usage: /search words (the last may be the start of a word)"
+		m.notice = "usage: /search words (end with * to match the start of a word)"
 		return nil
 	}
 	if m.c == nil {

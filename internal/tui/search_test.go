@@ -12,7 +12,7 @@ func TestSearchAndMentions(t *testing.T) {
 	bob.waitText("#1 @alice: the quokka is here") // the line mentions bob
 	bob.typeLine("/mentions", true)
 	bob.waitText("mentions: alice #1 alice: the quokka is here, @bob")
-	bob.typeLine("/search QUOK", true)
+	bob.typeLine("/search QUOK*", true)
 	bob.waitText("alice #1 alice: the [quokka] is here, @bob")
 	bob.typeLine("/search zebra", true)
 	bob.waitText("nothing found")
