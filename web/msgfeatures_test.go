@@ -43,8 +43,8 @@ func directPair(t *testing.T) (srv *servertest.Server, shots string, alice, bob 
 
 // TestEditsRepliesReactionsShown: the web client shows edits, a reply's
 // quote (following its parent's edit) and reactions live, as another
-// device of the users makes them through the HTTP API. (The web client
-// shows them; making them from the page is not built yet.)
+// device of the users makes them through the HTTP API. (Making them from
+// the page: actions_test.go.)
 func TestEditsRepliesReactionsShown(t *testing.T) {
 	srv, shots, alice, bob := directPair(t)
 	alice.do("send a message", chromedp.SendKeys(testID("composer"), "lunch at noom?"+kb.Enter))

@@ -41,7 +41,7 @@ func TestSearchOpensMessage(t *testing.T) {
 
 	bob.click("the older result", `[data-testid=search-result][data-seq="1"]`)
 	bob.wait("the conversation open at the message, marked and in view", `(() => {
-		const el = document.querySelector('[data-testid=message][data-seq="1"][data-found=true]');
+		const el = document.querySelector('[data-testid=message][data-seq="1"][data-highlight=true]');
 		if (!el) return false;
 		const r = el.getBoundingClientRect(), p = document.querySelector('[data-testid=messages]').getBoundingClientRect();
 		return r.bottom > p.top && r.top < p.bottom;
