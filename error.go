@@ -42,27 +42,26 @@ func Errorf(code, format string, args ...any) *Error {
 // ErrorCode returns the code of the first *Error in err's chain, "" for nil,
 // and EINTERNAL for any other error.
 func ErrorCode(err error) string {
-	var e *Error
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &e):
-		return e.Code
-	}
-	return EINTERNAL
+	return errorPart(err, func(e *Error) string { return e.Code }, EINTERNAL)
 }
 
 // ErrorMessage returns the message of the first *Error in err's chain, or a
 // generic text for any other error so internals never reach a client.
 func ErrorMessage(err error) string {
+	return errorPart(err, func(e *Error) string { return e.Message }, "internal error")
+}
+
+// errorPart returns part of the first *Error in err's chain, "" for nil,
+// and other for any other error.
+func errorPart(err error, part func(*Error) string, other string) string {
 	var e *Error
 	switch {
 	case err == nil:
 		return ""
 	case errors.As(err, &e):
-		return e.Message
+		return part(e)
 	}
-	return "internal error"
+	return other
 }
 
 // ErrNotFound is returned for a conversation or message that does not

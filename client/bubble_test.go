@@ -110,13 +110,30 @@ func (b *bubble) client(opts ...client.Option) *client.Client {
 	return c
 }
 
-// direct makes a client for user id that dials the server around the
-// proxy, so the proxy's faults never reach it, and connects it.
-func (b *bubble) direct(id string) *client.Client {
+// device returns a maker of clients for user id that share one durable
+// outbox file, as the successive runs of an app on one device do, and the
+// first run, connected.
+func (b *bubble) device(id string) (func() *client.Client, *client.Client) {
 	b.t.Helper()
-	c := b.client(client.WithToken(b.token(id)), client.WithDialer(func(ctx context.Context, _, _ string) (net.Conn, error) { return b.back.Dial(ctx) }))
+	file := filepath.Join(b.t.TempDir(), "outbox.db")
+	tok := b.token(id)
+	opts := []client.Option{client.WithToken(tok), client.WithOutboxFile(file)}
+	return func() *client.Client { return b.client(opts...) }, b.connected(opts...)
+}
+
+// connected makes a client with opts, as client does, and connects it.
+func (b *bubble) connected(opts ...client.Option) *client.Client {
+	b.t.Helper()
+	c := b.client(opts...)
 	if err := c.Connect(context.Background()); err != nil {
 		b.t.Fatal(err)
 	}
 	return c
+}
+
+// direct makes a client for user id that dials the server around the
+// proxy, so the proxy's faults never reach it, and connects it.
+func (b *bubble) direct(id string) *client.Client {
+	b.t.Helper()
+	return b.connected(client.WithToken(b.token(id)), client.WithDialer(func(ctx context.Context, _, _ string) (net.Conn, error) { return b.back.Dial(ctx) }))
 }

@@ -21,10 +21,7 @@ func bubbleUsers(t *testing.T, b *bubble, ids ...string) []*client.Client {
 	t.Helper()
 	out := make([]*client.Client, len(ids))
 	for i, id := range ids {
-		out[i] = b.client(client.WithToken(b.token(id)), client.WithBackoff(100*time.Millisecond, time.Second))
-		if err := out[i].Connect(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		out[i] = b.connected(client.WithToken(b.token(id)), client.WithBackoff(100*time.Millisecond, time.Second))
 	}
 	return out
 }
@@ -72,14 +69,9 @@ func checkUnread(t *testing.T, b *bubble, c *client.Client, user, id string, wan
 // partial read or a delete there asks the server again).
 func TestUnreadCountsFollowEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice, bob := alicebob(t, b)
+		b, alice, bob, cv := twoInGroup(t, "bob")
 		ctx := context.Background()
-		cv := mustGroup(t, bob, "alice")
-		synctest.Wait()
-		if _, err := alice.Conversations(ctx); err != nil {
-			t.Fatal(err)
-		}
+		settledList(t, alice)
 		changed := record(alice)
 		var ids []string
 		for i := range 5 {
@@ -114,15 +106,7 @@ func TestUnreadCountsFollowEvents(t *testing.T) {
 			m.Wait(ctx)
 		}
 		checkUnread(t, b, alice, "alice", cv.ID, 4)
-		changed.mu.Lock()
-		n := 0
-		for _, ev := range changed.events {
-			if _, ok := ev.(client.ConversationsChanged); ok {
-				n++
-			}
-		}
-		changed.mu.Unlock()
-		if n == 0 {
+		if len(recorded[client.ConversationsChanged](changed)) == 0 {
 			t.Fatal("no ConversationsChanged event")
 		}
 
@@ -130,9 +114,7 @@ func TestUnreadCountsFollowEvents(t *testing.T) {
 		// from the server, so a partial read and a delete inside it are
 		// asked for again.
 		alice2 := bubbleUsers(t, b, "alice")[0]
-		if _, err := alice2.Conversations(ctx); err != nil {
-			t.Fatal(err)
-		}
+		mustList(t, alice2)
 		checkUnread(t, b, alice2, "alice", cv.ID, 4)
 		page, _ := b.store.Messages(ctx, "alice", cv.ID, parley.MessageQuery{})
 		last := page.Messages[len(page.Messages)-1].Seq
@@ -163,10 +145,7 @@ func TestUnreadCountsUnderConcurrentChanges(t *testing.T) {
 			m, _ := bob.Send(ctx, cv.ID, "early")
 			m.Wait(ctx)
 		}
-		synctest.Wait()
-		if _, err := alice.Conversations(ctx); err != nil {
-			t.Fatal(err)
-		}
+		settledList(t, alice)
 		rng := rand.New(rand.NewPCG(1, 2))
 		var mu sync.Mutex
 		var sent []parley.Message
@@ -219,23 +198,11 @@ func TestUnreadCountsUnderConcurrentChanges(t *testing.T) {
 // Send stops one's typing.
 func TestTyping(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice, bob := alicebob(t, b)
+		_, alice, bob, cv := twoInGroup(t, "bob")
 		ctx := context.Background()
-		cv := mustGroup(t, bob, "alice")
 		rec := record(alice)
 		synctest.Wait()
-		starts := func() int {
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			n := 0
-			for _, ev := range rec.events {
-				if _, ok := ev.(client.TypingStarted); ok {
-					n++
-				}
-			}
-			return n
-		}
+		starts := func() int { return len(recorded[client.TypingStarted](rec)) }
 		// Keystrokes every 500 ms for 2.5 s: one start goes out.
 		for range 6 {
 			if err := bob.SetTyping(ctx, cv.ID, true); err != nil {
@@ -269,16 +236,9 @@ func TestTyping(t *testing.T) {
 		if typ := alice.Typing(cv.ID); len(typ) != 0 {
 			t.Fatalf("still typing 5 s after the last start: %+v", typ)
 		}
-		rec.mu.Lock()
-		var expired *client.TypingStopped
-		for _, ev := range rec.events {
-			if ts, ok := ev.(client.TypingStopped); ok {
-				expired = &ts
-			}
-		}
-		rec.mu.Unlock()
-		if expired == nil || !expired.Expired || expired.UserID != "bob" {
-			t.Fatalf("last stop %+v, want an expiry for bob", expired)
+		stops := recorded[client.TypingStopped](rec)
+		if len(stops) == 0 || !stops[len(stops)-1].Expired || stops[len(stops)-1].UserID != "bob" {
+			t.Fatalf("stops %+v, want the last an expiry for bob", stops)
 		}
 
 		// Typing, then Send: the stop goes out with the message.
@@ -293,16 +253,9 @@ func TestTyping(t *testing.T) {
 		if typ := alice.Typing(cv.ID); len(typ) != 0 {
 			t.Fatalf("still typing after his message: %+v", typ)
 		}
-		rec.mu.Lock()
-		var stop client.TypingStopped
-		for _, ev := range rec.events {
-			if ts, ok := ev.(client.TypingStopped); ok {
-				stop = ts
-			}
-		}
-		rec.mu.Unlock()
-		if stop.Expired || stop.UserID != "bob" {
-			t.Fatalf("last stop %+v, want bob's, not an expiry", stop)
+		stops = recorded[client.TypingStopped](rec)
+		if len(stops) == 0 || stops[len(stops)-1].Expired || stops[len(stops)-1].UserID != "bob" {
+			t.Fatalf("stops %+v, want the last bob's, not an expiry", stops)
 		}
 	})
 }
@@ -315,8 +268,7 @@ func TypingExpiryMinus() time.Duration { return client.TypingExpiry - 100*time.M
 // sharing no conversation is never shown.
 func TestPresenceOfContacts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice := bubbleUsers(t, b, "alice")[0]
+		b, alice := aliceAlone(t)
 		ctx := context.Background()
 		b.token("bob")
 		b.token("mallory")
@@ -504,13 +456,7 @@ func TestViewResumeAndResync(t *testing.T) {
 		cv := mustGroup(t, bob, "alice")
 		send := func(n int) {
 			for range n {
-				m, err := bob.Send(ctx, cv.ID, "x")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := m.Wait(ctx); err != nil {
-					t.Fatal(err)
-				}
+				sent(t, bob, cv.ID, "x")
 			}
 		}
 		send(3)
@@ -548,15 +494,8 @@ func TestViewResumeAndResync(t *testing.T) {
 		b.proxy.Heal()
 		time.Sleep(2 * time.Second)
 		contiguous(7)
-		rec.mu.Lock()
-		var resumed *client.Resumed
-		for _, ev := range rec.events {
-			if r, ok := ev.(client.Resumed); ok {
-				resumed = &r
-			}
-		}
-		rec.mu.Unlock()
-		if resumed == nil || resumed.Count != 4 {
+		resumed := recorded[client.Resumed](rec)
+		if len(resumed) == 0 || resumed[len(resumed)-1].Count != 4 {
 			t.Fatalf("resumed %+v, want 4 replayed events", resumed)
 		}
 
@@ -585,18 +524,13 @@ func TestViewResumeAndResync(t *testing.T) {
 			t.Fatal(err)
 		}
 		contiguous(20)
-		rec.mu.Lock()
-		resynced := false
-		for _, ev := range rec.events {
-			if r, ok := ev.(client.Resynced); ok {
-				if r.Reason != client.ResyncResumeLimit || r.Text == "" {
-					t.Errorf("resync %+v, want reason resumeLimit and the server's text", r)
-				}
-				resynced = true
+		resyncs := recorded[client.Resynced](rec)
+		for _, r := range resyncs {
+			if r.Reason != client.ResyncResumeLimit || r.Text == "" {
+				t.Errorf("resync %+v, want reason resumeLimit and the server's text", r)
 			}
 		}
-		rec.mu.Unlock()
-		if !resynced {
+		if len(resyncs) == 0 {
 			t.Fatal("no Resynced event after missing more than ResumeLimit events")
 		}
 		if err := v.Err(); err != nil && !errors.Is(err, context.Canceled) {
@@ -646,6 +580,76 @@ func alicebob(t *testing.T, b *bubble) (alice, bob *client.Client) {
 	t.Helper()
 	cs := bubbleUsers(t, b, "alice", "bob")
 	return cs[0], cs[1]
+}
+
+// aliceAlone connects alice in a new bubble.
+func aliceAlone(t *testing.T) (*bubble, *client.Client) {
+	t.Helper()
+	b := newBubble(t, nil)
+	return b, bubbleUsers(t, b, "alice")[0]
+}
+
+// twoInGroup connects alice and bob in a new bubble; owner, one of them,
+// creates a group "g" with the other.
+func twoInGroup(t *testing.T, owner string) (b *bubble, alice, bob *client.Client, cv parley.Conversation) {
+	t.Helper()
+	b = newBubble(t, nil)
+	alice, bob = alicebob(t, b)
+	if owner == "alice" {
+		return b, alice, bob, mustGroup(t, alice, "bob")
+	}
+	return b, alice, bob, mustGroup(t, bob, "alice")
+}
+
+// settledList waits for the bubble to settle (the events under way
+// delivered) and fetches c's conversation list.
+func settledList(t *testing.T, c *client.Client) {
+	t.Helper()
+	synctest.Wait()
+	mustList(t, c)
+}
+
+// aliceInGroup connects alice in a new bubble, in a group "g" of her own.
+func aliceInGroup(t *testing.T) (*bubble, *client.Client, parley.Conversation) {
+	t.Helper()
+	b, alice := aliceAlone(t)
+	return b, alice, mustGroup(t, alice)
+}
+
+// mustList fetches c's conversation list.
+func mustList(t *testing.T, c *client.Client) {
+	t.Helper()
+	if _, err := c.Conversations(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// opened opens conversation id for c; the view is closed when the test
+// ends.
+func opened(t *testing.T, c *client.Client, id string) *client.ConversationView {
+	t.Helper()
+	v, err := c.OpenConversation(context.Background(), id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	return v
+}
+
+// sent sends text from c to conversation id and returns the message as
+// stored.
+func sent(t *testing.T, c *client.Client, id, text string) parley.Message {
+	t.Helper()
+	ctx := context.Background()
+	m, err := c.Send(ctx, id, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // mustGroup has c create a group "g" with the given members.

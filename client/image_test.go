@@ -34,10 +34,8 @@ func pngBytes(t *testing.T) []byte {
 // then Sent with the server's attachment); the other member gets it.
 func TestSendImage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice, bob := alicebob(t, b)
+		_, alice, bob, cv := twoInGroup(t, "alice")
 		ctx := context.Background()
-		cv := mustGroup(t, alice, "bob")
 		rec := record(bob)
 		data := pngBytes(t)
 		m, err := alice.SendImage(ctx, cv.ID, bytes.NewReader(data), client.WithCaption("a red line"))
@@ -68,10 +66,8 @@ func TestSendImage(t *testing.T) {
 // and before the one sent after it.
 func TestSendImageUploadInterrupted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice := bubbleUsers(t, b, "alice")[0]
+		b, alice, cv := aliceInGroup(t)
 		ctx := context.Background()
-		cv := mustGroup(t, alice)
 		first, _ := alice.Send(ctx, cv.ID, "before")
 		if _, err := first.Wait(ctx); err != nil {
 			t.Fatal(err)
@@ -113,10 +109,8 @@ func TestSendImageUploadInterrupted(t *testing.T) {
 // server's reason; Resend of it fails again the same way.
 func TestSendImageRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice := bubbleUsers(t, b, "alice")[0]
+		b, alice, cv := aliceInGroup(t)
 		ctx := context.Background()
-		cv := mustGroup(t, alice)
 		m, err := alice.SendImage(ctx, cv.ID, bytes.NewReader([]byte("just some text, named cat.png")))
 		if err != nil {
 			t.Fatal(err)
@@ -150,13 +144,8 @@ func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
 		b := newBubble(t, func(c *server.Config) {
 			c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 0.01, 1 // one send per 100 s
 		})
-		file := filepath.Join(t.TempDir(), "outbox.db")
-		tok := b.token("alice")
+		device, c1 := b.device("alice")
 		ctx := context.Background()
-		c1 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
-		if err := c1.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
 		cv := mustGroup(t, c1)
 		first, _ := c1.Send(ctx, cv.ID, "uses the burst")
 		if _, err := first.Wait(ctx); err != nil {
@@ -176,7 +165,7 @@ func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
 		if err := c1.Close(); err != nil {
 			t.Fatal(err)
 		}
-		c2 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
+		c2 := device()
 		p := c2.Pending()
 		if len(p) != 1 || p[0].ClientID() != m.ClientID() || p[0].Type() != parley.Image {
 			t.Fatalf("reopened outbox %d", len(p))

@@ -25,7 +25,9 @@ type scriptedServer struct {
 	scripts chan func(ctx context.Context, ws *websocket.Conn)
 }
 
-func startScripted(t *testing.T) (*scriptedServer, string) {
+// startScripted starts a scripted server and a client of it (not yet
+// connected) that retries at once; both close when the test ends.
+func startScripted(t *testing.T) (*scriptedServer, *client.Client) {
 	s := &scriptedServer{t: t, hellos: make(chan *int64, 8), scripts: make(chan func(context.Context, *websocket.Conn), 8)}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, nil)
@@ -54,7 +56,12 @@ func startScripted(t *testing.T) (*scriptedServer, string) {
 		}
 	}))
 	t.Cleanup(hs.Close)
-	return s, hs.URL
+	c, err := client.New(hs.URL, client.WithToken("t"), client.WithBackoff(time.Millisecond, 5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return s, c
 }
 
 func writeFrame(ctx context.Context, t *testing.T, ws *websocket.Conn, typ string, data any) {
@@ -84,12 +91,7 @@ func messageAt(pos int64) parley.Event {
 // stay dropped as already seen. Only a resync that says the log was lost
 // (cause log_lost) moves it to the server's head.
 func TestLowerHeadNeverRewinds(t *testing.T) {
-	srv, url := startScripted(t)
-	c, err := client.New(url, client.WithToken("t"), client.WithBackoff(time.Millisecond, 5*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	srv, c := startScripted(t)
 	got := make(chan client.Event, 64)
 	c.AddEventHandler("test", func(ev client.Event) {
 		switch ev.(type) {
@@ -208,12 +210,7 @@ func TestLowerHeadNeverRewinds(t *testing.T) {
 // restart: 4003; a server bug: 1011; a generic reconnect: 4000) never
 // leave the client Disconnected: it says hello again on a new connection.
 func TestNetworkFaultClosesAreNotTerminal(t *testing.T) {
-	srv, url := startScripted(t)
-	c, err := client.New(url, client.WithToken("t"), client.WithBackoff(time.Millisecond, 5*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	srv, c := startScripted(t)
 	codes := []websocket.StatusCode{protocol.CloseHelloTimeout, protocol.CloseHeartbeatTimeout, protocol.CloseShutdown,
 		websocket.StatusInternalError, protocol.CloseReconnect}
 	for _, code := range codes {

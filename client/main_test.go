@@ -87,15 +87,24 @@ func record(c *client.Client) *recorder {
 	return r
 }
 
-// messages returns the NewMessage events seen so far, by conversation.
-func (r *recorder) messages() map[string][]parley.Message {
+// recorded returns the events of type T that r saw so far, in order.
+func recorded[T client.Event](r *recorder) []T {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string][]parley.Message)
+	var out []T
 	for _, ev := range r.events {
-		if nm, ok := ev.(client.NewMessage); ok {
-			out[nm.Message.ConversationID] = append(out[nm.Message.ConversationID], nm.Message)
+		if e, ok := ev.(T); ok {
+			out = append(out, e)
 		}
+	}
+	return out
+}
+
+// messages returns the NewMessage events seen so far, by conversation.
+func (r *recorder) messages() map[string][]parley.Message {
+	out := make(map[string][]parley.Message)
+	for _, nm := range recorded[client.NewMessage](r) {
+		out[nm.Message.ConversationID] = append(out[nm.Message.ConversationID], nm.Message)
 	}
 	return out
 }

@@ -2,13 +2,11 @@ package client_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"testing/synctest"
 
 	"github.com/parleychat/parley"
-	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/internal/faultproxy"
 )
 
@@ -20,13 +18,8 @@ import (
 func TestOfflineEditsKeepTheirOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBubble(t, nil)
-		file := filepath.Join(t.TempDir(), "outbox.db")
-		tok := b.token("alice")
+		device, c1 := b.device("alice")
 		ctx := context.Background()
-		c1 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
-		if err := c1.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
 		cv := mustGroup(t, c1)
 		zero, err := c1.Send(ctx, cv.ID, "zero")
 		if err != nil {
@@ -63,7 +56,7 @@ func TestOfflineEditsKeepTheirOrder(t *testing.T) {
 		}
 
 		b.proxy.Heal()
-		c2 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
+		c2 := device()
 		pending := c2.Pending()
 		kinds := make([]bool, len(pending))
 		for i, m := range pending {
@@ -138,10 +131,8 @@ func TestOfflineEditsKeepTheirOrder(t *testing.T) {
 // conversation list's last message follows an edit.
 func TestViewFollowsEditsReactionsReplies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice, bob := alicebob(t, b)
+		_, alice, bob, cv := twoInGroup(t, "alice")
 		ctx := context.Background()
-		cv := mustGroup(t, alice, "bob")
 		parentM, _ := alice.Send(ctx, cv.ID, "what time?")
 		parent, err := parentM.Wait(ctx)
 		if err != nil {
@@ -155,14 +146,8 @@ func TestViewFollowsEditsReactionsReplies(t *testing.T) {
 		if err != nil || reply.ReplyTo == nil || reply.ReplyTo.Text != "what time?" {
 			t.Fatalf("reply = %+v, %v", reply.ReplyTo, err)
 		}
-		if _, err := bob.Conversations(ctx); err != nil {
-			t.Fatal(err)
-		}
-		v, err := bob.OpenConversation(ctx, cv.ID, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer v.Close()
+		mustList(t, bob)
+		v := opened(t, bob, cv.ID)
 
 		if _, err := bob.React(ctx, cv.ID, parent.ID, "👍"); err != nil {
 			t.Fatal(err)

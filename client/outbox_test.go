@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -68,13 +67,8 @@ func TestAckLostAfterCommit(t *testing.T) {
 func TestDurableOutbox(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBubble(t, nil)
-		file := filepath.Join(t.TempDir(), "outbox.db")
-		tok := b.token("alice")
+		device, c1 := b.device("alice")
 		ctx := context.Background()
-		c1 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
-		if err := c1.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
 		cv := mustGroup(t, c1)
 		b.proxy.Refuse(true)
 		b.proxy.CutAll()
@@ -92,7 +86,7 @@ func TestDurableOutbox(t *testing.T) {
 		}
 
 		b.proxy.Heal()
-		c2 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
+		c2 := device()
 		pending := c2.Pending()
 		if len(pending) != 3 || pending[0].ClientID() != ids[0] || pending[2].Text() != "three" {
 			t.Fatalf("reopened outbox: %d messages", len(pending))
@@ -116,7 +110,7 @@ func TestDurableOutbox(t *testing.T) {
 		}
 		c2.Close()
 		// A third client finds the file empty.
-		c3 := b.client(client.WithToken(tok), client.WithOutboxFile(file))
+		c3 := device()
 		if n := len(c3.Pending()); n != 0 {
 			t.Fatalf("outbox file still holds %d", n)
 		}
@@ -312,8 +306,7 @@ func TestFlushAndOutboxErrors(t *testing.T) {
 // carries it with the error.
 func TestMessageStatusChangedCarriesMessage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice := bubbleUsers(t, b, "alice")[0]
+		b, alice := aliceAlone(t)
 		ctx := context.Background()
 		b.token("bob")
 		cv, err := alice.CreateDirect(ctx, "bob")

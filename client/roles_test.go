@@ -35,10 +35,7 @@ func TestGroupRolesSDK(t *testing.T) {
 		alice, bob := cs[0], cs[1]
 		ctx := context.Background()
 		cv := mustGroup(t, bob, "alice")
-		synctest.Wait()
-		if _, err := alice.Conversations(ctx); err != nil {
-			t.Fatal(err)
-		}
+		settledList(t, alice)
 		if r := roleIn(alice, cv.ID, "bob"); r != parley.RoleOwner {
 			t.Fatalf("bob's role as alice sees it: %q, want owner", r)
 		}
@@ -75,19 +72,10 @@ func TestGroupRolesSDK(t *testing.T) {
 // of queuing; added back, they send again. Leave marks it the same way.
 func TestRemovedFromGroup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice, bob := alicebob(t, b)
+		_, alice, bob, cv := twoInGroup(t, "bob")
 		ctx := context.Background()
-		cv := mustGroup(t, bob, "alice")
-		synctest.Wait()
-		if _, err := alice.Conversations(ctx); err != nil {
-			t.Fatal(err)
-		}
-		v, err := alice.OpenConversation(ctx, cv.ID, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer v.Close()
+		settledList(t, alice)
+		v := opened(t, alice, cv.ID)
 		var changed atomic.Int32
 		v.OnChange(func() { changed.Add(1) })
 		if v.Removed() || alice.IsRemoved(cv.ID) {
@@ -166,9 +154,7 @@ func TestFlagsSyncAcrossDevices(t *testing.T) {
 		cv := mustGroup(t, bob, "alice")
 		synctest.Wait()
 		for _, c := range cs {
-			if _, err := c.Conversations(ctx); err != nil {
-				t.Fatal(err)
-			}
+			mustList(t, c)
 		}
 		var heard atomic.Int32
 		laptop.AddEventHandler("flags", func(ev client.Event) {
@@ -194,13 +180,7 @@ func TestFlagsSyncAcrossDevices(t *testing.T) {
 		if got, _ := cached(bob, cv.ID); got.Muted || got.Archived {
 			t.Errorf("bob's copy changed: %+v", got)
 		}
-		m, err := bob.Send(ctx, cv.ID, "wake up")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
+		sent(t, bob, cv.ID, "wake up")
 		synctest.Wait()
 		if got, _ := cached(laptop, cv.ID); got.Archived || !got.Muted || got.UnreadCount != 1 {
 			t.Errorf("after a new message the laptop has %+v, want unarchived, muted, 1 unread", got)

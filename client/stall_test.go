@@ -44,8 +44,7 @@ func (l *changeLog) last() (client.StatusChange, int) {
 // the callback goroutine blocked on the full channel for good.
 func TestStatusChangesReaderThatStopsStallsNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
-		alice := bubbleUsers(t, b, "alice")[0]
+		b, alice := aliceAlone(t)
 		// bob goes around the proxy: only alice's link flaps.
 		bob := b.direct("bob")
 		ctx := context.Background()
@@ -76,13 +75,7 @@ func TestStatusChangesReaderThatStopsStallsNothing(t *testing.T) {
 		if last, n := log.last(); last.Current != client.Connected {
 			t.Fatalf("listener's last change (of %d) is %+v, want Connected", n, last)
 		}
-		m, err := bob.Send(ctx, cv.ID, "after the flapping")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
+		sent(t, bob, cv.ID, "after the flapping")
 		synctest.Wait()
 		select {
 		case text := <-got:

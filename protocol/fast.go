@@ -60,36 +60,33 @@ func decodeSendSlow(data json.RawMessage) (Send, error) {
 	return s, err
 }
 
+// sendKeys are the members of a send's data, in the order of the fields
+// decodeSendFast fills.
+var sendKeys = [...]string{"conversation_id", "client_id", "type", "text", "attachment_id", "reply_to"}
+
 // decodeSendFast parses the plain form of a send's data (see above).
 func decodeSendFast(b []byte, s *Send) bool {
-	var seen [6]bool
-	return plainObject(b, seen[:], func(key []byte, p int) (int, int, bool) {
-		v, q, ok := plainString(b, p)
-		if !ok {
-			return 0, 0, false
-		}
-		switch string(key) {
-		case "conversation_id":
-			s.ConversationID = string(v)
-			return q, 0, true
-		case "client_id":
-			s.ClientID = string(v)
-			return q, 1, true
-		case "type":
-			s.Type = parley.MessageType(v)
-			return q, 2, true
-		case "text":
-			s.Text = string(v)
-			return q, 3, true
-		case "attachment_id":
-			s.AttachmentID = string(v)
-			return q, 4, true
-		case "reply_to":
-			s.ReplyTo = string(v)
-			return q, 5, true
+	var (
+		seen [len(sendKeys)]bool
+		typ  string
+	)
+	dst := [len(sendKeys)]*string{&s.ConversationID, &s.ClientID, &typ, &s.Text, &s.AttachmentID, &s.ReplyTo}
+	ok := plainObject(b, seen[:], func(key []byte, p int) (int, int, bool) {
+		for i, k := range sendKeys {
+			if string(key) != k {
+				continue
+			}
+			v, q, ok := plainString(b, p)
+			if !ok {
+				return 0, 0, false
+			}
+			*dst[i] = string(v)
+			return q, i, true
 		}
 		return 0, 0, false
 	})
+	s.Type = parley.MessageType(typ)
+	return ok
 }
 
 // plainObject walks b, one JSON object of plain members (see above) with

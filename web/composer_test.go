@@ -23,15 +23,7 @@ func TestThrottledAndComposer(t *testing.T) {
 		c.Limits.TypingBurst = 1
 	}))
 	shots := screenshotDir(t)
-	srv.Register(t, "bob", "bob-password-1")
-
-	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
-	alice.register("alice-password-1")
-	alice.do("start a direct chat",
-		chromedp.SendKeys(testID("direct-username"), "bob"),
-		chromedp.Click(testID("start-direct")),
-	)
-	alice.wait("the chat with bob open", `document.querySelector('[data-testid=pane-title]').textContent === 'bob'`)
+	alice, _ := aliceToBob(t, browser, srv)
 
 	// Record what cleared the throttled state: the unthrottled frames
 	// counted at that moment (0 would mean the client's own fallback

@@ -1,13 +1,11 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -113,6 +111,34 @@ func (p *page) startDirect(username string) {
 	p.wait("the chat with "+username+" open", `document.querySelector('[data-testid=pane-title]').textContent === `+jsString(username))
 }
 
+// aliceToBob registers bob through the API and alice in a tab of
+// browser, after the actions in before (a viewport, say), and opens
+// alice's direct chat with bob. It returns alice's page and bob's token.
+func aliceToBob(t *testing.T, browser context.Context, srv *servertest.Server, before ...chromedp.Action[chromedp.Void]) (alice *page, bobToken string) {
+	t.Helper()
+	bobToken, _ = srv.Register(t, "bob", "bob-password-1")
+	alice = &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
+	if len(before) > 0 {
+		alice.do("before register", before...)
+	}
+	alice.register("alice-password-1")
+	alice.startDirect("bob")
+	return alice, bobToken
+}
+
+// createGroup creates a group titled title with members (comma-separated
+// usernames) from the new-group form and waits for its pane.
+func (p *page) createGroup(title, members string) {
+	p.t.Helper()
+	p.do("create the group "+title,
+		chromedp.Click(`details.new-group summary`),
+		chromedp.SendKeys(testID("group-title"), title),
+		chromedp.SendKeys(testID("group-members"), members),
+		chromedp.Click(testID("create-group")),
+	)
+	p.wait("the group "+title+" open", `document.querySelector('[data-testid=pane-title]').textContent === `+jsString(title))
+}
+
 // token reads the session the page keeps in localStorage.
 func (p *page) token() string {
 	p.t.Helper()
@@ -147,22 +173,9 @@ func (p *page) setOffline(offline bool) {
 func apiSend(t *testing.T, baseURL, token, conversationID, clientID, text string) parley.Message {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"client_id": clientID, "type": "text", "text": text})
-	req, err := http.NewRequest("POST", baseURL+"/v1/conversations/"+conversationID+"/messages", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("send %q: %v", text, err)
-	}
-	defer res.Body.Close()
 	var m parley.Message
-	if res.StatusCode != http.StatusCreated {
-		t.Fatalf("send %q: HTTP %d", text, res.StatusCode)
-	}
-	if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
+	b := servertest.Call(t, "POST", baseURL+"/v1/conversations/"+conversationID+"/messages", token, body, http.StatusCreated)
+	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -191,20 +204,12 @@ func apiMessages(t *testing.T, baseURL, token, conversationID string) []parley.M
 		if before > 0 {
 			url += fmt.Sprintf("&before=%d", before)
 		}
-		req, _ := http.NewRequest("GET", url, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var page struct {
 			Messages []parley.Message `json:"messages"`
 			HasMore  bool             `json:"has_more"`
 		}
-		err = json.NewDecoder(res.Body).Decode(&page)
-		res.Body.Close()
-		if err != nil || res.StatusCode != http.StatusOK {
-			t.Fatalf("history: HTTP %d: %v", res.StatusCode, err)
+		if err := json.Unmarshal(servertest.Call(t, "GET", url, token, nil, http.StatusOK), &page); err != nil {
+			t.Fatalf("history: %v", err)
 		}
 		all = append(all, page.Messages...)
 		if !page.HasMore || len(page.Messages) == 0 {
@@ -357,20 +362,12 @@ func (p *page) blockURL(urlPattern string, block bool) {
 func TestOutboxAndHistory(t *testing.T) {
 	browser := newBrowser(t)
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ReconnectAfter = 5 * time.Minute }))
-	bobToken, _ := srv.Register(t, "bob", "bob-password-1")
-
-	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
-	alice.register("alice-password-1")
-	alice.do("start a direct chat",
-		chromedp.SendKeys(testID("direct-username"), "bob"),
-		chromedp.Click(testID("start-direct")),
-	)
-	alice.wait("the chat with bob open", `document.querySelector('[data-testid=pane-title]').textContent === 'bob'`)
+	alice, bobToken := aliceToBob(t, browser, srv)
 	convID := eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)
 
 	// Bob starts typing from a client that then goes silent, without a
 	// stop: alice's indicator expires on its own.
-	apiPost(t, srv.URL, bobToken, "/v1/conversations/"+convID+"/typing", `{"typing":true}`)
+	apiDo(t, "POST", srv.URL+"/v1/conversations/"+convID+"/typing", bobToken, `{"typing":true}`)
 	alice.wait("bob is typing", `document.querySelector('[data-testid=typing]').textContent === 'bob is typing…'`)
 	alice.wait("the typing indicator expired", `document.querySelector('[data-testid=typing]').textContent === ''`)
 
@@ -430,13 +427,8 @@ func TestOutboxAndHistory(t *testing.T) {
 		t.Fatalf("the queued message is shown %d times, want once", c)
 	}
 
-	alice.do("create a group",
-		chromedp.Click(chromedp.CSS(`.new-group summary`)),
-		chromedp.SendKeys(testID("group-title"), "Team"),
-		chromedp.SendKeys(testID("group-members"), "bob"),
-		chromedp.Click(testID("create-group")),
-	)
-	alice.wait("the group open", `document.querySelector('[data-testid=pane-title]').textContent === 'Team' && !!document.querySelector('[data-testid=conversation][data-title=Team]')`)
+	alice.createGroup("Team", "bob")
+	alice.wait("the group listed", `!!document.querySelector('[data-testid=conversation][data-title=Team]')`)
 	alice.do("write to the group", chromedp.SendKeys(testID("composer"), "Hello team"+kb.Enter))
 	alice.wait("the group message sent", messageWith("Hello team")+`?.dataset.status === 'sent'`)
 	titles := `[...document.querySelectorAll('[data-testid=conversation]')].map(c => c.dataset.title).join(',')`
@@ -464,19 +456,3 @@ func TestOutboxAndHistory(t *testing.T) {
 // storedOutbox is a JavaScript expression: the items of the page user's
 // outbox in localStorage (one key per item).
 const storedOutbox = `Object.keys(localStorage).filter(k => k.startsWith('parley.' + parleyApp.me.id + '.outbox.')).map(k => JSON.parse(localStorage.getItem(k)))`
-
-// apiPost posts a JSON body with a token and fails the test on an error.
-func apiPost(t *testing.T, baseURL, token, path, body string) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", baseURL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		t.Fatalf("POST %s: HTTP %d", path, res.StatusCode)
-	}
-}

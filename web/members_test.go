@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -33,13 +32,7 @@ func TestGroupMembersAndRemoval(t *testing.T) {
 	srv := servertest.Start(t)
 	alice, bob := twoUsers(t, browser, srv.URL)
 
-	alice.do("create a group with bob",
-		chromedp.Click(`details.new-group summary`),
-		chromedp.SendKeys(testID("group-title"), "team"),
-		chromedp.SendKeys(testID("group-members"), "bob"),
-		chromedp.Click(testID("create-group")),
-	)
-	alice.wait("the group open", `document.querySelector('[data-testid=pane-title]').textContent === 'team'`)
+	alice.createGroup("team", "bob")
 	alice.do("say hello", chromedp.SendKeys(testID("composer"), "hello team"+kb.Enter))
 	bob.click("open the group", `[data-testid=conversation][data-title=team]`)
 	bob.wait("alice's message", messageWith("hello team"))
@@ -104,23 +97,17 @@ func TestMuteAndArchive(t *testing.T) {
 	alice.startDirect("bob")
 	alice.do("say hi", chromedp.SendKeys(testID("composer"), "hi bob"+kb.Enter))
 	direct := eval[string](t, alice.tab, `window.parleyApp.open`)
-	alice.do("create a group with bob",
-		chromedp.Click(`details.new-group summary`),
-		chromedp.SendKeys(testID("group-title"), "team"),
-		chromedp.SendKeys(testID("group-members"), "bob"),
-		chromedp.Click(testID("create-group")),
-	)
-	alice.wait("the group open", `document.querySelector('[data-testid=pane-title]').textContent === 'team'`)
+	alice.createGroup("team", "bob")
 
 	alice.click("mute the group", `[data-testid=mute]`)
 	alice.wait("muted", `document.querySelector('[data-testid=mute]')?.getAttribute('aria-pressed') === 'true' && document.querySelector('[data-testid=mute]').textContent === 'Unmute'`)
 	group := eval[string](t, alice.tab, `window.parleyApp.open`)
 	// Unmuted on another device: the page follows.
-	apiPatch(t, srv.URL, aliceTok, "/v1/conversations/"+group+"/flags", `{"muted":false}`)
+	servertest.Call(t, "PATCH", srv.URL+"/v1/conversations/"+group+"/flags", aliceTok, []byte(`{"muted":false}`), http.StatusOK)
 	alice.wait("unmuted by the other device", `document.querySelector('[data-testid=mute]')?.textContent === 'Mute'`)
 
 	// The direct conversation archived on another device leaves the list.
-	apiPatch(t, srv.URL, aliceTok, "/v1/conversations/"+direct+"/flags", `{"archived":true}`)
+	servertest.Call(t, "PATCH", srv.URL+"/v1/conversations/"+direct+"/flags", aliceTok, []byte(`{"archived":true}`), http.StatusOK)
 	alice.wait("the direct chat out of the list", `!document.querySelector('[data-testid=conversation][data-title=bob]')
 		&& document.querySelector('[data-testid=archived-toggle]')?.textContent === 'Archived (1)'`)
 	alice.click("show archived", `[data-testid=archived-toggle]`)
@@ -132,24 +119,4 @@ func TestMuteAndArchive(t *testing.T) {
 	apiSend(t, srv.URL, bobTok, direct, "wake-1", "are you there?")
 	alice.wait("the direct chat back, the switch gone", `!!document.querySelector('[data-testid=conversation][data-title=bob]')
 		&& !document.querySelector('[data-testid=archived-toggle]')`)
-}
-
-// apiPatch sends a PATCH with a JSON body, as another device would, and
-// fails the test unless it answers 200.
-func apiPatch(t *testing.T, baseURL, token, path, body string) {
-	t.Helper()
-	req, err := http.NewRequest("PATCH", baseURL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("PATCH %s: HTTP %d", path, res.StatusCode)
-	}
 }

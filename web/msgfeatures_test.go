@@ -2,9 +2,7 @@ package web_test
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -13,20 +11,11 @@ import (
 	"github.com/parleychat/parley/internal/servertest"
 )
 
-// apiDo sends a request with a token and fails the test on an error.
+// apiDo sends a request with a JSON body and a token, as another device
+// would, and fails the test unless it is answered 2xx.
 func apiDo(t *testing.T, method, u, token, body string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, u, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		t.Fatalf("%s %s: HTTP %d", method, u, res.StatusCode)
-	}
+	servertest.Call(t, method, u, token, []byte(body), 0)
 }
 
 // directPair starts a server and a browser with two registered users'

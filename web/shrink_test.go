@@ -148,21 +148,14 @@ func TestImageShrink(t *testing.T) {
 // refused, the server's error code and message.
 func upload(t *testing.T, baseURL, token string, body []byte) (status int, code, message string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", baseURL+"/v1/uploads", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/octet-stream")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	res := servertest.Do(t, "POST", baseURL+"/v1/uploads", token, body, "Content-Type", "application/octet-stream")
 	var e struct {
 		Error struct{ Code, Message string } `json:"error"`
 	}
-	if res.StatusCode >= 400 {
-		if err := json.NewDecoder(res.Body).Decode(&e); err != nil {
-			t.Fatalf("upload: HTTP %d: %v", res.StatusCode, err)
+	if res.Status >= 400 {
+		if err := json.Unmarshal(res.Body, &e); err != nil {
+			t.Fatalf("upload: HTTP %d: %v", res.Status, err)
 		}
 	}
-	return res.StatusCode, e.Error.Code, e.Error.Message
+	return res.Status, e.Error.Code, e.Error.Message
 }

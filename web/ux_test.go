@@ -4,11 +4,9 @@ package web_test
 // fault a user met, in real Chromium against a real server.
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -24,29 +22,12 @@ import (
 // a map; any status but 2xx fails the test.
 func apiJSON(t *testing.T, method, url, token string, body any) map[string]any {
 	t.Helper()
-	var rd *bytes.Reader
+	var b []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		t.Fatalf("%s %s: HTTP %d", method, url, res.StatusCode)
+		b, _ = json.Marshal(body)
 	}
 	out := map[string]any{}
-	_ = json.NewDecoder(res.Body).Decode(&out) // a 204 has no body
+	_ = json.Unmarshal(servertest.Call(t, method, url, token, b, 0), &out) // a 204 has no body
 	return out
 }
 
@@ -92,10 +73,7 @@ func TestUnreadBadgeAfterDelete(t *testing.T) {
 func TestRefusedFileInWords(t *testing.T) {
 	browser := newBrowser(t)
 	srv := servertest.Start(t)
-	srv.Register(t, "bob", "bob-password-1")
-	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
-	alice.register("alice-password-1")
-	alice.startDirect("bob")
+	alice, _ := aliceToBob(t, browser, srv)
 	eval[bool](t, alice.tab, `(parleyApp.client.sendImage(parleyApp.open, new File(['just some notes'], 'notes.png', {type: 'image/png'})), true)`)
 	failed := `document.querySelector('[data-testid=message][data-status=failed]')`
 	alice.wait("failed", `!!`+failed)
@@ -119,11 +97,7 @@ func TestPhoneHeader(t *testing.T) {
 	// A far goaway delay: the countdown runs for minutes, ticking each second.
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ReconnectAfter = 5 * time.Minute }))
 	shots := screenshotDir(t)
-	srv.Register(t, "bob", "bob-password-1")
-	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
-	alice.do("phone width", chromedp.EmulateViewport(390, 760))
-	alice.register("alice-password-1")
-	alice.startDirect("bob")
+	alice, _ := aliceToBob(t, browser, srv, chromedp.EmulateViewport(390, 760))
 
 	fits := `(() => {
 		const ta = document.querySelector('[data-testid=composer]');
@@ -195,10 +169,7 @@ func TestPhoneHeader(t *testing.T) {
 func TestDeleteAsksFirst(t *testing.T) {
 	browser := newBrowser(t)
 	srv := servertest.Start(t)
-	srv.Register(t, "bob", "bob-password-1")
-	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
-	alice.register("alice-password-1")
-	alice.startDirect("bob")
+	alice, _ := aliceToBob(t, browser, srv)
 	alice.do("send", chromedp.SendKeys(testID("composer"), "Keep me"+kb.Enter))
 	alice.wait("sent", messageWith("Keep me")+`?.dataset.status === 'sent'`)
 	convID := eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)

@@ -18,6 +18,17 @@ type storeFlags struct {
 	Store   string `env:"PARLEY_STORE" help:"Store, as parley serve --store: empty for SQLite in the data dir, sqlite:PATH, or a postgres:// URL."`
 }
 
+// withKeys runs fn on the API keys of the store f names, and closes the
+// store.
+func (f storeFlags) withKeys(ctx context.Context, fn func(parley.APIKeyStore) error) error {
+	ks, closeStore, err := f.keys(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	return fn(ks)
+}
+
 func (f storeFlags) keys(ctx context.Context) (parley.APIKeyStore, func(), error) {
 	st, err := openStore(ctx, f.Store, f.DataDir)
 	if err != nil {
@@ -52,21 +63,18 @@ func (c *apikeyCreateCmd) Run(ctx context.Context, s *streams) error {
 	}
 	slices.Sort(scopes)
 	scopes = slices.Compact(scopes)
-	ks, closeStore, err := c.keys(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	id, key, err := auth.NewAPIKey()
-	if err != nil {
-		return err
-	}
-	if err := ks.CreateAPIKey(ctx, parley.APIKey{ID: id, Name: c.Name, Scopes: scopes, CreatedAt: parley.Now()}, auth.HashAPIKey(key)); err != nil {
-		return err
-	}
-	fmt.Fprintf(s.err, "api key %s (%s) with scopes %s; keep it now, it is not shown again:\n", id, c.Name, strings.Join(scopes, ","))
-	fmt.Fprintln(s.out, key)
-	return nil
+	return c.withKeys(ctx, func(ks parley.APIKeyStore) error {
+		id, key, err := auth.NewAPIKey()
+		if err != nil {
+			return err
+		}
+		if err := ks.CreateAPIKey(ctx, parley.APIKey{ID: id, Name: c.Name, Scopes: scopes, CreatedAt: parley.Now()}, auth.HashAPIKey(key)); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.err, "api key %s (%s) with scopes %s; keep it now, it is not shown again:\n", id, c.Name, strings.Join(scopes, ","))
+		fmt.Fprintln(s.out, key)
+		return nil
+	})
 }
 
 type apikeyRevokeCmd struct {
@@ -75,16 +83,13 @@ type apikeyRevokeCmd struct {
 }
 
 func (c *apikeyRevokeCmd) Run(ctx context.Context, s *streams) error {
-	ks, closeStore, err := c.keys(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	if err := ks.RevokeAPIKey(ctx, c.ID); err != nil {
-		return err
-	}
-	fmt.Fprintf(s.out, "revoked %s\n", c.ID)
-	return nil
+	return c.withKeys(ctx, func(ks parley.APIKeyStore) error {
+		if err := ks.RevokeAPIKey(ctx, c.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "revoked %s\n", c.ID)
+		return nil
+	})
 }
 
 type apikeyListCmd struct {
@@ -92,23 +97,20 @@ type apikeyListCmd struct {
 }
 
 func (c *apikeyListCmd) Run(ctx context.Context, s *streams) error {
-	ks, closeStore, err := c.keys(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	list, err := ks.APIKeys(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tREVOKED")
-	for _, k := range list {
-		revoked := "-"
-		if k.RevokedAt != nil {
-			revoked = k.RevokedAt.Format(time.RFC3339)
+	return c.withKeys(ctx, func(ks parley.APIKeyStore) error {
+		list, err := ks.APIKeys(ctx)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), k.CreatedAt.Format(time.RFC3339), revoked)
-	}
-	return tw.Flush()
+		tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tREVOKED")
+		for _, k := range list {
+			revoked := "-"
+			if k.RevokedAt != nil {
+				revoked = k.RevokedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), k.CreatedAt.Format(time.RFC3339), revoked)
+		}
+		return tw.Flush()
+	})
 }

@@ -14,14 +14,9 @@ import (
 func TestAPIKeyCommands(t *testing.T) {
 	dir := t.TempDir()
 	var logs bytes.Buffer
-	m := NewMain(ServeCmd{
-		Addr: "127.0.0.1:0", DataDir: dir, LogLevel: "warn", ShutdownTimeout: 5 * time.Second,
-		Broker: "memory", PresenceGrace: 5 * time.Second, HeartbeatInterval: 4 * time.Second,
-		HeartbeatTimeout: 9 * time.Second, ResumeLimit: 100, SendQueueBytes: 256 << 10,
-		MessagesPerSecond: 10, MessageBurst: 10, IPMessagesPerSecond: 10, IPMessageBurst: 10,
-		TypingPerSecond: 1, TypingBurst: 1, ConnectsPerSecond: 10, ConnectBurst: 10,
-		WebhookMaxBacklog: 10, WebhookTimeout: time.Second, WebhookBackoffBase: time.Second, WebhookBackoffMax: time.Second,
-	}, &streams{out: &logs, err: &logs})
+	cmd := testServe(dir)
+	cmd.WebhookMaxBacklog, cmd.WebhookTimeout, cmd.WebhookBackoffBase, cmd.WebhookBackoffMax = 10, time.Second, time.Second, time.Second
+	m := NewMain(cmd, &streams{out: &logs, err: &logs})
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -30,17 +30,24 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func TestServeMintCreate(t *testing.T) {
-	dir := t.TempDir()
-	var errb bytes.Buffer
-	m := NewMain(ServeCmd{
+// testServe is a serve command for a test: one node on a free port with
+// its data in dir, the memory broker, and small limits.
+func testServe(dir string) ServeCmd {
+	return ServeCmd{
 		Addr: "127.0.0.1:0", DataDir: dir, LogLevel: "warn", ShutdownTimeout: 5 * time.Second,
 		Broker: "memory", PresenceGrace: 5 * time.Second, HeartbeatInterval: 4 * time.Second,
 		HeartbeatTimeout: 9 * time.Second, ResumeLimit: 100, SendQueueBytes: 256 << 10,
 		MessagesPerSecond: 10, MessageBurst: 10, IPMessagesPerSecond: 10, IPMessageBurst: 10,
 		TypingPerSecond: 1, TypingBurst: 1, ConnectsPerSecond: 10, ConnectBurst: 10,
-		MetricsAddr: "127.0.0.1:0",
-	}, &streams{out: &errb, err: &errb})
+	}
+}
+
+func TestServeMintCreate(t *testing.T) {
+	dir := t.TempDir()
+	var errb bytes.Buffer
+	cmd := testServe(dir)
+	cmd.MetricsAddr = "127.0.0.1:0"
+	m := NewMain(cmd, &streams{out: &errb, err: &errb})
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/natsbroker/natstest"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
+	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -41,7 +41,7 @@ func TestServeCluster(t *testing.T) {
 	t.Setenv("PARLEY_DATA_DIR", t.TempDir())
 	t.Setenv("PARLEY_LOG_LEVEL", "info")
 	ctx, cancel := context.WithCancel(context.Background())
-	logA := &syncBuffer{}
+	logA := &servertest.LogBuffer{}
 	runDone := make(chan error, 1)
 	go func() { runDone <- run(ctx, []string{"serve"}, nil, logA, logA) }() // waited for below
 	defer func() {
@@ -160,22 +160,4 @@ func readFrame(t *testing.T, ctx context.Context, ws *websocket.Conn) protocol.F
 		t.Fatal(err)
 	}
 	return f
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/internal/webhook"
 )
 
@@ -134,18 +135,11 @@ func TestWebhooksSurviveKill(t *testing.T) {
 	alice, bob := mint("alice"), mint("bob")
 	call := func(tok, method, path, body string) []byte {
 		t.Helper()
-		req, _ := http.NewRequest(method, "http://"+p.addr+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		var b []byte
+		if body != "" {
+			b = []byte(body)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-		}
-		return b
+		return servertest.Call(t, method, "http://"+p.addr+path, tok, b, 0)
 	}
 	call(bob, "GET", "/v1/me", "")
 	var conv struct{ ID string }

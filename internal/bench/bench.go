@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -99,80 +100,71 @@ type Config struct {
 	Log io.Writer
 }
 
+// scenarioDefaults are each scenario's own defaults; commonDefaults
+// apply to every scenario after them.
+var (
+	scenarioDefaults = map[string]Config{
+		"fanout":  {Rooms: 1000, Members: 10, Rates: []float64{2000, 5000, 10000, 20000}, Step: 5 * time.Second},
+		"latency": {Members: 10, Rooms: 100, Rate: 1000, Duration: 10 * time.Second},
+		"idle":    {Conns: 15000, Settle: 5 * time.Second},
+		"storm":   {Conns: 15000, Members: 10, Rate: 1000, Duration: 10 * time.Second, Restart: "kill"},
+		"write":   {Rooms: 100, Members: 1, Window: 8, Duration: 10 * time.Second},
+		"floor":   {Conns: 10000, Rates: []float64{20000, 50000, 100000, 200000}, Step: 5 * time.Second, FrameBytes: 200, Mode: FloorTCP},
+		"resume":  {Rooms: 1, Members: 2, Missed: 1000, Repeat: 10},
+	}
+	commonDefaults = Config{
+		Procs: 1, TextBytes: 64, SourceAddrs: 32, DialConcurrency: 512,
+		BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second, DrainTimeout: 15 * time.Second,
+	}
+)
+
 // Defaults fills the zero fields of c with the scenario's defaults.
 func (c Config) Defaults() Config {
-	def := func(p *int, v int) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	defD := func(p *time.Duration, v time.Duration) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	def(&c.Procs, 1)
-	switch c.Scenario {
-	case "fanout":
-		def(&c.Rooms, 1000)
-		def(&c.Members, 10)
-		if len(c.Rates) == 0 {
-			c.Rates = []float64{2000, 5000, 10000, 20000}
-		}
-		defD(&c.Step, 5*time.Second)
-	case "latency":
-		def(&c.Members, 10)
-		def(&c.Rooms, 100)
-		if c.Rate == 0 {
-			c.Rate = 1000
-		}
-		defD(&c.Duration, 10*time.Second)
-	case "idle":
-		def(&c.Conns, 15000)
-		defD(&c.Settle, 5*time.Second)
-	case "storm":
-		def(&c.Conns, 15000)
-		def(&c.Members, 10)
-		if c.Rate == 0 {
-			c.Rate = 1000
-		}
-		defD(&c.Duration, 10*time.Second)
-		if c.Restart == "" {
-			c.Restart = "kill"
-		}
-	case "write":
-		def(&c.Rooms, 100)
-		def(&c.Members, 1)
-		def(&c.Window, 8)
-		defD(&c.Duration, 10*time.Second)
-	case "floor":
-		def(&c.Conns, 10000)
-		if len(c.Rates) == 0 {
-			c.Rates = []float64{20000, 50000, 100000, 200000}
-		}
-		defD(&c.Step, 5*time.Second)
-		def(&c.FrameBytes, 200)
+	c.fill(scenarioDefaults[c.Scenario])
+	if c.Scenario == "floor" {
 		c.FrameBytes = max(c.FrameBytes, floorMinFrame)
-		if c.Mode == "" {
-			c.Mode = FloorTCP
-		}
-	case "resume":
-		def(&c.Rooms, 1)
-		def(&c.Members, 2)
-		def(&c.Missed, 1000)
-		def(&c.Repeat, 10)
 	}
 	if c.Scenario == "storm" && c.Rooms == 0 {
 		c.Rooms = max(c.Conns/c.Members, 1)
 	}
 	def(&c.Publishers, c.Members)
-	def(&c.TextBytes, 64)
-	def(&c.SourceAddrs, 32)
-	def(&c.DialConcurrency, 512)
-	defD(&c.BackoffBase, 50*time.Millisecond)
-	defD(&c.BackoffMax, time.Second)
-	defD(&c.DrainTimeout, 15*time.Second)
+	c.fill(commonDefaults)
 	return c
+}
+
+// fill sets the load-shape fields of c that are zero to those of d.
+func (c *Config) fill(d Config) {
+	def(&c.Procs, d.Procs)
+	def(&c.Rooms, d.Rooms)
+	def(&c.Members, d.Members)
+	def(&c.Conns, d.Conns)
+	if len(c.Rates) == 0 {
+		c.Rates = slices.Clone(d.Rates)
+	}
+	def(&c.Step, d.Step)
+	def(&c.Rate, d.Rate)
+	def(&c.Duration, d.Duration)
+	def(&c.Settle, d.Settle)
+	def(&c.Restart, d.Restart)
+	def(&c.Window, d.Window)
+	def(&c.Missed, d.Missed)
+	def(&c.Repeat, d.Repeat)
+	def(&c.Mode, d.Mode)
+	def(&c.FrameBytes, d.FrameBytes)
+	def(&c.TextBytes, d.TextBytes)
+	def(&c.SourceAddrs, d.SourceAddrs)
+	def(&c.DialConcurrency, d.DialConcurrency)
+	def(&c.BackoffBase, d.BackoffBase)
+	def(&c.BackoffMax, d.BackoffMax)
+	def(&c.DrainTimeout, d.DrainTimeout)
+}
+
+// def sets *p to v when *p is the zero value.
+func def[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
 }
 
 // Result is what a run reports.

@@ -37,12 +37,10 @@ func startServer(t *testing.T) *InProcServer {
 // smoke runs a small scenario and checks that it completed and lost,
 // duplicated and failed nothing. No figure is asserted: benchmarks are not
 // tests.
-func smoke(t *testing.T, cfg Config) *Result {
+// runLogged runs cfg for at most two minutes, failing the test with the
+// run's log if it fails, and logs the result's table.
+func runLogged(t *testing.T, cfg Config) *Result {
 	t.Helper()
-	if cfg.Server == nil {
-		cfg.Server = startServer(t)
-	}
-	cfg.Secret = testSecret
 	var log bytes.Buffer
 	cfg.Log = &log
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -56,6 +54,16 @@ func smoke(t *testing.T, cfg Config) *Result {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", out.String())
+	return res
+}
+
+func smoke(t *testing.T, cfg Config) *Result {
+	t.Helper()
+	if cfg.Server == nil {
+		cfg.Server = startServer(t)
+	}
+	cfg.Secret = testSecret
+	res := runLogged(t, cfg)
 	if !res.OK() {
 		t.Errorf("lost %d, duplicated %d, unexpected %d, unacked %d, failed %d; errors %v",
 			res.Lost, res.Duplicated, res.Unexpected, res.Unacked, res.Failed, res.Errors)
@@ -138,19 +146,8 @@ func floorSmoke(t *testing.T, mode string, procs int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log bytes.Buffer
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	res, err := Run(ctx, Config{Scenario: "floor", Mode: mode, Procs: procs, Conns: 30, Rates: []float64{300, 600},
-		Step: 300 * time.Millisecond, FrameBytes: 100, WorkerCommand: []string{exe, "-test.run=^$"}, Log: &log})
-	if err != nil {
-		t.Fatalf("Run: %v\nlog:\n%s", err, log.String())
-	}
-	var out bytes.Buffer
-	if err := res.WriteTable(&out); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", out.String())
+	res := runLogged(t, Config{Scenario: "floor", Mode: mode, Procs: procs, Conns: 30, Rates: []float64{300, 600},
+		Step: 300 * time.Millisecond, FrameBytes: 100, WorkerCommand: []string{exe, "-test.run=^$"}})
 	if !res.OK() || res.Clients != 30 {
 		t.Errorf("clients %d, never read %d, unexpected %d, failed %d; errors %v", res.Clients, res.Lost, res.Unexpected, res.Failed, res.Errors)
 	}

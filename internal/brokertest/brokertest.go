@@ -361,16 +361,22 @@ func testStopWaits(t *testing.T, newPair NewPair) {
 	if !returned.Load() {
 		t.Fatal("stop returned before fn did")
 	}
-	// A barrier: once a fresh subscriber has seen a later message, the
-	// earlier ones have been dispatched (per-publisher order).
-	r := newRecorder()
-	subscribe(t, a, r.fn)
-	publish(t, a, marker("a", "barrier", 1))
-	r.waitCount(t, 1)
+	barrier(t, a, marker("a", "barrier", 1))
 	if calledAfterStop.Load() {
 		t.Error("fn was called after stop returned")
 	}
 	stop() // a second stop is harmless
+}
+
+// barrier publishes m on n and waits until a fresh subscriber there has
+// it: then the messages published on n before it have been dispatched
+// (per-publisher order).
+func barrier(t *testing.T, n parley.Broker, m parley.BrokerMessage) {
+	t.Helper()
+	r := newRecorder()
+	subscribe(t, n, r.fn)
+	publish(t, n, m)
+	r.waitCount(t, 1)
 }
 
 // testClose: Close ends the node's subscriptions and fails later calls;
@@ -404,10 +410,7 @@ func testClose(t *testing.T, newPair NewPair) {
 		}
 		return
 	}
-	r := newRecorder()
-	subscribe(t, b, r.fn)
-	publish(t, b, marker("b", "u", 1))
-	r.waitCount(t, 1)
+	barrier(t, b, marker("b", "u", 1))
 	if calledAfterClose.Load() {
 		t.Error("fn called after Close returned")
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
 	parleyserver "github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -80,34 +81,14 @@ func TestKillNode(t *testing.T) {
 		clients[i] = &client{t: t, idx: i, user: id, token: tok, node: i % nodeCount, seen: map[string]bool{},
 			presence: map[string][]bool{}}
 	}
-	convs := make([]string, convsN)
-	for k := range convs {
-		c, _, err := nodes[k%nodeCount].store.CreateGroup(ctx, clients[3*k].user, fmt.Sprint("group ", k),
-			[]string{clients[3*k+1].user, clients[3*k+2].user})
-		if err != nil {
-			t.Fatal(err)
-		}
-		convs[k] = c.ID
-		for j := range 3 {
-			clients[3*k+j].conv = c.ID
-		}
-	}
+	convs := groupsOfThree(ctx, t, clients, convsN, "group", func(k int) parley.Store { return nodes[k%nodeCount].store })
 	// Clients of node 0 in even groups move when it dies; in odd groups
 	// they stay away for a while.
 	for k := range convsN {
 		clients[3*k].staysAway = k%2 == 1
 	}
 
-	for _, c := range clients {
-		if err := c.connect(ctx, nodes[c.node], nil); err != nil {
-			t.Fatalf("client %d: %v", c.idx, err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, c := range clients {
-			c.close()
-		}
-	})
+	connectAll(ctx, t, clients, nodes)
 
 	var acked atomic.Int64
 	var senders sync.WaitGroup
@@ -280,7 +261,7 @@ type node struct {
 	ln       *trackingListener
 	wsURL    string
 	serveErr chan error
-	logw     *testWriter
+	logw     *servertest.LogToTest
 	killed   atomic.Bool
 }
 
@@ -297,7 +278,7 @@ func startNode(t *testing.T, id, dsn, natsURL, subject string, secret []byte) *n
 		st.Close()
 		t.Fatal(err)
 	}
-	n := &node{id: id, store: st, broker: &cutBroker{Broker: nb}, logw: &testWriter{t: t}}
+	n := &node{id: id, store: st, broker: &cutBroker{Broker: nb}, logw: &servertest.LogToTest{T: t}}
 	n.srv, err = parleyserver.New(parleyserver.Config{
 		Store: st, Broker: n.broker, NodeID: id, Secret: secret,
 		Logger:        slog.New(slog.NewTextHandler(n.logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -344,7 +325,7 @@ func (n *node) stop(t *testing.T) {
 	}
 	n.broker.Close()
 	n.store.Close()
-	n.logw.stop()
+	n.logw.Stop()
 }
 
 // cutBroker is a real broker that a kill cuts off: after cut, the node
@@ -411,26 +392,40 @@ func (l *trackingListener) kill() {
 	}
 }
 
-// testWriter sends a node's log to the test log until stop.
-type testWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
+// groupsOfThree creates n groups: group k (titled title and k) has
+// clients 3k, 3k+1 and 3k+2, the first its creator through store(k), and
+// is each one's conversation. It returns the groups' ids.
+func groupsOfThree(ctx context.Context, t *testing.T, clients []*client, n int, title string, store func(k int) parley.Store) []string {
+	t.Helper()
+	convs := make([]string, n)
+	for k := range convs {
+		c, _, err := store(k).CreateGroup(ctx, clients[3*k].user, fmt.Sprint(title, " ", k),
+			[]string{clients[3*k+1].user, clients[3*k+2].user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		convs[k] = c.ID
+		for j := range 3 {
+			clients[3*k+j].conv = c.ID
+		}
 	}
-	return len(p), nil
+	return convs
 }
 
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
+// connectAll connects each client to its node; they close when the test
+// ends.
+func connectAll(ctx context.Context, t *testing.T, clients []*client, nodes []*node) {
+	t.Helper()
+	for _, c := range clients {
+		if err := c.connect(ctx, nodes[c.node], nil); err != nil {
+			t.Fatalf("client %d: %v", c.idx, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, c := range clients {
+			c.close()
+		}
+	})
 }
 
 // client is a chat client speaking protocol v1: it resumes from the last

@@ -111,28 +111,8 @@ func TestLaggingNodeAndNATSOutage(t *testing.T) {
 		clients[i] = &client{t: t, idx: i, user: id, token: tok, node: i % nodeCount, seen: map[string]bool{},
 			presence: map[string][]bool{}, answerWait: lagAnswer}
 	}
-	convs := make([]string, lagGroups)
-	for k := range convs {
-		c, _, err := st.CreateGroup(ctx, clients[3*k].user, fmt.Sprint("lag group ", k),
-			[]string{clients[3*k+1].user, clients[3*k+2].user})
-		if err != nil {
-			t.Fatal(err)
-		}
-		convs[k] = c.ID
-		for j := range 3 {
-			clients[3*k+j].conv = c.ID
-		}
-	}
-	for _, c := range clients {
-		if err := c.connect(ctx, nodes[c.node], nil); err != nil {
-			t.Fatalf("client %d: %v", c.idx, err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, c := range clients {
-			c.close()
-		}
-	})
+	convs := groupsOfThree(ctx, t, clients, lagGroups, "lag group", func(int) parley.Store { return st })
+	connectAll(ctx, t, clients, nodes)
 
 	var acked, moves atomic.Int64
 	var senders sync.WaitGroup

@@ -31,6 +31,7 @@ import (
 	_ "golang.org/x/image/webp" // registers the WebP decoder with package image
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/defaults"
 )
 
 // Defaults for Limits.
@@ -61,18 +62,10 @@ type Limits struct {
 
 // WithDefaults returns l with its zero fields set to the defaults.
 func (l Limits) WithDefaults() Limits {
-	if l.MaxBytes <= 0 {
-		l.MaxBytes = DefaultMaxBytes
-	}
-	if l.MaxPixels <= 0 {
-		l.MaxPixels = DefaultMaxPixels
-	}
-	if l.ThumbSize <= 0 {
-		l.ThumbSize = DefaultThumbSize
-	}
-	if l.DecodeBudget <= 0 {
-		l.DecodeBudget = DefaultDecodeBudget
-	}
+	defaults.Positive(&l.MaxBytes, DefaultMaxBytes)
+	defaults.Positive(&l.MaxPixels, DefaultMaxPixels)
+	defaults.Positive(&l.ThumbSize, DefaultThumbSize)
+	defaults.Positive(&l.DecodeBudget, DefaultDecodeBudget)
 	return l
 }
 

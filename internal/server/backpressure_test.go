@@ -73,10 +73,7 @@ func startGated(t *testing.T, cfg func(*server.Config)) (*servertest.Server, *ga
 // a ping sent while a send waits on the store is answered at once.
 func TestPingAnsweredWhileOpsWait(t *testing.T) {
 	srv, g := startGated(t, nil)
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	srv.Token(t, "bob", "Bob")
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, conv := aliceToBob(t, srv)
 
 	a.sendOp(protocol.OpSend, "s1", protocol.Send{ConversationID: conv.ID, ClientID: "c1", Text: "hi"})
 	<-g.entered // the send is in the store, held there
@@ -104,10 +101,7 @@ func TestPingAnsweredWhileOpsWait(t *testing.T) {
 // store recovers, every send is answered and stored in the order sent.
 func TestBackpressureIsNotHeartbeatTimeout(t *testing.T) {
 	srv, g := startGated(t, func(c *server.Config) { c.HeartbeatTimeout = time.Second })
-	srv.Token(t, "bob", "Bob")
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, conv := aliceToBob(t, srv)
 
 	// alice pings as a client should, from her own goroutine, until the
 	// test ends; once the server stops reading her, the pings wait unread.
@@ -206,7 +200,7 @@ func readFrames(t *testing.T, c *wsClient, want int, batch bool) (frames []proto
 // few messages, each at most MaxBatchBytes, frames split on "\n", in
 // order; without it every message is exactly one frame.
 func TestBatchedFrames(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
+	srv := startLimited(t, nil)
 	aTok := srv.Token(t, "alice", "Alice")
 	srv.Token(t, "bob", "Bob")
 	a := connect(t, srv, aTok, nil)

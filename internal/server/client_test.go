@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
@@ -58,6 +59,39 @@ func connect(t testing.TB, srv *servertest.Server, token string, resume *int64) 
 		t.Fatal(err)
 	}
 	return c
+}
+
+// startLimited starts a server with no rate limits but those set sets
+// (nil: none at all).
+func startLimited(t testing.TB, set func(l *server.Limits)) *servertest.Server {
+	t.Helper()
+	return servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Unlimited()
+		if set != nil {
+			set(&c.Limits)
+		}
+	}))
+}
+
+// aliceToBob connects alice ("Alice"), makes sure bob ("Bob") exists and
+// has alice start a direct conversation with him.
+func aliceToBob(t testing.TB, srv *servertest.Server) (*wsClient, parley.Conversation) {
+	t.Helper()
+	srv.Token(t, "bob", "Bob")
+	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	var conv parley.Conversation
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	return a, conv
+}
+
+// directPair connects alice and bob, and alice starts a direct
+// conversation with him.
+func directPair(t testing.TB, srv *servertest.Server) (a, b *wsClient, conv parley.Conversation) {
+	t.Helper()
+	a = connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	b = connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
+	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	return a, b, conv
 }
 
 func (c *wsClient) writeRaw(typ websocket.MessageType, b []byte) error {
@@ -169,6 +203,14 @@ func (c *wsClient) fail(op string, data any) string {
 		c.t.Fatalf("%s: got %s %s, want an error", op, f.Type, f.Data)
 	}
 	return f.Error.Code
+}
+
+// history asks for the newest page of conversation id.
+func (c *wsClient) history(id string) parley.MessagePage {
+	c.t.Helper()
+	var page parley.MessagePage
+	c.do(protocol.OpHistory, protocol.History{ConversationID: id}, &page)
+	return page
 }
 
 // event waits for the next event frame of type typ.

@@ -92,15 +92,11 @@ func TestSlowConsumer(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Limits = server.Unlimited()
-		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 0.5, 2
-		c.Limits.TypingPerSecond, c.Limits.TypingBurst = 5, 1
-	}))
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	srv.Token(t, "bob", "Bob")
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	srv := startLimited(t, func(l *server.Limits) {
+		l.MessagesPerSecond, l.MessageBurst = 0.5, 2
+		l.TypingPerSecond, l.TypingBurst = 5, 1
+	})
+	a, conv := aliceToBob(t, srv)
 	a.send(conv.ID, "c1", "one")
 	a.send(conv.ID, "c2", "two")
 	f := a.call(protocol.OpSend, protocol.Send{ConversationID: conv.ID, ClientID: "c3", Text: "three"})

@@ -150,8 +150,7 @@ func TestClientIDOtherConversation(t *testing.T) {
 	if code := a.fail(protocol.OpSend, protocol.Send{ConversationID: c2.ID, ClientID: "same", Text: "two"}); code != parley.ECONFLICT {
 		t.Fatalf("client_id reused in another conversation: %s, want conflict", code)
 	}
-	var page parley.MessagePage
-	a.do(protocol.OpHistory, protocol.History{ConversationID: c2.ID}, &page)
+	page := a.history(c2.ID)
 	if len(page.Messages) != 0 {
 		t.Fatalf("%d messages stored in the second conversation", len(page.Messages))
 	}

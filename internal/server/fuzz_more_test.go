@@ -41,6 +41,37 @@ func getQuery(t *testing.T, srv *servertest.Server, path, raw, token string) raw
 	return r
 }
 
+// pageAnswer checks r, the answer to GET ?raw: 400 invalid when the query
+// is not valid, else 200. It reports whether r is a page to check.
+func pageAnswer(t *testing.T, raw string, r rawResp, valid bool) bool {
+	t.Helper()
+	if !valid {
+		if r.status != 400 || !strings.Contains(string(r.body), `"invalid"`) {
+			t.Fatalf("GET ?%s: %d %s, want 400 invalid", raw, r.status, r.body)
+		}
+		return false
+	}
+	if r.status != 200 {
+		t.Fatalf("GET ?%s: %d %s, want 200", raw, r.status, r.body)
+	}
+	return true
+}
+
+// directWithMessages starts a server where alice (tok) has a direct
+// conversation with bob holding n messages of hers, made over HTTP.
+func directWithMessages(f *testing.F, n int) (srv *servertest.Server, tok, conv string) {
+	srv = servertest.Start(f)
+	tok = srv.Token(f, "alice", "Alice")
+	srv.Token(f, "bob", "Bob")
+	conv = decodeJSON[parley.Conversation](f, httpDo(f, srv, "POST", "/v1/conversations/direct", tok, `{"user_id":"bob"}`).body).ID
+	for i := range n {
+		if r := httpDo(f, srv, "POST", "/v1/conversations/"+conv+"/messages", tok, `{"client_id":"c`+strconv.Itoa(i)+`","text":"m"}`); r.status != 201 {
+			f.Fatalf("send: %d %s", r.status, r.body)
+		}
+	}
+	return srv, tok, conv
+}
+
 // intParam reads a query parameter as the server must: absent or empty
 // is 0, anything but a decimal int64 is an error.
 func intParam(q url.Values, name string) (int64, bool) {
@@ -68,16 +99,8 @@ func FuzzHistoryQuery(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	srv := servertest.Start(f)
-	tok := srv.Token(f, "alice", "Alice")
-	srv.Token(f, "bob", "Bob")
-	conv := decodeJSON[parley.Conversation](f, httpDo(f, srv, "POST", "/v1/conversations/direct", tok, `{"user_id":"bob"}`).body).ID
+	srv, tok, conv := directWithMessages(f, 12)
 	path := "/v1/conversations/" + conv + "/messages"
-	for i := range 12 {
-		if r := httpDo(f, srv, "POST", path, tok, `{"client_id":"c`+strconv.Itoa(i)+`","text":"m"}`); r.status != 201 {
-			f.Fatalf("send: %d %s", r.status, r.body)
-		}
-	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		if !requestable(raw) {
 			return
@@ -88,14 +111,8 @@ func FuzzHistoryQuery(f *testing.F) {
 		after, ok2 := intParam(q, "after")
 		limit, ok3 := intParam(q, "limit")
 		valid := ok1 && ok2 && ok3 && before >= 0 && after >= 0 && (before == 0 || after == 0) && limit >= 0 && limit <= parley.MaxPageLimit
-		if !valid {
-			if r.status != 400 || !strings.Contains(string(r.body), `"invalid"`) {
-				t.Fatalf("GET ?%s: %d %s, want 400 invalid", raw, r.status, r.body)
-			}
+		if !pageAnswer(t, raw, r, valid) {
 			return
-		}
-		if r.status != 200 {
-			t.Fatalf("GET ?%s: %d %s, want 200", raw, r.status, r.body)
 		}
 		if limit == 0 {
 			limit = parley.DefaultPageLimit
@@ -128,13 +145,7 @@ func FuzzEventsQuery(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	srv := servertest.Start(f)
-	tok := srv.Token(f, "alice", "Alice")
-	srv.Token(f, "bob", "Bob")
-	conv := decodeJSON[parley.Conversation](f, httpDo(f, srv, "POST", "/v1/conversations/direct", tok, `{"user_id":"bob"}`).body).ID
-	for i := range 8 {
-		httpDo(f, srv, "POST", "/v1/conversations/"+conv+"/messages", tok, `{"client_id":"e`+strconv.Itoa(i)+`","text":"m"}`)
-	}
+	srv, tok, _ := directWithMessages(f, 8)
 	f.Fuzz(func(t *testing.T, raw string) {
 		if !requestable(raw) {
 			return
@@ -143,14 +154,8 @@ func FuzzEventsQuery(f *testing.F) {
 		q, _ := url.ParseQuery(raw)
 		after, ok1 := intParam(q, "after")
 		limit, ok2 := intParam(q, "limit")
-		if !ok1 || !ok2 || after < 0 || limit < 0 || limit > server.MaxEventsPage {
-			if r.status != 400 || !strings.Contains(string(r.body), `"invalid"`) {
-				t.Fatalf("GET ?%s: %d %s, want 400 invalid", raw, r.status, r.body)
-			}
+		if !pageAnswer(t, raw, r, ok1 && ok2 && after >= 0 && limit >= 0 && limit <= server.MaxEventsPage) {
 			return
-		}
-		if r.status != 200 {
-			t.Fatalf("GET ?%s: %d %s, want 200", raw, r.status, r.body)
 		}
 		if limit == 0 {
 			limit = 100

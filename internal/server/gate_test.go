@@ -6,7 +6,6 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/server"
-	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -15,16 +14,12 @@ import (
 // token again, until the refused message comes back: otherwise a client
 // with several sends in flight would get them stored out of order.
 func TestSendGateKeepsOrder(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Limits = server.Unlimited()
+	srv := startLimited(t, func(l *server.Limits) {
 		// One token a second: slow enough that no token comes back while
 		// the first three sends run, even on a loaded machine.
-		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 1, 2
-	}))
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	srv.Token(t, "bob", "Bob")
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+		l.MessagesPerSecond, l.MessageBurst = 1, 2
+	})
+	a, conv := aliceToBob(t, srv)
 	a.send(conv.ID, "c1", "one")
 	a.send(conv.ID, "c2", "two")
 	f := a.call(protocol.OpSend, protocol.Send{ConversationID: conv.ID, ClientID: "c3", Text: "three"})
@@ -42,8 +37,7 @@ func TestSendGateKeepsOrder(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // a token for c4 (a precondition, as above)
 	a.send(conv.ID, "c4", "four")
 
-	var page parley.MessagePage
-	a.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := a.history(conv.ID)
 	var got []string
 	for _, m := range page.Messages {
 		got = append(got, m.Text)
@@ -57,14 +51,10 @@ func TestSendGateKeepsOrder(t *testing.T) {
 // the gate for sends, and a refused send closes it for edits, so a
 // client's sends and edits are applied in the order it sent them.
 func TestSendGateHoldsEdits(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Limits = server.Unlimited()
-		c.Limits.MessagesPerSecond, c.Limits.MessageBurst = 1, 2
-	}))
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	srv.Token(t, "bob", "Bob")
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	srv := startLimited(t, func(l *server.Limits) {
+		l.MessagesPerSecond, l.MessageBurst = 1, 2
+	})
+	a, conv := aliceToBob(t, srv)
 	m := a.send(conv.ID, "c1", "one")
 	a.do(protocol.OpEdit, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "e1", Text: "ONE"}, nil)
 	f := a.call(protocol.OpEdit, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "e2", Text: "ONE!"})

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -47,31 +46,25 @@ type httpResp struct {
 
 func httpDo(t testing.TB, srv *servertest.Server, method, path, token, body string) httpResp {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	var b []byte
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		b = []byte(body)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	r := httpResp{status: resp.StatusCode, body: b, header: resp.Header}
-	if resp.StatusCode >= 400 {
+	return asHTTPResp(t, method, path, servertest.Do(t, method, srv.URL+path, token, b))
+}
+
+// asHTTPResp is r with the error body of a refusal decoded.
+func asHTTPResp(t testing.TB, method, path string, r servertest.Response) httpResp {
+	t.Helper()
+	out := httpResp{status: r.Status, body: r.Body, header: r.Header}
+	if r.Status >= 400 {
 		var e struct{ Error protocol.ErrorBody }
-		if err := json.Unmarshal(b, &e); err != nil {
-			t.Fatalf("%s %s: error body %q is not JSON", method, path, b)
+		if err := json.Unmarshal(r.Body, &e); err != nil {
+			t.Fatalf("%s %s: error body %q is not JSON", method, path, r.Body)
 		}
-		r.err = e.Error
+		out.err = e.Error
 	}
-	return r
+	return out
 }
 
 func httpDoHeaders(t testing.TB, srv *servertest.Server, method, path string, h http.Header) int {

@@ -1,14 +1,12 @@
 package server_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -31,29 +29,15 @@ func requireRoot(t *testing.T) {
 	t.Skip("not root: cannot mount a small tmpfs to fill (run as root to test a full disk)")
 }
 
-// lineLog is a log destination that keeps the lines, safe for the
-// server's goroutines.
-type lineLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lineLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// count is how many lines are at level WARN or ERROR.
-func (l *lineLog) count() (n int, text string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range strings.Split(l.buf.String(), "\n") {
+// warnings counts the lines of log at level WARN or ERROR.
+func warnings(log *servertest.LogBuffer) (n int, text string) {
+	text = log.String()
+	for _, line := range strings.Split(text, "\n") {
 		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
 			n++
 		}
 	}
-	return n, l.buf.String()
+	return n, text
 }
 
 // TestHostileDiskFull fills a 4 MiB tmpfs holding the SQLite store with
@@ -74,7 +58,7 @@ func TestHostileDiskFull(t *testing.T) {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
-	logs := &lineLog{}
+	logs := &servertest.LogBuffer{}
 	srv := servertest.Start(t, servertest.WithDir(dir), servertest.WithConfig(func(c *server.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}))
@@ -131,7 +115,7 @@ func TestHostileDiskFull(t *testing.T) {
 		t.Fatalf("/readyz on a full disk: %d, want 503", r.status)
 	}
 	healthz(t, srv)
-	lines, text2 := logs.count()
+	lines, text2 := warnings(logs)
 	t.Logf("%d warning/error log lines for at least %d refused writes", lines, refused+1)
 	if lines > 20 {
 		t.Fatalf("%d warning/error log lines for at least %d refused writes, want at most 20:\n%s", lines, refused+1, text2)

@@ -79,11 +79,8 @@ func TestResumeOnLaggingNode(t *testing.T) {
 	frozen.Store(true)
 	b := node(&frozen)
 
-	aTok, bTok := a.Token(t, "alice", "Alice"), a.Token(t, "bob", "Bob")
-	alice := connect(t, a, aTok, nil)
-	bob := connect(t, a, bTok, nil)
-	var conv parley.Conversation
-	alice.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	bTok := a.Token(t, "bob", "Bob")
+	alice, bob, conv := directPair(t, a)
 	var want []string
 	var seen []int64
 	for i := range 6 {

@@ -14,6 +14,18 @@ import (
 	"github.com/parleychat/parley/internal/sqlite"
 )
 
+// hubParts opens a SQLite store in a temporary directory, closed when the
+// test ends, and a logger that drops everything: what newHub takes.
+func hubParts(t *testing.T) (*sqlite.DB, *slog.Logger) {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store, slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
 // TestResumeIndex checks the hub's resume index (lastEvents) against the
 // store: after any sequence of group and direct creations, sends, reads,
 // deletes, additions and removals, delivered through the hub as the
@@ -24,12 +36,7 @@ import (
 // started over because it hit its bound.
 func TestResumeIndex(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, log := hubParts(t)
 	run := 0
 	rapid.Check(t, func(rt *rapid.T) {
 		run++
@@ -177,12 +184,7 @@ func (s invalidatingStore) ContactsOf(ctx context.Context, ids []string) (map[st
 // no contacts read that raced a membership change.
 func TestWarm(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, log := hubParts(t)
 	for _, id := range []string{"a", "b", "c", "d"} {
 		if _, err := store.EnsureUser(ctx, id, "User "+id); err != nil {
 			t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/server"
-	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -15,14 +14,10 @@ import (
 // reached; a refused send is stored nowhere and succeeds when retried after
 // the limit allows it.
 func TestIPMessageLimit(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Limits = server.Unlimited()
-		c.Limits.IPMessagesPerSecond, c.Limits.IPMessageBurst = 0.001, 3
-	}))
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	b := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	srv := startLimited(t, func(l *server.Limits) {
+		l.IPMessagesPerSecond, l.IPMessageBurst = 0.001, 3
+	})
+	a, b, conv := directPair(t, srv)
 	a.send(conv.ID, "a1", "one")
 	a.send(conv.ID, "a2", "two")
 	b.send(conv.ID, "b1", "three")
@@ -36,8 +31,7 @@ func TestIPMessageLimit(t *testing.T) {
 		t.Fatalf("alice's send after the address's burst: %s", code)
 	}
 
-	var page parley.MessagePage
-	a.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := a.history(conv.ID)
 	if len(page.Messages) != 3 {
 		t.Fatalf("%d messages stored, want the 3 accepted", len(page.Messages))
 	}
@@ -50,15 +44,11 @@ func TestIPMessageLimit(t *testing.T) {
 // TestPresenceQueryLimit: presence queries are limited per user; another
 // user's queries are not affected.
 func TestPresenceQueryLimit(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		c.Limits = server.Unlimited()
-		c.Limits.PresencePerSecond, c.Limits.PresenceBurst = 0.001, 2
-	}))
+	srv := startLimited(t, func(l *server.Limits) {
+		l.PresencePerSecond, l.PresenceBurst = 0.001, 2
+	})
 	aTok, bTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
-	a := connect(t, srv, aTok, nil)
-	b := connect(t, srv, bTok, nil)
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, b, conv := directPair(t, srv)
 	talk(t, srv, conv.ID, aTok, bTok)
 	// The reply made them contacts once the hub delivered it: each hears
 	// the other online then (a query right after the ack may come first).

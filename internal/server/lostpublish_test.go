@@ -8,7 +8,6 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/membroker"
 	"github.com/parleychat/parley/internal/servertest"
-	"github.com/parleychat/parley/protocol"
 )
 
 // dropBroker loses the next publish of durable events once drop is set,
@@ -33,10 +32,7 @@ func TestLostPublishIsDelivered(t *testing.T) {
 	br := &dropBroker{Broker: membroker.New()}
 	t.Cleanup(func() { br.Close() })
 	srv := servertest.Start(t, servertest.WithBroker(br))
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	b := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, b, conv := directPair(t, srv)
 	b.event(parley.EventConversationUpdated)
 
 	br.drop.Store(true)

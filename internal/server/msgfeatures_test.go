@@ -45,8 +45,7 @@ func TestEditOverWebSocket(t *testing.T) {
 		t.Fatalf("next messageEdited = %+v, want the second edit's", ev2)
 	}
 	// History and the conversation list follow.
-	var page parley.MessagePage
-	b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := b.history(conv.ID)
 	if len(page.Messages) != 1 || page.Messages[0].Text != "hello!" || page.Messages[0].EditedAt == nil {
 		t.Fatalf("history = %+v", page.Messages)
 	}
@@ -57,24 +56,32 @@ func TestEditOverWebSocket(t *testing.T) {
 	}
 
 	// Errors: not the sender, not a member, a tombstone, bad input.
-	for _, tt := range []struct {
-		who  *wsClient
-		d    protocol.Edit
-		want string
-	}{
+	checkRefusals(t, protocol.OpEdit, []refusal{
 		{b, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "b1", Text: "mine now"}, parley.EFORBIDDEN},
 		{x, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "x1", Text: "stranger"}, parley.ENOTFOUND},
 		{a, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "a9", Text: " "}, parley.EINVALID},
 		{a, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, Text: "no id"}, parley.EINVALID},
 		{a, protocol.Edit{ConversationID: conv.ID, MessageID: "nope", ClientID: "a8", Text: "x"}, parley.ENOTFOUND},
-	} {
-		if code := tt.who.fail(protocol.OpEdit, tt.d); code != tt.want {
-			t.Errorf("edit %+v: %s, want %s", tt.d, code, tt.want)
-		}
-	}
+	})
 	a.do(protocol.OpDelete, protocol.Delete{ConversationID: conv.ID, MessageID: m.ID}, nil)
-	if code := a.fail(protocol.OpEdit, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "a7", Text: "x"}); code != parley.EINVALID {
-		t.Errorf("editing a tombstone: %s, want invalid", code)
+	checkRefusals(t, protocol.OpEdit, []refusal{{a, protocol.Edit{ConversationID: conv.ID, MessageID: m.ID, ClientID: "a7", Text: "x"}, parley.EINVALID}}) // a tombstone
+}
+
+// refusal is a request data of a client who and the error code it must
+// get.
+type refusal struct {
+	who  *wsClient
+	data any
+	want string
+}
+
+// checkRefusals sends each refusal's op and checks its code.
+func checkRefusals(t *testing.T, op string, rs []refusal) {
+	t.Helper()
+	for _, r := range rs {
+		if code := r.who.fail(op, r.data); code != r.want {
+			t.Errorf("%s %+v: %s, want %s", op, r.data, code, r.want)
+		}
 	}
 }
 
@@ -102,29 +109,18 @@ func TestReactOverWebSocket(t *testing.T) {
 		t.Fatalf("reactionRemoved = %+v", ev2)
 	}
 	a.do(protocol.OpReact, protocol.React{ConversationID: conv.ID, MessageID: m.ID, Emoji: "🎉"}, &r)
-	var page parley.MessagePage
-	b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := b.history(conv.ID)
 	if got := page.Messages[0].Reactions; !slices.Equal(got, []parley.Reaction{{Emoji: "🎉", Count: 1}}) {
 		t.Fatalf("bob's history reactions = %+v", got)
 	}
-	for _, tt := range []struct {
-		who  *wsClient
-		d    protocol.React
-		want string
-	}{
+	checkRefusals(t, protocol.OpReact, []refusal{
 		{x, protocol.React{ConversationID: conv.ID, MessageID: m.ID, Emoji: "👍"}, parley.ENOTFOUND},
 		{b, protocol.React{ConversationID: conv.ID, MessageID: m.ID, Emoji: "lol"}, parley.EINVALID},
 		{b, protocol.React{ConversationID: conv.ID, MessageID: m.ID}, parley.EINVALID},
 		{b, protocol.React{ConversationID: conv.ID, MessageID: "nope", Emoji: "👍"}, parley.ENOTFOUND},
-	} {
-		if code := tt.who.fail(protocol.OpReact, tt.d); code != tt.want {
-			t.Errorf("react %+v: %s, want %s", tt.d, code, tt.want)
-		}
-	}
+	})
 	a.do(protocol.OpDelete, protocol.Delete{ConversationID: conv.ID, MessageID: m.ID}, nil)
-	if code := b.fail(protocol.OpReact, protocol.React{ConversationID: conv.ID, MessageID: m.ID, Emoji: "👍"}); code != parley.EINVALID {
-		t.Errorf("reacting to a tombstone: %s, want invalid", code)
-	}
+	checkRefusals(t, protocol.OpReact, []refusal{{b, protocol.React{ConversationID: conv.ID, MessageID: m.ID, Emoji: "👍"}, parley.EINVALID}}) // a tombstone
 }
 
 func TestReplyOverWebSocket(t *testing.T) {
@@ -153,8 +149,7 @@ func TestReplyOverWebSocket(t *testing.T) {
 	}
 	// The parent deleted: the quote says so in history.
 	a.do(protocol.OpDelete, protocol.Delete{ConversationID: conv.ID, MessageID: parent.ID}, nil)
-	var page parley.MessagePage
-	b.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := b.history(conv.ID)
 	if q := page.Messages[len(page.Messages)-1].ReplyTo; q == nil || !q.Deleted || q.Text != "" {
 		t.Fatalf("quote after the parent's delete = %+v", q)
 	}
@@ -180,13 +175,9 @@ func TestResumeReplaysEditsAndReactions(t *testing.T) {
 	if end.Type != protocol.TypeResumed {
 		t.Fatalf("got %s", end.Type)
 	}
+	checkIncreasing(t, evs, last)
 	var got []string
-	prev := last
 	for _, ev := range evs {
-		if ev.Pos <= prev {
-			t.Fatalf("position %d after %d", ev.Pos, prev)
-		}
-		prev = ev.Pos
 		switch ev.Type {
 		case parley.EventMessageEdited:
 			got = append(got, fmt.Sprintf("edited %s", ev.Message.Text))

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,12 +36,9 @@ func waitMetric(t *testing.T, srv *servertest.Server, name string, labels map[st
 // the store's send runs and commit waits, resume size, errors by code,
 // auth failures and closes by code.
 func TestObservabilityMetrics(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
+	srv := startLimited(t, nil)
 	alice, bob := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
-	a := connect(t, srv, alice, nil)
-	b := connect(t, srv, bob, nil)
-	var cv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &cv)
+	a, b, cv := directPair(t, srv)
 	a.send(cv.ID, uuid.NewString(), "over ws")
 	b.event(parley.EventNewMessage)
 	if r := httpDo(t, srv, "POST", "/v1/conversations/"+cv.ID+"/messages", alice, `{"client_id":"`+uuid.NewString()+`","text":"over http"}`); r.status != 201 {
@@ -96,28 +91,10 @@ func TestObservabilityMetrics(t *testing.T) {
 	waitMetric(t, srv, "parley_closes_total", map[string]string{"code": "none"}, 1)
 }
 
-// syncLog is a log destination tests read while the server writes.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestObservabilityLogs: connections and auth failures at debug, and a
 // shutdown's drain progress at info.
 func TestObservabilityLogs(t *testing.T) {
-	var logs syncLog
+	var logs servertest.LogBuffer
 	lg := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Logger = lg }))
 	connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
@@ -199,7 +176,7 @@ func TestGrafanaDashboardMetrics(t *testing.T) {
 // COMMIT time and the transaction time (the ops in them are checked per
 // engine by storetest's BatchObserver).
 func TestStoreBatchMetrics(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
+	srv := startLimited(t, nil)
 	alice := srv.Token(t, "alice", "Alice")
 	srv.Token(t, "bob", "Bob")
 	names := []string{"parley_store_batch_ops", "parley_store_commit_seconds", "parley_store_batch_seconds"}

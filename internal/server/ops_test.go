@@ -54,8 +54,7 @@ func TestOps(t *testing.T) {
 	m2 := b.send(d1.ID, "c-2", "hi alice")
 
 	// history: both messages once, in order.
-	var page parley.MessagePage
-	a.do(protocol.OpHistory, protocol.History{ConversationID: d1.ID}, &page)
+	page := a.history(d1.ID)
 	if len(page.Messages) != 2 || page.Messages[0].ID != m1.ID || page.Messages[1].ID != m2.ID || page.HasMore {
 		t.Fatalf("history: %+v", page)
 	}
@@ -177,8 +176,7 @@ func TestNonMember(t *testing.T) {
 	if len(list.Conversations) != 0 {
 		t.Fatalf("mallory lists %+v", list)
 	}
-	var page parley.MessagePage
-	a.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := a.history(conv.ID)
 	if len(page.Messages) != 1 || page.Messages[0].Text != "private" {
 		t.Fatalf("the conversation changed: %+v", page)
 	}
@@ -188,10 +186,7 @@ func TestNonMember(t *testing.T) {
 // connection stays up.
 func TestBadInput(t *testing.T) {
 	srv := servertest.Start(t)
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	srv.Token(t, "bob", "Bob")
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, conv := aliceToBob(t, srv)
 	long := strings.Repeat("é", parley.MaxTextRunes+1)
 	tests := []struct {
 		name  string
@@ -249,8 +244,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	a.t = t
-	var page parley.MessagePage
-	a.do(protocol.OpHistory, protocol.History{ConversationID: conv.ID}, &page)
+	page := a.history(conv.ID)
 	if len(page.Messages) != 0 {
 		t.Fatalf("bad input wrote %d messages", len(page.Messages))
 	}
@@ -373,10 +367,7 @@ func TestOrigin(t *testing.T) {
 // once, in order.
 func TestPaginationWhileSending(t *testing.T) {
 	srv := servertest.Start(t)
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	b := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, b, conv := directPair(t, srv)
 	for i := range 120 {
 		a.send(conv.ID, fmt.Sprintf("c%d", i), fmt.Sprintf("m%d", i))
 	}

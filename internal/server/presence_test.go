@@ -29,43 +29,49 @@ func (r *recorder) take() []transition {
 	return g
 }
 
+// startPresence runs a presence tracker for node n1 until the test ends;
+// the recorder hears its transitions.
+func startPresence(t *testing.T, grace, deadAfter time.Duration, publish func(parley.NodePresence)) (*presence, *recorder) {
+	rec := &recorder{}
+	p := newPresence("n1", grace, deadAfter, publish, rec.notify)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go p.run(ctx)
+	return p, rec
+}
+
+// after lets d pass on the bubble's clock, waits for the bubble to settle
+// and takes the transitions heard.
+func (r *recorder) after(d time.Duration) []transition {
+	time.Sleep(d)
+	synctest.Wait()
+	return r.take()
+}
+
 // TestPresenceGrace runs the presence tracker on synctest's fake clock.
 func TestPresenceGrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var rec recorder
-		p := newPresence("n1", 5*time.Second, presenceDeadAfter, func(parley.NodePresence) {}, rec.notify)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go p.run(ctx)
+		p, rec := startPresence(t, 5*time.Second, presenceDeadAfter, func(parley.NodePresence) {})
 
 		p.connect("bob")
-		time.Sleep(100 * time.Millisecond)
-		synctest.Wait()
-		if g := rec.take(); len(g) != 1 || g[0] != (transition{"bob", true}) {
+		if g := rec.after(100 * time.Millisecond); len(g) != 1 || g[0] != (transition{"bob", true}) {
 			t.Fatalf("after connect: %v", g)
 		}
 		// A quick reconnect within grace: no flap.
 		p.disconnect("bob")
 		time.Sleep(3 * time.Second)
 		p.connect("bob")
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
-		if g := rec.take(); len(g) != 0 {
+		if g := rec.after(10 * time.Second); len(g) != 0 {
 			t.Fatalf("reconnect within grace: %v", g)
 		}
 		// Gone for good: offline once, after the grace, not before.
 		p.disconnect("bob")
-		time.Sleep(4900 * time.Millisecond)
-		synctest.Wait()
-		if g := rec.take(); len(g) != 0 || !p.isOnline("bob") {
+		if g := rec.after(4900 * time.Millisecond); len(g) != 0 || !p.isOnline("bob") {
 			t.Fatalf("before grace ended: %v", g)
 		}
-		time.Sleep(200 * time.Millisecond)
-		synctest.Wait()
-		if g := rec.take(); len(g) != 1 || g[0] != (transition{"bob", false}) || p.isOnline("bob") {
+		if g := rec.after(200 * time.Millisecond); len(g) != 1 || g[0] != (transition{"bob", false}) || p.isOnline("bob") {
 			t.Fatalf("after grace: %v", g)
 		}
-		cancel()
 	})
 }
 
@@ -73,29 +79,18 @@ func TestPresenceGrace(t *testing.T) {
 // reports them, and offline (after grace) once the node stops reporting.
 func TestPresenceRemoteNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var rec recorder
-		p := newPresence("n1", 5*time.Second, presenceDeadAfter, func(parley.NodePresence) {}, rec.notify)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go p.run(ctx)
+		p, rec := startPresence(t, 5*time.Second, presenceDeadAfter, func(parley.NodePresence) {})
 		p.remoteReport("n2", parley.NodePresence{Online: []string{"carol"}})
-		time.Sleep(100 * time.Millisecond)
-		synctest.Wait()
-		if g := rec.take(); len(g) != 1 || !g[0].online {
+		if g := rec.after(100 * time.Millisecond); len(g) != 1 || !g[0].online {
 			t.Fatalf("remote connect: %v", g)
 		}
 		// n2 dies silently: dead after 3 missed snapshots, then grace.
-		time.Sleep(presenceDeadAfter + 4*time.Second)
-		synctest.Wait()
-		if g := rec.take(); len(g) != 0 {
+		if g := rec.after(presenceDeadAfter + 4*time.Second); len(g) != 0 {
 			t.Fatalf("offline before grace: %v", g)
 		}
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
-		if g := rec.take(); len(g) != 1 || g[0].online {
+		if g := rec.after(2 * time.Second); len(g) != 1 || g[0].online {
 			t.Fatalf("dead node: %v", g)
 		}
-		cancel()
 	})
 }
 
@@ -105,7 +100,6 @@ func TestPresenceRemoteNode(t *testing.T) {
 // timeout do not take it for dead between two snapshots.
 func TestPresenceNodeTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var rec recorder
 		var mu sync.Mutex
 		snaps := 0
 		publish := func(np parley.NodePresence) {
@@ -115,21 +109,14 @@ func TestPresenceNodeTimeout(t *testing.T) {
 			}
 			mu.Unlock()
 		}
-		p := newPresence("n1", time.Second, time.Second, publish, rec.notify)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go p.run(ctx)
+		p, rec := startPresence(t, time.Second, time.Second, publish)
 		p.remoteReport("n2", parley.NodePresence{Online: []string{"carol"}})
-		time.Sleep(100 * time.Millisecond)
-		synctest.Wait()
-		if g := rec.take(); len(g) != 1 || !g[0].online {
+		if g := rec.after(100 * time.Millisecond); len(g) != 1 || !g[0].online {
 			t.Fatalf("remote connect: %v", g)
 		}
 		// Dead after 1 s of silence, offline after the 1 s grace: well
 		// before the default timeout alone (6 s) would have passed.
-		time.Sleep(2*time.Second + 200*time.Millisecond)
-		synctest.Wait()
-		if g := rec.take(); len(g) != 1 || g[0].online {
+		if g := rec.after(2*time.Second + 200*time.Millisecond); len(g) != 1 || g[0].online {
 			t.Fatalf("after 1 s timeout and 1 s grace: %v", g)
 		}
 		mu.Lock()
@@ -138,7 +125,6 @@ func TestPresenceNodeTimeout(t *testing.T) {
 		if n < 6 { // 2.3 s at one per 333 ms
 			t.Fatalf("%d snapshots in 2.3 s, want one every third of the 1 s timeout", n)
 		}
-		cancel()
 	})
 }
 
@@ -148,11 +134,7 @@ func TestPresenceNodeTimeout(t *testing.T) {
 // the grace, offline: never an online without its offline.
 func TestPresenceBlinkIsAnnouncedBothWays(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var rec recorder
-		p := newPresence("n1", time.Second, presenceDeadAfter, func(parley.NodePresence) {}, rec.notify)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go p.run(ctx)
+		p, rec := startPresence(t, time.Second, presenceDeadAfter, func(parley.NodePresence) {})
 
 		p.connect("bob")
 		if !p.isOnline("bob") {

@@ -31,15 +31,24 @@ func collectResume(t *testing.T, c *wsClient) ([]parley.Event, protocol.Frame) {
 	}
 }
 
-func checkExactlyOnce(t *testing.T, evs []parley.Event, from int64, wantTexts []string) {
+// checkIncreasing fails t unless the positions of evs strictly increase
+// from after from: none out of order or twice.
+func checkIncreasing(t *testing.T, evs []parley.Event, from int64) {
 	t.Helper()
-	var texts []string
 	last := from
 	for _, ev := range evs {
 		if ev.Pos <= last {
 			t.Fatalf("position %d after %d: out of order or duplicate", ev.Pos, last)
 		}
 		last = ev.Pos
+	}
+}
+
+func checkExactlyOnce(t *testing.T, evs []parley.Event, from int64, wantTexts []string) {
+	t.Helper()
+	checkIncreasing(t, evs, from)
+	var texts []string
+	for _, ev := range evs {
 		if ev.Type == parley.EventNewMessage {
 			texts = append(texts, ev.Message.Text)
 		}
@@ -49,23 +58,28 @@ func checkExactlyOnce(t *testing.T, evs []parley.Event, from int64, wantTexts []
 	}
 }
 
-func TestResumeAfterDisconnect(t *testing.T) {
-	srv := servertest.Start(t)
-	aTok, bTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
-	a := connect(t, srv, aTok, nil)
-	b := connect(t, srv, bTok, nil)
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+// bobMisses starts alice and bob in a direct conversation; bob receives
+// one message and goes away, then alice sends n more, with the texts
+// format (of 0 to n-1). It returns alice, the conversation, bob's last
+// position and the texts he missed.
+func bobMisses(t *testing.T, srv *servertest.Server, n int, format string) (a *wsClient, conv parley.Conversation, last int64, want []string) {
+	t.Helper()
+	a, b, conv := directPair(t, srv)
 	a.send(conv.ID, "c0", "before")
-	last := b.event(parley.EventNewMessage).Pos
+	last = b.event(parley.EventNewMessage).Pos
 	b.ws.CloseNow()
-
-	var want []string
-	for i := range 20 {
-		want = append(want, fmt.Sprintf("missed %d", i))
+	for i := range n {
+		want = append(want, fmt.Sprintf(format, i))
 		a.send(conv.ID, fmt.Sprintf("c%d", i+1), want[i])
 	}
-	b = connect(t, srv, bTok, &last)
+	return a, conv, last, want
+}
+
+func TestResumeAfterDisconnect(t *testing.T) {
+	srv := servertest.Start(t)
+	bTok := srv.Token(t, "bob", "Bob")
+	a, conv, last, want := bobMisses(t, srv, 20, "missed %d")
+	b := connect(t, srv, bTok, &last)
 	evs, end := collectResume(t, b)
 	if end.Type != protocol.TypeResumed {
 		t.Fatalf("got %s", end.Type)
@@ -96,18 +110,7 @@ func TestResumeAfterDisconnect(t *testing.T) {
 func TestResumeAfterRestart(t *testing.T) {
 	srv := servertest.Start(t)
 	aTok, bTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
-	a := connect(t, srv, aTok, nil)
-	b := connect(t, srv, bTok, nil)
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
-	a.send(conv.ID, "c0", "before")
-	last := b.event(parley.EventNewMessage).Pos
-	b.ws.CloseNow()
-	var want []string
-	for i := range 5 {
-		want = append(want, fmt.Sprintf("m%d", i))
-		a.send(conv.ID, fmt.Sprintf("c%d", i+1), want[i])
-	}
+	a, conv, last, want := bobMisses(t, srv, 5, "m%d")
 
 	url := srv.URL
 	srv.Restart(t)
@@ -128,7 +131,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	want = append(want, "after")
 	a.send(conv.ID, "c6", "after")
 
-	b = connect(t, srv, bTok, &last)
+	b := connect(t, srv, bTok, &last)
 	evs, end := collectResume(t, b)
 	if end.Type != protocol.TypeResumed {
 		t.Fatalf("got %s", end.Type)

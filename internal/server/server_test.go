@@ -7,17 +7,13 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/servertest"
-	"github.com/parleychat/parley/protocol"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestSmoke(t *testing.T) {
 	srv := servertest.Start(t)
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	b := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, b, conv := directPair(t, srv)
 	m := a.send(conv.ID, "c1", "hello")
 	ev := b.event(parley.EventNewMessage)
 	if ev.Message.ID != m.ID || ev.Message.Text != "hello" {

@@ -19,10 +19,7 @@ func TestTransports(t *testing.T) {
 	for _, tr := range []string{server.TransportGobwas, server.TransportCoder} {
 		t.Run(tr, func(t *testing.T) {
 			srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Transport = tr }))
-			a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-			b := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
-			var conv parley.Conversation
-			a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+			a, b, conv := directPair(t, srv)
 			a.send(conv.ID, "c1", "over "+tr)
 			if ev := b.event(parley.EventNewMessage); ev.Message.Text != "over "+tr {
 				t.Fatalf("bob got %q", ev.Message.Text)

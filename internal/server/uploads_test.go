@@ -9,7 +9,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -57,23 +56,8 @@ type rawResp struct {
 
 func rawDo(t testing.TB, method, u, token, contentType string, body []byte) rawResp {
 	t.Helper()
-	req, err := http.NewRequest(method, u, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return rawResp{resp.StatusCode, resp.Header, b}
+	r := servertest.Do(t, method, u, token, body, "Content-Type", contentType) // "": none
+	return rawResp{r.Status, r.Header, r.Body}
 }
 
 func multipartBody(t testing.TB, filename string, data []byte) (string, []byte) {

@@ -254,10 +254,7 @@ func TestWebhookDeadEndpoint(t *testing.T) {
 		c.MaxBacklog = backlog
 		c.Timeout = time.Hour // never gives up on its own within the test
 	}))
-	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	srv.Token(t, "bob", "Bob")
-	var conv parley.Conversation
-	a.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "bob"}, &conv)
+	a, conv := aliceToBob(t, srv)
 	for i := range sends {
 		a.send(conv.ID, fmt.Sprint("c", i), "hi")
 	}

@@ -19,8 +19,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,7 +46,7 @@ type Server struct {
 	addr      string
 	ownBroker bool
 	serveErr  chan error
-	logw      *testWriter
+	logw      *LogToTest
 }
 
 // Option changes how Start builds the server.
@@ -148,7 +146,7 @@ func (s *Server) Start(t testing.TB) {
 	if err != nil {
 		t.Fatalf("servertest: opening the store: %v", err)
 	}
-	s.logw = &testWriter{t: t}
+	s.logw = &LogToTest{T: t}
 	cfg := server.Config{
 		Store: st, Broker: s.Broker, Secret: s.Secret,
 		Logger: slog.New(slog.NewTextHandler(s.logw, &slog.HandlerOptions{Level: s.opts.logLevel})),
@@ -216,7 +214,7 @@ func (s *Server) Stop(t testing.TB) {
 	if err := s.Store.Close(); err != nil {
 		t.Errorf("servertest: closing the store: %v", err)
 	}
-	s.logw.stop()
+	s.logw.Stop()
 	s.Server, s.Store = nil, nil
 }
 
@@ -273,26 +271,4 @@ func (s *Server) Register(t testing.TB, username, password string) (string, parl
 		t.Fatalf("servertest: register: %v", err)
 	}
 	return out.Token, out.User
-}
-
-// testWriter sends the server's log to the test log until stop.
-type testWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
 }

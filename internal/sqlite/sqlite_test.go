@@ -60,31 +60,20 @@ func TestReopen(t *testing.T) {
 	var (
 		mu   sync.Mutex
 		sent = map[string]bool{}
-		wg   sync.WaitGroup
 	)
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				m, _, err := db.SendMessage(context.Background(), parley.NewMessage{
-					ConversationID: conv.ID, SenderID: a.ID, ClientID: fmt.Sprintf("w%d-%d", w, i), Type: parley.Text, Text: "x",
-				})
-				if err != nil {
-					if parley.ErrorCode(err) != parley.EUNAVAILABLE {
-						t.Errorf("send: %v, want unavailable after close", err)
-					}
-					return
-				}
-				mu.Lock()
-				sent[m.ID] = true
-				n := len(sent)
-				mu.Unlock()
-				if n == 50 {
-					go db.Close() // from a writer's side, while the others keep sending
-				}
-			}
-		})
-	}
-	wg.Wait()
+	storetest.SendUntilError(db, conv.ID, a.ID, 4, func(m parley.Message) {
+		mu.Lock()
+		sent[m.ID] = true
+		n := len(sent)
+		mu.Unlock()
+		if n == 50 {
+			go db.Close() // from a writer's side, while the others keep sending
+		}
+	}, func(err error) {
+		if parley.ErrorCode(err) != parley.EUNAVAILABLE {
+			t.Errorf("send: %v, want unavailable after close", err)
+		}
+	})()
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -132,8 +132,7 @@ func (s *Store) CreateDirect(ctx context.Context, userID, otherID string) (parle
 		c      parley.Conversation
 		events []parley.Event
 	)
-	err := s.e.Write(ctx, func(w Tx) error {
-		events = nil
+	return writeEvents(ctx, s, &c, &events, func(w Tx) error {
 		var id string
 		err := w.QueryRow(bg, qDirectByPair, a, b).Scan(&id)
 		if err == nil {
@@ -146,10 +145,6 @@ func (s *Store) CreateDirect(ctx context.Context, userID, otherID string) (parle
 		c, events, err = s.create(w, userID, []string{userID, otherID}, parley.Direct, "", a, b)
 		return err
 	})
-	if err != nil {
-		return parley.Conversation{}, nil, err
-	}
-	return c, events, nil
 }
 
 // CreateGroup implements parley.Store.
@@ -312,8 +307,7 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 		c      parley.Conversation
 		events []parley.Event
 	)
-	err := s.e.Write(ctx, func(w Tx) error {
-		events = nil
+	return writeEvents(ctx, s, &c, &events, func(w Tx) error {
 		if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
 			return err
 		}
@@ -376,10 +370,6 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 		c, err = s.view(bg, w, userID, conversationID)
 		return err
 	})
-	if err != nil {
-		return parley.Conversation{}, nil, err
-	}
-	return c, events, nil
 }
 
 // changePlan is what a change does, once checked: each list holds only
@@ -437,22 +427,24 @@ func planChange(cur parley.Conversation, userID string, title *string, add, remo
 			delete(role, id)
 		}
 	}
-	for _, id := range promote {
-		switch role[id] {
-		case "":
-			return p, invalidf("user %q is not a member of the group", id)
-		case parley.RoleMember:
-			p.promoted = append(p.promoted, id)
-			role[id] = parley.RoleOwner
-		}
-	}
-	for _, id := range demote {
-		switch role[id] {
-		case "":
-			return p, invalidf("user %q is not a member of the group", id)
-		case parley.RoleOwner:
-			p.demoted = append(p.demoted, id)
-			role[id] = parley.RoleMember
+	// Promotions, then demotions: each moves a member from one role to
+	// the other (one already there is no change).
+	for _, ch := range []struct {
+		ids      []string
+		from, to parley.Role
+		changed  *[]string
+	}{
+		{promote, parley.RoleMember, parley.RoleOwner, &p.promoted},
+		{demote, parley.RoleOwner, parley.RoleMember, &p.demoted},
+	} {
+		for _, id := range ch.ids {
+			switch role[id] {
+			case "":
+				return p, invalidf("user %q is not a member of the group", id)
+			case ch.from:
+				*ch.changed = append(*ch.changed, id)
+				role[id] = ch.to
+			}
 		}
 	}
 
@@ -594,8 +586,7 @@ func (s *Store) deleteMessage(ctx context.Context, userID, conversationID, messa
 		msg    parley.Message
 		events []parley.Event
 	)
-	err := s.e.Write(ctx, func(w Tx) error {
-		events = nil
+	return writeEvents(ctx, s, &msg, &events, func(w Tx) error {
 		if userID != "" {
 			if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
 				return err
@@ -626,10 +617,6 @@ func (s *Store) deleteMessage(ctx context.Context, userID, conversationID, messa
 			UserID: msg.SenderID, Message: &msg, At: now}, &messageID)
 		return err
 	})
-	if err != nil {
-		return parley.Message{}, nil, err
-	}
-	return msg, events, nil
 }
 
 // EditMessage implements parley.Store. The edit's client id is checked
@@ -643,8 +630,7 @@ func (s *Store) EditMessage(ctx context.Context, ed parley.MessageEdit) (parley.
 		msg    parley.Message
 		events []parley.Event
 	)
-	err := s.e.Write(ctx, func(w Tx) error {
-		events = nil
+	return writeEvents(ctx, s, &msg, &events, func(w Tx) error {
 		if _, err := s.readSeq(bg, w, ed.ConversationID, ed.UserID); err != nil {
 			return err
 		}
@@ -698,10 +684,6 @@ func (s *Store) EditMessage(ctx context.Context, ed parley.MessageEdit) (parley.
 			UserID: ed.UserID, Message: &msg, At: now}, &msg.ID)
 		return err
 	})
-	if err != nil {
-		return parley.Message{}, nil, err
-	}
-	return msg, events, nil
 }
 
 // React implements parley.Store.
@@ -811,8 +793,7 @@ func (s *Store) SetFlags(ctx context.Context, userID, conversationID string, mut
 		c      parley.Conversation
 		events []parley.Event
 	)
-	err := s.e.Write(ctx, func(w Tx) error {
-		events = nil
+	return writeEvents(ctx, s, &c, &events, func(w Tx) error {
 		var (
 			f       parley.MemberFlags
 			lastSeq int64
@@ -853,10 +834,6 @@ func (s *Store) SetFlags(ctx context.Context, userID, conversationID string, mut
 		c, err = s.view(bg, w, userID, conversationID)
 		return err
 	})
-	if err != nil {
-		return parley.Conversation{}, nil, err
-	}
-	return c, events, nil
 }
 
 // MarkRead implements parley.Store.
@@ -961,3 +938,19 @@ func (s *Store) DeleteOrphanAttachments(ctx context.Context, before time.Time, l
 
 // noBefore stands for "no upper bound" in qPageAfter.
 const noBefore = math.MaxInt64
+
+// writeEvents runs body in a write transaction and returns what body left
+// in *v and *events, or the zero T and the error. The engine may run body
+// more than once (a retried transaction): *events is reset before each
+// run.
+func writeEvents[T any](ctx context.Context, s *Store, v *T, events *[]parley.Event, body func(w Tx) error) (T, []parley.Event, error) {
+	err := s.e.Write(ctx, func(w Tx) error {
+		*events = nil
+		return body(w)
+	})
+	if err != nil {
+		var zero T
+		return zero, nil, err
+	}
+	return *v, *events, nil
+}

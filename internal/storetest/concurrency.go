@@ -217,36 +217,47 @@ func testCancelledContext(t *testing.T, s parley.Store) {
 	}
 }
 
+// SendUntilError starts n writers that each send text messages to
+// conversation convID as senderID until a send fails: sent runs after
+// each stored message, stopped with the error that ended a writer (both
+// from the writers' goroutines). wait returns once every writer stopped.
+// Tests of Close use it: the writers are still at work when it is called.
+func SendUntilError(s parley.Store, convID, senderID string, n int, sent func(parley.Message), stopped func(error)) (wait func()) {
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				m, _, err := s.SendMessage(context.Background(), parley.NewMessage{
+					ConversationID: convID, SenderID: senderID, ClientID: fmt.Sprintf("w%d-%d", w, i), Type: parley.Text, Text: "x",
+				})
+				if err != nil {
+					stopped(err)
+					return
+				}
+				sent(m)
+			}
+		})
+	}
+	return wg.Wait
+}
+
 // testClose: Close with writes under way returns once they are done;
 // calls after it fail rather than hang.
 func testClose(t *testing.T, s parley.Store) {
 	a, b := newUser(t, s, "closea"), newUser(t, s, "closeb")
 	conv := newGroup(t, s, a, "G", b)
-	var (
-		wg   sync.WaitGroup
-		sent atomic.Int64
-	)
+	var sent atomic.Int64
 	started := make(chan struct{})
 	var once sync.Once
-	for w := range 8 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				_, _, err := s.SendMessage(context.Background(), parley.NewMessage{
-					ConversationID: conv.ID, SenderID: a.ID, ClientID: fmt.Sprintf("c%d-%d", w, i), Type: parley.Text, Text: "x",
-				})
-				if err != nil {
-					return // closed
-				}
-				sent.Add(1)
-				once.Do(func() { close(started) })
-			}
-		})
-	}
+	wait := SendUntilError(s, conv.ID, a.ID, 8, func(parley.Message) {
+		sent.Add(1)
+		once.Do(func() { close(started) })
+	}, func(error) {}) // closed
 	<-started
 	if err := s.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	wg.Wait()
+	wait()
 	if sent.Load() == 0 {
 		t.Fatal("no send succeeded before Close")
 	}

@@ -135,27 +135,50 @@ func (d *driver) typeLine(s string, enter bool) {
 
 func (d *driver) press(k tea.KeyPressMsg) { d.process(k) }
 
+// enter types line, presses Enter and waits for want on the screen.
+func (d *driver) enter(line, want string) {
+	d.t.Helper()
+	d.typeLine(line, true)
+	d.waitText(want)
+}
+
+// adminLookup is a Config.LookupUser that asks srv as an admin.
+func adminLookup(t *testing.T, srv *servertest.Server) func(ctx context.Context, name string) (parley.User, error) {
+	return func(ctx context.Context, name string) (parley.User, error) {
+		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
+	}
+}
+
+// connected starts a driver for user id (named name) on srv with lookup
+// and waits until it is connected.
+func connected(t *testing.T, srv *servertest.Server, id, name string, lookup func(ctx context.Context, name string) (parley.User, error)) *driver {
+	t.Helper()
+	d := newDriver(t, name, srv.URL, srv.Token(t, id, name), lookup)
+	d.waitText("● connected as " + name)
+	return d
+}
+
+// openDirect types /dm with name, whose pane opens showing them offline
+// (a direct conversation shares presence only once both wrote in it).
+func (d *driver) openDirect(name string) {
+	d.t.Helper()
+	d.enter("/dm "+name, name+" ○ offline")
+}
+
 // Two users on a real server: a direct conversation started with /dm,
 // messages both ways with sent and read marks, typing, unread counts, a
 // group, and a server restart with a message queued while it was down.
 func TestTwoUsers(t *testing.T) {
 	srv := servertest.Start(t)
-	lookup := func(ctx context.Context, name string) (parley.User, error) {
-		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
-	}
-	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
-	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), lookup)
-	carol := srv.Token(t, "carol", "carol") // exists, never connects
-	_ = carol
-	alice.waitText("● connected as alice")
-	bob.waitText("● connected as bob")
+	lookup := adminLookup(t, srv)
+	alice := connected(t, srv, "alice", "alice", lookup)
+	bob := connected(t, srv, "bob", "bob", lookup)
+	srv.Token(t, "carol", "carol") // exists, never connects
 
 	// A direct conversation shares presence only once both wrote in it
 	// (docs/protocol.md): until bob answers, alice sees him offline.
-	alice.typeLine("/dm bob", true)
-	alice.waitText("bob ○ offline")
-	alice.typeLine("hello bob", true)
-	alice.waitText("alice: hello bob ✓")
+	alice.openDirect("bob")
+	alice.enter("hello bob", "alice: hello bob ✓")
 
 	// Bob's list gets the conversation; it opens (the only one) and
 	// shows the message, and reading it gives alice a read mark.
@@ -173,10 +196,8 @@ func TestTwoUsers(t *testing.T) {
 	bob.waitText("alice ● online")
 
 	// A group: bob is not looking at it, so it is unread for him.
-	alice.typeLine("/group team bob carol", true)
-	alice.waitText("team 3 members")
-	alice.typeLine("standup at ten", true)
-	alice.waitText("alice: standup at ten ✓")
+	alice.enter("/group team bob carol", "team 3 members")
+	alice.enter("standup at ten", "alice: standup at ten ✓")
 	bob.waitFor("team with 1 unread", func(s string) bool {
 		return strings.Contains(s, "# team                  1")
 	})
@@ -190,8 +211,7 @@ func TestTwoUsers(t *testing.T) {
 	// the outbox, and after the restart it is delivered once.
 	srv.Stop(t)
 	alice.waitText("◌ reconnecting")
-	alice.typeLine("while you were out", true)
-	alice.waitText("alice: while you were out … sending")
+	alice.enter("while you were out", "alice: while you were out … sending")
 	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl}) // retry now: fails again, still no server
 	alice.waitText("◌ reconnecting")
 	srv.Start(t)
@@ -223,8 +243,7 @@ func TestResendFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.waitText("club 2 members")
-	alice.typeLine("first", true)
-	alice.waitText("alice: first ✓")
+	alice.enter("first", "alice: first ✓")
 
 	// Alice writes while the server is down; meanwhile bob removes her
 	// (straight in the store, the server being down), so the server
@@ -232,8 +251,7 @@ func TestResendFailed(t *testing.T) {
 	// removal first, Send would have refused it at once: TestGroupCommands.)
 	srv.Stop(t)
 	alice.waitText("◌ reconnecting")
-	alice.typeLine("second", true)
-	alice.waitText("alice: second … sending")
+	alice.enter("second", "alice: second … sending")
 	st, err := sqlite.Open(ctx, filepath.Join(srv.Dir, "parley.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -292,12 +310,10 @@ func TestDurableOutbox(t *testing.T) {
 	alice := newDriverWith(t, "alice", srv.URL, aliceToken, cfg, client.WithOutboxFile(path))
 	alice.waitText("● connected as alice")
 	srv.Token(t, "bob", "bob")
-	alice.typeLine("/dm bob", true)
-	alice.waitText("bob ○ offline")
+	alice.openDirect("bob")
 	srv.Stop(t)
 	alice.waitText("◌ reconnecting")
-	alice.typeLine("kept on disk", true)
-	alice.waitText("alice: kept on disk … sending")
+	alice.enter("kept on disk", "alice: kept on disk … sending")
 	alice.press(key("ctrl+c"))
 	alice.waitFor("quit at once", func(string) bool { return alice.quit })
 	if strings.Contains(alice.screen(), "will be lost") {
@@ -318,37 +334,21 @@ func TestDurableOutbox(t *testing.T) {
 	bob.waitText("alice: kept on disk")
 }
 
-// directPair connects alice and bob to a new server and has alice open
-// a direct conversation with bob.
-func directPair(t *testing.T) (alice, bob *driver) {
-	t.Helper()
-	srv := servertest.Start(t)
-	lookup := func(ctx context.Context, name string) (parley.User, error) {
-		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
-	}
-	alice = newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
-	bob = newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), lookup)
-	alice.waitText("● connected as alice")
-	bob.waitText("● connected as bob")
-	alice.typeLine("/dm bob", true)
-	alice.waitText("bob ○ offline")
-	return alice, bob
-}
-
 // TestEditReplyReact: /edit, /reply and /react on messages of the open
 // conversation, seen by the other user.
 func TestEditReplyReact(t *testing.T) {
-	alice, bob := directPair(t)
-	alice.typeLine("lunch at noom?", true)
-	alice.waitText("#1 alice: lunch at noom? ✓")
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	alice := connected(t, srv, "alice", "alice", lookup)
+	bob := connected(t, srv, "bob", "bob", lookup)
+	alice.openDirect("bob")
+	alice.enter("lunch at noom?", "#1 alice: lunch at noom? ✓")
 	alice.typeLine("/edit lunch at noon?", true)
 	bob.waitText("#1 alice: lunch at noon? (edited)")
 	bob.typeLine("/reply #1 yes", true)
 	alice.waitText("↪ alice #1: lunch at noon? yes")
 	alice.typeLine("/react #2 👍", true)
 	bob.waitText("yes  👍 1 ✓✓")
-	alice.typeLine("/react #2 lol", true)
-	alice.waitText("/react: emoji must be an emoji")
-	alice.typeLine("/edit #9 nothing", true)
-	alice.waitText("/edit: no such message here")
+	alice.enter("/react #2 lol", "/react: emoji must be an emoji")
+	alice.enter("/edit #9 nothing", "/edit: no such message here")
 }

@@ -53,14 +53,7 @@ func ptrTo[T any](v T) *T { return &v }
 // FlagsChanged event, which the SDK's list follows.
 func (m *Model) flagCommand(cmd string) tea.Cmd {
 	f := flagCommands[cmd]
-	switch {
-	case m.open == "":
-		m.notice = "no conversation open"
-		return nil
-	case m.removedOpen():
-		m.notice = "you are no longer a member of this group"
-		return nil
-	case m.c == nil:
+	if m.cannotAct() || m.c == nil {
 		return nil
 	}
 	c, id := m.c, m.open
@@ -171,16 +164,27 @@ func (m *Model) removedOpen() bool {
 	return m.c != nil && m.open != "" && m.c.IsRemoved(m.open)
 }
 
+// cannotAct says in the notice why no command can act on the open
+// conversation, if one cannot: none is open, or the user was removed
+// from it.
+func (m *Model) cannotAct() bool {
+	switch {
+	case m.open == "":
+		m.notice = "no conversation open"
+	case m.removedOpen():
+		m.notice = "you are no longer a member of this group"
+	default:
+		return false
+	}
+	return true
+}
+
 // memberCommand runs one of memberCommands (f[0]) on the open group.
 func (m *Model) memberCommand(f []string) tea.Cmd {
 	cmd, args := f[0], f[1:]
 	cv, ok := m.convByID(m.open)
 	switch {
-	case m.open == "":
-		m.notice = "no conversation open"
-		return nil
-	case m.removedOpen():
-		m.notice = "you are no longer a member of this group"
+	case m.cannotAct():
 		return nil
 	case ok && cv.Kind != parley.Group:
 		m.notice = cmd + " works in groups only"

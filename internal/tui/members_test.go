@@ -1,14 +1,12 @@
 package tui
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/servertest"
 )
 
@@ -18,24 +16,16 @@ import (
 // pane says so and a message typed there is refused, not queued.
 func TestGroupCommands(t *testing.T) {
 	srv := servertest.Start(t)
-	lookup := func(ctx context.Context, name string) (parley.User, error) {
-		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
-	}
-	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
-	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "u-bob", "bob"), lookup) // an id unlike the name: system lines show names
-	alice.waitText("● connected as alice")
-	bob.waitText("● connected as bob")
+	lookup := adminLookup(t, srv)
+	alice := connected(t, srv, "alice", "alice", lookup)
+	bob := connected(t, srv, "u-bob", "bob", lookup) // an id unlike the name: system lines show names
 
-	alice.typeLine("/group team bob", true)
-	alice.waitText("team 2 members")
-	alice.typeLine("hello team", true)
-	alice.waitText("alice: hello team ✓")
+	alice.enter("/group team bob", "team 2 members")
+	alice.enter("hello team", "alice: hello team ✓")
 	bob.waitText("alice: hello team")
 
-	bob.typeLine("/members", true)
-	bob.waitText("members: alice (owner), bob")
-	bob.typeLine("/rename mine", true)
-	bob.waitText("/rename: only an owner of the group may rename it")
+	bob.enter("/members", "members: alice (owner), bob")
+	bob.enter("/rename mine", "/rename: only an owner of the group may rename it")
 
 	alice.typeLine("/promote bob", true)
 	bob.waitText("— alice made bob an owner")
@@ -43,13 +33,11 @@ func TestGroupCommands(t *testing.T) {
 	alice.typeLine("/demote bob", true)
 	bob.waitText("— alice made bob a member")
 
-	alice.typeLine("/remove bob", true)
-	alice.waitText("— alice removed bob")
+	alice.enter("/remove bob", "— alice removed bob")
 	bob.waitText("— alice removed bob")
 	bob.waitText("team (you are no longer a member)")
 	bob.waitText("You are no longer a member of this group")
-	bob.typeLine("anyone there?", true)
-	bob.waitText("not sent: you are no longer a member of this conversation")
+	bob.enter("anyone there?", "not sent: you are no longer a member of this conversation")
 	if n := len(bob.c.Pending()); n != 0 {
 		t.Errorf("a refused message was queued: %d pending", n)
 	}
@@ -69,45 +57,22 @@ func TestGroupCommands(t *testing.T) {
 // it, and a new message brings it back.
 func TestMuteArchiveCommands(t *testing.T) {
 	srv := servertest.Start(t)
-	lookup := func(ctx context.Context, name string) (parley.User, error) {
-		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
-	}
-	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
+	alice := connected(t, srv, "alice", "alice", adminLookup(t, srv))
 	bobTok := srv.Token(t, "bob", "bob")
 	srv.Token(t, "carol", "carol")
-	alice.waitText("● connected as alice")
-	alice.typeLine("/dm bob", true)
-	alice.waitText("bob ○ offline")
-	alice.typeLine("hi bob", true)
-	alice.waitText("alice: hi bob ✓")
-	alice.typeLine("/mute", true)
-	alice.waitText("bob (muted)")
+	alice.openDirect("bob")
+	alice.enter("hi bob", "alice: hi bob ✓")
+	alice.enter("/mute", "bob (muted)")
 
 	direct := alice.m.open
-	alice.typeLine("/archive", true)
-	alice.waitText("archived")
-	alice.typeLine("/group team carol", true)
-	alice.waitText("team 2 members")
+	alice.enter("/archive", "archived")
+	alice.enter("/group team carol", "team 2 members")
 	alice.waitFor("bob out of the list", func(s string) bool { return !strings.Contains(s, "bob (muted)") })
-	alice.typeLine("/archived", true)
-	alice.waitText("bob (muted)")
+	alice.enter("/archived", "bob (muted)")
 	alice.typeLine("/archived", true)
 	alice.waitFor("bob hidden again", func(s string) bool { return !strings.Contains(s, "bob (muted)") })
 
 	// A new message ends the archive: bob is listed again.
-	req, err := http.NewRequest("POST", srv.URL+"/v1/conversations/"+direct+"/messages", strings.NewReader(`{"client_id":"b-1","text":"back?"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+bobTok)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("bob's message: HTTP %d", resp.StatusCode)
-	}
+	servertest.Call(t, "POST", srv.URL+"/v1/conversations/"+direct+"/messages", bobTok, []byte(`{"client_id":"b-1","text":"back?"}`), http.StatusCreated)
 	alice.waitText("bob (muted)")
 }

@@ -185,12 +185,18 @@ func (m *Model) Init() tea.Cmd {
 		return nil
 	}
 	c := m.c
+	// Connect returns at the first welcome; when that takes longer the
+	// client keeps trying in the background and the status line says so.
+	return timed(func(ctx context.Context) tea.Msg { return connectedMsg{err: c.Connect(ctx)} })
+}
+
+// timed returns a command that runs f with a context that ends after
+// requestTimeout.
+func timed(f func(ctx context.Context) tea.Msg) tea.Cmd {
 	return func() tea.Msg {
-		// Connect returns at the first welcome; when that takes longer the
-		// client keeps trying in the background and the status line says so.
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
-		return connectedMsg{err: c.Connect(ctx)}
+		return f(ctx)
 	}
 }
 
@@ -376,14 +382,12 @@ func (m *Model) fetchPresence() tea.Cmd {
 		return nil
 	}
 	c := m.c
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		if _, err := c.FetchPresence(ctx); err != nil {
 			return nil
 		}
 		return clientChangedMsg{}
-	}
+	})
 }
 
 // fetchList fetches the conversation list (or asks for one more fetch

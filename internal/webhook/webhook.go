@@ -43,6 +43,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/defaults"
 )
 
 // Defaults of Config's zero fields.
@@ -119,24 +120,12 @@ type Dispatcher struct {
 
 // New checks cfg and returns a Dispatcher.
 func New(cfg Config) (*Dispatcher, error) {
-	if cfg.MaxBacklog <= 0 {
-		cfg.MaxBacklog = DefaultMaxBacklog
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.BackoffBase <= 0 {
-		cfg.BackoffBase = DefaultBackoffBase
-	}
-	if cfg.BackoffMax <= 0 {
-		cfg.BackoffMax = DefaultBackoffMax
-	}
-	if cfg.Poll <= 0 {
-		cfg.Poll = DefaultPoll
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
+	defaults.Positive(&cfg.MaxBacklog, DefaultMaxBacklog)
+	defaults.Positive(&cfg.Timeout, DefaultTimeout)
+	defaults.Positive(&cfg.BackoffBase, DefaultBackoffBase)
+	defaults.Positive(&cfg.BackoffMax, DefaultBackoffMax)
+	defaults.Positive(&cfg.Poll, DefaultPoll)
+	defaults.Positive(&cfg.Concurrency, DefaultConcurrency)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -170,18 +159,10 @@ func New(cfg Config) (*Dispatcher, error) {
 		// A redirect could lead anywhere; the operator gives the URL.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	d.delivered = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "parley_webhook_deliveries_total", Help: "Webhook deliveries answered 2xx, by endpoint.",
-	}, []string{"endpoint"})
-	d.failed = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "parley_webhook_failures_total", Help: "Webhook attempts that failed (error, timeout or non-2xx) and will be retried, by endpoint.",
-	}, []string{"endpoint"})
-	d.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "parley_webhook_dropped_total", Help: "Events not enqueued for an endpoint because its backlog was full, by endpoint.",
-	}, []string{"endpoint"})
-	d.enqueued = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "parley_webhook_enqueued_total", Help: "Deliveries written to the outbox by this node, by endpoint.",
-	}, []string{"endpoint"})
+	d.delivered = countByEndpoint("parley_webhook_deliveries_total", "Webhook deliveries answered 2xx, by endpoint.")
+	d.failed = countByEndpoint("parley_webhook_failures_total", "Webhook attempts that failed (error, timeout or non-2xx) and will be retried, by endpoint.")
+	d.dropped = countByEndpoint("parley_webhook_dropped_total", "Events not enqueued for an endpoint because its backlog was full, by endpoint.")
+	d.enqueued = countByEndpoint("parley_webhook_enqueued_total", "Deliveries written to the outbox by this node, by endpoint.")
 	d.backlog = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "parley_webhook_backlog", Help: "Deliveries waiting in the outbox (cluster-wide, as last read by this node), by endpoint.",
 	}, []string{"endpoint"})
@@ -538,4 +519,9 @@ func (d *Dispatcher) post(ctx context.Context, e Endpoint, dl parley.WebhookDeli
 		return false
 	}
 	return true
+}
+
+// countByEndpoint is a counter with an endpoint label.
+func countByEndpoint(name, help string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"endpoint"})
 }

@@ -192,6 +192,16 @@ async function addByName(id, name) {
   }
 }
 
+/** rowForm is a one-line form of input and a submit button; submit gets the input's value when it is not blank. */
+function rowForm(input, button, submit) {
+  const onsubmit = (e) => {
+    e.preventDefault();
+    const v = input.value.trim();
+    if (v) submit(v);
+  };
+  return mem.hooks.h('form', { class: 'row', onsubmit }, input, button);
+}
+
 /** memberPanel builds the member list of a group with the actions the user may take. */
 function memberPanel(conv) {
   const { h, app } = mem.hooks;
@@ -218,37 +228,9 @@ function memberPanel(conv) {
   const forms = [];
   if (owner) {
     const add = h('input', { 'data-testid': 'add-member-name', placeholder: 'username', autocomplete: 'off', 'aria-label': 'Username to add' });
-    forms.push(
-      h(
-        'form',
-        {
-          class: 'row',
-          onsubmit: (e) => {
-            e.preventDefault();
-            const name = add.value.trim();
-            if (name) addByName(conv.id, name);
-          },
-        },
-        add,
-        h('button', { type: 'submit', 'data-testid': 'add-member' }, 'Add'),
-      ),
-    );
+    forms.push(rowForm(add, h('button', { type: 'submit', 'data-testid': 'add-member' }, 'Add'), (name) => addByName(conv.id, name)));
     const title = h('input', { 'data-testid': 'rename-title', value: conv.title || '', maxlength: 100, 'aria-label': 'Group name' });
-    forms.push(
-      h(
-        'form',
-        {
-          class: 'row',
-          onsubmit: (e) => {
-            e.preventDefault();
-            const t = title.value.trim();
-            if (t) change(conv.id, { title: t });
-          },
-        },
-        title,
-        h('button', { type: 'submit', 'data-testid': 'rename' }, 'Rename'),
-      ),
-    );
+    forms.push(rowForm(title, h('button', { type: 'submit', 'data-testid': 'rename' }, 'Rename'), (t) => change(conv.id, { title: t })));
   }
   return h(
     'aside',
