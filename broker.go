@@ -34,6 +34,20 @@ type BrokerMessage struct {
 	Events []Event
 	// Presence, when set, reports who is connected to the publishing node.
 	Presence *NodePresence
+	// Usage reports the rate-limit tokens the publishing node's clients
+	// took since its previous report: every other node charges them to
+	// its own buckets, so a limit holds across the cluster (approximately:
+	// see docs/deploy.md, "Rate limits in a cluster").
+	Usage []LimitUsage
+}
+
+// LimitUsage is N tokens taken on one node from one rate limit's bucket
+// for one key (a user id or an IP).
+type LimitUsage struct {
+	// Limit is the limit's name (the parley_rate_limited_total label).
+	Limit string
+	Key   string
+	N     int
 }
 
 // NodePresence is one node's report of who is connected to it. Nodes send

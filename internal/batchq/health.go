@@ -26,7 +26,7 @@ const FailingFor = 10 * time.Second
 func Unavailable(cause error) error {
 	return fmt.Errorf("%w: %w", &parley.Error{
 		Code:       parley.EUNAVAILABLE,
-		Message:    "the store cannot write now (disk full or failing); retry later",
+		Message:    "the store cannot write now (unreachable, disk full or failing); retry later",
 		RetryAfter: RetryAfter,
 	}, cause)
 }

@@ -50,8 +50,9 @@ const (
 // whose sends go unanswered for 2 s (the stopped node) move on, resending
 // with the same client id. Last it cuts node 1 off from PostgreSQL for 3 s
 // (through a fault proxy): /readyz must answer 503 meanwhile, its writes
-// fail with `unavailable` (or `internal`) and members move and resend,
-// and it is ready again once the link returns.
+// fail with `unavailable` (never `internal`) and members move and resend,
+// and it is ready again once the link returns. While NATS is stopped
+// every node's /readyz answers 503 too.
 //
 // Then every member's stream must hold every message of its conversation
 // exactly once, in order (0 lost, 0 duplicated, 0 reordered), with
@@ -133,9 +134,15 @@ func TestLaggingNodeAndNATSOutage(t *testing.T) {
 	waitUntil(t, "messages before the NATS outage", func() bool { return acked.Load() >= 2*total/5 })
 	nats.stop()
 	t.Logf("stopped NATS after %d acknowledged messages", acked.Load())
+	for _, p := range procs {
+		waitUntil(t, p.id+" /readyz to answer 503 without NATS", func() bool { return p.ready() == http.StatusServiceUnavailable })
+	}
 	time.Sleep(natsStall) // the length of the fault, not a synchronisation
 	nats.start(t)
 	t.Logf("restarted NATS after %d acknowledged messages", acked.Load())
+	for _, p := range procs {
+		waitUntil(t, p.id+" /readyz to answer 200 with NATS back", func() bool { return p.ready() == http.StatusOK })
+	}
 
 	// Then cut node 1 off from PostgreSQL: it says so on /readyz (503)
 	// and its writes fail with a code the members retry on (they move and
@@ -230,9 +237,10 @@ func (c *client) sendMoving(ctx context.Context, nodes []*node, acked, moves *at
 				acked.Add(1)
 				break
 			}
-			if err == nil && f.Error != nil && (f.Error.Code == parley.EUNAVAILABLE || f.Error.Code == parley.EINTERNAL) {
-				// The node cannot write now (cut off from its store):
-				// another one can.
+			if err == nil && f.Error != nil && f.Error.Code == parley.EUNAVAILABLE {
+				// The node cannot write now (cut off from its store,
+				// or the positions lock held by a stalled node): another
+				// one can. A lost connection must not read `internal`.
 				err = errConnLost
 			} else if err == nil {
 				err = fmt.Errorf("%s %+v", f.Type, f.Error)

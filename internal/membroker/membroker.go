@@ -77,6 +77,9 @@ func messageSize(m *parley.BrokerMessage) int {
 			}
 		}
 	}
+	for _, u := range m.Usage {
+		n += 24 + len(u.Limit) + len(u.Key)
+	}
 	return n
 }
 

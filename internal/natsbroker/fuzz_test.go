@@ -46,6 +46,7 @@ func wireSeeds(t testing.TB) [][]byte {
 		{Node: "n2", Presence: &parley.NodePresence{Snapshot: true, Online: []string{"alice", "bob"}}},
 		{Node: "n2", Presence: &parley.NodePresence{Offline: []string{"bob"}, Leaving: true}},
 		{Node: "n3"},
+		{Node: "n3", Usage: []parley.LimitUsage{{Limit: "messages", Key: "alice", N: 3}, {Limit: "ip_messages", Key: "2001:db8::1", N: 1 << 40}}},
 	} {
 		b, err := encode(m)
 		if err != nil {
@@ -54,7 +55,7 @@ func wireSeeds(t testing.TB) [][]byte {
 		out = append(out, b)
 	}
 	return append(out, []byte(`{"v":2,"node":"future"}`), []byte(`{"v":1,"events":[{"type":"newMessage","at":"2026-11-22T10:00:00+01:00","audience":[]}]}`),
-		[]byte(`{"v":1,"presence":{"online":[]}}`), []byte(`{"v":1,"events":null}`), []byte(`[]`), []byte(`{`), []byte{0xff}, nil)
+		[]byte(`{"v":1,"presence":{"online":[]}}`), []byte(`{"v":1,"usage":[{"l":"messages","k":"","n":-3},{}]}`), []byte(`{"v":1,"events":null}`), []byte(`[]`), []byte(`{`), []byte{0xff}, nil)
 }
 
 // FuzzDecode feeds arbitrary subject payloads to decode.

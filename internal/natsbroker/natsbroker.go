@@ -204,7 +204,7 @@ func (b *Broker) publish(w wireMessage) error {
 		half := len(w.Events) / 2
 		first, second := w, w
 		first.Events, second.Events = w.Events[:half], w.Events[half:]
-		second.Presence = nil
+		second.Presence, second.Usage = nil, nil
 		if err := b.publish(first); err != nil {
 			return err
 		}
@@ -312,6 +312,13 @@ type wireMessage struct {
 	Node     string        `json:"node"`
 	Events   []wireEvent   `json:"events,omitempty"`
 	Presence *wirePresence `json:"presence,omitempty"`
+	Usage    []wireUsage   `json:"usage,omitempty"`
+}
+
+type wireUsage struct {
+	Limit string `json:"l"`
+	Key   string `json:"k"`
+	N     int    `json:"n"`
 }
 
 type wireEvent struct {
@@ -339,6 +346,9 @@ func toWire(m parley.BrokerMessage) wireMessage {
 	}
 	if p := m.Presence; p != nil {
 		w.Presence = &wirePresence{Snapshot: p.Snapshot, Online: p.Online, Offline: p.Offline, Leaving: p.Leaving}
+	}
+	for _, u := range m.Usage {
+		w.Usage = append(w.Usage, wireUsage(u))
 	}
 	return w
 }
@@ -369,6 +379,9 @@ func fromWire(w wireMessage) parley.BrokerMessage {
 	}
 	if p := w.Presence; p != nil {
 		m.Presence = &parley.NodePresence{Snapshot: p.Snapshot, Online: p.Online, Offline: p.Offline, Leaving: p.Leaving}
+	}
+	for _, u := range w.Usage {
+		m.Usage = append(m.Usage, parley.LimitUsage(u))
 	}
 	return m
 }

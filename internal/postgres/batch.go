@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,10 @@ type op struct {
 // counter.
 type writeTx struct {
 	tx pgx.Tx
+	// ctx bounds every statement of the batch (batcher.batchWait): the
+	// ctx an op passes is ignored (it is bg: one caller's cancellation
+	// must not abort the others' transaction).
+	ctx context.Context
 	// head is the newest position handed out so far in this batch.
 	head int64
 	// Savepoint statements wait to travel in one pipeline with the op's
@@ -72,13 +77,15 @@ type writeTx struct {
 	// open while the current op's savepoint is not yet created, and
 	// inSavepoint once it is.
 	release, open, inSavepoint bool
-	// broken is set when a savepoint could not be rolled back: the
-	// transaction may hold part of a failed op, so the whole batch is
-	// rolled back instead of committed.
-	broken bool
+	// broken is the error of a savepoint that could not be rolled back:
+	// the transaction may hold part of a failed op, so the whole batch is
+	// rolled back instead of committed. It is kept for classify (a
+	// connection lost mid-batch is what usually breaks a rollback).
+	broken error
 }
 
-// bg is the context of the batch's statements: one caller's cancellation
+// bg is the context ops give the batch's statements (writeTx runs them
+// under the batch's deadline instead): one caller's cancellation
 // must not abort the others' transaction.
 var bg = context.Background()
 
@@ -117,7 +124,8 @@ func (w *writeTx) pipeline(ctx context.Context, pre []string, sql string, args [
 
 // exec, queryRow and query run every statement of an op, so the
 // savepoint is in place before the first.
-func (w *writeTx) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+func (w *writeTx) exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	ctx := w.ctx
 	pre := w.prefix()
 	if len(pre) == 0 {
 		return w.tx.Exec(ctx, sql, args...)
@@ -132,7 +140,8 @@ func (w *writeTx) exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 	return br.Exec()
 }
 
-func (w *writeTx) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+func (w *writeTx) queryRow(_ context.Context, sql string, args ...any) pgx.Row {
+	ctx := w.ctx
 	pre := w.prefix()
 	if len(pre) == 0 {
 		return w.tx.QueryRow(ctx, sql, args...)
@@ -140,7 +149,8 @@ func (w *writeTx) queryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	return &pipelinedRow{br: w.pipeline(ctx, pre, sql, args), pre: len(pre)}
 }
 
-func (w *writeTx) query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+func (w *writeTx) query(_ context.Context, sql string, args ...any) (pgx.Rows, error) {
+	ctx := w.ctx
 	if pre := w.prefix(); len(pre) > 0 {
 		if _, err := w.tx.Exec(ctx, strings.Join(pre, "; ")); err != nil {
 			return nil, err
@@ -208,6 +218,13 @@ type batcher struct {
 	pool    *pgxpool.Pool
 	lockKey int64
 
+	// lockWait and holdIdle bound a stalled node's hold on the cluster
+	// (see lockedTx); tests shorten them. afterLock, when set, runs once
+	// the lock is held (tests stall a batcher there). All three are set
+	// before the first write.
+	lockWait, holdIdle time.Duration
+	afterLock          func()
+
 	queue *batchq.Queue[*op]
 
 	wg sync.WaitGroup
@@ -222,7 +239,8 @@ type batcher struct {
 }
 
 func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
-	b := &batcher{pool: pool, lockKey: lockKey, queue: batchq.NewQueue[*op](maxBatch)}
+	b := &batcher{pool: pool, lockKey: lockKey, queue: batchq.NewQueue[*op](maxBatch),
+		lockWait: defaultLockWait, holdIdle: defaultHoldIdle}
 	b.wg.Add(1)
 	go b.loop() // owned by b: close stops and waits for it
 	return b
@@ -261,9 +279,11 @@ func (b *batcher) loop() {
 		// other nodes hold the lock, this node's writes gather into one
 		// batch instead of waiting in many.
 		start := time.Now()
-		tx, head, err := b.lockedTx()
+		ctx, cancel := context.WithTimeout(bg, b.batchWait())
+		tx, head, err := b.lockedTx(ctx)
 		batch = b.fill(append(batch[:0], o))
-		b.run(batch, tx, head, err, start)
+		b.run(ctx, batch, tx, head, err, start)
+		cancel()
 		clear(batch)
 	}
 }
@@ -294,24 +314,49 @@ func (b *batcher) fill(batch []*op) []*op {
 	return batch
 }
 
+// defaultLockWait is how long a batch waits for the positions lock before
+// its writes fail with `unavailable` (lock_timeout, SQLSTATE 55P03): the
+// lock is normally held for one batch (milliseconds), so a wait this long
+// means the holder is stalled, and callers are better told to retry than
+// left hanging.
+const defaultLockWait = 5 * time.Second
+
+// defaultHoldIdle is how long a batch transaction may sit idle (its node
+// sends nothing: the process stopped, its link to PostgreSQL half-open)
+// before PostgreSQL ends its session (idle_in_transaction_session_timeout,
+// 25P03), rolling the batch back and releasing the positions lock for the
+// other nodes. A running batcher is idle only between its statements'
+// round trips.
+const defaultHoldIdle = 5 * time.Second
+
 // lockedTx begins a transaction and takes the positions lock, returning
-// the head. Two statements, pipelined in one round trip: under READ
+// the head. The transaction's lock_timeout and
+// idle_in_transaction_session_timeout are set first (b.lockWait,
+// b.holdIdle): a node that stalls while it holds the lock, which every
+// node's writes need, holds it for at most holdIdle, and the others'
+// batches fail (`unavailable`, retried by clients) instead of hanging.
+// The statements are pipelined in one round trip: under READ
 // COMMITTED each statement takes its snapshot when it starts, and
 // PostgreSQL runs a pipeline's statements one after the other, so the head
 // is read by a statement that starts once the lock is held and cannot miss
 // the batch that committed just before. (One statement doing both would
 // read the head from a snapshot taken before the lock.)
-func (b *batcher) lockedTx() (pgx.Tx, int64, error) {
-	tx, err := b.pool.Begin(bg)
+func (b *batcher) lockedTx(ctx context.Context) (pgx.Tx, int64, error) {
+	tx, err := b.pool.Begin(ctx)
 	if err != nil {
 		return nil, 0, internalf("begin: %w", err)
 	}
 	var head int64
 	lb := &pgx.Batch{}
+	lb.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`,
+		millis(b.lockWait), millis(b.holdIdle))
 	lb.Queue(`SELECT pg_advisory_xact_lock($1)`, b.lockKey)
 	lb.Queue(qHead)
-	br := tx.SendBatch(bg, lb)
+	br := tx.SendBatch(ctx, lb)
 	_, err = br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
 	if err == nil {
 		err = br.QueryRow().Scan(&head)
 	}
@@ -319,16 +364,31 @@ func (b *batcher) lockedTx() (pgx.Tx, int64, error) {
 		err = cerr
 	}
 	if err != nil {
-		tx.Rollback(bg)
+		tx.Rollback(ctx)
 		return nil, 0, internalf("take positions lock and read head: %w", err)
+	}
+	if b.afterLock != nil {
+		b.afterLock()
 	}
 	return tx, head, nil
 }
 
+// batchWait bounds a whole batch, from BEGIN to COMMIT: the lock wait,
+// a stalled holder's idle bound, and 5 s for the batch's own statements.
+// A batch over it is abandoned (its statements' connection is closed) and
+// its writes answer `unavailable`: so a link to PostgreSQL that goes
+// half-open (packets dropped, no reset) fails the node's writes within
+// seconds instead of TCP's minutes. A COMMIT cut this way may have
+// committed; clients resend with the same client id (see classify).
+func (b *batcher) batchWait() time.Duration { return b.lockWait + b.holdIdle + 5*time.Second }
+
+// millis formats d as a PostgreSQL time setting in milliseconds.
+func millis(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }
+
 // run executes one batch in tx (which holds the positions lock; lockErr
 // says why there is none): the sends in bulk, the other ops in savepoints.
 // start is when tx began (for the batch observer).
-func (b *batcher) run(batch []*op, tx pgx.Tx, head int64, lockErr error, start time.Time) {
+func (b *batcher) run(ctx context.Context, batch []*op, tx pgx.Tx, head int64, lockErr error, start time.Time) {
 	// Claim the ops first: an op its caller gave up on is dropped here.
 	live := batch[:0:0]
 	for _, o := range batch {
@@ -341,30 +401,30 @@ func (b *batcher) run(batch []*op, tx pgx.Tx, head int64, lockErr error, start t
 		return
 	}
 	if len(live) == 0 {
-		tx.Rollback(bg)
+		tx.Rollback(ctx)
 		return
 	}
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
-	if b.runTx(tx, head, live, true, start) {
+	if b.runTx(ctx, tx, head, live, true, start) {
 		return
 	}
-	tx, head, err := b.lockedTx()
+	tx, head, err := b.lockedTx(ctx)
 	if err != nil {
 		b.answerAll(live, err)
 		return
 	}
-	b.runTx(tx, head, live, false, start)
+	b.runTx(ctx, tx, head, live, false, start)
 }
 
 // runTx runs the ops in tx and answers each, except when bulk is set and
 // the bulk sends failed: then it rolls back, answers nobody and returns
 // false, and the caller runs the batch again without bulk. tx is finished
 // either way. start is when the batch's first transaction began.
-func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool, start time.Time) bool {
-	defer tx.Rollback(bg) // after Commit, a no-op
+func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, bulk bool, start time.Time) bool {
+	defer tx.Rollback(ctx) // after Commit, a no-op
 	errs := make([]error, len(live))
-	w := &writeTx{tx: tx, head: head}
+	w := &writeTx{tx: tx, ctx: ctx, head: head}
 	if bulk {
 		var sends []*sendOp
 		for _, o := range live {
@@ -383,23 +443,23 @@ func (b *batcher) runTx(tx pgx.Tx, head int64, live []*op, bulk bool, start time
 		}
 		errs[i] = wrapInternal(runOne(w, o.fn))
 	}
-	if w.broken {
-		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback"))
+	if w.broken != nil {
+		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback: %w", w.broken))
 		return true
 	}
 	if w.head != head {
-		if _, err := w.exec(bg, qSetHead, w.head); err != nil {
+		if _, err := w.exec(ctx, qSetHead, w.head); err != nil {
 			b.answerAll(live, internalf("write head: %w", err))
 			return true
 		}
 	} else if w.release {
-		if _, err := tx.Exec(bg, "RELEASE SAVEPOINT op"); err != nil {
+		if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT op"); err != nil {
 			b.answerAll(live, internalf("release savepoint: %w", err))
 			return true
 		}
 	}
 	commitStart := time.Now()
-	if err := tx.Commit(bg); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		// Nothing of this batch is stored: every op fails.
 		b.answerAll(live, internalf("commit: %w", err))
 		return true
@@ -431,8 +491,8 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 		switch {
 		case err != nil && w.inSavepoint:
 			w.head = head
-			if _, rerr := w.tx.Exec(bg, "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"); rerr != nil {
-				w.broken = true
+			if _, rerr := w.tx.Exec(w.ctx, "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"); rerr != nil {
+				w.broken = rerr
 				err = errors.Join(err, internalf("rollback to savepoint: %w", rerr))
 			}
 		case err != nil:

@@ -1,5 +1,14 @@
 package postgres
 
+import "time"
+
 // BatchStats reports how many batches the store's batcher ran and how
 // many ops they held, for the benchmarks of package postgres_test.
 func BatchStats(db *DB) (batches, ops int64) { return db.b.batches.Load(), db.b.ops.Load() }
+
+// SetLockBounds sets the batcher's lock_timeout and
+// idle_in_transaction_session_timeout (see lockedTx), and a function run
+// each time it holds the positions lock. Call it before the first write.
+func SetLockBounds(db *DB, lockWait, holdIdle time.Duration, afterLock func()) {
+	db.b.lockWait, db.b.holdIdle, db.b.afterLock = lockWait, holdIdle, afterLock
+}

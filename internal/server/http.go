@@ -410,7 +410,25 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// A node cut off from the broker serves what it can (writes, ordered
+	// by the store, reach its own connections by the hub's store poll)
+	// but not at the cluster's speed: not ready, so new clients go to a
+	// node that has the broker.
+	if lb, ok := s.broker.(linkHealther); ok {
+		if err := lb.LinkErr(); err != nil {
+			s.log.Warn("readyz: broker", "err", err)
+			s.writeError(w, parley.Errorf(parley.EUNAVAILABLE, "broker unreachable"))
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// linkHealther is a broker that knows whether this node is connected to
+// the others (natsbroker is; the in-process broker always is).
+type linkHealther interface {
+	// LinkErr is nil while the link is up.
+	LinkErr() error
 }
 
 // accept upgrades r to a WebSocket on the configured transport

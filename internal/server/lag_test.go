@@ -35,6 +35,25 @@ func (s laggingStore) Events(ctx context.Context, after int64, limit int) ([]par
 
 func (laggingStore) Close() error { return nil }
 
+// clusterParts returns what the nodes of an in-process cluster share: a
+// SQLite store and a broker, closed when t ends (after the nodes stop),
+// and a token secret.
+func clusterParts(t *testing.T) (parley.Store, *membroker.Broker, []byte) {
+	t.Helper()
+	real, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { real.Close() })
+	br := membroker.New()
+	t.Cleanup(func() { br.Close() })
+	secret, err := auth.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return real, br, secret
+}
+
 // laggingBroker drops what the broker brings to a node while frozen.
 type laggingBroker struct {
 	parley.Broker
@@ -57,18 +76,7 @@ func (b laggingBroker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) 
 // the replay covered. The client's stream holds every event once, in
 // position order, and live events follow.
 func TestResumeOnLaggingNode(t *testing.T) {
-	ctx := context.Background()
-	real, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { real.Close() }) // after both nodes stop
-	br := membroker.New()
-	t.Cleanup(func() { br.Close() })
-	secret, err := auth.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
+	real, br, secret := clusterParts(t)
 	var never, frozen atomic.Bool
 	node := func(f *atomic.Bool) *servertest.Server {
 		return servertest.Start(t, servertest.WithSecret(secret),

@@ -164,6 +164,10 @@ type limiterSet struct {
 
 	mu sync.Mutex
 	m  map[string]*limiterEntry
+	// used counts the tokens taken per key since the last takeUsed
+	// (limitshare.go), so other nodes can charge them: cluster-wide limits.
+	// nil while limits are not shared (limiters.shared).
+	used map[string]int
 }
 
 type limiterEntry struct {
@@ -186,20 +190,14 @@ func (s *limiterSet) wait(key string) time.Duration {
 		return 0
 	}
 	now := time.Now()
-	s.mu.Lock()
-	e := s.m[key]
-	if e == nil {
-		e = &limiterEntry{lim: rate.NewLimiter(s.limit, s.burst)}
-		s.m[key] = e
-	}
-	e.seen = now
-	s.mu.Unlock()
+	e := s.entry(key, now)
 	r := e.lim.ReserveN(now, 1)
 	if !r.OK() {
 		return time.Hour
 	}
 	d := r.DelayFrom(now)
 	if d == 0 {
+		s.countUsed(key)
 		return 0
 	}
 	r.CancelAt(now)
@@ -207,6 +205,20 @@ func (s *limiterSet) wait(key string) time.Duration {
 		s.hit(s.name)
 	}
 	return d
+}
+
+// entry returns key's bucket, made full when key has none, and marks it
+// used at now (sweep forgets idle ones).
+func (s *limiterSet) entry(key string, now time.Time) *limiterEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[key]
+	if e == nil {
+		e = &limiterEntry{lim: rate.NewLimiter(s.limit, s.burst)}
+		s.m[key] = e
+	}
+	e.seen = now
+	return e
 }
 
 // lookup returns key's limiter, nil when key has none (it never acted, or
@@ -269,10 +281,12 @@ type limiters struct {
 	reads, conversationWrites, readMarks, deletes, reactions, searches *limiterSet
 	// apiKeyFailures is per IP: failed server API authentications.
 	apiKeyFailures *limiterSet
+	// byName holds every set by name, for the usage other nodes report.
+	byName map[string]*limiterSet
 }
 
 func newLimiters(l Limits, hit func(string)) *limiters {
-	return &limiters{
+	ls := &limiters{
 		messages:           newLimiterSet("messages", l.MessagesPerSecond, l.MessageBurst, hit),
 		ipMessages:         newLimiterSet("ip_messages", l.IPMessagesPerSecond, l.IPMessageBurst, hit),
 		typing:             newLimiterSet("typing", l.TypingPerSecond, l.TypingBurst, hit),
@@ -286,11 +300,21 @@ func newLimiters(l Limits, hit func(string)) *limiters {
 		searches:           newLimiterSet("searches", l.SearchesPerSecond, l.SearchBurst, hit),
 		apiKeyFailures:     newLimiterSet("api_key_failures", l.APIKeyFailuresPerSecond, l.APIKeyFailureBurst, hit),
 	}
+	ls.byName = make(map[string]*limiterSet)
+	for _, s := range ls.all() {
+		ls.byName[s.name] = s
+	}
+	return ls
+}
+
+// all returns every set.
+func (l *limiters) all() []*limiterSet {
+	return []*limiterSet{l.messages, l.ipMessages, l.typing, l.presence, l.connects,
+		l.reads, l.conversationWrites, l.readMarks, l.deletes, l.reactions, l.searches, l.apiKeyFailures}
 }
 
 func (l *limiters) sweep(idle time.Duration) {
-	for _, s := range []*limiterSet{l.messages, l.ipMessages, l.typing, l.presence, l.connects,
-		l.reads, l.conversationWrites, l.readMarks, l.deletes, l.reactions, l.searches, l.apiKeyFailures} {
+	for _, s := range l.all() {
 		s.sweep(idle)
 	}
 }

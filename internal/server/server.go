@@ -86,6 +86,12 @@ type Config struct {
 	// snapshot, its heartbeat, every third of its own NodeTimeout (at
 	// most 2 s): give every node the same value.
 	NodeTimeout time.Duration
+	// LimitShareInterval is how often the node tells the others, through
+	// the broker, the rate-limit tokens its clients took, which they
+	// charge to their own buckets so that per-user and per-IP limits hold
+	// across the cluster (limitshare.go; default 250 ms; negative: each
+	// node limits alone).
+	LimitShareInterval time.Duration
 	// ReconnectAfter is the base of the goaway delay; each connection gets
 	// a random delay between it and twice it (default 1 s).
 	ReconnectAfter time.Duration
@@ -154,6 +160,9 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.HeartbeatTimeout, protocol.HeartbeatTimeout)
 	orDefault(&c.HelloTimeout, protocol.HelloTimeout)
 	orDefault(&c.PresenceGrace, DefaultPresenceGrace)
+	if c.LimitShareInterval == 0 { // negative stays: sharing off
+		c.LimitShareInterval = DefaultLimitShareInterval
+	}
 	orDefault(&c.NodeTimeout, DefaultNodeTimeout)
 	c.NodeTimeout = max(c.NodeTimeout, 300*time.Millisecond) // snapshots at most every 100 ms
 	orDefault(&c.ReconnectAfter, time.Second)
@@ -244,6 +253,9 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics()
 	observeBatches(s.metrics.reg, cfg.Store)
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
+	if cfg.LimitShareInterval > 0 {
+		s.limits.shared() // before any request takes a token
+	}
 	s.uploads = newUploadGate(cfg.Uploads, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
 	s.hub.maxQueue = cfg.Limits.HubQueueBytes
@@ -305,6 +317,10 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 		s.bg.Go(func() { s.syncBans(s.bgCtx, ks) })
+	}
+
+	if cfg.LimitShareInterval > 0 {
+		s.bg.Go(func() { s.shareLimits(s.bgCtx, cfg.LimitShareInterval) })
 	}
 
 	s.bg.Add(4)
@@ -475,6 +491,9 @@ func (s *Server) reconnectDelay() time.Duration {
 func (s *Server) onBroker(m parley.BrokerMessage) {
 	if m.Presence != nil {
 		s.pres.remoteReport(m.Node, *m.Presence)
+	}
+	if len(m.Usage) > 0 && m.Node != s.cfg.NodeID {
+		s.limits.charge(m.Usage)
 	}
 	if len(m.Events) > 0 {
 		s.hub.push(m.Events)
