@@ -62,6 +62,10 @@ type User struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// DisplayName and AvatarID are the user's profile (see Profile):
+	// empty until the user sets them.
+	DisplayName string `json:"display_name,omitempty"`
+	AvatarID    string `json:"avatar_id,omitempty"`
 }
 
 // ConversationKind tells a direct (two-person) conversation from a group.
@@ -78,6 +82,13 @@ type Member struct {
 	Name   string `json:"name"`
 	// ReadSeq is the Seq of the newest message this member has read.
 	ReadSeq int64 `json:"read_seq"`
+	// DeliveredSeq is the Seq of the newest message a client of this
+	// member has received: never below ReadSeq (reading implies
+	// delivery), and it only moves forward.
+	DeliveredSeq int64 `json:"delivered_seq"`
+	// DisplayName and AvatarID are the member's profile (see Profile).
+	DisplayName string `json:"display_name,omitempty"`
+	AvatarID    string `json:"avatar_id,omitempty"`
 	// Role is the member's role in a group: RoleOwner or RoleMember.
 	// Members of a direct conversation are all RoleMember (it has no
 	// owners and cannot be changed).
@@ -145,7 +156,17 @@ type MessageType string
 const (
 	Text  MessageType = "text"
 	Image MessageType = "image"
+	// File is a message carrying a file of any type (Attachment.Name set),
+	// served for download only.
+	File MessageType = "file"
 )
+
+// HasAttachment reports whether messages of type t carry an attachment
+// (Image and File).
+func (t MessageType) HasAttachment() bool { return t == Image || t == File }
+
+// MaxFileNameBytes bounds an attachment's Name.
+const MaxFileNameBytes = 255
 
 // Message is one message. A deleted message stays as a tombstone: Deleted is
 // true, Text and Attachment are gone, ID and Seq keep its place in order.
@@ -198,13 +219,20 @@ type Reaction struct {
 	Me    bool   `json:"me,omitempty"`
 }
 
-// Attachment is an uploaded image a message refers to.
+// Attachment is an upload a message refers to: an image (Name empty), or
+// a file (Name set, Width and Height 0).
 type Attachment struct {
-	ID          string `json:"id"`
+	ID string `json:"id"`
+	// ContentType is sniffed from the content. A file's is never one a
+	// browser would run (HTML, XML, SVG, scripts): those are
+	// application/octet-stream.
 	ContentType string `json:"content_type"`
 	Size        int64  `json:"size"`
 	Width       int    `json:"width"`
 	Height      int    `json:"height"`
+	// Name is a file's original name, sanitised, for display only (the
+	// file is stored under ID); empty for an image.
+	Name string `json:"name,omitempty"`
 	// URL and ThumbURL are paths on the server, filled by the server.
 	URL      string `json:"url,omitempty"`
 	ThumbURL string `json:"thumb_url,omitempty"`
@@ -226,6 +254,12 @@ const (
 	// unmuted, archived or unarchived a conversation. Only that user
 	// receives it (Event.Recipient).
 	EventFlagsChanged EventType = "flagsChanged"
+	// EventMessageDelivered: a member's delivered position moved
+	// (receipts.go). Durable, to the members.
+	EventMessageDelivered EventType = "messageDelivered"
+	// EventProfileUpdated: a member changed their display name or avatar
+	// (profile.go). Durable: one per conversation the user is in.
+	EventProfileUpdated EventType = "profileUpdated"
 
 	// Ephemeral events: never stored, no position, not replayed.
 	EventTypingStarted EventType = "typingStarted"
@@ -238,7 +272,8 @@ const (
 func (t EventType) Durable() bool {
 	switch t {
 	case EventNewMessage, EventMessageRead, EventMessageDeleted, EventConversationUpdated,
-		EventMessageEdited, EventReactionAdded, EventReactionRemoved, EventFlagsChanged:
+		EventMessageEdited, EventReactionAdded, EventReactionRemoved, EventFlagsChanged,
+		EventMessageDelivered, EventProfileUpdated:
 		return true
 	}
 	return false
@@ -286,6 +321,11 @@ type Event struct {
 	Count     int64  `json:"count,omitempty"`
 	// ReadSeq is set on messageRead: UserID has read up to this Seq.
 	ReadSeq int64 `json:"read_seq,omitempty"`
+	// DeliveredSeq is set on messageDelivered: a client of UserID has
+	// received the conversation's messages up to this Seq.
+	DeliveredSeq int64 `json:"delivered_seq,omitempty"`
+	// Profile is set on profileUpdated: UserID's profile after the change.
+	Profile *Profile `json:"profile,omitempty"`
 	// Conversation and Change are set on conversationUpdated.
 	Conversation *Conversation `json:"conversation,omitempty"`
 	Change       Change        `json:"change,omitempty"`

@@ -261,13 +261,13 @@ func (m NewMessage) Validate() error {
 			return invalidf("a text message has no attachment_id")
 		}
 		return ValidateText(m.Text, true)
-	case Image:
+	case Image, File:
 		if err := ValidateID("attachment_id", m.AttachmentID); err != nil {
 			return err
 		}
 		return ValidateText(m.Text, false)
 	}
-	return invalidf("type must be %q or %q", Text, Image)
+	return invalidf("type must be %q, %q or %q", Text, Image, File)
 }
 
 // DedupeIDs returns ids without duplicates and without skip, in first-seen

@@ -56,6 +56,7 @@ func (c *Client) Conversations(ctx context.Context) ([]parley.Conversation, erro
 		}
 	}
 	s.mu.Unlock()
+	c.noteListed(list)
 	c.emit(ConversationsChanged{})
 	return list, nil
 }

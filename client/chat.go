@@ -257,6 +257,15 @@ func (s *chatState) apply(ev Event) {
 	case UserOffline:
 		delete(s.online, e.UserID)
 	}
+	if s.applyReceiptLocked(ev) {
+		listChanged = true
+	}
+	switch e := ev.(type) {
+	case MessageDelivered:
+		views = s.views[e.ConversationID] // its receipts changed
+	case ProfileUpdated:
+		views = s.views[e.ConversationID]
+	}
 	s.mu.Unlock()
 	if listChanged {
 		s.c.emit(ConversationsChanged{})
@@ -372,8 +381,9 @@ func mergeMembers(old, next []parley.Member) []parley.Member {
 	out := append([]parley.Member(nil), next...)
 	for i := range out {
 		for _, o := range old {
-			if o.UserID == out[i].UserID && o.ReadSeq > out[i].ReadSeq {
-				out[i].ReadSeq = o.ReadSeq
+			if o.UserID == out[i].UserID {
+				out[i].ReadSeq = max(out[i].ReadSeq, o.ReadSeq)
+				out[i].DeliveredSeq = max(out[i].DeliveredSeq, o.DeliveredSeq)
 			}
 		}
 	}

@@ -93,6 +93,8 @@ type options struct {
 	sendWindow     int
 	batch          bool
 	tls            *tls.Config
+	// deliveredInterval: see WithDeliveredInterval.
+	deliveredInterval time.Duration
 }
 
 // WithToken sets a fixed token.
@@ -216,6 +218,7 @@ type Client struct {
 
 	out      *outbox
 	state    *chatState
+	acks     *deliveredAcks
 	duplicat uint64 // durable events dropped as already seen (under mu)
 
 	// wg counts the goroutines the Client owns besides the callback queue:
@@ -229,14 +232,15 @@ type Client struct {
 // WithOutboxFile, New opens the file and loads what waits in it.
 func New(serverURL string, opts ...Option) (*Client, error) {
 	o := options{
-		backoffBase:    DefaultBackoffBase,
-		backoffMax:     DefaultBackoffMax,
-		outboxLimit:    DefaultOutboxLimit,
-		dialTimeout:    DefaultDialTimeout,
-		requestTimeout: DefaultRequestTimeout,
-		sendWindow:     DefaultSendWindow,
-		batch:          true,
-		logger:         slog.Default(),
+		backoffBase:       DefaultBackoffBase,
+		backoffMax:        DefaultBackoffMax,
+		outboxLimit:       DefaultOutboxLimit,
+		dialTimeout:       DefaultDialTimeout,
+		requestTimeout:    DefaultRequestTimeout,
+		deliveredInterval: DefaultDeliveredInterval,
+		sendWindow:        DefaultSendWindow,
+		batch:             true,
+		logger:            slog.Default(),
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -279,6 +283,7 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 	}
 	c.life, c.stopLife = context.WithCancel(context.Background())
 	c.state = newChatState(c)
+	c.acks = newDeliveredAcks(c, o.deliveredInterval)
 	c.out, err = newOutbox(c, o.outboxLimit, o.outboxFile)
 	if err != nil {
 		return nil, err

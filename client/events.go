@@ -239,6 +239,8 @@ func (MessageStatusChanged) isEvent() {}
 func (Resumed) isEvent()              {}
 func (Resynced) isEvent()             {}
 func (FlagsChanged) isEvent()         {}
+func (MessageDelivered) isEvent()     {}
+func (ProfileUpdated) isEvent()       {}
 
 // typedEvent turns a wire event into its typed form; nil for a kind this
 // SDK does not know (a newer server), which is skipped.
@@ -278,6 +280,13 @@ func typedEvent(ev *parley.Event) Event {
 			return nil
 		}
 		return FlagsChanged{Pos: ev.Pos, ConversationID: ev.ConversationID, Flags: *ev.Flags, At: ev.At}
+	case parley.EventMessageDelivered:
+		return MessageDelivered{Pos: ev.Pos, ConversationID: ev.ConversationID, UserID: ev.UserID, UserName: ev.UserName, DeliveredSeq: ev.DeliveredSeq, At: ev.At}
+	case parley.EventProfileUpdated:
+		if ev.Profile == nil {
+			return nil
+		}
+		return ProfileUpdated{Pos: ev.Pos, ConversationID: ev.ConversationID, UserID: ev.UserID, Profile: *ev.Profile, At: ev.At}
 	case parley.EventTypingStarted:
 		return TypingStarted{ConversationID: ev.ConversationID, UserID: ev.UserID, UserName: ev.UserName, At: ev.At}
 	case parley.EventTypingStopped:

@@ -1,12 +1,10 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 	"unicode/utf8"
 
@@ -18,12 +16,12 @@ import (
 // too_large.
 const MaxImageBytes = 32 << 20
 
-// ImageOption configures SendImage.
+// ImageOption configures SendImage, SendFile and SendFileReader.
 type ImageOption func(*imageOptions)
 
 type imageOptions struct{ caption string }
 
-// WithCaption sets an image message's caption (at most
+// WithCaption sets an image or file message's caption (at most
 // parley.MaxTextRunes code points).
 func WithCaption(text string) ImageOption { return func(o *imageOptions) { o.caption = text } }
 
@@ -40,30 +38,41 @@ func WithCaption(text string) ImageOption { return func(o *imageOptions) { o.cap
 // Resend retries a Failed image the same way. SendImage reads r to the end
 // (at most MaxImageBytes) before it returns.
 func (c *Client) SendImage(ctx context.Context, conversationID string, r io.Reader, opts ...ImageOption) (*Message, error) {
+	caption, data, err := readUpload(conversationID, r, MaxImageBytes, "image", opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.queue(ctx, &Message{conversationID: conversationID, typ: parley.Image, text: caption, image: data})
+}
+
+// readUpload checks an upload's conversation id and caption (from opts)
+// and reads r to the end, at most max bytes; what names the upload in
+// errors ("image", "file").
+func readUpload(conversationID string, r io.Reader, max int64, what string, opts []ImageOption) (caption string, data []byte, err error) {
 	var o imageOptions
 	for _, f := range opts {
 		f(&o)
 	}
 	if conversationID == "" {
-		return nil, parley.Errorf(parley.EINVALID, "conversation id is required")
+		return "", nil, parley.Errorf(parley.EINVALID, "conversation id is required")
 	}
 	if !utf8.ValidString(o.caption) {
-		return nil, parley.Errorf(parley.EINVALID, "caption is not valid UTF-8")
+		return "", nil, parley.Errorf(parley.EINVALID, "caption is not valid UTF-8")
 	}
 	if n := utf8.RuneCountInString(o.caption); n > parley.MaxTextRunes {
-		return nil, parley.Errorf(parley.EINVALID, "caption is %d characters; the most is %d", n, parley.MaxTextRunes)
+		return "", nil, parley.Errorf(parley.EINVALID, "caption is %d characters; the most is %d", n, parley.MaxTextRunes)
 	}
-	data, err := io.ReadAll(io.LimitReader(r, MaxImageBytes+1))
+	data, err = io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("client: reading the image: %w", err)
+		return "", nil, fmt.Errorf("client: reading the %s: %w", what, err)
 	}
 	switch {
 	case len(data) == 0:
-		return nil, parley.Errorf(parley.EINVALID, "the image is empty")
-	case len(data) > MaxImageBytes:
-		return nil, parley.Errorf(parley.ETOOLARGE, "the image is over %d bytes", MaxImageBytes)
+		return "", nil, parley.Errorf(parley.EINVALID, "the %s is empty", what)
+	case int64(len(data)) > max:
+		return "", nil, parley.Errorf(parley.ETOOLARGE, "the %s is over %d bytes", what, max)
 	}
-	return c.queue(ctx, &Message{conversationID: conversationID, typ: parley.Image, text: o.caption, image: data})
+	return o.caption, data, nil
 }
 
 // uploadURL is the server's upload endpoint, from the WebSocket URL.
@@ -72,13 +81,17 @@ func (c *Client) uploadURL() string {
 	return u
 }
 
-// upload sends m's image to the server and records the attachment id
+// upload sends m's image or file to the server and records the attachment id
 // (in the outbox file too). ok is false when the message failed (the
 // server refused the image) or the upload must be retried on the next
 // connection; alive is false when ctx ended. Only the pump calls it.
 func (o *outbox) upload(ctx context.Context, m *Message) (ok, alive bool) {
 	for {
-		att, err := o.c.postImage(ctx, m.image)
+		post := func() (parley.Attachment, error) { return o.c.postImage(ctx, m.image) }
+		if m.typ == parley.File {
+			post = func() (parley.Attachment, error) { return o.c.postFile(ctx, m.fileName, m.image) }
+		}
+		att, err := post()
 		if ctx.Err() != nil {
 			return false, false
 		}
@@ -145,24 +158,5 @@ func (o *outbox) pause(ctx context.Context, d time.Duration) bool {
 // postImage uploads one image. Errors the server answered with are
 // *parley.Error with its code and message.
 func (c *Client) postImage(ctx context.Context, data []byte) (parley.Attachment, error) {
-	token, err := c.opts.tokens(ctx)
-	if err != nil {
-		return parley.Attachment{}, fmt.Errorf("client: token source: %w", err)
-	}
-	rctx, cancel := context.WithTimeout(ctx, c.opts.requestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.uploadURL(), bytes.NewReader(data))
-	if err != nil {
-		return parley.Attachment{}, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/octet-stream")
-	var att parley.Attachment
-	if err := doJSON(c.http, req, &att); err != nil {
-		return parley.Attachment{}, err
-	}
-	if att.ID == "" {
-		return parley.Attachment{}, fmt.Errorf("client: upload: the reply has no attachment id")
-	}
-	return att, nil
+	return c.postUpload(ctx, c.uploadURL(), data)
 }

@@ -46,7 +46,8 @@ type Message struct {
 	typ            parley.MessageType
 	text           string
 	createdAt      time.Time
-	image          []byte // the image's bytes until it is Sent (SendImage)
+	image          []byte // the upload's bytes until it is Sent (SendImage, SendFile)
+	fileName       string // a file's name (SendFile)
 	replyTo        string // the id of the message this one replies to (Reply)
 	// An edit (Edit, EditQueued) names its message by id or by the
 	// client id it was sent with; at most one is set, and neither for a
@@ -84,11 +85,11 @@ func (m *Message) IsEdit() bool { return m.editOf != "" || m.editOfClient != "" 
 // for a send.
 func (m *Message) EditOf() (messageID, messageClientID string) { return m.editOf, m.editOfClient }
 
-// Type is the message type: parley.Text or parley.Image.
+// Type is the message type: parley.Text, parley.Image or parley.File.
 func (m *Message) Type() parley.MessageType { return m.typ }
 
-// Image returns the bytes of an image message as the app gave them, for a
-// local preview while it is Sending (nil for text, and once Sent: then
+// Image returns the bytes of an image or file message as the app gave
+// them, for a local preview while it is Sending (nil for text, and once Sent: then
 // Stored().Attachment has the server's URLs). Do not modify them.
 func (m *Message) Image() []byte {
 	m.mu.Lock()
@@ -390,18 +391,19 @@ func newOutbox(c *Client, limit int, file string) (*outbox, error) {
 		image BLOB,
 		reply_to TEXT NOT NULL DEFAULT '',
 		edit_of TEXT NOT NULL DEFAULT '',
-		edit_of_client TEXT NOT NULL DEFAULT '')`); err != nil {
+		edit_of_client TEXT NOT NULL DEFAULT '',
+		file_name TEXT NOT NULL DEFAULT '')`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
 	}
-	// Files from before images, replies and edits: add the columns (an
-	// error says one is there).
+	// Files from before images, replies, edits and files: add the
+	// columns (an error says one is there).
 	for _, col := range []string{`image BLOB`, `reply_to TEXT NOT NULL DEFAULT ''`,
-		`edit_of TEXT NOT NULL DEFAULT ''`, `edit_of_client TEXT NOT NULL DEFAULT ''`} {
+		`edit_of TEXT NOT NULL DEFAULT ''`, `edit_of_client TEXT NOT NULL DEFAULT ''`, `file_name TEXT NOT NULL DEFAULT ''`} {
 		_, _ = db.ExecContext(ctx, `ALTER TABLE outbox ADD COLUMN `+col)
 	}
 	rows, err := db.QueryContext(ctx, `SELECT client_id, conversation_id, type, text, attachment_id, created_at, image,
-		reply_to, edit_of, edit_of_client FROM outbox ORDER BY seq`)
+		reply_to, edit_of, edit_of_client, file_name FROM outbox ORDER BY seq`)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
@@ -412,7 +414,7 @@ func newOutbox(c *Client, limit int, file string) (*outbox, error) {
 		var typ string
 		var at int64
 		if err := rows.Scan(&m.clientID, &m.conversationID, &typ, &m.text, &m.attachmentID, &at, &m.image,
-			&m.replyTo, &m.editOf, &m.editOfClient); err != nil {
+			&m.replyTo, &m.editOf, &m.editOfClient, &m.fileName); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
 		}
@@ -438,9 +440,9 @@ func (o *outbox) add(ctx context.Context, m *Message) error {
 		// Written before Send returns, under o.mu so file order is send
 		// order.
 		_, err := o.db.ExecContext(ctx, `INSERT OR REPLACE INTO outbox (client_id, conversation_id, type, text, attachment_id, created_at, image,
-			reply_to, edit_of, edit_of_client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			reply_to, edit_of, edit_of_client, file_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.clientID, m.conversationID, string(m.typ), m.text, m.attachment(), m.createdAt.UnixMicro(), m.image,
-			m.replyTo, m.editOf, m.editOfClient)
+			m.replyTo, m.editOf, m.editOfClient, m.fileName)
 		if err != nil {
 			return fmt.Errorf("client: outbox file: %w", err)
 		}
@@ -546,7 +548,7 @@ func (o *outbox) serve(ctx context.Context, window int) bool {
 			if m == nil {
 				break
 			}
-			if m.typ == parley.Image && m.attachment() == "" && !m.IsEdit() {
+			if m.typ.HasAttachment() && m.attachment() == "" && !m.IsEdit() {
 				// Upload first; later messages wait behind it, so order
 				// holds. A failed upload fails the message; a lost link
 				// retries it (the client id is fixed, so still one

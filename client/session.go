@@ -493,6 +493,7 @@ func (c *Client) handleEvent(cn *wsConn, ev *parley.Event) {
 	}
 	out = c.state.named(out)
 	c.state.apply(out)
+	c.noteReceived(out)
 	c.out.onEvent(out)
 	c.emit(out)
 }

@@ -55,6 +55,8 @@ const (
 	OpSetFlags           = "set_flags"
 	OpSearch             = "search"
 	OpMentions           = "mentions"
+	OpDelivered          = "delivered"
+	OpSetProfile         = "set_profile"
 )
 
 // Server frame types.
@@ -425,7 +427,8 @@ func DecodeRequest(b []byte) (Request, error) {
 	case "":
 		return r, parley.Errorf(parley.EINVALID, "op is required")
 	case OpHello, OpPing, OpSend, OpHistory, OpDelete, OpRead, OpTyping, OpConversations,
-		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpEdit, OpReact, OpSetFlags, OpSearch, OpMentions:
+		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpEdit, OpReact, OpSetFlags,
+		OpDelivered, OpSetProfile, OpSearch, OpMentions:
 		return r, nil
 	}
 	return r, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", r.Op)

@@ -43,6 +43,8 @@ func FuzzDecode(f *testing.F) {
 	for _, c := range decodeCases {
 		f.Add([]byte(c.in))
 	}
+	f.Add([]byte(`{"op":"delivered","id":"d","data":{"conversations":[{"conversation_id":"c","seq":3}]}}`))
+	f.Add([]byte(`{"op":"set_profile","data":{"display_name":"A","avatar_id":null}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeRequest(b)
 		switch parley.ErrorCode(err) {
@@ -52,7 +54,7 @@ func FuzzDecode(f *testing.F) {
 		default:
 			t.Fatalf("DecodeRequest(%q): %v", b, err)
 		}
-		for _, v := range []any{&Hello{}, &Send{}, &History{}, &UpdateConversation{}, &CreateGroup{}} {
+		for _, v := range []any{&Hello{}, &Send{}, &History{}, &UpdateConversation{}, &CreateGroup{}, &Delivered{}, &SetProfile{}} {
 			if err := DecodeData(r.Data, v); err != nil && parley.ErrorCode(err) != parley.EINVALID {
 				t.Fatalf("DecodeData(%q): %v", r.Data, err)
 			}

@@ -92,7 +92,7 @@ func TestImages(t *testing.T) {
 	alice.wait("the photo in the tray", `document.querySelectorAll('[data-testid=tray-item]').length === 1`)
 	alice.click("send it", `[data-testid=send]`)
 	alice.wait("the image sent, showing the server's thumbnail",
-		`(m => m?.dataset.status === 'sent' || m?.dataset.status === 'read')(document.querySelector('[data-testid=message][data-type=image]')) && `+thumbOf(0)+`?.complete && `+thumbOf(0)+`.naturalWidth === 320`)
+		`(m => ['sent', 'delivered', 'read'].includes(m?.dataset.status))(document.querySelector('[data-testid=message][data-type=image]')) && `+thumbOf(0)+`?.complete && `+thumbOf(0)+`.naturalWidth === 320`)
 	bob.wait("the thumbnail loaded", thumbOf(0)+`?.complete && `+thumbOf(0)+`.naturalWidth === 320 && `+thumbOf(0)+`.src.startsWith('blob:')`)
 	alice.wait("the image read by bob", `document.querySelector('[data-testid=message][data-type=image]').dataset.status === 'read'`)
 	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "image-thumbnail"))

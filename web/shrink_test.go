@@ -120,7 +120,7 @@ func TestImageShrink(t *testing.T) {
 	t.Logf("the outbox holds %d bytes", sizes[0])
 	alice.setOffline(false)
 
-	alice.wait("the image sent", `(m => m?.dataset.status === 'sent' || m?.dataset.status === 'read')(document.querySelector('[data-testid=message][data-type=image]'))`)
+	alice.wait("the image sent", `(m => ['sent', 'delivered', 'read'].includes(m?.dataset.status))(document.querySelector('[data-testid=message][data-type=image]'))`)
 	bob.wait("the thumbnail loaded", thumbOf(0)+`?.complete && `+thumbOf(0)+`.naturalWidth === 320`)
 	alice.wait("the outbox empty", storedOutbox+`.length === 0`)
 

@@ -208,7 +208,8 @@ func TestDeleteAsksFirst(t *testing.T) {
 // TestComposerAndThread: links are links (http and https only, safely),
 // days are separated, the length error goes with the text, the composer
 // grows, "No conversations yet" sits under the forms, and an image waits
-// in a tray with a caption (pasted, or refused when it is not an image).
+// in a tray with a caption (pasted; a file that is not an image waits
+// there as a file).
 func TestComposerAndThread(t *testing.T) {
 	browser := newBrowser(t)
 	srv := servertest.Start(t)
@@ -309,7 +310,7 @@ func composerGrows(t *testing.T, alice *page) {
 }
 
 // pasteAndCaption: a pasted image waits in the tray, the text becomes its
-// caption; a pasted file that is no image is refused in words.
+// caption; a pasted file that is no image waits there as a file.
 func pasteAndCaption(t *testing.T, alice *page) {
 	alice.t = t
 
@@ -327,7 +328,11 @@ func pasteAndCaption(t *testing.T, alice *page) {
 		})()`
 	}
 	eval[bool](t, alice.tab, paste("notes.txt", "text/plain", base64.StdEncoding.EncodeToString([]byte("not an image"))))
-	alice.wait("a text file refused in words", `/“notes.txt” is not an image Parley can send/.test(document.querySelector('li.error')?.textContent) && document.querySelectorAll('[data-testid=tray-item]').length === 0`)
+	// A file that is no image waits in the tray too, as a file (issue 14:
+	// any file may be sent); removed here, so the image goes alone.
+	alice.wait("a text file in the tray as a file", `document.querySelectorAll('[data-testid=tray-item]').length === 1 && !!document.querySelector('[data-testid=tray-item] .tray-file') && !document.querySelector('li.error')`)
+	alice.click("remove it", `[data-testid=tray-remove]`)
+	alice.wait("the tray empty", `document.querySelectorAll('[data-testid=tray-item]').length === 0`)
 	eval[bool](t, alice.tab, paste("screenshot.png", "image/png", png))
 	alice.wait("the image in the tray", `document.querySelectorAll('[data-testid=tray-item]').length === 1 && document.querySelector('[data-testid=composer]').placeholder === 'Add a caption (optional)'`)
 	alice.do("caption", chromedp.SendKeys(testID("composer"), "My screen"))

@@ -55,6 +55,7 @@ type benchCmd struct {
 	TextBytes  int           `help:"Message text size in bytes (default 64)."`
 	Mode       string        `enum:"tcp,ws," default:"" help:"floor: tcp (raw TCP writes) or ws (coder/websocket framing, as the server writes; no JSON, no store); default tcp."`
 	FrameBytes int           `help:"floor: bytes per frame (default 200, about a newMessage event)."`
+	Receipts   bool          `help:"Clients report what they receive (the delivered op, at most once per second each, as the SDK): the cost of delivery receipts."`
 
 	SourceAddrs  int           `help:"Loopback source addresses 127.0.0.2... to spread connections over (default 32)."`
 	DrainTimeout time.Duration `help:"How long to wait at the end for every message to arrive (default 15s)."`
@@ -78,7 +79,7 @@ func (c *benchCmd) Run(ctx context.Context, s *streams) error {
 		Scenario: c.Scenario, Procs: c.Procs, Rooms: c.Rooms, Members: c.Members, Publishers: c.Publishers,
 		Conns: c.Conns, Rates: c.Rates, Step: c.Step, Rate: c.Rate, Duration: c.Duration, Settle: c.Settle,
 		Restart: c.Restart, Window: c.Window, Missed: c.Missed, Repeat: c.Repeat, TextBytes: c.TextBytes,
-		Mode: c.Mode, FrameBytes: c.FrameBytes,
+		Mode: c.Mode, FrameBytes: c.FrameBytes, Receipts: c.Receipts,
 		SourceAddrs: c.SourceAddrs, DrainTimeout: c.DrainTimeout, Log: s.err,
 		WorkerCPUProfile: c.CPUProfile, WorkerMaxProcs: c.WorkerProcs,
 	}

@@ -116,6 +116,8 @@ type ServeCmd struct {
 	UploadBurst           int           `default:"10" env:"PARLEY_UPLOAD_BURST" help:"Upload burst per user."`
 	UploadQuotaMiB        int64         `name:"upload-quota-mib" default:"100" env:"PARLEY_UPLOAD_QUOTA_MIB" help:"Stored uploads per user, in MiB (negative: no quota)."`
 	UploadOrphanTTL       time.Duration `default:"1h" env:"PARLEY_UPLOAD_ORPHAN_TTL" help:"Delete uploads no message holds after this long."`
+	UploadMaxFileMiB      int64         `name:"upload-max-file-mib" default:"25" env:"PARLEY_UPLOAD_MAX_FILE_MIB" help:"Largest file upload (POST /v1/files), in MiB."`
+	UploadFiles           int           `default:"4" env:"PARLEY_UPLOAD_FILES" help:"File uploads received at once per node (each held in memory up to --upload-max-file-mib)."`
 }
 
 // Run serves until ctx ends (SIGINT or SIGTERM), then shuts down
@@ -247,8 +249,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Decodes:    c.UploadDecodes,
 			DecodeWait: c.UploadDecodeWait,
 			PerSecond:  c.UploadsPerSecond, Burst: c.UploadBurst,
-			Quota:     c.UploadQuotaMiB << 20,
-			OrphanTTL: c.UploadOrphanTTL,
+			Quota:        c.UploadQuotaMiB << 20,
+			OrphanTTL:    c.UploadOrphanTTL,
+			MaxFileBytes: c.UploadMaxFileMiB << 20, Files: c.UploadFiles,
 		},
 	})
 	if err != nil {

@@ -68,8 +68,11 @@ type Config struct {
 	Missed  int           // resume: events missed
 	Repeat  int           // resume: repeats per room
 
-	Mode       string // floor: tcp (raw TCP) or ws (coder/websocket framing)
-	FrameBytes int    // floor: bytes per frame
+	Mode string // floor: tcp (raw TCP) or ws (coder/websocket framing)
+	// Receipts: every client reports what it received with the delivered
+	// op, at most once a second, as the SDK does (A/B the receipts' cost).
+	Receipts   bool
+	FrameBytes int // floor: bytes per frame
 
 	TextBytes       int
 	SourceAddrs     int
@@ -190,17 +193,19 @@ type Result struct {
 	Storm  *Storm   `json:"storm,omitempty"`
 	Resume *Summary `json:"resume,omitempty"`
 
-	TotalSent   int64    `json:"total_sent"`
-	TotalAcked  int64    `json:"total_acked"`
-	Unacked     int64    `json:"unacked"`
-	Lost        int64    `json:"lost"`
-	Duplicated  int64    `json:"duplicated"`
-	Unexpected  int64    `json:"unexpected"`
-	SendErrors  int64    `json:"send_errors"`
-	ProtoErrors int64    `json:"proto_errors"`
-	Failed      int      `json:"failed_clients"`
-	Errors      []string `json:"errors,omitempty"`
-	LoadRSS     int64    `json:"load_tool_rss_bytes"`
+	TotalSent   int64 `json:"total_sent"`
+	TotalAcked  int64 `json:"total_acked"`
+	Unacked     int64 `json:"unacked"`
+	Lost        int64 `json:"lost"`
+	Duplicated  int64 `json:"duplicated"`
+	Unexpected  int64 `json:"unexpected"`
+	SendErrors  int64 `json:"send_errors"`
+	ProtoErrors int64 `json:"proto_errors"`
+	// Receipts is how many delivered ops the clients sent (--receipts).
+	Receipts int64    `json:"receipts,omitempty"`
+	Failed   int      `json:"failed_clients"`
+	Errors   []string `json:"errors,omitempty"`
+	LoadRSS  int64    `json:"load_tool_rss_bytes"`
 }
 
 // Step is one load level.
@@ -357,7 +362,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			FirstUser: user, FirstRoom: rm, Rooms: nr, Members: cfg.Members, Publishers: cfg.Publishers,
 			Idle: ni, TextBytes: cfg.TextBytes, SourceAddrs: cfg.SourceAddrs,
 			DialConcurrency: cfg.DialConcurrency, BackoffBase: cfg.BackoffBase, BackoffMax: cfg.BackoffMax,
-			Reconnect: cfg.Scenario == "storm",
+			Reconnect: cfg.Scenario == "storm", Receipts: cfg.Receipts,
 		}
 		if cfg.WorkerCPUProfile != "" && cfg.Procs > 1 {
 			job.CPUProfile = fmt.Sprintf("%s.worker%d", cfg.WorkerCPUProfile, i)
@@ -544,6 +549,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Unexpected += r.Unexpected
 		res.SendErrors += r.SendErrors
 		res.ProtoErrors += r.ProtoErrors
+		res.Receipts += r.Receipts
 		res.Failed += r.Failed
 		res.Errors = append(res.Errors, r.Errors...)
 		res.LoadRSS += r.RSSBytes

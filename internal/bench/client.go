@@ -101,6 +101,12 @@ type client struct {
 	// setup replies (create_group), by request id
 	replies chan []byte
 
+	// Delivery receipts (Job.Receipts): the highest seq of another
+	// member's message received, and the highest reported with delivered
+	// (by the heartbeat, at most once per receiptInterval).
+	recvSeq, reportedSeq atomic.Int64
+	reportAt             atomic.Int64 // unix ns of the last report
+
 	mu      sync.Mutex
 	nextSeq uint32
 	pending map[uint32]pendingSend
@@ -125,7 +131,34 @@ var (
 	prefixWelcome = []byte(`{"type":"welcome",`)
 	keyCount      = []byte(`"count":`)
 	keyPos        = []byte(`"pos":`)
+	// keySeq: a newMessage's first "seq" is its message's.
+	keySeq = []byte(`"seq":`)
 )
+
+// receiptID is the request id of the load's delivered reports.
+const receiptID = "d"
+
+// receiptInterval is how often, at most, a load client reports what it
+// received: the reference clients' rate (client.DefaultDeliveredInterval).
+const receiptInterval = time.Second
+
+// reportDelivered sends a delivered op for what c received since its last
+// report, at most once per receiptInterval, as the SDK does. The
+// heartbeat goroutine calls it.
+func (c *client) reportDelivered(ctx context.Context, conn *websocket.Conn, now int64) {
+	seq := c.recvSeq.Load()
+	if seq <= c.reportedSeq.Load() || now-c.reportAt.Load() < int64(receiptInterval) || c.room == nil {
+		return
+	}
+	c.reportedSeq.Store(seq)
+	c.reportAt.Store(now)
+	b := fmt.Appendf(nil, `{"op":"delivered","id":"%s","data":{"conversations":[{"conversation_id":%q,"seq":%d}]}}`, receiptID, c.room.id, seq)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if conn.Write(wctx, websocket.MessageText, b) == nil {
+		c.w.receipts.Add(1)
+	}
+}
 
 // dialer spreads connections over several loopback source addresses so the
 // ephemeral port range (about 28k ports per source address) is no limit.
@@ -401,6 +434,9 @@ func (c *client) handle(ctx context.Context, conn *websocket.Conn, b []byte) {
 			}
 			return
 		}
+		if string(id) == receiptID {
+			return
+		}
 		c.deliverReply(b)
 		return
 	case bytes.HasPrefix(b, prefixPong):
@@ -522,6 +558,13 @@ func (c *client) onEvent(b []byte) {
 	}
 	c.uniq.Add(1)
 	c.w.delivered.Add(1)
+	if c.w.job.Receipts {
+		if j := bytes.Index(b, keySeq); j >= 0 {
+			if v, n := parseInt(b[j+len(keySeq):]); n > 0 && v > c.recvSeq.Load() {
+				c.recvSeq.Store(v) // only the read goroutine stores it
+			}
+		}
+	}
 	c.w.latency.Load().Record(time.Duration(now - sched))
 }
 

@@ -79,6 +79,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("messages\t%d sent, %d acknowledged, %d unacknowledged, %d refused", r.TotalSent, r.TotalAcked, r.Unacked, r.SendErrors)
 		p("losses\t%d lost, %d duplicated, %d unexpected", r.Lost, r.Duplicated, r.Unexpected)
 	}
+	if r.Receipts > 0 {
+		p("receipts\t%d delivered reports (at most one per client per second)", r.Receipts)
+	}
 	if r.Failed > 0 || r.ProtoErrors > 0 {
 		p("failures\t%d clients failed, %d unreadable frames", r.Failed, r.ProtoErrors)
 	}

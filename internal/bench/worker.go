@@ -47,6 +47,9 @@ type Job struct {
 	// Reconnect makes clients reconnect and resume after a drop (storm);
 	// otherwise a lost connection is reported as a failure.
 	Reconnect bool `json:"reconnect"`
+	// Receipts makes clients report what they received (the delivered
+	// op), coalesced to at most one report per second each, as the SDK.
+	Receipts bool `json:"receipts,omitempty"`
 	// CPUProfile, when set, is a file the worker writes its CPU profile
 	// to, from its start to its end (worker processes only: a worker in
 	// the parent is covered by the parent's profile).
@@ -129,6 +132,7 @@ type Report struct {
 	Unexpected  int64    `json:"unexpected"`
 	PosRepeats  int64    `json:"pos_repeats"`
 	ProtoErrors int64    `json:"proto_errors"`
+	Receipts    int64    `json:"receipts,omitempty"`
 	Failed      int      `json:"failed"`
 	Errors      []string `json:"errors,omitempty"`
 	RSSBytes    int64    `json:"rss_bytes,omitempty"`
@@ -151,6 +155,7 @@ type worker struct {
 
 	sent, acked, delivered, sendErrors atomic.Int64
 	protoErrors, posRepeats, resent    atomic.Int64
+	receipts                           atomic.Int64 // delivered ops sent (Job.Receipts)
 	resumes                            atomic.Int64
 
 	errMu  sync.Mutex
@@ -734,6 +739,7 @@ func (w *worker) finish(ctx context.Context, cmd command, stop context.CancelFun
 	r.TotalAcked = w.acked.Load()
 	r.PosRepeats = w.posRepeats.Load()
 	r.ProtoErrors = w.protoErrors.Load()
+	r.Receipts = w.receipts.Load()
 	r.SendErrors = w.sendErrors.Load()
 	r.Resent = w.resent.Load()
 	r.RSSBytes = selfRSS()
@@ -764,11 +770,14 @@ func (w *worker) heartbeat(ctx context.Context) {
 		}
 		now := time.Now().UnixNano()
 		for _, c := range w.clients {
-			if c.pingAt.Load() > now {
-				continue
-			}
 			conn := c.conn.Load()
 			if conn == nil {
+				continue
+			}
+			if w.job.Receipts {
+				c.reportDelivered(ctx, conn, now)
+			}
+			if c.pingAt.Load() > now {
 				continue
 			}
 			c.pingAt.Store(now + int64(protocol.HeartbeatInterval))

@@ -239,12 +239,20 @@ func testRoundTrip(t *testing.T, newPair NewPair) {
 			URL: "/v1/attachments/a1", ThumbURL: "/v1/attachments/a1/thumb"},
 		CreatedAt: at,
 	}
+	file := &parley.Message{
+		ID: "m3", ConversationID: "c1", Seq: 9, SenderID: "u1", SenderName: "Ann",
+		ClientID: "cid-3", Type: parley.File, Text: "the notes",
+		Attachment: &parley.Attachment{ID: "a2", ContentType: "application/pdf", Size: 99, Name: "résumé \"v2\".pdf",
+			URL: "/v1/attachments/a2"},
+		CreatedAt: at,
+	}
 	tomb := &parley.Message{ID: "m2", ConversationID: "c1", Seq: 8, SenderID: "u1", SenderName: "Ann",
 		ClientID: "cid-2", Type: parley.Text, CreatedAt: at, Deleted: true, DeletedAt: &deletedAt}
 	conv := &parley.Conversation{
 		ID: "c1", Kind: parley.Group, Title: "Team", CreatedBy: "u1", CreatedAt: at,
 		LastSeq: 8, LastActivityAt: at,
-		Members:     []parley.Member{{UserID: "u1", Name: "Ann", ReadSeq: 8}, {UserID: "u2", Name: "Bob", ReadSeq: 3}},
+		Members: []parley.Member{{UserID: "u1", Name: "Ann", ReadSeq: 8, DeliveredSeq: 8, DisplayName: "Ann A.", AvatarID: "av-1"},
+			{UserID: "u2", Name: "Bob", ReadSeq: 3, DeliveredSeq: 5}},
 		LastMessage: tomb, UnreadCount: 2, ReadSeq: 6,
 	}
 	sent := []parley.BrokerMessage{
@@ -255,6 +263,12 @@ func testRoundTrip(t *testing.T, newPair NewPair) {
 				Message: tomb, At: at, Audience: []string{"u1", "u2"}},
 			{Pos: 43, Type: parley.EventMessageRead, ConversationID: "c1", UserID: "u2", UserName: "Bob",
 				ReadSeq: 8, At: at, Audience: []string{"u1", "u2"}},
+			{Pos: 44, Type: parley.EventNewMessage, ConversationID: "c1", UserID: "u1", UserName: "Ann",
+				Message: file, At: at, Audience: []string{"u1", "u2"}},
+			{Pos: 45, Type: parley.EventMessageDelivered, ConversationID: "c1", UserID: "u2", UserName: "Bob",
+				DeliveredSeq: 8, At: at, Audience: []string{"u1", "u2"}},
+			{Pos: 46, Type: parley.EventProfileUpdated, ConversationID: "c1", UserID: "u1", UserName: "Ann",
+				Profile: &parley.Profile{DisplayName: "Ann A.", AvatarID: "av-1"}, At: at, Audience: []string{"u1", "u2"}},
 			{Pos: 1 << 40, Type: parley.EventConversationUpdated, ConversationID: "c1", UserID: "u1", UserName: "Ann",
 				Conversation: conv, Change: parley.ChangeMembersRemoved, UserIDs: []string{"u3"}, At: at,
 				Audience: []string{"u1", "u2", "u3"}},

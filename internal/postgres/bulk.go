@@ -55,7 +55,7 @@ const qBulkSendCheck = `SELECT
 		COALESCE((SELECT c.last_seq FROM conversations c WHERE c.id = r.conv), 0),
 		COALESCE((SELECT u.name FROM users u WHERE u.id = r.sender), ''),
 		old.id, old.conversation_id,
-		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height
+		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(conv, sender, client, att, i)
 	LEFT JOIN messages old ON old.sender_id = r.sender AND old.client_id = r.client
 	LEFT JOIN attachments att ON att.id = r.att AND att.owner_id = r.sender
@@ -67,7 +67,7 @@ const qSendCheck = `SELECT
 		COALESCE((SELECT last_seq FROM conversations WHERE id = $1), 0),
 		COALESCE((SELECT name FROM users WHERE id = $2), ''),
 		old.id, old.conversation_id,
-		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height
+		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name
 	FROM (SELECT 1) one
 	LEFT JOIN messages old ON old.sender_id = $2 AND old.client_id = $3
 	LEFT JOIN attachments att ON att.id = $4 AND att.owner_id = $2`
@@ -123,7 +123,7 @@ type sendCheck struct {
 	name                string
 	oldID, oldConv      *string
 	owned               bool
-	attType             pgtype.Text
+	attType, attName    pgtype.Text
 	attSize             pgtype.Int8
 	attWidth, attHeight pgtype.Int4
 }
@@ -175,7 +175,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			so.msg = first.msg
 			continue
 		}
-		if err := sqlstore.AttachmentRule(nm, c.owned); err != nil {
+		if err := sqlstore.AttachmentRule(nm, c.owned, c.attName.String); err != nil {
 			so.err = err
 			continue
 		}
@@ -209,9 +209,9 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			SenderID: nm.SenderID, SenderName: c.name, ClientID: nm.ClientID,
 			Type: nm.Type, Text: nm.Text, CreatedAt: now, ReplyTo: quote, Mentions: mentions,
 		}
-		if nm.Type == parley.Image {
+		if nm.Type.HasAttachment() {
 			so.msg.Attachment = &parley.Attachment{ID: nm.AttachmentID, ContentType: c.attType.String,
-				Size: c.attSize.Int64, Width: int(c.attWidth.Int32), Height: int(c.attHeight.Int32)}
+				Size: c.attSize.Int64, Width: int(c.attWidth.Int32), Height: int(c.attHeight.Int32), Name: c.attName.String}
 		}
 		so.events = []parley.Event{{
 			Pos: w.NextPos(), Type: parley.EventNewMessage, ConversationID: nm.ConversationID,
@@ -314,7 +314,7 @@ func sendChecks(w *writeTx, sends []*sendOp) ([]sendCheck, error) {
 	checks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sendCheck, error) {
 		var c sendCheck
 		err := r.Scan(&c.member, &c.last, &c.name, &c.oldID, &c.oldConv, &c.owned,
-			&c.attType, &c.attSize, &c.attWidth, &c.attHeight)
+			&c.attType, &c.attSize, &c.attWidth, &c.attHeight, &c.attName)
 		return c, err
 	})
 	if err != nil {

@@ -48,10 +48,10 @@ func (s *Server) guard(h http.Handler) http.Handler {
 const uploadFraming = 64 << 10
 
 // maxRequestBytes is the largest body any endpoint takes: an upload
-// (Uploads.MaxBytes plus room for multipart framing). JSON endpoints bound
+// (Uploads.MaxBytes or MaxFileBytes, plus room for multipart framing). JSON endpoints bound
 // theirs to maxBodyBytes (decodeBody).
 func (s *Server) maxRequestBytes() int64 {
-	return max(maxBodyBytes, s.cfg.Uploads.MaxBytes+uploadFraming)
+	return max(maxBodyBytes, s.cfg.Uploads.MaxBytes+uploadFraming, s.cfg.Uploads.MaxFileBytes+uploadFraming)
 }
 
 // metricsRoute serves /metrics on the public handler to requests bearing

@@ -40,16 +40,14 @@ func warnings(log *servertest.LogBuffer) (n int, text string) {
 	return n, text
 }
 
-// TestHostileDiskFull fills a 4 MiB tmpfs holding the SQLite store with
-// sends until the disk refuses them. Clients must get `unavailable` with
-// a retry hint (before: `internal`, 500), /readyz 503 (before: 200), a
-// bounded number of log lines (before: one ERROR per failed send), and
-// once space is freed, writes and /readyz recover with every acknowledged
-// message kept, across a restart too.
-func TestHostileDiskFull(t *testing.T) {
+// smallDisk mounts a tmpfs of size (mount's syntax: "4m") on a new
+// temporary directory and returns it, unmounted when the test ends (after
+// a server started later has stopped). It skips the test when not root.
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
 	requireRoot(t)
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
 		t.Fatalf("mount a tmpfs on %s: %v", dir, err)
 	}
 	// Registered before the server's: runs after it has stopped.
@@ -58,6 +56,17 @@ func TestHostileDiskFull(t *testing.T) {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
+	return dir
+}
+
+// TestHostileDiskFull fills a 4 MiB tmpfs holding the SQLite store with
+// sends until the disk refuses them. Clients must get `unavailable` with
+// a retry hint (before: `internal`, 500), /readyz 503 (before: 200), a
+// bounded number of log lines (before: one ERROR per failed send), and
+// once space is freed, writes and /readyz recover with every acknowledged
+// message kept, across a restart too.
+func TestHostileDiskFull(t *testing.T) {
+	dir := smallDisk(t, "4m")
 	logs := &servertest.LogBuffer{}
 	srv := servertest.Start(t, servertest.WithDir(dir), servertest.WithConfig(func(c *server.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -30,7 +30,14 @@ func heapPeak(fn func()) uint64 {
 // body (zero when accepted).
 func uploadErr(t testing.TB, srv *servertest.Server, tok string, body []byte) (rawResp, protocol.ErrorBody) {
 	t.Helper()
-	r := rawDo(t, "POST", srv.URL+"/v1/uploads", tok, "image/png", body)
+	return postErr(t, srv, "/v1/uploads", tok, "image/png", body)
+}
+
+// postErr POSTs body to path and decodes the error of a reply other than
+// 201.
+func postErr(t testing.TB, srv *servertest.Server, path, tok, contentType string, body []byte) (rawResp, protocol.ErrorBody) {
+	t.Helper()
+	r := rawDo(t, "POST", srv.URL+path, tok, contentType, body)
 	var e struct{ Error protocol.ErrorBody }
 	if r.status != 201 {
 		if err := json.Unmarshal(r.body, &e); err != nil {

@@ -76,6 +76,7 @@ func (s *Server) routes() *routeMux {
 	mux.HandleFunc("GET /v1/search", s.authed(s.handleSearch))
 	mux.HandleFunc("GET /v1/mentions", s.authed(s.handleMentions))
 	s.uploadRoutes(mux)
+	s.receiptRoutes(mux)
 	s.serverAPIRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, parley.ErrNotFound)

@@ -273,6 +273,9 @@ func (h *hub) deliver(ev parley.Event) {
 			if ev.Pos <= c.hubFloor {
 				continue // its replay (from the store) covers it: see register
 			}
+			if receiptHidden(&ev, uid) {
+				continue
+			}
 			cs = append(cs, c)
 		}
 	}

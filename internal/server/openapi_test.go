@@ -299,6 +299,12 @@ func TestOpenAPIExamples(t *testing.T) {
 	jsonDo("GET", "/v1/conversations/"+direct.ID+"/messages?after=0", alice, "", 200)
 	jsonDo("POST", "/v1/conversations/"+direct.ID+"/read", alice, `{"seq":1}`, 200)
 	jsonDo("POST", "/v1/conversations/"+direct.ID+"/typing", alice, `{"typing":true}`, 200)
+	// Receipts and profiles, before the events page so that it carries
+	// messageDelivered and profileUpdated.
+	jsonDo("POST", "/v1/delivered", bob, `{"conversations":[{"conversation_id":"`+direct.ID+`","seq":2}]}`, 200)
+	jsonDo("POST", "/v1/delivered", bob, `{"conversations":[]}`, 400)
+	jsonDo("PATCH", "/v1/me", alice, `{"display_name":"Alice A."}`, 200)
+	jsonDo("PATCH", "/v1/me", alice, `{"display_name":"evil\u202e"}`, 400)
 	jsonDo("GET", "/v1/conversations?limit=1", alice, "", 200)
 	jsonDo("GET", "/v1/events?after=0&limit=10", alice, "", 200)
 	jsonDo("GET", "/v1/presence", alice, "", 200)
@@ -338,6 +344,25 @@ func TestOpenAPIExamples(t *testing.T) {
 		t.Fatalf("thumb by signed link %s: %d", link.ThumbURL, a.status)
 	}
 	jsonDo("GET", "/v1/attachments/"+att.ID+"/thumb", alice, "", 200)
+	// A file: raw and multipart, sent, downloaded, linked; HTML is served inert.
+	fa := do("POST", "/v1/files?name=notes.txt", alice, "text/plain", []byte("plain words"))
+	if fa.status != 201 {
+		t.Fatalf("file upload: %d %s", fa.status, fa.body)
+	}
+	f := decodeJSON[parley.Attachment](t, fa.body)
+	jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+uuid.NewString()+`","type":"file","attachment_id":"`+f.ID+`"}`, 201)
+	if a := do("GET", "/v1/attachments/"+f.ID, bob, "", nil); a.status != 200 {
+		t.Fatalf("file download: %d", a.status)
+	}
+	jsonDo("POST", "/v1/attachments/"+f.ID+"/link", bob, "", 200)
+	jsonDo("GET", "/v1/attachments/"+f.ID+"/thumb", bob, "", 404)
+	mpType, mpBody := multipartBody(t, "page.html", []byte("<html><script>alert(1)</script>"))
+	if a := do("POST", "/v1/files", alice, mpType, mpBody); a.status != 201 {
+		t.Fatalf("multipart file upload: %d %s", a.status, a.body)
+	} else if h := decodeJSON[parley.Attachment](t, a.body); do("GET", "/v1/attachments/"+h.ID, alice, "", nil).status != 200 {
+		t.Fatal("download of the HTML file")
+	}
+	jsonDo("PATCH", "/v1/me", alice, `{"avatar_id":"`+att.ID+`"}`, 200)
 	jsonDo("DELETE", "/v1/conversations/"+direct.ID+"/messages/"+m.ID, alice, "", 200)
 
 	// The server API, with an API key of every scope; errors: a user's

@@ -243,6 +243,10 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 			return nil, err
 		}
 		return svc.mentions(ctx, u, d, c.replyBytes())
+	case protocol.OpDelivered:
+		return runOp(ctx, u, req, svc.delivered)
+	case protocol.OpSetProfile:
+		return runOp(ctx, u, req, svc.setProfile)
 	}
 	return nil, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", req.Op)
 }

@@ -18,13 +18,9 @@ import (
 // longest-standing member.
 func TestGroupRoles(t *testing.T) {
 	srv := servertest.Start(t)
-	aliceTok, bobTok, carolTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob"), srv.Token(t, "carol", "Carol")
-	malloryTok := srv.Token(t, "mallory", "Mallory")
-	a, b, c := connect(t, srv, aliceTok, nil), connect(t, srv, bobTok, nil), connect(t, srv, carolTok, nil)
-	m := connect(t, srv, malloryTok, nil)
-
-	var g parley.Conversation
-	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "team", MemberIDs: []string{"bob", "carol"}}, &g)
+	tm := newTeam(t, srv)
+	aliceTok, bobTok, carolTok, malloryTok := tm.aliceTok, tm.bobTok, tm.carolTok, tm.malloryTok
+	a, b, c, m, g := tm.a, tm.b, tm.c, tm.m, tm.g
 	if r := roleOf(g, "alice"); r != parley.RoleOwner || roleOf(g, "bob") != parley.RoleMember {
 		t.Fatalf("group roles: %+v", g.Members)
 	}

@@ -108,9 +108,10 @@ type Config struct {
 	PasswordHashes int
 	// Accounts protect logins and registration (see AccountLimits).
 	Accounts AccountLimits
-	// Uploads bounds image uploads: size, pixels, decode memory,
-	// concurrent decodes, the per-user rate and quota, and how long an
-	// unsent upload is kept (see UploadLimits for the defaults).
+	// Uploads bounds image and file uploads: size, pixels, decode memory,
+	// concurrent decodes and file receives, the per-user rate and quota,
+	// and how long an unsent upload is kept (see UploadLimits for the
+	// defaults).
 	Uploads UploadLimits
 	// Static is served at "/" (default: the web client). Set
 	// http.NotFoundHandler() to serve nothing.

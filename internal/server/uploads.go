@@ -42,7 +42,7 @@ const (
 	uploadRetryAfterUnavailable = 2 * time.Second
 )
 
-// UploadLimits bounds image uploads. Zero fields take their defaults; a
+// UploadLimits bounds image and file uploads. Zero fields take their defaults; a
 // negative PerSecond or Quota switches that limit off.
 type UploadLimits struct {
 	// Limits are media's: MaxBytes (default 10 MiB), MaxPixels (40
@@ -68,6 +68,15 @@ type UploadLimits struct {
 	// 1 h): the server's janitor deletes older ones every minute, as well
 	// as uploads whose messages were all deleted.
 	OrphanTTL time.Duration
+	// MaxFileBytes is the largest file upload (POST /v1/files, default
+	// 25 MiB). Files share PerSecond, Burst, Quota and OrphanTTL with
+	// images.
+	MaxFileBytes int64
+	// Files is how many file uploads one node receives at once (default
+	// 4): each is held in memory up to MaxFileBytes until stored. An
+	// upload waits up to DecodeWait for its turn, then gets unavailable
+	// (HTTP 503) with Retry-After.
+	Files int
 }
 
 func (l UploadLimits) withDefaults() UploadLimits {
@@ -78,6 +87,8 @@ func (l UploadLimits) withDefaults() UploadLimits {
 	orDefault(&l.Burst, DefaultUploadBurst)
 	l.Quota = cmp.Or(l.Quota, DefaultUploadQuota)
 	orDefault(&l.OrphanTTL, DefaultUploadOrphanTTL)
+	orDefault(&l.MaxFileBytes, DefaultUploadMaxFileBytes)
+	orDefault(&l.Files, DefaultUploadFiles)
 	return l
 }
 
@@ -87,6 +98,7 @@ type uploadGate struct {
 	lim     UploadLimits
 	rate    *limiterSet
 	decodes chan struct{} // a token per decode under way
+	files   fileSlots     // a token per file upload being received
 }
 
 func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
@@ -94,6 +106,7 @@ func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
 		lim:     l,
 		rate:    newLimiterSet("uploads", l.PerSecond, l.Burst, hit),
 		decodes: make(chan struct{}, l.Decodes),
+		files:   make(fileSlots, l.Files),
 	}
 }
 
@@ -124,6 +137,7 @@ func (g *uploadGate) release() { <-g.decodes }
 
 func (s *Server) uploadRoutes(mux *routeMux) {
 	mux.HandleFunc("POST /v1/uploads", s.authed(s.handleUpload))
+	mux.HandleFunc("POST /v1/files", s.authed(s.handleFileUpload))
 	mux.HandleFunc("POST /v1/attachments/{id}/link", s.authed(s.handleAttachmentLink))
 	mux.HandleFunc("GET /v1/attachments/{id}", s.handleAttachment(false))
 	mux.HandleFunc("GET /v1/attachments/{id}/thumb", s.handleAttachment(true))
@@ -147,41 +161,20 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 		s.writeError(w, err)
 		return
 	}
-	body := io.Reader(r.Body)
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
-		mr, err := r.MultipartReader()
-		if err != nil {
-			s.writeError(w, parley.Errorf(parley.EINVALID, "malformed multipart body"))
-			return
-		}
-		for {
-			p, err := mr.NextPart()
-			if err != nil {
-				s.writeError(w, uploadReadError(err, "multipart body has no \"file\" part"))
-				return
-			}
-			if p.FormName() == "file" {
-				body = p
-				break
-			}
-		}
+	body, _, err := uploadBody(r) // an image's name is ignored
+	if err != nil {
+		s.writeError(w, err)
+		return
 	}
 	up, err := media.Inspect(body, g.lim.Limits)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	quota := max(0, g.lim.Quota) // negative: no quota, as 0 is to the store
-	if quota > 0 {
-		used, err := s.store.UploadUsage(r.Context(), u.ID)
-		if err != nil {
-			s.writeError(w, err)
-			return
-		}
-		if used+up.Size() > quota {
-			s.writeError(w, parley.QuotaError(used, up.Size(), quota))
-			return
-		}
+	quota, err := s.checkQuota(r.Context(), u.ID, up.Size())
+	if err != nil {
+		s.writeError(w, err)
+		return
 	}
 	if err := g.acquire(r.Context()); err != nil {
 		s.writeError(w, err)
@@ -193,18 +186,43 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 		s.writeError(w, err)
 		return
 	}
+	a := parley.Attachment{ContentType: img.ContentType, Size: int64(len(img.Data)), Width: img.Width, Height: img.Height}
+	s.storeUpload(w, r, u, a, img.Data, img.Thumb, quota)
+}
+
+// storeUpload stores a checked upload under a new id and answers 201 with
+// the attachment, or the store's error.
+func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, u parley.User, a parley.Attachment, data, thumb []byte, quota int64) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	a := parley.Attachment{ID: id.String(), ContentType: img.ContentType, Size: int64(len(img.Data)), Width: img.Width, Height: img.Height}
-	if err := s.store.PutAttachment(r.Context(), u.ID, a, img.Data, img.Thumb, quota); err != nil {
+	a.ID = id.String()
+	if err := s.store.PutAttachment(r.Context(), u.ID, a, data, thumb, quota); err != nil {
 		s.writeError(w, err)
 		return
 	}
 	s.metrics.uploads.Inc()
 	writeJSON(w, http.StatusCreated, withAttachmentURLs(a))
+}
+
+// checkQuota returns the quota to pass the store (0: none) after checking
+// that n more bytes fit in userID's: a cheap refusal before the work, the
+// store's write checking again exactly.
+func (s *Server) checkQuota(ctx context.Context, userID string, n int64) (int64, error) {
+	quota := max(0, s.uploads.lim.Quota) // negative: no quota, as 0 is to the store
+	if quota == 0 {
+		return 0, nil
+	}
+	used, err := s.store.UploadUsage(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	if used+n > quota {
+		return 0, parley.QuotaError(used, n, quota)
+	}
+	return quota, nil
 }
 
 // sweepUploads deletes the uploads no message has held for OrphanTTL
@@ -222,6 +240,28 @@ func (s *Server) sweepUploads(ctx context.Context, now time.Time) (int, error) {
 	}
 }
 
+// uploadBody returns what an upload request uploads: the raw body, or
+// the "file" part of a multipart/form-data body with its file name (""
+// for a raw body).
+func uploadBody(r *http.Request) (io.Reader, string, error) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "multipart/form-data" {
+		return r.Body, "", nil
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, "", parley.Errorf(parley.EINVALID, "malformed multipart body")
+	}
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			return nil, "", uploadReadError(err, "multipart body has no \"file\" part")
+		}
+		if p.FormName() == "file" {
+			return p, p.FileName(), nil
+		}
+	}
+}
+
 func uploadReadError(err error, eof string) error {
 	var mbe *http.MaxBytesError
 	switch {
@@ -235,25 +275,27 @@ func uploadReadError(err error, eof string) error {
 
 // AttachmentLink is the reply to POST /v1/attachments/{id}/link.
 type AttachmentLink struct {
-	URL       string    `json:"url"`
-	ThumbURL  string    `json:"thumb_url"`
+	URL string `json:"url"`
+	// ThumbURL is empty for a file, which has no thumbnail.
+	ThumbURL  string    `json:"thumb_url,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
 func (s *Server) handleAttachmentLink(w http.ResponseWriter, r *http.Request, u parley.User) {
 	id := r.PathValue("id")
 	// Check access now: a link is only handed to someone who may see it.
-	if _, _, err := s.store.AttachmentData(r.Context(), u.ID, id, true); err != nil {
+	a, _, err := s.store.AttachmentData(r.Context(), u.ID, id, true)
+	if err != nil {
 		s.writeError(w, err)
 		return
 	}
 	exp := time.Now().Add(linkTTL).Truncate(time.Second)
 	base := attachmentPath(id)
-	writeJSON(w, http.StatusOK, AttachmentLink{
-		URL:       base + "?" + s.signLink(u.ID, id, false, exp),
-		ThumbURL:  base + "/thumb?" + s.signLink(u.ID, id, true, exp),
-		ExpiresAt: exp.UTC(),
-	})
+	l := AttachmentLink{URL: base + "?" + s.signLink(u.ID, id, false, exp), ExpiresAt: exp.UTC()}
+	if a.Name == "" {
+		l.ThumbURL = base + "/thumb?" + s.signLink(u.ID, id, true, exp)
+	}
+	writeJSON(w, http.StatusOK, l)
 }
 
 // signLink returns the query string of a signed link: who asked for it,
@@ -294,8 +336,9 @@ func (s *Server) linkUser(r *http.Request, id string, thumb bool) string {
 	return uid
 }
 
-// handleAttachment serves an attachment's bytes, as an image and never as
-// anything a browser would run.
+// handleAttachment serves an attachment's bytes, an image inline and a
+// file as a download (serveFileHeaders), and never as anything a browser
+// would run. A file has no thumbnail: its /thumb is not_found.
 func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -315,6 +358,9 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 				a, data, err = s.store.AttachmentData(r.Context(), u.ID, id, thumb)
 			}
 		}
+		if err == nil && thumb && a.Name != "" {
+			err = parley.ErrNotFound
+		}
 		if err != nil {
 			s.writeError(w, err)
 			return
@@ -330,6 +376,9 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 		h.Set("Content-Disposition", "inline")
+		if a.Name != "" {
+			serveFileHeaders(h, a)
+		}
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
 			w.Write(data)

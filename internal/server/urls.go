@@ -11,10 +11,13 @@ import "github.com/parleychat/parley"
 // at attachmentPath(id) + "/thumb".
 func attachmentPath(id string) string { return "/v1/attachments/" + id }
 
-// withAttachmentURLs returns a with its URL and ThumbURL filled in.
+// withAttachmentURLs returns a with its URL filled in and, for an image
+// (a file, with a Name, has no thumbnail), its ThumbURL.
 func withAttachmentURLs(a parley.Attachment) parley.Attachment {
 	a.URL = attachmentPath(a.ID)
-	a.ThumbURL = a.URL + "/thumb"
+	if a.Name == "" {
+		a.ThumbURL = a.URL + "/thumb"
+	}
 	return a
 }
 

@@ -87,13 +87,13 @@ func (so *sendOp) run(w *writeTx, nm parley.NewMessage, key [2]string) error {
 		CreatedAt:      parley.Now(),
 	}
 	var attachment any // NULL
-	if nm.Type == parley.Image {
+	if nm.Type.HasAttachment() {
 		a := parley.Attachment{ID: nm.AttachmentID}
-		err := w.queryRow(sqlstore.QAttachmentOwned, nm.AttachmentID, nm.SenderID).Scan(&a.ContentType, &a.Size, &a.Width, &a.Height)
+		err := w.queryRow(sqlstore.QAttachmentOwned, nm.AttachmentID, nm.SenderID).Scan(&a.ContentType, &a.Size, &a.Width, &a.Height, &a.Name)
 		if err != nil && !(dialect{}).IsNoRows(err) {
 			return err
 		}
-		if err := sqlstore.AttachmentRule(nm, err == nil); err != nil {
+		if err := sqlstore.AttachmentRule(nm, err == nil, a.Name); err != nil {
 			return err
 		}
 		msg.Attachment, attachment = &a, nm.AttachmentID

@@ -34,7 +34,7 @@ type (
 // nullable so the same scan serves the LEFT JOIN of events.
 const messageCols = `m.id, m.conversation_id, m.seq, m.sender_id, su.name, m.client_id, m.type,
 	m.text, m.created_at, m.deleted_at,
-	a.id, a.content_type, a.size, a.width, a.height,
+	a.id, a.content_type, a.size, a.width, a.height, a.name,
 	m.edited_at, p.id, p.seq, p.sender_id, pu.name, p.type, ` + quoteText + `, p.deleted_at, m.mentions`
 
 // quoteText is the parent's text a quote carries: substr counts code
@@ -51,14 +51,14 @@ const messageJoins = `JOIN users su ON su.id = m.sender_id
 	LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins
 
 // msgCols is the number of messageCols.
-const msgCols = 24
+const msgCols = 25
 
 // msgRow receives messageCols.
 type msgRow struct {
 	id, conversationID, senderID, senderName, clientID, typ, text NullString
 	seq                                                           NullInt64
 	createdAt, deletedAt                                          NullTime
-	attID, attType                                                NullString
+	attID, attType, attName                                       NullString
 	attSize, attWidth, attHeight                                  NullInt64
 	editedAt                                                      NullTime
 	pID, pSender, pName, pType, pText                             NullString
@@ -73,7 +73,7 @@ func (r *msgRow) appendDest(d Dialect, dest []any) []any {
 	return append(dest, str(&r.id), str(&r.conversationID), num(&r.seq), str(&r.senderID),
 		str(&r.senderName), str(&r.clientID), str(&r.typ), str(&r.text),
 		tm(&r.createdAt), tm(&r.deletedAt),
-		str(&r.attID), str(&r.attType), num(&r.attSize), num(&r.attWidth), num(&r.attHeight),
+		str(&r.attID), str(&r.attType), num(&r.attSize), num(&r.attWidth), num(&r.attHeight), str(&r.attName),
 		tm(&r.editedAt), str(&r.pID), num(&r.pSeq), str(&r.pSender), str(&r.pName), str(&r.pType), str(&r.pText), tm(&r.pDeleted), str(&r.mentions))
 }
 
@@ -127,6 +127,7 @@ func (r *msgRow) message() *parley.Message {
 			Size:        r.attSize.Int64,
 			Width:       int(r.attWidth.Int64),
 			Height:      int(r.attHeight.Int64),
+			Name:        r.attName.String,
 		}
 	}
 	return m
@@ -154,6 +155,8 @@ type eventData struct {
 	UserIDs      []string             `json:"user_ids,omitempty"`
 	Conversation *parley.Conversation `json:"conversation,omitempty"`
 	Flags        *parley.MemberFlags  `json:"flags,omitempty"`
+	DeliveredSeq int64                `json:"delivered_seq,omitempty"`
+	Profile      *parley.Profile      `json:"profile,omitempty"`
 }
 
 // EmptyEventData is the data of an event with nothing beyond its columns
@@ -171,6 +174,8 @@ func (s *Store) encodeEventData(e *parley.Event) (string, error) {
 		UserIDs:      e.UserIDs,
 		Conversation: e.Conversation,
 		Flags:        e.Flags,
+		DeliveredSeq: e.DeliveredSeq,
+		Profile:      e.Profile,
 	})
 	if err != nil {
 		return "", s.internalf("encode event: %w", err)
@@ -217,16 +222,17 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 	}
 	e.ReadSeq, e.Change, e.UserIDs, e.Conversation, e.Flags = d.ReadSeq, d.Change, d.UserIDs, d.Conversation, d.Flags
 	e.MessageID, e.Seq, e.Emoji, e.Count = d.MessageID, d.Seq, d.Emoji, d.Count
+	e.DeliveredSeq, e.Profile = d.DeliveredSeq, d.Profile
 	return e, nil
 }
 
-// ScanUser scans a row of id, name, created_at.
+// ScanUser scans a row of userCols: id, name, created_at and the profile.
 func ScanUser(d Dialect, s Row) (parley.User, error) {
 	var (
 		u  parley.User
 		at NullTime
 	)
-	if err := s.Scan(&u.ID, &u.Name, d.TimeDest(&at)); err != nil {
+	if err := s.Scan(&u.ID, &u.Name, d.TimeDest(&at), &u.DisplayName, &u.AvatarID); err != nil {
 		return u, err
 	}
 	u.CreatedAt = at.Time

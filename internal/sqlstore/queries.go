@@ -14,7 +14,7 @@ package sqlstore
 
 const (
 	// Users.
-	qUserByID   = `SELECT id, name, created_at FROM users WHERE id = $1`
+	qUserByID   = `SELECT ` + userCols + ` FROM users WHERE id = $1`
 	qInsertUser = `INSERT INTO users (id, name, name_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`
 	qRenameUser = `UPDATE users SET name = $1, name_key = $2 WHERE id = $3`
 	qUserExists = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`
@@ -59,12 +59,12 @@ const (
 	// Members.
 	qMembership = `SELECT read_seq FROM members
 		WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL`
-	qMembers = `SELECT mb.user_id, u.name, mb.read_seq, mb.role FROM members mb
+	qMembers = `SELECT mb.user_id, u.name, mb.read_seq, mb.role, ` + memberProfileCols + ` FROM members mb
 		JOIN users u ON u.id = mb.user_id
 		WHERE mb.conversation_id = $1 AND mb.left_pos IS NULL
 		ORDER BY mb.joined_pos, mb.user_id`
 	// qMembersOfViewer: every member of every conversation of the viewer.
-	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, mb.read_seq, mb.role
+	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, mb.read_seq, mb.role, ` + memberProfileCols + `
 		FROM members mine
 		JOIN members mb ON mb.conversation_id = mine.conversation_id AND mb.left_pos IS NULL
 		JOIN users u ON u.id = mb.user_id
@@ -88,7 +88,25 @@ const (
 	// archived_seq: the last_seq when archived, NULL to unarchive.
 	qSetArchived = `UPDATE members SET archived_seq = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
-	qSetReadSeq = `UPDATE members SET read_seq = $1
+	// qDeliveredSeq: a member's delivered position as clients see it (never
+	// below the read position) and the conversation's last seq.
+	qDeliveredSeq = `SELECT ` + deliveredExpr + `, c.last_seq FROM members mb
+		JOIN conversations c ON c.id = mb.conversation_id
+		WHERE mb.conversation_id = $1 AND mb.user_id = $2 AND mb.left_pos IS NULL`
+	qSetDeliveredSeq = `UPDATE members SET delivered_seq = $1
+		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL AND delivered_seq < $1`
+	// deliveredExpr: reading implies delivery, so the delivered position
+	// is the larger of the two positions (mb is the member).
+	deliveredExpr = `CASE WHEN mb.delivered_seq > mb.read_seq THEN mb.delivered_seq ELSE mb.read_seq END`
+	// memberProfileCols: a member's delivered position and profile (u is
+	// the member's user), after qMembers' other columns.
+	memberProfileCols = deliveredExpr + `, u.display_name, COALESCE(u.avatar_id, '')`
+	// userCols: what ScanUser reads.
+	userCols    = `id, name, created_at, display_name, COALESCE(avatar_id, '')`
+	qSetProfile = `UPDATE users SET display_name = $1, avatar_id = $2 WHERE id = $3`
+	// qConversationsOfUser: the conversations a user is a member of now.
+	qConversationsOfUser = `SELECT conversation_id FROM members WHERE user_id = $1 AND left_pos IS NULL ORDER BY conversation_id`
+	qSetReadSeq          = `UPDATE members SET read_seq = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL AND read_seq < $1`
 	// qContacts: the users who see each other's presence. Members of a
 	// common group are contacts; the two users of a direct conversation
@@ -149,26 +167,34 @@ const (
 	// Attachments.
 	qAttachmentExists = `SELECT EXISTS (SELECT 1 FROM attachments WHERE id = $1)`
 	// QAttachmentOwned reads an attachment when the sender owns it (args:
-	// attachment id, sender): an image send's check.
-	QAttachmentOwned  = `SELECT content_type, size, width, height FROM attachments WHERE id = $1 AND owner_id = $2`
+	// attachment id, sender): an image or file send's check.
+	QAttachmentOwned  = `SELECT content_type, size, width, height, name FROM attachments WHERE id = $1 AND owner_id = $2`
 	qInsertAttachment = `INSERT INTO attachments
-		(id, owner_id, content_type, size, width, height, data, thumb, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+		(id, owner_id, content_type, size, width, height, data, thumb, created_at, name)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 	// What an owner's attachments take: data and thumbnails.
 	qUploadUsage = `SELECT COALESCE(SUM(size + COALESCE(octet_length(thumb), 0)), 0) FROM attachments WHERE owner_id = $1`
 	// Attachments older than a time that no message holds (a deleted
-	// message drops its attachment_id), oldest first.
+	// message drops its attachment_id) and that are nobody's avatar,
+	// oldest first.
 	qDeleteOrphans = `DELETE FROM attachments WHERE id IN (
 		SELECT a.id FROM attachments a
 		WHERE a.created_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.attachment_id = a.id)
+		AND NOT EXISTS (SELECT 1 FROM users au WHERE au.avatar_id = a.id)
 		ORDER BY a.created_at LIMIT $2)`
 	// The owner, or a current member of a conversation holding a message
-	// (not deleted: a tombstone drops its attachment_id) with it.
-	qAttachmentData = `SELECT a.id, a.content_type, a.size, a.width, a.height,
+	// (not deleted: a tombstone drops its attachment_id) with it, or, for
+	// the owner's current avatar, a user who shares a conversation with
+	// the owner (the audience of their profile).
+	qAttachmentData = `SELECT a.id, a.content_type, a.size, a.width, a.height, a.name,
 		CASE WHEN CAST($1 AS BOOLEAN) THEN COALESCE(a.thumb, a.data) ELSE a.data END
 		FROM attachments a WHERE a.id = $2 AND (a.owner_id = $3 OR EXISTS (
 			SELECT 1 FROM messages m JOIN members mb ON mb.conversation_id = m.conversation_id
-			WHERE m.attachment_id = a.id AND mb.user_id = $3 AND mb.left_pos IS NULL))`
+			WHERE m.attachment_id = a.id AND mb.user_id = $3 AND mb.left_pos IS NULL) OR EXISTS (
+			SELECT 1 FROM users au
+			JOIN members mo ON mo.user_id = au.id AND mo.left_pos IS NULL
+			JOIN members mv ON mv.conversation_id = mo.conversation_id AND mv.user_id = $3 AND mv.left_pos IS NULL
+			WHERE au.id = a.owner_id AND au.avatar_id = a.id))`
 )
 
 // dialectSQL is the SQL built from the dialect's parts, once, in New.
@@ -188,9 +214,9 @@ func buildSQL(d Dialect) dialectSQL {
 	return dialectSQL{
 		head:      d.HeadSQL(),
 		eventsFor: d.EventsForSQL(),
-		userByName: `SELECT id, name, created_at FROM users
+		userByName: `SELECT ` + userCols + ` FROM users
 		WHERE name_key = $2 OR ` + byName + ` ORDER BY ` + byName + ` DESC LIMIT 1`,
-		credentials: `SELECT id, name, created_at, password_hash FROM users
+		credentials: `SELECT ` + userCols + `, password_hash FROM users
 		WHERE (name_key = $2 OR ` + byName + `) AND password_hash IS NOT NULL ORDER BY ` + byName + ` DESC LIMIT 1`,
 		// The name of another user (not $3) who holds this name or its
 		// key (args: name, key, id).
@@ -206,7 +232,7 @@ func buildSQL(d Dialect) dialectSQL {
 		FROM reactions r WHERE ` + d.InList("r.message_id", "$1") + `
 		GROUP BY r.message_id, r.emoji ORDER BY r.message_id, MIN(r.pos)`,
 		// A set of users.
-		usersOf: `SELECT id, name, created_at FROM users WHERE ` + d.InList("id", "$1"),
+		usersOf: `SELECT ` + userCols + ` FROM users WHERE ` + d.InList("id", "$1"),
 		// The contacts of a set of users.
 		contactsOf: `SELECT DISTINCT mine.user_id, other.user_id FROM members mine
 		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL

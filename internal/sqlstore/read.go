@@ -65,7 +65,7 @@ func (s *Store) members(ctx context.Context, q Querier, conversationID string) (
 
 func scanMember(r Row) (parley.Member, error) {
 	var m parley.Member
-	return m, r.Scan(&m.UserID, &m.Name, &m.ReadSeq, (*string)(&m.Role))
+	return m, r.Scan(&m.UserID, &m.Name, &m.ReadSeq, (*string)(&m.Role), &m.DeliveredSeq, &m.DisplayName, &m.AvatarID)
 }
 
 // snapshot returns the conversation as everyone sees it (no viewer fields),
@@ -132,7 +132,7 @@ func (s *Store) Credentials(ctx context.Context, name string) (parley.User, []by
 		at   NullTime
 		hash []byte
 	)
-	err := s.e.QueryRow(ctx, s.sql.credentials, name, parley.NameKey(name)).Scan(&u.ID, &u.Name, s.d.TimeDest(&at), &hash)
+	err := s.e.QueryRow(ctx, s.sql.credentials, name, parley.NameKey(name)).Scan(&u.ID, &u.Name, s.d.TimeDest(&at), &u.DisplayName, &u.AvatarID, &hash)
 	if err != nil {
 		return parley.User{}, nil, s.notFound(err, parley.ErrNotFound)
 	}
@@ -160,7 +160,8 @@ func (s *Store) Conversations(ctx context.Context, userID string) ([]parley.Conv
 		}
 		ms, err := scanAll(query(q.Query(ctx, qMembersOfViewer, userID)), func(r Row) (member, error) {
 			var x member
-			return x, r.Scan(&x.conv, &x.m.UserID, &x.m.Name, &x.m.ReadSeq, (*string)(&x.m.Role))
+			return x, r.Scan(&x.conv, &x.m.UserID, &x.m.Name, &x.m.ReadSeq, (*string)(&x.m.Role),
+				&x.m.DeliveredSeq, &x.m.DisplayName, &x.m.AvatarID)
 		})
 		for _, x := range ms {
 			if i, ok := index[x.conv]; ok {
@@ -449,7 +450,7 @@ func (s *Store) AttachmentData(ctx context.Context, userID, attachmentID string,
 		data []byte
 	)
 	err := s.e.QueryRow(ctx, qAttachmentData, thumb, attachmentID, userID).
-		Scan(&a.ID, &a.ContentType, &a.Size, &a.Width, &a.Height, &data)
+		Scan(&a.ID, &a.ContentType, &a.Size, &a.Width, &a.Height, &a.Name, &data)
 	if err != nil {
 		return parley.Attachment{}, nil, s.notFound(err, parley.ErrNotFound)
 	}

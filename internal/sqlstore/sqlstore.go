@@ -180,6 +180,8 @@ type Complete interface {
 	parley.WebhookQueue
 	parley.APIKeyStore
 	parley.Searcher
+	parley.Receipts
+	parley.Profiles
 	WriteHealther
 }
 
@@ -252,11 +254,19 @@ func SendRule(nm parley.NewMessage, member bool, oldConv *string) (resend bool, 
 	return false, parley.Errorf(parley.ECONFLICT, "client_id %q was used for another conversation", nm.ClientID)
 }
 
-// AttachmentRule: an image names an upload of the sender's (owned), or
-// the send is EINVALID. A text needs none.
-func AttachmentRule(nm parley.NewMessage, owned bool) error {
-	if nm.Type == parley.Image && !owned {
+// AttachmentRule: an image or a file names an upload of the sender's
+// (owned) of its kind: an image upload (no name) for an image, a file
+// upload (a name) for a file; or the send is EINVALID. A text needs none.
+func AttachmentRule(nm parley.NewMessage, owned bool, name string) error {
+	switch {
+	case !nm.Type.HasAttachment():
+		return nil
+	case !owned:
 		return invalidf("attachment_id does not name an upload of yours")
+	case nm.Type == parley.Image && name != "":
+		return invalidf("attachment_id names a file upload: send it as type %q", parley.File)
+	case nm.Type == parley.File && name == "":
+		return invalidf("attachment_id names an image upload: send it as type %q", parley.Image)
 	}
 	return nil
 }

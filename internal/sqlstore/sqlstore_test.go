@@ -37,13 +37,24 @@ func TestSendRule(t *testing.T) {
 
 func TestAttachmentRule(t *testing.T) {
 	img := parley.NewMessage{Type: parley.Image, AttachmentID: "a"}
-	if err := AttachmentRule(img, false); parley.ErrorCode(err) != parley.EINVALID {
-		t.Errorf("an image of someone else's upload: %v, want invalid", err)
-	}
-	if err := AttachmentRule(img, true); err != nil {
-		t.Errorf("an image of one's own upload: %v", err)
-	}
-	if err := AttachmentRule(parley.NewMessage{Type: parley.Text}, false); err != nil {
-		t.Errorf("a text: %v", err)
+	file := parley.NewMessage{Type: parley.File, AttachmentID: "a"}
+	for _, c := range []struct {
+		name  string
+		nm    parley.NewMessage
+		owned bool
+		att   string // the upload's name: "" an image upload
+		want  string
+	}{
+		{"an image of someone else's upload", img, false, "", parley.EINVALID},
+		{"an image of one's own upload", img, true, "", ""},
+		{"an image naming a file upload", img, true, "a.txt", parley.EINVALID},
+		{"a file of someone else's upload", file, false, "a.txt", parley.EINVALID},
+		{"a file of one's own upload", file, true, "a.txt", ""},
+		{"a file naming an image upload", file, true, "", parley.EINVALID},
+		{"a text", parley.NewMessage{Type: parley.Text}, false, "", ""},
+	} {
+		if err := AttachmentRule(c.nm, c.owned, c.att); parley.ErrorCode(err) != c.want {
+			t.Errorf("%s: %v, want code %q", c.name, err, c.want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -891,6 +892,10 @@ func (s *Store) PutAttachment(ctx context.Context, ownerID string, a parley.Atta
 		return invalidf("the attachment is empty")
 	case a.Width < 0 || a.Height < 0:
 		return invalidf("width and height must not be negative")
+	case len(a.Name) > parley.MaxFileNameBytes || !utf8.ValidString(a.Name):
+		return invalidf("name must be valid UTF-8 of at most %d bytes", parley.MaxFileNameBytes)
+	case a.Name != "" && (a.Width != 0 || a.Height != 0):
+		return invalidf("a file (with a name) has no width or height")
 	}
 	if len(thumb) == 0 {
 		thumb = nil
@@ -916,7 +921,7 @@ func (s *Store) PutAttachment(ctx context.Context, ownerID string, a parley.Atta
 			}
 		}
 		_, err := w.Exec(bg, qInsertAttachment, a.ID, ownerID, a.ContentType, int64(len(data)), a.Width, a.Height,
-			data, thumb, s.d.Time(parley.Now()))
+			data, thumb, s.d.Time(parley.Now()), a.Name)
 		return err
 	})
 }

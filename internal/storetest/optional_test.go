@@ -24,11 +24,17 @@ func (full) SendMessages(context.Context, []parley.NewMessage, func(int, parley.
 func (full) UsersOf(context.Context, []string) ([]parley.User, error)          { return nil, nil }
 func (full) ContactsOf(context.Context, []string) (map[string][]string, error) { return nil, nil }
 func (full) WriteErr() error                                                   { return nil }
+func (full) MarkDelivered(context.Context, string, []parley.DeliveredMark) ([]parley.DeliveredMark, []parley.Event, error) {
+	return nil, nil, nil
+}
+func (full) SetProfile(context.Context, string, parley.ProfileChange) (parley.User, []parley.Event, error) {
+	return parley.User{}, nil, nil
+}
 
 // TestMissingOptional: a store without the optional interfaces fails the
 // suite's Optional test (it is not skipped), one with them passes.
 func TestMissingOptional(t *testing.T) {
-	want := []string{"parley.MultiSender", "parley.BulkReader", "WriteErr() error"}
+	want := []string{"parley.MultiSender", "parley.BulkReader", "parley.Receipts", "parley.Profiles", "WriteErr() error"}
 	if got := missingOptional(bare{}); !slices.Equal(got, want) {
 		t.Errorf("missingOptional(bare) = %v, want %v", got, want)
 	}

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"EventsForAudience", testEventsForAudience},
 		{"EventsLimits", testEventsLimits},
 		{"Attachments", testAttachments},
+		{"Files", testFiles},
 		{"UploadQuota", testUploadQuota},
 		{"OrphanAttachments", testOrphanAttachments},
 		{"Concurrency", testConcurrency},
@@ -82,6 +83,8 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"APIKeys", testAPIKeys},
 		{"ModerateMessage", testModerateMessage},
 		{"MessagesBySender", testMessagesBySender},
+		{"MarkDelivered", testMarkDelivered},
+		{"Profiles", testProfiles},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {
@@ -111,6 +114,12 @@ func missingOptional(s parley.Store) []string {
 	}
 	if _, ok := s.(parley.Searcher); !ok {
 		missing = append(missing, "parley.Searcher")
+	}
+	if _, ok := s.(parley.Receipts); !ok {
+		missing = append(missing, "parley.Receipts")
+	}
+	if _, ok := s.(parley.Profiles); !ok {
+		missing = append(missing, "parley.Profiles")
 	}
 	if _, ok := s.(interface{ WriteErr() error }); !ok {
 		missing = append(missing, "WriteErr() error")

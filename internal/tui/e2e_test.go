@@ -183,7 +183,7 @@ func TestTwoUsers(t *testing.T) {
 	// Bob's list gets the conversation; it opens (the only one) and
 	// shows the message, and reading it gives alice a read mark.
 	bob.waitText("alice: hello bob")
-	alice.waitText("alice: hello bob ✓✓")
+	alice.waitText("alice: hello bob ✓✓ read")
 
 	bob.typeLine("hey al", false)
 	alice.waitText("bob is typing…")

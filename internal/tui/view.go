@@ -258,11 +258,11 @@ func (m *Model) messageLines(w int) []string {
 	return out
 }
 
-// messageLine renders one stored message; the user's own get a sent mark
-// (✓) or a read mark (✓✓, everyone else has read it).
+// messageLine renders one stored message; the user's own get a receipt
+// mark (receiptMark).
 func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	at := dim.Render(msg.CreatedAt.Local().Format("15:04"))
-	name := bold.Render(msg.SenderName)
+	name := bold.Render(shownName(cv, msg.SenderID, msg.SenderName))
 	if msg.Deleted {
 		return at + " " + name + ": " + dim.Render("(message deleted)")
 	}
@@ -271,12 +271,15 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 		img := dim.Render(fmt.Sprintf("[image %dx%d]", msg.Attachment.Width, msg.Attachment.Height))
 		text = strings.TrimSpace(img + " " + text)
 	}
+	if msg.Type == parley.File && msg.Attachment != nil {
+		text = strings.TrimSpace(attachmentLabel(msg.Attachment) + " " + text)
+	}
 	if q := msg.ReplyTo; q != nil {
 		quote := "(deleted)"
 		if !q.Deleted {
 			quote = q.Text
-			if q.Type == parley.Image {
-				quote = strings.TrimSpace("[image] " + quote)
+			if q.Type == parley.Image || q.Type == parley.File {
+				quote = strings.TrimSpace("[" + string(q.Type) + "] " + quote)
 			}
 		}
 		text = dim.Render(fmt.Sprintf("↪ %s #%d: %s", q.SenderName, q.Seq, ansi.Truncate(quote, 40, "…"))) + " " + text
@@ -296,17 +299,7 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	}
 	line := at + " " + dim.Render(fmt.Sprintf("#%d", msg.Seq)) + " " + name + ": " + text
 	if m.me.ID != "" && msg.SenderID == m.me.ID {
-		read := len(cv.Members) > 1
-		for _, mb := range cv.Members {
-			if mb.UserID != m.me.ID && mb.ReadSeq < msg.Seq {
-				read = false
-			}
-		}
-		if read {
-			line += " " + okStyle.Render("✓✓")
-		} else {
-			line += " " + okStyle.Render("✓")
-		}
+		line += " " + receiptMark(client.ReceiptOf(cv, msg), cv.Kind)
 	}
 	return line
 }
@@ -315,7 +308,7 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 // typing and the last notice (wrapped, at most 3 lines).
 func (m *Model) bottomLines() []string {
 	var parts []string
-	if t := typingText(m.typing); t != "" {
+	if t := typingText(m.shownTypists()); t != "" {
 		parts = append(parts, dim.Italic(true).Render(t))
 	}
 	if m.notice != "" {

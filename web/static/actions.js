@@ -158,7 +158,7 @@ export function onEdited({ item, message }) {
 /** quoteView shows the message a reply quotes, as it is now; it jumps there. */
 export function quoteView(q, conversationId) {
   const { h } = act.hooks;
-  const text = q.deleted ? 'Message deleted' : q.text || (q.type === 'image' ? 'Image' : '');
+  const text = q.deleted ? 'Message deleted' : q.text || (q.type === 'image' ? 'Image' : q.type === 'file' ? 'File' : '');
   const cut = !q.deleted && [...(q.text || '')].length >= QUOTE_RUNES ? '…' : '';
   return h(
     'button',

@@ -18,6 +18,7 @@ import {
   renderMembers,
   systemLinesFor,
 } from './members.js';
+import { downloadFile, fileBadge, fileChip } from './files.js';
 import {
   applyMessageChange,
   editorView,
@@ -38,6 +39,7 @@ import {
   resetActions,
   takeReply,
 } from './actions.js';
+import { avatar, initReceipts, mergePositions, noteReceived, onReceiptEvent, receiptOf, renderMe, shownName } from './receipts.js';
 import { initSearch } from './search.js';
 
 const AUTH_KEY = 'parley.auth';
@@ -209,6 +211,21 @@ initSearch({
   titleOf: (conv) => titleOf(conv),
 });
 
+// Receipts, display names, avatars and the profile editor: receipts.js.
+initReceipts({
+  h,
+  app,
+  api: (method, path, body) => app.client.api(method, path, body),
+  thumb: (att) => thumbEntry(att),
+  rerender: () => {
+    renderConversations();
+    renderPaneHeader();
+    renderMessages();
+  },
+  meName: ui.meName,
+  editor: byTestId('profile-editor'),
+});
+
 // Edit, react and reply live in actions.js.
 initActions({
   h,
@@ -292,9 +309,18 @@ function start({ token, user }) {
   ui.chat.hidden = false;
   ui.conn.hidden = false;
   ui.me.hidden = false;
-  ui.meName.textContent = user.name;
+  renderMe();
   const c = new Client({ token, user });
   app.client = c;
+  // The saved user may predate a profile change on another device.
+  c.api('GET', '/v1/me').then(
+    (u) => {
+      if (app.client !== c) return;
+      app.me = { ...app.me, ...u };
+      renderMe();
+    },
+    () => {},
+  );
   c.on('state', () => {
     renderConn();
     scheduleRender();
@@ -316,7 +342,7 @@ function start({ token, user }) {
     // Until the server's thumbnail arrives, the stored image shows the
     // bytes we already have, so it does not flicker on the way.
     const id = message.attachment?.id;
-    if (id && blob && !app.media.has(`t:${id}`)) app.media.set(`t:${id}`, { url: URL.createObjectURL(blob), local: true });
+    if (message.type === 'image' && id && blob && !app.media.has(`t:${id}`)) app.media.set(`t:${id}`, { url: URL.createObjectURL(blob), local: true });
     applyMessage(message, true);
   });
   c.on('edited', onEdited);
@@ -453,6 +479,7 @@ function preview(m) {
   const text = (m.text || '').replace(/\s+/g, ' ').trim();
   const short = [...text].length > 120 ? `${[...text].slice(0, 119).join('')}…` : text;
   if (m.type === 'image') return short ? `Image: ${short}` : 'Sent an image';
+  if (m.type === 'file') return `File: ${m.attachment?.name || 'file'}${short ? ` ${short}` : ''}`;
   return short;
 }
 
@@ -512,7 +539,7 @@ function renderTitle() {
 function titleOf(conv) {
   if (conv.kind === 'group') return conv.title || 'Group';
   const other = (conv.members || []).find((m) => m.user_id !== app.me.id);
-  return other?.name || app.me.name;
+  return shownName(other, app.me.name);
 }
 
 function otherMember(conv) {
@@ -545,6 +572,7 @@ function mergeConversation(fresh) {
   if (fresh.unread_count === undefined) merged.unread_count = old.unread_count;
   if (fresh.unread_mentions === undefined) merged.unread_mentions = old.unread_mentions;
   merged.read_seq = Math.max(old.read_seq || 0, fresh.read_seq || 0);
+  if (fresh.members) merged.members = mergePositions(old.members, fresh.members);
   app.convs.set(fresh.id, merged);
 }
 
@@ -598,9 +626,9 @@ function renderConversations() {
     const last = conv.last_message;
     let lastText = '';
     if (last) {
-      const who = last.sender_id === app.me.id ? 'You' : last.sender_name;
+      const who = last.sender_id === app.me.id ? 'You' : shownName((conv.members || []).find((mm) => mm.user_id === last.sender_id), last.sender_name);
       const text = messageText(last); // an edit waiting in the outbox shows at once
-      lastText = `${who}: ${last.deleted ? 'message deleted' : last.type === 'image' ? `[image]${text ? ` ${text}` : ''}` : text}`;
+      lastText = `${who}: ${last.deleted ? 'message deleted' : last.type === 'image' ? `[image]${text ? ` ${text}` : ''}` : last.type === 'file' ? `[file] ${last.attachment?.name || 'file'}${text ? ` ${text}` : ''}` : text}`;
     }
     const title = titleOf(conv);
     const unread = conv.unread_count || 0;
@@ -628,7 +656,7 @@ function renderConversations() {
           'data-online': other ? String(!!online) : 'none',
           'aria-hidden': 'true',
         }),
-        h('span', { class: 'title' }, title, other ? h('span', { class: 'visually-hidden' }, online ? ', online' : ', offline') : null),
+        h('span', { class: 'title' }, other ? avatar(other) : null, title, other ? h('span', { class: 'visually-hidden' }, online ? ', online' : ', offline') : null),
         unread
           ? h(
               'span',
@@ -891,6 +919,7 @@ function onEvent(ev) {
       // Said once: a replayed message we already had is not news.
       const seen = app.threads.get(m.conversation_id)?.msgs.has(m.id) || (conv && m.seq <= (conv.last_seq || 0));
       if (m.sender_id !== app.me.id && !seen) newFromOthers(m, conv);
+      noteReceived(m);
       if (conv && m.seq > (conv.last_seq || 0)) conv.archived = false; // a new message ends an archive
       applyMessage(m, true);
       break;
@@ -921,8 +950,19 @@ function onEvent(ev) {
     case 'reactionRemoved':
       applyMessageChange(ev);
       break;
+    case 'messageDelivered':
+    case 'profileUpdated':
+      if (onReceiptEvent(ev, conv)) {
+        renderConversations();
+        if (conv.id === app.open) {
+          renderPaneHeader();
+          scheduleRender();
+        }
+      }
+      break;
     case 'messageRead':
       if (!conv) return;
+      onReceiptEvent(ev, conv);
       if (ev.user_id === app.me.id) {
         conv.read_seq = Math.max(conv.read_seq || 0, ev.read_seq);
         if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = conv.unread_mentions = 0;
@@ -1089,8 +1129,6 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
   // focus, to give it back to its new copy (keyboard users keep their place).
   const focused = ui.messageList.contains(document.activeElement) ? document.activeElement.dataset.focus : '';
 
-  const others = (conv?.members || []).filter((m) => m.user_id !== app.me.id);
-  const othersRead = others.reduce((max, m) => Math.max(max, m.read_seq || 0), 0);
   const group = conv?.kind === 'group';
   const confirmed = [...t.msgs.values()].sort((a, b) => a.seq - b.seq);
   const ownClientIds = new Set(confirmed.filter((m) => m.sender_id === app.me.id).map((m) => m.client_id));
@@ -1129,9 +1167,11 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
       day = key;
       rows.push(h('li', { class: 'day', 'data-testid': 'day-separator' }, h('span', {}, dayLabel(m.created_at, now))));
     }
-    const image = m.type === 'image' && m.attachment && !m.deleted ? storedImage(m, usedImgs) : null;
-    const status = own ? (m.seq <= othersRead ? 'read' : 'sent') : 'received';
-    const mark = own ? (status === 'read' ? '✓✓ Read' : '✓ Sent') : '';
+    const image = m.type === 'image' && m.attachment && !m.deleted ? storedImage(m, usedImgs) : m.type === 'file' && m.attachment && !m.deleted ? storedFile(m) : null;
+    const receipt = own ? receiptOf(conv, m) : null;
+    const status = own ? receipt.status : 'received';
+    const mark = own ? receipt.label : '';
+    const sender = own ? null : (conv?.members || []).find((mm) => mm.user_id === m.sender_id);
     const asking = own && !m.deleted && app.confirmDelete === m.id;
     let actions = null;
     if (asking) {
@@ -1163,7 +1203,7 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
           'data-highlight': highlighted(m) ? 'true' : null,
           onkeydown: asking ? (e) => e.key === 'Escape' && cancelDelete() : null,
         },
-        group && !own ? h('div', { class: 'sender' }, m.sender_name) : null,
+        !own && (group || sender?.avatar_id) ? h('div', { class: 'sender' }, avatar(sender || { name: m.sender_name }), group ? shownName(sender, m.sender_name) : null) : null,
         m.reply_to && !m.deleted ? quoteView(m.reply_to, m.conversation_id) : null,
         image,
         isEditing(m)
@@ -1179,7 +1219,7 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
           m.edited_at && !m.deleted
             ? h('span', { class: 'edited', 'data-testid': 'edited', title: `Edited ${new Date(m.edited_at).toLocaleString()}` }, '(edited)')
             : null,
-          own && !m.deleted ? h('span', { class: 'mark', 'data-testid': 'mark' }, mark) : null,
+          own && !m.deleted ? h('span', { class: `mark mark-${status}`, 'data-testid': 'mark', 'data-read': String(receipt.read), 'data-delivered': String(receipt.delivered) }, mark) : null,
           asking ? actions : messageActions(m, own, actions),
         ),
       ),
@@ -1192,7 +1232,7 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
     if (ownClientIds.has(item.client_id)) continue; // stored already; the reply is on its way
     const live = c.state === State.Connected || c.state === State.FeatureThrottled;
     const status = item.status === 'failed' ? 'failed' : item.status === 'sending' || live ? 'sending' : 'queued';
-    const uploading = item.type === 'image' && !item.attachment_id && item.status === 'sending';
+    const uploading = (item.type === 'image' || item.type === 'file') && !item.attachment_id && item.status === 'sending';
     const mark = { failed: `Not sent: ${itemError(item)}`, sending: uploading ? 'Uploading…' : 'Sending…', queued: 'Queued' }[status];
     // Retry only where a retry can work: not for a file the server will
     // never take, nor a text it refused as it is.
@@ -1202,7 +1242,11 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
         'li',
         { class: 'message own', 'data-testid': 'message', 'data-client-id': item.client_id, 'data-status': status, 'data-type': item.type },
         pendingQuote(item),
-        item.type === 'image' ? outboxImage(item, usedImgs) : null,
+        item.type === 'image'
+          ? outboxImage(item, usedImgs)
+          : item.type === 'file'
+            ? fileChip(h, { name: item.file_name, size: item.file_size, content_type: item.file_type }, { status: uploading ? 'Uploading…' : '' })
+            : null,
         isEditing(item) ? editorView(item) : h('div', { class: 'text', 'data-testid': 'message-text' }, linkify(messageText(item))),
         editStatus(item),
         h(
@@ -1353,6 +1397,17 @@ function outboxImage(item, used) {
   return imageView(`c:${item.client_id}`, entry, fitBox(att?.width, att?.height), 'you', open, used, item.file_name);
 }
 
+/** storedFile draws a stored file message's chip, with a download link. */
+function storedFile(m) {
+  return fileChip(h, m.attachment, {
+    download: () =>
+      downloadFile(app.client, m.attachment, (err) => {
+        app.paneError = `Could not download ${m.attachment.name || 'the file'}. ${humanError(err)}`;
+        renderMessages({ toBottom: true });
+      }),
+  });
+}
+
 /** openImage shows an image full size in the lightbox; load resolves to its bytes. */
 async function openImage(who, load) {
   closeLightboxImage();
@@ -1401,18 +1456,19 @@ ui.lightbox.addEventListener('click', (e) => {
 // pane and a paste into the composer all put images there.
 const TRAY_MAX = 10;
 
-/** attachFiles puts the image files in the tray; other files get a clear no. */
+/**
+ * attachFiles puts files in the tray: PNG, JPEG, GIF and WebP images go as
+ * images (a preview, a thumbnail for the others), any other file as a file
+ * (a chip with its name, size and type, downloaded by the others).
+ */
 function attachFiles(files) {
   const c = app.client;
   if (!files.length || !app.open || !c || c.state === State.Disconnected) return;
   app.paneError = '';
-  const refused = [];
   for (const f of files) {
-    if (!IMAGE_TYPES.has(f.type)) refused.push(f.name || 'This file');
-    else if (app.tray.length < TRAY_MAX) app.tray.push({ file: f, url: URL.createObjectURL(f) });
-  }
-  if (refused.length) {
-    app.paneError = `${refused.map((n) => `“${n}”`).join(', ')} ${refused.length > 1 ? 'are not images' : 'is not an image'} Parley can send. Send PNG, JPEG, GIF or WebP images.`;
+    if (app.tray.length >= TRAY_MAX) break;
+    if (IMAGE_TYPES.has(f.type)) app.tray.push({ file: f, url: URL.createObjectURL(f) });
+    else app.tray.push({ file: f, isFile: true });
   }
   renderTray();
   renderMessages({ toBottom: true });
@@ -1420,7 +1476,7 @@ function attachFiles(files) {
 }
 
 function clearTray() {
-  for (const t of app.tray) URL.revokeObjectURL(t.url);
+  for (const t of app.tray) if (t.url) URL.revokeObjectURL(t.url);
   app.tray = [];
   renderTray();
 }
@@ -1432,7 +1488,7 @@ function renderTray() {
       h(
         'li',
         { class: 'tray-item', 'data-testid': 'tray-item' },
-        h('img', { src: t.url, alt: '', width: 48, height: 48 }),
+        t.isFile ? h('span', { class: 'tray-file', 'aria-hidden': 'true' }, fileBadge(t.file.name)) : h('img', { src: t.url, alt: '', width: 48, height: 48 }),
         h('span', { class: 'tray-name' }, t.file.name || 'Pasted image'),
         h(
           'button',
@@ -1442,7 +1498,7 @@ function renderTray() {
             'data-testid': 'tray-remove',
             'aria-label': `Remove ${t.file.name || 'the pasted image'}`,
             onclick: () => {
-              URL.revokeObjectURL(t.url);
+              if (t.url) URL.revokeObjectURL(t.url);
               app.tray.splice(i, 1);
               renderTray();
               ui.input.focus();
@@ -1505,7 +1561,8 @@ for (const type of ['dragover', 'drop']) {
 }
 
 function renderTyping() {
-  const names = app.open ? app.client.typersIn(app.open).map((t) => t.name) : [];
+  const members = app.convs.get(app.open)?.members || [];
+  const names = app.open ? app.client.typersIn(app.open).map((t) => shownName(members.find((mm) => mm.user_id === t.userId), t.name)) : [];
   let text = '';
   if (names.length === 1) text = `${names[0]} is typing…`;
   else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
@@ -1530,7 +1587,7 @@ function submitMessage() {
   app.tooLong = false;
   const replyTo = takeReply(app.open);
   if (app.tray.length) {
-    app.tray.forEach((t, i) => c.sendImage(app.open, t.file, i === 0 ? text : '', { replyTo: i === 0 ? replyTo : '' }));
+    app.tray.forEach((t, i) => (t.isFile ? c.sendFile : c.sendImage).call(c, app.open, t.file, i === 0 ? text : '', { replyTo: i === 0 ? replyTo : '' }));
     clearTray();
   } else {
     c.send(app.open, text, { replyTo });

@@ -46,11 +46,18 @@ export interface User {
   id: string;
   name: string;
   created_at: string;
+  /** The profile (set_profile); absent while unset. */
+  display_name?: string;
+  avatar_id?: string;
 }
 export interface Member {
   user_id: string;
   name: string;
   read_seq: number;
+  /** The newest seq a client of the member received; never below read_seq. */
+  delivered_seq?: number;
+  display_name?: string;
+  avatar_id?: string;
 }
 export interface Attachment {
   id: string;
@@ -58,7 +65,10 @@ export interface Attachment {
   size: number;
   width: number;
   height: number;
+  /** A file's sanitised original name; absent for an image. */
+  name?: string;
   url?: string;
+  /** An image's thumbnail; absent for a file. */
   thumb_url?: string;
 }
 export interface Message {
@@ -68,7 +78,7 @@ export interface Message {
   sender_id: string;
   sender_name: string;
   client_id: string;
-  type: 'text' | 'image';
+  type: 'text' | 'image' | 'file';
   text?: string;
   attachment?: Attachment;
   created_at: string;
@@ -180,7 +190,7 @@ export interface OutboxItem {
   client_id: string;
   conversation_id: string;
   /** 'edit': an edit of message_id (or of message_client_id, a message this client sent). */
-  type: 'text' | 'image' | 'edit';
+  type: 'text' | 'image' | 'file' | 'edit';
   text: string;
   attachment_id: string;
   created_at: string;
@@ -280,11 +290,19 @@ export declare class Client {
   react(conversationId: string, messageId: string, emoji: string): Promise<Reactions>;
   unreact(conversationId: string, messageId: string, emoji: string): Promise<Reactions>;
   sendImage(conversationId: string, file: Blob & { name?: string }, caption?: string, opts?: { replyTo?: string }): OutboxItem;
+  /** Queues a file of any type (POST /v1/files, then a send of type "file"). */
+  sendFile(conversationId: string, file: Blob & { name?: string }, caption?: string, opts?: { replyTo?: string }): OutboxItem;
+  /** Signed links to an attachment, valid for 5 minutes without a token; thumb_url only for an image. */
+  attachmentLink(attachmentId: string): Promise<{ url: string; thumb_url?: string; expires_at: string }>;
   retry(clientId: string): void;
   discard(clientId: string): void;
   itemsFor(conversationId: string): OutboxItem[];
   imageBlob(clientId: string): Promise<Blob | null>;
   fetchBlob(path: string): Promise<Blob>;
+  /** Uploads an image as is (POST /v1/uploads), e.g. for an avatar. */
+  uploadImage(blob: Blob): Promise<Attachment>;
+  /** Changes this user's display_name and/or avatar_id ("" clears): PATCH /v1/me. */
+  setProfile(change: { display_name?: string; avatar_id?: string }): Promise<User>;
   flush(): Promise<void>;
   typing(conversationId: string): void;
   stopTyping(conversationId: string): void;

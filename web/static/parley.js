@@ -676,6 +676,19 @@ export class Client {
     return httpJSON(this.baseURL, method, path, body, this.token);
   }
 
+  /**
+   * uploadImage uploads an image (a Blob) as is and returns its Attachment
+   * (for an avatar: setProfile({avatar_id: att.id})).
+   */
+  uploadImage(blob) {
+    return httpJSON(this.baseURL, 'POST', '/v1/uploads', undefined, this.token, { raw: blob, contentType: blob.type || 'application/octet-stream' });
+  }
+
+  /** setProfile changes this user's display_name and/or avatar_id ("" clears) and returns the User. */
+  setProfile(change) {
+    return this.api('PATCH', '/v1/me', change);
+  }
+
   handleFrame(f) {
     switch (f.type) {
       case 'welcome':
@@ -931,13 +944,8 @@ export class Client {
       file_type: file.type || '',
       file_size: file.size,
     });
-    this.blobs.set(item.client_id, file);
-    // Shown at once; stored (so other tabs and a reload see it) once the
-    // bytes, shrunk, are in IndexedDB, so no tab finds the item without
-    // its image. An upload of this page that starts before the shrink
-    // ends waits for it (uploadItem).
-    this.outbox.push(item);
-    this.emit('outbox', this.outbox.slice());
+    // An upload of this page that starts before the shrink ends waits
+    // for it (uploadItem).
     const shrunk = shrinkImage(file).then((blob) => {
       // A flush may have replaced the item meanwhile (updateItem).
       const cur = this.outbox.find((i) => i.client_id === item.client_id);
@@ -948,9 +956,21 @@ export class Client {
       return blob;
     });
     this.shrinking.set(item.client_id, shrunk);
-    shrunk
+    return this.queueBlob(item, file, shrunk);
+  }
+
+  /**
+   * queueBlob shows an image or file item at once with the bytes given,
+   * and stores it (so other tabs and a reload see it) once ready's bytes
+   * are in IndexedDB, so no tab finds the item without its bytes.
+   */
+  queueBlob(item, file, ready) {
+    this.blobs.set(item.client_id, file);
+    this.outbox.push(item);
+    this.emit('outbox', this.outbox.slice());
+    ready
       .then((blob) => blobOp('readwrite', (s) => s.put(blob, this.blobKey(item.client_id))))
-      .catch((err) => console.warn('parley: the image is kept in this page only', err))
+      .catch((err) => console.warn(`parley: the ${item.type} is kept in this page only`, err))
       .finally(() => {
         this.shrinking.delete(item.client_id);
         if (!this.outbox.includes(item)) return; // discarded meanwhile
@@ -958,6 +978,32 @@ export class Client {
         this.flush();
       });
     return item;
+  }
+
+  /**
+   * sendFile queues a file of any type (a File or Blob) with an optional
+   * caption and returns its outbox item at once. Like sendImage, the
+   * client_id is fixed now and the bytes wait in IndexedDB (so a reload
+   * keeps them); the upload (POST /v1/files, the name in ?name=) happens
+   * when the item's turn comes, then a send of type "file". The server
+   * keeps the name for display only, sanitised; a file over its limit
+   * fails the item with too_large.
+   */
+  sendFile(conversationId, file, caption = '', { replyTo = '' } = {}) {
+    const item = this.newItem(conversationId, {
+      type: 'file',
+      text: caption,
+      ...(replyTo ? { reply_to: replyTo } : {}),
+      file_name: file.name || 'file',
+      file_type: file.type || '',
+      file_size: file.size,
+    });
+    return this.queueBlob(item, file, Promise.resolve(file));
+  }
+
+  /** attachmentLink asks for signed links to an attachment ({url, thumb_url?, expires_at}), usable without the token for 5 minutes. */
+  attachmentLink(attachmentId) {
+    return httpJSON(this.baseURL, 'POST', `/v1/attachments/${encodeURIComponent(attachmentId)}/link`, undefined, this.token);
   }
 
   /**
@@ -1084,7 +1130,7 @@ export class Client {
         break;
       }
       item = this.updateItem(item, { status: 'sending' });
-      if (item.type === 'image' && !item.attachment_id) {
+      if ((item.type === 'image' || item.type === 'file') && !item.attachment_id) {
         item = await this.uploadItem(item);
         if (!item || !item.attachment_id) continue;
       }
@@ -1121,18 +1167,19 @@ export class Client {
   }
 
   /**
-   * uploadItem uploads an image item's bytes and returns the item with its
+   * uploadItem uploads an image or file item's bytes and returns the item with its
    * attachment, or a failed or pending item (null if it left the outbox).
    */
   async uploadItem(item) {
     await this.shrinking.get(item.client_id)?.catch(() => {});
     const blob = await this.imageBlob(item.client_id);
-    if (!blob) return this.updateItem(item, { status: 'failed', error: 'the image is no longer available here; attach it again', error_code: 'gone' });
+    if (!blob) return this.updateItem(item, { status: 'failed', error: `the ${item.type === 'file' ? 'file' : 'image'} is no longer available here; attach it again`, error_code: 'gone' });
     const abort = new AbortController();
     this.uploadAbort = abort;
     const timer = setTimeout(() => abort.abort(), UPLOAD_TIMEOUT_MS);
     try {
-      const att = await httpJSON(this.baseURL, 'POST', '/v1/uploads', undefined, this.token, {
+      const path = item.type === 'file' ? `/v1/files?name=${encodeURIComponent(item.file_name || 'file')}` : '/v1/uploads';
+      const att = await httpJSON(this.baseURL, 'POST', path, undefined, this.token, {
         raw: blob,
         contentType: blob.type || 'application/octet-stream',
         signal: abort.signal,

@@ -1,0 +1,85 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/parleychat/parley"
+)
+
+// MaxFileBytes bounds what SendFile reads. The server has its own limit
+// (25 MiB by default) and refuses larger files with too_large.
+const MaxFileBytes = 64 << 20
+
+// SendFile queues a file message with the file at path, named by its base
+// name; see SendFileReader. The file is read before SendFile returns.
+func (c *Client) SendFile(ctx context.Context, conversationID, path string, opts ...ImageOption) (*Message, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	defer f.Close()
+	return c.SendFileReader(ctx, conversationID, filepath.Base(path), f, opts...)
+}
+
+// SendFileReader queues a file message of any type and returns at once
+// with the optimistic message (status Sending; FileName and Image hold
+// the name and bytes for the app to show). The outbox uploads the file
+// (POST /v1/files), then sends a message of type file with the attachment
+// id, in Send order with the other messages, with SendImage's guarantees:
+// one message however often the link fails, no second upload once one
+// succeeded. The server keeps name only for display, sanitised (see
+// docs/protocol.md), types the file by its content, and refuses a file
+// over its limit (too_large) or over the user's quota; the message then
+// ends Failed. WithCaption sets a caption. SendFileReader reads r to the
+// end (at most MaxFileBytes) before it returns.
+func (c *Client) SendFileReader(ctx context.Context, conversationID, name string, r io.Reader, opts ...ImageOption) (*Message, error) {
+	caption, data, err := readUpload(conversationID, r, MaxFileBytes, "file", opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.queue(ctx, &Message{conversationID: conversationID, typ: parley.File, text: caption, image: data, fileName: name})
+}
+
+// FileName is the name a file message was given (SendFile, SendFileReader)
+// as the app gave it; "" for other messages. Once Sent,
+// Stored().Attachment.Name is the name the server keeps.
+func (m *Message) FileName() string { return m.fileName }
+
+// postFile uploads one file. Errors the server answered with are
+// *parley.Error with its code and message.
+func (c *Client) postFile(ctx context.Context, name string, data []byte) (parley.Attachment, error) {
+	u, _ := httpURL(c.wsURL, "/v1/files") // c.wsURL passed wsURL in New
+	return c.postUpload(ctx, u+"?"+url.Values{"name": {name}}.Encode(), data)
+}
+
+// postUpload POSTs data as the raw body of an upload to u and decodes the
+// attachment the server made.
+func (c *Client) postUpload(ctx context.Context, u string, data []byte) (parley.Attachment, error) {
+	token, err := c.opts.tokens(ctx)
+	if err != nil {
+		return parley.Attachment{}, fmt.Errorf("client: token source: %w", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.opts.requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u, bytes.NewReader(data))
+	if err != nil {
+		return parley.Attachment{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var att parley.Attachment
+	if err := doJSON(c.http, req, &att); err != nil {
+		return parley.Attachment{}, err
+	}
+	if att.ID == "" {
+		return parley.Attachment{}, fmt.Errorf("client: upload: the reply has no attachment id")
+	}
+	return att, nil
+}

@@ -1,0 +1,177 @@
+// receipts.js: delivery receipts and profiles in the chat page (issue 15,
+// items 5 and 6).
+//
+// Receipts: the page reports what it received (POST /v1/delivered),
+// coalesced like the Go SDK: the first message after a quiet second at
+// once, those within the second in one report at its end, every
+// conversation together. A message of this user's shows ✓ Sent, ✓✓
+// Delivered (a client of every other member has it) and ✓✓ Read (in
+// blue; in a group "Read by N of M" while some have not), derived from the members'
+// delivered_seq and read_seq (docs/protocol.md, delivered).
+//
+// Profiles: display names and avatars (thumbnails fetched like any
+// image's) in the list, the pane and messages, and a profile editor
+// (display name, avatar upload). profileUpdated events keep the members
+// current.
+//
+// app.js calls initReceipts once, noteReceived and onReceiptEvent for
+// events, receiptOf while drawing a thread, and avatar/shownName while
+// drawing people.
+
+const rc = {
+  hooks: null,
+  pending: new Map(), // conversation id -> highest seq received, not reported
+  busy: false, // a report is in flight or its second has not passed
+};
+
+/** REPORT_EVERY_MS is how often, at most, the page reports what it received. */
+export const REPORT_EVERY_MS = 1000;
+
+/**
+ * initReceipts gives the module the page's pieces: h (the element
+ * builder), app (the page state), api(method, path, body), thumb(att)
+ * (an attachment's thumbnail entry {url}), rerender() and the elements
+ * meName (the top bar's name) and editor (the profile dialog).
+ */
+export function initReceipts(hooks) {
+  rc.hooks = hooks;
+  const { editor } = hooks;
+  const form = editor.querySelector('form');
+  const nameInput = editor.querySelector('[data-testid=profile-name]');
+  const fileInput = editor.querySelector('[data-testid=profile-avatar]');
+  const error = editor.querySelector('[data-testid=profile-error]');
+  hooks.meName.addEventListener('click', () => {
+    nameInput.value = hooks.app.me?.display_name || '';
+    fileInput.value = '';
+    error.textContent = '';
+    editor.showModal();
+  });
+  editor.querySelector('[data-testid=profile-cancel]').addEventListener('click', () => editor.close());
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    const c = hooks.app.client;
+    try {
+      const change = { display_name: nameInput.value.trim() };
+      const file = fileInput.files?.[0];
+      if (file) change.avatar_id = (await c.uploadImage(file)).id;
+      const me = await c.setProfile(change);
+      hooks.app.me = { ...hooks.app.me, ...me };
+      renderMe();
+      editor.close();
+      hooks.rerender();
+    } catch (err) {
+      error.textContent = err.message || String(err);
+    }
+  });
+}
+
+/** renderMe shows this user's display name (or name) in the top bar. */
+export function renderMe() {
+  const me = rc.hooks.app.me;
+  rc.hooks.meName.textContent = me.display_name || me.name;
+  rc.hooks.meName.title = 'Edit your profile';
+}
+
+/** noteReceived records a newMessage from someone else and reports it (coalesced). */
+export function noteReceived(m) {
+  const app = rc.hooks.app;
+  if (!m || m.sender_id === app.me.id) return;
+  if (m.seq > (rc.pending.get(m.conversation_id) || 0)) rc.pending.set(m.conversation_id, m.seq);
+  if (!rc.busy) {
+    rc.busy = true;
+    report();
+  }
+}
+
+async function report() {
+  const marks = [...rc.pending].slice(0, 100).map(([conversation_id, seq]) => ({ conversation_id, seq }));
+  if (!marks.length) {
+    rc.busy = false;
+    return;
+  }
+  for (const m of marks) rc.pending.delete(m.conversation_id);
+  try {
+    await rc.hooks.api('POST', '/v1/delivered', { conversations: marks });
+  } catch {
+    // Positions, not counts: put them back for the next report.
+    for (const m of marks) if (m.seq > (rc.pending.get(m.conversation_id) || 0)) rc.pending.set(m.conversation_id, m.seq);
+  }
+  setTimeout(report, REPORT_EVERY_MS);
+}
+
+/**
+ * onReceiptEvent applies messageDelivered, messageRead (reading implies
+ * delivery) and profileUpdated to the conversation's members; it returns
+ * true when it changed something to redraw.
+ */
+export function onReceiptEvent(ev, conv) {
+  const member = (conv?.members || []).find((mm) => mm.user_id === ev.user_id);
+  switch (ev.type) {
+    case 'messageDelivered':
+      if (member) member.delivered_seq = Math.max(member.delivered_seq || 0, ev.delivered_seq || 0);
+      return !!member;
+    case 'messageRead':
+      if (member) member.delivered_seq = Math.max(member.delivered_seq || 0, ev.read_seq || 0);
+      return !!member;
+    case 'profileUpdated': {
+      const app = rc.hooks.app;
+      if (member && ev.profile) Object.assign(member, ev.profile);
+      if (ev.user_id === app.me.id && ev.profile) {
+        app.me = { ...app.me, ...ev.profile };
+        renderMe();
+      }
+      return !!member;
+    }
+  }
+  return false;
+}
+
+/** mergePositions keeps the larger of each member's positions across a refetch. */
+export function mergePositions(old, fresh) {
+  for (const m of fresh || []) {
+    const o = (old || []).find((x) => x.user_id === m.user_id);
+    if (!o) continue;
+    m.read_seq = Math.max(m.read_seq || 0, o.read_seq || 0);
+    m.delivered_seq = Math.max(m.delivered_seq || 0, o.delivered_seq || 0);
+  }
+  return fresh;
+}
+
+/**
+ * receiptOf is a stored own message's receipt: {status: 'sent' |
+ * 'delivered' | 'read', label, recipients, delivered, read}.
+ */
+export function receiptOf(conv, m) {
+  const others = (conv?.members || []).filter((mm) => mm.user_id !== m.sender_id);
+  const delivered = others.filter((mm) => Math.max(mm.delivered_seq || 0, mm.read_seq || 0) >= m.seq).length;
+  const read = others.filter((mm) => (mm.read_seq || 0) >= m.seq).length;
+  const n = others.length;
+  const group = conv?.kind === 'group';
+  if (n > 0 && read === n) return { status: 'read', label: group ? `✓✓ Read by ${n}` : '✓✓ Read', recipients: n, delivered, read };
+  if (group && read > 0) return { status: delivered === n ? 'delivered' : 'sent', label: `${delivered === n ? '✓✓' : '✓'} Read by ${read} of ${n}`, recipients: n, delivered, read };
+  if (n > 0 && delivered === n) return { status: 'delivered', label: '✓✓ Delivered', recipients: n, delivered, read };
+  if (group && delivered > 0) return { status: 'sent', label: `✓ Delivered to ${delivered} of ${n}`, recipients: n, delivered, read };
+  return { status: 'sent', label: '✓ Sent', recipients: n, delivered, read };
+}
+
+/** shownName is a member's display name, or their name. */
+export function shownName(member, fallback) {
+  return member?.display_name || member?.name || fallback || '';
+}
+
+/**
+ * avatar is a member's avatar thumbnail (an <img>, loaded like any
+ * image's thumbnail), or initials when they have none. It is hidden from
+ * screen readers: the name is beside it.
+ */
+export function avatar(member, size = 'small') {
+  const { h, thumb } = rc.hooks;
+  const cls = `avatar avatar-${size}`;
+  if (member?.avatar_id) {
+    const entry = thumb({ id: member.avatar_id });
+    if (entry.url) return h('img', { class: cls, src: entry.url, alt: '', 'aria-hidden': 'true', 'data-testid': 'avatar', 'data-user-id': member.user_id });
+  }
+  const initial = (shownName(member) || '?').trim().slice(0, 1).toUpperCase();
+  return h('span', { class: `${cls} initials`, 'aria-hidden': 'true', 'data-testid': 'avatar-initials', 'data-initial': initial });
+}
