@@ -128,6 +128,9 @@ type Conversation struct {
 	// UnreadCount is derived, never stored: the number of messages not
 	// deleted, sent by someone else, with Seq above the viewer's ReadSeq.
 	UnreadCount int64 `json:"unread_count"`
+	// UnreadMentions is derived like UnreadCount: how many of those
+	// unread messages mention the viewer.
+	UnreadMentions int64 `json:"unread_mentions"`
 	// ReadSeq is the viewer's own read position.
 	ReadSeq int64 `json:"read_seq"`
 	// Muted and Archived are the viewer's own flags (MemberFlags).
@@ -189,6 +192,10 @@ type Message struct {
 	// filled in history pages (Store.Messages) only, ordered by the
 	// oldest reaction each emoji still has.
 	Reactions []Reaction `json:"reactions,omitempty"`
+	// Mentions are the ids of the members the text's @names named when
+	// it was sent or last edited (ParseMentions; the sender and names of
+	// non-members are left out), in order of first appearance.
+	Mentions []string `json:"mentions,omitempty"`
 }
 
 // Quote is the part of a replied-to message a reply carries.
@@ -346,6 +353,9 @@ func (e *Event) ApproxSize() int {
 	n := 256 + len(e.ConversationID) + len(e.UserID) + len(e.UserName) + len(e.MessageID) + len(e.Emoji)
 	if m := e.Message; m != nil {
 		n += 256 + len(m.Text)
+		for _, id := range m.Mentions {
+			n += 16 + len(id)
+		}
 		if m.ReplyTo != nil {
 			n += 128 + len(m.ReplyTo.Text)
 		}

@@ -76,8 +76,8 @@ const qSendCheck = `SELECT
 // ($1..$9, $11 the parent) and its event ($10 pos), moves the conversation and the
 // sender's read position to it, and returns the audience.
 const qSendWrite = `WITH msg AS (
-		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11)
+		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id, mentions)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12)
 	), conv AS (
 		UPDATE conversations SET last_seq = $3, last_activity_at = $9 WHERE id = $2
 	), rd AS (
@@ -98,8 +98,8 @@ const qSendWrite = `WITH msg AS (
 // share a snapshot, so the members are read as they were before it, which
 // the writes do not change.
 const qBulkSendWrite = `WITH msg AS (
-		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $17::text[])
+		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id, mentions)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $17::text[], $18::text[])
 	), ev AS (
 		INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
 		SELECT e.pos, e.conv, 'newMessage', e.actor, e.mid, '{}', e.at
@@ -191,6 +191,11 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		case err != nil:
 			return err
 		}
+		// Mentions cost a query only for a text with an '@'.
+		mentions, err := sqlstore.MentionRule(dialect{}, w, nm.ConversationID, nm.SenderID, nm.Text)
+		if err != nil {
+			return err
+		}
 		if _, ok := lastSeq[nm.ConversationID]; !ok {
 			lastSeq[nm.ConversationID] = c.last
 		}
@@ -202,7 +207,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		so.msg = parley.Message{
 			ID: sqlstore.NewID(), ConversationID: nm.ConversationID, Seq: seq,
 			SenderID: nm.SenderID, SenderName: c.name, ClientID: nm.ClientID,
-			Type: nm.Type, Text: nm.Text, CreatedAt: now, ReplyTo: quote,
+			Type: nm.Type, Text: nm.Text, CreatedAt: now, ReplyTo: quote, Mentions: mentions,
 		}
 		if nm.Type.HasAttachment() {
 			so.msg.Attachment = &parley.Attachment{ID: nm.AttachmentID, ContentType: c.attType.String,
@@ -221,7 +226,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		so := pending[0]
 		m := &so.msg
 		err := w.queryRow(bg, qSendWrite, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID,
-			string(m.Type), m.Text, attachmentArg(m), m.CreatedAt, so.events[0].Pos, sqlstore.ReplyArg(m)).Scan(&so.events[0].Audience)
+			string(m.Type), m.Text, attachmentArg(m), m.CreatedAt, so.events[0].Pos, sqlstore.ReplyArg(m), sqlstore.MentionsArg(m)).Scan(&so.events[0].Audience)
 		if err != nil {
 			return err
 		}
@@ -230,13 +235,14 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		var (
 			mIDs, mConvs, mSenders, mClients, mTypes, mTexts = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 			mSeqs, mPos                                      = make([]int64, n), make([]int64, n)
-			mAtts, mReplies                                  = make([]*string, n), make([]*string, n)
+			mAtts, mReplies, mMentions                       = make([]*string, n), make([]*string, n), make([]*string, n)
 			mAts                                             = make([]time.Time, n)
 		)
 		for j, so := range pending {
 			m := &so.msg
 			mIDs[j], mConvs[j], mSenders[j], mClients[j], mTypes[j], mTexts[j] = m.ID, m.ConversationID, m.SenderID, m.ClientID, string(m.Type), m.Text
 			mSeqs[j], mPos[j], mAtts[j], mAts[j], mReplies[j] = m.Seq, so.events[0].Pos, attachmentArg(m), m.CreatedAt, sqlstore.ReplyArg(m)
+			mMentions[j] = sqlstore.MentionsArg(m)
 		}
 		cIDs, cSeqs, cAts := make([]string, 0, len(lastSeq)), make([]int64, 0, len(lastSeq)), make([]time.Time, 0, len(lastSeq))
 		for id, seq := range lastSeq {
@@ -247,7 +253,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			rConvs, rUsers, rSeqs = append(rConvs, k.conv), append(rUsers, k.user), append(rSeqs, seq)
 		}
 		rows, err := w.query(bg, qBulkSendWrite, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
-			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs, mReplies)
+			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs, mReplies, mMentions)
 		if err != nil {
 			return err
 		}

@@ -308,6 +308,16 @@ func TestOpenAPIExamples(t *testing.T) {
 	jsonDo("GET", "/v1/conversations?limit=1", alice, "", 200)
 	jsonDo("GET", "/v1/events?after=0&limit=10", alice, "", 200)
 	jsonDo("GET", "/v1/presence", alice, "", 200)
+	jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+uuid.NewString()+`","text":"a wombat for @bob"}`, 201)
+	found := decodeJSON[parley.SearchPage](t, jsonDo("GET", "/v1/search?q=wombat&limit=5&conversation_id="+direct.ID, bob, "", 200))
+	if len(found.Results) != 1 || len(found.Results[0].Highlight) == 0 {
+		t.Fatalf("search: %+v", found)
+	}
+	jsonDo("GET", "/v1/search?q=", bob, "", 400)
+	mentioned := decodeJSON[parley.SearchPage](t, jsonDo("GET", "/v1/mentions?limit=5", bob, "", 200))
+	if len(mentioned.Results) != 1 || len(mentioned.Results[0].Message.Mentions) != 1 {
+		t.Fatalf("mentions: %+v", mentioned)
+	}
 
 	var img bytes.Buffer
 	pic := image.NewRGBA(image.Rect(0, 0, 8, 8))

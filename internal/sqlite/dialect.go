@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/internal/sqlstore"
@@ -80,4 +81,45 @@ func (t *microTime) Scan(src any) error {
 		return fmt.Errorf("sqlite: a time column holds %T", src)
 	}
 	return nil
+}
+
+// SearchFrom: the FTS5 index (migration 00008), its rowid the message's.
+func (dialect) SearchFrom() (from, match string) {
+	return `messages_fts f JOIN messages m ON m.rowid = f.rowid`, `messages_fts MATCH $2`
+}
+
+// SearchKey: FTS5 walks its matches in rowid order, so newest first
+// needs no sort.
+func (dialect) SearchKey() string { return `f.rowid` }
+
+// SearchMatch: each term a quoted FTS5 string (terms hold only letters
+// and digits), all of them required in the text column, the last one a
+// prefix with prefix; with convs, only messages whose conv token is one
+// of theirs.
+func (dialect) SearchMatch(terms, convs []string, prefix bool) string {
+	var b strings.Builder
+	b.WriteString("text : (")
+	for i, t := range terms {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(`"` + t + `"`)
+	}
+	if prefix {
+		b.WriteByte('*')
+	}
+	b.WriteByte(')')
+	if len(convs) > 0 {
+		b.WriteString(" AND conv : (")
+		for i, c := range convs {
+			if i > 0 {
+				b.WriteString(" OR ")
+			}
+			// The token the triggers write (migration 00008), as an FTS5
+			// string: a quote inside is doubled.
+			b.WriteString(`"c` + strings.ReplaceAll(strings.ReplaceAll(c, "-", ""), `"`, `""`) + `"`)
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
 }

@@ -104,6 +104,10 @@ func (so *sendOp) run(w *writeTx, nm parley.NewMessage, key [2]string) error {
 	if err != nil {
 		return err
 	}
+	// Mentions cost a query only for a text with an '@'.
+	if msg.Mentions, err = sqlstore.MentionRule(dialect{}, w, nm.ConversationID, nm.SenderID, nm.Text); err != nil {
+		return err
+	}
 	// Nothing fails from here on: the send takes its position and
 	// leaves its rows to the batch.
 	e := parley.Event{

@@ -39,6 +39,8 @@ const (
 		(SELECT COUNT(*) FROM messages x
 			WHERE x.conversation_id = c.id AND x.seq > mb.read_seq
 			AND x.sender_id != mb.user_id AND x.deleted_at IS NULL),
+		(SELECT COUNT(*) FROM mentions x
+			WHERE x.user_id = mb.user_id AND x.conversation_id = c.id AND x.seq > mb.read_seq),
 		mb.muted, ` + archivedExpr + `,
 		` + messageCols + `
 		FROM members mb
@@ -128,7 +130,7 @@ const (
 	QMessageByClientID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.sender_id = $1 AND m.client_id = $2`
 	// QLastSeq is a conversation's last Seq.
 	QLastSeq       = `SELECT last_seq FROM conversations WHERE id = $1`
-	qDeleteMessage = `UPDATE messages SET deleted_at = $1, text = '', attachment_id = NULL WHERE id = $2`
+	qDeleteMessage = `UPDATE messages SET deleted_at = $1, text = '', attachment_id = NULL, mentions = NULL WHERE id = $2`
 	// A tombstone keeps no reactions.
 	qDeleteReactions = `DELETE FROM reactions WHERE message_id = $1`
 	// QReplyParent reads the message a send replies to (args: its id, the
@@ -139,7 +141,7 @@ const (
 	// Edits.
 	qEditByClientID = `SELECT message_id FROM message_edits WHERE sender_id = $1 AND client_id = $2`
 	qInsertEdit     = `INSERT INTO message_edits (sender_id, client_id, message_id) VALUES ($1, $2, $3)`
-	qEditMessage    = `UPDATE messages SET text = $1, edited_at = $2 WHERE id = $3`
+	qEditMessage    = `UPDATE messages SET text = $1, edited_at = $2, mentions = $4 WHERE id = $3`
 
 	// Reactions.
 	qInsertReaction = `INSERT INTO reactions (message_id, user_id, emoji, pos) VALUES ($1, $2, $3, $4)`

@@ -87,7 +87,7 @@ func (s *Store) scanView(row Row) (parley.Conversation, error) {
 		r convRow
 		m msgRow
 	)
-	dest := append(r.appendDest(s.d, make([]any, 0, 26)), &r.c.ReadSeq, &r.c.UnreadCount, &r.c.Muted, &r.c.Archived)
+	dest := append(r.appendDest(s.d, make([]any, 0, 36)), &r.c.ReadSeq, &r.c.UnreadCount, &r.c.UnreadMentions, &r.c.Muted, &r.c.Archived)
 	if err := row.Scan(m.appendDest(s.d, dest)...); err != nil {
 		return parley.Conversation{}, err
 	}

@@ -671,11 +671,16 @@ func (s *Store) EditMessage(ctx context.Context, ed parley.MessageEdit) (parley.
 		if ed.Text == msg.Text {
 			return nil // nothing changes: no event
 		}
-		now := parley.Now()
-		if _, err := w.Exec(bg, qEditMessage, ed.Text, s.d.Time(now), msg.ID); err != nil {
+		// An edit resolves its mentions afresh, against the members now.
+		mentions, err := MentionRule(s.d, w, ed.ConversationID, ed.UserID, ed.Text)
+		if err != nil {
 			return err
 		}
-		msg.Text, msg.EditedAt = ed.Text, &now
+		now := parley.Now()
+		if _, err := w.Exec(bg, qEditMessage, ed.Text, s.d.Time(now), msg.ID, mentionsArg(mentions)); err != nil {
+			return err
+		}
+		msg.Text, msg.EditedAt, msg.Mentions = ed.Text, &now, mentions
 		events, err = s.record(w, parley.Event{Type: parley.EventMessageEdited, ConversationID: ed.ConversationID,
 			UserID: ed.UserID, Message: &msg, At: now}, &msg.ID)
 		return err

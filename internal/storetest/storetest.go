@@ -56,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Reactions", testReactions},
 		{"ReactionLimit", testReactionLimit},
 		{"Replies", testReplies},
+		{"Mentions", testMentions},
+		{"Search", testSearch},
 		{"MarkRead", testMarkRead},
 		{"Unread", testUnread},
 		{"Conversations", testConversations},
@@ -109,6 +111,9 @@ func missingOptional(s parley.Store) []string {
 	}
 	if _, ok := s.(parley.BulkReader); !ok {
 		missing = append(missing, "parley.BulkReader")
+	}
+	if _, ok := s.(parley.Searcher); !ok {
+		missing = append(missing, "parley.Searcher")
 	}
 	if _, ok := s.(parley.Receipts); !ok {
 		missing = append(missing, "parley.Receipts")

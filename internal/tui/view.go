@@ -101,6 +101,9 @@ func (m *Model) listLines(w, n int) []string {
 		if cv.UnreadCount > 0 {
 			count = fmt.Sprintf(" %d", cv.UnreadCount)
 		}
+		if cv.UnreadMentions > 0 {
+			count = " @" + strings.TrimSpace(count) // someone mentioned you
+		}
 		title := m.title(cv)
 		if cv.Muted {
 			title += " (muted)"
@@ -283,6 +286,9 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	}
 	if msg.EditedAt != nil {
 		text += " " + dim.Render("(edited)")
+	}
+	if mentionsMe(msg, m.me.ID) {
+		name = okStyle.Render("@") + name
 	}
 	for _, r := range msg.Reactions {
 		mark := fmt.Sprintf("%s %d", r.Emoji, r.Count)

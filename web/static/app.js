@@ -26,6 +26,7 @@ import {
   highlighted,
   initActions,
   isEditing,
+  jumpTo,
   messageActions,
   messageGone,
   messageText,
@@ -39,6 +40,7 @@ import {
   takeReply,
 } from './actions.js';
 import { avatar, initReceipts, mergePositions, noteReceived, onReceiptEvent, receiptOf, renderMe, shownName } from './receipts.js';
+import { initSearch } from './search.js';
 
 const AUTH_KEY = 'parley.auth';
 const PAGE = 50;
@@ -198,6 +200,15 @@ initMembers({
   input: ui.input,
   send: ui.send,
   attach: ui.attach,
+});
+// The search box and @-completion live in search.js.
+initSearch({
+  h,
+  app,
+  api: (method, path, body) => app.client.api(method, path, body),
+  openAt: (id, seq, messageId) => openAt(id, seq, messageId),
+  input: ui.input,
+  titleOf: (conv) => titleOf(conv),
 });
 
 // Receipts, display names, avatars and the profile editor: receipts.js.
@@ -555,9 +566,11 @@ function mergeConversation(fresh) {
     merged.last_message = old.last_message;
     merged.last_activity_at = old.last_activity_at;
     merged.unread_count = old.unread_count;
+    merged.unread_mentions = old.unread_mentions;
   }
   if (fresh.last_message === undefined) merged.last_message = old.last_message;
   if (fresh.unread_count === undefined) merged.unread_count = old.unread_count;
+  if (fresh.unread_mentions === undefined) merged.unread_mentions = old.unread_mentions;
   merged.read_seq = Math.max(old.read_seq || 0, fresh.read_seq || 0);
   if (fresh.members) merged.members = mergePositions(old.members, fresh.members);
   app.convs.set(fresh.id, merged);
@@ -619,6 +632,7 @@ function renderConversations() {
     }
     const title = titleOf(conv);
     const unread = conv.unread_count || 0;
+    const mentioned = conv.unread_mentions || 0;
     // The accessible name is the visible text plus what the dot and the
     // badge show (as hidden words), so it contains what is seen.
     return h(
@@ -633,7 +647,7 @@ function renderConversations() {
           'data-conversation-id': conv.id,
           'data-title': title,
           'aria-current': conv.id === app.open ? 'true' : 'false',
-          'data-label': `${title}${other ? (online ? ', online' : ', offline') : ''}${unread ? `, ${unread} unread` : ''}`,
+          'data-label': `${title}${other ? (online ? ', online' : ', offline') : ''}${unread ? `, ${unread} unread` : ''}${mentioned ? ', you are mentioned' : ''}`,
           onclick: () => openConversation(conv.id),
         },
         h('span', {
@@ -644,7 +658,13 @@ function renderConversations() {
         }),
         h('span', { class: 'title' }, other ? avatar(other) : null, title, other ? h('span', { class: 'visually-hidden' }, online ? ', online' : ', offline') : null),
         unread
-          ? h('span', { class: 'badge' }, h('span', { 'data-testid': 'unread' }, String(unread)), h('span', { class: 'visually-hidden' }, ' unread'))
+          ? h(
+              'span',
+              { class: `badge${mentioned ? ' mentioned' : ''}` },
+              mentioned ? h('span', { 'data-testid': 'unread-mentions', 'aria-hidden': 'true' }, '@') : null,
+              h('span', { 'data-testid': 'unread' }, String(unread)),
+              h('span', { class: 'visually-hidden' }, mentioned ? ' unread, you are mentioned' : ' unread'),
+            )
           : h('span'),
         h('span', { class: 'last', 'data-testid': 'last-message' }, lastText),
       ),
@@ -752,6 +772,21 @@ function openConversation(id) {
   if (!t.loaded) loadLatest(id);
   else markRead(id);
   ui.input.focus();
+}
+
+/**
+ * openAt opens a conversation at a message (a search result): once its
+ * newest page is in, jumpTo (actions.js) loads older pages to the message,
+ * scrolls to it and highlights it.
+ */
+async function openAt(id, seq, messageId) {
+  openConversation(id);
+  const t = thread(id);
+  for (let i = 0; i < 200 && app.open === id && !t.loaded && !t.error; i++) {
+    if (t.loading) await new Promise((r) => setTimeout(r, 50));
+    else await loadLatest(id);
+  }
+  if (app.open === id && t.loaded) await jumpTo(id, messageId, seq);
 }
 
 ui.back.addEventListener('click', () => {
@@ -879,6 +914,7 @@ function onEvent(ev) {
       } else if (m.seq > (conv.last_seq || 0) && m.sender_id !== app.me.id && m.seq > (conv.read_seq || 0)) {
         // Counted once: only a message newer than the newest we know.
         conv.unread_count = (conv.unread_count || 0) + 1;
+        if ((m.mentions || []).includes(app.me.id)) conv.unread_mentions = (conv.unread_mentions || 0) + 1;
       }
       // Said once: a replayed message we already had is not news.
       const seen = app.threads.get(m.conversation_id)?.msgs.has(m.id) || (conv && m.seq <= (conv.last_seq || 0));
@@ -905,6 +941,11 @@ function onEvent(ev) {
       break;
     }
     case 'messageEdited':
+      // An edit may add or drop a mention of me in an unread message:
+      // the exact count comes from the server.
+      if (conv && ev.message && ev.message.sender_id !== app.me.id && ev.message.seq > (conv.read_seq || 0)) fetchConversation(conv.id);
+      applyMessageChange(ev);
+      break;
     case 'reactionAdded':
     case 'reactionRemoved':
       applyMessageChange(ev);
@@ -924,7 +965,7 @@ function onEvent(ev) {
       onReceiptEvent(ev, conv);
       if (ev.user_id === app.me.id) {
         conv.read_seq = Math.max(conv.read_seq || 0, ev.read_seq);
-        if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = 0;
+        if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = conv.unread_mentions = 0;
         else fetchConversation(conv.id); // the exact count needs the server
         renderConversations();
       } else {
@@ -969,7 +1010,7 @@ async function markRead(id) {
   try {
     const res = await app.client.api('POST', `/v1/conversations/${encodeURIComponent(id)}/read`, { seq: target });
     conv.read_seq = Math.max(conv.read_seq || 0, res.read_seq || target);
-    if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = 0;
+    if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = conv.unread_mentions = 0;
     renderConversations();
   } catch {
     // Not marked: try again on the next message or reconnect.
@@ -1148,7 +1189,7 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
       h(
         'li',
         {
-          class: `message${own ? ' own' : ''}${m.deleted ? ' deleted' : ''}`,
+          class: `message${own ? ' own' : ''}${m.deleted ? ' deleted' : ''}${!m.deleted && (m.mentions || []).includes(app.me.id) ? ' mentioned' : ''}`,
           'data-testid': 'message',
           'data-message-id': m.id,
           'data-client-id': m.client_id,
