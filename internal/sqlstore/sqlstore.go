@@ -167,6 +167,7 @@ type Complete interface {
 	parley.BulkReader
 	parley.WebhookQueue
 	parley.APIKeyStore
+	parley.Consenter
 	WriteHealther
 }
 

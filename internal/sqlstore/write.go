@@ -143,7 +143,17 @@ func (s *Store) CreateDirect(ctx context.Context, userID, otherID string) (parle
 		if !s.d.IsNoRows(err) {
 			return err
 		}
+		contact, err := s.reachable(w, userID, otherID)
+		if err != nil {
+			return err
+		}
 		c, events, err = s.create(w, userID, []string{userID, otherID}, parley.Direct, "", a, b)
+		if err != nil || contact {
+			return err
+		}
+		// From a non-contact: a request for otherID until they accept
+		// it or write in it.
+		_, err = w.Exec(bg, qSetRequest, requestRecipient, c.ID, otherID)
 		return err
 	})
 	if err != nil {
@@ -172,6 +182,11 @@ func (s *Store) CreateGroup(ctx context.Context, userID, title string, memberIDs
 		events []parley.Event
 	)
 	err = s.e.Write(ctx, func(w Tx) error {
+		for _, id := range others {
+			if _, err := s.reachable(w, userID, id); err != nil {
+				return err
+			}
+		}
 		var err error
 		c, events, err = s.create(w, userID, append([]string{userID}, others...), parley.Group, title, nil, nil)
 		return err
@@ -255,7 +270,11 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 	if e.Recipient != "" {
 		recipient = e.Recipient
 	}
-	if _, err := w.Exec(bg, qInsertEvent, e.Pos, e.ConversationID, string(e.Type), e.UserID, messageID, data, s.d.Time(e.At), recipient); err != nil {
+	var conv any // NULL: a user's own event of no conversation
+	if e.ConversationID != "" {
+		conv = e.ConversationID
+	}
+	if _, err := w.Exec(bg, qInsertEvent, e.Pos, conv, string(e.Type), e.UserID, messageID, data, s.d.Time(e.At), recipient); err != nil {
 		return err
 	}
 	if e.UserName == "" {
@@ -276,7 +295,7 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 	e.Audience = make([]string, len(members), len(members)+len(extra))
 	copy(e.Audience, members)
 	e.Audience = append(e.Audience, extra...)
-	return nil
+	return s.audienceFor(w, e)
 }
 
 // UpdateConversation implements parley.Store. The changes are made, and
@@ -327,6 +346,11 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 		}
 		if err := usersExist(w, plan.added...); err != nil {
 			return err
+		}
+		for _, id := range plan.added {
+			if _, err := s.reachable(w, userID, id); err != nil {
+				return err
+			}
 		}
 
 		if plan.rename {
