@@ -291,8 +291,8 @@ type Event struct {
 	// Flags is set on flagsChanged: UserID's flags after the change.
 	Flags *MemberFlags `json:"flags,omitempty"`
 	// Consent is set on privacyChanged: the user's setting after it.
-	Consent Consent `json:"consent,omitempty"`
-	At    time.Time    `json:"at"`
+	Consent Consent   `json:"consent,omitempty"`
+	At      time.Time `json:"at"`
 
 	// Recipient, when set, is the only user the event is for (a
 	// member's own settings: flagsChanged); the other members neither

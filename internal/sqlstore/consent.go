@@ -75,11 +75,11 @@ const (
 		FROM users u WHERE u.id = $2`
 	qConsent          = `SELECT consent FROM users WHERE id = $1`
 	qConversationKind = `SELECT kind FROM conversations WHERE id = $1`
-	qSetConsent  = `UPDATE users SET consent = $1 WHERE id = $2`
-	qInsertBlock = `INSERT INTO blocks (blocker_id, blocked_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
-	qDeleteBlock = `DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2`
-	qBlockCount  = `SELECT COUNT(*) FROM blocks WHERE blocker_id = $1`
-	qBlocked     = `SELECT b.blocked_id, u.name FROM blocks b JOIN users u ON u.id = b.blocked_id
+	qSetConsent       = `UPDATE users SET consent = $1 WHERE id = $2`
+	qInsertBlock      = `INSERT INTO blocks (blocker_id, blocked_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
+	qDeleteBlock      = `DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2`
+	qBlockCount       = `SELECT COUNT(*) FROM blocks WHERE blocker_id = $1`
+	qBlocked          = `SELECT b.blocked_id, u.name FROM blocks b JOIN users u ON u.id = b.blocked_id
 		WHERE b.blocker_id = $1 ORDER BY b.at, b.blocked_id`
 	qBlocksOf = `SELECT blocker_id, blocked_id FROM blocks WHERE blocker_id = $1 OR blocked_id = $1`
 	qConvsOf  = `SELECT conversation_id FROM members WHERE user_id = $1 AND left_pos IS NULL`
