@@ -70,7 +70,7 @@ type BlockedUser struct {
 }
 
 // MaxBlocked bounds a user's blocked list.
-const MaxBlocked = 10000
+const MaxBlocked = 1000
 
 // Consenter is what a store does for consent and blocks (both stores).
 // Each write returns the durable events it recorded (none when it changed

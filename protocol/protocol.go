@@ -407,6 +407,9 @@ func DecodeRequest(b []byte) (Request, error) {
 		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpEdit, OpReact, OpSetFlags:
 		return r, nil
 	}
+	if consentOp(r.Op) {
+		return r, nil
+	}
 	return r, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", r.Op)
 }
 

@@ -75,6 +75,7 @@ func (s *Server) routes() *routeMux {
 	mux.HandleFunc("GET /v1/presence", s.authed(s.handlePresence))
 	s.uploadRoutes(mux)
 	s.serverAPIRoutes(mux)
+	s.consentRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, parley.ErrNotFound)
 	})

@@ -251,5 +251,8 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		}
 		return svc.setFlags(ctx, u, d)
 	}
+	if v, err, ok := c.consentOp(ctx, req); ok {
+		return v, err
+	}
 	return nil, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", req.Op)
 }

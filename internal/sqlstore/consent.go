@@ -406,7 +406,13 @@ func (s *Store) AnswerRequest(ctx context.Context, userID, conversationID string
 			typ = parley.EventRequestAccepted
 		}
 		var err error
-		events, err = s.ownEvent(w, parley.Event{Type: typ, UserID: userID, ConversationID: conversationID})
+		members, err := MemberIDs(bg, w, conversationID)
+		if err != nil {
+			return err
+		}
+		// UserIDs: the starter, whose contacts an accept may change.
+		events, err = s.ownEvent(w, parley.Event{Type: typ, UserID: userID, ConversationID: conversationID,
+			UserIDs: Without(members, []string{userID})})
 		if err != nil {
 			return err
 		}
