@@ -69,16 +69,17 @@ var qBulkSendCheck = `SELECT
 var (
 	bulkRefused = strings.NewReplacer("$1", "r.conv", "$2", "r.sender").Replace(sqlstore.SendRefusedSQL)
 	bulkHidden  = strings.NewReplacer("$1", "r.sender").Replace(sqlstore.HiddenFromSQL)
+	oneHidden   = strings.NewReplacer("$1", "$2").Replace(sqlstore.HiddenFromSQL)
 )
 
 // qSendCheck is qBulkSendCheck for one send.
-const qSendCheck = `SELECT
+var qSendCheck = `SELECT
 		EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL),
 		COALESCE((SELECT last_seq FROM conversations WHERE id = $1), 0),
 		COALESCE((SELECT name FROM users WHERE id = $2), ''),
 		old.id, old.conversation_id,
 		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height,
-		` + sqlstore.SendRefusedSQL + `, ARRAY(` + sqlstore.HiddenFromSQL + `)
+		` + sqlstore.SendRefusedSQL + `, ARRAY(` + oneHidden + `)
 	FROM (SELECT 1) one
 	LEFT JOIN messages old ON old.sender_id = $2 AND old.client_id = $3
 	LEFT JOIN attachments att ON att.id = $4 AND att.owner_id = $2`
