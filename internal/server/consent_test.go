@@ -242,4 +242,3 @@ func TestRequestsAndConsent(t *testing.T) {
 	}
 	g.do(protocol.OpCreateDirect, protocol.CreateDirect{Username: "erin"}, nil)
 }
-
