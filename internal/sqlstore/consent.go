@@ -22,6 +22,13 @@ const (
 	// it or accepts it (members.wrote), declined once they decline it.
 	requestExpr = `CASE WHEN mb.request = 2 THEN 'declined' WHEN mb.request = 1 AND NOT mb.wrote THEN 'pending' ELSE '' END`
 
+	// viewedReadSeq is a member's (mb) read_seq as the viewer (mine)
+	// sees it: 0 for the recipient of a request they have not accepted,
+	// and across a block either way, as their messageRead events are.
+	viewedReadSeq = `CASE WHEN mb.user_id != mine.user_id AND ((mb.request != 0 AND NOT mb.wrote)
+		OR EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = mine.user_id AND b.blocked_id = mb.user_id)
+			OR (b.blocker_id = mb.user_id AND b.blocked_id = mine.user_id))) THEN 0 ELSE mb.read_seq END`
+
 	// requestRecipient and requestDeclined are members.request values.
 	requestRecipient = 1
 	requestDeclined  = 2

@@ -65,12 +65,18 @@ const (
 		WHERE mb.conversation_id = $1 AND mb.left_pos IS NULL
 		ORDER BY mb.joined_pos, mb.user_id`
 	// qMembersOfViewer: every member of every conversation of the viewer.
-	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, mb.read_seq, mb.role
+	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, ` + viewedReadSeq + `, mb.role
 		FROM members mine
 		JOIN members mb ON mb.conversation_id = mine.conversation_id AND mb.left_pos IS NULL
 		JOIN users u ON u.id = mb.user_id
 		WHERE mine.user_id = $1 AND mine.left_pos IS NULL
 		ORDER BY mb.conversation_id, mb.joined_pos, mb.user_id`
+	// qMembersFor is qMembers as viewer $2 sees them (viewedReadSeq).
+	qMembersFor = `SELECT mb.user_id, u.name, ` + viewedReadSeq + `, mb.role FROM members mb
+		JOIN users u ON u.id = mb.user_id
+		JOIN members mine ON mine.conversation_id = mb.conversation_id AND mine.user_id = $2 AND mine.left_pos IS NULL
+		WHERE mb.conversation_id = $1 AND mb.left_pos IS NULL
+		ORDER BY mb.joined_pos, mb.user_id`
 	qMemberIDs = `SELECT user_id FROM members
 		WHERE conversation_id = $1 AND left_pos IS NULL ORDER BY joined_pos, user_id`
 	// A user added again gets a new window; the read position carries over.

@@ -103,7 +103,7 @@ func (s *Store) view(ctx context.Context, q Querier, userID, id string) (parley.
 	if err != nil {
 		return c, s.notFound(err, parley.ErrNotFound)
 	}
-	c.Members, err = s.members(ctx, q, id)
+	c.Members, err = scanAll(query(q.Query(ctx, qMembersFor, id, userID)), scanMember)
 	return c, err
 }
 

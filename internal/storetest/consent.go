@@ -150,6 +150,11 @@ func testBlock(t *testing.T, s parley.Store) {
 	}
 	_ = am
 	sameAudiences(t, s, rec.events, a, b, c)
+	for _, m := range must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), b.ID, group.ID)).Members {
+		if m.UserID == a.ID && m.ReadSeq != 0 {
+			t.Errorf("b sees a's read_seq %d across the block", m.ReadSeq)
+		}
+	}
 
 	// Blocked users are no contacts, even in a shared group.
 	if slices.Contains(must[[]string](t, "Contacts")(s.Contacts(ctx(t), a.ID)), b.ID) ||
@@ -272,6 +277,15 @@ func testRequests(t *testing.T, s parley.Store) {
 	evs := rec.add(s.MarkRead(ctx(t), a.ID, conv.ID, m1.Seq))
 	if ev := oneEvent(t, "a's read", evs, parley.EventMessageRead); !slices.Equal(ev.Audience, ids(a)) {
 		t.Errorf("a's read in a pending request went to %v", ev.Audience)
+	}
+	// Nor does it show in the conversation b reads.
+	for _, v := range []parley.Conversation{must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), b.ID, conv.ID)),
+		must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), b.ID))[0]} {
+		for _, m := range v.Members {
+			if m.UserID == a.ID && m.ReadSeq != 0 {
+				t.Errorf("b sees a's read_seq %d in a pending request", m.ReadSeq)
+			}
+		}
 	}
 	if got := must[[]string](t, "Peers")(cs.Peers(ctx(t), a.ID, conv.ID)); len(got) != 0 {
 		t.Errorf("a's peers in a pending request = %v", got)
