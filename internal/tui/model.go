@@ -678,6 +678,9 @@ func (m *Model) command(line string) tea.Cmd {
 	if _, ok := memberCommands[f[0]]; ok {
 		return m.memberCommand(f)
 	}
+	if _, ok := consentCommands[f[0]]; ok {
+		return m.consentCommand(f)
+	}
 	if _, ok := flagCommands[f[0]]; ok {
 		return m.flagCommand(f[0])
 	}
@@ -691,7 +694,7 @@ func (m *Model) command(line string) tea.Cmd {
 	}
 	switch f[0] {
 	case "/help", "/?":
-		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
 		return nil
 	case "/quit", "/q":
 		return tea.Quit
