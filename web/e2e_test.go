@@ -139,17 +139,7 @@ func (p *page) setOffline(offline bool) {
 // user would.
 func apiSend(t *testing.T, baseURL, token, conversationID, clientID, text string) parley.Message {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"client_id": clientID, "type": "text", "text": text})
-	req, err := http.NewRequest("POST", baseURL+"/v1/conversations/"+conversationID+"/messages", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("send %q: %v", text, err)
-	}
+	res := apiPostSend(t, baseURL, token, conversationID, clientID, text)
 	defer res.Body.Close()
 	var m parley.Message
 	if res.StatusCode != http.StatusCreated {
@@ -472,4 +462,30 @@ func apiPost(t *testing.T, baseURL, token, path, body string) {
 	if res.StatusCode/100 != 2 {
 		t.Fatalf("POST %s: HTTP %d", path, res.StatusCode)
 	}
+}
+
+// apiPostSend posts a text message as another client would and returns
+// the answer, whatever its status.
+func apiPostSend(t *testing.T, baseURL, token, conversationID, clientID, text string) *http.Response {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"client_id": clientID, "type": "text", "text": text})
+	req, err := http.NewRequest("POST", baseURL+"/v1/conversations/"+conversationID+"/messages", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("send %q: %v", text, err)
+	}
+	return res
+}
+
+// apiSendStatus posts a text message and returns the HTTP status.
+func apiSendStatus(t *testing.T, baseURL, token, conversationID, clientID, text string) int {
+	t.Helper()
+	res := apiPostSend(t, baseURL, token, conversationID, clientID, text)
+	res.Body.Close()
+	return res.StatusCode
 }
