@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -468,18 +467,8 @@ func apiPost(t *testing.T, baseURL, token, path, body string) {
 // the answer, whatever its status.
 func apiPostSend(t *testing.T, baseURL, token, conversationID, clientID, text string) *http.Response {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"client_id": clientID, "type": "text", "text": text})
-	req, err := http.NewRequest("POST", baseURL+"/v1/conversations/"+conversationID+"/messages", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("send %q: %v", text, err)
-	}
-	return res
+	return apiCall(t, "POST", baseURL+"/v1/conversations/"+conversationID+"/messages", token,
+		map[string]string{"client_id": clientID, "type": "text", "text": text})
 }
 
 // apiSendStatus posts a text message and returns the HTTP status.

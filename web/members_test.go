@@ -1,8 +1,8 @@
 package web_test
 
 import (
+	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -138,16 +138,7 @@ func TestMuteAndArchive(t *testing.T) {
 // fails the test unless it answers 200.
 func apiPatch(t *testing.T, baseURL, token, path, body string) {
 	t.Helper()
-	req, err := http.NewRequest("PATCH", baseURL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := apiCall(t, "PATCH", baseURL+path, token, json.RawMessage(body))
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("PATCH %s: HTTP %d", path, res.StatusCode)

@@ -1,8 +1,6 @@
 package web_test
 
 import (
-	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -72,16 +70,7 @@ func TestRequestsAndBlocks(t *testing.T) {
 // returns the HTTP status.
 func apiCreateDirectStatus(t *testing.T, baseURL, token, username string) int {
 	t.Helper()
-	req, err := http.NewRequest("POST", baseURL+"/v1/conversations/direct", strings.NewReader(`{"username":"`+username+`"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := apiCall(t, "POST", baseURL+"/v1/conversations/direct", token, map[string]string{"username": username})
 	res.Body.Close()
 	return res.StatusCode
 }

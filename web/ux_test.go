@@ -24,23 +24,7 @@ import (
 // a map; any status but 2xx fails the test.
 func apiJSON(t *testing.T, method, url, token string, body any) map[string]any {
 	t.Helper()
-	var rd *bytes.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
+	res := apiCall(t, method, url, token, body)
 	defer res.Body.Close()
 	if res.StatusCode/100 != 2 {
 		t.Fatalf("%s %s: HTTP %d", method, url, res.StatusCode)
@@ -421,4 +405,28 @@ func TestNotifications(t *testing.T) {
 	if n := eval[int](t, bob.tab, `window.shown.length`); n != 1 {
 		t.Errorf("%d notifications, want 1 (none while the tab is in front)", n)
 	}
+}
+
+// apiCall calls the HTTP API with token, body as JSON (none when nil), as
+// another client would, and returns the answer whatever its status.
+func apiCall(t *testing.T, method, url, token string, body any) *http.Response {
+	t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return res
 }

@@ -367,10 +367,7 @@ func (s *Store) SetConsent(ctx context.Context, userID string, c parley.Consent)
 
 // AnswerRequest implements parley.Consenter.
 func (s *Store) AnswerRequest(ctx context.Context, userID, conversationID string, accept bool) (parley.Conversation, []parley.Event, error) {
-	if err := parley.ValidateID("user id", userID); err != nil {
-		return parley.Conversation{}, nil, err
-	}
-	if err := parley.ValidateID("conversation id", conversationID); err != nil {
+	if err := validMembership(userID, conversationID); err != nil {
 		return parley.Conversation{}, nil, err
 	}
 	var (
@@ -488,4 +485,12 @@ func (s *Store) blocksAmong(ctx context.Context, q Querier, events []parley.Even
 		return err
 	})
 	return b, err
+}
+
+// validMembership checks the ids of a user's op on a conversation.
+func validMembership(userID, conversationID string) error {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return err
+	}
+	return parley.ValidateID("conversation id", conversationID)
 }

@@ -820,10 +820,7 @@ func (s *Store) canAddReaction(w Tx, msg parley.Message, userID, emoji string) (
 
 // SetFlags implements parley.Store.
 func (s *Store) SetFlags(ctx context.Context, userID, conversationID string, muted, archived *bool) (parley.Conversation, []parley.Event, error) {
-	if err := parley.ValidateID("user id", userID); err != nil {
-		return parley.Conversation{}, nil, err
-	}
-	if err := parley.ValidateID("conversation id", conversationID); err != nil {
+	if err := validMembership(userID, conversationID); err != nil {
 		return parley.Conversation{}, nil, err
 	}
 	var (

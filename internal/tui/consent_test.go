@@ -14,14 +14,7 @@ import (
 // server's words; /accept takes it back; /block, /unblock and /privacy
 // show and change the settings.
 func TestConsentCommands(t *testing.T) {
-	srv := servertest.Start(t)
-	lookup := func(ctx context.Context, name string) (parley.User, error) {
-		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
-	}
-	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
-	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), lookup)
-	alice.waitText("● connected as alice")
-	bob.waitText("● connected as bob")
+	alice, bob := connectedPair(t)
 
 	bob.typeLine("/dm alice", true)
 	bob.waitText("alice ○ offline")
@@ -53,4 +46,19 @@ func TestConsentCommands(t *testing.T) {
 	alice.waitText("bob unblocked")
 	alice.typeLine("/block", true)
 	alice.waitText("usage: /block user")
+}
+
+// connectedPair starts a server and connects the terminal clients of
+// alice and bob, who can look users up by name.
+func connectedPair(t *testing.T) (alice, bob *driver) {
+	t.Helper()
+	srv := servertest.Start(t)
+	lookup := func(ctx context.Context, name string) (parley.User, error) {
+		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
+	}
+	alice = newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
+	bob = newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), lookup)
+	alice.waitText("● connected as alice")
+	bob.waitText("● connected as bob")
+	return alice, bob
 }

@@ -321,14 +321,7 @@ func TestDurableOutbox(t *testing.T) {
 // TestEditReplyReact: /edit, /reply and /react on messages of the open
 // conversation, seen by the other user.
 func TestEditReplyReact(t *testing.T) {
-	srv := servertest.Start(t)
-	lookup := func(ctx context.Context, name string) (parley.User, error) {
-		return LookupUser(ctx, srv.URL, srv.Token(t, "admin", "admin"), name)
-	}
-	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), lookup)
-	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), lookup)
-	alice.waitText("● connected as alice")
-	bob.waitText("● connected as bob")
+	alice, bob := connectedPair(t)
 	alice.typeLine("/dm bob", true)
 	alice.waitText("bob ○ offline")
 	alice.typeLine("lunch at noom?", true)
