@@ -47,6 +47,8 @@ func TestRequestsAndBlocks(t *testing.T) {
 	if code := apiSendStatus(t, srv.URL, bob.token(), direct, "blocked-1", "still there?"); code != 403 {
 		t.Errorf("bob's send while blocked: HTTP %d, want 403", code)
 	}
+	alice.wait("bob's messages gone from the list and the thread", `document.querySelector('[data-testid=conversation][data-title=bob] [data-testid=last-message]')?.textContent === ''
+		&& !(`+messageWith("hello alice, we have not met")+`)`)
 	alice.click("open the privacy panel", `[data-testid=privacy-toggle]`)
 	alice.wait("bob in the blocked list", `!!document.querySelector('[data-testid=blocked-user][data-user=bob]')`)
 	// Choosing an option, as a user does: the value, then change.

@@ -516,7 +516,12 @@ function mergeConversation(fresh, view = false) {
     merged.last_activity_at = old.last_activity_at;
     merged.unread_count = old.unread_count;
   }
-  if (fresh.last_message === undefined) merged.last_message = old.last_message;
+  // In a view, no last_message means none the viewer may see (a blocked
+  // sender's are left out); in an event's snapshot it means not sent.
+  if (fresh.last_message === undefined) {
+    if (view && (fresh.last_seq || 0) >= (old.last_seq || 0)) delete merged.last_message;
+    else merged.last_message = old.last_message;
+  }
   if (fresh.unread_count === undefined) merged.unread_count = old.unread_count;
   merged.read_seq = Math.max(old.read_seq || 0, fresh.read_seq || 0);
   if (view) merged.request = fresh.request;
