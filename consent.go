@@ -10,12 +10,12 @@ type Consent string
 
 const (
 	// ConsentEveryone (the default): anyone not blocked may add the user
-	// to a group or start a direct conversation, which is a request for
-	// the user until they accept it (Conversation.Request) when its
-	// starter is not a contact.
+	// to a group or start a direct conversation with them.
 	ConsentEveryone Consent = "everyone"
-	// ConsentContacts: only contacts may; anyone else is refused with
-	// ErrUnreachable, as a blocked user is.
+	// ConsentContacts: only contacts may add the user to a group (anyone
+	// else is refused with ErrUnreachable, as a blocked user is), and a
+	// direct conversation a non-contact starts is a request for the user
+	// until they accept it (Conversation.Request).
 	ConsentContacts Consent = "contacts"
 )
 
@@ -27,7 +27,8 @@ func (c Consent) Valid() bool { return c == ConsentEveryone || c == ConsentConta
 type Request string
 
 const (
-	// RequestPending: started by someone who was not a contact of the
+	// RequestPending: started, while the viewer accepted contacts only, by
+	// someone who was not a contact of the
 	// viewer, and neither accepted nor answered yet (a message from the
 	// viewer accepts it). The starter learns nothing of the viewer's
 	// presence, read position or typing meanwhile.

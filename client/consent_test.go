@@ -10,8 +10,8 @@ import (
 	"github.com/parleychat/parley/client"
 )
 
-// TestConsentSDK: requests, blocks and the consent setting through the
-// SDK: each change reaches the user's other device as a typed event and
+// TestConsentSDK: requests (to a contacts-only user), blocks and the
+// consent setting through the SDK: each change reaches the user's other device as a typed event and
 // in its cached list; what a block or a declined request refuses fails
 // with parley.ErrUnreachable.
 func TestConsentSDK(t *testing.T) {
@@ -32,6 +32,9 @@ func TestConsentSDK(t *testing.T) {
 				mu.Unlock()
 			}
 		})
+		if p, err := phone.SetConsent(ctx, parley.ConsentContacts); err != nil || p.Consent != parley.ConsentContacts {
+			t.Fatalf("SetConsent: %+v, %v", p, err)
+		}
 		cv, err := bob.CreateDirect(ctx, "alice")
 		if err != nil {
 			t.Fatal(err)
@@ -80,14 +83,14 @@ func TestConsentSDK(t *testing.T) {
 		if err := phone.Unblock(ctx, "bob"); err != nil {
 			t.Fatal(err)
 		}
-		if p, err := phone.SetConsent(ctx, parley.ConsentContacts); err != nil || p.Consent != parley.ConsentContacts {
+		if p, err := phone.SetConsent(ctx, parley.ConsentEveryone); err != nil || p.Consent != parley.ConsentEveryone {
 			t.Errorf("SetConsent: %+v, %v", p, err)
 		}
 		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		want := []client.Event{client.RequestAnswered{}, client.RequestAnswered{Accepted: true}, client.UserBlocked{UserID: "bob"},
-			client.UserUnblocked{UserID: "bob"}, client.PrivacyChanged{Consent: parley.ConsentContacts}}
+		want := []client.Event{client.PrivacyChanged{Consent: parley.ConsentContacts}, client.RequestAnswered{}, client.RequestAnswered{Accepted: true},
+			client.UserBlocked{UserID: "bob"}, client.UserUnblocked{UserID: "bob"}, client.PrivacyChanged{Consent: parley.ConsentEveryone}}
 		if len(heard) != len(want) {
 			t.Fatalf("the laptop heard %+v", heard)
 		}

@@ -9,7 +9,8 @@ import (
 	"github.com/parleychat/parley/internal/servertest"
 )
 
-// TestRequestsAndBlocks: a stranger's conversation arrives under
+// TestRequestsAndBlocks: to a contacts-only user, a stranger's
+// conversation arrives under
 // "Message requests" with Accept and Decline; declined it says so, and
 // the stranger's messages are refused; accepted it joins the main list.
 // Block and Unblock in the pane header and the Privacy panel (consent
@@ -21,6 +22,9 @@ func TestRequestsAndBlocks(t *testing.T) {
 	shots := screenshotDir(t)
 	alice.do("desktop width", chromedp.EmulateViewport(1280, 800))
 
+	// Alice accepts contacts only (set from another device): bob's chat
+	// is a request.
+	apiPatch(t, srv.URL, alice.token(), "/v1/me/privacy", `{"consent":"contacts"}`)
 	bob.startDirect("alice")
 	bob.do("write to a stranger", chromedp.SendKeys(testID("composer"), "hello alice, we have not met"+kb.Enter))
 	direct := eval[string](t, bob.tab, `window.parleyApp.open`)
@@ -51,13 +55,18 @@ func TestRequestsAndBlocks(t *testing.T) {
 		&& !(`+messageWith("hello alice, we have not met")+`)`)
 	alice.click("open the privacy panel", `[data-testid=privacy-toggle]`)
 	alice.wait("bob in the blocked list", `!!document.querySelector('[data-testid=blocked-user][data-user=bob]')`)
-	// Choosing an option, as a user does: the value, then change.
-	eval[bool](t, alice.tab, `(() => { const s = document.querySelector('[data-testid=consent]'); s.value = 'contacts'; return s.dispatchEvent(new Event('change')); })()`)
-	alice.wait("the setting shown", `document.querySelector('[data-testid=consent]').value === 'contacts'`)
-	if code := apiCreateDirectStatus(t, srv.URL, srv.Token(t, "stranger", "stranger"), "alice"); code != 403 {
-		t.Errorf("a stranger's direct chat with a contacts-only alice: HTTP %d, want 403", code)
+	alice.wait("contacts only shown", `document.querySelector('[data-testid=privacy-panel]')?.dataset.consent === 'contacts'
+		&& document.querySelector('[data-testid=consent]').value === 'contacts'`)
+	if code := apiCreateGroupStatus(t, srv.URL, srv.Token(t, "stranger", "stranger"), "alice"); code != 403 {
+		t.Errorf("a stranger's group with a contacts-only alice: HTTP %d, want 403", code)
 	}
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "desktop-1280-privacy"))
+	// Choosing an option, as a user does: the value, then change.
+	eval[bool](t, alice.tab, `(() => { const s = document.querySelector('[data-testid=consent]'); s.value = 'everyone'; return s.dispatchEvent(new Event('change')); })()`)
+	alice.wait("everyone saved", `document.querySelector('[data-testid=privacy-panel]')?.dataset.consent === 'everyone'`)
+	if code := apiCreateGroupStatus(t, srv.URL, srv.Token(t, "stranger", "stranger"), "alice"); code != 201 {
+		t.Errorf("a stranger's group with alice, accepting everyone: HTTP %d, want 201", code)
+	}
 	alice.click("unblock from the panel", `[data-testid=blocked-user][data-user=bob] [data-testid=unblock-user]`)
 	alice.wait("nobody blocked", `!!document.querySelector('[data-testid=no-blocked]')
 		&& !!document.querySelector('[data-testid=header-block] [data-testid=block-user]')`)
@@ -68,11 +77,12 @@ func TestRequestsAndBlocks(t *testing.T) {
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "phone-390-privacy"))
 }
 
-// apiCreateDirectStatus asks for a direct conversation with username and
-// returns the HTTP status.
-func apiCreateDirectStatus(t *testing.T, baseURL, token, username string) int {
+// apiCreateGroupStatus asks for a group with username and returns the
+// HTTP status.
+func apiCreateGroupStatus(t *testing.T, baseURL, token, username string) int {
 	t.Helper()
-	res := apiCall(t, "POST", baseURL+"/v1/conversations/direct", token, map[string]string{"username": username})
+	u := apiJSON(t, "GET", baseURL+"/v1/users/"+username, token, nil)
+	res := apiCall(t, "POST", baseURL+"/v1/conversations/group", token, map[string]any{"title": "g", "member_ids": []any{u["id"]}})
 	res.Body.Close()
 	return res.StatusCode
 }

@@ -158,16 +158,27 @@ func TestBlockOverWebSocket(t *testing.T) {
 	tablet.event(parley.EventUserUnblocked)
 }
 
-// TestRequestsAndConsent: a stranger's direct conversation is a request
-// that reveals no read state, typing or presence until accepted; only
-// the recipient answers it; a decline refuses the stranger's sends; a
-// contacts-only user cannot be reached by strangers at all.
+// TestRequestsAndConsent: to a contacts-only user, a stranger's direct
+// conversation is a request that reveals no read state, typing or
+// presence until accepted; only the recipient answers it; a decline
+// refuses the stranger's sends; strangers cannot add them to groups.
+// Under everyone, there are no requests.
 func TestRequestsAndConsent(t *testing.T) {
 	srv := servertest.Start(t)
 	daveTok, erinTok := srv.Token(t, "dave", "Dave"), srv.Token(t, "erin", "Erin")
 	frankTok, graceTok := srv.Token(t, "frank", "Frank"), srv.Token(t, "grace", "Grace")
 	d, e, e2 := connect(t, srv, daveTok, nil), connect(t, srv, erinTok, nil), connect(t, srv, erinTok, nil)
 	f, g := connect(t, srv, frankTok, nil), connect(t, srv, graceTok, nil)
+
+	// Erin accepts contacts only; her other device hears it.
+	var p parley.Privacy
+	e.do(protocol.OpSetPrivacy, protocol.SetPrivacy{Consent: parley.ConsentContacts}, &p)
+	if p.Consent != parley.ConsentContacts {
+		t.Errorf("set_privacy reply %+v", p)
+	}
+	if ev := e2.event(parley.EventPrivacyChanged); ev.Consent != parley.ConsentContacts {
+		t.Errorf("the other device heard %+v", ev)
+	}
 
 	var conv parley.Conversation
 	d.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "erin"}, &conv)
@@ -221,17 +232,8 @@ func TestRequestsAndConsent(t *testing.T) {
 	}
 	d.heardNone(parley.EventTypingStarted, "erin")
 
-	// Contacts only: grace, a stranger, is refused; dave, a contact now,
-	// is not. Erin's other device hears the setting.
-	var p parley.Privacy
-	e.do(protocol.OpSetPrivacy, protocol.SetPrivacy{Consent: parley.ConsentContacts}, &p)
-	if p.Consent != parley.ConsentContacts {
-		t.Errorf("set_privacy reply %+v", p)
-	}
-	if ev := e2.event(parley.EventPrivacyChanged); ev.Consent != parley.ConsentContacts {
-		t.Errorf("the other device heard %+v", ev)
-	}
-	g.failWith(protocol.OpCreateDirect, protocol.CreateDirect{Username: "erin"}, parley.ErrUnreachable)
+	// Contacts only: grace, a stranger, cannot add erin to a group (her
+	// direct conversation would be a request); dave, a contact now, can.
 	g.failWith(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"erin"}}, parley.ErrUnreachable)
 	d.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "d", MemberIDs: []string{"erin"}}, nil)
 	if code := e.fail(protocol.OpSetPrivacy, protocol.SetPrivacy{Consent: "friends"}); code != parley.EINVALID {
@@ -240,5 +242,12 @@ func TestRequestsAndConsent(t *testing.T) {
 	if resp := httpDo(t, srv, "PATCH", "/v1/me/privacy", erinTok, `{"consent":"everyone"}`); resp.status != http.StatusOK {
 		t.Errorf("PATCH /v1/me/privacy: %d %s", resp.status, resp.body)
 	}
-	g.do(protocol.OpCreateDirect, protocol.CreateDirect{Username: "erin"}, nil)
+	// Under everyone, a stranger's conversation is no request.
+	var gc parley.Conversation
+	g.do(protocol.OpCreateDirect, protocol.CreateDirect{Username: "erin"}, &gc)
+	got = parley.Conversation{}
+	e.do(protocol.OpConversation, protocol.ConversationRef{ConversationID: gc.ID}, &got)
+	if got.Request != "" {
+		t.Errorf("grace's conversation under everyone: request %q", got.Request)
+	}
 }

@@ -169,14 +169,16 @@ func Without(ids, drop []string) []string {
 	return out
 }
 
-// reachable refuses with parley.ErrUnreachable when actor may not start a
-// direct conversation with target or add them to a group: target blocked
-// actor, or accepts contacts only and actor is none. contact says whether
-// they are contacts.
-func (s *Store) reachable(w Querier, actor, target string) (contact bool, err error) {
+// reachable refuses with parley.ErrUnreachable when actor may not add
+// target to a group (target blocked actor, or accepts contacts only and
+// actor is none), or, for a direct conversation (direct), may not start
+// one (target blocked actor). request says a direct conversation actor
+// starts is a request for target: target accepts contacts only and actor
+// is none.
+func (s *Store) reachable(w Querier, actor, target string, direct bool) (request bool, err error) {
 	var (
-		blocked bool
-		consent string
+		blocked, contact bool
+		consent          string
 	)
 	if err := w.QueryRow(bg, qReach, actor, target).Scan(&blocked, &consent, &contact); err != nil {
 		if s.d.IsNoRows(err) {
@@ -184,10 +186,11 @@ func (s *Store) reachable(w Querier, actor, target string) (contact bool, err er
 		}
 		return false, err
 	}
-	if blocked || (parley.Consent(consent) == parley.ConsentContacts && !contact) {
-		return contact, parley.ErrUnreachable
+	stranger := parley.Consent(consent) == parley.ConsentContacts && !contact
+	if blocked || (stranger && !direct) {
+		return false, parley.ErrUnreachable
 	}
-	return contact, nil
+	return stranger, nil
 }
 
 // audienceFor drops from e.Audience (the members) who must not receive

@@ -143,16 +143,16 @@ func (s *Store) CreateDirect(ctx context.Context, userID, otherID string) (parle
 		if !s.d.IsNoRows(err) {
 			return err
 		}
-		contact, err := s.reachable(w, userID, otherID)
+		request, err := s.reachable(w, userID, otherID, true)
 		if err != nil {
 			return err
 		}
 		c, events, err = s.create(w, userID, []string{userID, otherID}, parley.Direct, "", a, b)
-		if err != nil || contact {
+		if err != nil || !request {
 			return err
 		}
-		// From a non-contact: a request for otherID until they accept
-		// it or write in it.
+		// From a non-contact of a contacts-only user: a request for
+		// otherID until they accept it or write in it.
 		_, err = w.Exec(bg, qSetRequest, requestRecipient, c.ID, otherID)
 		return err
 	})
@@ -183,7 +183,7 @@ func (s *Store) CreateGroup(ctx context.Context, userID, title string, memberIDs
 	)
 	err = s.e.Write(ctx, func(w Tx) error {
 		for _, id := range others {
-			if _, err := s.reachable(w, userID, id); err != nil {
+			if _, err := s.reachable(w, userID, id, false); err != nil {
 				return err
 			}
 		}
@@ -348,7 +348,7 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 			return err
 		}
 		for _, id := range plan.added {
-			if _, err := s.reachable(w, userID, id); err != nil {
+			if _, err := s.reachable(w, userID, id, false); err != nil {
 				return err
 			}
 		}

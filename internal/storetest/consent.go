@@ -227,8 +227,11 @@ func testConsent(t *testing.T, s parley.Store) {
 	_, err := cs.SetConsent(ctx(t), a.ID, "friends")
 	wantCode(t, "an unknown consent", err, parley.EINVALID)
 
-	_, _, err = s.CreateDirect(ctx(t), b.ID, a.ID)
-	wantErr(t, "a stranger's direct", err, parley.ErrUnreachable)
+	// A stranger's direct conversation is a request (testRequests); a
+	// stranger's group is refused.
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, direct(t, s, b, a).ID)); v.Request != parley.RequestPending {
+		t.Errorf("a stranger's direct to a contacts-only user: request %q", v.Request)
+	}
 	_, _, err = s.CreateGroup(ctx(t), b.ID, "B", []string{a.ID})
 	wantErr(t, "a stranger's group", err, parley.ErrUnreachable)
 	bg := newGroup(t, s, b, "B", d)
@@ -240,13 +243,17 @@ func testConsent(t *testing.T, s parley.Store) {
 		t.Errorf("a contact's direct is a %q request", v.Request)
 	}
 	newGroup(t, s, c, "C2", a)
-	// Back to everyone: a stranger may add a, or start a request.
+	// Back to everyone: a stranger may add a, and start a conversation
+	// that is no request.
 	rec.add(cs.SetConsent(ctx(t), a.ID, parley.ConsentEveryone))
 	if _, _, err := s.UpdateConversation(ctx(t), b.ID, bg.ID, parley.ConversationChange{Add: []string{a.ID}}); err != nil {
 		t.Errorf("adding a after consent everyone: %v", err)
 	}
 	if p := must[parley.Privacy](t, "Privacy")(cs.Privacy(ctx(t), a.ID)); p.Consent != parley.ConsentEveryone {
 		t.Errorf("consent = %q", p.Consent)
+	}
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, direct(t, s, d, a).ID)); v.Request != "" {
+		t.Errorf("a stranger's direct to a user accepting everyone: request %q", v.Request)
 	}
 	n := 0
 	for _, e := range allEventsFor(t, s, a.ID) {
@@ -264,7 +271,11 @@ func testRequests(t *testing.T, s parley.Store) {
 	cs := optional[parley.Consenter](t, s)
 	a, b, c := newUser(t, s, "reqa"), newUser(t, s, "reqb"), newUser(t, s, "reqc")
 	rec := &recorder{t: t}
-	// b, a stranger, writes to a: a request for a, not for b.
+	if _, err := cs.SetConsent(ctx(t), a.ID, parley.ConsentContacts); err != nil {
+		t.Fatal(err)
+	}
+	// b, a stranger, writes to a (contacts only): a request for a, not
+	// for b.
 	conv := direct(t, s, b, a)
 	if conv.Request != "" {
 		t.Errorf("the starter sees request %q", conv.Request)

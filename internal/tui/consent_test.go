@@ -9,12 +9,15 @@ import (
 	"github.com/parleychat/parley/internal/servertest"
 )
 
-// TestConsentCommands: a stranger's conversation shows as a request with
+// TestConsentCommands: to a contacts-only user, a stranger's conversation
+// shows as a request with
 // how to answer it; /decline refuses their next message with the
 // server's words; /accept takes it back; /block, /unblock and /privacy
 // show and change the settings.
 func TestConsentCommands(t *testing.T) {
 	alice, bob := connectedPair(t)
+	alice.typeLine("/privacy contacts", true)
+	alice.waitText("who may reach you: contacts · blocked: nobody")
 
 	bob.typeLine("/dm alice", true)
 	bob.waitText("alice ○ offline")
@@ -37,9 +40,9 @@ func TestConsentCommands(t *testing.T) {
 	alice.typeLine("/block bob", true)
 	alice.waitText("bob blocked")
 	alice.typeLine("/privacy", true)
-	alice.waitText("who may reach you: everyone · blocked: bob")
-	alice.typeLine("/privacy contacts", true)
 	alice.waitText("who may reach you: contacts · blocked: bob")
+	alice.typeLine("/privacy everyone", true)
+	alice.waitText("who may reach you: everyone · blocked: bob")
 	alice.typeLine("/privacy friends", true)
 	alice.waitText(`/privacy: consent must be "everyone" or "contacts"`)
 	alice.typeLine("/unblock bob", true)

@@ -1,6 +1,7 @@
 // privacy.js: message requests, blocks and the consent setting in the
-// chat page (docs/protocol.md, "Consent and blocks"). A direct
-// conversation from someone who is not a contact arrives as a request:
+// chat page (docs/protocol.md, "Consent and blocks"). For a user who
+// accepts contacts only, a direct conversation from someone who is not a
+// contact arrives as a request:
 // it is listed under "Message requests", and its pane offers Accept,
 // Decline and Block. A direct conversation's header, and each row of a
 // group's member panel, offer Block or Unblock; the sidebar's Privacy
@@ -216,7 +217,8 @@ export function renderPrivacy() {
   list.before(
     h(
       'section',
-      { class: 'privacy-panel', 'data-testid': 'privacy-panel', 'aria-label': 'Privacy' },
+      // data-consent: the setting as the server last said it.
+      { class: 'privacy-panel', 'data-testid': 'privacy-panel', 'data-consent': priv.consent, 'aria-label': 'Privacy' },
       h('label', { for: 'consent-select' }, 'Who may start a conversation with you or add you to groups'),
       select,
       h('h3', {}, 'Blocked'),
