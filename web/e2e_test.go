@@ -43,7 +43,7 @@ const pageState = `JSON.stringify({
 	connText: document.querySelector('[data-testid=conn-text]')?.textContent,
 	title: document.querySelector('[data-testid=pane-title]')?.textContent,
 	typing: document.querySelector('[data-testid=typing]')?.textContent,
-	messages: [...document.querySelectorAll('[data-testid=message]')].map(m => m.dataset.status + ':' + m.querySelector('[data-testid=message-text]').textContent),
+	messages: [...document.querySelectorAll('[data-testid=message]')].map(m => m.dataset.status + ':' + m.querySelector('[data-testid=message-text]')?.textContent),
 	conversations: [...document.querySelectorAll('[data-testid=conversation]')].map(c => c.dataset.label),
 	errors: [...document.querySelectorAll('[role=alert], .error')].map(e => e.textContent).filter(Boolean),
 	stats: window.parleyApp?.client?.stats,
@@ -60,7 +60,7 @@ func connState(state string) string {
 
 // messageWith is a JavaScript expression: the message element with text.
 func messageWith(text string) string {
-	return fmt.Sprintf(`[...document.querySelectorAll('[data-testid=message]')].find(m => m.querySelector('[data-testid=message-text]').textContent === %s)`, jsString(text))
+	return fmt.Sprintf(`[...document.querySelectorAll('[data-testid=message]')].find(m => m.querySelector('[data-testid=message-text]')?.textContent === %s)`, jsString(text))
 }
 
 // click clicks the element sel as soon as it exists. It clicks from
@@ -69,7 +69,14 @@ func messageWith(text string) string {
 // reaches it.
 func (p *page) click(what, sel string) {
 	p.t.Helper()
-	p.wait(what, fmt.Sprintf(`(el => !!el && (el.click(), true))(document.querySelector(%s))`, jsString(sel)))
+	p.clickExpr(what, fmt.Sprintf(`document.querySelector(%s)`, jsString(sel)))
+}
+
+// clickExpr clicks the element the JavaScript expression expr finds, as
+// soon as it finds one (as click does).
+func (p *page) clickExpr(what, expr string) {
+	p.t.Helper()
+	p.wait(what, fmt.Sprintf(`(el => !!el && (el.click(), true))(%s)`, expr))
 }
 
 func (p *page) register(password string) {

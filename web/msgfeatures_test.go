@@ -31,8 +31,8 @@ func apiDo(t *testing.T, method, u, token, body string) {
 
 // TestEditsRepliesReactionsShown: the web client shows edits, a reply's
 // quote (following its parent's edit) and reactions live, as another
-// device of the users makes them through the HTTP API. (The web client
-// shows them; making them from the page is not built yet.)
+// device of the users makes them through the HTTP API. (Making them from
+// the page: actions_test.go.)
 func TestEditsRepliesReactionsShown(t *testing.T) {
 	browser := newBrowser(t)
 	srv := servertest.Start(t)

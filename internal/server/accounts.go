@@ -63,27 +63,13 @@ func (l AccountLimits) withDefaults() AccountLimits {
 	if l.Registration == "" {
 		l.Registration = RegistrationOpen
 	}
-	if l.LoginFailures <= 0 {
-		l.LoginFailures = 5
-	}
-	if l.LoginBackoff <= 0 {
-		l.LoginBackoff = 30 * time.Second
-	}
-	if l.LoginBackoffMax <= 0 {
-		l.LoginBackoffMax = 15 * time.Minute
-	}
-	if l.LoginWindow <= 0 {
-		l.LoginWindow = time.Hour
-	}
-	if l.LoginAccounts <= 0 {
-		l.LoginAccounts = 100_000
-	}
-	if l.HashWait <= 0 {
-		l.HashWait = auth.DefaultMaxWait
-	}
-	if l.HashQueuePerIP <= 0 {
-		l.HashQueuePerIP = auth.DefaultMaxQueuedPerKey
-	}
+	orDefault(&l.LoginFailures, 5)
+	orDefault(&l.LoginBackoff, 30*time.Second)
+	orDefault(&l.LoginBackoffMax, 15*time.Minute)
+	orDefault(&l.LoginWindow, time.Hour)
+	orDefault(&l.LoginAccounts, 100_000)
+	orDefault(&l.HashWait, auth.DefaultMaxWait)
+	orDefault(&l.HashQueuePerIP, auth.DefaultMaxQueuedPerKey)
 	return l
 }
 

@@ -151,8 +151,8 @@ func (s *Server) announceDirectContacts(a, b string) {
 		return // only one of them wrote: nothing is revealed
 	}
 	at := parley.Now()
-	s.hub.deliverEphemeral([]string{b}, encodeEvent(parley.Event{Type: parley.EventUserOnline, UserID: a, At: at}))
-	s.hub.deliverEphemeral([]string{a}, encodeEvent(parley.Event{Type: parley.EventUserOnline, UserID: b, At: at}))
+	s.hub.deliverPresence([]string{b}, a, true, at)
+	s.hub.deliverPresence([]string{a}, b, true, at)
 }
 
 // announceNewContacts tells users who just became contacts (a conversation
@@ -195,7 +195,7 @@ func (s *Server) announceNewContacts(ev parley.Event) {
 			}
 		}
 		if len(to) > 0 {
-			s.hub.deliverEphemeral(to, encodeEvent(parley.Event{Type: parley.EventUserOnline, UserID: subject, At: parley.Now()}))
+			s.hub.deliverPresence(to, subject, true, parley.Now())
 		}
 	}
 }

@@ -141,6 +141,23 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	return decodeJSON(b, v)
 }
 
+// serveBody serves a route whose request is a JSON body of type T: it
+// decodes the body, lets fill (when set) add what the path names, runs op
+// (a service method) and replies with status, or with the error.
+func serveBody[T, R any](s *Server, w http.ResponseWriter, r *http.Request, u parley.User, status int,
+	op func(context.Context, parley.User, T) (R, error), fill func(*T)) {
+	var d T
+	if err := decodeBody(w, r, &d); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if fill != nil {
+		fill(&d)
+	}
+	v, err := op(r.Context(), u, d)
+	s.reply(w, status, v, err)
+}
+
 func decodeJSON(b []byte, v any) error {
 	if !utf8.Valid(b) {
 		return parley.Errorf(parley.EBADJSON, "body is not valid UTF-8")
@@ -206,23 +223,11 @@ func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u p
 }
 
 func (s *Server) handleCreateDirect(w http.ResponseWriter, r *http.Request, u parley.User) {
-	var d protocol.CreateDirect
-	if err := decodeBody(w, r, &d); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	v, err := s.svc.createDirect(r.Context(), u, d)
-	s.reply(w, http.StatusOK, v, err)
+	serveBody(s, w, r, u, http.StatusOK, s.svc.createDirect, nil)
 }
 
 func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request, u parley.User) {
-	var d protocol.CreateGroup
-	if err := decodeBody(w, r, &d); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	v, err := s.svc.createGroup(r.Context(), u, d)
-	s.reply(w, http.StatusCreated, v, err)
+	serveBody(s, w, r, u, http.StatusCreated, s.svc.createGroup, nil)
 }
 
 func (s *Server) handleConversation(w http.ResponseWriter, r *http.Request, u parley.User) {
@@ -231,25 +236,11 @@ func (s *Server) handleConversation(w http.ResponseWriter, r *http.Request, u pa
 }
 
 func (s *Server) handleUpdateConversation(w http.ResponseWriter, r *http.Request, u parley.User) {
-	var d protocol.UpdateConversation
-	if err := decodeBody(w, r, &d); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	d.ConversationID = r.PathValue("id")
-	v, err := s.svc.updateConversation(r.Context(), u, d)
-	s.reply(w, http.StatusOK, v, err)
+	serveBody(s, w, r, u, http.StatusOK, s.svc.updateConversation, func(d *protocol.UpdateConversation) { d.ConversationID = r.PathValue("id") })
 }
 
 func (s *Server) handleSetFlags(w http.ResponseWriter, r *http.Request, u parley.User) {
-	var d protocol.SetFlags
-	if err := decodeBody(w, r, &d); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	d.ConversationID = r.PathValue("id")
-	v, err := s.svc.setFlags(r.Context(), u, d)
-	s.reply(w, http.StatusOK, v, err)
+	serveBody(s, w, r, u, http.StatusOK, s.svc.setFlags, func(d *protocol.SetFlags) { d.ConversationID = r.PathValue("id") })
 }
 
 // queryInt reads an integer query parameter; absent is 0.
@@ -358,14 +349,7 @@ func (s *Server) handleReact(remove bool) func(http.ResponseWriter, *http.Reques
 }
 
 func (s *Server) handleRead(w http.ResponseWriter, r *http.Request, u parley.User) {
-	var d protocol.Read
-	if err := decodeBody(w, r, &d); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	d.ConversationID = r.PathValue("id")
-	v, err := s.svc.read(r.Context(), u, d)
-	s.reply(w, http.StatusOK, v, err)
+	serveBody(s, w, r, u, http.StatusOK, s.svc.read, func(d *protocol.Read) { d.ConversationID = r.PathValue("id") })
 }
 
 func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request, u parley.User) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"net"
 	"net/netip"
@@ -62,24 +63,12 @@ const (
 )
 
 func (l HTTPLimits) withDefaults() HTTPLimits {
-	if l.ReadHeaderTimeout <= 0 {
-		l.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if l.ReadTimeout <= 0 {
-		l.ReadTimeout = DefaultReadTimeout
-	}
-	if l.WriteTimeout <= 0 {
-		l.WriteTimeout = DefaultWriteTimeout
-	}
-	if l.IdleTimeout <= 0 {
-		l.IdleTimeout = DefaultIdleTimeout
-	}
-	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if l.ConnsPerIP == 0 {
-		l.ConnsPerIP = DefaultConnsPerIP
-	}
+	orDefault(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	orDefault(&l.ReadTimeout, DefaultReadTimeout)
+	orDefault(&l.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&l.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	l.ConnsPerIP = cmp.Or(l.ConnsPerIP, DefaultConnsPerIP)
 	if l.MaxConns == 0 {
 		l.MaxConns = -1
 		if n := fdLimit(); n > 0 {

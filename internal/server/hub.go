@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -115,7 +113,7 @@ func (h *hub) push(evs []parley.Event) {
 			durable = append(durable, ev)
 			continue
 		}
-		h.deliverEphemeral(ev.Audience, encodeEvent(ev))
+		h.deliverTyping(ev)
 	}
 	if len(durable) == 0 {
 		return
@@ -315,19 +313,46 @@ func (h *hub) local(users ...string) bool {
 	return false
 }
 
+// deliverTyping is the entry point of ephemeral events from the broker
+// (typing started or stopped; Pos 0): push hands them here, on the
+// broker's goroutine, and they go to the local connections of the
+// event's audience at once, outside the sequencer.
+func (h *hub) deliverTyping(ev parley.Event) {
+	h.deliverEphemeral(ev.Audience, encodeEvent(ev))
+}
+
+// deliverPresence is the entry point of presence: it tells the local
+// connections of to that user came online or went offline at at. It is
+// called by presence transitions (Server.notifyPresence, on the presence
+// goroutine) and by new contacts (announceNewContacts and
+// announceDirectContacts, on the run goroutine).
+func (h *hub) deliverPresence(to []string, user string, online bool, at time.Time) {
+	typ := parley.EventUserOffline
+	if online {
+		typ = parley.EventUserOnline
+	}
+	h.deliverEphemeral(to, encodeEvent(parley.Event{Type: typ, UserID: user, At: at}))
+}
+
 // deliverEphemeral queues a typing or presence frame to the local
-// connections of users; full queues drop it.
+// connections of users; full queues drop it. Like deliver, it holds mu
+// only to collect the connections and queues the frame after unlocking.
+// A connection that ends meanwhile refuses the frame (enqueue on a
+// closing connection is a no-op).
 func (h *hub) deliverEphemeral(users []string, b []byte) {
-	n := 0
+	var buf [8]*conn
+	cs := buf[:0]
 	h.mu.Lock()
 	for _, uid := range users {
 		for c := h.users[uid]; c != nil; c = c.hubNext {
-			c.enqueue(b, true)
-			n++
+			cs = append(cs, c)
 		}
 	}
 	h.mu.Unlock()
-	h.metrics.fanout.Add(float64(n))
+	for _, c := range cs {
+		c.enqueue(b, true)
+	}
+	h.metrics.fanout.Add(float64(len(cs)))
 }
 
 // register adds c and returns head: c receives every durable event after
@@ -438,114 +463,4 @@ func (h *hub) conns() []*conn {
 		}
 	}
 	return cs
-}
-
-// encodeEvent encodes an event frame once for every receiver.
-func encodeEvent(ev parley.Event) []byte {
-	return encodeData(protocol.TypeEvent, "", withURLs(ev))
-}
-
-func encodeFrame(f protocol.Frame) []byte {
-	b, err := json.Marshal(f)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-// encodeData encodes a frame with data v. It writes the frame's bytes
-// around v's encoding directly, in protocol.Frame's field order: marshalling
-// a Frame holding v as a json.RawMessage would check and copy v's JSON a
-// second time.
-func encodeData(typ, id string, v any) []byte {
-	e := encoderPool.Get().(*pooledEncoder)
-	defer e.put()
-	if err := e.enc.Encode(v); err != nil {
-		panic(err) // frames hold plain data; this cannot fail
-	}
-	data := bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'}) // Encode ends with a newline
-	b := make([]byte, 0, len(data)+len(typ)+len(id)+len(`{"type":"","id":"","data":}`)+8)
-	b = append(b, `{"type":`...)
-	b = appendJSONString(b, typ)
-	if id != "" {
-		b = append(b, `,"id":`...)
-		b = appendJSONString(b, id)
-	}
-	b = append(b, `,"data":`...)
-	b = append(b, data...)
-	return append(b, '}')
-}
-
-// pooledEncoder is a json.Encoder writing into a buffer of its own:
-// encodeData copies its output into the frame, where json.Marshal would
-// copy it out once more first.
-type pooledEncoder struct {
-	buf bytes.Buffer
-	enc *json.Encoder // writes to buf; HTML escaped, as json.Marshal
-}
-
-var encoderPool = sync.Pool{New: func() any {
-	e := &pooledEncoder{}
-	e.enc = json.NewEncoder(&e.buf)
-	return e
-}}
-
-// put returns e to the pool, unless it grew large (a long replay page).
-func (e *pooledEncoder) put() {
-	if e.buf.Cap() > 64<<10 {
-		return
-	}
-	e.buf.Reset()
-	encoderPool.Put(e)
-}
-
-// pongFrame is the answer to a ping with id.
-func pongFrame(id string) []byte {
-	b := make([]byte, 0, len(id)+len(`{"type":"pong","id":""}`)+8)
-	b = append(b, `{"type":"pong"`...)
-	if id != "" {
-		b = append(b, `,"id":`...)
-		b = appendJSONString(b, id)
-	}
-	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string, as encoding/json writes it
-// (HTML characters escaped too). Plain ASCII, the usual case, is copied.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// withURLs returns ev with its message's attachment URLs filled in,
-// copying what it changes: events are shared between receivers.
-func withURLs(ev parley.Event) parley.Event {
-	if ev.Message != nil {
-		ev.Message = messageURLs(ev.Message)
-	}
-	if ev.Conversation != nil && ev.Conversation.LastMessage != nil {
-		c := *ev.Conversation
-		c.LastMessage = messageURLs(c.LastMessage)
-		ev.Conversation = &c
-	}
-	return ev
-}
-
-func messageURLs(m *parley.Message) *parley.Message {
-	if m == nil || m.Attachment == nil || m.Attachment.URL != "" {
-		return m
-	}
-	cp := *m
-	a := *m.Attachment
-	a.URL = "/v1/attachments/" + a.ID
-	a.ThumbURL = a.URL + "/thumb"
-	cp.Attachment = &a
-	return &cp
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"math"
 	"sync"
 	"time"
@@ -110,19 +111,11 @@ const (
 
 func (l Limits) withDefaults() Limits {
 	def := func(r *float64, b *int, dr float64, db int) {
-		if *r == 0 {
-			*r = dr
-		}
-		if *b <= 0 {
-			*b = db
-		}
+		*r = cmp.Or(*r, dr)
+		orDefault(b, db)
 	}
-	if l.SendQueueBytes <= 0 {
-		l.SendQueueBytes = DefaultSendQueueBytes
-	}
-	if l.HubQueueBytes <= 0 {
-		l.HubQueueBytes = DefaultHubQueueBytes
-	}
+	orDefault(&l.SendQueueBytes, DefaultSendQueueBytes)
+	orDefault(&l.HubQueueBytes, DefaultHubQueueBytes)
 	def(&l.MessagesPerSecond, &l.MessageBurst, 10, 50)
 	def(&l.IPMessagesPerSecond, &l.IPMessageBurst, 50, 200)
 	def(&l.TypingPerSecond, &l.TypingBurst, 2, 6)
@@ -134,9 +127,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.DeletesPerSecond, &l.DeleteBurst, 5, 50)
 	def(&l.ReactionsPerSecond, &l.ReactionBurst, 5, 30)
 	def(&l.APIKeyFailuresPerSecond, &l.APIKeyFailureBurst, 10.0/60, 10)
-	if l.ConnectionsPerUser == 0 {
-		l.ConnectionsPerUser = DefaultConnectionsPerUser
-	}
+	l.ConnectionsPerUser = cmp.Or(l.ConnectionsPerUser, DefaultConnectionsPerUser)
 	return l
 }
 
@@ -211,6 +202,14 @@ func (s *limiterSet) wait(key string) time.Duration {
 	return d
 }
 
+// lookup returns key's limiter, nil when key has none (it never acted, or
+// sweep forgot it).
+func (s *limiterSet) lookup(key string) *limiterEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[key]
+}
+
 // blocked reports how long key must wait before it has a token, without
 // taking one (0: it has one); a key over its limit counts as a hit. For
 // limits on failures: the caller checks blocked first and takes a token
@@ -219,14 +218,11 @@ func (s *limiterSet) blocked(key string) time.Duration {
 	if s.limit == rate.Inf {
 		return 0
 	}
-	now := time.Now()
-	s.mu.Lock()
-	e := s.m[key]
-	s.mu.Unlock()
+	e := s.lookup(key)
 	if e == nil {
 		return 0
 	}
-	tokens := e.lim.TokensAt(now)
+	tokens := e.lim.TokensAt(time.Now())
 	if tokens >= 1 {
 		return 0
 	}

@@ -57,18 +57,9 @@ func observeBatches(reg *prometheus.Registry, store any) {
 	if !ok {
 		return
 	}
-	ops := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "parley_store_batch_ops", Buckets: prometheus.ExponentialBuckets(1, 2, 11),
-		Help: "Ops (writes of every kind) committed in one store transaction by the group-commit batcher.",
-	})
-	commit := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "parley_store_commit_seconds", Buckets: latencyBuckets,
-		Help: "Duration of a store batch's COMMIT statement (the fsync, for SQLite).",
-	})
-	txn := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "parley_store_batch_seconds", Buckets: latencyBuckets,
-		Help: "Duration of a store batch's whole transaction, from BEGIN (and PostgreSQL's positions lock) to the end of its COMMIT.",
-	})
+	ops := histogram("parley_store_batch_ops", "Ops (writes of every kind) committed in one store transaction by the group-commit batcher.", prometheus.ExponentialBuckets(1, 2, 11))
+	commit := histogram("parley_store_commit_seconds", "Duration of a store batch's COMMIT statement (the fsync, for SQLite).", latencyBuckets)
+	txn := histogram("parley_store_batch_seconds", "Duration of a store batch's whole transaction, from BEGIN (and PostgreSQL's positions lock) to the end of its COMMIT.", latencyBuckets)
 	reg.MustRegister(ops, commit, txn)
 	bo.SetBatchObserver(func(n int, c, t time.Duration) {
 		ops.Observe(float64(n))
@@ -88,46 +79,28 @@ var closeCodes = []int{closeNow, protocol.CloseNormal, protocol.CloseGoingAway, 
 
 func newObsMetrics(reg *prometheus.Registry) *obsMetrics {
 	o := &obsMetrics{
-		deliveryLag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "parley_event_delivery_lag_seconds", Buckets: latencyBuckets,
-			Help: "From a durable event's store time to the end of the socket write that carried it (per write, for the oldest live event in it).",
-		}),
-		storeSendRun: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "parley_store_send_batch_size", Buckets: prometheus.ExponentialBuckets(1, 2, 8),
-			Help: "Messages handed to the store in one call (a connection's run of consecutive sends).",
-		}),
-		storeSendWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "parley_store_send_commit_seconds", Buckets: latencyBuckets,
-			Help: "From a store call with sends to each message's commit (the store's batching and commit).",
-		}),
-		resumeEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "parley_resume_events", Buckets: prometheus.ExponentialBuckets(1, 4, 9),
-			Help: "Events replayed by one resume (a resync is not counted here: see parley_resumes_total).",
-		}),
-		errors:       map[string]prometheus.Counter{},
-		authFailures: map[string]prometheus.Counter{},
-		closes:       map[int]prometheus.Counter{},
+		deliveryLag:   histogram("parley_event_delivery_lag_seconds", "From a durable event's store time to the end of the socket write that carried it (per write, for the oldest live event in it).", latencyBuckets),
+		storeSendRun:  histogram("parley_store_send_batch_size", "Messages handed to the store in one call (a connection's run of consecutive sends).", prometheus.ExponentialBuckets(1, 2, 8)),
+		storeSendWait: histogram("parley_store_send_commit_seconds", "From a store call with sends to each message's commit (the store's batching and commit).", latencyBuckets),
+		resumeEvents:  histogram("parley_resume_events", "Events replayed by one resume (a resync is not counted here: see parley_resumes_total).", prometheus.ExponentialBuckets(1, 4, 9)),
+		errors:        map[string]prometheus.Counter{},
+		authFailures:  map[string]prometheus.Counter{},
+		closes:        map[int]prometheus.Counter{},
 	}
 	sendAck := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "parley_send_ack_seconds", Buckets: latencyBuckets,
 		Help: "From a send's handling starting to its answer (ack or error) being queued, by transport (ws, http).",
 	}, []string{"transport"})
 	o.sendAckWS, o.sendAckHTTP = sendAck.WithLabelValues("ws"), sendAck.WithLabelValues("http")
-	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "parley_errors_total", Help: "Error answers (HTTP error responses, WebSocket error frames), by code.",
-	}, []string{"code"})
+	errs := counterVec("parley_errors_total", "Error answers (HTTP error responses, WebSocket error frames), by code.", "code")
 	for code := range codes {
 		o.errors[code] = errs.WithLabelValues(code)
 	}
-	auths := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "parley_auth_failures_total", Help: "Refused authentications, by kind: token (missing, forged or expired, on HTTP or WebSocket), login (wrong username or password).",
-	}, []string{"kind"})
+	auths := counterVec("parley_auth_failures_total", "Refused authentications, by kind: token (missing, forged or expired, on HTTP or WebSocket), login (wrong username or password).", "kind")
 	for _, k := range []string{"token", "login"} {
 		o.authFailures[k] = auths.WithLabelValues(k)
 	}
-	closes := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "parley_closes_total", Help: "WebSocket connections ended, by the close code the server asked for (none: the client left or a write failed; other: any code not listed).",
-	}, []string{"code"})
+	closes := counterVec("parley_closes_total", "WebSocket connections ended, by the close code the server asked for (none: the client left or a write failed; other: any code not listed).", "code")
 	for _, c := range closeCodes {
 		o.closes[c] = closes.WithLabelValues(closeLabel(c))
 	}

@@ -160,6 +160,15 @@ func decode[T any](req protocol.Request) (T, error) {
 	return v, err
 }
 
+// runOp decodes req's data into a T and runs op (a service method) on it.
+func runOp[T, R any](ctx context.Context, u parley.User, req protocol.Request, op func(context.Context, parley.User, T) (R, error)) (any, error) {
+	d, err := decode[T](req)
+	if err != nil {
+		return nil, err
+	}
+	return op(ctx, u, d)
+}
+
 // op runs one request through the service layer.
 func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 	svc, u := c.s.svc, c.user
@@ -173,17 +182,9 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		}
 		return svc.history(ctx, u, d, c.replyBytes())
 	case protocol.OpDelete:
-		d, err := decode[protocol.Delete](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.deleteMessage(ctx, u, d)
+		return runOp(ctx, u, req, svc.deleteMessage)
 	case protocol.OpRead:
-		d, err := decode[protocol.Read](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.read(ctx, u, d)
+		return runOp(ctx, u, req, svc.read)
 	case protocol.OpTyping:
 		d, err := decode[protocol.Typing](req)
 		if err != nil {
@@ -203,23 +204,11 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		}
 		return svc.conversation(ctx, u, d.ConversationID)
 	case protocol.OpCreateDirect:
-		d, err := decode[protocol.CreateDirect](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.createDirect(ctx, u, d)
+		return runOp(ctx, u, req, svc.createDirect)
 	case protocol.OpCreateGroup:
-		d, err := decode[protocol.CreateGroup](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.createGroup(ctx, u, d)
+		return runOp(ctx, u, req, svc.createGroup)
 	case protocol.OpUpdateConversation:
-		d, err := decode[protocol.UpdateConversation](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.updateConversation(ctx, u, d)
+		return runOp(ctx, u, req, svc.updateConversation)
 	case protocol.OpPresence:
 		return svc.presence(ctx, u)
 	case protocol.OpEdit:
@@ -239,17 +228,9 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		c.gate = c.gate.refused(d.ClientID, now, err)
 		return m, err
 	case protocol.OpReact:
-		d, err := decode[protocol.React](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.react(ctx, u, d)
+		return runOp(ctx, u, req, svc.react)
 	case protocol.OpSetFlags:
-		d, err := decode[protocol.SetFlags](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.setFlags(ctx, u, d)
+		return runOp(ctx, u, req, svc.setFlags)
 	}
 	if v, err, ok := c.consentOp(ctx, req); ok {
 		return v, err

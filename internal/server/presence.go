@@ -172,16 +172,7 @@ func (p *presence) isOnline(user string) bool {
 // run publishes this node's reports and turns reports into transitions
 // until ctx ends.
 func (p *presence) run(ctx context.Context) {
-	t := time.NewTicker(presenceBatch)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			p.tick()
-		}
-	}
+	every(ctx, presenceBatch, func(time.Time) { p.tick() })
 }
 
 type transition struct {
@@ -292,4 +283,38 @@ func (p *presence) connected(user string) bool {
 		}
 	}
 	return false
+}
+
+func (s *Server) publishPresence(np parley.NodePresence) {
+	ctx, cancel := context.WithTimeout(s.bgCtx, 2*time.Second)
+	defer cancel()
+	if err := s.broker.Publish(ctx, parley.BrokerMessage{Node: s.cfg.NodeID, Presence: &np}); err != nil && ctx.Err() == nil {
+		s.log.Warn("publishing presence", "err", err)
+	}
+}
+
+// notifyPresence tells the local connections of user's contacts that user
+// came online or went offline.
+func (s *Server) notifyPresence(user string, online bool) {
+	contacts, ok := s.presenceContacts(user)
+	if !ok {
+		return
+	}
+	s.hub.deliverPresence(contacts, user, online, parley.Now())
+}
+
+// presenceContacts returns user's contacts for a presence notification,
+// from the contacts cache (a store read at most 5 s long); a failure is
+// logged and reported as !ok: the notification is skipped.
+func (s *Server) presenceContacts(user string) ([]string, bool) {
+	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
+	defer cancel()
+	ids, err := s.hub.contacts.get(ctx, user)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("presence: contacts", "user", user, "err", err)
+		}
+		return nil, false
+	}
+	return ids, true
 }

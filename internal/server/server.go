@@ -2,14 +2,21 @@
 // endpoint at /v1/ws, the JSON HTTP API, health and metrics, and the web
 // client at "/".
 //
-// A Server is one node. Its parts:
-//   - service.go: the one service layer behind both transports;
+// A Server is one node. Its parts, a file (or a few) per concern:
+//   - service*.go: the one service layer behind both transports (auth,
+//     messages, conversations, presence, events); accounts.go, limits.go,
+//     uploads.go its logins, rate limits and uploads;
 //   - hub.go: the sequencer that delivers durable events in position
-//     order, exactly once, to local connections;
-//   - conn.go, ops.go: a connection's reader and writer loops, its bounded
-//     queue and the WebSocket ops;
-//   - presence.go, typing.go: the ephemeral features;
-//   - http.go: the HTTP API; errors.go: error code to status table.
+//     order, exactly once, to local connections, and the one entry point
+//     per kind of event; frames.go encodes frames, urls.go adds
+//     attachment URLs;
+//   - conn.go: a connection's life; hello.go its hello and replay,
+//     reader.go, worker.go and sendqueue.go its reader, request worker
+//     and writer, heartbeat.go the sweep over all connections, ops.go
+//     the WebSocket ops;
+//   - presence.go, typing.go, contacts.go: the ephemeral features;
+//   - http.go: the HTTP API; serverapi.go the server API; errors.go:
+//     error code to status table.
 //
 // docs/protocol.md is the contract clients are written from;
 // docs/architecture.md explains how these parts fit.
@@ -142,34 +149,16 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	c.Limits = c.Limits.withDefaults()
-	if c.ResumeLimit <= 0 {
-		c.ResumeLimit = parley.ResumeLimit
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = protocol.HeartbeatInterval
-	}
-	if c.HeartbeatTimeout <= 0 {
-		c.HeartbeatTimeout = protocol.HeartbeatTimeout
-	}
-	if c.HelloTimeout <= 0 {
-		c.HelloTimeout = protocol.HelloTimeout
-	}
-	if c.PresenceGrace <= 0 {
-		c.PresenceGrace = DefaultPresenceGrace
-	}
-	if c.NodeTimeout <= 0 {
-		c.NodeTimeout = DefaultNodeTimeout
-	}
+	orDefault(&c.ResumeLimit, parley.ResumeLimit)
+	orDefault(&c.HeartbeatInterval, protocol.HeartbeatInterval)
+	orDefault(&c.HeartbeatTimeout, protocol.HeartbeatTimeout)
+	orDefault(&c.HelloTimeout, protocol.HelloTimeout)
+	orDefault(&c.PresenceGrace, DefaultPresenceGrace)
+	orDefault(&c.NodeTimeout, DefaultNodeTimeout)
 	c.NodeTimeout = max(c.NodeTimeout, 300*time.Millisecond) // snapshots at most every 100 ms
-	if c.ReconnectAfter <= 0 {
-		c.ReconnectAfter = time.Second
-	}
-	if c.TokenTTL <= 0 {
-		c.TokenTTL = auth.DefaultTTL
-	}
-	if c.PasswordHashes <= 0 {
-		c.PasswordHashes = 4
-	}
+	orDefault(&c.ReconnectAfter, time.Second)
+	orDefault(&c.TokenTTL, auth.DefaultTTL)
+	orDefault(&c.PasswordHashes, 4)
 	c.Accounts = c.Accounts.withDefaults()
 	c.HTTP = c.HTTP.withDefaults()
 	c.Uploads = c.Uploads.withDefaults()
@@ -496,79 +485,15 @@ func (s *Server) onBroker(m parley.BrokerMessage) {
 	}
 }
 
-func (s *Server) publishPresence(np parley.NodePresence) {
-	ctx, cancel := context.WithTimeout(s.bgCtx, 2*time.Second)
-	defer cancel()
-	if err := s.broker.Publish(ctx, parley.BrokerMessage{Node: s.cfg.NodeID, Presence: &np}); err != nil && ctx.Err() == nil {
-		s.log.Warn("publishing presence", "err", err)
-	}
-}
-
-// notifyPresence tells the local connections of user's contacts that user
-// came online or went offline.
-func (s *Server) notifyPresence(user string, online bool) {
-	contacts, ok := s.presenceContacts(user)
-	if !ok {
-		return
-	}
-	typ := parley.EventUserOffline
-	if online {
-		typ = parley.EventUserOnline
-	}
-	s.hub.deliverEphemeral(contacts, encodeEvent(parley.Event{Type: typ, UserID: user, At: parley.Now()}))
-}
-
-// presenceContacts returns user's contacts for a presence notification,
-// from the contacts cache (a store read at most 5 s long); a failure is
-// logged and reported as !ok: the notification is skipped.
-func (s *Server) presenceContacts(user string) ([]string, bool) {
-	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
-	defer cancel()
-	ids, err := s.hub.contacts.get(ctx, user)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("presence: contacts", "user", user, "err", err)
-		}
-		return nil, false
-	}
-	return ids, true
-}
-
-// heartbeat closes silent connections with 4002 and drops connections
-// stuck in a write: one sweep (hub.sweep) over every connection each tenth
-// of the heartbeat timeout (at most 1 s), instead of timers per connection, so a silent
-// client is closed between 1x and 1.1x HeartbeatTimeout after the server
-// last read from it. Paused connections are skipped (see conn.paused).
-func (s *Server) heartbeat(ctx context.Context) {
-	timeout := s.cfg.HeartbeatTimeout
-	t := time.NewTicker(max(min(timeout/10, time.Second), time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			s.hub.sweep(now, timeout)
-		}
-	}
-}
-
 // janitor forgets idle rate limiters.
 func (s *Server) janitor(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.limits.sweep(10 * time.Minute)
-			s.uploads.rate.sweep(10 * time.Minute)
-			if n, err := s.sweepUploads(ctx, time.Now()); err != nil && ctx.Err() == nil {
-				s.log.Warn("deleting unsent uploads", "err", err, "deleted", n)
-			}
+	every(ctx, time.Minute, func(time.Time) {
+		s.limits.sweep(10 * time.Minute)
+		s.uploads.rate.sweep(10 * time.Minute)
+		if n, err := s.sweepUploads(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.Warn("deleting unsent uploads", "err", err, "deleted", n)
 		}
-	}
+	})
 }
 
 // MetricsHandler serves the server's Prometheus metrics with no access

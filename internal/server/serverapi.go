@@ -174,12 +174,7 @@ type apiConversation struct {
 
 func (s *Server) handleAPICreateConversation(w http.ResponseWriter, r *http.Request) {
 	var d apiConversation
-	if err := decodeBody(w, r, &d); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	if err := required("created_by", d.CreatedBy); err != nil {
-		s.writeError(w, err)
+	if !s.decodeActor(w, r, &d, "created_by", &d.CreatedBy) {
 		return
 	}
 	var (
@@ -212,12 +207,7 @@ func (s *Server) handleAPIAddMembers(w http.ResponseWriter, r *http.Request) {
 		As      string   `json:"as"`
 		UserIDs []string `json:"user_ids"`
 	}
-	if err := decodeBody(w, r, &d); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	if err := required("as", d.As); err != nil {
-		s.writeError(w, err)
+	if !s.decodeActor(w, r, &d, "as", &d.As) {
 		return
 	}
 	c, evs, err := s.store.UpdateConversation(r.Context(), d.As, r.PathValue("id"), parley.ConversationChange{Add: d.UserIDs})
@@ -235,12 +225,7 @@ func (s *Server) handleAPISend(w http.ResponseWriter, r *http.Request) {
 		ClientID string `json:"client_id"`
 		Text     string `json:"text"`
 	}
-	if err := decodeBody(w, r, &d); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	if err := required("as", d.As); err != nil {
-		s.writeError(w, err)
+	if !s.decodeActor(w, r, &d, "as", &d.As) {
 		return
 	}
 	if s.svc.bans.has(d.As) {
@@ -467,4 +452,19 @@ func (h *hub) closeUser(user string, code int, reason string) int {
 		c.closeWith(code, reason, false)
 	}
 	return len(cs)
+}
+
+// decodeActor decodes r's body into v and checks that the field named
+// name, the user the server API acts as (read from *actor once decoded),
+// is set. On failure it writes the error and returns false.
+func (s *Server) decodeActor(w http.ResponseWriter, r *http.Request, v any, name string, actor *string) bool {
+	err := decodeBody(w, r, v)
+	if err == nil {
+		err = required(name, *actor)
+	}
+	if err != nil {
+		s.writeError(w, err)
+		return false
+	}
+	return true
 }

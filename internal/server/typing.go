@@ -1,8 +1,12 @@
 package server
 
 import (
+	"context"
 	"sync"
 	"time"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
 )
 
 // TypingExpiry is how long a typing indicator lasts after the last
@@ -63,4 +67,61 @@ func (t *typingTracker) gone(user string) []string {
 	}
 	delete(t.active, user)
 	return convs
+}
+
+// typing checks membership and fans a typing event out to the other
+// members through the broker; it is never stored.
+func (s *service) typing(ctx context.Context, u parley.User, d protocol.Typing) error {
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return err
+	}
+	if d.Typing {
+		if err := s.limits.typing.check(u.ID); err != nil {
+			return err
+		}
+	}
+	members, err := s.peers(ctx, u, d.ConversationID)
+	if err != nil {
+		return err
+	}
+	typ := parley.EventTypingStopped
+	if d.Typing {
+		typ = parley.EventTypingStarted
+		s.typers.start(u.ID, d.ConversationID)
+	} else if !s.typers.stop(u.ID, d.ConversationID) {
+		return nil // not typing there: nothing to tell
+	}
+	s.publishTyping(ctx, u, d.ConversationID, typ, members)
+	return nil
+}
+
+func (s *service) publishTyping(ctx context.Context, u parley.User, convID string, typ parley.EventType, members []string) {
+	audience := make([]string, 0, len(members))
+	for _, id := range members {
+		if id != u.ID {
+			audience = append(audience, id)
+		}
+	}
+	s.publish(ctx, []parley.Event{{
+		Type: typ, ConversationID: convID, UserID: u.ID, UserName: u.Name,
+		At: parley.Now(), Audience: audience,
+	}})
+}
+
+// typingGone sends typingStopped for every conversation u was typing in
+// when u's last connection on this node closed.
+func (s *service) typingGone(u parley.User) {
+	convs := s.typers.gone(u.ID)
+	if len(convs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, id := range convs {
+		members, err := s.peers(ctx, u, id)
+		if err != nil {
+			continue // left the conversation meanwhile
+		}
+		s.publishTyping(ctx, u, id, parley.EventTypingStopped, members)
+	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -71,24 +72,12 @@ type UploadLimits struct {
 
 func (l UploadLimits) withDefaults() UploadLimits {
 	l.Limits = l.Limits.WithDefaults()
-	if l.Decodes <= 0 {
-		l.Decodes = DefaultUploadDecodes
-	}
-	if l.DecodeWait <= 0 {
-		l.DecodeWait = DefaultUploadDecodeWait
-	}
-	if l.PerSecond == 0 {
-		l.PerSecond = DefaultUploadsPerSecond
-	}
-	if l.Burst <= 0 {
-		l.Burst = DefaultUploadBurst
-	}
-	if l.Quota == 0 {
-		l.Quota = DefaultUploadQuota
-	}
-	if l.OrphanTTL <= 0 {
-		l.OrphanTTL = DefaultUploadOrphanTTL
-	}
+	orDefault(&l.Decodes, DefaultUploadDecodes)
+	orDefault(&l.DecodeWait, DefaultUploadDecodeWait)
+	l.PerSecond = cmp.Or(l.PerSecond, DefaultUploadsPerSecond)
+	orDefault(&l.Burst, DefaultUploadBurst)
+	l.Quota = cmp.Or(l.Quota, DefaultUploadQuota)
+	orDefault(&l.OrphanTTL, DefaultUploadOrphanTTL)
 	return l
 }
 
@@ -244,12 +233,6 @@ func uploadReadError(err error, eof string) error {
 	return parley.Errorf(parley.EINVALID, "malformed multipart body")
 }
 
-func withAttachmentURLs(a parley.Attachment) parley.Attachment {
-	a.URL = "/v1/attachments/" + a.ID
-	a.ThumbURL = a.URL + "/thumb"
-	return a
-}
-
 // AttachmentLink is the reply to POST /v1/attachments/{id}/link.
 type AttachmentLink struct {
 	URL       string    `json:"url"`
@@ -265,7 +248,7 @@ func (s *Server) handleAttachmentLink(w http.ResponseWriter, r *http.Request, u 
 		return
 	}
 	exp := time.Now().Add(linkTTL).Truncate(time.Second)
-	base := "/v1/attachments/" + id
+	base := attachmentPath(id)
 	writeJSON(w, http.StatusOK, AttachmentLink{
 		URL:       base + "?" + s.signLink(u.ID, id, false, exp),
 		ThumbURL:  base + "/thumb?" + s.signLink(u.ID, id, true, exp),

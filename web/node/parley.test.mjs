@@ -113,3 +113,90 @@ test('chat under Node: register, connect, send, receive, resume, offline outbox'
     bob.close();
   }
 });
+
+test('edits queue in the outbox in order with sends; replies and reactions', { skip: !baseURL && 'PARLEY_URL is not set (TestNodeSDK sets it)' }, async () => {
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const a = await register(baseURL, `nodec${suffix}`, 'correct horse battery');
+  const b = await register(baseURL, `noded${suffix}`, 'correct horse battery');
+  const aStore = new MemoryStorage();
+  const alice = new Client({ token: a.token, user: a.user, baseURL, storage: aStore });
+  const bob = new Client({ token: b.token, user: b.user, baseURL, storage: new MemoryStorage() });
+  try {
+    await connected(alice);
+    await connected(bob);
+    const conv = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    const sent = next(alice, 'sent');
+    alice.send(conv.id, 'helo');
+    const first = (await sent).message;
+
+    // Offline: an edit of the stored message, a new send, and an edit of
+    // that send before the server has it; a second edit of the first
+    // message replaces the first edit's text. A new client on the same
+    // storage (a reload) sends them in the order made.
+    alice.close();
+    const e1 = alice.edit(conv.id, first.id, 'hello?');
+    const e1b = alice.edit(conv.id, first.id, 'hello');
+    assert.equal(e1b.client_id, e1.client_id, 'a waiting edit of the same message is replaced');
+    const second = alice.send(conv.id, 'how are yuo', { replyTo: first.id });
+    const e2 = alice.editQueued(second, 'how are you');
+    assert.deepEqual(alice.itemsFor(conv.id).map((i) => i.client_id), [second.client_id], 'itemsFor lists messages, not edits');
+    assert.deepEqual(alice.editsFor(conv.id).map((i) => i.client_id), [e1.client_id, e2.client_id]);
+    const alice2 = new Client({ token: a.token, user: a.user, baseURL, storage: aStore });
+    try {
+      assert.equal(alice2.outbox.length, 3);
+      const seen = [];
+      const done = new Promise((resolve) => {
+        bob.on('event', (ev) => {
+          // (The first message's own newMessage may reach bob late.)
+          if (ev.type === 'newMessage' && ev.message.id === first.id) return;
+          if (ev.type === 'newMessage' || ev.type === 'messageEdited') seen.push(`${ev.type}:${ev.message.text}`);
+          if (seen.length === 3) resolve();
+        });
+      });
+      const edited = next(alice2, 'edited', ({ item }) => item.client_id === e2.client_id);
+      await connected(alice2);
+      const { message } = await edited;
+      assert.equal(message.text, 'how are you');
+      assert.ok(message.edited_at);
+      assert.equal(message.reply_to.message_id, first.id);
+      await done;
+      // The replay of an edit carries the text as it is now (protocol), so
+      // the reply's newMessage may already show its edited text.
+      assert.deepEqual(seen.slice(0, 1), ['messageEdited:hello']);
+      assert.match(seen[1], /^newMessage:how are (yuo|you)$/);
+      assert.equal(seen[2], 'messageEdited:how are you');
+      assert.equal(alice2.outbox.length, 0);
+
+      // A refused edit fails alone and stays for the user to see.
+      const failed = next(alice2, 'outbox', (items) => items.some((i) => i.status === 'failed'));
+      alice2.edit(conv.id, first.id, '   ');
+      const [bad] = (await failed).filter((i) => i.status === 'failed');
+      assert.equal(bad.error_code, 'invalid');
+      alice2.discard(bad.client_id);
+
+      // Reactions: the answer is the message's reactions as the caller sees
+      // them; bob gets reactionAdded with the count after the change.
+      const added = next(bob, 'event', (ev) => ev.type === 'reactionAdded');
+      const rs = await alice2.react(conv.id, first.id, '👍');
+      assert.deepEqual(rs.reactions, [{ emoji: '👍', count: 1, me: true }]);
+      const ev = await added;
+      assert.equal(ev.message_id, first.id);
+      assert.equal(ev.count, 1);
+      assert.equal(ev.user_id, a.user.id);
+      const again = await alice2.react(conv.id, first.id, '👍');
+      assert.deepEqual(again.reactions, [{ emoji: '👍', count: 1, me: true }], 'adding twice is one reaction');
+      const removed = next(bob, 'event', (e) => e.type === 'reactionRemoved');
+      const none = await alice2.unreact(conv.id, first.id, '👍');
+      assert.deepEqual(none.reactions ?? [], []);
+      assert.equal((await removed).count ?? 0, 0);
+      await assert.rejects(alice2.react(conv.id, first.id, 'a'), (err) => err instanceof ParleyError && err.code === 'invalid');
+      alice2.close();
+      await assert.rejects(alice2.react(conv.id, first.id, '👍'), (err) => err.code === 'disconnected');
+    } finally {
+      alice2.close();
+    }
+  } finally {
+    alice.close();
+    bob.close();
+  }
+});

@@ -3,8 +3,8 @@
 // compile when the declarations are inconsistent or stop describing the
 // use docs/sdk.md shows.
 import {
-  Client, ParleyError, State, backoffDelay, login, newClientId, register, shouldReconnect,
-  type Conversation, type Message, type OutboxItem, type ParleyEvent, type Session, type StateName, type Status,
+  Client, MAX_REACTION_KINDS, ParleyError, State, backoffDelay, login, newClientId, register, shouldReconnect,
+  type Conversation, type Message, type OutboxItem, type ParleyEvent, type Reaction, type Reactions, type Session, type StateName, type Status,
 } from '../static/parley.js';
 
 const storage = new Map<string, string>();
@@ -31,6 +31,13 @@ async function main(baseURL: string): Promise<void> {
   const conv = await c.api<Conversation>('POST', '/v1/conversations/direct', { username: 'bob' });
   const item: OutboxItem = c.send(conv.id, 'hello');
   const page = await c.request<{ messages: Message[]; has_more: boolean }>('history', { conversation_id: conv.id, limit: 50 });
+  const reply: OutboxItem = c.send(conv.id, 'yes', { replyTo: page.messages[0]?.id });
+  const edit: OutboxItem = c.edit(conv.id, page.messages[0]?.id ?? '', 'hello, edited');
+  c.editQueued(reply, 'yes!');
+  c.on('edited', ({ message }: { item: OutboxItem; message: Message }) => console.log(message.edited_at, message.reply_to?.text));
+  const rs: Reactions = await c.react(conv.id, page.messages[0]?.id ?? '', '👍');
+  console.log(edit.type, c.editsFor(conv.id).length, rs.reactions.map((r: Reaction) => `${r.emoji} ${r.count} ${r.me ?? false}`), MAX_REACTION_KINDS);
+  await c.unreact(conv.id, rs.message_id, '👍');
   console.log(item.status, page.messages.length, c.status().state, c.position, c.isOnline('bob'), c.typersIn(conv.id));
   try {
     await c.api('GET', '/v1/users/nobody');

@@ -19,6 +19,25 @@ import {
   systemLinesFor,
 } from './members.js';
 import { blockButton, initPrivacy, isRequest, loadPrivacy, onPrivacyEvent, renderPrivacy, requestsSection } from './privacy.js';
+import {
+  applyMessageChange,
+  editorView,
+  editStatus,
+  highlighted,
+  initActions,
+  isEditing,
+  messageActions,
+  messageGone,
+  messageText,
+  onEdited,
+  outboxActions,
+  pendingQuote,
+  pickerView,
+  quoteView,
+  reactionsView,
+  resetActions,
+  takeReply,
+} from './actions.js';
 
 const AUTH_KEY = 'parley.auth';
 const PAGE = 50;
@@ -197,6 +216,19 @@ initPrivacy({
   sidebar: document.querySelector('.sidebar'),
 });
 
+// Edit, react and reply live in actions.js.
+initActions({
+  h,
+  app,
+  humanError,
+  announce: (text) => announce(text),
+  rerender: () => renderMessages(),
+  scheduleRender: () => scheduleRender(),
+  loadOlder: (id) => loadOlder(id),
+  composer: ui.composer,
+  input: ui.input,
+});
+
 // ---------- auth ----------
 
 function savedAuth() {
@@ -248,6 +280,7 @@ function logout(message) {
   app.convsLoaded = false;
   app.announcedState = '';
   app.confirmDelete = '';
+  resetActions();
   clearTray();
   document.title = 'Parley';
   ui.chat.hidden = true;
@@ -293,6 +326,7 @@ function start({ token, user }) {
     if (id && blob && !app.media.has(`t:${id}`)) app.media.set(`t:${id}`, { url: URL.createObjectURL(blob), local: true });
     applyMessage(message, true);
   });
+  c.on('edited', onEdited);
   c.on('typing', ({ conversationId }) => {
     if (conversationId === app.open) renderTyping();
   });
@@ -582,7 +616,8 @@ function renderConversations() {
     let lastText = '';
     if (last) {
       const who = last.sender_id === app.me.id ? 'You' : last.sender_name;
-      lastText = `${who}: ${last.deleted ? 'message deleted' : last.type === 'image' ? `[image]${last.text ? ` ${last.text}` : ''}` : last.text || ''}`;
+      const text = messageText(last); // an edit waiting in the outbox shows at once
+      lastText = `${who}: ${last.deleted ? 'message deleted' : last.type === 'image' ? `[image]${text ? ` ${text}` : ''}` : text}`;
     }
     const title = titleOf(conv);
     const unread = conv.unread_count || 0;
@@ -704,6 +739,7 @@ function openConversation(id) {
   if (app.open && app.open !== id) app.client.stopTyping(app.open);
   if (app.open !== id) {
     clearTray();
+    resetActions();
     app.confirmDelete = '';
     app.tooLong = false;
   }
@@ -872,6 +908,7 @@ function onEvent(ev) {
         fetchConversation(conv.id);
       }
       applyMessage(m);
+      messageGone(m);
       break;
     }
     case 'messageEdited':
@@ -937,67 +974,6 @@ async function markRead(id) {
 }
 
 document.addEventListener('visibilitychange', () => markRead(app.open));
-
-// ---------- edits, replies and reactions (issue 14) ----------
-
-/**
- * applyMessageChange applies messageEdited (the message as it is now; the
- * reactions we hold stay, events carry none) and reactionAdded/Removed
- * (the emoji's count after the change: a state, so a page read after it
- * is unchanged), and keeps the quotes of replies to an edited message.
- */
-function applyMessageChange(ev) {
-  const t = app.threads.get(ev.conversation_id);
-  const conv = app.convs.get(ev.conversation_id);
-  if (ev.type === 'messageEdited') {
-    const m = ev.message;
-    if (!m) return;
-    if (conv?.last_message?.id === m.id) conv.last_message = m;
-    if (t) {
-      const old = t.msgs.get(m.id);
-      if (old && !old.deleted) t.msgs.set(m.id, { ...m, reactions: old.reactions });
-      for (const [id, x] of t.msgs) {
-        if (x.reply_to?.message_id === m.id) {
-          t.msgs.set(id, { ...x, reply_to: { ...x.reply_to, text: m.deleted ? '' : [...(m.text || '')].slice(0, 100).join(''), deleted: !!m.deleted } });
-        }
-      }
-    }
-    scheduleRender();
-    return;
-  }
-  const old = t?.msgs.get(ev.message_id);
-  if (!old) return;
-  const rs = (old.reactions || []).filter((r) => r.emoji !== ev.emoji || ev.count);
-  const i = rs.findIndex((r) => r.emoji === ev.emoji);
-  const me = ev.user_id === app.me.id;
-  if (ev.count && i >= 0) rs[i] = { ...rs[i], count: ev.count, me: me ? ev.type === 'reactionAdded' : rs[i].me };
-  else if (ev.count) rs.push({ emoji: ev.emoji, count: ev.count, me: me && ev.type === 'reactionAdded' });
-  t.msgs.set(ev.message_id, { ...old, reactions: rs });
-  scheduleRender();
-}
-
-/** quoteView shows the message a reply quotes, as it is now. */
-function quoteView(q) {
-  return h(
-    'div',
-    { class: 'quote', 'data-testid': 'quote', 'data-reply-to': q.message_id },
-    h('span', { class: 'sender' }, q.sender_name),
-    ' ',
-    q.deleted ? h('em', {}, 'Message deleted') : q.text || (q.type === 'image' ? 'Image' : ''),
-  );
-}
-
-/** reactionsView shows a message's reactions: emoji, count, mine marked. */
-function reactionsView(m) {
-  if (m.deleted || !m.reactions?.length) return null;
-  return h(
-    'div',
-    { class: 'reactions', 'data-testid': 'reactions' },
-    ...m.reactions.map((r) =>
-      h('span', { class: `reaction${r.me ? ' mine' : ''}`, 'data-testid': 'reaction', 'data-emoji': r.emoji }, `${r.emoji} ${r.count}`),
-    ),
-  );
-}
 
 // ---------- messages ----------
 
@@ -1176,20 +1152,30 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
           'data-status': status,
           'data-sender': m.sender_name,
           'data-type': m.type || 'text',
+          // Focusable from script only: a jump to a quoted message lands here.
+          tabindex: '-1',
+          'data-focus': `msg:${m.id}`,
+          'data-highlight': highlighted(m) ? 'true' : null,
           onkeydown: asking ? (e) => e.key === 'Escape' && cancelDelete() : null,
         },
         group && !own ? h('div', { class: 'sender' }, m.sender_name) : null,
-        m.reply_to && !m.deleted ? quoteView(m.reply_to) : null,
+        m.reply_to && !m.deleted ? quoteView(m.reply_to, m.conversation_id) : null,
         image,
-        h('div', { class: 'text', 'data-testid': 'message-text' }, m.deleted ? 'Message deleted' : linkify(m.text || '')),
+        isEditing(m)
+          ? editorView(m)
+          : h('div', { class: 'text', 'data-testid': 'message-text' }, m.deleted ? 'Message deleted' : linkify(messageText(m))),
         reactionsView(m),
+        pickerView(m),
+        editStatus(m),
         h(
           'div',
           { class: 'meta' },
           h('time', { datetime: m.created_at }, fmtTime(m.created_at)),
-          m.edited_at && !m.deleted ? h('span', { class: 'edited', 'data-testid': 'edited' }, 'edited') : null,
+          m.edited_at && !m.deleted
+            ? h('span', { class: 'edited', 'data-testid': 'edited', title: `Edited ${new Date(m.edited_at).toLocaleString()}` }, '(edited)')
+            : null,
           own && !m.deleted ? h('span', { class: 'mark', 'data-testid': 'mark' }, mark) : null,
-          actions,
+          asking ? actions : messageActions(m, own, actions),
         ),
       ),
     );
@@ -1210,12 +1196,15 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
       h(
         'li',
         { class: 'message own', 'data-testid': 'message', 'data-client-id': item.client_id, 'data-status': status, 'data-type': item.type },
+        pendingQuote(item),
         item.type === 'image' ? outboxImage(item, usedImgs) : null,
-        h('div', { class: 'text', 'data-testid': 'message-text' }, linkify(item.text || '')),
+        isEditing(item) ? editorView(item) : h('div', { class: 'text', 'data-testid': 'message-text' }, linkify(messageText(item))),
+        editStatus(item),
         h(
           'div',
           { class: 'meta' },
           h('span', { class: 'mark', 'data-testid': 'mark' }, mark),
+          outboxActions(item),
           canRetry ? h('button', { type: 'button', 'data-testid': 'retry', 'data-focus': `retry:${item.client_id}`, onclick: () => c.retry(item.client_id) }, 'Retry') : null,
           status === 'failed'
             ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'discard', 'data-focus': `discard:${item.client_id}`, onclick: () => c.discard(item.client_id) }, 'Discard')
@@ -1534,11 +1523,12 @@ function submitMessage() {
   }
   app.paneError = '';
   app.tooLong = false;
+  const replyTo = takeReply(app.open);
   if (app.tray.length) {
-    app.tray.forEach((t, i) => c.sendImage(app.open, t.file, i === 0 ? text : ''));
+    app.tray.forEach((t, i) => c.sendImage(app.open, t.file, i === 0 ? text : '', { replyTo: i === 0 ? replyTo : '' }));
     clearTray();
   } else {
-    c.send(app.open, text);
+    c.send(app.open, text, { replyTo });
   }
   ui.input.value = '';
   fitComposer();

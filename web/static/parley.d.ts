@@ -14,6 +14,8 @@ export type StateName = (typeof State)[keyof typeof State];
 
 export declare const TYPING_THROTTLE_MS: number;
 export declare const TYPING_EXPIRY_MS: number;
+/** The most different emoji one message holds (docs/protocol.md, react). */
+export declare const MAX_REACTION_KINDS: number;
 export declare const IMAGE_MAX_SIDE: number;
 export declare const IMAGE_MAX_PIXELS: number;
 
@@ -72,6 +74,33 @@ export interface Message {
   created_at: string;
   deleted?: boolean;
   deleted_at?: string;
+  /** When the sender last edited the text; absent if never. */
+  edited_at?: string;
+  /** The message this one replies to, as it is now. */
+  reply_to?: Quote;
+  /** Filled in history pages only (a client applies reaction events to them). */
+  reactions?: Reaction[];
+}
+/** A reply's quote of its parent: the first 100 code points of its text, or deleted. */
+export interface Quote {
+  message_id: string;
+  seq: number;
+  sender_id: string;
+  sender_name: string;
+  type: 'text' | 'image';
+  text?: string;
+  deleted?: boolean;
+}
+/** One emoji on a message: how many users hold it, and whether the caller does. */
+export interface Reaction {
+  emoji: string;
+  count: number;
+  me?: boolean;
+}
+/** The answer to react/unreact: the message's reactions now. */
+export interface Reactions {
+  message_id: string;
+  reactions: Reaction[];
 }
 export interface Conversation {
   id: string;
@@ -88,7 +117,8 @@ export interface Conversation {
 }
 export type EventType =
   | 'newMessage' | 'messageRead' | 'messageDeleted' | 'conversationUpdated'
-  | 'typingStarted' | 'typingStopped' | 'userOnline' | 'userOffline';
+  | 'typingStarted' | 'typingStopped' | 'userOnline' | 'userOffline'
+  | 'messageEdited' | 'reactionAdded' | 'reactionRemoved' | 'flagsChanged';
 export interface ParleyEvent {
   /** A durable event's position; absent on ephemeral ones. */
   pos?: number;
@@ -101,6 +131,11 @@ export interface ParleyEvent {
   conversation?: Conversation;
   change?: 'created' | 'renamed' | 'members_added' | 'members_removed';
   user_ids?: string[];
+  /** reactionAdded/reactionRemoved: the message, its seq, the emoji and its count after the change (absent when 0). */
+  message_id?: string;
+  seq?: number;
+  emoji?: string;
+  count?: number;
   at: string;
 }
 export interface Session {
@@ -129,7 +164,8 @@ export declare function login(baseURL: string, username: string, password: strin
 export interface OutboxItem {
   client_id: string;
   conversation_id: string;
-  type: 'text' | 'image';
+  /** 'edit': an edit of message_id (or of message_client_id, a message this client sent). */
+  type: 'text' | 'image' | 'edit';
   text: string;
   attachment_id: string;
   created_at: string;
@@ -141,6 +177,11 @@ export interface OutboxItem {
   file_name?: string;
   file_type?: string;
   file_size?: number;
+  /** A send's parent message id (a reply). */
+  reply_to?: string;
+  /** An edit's target. */
+  message_id?: string;
+  message_client_id?: string;
 }
 
 export interface Status {
@@ -162,6 +203,7 @@ export interface ClientEvents {
   resync: { head: number; reason: string };
   outbox: OutboxItem[];
   sent: { item: OutboxItem; message: Message; blob?: Blob };
+  edited: { item: OutboxItem; message: Message };
   typing: { conversationId: string };
   presence: { userId: string | null; online: boolean | null };
   unauthorized: { code: number; reason: string };
@@ -213,8 +255,16 @@ export declare class Client {
   request<T = unknown>(op: string, data?: unknown): Promise<T>;
   /** Calls the HTTP API with this client's token. */
   api<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
-  send(conversationId: string, text: string): OutboxItem;
-  sendImage(conversationId: string, file: Blob & { name?: string }, caption?: string): OutboxItem;
+  send(conversationId: string, text: string, opts?: { replyTo?: string }): OutboxItem;
+  /** Queues an edit of this user's stored message (sent in order with the sends). */
+  edit(conversationId: string, messageId: string, text: string): OutboxItem;
+  /** Queues an edit of a message this client sent, stored or not yet. */
+  editQueued(item: OutboxItem | string, text: string): OutboxItem;
+  editsFor(conversationId: string): OutboxItem[];
+  /** Adds this user's reaction; not queued (rejects "disconnected" offline). */
+  react(conversationId: string, messageId: string, emoji: string): Promise<Reactions>;
+  unreact(conversationId: string, messageId: string, emoji: string): Promise<Reactions>;
+  sendImage(conversationId: string, file: Blob & { name?: string }, caption?: string, opts?: { replyTo?: string }): OutboxItem;
   retry(clientId: string): void;
   discard(clientId: string): void;
   itemsFor(conversationId: string): OutboxItem[];

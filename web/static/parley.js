@@ -36,6 +36,8 @@ const BACKOFF_CAP_MS = 30000;
 // others' typing state expires TYPING_EXPIRY_MS after their last start.
 export const TYPING_THROTTLE_MS = 3000;
 export const TYPING_EXPIRY_MS = 5000;
+/** The most different emoji one message holds (docs/protocol.md, react). */
+export const MAX_REACTION_KINDS = 20;
 // A throttled feature counts as lifted this long after its `until` even
 // without the server's unthrottled frame.
 const THROTTLE_GRACE_MS = 2000;
@@ -256,6 +258,8 @@ export function login(baseURL, username, password) {
  *   outbox    [items]          the outbox changed
  *   sent      {item, message, blob}  the server stored a message from the
  *             outbox (blob: an image's bytes, when this page holds them)
+ *   edited    {item, message}  the server applied an edit from the outbox
+ *             (message: as edited; the messageEdited event comes too)
  *   typing    {conversationId} someone's typing state changed there
  *   presence  {userId, online}
  *   unauthorized {code, reason} the token is no longer good: log in again
@@ -892,10 +896,11 @@ export class Client {
   /**
    * send queues a text message and returns its outbox item at once; the
    * item leaves the outbox when the server has stored it (event "sent").
-   * Queued items survive a reload.
+   * Queued items survive a reload. replyTo names the stored message this
+   * one replies to (the server quotes it: Message.reply_to).
    */
-  send(conversationId, text) {
-    const item = this.newItem(conversationId, { type: 'text', text });
+  send(conversationId, text, { replyTo = '' } = {}) {
+    const item = this.newItem(conversationId, { type: 'text', text, ...(replyTo ? { reply_to: replyTo } : {}) });
     this.putItem(item);
     this.stopTyping(conversationId);
     this.flush();
@@ -914,11 +919,13 @@ export class Client {
    *
    * A photo over IMAGE_MAX_SIDE or IMAGE_MAX_PIXELS is shrunk first (see
    * shrinkImage); the outbox keeps, and uploads, the shrunk bytes.
+   * replyTo: as send's.
    */
-  sendImage(conversationId, file, caption = '') {
+  sendImage(conversationId, file, caption = '', { replyTo = '' } = {}) {
     const item = this.newItem(conversationId, {
       type: 'image',
       text: caption,
+      ...(replyTo ? { reply_to: replyTo } : {}),
       // Shown to the user only; the server ignores file names.
       file_name: file.name || '',
       file_type: file.type || '',
@@ -951,6 +958,72 @@ export class Client {
         this.flush();
       });
     return item;
+  }
+
+  /**
+   * edit queues an edit of this user's stored message messageId and
+   * returns its outbox item at once. Edits wait in the outbox like sends
+   * and are sent in order with them (an edit made offline after a send is
+   * applied after it); each has its own client_id, so a resend after a
+   * lost reply is applied once. The item leaves the outbox when the server
+   * has applied it (event "edited" with the message as edited), or is
+   * marked failed (forbidden: not one's own; invalid: deleted, or a blank
+   * text). A second edit of the same message while the first still waits
+   * replaces the first's text: only the last text is sent.
+   */
+  edit(conversationId, messageId, text) {
+    return this.queueEdit(conversationId, { message_id: messageId }, text);
+  }
+
+  /**
+   * editQueued edits a message this client sent (an outbox item, or its
+   * client_id), whether or not the server has stored it yet: the edit
+   * names it by its client_id (message_client_id on the wire) and is sent
+   * after it.
+   */
+  editQueued(item, text) {
+    const clientId = typeof item === 'string' ? item : item.client_id;
+    const conv = typeof item === 'string' ? this.outbox.find((i) => i.client_id === clientId)?.conversation_id : item.conversation_id;
+    if (!conv) throw new ParleyError('not_found', 'That message is not in the outbox.');
+    return this.queueEdit(conv, { message_client_id: clientId }, text);
+  }
+
+  queueEdit(conversationId, target, text) {
+    const same = (i) =>
+      i.type === 'edit' && i.status === 'pending' && i.conversation_id === conversationId &&
+      (i.message_id || '') === (target.message_id || '') && (i.message_client_id || '') === (target.message_client_id || '');
+    const waiting = this.outbox.find(same);
+    let item;
+    if (waiting) {
+      item = this.updateItem(waiting, { text });
+    } else {
+      item = this.newItem(conversationId, { type: 'edit', text, ...target });
+      this.putItem(item);
+    }
+    this.flush();
+    return item;
+  }
+
+  /** editsFor lists the edits waiting in the outbox for one conversation, oldest first. */
+  editsFor(conversationId) {
+    return this.outbox.filter((i) => i.conversation_id === conversationId && i.type === 'edit');
+  }
+
+  /**
+   * react adds this user's reaction emoji to a message and resolves with
+   * the message's reactions as this user sees them ({message_id,
+   * reactions: [{emoji, count, me}]}). Reactions are not queued: without a
+   * live connection it rejects with code "disconnected". Adding one the
+   * user already has changes nothing; a message holds at most
+   * MAX_REACTION_KINDS different emoji (a new one past that is "invalid").
+   */
+  react(conversationId, messageId, emoji) {
+    return this.request('react', { conversation_id: conversationId, message_id: messageId, emoji });
+  }
+
+  /** unreact removes this user's reaction emoji from a message; otherwise as react. */
+  unreact(conversationId, messageId, emoji) {
+    return this.request('react', { conversation_id: conversationId, message_id: messageId, emoji, remove: true });
   }
 
   /** retry puts a failed item back in line. */
@@ -1016,9 +1089,19 @@ export class Client {
         if (!item || !item.attachment_id) continue;
       }
       try {
+        if (item.type === 'edit') {
+          const data = { conversation_id: item.conversation_id, client_id: item.client_id, text: item.text };
+          if (item.message_id) data.message_id = item.message_id;
+          else data.message_client_id = item.message_client_id;
+          const msg = await this.request('edit', data);
+          this.dropItem(item.client_id);
+          this.emit('edited', { item, message: msg });
+          continue;
+        }
         const data = { conversation_id: item.conversation_id, client_id: item.client_id, type: item.type };
         if (item.text) data.text = item.text;
         if (item.attachment_id) data.attachment_id = item.attachment_id;
+        if (item.reply_to) data.reply_to = item.reply_to;
         const msg = await this.request('send', data);
         const blob = this.blobs.get(item.client_id) || null;
         this.dropItem(item.client_id);
@@ -1090,9 +1173,9 @@ export class Client {
     return res.blob();
   }
 
-  /** itemsFor lists the outbox items of one conversation, oldest first. */
+  /** itemsFor lists the messages waiting in the outbox for one conversation, oldest first (not edits: editsFor). */
   itemsFor(conversationId) {
-    return this.outbox.filter((i) => i.conversation_id === conversationId);
+    return this.outbox.filter((i) => i.conversation_id === conversationId && i.type !== 'edit');
   }
 
   // ---- typing ----

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"sync"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// encodeEvent encodes an event frame once for every receiver.
+func encodeEvent(ev parley.Event) []byte {
+	return encodeData(protocol.TypeEvent, "", withURLs(ev))
+}
+
+func encodeFrame(f protocol.Frame) []byte {
+	b, err := json.Marshal(f)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// encodeData encodes a frame with data v. It writes the frame's bytes
+// around v's encoding directly, in protocol.Frame's field order: marshalling
+// a Frame holding v as a json.RawMessage would check and copy v's JSON a
+// second time.
+func encodeData(typ, id string, v any) []byte {
+	e := encoderPool.Get().(*pooledEncoder)
+	defer e.put()
+	if err := e.enc.Encode(v); err != nil {
+		panic(err) // frames hold plain data; this cannot fail
+	}
+	data := bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'}) // Encode ends with a newline
+	b := make([]byte, 0, len(data)+len(typ)+len(id)+len(`{"type":"","id":"","data":}`)+8)
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, typ)
+	if id != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, id)
+	}
+	b = append(b, `,"data":`...)
+	b = append(b, data...)
+	return append(b, '}')
+}
+
+// pooledEncoder is a json.Encoder writing into a buffer of its own:
+// encodeData copies its output into the frame, where json.Marshal would
+// copy it out once more first.
+type pooledEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder // writes to buf; HTML escaped, as json.Marshal
+}
+
+var encoderPool = sync.Pool{New: func() any {
+	e := &pooledEncoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
+
+// put returns e to the pool, unless it grew large (a long replay page).
+func (e *pooledEncoder) put() {
+	if e.buf.Cap() > 64<<10 {
+		return
+	}
+	e.buf.Reset()
+	encoderPool.Put(e)
+}
+
+// pongFrame is the answer to a ping with id.
+func pongFrame(id string) []byte {
+	b := make([]byte, 0, len(id)+len(`{"type":"pong","id":""}`)+8)
+	b = append(b, `{"type":"pong"`...)
+	if id != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, id)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string, as encoding/json writes it
+// (HTML characters escaped too). Plain ASCII, the usual case, is copied.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+func errorFrame(s *Server, id string, err error) []byte {
+	b := errorBody(s.log, err)
+	s.metrics.obs.countError(b.Code)
+	return encodeFrame(protocol.Frame{Type: protocol.TypeError, ID: id, Error: b})
+}

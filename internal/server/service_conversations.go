@@ -1,0 +1,251 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// MaxConversationsPage is the largest limit a conversations request may
+// ask for.
+const MaxConversationsPage = 1000
+
+// conversations returns a page of the user's conversations, newest
+// activity first (ties by id, descending), at most maxBytes of them in
+// JSON (see MaxReplyBytes) and at most d.Limit; has_more and next say to
+// ask again with next as the cursor, which returns the conversations that
+// come after the page's last one in that order. The store has no paged
+// query: each page is cut from the user's whole list, which keeps the
+// server's memory per request that of the list, not the reply's bytes.
+func (s *service) conversations(ctx context.Context, u parley.User, d protocol.Conversations, maxBytes int) (protocol.ConversationList, error) {
+	if err := s.limits.reads.check(u.ID); err != nil {
+		return protocol.ConversationList{}, err
+	}
+	if d.Limit < 0 || d.Limit > MaxConversationsPage {
+		return protocol.ConversationList{}, parley.Errorf(parley.EINVALID, "limit must be 1 to %d", MaxConversationsPage)
+	}
+	var after convCursor
+	if d.Cursor != "" {
+		var err error
+		if after, err = parseConvCursor(d.Cursor); err != nil {
+			return protocol.ConversationList{}, err
+		}
+	}
+	cs, err := s.store.Conversations(ctx, u.ID)
+	if err != nil {
+		return protocol.ConversationList{}, err
+	}
+	return pageConversations(cs, after, d.Limit, maxBytes), nil
+}
+
+// convCursor is a place in the conversation list: the last activity and
+// id of the conversation a page ended with. Its text form is
+// "<unix nanoseconds>:<id>", opaque to clients.
+type convCursor struct {
+	at time.Time
+	id string
+}
+
+func cursorOf(c *parley.Conversation) convCursor {
+	return convCursor{at: c.LastActivityAt, id: c.ID}
+}
+
+func (c convCursor) String() string {
+	return strconv.FormatInt(c.at.UnixNano(), 10) + ":" + c.id
+}
+
+func parseConvCursor(s string) (convCursor, error) {
+	ns, id, ok := strings.Cut(s, ":")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || id == "" {
+		return convCursor{}, parley.Errorf(parley.EINVALID, "cursor is not one this server gave")
+	}
+	return convCursor{at: time.Unix(0, n), id: id}, nil
+}
+
+// before says a comes before b in the list: newer activity, or the same
+// activity and the greater id.
+func (a convCursor) before(b convCursor) bool {
+	if !a.at.Equal(b.at) {
+		return a.at.After(b.at)
+	}
+	return a.id > b.id
+}
+
+// pageConversations cuts the page after `after` (the zero cursor: from
+// the start) out of the user's whole list cs: at most limit (0: no count
+// limit) and maxBytes of JSON, at least one when any remain.
+func pageConversations(cs []parley.Conversation, after convCursor, limit, maxBytes int) protocol.ConversationList {
+	// The stores sort the same way; sorting again makes the cursor exact
+	// whatever the store does with equal times.
+	slices.SortFunc(cs, func(a, b parley.Conversation) int {
+		switch ca, cb := cursorOf(&a), cursorOf(&b); {
+		case ca.before(cb):
+			return -1
+		case cb.before(ca):
+			return 1
+		}
+		return 0
+	})
+	if after.id != "" {
+		cs = cs[sort.Search(len(cs), func(i int) bool { return after.before(cursorOf(&cs[i])) }):]
+	}
+	var p protocol.ConversationList
+	if limit > 0 && len(cs) > limit {
+		cs, p.HasMore = cs[:limit], true
+	}
+	for i := range cs {
+		cs[i] = conversationURLs(cs[i])
+	}
+	if n := fitting(cs, maxBytes, false); n < len(cs) {
+		cs, p.HasMore = cs[:n], true
+	}
+	if p.HasMore {
+		p.Next = cursorOf(&cs[len(cs)-1]).String()
+	}
+	p.Conversations = nonNil(cs)
+	return p
+}
+
+func (s *service) conversation(ctx context.Context, u parley.User, id string) (parley.Conversation, error) {
+	if err := s.limits.reads.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if err := required("conversation_id", id); err != nil {
+		return parley.Conversation{}, err
+	}
+	c, err := s.store.Conversation(ctx, u.ID, id)
+	return conversationURLs(c), err
+}
+
+func (s *service) createDirect(ctx context.Context, u parley.User, d protocol.CreateDirect) (parley.Conversation, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
+	other := d.UserID
+	switch {
+	case d.UserID != "" && d.Username != "":
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "give user_id or username, not both")
+	case d.UserID == "" && d.Username == "":
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "user_id or username is required")
+	case d.Username != "":
+		o, err := s.store.UserByName(ctx, d.Username)
+		if err != nil {
+			return parley.Conversation{}, err
+		}
+		other = o.ID
+	}
+	if other == u.ID {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "a direct conversation needs another user")
+	}
+	c, evs, err := s.store.CreateDirect(ctx, u.ID, other)
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	s.publish(ctx, evs)
+	return s.viewed(ctx, u, c)
+}
+
+// viewed returns c as u sees it (unread count, read position): what a
+// write returns is the shared view.
+func (s *service) viewed(ctx context.Context, u parley.User, c parley.Conversation) (parley.Conversation, error) {
+	v, err := s.store.Conversation(ctx, u.ID, c.ID)
+	if err != nil {
+		return conversationURLs(c), nil // u left it (removed themselves)
+	}
+	return conversationURLs(v), nil
+}
+
+func checkTitle(t string) error {
+	if !utf8.ValidString(t) {
+		return parley.Errorf(parley.EINVALID, "title is not valid UTF-8")
+	}
+	if utf8.RuneCountInString(t) > parley.MaxTitleRunes {
+		return parley.Errorf(parley.EINVALID, "title is longer than %d characters", parley.MaxTitleRunes)
+	}
+	return nil
+}
+
+func (s *service) createGroup(ctx context.Context, u parley.User, d protocol.CreateGroup) (parley.Conversation, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if strings.TrimSpace(d.Title) == "" {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "title is required")
+	}
+	if err := checkTitle(d.Title); err != nil {
+		return parley.Conversation{}, err
+	}
+	if len(d.MemberIDs) >= parley.MaxGroupMembers {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "a group has at most %d members", parley.MaxGroupMembers)
+	}
+	c, evs, err := s.store.CreateGroup(ctx, u.ID, d.Title, d.MemberIDs)
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	s.publish(ctx, evs)
+	return s.viewed(ctx, u, c)
+}
+
+func (s *service) updateConversation(ctx context.Context, u parley.User, d protocol.UpdateConversation) (parley.Conversation, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if d.Title != nil {
+		if strings.TrimSpace(*d.Title) == "" {
+			return parley.Conversation{}, parley.Errorf(parley.EINVALID, "title must not be empty")
+		}
+		if err := checkTitle(*d.Title); err != nil {
+			return parley.Conversation{}, err
+		}
+	}
+	if d.Title == nil && len(d.Add) == 0 && len(d.Remove) == 0 && len(d.Promote) == 0 && len(d.Demote) == 0 {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "nothing to change: give title, add, remove, promote or demote")
+	}
+	for _, l := range []struct {
+		name string
+		ids  []string
+	}{{"add", d.Add}, {"remove", d.Remove}, {"promote", d.Promote}, {"demote", d.Demote}} {
+		if len(l.ids) > parley.MaxGroupMembers {
+			return parley.Conversation{}, parley.Errorf(parley.EINVALID, "%s names more than %d users", l.name, parley.MaxGroupMembers)
+		}
+	}
+	c, evs, err := s.store.UpdateConversation(ctx, u.ID, d.ConversationID, parley.ConversationChange{
+		Title: d.Title, Add: d.Add, Remove: d.Remove, Promote: d.Promote, Demote: d.Demote,
+	})
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	s.publish(ctx, evs)
+	return s.viewed(ctx, u, c)
+}
+
+// setFlags changes u's own flags of a conversation (set_flags, PATCH
+// /v1/conversations/{id}/flags); the event goes to u's connections only.
+func (s *service) setFlags(ctx context.Context, u parley.User, d protocol.SetFlags) (parley.Conversation, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if d.Muted == nil && d.Archived == nil {
+		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "nothing to change: give muted or archived")
+	}
+	c, evs, err := s.store.SetFlags(ctx, u.ID, d.ConversationID, d.Muted, d.Archived)
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	s.publish(ctx, evs)
+	return conversationURLs(c), nil
+}

@@ -1,0 +1,146 @@
+package server
+
+import "github.com/parleychat/parley/protocol"
+
+// requestQueue bounds the requests read from a connection and not yet run.
+// When it is full the reader stops reading (backpressure on the client's
+// socket) until the worker takes one; see conn.paused for the heartbeat.
+const requestQueue = 32
+
+// request is a message read for the worker: raw (a readPool buffer) until
+// the worker decodes it into req, or the error decoding it gave
+// (answered in order with the requests around it). The reader does not
+// decode: decoding JSON would grow its stack, which an idle connection
+// would then keep.
+type request struct {
+	raw *[]byte
+	req protocol.Request
+	err error
+}
+
+// push queues r for the worker, starting it when none runs. When the queue
+// is full (requestQueue requests, counting a run of sends the worker holds)
+// it waits for room with the connection paused (not read, and not
+// subject to the heartbeat); it returns false when the connection is
+// closing meanwhile.
+func (c *conn) push(r request) bool {
+	c.mu.Lock()
+	for len(c.reqs)+c.held >= requestQueue {
+		if c.closeCode != 0 {
+			c.mu.Unlock()
+			return false
+		}
+		room := make(chan struct{})
+		c.room = room
+		c.mu.Unlock()
+		c.paused.Store(true)
+		select {
+		case <-room:
+		case <-c.s.connCtx.Done():
+		}
+		c.touch() // silence is counted again from now
+		c.paused.Store(false)
+		if c.s.connCtx.Err() != nil {
+			return false
+		}
+		c.mu.Lock()
+	}
+	c.reqs = append(c.reqs, r)
+	if !c.workerOn {
+		c.workerOn = true
+		c.wg.Add(1)
+		go c.work()
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// work runs queued requests one at a time, in the order read, so a
+// client's sends are stored in the order sent; a run of consecutive sends
+// counts as one request here, handed to the store together
+// (dispatchSends), which keeps their order. It is started by push,
+// counted in wg, and returns when the queue is empty. It runs a request
+// only while at most half the send queue's budget is queued (waitDrained),
+// so a client that asks much and reads nothing holds about its budget.
+// Once the connection
+// is closing, requests still queued are dropped rather than run: their
+// replies would go nowhere, the client resends what it got no reply for
+// (sends are idempotent), and running them would only keep a dead
+// connection's work (up to a full queue of sends each) in the store's
+// batches and in the way of a shutdown. The request in progress finishes.
+func (c *conn) work() {
+	defer c.wg.Done()
+	defer c.recoverWorker()
+	var batch []request          // taken from reqs, decoded, run in order; counted in held
+	var sends []protocol.Request // the run of sends in progress
+	for {
+		c.mu.Lock()
+		c.held = len(batch)
+		if c.closeCode != 0 {
+			clear(c.reqs)
+			c.reqs = c.reqs[:0]
+			clear(batch)
+			batch = nil
+			c.held = 0
+		}
+		if c.room != nil && len(c.reqs)+c.held < requestQueue { // the reader waits: there is room now
+			close(c.room)
+			c.room = nil
+		}
+		if len(batch) == 0 {
+			if len(c.reqs) == 0 {
+				c.workerOn = false
+				c.reqs = nil // an idle connection holds no queue
+				c.mu.Unlock()
+				return
+			}
+			batch, c.reqs = c.reqs, nil
+			c.held = len(batch)
+			c.mu.Unlock()
+			// Decoded here, not by the reader (see request), and outside
+			// c.mu. DecodeRequest copies what it keeps (strings, data), so
+			// each buffer goes back to the pool at once.
+			for i := range batch {
+				batch[i].req, batch[i].err = protocol.DecodeRequest(*batch[i].raw)
+				readPool.Put(batch[i].raw)
+				batch[i].raw = nil
+			}
+			continue
+		}
+		if c.queuedLocked() > c.s.cfg.Limits.SendQueueBytes/2 {
+			// The client has not read what earlier requests produced:
+			// the next reply waits for it (back-pressure), and the reader
+			// stops reading once requestQueue requests wait.
+			c.mu.Unlock()
+			c.waitDrained()
+			continue
+		}
+		c.mu.Unlock()
+		r := batch[0]
+		n := 1
+		if isSend(r) {
+			// The sends right behind this one go to the store with it.
+			sends = append(sends[:0], r.req)
+			for n < len(batch) && len(sends) < maxSendRun && isSend(batch[n]) {
+				sends = append(sends, batch[n].req)
+				n++
+			}
+		}
+		c.s.testPanic("worker")
+		switch {
+		case r.err != nil:
+			c.enqueue(errorFrame(c.s, r.req.ID, r.err), false)
+		case r.req.Op == protocol.OpPing: // a ping in a form plainPing does not take
+			c.enqueue(pongFrame(r.req.ID), false)
+		case isSend(r):
+			c.dispatchSends(c.s.connCtx, sends)
+			clear(sends)
+		default:
+			c.dispatch(c.s.connCtx, r.req)
+		}
+		clear(batch[:n])
+		batch = batch[n:]
+	}
+}
+
+func isSend(r request) bool { return r.err == nil && r.req.Op == protocol.OpSend }
