@@ -138,6 +138,9 @@ type Conversation struct {
 	// message came since.
 	Muted    bool `json:"muted"`
 	Archived bool `json:"archived"`
+	// Request is the viewer's request state of a direct conversation
+	// (pending or declined; empty when it is no request of theirs).
+	Request Request `json:"request,omitempty"`
 }
 
 // MemberFlags are a member's own settings of a conversation, the same on
@@ -273,7 +276,8 @@ func (t EventType) Durable() bool {
 	switch t {
 	case EventNewMessage, EventMessageRead, EventMessageDeleted, EventConversationUpdated,
 		EventMessageEdited, EventReactionAdded, EventReactionRemoved, EventFlagsChanged,
-		EventMessageDelivered, EventProfileUpdated:
+		EventMessageDelivered, EventProfileUpdated,
+		EventUserBlocked, EventUserUnblocked, EventPrivacyChanged, EventRequestAccepted, EventRequestDeclined:
 		return true
 	}
 	return false
@@ -333,7 +337,9 @@ type Event struct {
 	UserIDs []string `json:"user_ids,omitempty"`
 	// Flags is set on flagsChanged: UserID's flags after the change.
 	Flags *MemberFlags `json:"flags,omitempty"`
-	At    time.Time    `json:"at"`
+	// Consent is set on privacyChanged: the user's setting after it.
+	Consent Consent   `json:"consent,omitempty"`
+	At      time.Time `json:"at"`
 
 	// Recipient, when set, is the only user the event is for (a
 	// member's own settings: flagsChanged); the other members neither

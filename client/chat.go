@@ -143,7 +143,7 @@ func (s *chatState) apply(ev Event) {
 		}
 		s.touched[id] = s.evSeq
 	}
-	listChanged := false
+	listChanged := s.applyRequestLocked(ev, me)
 	var views []*ConversationView
 	s.learnFromLocked(ev)
 	switch e := ev.(type) {
@@ -300,6 +300,8 @@ func eventConversation(ev Event) string {
 		return e.Conversation.ID
 	case FlagsChanged:
 		// A page fetched before it would undo it: fetched again alone.
+		return e.ConversationID
+	case RequestAnswered:
 		return e.ConversationID
 	}
 	return ""

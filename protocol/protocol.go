@@ -431,6 +431,9 @@ func DecodeRequest(b []byte) (Request, error) {
 		OpDelivered, OpSetProfile, OpSearch, OpMentions:
 		return r, nil
 	}
+	if consentOp(r.Op) {
+		return r, nil
+	}
 	return r, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", r.Op)
 }
 

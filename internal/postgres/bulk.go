@@ -3,6 +3,7 @@ package postgres
 import (
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,7 +33,8 @@ type sendOp struct {
 	nm     parley.NewMessage // validated (sqlstore.NewSend)
 	msg    parley.Message
 	events []parley.Event
-	err    error // the send's own failure
+	err    error    // the send's own failure
+	hidden []string // who blocked the sender: left out of the audience
 }
 
 // newSendOp makes the op of a send. Its results are in op.send once the
@@ -50,24 +52,34 @@ func newSendOp(nm parley.NewMessage) *op {
 // qBulkSendCheck: for each send, in order, membership, the conversation's
 // last Seq, the sender's name, an earlier message with the same client id
 // and the attachment when the sender owns it.
-const qBulkSendCheck = `SELECT
+var qBulkSendCheck = `SELECT
 		EXISTS (SELECT 1 FROM members mb WHERE mb.conversation_id = r.conv AND mb.user_id = r.sender AND mb.left_pos IS NULL),
 		COALESCE((SELECT c.last_seq FROM conversations c WHERE c.id = r.conv), 0),
 		COALESCE((SELECT u.name FROM users u WHERE u.id = r.sender), ''),
 		old.id, old.conversation_id,
-		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name
+		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name,
+		` + bulkRefused + `, ARRAY(` + bulkHidden + `)
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(conv, sender, client, att, i)
 	LEFT JOIN messages old ON old.sender_id = r.sender AND old.client_id = r.client
 	LEFT JOIN attachments att ON att.id = r.att AND att.owner_id = r.sender
 	ORDER BY r.i`
 
+// bulkRefused and bulkHidden are the core's SendRefusedSQL and
+// HiddenFromSQL for the row r of qBulkSendCheck.
+var (
+	bulkRefused = strings.NewReplacer("$1", "r.conv", "$2", "r.sender").Replace(sqlstore.SendRefusedSQL)
+	bulkHidden  = strings.NewReplacer("$1", "r.sender").Replace(sqlstore.HiddenFromSQL)
+	oneHidden   = strings.NewReplacer("$1", "$2").Replace(sqlstore.HiddenFromSQL)
+)
+
 // qSendCheck is qBulkSendCheck for one send.
-const qSendCheck = `SELECT
+var qSendCheck = `SELECT
 		EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL),
 		COALESCE((SELECT last_seq FROM conversations WHERE id = $1), 0),
 		COALESCE((SELECT name FROM users WHERE id = $2), ''),
 		old.id, old.conversation_id,
-		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name
+		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name,
+		` + sqlstore.SendRefusedSQL + `, ARRAY(` + oneHidden + `)
 	FROM (SELECT 1) one
 	LEFT JOIN messages old ON old.sender_id = $2 AND old.client_id = $3
 	LEFT JOIN attachments att ON att.id = $4 AND att.owner_id = $2`
@@ -126,6 +138,8 @@ type sendCheck struct {
 	attType, attName    pgtype.Text
 	attSize             pgtype.Int8
 	attWidth, attHeight pgtype.Int4
+	refused             bool     // sqlstore.SendRefusedSQL
+	hidden              []string // who blocked the sender
 }
 
 // bulkSend runs sends, setting each one's results or its error. An error
@@ -175,6 +189,10 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			so.msg = first.msg
 			continue
 		}
+		if c.refused {
+			so.err = parley.ErrUnreachable
+			continue
+		}
 		if err := sqlstore.AttachmentRule(nm, c.owned, c.attName.String); err != nil {
 			so.err = err
 			continue
@@ -217,6 +235,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			Pos: w.NextPos(), Type: parley.EventNewMessage, ConversationID: nm.ConversationID,
 			UserID: nm.SenderID, UserName: c.name, Message: &so.msg, At: now,
 		}}
+		so.hidden = c.hidden
 		created[key] = so
 		pending = append(pending, so)
 	}
@@ -229,6 +248,9 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			string(m.Type), m.Text, attachmentArg(m), m.CreatedAt, so.events[0].Pos, sqlstore.ReplyArg(m), sqlstore.MentionsArg(m)).Scan(&so.events[0].Audience)
 		if err != nil {
 			return err
+		}
+		if len(so.hidden) > 0 {
+			so.events[0].Audience = sqlstore.Without(so.events[0].Audience, so.hidden)
 		}
 	case len(pending) > 1:
 		n := len(pending)
@@ -271,6 +293,9 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		}
 		for _, so := range pending {
 			so.events[0].Audience = slices.Clone(audience[so.nm.ConversationID])
+			if len(so.hidden) > 0 {
+				so.events[0].Audience = sqlstore.Without(so.events[0].Audience, so.hidden)
+			}
 		}
 	}
 	for _, j := range again {
@@ -314,7 +339,7 @@ func sendChecks(w *writeTx, sends []*sendOp) ([]sendCheck, error) {
 	checks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sendCheck, error) {
 		var c sendCheck
 		err := r.Scan(&c.member, &c.last, &c.name, &c.oldID, &c.oldConv, &c.owned,
-			&c.attType, &c.attSize, &c.attWidth, &c.attHeight, &c.attName)
+			&c.attType, &c.attSize, &c.attWidth, &c.attHeight, &c.attName, &c.refused, &c.hidden)
 		return c, err
 	})
 	if err != nil {

@@ -78,6 +78,7 @@ func (s *Server) routes() *routeMux {
 	s.uploadRoutes(mux)
 	s.receiptRoutes(mux)
 	s.serverAPIRoutes(mux)
+	s.consentRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, parley.ErrNotFound)
 	})

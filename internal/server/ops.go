@@ -248,5 +248,8 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 	case protocol.OpSetProfile:
 		return runOp(ctx, u, req, svc.setProfile)
 	}
+	if v, err, ok := c.consentOp(ctx, req); ok {
+		return v, err
+	}
 	return nil, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", req.Op)
 }

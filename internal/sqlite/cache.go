@@ -56,6 +56,9 @@ func (c *cache) trim() {
 type memberSet struct {
 	ids []string
 	set map[string]struct{} // for large groups; nil for small ones
+	// gate is what blocks and declined requests refuse or hide (a block
+	// or an answer to a request drops the entry).
+	gate sqlstore.SendGate
 }
 
 func newMemberSet(ids []string) *memberSet {
@@ -93,6 +96,9 @@ func (w *writeTx) members(conversationID string) (*memberSet, error) {
 		return nil, err
 	}
 	ms := newMemberSet(ids)
+	if ms.gate, err = sqlstore.ReadSendGate(context.Background(), w, conversationID); err != nil {
+		return nil, err
+	}
 	w.b.cache.members[conversationID] = ms
 	return ms, nil
 }

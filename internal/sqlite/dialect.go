@@ -24,9 +24,11 @@ func (dialect) HeadSQL() string { return `SELECT COALESCE(MAX(pos), 0) FROM even
 // (args: user, after, limit). For each window the subquery takes at most
 // limit events from the conversation's index, bounded by the window, so
 // the sort sees at most windows x limit rows, however far behind the user
-// is, and the joins run only for those.
+// is, and the joins run only for those. The user's own events of no
+// conversation (sqlstore.UserEventsSQL) join them; sqlstore.ReplayFilter
+// leaves out what a block hides.
 func (dialect) EventsForSQL() string {
-	return `SELECT ` + sqlstore.EventCols + ` FROM members w
+	return `SELECT * FROM (SELECT ` + sqlstore.EventCols + ` FROM members w
 		JOIN events e ON e.pos IN (SELECT x.pos FROM events x
 			WHERE x.conversation_id = w.conversation_id
 			AND x.pos > max($2, w.joined_pos - 1)
@@ -34,8 +36,10 @@ func (dialect) EventsForSQL() string {
 			AND (x.recipient IS NULL OR x.recipient = w.user_id)
 			ORDER BY x.pos LIMIT $3 + 0)
 		` + sqlstore.EventJoins + `
-		WHERE w.user_id = $1
-		ORDER BY e.pos LIMIT $3 + 0`
+		WHERE w.user_id = $1 AND ` + sqlstore.ReplayFilter + `
+		ORDER BY e.pos LIMIT $3 + 0)
+		UNION ALL SELECT * FROM (` + sqlstore.UserEventsSQL + `)
+		ORDER BY 1 LIMIT $3 + 0`
 }
 
 // NameIs: users.name is COLLATE NOCASE (and uniquely indexed so).

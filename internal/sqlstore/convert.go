@@ -157,6 +157,7 @@ type eventData struct {
 	Flags        *parley.MemberFlags  `json:"flags,omitempty"`
 	DeliveredSeq int64                `json:"delivered_seq,omitempty"`
 	Profile      *parley.Profile      `json:"profile,omitempty"`
+	Consent      parley.Consent       `json:"consent,omitempty"`
 }
 
 // EmptyEventData is the data of an event with nothing beyond its columns
@@ -176,6 +177,7 @@ func (s *Store) encodeEventData(e *parley.Event) (string, error) {
 		Flags:        e.Flags,
 		DeliveredSeq: e.DeliveredSeq,
 		Profile:      e.Profile,
+		Consent:      e.Consent,
 	})
 	if err != nil {
 		return "", s.internalf("encode event: %w", err)
@@ -200,16 +202,18 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 		data string
 		at   NullTime
 		rcpt NullString
+		conv NullString
 		r    msgRow
 		buf  [8 + msgCols]any // the event's own columns, then the message's
 	)
-	dest := append(buf[:0], &e.Pos, &e.ConversationID, &typ, &e.UserID, &e.UserName, &data, s.d.TimeDest(&at), s.d.StringDest(&rcpt))
+	dest := append(buf[:0], &e.Pos, s.d.StringDest(&conv), &typ, &e.UserID, &e.UserName, &data, s.d.TimeDest(&at), s.d.StringDest(&rcpt))
 	if err := row.Scan(r.appendDest(s.d, dest)...); err != nil {
 		return e, err
 	}
 	e.Type = parley.EventType(typ)
 	e.At = at.Time
 	e.Recipient = rcpt.String
+	e.ConversationID = conv.String
 	e.Message = r.message()
 	if data == EmptyEventData {
 		// Most events (every newMessage) carry nothing more: skip the
@@ -220,7 +224,7 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		return e, s.internalf("decode event %d: %w", e.Pos, err)
 	}
-	e.ReadSeq, e.Change, e.UserIDs, e.Conversation, e.Flags = d.ReadSeq, d.Change, d.UserIDs, d.Conversation, d.Flags
+	e.ReadSeq, e.Change, e.UserIDs, e.Conversation, e.Flags, e.Consent = d.ReadSeq, d.Change, d.UserIDs, d.Conversation, d.Flags, d.Consent
 	e.MessageID, e.Seq, e.Emoji, e.Count = d.MessageID, d.Seq, d.Emoji, d.Count
 	e.DeliveredSeq, e.Profile = d.DeliveredSeq, d.Profile
 	return e, nil

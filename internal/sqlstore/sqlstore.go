@@ -182,6 +182,7 @@ type Complete interface {
 	parley.Searcher
 	parley.Receipts
 	parley.Profiles
+	parley.Consenter
 	WriteHealther
 }
 

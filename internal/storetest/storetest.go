@@ -44,6 +44,9 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"UpdateConversationRules", testUpdateConversationRules},
 		{"Roles", testRoles},
 		{"Flags", testFlags},
+		{"Block", testBlock},
+		{"Consent", testConsent},
+		{"Requests", testRequests},
 		{"Send", testSend},
 		{"SendIdempotent", testSendIdempotent},
 		{"SendValidation", testSendValidation},
@@ -120,6 +123,9 @@ func missingOptional(s parley.Store) []string {
 	}
 	if _, ok := s.(parley.Profiles); !ok {
 		missing = append(missing, "parley.Profiles")
+	}
+	if _, ok := s.(parley.Consenter); !ok {
+		missing = append(missing, "parley.Consenter")
 	}
 	if _, ok := s.(interface{ WriteErr() error }); !ok {
 		missing = append(missing, "WriteErr() error")

@@ -108,6 +108,7 @@ func (m *Model) listLines(w, n int) []string {
 		if cv.Muted {
 			title += " (muted)"
 		}
+		title += requestMark(cv)
 		name := ansi.Truncate(title, max(1, w-2-len(count)), "…")
 		line := dot + " " + name
 		gap := max(0, w-lipgloss.Width(line)-len(count))

@@ -19,6 +19,7 @@ import {
   systemLinesFor,
 } from './members.js';
 import { downloadFile, fileBadge, fileChip } from './files.js';
+import { blockButton, initPrivacy, isRequest, loadPrivacy, onPrivacyEvent, renderPrivacy, requestsSection } from './privacy.js';
 import {
   applyMessageChange,
   editorView,
@@ -200,6 +201,23 @@ initMembers({
   input: ui.input,
   send: ui.send,
   attach: ui.attach,
+  blockButton: (id, name) => blockButton(id, name),
+});
+// Requests, blocks and the consent setting live in privacy.js.
+initPrivacy({
+  h,
+  app,
+  api: (method, path, body) => app.client.api(method, path, body),
+  merge: (conv) => mergeConversation(conv, true),
+  fetch: (id) => fetchConversation(id),
+  rerender: () => {
+    renderConversations();
+    renderPaneHeader();
+    renderMessages();
+  },
+  reload: () => refetchAll(),
+  header: document.querySelector('.pane-header'),
+  sidebar: document.querySelector('.sidebar'),
 });
 // The search box and @-completion live in search.js.
 initSearch({
@@ -363,6 +381,7 @@ function start({ token, user }) {
   renderNotifyButton();
   c.connect();
   loadConversations();
+  loadPrivacy();
 }
 
 function refetchAll() {
@@ -548,7 +567,9 @@ function otherMember(conv) {
 }
 
 /** mergeConversation keeps the newer of two views of a conversation. */
-function mergeConversation(fresh) {
+// view says fresh is the viewer's own view (a reply or a fetch), not an
+// event's snapshot: its request state then holds, absent meaning none.
+function mergeConversation(fresh, view = false) {
   const old = app.convs.get(fresh.id);
   if (!old) {
     app.convs.set(fresh.id, {
@@ -568,11 +589,17 @@ function mergeConversation(fresh) {
     merged.unread_count = old.unread_count;
     merged.unread_mentions = old.unread_mentions;
   }
-  if (fresh.last_message === undefined) merged.last_message = old.last_message;
+  // In a view, no last_message means none the viewer may see (a blocked
+  // sender's are left out); in an event's snapshot it means not sent.
+  if (fresh.last_message === undefined) {
+    if (view && (fresh.last_seq || 0) >= (old.last_seq || 0)) delete merged.last_message;
+    else merged.last_message = old.last_message;
+  }
   if (fresh.unread_count === undefined) merged.unread_count = old.unread_count;
   if (fresh.unread_mentions === undefined) merged.unread_mentions = old.unread_mentions;
   merged.read_seq = Math.max(old.read_seq || 0, fresh.read_seq || 0);
   if (fresh.members) merged.members = mergePositions(old.members, fresh.members);
+  if (view) merged.request = fresh.request;
   app.convs.set(fresh.id, merged);
 }
 
@@ -586,7 +613,7 @@ async function loadConversations() {
       const q = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
       const res = await c.api('GET', `/v1/conversations${q}`);
       if (c !== app.client) return;
-      for (const conv of res.conversations || []) mergeConversation(conv);
+      for (const conv of res.conversations || []) mergeConversation(conv, true);
       if (!res.has_more || !res.next) break;
       cursor = res.next;
     }
@@ -604,7 +631,7 @@ async function loadConversations() {
 async function fetchConversation(id) {
   try {
     const conv = await app.client.api('GET', `/v1/conversations/${encodeURIComponent(id)}`);
-    mergeConversation(conv);
+    mergeConversation(conv, true);
     app.client.refreshPresence();
     renderConversations();
   } catch (err) {
@@ -614,13 +641,16 @@ async function fetchConversation(id) {
 
 function renderConversations() {
   // Archived conversations are left out unless shown (members.js).
-  const convs = [...app.convs.values()].filter(inMainList).sort(
+  // Requests are listed apart, under their own heading (privacy.js).
+  const sorted = [...app.convs.values()].filter(inMainList).sort(
     (a, b) => Date.parse(b.last_activity_at || b.created_at || 0) - Date.parse(a.last_activity_at || a.created_at || 0),
   );
+  const convs = sorted.filter((c) => !isRequest(c));
+  const requests = sorted.filter((c) => c.request === 'pending' || (c.request === 'declined' && c.id === app.open));
   // Said only once the list is known: before that, nothing is.
-  ui.noConversations.hidden = convs.length > 0 || !app.convsLoaded;
+  ui.noConversations.hidden = convs.length + requests.length > 0 || !app.convsLoaded;
   renderTitle();
-  const items = convs.map((conv) => {
+  const itemOf = (conv) => {
     const other = otherMember(conv);
     const online = other ? app.client?.isOnline(other.user_id) : null;
     const last = conv.last_message;
@@ -669,12 +699,13 @@ function renderConversations() {
         h('span', { class: 'last', 'data-testid': 'last-message' }, lastText),
       ),
     );
-  });
-  ui.list.replaceChildren(...items, ...archivedToggle());
+  };
+  ui.list.replaceChildren(...convs.map(itemOf), ...archivedToggle(), ...requestsSection(requests.map(itemOf)));
 }
 
 function renderPaneHeader() {
   renderMembers();
+  renderPrivacy();
   const conv = app.open && (app.convs.get(app.open) || removedConversation(app.open));
   if (!conv) {
     ui.paneTitle.textContent = app.open ? 'Loading…' : 'Pick a conversation';
@@ -904,6 +935,11 @@ function applyMessage(m, isNew = false) {
 }
 
 function onEvent(ev) {
+  if (onPrivacyEvent(ev)) {
+    renderConversations();
+    renderPaneHeader();
+    return;
+  }
   const conv = app.convs.get(ev.conversation_id);
   switch (ev.type) {
     case 'newMessage': {
