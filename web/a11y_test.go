@@ -25,7 +25,8 @@ func axeSource(t *testing.T) string {
 
 // axeCheck runs axe-core on the tab's page as it is and fails the test on
 // every serious or critical violation (minor and moderate ones are logged).
-func axeCheck(t *testing.T, p *page, where, src string) {
+// It returns how many violations it found, of any impact.
+func axeCheck(t *testing.T, p *page, where, src string) int {
 	t.Helper()
 	if !eval[bool](t, p.tab, `!!window.axe`) {
 		eval[bool](t, p.tab, src+"\n;true")
@@ -49,6 +50,7 @@ func axeCheck(t *testing.T, p *page, where, src string) {
 		}
 	}
 	t.Logf("%s: axe found %d violations", where, len(vs))
+	return len(vs)
 }
 
 // TestAccessibility: axe-core finds no serious or critical violation on the

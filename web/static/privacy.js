@@ -143,7 +143,7 @@ export function blockButton(userID, name) {
 export function requestsSection(items) {
   const { h } = priv.hooks;
   if (!items.length) return [];
-  return [h('li', { class: 'list-heading', 'data-testid': 'requests-heading' }, h('h3', {}, `Message requests (${items.length})`)), ...items];
+  return [h('li', { class: 'list-heading', 'data-testid': 'requests-heading' }, h('h2', {}, `Message requests (${items.length})`)), ...items];
 }
 
 /**
@@ -218,7 +218,9 @@ export function renderPrivacy() {
     h(
       'section',
       // data-consent: the setting as the server last said it.
-      { class: 'privacy-panel', 'data-testid': 'privacy-panel', 'data-consent': priv.consent, 'aria-label': 'Privacy' },
+      // Headings go h1 (the page), h2 (this panel), h3: no level skipped.
+      { class: 'privacy-panel', 'data-testid': 'privacy-panel', 'data-consent': priv.consent, 'aria-labelledby': 'privacy-title' },
+      h('h2', { id: 'privacy-title' }, 'Privacy'),
       h('label', { for: 'consent-select' }, 'Who may start a conversation with you or add you to groups'),
       select,
       h('h3', {}, 'Blocked'),
