@@ -53,6 +53,16 @@ func axeCheck(t *testing.T, p *page, where, src string) int {
 	return len(vs)
 }
 
+// noViolations is axeCheck failing on violations of any impact: the
+// request banner, the privacy panel and search results
+// (TestRequestsAndBlocks, TestSearchOpensMessage) are held to it.
+func noViolations(t *testing.T, p *page, where string) {
+	t.Helper()
+	if n := axeCheck(t, p, where, axeSource(t)); n != 0 {
+		t.Errorf("%s: %d axe violations (logged above)", where, n)
+	}
+}
+
 // TestAccessibility: axe-core finds no serious or critical violation on the
 // sign-in page, the chat and the phone layout; every control is reached
 // with Tab and shows a visible focus; new messages and the connection
