@@ -182,23 +182,24 @@ func (s *Server) reply(w http.ResponseWriter, status int, v any, err error) {
 }
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	var c credentials
-	if err := decodeBody(w, r, &c); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	res, err := s.svc.register(r.Context(), clientIP(r), c)
-	s.reply(w, http.StatusCreated, res, err)
+	s.serveCredentials(w, r, http.StatusCreated, s.svc.register)
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	s.serveCredentials(w, r, http.StatusOK, s.svc.login)
+}
+
+// serveCredentials decodes a username and password and answers with what
+// op (register or login, charged to the client's IP) returns.
+func (s *Server) serveCredentials(w http.ResponseWriter, r *http.Request, status int,
+	op func(ctx context.Context, ip string, c credentials) (authResult, error)) {
 	var c credentials
 	if err := decodeBody(w, r, &c); err != nil {
 		s.writeError(w, err)
 		return
 	}
-	res, err := s.svc.login(r.Context(), clientIP(r), c)
-	s.reply(w, http.StatusOK, res, err)
+	res, err := op(r.Context(), clientIP(r), c)
+	s.reply(w, status, res, err)
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, u parley.User) {
