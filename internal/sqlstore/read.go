@@ -202,13 +202,22 @@ func (s *Store) Conversation(ctx context.Context, userID, conversationID string)
 
 // MemberIDs implements parley.Store.
 func (s *Store) MemberIDs(ctx context.Context, userID, conversationID string) ([]string, error) {
+	return s.idsAsMember(ctx, userID, conversationID, func(q Querier) ([]string, error) {
+		return MemberIDs(ctx, q, conversationID)
+	})
+}
+
+// idsAsMember runs list in a read once userID is found a member of
+// conversationID (readSeq: not found otherwise, as for a missing
+// conversation).
+func (s *Store) idsAsMember(ctx context.Context, userID, conversationID string, list func(q Querier) ([]string, error)) ([]string, error) {
 	var ids []string
 	err := s.e.Read(ctx, func(q Querier) error {
 		if _, err := s.readSeq(ctx, q, conversationID, userID); err != nil {
 			return err
 		}
 		var err error
-		ids, err = MemberIDs(ctx, q, conversationID)
+		ids, err = list(q)
 		return err
 	})
 	return ids, s.wrapInternal(err)
