@@ -267,6 +267,9 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			so.events[0].Audience = slices.Clone(audience[so.nm.ConversationID])
 		}
 	}
+	for _, so := range pending {
+		w.Stored(so.events[0]) // complete now: its audience is read
+	}
 	for _, j := range again {
 		so := sends[j]
 		so.msg, err = sqlstore.ScanMessage(dialect{}, w.queryRow(bg, sqlstore.QMessageByClientID, so.nm.SenderID, so.nm.ClientID))

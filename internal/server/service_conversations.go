@@ -149,7 +149,7 @@ func (s *service) createDirect(ctx context.Context, u parley.User, d protocol.Cr
 	if err != nil {
 		return parley.Conversation{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return s.viewed(ctx, u, c)
 }
 
@@ -190,7 +190,7 @@ func (s *service) createGroup(ctx context.Context, u parley.User, d protocol.Cre
 	if err != nil {
 		return parley.Conversation{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return s.viewed(ctx, u, c)
 }
 
@@ -226,7 +226,7 @@ func (s *service) updateConversation(ctx context.Context, u parley.User, d proto
 	if err != nil {
 		return parley.Conversation{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return s.viewed(ctx, u, c)
 }
 
@@ -246,6 +246,6 @@ func (s *service) setFlags(ctx context.Context, u parley.User, d protocol.SetFla
 	if err != nil {
 		return parley.Conversation{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return conversationURLs(c), nil
 }

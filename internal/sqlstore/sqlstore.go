@@ -92,6 +92,11 @@ type Tx interface {
 	// changed, before it changes it.
 	MembersChanged(conversationID string)
 	UserRenamed(userID string)
+	// Stored tells the engine that the write stored e (complete: Pos,
+	// UserName and Audience set), for its commit hook
+	// (parley.CommitPublisher; batchq.Events). Every event a write
+	// stores must be told, once it is final.
+	Stored(e parley.Event)
 }
 
 // Engine is what an engine gives the core.
@@ -169,6 +174,7 @@ type Complete interface {
 	parley.APIKeyStore
 	parley.Receipts
 	parley.Profiles
+	parley.CommitPublisher
 	WriteHealther
 }
 

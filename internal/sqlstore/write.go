@@ -261,6 +261,7 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 	}
 	if e.Recipient != "" {
 		e.Audience = []string{e.Recipient}
+		w.Stored(*e)
 		return nil
 	}
 	members, err := w.Audience(e.ConversationID)
@@ -272,6 +273,7 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 	e.Audience = make([]string, len(members), len(members)+len(extra))
 	copy(e.Audience, members)
 	e.Audience = append(e.Audience, extra...)
+	w.Stored(*e)
 	return nil
 }
 

@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"CancelledContext", testCancelledContext},
 		{"WriteHealth", testWriteHealth},
 		{"BatchObserver", testBatchObserver},
+		{"CommitPublisher", testCommitPublisher},
 		{"WebhookQueue", testWebhookQueue},
 		{"APIKeys", testAPIKeys},
 		{"ModerateMessage", testModerateMessage},
@@ -115,6 +116,9 @@ func missingOptional(s parley.Store) []string {
 	}
 	if _, ok := s.(parley.Profiles); !ok {
 		missing = append(missing, "parley.Profiles")
+	}
+	if _, ok := s.(parley.CommitPublisher); !ok {
+		missing = append(missing, "parley.CommitPublisher")
 	}
 	if _, ok := s.(interface{ WriteErr() error }); !ok {
 		missing = append(missing, "WriteErr() error")
