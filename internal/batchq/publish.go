@@ -19,7 +19,9 @@ import (
 // once, when it begins (Begin), so the events of a batch that began
 // before Set reach nobody through it (the hubs' poll of the store finds
 // them). The zero value has no hook.
-type Publisher struct{ f atomic.Pointer[func([]parley.Event)] }
+type Publisher struct {
+	f atomic.Pointer[func([]parley.Event)]
+}
 
 // Set replaces the hook; nil removes it.
 func (p *Publisher) Set(f func([]parley.Event)) {
