@@ -128,6 +128,9 @@ type Conversation struct {
 	// UnreadCount is derived, never stored: the number of messages not
 	// deleted, sent by someone else, with Seq above the viewer's ReadSeq.
 	UnreadCount int64 `json:"unread_count"`
+	// UnreadMentions is derived like UnreadCount: how many of those
+	// unread messages mention the viewer.
+	UnreadMentions int64 `json:"unread_mentions"`
 	// ReadSeq is the viewer's own read position.
 	ReadSeq int64 `json:"read_seq"`
 	// Muted and Archived are the viewer's own flags (MemberFlags).
@@ -135,6 +138,9 @@ type Conversation struct {
 	// message came since.
 	Muted    bool `json:"muted"`
 	Archived bool `json:"archived"`
+	// Request is the viewer's request state of a direct conversation
+	// (pending or declined; empty when it is no request of theirs).
+	Request Request `json:"request,omitempty"`
 }
 
 // MemberFlags are a member's own settings of a conversation, the same on
@@ -189,6 +195,10 @@ type Message struct {
 	// filled in history pages (Store.Messages) only, ordered by the
 	// oldest reaction each emoji still has.
 	Reactions []Reaction `json:"reactions,omitempty"`
+	// Mentions are the ids of the members the text's @names named when
+	// it was sent or last edited (ParseMentions; the sender and names of
+	// non-members are left out), in order of first appearance.
+	Mentions []string `json:"mentions,omitempty"`
 }
 
 // Quote is the part of a replied-to message a reply carries.
@@ -266,7 +276,8 @@ func (t EventType) Durable() bool {
 	switch t {
 	case EventNewMessage, EventMessageRead, EventMessageDeleted, EventConversationUpdated,
 		EventMessageEdited, EventReactionAdded, EventReactionRemoved, EventFlagsChanged,
-		EventMessageDelivered, EventProfileUpdated:
+		EventMessageDelivered, EventProfileUpdated,
+		EventUserBlocked, EventUserUnblocked, EventPrivacyChanged, EventRequestAccepted, EventRequestDeclined:
 		return true
 	}
 	return false
@@ -326,7 +337,9 @@ type Event struct {
 	UserIDs []string `json:"user_ids,omitempty"`
 	// Flags is set on flagsChanged: UserID's flags after the change.
 	Flags *MemberFlags `json:"flags,omitempty"`
-	At    time.Time    `json:"at"`
+	// Consent is set on privacyChanged: the user's setting after it.
+	Consent Consent   `json:"consent,omitempty"`
+	At      time.Time `json:"at"`
 
 	// Recipient, when set, is the only user the event is for (a
 	// member's own settings: flagsChanged); the other members neither
@@ -346,6 +359,9 @@ func (e *Event) ApproxSize() int {
 	n := 256 + len(e.ConversationID) + len(e.UserID) + len(e.UserName) + len(e.MessageID) + len(e.Emoji)
 	if m := e.Message; m != nil {
 		n += 256 + len(m.Text)
+		for _, id := range m.Mentions {
+			n += 16 + len(id)
+		}
 		if m.ReplyTo != nil {
 			n += 128 + len(m.ReplyTo.Text)
 		}

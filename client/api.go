@@ -119,7 +119,7 @@ func (s *chatState) viewLocked(cv *parley.Conversation) parley.Conversation {
 	x := *cv
 	x.Members = append([]parley.Member(nil), cv.Members...)
 	if u := s.unread[cv.ID]; u != nil {
-		x.UnreadCount, x.ReadSeq = u.count(), u.read
+		x.UnreadCount, x.UnreadMentions, x.ReadSeq = u.count(), u.mentions(), u.read
 	}
 	return x
 }

@@ -143,7 +143,7 @@ func (s *chatState) apply(ev Event) {
 		}
 		s.touched[id] = s.evSeq
 	}
-	listChanged := false
+	listChanged := s.applyRequestLocked(ev, me)
 	var views []*ConversationView
 	s.learnFromLocked(ev)
 	switch e := ev.(type) {
@@ -178,6 +178,9 @@ func (s *chatState) apply(ev Event) {
 		}
 	case MessageEdited:
 		views = s.views[e.Message.ConversationID]
+		// An edit re-resolves mentions: the unread mentions follow.
+		s.unreadLocked(e.Message.ConversationID, func(u *unread) bool { return u.mention(e.Message, me) })
+		listChanged = listChanged || slices.Contains(e.Message.Mentions, me)
 		if cv := s.convs[e.Message.ConversationID]; cv != nil && cv.LastMessage != nil && cv.LastMessage.ID == e.Message.ID {
 			// The list's last message follows its edit.
 			m := e.Message
@@ -297,6 +300,8 @@ func eventConversation(ev Event) string {
 		return e.Conversation.ID
 	case FlagsChanged:
 		// A page fetched before it would undo it: fetched again alone.
+		return e.ConversationID
+	case RequestAnswered:
 		return e.ConversationID
 	}
 	return ""

@@ -38,14 +38,22 @@ func cachedUnread(t *testing.T, c *client.Client, id string) (unread, read int64
 	return 0, 0
 }
 
-// checkUnread compares the client's cached count with the server's.
-func checkUnread(t *testing.T, b *bubble, c *client.Client, user, id string, want int64) {
+// settled waits for the bubble to settle and returns the server's view
+// of a conversation.
+func settled(t *testing.T, b *bubble, user, id string) parley.Conversation {
 	t.Helper()
 	synctest.Wait()
 	truth, err := b.store.Conversation(context.Background(), user, id)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return truth
+}
+
+// checkUnread compares the client's cached count with the server's.
+func checkUnread(t *testing.T, b *bubble, c *client.Client, user, id string, want int64) {
+	t.Helper()
+	truth := settled(t, b, user, id)
 	got, read := cachedUnread(t, c, id)
 	if truth.UnreadCount != want && want >= 0 {
 		t.Fatalf("server says %d unread, the test expected %d", truth.UnreadCount, want)

@@ -296,5 +296,5 @@ func typedEvent(ev *parley.Event) Event {
 	case parley.EventUserOffline:
 		return UserOffline{UserID: ev.UserID, UserName: ev.UserName, At: ev.At}
 	}
-	return nil
+	return consentEvent(ev)
 }

@@ -25,7 +25,7 @@ type receiver struct {
 }
 
 func newReceiver(t testing.TB) *receiver {
-	c, err := New("http://127.0.0.1:1", WithToken("t"))
+	c, err := New("http://127.0.0.1:1", WithToken("t"), WithDeliveredInterval(-1)) // no delivery reports: the connection has no socket
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,10 @@
 package client
 
-import "github.com/parleychat/parley"
+import (
+	"slices"
+
+	"github.com/parleychat/parley"
+)
 
 // unread keeps one conversation's unread count right from events and
 // fetches. The count is messages from others, not deleted, with a seq
@@ -22,6 +26,11 @@ type unread struct {
 	base   int64          // the server's count covers (read, base]
 	server int64          // that count
 	extra  map[int64]bool // seq > base -> counts as unread
+	// serverMentions is the server's unread_mentions for (read, base];
+	// mentioned holds the seqs > base whose message mentions the user
+	// (as last sent or edited). Unread mentions follow the unread count.
+	serverMentions int64
+	mentioned      map[int64]bool
 	// evSeq of the last ambiguous event (a delete or a partial read
 	// inside (read, base]); a reply to a request sent before it cannot be
 	// trusted for it.
@@ -54,6 +63,37 @@ func (u *unread) count() int64 {
 	return n
 }
 
+// mentions is the unread messages that mention the user.
+func (u *unread) mentions() int64 {
+	n := int64(0)
+	if u.read < u.base {
+		n = u.serverMentions
+	}
+	for s, ok := range u.mentioned {
+		if ok && s > u.read && u.extra[s] {
+			n++
+		}
+	}
+	return n
+}
+
+// mention records whether a message newer than the server's count
+// mentions me; false for an edit inside the server-counted range, which
+// may have added or removed a mention only the server can count.
+func (u *unread) mention(m parley.Message, me string) bool {
+	if m.SenderID == me || m.Seq <= u.read {
+		return true
+	}
+	if m.Seq <= u.base {
+		return false
+	}
+	if u.mentioned == nil {
+		u.mentioned = make(map[int64]bool)
+	}
+	u.mentioned[m.Seq] = !m.Deleted && slices.Contains(m.Mentions, me)
+	return true
+}
+
 // setRead moves the read position up; it reports false when the new
 // position falls inside the server-counted range, where only the server
 // knows what remains unread.
@@ -67,8 +107,13 @@ func (u *unread) setRead(seq int64) bool {
 			delete(u.extra, s)
 		}
 	}
+	for s := range u.mentioned {
+		if s <= seq {
+			delete(u.mentioned, s)
+		}
+	}
 	if seq >= u.base {
-		u.server = 0
+		u.server, u.serverMentions = 0, 0
 		return true
 	}
 	return false
@@ -93,6 +138,7 @@ func (u *unread) message(m parley.Message, me string, at uint64) bool {
 				u.extra = make(map[int64]bool)
 			}
 			u.extra[m.Seq] = !m.Deleted
+			u.mention(m, me)
 		}
 		return true
 	}
@@ -121,11 +167,16 @@ func (u *unread) reply(cv *parley.Conversation, sentAt uint64) bool {
 	}
 	u.dels = keep
 	read := u.read
-	u.base, u.server = cv.LastSeq, cv.UnreadCount
+	u.base, u.server, u.serverMentions = cv.LastSeq, cv.UnreadCount, cv.UnreadMentions
 	u.read = cv.ReadSeq
 	for s := range u.extra {
 		if s <= u.base {
 			delete(u.extra, s)
+		}
+	}
+	for s := range u.mentioned {
+		if s <= u.base {
+			delete(u.mentioned, s)
 		}
 	}
 	if read > u.read {

@@ -53,6 +53,8 @@ const (
 	OpEdit               = "edit"
 	OpReact              = "react"
 	OpSetFlags           = "set_flags"
+	OpSearch             = "search"
+	OpMentions           = "mentions"
 	OpDelivered          = "delivered"
 	OpSetProfile         = "set_profile"
 )
@@ -169,6 +171,25 @@ type React struct {
 type ReactResult struct {
 	MessageID string            `json:"message_id"`
 	Reactions []parley.Reaction `json:"reactions"`
+}
+
+// Search is the data of OpSearch: full-text search over the messages of
+// the caller's conversations (all of them, or ConversationID's). Query
+// is at most parley.MaxSearchQueryBytes; Cursor is the Next of the
+// previous page; Limit 1..parley.MaxSearchLimit (default
+// parley.DefaultSearchLimit). The reply's data is a parley.SearchPage.
+type Search struct {
+	Query          string `json:"query"`
+	ConversationID string `json:"conversation_id,omitempty"`
+	Cursor         string `json:"cursor,omitempty"`
+	Limit          int    `json:"limit,omitempty"`
+}
+
+// Mentions is the data of OpMentions: the caller's mentions, newest
+// first. The reply's data is a parley.SearchPage (without highlights).
+type Mentions struct {
+	Cursor string `json:"cursor,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
 }
 
 // History asks for a page of messages (OpHistory). The reply's data is a
@@ -407,7 +428,10 @@ func DecodeRequest(b []byte) (Request, error) {
 		return r, parley.Errorf(parley.EINVALID, "op is required")
 	case OpHello, OpPing, OpSend, OpHistory, OpDelete, OpRead, OpTyping, OpConversations,
 		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpEdit, OpReact, OpSetFlags,
-		OpDelivered, OpSetProfile:
+		OpDelivered, OpSetProfile, OpSearch, OpMentions:
+		return r, nil
+	}
+	if consentOp(r.Op) {
 		return r, nil
 	}
 	return r, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", r.Op)

@@ -18,16 +18,24 @@ func apiDo(t *testing.T, method, u, token, body string) {
 	servertest.Call(t, method, u, token, []byte(body), 0)
 }
 
+// directPair starts a server and a browser with two registered users'
+// tabs, alice with her direct chat with bob open; screenshots go to shots.
+func directPair(t *testing.T) (srv *servertest.Server, shots string, alice, bob *page) {
+	t.Helper()
+	browser := newBrowser(t)
+	srv = servertest.Start(t)
+	shots = screenshotDir(t)
+	alice, bob = twoUsers(t, browser, srv.URL)
+	alice.startDirect("bob")
+	return srv, shots, alice, bob
+}
+
 // TestEditsRepliesReactionsShown: the web client shows edits, a reply's
 // quote (following its parent's edit) and reactions live, as another
 // device of the users makes them through the HTTP API. (Making them from
 // the page: actions_test.go.)
 func TestEditsRepliesReactionsShown(t *testing.T) {
-	browser := newBrowser(t)
-	srv := servertest.Start(t)
-	shots := screenshotDir(t)
-	alice, bob := twoUsers(t, browser, srv.URL)
-	alice.startDirect("bob")
+	srv, shots, alice, bob := directPair(t)
 	alice.do("send a message", chromedp.SendKeys(testID("composer"), "lunch at noom?"+kb.Enter))
 	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
 	bob.wait("alice's message", messageWith("lunch at noom?"))

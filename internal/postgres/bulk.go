@@ -3,6 +3,7 @@ package postgres
 import (
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,7 +33,8 @@ type sendOp struct {
 	nm     parley.NewMessage // validated (sqlstore.NewSend)
 	msg    parley.Message
 	events []parley.Event
-	err    error // the send's own failure
+	err    error    // the send's own failure
+	hidden []string // who blocked the sender: left out of the audience
 }
 
 // newSendOp makes the op of a send. Its results are in op.send once the
@@ -50,24 +52,34 @@ func newSendOp(nm parley.NewMessage) *op {
 // qBulkSendCheck: for each send, in order, membership, the conversation's
 // last Seq, the sender's name, an earlier message with the same client id
 // and the attachment when the sender owns it.
-const qBulkSendCheck = `SELECT
+var qBulkSendCheck = `SELECT
 		EXISTS (SELECT 1 FROM members mb WHERE mb.conversation_id = r.conv AND mb.user_id = r.sender AND mb.left_pos IS NULL),
 		COALESCE((SELECT c.last_seq FROM conversations c WHERE c.id = r.conv), 0),
 		COALESCE((SELECT u.name FROM users u WHERE u.id = r.sender), ''),
 		old.id, old.conversation_id,
-		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name
+		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name,
+		` + bulkRefused + `, ARRAY(` + bulkHidden + `)
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(conv, sender, client, att, i)
 	LEFT JOIN messages old ON old.sender_id = r.sender AND old.client_id = r.client
 	LEFT JOIN attachments att ON att.id = r.att AND att.owner_id = r.sender
 	ORDER BY r.i`
 
+// bulkRefused and bulkHidden are the core's SendRefusedSQL and
+// HiddenFromSQL for the row r of qBulkSendCheck.
+var (
+	bulkRefused = strings.NewReplacer("$1", "r.conv", "$2", "r.sender").Replace(sqlstore.SendRefusedSQL)
+	bulkHidden  = strings.NewReplacer("$1", "r.sender").Replace(sqlstore.HiddenFromSQL)
+	oneHidden   = strings.NewReplacer("$1", "$2").Replace(sqlstore.HiddenFromSQL)
+)
+
 // qSendCheck is qBulkSendCheck for one send.
-const qSendCheck = `SELECT
+var qSendCheck = `SELECT
 		EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL),
 		COALESCE((SELECT last_seq FROM conversations WHERE id = $1), 0),
 		COALESCE((SELECT name FROM users WHERE id = $2), ''),
 		old.id, old.conversation_id,
-		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name
+		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name,
+		` + sqlstore.SendRefusedSQL + `, ARRAY(` + oneHidden + `)
 	FROM (SELECT 1) one
 	LEFT JOIN messages old ON old.sender_id = $2 AND old.client_id = $3
 	LEFT JOIN attachments att ON att.id = $4 AND att.owner_id = $2`
@@ -76,8 +88,8 @@ const qSendCheck = `SELECT
 // ($1..$9, $11 the parent) and its event ($10 pos), moves the conversation and the
 // sender's read position to it, and returns the audience.
 const qSendWrite = `WITH msg AS (
-		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11)
+		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id, mentions)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12)
 	), conv AS (
 		UPDATE conversations SET last_seq = $3, last_activity_at = $9 WHERE id = $2
 	), rd AS (
@@ -98,8 +110,8 @@ const qSendWrite = `WITH msg AS (
 // share a snapshot, so the members are read as they were before it, which
 // the writes do not change.
 const qBulkSendWrite = `WITH msg AS (
-		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $17::text[])
+		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id, mentions)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $17::text[], $18::text[])
 	), ev AS (
 		INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
 		SELECT e.pos, e.conv, 'newMessage', e.actor, e.mid, '{}', e.at
@@ -126,6 +138,8 @@ type sendCheck struct {
 	attType, attName    pgtype.Text
 	attSize             pgtype.Int8
 	attWidth, attHeight pgtype.Int4
+	refused             bool     // sqlstore.SendRefusedSQL
+	hidden              []string // who blocked the sender
 }
 
 // bulkSend runs sends, setting each one's results or its error. An error
@@ -175,6 +189,10 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			so.msg = first.msg
 			continue
 		}
+		if c.refused {
+			so.err = parley.ErrUnreachable
+			continue
+		}
 		if err := sqlstore.AttachmentRule(nm, c.owned, c.attName.String); err != nil {
 			so.err = err
 			continue
@@ -191,6 +209,11 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		case err != nil:
 			return err
 		}
+		// Mentions cost a query only for a text with an '@'.
+		mentions, err := sqlstore.MentionRule(dialect{}, w, nm.ConversationID, nm.SenderID, nm.Text)
+		if err != nil {
+			return err
+		}
 		if _, ok := lastSeq[nm.ConversationID]; !ok {
 			lastSeq[nm.ConversationID] = c.last
 		}
@@ -202,7 +225,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		so.msg = parley.Message{
 			ID: sqlstore.NewID(), ConversationID: nm.ConversationID, Seq: seq,
 			SenderID: nm.SenderID, SenderName: c.name, ClientID: nm.ClientID,
-			Type: nm.Type, Text: nm.Text, CreatedAt: now, ReplyTo: quote,
+			Type: nm.Type, Text: nm.Text, CreatedAt: now, ReplyTo: quote, Mentions: mentions,
 		}
 		if nm.Type.HasAttachment() {
 			so.msg.Attachment = &parley.Attachment{ID: nm.AttachmentID, ContentType: c.attType.String,
@@ -212,6 +235,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			Pos: w.NextPos(), Type: parley.EventNewMessage, ConversationID: nm.ConversationID,
 			UserID: nm.SenderID, UserName: c.name, Message: &so.msg, At: now,
 		}}
+		so.hidden = c.hidden
 		created[key] = so
 		pending = append(pending, so)
 	}
@@ -221,22 +245,26 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		so := pending[0]
 		m := &so.msg
 		err := w.queryRow(bg, qSendWrite, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID,
-			string(m.Type), m.Text, attachmentArg(m), m.CreatedAt, so.events[0].Pos, sqlstore.ReplyArg(m)).Scan(&so.events[0].Audience)
+			string(m.Type), m.Text, attachmentArg(m), m.CreatedAt, so.events[0].Pos, sqlstore.ReplyArg(m), sqlstore.MentionsArg(m)).Scan(&so.events[0].Audience)
 		if err != nil {
 			return err
+		}
+		if len(so.hidden) > 0 {
+			so.events[0].Audience = sqlstore.Without(so.events[0].Audience, so.hidden)
 		}
 	case len(pending) > 1:
 		n := len(pending)
 		var (
 			mIDs, mConvs, mSenders, mClients, mTypes, mTexts = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 			mSeqs, mPos                                      = make([]int64, n), make([]int64, n)
-			mAtts, mReplies                                  = make([]*string, n), make([]*string, n)
+			mAtts, mReplies, mMentions                       = make([]*string, n), make([]*string, n), make([]*string, n)
 			mAts                                             = make([]time.Time, n)
 		)
 		for j, so := range pending {
 			m := &so.msg
 			mIDs[j], mConvs[j], mSenders[j], mClients[j], mTypes[j], mTexts[j] = m.ID, m.ConversationID, m.SenderID, m.ClientID, string(m.Type), m.Text
 			mSeqs[j], mPos[j], mAtts[j], mAts[j], mReplies[j] = m.Seq, so.events[0].Pos, attachmentArg(m), m.CreatedAt, sqlstore.ReplyArg(m)
+			mMentions[j] = sqlstore.MentionsArg(m)
 		}
 		cIDs, cSeqs, cAts := make([]string, 0, len(lastSeq)), make([]int64, 0, len(lastSeq)), make([]time.Time, 0, len(lastSeq))
 		for id, seq := range lastSeq {
@@ -247,7 +275,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			rConvs, rUsers, rSeqs = append(rConvs, k.conv), append(rUsers, k.user), append(rSeqs, seq)
 		}
 		rows, err := w.query(bg, qBulkSendWrite, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
-			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs, mReplies)
+			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs, mReplies, mMentions)
 		if err != nil {
 			return err
 		}
@@ -265,6 +293,9 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		}
 		for _, so := range pending {
 			so.events[0].Audience = slices.Clone(audience[so.nm.ConversationID])
+			if len(so.hidden) > 0 {
+				so.events[0].Audience = sqlstore.Without(so.events[0].Audience, so.hidden)
+			}
 		}
 	}
 	for _, so := range pending {
@@ -311,7 +342,7 @@ func sendChecks(w *writeTx, sends []*sendOp) ([]sendCheck, error) {
 	checks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sendCheck, error) {
 		var c sendCheck
 		err := r.Scan(&c.member, &c.last, &c.name, &c.oldID, &c.oldConv, &c.owned,
-			&c.attType, &c.attSize, &c.attWidth, &c.attHeight, &c.attName)
+			&c.attType, &c.attSize, &c.attWidth, &c.attHeight, &c.attName, &c.refused, &c.hidden)
 		return c, err
 	})
 	if err != nil {

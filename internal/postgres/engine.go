@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -107,13 +108,17 @@ func (dialect) Name() string { return "postgres" }
 func (dialect) HeadSQL() string { return qHead }
 
 // EventsForSQL: the events inside one of the user's membership windows
-// (args: user, after, limit).
+// (args: user, after, limit), with the user's own events of no
+// conversation; sqlstore.ReplayFilter leaves out what a block hides.
 func (dialect) EventsForSQL() string {
-	return `SELECT ` + sqlstore.EventCols + ` FROM events e
+	return `SELECT * FROM (SELECT ` + sqlstore.EventCols + ` FROM events e
 		JOIN members w ON w.conversation_id = e.conversation_id AND w.user_id = $1
 			AND w.joined_pos <= e.pos AND (w.left_pos IS NULL OR e.pos <= w.left_pos)
 		` + sqlstore.EventJoins + `
-		WHERE e.pos > $2 AND (e.recipient IS NULL OR e.recipient = $1) ORDER BY e.pos LIMIT $3`
+		WHERE e.pos > $2 AND (e.recipient IS NULL OR e.recipient = $1) AND ` + sqlstore.ReplayFilter + `
+		ORDER BY e.pos LIMIT $3) conv
+		UNION ALL SELECT * FROM (` + sqlstore.UserEventsSQL + `) own
+		ORDER BY 1 LIMIT $3`
 }
 
 // NameIs: users are uniquely indexed on lower(name).
@@ -153,3 +158,30 @@ func internalf(format string, args ...any) error {
 }
 
 func wrapInternal(err error) error { return sqlstore.WrapInternal("postgres", err) }
+
+// SearchFrom: the GIN index messages_search (migration 00008) matches
+// the expression written exactly as it was indexed, tombstones left out.
+func (dialect) SearchFrom() (from, match string) {
+	return `messages m`, `to_tsvector('simple', m.text) @@ to_tsquery('simple', $2)`
+}
+
+// SearchKey: an identity column, growing with each message inserted.
+func (dialect) SearchKey() string { return `m.search_key` }
+
+// SearchMatch: each term a quoted lexeme (terms hold only letters and
+// digits), all of them required, the last one a prefix with prefix.
+// convs are not needed: the planner chooses between the GIN index and
+// the members.
+func (dialect) SearchMatch(terms, _ []string, prefix bool) string {
+	var b strings.Builder
+	for i, t := range terms {
+		if i > 0 {
+			b.WriteString(" & ")
+		}
+		b.WriteString("'" + t + "'")
+	}
+	if prefix {
+		b.WriteString(":*")
+	}
+	return b.String()
+}

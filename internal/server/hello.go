@@ -183,9 +183,6 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bo
 					Reason: "more events were missed than the server replays"})}))
 			}
 			to, count = ev.Pos, count+1
-			if receiptHidden(&ev, c.user.ID) {
-				continue
-			}
 			b := encodeEvent(ev)
 			size += len(b)
 			frames = append(frames, outFrame{b: b})

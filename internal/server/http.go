@@ -73,9 +73,12 @@ func (s *Server) routes() *routeMux {
 	mux.HandleFunc("POST /v1/conversations/{id}/typing", s.authed(s.handleTyping))
 	mux.HandleFunc("GET /v1/events", s.authed(s.handleEvents))
 	mux.HandleFunc("GET /v1/presence", s.authed(s.handlePresence))
+	mux.HandleFunc("GET /v1/search", s.authed(s.handleSearch))
+	mux.HandleFunc("GET /v1/mentions", s.authed(s.handleMentions))
 	s.uploadRoutes(mux)
 	s.receiptRoutes(mux)
 	s.serverAPIRoutes(mux)
+	s.consentRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, parley.ErrNotFound)
 	})

@@ -45,6 +45,10 @@ type hub struct {
 	// the event is queued) with the two users of a newMessage between two
 	// users that may have made them contacts (contactsCache.directMessage).
 	directContacts func(a, b string)
+	// consentChanged, when set, is called (on the run goroutine, before
+	// the event is queued) for a block, an unblock or an accepted
+	// request (Server.consentChanged).
+	consentChanged func(ev parley.Event)
 	// maxConns caps a user's connections on this node (register closes
 	// the oldest beyond it); 0 or less: no cap.
 	maxConns int
@@ -263,6 +267,9 @@ func (h *hub) deliver(ev parley.Event) {
 	if ev.Type == parley.EventConversationUpdated {
 		h.contacts.invalidate(ev.Audience)
 	}
+	if h.consentChanged != nil && (ev.Type == parley.EventUserBlocked || ev.Type == parley.EventUserUnblocked || ev.Type == parley.EventRequestAccepted) {
+		h.consentChanged(ev)
+	}
 	b := encodeEvent(ev)
 	cs := h.scratch[:0]
 	h.mu.Lock()
@@ -272,9 +279,6 @@ func (h *hub) deliver(ev parley.Event) {
 		for c := h.users[uid]; c != nil; c = c.hubNext {
 			if ev.Pos <= c.hubFloor {
 				continue // its replay (from the store) covers it: see register
-			}
-			if receiptHidden(&ev, uid) {
-				continue
 			}
 			cs = append(cs, c)
 		}

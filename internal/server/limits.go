@@ -84,6 +84,11 @@ type Limits struct {
 	// do, and keep their order with them (the send gate).
 	ReactionsPerSecond float64
 	ReactionBurst      int
+	// SearchesPerSecond and SearchBurst limit full-text searches per
+	// user (default 1/s, burst 10): a search reads an index, not a page.
+	// Listing one's mentions is a read (ReadsPerSecond).
+	SearchesPerSecond float64
+	SearchBurst       int
 
 	// APIKeyFailuresPerSecond and APIKeyFailureBurst limit failed server
 	// API authentications per IP: an unknown or revoked API key (default
@@ -126,6 +131,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.ReadMarksPerSecond, &l.ReadMarkBurst, 10, 50)
 	def(&l.DeletesPerSecond, &l.DeleteBurst, 5, 50)
 	def(&l.ReactionsPerSecond, &l.ReactionBurst, 5, 30)
+	def(&l.SearchesPerSecond, &l.SearchBurst, 1, 10)
 	def(&l.APIKeyFailuresPerSecond, &l.APIKeyFailureBurst, 10.0/60, 10)
 	l.ConnectionsPerUser = cmp.Or(l.ConnectionsPerUser, DefaultConnectionsPerUser)
 	return l
@@ -143,6 +149,7 @@ func Unlimited() Limits {
 		PresencePerSecond: -1, ConnectsPerSecond: -1,
 		ReadsPerSecond: -1, ConversationWritesPerSecond: -1, ReadMarksPerSecond: -1,
 		DeletesPerSecond: -1, ReactionsPerSecond: -1, APIKeyFailuresPerSecond: -1,
+		SearchesPerSecond: -1,
 	}
 }
 
@@ -271,7 +278,7 @@ func (s *limiterSet) sweep(idle time.Duration) {
 type limiters struct {
 	messages, ipMessages, typing, presence, connects *limiterSet
 	// Per user, one family each (see Limits).
-	reads, conversationWrites, readMarks, deletes, reactions *limiterSet
+	reads, conversationWrites, readMarks, deletes, reactions, searches *limiterSet
 	// apiKeyFailures is per IP: failed server API authentications.
 	apiKeyFailures *limiterSet
 	// byName holds every set by name, for the usage other nodes report.
@@ -290,6 +297,7 @@ func newLimiters(l Limits, hit func(string)) *limiters {
 		readMarks:          newLimiterSet("read_marks", l.ReadMarksPerSecond, l.ReadMarkBurst, hit),
 		deletes:            newLimiterSet("deletes", l.DeletesPerSecond, l.DeleteBurst, hit),
 		reactions:          newLimiterSet("reactions", l.ReactionsPerSecond, l.ReactionBurst, hit),
+		searches:           newLimiterSet("searches", l.SearchesPerSecond, l.SearchBurst, hit),
 		apiKeyFailures:     newLimiterSet("api_key_failures", l.APIKeyFailuresPerSecond, l.APIKeyFailureBurst, hit),
 	}
 	ls.byName = make(map[string]*limiterSet)
@@ -302,7 +310,7 @@ func newLimiters(l Limits, hit func(string)) *limiters {
 // all returns every set.
 func (l *limiters) all() []*limiterSet {
 	return []*limiterSet{l.messages, l.ipMessages, l.typing, l.presence, l.connects,
-		l.reads, l.conversationWrites, l.readMarks, l.deletes, l.reactions, l.apiKeyFailures}
+		l.reads, l.conversationWrites, l.readMarks, l.deletes, l.reactions, l.searches, l.apiKeyFailures}
 }
 
 func (l *limiters) sweep(idle time.Duration) {

@@ -255,6 +255,22 @@ func TestOpenAPIExamples(t *testing.T) {
 	jsonDo("PATCH", "/v1/conversations/"+group.ID+"/flags", alice, `{"muted":true}`, 200)
 	jsonDo("PATCH", "/v1/conversations/"+group.ID+"/flags", alice, `{"archived":true,"muted":false}`, 200)
 	jsonDo("PATCH", "/v1/conversations/nope/flags", alice, `{"muted":true}`, 404)
+	// Consent, blocks and requests, before the events page too.
+	dave := srv.Token(t, "dave", "Dave")
+	jsonDo("PUT", "/v1/me/blocked/dave", bob, "", 200)
+	jsonDo("PUT", "/v1/me/blocked/nobody", bob, "", 404)
+	jsonDo("GET", "/v1/me/privacy", bob, "", 200)
+	jsonDo("DELETE", "/v1/me/blocked/dave", bob, "", 200)
+	jsonDo("PATCH", "/v1/me/privacy", bob, `{"consent":"contacts"}`, 200)
+	jsonDo("PATCH", "/v1/me/privacy", bob, `{"consent":"friends"}`, 400)
+	jsonDo("POST", "/v1/conversations/group", dave, `{"title":"d","member_ids":["bob"]}`, 403)
+	request := decodeJSON[parley.Conversation](t, jsonDo("POST", "/v1/conversations/direct", dave, `{"user_id":"bob"}`, 200))
+	jsonDo("POST", "/v1/conversations/"+request.ID+"/decline", bob, "", 200)
+	jsonDo("POST", "/v1/conversations/"+request.ID+"/accept", dave, "", 400)
+	jsonDo("POST", "/v1/conversations/"+request.ID+"/accept", alice, "", 404)
+	jsonDo("POST", "/v1/conversations/"+request.ID+"/accept", bob, "", 200)
+	jsonDo("POST", "/v1/conversations/nope/decline", bob, "", 404)
+	jsonDo("PATCH", "/v1/me/privacy", bob, `{"consent":"everyone"}`, 200)
 
 	cid := uuid.NewString()
 	m := decodeJSON[parley.Message](t, jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+cid+`","text":"hi"}`, 201))
@@ -308,6 +324,16 @@ func TestOpenAPIExamples(t *testing.T) {
 	jsonDo("GET", "/v1/conversations?limit=1", alice, "", 200)
 	jsonDo("GET", "/v1/events?after=0&limit=10", alice, "", 200)
 	jsonDo("GET", "/v1/presence", alice, "", 200)
+	jsonDo("POST", "/v1/conversations/"+direct.ID+"/messages", alice, `{"client_id":"`+uuid.NewString()+`","text":"a wombat for @bob"}`, 201)
+	found := decodeJSON[parley.SearchPage](t, jsonDo("GET", "/v1/search?q=wombat&limit=5&conversation_id="+direct.ID, bob, "", 200))
+	if len(found.Results) != 1 || len(found.Results[0].Highlight) == 0 {
+		t.Fatalf("search: %+v", found)
+	}
+	jsonDo("GET", "/v1/search?q=", bob, "", 400)
+	mentioned := decodeJSON[parley.SearchPage](t, jsonDo("GET", "/v1/mentions?limit=5", bob, "", 200))
+	if len(mentioned.Results) != 1 || len(mentioned.Results[0].Message.Mentions) != 1 {
+		t.Fatalf("mentions: %+v", mentioned)
+	}
 
 	var img bytes.Buffer
 	pic := image.NewRGBA(image.Rect(0, 0, 8, 8))

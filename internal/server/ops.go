@@ -231,10 +231,25 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		return runOp(ctx, u, req, svc.react)
 	case protocol.OpSetFlags:
 		return runOp(ctx, u, req, svc.setFlags)
+	case protocol.OpSearch:
+		d, err := decode[protocol.Search](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.search(ctx, u, d, c.replyBytes())
+	case protocol.OpMentions:
+		d, err := decode[protocol.Mentions](req)
+		if err != nil {
+			return nil, err
+		}
+		return svc.mentions(ctx, u, d, c.replyBytes())
 	case protocol.OpDelivered:
 		return runOp(ctx, u, req, svc.delivered)
 	case protocol.OpSetProfile:
 		return runOp(ctx, u, req, svc.setProfile)
+	}
+	if v, err, ok := c.consentOp(ctx, req); ok {
+		return v, err
 	}
 	return nil, parley.Errorf(parley.EUNKNOWNOP, "unknown op %q", req.Op)
 }

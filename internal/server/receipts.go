@@ -66,20 +66,6 @@ func (s *service) setProfile(ctx context.Context, u parley.User, d protocol.SetP
 	return user, nil
 }
 
-// receiptHidden reports whether viewer must not see ev. It is the one
-// place that decides who sees receipts and profiles (messageDelivered,
-// messageRead, profileUpdated), live (hub.deliver) and in replays (resume
-// and GET /v1/events): blocking hooks in here. Today every member sees
-// them, so it hides nothing.
-func receiptHidden(ev *parley.Event, viewer string) bool {
-	switch ev.Type {
-	case parley.EventMessageDelivered, parley.EventMessageRead, parley.EventProfileUpdated:
-		_ = viewer
-		return false
-	}
-	return false
-}
-
 func (s *Server) receiptRoutes(mux *routeMux) {
 	mux.HandleFunc("POST /v1/delivered", s.authed(s.handleDelivered))
 	mux.HandleFunc("PATCH /v1/me", s.authed(s.handleSetProfile))

@@ -262,6 +262,7 @@ func New(cfg Config) (*Server, error) {
 	s.hub.maxQueue = cfg.Limits.HubQueueBytes
 	s.hub.newContacts = s.announceNewContacts
 	s.hub.directContacts = s.announceDirectContacts
+	s.hub.consentChanged = s.consentChanged
 	s.hub.maxConns = cfg.Limits.ConnectionsPerUser
 	s.hub.warmUsers = func(ctx context.Context, ids []string) error { return s.svc.warmUsers(ctx, ids) }
 	s.pres = newPresence(cfg.NodeID, cfg.PresenceGrace, cfg.NodeTimeout, s.publishPresence, s.notifyPresence)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"slices"
 
 	"github.com/parleychat/parley"
 )
@@ -51,7 +50,6 @@ func (s *service) events(ctx context.Context, u parley.User, after int64, limit,
 	if len(evs) > limit {
 		evs, p.HasMore = evs[:limit], true
 	}
-	evs = slices.DeleteFunc(evs, func(ev parley.Event) bool { return receiptHidden(&ev, u.ID) })
 	for i := range evs {
 		evs[i] = withURLs(evs[i])
 	}

@@ -80,7 +80,7 @@ func (s *service) typing(ctx context.Context, u parley.User, d protocol.Typing) 
 			return err
 		}
 	}
-	members, err := s.store.MemberIDs(ctx, u.ID, d.ConversationID)
+	members, err := s.peers(ctx, u, d.ConversationID)
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func (s *service) typingGone(u parley.User) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, id := range convs {
-		members, err := s.store.MemberIDs(ctx, u.ID, id)
+		members, err := s.peers(ctx, u, id)
 		if err != nil {
 			continue // left the conversation meanwhile
 		}

@@ -56,6 +56,9 @@ func (c *cache) trim() {
 type memberSet struct {
 	ids []string
 	set map[string]struct{} // for large groups; nil for small ones
+	// gate is what blocks and declined requests refuse or hide (a block
+	// or an answer to a request drops the entry).
+	gate sqlstore.SendGate
 }
 
 func newMemberSet(ids []string) *memberSet {
@@ -93,6 +96,9 @@ func (w *writeTx) members(conversationID string) (*memberSet, error) {
 		return nil, err
 	}
 	ms := newMemberSet(ids)
+	if ms.gate, err = sqlstore.ReadSendGate(context.Background(), w, conversationID); err != nil {
+		return nil, err
+	}
 	w.b.cache.members[conversationID] = ms
 	return ms, nil
 }
@@ -171,7 +177,7 @@ func (p *pending) empty() bool { return len(p.msgs) == 0 }
 
 // Column counts of the multi-row statements' rows.
 const (
-	msgArgs   = 10
+	msgArgs   = 11
 	eventArgs = 7
 	bumpArgs  = 3
 	readArgs  = 3
@@ -188,7 +194,7 @@ func (w *writeTx) addSend(m *parley.Message, attachmentID any, e *parley.Event) 
 		p.sent = map[[2]string]*parley.Message{}
 	}
 	at := toMicros(m.CreatedAt)
-	p.msgs = append(p.msgs, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID, string(m.Type), m.Text, attachmentID, at, sqlstore.ReplyArg(m))
+	p.msgs = append(p.msgs, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID, string(m.Type), m.Text, attachmentID, at, sqlstore.ReplyArg(m), sqlstore.MentionsArg(m))
 	p.events = append(p.events, e.Pos, e.ConversationID, string(e.Type), e.UserID, m.ID, sqlstore.EmptyEventData, toMicros(e.At))
 	p.bumps[m.ConversationID] = bump{m.Seq, at}
 	p.reads[[2]string{m.ConversationID, m.SenderID}] = m.Seq
@@ -249,7 +255,7 @@ const (
 	nMulti
 )
 
-// maxMultiRows keeps a statement's variables (10 a message row) well under
+// maxMultiRows keeps a statement's variables (11 a message row) well under
 // SQLite's limit of 32766.
 const maxMultiRows = 256
 
@@ -268,7 +274,7 @@ func multiSQL(kind, rows int, orRollback bool) string {
 	switch kind {
 	case multiMessages:
 		head, row = `INSERT`+verb+` INTO messages
-			(id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id) VALUES `, `(?,?,?,?,?,?,?,?,?,?)`
+			(id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id, mentions) VALUES `, `(?,?,?,?,?,?,?,?,?,?,?)`
 	case multiEvents:
 		head, row = `INSERT`+verb+` INTO events (pos, conversation_id, type, actor_id, message_id, data, at) VALUES `, `(?,?,?,?,?,?,?)`
 	case multiBumps:

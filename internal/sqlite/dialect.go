@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/internal/sqlstore"
@@ -23,9 +24,11 @@ func (dialect) HeadSQL() string { return `SELECT COALESCE(MAX(pos), 0) FROM even
 // (args: user, after, limit). For each window the subquery takes at most
 // limit events from the conversation's index, bounded by the window, so
 // the sort sees at most windows x limit rows, however far behind the user
-// is, and the joins run only for those.
+// is, and the joins run only for those. The user's own events of no
+// conversation (sqlstore.UserEventsSQL) join them; sqlstore.ReplayFilter
+// leaves out what a block hides.
 func (dialect) EventsForSQL() string {
-	return `SELECT ` + sqlstore.EventCols + ` FROM members w
+	return `SELECT * FROM (SELECT ` + sqlstore.EventCols + ` FROM members w
 		JOIN events e ON e.pos IN (SELECT x.pos FROM events x
 			WHERE x.conversation_id = w.conversation_id
 			AND x.pos > max($2, w.joined_pos - 1)
@@ -33,8 +36,10 @@ func (dialect) EventsForSQL() string {
 			AND (x.recipient IS NULL OR x.recipient = w.user_id)
 			ORDER BY x.pos LIMIT $3 + 0)
 		` + sqlstore.EventJoins + `
-		WHERE w.user_id = $1
-		ORDER BY e.pos LIMIT $3 + 0`
+		WHERE w.user_id = $1 AND ` + sqlstore.ReplayFilter + `
+		ORDER BY e.pos LIMIT $3 + 0)
+		UNION ALL SELECT * FROM (` + sqlstore.UserEventsSQL + `)
+		ORDER BY 1 LIMIT $3 + 0`
 }
 
 // NameIs: users.name is COLLATE NOCASE (and uniquely indexed so).
@@ -80,4 +85,45 @@ func (t *microTime) Scan(src any) error {
 		return fmt.Errorf("sqlite: a time column holds %T", src)
 	}
 	return nil
+}
+
+// SearchFrom: the FTS5 index (migration 00008), its rowid the message's.
+func (dialect) SearchFrom() (from, match string) {
+	return `messages_fts f JOIN messages m ON m.rowid = f.rowid`, `messages_fts MATCH $2`
+}
+
+// SearchKey: FTS5 walks its matches in rowid order, so newest first
+// needs no sort.
+func (dialect) SearchKey() string { return `f.rowid` }
+
+// SearchMatch: each term a quoted FTS5 string (terms hold only letters
+// and digits), all of them required in the text column, the last one a
+// prefix with prefix; with convs, only messages whose conv token is one
+// of theirs.
+func (dialect) SearchMatch(terms, convs []string, prefix bool) string {
+	var b strings.Builder
+	b.WriteString("text : (")
+	for i, t := range terms {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(`"` + t + `"`)
+	}
+	if prefix {
+		b.WriteByte('*')
+	}
+	b.WriteByte(')')
+	if len(convs) > 0 {
+		b.WriteString(" AND conv : (")
+		for i, c := range convs {
+			if i > 0 {
+				b.WriteString(" OR ")
+			}
+			// The token the triggers write (migration 00008), as an FTS5
+			// string: a quote inside is doubled.
+			b.WriteString(`"c` + strings.ReplaceAll(strings.ReplaceAll(c, "-", ""), `"`, `""`) + `"`)
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
 }

@@ -67,6 +67,9 @@ func (so *sendOp) run(w *writeTx, nm parley.NewMessage, key [2]string) error {
 		}
 		return err
 	}
+	if ms.gate.Refused[nm.SenderID] {
+		return parley.ErrUnreachable
+	}
 	senderName, err := w.UserName(nm.SenderID)
 	if err != nil {
 		return err
@@ -104,6 +107,10 @@ func (so *sendOp) run(w *writeTx, nm parley.NewMessage, key [2]string) error {
 	if err != nil {
 		return err
 	}
+	// Mentions cost a query only for a text with an '@'.
+	if msg.Mentions, err = sqlstore.MentionRule(dialect{}, w, nm.ConversationID, nm.SenderID, nm.Text); err != nil {
+		return err
+	}
 	// Nothing fails from here on: the send takes its position and
 	// leaves its rows to the batch.
 	e := parley.Event{
@@ -115,8 +122,11 @@ func (so *sendOp) run(w *writeTx, nm parley.NewMessage, key [2]string) error {
 		Message:        msg,
 		At:             msg.CreatedAt,
 		// A copy: the cached slice is shared, the event's is the
-		// caller's.
+		// caller's. Who blocked the sender does not get it.
 		Audience: slices.Clone(ms.ids),
+	}
+	if hidden := ms.gate.Hidden[nm.SenderID]; hidden != nil {
+		e.Audience = sqlstore.Without(e.Audience, hidden)
 	}
 	stored := *msg
 	w.addSend(&stored, attachment, &e)

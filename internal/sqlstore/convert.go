@@ -35,7 +35,7 @@ type (
 const messageCols = `m.id, m.conversation_id, m.seq, m.sender_id, su.name, m.client_id, m.type,
 	m.text, m.created_at, m.deleted_at,
 	a.id, a.content_type, a.size, a.width, a.height, a.name,
-	m.edited_at, p.id, p.seq, p.sender_id, pu.name, p.type, ` + quoteText + `, p.deleted_at`
+	m.edited_at, p.id, p.seq, p.sender_id, pu.name, p.type, ` + quoteText + `, p.deleted_at, m.mentions`
 
 // quoteText is the parent's text a quote carries: substr counts code
 // points in both engines.
@@ -51,7 +51,7 @@ const messageJoins = `JOIN users su ON su.id = m.sender_id
 	LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins
 
 // msgCols is the number of messageCols.
-const msgCols = 24
+const msgCols = 25
 
 // msgRow receives messageCols.
 type msgRow struct {
@@ -64,6 +64,7 @@ type msgRow struct {
 	pID, pSender, pName, pType, pText                             NullString
 	pSeq                                                          NullInt64
 	pDeleted                                                      NullTime
+	mentions                                                      NullString
 }
 
 // appendDest appends the destinations of messageCols to dest.
@@ -73,7 +74,7 @@ func (r *msgRow) appendDest(d Dialect, dest []any) []any {
 		str(&r.senderName), str(&r.clientID), str(&r.typ), str(&r.text),
 		tm(&r.createdAt), tm(&r.deletedAt),
 		str(&r.attID), str(&r.attType), num(&r.attSize), num(&r.attWidth), num(&r.attHeight), str(&r.attName),
-		tm(&r.editedAt), str(&r.pID), num(&r.pSeq), str(&r.pSender), str(&r.pName), str(&r.pType), str(&r.pText), tm(&r.pDeleted))
+		tm(&r.editedAt), str(&r.pID), num(&r.pSeq), str(&r.pSender), str(&r.pName), str(&r.pType), str(&r.pText), tm(&r.pDeleted), str(&r.mentions))
 }
 
 // message returns the row as a Message, or nil when the row had none (an
@@ -101,6 +102,12 @@ func (r *msgRow) message() *parley.Message {
 	if r.editedAt.Valid {
 		at := r.editedAt.Time
 		m.EditedAt = &at
+	}
+	if r.mentions.Valid {
+		// Written by MentionsArg: a JSON array of ids. A value that does
+		// not decode leaves the message without mentions rather than
+		// failing its read.
+		_ = json.Unmarshal([]byte(r.mentions.String), &m.Mentions)
 	}
 	if r.pID.Valid {
 		m.ReplyTo = &parley.Quote{
@@ -150,6 +157,7 @@ type eventData struct {
 	Flags        *parley.MemberFlags  `json:"flags,omitempty"`
 	DeliveredSeq int64                `json:"delivered_seq,omitempty"`
 	Profile      *parley.Profile      `json:"profile,omitempty"`
+	Consent      parley.Consent       `json:"consent,omitempty"`
 }
 
 // EmptyEventData is the data of an event with nothing beyond its columns
@@ -169,6 +177,7 @@ func (s *Store) encodeEventData(e *parley.Event) (string, error) {
 		Flags:        e.Flags,
 		DeliveredSeq: e.DeliveredSeq,
 		Profile:      e.Profile,
+		Consent:      e.Consent,
 	})
 	if err != nil {
 		return "", s.internalf("encode event: %w", err)
@@ -193,16 +202,18 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 		data string
 		at   NullTime
 		rcpt NullString
+		conv NullString
 		r    msgRow
 		buf  [8 + msgCols]any // the event's own columns, then the message's
 	)
-	dest := append(buf[:0], &e.Pos, &e.ConversationID, &typ, &e.UserID, &e.UserName, &data, s.d.TimeDest(&at), s.d.StringDest(&rcpt))
+	dest := append(buf[:0], &e.Pos, s.d.StringDest(&conv), &typ, &e.UserID, &e.UserName, &data, s.d.TimeDest(&at), s.d.StringDest(&rcpt))
 	if err := row.Scan(r.appendDest(s.d, dest)...); err != nil {
 		return e, err
 	}
 	e.Type = parley.EventType(typ)
 	e.At = at.Time
 	e.Recipient = rcpt.String
+	e.ConversationID = conv.String
 	e.Message = r.message()
 	if data == EmptyEventData {
 		// Most events (every newMessage) carry nothing more: skip the
@@ -213,7 +224,7 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		return e, s.internalf("decode event %d: %w", e.Pos, err)
 	}
-	e.ReadSeq, e.Change, e.UserIDs, e.Conversation, e.Flags = d.ReadSeq, d.Change, d.UserIDs, d.Conversation, d.Flags
+	e.ReadSeq, e.Change, e.UserIDs, e.Conversation, e.Flags, e.Consent = d.ReadSeq, d.Change, d.UserIDs, d.Conversation, d.Flags, d.Consent
 	e.MessageID, e.Seq, e.Emoji, e.Count = d.MessageID, d.Seq, d.Emoji, d.Count
 	e.DeliveredSeq, e.Profile = d.DeliveredSeq, d.Profile
 	return e, nil

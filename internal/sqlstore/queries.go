@@ -38,16 +38,22 @@ const (
 	qViewsBase = `SELECT ` + conversationCols + `, mb.read_seq,
 		(SELECT COUNT(*) FROM messages x
 			WHERE x.conversation_id = c.id AND x.seq > mb.read_seq
-			AND x.sender_id != mb.user_id AND x.deleted_at IS NULL),
-		mb.muted, ` + archivedExpr + `,
+			AND x.sender_id != mb.user_id AND x.deleted_at IS NULL
+			AND NOT ` + blockedSender + `),
+		(SELECT COUNT(*) FROM mentions y JOIN messages x ON x.id = y.message_id
+			WHERE y.user_id = mb.user_id AND y.conversation_id = c.id AND y.seq > mb.read_seq
+			AND NOT ` + blockedSender + `),
+		mb.muted, ` + archivedExpr + `, ` + requestExpr + `,
 		` + messageCols + `
 		FROM members mb
 		JOIN conversations c ON c.id = mb.conversation_id
-		LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq
+		LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = (SELECT x.seq FROM messages x
+			WHERE x.conversation_id = c.id AND NOT ` + blockedSender + ` ORDER BY x.seq DESC LIMIT 1)
 		LEFT JOIN users su ON su.id = m.sender_id
 		LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins + `
 		WHERE mb.user_id = $1 AND mb.left_pos IS NULL`
-	qViews = qViewsBase + ` ORDER BY c.last_activity_at DESC, c.id DESC`
+	// A declined request is left out of the list (qView still finds it).
+	qViews = qViewsBase + ` AND mb.request != 2 ORDER BY c.last_activity_at DESC, c.id DESC`
 	qView  = qViewsBase + ` AND c.id = $2`
 
 	// archivedExpr: the member (mb) archived the conversation (c) and no
@@ -62,12 +68,18 @@ const (
 		WHERE mb.conversation_id = $1 AND mb.left_pos IS NULL
 		ORDER BY mb.joined_pos, mb.user_id`
 	// qMembersOfViewer: every member of every conversation of the viewer.
-	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, mb.read_seq, mb.role, ` + memberProfileCols + `
+	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, ` + viewedReadSeq + `, mb.role, ` + viewedDeliveredSeq + profileCols + `
 		FROM members mine
 		JOIN members mb ON mb.conversation_id = mine.conversation_id AND mb.left_pos IS NULL
 		JOIN users u ON u.id = mb.user_id
 		WHERE mine.user_id = $1 AND mine.left_pos IS NULL
 		ORDER BY mb.conversation_id, mb.joined_pos, mb.user_id`
+	// qMembersFor is qMembers as viewer $2 sees them (viewedReadSeq).
+	qMembersFor = `SELECT mb.user_id, u.name, ` + viewedReadSeq + `, mb.role, ` + viewedDeliveredSeq + profileCols + ` FROM members mb
+		JOIN users u ON u.id = mb.user_id
+		JOIN members mine ON mine.conversation_id = mb.conversation_id AND mine.user_id = $2 AND mine.left_pos IS NULL
+		WHERE mb.conversation_id = $1 AND mb.left_pos IS NULL
+		ORDER BY mb.joined_pos, mb.user_id`
 	qMemberIDs = `SELECT user_id FROM members
 		WHERE conversation_id = $1 AND left_pos IS NULL ORDER BY joined_pos, user_id`
 	// A user added again gets a new window; the read position carries over.
@@ -98,7 +110,8 @@ const (
 	deliveredExpr = `CASE WHEN mb.delivered_seq > mb.read_seq THEN mb.delivered_seq ELSE mb.read_seq END`
 	// memberProfileCols: a member's delivered position and profile (u is
 	// the member's user), after qMembers' other columns.
-	memberProfileCols = deliveredExpr + `, u.display_name, COALESCE(u.avatar_id, '')`
+	memberProfileCols = deliveredExpr + profileCols
+	profileCols       = `, u.display_name, COALESCE(u.avatar_id, '')`
 	// userCols: what ScanUser reads.
 	userCols    = `id, name, created_at, display_name, COALESCE(avatar_id, '')`
 	qSetProfile = `UPDATE users SET display_name = $1, avatar_id = $2 WHERE id = $3`
@@ -119,7 +132,10 @@ const (
 	contactsJoin = `JOIN conversations c ON c.id = mine.conversation_id`
 	// wrote is a boolean in PostgreSQL and 0 or 1 in SQLite: both read
 	// it as a truth value.
-	contactsRule = `(c.kind = 'group' OR (mine.wrote AND other.wrote))`
+	// Users who blocked one another are no contacts, whatever they share.
+	contactsRule = `(c.kind = 'group' OR (mine.wrote AND other.wrote))
+		AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = mine.user_id AND b.blocked_id = other.user_id)
+			OR (b.blocker_id = other.user_id AND b.blocked_id = mine.user_id))`
 
 	// Messages.
 	qMessageByID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.id = $1 AND m.conversation_id = $2`
@@ -128,7 +144,7 @@ const (
 	QMessageByClientID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.sender_id = $1 AND m.client_id = $2`
 	// QLastSeq is a conversation's last Seq.
 	QLastSeq       = `SELECT last_seq FROM conversations WHERE id = $1`
-	qDeleteMessage = `UPDATE messages SET deleted_at = $1, text = '', attachment_id = NULL WHERE id = $2`
+	qDeleteMessage = `UPDATE messages SET deleted_at = $1, text = '', attachment_id = NULL, mentions = NULL WHERE id = $2`
 	// A tombstone keeps no reactions.
 	qDeleteReactions = `DELETE FROM reactions WHERE message_id = $1`
 	// QReplyParent reads the message a send replies to (args: its id, the
@@ -139,7 +155,7 @@ const (
 	// Edits.
 	qEditByClientID = `SELECT message_id FROM message_edits WHERE sender_id = $1 AND client_id = $2`
 	qInsertEdit     = `INSERT INTO message_edits (sender_id, client_id, message_id) VALUES ($1, $2, $3)`
-	qEditMessage    = `UPDATE messages SET text = $1, edited_at = $2 WHERE id = $3`
+	qEditMessage    = `UPDATE messages SET text = $1, edited_at = $2, mentions = $4 WHERE id = $3`
 
 	// Reactions.
 	qInsertReaction = `INSERT INTO reactions (message_id, user_id, emoji, pos) VALUES ($1, $2, $3, $4)`
@@ -149,12 +165,17 @@ const (
 	// $2 is one of them.
 	qReactionKinds = `SELECT COUNT(DISTINCT emoji), COALESCE(MAX(CASE WHEN emoji = $2 THEN 1 ELSE 0 END), 0)
 		FROM reactions WHERE message_id = $1`
+	// A page leaves out the messages of users the viewer (the last
+	// argument) blocked.
 	qPageNewest = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
-		WHERE m.conversation_id = $1 ORDER BY m.seq DESC LIMIT $2 + 0`
+		WHERE m.conversation_id = $1 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $3 AND b.blocked_id = m.sender_id)
+		ORDER BY m.seq DESC LIMIT $2 + 0`
 	qPageBefore = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
-		WHERE m.conversation_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3 + 0`
+		WHERE m.conversation_id = $1 AND m.seq < $2 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $4 AND b.blocked_id = m.sender_id)
+		ORDER BY m.seq DESC LIMIT $3 + 0`
 	qPageAfter = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
-		WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq ASC LIMIT $4 + 0`
+		WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq < $3 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $5 AND b.blocked_id = m.sender_id)
+		ORDER BY m.seq ASC LIMIT $4 + 0`
 
 	// Events.
 	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at, recipient)
@@ -201,6 +222,7 @@ type dialectSQL struct {
 	userByName, credentials, userNameTaken string
 	windows, usersOf, contactsOf           string
 	reactionsOf                            string
+	blocksAmong                            string
 }
 
 func buildSQL(d Dialect) dialectSQL {
@@ -221,7 +243,7 @@ func buildSQL(d Dialect) dialectSQL {
 		userNameTaken: `SELECT name FROM users WHERE (name_key = $2 OR ` + byName + `) AND id != $3 LIMIT 1`,
 		// The membership windows of a set of conversations, to compute
 		// the audience of replayed events.
-		windows: `SELECT conversation_id, user_id, joined_pos, left_pos FROM members
+		windows: `SELECT conversation_id, user_id, joined_pos, left_pos, request != 0 AND NOT wrote FROM members
 		WHERE ` + d.InList("conversation_id", "$1") + ` ORDER BY joined_pos, user_id`,
 		// The reactions of a set of messages (args: ids, viewer): per
 		// message, each emoji in the order of first use, its count and
@@ -229,6 +251,8 @@ func buildSQL(d Dialect) dialectSQL {
 		reactionsOf: `SELECT r.message_id, r.emoji, COUNT(*), MAX(CASE WHEN r.user_id = $2 THEN 1 ELSE 0 END)
 		FROM reactions r WHERE ` + d.InList("r.message_id", "$1") + `
 		GROUP BY r.message_id, r.emoji ORDER BY r.message_id, MIN(r.pos)`,
+		// The blocks made by or against a set of users.
+		blocksAmong: `SELECT blocker_id, blocked_id FROM blocks WHERE ` + d.InList("blocker_id", "$1") + ` OR ` + d.InList("blocked_id", "$1"),
 		// A set of users.
 		usersOf: `SELECT ` + userCols + ` FROM users WHERE ` + d.InList("id", "$1"),
 		// The contacts of a set of users.

@@ -87,7 +87,7 @@ func (s *Store) scanView(row Row) (parley.Conversation, error) {
 		r convRow
 		m msgRow
 	)
-	dest := append(r.appendDest(s.d, make([]any, 0, 26)), &r.c.ReadSeq, &r.c.UnreadCount, &r.c.Muted, &r.c.Archived)
+	dest := append(r.appendDest(s.d, make([]any, 0, 37)), &r.c.ReadSeq, &r.c.UnreadCount, &r.c.UnreadMentions, &r.c.Muted, &r.c.Archived, (*string)(&r.c.Request))
 	if err := row.Scan(m.appendDest(s.d, dest)...); err != nil {
 		return parley.Conversation{}, err
 	}
@@ -103,7 +103,7 @@ func (s *Store) view(ctx context.Context, q Querier, userID, id string) (parley.
 	if err != nil {
 		return c, s.notFound(err, parley.ErrNotFound)
 	}
-	c.Members, err = s.members(ctx, q, id)
+	c.Members, err = scanAll(query(q.Query(ctx, qMembersFor, id, userID)), scanMember)
 	return c, err
 }
 
@@ -227,11 +227,11 @@ func (s *Store) Messages(ctx context.Context, userID, conversationID string, mq 
 			if before == 0 {
 				before = noBefore
 			}
-			rows, err = q.Query(ctx, qPageAfter, conversationID, mq.After, before, limit+1)
+			rows, err = q.Query(ctx, qPageAfter, conversationID, mq.After, before, limit+1, userID)
 		case mq.Before > 0:
-			rows, err = q.Query(ctx, qPageBefore, conversationID, mq.Before, limit+1)
+			rows, err = q.Query(ctx, qPageBefore, conversationID, mq.Before, limit+1, userID)
 		default:
-			rows, err = q.Query(ctx, qPageNewest, conversationID, limit+1)
+			rows, err = q.Query(ctx, qPageNewest, conversationID, limit+1, userID)
 		}
 		page.Messages, err = scanAll(query(rows, err), func(r Row) (parley.Message, error) { return ScanMessage(s.d, r) })
 		if err != nil || len(page.Messages) == 0 {
@@ -378,9 +378,10 @@ func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Eve
 	type window struct {
 		conv, user   string
 		joined, left int64 // left 0: still a member
+		pending      bool  // the user's request is unanswered (pending or declined)
 	}
 	var ids []string
-	seen := map[string]bool{}
+	seen := map[string]bool{"": true} // a user's own events have none
 	for _, e := range events {
 		if !seen[e.ConversationID] {
 			seen[e.ConversationID] = true
@@ -396,7 +397,7 @@ func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Eve
 				w    window
 				left NullInt64
 			)
-			err := r.Scan(&w.conv, &w.user, &w.joined, s.d.IntDest(&left))
+			err := r.Scan(&w.conv, &w.user, &w.joined, s.d.IntDest(&left), &w.pending)
 			w.left = left.Int64
 			return w, err
 		})
@@ -408,10 +409,27 @@ func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Eve
 	if err != nil {
 		return err
 	}
+	blocks, err := s.blocksAmong(ctx, q, events)
+	if err != nil {
+		return err
+	}
 	for i := range events {
 		e := &events[i]
 		e.Audience = []string{}
+		if e.ConversationID == "" {
+			e.Audience = append(e.Audience, e.Recipient)
+			continue
+		}
+		readerPending := false
+		if e.Type == parley.EventMessageRead || e.Type == parley.EventMessageDelivered {
+			for _, w := range windows[e.ConversationID] {
+				readerPending = readerPending || (w.user == e.UserID && w.left == 0 && w.pending)
+			}
+		}
 		for _, w := range windows[e.ConversationID] {
+			if w.user != e.UserID && (readerPending || !blocks.reaches(e, w.user)) {
+				continue
+			}
 			if e.Recipient != "" && w.user != e.Recipient {
 				continue
 			}

@@ -100,11 +100,11 @@ func (s *Store) SetProfile(ctx context.Context, userID string, ch parley.Profile
 			return nil
 		}
 		if next.AvatarID != "" && next.AvatarID != u.AvatarID {
-			var ct string
+			var ct, name string
 			var size int64
 			var wd, ht int
-			err := w.QueryRow(bg, QAttachmentOwned, next.AvatarID, userID).Scan(&ct, &size, &wd, &ht)
-			if s.d.IsNoRows(err) {
+			err := w.QueryRow(bg, QAttachmentOwned, next.AvatarID, userID).Scan(&ct, &size, &wd, &ht, &name)
+			if s.d.IsNoRows(err) || (err == nil && name != "") { // a named upload is a file, not an image
 				return invalidf("avatar_id does not name an image you uploaded")
 			}
 			if err != nil {

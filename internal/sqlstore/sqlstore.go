@@ -151,6 +151,18 @@ type Dialect interface {
 	TimeDest(p *NullTime) any
 	// IsNoRows reports whether err is the driver's "no rows".
 	IsNoRows(err error) bool
+
+	// Search (search.go). SearchFrom is the FROM of a search with its
+	// match condition: it names the messages m, and matches the query
+	// argument $2, made by SearchMatch from parley.SearchTerms (the last
+	// term a prefix when prefix is set). SearchKey is an integer expression that grows with
+	// each message inserted: the results' order (newest first) and
+	// cursor. convs, when given, are the only conversations the
+	// caller may see (SearchMatch may restrict the index with them; the
+	// query restricts the rows by membership anyway).
+	SearchFrom() (from, match string)
+	SearchKey() string
+	SearchMatch(terms, convs []string, prefix bool) string
 }
 
 // WriteHealther is what the server's /readyz asks a store besides Head:
@@ -172,8 +184,10 @@ type Complete interface {
 	parley.BulkReader
 	parley.WebhookQueue
 	parley.APIKeyStore
+	parley.Searcher
 	parley.Receipts
 	parley.Profiles
+	parley.Consenter
 	parley.CommitPublisher
 	WriteHealther
 }

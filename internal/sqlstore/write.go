@@ -143,7 +143,17 @@ func (s *Store) CreateDirect(ctx context.Context, userID, otherID string) (parle
 		if !s.d.IsNoRows(err) {
 			return err
 		}
+		request, err := s.reachable(w, userID, otherID, true)
+		if err != nil {
+			return err
+		}
 		c, events, err = s.create(w, userID, []string{userID, otherID}, parley.Direct, "", a, b)
+		if err != nil || !request {
+			return err
+		}
+		// From a non-contact of a contacts-only user: a request for
+		// otherID until they accept it or write in it.
+		_, err = w.Exec(bg, qSetRequest, requestRecipient, c.ID, otherID)
 		return err
 	})
 }
@@ -168,6 +178,11 @@ func (s *Store) CreateGroup(ctx context.Context, userID, title string, memberIDs
 		events []parley.Event
 	)
 	err = s.e.Write(ctx, func(w Tx) error {
+		for _, id := range others {
+			if _, err := s.reachable(w, userID, id, false); err != nil {
+				return err
+			}
+		}
 		var err error
 		c, events, err = s.create(w, userID, append([]string{userID}, others...), parley.Group, title, nil, nil)
 		return err
@@ -251,7 +266,11 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 	if e.Recipient != "" {
 		recipient = e.Recipient
 	}
-	if _, err := w.Exec(bg, qInsertEvent, e.Pos, e.ConversationID, string(e.Type), e.UserID, messageID, data, s.d.Time(e.At), recipient); err != nil {
+	var conv any // NULL: a user's own event of no conversation
+	if e.ConversationID != "" {
+		conv = e.ConversationID
+	}
+	if _, err := w.Exec(bg, qInsertEvent, e.Pos, conv, string(e.Type), e.UserID, messageID, data, s.d.Time(e.At), recipient); err != nil {
 		return err
 	}
 	if e.UserName == "" {
@@ -273,6 +292,9 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 	e.Audience = make([]string, len(members), len(members)+len(extra))
 	copy(e.Audience, members)
 	e.Audience = append(e.Audience, extra...)
+	if err := s.audienceFor(w, e); err != nil {
+		return err
+	}
 	w.Stored(*e)
 	return nil
 }
@@ -324,6 +346,11 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 		}
 		if err := usersExist(w, plan.added...); err != nil {
 			return err
+		}
+		for _, id := range plan.added {
+			if _, err := s.reachable(w, userID, id, false); err != nil {
+				return err
+			}
 		}
 
 		if plan.rename {
@@ -673,11 +700,16 @@ func (s *Store) EditMessage(ctx context.Context, ed parley.MessageEdit) (parley.
 		if ed.Text == msg.Text {
 			return nil // nothing changes: no event
 		}
-		now := parley.Now()
-		if _, err := w.Exec(bg, qEditMessage, ed.Text, s.d.Time(now), msg.ID); err != nil {
+		// An edit resolves its mentions afresh, against the members now.
+		mentions, err := MentionRule(s.d, w, ed.ConversationID, ed.UserID, ed.Text)
+		if err != nil {
 			return err
 		}
-		msg.Text, msg.EditedAt = ed.Text, &now
+		now := parley.Now()
+		if _, err := w.Exec(bg, qEditMessage, ed.Text, s.d.Time(now), msg.ID, mentionsArg(mentions)); err != nil {
+			return err
+		}
+		msg.Text, msg.EditedAt, msg.Mentions = ed.Text, &now, mentions
 		events, err = s.record(w, parley.Event{Type: parley.EventMessageEdited, ConversationID: ed.ConversationID,
 			UserID: ed.UserID, Message: &msg, At: now}, &msg.ID)
 		return err
@@ -781,10 +813,7 @@ func (s *Store) canAddReaction(w Tx, msg parley.Message, userID, emoji string) (
 
 // SetFlags implements parley.Store.
 func (s *Store) SetFlags(ctx context.Context, userID, conversationID string, muted, archived *bool) (parley.Conversation, []parley.Event, error) {
-	if err := parley.ValidateID("user id", userID); err != nil {
-		return parley.Conversation{}, nil, err
-	}
-	if err := parley.ValidateID("conversation id", conversationID); err != nil {
+	if err := validMembership(userID, conversationID); err != nil {
 		return parley.Conversation{}, nil, err
 	}
 	var (

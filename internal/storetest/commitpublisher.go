@@ -119,6 +119,11 @@ func testCommitPublisher(t *testing.T, s parley.Store) {
 	check("UpdateConversation (remove)", evs, err)
 	_, evs, err = s.CreateDirect(c, alice.ID, bob.ID)
 	check("CreateDirect", evs, err)
+	cs := optional[parley.Consenter](t, s)
+	evs, err = cs.Block(c, carol.ID, alice.ID)
+	check("Block", evs, err)
+	evs, err = cs.Unblock(c, carol.ID, alice.ID)
+	check("Unblock", evs, err)
 
 	stored := allEvents(t, s)
 	h.mu.Lock()

@@ -40,7 +40,7 @@ func RolesMigration(t *testing.T, open func(t *testing.T) parley.Store, exec fun
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, stmt := range []string{`ALTER TABLE events DROP COLUMN recipient`, `ALTER TABLE members DROP COLUMN archived_seq`,
+	for _, stmt := range []string{`DROP INDEX IF EXISTS events_of_user`, `ALTER TABLE events DROP COLUMN recipient`, `ALTER TABLE members DROP COLUMN archived_seq`,
 		`ALTER TABLE members DROP COLUMN muted`, `ALTER TABLE members DROP COLUMN role`} {
 		exec(t, stmt)
 	}

@@ -142,6 +142,10 @@ func testProfiles(t *testing.T, s parley.Store) {
 	if err := putUpload(t, s, b, "upload-b", 100, 0); err != nil {
 		t.Fatal(err)
 	}
+	file := parley.Attachment{ID: "file-a", ContentType: "image/png", Name: "a.png"}
+	if err := s.PutAttachment(ctx(t), a.ID, file, []byte("\x89PNG"), nil, 0); err != nil {
+		t.Fatal(err)
+	}
 	str := func(v string) *string { return &v }
 
 	u, events, err := p.SetProfile(ctx(t), a.ID, parley.ProfileChange{DisplayName: str("  Alice Á  "), AvatarID: str("avatar-a")})
@@ -209,6 +213,7 @@ func testProfiles(t *testing.T, s parley.Store) {
 	for name, ch := range map[string]parley.ProfileChange{
 		"another's upload":  {AvatarID: str("upload-b")},
 		"a missing upload":  {AvatarID: str("nope")},
+		"a file, not image": {AvatarID: str("file-a")},
 		"a bidi override":   {DisplayName: str("evil\u202Egnp.exe")},
 		"a control char":    {DisplayName: str("a\x07b")},
 		"a zero-width join": {DisplayName: str("a\u200Bb")},

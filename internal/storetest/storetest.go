@@ -44,6 +44,9 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"UpdateConversationRules", testUpdateConversationRules},
 		{"Roles", testRoles},
 		{"Flags", testFlags},
+		{"Block", testBlock},
+		{"Consent", testConsent},
+		{"Requests", testRequests},
 		{"Send", testSend},
 		{"SendIdempotent", testSendIdempotent},
 		{"SendValidation", testSendValidation},
@@ -56,6 +59,8 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Reactions", testReactions},
 		{"ReactionLimit", testReactionLimit},
 		{"Replies", testReplies},
+		{"Mentions", testMentions},
+		{"Search", testSearch},
 		{"MarkRead", testMarkRead},
 		{"Unread", testUnread},
 		{"Conversations", testConversations},
@@ -111,11 +116,17 @@ func missingOptional(s parley.Store) []string {
 	if _, ok := s.(parley.BulkReader); !ok {
 		missing = append(missing, "parley.BulkReader")
 	}
+	if _, ok := s.(parley.Searcher); !ok {
+		missing = append(missing, "parley.Searcher")
+	}
 	if _, ok := s.(parley.Receipts); !ok {
 		missing = append(missing, "parley.Receipts")
 	}
 	if _, ok := s.(parley.Profiles); !ok {
 		missing = append(missing, "parley.Profiles")
+	}
+	if _, ok := s.(parley.Consenter); !ok {
+		missing = append(missing, "parley.Consenter")
 	}
 	if _, ok := s.(parley.CommitPublisher); !ok {
 		missing = append(missing, "parley.CommitPublisher")

@@ -273,4 +273,7 @@ func (m *Model) withSystemLines(msgs []parley.Message, add func(string), lineOf 
 	if m.removedOpen() {
 		add(bad.Render("You are no longer a member of this group: you can read it, but not send to it."))
 	}
+	if cv, ok := m.convByID(m.open); ok && requestNotice(cv) != "" {
+		add(dim.Italic(true).Render(requestNotice(cv)))
+	}
 }

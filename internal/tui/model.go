@@ -682,6 +682,9 @@ func (m *Model) command(line string) tea.Cmd {
 	if _, ok := memberCommands[f[0]]; ok {
 		return m.memberCommand(f)
 	}
+	if _, ok := consentCommands[f[0]]; ok {
+		return m.consentCommand(f)
+	}
 	if _, ok := flagCommands[f[0]]; ok {
 		return m.flagCommand(f[0])
 	}
@@ -695,7 +698,7 @@ func (m *Model) command(line string) tea.Cmd {
 	}
 	switch f[0] {
 	case "/help", "/?":
-		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /file PATH · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /file PATH · /search words · /mentions · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
 		return nil
 	case "/quit", "/q":
 		return tea.Quit
@@ -758,6 +761,8 @@ func (m *Model) command(line string) tea.Cmd {
 		}
 	case "/edit", "/reply", "/react", "/unreact":
 		return m.messageCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
+	case "/search", "/mentions":
+		return m.searchCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
 	case "/file":
 		m.fileCommand(strings.TrimPrefix(line, f[0]))
 		return m.refresh()

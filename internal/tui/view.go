@@ -101,10 +101,14 @@ func (m *Model) listLines(w, n int) []string {
 		if cv.UnreadCount > 0 {
 			count = fmt.Sprintf(" %d", cv.UnreadCount)
 		}
+		if cv.UnreadMentions > 0 {
+			count = " @" + strings.TrimSpace(count) // someone mentioned you
+		}
 		title := m.title(cv)
 		if cv.Muted {
 			title += " (muted)"
 		}
+		title += requestMark(cv)
 		name := ansi.Truncate(title, max(1, w-2-len(count)), "…")
 		line := dot + " " + name
 		gap := max(0, w-lipgloss.Width(line)-len(count))
@@ -283,6 +287,9 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	}
 	if msg.EditedAt != nil {
 		text += " " + dim.Render("(edited)")
+	}
+	if mentionsMe(msg, m.me.ID) {
+		name = okStyle.Render("@") + name
 	}
 	for _, r := range msg.Reactions {
 		mark := fmt.Sprintf("%s %d", r.Emoji, r.Count)

@@ -19,6 +19,7 @@ import {
   systemLinesFor,
 } from './members.js';
 import { downloadFile, fileBadge, fileChip } from './files.js';
+import { blockButton, initPrivacy, isRequest, loadPrivacy, onPrivacyEvent, renderPrivacy, requestsSection } from './privacy.js';
 import {
   applyMessageChange,
   editorView,
@@ -26,6 +27,7 @@ import {
   highlighted,
   initActions,
   isEditing,
+  jumpTo,
   messageActions,
   messageGone,
   messageText,
@@ -39,6 +41,7 @@ import {
   takeReply,
 } from './actions.js';
 import { avatar, initReceipts, mergePositions, noteReceived, onReceiptEvent, receiptOf, renderMe, shownName } from './receipts.js';
+import { initSearch } from './search.js';
 
 const AUTH_KEY = 'parley.auth';
 const PAGE = 50;
@@ -198,6 +201,32 @@ initMembers({
   input: ui.input,
   send: ui.send,
   attach: ui.attach,
+  blockButton: (id, name) => blockButton(id, name),
+});
+// Requests, blocks and the consent setting live in privacy.js.
+initPrivacy({
+  h,
+  app,
+  api: (method, path, body) => app.client.api(method, path, body),
+  merge: (conv) => mergeConversation(conv, true),
+  fetch: (id) => fetchConversation(id),
+  rerender: () => {
+    renderConversations();
+    renderPaneHeader();
+    renderMessages();
+  },
+  reload: () => refetchAll(),
+  header: document.querySelector('.pane-header'),
+  sidebar: document.querySelector('.sidebar'),
+});
+// The search box and @-completion live in search.js.
+initSearch({
+  h,
+  app,
+  api: (method, path, body) => app.client.api(method, path, body),
+  openAt: (id, seq, messageId) => openAt(id, seq, messageId),
+  input: ui.input,
+  titleOf: (conv) => titleOf(conv),
 });
 
 // Receipts, display names, avatars and the profile editor: receipts.js.
@@ -352,6 +381,7 @@ function start({ token, user }) {
   renderNotifyButton();
   c.connect();
   loadConversations();
+  loadPrivacy();
 }
 
 function refetchAll() {
@@ -537,7 +567,9 @@ function otherMember(conv) {
 }
 
 /** mergeConversation keeps the newer of two views of a conversation. */
-function mergeConversation(fresh) {
+// view says fresh is the viewer's own view (a reply or a fetch), not an
+// event's snapshot: its request state then holds, absent meaning none.
+function mergeConversation(fresh, view = false) {
   const old = app.convs.get(fresh.id);
   if (!old) {
     app.convs.set(fresh.id, {
@@ -555,11 +587,19 @@ function mergeConversation(fresh) {
     merged.last_message = old.last_message;
     merged.last_activity_at = old.last_activity_at;
     merged.unread_count = old.unread_count;
+    merged.unread_mentions = old.unread_mentions;
   }
-  if (fresh.last_message === undefined) merged.last_message = old.last_message;
+  // In a view, no last_message means none the viewer may see (a blocked
+  // sender's are left out); in an event's snapshot it means not sent.
+  if (fresh.last_message === undefined) {
+    if (view && (fresh.last_seq || 0) >= (old.last_seq || 0)) delete merged.last_message;
+    else merged.last_message = old.last_message;
+  }
   if (fresh.unread_count === undefined) merged.unread_count = old.unread_count;
+  if (fresh.unread_mentions === undefined) merged.unread_mentions = old.unread_mentions;
   merged.read_seq = Math.max(old.read_seq || 0, fresh.read_seq || 0);
   if (fresh.members) merged.members = mergePositions(old.members, fresh.members);
+  if (view) merged.request = fresh.request;
   app.convs.set(fresh.id, merged);
 }
 
@@ -573,7 +613,7 @@ async function loadConversations() {
       const q = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
       const res = await c.api('GET', `/v1/conversations${q}`);
       if (c !== app.client) return;
-      for (const conv of res.conversations || []) mergeConversation(conv);
+      for (const conv of res.conversations || []) mergeConversation(conv, true);
       if (!res.has_more || !res.next) break;
       cursor = res.next;
     }
@@ -591,7 +631,7 @@ async function loadConversations() {
 async function fetchConversation(id) {
   try {
     const conv = await app.client.api('GET', `/v1/conversations/${encodeURIComponent(id)}`);
-    mergeConversation(conv);
+    mergeConversation(conv, true);
     app.client.refreshPresence();
     renderConversations();
   } catch (err) {
@@ -601,13 +641,16 @@ async function fetchConversation(id) {
 
 function renderConversations() {
   // Archived conversations are left out unless shown (members.js).
-  const convs = [...app.convs.values()].filter(inMainList).sort(
+  // Requests are listed apart, under their own heading (privacy.js).
+  const sorted = [...app.convs.values()].filter(inMainList).sort(
     (a, b) => Date.parse(b.last_activity_at || b.created_at || 0) - Date.parse(a.last_activity_at || a.created_at || 0),
   );
+  const convs = sorted.filter((c) => !isRequest(c));
+  const requests = sorted.filter((c) => c.request === 'pending' || (c.request === 'declined' && c.id === app.open));
   // Said only once the list is known: before that, nothing is.
-  ui.noConversations.hidden = convs.length > 0 || !app.convsLoaded;
+  ui.noConversations.hidden = convs.length + requests.length > 0 || !app.convsLoaded;
   renderTitle();
-  const items = convs.map((conv) => {
+  const itemOf = (conv) => {
     const other = otherMember(conv);
     const online = other ? app.client?.isOnline(other.user_id) : null;
     const last = conv.last_message;
@@ -619,6 +662,7 @@ function renderConversations() {
     }
     const title = titleOf(conv);
     const unread = conv.unread_count || 0;
+    const mentioned = conv.unread_mentions || 0;
     // The accessible name is the visible text plus what the dot and the
     // badge show (as hidden words), so it contains what is seen.
     return h(
@@ -633,7 +677,7 @@ function renderConversations() {
           'data-conversation-id': conv.id,
           'data-title': title,
           'aria-current': conv.id === app.open ? 'true' : 'false',
-          'data-label': `${title}${other ? (online ? ', online' : ', offline') : ''}${unread ? `, ${unread} unread` : ''}`,
+          'data-label': `${title}${other ? (online ? ', online' : ', offline') : ''}${unread ? `, ${unread} unread` : ''}${mentioned ? ', you are mentioned' : ''}`,
           onclick: () => openConversation(conv.id),
         },
         h('span', {
@@ -644,17 +688,24 @@ function renderConversations() {
         }),
         h('span', { class: 'title' }, other ? avatar(other) : null, title, other ? h('span', { class: 'visually-hidden' }, online ? ', online' : ', offline') : null),
         unread
-          ? h('span', { class: 'badge' }, h('span', { 'data-testid': 'unread' }, String(unread)), h('span', { class: 'visually-hidden' }, ' unread'))
+          ? h(
+              'span',
+              { class: `badge${mentioned ? ' mentioned' : ''}` },
+              mentioned ? h('span', { 'data-testid': 'unread-mentions', 'aria-hidden': 'true' }, '@') : null,
+              h('span', { 'data-testid': 'unread' }, String(unread)),
+              h('span', { class: 'visually-hidden' }, mentioned ? ' unread, you are mentioned' : ' unread'),
+            )
           : h('span'),
         h('span', { class: 'last', 'data-testid': 'last-message' }, lastText),
       ),
     );
-  });
-  ui.list.replaceChildren(...items, ...archivedToggle());
+  };
+  ui.list.replaceChildren(...convs.map(itemOf), ...archivedToggle(), ...requestsSection(requests.map(itemOf)));
 }
 
 function renderPaneHeader() {
   renderMembers();
+  renderPrivacy();
   const conv = app.open && (app.convs.get(app.open) || removedConversation(app.open));
   if (!conv) {
     ui.paneTitle.textContent = app.open ? 'Loading…' : 'Pick a conversation';
@@ -752,6 +803,21 @@ function openConversation(id) {
   if (!t.loaded) loadLatest(id);
   else markRead(id);
   ui.input.focus();
+}
+
+/**
+ * openAt opens a conversation at a message (a search result): once its
+ * newest page is in, jumpTo (actions.js) loads older pages to the message,
+ * scrolls to it and highlights it.
+ */
+async function openAt(id, seq, messageId) {
+  openConversation(id);
+  const t = thread(id);
+  for (let i = 0; i < 200 && app.open === id && !t.loaded && !t.error; i++) {
+    if (t.loading) await new Promise((r) => setTimeout(r, 50));
+    else await loadLatest(id);
+  }
+  if (app.open === id && t.loaded) await jumpTo(id, messageId, seq);
 }
 
 ui.back.addEventListener('click', () => {
@@ -869,6 +935,11 @@ function applyMessage(m, isNew = false) {
 }
 
 function onEvent(ev) {
+  if (onPrivacyEvent(ev)) {
+    renderConversations();
+    renderPaneHeader();
+    return;
+  }
   const conv = app.convs.get(ev.conversation_id);
   switch (ev.type) {
     case 'newMessage': {
@@ -879,6 +950,7 @@ function onEvent(ev) {
       } else if (m.seq > (conv.last_seq || 0) && m.sender_id !== app.me.id && m.seq > (conv.read_seq || 0)) {
         // Counted once: only a message newer than the newest we know.
         conv.unread_count = (conv.unread_count || 0) + 1;
+        if ((m.mentions || []).includes(app.me.id)) conv.unread_mentions = (conv.unread_mentions || 0) + 1;
       }
       // Said once: a replayed message we already had is not news.
       const seen = app.threads.get(m.conversation_id)?.msgs.has(m.id) || (conv && m.seq <= (conv.last_seq || 0));
@@ -905,6 +977,11 @@ function onEvent(ev) {
       break;
     }
     case 'messageEdited':
+      // An edit may add or drop a mention of me in an unread message:
+      // the exact count comes from the server.
+      if (conv && ev.message && ev.message.sender_id !== app.me.id && ev.message.seq > (conv.read_seq || 0)) fetchConversation(conv.id);
+      applyMessageChange(ev);
+      break;
     case 'reactionAdded':
     case 'reactionRemoved':
       applyMessageChange(ev);
@@ -924,7 +1001,7 @@ function onEvent(ev) {
       onReceiptEvent(ev, conv);
       if (ev.user_id === app.me.id) {
         conv.read_seq = Math.max(conv.read_seq || 0, ev.read_seq);
-        if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = 0;
+        if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = conv.unread_mentions = 0;
         else fetchConversation(conv.id); // the exact count needs the server
         renderConversations();
       } else {
@@ -969,7 +1046,7 @@ async function markRead(id) {
   try {
     const res = await app.client.api('POST', `/v1/conversations/${encodeURIComponent(id)}/read`, { seq: target });
     conv.read_seq = Math.max(conv.read_seq || 0, res.read_seq || target);
-    if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = 0;
+    if (conv.read_seq >= (conv.last_seq || 0)) conv.unread_count = conv.unread_mentions = 0;
     renderConversations();
   } catch {
     // Not marked: try again on the next message or reconnect.
@@ -1148,7 +1225,7 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
       h(
         'li',
         {
-          class: `message${own ? ' own' : ''}${m.deleted ? ' deleted' : ''}`,
+          class: `message${own ? ' own' : ''}${m.deleted ? ' deleted' : ''}${!m.deleted && (m.mentions || []).includes(app.me.id) ? ' mentioned' : ''}`,
           'data-testid': 'message',
           'data-message-id': m.id,
           'data-client-id': m.client_id,

@@ -223,6 +223,7 @@ function memberPanel(conv) {
       owner && !me
         ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'remove-member', onclick: () => change(conv.id, { remove: [m.user_id] }) }, 'Remove')
         : null,
+      me ? null : mem.hooks.blockButton?.(m.user_id, m.name),
     );
   });
   const forms = [];

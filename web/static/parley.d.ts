@@ -84,6 +84,8 @@ export interface Message {
   created_at: string;
   deleted?: boolean;
   deleted_at?: string;
+  /** Ids of the members the text's @names name (docs/protocol.md, Mentions). */
+  mentions?: string[];
   /** When the sender last edited the text; absent if never. */
   edited_at?: string;
   /** The message this one replies to, as it is now. */
@@ -112,6 +114,17 @@ export interface Reactions {
   message_id: string;
   reactions: Reaction[];
 }
+/** A page of GET /v1/search or GET /v1/mentions, newest first. */
+export interface SearchPage {
+  results: SearchResult[];
+  has_more: boolean;
+  next?: string;
+}
+export interface SearchResult {
+  message: Message;
+  /** The text cut into parts; render each as text, a match marked. */
+  highlight?: { text: string; match?: boolean }[];
+}
 export interface Conversation {
   id: string;
   kind: 'direct' | 'group';
@@ -123,6 +136,8 @@ export interface Conversation {
   members: Member[] | null;
   last_message?: Message;
   unread_count: number;
+  /** How many unread messages mention the viewer. */
+  unread_mentions?: number;
   read_seq: number;
 }
 export type EventType =

@@ -1,0 +1,129 @@
+package client_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
+)
+
+// TestConsentSDK: requests (to a contacts-only user), blocks and the
+// consent setting through the SDK: each change reaches the user's other device as a typed event and
+// in its cached list; what a block or a declined request refuses fails
+// with parley.ErrUnreachable.
+func TestConsentSDK(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil)
+		cs := bubbleUsers(t, b, "alice", "alice", "bob")
+		phone, laptop, bob := cs[0], cs[1], cs[2]
+		ctx := context.Background()
+		var (
+			mu    sync.Mutex
+			heard []client.Event
+		)
+		laptop.AddEventHandler("consent", func(ev client.Event) {
+			switch ev.(type) {
+			case client.UserBlocked, client.UserUnblocked, client.PrivacyChanged, client.RequestAnswered:
+				mu.Lock()
+				heard = append(heard, ev)
+				mu.Unlock()
+			}
+		})
+		if p, err := phone.SetConsent(ctx, parley.ConsentContacts); err != nil || p.Consent != parley.ConsentContacts {
+			t.Fatalf("SetConsent: %+v, %v", p, err)
+		}
+		cv, err := bob.CreateDirect(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sendWait(t, bob, cv.ID, "hello, stranger")
+		synctest.Wait()
+		if _, err := laptop.Conversations(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := cached(laptop, cv.ID); got.Request != parley.RequestPending {
+			t.Fatalf("the laptop's copy: request %q", got.Request)
+		}
+
+		if got, err := phone.DeclineRequest(ctx, cv.ID); err != nil || got.Request != parley.RequestDeclined {
+			t.Fatalf("DeclineRequest: %+v, %v", got, err)
+		}
+		synctest.Wait()
+		if got, _ := cached(laptop, cv.ID); got.Request != parley.RequestDeclined {
+			t.Errorf("after the decline the laptop has request %q", got.Request)
+		}
+		m, err := bob.Send(ctx, cv.ID, "please")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Wait(ctx); parley.ErrorCode(err) != parley.EFORBIDDEN || parley.ErrorMessage(err) != parley.ErrUnreachable.Message {
+			t.Errorf("bob's send after the decline: %v", err)
+		}
+		if _, err := phone.AcceptRequest(ctx, cv.ID); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got, _ := cached(laptop, cv.ID); got.Request != "" {
+			t.Errorf("after the accept the laptop has request %q", got.Request)
+		}
+
+		if err := phone.Block(ctx, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		p, err := laptop.Privacy(ctx)
+		if err != nil || len(p.Blocked) != 1 || p.Blocked[0].UserID != "bob" {
+			t.Errorf("Privacy: %+v, %v", p, err)
+		}
+		if _, err := bob.CreateGroup(ctx, "g", []string{"alice"}); parley.ErrorCode(err) != parley.EFORBIDDEN {
+			t.Errorf("bob's group with alice: %v", err)
+		}
+		if err := phone.Unblock(ctx, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := phone.SetConsent(ctx, parley.ConsentEveryone); err != nil || p.Consent != parley.ConsentEveryone {
+			t.Errorf("SetConsent: %+v, %v", p, err)
+		}
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		want := []client.Event{client.PrivacyChanged{Consent: parley.ConsentContacts}, client.RequestAnswered{}, client.RequestAnswered{Accepted: true},
+			client.UserBlocked{UserID: "bob"}, client.UserUnblocked{UserID: "bob"}, client.PrivacyChanged{Consent: parley.ConsentEveryone}}
+		if len(heard) != len(want) {
+			t.Fatalf("the laptop heard %+v", heard)
+		}
+		for i, ev := range heard {
+			if got := zeroPosAt(ev); got != want[i] {
+				t.Errorf("event %d: %+v, want %+v", i, got, want[i])
+			}
+		}
+	})
+}
+
+// zeroPosAt drops what the test cannot know (Pos, At, ConversationID).
+func zeroPosAt(ev client.Event) client.Event {
+	switch e := ev.(type) {
+	case client.UserBlocked:
+		return client.UserBlocked{UserID: e.UserID}
+	case client.UserUnblocked:
+		return client.UserUnblocked{UserID: e.UserID}
+	case client.PrivacyChanged:
+		return client.PrivacyChanged{Consent: e.Consent}
+	case client.RequestAnswered:
+		return client.RequestAnswered{Accepted: e.Accepted}
+	}
+	return ev
+}
+
+func sendWait(t *testing.T, c *client.Client, convID, text string) {
+	t.Helper()
+	m, err := c.Send(context.Background(), convID, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

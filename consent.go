@@ -1,0 +1,102 @@
+package parley
+
+import "context"
+
+// Consent says who may start a direct conversation with a user or add them
+// to a group. A contact is a user the two share a group with now, or a
+// direct conversation in which both have written (or the recipient
+// accepted it): the relation that shares presence (Store.Contacts).
+type Consent string
+
+const (
+	// ConsentEveryone (the default): anyone not blocked may add the user
+	// to a group or start a direct conversation with them.
+	ConsentEveryone Consent = "everyone"
+	// ConsentContacts: only contacts may add the user to a group (anyone
+	// else is refused with ErrUnreachable, as a blocked user is), and a
+	// direct conversation a non-contact starts is a request for the user
+	// until they accept it (Conversation.Request).
+	ConsentContacts Consent = "contacts"
+)
+
+// Valid reports whether c is a known setting.
+func (c Consent) Valid() bool { return c == ConsentEveryone || c == ConsentContacts }
+
+// Request is a direct conversation's request state, as its recipient sees
+// it (Conversation.Request): empty when it is not a request.
+type Request string
+
+const (
+	// RequestPending: started, while the viewer accepted contacts only, by
+	// someone who was not a contact of the
+	// viewer, and neither accepted nor answered yet (a message from the
+	// viewer accepts it). The starter learns nothing of the viewer's
+	// presence, read position or typing meanwhile.
+	RequestPending Request = "pending"
+	// RequestDeclined: the viewer declined it. It is left out of the
+	// viewer's list and the starter's sends are refused with
+	// ErrUnreachable, until the viewer accepts it after all.
+	RequestDeclined Request = "declined"
+)
+
+// ErrUnreachable refuses, with one message whatever the reason (a block,
+// a contacts-only setting, a declined request), what would reach a user
+// who does not accept it from the caller, so the caller cannot tell which
+// reason it is.
+var ErrUnreachable = &Error{Code: EFORBIDDEN, Message: "this user does not accept this from you"}
+
+// Durable events of a user's own settings, for that user's devices only
+// (Event.Recipient): blocked and unblocked carry the other user in
+// UserIDs; privacyChanged carries Consent (neither has a conversation);
+// requestAccepted and requestDeclined name the conversation.
+const (
+	EventUserBlocked     EventType = "userBlocked"
+	EventUserUnblocked   EventType = "userUnblocked"
+	EventPrivacyChanged  EventType = "privacyChanged"
+	EventRequestAccepted EventType = "requestAccepted"
+	EventRequestDeclined EventType = "requestDeclined"
+)
+
+// Privacy is a user's own settings, as GET /v1/me/privacy answers them.
+type Privacy struct {
+	Consent Consent `json:"consent"`
+	// Blocked are the users this user blocked, oldest first.
+	Blocked []BlockedUser `json:"blocked"`
+}
+
+// BlockedUser is one entry of a user's blocked list.
+type BlockedUser struct {
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+}
+
+// MaxBlocked bounds a user's blocked list.
+const MaxBlocked = 1000
+
+// Consenter is what a store does for consent and blocks (both stores).
+// Each write returns the durable events it recorded (none when it changed
+// nothing), for the user's own devices.
+type Consenter interface {
+	// Block makes userID block otherID (an existing user, not userID):
+	// otherID can no longer start a conversation with userID, add them
+	// to a group or send in their direct conversation, and otherID's
+	// messages in shared groups are hidden from userID. Blocking twice
+	// changes nothing.
+	Block(ctx context.Context, userID, otherID string) ([]Event, error)
+	// Unblock undoes Block; unblocking a user not blocked changes nothing.
+	Unblock(ctx context.Context, userID, otherID string) ([]Event, error)
+	// Privacy returns userID's consent setting and blocked list.
+	Privacy(ctx context.Context, userID string) (Privacy, error)
+	// SetConsent sets userID's consent setting.
+	SetConsent(ctx context.Context, userID string, c Consent) ([]Event, error)
+	// AnswerRequest accepts (or declines) the direct conversation request
+	// conversationID as its recipient userID; ENOTFOUND for a user who is
+	// not a member, EINVALID for a conversation that is no request of
+	// theirs. Accepting a request already accepted changes nothing.
+	AnswerRequest(ctx context.Context, userID, conversationID string, accept bool) (Conversation, []Event, error)
+	// Peers returns the members of conversationID (userID must be one:
+	// ENOTFOUND otherwise) who may see userID's typing and read position:
+	// neither blocked by userID nor blocking them, and none while the
+	// conversation is a pending request of userID's.
+	Peers(ctx context.Context, userID, conversationID string) ([]string, error)
+}

@@ -1,0 +1,204 @@
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
+
+// Consent and blocks: the ops and routes of a user's own settings
+// (docs/protocol.md, "Consent and blocks"), over parley.Consenter. The
+// events they make go to the user's own connections only.
+
+// consenter is the store's parley.Consenter (both stores have it:
+// sqlstore.Complete); a store without it answers unsupported.
+func (s *service) consenter() (parley.Consenter, error) {
+	cs, ok := s.store.(parley.Consenter)
+	if !ok {
+		return nil, parley.Errorf(parley.EUNSUPPORTED, "this server's store has no blocks or consent")
+	}
+	return cs, nil
+}
+
+// block blocks (or unblocks) d.UserID for u (block, unblock, PUT and
+// DELETE /v1/me/blocked/{user_id}).
+func (s *service) block(ctx context.Context, u parley.User, d protocol.UserRef, block bool) (protocol.BlockResult, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return protocol.BlockResult{}, err
+	}
+	if err := required("user_id", d.UserID); err != nil {
+		return protocol.BlockResult{}, err
+	}
+	cs, err := s.consenter()
+	if err != nil {
+		return protocol.BlockResult{}, err
+	}
+	var evs []parley.Event
+	if block {
+		evs, err = cs.Block(ctx, u.ID, d.UserID)
+	} else {
+		evs, err = cs.Unblock(ctx, u.ID, d.UserID)
+	}
+	if err != nil {
+		return protocol.BlockResult{}, err
+	}
+	s.publishStored(ctx, evs)
+	return protocol.BlockResult{UserID: d.UserID, Blocked: block}, nil
+}
+
+// privacy returns u's consent setting and blocked list (privacy, GET
+// /v1/me/privacy).
+func (s *service) privacy(ctx context.Context, u parley.User) (parley.Privacy, error) {
+	if err := s.limits.reads.check(u.ID); err != nil {
+		return parley.Privacy{}, err
+	}
+	cs, err := s.consenter()
+	if err != nil {
+		return parley.Privacy{}, err
+	}
+	return cs.Privacy(ctx, u.ID)
+}
+
+// setPrivacy sets u's consent (set_privacy, PATCH /v1/me/privacy).
+func (s *service) setPrivacy(ctx context.Context, u parley.User, d protocol.SetPrivacy) (parley.Privacy, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return parley.Privacy{}, err
+	}
+	if d.Consent == "" {
+		return parley.Privacy{}, parley.Errorf(parley.EINVALID, "consent is required")
+	}
+	cs, err := s.consenter()
+	if err != nil {
+		return parley.Privacy{}, err
+	}
+	evs, err := cs.SetConsent(ctx, u.ID, d.Consent)
+	if err != nil {
+		return parley.Privacy{}, err
+	}
+	s.publishStored(ctx, evs)
+	return cs.Privacy(ctx, u.ID)
+}
+
+// answerRequest accepts or declines a request u received
+// (accept_request, decline_request, POST /v1/conversations/{id}/accept
+// and .../decline).
+func (s *service) answerRequest(ctx context.Context, u parley.User, d protocol.ConversationRef, accept bool) (parley.Conversation, error) {
+	if err := s.limits.conversationWrites.check(u.ID); err != nil {
+		return parley.Conversation{}, err
+	}
+	if err := required("conversation_id", d.ConversationID); err != nil {
+		return parley.Conversation{}, err
+	}
+	cs, err := s.consenter()
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	c, evs, err := cs.AnswerRequest(ctx, u.ID, d.ConversationID, accept)
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	s.publishStored(ctx, evs)
+	return conversationURLs(c), nil
+}
+
+// peers returns who may see u's typing in a conversation: its members
+// but u, less those blocked either way, and none while the conversation
+// is a request u has not accepted (parley.Consenter.Peers).
+func (s *service) peers(ctx context.Context, u parley.User, conversationID string) ([]string, error) {
+	if cs, ok := s.store.(parley.Consenter); ok {
+		return cs.Peers(ctx, u.ID, conversationID)
+	}
+	return s.store.MemberIDs(ctx, u.ID, conversationID)
+}
+
+// consentOp runs the ops of this file; ok is false for any other op.
+func (c *conn) consentOp(ctx context.Context, req protocol.Request) (v any, err error, ok bool) {
+	svc, u := c.s.svc, c.user
+	switch req.Op {
+	case protocol.OpBlock, protocol.OpUnblock:
+		d, err := decode[protocol.UserRef](req)
+		if err != nil {
+			return nil, err, true
+		}
+		v, err := svc.block(ctx, u, d, req.Op == protocol.OpBlock)
+		return v, err, true
+	case protocol.OpPrivacy:
+		v, err := svc.privacy(ctx, u)
+		return v, err, true
+	case protocol.OpSetPrivacy:
+		d, err := decode[protocol.SetPrivacy](req)
+		if err != nil {
+			return nil, err, true
+		}
+		v, err := svc.setPrivacy(ctx, u, d)
+		return v, err, true
+	case protocol.OpAcceptRequest, protocol.OpDeclineRequest:
+		d, err := decode[protocol.ConversationRef](req)
+		if err != nil {
+			return nil, err, true
+		}
+		v, err := svc.answerRequest(ctx, u, d, req.Op == protocol.OpAcceptRequest)
+		return v, err, true
+	}
+	return nil, nil, false
+}
+
+func (s *Server) consentRoutes(mux *routeMux) {
+	mux.HandleFunc("GET /v1/me/privacy", s.authed(func(w http.ResponseWriter, r *http.Request, u parley.User) {
+		v, err := s.svc.privacy(r.Context(), u)
+		s.reply(w, http.StatusOK, v, err)
+	}))
+	mux.HandleFunc("PATCH /v1/me/privacy", s.authed(func(w http.ResponseWriter, r *http.Request, u parley.User) {
+		var d protocol.SetPrivacy
+		if err := decodeBody(w, r, &d); err != nil {
+			s.writeError(w, err)
+			return
+		}
+		v, err := s.svc.setPrivacy(r.Context(), u, d)
+		s.reply(w, http.StatusOK, v, err)
+	}))
+	for _, block := range []bool{true, false} {
+		method := "PUT"
+		if !block {
+			method = "DELETE"
+		}
+		mux.HandleFunc(method+" /v1/me/blocked/{user_id}", s.authed(func(w http.ResponseWriter, r *http.Request, u parley.User) {
+			v, err := s.svc.block(r.Context(), u, protocol.UserRef{UserID: r.PathValue("user_id")}, block)
+			s.reply(w, http.StatusOK, v, err)
+		}))
+	}
+	for _, accept := range []bool{true, false} {
+		path := "POST /v1/conversations/{id}/accept"
+		if !accept {
+			path = "POST /v1/conversations/{id}/decline"
+		}
+		mux.HandleFunc(path, s.authed(func(w http.ResponseWriter, r *http.Request, u parley.User) {
+			v, err := s.svc.answerRequest(r.Context(), u, protocol.ConversationRef{ConversationID: r.PathValue("id")}, accept)
+			s.reply(w, http.StatusOK, v, err)
+		}))
+	}
+}
+
+// consentChanged runs on the hub's run goroutine before a block, an
+// unblock or an accepted request is delivered: the two users' cached
+// contacts are dropped (a block ends contacts, an unblock or an accept
+// may make them again). A block tells each of them, on this node, that
+// the other is offline (their presence no longer reaches each other); an
+// unblock or an accept tells them of each other's presence when they are
+// contacts now, as a first answer in a direct conversation does.
+func (s *Server) consentChanged(ev parley.Event) {
+	if len(ev.UserIDs) != 1 {
+		return
+	}
+	a, b := ev.UserID, ev.UserIDs[0]
+	s.hub.contacts.invalidate([]string{a, b})
+	if ev.Type != parley.EventUserBlocked {
+		s.announceDirectContacts(a, b)
+		return
+	}
+	at := parley.Now()
+	s.hub.deliverEphemeral([]string{b}, encodeEvent(parley.Event{Type: parley.EventUserOffline, UserID: a, At: at}))
+	s.hub.deliverEphemeral([]string{a}, encodeEvent(parley.Event{Type: parley.EventUserOffline, UserID: b, At: at}))
+}

@@ -1,0 +1,253 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
+)
+
+// failWith calls op and checks it fails with want (code and message).
+func (c *wsClient) failWith(op string, data any, want *parley.Error) {
+	c.t.Helper()
+	f := c.call(op, data)
+	if f.Type != protocol.TypeError || f.Error == nil || f.Error.Code != want.Code || f.Error.Message != want.Message {
+		c.t.Errorf("%s: got %s %+v %s, want %v", op, f.Type, f.Error, f.Data, want)
+	}
+}
+
+// eventBy waits for the next event of type typ by user.
+func (c *wsClient) eventBy(typ parley.EventType, user string) parley.Event {
+	c.t.Helper()
+	f := c.waitFor(func(f protocol.Frame) bool {
+		var ev parley.Event
+		return f.Type == protocol.TypeEvent && json.Unmarshal(f.Data, &ev) == nil && ev.Type == typ && ev.UserID == user
+	})
+	var ev parley.Event
+	json.Unmarshal(f.Data, &ev)
+	return ev
+}
+
+// heardNone fails if a frame read so far (pending) is an event of typ by
+// user: call it after waiting for an event that follows in position order.
+func (c *wsClient) heardNone(typ parley.EventType, user string) {
+	c.t.Helper()
+	for _, f := range c.pending {
+		var ev parley.Event
+		if f.Type == protocol.TypeEvent && json.Unmarshal(f.Data, &ev) == nil && ev.Type == typ && ev.UserID == user {
+			c.t.Errorf("heard %s", f.Data)
+		}
+	}
+}
+
+// TestBlockOverWebSocket: every reach of a blocked user is refused with
+// the documented error, over the WebSocket and HTTP alike; their group
+// messages, and the blocker's read receipts, typing and presence, no
+// longer cross the block; the blocker's devices sync the list; unblock
+// restores.
+func TestBlockOverWebSocket(t *testing.T) {
+	srv := servertest.Start(t)
+	aliceTok, bobTok, carolTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob"), srv.Token(t, "carol", "Carol")
+	phone, laptop := connect(t, srv, aliceTok, nil), connect(t, srv, aliceTok, nil)
+	b, c := connect(t, srv, bobTok, nil), connect(t, srv, carolTok, nil)
+
+	var direct, g parley.Conversation
+	b.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "alice"}, &direct)
+	b.send(direct.ID, "b0", "hi alice")
+	phone.send(direct.ID, "a0", "hi bob") // contacts now
+	phone.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "team", MemberIDs: []string{"bob", "carol"}}, &g)
+	b.event(parley.EventConversationUpdated)
+
+	var res protocol.BlockResult
+	phone.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, &res)
+	if !res.Blocked || res.UserID != "bob" {
+		t.Fatalf("block reply %+v", res)
+	}
+	if ev := laptop.event(parley.EventUserBlocked); ev.Pos == 0 || len(ev.UserIDs) != 1 || ev.UserIDs[0] != "bob" {
+		t.Fatalf("the other device heard %+v", ev)
+	}
+	// Bob sees alice go offline: her presence no longer reaches him.
+	b.event(parley.EventUserOffline)
+	// What came before the block is of no interest to heardNone below.
+	phone.pending, b.pending = nil, nil
+
+	// Bob cannot reach alice: one error for everything, over both APIs.
+	b.failWith(protocol.OpSend, protocol.Send{ConversationID: direct.ID, ClientID: "b1", Text: "hello?"}, parley.ErrUnreachable)
+	resp := httpDo(t, srv, "POST", "/v1/conversations/"+direct.ID+"/messages", bobTok, `{"client_id":"b2","text":"hello?"}`)
+	if resp.status != http.StatusForbidden || !strings.Contains(string(resp.body), parley.ErrUnreachable.Message) {
+		t.Errorf("bob's HTTP send: %d %s", resp.status, resp.body)
+	}
+	b.failWith(protocol.OpCreateGroup, protocol.CreateGroup{Title: "bob's", MemberIDs: []string{"alice"}}, parley.ErrUnreachable)
+	var bg parley.Conversation
+	b.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "bob's", MemberIDs: []string{"carol"}}, &bg)
+	b.failWith(protocol.OpUpdateConversation, protocol.UpdateConversation{ConversationID: bg.ID, Add: []string{"alice"}}, parley.ErrUnreachable)
+	resp = httpDo(t, srv, "POST", "/v1/conversations/group", bobTok, `{"title":"x","member_ids":["alice"]}`)
+	if resp.status != http.StatusForbidden {
+		t.Errorf("bob's HTTP group with alice: %d %s", resp.status, resp.body)
+	}
+
+	// In the group, bob's message reaches carol, not alice; alice's read
+	// and typing do not reach bob.
+	bm := b.send(g.ID, "b3", "psst")
+	c.event(parley.EventNewMessage)
+	phone.do(protocol.OpTyping, protocol.Typing{ConversationID: g.ID, Typing: true}, nil)
+	c.event(parley.EventTypingStarted)
+	phone.do(protocol.OpRead, protocol.Read{ConversationID: g.ID, Seq: bm.Seq}, nil)
+	c.do(protocol.OpTyping, protocol.Typing{ConversationID: g.ID, Typing: true}, nil)
+	c.do(protocol.OpRead, protocol.Read{ConversationID: g.ID, Seq: bm.Seq}, nil)
+	c.send(g.ID, "c1", "ok")
+	// Events come in position order: alice's read, before carol's, would
+	// be among the frames bob read until then.
+	for _, e := range []parley.EventType{parley.EventTypingStarted, parley.EventMessageRead, parley.EventNewMessage} {
+		b.eventBy(e, "carol")
+	}
+	b.heardNone(parley.EventMessageRead, "alice")
+	b.heardNone(parley.EventTypingStarted, "alice")
+	phone.eventBy(parley.EventNewMessage, "carol")
+	phone.heardNone(parley.EventNewMessage, "bob")
+	var page parley.MessagePage
+	phone.do(protocol.OpHistory, protocol.History{ConversationID: g.ID}, &page)
+	for _, m := range page.Messages {
+		if m.SenderID == "bob" {
+			t.Errorf("alice's history holds bob's %q", m.Text)
+		}
+	}
+	var pres protocol.PresenceList
+	b.do(protocol.OpPresence, nil, &pres)
+	for _, id := range pres.Online {
+		if id == "alice" {
+			t.Error("bob sees alice online")
+		}
+	}
+
+	// Refusals of the op itself.
+	for _, tc := range []struct {
+		d    protocol.UserRef
+		code string
+	}{{protocol.UserRef{}, parley.EINVALID}, {protocol.UserRef{UserID: "alice"}, parley.EINVALID}, {protocol.UserRef{UserID: "nobody"}, parley.ENOTFOUND}} {
+		if code := phone.fail(protocol.OpBlock, tc.d); code != tc.code {
+			t.Errorf("block %+v: %s, want %s", tc.d, code, tc.code)
+		}
+	}
+	if resp := httpDo(t, srv, "PUT", "/v1/me/blocked/nobody", aliceTok, ``); resp.status != http.StatusNotFound {
+		t.Errorf("blocking nobody over HTTP: %d", resp.status)
+	}
+
+	// The list, then unblock over HTTP: the phone hears it, bob can write.
+	resp = httpDo(t, srv, "GET", "/v1/me/privacy", aliceTok, ``)
+	if p := decodeJSON[parley.Privacy](t, resp.body); resp.status != http.StatusOK || len(p.Blocked) != 1 || p.Blocked[0].UserID != "bob" || p.Consent != parley.ConsentEveryone {
+		t.Errorf("GET /v1/me/privacy: %d %s", resp.status, resp.body)
+	}
+	if resp := httpDo(t, srv, "DELETE", "/v1/me/blocked/bob", aliceTok, ``); resp.status != http.StatusOK {
+		t.Fatalf("unblock: %d %s", resp.status, resp.body)
+	}
+	phone.event(parley.EventUserUnblocked)
+	b.send(direct.ID, "b4", "back")
+	phone.do(protocol.OpHistory, protocol.History{ConversationID: g.ID}, &page)
+	if !strings.Contains(string(mustJSON(t, page)), "psst") {
+		t.Error("after the unblock, alice's history lacks bob's message")
+	}
+	// A device resuming from the start replays the list's changes.
+	var zero int64
+	tablet := connect(t, srv, aliceTok, &zero)
+	tablet.event(parley.EventUserBlocked)
+	tablet.event(parley.EventUserUnblocked)
+}
+
+// TestRequestsAndConsent: to a contacts-only user, a stranger's direct
+// conversation is a request that reveals no read state, typing or
+// presence until accepted; only the recipient answers it; a decline
+// refuses the stranger's sends; strangers cannot add them to groups.
+// Under everyone, there are no requests.
+func TestRequestsAndConsent(t *testing.T) {
+	srv := servertest.Start(t)
+	daveTok, erinTok := srv.Token(t, "dave", "Dave"), srv.Token(t, "erin", "Erin")
+	frankTok, graceTok := srv.Token(t, "frank", "Frank"), srv.Token(t, "grace", "Grace")
+	d, e, e2 := connect(t, srv, daveTok, nil), connect(t, srv, erinTok, nil), connect(t, srv, erinTok, nil)
+	f, g := connect(t, srv, frankTok, nil), connect(t, srv, graceTok, nil)
+
+	// Erin accepts contacts only; her other device hears it.
+	var p parley.Privacy
+	e.do(protocol.OpSetPrivacy, protocol.SetPrivacy{Consent: parley.ConsentContacts}, &p)
+	if p.Consent != parley.ConsentContacts {
+		t.Errorf("set_privacy reply %+v", p)
+	}
+	if ev := e2.event(parley.EventPrivacyChanged); ev.Consent != parley.ConsentContacts {
+		t.Errorf("the other device heard %+v", ev)
+	}
+
+	var conv parley.Conversation
+	d.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "erin"}, &conv)
+	m := d.send(conv.ID, "d1", "hello erin, we have not met")
+	var got parley.Conversation
+	e.do(protocol.OpConversation, protocol.ConversationRef{ConversationID: conv.ID}, &got)
+	if got.Request != parley.RequestPending {
+		t.Fatalf("erin's view: request %q", got.Request)
+	}
+	got = parley.Conversation{} // a reply without request leaves the field as it was
+	d.do(protocol.OpConversation, protocol.ConversationRef{ConversationID: conv.ID}, &got)
+	if got.Request != "" {
+		t.Errorf("dave's view: request %q", got.Request)
+	}
+	// Erin reads and types: dave hears neither.
+	e.do(protocol.OpRead, protocol.Read{ConversationID: conv.ID, Seq: m.Seq}, nil)
+	e.do(protocol.OpTyping, protocol.Typing{ConversationID: conv.ID, Typing: true}, nil)
+	var pres protocol.PresenceList
+	d.do(protocol.OpPresence, nil, &pres)
+	if len(pres.Online) != 0 {
+		t.Errorf("dave sees %v online", pres.Online)
+	}
+	// Only erin answers it.
+	if code := d.fail(protocol.OpAcceptRequest, protocol.ConversationRef{ConversationID: conv.ID}); code != parley.EINVALID {
+		t.Errorf("dave accepting: %s, want invalid", code)
+	}
+	if code := f.fail(protocol.OpAcceptRequest, protocol.ConversationRef{ConversationID: conv.ID}); code != parley.ENOTFOUND {
+		t.Errorf("frank accepting: %s, want not_found", code)
+	}
+	if resp := httpDo(t, srv, "POST", "/v1/conversations/"+conv.ID+"/decline", frankTok, ``); resp.status != http.StatusNotFound {
+		t.Errorf("frank declining over HTTP: %d", resp.status)
+	}
+	// Declined over HTTP: erin's other device hears it, dave is refused.
+	resp := httpDo(t, srv, "POST", "/v1/conversations/"+conv.ID+"/decline", erinTok, ``)
+	if v := decodeJSON[parley.Conversation](t, resp.body); resp.status != http.StatusOK || v.Request != parley.RequestDeclined {
+		t.Fatalf("decline: %d %s", resp.status, resp.body)
+	}
+	e2.event(parley.EventRequestDeclined)
+	d.failWith(protocol.OpSend, protocol.Send{ConversationID: conv.ID, ClientID: "d2", Text: "please"}, parley.ErrUnreachable)
+	// Accepted after all: dave writes, erin's read reaches him.
+	got = parley.Conversation{}
+	e.do(protocol.OpAcceptRequest, protocol.ConversationRef{ConversationID: conv.ID}, &got)
+	if got.Request != "" {
+		t.Errorf("after accepting: request %q", got.Request)
+	}
+	e2.event(parley.EventRequestAccepted)
+	m2 := d.send(conv.ID, "d3", "thank you")
+	e.do(protocol.OpRead, protocol.Read{ConversationID: conv.ID, Seq: m2.Seq}, nil)
+	if ev := d.eventBy(parley.EventMessageRead, "erin"); ev.ReadSeq != m2.Seq {
+		t.Errorf("dave heard %+v, want erin's read of %d (and not the first, of %d)", ev, m2.Seq, m.Seq)
+	}
+	d.heardNone(parley.EventTypingStarted, "erin")
+
+	// Contacts only: grace, a stranger, cannot add erin to a group (her
+	// direct conversation would be a request); dave, a contact now, can.
+	g.failWith(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"erin"}}, parley.ErrUnreachable)
+	d.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "d", MemberIDs: []string{"erin"}}, nil)
+	if code := e.fail(protocol.OpSetPrivacy, protocol.SetPrivacy{Consent: "friends"}); code != parley.EINVALID {
+		t.Errorf("consent friends: %s, want invalid", code)
+	}
+	if resp := httpDo(t, srv, "PATCH", "/v1/me/privacy", erinTok, `{"consent":"everyone"}`); resp.status != http.StatusOK {
+		t.Errorf("PATCH /v1/me/privacy: %d %s", resp.status, resp.body)
+	}
+	// Under everyone, a stranger's conversation is no request.
+	var gc parley.Conversation
+	g.do(protocol.OpCreateDirect, protocol.CreateDirect{Username: "erin"}, &gc)
+	got = parley.Conversation{}
+	e.do(protocol.OpConversation, protocol.ConversationRef{ConversationID: gc.ID}, &got)
+	if got.Request != "" {
+		t.Errorf("grace's conversation under everyone: request %q", got.Request)
+	}
+}

@@ -1,0 +1,234 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/sqlite"
+)
+
+// BenchmarkSearch1M measures Store.Search over a SQLite file of 1M
+// messages (PARLEY_SEARCH_BENCH_MESSAGES changes the count) in 1000
+// groups of 10 of 200 users, texts of 6 to 20 words drawn from a Zipf
+// vocabulary of 20,000 words. The file is built once (a few minutes: the
+// rows go in with raw inserts, the FTS5 triggers index them) and kept in
+// PARLEY_SEARCH_BENCH_DIR (default: the OS temp dir) for later runs.
+//
+//	go test -run '^$' -bench BenchmarkSearch1M -benchtime 200x ./internal/sqlite
+//
+// Each case is one search of one page (20 results) as a user: "common"
+// (a word in about a third of the messages), "medium" (about 1%),
+// "rare" (about 0.01%), "two words", "prefix" (three letters and '*'),
+// "common_prefix" (the common word and '*'), the same as a user in a
+// single group (the index walks many matches it cannot show), and with
+// the conversation filter.
+func BenchmarkSearch1M(b *testing.B) {
+	if testing.Short() {
+		b.Skip("builds a 1M-message file")
+	}
+	n := 1_000_000
+	if v := os.Getenv("PARLEY_SEARCH_BENCH_MESSAGES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dir := os.Getenv("PARLEY_SEARCH_BENCH_DIR")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("parley-search-bench-%d.db", n))
+	if _, err := os.Stat(path); err != nil {
+		buildSearchCorpus(b, path, n)
+	}
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	groups, err := db.Conversations(b.Context(), "u0")
+	if err != nil || len(groups) == 0 {
+		b.Fatalf("corpus: %d conversations of u0, %v", len(groups), err)
+	}
+	w := vocabulary()
+	for _, tc := range []struct {
+		name, user, query string
+		conv              string
+	}{
+		{"common", "u0", w[0], ""},
+		{"medium", "u0", w[30], ""},
+		{"rare", "u0", w[5000], ""},
+		{"two_words", "u0", w[3] + " " + w[40], ""},
+		{"prefix", "u0", w[100][:3] + "*", ""},
+		{"common_prefix", "u0", w[0] + "*", ""},
+		{"common_one_group", "solo", w[0], ""},
+		{"medium_one_group", "solo", w[30], ""},
+		{"medium_in_conversation", "u0", w[30], groups[0].ID},
+	} {
+		terms, err := parley.SearchTerms(tc.query)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			var found int
+			for b.Loop() {
+				p, err := db.Search(b.Context(), tc.user, parley.SearchQuery{Terms: terms, Prefix: parley.SearchPrefix(tc.query), ConversationID: tc.conv})
+				if err != nil {
+					b.Fatal(err)
+				}
+				found = len(p.Results)
+			}
+			b.ReportMetric(float64(found), "results")
+		})
+	}
+}
+
+// vocabulary is the corpus's words, most frequent first: made-up words
+// of 3 to 9 letters, the same on every run.
+func vocabulary() []string {
+	r := rand.New(rand.NewPCG(1, 2))
+	seen := map[string]bool{}
+	var out []string
+	for len(out) < 20000 {
+		var b strings.Builder
+		for range 3 + r.IntN(7) {
+			b.WriteByte(byte('a' + r.IntN(26)))
+		}
+		if w := b.String(); !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// buildSearchCorpus makes the file: users and groups through the store,
+// then the messages with raw inserts in one transaction (the store's
+// send path would take far longer and is measured elsewhere).
+func buildSearchCorpus(b *testing.B, path string, n int) {
+	b.Logf("building %s with %d messages", path, n)
+	start := time.Now()
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, tmp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const users, groups, perGroup = 200, 1000, 10
+	for i := range users {
+		if _, err := db.EnsureUser(ctx, fmt.Sprint("u", i), fmt.Sprint("user", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := db.EnsureUser(ctx, "solo", "solo"); err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	convs := make([]string, groups)
+	members := make([][]string, groups)
+	for g := range groups {
+		// u0 is in a tenth of the groups; solo in one.
+		ms := []string{}
+		if g%10 == 0 {
+			ms = append(ms, "u0")
+		}
+		if g == 1 {
+			ms = append(ms, "solo")
+		}
+		for len(ms) < perGroup {
+			if id := fmt.Sprint("u", 1+r.IntN(users-1)); !contains(ms, id) {
+				ms = append(ms, id)
+			}
+		}
+		c, _, err := db.CreateGroup(ctx, ms[0], fmt.Sprint("g", g), ms[1:])
+		if err != nil {
+			b.Fatal(err)
+		}
+		convs[g], members[g] = c.ID, ms
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+
+	// A large page cache: the FTS5 index is merged as it grows, and a
+	// small cache would write its pages out again and again.
+	raw, err := sql.Open("sqlite", "file:"+tmp+"?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=cache_size(-1048576)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	tx, err := raw.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := tx.Prepare(`INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, created_at)
+		VALUES ($1, $2, $3, $4, $5, 'text', $6, $7)`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	words := vocabulary()
+	zipf := rand.NewZipf(r, 1.1, 2, uint64(len(words)-1))
+	seqs := make([]int64, groups)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var text strings.Builder
+	for i := range n {
+		g := r.IntN(groups)
+		seqs[g]++
+		text.Reset()
+		for k := range 6 + r.IntN(15) {
+			if k > 0 {
+				text.WriteByte(' ')
+			}
+			text.WriteString(words[zipf.Uint64()])
+		}
+		sender := members[g][r.IntN(perGroup)]
+		if _, err := st.Exec(uuid.NewString(), convs[g], seqs[g], sender, fmt.Sprint("c", i), text.String(),
+			at.Add(time.Duration(i)*time.Second).UnixMicro()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for g := range groups {
+		if _, err := tx.Exec(`UPDATE conversations SET last_seq = $1 WHERE id = $2`, seqs[g], convs[g]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := raw.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		b.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		b.Fatal(err)
+	}
+	os.Remove(tmp + "-wal")
+	os.Remove(tmp + "-shm")
+	b.Logf("built in %v", time.Since(start))
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,506 @@
+package sqlstore
+
+import (
+	"context"
+
+	"github.com/parleychat/parley"
+)
+
+// Consent and blocks (migration 00010): parley.Consenter, and the rules
+// the other writes and reads take from it. A block hides the blocked
+// user's messages from the blocker everywhere, by the blocks as they are
+// when read: history pages, last_message and unread_count (qViewsBase),
+// the audience of message events (at write, replay and gap fill). So an
+// unblock shows them again.
+
+// SQL fragments of the views (qViewsBase: mb the viewer's membership, x a
+// message) and of the request state.
+const (
+	blockedSender = `EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = mb.user_id AND b.blocked_id = x.sender_id)`
+	// requestExpr is the viewer's parley.Request: a direct conversation
+	// started by a non-contact is pending until its recipient writes in
+	// it or accepts it (members.wrote), declined once they decline it.
+	requestExpr = `CASE WHEN mb.request = 2 THEN 'declined' WHEN mb.request = 1 AND NOT mb.wrote THEN 'pending' ELSE '' END`
+
+	// viewedReadSeq is a member's (mb) read_seq as the viewer (mine)
+	// sees it: 0 for the recipient of a request they have not accepted,
+	// and across a block either way, as their messageRead events are.
+	viewedReadSeq = `CASE WHEN ` + receiptsHidden + ` THEN 0 ELSE mb.read_seq END`
+	// viewedDeliveredSeq is a member's delivered position (deliveredExpr)
+	// as the viewer sees it, hidden as viewedReadSeq is.
+	viewedDeliveredSeq = `CASE WHEN ` + receiptsHidden + ` THEN 0 ELSE ` + deliveredExpr + ` END`
+	// receiptsHidden: the member (mb) is another user whose read and
+	// delivered positions the viewer (mine) may not see: the recipient of
+	// a request they have not accepted, or a user blocked either way.
+	receiptsHidden = `mb.user_id != mine.user_id AND ((mb.request != 0 AND NOT mb.wrote)
+		OR EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = mine.user_id AND b.blocked_id = mb.user_id)
+			OR (b.blocker_id = mb.user_id AND b.blocked_id = mine.user_id)))`
+
+	// requestRecipient and requestDeclined are members.request values.
+	requestRecipient = 1
+	requestDeclined  = 2
+)
+
+// ReplayFilter is the condition a replayed event e must meet to reach
+// user $1 (the engines' EventsForSQL): events of a user $1 blocked are
+// left out, a messageRead or messageDelivered of a user blocked either way or of the
+// recipient of a request they have not accepted (pending or declined) too, as their audience at write left them out.
+const ReplayFilter = `NOT (e.type IN ('newMessage', 'messageEdited', 'messageDeleted', 'reactionAdded', 'reactionRemoved')
+		AND EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = e.actor_id))
+	AND NOT (e.type IN ('messageRead', 'messageDelivered') AND e.actor_id != $1 AND (
+		EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $1 AND b.blocked_id = e.actor_id) OR (b.blocker_id = e.actor_id AND b.blocked_id = $1))
+		OR EXISTS (SELECT 1 FROM members r WHERE r.conversation_id = e.conversation_id AND r.user_id = e.actor_id
+			AND r.left_pos IS NULL AND r.request != 0 AND NOT r.wrote)))`
+
+// UserEventsSQL selects user $1's own events of no conversation (blocks,
+// consent) after $2, at most $3, selecting EventCols: the engines'
+// EventsForSQL add it to the conversations' events.
+const UserEventsSQL = `SELECT ` + EventCols + ` FROM events e ` + EventJoins + `
+		WHERE e.conversation_id IS NULL AND e.recipient = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3 + 0`
+
+// SendGateSQL lists, for a conversation ($1), the pairs (who refuses,
+// whom, declined) among its current members: a member who blocked a user
+// (hidden: that user's messages are not for them; in a direct
+// conversation the user's sends are refused), and the recipient who
+// declined a request with its starter (declined = 1: sends refused).
+const SendGateSQL = `SELECT b.blocker_id, b.blocked_id, 0 FROM blocks b
+		JOIN members mb ON mb.conversation_id = $1 AND mb.user_id = b.blocker_id AND mb.left_pos IS NULL
+	UNION ALL
+	SELECT mb.user_id, o.user_id, 1 FROM members mb
+		JOIN members o ON o.conversation_id = mb.conversation_id AND o.left_pos IS NULL AND o.user_id != mb.user_id
+		WHERE mb.conversation_id = $1 AND mb.left_pos IS NULL AND mb.request = 2`
+
+// SendRefusedSQL is true when a send of $2 in conversation $1 is refused
+// (PostgreSQL's send check: the same rule as SendGate).
+const SendRefusedSQL = `EXISTS (SELECT 1 FROM members o JOIN conversations c ON c.id = o.conversation_id
+		WHERE o.conversation_id = $1 AND o.user_id != $2 AND o.left_pos IS NULL
+		AND (o.request = 2 OR (c.kind = 'direct' AND EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = o.user_id AND b.blocked_id = $2))))`
+
+// HiddenFromSQL lists the users who blocked $1: a message of $1 is not
+// for them.
+const HiddenFromSQL = `SELECT blocker_id FROM blocks WHERE blocked_id = $1`
+
+const (
+	qReach = `SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2 AND blocked_id = $1), u.consent,
+		EXISTS (SELECT 1 FROM members mine
+			JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
+			` + contactsJoin + `
+			WHERE mine.user_id = $1 AND other.user_id = $2 AND mine.left_pos IS NULL AND ` + contactsRule + `)
+		FROM users u WHERE u.id = $2`
+	qConsent          = `SELECT consent FROM users WHERE id = $1`
+	qConversationKind = `SELECT kind FROM conversations WHERE id = $1`
+	qSetConsent       = `UPDATE users SET consent = $1 WHERE id = $2`
+	qInsertBlock      = `INSERT INTO blocks (blocker_id, blocked_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
+	qDeleteBlock      = `DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2`
+	qBlockCount       = `SELECT COUNT(*) FROM blocks WHERE blocker_id = $1`
+	qBlocked          = `SELECT b.blocked_id, u.name FROM blocks b JOIN users u ON u.id = b.blocked_id
+		WHERE b.blocker_id = $1 ORDER BY b.at, b.blocked_id`
+	qBlocksOf = `SELECT blocker_id, blocked_id FROM blocks WHERE blocker_id = $1 OR blocked_id = $1`
+	qConvsOf  = `SELECT conversation_id FROM members WHERE user_id = $1 AND left_pos IS NULL`
+	qRequest  = `SELECT c.kind, mb.request, mb.wrote FROM members mb JOIN conversations c ON c.id = mb.conversation_id
+		WHERE mb.conversation_id = $1 AND mb.user_id = $2 AND mb.left_pos IS NULL`
+	qSetRequest = `UPDATE members SET request = $1 WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
+	qAccept     = `UPDATE members SET request = 0, wrote = true WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL`
+	qPeers      = `SELECT o.user_id FROM members o
+		WHERE o.conversation_id = $1 AND o.left_pos IS NULL AND o.user_id != $2
+		AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $2 AND b.blocked_id = o.user_id) OR (b.blocker_id = o.user_id AND b.blocked_id = $2))
+		AND NOT EXISTS (SELECT 1 FROM members me WHERE me.conversation_id = $1 AND me.user_id = $2
+			AND me.left_pos IS NULL AND me.request != 0 AND NOT me.wrote)
+		ORDER BY o.joined_pos, o.user_id`
+)
+
+// SendGate is what a conversation's sends are checked against
+// (SendGateSQL), for an engine to cache with its members.
+type SendGate struct {
+	// Refused are the senders whose sends are refused.
+	Refused map[string]bool
+	// Hidden maps a sender to the members who blocked them.
+	Hidden map[string][]string
+}
+
+// ReadSendGate reads a conversation's SendGate (a block refuses sends
+// only in a direct conversation, whose kind it reads when it has one).
+func ReadSendGate(ctx context.Context, q Querier, conversationID string) (SendGate, error) {
+	var g SendGate
+	type pair struct {
+		by, of   string
+		declined bool
+	}
+	ps, err := scanAll(query(q.Query(ctx, SendGateSQL, conversationID)), func(r Row) (pair, error) {
+		var p pair
+		var d int64
+		err := r.Scan(&p.by, &p.of, &d)
+		p.declined = d == 1
+		return p, err
+	})
+	if err != nil || len(ps) == 0 {
+		return g, err
+	}
+	var kind string
+	if err := q.QueryRow(ctx, qConversationKind, conversationID).Scan(&kind); err != nil {
+		return g, err
+	}
+	direct := kind == string(parley.Direct)
+	for _, p := range ps {
+		if p.declined || direct {
+			if g.Refused == nil {
+				g.Refused = map[string]bool{}
+			}
+			g.Refused[p.of] = true
+		}
+		if !p.declined {
+			if g.Hidden == nil {
+				g.Hidden = map[string][]string{}
+			}
+			g.Hidden[p.of] = append(g.Hidden[p.of], p.by)
+		}
+	}
+	return g, nil
+}
+
+// Without returns ids without those in drop (a new slice).
+func Without(ids, drop []string) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		keep := true
+		for _, d := range drop {
+			if id == d {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// reachable refuses with parley.ErrUnreachable when actor may not add
+// target to a group (target blocked actor, or accepts contacts only and
+// actor is none), or, for a direct conversation (direct), may not start
+// one (target blocked actor). request says a direct conversation actor
+// starts is a request for target: target accepts contacts only and actor
+// is none.
+func (s *Store) reachable(w Querier, actor, target string, direct bool) (request bool, err error) {
+	var (
+		blocked, contact bool
+		consent          string
+	)
+	if err := w.QueryRow(bg, qReach, actor, target).Scan(&blocked, &consent, &contact); err != nil {
+		if s.d.IsNoRows(err) {
+			return false, parley.Errorf(parley.ENOTFOUND, "no user %q", target)
+		}
+		return false, err
+	}
+	stranger := parley.Consent(consent) == parley.ConsentContacts && !contact
+	if blocked || (stranger && !direct) {
+		return false, parley.ErrUnreachable
+	}
+	return stranger, nil
+}
+
+// audienceFor drops from e.Audience (the members) who must not receive
+// it: for a message event, those who blocked its actor; for a
+// messageRead or messageDelivered (receipts), users blocked by its reader or blocking them, and everyone
+// but the reader while the reader's request is pending.
+func (s *Store) audienceFor(w Tx, e *parley.Event) error {
+	switch e.Type {
+	case parley.EventMessageEdited, parley.EventMessageDeleted, parley.EventReactionAdded, parley.EventReactionRemoved, parley.EventNewMessage:
+		hidden, err := scanAll(query(w.Query(bg, HiddenFromSQL, e.UserID)), scanString)
+		if err != nil || len(hidden) == 0 {
+			return err
+		}
+		e.Audience = Without(e.Audience, hidden)
+	case parley.EventMessageRead, parley.EventMessageDelivered:
+		var (
+			kind    string
+			request int64
+			wrote   bool
+		)
+		if err := w.QueryRow(bg, qRequest, e.ConversationID, e.UserID).Scan(&kind, &request, &wrote); err != nil {
+			return err
+		}
+		if request != 0 && !wrote {
+			// An unanswered request (pending or declined).
+			e.Audience = []string{e.UserID}
+			return nil
+		}
+		type pair struct{ by, of string }
+		ps, err := scanAll(query(w.Query(bg, qBlocksOf, e.UserID)), func(r Row) (pair, error) {
+			var p pair
+			return p, r.Scan(&p.by, &p.of)
+		})
+		if err != nil || len(ps) == 0 {
+			return err
+		}
+		drop := make([]string, 0, len(ps))
+		for _, p := range ps {
+			drop = append(drop, p.by, p.of)
+		}
+		e.Audience = append(Without(e.Audience, drop), e.UserID)
+	}
+	return nil
+}
+
+// ownEvent records a user's own event (Recipient: the user).
+func (s *Store) ownEvent(w Tx, e parley.Event) ([]parley.Event, error) {
+	e.Recipient, e.At = e.UserID, parley.Now()
+	return s.record(w, e, nil)
+}
+
+// membersChangedOf tells the engine that the send gates of userID's
+// conversations changed (its cached members carry them).
+func membersChangedOf(w Tx, userID string) error {
+	ids, err := scanAll(query(w.Query(bg, qConvsOf, userID)), scanString)
+	for _, id := range ids {
+		w.MembersChanged(id)
+	}
+	return err
+}
+
+func validPair(userID, otherID string) error {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return err
+	}
+	if err := parley.ValidateID("user id", otherID); err != nil {
+		return err
+	}
+	if userID == otherID {
+		return invalidf("a user cannot block themselves")
+	}
+	return nil
+}
+
+// Block implements parley.Consenter.
+func (s *Store) Block(ctx context.Context, userID, otherID string) ([]parley.Event, error) {
+	if err := validPair(userID, otherID); err != nil {
+		return nil, err
+	}
+	var events []parley.Event
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		if err := usersExist(w, otherID); err != nil {
+			return err
+		}
+		var n int64
+		if err := w.QueryRow(bg, qBlockCount, userID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= parley.MaxBlocked {
+			return invalidf("at most %d users can be blocked", parley.MaxBlocked)
+		}
+		changed, err := w.Exec(bg, qInsertBlock, userID, otherID, s.d.Time(parley.Now()))
+		if err != nil || changed == 0 {
+			return err
+		}
+		if err := membersChangedOf(w, userID); err != nil {
+			return err
+		}
+		events, err = s.ownEvent(w, parley.Event{Type: parley.EventUserBlocked, UserID: userID, UserIDs: []string{otherID}})
+		return err
+	})
+	return events, err
+}
+
+// Unblock implements parley.Consenter.
+func (s *Store) Unblock(ctx context.Context, userID, otherID string) ([]parley.Event, error) {
+	if err := validPair(userID, otherID); err != nil {
+		return nil, err
+	}
+	var events []parley.Event
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		changed, err := w.Exec(bg, qDeleteBlock, userID, otherID)
+		if err != nil || changed == 0 {
+			return err
+		}
+		if err := membersChangedOf(w, userID); err != nil {
+			return err
+		}
+		events, err = s.ownEvent(w, parley.Event{Type: parley.EventUserUnblocked, UserID: userID, UserIDs: []string{otherID}})
+		return err
+	})
+	return events, err
+}
+
+// Privacy implements parley.Consenter.
+func (s *Store) Privacy(ctx context.Context, userID string) (parley.Privacy, error) {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return parley.Privacy{}, err
+	}
+	var p parley.Privacy
+	err := s.e.Read(ctx, func(q Querier) error {
+		if err := q.QueryRow(ctx, qConsent, userID).Scan((*string)(&p.Consent)); err != nil {
+			return s.notFound(err, parley.ErrNotFound)
+		}
+		var err error
+		p.Blocked, err = scanAll(query(q.Query(ctx, qBlocked, userID)), func(r Row) (parley.BlockedUser, error) {
+			var b parley.BlockedUser
+			return b, r.Scan(&b.UserID, &b.Name)
+		})
+		return err
+	})
+	if p.Blocked == nil {
+		p.Blocked = []parley.BlockedUser{}
+	}
+	return p, s.wrapInternal(err)
+}
+
+// SetConsent implements parley.Consenter.
+func (s *Store) SetConsent(ctx context.Context, userID string, c parley.Consent) ([]parley.Event, error) {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return nil, err
+	}
+	if !c.Valid() {
+		return nil, invalidf(`consent must be "everyone" or "contacts"`)
+	}
+	var events []parley.Event
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		var cur string
+		if err := w.QueryRow(bg, qConsent, userID).Scan(&cur); err != nil {
+			return s.notFound(err, parley.ErrNotFound)
+		}
+		if parley.Consent(cur) == c {
+			return nil
+		}
+		if _, err := w.Exec(bg, qSetConsent, string(c), userID); err != nil {
+			return err
+		}
+		var err error
+		events, err = s.ownEvent(w, parley.Event{Type: parley.EventPrivacyChanged, UserID: userID, Consent: c})
+		return err
+	})
+	return events, err
+}
+
+// AnswerRequest implements parley.Consenter.
+func (s *Store) AnswerRequest(ctx context.Context, userID, conversationID string, accept bool) (parley.Conversation, []parley.Event, error) {
+	if err := validMembership(userID, conversationID); err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	var (
+		c      parley.Conversation
+		events []parley.Event
+	)
+	err := s.e.Write(ctx, func(w Tx) error {
+		events = nil
+		var (
+			kind    string
+			request int64
+			wrote   bool
+		)
+		if err := w.QueryRow(bg, qRequest, conversationID, userID).Scan(&kind, &request, &wrote); err != nil {
+			return s.notFound(err, parley.ErrNotFound)
+		}
+		pending := request == requestRecipient && !wrote
+		switch {
+		case request == 0:
+			return invalidf("this conversation is not a request to you")
+		case accept && (pending || request == requestDeclined):
+			if _, err := w.Exec(bg, qAccept, conversationID, userID); err != nil {
+				return err
+			}
+		case !accept && pending:
+			if _, err := w.Exec(bg, qSetRequest, requestDeclined, conversationID, userID); err != nil {
+				return err
+			}
+		case !accept && request != requestDeclined:
+			return invalidf("an accepted request cannot be declined; block the user instead")
+		default:
+			// Accepting an accepted request, declining a declined one.
+			var err error
+			c, err = s.view(bg, w, userID, conversationID)
+			return err
+		}
+		w.MembersChanged(conversationID)
+		typ := parley.EventRequestDeclined
+		if accept {
+			typ = parley.EventRequestAccepted
+		}
+		var err error
+		members, err := MemberIDs(bg, w, conversationID)
+		if err != nil {
+			return err
+		}
+		// UserIDs: the starter, whose contacts an accept may change.
+		events, err = s.ownEvent(w, parley.Event{Type: typ, UserID: userID, ConversationID: conversationID,
+			UserIDs: Without(members, []string{userID})})
+		if err != nil {
+			return err
+		}
+		c, err = s.view(bg, w, userID, conversationID)
+		return err
+	})
+	if err != nil {
+		return parley.Conversation{}, nil, err
+	}
+	return c, events, nil
+}
+
+// Peers implements parley.Consenter.
+func (s *Store) Peers(ctx context.Context, userID, conversationID string) ([]string, error) {
+	var ids []string
+	err := s.e.Read(ctx, func(q Querier) error {
+		if _, err := s.readSeq(ctx, q, conversationID, userID); err != nil {
+			return err
+		}
+		var err error
+		ids, err = scanAll(query(q.Query(ctx, qPeers, conversationID, userID)), scanString)
+		return err
+	})
+	return ids, s.wrapInternal(err)
+}
+
+// blockSet is the blocks between the actors of some events and anyone:
+// blocker -> blocked -> true.
+type blockSet map[string]map[string]bool
+
+// reaches says whether e may go to user as audienceFor decides at write.
+func (b blockSet) reaches(e *parley.Event, user string) bool {
+	switch e.Type {
+	case parley.EventNewMessage, parley.EventMessageEdited, parley.EventMessageDeleted, parley.EventReactionAdded, parley.EventReactionRemoved:
+		return !b[user][e.UserID]
+	case parley.EventMessageRead, parley.EventMessageDelivered:
+		return !b[user][e.UserID] && !b[e.UserID][user]
+	}
+	return true
+}
+
+// blocksAmong reads the blocks that involve the actors of events (for
+// Events' audiences).
+func (s *Store) blocksAmong(ctx context.Context, q Querier, events []parley.Event) (blockSet, error) {
+	var actors []string
+	seen := map[string]bool{}
+	for _, e := range events {
+		if e.ConversationID != "" && !seen[e.UserID] {
+			seen[e.UserID] = true
+			actors = append(actors, e.UserID)
+		}
+	}
+	b := blockSet{}
+	err := s.inChunks(actors, func(arg any) error {
+		type pair struct{ by, of string }
+		ps, err := scanAll(query(q.Query(ctx, s.sql.blocksAmong, arg)), func(r Row) (pair, error) {
+			var p pair
+			return p, r.Scan(&p.by, &p.of)
+		})
+		for _, p := range ps {
+			if b[p.by] == nil {
+				b[p.by] = map[string]bool{}
+			}
+			b[p.by][p.of] = true
+		}
+		return err
+	})
+	return b, err
+}
+
+// validMembership checks the ids of a user's op on a conversation.
+func validMembership(userID, conversationID string) error {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return err
+	}
+	return parley.ValidateID("conversation id", conversationID)
+}

@@ -1,0 +1,395 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/parleychat/parley"
+)
+
+// Consent and blocks (parley.Consenter).
+
+// recorder keeps the events writes returned, to compare their audiences
+// with the replays' (sameAudiences).
+type recorder struct {
+	t      *testing.T
+	events []parley.Event
+}
+
+func (r *recorder) add(events []parley.Event, err error) []parley.Event {
+	r.t.Helper()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.events = append(r.events, events...)
+	return events
+}
+
+// sameAudiences checks that each user's replay (EventsFor) holds exactly
+// the events whose audience at write held them, and that Events gives
+// each event the audience its write gave it: live delivery, gap fill and
+// resume agree.
+func sameAudiences(t *testing.T, s parley.Store, written []parley.Event, users ...parley.User) {
+	t.Helper()
+	byPos := map[int64][]string{}
+	for _, e := range written {
+		byPos[e.Pos] = e.Audience
+	}
+	for _, e := range allEvents(t, s) {
+		if w, ok := byPos[e.Pos]; ok && !sameSet(w, e.Audience) {
+			t.Errorf("event %d (%s): Events audience %v, written %v", e.Pos, e.Type, e.Audience, w)
+		}
+	}
+	for _, u := range users {
+		var want, got []int64
+		for _, e := range allEvents(t, s) {
+			if slices.Contains(e.Audience, u.ID) {
+				want = append(want, e.Pos)
+			}
+		}
+		for _, e := range allEventsFor(t, s, u.ID) {
+			got = append(got, e.Pos)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("EventsFor(%s) = %v, want %v (the events whose audience holds them)", u.ID, got, want)
+		}
+	}
+}
+
+func testBlock(t *testing.T, s parley.Store) {
+	cs := optional[parley.Consenter](t, s)
+	a, b, c := newUser(t, s, "blka"), newUser(t, s, "blkb"), newUser(t, s, "blkc")
+	rec := &recorder{t: t}
+	group := newGroup(t, s, a, "G", b, c)
+	direct, _, err := s.CreateDirect(ctx(t), b.ID, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, s, direct.ID, b, "hello a")
+	send(t, s, direct.ID, a, "hello b")
+	before := send(t, s, group.ID, b, "before the block")
+
+	// a blocks b: one userBlocked event, a's alone, with no conversation.
+	e := oneEvent(t, "block", rec.add(cs.Block(ctx(t), a.ID, b.ID)), parley.EventUserBlocked)
+	if e.ConversationID != "" || !slices.Equal(e.UserIDs, ids(b)) || !slices.Equal(e.Audience, ids(a)) || e.Pos == 0 {
+		t.Fatalf("userBlocked = %+v", e)
+	}
+	if evs := rec.add(cs.Block(ctx(t), a.ID, b.ID)); len(evs) != 0 {
+		t.Errorf("blocking twice: %d events", len(evs))
+	}
+	p := must[parley.Privacy](t, "Privacy")(cs.Privacy(ctx(t), a.ID))
+	if p.Consent != parley.ConsentEveryone || len(p.Blocked) != 1 || p.Blocked[0].UserID != b.ID || p.Blocked[0].Name != b.Name {
+		t.Errorf("a's privacy = %+v", p)
+	}
+	_, err = cs.Block(ctx(t), a.ID, a.ID)
+	wantCode(t, "blocking oneself", err, parley.EINVALID)
+	_, err = cs.Block(ctx(t), a.ID, "nobody-here")
+	wantCode(t, "blocking no user", err, parley.ENOTFOUND)
+
+	// b can no longer reach a: no send in their direct conversation, no
+	// new group with a, no adding a. The error is the one for a
+	// contacts-only user.
+	_, _, err = s.SendMessage(ctx(t), parley.NewMessage{ConversationID: direct.ID, SenderID: b.ID, ClientID: clientID(), Text: "let me in"})
+	wantErr(t, "b sending to a", err, parley.ErrUnreachable)
+	_, _, err = s.CreateGroup(ctx(t), b.ID, "B's", []string{a.ID, c.ID})
+	wantErr(t, "b creating a group with a", err, parley.ErrUnreachable)
+	g2 := newGroup(t, s, b, "B's", c)
+	_, _, err = s.UpdateConversation(ctx(t), b.ID, g2.ID, parley.ConversationChange{Add: []string{a.ID}})
+	wantErr(t, "b adding a", err, parley.ErrUnreachable)
+	if got := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), b.ID, g2.ID)); len(got.Members) != 2 {
+		t.Errorf("a refused add changed the group: %+v", got.Members)
+	}
+	// a may still write to b (a chose to block, and may unblock).
+	rec.add(nil, nil)
+	m := send(t, s, direct.ID, a, "still mine")
+	if m.Seq == 0 {
+		t.Fatal("a's send")
+	}
+
+	// In the group, b's messages are hidden from a: history, unread
+	// count and last message; c sees them.
+	after := send(t, s, group.ID, b, "after the block")
+	page := must[parley.MessagePage](t, "Messages")(s.Messages(ctx(t), a.ID, group.ID, parley.MessageQuery{}))
+	if slices.Contains(texts(page.Messages), before.Text) || slices.Contains(texts(page.Messages), after.Text) {
+		t.Errorf("a's history shows b's messages: %v", texts(page.Messages))
+	}
+	page = must[parley.MessagePage](t, "Messages")(s.Messages(ctx(t), a.ID, group.ID, parley.MessageQuery{FromStart: true}))
+	if len(page.Messages) != 0 {
+		t.Errorf("a's oldest page = %v", texts(page.Messages))
+	}
+	av := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, group.ID))
+	if av.UnreadCount != 0 || av.LastMessage != nil {
+		t.Errorf("a's view of the group: unread %d, last %+v", av.UnreadCount, av.LastMessage)
+	}
+	cv := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), c.ID, group.ID))
+	if cv.UnreadCount != 2 || cv.LastMessage == nil || cv.LastMessage.ID != after.ID {
+		t.Errorf("c's view of the group: unread %d, last %+v", cv.UnreadCount, cv.LastMessage)
+	}
+	// b's events (message, edit, reaction, delete) do not go to a.
+	_, evs, err := s.SendMessage(ctx(t), parley.NewMessage{ConversationID: group.ID, SenderID: b.ID, ClientID: clientID(), Text: "three"})
+	rec.add(evs, err)
+	if ev := oneEvent(t, "b's send", evs, parley.EventNewMessage); !sameSet(ev.Audience, ids(b, c)) {
+		t.Errorf("b's newMessage audience = %v, want b and c", ev.Audience)
+	}
+	_, evs, err = s.EditMessage(ctx(t), parley.MessageEdit{ConversationID: group.ID, UserID: b.ID, MessageID: after.ID, ClientID: clientID(), Text: "edited"})
+	rec.add(evs, err)
+	if ev := oneEvent(t, "b's edit", evs, parley.EventMessageEdited); !sameSet(ev.Audience, ids(b, c)) {
+		t.Errorf("b's edit audience = %v", ev.Audience)
+	}
+	_, evs, err = s.React(ctx(t), b.ID, group.ID, after.ID, "👍", true)
+	rec.add(evs, err)
+	if ev := oneEvent(t, "b's reaction", evs, parley.EventReactionAdded); !sameSet(ev.Audience, ids(b, c)) {
+		t.Errorf("b's reaction audience = %v", ev.Audience)
+	}
+	// a's read position does not go to b (read receipts).
+	am := send(t, s, group.ID, a, "a writes")
+	cm := send(t, s, group.ID, c, "c writes")
+	evs = rec.add(s.MarkRead(ctx(t), a.ID, group.ID, cm.Seq))
+	if ev := oneEvent(t, "a's read", evs, parley.EventMessageRead); !sameSet(ev.Audience, ids(a, c)) {
+		t.Errorf("a's messageRead audience = %v, want a and c", ev.Audience)
+	}
+	_ = am
+	// Nor do delivery receipts, either way.
+	if r, ok := s.(parley.Receipts); ok {
+		am2 := send(t, s, group.ID, a, "a again") // above c's and b's read positions (sending reads)
+		_, evs, err = r.MarkDelivered(ctx(t), c.ID, []parley.DeliveredMark{{ConversationID: group.ID, Seq: am2.Seq}})
+		rec.add(evs, err)
+		if ev := oneEvent(t, "c's delivered", evs, parley.EventMessageDelivered); !sameSet(ev.Audience, ids(a, b, c)) {
+			t.Errorf("c's messageDelivered audience = %v, want all", ev.Audience)
+		}
+		_, evs, err = r.MarkDelivered(ctx(t), b.ID, []parley.DeliveredMark{{ConversationID: group.ID, Seq: am2.Seq}})
+		rec.add(evs, err)
+		if ev := oneEvent(t, "b's delivered", evs, parley.EventMessageDelivered); !sameSet(ev.Audience, ids(b, c)) {
+			t.Errorf("b's messageDelivered audience = %v, want b and c", ev.Audience)
+		}
+	}
+	sameAudiences(t, s, rec.events, a, b, c)
+	for _, m := range must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), b.ID, group.ID)).Members {
+		if m.UserID == a.ID && (m.ReadSeq != 0 || m.DeliveredSeq != 0) {
+			t.Errorf("b sees a's read_seq %d, delivered_seq %d across the block", m.ReadSeq, m.DeliveredSeq)
+		}
+	}
+	for _, m := range must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID)) {
+		for _, mb := range m.Members {
+			if mb.UserID == b.ID && mb.DeliveredSeq != 0 {
+				t.Errorf("a's list shows b's delivered_seq %d across the block", mb.DeliveredSeq)
+			}
+		}
+	}
+
+	// Blocked users are no contacts, even in a shared group.
+	if slices.Contains(must[[]string](t, "Contacts")(s.Contacts(ctx(t), a.ID)), b.ID) ||
+		slices.Contains(must[[]string](t, "Contacts")(s.Contacts(ctx(t), b.ID)), a.ID) {
+		t.Error("a and b are still contacts")
+	}
+	checkContactsOf(t, s, a, b, c)
+	// Typing and read positions: a's peers leave b out, and b's a.
+	if got := must[[]string](t, "Peers")(cs.Peers(ctx(t), a.ID, group.ID)); !slices.Equal(got, ids(c)) {
+		t.Errorf("a's peers = %v, want c", got)
+	}
+	if got := must[[]string](t, "Peers")(cs.Peers(ctx(t), b.ID, group.ID)); !slices.Equal(got, ids(c)) {
+		t.Errorf("b's peers = %v, want c", got)
+	}
+	_, err = cs.Peers(ctx(t), c.ID, direct.ID)
+	wantCode(t, "a non-member's peers", err, parley.ENOTFOUND)
+
+	// Unblock restores everything: history, sends, contacts.
+	e = oneEvent(t, "unblock", rec.add(cs.Unblock(ctx(t), a.ID, b.ID)), parley.EventUserUnblocked)
+	if !slices.Equal(e.UserIDs, ids(b)) || !slices.Equal(e.Audience, ids(a)) {
+		t.Errorf("userUnblocked = %+v", e)
+	}
+	if evs := rec.add(cs.Unblock(ctx(t), a.ID, b.ID)); len(evs) != 0 {
+		t.Errorf("unblocking again: %d events", len(evs))
+	}
+	page = must[parley.MessagePage](t, "Messages")(s.Messages(ctx(t), a.ID, group.ID, parley.MessageQuery{FromStart: true}))
+	if !slices.Contains(texts(page.Messages), before.Text) {
+		t.Errorf("after unblocking, a's history = %v", texts(page.Messages))
+	}
+	send(t, s, direct.ID, b, "back")
+	if !slices.Contains(must[[]string](t, "Contacts")(s.Contacts(ctx(t), a.ID)), b.ID) {
+		t.Error("a and b are no contacts again after the unblock")
+	}
+	if p := must[parley.Privacy](t, "Privacy")(cs.Privacy(ctx(t), a.ID)); len(p.Blocked) != 0 {
+		t.Errorf("blocked list after unblock = %+v", p.Blocked)
+	}
+	// A's own events replay to a alone.
+	n := 0
+	for _, e := range allEventsFor(t, s, a.ID) {
+		if e.Type == parley.EventUserBlocked || e.Type == parley.EventUserUnblocked {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("a replays %d block events, want 2", n)
+	}
+	for _, e := range allEventsFor(t, s, b.ID) {
+		if e.Type == parley.EventUserBlocked || e.Type == parley.EventUserUnblocked {
+			t.Errorf("b replays a's block: %+v", e)
+		}
+	}
+	// Replays follow the blocks as they are now (the unblock shows b's
+	// events to a again): Events and EventsFor still agree.
+	sameAudiences(t, s, nil, a, b, c)
+}
+
+func testConsent(t *testing.T, s parley.Store) {
+	cs := optional[parley.Consenter](t, s)
+	a, b, c, d := newUser(t, s, "cnsa"), newUser(t, s, "cnsb"), newUser(t, s, "cnsc"), newUser(t, s, "cnsd")
+	rec := &recorder{t: t}
+	// c shares a group with a: a contact. b is a stranger.
+	newGroup(t, s, c, "C", a)
+	e := oneEvent(t, "consent", rec.add(cs.SetConsent(ctx(t), a.ID, parley.ConsentContacts)), parley.EventPrivacyChanged)
+	if e.Consent != parley.ConsentContacts || !slices.Equal(e.Audience, ids(a)) || e.ConversationID != "" {
+		t.Fatalf("privacyChanged = %+v", e)
+	}
+	if evs := rec.add(cs.SetConsent(ctx(t), a.ID, parley.ConsentContacts)); len(evs) != 0 {
+		t.Errorf("setting the same consent: %d events", len(evs))
+	}
+	_, err := cs.SetConsent(ctx(t), a.ID, "friends")
+	wantCode(t, "an unknown consent", err, parley.EINVALID)
+
+	// A stranger's direct conversation is a request (testRequests); a
+	// stranger's group is refused.
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, direct(t, s, b, a).ID)); v.Request != parley.RequestPending {
+		t.Errorf("a stranger's direct to a contacts-only user: request %q", v.Request)
+	}
+	_, _, err = s.CreateGroup(ctx(t), b.ID, "B", []string{a.ID})
+	wantErr(t, "a stranger's group", err, parley.ErrUnreachable)
+	bg := newGroup(t, s, b, "B", d)
+	_, _, err = s.UpdateConversation(ctx(t), b.ID, bg.ID, parley.ConversationChange{Add: []string{a.ID}})
+	wantErr(t, "a stranger adding", err, parley.ErrUnreachable)
+	// A contact may do both, and the direct conversation is no request.
+	cd := direct(t, s, c, a)
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, cd.ID)); v.Request != "" {
+		t.Errorf("a contact's direct is a %q request", v.Request)
+	}
+	newGroup(t, s, c, "C2", a)
+	// Back to everyone: a stranger may add a, and start a conversation
+	// that is no request.
+	rec.add(cs.SetConsent(ctx(t), a.ID, parley.ConsentEveryone))
+	if _, _, err := s.UpdateConversation(ctx(t), b.ID, bg.ID, parley.ConversationChange{Add: []string{a.ID}}); err != nil {
+		t.Errorf("adding a after consent everyone: %v", err)
+	}
+	if p := must[parley.Privacy](t, "Privacy")(cs.Privacy(ctx(t), a.ID)); p.Consent != parley.ConsentEveryone {
+		t.Errorf("consent = %q", p.Consent)
+	}
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, direct(t, s, d, a).ID)); v.Request != "" {
+		t.Errorf("a stranger's direct to a user accepting everyone: request %q", v.Request)
+	}
+	n := 0
+	for _, e := range allEventsFor(t, s, a.ID) {
+		if e.Type == parley.EventPrivacyChanged {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("a replays %d privacyChanged, want 2", n)
+	}
+	sameAudiences(t, s, rec.events, a, b, c, d)
+}
+
+func testRequests(t *testing.T, s parley.Store) {
+	cs := optional[parley.Consenter](t, s)
+	a, b, c := newUser(t, s, "reqa"), newUser(t, s, "reqb"), newUser(t, s, "reqc")
+	rec := &recorder{t: t}
+	if _, err := cs.SetConsent(ctx(t), a.ID, parley.ConsentContacts); err != nil {
+		t.Fatal(err)
+	}
+	// b, a stranger, writes to a (contacts only): a request for a, not
+	// for b.
+	conv := direct(t, s, b, a)
+	if conv.Request != "" {
+		t.Errorf("the starter sees request %q", conv.Request)
+	}
+	m1 := send(t, s, conv.ID, b, "hi, I am b")
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, conv.ID)); v.Request != parley.RequestPending || v.UnreadCount != 1 {
+		t.Errorf("a's view: request %q, unread %d", v.Request, v.UnreadCount)
+	}
+	// Until accepted, a's read position and typing do not reach b.
+	evs := rec.add(s.MarkRead(ctx(t), a.ID, conv.ID, m1.Seq))
+	if ev := oneEvent(t, "a's read", evs, parley.EventMessageRead); !slices.Equal(ev.Audience, ids(a)) {
+		t.Errorf("a's read in a pending request went to %v", ev.Audience)
+	}
+	// Nor does it show in the conversation b reads.
+	for _, v := range []parley.Conversation{must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), b.ID, conv.ID)),
+		must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), b.ID))[0]} {
+		for _, m := range v.Members {
+			if m.UserID == a.ID && m.ReadSeq != 0 {
+				t.Errorf("b sees a's read_seq %d in a pending request", m.ReadSeq)
+			}
+		}
+	}
+	if got := must[[]string](t, "Peers")(cs.Peers(ctx(t), a.ID, conv.ID)); len(got) != 0 {
+		t.Errorf("a's peers in a pending request = %v", got)
+	}
+	// Only the recipient answers; b's accept is invalid, c's not_found.
+	_, _, err := cs.AnswerRequest(ctx(t), b.ID, conv.ID, true)
+	wantCode(t, "the starter accepting", err, parley.EINVALID)
+	_, _, err = cs.AnswerRequest(ctx(t), c.ID, conv.ID, true)
+	wantCode(t, "a non-member accepting", err, parley.ENOTFOUND)
+
+	// Declined: out of a's list, b's sends refused.
+	v, evs, err := cs.AnswerRequest(ctx(t), a.ID, conv.ID, false)
+	rec.add(evs, err)
+	if e := oneEvent(t, "decline", evs, parley.EventRequestDeclined); v.Request != parley.RequestDeclined || !slices.Equal(e.Audience, ids(a)) || e.ConversationID != conv.ID {
+		t.Errorf("decline: %q, %+v", v.Request, e)
+	}
+	for _, cv := range must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID)) {
+		if cv.ID == conv.ID {
+			t.Error("a declined request is still in a's list")
+		}
+	}
+	_, _, err = s.SendMessage(ctx(t), parley.NewMessage{ConversationID: conv.ID, SenderID: b.ID, ClientID: clientID(), Text: "please"})
+	wantErr(t, "b sending after the decline", err, parley.ErrUnreachable)
+	sameAudiences(t, s, rec.events, a, b, c)
+
+	// Accepted after all: listed, b may send, a's reads reach b.
+	v, evs, err = cs.AnswerRequest(ctx(t), a.ID, conv.ID, true)
+	rec.add(evs, err)
+	if oneEvent(t, "accept", evs, parley.EventRequestAccepted); v.Request != "" {
+		t.Errorf("after accepting: request %q", v.Request)
+	}
+	if _, evs, _ := cs.AnswerRequest(ctx(t), a.ID, conv.ID, true); len(evs) != 0 {
+		t.Errorf("accepting twice: %d events", len(evs))
+	}
+	_, _, err = cs.AnswerRequest(ctx(t), a.ID, conv.ID, false)
+	wantCode(t, "declining an accepted request", err, parley.EINVALID)
+	m2 := send(t, s, conv.ID, b, "thanks")
+	evs = rec.add(s.MarkRead(ctx(t), a.ID, conv.ID, m2.Seq))
+	if ev := oneEvent(t, "a's read", evs, parley.EventMessageRead); !sameSet(ev.Audience, ids(a, b)) {
+		t.Errorf("a's read after accepting went to %v", ev.Audience)
+	}
+	// Accepting makes them contacts (b wrote, a accepted).
+	if !slices.Contains(must[[]string](t, "Contacts")(s.Contacts(ctx(t), a.ID)), b.ID) {
+		t.Error("accepting made no contacts")
+	}
+
+	// A reply accepts too: c's request to a, answered by a's message.
+	cc := direct(t, s, c, a)
+	send(t, s, cc.ID, c, "hello")
+	send(t, s, cc.ID, a, "hi c")
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, cc.ID)); v.Request != "" {
+		t.Errorf("after a's reply: request %q", v.Request)
+	}
+	// Replays follow the request as it is now (accepted: a's earlier
+	// read goes to b too): Events and EventsFor agree.
+	sameAudiences(t, s, nil, a, b, c)
+}
+
+// wantErr checks err is want (its code and message).
+func wantErr(t *testing.T, what string, err error, want *parley.Error) {
+	t.Helper()
+	if parley.ErrorCode(err) != want.Code || parley.ErrorMessage(err) != want.Message {
+		t.Errorf("%s: %v, want %v", what, err, want)
+	}
+}
+
+// direct opens (or finds) the direct conversation from from to to.
+func direct(t *testing.T, s parley.Store, from, to parley.User) parley.Conversation {
+	t.Helper()
+	c, _, err := s.CreateDirect(ctx(t), from.ID, to.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

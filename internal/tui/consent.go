@@ -1,0 +1,136 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/parleychat/parley"
+)
+
+// Requests, blocks and consent in the terminal client: /block and
+// /unblock a user, /accept and /decline the open request, /privacy to
+// show or set who may reach this user. A request is marked "(request)"
+// in the list and its pane says how to answer it.
+
+// consentCommands are the commands this file runs, with their usage.
+var consentCommands = map[string]string{
+	"/block":   "/block user",
+	"/unblock": "/unblock user",
+	"/accept":  "/accept",
+	"/decline": "/decline",
+	"/privacy": "/privacy [everyone|contacts]",
+}
+
+// consentCommand runs one of consentCommands (f[0]).
+func (m *Model) consentCommand(f []string) tea.Cmd {
+	cmd, args := f[0], f[1:]
+	want := 0
+	switch cmd {
+	case "/block", "/unblock":
+		want = 1
+	case "/privacy":
+		want = len(args) // zero or one
+		if want > 1 {
+			want = -1
+		}
+	}
+	if len(args) != want {
+		m.notice = "usage: " + consentCommands[cmd]
+		return nil
+	}
+	if (cmd == "/accept" || cmd == "/decline") && m.open == "" {
+		m.notice = "no conversation open"
+		return nil
+	}
+	if m.c == nil {
+		return nil
+	}
+	c, lookup, open := m.c, m.cfg.LookupUser, m.open
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		switch cmd {
+		case "/block", "/unblock":
+			id := args[0]
+			if lookup != nil {
+				u, err := lookup(ctx, args[0])
+				if err != nil {
+					return noticeMsg(fmt.Sprintf("%s: user %s: %s", cmd, args[0], errText(err)))
+				}
+				id = u.ID
+			}
+			var err error
+			if cmd == "/block" {
+				err = c.Block(ctx, id)
+			} else {
+				err = c.Unblock(ctx, id)
+			}
+			if err != nil {
+				return noticeMsg(cmd + ": " + errText(err))
+			}
+			return noticeMsg(args[0] + " " + strings.TrimPrefix(cmd, "/") + "ed")
+		case "/accept", "/decline":
+			var err error
+			if cmd == "/accept" {
+				_, err = c.AcceptRequest(ctx, open)
+			} else {
+				_, err = c.DeclineRequest(ctx, open)
+			}
+			if err != nil {
+				return noticeMsg(cmd + ": " + errText(err))
+			}
+			_, _ = c.Conversations(ctx)
+			if cmd == "/accept" {
+				return noticeMsg("request accepted")
+			}
+			return noticeMsg("request declined")
+		}
+		// /privacy
+		var (
+			p   parley.Privacy
+			err error
+		)
+		if len(args) == 1 {
+			p, err = c.SetConsent(ctx, parley.Consent(args[0]))
+		} else {
+			p, err = c.Privacy(ctx)
+		}
+		if err != nil {
+			return noticeMsg(cmd + ": " + errText(err))
+		}
+		names := make([]string, len(p.Blocked))
+		for i, b := range p.Blocked {
+			names[i] = b.Name
+		}
+		blocked := "nobody"
+		if len(names) > 0 {
+			blocked = strings.Join(names, ", ")
+		}
+		return noticeMsg(fmt.Sprintf("who may reach you: %s · blocked: %s", p.Consent, blocked))
+	}
+}
+
+// requestMark is what the list adds to a request's title.
+func requestMark(cv parley.Conversation) string {
+	switch cv.Request {
+	case parley.RequestPending:
+		return " (request)"
+	case parley.RequestDeclined:
+		return " (declined)"
+	}
+	return ""
+}
+
+// requestNotice is the line a request's pane ends with.
+func requestNotice(cv parley.Conversation) string {
+	switch cv.Request {
+	case parley.RequestPending:
+		return "A message request: they see no read receipts, typing or presence of yours until you /accept (or reply); /decline refuses their messages, /block them."
+	case parley.RequestDeclined:
+		return "You declined this request: /accept to take it back."
+	}
+	return ""
+}

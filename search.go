@@ -1,0 +1,266 @@
+package parley
+
+import (
+	"context"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Mentions and search (issue 14, items 4 and 6).
+
+// Limits of mentions and search. Changing one is a protocol change.
+const (
+	// MaxMentions is how many distinct @names of one message the server
+	// resolves; later ones are plain text.
+	MaxMentions = 32
+	// MaxSearchQueryBytes bounds a search query before it is read.
+	MaxSearchQueryBytes = 256
+	// MaxSearchTerms is how many words of a query are searched for; the
+	// rest are ignored.
+	MaxSearchTerms = 8
+	// MaxSearchTermBytes bounds one word of a query (longer ones are cut).
+	MaxSearchTermBytes = 64
+	// DefaultSearchLimit and MaxSearchLimit bound a page of search
+	// results or of mentions.
+	DefaultSearchLimit = 20
+	MaxSearchLimit     = 50
+)
+
+// Searcher is implemented by stores that search messages and list a
+// user's mentions. Both stores in this module implement it (sqlstore.Complete).
+type Searcher interface {
+	// Search returns userID's page of the messages matching q.Terms in
+	// the conversations userID is a member of now (only q.ConversationID
+	// when set; ENOTFOUND when userID is not a member of it), newest
+	// first. Tombstones never match; an edited message matches its text
+	// as it is now.
+	Search(ctx context.Context, userID string, q SearchQuery) (SearchPage, error)
+	// Mentions returns userID's page of the messages that mention them,
+	// in the conversations they are a member of now, newest first.
+	Mentions(ctx context.Context, userID string, q MentionQuery) (SearchPage, error)
+}
+
+// SearchQuery selects a page of search results. Terms come from
+// SearchTerms; Cursor is the Next of the previous page ("" for the first).
+type SearchQuery struct {
+	Terms []string
+	// Prefix matches the last term as the start of a word
+	// (SearchPrefix).
+	Prefix         bool
+	ConversationID string
+	Cursor         string
+	Limit          int
+}
+
+// MentionQuery selects a page of a user's mentions.
+type MentionQuery struct {
+	Cursor string
+	Limit  int
+}
+
+// SearchPage is a page of search results or mentions, newest first.
+// Next, set when HasMore, is the cursor of the page after it.
+type SearchPage struct {
+	Results []SearchResult `json:"results"`
+	HasMore bool           `json:"has_more"`
+	Next    string         `json:"next,omitempty"`
+}
+
+// SearchResult is a message found, and its text cut into parts that say
+// which words matched: the parts' texts, in order, make up Message.Text
+// exactly. A client shows a match by styling its part (never by parsing
+// markup out of the text), so a result is safe to render as text.
+type SearchResult struct {
+	Message   Message         `json:"message"`
+	Highlight []HighlightPart `json:"highlight,omitempty"`
+	// Cursor is the cursor of the page after this result (a store's,
+	// opaque): how the server cuts a page to its byte budget.
+	Cursor string `json:"-"`
+}
+
+// HighlightPart is a piece of a found message's text; Match marks a word
+// the query asked for.
+type HighlightPart struct {
+	Text  string `json:"text"`
+	Match bool   `json:"match,omitempty"`
+}
+
+// IsSearchWordRune is a rune of a word as search sees it: a letter, a digit
+// (any script), or a private-use character, as SQLite FTS5's unicode61
+// tokenizer counts them.
+func IsSearchWordRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) || unicode.Is(unicode.Co, r)
+}
+
+// SearchTerms is the search query sanitiser: it cuts a user's query into
+// the words searched for, the maximal runs of letters and digits,
+// lower-cased, each at most MaxSearchTermBytes bytes (a longer word is cut
+// at a character boundary), the first MaxSearchTerms distinct ones.
+// Everything else (punctuation, quotes, operators of either engine's
+// query language) only separates words, so no input reaches a store's
+// query parser as syntax. EINVALID for a query over MaxSearchQueryBytes,
+// invalid UTF-8, or one with no word.
+func SearchTerms(query string) ([]string, error) {
+	if len(query) > MaxSearchQueryBytes {
+		return nil, invalidf("query is longer than %d bytes", MaxSearchQueryBytes)
+	}
+	if !utf8.ValidString(query) {
+		return nil, invalidf("query is not valid UTF-8")
+	}
+	var terms []string
+	for _, w := range strings.FieldsFunc(query, func(r rune) bool { return !IsSearchWordRune(r) }) {
+		w = strings.ToLower(w)
+		if len(w) > MaxSearchTermBytes {
+			cut := MaxSearchTermBytes
+			for cut > 0 && !utf8.RuneStart(w[cut]) {
+				cut--
+			}
+			w = w[:cut]
+		}
+		if !containsString(terms, w) {
+			terms = append(terms, w)
+		}
+		if len(terms) == MaxSearchTerms {
+			break
+		}
+	}
+	if len(terms) == 0 {
+		return nil, invalidf("query holds no word to search for")
+	}
+	return terms, nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// SearchPrefix reports whether a query asks for its last word as a
+// prefix: it ends (spaces aside) with '*' right after a letter or digit,
+// as in "quok*". Exact words are the default: a prefix of a common word
+// makes the index merge every word it begins, which costs far more.
+func SearchPrefix(query string) bool {
+	q := strings.TrimRightFunc(query, unicode.IsSpace)
+	if !strings.HasSuffix(q, "*") {
+		return false
+	}
+	r, _ := utf8.DecodeLastRuneInString(q[:len(q)-1])
+	return IsSearchWordRune(r)
+}
+
+// Highlight cuts text into parts, marking each word (a maximal run of
+// letters and digits) that equals one of terms, or, with prefix, begins
+// with the last of them, compared in lower case. The parts' texts make
+// up text.
+func Highlight(text string, terms []string, prefix bool) []HighlightPart {
+	var (
+		parts []HighlightPart
+		plain int // start of the plain text not yet in parts
+	)
+	matches := func(w string) bool {
+		w = strings.ToLower(w)
+		for i, t := range terms {
+			if w == t || (prefix && i == len(terms)-1 && strings.HasPrefix(w, t)) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 0; i < len(text); {
+		r, n := utf8.DecodeRuneInString(text[i:])
+		if !IsSearchWordRune(r) {
+			i += n
+			continue
+		}
+		j := i + n
+		for j < len(text) {
+			r, n := utf8.DecodeRuneInString(text[j:])
+			if !IsSearchWordRune(r) {
+				break
+			}
+			j += n
+		}
+		if matches(text[i:j]) {
+			if plain < i {
+				parts = append(parts, HighlightPart{Text: text[plain:i]})
+			}
+			parts = append(parts, HighlightPart{Text: text[i:j], Match: true})
+			plain = j
+		}
+		i = j
+	}
+	if plain < len(text) {
+		parts = append(parts, HighlightPart{Text: text[plain:]})
+	}
+	return parts
+}
+
+// isNameRune is a rune of a username (NormalizeUsername), before
+// normalisation: letters and digits of any script, '_', '-', '.'.
+func isNameRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) || r == '_' || r == '-' || r == '.'
+}
+
+// ParseMentions returns the @names of a message's text, in order of first
+// appearance, without repeats (by NameKey), at most MaxMentions. The
+// grammar (docs/protocol.md, "Mentions"):
+//
+//   - a mention is '@' followed by a name: a maximal run of letters,
+//     digits (any script), combining marks, '_', '-' and '.';
+//   - the '@' must begin the text or follow a character that cannot be
+//     in a name and is not '@' (so "bob@example.com" and "@@bob" mention
+//     nobody);
+//   - dots ending the run are not part of the name ("thanks @bob." names
+//     "bob");
+//   - the name must be a valid username (NormalizeUsername: 3..32
+//     characters after PRECIS); anything else is plain text.
+//
+// The returned names are normalised; the store resolves them to the
+// conversation's members by NameKey.
+func ParseMentions(text string) []string {
+	if strings.IndexByte(text, '@') < 0 {
+		return nil // the common case costs one scan
+	}
+	var (
+		names []string
+		keys  []string
+		prev  rune = -1 // the rune before i; -1 at the start
+	)
+	for i := 0; i < len(text); {
+		r, n := utf8.DecodeRuneInString(text[i:])
+		if r != '@' || (prev != -1 && (isNameRune(prev) || prev == '@')) {
+			prev = r
+			i += n
+			continue
+		}
+		j := i + n
+		for j < len(text) {
+			r, n := utf8.DecodeRuneInString(text[j:])
+			if !isNameRune(r) {
+				break
+			}
+			j += n
+		}
+		name := strings.TrimRight(text[i+n:j], ".")
+		if name != "" {
+			if norm, err := NormalizeUsername(name); err == nil {
+				if k := NameKey(norm); !containsString(keys, k) {
+					names, keys = append(names, norm), append(keys, k)
+					if len(names) == MaxMentions {
+						return names
+					}
+				}
+			}
+		}
+		// The name's last rune (or the '@' when none) precedes what
+		// follows.
+		prev, _ = utf8.DecodeLastRuneInString(text[:j])
+		i = j
+	}
+	return names
+}

@@ -1,0 +1,179 @@
+package parley
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+var mentionCases = []struct {
+	text string
+	want []string
+}{
+	{"hi @bob", []string{"bob"}},
+	{"@bob at the start", []string{"bob"}},
+	{"@Bob and @BOB are one", []string{"bob"}},
+	{"thanks @bob.", []string{"bob"}},
+	{"thanks @bob...", []string{"bob"}},
+	{"@bob, @carol; (@dave) @émile", []string{"bob", "carol", "dave", "émile"}},
+	{"@a.b-c_d is a name", []string{"a.b-c_d"}},
+	{"mail bob@example.com", nil},
+	{"@@bob is not one", nil},
+	{"x@bob is not one", nil},
+	{"@ab is too short", nil},
+	{"@" + strings.Repeat("x", MaxUsernameRunes+1) + " is too long", nil},
+	{"@", nil},
+	{"no at sign", nil},
+	{"@ＢＯＢ full width", []string{"bob"}},
+	{"@bob's hat", []string{"bob"}},
+	{"\n@bob\t@carol", []string{"bob", "carol"}},
+}
+
+func TestParseMentions(t *testing.T) {
+	for _, tt := range mentionCases {
+		if got := ParseMentions(tt.text); !slices.Equal(got, tt.want) {
+			t.Errorf("ParseMentions(%q) = %q, want %q", tt.text, got, tt.want)
+		}
+	}
+	var many strings.Builder
+	for i := range MaxMentions + 5 {
+		many.WriteString(" @user" + strconv.Itoa(i))
+	}
+	if got := ParseMentions(many.String()); len(got) != MaxMentions {
+		t.Errorf("%d mentions kept, want %d", len(got), MaxMentions)
+	}
+}
+
+// FuzzParseMentions: whatever the text, every name is a normalised
+// username that the text names after an '@', at most MaxMentions, no
+// two with one key.
+func FuzzParseMentions(f *testing.F) {
+	for _, tt := range mentionCases {
+		f.Add(tt.text)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		names := ParseMentions(text)
+		if len(names) > MaxMentions {
+			t.Fatalf("%d names", len(names))
+		}
+		keys := map[string]bool{}
+		for _, n := range names {
+			if norm, err := NormalizeUsername(n); err != nil || norm != n {
+				t.Fatalf("name %q is no normalised username (%q, %v)", n, norm, err)
+			}
+			if keys[NameKey(n)] {
+				t.Fatalf("names %q repeat a key", names)
+			}
+			keys[NameKey(n)] = true
+			if !strings.Contains(text, "@") {
+				t.Fatalf("a name %q from a text without '@'", n)
+			}
+		}
+	})
+}
+
+var termCases = []struct {
+	query string
+	want  []string
+	code  string
+}{
+	{"hello", []string{"hello"}, ""},
+	{"Hello World", []string{"hello", "world"}, ""},
+	{`"quoted" OR * NEAR(x) -y:z ^a`, []string{"quoted", "or", "near", "x", "y", "z", "a"}, ""},
+	{"it's a-b", []string{"it", "s", "a", "b"}, ""},
+	{"dup dup DUP", []string{"dup"}, ""},
+	{"Ünïcödé 日本語 42", []string{"ünïcödé", "日本語", "42"}, ""},
+	{"a b c d e f g h i j", []string{"a", "b", "c", "d", "e", "f", "g", "h"}, ""},
+	{"", nil, EINVALID},
+	{" ,.;:'\" ", nil, EINVALID},
+	{"bad\xff", nil, EINVALID},
+	{strings.Repeat("a", MaxSearchQueryBytes+1), nil, EINVALID},
+}
+
+func TestSearchTerms(t *testing.T) {
+	for _, tt := range termCases {
+		got, err := SearchTerms(tt.query)
+		if ErrorCode(err) != tt.code || !slices.Equal(got, tt.want) {
+			t.Errorf("SearchTerms(%q) = %q, %v; want %q, code %q", tt.query, got, err, tt.want, tt.code)
+		}
+	}
+	long, err := SearchTerms(strings.Repeat("é", MaxSearchQueryBytes/2))
+	if err != nil || len(long) != 1 || len(long[0]) > MaxSearchTermBytes || !utf8.ValidString(long[0]) {
+		t.Errorf("a long word: %q, %v; want one valid word of at most %d bytes", long, err, MaxSearchTermBytes)
+	}
+}
+
+func TestSearchPrefix(t *testing.T) {
+	for q, want := range map[string]bool{"quok*": true, "a b*  ": true, "quok": false, "quok *": false, "*": false, "quok**": false} {
+		if got := SearchPrefix(q); got != want {
+			t.Errorf("SearchPrefix(%q) = %v, want %v", q, got, want)
+		}
+	}
+	want := []HighlightPart{{Text: "quokkas", Match: true}, {Text: " quok"}}
+	if got := Highlight("quokkas quok", []string{"quok", "x"}, true); !slices.Equal(got, []HighlightPart{{Text: "quokkas "}, {Text: "quok", Match: true}}) {
+		t.Errorf("only the last term is a prefix, the others exact: %+v", got)
+	}
+	if got := Highlight("quokkas quok", []string{"x", "quokk"}, true); !slices.Equal(got, want) {
+		t.Errorf("prefix highlight = %+v, want %+v", got, want)
+	}
+}
+
+func TestHighlight(t *testing.T) {
+	for _, tt := range []struct {
+		text  string
+		terms []string
+		want  []HighlightPart
+	}{
+		{"a <b>Quokka</b>!", []string{"quokka"}, []HighlightPart{{Text: "a <b>"}, {Text: "Quokka", Match: true}, {Text: "</b>!"}}},
+		{"quokkas", []string{"quok"}, []HighlightPart{{Text: "quokkas"}}}, // exact words by default
+		{"no match", []string{"zzz"}, []HighlightPart{{Text: "no match"}}},
+		{"", []string{"x"}, nil},
+	} {
+		if got := Highlight(tt.text, tt.terms, false); !slices.Equal(got, tt.want) {
+			t.Errorf("Highlight(%q, %q) = %+v, want %+v", tt.text, tt.terms, got, tt.want)
+		}
+	}
+}
+
+// FuzzSearchTerms: the sanitiser's words hold only letters and digits
+// (nothing a store's query language reads as syntax), within the
+// bounds, and highlighting any text with them gives back the text.
+func FuzzSearchTerms(f *testing.F) {
+	for _, tt := range termCases {
+		f.Add(tt.query, "some text with "+tt.query)
+	}
+	f.Fuzz(func(t *testing.T, query, text string) {
+		terms, err := SearchTerms(query)
+		if err != nil {
+			if ErrorCode(err) != EINVALID {
+				t.Fatalf("error %v is not invalid", err)
+			}
+			return
+		}
+		if len(terms) == 0 || len(terms) > MaxSearchTerms {
+			t.Fatalf("%d terms", len(terms))
+		}
+		for _, w := range terms {
+			if w == "" || len(w) > MaxSearchTermBytes || !utf8.ValidString(w) {
+				t.Fatalf("term %q out of bounds", w)
+			}
+			for _, r := range w {
+				if !IsSearchWordRune(r) {
+					t.Fatalf("term %q holds %q", w, r)
+				}
+			}
+		}
+		var b strings.Builder
+		for _, p := range Highlight(text, terms, SearchPrefix(query)) {
+			if p.Text == "" {
+				t.Fatalf("an empty part")
+			}
+			b.WriteString(p.Text)
+		}
+		if b.String() != text {
+			t.Fatalf("highlight parts make %q, not %q", b.String(), text)
+		}
+	})
+}

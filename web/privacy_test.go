@@ -1,0 +1,97 @@
+package web_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/parleychat/parley/internal/servertest"
+)
+
+// TestRequestsAndBlocks: to a contacts-only user, a stranger's
+// conversation arrives under
+// "Message requests" with Accept and Decline; declined it says so, and
+// the stranger's messages are refused; accepted it joins the main list.
+// Block and Unblock in the pane header and the Privacy panel (consent
+// setting, blocked list) follow each other and the server.
+func TestRequestsAndBlocks(t *testing.T) {
+	browser := newBrowser(t)
+	srv := servertest.Start(t)
+	alice, bob := twoUsers(t, browser, srv.URL)
+	shots := screenshotDir(t)
+	alice.do("desktop width", chromedp.EmulateViewport(1280, 800))
+
+	// Alice accepts contacts only (set from another device): bob's chat
+	// is a request.
+	servertest.Call(t, "PATCH", srv.URL+"/v1/me/privacy", alice.token(), []byte(`{"consent":"contacts"}`), http.StatusOK)
+	bob.startDirect("alice")
+	bob.do("write to a stranger", chromedp.SendKeys(testID("composer"), "hello alice, we have not met"+kb.Enter))
+	direct := eval[string](t, bob.tab, `window.parleyApp.open`)
+	alice.wait("the request listed apart", `!!document.querySelector('[data-testid=requests-heading]')
+		&& document.querySelector('[data-testid=requests-heading] ~ li [data-testid=conversation][data-title=bob]') !== null`)
+	alice.wait("no \"no conversations\" beside a request", `document.querySelector('[data-testid=no-conversations]').hidden`)
+	alice.click("open the request", `[data-testid=conversation][data-title=bob]`)
+	alice.wait("the request banner", `!!document.querySelector('[data-testid=request-accept]') && !!document.querySelector('[data-testid=request-decline]')`)
+	alice.wait("bob's message", messageWith("hello alice, we have not met"))
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "desktop-1280-request"))
+
+	alice.click("decline", `[data-testid=request-decline]`)
+	alice.wait("declined", `document.querySelector('[data-testid=request-banner]')?.textContent.includes('You declined')
+		&& !document.querySelector('[data-testid=request-decline]')`)
+	if code := apiSendStatus(t, srv.URL, bob.token(), direct, "declined-1", "please?"); code != 403 {
+		t.Errorf("bob's send after the decline: HTTP %d, want 403", code)
+	}
+	alice.click("accept after all", `[data-testid=request-accept]`)
+	alice.wait("accepted: no banner, no requests heading", `!document.querySelector('[data-testid=request-banner]') && !document.querySelector('[data-testid=requests-heading]')
+		&& !!document.querySelector('[data-testid=conversation][data-title=bob]')`)
+
+	alice.click("block bob", `[data-testid=header-block] [data-testid=block-user]`)
+	alice.wait("the button says Unblock", `document.querySelector('[data-testid=header-block] [data-testid=unblock-user]')?.textContent === 'Unblock bob'`)
+	if code := apiSendStatus(t, srv.URL, bob.token(), direct, "blocked-1", "still there?"); code != 403 {
+		t.Errorf("bob's send while blocked: HTTP %d, want 403", code)
+	}
+	alice.wait("bob's messages gone from the list and the thread", `document.querySelector('[data-testid=conversation][data-title=bob] [data-testid=last-message]')?.textContent === ''
+		&& !(`+messageWith("hello alice, we have not met")+`)`)
+	alice.click("open the privacy panel", `[data-testid=privacy-toggle]`)
+	alice.wait("bob in the blocked list", `!!document.querySelector('[data-testid=blocked-user][data-user=bob]')`)
+	alice.wait("contacts only shown", `document.querySelector('[data-testid=privacy-panel]')?.dataset.consent === 'contacts'
+		&& document.querySelector('[data-testid=consent]').value === 'contacts'`)
+	if code := apiCreateGroupStatus(t, srv.URL, srv.Token(t, "stranger", "stranger"), "alice"); code != 403 {
+		t.Errorf("a stranger's group with a contacts-only alice: HTTP %d, want 403", code)
+	}
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "desktop-1280-privacy"))
+	// Choosing an option, as a user does: the value, then change.
+	eval[bool](t, alice.tab, `(() => { const s = document.querySelector('[data-testid=consent]'); s.value = 'everyone'; return s.dispatchEvent(new Event('change')); })()`)
+	alice.wait("everyone saved", `document.querySelector('[data-testid=privacy-panel]')?.dataset.consent === 'everyone'`)
+	if code := apiCreateGroupStatus(t, srv.URL, srv.Token(t, "stranger", "stranger"), "alice"); code != 201 {
+		t.Errorf("a stranger's group with alice, accepting everyone: HTTP %d, want 201", code)
+	}
+	alice.click("unblock from the panel", `[data-testid=blocked-user][data-user=bob] [data-testid=unblock-user]`)
+	alice.wait("nobody blocked", `!!document.querySelector('[data-testid=no-blocked]')
+		&& !!document.querySelector('[data-testid=header-block] [data-testid=block-user]')`)
+	apiSend(t, srv.URL, bob.token(), direct, "unblocked-1", "thanks")
+	alice.wait("bob's message after the unblock", messageWith("thanks"))
+
+	alice.do("phone width", chromedp.EmulateViewport(390, 760))
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "phone-390-privacy"))
+}
+
+// apiCreateGroupStatus asks for a group with username and returns the
+// HTTP status.
+func apiCreateGroupStatus(t *testing.T, baseURL, token, username string) int {
+	t.Helper()
+	u := apiJSON(t, "GET", baseURL+"/v1/users/"+username, token, nil)
+	b, _ := json.Marshal(map[string]any{"title": "g", "member_ids": []any{u["id"]}})
+	return servertest.Do(t, "POST", baseURL+"/v1/conversations/group", token, b).Status
+}
+
+// apiSendStatus posts a text message as another client would and returns
+// the HTTP status.
+func apiSendStatus(t *testing.T, baseURL, token, conversationID, clientID, text string) int {
+	t.Helper()
+	b, _ := json.Marshal(map[string]string{"client_id": clientID, "type": "text", "text": text})
+	return servertest.Do(t, "POST", baseURL+"/v1/conversations/"+conversationID+"/messages", token, b).Status
+}
