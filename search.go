@@ -177,14 +177,7 @@ func Highlight(text string, terms []string, prefix bool) []HighlightPart {
 			i += n
 			continue
 		}
-		j := i + n
-		for j < len(text) {
-			r, n := utf8.DecodeRuneInString(text[j:])
-			if !IsSearchWordRune(r) {
-				break
-			}
-			j += n
-		}
+		j := runEnd(text, i+n, IsSearchWordRune)
 		if matches(text[i:j]) {
 			if plain < i {
 				parts = append(parts, HighlightPart{Text: text[plain:i]})
@@ -198,6 +191,19 @@ func Highlight(text string, terms []string, prefix bool) []HighlightPart {
 		parts = append(parts, HighlightPart{Text: text[plain:]})
 	}
 	return parts
+}
+
+// runEnd returns where the run of runes that in accepts, starting at j,
+// ends in text (j when text[j] starts no such rune).
+func runEnd(text string, j int, in func(rune) bool) int {
+	for j < len(text) {
+		r, n := utf8.DecodeRuneInString(text[j:])
+		if !in(r) {
+			break
+		}
+		j += n
+	}
+	return j
 }
 
 // isNameRune is a rune of a username (NormalizeUsername), before
@@ -238,14 +244,7 @@ func ParseMentions(text string) []string {
 			i += n
 			continue
 		}
-		j := i + n
-		for j < len(text) {
-			r, n := utf8.DecodeRuneInString(text[j:])
-			if !isNameRune(r) {
-				break
-			}
-			j += n
-		}
+		j := runEnd(text, i+n, isNameRune)
 		name := strings.TrimRight(text[i+n:j], ".")
 		if name != "" {
 			if norm, err := NormalizeUsername(name); err == nil {

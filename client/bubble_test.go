@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/parleychat/parley/client"
@@ -136,4 +137,11 @@ func (b *bubble) connected(opts ...client.Option) *client.Client {
 func (b *bubble) direct(id string) *client.Client {
 	b.t.Helper()
 	return b.connected(client.WithToken(b.token(id)), client.WithDialer(func(ctx context.Context, _, _ string) (net.Conn, error) { return b.back.Dial(ctx) }))
+}
+
+// bubbleTest runs f in a synctest bubble with a fresh server (newBubble
+// with the default config) and a background context: the prologue of
+// most tests here.
+func bubbleTest(t *testing.T, f func(t *testing.T, b *bubble, ctx context.Context)) {
+	synctest.Test(t, func(t *testing.T) { f(t, newBubble(t, nil), context.Background()) })
 }

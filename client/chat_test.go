@@ -135,11 +135,9 @@ func TestUnreadCountsFollowEvents(t *testing.T) {
 // cached count equals the server's, whichever way replies and events
 // interleaved.
 func TestUnreadCountsUnderConcurrentChanges(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		cs := bubbleUsers(t, b, "alice", "bob", "carol")
 		alice, bob, carol := cs[0], cs[1], cs[2]
-		ctx := context.Background()
 		cv := mustGroup(t, bob, "alice", "carol")
 		for range 6 {
 			m, _ := bob.Send(ctx, cv.ID, "early")
@@ -384,8 +382,7 @@ func TestFeatureThrottled(t *testing.T) {
 // TestStatusChangesStream: a cut link shows as Reconnecting (attempt 1,
 // when, why), then Connecting and Connected; failed attempts count up.
 func TestStatusChangesStream(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		c := b.client(client.WithToken(b.token("alice")))
 		ctx, cancel := context.WithCancel(context.Background())
 		ch := c.StatusChanges(ctx)

@@ -15,11 +15,9 @@ import (
 // in its cached list; what a block or a declined request refuses fails
 // with parley.ErrUnreachable.
 func TestConsentSDK(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		cs := bubbleUsers(t, b, "alice", "alice", "bob")
 		phone, laptop, bob := cs[0], cs[1], cs[2]
-		ctx := context.Background()
 		var (
 			mu    sync.Mutex
 			heard []client.Event

@@ -77,8 +77,9 @@ type ReactionRemoved ReactionAdded
 
 // ConversationUpdated says a conversation was created, renamed or had
 // members added or removed. Conversation's viewer fields (UnreadCount,
-// ReadSeq, LastMessage) are zero; the client's ConversationList keeps its
-// own.
+// ReadSeq, LastMessage) are zero, and so are its members' ReadSeq and
+// DeliveredSeq (who may see them depends on the receiver); the client's
+// ConversationList keeps its own, never lowering a position.
 type ConversationUpdated struct {
 	Pos          int64
 	Conversation parley.Conversation

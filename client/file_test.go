@@ -18,10 +18,8 @@ import (
 // message; the stored message and bob's copy carry the name, size and
 // sniffed type; the SDK keeps the name on the optimistic message.
 func TestSendFile(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		alice, bob := alicebob(t, b)
-		ctx := context.Background()
 		cv := mustGroup(t, alice, "bob")
 		rec := record(bob)
 		data := []byte("%PDF-1.7\nnot much of a report\n")

@@ -16,10 +16,8 @@ import (
 // by its client id. Each edit is applied once although its reply is lost
 // and it is sent again.
 func TestOfflineEditsKeepTheirOrder(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		device, c1 := b.device("alice")
-		ctx := context.Background()
 		cv := mustGroup(t, c1)
 		zero, err := c1.Send(ctx, cv.ID, "zero")
 		if err != nil {

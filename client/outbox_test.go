@@ -20,11 +20,9 @@ import (
 // The client sends it again on the next connection with the same client
 // id; the server stores it once and the client ends with it Sent once.
 func TestAckLostAfterCommit(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		c := b.client(client.WithToken(b.token("alice")), client.WithBackoff(100*time.Millisecond, time.Second))
 		rec := record(c)
-		ctx := context.Background()
 		if err := c.Connect(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -65,10 +63,8 @@ func TestAckLostAfterCommit(t *testing.T) {
 // TestDurableOutbox: messages sent while offline survive closing the
 // client; a new client on the same file delivers each once, in order.
 func TestDurableOutbox(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		device, c1 := b.device("alice")
-		ctx := context.Background()
 		cv := mustGroup(t, c1)
 		b.proxy.Refuse(true)
 		b.proxy.CutAll()
@@ -121,8 +117,7 @@ func TestDurableOutbox(t *testing.T) {
 // one at a time; a panicking one is reported to the others and does not
 // stop the state machine; a removed one hears nothing more.
 func TestListenersOrderPanicAndRemoval(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		c := b.client(client.WithToken(b.token("alice")))
 		var order []string
 		var errs []error
@@ -173,10 +168,8 @@ func (f funcListener) OnConnectionError(err error) {
 // resent on the same connection is sent again, not skipped as "already
 // sent on this connection".
 func TestResendOnSameConnection(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		alice, bob := alicebob(t, b)
-		ctx := context.Background()
 		// A group alice is not in (and was never removed from, which
 		// would make Send refuse at once with ErrRemoved): the server
 		// refuses the send for good.
@@ -212,8 +205,7 @@ func TestResendOnSameConnection(t *testing.T) {
 // deadline while the server is unreachable, and the client goes on trying
 // in the background: it connects by itself once the server answers.
 func TestConnectDeadlineKeepsRetrying(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		b.proxy.Refuse(true)
 		var asked atomic.Int32
 		tok := b.token("alice")
@@ -246,11 +238,9 @@ func TestConnectDeadlineKeepsRetrying(t *testing.T) {
 // refuses Send with ErrDisconnected (code unavailable; a client that gave
 // up: TestBackoffScheduleAndMaxAttempts).
 func TestFlushAndOutboxErrors(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		alice := b.client(client.WithToken(b.token("alice")), client.WithOutboxLimit(2),
 			client.WithBackoff(100*time.Millisecond, time.Second), client.WithMaxAttempts(1000))
-		ctx := context.Background()
 		if _, err := alice.Send(ctx, "x", "hi"); !errors.Is(err, client.ErrDisconnected) || errors.Is(err, client.ErrOutboxFull) ||
 			parley.ErrorCode(err) != parley.EUNAVAILABLE {
 			t.Fatalf("Send before Connect: %v, want ErrDisconnected with code unavailable", err)
@@ -347,8 +337,7 @@ func TestMessageStatusChangedCarriesMessage(t *testing.T) {
 // the head) and goes on from the server's head: the one case where the
 // position moves back.
 func TestResyncedAheadOfLog(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		c := b.client(client.WithToken(b.token("alice")), client.WithResumeFrom(1_000_000))
 		got := make(chan client.Resynced, 1)
 		c.AddEventHandler("resync", func(ev client.Event) {

@@ -20,16 +20,14 @@ import (
 // Sent, Delivered, Read as the recipients' positions move, counting them
 // in a group; a client with receipts off reports nothing.
 func TestDeliveryReceiptsSDK(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		cs := bubbleUsers(t, b, "alice", "bob")
 		alice, bob := cs[0], cs[1]
 		carol := b.client(client.WithToken(b.token("carol")), client.WithDeliveredInterval(-1))
-		if err := carol.Connect(context.Background()); err != nil {
+		if err := carol.Connect(ctx); err != nil {
 			t.Fatal(err)
 		}
 		ra := record(alice)
-		ctx := context.Background()
 		cv := mustGroup(t, alice, "bob", "carol")
 		if _, err := alice.Conversations(ctx); err != nil {
 			t.Fatal(err)
@@ -103,10 +101,8 @@ func TestDeliveryReceiptsSDK(t *testing.T) {
 // TestProfilesSDK: SetProfile changes the user's profile, checks the name
 // before sending, and the other member's list follows by ProfileUpdated.
 func TestProfilesSDK(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		alice, bob := alicebob(t, b)
-		ctx := context.Background()
 		cv := mustGroup(t, alice, "bob")
 		if _, err := bob.Conversations(ctx); err != nil {
 			t.Fatal(err)

@@ -29,11 +29,9 @@ func roleIn(c *client.Client, convID, userID string) parley.Role {
 // with EFORBIDDEN, and roles reach the other member's cached list by
 // events.
 func TestGroupRolesSDK(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		cs := bubbleUsers(t, b, "alice", "bob", "carol")
 		alice, bob := cs[0], cs[1]
-		ctx := context.Background()
 		cv := mustGroup(t, bob, "alice")
 		settledList(t, alice)
 		if r := roleIn(alice, cv.ID, "bob"); r != parley.RoleOwner {
@@ -146,11 +144,9 @@ func cached(c *client.Client, id string) (parley.Conversation, bool) {
 // the user's other device as FlagsChanged and in its cached list; the
 // other member sees nothing; a new message ends the archive in the cache.
 func TestFlagsSyncAcrossDevices(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		cs := bubbleUsers(t, b, "alice", "alice", "bob")
 		phone, laptop, bob := cs[0], cs[1], cs[2]
-		ctx := context.Background()
 		cv := mustGroup(t, bob, "alice")
 		synctest.Wait()
 		for _, c := range cs {

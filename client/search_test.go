@@ -33,10 +33,8 @@ func checkMentions(t *testing.T, b *bubble, c *client.Client, user, id string, w
 // mentions sent and edited and the read position; Mentions and Search
 // page through what the server finds.
 func TestMentionsAndSearch(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		alice, bob := alicebob(t, b)
-		ctx := context.Background()
 		// The bubble's users are named "User <id>", which no @name can
 		// spell (a mention names a username): alice takes one.
 		if _, err := b.store.EnsureUser(ctx, "alice", "alice"); err != nil {
@@ -47,30 +45,18 @@ func TestMentionsAndSearch(t *testing.T) {
 		if _, err := alice.Conversations(ctx); err != nil {
 			t.Fatal(err)
 		}
-		send := func(text string) parley.Message {
-			t.Helper()
-			p, err := bob.Send(ctx, cv.ID, text)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := p.Wait(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return m
-		}
-		m1 := send("hello @alice, a quokka")
+		m1 := sent(t, bob, cv.ID, "hello @alice, a quokka")
 		if !slices.Equal(m1.Mentions, []string{"alice"}) {
 			t.Fatalf("mentions = %v", m1.Mentions)
 		}
-		send("no mention, another quokka")
+		sent(t, bob, cv.ID, "no mention, another quokka")
 		checkMentions(t, b, alice, "alice", cv.ID, 1)
 		// An edit that drops the mention.
 		if _, err := bob.Edit(ctx, cv.ID, m1.ID, "hello all, a quokka"); err != nil {
 			t.Fatal(err)
 		}
 		checkMentions(t, b, alice, "alice", cv.ID, 0)
-		m3 := send("@alice again")
+		m3 := sent(t, bob, cv.ID, "@alice again")
 		checkMentions(t, b, alice, "alice", cv.ID, 1)
 		if _, err := alice.MarkRead(ctx, cv.ID, m3.Seq); err != nil {
 			t.Fatal(err)

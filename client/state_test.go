@@ -54,8 +54,7 @@ func (c *changes) states() []client.State {
 }
 
 func TestStateMachineConnectLoseReconnect(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		c := b.client(client.WithToken(b.token("alice")))
 		rec := &changes{}
 		c.AddConnectionListener("rec", rec)
@@ -111,13 +110,11 @@ func TestStateMachineConnectLoseReconnect(t *testing.T) {
 // client is Disconnected with an error that says so, and Send is refused.
 // Reconnect then starts over at once, from the first step.
 func TestBackoffScheduleAndMaxAttempts(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		b.proxy.Refuse(true)
 		c := b.client(client.WithToken(b.token("alice")), client.WithMaxAttempts(5))
 		rec := &changes{}
 		c.AddConnectionListener("rec", rec)
-		ctx := context.Background()
 		err := c.Connect(ctx)
 		var gave *client.GaveUpError
 		if !errors.As(err, &gave) || gave.Attempts != 5 {
@@ -171,8 +168,7 @@ func TestBackoffScheduleAndMaxAttempts(t *testing.T) {
 // stays there; Reconnect while waiting cuts the wait and resets the
 // schedule to its first step.
 func TestBackoffCapAndReconnectResets(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		c := b.client(client.WithToken(b.token("alice")), client.WithBackoff(time.Second, 5*time.Second))
 		rec := &changes{}
 		c.AddConnectionListener("rec", rec)
@@ -233,8 +229,7 @@ func TestBackoffCapAndReconnectResets(t *testing.T) {
 // a fresh one from the TokenSource; a second rejection stops the client
 // with the close code in the error, and no more attempts are made.
 func TestTerminalUnauthorized(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		good := b.token("alice")
 		var mu sync.Mutex
 		calls := 0
@@ -287,10 +282,8 @@ func TestTerminalUnauthorized(t *testing.T) {
 // at the heartbeat timeout after the last frame, and the client recovers
 // when the network heals; a message sent meanwhile is delivered once.
 func TestHalfOpen(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil)
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		c := b.client(client.WithToken(b.token("alice")), client.WithBackoff(100*time.Millisecond, time.Second))
-		ctx := context.Background()
 		if err := c.Connect(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -25,7 +25,8 @@ func axeSource(t *testing.T) string {
 
 // axeCheck runs axe-core on the tab's page as it is and fails the test on
 // every serious or critical violation (minor and moderate ones are logged).
-func axeCheck(t *testing.T, p *page, where, src string) {
+// It returns how many violations it found, of any impact.
+func axeCheck(t *testing.T, p *page, where, src string) int {
 	t.Helper()
 	if !eval[bool](t, p.tab, `!!window.axe`) {
 		eval[bool](t, p.tab, src+"\n;true")
@@ -49,6 +50,17 @@ func axeCheck(t *testing.T, p *page, where, src string) {
 		}
 	}
 	t.Logf("%s: axe found %d violations", where, len(vs))
+	return len(vs)
+}
+
+// noViolations is axeCheck failing on violations of any impact: the
+// request banner, the privacy panel and search results
+// (TestRequestsAndBlocks, TestSearchOpensMessage) are held to it.
+func noViolations(t *testing.T, p *page, where string) {
+	t.Helper()
+	if n := axeCheck(t, p, where, axeSource(t)); n != 0 {
+		t.Errorf("%s: %d axe violations (logged above)", where, n)
+	}
 }
 
 // TestAccessibility: axe-core finds no serious or critical violation on the

@@ -111,6 +111,17 @@ func (p *page) startDirect(username string) {
 	p.wait("the chat with "+username+" open", `document.querySelector('[data-testid=pane-title]').textContent === `+jsString(username))
 }
 
+// writeToBob has alice open her direct chat with bob by username and send
+// text (Enter sends); it returns once bob's page shows the conversation
+// with an unread badge, before he opens it.
+func writeToBob(alice, bob *page, text string) {
+	alice.t.Helper()
+	alice.startDirect("bob")
+	alice.do("send a message", chromedp.SendKeys(testID("composer"), text+kb.Enter))
+	bob.wait("an unread badge from alice",
+		`document.querySelector('[data-testid=conversation][data-title=alice] [data-testid=unread]')?.textContent === '1'`)
+}
+
 // aliceToBob registers bob through the API and alice in a tab of
 // browser, after the actions in before (a viewport, say), and opens
 // alice's direct chat with bob. It returns alice's page and bob's token.
@@ -234,12 +245,8 @@ func TestChatInTwoBrowsers(t *testing.T) {
 	alice, bob := twoUsers(t, browser, srv.URL)
 
 	// Alice opens the direct chat by username and writes; Enter sends.
-	alice.startDirect("bob")
-	alice.do("send a message", chromedp.SendKeys(testID("composer"), "Hello Bob"+kb.Enter))
-
 	// Bob sees the conversation with an unread badge, opens it, reads it.
-	bob.wait("an unread badge from alice",
-		`document.querySelector('[data-testid=conversation][data-title=alice] [data-testid=unread]')?.textContent === '1'`)
+	writeToBob(alice, bob, "Hello Bob")
 	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
 	bob.wait("alice's message", messageWith("Hello Bob"))
 	bob.wait("the badge gone after reading",

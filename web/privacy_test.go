@@ -16,7 +16,8 @@ import (
 // "Message requests" with Accept and Decline; declined it says so, and
 // the stranger's messages are refused; accepted it joins the main list.
 // Block and Unblock in the pane header and the Privacy panel (consent
-// setting, blocked list) follow each other and the server.
+// setting, blocked list) follow each other and the server. axe-core
+// finds no violation in the request banner or the panel.
 func TestRequestsAndBlocks(t *testing.T) {
 	browser := newBrowser(t)
 	srv := servertest.Start(t)
@@ -36,6 +37,7 @@ func TestRequestsAndBlocks(t *testing.T) {
 	alice.click("open the request", `[data-testid=conversation][data-title=bob]`)
 	alice.wait("the request banner", `!!document.querySelector('[data-testid=request-accept]') && !!document.querySelector('[data-testid=request-decline]')`)
 	alice.wait("bob's message", messageWith("hello alice, we have not met"))
+	noViolations(t, alice, "request banner")
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "desktop-1280-request"))
 
 	alice.click("decline", `[data-testid=request-decline]`)
@@ -59,6 +61,7 @@ func TestRequestsAndBlocks(t *testing.T) {
 	alice.wait("bob in the blocked list", `!!document.querySelector('[data-testid=blocked-user][data-user=bob]')`)
 	alice.wait("contacts only shown", `document.querySelector('[data-testid=privacy-panel]')?.dataset.consent === 'contacts'
 		&& document.querySelector('[data-testid=consent]').value === 'contacts'`)
+	noViolations(t, alice, "privacy panel")
 	if code := apiCreateGroupStatus(t, srv.URL, srv.Token(t, "stranger", "stranger"), "alice"); code != 403 {
 		t.Errorf("a stranger's group with a contacts-only alice: HTTP %d, want 403", code)
 	}

@@ -27,11 +27,8 @@ func TestReceiptsAndProfiles(t *testing.T) {
 	shots := screenshotDir(t)
 	alice, bob := twoUsers(t, browser, srv.URL)
 
-	alice.startDirect("bob")
-	alice.do("send", chromedp.SendKeys(testID("composer"), "Are you there?"+kb.Enter))
-	// Bob's page received it (an unread badge) without opening the chat.
-	bob.wait("an unread badge from alice",
-		`document.querySelector('[data-testid=conversation][data-title=alice] [data-testid=unread]')?.textContent === '1'`)
+	// Bob's page receives it (an unread badge) without opening the chat.
+	writeToBob(alice, bob, "Are you there?")
 	alice.wait("her message delivered, not read",
 		messageWith("Are you there?")+`?.dataset.status === 'delivered' && `+markOf("Are you there?")+`.textContent === '✓✓ Delivered'`)
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "receipt-delivered"))

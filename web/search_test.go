@@ -12,7 +12,8 @@ import (
 // TestSearchOpensMessage: the search box finds messages by a word's
 // start ("quok*"), shows each result's text as text with the matched word marked
 // (a message holding "<b>" shows "<b>"), and a result opens its
-// conversation at the message, loading older pages to reach it.
+// conversation at the message, loading older pages to reach it. axe-core
+// finds no violation in the results.
 func TestSearchOpensMessage(t *testing.T) {
 	srv, shots, alice, bob := directPair(t)
 	convID := eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)
@@ -26,6 +27,7 @@ func TestSearchOpensMessage(t *testing.T) {
 
 	bob.do("search", chromedp.SendKeys(testID("search-input"), "quok*"+kb.Enter))
 	bob.wait("two results", `document.querySelectorAll('[data-testid=search-result]').length === 2`)
+	noViolations(t, bob, "search results")
 	texts := eval[[]string](t, bob.tab, `[...document.querySelectorAll('[data-testid=search-text]')].map(e => e.textContent)`)
 	if len(texts) != 2 || texts[0] != "the quokkas are back" || texts[1] != "an <b>early</b> Quokka sighting" {
 		t.Fatalf("results %q, newest first, markup shown as text", texts)

@@ -557,6 +557,10 @@ func (c *client) onEvent(b []byte) {
 		return
 	}
 	c.uniq.Add(1)
+	// Latency before the count: a step ends (and takes its histogram)
+	// once delivered reaches what it expects, so a delivery counted must
+	// already be in the histogram.
+	c.w.latency.Load().Record(time.Duration(now - sched))
 	c.w.delivered.Add(1)
 	if c.w.job.Receipts {
 		if j := bytes.Index(b, keySeq); j >= 0 {
@@ -565,7 +569,6 @@ func (c *client) onEvent(b []byte) {
 			}
 		}
 	}
-	c.w.latency.Load().Record(time.Duration(now - sched))
 }
 
 func parseInt(b []byte) (int64, int) {

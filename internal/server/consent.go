@@ -22,16 +22,25 @@ func (s *service) consenter() (parley.Consenter, error) {
 	return cs, nil
 }
 
+// consentStore is the prologue of this file's writes and reads: it
+// charges userID in lim, checks that the field called name is set (when
+// name is not ""), and returns the store's Consenter.
+func (s *service) consentStore(lim *limiterSet, userID, name, value string) (parley.Consenter, error) {
+	if err := lim.check(userID); err != nil {
+		return nil, err
+	}
+	if name != "" {
+		if err := required(name, value); err != nil {
+			return nil, err
+		}
+	}
+	return s.consenter()
+}
+
 // block blocks (or unblocks) d.UserID for u (block, unblock, PUT and
 // DELETE /v1/me/blocked/{user_id}).
 func (s *service) block(ctx context.Context, u parley.User, d protocol.UserRef, block bool) (protocol.BlockResult, error) {
-	if err := s.limits.conversationWrites.check(u.ID); err != nil {
-		return protocol.BlockResult{}, err
-	}
-	if err := required("user_id", d.UserID); err != nil {
-		return protocol.BlockResult{}, err
-	}
-	cs, err := s.consenter()
+	cs, err := s.consentStore(s.limits.conversationWrites, u.ID, "user_id", d.UserID)
 	if err != nil {
 		return protocol.BlockResult{}, err
 	}
@@ -51,10 +60,7 @@ func (s *service) block(ctx context.Context, u parley.User, d protocol.UserRef, 
 // privacy returns u's consent setting and blocked list (privacy, GET
 // /v1/me/privacy).
 func (s *service) privacy(ctx context.Context, u parley.User) (parley.Privacy, error) {
-	if err := s.limits.reads.check(u.ID); err != nil {
-		return parley.Privacy{}, err
-	}
-	cs, err := s.consenter()
+	cs, err := s.consentStore(s.limits.reads, u.ID, "", "")
 	if err != nil {
 		return parley.Privacy{}, err
 	}
@@ -63,13 +69,7 @@ func (s *service) privacy(ctx context.Context, u parley.User) (parley.Privacy, e
 
 // setPrivacy sets u's consent (set_privacy, PATCH /v1/me/privacy).
 func (s *service) setPrivacy(ctx context.Context, u parley.User, d protocol.SetPrivacy) (parley.Privacy, error) {
-	if err := s.limits.conversationWrites.check(u.ID); err != nil {
-		return parley.Privacy{}, err
-	}
-	if d.Consent == "" {
-		return parley.Privacy{}, parley.Errorf(parley.EINVALID, "consent is required")
-	}
-	cs, err := s.consenter()
+	cs, err := s.consentStore(s.limits.conversationWrites, u.ID, "consent", string(d.Consent))
 	if err != nil {
 		return parley.Privacy{}, err
 	}
@@ -85,13 +85,7 @@ func (s *service) setPrivacy(ctx context.Context, u parley.User, d protocol.SetP
 // (accept_request, decline_request, POST /v1/conversations/{id}/accept
 // and .../decline).
 func (s *service) answerRequest(ctx context.Context, u parley.User, d protocol.ConversationRef, accept bool) (parley.Conversation, error) {
-	if err := s.limits.conversationWrites.check(u.ID); err != nil {
-		return parley.Conversation{}, err
-	}
-	if err := required("conversation_id", d.ConversationID); err != nil {
-		return parley.Conversation{}, err
-	}
-	cs, err := s.consenter()
+	cs, err := s.consentStore(s.limits.conversationWrites, u.ID, "conversation_id", d.ConversationID)
 	if err != nil {
 		return parley.Conversation{}, err
 	}
@@ -118,28 +112,22 @@ func (c *conn) consentOp(ctx context.Context, req protocol.Request) (v any, err 
 	svc, u := c.s.svc, c.user
 	switch req.Op {
 	case protocol.OpBlock, protocol.OpUnblock:
-		d, err := decode[protocol.UserRef](req)
-		if err != nil {
-			return nil, err, true
-		}
-		v, err := svc.block(ctx, u, d, req.Op == protocol.OpBlock)
+		block := req.Op == protocol.OpBlock
+		v, err := runOp(ctx, u, req, func(ctx context.Context, u parley.User, d protocol.UserRef) (protocol.BlockResult, error) {
+			return svc.block(ctx, u, d, block)
+		})
 		return v, err, true
 	case protocol.OpPrivacy:
 		v, err := svc.privacy(ctx, u)
 		return v, err, true
 	case protocol.OpSetPrivacy:
-		d, err := decode[protocol.SetPrivacy](req)
-		if err != nil {
-			return nil, err, true
-		}
-		v, err := svc.setPrivacy(ctx, u, d)
+		v, err := runOp(ctx, u, req, svc.setPrivacy)
 		return v, err, true
 	case protocol.OpAcceptRequest, protocol.OpDeclineRequest:
-		d, err := decode[protocol.ConversationRef](req)
-		if err != nil {
-			return nil, err, true
-		}
-		v, err := svc.answerRequest(ctx, u, d, req.Op == protocol.OpAcceptRequest)
+		accept := req.Op == protocol.OpAcceptRequest
+		v, err := runOp(ctx, u, req, func(ctx context.Context, u parley.User, d protocol.ConversationRef) (parley.Conversation, error) {
+			return svc.answerRequest(ctx, u, d, accept)
+		})
 		return v, err, true
 	}
 	return nil, nil, false

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -35,17 +34,7 @@ func FuzzConsentHTTP(f *testing.F) {
 			if err != nil {
 				return // not a URL at all: nothing reaches the server
 			}
-			req.Header.Set("Authorization", "Bearer "+tok)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var v any
-			err = json.NewDecoder(resp.Body).Decode(&v)
-			resp.Body.Close()
-			if resp.StatusCode >= 500 || err != nil {
-				t.Fatalf("%s %s %q: %d (json err %v)", r.method, r.path, r.body, resp.StatusCode, err)
-			}
+			requireJSONNot5xx(t, req, tok, r.body)
 		}
 	})
 }

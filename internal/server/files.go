@@ -2,12 +2,10 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
-	"time"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/media"
@@ -25,33 +23,6 @@ const (
 	DefaultUploadMaxFileBytes = media.DefaultMaxFileBytes
 	DefaultUploadFiles        = 4
 )
-
-// fileSlots bounds the file uploads a node buffers at once, so the memory
-// they hold is at most Files x MaxFileBytes. Safe for concurrent use.
-type fileSlots chan struct{}
-
-// acquire waits up to wait for a slot, as uploadGate.acquire does for
-// decodes; the caller calls release when its upload is stored.
-func (f fileSlots) acquire(ctx context.Context, wait time.Duration) error {
-	select {
-	case f <- struct{}{}:
-		return nil
-	default:
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case f <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "the server is busy receiving other files; retry shortly",
-			RetryAfter: uploadRetryAfterUnavailable}
-	}
-}
-
-func (f fileSlots) release() { <-f }
 
 // handleFileUpload stores one file sent as the raw body (its name in the
 // "name" query parameter) or as the "file" part of a multipart/form-data
@@ -80,7 +51,7 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request, u parl
 	if name == "" {
 		name = r.URL.Query().Get("name")
 	}
-	if err := g.files.acquire(r.Context(), g.lim.DecodeWait); err != nil {
+	if err := g.files.acquire(r.Context(), g.lim.DecodeWait, "receiving other files"); err != nil {
 		s.writeError(w, err)
 		return
 	}

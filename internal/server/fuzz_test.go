@@ -30,19 +30,26 @@ func FuzzHTTPJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, p := range paths {
 			req, _ := http.NewRequest("POST", srv.URL+p, strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+tok)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var v any
-			err = json.NewDecoder(resp.Body).Decode(&v)
-			resp.Body.Close()
-			if resp.StatusCode >= 500 || err != nil {
-				t.Fatalf("POST %s %q: %d (json err %v)", p, body, resp.StatusCode, err)
-			}
+			requireJSONNot5xx(t, req, tok, body)
 		}
 	})
+}
+
+// requireJSONNot5xx sends req with tok as bearer and fails t unless the
+// answer is below 500 and a JSON document; body only names the request.
+func requireJSONNot5xx(t *testing.T, req *http.Request, tok, body string) {
+	t.Helper()
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	err = json.NewDecoder(resp.Body).Decode(&v)
+	resp.Body.Close()
+	if resp.StatusCode >= 500 || err != nil {
+		t.Fatalf("%s %s %q: %d (json err %v)", req.Method, req.URL.EscapedPath(), body, resp.StatusCode, err)
+	}
 }
 
 func TestHTTPAPI(t *testing.T) {

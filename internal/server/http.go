@@ -182,23 +182,24 @@ func (s *Server) reply(w http.ResponseWriter, status int, v any, err error) {
 }
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	var c credentials
-	if err := decodeBody(w, r, &c); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	res, err := s.svc.register(r.Context(), clientIP(r), c)
-	s.reply(w, http.StatusCreated, res, err)
+	s.serveCredentials(w, r, http.StatusCreated, s.svc.register)
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	s.serveCredentials(w, r, http.StatusOK, s.svc.login)
+}
+
+// serveCredentials decodes a username and password and answers with what
+// op (register or login, charged to the client's IP) returns.
+func (s *Server) serveCredentials(w http.ResponseWriter, r *http.Request, status int,
+	op func(ctx context.Context, ip string, c credentials) (authResult, error)) {
 	var c credentials
 	if err := decodeBody(w, r, &c); err != nil {
 		s.writeError(w, err)
 		return
 	}
-	res, err := s.svc.login(r.Context(), clientIP(r), c)
-	s.reply(w, http.StatusOK, res, err)
+	res, err := op(r.Context(), clientIP(r), c)
+	s.reply(w, status, res, err)
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, u parley.User) {
@@ -212,15 +213,12 @@ func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, u parley.Use
 }
 
 func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u parley.User) {
-	q, err := queryInts(r, "limit")
+	limit, err := queryLimit(r, MaxConversationsPage)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	if q[0] > MaxConversationsPage {
-		q[0] = MaxConversationsPage + 1 // refused by the service with the same message
-	}
-	d := protocol.Conversations{Cursor: r.URL.Query().Get("cursor"), Limit: int(q[0])}
+	d := protocol.Conversations{Cursor: r.URL.Query().Get("cursor"), Limit: limit}
 	v, err := s.svc.conversations(r.Context(), u, d, s.httpReplyBytes())
 	s.reply(w, http.StatusOK, v, err)
 }
@@ -259,6 +257,14 @@ func queryInt(r *http.Request, name string) (int64, error) {
 	return n, nil
 }
 
+// queryLimit reads the limit query parameter (absent is 0); one above
+// max reads as max+1, which the service refuses with its usual message,
+// so a huge value neither overflows int nor gets a message of its own.
+func queryLimit(r *http.Request, max int) (int, error) {
+	n, err := queryInt(r, "limit")
+	return int(min(n, int64(max)+1)), err
+}
+
 // queryCursor reads an integer query parameter that may be absent or
 // empty (nil), which is not the same as 0.
 func queryCursor(r *http.Request, name string) (*int64, error) {
@@ -267,18 +273,6 @@ func queryCursor(r *http.Request, name string) (*int64, error) {
 	}
 	n, err := queryInt(r, name)
 	return &n, err
-}
-
-func queryInts(r *http.Request, names ...string) ([]int64, error) {
-	out := make([]int64, len(names))
-	for i, n := range names {
-		v, err := queryInt(r, n)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = v
-	}
-	return out, nil
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.User) {
@@ -294,16 +288,13 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.
 		s.writeError(w, err)
 		return
 	}
-	limit, err := queryInt(r, "limit")
+	limit, err := queryLimit(r, parley.MaxPageLimit)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	if limit > parley.MaxPageLimit {
-		limit = parley.MaxPageLimit + 1 // refused by the service with the same message
-	}
 	v, err := s.svc.history(r.Context(), u, protocol.History{
-		ConversationID: r.PathValue("id"), Before: before, After: after, Limit: int(limit)}, s.httpReplyBytes())
+		ConversationID: r.PathValue("id"), Before: before, After: after, Limit: limit}, s.httpReplyBytes())
 	s.reply(w, http.StatusOK, v, err)
 }
 
@@ -367,15 +358,17 @@ func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request, u parley.U
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, u parley.User) {
-	q, err := queryInts(r, "after", "limit")
+	after, err := queryInt(r, "after")
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	if q[1] > MaxEventsPage {
-		q[1] = MaxEventsPage + 1
+	limit, err := queryLimit(r, MaxEventsPage)
+	if err != nil {
+		s.writeError(w, err)
+		return
 	}
-	v, err := s.svc.events(r.Context(), u, q[0], int(q[1]), s.httpReplyBytes())
+	v, err := s.svc.events(r.Context(), u, after, limit, s.httpReplyBytes())
 	s.reply(w, http.StatusOK, v, err)
 }
 

@@ -92,30 +92,24 @@ func cutResults(p parley.SearchPage, maxBytes int) parley.SearchPage {
 }
 
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, u parley.User) {
-	limit, err := queryInt(r, "limit")
+	limit, err := queryLimit(r, parley.MaxSearchLimit)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
 	q := r.URL.Query()
-	d := protocol.Search{Query: q.Get("q"), ConversationID: q.Get("conversation_id"), Cursor: q.Get("cursor"), Limit: clampQueryLimit(limit)}
+	d := protocol.Search{Query: q.Get("q"), ConversationID: q.Get("conversation_id"), Cursor: q.Get("cursor"), Limit: limit}
 	v, err := s.svc.search(r.Context(), u, d, s.httpReplyBytes())
 	s.reply(w, http.StatusOK, v, err)
 }
 
 func (s *Server) handleMentions(w http.ResponseWriter, r *http.Request, u parley.User) {
-	limit, err := queryInt(r, "limit")
+	limit, err := queryLimit(r, parley.MaxSearchLimit)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	d := protocol.Mentions{Cursor: r.URL.Query().Get("cursor"), Limit: clampQueryLimit(limit)}
+	d := protocol.Mentions{Cursor: r.URL.Query().Get("cursor"), Limit: limit}
 	v, err := s.svc.mentions(r.Context(), u, d, s.httpReplyBytes())
 	s.reply(w, http.StatusOK, v, err)
-}
-
-// clampQueryLimit keeps a huge limit parameter from overflowing int; the
-// service refuses it with its usual message.
-func clampQueryLimit(limit int64) int {
-	return int(min(limit, parley.MaxSearchLimit+1))
 }

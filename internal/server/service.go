@@ -82,6 +82,15 @@ func required(name, v string) error {
 	return nil
 }
 
+// limitedConversationOp is the prologue of an op on one conversation: it
+// charges userID in lim, then checks that conversationID is given.
+func limitedConversationOp(lim *limiterSet, userID, conversationID string) error {
+	if err := lim.check(userID); err != nil {
+		return err
+	}
+	return required("conversation_id", conversationID)
+}
+
 // MaxReplyBytes bounds the JSON of the list in one history, conversations
 // or events reply (256 KiB): a page whose items would take more holds
 // fewer, at least one, with has_more set, and the client pages on with

@@ -115,10 +115,7 @@ func pageConversations(cs []parley.Conversation, after convCursor, limit, maxByt
 }
 
 func (s *service) conversation(ctx context.Context, u parley.User, id string) (parley.Conversation, error) {
-	if err := s.limits.reads.check(u.ID); err != nil {
-		return parley.Conversation{}, err
-	}
-	if err := required("conversation_id", id); err != nil {
+	if err := limitedConversationOp(s.limits.reads, u.ID, id); err != nil {
 		return parley.Conversation{}, err
 	}
 	c, err := s.store.Conversation(ctx, u.ID, id)
@@ -146,11 +143,7 @@ func (s *service) createDirect(ctx context.Context, u parley.User, d protocol.Cr
 		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "a direct conversation needs another user")
 	}
 	c, evs, err := s.store.CreateDirect(ctx, u.ID, other)
-	if err != nil {
-		return parley.Conversation{}, err
-	}
-	s.publishStored(ctx, evs)
-	return s.viewed(ctx, u, c)
+	return s.publishViewed(ctx, u, c, evs, err)
 }
 
 // viewed returns c as u sees it (unread count, read position): what a
@@ -163,7 +156,22 @@ func (s *service) viewed(ctx context.Context, u parley.User, c parley.Conversati
 	return conversationURLs(v), nil
 }
 
-func checkTitle(t string) error {
+// publishViewed finishes a conversation write: unless err, it publishes
+// evs and returns c as u sees it (viewed).
+func (s *service) publishViewed(ctx context.Context, u parley.User, c parley.Conversation, evs []parley.Event, err error) (parley.Conversation, error) {
+	if err != nil {
+		return parley.Conversation{}, err
+	}
+	s.publishStored(ctx, evs)
+	return s.viewed(ctx, u, c)
+}
+
+// checkTitle refuses a blank title (with the message ifBlank), one that
+// is not UTF-8 and one longer than parley.MaxTitleRunes.
+func checkTitle(t, ifBlank string) error {
+	if strings.TrimSpace(t) == "" {
+		return parley.Errorf(parley.EINVALID, "%s", ifBlank)
+	}
 	if !utf8.ValidString(t) {
 		return parley.Errorf(parley.EINVALID, "title is not valid UTF-8")
 	}
@@ -177,35 +185,22 @@ func (s *service) createGroup(ctx context.Context, u parley.User, d protocol.Cre
 	if err := s.limits.conversationWrites.check(u.ID); err != nil {
 		return parley.Conversation{}, err
 	}
-	if strings.TrimSpace(d.Title) == "" {
-		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "title is required")
-	}
-	if err := checkTitle(d.Title); err != nil {
+	if err := checkTitle(d.Title, "title is required"); err != nil {
 		return parley.Conversation{}, err
 	}
 	if len(d.MemberIDs) >= parley.MaxGroupMembers {
 		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "a group has at most %d members", parley.MaxGroupMembers)
 	}
 	c, evs, err := s.store.CreateGroup(ctx, u.ID, d.Title, d.MemberIDs)
-	if err != nil {
-		return parley.Conversation{}, err
-	}
-	s.publishStored(ctx, evs)
-	return s.viewed(ctx, u, c)
+	return s.publishViewed(ctx, u, c, evs, err)
 }
 
 func (s *service) updateConversation(ctx context.Context, u parley.User, d protocol.UpdateConversation) (parley.Conversation, error) {
-	if err := s.limits.conversationWrites.check(u.ID); err != nil {
-		return parley.Conversation{}, err
-	}
-	if err := required("conversation_id", d.ConversationID); err != nil {
+	if err := limitedConversationOp(s.limits.conversationWrites, u.ID, d.ConversationID); err != nil {
 		return parley.Conversation{}, err
 	}
 	if d.Title != nil {
-		if strings.TrimSpace(*d.Title) == "" {
-			return parley.Conversation{}, parley.Errorf(parley.EINVALID, "title must not be empty")
-		}
-		if err := checkTitle(*d.Title); err != nil {
+		if err := checkTitle(*d.Title, "title must not be empty"); err != nil {
 			return parley.Conversation{}, err
 		}
 	}
@@ -223,20 +218,13 @@ func (s *service) updateConversation(ctx context.Context, u parley.User, d proto
 	c, evs, err := s.store.UpdateConversation(ctx, u.ID, d.ConversationID, parley.ConversationChange{
 		Title: d.Title, Add: d.Add, Remove: d.Remove, Promote: d.Promote, Demote: d.Demote,
 	})
-	if err != nil {
-		return parley.Conversation{}, err
-	}
-	s.publishStored(ctx, evs)
-	return s.viewed(ctx, u, c)
+	return s.publishViewed(ctx, u, c, evs, err)
 }
 
 // setFlags changes u's own flags of a conversation (set_flags, PATCH
 // /v1/conversations/{id}/flags); the event goes to u's connections only.
 func (s *service) setFlags(ctx context.Context, u parley.User, d protocol.SetFlags) (parley.Conversation, error) {
-	if err := s.limits.conversationWrites.check(u.ID); err != nil {
-		return parley.Conversation{}, err
-	}
-	if err := required("conversation_id", d.ConversationID); err != nil {
+	if err := limitedConversationOp(s.limits.conversationWrites, u.ID, d.ConversationID); err != nil {
 		return parley.Conversation{}, err
 	}
 	if d.Muted == nil && d.Archived == nil {

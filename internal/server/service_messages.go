@@ -115,10 +115,7 @@ func historyQuery(d protocol.History) (parley.MessageQuery, error) {
 // the oldest for an after page) and says has_more, so a client following
 // the cursors gets every message once.
 func (s *service) history(ctx context.Context, u parley.User, d protocol.History, maxBytes int) (parley.MessagePage, error) {
-	if err := s.limits.reads.check(u.ID); err != nil {
-		return parley.MessagePage{}, err
-	}
-	if err := required("conversation_id", d.ConversationID); err != nil {
+	if err := limitedConversationOp(s.limits.reads, u.ID, d.ConversationID); err != nil {
 		return parley.MessagePage{}, err
 	}
 	q, err := historyQuery(d)
@@ -148,10 +145,7 @@ func (s *service) history(ctx context.Context, u parley.User, d protocol.History
 }
 
 func (s *service) deleteMessage(ctx context.Context, u parley.User, d protocol.Delete) (parley.Message, error) {
-	if err := s.limits.deletes.check(u.ID); err != nil {
-		return parley.Message{}, err
-	}
-	if err := required("conversation_id", d.ConversationID); err != nil {
+	if err := limitedConversationOp(s.limits.deletes, u.ID, d.ConversationID); err != nil {
 		return parley.Message{}, err
 	}
 	if err := required("message_id", d.MessageID); err != nil {
@@ -212,10 +206,7 @@ func (s *service) react(ctx context.Context, u parley.User, d protocol.React) (p
 }
 
 func (s *service) read(ctx context.Context, u parley.User, d protocol.Read) (protocol.ReadResult, error) {
-	if err := s.limits.readMarks.check(u.ID); err != nil {
-		return protocol.ReadResult{}, err
-	}
-	if err := required("conversation_id", d.ConversationID); err != nil {
+	if err := limitedConversationOp(s.limits.readMarks, u.ID, d.ConversationID); err != nil {
 		return protocol.ReadResult{}, err
 	}
 	if d.Seq < 0 {

@@ -97,43 +97,47 @@ func (l UploadLimits) withDefaults() UploadLimits {
 type uploadGate struct {
 	lim     UploadLimits
 	rate    *limiterSet
-	decodes chan struct{} // a token per decode under way
-	files   fileSlots     // a token per file upload being received
+	decodes slots // a token per decode under way (DecodeWait, Decodes)
+	files   slots // a token per file upload being received: at most Files x MaxFileBytes buffered
 }
 
 func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
 	return &uploadGate{
 		lim:     l,
 		rate:    newLimiterSet("uploads", l.PerSecond, l.Burst, hit),
-		decodes: make(chan struct{}, l.Decodes),
-		files:   make(fileSlots, l.Files),
+		decodes: make(slots, l.Decodes),
+		files:   make(slots, l.Files),
 	}
 }
 
-// acquire waits up to DecodeWait for a decode slot; the caller calls
-// release when its decode is done. Waiting longer answers EUNAVAILABLE
-// with a retry hint, so a burst of uploads queues briefly instead of
-// holding requests (and their bodies) without bound.
-func (g *uploadGate) acquire(ctx context.Context) error {
+// slots bounds work that holds memory on a node (decodes, files being
+// received): a token per piece under way. Safe for concurrent use.
+type slots chan struct{}
+
+// acquire waits up to wait for a slot; the caller calls release when its
+// work is done. Waiting longer answers EUNAVAILABLE with a retry hint
+// (the server is busy with busy), so a burst of uploads queues briefly
+// instead of holding requests (and their bodies) without bound.
+func (s slots) acquire(ctx context.Context, wait time.Duration, busy string) error {
 	select {
-	case g.decodes <- struct{}{}:
+	case s <- struct{}{}:
 		return nil
 	default:
 	}
-	t := time.NewTimer(g.lim.DecodeWait)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case g.decodes <- struct{}{}:
+	case s <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
-		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "the server is busy processing other uploads; retry shortly",
+		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "the server is busy " + busy + "; retry shortly",
 			RetryAfter: uploadRetryAfterUnavailable}
 	}
 }
 
-func (g *uploadGate) release() { <-g.decodes }
+func (s slots) release() { <-s }
 
 func (s *Server) uploadRoutes(mux *routeMux) {
 	mux.HandleFunc("POST /v1/uploads", s.authed(s.handleUpload))
@@ -176,12 +180,12 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 		s.writeError(w, err)
 		return
 	}
-	if err := g.acquire(r.Context()); err != nil {
+	if err := g.decodes.acquire(r.Context(), g.lim.DecodeWait, "processing other uploads"); err != nil {
 		s.writeError(w, err)
 		return
 	}
 	img, err := up.Decode()
-	g.release()
+	g.decodes.release()
 	if err != nil {
 		s.writeError(w, err)
 		return

@@ -274,51 +274,48 @@ func validPair(userID, otherID string) error {
 
 // Block implements parley.Consenter.
 func (s *Store) Block(ctx context.Context, userID, otherID string) ([]parley.Event, error) {
-	if err := validPair(userID, otherID); err != nil {
-		return nil, err
-	}
-	var events []parley.Event
-	err := s.e.Write(ctx, func(w Tx) error {
-		events = nil
+	return s.changeBlock(ctx, userID, otherID, parley.EventUserBlocked, func(w Tx) (int64, error) {
 		if err := usersExist(w, otherID); err != nil {
-			return err
+			return 0, err
 		}
 		var n int64
 		if err := w.QueryRow(bg, qBlockCount, userID).Scan(&n); err != nil {
-			return err
+			return 0, err
 		}
 		if n >= parley.MaxBlocked {
-			return invalidf("at most %d users can be blocked", parley.MaxBlocked)
+			return 0, invalidf("at most %d users can be blocked", parley.MaxBlocked)
 		}
-		changed, err := w.Exec(bg, qInsertBlock, userID, otherID, s.d.Time(parley.Now()))
-		if err != nil || changed == 0 {
-			return err
-		}
-		if err := membersChangedOf(w, userID); err != nil {
-			return err
-		}
-		events, err = s.ownEvent(w, parley.Event{Type: parley.EventUserBlocked, UserID: userID, UserIDs: []string{otherID}})
-		return err
+		return w.Exec(bg, qInsertBlock, userID, otherID, s.d.Time(parley.Now()))
 	})
-	return events, err
 }
 
 // Unblock implements parley.Consenter.
 func (s *Store) Unblock(ctx context.Context, userID, otherID string) ([]parley.Event, error) {
+	return s.changeBlock(ctx, userID, otherID, parley.EventUserUnblocked, func(w Tx) (int64, error) {
+		return w.Exec(bg, qDeleteBlock, userID, otherID)
+	})
+}
+
+// changeBlock is Block and Unblock: in one write, change adds or removes
+// the block (it returns the rows it changed); a change of nothing (a block
+// already there, or none to remove) records no event; otherwise the send
+// gates of userID's conversations change and userID's own devices get an
+// event of type typ.
+func (s *Store) changeBlock(ctx context.Context, userID, otherID string, typ parley.EventType, change func(w Tx) (int64, error)) ([]parley.Event, error) {
 	if err := validPair(userID, otherID); err != nil {
 		return nil, err
 	}
 	var events []parley.Event
 	err := s.e.Write(ctx, func(w Tx) error {
 		events = nil
-		changed, err := w.Exec(bg, qDeleteBlock, userID, otherID)
+		changed, err := change(w)
 		if err != nil || changed == 0 {
 			return err
 		}
 		if err := membersChangedOf(w, userID); err != nil {
 			return err
 		}
-		events, err = s.ownEvent(w, parley.Event{Type: parley.EventUserUnblocked, UserID: userID, UserIDs: []string{otherID}})
+		events, err = s.ownEvent(w, parley.Event{Type: typ, UserID: userID, UserIDs: []string{otherID}})
 		return err
 	})
 	return events, err
@@ -441,16 +438,9 @@ func (s *Store) AnswerRequest(ctx context.Context, userID, conversationID string
 
 // Peers implements parley.Consenter.
 func (s *Store) Peers(ctx context.Context, userID, conversationID string) ([]string, error) {
-	var ids []string
-	err := s.e.Read(ctx, func(q Querier) error {
-		if _, err := s.readSeq(ctx, q, conversationID, userID); err != nil {
-			return err
-		}
-		var err error
-		ids, err = scanAll(query(q.Query(ctx, qPeers, conversationID, userID)), scanString)
-		return err
+	return s.idsAsMember(ctx, userID, conversationID, func(q Querier) ([]string, error) {
+		return scanAll(query(q.Query(ctx, qPeers, conversationID, userID)), scanString)
 	})
-	return ids, s.wrapInternal(err)
 }
 
 // blockSet is the blocks between the actors of some events and anyone:

@@ -227,6 +227,10 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 	e.ReadSeq, e.Change, e.UserIDs, e.Conversation, e.Flags, e.Consent = d.ReadSeq, d.Change, d.UserIDs, d.Conversation, d.Flags, d.Consent
 	e.MessageID, e.Seq, e.Emoji, e.Count = d.MessageID, d.Seq, d.Emoji, d.Count
 	e.DeliveredSeq, e.Profile = d.DeliveredSeq, d.Profile
+	if e.Conversation != nil {
+		// Events stored before snapshots hid positions carry them.
+		hidePositions(e.Conversation)
+	}
 	return e, nil
 }
 

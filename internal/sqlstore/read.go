@@ -68,8 +68,9 @@ func scanMember(r Row) (parley.Member, error) {
 	return m, r.Scan(&m.UserID, &m.Name, &m.ReadSeq, (*string)(&m.Role), &m.DeliveredSeq, &m.DisplayName, &m.AvatarID)
 }
 
-// snapshot returns the conversation as everyone sees it (no viewer fields),
-// with no membership check: for events and internal use.
+// snapshot returns the conversation as everyone sees it (no viewer fields,
+// no member positions: see hidePositions), with no membership check: for
+// events and internal use.
 func (s *Store) snapshot(ctx context.Context, q Querier, id string) (parley.Conversation, error) {
 	var r convRow
 	if err := q.QueryRow(ctx, qConversationRow, id).Scan(r.appendDest(s.d, nil)...); err != nil {
@@ -78,7 +79,19 @@ func (s *Store) snapshot(ctx context.Context, q Querier, id string) (parley.Conv
 	c := r.conversation()
 	var err error
 	c.Members, err = s.members(ctx, q, id)
+	hidePositions(&c)
 	return c, err
+}
+
+// hidePositions zeroes c's members' read and delivered positions. A
+// snapshot is one value for every receiver, and whether a position may
+// be shown depends on the viewer (receiptsHidden: blocks, requests), so
+// a snapshot shows none; clients follow positions through messageRead
+// and messageDelivered, and views (qMembersFor) show them per viewer.
+func hidePositions(c *parley.Conversation) {
+	for i := range c.Members {
+		c.Members[i].ReadSeq, c.Members[i].DeliveredSeq = 0, 0
+	}
 }
 
 // scanView reads a row of qViews/qView.
@@ -189,13 +202,22 @@ func (s *Store) Conversation(ctx context.Context, userID, conversationID string)
 
 // MemberIDs implements parley.Store.
 func (s *Store) MemberIDs(ctx context.Context, userID, conversationID string) ([]string, error) {
+	return s.idsAsMember(ctx, userID, conversationID, func(q Querier) ([]string, error) {
+		return MemberIDs(ctx, q, conversationID)
+	})
+}
+
+// idsAsMember runs list in a read once userID is found a member of
+// conversationID (readSeq: not found otherwise, as for a missing
+// conversation).
+func (s *Store) idsAsMember(ctx context.Context, userID, conversationID string, list func(q Querier) ([]string, error)) ([]string, error) {
 	var ids []string
 	err := s.e.Read(ctx, func(q Querier) error {
 		if _, err := s.readSeq(ctx, q, conversationID, userID); err != nil {
 			return err
 		}
 		var err error
-		ids, err = MemberIDs(ctx, q, conversationID)
+		ids, err = list(q)
 		return err
 	})
 	return ids, s.wrapInternal(err)

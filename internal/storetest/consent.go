@@ -163,6 +163,15 @@ func testBlock(t *testing.T, s parley.Store) {
 			t.Errorf("b's messageDelivered audience = %v, want b and c", ev.Audience)
 		}
 	}
+	// A rename's snapshot goes to b too: it shows no one's positions
+	// (a's would cross the block), live or replayed.
+	title := "G renamed"
+	_, evs, err = s.UpdateConversation(ctx(t), a.ID, group.ID, parley.ConversationChange{Title: &title})
+	rec.add(evs, err)
+	noPositions(t, "a's rename", oneEvent(t, "a's rename", evs, parley.EventConversationUpdated))
+	for _, e := range allEventsFor(t, s, b.ID) {
+		noPositions(t, "b's replay", e)
+	}
 	sameAudiences(t, s, rec.events, a, b, c)
 	for _, m := range must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), b.ID, group.ID)).Members {
 		if m.UserID == a.ID && (m.ReadSeq != 0 || m.DeliveredSeq != 0) {
@@ -392,4 +401,19 @@ func direct(t *testing.T, s parley.Store, from, to parley.User) parley.Conversat
 		t.Fatal(err)
 	}
 	return c
+}
+
+// noPositions fails when e carries a conversation snapshot that shows a
+// member's read or delivered position: a snapshot goes to every member,
+// so it would show positions across a block or to a requester.
+func noPositions(t *testing.T, what string, e parley.Event) {
+	t.Helper()
+	if e.Conversation == nil {
+		return
+	}
+	for _, m := range e.Conversation.Members {
+		if m.ReadSeq != 0 || m.DeliveredSeq != 0 {
+			t.Errorf("%s: event %d's snapshot shows %s at read_seq %d, delivered_seq %d", what, e.Pos, m.Name, m.ReadSeq, m.DeliveredSeq)
+		}
+	}
 }

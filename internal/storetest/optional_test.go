@@ -30,11 +30,28 @@ func (full) MarkDelivered(context.Context, string, []parley.DeliveredMark) ([]pa
 func (full) SetProfile(context.Context, string, parley.ProfileChange) (parley.User, []parley.Event, error) {
 	return parley.User{}, nil, nil
 }
+func (full) Search(context.Context, string, parley.SearchQuery) (parley.SearchPage, error) {
+	return parley.SearchPage{}, nil
+}
+func (full) Mentions(context.Context, string, parley.MentionQuery) (parley.SearchPage, error) {
+	return parley.SearchPage{}, nil
+}
+func (full) Block(context.Context, string, string) ([]parley.Event, error)   { return nil, nil }
+func (full) Unblock(context.Context, string, string) ([]parley.Event, error) { return nil, nil }
+func (full) Privacy(context.Context, string) (parley.Privacy, error)         { return parley.Privacy{}, nil }
+func (full) SetConsent(context.Context, string, parley.Consent) ([]parley.Event, error) {
+	return nil, nil
+}
+func (full) AnswerRequest(context.Context, string, string, bool) (parley.Conversation, []parley.Event, error) {
+	return parley.Conversation{}, nil, nil
+}
+func (full) Peers(context.Context, string, string) ([]string, error) { return nil, nil }
 
 // TestMissingOptional: a store without the optional interfaces fails the
 // suite's Optional test (it is not skipped), one with them passes.
 func TestMissingOptional(t *testing.T) {
-	want := []string{"parley.MultiSender", "parley.BulkReader", "parley.Receipts", "parley.Profiles", "WriteErr() error"}
+	want := []string{"parley.MultiSender", "parley.BulkReader", "parley.Searcher", "parley.Receipts",
+		"parley.Profiles", "parley.Consenter", "WriteErr() error"}
 	if got := missingOptional(bare{}); !slices.Equal(got, want) {
 		t.Errorf("missingOptional(bare) = %v, want %v", got, want)
 	}

@@ -110,31 +110,30 @@ func testOptional(t *testing.T, s parley.Store) {
 // missingOptional names the optional interfaces s lacks.
 func missingOptional(s parley.Store) []string {
 	var missing []string
-	if _, ok := s.(parley.MultiSender); !ok {
-		missing = append(missing, "parley.MultiSender")
-	}
-	if _, ok := s.(parley.BulkReader); !ok {
-		missing = append(missing, "parley.BulkReader")
-	}
-	if _, ok := s.(parley.Searcher); !ok {
-		missing = append(missing, "parley.Searcher")
-	}
-	if _, ok := s.(parley.Receipts); !ok {
-		missing = append(missing, "parley.Receipts")
-	}
-	if _, ok := s.(parley.Profiles); !ok {
-		missing = append(missing, "parley.Profiles")
-	}
-	if _, ok := s.(parley.Consenter); !ok {
-		missing = append(missing, "parley.Consenter")
-	}
-	if _, ok := s.(parley.CommitPublisher); !ok {
-		missing = append(missing, "parley.CommitPublisher")
-	}
-	if _, ok := s.(interface{ WriteErr() error }); !ok {
-		missing = append(missing, "WriteErr() error")
+	for _, o := range []struct {
+		name string
+		has  func(parley.Store) bool
+	}{
+		{"parley.MultiSender", implements[parley.MultiSender]},
+		{"parley.BulkReader", implements[parley.BulkReader]},
+		{"parley.Searcher", implements[parley.Searcher]},
+		{"parley.Receipts", implements[parley.Receipts]},
+		{"parley.Profiles", implements[parley.Profiles]},
+		{"parley.Consenter", implements[parley.Consenter]},
+		{"parley.CommitPublisher", implements[parley.CommitPublisher]},
+		{"WriteErr() error", implements[interface{ WriteErr() error }]},
+	} {
+		if !o.has(s) {
+			missing = append(missing, o.name)
+		}
 	}
 	return missing
+}
+
+// implements reports whether s is a T.
+func implements[T any](s parley.Store) bool {
+	_, ok := s.(T)
+	return ok
 }
 
 // optional returns s as the optional interface T, failing the test when s

@@ -54,19 +54,14 @@ func (m *Model) consentCommand(f []string) tea.Cmd {
 		defer cancel()
 		switch cmd {
 		case "/block", "/unblock":
-			id := args[0]
-			if lookup != nil {
-				u, err := lookup(ctx, args[0])
-				if err != nil {
-					return noticeMsg(fmt.Sprintf("%s: user %s: %s", cmd, args[0], errText(err)))
-				}
-				id = u.ID
+			ids, err := userIDs(ctx, lookup, args)
+			if err != nil {
+				return noticeMsg(cmd + ": " + err.Error())
 			}
-			var err error
 			if cmd == "/block" {
-				err = c.Block(ctx, id)
+				err = c.Block(ctx, ids[0])
 			} else {
-				err = c.Unblock(ctx, id)
+				err = c.Unblock(ctx, ids[0])
 			}
 			if err != nil {
 				return noticeMsg(cmd + ": " + errText(err))
@@ -113,24 +108,17 @@ func (m *Model) consentCommand(f []string) tea.Cmd {
 	}
 }
 
-// requestMark is what the list adds to a request's title.
-func requestMark(cv parley.Conversation) string {
-	switch cv.Request {
-	case parley.RequestPending:
-		return " (request)"
-	case parley.RequestDeclined:
-		return " (declined)"
-	}
-	return ""
+// requestTexts are what the list adds to a request's title (mark) and
+// the line its pane ends with (notice), by the request's state; an
+// ordinary conversation has neither.
+var requestTexts = map[parley.Request]struct{ mark, notice string }{
+	parley.RequestPending: {" (request)",
+		"A message request: they see no read receipts, typing or presence of yours until you /accept (or reply); /decline refuses their messages, /block them."},
+	parley.RequestDeclined: {" (declined)", "You declined this request: /accept to take it back."},
 }
 
+// requestMark is what the list adds to a request's title.
+func requestMark(cv parley.Conversation) string { return requestTexts[cv.Request].mark }
+
 // requestNotice is the line a request's pane ends with.
-func requestNotice(cv parley.Conversation) string {
-	switch cv.Request {
-	case parley.RequestPending:
-		return "A message request: they see no read receipts, typing or presence of yours until you /accept (or reply); /decline refuses their messages, /block them."
-	case parley.RequestDeclined:
-		return "You declined this request: /accept to take it back."
-	}
-	return ""
-}
+func requestNotice(cv parley.Conversation) string { return requestTexts[cv.Request].notice }

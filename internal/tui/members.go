@@ -216,19 +216,11 @@ func (m *Model) memberCommand(f []string) tea.Cmd {
 			u.Title = &title
 		}
 		var ids []string
-		for _, n := range args {
-			if cmd == "/rename" {
-				break
+		if cmd != "/rename" {
+			var err error
+			if ids, err = userIDs(ctx, lookup, args); err != nil {
+				return noticeMsg(cmd + ": " + err.Error())
 			}
-			if lookup == nil {
-				ids = append(ids, n)
-				continue
-			}
-			usr, err := lookup(ctx, n)
-			if err != nil {
-				return noticeMsg(fmt.Sprintf("%s: user %s: %s", cmd, n, errText(err)))
-			}
-			ids = append(ids, usr.ID)
 		}
 		switch cmd {
 		case "/add":
@@ -247,6 +239,25 @@ func (m *Model) memberCommand(f []string) tea.Cmd {
 		}
 		return noticeMsg("")
 	}
+}
+
+// userIDs resolves usernames to user ids with lookup (Config.LookupUser);
+// without one the names are taken as ids. The error names the user that
+// failed.
+func userIDs(ctx context.Context, lookup func(context.Context, string) (parley.User, error), names []string) ([]string, error) {
+	ids := make([]string, 0, len(names))
+	for _, n := range names {
+		if lookup == nil {
+			ids = append(ids, n)
+			continue
+		}
+		u, err := lookup(ctx, n)
+		if err != nil {
+			return nil, fmt.Errorf("user %s: %s", n, errText(err))
+		}
+		ids = append(ids, u.ID)
+	}
+	return ids, nil
 }
 
 // withSystemLines interleaves the open conversation's system lines with

@@ -739,17 +739,9 @@ func (m *Model) command(line string) tea.Cmd {
 		return func() tea.Msg {
 			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 			defer cancel()
-			ids := make([]string, 0, len(names))
-			for _, n := range names {
-				if lookup == nil {
-					ids = append(ids, n)
-					continue
-				}
-				u, err := lookup(ctx, n)
-				if err != nil {
-					return createdMsg{err: fmt.Errorf("/group: user %s: %s", n, errText(err))}
-				}
-				ids = append(ids, u.ID)
+			ids, err := userIDs(ctx, lookup, names)
+			if err != nil {
+				return createdMsg{err: fmt.Errorf("/group: %w", err)}
 			}
 			cv, err := c.CreateGroup(ctx, title, ids)
 			if err != nil {

@@ -200,3 +200,48 @@ test('edits queue in the outbox in order with sends; replies and reactions', { s
     bob.close();
   }
 });
+
+test('search, mentions, privacy, blocks and requests through the Client', { skip: !baseURL && 'PARLEY_URL is not set (TestNodeSDK sets it)' }, async () => {
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const [a, b, c] = await Promise.all(['srcha', 'srchb', 'srchc'].map((n) => register(baseURL, `${n}${suffix}`, 'correct horse battery')));
+  const client = (s) => new Client({ token: s.token, user: s.user, baseURL, storage: new MemoryStorage() });
+  const [alice, bob, carol] = [a, b, c].map(client);
+  const send = (conv, text) => alice.api('POST', `/v1/conversations/${conv.id}/messages`, { client_id: parley.newClientId(), text });
+
+  // Search: all conversations or one, a page at a time.
+  const ab = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+  const other = await alice.api('POST', '/v1/conversations/group', { title: 'Other', member_ids: [b.user.id] });
+  await send(ab, `zebra one @${b.user.name}`);
+  await send(ab, 'zebra two');
+  await send(other, 'zebra three');
+  const all = await bob.search('zebra');
+  assert.deepEqual(all.results.map((r) => r.message.text), ['zebra three', 'zebra two', `zebra one @${b.user.name}`]);
+  assert.ok(all.results[0].highlight.some((p) => p.match && p.text === 'zebra'));
+  const first = await bob.search('zebra', { conversationId: ab.id, limit: 1 });
+  assert.equal(first.results.length, 1);
+  assert.equal(first.results[0].message.text, 'zebra two');
+  assert.ok(first.has_more && first.next);
+  const second = await bob.search('zebra', { conversationId: ab.id, limit: 1, cursor: first.next });
+  assert.equal(second.results[0].message.text, `zebra one @${b.user.name}`);
+  await assert.rejects(bob.search(''), (err) => err instanceof ParleyError && err.code === 'invalid');
+
+  // Mentions: bob's, not alice's.
+  const mine = await bob.mentions({ limit: 5 });
+  assert.deepEqual(mine.results.map((r) => r.message.text), [`zebra one @${b.user.name}`]);
+  assert.equal((await alice.mentions()).results.length, 0);
+
+  // Privacy and blocks.
+  assert.deepEqual(await carol.privacy(), { consent: 'everyone', blocked: [] });
+  assert.equal((await carol.setPrivacy('contacts')).consent, 'contacts');
+  assert.deepEqual(await carol.block(b.user.id), { user_id: b.user.id, blocked: true });
+  assert.deepEqual((await carol.privacy()).blocked, [{ user_id: b.user.id, name: b.user.name }]);
+  assert.deepEqual(await carol.unblock(b.user.id), { user_id: b.user.id, blocked: false });
+
+  // Requests: a stranger's direct conversation to contacts-only carol.
+  const ac = await alice.api('POST', '/v1/conversations/direct', { username: c.user.name });
+  assert.equal((await carol.api('GET', `/v1/conversations/${ac.id}`)).request, 'pending');
+  assert.equal((await carol.declineRequest(ac.id)).request, 'declined');
+  const accepted = await carol.acceptRequest(ac.id);
+  assert.equal(accepted.id, ac.id);
+  assert.equal(accepted.request, undefined);
+});

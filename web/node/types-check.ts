@@ -4,7 +4,7 @@
 // use docs/sdk.md shows.
 import {
   Client, MAX_REACTION_KINDS, ParleyError, State, backoffDelay, login, newClientId, register, shouldReconnect,
-  type Conversation, type Message, type OutboxItem, type ParleyEvent, type Reaction, type Reactions, type Session, type StateName, type Status,
+  type Conversation, type Message, type OutboxItem, type ParleyEvent, type Privacy, type SearchPage, type Reaction, type Reactions, type Session, type StateName, type Status,
 } from '../static/parley.js';
 
 const storage = new Map<string, string>();
@@ -44,6 +44,18 @@ async function main(baseURL: string): Promise<void> {
   } catch (err) {
     if (err instanceof ParleyError) console.log(err.code, err.retryAfterMs);
   }
+  const found: SearchPage = await c.search('hello', { conversationId: conv.id, limit: 5 });
+  const more: SearchPage = await c.mentions({ cursor: found.next });
+  const priv: Privacy = await c.setPrivacy('contacts');
+  const { blocked }: { blocked: boolean } = await c.block(priv.blocked[0]?.user_id ?? 'bob');
+  const req: Conversation = await c.acceptRequest(conv.id);
+  c.on('event', (ev: ParleyEvent) => {
+    if (ev.type === 'messageDelivered') console.log(ev.delivered_seq);
+    if (ev.type === 'privacyChanged') console.log(ev.consent);
+  });
+  console.log(found.results[0]?.highlight, more.has_more, blocked, req.request ?? 'none', (await c.privacy()).consent);
+  await c.unblock('bob');
+  await c.declineRequest(conv.id);
   const delay: number = backoffDelay(3);
   const again: boolean = shouldReconnect(4001);
   console.log(delay, again, newClientId());

@@ -207,7 +207,6 @@ initMembers({
 initPrivacy({
   h,
   app,
-  api: (method, path, body) => app.client.api(method, path, body),
   merge: (conv) => mergeConversation(conv, true),
   fetch: (id) => fetchConversation(id),
   rerender: () => {
@@ -223,7 +222,6 @@ initPrivacy({
 initSearch({
   h,
   app,
-  api: (method, path, body) => app.client.api(method, path, body),
   openAt: (id, seq, messageId) => openAt(id, seq, messageId),
   input: ui.input,
   titleOf: (conv) => titleOf(conv),

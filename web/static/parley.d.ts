@@ -139,11 +139,20 @@ export interface Conversation {
   /** How many unread messages mention the viewer. */
   unread_mentions?: number;
   read_seq: number;
+  /** The viewer's message request (a direct conversation a non-contact started); absent when none. */
+  request?: 'pending' | 'declined';
+}
+/** Who may start a conversation with the user, and whom they blocked (oldest first). */
+export interface Privacy {
+  consent: 'everyone' | 'contacts';
+  blocked: { user_id: string; name: string }[];
 }
 export type EventType =
   | 'newMessage' | 'messageRead' | 'messageDeleted' | 'conversationUpdated'
   | 'typingStarted' | 'typingStopped' | 'userOnline' | 'userOffline'
-  | 'messageEdited' | 'reactionAdded' | 'reactionRemoved' | 'flagsChanged';
+  | 'messageEdited' | 'reactionAdded' | 'reactionRemoved' | 'flagsChanged'
+  | 'messageDelivered' | 'profileUpdated' | 'userBlocked' | 'userUnblocked'
+  | 'privacyChanged' | 'requestAccepted' | 'requestDeclined';
 export interface ParleyEvent {
   /** A durable event's position; absent on ephemeral ones. */
   pos?: number;
@@ -154,13 +163,21 @@ export interface ParleyEvent {
   message?: Message;
   read_seq?: number;
   conversation?: Conversation;
-  change?: 'created' | 'renamed' | 'members_added' | 'members_removed';
+  change?: 'created' | 'renamed' | 'members_added' | 'members_removed' | 'members_promoted' | 'members_demoted';
   user_ids?: string[];
   /** reactionAdded/reactionRemoved: the message, its seq, the emoji and its count after the change (absent when 0). */
   message_id?: string;
   seq?: number;
   emoji?: string;
   count?: number;
+  /** messageDelivered: user_id's delivered position now. */
+  delivered_seq?: number;
+  /** profileUpdated: user_id's profile after the change ("": none). */
+  profile?: { display_name: string; avatar_id: string };
+  /** privacyChanged: the consent after the change. */
+  consent?: 'everyone' | 'contacts';
+  /** flagsChanged: the member's flags after the change. */
+  flags?: { muted: boolean; archived: boolean };
   at: string;
 }
 export interface Session {
@@ -303,6 +320,16 @@ export declare class Client {
   uploadImage(blob: Blob): Promise<Attachment>;
   /** Changes this user's display_name and/or avatar_id ("" clears): PATCH /v1/me. */
   setProfile(change: { display_name?: string; avatar_id?: string }): Promise<User>;
+  /** Finds messages (GET /v1/search), newest first; pass a page's next as cursor. */
+  search(query: string, opts?: { conversationId?: string; cursor?: string; limit?: number }): Promise<SearchPage>;
+  /** The messages that mention this user (GET /v1/mentions), newest first. */
+  mentions(opts?: { cursor?: string; limit?: number }): Promise<SearchPage>;
+  privacy(): Promise<Privacy>;
+  setPrivacy(consent: 'everyone' | 'contacts'): Promise<Privacy>;
+  block(userId: string): Promise<{ user_id: string; blocked: boolean }>;
+  unblock(userId: string): Promise<{ user_id: string; blocked: boolean }>;
+  acceptRequest(conversationId: string): Promise<Conversation>;
+  declineRequest(conversationId: string): Promise<Conversation>;
   flush(): Promise<void>;
   typing(conversationId: string): void;
   stopTyping(conversationId: string): void;

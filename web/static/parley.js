@@ -63,6 +63,13 @@ export function backoffDelay(attempt, rand = Math.random) {
   return Math.floor(rand() * ceiling);
 }
 
+/** pageQuery is a query string of params, leaving out empty ones ('' and 0). */
+function pageQuery(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) q.set(k, String(v));
+  return q.toString();
+}
+
 /** ParleyError carries a wire error code (see error.go). */
 export class ParleyError extends Error {
   constructor(code, message, retryAfterMs = 0) {
@@ -687,6 +694,52 @@ export class Client {
   /** setProfile changes this user's display_name and/or avatar_id ("" clears) and returns the User. */
   setProfile(change) {
     return this.api('PATCH', '/v1/me', change);
+  }
+
+  /**
+   * search finds messages (GET /v1/search) and resolves with a SearchPage,
+   * newest first: all conversations, or conversationId's alone; pass the
+   * page's `next` as cursor for the following page. The server validates
+   * the query (code "invalid") and rate-limits searches.
+   */
+  search(query, { conversationId = '', cursor = '', limit = 0 } = {}) {
+    return this.api('GET', `/v1/search?${pageQuery({ q: query, conversation_id: conversationId, cursor, limit })}`);
+  }
+
+  /** mentions resolves with a SearchPage of the messages that mention this user (GET /v1/mentions), newest first. */
+  mentions({ cursor = '', limit = 0 } = {}) {
+    const q = pageQuery({ cursor, limit });
+    return this.api('GET', `/v1/mentions${q ? `?${q}` : ''}`);
+  }
+
+  /** privacy resolves with this user's Privacy: {consent, blocked} (GET /v1/me/privacy). */
+  privacy() {
+    return this.api('GET', '/v1/me/privacy');
+  }
+
+  /** setPrivacy sets who may start a conversation with this user ('everyone' | 'contacts') and resolves with the Privacy. */
+  setPrivacy(consent) {
+    return this.api('PATCH', '/v1/me/privacy', { consent });
+  }
+
+  /** block blocks userId and resolves with {user_id, blocked: true}. */
+  block(userId) {
+    return this.api('PUT', `/v1/me/blocked/${encodeURIComponent(userId)}`);
+  }
+
+  /** unblock unblocks userId and resolves with {user_id, blocked: false}. */
+  unblock(userId) {
+    return this.api('DELETE', `/v1/me/blocked/${encodeURIComponent(userId)}`);
+  }
+
+  /** acceptRequest accepts the message request of conversationId and resolves with the Conversation. */
+  acceptRequest(conversationId) {
+    return this.api('POST', `/v1/conversations/${encodeURIComponent(conversationId)}/accept`);
+  }
+
+  /** declineRequest declines the message request of conversationId and resolves with the Conversation. */
+  declineRequest(conversationId) {
+    return this.api('POST', `/v1/conversations/${encodeURIComponent(conversationId)}/decline`);
   }
 
   handleFrame(f) {

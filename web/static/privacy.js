@@ -21,8 +21,8 @@ const priv = {
 };
 
 /**
- * initPrivacy gives the module the page's pieces: h, app, api(method,
- * path, body), merge(conv) (a view of the caller's), fetch(id) (reads a
+ * initPrivacy gives the module the page's pieces: h, app (app.client
+ * makes the calls), merge(conv) (a view of the caller's), fetch(id) (reads a
  * conversation's view), rerender(), reload() (forget the loaded
  * threads and load the list and the open thread again) and the
  * elements header (the pane header) and sidebar (where the Privacy
@@ -35,7 +35,7 @@ export function initPrivacy(hooks) {
 /** loadPrivacy reads the consent setting and the blocked list. */
 export async function loadPrivacy() {
   try {
-    const p = await priv.hooks.api('GET', '/v1/me/privacy');
+    const p = await priv.hooks.app.client.privacy();
     priv.consent = p.consent;
     priv.blocked = new Map((p.blocked || []).map((b) => [b.user_id, b.name]));
   } catch (err) {
@@ -98,11 +98,12 @@ function nameIn(app, id) {
   return id;
 }
 
-async function call(method, path, body) {
-  const { api, merge, rerender } = priv.hooks;
+/** call runs op(client) (a Client method), merging a Conversation it returns and showing its error. */
+async function call(op) {
+  const { app, merge, rerender } = priv.hooks;
   priv.error = '';
   try {
-    const res = await api(method, path, body);
+    const res = await op(app.client);
     if (res?.id && res?.kind) merge(res);
     return res;
   } catch (err) {
@@ -126,7 +127,7 @@ export function blockButton(userID, name) {
       'data-testid': blocked ? 'unblock-user' : 'block-user',
       'data-user': name,
       onclick: async () => {
-        const res = await call(blocked ? 'DELETE' : 'PUT', `/v1/me/blocked/${encodeURIComponent(userID)}`);
+        const res = await call((c) => (blocked ? c.unblock(userID) : c.block(userID)));
         if (res) {
           if (res.blocked) priv.blocked.set(userID, name);
           else priv.blocked.delete(userID);
@@ -142,7 +143,7 @@ export function blockButton(userID, name) {
 export function requestsSection(items) {
   const { h } = priv.hooks;
   if (!items.length) return [];
-  return [h('li', { class: 'list-heading', 'data-testid': 'requests-heading' }, h('h3', {}, `Message requests (${items.length})`)), ...items];
+  return [h('li', { class: 'list-heading', 'data-testid': 'requests-heading' }, h('h2', {}, `Message requests (${items.length})`)), ...items];
 }
 
 /**
@@ -160,7 +161,6 @@ export function renderPrivacy() {
     if (other) header.append(h('span', { 'data-testid': 'header-block' }, blockButton(other.user_id, other.name)));
     if (isRequest(conv)) {
       const declined = conv.request === 'declined';
-      const path = (what) => `/v1/conversations/${encodeURIComponent(conv.id)}/${what}`;
       header.after(
         h(
           'div',
@@ -172,8 +172,8 @@ export function renderPrivacy() {
               ? `You declined ${other?.name || 'this user'}'s request: they cannot write to you here.`
               : `${other?.name || 'Someone'} is not in your contacts. Until you accept, they do not see when you are online, have read or are typing.`,
           ),
-          h('button', { type: 'button', 'data-testid': 'request-accept', onclick: () => call('POST', path('accept')) }, 'Accept'),
-          declined ? null : h('button', { type: 'button', class: 'secondary', 'data-testid': 'request-decline', onclick: () => call('POST', path('decline')) }, 'Decline'),
+          h('button', { type: 'button', 'data-testid': 'request-accept', onclick: () => call((c) => c.acceptRequest(conv.id)) }, 'Accept'),
+          declined ? null : h('button', { type: 'button', class: 'secondary', 'data-testid': 'request-decline', onclick: () => call((c) => c.declineRequest(conv.id)) }, 'Decline'),
           priv.error ? h('p', { class: 'error', role: 'alert' }, priv.error) : null,
         ),
       );
@@ -205,7 +205,7 @@ export function renderPrivacy() {
       id: 'consent-select',
       'data-testid': 'consent',
       onchange: async () => {
-        const p = await call('PATCH', '/v1/me/privacy', { consent: select.value });
+        const p = await call((c) => c.setPrivacy(select.value));
         if (p) priv.consent = p.consent;
       },
     },
@@ -218,7 +218,9 @@ export function renderPrivacy() {
     h(
       'section',
       // data-consent: the setting as the server last said it.
-      { class: 'privacy-panel', 'data-testid': 'privacy-panel', 'data-consent': priv.consent, 'aria-label': 'Privacy' },
+      // Headings go h1 (the page), h2 (this panel), h3: no level skipped.
+      { class: 'privacy-panel', 'data-testid': 'privacy-panel', 'data-consent': priv.consent, 'aria-labelledby': 'privacy-title' },
+      h('h2', { id: 'privacy-title' }, 'Privacy'),
       h('label', { for: 'consent-select' }, 'Who may start a conversation with you or add you to groups'),
       select,
       h('h3', {}, 'Blocked'),

@@ -4,14 +4,13 @@
 // composer. Results are drawn as text: the server's highlight parts become
 // text nodes and <mark> elements, never HTML.
 
-let ctx; // set by initSearch: {h, app, api, openAt, input, titleOf}
+let ctx; // set by initSearch: {h, app, openAt, input, titleOf}
 
 const ui = {};
 
 /**
  * initSearch wires the search form and the composer's completion.
- * deps: h (element builder), app (the page's state), api(method, path)
- * (the HTTP API), openAt(conversationId, seq, messageId) (opens a
+ * deps: h (element builder), app (the page's state; app.client searches), openAt(conversationId, seq, messageId) (opens a
  * conversation at a message), input (the composer's textarea), titleOf(conv).
  */
 export function initSearch(deps) {
@@ -49,7 +48,7 @@ async function search(query, cursor) {
   ui.status.textContent = 'Searching…';
   let page;
   try {
-    page = await ctx.api('GET', `/v1/search?q=${encodeURIComponent(q)}&limit=20${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    page = await ctx.app.client.search(q, { cursor, limit: 20 });
   } catch (err) {
     if (gen === searchGen) ui.status.textContent = `Search failed: ${err.message || err}`;
     return;
