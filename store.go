@@ -181,6 +181,28 @@ type MultiSender interface {
 	SendMessages(ctx context.Context, ms []NewMessage, done func(i int, m Message, evs []Event, err error))
 }
 
+// CommitPublisher is implemented by stores that hand the events of each
+// committed write batch, at once, to one function: the server sets it to
+// publish them to the broker, one publish per batch, instead of having
+// every writer publish its own events after the commit (which wakes every
+// writer of a batch to do it before the hub can deliver). Both stores in
+// this module implement it.
+type CommitPublisher interface {
+	// PublishCommits sets publish to be called after every commit that
+	// stored events, with all of them (durable, complete, as the write
+	// methods return them) in position order, on the store's batcher
+	// goroutine, before any write of the batch returns. While it is set,
+	// every event a write method returns has been (or is being) handed
+	// to it: the caller publishes none of them again. publish must be
+	// quick, must not block for long (every write of the store waits for
+	// it) and must not call the store. It may keep the slice (each batch
+	// has its own) but must not change the events: they share their
+	// Message with what the writes return. nil removes it. Set it
+	// before the first write: the events of a batch that began before
+	// are not handed to it. One per store (the last set wins).
+	PublishCommits(publish func(evs []Event))
+}
+
 // BulkReader is implemented by stores that read many users at once. A
 // node warms its caches with it at start (the users of the latest events,
 // the ones about to reconnect), so a reconnect storm after a restart does

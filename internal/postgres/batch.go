@@ -82,6 +82,9 @@ type writeTx struct {
 	// rolled back instead of committed. It is kept for classify (a
 	// connection lost mid-batch is what usually breaks a rollback).
 	broken error
+	// Events are the events the batch stored, for the commit hook; its
+	// Stored method is sqlstore.Tx's.
+	batchq.Events
 }
 
 // bg is the context ops give the batch's statements (writeTx runs them
@@ -236,6 +239,8 @@ type batcher struct {
 	health batchq.WriteHealth
 	// observer is told about every committed batch (DB.SetBatchObserver).
 	observer batchq.Observer
+	// publisher takes every committed batch's events (DB.PublishCommits).
+	publisher batchq.Publisher
 }
 
 func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
@@ -424,7 +429,7 @@ func (b *batcher) run(ctx context.Context, batch []*op, tx pgx.Tx, head int64, l
 func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, bulk bool, start time.Time) bool {
 	defer tx.Rollback(ctx) // after Commit, a no-op
 	errs := make([]error, len(live))
-	w := &writeTx{tx: tx, ctx: ctx, head: head}
+	w := &writeTx{tx: tx, ctx: ctx, head: head, Events: b.publisher.Begin()}
 	if bulk {
 		var sends []*sendOp
 		for _, o := range live {
@@ -466,6 +471,9 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, 
 	}
 	b.observer.Observe(len(live), start, commitStart)
 	b.health.Observe(nil)
+	// The events go out first, in one publish: the hub can deliver them
+	// while the writers, woken by the answers below, wait for a CPU.
+	w.Publish()
 	for i, o := range live {
 		// An op can fail alone (its savepoint rolled back) for a reason
 		// of the server's, e.g. a full disk, while the commit succeeded.
@@ -482,12 +490,15 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, 
 // op that fails before any statement has nothing to roll back.
 func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 	w.open, w.inSavepoint = true, false
-	head := w.head
+	head, mark := w.head, w.Mark()
 	defer func() {
 		if p := recover(); p != nil {
 			err = internalf("panic in write: %v", p)
 		}
 		w.open = false
+		if err != nil {
+			w.Undo(mark)
+		}
 		switch {
 		case err != nil && w.inSavepoint:
 			w.head = head

@@ -298,6 +298,9 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			}
 		}
 	}
+	for _, so := range pending {
+		w.Stored(so.events[0]) // complete now: its audience is read
+	}
 	for _, j := range again {
 		so := sends[j]
 		so.msg, err = sqlstore.ScanMessage(dialect{}, w.queryRow(bg, sqlstore.QMessageByClientID, so.nm.SenderID, so.nm.ClientID))

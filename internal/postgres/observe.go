@@ -1,6 +1,10 @@
 package postgres
 
-import "time"
+import (
+	"time"
+
+	"github.com/parleychat/parley"
+)
 
 // SetBatchObserver sets f to be told about every batch the group-commit
 // batcher commits: how many ops it held, how long its COMMIT took and how
@@ -13,4 +17,11 @@ import "time"
 // parley_store_batch_seconds.
 func (db *DB) SetBatchObserver(f func(ops int, commit, txn time.Duration)) {
 	db.b.observer.Set(f)
+}
+
+// PublishCommits implements parley.CommitPublisher: the batcher hands
+// each committed batch's events (this node's) to publish before it
+// answers the batch's writers (see batchq.Publisher).
+func (db *DB) PublishCommits(publish func(evs []parley.Event)) {
+	db.b.publisher.Set(publish)
 }

@@ -53,7 +53,7 @@ func (s *service) block(ctx context.Context, u parley.User, d protocol.UserRef, 
 	if err != nil {
 		return protocol.BlockResult{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return protocol.BlockResult{UserID: d.UserID, Blocked: block}, nil
 }
 
@@ -77,7 +77,7 @@ func (s *service) setPrivacy(ctx context.Context, u parley.User, d protocol.SetP
 	if err != nil {
 		return parley.Privacy{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return cs.Privacy(ctx, u.ID)
 }
 
@@ -93,7 +93,7 @@ func (s *service) answerRequest(ctx context.Context, u parley.User, d protocol.C
 	if err != nil {
 		return parley.Conversation{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return conversationURLs(c), nil
 }
 

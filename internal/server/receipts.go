@@ -37,7 +37,7 @@ func (s *service) delivered(ctx context.Context, u parley.User, d protocol.Deliv
 	if err != nil {
 		return protocol.DeliveredResult{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	if marks == nil {
 		marks = []parley.DeliveredMark{}
 	}
@@ -62,7 +62,7 @@ func (s *service) setProfile(ctx context.Context, u parley.User, d protocol.SetP
 	if err != nil {
 		return parley.User{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return user, nil
 }
 

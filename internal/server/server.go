@@ -272,6 +272,12 @@ func New(cfg Config) (*Server, error) {
 		accounts: cfg.Accounts, logins: newLoginThrottle(cfg.Accounts),
 		ttl: cfg.TokenTTL, pres: s.pres, typers: newTypingTracker(), contacts: s.hub.contacts,
 	}
+	if cp, ok := cfg.Store.(parley.CommitPublisher); ok {
+		// One publish per store batch, from the batcher, instead of
+		// one per write from each writer (see publishCommitted).
+		cp.PublishCommits(s.svc.publishCommitted)
+		s.svc.storePublishes = true
+	}
 	s.connCtx, s.cancelConn = context.WithCancel(context.Background())
 	s.bgCtx, s.cancelBg = context.WithCancel(context.Background())
 

@@ -195,7 +195,7 @@ func (s *Server) handleAPICreateConversation(w http.ResponseWriter, r *http.Requ
 		err = parley.Errorf(parley.EINVALID, "kind must be direct or group")
 	}
 	if err == nil {
-		s.svc.publish(r.Context(), evs)
+		s.svc.publishStored(r.Context(), evs)
 	}
 	s.reply(w, http.StatusCreated, c, err)
 }
@@ -212,7 +212,7 @@ func (s *Server) handleAPIAddMembers(w http.ResponseWriter, r *http.Request) {
 	}
 	c, evs, err := s.store.UpdateConversation(r.Context(), d.As, r.PathValue("id"), parley.ConversationChange{Add: d.UserIDs})
 	if err == nil {
-		s.svc.publish(r.Context(), evs)
+		s.svc.publishStored(r.Context(), evs)
 	}
 	s.reply(w, http.StatusOK, c, err)
 }
@@ -254,7 +254,7 @@ func (s *Server) handleAPISend(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleAPIModerate(w http.ResponseWriter, r *http.Request) {
 	m, evs, err := s.store.(parley.APIKeyStore).ModerateMessage(r.Context(), r.PathValue("id"), r.PathValue("mid"))
 	if err == nil {
-		s.svc.publish(r.Context(), evs)
+		s.svc.publishStored(r.Context(), evs)
 		m = *messageURLs(&m)
 	}
 	s.reply(w, http.StatusOK, m, err)
@@ -350,7 +350,7 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 				s.writeError(w, err)
 				return
 			}
-			s.svc.publish(ctx, evs)
+			s.svc.publishStored(ctx, evs)
 			deleted++
 		}
 		if len(page) < exportPage {
@@ -374,7 +374,7 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 				s.writeError(w, err)
 				return
 			}
-			s.svc.publish(ctx, evs)
+			s.svc.publishStored(ctx, evs)
 			left++
 		}
 		sum := sha256.Sum256([]byte(id))

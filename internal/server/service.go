@@ -40,6 +40,10 @@ type service struct {
 	ensured userCache
 	// bans are the banned users (server API): their tokens are refused.
 	bans banList
+	// storePublishes: the store hands every committed batch's events to
+	// publishCommitted (parley.CommitPublisher), so publishStored does
+	// nothing. Set before serving.
+	storePublishes bool
 }
 
 // publish hands committed events to the broker. A failed publish loses
@@ -52,6 +56,23 @@ func (s *service) publish(ctx context.Context, evs []parley.Event) {
 	if err != nil {
 		s.log.Warn("publishing events", "count", len(evs), "first", evs[0].Pos, "err", err)
 	}
+}
+
+// publishStored publishes the events a store write returned, unless the
+// store publishes them itself (storePublishes): then they are already on
+// their way, one publish for the whole batch they were committed in.
+func (s *service) publishStored(ctx context.Context, evs []parley.Event) {
+	if !s.storePublishes {
+		s.publish(ctx, evs)
+	}
+}
+
+// publishCommitted is the store's commit hook (parley.CommitPublisher):
+// it runs on the store's batcher goroutine, once per committed batch,
+// before the batch's writers are answered. A broker's Publish does not
+// wait for subscribers (membroker queues, NATS buffers), so it is quick.
+func (s *service) publishCommitted(evs []parley.Event) {
+	s.publish(context.Background(), evs)
 }
 
 func required(name, v string) error {

@@ -162,7 +162,7 @@ func (s *service) publishViewed(ctx context.Context, u parley.User, c parley.Con
 	if err != nil {
 		return parley.Conversation{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return s.viewed(ctx, u, c)
 }
 
@@ -234,6 +234,6 @@ func (s *service) setFlags(ctx context.Context, u parley.User, d protocol.SetFla
 	if err != nil {
 		return parley.Conversation{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return conversationURLs(c), nil
 }

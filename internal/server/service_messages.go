@@ -56,7 +56,7 @@ func (s *service) sent(ctx context.Context, m parley.Message, evs []parley.Event
 	if created {
 		s.metrics.messages.Inc()
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	s.typers.stop(m.SenderID, m.ConversationID)
 	return *messageURLs(&m), created
 }
@@ -155,7 +155,7 @@ func (s *service) deleteMessage(ctx context.Context, u parley.User, d protocol.D
 	if err != nil {
 		return parley.Message{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return m, nil
 }
 
@@ -179,7 +179,7 @@ func (s *service) edit(ctx context.Context, u parley.User, ip string, d protocol
 	if err != nil {
 		return parley.Message{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return *messageURLs(&m), nil
 }
 
@@ -201,7 +201,7 @@ func (s *service) react(ctx context.Context, u parley.User, d protocol.React) (p
 	if err != nil {
 		return protocol.ReactResult{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	return protocol.ReactResult{MessageID: d.MessageID, Reactions: nonNil(rs)}, nil
 }
 
@@ -216,7 +216,7 @@ func (s *service) read(ctx context.Context, u parley.User, d protocol.Read) (pro
 	if err != nil {
 		return protocol.ReadResult{}, err
 	}
-	s.publish(ctx, evs)
+	s.publishStored(ctx, evs)
 	for _, ev := range evs {
 		if ev.Type == parley.EventMessageRead {
 			return protocol.ReadResult{ConversationID: d.ConversationID, ReadSeq: ev.ReadSeq}, nil

@@ -79,6 +79,9 @@ type writeTx struct {
 	broken bool
 	// commitStart is when the COMMIT began (for the batch observer).
 	commitStart time.Time
+	// Events are the events the batch stored, for the commit hook; its
+	// Stored method is sqlstore.Tx's.
+	batchq.Events
 }
 
 // NextPos implements sqlstore.Tx. Positions are dense: an op that fails
@@ -148,6 +151,8 @@ type batcher struct {
 	health batchq.WriteHealth
 	// observer is told about every committed batch (DB.SetBatchObserver).
 	observer batchq.Observer
+	// publisher takes every committed batch's events (DB.PublishCommits).
+	publisher batchq.Publisher
 
 	// Only the batcher goroutine (or newBatcher and close, before and
 	// after it runs) touches what follows.
@@ -294,6 +299,9 @@ func (b *batcher) run(batch []*op) {
 	b.ops.Add(int64(len(live)))
 	b.observer.Observe(len(live), start, w.commitStart)
 	b.health.Observe(nil)
+	// The events go out first, in one publish: the hub can deliver them
+	// while the writers, woken by the answers below, wait for a CPU.
+	w.Publish()
 	for i, o := range live {
 		// An op can fail alone for lack of space (its savepoint rolled
 		// back) while the batch's commit needed none.
@@ -310,7 +318,7 @@ var errFlush = errors.New("sqlite: writing the batch's rows failed")
 // with each op's own error. It returns an error when nothing was
 // committed: then the transaction is rolled back and the cache dropped.
 func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, err error) {
-	w := &writeTx{b: b, head: b.head, noDefer: noDefer}
+	w := &writeTx{b: b, head: b.head, noDefer: noDefer, Events: b.publisher.Begin()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, internalf("begin: %w", err)
 	}
@@ -371,10 +379,13 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 // runDeferred runs a deferred op. It writes nothing when it fails, so
 // failing takes no rollback; its positions are taken only on success.
 func runDeferred(w *writeTx, fn func(*writeTx) error) (err error) {
-	head := w.head
+	head, mark := w.head, w.Mark()
 	defer func() {
 		if p := recover(); p != nil {
 			err = internalf("panic in write: %v", p)
+		}
+		if err != nil {
+			w.Undo(mark)
 		}
 		if err != nil && w.head != head {
 			// A deferred op must not take positions and fail; if one
@@ -391,13 +402,14 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 	if _, err := w.exec("SAVEPOINT op"); err != nil {
 		return internalf("savepoint: %w", err)
 	}
-	head := w.head
+	head, mark := w.head, w.Mark()
 	defer func() {
 		if p := recover(); p != nil {
 			err = internalf("panic in write: %v", p)
 		}
 		if err != nil {
 			w.head = head
+			w.Undo(mark)
 			if _, rerr := w.exec("ROLLBACK TO op"); rerr != nil {
 				w.broken = true
 				err = errors.Join(err, internalf("rollback to savepoint: %w", rerr))

@@ -131,6 +131,7 @@ func (so *sendOp) run(w *writeTx, nm parley.NewMessage, key [2]string) error {
 	stored := *msg
 	w.addSend(&stored, attachment, &e)
 	so.events = []parley.Event{e}
+	w.Stored(e)
 	if w.noDefer {
 		// The batch's second run (batch.go): write now, inside this
 		// op's savepoint.

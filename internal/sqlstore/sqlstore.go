@@ -92,6 +92,11 @@ type Tx interface {
 	// changed, before it changes it.
 	MembersChanged(conversationID string)
 	UserRenamed(userID string)
+	// Stored tells the engine that the write stored e (complete: Pos,
+	// UserName and Audience set), for its commit hook
+	// (parley.CommitPublisher; batchq.Events). Every event a write
+	// stores must be told, once it is final.
+	Stored(e parley.Event)
 }
 
 // Engine is what an engine gives the core.
@@ -183,6 +188,7 @@ type Complete interface {
 	parley.Receipts
 	parley.Profiles
 	parley.Consenter
+	parley.CommitPublisher
 	WriteHealther
 }
 

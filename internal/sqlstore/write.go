@@ -280,6 +280,7 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 	}
 	if e.Recipient != "" {
 		e.Audience = []string{e.Recipient}
+		w.Stored(*e)
 		return nil
 	}
 	members, err := w.Audience(e.ConversationID)
@@ -291,7 +292,11 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 	e.Audience = make([]string, len(members), len(members)+len(extra))
 	copy(e.Audience, members)
 	e.Audience = append(e.Audience, extra...)
-	return s.audienceFor(w, e)
+	if err := s.audienceFor(w, e); err != nil {
+		return err
+	}
+	w.Stored(*e)
+	return nil
 }
 
 // UpdateConversation implements parley.Store. The changes are made, and

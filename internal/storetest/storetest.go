@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"CancelledContext", testCancelledContext},
 		{"WriteHealth", testWriteHealth},
 		{"BatchObserver", testBatchObserver},
+		{"CommitPublisher", testCommitPublisher},
 		{"WebhookQueue", testWebhookQueue},
 		{"APIKeys", testAPIKeys},
 		{"ModerateMessage", testModerateMessage},
@@ -119,6 +120,7 @@ func missingOptional(s parley.Store) []string {
 		{"parley.Receipts", implements[parley.Receipts]},
 		{"parley.Profiles", implements[parley.Profiles]},
 		{"parley.Consenter", implements[parley.Consenter]},
+		{"parley.CommitPublisher", implements[parley.CommitPublisher]},
 		{"WriteErr() error", implements[interface{ WriteErr() error }]},
 	} {
 		if !o.has(s) {
