@@ -17,6 +17,7 @@ const mem = {
   hooks: null,
   removed: new Map(), // conversation id -> the conversation as it was when this user was removed or left
   lines: new Map(), // conversation id -> [{pos, after, text}]
+  names: new Map(), // user id -> username, of members seen (a removed member's name, whichever of the reply and the event comes first)
   panelOpen: false,
   error: '',
   showArchived: false,
@@ -95,7 +96,12 @@ export function removedConversation(id) {
   return mem.removed.get(id) || null;
 }
 
-const nameOf = (conv, id, fallback) => (conv?.members || []).find((m) => m.user_id === id)?.name || fallback || id;
+const nameOf = (conv, id, fallback) => (conv?.members || []).find((m) => m.user_id === id)?.name || fallback || mem.names.get(id) || id;
+
+/** rememberNames keeps the usernames of conv's members for system lines. */
+function rememberNames(conv) {
+  for (const m of conv?.members || []) mem.names.set(m.user_id, m.name);
+}
 
 /** systemText is the line a conversationUpdated event draws in the thread. */
 export function systemText(ev, before) {
@@ -132,6 +138,7 @@ export function systemText(ev, before) {
 export function onConversationUpdated(ev, before) {
   const { app } = mem.hooks;
   const id = ev.conversation_id;
+  rememberNames(before);
   // The viewer's flags in an event are zero, not this user's: keep ours.
   if (ev.conversation) {
     delete ev.conversation.muted;
@@ -172,6 +179,7 @@ export function systemLinesFor(id) {
 async function change(id, body) {
   const { api, merge, rerender } = mem.hooks;
   mem.error = '';
+  rememberNames(mem.hooks.app.convs.get(id)); // the reply may come before the event and drop a removed member
   try {
     const conv = await api('PATCH', `/v1/conversations/${encodeURIComponent(id)}`, body);
     if (!body.remove?.includes(mem.hooks.app.me.id)) merge(conv);
