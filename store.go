@@ -181,6 +181,25 @@ type MultiSender interface {
 	SendMessages(ctx context.Context, ms []NewMessage, done func(i int, m Message, evs []Event, err error))
 }
 
+// AsyncSender is implemented by stores that can answer a run of sends
+// without a goroutine waiting for it: the server queues each send's reply
+// from done, so a commit does not wake one goroutine per writer of the
+// batch. Both stores in this module implement it; storetest checks it.
+type AsyncSender interface {
+	// SendMessagesAsync stores ms as SendMessages does (same order,
+	// results and errors) but returns once they are queued, without
+	// waiting for a commit. done is called once per send, in slice
+	// order, each time either on the store's batcher goroutine (after
+	// the commit, or failure, of the send's batch; an invalid send is
+	// answered in its place, with the send after it) or on the calling
+	// goroutine before SendMessagesAsync returns (the store is closed,
+	// or no send of ms is valid). A send queued is always run and answered,
+	// even while the store closes. done must be quick, must not block
+	// and must not call the store: every write of the store waits while
+	// it runs. It may keep m and evs but must not change them.
+	SendMessagesAsync(ms []NewMessage, done func(i int, m Message, evs []Event, err error))
+}
+
 // CommitPublisher is implemented by stores that hand the events of each
 // committed write batch, at once, to one function: the server sets it to
 // publish them to the broker, one publish per batch, instead of having

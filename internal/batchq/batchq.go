@@ -80,6 +80,10 @@ func EnqueueMany[O Op](ctx context.Context, mu *sync.RWMutex, closed *bool, ch c
 // their place; the others go to run, which must answer the k-th of them
 // through answer, in order (as EnqueueMany does). So a caller's replies
 // keep the order of its requests even though only some were queued.
+// run may answer after it returns, on another goroutine
+// (EnqueueManyAsync): the refused items after the last one run are
+// answered with it, and when none is run, every item is answered before
+// run is called.
 func InOrder(pre []error, run func(answer func(k int, err error)), done func(i int, err error)) {
 	idx := make([]int, 0, len(pre)) // the k-th item run answers is pre[idx[k]]
 	for i, err := range pre {
@@ -93,11 +97,16 @@ func InOrder(pre []error, run func(answer func(k int, err error)), done func(i i
 			done(next, pre[next])
 		}
 	}
+	if len(idx) == 0 {
+		refused(len(pre))
+	}
 	run(func(k int, err error) {
 		i := idx[k]
 		refused(i)
 		done(i, err)
 		next = i + 1
+		if k == len(idx)-1 {
+			refused(len(pre))
+		}
 	})
-	refused(len(pre))
 }

@@ -18,7 +18,13 @@ type Ticket struct {
 	state atomic.Int32
 	// done receives the op's error, or the commit's, after the batch is
 	// committed or rolled back. Buffered: the batcher never blocks on it.
+	// Nil for an op queued by EnqueueManyAsync, which is answered
+	// through cb instead.
 	done chan error
+	// cb, with i, answers an op queued by EnqueueManyAsync: the batcher
+	// calls cb(i, err) itself.
+	cb func(i int, err error)
+	i  int
 }
 
 const (
@@ -38,8 +44,15 @@ func (t *Ticket) Cancel() bool { return t.state.CompareAndSwap(queued, cancelled
 func (t *Ticket) Done() <-chan error { return t.done }
 
 // Answer gives the caller the op's result. The batcher calls it once per
-// claimed op.
-func (t *Ticket) Answer(err error) { t.done <- err }
+// claimed op. For an op queued by EnqueueManyAsync it runs the caller's
+// callback, on the batcher goroutine.
+func (t *Ticket) Answer(err error) {
+	if t.cb != nil {
+		t.cb(t.i, err)
+		return
+	}
+	t.done <- err
+}
 
 func (t *Ticket) ticket() *Ticket { return t }
 
@@ -110,6 +123,35 @@ func (q *Queue[O]) EnqueueMany(ctx context.Context, ops []O, done func(i int, er
 		o.ticket().done = make(chan error, 1)
 	}
 	EnqueueMany(ctx, &q.mu, &q.closed, q.ch, ErrClosed, ops, done)
+}
+
+// EnqueueManyAsync queues ops in order, as EnqueueMany does, but does not
+// wait for their answers: the batcher calls done(i, err) for each op
+// itself, on its goroutine, once the op's batch has committed (or rolled
+// back), in the order of ops (ops are answered in queue order). It
+// returns once every op is queued; it waits for room in the queue when
+// the queue is full, and has no context: an op queued is always run and
+// answered (Close lets the batcher run the ops queued before it). When
+// the queue is closed, every op is answered ErrClosed at once, on the
+// calling goroutine, before EnqueueManyAsync returns.
+//
+// done must be quick and must not block or call the store: every write
+// of the store waits while it runs. The ops must not be cancelled.
+func (q *Queue[O]) EnqueueManyAsync(ops []O, done func(i int, err error)) {
+	q.mu.RLock()
+	if q.closed {
+		q.mu.RUnlock()
+		for i := range ops {
+			done(i, ErrClosed)
+		}
+		return
+	}
+	for i, o := range ops {
+		t := o.ticket()
+		t.cb, t.i = done, i
+		q.ch <- o
+	}
+	q.mu.RUnlock()
 }
 
 // Close stops taking ops: the ones queued after it are answered

@@ -59,17 +59,30 @@ func (e *engine) Send(ctx context.Context, nm parley.NewMessage) (parley.Message
 }
 
 func (e *engine) SendMany(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	ops, answer := sendOps(nms, done)
+	e.b.enqueueMany(ctx, ops, answer)
+}
+
+// SendManyAsync implements sqlstore.Engine: done runs on the batcher.
+func (e *engine) SendManyAsync(nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	ops, answer := sendOps(nms, done)
+	e.b.queue.EnqueueManyAsync(ops, answer)
+}
+
+// sendOps makes the ops of nms and the answer that hands the i-th op's
+// result to done.
+func sendOps(nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) ([]*op, func(int, error)) {
 	ops := make([]*op, len(nms))
 	for i, nm := range nms {
 		ops[i] = newSendOp(nm)
 	}
-	e.b.enqueueMany(ctx, ops, func(i int, err error) {
+	return ops, func(i int, err error) {
 		if so := ops[i].send; err == nil {
 			done(i, so.msg, so.events, nil)
 		} else {
 			done(i, parley.Message{}, nil, err)
 		}
-	})
+	}
 }
 
 // pgQuerier is the pool or a transaction as a sqlstore.Querier.

@@ -35,7 +35,9 @@ const writeTimeout = 10 * time.Second
 //     queue is empty (or after closing the WebSocket);
 //   - the worker runs requests one at a time, in the order read (work); it
 //     is started by the reader when a request arrives and exits when the
-//     request queue is empty.
+//     request queue is empty, or when it hands a run of sends to a store
+//     that replies to them from its batcher (dispatchSends): then the
+//     run's last reply starts the worker again if requests wait.
 //
 // Both are started under mu, counted in wg, and end waits for them
 // before it unregisters the connection. The heartbeat is one sweep per server (Server.heartbeat),
@@ -67,7 +69,9 @@ type conn struct {
 	workerOn    bool                   // a worker goroutine is running
 	throttles   map[string]*time.Timer // allocated on first use
 	reqs        []request              // requests waiting for the worker
-	held        int                    // requests the worker took and runs (a run of sends); they count against requestQueue
+	held        int                    // requests the worker took and runs (a run of sends), or parked; they count against requestQueue
+	sendsOut    bool                   // a run of sends is in the store, replied to by its batcher (dispatchSends): no worker runs meanwhile
+	parked      []request              // requests (decoded) behind that run, for the worker the run's last reply starts
 	room        chan struct{}          // made while the reader waits for room in reqs
 	wg          sync.WaitGroup         // the writer and worker goroutines
 

@@ -66,11 +66,17 @@ const maxSendRun = requestQueue
 // a store batch instead of each waiting for the commit of the one before:
 // per conversation they are stored in the order read, a client_id repeated
 // within the run is stored once, and each reply is queued as soon as its
-// send is committed and every earlier reply is queued. The whole run has
-// one opTimeout.
-func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
+// send is committed and every earlier reply is queued.
+//
+// With a store that answers from its batcher (service.sendManyAsync) the
+// replies are queued there, on the batcher goroutine, and dispatchSends
+// returns true as soon as the run is queued in the store: c.sendsOut is
+// set until the run's last reply is queued (sendsDone), the worker must
+// not run another request meanwhile, and reqs must not be changed until
+// then. A commit thus wakes no worker: only the writers of the
+// connections it answers. Otherwise it waits for the replies and returns
+// false; the whole run then has one opTimeout.
+func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) (queued bool) {
 	svc := c.s.svc
 	errs := make([]error, len(reqs))
 	nms := make([]parley.NewMessage, 0, len(reqs))
@@ -99,14 +105,54 @@ func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) {
 			c.reply(reqs[next], nil, errs[next])
 		}
 	}
-	svc.sendMany(ctx, nms, func(k int, m parley.Message, err error) {
+	replied := func(k int, m parley.Message, err error) {
 		i := idx[k]
 		replyTo(i)
 		c.reply(reqs[i], m, err)
 		c.s.metrics.obs.sendAckWS.Observe(sinceSeconds(now))
 		next = i + 1
-	})
+	}
+	if len(nms) > 0 && svc.async() {
+		c.mu.Lock()
+		c.sendsOut = true
+		c.mu.Unlock()
+		c.wg.Add(1) // the run in the store: end waits for its replies
+		svc.sendManyAsync(nms, func(k int, m parley.Message, err error) {
+			// On the store's batcher (or here, if the store refused the
+			// run at once): a panic must not stop the batcher, and the
+			// last reply must restart the worker whatever happens.
+			if k == len(nms)-1 {
+				defer c.sendsDone()
+			}
+			defer c.recoverReply()
+			replied(k, m, err)
+			if k == len(nms)-1 {
+				replyTo(len(reqs))
+			}
+		})
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	svc.sendMany(ctx, nms, replied)
 	replyTo(len(reqs))
+	return false
+}
+
+// sendsDone ends a run of sends dispatchSends handed to the store: its
+// last reply is queued. It starts the worker again when requests wait
+// (parked behind the run, or read since), and releases the run's count in
+// wg. Called on the store's batcher goroutine.
+func (c *conn) sendsDone() {
+	c.mu.Lock()
+	c.sendsOut = false
+	if !c.workerOn && (len(c.parked) > 0 || len(c.reqs) > 0) {
+		c.workerOn = true
+		c.wg.Add(1)
+		go c.work()
+	}
+	c.mu.Unlock()
+	c.wg.Done()
 }
 
 // sendGate keeps a connection's sends in the order they were sent when a

@@ -81,11 +81,25 @@ func (c *conn) recoverWorker() {
 	c.workerOn, c.held = false, 0
 	clear(c.reqs)
 	c.reqs = nil
+	clear(c.parked)
+	c.parked = nil
 	if c.room != nil {
 		close(c.room)
 		c.room = nil
 	}
 	c.mu.Unlock()
+	c.closeWith(closeInternal, internalReason, false)
+}
+
+// recoverReply is deferred around a reply queued on the store's batcher
+// goroutine (dispatchSends): a panic there closes this connection with
+// 1011, as the worker's would, and leaves the batcher running.
+func (c *conn) recoverReply() {
+	v := recover()
+	if v == nil {
+		return
+	}
+	c.s.caught("worker", v, c)
 	c.closeWith(closeInternal, internalReason, false)
 }
 

@@ -66,15 +66,7 @@ func (s *service) sent(ctx context.Context, m parley.Message, evs []parley.Event
 // else one after the other. done is called for each send, in order, as
 // soon as it is stored (its events published) or failed.
 func (s *service) sendMany(ctx context.Context, nms []parley.NewMessage, done func(i int, m parley.Message, err error)) {
-	s.metrics.obs.storeSendRun.Observe(float64(len(nms)))
-	start := time.Now()
-	finish := func(i int, m parley.Message, evs []parley.Event, err error) {
-		s.metrics.obs.storeSendWait.Observe(sinceSeconds(start))
-		if err == nil {
-			m, _ = s.sent(ctx, m, evs)
-		}
-		done(i, m, err)
-	}
+	finish := s.sendRun(ctx, len(nms), done)
 	if ms, ok := s.store.(parley.MultiSender); ok && len(nms) > 1 {
 		ms.SendMessages(ctx, nms, finish)
 		return
@@ -82,6 +74,36 @@ func (s *service) sendMany(ctx context.Context, nms []parley.NewMessage, done fu
 	for i, nm := range nms {
 		m, evs, err := s.store.SendMessage(ctx, nm)
 		finish(i, m, evs, err)
+	}
+}
+
+// async reports whether sends can go through sendManyAsync: the store
+// answers them from its batcher and publishes their events itself (so
+// sent, run on the batcher, publishes nothing and does not block).
+func (s *service) async() bool {
+	_, ok := s.store.(parley.AsyncSender)
+	return ok && s.storePublishes
+}
+
+// sendManyAsync is sendMany through the store's parley.AsyncSender: it
+// returns once the sends are queued, and done runs on the store's batcher
+// goroutine (see AsyncSender for its rules: it must be quick and must not
+// block). Only when async reports true.
+func (s *service) sendManyAsync(nms []parley.NewMessage, done func(i int, m parley.Message, err error)) {
+	s.store.(parley.AsyncSender).SendMessagesAsync(nms, s.sendRun(context.Background(), len(nms), done))
+}
+
+// sendRun counts a run of n sends handed to the store and returns what
+// finishes each of them (sent) before done.
+func (s *service) sendRun(ctx context.Context, n int, done func(i int, m parley.Message, err error)) func(int, parley.Message, []parley.Event, error) {
+	s.metrics.obs.storeSendRun.Observe(float64(n))
+	start := time.Now()
+	return func(i int, m parley.Message, evs []parley.Event, err error) {
+		s.metrics.obs.storeSendWait.Observe(sinceSeconds(start))
+		if err == nil {
+			m, _ = s.sent(ctx, m, evs)
+		}
+		done(i, m, err)
 	}
 }
 

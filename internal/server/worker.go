@@ -46,7 +46,7 @@ func (c *conn) push(r request) bool {
 		c.mu.Lock()
 	}
 	c.reqs = append(c.reqs, r)
-	if !c.workerOn {
+	if !c.workerOn && !c.sendsOut { // else sendsDone starts it
 		c.workerOn = true
 		c.wg.Add(1)
 		go c.work()
@@ -81,11 +81,19 @@ func (c *conn) work() {
 			c.reqs = c.reqs[:0]
 			clear(batch)
 			batch = nil
+			clear(c.parked)
+			c.parked = nil
 			c.held = 0
 		}
 		if c.room != nil && len(c.reqs)+c.held < requestQueue { // the reader waits: there is room now
 			close(c.room)
 			c.room = nil
+		}
+		if len(batch) == 0 && len(c.parked) > 0 {
+			// Left, decoded, by the worker that handed a run of sends
+			// to the store (dispatchSends); they run first.
+			batch, c.parked = c.parked, nil
+			c.held = len(batch)
 		}
 		if len(batch) == 0 {
 			if len(c.reqs) == 0 {
@@ -133,7 +141,18 @@ func (c *conn) work() {
 		case r.req.Op == protocol.OpPing: // a ping in a form plainPing does not take
 			c.enqueue(pongFrame(r.req.ID), false)
 		case isSend(r):
-			c.dispatchSends(c.s.connCtx, sends)
+			if c.dispatchSends(c.s.connCtx, sends) {
+				// The store replies to the run and keeps sends until
+				// then; the worker parks what follows and exits unless
+				// the run was answered already.
+				sends = nil
+				clear(batch[:n])
+				if c.park(batch[n:]) {
+					return
+				}
+				batch = batch[n:]
+				continue
+			}
 			clear(sends)
 		default:
 			c.dispatch(c.s.connCtx, r.req)
@@ -141,6 +160,26 @@ func (c *conn) work() {
 		clear(batch[:n])
 		batch = batch[n:]
 	}
+}
+
+// park ends the worker while a run of sends it handed to the store is not
+// answered (c.sendsOut): rest, the requests it took after the run, wait in
+// c.parked for the worker sendsDone starts. It reports false, parking
+// nothing, when the run was answered already: the worker goes on.
+func (c *conn) park(rest []request) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.sendsOut {
+		return false
+	}
+	c.parked = rest
+	c.held = len(rest)
+	c.workerOn = false
+	if c.room != nil && len(c.reqs)+c.held < requestQueue {
+		close(c.room)
+		c.room = nil
+	}
+	return true
 }
 
 func isSend(r request) bool { return r.err == nil && r.req.Op == protocol.OpSend }

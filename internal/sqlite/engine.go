@@ -82,19 +82,32 @@ func (e *engine) Send(ctx context.Context, nm parley.NewMessage) (parley.Message
 }
 
 func (e *engine) SendMany(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	ops, answer := e.sendOps(nms, done)
+	e.b.enqueueMany(ctx, ops, answer)
+}
+
+// SendManyAsync implements sqlstore.Engine: done runs on the batcher.
+func (e *engine) SendManyAsync(nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	ops, answer := e.sendOps(nms, done)
+	e.b.queue.EnqueueManyAsync(ops, answer)
+}
+
+// sendOps makes the ops of nms and the answer that hands the i-th op's
+// result to done.
+func (e *engine) sendOps(nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) ([]*op, func(int, error)) {
 	sos := make([]*sendOp, len(nms))
 	ops := make([]*op, len(nms))
 	for i, nm := range nms {
 		sos[i] = newSendOp(nm)
 		ops[i] = sos[i].op
 	}
-	e.b.enqueueMany(ctx, ops, func(i int, err error) {
+	return ops, func(i int, err error) {
 		if err != nil {
 			done(i, parley.Message{}, nil, err)
 			return
 		}
 		done(i, sos[i].msg, sos[i].events, nil)
-	})
+	}
 }
 
 // readTx is a read transaction running the prepared read statements

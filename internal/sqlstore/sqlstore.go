@@ -119,6 +119,10 @@ type Engine interface {
 	// SendMany stores validated messages as parley.MultiSender does,
 	// calling done(k, ...) for each nms[k], in order.
 	SendMany(ctx context.Context, nms []parley.NewMessage, done func(k int, m parley.Message, evs []parley.Event, err error))
+	// SendManyAsync is SendMany without waiting, as
+	// parley.AsyncSender.SendMessagesAsync: done runs on the batcher
+	// goroutine (batchq.Queue.EnqueueManyAsync).
+	SendManyAsync(nms []parley.NewMessage, done func(k int, m parley.Message, evs []parley.Event, err error))
 }
 
 // Dialect is what the engines write differently. An engine's dialect is
@@ -181,6 +185,7 @@ type WriteHealther interface {
 type Complete interface {
 	parley.Store
 	parley.MultiSender
+	parley.AsyncSender
 	parley.BulkReader
 	parley.WebhookQueue
 	parley.APIKeyStore

@@ -562,6 +562,21 @@ func (s *Store) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.M
 // follow each other in consecutive ones), and each is answered as its
 // batch commits; an invalid one is answered in its place.
 func (s *Store) SendMessages(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	s.sendMessages(nms, func(valid []parley.NewMessage, answer func(int, parley.Message, []parley.Event, error)) {
+		s.e.SendMany(ctx, valid, answer)
+	}, done)
+}
+
+// SendMessagesAsync implements parley.AsyncSender: SendMessages through
+// Engine.SendManyAsync, so done runs on the batcher goroutine.
+func (s *Store) SendMessagesAsync(nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	s.sendMessages(nms, s.e.SendManyAsync, done)
+}
+
+// sendMessages validates nms and hands the valid ones to send, answering
+// every one of nms through done in order (the invalid ones in their
+// place, see batchq.InOrder).
+func (s *Store) sendMessages(nms []parley.NewMessage, send func([]parley.NewMessage, func(int, parley.Message, []parley.Event, error)), done func(int, parley.Message, []parley.Event, error)) {
 	invalid := make([]error, len(nms))
 	valid := make([]parley.NewMessage, 0, len(nms))
 	for i, nm := range nms {
@@ -569,14 +584,14 @@ func (s *Store) SendMessages(ctx context.Context, nms []parley.NewMessage, done 
 			valid = append(valid, nm)
 		}
 	}
-	// The results of the send being answered: SendMany's done answers
+	// The results of the send being answered: send's done answers
 	// through InOrder, which calls ours at once.
 	var (
 		msg    parley.Message
 		events []parley.Event
 	)
 	batchq.InOrder(invalid, func(answer func(int, error)) {
-		s.e.SendMany(ctx, valid, func(k int, m parley.Message, evs []parley.Event, err error) {
+		send(valid, func(k int, m parley.Message, evs []parley.Event, err error) {
 			msg, events = m, evs
 			answer(k, err)
 		})

@@ -264,6 +264,10 @@ func testClose(t *testing.T, s parley.Store) {
 	if _, _, err := s.SendMessage(ctx(t), parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, ClientID: clientID(), Type: parley.Text, Text: "late"}); err == nil {
 		t.Error("SendMessage after Close succeeded")
 	}
+	late := []parley.NewMessage{{ConversationID: conv.ID, SenderID: a.ID, ClientID: clientID(), Type: parley.Text, Text: "late"}}
+	if r := sendManyAsync(t, optional[parley.AsyncSender](t, s), late); r[0].err == nil {
+		t.Error("SendMessagesAsync after Close succeeded")
+	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}

@@ -30,12 +30,41 @@ func sendMany(t *testing.T, ctx context.Context, ms parley.MultiSender, nms []pa
 	if len(got) != len(nms) {
 		t.Fatalf("SendMessages answered %d of %d sends", len(got), len(nms))
 	}
+	inOrder(t, "SendMessages", got)
+	return got
+}
+
+// sendManyAsync runs SendMessagesAsync, waits until done was called once
+// per send and checks that it was called in order.
+func sendManyAsync(t *testing.T, as parley.AsyncSender, nms []parley.NewMessage) []sendResult {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		got []sendResult
+	)
+	all := make(chan struct{})
+	as.SendMessagesAsync(nms, func(i int, m parley.Message, evs []parley.Event, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, sendResult{i, m, evs, err})
+		if len(got) == len(nms) {
+			close(all)
+		}
+	})
+	<-all
+	mu.Lock()
+	defer mu.Unlock()
+	inOrder(t, "SendMessagesAsync", got)
+	return got
+}
+
+func inOrder(t *testing.T, name string, got []sendResult) {
+	t.Helper()
 	for k, r := range got {
 		if r.i != k {
-			t.Fatalf("SendMessages answer %d was for send %d: out of order", k, r.i)
+			t.Fatalf("%s answer %d was for send %d: out of order", name, k, r.i)
 		}
 	}
-	return got
 }
 
 // testSendMessages: a run of sends is stored in its order, each send
@@ -44,6 +73,17 @@ func sendMany(t *testing.T, ctx context.Context, ms parley.MultiSender, nms []pa
 // alone.
 func testSendMessages(t *testing.T, s parley.Store) {
 	ms := optional[parley.MultiSender](t, s)
+	testSendRun(t, s, func(nms []parley.NewMessage) []sendResult { return sendMany(t, ctx(t), ms, nms) })
+}
+
+// testSendMessagesAsync: testSendMessages through parley.AsyncSender.
+func testSendMessagesAsync(t *testing.T, s parley.Store) {
+	as := optional[parley.AsyncSender](t, s)
+	testSendRun(t, s, func(nms []parley.NewMessage) []sendResult { return sendManyAsync(t, as, nms) })
+}
+
+// testSendRun is testSendMessages with the run stored by sendRun.
+func testSendRun(t *testing.T, s parley.Store, sendRun func([]parley.NewMessage) []sendResult) {
 	a, b, c := newUser(t, s, "multia"), newUser(t, s, "multib"), newUser(t, s, "multic")
 	conv := newGroup(t, s, a, "multi", b)
 	notMine := newGroup(t, s, c, "not a's")
@@ -70,7 +110,7 @@ func testSendMessages(t *testing.T, s parley.Store) {
 	nms[resendAt], want[resendAt] = text(before.ClientID, "before"), ""
 
 	head := must[int64](t, "Head")(s.Head(ctx(t)))
-	got := sendMany(t, ctx(t), ms, nms)
+	got := sendRun(nms)
 	wantCode(t, "empty text in a run", got[invalidAt].err, parley.EINVALID)
 	if !isNotFound(got[foreignAt].err) {
 		t.Errorf("send to a conversation not joined: %v, want not found", got[foreignAt].err)

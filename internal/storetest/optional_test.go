@@ -47,11 +47,13 @@ func (full) AnswerRequest(context.Context, string, string, bool) (parley.Convers
 }
 func (full) Peers(context.Context, string, string) ([]string, error) { return nil, nil }
 func (full) PublishCommits(func([]parley.Event))                     {}
+func (full) SendMessagesAsync([]parley.NewMessage, func(int, parley.Message, []parley.Event, error)) {
+}
 
 // TestMissingOptional: a store without the optional interfaces fails the
 // suite's Optional test (it is not skipped), one with them passes.
 func TestMissingOptional(t *testing.T) {
-	want := []string{"parley.MultiSender", "parley.BulkReader", "parley.Searcher", "parley.Receipts",
+	want := []string{"parley.MultiSender", "parley.AsyncSender", "parley.BulkReader", "parley.Searcher", "parley.Receipts",
 		"parley.Profiles", "parley.Consenter", "parley.CommitPublisher", "WriteErr() error"}
 	if got := missingOptional(bare{}); !slices.Equal(got, want) {
 		t.Errorf("missingOptional(bare) = %v, want %v", got, want)

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"SendIdempotent", testSendIdempotent},
 		{"SendValidation", testSendValidation},
 		{"SendMessages", testSendMessages},
+		{"SendMessagesAsync", testSendMessagesAsync},
 		{"SendMessagesConcurrent", testSendMessagesConcurrent},
 		{"SendMessagesCancelled", testSendMessagesCancelled},
 		{"Delete", testDelete},
@@ -115,6 +116,7 @@ func missingOptional(s parley.Store) []string {
 		has  func(parley.Store) bool
 	}{
 		{"parley.MultiSender", implements[parley.MultiSender]},
+		{"parley.AsyncSender", implements[parley.AsyncSender]},
 		{"parley.BulkReader", implements[parley.BulkReader]},
 		{"parley.Searcher", implements[parley.Searcher]},
 		{"parley.Receipts", implements[parley.Receipts]},
