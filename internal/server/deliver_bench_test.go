@@ -35,23 +35,61 @@ func BenchmarkDeliver(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got atomic.Int64
+	event := []byte(`{"type":"event"`)
+	ids := make([]string, users)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("u%d", i)
+	}
+	benchClients(b, ctx, srv, ids, func(_ int, m []byte) {
+		got.Add(int64(bytes.Count(m, event)))
+	})
+	rooms := make([][]string, users/roomSize)
+	for i := range rooms {
+		rooms[i] = ids[i*roomSize : (i+1)*roomSize]
+	}
+	now := time.Now().UTC()
+	text := strings.Repeat("x", 64)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	var sent int64
+	wait := func(ahead int64) { benchWait(b, &got, sent-ahead) }
+	for i := range b.N {
+		wait(window)
+		room := rooms[i%len(rooms)]
+		srv.Server.DeliverForBench(parley.Event{
+			Pos: int64(i + 1), Type: parley.EventNewMessage, ConversationID: "c", UserID: room[0], UserName: room[0],
+			Message: &parley.Message{ID: "m", ConversationID: "c", Seq: int64(i + 1), SenderID: room[0], SenderName: room[0],
+				ClientID: "k", Type: parley.Text, Text: text, CreatedAt: now},
+			At: now, Audience: room,
+		})
+		sent += roomSize
+	}
+	wait(0)
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(sent), "cpu-ns/delivery")
+}
+
+// benchClients connects a client per id (hello with batch: true) and
+// reads each one's messages on a goroutine of its own, handing every
+// message to read(i, message) (its bytes are reused after read returns).
+// The benchmark's cleanup closes them and waits for the readers. It
+// returns the connections.
+func benchClients(b *testing.B, ctx context.Context, srv *servertest.Server, ids []string, read func(i int, m []byte)) []*websocket.Conn {
 	var wg sync.WaitGroup
-	conns := make([]*websocket.Conn, 0, users)
-	defer func() {
+	conns := make([]*websocket.Conn, 0, len(ids))
+	b.Cleanup(func() {
 		for _, c := range conns {
 			c.CloseNow()
 		}
 		wg.Wait()
-	}()
-	ids := make([]string, users)
-	for i := range users {
-		ids[i] = fmt.Sprintf("u%d", i)
+	})
+	for i, id := range ids {
 		c, _, err := websocket.Dial(ctx, srv.WSURL(), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		conns = append(conns, c)
-		hb, _ := json.Marshal(protocol.Hello{Token: srv.Token(b, ids[i], ids[i]), Batch: true})
+		hb, _ := json.Marshal(protocol.Hello{Token: srv.Token(b, id, id), Batch: true})
 		req, _ := json.Marshal(protocol.Request{Op: protocol.OpHello, ID: "h", Data: hb})
 		if err := c.Write(ctx, websocket.MessageText, req); err != nil {
 			b.Fatal(err)
@@ -60,9 +98,8 @@ func BenchmarkDeliver(b *testing.B) {
 			b.Fatalf("hello: %q, %v", m, err)
 		}
 		wg.Add(1)
-		go func() { // owner: the benchmark, which closes c and waits
+		go func() { // owner: the benchmark's cleanup, which closes c and waits
 			defer wg.Done()
-			event := []byte(`{"type":"event"`)
 			buf := make([]byte, 0, 4096)
 			for {
 				_, r, err := c.Reader(ctx)
@@ -80,46 +117,26 @@ func BenchmarkDeliver(b *testing.B) {
 						break
 					}
 				}
-				got.Add(int64(bytes.Count(buf, event)))
+				read(i, buf)
 			}
 		}()
 	}
-	rooms := make([][]string, users/roomSize)
-	for i := range rooms {
-		rooms[i] = ids[i*roomSize : (i+1)*roomSize]
-	}
-	now := time.Now().UTC()
-	text := strings.Repeat("x", 64)
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	var sent int64
-	// wait waits until at most ahead deliveries are still to come; a
-	// connection closed by the server would make it wait for ever.
-	wait := func(ahead int64) {
-		last, since := got.Load(), time.Now()
-		for sent-got.Load() > ahead {
-			time.Sleep(50 * time.Microsecond)
-			if g := got.Load(); g != last {
-				last, since = g, time.Now()
-			} else if time.Since(since) > 10*time.Second {
-				b.Fatalf("no delivery for 10 s: %d of %d delivered", g, sent)
-			}
+	return conns
+}
+
+// benchWait waits until got reaches want; a connection closed by the
+// server would make it wait for ever, so it fails after 10 s without
+// progress.
+func benchWait(b *testing.B, got *atomic.Int64, want int64) {
+	last, since := got.Load(), time.Now()
+	for got.Load() < want {
+		time.Sleep(50 * time.Microsecond)
+		if g := got.Load(); g != last {
+			last, since = g, time.Now()
+		} else if time.Since(since) > 10*time.Second {
+			b.Fatalf("no progress for 10 s: %d of %d", g, want)
 		}
 	}
-	for i := range b.N {
-		wait(window)
-		room := rooms[i%len(rooms)]
-		srv.Server.DeliverForBench(parley.Event{
-			Pos: int64(i + 1), Type: parley.EventNewMessage, ConversationID: "c", UserID: room[0], UserName: room[0],
-			Message: &parley.Message{ID: "m", ConversationID: "c", Seq: int64(i + 1), SenderID: room[0], SenderName: room[0],
-				ClientID: "k", Type: parley.Text, Text: text, CreatedAt: now},
-			At: now, Audience: room,
-		})
-		sent += roomSize
-	}
-	wait(0)
-	b.StopTimer()
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(sent), "cpu-ns/delivery")
 }
 
 func cpuTime() time.Duration {
