@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync"
 	"time"
 
 	"github.com/parleychat/parley/protocol"
@@ -85,13 +86,40 @@ func (c *conn) enqueueFrame(f outFrame) bool {
 			return false
 		}
 	}
-	if c.q == nil && c.spare != nil {
-		c.q, c.spare = c.spare, nil
+	if c.q == nil {
+		if c.spare != nil {
+			c.q, c.spare = c.spare, nil
+		} else {
+			c.q = newQueue()
+		}
 	}
 	c.q = append(c.q, f)
 	c.qBytes += n
 	c.kickLocked()
 	return true
+}
+
+// queueCap is the capacity of the send queues queuePool keeps: a
+// connection that gets a frame now and then (most of them, in a fan-out)
+// takes its queue from the pool and gives it back when its writer exits,
+// instead of allocating one per frame; a queue that grew is left to the
+// GC.
+const queueCap = 4
+
+var queuePool = sync.Pool{New: func() any { return new([queueCap]outFrame) }}
+
+// newQueue returns an empty send queue from queuePool.
+func newQueue() []outFrame { return queuePool.Get().(*[queueCap]outFrame)[:0] }
+
+// freeQueue gives q back to queuePool when it is one of its queues (as
+// long as it did not grow); nothing may use q afterwards.
+func freeQueue(q []outFrame) {
+	if cap(q) != queueCap {
+		return
+	}
+	a := (*[queueCap]outFrame)(q[:queueCap])
+	clear(a[:]) // let the frames' bytes go
+	queuePool.Put(a)
 }
 
 // waitDrained waits, for the worker, until at most half the send queue's
@@ -159,7 +187,8 @@ func (c *conn) writeLoop() {
 		code, reason, flush := c.closeCode, c.closeReason, c.flush
 		if len(q) == 0 && code == 0 {
 			c.writerOn = false
-			c.spare = nil // an idle connection holds no queue
+			freeQueue(c.spare) // an idle connection holds no queue
+			c.spare = nil
 			c.mu.Unlock()
 			return
 		}
