@@ -78,65 +78,91 @@ const maxSendRun = requestQueue
 // false; the whole run then has one opTimeout.
 func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) (queued bool) {
 	svc := c.s.svc
-	errs := make([]error, len(reqs))
-	nms := make([]parley.NewMessage, 0, len(reqs))
-	idx := make([]int, 0, len(reqs)) // nms[k] is the send of reqs[idx[k]]
-	now := time.Now()
+	r := &sendRun{c: c, reqs: reqs, now: time.Now()}
+	r.errs, r.nms, r.idx = r.errs1[:0], r.nms1[:0], r.idx1[:0]
+	if len(reqs) > 1 {
+		r.errs, r.nms, r.idx = make([]error, 0, len(reqs)), make([]parley.NewMessage, 0, len(reqs)), make([]int, 0, len(reqs))
+	}
 	for i, req := range reqs {
 		d, err := protocol.DecodeSend(req.Data)
 		if err == nil && c.gate != nil {
-			err = c.gate.admit(d.ClientID, now)
+			err = c.gate.admit(d.ClientID, r.now)
 		}
 		var nm parley.NewMessage
 		if err == nil {
 			nm, err = svc.checkSend(c.user, c.ip, d)
-			c.gate = c.gate.refused(d.ClientID, now, err)
+			c.gate = c.gate.refused(d.ClientID, r.now, err)
 		}
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		nms = append(nms, nm)
-		idx = append(idx, i)
-	}
-	next := 0                   // the next request to reply to
-	replyTo := func(upTo int) { // the refused requests before upTo
-		for ; next < upTo; next++ {
-			c.reply(reqs[next], nil, errs[next])
+		r.errs = append(r.errs, err)
+		if err == nil {
+			r.nms = append(r.nms, nm)
+			r.idx = append(r.idx, i)
 		}
 	}
-	replied := func(k int, m parley.Message, err error) {
-		i := idx[k]
-		replyTo(i)
-		c.reply(reqs[i], m, err)
-		c.s.metrics.obs.sendAckWS.Observe(sinceSeconds(now))
-		next = i + 1
-	}
-	if len(nms) > 0 && svc.async() {
+	if len(r.nms) > 0 && svc.async() {
 		c.mu.Lock()
 		c.sendsOut = true
 		c.mu.Unlock()
 		c.wg.Add(1) // the run in the store: end waits for its replies
-		svc.sendManyAsync(nms, func(k int, m parley.Message, err error) {
-			// On the store's batcher (or here, if the store refused the
-			// run at once): a panic must not stop the batcher, and the
-			// last reply must restart the worker whatever happens.
-			if k == len(nms)-1 {
-				defer c.sendsDone()
-			}
-			defer c.recoverReply()
-			replied(k, m, err)
-			if k == len(nms)-1 {
-				replyTo(len(reqs))
-			}
-		})
+		svc.sendManyAsync(r.nms, r.answerAsync)
 		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	svc.sendMany(ctx, nms, replied)
-	replyTo(len(reqs))
+	svc.sendMany(ctx, r.nms, r.answer)
+	r.replyTo(len(reqs))
 	return false
+}
+
+// sendRun is a run of sends dispatchSends handed to the store: what
+// answering them in order needs. A run of one send (the usual case: a
+// client with one send in flight) keeps its slices in the struct: one
+// allocation.
+type sendRun struct {
+	c    *conn
+	reqs []protocol.Request
+	errs []error             // errs[i]: why reqs[i] was refused before the store; nil if it went there
+	nms  []parley.NewMessage // the sends that went to the store
+	idx  []int               // nms[k] is the send of reqs[idx[k]]
+	next int                 // the next request to reply to
+	now  time.Time
+
+	errs1 [1]error
+	nms1  [1]parley.NewMessage
+	idx1  [1]int
+}
+
+// replyTo replies to the refused requests before upTo.
+func (r *sendRun) replyTo(upTo int) {
+	for ; r.next < upTo; r.next++ {
+		r.c.reply(r.reqs[r.next], nil, r.errs[r.next])
+	}
+}
+
+// answer replies to the k-th send the store answered, after the refused
+// requests before it.
+func (r *sendRun) answer(k int, m parley.Message, err error) {
+	i := r.idx[k]
+	r.replyTo(i)
+	r.c.reply(r.reqs[i], m, err)
+	r.c.s.metrics.obs.sendAckWS.Observe(sinceSeconds(r.now))
+	r.next = i + 1
+}
+
+// answerAsync is answer on the store's batcher goroutine (or on the
+// worker's, if the store refused the run at once): a panic must not stop
+// the batcher, and the last answer, which also replies to the refused
+// requests after it, must restart the worker whatever happens.
+func (r *sendRun) answerAsync(k int, m parley.Message, err error) {
+	last := k == len(r.nms)-1
+	if last {
+		defer r.c.sendsDone()
+	}
+	defer r.c.recoverReply()
+	r.answer(k, m, err)
+	if last {
+		r.replyTo(len(r.reqs))
+	}
 }
 
 // sendsDone ends a run of sends dispatchSends handed to the store: its

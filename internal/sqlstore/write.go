@@ -577,12 +577,22 @@ func (s *Store) SendMessagesAsync(nms []parley.NewMessage, done func(int, parley
 // every one of nms through done in order (the invalid ones in their
 // place, see batchq.InOrder).
 func (s *Store) sendMessages(nms []parley.NewMessage, send func([]parley.NewMessage, func(int, parley.Message, []parley.Event, error)), done func(int, parley.Message, []parley.Event, error)) {
-	invalid := make([]error, len(nms))
+	var invalid []error // nil while every send is valid (the usual case)
 	valid := make([]parley.NewMessage, 0, len(nms))
 	for i, nm := range nms {
-		if nm, invalid[i] = NewSend(nm); invalid[i] == nil {
+		nm, err := NewSend(nm)
+		if err == nil {
 			valid = append(valid, nm)
+			continue
 		}
+		if invalid == nil {
+			invalid = make([]error, len(nms))
+		}
+		invalid[i] = err
+	}
+	if invalid == nil {
+		send(valid, done) // valid[k] is nms[k]: nothing to answer in between
+		return
 	}
 	// The results of the send being answered: send's done answers
 	// through InOrder, which calls ours at once.
