@@ -1,6 +1,9 @@
 package tui
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/parleychat/parley/internal/servertest"
@@ -19,11 +22,93 @@ func TestSearchAndMentions(t *testing.T) {
 	alice.waitText("#1 alice: the quokka is here, @bob ✓")
 	bob.waitText("#1 @alice: the quokka is here") // the line mentions bob
 	bob.typeLine("/mentions", true)
-	bob.waitText("mentions: alice #1 alice: the quokka is here, @bob")
+	bob.waitText("mentions of you · page 1")
+	bob.waitText("1) alice #1 alice: the quokka is here, @bob")
 	bob.typeLine("/search QUOK*", true)
-	bob.waitText("alice #1 alice: the [quokka] is here, @bob")
+	bob.waitText(`search "QUOK*" · page 1`)
+	bob.waitText("1) alice #1 alice: the [quokka] is here, @bob")
 	bob.typeLine("/search zebra", true)
 	bob.waitText("nothing found")
 	bob.typeLine("/search", true)
 	bob.waitText("usage: /search words")
+}
+
+// TestSearchPagesAndOpens: /next and /prev page through the results with
+// the server's cursor, and /open N opens a result's conversation at that
+// message, loading the older history up to it and marking it with ▶.
+func TestSearchPagesAndOpens(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	bobToken := srv.Token(t, "bob", "bob") // bob exists for /dm
+	alice := connected(t, srv, "alice", "alice", lookup)
+	alice.openDirect("bob")
+	conv := alice.m.open
+	// Seven matches (#1 to #7) under 38 more messages: more than two of
+	// the driver's history pages (20) above the newest, which bob's view
+	// loads first.
+	for i := 1; i <= 45; i++ {
+		text := fmt.Sprintf("filler %d", i)
+		if i <= 7 {
+			text = fmt.Sprintf("needle %d", i)
+		}
+		if _, err := alice.c.Send(context.Background(), conv, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.waitText("#45 alice: filler 45 ✓")
+	bob := newDriver(t, "bob", srv.URL, bobToken, lookup)
+	bob.waitText("#45 alice: filler 45")
+	if len(bob.m.msgs) == 0 || bob.m.msgs[0].Seq <= 7 {
+		t.Fatalf("bob's first page holds the matches (from #%d): the test would not load older history", bob.m.msgs[0].Seq)
+	}
+
+	bob.typeLine("/next", true)
+	bob.waitText("no results to next: /search words or /mentions first")
+	bob.typeLine("/search needle", true)
+	bob.waitText(`search "needle" · page 1 · /open N goes to a result · /next older · /close`)
+	for i := 1; i <= 5; i++ {
+		bob.waitText(fmt.Sprintf("%d) alice #%d alice: [needle] %d", i, 8-i, 8-i))
+	}
+	if s := bob.screen(); strings.Contains(s, "6) ") || strings.Contains(s, "[needle] 2") {
+		t.Fatalf("page 1 lists more than 5 results:\n%s", s)
+	}
+	bob.typeLine("/prev", true)
+	bob.waitText("these are the newest results")
+
+	bob.typeLine("/next", true)
+	bob.waitText(`search "needle" · page 2 · /open N goes to a result · /prev newer · /close`)
+	bob.waitText("1) alice #2 alice: [needle] 2")
+	bob.waitText("2) alice #1 alice: [needle] 1")
+	if s := bob.screen(); strings.Contains(s, "3) ") || strings.Contains(s, "[needle] 7") {
+		t.Fatalf("page 2 lists other results:\n%s", s)
+	}
+	bob.typeLine("/next", true)
+	bob.waitText("no older results")
+	bob.typeLine("/prev", true)
+	bob.waitText("1) alice #7 alice: [needle] 7")
+	bob.typeLine("/next", true)
+	bob.waitText("2) alice #1 alice: [needle] 1")
+
+	bob.typeLine("/open 3", true)
+	bob.waitText("usage: /open N (1 to 2, a result's number)")
+	bob.typeLine("/open 2", true)
+	// The pane shows #1, marked, with the start of the conversation
+	// loaded above it.
+	bob.waitFor("#1 marked", func(s string) bool {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.Contains(l, "▶") && strings.Contains(l, "#1 alice: needle 1") {
+				return true
+			}
+		}
+		return false
+	})
+	bob.waitText("— start of the conversation —")
+	if n := strings.Count(bob.screen(), "▶"); n != 1 {
+		t.Fatalf("%d marks, want 1:\n%s", n, bob.screen())
+	}
+	bob.typeLine("/close", true)
+	bob.waitFor("the panel hidden", func(s string) bool { return !strings.Contains(s, `search "needle"`) })
+	if !strings.Contains(bob.screen(), "#1 alice: needle 1") {
+		t.Fatalf("closing the results moved the pane:\n%s", bob.screen())
+	}
 }
