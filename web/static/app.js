@@ -231,7 +231,6 @@ initSearch({
 initReceipts({
   h,
   app,
-  api: (method, path, body) => app.client.api(method, path, body),
   thumb: (att) => thumbEntry(att),
   rerender: () => {
     renderConversations();
