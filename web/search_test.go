@@ -3,6 +3,7 @@ package web_test
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -25,8 +26,14 @@ func TestSearchOpensMessage(t *testing.T) {
 	}
 	apiDo(t, "POST", base, aTok, `{"client_id":"last","text":"the quokkas are back"}`)
 
+	bob.wait("how to search, said while the box is empty and focused", `(document.querySelector('[data-testid=search-input]').focus(), true) && document.querySelector('[data-testid=search-status]').textContent === 'Every word must match; end one with * to match the start of a word.'`)
 	bob.do("search", chromedp.SendKeys(testID("search-input"), "quok*"+kb.Enter))
 	bob.wait("two results", `document.querySelectorAll('[data-testid=search-result]').length === 2`)
+	// Where and when: a direct conversation's title is its sender's name,
+	// said once.
+	if where := eval[string](t, bob.tab, `document.querySelector('.search-where').textContent`); !regexp.MustCompile(`^alice · \d`).MatchString(where) {
+		t.Fatalf("a result's conversation, sender and time read %q", where)
+	}
 	noViolations(t, bob, "search results")
 	texts := eval[[]string](t, bob.tab, `[...document.querySelectorAll('[data-testid=search-text]')].map(e => e.textContent)`)
 	if len(texts) != 2 || texts[0] != "the quokkas are back" || texts[1] != "an <b>early</b> Quokka sighting" {
