@@ -59,6 +59,22 @@ func TestSearchOpensMessage(t *testing.T) {
 		t.Fatalf("pane title %q", title)
 	}
 	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "search-opened-at-message"))
+
+	// At phone width, after a reload (the history not loaded): the results
+	// fit the sidebar, and one opens the pane at the message.
+	bob.do("phone width, reload", chromedp.EmulateViewport(390, 760), chromedp.Reload())
+	bob.wait("the list", `!!document.querySelector('[data-testid=conversation][data-title=alice]')`)
+	bob.do("search", chromedp.SendKeys(testID("search-input"), "quok*"+kb.Enter))
+	bob.wait("two results, fitting", `document.querySelectorAll('[data-testid=search-result]').length === 2 && [...document.querySelectorAll('[data-testid=search-result]')].every(b => b.getBoundingClientRect().right <= window.innerWidth)`)
+	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "phone-390-search-results"))
+	bob.click("the older result", `[data-testid=search-result][data-seq="1"]`)
+	bob.wait("the pane open at the message, in view", `(() => {
+		const el = document.querySelector('[data-testid=message][data-seq="1"][data-highlight=true]');
+		if (!el) return false;
+		const r = el.getBoundingClientRect(), p = document.querySelector('[data-testid=messages]').getBoundingClientRect();
+		return r.bottom > p.top && r.top < p.bottom && r.right <= window.innerWidth;
+	})()`)
+	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "phone-390-search-opened"))
 }
 
 // TestMentionCompletion: typing "@" and the start of a member's name in
