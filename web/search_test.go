@@ -10,6 +10,15 @@ import (
 	"github.com/chromedp/chromedp/kb"
 )
 
+// firstInView is a JavaScript expression: the message of seq 1 is
+// marked, and in view in the thread and the window.
+const firstInView = `(() => {
+	const el = document.querySelector('[data-testid=message][data-seq="1"][data-highlight=true]');
+	if (!el) return false;
+	const r = el.getBoundingClientRect(), p = document.querySelector('[data-testid=messages]').getBoundingClientRect();
+	return r.bottom > p.top && r.top < p.bottom && r.right <= window.innerWidth;
+})()`
+
 // TestSearchOpensMessage: the search box finds messages by a word's
 // start ("quok*"), shows each result's text as text with the matched word marked
 // (a message holding "<b>" shows "<b>"), and a result opens its
@@ -49,12 +58,7 @@ func TestSearchOpensMessage(t *testing.T) {
 	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "search-results"))
 
 	bob.click("the older result", `[data-testid=search-result][data-seq="1"]`)
-	bob.wait("the conversation open at the message, marked and in view", `(() => {
-		const el = document.querySelector('[data-testid=message][data-seq="1"][data-highlight=true]');
-		if (!el) return false;
-		const r = el.getBoundingClientRect(), p = document.querySelector('[data-testid=messages]').getBoundingClientRect();
-		return r.bottom > p.top && r.top < p.bottom;
-	})()`)
+	bob.wait("the conversation open at the message, marked and in view", firstInView)
 	if title := eval[string](t, bob.tab, `document.querySelector('[data-testid=pane-title]').textContent`); title != "alice" {
 		t.Fatalf("pane title %q", title)
 	}
@@ -68,12 +72,7 @@ func TestSearchOpensMessage(t *testing.T) {
 	bob.wait("two results, fitting", `document.querySelectorAll('[data-testid=search-result]').length === 2 && [...document.querySelectorAll('[data-testid=search-result]')].every(b => b.getBoundingClientRect().right <= window.innerWidth)`)
 	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "phone-390-search-results"))
 	bob.click("the older result", `[data-testid=search-result][data-seq="1"]`)
-	bob.wait("the pane open at the message, in view", `(() => {
-		const el = document.querySelector('[data-testid=message][data-seq="1"][data-highlight=true]');
-		if (!el) return false;
-		const r = el.getBoundingClientRect(), p = document.querySelector('[data-testid=messages]').getBoundingClientRect();
-		return r.bottom > p.top && r.top < p.bottom && r.right <= window.innerWidth;
-	})()`)
+	bob.wait("the pane open at the message, in view", firstInView)
 	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "phone-390-search-opened"))
 }
 

@@ -18,19 +18,14 @@ func TestSearchAndMentions(t *testing.T) {
 	alice := connected(t, srv, "alice", "alice", lookup)
 	bob := connected(t, srv, "bob", "bob", lookup)
 	alice.openDirect("bob")
-	alice.typeLine("the quokka is here, @bob", true)
-	alice.waitText("#1 alice: the quokka is here, @bob ✓")
+	alice.enter("the quokka is here, @bob", "#1 alice: the quokka is here, @bob ✓")
 	bob.waitText("#1 @alice: the quokka is here") // the line mentions bob
-	bob.typeLine("/mentions", true)
-	bob.waitText("mentions of you · page 1")
+	bob.enter("/mentions", "mentions of you · page 1")
 	bob.waitText("1) alice #1 alice: the quokka is here, @bob")
-	bob.typeLine("/search QUOK*", true)
-	bob.waitText(`search "QUOK*" · page 1`)
+	bob.enter("/search QUOK*", `search "QUOK*" · page 1`)
 	bob.waitText("1) alice #1 alice: the [quokka] is here, @bob")
-	bob.typeLine("/search zebra", true)
-	bob.waitText("nothing found")
-	bob.typeLine("/search", true)
-	bob.waitText("usage: /search words")
+	bob.enter("/search zebra", "nothing found")
+	bob.enter("/search", "usage: /search words")
 }
 
 // TestSearchPagesAndOpens: /next and /prev page through the results with
@@ -62,35 +57,27 @@ func TestSearchPagesAndOpens(t *testing.T) {
 		t.Fatalf("bob's first page holds the matches (from #%d): the test would not load older history", bob.m.msgs[0].Seq)
 	}
 
-	bob.typeLine("/next", true)
-	bob.waitText("no results to next: /search words or /mentions first")
-	bob.typeLine("/search needle", true)
-	bob.waitText(`search "needle" · page 1 · /open N goes to a result · /next older · /close`)
+	bob.enter("/next", "no results to next: /search words or /mentions first")
+	bob.enter("/search needle", `search "needle" · page 1 · /open N goes to a result · /next older · /close`)
 	for i := 1; i <= 5; i++ {
 		bob.waitText(fmt.Sprintf("%d) alice #%d alice: [needle] %d", i, 8-i, 8-i))
 	}
 	if s := bob.screen(); strings.Contains(s, "6) ") || strings.Contains(s, "[needle] 2") {
 		t.Fatalf("page 1 lists more than 5 results:\n%s", s)
 	}
-	bob.typeLine("/prev", true)
-	bob.waitText("these are the newest results")
+	bob.enter("/prev", "these are the newest results")
 
-	bob.typeLine("/next", true)
-	bob.waitText(`search "needle" · page 2 · /open N goes to a result · /prev newer · /close`)
+	bob.enter("/next", `search "needle" · page 2 · /open N goes to a result · /prev newer · /close`)
 	bob.waitText("1) alice #2 alice: [needle] 2")
 	bob.waitText("2) alice #1 alice: [needle] 1")
 	if s := bob.screen(); strings.Contains(s, "3) ") || strings.Contains(s, "[needle] 7") {
 		t.Fatalf("page 2 lists other results:\n%s", s)
 	}
-	bob.typeLine("/next", true)
-	bob.waitText("no older results")
-	bob.typeLine("/prev", true)
-	bob.waitText("1) alice #7 alice: [needle] 7")
-	bob.typeLine("/next", true)
-	bob.waitText("2) alice #1 alice: [needle] 1")
+	bob.enter("/next", "no older results")
+	bob.enter("/prev", "1) alice #7 alice: [needle] 7")
+	bob.enter("/next", "2) alice #1 alice: [needle] 1")
 
-	bob.typeLine("/open 3", true)
-	bob.waitText("usage: /open N (1 to 2, a result's number)")
+	bob.enter("/open 3", "usage: /open N (1 to 2, a result's number)")
 	bob.typeLine("/open 2", true)
 	// The pane shows #1, marked, with the start of the conversation
 	// loaded above it.
