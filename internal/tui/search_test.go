@@ -9,9 +9,21 @@ import (
 	"github.com/parleychat/parley/internal/servertest"
 )
 
+// markedLine is a screen condition: a line holds the ▶ mark and want.
+func markedLine(want string) func(screen string) bool {
+	return func(screen string) bool {
+		for _, l := range strings.Split(screen, "\n") {
+			if strings.Contains(l, "▶") && strings.Contains(l, want) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 // TestSearchAndMentions: /search lists matches with the words in
 // brackets, /mentions the messages naming the user, whose lines and list
-// entry are marked with @.
+// entry are marked with @; /open goes to a mention.
 func TestSearchAndMentions(t *testing.T) {
 	srv := servertest.Start(t)
 	lookup := adminLookup(t, srv)
@@ -22,6 +34,8 @@ func TestSearchAndMentions(t *testing.T) {
 	bob.waitText("#1 @alice: the quokka is here") // the line mentions bob
 	bob.enter("/mentions", "mentions of you · page 1")
 	bob.waitText("1) alice #1 alice: the quokka is here, @bob")
+	bob.typeLine("/open 1", true)
+	bob.waitFor("the mention marked", markedLine("#1 @alice: the quokka is here"))
 	bob.enter("/search QUOK*", `search "QUOK*" · page 1`)
 	bob.waitText("1) alice #1 alice: the [quokka] is here, @bob")
 	bob.enter("/search zebra", "nothing found")
@@ -81,14 +95,7 @@ func TestSearchPagesAndOpens(t *testing.T) {
 	bob.typeLine("/open 2", true)
 	// The pane shows #1, marked, with the start of the conversation
 	// loaded above it.
-	bob.waitFor("#1 marked", func(s string) bool {
-		for _, l := range strings.Split(s, "\n") {
-			if strings.Contains(l, "▶") && strings.Contains(l, "#1 alice: needle 1") {
-				return true
-			}
-		}
-		return false
-	})
+	bob.waitFor("#1 marked", markedLine("#1 alice: needle 1"))
 	bob.waitText("— start of the conversation —")
 	if n := strings.Count(bob.screen(), "▶"); n != 1 {
 		t.Fatalf("%d marks, want 1:\n%s", n, bob.screen())
