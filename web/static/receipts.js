@@ -14,8 +14,8 @@
 // (display name, avatar upload). profileUpdated events keep the members
 // current.
 //
-// app.js calls initReceipts once, noteReceived and onReceiptEvent for
-// events, receiptOf while drawing a thread, and avatar/shownName while
+// app.js calls initReceipts once, noteListed for each page of the
+// conversation list, noteReceived and onReceiptEvent for events, receiptOf while drawing a thread, and avatar/shownName while
 // drawing people.
 
 const rc = {
@@ -73,6 +73,20 @@ export function noteReceived(m) {
   const app = rc.hooks.app;
   if (!m || m.sender_id === app.me.id) return;
   app.client?.noteDelivered(m.conversation_id, m.seq);
+}
+
+/**
+ * noteListed reports the conversations of a fetched list whose newest
+ * message this user's positions do not cover: messages that came while no
+ * client of theirs was connected, beyond what a resume replays (a new
+ * device, a lost position). As the Go SDK does.
+ */
+export function noteListed(convs) {
+  const app = rc.hooks.app;
+  for (const conv of convs || []) {
+    const me = (conv.members || []).find((mm) => mm.user_id === app.me.id);
+    if (me && Math.max(me.delivered_seq || 0, me.read_seq || 0) < (conv.last_seq || 0)) app.client?.noteDelivered(conv.id, conv.last_seq);
+  }
 }
 
 /**
