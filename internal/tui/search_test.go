@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/parleychat/parley/internal/servertest"
 )
 
@@ -104,5 +106,20 @@ func TestSearchPagesAndOpens(t *testing.T) {
 	bob.waitFor("the panel hidden", func(s string) bool { return !strings.Contains(s, `search "needle"`) })
 	if !strings.Contains(bob.screen(), "#1 alice: needle 1") {
 		t.Fatalf("closing the results moved the pane:\n%s", bob.screen())
+	}
+}
+
+// TestHelpFits: /help shows every command and key on a 80x24 screen (a
+// notice may take half the screen).
+func TestHelpFits(t *testing.T) {
+	m := newTestModel(t)
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	m.input.SetValue("/help")
+	m.Update(key("enter"))
+	s := strings.Join(strings.Fields(screen(m)), " ")
+	for _, want := range []string{"/dm user", "/search words · /mentions · /next /prev /open N /close (results)", "/privacy [everyone|contacts]", "Esc navigation keys"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("/help does not show %q:\n%s", want, screen(m))
+		}
 	}
 }

@@ -320,7 +320,8 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 }
 
 // bottomLines are the lines between the panes and the input: who is
-// typing and the last notice (wrapped, at most 3 lines).
+// typing and the last notice (wrapped, at most half the screen), under
+// the results panel of /search and /mentions (search.go).
 func (m *Model) bottomLines() []string {
 	var parts []string
 	if t := typingText(m.shownTypists()); t != "" {
@@ -338,9 +339,10 @@ func (m *Model) bottomLines() []string {
 		}
 		return []string{""}
 	}
+	// At most half the screen (at least 3 lines): /help is long.
 	lines := strings.Split(ansi.Wrap(s, w, " "), "\n")
-	if len(lines) > 3 {
-		lines = lines[:3]
+	if n := max(3, (m.height-len(results))/2-1); len(lines) > n {
+		lines = lines[:n]
 	}
 	return append(results, lines...)
 }
