@@ -3,6 +3,7 @@ package batchq
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,6 +134,48 @@ func TestInOrder(t *testing.T) {
 	for i, g := range got {
 		if g != i {
 			t.Fatalf("answered %v, want 0..6 in order", got)
+		}
+	}
+}
+
+// TestInOrderLater: when run answers after it returned (as with
+// EnqueueManyAsync), every item is still answered once, in order: the
+// refused items after the last queued one go with its answer, and with
+// no item queued every item is answered before run.
+func TestInOrderLater(t *testing.T) {
+	no := errors.New("refused")
+	for _, pre := range [][]error{{no, nil, no, nil, no, no}, {no, no}} {
+		var got []int
+		var answer func(int, error) // kept by run, called after it returned
+		queued := 0
+		InOrder(pre, func(a func(int, error)) {
+			answer = a
+			for _, err := range pre {
+				if err == nil {
+					queued++
+				}
+			}
+		}, func(i int, err error) {
+			got = append(got, i)
+			if !errors.Is(err, pre[i]) {
+				t.Errorf("item %d answered %v, want %v", i, err, pre[i])
+			}
+		})
+		if queued == 0 && len(got) != len(pre) {
+			t.Errorf("%v: nothing queued, answered %v at once", pre, got)
+		}
+		if queued > 0 && len(got) != 0 {
+			t.Errorf("%v: answered %v before any queued item was", pre, got)
+		}
+		later := make([]func(), queued)
+		for k := range later {
+			later[k] = func() { answer(k, nil) }
+		}
+		for _, f := range later {
+			f()
+		}
+		if !slices.Equal(got, []int{0, 1, 2, 3, 4, 5}[:len(pre)]) {
+			t.Errorf("%v: answered %v, want every item in order", pre, got)
 		}
 	}
 }

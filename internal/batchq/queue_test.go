@@ -65,3 +65,47 @@ func TestQueueCancelWhileQueued(t *testing.T) {
 		t.Fatal("the batcher claimed an op its caller cancelled")
 	}
 }
+
+// TestQueueAsync: EnqueueManyAsync returns once the ops are queued; the
+// batcher answers each through the callback, in order, on its own
+// goroutine; after Close every op is answered ErrClosed at once.
+func TestQueueAsync(t *testing.T) {
+	q := NewQueue[*queueOp](1) // smaller than the run: queueing waits for the batcher
+	boom := errors.New("boom")
+	batcher := make(chan struct{})
+	go func() { // the batcher: fails op 1 alone
+		defer close(batcher)
+		for o := range q.Ops() {
+			if !o.Claim() {
+				t.Errorf("op %d: not claimable", o.id)
+			}
+			if o.id == 1 {
+				o.Answer(boom)
+			} else {
+				o.Answer(nil)
+			}
+		}
+	}()
+	ops := []*queueOp{{id: 0}, {id: 1}, {id: 2}}
+	answers := make(chan error, len(ops))
+	next := 0
+	q.EnqueueManyAsync(ops, func(i int, err error) {
+		if i != next {
+			t.Errorf("answer for op %d, want op %d", i, next)
+		}
+		next++
+		answers <- err
+	})
+	for i, want := range []error{nil, boom, nil} {
+		if err := <-answers; !errors.Is(err, want) {
+			t.Errorf("op %d: %v, want %v", i, err, want)
+		}
+	}
+	q.Close()
+	<-batcher
+	var closed []error
+	q.EnqueueManyAsync([]*queueOp{{id: 8}, {id: 9}}, func(i int, err error) { closed = append(closed, err) })
+	if len(closed) != 2 || !errors.Is(closed[0], ErrClosed) || !errors.Is(closed[1], ErrClosed) {
+		t.Errorf("after Close: %v, want ErrClosed twice before EnqueueManyAsync returned", closed)
+	}
+}
