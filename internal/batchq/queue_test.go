@@ -15,25 +15,32 @@ type queueOp struct {
 	id int
 }
 
-// TestQueueAnswers: the batcher takes ops in order, claims and answers
-// them; Enqueue returns each op's own answer.
-func TestQueueAnswers(t *testing.T) {
-	q := NewQueue[*queueOp](4)
-	boom := errors.New("boom")
+// runBatcher is a batcher for q that claims every op and answers it nil,
+// but op 1 fail; the channel is closed when it has stopped (q closed).
+func runBatcher(t *testing.T, q *Queue[*queueOp], fail error) <-chan struct{} {
 	batcher := make(chan struct{})
-	go func() { // the batcher: fails op 1 alone
+	go func() { // owner: the test, which closes q and waits for batcher
 		defer close(batcher)
 		for o := range q.Ops() {
 			if !o.Claim() {
 				t.Errorf("op %d: not claimable", o.id)
 			}
 			if o.id == 1 {
-				o.Answer(boom)
+				o.Answer(fail)
 			} else {
 				o.Answer(nil)
 			}
 		}
 	}()
+	return batcher
+}
+
+// TestQueueAnswers: the batcher takes ops in order, claims and answers
+// them; Enqueue returns each op's own answer.
+func TestQueueAnswers(t *testing.T) {
+	q := NewQueue[*queueOp](4)
+	boom := errors.New("boom")
+	batcher := runBatcher(t, q, boom)
 	for id, want := range []error{nil, boom, nil} {
 		if err := q.Enqueue(t.Context(), &queueOp{id: id}); !errors.Is(err, want) {
 			t.Errorf("op %d: %v, want %v", id, err, want)
@@ -72,20 +79,7 @@ func TestQueueCancelWhileQueued(t *testing.T) {
 func TestQueueAsync(t *testing.T) {
 	q := NewQueue[*queueOp](1) // smaller than the run: queueing waits for the batcher
 	boom := errors.New("boom")
-	batcher := make(chan struct{})
-	go func() { // the batcher: fails op 1 alone
-		defer close(batcher)
-		for o := range q.Ops() {
-			if !o.Claim() {
-				t.Errorf("op %d: not claimable", o.id)
-			}
-			if o.id == 1 {
-				o.Answer(boom)
-			} else {
-				o.Answer(nil)
-			}
-		}
-	}()
+	batcher := runBatcher(t, q, boom)
 	ops := []*queueOp{{id: 0}, {id: 1}, {id: 2}}
 	answers := make(chan error, len(ops))
 	next := 0
