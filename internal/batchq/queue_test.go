@@ -15,8 +15,8 @@ type queueOp struct {
 	id int
 }
 
-// runBatcher is a batcher for q that claims every op and answers it nil,
-// but op 1 fail; the channel is closed when it has stopped (q closed).
+// runBatcher is a batcher for q that claims every op and answers it nil
+// (op 1: fail); the channel is closed when it has stopped (q closed).
 func runBatcher(t *testing.T, q *Queue[*queueOp], fail error) <-chan struct{} {
 	batcher := make(chan struct{})
 	go func() { // owner: the test, which closes q and waits for batcher
