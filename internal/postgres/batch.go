@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,8 +70,10 @@ type writeTx struct {
 	// ctx an op passes is ignored (it is bg: one caller's cancellation
 	// must not abort the others' transaction).
 	ctx context.Context
-	// head is the newest position handed out so far in this batch.
-	head int64
+	// shards is the log's shard count; pos hands out the batch's
+	// positions, per shard.
+	shards int
+	pos    sqlstore.Heads
 	// Savepoint statements wait to travel in one pipeline with the op's
 	// first statement, saving a round trip or two per op: release is set
 	// while the savepoint of an op that succeeded is not yet released,
@@ -93,11 +96,8 @@ type writeTx struct {
 var bg = context.Background()
 
 // NextPos implements sqlstore.Tx. Positions are dense: an op that fails
-// gives its positions back (runOne restores head).
-func (w *writeTx) NextPos() int64 {
-	w.head++
-	return w.head
-}
+// gives its positions back (runOne undoes them).
+func (w *writeTx) NextPos(shard int) int64 { return w.pos.Next(shard) }
 
 // prefix returns the savepoint statements waiting to be sent, and marks
 // them sent.
@@ -220,6 +220,8 @@ func (r *pipelinedRow) Scan(dest ...any) error {
 type batcher struct {
 	pool    *pgxpool.Pool
 	lockKey int64
+	// shards is the log's shard count (one positions row each).
+	shards int
 
 	// lockWait and holdIdle bound a stalled node's hold on the cluster
 	// (see lockedTx); tests shorten them. afterLock, when set, runs once
@@ -243,8 +245,8 @@ type batcher struct {
 	publisher batchq.Publisher
 }
 
-func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
-	b := &batcher{pool: pool, lockKey: lockKey, queue: batchq.NewQueue[*op](maxBatch),
+func newBatcher(pool *pgxpool.Pool, lockKey int64, shards int) *batcher {
+	b := &batcher{pool: pool, lockKey: lockKey, shards: shards, queue: batchq.NewQueue[*op](maxBatch),
 		lockWait: defaultLockWait, holdIdle: defaultHoldIdle}
 	b.wg.Add(1)
 	go b.loop() // owned by b: close stops and waits for it
@@ -285,9 +287,9 @@ func (b *batcher) loop() {
 		// batch instead of waiting in many.
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(bg, b.batchWait())
-		tx, head, err := b.lockedTx(ctx)
+		tx, heads, err := b.lockedTx(ctx)
 		batch = b.fill(append(batch[:0], o))
-		b.run(ctx, batch, tx, head, err, start)
+		b.run(ctx, batch, tx, heads, err, start)
 		cancel()
 		clear(batch)
 	}
@@ -335,7 +337,7 @@ const defaultLockWait = 5 * time.Second
 const defaultHoldIdle = 5 * time.Second
 
 // lockedTx begins a transaction and takes the positions lock, returning
-// the head. The transaction's lock_timeout and
+// the heads, one per shard. The transaction's lock_timeout and
 // idle_in_transaction_session_timeout are set first (b.lockWait,
 // b.holdIdle): a node that stalls while it holds the lock, which every
 // node's writes need, holds it for at most holdIdle, and the others'
@@ -346,36 +348,39 @@ const defaultHoldIdle = 5 * time.Second
 // is read by a statement that starts once the lock is held and cannot miss
 // the batch that committed just before. (One statement doing both would
 // read the head from a snapshot taken before the lock.)
-func (b *batcher) lockedTx(ctx context.Context) (pgx.Tx, int64, error) {
+func (b *batcher) lockedTx(ctx context.Context) (pgx.Tx, []int64, error) {
 	tx, err := b.pool.Begin(ctx)
 	if err != nil {
-		return nil, 0, internalf("begin: %w", err)
+		return nil, nil, internalf("begin: %w", err)
 	}
-	var head int64
+	var heads []int64
 	lb := &pgx.Batch{}
 	lb.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`,
 		millis(b.lockWait), millis(b.holdIdle))
 	lb.Queue(`SELECT pg_advisory_xact_lock($1)`, b.lockKey)
-	lb.Queue(qHead)
+	lb.Queue(qHeads)
 	br := tx.SendBatch(ctx, lb)
 	_, err = br.Exec()
 	if err == nil {
 		_, err = br.Exec()
 	}
 	if err == nil {
-		err = br.QueryRow().Scan(&head)
+		err = br.QueryRow().Scan(&heads)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil && len(heads) != b.shards {
+		err = fmt.Errorf("positions has %d rows for %d shards", len(heads), b.shards)
+	}
 	if err != nil {
 		tx.Rollback(ctx)
-		return nil, 0, internalf("take positions lock and read head: %w", err)
+		return nil, nil, internalf("take positions lock and read head: %w", err)
 	}
 	if b.afterLock != nil {
 		b.afterLock()
 	}
-	return tx, head, nil
+	return tx, heads, nil
 }
 
 // batchWait bounds a whole batch, from BEGIN to COMMIT: the lock wait,
@@ -393,7 +398,7 @@ func millis(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(),
 // run executes one batch in tx (which holds the positions lock; lockErr
 // says why there is none): the sends in bulk, the other ops in savepoints.
 // start is when tx began (for the batch observer).
-func (b *batcher) run(ctx context.Context, batch []*op, tx pgx.Tx, head int64, lockErr error, start time.Time) {
+func (b *batcher) run(ctx context.Context, batch []*op, tx pgx.Tx, heads []int64, lockErr error, start time.Time) {
 	// Claim the ops first: an op its caller gave up on is dropped here.
 	live := batch[:0:0]
 	for _, o := range batch {
@@ -411,25 +416,25 @@ func (b *batcher) run(ctx context.Context, batch []*op, tx pgx.Tx, head int64, l
 	}
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
-	if b.runTx(ctx, tx, head, live, true, start) {
+	if b.runTx(ctx, tx, heads, live, true, start) {
 		return
 	}
-	tx, head, err := b.lockedTx(ctx)
+	tx, heads, err := b.lockedTx(ctx)
 	if err != nil {
 		b.answerAll(live, err)
 		return
 	}
-	b.runTx(ctx, tx, head, live, false, start)
+	b.runTx(ctx, tx, heads, live, false, start)
 }
 
 // runTx runs the ops in tx and answers each, except when bulk is set and
 // the bulk sends failed: then it rolls back, answers nobody and returns
 // false, and the caller runs the batch again without bulk. tx is finished
 // either way. start is when the batch's first transaction began.
-func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, bulk bool, start time.Time) bool {
+func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, heads []int64, live []*op, bulk bool, start time.Time) bool {
 	defer tx.Rollback(ctx) // after Commit, a no-op
 	errs := make([]error, len(live))
-	w := &writeTx{tx: tx, ctx: ctx, head: head, Events: b.publisher.Begin()}
+	w := &writeTx{tx: tx, ctx: ctx, shards: b.shards, pos: sqlstore.NewHeads(heads), Events: b.publisher.Begin()}
 	if bulk {
 		var sends []*sendOp
 		for _, o := range live {
@@ -452,8 +457,9 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, 
 		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback: %w", w.broken))
 		return true
 	}
-	if w.head != head {
-		if _, err := w.exec(ctx, qSetHead, w.head); err != nil {
+	if w.pos.Moved() {
+		shards, moved := w.pos.Changed()
+		if _, err := w.exec(ctx, qSetHeads, shards, moved); err != nil {
 			b.answerAll(live, internalf("write head: %w", err))
 			return true
 		}
@@ -490,7 +496,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, 
 // op that fails before any statement has nothing to roll back.
 func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 	w.open, w.inSavepoint = true, false
-	head, mark := w.head, w.Mark()
+	pmark, mark := w.pos.Mark(), w.Mark()
 	defer func() {
 		if p := recover(); p != nil {
 			err = internalf("panic in write: %v", p)
@@ -501,13 +507,13 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 		}
 		switch {
 		case err != nil && w.inSavepoint:
-			w.head = head
+			w.pos.Undo(pmark)
 			if _, rerr := w.tx.Exec(w.ctx, "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"); rerr != nil {
 				w.broken = rerr
 				err = errors.Join(err, internalf("rollback to savepoint: %w", rerr))
 			}
 		case err != nil:
-			w.head = head
+			w.pos.Undo(pmark)
 		case w.inSavepoint:
 			w.release = true
 		}

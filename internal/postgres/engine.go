@@ -107,15 +107,16 @@ func (dialect) Name() string { return "postgres" }
 // (batch.go).
 func (dialect) HeadSQL() string { return qHead }
 
-// EventsForSQL: the events inside one of the user's membership windows
-// (args: user, after, limit), with the user's own events of no
-// conversation; sqlstore.ReplayFilter leaves out what a block hides.
+// EventsForSQL: the events of one shard inside one of the user's
+// membership windows (args: user, after, limit, shard), with the user's
+// own events of no conversation; sqlstore.ReplayFilter leaves out what a
+// block hides.
 func (dialect) EventsForSQL() string {
 	return `SELECT * FROM (SELECT ` + sqlstore.EventCols + ` FROM events e
 		JOIN members w ON w.conversation_id = e.conversation_id AND w.user_id = $1
 			AND w.joined_pos <= e.pos AND (w.left_pos IS NULL OR e.pos <= w.left_pos)
 		` + sqlstore.EventJoins + `
-		WHERE e.pos > $2 AND (e.recipient IS NULL OR e.recipient = $1) AND ` + sqlstore.ReplayFilter + `
+		WHERE e.shard = $4 AND e.pos > $2 AND (e.recipient IS NULL OR e.recipient = $1) AND ` + sqlstore.ReplayFilter + `
 		ORDER BY e.pos LIMIT $3) conv
 		UNION ALL SELECT * FROM (` + sqlstore.UserEventsSQL + `) own
 		ORDER BY 1 LIMIT $3`
