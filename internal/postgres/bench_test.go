@@ -8,6 +8,7 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // BenchmarkSendMessage measures batched message writes: with RunParallel
@@ -24,22 +25,36 @@ func BenchmarkSendMessage(b *testing.B) {
 		{"Parallel16", 16},
 		{"Parallel64", 64},
 	} {
-		b.Run(bc.name, func(b *testing.B) { benchSend(b, bc.parallel, 1) })
+		b.Run(bc.name, func(b *testing.B) { benchSend(b, bc.parallel, 1, 1, 8) })
 	}
 	// Three nodes (three DBs, each with its own pool and batcher) on one
 	// database: their batches take turns on the positions lock.
-	b.Run("3Nodes/Parallel64", func(b *testing.B) { benchSend(b, 64, 3) })
+	b.Run("3Nodes/Parallel64", func(b *testing.B) { benchSend(b, 64, 3, 1, 8) })
+	// A log of 16 shards against one, 64 conversations: the nodes'
+	// batches of different shards commit in parallel (shards.go).
+	for _, nodes := range []int{1, 3} {
+		for _, shards := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%dNodes/%dShards/64Convs/Parallel64", nodes, shards), func(b *testing.B) { benchSend(b, 64, nodes, shards, 64) })
+		}
+	}
 }
 
-func benchSend(b *testing.B, parallel, nodes int) {
-	dsn := pgtest.Schema(b)
+func benchSend(b *testing.B, parallel, nodes, shards, convs int) {
+	// Named, so that pg_stat_activity samples can tell this benchmark's
+	// sessions from others' (docs/benchmarks.md, "Write scaling").
+	dsn := pgtest.Schema(b) + "&application_name=parley-bench-send"
 	dbs := make([]*postgres.DB, nodes)
 	for i := range dbs {
-		dbs[i] = open(b, dsn)
+		db, err := postgres.Open(b.Context(), dsn, sqlstore.WithShards(shards))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		dbs[i] = db
 	}
 	db := dbs[0]
 	ctx := b.Context()
-	const users, convs = 32, 8
+	const users = 32
 	ids := make([]string, users)
 	for i := range ids {
 		u, err := db.CreateUser(ctx, fmt.Sprintf("bench%d", i), nil)
@@ -60,7 +75,7 @@ func benchSend(b *testing.B, parallel, nodes int) {
 	send := func() {
 		i := n.Add(1)
 		_, _, err := dbs[i%int64(nodes)].SendMessage(ctx, parley.NewMessage{
-			ConversationID: groups[i%convs], SenderID: ids[i%users],
+			ConversationID: groups[i%int64(convs)], SenderID: ids[i%users],
 			ClientID: fmt.Sprint("c", i), Type: parley.Text, Text: "hello, this is a benchmark message",
 		})
 		if err != nil {

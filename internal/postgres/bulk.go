@@ -39,9 +39,9 @@ type sendOp struct {
 
 // newSendOp makes the op of a send. Its results are in op.send once the
 // batch committed.
-func newSendOp(nm parley.NewMessage) *op {
+func newSendOp(nm parley.NewMessage, shards int) *op {
 	so := &sendOp{nm: nm}
-	return &op{send: so, fn: func(w *writeTx) error {
+	return &op{send: so, shard: parley.ShardOf(nm.ConversationID, shards), fn: func(w *writeTx) error {
 		if err := bulkSend(w, []*sendOp{so}); err != nil {
 			return err
 		}

@@ -112,7 +112,7 @@ func Open(ctx context.Context, url string, opts ...sqlstore.Option) (*DB, error)
 		pool.Close()
 		return nil, err
 	}
-	db := &DB{pool: pool, b: newBatcher(pool, lockKey("positions", schema), shards)}
+	db := &DB{pool: pool, b: newBatcher(pool, lockKeys(schema, shards))}
 	db.Store = sqlstore.New(dialect{}, (*engine)(db), shards)
 	return db, nil
 }

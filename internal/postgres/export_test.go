@@ -34,3 +34,9 @@ func MigrateDownTo(ctx context.Context, dsn string, version int64) error {
 	defer db.Close()
 	return sqlstore.MigrateDownTo(ctx, "postgres", goose.DialectPostgres, db, migrations, version)
 }
+
+// WriteShard runs fn as a write declared to take positions in shard alone
+// (sqlstore.Engine.WriteShard).
+func WriteShard(ctx context.Context, db *DB, shard int, fn func(w sqlstore.Tx) error) error {
+	return (*engine)(db).WriteShard(ctx, shard, fn)
+}

@@ -9,6 +9,7 @@ const (
 	// heads), only under the positions lock (batch.go).
 	qHead     = `SELECT head FROM positions WHERE shard = $1`
 	qHeads    = `SELECT COALESCE(array_agg(head ORDER BY shard), '{}') FROM positions`
+	qHeadsOf  = `SELECT COALESCE(array_agg(head ORDER BY shard), '{}') FROM positions WHERE shard = ANY($1)`
 	qSetHeads = `UPDATE positions p SET head = v.head
 		FROM unnest($1::int[], $2::bigint[]) AS v(shard, head) WHERE p.shard = v.shard`
 )

@@ -36,3 +36,32 @@ func TestShardsMigration(t *testing.T) {
 		}
 	})
 }
+
+// TestWriteShardWrongShard: a write declared for one shard that takes a
+// position in another fails alone (its transaction holds only its own
+// shard's lock), and takes nothing: the next write of that shard gets
+// the next position.
+func TestWriteShardWrongShard(t *testing.T) {
+	db, err := postgres.Open(t.Context(), pgtest.Schema(t), sqlstore.WithShards(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	err = postgres.WriteShard(t.Context(), db, 1, func(w sqlstore.Tx) error {
+		w.NextPos(2)
+		return nil
+	})
+	if err == nil {
+		t.Fatal("a write declared for shard 1 took a position in shard 2 and succeeded")
+	}
+	var got int64
+	if err := postgres.WriteShard(t.Context(), db, 2, func(w sqlstore.Tx) error {
+		got = w.NextPos(2)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got != 1 {
+		t.Fatalf("the next position of shard 2 is %d, want 1", got)
+	}
+}

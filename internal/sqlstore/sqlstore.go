@@ -111,6 +111,11 @@ type Engine interface {
 	// twice. If ctx ends before the batcher claims the write, it is
 	// dropped and Write returns ctx.Err().
 	Write(ctx context.Context, fn func(w Tx) error) error
+	// WriteShard is Write for an fn that takes positions in shard alone
+	// (a write of one conversation): the engine may run it in a
+	// transaction that locks that shard only (PostgreSQL), and fails it
+	// if it takes another shard's position. fn may write no position.
+	WriteShard(ctx context.Context, shard int, fn func(w Tx) error) error
 	// Read runs fn in one read-only transaction: every query sees the
 	// same snapshot.
 	Read(ctx context.Context, fn func(q Querier) error) error

@@ -333,7 +333,7 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 		c      parley.Conversation
 		events []parley.Event
 	)
-	return writeEvents(ctx, s, &c, &events, func(w Tx) error {
+	return writeEventsIn(ctx, s, s.ShardOf(conversationID), &c, &events, func(w Tx) error {
 		if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
 			return err
 		}
@@ -617,7 +617,7 @@ func (s *Store) deleteMessage(ctx context.Context, userID, conversationID, messa
 		msg    parley.Message
 		events []parley.Event
 	)
-	return writeEvents(ctx, s, &msg, &events, func(w Tx) error {
+	return writeEventsIn(ctx, s, s.ShardOf(conversationID), &msg, &events, func(w Tx) error {
 		if userID != "" {
 			if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
 				return err
@@ -661,7 +661,7 @@ func (s *Store) EditMessage(ctx context.Context, ed parley.MessageEdit) (parley.
 		msg    parley.Message
 		events []parley.Event
 	)
-	return writeEvents(ctx, s, &msg, &events, func(w Tx) error {
+	return writeEventsIn(ctx, s, s.ShardOf(ed.ConversationID), &msg, &events, func(w Tx) error {
 		if _, err := s.readSeq(bg, w, ed.ConversationID, ed.UserID); err != nil {
 			return err
 		}
@@ -731,7 +731,7 @@ func (s *Store) React(ctx context.Context, userID, conversationID, messageID, em
 		reactions []parley.Reaction
 		events    []parley.Event
 	)
-	err := s.e.Write(ctx, func(w Tx) error {
+	err := s.e.WriteShard(ctx, s.ShardOf(conversationID), func(w Tx) error {
 		events = nil
 		if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
 			return err
@@ -821,7 +821,7 @@ func (s *Store) SetFlags(ctx context.Context, userID, conversationID string, mut
 		c      parley.Conversation
 		events []parley.Event
 	)
-	return writeEvents(ctx, s, &c, &events, func(w Tx) error {
+	return writeEventsIn(ctx, s, s.ShardOf(conversationID), &c, &events, func(w Tx) error {
 		var (
 			f       parley.MemberFlags
 			lastSeq int64
@@ -876,7 +876,7 @@ func (s *Store) MarkRead(ctx context.Context, userID, conversationID string, seq
 		return nil, invalidf("seq must not be negative")
 	}
 	var events []parley.Event
-	err := s.e.Write(ctx, func(w Tx) error {
+	err := s.e.WriteShard(ctx, s.ShardOf(conversationID), func(w Tx) error {
 		events = nil
 		cur, err := s.readSeq(bg, w, conversationID, userID)
 		if err != nil {
@@ -976,10 +976,22 @@ const noBefore = math.MaxInt64
 // more than once (a retried transaction): *events is reset before each
 // run.
 func writeEvents[T any](ctx context.Context, s *Store, v *T, events *[]parley.Event, body func(w Tx) error) (T, []parley.Event, error) {
-	err := s.e.Write(ctx, func(w Tx) error {
+	return writeEventsIn(ctx, s, -1, v, events, body)
+}
+
+// writeEventsIn is writeEvents for a body that takes positions in shard
+// alone (Engine.WriteShard), or in any shard when shard is -1.
+func writeEventsIn[T any](ctx context.Context, s *Store, shard int, v *T, events *[]parley.Event, body func(w Tx) error) (T, []parley.Event, error) {
+	fn := func(w Tx) error {
 		*events = nil
 		return body(w)
-	})
+	}
+	var err error
+	if shard < 0 {
+		err = s.e.Write(ctx, fn)
+	} else {
+		err = s.e.WriteShard(ctx, shard, fn)
+	}
 	if err != nil {
 		var zero T
 		return zero, nil, err
