@@ -236,9 +236,10 @@ type batcher struct {
 	// shards is the log's shard count (one positions row each).
 	keys   []int64
 	shards int
-	// parallel bounds the transactions one batch runs at once (one per
-	// shard it touches, shards.go); publishMu keeps their publishes
-	// from overlapping (parley.CommitPublisher).
+	// parallel is how many transactions (lanes) a batch of a log of
+	// several shards is split into at most, all run at once (shards.go);
+	// publishMu keeps their publishes from overlapping
+	// (parley.CommitPublisher).
 	parallel  int
 	publishMu sync.Mutex
 

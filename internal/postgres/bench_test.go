@@ -2,8 +2,13 @@ package postgres_test
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
@@ -90,6 +95,7 @@ func benchSend(b *testing.B, parallel, nodes, shards, convs int) {
 		return batches, ops
 	}
 	batches0, ops0 := stats()
+	cpu0, pgCPU0 := selfCPU(), pgBackendsCPU(b, db)
 	b.ResetTimer()
 	if parallel == 0 {
 		for b.Loop() {
@@ -106,4 +112,48 @@ func benchSend(b *testing.B, parallel, nodes, shards, convs int) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	batches, ops := stats()
 	b.ReportMetric(float64(ops-ops0)/float64(batches-batches0), "ops/batch")
+	// CPU per acknowledged write, the nodes' (this process) and
+	// PostgreSQL's (this benchmark's backends), which on a small shared
+	// machine say more than msgs/s: whether CPU or the lock is the limit.
+	b.ReportMetric(float64((selfCPU()-cpu0).Microseconds())/float64(b.N), "node-cpu-µs/msg")
+	if pg := pgBackendsCPU(b, db); pg >= 0 && pgCPU0 >= 0 {
+		b.ReportMetric(float64((pg-pgCPU0).Microseconds())/float64(b.N), "pg-cpu-µs/msg")
+	}
+}
+
+// selfCPU is the CPU time (user and system) this process used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pgBackendsCPU is the CPU time the benchmark's PostgreSQL backends
+// (application_name parley-bench-send, on this machine) used so far, from
+// /proc; -1 when it cannot be read. Backends that ended meanwhile are not
+// counted: the pools keep theirs open during a run.
+func pgBackendsCPU(b *testing.B, db *postgres.DB) time.Duration {
+	pids, err := postgres.BenchBackends(b.Context(), db)
+	if err != nil {
+		return -1
+	}
+	var ticks int64
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return -1
+		}
+		// Fields after the command name (in parentheses): utime and
+		// stime are the 12th and 13th.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) < 13 {
+			return -1
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * (time.Second / 100) // USER_HZ
 }

@@ -40,3 +40,11 @@ func MigrateDownTo(ctx context.Context, dsn string, version int64) error {
 func WriteShard(ctx context.Context, db *DB, shard int, fn func(w sqlstore.Tx) error) error {
 	return (*engine)(db).WriteShard(ctx, shard, fn)
 }
+
+// BenchBackends lists the PostgreSQL backend pids of the benchmark's
+// sessions (application_name parley-bench-send).
+func BenchBackends(ctx context.Context, db *DB) ([]int32, error) {
+	var pids []int32
+	err := db.pool.QueryRow(ctx, `SELECT COALESCE(array_agg(pid), '{}') FROM pg_stat_activity WHERE application_name = 'parley-bench-send'`).Scan(&pids)
+	return pids, err
+}

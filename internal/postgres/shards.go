@@ -15,10 +15,11 @@ import (
 // With one shard, a batch is one transaction under the one positions
 // lock, as it always was. With n > 1, each shard has its own lock (an
 // advisory key per shard) and its own positions row, and the batcher
-// splits a batch by shard: the ops of each shard run in a transaction of
-// their own that locks that shard alone, up to `parallel` transactions at
-// once, so batches of different shards, of this node or of others, commit
-// in parallel. The batch ends when every one of its transactions has;
+// splits a batch into at most `parallel` transactions (lanes: shard mod
+// parallel, see groupByShard), each locking its shards alone, in shard
+// order, all running at once, so batches of different lanes, of this node
+// or of others, commit in parallel. The batch ends when every one of its
+// transactions has;
 // the next batch starts after, so a shard's batches from one node still
 // commit one after the other, in queue order.
 //
@@ -41,22 +42,38 @@ type shardGroup struct {
 	ops    []*op
 }
 
-// groupByShard splits live by shard, each group keeping queue order; one
-// group of every shard when an op is anyShard.
-func groupByShard(live []*op) []shardGroup {
+// groupByShard splits live into at most lanes groups, a shard's ops in
+// group shard mod lanes (each group keeping queue order, its shards
+// sorted); one group of every shard when an op is anyShard.
+//
+// Why lanes and not a transaction per shard: every transaction costs its
+// BEGIN, locks, head reads and updates and COMMIT whatever its size, and a
+// batch spread over many shards would pay that per shard for a few ops
+// each (measured: with 16 shards, a transaction per shard held 3-8 sends
+// and cost PostgreSQL 3-6x the CPU per message; docs/benchmarks.md,
+// "Write scaling: the store per shard").
+func groupByShard(live []*op, lanes int) []shardGroup {
 	if slices.ContainsFunc(live, func(o *op) bool { return o.shard == anyShard }) {
 		return []shardGroup{{ops: live}}
 	}
-	byShard := map[int]int{} // shard -> index in groups
+	byLane := map[int]int{} // lane -> index in groups
 	var groups []shardGroup
 	for _, o := range live {
-		i, ok := byShard[o.shard]
+		lane := o.shard % lanes
+		i, ok := byLane[lane]
 		if !ok {
 			i = len(groups)
-			byShard[o.shard] = i
-			groups = append(groups, shardGroup{shards: []int{o.shard}})
+			byLane[lane] = i
+			groups = append(groups, shardGroup{})
 		}
-		groups[i].ops = append(groups[i].ops, o)
+		g := &groups[i]
+		if !slices.Contains(g.shards, o.shard) {
+			g.shards = append(g.shards, o.shard)
+		}
+		g.ops = append(g.ops, o)
+	}
+	for i := range groups {
+		slices.Sort(groups[i].shards)
 	}
 	slices.SortFunc(groups, func(a, b shardGroup) int { return cmp.Compare(a.shards[0], b.shards[0]) })
 	return groups
@@ -70,7 +87,7 @@ func (b *batcher) runSharded(ctx context.Context, live []*op, start time.Time) {
 	if len(live) == 0 {
 		return
 	}
-	groups := groupByShard(live)
+	groups := groupByShard(live, b.parallel)
 	if len(groups) == 1 {
 		tx, heads, err := b.lockedTx(ctx, groups[0].shards)
 		b.run(ctx, groups[0].ops, groups[0].shards, tx, heads, err, start)
