@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parleychat/parley/internal/auth"
-	"github.com/parleychat/parley/internal/membroker"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/sqlite"
 	"github.com/parleychat/parley/internal/sqlstore"
@@ -21,12 +19,7 @@ func TestRefusesShardedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	br := membroker.New()
-	t.Cleanup(func() { br.Close() })
-	secret, err := auth.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, br, secret := clusterParts(t) // its store (of one shard) unused
 	s, err := server.New(server.Config{Store: st, Broker: br, Secret: secret})
 	if err == nil {
 		s.Shutdown(t.Context())
