@@ -92,12 +92,15 @@ func testDensePerShard(t *testing.T, s parley.Store) {
 	for i, c := range convs {
 		wg.Go(func() {
 			sender := users[i%3]
+			var last parley.Message
 			for j := range 15 {
-				if _, _, err := s.SendMessage(ctx(t), parley.NewMessage{ConversationID: c.ID, SenderID: sender.ID,
-					ClientID: clientID(), Type: parley.Text, Text: fmt.Sprint("m", j)}); err != nil {
+				m, _, err := s.SendMessage(ctx(t), parley.NewMessage{ConversationID: c.ID, SenderID: sender.ID,
+					ClientID: clientID(), Type: parley.Text, Text: fmt.Sprint("m", j)})
+				if err != nil {
 					t.Errorf("send: %v", err)
 					return
 				}
+				last = m
 				if j == 7 {
 					title := fmt.Sprint("renamed ", i)
 					if _, _, err := s.UpdateConversation(ctx(t), sender.ID, c.ID, parley.ConversationChange{Title: &title}); err != nil {
@@ -108,6 +111,22 @@ func testDensePerShard(t *testing.T, s parley.Store) {
 			}
 			if _, err := s.MarkRead(ctx(t), users[3+i%3].ID, c.ID, 5); err != nil {
 				t.Errorf("mark read: %v", err)
+			}
+			// The other writes of one conversation (each its shard's
+			// alone in PostgreSQL: Engine.WriteShard).
+			if _, _, err := s.EditMessage(ctx(t), parley.MessageEdit{UserID: sender.ID, ConversationID: c.ID,
+				MessageID: last.ID, ClientID: clientID(), Text: "edited"}); err != nil {
+				t.Errorf("edit: %v", err)
+			}
+			if _, _, err := s.React(ctx(t), users[3+i%3].ID, c.ID, last.ID, "👍", true); err != nil {
+				t.Errorf("react: %v", err)
+			}
+			if _, _, err := s.DeleteMessage(ctx(t), sender.ID, c.ID, last.ID); err != nil {
+				t.Errorf("delete: %v", err)
+			}
+			muted := true
+			if _, _, err := s.SetFlags(ctx(t), users[3+i%3].ID, c.ID, &muted, nil); err != nil {
+				t.Errorf("flags: %v", err)
 			}
 		})
 	}
@@ -166,12 +185,13 @@ func testDensePerShard(t *testing.T, s parley.Store) {
 		all[sh] = evs
 	}
 	// Every write's events are somewhere: 12 creations, 12*15 sends,
-	// 12 renames, 12 reads, a leave and a join, a block.
+	// 12 renames, 12 reads, 12 each of edits, reactions, deletes and
+	// flags, a leave and a join, a block.
 	total := 0
 	for _, evs := range all {
 		total += len(evs)
 	}
-	if want := 12 + 12*15 + 12 + 12 + 2 + 1; total != want {
+	if want := 12 + 12*15 + 12 + 12 + 4*12 + 2 + 1; total != want {
 		t.Errorf("%d events in all shards, want %d", total, want)
 	}
 	if !slices.ContainsFunc(all[0], func(e parley.Event) bool { return e.Type == parley.EventUserBlocked }) {
