@@ -234,13 +234,10 @@ type batcher struct {
 
 	// batches and ops count what run did, for tests and benchmarks.
 	batches, ops atomic.Int64
-	// health is whether writes fail because PostgreSQL cannot write (see
-	// classify); every batch's outcome is reported to it.
-	health batchq.WriteHealth
-	// observer is told about every committed batch (DB.SetBatchObserver).
-	observer batchq.Observer
-	// publisher takes every committed batch's events (DB.PublishCommits).
-	publisher batchq.Publisher
+	// Hooks is told every batch's outcome: write health (failures
+	// classified by classify), the batch observer and the commit
+	// publisher. DB embeds a pointer to it.
+	batchq.Hooks
 }
 
 func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
@@ -429,7 +426,7 @@ func (b *batcher) run(ctx context.Context, batch []*op, tx pgx.Tx, head int64, l
 func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, bulk bool, start time.Time) bool {
 	defer tx.Rollback(ctx) // after Commit, a no-op
 	errs := make([]error, len(live))
-	w := &writeTx{tx: tx, ctx: ctx, head: head, Events: b.publisher.Begin()}
+	w := &writeTx{tx: tx, ctx: ctx, head: head, Events: b.Begin()}
 	if bulk {
 		var sends []*sendOp
 		for _, o := range live {
@@ -469,18 +466,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, 
 		b.answerAll(live, internalf("commit: %w", err))
 		return true
 	}
-	b.observer.Observe(len(live), start, commitStart)
-	b.health.Observe(nil)
-	// The events go out first, in one publish: the hub can deliver them
-	// while the writers, woken by the answers below, wait for a CPU.
-	w.Publish()
-	for i, o := range live {
-		// An op can fail alone (its savepoint rolled back) for a reason
-		// of the server's, e.g. a full disk, while the commit succeeded.
-		errs[i] = classify(errs[i])
-		b.health.Observe(errs[i])
-		o.Answer(errs[i])
-	}
+	batchq.Committed(&b.Hooks, &w.Events, live, errs, start, commitStart, classify)
 	return true
 }
 
@@ -519,7 +505,7 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 // answerAll answers every op with err, a failure of the whole batch.
 func (b *batcher) answerAll(ops []*op, err error) {
 	err = classify(err)
-	b.health.Observe(err)
+	b.Failed(err)
 	for _, o := range ops {
 		o.Answer(err)
 	}
