@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -125,19 +123,47 @@ func scrapeMetrics(t testing.TB, srv *servertest.Server) httpResp {
 	return httpResp{status: rec.Code, body: rec.Body.Bytes(), header: rec.Header()}
 }
 
-// metric reads one unlabelled metric from the server's metrics.
-func metric(t testing.TB, srv *servertest.Server, name string) float64 {
+// metricSeries reads one series of the server's metrics: name alone, or
+// with labels (the text inside the braces, e.g. `limit="presence"`). ok
+// is false when the server does not report that series.
+func metricSeries(t testing.TB, srv *servertest.Server, name, labels string) (v float64, ok bool) {
 	t.Helper()
-	sc := bufio.NewScanner(bytes.NewReader(scrapeMetrics(t, srv).body))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
+	if labels != "" {
+		name += "{" + labels + "}"
+	}
+	for line := range strings.SplitSeq(string(scrapeMetrics(t, srv).body), "\n") {
+		if s, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(s, 64)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return f
+			return f, true
 		}
 	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return 0, false
+}
+
+// metric reads one unlabelled metric, which must be reported.
+func metric(t testing.TB, srv *servertest.Server, name string) float64 {
+	t.Helper()
+	v, ok := metricSeries(t, srv, name, "")
+	if !ok {
+		t.Fatalf("no metric %s", name)
+	}
+	return v
+}
+
+// metricLabel reads a metric with labels (see metricSeries); 0 when
+// absent (a labelled counter appears once it counts).
+func metricLabel(t testing.TB, srv *servertest.Server, name, labels string) float64 {
+	t.Helper()
+	v, _ := metricSeries(t, srv, name, labels)
+	return v
+}
+
+// rateLimited is how many requests the limit named (`limit` label of
+// parley_rate_limited_total) refused.
+func rateLimited(t testing.TB, srv *servertest.Server, limit string) float64 {
+	t.Helper()
+	return metricLabel(t, srv, "parley_rate_limited_total", `limit="`+limit+`"`)
 }
