@@ -402,9 +402,7 @@ func (m *Model) fetchList() tea.Cmd {
 	}
 	m.loading = true
 	c := m.c
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		_, err := c.Conversations(ctx)
 		if err == nil {
 			// Presence covers contacts only, and a new conversation may
@@ -412,7 +410,7 @@ func (m *Model) fetchList() tea.Cmd {
 			_, _ = c.FetchPresence(ctx)
 		}
 		return listMsg{err: err}
-	}
+	})
 }
 
 // select_ makes id the open conversation.
@@ -435,9 +433,7 @@ func (m *Model) select_(id string) tea.Cmd {
 func (m *Model) openCmd(id string) tea.Cmd {
 	m.opening = true
 	c, notify, size := m.c, m.cfg.Notify, m.cfg.PageSize
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		v, err := c.OpenConversation(ctx, id, size)
 		if err != nil {
 			return openedMsg{id: id, err: err}
@@ -446,7 +442,7 @@ func (m *Model) openCmd(id string) tea.Cmd {
 		// arrives, so a change in between is not lost.
 		v.OnChange(func() { notify(clientChangedMsg{}) })
 		return openedMsg{id: id, view: v}
-	}
+	})
 }
 
 // markRead moves the read position to the newest message shown, while the
@@ -462,12 +458,10 @@ func (m *Model) markRead() tea.Cmd {
 	}
 	m.readAsk[m.open] = last
 	c, id := m.c, m.open
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		_, err := c.MarkRead(ctx, id, last)
 		return readMsg{id: id, seq: last, err: err}
-	}
+	})
 }
 
 // fill loads older pages while the history does not fill the pane.
@@ -484,12 +478,10 @@ func (m *Model) older() tea.Cmd {
 	}
 	m.loadMore = true
 	v, id := m.view, m.open
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		_, err := v.LoadMore(ctx)
 		return loadedMoreMsg{id: id, err: err}
-	}
+	})
 }
 
 // key handles a key press.
@@ -551,12 +543,10 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	if after := m.input.Value(); after != before && m.c != nil && m.open != "" && !strings.HasPrefix(after, "/") {
 		c, id, typing := m.c, m.open, after != ""
 		// SetTyping sends at most one start per 3 s itself.
-		cmd = tea.Batch(cmd, func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		cmd = tea.Batch(cmd, timed(func(ctx context.Context) tea.Msg {
 			_ = c.SetTyping(ctx, id, typing)
 			return nil
-		})
+		}))
 	}
 	return cmd
 }
@@ -712,9 +702,7 @@ func (m *Model) command(line string) tea.Cmd {
 		}
 		c, name := m.c, f[1]
 		m.notice = "opening a conversation with " + name + "..."
-		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		return timed(func(ctx context.Context) tea.Msg {
 			cv, err := c.CreateDirectByName(ctx, name)
 			if err != nil {
 				return createdMsg{err: fmt.Errorf("/dm %s: %s", name, errText(err))}
@@ -725,7 +713,7 @@ func (m *Model) command(line string) tea.Cmd {
 			_, _ = c.Conversations(ctx)
 			_, _ = c.FetchPresence(ctx)
 			return createdMsg{conv: cv}
-		}
+		})
 	case "/group":
 		if len(f) < 2 {
 			m.notice = "usage: /group title user1 user2..."
@@ -736,9 +724,7 @@ func (m *Model) command(line string) tea.Cmd {
 		}
 		c, lookup, title, names := m.c, m.cfg.LookupUser, f[1], f[2:]
 		m.notice = "creating group " + title + "..."
-		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		return timed(func(ctx context.Context) tea.Msg {
 			ids, err := userIDs(ctx, lookup, names)
 			if err != nil {
 				return createdMsg{err: fmt.Errorf("/group: %w", err)}
@@ -750,7 +736,7 @@ func (m *Model) command(line string) tea.Cmd {
 			_, _ = c.Conversations(ctx)
 			_, _ = c.FetchPresence(ctx)
 			return createdMsg{conv: cv}
-		}
+		})
 	case "/edit", "/reply", "/react", "/unreact":
 		return m.messageCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
 	case "/search", "/mentions":
@@ -814,9 +800,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		return m.refresh()
 	}
 	c, conv, emoji, remove := m.c, m.open, rest, cmd == "/unreact"
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		var err error
 		if remove {
 			_, err = c.Unreact(ctx, conv, target.ID, emoji)
@@ -827,7 +811,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 			return noticeMsg(cmd + ": " + errText(err))
 		}
 		return noticeMsg("")
-	}
+	})
 }
 
 // target finds the loaded message with seq (0: the newest; mine: the

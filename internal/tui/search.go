@@ -37,9 +37,7 @@ func (m *Model) searchCommand(cmd, rest string) tea.Cmd {
 		titles[cv.ID] = m.title(cv)
 	}
 	me := m.me.ID
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		var (
 			page parley.SearchPage
 			err  error
@@ -53,7 +51,7 @@ func (m *Model) searchCommand(cmd, rest string) tea.Cmd {
 			return noticeMsg(cmd + ": " + errText(err))
 		}
 		return noticeMsg(resultsNotice(cmd, page, titles, me))
-	}
+	})
 }
 
 // resultsNotice is the notice listing a page of results.
