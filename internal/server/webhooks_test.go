@@ -35,14 +35,7 @@ type receiver struct {
 type delivery struct {
 	id, kind, attempt string
 	status            int
-	p                 struct {
-		ID      string       `json:"id"`
-		Type    string       `json:"type"`
-		Pos     int64        `json:"pos"`
-		Event   parley.Event `json:"event"`
-		Members []string     `json:"members"`
-		Offline *[]string    `json:"offline_user_ids"`
-	}
+	p                 webhook.Payload
 }
 
 func newReceiver(t testing.TB) *receiver {
