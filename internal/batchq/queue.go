@@ -128,10 +128,13 @@ func (q *Queue[O]) EnqueueMany(ctx context.Context, ops []O, done func(i int, er
 // EnqueueManyAsync queues ops in order, as EnqueueMany does, but does not
 // wait for their answers: the batcher calls done(i, err) for each op
 // itself, on its goroutine, once the op's batch has committed (or rolled
-// back), in the order of ops (ops are answered in queue order). It
+// back), in the order of ops. It
 // returns once every op is queued; it waits for room in the queue when
 // the queue is full, and has no context: an op queued is always run and
-// answered (Close lets the batcher run the ops queued before it). When
+// answered (Close lets the batcher run the ops queued before it). done is
+// called one op at a time, in order, even when the batcher answers ops
+// from several goroutines (then on the goroutine whose answer completes
+// the ops before). When
 // the queue is closed, every op is answered ErrClosed at once, on the
 // calling goroutine, before EnqueueManyAsync returns.
 //
@@ -146,12 +149,39 @@ func (q *Queue[O]) EnqueueManyAsync(ops []O, done func(i int, err error)) {
 		}
 		return
 	}
+	if len(ops) > 1 {
+		// A batcher may answer ops of one batch from several goroutines
+		// at once, out of order (the PostgreSQL batcher's lanes): the
+		// answers are put back in order.
+		done = (&inOrder{done: done, errs: make([]error, len(ops)), got: make([]bool, len(ops))}).answer
+	}
 	for i, o := range ops {
 		t := o.ticket()
 		t.cb, t.i = done, i
 		q.ch <- o
 	}
 	q.mu.RUnlock()
+}
+
+// inOrder hands the answers of a run of ops to done in the ops' order,
+// one at a time, whatever the order and the goroutines they come in: an
+// answer waits for the ones before it, and the answer that completes a
+// prefix hands it over.
+type inOrder struct {
+	mu   sync.Mutex
+	done func(i int, err error)
+	errs []error
+	got  []bool
+	next int // the next op to hand to done
+}
+
+func (r *inOrder) answer(i int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs[i], r.got[i] = err, true
+	for ; r.next < len(r.got) && r.got[r.next]; r.next++ {
+		r.done(r.next, r.errs[r.next])
+	}
 }
 
 // Close stops taking ops: the ones queued after it are answered

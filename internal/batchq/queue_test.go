@@ -3,6 +3,8 @@ package batchq
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -102,4 +104,35 @@ func TestQueueAsync(t *testing.T) {
 	if len(closed) != 2 || !errors.Is(closed[0], ErrClosed) || !errors.Is(closed[1], ErrClosed) {
 		t.Errorf("after Close: %v, want ErrClosed twice before EnqueueManyAsync returned", closed)
 	}
+}
+
+// TestQueueAsyncOutOfOrder: a batcher that answers a run's ops out of
+// order, from goroutines of its own (the PostgreSQL batcher's lanes),
+// still has them handed to done in order, one at a time.
+func TestQueueAsyncOutOfOrder(t *testing.T) {
+	q := NewQueue[*queueOp](8)
+	ops := []*queueOp{{id: 0}, {id: 1}, {id: 2}, {id: 3}}
+	var got []int // appended by done only: the race detector checks it is called one at a time
+	all := make(chan struct{})
+	q.EnqueueManyAsync(ops, func(i int, err error) {
+		got = append(got, i)
+		if len(got) == len(ops) {
+			close(all)
+		}
+	})
+	taken := make([]*queueOp, len(ops))
+	for i := range taken {
+		taken[i] = <-q.Ops()
+		taken[i].Claim()
+	}
+	var wg sync.WaitGroup
+	for _, i := range []int{3, 1, 2, 0} { // answered back to front, at once
+		wg.Go(func() { taken[i].Answer(nil) })
+	}
+	wg.Wait()
+	<-all
+	if !slices.Equal(got, []int{0, 1, 2, 3}) {
+		t.Errorf("answers handed over as %v, want 0, 1, 2, 3", got)
+	}
+	q.Close()
 }
