@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -159,20 +161,28 @@ func internalf(format string, args ...any) error {
 
 func wrapInternal(err error) error { return sqlstore.WrapInternal("postgres", err) }
 
-// SearchFrom: the GIN index messages_search (migration 00008) matches
-// the expression written exactly as it was indexed, tombstones left out.
+// SearchFrom: the GIN index messages_search (migration 00012: the
+// text's words and a token for the conversation) matches the expression
+// written exactly as it was indexed, tombstones left out.
 func (dialect) SearchFrom() (from, match string) {
-	return `messages m`, `to_tsvector('simple', m.text) @@ to_tsquery('simple', $2)`
+	return `messages m`, `(to_tsvector('simple', m.text) || array_to_tsvector(ARRAY['c' || md5(m.conversation_id)]))
+		@@ to_tsquery('simple', $2)`
 }
 
 // SearchKey: an identity column, growing with each message inserted.
 func (dialect) SearchKey() string { return `m.search_key` }
 
+// SearchConvs implements sqlstore.SearchConvLimiter: the GIN index
+// takes a few hundred conversation tokens in one query at the cost of
+// reading their posting lists (a conversation's messages each), far less
+// than the rows of a common word in the whole table.
+func (dialect) SearchConvs() int { return 256 }
+
 // SearchMatch: each term a quoted lexeme (terms hold only letters and
-// digits), all of them required, the last one a prefix with prefix.
-// convs are not needed: the planner chooses between the GIN index and
-// the members.
-func (dialect) SearchMatch(terms, _ []string, prefix bool) string {
+// digits), all of them required, the last one a prefix with prefix; with
+// convs, one of their conversation tokens (migration 00012) too, so the
+// index answers with the matches in the user's conversations only.
+func (dialect) SearchMatch(terms, convs []string, prefix bool) string {
 	var b strings.Builder
 	for i, t := range terms {
 		if i > 0 {
@@ -182,6 +192,20 @@ func (dialect) SearchMatch(terms, _ []string, prefix bool) string {
 	}
 	if prefix {
 		b.WriteString(":*")
+	}
+	if len(convs) > 0 {
+		b.WriteString(" & (")
+		for i, c := range convs {
+			if i > 0 {
+				b.WriteString(" | ")
+			}
+			// The index's token: hex digits, which to_tsquery keeps as
+			// they are (an id's own characters could be split or
+			// lower-cased by its parser).
+			sum := md5.Sum([]byte(c))
+			b.WriteString("'c" + hex.EncodeToString(sum[:]) + "'")
+		}
+		b.WriteByte(')')
 	}
 	return b.String()
 }

@@ -161,6 +161,7 @@ type batcher struct {
 	stmts map[string]*sql.Stmt // prepared on conn, by query text
 	multi [nMulti][]*sql.Stmt  // multi-row statements by kind and log2(rows)
 	cache cache
+	ix    indexer // the search index, written after commit (indexer.go)
 	wg    sync.WaitGroup
 }
 
@@ -174,6 +175,10 @@ func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer) (*batcher, 
 	if err := conn.QueryRowContext(ctx, dialect{}.HeadSQL()).Scan(&b.head); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("sqlite: read head: %w", err)
+	}
+	if err := b.ix.start(ctx, b); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: read the search index's progress: %w", err)
 	}
 	// Owned by the batcher: close stops it and waits for it.
 	b.wg.Add(1)
@@ -241,8 +246,13 @@ func (b *batcher) close() error {
 
 func (b *batcher) loop() {
 	defer b.wg.Done()
+	defer b.indexRest()
 	batch := make([]*op, 0, maxBatch)
-	for o := range b.queue.Ops() {
+	for {
+		o, ok := b.next()
+		if !ok {
+			return
+		}
 		// Take everything queued by now (up to maxBatch): under load the
 		// queue fills while the previous batch commits, so batches grow
 		// with the load.
@@ -261,6 +271,7 @@ func (b *batcher) loop() {
 		}
 		b.run(batch)
 		clear(batch)
+		b.indexDue()
 	}
 }
 

@@ -224,6 +224,7 @@ func (w *writeTx) flush() error {
 	if err := w.execMulti(multiMessages, p.msgs, msgArgs); err != nil {
 		return fmt.Errorf("%w: messages: %w", errFlush, err)
 	}
+	w.b.ix.waiting += len(p.msgs) / msgArgs // for the search indexer
 	if err := w.execMulti(multiEvents, p.events, eventArgs); err != nil {
 		return fmt.Errorf("%w: events: %w", errFlush, err)
 	}

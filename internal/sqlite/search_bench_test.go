@@ -4,17 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/searchcorpus"
 	"github.com/parleychat/parley/internal/sqlite"
 )
 
@@ -22,7 +21,8 @@ import (
 // messages (PARLEY_SEARCH_BENCH_MESSAGES changes the count) in 1000
 // groups of 10 of 200 users, texts of 6 to 20 words drawn from a Zipf
 // vocabulary of 20,000 words. The file is built once (a few minutes: the
-// rows go in with raw inserts, the FTS5 triggers index them) and kept in
+// rows go in with raw inserts, then into the FTS5 index as the store's
+// indexer puts them) and kept in
 // PARLEY_SEARCH_BENCH_DIR (default: the OS temp dir) for later runs.
 //
 //	go test -run '^$' -bench BenchmarkSearch1M -benchtime 200x ./internal/sqlite
@@ -64,7 +64,7 @@ func BenchmarkSearch1M(b *testing.B) {
 	if err != nil || len(groups) == 0 {
 		b.Fatalf("corpus: %d conversations of u0, %v", len(groups), err)
 	}
-	w := vocabulary()
+	w := searchcorpus.Vocabulary()
 	for _, tc := range []struct {
 		name, user, query string
 		conv              string
@@ -97,25 +97,6 @@ func BenchmarkSearch1M(b *testing.B) {
 	}
 }
 
-// vocabulary is the corpus's words, most frequent first: made-up words
-// of 3 to 9 letters, the same on every run.
-func vocabulary() []string {
-	r := rand.New(rand.NewPCG(1, 2))
-	seen := map[string]bool{}
-	var out []string
-	for len(out) < 20000 {
-		var b strings.Builder
-		for range 3 + r.IntN(7) {
-			b.WriteByte(byte('a' + r.IntN(26)))
-		}
-		if w := b.String(); !seen[w] {
-			seen[w] = true
-			out = append(out, w)
-		}
-	}
-	return out
-}
-
 // buildSearchCorpus makes the file: users and groups through the store,
 // then the messages with raw inserts in one transaction (the store's
 // send path would take far longer and is measured elsewhere).
@@ -129,7 +110,7 @@ func buildSearchCorpus(b *testing.B, path string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const users, groups, perGroup = 200, 1000, 10
+	const users, groups = searchcorpus.Users, searchcorpus.Groups
 	for i := range users {
 		if _, err := db.EnsureUser(ctx, fmt.Sprint("u", i), fmt.Sprint("user", i)); err != nil {
 			b.Fatal(err)
@@ -138,28 +119,14 @@ func buildSearchCorpus(b *testing.B, path string, n int) {
 	if _, err := db.EnsureUser(ctx, "solo", "solo"); err != nil {
 		b.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(3, 4))
+	corpus := searchcorpus.New()
 	convs := make([]string, groups)
-	members := make([][]string, groups)
-	for g := range groups {
-		// u0 is in a tenth of the groups; solo in one.
-		ms := []string{}
-		if g%10 == 0 {
-			ms = append(ms, "u0")
-		}
-		if g == 1 {
-			ms = append(ms, "solo")
-		}
-		for len(ms) < perGroup {
-			if id := fmt.Sprint("u", 1+r.IntN(users-1)); !contains(ms, id) {
-				ms = append(ms, id)
-			}
-		}
+	for g, ms := range corpus.Members {
 		c, _, err := db.CreateGroup(ctx, ms[0], fmt.Sprint("g", g), ms[1:])
 		if err != nil {
 			b.Fatal(err)
 		}
-		convs[g], members[g] = c.ID, ms
+		convs[g] = c.ID
 	}
 	if err := db.Close(); err != nil {
 		b.Fatal(err)
@@ -181,23 +148,12 @@ func buildSearchCorpus(b *testing.B, path string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	words := vocabulary()
-	zipf := rand.NewZipf(r, 1.1, 2, uint64(len(words)-1))
 	seqs := make([]int64, groups)
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var text strings.Builder
 	for i := range n {
-		g := r.IntN(groups)
+		g, sender, text := corpus.Message()
 		seqs[g]++
-		text.Reset()
-		for k := range 6 + r.IntN(15) {
-			if k > 0 {
-				text.WriteByte(' ')
-			}
-			text.WriteString(words[zipf.Uint64()])
-		}
-		sender := members[g][r.IntN(perGroup)]
-		if _, err := st.Exec(uuid.NewString(), convs[g], seqs[g], sender, fmt.Sprint("c", i), text.String(),
+		if _, err := st.Exec(uuid.NewString(), convs[g], seqs[g], sender, fmt.Sprint("c", i), text,
 			at.Add(time.Duration(i)*time.Second).UnixMicro()); err != nil {
 			b.Fatal(err)
 		}
@@ -206,6 +162,13 @@ func buildSearchCorpus(b *testing.B, path string, n int) {
 		if _, err := tx.Exec(`UPDATE conversations SET last_seq = $1 WHERE id = $2`, seqs[g], convs[g]); err != nil {
 			b.Fatal(err)
 		}
+	}
+	// Index them as the store's indexer does (internal/sqlite/indexer.go).
+	if _, err := tx.Exec(sqlite.QIndexRange, 0, n+1<<20); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tx.Exec(`UPDATE search_indexed SET upto = (SELECT MAX(rowid) FROM messages)`); err != nil {
+		b.Fatal(err)
 	}
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
@@ -222,13 +185,4 @@ func buildSearchCorpus(b *testing.B, path string, n int) {
 	os.Remove(tmp + "-wal")
 	os.Remove(tmp + "-shm")
 	b.Logf("built in %v", time.Since(start))
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
 }
