@@ -1,5 +1,6 @@
--- The full-text index is written after commit (issue 14: the send path
--- no longer pays for it inside the write transaction).
+-- The full-text index is written after commit, and the mentions rows
+-- by the send path (issue 14: the send path no longer pays for them
+-- inside the write transaction).
 --
 -- 00008's triggers indexed every message in the transaction that stored
 -- it. Now the batcher indexes the messages whose rowid is above
@@ -27,6 +28,10 @@ INSERT INTO search_indexed (id, upto) SELECT 1, COALESCE(MAX(rowid), 0) FROM mes
 
 DROP TRIGGER messages_fts_insert;
 DROP TRIGGER messages_fts_update;
+-- The send path writes a new message's mentions rows itself
+-- (internal/sqlite/mentions.go), only for a message that has any: the
+-- trigger cost every insert a trigger program.
+DROP TRIGGER messages_mentions_insert;
 
 -- +goose StatementBegin
 CREATE TRIGGER messages_fts_update AFTER UPDATE OF text, deleted_at ON messages
@@ -38,6 +43,14 @@ END;
 -- +goose StatementEnd
 
 -- +goose Down
+-- +goose StatementBegin
+CREATE TRIGGER messages_mentions_insert AFTER INSERT ON messages
+WHEN new.mentions IS NOT NULL AND new.deleted_at IS NULL BEGIN
+    INSERT OR IGNORE INTO mentions (user_id, message_id, conversation_id, seq, created_at)
+    SELECT j.value, new.id, new.conversation_id, new.seq, new.created_at FROM json_each(new.mentions) j;
+END;
+-- +goose StatementEnd
+
 DROP TRIGGER messages_fts_update;
 -- Index what waits, then restore 00008's triggers.
 INSERT INTO messages_fts (rowid, text, conv)
