@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
 	"github.com/parleychat/parley/internal/searchcorpus"
@@ -27,16 +24,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkSearch1M -benchtime 50x ./internal/postgres
 func BenchmarkSearch1M(b *testing.B) {
-	if testing.Short() {
-		b.Skip("builds a 1M-message schema")
-	}
-	n := 1_000_000
-	if v := os.Getenv("PARLEY_SEARCH_BENCH_MESSAGES"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := searchcorpus.Size(b)
 	ctx := context.Background()
 	schema := fmt.Sprint("parley_search_bench_", n)
 	dsn := withSearchPath(b, pgtest.URL(b), schema)
@@ -65,41 +53,7 @@ func BenchmarkSearch1M(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	groups, err := db.Conversations(b.Context(), "u0")
-	if err != nil || len(groups) == 0 {
-		b.Fatalf("corpus: %d conversations of u0, %v", len(groups), err)
-	}
-	w := searchcorpus.Vocabulary()
-	for _, tc := range []struct {
-		name, user, query string
-		conv              string
-	}{
-		{"common", "u0", w[0], ""},
-		{"medium", "u0", w[30], ""},
-		{"rare", "u0", w[5000], ""},
-		{"two_words", "u0", w[3] + " " + w[40], ""},
-		{"prefix", "u0", w[100][:3] + "*", ""},
-		{"common_prefix", "u0", w[0] + "*", ""},
-		{"common_one_group", "solo", w[0], ""},
-		{"medium_one_group", "solo", w[30], ""},
-		{"medium_in_conversation", "u0", w[30], groups[0].ID},
-	} {
-		terms, err := parley.SearchTerms(tc.query)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(tc.name, func(b *testing.B) {
-			var found int
-			for b.Loop() {
-				p, err := db.Search(b.Context(), tc.user, parley.SearchQuery{Terms: terms, Prefix: parley.SearchPrefix(tc.query), ConversationID: tc.conv})
-				if err != nil {
-					b.Fatal(err)
-				}
-				found = len(p.Results)
-			}
-			b.ReportMetric(float64(found), "results")
-		})
-	}
+	searchcorpus.Bench(b, db)
 }
 
 // withSearchPath is base with its connections on schema.
@@ -135,23 +89,8 @@ func buildPGSearchCorpus(b *testing.B, schema, dsn string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for i := range searchcorpus.Users {
-		if _, err := db.EnsureUser(ctx, fmt.Sprint("u", i), fmt.Sprint("user", i)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if _, err := db.EnsureUser(ctx, "solo", "solo"); err != nil {
-		b.Fatal(err)
-	}
 	corpus := searchcorpus.New()
-	convs := make([]string, searchcorpus.Groups)
-	for g, ms := range corpus.Members {
-		c, _, err := db.CreateGroup(ctx, ms[0], fmt.Sprint("g", g), ms[1:])
-		if err != nil {
-			b.Fatal(err)
-		}
-		convs[g] = c.ID
-	}
+	convs := corpus.Populate(b, db)
 	if err := db.Close(); err != nil {
 		b.Fatal(err)
 	}

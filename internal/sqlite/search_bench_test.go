@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/searchcorpus"
 	"github.com/parleychat/parley/internal/sqlite"
 )
@@ -34,16 +32,7 @@ import (
 // single group (the index walks many matches it cannot show), and with
 // the conversation filter.
 func BenchmarkSearch1M(b *testing.B) {
-	if testing.Short() {
-		b.Skip("builds a 1M-message file")
-	}
-	n := 1_000_000
-	if v := os.Getenv("PARLEY_SEARCH_BENCH_MESSAGES"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := searchcorpus.Size(b)
 	dir := os.Getenv("PARLEY_SEARCH_BENCH_DIR")
 	if dir == "" {
 		dir = os.TempDir()
@@ -60,41 +49,7 @@ func BenchmarkSearch1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	groups, err := db.Conversations(b.Context(), "u0")
-	if err != nil || len(groups) == 0 {
-		b.Fatalf("corpus: %d conversations of u0, %v", len(groups), err)
-	}
-	w := searchcorpus.Vocabulary()
-	for _, tc := range []struct {
-		name, user, query string
-		conv              string
-	}{
-		{"common", "u0", w[0], ""},
-		{"medium", "u0", w[30], ""},
-		{"rare", "u0", w[5000], ""},
-		{"two_words", "u0", w[3] + " " + w[40], ""},
-		{"prefix", "u0", w[100][:3] + "*", ""},
-		{"common_prefix", "u0", w[0] + "*", ""},
-		{"common_one_group", "solo", w[0], ""},
-		{"medium_one_group", "solo", w[30], ""},
-		{"medium_in_conversation", "u0", w[30], groups[0].ID},
-	} {
-		terms, err := parley.SearchTerms(tc.query)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(tc.name, func(b *testing.B) {
-			var found int
-			for b.Loop() {
-				p, err := db.Search(b.Context(), tc.user, parley.SearchQuery{Terms: terms, Prefix: parley.SearchPrefix(tc.query), ConversationID: tc.conv})
-				if err != nil {
-					b.Fatal(err)
-				}
-				found = len(p.Results)
-			}
-			b.ReportMetric(float64(found), "results")
-		})
-	}
+	searchcorpus.Bench(b, db)
 }
 
 // buildSearchCorpus makes the file: users and groups through the store,
@@ -110,24 +65,9 @@ func buildSearchCorpus(b *testing.B, path string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const users, groups = searchcorpus.Users, searchcorpus.Groups
-	for i := range users {
-		if _, err := db.EnsureUser(ctx, fmt.Sprint("u", i), fmt.Sprint("user", i)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if _, err := db.EnsureUser(ctx, "solo", "solo"); err != nil {
-		b.Fatal(err)
-	}
+	const groups = searchcorpus.Groups
 	corpus := searchcorpus.New()
-	convs := make([]string, groups)
-	for g, ms := range corpus.Members {
-		c, _, err := db.CreateGroup(ctx, ms[0], fmt.Sprint("g", g), ms[1:])
-		if err != nil {
-			b.Fatal(err)
-		}
-		convs[g] = c.ID
-	}
+	convs := corpus.Populate(b, db)
 	if err := db.Close(); err != nil {
 		b.Fatal(err)
 	}
