@@ -2,11 +2,10 @@ package postgres
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -161,34 +160,43 @@ func internalf(format string, args ...any) error {
 
 func wrapInternal(err error) error { return sqlstore.WrapInternal("postgres", err) }
 
-// SearchFrom: the GIN index messages_search (migration 00012: the
-// text's words and a token for the conversation) matches the expression
-// written exactly as it was indexed, tombstones left out. The match is a
-// subquery the planner cannot pull up (OFFSET 0), so the index answers it
-// once, with the matches in the user's conversations when the query names
-// them (SearchMatch), and the rest of the query only joins and sorts
-// those: as a join, a generic plan (pgx prepares the statement; its
-// estimates are the defaults) ran the index scan once per conversation of
-// the user, seconds for a common word.
+// SearchFrom: the GIN index messages_search (migration 00008) matches
+// the expression written exactly as it was indexed, tombstones left out.
+// $2 is SearchMatch's "tsquery|ids": with ids (the user's conversations,
+// comma-separated) the first branch has the index's matches ANDed with
+// the conversations' messages (a BitmapAnd of the GIN index and
+// messages_conversation_id_seq_key), so only the user's matches are
+// fetched; with "*" (a user in more conversations than SearchConvs) the
+// second branch, gated on $2 alone, takes every match. The match is a
+// subquery the planner answers once (OFFSET 0): as a join with the
+// memberships, a generic plan (pgx prepares the statement; its estimates
+// are the defaults) scanned the index once per conversation of the user,
+// seconds for a common word.
 func (dialect) SearchFrom() (from, match string) {
-	return `(SELECT * FROM messages m
-		WHERE (to_tsvector('simple', m.text) || array_to_tsvector(ARRAY['c' || md5(m.conversation_id)])) @@ to_tsquery('simple', $2)
-		AND m.deleted_at IS NULL OFFSET 0) m`, `TRUE`
+	return `(SELECT * FROM messages m WHERE ` + pgTextMatch + `
+			AND m.conversation_id = ANY (string_to_array(split_part($2, '|', 2), ',')) AND m.deleted_at IS NULL
+		UNION ALL
+		SELECT * FROM messages m WHERE split_part($2, '|', 2) = '*' AND ` + pgTextMatch + ` AND m.deleted_at IS NULL
+		OFFSET 0) m`, `TRUE`
 }
+
+// pgTextMatch is the GIN index's expression against the query part of
+// SearchMatch.
+const pgTextMatch = `to_tsvector('simple', m.text) @@ to_tsquery('simple', split_part($2, '|', 1))`
 
 // SearchKey: an identity column, growing with each message inserted.
 func (dialect) SearchKey() string { return `m.search_key` }
 
-// SearchConvs implements sqlstore.SearchConvLimiter: the GIN index
-// takes a few hundred conversation tokens in one query at the cost of
-// reading their posting lists (a conversation's messages each), far less
-// than the rows of a common word in the whole table.
+// SearchConvs implements sqlstore.SearchConvLimiter: the index lookups
+// of a few hundred conversations cost less than fetching a common word's
+// matches in the whole table.
 func (dialect) SearchConvs() int { return 256 }
 
-// SearchMatch: each term a quoted lexeme (terms hold only letters and
-// digits), all of them required, the last one a prefix with prefix; with
-// convs, one of their conversation tokens (migration 00012) too, so the
-// index answers with the matches in the user's conversations only.
+// SearchMatch: "tsquery|ids" (see SearchFrom). The tsquery has each term
+// a quoted lexeme (terms hold only letters and digits), all of them
+// required, the last one a prefix with prefix. ids are convs, comma
+// separated (conversation ids are the server's UUIDs), or "*" for none:
+// every conversation, the membership join then keeps the user's.
 func (dialect) SearchMatch(terms, convs []string, prefix bool) string {
 	var b strings.Builder
 	for i, t := range terms {
@@ -200,19 +208,18 @@ func (dialect) SearchMatch(terms, convs []string, prefix bool) string {
 	if prefix {
 		b.WriteString(":*")
 	}
-	if len(convs) > 0 {
-		b.WriteString(" & (")
-		for i, c := range convs {
-			if i > 0 {
-				b.WriteString(" | ")
-			}
-			// The index's token: hex digits, which to_tsquery keeps as
-			// they are (an id's own characters could be split or
-			// lower-cased by its parser).
-			sum := md5.Sum([]byte(c))
-			b.WriteString("'c" + hex.EncodeToString(sum[:]) + "'")
+	b.WriteByte('|')
+	if len(convs) == 0 || slices.ContainsFunc(convs, func(c string) bool { return strings.ContainsAny(c, ",|") }) {
+		// Every conversation (an id that is not the server's cannot be
+		// listed so).
+		b.WriteByte('*')
+		return b.String()
+	}
+	for i, c := range convs {
+		if i > 0 {
+			b.WriteByte(',')
 		}
-		b.WriteByte(')')
+		b.WriteString(c)
 	}
 	return b.String()
 }
