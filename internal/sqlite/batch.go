@@ -354,6 +354,8 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 			// says nothing more.
 			_, _ = w.exec("ROLLBACK")
 			b.cache.reset()
+			// An index step of the batch (a search's) is undone too.
+			b.ix.rolledBack()
 		}
 	}()
 	for i, o := range live {

@@ -228,6 +228,7 @@ func (w *writeTx) flush() error {
 		return fmt.Errorf("%w: messages: %w", errFlush, err)
 	}
 	w.b.ix.waiting += len(p.msgs) / msgArgs // for the search indexer
+	w.b.ix.behind.Store(true)
 	if err := w.flushMentions(); err != nil {
 		return err
 	}

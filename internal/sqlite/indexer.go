@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,6 +60,11 @@ type indexer struct {
 	// idle fires indexIdle after the batcher found no op while messages
 	// waited.
 	idle *time.Timer
+	// behind mirrors waiting > 0 for SyncSearch, which runs on the
+	// searcher's goroutine: set when a batch writes messages (before its
+	// commit, so before any of its sends returns), cleared when an index
+	// step catches up. A search that finds it clear needs no batch.
+	behind atomic.Bool
 	// Tests only (export_test.go): manual indexes only when a search
 	// asks and at Close; crashy leaves the waiting messages at Close, as
 	// a crash does.
@@ -76,6 +82,7 @@ func (ix *indexer) start(ctx context.Context, b *batcher) error {
 		return err
 	}
 	ix.waiting = int(min(last-upto, 1<<30))
+	ix.behind.Store(ix.waiting > 0)
 	ix.idle = time.NewTimer(indexIdle)
 	ix.idle.Stop()
 	return nil
@@ -97,6 +104,13 @@ func (b *batcher) next() (*op, bool) {
 	}
 	o, ok := <-b.queue.Ops()
 	return o, ok
+}
+
+// rolledBack is told that a batch was rolled back: a search's index
+// step in it was undone, so messages may wait again.
+func (ix *indexer) rolledBack() {
+	ix.waiting = max(ix.waiting, 1)
+	ix.behind.Store(true)
 }
 
 // indexDue indexes after a batch once enough messages wait.
@@ -128,6 +142,7 @@ func (b *batcher) indexStep() error {
 		b.ix.waiting = indexRows
 	default:
 		b.ix.waiting = 0
+		b.ix.behind.Store(false)
 	}
 	return err
 }
@@ -171,11 +186,16 @@ func (b *batcher) indexRest() {
 // what waits (up to indexChunk messages) in the next batch, so a search
 // that follows sees every message whose send returned before.
 func (e *engine) SyncSearch(ctx context.Context) error {
+	if !e.b.ix.behind.Load() {
+		return nil // every message committed so far is indexed
+	}
 	return e.b.do(ctx, func(w *writeTx) error {
 		more, err := w.indexWaiting()
 		if err == nil && !more {
-			// Rows the batch writes after this op count again.
+			// Rows the batch writes after this op count again (flush
+			// sets behind again).
 			w.b.ix.waiting = 0
+			w.b.ix.behind.Store(false)
 		}
 		return err
 	})
