@@ -1,6 +1,24 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+	"database/sql"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/parleychat/parley/internal/sqlstore"
+)
+
+// MigrateDownTo undoes the migrations above version on the database at
+// path (see sqlstore.MigrateDownTo).
+func MigrateDownTo(ctx context.Context, path string, version int64) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return sqlstore.MigrateDownTo(ctx, "sqlite", goose.DialectSQLite3, db, migrations, version)
+}
 
 // QIndexRange is the indexer's statement, for the search benchmark's
 // file, written with raw inserts.

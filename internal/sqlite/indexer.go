@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The search indexer (migration 00012).
+// The search indexer (migration 00013).
 //
 // The FTS5 index (messages_fts) is written by the batcher, after commit,
 // in transactions of its own: each indexes the messages whose rowid is
@@ -22,7 +22,7 @@ import (
 // messages wait; when no op came for indexIdle while some wait; at Close;
 // and when a search asks (SyncSearch), so a search sees every message
 // whose send returned. Edits and deletes of an indexed message change the
-// index in their own transaction (the 00012 trigger), of one not indexed
+// index in their own transaction (the 00013 trigger), of one not indexed
 // yet they change nothing: it is indexed later with its text as it is
 // then. So a search never matches a tombstone or a text before its edit.
 
@@ -125,7 +125,7 @@ func (b *batcher) indexDue() {
 // are tried again after the next indexRows messages or the next idle
 // time, and a search still finds every message indexed before.
 func (b *batcher) indexStep() error {
-	w := &writeTx{b: b, head: b.head}
+	w := &writeTx{b: b} // takes no positions
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		b.ix.waiting = 1
 		return err

@@ -11,7 +11,7 @@ import (
 )
 
 // TestSearchIndexLag: the send path leaves messages to the indexer
-// (migration 00012); while they wait, an edit or a delete changes what
+// (migration 00013); while they wait, an edit or a delete changes what
 // will be indexed, so a search (which has the batcher index what waits
 // first) finds the current text only, never a tombstone or a text
 // before its edit.

@@ -7,7 +7,7 @@ import (
 )
 
 // A send's mentions rows (migration 00008's mentions table) are written
-// with the batch's rows, for the messages that have any: migration 00012
+// with the batch's rows, for the messages that have any: migration 00013
 // dropped the insert trigger that did it for every row, which cost every
 // send a trigger program (about 14k instructions, most sends naming no
 // one). Edits and deletes still keep the table by trigger.
