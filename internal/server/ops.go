@@ -169,6 +169,12 @@ func runOp[T, R any](ctx context.Context, u parley.User, req protocol.Request, o
 	return op(ctx, u, d)
 }
 
+// capped binds maxBytes, the connection's reply cap, to an op that cuts
+// its reply to fit (history, lists, search), for runOp.
+func capped[T, R any](op func(context.Context, parley.User, T, int) (R, error), maxBytes int) func(context.Context, parley.User, T) (R, error) {
+	return func(ctx context.Context, u parley.User, d T) (R, error) { return op(ctx, u, d, maxBytes) }
+}
+
 // op runs one request through the service layer.
 func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 	svc, u := c.s.svc, c.user
@@ -176,11 +182,7 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 	case protocol.OpHello:
 		return nil, parley.Errorf(parley.EINVALID, "hello was already sent on this connection")
 	case protocol.OpHistory:
-		d, err := decode[protocol.History](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.history(ctx, u, d, c.replyBytes())
+		return runOp(ctx, u, req, capped(svc.history, c.replyBytes()))
 	case protocol.OpDelete:
 		return runOp(ctx, u, req, svc.deleteMessage)
 	case protocol.OpRead:
@@ -192,11 +194,7 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		}
 		return struct{}{}, svc.typing(ctx, u, d)
 	case protocol.OpConversations:
-		d, err := decode[protocol.Conversations](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.conversations(ctx, u, d, c.replyBytes())
+		return runOp(ctx, u, req, capped(svc.conversations, c.replyBytes()))
 	case protocol.OpConversation:
 		d, err := decode[protocol.ConversationRef](req)
 		if err != nil {
@@ -232,17 +230,9 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 	case protocol.OpSetFlags:
 		return runOp(ctx, u, req, svc.setFlags)
 	case protocol.OpSearch:
-		d, err := decode[protocol.Search](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.search(ctx, u, d, c.replyBytes())
+		return runOp(ctx, u, req, capped(svc.search, c.replyBytes()))
 	case protocol.OpMentions:
-		d, err := decode[protocol.Mentions](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.mentions(ctx, u, d, c.replyBytes())
+		return runOp(ctx, u, req, capped(svc.mentions, c.replyBytes()))
 	case protocol.OpDelivered:
 		return runOp(ctx, u, req, svc.delivered)
 	case protocol.OpSetProfile:

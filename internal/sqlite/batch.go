@@ -143,13 +143,10 @@ type batcher struct {
 	// batches and ops count committed batches and the ops in them;
 	// retries the batches run a second time without deferred writes.
 	batches, ops, retries atomic.Int64
-	// health is whether writes fail because SQLite cannot write (see
-	// classify); the batcher reports every batch's outcome to it.
-	health batchq.WriteHealth
-	// observer is told about every committed batch (DB.SetBatchObserver).
-	observer batchq.Observer
-	// publisher takes every committed batch's events (DB.PublishCommits).
-	publisher batchq.Publisher
+	// Hooks is told every batch's outcome: write health (failures
+	// classified by classify), the batch observer and the commit
+	// publisher. DB embeds a pointer to it.
+	batchq.Hooks
 
 	// Only the batcher goroutine (or newBatcher and close, before and
 	// after it runs) touches what follows.
@@ -300,7 +297,7 @@ func (b *batcher) run(batch []*op) {
 	}
 	if err != nil {
 		err = classify(err)
-		b.health.Observe(err)
+		b.Failed(err)
 		answerAll(live, err)
 		return
 	}
@@ -308,18 +305,7 @@ func (b *batcher) run(batch []*op) {
 	b.ckpt.committed()
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
-	b.observer.Observe(len(live), start, w.commitStart)
-	b.health.Observe(nil)
-	// The events go out first, in one publish: the hub can deliver them
-	// while the writers, woken by the answers below, wait for a CPU.
-	w.Publish()
-	for i, o := range live {
-		// An op can fail alone for lack of space (its savepoint rolled
-		// back) while the batch's commit needed none.
-		errs[i] = classify(errs[i])
-		b.health.Observe(errs[i])
-		o.Answer(errs[i])
-	}
+	batchq.Committed(&b.Hooks, &w.Events, live, errs, start, w.commitStart, classify)
 }
 
 // errFlush marks a failure to write the pending rows.
@@ -329,7 +315,7 @@ var errFlush = errors.New("sqlite: writing the batch's rows failed")
 // with each op's own error. It returns an error when nothing was
 // committed: then the transaction is rolled back and the cache dropped.
 func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, err error) {
-	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.publisher.Begin()}
+	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.Begin()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, internalf("begin: %w", err)
 	}
