@@ -208,15 +208,15 @@ type Server struct {
 	bg       sync.WaitGroup
 	unsub    func()
 
-	mu       sync.Mutex // guards servers and connWG.Add against closing
-	closing  atomic.Bool
-	connWG   sync.WaitGroup
+	mu      sync.Mutex // guards servers and connWG.Add against closing
+	closing atomic.Bool
+	connWG  sync.WaitGroup
 	// pollMu guards poll and pollOff: the poller idle connections park
 	// with (poll.go), started on first use, stopped by shutdown after
 	// every connection ended; pollOff once it cannot (or must not) run.
-	pollMu  sync.Mutex
-	poll    *poller
-	pollOff bool
+	pollMu   sync.Mutex
+	poll     *poller
+	pollOff  bool
 	servers  []*http.Server
 	shutOnce sync.Once
 	shutErr  error
