@@ -57,6 +57,10 @@ type pollReg struct {
 	run   resumer
 	id    uint64 // 0 until the first park; then written only under p.mu, read by the owner
 	added bool   // EPOLL_CTL_ADD done; only the owner touches it
+	// ready is set by start for the goroutine it starts: the socket was
+	// readable (or the connection closes), so the transport reads without
+	// first waiting (a peek) for bytes. Only the owner touches it.
+	ready bool
 	gone  bool   // forgotten: never registered again; guarded by p.mu
 	state atomic.Uint32
 	stop  atomic.Bool // set by wake(true): the connection closes, park no more
@@ -136,6 +140,7 @@ func (p *poller) start(r *pollReg) {
 	if !r.state.CompareAndSwap(pollParked, pollRunning) {
 		return
 	}
+	r.ready = true // the CAS made this goroutine the owner
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()

@@ -304,7 +304,11 @@ func (c *wsConn) take() error {
 	if c.br != nil {
 		return nil
 	}
-	if c.rc != nil && len(c.pre) == 0 {
+	if c.poll.ready {
+		// The poller saw the socket readable (or the connection is
+		// closing: the read then fails or meets its deadline).
+		c.poll.ready = false
+	} else if c.rc != nil && len(c.pre) == 0 {
 		c.peekErr = nil
 		if err := c.rc.Read(c.peekFn); err != nil {
 			return err

@@ -13,6 +13,7 @@ BIN=$1; TR=$2; N=$3
       curl -s "http://127.0.0.1:$PP/debug/pprof/heap?gc=1" > $OUT
       echo "goroutines: $(curl -s "http://127.0.0.1:$PP/debug/pprof/goroutine?debug=1" | head -1)"
       sleep 4; echo "RSS after GC+4s: $(grep VmRSS /proc/$SPID/status)"
+      curl -s "http://127.0.0.1:$PP/debug/pprof/heap?debug=1" | grep -E "^# (HeapAlloc|HeapSys|HeapIdle|HeapInuse|HeapReleased|Stack|MSpanInuse|NumGC|Sys) "
       grep -E "Threads" /proc/$SPID/status ) & ;;
   esac
 done
