@@ -24,11 +24,11 @@ import (
 // held while it is parked (a parked connection is open), and the reader
 // goroutine that ends the connection releases it.
 type poller struct {
-	pollerOS // the platform's part: the epoll and eventfd descriptors
+	pollerOS // the platform's part: the epoll set
 
 	mu     sync.Mutex
 	regs   map[uint64]*pollReg // parked-at-least-once connections by id; guarded by mu
-	next   uint64              // the last id given; 0 is the poller's own wake-up
+	next   uint64              // the last id given (ids start at 1)
 	closed bool                // guarded by mu
 
 	wg sync.WaitGroup // the loop and the reader goroutines it started

@@ -4,15 +4,21 @@ package server
 
 import (
 	"errors"
+	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// pollerOS is the poller's epoll set and the eventfd that wakes its loop
-// to stop (registered with id 0).
+// pollerOS is the poller's epoll set, as a non-blocking file the Go
+// runtime's own network poller waits on (an epoll set is readable while
+// it has events): the loop is an ordinary goroutine parked in the runtime,
+// not a thread blocked in epoll_wait, so a wake-up costs no thread switch
+// or P hand-off.
 type pollerOS struct {
 	epfd int
-	efd  int
+	f    *os.File // owns epfd
+	rc   syscall.RawConn
 }
 
 // pollEvents is how many readiness events one epoll_wait takes.
@@ -23,18 +29,17 @@ func newPoller() (*poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := f.SyscallConn()
 	if err != nil {
-		unix.Close(epfd)
+		f.Close()
 		return nil, err
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN} // id 0
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
-		unix.Close(efd)
-		unix.Close(epfd)
-		return nil, err
-	}
-	return &poller{pollerOS: pollerOS{epfd: epfd, efd: efd}}, nil
+	return &poller{pollerOS: pollerOS{epfd: epfd, f: f, rc: rc}}, nil
 }
 
 // arm waits for fd to be readable (or hung up), once: EPOLLONESHOT
@@ -60,47 +65,38 @@ func pollID(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
-// loop waits for readiness and starts the readers, until stopLoop. It
-// blocks its thread in epoll_wait (the runtime hands the P to other
-// goroutines meanwhile).
+// loop waits for readiness and starts the readers, until stopLoop closes
+// the epoll set.
 func (p *poller) loop() {
 	defer p.wg.Done()
 	events := make([]unix.EpollEvent, pollEvents)
 	ids := make([]uint64, 0, pollEvents)
 	var regs []*pollReg
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+		var n int
+		var werr error
+		// Read tries first and waits for the set to be readable only when
+		// it has nothing (edge-triggered in the runtime: nothing is missed).
+		err := p.rc.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
+		})
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			panic("server: epoll_wait: " + err.Error()) // EBADF/EINVAL: a bug here
+			return // stopLoop closed the set
+		}
+		if werr != nil {
+			panic("server: epoll_wait: " + werr.Error()) // EBADF/EINVAL: a bug here
 		}
 		ids = ids[:0]
 		for i := range events[:n] {
-			id := pollID(&events[i])
-			if id == 0 {
-				return // stopLoop
-			}
-			ids = append(ids, id)
+			ids = append(ids, pollID(&events[i]))
 		}
 		regs = p.ready(ids, regs)
 	}
 }
 
-// stopLoop wakes the loop to return.
-func (p *poller) stopLoop() {
-	var one = [8]byte{1}
-	for {
-		_, err := unix.Write(p.efd, one[:])
-		if !errors.Is(err, unix.EINTR) {
-			return
-		}
-	}
-}
+// stopLoop ends the loop: closing the set ends its wait.
+func (p *poller) stopLoop() { p.f.Close() }
 
-// release closes the descriptors once the loop returned.
-func (p *poller) release() {
-	unix.Close(p.efd)
-	unix.Close(p.epfd)
-}
+// release: the set was closed by stopLoop.
+func (p *poller) release() {}
