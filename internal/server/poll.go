@@ -61,7 +61,7 @@ type pollReg struct {
 	// readable (or the connection closes), so the transport reads without
 	// first waiting (a peek) for bytes. Only the owner touches it.
 	ready bool
-	gone  bool   // forgotten: never registered again; guarded by p.mu
+	gone  bool // forgotten: never registered again; guarded by p.mu
 	state atomic.Uint32
 	stop  atomic.Bool // set by wake(true): the connection closes, park no more
 }
