@@ -53,7 +53,6 @@ const (
 // goroutine's reads: state is the atomic both go through.
 type pollReg struct {
 	p     *poller // nil: no poller (TLS, not Linux, or it could not start)
-	rc    syscall.RawConn
 	run   resumer
 	id    uint64 // 0 until the first park; then written only under p.mu, read by the owner
 	added bool   // EPOLL_CTL_ADD done; only the owner touches it
@@ -66,11 +65,11 @@ type pollReg struct {
 	stop  atomic.Bool // set by wake(true): the connection closes, park no more
 }
 
-// park hands the connection to the poller: run is started on a new
+// park hands the connection, whose socket is rc, to the poller: run is started on a new
 // goroutine when the socket is readable (at once if it already is) or
 // the connection is woken. False: the caller keeps the reader and reads
 // on (the connection is closing, or the socket could not be armed).
-func (r *pollReg) park(run resumer) bool {
+func (r *pollReg) park(rc syscall.RawConn, run resumer) bool {
 	p := r.p
 	if r.stop.Load() {
 		return false
@@ -97,7 +96,7 @@ func (r *pollReg) park(run resumer) bool {
 		return !r.state.CompareAndSwap(pollParked, pollRunning)
 	}
 	var aerr error
-	if err := r.rc.Control(func(fd uintptr) { aerr = p.arm(int(fd), id, add) }); err != nil || aerr != nil {
+	if err := rc.Control(func(fd uintptr) { aerr = p.arm(int(fd), id, add) }); err != nil || aerr != nil {
 		// Closed under us: read on to see it, unless a wake took the
 		// reader already. (added stays set: harmless, the fd is gone.)
 		return !r.state.CompareAndSwap(pollParked, pollRunning)

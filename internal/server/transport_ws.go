@@ -118,7 +118,7 @@ func newWSConn(nc net.Conn, pre []byte, p *poller) *wsConn {
 			c.rc = rc
 			c.peekFn = c.peekFD
 			if p != nil {
-				c.poll.p, c.poll.rc = p, rc
+				c.poll.p = p
 			}
 		}
 	}
@@ -179,7 +179,7 @@ func (c *wsConn) Park(run resumer) bool {
 	if c.poll.p == nil || c.br != nil || len(c.pre) > 0 || c.hasPing {
 		return false
 	}
-	return c.poll.park(run)
+	return c.poll.park(c.rc, run)
 }
 
 // Read implements transport.
