@@ -29,9 +29,10 @@ func waitParked(t *testing.T, srv *servertest.Server, n int) {
 // TestIdleConnectionsParked: an idle connection has no reader goroutine
 // (it is parked with the poller), every request wakes it, also when many
 // connections' requests arrive at once and one client sends several
-// frames in one burst, and a connection the client closes, or the server
-// closes while it is parked, ends (goleak checks its goroutines at the end
-// of the package).
+// frames in one burst, and a parked connection ends when its client drops
+// it or sends a close frame (goleak checks the goroutines at the end of
+// the package). A parked connection the server closes: TestHeartbeatTimeout
+// and the shutdown tests.
 func TestIdleConnectionsParked(t *testing.T) {
 	srv := startLimited(t, nil)
 	const n = 24
@@ -74,8 +75,8 @@ func TestIdleConnectionsParked(t *testing.T) {
 	// The client goes: its parked connection wakes on the end of stream.
 	cs[0].ws.CloseNow()
 	waitParked(t, srv, n-1)
-	// The server closes a parked connection (a heartbeat, a ban, a
-	// shutdown would): the close frame reaches the client.
+	// The client's close frame: the server answers it (Close returns
+	// once it has) and the connection ends.
 	if err := cs[1].ws.Close(websocket.StatusNormalClosure, ""); err != nil {
 		t.Fatalf("closing client 1: %v", err)
 	}
