@@ -25,11 +25,7 @@ func (c *conn) dispatch(ctx context.Context, req protocol.Request) {
 
 // reply queues the reply to req, or its error.
 func (c *conn) reply(req protocol.Request, v any, err error) {
-	if errors.Is(err, context.DeadlineExceeded) && c.s.connCtx.Err() == nil {
-		// The request waited past opTimeout: the server is overloaded,
-		// not broken. The client may retry (a send is idempotent).
-		err = &parley.Error{Code: parley.EUNAVAILABLE, Message: "the server is overloaded; retry", RetryAfter: time.Second}
-	}
+	err = c.overloaded(err)
 	if err != nil {
 		var pe *parley.Error
 		if parley.ErrorCode(err) == parley.ERATELIMITED && asError(err, &pe) {
@@ -44,6 +40,16 @@ func (c *conn) reply(req protocol.Request, v any, err error) {
 		return
 	}
 	c.enqueue(encodeData(protocol.TypeReply, req.ID, v), false)
+}
+
+// overloaded turns err into `unavailable` when it is a request that waited
+// past opTimeout while the server runs: the server is overloaded, not
+// broken, and the client may retry (a send is idempotent).
+func (c *conn) overloaded(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && c.s.connCtx.Err() == nil {
+		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "the server is overloaded; retry", RetryAfter: time.Second}
+	}
+	return err
 }
 
 // replyBytes bounds a history or conversations reply's list on this connection:
@@ -144,6 +150,12 @@ func (r *sendRun) replyTo(upTo int) {
 func (r *sendRun) answer(k int, m parley.Message, err error) {
 	i := r.idx[k]
 	r.replyTo(i)
+	err = r.c.overloaded(err)
+	// A send the client will retry closes the gate as a refusal does: a
+	// later send of the connection stored before the retry would break
+	// the sender's order. (With the store's batcher answering, the worker
+	// is not running: sendsDone starts it after the run's last answer.)
+	r.c.gate = r.c.gate.refused(r.nms[k].ClientID, r.now, err)
 	r.c.reply(r.reqs[i], m, err)
 	r.c.s.metrics.obs.sendAckWS.Observe(sinceSeconds(r.now))
 	r.next = i + 1
@@ -182,13 +194,16 @@ func (c *conn) sendsDone() {
 }
 
 // sendGate keeps a connection's sends in the order they were sent when a
-// rate limit refuses one. A client keeps several sends in flight; if send k
-// is refused and k+1, right behind it, were accepted because the limiter
-// refilled in between, k+1 would be stored before k's retry. So after a
-// refusal, every other send on the connection is refused too until the
+// rate limit refuses one, or one fails for a reason a retry can fix
+// (unavailable, internal: see retryable). A client keeps several sends in
+// flight; if send k is refused and k+1, right behind it, were accepted
+// because the limiter refilled in between (or the store answered again),
+// k+1 would be stored before k's retry. So after a refusal or such a
+// failure, every other send on the connection is refused too until the
 // refused message is sent again (or the client has clearly given up on it:
 // gateGiveUp after its retry time). Only the worker uses it, in the order
-// the sends were read. A connection allocates its gate at the first
+// the sends were read, or the answers to a run of sends the store's
+// batcher replies to while no worker runs (dispatchSends). A connection allocates its gate at the first
 // refusal (conn.gate); nil is an open gate.
 type sendGate struct {
 	clientID string    // the refused send's client id; "" when open
@@ -206,24 +221,43 @@ func (g *sendGate) admit(clientID string, now time.Time) error {
 		return nil
 	}
 	if clientID != g.clientID && now.Before(g.retryAt.Add(gateGiveUp)) {
-		return &parley.Error{Code: parley.ERATELIMITED, Message: "an earlier message was refused as too fast; send it again first",
+		return &parley.Error{Code: parley.ERATELIMITED, Message: "an earlier message was not stored; send it again first",
 			RetryAfter: max(g.retryAt.Sub(now), time.Millisecond)}
 	}
 	*g = sendGate{}
 	return nil
 }
 
-// refused closes the gate behind a send a rate limit refused (err), and
-// returns the gate: g, or a new one when g is nil and a gate is needed.
+// refused closes the gate behind a send that failed with err when the
+// client will retry it (retryable), and returns the gate: g, or a new one
+// when g is nil and a gate is needed.
 func (g *sendGate) refused(clientID string, now time.Time, err error) *sendGate {
-	var pe *parley.Error
-	if clientID != "" && parley.ErrorCode(err) == parley.ERATELIMITED && asError(err, &pe) {
-		if g == nil {
-			g = new(sendGate)
-		}
-		*g = sendGate{clientID: clientID, retryAt: now.Add(pe.RetryAfter)}
+	if clientID == "" || !retryable(err) {
+		return g
 	}
+	if g == nil {
+		g = new(sendGate)
+	}
+	// A failure without a retry time is retried after a second by the
+	// SDKs (docs/sdk.md); the gate waits for it that long plus gateGiveUp.
+	wait := time.Second
+	var pe *parley.Error
+	if asError(err, &pe) && pe.RetryAfter > 0 {
+		wait = pe.RetryAfter
+	}
+	*g = sendGate{clientID: clientID, retryAt: now.Add(wait)}
 	return g
+}
+
+// retryable reports whether a send's error is one clients retry, in
+// order, from the failed message on: rate_limited, unavailable and
+// internal (docs/protocol.md, section 9).
+func retryable(err error) bool {
+	switch parley.ErrorCode(err) {
+	case parley.ERATELIMITED, parley.EUNAVAILABLE, parley.EINTERNAL:
+		return true
+	}
+	return false
 }
 
 func decode[T any](req protocol.Request) (T, error) {
@@ -295,7 +329,7 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 			}
 		}
 		m, err := svc.edit(ctx, u, c.ip, d)
-		c.gate = c.gate.refused(d.ClientID, now, err)
+		c.gate = c.gate.refused(d.ClientID, now, c.overloaded(err))
 		return m, err
 	case protocol.OpReact:
 		return runOp(ctx, u, req, svc.react)

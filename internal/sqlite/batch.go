@@ -155,6 +155,7 @@ type batcher struct {
 	stmts map[string]*sql.Stmt // prepared on conn, by query text
 	multi [nMulti][]*sql.Stmt  // multi-row statements by kind and log2(rows)
 	cache cache
+	ix    indexer // the search index, written after commit (indexer.go)
 	wg    sync.WaitGroup
 }
 
@@ -171,6 +172,10 @@ func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, shards int)
 			conn.Close()
 			return nil, fmt.Errorf("sqlite: read head: %w", err)
 		}
+	}
+	if err := b.ix.start(ctx, b); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: read the search index's progress: %w", err)
 	}
 	// Owned by the batcher: close stops it and waits for it.
 	b.wg.Add(1)
@@ -238,8 +243,13 @@ func (b *batcher) close() error {
 
 func (b *batcher) loop() {
 	defer b.wg.Done()
+	defer b.indexRest()
 	batch := make([]*op, 0, maxBatch)
-	for o := range b.queue.Ops() {
+	for {
+		o, ok := b.next()
+		if !ok {
+			return
+		}
 		// Take everything queued by now (up to maxBatch): under load the
 		// queue fills while the previous batch commits, so batches grow
 		// with the load.
@@ -258,6 +268,7 @@ func (b *batcher) loop() {
 		}
 		b.run(batch)
 		clear(batch)
+		b.indexDue()
 	}
 }
 
@@ -329,6 +340,8 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 			// says nothing more.
 			_, _ = w.exec("ROLLBACK")
 			b.cache.reset()
+			// An index step of the batch (a search's) is undone too.
+			b.ix.rolledBack()
 		}
 	}()
 	for i, o := range live {
