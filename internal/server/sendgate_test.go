@@ -38,6 +38,12 @@ func (s *failingSends) SendMessages(ctx context.Context, ms []parley.NewMessage,
 	}
 }
 
+// SendMessagesAsync hides the engine's own (parley.AsyncSender) for the
+// same reason: the server would hand it the sends instead.
+func (s *failingSends) SendMessagesAsync(ms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+	s.SendMessages(context.Background(), ms, done)
+}
+
 // TestSendGateAfterUnavailable: a send that fails for a reason a retry
 // can fix (unavailable, internal, the op timeout) closes the connection's
 // send gate like a rate-limit refusal, so a later send the client had in
