@@ -208,6 +208,9 @@ func (c *conn) sendsDone() {
 type sendGate struct {
 	clientID string    // the refused send's client id; "" when open
 	retryAt  time.Time // when the refused send may be retried
+	// code is what the gate refuses the others with: rate_limited behind
+	// a rate-limited send, unavailable behind one that failed.
+	code string
 }
 
 // gateGiveUp is how long past its retry time the gate waits for the
@@ -221,7 +224,7 @@ func (g *sendGate) admit(clientID string, now time.Time) error {
 		return nil
 	}
 	if clientID != g.clientID && now.Before(g.retryAt.Add(gateGiveUp)) {
-		return &parley.Error{Code: parley.ERATELIMITED, Message: "an earlier message was not stored; send it again first",
+		return &parley.Error{Code: g.code, Message: "an earlier message was not stored; send it again first",
 			RetryAfter: max(g.retryAt.Sub(now), time.Millisecond)}
 	}
 	*g = sendGate{}
@@ -245,7 +248,11 @@ func (g *sendGate) refused(clientID string, now time.Time, err error) *sendGate 
 	if asError(err, &pe) && pe.RetryAfter > 0 {
 		wait = pe.RetryAfter
 	}
-	*g = sendGate{clientID: clientID, retryAt: now.Add(wait)}
+	code := parley.EUNAVAILABLE
+	if parley.ErrorCode(err) == parley.ERATELIMITED {
+		code = parley.ERATELIMITED
+	}
+	*g = sendGate{clientID: clientID, retryAt: now.Add(wait), code: code}
 	return g
 }
 
