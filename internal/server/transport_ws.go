@@ -73,7 +73,7 @@ var (
 // upgradeWS answers the WebSocket handshake (refusing a foreign Origin
 // with 403, as coder/websocket's Accept does) and returns the transport.
 // On failure the response is written and the connection closed.
-func upgradeWS(w http.ResponseWriter, r *http.Request, origins []string, p *poller) (*wsConn, error) {
+func upgradeWS(w http.ResponseWriter, r *http.Request, origins []string, p func() *poller) (*wsConn, error) {
 	if err := checkOrigin(r, origins); err != nil {
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return nil, err
@@ -101,9 +101,12 @@ func upgradeWS(w http.ResponseWriter, r *http.Request, origins []string, p *poll
 }
 
 // newWSConn makes the transport of an upgraded connection; pre are the
-// bytes read past the handshake; p (nil: none) is the poller it parks
-// with when idle.
-func newWSConn(nc net.Conn, pre []byte, p *poller) *wsConn {
+// bytes read past the handshake; p (nil: none) gives the poller it parks
+// with when idle. p is called only for a socket the poller can watch: it
+// starts the server's poller on first use, and a connection without a
+// file descriptor (an in-memory one, in tests under testing/synctest)
+// must not start it, where its goroutine would wait on I/O in the bubble.
+func newWSConn(nc net.Conn, pre []byte, p func() *poller) *wsConn {
 	c := &wsConn{nc: nc, pre: pre}
 	c.rd = wsutil.Reader{
 		State: ws.StateServerSide,
@@ -118,7 +121,7 @@ func newWSConn(nc net.Conn, pre []byte, p *poller) *wsConn {
 			c.rc = rc
 			c.peekFn = c.peekFD
 			if p != nil {
-				c.poll.p = p
+				c.poll.p = p()
 			}
 		}
 	}
