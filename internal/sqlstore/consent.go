@@ -100,7 +100,11 @@ const (
 	qRequest  = `SELECT c.kind, mb.request, mb.wrote FROM members mb JOIN conversations c ON c.id = mb.conversation_id
 		WHERE mb.conversation_id = $1 AND mb.user_id = $2 AND mb.left_pos IS NULL`
 	qSetRequest = `UPDATE members SET request = $1 WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
-	qAccept     = `UPDATE members SET request = 0, wrote = true WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL`
+	// qAccept ends a request: the recipient ($2) and the starter count
+	// as having written (members.wrote), so an accept makes them
+	// contacts even before the starter writes.
+	qAccept = `UPDATE members SET request = CASE WHEN user_id = $2 THEN 0 ELSE request END, wrote = true
+		WHERE conversation_id = $1 AND left_pos IS NULL`
 	qPeers      = `SELECT o.user_id FROM members o
 		WHERE o.conversation_id = $1 AND o.left_pos IS NULL AND o.user_id != $2
 		AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $2 AND b.blocked_id = o.user_id) OR (b.blocker_id = o.user_id AND b.blocked_id = $2))
@@ -177,11 +181,10 @@ func Without(ids, drop []string) []string {
 }
 
 // reachable refuses with parley.ErrUnreachable when actor may not add
-// target to a group (target blocked actor, or accepts contacts only and
-// actor is none), or, for a direct conversation (direct), may not start
-// one (target blocked actor). request says a direct conversation actor
-// starts is a request for target: target accepts contacts only and actor
-// is none.
+// target to a group or start a direct conversation with them (direct):
+// target blocked actor, or accepts contacts only and actor is none.
+// request says a direct conversation actor starts is a request for
+// target: actor is no contact of target (who accepts everyone).
 func (s *Store) reachable(w Querier, actor, target string, direct bool) (request bool, err error) {
 	var (
 		blocked, contact bool
@@ -193,11 +196,10 @@ func (s *Store) reachable(w Querier, actor, target string, direct bool) (request
 		}
 		return false, err
 	}
-	stranger := parley.Consent(consent) == parley.ConsentContacts && !contact
-	if blocked || (stranger && !direct) {
+	if blocked || (parley.Consent(consent) == parley.ConsentContacts && !contact) {
 		return false, parley.ErrUnreachable
 	}
-	return stranger, nil
+	return direct && !contact, nil
 }
 
 // audienceFor drops from e.Audience (the members) who must not receive
