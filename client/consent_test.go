@@ -10,14 +10,15 @@ import (
 	"github.com/parleychat/parley/client"
 )
 
-// TestConsentSDK: requests (to a contacts-only user), blocks and the
-// consent setting through the SDK: each change reaches the user's other device as a typed event and
+// TestConsentSDK: requests (a stranger's direct conversation), blocks
+// and the consent setting (under contacts, a stranger can neither start a
+// direct conversation nor add the user to a group) through the SDK: each change reaches the user's other device as a typed event and
 // in its cached list; what a block or a declined request refuses fails
 // with parley.ErrUnreachable.
 func TestConsentSDK(t *testing.T) {
 	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
-		cs := bubbleUsers(t, b, "alice", "alice", "bob")
-		phone, laptop, bob := cs[0], cs[1], cs[2]
+		cs := bubbleUsers(t, b, "alice", "alice", "bob", "carol")
+		phone, laptop, bob, carol := cs[0], cs[1], cs[2], cs[3]
 		var (
 			mu    sync.Mutex
 			heard []client.Event
@@ -30,9 +31,6 @@ func TestConsentSDK(t *testing.T) {
 				mu.Unlock()
 			}
 		})
-		if p, err := phone.SetConsent(ctx, parley.ConsentContacts); err != nil || p.Consent != parley.ConsentContacts {
-			t.Fatalf("SetConsent: %+v, %v", p, err)
-		}
 		cv, err := bob.CreateDirect(ctx, "alice")
 		if err != nil {
 			t.Fatal(err)
@@ -81,14 +79,24 @@ func TestConsentSDK(t *testing.T) {
 		if err := phone.Unblock(ctx, "bob"); err != nil {
 			t.Fatal(err)
 		}
+		if p, err := phone.SetConsent(ctx, parley.ConsentContacts); err != nil || p.Consent != parley.ConsentContacts {
+			t.Fatalf("SetConsent: %+v, %v", p, err)
+		}
+		if _, err := carol.CreateDirect(ctx, "alice"); parley.ErrorCode(err) != parley.EFORBIDDEN || parley.ErrorMessage(err) != parley.ErrUnreachable.Message {
+			t.Errorf("a stranger's direct conversation with a contacts-only alice: %v", err)
+		}
+		if _, err := carol.CreateGroup(ctx, "g", []string{"alice"}); parley.ErrorCode(err) != parley.EFORBIDDEN {
+			t.Errorf("a stranger's group with a contacts-only alice: %v", err)
+		}
 		if p, err := phone.SetConsent(ctx, parley.ConsentEveryone); err != nil || p.Consent != parley.ConsentEveryone {
 			t.Errorf("SetConsent: %+v, %v", p, err)
 		}
 		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		want := []client.Event{client.PrivacyChanged{Consent: parley.ConsentContacts}, client.RequestAnswered{}, client.RequestAnswered{Accepted: true},
-			client.UserBlocked{UserID: "bob"}, client.UserUnblocked{UserID: "bob"}, client.PrivacyChanged{Consent: parley.ConsentEveryone}}
+		want := []client.Event{client.RequestAnswered{}, client.RequestAnswered{Accepted: true},
+			client.UserBlocked{UserID: "bob"}, client.UserUnblocked{UserID: "bob"},
+			client.PrivacyChanged{Consent: parley.ConsentContacts}, client.PrivacyChanged{Consent: parley.ConsentEveryone}}
 		if len(heard) != len(want) {
 			t.Fatalf("the laptop heard %+v", heard)
 		}

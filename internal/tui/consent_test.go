@@ -8,15 +8,17 @@ import (
 	"github.com/parleychat/parley/internal/servertest"
 )
 
-// TestConsentCommands: to a contacts-only user, a stranger's conversation
-// shows as a request with
-// how to answer it; /decline refuses their next message with the
+// TestConsentCommands: a stranger's conversation shows as a request
+// with how to answer it; /decline refuses their next message with the
 // server's words; /accept takes it back; /block, /unblock and /privacy
-// show and change the settings.
+// show and change the settings; under contacts a stranger's /dm is
+// refused with the server's words.
 func TestConsentCommands(t *testing.T) {
-	alice, bob := connectedPair(t)
-	alice.typeLine("/privacy contacts", true)
-	alice.waitText("who may reach you: contacts · blocked: nobody")
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	alice, bob := connected(t, srv, "alice", "alice", lookup), connected(t, srv, "bob", "bob", lookup)
+	alice.typeLine("/privacy", true)
+	alice.waitText("who may reach you: everyone · blocked: nobody")
 
 	bob.typeLine("/dm alice", true)
 	bob.waitText("alice ○ offline")
@@ -41,22 +43,17 @@ func TestConsentCommands(t *testing.T) {
 	alice.typeLine("/block bob", true)
 	alice.waitText("bob blocked")
 	alice.typeLine("/privacy", true)
-	alice.waitText("who may reach you: contacts · blocked: bob")
-	alice.typeLine("/privacy everyone", true)
 	alice.waitText("who may reach you: everyone · blocked: bob")
+	alice.typeLine("/privacy contacts", true)
+	alice.waitText("who may reach you: contacts · blocked: bob")
 	alice.typeLine("/privacy friends", true)
 	alice.waitText(`/privacy: consent must be "everyone" or "contacts"`)
 	alice.typeLine("/unblock bob", true)
 	alice.waitText("bob unblocked")
 	alice.typeLine("/block", true)
 	alice.waitText("usage: /block user")
-}
 
-// connectedPair starts a server and connects the terminal clients of
-// alice and bob, who can look users up by name.
-func connectedPair(t *testing.T) (alice, bob *driver) {
-	t.Helper()
-	srv := servertest.Start(t)
-	lookup := adminLookup(t, srv)
-	return connected(t, srv, "alice", "alice", lookup), connected(t, srv, "bob", "bob", lookup)
+	carol := connected(t, srv, "carol", "carol", lookup)
+	carol.typeLine("/dm alice", true)
+	carol.waitText(parley.ErrUnreachable.Message)
 }
