@@ -92,7 +92,11 @@ type Consenter interface {
 	// AnswerRequest accepts (or declines) the direct conversation request
 	// conversationID as its recipient userID; ENOTFOUND for a user who is
 	// not a member, EINVALID for a conversation that is no request of
-	// theirs. Accepting a request already accepted changes nothing.
+	// theirs. Accepting a request already accepted changes nothing. An
+	// accept's events are the requestAccepted for userID's devices, then,
+	// for the members, a messageRead of userID's read position and a
+	// messageDelivered of their delivered position when it is ahead
+	// (none at 0): what the request hid from the starter.
 	AnswerRequest(ctx context.Context, userID, conversationID string, accept bool) (Conversation, []Event, error)
 	// Peers returns the members of conversationID (userID must be one:
 	// ENOTFOUND otherwise) who may see userID's typing and read position:

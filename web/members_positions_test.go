@@ -25,6 +25,7 @@ func TestAddedMemberPositions(t *testing.T) {
 
 	alice.createGroup("team", "bob, carol")
 	alice.do("say hello", chromedp.SendKeys(testID("composer"), "hello team"+kb.Enter))
+	alice.wait("her message stored", `['sent', 'delivered', 'read'].includes(`+messageWith("hello team")+`?.dataset.status)`)
 	group := eval[string](t, alice.tab, `window.parleyApp.open`)
 	m := apiMessages(t, srv.URL, carolTok, group)[0]
 	body, _ := json.Marshal(map[string]int64{"seq": m.Seq})

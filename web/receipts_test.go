@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,8 +28,12 @@ func TestReceiptsAndProfiles(t *testing.T) {
 	shots := screenshotDir(t)
 	alice, bob := twoUsers(t, browser, srv.URL)
 
-	// Bob's page receives it (an unread badge) without opening the chat.
+	// Bob's page receives it (an unread badge) without opening the chat;
+	// he accepts the request (they are strangers) from another device,
+	// which shows alice what his page received.
 	writeToBob(alice, bob, "Are you there?")
+	conv := eval[string](t, bob.tab, `document.querySelector('[data-testid=conversation][data-title=alice]').dataset.conversationId`)
+	servertest.Call(t, "POST", srv.URL+"/v1/conversations/"+conv+"/accept", bob.token(), nil, http.StatusOK)
 	alice.wait("her message delivered, not read",
 		messageWith("Are you there?")+`?.dataset.status === 'delivered' && `+markOf("Are you there?")+`.textContent === '✓✓ Delivered'`)
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "receipt-delivered"))

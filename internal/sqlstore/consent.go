@@ -429,6 +429,13 @@ func (s *Store) AnswerRequest(ctx context.Context, userID, conversationID string
 		if err != nil {
 			return err
 		}
+		if accept {
+			evs, err := s.revealPositions(w, userID, conversationID)
+			if err != nil {
+				return err
+			}
+			events = append(events, evs...)
+		}
 		c, err = s.view(bg, w, userID, conversationID)
 		return err
 	})
@@ -436,6 +443,41 @@ func (s *Store) AnswerRequest(ctx context.Context, userID, conversationID string
 		return parley.Conversation{}, nil, err
 	}
 	return c, events, nil
+}
+
+// revealPositions records, for the members of conversationID, the read
+// and delivered positions userID reached while the request hid them (a
+// messageRead, and a messageDelivered when delivery is ahead of it; none
+// at 0): the starter's receipts catch up on the accept rather than at the
+// recipient's next read.
+func (s *Store) revealPositions(w Tx, userID, conversationID string) ([]parley.Event, error) {
+	read, err := s.readSeq(bg, w, conversationID, userID)
+	if err != nil {
+		return nil, err
+	}
+	var delivered, last int64
+	if err := w.QueryRow(bg, qDeliveredSeq, conversationID, userID).Scan(&delivered, &last); err != nil {
+		return nil, err
+	}
+	var events []parley.Event
+	at := parley.Now()
+	if read > 0 {
+		evs, err := s.record(w, parley.Event{Type: parley.EventMessageRead, ConversationID: conversationID,
+			UserID: userID, ReadSeq: read, At: at}, nil)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, evs...)
+	}
+	if delivered > read {
+		evs, err := s.record(w, parley.Event{Type: parley.EventMessageDelivered, ConversationID: conversationID,
+			UserID: userID, DeliveredSeq: delivered, At: at}, nil)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, evs...)
+	}
+	return events, nil
 }
 
 // Peers implements parley.Consenter.

@@ -356,8 +356,14 @@ func testRequests(t *testing.T, s parley.Store) {
 	// Accepted after all: listed, b may send, a's reads reach b.
 	v, evs, err = cs.AnswerRequest(ctx(t), a.ID, conv.ID, true)
 	rec.add(evs, err)
-	if oneEvent(t, "accept", evs, parley.EventRequestAccepted); v.Request != "" {
+	if v.Request != "" {
 		t.Errorf("after accepting: request %q", v.Request)
+	}
+	// The accept: a's own event, then a's read position for b, which the
+	// request hid (a read m1).
+	if len(evs) != 2 || evs[0].Type != parley.EventRequestAccepted || !slices.Equal(evs[0].Audience, ids(a)) ||
+		evs[1].Type != parley.EventMessageRead || evs[1].UserID != a.ID || evs[1].ReadSeq != m1.Seq || !sameSet(evs[1].Audience, ids(a, b)) {
+		t.Errorf("accept events = %+v, want requestAccepted for a, then a's read of %d for a and b", evs, m1.Seq)
 	}
 	if _, evs, _ := cs.AnswerRequest(ctx(t), a.ID, conv.ID, true); len(evs) != 0 {
 		t.Errorf("accepting twice: %d events", len(evs))
@@ -379,7 +385,7 @@ func testRequests(t *testing.T, s parley.Store) {
 	d := newUser(t, s, "reqd")
 	dc := direct(t, s, d, a)
 	_, evs, err = cs.AnswerRequest(ctx(t), a.ID, dc.ID, true)
-	rec.add(evs, err)
+	oneEvent(t, "accepting a request never read (no positions to show)", rec.add(evs, err), parley.EventRequestAccepted)
 	if !slices.Contains(must[[]string](t, "Contacts")(s.Contacts(ctx(t), d.ID)), a.ID) {
 		t.Error("accepting a silent starter's request made no contacts")
 	}
