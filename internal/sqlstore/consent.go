@@ -105,7 +105,7 @@ const (
 	// contacts even before the starter writes.
 	qAccept = `UPDATE members SET request = CASE WHEN user_id = $2 THEN 0 ELSE request END, wrote = true
 		WHERE conversation_id = $1 AND left_pos IS NULL`
-	qPeers      = `SELECT o.user_id FROM members o
+	qPeers = `SELECT o.user_id FROM members o
 		WHERE o.conversation_id = $1 AND o.left_pos IS NULL AND o.user_id != $2
 		AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $2 AND b.blocked_id = o.user_id) OR (b.blocker_id = o.user_id AND b.blocked_id = $2))
 		AND NOT EXISTS (SELECT 1 FROM members me WHERE me.conversation_id = $1 AND me.user_id = $2
