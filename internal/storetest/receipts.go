@@ -201,6 +201,18 @@ func testProfiles(t *testing.T, s parley.Store) {
 	if _, _, err := s.AttachmentData(ctx(t), out.ID, "avatar-a", true); !isNotFound(err) {
 		t.Errorf("an outsider fetching a's avatar: %v, want not found", err)
 	}
+	// Served while the outsider shares a group with a, and no longer once
+	// removed from it.
+	og := newGroup(t, s, a, "with out", out)
+	if _, _, err := s.AttachmentData(ctx(t), out.ID, "avatar-a", true); err != nil {
+		t.Errorf("a group mate fetching a's avatar: %v", err)
+	}
+	if _, _, err := s.UpdateConversation(ctx(t), a.ID, og.ID, parley.ConversationChange{Remove: []string{out.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.AttachmentData(ctx(t), out.ID, "avatar-a", true); !isNotFound(err) {
+		t.Errorf("a removed member fetching a's avatar: %v, want not found", err)
+	}
 	// Kept by the orphan sweep while it is an avatar.
 	if _, err := s.DeleteOrphanAttachments(ctx(t), parley.Now().Add(time.Hour), 100); err != nil {
 		t.Fatal(err)
