@@ -156,6 +156,10 @@ func TestBlockOverWebSocket(t *testing.T) {
 	tablet := connect(t, srv, aliceTok, &zero)
 	tablet.event(parley.EventUserBlocked)
 	tablet.event(parley.EventUserUnblocked)
+
+	// A blocked user cannot start a direct conversation either.
+	c.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
+	b.failWith(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "carol"}, parley.ErrUnreachable)
 }
 
 // TestRequestsAndConsent: a stranger's direct conversation is a request

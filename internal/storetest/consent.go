@@ -289,6 +289,12 @@ func testConsent(t *testing.T, s parley.Store) {
 	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, direct(t, s, b, a).ID)); v.Request != "" {
 		t.Errorf("a group mate's direct: request %q", v.Request)
 	}
+	// A user a blocked can start no direct conversation with a, whatever
+	// the setting.
+	x := newUser(t, s, "cnsx")
+	rec.add(cs.Block(ctx(t), a.ID, x.ID))
+	_, _, err = s.CreateDirect(ctx(t), x.ID, a.ID)
+	wantErr(t, "a blocked user's direct", err, parley.ErrUnreachable)
 	n := 0
 	for _, e := range allEventsFor(t, s, a.ID) {
 		if e.Type == parley.EventPrivacyChanged {
