@@ -35,8 +35,25 @@ func TestConsentSDK(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sendWait(t, bob, cv.ID, "hello, stranger")
+		pm, err := bob.Send(ctx, cv.ID, "hello, stranger")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hello, err := pm.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Alice reads it, on a request: bob sees it merely sent.
+		if _, err := phone.MarkRead(ctx, cv.ID, hello.Seq); err != nil {
+			t.Fatal(err)
+		}
 		synctest.Wait()
+		if _, err := bob.Conversations(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r := bob.Receipt(hello); r.Status != client.Sent || r.Recipients != 1 {
+			t.Errorf("bob's receipt across a request: %+v, want sent", r)
+		}
 		if _, err := laptop.Conversations(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -62,6 +79,10 @@ func TestConsentSDK(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait()
+		// The accept shows bob her read.
+		if r := bob.Receipt(hello); r.Status != client.Read {
+			t.Errorf("bob's receipt after the accept: %+v, want read", r)
+		}
 		if got, _ := cached(laptop, cv.ID); got.Request != "" {
 			t.Errorf("after the accept the laptop has request %q", got.Request)
 		}
