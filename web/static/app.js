@@ -1027,8 +1027,13 @@ function onEvent(ev) {
         mergeConversation(ev.conversation);
         // The snapshot's positions are 0 (docs/protocol.md): a member
         // added (back) has theirs in the viewer's view, which the fetch
-        // merges (it refreshes presence too).
-        if (ev.change === 'members_added') fetchConversation(ev.conversation_id);
+        // merges (it refreshes presence too); the open thread's marks
+        // are redrawn from them.
+        if (ev.change === 'members_added') {
+          fetchConversation(ev.conversation_id).then(() => {
+            if (ev.conversation_id === app.open) scheduleRender();
+          });
+        }
         else if (ev.change === 'created') app.client.refreshPresence();
       }
       renderConversations();
