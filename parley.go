@@ -302,8 +302,13 @@ const (
 
 // Event tells members that something happened.
 type Event struct {
-	// Pos is the global position of a durable event; 0 for ephemeral ones.
-	Pos            int64     `json:"pos,omitempty"`
+	// Pos is the position of a durable event in its shard's log; 0 for
+	// ephemeral ones. With one shard (the default) it is global.
+	Pos int64 `json:"pos,omitempty"`
+	// Shard is the log shard the event is in (see ShardOf): its
+	// conversation's, or 0 for a user's own events of no conversation.
+	// Always 0 with one shard, and then left out of the wire.
+	Shard          int       `json:"shard,omitempty"`
 	Type           EventType `json:"type"`
 	ConversationID string    `json:"conversation_id,omitempty"`
 	// UserID and UserName name who acted: the sender, reader, deleter,

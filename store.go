@@ -20,8 +20,10 @@ import (
 //   - Every write that returns events has committed them before it returns;
 //     the events carry their positions and Audience. A write either commits
 //     whole or not at all.
-//   - Positions are global, dense and assigned in commit order (see the
-//     package doc). Head returns the newest committed position.
+//   - Positions are dense and assigned in commit order per shard of the
+//     event log (ShardedLog; with one shard, the default, they are
+//     global: see the package doc). Head returns shard 0's newest
+//     committed position.
 //   - Writes are batched (group commit): many concurrent calls share one
 //     transaction, so throughput does not stop at one fsync per message.
 //     A call's failure (a validation error, say) does not fail the others
@@ -190,8 +192,9 @@ type MultiSender interface {
 type CommitPublisher interface {
 	// PublishCommits sets publish to be called after every commit that
 	// stored events, with all of them (durable, complete, as the write
-	// methods return them) in position order, on the store's batcher
-	// goroutine, before any write of the batch returns. While it is set,
+	// methods return them) in position order (by shard, then position,
+	// see ShardedLog), from the store's batcher (never two calls at
+	// once), before any write of the batch returns. While it is set,
 	// every event a write method returns has been (or is being) handed
 	// to it: the caller publishes none of them again. publish must be
 	// quick, must not block for long (every write of the store waits for

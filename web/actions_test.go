@@ -32,6 +32,12 @@ func focusedTestID(id string) string {
 	return fmt.Sprintf(`document.activeElement?.dataset.testid === %s`, jsString(id))
 }
 
+// actionsShown is a JavaScript expression: whether the actions of the
+// message msg (an expression) show (want "1") or are hidden (want "0").
+func actionsShown(msg, want string) string {
+	return fmt.Sprintf(`(el => !!el && getComputedStyle(el).opacity === %q)(%s?.querySelector('.actions'))`, want, msg)
+}
+
 // noOverflow is a JavaScript expression: the thread does not scroll sideways.
 const noOverflow = `(el => el.scrollWidth <= el.clientWidth)(document.querySelector('[data-testid=messages]'))`
 
@@ -59,8 +65,10 @@ func TestEditOwnMessage(t *testing.T) {
 
 	alice.clickExpr("Edit", inMessage("Look at this", "[data-testid=edit]"))
 	alice.wait("the editor, focused, holding the text", focusedTestID("edit-input")+` && document.activeElement.value === 'Look at this'`)
+	alice.wait("no actions over the editor", actionsShown(byID(msgID), "0"))
 	alice.do("Escape", chromedp.KeyEvent(kb.Escape))
 	alice.wait("the editor gone, focus back on Edit", `!document.querySelector('[data-testid=editor]') && `+focusedTestID("edit")+` && !!`+messageWith("Look at this"))
+	alice.wait("the actions shown with the focus on one", actionsShown(byID(msgID), "1"))
 
 	// A blank text is refused, in words, and the editor stays.
 	alice.clickExpr("Edit", inMessage("Look at this", "[data-testid=edit]"))
@@ -161,6 +169,10 @@ func TestReactionPicker(t *testing.T) {
 	bob.wait("two on bob's page", chip("👍")+`?.textContent === '👍 2' && `+chip("👍")+`.classList.contains('mine')`)
 	bob.clickExpr("bob's chip: off", chip("👍"))
 	bob.wait("one, not his", chip("👍")+`?.textContent === '👍 1' && !`+chip("👍")+`.classList.contains('mine')`)
+	// The focus on a chip does not show the actions (they would stay over
+	// the message above); on the message itself (a tap) it does.
+	bob.wait("the focus on the chip, no actions", `(`+chip("👍")+`.focus(), true) && `+actionsShown(messageWith(msg), "0"))
+	bob.wait("the focus on the message, the actions", `(`+messageWith(msg)+`.focus(), true) && `+actionsShown(messageWith(msg), "1"))
 	alice.wait("one, hers", chip("👍")+`?.textContent === '👍 1' && `+chip("👍")+`.classList.contains('mine')`)
 
 	// Fill the message up to the limit (20 different emoji) from bob's

@@ -18,6 +18,28 @@ func markOf(text string) string {
 	return messageWith(text) + `?.querySelector('[data-testid=mark]')`
 }
 
+// TestDeliveredFromTheList: a message that came while bob had no page
+// open and that no resume replays (his page lost its position) shows ✓✓
+// Delivered once his page has fetched the conversation list, before he
+// opens the chat.
+func TestDeliveredFromTheList(t *testing.T) {
+	browser := newBrowser(t)
+	srv := servertest.Start(t)
+	alice, bob := twoUsers(t, browser, srv.URL)
+	writeToBob(alice, bob, "first")
+	alice.wait("the first delivered", markOf("first")+`?.textContent === '✓✓ Delivered'`)
+
+	// Bob's page goes, and with it its position.
+	bob.wait("bob's page gone", `(parleyApp.client.close(), localStorage.removeItem(parleyApp.client.posKey), location.assign('about:blank'), true)`)
+	bob.do("about:blank", chromedp.WaitReady("body"))
+	alice.do("send while bob is away", chromedp.SendKeys(testID("composer"), "while you were away"+kb.Enter))
+	alice.wait("sent, not delivered", markOf("while you were away")+`?.textContent === '✓ Sent'`)
+
+	bob.do("back", chromedp.Navigate(srv.URL))
+	bob.wait("the list, the chat not open", `!!document.querySelector('[data-testid=conversation][data-title=alice] [data-testid=unread]') && document.querySelector('[data-testid=pane-title]')?.textContent !== 'alice'`)
+	alice.wait("delivered from the list", markOf("while you were away")+`?.textContent === '✓✓ Delivered'`)
+}
+
 // TestReceiptsAndProfiles: a message shows ✓✓ Delivered once bob's page
 // has it (he has not opened the chat), then Read in blue once he reads
 // it; alice sets a display name and an avatar in the profile editor, and

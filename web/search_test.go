@@ -3,11 +3,21 @@ package web_test
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
+
+// firstInView is a JavaScript expression: the message of seq 1 is
+// marked, and in view in the thread and the window.
+const firstInView = `(() => {
+	const el = document.querySelector('[data-testid=message][data-seq="1"][data-highlight=true]');
+	if (!el) return false;
+	const r = el.getBoundingClientRect(), p = document.querySelector('[data-testid=messages]').getBoundingClientRect();
+	return r.bottom > p.top && r.top < p.bottom && r.right <= window.innerWidth;
+})()`
 
 // TestSearchOpensMessage: the search box finds messages by a word's
 // start ("quok*"), shows each result's text as text with the matched word marked
@@ -25,8 +35,14 @@ func TestSearchOpensMessage(t *testing.T) {
 	}
 	apiDo(t, "POST", base, aTok, `{"client_id":"last","text":"the quokkas are back"}`)
 
+	bob.wait("how to search, said while the box is empty and focused", `(document.querySelector('[data-testid=search-input]').focus(), true) && document.querySelector('[data-testid=search-status]').textContent === 'Every word must match; end one with * to match the start of a word.'`)
 	bob.do("search", chromedp.SendKeys(testID("search-input"), "quok*"+kb.Enter))
 	bob.wait("two results", `document.querySelectorAll('[data-testid=search-result]').length === 2`)
+	// Where and when: a direct conversation's title is its sender's name,
+	// said once.
+	if where := eval[string](t, bob.tab, `document.querySelector('.search-where').textContent`); !regexp.MustCompile(`^alice · \d`).MatchString(where) {
+		t.Fatalf("a result's conversation, sender and time read %q", where)
+	}
 	noViolations(t, bob, "search results")
 	texts := eval[[]string](t, bob.tab, `[...document.querySelectorAll('[data-testid=search-text]')].map(e => e.textContent)`)
 	if len(texts) != 2 || texts[0] != "the quokkas are back" || texts[1] != "an <b>early</b> Quokka sighting" {
@@ -42,16 +58,22 @@ func TestSearchOpensMessage(t *testing.T) {
 	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "search-results"))
 
 	bob.click("the older result", `[data-testid=search-result][data-seq="1"]`)
-	bob.wait("the conversation open at the message, marked and in view", `(() => {
-		const el = document.querySelector('[data-testid=message][data-seq="1"][data-highlight=true]');
-		if (!el) return false;
-		const r = el.getBoundingClientRect(), p = document.querySelector('[data-testid=messages]').getBoundingClientRect();
-		return r.bottom > p.top && r.top < p.bottom;
-	})()`)
+	bob.wait("the conversation open at the message, marked and in view", firstInView)
 	if title := eval[string](t, bob.tab, `document.querySelector('[data-testid=pane-title]').textContent`); title != "alice" {
 		t.Fatalf("pane title %q", title)
 	}
 	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "search-opened-at-message"))
+
+	// At phone width, after a reload (the history not loaded): the results
+	// fit the sidebar, and one opens the pane at the message.
+	bob.do("phone width, reload", chromedp.EmulateViewport(390, 760), chromedp.Reload())
+	bob.wait("the list", `!!document.querySelector('[data-testid=conversation][data-title=alice]')`)
+	bob.do("search", chromedp.SendKeys(testID("search-input"), "quok*"+kb.Enter))
+	bob.wait("two results, fitting", `document.querySelectorAll('[data-testid=search-result]').length === 2 && [...document.querySelectorAll('[data-testid=search-result]')].every(b => b.getBoundingClientRect().right <= window.innerWidth)`)
+	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "phone-390-search-results"))
+	bob.click("the older result", `[data-testid=search-result][data-seq="1"]`)
+	bob.wait("the pane open at the message, in view", firstInView)
+	t.Logf("screenshot: %s", screenshot(t, bob.tab, shots, "phone-390-search-opened"))
 }
 
 // TestMentionCompletion: typing "@" and the start of a member's name in

@@ -62,14 +62,15 @@ func (e *Events) Undo(mark int) {
 	e.evs = e.evs[:mark]
 }
 
-// Publish hands the recorded events, in position order, to the hook, if
-// any and if there are events. Call it once the batch has committed and
-// before its writers are answered.
+// Publish hands the recorded events, in position order (by shard, then
+// position: parley.ShardedLog), to the hook, if any and if there are
+// events. Call it once the batch has committed and before its writers
+// are answered.
 func (e *Events) Publish() {
 	if e.f == nil || len(e.evs) == 0 {
 		return
 	}
-	byPos := func(a, b parley.Event) int { return cmp.Compare(a.Pos, b.Pos) }
+	byPos := func(a, b parley.Event) int { return cmp.Or(cmp.Compare(a.Shard, b.Shard), cmp.Compare(a.Pos, b.Pos)) }
 	if !slices.IsSortedFunc(e.evs, byPos) {
 		// Ops record their events as they run, in position order in
 		// both engines; sorting keeps the hook's promise if one ever

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,9 @@ type op struct {
 	// sends in two statements (bulk.go); fn runs it alone, in a savepoint
 	// (when a batch runs again after its bulk statements failed).
 	send *sendOp
+	// shard is the only shard whose positions fn takes (a send's
+	// conversation's), or anyShard (shards.go).
+	shard int
 	// Ticket is the op's state and answer, shared with its caller.
 	batchq.Ticket
 }
@@ -69,8 +73,13 @@ type writeTx struct {
 	// ctx an op passes is ignored (it is bg: one caller's cancellation
 	// must not abort the others' transaction).
 	ctx context.Context
-	// head is the newest position handed out so far in this batch.
-	head int64
+	// shards is the log's shard count; pos hands out the batch's
+	// positions, per shard.
+	shards int
+	pos    sqlstore.Heads
+	// locked marks the shards whose lock the transaction holds; nil:
+	// every shard.
+	locked []bool
 	// Savepoint statements wait to travel in one pipeline with the op's
 	// first statement, saving a round trip or two per op: release is set
 	// while the savepoint of an op that succeeded is not yet released,
@@ -93,10 +102,14 @@ type writeTx struct {
 var bg = context.Background()
 
 // NextPos implements sqlstore.Tx. Positions are dense: an op that fails
-// gives its positions back (runOne restores head).
-func (w *writeTx) NextPos() int64 {
-	w.head++
-	return w.head
+// gives its positions back (runOne undoes them).
+func (w *writeTx) NextPos(shard int) int64 {
+	if w.locked != nil && !w.locked[shard] {
+		// A write that declared another shard (engine.WriteShard): a
+		// bug. runOne recovers the panic and fails that write alone.
+		panic(fmt.Sprintf("a write takes a position in shard %d, which its transaction did not lock", shard))
+	}
+	return w.pos.Next(shard)
 }
 
 // prefix returns the savepoint statements waiting to be sent, and marks
@@ -218,8 +231,17 @@ func (r *pipelinedRow) Scan(dest ...any) error {
 // closes the queue, the goroutine runs what was queued, then exits, and
 // Close waits for it.
 type batcher struct {
-	pool    *pgxpool.Pool
-	lockKey int64
+	pool *pgxpool.Pool
+	// keys are the positions locks' advisory keys, one per shard;
+	// shards is the log's shard count (one positions row each).
+	keys   []int64
+	shards int
+	// parallel is how many transactions (lanes) a batch of a log of
+	// several shards is split into at most, all run at once (shards.go);
+	// publishMu keeps their publishes from overlapping
+	// (parley.CommitPublisher).
+	parallel  int
+	publishMu sync.Mutex
 
 	// lockWait and holdIdle bound a stalled node's hold on the cluster
 	// (see lockedTx); tests shorten them. afterLock, when set, runs once
@@ -243,23 +265,20 @@ type batcher struct {
 	publisher batchq.Publisher
 }
 
-func newBatcher(pool *pgxpool.Pool, lockKey int64) *batcher {
-	b := &batcher{pool: pool, lockKey: lockKey, queue: batchq.NewQueue[*op](maxBatch),
+func newBatcher(pool *pgxpool.Pool, keys []int64) *batcher {
+	b := &batcher{pool: pool, keys: keys, shards: len(keys), parallel: max(1, int(pool.Config().MaxConns)/2),
+		queue:    batchq.NewQueue[*op](maxBatch),
 		lockWait: defaultLockWait, holdIdle: defaultHoldIdle}
 	b.wg.Add(1)
 	go b.loop() // owned by b: close stops and waits for it
 	return b
 }
 
-// do runs fn in the next batch and returns after the batch has committed
-// (nil), or with fn's error, or the commit's. If ctx ends before the
-// batcher claims the op, the op is dropped and do returns ctx.Err(): a
-// context error means the write did not happen. Once claimed, do waits for
-// the batch so the answer is always exact.
-func (b *batcher) do(ctx context.Context, fn func(w *writeTx) error) error {
-	return b.enqueue(ctx, &op{fn: fn})
-}
-
+// enqueue runs o in the next batch and returns after the batch has
+// committed (nil), or with o's error, or the commit's. If ctx ends before
+// the batcher claims the op, the op is dropped and enqueue returns
+// ctx.Err(): a context error means the write did not happen. Once
+// claimed, it waits for the batch so the answer is always exact.
 func (b *batcher) enqueue(ctx context.Context, o *op) error { return b.queue.Enqueue(ctx, o) }
 
 // enqueueMany queues ops in order and calls done(i, err) for each, in
@@ -280,14 +299,19 @@ func (b *batcher) loop() {
 	defer b.wg.Done()
 	batch := make([]*op, 0, maxBatch)
 	for o := range b.queue.Ops() {
-		// Take the lock first, then the ops that queued meanwhile: while
-		// other nodes hold the lock, this node's writes gather into one
-		// batch instead of waiting in many.
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(bg, b.batchWait())
-		tx, head, err := b.lockedTx(ctx)
-		batch = b.fill(append(batch[:0], o))
-		b.run(ctx, batch, tx, head, err, start)
+		if b.shards == 1 {
+			// Take the lock first, then the ops that queued meanwhile:
+			// while other nodes hold the lock, this node's writes
+			// gather into one batch instead of waiting in many.
+			tx, heads, err := b.lockedTx(ctx, nil)
+			batch = b.fill(append(batch[:0], o))
+			b.run(ctx, b.claim(batch), nil, tx, heads, err, start)
+		} else {
+			batch = b.fill(append(batch[:0], o))
+			b.runSharded(ctx, b.claim(batch), start)
+		}
 		cancel()
 		clear(batch)
 	}
@@ -334,8 +358,9 @@ const defaultLockWait = 5 * time.Second
 // round trips.
 const defaultHoldIdle = 5 * time.Second
 
-// lockedTx begins a transaction and takes the positions lock, returning
-// the head. The transaction's lock_timeout and
+// lockedTx begins a transaction and takes the positions locks of shards
+// (nil: every shard), in shard order, returning the heads, one per shard
+// (0 for a shard not locked). The transaction's lock_timeout and
 // idle_in_transaction_session_timeout are set first (b.lockWait,
 // b.holdIdle): a node that stalls while it holds the lock, which every
 // node's writes need, holds it for at most holdIdle, and the others'
@@ -346,36 +371,49 @@ const defaultHoldIdle = 5 * time.Second
 // is read by a statement that starts once the lock is held and cannot miss
 // the batch that committed just before. (One statement doing both would
 // read the head from a snapshot taken before the lock.)
-func (b *batcher) lockedTx(ctx context.Context) (pgx.Tx, int64, error) {
+func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, error) {
 	tx, err := b.pool.Begin(ctx)
 	if err != nil {
-		return nil, 0, internalf("begin: %w", err)
+		return nil, nil, internalf("begin: %w", err)
 	}
-	var head int64
+	var heads []int64
 	lb := &pgx.Batch{}
 	lb.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`,
 		millis(b.lockWait), millis(b.holdIdle))
-	lb.Queue(`SELECT pg_advisory_xact_lock($1)`, b.lockKey)
-	lb.Queue(qHead)
+	if shards == nil {
+		for _, key := range b.keys {
+			lb.Queue(`SELECT pg_advisory_xact_lock($1)`, key)
+		}
+		lb.Queue(qHeads)
+	} else {
+		for _, s := range shards {
+			lb.Queue(`SELECT pg_advisory_xact_lock($1)`, b.keys[s])
+		}
+		lb.Queue(qHeadsOf, shards)
+	}
 	br := tx.SendBatch(ctx, lb)
-	_, err = br.Exec()
-	if err == nil {
-		_, err = br.Exec()
+	for range lb.Len() - 1 {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
 	}
 	if err == nil {
-		err = br.QueryRow().Scan(&head)
+		err = br.QueryRow().Scan(&heads)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		heads, err = b.allHeads(shards, heads)
+	}
 	if err != nil {
 		tx.Rollback(ctx)
-		return nil, 0, internalf("take positions lock and read head: %w", err)
+		return nil, nil, internalf("take positions lock and read head: %w", err)
 	}
 	if b.afterLock != nil {
 		b.afterLock()
 	}
-	return tx, head, nil
+	return tx, heads, nil
 }
 
 // batchWait bounds a whole batch, from BEGIN to COMMIT: the lock wait,
@@ -390,17 +428,23 @@ func (b *batcher) batchWait() time.Duration { return b.lockWait + b.holdIdle + 5
 // millis formats d as a PostgreSQL time setting in milliseconds.
 func millis(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }
 
-// run executes one batch in tx (which holds the positions lock; lockErr
-// says why there is none): the sends in bulk, the other ops in savepoints.
-// start is when tx began (for the batch observer).
-func (b *batcher) run(ctx context.Context, batch []*op, tx pgx.Tx, head int64, lockErr error, start time.Time) {
-	// Claim the ops first: an op its caller gave up on is dropped here.
+// claim claims the ops of batch and returns those whose callers still
+// wait: an op its caller gave up on is dropped here.
+func (b *batcher) claim(batch []*op) []*op {
 	live := batch[:0:0]
 	for _, o := range batch {
 		if o.Claim() {
 			live = append(live, o)
 		}
 	}
+	return live
+}
+
+// run executes the live (claimed) ops of a batch in tx, which holds the
+// positions locks of shards (nil: every shard; lockErr says why there is
+// no tx): the sends in bulk, the other ops in savepoints. start is when
+// the batch began (for the batch observer).
+func (b *batcher) run(ctx context.Context, live []*op, shards []int, tx pgx.Tx, heads []int64, lockErr error, start time.Time) {
 	if lockErr != nil {
 		b.answerAll(live, lockErr)
 		return
@@ -411,25 +455,26 @@ func (b *batcher) run(ctx context.Context, batch []*op, tx pgx.Tx, head int64, l
 	}
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
-	if b.runTx(ctx, tx, head, live, true, start) {
+	if b.runTx(ctx, tx, shards, heads, live, true, start) {
 		return
 	}
-	tx, head, err := b.lockedTx(ctx)
+	tx, heads, err := b.lockedTx(ctx, shards)
 	if err != nil {
 		b.answerAll(live, err)
 		return
 	}
-	b.runTx(ctx, tx, head, live, false, start)
+	b.runTx(ctx, tx, shards, heads, live, false, start)
 }
 
 // runTx runs the ops in tx and answers each, except when bulk is set and
 // the bulk sends failed: then it rolls back, answers nobody and returns
 // false, and the caller runs the batch again without bulk. tx is finished
 // either way. start is when the batch's first transaction began.
-func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, bulk bool, start time.Time) bool {
+func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []int64, live []*op, bulk bool, start time.Time) bool {
 	defer tx.Rollback(ctx) // after Commit, a no-op
 	errs := make([]error, len(live))
-	w := &writeTx{tx: tx, ctx: ctx, head: head, Events: b.publisher.Begin()}
+	w := &writeTx{tx: tx, ctx: ctx, shards: b.shards, pos: sqlstore.NewHeads(heads), locked: lockedSet(b.shards, shards),
+		Events: b.publisher.Begin()}
 	if bulk {
 		var sends []*sendOp
 		for _, o := range live {
@@ -452,8 +497,9 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, 
 		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback: %w", w.broken))
 		return true
 	}
-	if w.head != head {
-		if _, err := w.exec(ctx, qSetHead, w.head); err != nil {
+	if w.pos.Moved() {
+		shards, moved := w.pos.Changed()
+		if _, err := w.exec(ctx, qSetHeads, shards, moved); err != nil {
 			b.answerAll(live, internalf("write head: %w", err))
 			return true
 		}
@@ -473,7 +519,9 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, 
 	b.health.Observe(nil)
 	// The events go out first, in one publish: the hub can deliver them
 	// while the writers, woken by the answers below, wait for a CPU.
+	b.publishMu.Lock()
 	w.Publish()
+	b.publishMu.Unlock()
 	for i, o := range live {
 		// An op can fail alone (its savepoint rolled back) for a reason
 		// of the server's, e.g. a full disk, while the commit succeeded.
@@ -490,7 +538,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, head int64, live []*op, 
 // op that fails before any statement has nothing to roll back.
 func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 	w.open, w.inSavepoint = true, false
-	head, mark := w.head, w.Mark()
+	pmark, mark := w.pos.Mark(), w.Mark()
 	defer func() {
 		if p := recover(); p != nil {
 			err = internalf("panic in write: %v", p)
@@ -501,13 +549,13 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 		}
 		switch {
 		case err != nil && w.inSavepoint:
-			w.head = head
+			w.pos.Undo(pmark)
 			if _, rerr := w.tx.Exec(w.ctx, "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"); rerr != nil {
 				w.broken = rerr
 				err = errors.Join(err, internalf("rollback to savepoint: %w", rerr))
 			}
 		case err != nil:
-			w.head = head
+			w.pos.Undo(pmark)
 		case w.inSavepoint:
 			w.release = true
 		}

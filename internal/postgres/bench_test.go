@@ -2,12 +2,18 @@ package postgres_test
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // BenchmarkSendMessage measures batched message writes: with RunParallel
@@ -24,22 +30,36 @@ func BenchmarkSendMessage(b *testing.B) {
 		{"Parallel16", 16},
 		{"Parallel64", 64},
 	} {
-		b.Run(bc.name, func(b *testing.B) { benchSend(b, bc.parallel, 1) })
+		b.Run(bc.name, func(b *testing.B) { benchSend(b, bc.parallel, 1, 1, 8) })
 	}
 	// Three nodes (three DBs, each with its own pool and batcher) on one
 	// database: their batches take turns on the positions lock.
-	b.Run("3Nodes/Parallel64", func(b *testing.B) { benchSend(b, 64, 3) })
+	b.Run("3Nodes/Parallel64", func(b *testing.B) { benchSend(b, 64, 3, 1, 8) })
+	// A log of 16 shards against one, 64 conversations: the nodes'
+	// batches of different shards commit in parallel (shards.go).
+	for _, nodes := range []int{1, 3} {
+		for _, shards := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%dNodes/%dShards/64Convs/Parallel64", nodes, shards), func(b *testing.B) { benchSend(b, 64, nodes, shards, 64) })
+		}
+	}
 }
 
-func benchSend(b *testing.B, parallel, nodes int) {
-	dsn := pgtest.Schema(b)
+func benchSend(b *testing.B, parallel, nodes, shards, convs int) {
+	// Named, so that pg_stat_activity samples can tell this benchmark's
+	// sessions from others' (docs/benchmarks.md, "Write scaling").
+	dsn := pgtest.Schema(b) + "&application_name=parley-bench-send"
 	dbs := make([]*postgres.DB, nodes)
 	for i := range dbs {
-		dbs[i] = open(b, dsn)
+		db, err := postgres.Open(b.Context(), dsn, sqlstore.WithShards(shards))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		dbs[i] = db
 	}
 	db := dbs[0]
 	ctx := b.Context()
-	const users, convs = 32, 8
+	const users = 32
 	ids := make([]string, users)
 	for i := range ids {
 		u, err := db.CreateUser(ctx, fmt.Sprintf("bench%d", i), nil)
@@ -60,7 +80,7 @@ func benchSend(b *testing.B, parallel, nodes int) {
 	send := func() {
 		i := n.Add(1)
 		_, _, err := dbs[i%int64(nodes)].SendMessage(ctx, parley.NewMessage{
-			ConversationID: groups[i%convs], SenderID: ids[i%users],
+			ConversationID: groups[i%int64(convs)], SenderID: ids[i%users],
 			ClientID: fmt.Sprint("c", i), Type: parley.Text, Text: "hello, this is a benchmark message",
 		})
 		if err != nil {
@@ -75,6 +95,7 @@ func benchSend(b *testing.B, parallel, nodes int) {
 		return batches, ops
 	}
 	batches0, ops0 := stats()
+	cpu0, pgCPU0 := selfCPU(), pgBackendsCPU(b, db)
 	b.ResetTimer()
 	if parallel == 0 {
 		for b.Loop() {
@@ -91,4 +112,48 @@ func benchSend(b *testing.B, parallel, nodes int) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	batches, ops := stats()
 	b.ReportMetric(float64(ops-ops0)/float64(batches-batches0), "ops/batch")
+	// CPU per acknowledged write, the nodes' (this process) and
+	// PostgreSQL's (this benchmark's backends), which on a small shared
+	// machine say more than msgs/s: whether CPU or the lock is the limit.
+	b.ReportMetric(float64((selfCPU()-cpu0).Microseconds())/float64(b.N), "node-cpu-µs/msg")
+	if pg := pgBackendsCPU(b, db); pg >= 0 && pgCPU0 >= 0 {
+		b.ReportMetric(float64((pg-pgCPU0).Microseconds())/float64(b.N), "pg-cpu-µs/msg")
+	}
+}
+
+// selfCPU is the CPU time (user and system) this process used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pgBackendsCPU is the CPU time the benchmark's PostgreSQL backends
+// (application_name parley-bench-send, on this machine) used so far, from
+// /proc; -1 when it cannot be read. Backends that ended meanwhile are not
+// counted: the pools keep theirs open during a run.
+func pgBackendsCPU(b *testing.B, db *postgres.DB) time.Duration {
+	pids, err := postgres.BenchBackends(b.Context(), db)
+	if err != nil {
+		return -1
+	}
+	var ticks int64
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return -1
+		}
+		// Fields after the command name (in parentheses): utime and
+		// stime are the 12th and 13th.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) < 13 {
+			return -1
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * (time.Second / 100) // USER_HZ
 }

@@ -39,9 +39,9 @@ type sendOp struct {
 
 // newSendOp makes the op of a send. Its results are in op.send once the
 // batch committed.
-func newSendOp(nm parley.NewMessage) *op {
+func newSendOp(nm parley.NewMessage, shards int) *op {
 	so := &sendOp{nm: nm}
-	return &op{send: so, fn: func(w *writeTx) error {
+	return &op{send: so, shard: parley.ShardOf(nm.ConversationID, shards), fn: func(w *writeTx) error {
 		if err := bulkSend(w, []*sendOp{so}); err != nil {
 			return err
 		}
@@ -96,8 +96,8 @@ const qSendWrite = `WITH msg AS (
 		UPDATE members SET read_seq = GREATEST(read_seq, $3), wrote = true
 		WHERE conversation_id = $2 AND user_id = $4 AND left_pos IS NULL AND (read_seq < $3 OR NOT wrote)
 	), ev AS (
-		INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
-		VALUES ($10, $2, 'newMessage', $4, $1, '{}', $9)
+		INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at, shard)
+		VALUES ($10, $2, 'newMessage', $4, $1, '{}', $9, $13)
 	)
 	SELECT COALESCE(array_agg(user_id ORDER BY joined_pos, user_id), '{}') FROM members
 	WHERE conversation_id = $2 AND left_pos IS NULL`
@@ -113,9 +113,9 @@ const qBulkSendWrite = `WITH msg AS (
 		INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id, mentions)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $17::text[], $18::text[])
 	), ev AS (
-		INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at)
-		SELECT e.pos, e.conv, 'newMessage', e.actor, e.mid, '{}', e.at
-		FROM unnest($10::bigint[], $2::text[], $4::text[], $1::text[], $9::timestamptz[]) AS e(pos, conv, actor, mid, at)
+		INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at, shard)
+		SELECT e.pos, e.conv, 'newMessage', e.actor, e.mid, '{}', e.at, e.shard
+		FROM unnest($10::bigint[], $2::text[], $4::text[], $1::text[], $9::timestamptz[], $19::int[]) AS e(pos, conv, actor, mid, at, shard)
 	), conv AS (
 		UPDATE conversations c SET last_seq = u.seq, last_activity_at = u.at
 		FROM unnest($11::text[], $12::bigint[], $13::timestamptz[]) AS u(id, seq, at)
@@ -231,8 +231,9 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			so.msg.Attachment = &parley.Attachment{ID: nm.AttachmentID, ContentType: c.attType.String,
 				Size: c.attSize.Int64, Width: int(c.attWidth.Int32), Height: int(c.attHeight.Int32), Name: c.attName.String}
 		}
+		shard := parley.ShardOf(nm.ConversationID, w.shards)
 		so.events = []parley.Event{{
-			Pos: w.NextPos(), Type: parley.EventNewMessage, ConversationID: nm.ConversationID,
+			Pos: w.NextPos(shard), Shard: shard, Type: parley.EventNewMessage, ConversationID: nm.ConversationID,
 			UserID: nm.SenderID, UserName: c.name, Message: &so.msg, At: now,
 		}}
 		so.hidden = c.hidden
@@ -245,7 +246,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		so := pending[0]
 		m := &so.msg
 		err := w.queryRow(bg, qSendWrite, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID,
-			string(m.Type), m.Text, attachmentArg(m), m.CreatedAt, so.events[0].Pos, sqlstore.ReplyArg(m), sqlstore.MentionsArg(m)).Scan(&so.events[0].Audience)
+			string(m.Type), m.Text, attachmentArg(m), m.CreatedAt, so.events[0].Pos, sqlstore.ReplyArg(m), sqlstore.MentionsArg(m), so.events[0].Shard).Scan(&so.events[0].Audience)
 		if err != nil {
 			return err
 		}
@@ -257,6 +258,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		var (
 			mIDs, mConvs, mSenders, mClients, mTypes, mTexts = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 			mSeqs, mPos                                      = make([]int64, n), make([]int64, n)
+			mShards                                          = make([]int32, n)
 			mAtts, mReplies, mMentions                       = make([]*string, n), make([]*string, n), make([]*string, n)
 			mAts                                             = make([]time.Time, n)
 		)
@@ -264,7 +266,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			m := &so.msg
 			mIDs[j], mConvs[j], mSenders[j], mClients[j], mTypes[j], mTexts[j] = m.ID, m.ConversationID, m.SenderID, m.ClientID, string(m.Type), m.Text
 			mSeqs[j], mPos[j], mAtts[j], mAts[j], mReplies[j] = m.Seq, so.events[0].Pos, attachmentArg(m), m.CreatedAt, sqlstore.ReplyArg(m)
-			mMentions[j] = sqlstore.MentionsArg(m)
+			mMentions[j], mShards[j] = sqlstore.MentionsArg(m), int32(so.events[0].Shard)
 		}
 		cIDs, cSeqs, cAts := make([]string, 0, len(lastSeq)), make([]int64, 0, len(lastSeq)), make([]time.Time, 0, len(lastSeq))
 		for id, seq := range lastSeq {
@@ -275,7 +277,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			rConvs, rUsers, rSeqs = append(rConvs, k.conv), append(rUsers, k.user), append(rSeqs, seq)
 		}
 		rows, err := w.query(bg, qBulkSendWrite, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
-			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs, mReplies, mMentions)
+			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs, mReplies, mMentions, mShards)
 		if err != nil {
 			return err
 		}

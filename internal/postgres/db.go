@@ -75,8 +75,9 @@ var _ sqlstore.Complete = (*DB)(nil)
 // Open connects to the database at url (a postgres:// URL or a key=value
 // DSN; pool settings such as pool_max_conns are honoured), applies the
 // migrations and starts the batcher. Nodes starting together are safe:
-// goose holds a session advisory lock while it migrates.
-func Open(ctx context.Context, url string) (*DB, error) {
+// goose holds a session advisory lock while it migrates. opts may ask
+// for a shard count (sqlstore.WithShards; see sqlstore.SetupShards).
+func Open(ctx context.Context, url string, opts ...sqlstore.Option) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse url: %w", err)
@@ -106,8 +107,13 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	db := &DB{pool: pool, b: newBatcher(pool, lockKey("positions", schema))}
-	db.Store = sqlstore.New(dialect{}, (*engine)(db))
+	shards, err := setupShards(ctx, pool, lockKey("migrate", schema), sqlstore.Apply(opts).Shards)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	db := &DB{pool: pool, b: newBatcher(pool, lockKeys(schema, shards))}
+	db.Store = sqlstore.New(dialect{}, (*engine)(db), shards)
 	return db, nil
 }
 
@@ -138,6 +144,41 @@ func fillNameKeys(ctx context.Context, pool *pgxpool.Pool) error {
 		var pgErr *pgconn.PgError
 		return errors.As(err, &pgErr) && pgErr.Code == "23505" // unique_violation
 	})
+}
+
+// setupShards runs sqlstore.SetupShards in a transaction holding the
+// migration lock (nodes starting together take turns), and gives every
+// shard its positions row.
+func setupShards(ctx context.Context, pool *pgxpool.Pool, key int64, want int) (int, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: shards: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, key); err != nil {
+		return 0, fmt.Errorf("postgres: shards: %w", err)
+	}
+	n, err := sqlstore.SetupShards(ctx, dialect{}, pgQuerier{tx}, want)
+	if err != nil {
+		return 0, err
+	}
+	var rows int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM positions`).Scan(&rows); err != nil {
+		return 0, fmt.Errorf("postgres: shards: %w", err)
+	}
+	if rows == n {
+		// Nothing to write (a read-only database opens too).
+		return n, nil
+	}
+	// A new count on an empty log (SetupShards checked): every shard
+	// starts at head 0.
+	if _, err := tx.Exec(ctx, `DELETE FROM positions`); err != nil {
+		return 0, fmt.Errorf("postgres: shards: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO positions (shard, head) SELECT g, 0 FROM generate_series(0, $1 - 1) g`, n); err != nil {
+		return 0, fmt.Errorf("postgres: shards: %w", err)
+	}
+	return n, tx.Commit(ctx)
 }
 
 // Close stops taking writes, waits for those under way to commit and

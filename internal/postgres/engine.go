@@ -47,11 +47,16 @@ func (e *engine) Read(ctx context.Context, fn func(q sqlstore.Querier) error) er
 }
 
 func (e *engine) Write(ctx context.Context, fn func(w sqlstore.Tx) error) error {
-	return e.b.do(ctx, func(w *writeTx) error { return fn(w) })
+	return e.b.enqueue(ctx, &op{fn: func(w *writeTx) error { return fn(w) }, shard: anyShard})
+}
+
+// WriteShard: the op's batch locks shard alone (batch.go).
+func (e *engine) WriteShard(ctx context.Context, shard int, fn func(w sqlstore.Tx) error) error {
+	return e.b.enqueue(ctx, &op{fn: func(w *writeTx) error { return fn(w) }, shard: shard})
 }
 
 func (e *engine) Send(ctx context.Context, nm parley.NewMessage) (parley.Message, []parley.Event, error) {
-	o := newSendOp(nm)
+	o := newSendOp(nm, e.b.shards)
 	if err := e.b.enqueue(ctx, o); err != nil {
 		return parley.Message{}, nil, err
 	}
@@ -61,7 +66,7 @@ func (e *engine) Send(ctx context.Context, nm parley.NewMessage) (parley.Message
 func (e *engine) SendMany(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
 	ops := make([]*op, len(nms))
 	for i, nm := range nms {
-		ops[i] = newSendOp(nm)
+		ops[i] = newSendOp(nm, e.b.shards)
 	}
 	e.b.enqueueMany(ctx, ops, func(i int, err error) {
 		if so := ops[i].send; err == nil {
@@ -107,15 +112,16 @@ func (dialect) Name() string { return "postgres" }
 // (batch.go).
 func (dialect) HeadSQL() string { return qHead }
 
-// EventsForSQL: the events inside one of the user's membership windows
-// (args: user, after, limit), with the user's own events of no
-// conversation; sqlstore.ReplayFilter leaves out what a block hides.
+// EventsForSQL: the events of one shard inside one of the user's
+// membership windows (args: user, after, limit, shard), with the user's
+// own events of no conversation; sqlstore.ReplayFilter leaves out what a
+// block hides.
 func (dialect) EventsForSQL() string {
 	return `SELECT * FROM (SELECT ` + sqlstore.EventCols + ` FROM events e
 		JOIN members w ON w.conversation_id = e.conversation_id AND w.user_id = $1
 			AND w.joined_pos <= e.pos AND (w.left_pos IS NULL OR e.pos <= w.left_pos)
 		` + sqlstore.EventJoins + `
-		WHERE e.pos > $2 AND (e.recipient IS NULL OR e.recipient = $1) AND ` + sqlstore.ReplayFilter + `
+		WHERE e.shard = $4 AND e.pos > $2 AND (e.recipient IS NULL OR e.recipient = $1) AND ` + sqlstore.ReplayFilter + `
 		ORDER BY e.pos LIMIT $3) conv
 		UNION ALL SELECT * FROM (` + sqlstore.UserEventsSQL + `) own
 		ORDER BY 1 LIMIT $3`

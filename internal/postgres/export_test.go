@@ -1,6 +1,15 @@
 package postgres
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/parleychat/parley/internal/sqlstore"
+)
 
 // BatchStats reports how many batches the store's batcher ran and how
 // many ops they held, for the benchmarks of package postgres_test.
@@ -11,4 +20,31 @@ func BatchStats(db *DB) (batches, ops int64) { return db.b.batches.Load(), db.b.
 // each time it holds the positions lock. Call it before the first write.
 func SetLockBounds(db *DB, lockWait, holdIdle time.Duration, afterLock func()) {
 	db.b.lockWait, db.b.holdIdle, db.b.afterLock = lockWait, holdIdle, afterLock
+}
+
+// MigrateDownTo undoes the migrations above version on the database at
+// dsn (see sqlstore.MigrateDownTo).
+func MigrateDownTo(ctx context.Context, dsn string, version int64) error {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	return sqlstore.MigrateDownTo(ctx, "postgres", goose.DialectPostgres, db, migrations, version)
+}
+
+// WriteShard runs fn as a write declared to take positions in shard alone
+// (sqlstore.Engine.WriteShard).
+func WriteShard(ctx context.Context, db *DB, shard int, fn func(w sqlstore.Tx) error) error {
+	return (*engine)(db).WriteShard(ctx, shard, fn)
+}
+
+// BenchBackends lists the PostgreSQL backend pids of the benchmark's
+// sessions (application_name parley-bench-send).
+func BenchBackends(ctx context.Context, db *DB) ([]int32, error) {
+	var pids []int32
+	err := db.pool.QueryRow(ctx, `SELECT COALESCE(array_agg(pid), '{}') FROM pg_stat_activity WHERE application_name = 'parley-bench-send'`).Scan(&pids)
+	return pids, err
 }

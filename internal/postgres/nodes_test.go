@@ -12,6 +12,7 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // TestNodes is the commit-order trap, across nodes: several DBs (one per
@@ -21,7 +22,16 @@ import (
 // must see every position exactly once, each poll continuing exactly where
 // the last ended: a position that became visible after a larger one would
 // show up as a gap, and a reader that resumed past it would have lost it.
+// With a log of several shards, the same holds per shard (a reader per
+// node and shard polls ShardEvents), while the nodes' batches of
+// different shards commit in parallel.
 func TestNodes(t *testing.T) {
+	for _, shards := range []int{1, 8} {
+		t.Run(fmt.Sprint(shards, "shards"), func(t *testing.T) { testNodes(t, shards) })
+	}
+}
+
+func testNodes(t *testing.T, shards int) {
 	const (
 		nodes   = 3
 		writers = 4 // per node
@@ -33,7 +43,7 @@ func TestNodes(t *testing.T) {
 	var startWG sync.WaitGroup
 	for i := range dbs {
 		startWG.Go(func() {
-			db, err := postgres.Open(t.Context(), dsn)
+			db, err := postgres.Open(t.Context(), dsn, sqlstore.WithShards(shards))
 			if err != nil {
 				t.Errorf("node %d: Open: %v", i, err)
 				return
@@ -67,43 +77,50 @@ func TestNodes(t *testing.T) {
 		}
 		groups[i] = c
 	}
-	start, err := dbs[0].Head(ctx)
-	if err != nil {
-		t.Fatal(err)
+	start := make([]int64, shards)
+	for s := range start {
+		h, err := dbs[0].ShardHead(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start[s] = h
 	}
 
 	var (
 		done     atomic.Bool
 		readers  sync.WaitGroup
 		writerWG sync.WaitGroup
-		seen     = make([][]int64, nodes) // positions each reader saw
+		seen     = make([][]int, nodes) // events each node's readers saw, per shard
 	)
 	for n, db := range dbs {
-		readers.Go(func() {
-			after := start
-			for {
-				finished := done.Load()
-				events, err := db.Events(ctx, after, 200)
-				if err != nil {
-					t.Errorf("reader %d: Events(%d): %v", n, after, err)
-					return
-				}
-				for _, e := range events {
-					if e.Pos != after+1 {
-						t.Errorf("reader on node %d after %d saw position %d", n, after, e.Pos)
+		seen[n] = make([]int, shards)
+		for s := range shards {
+			readers.Go(func() {
+				after := start[s]
+				for {
+					finished := done.Load()
+					events, err := db.ShardEvents(ctx, s, after, 200)
+					if err != nil {
+						t.Errorf("reader %d: ShardEvents(%d, %d): %v", n, s, after, err)
 						return
 					}
-					after = e.Pos
-					seen[n] = append(seen[n], e.Pos)
+					for _, e := range events {
+						if e.Pos != after+1 || e.Shard != s {
+							t.Errorf("reader on node %d after %d of shard %d saw position %d of shard %d", n, after, s, e.Pos, e.Shard)
+							return
+						}
+						after = e.Pos
+						seen[n][s]++
+					}
+					if finished && len(events) == 0 {
+						return
+					}
+					if len(events) == 0 {
+						time.Sleep(time.Millisecond) // a poll interval, not an assertion
+					}
 				}
-				if finished && len(events) == 0 {
-					return
-				}
-				if len(events) == 0 {
-					time.Sleep(time.Millisecond) // a poll interval, not an assertion
-				}
-			}
-		})
+			})
+		}
 	}
 	var sent atomic.Int64
 	for w, u := range users {
@@ -138,15 +155,20 @@ func TestNodes(t *testing.T) {
 		t.Fatalf("sent %d, want %d", sent.Load(), total)
 	}
 	for n := range dbs {
-		if got := int64(len(seen[n])); got != total {
-			t.Errorf("reader on node %d saw %d events, want %d", n, got, total)
+		var got, moved int64
+		for s := range shards {
+			head, err := dbs[n].ShardHead(ctx, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if head != start[s]+int64(seen[n][s]) {
+				t.Errorf("node %d: shard %d's head %d, its reader saw %d events after %d", n, s, head, seen[n][s], start[s])
+			}
+			got += int64(seen[n][s])
+			moved += head - start[s]
 		}
-		head, err := dbs[n].Head(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if head != start+total {
-			t.Errorf("node %d: Head = %d, want %d", n, head, start+total)
+		if got != total || moved != total {
+			t.Errorf("readers on node %d saw %d events and the heads moved by %d, want %d", n, got, moved, total)
 		}
 	}
 	// Per-conversation sequences are dense too, whichever node wrote.

@@ -241,6 +241,9 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Secret) < auth.MinSecretLen {
 		return nil, errors.New("server: Config.Secret must be at least 32 bytes")
 	}
+	if err := checkShards(cfg.Store); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	origins, err := cleanOrigins(cfg.AllowedOrigins)
 	if err != nil {

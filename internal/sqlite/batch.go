@@ -62,9 +62,9 @@ type op struct {
 // transaction, the position counter and the batch's pending rows.
 type writeTx struct {
 	b *batcher
-	// head is the newest position handed out so far, committed or not;
-	// only the batcher touches it.
-	head int64
+	// pos hands out the batch's positions, per shard, from the
+	// committed heads; only the batcher touches it.
+	pos sqlstore.Heads
 	// noDefer makes deferred ops write at once (the batch's second run).
 	noDefer bool
 	pending pending
@@ -87,10 +87,7 @@ type writeTx struct {
 // NextPos implements sqlstore.Tx. Positions are dense: an op that fails
 // gives its positions back (runOne restores head; a deferred op takes its
 // position only once it cannot fail).
-func (w *writeTx) NextPos() int64 {
-	w.head++
-	return w.head
-}
+func (w *writeTx) NextPos(shard int) int64 { return w.pos.Next(shard) }
 
 // The statements run on the write connection are prepared on it once (the
 // first time each is used) and reused by every batch: SQLite parses each
@@ -157,23 +154,26 @@ type batcher struct {
 	// Only the batcher goroutine (or newBatcher and close, before and
 	// after it runs) touches what follows.
 
-	head  int64                // committed head
+	heads []int64              // committed heads, one per shard
 	stmts map[string]*sql.Stmt // prepared on conn, by query text
 	multi [nMulti][]*sql.Stmt  // multi-row statements by kind and log2(rows)
 	cache cache
 	wg    sync.WaitGroup
 }
 
-func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer) (*batcher, error) {
+func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, shards int) (*batcher, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: write connection: %w", err)
 	}
 	b := &batcher{conn: conn, ckpt: ckpt, queue: batchq.NewQueue[*op](maxBatch), stmts: map[string]*sql.Stmt{}}
 	b.cache.reset()
-	if err := conn.QueryRowContext(ctx, dialect{}.HeadSQL()).Scan(&b.head); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("sqlite: read head: %w", err)
+	b.heads = make([]int64, shards)
+	for s := range b.heads {
+		if err := conn.QueryRowContext(ctx, dialect{}.HeadSQL(), s).Scan(&b.heads[s]); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("sqlite: read head: %w", err)
+		}
 	}
 	// Owned by the batcher: close stops it and waits for it.
 	b.wg.Add(1)
@@ -293,7 +293,7 @@ func (b *batcher) run(batch []*op) {
 		answerAll(live, err)
 		return
 	}
-	b.head = w.head
+	copy(b.heads, w.pos.All())
 	b.ckpt.committed()
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
@@ -318,7 +318,7 @@ var errFlush = errors.New("sqlite: writing the batch's rows failed")
 // with each op's own error. It returns an error when nothing was
 // committed: then the transaction is rolled back and the cache dropped.
 func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, err error) {
-	w := &writeTx{b: b, head: b.head, noDefer: noDefer, Events: b.publisher.Begin()}
+	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.publisher.Begin()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, internalf("begin: %w", err)
 	}
@@ -369,8 +369,8 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 	}
 	w.commitStart = time.Now()
 	if _, err := w.exec("COMMIT"); err != nil {
-		// Nothing of this batch is stored: every op fails, and the head
-		// stays where the last commit left it.
+		// Nothing of this batch is stored: every op fails, and the heads
+		// stay where the last commit left them.
 		return nil, internalf("commit: %w", err)
 	}
 	return w, nil
@@ -379,7 +379,7 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 // runDeferred runs a deferred op. It writes nothing when it fails, so
 // failing takes no rollback; its positions are taken only on success.
 func runDeferred(w *writeTx, fn func(*writeTx) error) (err error) {
-	head, mark := w.head, w.Mark()
+	pmark, mark := w.pos.Mark(), w.Mark()
 	defer func() {
 		if p := recover(); p != nil {
 			err = internalf("panic in write: %v", p)
@@ -387,7 +387,7 @@ func runDeferred(w *writeTx, fn func(*writeTx) error) (err error) {
 		if err != nil {
 			w.Undo(mark)
 		}
-		if err != nil && w.head != head {
+		if err != nil && w.pos.Mark() != pmark {
 			// A deferred op must not take positions and fail; if one
 			// did, the batch cannot stay dense.
 			w.broken = true
@@ -402,13 +402,13 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 	if _, err := w.exec("SAVEPOINT op"); err != nil {
 		return internalf("savepoint: %w", err)
 	}
-	head, mark := w.head, w.Mark()
+	pmark, mark := w.pos.Mark(), w.Mark()
 	defer func() {
 		if p := recover(); p != nil {
 			err = internalf("panic in write: %v", p)
 		}
 		if err != nil {
-			w.head = head
+			w.pos.Undo(pmark)
 			w.Undo(mark)
 			if _, rerr := w.exec("ROLLBACK TO op"); rerr != nil {
 				w.broken = true

@@ -97,14 +97,14 @@ func TestFailedOpRollsBackAlone(t *testing.T) {
 			if _, err := w.exec(qTestInsertUser, "u-fail", "failing", nil, nil, 1); err != nil {
 				return err
 			}
-			failPos = w.NextPos()
+			failPos = w.NextPos(0)
 			return boom
 		})
 	})
 	waitQueued(db, 1)
 	wg.Go(func() {
 		okErr = db.b.do(t.Context(), func(w *writeTx) error {
-			okPos = w.NextPos()
+			okPos = w.NextPos(0)
 			_, err := w.exec(qTestInsertUser, "u-ok", "kept", nil, nil, 1)
 			return err
 		})
@@ -166,7 +166,7 @@ func TestAudienceCacheRollback(t *testing.T) {
 	err = db.b.do(ctx, func(w *writeTx) error {
 		// As the core's join does.
 		w.MembersChanged(conv.ID)
-		if _, err := w.exec(qTestInsertMember, conv.ID, c.ID, w.NextPos()); err != nil {
+		if _, err := w.exec(qTestInsertMember, conv.ID, c.ID, w.NextPos(0)); err != nil {
 			return err
 		}
 		if ids, err := w.Audience(conv.ID); err != nil || len(ids) != 3 {
@@ -217,7 +217,7 @@ func TestFlushFailureRetriesAlone(t *testing.T) {
 		badErr = db.b.doDeferred(ctx, [2]string{}, func(w *writeTx) error {
 			m := &parley.Message{ID: "bad", ConversationID: "no-such-conversation", Seq: 1, SenderID: a.ID,
 				ClientID: "bad", Type: parley.Text, Text: "x", CreatedAt: parley.Now()}
-			e := &parley.Event{Pos: w.NextPos(), Type: parley.EventNewMessage, ConversationID: m.ConversationID,
+			e := &parley.Event{Pos: w.NextPos(0), Type: parley.EventNewMessage, ConversationID: m.ConversationID,
 				UserID: a.ID, At: m.CreatedAt}
 			w.addSend(m, nil, e)
 			if w.noDefer {

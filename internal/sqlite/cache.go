@@ -178,7 +178,7 @@ func (p *pending) empty() bool { return len(p.msgs) == 0 }
 // Column counts of the multi-row statements' rows.
 const (
 	msgArgs   = 11
-	eventArgs = 7
+	eventArgs = 8
 	bumpArgs  = 3
 	readArgs  = 3
 )
@@ -195,7 +195,7 @@ func (w *writeTx) addSend(m *parley.Message, attachmentID any, e *parley.Event) 
 	}
 	at := toMicros(m.CreatedAt)
 	p.msgs = append(p.msgs, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID, string(m.Type), m.Text, attachmentID, at, sqlstore.ReplyArg(m), sqlstore.MentionsArg(m))
-	p.events = append(p.events, e.Pos, e.ConversationID, string(e.Type), e.UserID, m.ID, sqlstore.EmptyEventData, toMicros(e.At))
+	p.events = append(p.events, e.Pos, e.ConversationID, string(e.Type), e.UserID, m.ID, sqlstore.EmptyEventData, toMicros(e.At), e.Shard)
 	p.bumps[m.ConversationID] = bump{m.Seq, at}
 	p.reads[[2]string{m.ConversationID, m.SenderID}] = m.Seq
 	p.sent[[2]string{m.SenderID, m.ClientID}] = m
@@ -276,7 +276,7 @@ func multiSQL(kind, rows int, orRollback bool) string {
 		head, row = `INSERT`+verb+` INTO messages
 			(id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id, mentions) VALUES `, `(?,?,?,?,?,?,?,?,?,?,?)`
 	case multiEvents:
-		head, row = `INSERT`+verb+` INTO events (pos, conversation_id, type, actor_id, message_id, data, at) VALUES `, `(?,?,?,?,?,?,?)`
+		head, row = `INSERT`+verb+` INTO events (pos, conversation_id, type, actor_id, message_id, data, at, shard) VALUES `, `(?,?,?,?,?,?,?,?)`
 	case multiBumps:
 		// last_seq only grows: the batch's value is the newest.
 		head, row = `UPDATE`+verb+` conversations SET last_seq = v.column2, last_activity_at = v.column3

@@ -76,8 +76,9 @@ type DB struct {
 var _ sqlstore.Complete = (*DB)(nil)
 
 // Open opens (creating it if needed) the database at path, applies the
-// migrations and starts the batcher.
-func Open(ctx context.Context, path string) (*DB, error) {
+// migrations and starts the batcher. opts may ask for a shard count
+// (sqlstore.WithShards; see sqlstore.SetupShards).
+func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error) {
 	common := url.Values{}
 	common.Add("_pragma", "journal_mode(WAL)")
 	common.Add("_pragma", "busy_timeout(5000)")
@@ -110,6 +111,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		write.Close()
 		return nil, err
 	}
+	shards, err := setupShards(ctx, write, sqlstore.Apply(opts).Shards)
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
 
 	rq := cloneValues(common)
 	rq.Add("_pragma", "query_only(1)")
@@ -132,9 +138,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	ckpt.SetMaxOpenConns(1)
 	db := &DB{write: write, read: read}
-	db.Store = sqlstore.New(dialect{}, (*engine)(db))
+	db.Store = sqlstore.New(dialect{}, (*engine)(db), shards)
 	db.ckpt = newCheckpointer(ckpt)
-	db.b, err = newBatcher(ctx, write, db.ckpt)
+	db.b, err = newBatcher(ctx, write, db.ckpt, shards)
 	if err != nil {
 		db.ckpt.close()
 		write.Close()
@@ -163,6 +169,20 @@ func fillNameKeys(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// setupShards runs sqlstore.SetupShards in one transaction.
+func setupShards(ctx context.Context, db *sql.DB, want int) (int, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: shards: %w", err)
+	}
+	defer tx.Rollback()
+	n, err := sqlstore.SetupShards(ctx, dialect{}, &readTx{tx: tx}, want)
+	if err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
 }
 
 // Close stops taking writes, waits for those under way to commit and

@@ -17,11 +17,11 @@ type dialect struct{}
 func (dialect) Name() string { return "sqlite" }
 
 // HeadSQL: the batcher is the only writer and commits whole batches, so
-// the largest committed position is the head.
-func (dialect) HeadSQL() string { return `SELECT COALESCE(MAX(pos), 0) FROM events` }
+// a shard's largest committed position is its head.
+func (dialect) HeadSQL() string { return `SELECT COALESCE(MAX(pos), 0) FROM events WHERE shard = $1` }
 
-// EventsForSQL: the events inside one of the user's membership windows
-// (args: user, after, limit). For each window the subquery takes at most
+// EventsForSQL: the events of one shard inside one of the user's
+// membership windows (args: user, after, limit, shard). For each window the subquery takes at most
 // limit events from the conversation's index, bounded by the window, so
 // the sort sees at most windows x limit rows, however far behind the user
 // is, and the joins run only for those. The user's own events of no
@@ -29,8 +29,8 @@ func (dialect) HeadSQL() string { return `SELECT COALESCE(MAX(pos), 0) FROM even
 // leaves out what a block hides.
 func (dialect) EventsForSQL() string {
 	return `SELECT * FROM (SELECT ` + sqlstore.EventCols + ` FROM members w
-		JOIN events e ON e.pos IN (SELECT x.pos FROM events x
-			WHERE x.conversation_id = w.conversation_id
+		JOIN events e ON e.id IN (SELECT x.id FROM events x
+			WHERE x.conversation_id = w.conversation_id AND x.shard = $4
 			AND x.pos > max($2, w.joined_pos - 1)
 			AND x.pos <= COALESCE(w.left_pos, 9223372036854775807)
 			AND (x.recipient IS NULL OR x.recipient = w.user_id)

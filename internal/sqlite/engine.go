@@ -73,6 +73,11 @@ func (e *engine) Write(ctx context.Context, fn func(w sqlstore.Tx) error) error 
 	return e.b.do(ctx, func(w *writeTx) error { return fn(w) })
 }
 
+// WriteShard is Write: SQLite has one writer, whatever the shard.
+func (e *engine) WriteShard(ctx context.Context, _ int, fn func(w sqlstore.Tx) error) error {
+	return e.Write(ctx, fn)
+}
+
 func (e *engine) Send(ctx context.Context, nm parley.NewMessage) (parley.Message, []parley.Event, error) {
 	so := newSendOp(nm)
 	if err := e.b.enqueue(ctx, so.op); err != nil {

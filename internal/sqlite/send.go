@@ -113,8 +113,10 @@ func (so *sendOp) run(w *writeTx, nm parley.NewMessage, key [2]string) error {
 	}
 	// Nothing fails from here on: the send takes its position and
 	// leaves its rows to the batch.
+	shard := parley.ShardOf(msg.ConversationID, len(w.b.heads))
 	e := parley.Event{
-		Pos:            w.NextPos(),
+		Pos:            w.NextPos(shard),
+		Shard:          shard,
 		Type:           parley.EventNewMessage,
 		ConversationID: msg.ConversationID,
 		UserID:         msg.SenderID,

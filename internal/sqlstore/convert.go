@@ -214,6 +214,7 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 	e.At = at.Time
 	e.Recipient = rcpt.String
 	e.ConversationID = conv.String
+	e.Shard = s.ShardOf(e.ConversationID)
 	e.Message = r.message()
 	if data == EmptyEventData {
 		// Most events (every newMessage) carry nothing more: skip the

@@ -36,6 +36,23 @@ func Migrate(ctx context.Context, name string, dialect goose.Dialect, db *sql.DB
 	return nil
 }
 
+// MigrateDownTo undoes the migrations in fsys above version, newest
+// first (tests of a migration: a database as an older release left it).
+func MigrateDownTo(ctx context.Context, name string, dialect goose.Dialect, db *sql.DB, fsys fs.FS, version int64) error {
+	dir, err := fs.Sub(fsys, "migrations")
+	if err != nil {
+		return fmt.Errorf("%s: migrations: %w", name, err)
+	}
+	p, err := goose.NewProvider(dialect, db, dir, goose.WithAllowOutofOrder(true))
+	if err != nil {
+		return fmt.Errorf("%s: migrations: %w", name, err)
+	}
+	if _, err := p.DownTo(ctx, version); err != nil {
+		return fmt.Errorf("%s: migrate down: %w", name, err)
+	}
+	return nil
+}
+
 // FillNameKeys gives name_key (migration 00003) to the users who have
 // none, oldest first. A user whose key an older user holds keeps none:
 // two users who already had look-alike names keep their accounts, and

@@ -180,10 +180,11 @@ const (
 		ORDER BY m.seq ASC LIMIT $4 + 0`
 
 	// Events.
-	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at, recipient)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at, recipient, shard)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	// One shard's events (args: after, limit, shard).
 	qEvents = `SELECT ` + EventCols + ` FROM events e ` + EventJoins + `
-		WHERE e.pos > $1 ORDER BY e.pos LIMIT $2 + 0`
+		WHERE e.shard = $3 AND e.pos > $1 ORDER BY e.pos LIMIT $2 + 0`
 
 	// Attachments.
 	qAttachmentExists = `SELECT EXISTS (SELECT 1 FROM attachments WHERE id = $1)`

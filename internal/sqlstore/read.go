@@ -362,36 +362,16 @@ func (s *Store) inChunks(ids []string, fn func(arg any) error) error {
 	return nil
 }
 
-// EventsFor implements parley.Store. limit must be positive and is at most
-// ResumeLimit+1. The events carry no Audience.
+// EventsFor implements parley.Store: shard 0's (the whole log with one
+// shard), see ShardEventsFor.
 func (s *Store) EventsFor(ctx context.Context, userID string, after int64, limit int) ([]parley.Event, error) {
-	limit, err := parley.EventLimit(after, limit)
-	if err != nil {
-		return nil, err
-	}
-	events, err := scanAll(query(s.e.Query(ctx, s.sql.eventsFor, userID, after, limit)), s.scanEvent)
-	return events, s.wrapInternal(err)
+	return s.ShardEventsFor(ctx, userID, 0, after, limit)
 }
 
-// Events implements parley.Store. limit must be positive and is at most
-// ResumeLimit+1. The Audience of an event is every user whose membership
-// window holds it: the members when it was committed, and for a removal
-// the removed users too.
+// Events implements parley.Store: shard 0's (the whole log with one
+// shard), see ShardEvents.
 func (s *Store) Events(ctx context.Context, after int64, limit int) ([]parley.Event, error) {
-	limit, err := parley.EventLimit(after, limit)
-	if err != nil {
-		return nil, err
-	}
-	var events []parley.Event
-	err = s.e.Read(ctx, func(q Querier) error {
-		var err error
-		events, err = scanAll(query(q.Query(ctx, qEvents, after, limit)), s.scanEvent)
-		if err != nil || len(events) == 0 {
-			return err
-		}
-		return s.fillAudience(ctx, q, events)
-	})
-	return events, s.wrapInternal(err)
+	return s.ShardEvents(ctx, 0, after, limit)
 }
 
 // fillAudience sets each event's Audience from the membership windows of
@@ -463,15 +443,9 @@ func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Eve
 	return nil
 }
 
-// Head implements parley.Store: the newest committed position (in
-// PostgreSQL, cluster-wide).
-func (s *Store) Head(ctx context.Context) (int64, error) {
-	var head int64
-	if err := s.e.QueryRow(ctx, s.sql.head).Scan(&head); err != nil {
-		return 0, s.wrapInternal(err)
-	}
-	return head, nil
-}
+// Head implements parley.Store: shard 0's newest committed position (in
+// PostgreSQL, cluster-wide), the whole log's with one shard.
+func (s *Store) Head(ctx context.Context) (int64, error) { return s.ShardHead(ctx, 0) }
 
 // UploadUsage implements parley.Store.
 func (s *Store) UploadUsage(ctx context.Context, ownerID string) (int64, error) {

@@ -79,10 +79,11 @@ type Querier interface {
 // changed).
 type Tx interface {
 	Querier
-	// NextPos hands out the next global position. Positions are dense:
-	// a write that fails gives its positions back (the engine restores
-	// the counter when it rolls the write back).
-	NextPos() int64
+	// NextPos hands out shard's next position (parley.ShardOf of the
+	// event's conversation; 0 for a user's own event). Positions are
+	// dense per shard: a write that fails gives its positions back (the
+	// engine restores the counters when it rolls the write back).
+	NextPos(shard int) int64
 	// Audience returns a conversation's current members (none when it
 	// does not exist). The slice may be shared: do not change it.
 	Audience(conversationID string) ([]string, error)
@@ -110,6 +111,11 @@ type Engine interface {
 	// twice. If ctx ends before the batcher claims the write, it is
 	// dropped and Write returns ctx.Err().
 	Write(ctx context.Context, fn func(w Tx) error) error
+	// WriteShard is Write for an fn that takes positions in shard alone
+	// (a write of one conversation): the engine may run it in a
+	// transaction that locks that shard only (PostgreSQL), and fails it
+	// if it takes another shard's position. fn may write no position.
+	WriteShard(ctx context.Context, shard int, fn func(w Tx) error) error
 	// Read runs fn in one read-only transaction: every query sees the
 	// same snapshot.
 	Read(ctx context.Context, fn func(q Querier) error) error
@@ -126,10 +132,11 @@ type Engine interface {
 type Dialect interface {
 	// Name prefixes errors of the database itself ("sqlite: ...").
 	Name() string
-	// HeadSQL reads the newest committed position.
+	// HeadSQL reads the newest committed position of shard $1.
 	HeadSQL() string
 	// EventsForSQL reads the events of one user's membership windows
-	// (args: user, after, limit), selecting EventCols.
+	// in one shard (args: user, after, limit, shard), selecting
+	// EventCols.
 	EventsForSQL() string
 	// NameIs is a condition: column holds the name param (SQLite's
 	// column compares without regard to ASCII case; PostgreSQL's index
@@ -189,6 +196,7 @@ type Complete interface {
 	parley.Profiles
 	parley.Consenter
 	parley.CommitPublisher
+	parley.ShardedLog
 	WriteHealther
 }
 
@@ -199,11 +207,14 @@ type Store struct {
 	d   Dialect
 	e   Engine
 	sql dialectSQL
+	// shards is the log's shard count (SetupShards), fixed while open.
+	shards int
 }
 
-// New returns the store of engine e, whose SQL dialect is d.
-func New(d Dialect, e Engine) *Store {
-	return &Store{d: d, e: e, sql: buildSQL(d)}
+// New returns the store of engine e, whose SQL dialect is d, over a log
+// of shards shards (what SetupShards returned).
+func New(d Dialect, e Engine, shards int) *Store {
+	return &Store{d: d, e: e, sql: buildSQL(d), shards: max(shards, 1)}
 }
 
 // bg is the context of the statements of a write: the batch's, not the

@@ -207,7 +207,7 @@ func (s *Store) create(w Tx, userID string, members []string, kind parley.Conver
 	if _, err := w.Exec(bg, qInsertConversation, id, kind, title, userID, now, now, directA, directB); err != nil {
 		return parley.Conversation{}, nil, err
 	}
-	pos := w.NextPos()
+	pos := w.NextPos(s.ShardOf(id))
 	for i, m := range members {
 		role := parley.RoleMember
 		if i == 0 && kind == parley.Group {
@@ -249,7 +249,7 @@ func (s *Store) conversationEvent(w Tx, pos int64, id, actor string, ch parley.C
 // record stores e at the next position (with insertEvent) and returns it
 // as the write's events.
 func (s *Store) record(w Tx, e parley.Event, messageID *string) ([]parley.Event, error) {
-	e.Pos = w.NextPos()
+	e.Pos = w.NextPos(s.ShardOf(e.ConversationID))
 	if err := s.insertEvent(w, &e, messageID, nil); err != nil {
 		return nil, err
 	}
@@ -271,7 +271,8 @@ func (s *Store) insertEvent(w Tx, e *parley.Event, messageID *string, extra []st
 	if e.ConversationID != "" {
 		conv = e.ConversationID
 	}
-	if _, err := w.Exec(bg, qInsertEvent, e.Pos, conv, string(e.Type), e.UserID, messageID, data, s.d.Time(e.At), recipient); err != nil {
+	e.Shard = s.ShardOf(e.ConversationID)
+	if _, err := w.Exec(bg, qInsertEvent, e.Pos, conv, string(e.Type), e.UserID, messageID, data, s.d.Time(e.At), recipient, e.Shard); err != nil {
 		return err
 	}
 	if e.UserName == "" {
@@ -333,7 +334,7 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 		c      parley.Conversation
 		events []parley.Event
 	)
-	return writeEvents(ctx, s, &c, &events, func(w Tx) error {
+	return writeEventsIn(ctx, s, s.ShardOf(conversationID), &c, &events, func(w Tx) error {
 		if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
 			return err
 		}
@@ -358,7 +359,7 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 			if _, err := w.Exec(bg, qRenameConversation, *ch.Title, conversationID); err != nil {
 				return err
 			}
-			e, err := s.conversationEvent(w, w.NextPos(), conversationID, userID, parley.ChangeRenamed, nil, nil)
+			e, err := s.conversationEvent(w, w.NextPos(s.ShardOf(conversationID)), conversationID, userID, parley.ChangeRenamed, nil, nil)
 			if err != nil {
 				return err
 			}
@@ -379,7 +380,7 @@ func (s *Store) UpdateConversation(ctx context.Context, userID, conversationID s
 			if len(step.ids) == 0 {
 				continue
 			}
-			pos := w.NextPos()
+			pos := w.NextPos(s.ShardOf(conversationID))
 			for _, id := range step.ids {
 				if err := step.apply(w, conversationID, id, pos); err != nil {
 					return err
@@ -617,7 +618,7 @@ func (s *Store) deleteMessage(ctx context.Context, userID, conversationID, messa
 		msg    parley.Message
 		events []parley.Event
 	)
-	return writeEvents(ctx, s, &msg, &events, func(w Tx) error {
+	return writeEventsIn(ctx, s, s.ShardOf(conversationID), &msg, &events, func(w Tx) error {
 		if userID != "" {
 			if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
 				return err
@@ -661,7 +662,7 @@ func (s *Store) EditMessage(ctx context.Context, ed parley.MessageEdit) (parley.
 		msg    parley.Message
 		events []parley.Event
 	)
-	return writeEvents(ctx, s, &msg, &events, func(w Tx) error {
+	return writeEventsIn(ctx, s, s.ShardOf(ed.ConversationID), &msg, &events, func(w Tx) error {
 		if _, err := s.readSeq(bg, w, ed.ConversationID, ed.UserID); err != nil {
 			return err
 		}
@@ -731,7 +732,7 @@ func (s *Store) React(ctx context.Context, userID, conversationID, messageID, em
 		reactions []parley.Reaction
 		events    []parley.Event
 	)
-	err := s.e.Write(ctx, func(w Tx) error {
+	err := s.e.WriteShard(ctx, s.ShardOf(conversationID), func(w Tx) error {
 		events = nil
 		if _, err := s.readSeq(bg, w, conversationID, userID); err != nil {
 			return err
@@ -754,7 +755,7 @@ func (s *Store) React(ctx context.Context, userID, conversationID, messageID, em
 		var e parley.Event
 		if changed {
 			e = parley.Event{Type: parley.EventReactionRemoved, ConversationID: conversationID, UserID: userID,
-				MessageID: messageID, Seq: msg.Seq, Emoji: emoji, At: parley.Now(), Pos: w.NextPos()}
+				MessageID: messageID, Seq: msg.Seq, Emoji: emoji, At: parley.Now(), Pos: w.NextPos(s.ShardOf(conversationID))}
 			if add {
 				// The reaction keeps its event's position: it orders a
 				// message's emoji by first use.
@@ -821,7 +822,7 @@ func (s *Store) SetFlags(ctx context.Context, userID, conversationID string, mut
 		c      parley.Conversation
 		events []parley.Event
 	)
-	return writeEvents(ctx, s, &c, &events, func(w Tx) error {
+	return writeEventsIn(ctx, s, s.ShardOf(conversationID), &c, &events, func(w Tx) error {
 		var (
 			f       parley.MemberFlags
 			lastSeq int64
@@ -876,7 +877,7 @@ func (s *Store) MarkRead(ctx context.Context, userID, conversationID string, seq
 		return nil, invalidf("seq must not be negative")
 	}
 	var events []parley.Event
-	err := s.e.Write(ctx, func(w Tx) error {
+	err := s.e.WriteShard(ctx, s.ShardOf(conversationID), func(w Tx) error {
 		events = nil
 		cur, err := s.readSeq(bg, w, conversationID, userID)
 		if err != nil {
@@ -976,10 +977,22 @@ const noBefore = math.MaxInt64
 // more than once (a retried transaction): *events is reset before each
 // run.
 func writeEvents[T any](ctx context.Context, s *Store, v *T, events *[]parley.Event, body func(w Tx) error) (T, []parley.Event, error) {
-	err := s.e.Write(ctx, func(w Tx) error {
+	return writeEventsIn(ctx, s, -1, v, events, body)
+}
+
+// writeEventsIn is writeEvents for a body that takes positions in shard
+// alone (Engine.WriteShard), or in any shard when shard is -1.
+func writeEventsIn[T any](ctx context.Context, s *Store, shard int, v *T, events *[]parley.Event, body func(w Tx) error) (T, []parley.Event, error) {
+	fn := func(w Tx) error {
 		*events = nil
 		return body(w)
-	})
+	}
+	var err error
+	if shard < 0 {
+		err = s.e.Write(ctx, fn)
+	} else {
+		err = s.e.WriteShard(ctx, shard, fn)
+	}
 	if err != nil {
 		var zero T
 		return zero, nil, err

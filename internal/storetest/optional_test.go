@@ -47,12 +47,20 @@ func (full) AnswerRequest(context.Context, string, string, bool) (parley.Convers
 }
 func (full) Peers(context.Context, string, string) ([]string, error) { return nil, nil }
 func (full) PublishCommits(func([]parley.Event))                     {}
+func (full) Shards() int                                             { return 1 }
+func (full) ShardHead(context.Context, int) (int64, error)           { return 0, nil }
+func (full) ShardEvents(context.Context, int, int64, int) ([]parley.Event, error) {
+	return nil, nil
+}
+func (full) ShardEventsFor(context.Context, string, int, int64, int) ([]parley.Event, error) {
+	return nil, nil
+}
 
 // TestMissingOptional: a store without the optional interfaces fails the
 // suite's Optional test (it is not skipped), one with them passes.
 func TestMissingOptional(t *testing.T) {
 	want := []string{"parley.MultiSender", "parley.BulkReader", "parley.Searcher", "parley.Receipts",
-		"parley.Profiles", "parley.Consenter", "parley.CommitPublisher", "WriteErr() error"}
+		"parley.Profiles", "parley.Consenter", "parley.CommitPublisher", "parley.ShardedLog", "WriteErr() error"}
 	if got := missingOptional(bare{}); !slices.Equal(got, want) {
 		t.Errorf("missingOptional(bare) = %v, want %v", got, want)
 	}

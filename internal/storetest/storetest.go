@@ -122,6 +122,7 @@ func missingOptional(s parley.Store) []string {
 		{"parley.Profiles", implements[parley.Profiles]},
 		{"parley.Consenter", implements[parley.Consenter]},
 		{"parley.CommitPublisher", implements[parley.CommitPublisher]},
+		{"parley.ShardedLog", implements[parley.ShardedLog]},
 		{"WriteErr() error", implements[interface{ WriteErr() error }]},
 	} {
 		if !o.has(s) {

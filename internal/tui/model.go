@@ -89,6 +89,9 @@ type Model struct {
 	names        map[string]string              // user id -> name, from the lists (members.go)
 	showArchived bool                           // /archived: list archived conversations too
 
+	results *searchList // the results panel of /search or /mentions (search.go); nil: hidden
+	mark    mark        // the message /open went to (search.go)
+
 	input     textinput.Model
 	nav       bool // keys navigate instead of typing (Esc toggles)
 	notice    string
@@ -280,6 +283,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case noticeMsg:
 		m.notice = string(msg)
 		return m, nil
+	case searchMsg:
+		m.showResults(msg)
+		return m, nil
 	}
 	return m, nil
 }
@@ -339,7 +345,7 @@ func (m *Model) follow() tea.Cmd {
 	} else if m.c != nil && m.open != "" && m.view == nil && !m.opening && connected {
 		cmds = append(cmds, m.openCmd(m.open))
 	}
-	cmds = append(cmds, m.markRead(), m.fill())
+	cmds = append(cmds, m.followMark(), m.markRead(), m.fill())
 	if !m.ticking && (m.status.State == client.Reconnecting || m.status.State == client.Connecting || m.status.State == client.FeatureThrottled) {
 		m.ticking = true
 		cmds = append(cmds, tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) }))
@@ -424,6 +430,7 @@ func (m *Model) select_(id string) tea.Cmd {
 		m.view.Close()
 	}
 	m.open, m.view, m.msgs, m.hasMore, m.scroll, m.loadMore, m.typing = id, nil, nil, false, 0, false, nil
+	m.mark = mark{}
 	m.opening = false
 	if m.c == nil {
 		return nil
@@ -698,7 +705,7 @@ func (m *Model) command(line string) tea.Cmd {
 	}
 	switch f[0] {
 	case "/help", "/?":
-		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /file PATH · /search words · /mentions · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /file PATH · /search words · /mentions · /next /prev /open N /close (results) · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
 		return nil
 	case "/quit", "/q":
 		return tea.Quit
@@ -753,8 +760,11 @@ func (m *Model) command(line string) tea.Cmd {
 		}
 	case "/edit", "/reply", "/react", "/unreact":
 		return m.messageCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
-	case "/search", "/mentions":
+	}
+	if _, ok := searchCommands[f[0]]; ok {
 		return m.searchCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
+	}
+	switch f[0] {
 	case "/file":
 		m.fileCommand(strings.TrimPrefix(line, f[0]))
 		return m.refresh()

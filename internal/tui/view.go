@@ -216,8 +216,16 @@ func (m *Model) about(cv parley.Conversation) string {
 // messageLines renders the open conversation's history wrapped to w:
 // loaded messages, then this client's messages not stored yet.
 func (m *Model) messageLines(w int) []string {
+	lines, _ := m.historyLines(w)
+	return lines
+}
+
+// historyLines is messageLines, and the index of the first line of the
+// marked message (-1: not shown).
+func (m *Model) historyLines(w int) ([]string, int) {
+	at := -1
 	if m.open == "" {
-		return nil
+		return nil, at
 	}
 	var out []string
 	add := func(s string) {
@@ -236,7 +244,13 @@ func (m *Model) messageLines(w int) []string {
 		add(dim.Render("— start of the conversation —"))
 	}
 	cv, _ := m.openConv()
-	m.withSystemLines(m.msgs, add, func(msg parley.Message) string { return m.messageLine(msg, cv) })
+	m.withSystemLines(m.msgs, add, func(msg parley.Message) string {
+		if m.marked(msg) {
+			at = len(out)
+			return selected.Render("▶") + " " + m.messageLine(msg, cv)
+		}
+		return m.messageLine(msg, cv)
+	})
 	for _, o := range m.outgoing {
 		if o.conv != m.open {
 			continue
@@ -256,7 +270,7 @@ func (m *Model) messageLines(w int) []string {
 		}
 		add(line)
 	}
-	return out
+	return out, at
 }
 
 // messageLine renders one stored message; the user's own get a receipt
@@ -306,7 +320,8 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 }
 
 // bottomLines are the lines between the panes and the input: who is
-// typing and the last notice (wrapped, at most 3 lines).
+// typing and the last notice (wrapped, at most half the screen), under
+// the results panel of /search and /mentions (search.go).
 func (m *Model) bottomLines() []string {
 	var parts []string
 	if t := typingText(m.shownTypists()); t != "" {
@@ -316,15 +331,20 @@ func (m *Model) bottomLines() []string {
 		parts = append(parts, busy.Render(m.notice))
 	}
 	s := strings.Join(parts, dim.Render(" · "))
+	w := max(10, m.width)
+	results := m.resultLines(w)
 	if s == "" {
+		if results != nil {
+			return results
+		}
 		return []string{""}
 	}
-	w := max(10, m.width)
+	// At most half the screen (at least 3 lines): /help is long.
 	lines := strings.Split(ansi.Wrap(s, w, " "), "\n")
-	if len(lines) > 3 {
-		lines = lines[:3]
+	if n := max(3, (m.height-len(results))/2-1); len(lines) > n {
+		lines = lines[:n]
 	}
-	return lines
+	return append(results, lines...)
 }
 
 // typingText is "bob is typing…", "bob and carol are typing…", "3 people

@@ -203,7 +203,11 @@ test('edits queue in the outbox in order with sends; replies and reactions', { s
 
 test('search, mentions, privacy, blocks and requests through the Client', { skip: !baseURL && 'PARLEY_URL is not set (TestNodeSDK sets it)' }, async () => {
   const suffix = Math.random().toString(36).slice(2, 8);
-  const [a, b, c] = await Promise.all(['srcha', 'srchb', 'srchc'].map((n) => register(baseURL, `${n}${suffix}`, 'correct horse battery')));
+  // One at a time: the server bounds the password hashes it runs at once
+  // ("too many logins at once" on a loaded machine).
+  const accounts = [];
+  for (const n of ['srcha', 'srchb', 'srchc']) accounts.push(await register(baseURL, `${n}${suffix}`, 'correct horse battery'));
+  const [a, b, c] = accounts;
   const client = (s) => new Client({ token: s.token, user: s.user, baseURL, storage: new MemoryStorage() });
   const [alice, bob, carol] = [a, b, c].map(client);
   const send = (conv, text) => alice.api('POST', `/v1/conversations/${conv.id}/messages`, { client_id: parley.newClientId(), text });
@@ -245,4 +249,54 @@ test('search, mentions, privacy, blocks and requests through the Client', { skip
   assert.deepEqual(await carol.block(b.user.id), { user_id: b.user.id, blocked: true });
   assert.deepEqual((await carol.privacy()).blocked, [{ user_id: b.user.id, name: b.user.name }]);
   assert.deepEqual(await carol.unblock(b.user.id), { user_id: b.user.id, blocked: false });
+});
+
+test('noteDelivered reports over the connection, coalesced, and over HTTP while closed', { skip: !baseURL && 'PARLEY_URL is not set (TestNodeSDK sets it)' }, async () => {
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const a = await register(baseURL, `dlva${suffix}`, 'correct horse battery');
+  const b = await register(baseURL, `dlvb${suffix}`, 'correct horse battery');
+  const alice = new Client({ token: a.token, user: a.user, baseURL, storage: new MemoryStorage() });
+  const bob = new Client({ token: b.token, user: b.user, baseURL, storage: new MemoryStorage() });
+  try {
+    await connected(alice);
+    await connected(bob);
+    const send = (conv, text) => alice.api('POST', `/v1/conversations/${conv.id}/messages`, { client_id: parley.newClientId(), text });
+    const ab = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    const team = await alice.api('POST', '/v1/conversations/group', { title: 'Team', member_ids: [b.user.id] });
+    await send(ab, 'one');
+    await send(ab, 'two');
+    await send(team, 'three');
+    const delivered = (conv, seq) => next(alice, 'event', (ev) => ev.type === 'messageDelivered' && ev.conversation_id === conv.id && ev.user_id === b.user.id && ev.delivered_seq === seq);
+
+    // Three notes at once: the first is reported at once, the other two
+    // together in one op at the end of the second.
+    const ops = [];
+    const sendFrame = bob.sendFrame.bind(bob);
+    bob.sendFrame = (f) => {
+      if (f.op === 'delivered') ops.push(f.data.conversations);
+      return sendFrame(f);
+    };
+    const abDone = delivered(ab, 2);
+    const teamDone = delivered(team, 1);
+    bob.noteDelivered(ab.id, 1);
+    bob.noteDelivered(ab.id, 2);
+    bob.noteDelivered(team.id, 1);
+    bob.noteDelivered(ab.id, 1); // below a noted position: nothing
+    await Promise.all([abDone, teamDone]);
+    assert.deepEqual(ops, [
+      [{ conversation_id: ab.id, seq: 1 }],
+      [{ conversation_id: ab.id, seq: 2 }, { conversation_id: team.id, seq: 1 }],
+    ]);
+
+    // Closed: POST /v1/delivered instead, no frame.
+    bob.close();
+    await send(ab, 'four');
+    const closedDone = delivered(ab, 3);
+    bob.noteDelivered(ab.id, 3);
+    await closedDone;
+    assert.equal(ops.length, 2, 'no op while closed');
+  } finally {
+    alice.close();
+    bob.close();
+  }
 });

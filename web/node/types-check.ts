@@ -3,7 +3,7 @@
 // compile when the declarations are inconsistent or stop describing the
 // use docs/sdk.md shows.
 import {
-  Client, MAX_REACTION_KINDS, ParleyError, State, backoffDelay, login, newClientId, register, shouldReconnect,
+  Client, DELIVERED_EVERY_MS, MAX_REACTION_KINDS, ParleyError, State, backoffDelay, login, newClientId, register, shouldReconnect,
   type Conversation, type Message, type OutboxItem, type ParleyEvent, type Privacy, type SearchPage, type Reaction, type Reactions, type Session, type StateName, type Status,
 } from '../static/parley.js';
 
@@ -52,7 +52,10 @@ async function main(baseURL: string): Promise<void> {
   c.on('event', (ev: ParleyEvent) => {
     if (ev.type === 'messageDelivered') console.log(ev.delivered_seq);
     if (ev.type === 'privacyChanged') console.log(ev.consent);
+    if (ev.type === 'newMessage' && ev.message && ev.message.sender_id !== c.user.id) c.noteDelivered(ev.message.conversation_id, ev.message.seq);
   });
+  const every: number = DELIVERED_EVERY_MS;
+  console.log(every);
   console.log(found.results[0]?.highlight, more.has_more, blocked, req.request ?? 'none', (await c.privacy()).consent);
   await c.unblock('bob');
   await c.declineRequest(conv.id);

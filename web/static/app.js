@@ -40,7 +40,7 @@ import {
   resetActions,
   takeReply,
 } from './actions.js';
-import { avatar, initReceipts, mergePositions, noteReceived, onReceiptEvent, receiptOf, renderMe, shownName } from './receipts.js';
+import { avatar, initReceipts, mergePositions, noteListed, noteReceived, onReceiptEvent, receiptOf, renderMe, shownName } from './receipts.js';
 import { initSearch } from './search.js';
 
 const AUTH_KEY = 'parley.auth';
@@ -232,7 +232,6 @@ initSearch({
 initReceipts({
   h,
   app,
-  api: (method, path, body) => app.client.api(method, path, body),
   thumb: (att) => thumbEntry(att),
   rerender: () => {
     renderConversations();
@@ -613,6 +612,7 @@ async function loadConversations() {
       const res = await c.api('GET', `/v1/conversations${q}`);
       if (c !== app.client) return;
       for (const conv of res.conversations || []) mergeConversation(conv, true);
+      noteListed(res.conversations);
       if (!res.has_more || !res.next) break;
       cursor = res.next;
     }

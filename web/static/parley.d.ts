@@ -13,6 +13,8 @@ export declare const State: Readonly<{
 export type StateName = (typeof State)[keyof typeof State];
 
 export declare const TYPING_THROTTLE_MS: number;
+/** How often, at most, noteDelivered reports what the client received (ms). */
+export declare const DELIVERED_EVERY_MS: number;
 export declare const TYPING_EXPIRY_MS: number;
 /** The most different emoji one message holds (docs/protocol.md, react). */
 export declare const MAX_REACTION_KINDS: number;
@@ -332,6 +334,12 @@ export declare class Client {
   declineRequest(conversationId: string): Promise<Conversation>;
   flush(): Promise<void>;
   typing(conversationId: string): void;
+  /**
+   * noteDelivered records that the page handled conversationId's messages
+   * up to seq and reports it (the delivered op; POST /v1/delivered while
+   * not connected), at most once per DELIVERED_EVERY_MS, coalesced.
+   */
+  noteDelivered(conversationId: string, seq: number): void;
   stopTyping(conversationId: string): void;
   typersIn(conversationId: string): { userId: string; name: string }[];
   isOnline(userId: string): boolean;

@@ -38,6 +38,14 @@ export const TYPING_THROTTLE_MS = 3000;
 export const TYPING_EXPIRY_MS = 5000;
 /** The most different emoji one message holds (docs/protocol.md, react). */
 export const MAX_REACTION_KINDS = 20;
+/**
+ * DELIVERED_EVERY_MS is how often, at most, noteDelivered reports what
+ * this client received (docs/protocol.md, delivered: the reference
+ * clients' rate, like the Go SDK's DefaultDeliveredInterval).
+ */
+export const DELIVERED_EVERY_MS = 1000;
+// How many conversations one delivered op may carry (protocol limit).
+const MAX_DELIVERED_MARKS = 100;
 // A throttled feature counts as lifted this long after its `until` even
 // without the server's unthrottled frame.
 const THROTTLE_GRACE_MS = 2000;
@@ -305,10 +313,13 @@ export class Client {
     this.online = new Set();
     this.typers = new Map(); // conversationId -> Map(userId -> {name, timer})
     this.typingSentAt = new Map(); // conversationId -> ms of our last typingStarted
+    // Delivery receipts (noteDelivered): positions not yet reported, and
+    // whether a report is in flight or its second has not passed.
+    this.deliveredAcks = { pending: new Map(), busy: false, timer: 0, gen: 0 };
     this.flushing = false;
     // Limits the server states in welcome; these defaults match parley.go.
     this.limits = { maxTextRunes: 4000 };
-    this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0, pings: 0, maxTickGapMs: 0, batchedMessages: 0, throttled: 0, unthrottled: 0, uploads: 0 };
+    this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0, pings: 0, maxTickGapMs: 0, batchedMessages: 0, throttled: 0, unthrottled: 0, uploads: 0, deliveredReports: 0 };
 
     const keyBase = `parley.${user.id}`;
     this.posKey = `${keyBase}.pos`;
@@ -527,6 +538,11 @@ export class Client {
     window.removeEventListener('storage', this.onStorage);
     document.removeEventListener('visibilitychange', this.onVisibility);
     this.uploadAbort?.abort();
+    // What was not reported yet stays pending for the next noteDelivered.
+    clearTimeout(this.deliveredAcks.timer);
+    this.deliveredAcks.timer = 0;
+    this.deliveredAcks.busy = false;
+    this.deliveredAcks.gen++; // a report in flight schedules no next one
     this.teardown(1000, 'client closed');
     this.setState(State.Disconnected, { reason: 'closed', retryAt: 0 });
   }
@@ -1295,6 +1311,57 @@ export class Client {
     this.typingSentAt.delete(conversationId);
     if (!this.live || this.isThrottled('typing')) return;
     this.request('typing', { conversation_id: conversationId, typing: false }).catch(() => {});
+  }
+
+  // ---- delivery receipts ----
+
+  /**
+   * noteDelivered records that this page has handled conversationId's
+   * messages up to seq (call it for each newMessage from someone else,
+   * live or replayed, once shown) and reports it to the server: over the
+   * connection's `delivered` op when it is live, else POST /v1/delivered.
+   * Reports are coalesced as docs/protocol.md asks: the first after a
+   * quiet DELIVERED_EVERY_MS at once, the ones within it in one report at
+   * its end, every conversation together (up to 100 per report; the rest
+   * in the next). A report that fails with a code a retry can change
+   * (disconnected, rate_limited, unavailable, internal) is made again
+   * with the next one. Positions only move forward, so seq at or below
+   * one noted already changes nothing. close() stops reporting; what was
+   * pending goes with the next noteDelivered.
+   */
+  noteDelivered(conversationId, seq) {
+    if (!conversationId || !(seq > 0)) return;
+    const d = this.deliveredAcks;
+    if (seq > (d.pending.get(conversationId) || 0)) d.pending.set(conversationId, seq);
+    if (d.busy) return;
+    d.busy = true;
+    this.reportDelivered(d.gen);
+  }
+
+  async reportDelivered(gen) {
+    const d = this.deliveredAcks;
+    if (gen !== d.gen) return;
+    d.timer = 0;
+    const marks = [...d.pending].slice(0, MAX_DELIVERED_MARKS).map(([conversation_id, seq]) => ({ conversation_id, seq }));
+    if (!marks.length) {
+      d.busy = false;
+      return;
+    }
+    for (const m of marks) d.pending.delete(m.conversation_id);
+    const body = { conversations: marks };
+    try {
+      if (this.live) await this.request('delivered', body);
+      else await this.api('POST', '/v1/delivered', body);
+      this.stats.deliveredReports++;
+    } catch (err) {
+      // Positions, not counts: put them back for the next report, unless
+      // a newer one came meanwhile or no retry can change the answer.
+      if (retryable(err?.code || 'disconnected')) {
+        for (const m of marks) if (m.seq > (d.pending.get(m.conversation_id) || 0)) d.pending.set(m.conversation_id, m.seq);
+      }
+    }
+    if (gen !== d.gen) return; // closed meanwhile
+    d.timer = setTimeout(() => this.reportDelivered(gen), DELIVERED_EVERY_MS);
   }
 
   /** typersIn lists who is typing in a conversation: [{userId, name}]. */

@@ -1,10 +1,10 @@
 // receipts.js: delivery receipts and profiles in the chat page (issue 15,
 // items 5 and 6).
 //
-// Receipts: the page reports what it received (POST /v1/delivered),
-// coalesced like the Go SDK: the first message after a quiet second at
-// once, those within the second in one report at its end, every
-// conversation together. A message of this user's shows ✓ Sent, ✓✓
+// Receipts: the page reports what it received through the SDK's
+// Client.noteDelivered (the delivered op, coalesced like the Go SDK: the
+// first message after a quiet second at once, those within the second in
+// one report at its end, every conversation together). A message of this user's shows ✓ Sent, ✓✓
 // Delivered (a client of every other member has it) and ✓✓ Read (in
 // blue; in a group "Read by N of M" while some have not), derived from the members'
 // delivered_seq and read_seq (docs/protocol.md, delivered).
@@ -14,22 +14,17 @@
 // (display name, avatar upload). profileUpdated events keep the members
 // current.
 //
-// app.js calls initReceipts once, noteReceived and onReceiptEvent for
-// events, receiptOf while drawing a thread, and avatar/shownName while
+// app.js calls initReceipts once, noteListed for each page of the
+// conversation list, noteReceived and onReceiptEvent for events, receiptOf while drawing a thread, and avatar/shownName while
 // drawing people.
 
 const rc = {
   hooks: null,
-  pending: new Map(), // conversation id -> highest seq received, not reported
-  busy: false, // a report is in flight or its second has not passed
 };
-
-/** REPORT_EVERY_MS is how often, at most, the page reports what it received. */
-export const REPORT_EVERY_MS = 1000;
 
 /**
  * initReceipts gives the module the page's pieces: h (the element
- * builder), app (the page state), api(method, path, body), thumb(att)
+ * builder), app (the page state, whose client reports receipts), thumb(att)
  * (an attachment's thumbnail entry {url}), rerender() and the elements
  * meName (the top bar's name) and editor (the profile dialog).
  */
@@ -112,31 +107,25 @@ export function renderMe() {
   rc.hooks.meName.title = 'Edit your profile';
 }
 
-/** noteReceived records a newMessage from someone else and reports it (coalesced). */
+/** noteReceived reports a newMessage from someone else as delivered (the SDK coalesces). */
 export function noteReceived(m) {
   const app = rc.hooks.app;
   if (!m || m.sender_id === app.me.id) return;
-  if (m.seq > (rc.pending.get(m.conversation_id) || 0)) rc.pending.set(m.conversation_id, m.seq);
-  if (!rc.busy) {
-    rc.busy = true;
-    report();
-  }
+  app.client?.noteDelivered(m.conversation_id, m.seq);
 }
 
-async function report() {
-  const marks = [...rc.pending].slice(0, 100).map(([conversation_id, seq]) => ({ conversation_id, seq }));
-  if (!marks.length) {
-    rc.busy = false;
-    return;
+/**
+ * noteListed reports the conversations of a fetched list whose newest
+ * message this user's positions do not cover: messages that came while no
+ * client of theirs was connected, beyond what a resume replays (a new
+ * device, a lost position). As the Go SDK does.
+ */
+export function noteListed(convs) {
+  const app = rc.hooks.app;
+  for (const conv of convs || []) {
+    const me = (conv.members || []).find((mm) => mm.user_id === app.me.id);
+    if (me && Math.max(me.delivered_seq || 0, me.read_seq || 0) < (conv.last_seq || 0)) app.client?.noteDelivered(conv.id, conv.last_seq);
   }
-  for (const m of marks) rc.pending.delete(m.conversation_id);
-  try {
-    await rc.hooks.api('POST', '/v1/delivered', { conversations: marks });
-  } catch {
-    // Positions, not counts: put them back for the next report.
-    for (const m of marks) if (m.seq > (rc.pending.get(m.conversation_id) || 0)) rc.pending.set(m.conversation_id, m.seq);
-  }
-  setTimeout(report, REPORT_EVERY_MS);
 }
 
 /**

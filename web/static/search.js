@@ -27,6 +27,14 @@ export function initSearch(deps) {
   ui.query.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') clearSearch();
   });
+  // How to search, while the box is empty and has the focus (the
+  // placeholder is too short to say it).
+  ui.query.addEventListener('focus', () => {
+    if (!ui.status.textContent && ui.results.hidden) ui.status.textContent = SEARCH_HINT;
+  });
+  ui.query.addEventListener('blur', () => {
+    if (ui.status.textContent === SEARCH_HINT) ui.status.textContent = '';
+  });
   // Capture, so a pick takes Enter and Tab before the composer sends.
   deps.input.addEventListener('keydown', onComposerKey, { capture: true });
   deps.input.addEventListener('input', suggestMentions);
@@ -36,6 +44,17 @@ export function initSearch(deps) {
 // ---------- search ----------
 
 let searchGen = 0;
+
+/** SEARCH_HINT says how a query matches (docs/protocol.md, search). */
+const SEARCH_HINT = 'Every word must match; end one with * to match the start of a word.';
+
+/** when is a result's time: the time today, else the date and time. */
+function when(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+}
 
 /** search asks the server and draws a page of results (after cursor). */
 async function search(query, cursor) {
@@ -70,7 +89,7 @@ async function search(query, cursor) {
           'data-seq': r.message.seq,
           onclick: () => ctx.openAt(r.message.conversation_id, r.message.seq, r.message.id),
         },
-        h('span', { class: 'search-where' }, `${convTitle(r.message.conversation_id)} · ${r.message.sender_name}`),
+        h('span', { class: 'search-where' }, [...new Set([convTitle(r.message.conversation_id), r.message.sender_name, when(r.message.created_at)])].filter(Boolean).join(' · ')),
         h('span', { class: 'search-text', 'data-testid': 'search-text' }, highlighted(r)),
       ),
     ),

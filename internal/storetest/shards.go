@@ -1,0 +1,293 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/parleychat/parley"
+)
+
+// Shards is the conformance suite of a sharded event log
+// (parley.ShardedLog). fresh returns the location of a new, empty
+// database; open opens the database at loc asking for shards shards (0:
+// what the database records), or returns the error of opening it. A store
+// open returns must be closed at t's cleanup; Shards closes some itself
+// first, so Close must be safe to call twice.
+func Shards(t *testing.T, fresh func(t *testing.T) string, open func(t *testing.T, loc string, shards int) (parley.Store, error)) {
+	mustOpen := func(t *testing.T, loc string, shards int) parley.Store {
+		t.Helper()
+		s, err := open(t, loc, shards)
+		if err != nil {
+			t.Fatalf("open with %d shards: %v", shards, err)
+		}
+		return s
+	}
+	t.Run("DefaultIsOne", func(t *testing.T) {
+		t.Parallel()
+		s := mustOpen(t, fresh(t), 0)
+		if n := optional[parley.ShardedLog](t, s).Shards(); n != 1 {
+			t.Fatalf("a new database has %d shards, want 1", n)
+		}
+	})
+	t.Run("DensePerShard", func(t *testing.T) {
+		t.Parallel()
+		testDensePerShard(t, mustOpen(t, fresh(t), 8))
+	})
+	t.Run("CountIsFixed", func(t *testing.T) {
+		t.Parallel()
+		loc := fresh(t)
+		s := mustOpen(t, loc, 4)
+		a, b := newUser(t, s, "shfa"), newUser(t, s, "shfb")
+		newGroup(t, s, a, "G", b)
+		s.Close()
+		if s, err := open(t, loc, 8); err == nil {
+			s.Close()
+			t.Fatal("reopening a log holding events with another shard count succeeded; want an error")
+		}
+		for _, n := range []int{0, 4} {
+			s := mustOpen(t, loc, n)
+			if got := optional[parley.ShardedLog](t, s).Shards(); got != 4 {
+				t.Errorf("reopened with %d: %d shards, want the 4 recorded", n, got)
+			}
+			s.Close()
+		}
+		if s, err := open(t, fresh(t), parley.MaxShards+1); err == nil {
+			s.Close()
+			t.Fatalf("opening with %d shards succeeded; want an error", parley.MaxShards+1)
+		}
+	})
+}
+
+// testDensePerShard writes conversation events of many conversations at
+// once (so several shards' positions are handed out in the same batches)
+// and a user's own events, and checks: each shard's positions are 1..its
+// head, each once; every event is in its conversation's shard (a user's
+// own in shard 0); ShardEventsFor of each shard is the part of
+// ShardEvents whose audience holds the user; Head, Events and EventsFor
+// are shard 0's; a shard out of range is EINVALID.
+func testDensePerShard(t *testing.T, s parley.Store) {
+	log := optional[parley.ShardedLog](t, s)
+	n := log.Shards()
+	if n != 8 {
+		t.Fatalf("Shards() = %d, want 8", n)
+	}
+	users := make([]parley.User, 6)
+	for i := range users {
+		users[i] = newUser(t, s, "shd")
+	}
+	var convs []parley.Conversation
+	for i := range 12 {
+		convs = append(convs, newGroup(t, s, users[i%3], fmt.Sprint("G", i), users[3+i%3], users[(i+1)%3]))
+	}
+	shardsUsed := map[int]bool{}
+	for _, c := range convs {
+		shardsUsed[parley.ShardOf(c.ID, n)] = true
+	}
+	if len(shardsUsed) < 3 {
+		t.Fatalf("12 conversations fell in %d of %d shards; the hash spreads them poorly", len(shardsUsed), n)
+	}
+	var wg sync.WaitGroup
+	for i, c := range convs {
+		wg.Go(func() {
+			sender := users[i%3]
+			var last parley.Message
+			for j := range 15 {
+				m, _, err := s.SendMessage(ctx(t), parley.NewMessage{ConversationID: c.ID, SenderID: sender.ID,
+					ClientID: clientID(), Type: parley.Text, Text: fmt.Sprint("m", j)})
+				if err != nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+				last = m
+				if j == 7 {
+					title := fmt.Sprint("renamed ", i)
+					if _, _, err := s.UpdateConversation(ctx(t), sender.ID, c.ID, parley.ConversationChange{Title: &title}); err != nil {
+						t.Errorf("rename: %v", err)
+						return
+					}
+				}
+			}
+			if _, err := s.MarkRead(ctx(t), users[3+i%3].ID, c.ID, 5); err != nil {
+				t.Errorf("mark read: %v", err)
+			}
+			// The other writes of one conversation (each its shard's
+			// alone in PostgreSQL: Engine.WriteShard).
+			if _, _, err := s.EditMessage(ctx(t), parley.MessageEdit{UserID: sender.ID, ConversationID: c.ID,
+				MessageID: last.ID, ClientID: clientID(), Text: "edited"}); err != nil {
+				t.Errorf("edit: %v", err)
+			}
+			if _, _, err := s.React(ctx(t), users[3+i%3].ID, c.ID, last.ID, "👍", true); err != nil {
+				t.Errorf("react: %v", err)
+			}
+			if _, _, err := s.DeleteMessage(ctx(t), sender.ID, c.ID, last.ID); err != nil {
+				t.Errorf("delete: %v", err)
+			}
+			muted := true
+			if _, _, err := s.SetFlags(ctx(t), users[3+i%3].ID, c.ID, &muted, nil); err != nil {
+				t.Errorf("flags: %v", err)
+			}
+		})
+	}
+	// A member leaves and comes back: two windows, in their
+	// conversation's shard.
+	wg.Go(func() {
+		// Neither a sender nor a reader of convs[1] above.
+		c, leaver := convs[1], users[2]
+		if _, _, err := s.UpdateConversation(ctx(t), leaver.ID, c.ID, parley.ConversationChange{Remove: []string{leaver.ID}}); err != nil {
+			t.Errorf("leave: %v", err)
+			return
+		}
+		if _, _, err := s.UpdateConversation(ctx(t), users[1].ID, c.ID, parley.ConversationChange{Add: []string{leaver.ID}}); err != nil {
+			t.Errorf("add back: %v", err)
+		}
+	})
+	// A user's own events (no conversation) go to shard 0.
+	cs := optional[parley.Consenter](t, s)
+	wg.Go(func() {
+		if _, err := cs.Block(ctx(t), users[5].ID, users[4].ID); err != nil {
+			t.Errorf("block: %v", err)
+		}
+	})
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	all := make([][]parley.Event, n)
+	for sh := range n {
+		head := must[int64](t, "ShardHead")(log.ShardHead(ctx(t), sh))
+		var evs []parley.Event
+		for after := int64(0); ; {
+			page := must[[]parley.Event](t, "ShardEvents")(log.ShardEvents(ctx(t), sh, after, 50))
+			if len(page) == 0 {
+				break
+			}
+			evs = append(evs, page...)
+			after = page[len(page)-1].Pos
+		}
+		for i, e := range evs {
+			if e.Pos != int64(i+1) {
+				t.Fatalf("shard %d: event %d has position %d, want %d (dense from 1)", sh, i, e.Pos, i+1)
+			}
+			if e.Shard != sh || parley.ShardOf(e.ConversationID, n) != sh {
+				t.Fatalf("shard %d holds event %d of conversation %q (shard %d, ShardOf %d)",
+					sh, e.Pos, e.ConversationID, e.Shard, parley.ShardOf(e.ConversationID, n))
+			}
+		}
+		if int64(len(evs)) != head {
+			t.Fatalf("shard %d: %d events, head %d", sh, len(evs), head)
+		}
+		if shardsUsed[sh] != (head > 0) && sh != 0 {
+			t.Errorf("shard %d: head %d, but it holds conversations: %v", sh, head, shardsUsed[sh])
+		}
+		all[sh] = evs
+	}
+	// Every write's events are somewhere: 12 creations, 12*15 sends,
+	// 12 renames, 12 reads, 12 each of edits, reactions, deletes and
+	// flags, a leave and a join, a block.
+	total := 0
+	for _, evs := range all {
+		total += len(evs)
+	}
+	if want := 12 + 12*15 + 12 + 12 + 4*12 + 2 + 1; total != want {
+		t.Errorf("%d events in all shards, want %d", total, want)
+	}
+	if !slices.ContainsFunc(all[0], func(e parley.Event) bool { return e.Type == parley.EventUserBlocked }) {
+		t.Error("the block (a user's own event) is not in shard 0")
+	}
+
+	for _, u := range users {
+		for sh := range n {
+			var want []int64
+			for _, e := range all[sh] {
+				if slices.Contains(e.Audience, u.ID) {
+					want = append(want, e.Pos)
+				}
+			}
+			var got []int64
+			for after := int64(0); ; {
+				page := must[[]parley.Event](t, "ShardEventsFor")(log.ShardEventsFor(ctx(t), u.ID, sh, after, 40))
+				if len(page) == 0 {
+					break
+				}
+				for _, e := range page {
+					if e.Shard != sh {
+						t.Fatalf("ShardEventsFor(%s, shard %d) returned an event of shard %d", u.Name, sh, e.Shard)
+					}
+					got = append(got, e.Pos)
+				}
+				after = page[len(page)-1].Pos
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("ShardEventsFor(%s, shard %d) = %v, want the positions whose audience holds them %v", u.Name, sh, got, want)
+			}
+		}
+	}
+
+	// The shard-less methods are shard 0's.
+	if h0, h := must[int64](t, "ShardHead")(log.ShardHead(ctx(t), 0)), must[int64](t, "Head")(s.Head(ctx(t))); h != h0 {
+		t.Errorf("Head() = %d, shard 0's head %d", h, h0)
+	}
+	if evs := must[[]parley.Event](t, "Events")(s.Events(ctx(t), 0, 1000)); len(evs) != len(all[0]) {
+		t.Errorf("Events() returned %d events, shard 0 holds %d", len(evs), len(all[0]))
+	}
+	for _, e := range must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), users[0].ID, 0, 1000)) {
+		if e.Shard != 0 {
+			t.Errorf("EventsFor returned an event of shard %d", e.Shard)
+		}
+	}
+	for _, bad := range []int{-1, n} {
+		_, err := log.ShardHead(ctx(t), bad)
+		wantCode(t, fmt.Sprint("ShardHead(", bad, ")"), err, parley.EINVALID)
+		_, err = log.ShardEvents(ctx(t), bad, 0, 10)
+		wantCode(t, fmt.Sprint("ShardEvents(", bad, ")"), err, parley.EINVALID)
+		_, err = log.ShardEventsFor(ctx(t), users[0].ID, bad, 0, 10)
+		wantCode(t, fmt.Sprint("ShardEventsFor(", bad, ")"), err, parley.EINVALID)
+	}
+}
+
+// ShardsMigration checks migration 00012 (the log per shard) on an
+// engine: a log written before it (made with today's store, then the
+// migration undone with downTo(11), as a database of the release before
+// would be) keeps its positions after it, in shard 0, with the same head,
+// and new writes go on from that head. open must open the same database
+// every time; the stores it returns are closed by this function.
+func ShardsMigration(t *testing.T, open func(t *testing.T) parley.Store, downTo func(t *testing.T, version int64)) {
+	s := open(t)
+	a, b := newUser(t, s, "shm"), newUser(t, s, "shm")
+	c := newGroup(t, s, a, "G", b)
+	for i := range 5 {
+		send(t, s, c.ID, a, fmt.Sprint("before ", i))
+	}
+	head := must[int64](t, "Head")(s.Head(ctx(t)))
+	before := must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), b.ID, 0, 100))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	downTo(t, 11)
+
+	s = open(t)
+	defer s.Close()
+	if h := must[int64](t, "Head")(s.Head(ctx(t))); h != head {
+		t.Fatalf("head after the migration %d, before %d", h, head)
+	}
+	after := must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), b.ID, 0, 100))
+	if len(after) != len(before) {
+		t.Fatalf("%d events after the migration, %d before", len(after), len(before))
+	}
+	for i := range after {
+		if after[i].Pos != before[i].Pos || after[i].Type != before[i].Type || after[i].Shard != 0 {
+			t.Fatalf("event %d after the migration: pos %d %s shard %d, before: pos %d %s",
+				i, after[i].Pos, after[i].Type, after[i].Shard, before[i].Pos, before[i].Type)
+		}
+	}
+	_, evs, err := s.SendMessage(ctx(t), parley.NewMessage{ConversationID: c.ID, SenderID: a.ID, ClientID: clientID(), Type: parley.Text, Text: "after"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Pos != head+1 {
+		t.Fatalf("the first send after the migration got events %v, want one at position %d", evs, head+1)
+	}
+}
