@@ -18,6 +18,15 @@ func markOf(text string) string {
 	return messageWith(text) + `?.querySelector('[data-testid=mark]')`
 }
 
+// acceptFrom has p accept, from another device (the HTTP API), the
+// request that from's direct conversation with them is (they are
+// strangers): p's read and delivered positions then reach from.
+func (p *page) acceptFrom(baseURL, from string) {
+	p.t.Helper()
+	conv := eval[string](p.t, p.tab, `document.querySelector('[data-testid=conversation][data-title=`+from+`]').dataset.conversationId`)
+	servertest.Call(p.t, "POST", baseURL+"/v1/conversations/"+conv+"/accept", p.token(), nil, http.StatusOK)
+}
+
 // TestDeliveredFromTheList: a message that came while bob had no page
 // open and that no resume replays (his page lost its position) shows ✓✓
 // Delivered once his page has fetched the conversation list, before he
@@ -27,6 +36,7 @@ func TestDeliveredFromTheList(t *testing.T) {
 	srv := servertest.Start(t)
 	alice, bob := twoUsers(t, browser, srv.URL)
 	writeToBob(alice, bob, "first")
+	bob.acceptFrom(srv.URL, "alice")
 	alice.wait("the first delivered", markOf("first")+`?.textContent === '✓✓ Delivered'`)
 
 	// Bob's page goes, and with it its position.
@@ -54,8 +64,7 @@ func TestReceiptsAndProfiles(t *testing.T) {
 	// he accepts the request (they are strangers) from another device,
 	// which shows alice what his page received.
 	writeToBob(alice, bob, "Are you there?")
-	conv := eval[string](t, bob.tab, `document.querySelector('[data-testid=conversation][data-title=alice]').dataset.conversationId`)
-	servertest.Call(t, "POST", srv.URL+"/v1/conversations/"+conv+"/accept", bob.token(), nil, http.StatusOK)
+	bob.acceptFrom(srv.URL, "alice")
 	alice.wait("her message delivered, not read",
 		messageWith("Are you there?")+`?.dataset.status === 'delivered' && `+markOf("Are you there?")+`.textContent === '✓✓ Delivered'`)
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "receipt-delivered"))

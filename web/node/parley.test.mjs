@@ -261,8 +261,10 @@ test('noteDelivered reports over the connection, coalesced, and over HTTP while 
     await connected(alice);
     await connected(bob);
     const send = (conv, text) => alice.api('POST', `/v1/conversations/${conv.id}/messages`, { client_id: parley.newClientId(), text });
-    const ab = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    // The group first: it makes them contacts, so the direct
+    // conversation is no request (whose delivered marks stay hidden).
     const team = await alice.api('POST', '/v1/conversations/group', { title: 'Team', member_ids: [b.user.id] });
+    const ab = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
     await send(ab, 'one');
     await send(ab, 'two');
     await send(team, 'three');
