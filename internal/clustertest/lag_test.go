@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,17 +76,11 @@ func TestLaggingNodeAndNATSOutage(t *testing.T) {
 	}
 	defer st.Close()
 	// Node 1 reaches PostgreSQL through a proxy that can cut it off.
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pgProxy, err := faultproxy.Listen("127.0.0.1:0", u.Host)
+	pgProxy, cutDSN, err := faultproxy.ListenURL(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pgProxy.Close()
-	u.Host = pgProxy.Addr()
-	cutDSN := u.String()
 	procs := make([]*proc, nodeCount)
 	nodes := make([]*node, nodeCount)
 	for i := range procs {

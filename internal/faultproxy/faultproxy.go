@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -72,6 +73,23 @@ func Listen(addr, upstream string) (*Proxy, error) {
 	return New(ln, func(ctx context.Context) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", upstream)
 	}), nil
+}
+
+// ListenURL starts a proxy on a free loopback port in front of the host
+// of rawURL (a postgres:// or nats:// URL, say) and returns it with the
+// URL that reaches that host through it (rawURL with the proxy's address
+// as its host).
+func ListenURL(rawURL string) (*Proxy, string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := Listen("127.0.0.1:0", u.Host)
+	if err != nil {
+		return nil, "", err
+	}
+	u.Host = p.Addr()
+	return p, u.String(), nil
 }
 
 // New starts a proxy accepting on ln and dialing upstream with dial. The

@@ -5,8 +5,6 @@ import (
 	"image"
 	"image/color"
 	"image/gif"
-	"image/jpeg"
-	"image/png"
 	"strings"
 	"testing"
 	"time"
@@ -14,25 +12,6 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/media/mediatest"
 )
-
-// encode returns img in format.
-func encode(t testing.TB, format string, img image.Image) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	var err error
-	switch format {
-	case "png":
-		err = png.Encode(&buf, img)
-	case "jpeg":
-		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95})
-	case "gif":
-		err = gif.Encode(&buf, img, nil)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 func noisy(img interface {
 	image.Image

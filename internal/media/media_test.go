@@ -27,22 +27,33 @@ func testImage(w, h int) image.Image {
 	return img
 }
 
-func pngBytes(t testing.TB, w, h int) []byte {
+// encode returns img in format.
+func encode(t testing.TB, format string, img image.Image) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, testImage(w, h)); err != nil {
+	var err error
+	switch format {
+	case "png":
+		err = png.Encode(&buf, img)
+	case "jpeg":
+		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95})
+	case "gif":
+		err = gif.Encode(&buf, img, nil)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
 }
 
+func pngBytes(t testing.TB, w, h int) []byte {
+	return encode(t, "png", testImage(w, h))
+}
+
 // jpegWithEXIF returns a JPEG with an APP1 EXIF segment holding a marker
 // string right after the SOI marker, as a phone camera would write it.
 func jpegWithEXIF(t testing.TB, marker string) []byte {
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, testImage(640, 480), nil); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
+	b := encode(t, "jpeg", testImage(640, 480))
 	payload := append([]byte("Exif\x00\x00"), marker...)
 	seg := []byte{0xFF, 0xE1, 0, 0}
 	binary.BigEndian.PutUint16(seg[2:], uint16(len(payload)+2))
@@ -63,12 +74,7 @@ func pngClaiming(t testing.TB, w, h uint32) []byte {
 }
 
 func gifBytes(t testing.TB) []byte {
-	var buf bytes.Buffer
-	pal := image.NewPaletted(image.Rect(0, 0, 500, 100), color.Palette{color.Black, color.White})
-	if err := gif.Encode(&buf, pal, nil); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return encode(t, "gif", image.NewPaletted(image.Rect(0, 0, 500, 100), color.Palette{color.Black, color.White}))
 }
 
 // A 1x1 lossless WebP (the one browsers' feature tests use).

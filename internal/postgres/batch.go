@@ -238,10 +238,8 @@ type batcher struct {
 	shards int
 	// parallel is how many transactions (lanes) a batch of a log of
 	// several shards is split into at most, all run at once (shards.go);
-	// publishMu keeps their publishes from overlapping
-	// (parley.CommitPublisher).
-	parallel  int
-	publishMu sync.Mutex
+	// batchq.Hooks keeps their publishes from overlapping.
+	parallel int
 
 	// lockWait and holdIdle bound a stalled node's hold on the cluster
 	// (see lockedTx); tests shorten them. afterLock, when set, runs once
@@ -256,13 +254,10 @@ type batcher struct {
 
 	// batches and ops count what run did, for tests and benchmarks.
 	batches, ops atomic.Int64
-	// health is whether writes fail because PostgreSQL cannot write (see
-	// classify); every batch's outcome is reported to it.
-	health batchq.WriteHealth
-	// observer is told about every committed batch (DB.SetBatchObserver).
-	observer batchq.Observer
-	// publisher takes every committed batch's events (DB.PublishCommits).
-	publisher batchq.Publisher
+	// Hooks is told every batch's outcome: write health (failures
+	// classified by classify), the batch observer and the commit
+	// publisher. DB embeds a pointer to it.
+	batchq.Hooks
 }
 
 func newBatcher(pool *pgxpool.Pool, keys []int64) *batcher {
@@ -474,7 +469,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 	defer tx.Rollback(ctx) // after Commit, a no-op
 	errs := make([]error, len(live))
 	w := &writeTx{tx: tx, ctx: ctx, shards: b.shards, pos: sqlstore.NewHeads(heads), locked: lockedSet(b.shards, shards),
-		Events: b.publisher.Begin()}
+		Events: b.Begin()}
 	if bulk {
 		var sends []*sendOp
 		for _, o := range live {
@@ -515,20 +510,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 		b.answerAll(live, internalf("commit: %w", err))
 		return true
 	}
-	b.observer.Observe(len(live), start, commitStart)
-	b.health.Observe(nil)
-	// The events go out first, in one publish: the hub can deliver them
-	// while the writers, woken by the answers below, wait for a CPU.
-	b.publishMu.Lock()
-	w.Publish()
-	b.publishMu.Unlock()
-	for i, o := range live {
-		// An op can fail alone (its savepoint rolled back) for a reason
-		// of the server's, e.g. a full disk, while the commit succeeded.
-		errs[i] = classify(errs[i])
-		b.health.Observe(errs[i])
-		o.Answer(errs[i])
-	}
+	batchq.Committed(&b.Hooks, &w.Events, live, errs, start, commitStart, classify)
 	return true
 }
 
@@ -567,7 +549,7 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 // answerAll answers every op with err, a failure of the whole batch.
 func (b *batcher) answerAll(ops []*op, err error) {
 	err = classify(err)
-	b.health.Observe(err)
+	b.Failed(err)
 	for _, o := range ops {
 		o.Answer(err)
 	}

@@ -51,6 +51,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/parleychat/parley/internal/batchq"
 	"github.com/parleychat/parley/internal/sqlstore"
 )
 
@@ -64,6 +65,9 @@ type DB struct {
 	// Store is every operation of parley.Store but Close, run on this
 	// engine.
 	*sqlstore.Store
+	// Hooks gives SetBatchObserver, PublishCommits and WriteErr: it is
+	// b's (batchq.Hooks).
+	*batchq.Hooks
 
 	pool *pgxpool.Pool
 	b    *batcher
@@ -113,6 +117,7 @@ func Open(ctx context.Context, url string, opts ...sqlstore.Option) (*DB, error)
 		return nil, err
 	}
 	db := &DB{pool: pool, b: newBatcher(pool, lockKeys(schema, shards))}
+	db.Hooks = &db.b.Hooks
 	db.Store = sqlstore.New(dialect{}, (*engine)(db), shards)
 	return db, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -167,17 +166,12 @@ func TestStalledLockHolderIsEnded(t *testing.T) {
 func TestHalfOpenLink(t *testing.T) {
 	dsn := pgtest.Schema(t)
 	open(t, dsn) // migrates
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := faultproxy.Listen("127.0.0.1:0", u.Host)
+	p, proxied, err := faultproxy.ListenURL(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	u.Host = p.Addr()
-	db := open(t, u.String())
+	db := open(t, proxied)
 	postgres.SetLockBounds(db, 200*time.Millisecond, 300*time.Millisecond, nil)
 	if _, err := db.EnsureUser(t.Context(), "alice", "Alice"); err != nil {
 		t.Fatal(err)

@@ -243,7 +243,7 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	// The reader goroutine is counted in connWG (serveWS's count is held
 	// until this returns, so the Add cannot race Shutdown's Wait).
 	s.connWG.Add(1)
-	go c.reader()
+	go c.reader(false)
 }
 
 // storeHead reads the store's head for a hello whose resume_from this

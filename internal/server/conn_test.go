@@ -69,8 +69,7 @@ func TestSlowConsumer(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second) // a bound on a broken run, not an assertion on speed
 	closed := false
 	for !closed && time.Now().Before(deadline) {
-		r := scrapeMetrics(t, srv)
-		closed = strings.Contains(string(r.body), "parley_slow_consumer_closes_total 1")
+		closed = metric(t, srv, "parley_slow_consumer_closes_total") == 1
 	}
 	stop.Store(true)
 	wg.Wait()
@@ -118,9 +117,8 @@ func TestRateLimits(t *testing.T) {
 	}
 	a.do(protocol.OpTyping, protocol.Typing{ConversationID: conv.ID, Typing: true}, nil)
 
-	r := scrapeMetrics(t, srv)
-	if !strings.Contains(string(r.body), `parley_rate_limited_total{limit="messages"} 1`) {
-		t.Fatal("rate-limit hit not counted")
+	if n := rateLimited(t, srv, "messages"); n != 1 {
+		t.Fatalf("rate-limit hits counted: %v, want 1", n)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
 )
 
@@ -29,27 +30,32 @@ func FuzzHTTPJSON(f *testing.F) {
 		"/v1/conversations/x/messages", "/v1/conversations/x/read", "/v1/conversations/x/typing"}
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, p := range paths {
-			req, _ := http.NewRequest("POST", srv.URL+p, strings.NewReader(body))
-			requireJSONNot5xx(t, req, tok, body)
+			requireJSONNot5xx(t, srv, tok, "POST", p, body)
 		}
 	})
 }
 
-// requireJSONNot5xx sends req with tok as bearer and fails t unless the
-// answer is below 500 and a JSON document; body only names the request.
-func requireJSONNot5xx(t *testing.T, req *http.Request, tok, body string) {
+// requireJSONNot5xx sends method path with body and tok as bearer to srv
+// and fails t unless the answer is below 500 and a JSON document; it
+// returns the answer's status and body. A path that is not a URL at all
+// (a fuzzed segment) reaches nothing: it returns 0 and nil.
+func requireJSONNot5xx(t testing.TB, srv *servertest.Server, tok, method, path, body string) (int, []byte) {
 	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		return 0, nil
+	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v any
-	err = json.NewDecoder(resp.Body).Decode(&v)
-	resp.Body.Close()
-	if resp.StatusCode >= 500 || err != nil {
-		t.Fatalf("%s %s %q: %d (json err %v)", req.Method, req.URL.EscapedPath(), body, resp.StatusCode, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 500 || !json.Valid(b) {
+		t.Fatalf("%s %s %q: %d %s", method, path, body, resp.StatusCode, b)
 	}
+	return resp.StatusCode, b
 }
 
 func TestHTTPAPI(t *testing.T) {
@@ -145,22 +151,7 @@ func FuzzEditAndReact(f *testing.F) {
 	tok := srv.Token(f, "alice", "Alice")
 	srv.Token(f, "bob", "Bob")
 	do := func(t testing.TB, method, path, body string) (int, []byte) {
-		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if err != nil {
-			return 0, nil // not a URL: nothing reaches the server
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var v any
-		if resp.StatusCode >= 500 || json.Unmarshal(b, &v) != nil {
-			t.Fatalf("%s %s %q: %d %s", method, path, body, resp.StatusCode, b)
-		}
-		return resp.StatusCode, b
+		return requireJSONNot5xx(t, srv, tok, method, path, body)
 	}
 	_, b := do(f, "POST", "/v1/conversations/group", `{"title":"t","member_ids":["bob"]}`)
 	var conv struct{ ID string }
@@ -176,5 +167,65 @@ func FuzzEditAndReact(f *testing.F) {
 			t.Fatalf("the server took %q as a reaction", s)
 		}
 		do(t, "DELETE", path+"/reactions/"+url.PathEscape(s), "")
+	})
+}
+
+// FuzzConsentHTTP: arbitrary privacy bodies and user or conversation path
+// segments on the consent routes never get a 5xx, and always JSON.
+func FuzzConsentHTTP(f *testing.F) {
+	for _, s := range [][2]string{
+		{`{"consent":"contacts"}`, "bob"}, {`{"consent":"everyone"}`, "alice"}, {`{"consent":""}`, ""},
+		{`{"consent":5}`, "nobody"}, {`[]`, "%00"}, {`{`, "x/y"}, {"\xff", "\xff"}, {`null`, strings.Repeat("a", 300)},
+	} {
+		f.Add(s[0], s[1])
+	}
+	srv := servertest.Start(f)
+	tok := srv.Token(f, "alice", "Alice")
+	srv.Token(f, "bob", "Bob")
+	f.Fuzz(func(t *testing.T, body, seg string) {
+		seg = url.PathEscape(seg)
+		for _, r := range []struct{ method, path, body string }{
+			{"PATCH", "/v1/me/privacy", body},
+			{"PUT", "/v1/me/blocked/" + seg, ""},
+			{"DELETE", "/v1/me/blocked/" + seg, ""},
+			{"POST", "/v1/conversations/" + seg + "/accept", ""},
+			{"POST", "/v1/conversations/" + seg + "/decline", ""},
+		} {
+			requireJSONNot5xx(t, srv, tok, r.method, r.path, r.body)
+		}
+	})
+}
+
+// FuzzReceiptsAndProfile: any body to POST /v1/delivered and PATCH
+// /v1/me gets a JSON answer below 500, and a profile the server accepted
+// holds a display name NormalizeProfileName keeps as it is.
+func FuzzReceiptsAndProfile(f *testing.F) {
+	for _, s := range []string{
+		`{"conversations":[{"conversation_id":"x","seq":1}]}`, `{"conversations":[{"conversation_id":"$conv","seq":1}]}`, `{"conversations":[]}`, `{"conversations":null}`,
+		`{"conversations":[{"conversation_id":"","seq":-1}]}`, `{"conversations":[{"seq":9223372036854775807}]}`,
+		`{"display_name":"Alice"}`, `{"display_name":"a\u202eb"}`, `{"avatar_id":""}`, `{"avatar_id":"nope"}`,
+		`{"display_name":"  x  ","avatar_id":null}`, `{"display_name":5}`, `{}`, `[]`, `{`, "\xff", ``, `null`,
+	} {
+		f.Add(s)
+	}
+	srv := servertest.Start(f, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
+	tok := srv.Token(f, "alice", "Alice")
+	srv.Token(f, "bob", "Bob")
+	conv := decodeJSON[parley.Conversation](f, httpDo(f, srv, "POST", "/v1/conversations/direct", tok, `{"user_id":"bob"}`).body).ID
+	httpDo(f, srv, "POST", "/v1/conversations/"+conv+"/messages", tok, `{"client_id":"f1","text":"m"}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		body = strings.ReplaceAll(body, "$conv", conv)
+		for _, r := range []struct{ method, path string }{{"POST", "/v1/delivered"}, {"PATCH", "/v1/me"}} {
+			status, b := requireJSONNot5xx(t, srv, tok, r.method, r.path, body)
+			if r.path == "/v1/me" && status == http.StatusOK {
+				var u parley.User
+				if err := json.Unmarshal(b, &u); err != nil {
+					t.Fatalf("PATCH /v1/me %q: %s: %v", body, b, err)
+				}
+				if n, err := parley.NormalizeProfileName(u.DisplayName); err != nil || n != u.DisplayName {
+					t.Fatalf("accepted display name %q: normalised %q, %v", u.DisplayName, n, err)
+				}
+			}
+		}
 	})
 }

@@ -432,7 +432,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (transport, erro
 	if s.cfg.Transport == TransportCoder {
 		return acceptCoder(w, r, s.cfg.AllowedOrigins)
 	}
-	return upgradeWS(w, r, s.cfg.AllowedOrigins)
+	return upgradeWS(w, r, s.cfg.AllowedOrigins, s.poller())
 }
 
 // serveWS upgrades to a WebSocket and runs the connection on this

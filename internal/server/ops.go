@@ -25,11 +25,7 @@ func (c *conn) dispatch(ctx context.Context, req protocol.Request) {
 
 // reply queues the reply to req, or its error.
 func (c *conn) reply(req protocol.Request, v any, err error) {
-	if errors.Is(err, context.DeadlineExceeded) && c.s.connCtx.Err() == nil {
-		// The request waited past opTimeout: the server is overloaded,
-		// not broken. The client may retry (a send is idempotent).
-		err = &parley.Error{Code: parley.EUNAVAILABLE, Message: "the server is overloaded; retry", RetryAfter: time.Second}
-	}
+	err = c.overloaded(err)
 	if err != nil {
 		var pe *parley.Error
 		if parley.ErrorCode(err) == parley.ERATELIMITED && asError(err, &pe) {
@@ -44,6 +40,16 @@ func (c *conn) reply(req protocol.Request, v any, err error) {
 		return
 	}
 	c.enqueue(encodeData(protocol.TypeReply, req.ID, v), false)
+}
+
+// overloaded turns err into `unavailable` when it is a request that waited
+// past opTimeout while the server runs: the server is overloaded, not
+// broken, and the client may retry (a send is idempotent).
+func (c *conn) overloaded(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && c.s.connCtx.Err() == nil {
+		return &parley.Error{Code: parley.EUNAVAILABLE, Message: "the server is overloaded; retry", RetryAfter: time.Second}
+	}
+	return err
 }
 
 // replyBytes bounds a history or conversations reply's list on this connection:
@@ -102,6 +108,11 @@ func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) {
 	svc.sendMany(ctx, nms, func(k int, m parley.Message, err error) {
 		i := idx[k]
 		replyTo(i)
+		err = c.overloaded(err)
+		// A send the client will retry closes the gate as a refusal
+		// does: a later send of the connection stored before the retry
+		// would break the sender's order.
+		c.gate = c.gate.refused(nms[k].ClientID, now, err)
 		c.reply(reqs[i], m, err)
 		c.s.metrics.obs.sendAckWS.Observe(sinceSeconds(now))
 		next = i + 1
@@ -110,10 +121,12 @@ func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) {
 }
 
 // sendGate keeps a connection's sends in the order they were sent when a
-// rate limit refuses one. A client keeps several sends in flight; if send k
-// is refused and k+1, right behind it, were accepted because the limiter
-// refilled in between, k+1 would be stored before k's retry. So after a
-// refusal, every other send on the connection is refused too until the
+// rate limit refuses one, or one fails for a reason a retry can fix
+// (unavailable, internal: see retryable). A client keeps several sends in
+// flight; if send k is refused and k+1, right behind it, were accepted
+// because the limiter refilled in between (or the store answered again),
+// k+1 would be stored before k's retry. So after a refusal or such a
+// failure, every other send on the connection is refused too until the
 // refused message is sent again (or the client has clearly given up on it:
 // gateGiveUp after its retry time). Only the worker uses it, in the order
 // the sends were read. A connection allocates its gate at the first
@@ -134,24 +147,43 @@ func (g *sendGate) admit(clientID string, now time.Time) error {
 		return nil
 	}
 	if clientID != g.clientID && now.Before(g.retryAt.Add(gateGiveUp)) {
-		return &parley.Error{Code: parley.ERATELIMITED, Message: "an earlier message was refused as too fast; send it again first",
+		return &parley.Error{Code: parley.ERATELIMITED, Message: "an earlier message was not stored; send it again first",
 			RetryAfter: max(g.retryAt.Sub(now), time.Millisecond)}
 	}
 	*g = sendGate{}
 	return nil
 }
 
-// refused closes the gate behind a send a rate limit refused (err), and
-// returns the gate: g, or a new one when g is nil and a gate is needed.
+// refused closes the gate behind a send that failed with err when the
+// client will retry it (retryable), and returns the gate: g, or a new one
+// when g is nil and a gate is needed.
 func (g *sendGate) refused(clientID string, now time.Time, err error) *sendGate {
-	var pe *parley.Error
-	if clientID != "" && parley.ErrorCode(err) == parley.ERATELIMITED && asError(err, &pe) {
-		if g == nil {
-			g = new(sendGate)
-		}
-		*g = sendGate{clientID: clientID, retryAt: now.Add(pe.RetryAfter)}
+	if clientID == "" || !retryable(err) {
+		return g
 	}
+	if g == nil {
+		g = new(sendGate)
+	}
+	// A failure without a retry time is retried after a second by the
+	// SDKs (docs/sdk.md); the gate waits for it that long plus gateGiveUp.
+	wait := time.Second
+	var pe *parley.Error
+	if asError(err, &pe) && pe.RetryAfter > 0 {
+		wait = pe.RetryAfter
+	}
+	*g = sendGate{clientID: clientID, retryAt: now.Add(wait)}
 	return g
+}
+
+// retryable reports whether a send's error is one clients retry, in
+// order, from the failed message on: rate_limited, unavailable and
+// internal (docs/protocol.md, section 9).
+func retryable(err error) bool {
+	switch parley.ErrorCode(err) {
+	case parley.ERATELIMITED, parley.EUNAVAILABLE, parley.EINTERNAL:
+		return true
+	}
+	return false
 }
 
 func decode[T any](req protocol.Request) (T, error) {
@@ -169,6 +201,12 @@ func runOp[T, R any](ctx context.Context, u parley.User, req protocol.Request, o
 	return op(ctx, u, d)
 }
 
+// capped binds maxBytes, the connection's reply cap, to an op that cuts
+// its reply to fit (history, lists, search), for runOp.
+func capped[T, R any](op func(context.Context, parley.User, T, int) (R, error), maxBytes int) func(context.Context, parley.User, T) (R, error) {
+	return func(ctx context.Context, u parley.User, d T) (R, error) { return op(ctx, u, d, maxBytes) }
+}
+
 // op runs one request through the service layer.
 func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 	svc, u := c.s.svc, c.user
@@ -176,11 +214,7 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 	case protocol.OpHello:
 		return nil, parley.Errorf(parley.EINVALID, "hello was already sent on this connection")
 	case protocol.OpHistory:
-		d, err := decode[protocol.History](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.history(ctx, u, d, c.replyBytes())
+		return runOp(ctx, u, req, capped(svc.history, c.replyBytes()))
 	case protocol.OpDelete:
 		return runOp(ctx, u, req, svc.deleteMessage)
 	case protocol.OpRead:
@@ -192,11 +226,7 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 		}
 		return struct{}{}, svc.typing(ctx, u, d)
 	case protocol.OpConversations:
-		d, err := decode[protocol.Conversations](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.conversations(ctx, u, d, c.replyBytes())
+		return runOp(ctx, u, req, capped(svc.conversations, c.replyBytes()))
 	case protocol.OpConversation:
 		d, err := decode[protocol.ConversationRef](req)
 		if err != nil {
@@ -225,24 +255,16 @@ func (c *conn) op(ctx context.Context, req protocol.Request) (any, error) {
 			}
 		}
 		m, err := svc.edit(ctx, u, c.ip, d)
-		c.gate = c.gate.refused(d.ClientID, now, err)
+		c.gate = c.gate.refused(d.ClientID, now, c.overloaded(err))
 		return m, err
 	case protocol.OpReact:
 		return runOp(ctx, u, req, svc.react)
 	case protocol.OpSetFlags:
 		return runOp(ctx, u, req, svc.setFlags)
 	case protocol.OpSearch:
-		d, err := decode[protocol.Search](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.search(ctx, u, d, c.replyBytes())
+		return runOp(ctx, u, req, capped(svc.search, c.replyBytes()))
 	case protocol.OpMentions:
-		d, err := decode[protocol.Mentions](req)
-		if err != nil {
-			return nil, err
-		}
-		return svc.mentions(ctx, u, d, c.replyBytes())
+		return runOp(ctx, u, req, capped(svc.mentions, c.replyBytes()))
 	case protocol.OpDelivered:
 		return runOp(ctx, u, req, svc.delivered)
 	case protocol.OpSetProfile:

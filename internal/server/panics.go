@@ -42,6 +42,18 @@ func (s *Server) caught(where string, v any, c *conn, attrs ...any) {
 	s.log.Error("panic recovered", attrs...)
 }
 
+// panicked reports whether v, what a deferred recovery's recover
+// returned, is a panic, and logs and counts it as where's (see caught)
+// when it is. The recovery passes recover() to it: recover must be called
+// by the deferred function itself.
+func (c *conn) panicked(where string, v any) bool {
+	if v == nil {
+		return false
+	}
+	c.s.caught(where, v, c)
+	return true
+}
+
 // testPanic calls the test hook, which may panic to stand for a bug at
 // where (see export_test.go). Without a hook it is one atomic load.
 func (s *Server) testPanic(where string) {
@@ -54,11 +66,9 @@ func (s *Server) testPanic(where string) {
 // connection closes with 1011 and ends as when its reader returns, unless
 // the panic was in that ending (ending set): then it is only dropped.
 func (c *conn) recoverReader(ending *bool) {
-	v := recover()
-	if v == nil {
+	if !c.panicked("reader", recover()) {
 		return
 	}
-	c.s.caught("reader", v, c)
 	if *ending {
 		c.t.CloseNow()
 		return
@@ -72,11 +82,9 @@ func (c *conn) recoverReader(ending *bool) {
 // (waking a reader that waits for room) and has the writer close with
 // 1011; the reader then ends the connection.
 func (c *conn) recoverWorker() {
-	v := recover()
-	if v == nil {
+	if !c.panicked("worker", recover()) {
 		return
 	}
-	c.s.caught("worker", v, c)
 	c.mu.Lock()
 	c.workerOn, c.held = false, 0
 	clear(c.reqs)
@@ -93,11 +101,9 @@ func (c *conn) recoverWorker() {
 // writer is the one that closes, so after a panic it closes the
 // WebSocket with 1011 itself, leaving the state of a writer that closed.
 func (c *conn) recoverWriter() {
-	v := recover()
-	if v == nil {
+	if !c.panicked("writer", recover()) {
 		return
 	}
-	c.s.caught("writer", v, c)
 	c.mu.Lock()
 	if c.closeCode == 0 {
 		c.closeCode, c.closeReason = closeInternal, internalReason
@@ -116,11 +122,9 @@ func (c *conn) recoverWriter() {
 // is to undo; after (registered set), the connection starts its writer,
 // which closes with 1011, and ends as when its reader returns.
 func (c *conn) recoverServe(registered *bool) {
-	v := recover()
-	if v == nil {
+	if !c.panicked("hello", recover()) {
 		return
 	}
-	c.s.caught("hello", v, c)
 	if !*registered {
 		c.t.Close(closeInternal, internalReason)
 		c.t.CloseNow()
@@ -139,11 +143,9 @@ func (c *conn) recoverServe(registered *bool) {
 // closes the WebSocket with 1011 itself (serve waits for the hello timer,
 // so no reader runs yet); after, the writer does.
 func (c *conn) recoverTimer(started bool) {
-	v := recover()
-	if v == nil {
+	if !c.panicked("timer", recover()) {
 		return
 	}
-	c.s.caught("timer", v, c)
 	if !started {
 		c.t.Close(closeInternal, internalReason) // serve's read ends, and serve drops the connection
 		return

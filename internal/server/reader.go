@@ -7,16 +7,31 @@ import (
 	"github.com/parleychat/parley/protocol"
 )
 
-// reader runs the reader loop on a goroutine counted in connWG and ends
-// the connection when the loop ends.
-func (c *conn) reader() {
-	defer c.s.connWG.Done()
+// reader runs the reader loop until the connection is idle (parked with
+// the poller, which calls resume on a new goroutine when it is readable)
+// or ends; it ends the connection then. The connection's count in connWG
+// is held across parks and released when it ends. resumed: started by
+// the poller, so there is something to read (or the connection closes).
+func (c *conn) reader(resumed bool) {
+	parked := false
+	s := c.s
+	defer func() {
+		if !parked {
+			s.connWG.Done()
+		}
+	}()
 	ending := false
 	defer c.recoverReader(&ending)
-	c.readLoop()
+	if parked = c.readLoop(resumed); parked {
+		return // c belongs to the next reader now
+	}
 	ending = true
 	c.end()
 }
+
+// resume implements resumer: the poller's goroutine for a parked
+// connection that became readable (or is closing).
+func (c *conn) resume() { c.reader(true) }
 
 // readLoop reads messages until the connection ends. It answers pings
 // at once (so a client whose requests wait on a slow store still hears
@@ -24,14 +39,23 @@ func (c *conn) reader() {
 // order. No deadline here: the heartbeat sweep and a shutdown close the
 // connection, which ends the read.
 //
-// Between messages the transport holds no buffer and the reader waits
-// with a shallow stack (see wsConn): the reader only reads, recognises
-// the plain ping and queues; decoding (deep JSON frames) is the worker's,
-// so an idle reader's stack stays near the runtime's smallest.
-func (c *conn) readLoop() {
+// Between messages the transport holds no buffer and the reader parks
+// the connection (true: no goroutine waits for it, see poller), or, where
+// it cannot, waits with a shallow stack (see wsConn): the reader only
+// reads, recognises the plain ping and queues; decoding (deep JSON
+// frames) is the worker's, so a waiting reader's stack stays near the
+// runtime's smallest.
+//
+// A resumed reader reads before it parks again: the poller woke it for
+// bytes the socket has (parking at once would only be woken again).
+func (c *conn) readLoop(resumed bool) (parked bool) {
 	for {
+		if !resumed && c.t.Park(c) {
+			return true
+		}
+		resumed = false
 		if c.t.Wait() != nil || !c.readOne() {
-			return
+			return false
 		}
 	}
 }

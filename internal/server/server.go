@@ -208,9 +208,15 @@ type Server struct {
 	bg       sync.WaitGroup
 	unsub    func()
 
-	mu       sync.Mutex // guards servers and connWG.Add against closing
-	closing  atomic.Bool
-	connWG   sync.WaitGroup
+	mu      sync.Mutex // guards servers and connWG.Add against closing
+	closing atomic.Bool
+	connWG  sync.WaitGroup
+	// pollMu guards poll and pollOff: the poller idle connections park
+	// with (poll.go), started on first use, stopped by shutdown after
+	// every connection ended; pollOff once it cannot (or must not) run.
+	pollMu   sync.Mutex
+	poll     *poller
+	pollOff  bool
 	servers  []*http.Server
 	shutOnce sync.Once
 	shutErr  error
@@ -456,6 +462,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		s.log.Info("shutdown: connections closed", "after", time.Since(began).Round(time.Millisecond))
 	}
 	s.cancelConn()
+	s.closePoller() // every connection has ended: none is parked
 
 	pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

@@ -13,8 +13,8 @@ import (
 // default) and coderConn (coder/websocket, kept to measure against: see
 // docs/benchmarks.md) implement it.
 //
-// Concurrency: Wait and Read are called by one goroutine at a time (the
-// hello's, then the reader); Write and Close by one goroutine at a time (serve's
+// Concurrency: Wait, Park and Read are called by one goroutine at a time (the
+// hello's, then the reader; after a Park, the goroutine it starts); Write and Close by one goroutine at a time (serve's
 // until the connection starts, then the writer, or a hello timer before
 // the connection starts); CloseNow and SetWriteDeadline from any
 // goroutine, at any time. Read and Write run concurrently.
@@ -23,6 +23,13 @@ type transport interface {
 	// ended: the Read after it tells), holding no buffer, on as shallow a
 	// stack as the caller's: the reader idles here between messages.
 	Wait() error
+	// Park, between messages, hands the reading to a poller when the
+	// transport holds nothing read: run is then started on a new
+	// goroutine when the client sends something, its stream ends, or the
+	// connection is closed (Close, CloseNow), and the caller returns at
+	// once without touching the read side again. False: the caller reads
+	// on (Wait, then Read), as transports without a poller always do.
+	Park(run resumer) bool
 	// Read reads the next message from the client into a buffer from
 	// readPool, which the caller puts back (also on error: nil then). A
 	// ping (msgPing) is to be answered with a pong

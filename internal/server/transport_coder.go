@@ -40,6 +40,10 @@ func acceptCoder(w http.ResponseWriter, r *http.Request, origins []string) (*cod
 // buffers).
 func (c *coderConn) Wait() error { return nil }
 
+// Park does not: coder/websocket keeps its buffers and waits inside its
+// reads, on the reader's goroutine.
+func (c *coderConn) Park(resumer) bool { return false }
+
 // Read reads a message; coder/websocket answers pings and the client's
 // close inside it.
 func (c *coderConn) Read() (msgKind, *[]byte, error) {

@@ -53,7 +53,7 @@ func TestWSConnOneWritePerQueue(t *testing.T) {
 	for _, batch := range []bool{false, true} {
 		sv, cl := tcpPair(t)
 		cc := &countingConn{TCPConn: sv}
-		c := newWSConn(cc, nil)
+		c := newWSConn(cc, nil, nil)
 		var frames []outFrame
 		var want []string
 		for i := range 40 {
@@ -124,7 +124,7 @@ func read(c *wsConn) (msgKind, []byte, error) {
 // ping comes back as msgPing.
 func TestWSConnIdleHoldsNoBuffer(t *testing.T) {
 	sv, cl := tcpPair(t)
-	c := newWSConn(sv, nil)
+	c := newWSConn(sv, nil, nil)
 	if c.rc == nil {
 		t.Skip("no RawConn here: the reader keeps its buffer")
 	}

@@ -26,15 +26,19 @@ import (
 // encodes every frame header (ws.WriteHeaderBuffer); wsConn decides only
 // where the bytes live:
 //
-//   - an idle connection holds no read buffer: between messages, when
-//     nothing read is left, the 4 KiB bufio.Reader goes back to a pool,
-//     and the next Read waits for the socket to be readable through
-//     syscall.RawConn (a one-byte MSG_PEEK) before taking one again;
+//   - an idle connection holds no read buffer and no goroutine: between
+//     messages, when nothing read is left, the 4 KiB bufio.Reader goes
+//     back to a pool and the reader parks the connection with the
+//     server's poller (Park, poll.go), which starts a reader goroutine
+//     again when the socket is readable; without a poller the next Read
+//     waits for the socket to be readable through syscall.RawConn (a
+//     one-byte MSG_PEEK) before taking a buffer again;
 //   - a queue of frames goes out in one write: their headers and
 //     payloads are gathered in a pooled buffer (up to writeChunk bytes
 //     a write) and the buffer goes back to the pool after the write.
 //
-// Where the socket has no RawConn (TLS), the reader keeps its buffer.
+// Where the socket has no RawConn (TLS), the reader keeps its buffer and
+// its goroutine.
 type wsConn struct {
 	nc net.Conn
 	rc syscall.RawConn // nil: the reader keeps br (no wait without a buffer)
@@ -48,6 +52,7 @@ type wsConn struct {
 	peek    [1]byte
 	peekFn  func(fd uintptr) bool
 	peekErr error
+	poll    pollReg // p nil: no poller, the reader waits in Wait
 
 	// Write side: one writer at a time (see transport).
 	hdr [ws.MaxHeaderSize]byte
@@ -68,7 +73,7 @@ var (
 // upgradeWS answers the WebSocket handshake (refusing a foreign Origin
 // with 403, as coder/websocket's Accept does) and returns the transport.
 // On failure the response is written and the connection closed.
-func upgradeWS(w http.ResponseWriter, r *http.Request, origins []string) (*wsConn, error) {
+func upgradeWS(w http.ResponseWriter, r *http.Request, origins []string, p *poller) (*wsConn, error) {
 	if err := checkOrigin(r, origins); err != nil {
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return nil, err
@@ -92,12 +97,13 @@ func upgradeWS(w http.ResponseWriter, r *http.Request, origins []string) (*wsCon
 		b, _ := rw.Reader.Peek(n)
 		pre = bytes.Clone(b)
 	}
-	return newWSConn(nc, pre), nil
+	return newWSConn(nc, pre, p), nil
 }
 
 // newWSConn makes the transport of an upgraded connection; pre are the
-// bytes read past the handshake.
-func newWSConn(nc net.Conn, pre []byte) *wsConn {
+// bytes read past the handshake; p (nil: none) is the poller it parks
+// with when idle.
+func newWSConn(nc net.Conn, pre []byte, p *poller) *wsConn {
 	c := &wsConn{nc: nc, pre: pre}
 	c.rd = wsutil.Reader{
 		State: ws.StateServerSide,
@@ -111,6 +117,9 @@ func newWSConn(nc net.Conn, pre []byte) *wsConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.peekFn = c.peekFD
+			if p != nil {
+				c.poll.p = p
+			}
 		}
 	}
 	return c
@@ -162,6 +171,15 @@ func (c *wsConn) Wait() error {
 		return nil
 	}
 	return c.take()
+}
+
+// Park implements transport: with a poller, when the reader holds
+// nothing read (no buffer, no bytes from the upgrade, no ping to answer).
+func (c *wsConn) Park(run resumer) bool {
+	if c.poll.p == nil || c.br != nil || len(c.pre) > 0 || c.hasPing {
+		return false
+	}
+	return c.poll.park(c.rc, run)
 }
 
 // Read implements transport.
@@ -286,7 +304,11 @@ func (c *wsConn) take() error {
 	if c.br != nil {
 		return nil
 	}
-	if c.rc != nil && len(c.pre) == 0 {
+	if c.poll.ready {
+		// The poller saw the socket readable (or the connection is
+		// closing: the read then fails or meets its deadline).
+		c.poll.ready = false
+	} else if c.rc != nil && len(c.pre) == 0 {
 		c.peekErr = nil
 		if err := c.rc.Read(c.peekFn); err != nil {
 			return err
@@ -428,6 +450,8 @@ func (c *wsConn) Close(code int, reason string) error {
 	if err != nil {
 		c.nc.Close()
 	}
+	// A parked reader must run to read the answer (or see the deadline).
+	c.poll.wake(true)
 	return err
 }
 
@@ -442,10 +466,17 @@ func (c *wsConn) Linger() {
 		}
 	}
 	c.nc.Close()
+	c.poll.forget()
 }
 
-// CloseNow implements transport.
-func (c *wsConn) CloseNow() error { return c.nc.Close() }
+// CloseNow implements transport. A parked reader is started to see the
+// closed socket and end the connection.
+func (c *wsConn) CloseNow() error {
+	err := c.nc.Close()
+	c.poll.wake(true)
+	c.poll.forget()
+	return err
+}
 
 // SetWriteDeadline implements transport.
 func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,14 +35,7 @@ type receiver struct {
 type delivery struct {
 	id, kind, attempt string
 	status            int
-	p                 struct {
-		ID      string       `json:"id"`
-		Type    string       `json:"type"`
-		Pos     int64        `json:"pos"`
-		Event   parley.Event `json:"event"`
-		Members []string     `json:"members"`
-		Offline *[]string    `json:"offline_user_ids"`
-	}
+	p                 webhook.Payload
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -269,20 +261,6 @@ func TestWebhookDeadEndpoint(t *testing.T) {
 	if v := metricLabel(t, srv, "parley_webhook_deliveries_total", `endpoint="rx"`); v != 0 {
 		t.Errorf("deliveries = %v, want 0", v)
 	}
-}
-
-// metricLabel reads a metric with labels (the text after the name inside
-// braces, e.g. `endpoint="rx"`); 0 when absent.
-func metricLabel(t testing.TB, srv *servertest.Server, name, labels string) float64 {
-	t.Helper()
-	for line := range strings.SplitSeq(string(scrapeMetrics(t, srv).body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+"{"+labels+"} "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
-		}
-	}
-	return 0
 }
 
 // waitMetric waits until a metric reaches want (the enqueuer works in the

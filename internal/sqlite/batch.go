@@ -143,13 +143,10 @@ type batcher struct {
 	// batches and ops count committed batches and the ops in them;
 	// retries the batches run a second time without deferred writes.
 	batches, ops, retries atomic.Int64
-	// health is whether writes fail because SQLite cannot write (see
-	// classify); the batcher reports every batch's outcome to it.
-	health batchq.WriteHealth
-	// observer is told about every committed batch (DB.SetBatchObserver).
-	observer batchq.Observer
-	// publisher takes every committed batch's events (DB.PublishCommits).
-	publisher batchq.Publisher
+	// Hooks is told every batch's outcome: write health (failures
+	// classified by classify), the batch observer and the commit
+	// publisher. DB embeds a pointer to it.
+	batchq.Hooks
 
 	// Only the batcher goroutine (or newBatcher and close, before and
 	// after it runs) touches what follows.
@@ -158,6 +155,7 @@ type batcher struct {
 	stmts map[string]*sql.Stmt // prepared on conn, by query text
 	multi [nMulti][]*sql.Stmt  // multi-row statements by kind and log2(rows)
 	cache cache
+	ix    indexer // the search index, written after commit (indexer.go)
 	wg    sync.WaitGroup
 }
 
@@ -174,6 +172,10 @@ func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, shards int)
 			conn.Close()
 			return nil, fmt.Errorf("sqlite: read head: %w", err)
 		}
+	}
+	if err := b.ix.start(ctx, b); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: read the search index's progress: %w", err)
 	}
 	// Owned by the batcher: close stops it and waits for it.
 	b.wg.Add(1)
@@ -241,8 +243,13 @@ func (b *batcher) close() error {
 
 func (b *batcher) loop() {
 	defer b.wg.Done()
+	defer b.indexRest()
 	batch := make([]*op, 0, maxBatch)
-	for o := range b.queue.Ops() {
+	for {
+		o, ok := b.next()
+		if !ok {
+			return
+		}
 		// Take everything queued by now (up to maxBatch): under load the
 		// queue fills while the previous batch commits, so batches grow
 		// with the load.
@@ -261,6 +268,7 @@ func (b *batcher) loop() {
 		}
 		b.run(batch)
 		clear(batch)
+		b.indexDue()
 	}
 }
 
@@ -289,7 +297,7 @@ func (b *batcher) run(batch []*op) {
 	}
 	if err != nil {
 		err = classify(err)
-		b.health.Observe(err)
+		b.Failed(err)
 		answerAll(live, err)
 		return
 	}
@@ -297,18 +305,7 @@ func (b *batcher) run(batch []*op) {
 	b.ckpt.committed()
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
-	b.observer.Observe(len(live), start, w.commitStart)
-	b.health.Observe(nil)
-	// The events go out first, in one publish: the hub can deliver them
-	// while the writers, woken by the answers below, wait for a CPU.
-	w.Publish()
-	for i, o := range live {
-		// An op can fail alone for lack of space (its savepoint rolled
-		// back) while the batch's commit needed none.
-		errs[i] = classify(errs[i])
-		b.health.Observe(errs[i])
-		o.Answer(errs[i])
-	}
+	batchq.Committed(&b.Hooks, &w.Events, live, errs, start, w.commitStart, classify)
 }
 
 // errFlush marks a failure to write the pending rows.
@@ -318,7 +315,7 @@ var errFlush = errors.New("sqlite: writing the batch's rows failed")
 // with each op's own error. It returns an error when nothing was
 // committed: then the transaction is rolled back and the cache dropped.
 func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, err error) {
-	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.publisher.Begin()}
+	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.Begin()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, internalf("begin: %w", err)
 	}
@@ -343,6 +340,8 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 			// says nothing more.
 			_, _ = w.exec("ROLLBACK")
 			b.cache.reset()
+			// An index step of the batch (a search's) is undone too.
+			b.ix.rolledBack()
 		}
 	}()
 	for i, o := range live {

@@ -169,6 +169,8 @@ type pending struct {
 	// sent: (sender, client id) -> the message a send of this batch
 	// stored, for idempotency before the row is written.
 	sent map[[2]string]*parley.Message
+	// mentions: mentionArgs values per mentions row (mentions.go).
+	mentions []any
 }
 
 type bump struct{ seq, at int64 }
@@ -199,6 +201,7 @@ func (w *writeTx) addSend(m *parley.Message, attachmentID any, e *parley.Event) 
 	p.bumps[m.ConversationID] = bump{m.Seq, at}
 	p.reads[[2]string{m.ConversationID, m.SenderID}] = m.Seq
 	p.sent[[2]string{m.SenderID, m.ClientID}] = m
+	p.addMentions(m, at)
 	w.b.cache.lastSeq[m.ConversationID] = m.Seq
 }
 
@@ -223,6 +226,11 @@ func (w *writeTx) flush() error {
 	}()
 	if err := w.execMulti(multiMessages, p.msgs, msgArgs); err != nil {
 		return fmt.Errorf("%w: messages: %w", errFlush, err)
+	}
+	w.b.ix.waiting += len(p.msgs) / msgArgs // for the search indexer
+	w.b.ix.behind.Store(true)
+	if err := w.flushMentions(); err != nil {
+		return err
 	}
 	if err := w.execMulti(multiEvents, p.events, eventArgs); err != nil {
 		return fmt.Errorf("%w: events: %w", errFlush, err)

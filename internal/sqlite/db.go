@@ -47,6 +47,7 @@ import (
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
+	"github.com/parleychat/parley/internal/batchq"
 	"github.com/parleychat/parley/internal/sqlstore"
 )
 
@@ -59,6 +60,9 @@ type DB struct {
 	// Store is every operation of parley.Store but Close, run on this
 	// engine.
 	*sqlstore.Store
+	// Hooks gives SetBatchObserver, PublishCommits and WriteErr: it is
+	// b's (batchq.Hooks).
+	*batchq.Hooks
 
 	write *sql.DB // one connection, used only by the batcher
 	read  *sql.DB // read-only pool
@@ -147,6 +151,7 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 		read.Close()
 		return nil, err
 	}
+	db.Hooks = &db.b.Hooks
 	return db, nil
 }
 

@@ -19,3 +19,30 @@ func MigrateDownTo(ctx context.Context, path string, version int64) error {
 	defer db.Close()
 	return sqlstore.MigrateDownTo(ctx, "sqlite", goose.DialectSQLite3, db, migrations, version)
 }
+
+// QIndexRange is the indexer's statement, for the search benchmark's
+// file, written with raw inserts.
+const QIndexRange = qIndexRange
+
+// ManualIndex makes the batcher index only when a search asks and at
+// Close; with crash, Close leaves the waiting messages too, as a crash
+// does. Set by an op, so the batcher goroutine sees it in order.
+func ManualIndex(ctx context.Context, db *DB, crash bool) error {
+	return db.b.do(ctx, func(w *writeTx) error {
+		w.b.ix.manual, w.b.ix.crashy = true, crash
+		return nil
+	})
+}
+
+// IndexLag reads how far the search index is (search_indexed.upto) and
+// the newest message's rowid.
+func IndexLag(ctx context.Context, db *DB) (upto, last int64, err error) {
+	if err := db.read.QueryRowContext(ctx, qIndexed).Scan(&upto); err != nil {
+		return 0, 0, err
+	}
+	err = db.read.QueryRowContext(ctx, qMaxRowid).Scan(&last)
+	return upto, last, err
+}
+
+// SyncIndex indexes what waits, as a search does first.
+func SyncIndex(ctx context.Context, db *DB) error { return (*engine)(db).SyncSearch(ctx) }

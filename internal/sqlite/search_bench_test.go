@@ -4,17 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/searchcorpus"
 	"github.com/parleychat/parley/internal/sqlite"
 )
 
@@ -22,7 +19,8 @@ import (
 // messages (PARLEY_SEARCH_BENCH_MESSAGES changes the count) in 1000
 // groups of 10 of 200 users, texts of 6 to 20 words drawn from a Zipf
 // vocabulary of 20,000 words. The file is built once (a few minutes: the
-// rows go in with raw inserts, the FTS5 triggers index them) and kept in
+// rows go in with raw inserts, then into the FTS5 index as the store's
+// indexer puts them) and kept in
 // PARLEY_SEARCH_BENCH_DIR (default: the OS temp dir) for later runs.
 //
 //	go test -run '^$' -bench BenchmarkSearch1M -benchtime 200x ./internal/sqlite
@@ -34,16 +32,7 @@ import (
 // single group (the index walks many matches it cannot show), and with
 // the conversation filter.
 func BenchmarkSearch1M(b *testing.B) {
-	if testing.Short() {
-		b.Skip("builds a 1M-message file")
-	}
-	n := 1_000_000
-	if v := os.Getenv("PARLEY_SEARCH_BENCH_MESSAGES"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := searchcorpus.Size(b)
 	dir := os.Getenv("PARLEY_SEARCH_BENCH_DIR")
 	if dir == "" {
 		dir = os.TempDir()
@@ -60,60 +49,7 @@ func BenchmarkSearch1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	groups, err := db.Conversations(b.Context(), "u0")
-	if err != nil || len(groups) == 0 {
-		b.Fatalf("corpus: %d conversations of u0, %v", len(groups), err)
-	}
-	w := vocabulary()
-	for _, tc := range []struct {
-		name, user, query string
-		conv              string
-	}{
-		{"common", "u0", w[0], ""},
-		{"medium", "u0", w[30], ""},
-		{"rare", "u0", w[5000], ""},
-		{"two_words", "u0", w[3] + " " + w[40], ""},
-		{"prefix", "u0", w[100][:3] + "*", ""},
-		{"common_prefix", "u0", w[0] + "*", ""},
-		{"common_one_group", "solo", w[0], ""},
-		{"medium_one_group", "solo", w[30], ""},
-		{"medium_in_conversation", "u0", w[30], groups[0].ID},
-	} {
-		terms, err := parley.SearchTerms(tc.query)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(tc.name, func(b *testing.B) {
-			var found int
-			for b.Loop() {
-				p, err := db.Search(b.Context(), tc.user, parley.SearchQuery{Terms: terms, Prefix: parley.SearchPrefix(tc.query), ConversationID: tc.conv})
-				if err != nil {
-					b.Fatal(err)
-				}
-				found = len(p.Results)
-			}
-			b.ReportMetric(float64(found), "results")
-		})
-	}
-}
-
-// vocabulary is the corpus's words, most frequent first: made-up words
-// of 3 to 9 letters, the same on every run.
-func vocabulary() []string {
-	r := rand.New(rand.NewPCG(1, 2))
-	seen := map[string]bool{}
-	var out []string
-	for len(out) < 20000 {
-		var b strings.Builder
-		for range 3 + r.IntN(7) {
-			b.WriteByte(byte('a' + r.IntN(26)))
-		}
-		if w := b.String(); !seen[w] {
-			seen[w] = true
-			out = append(out, w)
-		}
-	}
-	return out
+	searchcorpus.Bench(b, db)
 }
 
 // buildSearchCorpus makes the file: users and groups through the store,
@@ -129,38 +65,9 @@ func buildSearchCorpus(b *testing.B, path string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const users, groups, perGroup = 200, 1000, 10
-	for i := range users {
-		if _, err := db.EnsureUser(ctx, fmt.Sprint("u", i), fmt.Sprint("user", i)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if _, err := db.EnsureUser(ctx, "solo", "solo"); err != nil {
-		b.Fatal(err)
-	}
-	r := rand.New(rand.NewPCG(3, 4))
-	convs := make([]string, groups)
-	members := make([][]string, groups)
-	for g := range groups {
-		// u0 is in a tenth of the groups; solo in one.
-		ms := []string{}
-		if g%10 == 0 {
-			ms = append(ms, "u0")
-		}
-		if g == 1 {
-			ms = append(ms, "solo")
-		}
-		for len(ms) < perGroup {
-			if id := fmt.Sprint("u", 1+r.IntN(users-1)); !contains(ms, id) {
-				ms = append(ms, id)
-			}
-		}
-		c, _, err := db.CreateGroup(ctx, ms[0], fmt.Sprint("g", g), ms[1:])
-		if err != nil {
-			b.Fatal(err)
-		}
-		convs[g], members[g] = c.ID, ms
-	}
+	const groups = searchcorpus.Groups
+	corpus := searchcorpus.New()
+	convs := corpus.Populate(b, db)
 	if err := db.Close(); err != nil {
 		b.Fatal(err)
 	}
@@ -181,23 +88,12 @@ func buildSearchCorpus(b *testing.B, path string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	words := vocabulary()
-	zipf := rand.NewZipf(r, 1.1, 2, uint64(len(words)-1))
 	seqs := make([]int64, groups)
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var text strings.Builder
 	for i := range n {
-		g := r.IntN(groups)
+		g, sender, text := corpus.Message()
 		seqs[g]++
-		text.Reset()
-		for k := range 6 + r.IntN(15) {
-			if k > 0 {
-				text.WriteByte(' ')
-			}
-			text.WriteString(words[zipf.Uint64()])
-		}
-		sender := members[g][r.IntN(perGroup)]
-		if _, err := st.Exec(uuid.NewString(), convs[g], seqs[g], sender, fmt.Sprint("c", i), text.String(),
+		if _, err := st.Exec(uuid.NewString(), convs[g], seqs[g], sender, fmt.Sprint("c", i), text,
 			at.Add(time.Duration(i)*time.Second).UnixMicro()); err != nil {
 			b.Fatal(err)
 		}
@@ -206,6 +102,13 @@ func buildSearchCorpus(b *testing.B, path string, n int) {
 		if _, err := tx.Exec(`UPDATE conversations SET last_seq = $1 WHERE id = $2`, seqs[g], convs[g]); err != nil {
 			b.Fatal(err)
 		}
+	}
+	// Index them as the store's indexer does (internal/sqlite/indexer.go).
+	if _, err := tx.Exec(sqlite.QIndexRange, 0, n+1<<20); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tx.Exec(`UPDATE search_indexed SET upto = (SELECT MAX(rowid) FROM messages)`); err != nil {
+		b.Fatal(err)
 	}
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
@@ -222,13 +125,4 @@ func buildSearchCorpus(b *testing.B, path string, n int) {
 	os.Remove(tmp + "-wal")
 	os.Remove(tmp + "-shm")
 	b.Logf("built in %v", time.Since(start))
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
 }

@@ -26,8 +26,3 @@ func classify(err error) error {
 	}
 	return err
 }
-
-// WriteErr returns the error of the last write the store could not make
-// (disk full, I/O error) while it cannot write, nil when writes work: see
-// batchq.WriteHealth. The server's /readyz answers 503 while it is set.
-func (db *DB) WriteErr() error { return db.b.health.Err() }

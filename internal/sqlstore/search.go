@@ -70,9 +70,9 @@ func mentionsArg(ids []string) *string {
 }
 
 // searchConvs is how many conversations a user may be in for a search
-// to name them to the index (Dialect.SearchMatch); a user in more has
-// the index walk every match, of which they may see enough to fill a
-// page soon.
+// to name them to the index (Dialect.SearchMatch; a dialect may say
+// otherwise: SearchConvLimiter); a user in more has the index walk every
+// match, of which they may see enough to fill a page soon.
 const searchConvs = 64
 
 // qSearchConvs: the conversations a user is in now (args: user, limit).
@@ -143,6 +143,9 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 		JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = $1 AND mb.left_pos IS NULL
 		WHERE ` + match + ` AND m.deleted_at IS NULL AND ` + key + ` < $3` + conv + `
 		ORDER BY ` + key + ` DESC LIMIT $4 + 0`
+	if err := s.syncSearch(ctx); err != nil {
+		return parley.SearchPage{}, err
+	}
 	var page parley.SearchPage
 	err = s.e.Read(ctx, func(q Querier) error {
 		var convs []string
@@ -157,11 +160,12 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 			// A user in few conversations has the index match only
 			// theirs: walking every match of a common word to find the
 			// few they may see would cost the whole index.
-			rows, err := q.Query(ctx, qSearchConvs, userID, searchConvs+1)
+			most := s.searchConvLimit()
+			rows, err := q.Query(ctx, qSearchConvs, userID, most+1)
 			if convs, err = scanAll(query(rows, err), scanString); err != nil {
 				return err
 			}
-			if len(convs) > searchConvs {
+			if len(convs) > most {
 				convs = nil
 			}
 		}

@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Replies", testReplies},
 		{"Mentions", testMentions},
 		{"Search", testSearch},
+		{"SearchFresh", testSearchFresh},
 		{"MarkRead", testMarkRead},
 		{"Unread", testUnread},
 		{"Conversations", testConversations},

@@ -49,9 +49,7 @@ func (m *Model) consentCommand(f []string) tea.Cmd {
 		return nil
 	}
 	c, lookup, open := m.c, m.cfg.LookupUser, m.open
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		switch cmd {
 		case "/block", "/unblock":
 			ids, err := userIDs(ctx, lookup, args)
@@ -105,7 +103,7 @@ func (m *Model) consentCommand(f []string) tea.Cmd {
 			blocked = strings.Join(names, ", ")
 		}
 		return noticeMsg(fmt.Sprintf("who may reach you: %s · blocked: %s", p.Consent, blocked))
-	}
+	})
 }
 
 // requestTexts are what the list adds to a request's title (mark) and

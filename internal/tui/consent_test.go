@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/parleychat/parley"
-	"github.com/parleychat/parley/internal/servertest"
 )
 
 // TestConsentCommands: a stranger's conversation shows as a request
@@ -14,46 +13,30 @@ import (
 // show and change the settings; under contacts a stranger's /dm is
 // refused with the server's words.
 func TestConsentCommands(t *testing.T) {
-	srv := servertest.Start(t)
-	lookup := adminLookup(t, srv)
-	alice, bob := connected(t, srv, "alice", "alice", lookup), connected(t, srv, "bob", "bob", lookup)
-	alice.typeLine("/privacy", true)
-	alice.waitText("who may reach you: everyone · blocked: nobody")
+	srv, alice, bob := connectedPair(t)
+	alice.enter("/privacy", "who may reach you: everyone · blocked: nobody")
 
-	bob.typeLine("/dm alice", true)
-	bob.waitText("alice ○ offline")
-	bob.typeLine("hi alice", true)
-	bob.waitText("bob: hi alice ✓")
+	bob.enter("/dm alice", "alice ○ offline")
+	bob.enter("hi alice", "bob: hi alice ✓")
 	alice.waitText("bob (request)")
-	alice.typeLine("/dm bob", true) // opens the existing conversation
-	alice.waitText("A message request")
+	alice.enter("/dm bob", "A message request") // opens the existing conversation
 
-	alice.typeLine("/decline", true)
-	alice.waitText("request declined")
+	alice.enter("/decline", "request declined")
 	// Not checked: "bob (declined)" in the list. A declined request leaves
 	// the server's list, so a list fetch racing the decline may drop it
 	// before the mark is drawn (seen as a flake under load).
-	bob.typeLine("please", true)
-	bob.waitText(parley.ErrUnreachable.Message)
+	bob.enter("please", parley.ErrUnreachable.Message)
 
-	alice.typeLine("/accept", true)
-	alice.waitText("request accepted")
+	alice.enter("/accept", "request accepted")
 	alice.waitFor("no request mark", func(s string) bool { return !strings.Contains(s, "(request)") && !strings.Contains(s, "(declined)") })
 
-	alice.typeLine("/block bob", true)
-	alice.waitText("bob blocked")
-	alice.typeLine("/privacy", true)
-	alice.waitText("who may reach you: everyone · blocked: bob")
-	alice.typeLine("/privacy contacts", true)
-	alice.waitText("who may reach you: contacts · blocked: bob")
-	alice.typeLine("/privacy friends", true)
-	alice.waitText(`/privacy: consent must be "everyone" or "contacts"`)
-	alice.typeLine("/unblock bob", true)
-	alice.waitText("bob unblocked")
-	alice.typeLine("/block", true)
-	alice.waitText("usage: /block user")
+	alice.enter("/block bob", "bob blocked")
+	alice.enter("/privacy", "who may reach you: everyone · blocked: bob")
+	alice.enter("/privacy contacts", "who may reach you: contacts · blocked: bob")
+	alice.enter("/privacy friends", `/privacy: consent must be "everyone" or "contacts"`)
+	alice.enter("/unblock bob", "bob unblocked")
+	alice.enter("/block", "usage: /block user")
 
-	carol := connected(t, srv, "carol", "carol", lookup)
-	carol.typeLine("/dm alice", true)
-	carol.waitText(parley.ErrUnreachable.Message)
+	carol := connected(t, srv, "carol", "carol", adminLookup(t, srv))
+	carol.enter("/dm alice", parley.ErrUnreachable.Message)
 }

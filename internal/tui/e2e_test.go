@@ -158,6 +158,15 @@ func connected(t *testing.T, srv *servertest.Server, id, name string, lookup fun
 	return d
 }
 
+// connectedPair starts a server and connects the terminal clients of
+// alice and bob, who can look users up by name.
+func connectedPair(t *testing.T) (srv *servertest.Server, alice, bob *driver) {
+	t.Helper()
+	srv = servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	return srv, connected(t, srv, "alice", "alice", lookup), connected(t, srv, "bob", "bob", lookup)
+}
+
 // openDirect types /dm with name, whose pane opens showing them offline
 // (a direct conversation shares presence only once both wrote in it).
 func (d *driver) openDirect(name string) {
@@ -169,10 +178,7 @@ func (d *driver) openDirect(name string) {
 // messages both ways with sent and read marks, typing, unread counts, a
 // group, and a server restart with a message queued while it was down.
 func TestTwoUsers(t *testing.T) {
-	srv := servertest.Start(t)
-	lookup := adminLookup(t, srv)
-	alice := connected(t, srv, "alice", "alice", lookup)
-	bob := connected(t, srv, "bob", "bob", lookup)
+	srv, alice, bob := connectedPair(t)
 	srv.Token(t, "carol", "carol") // exists, never connects
 
 	// A direct conversation shares presence only once both wrote in it
@@ -340,10 +346,7 @@ func TestDurableOutbox(t *testing.T) {
 // TestEditReplyReact: /edit, /reply and /react on messages of the open
 // conversation, seen by the other user.
 func TestEditReplyReact(t *testing.T) {
-	srv := servertest.Start(t)
-	lookup := adminLookup(t, srv)
-	alice := connected(t, srv, "alice", "alice", lookup)
-	bob := connected(t, srv, "bob", "bob", lookup)
+	_, alice, bob := connectedPair(t)
 	alice.openDirect("bob")
 	alice.enter("lunch at noom?", "#1 alice: lunch at noom? ✓")
 	alice.typeLine("/edit lunch at noon?", true)

@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/parleychat/parley/internal/servertest"
 )
 
 // TestFileCommand: /file PATH sends the file; both sides show
@@ -16,16 +14,10 @@ func TestFileCommand(t *testing.T) {
 	if err := os.WriteFile(path, make([]byte, 1536), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := servertest.Start(t)
-	lookup := adminLookup(t, srv)
-	alice := connected(t, srv, "alice", "alice", lookup)
-	bob := connected(t, srv, "bob", "bob", lookup)
+	_, alice, bob := connectedPair(t)
 	alice.openDirect("bob")
-	alice.typeLine(`/file "`+path+`"`, true)
-	alice.waitText("alice: 📎 notes for bob.txt (1.5 KiB) ✓")
+	alice.enter(`/file "`+path+`"`, "alice: 📎 notes for bob.txt (1.5 KiB) ✓")
 	bob.waitText("alice: 📎 notes for bob.txt (1.5 KiB)")
-	alice.typeLine("/file "+filepath.Join(dir, "missing.txt"), true)
-	alice.waitText("/file: stat " + filepath.Join(dir, "missing.txt") + ": no such file or directory")
-	alice.typeLine("/file "+dir, true)
-	alice.waitText("is not a file")
+	alice.enter("/file "+filepath.Join(dir, "missing.txt"), "/file: stat "+filepath.Join(dir, "missing.txt")+": no such file or directory")
+	alice.enter("/file "+dir, "is not a file")
 }

@@ -57,9 +57,7 @@ func (m *Model) flagCommand(cmd string) tea.Cmd {
 		return nil
 	}
 	c, id := m.c, m.open
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		var err error
 		if f.muted != nil {
 			_, err = c.SetMuted(ctx, id, *f.muted)
@@ -70,7 +68,7 @@ func (m *Model) flagCommand(cmd string) tea.Cmd {
 			return noticeMsg(cmd + ": " + errText(err))
 		}
 		return noticeMsg(strings.TrimPrefix(cmd, "/") + "d")
-	}
+	})
 }
 
 // mainList leaves archived conversations out of the list (but the open
@@ -207,9 +205,7 @@ func (m *Model) memberCommand(f []string) tea.Cmd {
 		return nil
 	}
 	c, lookup, id := m.c, m.cfg.LookupUser, m.open
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		u := protocol.UpdateConversation{ConversationID: id}
 		if cmd == "/rename" {
 			title := strings.Join(args, " ")
@@ -238,7 +234,7 @@ func (m *Model) memberCommand(f []string) tea.Cmd {
 			return noticeMsg(cmd + ": " + errText(err))
 		}
 		return noticeMsg("")
-	}
+	})
 }
 
 // userIDs resolves usernames to user ids with lookup (Config.LookupUser);

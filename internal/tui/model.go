@@ -408,9 +408,7 @@ func (m *Model) fetchList() tea.Cmd {
 	}
 	m.loading = true
 	c := m.c
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		_, err := c.Conversations(ctx)
 		if err == nil {
 			// Presence covers contacts only, and a new conversation may
@@ -418,7 +416,7 @@ func (m *Model) fetchList() tea.Cmd {
 			_, _ = c.FetchPresence(ctx)
 		}
 		return listMsg{err: err}
-	}
+	})
 }
 
 // select_ makes id the open conversation.
@@ -442,9 +440,7 @@ func (m *Model) select_(id string) tea.Cmd {
 func (m *Model) openCmd(id string) tea.Cmd {
 	m.opening = true
 	c, notify, size := m.c, m.cfg.Notify, m.cfg.PageSize
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		v, err := c.OpenConversation(ctx, id, size)
 		if err != nil {
 			return openedMsg{id: id, err: err}
@@ -453,7 +449,7 @@ func (m *Model) openCmd(id string) tea.Cmd {
 		// arrives, so a change in between is not lost.
 		v.OnChange(func() { notify(clientChangedMsg{}) })
 		return openedMsg{id: id, view: v}
-	}
+	})
 }
 
 // markRead moves the read position to the newest message shown, while the
@@ -469,12 +465,10 @@ func (m *Model) markRead() tea.Cmd {
 	}
 	m.readAsk[m.open] = last
 	c, id := m.c, m.open
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		_, err := c.MarkRead(ctx, id, last)
 		return readMsg{id: id, seq: last, err: err}
-	}
+	})
 }
 
 // fill loads older pages while the history does not fill the pane.
@@ -491,12 +485,10 @@ func (m *Model) older() tea.Cmd {
 	}
 	m.loadMore = true
 	v, id := m.view, m.open
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		_, err := v.LoadMore(ctx)
 		return loadedMoreMsg{id: id, err: err}
-	}
+	})
 }
 
 // key handles a key press.
@@ -558,12 +550,10 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	if after := m.input.Value(); after != before && m.c != nil && m.open != "" && !strings.HasPrefix(after, "/") {
 		c, id, typing := m.c, m.open, after != ""
 		// SetTyping sends at most one start per 3 s itself.
-		cmd = tea.Batch(cmd, func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		cmd = tea.Batch(cmd, timed(func(ctx context.Context) tea.Msg {
 			_ = c.SetTyping(ctx, id, typing)
 			return nil
-		})
+		}))
 	}
 	return cmd
 }
@@ -719,9 +709,7 @@ func (m *Model) command(line string) tea.Cmd {
 		}
 		c, name := m.c, f[1]
 		m.notice = "opening a conversation with " + name + "..."
-		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		return timed(func(ctx context.Context) tea.Msg {
 			cv, err := c.CreateDirectByName(ctx, name)
 			if err != nil {
 				return createdMsg{err: fmt.Errorf("/dm %s: %s", name, errText(err))}
@@ -732,7 +720,7 @@ func (m *Model) command(line string) tea.Cmd {
 			_, _ = c.Conversations(ctx)
 			_, _ = c.FetchPresence(ctx)
 			return createdMsg{conv: cv}
-		}
+		})
 	case "/group":
 		if len(f) < 2 {
 			m.notice = "usage: /group title user1 user2..."
@@ -743,9 +731,7 @@ func (m *Model) command(line string) tea.Cmd {
 		}
 		c, lookup, title, names := m.c, m.cfg.LookupUser, f[1], f[2:]
 		m.notice = "creating group " + title + "..."
-		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		return timed(func(ctx context.Context) tea.Msg {
 			ids, err := userIDs(ctx, lookup, names)
 			if err != nil {
 				return createdMsg{err: fmt.Errorf("/group: %w", err)}
@@ -757,7 +743,7 @@ func (m *Model) command(line string) tea.Cmd {
 			_, _ = c.Conversations(ctx)
 			_, _ = c.FetchPresence(ctx)
 			return createdMsg{conv: cv}
-		}
+		})
 	case "/edit", "/reply", "/react", "/unreact":
 		return m.messageCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
 	}
@@ -824,9 +810,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		return m.refresh()
 	}
 	c, conv, emoji, remove := m.c, m.open, rest, cmd == "/unreact"
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
+	return timed(func(ctx context.Context) tea.Msg {
 		var err error
 		if remove {
 			_, err = c.Unreact(ctx, conv, target.ID, emoji)
@@ -837,7 +821,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 			return noticeMsg(cmd + ": " + errText(err))
 		}
 		return noticeMsg("")
-	}
+	})
 }
 
 // target finds the loaded message with seq (0: the newest; mine: the

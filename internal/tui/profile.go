@@ -75,9 +75,7 @@ func (m *Model) profileCommand(cmd, rest string) tea.Cmd {
 			m.notice = "/name: " + errText(err)
 			return nil
 		}
-		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		return timed(func(ctx context.Context) tea.Msg {
 			if _, err := c.SetProfile(ctx, &name, nil); err != nil {
 				return noticeMsg("/name: " + errText(err))
 			}
@@ -85,12 +83,10 @@ func (m *Model) profileCommand(cmd, rest string) tea.Cmd {
 				return noticeMsg("display name cleared")
 			}
 			return noticeMsg("display name set to " + name)
-		}
+		})
 	case "/avatar":
 		path := strings.TrimSpace(rest)
-		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		return timed(func(ctx context.Context) tea.Msg {
 			if path == "" {
 				empty := ""
 				if _, err := c.SetProfile(ctx, nil, &empty); err != nil {
@@ -107,7 +103,7 @@ func (m *Model) profileCommand(cmd, rest string) tea.Cmd {
 				return noticeMsg("/avatar: " + errText(err))
 			}
 			return noticeMsg("avatar set")
-		}
+		})
 	}
 	return nil
 }

@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/parleychat/parley/internal/servertest"
 )
 
 // TestReceiptsAndProfile: in a group with a member who never connects,
@@ -15,25 +13,19 @@ import (
 // /name shows on the other screen with the unique name beside it; /avatar
 // uploads a file and a bad name is refused with the rule's words.
 func TestReceiptsAndProfile(t *testing.T) {
-	srv := servertest.Start(t)
+	srv, alice, bob := connectedPair(t)
 	srv.Token(t, "carol", "carol") // exists, never connects
-	lookup := adminLookup(t, srv)
-	alice := connected(t, srv, "alice", "alice", lookup)
-	bob := connected(t, srv, "bob", "bob", lookup)
 
-	alice.typeLine("/group team bob carol", true)
-	alice.waitText("team 3 members")
+	alice.enter("/group team bob carol", "team 3 members")
 	alice.typeLine("hello team", true)
 	bob.waitText("alice: hello team")
 	// Bob's client received and read it (his pane is open); carol's never did.
 	alice.waitText("alice: hello team ✓✓ read by 1/2")
 
-	alice.typeLine("/name Alice L.", true)
-	alice.waitText("display name set to Alice L.")
+	alice.enter("/name Alice L.", "display name set to Alice L.")
 	alice.typeLine("again", true)
 	bob.waitText("Alice L. (alice): again")
-	alice.typeLine("/name evil\u202egnp", true)
-	alice.waitText("/name: display_name holds a control, format or unassigned character")
+	alice.enter("/name evil\u202egnp", "/name: display_name holds a control, format or unassigned character")
 
 	path := filepath.Join(t.TempDir(), "me.png")
 	f, err := os.Create(path)
@@ -44,8 +36,6 @@ func TestReceiptsAndProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	alice.typeLine("/avatar "+path, true)
-	alice.waitText("avatar set")
-	alice.typeLine("/avatar "+filepath.Join(t.TempDir(), "missing.png"), true)
-	alice.waitText("/avatar: open")
+	alice.enter("/avatar "+path, "avatar set")
+	alice.enter("/avatar "+filepath.Join(t.TempDir(), "missing.png"), "/avatar: open")
 }

@@ -27,10 +27,7 @@ func markedLine(want string) func(screen string) bool {
 // brackets, /mentions the messages naming the user, whose lines and list
 // entry are marked with @; /open goes to a mention.
 func TestSearchAndMentions(t *testing.T) {
-	srv := servertest.Start(t)
-	lookup := adminLookup(t, srv)
-	alice := connected(t, srv, "alice", "alice", lookup)
-	bob := connected(t, srv, "bob", "bob", lookup)
+	_, alice, bob := connectedPair(t)
 	alice.openDirect("bob")
 	alice.enter("the quokka is here, @bob", "#1 alice: the quokka is here, @bob ✓")
 	bob.waitText("#1 @alice: the quokka is here") // the line mentions bob

@@ -1,0 +1,21 @@
+package server
+
+// ParkedConns counts the connections parked with the poller: no goroutine
+// reads them until they are readable (see poller).
+func (s *Server) ParkedConns() int {
+	s.pollMu.Lock()
+	p := s.poll
+	s.pollMu.Unlock()
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.regs {
+		if r.state.Load() == pollParked {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,205 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// poller waits, on one goroutine, for idle connections to become
+// readable, so that an idle connection has no goroutine (and no stack) at
+// all: a connection's reader parks its connection with the poller when it
+// has nothing left to read (pollReg.park), and the poller starts a reader
+// goroutine for it (its resumer) when the socket has bytes, has ended, or
+// the connection is being closed (pollReg.wake). It reports readiness
+// only and reads nothing: every byte is still read and parsed by the
+// reader through gobwas/ws, on the reader's goroutine.
+//
+// Linux only (epoll, poller_linux.go); elsewhere newPoller fails and every
+// connection keeps a reader goroutine waiting in transport.Wait.
+//
+// Goroutines: the poller's loop and every reader goroutine it starts are
+// counted in wg; close waits for them. A reader goroutine that parks its
+// connection returns at once; the connection's count in Server.connWG is
+// held while it is parked (a parked connection is open), and the reader
+// goroutine that ends the connection releases it.
+type poller struct {
+	pollerOS // the platform's part: the epoll set
+
+	mu     sync.Mutex
+	regs   map[uint64]*pollReg // parked-at-least-once connections by id; guarded by mu
+	next   uint64              // the last id given (ids start at 1)
+	closed bool                // guarded by mu
+
+	wg sync.WaitGroup // the loop and the reader goroutines it started
+}
+
+// resumer is what a parked connection runs, on a new goroutine, when it
+// becomes readable: its reader (conn.resume).
+type resumer interface{ resume() }
+
+// Reader states of a pollReg.
+const (
+	pollRunning uint32 = iota // a goroutine reads (or the connection is not started yet)
+	pollParked                // no goroutine: the poller starts one on readiness or wake
+)
+
+// pollReg is a connection's registration with a poller (a field of
+// wsConn). Concurrency: park is called only by the goroutine that owns the
+// reader (state pollRunning); after it returns true that goroutine must
+// not touch the connection's read side again, which belongs to the
+// goroutine the poller starts. wake and forget are safe from any
+// goroutine. The owner's writes before park happen before the new
+// goroutine's reads: state is the atomic both go through.
+type pollReg struct {
+	p     *poller // nil: no poller (TLS, not Linux, or it could not start)
+	run   resumer
+	id    uint64 // 0 until the first park; then written only under p.mu, read by the owner
+	added bool   // EPOLL_CTL_ADD done; only the owner touches it
+	// ready is set by start for the goroutine it starts: the socket was
+	// readable (or the connection closes), so the transport reads without
+	// first waiting (a peek) for bytes. Only the owner touches it.
+	ready bool
+	gone  bool // forgotten: never registered again; guarded by p.mu
+	state atomic.Uint32
+	stop  atomic.Bool // set by wake(true): the connection closes, park no more
+}
+
+// park hands the connection, whose socket is rc, to the poller: run is started on a new
+// goroutine when the socket is readable (at once if it already is) or
+// the connection is woken. False: the caller keeps the reader and reads
+// on (the connection is closing, or the socket could not be armed).
+func (r *pollReg) park(rc syscall.RawConn, run resumer) bool {
+	p := r.p
+	if r.stop.Load() {
+		return false
+	}
+	p.mu.Lock()
+	if r.gone || p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	if r.id == 0 {
+		p.next++
+		r.id = p.next
+		p.regs[r.id] = r
+	}
+	id := r.id
+	p.mu.Unlock()
+	r.run = run
+	add := !r.added
+	r.added = true
+	r.state.Store(pollParked)
+	// From here the poller or a wake may start run: touch nothing but
+	// locals and what the kernel keeps (the RawConn holds the fd open).
+	if r.stop.Load() {
+		return !r.state.CompareAndSwap(pollParked, pollRunning)
+	}
+	var aerr error
+	if err := rc.Control(func(fd uintptr) { aerr = p.arm(int(fd), id, add) }); err != nil || aerr != nil {
+		// Closed under us: read on to see it, unless a wake took the
+		// reader already. (added stays set: harmless, the fd is gone.)
+		return !r.state.CompareAndSwap(pollParked, pollRunning)
+	}
+	return true
+}
+
+// wake starts the parked connection's reader, if it is parked. With
+// stop, the connection is closing: it never parks again, so its reader
+// sees the close (a read deadline, or the closed socket) instead of
+// waiting for bytes that may never come.
+func (r *pollReg) wake(stop bool) {
+	if r.p == nil {
+		return
+	}
+	if stop {
+		r.stop.Store(true)
+	}
+	r.p.start(r)
+}
+
+// forget drops the registration once the connection is closed for good.
+// Closing the fd removes it from the epoll set; an event already taken
+// for it finds no registration and is dropped.
+func (r *pollReg) forget() {
+	p := r.p
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	r.gone = true
+	if r.id != 0 {
+		delete(p.regs, r.id)
+	}
+	p.mu.Unlock()
+}
+
+// start runs r's reader on a new goroutine if r is parked.
+func (p *poller) start(r *pollReg) {
+	if !r.state.CompareAndSwap(pollParked, pollRunning) {
+		return
+	}
+	r.ready = true // the CAS made this goroutine the owner
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		r.run.resume()
+	}()
+}
+
+// ready starts the reader of each registration in ids (from one wait).
+func (p *poller) ready(ids []uint64, regs []*pollReg) []*pollReg {
+	regs = regs[:0]
+	p.mu.Lock()
+	for _, id := range ids {
+		if r := p.regs[id]; r != nil {
+			regs = append(regs, r)
+		}
+	}
+	p.mu.Unlock()
+	for i, r := range regs {
+		p.start(r)
+		regs[i] = nil
+	}
+	return regs
+}
+
+// poller returns the server's poller, starting it on first use; nil when
+// none can run here (then connections keep a reader goroutine).
+func (s *Server) poller() *poller {
+	s.pollMu.Lock()
+	defer s.pollMu.Unlock()
+	if s.poll == nil && !s.pollOff && !s.closing.Load() {
+		p, err := newPoller()
+		if err != nil {
+			s.pollOff = true
+			if rawReads {
+				s.log.Warn("no poller: idle connections keep a reader goroutine", "err", err)
+			}
+			return nil
+		}
+		p.regs = make(map[uint64]*pollReg)
+		p.wg.Add(1)
+		go p.loop()
+		s.poll = p
+	}
+	return s.poll
+}
+
+// closePoller stops the poller, once every connection has ended, and
+// waits for its goroutines.
+func (s *Server) closePoller() {
+	s.pollMu.Lock()
+	p := s.poll
+	s.poll, s.pollOff = nil, true
+	s.pollMu.Unlock()
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.stopLoop()
+	p.wg.Wait()
+	p.release()
+}

@@ -1,0 +1,84 @@
+//go:build linux
+
+package server_test
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/protocol"
+)
+
+// waitParked waits until n connections are parked with the poller.
+func waitParked(t *testing.T, srv *servertest.Server, n int) {
+	t.Helper()
+	// A bound on a broken run, not an assertion on speed.
+	for deadline := time.Now().Add(testWait); srv.Server.ParkedConns() != n; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections parked, want %d", srv.Server.ParkedConns(), n)
+		}
+	}
+}
+
+// TestIdleConnectionsParked: an idle connection has no reader goroutine
+// (it is parked with the poller), every request wakes it, also when many
+// connections' requests arrive at once and one client sends several
+// frames in one burst, and a parked connection ends when its client drops
+// it or sends a close frame (goleak checks the goroutines at the end of
+// the package). A parked connection the server closes: TestHeartbeatTimeout
+// and the shutdown tests.
+func TestIdleConnectionsParked(t *testing.T) {
+	srv := startLimited(t, nil)
+	const n = 24
+	cs := make([]*wsClient, n)
+	for i := range cs {
+		cs[i] = connect(t, srv, srv.Token(t, fmt.Sprint("u", i), fmt.Sprint("U", i)), nil)
+	}
+	waitParked(t, srv, n)
+	for round := range 8 {
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i, c := range cs {
+			wg.Go(func() {
+				// Three pings in a row (odd rounds: in one write each, so
+				// they may share a read), then their pongs in order.
+				for k := range 3 {
+					c.sendOp(protocol.OpPing, fmt.Sprint(round, "-", k), nil)
+				}
+				for k := range 3 {
+					f, err := c.read()
+					if err != nil {
+						errs <- fmt.Errorf("client %d round %d: %v", i, round, err)
+						return
+					}
+					if want := fmt.Sprint(round, "-", k); f.Type != protocol.TypePong || f.ID != want {
+						errs <- fmt.Errorf("client %d round %d: got %s %q, want pong %q", i, round, f.Type, f.ID, want)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		waitParked(t, srv, n)
+	}
+
+	// The client goes: its parked connection wakes on the end of stream.
+	cs[0].ws.CloseNow()
+	waitParked(t, srv, n-1)
+	// The client's close frame: the server answers it (Close returns
+	// once it has) and the connection ends.
+	if err := cs[1].ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("closing client 1: %v", err)
+	}
+	waitParked(t, srv, n-2)
+}

@@ -1,0 +1,102 @@
+//go:build linux
+
+package server
+
+import (
+	"errors"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// pollerOS is the poller's epoll set, as a non-blocking file the Go
+// runtime's own network poller waits on (an epoll set is readable while
+// it has events): the loop is an ordinary goroutine parked in the runtime,
+// not a thread blocked in epoll_wait, so a wake-up costs no thread switch
+// or P hand-off.
+type pollerOS struct {
+	epfd int
+	f    *os.File // owns epfd
+	rc   syscall.RawConn
+}
+
+// pollEvents is how many readiness events one epoll_wait takes.
+const pollEvents = 256
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &poller{pollerOS: pollerOS{epfd: epfd, f: f, rc: rc}}, nil
+}
+
+// arm waits for fd to be readable (or hung up), once: EPOLLONESHOT
+// disables it after one event until the next arm, so one readiness starts
+// one reader, and level triggering reports bytes that came before the arm.
+func (p *poller) arm(fd int, id uint64, add bool) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+	setPollID(&ev, id)
+	op := unix.EPOLL_CTL_MOD
+	if add {
+		op = unix.EPOLL_CTL_ADD
+	}
+	return unix.EpollCtl(p.epfd, op, fd, &ev)
+}
+
+// setPollID and pollID keep a registration's id in the event's 64-bit
+// user data (Fd and Pad are its two halves on every Linux architecture).
+func setPollID(ev *unix.EpollEvent, id uint64) {
+	ev.Fd, ev.Pad = int32(uint32(id)), int32(uint32(id>>32))
+}
+
+func pollID(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+// loop waits for readiness and starts the readers, until stopLoop closes
+// the epoll set.
+func (p *poller) loop() {
+	defer p.wg.Done()
+	events := make([]unix.EpollEvent, pollEvents)
+	ids := make([]uint64, 0, pollEvents)
+	var regs []*pollReg
+	for {
+		var n int
+		var werr error
+		// Read tries first and waits for the set to be readable only when
+		// it has nothing (edge-triggered in the runtime: nothing is missed).
+		err := p.rc.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
+		})
+		if err != nil {
+			return // stopLoop closed the set
+		}
+		if werr != nil {
+			panic("server: epoll_wait: " + werr.Error()) // EBADF/EINVAL: a bug here
+		}
+		ids = ids[:0]
+		for i := range events[:n] {
+			ids = append(ids, pollID(&events[i]))
+		}
+		regs = p.ready(ids, regs)
+	}
+}
+
+// stopLoop ends the loop: closing the set ends its wait.
+func (p *poller) stopLoop() { p.f.Close() }
+
+// release: the set was closed by stopLoop.
+func (p *poller) release() {}

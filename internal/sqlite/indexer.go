@@ -1,0 +1,202 @@
+package sqlite
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// The search indexer (migration 00013).
+//
+// The FTS5 index (messages_fts) is written by the batcher, after commit,
+// in transactions of its own: each indexes the messages whose rowid is
+// above search_indexed.upto (the batcher is the only writer and inserts
+// in rowid order, so that is exactly what waits) and moves upto in the
+// same transaction. A crash loses nothing and indexes nothing twice; the
+// next start goes on from upto. Indexing hundreds of rows at once costs
+// FTS5 far less than a few per batch did inside the send's transaction
+// (each commit flushed a small segment that the index then had to merge),
+// and the send path's transaction no longer holds the work at all.
+//
+// When the batcher indexes: after a committed batch once about indexRows
+// messages wait; when no op came for indexIdle while some wait; at Close;
+// and when a search asks (SyncSearch), so a search sees every message
+// whose send returned. Edits and deletes of an indexed message change the
+// index in their own transaction (the 00013 trigger), of one not indexed
+// yet they change nothing: it is indexed later with its text as it is
+// then. So a search never matches a tombstone or a text before its edit.
+
+const (
+	// indexRows is how many stored messages (about: see indexer.waiting)
+	// make the batcher index them after a batch.
+	indexRows = 1024
+	// indexIdle is how long the batcher waits for an op, while messages
+	// wait for the index, before it indexes them.
+	indexIdle = 250 * time.Millisecond
+	// indexChunk bounds the rows one index transaction (or one search's
+	// catch-up) takes, so the write lock is never held for long: a larger
+	// backlog (a file written by something else) goes in several.
+	indexChunk = 20000
+)
+
+const (
+	qIndexed    = `SELECT upto FROM search_indexed WHERE id = 1`
+	qMaxRowid   = `SELECT COALESCE(MAX(rowid), 0) FROM messages`
+	qSetIndexed = `UPDATE search_indexed SET upto = $1 WHERE id = 1`
+	// qIndexRange indexes the messages in (upto, to], as 00008's insert
+	// trigger did one by one: tombstones and empty texts are left out.
+	qIndexRange = `INSERT INTO messages_fts (rowid, text, conv)
+		SELECT rowid, text, 'c' || replace(conversation_id, '-', '') FROM messages
+		WHERE rowid > $1 AND rowid <= $2 AND deleted_at IS NULL AND text != ''`
+)
+
+// indexer is the batcher's state of the index. Only the batcher goroutine
+// touches it.
+type indexer struct {
+	// waiting estimates the messages stored and not indexed: the rows
+	// the batches wrote since the last index (a rolled-back batch's too,
+	// so it may be high; an index step reads the real range).
+	waiting int
+	// idle fires indexIdle after the batcher found no op while messages
+	// waited.
+	idle *time.Timer
+	// behind mirrors waiting > 0 for SyncSearch, which runs on the
+	// searcher's goroutine: set when a batch writes messages (before its
+	// commit, so before any of its sends returns), cleared when an index
+	// step catches up. A search that finds it clear needs no batch.
+	behind atomic.Bool
+	// Tests only (export_test.go): manual indexes only when a search
+	// asks and at Close; crashy leaves the waiting messages at Close, as
+	// a crash does.
+	manual, crashy bool
+}
+
+// start reads how far the index is behind the messages (a crash or a
+// file written by another program left them so).
+func (ix *indexer) start(ctx context.Context, b *batcher) error {
+	var upto, last int64
+	if err := b.conn.QueryRowContext(ctx, qIndexed).Scan(&upto); err != nil {
+		return err
+	}
+	if err := b.conn.QueryRowContext(ctx, qMaxRowid).Scan(&last); err != nil {
+		return err
+	}
+	ix.waiting = int(min(last-upto, 1<<30))
+	ix.behind.Store(ix.waiting > 0)
+	ix.idle = time.NewTimer(indexIdle)
+	ix.idle.Stop()
+	return nil
+}
+
+// next returns the next queued op, as receiving from the queue does;
+// while messages wait for the index, it indexes them when no op came for
+// indexIdle.
+func (b *batcher) next() (*op, bool) {
+	for b.ix.waiting > 0 && !b.ix.manual {
+		b.ix.idle.Reset(indexIdle)
+		select {
+		case o, ok := <-b.queue.Ops():
+			b.ix.idle.Stop()
+			return o, ok
+		case <-b.ix.idle.C:
+			_ = b.indexStep() // a failure leaves them waiting
+		}
+	}
+	o, ok := <-b.queue.Ops()
+	return o, ok
+}
+
+// rolledBack is told that a batch was rolled back: a search's index
+// step in it was undone, so messages may wait again.
+func (ix *indexer) rolledBack() {
+	ix.waiting = max(ix.waiting, 1)
+	ix.behind.Store(true)
+}
+
+// indexDue indexes after a batch once enough messages wait.
+func (b *batcher) indexDue() {
+	if b.ix.waiting >= indexRows && !b.ix.manual {
+		_ = b.indexStep() // a failure leaves them waiting
+	}
+}
+
+// indexStep indexes up to indexChunk waiting messages in a transaction of
+// its own. A failure (the disk is full, say) leaves them waiting: they
+// are tried again after the next indexRows messages or the next idle
+// time, and a search still finds every message indexed before.
+func (b *batcher) indexStep() error {
+	w := &writeTx{b: b} // takes no positions
+	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
+		b.ix.waiting = 1
+		return err
+	}
+	more, err := w.indexWaiting()
+	if err == nil {
+		_, err = w.exec("COMMIT")
+	}
+	switch {
+	case err != nil:
+		_, _ = w.exec("ROLLBACK")
+		b.ix.waiting = 1
+	case more:
+		b.ix.waiting = indexRows
+	default:
+		b.ix.waiting = 0
+		b.ix.behind.Store(false)
+	}
+	return err
+}
+
+// indexWaiting indexes up to indexChunk waiting messages inside the
+// current transaction and moves search_indexed.upto past them; more says
+// messages still wait.
+func (w *writeTx) indexWaiting() (more bool, err error) {
+	var upto, last int64
+	if err := w.queryRow(qIndexed).Scan(&upto); err != nil {
+		return false, err
+	}
+	if err := w.queryRow(qMaxRowid).Scan(&last); err != nil {
+		return false, err
+	}
+	to := min(last, upto+indexChunk)
+	if to <= upto {
+		return false, nil
+	}
+	if _, err := w.exec(qIndexRange, upto, to); err != nil {
+		return false, err
+	}
+	if _, err := w.exec(qSetIndexed, to); err != nil {
+		return false, err
+	}
+	return to < last, nil
+}
+
+// indexRest indexes every waiting message before the batcher exits, so
+// a clean Close leaves none (a crash, or a failure here, leaves them to
+// the next start).
+func (b *batcher) indexRest() {
+	for b.ix.waiting > 0 && !b.ix.crashy {
+		if b.indexStep() != nil {
+			return
+		}
+	}
+}
+
+// SyncSearch implements sqlstore.SearchSyncer: it has the batcher index
+// what waits (up to indexChunk messages) in the next batch, so a search
+// that follows sees every message whose send returned before.
+func (e *engine) SyncSearch(ctx context.Context) error {
+	if !e.b.ix.behind.Load() {
+		return nil // every message committed so far is indexed
+	}
+	return e.b.do(ctx, func(w *writeTx) error {
+		more, err := w.indexWaiting()
+		if err == nil && !more {
+			// Rows the batch writes after this op count again (flush
+			// sets behind again).
+			w.b.ix.waiting = 0
+			w.b.ix.behind.Store(false)
+		}
+		return err
+	})
+}

@@ -1,0 +1,178 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/sqlite"
+)
+
+// TestSearchIndexLag: the send path leaves messages to the indexer
+// (migration 00013); while they wait, an edit or a delete changes what
+// will be indexed, so a search (which has the batcher index what waits
+// first) finds the current text only, never a tombstone or a text
+// before its edit.
+func TestSearchIndexLag(t *testing.T) {
+	ctx := t.Context()
+	db := open(t, filepath.Join(t.TempDir(), "parley.db"))
+	if err := sqlite.ManualIndex(ctx, db, false); err != nil {
+		t.Fatal(err)
+	}
+	a, conv := lagUsers(t, db)
+	m1 := lagSend(t, db, a, conv, "alpha one")
+	m2 := lagSend(t, db, a, conv, "bravo two")
+	m3 := lagSend(t, db, a, conv, "delta three")
+	if upto, last := indexLag(t, db); upto >= last {
+		t.Fatalf("after the sends: indexed up to %d of %d, want the sends waiting", upto, last)
+	}
+	if _, _, err := db.EditMessage(ctx, parley.MessageEdit{UserID: a.ID, ConversationID: conv.ID, MessageID: m1.ID, ClientID: "e1", Text: "charlie one"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.DeleteMessage(ctx, a.ID, conv.ID, m2.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{{"alpha", nil}, {"bravo", nil}, {"two", nil}, {"charlie", []string{m1.ID}}, {"one", []string{m1.ID}}, {"delta", []string{m3.ID}}} {
+		if got := lagSearch(t, db, a, c.query); !slices.Equal(got, c.want) {
+			t.Errorf("search %q: %v, want %v", c.query, got, c.want)
+		}
+	}
+	if upto, last := indexLag(t, db); upto != last {
+		t.Fatalf("after a search: indexed up to %d of %d", upto, last)
+	}
+	// An indexed message: its edit and delete change the index at once.
+	if _, _, err := db.EditMessage(ctx, parley.MessageEdit{UserID: a.ID, ConversationID: conv.ID, MessageID: m3.ID, ClientID: "e3", Text: "echo three"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.DeleteMessage(ctx, a.ID, conv.ID, m1.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{{"delta", nil}, {"echo", []string{m3.ID}}, {"charlie", nil}, {"three", []string{m3.ID}}} {
+		if got := lagSearch(t, db, a, c.query); !slices.Equal(got, c.want) {
+			t.Errorf("search %q after the index: %v, want %v", c.query, got, c.want)
+		}
+	}
+}
+
+// TestSearchIndexResumes: messages not indexed when the process stopped
+// (Close as a crash leaves them) are indexed after the next start, from
+// where the index stood; a clean Close indexes what waits.
+func TestSearchIndexResumes(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, conv := lagUsers(t, db)
+	before := lagSend(t, db, a, conv, "golf before")
+	if got := lagSearch(t, db, a, "golf"); !slices.Equal(got, []string{before.ID}) {
+		t.Fatalf("search golf: %v", got)
+	}
+	if err := sqlite.ManualIndex(ctx, db, true); err != nil {
+		t.Fatal(err)
+	}
+	var waiting []string
+	for _, text := range []string{"foxtrot one", "foxtrot two", "foxtrot three"} {
+		waiting = append(waiting, lagSend(t, db, a, conv, text).ID)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = open(t, path)
+	if err := sqlite.ManualIndex(ctx, db, false); err != nil {
+		t.Fatal(err)
+	}
+	upto, last := indexLag(t, db)
+	if upto >= last {
+		t.Fatalf("after a crash: indexed up to %d of %d, want messages waiting", upto, last)
+	}
+	slices.Reverse(waiting) // newest first
+	if got := lagSearch(t, db, a, "foxtrot"); !slices.Equal(got, waiting) {
+		t.Fatalf("search foxtrot after the restart: %v, want %v", got, waiting)
+	}
+	if got := lagSearch(t, db, a, "golf"); !slices.Equal(got, []string{before.ID}) {
+		t.Fatalf("search golf after the restart: %v (indexed twice?)", got)
+	}
+	if u, l := indexLag(t, db); u != l {
+		t.Fatalf("after the search: indexed up to %d of %d", u, l)
+	}
+
+	// A clean Close indexes what waits.
+	hotel := lagSend(t, db, a, conv, "hotel")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, path)
+	if u, l := indexLag(t, db); u != l {
+		t.Fatalf("after a clean Close: indexed up to %d of %d", u, l)
+	}
+	if err := sqlite.ManualIndex(ctx, db, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := lagSearch(t, db, a, "hotel"); !slices.Equal(got, []string{hotel.ID}) {
+		t.Fatalf("search hotel: %v", got)
+	}
+}
+
+func lagUsers(t *testing.T, db *sqlite.DB) (parley.User, parley.Conversation) {
+	t.Helper()
+	a, err := db.CreateUser(t.Context(), "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.CreateUser(t.Context(), "bob", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _, err := db.CreateDirect(t.Context(), a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, conv
+}
+
+func lagSend(t *testing.T, db *sqlite.DB, u parley.User, conv parley.Conversation, text string) parley.Message {
+	t.Helper()
+	m, _, err := db.SendMessage(t.Context(), parley.NewMessage{ConversationID: conv.ID, SenderID: u.ID,
+		ClientID: text, Type: parley.Text, Text: text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func lagSearch(t *testing.T, db *sqlite.DB, u parley.User, query string) []string {
+	t.Helper()
+	terms, err := parley.SearchTerms(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := db.Search(t.Context(), u.ID, parley.SearchQuery{Terms: terms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range p.Results {
+		ids = append(ids, r.Message.ID)
+	}
+	return ids
+}
+
+func indexLag(t *testing.T, db *sqlite.DB) (upto, last int64) {
+	t.Helper()
+	upto, last, err := sqlite.IndexLag(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return upto, last
+}
