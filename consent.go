@@ -4,18 +4,19 @@ import "context"
 
 // Consent says who may start a direct conversation with a user or add them
 // to a group. A contact is a user the two share a group with now, or a
-// direct conversation in which both have written (or the recipient
-// accepted it): the relation that shares presence (Store.Contacts).
+// direct conversation in which both have written (or whose request the
+// recipient accepted): the relation that shares presence (Store.Contacts).
 type Consent string
 
 const (
 	// ConsentEveryone (the default): anyone not blocked may add the user
-	// to a group or start a direct conversation with them.
+	// to a group or start a direct conversation with them; a direct
+	// conversation a non-contact starts is a request for the user until
+	// they accept it (Conversation.Request).
 	ConsentEveryone Consent = "everyone"
-	// ConsentContacts: only contacts may add the user to a group (anyone
-	// else is refused with ErrUnreachable, as a blocked user is), and a
-	// direct conversation a non-contact starts is a request for the user
-	// until they accept it (Conversation.Request).
+	// ConsentContacts: only contacts may add the user to a group or
+	// start a direct conversation with them; anyone else is refused with
+	// ErrUnreachable, as a blocked user is.
 	ConsentContacts Consent = "contacts"
 )
 
@@ -27,8 +28,7 @@ func (c Consent) Valid() bool { return c == ConsentEveryone || c == ConsentConta
 type Request string
 
 const (
-	// RequestPending: started, while the viewer accepted contacts only, by
-	// someone who was not a contact of the
+	// RequestPending: started by someone who was not a contact of the
 	// viewer, and neither accepted nor answered yet (a message from the
 	// viewer accepts it). The starter learns nothing of the viewer's
 	// presence, read position or typing meanwhile.
@@ -92,7 +92,11 @@ type Consenter interface {
 	// AnswerRequest accepts (or declines) the direct conversation request
 	// conversationID as its recipient userID; ENOTFOUND for a user who is
 	// not a member, EINVALID for a conversation that is no request of
-	// theirs. Accepting a request already accepted changes nothing.
+	// theirs. Accepting a request already accepted changes nothing. An
+	// accept's events are the requestAccepted for userID's devices, then,
+	// for the members, a messageRead of userID's read position and a
+	// messageDelivered of their delivered position when it is ahead
+	// (none at 0): what the request hid from the starter.
 	AnswerRequest(ctx context.Context, userID, conversationID string, accept bool) (Conversation, []Event, error)
 	// Peers returns the members of conversationID (userID must be one:
 	// ENOTFOUND otherwise) who may see userID's typing and read position:

@@ -42,6 +42,10 @@ func NormalizeProfileName(name string) (string, error) {
 	return name, nil
 }
 
+// MaxProfileEventsPerWrite bounds the profileUpdated events one write of
+// Profiles.SetProfile records.
+const MaxProfileEventsPerWrite = 128
+
 // ProfileChange is a change to a user's profile; nil fields change
 // nothing. An empty AvatarID removes the avatar.
 type ProfileChange struct {
@@ -55,6 +59,13 @@ type Profiles interface {
 	// SetProfile changes userID's profile and returns the user with it,
 	// and one profileUpdated event per conversation userID is a member
 	// of (the audience: everyone who shares a conversation with them).
+	// The change and the first MaxProfileEventsPerWrite events are one
+	// write; the other events follow in writes of at most as many, each
+	// carrying the profile as it is at its write (so two changes whose
+	// writes interleave leave every conversation at the last). An error
+	// of a later write is returned with the user and the events written
+	// so far: the profile is changed, and the conversations not told
+	// show it when next fetched.
 	// The display name is checked with NormalizeProfileName; the avatar
 	// must be an attachment userID uploaded (EINVALID otherwise). A
 	// change that changes nothing returns no events. An avatar is held

@@ -10,14 +10,15 @@ import (
 	"github.com/parleychat/parley/client"
 )
 
-// TestConsentSDK: requests (to a contacts-only user), blocks and the
-// consent setting through the SDK: each change reaches the user's other device as a typed event and
+// TestConsentSDK: requests (a stranger's direct conversation), blocks
+// and the consent setting (under contacts, a stranger can neither start a
+// direct conversation nor add the user to a group) through the SDK: each change reaches the user's other device as a typed event and
 // in its cached list; what a block or a declined request refuses fails
 // with parley.ErrUnreachable.
 func TestConsentSDK(t *testing.T) {
 	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
-		cs := bubbleUsers(t, b, "alice", "alice", "bob")
-		phone, laptop, bob := cs[0], cs[1], cs[2]
+		cs := bubbleUsers(t, b, "alice", "alice", "bob", "carol")
+		phone, laptop, bob, carol := cs[0], cs[1], cs[2], cs[3]
 		var (
 			mu    sync.Mutex
 			heard []client.Event
@@ -30,15 +31,29 @@ func TestConsentSDK(t *testing.T) {
 				mu.Unlock()
 			}
 		})
-		if p, err := phone.SetConsent(ctx, parley.ConsentContacts); err != nil || p.Consent != parley.ConsentContacts {
-			t.Fatalf("SetConsent: %+v, %v", p, err)
-		}
 		cv, err := bob.CreateDirect(ctx, "alice")
 		if err != nil {
 			t.Fatal(err)
 		}
-		sendWait(t, bob, cv.ID, "hello, stranger")
+		pm, err := bob.Send(ctx, cv.ID, "hello, stranger")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hello, err := pm.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Alice reads it, on a request: bob sees it merely sent.
+		if _, err := phone.MarkRead(ctx, cv.ID, hello.Seq); err != nil {
+			t.Fatal(err)
+		}
 		synctest.Wait()
+		if _, err := bob.Conversations(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r := bob.Receipt(hello); r.Status != client.Sent || r.Recipients != 1 {
+			t.Errorf("bob's receipt across a request: %+v, want sent", r)
+		}
 		if _, err := laptop.Conversations(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -64,6 +79,10 @@ func TestConsentSDK(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait()
+		// The accept shows bob her read.
+		if r := bob.Receipt(hello); r.Status != client.Read {
+			t.Errorf("bob's receipt after the accept: %+v, want read", r)
+		}
 		if got, _ := cached(laptop, cv.ID); got.Request != "" {
 			t.Errorf("after the accept the laptop has request %q", got.Request)
 		}
@@ -81,14 +100,24 @@ func TestConsentSDK(t *testing.T) {
 		if err := phone.Unblock(ctx, "bob"); err != nil {
 			t.Fatal(err)
 		}
+		if p, err := phone.SetConsent(ctx, parley.ConsentContacts); err != nil || p.Consent != parley.ConsentContacts {
+			t.Fatalf("SetConsent: %+v, %v", p, err)
+		}
+		if _, err := carol.CreateDirect(ctx, "alice"); parley.ErrorCode(err) != parley.EFORBIDDEN || parley.ErrorMessage(err) != parley.ErrUnreachable.Message {
+			t.Errorf("a stranger's direct conversation with a contacts-only alice: %v", err)
+		}
+		if _, err := carol.CreateGroup(ctx, "g", []string{"alice"}); parley.ErrorCode(err) != parley.EFORBIDDEN {
+			t.Errorf("a stranger's group with a contacts-only alice: %v", err)
+		}
 		if p, err := phone.SetConsent(ctx, parley.ConsentEveryone); err != nil || p.Consent != parley.ConsentEveryone {
 			t.Errorf("SetConsent: %+v, %v", p, err)
 		}
 		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		want := []client.Event{client.PrivacyChanged{Consent: parley.ConsentContacts}, client.RequestAnswered{}, client.RequestAnswered{Accepted: true},
-			client.UserBlocked{UserID: "bob"}, client.UserUnblocked{UserID: "bob"}, client.PrivacyChanged{Consent: parley.ConsentEveryone}}
+		want := []client.Event{client.RequestAnswered{}, client.RequestAnswered{Accepted: true},
+			client.UserBlocked{UserID: "bob"}, client.UserUnblocked{UserID: "bob"},
+			client.PrivacyChanged{Consent: parley.ConsentContacts}, client.PrivacyChanged{Consent: parley.ConsentEveryone}}
 		if len(heard) != len(want) {
 			t.Fatalf("the laptop heard %+v", heard)
 		}

@@ -245,24 +245,32 @@ func TestChatInTwoBrowsers(t *testing.T) {
 	alice, bob := twoUsers(t, browser, srv.URL)
 
 	// Alice opens the direct chat by username and writes; Enter sends.
-	// Bob sees the conversation with an unread badge, opens it, reads it.
+	// Bob sees the conversation, a request (they are strangers), with an
+	// unread badge, opens it and reads it: alice sees no read yet.
 	writeToBob(alice, bob, "Hello Bob")
 	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
 	bob.wait("alice's message", messageWith("Hello Bob"))
 	bob.wait("the badge gone after reading",
 		`!document.querySelector('[data-testid=conversation][data-title=alice] [data-testid=unread]')`)
+	bob.wait("the request banner", `!!document.querySelector('[data-testid=request-accept]')`)
+	if status := eval[string](t, alice.tab, messageWith("Hello Bob")+`?.dataset.status`); status == "read" {
+		t.Errorf("alice sees a read across a request not accepted")
+	}
+	if eval[string](t, alice.tab, `document.querySelector('[data-testid=pane-presence]').dataset.online`) == "true" {
+		t.Errorf("alice sees bob's presence across a request not accepted")
+	}
 
-	// Alice sees her message marked read. Bob's presence is not shared
-	// yet: a direct chat makes contacts once both have written.
+	// Bob accepts: alice sees her message marked read, and they are
+	// contacts (presence).
+	bob.click("accept", `[data-testid=request-accept]`)
 	alice.wait("her message marked read", messageWith("Hello Bob")+`?.dataset.status === 'read'`)
-	alice.wait("no presence of bob before he answers", `document.querySelector('[data-testid=pane-presence]').dataset.online !== 'true'`)
 
 	// Bob types: alice sees it live; sending ends it.
 	bob.do("type", chromedp.SendKeys(testID("composer"), "Hi Alice"))
 	alice.wait("bob is typing", `document.querySelector('[data-testid=typing]').textContent === 'bob is typing…'`)
 	bob.do("send", chromedp.SendKeys(testID("composer"), kb.Enter))
 	alice.wait("bob's reply", messageWith("Hi Alice"))
-	alice.wait("bob's presence dot once he answered", `document.querySelector('[data-testid=pane-presence]').dataset.online === 'true'`)
+	alice.wait("bob's presence dot once he accepted", `document.querySelector('[data-testid=pane-presence]').dataset.online === 'true'`)
 	alice.wait("typing cleared", `document.querySelector('[data-testid=typing]').textContent === ''`)
 	bob.wait("his reply marked read", messageWith("Hi Alice")+`?.dataset.status === 'read'`)
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "connected"))
@@ -372,8 +380,10 @@ func TestOutboxAndHistory(t *testing.T) {
 	alice, bobToken := aliceToBob(t, browser, srv)
 	convID := eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)
 
-	// Bob starts typing from a client that then goes silent, without a
+	// Bob accepts alice's conversation (a request: they are strangers),
+	// then starts typing from a client that then goes silent, without a
 	// stop: alice's indicator expires on its own.
+	apiDo(t, "POST", srv.URL+"/v1/conversations/"+convID+"/accept", bobToken, ``)
 	apiDo(t, "POST", srv.URL+"/v1/conversations/"+convID+"/typing", bobToken, `{"typing":true}`)
 	alice.wait("bob is typing", `document.querySelector('[data-testid=typing]').textContent === 'bob is typing…'`)
 	alice.wait("the typing indicator expired", `document.querySelector('[data-testid=typing]').textContent === ''`)

@@ -58,6 +58,8 @@ func directChat(t *testing.T, baseURL string) (alice, bob *page, convID string) 
 	alice.do("say hello", chromedp.SendKeys(testID("composer"), "Look at this\n"))
 	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
 	bob.wait("alice's message", messageWith("Look at this"))
+	// A stranger's chat is a request: accepted, bob's reads reach alice.
+	bob.click("accept the request", `[data-testid=request-accept]`)
 	convID = eval[string](t, alice.tab, `document.querySelector('[data-testid=conversation][data-title=bob]').dataset.conversationId`)
 	return alice, bob, convID
 }

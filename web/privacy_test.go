@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"encoding/json"
-	"net/http"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -11,13 +10,13 @@ import (
 	"github.com/parleychat/parley/internal/servertest"
 )
 
-// TestRequestsAndBlocks: to a contacts-only user, a stranger's
-// conversation arrives under
+// TestRequestsAndBlocks: a stranger's conversation arrives under
 // "Message requests" with Accept and Decline; declined it says so, and
 // the stranger's messages are refused; accepted it joins the main list.
 // Block and Unblock in the pane header and the Privacy panel (consent
-// setting, blocked list) follow each other and the server. axe-core
-// finds no violation in the request banner or the panel.
+// setting, blocked list) follow each other and the server; under
+// contacts only, a stranger can neither start a chat nor add alice to a
+// group. axe-core finds no violation in the request banner or the panel.
 func TestRequestsAndBlocks(t *testing.T) {
 	browser := newBrowser(t)
 	srv := servertest.Start(t)
@@ -25,9 +24,7 @@ func TestRequestsAndBlocks(t *testing.T) {
 	shots := screenshotDir(t)
 	alice.do("desktop width", chromedp.EmulateViewport(1280, 800))
 
-	// Alice accepts contacts only (set from another device): bob's chat
-	// is a request.
-	servertest.Call(t, "PATCH", srv.URL+"/v1/me/privacy", alice.token(), []byte(`{"consent":"contacts"}`), http.StatusOK)
+	// Alice accepts everyone (the default): bob's chat is a request.
 	bob.startDirect("alice")
 	bob.do("write to a stranger", chromedp.SendKeys(testID("composer"), "hello alice, we have not met"+kb.Enter))
 	direct := eval[string](t, bob.tab, `window.parleyApp.open`)
@@ -59,17 +56,25 @@ func TestRequestsAndBlocks(t *testing.T) {
 		&& !(`+messageWith("hello alice, we have not met")+`)`)
 	alice.click("open the privacy panel", `[data-testid=privacy-toggle]`)
 	alice.wait("bob in the blocked list", `!!document.querySelector('[data-testid=blocked-user][data-user=bob]')`)
-	alice.wait("contacts only shown", `document.querySelector('[data-testid=privacy-panel]')?.dataset.consent === 'contacts'
-		&& document.querySelector('[data-testid=consent]').value === 'contacts'`)
+	alice.wait("everyone shown", `document.querySelector('[data-testid=privacy-panel]')?.dataset.consent === 'everyone'
+		&& document.querySelector('[data-testid=consent]').value === 'everyone'`)
 	noViolations(t, alice, "privacy panel")
-	if code := apiCreateGroupStatus(t, srv.URL, srv.Token(t, "stranger", "stranger"), "alice"); code != 403 {
+	// Choosing an option, as a user does: the value, then change.
+	choose := func(v string) {
+		eval[bool](t, alice.tab, `(() => { const s = document.querySelector('[data-testid=consent]'); s.value = `+jsString(v)+`; return s.dispatchEvent(new Event('change')); })()`)
+		alice.wait(v+" saved", `document.querySelector('[data-testid=privacy-panel]')?.dataset.consent === `+jsString(v))
+	}
+	choose("contacts")
+	stranger := srv.Token(t, "stranger", "stranger")
+	if code := apiCreateGroupStatus(t, srv.URL, stranger, "alice"); code != 403 {
 		t.Errorf("a stranger's group with a contacts-only alice: HTTP %d, want 403", code)
 	}
+	if code := servertest.Do(t, "POST", srv.URL+"/v1/conversations/direct", stranger, []byte(`{"username":"alice"}`)).Status; code != 403 {
+		t.Errorf("a stranger's chat with a contacts-only alice: HTTP %d, want 403", code)
+	}
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "desktop-1280-privacy"))
-	// Choosing an option, as a user does: the value, then change.
-	eval[bool](t, alice.tab, `(() => { const s = document.querySelector('[data-testid=consent]'); s.value = 'everyone'; return s.dispatchEvent(new Event('change')); })()`)
-	alice.wait("everyone saved", `document.querySelector('[data-testid=privacy-panel]')?.dataset.consent === 'everyone'`)
-	if code := apiCreateGroupStatus(t, srv.URL, srv.Token(t, "stranger", "stranger"), "alice"); code != 201 {
+	choose("everyone")
+	if code := apiCreateGroupStatus(t, srv.URL, stranger, "alice"); code != 201 {
 		t.Errorf("a stranger's group with alice, accepting everyone: HTTP %d, want 201", code)
 	}
 	alice.click("unblock from the panel", `[data-testid=blocked-user][data-user=bob] [data-testid=unblock-user]`)

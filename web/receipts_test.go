@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,6 +18,15 @@ func markOf(text string) string {
 	return messageWith(text) + `?.querySelector('[data-testid=mark]')`
 }
 
+// acceptFrom has p accept, from another device (the HTTP API), the
+// request that from's direct conversation with them is (they are
+// strangers): p's read and delivered positions then reach from.
+func (p *page) acceptFrom(baseURL, from string) {
+	p.t.Helper()
+	conv := eval[string](p.t, p.tab, `document.querySelector('[data-testid=conversation][data-title=`+from+`]').dataset.conversationId`)
+	servertest.Call(p.t, "POST", baseURL+"/v1/conversations/"+conv+"/accept", p.token(), nil, http.StatusOK)
+}
+
 // TestDeliveredFromTheList: a message that came while bob had no page
 // open and that no resume replays (his page lost its position) shows ✓✓
 // Delivered once his page has fetched the conversation list, before he
@@ -26,6 +36,7 @@ func TestDeliveredFromTheList(t *testing.T) {
 	srv := servertest.Start(t)
 	alice, bob := twoUsers(t, browser, srv.URL)
 	writeToBob(alice, bob, "first")
+	bob.acceptFrom(srv.URL, "alice")
 	alice.wait("the first delivered", markOf("first")+`?.textContent === '✓✓ Delivered'`)
 
 	// Bob's page goes, and with it its position.
@@ -49,8 +60,11 @@ func TestReceiptsAndProfiles(t *testing.T) {
 	shots := screenshotDir(t)
 	alice, bob := twoUsers(t, browser, srv.URL)
 
-	// Bob's page receives it (an unread badge) without opening the chat.
+	// Bob's page receives it (an unread badge) without opening the chat;
+	// he accepts the request (they are strangers) from another device,
+	// which shows alice what his page received.
 	writeToBob(alice, bob, "Are you there?")
+	bob.acceptFrom(srv.URL, "alice")
 	alice.wait("her message delivered, not read",
 		messageWith("Are you there?")+`?.dataset.status === 'delivered' && `+markOf("Are you there?")+`.textContent === '✓✓ Delivered'`)
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "receipt-delivered"))

@@ -156,29 +156,23 @@ func TestBlockOverWebSocket(t *testing.T) {
 	tablet := connect(t, srv, aliceTok, &zero)
 	tablet.event(parley.EventUserBlocked)
 	tablet.event(parley.EventUserUnblocked)
+
+	// A blocked user cannot start a direct conversation either.
+	c.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
+	b.failWith(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "carol"}, parley.ErrUnreachable)
 }
 
-// TestRequestsAndConsent: to a contacts-only user, a stranger's direct
-// conversation is a request that reveals no read state, typing or
-// presence until accepted; only the recipient answers it; a decline
-// refuses the stranger's sends; strangers cannot add them to groups.
-// Under everyone, there are no requests.
+// TestRequestsAndConsent: a stranger's direct conversation is a request
+// that reveals no read state, typing or presence until accepted; only the
+// recipient answers it; a decline refuses the stranger's sends; an
+// accept makes them contacts. To a contacts-only user, strangers can
+// neither start a direct conversation nor add them to groups.
 func TestRequestsAndConsent(t *testing.T) {
 	srv := servertest.Start(t)
 	daveTok, erinTok := srv.Token(t, "dave", "Dave"), srv.Token(t, "erin", "Erin")
 	frankTok, graceTok := srv.Token(t, "frank", "Frank"), srv.Token(t, "grace", "Grace")
 	d, e, e2 := connect(t, srv, daveTok, nil), connect(t, srv, erinTok, nil), connect(t, srv, erinTok, nil)
 	f, g := connect(t, srv, frankTok, nil), connect(t, srv, graceTok, nil)
-
-	// Erin accepts contacts only; her other device hears it.
-	var p parley.Privacy
-	e.do(protocol.OpSetPrivacy, protocol.SetPrivacy{Consent: parley.ConsentContacts}, &p)
-	if p.Consent != parley.ConsentContacts {
-		t.Errorf("set_privacy reply %+v", p)
-	}
-	if ev := e2.event(parley.EventPrivacyChanged); ev.Consent != parley.ConsentContacts {
-		t.Errorf("the other device heard %+v", ev)
-	}
 
 	var conv parley.Conversation
 	d.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "erin"}, &conv)
@@ -225,16 +219,37 @@ func TestRequestsAndConsent(t *testing.T) {
 		t.Errorf("after accepting: request %q", got.Request)
 	}
 	e2.event(parley.EventRequestAccepted)
+	// The accept shows dave the read the request hid; reads flow after.
+	if ev := d.eventBy(parley.EventMessageRead, "erin"); ev.ReadSeq != m.Seq {
+		t.Errorf("on the accept dave heard %+v, want erin's read of %d", ev, m.Seq)
+	}
 	m2 := d.send(conv.ID, "d3", "thank you")
 	e.do(protocol.OpRead, protocol.Read{ConversationID: conv.ID, Seq: m2.Seq}, nil)
 	if ev := d.eventBy(parley.EventMessageRead, "erin"); ev.ReadSeq != m2.Seq {
-		t.Errorf("dave heard %+v, want erin's read of %d (and not the first, of %d)", ev, m2.Seq, m.Seq)
+		t.Errorf("dave heard %+v, want erin's read of %d", ev, m2.Seq)
 	}
 	d.heardNone(parley.EventTypingStarted, "erin")
 
-	// Contacts only: grace, a stranger, cannot add erin to a group (her
-	// direct conversation would be a request); dave, a contact now, can.
+	// Erin accepts contacts only; her other device hears it.
+	var p parley.Privacy
+	e.do(protocol.OpSetPrivacy, protocol.SetPrivacy{Consent: parley.ConsentContacts}, &p)
+	if p.Consent != parley.ConsentContacts {
+		t.Errorf("set_privacy reply %+v", p)
+	}
+	if ev := e2.event(parley.EventPrivacyChanged); ev.Consent != parley.ConsentContacts {
+		t.Errorf("the other device heard %+v", ev)
+	}
+	// Grace, a stranger, can neither start a direct conversation with
+	// erin nor add her to a group, over both APIs; dave, a contact since
+	// the accept, can.
+	g.failWith(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "erin"}, parley.ErrUnreachable)
+	if resp := httpDo(t, srv, "POST", "/v1/conversations/direct", graceTok, `{"user_id":"erin"}`); resp.status != http.StatusForbidden || !strings.Contains(string(resp.body), parley.ErrUnreachable.Message) {
+		t.Errorf("grace's HTTP direct to erin: %d %s", resp.status, resp.body)
+	}
 	g.failWith(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"erin"}}, parley.ErrUnreachable)
+	var gg parley.Conversation
+	g.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g"}, &gg)
+	g.failWith(protocol.OpUpdateConversation, protocol.UpdateConversation{ConversationID: gg.ID, Add: []string{"erin"}}, parley.ErrUnreachable)
 	d.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "d", MemberIDs: []string{"erin"}}, nil)
 	if code := e.fail(protocol.OpSetPrivacy, protocol.SetPrivacy{Consent: "friends"}); code != parley.EINVALID {
 		t.Errorf("consent friends: %s, want invalid", code)
@@ -242,12 +257,12 @@ func TestRequestsAndConsent(t *testing.T) {
 	if resp := httpDo(t, srv, "PATCH", "/v1/me/privacy", erinTok, `{"consent":"everyone"}`); resp.status != http.StatusOK {
 		t.Errorf("PATCH /v1/me/privacy: %d %s", resp.status, resp.body)
 	}
-	// Under everyone, a stranger's conversation is no request.
+	// Under everyone again, grace's conversation is a request.
 	var gc parley.Conversation
 	g.do(protocol.OpCreateDirect, protocol.CreateDirect{Username: "erin"}, &gc)
 	got = parley.Conversation{}
 	e.do(protocol.OpConversation, protocol.ConversationRef{ConversationID: gc.ID}, &got)
-	if got.Request != "" {
+	if got.Request != parley.RequestPending {
 		t.Errorf("grace's conversation under everyone: request %q", got.Request)
 	}
 }

@@ -161,6 +161,25 @@ func TestProfiles(t *testing.T) {
 	if r := rawDo(t, "GET", srv.URL+att.ThumbURL, malloryTok, "", nil); r.status != http.StatusNotFound {
 		t.Errorf("mallory fetching alice's avatar: %d, want 404", r.status)
 	}
+	// In a group with alice mallory may fetch it (the full image and
+	// its thumbnail); removed from it, no longer.
+	var g parley.Conversation
+	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"mallory"}}, &g)
+	for _, u := range []string{att.URL, att.ThumbURL} {
+		if r := rawDo(t, "GET", srv.URL+u, malloryTok, "", nil); r.status != http.StatusOK {
+			t.Errorf("mallory, in a group with alice, fetching %s: %d", u, r.status)
+		}
+	}
+	a.do(protocol.OpUpdateConversation, protocol.UpdateConversation{ConversationID: g.ID, Remove: []string{"mallory"}}, nil)
+	m.event(parley.EventConversationUpdated) // the group's creation
+	if ev := m.event(parley.EventConversationUpdated); ev.Change != parley.ChangeMembersRemoved {
+		t.Fatalf("mallory heard %+v, want her removal", ev)
+	}
+	for _, u := range []string{att.URL, att.ThumbURL} {
+		if r := rawDo(t, "GET", srv.URL+u, malloryTok, "", nil); r.status != http.StatusNotFound {
+			t.Errorf("mallory, removed, fetching %s: %d, want 404", u, r.status)
+		}
+	}
 	var me parley.User
 	if r := httpDo(t, srv, "GET", "/v1/me", aliceTok, ""); r.status != http.StatusOK {
 		t.Fatalf("GET /v1/me: %d", r.status)

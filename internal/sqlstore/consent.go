@@ -101,8 +101,12 @@ const (
 	qRequest  = `SELECT c.kind, mb.request, mb.wrote FROM members mb JOIN conversations c ON c.id = mb.conversation_id
 		WHERE mb.conversation_id = $1 AND mb.user_id = $2 AND mb.left_pos IS NULL`
 	qSetRequest = `UPDATE members SET request = $1 WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
-	qAccept     = `UPDATE members SET request = 0, wrote = true WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL`
-	qPeers      = `SELECT o.user_id FROM members o
+	// qAccept ends a request: the recipient ($2) and the starter count
+	// as having written (members.wrote), so an accept makes them
+	// contacts even before the starter writes.
+	qAccept = `UPDATE members SET request = CASE WHEN user_id = $2 THEN 0 ELSE request END, wrote = true
+		WHERE conversation_id = $1 AND left_pos IS NULL`
+	qPeers = `SELECT o.user_id FROM members o
 		WHERE o.conversation_id = $1 AND o.left_pos IS NULL AND o.user_id != $2
 		AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $2 AND b.blocked_id = o.user_id) OR (b.blocker_id = o.user_id AND b.blocked_id = $2))
 		AND NOT EXISTS (SELECT 1 FROM members me WHERE me.conversation_id = $1 AND me.user_id = $2
@@ -178,11 +182,10 @@ func Without(ids, drop []string) []string {
 }
 
 // reachable refuses with parley.ErrUnreachable when actor may not add
-// target to a group (target blocked actor, or accepts contacts only and
-// actor is none), or, for a direct conversation (direct), may not start
-// one (target blocked actor). request says a direct conversation actor
-// starts is a request for target: target accepts contacts only and actor
-// is none.
+// target to a group or start a direct conversation with them (direct):
+// target blocked actor, or accepts contacts only and actor is none.
+// request says a direct conversation actor starts is a request for
+// target: actor is no contact of target (who accepts everyone).
 func (s *Store) reachable(w Querier, actor, target string, direct bool) (request bool, err error) {
 	var (
 		blocked, contact bool
@@ -194,11 +197,10 @@ func (s *Store) reachable(w Querier, actor, target string, direct bool) (request
 		}
 		return false, err
 	}
-	stranger := parley.Consent(consent) == parley.ConsentContacts && !contact
-	if blocked || (stranger && !direct) {
+	if blocked || (parley.Consent(consent) == parley.ConsentContacts && !contact) {
 		return false, parley.ErrUnreachable
 	}
-	return stranger, nil
+	return direct && !contact, nil
 }
 
 // audienceFor drops from e.Audience (the members) who must not receive
@@ -428,6 +430,13 @@ func (s *Store) AnswerRequest(ctx context.Context, userID, conversationID string
 		if err != nil {
 			return err
 		}
+		if accept {
+			evs, err := s.revealPositions(w, userID, conversationID)
+			if err != nil {
+				return err
+			}
+			events = append(events, evs...)
+		}
 		c, err = s.view(bg, w, userID, conversationID)
 		return err
 	})
@@ -435,6 +444,41 @@ func (s *Store) AnswerRequest(ctx context.Context, userID, conversationID string
 		return parley.Conversation{}, nil, err
 	}
 	return c, events, nil
+}
+
+// revealPositions records, for the members of conversationID, the read
+// and delivered positions userID reached while the request hid them (a
+// messageRead, and a messageDelivered when delivery is ahead of it; none
+// at 0): the starter's receipts catch up on the accept rather than at the
+// recipient's next read.
+func (s *Store) revealPositions(w Tx, userID, conversationID string) ([]parley.Event, error) {
+	read, err := s.readSeq(bg, w, conversationID, userID)
+	if err != nil {
+		return nil, err
+	}
+	var delivered, last int64
+	if err := w.QueryRow(bg, qDeliveredSeq, conversationID, userID).Scan(&delivered, &last); err != nil {
+		return nil, err
+	}
+	var events []parley.Event
+	at := parley.Now()
+	if read > 0 {
+		evs, err := s.record(w, parley.Event{Type: parley.EventMessageRead, ConversationID: conversationID,
+			UserID: userID, ReadSeq: read, At: at}, nil)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, evs...)
+	}
+	if delivered > read {
+		evs, err := s.record(w, parley.Event{Type: parley.EventMessageDelivered, ConversationID: conversationID,
+			UserID: userID, DeliveredSeq: delivered, At: at}, nil)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, evs...)
+	}
+	return events, nil
 }
 
 // Peers implements parley.Consenter.

@@ -115,9 +115,11 @@ const (
 	// userCols: what ScanUser reads.
 	userCols    = `id, name, created_at, display_name, COALESCE(avatar_id, '')`
 	qSetProfile = `UPDATE users SET display_name = $1, avatar_id = $2 WHERE id = $3`
-	// qConversationsOfUser: the conversations a user is a member of now.
-	qConversationsOfUser = `SELECT conversation_id FROM members WHERE user_id = $1 AND left_pos IS NULL ORDER BY conversation_id`
-	qSetReadSeq          = `UPDATE members SET read_seq = $1
+	// qConversationsOfUserAfter: the conversations a user ($1) is a
+	// member of now, by id after $2, at most $3.
+	qConversationsOfUserAfter = `SELECT conversation_id FROM members WHERE user_id = $1 AND left_pos IS NULL AND conversation_id > $2
+		ORDER BY conversation_id LIMIT $3 + 0`
+	qSetReadSeq = `UPDATE members SET read_seq = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL AND read_seq < $1`
 	// qContacts: the users who see each other's presence. Members of a
 	// common group are contacts; the two users of a direct conversation

@@ -81,9 +81,10 @@ func (s *Store) SetProfile(ctx context.Context, userID string, ch parley.Profile
 	var (
 		u      parley.User
 		events []parley.Event
+		after  string // the conversation id the next write goes on after
 	)
 	err := s.e.Write(ctx, func(w Tx) error {
-		events = nil
+		events, after = nil, ""
 		var err error
 		u, err = ScanUser(s.d, w.QueryRow(bg, qUserByID, userID))
 		if err != nil {
@@ -119,24 +120,58 @@ func (s *Store) SetProfile(ctx context.Context, userID string, ch parley.Profile
 			return err
 		}
 		u.DisplayName, u.AvatarID = next.DisplayName, next.AvatarID
-		convs, err := scanAll(query(w.Query(bg, qConversationsOfUser, userID)), scanString)
-		if err != nil {
-			return err
-		}
-		at := parley.Now()
-		for _, id := range convs {
-			p := next
-			evs, err := s.record(w, parley.Event{Type: parley.EventProfileUpdated, ConversationID: id,
-				UserID: userID, Profile: &p, At: at}, nil)
-			if err != nil {
-				return err
-			}
-			events = append(events, evs...)
-		}
-		return nil
+		events, after, err = s.profileEvents(w, userID, "")
+		return err
 	})
 	if err != nil {
 		return parley.User{}, nil, err
 	}
+	// The other conversations' events, in writes of at most
+	// parley.MaxProfileEventsPerWrite each, so a user in thousands of
+	// conversations makes no unbounded write.
+	for after != "" {
+		var evs []parley.Event
+		err := s.e.Write(ctx, func(w Tx) error {
+			var err error
+			evs, after, err = s.profileEvents(w, userID, after)
+			return err
+		})
+		if err != nil {
+			return u, events, err
+		}
+		events = append(events, evs...)
+	}
 	return u, events, nil
+}
+
+// profileEvents records, in w, a profileUpdated event of userID's
+// profile as it is now (so writes of two changes that interleave leave
+// every conversation at the last one) in each of the next
+// parley.MaxProfileEventsPerWrite conversations userID is a member of
+// after the id after, and returns them with the id to go on after ("" when
+// this was the last).
+func (s *Store) profileEvents(w Tx, userID, after string) ([]parley.Event, string, error) {
+	u, err := ScanUser(s.d, w.QueryRow(bg, qUserByID, userID))
+	if err != nil {
+		return nil, "", s.notFound(err, parley.ErrNotFound)
+	}
+	convs, err := scanAll(query(w.Query(bg, qConversationsOfUserAfter, userID, after, parley.MaxProfileEventsPerWrite)), scanString)
+	if err != nil {
+		return nil, "", err
+	}
+	var events []parley.Event
+	at := parley.Now()
+	for _, id := range convs {
+		p := parley.Profile{DisplayName: u.DisplayName, AvatarID: u.AvatarID}
+		evs, err := s.record(w, parley.Event{Type: parley.EventProfileUpdated, ConversationID: id,
+			UserID: userID, Profile: &p, At: at}, nil)
+		if err != nil {
+			return nil, "", err
+		}
+		events = append(events, evs...)
+	}
+	if len(convs) < parley.MaxProfileEventsPerWrite {
+		return events, "", nil
+	}
+	return events, convs[len(convs)-1], nil
 }

@@ -151,8 +151,9 @@ func (s *Store) CreateDirect(ctx context.Context, userID, otherID string) (parle
 		if err != nil || !request {
 			return err
 		}
-		// From a non-contact of a contacts-only user: a request for
-		// otherID until they accept it or write in it.
+		// From a non-contact (of a user who accepts everyone; under
+		// contacts, reachable refused it): a request for otherID until
+		// they accept it or write in it.
 		_, err = w.Exec(bg, qSetRequest, requestRecipient, c.ID, otherID)
 		return err
 	})

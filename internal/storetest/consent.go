@@ -257,11 +257,10 @@ func testConsent(t *testing.T, s parley.Store) {
 	_, err := cs.SetConsent(ctx(t), a.ID, "friends")
 	wantCode(t, "an unknown consent", err, parley.EINVALID)
 
-	// A stranger's direct conversation is a request (testRequests); a
-	// stranger's group is refused.
-	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, direct(t, s, b, a).ID)); v.Request != parley.RequestPending {
-		t.Errorf("a stranger's direct to a contacts-only user: request %q", v.Request)
-	}
+	// Under contacts, a stranger can neither start a direct conversation
+	// with a nor add a to a group: one error for all.
+	_, _, err = s.CreateDirect(ctx(t), b.ID, a.ID)
+	wantErr(t, "a stranger's direct to a contacts-only user", err, parley.ErrUnreachable)
 	_, _, err = s.CreateGroup(ctx(t), b.ID, "B", []string{a.ID})
 	wantErr(t, "a stranger's group", err, parley.ErrUnreachable)
 	bg := newGroup(t, s, b, "B", d)
@@ -273,8 +272,8 @@ func testConsent(t *testing.T, s parley.Store) {
 		t.Errorf("a contact's direct is a %q request", v.Request)
 	}
 	newGroup(t, s, c, "C2", a)
-	// Back to everyone: a stranger may add a, and start a conversation
-	// that is no request.
+	// Back to everyone: a stranger may add a, and start a conversation,
+	// a request for a.
 	rec.add(cs.SetConsent(ctx(t), a.ID, parley.ConsentEveryone))
 	if _, _, err := s.UpdateConversation(ctx(t), b.ID, bg.ID, parley.ConversationChange{Add: []string{a.ID}}); err != nil {
 		t.Errorf("adding a after consent everyone: %v", err)
@@ -282,9 +281,20 @@ func testConsent(t *testing.T, s parley.Store) {
 	if p := must[parley.Privacy](t, "Privacy")(cs.Privacy(ctx(t), a.ID)); p.Consent != parley.ConsentEveryone {
 		t.Errorf("consent = %q", p.Consent)
 	}
-	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, direct(t, s, d, a).ID)); v.Request != "" {
+	stranger := newUser(t, s, "cnse")
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, direct(t, s, stranger, a).ID)); v.Request != parley.RequestPending {
 		t.Errorf("a stranger's direct to a user accepting everyone: request %q", v.Request)
 	}
+	// b is a's contact now (group B): b's direct is no request.
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, direct(t, s, b, a).ID)); v.Request != "" {
+		t.Errorf("a group mate's direct: request %q", v.Request)
+	}
+	// A user a blocked can start no direct conversation with a, whatever
+	// the setting.
+	x := newUser(t, s, "cnsx")
+	rec.add(cs.Block(ctx(t), a.ID, x.ID))
+	_, _, err = s.CreateDirect(ctx(t), x.ID, a.ID)
+	wantErr(t, "a blocked user's direct", err, parley.ErrUnreachable)
 	n := 0
 	for _, e := range allEventsFor(t, s, a.ID) {
 		if e.Type == parley.EventPrivacyChanged {
@@ -301,11 +311,8 @@ func testRequests(t *testing.T, s parley.Store) {
 	cs := optional[parley.Consenter](t, s)
 	a, b, c := newUser(t, s, "reqa"), newUser(t, s, "reqb"), newUser(t, s, "reqc")
 	rec := &recorder{t: t}
-	if _, err := cs.SetConsent(ctx(t), a.ID, parley.ConsentContacts); err != nil {
-		t.Fatal(err)
-	}
-	// b, a stranger, writes to a (contacts only): a request for a, not
-	// for b.
+	// b, a stranger, writes to a (who accepts everyone, the default): a
+	// request for a, not for b.
 	conv := direct(t, s, b, a)
 	if conv.Request != "" {
 		t.Errorf("the starter sees request %q", conv.Request)
@@ -355,8 +362,14 @@ func testRequests(t *testing.T, s parley.Store) {
 	// Accepted after all: listed, b may send, a's reads reach b.
 	v, evs, err = cs.AnswerRequest(ctx(t), a.ID, conv.ID, true)
 	rec.add(evs, err)
-	if oneEvent(t, "accept", evs, parley.EventRequestAccepted); v.Request != "" {
+	if v.Request != "" {
 		t.Errorf("after accepting: request %q", v.Request)
+	}
+	// The accept: a's own event, then a's read position for b, which the
+	// request hid (a read m1).
+	if len(evs) != 2 || evs[0].Type != parley.EventRequestAccepted || !slices.Equal(evs[0].Audience, ids(a)) ||
+		evs[1].Type != parley.EventMessageRead || evs[1].UserID != a.ID || evs[1].ReadSeq != m1.Seq || !sameSet(evs[1].Audience, ids(a, b)) {
+		t.Errorf("accept events = %+v, want requestAccepted for a, then a's read of %d for a and b", evs, m1.Seq)
 	}
 	if _, evs, _ := cs.AnswerRequest(ctx(t), a.ID, conv.ID, true); len(evs) != 0 {
 		t.Errorf("accepting twice: %d events", len(evs))
@@ -372,6 +385,19 @@ func testRequests(t *testing.T, s parley.Store) {
 	if !slices.Contains(must[[]string](t, "Contacts")(s.Contacts(ctx(t), a.ID)), b.ID) {
 		t.Error("accepting made no contacts")
 	}
+	// An accepted request counts even if its starter never wrote: d
+	// opens one and says nothing, a accepts, and they are contacts, so
+	// d may then add a to a group though a accepts contacts only.
+	d := newUser(t, s, "reqd")
+	dc := direct(t, s, d, a)
+	_, evs, err = cs.AnswerRequest(ctx(t), a.ID, dc.ID, true)
+	oneEvent(t, "accepting a request never read (no positions to show)", rec.add(evs, err), parley.EventRequestAccepted)
+	if !slices.Contains(must[[]string](t, "Contacts")(s.Contacts(ctx(t), d.ID)), a.ID) {
+		t.Error("accepting a silent starter's request made no contacts")
+	}
+	rec.add(cs.SetConsent(ctx(t), a.ID, parley.ConsentContacts))
+	newGroup(t, s, d, "D", a)
+	rec.add(cs.SetConsent(ctx(t), a.ID, parley.ConsentEveryone))
 
 	// A reply accepts too: c's request to a, answered by a's message.
 	cc := direct(t, s, c, a)
@@ -382,7 +408,7 @@ func testRequests(t *testing.T, s parley.Store) {
 	}
 	// Replays follow the request as it is now (accepted: a's earlier
 	// read goes to b too): Events and EventsFor agree.
-	sameAudiences(t, s, nil, a, b, c)
+	sameAudiences(t, s, nil, a, b, c, d)
 }
 
 // wantErr checks err is want (its code and message).

@@ -201,6 +201,18 @@ func testProfiles(t *testing.T, s parley.Store) {
 	if _, _, err := s.AttachmentData(ctx(t), out.ID, "avatar-a", true); !isNotFound(err) {
 		t.Errorf("an outsider fetching a's avatar: %v, want not found", err)
 	}
+	// Served while the outsider shares a group with a, and no longer once
+	// removed from it.
+	og := newGroup(t, s, a, "with out", out)
+	if _, _, err := s.AttachmentData(ctx(t), out.ID, "avatar-a", true); err != nil {
+		t.Errorf("a group mate fetching a's avatar: %v", err)
+	}
+	if _, _, err := s.UpdateConversation(ctx(t), a.ID, og.ID, parley.ConversationChange{Remove: []string{out.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.AttachmentData(ctx(t), out.ID, "avatar-a", true); !isNotFound(err) {
+		t.Errorf("a removed member fetching a's avatar: %v, want not found", err)
+	}
 	// Kept by the orphan sweep while it is an avatar.
 	if _, err := s.DeleteOrphanAttachments(ctx(t), parley.Now().Add(time.Hour), 100); err != nil {
 		t.Fatal(err)
@@ -243,5 +255,78 @@ func testProfiles(t *testing.T, s parley.Store) {
 	}
 	if _, _, err := s.AttachmentData(ctx(t), a.ID, "avatar-a", false); !isNotFound(err) {
 		t.Errorf("the former avatar after the sweep: %v, want deleted", err)
+	}
+}
+
+// testProfileChunks: a user in more conversations than one write may
+// tell (parley.MaxProfileEventsPerWrite) gets one profileUpdated in each,
+// written in commits of at most that many, all carrying the new profile.
+func testProfileChunks(t *testing.T, s parley.Store) {
+	p := optional[parley.Profiles](t, s)
+	a, b := newUser(t, s, "chunka"), newUser(t, s, "chunkb")
+	n := 2*parley.MaxProfileEventsPerWrite + 3
+	convs := map[string]bool{}
+	for i := range n {
+		convs[newGroup(t, s, b, fmt.Sprintf("G%d", i), a).ID] = true
+	}
+	newGroup(t, s, b, "without a") // b's alone: no event of a's
+	h := &commitHook{got: map[int64]parley.Event{}}
+	commits := 0
+	cp := optional[parley.CommitPublisher](t, s)
+	defer cp.PublishCommits(nil)
+	cp.PublishCommits(func(evs []parley.Event) {
+		h.publish(evs)
+		k := 0
+		for _, e := range evs {
+			if e.Type == parley.EventProfileUpdated {
+				k++
+			}
+		}
+		if k > parley.MaxProfileEventsPerWrite {
+			t.Errorf("one commit holds %d profileUpdated, more than %d", k, parley.MaxProfileEventsPerWrite)
+		}
+		if k > 0 {
+			h.mu.Lock()
+			commits++
+			h.mu.Unlock()
+		}
+	})
+	name := "Many"
+	_, events, err := p.SetProfile(ctx(t), a.ID, parley.ProfileChange{DisplayName: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, ok := h.missing(events); ok {
+		t.Errorf("event %d was not committed as returned", ev.Pos)
+	}
+	told := map[string]int{}
+	for _, e := range events {
+		told[e.ConversationID]++
+		if e.Type != parley.EventProfileUpdated || e.Profile == nil || e.Profile.DisplayName != name || !sameSet(e.Audience, ids(a, b)) {
+			t.Errorf("event %+v", e)
+		}
+	}
+	for id := range convs {
+		if told[id] != 1 {
+			t.Errorf("conversation %s told %d times", id, told[id])
+		}
+	}
+	if len(told) != n {
+		t.Errorf("%d conversations told, want %d", len(told), n)
+	}
+	h.mu.Lock()
+	if want := (n + parley.MaxProfileEventsPerWrite - 1) / parley.MaxProfileEventsPerWrite; commits < want {
+		t.Errorf("%d commits held profileUpdated events, want at least %d", commits, want)
+	}
+	h.mu.Unlock()
+	// What b replays agrees.
+	k := 0
+	for _, e := range allEventsFor(t, s, b.ID) {
+		if e.Type == parley.EventProfileUpdated && e.UserID == a.ID {
+			k++
+		}
+	}
+	if k != n {
+		t.Errorf("b replays %d profileUpdated of a's, want %d", k, n)
 	}
 }

@@ -91,6 +91,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"MessagesBySender", testMessagesBySender},
 		{"MarkDelivered", testMarkDelivered},
 		{"Profiles", testProfiles},
+		{"ProfileChunks", testProfileChunks},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {

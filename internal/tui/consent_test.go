@@ -7,14 +7,14 @@ import (
 	"github.com/parleychat/parley"
 )
 
-// TestConsentCommands: to a contacts-only user, a stranger's conversation
-// shows as a request with
-// how to answer it; /decline refuses their next message with the
+// TestConsentCommands: a stranger's conversation shows as a request
+// with how to answer it; /decline refuses their next message with the
 // server's words; /accept takes it back; /block, /unblock and /privacy
-// show and change the settings.
+// show and change the settings; under contacts a stranger's /dm is
+// refused with the server's words.
 func TestConsentCommands(t *testing.T) {
-	_, alice, bob := connectedPair(t)
-	alice.enter("/privacy contacts", "who may reach you: contacts · blocked: nobody")
+	srv, alice, bob := connectedPair(t)
+	alice.enter("/privacy", "who may reach you: everyone · blocked: nobody")
 
 	bob.enter("/dm alice", "alice ○ offline")
 	bob.enter("hi alice", "bob: hi alice ✓")
@@ -31,9 +31,12 @@ func TestConsentCommands(t *testing.T) {
 	alice.waitFor("no request mark", func(s string) bool { return !strings.Contains(s, "(request)") && !strings.Contains(s, "(declined)") })
 
 	alice.enter("/block bob", "bob blocked")
-	alice.enter("/privacy", "who may reach you: contacts · blocked: bob")
-	alice.enter("/privacy everyone", "who may reach you: everyone · blocked: bob")
+	alice.enter("/privacy", "who may reach you: everyone · blocked: bob")
+	alice.enter("/privacy contacts", "who may reach you: contacts · blocked: bob")
 	alice.enter("/privacy friends", `/privacy: consent must be "everyone" or "contacts"`)
 	alice.enter("/unblock bob", "bob unblocked")
 	alice.enter("/block", "usage: /block user")
+
+	carol := connected(t, srv, "carol", "carol", adminLookup(t, srv))
+	carol.enter("/dm alice", parley.ErrUnreachable.Message)
 }

@@ -186,9 +186,12 @@ func TestTwoUsers(t *testing.T) {
 	alice.openDirect("bob")
 	alice.enter("hello bob", "alice: hello bob ✓")
 
-	// Bob's list gets the conversation; it opens (the only one) and
-	// shows the message, and reading it gives alice a read mark.
+	// Bob's list gets the conversation, a request (they are strangers);
+	// it opens (the only one) and shows the message. Accepting it gives
+	// alice the read mark the request hid.
 	bob.waitText("alice: hello bob")
+	bob.waitText("A message request")
+	bob.enter("/accept", "request accepted")
 	alice.waitText("alice: hello bob ✓✓ read")
 
 	bob.typeLine("hey al", false)

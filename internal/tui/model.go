@@ -137,7 +137,7 @@ type (
 	// createdMsg is the end of /dm or /group.
 	createdMsg struct {
 		conv parley.Conversation
-		err  error
+		err  error // already worded for people (errText), shown as it is
 	}
 	// readMsg is the end of a MarkRead.
 	readMsg struct {
@@ -268,7 +268,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.refresh()
 	case createdMsg:
 		if msg.err != nil {
-			m.notice = errText(msg.err)
+			m.notice = msg.err.Error()
 			return m, nil
 		}
 		if !slices.ContainsFunc(m.convs, func(cv parley.Conversation) bool { return cv.ID == msg.conv.ID }) {

@@ -234,20 +234,21 @@ test('search, mentions, privacy, blocks and requests through the Client', { skip
   assert.deepEqual(mine.results.map((r) => r.message.text), [`zebra one @${b.user.name}`]);
   assert.equal((await alice.mentions()).results.length, 0);
 
-  // Privacy and blocks.
+  // Requests: a stranger's direct conversation to carol (everyone, the default).
   assert.deepEqual(await carol.privacy(), { consent: 'everyone', blocked: [] });
-  assert.equal((await carol.setPrivacy('contacts')).consent, 'contacts');
-  assert.deepEqual(await carol.block(b.user.id), { user_id: b.user.id, blocked: true });
-  assert.deepEqual((await carol.privacy()).blocked, [{ user_id: b.user.id, name: b.user.name }]);
-  assert.deepEqual(await carol.unblock(b.user.id), { user_id: b.user.id, blocked: false });
-
-  // Requests: a stranger's direct conversation to contacts-only carol.
   const ac = await alice.api('POST', '/v1/conversations/direct', { username: c.user.name });
   assert.equal((await carol.api('GET', `/v1/conversations/${ac.id}`)).request, 'pending');
   assert.equal((await carol.declineRequest(ac.id)).request, 'declined');
   const accepted = await carol.acceptRequest(ac.id);
   assert.equal(accepted.id, ac.id);
   assert.equal(accepted.request, undefined);
+
+  // Privacy and blocks: contacts only, a stranger cannot start one.
+  assert.equal((await carol.setPrivacy('contacts')).consent, 'contacts');
+  await assert.rejects(bob.api('POST', '/v1/conversations/direct', { username: c.user.name }), (err) => err instanceof ParleyError && err.code === 'forbidden');
+  assert.deepEqual(await carol.block(b.user.id), { user_id: b.user.id, blocked: true });
+  assert.deepEqual((await carol.privacy()).blocked, [{ user_id: b.user.id, name: b.user.name }]);
+  assert.deepEqual(await carol.unblock(b.user.id), { user_id: b.user.id, blocked: false });
 });
 
 test('noteDelivered reports over the connection, coalesced, and over HTTP while closed', { skip: !baseURL && 'PARLEY_URL is not set (TestNodeSDK sets it)' }, async () => {
@@ -260,8 +261,10 @@ test('noteDelivered reports over the connection, coalesced, and over HTTP while 
     await connected(alice);
     await connected(bob);
     const send = (conv, text) => alice.api('POST', `/v1/conversations/${conv.id}/messages`, { client_id: parley.newClientId(), text });
-    const ab = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    // The group first: it makes them contacts, so the direct
+    // conversation is no request (whose delivered marks stay hidden).
     const team = await alice.api('POST', '/v1/conversations/group', { title: 'Team', member_ids: [b.user.id] });
+    const ab = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
     await send(ab, 'one');
     await send(ab, 'two');
     await send(team, 'three');

@@ -140,6 +140,7 @@ const ui = {
   paneTitle: byTestId('pane-title'),
   panePresence: byTestId('pane-presence'),
   panePresenceText: document.getElementById('pane-presence-text'),
+  paneAvatar: byTestId('pane-avatar'),
   back: byTestId('back'),
   messages: document.getElementById('messages'),
   messageList: document.getElementById('message-list'),
@@ -708,10 +709,12 @@ function renderPaneHeader() {
   if (!conv) {
     ui.paneTitle.textContent = app.open ? 'Loading…' : 'Pick a conversation';
     ui.panePresence.dataset.online = 'none';
+    ui.paneAvatar.replaceChildren();
     return;
   }
   ui.paneTitle.textContent = titleOf(conv);
   const other = otherMember(conv);
+  ui.paneAvatar.replaceChildren(...(other ? [avatar(other)] : []));
   if (other) {
     const online = app.client.isOnline(other.user_id);
     ui.panePresence.dataset.online = String(online);
@@ -1022,7 +1025,16 @@ function onEvent(ev) {
         if (app.open === ev.conversation_id) app.client.stopTyping(app.open);
       } else if (ev.conversation) {
         mergeConversation(ev.conversation);
-        if (ev.change === 'created' || ev.change === 'members_added') app.client.refreshPresence();
+        // The snapshot's positions are 0 (docs/protocol.md): a member
+        // added (back) has theirs in the viewer's view, which the fetch
+        // merges (it refreshes presence too); the open thread's marks
+        // are redrawn from them.
+        if (ev.change === 'members_added') {
+          fetchConversation(ev.conversation_id).then(() => {
+            if (ev.conversation_id === app.open) scheduleRender();
+          });
+        }
+        else if (ev.change === 'created') app.client.refreshPresence();
       }
       renderConversations();
       renderPaneHeader();
@@ -1596,12 +1608,14 @@ for (const type of ['dragover', 'drop']) {
 
 function renderTyping() {
   const members = app.convs.get(app.open)?.members || [];
-  const names = app.open ? app.client.typersIn(app.open).map((t) => shownName(members.find((mm) => mm.user_id === t.userId), t.name)) : [];
+  const typers = app.open ? app.client.typersIn(app.open).map((t) => members.find((mm) => mm.user_id === t.userId) || { user_id: t.userId, name: t.name }) : [];
+  const names = typers.map((m) => shownName(m));
   let text = '';
   if (names.length === 1) text = `${names[0]} is typing…`;
   else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
   else if (names.length > 2) text = 'Several people are typing…';
-  ui.typing.textContent = text;
+  // The typers' avatars (at most two), then the words.
+  ui.typing.replaceChildren(...(names.length <= 2 ? typers.map((m) => avatar(m)) : []), text);
 }
 
 // ---------- composer ----------

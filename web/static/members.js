@@ -13,6 +13,8 @@
 // the page offers only what the user may do, and shows the server's error
 // for anything refused.
 
+import { avatar, shownName } from './receipts.js';
+
 const mem = {
   hooks: null,
   removed: new Map(), // conversation id -> the conversation as it was when this user was removed or left
@@ -219,7 +221,9 @@ function memberPanel(conv) {
     return h(
       'li',
       { class: 'member', 'data-testid': 'member', 'data-user': m.name, 'data-role': m.role },
-      h('span', { class: 'member-name' }, me ? `${m.name} (you)` : m.name),
+      avatar(m),
+      h('span', { class: 'member-name' }, me ? `${shownName(m)} (you)` : shownName(m)),
+      m.display_name && m.display_name !== m.name ? h('span', { class: 'member-username' }, ` @${m.name}`) : null,
       ' ',
       h('span', { class: 'role', 'data-testid': 'member-role' }, m.role === 'owner' ? 'owner' : 'member'),
       owner && !me && m.role !== 'owner'

@@ -1,7 +1,7 @@
 // privacy.js: message requests, blocks and the consent setting in the
-// chat page (docs/protocol.md, "Consent and blocks"). For a user who
-// accepts contacts only, a direct conversation from someone who is not a
-// contact arrives as a request:
+// chat page (docs/protocol.md, "Consent and blocks"). A direct
+// conversation from someone who is not a contact arrives as a request
+// (a user who accepts contacts only gets none: strangers are refused):
 // it is listed under "Message requests", and its pane offers Accept,
 // Decline and Block. A direct conversation's header, and each row of a
 // group's member panel, offer Block or Unblock; the sidebar's Privacy
@@ -209,7 +209,7 @@ export function renderPrivacy() {
         if (p) priv.consent = p.consent;
       },
     },
-    h('option', { value: 'everyone' }, 'Everyone'),
+    h('option', { value: 'everyone' }, 'Everyone (strangers as requests)'),
     h('option', { value: 'contacts' }, 'Only my contacts'),
   );
   select.value = priv.consent;

@@ -49,7 +49,7 @@ export function initReceipts(hooks) {
     try {
       const change = { display_name: nameInput.value.trim() };
       const file = fileInput.files?.[0];
-      if (file) change.avatar_id = (await c.uploadImage(file)).id;
+      if (file) change.avatar_id = (await c.uploadImage(await squareAvatar(file))).id;
       const me = await c.setProfile(change);
       hooks.app.me = { ...hooks.app.me, ...me };
       renderMe();
@@ -59,6 +59,45 @@ export function initReceipts(hooks) {
       error.textContent = err.message || String(err);
     }
   });
+}
+
+/** AVATAR_SIDE is the side, in px, of the square avatar the page uploads. */
+export const AVATAR_SIDE = 256;
+
+/**
+ * squareAvatar resolves to the middle square of an image, scaled down to
+ * at most AVATAR_SIDE px (a PNG stays a PNG, anything else becomes a
+ * JPEG of quality 0.9), turned upright by its EXIF orientation: a phone
+ * photo, which the server's decode budget refuses as it is, becomes a
+ * few kilobytes every viewer's list loads quickly. Bytes this browser
+ * cannot read or draw resolve to the file itself, for the server to
+ * judge.
+ */
+export async function squareAvatar(file) {
+  if (typeof globalThis.createImageBitmap !== 'function') return file;
+  let bmp;
+  try {
+    bmp = await createImageBitmap(file, { imageOrientation: 'from-image' });
+  } catch {
+    return file;
+  }
+  try {
+    const crop = Math.min(bmp.width, bmp.height);
+    const side = Math.max(1, Math.min(AVATAR_SIDE, crop));
+    const canvas = Object.assign(document.createElement('canvas'), { width: side, height: side });
+    const ctx = canvas.getContext('2d');
+    if (!ctx) return file;
+    const type = file.type === 'image/png' ? 'image/png' : 'image/jpeg';
+    if (type === 'image/jpeg') {
+      ctx.fillStyle = '#fff'; // JPEG has no alpha: transparency becomes white
+      ctx.fillRect(0, 0, side, side);
+    }
+    ctx.imageSmoothingQuality = 'high';
+    ctx.drawImage(bmp, (bmp.width - crop) / 2, (bmp.height - crop) / 2, crop, crop, 0, 0, side, side);
+    return (await new Promise((resolve) => canvas.toBlob(resolve, type, 0.9))) || file;
+  } finally {
+    bmp.close();
+  }
 }
 
 /** renderMe shows this user's display name (or name) in the top bar. */
