@@ -19,3 +19,14 @@ func (s *Server) ParkedConns() int {
 	}
 	return n
 }
+
+// FailPoller does what the poller's loop does when its wait fails:
+// parked connections get their reader goroutine back and none parks again.
+func (s *Server) FailPoller(err error) {
+	s.pollMu.Lock()
+	p := s.poll
+	s.pollMu.Unlock()
+	if p != nil {
+		p.fail(err)
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +33,27 @@ type poller struct {
 	closed bool                // guarded by mu
 
 	wg sync.WaitGroup // the loop and the reader goroutines it started
+
+	log *slog.Logger // set before the loop starts
+}
+
+// fail turns the poller off after its wait failed: no connection parks
+// again (park sees closed), and every parked one gets its reader
+// goroutine back, reading on as if there were no poller. A connection
+// parking at this very moment may miss the sweep; its heartbeat timeout
+// then closes it with a reconnect code, losing nothing.
+func (p *poller) fail(err error) {
+	p.log.Error("poller: wait failed; idle connections keep a reader goroutine from now on", "err", err)
+	p.mu.Lock()
+	p.closed = true
+	regs := make([]*pollReg, 0, len(p.regs))
+	for _, r := range p.regs {
+		regs = append(regs, r)
+	}
+	p.mu.Unlock()
+	for _, r := range regs {
+		p.start(r)
+	}
 }
 
 // resumer is what a parked connection runs, on a new goroutine, when it
@@ -179,6 +201,7 @@ func (s *Server) poller() *poller {
 			return nil
 		}
 		p.regs = make(map[uint64]*pollReg)
+		p.log = s.log
 		p.wg.Add(1)
 		go p.loop()
 		s.poll = p

@@ -3,6 +3,7 @@
 package server_test
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -42,33 +43,7 @@ func TestIdleConnectionsParked(t *testing.T) {
 	}
 	waitParked(t, srv, n)
 	for round := range 8 {
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i, c := range cs {
-			wg.Go(func() {
-				// Three pings in a row (odd rounds: in one write each, so
-				// they may share a read), then their pongs in order.
-				for k := range 3 {
-					c.sendOp(protocol.OpPing, fmt.Sprint(round, "-", k), nil)
-				}
-				for k := range 3 {
-					f, err := c.read()
-					if err != nil {
-						errs <- fmt.Errorf("client %d round %d: %v", i, round, err)
-						return
-					}
-					if want := fmt.Sprint(round, "-", k); f.Type != protocol.TypePong || f.ID != want {
-						errs <- fmt.Errorf("client %d round %d: got %s %q, want pong %q", i, round, f.Type, f.ID, want)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
+		pingRound(t, cs, round)
 		waitParked(t, srv, n)
 	}
 
@@ -81,4 +56,59 @@ func TestIdleConnectionsParked(t *testing.T) {
 		t.Fatalf("closing client 1: %v", err)
 	}
 	waitParked(t, srv, n-2)
+}
+
+// pingRound has every client send three pings in a row (they may share
+// a read) and read their pongs, in order.
+func pingRound(t *testing.T, cs []*wsClient, round int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(cs))
+	for i, c := range cs {
+		wg.Go(func() {
+			for k := range 3 {
+				c.sendOp(protocol.OpPing, fmt.Sprint(round, "-", k), nil)
+			}
+			for k := range 3 {
+				f, err := c.read()
+				if err != nil {
+					errs <- fmt.Errorf("client %d round %d: %v", i, round, err)
+					return
+				}
+				if want := fmt.Sprint(round, "-", k); f.Type != protocol.TypePong || f.ID != want {
+					errs <- fmt.Errorf("client %d round %d: got %s %q, want pong %q", i, round, f.Type, f.ID, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// TestPollerFailure: when the poller's wait fails (a bug, not a client's
+// doing), the process goes on: every parked connection gets its reader
+// goroutine back and is served, and none parks again.
+func TestPollerFailure(t *testing.T) {
+	srv := startLimited(t, nil)
+	const n = 8
+	cs := make([]*wsClient, n)
+	for i := range cs {
+		cs[i] = connect(t, srv, srv.Token(t, fmt.Sprint("u", i), fmt.Sprint("U", i)), nil)
+	}
+	waitParked(t, srv, n)
+	srv.Server.FailPoller(errors.New("epoll_wait: bad file descriptor (test)"))
+	waitParked(t, srv, 0)
+	for round := range 3 {
+		pingRound(t, cs, round)
+		if p := srv.Server.ParkedConns(); p != 0 {
+			t.Fatalf("%d connections parked after the poller failed", p)
+		}
+	}
+	// A new connection is served too.
+	c := connect(t, srv, srv.Token(t, "late", "Late"), nil)
+	pingRound(t, []*wsClient{c}, 0)
 }

@@ -85,7 +85,12 @@ func (p *poller) loop() {
 			return // stopLoop closed the set
 		}
 		if werr != nil {
-			panic("server: epoll_wait: " + werr.Error()) // EBADF/EINVAL: a bug here
+			// EBADF or EINVAL: a bug here, not a client's doing. Not a
+			// panic (that would stop the process): give every parked
+			// connection back its reader goroutine, park no more, and
+			// end the loop.
+			p.fail(werr)
+			return
 		}
 		ids = ids[:0]
 		for i := range events[:n] {
