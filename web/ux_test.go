@@ -110,6 +110,23 @@ func TestPhoneHeader(t *testing.T) {
 	if !eval[bool](t, alice.tab, fits) {
 		t.Errorf("the composer's placeholder %q is cut off at 390 px", eval[string](t, alice.tab, `document.querySelector('[data-testid=composer]').placeholder`))
 	}
+	// The conversation's buttons (Mute, Archive, Block) keep their labels
+	// on one line (they stacked, "Block bob" broken in two), and nothing
+	// pushes the page wider than the phone (the Send button stays in view).
+	broken := eval[string](t, alice.tab, `(() => {
+		const bad = [...document.querySelectorAll('.pane-header button')].filter(b => {
+			if (b.offsetParent === null) return false;
+			const r = document.createRange(); r.selectNodeContents(b);
+			return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size > 1;
+		}).map(b => b.textContent);
+		const send = document.querySelector('[data-testid=send]') || document.querySelector('form button[type=submit]');
+		if (send && send.getBoundingClientRect().right > window.innerWidth + 1) bad.push('send out of view');
+		if (document.documentElement.scrollWidth > window.innerWidth) bad.push('page wider than the screen');
+		return bad.join(', ');
+	})()`)
+	if broken != "" {
+		t.Errorf("at 390 px: %s", broken)
+	}
 	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "phone-390-chat"))
 
 	// Record the header's height and rows at every change of the pill's text.
