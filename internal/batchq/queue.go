@@ -195,3 +195,15 @@ func (q *Queue[O]) Close() {
 		close(q.ch)
 	}
 }
+
+// EnqueueRun queues a run of ops made for one call: with async, as
+// EnqueueManyAsync (done runs on the batcher, ctx is not used); else as
+// EnqueueMany, waiting for the answers. It is the one body of both
+// engines' sqlstore.Engine.SendMany.
+func EnqueueRun[O Ticketed](ctx context.Context, q *Queue[O], async bool, ops []O, done func(i int, err error)) {
+	if async {
+		q.EnqueueManyAsync(ops, done)
+		return
+	}
+	q.EnqueueMany(ctx, ops, done)
+}

@@ -37,11 +37,7 @@ func waitParked(t *testing.T, srv *servertest.Server, n int) {
 func TestIdleConnectionsParked(t *testing.T) {
 	srv := startLimited(t, nil)
 	const n = 24
-	cs := make([]*wsClient, n)
-	for i := range cs {
-		cs[i] = connect(t, srv, srv.Token(t, fmt.Sprint("u", i), fmt.Sprint("U", i)), nil)
-	}
-	waitParked(t, srv, n)
+	cs := connectParked(t, srv, n)
 	for round := range 8 {
 		pingRound(t, cs, round)
 		waitParked(t, srv, n)
@@ -94,12 +90,7 @@ func pingRound(t *testing.T, cs []*wsClient, round int) {
 // goroutine back and is served, and none parks again.
 func TestPollerFailure(t *testing.T) {
 	srv := startLimited(t, nil)
-	const n = 8
-	cs := make([]*wsClient, n)
-	for i := range cs {
-		cs[i] = connect(t, srv, srv.Token(t, fmt.Sprint("u", i), fmt.Sprint("U", i)), nil)
-	}
-	waitParked(t, srv, n)
+	cs := connectParked(t, srv, 8)
 	srv.Server.FailPoller(errors.New("epoll_wait: bad file descriptor (test)"))
 	waitParked(t, srv, 0)
 	for round := range 3 {
@@ -111,4 +102,16 @@ func TestPollerFailure(t *testing.T) {
 	// A new connection is served too.
 	c := connect(t, srv, srv.Token(t, "late", "Late"), nil)
 	pingRound(t, []*wsClient{c}, 0)
+}
+
+// connectParked connects n users and waits until their idle connections
+// are parked with the poller.
+func connectParked(t *testing.T, srv *servertest.Server, n int) []*wsClient {
+	t.Helper()
+	cs := make([]*wsClient, n)
+	for i := range cs {
+		cs[i] = connect(t, srv, srv.Token(t, fmt.Sprint("u", i), fmt.Sprint("U", i)), nil)
+	}
+	waitParked(t, srv, n)
+	return cs
 }

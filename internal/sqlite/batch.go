@@ -214,13 +214,6 @@ func (b *batcher) doDeferred(ctx context.Context, key [2]string, fn func(w *writ
 
 func (b *batcher) enqueue(ctx context.Context, o *op) error { return b.queue.Enqueue(ctx, o) }
 
-// enqueueMany queues ops in order and calls done(i, err) for each, in
-// order, as do would answer it; see batchq.EnqueueMany (ops share a batch
-// or follow each other; a cancelled ctx drops only a suffix of ops).
-func (b *batcher) enqueueMany(ctx context.Context, ops []*op, done func(i int, err error)) {
-	b.queue.EnqueueMany(ctx, ops, done)
-}
-
 // close stops taking ops, lets the batcher run those already queued and
 // waits for it to exit.
 func (b *batcher) close() error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/batchq"
 	"github.com/parleychat/parley/internal/sqlstore"
 )
 
@@ -86,15 +87,10 @@ func (e *engine) Send(ctx context.Context, nm parley.NewMessage) (parley.Message
 	return so.msg, so.events, nil
 }
 
-func (e *engine) SendMany(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+// SendMany implements sqlstore.Engine.
+func (e *engine) SendMany(ctx context.Context, async bool, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
 	ops, answer := e.sendOps(nms, done)
-	e.b.enqueueMany(ctx, ops, answer)
-}
-
-// SendManyAsync implements sqlstore.Engine: done runs on the batcher.
-func (e *engine) SendManyAsync(nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
-	ops, answer := e.sendOps(nms, done)
-	e.b.queue.EnqueueManyAsync(ops, answer)
+	batchq.EnqueueRun(ctx, e.b.queue, async, ops, answer)
 }
 
 // sendOps makes the ops of nms and the answer that hands the i-th op's

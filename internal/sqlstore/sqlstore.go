@@ -123,12 +123,10 @@ type Engine interface {
 	// keep SendRule and AttachmentRule (see parley.Store.SendMessage).
 	Send(ctx context.Context, nm parley.NewMessage) (parley.Message, []parley.Event, error)
 	// SendMany stores validated messages as parley.MultiSender does,
-	// calling done(k, ...) for each nms[k], in order.
-	SendMany(ctx context.Context, nms []parley.NewMessage, done func(k int, m parley.Message, evs []parley.Event, err error))
-	// SendManyAsync is SendMany without waiting, as
-	// parley.AsyncSender.SendMessagesAsync: done runs on the batcher
-	// goroutine (batchq.Queue.EnqueueManyAsync).
-	SendManyAsync(nms []parley.NewMessage, done func(k int, m parley.Message, evs []parley.Event, err error))
+	// calling done(k, ...) for each nms[k], in order. With async it does
+	// not wait, as parley.AsyncSender.SendMessagesAsync: done runs on the
+	// batcher goroutine and ctx is not used (batchq.EnqueueRun).
+	SendMany(ctx context.Context, async bool, nms []parley.NewMessage, done func(k int, m parley.Message, evs []parley.Event, err error))
 }
 
 // Dialect is what the engines write differently. An engine's dialect is

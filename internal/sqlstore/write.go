@@ -565,14 +565,16 @@ func (s *Store) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.M
 // batch commits; an invalid one is answered in its place.
 func (s *Store) SendMessages(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
 	s.sendMessages(nms, func(valid []parley.NewMessage, answer func(int, parley.Message, []parley.Event, error)) {
-		s.e.SendMany(ctx, valid, answer)
+		s.e.SendMany(ctx, false, valid, answer)
 	}, done)
 }
 
 // SendMessagesAsync implements parley.AsyncSender: SendMessages through
-// Engine.SendManyAsync, so done runs on the batcher goroutine.
+// Engine.SendMany with async, so done runs on the batcher goroutine.
 func (s *Store) SendMessagesAsync(nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
-	s.sendMessages(nms, s.e.SendManyAsync, done)
+	s.sendMessages(nms, func(valid []parley.NewMessage, answer func(int, parley.Message, []parley.Event, error)) {
+		s.e.SendMany(context.Background(), true, valid, answer)
+	}, done)
 }
 
 // sendMessages validates nms and hands the valid ones to send, answering
