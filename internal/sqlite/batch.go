@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -247,6 +248,15 @@ func (b *batcher) loop() {
 		// queue fills while the previous batch commits, so batches grow
 		// with the load.
 		batch = append(batch[:0], o)
+		// Let the goroutines that are ready to run (connections with
+		// sends read and not yet queued) queue theirs first. The op that
+		// woke the batcher made it the next goroutine to run, so on a
+		// busy P it would otherwise take a batch of one connection's run:
+		// in `parley bench write` on one CPU most batches held 4 to 8
+		// sends, each paying a commit, its fsync and the WAL frames of
+		// the pages it touched (docs/benchmarks.md). Idle, this returns
+		// at once.
+		runtime.Gosched()
 	fill:
 		for len(batch) < maxBatch {
 			select {
