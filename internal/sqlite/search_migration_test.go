@@ -1,0 +1,86 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/sqlite"
+)
+
+// TestSearchIndexMigration: migration 00016 rebuilds the index without
+// its size rows, from messages as they are (edited texts, no
+// tombstones), and down again; after it, an edit or delete of an indexed
+// message removes the entry it was indexed with (the 'delete' command),
+// so an old word never matches.
+func TestSearchIndexMigration(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db := open(t, path)
+	a, conv := lagUsers(t, db)
+	m1 := lagSend(t, db, a, conv, "kilo one")
+	m2 := lagSend(t, db, a, conv, "lima two")
+	m3 := lagSend(t, db, a, conv, "mike three")
+	if got := lagSearch(t, db, a, "kilo"); !slices.Equal(got, []string{m1.ID}) {
+		t.Fatalf("search kilo: %v", got)
+	}
+	if _, _, err := db.EditMessage(ctx, parley.MessageEdit{UserID: a.ID, ConversationID: conv.ID, MessageID: m1.ID, ClientID: "e1", Text: "november one"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.DeleteMessage(ctx, a.ID, conv.ID, m2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if hasTable(t, path, "messages_fts_docsize") {
+		t.Fatal("after Open: messages_fts_docsize is there, want 00016 applied")
+	}
+	if err := sqlite.MigrateDownTo(ctx, path, 13); err != nil {
+		t.Fatal(err)
+	}
+	if !hasTable(t, path, "messages_fts_docsize") {
+		t.Fatal("at 00013: no messages_fts_docsize, want 00008's index back")
+	}
+
+	db = open(t, path) // 00016 again
+	if hasTable(t, path, "messages_fts_docsize") {
+		t.Fatal("after 00016: messages_fts_docsize is still there")
+	}
+	check := func(when string, cases map[string][]string) {
+		t.Helper()
+		for query, want := range cases {
+			if got := lagSearch(t, db, a, query); !slices.Equal(got, want) {
+				t.Errorf("%s: search %q: %v, want %v", when, query, got, want)
+			}
+		}
+	}
+	check("after the migration", map[string][]string{"kilo": nil, "november": {m1.ID}, "one": {m1.ID},
+		"lima": nil, "two": nil, "mike": {m3.ID}, "three": {m3.ID}})
+	if _, _, err := db.EditMessage(ctx, parley.MessageEdit{UserID: a.ID, ConversationID: conv.ID, MessageID: m3.ID, ClientID: "e3", Text: "oscar three"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.DeleteMessage(ctx, a.ID, conv.ID, m1.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("after an edit and a delete", map[string][]string{"mike": nil, "oscar": {m3.ID}, "three": {m3.ID},
+		"november": nil, "one": nil})
+}
+
+// hasTable reports whether the file at path has a table of that name
+// (read with a connection of its own: the store is closed).
+func hasTable(t *testing.T, path, name string) bool {
+	t.Helper()
+	c, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var n int
+	if err := c.QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
