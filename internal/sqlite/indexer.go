@@ -29,8 +29,13 @@ import (
 
 const (
 	// indexRows is how many stored messages (about: see indexer.waiting)
-	// make the batcher index them after a batch.
-	indexRows = 1024
+	// make the batcher index them after a batch. Each index step is a
+	// commit (and fsync) of its own and a new FTS5 segment that later
+	// merges rewrite, so fewer, larger steps cost less per message
+	// (about 3% of the server's CPU per message in `parley bench write`
+	// against 1024: docs/benchmarks.md); a search that comes while they
+	// wait indexes at most this many first (tens of milliseconds).
+	indexRows = 4096
 	// indexIdle is how long the batcher waits for an op, while messages
 	// wait for the index, before it indexes them.
 	indexIdle = 250 * time.Millisecond
