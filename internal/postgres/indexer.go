@@ -67,18 +67,21 @@ const (
 	// qLockCursor takes a shard's cursor and reads its head (args: shard).
 	qLockCursor = `SELECT c.pos, p.head FROM search_cursor c JOIN positions p ON p.shard = c.shard
 		WHERE c.shard = $1 FOR UPDATE OF c`
-	// searchEvents are the message ids of the events to apply (args:
-	// shard, after, to).
+	// searchEvents are the message ids of the events of types to apply
+	// (args: shard, after, to).
 	searchEvents = `(SELECT DISTINCT e.message_id FROM events e
 		WHERE e.shard = $1 AND e.pos > $2 AND e.pos <= $3 AND e.message_id IS NOT NULL
-			AND e.type IN ('newMessage', 'messageEdited', 'messageDeleted'))`
-	qUnindex = `DELETE FROM search_docs d USING ` + searchEvents + ` e, messages m
-		WHERE m.id = e.message_id AND d.message_id = m.id AND (m.deleted_at IS NOT NULL OR m.text = '')`
-	qIndex = `INSERT INTO search_docs (message_id, conversation_id, search_key, words)
-		SELECT m.id, m.conversation_id, m.search_key, to_tsvector('simple', m.text)
-		FROM ` + searchEvents + ` e JOIN messages m ON m.id = e.message_id
+			AND e.type IN (`
+	// qUnindex deletes the rows of messages deleted (or edited to no
+	// text): only an edit or a delete can make them so.
+	qUnindex = `DELETE FROM search_docs d USING ` + searchEvents + `'messageEdited', 'messageDeleted')) e, messages m
+		WHERE m.id = e.message_id AND d.search_key = m.search_key AND (m.deleted_at IS NOT NULL OR m.text = '')`
+	// qIndex writes the words of the messages as they are now.
+	qIndex = `INSERT INTO search_docs (search_key, message_id, conversation_id, words)
+		SELECT m.search_key, m.id, m.conversation_id, to_tsvector('simple', m.text)
+		FROM ` + searchEvents + `'newMessage', 'messageEdited', 'messageDeleted')) e JOIN messages m ON m.id = e.message_id
 		WHERE m.deleted_at IS NULL AND m.text != ''
-		ON CONFLICT (message_id) DO UPDATE SET words = EXCLUDED.words`
+		ON CONFLICT (search_key) DO UPDATE SET words = EXCLUDED.words`
 	qMoveCursor = `UPDATE search_cursor SET pos = $2 WHERE shard = $1`
 )
 
@@ -164,7 +167,7 @@ func (ix *indexer) loop() {
 			}
 		case <-t.C:
 			armed = false
-			if ix.pass(context.Background(), false) {
+			if !ix.manual.Load() && ix.pass(context.Background(), false) {
 				t.Reset(indexDelay)
 				armed = true
 			}

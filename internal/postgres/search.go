@@ -52,11 +52,15 @@ const searchMember = `(SELECT conversation_id FROM members WHERE user_id = $1 AN
 
 // SearchFrom implements sqlstore.Dialect (see above).
 func (dialect) SearchFrom() (from, match string) {
+	// The tail is read per cursor (LATERAL, kept a subquery by OFFSET 0),
+	// so each shard's events are a range of the events' primary key
+	// whatever the planner thinks of the tables' sizes (every shard has
+	// a cursor: setupSearchCursors).
 	return `(WITH tail AS MATERIALIZED (
-			SELECT DISTINCT e.message_id AS id FROM positions p
-			LEFT JOIN search_cursor c ON c.shard = p.shard
-			JOIN events e ON e.shard = p.shard AND e.pos > COALESCE(c.pos, 0)
-			WHERE e.message_id IS NOT NULL AND e.type IN ('newMessage', 'messageEdited', 'messageDeleted'))
+			SELECT DISTINCT e.message_id AS id FROM search_cursor c
+			CROSS JOIN LATERAL (SELECT e.message_id FROM events e
+				WHERE e.shard = c.shard AND e.pos > c.pos AND e.message_id IS NOT NULL
+					AND e.type IN ('newMessage', 'messageEdited', 'messageDeleted') OFFSET 0) e)
 		SELECT m.* FROM (
 			SELECT u.id FROM (
 				SELECT * FROM ` + searchIndexed(searchIDs+` != '*' AND strpos(`+searchIDs+`, ',') = 0 AND d.conversation_id = `+searchIDs) + ` in_one

@@ -118,8 +118,8 @@ func buildPGSearchCorpus(b *testing.B, schema, dsn string, n int) {
 		`UPDATE conversations c SET last_seq = s.seq FROM unnest($1::text[], $2::bigint[]) AS s(id, seq) WHERE c.id = s.id`,
 		// Messages written without events: the indexer would not see
 		// them (migration 00015).
-		`INSERT INTO search_docs (message_id, conversation_id, search_key, words)
-			SELECT id, conversation_id, search_key, to_tsvector('simple', text) FROM messages WHERE deleted_at IS NULL AND text != ''`,
+		`INSERT INTO search_docs (search_key, message_id, conversation_id, words)
+			SELECT search_key, id, conversation_id, to_tsvector('simple', text) FROM messages WHERE deleted_at IS NULL AND text != ''`,
 		`VACUUM ANALYZE messages, members, conversations, users, search_docs`,
 		`CREATE TABLE bench_built ()`,
 	} {

@@ -22,10 +22,12 @@
 -- written without an event (a bulk load) must be added here by hand.
 
 -- +goose Up
+-- Keyed by search_key (messages.search_key: growing, so its index is
+-- appended to, not written all over as a text key's would be).
 CREATE TABLE search_docs (
-    message_id      text PRIMARY KEY,
+    search_key      bigint PRIMARY KEY,
+    message_id      text NOT NULL,
     conversation_id text NOT NULL,
-    search_key      bigint NOT NULL,
     words           tsvector NOT NULL
 );
 
@@ -37,16 +39,16 @@ CREATE TABLE search_cursor (
 );
 INSERT INTO search_cursor (shard, pos) SELECT shard, head FROM positions;
 
-INSERT INTO search_docs (message_id, conversation_id, search_key, words)
-SELECT id, conversation_id, search_key, to_tsvector('simple', text) FROM messages
+INSERT INTO search_docs (search_key, message_id, conversation_id, words)
+SELECT search_key, id, conversation_id, to_tsvector('simple', text) FROM messages
 WHERE deleted_at IS NULL AND text != '';
 
 -- Rare words: the words' matches, then the user's conversations.
 CREATE INDEX search_docs_words ON search_docs USING GIN (words);
--- Common words: newest first, in one conversation or over all of them,
--- stopping at a page (the planner picks by the word's frequency).
+-- Common words: newest first, in one conversation (this index) or over
+-- all of them (the primary key), stopping at a page (the planner picks
+-- by the word's frequency).
 CREATE INDEX search_docs_conversation ON search_docs (conversation_id, search_key);
-CREATE UNIQUE INDEX search_docs_key ON search_docs (search_key);
 
 DROP INDEX messages_search;
 
