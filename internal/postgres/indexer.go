@@ -120,7 +120,11 @@ func setupSearchCursors(ctx context.Context, pool *pgxpool.Pool) error {
 	if err := pool.QueryRow(ctx, qMissingCursors).Scan(&missing); err != nil || !missing {
 		return err
 	}
-	_, err := pool.Exec(ctx, qSearchCursors)
+	if _, err := pool.Exec(ctx, qSearchCursors); err != nil {
+		return err
+	}
+	// As migration 00015 does: searches plan with the cursor count.
+	_, err := pool.Exec(ctx, `ANALYZE search_cursor`)
 	return err
 }
 

@@ -38,6 +38,10 @@ CREATE TABLE search_cursor (
     pos   bigint NOT NULL
 );
 INSERT INTO search_cursor (shard, pos) SELECT shard, head FROM positions;
+-- Statistics at once: a table never analysed is estimated at thousands
+-- of rows, which made a search's plan (a scan of events per cursor)
+-- cost enough for JIT compilation, tens of milliseconds of it.
+ANALYZE search_cursor;
 
 INSERT INTO search_docs (search_key, message_id, conversation_id, words)
 SELECT search_key, id, conversation_id, to_tsvector('simple', text) FROM messages
