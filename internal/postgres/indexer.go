@@ -67,20 +67,24 @@ const (
 	// qLockCursor takes a shard's cursor and reads its head (args: shard).
 	qLockCursor = `SELECT c.pos, p.head FROM search_cursor c JOIN positions p ON p.shard = c.shard
 		WHERE c.shard = $1 FOR UPDATE OF c`
-	// searchEvents are the message ids of the events of types to apply
-	// (args: shard, after, to).
-	searchEvents = `(SELECT DISTINCT e.message_id FROM events e
+	// searchEvents are the message ids of the events of the given types
+	// to apply (args: shard, after, to), as an array the statements look
+	// up in messages' primary key: a join could be planned (pgx prepares
+	// the statement, whose generic plan knows no range) as a scan of
+	// every message.
+	searchEvents = `m.id = ANY (ARRAY(SELECT DISTINCT e.message_id FROM events e
 		WHERE e.shard = $1 AND e.pos > $2 AND e.pos <= $3 AND e.message_id IS NOT NULL
 			AND e.type IN (`
 	// qUnindex deletes the rows of messages deleted (or edited to no
 	// text): only an edit or a delete can make them so.
-	qUnindex = `DELETE FROM search_docs d USING ` + searchEvents + `'messageEdited', 'messageDeleted')) e, messages m
-		WHERE m.id = e.message_id AND d.search_key = m.search_key AND (m.deleted_at IS NOT NULL OR m.text = '')`
+	qUnindex = `DELETE FROM search_docs d USING messages m
+		WHERE ` + searchEvents + `'messageEdited', 'messageDeleted')))
+			AND d.search_key = m.search_key AND (m.deleted_at IS NOT NULL OR m.text = '')`
 	// qIndex writes the words of the messages as they are now.
 	qIndex = `INSERT INTO search_docs (search_key, message_id, conversation_id, words)
-		SELECT m.search_key, m.id, m.conversation_id, to_tsvector('simple', m.text)
-		FROM ` + searchEvents + `'newMessage', 'messageEdited', 'messageDeleted')) e JOIN messages m ON m.id = e.message_id
-		WHERE m.deleted_at IS NULL AND m.text != ''
+		SELECT m.search_key, m.id, m.conversation_id, to_tsvector('simple', m.text) FROM messages m
+		WHERE ` + searchEvents + `'newMessage', 'messageEdited', 'messageDeleted')))
+			AND m.deleted_at IS NULL AND m.text != ''
 		ON CONFLICT (search_key) DO UPDATE SET words = EXCLUDED.words`
 	qMoveCursor = `UPDATE search_cursor SET pos = $2 WHERE shard = $1`
 )
