@@ -188,23 +188,7 @@ func TestSearchIndexNodeDies(t *testing.T) {
 	dbs := openNodes(t, 2, 1)
 	dying, live := dbs[0], dbs[1]
 	ctx := t.Context()
-	u, err := live.CreateUser(ctx, "user1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, _, err := live.CreateGroup(ctx, u.ID, "g", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for i := range 20 {
-		m, _, err := live.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: u.ID,
-			ClientID: fmt.Sprint("c", i), Type: parley.Text, Text: fmt.Sprint("delta ", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append([]string{m.ID}, want...)
-	}
+	u, want := sendWords(t, live, "delta", 20)
 	held, release := make(chan uint32), make(chan struct{})
 	postgres.BeforeIndexCommit(dying, func(pid uint32) {
 		held <- pid
@@ -256,23 +240,7 @@ func TestSearchTailBound(t *testing.T) {
 	db := openNodes(t, 1, 2)[0]
 	postgres.SetSearchTail(db, 5)
 	ctx := t.Context()
-	u, err := db.CreateUser(ctx, "user1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, _, err := db.CreateGroup(ctx, u.ID, "g", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for i := range 30 {
-		m, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: u.ID,
-			ClientID: fmt.Sprint("c", i), Type: parley.Text, Text: fmt.Sprint("epsilon ", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append([]string{m.ID}, want...)
-	}
+	u, want := sendWords(t, db, "epsilon", 30)
 	if lag, err := postgres.SearchLag(ctx, db); err != nil || lag < 30 {
 		t.Fatalf("lag %d, %v before the search", lag, err)
 	}
@@ -282,6 +250,31 @@ func TestSearchTailBound(t *testing.T) {
 	if lag, err := postgres.SearchLag(ctx, db); err != nil || lag > 5 {
 		t.Errorf("lag %d, %v after the search: want at most the bound, 5", lag, err)
 	}
+}
+
+// sendWords makes a user and a group of theirs on db and sends n
+// messages holding word there; it returns the user and the messages'
+// ids, newest first (the order of search results).
+func sendWords(t *testing.T, db *postgres.DB, word string, n int) (parley.User, []string) {
+	t.Helper()
+	u, err := db.CreateUser(t.Context(), "user1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _, err := db.CreateGroup(t.Context(), u.ID, "g", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range n {
+		m, _, err := db.SendMessage(t.Context(), parley.NewMessage{ConversationID: conv.ID, SenderID: u.ID,
+			ClientID: fmt.Sprint("c", i), Type: parley.Text, Text: fmt.Sprint(word, " ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append([]string{m.ID}, ids...)
+	}
+	return u, ids
 }
 
 // mustMessage reads one message as user.
