@@ -48,7 +48,10 @@ const (
 	// searchTail bounds the events a search matches unindexed: beyond
 	// it the search has them indexed first.
 	searchTail = 5000
-	// indexStepWait bounds one step from BEGIN to COMMIT.
+	// catchUpSteps bounds the steps one search takes.
+	catchUpSteps = 8
+	// indexStepWait bounds one step from BEGIN to COMMIT (and the read
+	// of the lag before a pass).
 	indexStepWait = 10 * time.Second
 )
 
@@ -187,7 +190,9 @@ func (ix *indexer) loop() {
 // than a chunk waited, another node held a cursor, or a step failed).
 // wait makes it wait for cursors other nodes hold.
 func (ix *indexer) pass(ctx context.Context, wait bool) (again bool) {
-	lag, err := ix.lag(ctx)
+	lctx, cancel := context.WithTimeout(ctx, indexStepWait)
+	lag, err := ix.lag(lctx)
+	cancel()
 	if err != nil {
 		return true
 	}
@@ -274,10 +279,12 @@ func (ix *indexer) step(ctx context.Context, shard int, wait bool) (more bool, e
 }
 
 // catchUp steps the shards, waiting for cursors other nodes hold, until
-// at most searchTail events wait in all (or ctx ends, or a step fails):
-// a search matches those on their text.
+// at most searchTail events wait in all (or ctx ends, or a step fails,
+// or it took catchUpSteps steps: writes faster than it indexes leave the
+// rest to the search, which is exact still, only slower): a search
+// matches those on their text.
 func (ix *indexer) catchUp(ctx context.Context) error {
-	for {
+	for range catchUpSteps {
 		lag, err := ix.lag(ctx)
 		if err != nil {
 			return err
@@ -297,4 +304,5 @@ func (ix *indexer) catchUp(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
 }
