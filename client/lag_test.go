@@ -16,19 +16,22 @@ import (
 )
 
 // scriptedServer answers each WebSocket connection with the next script:
-// it reads the hello, reports its resume_from on hellos, and hands the
-// connection to the script. A script that returns closes the connection
-// with 4000 (reconnect).
+// it reads the hello, reports its resume_from on hellos (its cursor on
+// cursors), and hands the connection to the script. A script that
+// returns closes the connection with 4000 (reconnect).
 type scriptedServer struct {
 	t       *testing.T
 	hellos  chan *int64
+	cursors chan protocol.ShardCursor
 	scripts chan func(ctx context.Context, ws *websocket.Conn)
 }
 
 // startScripted starts a scripted server and a client of it (not yet
-// connected) that retries at once; both close when the test ends.
-func startScripted(t *testing.T) (*scriptedServer, *client.Client) {
-	s := &scriptedServer{t: t, hellos: make(chan *int64, 8), scripts: make(chan func(context.Context, *websocket.Conn), 8)}
+// connected) that speaks protocol 1 and retries at once; both close when
+// the test ends.
+func startScripted(t *testing.T, opts ...client.Option) (*scriptedServer, *client.Client) {
+	s := &scriptedServer{t: t, hellos: make(chan *int64, 8), cursors: make(chan protocol.ShardCursor, 8),
+		scripts: make(chan func(context.Context, *websocket.Conn), 8)}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, nil)
 		if err != nil {
@@ -48,6 +51,7 @@ func startScripted(t *testing.T) (*scriptedServer, *client.Client) {
 			return
 		}
 		s.hellos <- h.ResumeFrom
+		s.cursors <- h.Cursor
 		select {
 		case script := <-s.scripts:
 			script(ctx, ws)
@@ -56,7 +60,8 @@ func startScripted(t *testing.T) (*scriptedServer, *client.Client) {
 		}
 	}))
 	t.Cleanup(hs.Close)
-	c, err := client.New(hs.URL, client.WithToken("t"), client.WithBackoff(time.Millisecond, 5*time.Millisecond))
+	opts = append([]client.Option{client.WithToken("t"), client.WithBackoff(time.Millisecond, 5*time.Millisecond), client.WithProtocol(protocol.Version)}, opts...)
+	c, err := client.New(hs.URL, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
