@@ -446,12 +446,12 @@ type client struct {
 	cur       *wsConn
 	lastPos   int64                // protocol 1
 	cursor    protocol.ShardCursor // protocol 2
-	got       []parley.Message  // newMessage events, in the order received
-	seen      map[string]bool   // message ids received
-	presence  map[string][]bool // user -> online/offline events received, in order
-	typing    []string          // users seen typing
-	violation string            // the first broken rule seen
-	pending   *protocol.Send    // the send under way when the node died (staysAway)
+	got       []parley.Message     // newMessage events, in the order received
+	seen      map[string]bool      // message ids received
+	presence  map[string][]bool    // user -> online/offline events received, in order
+	typing    []string             // users seen typing
+	violation string               // the first broken rule seen
+	pending   *protocol.Send       // the send under way when the node died (staysAway)
 	reqs      atomic.Int64
 	// answerWait, when set, is how long a request waits for its answer
 	// before the connection counts as lost (a stalled node answers
