@@ -115,6 +115,7 @@ type Dispatcher struct {
 	log    *slog.Logger
 	wake   chan struct{}            // the enqueuer's
 	kick   map[string]chan struct{} // each worker's, by endpoint name
+	shards int                      // the log's shard count (Store.Shards; 1 without a store)
 
 	delivered, failed, dropped, enqueued *prometheus.CounterVec
 	backlog                              *prometheus.GaugeVec
@@ -134,7 +135,10 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Connected == nil {
 		cfg.Connected = func(string) bool { return false }
 	}
-	d := &Dispatcher{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), kick: map[string]chan struct{}{}}
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), kick: map[string]chan struct{}{}, shards: 1}
+	if cfg.Store != nil {
+		d.shards = cfg.Store.Shards()
+	}
 	for i := range cfg.Endpoints {
 		e := &cfg.Endpoints[i]
 		if err := e.check(); err != nil {
@@ -241,7 +245,7 @@ func (d *Dispatcher) enqueue(ctx context.Context) {
 // enqueueAll enqueues every event after each shard's cursor.
 func (d *Dispatcher) enqueueAll(ctx context.Context) error {
 	var errs []error
-	for shard := range d.cfg.Store.Shards() {
+	for shard := range d.shards {
 		if err := d.enqueueShard(ctx, shard); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -384,8 +388,8 @@ type Payload struct {
 }
 
 func (d *Dispatcher) payload(kind string, ev parley.Event) []byte {
-	p := Payload{ID: EventID(d.cfg.Store.Shards(), ev.Shard, ev.Pos), Type: kind, Pos: ev.Pos, Members: ev.Audience}
-	if d.cfg.Store.Shards() > 1 {
+	p := Payload{ID: EventID(d.shards, ev.Shard, ev.Pos), Type: kind, Pos: ev.Pos, Members: ev.Audience}
+	if d.shards > 1 {
 		p.Shard = ev.Shard
 	}
 	if p.Members == nil {
@@ -528,7 +532,7 @@ func (d *Dispatcher) post(ctx context.Context, e Endpoint, dl parley.WebhookDeli
 	_ = json.Unmarshal(dl.Payload, &p)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Parley-Webhook/1")
-	req.Header.Set(HeaderEventID, EventID(d.cfg.Store.Shards(), dl.Shard, dl.Pos))
+	req.Header.Set(HeaderEventID, EventID(d.shards, dl.Shard, dl.Pos))
 	req.Header.Set(HeaderEventType, p.Type)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(dl.Attempts))
 	req.Header.Set(HeaderSignature, Sign(e.Secret, time.Now(), dl.Payload))
