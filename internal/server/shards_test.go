@@ -216,3 +216,63 @@ func TestShardedResumeAfterRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestEventsHTTPShards: GET /v1/events reads one shard of the log
+// (shard, default 0) after a position in it: on a log of 4 shards the
+// pages of every shard together hold each of the user's events once, in
+// its conversation's shard, and say the shard and the shard count; a
+// shard outside the log is invalid.
+func TestEventsHTTPShards(t *testing.T) {
+	const shards = 4
+	srv := startSharded(t, shards, false)
+	aTok := srv.Token(t, "alice", "Alice")
+	a := helloV2(t, srv, aTok, nil)
+	sent := map[string]bool{}
+	for i := range 8 {
+		srv.Token(t, fmt.Sprint("u", i), fmt.Sprint("U", i))
+		var g parley.Conversation
+		a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: fmt.Sprint("g", i), MemberIDs: []string{fmt.Sprint("u", i)}}, &g)
+		sent[a.send(g.ID, fmt.Sprint("c", i), "x").ID] = true
+	}
+	got := map[string]bool{}
+	for s := range shards {
+		type page struct {
+			Events []parley.Event `json:"events"`
+			Head   int64          `json:"head"`
+			Shard  int            `json:"shard"`
+			Shards int            `json:"shards"`
+		}
+		r := httpDo(t, srv, "GET", fmt.Sprintf("/v1/events?shard=%d&after=0&limit=1000", s), aTok, "")
+		if r.status != 200 {
+			t.Fatalf("shard %d: %d %s", s, r.status, r.body)
+		}
+		p := decodeJSON[page](t, r.body)
+		if p.Shard != s || p.Shards != shards {
+			t.Fatalf("shard %d: page of shard %d of %d", s, p.Shard, p.Shards)
+		}
+		last := int64(0)
+		for _, ev := range p.Events {
+			if ev.Shard != s || ev.Pos <= last || ev.Pos > p.Head {
+				t.Fatalf("shard %d: event %d of shard %d after %d (head %d)", s, ev.Pos, ev.Shard, last, p.Head)
+			}
+			if ev.ConversationID != "" && parley.ShardOf(ev.ConversationID, shards) != s {
+				t.Fatalf("shard %d holds an event of %s, whose shard is %d", s, ev.ConversationID, parley.ShardOf(ev.ConversationID, shards))
+			}
+			last = ev.Pos
+			if ev.Type == parley.EventNewMessage {
+				if got[ev.Message.ID] {
+					t.Fatalf("message %s twice", ev.Message.ID)
+				}
+				got[ev.Message.ID] = true
+			}
+		}
+	}
+	if !maps.Equal(got, sent) {
+		t.Fatalf("the shards' pages hold %d of the %d messages", len(got), len(sent))
+	}
+	for _, q := range []string{"shard=4", "shard=-1", "shard=x"} {
+		if r := httpDo(t, srv, "GET", "/v1/events?"+q, aTok, ""); r.status != 400 {
+			t.Fatalf("%s: %d %s, want 400", q, r.status, r.body)
+		}
+	}
+}
