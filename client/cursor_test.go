@@ -37,23 +37,7 @@ func welcomeCursor(cur protocol.ShardCursor, shards int) protocol.Welcome {
 // shard lost (log_lost) moves that shard's entry to the server's head.
 func TestCursorPerShard(t *testing.T) {
 	srv, c := startScripted(t, client.WithProtocol(protocol.Version2))
-	got := make(chan client.Event, 64)
-	c.AddEventHandler("test", func(ev client.Event) {
-		switch ev.(type) {
-		case client.NewMessage, client.Resynced, client.Resumed:
-			got <- ev
-		}
-	})
-	next := func(what string) client.Event {
-		t.Helper()
-		select {
-		case ev := <-got:
-			return ev
-		case <-time.After(20 * time.Second): // a liveness bound, not a timing assertion
-			t.Fatalf("waiting for %s: nothing", what)
-			return nil
-		}
-	}
+	next := replayEvents(t, c)
 	message := func(shard int, pos int64) {
 		t.Helper()
 		ev, ok := next(fmt.Sprintf("message %d/%d", shard, pos)).(client.NewMessage)
@@ -82,16 +66,8 @@ func TestCursorPerShard(t *testing.T) {
 			t.Fatalf("position %d (%v), want shard 0's %d", pos, ok, want[0])
 		}
 	}
-	done := make(chan struct{})
-	script := func(f func(ctx context.Context, ws *websocket.Conn)) {
-		srv.scripts <- func(ctx context.Context, ws *websocket.Conn) {
-			f(ctx, ws)
-			select {
-			case <-done:
-			case <-ctx.Done():
-			}
-		}
-	}
+	done := make(chan struct{}) // a script's end: the test has checked what it sent
+	script := srv.holding(done)
 
 	// First connection: heads {0:10, 3:20}; shard 3's 21 and shard 0's
 	// 11 are new though 11 < 21.

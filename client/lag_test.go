@@ -69,6 +69,43 @@ func startScripted(t *testing.T, opts ...client.Option) (*scriptedServer, *clien
 	return s, c
 }
 
+// replayEvents returns a function that waits for c's next NewMessage,
+// Resynced or Resumed event.
+func replayEvents(t *testing.T, c *client.Client) func(what string) client.Event {
+	got := make(chan client.Event, 64)
+	c.AddEventHandler("test", func(ev client.Event) {
+		switch ev.(type) {
+		case client.NewMessage, client.Resynced, client.Resumed:
+			got <- ev
+		}
+	})
+	return func(what string) client.Event {
+		t.Helper()
+		select {
+		case ev := <-got:
+			return ev
+		case <-time.After(20 * time.Second): // a liveness bound, not a timing assertion
+			t.Fatalf("waiting for %s: nothing", what)
+			return nil
+		}
+	}
+}
+
+// holding returns a function that queues a script which, after f, holds
+// the connection until done is signalled (the test has checked what f
+// sent) or closed.
+func (s *scriptedServer) holding(done chan struct{}) func(f func(ctx context.Context, ws *websocket.Conn)) {
+	return func(f func(ctx context.Context, ws *websocket.Conn)) {
+		s.scripts <- func(ctx context.Context, ws *websocket.Conn) {
+			f(ctx, ws)
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+		}
+	}
+}
+
 func writeFrame(ctx context.Context, t *testing.T, ws *websocket.Conn, typ string, data any) {
 	raw, err := json.Marshal(data)
 	if err != nil {
@@ -97,23 +134,7 @@ func messageAt(pos int64) parley.Event {
 // (cause log_lost) moves it to the server's head.
 func TestLowerHeadNeverRewinds(t *testing.T) {
 	srv, c := startScripted(t)
-	got := make(chan client.Event, 64)
-	c.AddEventHandler("test", func(ev client.Event) {
-		switch ev.(type) {
-		case client.NewMessage, client.Resynced, client.Resumed:
-			got <- ev
-		}
-	})
-	next := func(what string) client.Event {
-		t.Helper()
-		select {
-		case ev := <-got:
-			return ev
-		case <-time.After(20 * time.Second): // a liveness bound, not a timing assertion
-			t.Fatalf("waiting for %s: nothing", what)
-			return nil
-		}
-	}
+	next := replayEvents(t, c)
 	hello := func(want int64) {
 		t.Helper()
 		select {
@@ -132,15 +153,7 @@ func TestLowerHeadNeverRewinds(t *testing.T) {
 		}
 	}
 	done := make(chan struct{}) // a script's end: the test has checked what it sent
-	script := func(f func(ctx context.Context, ws *websocket.Conn)) {
-		srv.scripts <- func(ctx context.Context, ws *websocket.Conn) {
-			f(ctx, ws)
-			select {
-			case <-done:
-			case <-ctx.Done():
-			}
-		}
-	}
+	script := srv.holding(done)
 
 	// First connection: head 10, then the event at 11.
 	script(func(ctx context.Context, ws *websocket.Conn) {
