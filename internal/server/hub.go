@@ -130,6 +130,9 @@ func (h *hub) start(heads []int64) {
 		h.seq[s].next = head + 1
 		h.delivered[s] = head
 		h.last[s] = newLastEvents(head)
+		// The indexes together stay within maxTrackedUsers entries
+		// (a user is in one per shard of their conversations).
+		h.last[s].max = max(maxTrackedUsers/len(heads), minTrackedUsers)
 	}
 }
 

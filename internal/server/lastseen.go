@@ -15,6 +15,10 @@ import (
 // without the index). An entry costs ~80 bytes, so the bound is ~20 MiB.
 const maxTrackedUsers = 1 << 18
 
+// minTrackedUsers is the least one shard's index holds, however many
+// shards share maxTrackedUsers.
+const minTrackedUsers = 1 << 10
+
 // warmPage is how many events warm reads per Store.Events call.
 const warmPage = 1000
 
@@ -82,22 +86,25 @@ func (l *lastEvents) merge(floor, to int64, last map[string]int64) {
 	l.floor = floor
 }
 
-// warm reads the last n events of each shard up to its head (heads: the
-// positions the hub started from) from the store and merges their
-// audiences into the shard's index, so that after a restart clients
-// resuming from shortly before the heads need no store read either. For
-// the users of those events (at most maxWarmUsers, the most recent of
-// each shard first) it also reads their user rows (warmUsers) and
-// contacts (the contacts cache) in bulk, so their hellos need neither
-// read. The server runs it before it serves, as a storm arrives at once;
-// it gives up (with a warning) on an error: the index and the caches are
-// optimisations.
+// warm reads the last events of each shard up to its head (heads: the
+// positions the hub started from; n events in all, at least a page per
+// shard) from the store and merges their audiences into the shard's
+// index, so that after a restart clients resuming from shortly before the
+// heads need no store read either. For the users of those events (at most
+// maxWarmUsers, the most recent first) it also reads their user rows
+// (warmUsers) and contacts (the contacts cache) in bulk, so their hellos
+// need neither read. The server runs it before it serves, as a storm
+// arrives at once; it gives up (with a warning) on an error: the index
+// and the caches are optimisations.
 func (h *hub) warm(ctx context.Context, heads []int64, n int) {
 	start := time.Now()
 	seen := make(map[string]int64) // a user's latest position of any shard, to rank them
 	events := int64(0)
+	// n events in all, shared by the shards (at least a page each), so a
+	// log of many shards costs the start no more than one.
+	per := max(n/max(len(heads), 1), min(n, warmPage))
 	for sh, head := range heads {
-		floor := max(head-int64(n), 0)
+		floor := max(head-int64(per), 0)
 		if floor >= head {
 			continue
 		}
