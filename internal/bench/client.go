@@ -85,9 +85,9 @@ type client struct {
 	// cursor is the last position seen per shard (protocol 2), resumed
 	// from after a drop; owned by the read goroutine.
 	cursor protocol.ShardCursor
-	recv    []bitset // per sender member: seqs received
-	buf     []byte
-	buf2    []byte // closed-loop sends from the read goroutine
+	recv   []bitset // per sender member: seqs received
+	buf    []byte
+	buf2   []byte // closed-loop sends from the read goroutine
 
 	uniq, dups, unexpected atomic.Int64
 	connects               atomic.Int64
