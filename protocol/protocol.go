@@ -1,4 +1,5 @@
-// Package protocol defines Parley's WebSocket frames (protocol v1), shared by
+// Package protocol defines Parley's WebSocket frames (protocol v1, and v2:
+// the same frames with a resume cursor per shard, see Version2), shared by
 // the server, the Go SDK and the load tool. docs/protocol.md is the
 // human-readable contract and must match this file exactly.
 //
@@ -20,7 +21,9 @@ import (
 // Path is where the WebSocket endpoint lives.
 const Path = "/v1/ws"
 
-// Version is the protocol version this package speaks.
+// Version is protocol 1: a client resumes from one position
+// (Hello.ResumeFrom). A server whose log has more than one shard refuses
+// it; Version2 works everywhere.
 const Version = 1
 
 // Heartbeat defaults. The client sends a ping every HeartbeatInterval; the
