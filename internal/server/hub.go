@@ -284,11 +284,12 @@ func (h *hub) deliver(ev parley.Event) {
 		}
 	}
 	h.mu.Unlock()
+	// Each connection with nothing queued gets the frame written at once
+	// from here (sendNow), encoded as a WebSocket frame once for all.
 	at := ev.At.UnixNano()
+	var wire []byte
 	for _, c := range cs {
-		if c.enqueue(b, false) {
-			c.markLag(at)
-		}
+		c.sendNow(outFrame{b: b}, &wire, at)
 	}
 	h.metrics.fanout.Add(float64(len(cs)))
 	clear(cs)

@@ -75,7 +75,8 @@ func (c *conn) readOne() bool {
 	b := *bp
 	switch kind {
 	case msgPing:
-		c.enqueueFrame(outFrame{b: bytes.Clone(b), kind: framePong})
+		var wire []byte
+		c.sendNow(outFrame{b: bytes.Clone(b), kind: framePong}, &wire, 0)
 		readPool.Put(bp)
 		return true
 	case msgBinary:
@@ -85,7 +86,8 @@ func (c *conn) readOne() bool {
 	}
 	if id, ok := plainPing(b); ok {
 		readPool.Put(bp)
-		c.enqueue(pongFrame(id), false)
+		var wire []byte
+		c.sendNow(outFrame{b: pongFrame(id)}, &wire, 0)
 		return true
 	}
 	return c.push(request{raw: bp})

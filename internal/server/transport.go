@@ -76,6 +76,11 @@ type frameKind uint8
 const (
 	frameText frameKind = iota // a text message (the protocol's frames)
 	framePong                  // a WebSocket pong answering a ping
+	// frameRaw is the rest of a frame a write without waiting put only
+	// partly on the wire (writeInline): bytes already encoded, written
+	// as they are, before anything else. Only transports that implement
+	// inlineWriter are given one.
+	frameRaw
 )
 
 // closeError is what transport.Read returns when the connection must

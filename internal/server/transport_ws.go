@@ -390,6 +390,14 @@ func (c *wsConn) Write(frames []outFrame, batch bool) error {
 	}
 	for i := 0; i < len(frames) && err == nil; {
 		f := frames[i]
+		if f.kind == frameRaw {
+			if len(buf) > 0 && len(buf)+len(f.b) > writeChunk {
+				flush()
+			}
+			buf = append(buf, f.b...)
+			i++
+			continue
+		}
 		op, n, end := ws.OpText, len(f.b), i+1
 		if f.kind == framePong {
 			op = ws.OpPong
@@ -414,6 +422,54 @@ func (c *wsConn) Write(frames []outFrame, batch bool) error {
 	}
 	flush()
 	return err
+}
+
+// AppendFrame implements inlineWriter.
+func (c *wsConn) AppendFrame(dst []byte, f outFrame) []byte {
+	if f.kind == frameRaw {
+		return append(dst, f.b...)
+	}
+	op := ws.OpText
+	if f.kind == framePong {
+		op = ws.OpPong
+	}
+	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(f.b))}
+	if dst == nil {
+		dst = make([]byte, 0, ws.HeaderSize(h)+len(f.b))
+	}
+	var hdr [ws.MaxHeaderSize]byte
+	w := appendBuf(dst)
+	_ = ws.WriteHeaderBuffer(&w, h, hdr[:])
+	return append([]byte(w), f.b...)
+}
+
+// TryWrite implements inlineWriter: one write(2) on the non-blocking
+// socket, through the RawConn (which holds the descriptor open and
+// excludes the net.Conn's own writes meanwhile), never waiting for it to
+// be writable. Without a RawConn (TLS) it takes nothing.
+func (c *wsConn) TryWrite(b []byte) (int, error) {
+	if c.rc == nil {
+		return 0, errWouldBlock
+	}
+	var n int
+	var werr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), b)
+			if werr != syscall.EINTR {
+				return true // done, whatever it took: never wait here
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == syscall.EAGAIN:
+		return 0, errWouldBlock
+	case werr != nil:
+		return 0, werr
+	}
+	return n, nil
 }
 
 // appendHeader appends h's encoding to buf. It cannot fail: our lengths
