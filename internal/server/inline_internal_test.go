@@ -80,8 +80,8 @@ func TestAppendFrameIsLibraryEncoding(t *testing.T) {
 		op ws.OpCode
 	}{
 		{outFrame{b: []byte("hello")}, ws.OpText},
-		{outFrame{b: bytes.Repeat([]byte("x"), 300)}, ws.OpText},     // 16-bit length
-		{outFrame{b: bytes.Repeat([]byte("y"), 70_000)}, ws.OpText},  // 64-bit length
+		{outFrame{b: bytes.Repeat([]byte("x"), 300)}, ws.OpText},    // 16-bit length
+		{outFrame{b: bytes.Repeat([]byte("y"), 70_000)}, ws.OpText}, // 64-bit length
 		{outFrame{b: []byte("ping-payload"), kind: framePong}, ws.OpPong},
 	} {
 		want, err := ws.CompileFrame(ws.NewFrame(tc.op, true, tc.f.b))
