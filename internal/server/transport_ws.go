@@ -53,6 +53,10 @@ type wsConn struct {
 	peekFn  func(fd uintptr) bool
 	peekErr error
 	poll    pollReg // p nil: no poller, the reader waits in Wait
+	// drained: the last read from the socket took less than it asked
+	// for, so the socket had nothing more then (bytes that came after
+	// are an edge for the poller: see pollReg).
+	drained bool
 
 	// Write side: one writer at a time (see transport).
 	hdr [ws.MaxHeaderSize]byte
@@ -178,11 +182,42 @@ func (c *wsConn) Wait() error {
 
 // Park implements transport: with a poller, when the reader holds
 // nothing read (no buffer, no bytes from the upgrade, no ping to answer).
+//
+// The socket must be empty when it parks (the poller is edge-triggered,
+// see pollReg): it is when the last read was short (drained); otherwise
+// a peek tells. When the poller saw bytes arrive while this goroutine
+// read (parkNotified), a peek tells whether they are still to be read
+// or were read already.
 func (c *wsConn) Park(run resumer) bool {
 	if c.poll.p == nil || c.br != nil || len(c.pre) > 0 || c.hasPing {
 		return false
 	}
-	return c.poll.park(c.rc, run)
+	if c.poll.added && !c.drained && c.readable() {
+		return false
+	}
+	for {
+		switch c.poll.park(c.rc, run) {
+		case parkDone:
+			return true
+		case parkNotified:
+			if c.readable() {
+				c.poll.ready = true // Read needs no peek
+				return false
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// readable reports whether the socket has bytes to read (or has ended,
+// or failed: the read tells), without waiting.
+func (c *wsConn) readable() bool {
+	var perr error
+	if err := c.rc.Control(func(fd uintptr) { perr = peekNonblock(fd, c.peek[:]) }); err != nil {
+		return true
+	}
+	return perr != syscall.EAGAIN
 }
 
 // Read implements transport.
@@ -367,7 +402,9 @@ func (s readSource) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	return s.c.nc.Read(p)
+	n, err := s.c.nc.Read(p)
+	s.c.drained = n < len(p)
+	return n, err
 }
 
 // Write implements transport: frames are gathered, header and payload,
