@@ -82,6 +82,7 @@ type hub struct {
 	pendingBytes int
 	refill       bool    // accept dropped a pending event: fill from the store
 	scratch      []*conn // deliver's list of receivers, reused
+	owed         []*conn // connections deliver queued frames for, to flush (flush)
 }
 
 func newHub(store parley.Store, log *slog.Logger, m *metrics) *hub {
@@ -151,6 +152,7 @@ func (h *hub) run(ctx context.Context) {
 	defer gap.Stop()
 	var polled int64 // the head at the last poll
 	for {
+		h.flush() // what the last round delivered, before waiting again
 		select {
 		case <-ctx.Done():
 			return
@@ -236,6 +238,21 @@ func (h *hub) accept(ev parley.Event) {
 	}
 }
 
+// flush writes what deliver queued since the last flush for the
+// connections no writer serves, each in one write from the run goroutine
+// (conn.flushInline). The run calls it after each batch of events.
+func (h *hub) flush() { h.owed = flushOwed(h.owed) }
+
+// flushOwed flushes each connection of owed (conn.flushInline) and
+// returns owed emptied.
+func flushOwed(owed []*conn) []*conn {
+	for i, c := range owed {
+		c.flushInline()
+		owed[i] = nil
+	}
+	return owed[:0]
+}
+
 // fill reads the events after the last delivered one from the store, which
 // has them all, and accepts them.
 func (h *hub) fill(ctx context.Context) {
@@ -263,7 +280,11 @@ func (h *hub) fill(ctx context.Context) {
 // frames are queued after unlocking, so the lock is held for map lookups
 // only, however large the audience. Only the run goroutine calls it, which
 // keeps each connection's events in position order.
-func (h *hub) deliver(ev parley.Event) {
+func (h *hub) deliver(ev parley.Event) { h.owed = h.deliverOwed(ev, h.owed) }
+
+// deliverOwed is deliver, adding to owed the connections the caller must
+// flush (flushOwed), and returning it.
+func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 	if ev.Type == parley.EventConversationUpdated {
 		h.contacts.invalidate(ev.Audience)
 	}
@@ -284,12 +305,14 @@ func (h *hub) deliver(ev parley.Event) {
 		}
 	}
 	h.mu.Unlock()
-	// Each connection with nothing queued gets the frame written at once
-	// from here (sendNow), encoded as a WebSocket frame once for all.
+	// Queued for flush (at the end of the run's batch of events): a
+	// connection no writer serves gets its frames written from the run
+	// goroutine, in one write for all the batch gave it.
 	at := ev.At.UnixNano()
-	var wire []byte
 	for _, c := range cs {
-		c.sendNow(outFrame{b: b}, &wire, at)
+		if c.queueForFlush(outFrame{b: b}, at) {
+			owed = append(owed, c)
+		}
 	}
 	h.metrics.fanout.Add(float64(len(cs)))
 	clear(cs)
@@ -300,6 +323,7 @@ func (h *hub) deliver(ev parley.Event) {
 	if ev.Type == parley.EventNewMessage && len(ev.Audience) == 2 && h.contacts.directMessage(ev.Audience[0], ev.Audience[1]) && h.directContacts != nil {
 		h.directContacts(ev.Audience[0], ev.Audience[1])
 	}
+	return owed
 }
 
 // local reports whether any of users has a connection on this node.

@@ -20,6 +20,9 @@ type inlineWriter interface {
 	// dst. The encoding depends on f only, so one encoding of an event
 	// serves every connection it goes to.
 	AppendFrame(dst []byte, f outFrame) []byte
+	// AppendFrames appends frames encoded as Write writes them (with
+	// batch, consecutive text frames share a message) to dst.
+	AppendFrames(dst []byte, frames []outFrame, batch bool) []byte
 	// TryWrite writes b if the socket takes it without waiting: n is
 	// what it took (less than len(b) when its send buffer filled up),
 	// err is errWouldBlock when it took nothing for that reason, or the
@@ -123,6 +126,123 @@ func (c *conn) writeInline(iw inlineWriter, f outFrame, wire *[]byte, at int64) 
 		c.q[0] = rest
 		c.qBytes += frameCost(rest.b)
 		c.markLag(at)
+	default:
+		if c.closeCode == 0 {
+			c.closeCode = closeNow // the socket failed: nothing more to write
+		}
+	}
+	c.kickLocked()
+}
+
+// queueForFlush queues f (as enqueueFrame does, within the same byte
+// budget) for the caller to write with flushInline once it has queued
+// everything it has for now: the hub queues a whole batch of events this
+// way, so a connection that gets several of them gets them in one write,
+// and a connection that gets one gets it without a writer goroutine. It
+// reports whether the caller must call flushInline for c: f is queued, no
+// writer runs, and c was not already waiting for the caller's flush.
+// Otherwise f is queued for the writer as enqueueFrame does (or dropped:
+// the connection is closing, or over its budget).
+func (c *conn) queueForFlush(f outFrame, at int64) bool {
+	if _, ok := c.t.(inlineWriter); !ok {
+		c.queueFrame(f, at)
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enqueueLocked(f) {
+		return false
+	}
+	c.markLag(at)
+	if c.flushOwed {
+		return false
+	}
+	if !c.started || c.writerOn || c.closed || c.closeCode != 0 {
+		c.kickLocked()
+		return false
+	}
+	c.flushOwed = true
+	return true
+}
+
+// flushInline writes what queueForFlush queued for c, on the calling
+// goroutine, in one non-blocking write when the socket takes it (see
+// writeInline for what it does not take). A writer that started
+// meanwhile (another goroutine's enqueue, a close) writes it instead. The
+// caller holds no lock.
+func (c *conn) flushInline() {
+	iw := c.t.(inlineWriter) // queueForFlush asked for the flush: it is one
+	c.mu.Lock()
+	c.flushOwed = false
+	if !c.started || c.writerOn || c.closed || c.closeCode != 0 || len(c.q) == 0 || c.qBytes > writeChunk {
+		// A writer runs, or will (a close, a queue larger than one
+		// write's chunk): it writes the queue.
+		c.kickLocked()
+		c.mu.Unlock()
+		return
+	}
+	q := c.q
+	c.q = nil
+	c.flying, c.qBytes = c.qBytes, 0
+	c.writerOn = true
+	c.wg.Add(1)
+	c.mu.Unlock()
+	c.writeQueueInline(iw, q)
+}
+
+// writeQueueInline writes q, taken from the queue by flushInline, which
+// holds the write side, on the calling goroutine, in one non-blocking
+// write; the rest goes first in the queue for the writer. A panic closes
+// this connection only, with 1011.
+func (c *conn) writeQueueInline(iw inlineWriter, q []outFrame) {
+	defer c.wg.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.caught("writer", v, c)
+			c.mu.Lock()
+			if c.closeCode == 0 {
+				c.closeCode, c.closeReason = closeInternal, internalReason
+			}
+			c.flush = false
+			c.writerOn, c.flying = false, 0
+			c.kickLocked() // the writer closes with 1011
+			c.mu.Unlock()
+		}
+	}()
+	c.s.testPanic("writer")
+	bp := writeBufPool.Get().(*[]byte)
+	b := iw.AppendFrames((*bp)[:0], q, c.batch)
+	n, err := iw.TryWrite(b)
+	var rest []outFrame
+	switch {
+	case err == nil && n == len(b):
+		freeQueue(q)
+	case err == nil || errors.Is(err, errWouldBlock):
+		if n == 0 {
+			rest = q // nothing on the wire: the frames wait as they were
+		} else {
+			freeQueue(q)
+			rest = []outFrame{{b: bytes.Clone(b[n:]), kind: frameRaw}}
+		}
+	default:
+		freeQueue(q)
+	}
+	if cap(b) <= writeChunk+(16<<10) {
+		*bp = b[:0]
+		writeBufPool.Put(bp)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writerOn, c.flying = false, 0
+	switch {
+	case err == nil && n == len(b):
+		c.observeLag()
+	case rest != nil:
+		// Ahead of anything queued meanwhile.
+		for _, f := range rest {
+			c.qBytes += frameCost(f.b)
+		}
+		c.q = append(rest, c.q...)
 	default:
 		if c.closeCode == 0 {
 			c.closeCode = closeNow // the socket failed: nothing more to write

@@ -435,30 +435,63 @@ func (c *wsConn) Write(frames []outFrame, batch bool) error {
 			i++
 			continue
 		}
-		op, n, end := ws.OpText, len(f.b), i+1
-		if f.kind == framePong {
-			op = ws.OpPong
-		} else if batch {
-			// The text frames right behind this one join its message.
-			for end < len(frames) && frames[end].kind == frameText && n+1+len(frames[end].b) <= maxBatchBytes {
-				n += 1 + len(frames[end].b)
-				end++
-			}
-		}
+		op, n, end := messageAt(frames, i, batch)
 		if len(buf) > 0 && len(buf)+ws.MaxHeaderSize+n > writeChunk {
 			flush()
 		}
-		buf = c.appendHeader(buf, ws.Header{Fin: true, OpCode: op, Length: int64(n)})
-		for j := i; j < end; j++ {
-			if j > i {
-				buf = append(buf, '\n')
-			}
-			buf = append(buf, frames[j].b...)
-		}
+		buf = c.appendMessage(buf, frames[i:end], op, n)
 		i = end
 	}
 	flush()
 	return err
+}
+
+// messageAt returns the WebSocket message that begins with frames[i]
+// (not a frameRaw): its opcode, its payload's length and the index after
+// its last frame. With batch, the text frames right behind a text frame
+// join its message, separated by '\n', up to maxBatchBytes.
+func messageAt(frames []outFrame, i int, batch bool) (ws.OpCode, int, int) {
+	f := frames[i]
+	op, n, end := ws.OpText, len(f.b), i+1
+	if f.kind == framePong {
+		op = ws.OpPong
+	} else if batch {
+		for end < len(frames) && frames[end].kind == frameText && n+1+len(frames[end].b) <= maxBatchBytes {
+			n += 1 + len(frames[end].b)
+			end++
+		}
+	}
+	return op, n, end
+}
+
+// appendMessage appends the message messageAt found (frames, op, n) to
+// buf: its header, then its frames joined by '\n'. Only the goroutine
+// holding the write side calls it (it uses c's header scratch).
+func (c *wsConn) appendMessage(buf []byte, frames []outFrame, op ws.OpCode, n int) []byte {
+	buf = c.appendHeader(buf, ws.Header{Fin: true, OpCode: op, Length: int64(n)})
+	for j, f := range frames {
+		if j > 0 {
+			buf = append(buf, '\n')
+		}
+		buf = append(buf, f.b...)
+	}
+	return buf
+}
+
+// AppendFrames implements inlineWriter: frames encoded as Write would
+// write them.
+func (c *wsConn) AppendFrames(dst []byte, frames []outFrame, batch bool) []byte {
+	for i := 0; i < len(frames); {
+		if frames[i].kind == frameRaw {
+			dst = append(dst, frames[i].b...)
+			i++
+			continue
+		}
+		op, n, end := messageAt(frames, i, batch)
+		dst = c.appendMessage(dst, frames[i:end], op, n)
+		i = end
+	}
+	return dst
 }
 
 // AppendFrame implements inlineWriter.
