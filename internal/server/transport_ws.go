@@ -59,8 +59,12 @@ type wsConn struct {
 	drained bool
 
 	// Write side: one writer at a time (see transport).
-	hdr [ws.MaxHeaderSize]byte
-	wb  appendBuf // the buffer appendHeader appends to (a field: no allocation)
+	hdr    [ws.MaxHeaderSize]byte
+	wb     appendBuf // the buffer appendHeader appends to (a field: no allocation)
+	try    []byte    // TryWrite's bytes, for tryFn
+	tryN   int
+	tryErr error
+	tryFn  func(fd uintptr) bool // c.tryWrite
 }
 
 // Sizes of wsConn's pooled buffers.
@@ -124,6 +128,7 @@ func newWSConn(nc net.Conn, pre []byte, p func() *poller) *wsConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.peekFn = c.peekFD
+			c.tryFn = c.tryWrite
 			if p != nil {
 				c.poll.p = p()
 			}
@@ -521,16 +526,10 @@ func (c *wsConn) TryWrite(b []byte) (int, error) {
 	if c.rc == nil {
 		return 0, errWouldBlock
 	}
-	var n int
-	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		for {
-			n, werr = syscall.Write(int(fd), b)
-			if werr != syscall.EINTR {
-				return true // done, whatever it took: never wait here
-			}
-		}
-	})
+	c.try = b
+	err := c.rc.Write(c.tryFn)
+	n, werr := c.tryN, c.tryErr
+	c.try, c.tryErr = nil, nil
 	switch {
 	case err != nil:
 		return 0, err
@@ -540,6 +539,17 @@ func (c *wsConn) TryWrite(b []byte) (int, error) {
 		return 0, werr
 	}
 	return n, nil
+}
+
+// tryWrite is TryWrite's RawConn callback (a method value made once, in
+// tryFn: a closure per write would be an allocation per write).
+func (c *wsConn) tryWrite(fd uintptr) bool {
+	for {
+		c.tryN, c.tryErr = syscall.Write(int(fd), c.try)
+		if c.tryErr != syscall.EINTR {
+			return true // done, whatever it took: never wait here
+		}
+	}
 }
 
 // appendHeader appends h's encoding to buf. It cannot fail: our lengths
