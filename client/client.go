@@ -210,11 +210,12 @@ type Client struct {
 	life     context.Context
 	stopLife context.CancelFunc
 
-	// lmu guards the listener registries (not held while calling them).
-	lmu       sync.Mutex
 	listeners registry[ConnectionListener]
 	handlers  registry[func(Event)]
-	subs      map[*statusSub]struct{}
+	// smu guards subs, the StatusChanges channels (not held while
+	// sending to them).
+	smu  sync.Mutex
+	subs map[*statusSub]struct{}
 
 	out      *outbox
 	state    *chatState
@@ -436,10 +437,10 @@ func (c *Client) Close() error {
 	c.http.CloseIdleConnections() // uploads' keep-alive connections
 	err := c.out.close()
 	c.q.close()
-	c.lmu.Lock()
+	c.smu.Lock()
 	subs := c.subs
 	c.subs = make(map[*statusSub]struct{})
-	c.lmu.Unlock()
+	c.smu.Unlock()
 	for s := range subs {
 		s.stop()
 		s.close()
@@ -450,8 +451,6 @@ func (c *Client) Close() error {
 // AddConnectionListener registers l under id, replacing any listener with
 // that id. Listeners are called in the order they were first added.
 func (c *Client) AddConnectionListener(id string, l ConnectionListener) {
-	c.lmu.Lock()
-	defer c.lmu.Unlock()
 	c.listeners.add(id, l)
 }
 
@@ -460,8 +459,6 @@ func (c *Client) AddConnectionListener(id string, l ConnectionListener) {
 // returns does... unless it was queued before: removal takes effect for
 // every callback that starts after it returns.
 func (c *Client) RemoveConnectionListener(id string) {
-	c.lmu.Lock()
-	defer c.lmu.Unlock()
 	c.listeners.remove(id)
 }
 
@@ -469,15 +466,11 @@ func (c *Client) RemoveConnectionListener(id string) {
 // any handler with that id. Handlers run on the callback goroutine (see the
 // package doc), in the order they were first added.
 func (c *Client) AddEventHandler(id string, fn func(Event)) {
-	c.lmu.Lock()
-	defer c.lmu.Unlock()
 	c.handlers.add(id, fn)
 }
 
 // RemoveEventHandler unregisters the handler with this id.
 func (c *Client) RemoveEventHandler(id string) {
-	c.lmu.Lock()
-	defer c.lmu.Unlock()
 	c.handlers.remove(id)
 }
 
@@ -498,13 +491,13 @@ func (c *Client) StatusChanges(ctx context.Context) <-chan StatusChange {
 		close(s.ch)
 		return s.ch
 	}
-	c.lmu.Lock()
+	c.smu.Lock()
 	c.subs[s] = struct{}{}
-	c.lmu.Unlock()
+	c.smu.Unlock()
 	s.stop = context.AfterFunc(ctx, func() {
-		c.lmu.Lock()
+		c.smu.Lock()
 		delete(c.subs, s)
-		c.lmu.Unlock()
+		c.smu.Unlock()
 		s.close()
 	})
 	return s.ch
@@ -623,13 +616,13 @@ func (c *Client) moveToDisconnected(err error, gaveUp bool) {
 
 // deliverChange runs on the callback goroutine.
 func (c *Client) deliverChange(ch StatusChange) {
-	c.lmu.Lock()
 	ls := c.listeners.snapshot()
+	c.smu.Lock()
 	subs := make([]*statusSub, 0, len(c.subs))
 	for s := range c.subs {
 		subs = append(subs, s)
 	}
-	c.lmu.Unlock()
+	c.smu.Unlock()
 	for _, e := range ls {
 		c.safeCall(e.id, func() {
 			switch ch.Current {
@@ -657,9 +650,7 @@ func (c *Client) deliverChange(ch StatusChange) {
 // reportError tells listeners about an error outside a state change. Runs
 // on the callback goroutine.
 func (c *Client) reportError(err error, skip string) {
-	c.lmu.Lock()
 	ls := c.listeners.snapshot()
-	c.lmu.Unlock()
 	for _, e := range ls {
 		if e.id == skip {
 			continue
@@ -689,9 +680,7 @@ func (c *Client) pushError(err error) {
 // calling it from one goroutine (the connection's reader) or under c.mu.
 func (c *Client) emit(ev Event) {
 	c.q.push(func() {
-		c.lmu.Lock()
 		hs := c.handlers.snapshot()
-		c.lmu.Unlock()
 		for _, h := range hs {
 			c.safeCall(h.id, func() { h.fn(ev) })
 		}

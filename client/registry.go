@@ -1,9 +1,13 @@
 package client
 
+import "sync"
+
 // registry holds callbacks by id in the order their ids were first added
-// (re-adding an id replaces its callback in place). It has no lock of its
-// own: Client guards its registries with lmu.
+// (re-adding an id replaces its callback in place). It is safe for
+// concurrent use; its lock is never held while a callback runs (callers
+// call the snapshot's copies).
 type registry[T any] struct {
+	mu    sync.Mutex
 	byID  map[string]T
 	order []string
 }
@@ -15,6 +19,8 @@ type registered[T any] struct {
 }
 
 func (r *registry[T]) add(id string, fn T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.byID == nil {
 		r.byID = make(map[string]T)
 	}
@@ -25,6 +31,8 @@ func (r *registry[T]) add(id string, fn T) {
 }
 
 func (r *registry[T]) remove(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if _, ok := r.byID[id]; !ok {
 		return
 	}
@@ -40,6 +48,8 @@ func (r *registry[T]) remove(id string) {
 // snapshot copies the callbacks in order, so they can be called after the
 // lock is released.
 func (r *registry[T]) snapshot() []registered[T] {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	out := make([]registered[T], 0, len(r.order))
 	for _, id := range r.order {
 		out = append(out, registered[T]{id, r.byID[id]})

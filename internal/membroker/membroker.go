@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/subscriptions"
 )
 
 var _ parley.Broker = (*Broker)(nil)
@@ -23,11 +25,8 @@ var _ parley.Broker = (*Broker)(nil)
 // events from the store; presence is repaired by the next snapshot).
 type Broker struct {
 	maxBytes int
-
-	mu      sync.Mutex
-	subs    map[*sub]struct{}
-	closed  bool
-	dropped int64
+	subs     subscriptions.Set[*sub]
+	dropped  atomic.Int64
 }
 
 type sub struct {
@@ -53,16 +52,12 @@ func New() *Broker { return NewWithLimit(DefaultMaxPendingBytes) }
 // that is queued when the queue is empty). Publish drops a message for a
 // subscriber whose queue it does not fit.
 func NewWithLimit(maxBytes int) *Broker {
-	return &Broker{maxBytes: maxBytes, subs: make(map[*sub]struct{})}
+	return &Broker{maxBytes: maxBytes, subs: subscriptions.Set[*sub]{ErrClosed: ErrClosed}}
 }
 
 // Dropped returns how many messages were dropped for full queues, counted
 // once per subscriber.
-func (b *Broker) Dropped() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.dropped
-}
+func (b *Broker) Dropped() int64 { return b.dropped.Load() }
 
 // messageSize estimates the memory a queued message holds.
 func messageSize(m *parley.BrokerMessage) int {
@@ -90,48 +85,29 @@ var ErrClosed = errors.New("membroker: closed")
 // never blocks on a subscriber.
 func (b *Broker) Publish(ctx context.Context, m parley.BrokerMessage) error {
 	n := messageSize(&m)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return ErrClosed
-	}
-	for s := range b.subs {
+	return b.subs.Range(func(s *sub) {
 		s.mu.Lock()
 		if s.qBytes > 0 && s.qBytes+n > b.maxBytes {
 			s.mu.Unlock()
-			b.dropped++
-			continue
+			b.dropped.Add(1)
+			return
 		}
 		s.q = append(s.q, m)
 		s.qBytes += n
 		s.mu.Unlock()
 		s.cond.Signal()
-	}
-	return nil
+	})
 }
 
 // Subscribe starts a delivery goroutine for fn, owned by the returned stop
 // func (and by Close).
 func (b *Broker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
-	s := &sub{fn: fn, done: make(chan struct{})}
-	s.cond = sync.NewCond(&s.mu)
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil, ErrClosed
-	}
-	b.subs[s] = struct{}{}
-	b.mu.Unlock()
-	go s.run()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			delete(b.subs, s)
-			b.mu.Unlock()
-			s.close()
-		})
-	}, nil
+	return b.subs.Add(func() (*sub, error) {
+		s := &sub{fn: fn, done: make(chan struct{})}
+		s.cond = sync.NewCond(&s.mu)
+		go s.run()
+		return s, nil
+	}, (*sub).close)
 }
 
 func (s *sub) close() {
@@ -166,16 +142,8 @@ func (s *sub) run() {
 
 // Close stops every subscription and waits for their goroutines.
 func (b *Broker) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.closed = true
-	subs := b.subs
-	b.subs = nil
-	b.mu.Unlock()
-	for s := range subs {
+	subs, _ := b.subs.Close()
+	for _, s := range subs {
 		s.close()
 	}
 	return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/subscriptions"
 )
 
 var _ parley.Broker = (*Broker)(nil)
@@ -75,9 +76,7 @@ type Broker struct {
 	log     *slog.Logger
 	closed  chan struct{} // closed by nats.go's ClosedHandler
 
-	mu       sync.Mutex
-	subs     map[*subscription]struct{}
-	isClosed bool
+	subs subscriptions.Set[*subscription]
 }
 
 // PendingLimits returns the bounds of the node's subscription (see
@@ -137,7 +136,7 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		pending: [2]int{cfg.PendingMsgs, cfg.PendingBytes},
 		log:     cfg.Logger.With("component", "natsbroker"),
 		closed:  make(chan struct{}),
-		subs:    make(map[*subscription]struct{}),
+		subs:    subscriptions.Set[*subscription]{ErrClosed: ErrClosed},
 	}
 	var closeOnce sync.Once
 	nc, err := nats.Connect(cfg.URL,
@@ -183,10 +182,7 @@ func (b *Broker) Publish(ctx context.Context, m parley.BrokerMessage) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	closed := b.isClosed
-	b.mu.Unlock()
-	if closed {
+	if b.subs.Closed() {
 		return ErrClosed
 	}
 	return b.publish(toWire(m))
@@ -224,11 +220,12 @@ func (b *Broker) publish(w wireMessage) error {
 // and Close end it). It returns once the server knows the subscription,
 // so a message published after that reaches it. fn must not call stop.
 func (b *Broker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.isClosed {
-		return nil, ErrClosed
-	}
+	return b.subs.Add(func() (*subscription, error) { return b.subscribe(fn) }, (*subscription).stop)
+}
+
+// subscribe opens a subscription for Subscribe (under the set's lock, so
+// Close waits for it and then stops it).
+func (b *Broker) subscribe(fn func(parley.BrokerMessage)) (*subscription, error) {
 	s := &subscription{fn: fn}
 	ns, err := b.nc.Subscribe(b.subject, func(msg *nats.Msg) {
 		m, err := decode(msg.Data)
@@ -260,16 +257,7 @@ func (b *Broker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
 		b.log.Warn("subscription not confirmed by the server", "err", err)
 	}
 	s.ns = ns
-	b.subs[s] = struct{}{}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			delete(b.subs, s)
-			b.mu.Unlock()
-			s.stop()
-		})
-	}, nil
+	return s, nil
 }
 
 func (s *subscription) stop() {
@@ -283,21 +271,15 @@ func (s *subscription) stop() {
 // the subscribers and messages published are flushed to the server (within
 // 5 s), then it ends every subscription and returns. It is idempotent.
 func (b *Broker) Close() error {
-	b.mu.Lock()
-	if b.isClosed {
-		b.mu.Unlock()
+	subs, first := b.subs.Close()
+	if !first {
 		return nil
 	}
-	b.isClosed = true
-	subs := b.subs
-	b.subs = nil
-	b.mu.Unlock()
-
 	if err := b.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionReconnecting) {
 		b.nc.Close()
 	}
 	<-b.closed
-	for s := range subs {
+	for _, s := range subs {
 		s.stop()
 	}
 	return nil

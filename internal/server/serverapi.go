@@ -194,10 +194,7 @@ func (s *Server) handleAPICreateConversation(w http.ResponseWriter, r *http.Requ
 	default:
 		err = parley.Errorf(parley.EINVALID, "kind must be direct or group")
 	}
-	if err == nil {
-		s.svc.publishStored(r.Context(), evs)
-	}
-	s.reply(w, http.StatusCreated, c, err)
+	s.replyStored(w, r, http.StatusCreated, c, evs, err)
 }
 
 // handleAPIAddMembers adds members to a group as a member of it ("as"):
@@ -211,10 +208,7 @@ func (s *Server) handleAPIAddMembers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, evs, err := s.store.UpdateConversation(r.Context(), d.As, r.PathValue("id"), parley.ConversationChange{Add: d.UserIDs})
-	if err == nil {
-		s.svc.publishStored(r.Context(), evs)
-	}
-	s.reply(w, http.StatusOK, c, err)
+	s.replyStored(w, r, http.StatusOK, c, evs, err)
 }
 
 // handleAPISend sends a message as a user (a person or a bot: a user the
@@ -254,10 +248,19 @@ func (s *Server) handleAPISend(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleAPIModerate(w http.ResponseWriter, r *http.Request) {
 	m, evs, err := s.store.(parley.APIKeyStore).ModerateMessage(r.Context(), r.PathValue("id"), r.PathValue("mid"))
 	if err == nil {
-		s.svc.publishStored(r.Context(), evs)
 		m = *messageURLs(&m)
 	}
-	s.reply(w, http.StatusOK, m, err)
+	s.replyStored(w, r, http.StatusOK, m, evs, err)
+}
+
+// replyStored ends a handler that wrote to the store directly (not
+// through service): the events of a write that succeeded are published,
+// then v (or err) is the reply.
+func (s *Server) replyStored(w http.ResponseWriter, r *http.Request, status int, v any, evs []parley.Event, err error) {
+	if err == nil {
+		s.svc.publishStored(r.Context(), evs)
+	}
+	s.reply(w, status, v, err)
 }
 
 // exportPage is how many messages a page of an export holds, and how

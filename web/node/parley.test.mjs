@@ -27,6 +27,28 @@ function next(client, type, match = () => true) {
   });
 }
 
+// live: the options of a test that needs the server TestNodeSDK starts.
+const live = { skip: !baseURL && 'PARLEY_URL is not set (TestNodeSDK sets it)' };
+const password = 'correct horse battery';
+
+/**
+ * registerAll registers a user per prefix, with a random suffix shared by
+ * them (so runs never collide), and returns their sessions and the
+ * suffix. One at a time: the server bounds the password hashes it runs
+ * at once ("too many logins at once" on a loaded machine).
+ */
+async function registerAll(...prefixes) {
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const sessions = [];
+  for (const p of prefixes) sessions.push(await register(baseURL, `${p}${suffix}`, password));
+  return { sessions, suffix };
+}
+
+/** clientOf is a Client of a session, on storage (its own by default). */
+function clientOf(session, storage = new MemoryStorage()) {
+  return new Client({ token: session.token, user: session.user, baseURL, storage });
+}
+
 async function connected(client) {
   const welcome = next(client, 'welcome');
   client.connect();
@@ -47,18 +69,16 @@ test('package.json points at the module and its declarations', async () => {
   assert.equal(pkg.type, 'module');
 });
 
-test('chat under Node: register, connect, send, receive, resume, offline outbox', { skip: !baseURL && 'PARLEY_URL is not set (TestNodeSDK sets it)' }, async () => {
-  const suffix = Math.random().toString(36).slice(2, 8);
-  const a = await register(baseURL, `nodea${suffix}`, 'correct horse battery');
-  const b = await register(baseURL, `nodeb${suffix}`, 'correct horse battery');
+test('chat under Node: register, connect, send, receive, resume, offline outbox', live, async () => {
+  const { sessions: [a, b], suffix } = await registerAll('nodea', 'nodeb');
   await assert.rejects(login(baseURL, `nodea${suffix}`, 'wrong horse battery'), (err) => err instanceof ParleyError && err.code === 'unauthorized');
-  const again = await login(baseURL, `nodea${suffix}`, 'correct horse battery');
+  const again = await login(baseURL, `nodea${suffix}`, password);
   assert.equal(again.user.id, a.user.id);
 
   const aStore = new MemoryStorage();
   const bStore = new MemoryStorage();
-  const alice = new Client({ token: a.token, user: a.user, baseURL, storage: aStore });
-  let bob = new Client({ token: b.token, user: b.user, baseURL, storage: bStore });
+  const alice = clientOf(a, aStore);
+  let bob = clientOf(b, bStore);
   try {
     await connected(alice);
     await connected(bob);
@@ -82,7 +102,7 @@ test('chat under Node: register, connect, send, receive, resume, offline outbox'
     const sent2 = next(alice, 'sent');
     alice.send(conv.id, 'while you were away');
     await sent2;
-    bob = new Client({ token: b.token, user: b.user, baseURL, storage: bStore });
+    bob = clientOf(b, bStore);
     const missed = next(bob, 'event', (ev) => ev.type === 'newMessage' && ev.message.text === 'while you were away');
     const resumed = next(bob, 'resumed');
     const w = await connected(bob);
@@ -96,7 +116,7 @@ test('chat under Node: register, connect, send, receive, resume, offline outbox'
     const queued = alice.send(conv.id, 'written offline');
     assert.equal(alice.outbox.length, 1);
     assert.ok([...Array(aStore.length).keys()].some((i) => aStore.key(i).endsWith(queued.client_id)));
-    const alice2 = new Client({ token: a.token, user: a.user, baseURL, storage: aStore });
+    const alice2 = clientOf(a, aStore);
     try {
       assert.equal(alice2.outbox.length, 1);
       const sent3 = next(alice2, 'sent');
@@ -114,13 +134,11 @@ test('chat under Node: register, connect, send, receive, resume, offline outbox'
   }
 });
 
-test('edits queue in the outbox in order with sends; replies and reactions', { skip: !baseURL && 'PARLEY_URL is not set (TestNodeSDK sets it)' }, async () => {
-  const suffix = Math.random().toString(36).slice(2, 8);
-  const a = await register(baseURL, `nodec${suffix}`, 'correct horse battery');
-  const b = await register(baseURL, `noded${suffix}`, 'correct horse battery');
+test('edits queue in the outbox in order with sends; replies and reactions', live, async () => {
+  const { sessions: [a, b] } = await registerAll('nodec', 'noded');
   const aStore = new MemoryStorage();
-  const alice = new Client({ token: a.token, user: a.user, baseURL, storage: aStore });
-  const bob = new Client({ token: b.token, user: b.user, baseURL, storage: new MemoryStorage() });
+  const alice = clientOf(a, aStore);
+  const bob = clientOf(b);
   try {
     await connected(alice);
     await connected(bob);
@@ -141,7 +159,7 @@ test('edits queue in the outbox in order with sends; replies and reactions', { s
     const e2 = alice.editQueued(second, 'how are you');
     assert.deepEqual(alice.itemsFor(conv.id).map((i) => i.client_id), [second.client_id], 'itemsFor lists messages, not edits');
     assert.deepEqual(alice.editsFor(conv.id).map((i) => i.client_id), [e1.client_id, e2.client_id]);
-    const alice2 = new Client({ token: a.token, user: a.user, baseURL, storage: aStore });
+    const alice2 = clientOf(a, aStore);
     try {
       assert.equal(alice2.outbox.length, 3);
       const seen = [];
@@ -201,15 +219,9 @@ test('edits queue in the outbox in order with sends; replies and reactions', { s
   }
 });
 
-test('search, mentions, privacy, blocks and requests through the Client', { skip: !baseURL && 'PARLEY_URL is not set (TestNodeSDK sets it)' }, async () => {
-  const suffix = Math.random().toString(36).slice(2, 8);
-  // One at a time: the server bounds the password hashes it runs at once
-  // ("too many logins at once" on a loaded machine).
-  const accounts = [];
-  for (const n of ['srcha', 'srchb', 'srchc']) accounts.push(await register(baseURL, `${n}${suffix}`, 'correct horse battery'));
-  const [a, b, c] = accounts;
-  const client = (s) => new Client({ token: s.token, user: s.user, baseURL, storage: new MemoryStorage() });
-  const [alice, bob, carol] = [a, b, c].map(client);
+test('search, mentions, privacy, blocks and requests through the Client', live, async () => {
+  const { sessions: [a, b, c] } = await registerAll('srcha', 'srchb', 'srchc');
+  const [alice, bob, carol] = [a, b, c].map((s) => clientOf(s));
   const send = (conv, text) => alice.api('POST', `/v1/conversations/${conv.id}/messages`, { client_id: parley.newClientId(), text });
 
   // Search: all conversations or one, a page at a time.
@@ -251,12 +263,10 @@ test('search, mentions, privacy, blocks and requests through the Client', { skip
   assert.deepEqual(await carol.unblock(b.user.id), { user_id: b.user.id, blocked: false });
 });
 
-test('noteDelivered reports over the connection, coalesced, and over HTTP while closed', { skip: !baseURL && 'PARLEY_URL is not set (TestNodeSDK sets it)' }, async () => {
-  const suffix = Math.random().toString(36).slice(2, 8);
-  const a = await register(baseURL, `dlva${suffix}`, 'correct horse battery');
-  const b = await register(baseURL, `dlvb${suffix}`, 'correct horse battery');
-  const alice = new Client({ token: a.token, user: a.user, baseURL, storage: new MemoryStorage() });
-  const bob = new Client({ token: b.token, user: b.user, baseURL, storage: new MemoryStorage() });
+test('noteDelivered reports over the connection, coalesced, and over HTTP while closed', live, async () => {
+  const { sessions: [a, b] } = await registerAll('dlva', 'dlvb');
+  const alice = clientOf(a);
+  const bob = clientOf(b);
   try {
     await connected(alice);
     await connected(bob);

@@ -1004,15 +1004,7 @@ export class Client {
    * replyTo: as send's.
    */
   sendImage(conversationId, file, caption = '', { replyTo = '' } = {}) {
-    const item = this.newItem(conversationId, {
-      type: 'image',
-      text: caption,
-      ...(replyTo ? { reply_to: replyTo } : {}),
-      // Shown to the user only; the server ignores file names.
-      file_name: file.name || '',
-      file_type: file.type || '',
-      file_size: file.size,
-    });
+    const item = this.blobItem(conversationId, 'image', file, caption, replyTo, '');
     // An upload of this page that starts before the shrink ends waits
     // for it (uploadItem).
     const shrunk = shrinkImage(file).then((blob) => {
@@ -1059,15 +1051,25 @@ export class Client {
    * fails the item with too_large.
    */
   sendFile(conversationId, file, caption = '', { replyTo = '' } = {}) {
-    const item = this.newItem(conversationId, {
-      type: 'file',
+    const item = this.blobItem(conversationId, 'file', file, caption, replyTo, 'file');
+    return this.queueBlob(item, file, Promise.resolve(file));
+  }
+
+  /**
+   * blobItem is a new outbox item of type 'image' or 'file' for file (a
+   * File or Blob), named unnamed when the file has no name. The name,
+   * type and size are what the page shows until the upload is sent (an
+   * image's name is for the user only: the server ignores it).
+   */
+  blobItem(conversationId, type, file, caption, replyTo, unnamed) {
+    return this.newItem(conversationId, {
+      type,
       text: caption,
       ...(replyTo ? { reply_to: replyTo } : {}),
-      file_name: file.name || 'file',
+      file_name: file.name || unnamed,
       file_type: file.type || '',
       file_size: file.size,
     });
-    return this.queueBlob(item, file, Promise.resolve(file));
   }
 
   /** attachmentLink asks for signed links to an attachment ({url, thumb_url?, expires_at}), usable without the token for 5 minutes. */
