@@ -106,6 +106,11 @@ type pollReg struct {
 	gone  bool // forgotten: never registered again; guarded by p.mu
 	state atomic.Uint32
 	stop  atomic.Bool // set by wake(true): the connection closes, park no more
+	// hup is set when an event says the socket has ended (the peer's
+	// FIN, a reset): the reader reads to that end and never parks again.
+	// A short read does not show an end of stream already queued behind
+	// the bytes it took, and an ended socket gives no further edge.
+	hup atomic.Bool
 }
 
 // park hands the connection, whose socket is rc, to the poller: run is
@@ -114,7 +119,7 @@ type pollReg struct {
 // caller must know the socket empty once it is added (see pollReg).
 func (r *pollReg) park(rc syscall.RawConn, run resumer) parkResult {
 	p := r.p
-	if r.stop.Load() || p.off.Load() {
+	if r.stop.Load() || r.hup.Load() || p.off.Load() {
 		return parkReadOn
 	}
 	if r.added {
@@ -123,7 +128,7 @@ func (r *pollReg) park(rc syscall.RawConn, run resumer) parkResult {
 			return parkNotified
 		}
 		// From here the poller or a wake may start run.
-		if r.stop.Load() || p.off.Load() {
+		if r.stop.Load() || r.hup.Load() || p.off.Load() {
 			return r.unpark()
 		}
 		return parkDone
@@ -226,12 +231,21 @@ func (p *poller) start(r *pollReg) {
 	}()
 }
 
+// pollHup marks an id in ready's ids whose socket has ended (the peer's
+// FIN, a reset or an error): ids are counted from 1 and never reach it.
+const pollHup = 1 << 63
+
 // ready starts the reader of each registration in ids (from one wait).
 func (p *poller) ready(ids []uint64, regs []*pollReg) []*pollReg {
 	regs = regs[:0]
 	p.mu.Lock()
 	for _, id := range ids {
-		if r := p.regs[id]; r != nil {
+		if r := p.regs[id&^pollHup]; r != nil {
+			if id&pollHup != 0 {
+				// Before start: the reader it starts, or the one running,
+				// must not park again (see pollReg.hup).
+				r.hup.Store(true)
+			}
 			regs = append(regs, r)
 		}
 	}

@@ -11,7 +11,8 @@ func (c chanResumer) resume() { c <- struct{}{} }
 // in the epoll set: an edge while the reader runs is not lost (its park
 // returns parkNotified once, and parks the next time), an edge while
 // parked starts exactly one reader, which owns the read side (ready, no
-// peek), and a connection woken to close never parks again.
+// peek), a socket the poller saw end and a connection woken to close
+// never park again.
 func TestPollRegEdges(t *testing.T) {
 	p := &poller{regs: make(map[uint64]*pollReg)}
 	run := make(chanResumer, 1)
@@ -40,6 +41,15 @@ func TestPollRegEdges(t *testing.T) {
 	default:
 	}
 	r.ready = false
+
+	// The peer's FIN came with the last bytes: one edge for both, and a
+	// short read that does not show the end queued behind them. The
+	// reader must read on to it, not park.
+	h := &pollReg{p: p, added: true, run: run}
+	h.hup.Store(true)
+	if got := h.park(nil, run); got != parkReadOn {
+		t.Fatalf("park of an ended socket: %d, want parkReadOn", got)
+	}
 
 	r.wake(true) // the connection closes while its reader runs
 	if got := r.park(nil, run); got != parkReadOn {

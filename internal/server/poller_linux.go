@@ -91,7 +91,11 @@ func (p *poller) loop() {
 		}
 		ids = ids[:0]
 		for i := range events[:n] {
-			ids = append(ids, pollID(&events[i]))
+			id := pollID(&events[i])
+			if events[i].Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				id |= pollHup
+			}
+			ids = append(ids, id)
 		}
 		regs = p.ready(ids, regs)
 	}
