@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"errors"
-	"time"
 )
 
 // inlineWriter is implemented by transports that can try a write without
@@ -13,13 +12,8 @@ import (
 // reader answering a ping) in one write(2), instead of starting a writer
 // goroutine for it: most deliveries cost one system call and no goroutine
 // start, switch or exit. What the socket does not take at once goes to
-// the connection's queue and its writer, as before (writeInline).
+// the connection's queue and its writer, as before (writeQueueInline).
 type inlineWriter interface {
-	// AppendFrame appends f encoded as one whole WebSocket frame
-	// (header and payload, as the server sends it: unmasked, final) to
-	// dst. The encoding depends on f only, so one encoding of an event
-	// serves every connection it goes to.
-	AppendFrame(dst []byte, f outFrame) []byte
 	// AppendFrames appends frames encoded as Write writes them (with
 	// batch, consecutive text frames share a message) to dst.
 	AppendFrames(dst []byte, frames []outFrame, batch bool) []byte
@@ -35,36 +29,27 @@ type inlineWriter interface {
 // full: the frame waits in the queue for the writer.
 var errWouldBlock = errors.New("write would block")
 
-// sendNow queues f like enqueueFrame, but when the connection's queue is
-// empty, no writer runs, and the transport can try a write without
-// blocking, it writes f at once on the calling goroutine (writeInline).
-// wire holds f's encoding as a whole frame, or nil: it is encoded then
-// and left in *wire, so a caller sending one frame to many connections
-// (hub.deliver) encodes it once. at, when positive, is the store time
-// of the event f carries, for the delivery lag metric.
-//
-// The caller must hold no lock another connection's sender needs: the
-// write is a system call (non-blocking, so it never waits for the peer).
-// It reports whether f was written or queued.
-func (c *conn) sendNow(f outFrame, wire *[]byte, at int64) bool {
-	iw, ok := c.t.(inlineWriter)
-	if !ok {
-		return c.queueFrame(f, at)
+// sendNow queues f like enqueueFrame, but when no writer runs it writes
+// the queue at once on the calling goroutine (queueForFlush, then
+// flushInline): the reader answers a ping this way. The caller must hold
+// no lock another connection's sender needs. It reports whether f was
+// queued (or written).
+func (c *conn) sendNow(f outFrame) bool {
+	if _, ok := c.t.(inlineWriter); !ok {
+		return c.enqueueFrame(f)
 	}
 	c.mu.Lock()
-	if !c.started || c.writerOn || c.closed || c.closeCode != 0 || len(c.q) > 0 {
-		c.mu.Unlock()
-		return c.queueFrame(f, at)
+	ok := c.enqueueLocked(f)
+	owed := ok && !c.flushOwed && c.started && !c.writerOn && !c.closed && c.closeCode == 0
+	if ok && !owed {
+		c.kickLocked()
 	}
-	// This goroutine holds the write side until writeInline returns: no
-	// writer starts meanwhile (kickLocked sees writerOn), and end waits
-	// for it (wg).
-	c.writerOn = true
-	c.flying = frameCost(f.b)
-	c.wg.Add(1)
+	c.flushOwed = c.flushOwed || owed
 	c.mu.Unlock()
-	c.writeInline(iw, f, wire, at)
-	return true
+	if owed {
+		c.flushInline()
+	}
+	return ok
 }
 
 // queueFrame is enqueueFrame, marking the event's lag for the writer.
@@ -74,64 +59,6 @@ func (c *conn) queueFrame(f outFrame, at int64) bool {
 	}
 	c.markLag(at)
 	return true
-}
-
-// writeInline writes f through iw on the calling goroutine, which holds
-// the connection's write side (sendNow). When the socket takes all of
-// it, the write side is free again; otherwise what is left (all of f, or
-// the rest of its frame's bytes) goes first in the queue and the writer
-// starts for it, and for anything queued meanwhile or a close asked for
-// meanwhile. A failed socket closes the connection, as a failed write of
-// the writer does. A panic closes this connection only, with 1011.
-func (c *conn) writeInline(iw inlineWriter, f outFrame, wire *[]byte, at int64) {
-	defer c.wg.Done()
-	n, err := 0, errWouldBlock
-	defer func() {
-		if v := recover(); v != nil {
-			c.s.caught("writer", v, c)
-			c.mu.Lock()
-			if c.closeCode == 0 {
-				c.closeCode, c.closeReason = closeInternal, internalReason
-			}
-			c.flush = false
-			c.writerOn, c.flying = false, 0
-			c.kickLocked() // the writer closes with 1011
-			c.mu.Unlock()
-		}
-	}()
-	c.s.testPanic("writer")
-	if *wire == nil {
-		*wire = iw.AppendFrame(nil, f)
-	}
-	b := *wire
-	n, err = iw.TryWrite(b)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.writerOn, c.flying = false, 0
-	switch {
-	case err == nil && n == len(b):
-		if at > 0 {
-			c.s.metrics.obs.deliveryLag.Observe(float64(time.Now().UnixNano()-at) / 1e9)
-		}
-	case err == nil || errors.Is(err, errWouldBlock):
-		rest := f
-		if n > 0 {
-			// Part of the frame is on the wire: the rest goes out as it
-			// is, before anything else (its own copy: wire may be a
-			// caller's buffer).
-			rest = outFrame{b: bytes.Clone(b[n:]), kind: frameRaw}
-		}
-		c.q = append(c.q, outFrame{})
-		copy(c.q[1:], c.q)
-		c.q[0] = rest
-		c.qBytes += frameCost(rest.b)
-		c.markLag(at)
-	default:
-		if c.closeCode == 0 {
-			c.closeCode = closeNow // the socket failed: nothing more to write
-		}
-	}
-	c.kickLocked()
 }
 
 // queueForFlush queues f (as enqueueFrame does, within the same byte
@@ -196,19 +123,7 @@ func (c *conn) flushInline() {
 // this connection only, with 1011.
 func (c *conn) writeQueueInline(iw inlineWriter, q []outFrame) {
 	defer c.wg.Done()
-	defer func() {
-		if v := recover(); v != nil {
-			c.s.caught("writer", v, c)
-			c.mu.Lock()
-			if c.closeCode == 0 {
-				c.closeCode, c.closeReason = closeInternal, internalReason
-			}
-			c.flush = false
-			c.writerOn, c.flying = false, 0
-			c.kickLocked() // the writer closes with 1011
-			c.mu.Unlock()
-		}
-	}()
+	defer c.recoverInline()
 	c.s.testPanic("writer")
 	bp := writeBufPool.Get().(*[]byte)
 	b := iw.AppendFrames((*bp)[:0], q, c.batch)
@@ -248,5 +163,24 @@ func (c *conn) writeQueueInline(iw inlineWriter, q []outFrame) {
 			c.closeCode = closeNow // the socket failed: nothing more to write
 		}
 	}
+	c.kickLocked()
+}
+
+// recoverInline is deferred by writeQueueInline: after a panic it gives
+// the write side back and has the writer close the connection with 1011
+// (the queue dropped), as a panic of the writer itself does.
+func (c *conn) recoverInline() {
+	v := recover()
+	if v == nil {
+		return
+	}
+	c.s.caught("writer", v, c)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCode == 0 {
+		c.closeCode, c.closeReason = closeInternal, internalReason
+	}
+	c.flush = false
+	c.writerOn, c.flying = false, 0
 	c.kickLocked()
 }

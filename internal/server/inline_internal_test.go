@@ -28,7 +28,7 @@ func TestWSConnTryWritePartial(t *testing.T) {
 		t.Skip("no RawConn here: no write without waiting")
 	}
 	big := []byte(strings.Repeat("0123456789", 100_000)) // 1 MB: more than both buffers
-	wire := c.AppendFrame(nil, outFrame{b: big})
+	wire := c.AppendFrames(nil, []outFrame{{b: big}}, false)
 	n, err := c.TryWrite(wire)
 	if err != nil || n <= 0 || n >= len(wire) {
 		t.Fatalf("TryWrite of %d bytes: %d, %v; want part of it taken", len(wire), n, err)
@@ -70,10 +70,10 @@ func TestWSConnTryWritePartial(t *testing.T) {
 	}
 }
 
-// TestAppendFrameIsLibraryEncoding: AppendFrame encodes a frame as
-// gobwas/ws does for a server (unmasked, final), text and pong alike, so
-// TryWrite puts on the wire what Write would.
-func TestAppendFrameIsLibraryEncoding(t *testing.T) {
+// TestAppendFramesIsLibraryEncoding: AppendFrames encodes a lone frame
+// as gobwas/ws does for a server (unmasked, final), text and pong alike,
+// so TryWrite puts on the wire what the library would.
+func TestAppendFramesIsLibraryEncoding(t *testing.T) {
 	c := &wsConn{}
 	for _, tc := range []struct {
 		f  outFrame
@@ -88,11 +88,10 @@ func TestAppendFrameIsLibraryEncoding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := c.AppendFrame(nil, tc.f); !bytes.Equal(got, want) {
-			t.Fatalf("op %v, %d bytes: AppendFrame differs from ws.CompileFrame", tc.op, len(tc.f.b))
-		}
-		if got := c.AppendFrame([]byte("pre"), tc.f); !bytes.Equal(got, append([]byte("pre"), want...)) {
-			t.Fatal("AppendFrame does not append")
+		for _, batch := range []bool{false, true} {
+			if got := c.AppendFrames([]byte("pre"), []outFrame{tc.f}, batch); !bytes.Equal(got, append([]byte("pre"), want...)) {
+				t.Fatalf("op %v, %d bytes, batch %v: AppendFrames differs from ws.CompileFrame", tc.op, len(tc.f.b), batch)
+			}
 		}
 	}
 }

@@ -75,8 +75,7 @@ func (c *conn) readOne() bool {
 	b := *bp
 	switch kind {
 	case msgPing:
-		var wire []byte
-		c.sendNow(outFrame{b: bytes.Clone(b), kind: framePong}, &wire, 0)
+		c.sendNow(outFrame{b: bytes.Clone(b), kind: framePong})
 		readPool.Put(bp)
 		return true
 	case msgBinary:
@@ -86,8 +85,7 @@ func (c *conn) readOne() bool {
 	}
 	if id, ok := plainPing(b); ok {
 		readPool.Put(bp)
-		var wire []byte
-		c.sendNow(outFrame{b: pongFrame(id)}, &wire, 0)
+		c.sendNow(outFrame{b: pongFrame(id)})
 		return true
 	}
 	return c.push(request{raw: bp})

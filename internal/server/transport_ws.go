@@ -499,25 +499,6 @@ func (c *wsConn) AppendFrames(dst []byte, frames []outFrame, batch bool) []byte 
 	return dst
 }
 
-// AppendFrame implements inlineWriter.
-func (c *wsConn) AppendFrame(dst []byte, f outFrame) []byte {
-	if f.kind == frameRaw {
-		return append(dst, f.b...)
-	}
-	op := ws.OpText
-	if f.kind == framePong {
-		op = ws.OpPong
-	}
-	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(f.b))}
-	if dst == nil {
-		dst = make([]byte, 0, ws.HeaderSize(h)+len(f.b))
-	}
-	var hdr [ws.MaxHeaderSize]byte
-	w := appendBuf(dst)
-	_ = ws.WriteHeaderBuffer(&w, h, hdr[:])
-	return append([]byte(w), f.b...)
-}
-
 // TryWrite implements inlineWriter: one write(2) on the non-blocking
 // socket, through the RawConn (which holds the descriptor open and
 // excludes the net.Conn's own writes meanwhile), never waiting for it to
