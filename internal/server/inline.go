@@ -14,6 +14,10 @@ import (
 // start, switch or exit. What the socket does not take at once goes to
 // the connection's queue and its writer, as before (writeQueueInline).
 type inlineWriter interface {
+	// Inline reports whether TryWrite can take anything at all (false
+	// over TLS, where the socket has no RawConn): if not, every frame
+	// goes to the writer.
+	Inline() bool
 	// AppendFrames appends frames encoded as Write writes them (with
 	// batch, consecutive text frames share a message) to dst.
 	AppendFrames(dst []byte, frames []outFrame, batch bool) []byte
@@ -35,7 +39,7 @@ var errWouldBlock = errors.New("write would block")
 // no lock another connection's sender needs. It reports whether f was
 // queued (or written).
 func (c *conn) sendNow(f outFrame) bool {
-	if _, ok := c.t.(inlineWriter); !ok {
+	if !canInline(c.t) {
 		return c.enqueueFrame(f)
 	}
 	c.mu.Lock()
@@ -71,7 +75,7 @@ func (c *conn) queueFrame(f outFrame, at int64) bool {
 // Otherwise f is queued for the writer as enqueueFrame does (or dropped:
 // the connection is closing, or over its budget).
 func (c *conn) queueForFlush(f outFrame, at int64) bool {
-	if _, ok := c.t.(inlineWriter); !ok {
+	if !canInline(c.t) {
 		c.queueFrame(f, at)
 		return false
 	}
@@ -183,4 +187,10 @@ func (c *conn) recoverInline() {
 	c.flush = false
 	c.writerOn, c.flying = false, 0
 	c.kickLocked()
+}
+
+// canInline reports whether t can take a write without a writer goroutine.
+func canInline(t transport) bool {
+	iw, ok := t.(inlineWriter)
+	return ok && iw.Inline()
 }

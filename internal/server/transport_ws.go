@@ -499,6 +499,9 @@ func (c *wsConn) AppendFrames(dst []byte, frames []outFrame, batch bool) []byte 
 	return dst
 }
 
+// Inline implements inlineWriter.
+func (c *wsConn) Inline() bool { return c.rc != nil }
+
 // TryWrite implements inlineWriter: one write(2) on the non-blocking
 // socket, through the RawConn (which holds the descriptor open and
 // excludes the net.Conn's own writes meanwhile), never waiting for it to
