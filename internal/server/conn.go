@@ -63,7 +63,8 @@ type conn struct {
 	flush       bool // write the queue before closing (goaway)
 	goingAway   bool
 	started     bool                   // welcome and replay are written: the writer may run
-	writerOn    bool                   // a writer goroutine is running
+	writerOn    bool                   // a writer goroutine is running, or a goroutine writes inline (inline.go)
+	flushOwed   bool                   // queued by queueForFlush: its caller calls flushInline
 	closed      bool                   // the writer closed the WebSocket; no writer starts again
 	workerOn    bool                   // a worker goroutine is running
 	throttles   map[string]*time.Timer // allocated on first use

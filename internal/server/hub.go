@@ -85,6 +85,7 @@ type hub struct {
 	// Owned by the run goroutine.
 	seq     []shardSeq // per shard
 	scratch []*conn    // deliver's list of receivers, reused
+	owed    []*conn    // connections deliver queued frames for, to flush (flush)
 }
 
 // shardSeq is the sequencer's state for one shard, owned by the run
@@ -190,6 +191,7 @@ func (h *hub) run(ctx context.Context) {
 	defer gap.Stop()
 	fills := make([]bool, h.shards)
 	for {
+		h.flush() // what the last round delivered, before waiting again
 		select {
 		case <-ctx.Done():
 			return
@@ -308,6 +310,21 @@ func (h *hub) accept(ev parley.Event) {
 	}
 }
 
+// flush writes what deliver queued since the last flush for the
+// connections no writer serves, each in one write from the run goroutine
+// (conn.flushInline). The run calls it after each batch of events.
+func (h *hub) flush() { h.owed = flushOwed(h.owed) }
+
+// flushOwed flushes each connection of owed (conn.flushInline) and
+// returns owed emptied.
+func flushOwed(owed []*conn) []*conn {
+	for i, c := range owed {
+		c.flushInline()
+		owed[i] = nil
+	}
+	return owed[:0]
+}
+
 // fill reads the events of shard after the last delivered one from the
 // store, which has them all, and accepts them.
 func (h *hub) fill(ctx context.Context, shard int) {
@@ -337,7 +354,11 @@ func (h *hub) fill(ctx context.Context, shard int) {
 // frames are queued after unlocking, so the lock is held for map lookups
 // only, however large the audience. Only the run goroutine calls it, which
 // keeps each connection's events in position order.
-func (h *hub) deliver(ev parley.Event) {
+func (h *hub) deliver(ev parley.Event) { h.owed = h.deliverOwed(ev, h.owed) }
+
+// deliverOwed is deliver, adding to owed the connections the caller must
+// flush (flushOwed), and returning it.
+func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 	if ev.Type == parley.EventConversationUpdated {
 		h.contacts.invalidate(ev.Audience)
 	}
@@ -358,10 +379,13 @@ func (h *hub) deliver(ev parley.Event) {
 		}
 	}
 	h.mu.Unlock()
+	// Queued for flush (at the end of the run's batch of events): a
+	// connection no writer serves gets its frames written from the run
+	// goroutine, in one write for all the batch gave it.
 	at := ev.At.UnixNano()
 	for _, c := range cs {
-		if c.enqueue(b, false) {
-			c.markLag(at)
+		if c.queueForFlush(outFrame{b: b}, at) {
+			owed = append(owed, c)
 		}
 	}
 	h.metrics.fanout.Add(float64(len(cs)))
@@ -373,6 +397,7 @@ func (h *hub) deliver(ev parley.Event) {
 	if ev.Type == parley.EventNewMessage && len(ev.Audience) == 2 && h.contacts.directMessage(ev.Audience[0], ev.Audience[1]) && h.directContacts != nil {
 		h.directContacts(ev.Audience[0], ev.Audience[1])
 	}
+	return owed
 }
 
 // local reports whether any of users has a connection on this node.
