@@ -15,6 +15,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -27,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 )
 
@@ -45,6 +47,7 @@ func TestProtocol2(t *testing.T) {
 	t.Run("hello", func(t *testing.T) { testHellos(t, srv) })
 	t.Run("chaos", func(t *testing.T) { testChaos(t, srv) })
 	t.Run("shard count is fixed", func(t *testing.T) { testShardsFixed(t, srv) })
+	t.Run("shard of a conversation", func(t *testing.T) { testShardOf(t, bin) })
 }
 
 // testHellos: the hellos section 3 refuses, and the answers it gives.
@@ -61,6 +64,9 @@ func testHellos(t *testing.T, srv *server) {
 		{"protocol absent (1)", map[string]any{}, "unsupported", unsupportedMsg, ""},
 		{"protocol 0 (1)", map[string]any{"protocol": 0}, "unsupported", unsupportedMsg, ""},
 		{"protocol 1 with resume_from", map[string]any{"protocol": 1, "resume_from": 0}, "unsupported", unsupportedMsg, ""},
+		{"protocol 1 with a cursor", map[string]any{"protocol": 1, "cursor": map[string]any{}}, "unsupported", unsupportedMsg, ""},
+		{"protocol 1 with a forged token", map[string]any{"token": "forged"}, "unauthorized", "", ""},
+		{"protocol 2 with a forged token", map[string]any{"token": "forged", "protocol": 2, "cursor": nil}, "unauthorized", "", ""},
 		{"protocol 3", map[string]any{"protocol": 3}, "invalid", "", ""},
 		{"resume_from with protocol 2", map[string]any{"protocol": 2, "resume_from": 5}, "invalid", "", ""},
 		{"cursor key beyond the shards", map[string]any{"protocol": 2, "cursor": map[string]any{"8": 1}}, "invalid", "", ""},
@@ -81,10 +87,16 @@ func testHellos(t *testing.T, srv *server) {
 		{"cursor on every shard", map[string]any{"protocol": 2, "cursor": map[string]any{"0": 0, "1": 0, "2": 0, "3": 0, "4": 0, "5": 0, "6": 0, "7": 0}}, "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.skip != "" {
-				t.Skip(tc.skip)
+			if tc.skip != "" && os.Getenv("PARLEY_INDIE_RUN_SKIPPED") == "" {
+				t.Skip(tc.skip + " (PARLEY_INDIE_RUN_SKIPPED=1 runs it)")
 			}
-			tc.data["token"] = tok
+			if _, ok := tc.data["token"]; !ok {
+				tc.data["token"] = tok
+			}
+			wantClose := websocket.StatusCode(4101)
+			if tc.code == "unauthorized" {
+				wantClose = 4100 // section 3: a bad token
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			c, err := dialWS(ctx, srv.Addr())
@@ -96,16 +108,16 @@ func testHellos(t *testing.T, srv *server) {
 			var ref *helloRefused
 			switch {
 			case tc.code == "" && err != nil:
-				t.Fatalf("hello %v: %v, want a welcome", tc.data, err)
+				t.Fatalf("hello: %v, want a welcome", err)
 			case tc.code == "":
 				if w.Shards != shards {
 					t.Errorf("welcome.shards = %d, want %d", w.Shards, shards)
 				}
 			case !errors.As(err, &ref):
-				t.Fatalf("hello %v: %v (welcome %+v), want %s and close 4101", tc.data, err, w, tc.code)
+				t.Fatalf("hello: %v (welcome %+v), want %s and close 4101", err, w, tc.code)
 			default:
-				if ref.err.Code != tc.code || ref.status != 4101 || !strings.HasPrefix(ref.err.Message, tc.msg) {
-					t.Errorf("hello %v: %s %q, close %d; want %s %q…, close 4101", tc.data, ref.err.Code, ref.err.Message, ref.status, tc.code, tc.msg)
+				if ref.err.Code != tc.code || ref.status != wantClose || !strings.HasPrefix(ref.err.Message, tc.msg) {
+					t.Errorf("hello: %s %q, close %d; want %s %q…, close %d", ref.err.Code, ref.err.Message, ref.status, tc.code, tc.msg, wantClose)
 				}
 			}
 		})
@@ -368,34 +380,23 @@ wait:
 		checkEvents(t, srv.Addr(), u)
 	}
 	usedShards := map[int]bool{}
-	fnv32, fnv64 := 0, 0
 	for _, c := range convs {
 		s, ok := shardOf[c]
 		if !ok {
 			t.Errorf("no event of conversation %s reached anyone", c)
 		}
 		usedShards[s] = true
-		h32, h64 := fnv.New32a(), fnv.New64a()
-		io.WriteString(h32, c)
-		io.WriteString(h64, c)
-		if int(h32.Sum32()%shards) == s {
-			fnv32++
-		}
-		if int(h64.Sum64()%shards) == s {
-			fnv64++
+		if want := shardFor(c, shards); s != want {
+			t.Errorf("conversation %s is in shard %d, docs/deploy.md says FNV-1a mod %d = %d", c, s, shards, want)
 		}
 	}
 	if len(usedShards) < 2 {
 		t.Errorf("the %d conversations are all in one shard: %v", len(convs), usedShards)
 	}
-	if fnv32 != len(convs) && fnv64 != len(convs) {
-		t.Errorf("docs/deploy.md: shard = FNV-1a(id) mod shards held for %d (32-bit) / %d (64-bit) of %d conversations", fnv32, fnv64, len(convs))
-	}
 	if cuts+inReplay == 0 || restarts != len(restartAt) {
 		t.Errorf("chaos did not happen: %d cuts, %d restarts", cuts, restarts)
 	}
-	t.Logf("users %d, groups %d in shards %v (FNV-1a 32-bit matches %d/%d, 64-bit %d/%d)",
-		nUsers, len(convs), slices.Sorted(mapsKeys(usedShards)), fnv32, len(convs), fnv64, len(convs))
+	t.Logf("users %d, groups %d in shards %v", nUsers, len(convs), slices.Sorted(mapsKeys(usedShards)))
 	t.Logf("messages acknowledged %d (sends written %d, resends with the same client_id %d, send errors %v)", acks.Load(), sends, resends, sendErrors)
 	t.Logf("chaos: %d cuts (of %d tries; %d of them before resumed) and %d more in the middle of a replay, %d server restarts (SIGKILL; the second without --shards); %d sessions, %d resumes replaying %d events",
 		cuts, cutTries, inHandshake, inReplay, restarts, sessions, resumes, replayed)
@@ -504,6 +505,90 @@ func testShardsFixed(t *testing.T, srv *server) {
 		t.Errorf("parley serve --shards 4 on a log of 8: %v; its last words do not name both counts:\n%s", err, tail)
 	}
 	t.Logf("--shards 4 on a log of 8: %v; log: %s", err, tail)
+}
+
+// shardFor is docs/deploy.md's rule: a conversation's events go to shard
+// FNV-1a(conversation id) mod shards, the 32-bit hash of the id's text.
+// (With 8 shards the 32- and 64-bit hashes agree: both primes are 3 mod 8.)
+func shardFor(conv string, n int) int {
+	h := fnv.New32a()
+	io.WriteString(h, conv)
+	return int(h.Sum32() % uint32(n))
+}
+
+// testShardOf: on a log of 6 shards (where the 32- and 64-bit FNV-1a
+// differ), each group's events are in the shard docs/deploy.md names;
+// a replay from {} goes shard after shard; a resync of shard 0 leaves
+// "shard" out, as events do.
+func testShardOf(t *testing.T, bin string) {
+	const n = 6
+	srv := startServer(t, bin, t.TempDir(), n)
+	tok, id := register(t, srv.Addr(), "sharder")
+	owner := &user{token: tok, id: id}
+	want := map[string]int{}
+	for g := range 12 {
+		c := createGroup(t, srv.Addr(), owner, fmt.Sprint("alone ", g), nil)
+		want[c] = shardFor(c, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := dialWS(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if _, err := hello(ctx, c, map[string]any{"token": tok, "protocol": 2, "cursor": map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	got, last := map[string]int{}, -1
+	for {
+		f, err := c.read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Type != "event" {
+			if f.Type != "resumed" {
+				t.Errorf("frame %s %s, want resumed", f.Type, f.Data)
+			}
+			break
+		}
+		var e event
+		json.Unmarshal(f.Data, &e)
+		s := 0
+		if e.Shard != nil {
+			s = *e.Shard
+		}
+		if s < last {
+			t.Errorf("replay went from shard %d back to %d; section 3: shard after shard", last, s)
+		}
+		last = s
+		if e.ConversationID != "" {
+			got[e.ConversationID] = s
+		}
+	}
+	for c, s := range want {
+		if got[c] != s {
+			t.Errorf("conversation %s: events in shard %d, want FNV-1a 32-bit mod %d = %d (64-bit would give another)", c, got[c], n, s)
+		}
+	}
+
+	c2, err := dialWS(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.close()
+	if _, err := hello(ctx, c2, map[string]any{"token": tok, "protocol": 2, "cursor": map[string]any{"0": 1 << 40}}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c2.read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]json.RawMessage
+	json.Unmarshal(f.Data, &raw)
+	if _, ok := raw["shard"]; f.Type != "resync" || ok || string(raw["lost"]) != "[0]" {
+		t.Errorf("after a cursor beyond shard 0's log: %s %s, want resync without \"shard\" (0 is left out), lost [0]", f.Type, f.Data)
+	}
 }
 
 // register makes an account (section 1) and returns its token and id.

@@ -348,7 +348,7 @@ type sessionState struct {
 	heads          map[int]int64 // the welcome's cursor
 	resumed        bool
 	replayed       int
-	lastShard0     int64 // pos of the last replayed event of shard 0
+	lastShard0     int64         // pos of the last replayed event of shard 0
 	wake           chan struct{} // a reply freed a window slot
 }
 
