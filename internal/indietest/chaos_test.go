@@ -191,7 +191,7 @@ func testChaos(t *testing.T, srv *server) {
 	for i := range users {
 		name := fmt.Sprintf("indie%d", i)
 		tok, id := register(t, srv.Addr(), name)
-		users[i] = &user{name: name, id: id, token: tok, shards: shards,
+		users[i] = &user{name: name, id: id, token: tok, shards: shards, batch: i%2 == 1,
 			onAck:      func() { acks.Add(1); signal(ackWake)() },
 			onProgress: signal(progress),
 			recv:       map[string][]message{}, seen: map[string]bool{}, posOf: map[string][2]int64{}, convShard: map[string]int{}}
@@ -319,7 +319,7 @@ wait:
 	stopUsers()
 
 	// The checks, per conversation and member.
-	var lost, dup, reordered, stale, gaps, sessions, resumes, replayed, sends, resends, resyncs, below, inHandshake, inReplay int
+	var lost, dup, reordered, stale, gaps, sessions, resumes, replayed, sends, resends, resyncs, below, inHandshake, inReplay, batches int
 	sendErrors := map[string]int{}
 	shardOf := map[string]int{}
 	for _, u := range users {
@@ -340,6 +340,7 @@ wait:
 		below += st.headsBelowCursor
 		inHandshake += st.cutsInHandshake
 		inReplay += st.cutsInReplay
+		batches += st.batches
 		for k, v := range st.sendErrors {
 			sendErrors[k] += v
 		}
@@ -396,7 +397,8 @@ wait:
 	if cuts+inReplay == 0 || restarts != len(restartAt) {
 		t.Errorf("chaos did not happen: %d cuts, %d restarts", cuts, restarts)
 	}
-	t.Logf("users %d, groups %d in shards %v", nUsers, len(convs), slices.Sorted(mapsKeys(usedShards)))
+	t.Logf("users %d (3 asking for batching: %d messages held several frames), groups %d in shards %v",
+		nUsers, batches, len(convs), slices.Sorted(mapsKeys(usedShards)))
 	t.Logf("messages acknowledged %d (sends written %d, resends with the same client_id %d, send errors %v)", acks.Load(), sends, resends, sendErrors)
 	t.Logf("chaos: %d cuts (of %d tries; %d of them before resumed) and %d more in the middle of a replay, %d server restarts (SIGKILL; the second without --shards); %d sessions, %d resumes replaying %d events",
 		cuts, cutTries, inHandshake, inReplay, restarts, sessions, resumes, replayed)

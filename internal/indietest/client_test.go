@@ -7,6 +7,7 @@ package indietest
 // the chaos test can judge the server against the document.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,9 +129,11 @@ func wireCursor(c map[int]int64) cursorJSON {
 // wsConn is one WebSocket connection with its raw TCP connection, so a
 // test can cut it abruptly (RST, no close frame).
 type wsConn struct {
-	ws  *websocket.Conn
-	raw net.Conn
-	tr  *http.Transport
+	ws      *websocket.Conn
+	raw     net.Conn
+	tr      *http.Transport
+	pending []frame // frames of a batched message not yet returned
+	batches int     // messages that held more than one frame
 }
 
 // dialWS opens ws://addr/v1/ws. The transport is the connection's own
@@ -170,20 +173,32 @@ func (c *wsConn) write(ctx context.Context, r request) error {
 	return c.ws.Write(wctx, websocket.MessageText, b)
 }
 
-// read returns the next frame. Without batching a message is one frame
-// (section 2).
+// read returns the next frame. A message of a connection that asked for
+// batching may hold several frames separated by "\n" (section 2); one
+// goroutine at a time reads.
 func (c *wsConn) read(ctx context.Context) (frame, error) {
-	typ, b, err := c.ws.Read(ctx)
-	if err != nil {
-		return frame{}, err
+	if len(c.pending) == 0 {
+		typ, b, err := c.ws.Read(ctx)
+		if err != nil {
+			return frame{}, err
+		}
+		if typ != websocket.MessageText {
+			return frame{}, fmt.Errorf("server sent a %v message; section 2 says text", typ)
+		}
+		parts := bytes.Split(b, []byte("\n"))
+		if len(parts) > 1 {
+			c.batches++
+		}
+		for _, p := range parts {
+			var f frame
+			if err := json.Unmarshal(p, &f); err != nil {
+				return frame{}, fmt.Errorf("frame %q: %w", p, err)
+			}
+			c.pending = append(c.pending, f)
+		}
 	}
-	if typ != websocket.MessageText {
-		return frame{}, fmt.Errorf("server sent a %v message; section 2 says text", typ)
-	}
-	var f frame
-	if err := json.Unmarshal(b, &f); err != nil {
-		return frame{}, fmt.Errorf("frame %q: %w", b, err)
-	}
+	f := c.pending[0]
+	c.pending = c.pending[1:]
 	return f, nil
 }
 
@@ -264,6 +279,7 @@ type stats struct {
 	resyncs                                            int
 	cutsInHandshake                                    int // cuts before resumed: in hello, welcome or the replay
 	cutsInReplay                                       int // armed cuts made in the middle of a replay
+	batches                                            int // messages that held several frames
 	sendErrors                                         map[string]int
 }
 
@@ -275,6 +291,7 @@ type stats struct {
 type user struct {
 	name, id, token string
 	shards          int
+	batch           bool   // ask for batching in hello (section 2)
 	onAck           func() // a send was acknowledged for the first time
 	onProgress      func() // an event was processed
 
@@ -383,7 +400,7 @@ func (u *user) session(ctx context.Context, addr string) bool {
 		u.mu.Unlock()
 	}()
 
-	w, err := hello(dctx, c, map[string]any{"token": u.token, "protocol": 2, "cursor": cur})
+	w, err := hello(dctx, c, map[string]any{"token": u.token, "protocol": 2, "cursor": cur, "batch": u.batch})
 	if err != nil {
 		u.mu.Lock()
 		u.st.helloFails++
@@ -407,6 +424,9 @@ func (u *user) session(ctx context.Context, addr string) bool {
 	scancel()
 	c.ws.CloseNow() // unblocks a write in progress
 	wg.Wait()
+	u.mu.Lock()
+	u.st.batches += c.batches
+	u.mu.Unlock()
 	return true
 }
 
