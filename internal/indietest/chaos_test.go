@@ -48,6 +48,7 @@ func TestProtocol2(t *testing.T) {
 	t.Run("chaos", func(t *testing.T) { testChaos(t, srv) })
 	t.Run("shard count is fixed", func(t *testing.T) { testShardsFixed(t, srv) })
 	t.Run("shard of a conversation", func(t *testing.T) { testShardOf(t, bin) })
+	t.Run("resume limit", func(t *testing.T) { testResumeLimit(t, bin) })
 }
 
 // testHellos: the hellos section 3 refuses, and the answers it gives.
@@ -593,6 +594,107 @@ func testShardOf(t *testing.T, bin string) {
 	}
 }
 
+// testResumeLimit: section 3, protocol 2, case 2: a replay of more than
+// resume_limit events gives the first resume_limit (shard after shard, in
+// position order) and then resync resume_limit naming the shard of the
+// first event not replayed and the position the replay reached in it,
+// with the heads as cursor. The limits stop the replay inside shard 0
+// and right at the end of shards 0 and 1 (the server restarted with each).
+func testResumeLimit(t *testing.T, bin string) {
+	const n = 6
+	srv := startServer(t, bin, t.TempDir(), n)
+	tok, id := register(t, srv.Addr(), "limited")
+	owner := &user{token: tok, id: id}
+	// Groups until shard 0 holds 2 events and shards 1 and 2 one or more.
+	count := map[int]int{}
+	for g := 0; count[0] < 2 || count[1] < 1 || count[2] < 1; g++ {
+		if g == 100 {
+			t.Fatalf("100 groups and shards 0, 1, 2 hold %v", count)
+		}
+		count[shardFor(createGroup(t, srv.Addr(), owner, fmt.Sprint("alone ", g), nil), n)]++
+	}
+	for _, limit := range []int{1, count[0], count[0] + count[1]} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			srv.kill()
+			srv.extra = []string{fmt.Sprint("--resume-limit=", limit)}
+			if err := srv.start(); err != nil {
+				t.Fatal(err)
+			}
+			resumeLimit(t, srv.Addr(), tok, n, limit)
+		})
+	}
+}
+
+func resumeLimit(t *testing.T, addr, tok string, n, limit int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := dialWS(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	w, err := hello(ctx, c, map[string]any{"token": tok, "protocol": 2, "cursor": map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads, _ := parseCursor(w.Cursor, n)
+	reached := map[int]int64{}
+	var f frame
+	replayed := 0
+	for {
+		if f, err = c.read(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if f.Type != "event" {
+			break
+		}
+		var e event
+		json.Unmarshal(f.Data, &e)
+		s := 0
+		if e.Shard != nil {
+			s = *e.Shard
+		}
+		reached[s] = e.Pos
+		replayed++
+	}
+	if replayed != limit || f.Type != "resync" {
+		t.Fatalf("replay with resume_limit %d: %d events then %s %s", limit, replayed, f.Type, f.Data)
+	}
+	ws := 0 // the first shard (in replay order) with an event not replayed
+	for ws < n && reached[ws] >= heads[ws] {
+		ws++
+	}
+	var r resyncData
+	var raw map[string]json.RawMessage
+	json.Unmarshal(f.Data, &r)
+	json.Unmarshal(f.Data, &raw)
+	got, _ := parseCursor(r.Cursor, n)
+	if _, has := raw["shard"]; r.Cause != "resume_limit" || r.Shard != ws || has != (ws != 0) || r.From != reached[ws] ||
+		r.Head != heads[ws] || r.Shards != n || fmt.Sprint(got) != fmt.Sprint(heads) {
+		t.Errorf("after %d events reaching %v: resync %s; want {shard: %d, head: %d, from: %d, cause: resume_limit, cursor: %v, shards: %d}",
+			limit, reached, f.Data, ws, heads[ws], reached[ws], w.Cursor, n)
+	}
+
+	// The client moves its cursor up to the resync's: the next connection
+	// replays nothing.
+	c2, err := dialWS(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.close()
+	if _, err := hello(ctx, c2, map[string]any{"token": tok, "protocol": 2, "cursor": r.Cursor}); err != nil {
+		t.Fatal(err)
+	}
+	if f, err = c2.read(ctx); err != nil || f.Type != "resumed" {
+		t.Fatalf("resume from the resync's cursor: %s %s %v, want resumed", f.Type, f.Data, err)
+	}
+	var rd resumedData
+	json.Unmarshal(f.Data, &rd)
+	if rd.Count != 0 {
+		t.Errorf("resume from the heads replayed %d events: %s", rd.Count, f.Data)
+	}
+}
+
 // register makes an account (section 1) and returns its token and id.
 func register(t *testing.T, addr, name string) (token, id string) {
 	t.Helper()
@@ -689,6 +791,7 @@ type server struct {
 	t         *testing.T
 	bin, dir  string
 	shards    int // --shards; 0 leaves the flag out
+	extra     []string
 	mu        sync.Mutex
 	addr      string
 	cmd       *exec.Cmd
@@ -698,8 +801,8 @@ type server struct {
 	servingRE *regexp.Regexp
 }
 
-func startServer(t *testing.T, bin, dir string, shards int) *server {
-	s := &server{t: t, bin: bin, dir: dir, shards: shards, servingRE: regexp.MustCompile(`parley serving.* addr=http://(\S+)`)}
+func startServer(t *testing.T, bin, dir string, shards int, extra ...string) *server {
+	s := &server{t: t, bin: bin, dir: dir, shards: shards, extra: extra, servingRE: regexp.MustCompile(`parley serving.* addr=http://(\S+)`)}
 	if err := s.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -728,8 +831,9 @@ func (s *server) start() error {
 	if s.shards != 0 {
 		args = append(args, "--shards", fmt.Sprint(s.shards))
 	}
-	cmd := exec.Command(s.bin, append(args, "--messages-per-second=-1", "--ip-messages-per-second=-1", "--connects-per-second=-1",
-		"--reads-per-second=-1", "--conversation-writes-per-second=-1", "--conns-per-ip=-1", "--connections-per-user=-1")...)
+	args = append(args, "--messages-per-second=-1", "--ip-messages-per-second=-1", "--connects-per-second=-1",
+		"--reads-per-second=-1", "--conversation-writes-per-second=-1", "--conns-per-ip=-1", "--connections-per-user=-1")
+	cmd := exec.Command(s.bin, append(args, s.extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
