@@ -129,14 +129,7 @@ func testHellos(t *testing.T, srv *server) {
 	t.Run("cursor beyond the log", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		c, err := dialWS(ctx, srv.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.close()
-		if _, err := hello(ctx, c, map[string]any{"token": tok, "protocol": 2, "cursor": map[string]any{"5": 1 << 40}}); err != nil {
-			t.Fatal(err)
-		}
+		c, _ := connect(ctx, t, srv.Addr(), map[string]any{"token": tok, "protocol": 2, "cursor": map[string]any{"5": 1 << 40}})
 		f, err := c.read(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -462,10 +455,7 @@ func checkEvents(t *testing.T, addr string, u *user) {
 				t.Errorf("GET /v1/events?shard=%d: shard %d, shards %d, resync %v", s, page.Shard, page.Shards, page.Resync)
 			}
 			for _, e := range page.Events {
-				es := 0
-				if e.Shard != nil {
-					es = *e.Shard
-				}
+				es := e.shard()
 				if es != s || e.Pos <= after {
 					t.Errorf("GET /v1/events?shard=%d&after=%d gave event %d:%d", s, after, es, e.Pos)
 				}
@@ -535,14 +525,7 @@ func testShardOf(t *testing.T, bin string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := dialWS(ctx, srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
-	if _, err := hello(ctx, c, map[string]any{"token": tok, "protocol": 2, "cursor": map[string]any{}}); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := connect(ctx, t, srv.Addr(), map[string]any{"token": tok, "protocol": 2, "cursor": map[string]any{}})
 	got, last := map[string]int{}, -1
 	for {
 		f, err := c.read(ctx)
@@ -557,10 +540,7 @@ func testShardOf(t *testing.T, bin string) {
 		}
 		var e event
 		json.Unmarshal(f.Data, &e)
-		s := 0
-		if e.Shard != nil {
-			s = *e.Shard
-		}
+		s := e.shard()
 		if s < last {
 			t.Errorf("replay went from shard %d back to %d; section 3: shard after shard", last, s)
 		}
@@ -575,14 +555,7 @@ func testShardOf(t *testing.T, bin string) {
 		}
 	}
 
-	c2, err := dialWS(ctx, srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.close()
-	if _, err := hello(ctx, c2, map[string]any{"token": tok, "protocol": 2, "cursor": map[string]any{"0": 1 << 40}}); err != nil {
-		t.Fatal(err)
-	}
+	c2, _ := connect(ctx, t, srv.Addr(), map[string]any{"token": tok, "protocol": 2, "cursor": map[string]any{"0": 1 << 40}})
 	f, err := c2.read(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -628,18 +601,11 @@ func testResumeLimit(t *testing.T, bin string) {
 func resumeLimit(t *testing.T, addr, tok string, n, limit int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := dialWS(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
-	w, err := hello(ctx, c, map[string]any{"token": tok, "protocol": 2, "cursor": map[string]any{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, w := connect(ctx, t, addr, map[string]any{"token": tok, "protocol": 2, "cursor": map[string]any{}})
 	heads, _ := parseCursor(w.Cursor, n)
 	reached := map[int]int64{}
 	var f frame
+	var err error
 	replayed := 0
 	for {
 		if f, err = c.read(ctx); err != nil {
@@ -650,10 +616,7 @@ func resumeLimit(t *testing.T, addr, tok string, n, limit int) {
 		}
 		var e event
 		json.Unmarshal(f.Data, &e)
-		s := 0
-		if e.Shard != nil {
-			s = *e.Shard
-		}
+		s := e.shard()
 		reached[s] = e.Pos
 		replayed++
 	}
@@ -677,14 +640,7 @@ func resumeLimit(t *testing.T, addr, tok string, n, limit int) {
 
 	// The client moves its cursor up to the resync's: the next connection
 	// replays nothing.
-	c2, err := dialWS(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.close()
-	if _, err := hello(ctx, c2, map[string]any{"token": tok, "protocol": 2, "cursor": r.Cursor}); err != nil {
-		t.Fatal(err)
-	}
+	c2, _ := connect(ctx, t, addr, map[string]any{"token": tok, "protocol": 2, "cursor": r.Cursor})
 	if f, err = c2.read(ctx); err != nil || f.Type != "resumed" {
 		t.Fatalf("resume from the resync's cursor: %s %s %v, want resumed", f.Type, f.Data, err)
 	}
@@ -693,6 +649,22 @@ func resumeLimit(t *testing.T, addr, tok string, n, limit int) {
 	if rd.Count != 0 {
 		t.Errorf("resume from the heads replayed %d events: %s", rd.Count, f.Data)
 	}
+}
+
+// connect dials and says hello with data; the test fails unless a
+// welcome answers. The connection is closed when the test ends.
+func connect(ctx context.Context, t *testing.T, addr string, data map[string]any) (*wsConn, welcomeData) {
+	t.Helper()
+	c, err := dialWS(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	w, err := hello(ctx, c, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, w
 }
 
 // register makes an account (section 1) and returns its token and id.

@@ -98,6 +98,14 @@ type event struct {
 	Message        *message `json:"message"`
 }
 
+// shard is the event's shard: 0 when "shard" is left out.
+func (e event) shard() int {
+	if e.Shard == nil {
+		return 0
+	}
+	return *e.Shard
+}
+
 // parseCursor turns the wire cursor into shard -> position, checking the
 // keys are decimal shard numbers below shards.
 func parseCursor(c cursorJSON, shards int) (map[int]int64, error) {
