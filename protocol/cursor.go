@@ -1,6 +1,12 @@
 package protocol
 
-import "github.com/parleychat/parley"
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	"github.com/parleychat/parley"
+)
 
 // Version2 is the protocol version of a deployment whose event log has
 // shards (docs/protocol.md section 3, "Protocol 2: a cursor per shard"):
@@ -18,9 +24,53 @@ const Version2 = 2
 // Cursor[event.shard] to drop what it has seen, and moves only that
 // shard's entry.
 //
-// encoding/json reads and writes it (a map with integer keys); Check
-// bounds what it read.
+// encoding/json writes it (a map with integer keys) and reads it through
+// UnmarshalJSON, which keeps the keys canonical; Check bounds what it read.
 type ShardCursor map[int]int64
+
+// UnmarshalJSON reads a cursor object with encoding/json's tokenizer and
+// refuses what a plain map[int]int64 would let through: a key that is not
+// the canonical decimal of its shard ("01", "+1", " 1"), the same shard
+// twice (encoding/json keeps the last silently), and more than MaxShards
+// entries. null leaves the cursor nil (no position: a first connection).
+func (c *ShardCursor) UnmarshalJSON(data []byte) error {
+	if string(bytes.TrimSpace(data)) == "null" {
+		*c = nil
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return parley.Errorf(parley.EINVALID, "cursor must be a JSON object of shard to position")
+	}
+	out := ShardCursor{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return parley.Errorf(parley.EINVALID, "cursor: %v", err)
+		}
+		key, _ := t.(string)
+		s, err := strconv.Atoi(key)
+		if err != nil || strconv.Itoa(s) != key {
+			return parley.Errorf(parley.EINVALID, "cursor key %q is not a shard number in decimal", key)
+		}
+		if _, dup := out[s]; dup {
+			return parley.Errorf(parley.EINVALID, "cursor names shard %d twice", s)
+		}
+		if len(out) == parley.MaxShards {
+			return parley.Errorf(parley.EINVALID, "cursor has more than %d entries", parley.MaxShards)
+		}
+		var p int64
+		if err := dec.Decode(&p); err != nil {
+			return parley.Errorf(parley.EINVALID, "cursor position of shard %d must be a whole number", s)
+		}
+		out[s] = p
+	}
+	if _, err := dec.Token(); err != nil {
+		return parley.Errorf(parley.EINVALID, "cursor: %v", err)
+	}
+	*c = out
+	return nil
+}
 
 // Check reports whether c is a cursor of a log of shards shards: at most
 // one entry per shard, every key a shard of the log (0 to shards-1), every

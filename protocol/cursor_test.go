@@ -85,3 +85,32 @@ func TestShardCursor(t *testing.T) {
 		t.Fatalf("wire: %s", b)
 	}
 }
+
+// TestShardCursorKeysCanonical: a cursor key is the canonical decimal of its
+// shard, once. A plain map[int]int64 would read "01" and "+1" as shard 1 and
+// keep the last of two keys naming one shard (found by internal/indietest).
+func TestShardCursorKeysCanonical(t *testing.T) {
+	for _, in := range []string{`{"01":1}`, `{"+1":1}`, `{" 1":1}`, `{"1 ":1}`, `{"-0":1}`, `{"01":1,"1":0}`, `{"1":1,"1":2}`, `{"0":1.5}`, `{"0":"1"}`, `[1]`, `{"0":1`, `{"0":1}x`} {
+		var c protocol.ShardCursor
+		if err := json.Unmarshal([]byte(in), &c); err == nil {
+			t.Errorf("%s: read as %v, want an error", in, c)
+		}
+	}
+	for in, want := range map[string]protocol.ShardCursor{`null`: nil, `{}`: {}, `{"0":0,"7":12}`: {0: 0, 7: 12}, `{"-1":3}`: {-1: 3}} {
+		var c protocol.ShardCursor
+		if err := json.Unmarshal([]byte(in), &c); err != nil {
+			t.Errorf("%s: %v", in, err)
+		} else if !maps.Equal(c, want) || (c == nil) != (want == nil) {
+			t.Errorf("%s: read as %v, want %v", in, c, want)
+		}
+	}
+	many := make(protocol.ShardCursor, parley.MaxShards+1)
+	for s := range parley.MaxShards + 1 {
+		many[s] = 1
+	}
+	b, _ := json.Marshal(many)
+	var c protocol.ShardCursor
+	if err := json.Unmarshal(b, &c); err == nil {
+		t.Errorf("a cursor of %d entries was read", len(many))
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -60,37 +59,33 @@ func testHellos(t *testing.T, srv *server) {
 		data map[string]any
 		code string // "" : a welcome
 		msg  string // a prefix of the error message, when the doc gives one
-		skip string // why the case is skipped: a known mismatch for the lead
 	}{
-		{"protocol absent (1)", map[string]any{}, "unsupported", unsupportedMsg, ""},
-		{"protocol 0 (1)", map[string]any{"protocol": 0}, "unsupported", unsupportedMsg, ""},
-		{"protocol 1 with resume_from", map[string]any{"protocol": 1, "resume_from": 0}, "unsupported", unsupportedMsg, ""},
-		{"protocol 1 with a cursor", map[string]any{"protocol": 1, "cursor": map[string]any{}}, "unsupported", unsupportedMsg, ""},
-		{"protocol 1 with a forged token", map[string]any{"token": "forged"}, "unauthorized", "", ""},
-		{"protocol 2 with a forged token", map[string]any{"token": "forged", "protocol": 2, "cursor": nil}, "unauthorized", "", ""},
-		{"protocol 3", map[string]any{"protocol": 3}, "invalid", "", ""},
-		{"resume_from with protocol 2", map[string]any{"protocol": 2, "resume_from": 5}, "invalid", "", ""},
-		{"cursor key beyond the shards", map[string]any{"protocol": 2, "cursor": map[string]any{"8": 1}}, "invalid", "", ""},
-		{"cursor key not decimal", map[string]any{"protocol": 2, "cursor": map[string]any{"x": 1}}, "invalid", "", ""},
-		{"cursor key negative", map[string]any{"protocol": 2, "cursor": map[string]any{"-1": 1}}, "invalid", "", ""},
-		{"cursor key +1", map[string]any{"protocol": 2, "cursor": map[string]any{"+1": 1}}, "invalid", "", nonCanonical},
-		{"cursor key 01", map[string]any{"protocol": 2, "cursor": map[string]any{"01": 1}}, "invalid", "", nonCanonical},
-		{"cursor keys 01 and 1 (one shard twice)", map[string]any{"protocol": 2, "cursor": map[string]any{"01": 1, "1": 0}}, "invalid", "", nonCanonical},
-		{"cursor key with a space", map[string]any{"protocol": 2, "cursor": map[string]any{" 1": 1}}, "invalid", "", ""},
-		{"cursor position negative", map[string]any{"protocol": 2, "cursor": map[string]any{"0": -1}}, "invalid", "", ""},
-		{"cursor of 9 entries", map[string]any{"protocol": 2, "cursor": nineEntries()}, "invalid", "", ""},
-		{"cursor not an object", map[string]any{"protocol": 2, "cursor": []int{1}}, "invalid", "", ""},
-		{"cursor position a string", map[string]any{"protocol": 2, "cursor": map[string]any{"0": "1"}}, "invalid", "", ""},
-		{"cursor position fractional", map[string]any{"protocol": 2, "cursor": map[string]any{"0": 1.5}}, "invalid", "", ""},
-		{"cursor null (first connection)", map[string]any{"protocol": 2, "cursor": nil}, "", "", ""},
-		{"cursor {} (from the start)", map[string]any{"protocol": 2, "cursor": map[string]any{}}, "", "", ""},
-		{"cursor with an explicit 0", map[string]any{"protocol": 2, "cursor": map[string]any{"3": 0}}, "", "", ""},
-		{"cursor on every shard", map[string]any{"protocol": 2, "cursor": map[string]any{"0": 0, "1": 0, "2": 0, "3": 0, "4": 0, "5": 0, "6": 0, "7": 0}}, "", "", ""},
+		{"protocol absent (1)", map[string]any{}, "unsupported", unsupportedMsg},
+		{"protocol 0 (1)", map[string]any{"protocol": 0}, "unsupported", unsupportedMsg},
+		{"protocol 1 with resume_from", map[string]any{"protocol": 1, "resume_from": 0}, "unsupported", unsupportedMsg},
+		{"protocol 1 with a cursor", map[string]any{"protocol": 1, "cursor": map[string]any{}}, "unsupported", unsupportedMsg},
+		{"protocol 1 with a forged token", map[string]any{"token": "forged"}, "unauthorized", ""},
+		{"protocol 2 with a forged token", map[string]any{"token": "forged", "protocol": 2, "cursor": nil}, "unauthorized", ""},
+		{"protocol 3", map[string]any{"protocol": 3}, "invalid", ""},
+		{"resume_from with protocol 2", map[string]any{"protocol": 2, "resume_from": 5}, "invalid", ""},
+		{"cursor key beyond the shards", map[string]any{"protocol": 2, "cursor": map[string]any{"8": 1}}, "invalid", ""},
+		{"cursor key not decimal", map[string]any{"protocol": 2, "cursor": map[string]any{"x": 1}}, "invalid", ""},
+		{"cursor key negative", map[string]any{"protocol": 2, "cursor": map[string]any{"-1": 1}}, "invalid", ""},
+		{"cursor key +1", map[string]any{"protocol": 2, "cursor": map[string]any{"+1": 1}}, "invalid", ""},
+		{"cursor key 01", map[string]any{"protocol": 2, "cursor": map[string]any{"01": 1}}, "invalid", ""},
+		{"cursor keys 01 and 1 (one shard twice)", map[string]any{"protocol": 2, "cursor": map[string]any{"01": 1, "1": 0}}, "invalid", ""},
+		{"cursor key with a space", map[string]any{"protocol": 2, "cursor": map[string]any{" 1": 1}}, "invalid", ""},
+		{"cursor position negative", map[string]any{"protocol": 2, "cursor": map[string]any{"0": -1}}, "invalid", ""},
+		{"cursor of 9 entries", map[string]any{"protocol": 2, "cursor": nineEntries()}, "invalid", ""},
+		{"cursor not an object", map[string]any{"protocol": 2, "cursor": []int{1}}, "invalid", ""},
+		{"cursor position a string", map[string]any{"protocol": 2, "cursor": map[string]any{"0": "1"}}, "invalid", ""},
+		{"cursor position fractional", map[string]any{"protocol": 2, "cursor": map[string]any{"0": 1.5}}, "invalid", ""},
+		{"cursor null (first connection)", map[string]any{"protocol": 2, "cursor": nil}, "", ""},
+		{"cursor {} (from the start)", map[string]any{"protocol": 2, "cursor": map[string]any{}}, "", ""},
+		{"cursor with an explicit 0", map[string]any{"protocol": 2, "cursor": map[string]any{"3": 0}}, "", ""},
+		{"cursor on every shard", map[string]any{"protocol": 2, "cursor": map[string]any{"0": 0, "1": 0, "2": 0, "3": 0, "4": 0, "5": 0, "6": 0, "7": 0}}, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.skip != "" && os.Getenv("PARLEY_INDIE_RUN_SKIPPED") == "" {
-				t.Skip(tc.skip + " (PARLEY_INDIE_RUN_SKIPPED=1 runs it)")
-			}
 			if _, ok := tc.data["token"]; !ok {
 				tc.data["token"] = tok
 			}
@@ -141,14 +136,6 @@ func testHellos(t *testing.T, srv *server) {
 		}
 	})
 }
-
-// nonCanonical: the server reads a cursor key as Go's strconv does, so
-// "+1" and "01" name shard 1 (the welcome is followed by a log_lost resync
-// of shard 1), and {"01": 1, "1": 0} gives shard 1 two entries of which
-// the last in the object counts. docs/protocol.md section 3 refuses "a key
-// that is ... not a decimal integer" and says a cursor "has at most one
-// entry per shard".
-const nonCanonical = "server bug for the lead: non-canonical cursor keys (+1, 01) are accepted as shard 1, two keys may name one shard; section 3 refuses them"
 
 func nineEntries() map[string]any {
 	m := map[string]any{}
