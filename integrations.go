@@ -6,11 +6,12 @@ import (
 )
 
 // WebhookDelivery is one durable event waiting in the store's webhook
-// outbox to be delivered to one endpoint. Pos (the event's position) is
-// its idempotency key: a receiver may get a delivery more than once, always
-// with the same Pos.
+// outbox to be delivered to one endpoint. Shard and Pos (the event's
+// position in its shard of the log) are its idempotency key: a receiver
+// may get a delivery more than once, always with the same Shard and Pos.
 type WebhookDelivery struct {
 	Endpoint       string
+	Shard          int
 	Pos            int64
 	ConversationID string
 	// Payload is the JSON body, made when the event was enqueued (it
@@ -25,18 +26,20 @@ type WebhookDelivery struct {
 
 // WebhookQueue is the durable outbox webhooks are delivered from. Both
 // stores implement it (internal/sqlstore); storetest checks it. A node's
-// enqueuer follows the event log from the cursor and writes a delivery per
-// subscribed endpoint; its workers claim, deliver and finish them. Methods
-// are safe for concurrent use, also from several nodes.
+// enqueuer follows each shard of the event log (ShardedLog) from that
+// shard's cursor and writes a delivery per subscribed endpoint; its
+// workers claim, deliver and finish them. Methods are safe for concurrent
+// use, also from several nodes. A shard outside the log's is EINVALID.
 type WebhookQueue interface {
-	// WebhookCursor returns the position up to which events have been
-	// enqueued; -1 when webhooks never ran (the enqueuer then starts at
-	// the head: history is not delivered).
-	WebhookCursor(ctx context.Context) (int64, error)
-	// EnqueueWebhooks stores ds and moves the cursor from `from` to `to`,
-	// in one write. When the cursor is not at from (another node moved
-	// it first) it writes nothing and returns ECONFLICT.
-	EnqueueWebhooks(ctx context.Context, from, to int64, ds []WebhookDelivery) error
+	// WebhookCursor returns the position of shard up to which events
+	// have been enqueued; -1 when webhooks never ran on it (the enqueuer
+	// then starts at the shard's head: history is not delivered).
+	WebhookCursor(ctx context.Context, shard int) (int64, error)
+	// EnqueueWebhooks stores ds (events of shard) and moves shard's
+	// cursor from `from` to `to`, in one write. When the cursor is not
+	// at from (another node moved it first) it writes nothing and
+	// returns ECONFLICT.
+	EnqueueWebhooks(ctx context.Context, shard int, from, to int64, ds []WebhookDelivery) error
 	// ClaimWebhooks returns up to limit deliveries of endpoint that are
 	// due at now and are each the oldest pending one of their
 	// conversation (so a conversation's events go out in order), after
@@ -44,9 +47,9 @@ type WebhookQueue interface {
 	// leaseUntil: another node will not claim them before that.
 	ClaimWebhooks(ctx context.Context, endpoint string, now, leaseUntil time.Time, limit int) ([]WebhookDelivery, error)
 	// FinishWebhook deletes a delivery (delivered, or given up).
-	FinishWebhook(ctx context.Context, endpoint string, pos int64) error
+	FinishWebhook(ctx context.Context, endpoint string, shard int, pos int64) error
 	// RetryWebhook sets when a delivery may be tried again.
-	RetryWebhook(ctx context.Context, endpoint string, pos int64, nextAt time.Time) error
+	RetryWebhook(ctx context.Context, endpoint string, shard int, pos int64, nextAt time.Time) error
 	// WebhookBacklog returns how many deliveries wait per endpoint.
 	WebhookBacklog(ctx context.Context) (map[string]int, error)
 }

@@ -40,7 +40,7 @@ func BenchmarkReceiveMessage(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		// Patch the position in place so each frame is new to dedupe.
 		c.mu.Lock()
-		c.pos = int64(i)
+		c.cursor = protocol.ShardCursor{0: int64(i)}
 		c.mu.Unlock()
 		var f protocol.Frame
 		json.Unmarshal(frames[i%len(frames)], &f)

@@ -87,7 +87,8 @@ type options struct {
 	logger         *slog.Logger
 	outboxLimit    int
 	outboxFile     string
-	resumeFrom     *int64
+	resumeFrom     protocol.ShardCursor // nil: start from the server's heads
+	protocol       int                  // the hello's protocol version (protocol.Version2 unless WithProtocol)
 	dialTimeout    time.Duration
 	requestTimeout time.Duration
 	sendWindow     int
@@ -158,7 +159,26 @@ func WithOutboxFile(path string) Option { return func(o *options) { o.outboxFile
 // position pos (0: from the start of the user's history, within
 // parley.ResumeLimit). Without it the client starts from the server's head
 // at the first connection and resumes from what it saw after that.
-func WithResumeFrom(pos int64) Option { return func(o *options) { o.resumeFrom = &pos } }
+// It is WithCursor of {0: pos}: with a server whose log has one shard,
+// the same thing.
+func WithResumeFrom(pos int64) Option {
+	return func(o *options) { o.resumeFrom = protocol.ShardCursor{0: pos} }
+}
+
+// WithCursor makes the first connection replay every event after cursor
+// (the last position seen per shard, as Cursor returned it; a shard left
+// out is at 0). It is copied.
+func WithCursor(cursor map[int]int64) Option {
+	return func(o *options) { o.resumeFrom = protocol.ShardCursor(cursor).Clone() }
+}
+
+// WithProtocol sets the protocol version the client speaks in hello:
+// protocol.Version2 (the default: a cursor per shard, needed by a server
+// whose log has more than one shard) or protocol.Version (1: one
+// position; a server whose log has shards refuses it). For tests and for
+// servers older than protocol 2, which ignore a protocol-2 hello's
+// cursor (they would not replay).
+func WithProtocol(v int) Option { return func(o *options) { o.protocol = v } }
 
 // WithSendWindow sets how many sends the outbox keeps in flight on a
 // connection (default DefaultSendWindow; 1 sends one at a time). See the
@@ -199,8 +219,10 @@ type Client struct {
 	lost      chan struct{} // closed when the current connection ends
 	pending   map[string]chan reply
 	reqSeq    uint64
-	havePos   bool
-	pos       int64 // last durable position seen
+	// cursor is the last durable position seen per shard; nil before
+	// the first (welcome, WithCursor or WithResumeFrom). Positions only
+	// move forwards, except on a resync that says the log was lost.
+	cursor protocol.ShardCursor
 	user      parley.User
 	wake      chan struct{} // Reconnect: skip the wait, reset the backoff
 	throttle  *time.Timer
@@ -242,9 +264,16 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 		sendWindow:        DefaultSendWindow,
 		batch:             true,
 		logger:            slog.Default(),
+		protocol:          protocol.Version2,
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.protocol != protocol.Version && o.protocol != protocol.Version2 {
+		return nil, parley.Errorf(parley.EINVALID, "client: protocol must be %d or %d", protocol.Version, protocol.Version2)
+	}
+	if _, ok := o.resumeFrom[0]; o.protocol == protocol.Version && (len(o.resumeFrom) > 1 || len(o.resumeFrom) == 1 && !ok) {
+		return nil, parley.Errorf(parley.EINVALID, "client: protocol 1 resumes from one position (shard 0's)")
 	}
 	if o.tokens == nil {
 		return nil, parley.Errorf(parley.EINVALID, "client: a token is required (WithToken or WithTokenSource)")
@@ -279,9 +308,7 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 		wake:      make(chan struct{}, 1),
 		subs:      make(map[*statusSub]struct{}),
 	}
-	if o.resumeFrom != nil {
-		c.havePos, c.pos = true, *o.resumeFrom
-	}
+	c.cursor = o.resumeFrom.Clone()
 	c.life, c.stopLife = context.WithCancel(context.Background())
 	c.state = newChatState(c)
 	c.acks = newDeliveredAcks(c, o.deliveredInterval)
@@ -411,7 +438,17 @@ func (c *Client) User() parley.User {
 func (c *Client) Position() (int64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.pos, c.havePos
+	return c.cursor[0], c.cursor != nil
+}
+
+// Cursor returns a copy of the last durable position the client has seen
+// in each shard of the server's log (nil before it has one): what to pass
+// to WithCursor to resume in a new process. With a log of one shard it is
+// {0: Position()}.
+func (c *Client) Cursor() map[int]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cursor.Clone()
 }
 
 // Close stops the connection, the outbox and every goroutine the client

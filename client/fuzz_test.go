@@ -48,7 +48,7 @@ func (r *receiver) receive(msg []byte) []Event {
 	c.mu.Lock()
 	c.gen++
 	cn := &wsConn{gen: c.gen}
-	c.conn, c.havePos, c.pos = cn, false, 0
+	c.conn, c.cursor = cn, nil
 	c.pending["r1"] = make(chan reply, 1)
 	c.mu.Unlock()
 	for len(msg) > 0 {

@@ -16,19 +16,22 @@ import (
 )
 
 // scriptedServer answers each WebSocket connection with the next script:
-// it reads the hello, reports its resume_from on hellos, and hands the
-// connection to the script. A script that returns closes the connection
-// with 4000 (reconnect).
+// it reads the hello, reports its resume_from on hellos (its cursor on
+// cursors), and hands the connection to the script. A script that
+// returns closes the connection with 4000 (reconnect).
 type scriptedServer struct {
 	t       *testing.T
 	hellos  chan *int64
+	cursors chan protocol.ShardCursor
 	scripts chan func(ctx context.Context, ws *websocket.Conn)
 }
 
 // startScripted starts a scripted server and a client of it (not yet
-// connected) that retries at once; both close when the test ends.
-func startScripted(t *testing.T) (*scriptedServer, *client.Client) {
-	s := &scriptedServer{t: t, hellos: make(chan *int64, 8), scripts: make(chan func(context.Context, *websocket.Conn), 8)}
+// connected) that speaks protocol 1 and retries at once; both close when
+// the test ends.
+func startScripted(t *testing.T, opts ...client.Option) (*scriptedServer, *client.Client) {
+	s := &scriptedServer{t: t, hellos: make(chan *int64, 8), cursors: make(chan protocol.ShardCursor, 8),
+		scripts: make(chan func(context.Context, *websocket.Conn), 8)}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, nil)
 		if err != nil {
@@ -48,6 +51,7 @@ func startScripted(t *testing.T) (*scriptedServer, *client.Client) {
 			return
 		}
 		s.hellos <- h.ResumeFrom
+		s.cursors <- h.Cursor
 		select {
 		case script := <-s.scripts:
 			script(ctx, ws)
@@ -56,12 +60,50 @@ func startScripted(t *testing.T) (*scriptedServer, *client.Client) {
 		}
 	}))
 	t.Cleanup(hs.Close)
-	c, err := client.New(hs.URL, client.WithToken("t"), client.WithBackoff(time.Millisecond, 5*time.Millisecond))
+	opts = append([]client.Option{client.WithToken("t"), client.WithBackoff(time.Millisecond, 5*time.Millisecond), client.WithProtocol(protocol.Version)}, opts...)
+	c, err := client.New(hs.URL, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return s, c
+}
+
+// replayEvents returns a function that waits for c's next NewMessage,
+// Resynced or Resumed event.
+func replayEvents(t *testing.T, c *client.Client) func(what string) client.Event {
+	got := make(chan client.Event, 64)
+	c.AddEventHandler("test", func(ev client.Event) {
+		switch ev.(type) {
+		case client.NewMessage, client.Resynced, client.Resumed:
+			got <- ev
+		}
+	})
+	return func(what string) client.Event {
+		t.Helper()
+		select {
+		case ev := <-got:
+			return ev
+		case <-time.After(20 * time.Second): // a liveness bound, not a timing assertion
+			t.Fatalf("waiting for %s: nothing", what)
+			return nil
+		}
+	}
+}
+
+// holding returns a function that queues a script which, after f, holds
+// the connection until done is signalled (the test has checked what f
+// sent) or closed.
+func (s *scriptedServer) holding(done chan struct{}) func(f func(ctx context.Context, ws *websocket.Conn)) {
+	return func(f func(ctx context.Context, ws *websocket.Conn)) {
+		s.scripts <- func(ctx context.Context, ws *websocket.Conn) {
+			f(ctx, ws)
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+		}
+	}
 }
 
 func writeFrame(ctx context.Context, t *testing.T, ws *websocket.Conn, typ string, data any) {
@@ -92,23 +134,7 @@ func messageAt(pos int64) parley.Event {
 // (cause log_lost) moves it to the server's head.
 func TestLowerHeadNeverRewinds(t *testing.T) {
 	srv, c := startScripted(t)
-	got := make(chan client.Event, 64)
-	c.AddEventHandler("test", func(ev client.Event) {
-		switch ev.(type) {
-		case client.NewMessage, client.Resynced, client.Resumed:
-			got <- ev
-		}
-	})
-	next := func(what string) client.Event {
-		t.Helper()
-		select {
-		case ev := <-got:
-			return ev
-		case <-time.After(20 * time.Second): // a liveness bound, not a timing assertion
-			t.Fatalf("waiting for %s: nothing", what)
-			return nil
-		}
-	}
+	next := replayEvents(t, c)
 	hello := func(want int64) {
 		t.Helper()
 		select {
@@ -127,15 +153,7 @@ func TestLowerHeadNeverRewinds(t *testing.T) {
 		}
 	}
 	done := make(chan struct{}) // a script's end: the test has checked what it sent
-	script := func(f func(ctx context.Context, ws *websocket.Conn)) {
-		srv.scripts <- func(ctx context.Context, ws *websocket.Conn) {
-			f(ctx, ws)
-			select {
-			case <-done:
-			case <-ctx.Done():
-			}
-		}
-	}
+	script := srv.holding(done)
 
 	// First connection: head 10, then the event at 11.
 	script(func(ctx context.Context, ws *websocket.Conn) {

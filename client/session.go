@@ -207,10 +207,15 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 	// split below, so a server that ignores it works the same.
 	hello := protocol.Hello{Token: token, Batch: c.opts.batch}
 	c.mu.Lock()
-	if c.havePos {
-		p := c.pos
+	switch {
+	case c.opts.protocol == protocol.Version2:
+		hello.Protocol = protocol.Version2
+		hello.Cursor = c.cursor.Clone() // nil: a first connection
+	case c.cursor != nil:
+		p := c.cursor[0]
 		hello.ResumeFrom = &p
 	}
+	resuming := c.cursor != nil
 	c.mu.Unlock()
 	if err := writeRequest(dctx, ws, protocol.OpHello, "", hello); err != nil {
 		return false, 0, readErr(err)
@@ -230,8 +235,14 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 				return false, 0, fmt.Errorf("client: bad frame from server: %w", err)
 			}
 			if f.Type == protocol.TypeError && f.Error != nil {
-				if f.Error.Code == parley.EUNAUTHORIZED {
+				switch f.Error.Code {
+				case parley.EUNAUTHORIZED:
 					return false, 0, &CloseError{Code: protocol.CloseUnauthorized, Reason: f.Error.Message}
+				case parley.EUNSUPPORTED, parley.EINVALID:
+					// A hello the server will refuse again (protocol 1
+					// on a log of shards, a cursor it cannot take):
+					// terminal, like a bad token.
+					return false, 0, &CloseError{Code: protocol.CloseProtocolError, Reason: f.Error.Message}
 				}
 				return false, 0, frameError(f.Error)
 			}
@@ -252,14 +263,19 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 	cn.gen = c.gen
 	c.conn = cn
 	c.user = welcome.User
-	if !c.havePos {
-		c.havePos, c.pos = true, welcome.Head
+	if c.cursor == nil {
+		// A server of protocol 1 (or one answering a protocol-1 hello)
+		// gives one head: shard 0's.
+		c.cursor = welcome.Cursor.Clone()
+		if c.cursor == nil {
+			c.cursor = protocol.ShardCursor{0: welcome.Head}
+		}
 	}
 	c.moveToConnected(welcome.SessionID)
 	// The outbox starts once the replay is over: its own newMessage
 	// events settle what the last connection stored without a reply, so
 	// only what the server never stored is sent again.
-	cn.replaying = hello.ResumeFrom != nil
+	cn.replaying = resuming
 	if !cn.replaying {
 		close(c.connected)
 	}
@@ -425,6 +441,13 @@ func (c *Client) handleFrame(cn *wsConn, b []byte) time.Duration {
 	case protocol.TypeResumed:
 		var r protocol.Resumed
 		if json.Unmarshal(f.Data, &r) == nil {
+			c.mu.Lock()
+			if c.conn == cn && c.cursor != nil {
+				// The replay covered every shard up to the welcome's
+				// heads: never moves an entry back.
+				c.cursor.Merge(r.Cursor)
+			}
+			c.mu.Unlock()
 			c.emit(Resumed{From: r.From, To: r.To, Count: r.Count})
 		}
 		c.replayDone(cn)
@@ -435,16 +458,8 @@ func (c *Client) handleFrame(cn *wsConn, b []byte) time.Duration {
 			return 0
 		}
 		c.mu.Lock()
-		reason := resyncReason(c.havePos, c.pos, r)
-		// The position never moves backwards: events at or below it
-		// stay dropped as already seen. A head below it comes from a
-		// node that has not delivered the client's position yet (an
-		// older server answers so); only a server that says the log
-		// itself was lost (its positions after head will be given
-		// again) moves it back, to its head.
-		if !c.havePos || r.Head > c.pos || r.Cause == protocol.ResyncLogLost {
-			c.havePos, c.pos = true, r.Head
-		}
+		reason := resyncReason(c.cursor != nil, c.cursor[r.Shard], r)
+		resyncCursor(&c.cursor, r)
 		c.mu.Unlock()
 		c.emit(Resynced{Head: r.Head, From: r.From, Reason: reason, Text: r.Reason})
 		c.state.onResync()
@@ -479,12 +494,15 @@ func (c *Client) handleEvent(cn *wsConn, ev *parley.Event) {
 			c.mu.Unlock()
 			return
 		}
-		if c.havePos && ev.Pos <= c.pos {
+		if c.cursor == nil {
+			c.cursor = protocol.ShardCursor{}
+		}
+		// Per shard: positions of different shards do not compare.
+		if !c.cursor.Advance(ev.Shard, ev.Pos) {
 			c.duplicat++
 			c.mu.Unlock()
 			return
 		}
-		c.havePos, c.pos = true, ev.Pos
 		c.mu.Unlock()
 	}
 	out := typedEvent(ev)
@@ -707,4 +725,34 @@ func (c *Client) refuseLocked() error {
 		return coded(ErrDisconnected, &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected and stopped retrying: " + c.status.Err.Error() + " (call Reconnect to try again)"})
 	}
 	return coded(ErrDisconnected, &parley.Error{Code: parley.EUNAVAILABLE, Message: "client is disconnected"})
+}
+
+// resyncCursor moves the cursor *cur as a resync says. An entry
+// never moves backwards: events at or below it stay dropped as already
+// seen. A head below it comes from a node that has not delivered the
+// client's position yet (an older server answers so); only a server that
+// says the log itself was lost (its positions after head will be given
+// again) moves an entry back: the lost shards' (Lost; protocol 1: the one
+// shard) to the server's heads. The caller holds Client.mu.
+func resyncCursor(cur *protocol.ShardCursor, r protocol.Resync) {
+	if *cur == nil {
+		*cur = protocol.ShardCursor{}
+	}
+	c := *cur
+	if r.Cursor == nil { // protocol 1: one shard, one head
+		if _, ok := c[0]; !ok || r.Head > c[0] || r.Cause == protocol.ResyncLogLost {
+			c[0] = r.Head
+		}
+		return
+	}
+	if r.Cause == protocol.ResyncLogLost {
+		for _, s := range r.Lost {
+			if p := r.Cursor[s]; p > 0 {
+				c[s] = p
+			} else {
+				delete(c, s)
+			}
+		}
+	}
+	c.Merge(r.Cursor)
 }

@@ -1,4 +1,5 @@
-// Package protocol defines Parley's WebSocket frames (protocol v1), shared by
+// Package protocol defines Parley's WebSocket frames (protocol v1, and v2:
+// the same frames with a resume cursor per shard, see Version2), shared by
 // the server, the Go SDK and the load tool. docs/protocol.md is the
 // human-readable contract and must match this file exactly.
 //
@@ -20,7 +21,9 @@ import (
 // Path is where the WebSocket endpoint lives.
 const Path = "/v1/ws"
 
-// Version is the protocol version this package speaks.
+// Version is protocol 1: a client resumes from one position
+// (Hello.ResumeFrom). A server whose log has more than one shard refuses
+// it; Version2 works everywhere.
 const Version = 1
 
 // Heartbeat defaults. The client sends a ping every HeartbeatInterval; the
@@ -127,10 +130,17 @@ type Request struct {
 // text message, separated by "\n" (a frame's JSON never holds a raw
 // newline); the client splits every message on "\n". Without it every
 // message holds exactly one frame.
+//
+// Protocol is the version the client speaks: 0 or 1 for protocol 1, 2 for
+// protocol 2 (Version2). With 2 the client resumes with Cursor, not
+// ResumeFrom: nil (left out) is a first connection, an empty cursor {}
+// a resume from the start of every shard.
 type Hello struct {
-	Token      string `json:"token"`
-	ResumeFrom *int64 `json:"resume_from,omitempty"`
-	Batch      bool   `json:"batch,omitempty"`
+	Token      string      `json:"token"`
+	ResumeFrom *int64      `json:"resume_from,omitempty"`
+	Batch      bool        `json:"batch,omitempty"`
+	Protocol   int         `json:"protocol,omitempty"`
+	Cursor     ShardCursor `json:"cursor,omitzero"`
 }
 
 // Send stores a message (OpSend). The reply's data is the stored
@@ -330,14 +340,25 @@ type Welcome struct {
 	ResumeLimit         int   `json:"resume_limit"`
 	// Online lists the contacts online now.
 	Online []string `json:"online"`
+	// Protocol 2 only (left out for protocol 1). Cursor holds the heads
+	// of every shard when the connection started (sparse); a client with
+	// no cursor yet starts from it. Shards is the log's shard count.
+	Cursor ShardCursor `json:"cursor,omitzero"`
+	Shards int         `json:"shards,omitempty"`
 }
 
 // Resumed is the data of the resumed frame: Count events after From were
 // replayed, the last at To.
+//
+// Protocol 2: From and To are shard 0's; Cursor is the client's cursor
+// after the replay (the welcome's heads, or the client's own entry where
+// that is further) and Shards the log's shard count.
 type Resumed struct {
-	From  int64 `json:"from"`
-	To    int64 `json:"to"`
-	Count int   `json:"count"`
+	From   int64       `json:"from"`
+	To     int64       `json:"to"`
+	Count  int         `json:"count"`
+	Cursor ShardCursor `json:"cursor,omitzero"`
+	Shards int         `json:"shards,omitempty"`
 }
 
 // Resync is the data of the resync frame: the server cannot replay what
@@ -355,11 +376,21 @@ type Resumed struct {
 //
 // A node that has merely not yet delivered the client's position never
 // answers resync: it replays from the store (docs/protocol.md section 3).
+//
+// Protocol 2: Shard is the shard in question, and From and Head bound the
+// range in question in that shard. Cursor holds the heads live events
+// continue after (the welcome's). Lost lists every shard whose log was
+// lost (ResyncLogLost only): for those the client's entry goes back to
+// Cursor's (0 when left out); every other entry only moves forward.
 type Resync struct {
-	Head   int64  `json:"head"`
-	Reason string `json:"reason"`
-	Cause  string `json:"cause"`
-	From   int64  `json:"from"`
+	Head   int64       `json:"head"`
+	Reason string      `json:"reason"`
+	Cause  string      `json:"cause"`
+	From   int64       `json:"from"`
+	Shard  int         `json:"shard,omitempty"`
+	Cursor ShardCursor `json:"cursor,omitzero"`
+	Lost   []int       `json:"lost,omitempty"`
+	Shards int         `json:"shards,omitempty"`
 }
 
 // Resync causes (Resync.Cause).

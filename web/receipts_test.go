@@ -40,7 +40,7 @@ func TestDeliveredFromTheList(t *testing.T) {
 	alice.wait("the first delivered", markOf("first")+`?.textContent === '✓✓ Delivered'`)
 
 	// Bob's page goes, and with it its position.
-	bob.wait("bob's page gone", `(parleyApp.client.close(), localStorage.removeItem(parleyApp.client.posKey), location.assign('about:blank'), true)`)
+	bob.wait("bob's page gone", `(parleyApp.client.close(), localStorage.removeItem(parleyApp.client.posKey), localStorage.removeItem(parleyApp.client.cursorKey), location.assign('about:blank'), true)`)
 	bob.do("about:blank", chromedp.WaitReady("body"))
 	alice.do("send while bob is away", chromedp.SendKeys(testID("composer"), "while you were away"+kb.Enter))
 	alice.wait("sent, not delivered", markOf("while you were away")+`?.textContent === '✓ Sent'`)

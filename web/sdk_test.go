@@ -79,3 +79,48 @@ func TestSDKPositionNeverRewinds(t *testing.T) {
 		t.Errorf("positions and delivered events = %v, want %v\n(after welcome head 3, after resync head 5, after events 4 6 11 12, after resume_limit head 20, after log_lost head 2, after event 3, stored; then the events delivered)", got, want)
 	}
 }
+
+// TestSDKCursorPerShard checks, in the real browser, that parley.js keeps
+// a position per shard (protocol 2): it sends its cursor in hello, drops
+// an event at or below its own shard's entry only, never moves an entry
+// back on a welcome, resumed or resync with lower heads, and moves back
+// only the shards a log_lost resync lists; the cursor persists.
+func TestSDKCursorPerShard(t *testing.T) {
+	srv := httptest.NewServer(web.Handler())
+	t.Cleanup(srv.Close)
+	tab := newTab(t, newBrowser(t), srv.URL)
+	got := eval[string](t, tab, `import('/parley.js').then(m => {
+		const mem = new Map();
+		const storage = { getItem: k => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, String(v)), removeItem: k => mem.delete(k) };
+		const c = new m.Client({ token: 't', user: { id: 'bob', name: 'Bob' }, baseURL: 'http://127.0.0.1:1', storage });
+		const seen = [];
+		c.on('event', ev => seen.push((ev.shard || 0) + '/' + ev.pos));
+		const ev = (shard, pos) => ({ type: 'event', data: { pos, shard, type: 'messageRead', conversation_id: 'c' + shard, user_id: 'alice', read_seq: 1, at: new Date().toISOString() } });
+		const out = [];
+		const snap = what => out.push(what + ' ' + JSON.stringify(c.cursor));
+		c.welcome({ head: 10, cursor: { 0: 10, 3: 20 }, shards: 4, heartbeat_interval_ms: 4000, heartbeat_timeout_ms: 9000, online: [] });
+		c.teardown(1000, 'test');
+		snap('welcome');
+		for (const [s, p] of [[3, 21], [0, 11], [3, 21], [0, 5]]) c.handleFrame(ev(s, p));
+		snap('events');
+		c.welcome({ head: 2, cursor: { 0: 2, 3: 1 }, shards: 4, heartbeat_interval_ms: 4000, heartbeat_timeout_ms: 9000, online: [] });
+		c.teardown(1000, 'test');
+		c.handleFrame({ type: 'resumed', data: { from: 11, to: 11, count: 0, cursor: { 0: 2, 3: 30 }, shards: 4 } });
+		snap('resumed');
+		c.handleFrame({ type: 'resync', data: { head: 40, from: 30, shard: 3, cause: 'resume_limit', reason: 'limit', cursor: { 0: 1, 3: 40, 2: 7 }, shards: 4 } });
+		snap('limit');
+		c.handleFrame({ type: 'resync', data: { head: 4, from: 40, shard: 3, cause: 'log_lost', reason: 'lost', lost: [3], cursor: { 0: 11, 2: 7, 3: 4 }, shards: 4 } });
+		snap('lost');
+		c.handleFrame(ev(3, 5));
+		c.handleFrame(ev(2, 7));
+		snap('after');
+		const again = new m.Client({ token: 't', user: { id: 'bob', name: 'Bob' }, baseURL: 'http://127.0.0.1:1', storage });
+		out.push('stored ' + JSON.stringify(again.cursor) + ' position ' + again.position);
+		out.push('seen ' + seen.join(','));
+		return out.join('; ');
+	})`)
+	want := `welcome {"0":10,"3":20}; events {"0":11,"3":21}; resumed {"0":11,"3":30}; limit {"0":11,"2":7,"3":40}; lost {"0":11,"2":7,"3":4}; after {"0":11,"2":7,"3":5}; stored {"0":11,"2":7,"3":5} position 11; seen 3/21,0/11,3/5`
+	if got != want {
+		t.Errorf("cursor steps:\n got %s\nwant %s", got, want)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/sqlite"
+	"github.com/parleychat/parley/internal/sqlstore"
 	"github.com/parleychat/parley/internal/webhook"
 )
 
@@ -37,6 +38,7 @@ type ServeCmd struct {
 	WSTransport        string        `name:"ws-transport" env:"PARLEY_WS_TRANSPORT" enum:"gobwas,coder" default:"gobwas" help:"The WebSocket library connections are served with: gobwas (github.com/gobwas/ws, the default) or coder (github.com/coder/websocket, kept to measure against; see docs/benchmarks.md)."`
 	Secret             string        `env:"PARLEY_SECRET" help:"Token secret, at least 32 bytes (default: generated and kept in <data-dir>/secret)."`
 	Store              string        `env:"PARLEY_STORE" help:"Store: empty for SQLite in the data dir, sqlite:PATH, or a postgres:// URL."`
+	Shards             int           `env:"PARLEY_SHARDS" help:"Shards of the event log (1 to 256; docs/deploy.md, \"Choosing shards\"). Set only on an empty log: a store whose log holds events keeps its count, and asking for another one is refused. 0 (the default): whatever the store records (1 for a new one)."`
 	Broker             string        `default:"memory" env:"PARLEY_BROKER" help:"Broker: memory (one node), or a nats:// URL."`
 	NATSPendingMsgs    int           `name:"nats-pending-msgs" default:"65536" env:"PARLEY_NATS_PENDING_MSGS" help:"With a nats:// broker: messages the node's subscription may hold before NATS drops (the node then reads the missed events from the store)."`
 	NATSPendingBytes   int           `name:"nats-pending-bytes" default:"67108864" env:"PARLEY_NATS_PENDING_BYTES" help:"With a nats:// broker: bytes the node's subscription may hold (default 64 MiB)."`
@@ -196,7 +198,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, c.Store, c.DataDir)
+	st, err := openStore(ctx, c.Store, c.DataDir, sqlstore.WithShards(c.Shards))
 	if err != nil {
 		return err
 	}
@@ -394,14 +396,14 @@ func webhookConfig(c ServeCmd) (webhook.Config, error) {
 // openStore is the switch point between stores: SQLite in the data dir by
 // default; postgres:// URLs go to internal/postgres (wired by the scale
 // work).
-func openStore(ctx context.Context, store, dataDir string) (parley.Store, error) {
+func openStore(ctx context.Context, store, dataDir string, opts ...sqlstore.Option) (parley.Store, error) {
 	switch {
 	case store == "":
-		return sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
+		return sqlite.Open(ctx, filepath.Join(dataDir, dbFile), opts...)
 	case strings.HasPrefix(store, "sqlite:"):
-		return sqlite.Open(ctx, strings.TrimPrefix(store, "sqlite:"))
+		return sqlite.Open(ctx, strings.TrimPrefix(store, "sqlite:"), opts...)
 	case strings.HasPrefix(store, "postgres://"), strings.HasPrefix(store, "postgresql://"):
-		return postgres.Open(ctx, store)
+		return postgres.Open(ctx, store, opts...)
 	}
 	return nil, fmt.Errorf("--store: unknown store %q (want empty, sqlite:PATH or postgres://...)", store)
 }

@@ -69,7 +69,7 @@ type room struct {
 
 // client is one simulated user holding at most one WebSocket at a time.
 // Its run goroutine (started and waited for by the worker) dials, says
-// hello, resumes after a drop and owns the receive-side state (lastPos,
+// hello, resumes after a drop and owns the receive-side state (cursor,
 // recv); the send side (nextSeq, pending, acked) is shared with the pacer
 // and guarded by mu.
 type client struct {
@@ -81,11 +81,13 @@ type client struct {
 	member int // index in room.members
 	addr   int // source address index
 
-	conn    atomic.Pointer[websocket.Conn]
-	lastPos int64
-	recv    []bitset // per sender member: seqs received
-	buf     []byte
-	buf2    []byte // closed-loop sends from the read goroutine
+	conn atomic.Pointer[websocket.Conn]
+	// cursor is the last position seen per shard (protocol 2), resumed
+	// from after a drop; owned by the read goroutine.
+	cursor protocol.ShardCursor
+	recv   []bitset // per sender member: seqs received
+	buf    []byte
+	buf2   []byte // closed-loop sends from the read goroutine
 
 	uniq, dups, unexpected atomic.Int64
 	connects               atomic.Int64
@@ -131,6 +133,7 @@ var (
 	prefixWelcome = []byte(`{"type":"welcome",`)
 	keyCount      = []byte(`"count":`)
 	keyPos        = []byte(`"pos":`)
+	keyShard      = []byte(`,"shard":`)
 	// keySeq: a newMessage's first "seq" is its message's.
 	keySeq = []byte(`"seq":`)
 )
@@ -307,10 +310,12 @@ func (c *client) session(ctx context.Context, first *bool, ready func(error)) er
 	resuming := !*first
 	// The load tool asks for batched frames (several per message, split on
 	// '\n'): the server then writes a connection's queue in one syscall.
-	hello := protocol.Hello{Token: c.token, Batch: true}
+	hello := protocol.Hello{Token: c.token, Batch: true, Protocol: protocol.Version2}
 	if resuming {
-		p := c.lastPos
-		hello.ResumeFrom = &p
+		hello.Cursor = c.cursor.Clone()
+		if hello.Cursor == nil {
+			hello.Cursor = protocol.ShardCursor{}
+		}
 	}
 	hb, _ := json.Marshal(hello)
 	req, _ := json.Marshal(protocol.Request{Op: protocol.OpHello, ID: "hello", Data: hb})
@@ -350,7 +355,10 @@ func (c *client) session(ctx context.Context, first *bool, ready func(error)) er
 				return fmt.Errorf("bad welcome: %w", err)
 			}
 			if *first {
-				c.lastPos = max(c.lastPos, wl.Head)
+				if c.cursor == nil {
+					c.cursor = protocol.ShardCursor{}
+				}
+				c.cursor.Merge(wl.Cursor)
 			}
 			rest, welcomed = b, true
 			break
@@ -474,7 +482,10 @@ func (c *client) handle(ctx context.Context, conn *websocket.Conn, b []byte) {
 		var r protocol.Resync
 		_ = json.Unmarshal(f.Data, &r)
 		c.resyncs.Add(1)
-		c.lastPos = max(c.lastPos, r.Head)
+		if c.cursor == nil {
+			c.cursor = protocol.ShardCursor{}
+		}
+		c.cursor.Merge(r.Cursor)
 		c.resumedAt.Store(time.Now().UnixNano())
 		c.w.resumes.Add(1)
 	case protocol.TypeGoAway:
@@ -519,12 +530,20 @@ func (c *client) deliverReply(b []byte) {
 // one of this run's messages, the delivery (exactly-once check, latency).
 func (c *client) onEvent(b []byte) {
 	if i := bytes.Index(b, keyPos); i >= 0 {
-		pos, _ := parseInt(b[i+len(keyPos):])
+		pos, n := parseInt(b[i+len(keyPos):])
 		if pos > 0 {
-			if pos <= c.lastPos {
+			// The shard follows pos when it is not 0 (the server
+			// encodes the event's fields in that order).
+			shard := 0
+			if rest := b[i+len(keyPos)+n:]; bytes.HasPrefix(rest, keyShard) {
+				sh, _ := parseInt(rest[len(keyShard):])
+				shard = int(sh)
+			}
+			if c.cursor == nil {
+				c.cursor = protocol.ShardCursor{}
+			}
+			if !c.cursor.Advance(shard, pos) {
 				c.w.posRepeats.Add(1)
-			} else {
-				c.lastPos = pos
 			}
 		}
 	}

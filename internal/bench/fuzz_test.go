@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -29,7 +30,8 @@ func scanClient() *client {
 
 // scanned is what handle did with one frame.
 type scanned struct {
-	lastPos, posRepeats         int64
+	cursor                      string // fmt of the client's cursor (shard -> last position)
+	posRepeats                  int64
 	delivered, dups, unexpected int64
 	protoErrors, acked, replies int64
 	ackedSeq                    uint32
@@ -41,12 +43,15 @@ func scan(b []byte, pendingSeq uint32) scanned {
 	c := scanClient()
 	c.pending[pendingSeq] = pendingSend{}
 	c.handle(context.Background(), nil, b)
-	s := scanned{lastPos: c.lastPos, posRepeats: c.w.posRepeats.Load(), delivered: c.w.delivered.Load(),
+	s := scanned{posRepeats: c.w.posRepeats.Load(), delivered: c.w.delivered.Load(),
 		dups: c.dups.Load(), unexpected: c.unexpected.Load(), protoErrors: c.w.protoErrors.Load(),
 		acked: c.ackedN.Load(), replies: int64(len(c.replies)), resumes: c.w.resumes.Load(),
 		resyncs: c.resyncs.Load(), goAwayMS: c.goAwayMS.Load(), replayed: c.replayed.Load()}
 	if s.acked > 0 {
 		s.ackedSeq = pendingSeq
+	}
+	if c.cursor != nil {
+		s.cursor = fmt.Sprint(map[int]int64(c.cursor))
 	}
 	return s
 }
@@ -127,6 +132,8 @@ func frameSeeds(t testing.TB) [][]byte {
 		ev(parley.Event{Pos: 13, Type: parley.EventNewMessage, Message: msg("pb|OTHER|3|1|7|1"), At: at}),
 		ev(parley.Event{Type: parley.EventTypingStarted, ConversationID: "c", UserID: "u", UserName: `"pos":5`, At: at}),
 		ev(parley.Event{Pos: 14, Type: parley.EventMessageRead, ReadSeq: 3, At: at}),
+		ev(parley.Event{Pos: 15, Shard: 5, Type: parley.EventMessageRead, ReadSeq: 3, At: at}),
+		ev(parley.Event{Pos: 9, Shard: 255, Type: parley.EventNewMessage, Message: msg("pb|RUN|3|1|7|1795000000000000000|xxxx"), At: at}),
 		[]byte(`{"type":"reply","id":"s5","data":{"id":"m"}}`), []byte(`{"type":"reply","id":"s4294967301","data":{}}`),
 		[]byte(`{"type":"reply","id":"r1","data":{}}`), []byte(`{"type":"reply","id":"s\"5","data":{}}`),
 		[]byte(`{"type":"reply","data":{}}`), []byte(`{"type":"pong","id":"p1"}`), []byte(`{"type":"pong"}`),
@@ -187,7 +194,13 @@ func FuzzScanFrame(f *testing.F) {
 }
 
 func checkEvent(t *testing.T, cb []byte, ev *parley.Event) {
-	want := scanned{lastPos: max(ev.Pos, 0)}
+	if ev.Shard < 0 {
+		return // not a frame a server writes (shards are 0 to 255)
+	}
+	var want scanned
+	if ev.Pos > 0 {
+		want.cursor = fmt.Sprint(map[int]int64{ev.Shard: ev.Pos})
+	}
 	if m := ev.Message; m != nil {
 		fields, parsed, ours := markerFields(m.Text)
 		switch {

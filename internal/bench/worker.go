@@ -649,7 +649,7 @@ func (w *worker) resumeOnce(ctx context.Context, reader, writer *client, missed 
 	}
 	defer conn.CloseNow()
 	t0 := time.Now()
-	if _, err := probe.hello(ctx, conn, &head); err != nil {
+	if _, err := probe.hello(ctx, conn, head); err != nil {
 		return 0, 0, err
 	}
 	for {
@@ -677,29 +677,34 @@ func (w *worker) resumeOnce(ctx context.Context, reader, writer *client, missed 
 	return d, probe.uniq.Load(), nil
 }
 
-// hello says hello on conn and waits for the welcome; it returns the head.
-func (c *client) hello(ctx context.Context, conn *websocket.Conn, resumeFrom *int64) (int64, error) {
-	hb, _ := json.Marshal(protocol.Hello{Token: c.token, ResumeFrom: resumeFrom})
+// hello says hello (protocol 2) on conn, resuming from cursor when it is
+// not nil, and waits for the welcome; it returns the welcome's cursor (the
+// heads).
+func (c *client) hello(ctx context.Context, conn *websocket.Conn, cursor protocol.ShardCursor) (protocol.ShardCursor, error) {
+	hb, _ := json.Marshal(protocol.Hello{Token: c.token, Protocol: protocol.Version2, Cursor: cursor})
 	req, _ := json.Marshal(protocol.Request{Op: protocol.OpHello, ID: "hello", Data: hb})
 	if err := conn.Write(ctx, websocket.MessageText, req); err != nil {
-		return 0, err
+		return nil, err
 	}
 	for {
 		b, err := c.readFrame(ctx, conn)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		var f protocol.Frame
 		if err := json.Unmarshal(b, &f); err != nil {
-			return 0, err
+			return nil, err
 		}
 		switch f.Type {
 		case protocol.TypeError:
-			return 0, fmt.Errorf("hello refused: %s: %s", f.Error.Code, f.Error.Message)
+			return nil, fmt.Errorf("hello refused: %s: %s", f.Error.Code, f.Error.Message)
 		case protocol.TypeWelcome:
 			var wl protocol.Welcome
 			err := json.Unmarshal(f.Data, &wl)
-			return wl.Head, err
+			if err == nil && wl.Cursor == nil {
+				wl.Cursor = protocol.ShardCursor{} // a server of protocol 1 would say head only
+			}
+			return wl.Cursor, err
 		}
 	}
 }

@@ -428,9 +428,10 @@ func connectAll(ctx context.Context, t *testing.T, clients []*client, nodes []*n
 	})
 }
 
-// client is a chat client speaking protocol v1: it resumes from the last
-// position it saw after every reconnect, resends an unacknowledged
-// message with the same client id, and records what it receives.
+// client is a chat client speaking protocol v1 (or 2, with v2): it
+// resumes from the last position it saw (per shard) after every
+// reconnect, resends an unacknowledged message with the same client id,
+// and records what it receives.
 type client struct {
 	t         *testing.T
 	idx       int
@@ -440,15 +441,17 @@ type client struct {
 	node      int  // index of the node it is connected to
 	staysAway bool // when its node dies, it does not reconnect until told
 
+	v2        bool // speaks protocol 2: resumes with cursor
 	mu        sync.Mutex
 	cur       *wsConn
-	lastPos   int64
-	got       []parley.Message  // newMessage events, in the order received
-	seen      map[string]bool   // message ids received
-	presence  map[string][]bool // user -> online/offline events received, in order
-	typing    []string          // users seen typing
-	violation string            // the first broken rule seen
-	pending   *protocol.Send    // the send under way when the node died (staysAway)
+	lastPos   int64                // protocol 1
+	cursor    protocol.ShardCursor // protocol 2
+	got       []parley.Message     // newMessage events, in the order received
+	seen      map[string]bool      // message ids received
+	presence  map[string][]bool    // user -> online/offline events received, in order
+	typing    []string             // users seen typing
+	violation string               // the first broken rule seen
+	pending   *protocol.Send       // the send under way when the node died (staysAway)
 	reqs      atomic.Int64
 	// answerWait, when set, is how long a request waits for its answer
 	// before the connection counts as lost (a stalled node answers
@@ -488,7 +491,17 @@ func (c *client) connect(ctx context.Context, n *node, resume *int64) error {
 		return err
 	}
 	ws.SetReadLimit(1 << 20)
-	hello, _ := json.Marshal(protocol.Hello{Token: c.token, ResumeFrom: resume})
+	h := protocol.Hello{Token: c.token, ResumeFrom: resume}
+	if c.v2 {
+		// resume says whether to resume; the position is the cursor.
+		c.mu.Lock()
+		h.Protocol, h.ResumeFrom = protocol.Version2, nil
+		if resume != nil {
+			h.Cursor = c.cursor.Clone()
+		}
+		c.mu.Unlock()
+	}
+	hello, _ := json.Marshal(h)
 	b, _ := json.Marshal(protocol.Request{Op: protocol.OpHello, Data: hello})
 	if err := ws.Write(dctx, websocket.MessageText, b); err != nil {
 		ws.CloseNow()
@@ -516,7 +529,13 @@ func (c *client) connect(ctx context.Context, n *node, resume *int64) error {
 	if resume != nil {
 		wc.tag = fmt.Sprintf("conn %d on %s (head %d, resume_from %d)", c.conns, n.id, w.Head, *resume)
 	}
-	if resume == nil {
+	if c.v2 {
+		wc.tag = fmt.Sprintf("conn %d on %s (heads %v, cursor %v)", c.conns, n.id, w.Cursor, h.Cursor)
+	}
+	switch {
+	case resume == nil && c.v2:
+		c.cursor = w.Cursor.Clone()
+	case resume == nil:
 		c.lastPos = w.Head
 	}
 	c.cur = wc
@@ -769,7 +788,7 @@ func (wc *wsConn) readLoop(c *client) {
 				if wc.resumed {
 					phase = "live"
 				}
-				c.trail = append(c.trail, fmt.Sprintf("%d %s via %s", e.Pos, phase, wc.tag))
+				c.trail = append(c.trail, fmt.Sprintf("%d/%d %s via %s", e.Shard, e.Pos, phase, wc.tag))
 				if len(c.trail) > 6 {
 					c.trail = c.trail[1:]
 				}
@@ -792,7 +811,13 @@ func (wc *wsConn) readLoop(c *client) {
 func (c *client) record(e parley.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e.Pos > 0 {
+	if e.Pos > 0 && c.v2 {
+		if e.Pos <= c.cursor[e.Shard] {
+			c.violate("event at position %d of shard %d after %d", e.Pos, e.Shard, c.cursor[e.Shard])
+			return
+		}
+		c.cursor[e.Shard] = e.Pos
+	} else if e.Pos > 0 {
 		if e.Pos <= c.lastPos {
 			c.violate("event at position %d after %d", e.Pos, c.lastPos)
 			return

@@ -25,6 +25,7 @@ import (
 	"github.com/parleychat/parley/internal/faultproxy"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
+	"github.com/parleychat/parley/internal/sqlstore"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -59,7 +60,16 @@ const (
 // node that has not delivered a client's position must replay from the
 // store, never answer with its own older head nor deliver again what the
 // client saw.
-func TestLaggingNodeAndNATSOutage(t *testing.T) {
+func TestLaggingNodeAndNATSOutage(t *testing.T) { lagTest(t, 1) }
+
+// TestLaggingNodeAndNATSOutageShards is TestLaggingNodeAndNATSOutage on
+// a log of 8 shards, with clients of protocol 2 (a cursor per shard): the
+// same faults, the same rules per shard (positions strictly increasing
+// within each shard across every reconnect, no resync), and every
+// conversation's messages exactly once and in order.
+func TestLaggingNodeAndNATSOutageShards(t *testing.T) { lagTest(t, 8) }
+
+func lagTest(t *testing.T, shards int) {
 	if testing.Short() {
 		t.Skip("builds and runs three server processes")
 	}
@@ -70,7 +80,7 @@ func TestLaggingNodeAndNATSOutage(t *testing.T) {
 	subject := fmt.Sprintf("parley.lagtest.%d.%d", os.Getpid(), time.Now().UnixNano())
 
 	ctx := t.Context()
-	st, err := postgres.Open(ctx, dsn) // migrates before the nodes start
+	st, err := postgres.Open(ctx, dsn, sqlstore.WithShards(shards)) // migrates and sets the shard count before the nodes start
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,9 +113,14 @@ func TestLaggingNodeAndNATSOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		clients[i] = &client{t: t, idx: i, user: id, token: tok, node: i % nodeCount, seen: map[string]bool{},
-			presence: map[string][]bool{}, answerWait: lagAnswer}
+			presence: map[string][]bool{}, answerWait: lagAnswer, v2: shards > 1}
 	}
 	convs := groupsOfThree(ctx, t, clients, lagGroups, "lag group", func(int) parley.Store { return st })
+	used := map[int]bool{}
+	for _, conv := range convs {
+		used[parley.ShardOf(conv, shards)] = true
+	}
+	t.Logf("%d conversations in %d of %d shards", len(convs), len(used), shards)
 	connectAll(ctx, t, clients, nodes)
 
 	var acked, moves atomic.Int64

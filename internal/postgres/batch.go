@@ -247,6 +247,9 @@ type batcher struct {
 	// before the first write.
 	lockWait, holdIdle time.Duration
 	afterLock          func()
+	// committed, when set, is told after each commit that wrote
+	// something (the search indexer's kick; set before the first write).
+	committed func()
 
 	queue *batchq.Queue[*op]
 
@@ -504,6 +507,9 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 		return true
 	}
 	batchq.Committed(&b.Hooks, &w.Events, live, errs, start, commitStart, classify)
+	if b.committed != nil && w.pos.Moved() {
+		b.committed()
+	}
 	return true
 }
 

@@ -71,6 +71,8 @@ type DB struct {
 
 	pool *pgxpool.Pool
 	b    *batcher
+	// ix indexes search after the batcher's commits (indexer.go).
+	ix *indexer
 }
 
 // DB is parley.Store and every optional interface the server uses.
@@ -116,7 +118,14 @@ func Open(ctx context.Context, url string, opts ...sqlstore.Option) (*DB, error)
 		pool.Close()
 		return nil, err
 	}
+	if err := setupSearchCursors(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: search cursors: %w", err)
+	}
 	db := &DB{pool: pool, b: newBatcher(pool, lockKeys(schema, shards))}
+	db.ix = newIndexer(pool, db.b.holdIdle)
+	db.b.committed = db.ix.kick
+	db.ix.start()
 	db.Hooks = &db.b.Hooks
 	db.Store = sqlstore.New(dialect{}, (*engine)(db), shards)
 	return db, nil
@@ -190,6 +199,7 @@ func setupShards(ctx context.Context, pool *pgxpool.Pool, key int64, want int) (
 // closes the pool. It is safe to call more than once.
 func (db *DB) Close() error {
 	db.b.close()
+	db.ix.close()
 	db.pool.Close()
 	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -174,67 +172,3 @@ func internalf(format string, args ...any) error {
 }
 
 func wrapInternal(err error) error { return sqlstore.WrapInternal("postgres", err) }
-
-// SearchFrom: the GIN index messages_search (migration 00008) matches
-// the expression written exactly as it was indexed, tombstones left out.
-// $2 is SearchMatch's "tsquery|ids": with ids (the user's conversations,
-// comma-separated) the first branch has the index's matches ANDed with
-// the conversations' messages (a BitmapAnd of the GIN index and
-// messages_conversation_id_seq_key), so only the user's matches are
-// fetched; with "*" (a user in more conversations than SearchConvs) the
-// second branch, gated on $2 alone, takes every match. The match is a
-// subquery the planner answers once (OFFSET 0): as a join with the
-// memberships, a generic plan (pgx prepares the statement; its estimates
-// are the defaults) scanned the index once per conversation of the user,
-// seconds for a common word.
-func (dialect) SearchFrom() (from, match string) {
-	return `(SELECT * FROM messages m WHERE ` + pgTextMatch + `
-			AND m.conversation_id = ANY (string_to_array(split_part($2, '|', 2), ',')) AND m.deleted_at IS NULL
-		UNION ALL
-		SELECT * FROM messages m WHERE split_part($2, '|', 2) = '*' AND ` + pgTextMatch + ` AND m.deleted_at IS NULL
-		OFFSET 0) m`, `TRUE`
-}
-
-// pgTextMatch is the GIN index's expression against the query part of
-// SearchMatch.
-const pgTextMatch = `to_tsvector('simple', m.text) @@ to_tsquery('simple', split_part($2, '|', 1))`
-
-// SearchKey: an identity column, growing with each message inserted.
-func (dialect) SearchKey() string { return `m.search_key` }
-
-// SearchConvs implements sqlstore.SearchConvLimiter: the index lookups
-// of a few hundred conversations cost less than fetching a common word's
-// matches in the whole table.
-func (dialect) SearchConvs() int { return 256 }
-
-// SearchMatch: "tsquery|ids" (see SearchFrom). The tsquery has each term
-// a quoted lexeme (terms hold only letters and digits), all of them
-// required, the last one a prefix with prefix. ids are convs, comma
-// separated (conversation ids are the server's UUIDs), or "*" for none:
-// every conversation, the membership join then keeps the user's.
-func (dialect) SearchMatch(terms, convs []string, prefix bool) string {
-	var b strings.Builder
-	for i, t := range terms {
-		if i > 0 {
-			b.WriteString(" & ")
-		}
-		b.WriteString("'" + t + "'")
-	}
-	if prefix {
-		b.WriteString(":*")
-	}
-	b.WriteByte('|')
-	if len(convs) == 0 || slices.ContainsFunc(convs, func(c string) bool { return strings.ContainsAny(c, ",|") }) {
-		// Every conversation (an id that is not the server's cannot be
-		// listed so).
-		b.WriteByte('*')
-		return b.String()
-	}
-	for i, c := range convs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(c)
-	}
-	return b.String()
-}

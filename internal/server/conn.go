@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +63,8 @@ type conn struct {
 	flush       bool // write the queue before closing (goaway)
 	goingAway   bool
 	started     bool                   // welcome and replay are written: the writer may run
-	writerOn    bool                   // a writer goroutine is running
+	writerOn    bool                   // a writer goroutine is running, or a goroutine writes inline (inline.go)
+	flushOwed   bool                   // queued by queueForFlush: its caller calls flushInline
 	closed      bool                   // the writer closed the WebSocket; no writer starts again
 	workerOn    bool                   // a worker goroutine is running
 	throttles   map[string]*time.Timer // allocated on first use
@@ -91,9 +91,10 @@ type conn struct {
 	// hubPrev and hubNext link the connections of the same user on this
 	// node (hub.users); guarded by hub.mu.
 	hubPrev, hubNext *conn
-	// hubFloor: the hub does not queue durable events at or below it
-	// (the replay covers them); set by hub.register, guarded by hub.mu.
-	hubFloor int64
+	// hubFloor: per shard, the hub does not queue durable events at or
+	// below it (the replay covers them); nil (the usual case) for none.
+	// Set by hub.register, guarded by hub.mu.
+	hubFloor shardFloors
 }
 
 func newConn(s *Server, t transport, ip string) *conn {
@@ -198,20 +199,22 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	s := c.s
 	s.testPanic("hello")
 	c.batch = hello.Batch
-	var storeHead int64
-	if from := hello.ResumeFrom; from != nil && s.hub.behind(*from) {
+	from := resumeFrom(hello, s.hub.shards)
+	var storeHeads []int64
+	if behind := s.hub.behind(from); len(behind) > 0 {
 		// The client saw a position this node has not delivered (it
-		// lags the broker, or was stopped): replay from the store up to
-		// its head rather than answer from this node's own, older one.
+		// lags the broker, or was stopped): replay those shards from the
+		// store up to its heads rather than answer from this node's own,
+		// older ones.
 		var err error
-		if storeHead, err = c.storeHead(ctx); err != nil {
+		if storeHeads, err = c.storeHeads(ctx, behind); err != nil {
 			c.reject(ctx, "", err)
 			return
 		}
 	}
 	c.paused.Store(true) // not reading while welcome and the replay are written
 	c.touch()
-	head, quiet := s.hub.register(c, hello.ResumeFrom, storeHead)
+	heads, quiet := s.hub.register(c, from, storeHeads)
 	if ctx.Err() != nil {
 		c.t.CloseNow() // registered after the shutdown's walk (see Server.shutdown)
 	}
@@ -231,7 +234,7 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 		c.goaway()
 	}
 
-	if err := c.start(ctx, hello, head, quiet); err != nil {
+	if err := c.start(ctx, hello, from, heads, quiet); err != nil {
 		if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 			s.log.Warn("starting a connection", "user", c.user.ID, "err", err)
 		}
@@ -248,21 +251,6 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	// until this returns, so the Add cannot race Shutdown's Wait).
 	s.connWG.Add(1)
 	go c.reader(false)
-}
-
-// storeHead reads the store's head for a hello whose resume_from this
-// node has not delivered yet. A store that does not answer within
-// writeTimeout is unavailable: the client is told to come back (4003),
-// never to give up.
-func (c *conn) storeHead(ctx context.Context) (int64, error) {
-	hctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	head, err := c.s.store.Head(hctx)
-	if err != nil {
-		ue := &parley.Error{Code: parley.EUNAVAILABLE, Message: "the store is unavailable; reconnect", RetryAfter: time.Second}
-		return 0, fmt.Errorf("%w (reading its head: %v)", ue, err)
-	}
-	return head, nil
 }
 
 // end tears the connection down after the reader returned: it closes the

@@ -29,7 +29,9 @@ func (s *Server) PausedConns() int {
 // DeliverForBench delivers a durable event to the local connections of its
 // audience as the sequencer does. Only for benchmarks that have no other
 // durable traffic, from one goroutine.
-func (s *Server) DeliverForBench(ev parley.Event) { s.hub.deliver(ev) }
+func (s *Server) DeliverForBench(ev parley.Event) {
+	flushOwed(s.hub.deliverOwed(ev, nil)) // not the run goroutine's h.owed
+}
 
 // PanicAt makes the test hook panic the next time it is called at where
 // (once): reader, worker, writer, hello, start, timer or http (see

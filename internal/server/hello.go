@@ -85,6 +85,9 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 	if err == nil && h.ResumeFrom != nil && *h.ResumeFrom < 0 {
 		err = parley.Errorf(parley.EINVALID, "resume_from must not be negative")
 	}
+	if err == nil {
+		err = checkVersion(h, c.s.hub.shards)
+	}
 	if err != nil {
 		c.reject(ctx, req.ID, err)
 		return h, false
@@ -119,88 +122,6 @@ func (c *conn) closeHello(code int, reason string) {
 		c.t.Linger()
 	}
 	c.t.CloseNow()
-}
-
-// start writes welcome, the replay asked for and resumed (or resync),
-// before the writer starts, so they come before any live event. With
-// batching, the replay goes out in as few messages as maxBatchBytes allows.
-// It writes on the calling goroutine, page by page, so the replay is held
-// one page at a time.
-// quiet (from register) says the replay is empty: no store read.
-func (c *conn) start(ctx context.Context, h protocol.Hello, head int64, quiet bool) error {
-	s := c.s
-	online, err := s.svc.onlineContacts(ctx, c.user.ID)
-	if err != nil {
-		return err
-	}
-	w := protocol.Welcome{
-		User: c.user, SessionID: c.session.String(), Head: head,
-		HeartbeatIntervalMS: s.cfg.HeartbeatInterval.Milliseconds(),
-		HeartbeatTimeoutMS:  s.cfg.HeartbeatTimeout.Milliseconds(),
-		MaxFrameBytes:       parley.MaxFrameBytes,
-		MaxTextRunes:        parley.MaxTextRunes,
-		ResumeLimit:         s.cfg.ResumeLimit,
-		Online:              online,
-	}
-	welcome := outFrame{b: encodeData(protocol.TypeWelcome, "", w)}
-	if h.ResumeFrom == nil {
-		return c.writeFrames([]outFrame{welcome})
-	}
-	from := *h.ResumeFrom
-	if from > head {
-		// head is the store's (serve read it when this node was behind
-		// from): the log the client's position belongs to is gone.
-		s.metrics.resumes.WithLabelValues("resync").Inc()
-		return c.writeFrames([]outFrame{welcome, {b: encodeData(protocol.TypeResync, "", protocol.Resync{
-			Head: head, From: from, Cause: protocol.ResyncLogLost,
-			Reason: "resume_from is beyond the server's log: the events after head were lost"})}})
-	}
-	// The replay is read and written page by page, each page about the
-	// send queue's budget: the socket's drain paces the store reads, and
-	// a connection that stops reading holds one page. It stops at the
-	// resume limit: when one more event lies in (from, head], the client
-	// gets resync after the events already written (it refetches its
-	// state either way), so detecting it costs no count of the missed
-	// events.
-	frames := []outFrame{welcome}
-	to, count, page := from, 0, resumePageMin
-	for !quiet {
-		n := min(page, s.cfg.ResumeLimit+1-count)
-		evs, err := s.store.EventsFor(ctx, c.user.ID, to, n)
-		if err != nil {
-			return err
-		}
-		done, size := len(evs) < n, 0
-		for _, ev := range evs {
-			if ev.Pos > head { // live from here on: the hub queues it
-				done = true
-				break
-			}
-			if count == s.cfg.ResumeLimit {
-				s.metrics.resumes.WithLabelValues("resync").Inc()
-				return c.writeFrames(append(frames, outFrame{b: encodeData(protocol.TypeResync, "", protocol.Resync{
-					Head: head, From: to, Cause: protocol.ResyncResumeLimit,
-					Reason: "more events were missed than the server replays"})}))
-			}
-			to, count = ev.Pos, count+1
-			b := encodeEvent(ev)
-			size += len(b)
-			frames = append(frames, outFrame{b: b})
-		}
-		if done {
-			break
-		}
-		if err := c.writeFrames(frames); err != nil {
-			return err
-		}
-		clear(frames)
-		frames = frames[:0]
-		page = resumePage(s.cfg.Limits.SendQueueBytes, size, len(evs))
-	}
-	s.metrics.resumes.WithLabelValues("replayed").Inc()
-	s.metrics.obs.resumeEvents.Observe(float64(count))
-	frames = append(frames, outFrame{b: encodeData(protocol.TypeResumed, "", protocol.Resumed{From: from, To: to, Count: count})})
-	return c.writeFrames(frames)
 }
 
 // Bounds of a resume replay's page, in events. The first page holds

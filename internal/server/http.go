@@ -368,7 +368,16 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, u parley.U
 		s.writeError(w, err)
 		return
 	}
-	v, err := s.svc.events(r.Context(), u, after, limit, s.httpReplyBytes())
+	shard, err := queryInt(r, "shard")
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if shard < 0 || shard >= parley.MaxShards {
+		s.writeError(w, parley.Errorf(parley.EINVALID, "shard %d is out of range", shard))
+		return
+	}
+	v, err := s.svc.events(r.Context(), u, int(shard), after, limit, s.httpReplyBytes())
 	s.reply(w, http.StatusOK, v, err)
 }
 

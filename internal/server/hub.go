@@ -26,14 +26,20 @@ const (
 // hub routes events to the connections of this node.
 //
 // Durable events arrive from the broker in any order between publishers;
-// the sequencer (the run goroutine) delivers them in position order, each
-// exactly once, filling gaps from the store. delivered is the position of
-// the last event handed to connections: a connection registered under mu
-// receives every event after the delivered value it was given, and the
-// resume replay covers everything up to it. Ephemeral events (typing,
-// presence) go straight to the connections.
+// the sequencer (the run goroutine) delivers each shard's events in
+// position order, each exactly once, filling gaps from the store: one
+// sequencer state per shard of the event log (seq), the same logic for
+// each, run by one goroutine so that deliveries to a connection never
+// race (there is no order between shards to keep). delivered holds, per
+// shard, the position of the last event handed to connections: a
+// connection registered under mu receives every event after the
+// delivered values it was given, and the resume replay covers everything
+// up to them. Ephemeral events (typing, presence) go straight to the
+// connections.
 type hub struct {
 	store    parley.Store
+	events   parley.ShardedLog // store's log per shard (shardLog)
+	shards   int               // events.Shards(), fixed
 	log      *slog.Logger
 	metrics  *metrics
 	contacts *contactsCache
@@ -56,14 +62,14 @@ type hub struct {
 	// events, to read them ahead of their reconnect (service.warmUsers).
 	warmUsers func(ctx context.Context, ids []string) error
 
-	mu sync.Mutex // guards users (and each conn's hubPrev, hubNext), delivered and last
+	mu sync.Mutex // guards users (and each conn's hubPrev, hubNext, hubFloor), delivered and last
 	// users maps a user to its first local connection; the others follow
 	// through conn.hubNext. A list threaded through the conns, not a set
 	// per user, because a user nearly always has one connection: an idle
 	// connection costs one map entry here and nothing more.
 	users     map[string]*conn
-	delivered int64
-	last      *lastEvents // who had an event lately: resumes with nothing to replay
+	delivered []int64       // per shard
+	last      []*lastEvents // per shard: who had an event lately, for resumes with nothing to replay
 
 	// maxQueue bounds in and pending, each, by estimated size (parley.Event.ApproxSize):
 	// Limits.HubQueueBytes. An event that does not fit is dropped and
@@ -73,33 +79,62 @@ type hub struct {
 	inMu     sync.Mutex // guards in, inBytes and overflow
 	in       []parley.Event
 	inBytes  int
-	overflow bool          // push dropped an event: run fills from the store
+	overflow []bool        // per shard: push dropped an event (or a resume is ahead): run fills from the store
 	sig      chan struct{} // a buffered wake-up for run
 
 	// Owned by the run goroutine.
-	next         int64
+	seq     []shardSeq // per shard
+	scratch []*conn    // deliver's list of receivers, reused
+	owed    []*conn    // connections deliver queued frames for, to flush (flush)
+}
+
+// shardSeq is the sequencer's state for one shard, owned by the run
+// goroutine.
+type shardSeq struct {
+	next         int64 // the position to deliver next
 	pending      map[int64]parley.Event
 	pendingBytes int
-	refill       bool    // accept dropped a pending event: fill from the store
-	scratch      []*conn // deliver's list of receivers, reused
+	refill       bool      // accept dropped a pending event: fill from the store
+	gapAt        time.Time // when the gap (pending not empty) is read from the store; zero: no gap
+	polled       int64     // the shard's head at the last poll
 }
+
+// shardFloors is conn.hubFloor: per shard, the hub does not queue the
+// connection's durable events at or below it (its replay covers them).
+type shardFloors []int64
 
 func newHub(store parley.Store, log *slog.Logger, m *metrics) *hub {
-	return &hub{
-		store: store, log: log, metrics: m, contacts: newContactsCache(store),
-		users:    make(map[string]*conn),
-		sig:      make(chan struct{}, 1),
-		pending:  make(map[int64]parley.Event),
-		maxQueue: DefaultHubQueueBytes,
+	events := shardLog(store)
+	n := events.Shards()
+	h := &hub{
+		store: store, events: events, shards: n,
+		log: log, metrics: m, contacts: newContactsCache(store),
+		users:     make(map[string]*conn),
+		sig:       make(chan struct{}, 1),
+		delivered: make([]int64, n),
+		last:      make([]*lastEvents, n),
+		overflow:  make([]bool, n),
+		seq:       make([]shardSeq, n),
+		maxQueue:  DefaultHubQueueBytes,
 	}
+	for s := range h.seq {
+		h.seq[s].pending = make(map[int64]parley.Event)
+	}
+	return h
 }
 
-// start sets the first position to deliver. Call it after subscribing to
-// the broker and before run, so nothing committed after head is missed.
-func (h *hub) start(head int64) {
-	h.next = head + 1
-	h.delivered = head
-	h.last = newLastEvents(head)
+// start sets the first position to deliver in each shard (heads, one per
+// shard). Call it after subscribing to the broker and before run, so
+// nothing committed after the heads is missed.
+func (h *hub) start(heads []int64) {
+	for s, head := range heads {
+		h.seq[s].next = head + 1
+		h.delivered[s] = head
+		h.last[s] = newLastEvents(head)
+		// The indexes together stay within maxTrackedUsers entries
+		// (a user is in one per shard of their conversations).
+		h.last[s].max = max(maxTrackedUsers/len(heads), minTrackedUsers)
+	}
 }
 
 // push takes events from the broker. It never blocks: it runs on the
@@ -110,6 +145,12 @@ func (h *hub) push(evs []parley.Event) {
 	var durable []parley.Event
 	for _, ev := range evs {
 		if ev.Pos > 0 {
+			if ev.Shard < 0 || ev.Shard >= h.shards {
+				// Not this log's: a node on another database (or
+				// another shard count) shares the broker.
+				h.log.Warn("hub: dropping an event of an unknown shard", "shard", ev.Shard, "shards", h.shards, "pos", ev.Pos)
+				continue
+			}
 			durable = append(durable, ev)
 			continue
 		}
@@ -123,7 +164,7 @@ func (h *hub) push(evs []parley.Event) {
 	for _, ev := range durable {
 		n := ev.ApproxSize()
 		if h.inBytes+n > h.maxQueue {
-			h.overflow = true
+			h.overflow[ev.Shard] = true
 			dropped++
 			continue
 		}
@@ -140,114 +181,164 @@ func (h *hub) push(evs []parley.Event) {
 	}
 }
 
-// run is the sequencer. It is owned by the Server and returns when ctx
-// ends.
+// run is the sequencer of every shard. It is owned by the Server and
+// returns when ctx ends.
 func (h *hub) run(ctx context.Context) {
 	gap := time.NewTimer(time.Hour)
 	gap.Stop()
-	gapArmed := false
 	poll := time.NewTicker(pollEvery)
 	defer poll.Stop()
 	defer gap.Stop()
-	var polled int64 // the head at the last poll
+	fills := make([]bool, h.shards)
 	for {
+		h.flush() // what the last round delivered, before waiting again
 		select {
 		case <-ctx.Done():
 			return
 		case <-h.sig:
 			h.inMu.Lock()
-			evs, overflow := h.in, h.overflow
-			h.in, h.inBytes, h.overflow = nil, 0, false
+			evs := h.in
+			h.in, h.inBytes = nil, 0
+			for s, o := range h.overflow {
+				fills[s], h.overflow[s] = o, false
+			}
 			h.inMu.Unlock()
 			for _, ev := range evs {
 				h.accept(ev)
 			}
-			if overflow || h.refill {
-				// Events were dropped for want of room; they are
-				// committed (a publish follows its commit), so the
-				// store has them now.
-				h.refill = false
-				h.fill(ctx)
-			}
-		case <-gap.C:
-			gapArmed = false
-			h.fill(ctx)
-		case <-poll.C:
-			head, err := h.store.Head(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					h.log.Warn("hub: reading head", "err", err)
+			for s := range h.seq {
+				if fills[s] || h.seq[s].refill {
+					// Events were dropped for want of room; they
+					// are committed (a publish follows its commit),
+					// so the store has them now.
+					h.seq[s].refill = false
+					h.fill(ctx, s)
 				}
-				continue
 			}
-			// Under load the head is nearly always ahead of what was
-			// delivered (a publish follows its commit), and those
-			// events are on their way through the broker: only one
-			// committed a whole poll ago and still missing is lost.
-			if polled >= h.next {
-				h.fill(ctx)
+		case now := <-gap.C:
+			for s := range h.seq {
+				if q := &h.seq[s]; !q.gapAt.IsZero() && !q.gapAt.After(now) {
+					q.gapAt = time.Time{}
+					h.fill(ctx, s)
+				}
 			}
-			polled = head
+		case <-poll.C:
+			for s := range h.seq {
+				head, err := h.events.ShardHead(ctx, s)
+				if err != nil {
+					if ctx.Err() == nil {
+						h.log.Warn("hub: reading head", "shard", s, "err", err)
+					}
+					break
+				}
+				// Under load the head is nearly always ahead of what
+				// was delivered (a publish follows its commit), and
+				// those events are on their way through the broker:
+				// only one committed a whole poll ago and still
+				// missing is lost.
+				q := &h.seq[s]
+				if q.polled >= q.next {
+					h.fill(ctx, s)
+				}
+				q.polled = head
+			}
 		}
-		switch {
-		case len(h.pending) > 0 && !gapArmed:
-			gap.Reset(gapWait)
-			gapArmed = true
-		case len(h.pending) == 0 && gapArmed:
-			gap.Stop()
-			gapArmed = false
-		}
+		h.armGap(gap)
 	}
 }
 
-// accept takes one durable event: a duplicate is dropped, the next one is
-// delivered (with any pending ones it unblocks), a later one waits, unless
-// maxQueue bytes already wait: then it is dropped and run reads it from
-// the store (refill).
+// armGap sets each shard's gap deadline (gapWait after its pending events
+// appeared; none when it has none) and the timer to the earliest one.
+func (h *hub) armGap(gap *time.Timer) {
+	var now, first time.Time
+	for s := range h.seq {
+		q := &h.seq[s]
+		switch {
+		case len(q.pending) == 0:
+			q.gapAt = time.Time{}
+			continue
+		case q.gapAt.IsZero():
+			if now.IsZero() {
+				now = time.Now()
+			}
+			q.gapAt = now.Add(gapWait)
+		}
+		if first.IsZero() || q.gapAt.Before(first) {
+			first = q.gapAt
+		}
+	}
+	gap.Stop()
+	if !first.IsZero() {
+		gap.Reset(time.Until(first))
+	}
+}
+
+// accept takes one durable event: a duplicate is dropped, the next one of
+// its shard is delivered (with any pending ones it unblocks), a later one
+// waits, unless maxQueue bytes already wait in its shard: then it is
+// dropped and run reads it from the store (refill).
 func (h *hub) accept(ev parley.Event) {
+	q := &h.seq[ev.Shard]
 	switch {
-	case ev.Pos < h.next:
+	case ev.Pos < q.next:
 		return
-	case ev.Pos > h.next:
-		if _, ok := h.pending[ev.Pos]; ok {
+	case ev.Pos > q.next:
+		if _, ok := q.pending[ev.Pos]; ok {
 			return
 		}
 		n := ev.ApproxSize()
-		if h.pendingBytes+n > h.maxQueue {
-			h.refill = true
+		if q.pendingBytes+n > h.maxQueue {
+			q.refill = true
 			h.metrics.drops.WithLabelValues("hub").Inc()
 			return
 		}
-		h.pending[ev.Pos] = ev
-		h.pendingBytes += n
+		q.pending[ev.Pos] = ev
+		q.pendingBytes += n
 		return
 	}
 	h.deliver(ev)
-	h.next++
+	q.next++
 	for {
-		e, ok := h.pending[h.next]
+		e, ok := q.pending[q.next]
 		if !ok {
 			break
 		}
-		delete(h.pending, h.next)
-		h.pendingBytes -= e.ApproxSize()
+		delete(q.pending, q.next)
+		q.pendingBytes -= e.ApproxSize()
 		h.deliver(e)
-		h.next++
+		q.next++
 	}
 }
 
-// fill reads the events after the last delivered one from the store, which
-// has them all, and accepts them.
-func (h *hub) fill(ctx context.Context) {
+// flush writes what deliver queued since the last flush for the
+// connections no writer serves, each in one write from the run goroutine
+// (conn.flushInline). The run calls it after each batch of events.
+func (h *hub) flush() { h.owed = flushOwed(h.owed) }
+
+// flushOwed flushes each connection of owed (conn.flushInline) and
+// returns owed emptied.
+func flushOwed(owed []*conn) []*conn {
+	for i, c := range owed {
+		c.flushInline()
+		owed[i] = nil
+	}
+	return owed[:0]
+}
+
+// fill reads the events of shard after the last delivered one from the
+// store, which has them all, and accepts them.
+func (h *hub) fill(ctx context.Context, shard int) {
+	q := &h.seq[shard]
 	for ctx.Err() == nil {
-		evs, err := h.store.Events(ctx, h.next-1, fillBatch)
+		evs, err := h.events.ShardEvents(ctx, shard, q.next-1, fillBatch)
 		if err != nil {
 			if ctx.Err() == nil {
-				h.log.Warn("hub: filling a gap", "after", h.next-1, "err", err)
+				h.log.Warn("hub: filling a gap", "shard", shard, "after", q.next-1, "err", err)
 			}
 			return
 		}
 		for _, ev := range evs {
+			ev.Shard = shard // a one-shard log's events say 0 already
 			h.accept(ev)
 		}
 		if len(evs) < fillBatch {
@@ -263,7 +354,11 @@ func (h *hub) fill(ctx context.Context) {
 // frames are queued after unlocking, so the lock is held for map lookups
 // only, however large the audience. Only the run goroutine calls it, which
 // keeps each connection's events in position order.
-func (h *hub) deliver(ev parley.Event) {
+func (h *hub) deliver(ev parley.Event) { h.owed = h.deliverOwed(ev, h.owed) }
+
+// deliverOwed is deliver, adding to owed the connections the caller must
+// flush (flushOwed), and returning it.
+func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 	if ev.Type == parley.EventConversationUpdated {
 		h.contacts.invalidate(ev.Audience)
 	}
@@ -273,21 +368,24 @@ func (h *hub) deliver(ev parley.Event) {
 	b := encodeEvent(ev)
 	cs := h.scratch[:0]
 	h.mu.Lock()
-	h.delivered = ev.Pos
-	h.last.record(ev)
+	h.delivered[ev.Shard] = ev.Pos
+	h.last[ev.Shard].record(ev)
 	for _, uid := range ev.Audience {
 		for c := h.users[uid]; c != nil; c = c.hubNext {
-			if ev.Pos <= c.hubFloor {
+			if c.hubFloor != nil && ev.Pos <= c.hubFloor[ev.Shard] {
 				continue // its replay (from the store) covers it: see register
 			}
 			cs = append(cs, c)
 		}
 	}
 	h.mu.Unlock()
+	// Queued for flush (at the end of the run's batch of events): a
+	// connection no writer serves gets its frames written from the run
+	// goroutine, in one write for all the batch gave it.
 	at := ev.At.UnixNano()
 	for _, c := range cs {
-		if c.enqueue(b, false) {
-			c.markLag(at)
+		if c.queueForFlush(outFrame{b: b}, at) {
+			owed = append(owed, c)
 		}
 	}
 	h.metrics.fanout.Add(float64(len(cs)))
@@ -299,6 +397,7 @@ func (h *hub) deliver(ev parley.Event) {
 	if ev.Type == parley.EventNewMessage && len(ev.Audience) == 2 && h.contacts.directMessage(ev.Audience[0], ev.Audience[1]) && h.directContacts != nil {
 		h.directContacts(ev.Audience[0], ev.Audience[1])
 	}
+	return owed
 }
 
 // local reports whether any of users has a connection on this node.
@@ -355,16 +454,18 @@ func (h *hub) deliverEphemeral(users []string, b []byte) {
 	h.metrics.fanout.Add(float64(len(cs)))
 }
 
-// register adds c and returns head: c receives every durable event after
-// it live, and its replay covers everything up to it. head is the last
-// delivered position, or storeHead when that is further (the client has
-// seen a position this node has not delivered yet, so serve read the
-// store's head): the hub then skips c for the events up to head it
-// delivers later (c.hubFloor), which c's replay from the store covers,
-// so a lagging node neither rewinds the client nor repeats an event.
-// With from (the hello's resume_from) it also reports quiet: c's user
-// has no event in (from, head], so the replay is empty without reading
-// the store (see lastEvents).
+// register adds c and returns heads, one per shard: c receives every
+// durable event after them live, and its replay covers everything up to
+// them. A shard's head is its last delivered position, or storeHeads'
+// when that is further (the client has seen a position of that shard this
+// node has not delivered yet, so serve read the store's head): the hub
+// then skips c for the events of that shard up to the head it delivers
+// later (c.hubFloor), which c's replay from the store covers, so a
+// lagging node neither rewinds the client nor repeats an event. With
+// from (the hello's position per shard; nil for a first connection) it
+// also reports quiet per shard: c's user has no event of that shard in
+// (from, head], so its replay is empty without reading the store (see
+// lastEvents). storeHeads is nil, or holds 0 for a shard it did not read.
 //
 // The user's connections are listed newest first, so when c makes more
 // than maxConns open ones, the oldest beyond the cap are closed with
@@ -372,8 +473,12 @@ func (h *hub) deliverEphemeral(users []string, b []byte) {
 // attacker holding hundreds, keeps at most maxConns per node, and the
 // newest (the one the user just opened) is the one served. Connections
 // already closing do not count.
-func (h *hub) register(c *conn, from *int64, storeHead int64) (head int64, quiet bool) {
+func (h *hub) register(c *conn, from, storeHeads []int64) (heads []int64, quiet []bool) {
 	var evict []*conn
+	heads = make([]int64, h.shards)
+	if from != nil {
+		quiet = make([]bool, h.shards)
+	}
 	h.mu.Lock()
 	if first := h.users[c.user.ID]; first != nil {
 		c.hubNext, first.hubPrev = first, c
@@ -390,41 +495,52 @@ func (h *hub) register(c *conn, from *int64, storeHead int64) (head int64, quiet
 		}
 	}
 	h.users[c.user.ID] = c
-	head = h.delivered
-	switch {
-	case storeHead > head:
-		head = storeHead
-		c.hubFloor = head
-	case from != nil && *from <= head:
-		quiet = h.last.quiet(c.user.ID, *from)
+	copy(heads, h.delivered)
+	for s := range heads {
+		switch {
+		case storeHeads != nil && storeHeads[s] > heads[s]:
+			heads[s] = storeHeads[s]
+			if c.hubFloor == nil {
+				c.hubFloor = make(shardFloors, h.shards)
+			}
+			c.hubFloor[s] = heads[s]
+		case from != nil && from[s] <= heads[s]:
+			quiet[s] = h.last[s].quiet(c.user.ID, from[s])
+		}
 	}
 	h.mu.Unlock()
 	for _, x := range evict {
 		h.metrics.rateLimited.WithLabelValues("connections_per_user").Inc()
 		x.closeWith(protocol.CloseTooManyConnections, "too many connections", false)
 	}
-	return head, quiet
+	return heads, quiet
 }
 
-// behind reports whether this node has not yet delivered pos: a client
-// resuming from pos has seen events this node has not (it lags its
-// broker, or was stopped). It also wakes the sequencer to read what it
-// is missing from the store at once rather than at the next gap timer or
-// poll.
-func (h *hub) behind(pos int64) bool {
+// behind returns the shards in which this node has not yet delivered
+// from's position: a client resuming from there has seen events this
+// node has not (it lags its broker, or was stopped). It also wakes the
+// sequencer to read what it is missing from the store at once rather
+// than at the next gap timer or poll.
+func (h *hub) behind(from []int64) (shards []int) {
 	h.mu.Lock()
-	behind := pos > h.delivered
+	for s, p := range from {
+		if p > h.delivered[s] {
+			shards = append(shards, s)
+		}
+	}
 	h.mu.Unlock()
-	if behind {
+	if len(shards) > 0 {
 		h.inMu.Lock()
-		h.overflow = true // run fills from the store
+		for _, s := range shards {
+			h.overflow[s] = true // run fills from the store
+		}
 		h.inMu.Unlock()
 		select {
 		case h.sig <- struct{}{}:
 		default:
 		}
 	}
-	return behind
+	return shards
 }
 
 // unregister removes c and reports whether it was its user's last

@@ -24,11 +24,11 @@ func (h *hub) userConns(uid string) []*conn {
 // when the user's last connection went.
 func TestHubUserList(t *testing.T) {
 	h := newHub(nil, nil, nil)
-	h.start(0)
+	h.start([]int64{0})
 	newC := func(uid string) *conn { return &conn{user: parley.User{ID: uid}} }
 	a1, a2, a3, a4, b1 := newC("a"), newC("a"), newC("a"), newC("a"), newC("b")
 	for _, c := range []*conn{a1, a2, b1, a3, a4} {
-		h.register(c, nil, 0)
+		h.register(c, nil, nil)
 	}
 	same := func(got, want []*conn) bool {
 		return len(got) == len(want) && !slices.ContainsFunc(want, func(c *conn) bool { return !slices.Contains(got, c) })

@@ -15,6 +15,10 @@ import (
 // without the index). An entry costs ~80 bytes, so the bound is ~20 MiB.
 const maxTrackedUsers = 1 << 18
 
+// minTrackedUsers is the least one shard's index holds, however many
+// shards share maxTrackedUsers.
+const minTrackedUsers = 1 << 10
+
 // warmPage is how many events warm reads per Store.Events call.
 const warmPage = 1000
 
@@ -82,43 +86,65 @@ func (l *lastEvents) merge(floor, to int64, last map[string]int64) {
 	l.floor = floor
 }
 
-// warm reads the last n events up to head (the position the hub started
-// from) from the store and merges their audiences into the index, so that
-// after a restart clients resuming from shortly before head need no store
-// read either. For the users of those events (at most maxWarmUsers, the
-// most recent) it also reads their user rows (warmUsers) and contacts
-// (the contacts cache) in bulk, so their hellos need neither read. The server runs it before it serves, as a storm arrives
-// at once; it gives up (with a warning) on an error: the index and the
-// caches are optimisations.
-func (h *hub) warm(ctx context.Context, head int64, n int) {
-	floor := max(head-int64(n), 0)
-	if floor >= head {
-		return
-	}
+// warm reads the last events of each shard up to its head (heads: the
+// positions the hub started from; n events in all, at least a page per
+// shard) from the store and merges their audiences into the shard's
+// index, so that after a restart clients resuming from shortly before the
+// heads need no store read either. For the users of those events (at most
+// maxWarmUsers, the most recent first) it also reads their user rows
+// (warmUsers) and contacts (the contacts cache) in bulk, so their hellos
+// need neither read. The server runs it before it serves, as a storm
+// arrives at once; it gives up (with a warning) on an error: the index
+// and the caches are optimisations.
+func (h *hub) warm(ctx context.Context, heads []int64, n int) {
 	start := time.Now()
-	last := make(map[string]int64)
-	for after := floor; after < head; {
-		evs, err := h.store.Events(ctx, after, warmPage)
-		if err != nil {
-			h.log.Warn("hub: warming the resume index", "err", err)
-			return
+	seen := make(map[string]int64) // a user's latest position of any shard, to rank them
+	events := int64(0)
+	// n events in all, shared by the shards (at least a page each), so a
+	// log of many shards costs the start no more than one.
+	per := max(n/max(len(heads), 1), min(n, warmPage))
+	for sh, head := range heads {
+		floor := max(head-int64(per), 0)
+		if floor >= head {
+			continue
 		}
-		if len(evs) == 0 {
-			break
-		}
-		for _, ev := range evs {
-			if ev.Pos > head {
+		last := make(map[string]int64)
+		for after := floor; after < head; {
+			evs, err := h.events.ShardEvents(ctx, sh, after, warmPage)
+			if err != nil {
+				h.log.Warn("hub: warming the resume index", "shard", sh, "err", err)
+				return
+			}
+			if len(evs) == 0 {
 				break
 			}
-			for _, u := range ev.Audience {
-				last[u] = ev.Pos
+			for _, ev := range evs {
+				if ev.Pos > head {
+					break
+				}
+				for _, u := range ev.Audience {
+					last[u] = ev.Pos
+				}
+			}
+			after = evs[len(evs)-1].Pos
+		}
+		events += head - floor
+		h.mu.Lock()
+		h.last[sh].merge(floor, head, last)
+		h.mu.Unlock()
+		for u, p := range last {
+			// Positions of different shards do not compare; the
+			// distance below the shard's head does.
+			r := p - head
+			if q, had := seen[u]; !had || r > q {
+				seen[u] = r
 			}
 		}
-		after = evs[len(evs)-1].Pos
 	}
-	h.mu.Lock()
-	h.last.merge(floor, head, last)
-	h.mu.Unlock()
+	if len(seen) == 0 {
+		return
+	}
+	last := seen
 	users := make([]string, 0, len(last))
 	for u := range last {
 		users = append(users, u)
@@ -140,5 +166,5 @@ func (h *hub) warm(ctx context.Context, head int64, n int) {
 		h.log.Warn("hub: warming the contacts cache", "err", err)
 	}
 	wg.Wait()
-	h.log.Info("warmed up", "events", head-floor, "users", len(users), "took", time.Since(start).Round(time.Millisecond))
+	h.log.Info("warmed up", "events", events, "users", len(users), "took", time.Since(start).Round(time.Millisecond))
 }

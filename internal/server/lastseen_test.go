@@ -45,8 +45,8 @@ func TestResumeIndex(t *testing.T) {
 			rt.Fatal(err)
 		}
 		h := newHub(store, log, newMetrics())
-		h.start(head0)
-		h.last.max = rapid.SampledFrom([]int{3, 8, maxTrackedUsers}).Draw(rt, "max")
+		h.start([]int64{head0})
+		h.last[0].max = rapid.SampledFrom([]int{3, 8, maxTrackedUsers}).Draw(rt, "max")
 
 		var users []string
 		for i := range 4 {
@@ -71,13 +71,13 @@ func TestResumeIndex(t *testing.T) {
 
 		check := func(h *hub, label string) {
 			h.mu.Lock()
-			delivered := h.delivered
+			delivered := h.delivered[0]
 			h.mu.Unlock()
 			for _, u := range users {
 				from := rapid.Int64Range(max(head0-2, 0), delivered).Draw(rt, "from")
 				h.mu.Lock()
-				floor := h.last.floor
-				quiet := h.last.quiet(u, from)
+				floor := h.last[0].floor
+				quiet := h.last[0].quiet(u, from)
 				h.mu.Unlock()
 				evs, err := store.EventsFor(ctx, u, from, 1000)
 				if err != nil {
@@ -161,8 +161,8 @@ func TestResumeIndex(t *testing.T) {
 		if err != nil {
 			rt.Fatal(err)
 		}
-		h2.start(head)
-		h2.warm(ctx, head, rapid.IntRange(1, 60).Draw(rt, "warm"))
+		h2.start([]int64{head})
+		h2.warm(ctx, []int64{head}, rapid.IntRange(1, 60).Draw(rt, "warm"))
 		check(h2, "warmed")
 	})
 }
@@ -204,8 +204,8 @@ func TestWarm(t *testing.T) {
 	svc := &service{store: store}
 	h := newHub(store, log, newMetrics())
 	h.warmUsers = svc.warmUsers
-	h.start(head)
-	h.warm(ctx, head, 100)
+	h.start([]int64{head})
+	h.warm(ctx, []int64{head}, 100)
 	for _, id := range []string{"a", "b", "c"} {
 		want, err := store.User(ctx, id)
 		if err != nil {
@@ -225,15 +225,15 @@ func TestWarm(t *testing.T) {
 	if _, ok := svc.ensured.load("d"); ok {
 		t.Errorf("d has no event yet is warmed")
 	}
-	if !h.last.quiet("b", head) || h.last.quiet("b", 0) || h.last.floor != 0 {
-		t.Errorf("index after warm: floor %d, b quiet from head %v, from 0 %v", h.last.floor, h.last.quiet("b", head), h.last.quiet("b", 0))
+	if !h.last[0].quiet("b", head) || h.last[0].quiet("b", 0) || h.last[0].floor != 0 {
+		t.Errorf("index after warm: floor %d, b quiet from head %v, from 0 %v", h.last[0].floor, h.last[0].quiet("b", head), h.last[0].quiet("b", 0))
 	}
 
 	h2 := newHub(store, log, newMetrics())
 	h2.store = invalidatingStore{store, h2.contacts}
 	h2.contacts.store = h2.store
-	h2.start(head)
-	h2.warm(ctx, head, 100)
+	h2.start([]int64{head})
+	h2.warm(ctx, []int64{head}, 100)
 	if len(h2.contacts.m) != 0 {
 		t.Errorf("contacts kept from a read that raced an invalidation: %v", h2.contacts.m)
 	}

@@ -31,6 +31,7 @@ type poller struct {
 	regs   map[uint64]*pollReg // parked-at-least-once connections by id; guarded by mu
 	next   uint64              // the last id given (ids start at 1)
 	closed bool                // guarded by mu
+	off    atomic.Bool         // set with closed: park's check without mu
 
 	wg sync.WaitGroup // the loop and the reader goroutines it started
 
@@ -46,6 +47,7 @@ func (p *poller) fail(err error) {
 	p.log.Error("poller: wait failed; idle connections keep a reader goroutine from now on", "err", err)
 	p.mu.Lock()
 	p.closed = true
+	p.off.Store(true)
 	regs := make([]*pollReg, 0, len(p.regs))
 	for _, r := range p.regs {
 		regs = append(regs, r)
@@ -62,22 +64,41 @@ type resumer interface{ resume() }
 
 // Reader states of a pollReg.
 const (
-	pollRunning uint32 = iota // a goroutine reads (or the connection is not started yet)
-	pollParked                // no goroutine: the poller starts one on readiness or wake
+	pollRunning  uint32 = iota // a goroutine reads (or the connection is not started yet)
+	pollParked                 // no goroutine: the poller starts one on readiness or wake
+	pollNotified               // a goroutine reads, and the socket got bytes (or ended) since it last parked
+)
+
+// What park did.
+type parkResult uint8
+
+const (
+	parkReadOn   parkResult = iota // not parked: the caller reads on (closing, no poller, or the socket could not be watched)
+	parkDone                       // parked: the caller returns and touches the read side no more
+	parkNotified                   // not parked: the socket got bytes (or ended) while the caller read; they may be read already
 )
 
 // pollReg is a connection's registration with a poller (a field of
 // wsConn). Concurrency: park is called only by the goroutine that owns the
-// reader (state pollRunning); after it returns true that goroutine must
-// not touch the connection's read side again, which belongs to the
-// goroutine the poller starts. wake and forget are safe from any
-// goroutine. The owner's writes before park happen before the new
-// goroutine's reads: state is the atomic both go through.
+// reader (state pollRunning or pollNotified); after it returns parkDone
+// that goroutine must not touch the connection's read side again, which
+// belongs to the goroutine the poller starts. wake and forget are safe
+// from any goroutine. The owner's writes before park happen before the
+// new goroutine's reads: state is the atomic both go through.
+//
+// The socket is added to the epoll set once, edge-triggered (no re-arm
+// per message, which cost an epoll_ctl per read): every arrival of bytes
+// is an edge. An edge while the connection is parked starts its reader;
+// one while a reader runs marks it (pollNotified), and that reader's park
+// then checks the socket instead of parking: the bytes may have come
+// after its last read. The reader parks only when its socket is known
+// empty (its last read was short, or a peek finds nothing: see
+// wsConn.Park), so no bytes wait without an edge to come.
 type pollReg struct {
 	p     *poller // nil: no poller (TLS, not Linux, or it could not start)
 	run   resumer
 	id    uint64 // 0 until the first park; then written only under p.mu, read by the owner
-	added bool   // EPOLL_CTL_ADD done; only the owner touches it
+	added bool   // in the epoll set; only the owner touches it
 	// ready is set by start for the goroutine it starts: the socket was
 	// readable (or the connection closes), so the transport reads without
 	// first waiting (a peek) for bytes. Only the owner touches it.
@@ -85,21 +106,37 @@ type pollReg struct {
 	gone  bool // forgotten: never registered again; guarded by p.mu
 	state atomic.Uint32
 	stop  atomic.Bool // set by wake(true): the connection closes, park no more
+	// hup is set when an event says the socket has ended (the peer's
+	// FIN, a reset): the reader reads to that end and never parks again.
+	// A short read does not show an end of stream already queued behind
+	// the bytes it took, and an ended socket gives no further edge.
+	hup atomic.Bool
 }
 
-// park hands the connection, whose socket is rc, to the poller: run is started on a new
-// goroutine when the socket is readable (at once if it already is) or
-// the connection is woken. False: the caller keeps the reader and reads
-// on (the connection is closing, or the socket could not be armed).
-func (r *pollReg) park(rc syscall.RawConn, run resumer) bool {
+// park hands the connection, whose socket is rc, to the poller: run is
+// started on a new goroutine when the socket gets bytes or ends (at once
+// if it has some when first added) or the connection is woken. The
+// caller must know the socket empty once it is added (see pollReg).
+func (r *pollReg) park(rc syscall.RawConn, run resumer) parkResult {
 	p := r.p
-	if r.stop.Load() {
-		return false
+	if r.stop.Load() || r.hup.Load() || p.off.Load() {
+		return parkReadOn
+	}
+	if r.added {
+		if !r.state.CompareAndSwap(pollRunning, pollParked) {
+			r.state.Store(pollRunning) // pollNotified: taken
+			return parkNotified
+		}
+		// From here the poller or a wake may start run.
+		if r.stop.Load() || r.hup.Load() || p.off.Load() {
+			return r.unpark()
+		}
+		return parkDone
 	}
 	p.mu.Lock()
 	if r.gone || p.closed {
 		p.mu.Unlock()
-		return false
+		return parkReadOn
 	}
 	if r.id == 0 {
 		p.next++
@@ -109,21 +146,34 @@ func (r *pollReg) park(rc syscall.RawConn, run resumer) bool {
 	id := r.id
 	p.mu.Unlock()
 	r.run = run
-	add := !r.added
-	r.added = true
+	r.added = true // before the park: a reader the add starts parks as added
 	r.state.Store(pollParked)
 	// From here the poller or a wake may start run: touch nothing but
 	// locals and what the kernel keeps (the RawConn holds the fd open).
 	if r.stop.Load() {
-		return !r.state.CompareAndSwap(pollParked, pollRunning)
+		return r.unpark()
 	}
 	var aerr error
-	if err := rc.Control(func(fd uintptr) { aerr = p.arm(int(fd), id, add) }); err != nil || aerr != nil {
+	if err := rc.Control(func(fd uintptr) { aerr = p.watch(int(fd), id) }); err != nil || aerr != nil {
 		// Closed under us: read on to see it, unless a wake took the
-		// reader already. (added stays set: harmless, the fd is gone.)
-		return !r.state.CompareAndSwap(pollParked, pollRunning)
+		// reader already.
+		res := r.unpark()
+		if res == parkReadOn {
+			r.added = false // ours again: not in the set
+		}
+		return res
 	}
-	return true
+	return parkDone
+}
+
+// unpark takes the reader back after a park that must not stand (the
+// connection closes): parkReadOn, or parkDone when a wake or the poller
+// started a reader already.
+func (r *pollReg) unpark() parkResult {
+	if r.state.CompareAndSwap(pollParked, pollRunning) {
+		return parkReadOn
+	}
+	return parkDone
 }
 
 // wake starts the parked connection's reader, if it is parked. With
@@ -156,10 +206,22 @@ func (r *pollReg) forget() {
 	p.mu.Unlock()
 }
 
-// start runs r's reader on a new goroutine if r is parked.
+// start runs r's reader on a new goroutine if r is parked, and marks a
+// running reader notified (see pollReg).
 func (p *poller) start(r *pollReg) {
-	if !r.state.CompareAndSwap(pollParked, pollRunning) {
-		return
+	for {
+		switch r.state.Load() {
+		case pollRunning:
+			if r.state.CompareAndSwap(pollRunning, pollNotified) {
+				return
+			}
+			continue
+		case pollNotified:
+			return
+		}
+		if r.state.CompareAndSwap(pollParked, pollRunning) {
+			break
+		}
 	}
 	r.ready = true // the CAS made this goroutine the owner
 	p.wg.Add(1)
@@ -169,12 +231,21 @@ func (p *poller) start(r *pollReg) {
 	}()
 }
 
+// pollHup marks an id in ready's ids whose socket has ended (the peer's
+// FIN, a reset or an error): ids are counted from 1 and never reach it.
+const pollHup = 1 << 63
+
 // ready starts the reader of each registration in ids (from one wait).
 func (p *poller) ready(ids []uint64, regs []*pollReg) []*pollReg {
 	regs = regs[:0]
 	p.mu.Lock()
 	for _, id := range ids {
-		if r := p.regs[id]; r != nil {
+		if r := p.regs[id&^pollHup]; r != nil {
+			if id&pollHup != 0 {
+				// Before start: the reader it starts, or the one running,
+				// must not park again (see pollReg.hup).
+				r.hup.Store(true)
+			}
 			regs = append(regs, r)
 		}
 	}
@@ -221,6 +292,7 @@ func (s *Server) closePoller() {
 	}
 	p.mu.Lock()
 	p.closed = true
+	p.off.Store(true)
 	p.mu.Unlock()
 	p.stopLoop()
 	p.wg.Wait()

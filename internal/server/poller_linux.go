@@ -42,17 +42,14 @@ func newPoller() (*poller, error) {
 	return &poller{pollerOS: pollerOS{epfd: epfd, f: f, rc: rc}}, nil
 }
 
-// arm waits for fd to be readable (or hung up), once: EPOLLONESHOT
-// disables it after one event until the next arm, so one readiness starts
-// one reader, and level triggering reports bytes that came before the arm.
-func (p *poller) arm(fd int, id uint64, add bool) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+// watch adds fd to the epoll set, edge-triggered: every arrival of
+// bytes (and the end of the stream) is one event, with no re-arm per
+// message; a socket that already has bytes when added gives one event
+// at once. See pollReg for how an event is never lost.
+func (p *poller) watch(fd int, id uint64) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET}
 	setPollID(&ev, id)
-	op := unix.EPOLL_CTL_MOD
-	if add {
-		op = unix.EPOLL_CTL_ADD
-	}
-	return unix.EpollCtl(p.epfd, op, fd, &ev)
+	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 }
 
 // setPollID and pollID keep a registration's id in the event's 64-bit
@@ -94,7 +91,11 @@ func (p *poller) loop() {
 		}
 		ids = ids[:0]
 		for i := range events[:n] {
-			ids = append(ids, pollID(&events[i]))
+			id := pollID(&events[i])
+			if events[i].Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				id |= pollHup
+			}
+			ids = append(ids, id)
 		}
 		regs = p.ready(ids, regs)
 	}

@@ -9,7 +9,7 @@ type pollerOS struct{}
 
 func newPoller() (*poller, error) { return nil, errors.New("no poller on this platform") }
 
-func (p *poller) arm(fd int, id uint64, add bool) error { return errors.ErrUnsupported }
-func (p *poller) loop()                                 { p.wg.Done() }
-func (p *poller) stopLoop()                             {}
-func (p *poller) release()                              {}
+func (p *poller) watch(fd int, id uint64) error { return errors.ErrUnsupported }
+func (p *poller) loop()                         { p.wg.Done() }
+func (p *poller) stopLoop()                     {}
+func (p *poller) release()                      {}

@@ -75,7 +75,7 @@ func (c *conn) readOne() bool {
 	b := *bp
 	switch kind {
 	case msgPing:
-		c.enqueueFrame(outFrame{b: bytes.Clone(b), kind: framePong})
+		c.sendNow(outFrame{b: bytes.Clone(b), kind: framePong})
 		readPool.Put(bp)
 		return true
 	case msgBinary:
@@ -85,7 +85,7 @@ func (c *conn) readOne() bool {
 	}
 	if id, ok := plainPing(b); ok {
 		readPool.Put(bp)
-		c.enqueue(pongFrame(id), false)
+		c.sendNow(outFrame{b: pongFrame(id)})
 		return true
 	}
 	return c.push(request{raw: bp})

@@ -57,6 +57,16 @@ func (c *conn) enqueue(b []byte, droppable bool) bool {
 func (c *conn) enqueueFrame(f outFrame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.enqueueLocked(f) {
+		return false
+	}
+	c.kickLocked()
+	return true
+}
+
+// enqueueLocked is enqueueFrame without starting the writer for f (it
+// does start it to close a slow consumer). c.mu must be held.
+func (c *conn) enqueueLocked(f outFrame) bool {
 	if c.closeCode != 0 {
 		return false
 	}
@@ -95,7 +105,6 @@ func (c *conn) enqueueFrame(f outFrame) bool {
 	}
 	c.q = append(c.q, f)
 	c.qBytes += n
-	c.kickLocked()
 	return true
 }
 

@@ -247,9 +247,6 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Secret) < auth.MinSecretLen {
 		return nil, errors.New("server: Config.Secret must be at least 32 bytes")
 	}
-	if err := checkShards(cfg.Store); err != nil {
-		return nil, err
-	}
 	cfg = cfg.withDefaults()
 	origins, err := cleanOrigins(cfg.AllowedOrigins)
 	if err != nil {
@@ -299,17 +296,17 @@ func New(cfg Config) (*Server, error) {
 	s.unsub = unsub
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	head, err := cfg.Store.Head(ctx)
+	heads, err := shardHeads(ctx, s.hub.events)
 	if err != nil {
 		unsub()
 		return nil, err
 	}
-	s.hub.start(head)
+	s.hub.start(heads)
 	// Before serving: warming costs less than the reads it saves a
 	// reconnect storm, but only if it is done before the storm arrives.
 	// It is bounded (warmTimeout): a slow store only makes it partial.
 	wctx, wcancel := context.WithTimeout(ctx, warmTimeout)
-	s.hub.warm(wctx, head, cfg.ResumeLimit)
+	s.hub.warm(wctx, heads, cfg.ResumeLimit)
 	wcancel()
 	// recoverHTTP is outermost: a panic anywhere below answers 500 with
 	// the headers guard has already set.

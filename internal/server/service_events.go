@@ -6,23 +6,29 @@ import (
 	"github.com/parleychat/parley"
 )
 
-// eventsPage is the reply to GET /v1/events: resume over HTTP.
+// eventsPage is the reply to GET /v1/events: resume over HTTP, one shard
+// of the log at a time (protocol 2's cursor has an entry per shard; a
+// client asks for each shard after its entry).
 type eventsPage struct {
 	Events  []parley.Event `json:"events"`
-	Head    int64          `json:"head"`
+	Head    int64          `json:"head"` // the shard's
 	HasMore bool           `json:"has_more"`
-	// Resync is set when after is beyond the server's log (a wiped
+	// Resync is set when after is beyond the shard's log (a wiped
 	// server): the client must refetch its state.
 	Resync bool `json:"resync"`
+	// Shard is the shard read (the query's; 0 by default), Shards the
+	// log's shard count.
+	Shard  int `json:"shard"`
+	Shards int `json:"shards"`
 }
 
 // MaxEventsPage is the most events GET /v1/events returns at once.
 const MaxEventsPage = 1000
 
-// events returns the user's events after `after`, at most limit and at
-// most maxBytes of them in JSON (see MaxReplyBytes); has_more says to ask
-// again from the last one's pos.
-func (s *service) events(ctx context.Context, u parley.User, after int64, limit, maxBytes int) (eventsPage, error) {
+// events returns the user's events of shard after `after`, at most limit
+// and at most maxBytes of them in JSON (see MaxReplyBytes); has_more says
+// to ask again from the last one's pos.
+func (s *service) events(ctx context.Context, u parley.User, shard int, after int64, limit, maxBytes int) (eventsPage, error) {
 	if err := s.limits.reads.check(u.ID); err != nil {
 		return eventsPage{}, err
 	}
@@ -35,22 +41,27 @@ func (s *service) events(ctx context.Context, u parley.User, after int64, limit,
 	if limit < 0 || limit > MaxEventsPage {
 		return eventsPage{}, parley.Errorf(parley.EINVALID, "limit must be 1 to %d", MaxEventsPage)
 	}
-	head, err := s.store.Head(ctx)
+	log := shardLog(s.store)
+	if err := parley.ValidateShard(shard, log.Shards()); err != nil {
+		return eventsPage{}, err
+	}
+	head, err := log.ShardHead(ctx, shard)
 	if err != nil {
 		return eventsPage{}, err
 	}
 	if after > head {
-		return eventsPage{Events: []parley.Event{}, Head: head, Resync: true}, nil
+		return eventsPage{Events: []parley.Event{}, Head: head, Resync: true, Shard: shard, Shards: log.Shards()}, nil
 	}
-	evs, err := s.store.EventsFor(ctx, u.ID, after, limit+1)
+	evs, err := log.ShardEventsFor(ctx, u.ID, shard, after, limit+1)
 	if err != nil {
 		return eventsPage{}, err
 	}
-	p := eventsPage{Head: head}
+	p := eventsPage{Head: head, Shard: shard, Shards: log.Shards()}
 	if len(evs) > limit {
 		evs, p.HasMore = evs[:limit], true
 	}
 	for i := range evs {
+		evs[i].Shard = shard // a one-shard log's events say 0 already
 		evs[i] = withURLs(evs[i])
 	}
 	if n := fitting(evs, maxBytes, false); n < len(evs) {

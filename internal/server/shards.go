@@ -1,18 +1,57 @@
 package server
 
 import (
-	"fmt"
+	"context"
 
 	"github.com/parleychat/parley"
 )
 
-// checkShards refuses a store whose event log has more than one shard
-// (parley.ShardedLog): until the hub sequences each shard and the wire
-// carries a cursor per shard (docs/architecture.md, "Design: writes that
-// grow with nodes", status), a node would deliver and resume shard 0 only.
-func checkShards(st parley.Store) error {
-	if sl, ok := st.(parley.ShardedLog); ok && sl.Shards() > 1 {
-		return fmt.Errorf("server: the store's event log has %d shards; this server serves a log of 1 shard only", sl.Shards())
+// shardLog returns st's event log per shard: st itself when it is a
+// parley.ShardedLog (both stores of this module are), else a log of one
+// shard made of st's Head, Events and EventsFor (a Store wrapped by a
+// test, whose overrides of those then still apply).
+func shardLog(st parley.Store) parley.ShardedLog {
+	if sl, ok := st.(parley.ShardedLog); ok {
+		return sl
 	}
-	return nil
+	return oneShard{st}
+}
+
+// oneShard is a Store seen as a log of one shard.
+type oneShard struct{ st parley.Store }
+
+func (oneShard) Shards() int { return 1 }
+
+func (o oneShard) ShardHead(ctx context.Context, shard int) (int64, error) {
+	if err := parley.ValidateShard(shard, 1); err != nil {
+		return 0, err
+	}
+	return o.st.Head(ctx)
+}
+
+func (o oneShard) ShardEvents(ctx context.Context, shard int, after int64, limit int) ([]parley.Event, error) {
+	if err := parley.ValidateShard(shard, 1); err != nil {
+		return nil, err
+	}
+	return o.st.Events(ctx, after, limit)
+}
+
+func (o oneShard) ShardEventsFor(ctx context.Context, userID string, shard int, after int64, limit int) ([]parley.Event, error) {
+	if err := parley.ValidateShard(shard, 1); err != nil {
+		return nil, err
+	}
+	return o.st.EventsFor(ctx, userID, after, limit)
+}
+
+// shardHeads reads every shard's head.
+func shardHeads(ctx context.Context, sl parley.ShardedLog) ([]int64, error) {
+	heads := make([]int64, sl.Shards())
+	for s := range heads {
+		h, err := sl.ShardHead(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		heads[s] = h
+	}
+	return heads, nil
 }

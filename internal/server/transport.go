@@ -15,9 +15,11 @@ import (
 //
 // Concurrency: Wait, Park and Read are called by one goroutine at a time (the
 // hello's, then the reader; after a Park, the goroutine it starts); Write and Close by one goroutine at a time (serve's
-// until the connection starts, then the writer, or a hello timer before
-// the connection starts); CloseNow and SetWriteDeadline from any
-// goroutine, at any time. Read and Write run concurrently.
+// until the connection starts, then the one holding the connection's
+// write side: the writer, or a goroutine writing inline through
+// inlineWriter, see inline.go; or a hello timer before the connection
+// starts); CloseNow and SetWriteDeadline from any goroutine, at any time.
+// Read and Write run concurrently.
 type transport interface {
 	// Wait waits until the client has sent something (or the connection
 	// ended: the Read after it tells), holding no buffer, on as shallow a
@@ -76,6 +78,11 @@ type frameKind uint8
 const (
 	frameText frameKind = iota // a text message (the protocol's frames)
 	framePong                  // a WebSocket pong answering a ping
+	// frameRaw is the rest of a frame a write without waiting put only
+	// partly on the wire (writeInline): bytes already encoded, written
+	// as they are, before anything else. Only transports that implement
+	// inlineWriter are given one.
+	frameRaw
 )
 
 // closeError is what transport.Read returns when the connection must

@@ -53,10 +53,18 @@ type wsConn struct {
 	peekFn  func(fd uintptr) bool
 	peekErr error
 	poll    pollReg // p nil: no poller, the reader waits in Wait
+	// drained: the last read from the socket took less than it asked
+	// for, so the socket had nothing more then (bytes that came after
+	// are an edge for the poller: see pollReg).
+	drained bool
 
 	// Write side: one writer at a time (see transport).
-	hdr [ws.MaxHeaderSize]byte
-	wb  appendBuf // the buffer appendHeader appends to (a field: no allocation)
+	hdr    [ws.MaxHeaderSize]byte
+	wb     appendBuf // the buffer appendHeader appends to (a field: no allocation)
+	try    []byte    // TryWrite's bytes, for tryFn
+	tryN   int
+	tryErr error
+	tryFn  func(fd uintptr) bool // c.tryWrite
 }
 
 // Sizes of wsConn's pooled buffers.
@@ -120,6 +128,7 @@ func newWSConn(nc net.Conn, pre []byte, p func() *poller) *wsConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.peekFn = c.peekFD
+			c.tryFn = c.tryWrite
 			if p != nil {
 				c.poll.p = p()
 			}
@@ -178,11 +187,42 @@ func (c *wsConn) Wait() error {
 
 // Park implements transport: with a poller, when the reader holds
 // nothing read (no buffer, no bytes from the upgrade, no ping to answer).
+//
+// The socket must be empty when it parks (the poller is edge-triggered,
+// see pollReg): it is when the last read was short (drained); otherwise
+// a peek tells. When the poller saw bytes arrive while this goroutine
+// read (parkNotified), a peek tells whether they are still to be read
+// or were read already.
 func (c *wsConn) Park(run resumer) bool {
 	if c.poll.p == nil || c.br != nil || len(c.pre) > 0 || c.hasPing {
 		return false
 	}
-	return c.poll.park(c.rc, run)
+	if c.poll.added && !c.drained && c.readable() {
+		return false
+	}
+	for {
+		switch c.poll.park(c.rc, run) {
+		case parkDone:
+			return true
+		case parkNotified:
+			if c.readable() {
+				c.poll.ready = true // Read needs no peek
+				return false
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// readable reports whether the socket has bytes to read (or has ended,
+// or failed: the read tells), without waiting.
+func (c *wsConn) readable() bool {
+	var perr error
+	if err := c.rc.Control(func(fd uintptr) { perr = peekNonblock(fd, c.peek[:]) }); err != nil {
+		return true
+	}
+	return perr != syscall.EAGAIN
 }
 
 // Read implements transport.
@@ -367,7 +407,9 @@ func (s readSource) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	return s.c.nc.Read(p)
+	n, err := s.c.nc.Read(p)
+	s.c.drained = n < len(p)
+	return n, err
 }
 
 // Write implements transport: frames are gathered, header and payload,
@@ -390,30 +432,108 @@ func (c *wsConn) Write(frames []outFrame, batch bool) error {
 	}
 	for i := 0; i < len(frames) && err == nil; {
 		f := frames[i]
-		op, n, end := ws.OpText, len(f.b), i+1
-		if f.kind == framePong {
-			op = ws.OpPong
-		} else if batch {
-			// The text frames right behind this one join its message.
-			for end < len(frames) && frames[end].kind == frameText && n+1+len(frames[end].b) <= maxBatchBytes {
-				n += 1 + len(frames[end].b)
-				end++
+		if f.kind == frameRaw {
+			if len(buf) > 0 && len(buf)+len(f.b) > writeChunk {
+				flush()
 			}
+			buf = append(buf, f.b...)
+			i++
+			continue
 		}
+		op, n, end := messageAt(frames, i, batch)
 		if len(buf) > 0 && len(buf)+ws.MaxHeaderSize+n > writeChunk {
 			flush()
 		}
-		buf = c.appendHeader(buf, ws.Header{Fin: true, OpCode: op, Length: int64(n)})
-		for j := i; j < end; j++ {
-			if j > i {
-				buf = append(buf, '\n')
-			}
-			buf = append(buf, frames[j].b...)
-		}
+		buf = c.appendMessage(buf, frames[i:end], op, n)
 		i = end
 	}
 	flush()
 	return err
+}
+
+// messageAt returns the WebSocket message that begins with frames[i]
+// (not a frameRaw): its opcode, its payload's length and the index after
+// its last frame. With batch, the text frames right behind a text frame
+// join its message, separated by '\n', up to maxBatchBytes.
+func messageAt(frames []outFrame, i int, batch bool) (ws.OpCode, int, int) {
+	f := frames[i]
+	op, n, end := ws.OpText, len(f.b), i+1
+	if f.kind == framePong {
+		op = ws.OpPong
+	} else if batch {
+		for end < len(frames) && frames[end].kind == frameText && n+1+len(frames[end].b) <= maxBatchBytes {
+			n += 1 + len(frames[end].b)
+			end++
+		}
+	}
+	return op, n, end
+}
+
+// appendMessage appends the message messageAt found (frames, op, n) to
+// buf: its header, then its frames joined by '\n'. Only the goroutine
+// holding the write side calls it (it uses c's header scratch).
+func (c *wsConn) appendMessage(buf []byte, frames []outFrame, op ws.OpCode, n int) []byte {
+	buf = c.appendHeader(buf, ws.Header{Fin: true, OpCode: op, Length: int64(n)})
+	for j, f := range frames {
+		if j > 0 {
+			buf = append(buf, '\n')
+		}
+		buf = append(buf, f.b...)
+	}
+	return buf
+}
+
+// AppendFrames implements inlineWriter: frames encoded as Write would
+// write them.
+func (c *wsConn) AppendFrames(dst []byte, frames []outFrame, batch bool) []byte {
+	for i := 0; i < len(frames); {
+		if frames[i].kind == frameRaw {
+			dst = append(dst, frames[i].b...)
+			i++
+			continue
+		}
+		op, n, end := messageAt(frames, i, batch)
+		dst = c.appendMessage(dst, frames[i:end], op, n)
+		i = end
+	}
+	return dst
+}
+
+// Inline implements inlineWriter.
+func (c *wsConn) Inline() bool { return c.rc != nil }
+
+// TryWrite implements inlineWriter: one write(2) on the non-blocking
+// socket, through the RawConn (which holds the descriptor open and
+// excludes the net.Conn's own writes meanwhile), never waiting for it to
+// be writable. Without a RawConn (TLS) it takes nothing.
+func (c *wsConn) TryWrite(b []byte) (int, error) {
+	if c.rc == nil {
+		return 0, errWouldBlock
+	}
+	c.try = b
+	err := c.rc.Write(c.tryFn)
+	n, werr := c.tryN, c.tryErr
+	c.try, c.tryErr = nil, nil
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == syscall.EAGAIN:
+		return 0, errWouldBlock
+	case werr != nil:
+		return 0, werr
+	}
+	return n, nil
+}
+
+// tryWrite is TryWrite's RawConn callback (a method value made once, in
+// tryFn: a closure per write would be an allocation per write).
+func (c *wsConn) tryWrite(fd uintptr) bool {
+	for {
+		c.tryN, c.tryErr = syscall.Write(int(fd), c.try)
+		if c.tryErr != syscall.EINTR {
+			return true // done, whatever it took: never wait here
+		}
+	}
 }
 
 // appendHeader appends h's encoding to buf. It cannot fail: our lengths

@@ -17,35 +17,56 @@ func fromMS(v int64) time.Time                      { return time.UnixMilli(v).U
 func (s *Store) conflictf(f string, a ...any) error { return parley.Errorf(parley.ECONFLICT, f, a...) }
 
 // WebhookCursor implements parley.WebhookQueue.
-func (s *Store) WebhookCursor(ctx context.Context) (int64, error) {
+func (s *Store) WebhookCursor(ctx context.Context, shard int) (int64, error) {
+	if err := parley.ValidateShard(shard, s.shards); err != nil {
+		return 0, err
+	}
 	var pos int64
-	if err := s.e.QueryRow(ctx, qWebhookCursor).Scan(&pos); err != nil {
+	if err := s.e.QueryRow(ctx, qWebhookCursor, shard).Scan(&pos); err != nil {
+		if s.d.IsNoRows(err) {
+			return -1, nil
+		}
 		return 0, s.wrapInternal(err)
 	}
 	return pos, nil
 }
 
 // EnqueueWebhooks implements parley.WebhookQueue. A delivery already
-// stored (same endpoint and position) is kept as it is.
-func (s *Store) EnqueueWebhooks(ctx context.Context, from, to int64, ds []parley.WebhookDelivery) error {
+// stored (same endpoint, shard and position) is kept as it is; every one
+// of ds must be of shard.
+func (s *Store) EnqueueWebhooks(ctx context.Context, shard int, from, to int64, ds []parley.WebhookDelivery) error {
+	if err := parley.ValidateShard(shard, s.shards); err != nil {
+		return err
+	}
 	if to < from {
 		return invalidf("webhook cursor cannot move back from %d to %d", from, to)
 	}
+	for _, d := range ds {
+		if d.Shard != shard {
+			return invalidf("a delivery of shard %d enqueued with shard %d's cursor", d.Shard, shard)
+		}
+	}
 	now := ms(parley.Now())
 	return s.e.Write(ctx, func(w Tx) error {
-		n, err := w.Exec(bg, qMoveWebhookCursor, to, from)
+		// A shard never enqueued has no row (-1): the first move
+		// inserts it, and of two nodes racing to, one inserts nothing.
+		q, args := qMoveWebhookCursor, []any{to, shard, from}
+		if from < 0 {
+			q, args = qStartWebhookCursor, []any{shard, to}
+		}
+		n, err := w.Exec(bg, q, args...)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
-			return s.conflictf("webhook cursor is not at %d", from)
+			return s.conflictf("webhook cursor of shard %d is not at %d", shard, from)
 		}
 		for _, d := range ds {
 			next := now
 			if !d.NextAt.IsZero() {
 				next = ms(d.NextAt)
 			}
-			if _, err := w.Exec(bg, qInsertWebhook, d.Endpoint, d.Pos, d.ConversationID, d.Payload, next, now); err != nil {
+			if _, err := w.Exec(bg, qInsertWebhook, d.Endpoint, d.Shard, d.Pos, d.ConversationID, d.Payload, next, now); err != nil {
 				return err
 			}
 		}
@@ -71,7 +92,7 @@ func (s *Store) ClaimWebhooks(ctx context.Context, endpoint string, now, leaseUn
 				d             parley.WebhookDelivery
 				next, created int64
 			)
-			if err := rows.Scan(&d.Endpoint, &d.Pos, &d.ConversationID, &d.Payload, &d.Attempts, &next, &created); err != nil {
+			if err := rows.Scan(&d.Endpoint, &d.Shard, &d.Pos, &d.ConversationID, &d.Payload, &d.Attempts, &next, &created); err != nil {
 				rows.Close()
 				return err
 			}
@@ -84,7 +105,7 @@ func (s *Store) ClaimWebhooks(ctx context.Context, endpoint string, now, leaseUn
 			return err
 		}
 		for _, d := range ds {
-			if _, err := w.Exec(bg, qLeaseWebhook, ms(leaseUntil), d.Endpoint, d.Pos); err != nil {
+			if _, err := w.Exec(bg, qLeaseWebhook, ms(leaseUntil), d.Endpoint, d.Shard, d.Pos); err != nil {
 				return err
 			}
 		}
@@ -97,17 +118,17 @@ func (s *Store) ClaimWebhooks(ctx context.Context, endpoint string, now, leaseUn
 }
 
 // FinishWebhook implements parley.WebhookQueue.
-func (s *Store) FinishWebhook(ctx context.Context, endpoint string, pos int64) error {
+func (s *Store) FinishWebhook(ctx context.Context, endpoint string, shard int, pos int64) error {
 	return s.e.Write(ctx, func(w Tx) error {
-		_, err := w.Exec(bg, qFinishWebhook, endpoint, pos)
+		_, err := w.Exec(bg, qFinishWebhook, endpoint, shard, pos)
 		return err
 	})
 }
 
 // RetryWebhook implements parley.WebhookQueue.
-func (s *Store) RetryWebhook(ctx context.Context, endpoint string, pos int64, nextAt time.Time) error {
+func (s *Store) RetryWebhook(ctx context.Context, endpoint string, shard int, pos int64, nextAt time.Time) error {
 	return s.e.Write(ctx, func(w Tx) error {
-		_, err := w.Exec(bg, qRetryWebhook, ms(nextAt), endpoint, pos)
+		_, err := w.Exec(bg, qRetryWebhook, ms(nextAt), endpoint, shard, pos)
 		return err
 	})
 }

@@ -271,21 +271,23 @@ func buildSQL(d Dialect) dialectSQL {
 // Integrations (migration 00007): the webhook outbox and the server API's
 // keys and bans. Times are Unix milliseconds in both engines.
 const (
-	qWebhookCursor     = `SELECT pos FROM webhook_cursor WHERE id = 1`
-	qMoveWebhookCursor = `UPDATE webhook_cursor SET pos = $1 WHERE id = 1 AND pos = $2`
-	qInsertWebhook     = `INSERT INTO webhook_outbox (endpoint, pos, conversation_id, payload, attempts, next_at, created_at)
-		VALUES ($1, $2, $3, $4, 0, $5, $6) ON CONFLICT (endpoint, pos) DO NOTHING`
+	// One cursor row per shard (migration 00014); no row: -1.
+	qWebhookCursor      = `SELECT pos FROM webhook_cursor WHERE shard = $1`
+	qMoveWebhookCursor  = `UPDATE webhook_cursor SET pos = $1 WHERE shard = $2 AND pos = $3`
+	qStartWebhookCursor = `INSERT INTO webhook_cursor (shard, pos) VALUES ($1, $2) ON CONFLICT (shard) DO NOTHING`
+	qInsertWebhook      = `INSERT INTO webhook_outbox (endpoint, shard, pos, conversation_id, payload, attempts, next_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, 0, $6, $7) ON CONFLICT (endpoint, shard, pos) DO NOTHING`
 	// The due deliveries of an endpoint that are the oldest pending of
 	// their conversation: a conversation's later events wait for it.
-	qDueWebhooks = `SELECT o.endpoint, o.pos, o.conversation_id, o.payload, o.attempts, o.next_at, o.created_at
+	qDueWebhooks = `SELECT o.endpoint, o.shard, o.pos, o.conversation_id, o.payload, o.attempts, o.next_at, o.created_at
 		FROM webhook_outbox o
 		WHERE o.endpoint = $1 AND o.next_at <= $2 AND NOT EXISTS (
 			SELECT 1 FROM webhook_outbox p
 			WHERE p.endpoint = o.endpoint AND p.conversation_id = o.conversation_id AND p.pos < o.pos)
 		ORDER BY o.pos LIMIT $3 + 0`
-	qLeaseWebhook   = `UPDATE webhook_outbox SET attempts = attempts + 1, next_at = $1 WHERE endpoint = $2 AND pos = $3`
-	qFinishWebhook  = `DELETE FROM webhook_outbox WHERE endpoint = $1 AND pos = $2`
-	qRetryWebhook   = `UPDATE webhook_outbox SET next_at = $1 WHERE endpoint = $2 AND pos = $3`
+	qLeaseWebhook   = `UPDATE webhook_outbox SET attempts = attempts + 1, next_at = $1 WHERE endpoint = $2 AND shard = $3 AND pos = $4`
+	qFinishWebhook  = `DELETE FROM webhook_outbox WHERE endpoint = $1 AND shard = $2 AND pos = $3`
+	qRetryWebhook   = `UPDATE webhook_outbox SET next_at = $1 WHERE endpoint = $2 AND shard = $3 AND pos = $4`
 	qWebhookBacklog = `SELECT endpoint, COUNT(*) FROM webhook_outbox GROUP BY endpoint`
 
 	qInsertAPIKey = `INSERT INTO api_keys (id, name, hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)`

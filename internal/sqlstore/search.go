@@ -169,7 +169,7 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 				convs = nil
 			}
 		}
-		args := []any{userID, s.d.SearchMatch(sq.Terms, convs, sq.Prefix), after, limit + 1}
+		args := s.searchArgs(userID, s.d.SearchMatch(sq.Terms, convs, sq.Prefix), after, limit+1)
 		if sq.ConversationID != "" {
 			args = append(args, sq.ConversationID)
 		}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -17,18 +18,18 @@ func testWebhookQueue(t *testing.T, s parley.Store) {
 	if !ok {
 		t.Fatalf("%T does not implement parley.WebhookQueue", s)
 	}
-	if c := must[int64](t, "WebhookCursor")(q.WebhookCursor(ctx(t))); c != -1 {
+	if c := must[int64](t, "WebhookCursor")(q.WebhookCursor(ctx(t), 0)); c != -1 {
 		t.Fatalf("fresh WebhookCursor = %d, want -1", c)
 	}
 	d := func(ep string, pos int64, conv string) parley.WebhookDelivery {
 		return parley.WebhookDelivery{Endpoint: ep, Pos: pos, ConversationID: conv, Payload: []byte(`{"pos":` + string(rune('0'+pos)) + `}`)}
 	}
-	if err := q.EnqueueWebhooks(ctx(t), -1, 5, []parley.WebhookDelivery{d("a", 1, "c1"), d("a", 2, "c2"), d("a", 3, "c1"), d("b", 1, "c1")}); err != nil {
+	if err := q.EnqueueWebhooks(ctx(t), 0, -1, 5, []parley.WebhookDelivery{d("a", 1, "c1"), d("a", 2, "c2"), d("a", 3, "c1"), d("b", 1, "c1")}); err != nil {
 		t.Fatalf("EnqueueWebhooks: %v", err)
 	}
-	err := q.EnqueueWebhooks(ctx(t), -1, 6, []parley.WebhookDelivery{d("a", 6, "c1")})
+	err := q.EnqueueWebhooks(ctx(t), 0, -1, 6, []parley.WebhookDelivery{d("a", 6, "c1")})
 	wantCode(t, "EnqueueWebhooks from a stale cursor", err, parley.ECONFLICT)
-	if c := must[int64](t, "WebhookCursor")(q.WebhookCursor(ctx(t))); c != 5 {
+	if c := must[int64](t, "WebhookCursor")(q.WebhookCursor(ctx(t), 0)); c != 5 {
 		t.Fatalf("WebhookCursor = %d, want 5", c)
 	}
 	if b := must[map[string]int](t, "WebhookBacklog")(q.WebhookBacklog(ctx(t))); b["a"] != 3 || b["b"] != 1 || len(b) != 2 {
@@ -48,17 +49,17 @@ func testWebhookQueue(t *testing.T, s parley.Store) {
 		t.Fatalf("claim while leased = %v, want none", positions(again))
 	}
 	// 1 fails and is retried at once; 2 is delivered.
-	if err := q.RetryWebhook(ctx(t), "a", 1, now); err != nil {
+	if err := q.RetryWebhook(ctx(t), "a", 0, 1, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.FinishWebhook(ctx(t), "a", 2); err != nil {
+	if err := q.FinishWebhook(ctx(t), "a", 0, 2); err != nil {
 		t.Fatal(err)
 	}
 	got = must[[]parley.WebhookDelivery](t, "ClaimWebhooks")(q.ClaimWebhooks(ctx(t), "a", now, lease, 10))
 	if pos := positions(got); !slices.Equal(pos, []int64{1}) || got[0].Attempts != 2 {
 		t.Fatalf("claim after retry = %+v, want pos 1 attempt 2", got)
 	}
-	if err := q.FinishWebhook(ctx(t), "a", 1); err != nil {
+	if err := q.FinishWebhook(ctx(t), "a", 0, 1); err != nil {
 		t.Fatal(err)
 	}
 	got = must[[]parley.WebhookDelivery](t, "ClaimWebhooks")(q.ClaimWebhooks(ctx(t), "a", now, lease, 10))
@@ -67,6 +68,63 @@ func testWebhookQueue(t *testing.T, s parley.Store) {
 	}
 	if b := must[map[string]int](t, "WebhookBacklog")(q.WebhookBacklog(ctx(t))); b["a"] != 1 {
 		t.Fatalf("WebhookBacklog = %v, want a:1", b)
+	}
+}
+
+// testWebhookQueueShards: on a log of 4 shards each shard has its own
+// cursor (-1 until its first move), deliveries of the same position in
+// two shards are two deliveries, finished one by one, and a shard outside
+// the log or a delivery of another shard than the cursor's is EINVALID.
+func testWebhookQueueShards(t *testing.T, s parley.Store) {
+	q := optional[parley.WebhookQueue](t, s)
+	d := func(shard int, pos int64, conv string) parley.WebhookDelivery {
+		return parley.WebhookDelivery{Endpoint: "a", Shard: shard, Pos: pos, ConversationID: conv, Payload: []byte(`{}`)}
+	}
+	if err := q.EnqueueWebhooks(ctx(t), 0, -1, 4, []parley.WebhookDelivery{d(0, 4, "c0")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.EnqueueWebhooks(ctx(t), 3, -1, 2, []parley.WebhookDelivery{d(3, 1, "c3"), d(3, 2, "c3")}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "a second start of shard 3", q.EnqueueWebhooks(ctx(t), 3, -1, 9, nil), parley.ECONFLICT)
+	if err := q.EnqueueWebhooks(ctx(t), 3, 2, 4, []parley.WebhookDelivery{d(3, 4, "c3b")}); err != nil {
+		t.Fatal(err)
+	}
+	for shard, want := range []int64{4, -1, -1, 4} {
+		if c := must[int64](t, "WebhookCursor")(q.WebhookCursor(ctx(t), shard)); c != want {
+			t.Fatalf("WebhookCursor(%d) = %d, want %d", shard, c, want)
+		}
+	}
+	wantCode(t, "WebhookCursor of shard 4", func() error { _, err := q.WebhookCursor(ctx(t), 4); return err }(), parley.EINVALID)
+	wantCode(t, "EnqueueWebhooks of shard 4", q.EnqueueWebhooks(ctx(t), 4, -1, 1, nil), parley.EINVALID)
+	wantCode(t, "a delivery of shard 1 with shard 2's cursor", q.EnqueueWebhooks(ctx(t), 2, -1, 1, []parley.WebhookDelivery{d(1, 1, "c1")}), parley.EINVALID)
+
+	now := time.Now()
+	got := must[[]parley.WebhookDelivery](t, "ClaimWebhooks")(q.ClaimWebhooks(ctx(t), "a", now, now.Add(time.Minute), 10))
+	key := func(ds []parley.WebhookDelivery) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, fmt.Sprintf("%d:%d", d.Shard, d.Pos))
+		}
+		slices.Sort(out)
+		return out
+	}
+	// c3's 2 waits for its 1; c0's 4 and c3b's 4 are two deliveries.
+	if k := key(got); !slices.Equal(k, []string{"0:4", "3:1", "3:4"}) {
+		t.Fatalf("claimed %v, want [0:4 3:1 3:4]", k)
+	}
+	if err := q.FinishWebhook(ctx(t), "a", 3, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.FinishWebhook(ctx(t), "a", 3, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.RetryWebhook(ctx(t), "a", 0, 4, now); err != nil {
+		t.Fatal(err)
+	}
+	got = must[[]parley.WebhookDelivery](t, "ClaimWebhooks")(q.ClaimWebhooks(ctx(t), "a", now, now.Add(time.Minute), 10))
+	if k := key(got); !slices.Equal(k, []string{"0:4", "3:2"}) {
+		t.Fatalf("claimed %v after finishing 3:1 and 3:4, want [0:4 3:2] (shard 0's 4 kept)", k)
 	}
 }
 

@@ -35,6 +35,10 @@ func Shards(t *testing.T, fresh func(t *testing.T) string, open func(t *testing.
 		t.Parallel()
 		testDensePerShard(t, mustOpen(t, fresh(t), 8))
 	})
+	t.Run("WebhookQueue", func(t *testing.T) {
+		t.Parallel()
+		testWebhookQueueShards(t, mustOpen(t, fresh(t), 4))
+	})
 	t.Run("CountIsFixed", func(t *testing.T) {
 		t.Parallel()
 		loc := fresh(t)

@@ -5,9 +5,10 @@
 // Two kinds of goroutine, all owned by a Dispatcher (Run starts them and
 // returns when ctx ends and they have stopped):
 //
-//   - the enqueuer follows the store's event log from the outbox cursor
-//     (parley.WebhookQueue) and writes one delivery per subscribed
-//     endpoint, with its payload, and moves the cursor in the same write.
+//   - the enqueuer follows each shard of the store's event log from that
+//     shard's outbox cursor (parley.WebhookQueue) and writes one delivery
+//     per subscribed endpoint, with its payload, and moves the cursor in
+//     the same write.
 //     A message.new payload lists the members with no live connection at
 //     that moment (Config.Connected). Nodes of a cluster race for the
 //     cursor; the store lets one win each step.
@@ -30,6 +31,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,11 +67,11 @@ const (
 	maxResponseBytes = 64 << 10
 )
 
-// Store is what the dispatcher needs of the store.
+// Store is what the dispatcher needs of the store: the outbox and the
+// event log per shard.
 type Store interface {
 	parley.WebhookQueue
-	Events(ctx context.Context, after int64, limit int) ([]parley.Event, error)
-	Head(ctx context.Context) (int64, error)
+	parley.ShardedLog
 }
 
 // Config configures a Dispatcher. Store and Endpoints are required.
@@ -113,6 +115,7 @@ type Dispatcher struct {
 	log    *slog.Logger
 	wake   chan struct{}            // the enqueuer's
 	kick   map[string]chan struct{} // each worker's, by endpoint name
+	shards int                      // the log's shard count (Store.Shards; 1 without a store)
 
 	delivered, failed, dropped, enqueued *prometheus.CounterVec
 	backlog                              *prometheus.GaugeVec
@@ -132,7 +135,10 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Connected == nil {
 		cfg.Connected = func(string) bool { return false }
 	}
-	d := &Dispatcher{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), kick: map[string]chan struct{}{}}
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), kick: map[string]chan struct{}{}, shards: 1}
+	if cfg.Store != nil {
+		d.shards = cfg.Store.Shards()
+	}
 	for i := range cfg.Endpoints {
 		e := &cfg.Endpoints[i]
 		if err := e.check(); err != nil {
@@ -236,26 +242,42 @@ func (d *Dispatcher) enqueue(ctx context.Context) {
 	}
 }
 
-// enqueueAll enqueues every event after the cursor.
+// enqueueAll enqueues every event after each shard's cursor.
 func (d *Dispatcher) enqueueAll(ctx context.Context) error {
+	var errs []error
+	for shard := range d.shards {
+		if err := d.enqueueShard(ctx, shard); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs = append(errs, fmt.Errorf("shard %d: %w", shard, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// enqueueShard enqueues every event of shard after its cursor.
+func (d *Dispatcher) enqueueShard(ctx context.Context, shard int) error {
 	q := d.cfg.Store
-	cursor, err := q.WebhookCursor(ctx)
+	cursor, err := q.WebhookCursor(ctx, shard)
 	if err != nil {
 		return err
 	}
 	if cursor < 0 {
 		// First run: history is not delivered, only what follows.
-		head, err := q.Head(ctx)
+		head, err := q.ShardHead(ctx, shard)
 		if err != nil {
 			return err
 		}
-		if err := q.EnqueueWebhooks(ctx, cursor, head, nil); err != nil && parley.ErrorCode(err) != parley.ECONFLICT {
+		if err := q.EnqueueWebhooks(ctx, shard, cursor, head, nil); err != nil && parley.ErrorCode(err) != parley.ECONFLICT {
 			return err
 		}
-		return d.enqueueAll(ctx)
+		if cursor, err = q.WebhookCursor(ctx, shard); err != nil {
+			return err
+		}
 	}
 	for ctx.Err() == nil {
-		evs, err := q.Events(ctx, cursor, enqueueBatch)
+		evs, err := q.ShardEvents(ctx, shard, cursor, enqueueBatch)
 		if err != nil || len(evs) == 0 {
 			return err
 		}
@@ -263,12 +285,12 @@ func (d *Dispatcher) enqueueAll(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ds, drops := d.deliveries(evs, backlog)
+		ds, drops := d.deliveries(shard, evs, backlog)
 		to := evs[len(evs)-1].Pos
-		err = q.EnqueueWebhooks(ctx, cursor, to, ds)
+		err = q.EnqueueWebhooks(ctx, shard, cursor, to, ds)
 		if parley.ErrorCode(err) == parley.ECONFLICT {
 			// Another node moved the cursor: start again from it.
-			if cursor, err = q.WebhookCursor(ctx); err != nil {
+			if cursor, err = q.WebhookCursor(ctx, shard); err != nil {
 				return err
 			}
 			continue
@@ -310,7 +332,7 @@ func (d *Dispatcher) refreshBacklog(ctx context.Context) {
 // deliveries makes the deliveries of evs for the subscribed endpoints
 // whose backlog has room, and counts the others per endpoint. backlog is
 // updated as deliveries are added.
-func (d *Dispatcher) deliveries(evs []parley.Event, backlog map[string]int) (ds []parley.WebhookDelivery, drops map[string]int) {
+func (d *Dispatcher) deliveries(shard int, evs []parley.Event, backlog map[string]int) (ds []parley.WebhookDelivery, drops map[string]int) {
 	drops = map[string]int{}
 	room := make(map[string]int, len(d.cfg.Endpoints))
 	for _, e := range d.cfg.Endpoints {
@@ -328,6 +350,7 @@ func (d *Dispatcher) deliveries(evs []parley.Event, backlog map[string]int) (ds 
 				continue
 			}
 			if body == nil {
+				ev.Shard = shard // a one-shard log's events say 0 already
 				body = d.payload(kind, ev)
 			}
 			if len(body) > MaxPayloadBytes {
@@ -335,7 +358,7 @@ func (d *Dispatcher) deliveries(evs []parley.Event, backlog map[string]int) (ds 
 				continue
 			}
 			room[e.Name]--
-			ds = append(ds, parley.WebhookDelivery{Endpoint: e.Name, Pos: ev.Pos, ConversationID: ev.ConversationID, Payload: body})
+			ds = append(ds, parley.WebhookDelivery{Endpoint: e.Name, Shard: shard, Pos: ev.Pos, ConversationID: ev.ConversationID, Payload: body})
 		}
 	}
 	return ds, drops
@@ -343,10 +366,15 @@ func (d *Dispatcher) deliveries(evs []parley.Event, backlog map[string]int) (ds 
 
 // Payload is the JSON body of a delivery.
 type Payload struct {
-	// ID is the idempotency key: the event's position, in decimal.
+	// ID is the idempotency key: the event's position in decimal on a
+	// log of one shard; "shard:pos" (both in decimal) on a log of more
+	// (positions are per shard). EventID makes it.
 	ID   string `json:"id"`
 	Type string `json:"type"`
 	Pos  int64  `json:"pos"`
+	// Shard is the event's shard of the log; left out on a log of one
+	// shard (it is 0).
+	Shard int `json:"shard,omitempty"`
 	// Event is the event as clients receive it over WebSocket.
 	Event parley.Event `json:"event"`
 	// Members are the users the event went to (the conversation's
@@ -360,7 +388,10 @@ type Payload struct {
 }
 
 func (d *Dispatcher) payload(kind string, ev parley.Event) []byte {
-	p := Payload{ID: strconv.FormatInt(ev.Pos, 10), Type: kind, Pos: ev.Pos, Members: ev.Audience}
+	p := Payload{ID: EventID(d.shards, ev.Shard, ev.Pos), Type: kind, Pos: ev.Pos, Members: ev.Audience}
+	if d.shards > 1 {
+		p.Shard = ev.Shard
+	}
 	if p.Members == nil {
 		p.Members = []string{}
 	}
@@ -381,7 +412,7 @@ func (d *Dispatcher) payload(kind string, ev parley.Event) []byte {
 	if err != nil {
 		// A parley.Event always marshals; keep the delivery rather than
 		// lose it, with what can be said.
-		b = []byte(`{"id":"` + p.ID + `","type":"` + kind + `","pos":` + p.ID + `}`)
+		b = []byte(`{"id":"` + p.ID + `","type":"` + kind + `","pos":` + strconv.FormatInt(p.Pos, 10) + `}`)
 	}
 	return b
 }
@@ -452,7 +483,7 @@ func (d *Dispatcher) send(ctx context.Context, e Endpoint, ds []parley.WebhookDe
 		if ok[i] {
 			d.delivered.WithLabelValues(e.Name).Inc()
 			d.backlog.WithLabelValues(e.Name).Dec()
-			if err := d.cfg.Store.FinishWebhook(sctx, e.Name, dl.Pos); err != nil {
+			if err := d.cfg.Store.FinishWebhook(sctx, e.Name, dl.Shard, dl.Pos); err != nil {
 				d.log.Warn("webhook: finishing", "endpoint", e.Name, "pos", dl.Pos, "err", err)
 			}
 			continue
@@ -465,7 +496,7 @@ func (d *Dispatcher) send(ctx context.Context, e Endpoint, ds []parley.WebhookDe
 		if soonest == 0 || wait < soonest {
 			soonest = wait
 		}
-		if err := d.cfg.Store.RetryWebhook(sctx, e.Name, dl.Pos, time.Now().Add(wait)); err != nil {
+		if err := d.cfg.Store.RetryWebhook(sctx, e.Name, dl.Shard, dl.Pos, time.Now().Add(wait)); err != nil {
 			d.log.Warn("webhook: rescheduling", "endpoint", e.Name, "pos", dl.Pos, "err", err)
 		}
 	}
@@ -501,7 +532,7 @@ func (d *Dispatcher) post(ctx context.Context, e Endpoint, dl parley.WebhookDeli
 	_ = json.Unmarshal(dl.Payload, &p)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Parley-Webhook/1")
-	req.Header.Set(HeaderEventID, strconv.FormatInt(dl.Pos, 10))
+	req.Header.Set(HeaderEventID, EventID(d.shards, dl.Shard, dl.Pos))
 	req.Header.Set(HeaderEventType, p.Type)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(dl.Attempts))
 	req.Header.Set(HeaderSignature, Sign(e.Secret, time.Now(), dl.Payload))
@@ -524,4 +555,15 @@ func (d *Dispatcher) post(ctx context.Context, e Endpoint, dl parley.WebhookDeli
 // countByEndpoint is a counter with an endpoint label.
 func countByEndpoint(name, help string) *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"endpoint"})
+}
+
+// EventID is a delivery's idempotency key (Payload.ID and the
+// X-Parley-Event-Id header) for the event at pos of shard in a log of
+// shards shards: pos in decimal with one shard (as before the log had
+// shards), "shard:pos" with more.
+func EventID(shards, shard int, pos int64) string {
+	if shards <= 1 {
+		return strconv.FormatInt(pos, 10)
+	}
+	return strconv.Itoa(shard) + ":" + strconv.FormatInt(pos, 10)
 }

@@ -7,10 +7,12 @@
 # summary and the sum of acknowledged writes/s, with the load average before/after.
 # The nodes' rate limits are off (the load comes from one address). For A/B runs
 # of 1 vs 3 nodes, run both in the same window: the machine is shared.
+# SHARDS (default 0: the database's, 1 for a new one) is the nodes' --shards.
 set -u
 BIN=$1; NODES=$2; ROOMS=$3; WINDOW=$4; DUR=$5
 PG=${PG:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 NATS=${NATS:-nats://127.0.0.1:4222}
+SHARDS=${SHARDS:-0}
 STATE=$(mktemp -d /tmp/cluster-write.XXXX)
 SCHEMA=cw_$$_$RANDOM
 SECRET=cluster-write-bench-secret-0123456789abcdef
@@ -21,7 +23,7 @@ for i in $(seq 0 $((NODES-1))); do
   PORT=$((20000 + RANDOM % 10000)); PORTS+=($PORT)
   mkdir -p $STATE/n$i
   PARLEY_SECRET=$SECRET $BIN serve --addr 127.0.0.1:$PORT --data-dir $STATE/n$i --log-level warn \
-    --store "$PG&search_path=$SCHEMA" --broker "$NATS?subject=parley.cw.$SCHEMA" --node-id n$i \
+    --store "$PG&search_path=$SCHEMA" --shards $SHARDS --broker "$NATS?subject=parley.cw.$SCHEMA" --node-id n$i \
     --messages-per-second=-1 --ip-messages-per-second=-1 --typing-per-second=-1 \
     --connects-per-second=-1 --presence-per-second=-1 --reads-per-second=-1 \
     --conversation-writes-per-second=-1 --read-marks-per-second=-1 --deletes-per-second=-1 \

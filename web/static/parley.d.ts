@@ -27,6 +27,10 @@ export declare function shouldReconnect(code: number): boolean;
 export declare function backoffDelay(attempt: number, rand?: () => number): number;
 /** A client id for a new message (a UUID where crypto.randomUUID exists). */
 export declare function newClientId(): string;
+/** A protocol-2 cursor (shard number -> last position seen in it), as the wire has it. */
+export type Cursor = Record<number, number>;
+/** A copy of c if it is a protocol-2 cursor (shard keys, whole positions >= 0), else null. */
+export declare function cleanCursor(c: unknown): Cursor | null;
 /** Shrinks a photo over IMAGE_MAX_SIDE/IMAGE_MAX_PIXELS (browsers; elsewhere resolves to blob). */
 export declare function shrinkImage(blob: Blob, opts?: { maxSide?: number; maxPixels?: number }): Promise<Blob>;
 
@@ -156,8 +160,10 @@ export type EventType =
   | 'messageDelivered' | 'profileUpdated' | 'userBlocked' | 'userUnblocked'
   | 'privacyChanged' | 'requestAccepted' | 'requestDeclined';
 export interface ParleyEvent {
-  /** A durable event's position; absent on ephemeral ones. */
+  /** A durable event's position in its shard of the log; absent on ephemeral ones. */
   pos?: number;
+  /** A durable event's shard of the log; absent when 0. */
+  shard?: number;
   type: EventType;
   conversation_id?: string;
   user_id?: string;
@@ -197,6 +203,9 @@ export interface Welcome {
   max_text_runes: number;
   resume_limit: number;
   online: string[] | null;
+  /** Protocol 2: every shard's head (sparse), and the log's shard count. */
+  cursor?: Cursor;
+  shards?: number;
 }
 
 /** Resolves to a session for a new account (POST /v1/auth/register). */
@@ -243,8 +252,8 @@ export interface ClientEvents {
   state: Status;
   event: ParleyEvent;
   welcome: { welcome: Welcome; resumed: boolean };
-  resumed: { from: number; to: number; count: number };
-  resync: { head: number; reason: string };
+  resumed: { from: number; to: number; count: number; cursor?: Cursor; shards?: number };
+  resync: { head: number; reason: string; cause?: string; from?: number; shard?: number; cursor?: Cursor; lost?: number[]; shards?: number };
   outbox: OutboxItem[];
   sent: { item: OutboxItem; message: Message; blob?: Blob };
   edited: { item: OutboxItem; message: Message };
@@ -283,7 +292,9 @@ export declare class Client {
   readonly user: ClientOptions['user'];
   readonly baseURL: string;
   readonly state: StateName;
-  /** The last durable position seen (resume point), or null. */
+  /** The last durable position seen in each shard (the resume point, protocol 2), or null. */
+  readonly cursor: Cursor | null;
+  /** Shard 0's entry of the cursor (on a log of one shard, the whole position), or null. */
   readonly position: number | null;
   readonly outbox: OutboxItem[];
   readonly limits: { maxTextRunes: number };

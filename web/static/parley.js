@@ -261,6 +261,20 @@ export function login(baseURL, username, password) {
 }
 
 /**
+ * cleanCursor returns a copy of c if it is a protocol-2 cursor (an object
+ * of shard number keys and whole positions >= 0), else null.
+ */
+export function cleanCursor(c) {
+  if (c == null || typeof c !== 'object' || Array.isArray(c)) return null;
+  const out = {};
+  for (const [k, v] of Object.entries(c)) {
+    if (!/^[0-9]{1,3}$/.test(k) || !Number.isSafeInteger(v) || v < 0) return null;
+    out[Number(k)] = v;
+  }
+  return out;
+}
+
+/**
  * Client is one user's connection to a Parley server.
  *
  * Listeners (on(type, fn) returns an id for off(id)):
@@ -268,8 +282,9 @@ export function login(baseURL, username, password) {
  *   event     a parley Event (durable ones once each, in order)
  *   welcome   {welcome, resumed: bool}   a connection is up; resumed=false means
  *             no replay happens, so refetch state
- *   resumed   {from, to, count}
- *   resync    {head, reason, cause, from}   refetch conversations and messages
+ *   resumed   {from, to, count, cursor, shards}
+ *   resync    {head, reason, cause, from, shard, cursor, lost, shards}   refetch
+ *             conversations and messages
  *   outbox    [items]          the outbox changed
  *   sent      {item, message, blob}  the server stored a message from the
  *             outbox (blob: an image's bytes, when this page holds them)
@@ -322,7 +337,8 @@ export class Client {
     this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0, pings: 0, maxTickGapMs: 0, batchedMessages: 0, throttled: 0, unthrottled: 0, uploads: 0, deliveredReports: 0 };
 
     const keyBase = `parley.${user.id}`;
-    this.posKey = `${keyBase}.pos`;
+    this.posKey = `${keyBase}.pos`; // shard 0's position, as before protocol 2
+    this.cursorKey = `${keyBase}.cursor`;
     // Before per-item keys, the whole outbox was one JSON array here.
     this.legacyOutboxKey = `${keyBase}.outbox`;
     this.itemPrefix = `${keyBase}.outbox.`;
@@ -330,7 +346,10 @@ export class Client {
     this.blobs = new Map(); // client_id -> Blob of an image this page holds
     this.shrinking = new Map(); // client_id -> promise of the shrunk bytes (see sendImage)
     this.uploadAbort = null; // aborts the upload in flight at close()
-    this.position = this.loadPosition();
+    // The last durable position seen per shard of the server's log
+    // (protocol 2, docs/protocol.md section 3): {shard: pos}, or null
+    // before the first welcome or event.
+    this.cursor = this.loadCursor();
     this.outbox = this.loadOutbox();
     this.onStorage = (e) => this.storageChanged(e);
 
@@ -368,13 +387,38 @@ export class Client {
 
   // ---- persistence ----
 
-  loadPosition() {
+  /** position is shard 0's entry of the cursor (on a log of one shard, the whole position), or null. */
+  get position() {
+    return this.cursor ? (this.cursor[0] ?? 0) : null;
+  }
+
+  /** loadCursor reads the stored cursor, or a position stored before protocol 2 as shard 0's. */
+  loadCursor() {
+    const raw = this.storage?.getItem(this.cursorKey);
+    if (raw) {
+      try {
+        const c = cleanCursor(JSON.parse(raw));
+        if (c) return c;
+      } catch {
+        /* not JSON: fall back to the position */
+      }
+    }
     const v = Number(this.storage?.getItem(this.posKey));
-    return Number.isFinite(v) && v > 0 ? v : null;
+    return Number.isFinite(v) && v > 0 ? { 0: v } : null;
   }
 
   savePosition() {
-    if (this.position != null) this.storage?.setItem(this.posKey, String(this.position));
+    if (this.cursor == null) return;
+    this.storage?.setItem(this.cursorKey, JSON.stringify(this.cursor));
+    this.storage?.setItem(this.posKey, String(this.position));
+  }
+
+  /** mergeCursor moves each entry up to c's where that is further, never back. */
+  mergeCursor(c) {
+    const o = cleanCursor(c);
+    if (!o) return;
+    this.cursor ??= {};
+    for (const [s, p] of Object.entries(o)) if (p > (this.cursor[s] ?? 0)) this.cursor[s] = p;
   }
 
   // ---- outbox persistence ----
@@ -592,9 +636,10 @@ export class Client {
       if (gen !== this.generation) return;
       // batch: the server may pack several frames into one message,
       // separated by "\n" (docs/protocol.md section 2).
-      const hello = { token: this.token, batch: true };
-      if (this.position != null) hello.resume_from = this.position;
-      this.helloResumed = this.position != null;
+      // Protocol 2: the cursor per shard (null: a first connection).
+      const hello = { token: this.token, batch: true, protocol: 2 };
+      if (this.cursor != null) hello.cursor = { ...this.cursor };
+      this.helloResumed = this.cursor != null;
       this.sendFrame({ op: 'hello', id: 'hello', data: hello });
     };
     ws.onmessage = (e) => {
@@ -794,6 +839,11 @@ export class Client {
         return;
       case 'resumed':
         this.stats.resumes++;
+        // The replay covered every shard up to the welcome's heads.
+        if (this.cursor != null && f.data?.cursor) {
+          this.mergeCursor(f.data.cursor);
+          this.savePosition();
+        }
         this.emit('resumed', f.data);
         return;
       case 'resync': {
@@ -802,10 +852,18 @@ export class Client {
         // dropped as seen): a head below it is a node that has not caught
         // up (older servers answer so). Only a server that says its log
         // was lost (cause log_lost: it gives positions after head again)
-        // moves it back, to its head. docs/protocol.md section 3.
+        // moves it back, to its head. docs/protocol.md section 3. With
+        // protocol 2 (a cursor in the frame) that holds per shard: only
+        // the shards listed as lost go back.
         const head = f.data?.head;
-        if (typeof head === 'number' && (this.position == null || head > this.position || f.data.cause === 'log_lost')) {
-          this.position = head;
+        const heads = cleanCursor(f.data?.cursor);
+        if (heads) {
+          this.cursor ??= {};
+          if (f.data.cause === 'log_lost') for (const s of f.data.lost || []) this.cursor[s] = heads[s] ?? 0;
+          this.mergeCursor(heads);
+          this.savePosition();
+        } else if (typeof head === 'number' && (this.position == null || head > this.position || f.data.cause === 'log_lost')) {
+          this.cursor = { ...this.cursor, 0: head };
           this.savePosition();
         }
         this.emit('resync', f.data);
@@ -838,8 +896,9 @@ export class Client {
     };
     if (w.max_text_runes) this.limits.maxTextRunes = w.max_text_runes;
     const resumed = this.helloResumed;
-    if (this.position == null) {
-      this.position = w.head;
+    if (this.cursor == null) {
+      // A protocol-1 answer has no cursor: its head is shard 0's.
+      this.cursor = cleanCursor(w.cursor) ?? { 0: w.head };
       this.savePosition();
     }
     this.online = new Set(w.online || []);
@@ -883,13 +942,16 @@ export class Client {
   handleEvent(ev) {
     if (!ev) return;
     if (ev.pos) {
-      // Positions only grow for one user, so anything at or below the one
-      // we hold was seen already (a replay overlapping live delivery).
-      if (this.position != null && ev.pos <= this.position) {
+      // Positions only grow within a shard, so anything at or below the
+      // one we hold for its shard was seen already (a replay overlapping
+      // live delivery). Positions of different shards never compare.
+      const shard = ev.shard || 0;
+      if (this.cursor != null && ev.pos <= (this.cursor[shard] ?? 0)) {
         this.stats.duplicatesDropped++;
         return;
       }
-      this.position = ev.pos;
+      this.cursor ??= {};
+      this.cursor[shard] = ev.pos;
     }
     switch (ev.type) {
       case 'typingStarted':

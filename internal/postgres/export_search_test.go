@@ -1,0 +1,41 @@
+package postgres
+
+import "context"
+
+// ManualIndex stops db's indexer from indexing after commits (it still
+// does at Close, and when a search finds more than the tail bound
+// waiting), so searches match the unindexed tail. Call it before the
+// first write.
+func ManualIndex(db *DB) { db.ix.manual.Store(true) }
+
+// SetSearchTail sets how many waiting events a search matches unindexed
+// before it has them indexed (searchTail). Call it before the first
+// search.
+func SetSearchTail(db *DB, n int64) { db.ix.tail = n }
+
+// BeforeIndexCommit sets a function each index step runs, with its
+// backend's pid, before it commits. Call it before the first write.
+func BeforeIndexCommit(db *DB, f func(pid uint32)) { db.ix.beforeCommit = f }
+
+// IndexStep runs one index step of shard on db's indexer, waiting for a
+// cursor another node holds.
+func IndexStep(ctx context.Context, db *DB, shard int) (more bool, err error) {
+	return db.ix.step(ctx, shard, true)
+}
+
+// IndexPass runs one pass of db's indexer as after a commit (skipping
+// cursors other nodes hold); again says events still wait.
+func IndexPass(ctx context.Context, db *DB) (again bool) { return db.ix.pass(ctx, false) }
+
+// SearchLag is how many events wait for the index, over every shard.
+func SearchLag(ctx context.Context, db *DB) (int64, error) {
+	lag, err := db.ix.lag(ctx)
+	var n int64
+	for _, l := range lag {
+		n += l
+	}
+	return n, err
+}
+
+// DSN is the connection string db was opened with.
+func DSN(db *DB) string { return db.pool.Config().ConnString() }

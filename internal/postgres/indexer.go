@@ -1,0 +1,308 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The search indexer (migration 00015).
+//
+// search_docs, the words of every searchable message, is written after
+// commit, in transactions of its own, so a send's transaction neither
+// tokenises its text nor updates a GIN index. Per shard, search_cursor.pos
+// says how far the shard's events are applied: a step takes the cursor
+// row's lock (FOR UPDATE), applies the message events (newMessage,
+// messageEdited, messageDeleted) in (pos, to] by upserting the words of
+// each named message as it is now, or deleting its row when it is
+// deleted, and moves pos to `to` in the same transaction. A shard's
+// events become visible in position order (its advisory lock), so what
+// lies above pos is exactly what waits; a step rolled back (its node died
+// mid-batch: PostgreSQL ends the session, idle_in_transaction_session_
+// timeout bounds a stalled one) leaves pos where it was, and the next
+// step, on any node, applies the same events again.
+//
+// Nodes: after each commit its batcher kicks its node's indexer, which
+// steps every lagging shard indexDelay later (gathering many batches
+// into one step). Steps of the same shard on several nodes take turns on
+// the cursor row; a node that finds it locked skips the shard (SKIP
+// LOCKED: the holder is indexing it) and looks again indexDelay later.
+// A search needs none of this to be exact (see DB.searchFrom): it matches
+// the messages of the events above the cursors on their text. It only
+// bounds that tail: when more than searchTail events wait, the search
+// steps first, waiting for a node that holds a cursor.
+
+const (
+	// indexDelay is how long the indexer gathers commits before a step,
+	// and how soon it looks again at a shard that another node held or
+	// that has more than indexChunk events waiting.
+	indexDelay = 100 * time.Millisecond
+	// indexChunk bounds the events of one step, so the cursor row is
+	// never held for long.
+	indexChunk = 5000
+	// searchTail bounds the events a search matches unindexed: beyond
+	// it the search has them indexed first.
+	searchTail = 5000
+	// catchUpSteps bounds the steps one search takes.
+	catchUpSteps = 8
+	// indexStepWait bounds one step from BEGIN to COMMIT (and the read
+	// of the lag before a pass).
+	indexStepWait = 10 * time.Second
+)
+
+const (
+	// qSearchLag lists the shards whose events are not all applied, with
+	// how many wait.
+	qSearchLag = `SELECT p.shard, p.head - COALESCE(c.pos, 0) FROM positions p
+		LEFT JOIN search_cursor c ON c.shard = p.shard
+		WHERE p.head > COALESCE(c.pos, 0)`
+	// qSearchCursors gives every shard its cursor row (a new log's shards,
+	// sqlstore.SetupShards): from 0, its events are all to apply.
+	qSearchCursors = `INSERT INTO search_cursor (shard, pos)
+		SELECT p.shard, 0 FROM positions p WHERE NOT EXISTS (SELECT 1 FROM search_cursor c WHERE c.shard = p.shard)
+		ON CONFLICT DO NOTHING`
+	qMissingCursors = `SELECT EXISTS (SELECT 1 FROM positions p WHERE NOT EXISTS (SELECT 1 FROM search_cursor c WHERE c.shard = p.shard))`
+	// qLockCursor takes a shard's cursor and reads its head (args: shard).
+	qLockCursor = `SELECT c.pos, p.head FROM search_cursor c JOIN positions p ON p.shard = c.shard
+		WHERE c.shard = $1 FOR UPDATE OF c`
+	// searchEvents are the message ids of the events of the given types
+	// to apply (args: shard, after, to), as an array the statements look
+	// up in messages' primary key: a join could be planned (pgx prepares
+	// the statement, whose generic plan knows no range) as a scan of
+	// every message.
+	searchEvents = `m.id = ANY (ARRAY(SELECT DISTINCT e.message_id FROM events e
+		WHERE e.shard = $1 AND e.pos > $2 AND e.pos <= $3 AND e.message_id IS NOT NULL
+			AND e.type IN (`
+	// qUnindex deletes the rows of messages deleted (or edited to no
+	// text): only an edit or a delete can make them so.
+	qUnindex = `DELETE FROM search_docs d USING messages m
+		WHERE ` + searchEvents + `'messageEdited', 'messageDeleted')))
+			AND d.search_key = m.search_key AND (m.deleted_at IS NOT NULL OR m.text = '')`
+	// qIndex writes the words of the messages as they are now.
+	qIndex = `INSERT INTO search_docs (search_key, message_id, conversation_id, words)
+		SELECT m.search_key, m.id, m.conversation_id, to_tsvector('simple', m.text) FROM messages m
+		WHERE ` + searchEvents + `'newMessage', 'messageEdited', 'messageDeleted')))
+			AND m.deleted_at IS NULL AND m.text != ''
+		ON CONFLICT (search_key) DO UPDATE SET words = EXCLUDED.words`
+	qMoveCursor = `UPDATE search_cursor SET pos = $2 WHERE shard = $1`
+)
+
+// indexer is a node's search indexer. Open starts its goroutine and
+// DB.Close stops it (close), after the batcher, so the last commits are
+// indexed; kick and catchUp are safe for concurrent use.
+type indexer struct {
+	pool *pgxpool.Pool
+	// kicks wakes the goroutine after a commit (capacity 1: kicks while
+	// one waits are one).
+	kicks chan struct{}
+	stop  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+	// holdIdle is the batcher's: how long a step may sit idle holding a
+	// cursor before PostgreSQL ends its session.
+	holdIdle time.Duration
+	// tail is searchTail (tests lower it).
+	tail int64
+	// Tests only (export_search_test.go): with manual the goroutine steps
+	// only at close, so the tail stays for searches to match; beforeCommit
+	// runs in a step with the backend's pid before its COMMIT.
+	manual       atomic.Bool
+	beforeCommit func(pid uint32)
+}
+
+// newIndexer makes the indexer of pool; start runs it.
+func newIndexer(pool *pgxpool.Pool, holdIdle time.Duration) *indexer {
+	return &indexer{pool: pool, kicks: make(chan struct{}, 1), stop: make(chan struct{}), holdIdle: holdIdle, tail: searchTail}
+}
+
+// setup gives every shard a cursor row (a store opened read-only with
+// every row in place writes nothing).
+func setupSearchCursors(ctx context.Context, pool *pgxpool.Pool) error {
+	var missing bool
+	if err := pool.QueryRow(ctx, qMissingCursors).Scan(&missing); err != nil || !missing {
+		return err
+	}
+	if _, err := pool.Exec(ctx, qSearchCursors); err != nil {
+		return err
+	}
+	// As migration 00015 does: searches plan with the cursor count.
+	_, err := pool.Exec(ctx, `ANALYZE search_cursor`)
+	return err
+}
+
+// start runs the goroutine, which looks at once for events a previous
+// run left (a node that died, a store written by an older version).
+func (ix *indexer) start() {
+	ix.kick()
+	ix.wg.Add(1)
+	go ix.loop() // owned by ix: close stops and waits for it
+}
+
+// kick tells the indexer that a batch committed.
+func (ix *indexer) kick() {
+	select {
+	case ix.kicks <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the goroutine after a last pass over the waiting events
+// (bounded by indexStepWait; what is left, the next step of any node
+// applies). It is safe to call more than once.
+func (ix *indexer) close() {
+	ix.once.Do(func() { close(ix.stop) })
+	ix.wg.Wait()
+}
+
+func (ix *indexer) loop() {
+	defer ix.wg.Done()
+	t := time.NewTimer(indexDelay)
+	t.Stop()
+	armed := false
+	for {
+		select {
+		case <-ix.stop:
+			ctx, cancel := context.WithTimeout(context.Background(), indexStepWait)
+			ix.pass(ctx, true)
+			cancel()
+			return
+		case <-ix.kicks:
+			if !armed && !ix.manual.Load() {
+				t.Reset(indexDelay)
+				armed = true
+			}
+		case <-t.C:
+			armed = false
+			if !ix.manual.Load() && ix.pass(context.Background(), false) {
+				t.Reset(indexDelay)
+				armed = true
+			}
+		}
+	}
+}
+
+// pass steps every lagging shard once; again says some still lag (more
+// than a chunk waited, another node held a cursor, or a step failed).
+// wait makes it wait for cursors other nodes hold.
+func (ix *indexer) pass(ctx context.Context, wait bool) (again bool) {
+	lctx, cancel := context.WithTimeout(ctx, indexStepWait)
+	lag, err := ix.lag(lctx)
+	cancel()
+	if err != nil {
+		return true
+	}
+	for shard := range lag {
+		more, err := ix.step(ctx, shard, wait)
+		again = again || more || err != nil
+	}
+	return again
+}
+
+// lag reads how many events wait, per lagging shard.
+func (ix *indexer) lag(ctx context.Context) (map[int]int64, error) {
+	rows, err := ix.pool.Query(ctx, qSearchLag)
+	if err != nil {
+		return nil, err
+	}
+	lag := map[int]int64{}
+	var (
+		shard int
+		n     int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&shard, &n}, func() error {
+		lag[shard] = n
+		return nil
+	})
+	return lag, err
+}
+
+// errCursorHeld is step's answer when another node holds the cursor and
+// wait is not set.
+var errCursorHeld = errors.New("postgres: another node indexes this shard")
+
+// step applies up to indexChunk of shard's waiting events in a
+// transaction of its own; more says events still wait. Without wait, a
+// cursor another node holds is skipped (more is set).
+func (ix *indexer) step(ctx context.Context, shard int, wait bool) (more bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, indexStepWait)
+	defer cancel()
+	tx, err := ix.pool.Begin(ctx)
+	if err != nil {
+		return true, err
+	}
+	defer tx.Rollback(context.Background()) // after Commit, a no-op
+	lock := qLockCursor
+	if !wait {
+		lock += ` SKIP LOCKED`
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, millis(ix.holdIdle))
+	b.Queue(lock, shard)
+	br := tx.SendBatch(ctx, b)
+	var pos, head int64
+	_, err = br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&pos, &head)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return true, errCursorHeld
+	case err != nil:
+		return true, err
+	}
+	to := min(head, pos+indexChunk)
+	if to <= pos {
+		return false, nil
+	}
+	b = &pgx.Batch{}
+	b.Queue(qUnindex, shard, pos, to)
+	b.Queue(qIndex, shard, pos, to)
+	b.Queue(qMoveCursor, shard, to)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return true, err
+	}
+	if ix.beforeCommit != nil {
+		ix.beforeCommit(tx.Conn().PgConn().PID())
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return true, err
+	}
+	return to < head, nil
+}
+
+// catchUp steps the shards, waiting for cursors other nodes hold, until
+// at most searchTail events wait in all (or ctx ends, or a step fails,
+// or it took catchUpSteps steps: writes faster than it indexes leave the
+// rest to the search, which is exact still, only slower): a search
+// matches those on their text.
+func (ix *indexer) catchUp(ctx context.Context) error {
+	for range catchUpSteps {
+		lag, err := ix.lag(ctx)
+		if err != nil {
+			return err
+		}
+		var total, most int64
+		shard := -1
+		for s, n := range lag {
+			total += n
+			if n > most {
+				shard, most = s, n
+			}
+		}
+		if total <= ix.tail {
+			return nil
+		}
+		if _, err := ix.step(ctx, shard, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,300 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/postgres"
+	"github.com/parleychat/parley/internal/postgres/pgtest"
+	"github.com/parleychat/parley/internal/sqlstore"
+)
+
+// openNodes opens n stores (nodes) on one fresh schema with shards
+// shards, their indexers manual (postgres.ManualIndex): the searches
+// below see the tail unless a test indexes.
+func openNodes(t *testing.T, n, shards int) []*postgres.DB {
+	dsn := pgtest.Schema(t)
+	dbs := make([]*postgres.DB, n)
+	for i := range dbs {
+		db, err := postgres.Open(t.Context(), dsn, sqlstore.WithShards(shards))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		postgres.ManualIndex(db)
+		dbs[i] = db
+	}
+	return dbs
+}
+
+// searchIDs searches for word as user on db and returns the results' ids
+// (one page of 50).
+func searchIDs(t *testing.T, db *postgres.DB, user, word string) []string {
+	t.Helper()
+	p, err := db.Search(t.Context(), user, parley.SearchQuery{Terms: []string{word}, Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, r := range p.Results {
+		ids = append(ids, r.Message.ID)
+	}
+	return ids
+}
+
+// indexAll indexes every waiting event with db's indexer.
+func indexAll(t *testing.T, db *postgres.DB, shards int) {
+	t.Helper()
+	for s := range shards {
+		for more := true; more; {
+			var err error
+			if more, err = postgres.IndexStep(t.Context(), db, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// docCount is the rows of search_docs in db's schema.
+func docCount(t *testing.T, dsn string) int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM search_docs`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestSearchAcrossNodes: three nodes share one PostgreSQL whose search
+// index is written after commit. A message acknowledged on node A is
+// found by a search on node B at once (the tail), and still after all
+// three nodes index at the same time (each event applied once: the
+// rows and the cursors end exact). An edit on B hides the indexed text
+// from a search on C at once, and a delete on C hides the message from A,
+// before and after indexing. A non-member finds nothing.
+func TestSearchAcrossNodes(t *testing.T) {
+	const shards = 4
+	dbs := openNodes(t, 3, shards)
+	a, b, c := dbs[0], dbs[1], dbs[2]
+	ctx := t.Context()
+	alice, err := a.CreateUser(ctx, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outsider, err := b.CreateUser(ctx, "outsider", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent []string
+	for g := range 6 {
+		conv, _, err := a.CreateGroup(ctx, alice.ID, fmt.Sprint("g", g), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			m, _, err := dbs[i%3].SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: alice.ID,
+				ClientID: fmt.Sprint("c", g, "-", i), Type: parley.Text, Text: fmt.Sprint("alpha word", g, i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent = append(sent, m.ID)
+			// Acknowledged on one node, found on the next at once.
+			if got := searchIDs(t, dbs[(i+1)%3], alice.ID, "alpha"); !slices.Contains(got, m.ID) {
+				t.Fatalf("message %s acked on node %d: not found on node %d (%d results)", m.ID, i%3, (i+1)%3, len(got))
+			}
+		}
+	}
+	if lag, err := postgres.SearchLag(ctx, a); err != nil || lag == 0 {
+		t.Fatalf("lag %d, %v: want the messages waiting (the indexers are manual)", lag, err)
+	}
+	slices.Reverse(sent) // newest first, as results are
+	check := func(when string, want []string) {
+		t.Helper()
+		for i, db := range dbs {
+			if got := searchIDs(t, db, alice.ID, "alpha"); !slices.Equal(got, want) {
+				t.Errorf("%s, node %d: %d results %v, want %d", when, i, len(got), got, len(want))
+			}
+			if got := searchIDs(t, db, outsider.ID, "alpha"); len(got) != 0 {
+				t.Errorf("%s, node %d: a non-member finds %v", when, i, got)
+			}
+		}
+	}
+	check("unindexed", sent)
+
+	// All three index at once.
+	var wg sync.WaitGroup
+	for _, db := range dbs {
+		wg.Go(func() {
+			for s := range shards {
+				for more := true; more; {
+					var err error
+					if more, err = postgres.IndexStep(ctx, db, s); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if lag, err := postgres.SearchLag(ctx, c); err != nil || lag != 0 {
+		t.Fatalf("after indexing on three nodes: lag %d, %v", lag, err)
+	}
+	if n := docCount(t, postgres.DSN(a)); n != len(sent) {
+		t.Errorf("search_docs holds %d rows, want %d", n, len(sent))
+	}
+	check("indexed", sent)
+
+	// An edit and a delete of indexed messages, seen at once elsewhere.
+	conv := mustMessage(t, a, alice.ID, sent[0]).ConversationID
+	if _, _, err := b.EditMessage(ctx, parley.MessageEdit{UserID: alice.ID, ConversationID: conv, MessageID: sent[0],
+		ClientID: "e1", Text: "gamma now"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.DeleteMessage(ctx, alice.ID, mustMessage(t, a, alice.ID, sent[1]).ConversationID, sent[1]); err != nil {
+		t.Fatal(err)
+	}
+	check("edited and deleted, unindexed", sent[2:])
+	if got := searchIDs(t, c, alice.ID, "gamma"); !slices.Equal(got, sent[:1]) {
+		t.Errorf("gamma: %v, want %v", got, sent[:1])
+	}
+	indexAll(t, a, shards)
+	check("edited and deleted, indexed", sent[2:])
+	if got := searchIDs(t, b, alice.ID, "gamma"); !slices.Equal(got, sent[:1]) {
+		t.Errorf("gamma, indexed: %v, want %v", got, sent[:1])
+	}
+	if n := docCount(t, postgres.DSN(a)); n != len(sent)-1 {
+		t.Errorf("search_docs holds %d rows, want %d (the deleted one gone)", n, len(sent)-1)
+	}
+}
+
+// TestSearchIndexNodeDies: a node that dies in the middle of an index
+// step (its session ends before COMMIT) leaves nothing half done: while
+// it holds the shard's cursor, another node's pass skips the shard and
+// a search there is still exact; once it is gone, the other node indexes
+// every event, once.
+func TestSearchIndexNodeDies(t *testing.T) {
+	dbs := openNodes(t, 2, 1)
+	dying, live := dbs[0], dbs[1]
+	ctx := t.Context()
+	u, want := sendWords(t, live, "delta", 20)
+	held, release := make(chan uint32), make(chan struct{})
+	postgres.BeforeIndexCommit(dying, func(pid uint32) {
+		held <- pid
+		<-release
+	})
+	stepErr := make(chan error, 1)
+	go func() {
+		_, err := postgres.IndexStep(context.Background(), dying, 0)
+		stepErr <- err
+	}()
+	pid := <-held
+	if !postgres.IndexPass(ctx, live) {
+		t.Error("a pass while another node holds the cursor reports nothing left to do")
+	}
+	if got := searchIDs(t, live, u.ID, "delta"); !slices.Equal(got, want) {
+		t.Errorf("while a step is under way elsewhere: %v, want %v", got, want)
+	}
+	// The node dies: PostgreSQL ends its session, rolling the step back.
+	conn, err := pgx.Connect(ctx, postgres.DSN(live))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend($1)`, int32(pid)); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	close(release)
+	if err := <-stepErr; err == nil {
+		t.Fatal("the dying node's step committed")
+	}
+	if lag, err := postgres.SearchLag(ctx, live); err != nil || lag == 0 {
+		t.Fatalf("lag %d, %v: want the dead step's events waiting", lag, err)
+	}
+	indexAll(t, live, 1)
+	if lag, err := postgres.SearchLag(ctx, live); err != nil || lag != 0 {
+		t.Fatalf("lag %d, %v after the live node indexed", lag, err)
+	}
+	if n := docCount(t, postgres.DSN(live)); n != len(want) {
+		t.Errorf("search_docs holds %d rows, want %d", n, len(want))
+	}
+	if got := searchIDs(t, live, u.ID, "delta"); !slices.Equal(got, want) {
+		t.Errorf("indexed: %v, want %v", got, want)
+	}
+}
+
+// TestSearchTailBound: a search that finds more events waiting than its
+// bound has them indexed first, and answers the same.
+func TestSearchTailBound(t *testing.T) {
+	db := openNodes(t, 1, 2)[0]
+	postgres.SetSearchTail(db, 5)
+	ctx := t.Context()
+	u, want := sendWords(t, db, "epsilon", 30)
+	if lag, err := postgres.SearchLag(ctx, db); err != nil || lag < 30 {
+		t.Fatalf("lag %d, %v before the search", lag, err)
+	}
+	if got := searchIDs(t, db, u.ID, "epsilon"); !slices.Equal(got, want) {
+		t.Errorf("%v, want %v", got, want)
+	}
+	if lag, err := postgres.SearchLag(ctx, db); err != nil || lag > 5 {
+		t.Errorf("lag %d, %v after the search: want at most the bound, 5", lag, err)
+	}
+}
+
+// sendWords makes a user and a group of theirs on db and sends n
+// messages holding word there; it returns the user and the messages'
+// ids, newest first (the order of search results).
+func sendWords(t *testing.T, db *postgres.DB, word string, n int) (parley.User, []string) {
+	t.Helper()
+	u, err := db.CreateUser(t.Context(), "user1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _, err := db.CreateGroup(t.Context(), u.ID, "g", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range n {
+		m, _, err := db.SendMessage(t.Context(), parley.NewMessage{ConversationID: conv.ID, SenderID: u.ID,
+			ClientID: fmt.Sprint("c", i), Type: parley.Text, Text: fmt.Sprint(word, " ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append([]string{m.ID}, ids...)
+	}
+	return u, ids
+}
+
+// mustMessage reads one message as user.
+func mustMessage(t *testing.T, db *postgres.DB, user, id string) parley.Message {
+	t.Helper()
+	convs, err := db.Conversations(t.Context(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range convs {
+		p, err := db.Messages(t.Context(), user, c.ID, parley.MessageQuery{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range p.Messages {
+			if m.ID == id {
+				return m
+			}
+		}
+	}
+	t.Fatalf("no message %s", id)
+	return parley.Message{}
+}
