@@ -57,3 +57,14 @@ func ValidateShard(shard, n int) error {
 	}
 	return nil
 }
+
+// ShardHeadsReader is a ShardedLog that reads every shard's head in one
+// round trip (PostgreSQL: one query). The server's once-a-second head poll
+// uses it when the store has it, else it asks shard by shard. Safe for
+// concurrent use.
+type ShardHeadsReader interface {
+	// ShardHeads returns every shard's newest committed position, in
+	// shard order (len Shards()).
+	ShardHeads(ctx context.Context) ([]int64, error)
+}
+

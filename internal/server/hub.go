@@ -223,14 +223,17 @@ func (h *hub) run(ctx context.Context) {
 				}
 			}
 		case <-poll.C:
-			for s := range h.seq {
-				head, err := h.events.ShardHead(ctx, s)
-				if err != nil {
-					if ctx.Err() == nil {
-						h.log.Warn("hub: reading head", "shard", s, "err", err)
-					}
-					break
+			// One read of every head (one query on PostgreSQL), not a
+			// round trip per shard.
+			heads, err := shardHeads(ctx, h.events)
+			if err != nil {
+				if ctx.Err() == nil {
+					h.log.Warn("hub: reading heads", "err", err)
 				}
+				break
+			}
+			for s := range h.seq {
+				head := heads[s]
 				// Under load the head is nearly always ahead of what
 				// was delivered (a publish follows its commit), and
 				// those events are on their way through the broker:

@@ -43,8 +43,12 @@ func (o oneShard) ShardEventsFor(ctx context.Context, userID string, shard int, 
 	return o.st.EventsFor(ctx, userID, after, limit)
 }
 
-// shardHeads reads every shard's head.
+// shardHeads reads every shard's head: in one call when the log has
+// parley.ShardHeadsReader, else shard by shard.
 func shardHeads(ctx context.Context, sl parley.ShardedLog) ([]int64, error) {
+	if hr, ok := sl.(parley.ShardHeadsReader); ok {
+		return hr.ShardHeads(ctx)
+	}
 	heads := make([]int64, sl.Shards())
 	for s := range heads {
 		h, err := sl.ShardHead(ctx, s)

@@ -221,7 +221,7 @@ const (
 
 // dialectSQL is the SQL built from the dialect's parts, once, in New.
 type dialectSQL struct {
-	head, eventsFor                        string
+	head, heads, eventsFor                 string
 	userByName, credentials, userNameTaken string
 	windows, usersOf, contactsOf           string
 	reactionsOf                            string
@@ -236,6 +236,7 @@ func buildSQL(d Dialect) dialectSQL {
 	byName := d.NameIs("name", "$1")
 	return dialectSQL{
 		head:      d.HeadSQL(),
+		heads:     headsSQL(d),
 		eventsFor: d.EventsForSQL(),
 		userByName: `SELECT ` + userCols + ` FROM users
 		WHERE name_key = $2 OR ` + byName + ` ORDER BY ` + byName + ` DESC LIMIT 1`,

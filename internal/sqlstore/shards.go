@@ -138,6 +138,55 @@ func (s *Store) ShardHead(ctx context.Context, shard int) (int64, error) {
 	return head, nil
 }
 
+// HeadsDialect is a Dialect that reads every shard's head in one query
+// (HeadsSQL: rows of shard, head). Optional: without it ShardHeads asks
+// shard by shard, which is what SQLite wants (its heads are index seeks in
+// process, not round trips).
+type HeadsDialect interface {
+	HeadsSQL() string
+}
+
+var _ parley.ShardHeadsReader = (*Store)(nil)
+
+func headsSQL(d Dialect) string {
+	if hd, ok := d.(HeadsDialect); ok {
+		return hd.HeadsSQL()
+	}
+	return ""
+}
+
+// ShardHeads implements parley.ShardHeadsReader: every shard's head, in
+// one query where the dialect has one (HeadsDialect), else shard by shard.
+func (s *Store) ShardHeads(ctx context.Context) ([]int64, error) {
+	heads := make([]int64, s.shards)
+	if s.sql.heads == "" {
+		for sh := range heads {
+			h, err := s.ShardHead(ctx, sh)
+			if err != nil {
+				return nil, err
+			}
+			heads[sh] = h
+		}
+		return heads, nil
+	}
+	rows, err := s.e.Query(ctx, s.sql.heads)
+	if err != nil {
+		return nil, s.wrapInternal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sh int
+		var h int64
+		if err := rows.Scan(&sh, &h); err != nil {
+			return nil, s.wrapInternal(err)
+		}
+		if sh >= 0 && sh < len(heads) {
+			heads[sh] = h
+		}
+	}
+	return heads, s.wrapInternal(rows.Err())
+}
+
 // ShardEventsFor implements parley.ShardedLog. limit must be positive and
 // is at most ResumeLimit+1. The events carry no Audience.
 func (s *Store) ShardEventsFor(ctx context.Context, userID string, shard int, after int64, limit int) ([]parley.Event, error) {

@@ -230,6 +230,19 @@ func testDensePerShard(t *testing.T, s parley.Store) {
 		}
 	}
 
+	// Every head at once (one query on PostgreSQL) is each shard's head.
+	if hr, ok := log.(parley.ShardHeadsReader); ok {
+		heads := must[[]int64](t, "ShardHeads")(hr.ShardHeads(ctx(t)))
+		if len(heads) != n {
+			t.Fatalf("ShardHeads returned %d heads, want %d", len(heads), n)
+		}
+		for sh := range n {
+			if h := must[int64](t, "ShardHead")(log.ShardHead(ctx(t), sh)); heads[sh] != h || h == 0 && len(all[sh]) > 0 {
+				t.Errorf("ShardHeads()[%d] = %d, ShardHead(%d) = %d (shard holds %d events)", sh, heads[sh], sh, h, len(all[sh]))
+			}
+		}
+	}
+
 	// The shard-less methods are shard 0's.
 	if h0, h := must[int64](t, "ShardHead")(log.ShardHead(ctx(t), 0)), must[int64](t, "Head")(s.Head(ctx(t))); h != h0 {
 		t.Errorf("Head() = %d, shard 0's head %d", h, h0)
