@@ -67,4 +67,3 @@ type ShardHeadsReader interface {
 	// shard order (len Shards()).
 	ShardHeads(ctx context.Context) ([]int64, error)
 }
-

@@ -222,10 +222,10 @@ type Client struct {
 	// cursor is the last durable position seen per shard; nil before
 	// the first (welcome, WithCursor or WithResumeFrom). Positions only
 	// move forwards, except on a resync that says the log was lost.
-	cursor protocol.ShardCursor
-	user      parley.User
-	wake      chan struct{} // Reconnect: skip the wait, reset the backoff
-	throttle  *time.Timer
+	cursor   protocol.ShardCursor
+	user     parley.User
+	wake     chan struct{} // Reconnect: skip the wait, reset the backoff
+	throttle *time.Timer
 	// life ends when Close is called; every goroutine the client starts
 	// derives its context from it (kept in the struct because it is the
 	// client's lifetime, not a request's).
