@@ -158,7 +158,13 @@ func testChaos(t *testing.T, srv *server) {
 	defer cancel()
 
 	var acks atomic.Int64
-	ackWake := make(chan struct{}, 1)
+	// Each waiter has its own wake-up channel: with one channel read by
+	// both the chaos goroutine and the wait for the last ack, the chaos
+	// goroutine could take the last ack's wake-up and the wait would
+	// sleep until its guard (seen in CI: "300 of 300 sends acknowledged
+	// after 3 min").
+	ackWake := make(chan struct{}, 1) // the chaos goroutine's
+	ackDone := make(chan struct{}, 1) // the wait for every ack
 	progress := make(chan struct{}, 1)
 	signal := func(ch chan struct{}) func() {
 		return func() {
@@ -173,7 +179,7 @@ func testChaos(t *testing.T, srv *server) {
 		name := fmt.Sprintf("indie%d", i)
 		tok, id := register(t, srv.Addr(), name)
 		users[i] = &user{name: name, id: id, token: tok, shards: shards, batch: i%2 == 1,
-			onAck:      func() { acks.Add(1); signal(ackWake)() },
+			onAck:      func() { acks.Add(1); signal(ackWake)(); signal(ackDone)() },
 			onProgress: signal(progress),
 			recv:       map[string][]message{}, seen: map[string]bool{}, posOf: map[string][2]int64{}, convShard: map[string]int{}}
 	}
@@ -257,7 +263,7 @@ func testChaos(t *testing.T, srv *server) {
 	for !allAcked() {
 		select {
 		case <-progress:
-		case <-ackWake:
+		case <-ackDone:
 		case <-guard:
 			t.Fatalf("guard: %d of %d sends acknowledged after 3 min", acks.Load(), total)
 		case <-chaosDone:
