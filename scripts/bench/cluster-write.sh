@@ -4,7 +4,8 @@
 # $PG, default the test database) and the machine's NATS (a subject of their own),
 # and drives each with its own `BIN bench write --url` process, ROOMS/NODES rooms
 # of WINDOW sends in flight each, all at once for DURATION. Prints each load tool's
-# summary and the sum of acknowledged writes/s, with the load average before/after.
+# summary, the CPU time of the nodes' PostgreSQL backends, and the sum of
+# acknowledged writes/s, with the load average before/after.
 # The nodes' rate limits are off (the load comes from one address). For A/B runs
 # of 1 vs 3 nodes, run both in the same window: the machine is shared.
 # SHARDS (default 0: the database's, 1 for a new one) is the nodes' --shards.
@@ -23,7 +24,7 @@ for i in $(seq 0 $((NODES-1))); do
   PORT=$((20000 + RANDOM % 10000)); PORTS+=($PORT)
   mkdir -p $STATE/n$i
   PARLEY_SECRET=$SECRET $BIN serve --addr 127.0.0.1:$PORT --data-dir $STATE/n$i --log-level warn \
-    --store "$PG&search_path=$SCHEMA" --shards $SHARDS --broker "$NATS?subject=parley.cw.$SCHEMA" --node-id n$i \
+    --store "$PG&search_path=$SCHEMA&application_name=$SCHEMA" --shards $SHARDS --broker "$NATS?subject=parley.cw.$SCHEMA" --node-id n$i \
     --messages-per-second=-1 --ip-messages-per-second=-1 --typing-per-second=-1 \
     --connects-per-second=-1 --presence-per-second=-1 --reads-per-second=-1 \
     --conversation-writes-per-second=-1 --read-marks-per-second=-1 --deletes-per-second=-1 \
@@ -40,6 +41,14 @@ for i in $(seq 0 $((NODES-1))); do
   LOADS+=($!)
 done
 wait ${LOADS[@]}
+# The CPU time of the nodes' PostgreSQL backends (found by application_name),
+# read while the nodes still hold their connections: the database's share of
+# the cost per message, which the load tools' figures leave out.
+S=0; N=0
+for p in $(psql "$PG" -Atc "SELECT pid FROM pg_stat_activity WHERE application_name = '$SCHEMA'"); do
+  read -r -a f < /proc/$p/stat && S=$((S + f[13] + f[14])) && N=$((N + 1))
+done
+echo "postgres backends: $N, CPU s: $(awk -v t=$S -v h=$(getconf CLK_TCK) 'BEGIN {printf "%.2f", t / h}')"
 echo "uptime after: $(uptime)"
 for i in $(seq 0 $((NODES-1))); do echo "--- node n$i"; cat $STATE/load$i.out; done
 # acks/s is the third column of the row under the table's header.
