@@ -30,30 +30,31 @@ const dbFile = "parley.db"
 
 // ServeCmd is `parley serve`: its fields are the server's configuration.
 type ServeCmd struct {
-	Addr               string        `default:"127.0.0.1:8080" env:"PARLEY_ADDR" help:"Address to listen on."`
-	DataDir            string        `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory (SQLite file, secret, uploads)."`
-	LogLevel           string        `default:"info" enum:"debug,info,warn,error" env:"PARLEY_LOG_LEVEL" help:"Log level (debug, info, warn, error)."`
-	LogFormat          string        `default:"text" enum:"text,json" env:"PARLEY_LOG_FORMAT" help:"Log format (text, json)."`
-	AllowedOrigins     []string      `env:"PARLEY_ALLOWED_ORIGINS" sep:"," help:"Origin patterns allowed, besides the server's own, to open WebSockets and call the HTTP API from a browser (CORS), e.g. app.example.com,*.example.com,http://localhost:*."`
-	WSTransport        string        `name:"ws-transport" env:"PARLEY_WS_TRANSPORT" enum:"gobwas,coder" default:"gobwas" help:"The WebSocket library connections are served with: gobwas (github.com/gobwas/ws, the default) or coder (github.com/coder/websocket, kept to measure against; see docs/benchmarks.md)."`
-	Secret             string        `env:"PARLEY_SECRET" help:"Token secret, at least 32 bytes (default: generated and kept in <data-dir>/secret)."`
-	Store              string        `env:"PARLEY_STORE" help:"Store: empty for SQLite in the data dir, sqlite:PATH, or a postgres:// URL."`
-	Shards             int           `env:"PARLEY_SHARDS" help:"Shards of the event log (1 to 256; docs/deploy.md, \"Choosing shards\"). Set only on an empty log: a store whose log holds events keeps its count, and asking for another one is refused. 0 (the default): whatever the store records (1 for a new one)."`
-	Broker             string        `default:"memory" env:"PARLEY_BROKER" help:"Broker: memory (one node), or a nats:// URL."`
-	NATSPendingMsgs    int           `name:"nats-pending-msgs" default:"65536" env:"PARLEY_NATS_PENDING_MSGS" help:"With a nats:// broker: messages the node's subscription may hold before NATS drops (the node then reads the missed events from the store)."`
-	NATSPendingBytes   int           `name:"nats-pending-bytes" default:"67108864" env:"PARLEY_NATS_PENDING_BYTES" help:"With a nats:// broker: bytes the node's subscription may hold (default 64 MiB)."`
-	NodeID             string        `env:"PARLEY_NODE_ID" help:"This node's id in the cluster (default: random)."`
-	PresenceGrace      time.Duration `default:"5s" env:"PARLEY_PRESENCE_GRACE" help:"How long a user stays online after their last connection closes."`
-	NodeTimeout        time.Duration `default:"6s" env:"PARLEY_NODE_TIMEOUT" help:"How long a node may go unheard on the broker before the others take it as dead (its users go offline after the grace period). A node sends its heartbeat every third of it (at most 2 s): give every node the same value."`
-	LimitShareInterval time.Duration `default:"250ms" env:"PARLEY_LIMIT_SHARE_INTERVAL" help:"How often a node tells the others (through the broker) the rate-limit tokens its clients took, so per-user and per-IP limits hold across the cluster (negative: each node limits alone)."`
-	HeartbeatInterval  time.Duration `default:"4s" env:"PARLEY_HEARTBEAT_INTERVAL" help:"How often clients ping (told to clients in welcome)."`
-	HeartbeatTimeout   time.Duration `default:"9s" env:"PARLEY_HEARTBEAT_TIMEOUT" help:"Close a connection silent for this long (4002)."`
-	ResumeLimit        int           `default:"10000" env:"PARLEY_RESUME_LIMIT" help:"Most missed events a resume replays; further behind gets resync."`
-	ShutdownTimeout    time.Duration `default:"15s" env:"PARLEY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown may take."`
-	ShutdownDrain      time.Duration `default:"0s" env:"PARLEY_SHUTDOWN_DRAIN" help:"How long a shutdown keeps serving, with /readyz and new WebSocket upgrades answering 503, before it closes the listener (part of --shutdown-timeout; default 0: none)."`
-	PprofAddr          string        `env:"PARLEY_PPROF_ADDR" help:"Serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060; default off). Never expose it publicly."`
-	MetricsAddr        string        `env:"PARLEY_METRICS_ADDR" help:"Serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 (default off). Keep it private."`
-	MetricsToken       string        `env:"PARLEY_METRICS_TOKEN" help:"Also serve /metrics on --addr to requests with 'Authorization: Bearer TOKEN' (default: /metrics is not on --addr)."`
+	Addr                 string        `default:"127.0.0.1:8080" env:"PARLEY_ADDR" help:"Address to listen on."`
+	DataDir              string        `default:"./parley-data" env:"PARLEY_DATA_DIR" help:"Data directory (SQLite file, secret, uploads)."`
+	LogLevel             string        `default:"info" enum:"debug,info,warn,error" env:"PARLEY_LOG_LEVEL" help:"Log level (debug, info, warn, error)."`
+	LogFormat            string        `default:"text" enum:"text,json" env:"PARLEY_LOG_FORMAT" help:"Log format (text, json)."`
+	AllowedOrigins       []string      `env:"PARLEY_ALLOWED_ORIGINS" sep:"," help:"Origin patterns allowed, besides the server's own, to open WebSockets and call the HTTP API from a browser (CORS), e.g. app.example.com,*.example.com,http://localhost:*."`
+	WSTransport          string        `name:"ws-transport" env:"PARLEY_WS_TRANSPORT" enum:"gobwas,coder" default:"gobwas" help:"The WebSocket library connections are served with: gobwas (github.com/gobwas/ws, the default) or coder (github.com/coder/websocket, kept to measure against; see docs/benchmarks.md)."`
+	Secret               string        `env:"PARLEY_SECRET" help:"Token secret, at least 32 bytes (default: generated and kept in <data-dir>/secret)."`
+	Store                string        `env:"PARLEY_STORE" help:"Store: empty for SQLite in the data dir, sqlite:PATH, or a postgres:// URL."`
+	Shards               int           `env:"PARLEY_SHARDS" help:"Shards of the event log (1 to 256; docs/deploy.md, \"Choosing shards\"). Set only on an empty log: a store whose log holds events keeps its count, and asking for another one is refused. 0 (the default): whatever the store records (1 for a new one)."`
+	SQLiteCommitInterval time.Duration `name:"sqlite-commit-interval" default:"5ms" env:"PARLEY_SQLITE_COMMIT_INTERVAL" help:"With SQLite: while sends come from several connections at once, start a write transaction at most once per this interval and put what arrived meanwhile in it, so more writes share each commit and its fsync (less CPU per message, up to this much more latency). A lone writer is never held back. 0 or negative: commit each batch at once."`
+	Broker               string        `default:"memory" env:"PARLEY_BROKER" help:"Broker: memory (one node), or a nats:// URL."`
+	NATSPendingMsgs      int           `name:"nats-pending-msgs" default:"65536" env:"PARLEY_NATS_PENDING_MSGS" help:"With a nats:// broker: messages the node's subscription may hold before NATS drops (the node then reads the missed events from the store)."`
+	NATSPendingBytes     int           `name:"nats-pending-bytes" default:"67108864" env:"PARLEY_NATS_PENDING_BYTES" help:"With a nats:// broker: bytes the node's subscription may hold (default 64 MiB)."`
+	NodeID               string        `env:"PARLEY_NODE_ID" help:"This node's id in the cluster (default: random)."`
+	PresenceGrace        time.Duration `default:"5s" env:"PARLEY_PRESENCE_GRACE" help:"How long a user stays online after their last connection closes."`
+	NodeTimeout          time.Duration `default:"6s" env:"PARLEY_NODE_TIMEOUT" help:"How long a node may go unheard on the broker before the others take it as dead (its users go offline after the grace period). A node sends its heartbeat every third of it (at most 2 s): give every node the same value."`
+	LimitShareInterval   time.Duration `default:"250ms" env:"PARLEY_LIMIT_SHARE_INTERVAL" help:"How often a node tells the others (through the broker) the rate-limit tokens its clients took, so per-user and per-IP limits hold across the cluster (negative: each node limits alone)."`
+	HeartbeatInterval    time.Duration `default:"4s" env:"PARLEY_HEARTBEAT_INTERVAL" help:"How often clients ping (told to clients in welcome)."`
+	HeartbeatTimeout     time.Duration `default:"9s" env:"PARLEY_HEARTBEAT_TIMEOUT" help:"Close a connection silent for this long (4002)."`
+	ResumeLimit          int           `default:"10000" env:"PARLEY_RESUME_LIMIT" help:"Most missed events a resume replays; further behind gets resync."`
+	ShutdownTimeout      time.Duration `default:"15s" env:"PARLEY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown may take."`
+	ShutdownDrain        time.Duration `default:"0s" env:"PARLEY_SHUTDOWN_DRAIN" help:"How long a shutdown keeps serving, with /readyz and new WebSocket upgrades answering 503, before it closes the listener (part of --shutdown-timeout; default 0: none)."`
+	PprofAddr            string        `env:"PARLEY_PPROF_ADDR" help:"Serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060; default off). Never expose it publicly."`
+	MetricsAddr          string        `env:"PARLEY_METRICS_ADDR" help:"Serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 (default off). Keep it private."`
+	MetricsToken         string        `env:"PARLEY_METRICS_TOKEN" help:"Also serve /metrics on --addr to requests with 'Authorization: Bearer TOKEN' (default: /metrics is not on --addr)."`
 
 	TLSCert       string   `name:"tls-cert" env:"PARLEY_TLS_CERT" help:"Serve HTTPS and wss:// on --addr with this PEM certificate (chain) file; needs --tls-key. Default: plain HTTP."`
 	TLSKey        string   `name:"tls-key" env:"PARLEY_TLS_KEY" help:"The PEM private key of --tls-cert."`
@@ -198,7 +199,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, c.Store, c.DataDir, sqlstore.WithShards(c.Shards))
+	interval := c.SQLiteCommitInterval
+	if interval <= 0 {
+		interval = -1 // none (0 would be the store's default)
+	}
+	st, err := openStore(ctx, c.Store, c.DataDir, sqlstore.WithShards(c.Shards), sqlstore.WithCommitInterval(interval))
 	if err != nil {
 		return err
 	}

@@ -158,15 +158,27 @@ type batcher struct {
 	cache cache
 	ix    indexer // the search index, written after commit (indexer.go)
 	wg    sync.WaitGroup
+
+	// interval is the commit interval (sqlstore.WithCommitInterval; 0:
+	// none): a batch that follows a batch of several ops starts no
+	// sooner than interval after that one started (lastRun), and takes
+	// the ops that arrive meanwhile. After a batch of one op (a lone
+	// writer, or one waiting for each answer before sending again) the
+	// next runs at once, so a serial caller never waits for it.
+	interval time.Duration
+	lastRun  time.Time
+	lastOps  int
+	timer    *time.Timer
 }
 
-func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, shards int) (*batcher, error) {
+func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, shards int, interval time.Duration) (*batcher, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: write connection: %w", err)
 	}
 	b := &batcher{conn: conn, ckpt: ckpt, queue: batchq.NewQueue[*op](maxBatch), stmts: map[string]*sql.Stmt{}}
 	b.cache.reset()
+	b.interval = interval
 	b.heads = make([]int64, shards)
 	for s := range b.heads {
 		if err := conn.QueryRowContext(ctx, dialect{}.HeadSQL(), s).Scan(&b.heads[s]); err != nil {
@@ -269,10 +281,42 @@ func (b *batcher) loop() {
 				break fill
 			}
 		}
+		batch = b.gather(batch)
+		b.lastRun, b.lastOps = time.Now(), len(batch)
 		b.run(batch)
 		clear(batch)
 		b.indexDue()
 	}
+}
+
+// gather adds to batch the ops that arrive until the commit interval
+// since the last batch has passed (see batcher.interval), and returns it.
+func (b *batcher) gather(batch []*op) []*op {
+	if b.interval <= 0 || b.lastOps < 2 || len(batch) >= maxBatch {
+		return batch
+	}
+	wait := time.Until(b.lastRun.Add(b.interval))
+	if wait <= 0 {
+		return batch
+	}
+	if b.timer == nil {
+		b.timer = time.NewTimer(wait)
+	} else {
+		b.timer.Reset(wait)
+	}
+	defer b.timer.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case o, ok := <-b.queue.Ops():
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+		case <-b.timer.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // run executes one batch: one transaction, then the answers.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/sqlite"
+	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // benchSetup opens a fresh store with n users, each a member of all of
@@ -231,6 +232,77 @@ func BenchmarkSendMessagesRooms(b *testing.B) {
 				})
 			}
 		})
+	}
+	wg.Wait()
+	reportRate(b, db, before, cpu0)
+}
+
+// BenchmarkSendPacedRooms: the store's part of the load tool's fanout at
+// a fixed offered rate (open loop, 2000 sends/s, as `parley bench fanout
+// --rates 2000`): 1000 rooms of 10 members (1000 users, each in 10
+// rooms), each send from a member of its room, rooms in turn. The batch
+// sizes are what the arrival rate makes them, not what a closed loop of
+// waiting senders makes them, so cpu-us/msg and ops/batch show the cost
+// of each commit at that rate. b.N sends take b.N/2000 seconds. "now"
+// commits each batch at once (no commit interval), "interval" with
+// sqlstore.DefaultCommitInterval.
+func BenchmarkSendPacedRooms(b *testing.B) {
+	b.Run("now", func(b *testing.B) { benchPacedRooms(b, sqlstore.WithCommitInterval(-1)) })
+	b.Run("interval", func(b *testing.B) { benchPacedRooms(b) })
+}
+
+func benchPacedRooms(b *testing.B, opts ...sqlstore.Option) {
+	const rooms, size, rate = 1000, 10, 2000
+	db := open(b, filepath.Join(b.TempDir(), "bench.db"), opts...)
+	users := make([]parley.User, rooms)
+	var wg sync.WaitGroup
+	for i := range rooms {
+		wg.Go(func() {
+			u, err := db.CreateUser(b.Context(), fmt.Sprintf("user%d", i), nil)
+			if err != nil {
+				b.Error(err)
+			}
+			users[i] = u
+		})
+	}
+	wg.Wait()
+	groups := make([]parley.Conversation, rooms)
+	for r := range rooms {
+		wg.Go(func() {
+			ids := make([]string, 0, size-1)
+			for k := 1; k < size; k++ {
+				ids = append(ids, users[(r+k)%rooms].ID)
+			}
+			g, _, err := db.CreateGroup(b.Context(), users[r].ID, fmt.Sprint("G", r), ids)
+			if err != nil {
+				b.Error(err)
+			}
+			groups[r] = g
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		return
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	before, cpu0 := db.Stats(), cpuTime()
+	start := time.Now()
+	interval := time.Second / rate
+	for i := 0; i < b.N; {
+		due := min(b.N, int(time.Since(start)/interval)+1)
+		for ; i < due; i++ {
+			r := i % rooms
+			wg.Go(func() {
+				_, _, err := db.SendMessage(b.Context(), parley.NewMessage{
+					ConversationID: groups[r].ID, SenderID: users[r].ID, ClientID: fmt.Sprint("p", i), Type: parley.Text, Text: "hello, paced rooms of ten",
+				})
+				if err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		time.Sleep(time.Millisecond)
 	}
 	wg.Wait()
 	reportRate(b, db, before, cpu0)

@@ -115,7 +115,8 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 		write.Close()
 		return nil, err
 	}
-	shards, err := setupShards(ctx, write, sqlstore.Apply(opts).Shards)
+	o := sqlstore.Apply(opts)
+	shards, err := setupShards(ctx, write, o.Shards)
 	if err != nil {
 		write.Close()
 		return nil, err
@@ -144,7 +145,11 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	db := &DB{write: write, read: read}
 	db.Store = sqlstore.New(dialect{}, (*engine)(db), shards)
 	db.ckpt = newCheckpointer(ckpt)
-	db.b, err = newBatcher(ctx, write, db.ckpt, shards)
+	interval := o.CommitInterval
+	if interval == 0 {
+		interval = sqlstore.DefaultCommitInterval
+	}
+	db.b, err = newBatcher(ctx, write, db.ckpt, shards, interval)
 	if err != nil {
 		db.ckpt.close()
 		write.Close()

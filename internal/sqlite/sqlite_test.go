@@ -13,6 +13,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/sqlite"
+	"github.com/parleychat/parley/internal/sqlstore"
 	"github.com/parleychat/parley/internal/storetest"
 )
 
@@ -21,9 +22,9 @@ func TestMain(m *testing.M) {
 }
 
 // open opens a store on a fresh file in t's temp dir, closed at cleanup.
-func open(t testing.TB, path string) *sqlite.DB {
+func open(t testing.TB, path string, opts ...sqlstore.Option) *sqlite.DB {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), path)
+	db, err := sqlite.Open(context.Background(), path, opts...)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
 	}

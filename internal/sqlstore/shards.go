@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/parleychat/parley"
 )
@@ -17,10 +18,29 @@ type Options struct {
 	// Shards is the shard count the caller wants (0: whatever the
 	// database records, 1 for a new one). See SetupShards.
 	Shards int
+	// CommitInterval, when set, overrides the SQLite batcher's
+	// DefaultCommitInterval (negative: none). See WithCommitInterval.
+	CommitInterval time.Duration
 }
 
 // WithShards asks for a log of n shards (see SetupShards).
 func WithShards(n int) Option { return func(o *Options) { o.Shards = n } }
+
+// WithCommitInterval sets how long the SQLite batcher lets a busy
+// writer's batch grow before committing it: while sends arrive from
+// several callers, it starts a transaction at most once per d, and takes
+// what arrived meanwhile into it, so each commit (its fsync and the WAL
+// frames of the pages the batch touched) is shared by more writes. 0
+// keeps the default (DefaultCommitInterval); negative commits each batch
+// at once. PostgreSQL ignores it.
+func WithCommitInterval(d time.Duration) Option {
+	return func(o *Options) { o.CommitInterval = d }
+}
+
+// DefaultCommitInterval is the SQLite batcher's commit interval when
+// WithCommitInterval does not set one (docs/benchmarks.md, "Fan-out CPU
+// per delivery (h-deliver2)").
+const DefaultCommitInterval = 5 * time.Millisecond
 
 // Apply returns the options opts set.
 func Apply(opts []Option) Options {
