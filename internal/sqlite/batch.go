@@ -160,14 +160,21 @@ type batcher struct {
 	wg    sync.WaitGroup
 
 	// interval is the commit interval (sqlstore.WithCommitInterval; 0:
-	// none): a batch that follows a batch of several ops starts no
-	// sooner than interval after that one started (lastRun), and takes
-	// the ops that arrive meanwhile. After a batch of one op (a lone
-	// writer, or one waiting for each answer before sending again) the
-	// next runs at once, so a serial caller never waits for it.
+	// none): when ops arrived while the last batch ran (arrived, counted
+	// at its commit, before its answers), the next batch takes the ops
+	// that arrive until it holds want (the last batch's ops and those
+	// that arrived) or until interval after the last one started
+	// (lastRun). Otherwise it runs at once: writers that each wait for
+	// their answer before writing again (one serial caller, or a closed
+	// loop of them, all in the last batch) never wait for it, since no
+	// one else would come; a closed loop some of whose writers missed
+	// the last batch waits only until they are all back (want). Under a
+	// steady stream of independent writes want grows each batch, and
+	// interval bounds the wait.
 	interval time.Duration
 	lastRun  time.Time
-	lastOps  int
+	arrived  int
+	want     int
 	timer    *time.Timer
 }
 
@@ -282,7 +289,7 @@ func (b *batcher) loop() {
 			}
 		}
 		batch = b.gather(batch)
-		b.lastRun, b.lastOps = time.Now(), len(batch)
+		b.lastRun, b.arrived, b.want = time.Now(), 0, 0
 		b.run(batch)
 		clear(batch)
 		b.indexDue()
@@ -292,7 +299,7 @@ func (b *batcher) loop() {
 // gather adds to batch the ops that arrive until the commit interval
 // since the last batch has passed (see batcher.interval), and returns it.
 func (b *batcher) gather(batch []*op) []*op {
-	if b.interval <= 0 || b.lastOps < 2 || len(batch) >= maxBatch {
+	if b.interval <= 0 || b.arrived == 0 || len(batch) >= min(b.want, maxBatch) {
 		return batch
 	}
 	wait := time.Until(b.lastRun.Add(b.interval))
@@ -305,7 +312,7 @@ func (b *batcher) gather(batch []*op) []*op {
 		b.timer.Reset(wait)
 	}
 	defer b.timer.Stop()
-	for len(batch) < maxBatch {
+	for len(batch) < min(b.want, maxBatch) {
 		select {
 		case o, ok := <-b.queue.Ops():
 			if !ok {
@@ -348,6 +355,12 @@ func (b *batcher) run(batch []*op) {
 		answerAll(live, err)
 		return
 	}
+	// Ops that arrived while this batch's own callers were all waiting
+	// for it came independently of its answers: the next batch may wait
+	// for more (gather). A closed loop of writers (each waiting for its
+	// answer before writing again) queues nothing here.
+	b.arrived = len(b.queue.Ops())
+	b.want = len(live) + b.arrived
 	copy(b.heads, w.pos.All())
 	b.ckpt.committed()
 	b.batches.Add(1)
