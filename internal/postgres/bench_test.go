@@ -13,7 +13,6 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
-	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // BenchmarkSendMessage measures batched message writes: with RunParallel
@@ -48,15 +47,7 @@ func benchSend(b *testing.B, parallel, nodes, shards, convs int) {
 	// Named, so that pg_stat_activity samples can tell this benchmark's
 	// sessions from others' (docs/benchmarks.md, "Write scaling").
 	dsn := pgtest.Schema(b) + "&application_name=parley-bench-send"
-	dbs := make([]*postgres.DB, nodes)
-	for i := range dbs {
-		db, err := postgres.Open(b.Context(), dsn, sqlstore.WithShards(shards))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { db.Close() })
-		dbs[i] = db
-	}
+	dbs := openNodes(b, dsn, nodes, shards)
 	db := dbs[0]
 	ctx := b.Context()
 	const users = 32

@@ -12,22 +12,34 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
+	"github.com/parleychat/parley/internal/sqlstore"
 	"github.com/parleychat/parley/internal/storetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// open opens a store on a fresh schema, closed when t ends.
-func open(t testing.TB, dsn string) *postgres.DB {
+// open opens a store on dsn (a fresh schema), closed when t ends.
+func open(t testing.TB, dsn string, opts ...sqlstore.Option) *postgres.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := postgres.Open(ctx, dsn)
+	db, err := postgres.Open(ctx, dsn, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// openNodes opens n stores (nodes) on dsn with shards shards, closed
+// when t ends.
+func openNodes(t testing.TB, dsn string, n, shards int) []*postgres.DB {
+	t.Helper()
+	dbs := make([]*postgres.DB, n)
+	for i := range dbs {
+		dbs[i] = open(t, dsn, sqlstore.WithShards(shards))
+	}
+	return dbs
 }
 
 func TestConformance(t *testing.T) {
