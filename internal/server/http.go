@@ -214,14 +214,9 @@ func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, u parley.Use
 }
 
 func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u parley.User) {
-	q := readQuery(r)
-	d := protocol.Conversations{Cursor: q.str("cursor"), Limit: q.limit(MaxConversationsPage)}
-	if q.err != nil {
-		s.writeError(w, q.err)
-		return
-	}
-	v, err := s.svc.conversations(r.Context(), u, d, s.httpReplyBytes())
-	s.reply(w, http.StatusOK, v, err)
+	serveQuery(s, w, r, u, func(q *query) protocol.Conversations {
+		return protocol.Conversations{Cursor: q.str("cursor"), Limit: q.limit(MaxConversationsPage)}
+	}, s.svc.conversations)
 }
 
 func (s *Server) handleCreateDirect(w http.ResponseWriter, r *http.Request, u parley.User) {
@@ -254,6 +249,21 @@ type query struct {
 }
 
 func readQuery(r *http.Request) *query { return &query{v: r.URL.Query()} }
+
+// serveQuery answers a GET route whose request is its query string, as
+// runOp and capped do for an op: read makes the request (a bad parameter
+// is 400 invalid, op not called), op runs it with the HTTP reply cap.
+func serveQuery[T, R any](s *Server, w http.ResponseWriter, r *http.Request, u parley.User,
+	read func(q *query) T, op func(context.Context, parley.User, T, int) (R, error)) {
+	q := readQuery(r)
+	d := read(q)
+	if q.err != nil {
+		s.writeError(w, q.err)
+		return
+	}
+	v, err := op(r.Context(), u, d, s.httpReplyBytes())
+	s.reply(w, http.StatusOK, v, err)
+}
 
 // str returns a text parameter as given ("" when absent).
 func (q *query) str(name string) string { return q.v.Get(name) }
@@ -292,15 +302,10 @@ func (q *query) cursor(name string) *int64 {
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.User) {
 	// A cursor given as 0 is not one left out (after=0 is "from the
 	// start"): read them as pointers, as the WebSocket op does.
-	q := readQuery(r)
-	d := protocol.History{ConversationID: r.PathValue("id"),
-		Before: q.cursor("before"), After: q.cursor("after"), Limit: q.limit(parley.MaxPageLimit)}
-	if q.err != nil {
-		s.writeError(w, q.err)
-		return
-	}
-	v, err := s.svc.history(r.Context(), u, d, s.httpReplyBytes())
-	s.reply(w, http.StatusOK, v, err)
+	serveQuery(s, w, r, u, func(q *query) protocol.History {
+		return protocol.History{ConversationID: r.PathValue("id"),
+			Before: q.cursor("before"), After: q.cursor("after"), Limit: q.limit(parley.MaxPageLimit)}
+	}, s.svc.history)
 }
 
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, u parley.User) {

@@ -92,23 +92,13 @@ func cutResults(p parley.SearchPage, maxBytes int) parley.SearchPage {
 }
 
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, u parley.User) {
-	q := readQuery(r)
-	d := protocol.Search{Query: q.str("q"), ConversationID: q.str("conversation_id"), Cursor: q.str("cursor"), Limit: q.limit(parley.MaxSearchLimit)}
-	if q.err != nil {
-		s.writeError(w, q.err)
-		return
-	}
-	v, err := s.svc.search(r.Context(), u, d, s.httpReplyBytes())
-	s.reply(w, http.StatusOK, v, err)
+	serveQuery(s, w, r, u, func(q *query) protocol.Search {
+		return protocol.Search{Query: q.str("q"), ConversationID: q.str("conversation_id"), Cursor: q.str("cursor"), Limit: q.limit(parley.MaxSearchLimit)}
+	}, s.svc.search)
 }
 
 func (s *Server) handleMentions(w http.ResponseWriter, r *http.Request, u parley.User) {
-	q := readQuery(r)
-	d := protocol.Mentions{Cursor: q.str("cursor"), Limit: q.limit(parley.MaxSearchLimit)}
-	if q.err != nil {
-		s.writeError(w, q.err)
-		return
-	}
-	v, err := s.svc.mentions(r.Context(), u, d, s.httpReplyBytes())
-	s.reply(w, http.StatusOK, v, err)
+	serveQuery(s, w, r, u, func(q *query) protocol.Mentions {
+		return protocol.Mentions{Cursor: q.str("cursor"), Limit: q.limit(parley.MaxSearchLimit)}
+	}, s.svc.mentions)
 }
