@@ -53,19 +53,11 @@ func benchSend(b *testing.B, parallel, nodes, shards, convs int) {
 	const users = 32
 	ids := make([]string, users)
 	for i := range ids {
-		u, err := db.CreateUser(ctx, fmt.Sprintf("bench%d", i), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = u.ID
+		ids[i] = mustUser(b, db, fmt.Sprintf("bench%d", i)).ID
 	}
 	groups := make([]string, convs)
 	for i := range groups {
-		c, _, err := db.CreateGroup(ctx, ids[0], fmt.Sprint("G", i), ids[1:])
-		if err != nil {
-			b.Fatal(err)
-		}
-		groups[i] = c.ID
+		groups[i] = mustGroup(b, db, ids[0], fmt.Sprint("G", i), ids[1:]...).ID
 	}
 	var n atomic.Int64
 	send := func() {

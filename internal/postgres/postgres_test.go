@@ -31,6 +31,26 @@ func open(t testing.TB, dsn string, opts ...sqlstore.Option) *postgres.DB {
 	return db
 }
 
+// mustUser creates a user named name on db (no password).
+func mustUser(t testing.TB, db parley.Store, name string) parley.User {
+	t.Helper()
+	u, err := db.CreateUser(t.Context(), name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// mustGroup creates a group of owner's on db with members.
+func mustGroup(t testing.TB, db parley.Store, owner, title string, members ...string) parley.Conversation {
+	t.Helper()
+	c, _, err := db.CreateGroup(t.Context(), owner, title, members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // openNodes opens n stores (nodes) on dsn with shards shards, closed
 // when t ends.
 func openNodes(t testing.TB, dsn string, n, shards int) []*postgres.DB {

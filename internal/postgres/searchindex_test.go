@@ -80,20 +80,11 @@ func TestSearchAcrossNodes(t *testing.T) {
 	dbs := openIndexNodes(t, 3, shards)
 	a, b, c := dbs[0], dbs[1], dbs[2]
 	ctx := t.Context()
-	alice, err := a.CreateUser(ctx, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outsider, err := b.CreateUser(ctx, "outsider", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := mustUser(t, a, "alice")
+	outsider := mustUser(t, b, "outsider")
 	var sent []string
 	for g := range 6 {
-		conv, _, err := a.CreateGroup(ctx, alice.ID, fmt.Sprint("g", g), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		conv := mustGroup(t, a, alice.ID, fmt.Sprint("g", g))
 		for i := range 5 {
 			m, _, err := dbs[i%3].SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: alice.ID,
 				ClientID: fmt.Sprint("c", g, "-", i), Type: parley.Text, Text: fmt.Sprint("alpha word", g, i)})
@@ -249,14 +240,8 @@ func TestSearchTailBound(t *testing.T) {
 // ids, newest first (the order of search results).
 func sendWords(t *testing.T, db *postgres.DB, word string, n int) (parley.User, []string) {
 	t.Helper()
-	u, err := db.CreateUser(t.Context(), "user1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, _, err := db.CreateGroup(t.Context(), u.ID, "g", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustUser(t, db, "user1")
+	conv := mustGroup(t, db, u.ID, "g")
 	var ids []string
 	for i := range n {
 		m, _, err := db.SendMessage(t.Context(), parley.NewMessage{ConversationID: conv.ID, SenderID: u.ID,
