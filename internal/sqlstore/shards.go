@@ -26,11 +26,12 @@ type Options struct {
 // WithShards asks for a log of n shards (see SetupShards).
 func WithShards(n int) Option { return func(o *Options) { o.Shards = n } }
 
-// WithCommitInterval sets how long the SQLite batcher lets a busy
-// writer's batch grow before committing it: while sends arrive from
-// several callers, it starts a transaction at most once per d, and takes
-// what arrived meanwhile into it, so each commit (its fsync and the WAL
-// frames of the pages the batch touched) is shared by more writes. 0
+// WithCommitInterval sets how long the SQLite batcher lets a batch grow
+// when writes arrived while the last batch ran (independent writers, as
+// sends from many connections): until it holds as many as the last batch
+// plus those, or d after the last one started, so each commit (its fsync
+// and the WAL frames of the pages the batch touched) is shared by more
+// writes. Writers that each wait for their answer are not held back. 0
 // keeps the default (DefaultCommitInterval); negative commits each batch
 // at once. PostgreSQL ignores it.
 func WithCommitInterval(d time.Duration) Option {
