@@ -482,7 +482,18 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 			errs[i] = o.send.err
 			continue
 		}
-		errs[i] = wrapInternal(runOne(w, o.fn))
+		err := runOne(w, o.fn)
+		if isUniqueViolation(err) && w.broken == nil {
+			// Another transaction stored the same key (a sender's
+			// client id, an edit's) after this op's check: with a log
+			// of several shards, a transaction of another lane or node,
+			// under other locks. PostgreSQL reports the violation
+			// only once that transaction has committed, so the op's
+			// check, run again, sees its row and answers what a
+			// reused id answers (a resend, `conflict`), not `internal`.
+			err = runOne(w, o.fn)
+		}
+		errs[i] = wrapInternal(err)
 	}
 	if w.broken != nil {
 		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback: %w", w.broken))
@@ -543,6 +554,12 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 		w.inSavepoint = false
 	}()
 	return fn(w)
+}
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // answerAll answers every op with err, a failure of the whole batch.
