@@ -4,7 +4,8 @@
 # $PG, default the test database) and the machine's NATS (a subject of their own),
 # and drives each with its own `BIN bench write --url` process, ROOMS/NODES rooms
 # of WINDOW sends in flight each, all at once for DURATION. Prints each load tool's
-# summary, the CPU time of the nodes' PostgreSQL backends, and the sum of
+# summary, the CPU time of the nodes' PostgreSQL backends (in all, and since the
+# load started), and the sum of
 # acknowledged writes/s, with the load average before/after.
 # The nodes' rate limits are off (the load comes from one address). For A/B runs
 # of 1 vs 3 nodes, run both in the same window: the machine is shared.
@@ -34,6 +35,12 @@ for i in $(seq 0 $((NODES-1))); do
   for t in $(seq 150); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
 done
 echo "uptime before: $(uptime)"
+# The nodes' PostgreSQL backends' CPU ticks now (found by application_name):
+# what the start-up (migrations, warm-up) cost is left out of the figure below.
+declare -A T0
+for p in $(psql "$PG" -Atc "SELECT pid FROM pg_stat_activity WHERE application_name = '$SCHEMA'"); do
+  read -r -a f < /proc/$p/stat && T0[$p]=$((f[13] + f[14]))
+done
 LOADS=()
 for i in $(seq 0 $((NODES-1))); do
   PARLEY_SECRET=$SECRET $BIN bench write --url http://127.0.0.1:${PORTS[$i]} --server-pid ${PIDS[$i]} \
@@ -44,11 +51,13 @@ wait ${LOADS[@]}
 # The CPU time of the nodes' PostgreSQL backends (found by application_name),
 # read while the nodes still hold their connections: the database's share of
 # the cost per message, which the load tools' figures leave out.
-S=0; N=0
+S=0; N=0; L=0
 for p in $(psql "$PG" -Atc "SELECT pid FROM pg_stat_activity WHERE application_name = '$SCHEMA'"); do
-  read -r -a f < /proc/$p/stat && S=$((S + f[13] + f[14])) && N=$((N + 1))
+  read -r -a f < /proc/$p/stat && S=$((S + f[13] + f[14])) && L=$((L + f[13] + f[14] - ${T0[$p]:-0})) && N=$((N + 1))
 done
 echo "postgres backends: $N, CPU s: $(awk -v t=$S -v h=$(getconf CLK_TCK) 'BEGIN {printf "%.2f", t / h}')"
+# The same, since the load tools started (a backend opened since counts whole).
+echo "postgres backends during the load, CPU s: $(awk -v t=$L -v h=$(getconf CLK_TCK) 'BEGIN {printf "%.2f", t / h}')"
 echo "uptime after: $(uptime)"
 for i in $(seq 0 $((NODES-1))); do echo "--- node n$i"; cat $STATE/load$i.out; done
 # acks/s is the third column of the row under the table's header.
