@@ -20,7 +20,7 @@ func BeforeIndexCommit(db *DB, f func(pid uint32)) { db.ix.beforeCommit = f }
 // IndexStep runs one index step of shard on db's indexer, waiting for a
 // cursor another node holds.
 func IndexStep(ctx context.Context, db *DB, shard int) (more bool, err error) {
-	return db.ix.step(ctx, []int{shard}, true)
+	return db.ix.step(ctx, shard, true)
 }
 
 // IndexPass runs one pass of db's indexer as after a commit (skipping

@@ -67,11 +67,9 @@ const (
 		SELECT p.shard, 0 FROM positions p WHERE NOT EXISTS (SELECT 1 FROM search_cursor c WHERE c.shard = p.shard)
 		ON CONFLICT DO NOTHING`
 	qMissingCursors = `SELECT EXISTS (SELECT 1 FROM positions p WHERE NOT EXISTS (SELECT 1 FROM search_cursor c WHERE c.shard = p.shard))`
-	// qLockCursors takes the cursors of the given shards that lag, in
-	// shard order (no two steps wait for each other), and reads each one's
-	// position and head (args: shards).
-	qLockCursors = `SELECT c.shard, c.pos, p.head FROM search_cursor c JOIN positions p ON p.shard = c.shard
-		WHERE c.shard = ANY($1) AND p.head > c.pos ORDER BY c.shard FOR UPDATE OF c`
+	// qLockCursor takes a shard's cursor and reads its head (args: shard).
+	qLockCursor = `SELECT c.pos, p.head FROM search_cursor c JOIN positions p ON p.shard = c.shard
+		WHERE c.shard = $1 FOR UPDATE OF c`
 	// searchEvents are the message ids of the events of the given types
 	// to apply (args: shard, after, to), as an array the statements look
 	// up in messages' primary key: a join could be planned (pgx prepares
@@ -198,20 +196,11 @@ func (ix *indexer) pass(ctx context.Context, wait bool) (again bool) {
 	if err != nil {
 		return true
 	}
-	if len(lag) == 0 {
-		return false
-	}
-	// Every lagging shard in one step: a step per shard cost each pass
-	// a transaction per shard (BEGIN, lock, three statements, COMMIT) on
-	// every node, which on a log of 16 shards was a large share of the
-	// CPU per message (docs/benchmarks.md, "Write scaling cost per
-	// message").
-	shards := make([]int, 0, len(lag))
 	for shard := range lag {
-		shards = append(shards, shard)
+		more, err := ix.step(ctx, shard, wait)
+		again = again || more || err != nil
 	}
-	more, err := ix.step(ctx, shards, wait)
-	return more || err != nil
+	return again
 }
 
 // lag reads how many events wait, per lagging shard.
@@ -232,14 +221,14 @@ func (ix *indexer) lag(ctx context.Context) (map[int]int64, error) {
 	return lag, err
 }
 
-// errCursorHeld is step's answer when another node holds every cursor
-// asked for (or none lags any more) and wait is not set.
+// errCursorHeld is step's answer when another node holds the cursor and
+// wait is not set.
 var errCursorHeld = errors.New("postgres: another node indexes this shard")
 
-// step applies up to indexChunk waiting events of each of shards in one
-// transaction; more says events still wait (or a cursor was skipped).
-// Without wait, a cursor another node holds is skipped (more is set).
-func (ix *indexer) step(ctx context.Context, shards []int, wait bool) (more bool, err error) {
+// step applies up to indexChunk of shard's waiting events in a
+// transaction of its own; more says events still wait. Without wait, a
+// cursor another node holds is skipped (more is set).
+func (ix *indexer) step(ctx context.Context, shard int, wait bool) (more bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, indexStepWait)
 	defer cancel()
 	tx, err := ix.pool.Begin(ctx)
@@ -247,53 +236,36 @@ func (ix *indexer) step(ctx context.Context, shards []int, wait bool) (more bool
 		return true, err
 	}
 	defer tx.Rollback(context.Background()) // after Commit, a no-op
-	lock := qLockCursors
+	lock := qLockCursor
 	if !wait {
 		lock += ` SKIP LOCKED`
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, millis(ix.holdIdle))
-	b.Queue(lock, shards)
+	b.Queue(lock, shard)
 	br := tx.SendBatch(ctx, b)
-	type cursor struct {
-		shard     int
-		pos, head int64
-	}
-	var cursors []cursor
+	var pos, head int64
 	_, err = br.Exec()
 	if err == nil {
-		var rows pgx.Rows
-		rows, err = br.Query()
-		if err == nil {
-			var c cursor
-			_, err = pgx.ForEachRow(rows, []any{&c.shard, &c.pos, &c.head}, func() error {
-				cursors = append(cursors, c)
-				return nil
-			})
-		}
+		err = br.QueryRow().Scan(&pos, &head)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return true, errCursorHeld
 	case err != nil:
 		return true, err
-	case len(cursors) == 0 && !wait:
-		return true, errCursorHeld
-	case len(cursors) == 0:
+	}
+	to := min(head, pos+indexChunk)
+	if to <= pos {
 		return false, nil
 	}
-	// A cursor skipped (held by another node, or no longer lagging):
-	// look again later.
-	more = len(cursors) < len(shards) && !wait
 	b = &pgx.Batch{}
-	for _, c := range cursors {
-		to := min(c.head, c.pos+indexChunk)
-		more = more || to < c.head
-		b.Queue(qUnindex, c.shard, c.pos, to)
-		b.Queue(qIndex, c.shard, c.pos, to)
-		b.Queue(qMoveCursor, c.shard, to)
-	}
+	b.Queue(qUnindex, shard, pos, to)
+	b.Queue(qIndex, shard, pos, to)
+	b.Queue(qMoveCursor, shard, to)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return true, err
 	}
@@ -303,7 +275,7 @@ func (ix *indexer) step(ctx context.Context, shards []int, wait bool) (more bool
 	if err := tx.Commit(ctx); err != nil {
 		return true, err
 	}
-	return more, nil
+	return to < head, nil
 }
 
 // catchUp steps the shards, waiting for cursors other nodes hold, until
@@ -328,7 +300,7 @@ func (ix *indexer) catchUp(ctx context.Context) error {
 		if total <= ix.tail {
 			return nil
 		}
-		if _, err := ix.step(ctx, []int{shard}, true); err != nil {
+		if _, err := ix.step(ctx, shard, true); err != nil {
 			return err
 		}
 	}
