@@ -6,8 +6,8 @@
 -- A send inserted a message whose conversation and sender, and an event
 -- whose actor, conversation and message, were each checked so: under
 -- `parley bench write` the foreign-key triggers took about a quarter of
--- the batcher backend's CPU, and the send path with them dropped costs
--- PostgreSQL about 10-15 µs less per message (docs/benchmarks.md,
+-- the CPU of the node's PostgreSQL backends, and with them dropped a
+-- message costs PostgreSQL 44-54 µs instead of 65-75 (docs/benchmarks.md,
 -- "PostgreSQL send path (h-pgsend)").
 --
 -- Nothing they guard can happen in Parley's own writes: nothing deletes
