@@ -67,3 +67,18 @@ type ShardHeadsReader interface {
 	// shard order (len Shards()).
 	ShardHeads(ctx context.Context) ([]int64, error)
 }
+
+// ReadShardHeads returns every shard's head, in shard order, with one
+// ShardHead call per shard: what a log without ShardHeadsReader, or
+// without a one-query way to implement it, is asked.
+func ReadShardHeads(ctx context.Context, sl ShardedLog) ([]int64, error) {
+	heads := make([]int64, sl.Shards())
+	for s := range heads {
+		h, err := sl.ShardHead(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		heads[s] = h
+	}
+	return heads, nil
+}

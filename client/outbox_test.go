@@ -390,11 +390,8 @@ func testSendOrderUnderRateLimit(t *testing.T, window int) {
 		if window > 0 {
 			opts = append(opts, client.WithSendWindow(window))
 		}
-		c := b.client(opts...)
+		c := b.connected(opts...)
 		ctx := context.Background()
-		if err := c.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
 		cv := mustGroup(t, c)
 		var ms []*client.Message
 		for i := range 12 {

@@ -20,10 +20,7 @@ func TestDeliveryReceiptsSDK(t *testing.T) {
 	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		cs := bubbleUsers(t, b, "alice", "bob")
 		alice, bob := cs[0], cs[1]
-		carol := b.client(client.WithToken(b.token("carol")), client.WithDeliveredInterval(-1))
-		if err := carol.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
+		carol := b.connected(client.WithToken(b.token("carol")), client.WithDeliveredInterval(-1))
 		ra := record(alice)
 		cv := mustGroup(t, alice, "bob", "carol")
 		if _, err := alice.Conversations(ctx); err != nil {

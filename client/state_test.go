@@ -283,10 +283,7 @@ func TestTerminalUnauthorized(t *testing.T) {
 // when the network heals; a message sent meanwhile is delivered once.
 func TestHalfOpen(t *testing.T) {
 	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
-		c := b.client(client.WithToken(b.token("alice")), client.WithBackoff(100*time.Millisecond, time.Second))
-		if err := c.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
+		c := b.connected(client.WithToken(b.token("alice")), client.WithBackoff(100*time.Millisecond, time.Second))
 		cv := mustGroup(t, c)
 		rec := &changes{}
 		c.AddConnectionListener("rec", rec)

@@ -13,7 +13,6 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
-	"github.com/parleychat/parley/internal/sqlstore"
 )
 
 // BenchmarkSendMessage measures batched message writes: with RunParallel
@@ -48,33 +47,17 @@ func benchSend(b *testing.B, parallel, nodes, shards, convs int) {
 	// Named, so that pg_stat_activity samples can tell this benchmark's
 	// sessions from others' (docs/benchmarks.md, "Write scaling").
 	dsn := pgtest.Schema(b) + "&application_name=parley-bench-send"
-	dbs := make([]*postgres.DB, nodes)
-	for i := range dbs {
-		db, err := postgres.Open(b.Context(), dsn, sqlstore.WithShards(shards))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { db.Close() })
-		dbs[i] = db
-	}
+	dbs := openNodes(b, dsn, nodes, shards)
 	db := dbs[0]
 	ctx := b.Context()
 	const users = 32
 	ids := make([]string, users)
 	for i := range ids {
-		u, err := db.CreateUser(ctx, fmt.Sprintf("bench%d", i), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = u.ID
+		ids[i] = mustUser(b, db, fmt.Sprintf("bench%d", i)).ID
 	}
 	groups := make([]string, convs)
 	for i := range groups {
-		c, _, err := db.CreateGroup(ctx, ids[0], fmt.Sprint("G", i), ids[1:])
-		if err != nil {
-			b.Fatal(err)
-		}
-		groups[i] = c.ID
+		groups[i] = mustGroup(b, db, ids[0], fmt.Sprint("G", i), ids[1:]...).ID
 	}
 	var n atomic.Int64
 	send := func() {

@@ -70,19 +70,12 @@ func testNodes(t *testing.T, shards int, lanes bool) {
 	users := make([]parley.User, nodes*writers)
 	ids := make([]string, len(users))
 	for i := range users {
-		u, err := dbs[i%nodes].CreateUser(ctx, fmt.Sprintf("writer%d", i), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		u := mustUser(t, dbs[i%nodes], fmt.Sprintf("writer%d", i))
 		users[i], ids[i] = u, u.ID
 	}
 	groups := make([]parley.Conversation, convs)
 	for i := range groups {
-		c, _, err := dbs[i%nodes].CreateGroup(ctx, ids[0], fmt.Sprint("G", i), ids[1:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		groups[i] = c
+		groups[i] = mustGroup(t, dbs[i%nodes], ids[0], fmt.Sprint("G", i), ids[1:]...)
 	}
 	start := make([]int64, shards)
 	for s := range start {

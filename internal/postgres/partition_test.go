@@ -176,10 +176,7 @@ func TestHalfOpenLink(t *testing.T) {
 	if _, err := db.EnsureUser(t.Context(), "alice", "Alice"); err != nil {
 		t.Fatal(err)
 	}
-	conv, _, err := db.CreateGroup(t.Context(), "alice", "g", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conv := mustGroup(t, db, "alice", "g")
 	send := func(id string) error {
 		_, _, err := db.SendMessage(t.Context(), parley.NewMessage{ConversationID: conv.ID, SenderID: "alice",
 			ClientID: id, Type: parley.Text, Text: id})

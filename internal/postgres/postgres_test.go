@@ -12,22 +12,54 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
+	"github.com/parleychat/parley/internal/sqlstore"
 	"github.com/parleychat/parley/internal/storetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// open opens a store on a fresh schema, closed when t ends.
-func open(t testing.TB, dsn string) *postgres.DB {
+// open opens a store on dsn (a fresh schema), closed when t ends.
+func open(t testing.TB, dsn string, opts ...sqlstore.Option) *postgres.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := postgres.Open(ctx, dsn)
+	db, err := postgres.Open(ctx, dsn, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// mustUser creates a user named name on db (no password).
+func mustUser(t testing.TB, db parley.Store, name string) parley.User {
+	t.Helper()
+	u, err := db.CreateUser(t.Context(), name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// mustGroup creates a group of owner's on db with members.
+func mustGroup(t testing.TB, db parley.Store, owner, title string, members ...string) parley.Conversation {
+	t.Helper()
+	c, _, err := db.CreateGroup(t.Context(), owner, title, members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// openNodes opens n stores (nodes) on dsn with shards shards, closed
+// when t ends.
+func openNodes(t testing.TB, dsn string, n, shards int) []*postgres.DB {
+	t.Helper()
+	dbs := make([]*postgres.DB, n)
+	for i := range dbs {
+		dbs[i] = open(t, dsn, sqlstore.WithShards(shards))
+	}
+	return dbs
 }
 
 func TestConformance(t *testing.T) {

@@ -16,24 +16,12 @@ import (
 func TestSearchManyConversations(t *testing.T) {
 	ctx := t.Context()
 	db := open(t, pgtest.Schema(t))
-	many, err := db.CreateUser(ctx, "many", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	few, err := db.CreateUser(ctx, "few", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := db.CreateUser(ctx, "other", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	many := mustUser(t, db, "many")
+	few := mustUser(t, db, "few")
+	other := mustUser(t, db, "other")
 	var shared parley.Conversation
 	for i := range 257 {
-		g, _, err := db.CreateGroup(ctx, many.ID, fmt.Sprint("g", i), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		g := mustGroup(t, db, many.ID, fmt.Sprint("g", i))
 		if i == 100 {
 			shared = g
 		}
@@ -41,10 +29,7 @@ func TestSearchManyConversations(t *testing.T) {
 	if _, _, err := db.UpdateConversation(ctx, many.ID, shared.ID, parley.ConversationChange{Add: []string{few.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	elsewhere, _, err := db.CreateGroup(ctx, other.ID, "elsewhere", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	elsewhere := mustGroup(t, db, other.ID, "elsewhere")
 	m, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: shared.ID, SenderID: many.ID, ClientID: "c1", Type: parley.Text, Text: "zebrafish here"})
 	if err != nil {
 		t.Fatal(err)

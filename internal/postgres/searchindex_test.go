@@ -12,23 +12,15 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
-	"github.com/parleychat/parley/internal/sqlstore"
 )
 
-// openNodes opens n stores (nodes) on one fresh schema with shards
+// openIndexNodes opens n stores (nodes) on one fresh schema with shards
 // shards, their indexers manual (postgres.ManualIndex): the searches
 // below see the tail unless a test indexes.
-func openNodes(t *testing.T, n, shards int) []*postgres.DB {
-	dsn := pgtest.Schema(t)
-	dbs := make([]*postgres.DB, n)
-	for i := range dbs {
-		db, err := postgres.Open(t.Context(), dsn, sqlstore.WithShards(shards))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
+func openIndexNodes(t *testing.T, n, shards int) []*postgres.DB {
+	dbs := openNodes(t, pgtest.Schema(t), n, shards)
+	for _, db := range dbs {
 		postgres.ManualIndex(db)
-		dbs[i] = db
 	}
 	return dbs
 }
@@ -85,23 +77,14 @@ func docCount(t *testing.T, dsn string) int {
 // before and after indexing. A non-member finds nothing.
 func TestSearchAcrossNodes(t *testing.T) {
 	const shards = 4
-	dbs := openNodes(t, 3, shards)
+	dbs := openIndexNodes(t, 3, shards)
 	a, b, c := dbs[0], dbs[1], dbs[2]
 	ctx := t.Context()
-	alice, err := a.CreateUser(ctx, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outsider, err := b.CreateUser(ctx, "outsider", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := mustUser(t, a, "alice")
+	outsider := mustUser(t, b, "outsider")
 	var sent []string
 	for g := range 6 {
-		conv, _, err := a.CreateGroup(ctx, alice.ID, fmt.Sprint("g", g), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		conv := mustGroup(t, a, alice.ID, fmt.Sprint("g", g))
 		for i := range 5 {
 			m, _, err := dbs[i%3].SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: alice.ID,
 				ClientID: fmt.Sprint("c", g, "-", i), Type: parley.Text, Text: fmt.Sprint("alpha word", g, i)})
@@ -185,7 +168,7 @@ func TestSearchAcrossNodes(t *testing.T) {
 // a search there is still exact; once it is gone, the other node indexes
 // every event, once.
 func TestSearchIndexNodeDies(t *testing.T) {
-	dbs := openNodes(t, 2, 1)
+	dbs := openIndexNodes(t, 2, 1)
 	dying, live := dbs[0], dbs[1]
 	ctx := t.Context()
 	u, want := sendWords(t, live, "delta", 20)
@@ -237,7 +220,7 @@ func TestSearchIndexNodeDies(t *testing.T) {
 // TestSearchTailBound: a search that finds more events waiting than its
 // bound has them indexed first, and answers the same.
 func TestSearchTailBound(t *testing.T) {
-	db := openNodes(t, 1, 2)[0]
+	db := openIndexNodes(t, 1, 2)[0]
 	postgres.SetSearchTail(db, 5)
 	ctx := t.Context()
 	u, want := sendWords(t, db, "epsilon", 30)
@@ -257,14 +240,8 @@ func TestSearchTailBound(t *testing.T) {
 // ids, newest first (the order of search results).
 func sendWords(t *testing.T, db *postgres.DB, word string, n int) (parley.User, []string) {
 	t.Helper()
-	u, err := db.CreateUser(t.Context(), "user1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, _, err := db.CreateGroup(t.Context(), u.ID, "g", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustUser(t, db, "user1")
+	conv := mustGroup(t, db, u.ID, "g")
 	var ids []string
 	for i := range n {
 		m, _, err := db.SendMessage(t.Context(), parley.NewMessage{ConversationID: conv.ID, SenderID: u.ID,

@@ -42,12 +42,8 @@ func TestShardsMigration(t *testing.T) {
 // shard's lock), and takes nothing: the next write of that shard gets
 // the next position.
 func TestWriteShardWrongShard(t *testing.T) {
-	db, err := postgres.Open(t.Context(), pgtest.Schema(t), sqlstore.WithShards(4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	err = postgres.WriteShard(t.Context(), db, 1, func(w sqlstore.Tx) error {
+	db := open(t, pgtest.Schema(t), sqlstore.WithShards(4))
+	err := postgres.WriteShard(t.Context(), db, 1, func(w sqlstore.Tx) error {
 		w.NextPos(2)
 		return nil
 	})

@@ -203,8 +203,14 @@ func dial(t testing.TB, srv *servertest.Server, h http.Header) *wsClient {
 // nil, and returns the client after the welcome.
 func connect(t testing.TB, srv *servertest.Server, token string, resume *int64) *wsClient {
 	t.Helper()
+	return hello(t, srv, protocol.Hello{Token: token, ResumeFrom: resume})
+}
+
+// hello dials, says h and returns the client after the welcome.
+func hello(t testing.TB, srv *servertest.Server, h protocol.Hello) *wsClient {
+	t.Helper()
 	c := dial(t, srv, nil)
-	c.sendOp(protocol.OpHello, "", protocol.Hello{Token: token, ResumeFrom: resume})
+	c.sendOp(protocol.OpHello, "", h)
 	f := c.next()
 	if f.Type != protocol.TypeWelcome {
 		t.Fatalf("after hello got %s %+v, want welcome", f.Type, f.Error)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -213,14 +214,9 @@ func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, u parley.Use
 }
 
 func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u parley.User) {
-	limit, err := queryLimit(r, MaxConversationsPage)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	d := protocol.Conversations{Cursor: r.URL.Query().Get("cursor"), Limit: limit}
-	v, err := s.svc.conversations(r.Context(), u, d, s.httpReplyBytes())
-	s.reply(w, http.StatusOK, v, err)
+	serveQuery(s, w, r, u, func(q *query) protocol.Conversations {
+		return protocol.Conversations{Cursor: q.str("cursor"), Limit: q.limit(MaxConversationsPage)}
+	}, s.svc.conversations)
 }
 
 func (s *Server) handleCreateDirect(w http.ResponseWriter, r *http.Request, u parley.User) {
@@ -244,58 +240,72 @@ func (s *Server) handleSetFlags(w http.ResponseWriter, r *http.Request, u parley
 	serveBody(s, w, r, u, http.StatusOK, s.svc.setFlags, func(d *protocol.SetFlags) { d.ConversationID = r.PathValue("id") })
 }
 
-// queryInt reads an integer query parameter; absent is 0.
-func queryInt(r *http.Request, name string) (int64, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return 0, nil
+// query reads a request's query parameters for a handler. The first one
+// that does not parse is kept in err and the reads after it give zero
+// values, so a handler reads them all and then checks err once.
+type query struct {
+	v   url.Values
+	err error
+}
+
+func readQuery(r *http.Request) *query { return &query{v: r.URL.Query()} }
+
+// serveQuery answers a GET route whose request is its query string, as
+// runOp and capped do for an op: read makes the request (a bad parameter
+// is 400 invalid, op not called), op runs it with the HTTP reply cap.
+func serveQuery[T, R any](s *Server, w http.ResponseWriter, r *http.Request, u parley.User,
+	read func(q *query) T, op func(context.Context, parley.User, T, int) (R, error)) {
+	q := readQuery(r)
+	d := read(q)
+	if q.err != nil {
+		s.writeError(w, q.err)
+		return
+	}
+	v, err := op(r.Context(), u, d, s.httpReplyBytes())
+	s.reply(w, http.StatusOK, v, err)
+}
+
+// str returns a text parameter as given ("" when absent).
+func (q *query) str(name string) string { return q.v.Get(name) }
+
+// int reads an integer parameter; absent is 0.
+func (q *query) int(name string) int64 {
+	v := q.v.Get(name)
+	if v == "" || q.err != nil {
+		return 0
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
-		return 0, parley.Errorf(parley.EINVALID, "%s must be an integer", name)
+		q.err = parley.Errorf(parley.EINVALID, "%s must be an integer", name)
+		return 0
 	}
-	return n, nil
+	return n
 }
 
-// queryLimit reads the limit query parameter (absent is 0); one above
-// max reads as max+1, which the service refuses with its usual message,
-// so a huge value neither overflows int nor gets a message of its own.
-func queryLimit(r *http.Request, max int) (int, error) {
-	n, err := queryInt(r, "limit")
-	return int(min(n, int64(max)+1)), err
+// limit reads the limit parameter (absent is 0); one above max reads as
+// max+1, which the service refuses with its usual message, so a huge
+// value neither overflows int nor gets a message of its own.
+func (q *query) limit(max int) int {
+	return int(min(q.int("limit"), int64(max)+1))
 }
 
-// queryCursor reads an integer query parameter that may be absent or
-// empty (nil), which is not the same as 0.
-func queryCursor(r *http.Request, name string) (*int64, error) {
-	if r.URL.Query().Get(name) == "" {
-		return nil, nil
+// cursor reads an integer parameter that may be absent or empty (nil),
+// which is not the same as 0.
+func (q *query) cursor(name string) *int64 {
+	if q.v.Get(name) == "" {
+		return nil
 	}
-	n, err := queryInt(r, name)
-	return &n, err
+	n := q.int(name)
+	return &n
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, u parley.User) {
 	// A cursor given as 0 is not one left out (after=0 is "from the
 	// start"): read them as pointers, as the WebSocket op does.
-	before, err := queryCursor(r, "before")
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	after, err := queryCursor(r, "after")
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	limit, err := queryLimit(r, parley.MaxPageLimit)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	v, err := s.svc.history(r.Context(), u, protocol.History{
-		ConversationID: r.PathValue("id"), Before: before, After: after, Limit: limit}, s.httpReplyBytes())
-	s.reply(w, http.StatusOK, v, err)
+	serveQuery(s, w, r, u, func(q *query) protocol.History {
+		return protocol.History{ConversationID: r.PathValue("id"),
+			Before: q.cursor("before"), After: q.cursor("after"), Limit: q.limit(parley.MaxPageLimit)}
+	}, s.svc.history)
 }
 
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, u parley.User) {
@@ -358,19 +368,10 @@ func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request, u parley.U
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, u parley.User) {
-	after, err := queryInt(r, "after")
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	limit, err := queryLimit(r, MaxEventsPage)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	shard, err := queryInt(r, "shard")
-	if err != nil {
-		s.writeError(w, err)
+	q := readQuery(r)
+	after, limit, shard := q.int("after"), q.limit(MaxEventsPage), q.int("shard")
+	if q.err != nil {
+		s.writeError(w, q.err)
 		return
 	}
 	if shard < 0 || shard >= parley.MaxShards {

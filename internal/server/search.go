@@ -92,24 +92,13 @@ func cutResults(p parley.SearchPage, maxBytes int) parley.SearchPage {
 }
 
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, u parley.User) {
-	limit, err := queryLimit(r, parley.MaxSearchLimit)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	q := r.URL.Query()
-	d := protocol.Search{Query: q.Get("q"), ConversationID: q.Get("conversation_id"), Cursor: q.Get("cursor"), Limit: limit}
-	v, err := s.svc.search(r.Context(), u, d, s.httpReplyBytes())
-	s.reply(w, http.StatusOK, v, err)
+	serveQuery(s, w, r, u, func(q *query) protocol.Search {
+		return protocol.Search{Query: q.str("q"), ConversationID: q.str("conversation_id"), Cursor: q.str("cursor"), Limit: q.limit(parley.MaxSearchLimit)}
+	}, s.svc.search)
 }
 
 func (s *Server) handleMentions(w http.ResponseWriter, r *http.Request, u parley.User) {
-	limit, err := queryLimit(r, parley.MaxSearchLimit)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	d := protocol.Mentions{Cursor: r.URL.Query().Get("cursor"), Limit: limit}
-	v, err := s.svc.mentions(r.Context(), u, d, s.httpReplyBytes())
-	s.reply(w, http.StatusOK, v, err)
+	serveQuery(s, w, r, u, func(q *query) protocol.Mentions {
+		return protocol.Mentions{Cursor: q.str("cursor"), Limit: q.limit(parley.MaxSearchLimit)}
+	}, s.svc.mentions)
 }

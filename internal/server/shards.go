@@ -49,13 +49,5 @@ func shardHeads(ctx context.Context, sl parley.ShardedLog) ([]int64, error) {
 	if hr, ok := sl.(parley.ShardHeadsReader); ok {
 		return hr.ShardHeads(ctx)
 	}
-	heads := make([]int64, sl.Shards())
-	for s := range heads {
-		h, err := sl.ShardHead(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		heads[s] = h
-	}
-	return heads, nil
+	return parley.ReadShardHeads(ctx, sl)
 }

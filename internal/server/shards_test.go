@@ -39,16 +39,7 @@ func startSharded(t *testing.T, shards int, pg bool) *servertest.Server {
 // connection) and returns the client after the welcome.
 func helloV2(t *testing.T, srv *servertest.Server, token string, cursor protocol.ShardCursor) *wsClient {
 	t.Helper()
-	c := dial(t, srv, nil)
-	c.sendOp(protocol.OpHello, "", protocol.Hello{Token: token, Protocol: protocol.Version2, Cursor: cursor})
-	f := c.next()
-	if f.Type != protocol.TypeWelcome {
-		t.Fatalf("after hello got %s %+v, want welcome", f.Type, f.Error)
-	}
-	if err := json.Unmarshal(f.Data, &c.welcome); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return hello(t, srv, protocol.Hello{Token: token, Protocol: protocol.Version2, Cursor: cursor})
 }
 
 // TestHelloVersions: on a log of 4 shards, a protocol-1 hello is refused

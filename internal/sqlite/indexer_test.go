@@ -28,38 +28,37 @@ func TestSearchIndexLag(t *testing.T) {
 	if upto, last := indexLag(t, db); upto >= last {
 		t.Fatalf("after the sends: indexed up to %d of %d, want the sends waiting", upto, last)
 	}
-	if _, _, err := db.EditMessage(ctx, parley.MessageEdit{UserID: a.ID, ConversationID: conv.ID, MessageID: m1.ID, ClientID: "e1", Text: "charlie one"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := db.DeleteMessage(ctx, a.ID, conv.ID, m2.ID); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		query string
-		want  []string
-	}{{"alpha", nil}, {"bravo", nil}, {"two", nil}, {"charlie", []string{m1.ID}}, {"one", []string{m1.ID}}, {"delta", []string{m3.ID}}} {
-		if got := lagSearch(t, db, a, c.query); !slices.Equal(got, c.want) {
-			t.Errorf("search %q: %v, want %v", c.query, got, c.want)
+	// change edits one message and deletes another.
+	change := func(edited parley.Message, clientID, text string, deleted parley.Message) {
+		t.Helper()
+		if _, _, err := db.EditMessage(ctx, parley.MessageEdit{UserID: a.ID, ConversationID: conv.ID, MessageID: edited.ID, ClientID: clientID, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := db.DeleteMessage(ctx, a.ID, conv.ID, deleted.ID); err != nil {
+			t.Fatal(err)
 		}
 	}
+	type search struct {
+		query string
+		want  []string
+	}
+	finds := func(when string, searches ...search) {
+		t.Helper()
+		for _, c := range searches {
+			if got := lagSearch(t, db, a, c.query); !slices.Equal(got, c.want) {
+				t.Errorf("search %q %s: %v, want %v", c.query, when, got, c.want)
+			}
+		}
+	}
+	change(m1, "e1", "charlie one", m2)
+	finds("before the index", search{"alpha", nil}, search{"bravo", nil}, search{"two", nil},
+		search{"charlie", []string{m1.ID}}, search{"one", []string{m1.ID}}, search{"delta", []string{m3.ID}})
 	if upto, last := indexLag(t, db); upto != last {
 		t.Fatalf("after a search: indexed up to %d of %d", upto, last)
 	}
 	// An indexed message: its edit and delete change the index at once.
-	if _, _, err := db.EditMessage(ctx, parley.MessageEdit{UserID: a.ID, ConversationID: conv.ID, MessageID: m3.ID, ClientID: "e3", Text: "echo three"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := db.DeleteMessage(ctx, a.ID, conv.ID, m1.ID); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		query string
-		want  []string
-	}{{"delta", nil}, {"echo", []string{m3.ID}}, {"charlie", nil}, {"three", []string{m3.ID}}} {
-		if got := lagSearch(t, db, a, c.query); !slices.Equal(got, c.want) {
-			t.Errorf("search %q after the index: %v, want %v", c.query, got, c.want)
-		}
-	}
+	change(m3, "e3", "echo three", m1)
+	finds("after the index", search{"delta", nil}, search{"echo", []string{m3.ID}}, search{"charlie", nil}, search{"three", []string{m3.ID}})
 }
 
 // TestSearchIndexResumes: messages not indexed when the process stopped

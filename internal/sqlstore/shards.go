@@ -158,17 +158,10 @@ func headsSQL(d Dialect) string {
 // ShardHeads implements parley.ShardHeadsReader: every shard's head, in
 // one query where the dialect has one (HeadsDialect), else shard by shard.
 func (s *Store) ShardHeads(ctx context.Context) ([]int64, error) {
-	heads := make([]int64, s.shards)
 	if s.sql.heads == "" {
-		for sh := range heads {
-			h, err := s.ShardHead(ctx, sh)
-			if err != nil {
-				return nil, err
-			}
-			heads[sh] = h
-		}
-		return heads, nil
+		return parley.ReadShardHeads(ctx, s)
 	}
+	heads := make([]int64, s.shards)
 	rows, err := s.e.Query(ctx, s.sql.heads)
 	if err != nil {
 		return nil, s.wrapInternal(err)

@@ -4,8 +4,8 @@
 # each NODES/SHARDS case and each binary in turn (A/B in the same minutes), and
 # prints one line per run: acknowledged writes/s, the nodes' CPU (the load tools'
 # `srv CPU s`, getrusage of the server processes over the step) and the
-# PostgreSQL backends' CPU (from the load tools' start to their end: their connects
-# included, the nodes' start-up not), each per acknowledged message, and the share of pg_stat_activity
+# PostgreSQL backends' CPU (cluster-write.sh's "during the load" line), each per
+# acknowledged message, and the share of pg_stat_activity
 # samples (every 0.2 s while the load runs) in which a node's backend waited on
 # an advisory lock (wait_event 'advisory') among its active ones.
 set -u
