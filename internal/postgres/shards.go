@@ -83,11 +83,12 @@ func groupByShard(live []*op, lanes int) []shardGroup {
 // on average before a batch is split into lanes: a smaller batch is one
 // transaction locking the shards it touches. Each transaction pays its
 // BEGIN, settings, lock, head read, bulk statements, head write and
-// COMMIT, on the node and in PostgreSQL, whatever its size; split below
-// this, a log of several shards cost more CPU per message than one shard
-// (docs/benchmarks.md, "Write scaling cost per message"). Where CPU is the
-// limit, lanes buy nothing; they pay where a batch holds its locks long,
-// which is a large batch.
+// COMMIT, on the node and in PostgreSQL, whatever its size; split into
+// lanes however small (as before), a log of 16 shards ran half as many
+// sends per transaction as one shard and cost the node ~1.5x the CPU per
+// send (the store benchmark; docs/benchmarks.md, "Write scaling cost per
+// message"). Where CPU is the limit, lanes buy nothing; they pay where a
+// batch holds its locks long, which is a large batch.
 const minLaneOps = 256
 
 // lanesFor is how many lanes a batch of n ops is split into: at most
