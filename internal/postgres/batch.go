@@ -240,6 +240,9 @@ type batcher struct {
 	// several shards is split into at most, all run at once (shards.go);
 	// batchq.Hooks keeps their publishes from overlapping.
 	parallel int
+	// minLaneOps is the const minLaneOps; tests lower it to split small
+	// batches into lanes.
+	minLaneOps int
 
 	// lockWait and holdIdle bound a stalled node's hold on the cluster
 	// (see lockedTx); tests shorten them. afterLock, when set, runs once
@@ -265,7 +268,7 @@ type batcher struct {
 
 func newBatcher(pool *pgxpool.Pool, keys []int64) *batcher {
 	b := &batcher{pool: pool, keys: keys, shards: len(keys), parallel: max(1, int(pool.Config().MaxConns)/2),
-		queue:    batchq.NewQueue[*op](maxBatch),
+		minLaneOps: minLaneOps, queue: batchq.NewQueue[*op](maxBatch),
 		lockWait: defaultLockWait, holdIdle: defaultHoldIdle}
 	b.wg.Add(1)
 	go b.loop() // owned by b: close stops and waits for it
@@ -289,7 +292,22 @@ func (b *batcher) close() {
 func (b *batcher) loop() {
 	defer b.wg.Done()
 	batch := make([]*op, 0, maxBatch)
-	for o := range b.queue.Ops() {
+	// carry holds the ops a batch of a log of several shards took from
+	// the queue but left for the next batch (runSharded): they go first.
+	var carry []*op
+	for {
+		batch = batch[:0]
+		if len(carry) > 0 {
+			batch = append(batch, carry...)
+			clear(carry)
+			carry = carry[:0]
+		} else {
+			o, ok := <-b.queue.Ops()
+			if !ok {
+				return
+			}
+			batch = append(batch, o)
+		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(bg, b.batchWait())
 		if b.shards == 1 {
@@ -297,11 +315,11 @@ func (b *batcher) loop() {
 			// while other nodes hold the lock, this node's writes
 			// gather into one batch instead of waiting in many.
 			tx, heads, err := b.lockedTx(ctx, nil)
-			batch = b.fill(append(batch[:0], o))
+			batch = b.fill(batch)
 			b.run(ctx, b.claim(batch), nil, tx, heads, err, start)
 		} else {
-			batch = b.fill(append(batch[:0], o))
-			b.runSharded(ctx, b.claim(batch), start)
+			batch = b.fill(batch)
+			carry = b.runSharded(ctx, b.claim(batch), start, carry)
 		}
 		cancel()
 		clear(batch)
@@ -371,15 +389,22 @@ func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, 
 	lb := &pgx.Batch{}
 	lb.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`,
 		millis(b.lockWait), millis(b.holdIdle))
-	if shards == nil {
-		for _, key := range b.keys {
-			lb.Queue(`SELECT pg_advisory_xact_lock($1)`, key)
-		}
+	switch {
+	case len(b.keys) == 1:
+		lb.Queue(qLock, b.keys[0])
 		lb.Queue(qHeads)
-	} else {
-		for _, s := range shards {
-			lb.Queue(`SELECT pg_advisory_xact_lock($1)`, b.keys[s])
+	case shards == nil:
+		lb.Queue(qLocks, b.keys)
+		lb.Queue(qHeads)
+	case len(shards) == 1:
+		lb.Queue(qLock, b.keys[shards[0]])
+		lb.Queue(qHeadsOf, shards)
+	default:
+		keys := make([]int64, len(shards))
+		for i, s := range shards {
+			keys[i] = b.keys[s]
 		}
+		lb.Queue(qLocks, keys)
 		lb.Queue(qHeadsOf, shards)
 	}
 	br := tx.SendBatch(ctx, lb)
@@ -482,7 +507,18 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 			errs[i] = o.send.err
 			continue
 		}
-		errs[i] = wrapInternal(runOne(w, o.fn))
+		err := runOne(w, o.fn)
+		if isUniqueViolation(err) && w.broken == nil {
+			// Another transaction stored the same key (a sender's
+			// client id, an edit's) after this op's check: with a log
+			// of several shards, a transaction of another lane or node,
+			// under other locks. PostgreSQL reports the violation
+			// only once that transaction has committed, so the op's
+			// check, run again, sees its row and answers what a
+			// reused id answers (a resend, `conflict`), not `internal`.
+			err = runOne(w, o.fn)
+		}
+		errs[i] = wrapInternal(err)
 	}
 	if w.broken != nil {
 		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback: %w", w.broken))
@@ -543,6 +579,12 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 		w.inSavepoint = false
 	}()
 	return fn(w)
+}
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // answerAll answers every op with err, a failure of the whole batch.

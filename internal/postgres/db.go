@@ -40,12 +40,10 @@ package postgres
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"runtime"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -154,10 +152,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, key int64) error {
 // together may race: a key another node just gave to another row is a
 // unique violation this node skips.
 func fillNameKeys(ctx context.Context, pool *pgxpool.Pool) error {
-	return sqlstore.FillNameKeys(ctx, dialect{}, pgQuerier{pool}, func(err error) bool {
-		var pgErr *pgconn.PgError
-		return errors.As(err, &pgErr) && pgErr.Code == "23505" // unique_violation
-	})
+	return sqlstore.FillNameKeys(ctx, dialect{}, pgQuerier{pool}, isUniqueViolation)
 }
 
 // setupShards runs sqlstore.SetupShards in a transaction holding the

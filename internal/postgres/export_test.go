@@ -48,3 +48,8 @@ func BenchBackends(ctx context.Context, db *DB) ([]int32, error) {
 	err := db.pool.QueryRow(ctx, `SELECT COALESCE(array_agg(pid), '{}') FROM pg_stat_activity WHERE application_name = 'parley-bench-send'`).Scan(&pids)
 	return pids, err
 }
+
+// SplitSmallBatches makes the batcher split every batch of a log of
+// several shards into lanes (shards.go), however small: the lanes' paths
+// run in tests whose batches are small. Call it before the first write.
+func SplitSmallBatches(db *DB) { db.b.minLaneOps = 1 }

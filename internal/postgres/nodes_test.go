@@ -24,14 +24,18 @@ import (
 // show up as a gap, and a reader that resumed past it would have lost it.
 // With a log of several shards, the same holds per shard (a reader per
 // node and shard polls ShardEvents), while the nodes' batches of
-// different shards commit in parallel.
+// different shards commit in parallel (and, with lanes forced, the
+// transactions of one node's batch).
 func TestNodes(t *testing.T) {
 	for _, shards := range []int{1, 8} {
-		t.Run(fmt.Sprint(shards, "shards"), func(t *testing.T) { testNodes(t, shards) })
+		t.Run(fmt.Sprint(shards, "shards"), func(t *testing.T) { testNodes(t, shards, false) })
 	}
+	// Small batches are one transaction each (shards.go, minLaneOps):
+	// with lanes forced, batches of different lanes commit in parallel.
+	t.Run("8shardsLanes", func(t *testing.T) { testNodes(t, 8, true) })
 }
 
-func testNodes(t *testing.T, shards int) {
+func testNodes(t *testing.T, shards int, lanes bool) {
 	const (
 		nodes   = 3
 		writers = 4 // per node
@@ -47,6 +51,9 @@ func testNodes(t *testing.T, shards int) {
 			if err != nil {
 				t.Errorf("node %d: Open: %v", i, err)
 				return
+			}
+			if lanes {
+				postgres.SplitSmallBatches(db)
 			}
 			dbs[i] = db
 		})

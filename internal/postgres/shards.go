@@ -79,19 +79,49 @@ func groupByShard(live []*op, lanes int) []shardGroup {
 	return groups
 }
 
+// minLaneOps is how many ops a lane (a transaction of a batch) must have
+// on average before a batch is split into lanes: a smaller batch is one
+// transaction locking the shards it touches. Each transaction pays its
+// BEGIN, settings, lock, head read, bulk statements, head write and
+// COMMIT, on the node and in PostgreSQL, whatever its size; split into
+// lanes however small (as before), a log of 16 shards ran half as many
+// sends per transaction as one shard and cost the node ~1.5x the CPU per
+// send (the store benchmark; docs/benchmarks.md, "Write scaling cost per
+// message"). Where CPU is the limit, lanes buy nothing; they pay where a
+// batch holds its locks long, which is a large batch.
+const minLaneOps = 256
+
+// lanesFor is how many lanes a batch of n ops is split into: at most
+// parallel, and so that each has about minOps ops or more.
+func lanesFor(n, parallel, minOps int) int {
+	return max(1, min(parallel, n/max(1, minOps)))
+}
+
 // runSharded runs the live ops of a batch of a log of several shards:
-// one transaction per group (groupByShard), at most b.parallel at once,
+// one transaction per group (groupByShard; as many groups as lanesFor
+// gives), at most b.parallel at once,
 // and returns when all are done. The goroutines are the batcher's: it
 // waits for them.
-func (b *batcher) runSharded(ctx context.Context, live []*op, start time.Time) {
+//
+// A batch of one group takes its locks first and then the ops of its
+// shards that queued meanwhile, as the batch of a log of one shard does
+// (while another node holds a lock, this node's writes gather into one
+// batch instead of waiting in many: fewer, larger transactions); it
+// returns the other ops it took from the queue, in queue order, appended
+// to carry, for the next batch.
+func (b *batcher) runSharded(ctx context.Context, live []*op, start time.Time, carry []*op) []*op {
 	if len(live) == 0 {
-		return
+		return carry
 	}
-	groups := groupByShard(live, b.parallel)
+	groups := groupByShard(live, lanesFor(len(live), b.parallel, b.minLaneOps))
 	if len(groups) == 1 {
-		tx, heads, err := b.lockedTx(ctx, groups[0].shards)
-		b.run(ctx, groups[0].ops, groups[0].shards, tx, heads, err, start)
-		return
+		g := groups[0]
+		tx, heads, err := b.lockedTx(ctx, g.shards)
+		if err == nil {
+			g.ops, carry = b.fillLocked(g.ops, g.shards, carry)
+		}
+		b.run(ctx, g.ops, g.shards, tx, heads, err, start)
+		return carry
 	}
 	sem := make(chan struct{}, b.parallel)
 	var wg sync.WaitGroup
@@ -104,6 +134,54 @@ func (b *batcher) runSharded(ctx context.Context, live []*op, start time.Time) {
 		})
 	}
 	wg.Wait()
+	return carry
+}
+
+// fillLocked adds to ops (claimed, of a transaction locking shards, nil:
+// every shard) the ops queued now whose shard it holds, claiming them,
+// and appends the others to carry, in queue order: an op of another
+// shard waits for the next batch, and so does every later op of its
+// shard (none is locked here), so each shard's ops still commit in queue
+// order. An op that may write any shard stops the fill (it goes to carry:
+// the ops queued after it stay behind it). Ops and carry together stay
+// within maxBatch ops and maxSavepoints ops that need a savepoint, the
+// bounds of the next batch too.
+func (b *batcher) fillLocked(ops []*op, shards []int, carry []*op) ([]*op, []*op) {
+	savepoints := 0
+	for _, o := range ops {
+		if o.send == nil {
+			savepoints++
+		}
+	}
+	for _, o := range carry {
+		if o.send == nil {
+			savepoints++
+		}
+	}
+	for len(ops)+len(carry) < maxBatch && savepoints < maxSavepoints {
+		var o *op
+		select {
+		case q, ok := <-b.queue.Ops():
+			if !ok {
+				return ops, carry
+			}
+			o = q
+		default:
+			return ops, carry
+		}
+		if o.send == nil {
+			savepoints++
+		}
+		switch {
+		case shards != nil && o.shard == anyShard:
+			return ops, append(carry, o)
+		case shards != nil && !slices.Contains(shards, o.shard):
+			carry = append(carry, o)
+		case o.Claim():
+			ops = append(ops, o)
+		}
+	}
+	return ops, carry
 }
 
 // allHeads turns the heads read for shards (nil: every shard, in shard

@@ -47,3 +47,16 @@ func TestGroupByShard(t *testing.T) {
 		t.Fatalf("a batch with an op of any shard: %d groups (first locks %v), want one group of every shard", len(groups), groups[0].shards)
 	}
 }
+
+// TestLanesFor: a batch is split into lanes only when each gets about
+// minLaneOps ops, never into more than parallel.
+func TestLanesFor(t *testing.T) {
+	for _, c := range []struct{ n, parallel, minOps, want int }{
+		{1, 2, 256, 1}, {511, 2, 256, 1}, {512, 2, 256, 2}, {2000, 2, 256, 2},
+		{2000, 16, 256, 7}, {3, 2, 1, 2}, {1, 2, 1, 1}, {10, 1, 0, 1},
+	} {
+		if got := lanesFor(c.n, c.parallel, c.minOps); got != c.want {
+			t.Errorf("lanesFor(%d, %d, %d) = %d, want %d", c.n, c.parallel, c.minOps, got, c.want)
+		}
+	}
+}

@@ -12,19 +12,29 @@ import (
 	"github.com/parleychat/parley/internal/storetest"
 )
 
-// TestShards: see storetest.Shards.
+// TestShards: see storetest.Shards. Lanes: with every batch split into
+// lanes however small (postgres.SplitSmallBatches), so the suite's
+// concurrent writes run in transactions of different lanes at once, as
+// large batches do (Shards/ClientIDAcrossShards needs it).
 func TestShards(t *testing.T) {
-	storetest.Shards(t, func(t *testing.T) string { return pgtest.Schema(t) },
-		func(t *testing.T, dsn string, shards int) (parley.Store, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			db, err := postgres.Open(ctx, dsn, sqlstore.WithShards(shards))
-			if err != nil {
-				return nil, err
-			}
-			t.Cleanup(func() { db.Close() })
-			return db, nil
+	for _, lanes := range []bool{false, true} {
+		t.Run(map[bool]string{false: "OneTransaction", true: "Lanes"}[lanes], func(t *testing.T) {
+			storetest.Shards(t, func(t *testing.T) string { return pgtest.Schema(t) },
+				func(t *testing.T, dsn string, shards int) (parley.Store, error) {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					db, err := postgres.Open(ctx, dsn, sqlstore.WithShards(shards))
+					if err != nil {
+						return nil, err
+					}
+					if lanes {
+						postgres.SplitSmallBatches(db)
+					}
+					t.Cleanup(func() { db.Close() })
+					return db, nil
+				})
 		})
+	}
 }
 
 // TestShardsMigration: see storetest.ShardsMigration.

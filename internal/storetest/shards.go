@@ -35,6 +35,10 @@ func Shards(t *testing.T, fresh func(t *testing.T) string, open func(t *testing.
 		t.Parallel()
 		testDensePerShard(t, mustOpen(t, fresh(t), 8))
 	})
+	t.Run("ClientIDAcrossShards", func(t *testing.T) {
+		t.Parallel()
+		testClientIDAcrossShards(t, mustOpen(t, fresh(t), 8))
+	})
 	t.Run("WebhookQueue", func(t *testing.T) {
 		t.Parallel()
 		testWebhookQueueShards(t, mustOpen(t, fresh(t), 4))
@@ -306,5 +310,98 @@ func ShardsMigration(t *testing.T, open func(t *testing.T) parley.Store, downTo 
 	}
 	if len(evs) != 1 || evs[0].Pos != head+1 {
 		t.Fatalf("the first send after the migration got events %v, want one at position %d", evs, head+1)
+	}
+}
+
+// testClientIDAcrossShards: one sender reuses a client id at the same
+// moment in conversations of different shards (which PostgreSQL may
+// commit in transactions of their own, under different locks): the
+// message is stored once, the other sends answer ECONFLICT (never
+// EINTERNAL), and a resend to the winner's conversation returns the
+// stored message. The same for an edit's client id reused at once on
+// messages of different shards.
+func testClientIDAcrossShards(t *testing.T, s parley.Store) {
+	n := optional[parley.ShardedLog](t, s).Shards()
+	a, b := newUser(t, s, "cida"), newUser(t, s, "cidb")
+	// A conversation in each of as many shards as 24 groups reach.
+	byShard := map[int]parley.Conversation{}
+	for i := range 24 {
+		c := newGroup(t, s, a, fmt.Sprint("C", i), b)
+		if _, ok := byShard[parley.ShardOf(c.ID, n)]; !ok {
+			byShard[parley.ShardOf(c.ID, n)] = c
+		}
+	}
+	if len(byShard) < 3 {
+		t.Fatalf("24 conversations fell in %d of %d shards", len(byShard), n)
+	}
+	var convs []parley.Conversation
+	for _, c := range byShard {
+		convs = append(convs, c)
+	}
+	for round := range 20 {
+		cid := clientID()
+		msgs := make([]parley.Message, len(convs))
+		errs := make([]error, len(convs))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, c := range convs {
+			wg.Go(func() {
+				<-start
+				msgs[i], _, errs[i] = s.SendMessage(ctx(t), parley.NewMessage{ConversationID: c.ID, SenderID: a.ID,
+					ClientID: cid, Type: parley.Text, Text: fmt.Sprint("round ", round)})
+			})
+		}
+		close(start)
+		wg.Wait()
+		won := -1
+		for i, err := range errs {
+			switch code := parley.ErrorCode(err); {
+			case err == nil && won < 0:
+				won = i
+			case err == nil:
+				t.Fatalf("round %d: client id %s stored in two conversations (%s and %s)", round, cid, convs[won].ID, convs[i].ID)
+			case code != parley.ECONFLICT:
+				t.Fatalf("round %d: a send reusing client id %s in another shard's conversation: %v (code %q), want %q",
+					round, cid, err, code, parley.ECONFLICT)
+			}
+		}
+		if won < 0 {
+			t.Fatalf("round %d: no send of client id %s succeeded", round, cid)
+		}
+		again, _, err := s.SendMessage(ctx(t), parley.NewMessage{ConversationID: convs[won].ID, SenderID: a.ID,
+			ClientID: cid, Type: parley.Text, Text: "resend"})
+		if err != nil || again.ID != msgs[won].ID {
+			t.Fatalf("round %d: resend to the winner's conversation: %v, message %q, want %q", round, err, again.ID, msgs[won].ID)
+		}
+
+		// An edit's client id, reused at once on a message of each shard.
+		eid := clientID()
+		errs = make([]error, len(convs))
+		start = make(chan struct{})
+		for i, c := range convs {
+			m := send(t, s, c.ID, a, "to edit")
+			wg.Go(func() {
+				<-start
+				_, _, errs[i] = s.EditMessage(ctx(t), parley.MessageEdit{UserID: a.ID, ConversationID: c.ID,
+					MessageID: m.ID, ClientID: eid, Text: fmt.Sprint("edited ", round)})
+			})
+		}
+		close(start)
+		wg.Wait()
+		won = -1
+		for i, err := range errs {
+			switch code := parley.ErrorCode(err); {
+			case err == nil && won < 0:
+				won = i
+			case err == nil:
+				t.Fatalf("round %d: edit id %s applied to messages of two conversations", round, eid)
+			case code != parley.ECONFLICT:
+				t.Fatalf("round %d: an edit reusing edit id %s in another shard's conversation: %v (code %q), want %q",
+					round, eid, err, code, parley.ECONFLICT)
+			}
+		}
+		if won < 0 {
+			t.Fatalf("round %d: no edit with id %s succeeded", round, eid)
+		}
 	}
 }

@@ -4,7 +4,8 @@
 # $PG, default the test database) and the machine's NATS (a subject of their own),
 # and drives each with its own `BIN bench write --url` process, ROOMS/NODES rooms
 # of WINDOW sends in flight each, all at once for DURATION. Prints each load tool's
-# summary, the CPU time of the nodes' PostgreSQL backends, and the sum of
+# summary, the CPU time of the nodes' PostgreSQL backends (during the load,
+# and over the nodes' life), and the sum of
 # acknowledged writes/s, with the load average before/after.
 # The nodes' rate limits are off (the load comes from one address). For A/B runs
 # of 1 vs 3 nodes, run both in the same window: the machine is shared.
@@ -14,6 +15,8 @@ BIN=$1; NODES=$2; ROOMS=$3; WINDOW=$4; DUR=$5
 PG=${PG:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 NATS=${NATS:-nats://127.0.0.1:4222}
 SHARDS=${SHARDS:-0}
+# A binary from before log shards (19cd3c7, say) has no --shards.
+SHARDFLAG="--shards $SHARDS"; $BIN serve --help 2>&1 | grep -q -- --shards || SHARDFLAG=
 STATE=$(mktemp -d /tmp/cluster-write.XXXX)
 SCHEMA=cw_$$_$RANDOM
 SECRET=cluster-write-bench-secret-0123456789abcdef
@@ -24,7 +27,7 @@ for i in $(seq 0 $((NODES-1))); do
   PORT=$((20000 + RANDOM % 10000)); PORTS+=($PORT)
   mkdir -p $STATE/n$i
   PARLEY_SECRET=$SECRET $BIN serve --addr 127.0.0.1:$PORT --data-dir $STATE/n$i --log-level warn \
-    --store "$PG&search_path=$SCHEMA&application_name=$SCHEMA" --shards $SHARDS --broker "$NATS?subject=parley.cw.$SCHEMA" --node-id n$i \
+    --store "$PG&search_path=$SCHEMA&application_name=$SCHEMA" $SHARDFLAG --broker "$NATS?subject=parley.cw.$SCHEMA" --node-id n$i \
     --messages-per-second=-1 --ip-messages-per-second=-1 --typing-per-second=-1 \
     --connects-per-second=-1 --presence-per-second=-1 --reads-per-second=-1 \
     --conversation-writes-per-second=-1 --read-marks-per-second=-1 --deletes-per-second=-1 \
@@ -40,10 +43,30 @@ for i in $(seq 0 $((NODES-1))); do
     --rooms $((ROOMS / NODES)) --window $WINDOW --duration $DUR > $STATE/load$i.out 2>&1 &
   LOADS+=($!)
 done
+# The CPU time of the nodes' PostgreSQL backends (found by application_name)
+# from the load's start (its clients connected: the users and rooms it
+# makes are not counted) to its end: the database's share of the cost per
+# message, which the load tools' figures leave out. With it, what the whole
+# cluster wrote to the WAL and the checkpoints meanwhile (other sessions'
+# too), and this schema's table counters (updates, HOT updates, dead rows).
+pgcpu() { local S=0 N=0; for p in $(psql "$PG" -Atc "SELECT pid FROM pg_stat_activity WHERE application_name = '$SCHEMA'"); do
+  read -r -a f < /proc/$p/stat && S=$((S + f[13] + f[14])) && N=$((N + 1)); done; echo "$N $S"; }
+until grep -q "connected in" $STATE/load0.out 2>/dev/null; do sleep 0.05; kill -0 ${LOADS[0]} 2>/dev/null || break; done
+read -r N0 S0 <<< "$(pgcpu)"
+W0=$(psql "$PG" -Atc "SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
+B0=$(psql "$PG" -Atc "SELECT checkpoints_timed + checkpoints_req, buffers_backend FROM pg_stat_bgwriter")
 wait ${LOADS[@]}
-# The CPU time of the nodes' PostgreSQL backends (found by application_name),
-# read while the nodes still hold their connections: the database's share of
-# the cost per message, which the load tools' figures leave out.
+# The search indexer steps 100 ms after the last commit: count that step.
+sleep 0.5
+read -r N1 S1 <<< "$(pgcpu)"
+W1=$(psql "$PG" -Atc "SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
+B1=$(psql "$PG" -Atc "SELECT checkpoints_timed + checkpoints_req, buffers_backend FROM pg_stat_bgwriter")
+echo "cluster-wide during the load (all sessions, not only this node's): wal records|fpi|bytes $W0 -> $W1; checkpoints|buffers_backend $B0 -> $B1"
+psql "$PG" -Atc "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup, idx_scan, seq_scan FROM pg_stat_user_tables WHERE schemaname = '$SCHEMA' AND (n_tup_ins + n_tup_upd) > 0 ORDER BY relname" | sed 's/^/table: /'
+echo "postgres backends during the load: $N0 then $N1, CPU s: $(awk -v t=$((S1 - S0)) -v h=$(getconf CLK_TCK) 'BEGIN {printf "%.2f", t / h}')"
+# The same over the nodes' whole life (migrations, users and rooms
+# included), read while they still hold their connections (the figure
+# docs/benchmarks.md gave before h-pgsend).
 S=0; N=0
 for p in $(psql "$PG" -Atc "SELECT pid FROM pg_stat_activity WHERE application_name = '$SCHEMA'"); do
   read -r -a f < /proc/$p/stat && S=$((S + f[13] + f[14])) && N=$((N + 1))
