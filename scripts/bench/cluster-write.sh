@@ -10,6 +10,11 @@
 # The nodes' rate limits are off (the load comes from one address). For A/B runs
 # of 1 vs 3 nodes, run both in the same window: the machine is shared.
 # SHARDS (default 0: the database's, 1 for a new one) is the nodes' --shards.
+# NODE_CPU (say 0.2; default none) gives each node a CPU budget of its own, that
+# fraction of one core, with a cgroup's CFS quota (needs root): a stand-in for
+# nodes on machines of their own, while PostgreSQL, NATS and the load tools
+# share what is left of this machine. Without it, every node competes for the
+# same cores, and N nodes can do no more than one node that already fills them.
 set -u
 BIN=$1; NODES=$2; ROOMS=$3; WINDOW=$4; DUR=$5
 PG=${PG:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
@@ -21,7 +26,18 @@ STATE=$(mktemp -d /tmp/cluster-write.XXXX)
 SCHEMA=cw_$$_$RANDOM
 SECRET=cluster-write-bench-secret-0123456789abcdef
 psql "$PG" -qc "CREATE SCHEMA $SCHEMA" || exit 1
-trap 'kill ${PIDS[@]} 2>/dev/null; wait; psql "$PG" -qc "SET client_min_messages = warning; DROP SCHEMA $SCHEMA CASCADE"; rm -rf $STATE' EXIT
+CGROUPS=()
+# budget PID NAME: put PID in a cgroup of its own with a quota of NODE_CPU cores.
+budget() {
+  local q; q=$(awk -v c="$NODE_CPU" 'BEGIN {printf "%d", c * 100000}')
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    local g=/sys/fs/cgroup/$2; mkdir -p $g && echo "$q 100000" > $g/cpu.max
+  else
+    local g=/sys/fs/cgroup/cpu/$2; mkdir -p $g && echo 100000 > $g/cpu.cfs_period_us && echo $q > $g/cpu.cfs_quota_us
+  fi || { echo "cannot set a CPU budget (root and a cgroup cpu controller are needed)"; exit 1; }
+  echo $1 > $g/cgroup.procs && CGROUPS+=($g)
+}
+trap 'kill ${PIDS[@]} 2>/dev/null; wait; for g in ${CGROUPS[@]}; do rmdir $g; done; psql "$PG" -qc "SET client_min_messages = warning; DROP SCHEMA $SCHEMA CASCADE"; rm -rf $STATE' EXIT
 PIDS=(); PORTS=()
 for i in $(seq 0 $((NODES-1))); do
   PORT=$((20000 + RANDOM % 10000)); PORTS+=($PORT)
@@ -33,10 +49,12 @@ for i in $(seq 0 $((NODES-1))); do
     --conversation-writes-per-second=-1 --read-marks-per-second=-1 --deletes-per-second=-1 \
     --uploads-per-second=-1 --conns-per-ip=-1 > $STATE/n$i/server.log 2>&1 &
   PIDS+=($!)
+  [ -n "${NODE_CPU:-}" ] && budget $! $SCHEMA-n$i
   # The first node migrates the schema alone; the others start after it.
   for t in $(seq 150); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
 done
 echo "uptime before: $(uptime)"
+[ -n "${NODE_CPU:-}" ] && echo "each node's CPU budget: $NODE_CPU of a core (CFS quota)"
 LOADS=()
 for i in $(seq 0 $((NODES-1))); do
   PARLEY_SECRET=$SECRET $BIN bench write --url http://127.0.0.1:${PORTS[$i]} --server-pid ${PIDS[$i]} \
