@@ -368,7 +368,6 @@ func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 	if h.consentChanged != nil && (ev.Type == parley.EventUserBlocked || ev.Type == parley.EventUserUnblocked || ev.Type == parley.EventRequestAccepted) {
 		h.consentChanged(ev)
 	}
-	b := encodeEvent(ev)
 	cs := h.scratch[:0]
 	h.mu.Lock()
 	h.delivered[ev.Shard] = ev.Pos
@@ -384,11 +383,16 @@ func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 	h.mu.Unlock()
 	// Queued for flush (at the end of the run's batch of events): a
 	// connection no writer serves gets its frames written from the run
-	// goroutine, in one write for all the batch gave it.
-	at := ev.At.UnixNano()
-	for _, c := range cs {
-		if c.queueForFlush(outFrame{b: b}, at) {
-			owed = append(owed, c)
+	// goroutine, in one write for all the batch gave it. The frame is
+	// encoded only when a local connection takes it: in a cluster, most
+	// events a node sequences are other nodes' with no audience here.
+	if len(cs) > 0 {
+		b := encodeEvent(ev)
+		at := ev.At.UnixNano()
+		for _, c := range cs {
+			if c.queueForFlush(outFrame{b: b}, at) {
+				owed = append(owed, c)
+			}
 		}
 	}
 	h.metrics.fanout.Add(float64(len(cs)))

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -69,5 +70,37 @@ func TestHubUserList(t *testing.T) {
 	}
 	if len(h.users) != 0 {
 		t.Fatalf("users left: %v", h.users)
+	}
+}
+
+// TestHubDeliverNoLocalAudience: an event none of whose audience is
+// connected to this node (in a cluster, most of the events a node
+// sequences: the other nodes' users') is sequenced and recorded as
+// delivered, but not encoded into a frame nobody takes: delivering it
+// allocates nothing. An event with a local audience still reaches it.
+func TestHubDeliverNoLocalAudience(t *testing.T) {
+	h := newHub(nil, nil, newMetrics())
+	h.start([]int64{0})
+	s := &Server{metrics: h.metrics, cfg: Config{Limits: Limits{SendQueueBytes: 1 << 20}}}
+	a := &conn{s: s, user: parley.User{ID: "a"}}
+	h.register(a, nil, nil)
+	pos := int64(0)
+	ev := parley.Event{Type: parley.EventNewMessage, ConversationID: "c1", Audience: []string{"b"}}
+	if n := testing.AllocsPerRun(100, func() {
+		pos++
+		ev.Pos = pos
+		h.accept(ev)
+	}); n != 0 {
+		t.Fatalf("%v allocations per event with no local audience, want 0", n)
+	}
+	if h.delivered[0] != pos || h.seq[0].next != pos+1 {
+		t.Fatalf("delivered %d, next %d; want %d, %d", h.delivered[0], h.seq[0].next, pos, pos+1)
+	}
+	if got := queued(t, a); len(got) != 0 {
+		t.Fatalf("a received %v, events of b only", got)
+	}
+	h.accept(parley.Event{Pos: pos + 1, Type: parley.EventNewMessage, ConversationID: "c1", Audience: []string{"a"}})
+	if got, want := queued(t, a), []string{fmt.Sprintf("0/%d", pos+1)}; !slices.Equal(got, want) {
+		t.Fatalf("a received %v, want %v", got, want)
 	}
 }
