@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley"
 )
@@ -102,5 +103,38 @@ func TestHubDeliverNoLocalAudience(t *testing.T) {
 	h.accept(parley.Event{Pos: pos + 1, Type: parley.EventNewMessage, ConversationID: "c1", Audience: []string{"a"}})
 	if got, want := queued(t, a), []string{fmt.Sprintf("0/%d", pos+1)}; !slices.Equal(got, want) {
 		t.Fatalf("a received %v, want %v", got, want)
+	}
+}
+
+// BenchmarkHubAccept: the sequencer's cost of one event in order, with a
+// local audience (one connection) or none (another node's user, as most
+// events a node of a cluster sequences are).
+func BenchmarkHubAccept(b *testing.B) {
+	for _, name := range []string{"local", "remote"} {
+		b.Run(name, func(b *testing.B) {
+			h := newHub(nil, nil, newMetrics())
+			h.start([]int64{0})
+			s := &Server{metrics: h.metrics, cfg: Config{Limits: Limits{SendQueueBytes: 1 << 30}}}
+			a := &conn{s: s, user: parley.User{ID: "a"}}
+			h.register(a, nil, nil)
+			to := "a"
+			if name == "remote" {
+				to = "b"
+			}
+			ev := parley.Event{Type: parley.EventNewMessage, ConversationID: "01JEXAMPLECONVERSATION00000", UserID: "01JEXAMPLEUSER000000000000", UserName: "bench-user",
+				Message: &parley.Message{ID: "01JEXAMPLEMESSAGE000000000", ConversationID: "01JEXAMPLECONVERSATION00000", SenderID: "01JEXAMPLEUSER000000000000", Seq: 1, Text: "a message of the write benchmark, about this long", ClientID: "c-0001"},
+				At:      time.Now(), Audience: []string{to}}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				ev.Pos = int64(i + 1)
+				h.accept(ev)
+				if i%256 == 255 {
+					a.mu.Lock()
+					clear(a.q)
+					a.q, a.qBytes = a.q[:0], 0
+					a.mu.Unlock()
+				}
+			}
+		})
 	}
 }
