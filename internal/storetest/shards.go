@@ -39,6 +39,13 @@ func Shards(t *testing.T, fresh func(t *testing.T) string, open func(t *testing.
 		t.Parallel()
 		testClientIDAcrossShards(t, mustOpen(t, fresh(t), 8))
 	})
+	for _, n := range []int{1, 4} {
+		t.Run(fmt.Sprint("ReplayAfterReopen", n), func(t *testing.T) {
+			t.Parallel()
+			loc := fresh(t)
+			testReplayAfterReopen(t, mustOpen(t, loc, n), func() parley.Store { return mustOpen(t, loc, 0) })
+		})
+	}
 	t.Run("WebhookQueue", func(t *testing.T) {
 		t.Parallel()
 		testWebhookQueueShards(t, mustOpen(t, fresh(t), 4))
@@ -403,5 +410,75 @@ func testClientIDAcrossShards(t *testing.T, s parley.Store) {
 		if won < 0 {
 			t.Fatalf("round %d: no edit with id %s succeeded", round, eid)
 		}
+	}
+}
+
+// testReplayAfterReopen: the edits and reactions a member missed are
+// read back from the log, after the store is closed and opened again (a
+// server restart), in the order they were made, each once: what a
+// resume replays. An edit sent again with its client id adds nothing,
+// before the restart or after.
+func testReplayAfterReopen(t *testing.T, s parley.Store, reopen func() parley.Store) {
+	a, b := newUser(t, s, "rpa"), newUser(t, s, "rpb")
+	conv := newGroup(t, s, a, "Replay", b)
+	m := send(t, s, conv.ID, a, "v1")
+	log := optional[parley.ShardedLog](t, s)
+	shard := parley.ShardOf(conv.ID, log.Shards())
+	head, err := log.ShardHead(ctx(t), shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	react := func(s parley.Store, add bool) {
+		t.Helper()
+		if _, _, err := s.React(ctx(t), b.ID, conv.ID, m.ID, "👍", add); err != nil {
+			t.Fatalf("React(%v): %v", add, err)
+		}
+	}
+	if _, _, err := edit(t, s, a, m, "e1", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	react(s, true)
+	if _, _, err := edit(t, s, a, m, "e2", "v3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, events, err := edit(t, s, a, m, "e1", "v2"); err != nil || len(events) != 0 {
+		t.Fatalf("edit e1 sent again: %v, %d events, want none", err, len(events))
+	}
+	react(s, false)
+	s.Close()
+
+	s = reopen()
+	if _, events, err := edit(t, s, a, m, "e2", "v3"); err != nil || len(events) != 0 {
+		t.Fatalf("edit e2 sent again after the restart: %v, %d events, want none", err, len(events))
+	}
+	events, err := s.(parley.ShardedLog).ShardEventsFor(ctx(t), b.ID, shard, head, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	last := head
+	for _, e := range events {
+		if e.Pos <= last {
+			t.Fatalf("event at %d after %d", e.Pos, last)
+		}
+		last = e.Pos
+		switch e.Type {
+		case parley.EventMessageEdited:
+			if e.Message == nil || e.Message.ID != m.ID {
+				t.Fatalf("messageEdited at %d names %+v, want message %s", e.Pos, e.Message, m.ID)
+			}
+			got = append(got, "edited")
+		case parley.EventReactionAdded, parley.EventReactionRemoved:
+			got = append(got, string(e.Type)+" "+e.Emoji)
+		default:
+			t.Fatalf("unexpected %s at %d", e.Type, e.Pos)
+		}
+	}
+	want := []string{"edited", "reactionAdded 👍", "edited", "reactionRemoved 👍"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("replayed after the restart %q, want %q", got, want)
+	}
+	if now := messageByID(t, s, b, conv.ID, m.ID); now.Text != "v3" || now.EditedAt == nil || len(now.Reactions) != 0 {
+		t.Fatalf("history after the restart: text %q, edited_at %v, reactions %+v; want v3, set, none", now.Text, now.EditedAt, now.Reactions)
 	}
 }
