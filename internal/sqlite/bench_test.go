@@ -186,22 +186,17 @@ func BenchmarkEventsFor(b *testing.B) {
 func BenchmarkSendMessagesRooms(b *testing.B) {
 	const rooms, run = 1000, 4
 	db := open(b, filepath.Join(b.TempDir(), "bench.db"))
-	users := make([]parley.User, rooms)
+	users := benchUsers(b, db, rooms)
 	groups := make([]parley.Conversation, rooms)
 	var wg sync.WaitGroup
 	for i := range rooms {
 		wg.Go(func() {
-			u, err := db.CreateUser(b.Context(), fmt.Sprintf("user%d", i), nil)
+			g, _, err := db.CreateGroup(b.Context(), users[i].ID, fmt.Sprint("G", i), nil)
 			if err != nil {
 				b.Error(err)
 				return
 			}
-			g, _, err := db.CreateGroup(b.Context(), u.ID, fmt.Sprint("G", i), nil)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			users[i], groups[i] = u, g
+			groups[i] = g
 		})
 	}
 	wg.Wait()
@@ -254,18 +249,8 @@ func BenchmarkSendPacedRooms(b *testing.B) {
 func benchPacedRooms(b *testing.B, opts ...sqlstore.Option) {
 	const rooms, size, rate = 1000, 10, 2000
 	db := open(b, filepath.Join(b.TempDir(), "bench.db"), opts...)
-	users := make([]parley.User, rooms)
+	users := benchUsers(b, db, rooms)
 	var wg sync.WaitGroup
-	for i := range rooms {
-		wg.Go(func() {
-			u, err := db.CreateUser(b.Context(), fmt.Sprintf("user%d", i), nil)
-			if err != nil {
-				b.Error(err)
-			}
-			users[i] = u
-		})
-	}
-	wg.Wait()
 	groups := make([]parley.Conversation, rooms)
 	for r := range rooms {
 		wg.Go(func() {
@@ -306,4 +291,22 @@ func benchPacedRooms(b *testing.B, opts ...sqlstore.Option) {
 	}
 	wg.Wait()
 	reportRate(b, db, before, cpu0)
+}
+
+// benchUsers creates n users (user0, user1, ...) at once, as many
+// clients signing up together; a failure fails b.
+func benchUsers(b *testing.B, db *sqlite.DB, n int) []parley.User {
+	users := make([]parley.User, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			u, err := db.CreateUser(b.Context(), fmt.Sprintf("user%d", i), nil)
+			if err != nil {
+				b.Error(err)
+			}
+			users[i] = u
+		})
+	}
+	wg.Wait()
+	return users
 }
