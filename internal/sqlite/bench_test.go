@@ -187,25 +187,14 @@ func BenchmarkSendMessagesRooms(b *testing.B) {
 	const rooms, run = 1000, 4
 	db := open(b, filepath.Join(b.TempDir(), "bench.db"))
 	users := benchUsers(b, db, rooms)
-	groups := make([]parley.Conversation, rooms)
-	var wg sync.WaitGroup
-	for i := range rooms {
-		wg.Go(func() {
-			g, _, err := db.CreateGroup(b.Context(), users[i].ID, fmt.Sprint("G", i), nil)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			groups[i] = g
-		})
-	}
-	wg.Wait()
+	groups := benchGroups(b, db, users, func(int) []string { return nil })
 	if b.Failed() {
 		return
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	before, cpu0 := db.Stats(), cpuTime()
+	var wg sync.WaitGroup
 	var left atomic.Int64
 	left.Store(int64(b.N))
 	for w := range rooms {
@@ -250,28 +239,21 @@ func benchPacedRooms(b *testing.B, opts ...sqlstore.Option) {
 	const rooms, size, rate = 1000, 10, 2000
 	db := open(b, filepath.Join(b.TempDir(), "bench.db"), opts...)
 	users := benchUsers(b, db, rooms)
-	var wg sync.WaitGroup
-	groups := make([]parley.Conversation, rooms)
-	for r := range rooms {
-		wg.Go(func() {
-			ids := make([]string, 0, size-1)
-			for k := 1; k < size; k++ {
-				ids = append(ids, users[(r+k)%rooms].ID)
-			}
-			g, _, err := db.CreateGroup(b.Context(), users[r].ID, fmt.Sprint("G", r), ids)
-			if err != nil {
-				b.Error(err)
-			}
-			groups[r] = g
-		})
-	}
-	wg.Wait()
+	// Room r: users[r] and the size-1 users after it.
+	groups := benchGroups(b, db, users, func(r int) []string {
+		ids := make([]string, 0, size-1)
+		for k := 1; k < size; k++ {
+			ids = append(ids, users[(r+k)%rooms].ID)
+		}
+		return ids
+	})
 	if b.Failed() {
 		return
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	before, cpu0 := db.Stats(), cpuTime()
+	var wg sync.WaitGroup
 	start := time.Now()
 	interval := time.Second / rate
 	for i := 0; i < b.N; {
@@ -309,4 +291,22 @@ func benchUsers(b *testing.B, db *sqlite.DB, n int) []parley.User {
 	}
 	wg.Wait()
 	return users
+}
+
+// benchGroups creates a group for each user at once (G0, G1, ...), the
+// user its creator and members(i) the others; a failure fails b.
+func benchGroups(b *testing.B, db *sqlite.DB, users []parley.User, members func(i int) []string) []parley.Conversation {
+	groups := make([]parley.Conversation, len(users))
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Go(func() {
+			g, _, err := db.CreateGroup(b.Context(), u.ID, fmt.Sprint("G", i), members(i))
+			if err != nil {
+				b.Error(err)
+			}
+			groups[i] = g
+		})
+	}
+	wg.Wait()
+	return groups
 }
