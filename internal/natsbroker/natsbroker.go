@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -77,6 +79,15 @@ type Broker struct {
 	closed  chan struct{} // closed by nats.go's ClosedHandler
 
 	subs subscriptions.Set[*subscription]
+
+	// instance names this broker's messages for their echo (echo.go).
+	instance string
+	// pubMu orders publishes: seq and the subscriptions' kept messages
+	// follow the order nats.go sends them in.
+	pubMu sync.Mutex
+	seq   uint64
+	// decoded counts the messages decoded from their bytes (tests).
+	decoded atomic.Int64
 }
 
 // PendingLimits returns the bounds of the node's subscription (see
@@ -86,6 +97,9 @@ func (b *Broker) PendingLimits() (msgs, bytes int) { return b.pending[0], b.pend
 type subscription struct {
 	ns *nats.Subscription
 	fn func(parley.BrokerMessage)
+	// echoes are this broker's messages published since the
+	// subscription started, kept until their echo (echo.go).
+	echoes echoes
 	// mu is held while fn runs, so stop can wait for a call in progress.
 	mu      sync.Mutex
 	stopped bool
@@ -137,6 +151,8 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		log:     cfg.Logger.With("component", "natsbroker"),
 		closed:  make(chan struct{}),
 		subs:    subscriptions.Set[*subscription]{ErrClosed: ErrClosed},
+
+		instance: newInstance(),
 	}
 	var closeOnce sync.Once
 	nc, err := nats.Connect(cfg.URL,
@@ -193,7 +209,8 @@ func (b *Broker) publish(w wireMessage) error {
 	if err != nil {
 		return fmt.Errorf("natsbroker: encode: %w", err)
 	}
-	if int64(len(data)) > b.nc.MaxPayload() {
+	// The max payload counts the headers too (the echo header, echo.go).
+	if int64(len(data)+echoHeaderRoom) > b.nc.MaxPayload() {
 		if len(w.Events) < 2 {
 			return fmt.Errorf("natsbroker: message of %d bytes exceeds the NATS max payload of %d", len(data), b.nc.MaxPayload())
 		}
@@ -206,7 +223,19 @@ func (b *Broker) publish(w wireMessage) error {
 		}
 		return b.publish(second)
 	}
-	if err := b.nc.Publish(b.subject, data); err != nil {
+	// Under pubMu, so the sequence and the kept messages follow the
+	// order nats.go sends in. A message kept whose publish fails is
+	// forgotten when a later one's echo comes.
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	msg := &nats.Msg{Subject: b.subject, Data: data}
+	if b.nc.HeadersSupported() { // NATS 2.2 and later; older ones get no echo header
+		b.seq++
+		m := fromWire(w)
+		b.subs.Range(func(s *subscription) { s.echoes.keep(b.seq, len(data), m) })
+		msg.Header = nats.Header{echoHeader: {b.instance + "." + strconv.FormatUint(b.seq, 10)}}
+	}
+	if err := b.nc.PublishMsg(msg); err != nil {
 		if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionDraining) {
 			return ErrClosed
 		}
@@ -228,10 +257,17 @@ func (b *Broker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
 func (b *Broker) subscribe(fn func(parley.BrokerMessage)) (*subscription, error) {
 	s := &subscription{fn: fn}
 	ns, err := b.nc.Subscribe(b.subject, func(msg *nats.Msg) {
-		m, err := decode(msg.Data)
-		if err != nil {
-			b.log.Warn("dropping message", "err", err, "bytes", len(msg.Data))
-			return
+		m, ok := parley.BrokerMessage{}, false
+		if seq, mine := echoSeq(msg.Header.Get(echoHeader), b.instance); mine {
+			m, ok = s.echoes.take(seq)
+		}
+		if !ok {
+			var err error
+			if m, err = decode(msg.Data); err != nil {
+				b.log.Warn("dropping message", "err", err, "bytes", len(msg.Data))
+				return
+			}
+			b.decoded.Add(1)
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
