@@ -1,6 +1,9 @@
 package postgres
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ManualIndex stops db's indexer from indexing after commits (it still
 // does at Close, and when a search finds more than the tail bound
@@ -26,6 +29,17 @@ func IndexStep(ctx context.Context, db *DB, shard int) (more bool, err error) {
 // IndexPass runs one pass of db's indexer as after a commit (skipping
 // cursors other nodes hold); again says events still wait.
 func IndexPass(ctx context.Context, db *DB) (again bool) { return db.ix.pass(ctx, false) }
+
+// SetIndexWait sets how long a pass leaves a shard with fewer than
+// MinStepEvents waiting (maxIndexWait).
+func SetIndexWait(db *DB, d time.Duration) {
+	db.ix.sinceMu.Lock()
+	db.ix.maxWait = d
+	db.ix.sinceMu.Unlock()
+}
+
+// MinStepEvents is minStepEvents.
+const MinStepEvents = minStepEvents
 
 // SearchLag is how many events wait for the index, over every shard.
 func SearchLag(ctx context.Context, db *DB) (int64, error) {

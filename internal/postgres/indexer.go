@@ -45,6 +45,16 @@ const (
 	// indexChunk bounds the events of one step, so the cursor row is
 	// never held for long.
 	indexChunk = 5000
+	// minStepEvents and maxIndexWait: a pass after commits steps a shard
+	// once this many of its events wait, or once it has lagged this long
+	// (as this node saw it). A step costs PostgreSQL a transaction and
+	// six statements whatever it applies, and on a log of many shards
+	// each pass found a few dozen events per shard: on 16 shards the
+	// indexer's steps made most of PostgreSQL's CPU per message (h-shardcost,
+	// docs/benchmarks.md "Write scaling cost per message"). Searches stay
+	// exact: they match the waiting events on their text.
+	minStepEvents = 256
+	maxIndexWait  = time.Second
 	// searchTail bounds the events a search matches unindexed: beyond
 	// it the search has them indexed first.
 	searchTail = 5000
@@ -113,11 +123,19 @@ type indexer struct {
 	// runs in a step with the backend's pid before its COMMIT.
 	manual       atomic.Bool
 	beforeCommit func(pid uint32)
+
+	// since holds, for each shard a pass left waiting (fewer than
+	// minStepEvents), when a pass first saw it lagging.
+	sinceMu sync.Mutex
+	since   map[int]time.Time
+	// maxWait is maxIndexWait (tests change it).
+	maxWait time.Duration
 }
 
 // newIndexer makes the indexer of pool; start runs it.
 func newIndexer(pool *pgxpool.Pool, holdIdle time.Duration) *indexer {
-	return &indexer{pool: pool, kicks: make(chan struct{}, 1), stop: make(chan struct{}), holdIdle: holdIdle, tail: searchTail}
+	return &indexer{pool: pool, kicks: make(chan struct{}, 1), stop: make(chan struct{}), holdIdle: holdIdle, tail: searchTail,
+		since: map[int]time.Time{}, maxWait: maxIndexWait}
 }
 
 // setup gives every shard a cursor row (a store opened read-only with
@@ -187,8 +205,11 @@ func (ix *indexer) loop() {
 }
 
 // pass steps every lagging shard once; again says some still lag (more
-// than a chunk waited, another node held a cursor, or a step failed).
-// wait makes it wait for cursors other nodes hold.
+// than a chunk waited, another node held a cursor, a step failed, or a
+// shard was left to gather more events). wait makes it wait for cursors
+// other nodes hold, and step every lagging shard however few wait (at
+// close); without it, a shard is stepped only once minStepEvents wait or
+// it has lagged maxIndexWait.
 func (ix *indexer) pass(ctx context.Context, wait bool) (again bool) {
 	lctx, cancel := context.WithTimeout(ctx, indexStepWait)
 	lag, err := ix.lag(lctx)
@@ -196,11 +217,37 @@ func (ix *indexer) pass(ctx context.Context, wait bool) (again bool) {
 	if err != nil {
 		return true
 	}
-	for shard := range lag {
+	for shard, n := range lag {
+		if !wait && !ix.due(shard, n) {
+			again = true
+			continue
+		}
 		more, err := ix.step(ctx, shard, wait)
 		again = again || more || err != nil
 	}
+	ix.sinceMu.Lock()
+	for shard := range ix.since {
+		if _, ok := lag[shard]; !ok { // indexed meanwhile (by another node)
+			delete(ix.since, shard)
+		}
+	}
+	ix.sinceMu.Unlock()
 	return again
+}
+
+// due says whether a pass should step shard, n of whose events wait.
+func (ix *indexer) due(shard int, n int64) bool {
+	ix.sinceMu.Lock()
+	defer ix.sinceMu.Unlock()
+	first, seen := ix.since[shard]
+	switch {
+	case n >= minStepEvents, seen && time.Since(first) >= ix.maxWait:
+		delete(ix.since, shard)
+		return true
+	case !seen:
+		ix.since[shard] = time.Now()
+	}
+	return false
 }
 
 // lag reads how many events wait, per lagging shard.

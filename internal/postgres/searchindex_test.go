@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -274,4 +275,45 @@ func mustMessage(t *testing.T, db *postgres.DB, user, id string) parley.Message 
 	}
 	t.Fatalf("no message %s", id)
 	return parley.Message{}
+}
+
+// TestIndexPassGathers: a pass after commits leaves a shard with few
+// events waiting until more gather (MinStepEvents) or it has waited long
+// enough, so a log of many shards is not indexed a few events per
+// transaction; searches find the waiting messages all along.
+func TestIndexPassGathers(t *testing.T) {
+	db := openIndexNodes(t, 1, 1)[0]
+	ctx := t.Context()
+	postgres.SetIndexWait(db, time.Hour)
+	u, want := sendWords(t, db, "zeta", 10)
+	if !postgres.IndexPass(ctx, db) {
+		t.Error("a pass that left events waiting reports nothing left to do")
+	}
+	if lag, err := postgres.SearchLag(ctx, db); err != nil || lag == 0 {
+		t.Fatalf("lag %d, %v: want the few events left to gather", lag, err)
+	}
+	if got := searchIDs(t, db, u.ID, "zeta"); !slices.Equal(got, want) {
+		t.Errorf("while they wait: %v, want %v", got, want)
+	}
+	postgres.SetIndexWait(db, 0)
+	postgres.IndexPass(ctx, db)
+	if lag, err := postgres.SearchLag(ctx, db); err != nil || lag != 0 {
+		t.Fatalf("lag %d, %v after they waited long enough", lag, err)
+	}
+
+	postgres.SetIndexWait(db, time.Hour)
+	conv := mustGroup(t, db, u.ID, "g2")
+	for i := range postgres.MinStepEvents {
+		if _, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: u.ID,
+			ClientID: fmt.Sprint("eta", i), Type: parley.Text, Text: fmt.Sprint("eta ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	postgres.IndexPass(ctx, db)
+	if lag, err := postgres.SearchLag(ctx, db); err != nil || lag != 0 {
+		t.Fatalf("lag %d, %v after a pass over %d waiting messages", lag, err, postgres.MinStepEvents)
+	}
+	if n := docCount(t, postgres.DSN(db)); n != len(want)+postgres.MinStepEvents {
+		t.Errorf("search_docs holds %d rows, want %d", n, len(want)+postgres.MinStepEvents)
+	}
 }
