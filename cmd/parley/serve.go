@@ -199,11 +199,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	interval := c.SQLiteCommitInterval
-	if interval <= 0 {
-		interval = -1 // none (0 would be the store's default)
-	}
-	st, err := openStore(ctx, c.Store, c.DataDir, sqlstore.WithShards(c.Shards), sqlstore.WithCommitInterval(interval))
+	st, err := openStore(ctx, c.Store, c.DataDir, sqlstore.WithShards(c.Shards), sqlstore.WithCommitInterval(c.SQLiteCommitInterval))
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,9 +84,12 @@ type Broker struct {
 	// instance names this broker's messages for their echo (echo.go).
 	instance string
 	// pubMu orders publishes: seq and the subscriptions' kept messages
-	// follow the order nats.go sends them in.
-	pubMu sync.Mutex
-	seq   uint64
+	// follow the order nats.go sends them in. It also guards echoSubs,
+	// the subscriptions that keep messages for their echo (their own
+	// list: subs' lock is held while Subscribe waits for the server).
+	pubMu    sync.Mutex
+	seq      uint64
+	echoSubs []*subscription
 	// decoded counts the messages decoded from their bytes (tests).
 	decoded atomic.Int64
 }
@@ -95,6 +99,7 @@ type Broker struct {
 func (b *Broker) PendingLimits() (msgs, bytes int) { return b.pending[0], b.pending[1] }
 
 type subscription struct {
+	b  *Broker
 	ns *nats.Subscription
 	fn func(parley.BrokerMessage)
 	// echoes are this broker's messages published since the
@@ -232,7 +237,9 @@ func (b *Broker) publish(w wireMessage) error {
 	if b.nc.HeadersSupported() { // NATS 2.2 and later; older ones get no echo header
 		b.seq++
 		m := fromWire(w)
-		b.subs.Range(func(s *subscription) { s.echoes.keep(b.seq, len(data), m) })
+		for _, s := range b.echoSubs {
+			s.echoes.keep(b.seq, len(data), m)
+		}
 		msg.Header = nats.Header{echoHeader: {b.instance + "." + strconv.FormatUint(b.seq, 10)}}
 	}
 	if err := b.nc.PublishMsg(msg); err != nil {
@@ -255,7 +262,10 @@ func (b *Broker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
 // subscribe opens a subscription for Subscribe (under the set's lock, so
 // Close waits for it and then stops it).
 func (b *Broker) subscribe(fn func(parley.BrokerMessage)) (*subscription, error) {
-	s := &subscription{fn: fn}
+	s := &subscription{b: b, fn: fn}
+	b.pubMu.Lock()
+	b.echoSubs = append(b.echoSubs, s)
+	b.pubMu.Unlock()
 	ns, err := b.nc.Subscribe(b.subject, func(msg *nats.Msg) {
 		m, ok := parley.BrokerMessage{}, false
 		if seq, mine := echoSeq(msg.Header.Get(echoHeader), b.instance); mine {
@@ -276,6 +286,7 @@ func (b *Broker) subscribe(fn func(parley.BrokerMessage)) (*subscription, error)
 		}
 	})
 	if err != nil {
+		b.dropEchoes(s)
 		return nil, fmt.Errorf("natsbroker: subscribe: %w", err)
 	}
 	// Bounded: the hub's callback never blocks, so the queue drains
@@ -284,6 +295,7 @@ func (b *Broker) subscribe(fn func(parley.BrokerMessage)) (*subscription, error)
 	// the durable events it missed from the store.
 	if err := ns.SetPendingLimits(b.pending[0], b.pending[1]); err != nil {
 		ns.Unsubscribe()
+		b.dropEchoes(s)
 		return nil, fmt.Errorf("natsbroker: subscribe: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -296,7 +308,17 @@ func (b *Broker) subscribe(fn func(parley.BrokerMessage)) (*subscription, error)
 	return s, nil
 }
 
+// dropEchoes stops keeping messages for s (stopped, or never opened).
+func (b *Broker) dropEchoes(s *subscription) {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	if i := slices.Index(b.echoSubs, s); i >= 0 {
+		b.echoSubs = slices.Delete(b.echoSubs, i, i+1)
+	}
+}
+
 func (s *subscription) stop() {
+	s.b.dropEchoes(s)
 	s.ns.Unsubscribe() // fails only when the connection is closed: nothing to undo
 	s.mu.Lock()
 	s.stopped = true

@@ -145,11 +145,7 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	db := &DB{write: write, read: read}
 	db.Store = sqlstore.New(dialect{}, (*engine)(db), shards)
 	db.ckpt = newCheckpointer(ckpt)
-	interval := o.CommitInterval
-	if interval == 0 {
-		interval = sqlstore.DefaultCommitInterval
-	}
-	db.b, err = newBatcher(ctx, write, db.ckpt, shards, interval)
+	db.b, err = newBatcher(ctx, write, db.ckpt, shards, o.CommitInterval)
 	if err != nil {
 		db.ckpt.close()
 		write.Close()

@@ -18,8 +18,8 @@ type Options struct {
 	// Shards is the shard count the caller wants (0: whatever the
 	// database records, 1 for a new one). See SetupShards.
 	Shards int
-	// CommitInterval, when set, overrides the SQLite batcher's
-	// DefaultCommitInterval (negative: none). See WithCommitInterval.
+	// CommitInterval is the SQLite batcher's commit interval (0 or
+	// negative: none, the default). See WithCommitInterval.
 	CommitInterval time.Duration
 }
 
@@ -32,19 +32,15 @@ func WithShards(n int) Option { return func(o *Options) { o.Shards = n } }
 // plus those, or d after the last one started, so each commit (its fsync
 // and the WAL frames of the pages the batch touched) is shared by more
 // writes. Writers that each wait for their answer are not held back. 0
-// keeps the default (DefaultCommitInterval); negative commits each batch
-// at once. PostgreSQL ignores it.
+// or negative (the default) commits each batch at once: in the pinned
+// fan-out (1000 rooms of 10, 2000 sends/s) 5 ms raised p50 by 1.5-2 ms
+// and p99 at 20k deliveries/s from 22.5 to 25-26.5 ms for at most ~2 µs
+// of CPU per delivery (docs/benchmarks.md, "Quiet machine, end of
+// session (2026-12-04, 22:56-23:04 UTC, lead)"): latency matters more in
+// chat. PostgreSQL ignores it.
 func WithCommitInterval(d time.Duration) Option {
 	return func(o *Options) { o.CommitInterval = d }
 }
-
-// DefaultCommitInterval is the SQLite batcher's commit interval when
-// WithCommitInterval does not set one: none. In the pinned fan-out (1000
-// rooms of 10, 2000 sends/s) 5 ms raised p50 by 1.5-2 ms and p99 at 20k
-// deliveries/s from 22.5 to 25-26.5 ms for at most ~2 µs of CPU per
-// delivery (docs/benchmarks.md, "Quiet machine, end of session
-// (2026-12-04, 22:56-23:04 UTC, lead)"): latency matters more in chat.
-const DefaultCommitInterval time.Duration = 0
 
 // Apply returns the options opts set.
 func Apply(opts []Option) Options {
