@@ -96,6 +96,8 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	// A larger page cache for the one writer: the indexes it inserts into
 	// (client ids, conversations) are spread over the file.
 	wq.Add("_pragma", "cache_size(-32768)")
+	// Checkpoint less often (checkpoint.go).
+	wq.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint))
 	// BEGIN IMMEDIATE: take the write lock at the start of the batch.
 	wq.Set("_txlock", "immediate")
 	write, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())

@@ -46,3 +46,20 @@ func IndexLag(ctx context.Context, db *DB) (upto, last int64, err error) {
 
 // SyncIndex indexes what waits, as a search does first.
 func SyncIndex(ctx context.Context, db *DB) error { return (*engine)(db).SyncSearch(ctx) }
+
+// WALAutocheckpoint reads the write connection's wal_autocheckpoint.
+func WALAutocheckpoint(ctx context.Context, db *DB) (n int, err error) {
+	err = db.b.do(ctx, func(w *writeTx) error {
+		return w.queryRow("PRAGMA wal_autocheckpoint").Scan(&n)
+	})
+	return n, err
+}
+
+// SetWALAutocheckpoint sets the wal_autocheckpoint of the stores opened
+// after it (tests that must see the WAL start over within a few thousand
+// writes) and returns a func that restores it. Not for parallel tests.
+func SetWALAutocheckpoint(pages int) (restore func()) {
+	old := walAutocheckpoint
+	walAutocheckpoint = pages
+	return func() { walAutocheckpoint = old }
+}

@@ -126,6 +126,10 @@ func TestReopen(t *testing.T) {
 // checkpoints beside the writer alone do not achieve that; see
 // checkpoint.go).
 func TestWALStaysBounded(t *testing.T) {
+	// SQLite's 1000 pages, so that 10k messages (~40 MB of WAL without
+	// checkpoints) pass it many times; the store's own threshold is
+	// ~40 MB (TestWALAutocheckpoint).
+	defer sqlite.SetWALAutocheckpoint(1000)()
 	path := filepath.Join(t.TempDir(), "wal.db")
 	db := open(t, path)
 	ctx := t.Context()
@@ -153,6 +157,20 @@ func TestWALStaysBounded(t *testing.T) {
 	// these 10k messages without checkpoints would be ~40 MB.
 	if wal.Size() > 16<<20 {
 		t.Errorf("WAL is %d bytes after %d messages: it does not start over", wal.Size(), senders*each)
+	}
+}
+
+// TestWALAutocheckpoint: the writer checkpoints past 10,000 WAL pages,
+// not SQLite's 1000, so that a checkpoint copies a page rewritten by many
+// commits once (checkpoint.go).
+func TestWALAutocheckpoint(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "ac.db"))
+	n, err := sqlite.WALAutocheckpoint(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 10000 {
+		t.Errorf("wal_autocheckpoint = %d, want 10000", n)
 	}
 }
 
