@@ -51,15 +51,19 @@ func newSendOp(nm parley.NewMessage, shards int) *op {
 
 // qBulkSendCheck: for each send, in order, membership, the conversation's
 // last Seq, the sender's name, an earlier message with the same client id
-// and the attachment when the sender owns it.
+// and the attachment when the sender owns it. The conversation is read
+// once per send (kept a lookup by OFFSET 0: never a join that could scan
+// every conversation); the refusal rule runs only for a direct
+// conversation (SendRefusedSQL: in a group it would read every member).
 var qBulkSendCheck = `SELECT
 		EXISTS (SELECT 1 FROM members mb WHERE mb.conversation_id = r.conv AND mb.user_id = r.sender AND mb.left_pos IS NULL),
-		COALESCE((SELECT c.last_seq FROM conversations c WHERE c.id = r.conv), 0),
+		COALESCE(c.last_seq, 0),
 		COALESCE((SELECT u.name FROM users u WHERE u.id = r.sender), ''),
 		old.id, old.conversation_id,
 		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name,
-		` + bulkRefused + `, ARRAY(` + bulkHidden + `)
+		CASE WHEN c.kind = 'direct' THEN ` + bulkRefused + ` ELSE false END, ARRAY(` + bulkHidden + `)
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(conv, sender, client, att, i)
+	LEFT JOIN LATERAL (SELECT c.last_seq, c.kind FROM conversations c WHERE c.id = r.conv OFFSET 0) c ON true
 	LEFT JOIN messages old ON old.sender_id = r.sender AND old.client_id = r.client
 	LEFT JOIN attachments att ON att.id = r.att AND att.owner_id = r.sender
 	ORDER BY r.i`
@@ -75,12 +79,13 @@ var (
 // qSendCheck is qBulkSendCheck for one send.
 var qSendCheck = `SELECT
 		EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL),
-		COALESCE((SELECT last_seq FROM conversations WHERE id = $1), 0),
+		COALESCE(c.last_seq, 0),
 		COALESCE((SELECT name FROM users WHERE id = $2), ''),
 		old.id, old.conversation_id,
 		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name,
-		` + sqlstore.SendRefusedSQL + `, ARRAY(` + oneHidden + `)
+		CASE WHEN c.kind = 'direct' THEN ` + sqlstore.SendRefusedSQL + ` ELSE false END, ARRAY(` + oneHidden + `)
 	FROM (SELECT 1) one
+	LEFT JOIN LATERAL (SELECT last_seq, kind FROM conversations WHERE id = $1 OFFSET 0) c ON true
 	LEFT JOIN messages old ON old.sender_id = $2 AND old.client_id = $3
 	LEFT JOIN attachments att ON att.id = $4 AND att.owner_id = $2`
 
