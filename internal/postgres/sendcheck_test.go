@@ -9,10 +9,10 @@ import (
 	"github.com/parleychat/parley"
 )
 
-// membersRead sums, over the nodes of an EXPLAIN (ANALYZE, FORMAT JSON)
-// plan that read the members table, the rows they read: those they
-// returned and those their filter dropped, times their loops.
-func membersRead(t *testing.T, plan []byte) float64 {
+// rowsRead sums, over the nodes of an EXPLAIN (ANALYZE, FORMAT JSON)
+// plan that read the table rel, the rows they read: those they returned
+// and those their filter dropped, times their loops.
+func rowsRead(t *testing.T, plan []byte, rel string) float64 {
 	t.Helper()
 	type node struct {
 		Relation string  `json:"Relation Name"`
@@ -28,7 +28,7 @@ func membersRead(t *testing.T, plan []byte) float64 {
 	var sum func(n node) float64
 	sum = func(n node) float64 {
 		s := 0.0
-		if n.Relation == "members" {
+		if n.Relation == rel {
 			s = (n.Rows + n.Removed) * n.Loops
 		}
 		for _, c := range n.Plans {
@@ -37,6 +37,16 @@ func membersRead(t *testing.T, plan []byte) float64 {
 		return s
 	}
 	return sum(top[0].Plan)
+}
+
+// explainAnalyze runs q with args under EXPLAIN (ANALYZE, FORMAT JSON).
+func explainAnalyze(t *testing.T, db *DB, q string, args ...any) []byte {
+	t.Helper()
+	var plan []byte
+	if err := db.pool.QueryRow(t.Context(), "EXPLAIN (ANALYZE, FORMAT JSON) "+q, args...).Scan(&plan); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
 
 // TestSendCheckReadsNoGroup: the send check of a group reads the
@@ -66,11 +76,7 @@ func TestSendCheckReadsNoGroup(t *testing.T) {
 	}
 	explain := func(q string, args ...any) float64 {
 		t.Helper()
-		var plan []byte
-		if err := db.pool.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+q, args...).Scan(&plan); err != nil {
-			t.Fatal(err)
-		}
-		return membersRead(t, plan)
+		return rowsRead(t, explainAnalyze(t, db, q, args...), "members")
 	}
 	if n := explain(qSendCheck, g.ID, ids[1], "c1", ""); n > 2 {
 		t.Errorf("one send's check read %v rows of members: want at most 2 (the sender's)", n)
@@ -97,5 +103,55 @@ func TestSendCheckReadsNoGroup(t *testing.T) {
 	}
 	if _, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: g.ID, SenderID: ids[0], ClientID: "g1", Type: parley.Text, Text: "hi"}); err != nil {
 		t.Errorf("a send in a group with a block among its members: %v", err)
+	}
+}
+
+// TestSendCheckPerPair: the check of a batch reads what depends on the
+// conversation and the sender once per pair, not once per send: 40 sends
+// of 4 senders in one group read the conversation 4 times (40 before).
+func TestSendCheckPerPair(t *testing.T) {
+	db := openBulk(t)
+	ctx := t.Context()
+	var ids []string
+	for i := range 4 {
+		u, err := db.CreateUser(ctx, fmt.Sprint("user", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.ID)
+	}
+	g, _, err := db.CreateGroup(ctx, ids[0], "room", ids[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.pool.Exec(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	var convs, senders, clients, atts []string
+	for i := range 40 {
+		convs, senders = append(convs, g.ID), append(senders, ids[i%len(ids)])
+		clients, atts = append(clients, fmt.Sprint("c", i)), append(atts, "")
+	}
+	if n := rowsRead(t, explainAnalyze(t, db, qBulkSendCheck, convs, senders, clients, atts), "conversations"); n != float64(len(ids)) {
+		t.Errorf("the check of 40 sends of %d senders in one conversation read it %v times: want %d", len(ids), n, len(ids))
+	}
+	// And the answers are each send's: every sender a member, in order.
+	rows, err := db.pool.Query(ctx, qBulkSendCheck, convs, senders, clients, atts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	i := 0
+	for ; rows.Next(); i++ {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vals[0] != true || vals[3] != nil {
+			t.Errorf("send %d: member %v, earlier message %v: want true, none", i, vals[0], vals[3])
+		}
+	}
+	if err := rows.Err(); err != nil || i != len(convs) {
+		t.Errorf("%d rows (%v) for %d sends", i, err, len(convs))
 	}
 }
