@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"log/slog"
-	"runtime"
 	"sync"
 	"time"
 
@@ -23,16 +22,6 @@ const (
 	pollEvery = time.Second
 	fillBatch = 500
 )
-
-// flushSlice is how many connections the hub's flush writes to (one
-// write(2) each, ~8-10 µs on loopback) before it lets the goroutines that
-// are ready run (runtime.Gosched). With one P (GOMAXPROCS=1, a 1-vCPU
-// container) a flush after a large batch otherwise held the P for up to
-// 20 ms of writes, and the batcher's next commit, the readers and the
-// checkpointer waited behind all of it, or until async preemption
-// (docs/benchmarks.md, "Fan-out tail on one P"). With more Ps it yields
-// only when something waits for this one.
-const flushSlice = 64
 
 // hub routes events to the connections of this node.
 //
@@ -327,18 +316,12 @@ func (h *hub) accept(ev parley.Event) {
 // flush writes what deliver queued since the last flush for the
 // connections no writer serves, each in one write from the run goroutine
 // (conn.flushInline). The run calls it after each batch of events.
-func (h *hub) flush() { h.owed = flushOwed(h.owed, runtime.Gosched) }
+func (h *hub) flush() { h.owed = flushOwed(h.owed) }
 
-// flushOwed flushes each connection of owed (conn.flushInline), calling
-// yield after every flushSlice of them but the last, and returns owed
-// emptied. While it yields, other goroutines run as they may on another
-// P at any time: each connection's frames still go out in one write, in
-// order (only the run goroutine delivers durable events).
-func flushOwed(owed []*conn, yield func()) []*conn {
+// flushOwed flushes each connection of owed (conn.flushInline) and
+// returns owed emptied.
+func flushOwed(owed []*conn) []*conn {
 	for i, c := range owed {
-		if i > 0 && i%flushSlice == 0 {
-			yield()
-		}
 		c.flushInline()
 		owed[i] = nil
 	}

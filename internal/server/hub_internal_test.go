@@ -138,38 +138,3 @@ func BenchmarkHubAccept(b *testing.B) {
 		})
 	}
 }
-
-// TestFlushOwedYields: the hub's flush lets other goroutines run after
-// every flushSlice connections it wrote to (never before the first nor
-// after the last), so that with one P a large flush does not hold it
-// for all its writes; every connection is flushed once.
-func TestFlushOwedYields(t *testing.T) {
-	const n = 3*flushSlice + 5
-	owed := make([]*conn, n)
-	for i := range owed {
-		// Not started: flushInline leaves the queue to the writer.
-		owed[i] = &conn{t: &wsConn{}, flushOwed: true}
-	}
-	all := slices.Clone(owed)
-	var at []int
-	rest := flushOwed(owed, func() {
-		done := 0
-		for _, c := range all {
-			if !c.flushOwed {
-				done++
-			}
-		}
-		at = append(at, done)
-	})
-	if want := []int{flushSlice, 2 * flushSlice, 3 * flushSlice}; !slices.Equal(at, want) {
-		t.Fatalf("yields after %v connections flushed, want %v", at, want)
-	}
-	for i, c := range all {
-		if c.flushOwed {
-			t.Fatalf("connection %d not flushed", i)
-		}
-	}
-	if len(rest) != 0 || slices.ContainsFunc(owed, func(c *conn) bool { return c != nil }) {
-		t.Fatalf("owed not emptied: %d left", len(rest))
-	}
-}
