@@ -14,14 +14,15 @@ import (
 
 // BenchmarkIndexStepHold: with one P (GOMAXPROCS=1, as a 1-vCPU container
 // or the pinned fanout runs), how long one search index step of 4096
-// messages (the batcher's usual step, indexRows), or of 1024, keeps other goroutines
-// from running. A prober goroutine yields in a loop while the step runs
-// and records its longest wait for the P: "max-hold-cpu-ms" in the
-// process's CPU time (what the others ran meanwhile: with one P, the
+// messages (the batcher's step, indexRows) or of 1024 keeps other
+// goroutines from running. A prober goroutine yields in a loop while the
+// step runs and records its longest wait for the P: "max-hold-cpu-ms" in
+// the process's CPU time (what the others ran meanwhile: with one P, the
 // step's longest run without yielding; a shared machine barely changes
 // it), "max-wait-ms" in wall time (what a delivery or a read behind the
 // step waits, with the machine's own waits). "step-ms" is the step's wall
-// time, "step-cpu-ms" its CPU time.
+// time, "step-cpu-ms" its CPU time. Later iterations run on a bigger
+// index, whose commits merge segments: compare runs of the same -benchtime.
 //
 //	go test -run '^$' -bench BenchmarkIndexStepHold -benchtime 5x ./internal/sqlite
 func BenchmarkIndexStepHold(b *testing.B) {

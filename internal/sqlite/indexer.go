@@ -45,13 +45,15 @@ const (
 	indexChunk = 20000
 	// indexSlice bounds the rows one statement of an index step inserts;
 	// the batcher yields between statements (batcher.yield). An index
-	// step of indexRows messages is tens of milliseconds of FTS5 work in
-	// pure Go: as one statement, with one P (GOMAXPROCS=1) it held the P
-	// until async preemption (10 ms at a time) while the hub's deliveries
-	// and the readers waited (docs/benchmarks.md, "Fan-out tail on one
-	// P"). The statements share the step's transaction, so FTS5 still
-	// writes one segment per step (its pending rows are flushed at
-	// commit, and rowids only grow): slicing costs no index work.
+	// step of indexRows messages is 15-40 ms of FTS5 work in pure Go: as
+	// one statement, with one P (GOMAXPROCS=1) it kept every other
+	// goroutine off the P for 15-20 ms of CPU, 7-13 ms sliced
+	// (BenchmarkIndexStepHold; docs/benchmarks.md, "Fan-out tail on one
+	// P"). What is left is the commit, where FTS5 writes the step's
+	// segment and merges segments in one call. The statements share the
+	// step's transaction, so FTS5 still writes one segment per step (its
+	// pending rows are flushed at commit, and rowids only grow): slicing
+	// costs no index work.
 	indexSlice = 256
 )
 
