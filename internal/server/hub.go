@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -362,10 +363,17 @@ func (h *hub) deliver(ev parley.Event) { h.owed = h.deliverOwed(ev, h.owed) }
 // deliverOwed is deliver, adding to owed the connections the caller must
 // flush (flushOwed), and returning it.
 func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
+	consent := h.consentChanged != nil && (ev.Type == parley.EventUserBlocked || ev.Type == parley.EventUserUnblocked || ev.Type == parley.EventRequestAccepted)
+	contacts := h.newContacts != nil && (ev.Change == parley.ChangeCreated || ev.Change == parley.ChangeMembersAdded)
+	if ev.Data != nil && (consent || contacts) {
+		// A broker may bring an event as its routing fields and Data
+		// (parley.Event.Data); these rare kinds need the rest.
+		ev = h.decoded(ev)
+	}
 	if ev.Type == parley.EventConversationUpdated {
 		h.contacts.invalidate(ev.Audience)
 	}
-	if h.consentChanged != nil && (ev.Type == parley.EventUserBlocked || ev.Type == parley.EventUserUnblocked || ev.Type == parley.EventRequestAccepted) {
+	if consent {
 		h.consentChanged(ev)
 	}
 	cs := h.scratch[:0]
@@ -387,6 +395,9 @@ func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 	// encoded only when a local connection takes it: in a cluster, most
 	// events a node sequences are other nodes' with no audience here.
 	if len(cs) > 0 {
+		if ev.Data != nil && !json.Valid(ev.Data) {
+			ev = h.decoded(ev)
+		}
 		b := encodeEvent(ev)
 		at := ev.At.UnixNano()
 		for _, c := range cs {
@@ -398,13 +409,40 @@ func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 	h.metrics.fanout.Add(float64(len(cs)))
 	clear(cs)
 	h.scratch = cs
-	if h.newContacts != nil && (ev.Change == parley.ChangeCreated || ev.Change == parley.ChangeMembersAdded) {
+	if contacts {
 		h.newContacts(ev)
 	}
 	if ev.Type == parley.EventNewMessage && len(ev.Audience) == 2 && h.contacts.directMessage(ev.Audience[0], ev.Audience[1]) && h.directContacts != nil {
 		h.directContacts(ev.Audience[0], ev.Audience[1])
 	}
 	return owed
+}
+
+// decoded returns ev with all its fields, for one a broker brought as
+// routing fields and Data. Its Data is decoded; Data that does not decode
+// (a malformed message on the broker: the routing header parsed, the
+// payload did not) is dropped and the event read from the store, which
+// has it (a publish follows its commit), so its receivers still get it
+// once; if the store fails too, it goes out as its routing fields.
+// Only the run goroutine calls it (through deliverOwed).
+func (h *hub) decoded(ev parley.Event) parley.Event {
+	d, err := ev.Decode()
+	if err == nil {
+		return d
+	}
+	h.metrics.drops.WithLabelValues("broker_data").Inc()
+	h.log.Warn("hub: undecodable event data from the broker; reading the event from the store", "shard", ev.Shard, "pos", ev.Pos, "err", err)
+	ev.Data = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	evs, err := h.events.ShardEvents(ctx, ev.Shard, ev.Pos-1, 1)
+	if err != nil || len(evs) == 0 || evs[0].Pos != ev.Pos {
+		h.log.Warn("hub: reading an event from the store", "shard", ev.Shard, "pos", ev.Pos, "err", err)
+		return ev
+	}
+	st := evs[0]
+	st.Shard, st.Audience = ev.Shard, ev.Audience
+	return st
 }
 
 // local reports whether any of users has a connection on this node.
@@ -424,6 +462,10 @@ func (h *hub) local(users ...string) bool {
 // broker's goroutine, and they go to the local connections of the
 // event's audience at once, outside the sequencer.
 func (h *hub) deliverTyping(ev parley.Event) {
+	if ev.Data != nil && !json.Valid(ev.Data) {
+		h.metrics.drops.WithLabelValues("broker_data").Inc()
+		return // ephemeral: nothing to read it back from
+	}
 	h.deliverEphemeral(ev.Audience, encodeEvent(ev))
 }
 
