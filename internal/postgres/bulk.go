@@ -51,36 +51,50 @@ func newSendOp(nm parley.NewMessage, shards int) *op {
 
 // qBulkSendCheck: for each send, in order, membership, the conversation's
 // last Seq, the sender's name, an earlier message with the same client id
-// and the attachment when the sender owns it.
-var qBulkSendCheck = `SELECT
-		EXISTS (SELECT 1 FROM members mb WHERE mb.conversation_id = r.conv AND mb.user_id = r.sender AND mb.left_pos IS NULL),
-		COALESCE((SELECT c.last_seq FROM conversations c WHERE c.id = r.conv), 0),
-		COALESCE((SELECT u.name FROM users u WHERE u.id = r.sender), ''),
-		old.id, old.conversation_id,
-		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name,
-		` + bulkRefused + `, ARRAY(` + bulkHidden + `)
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(conv, sender, client, att, i)
+// and the attachment when the sender owns it. What depends only on the
+// conversation and the sender (p) is read once per pair, not once per
+// send: a batch often holds several sends of one sender in one
+// conversation. The conversation is a lookup (kept one by OFFSET 0: never
+// a join that could scan every conversation); the refusal rule runs only
+// for a direct conversation (SendRefusedSQL: in a group it would read
+// every member).
+var qBulkSendCheck = `WITH r AS MATERIALIZED (
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(conv, sender, client, att, i)
+	), p AS MATERIALIZED (
+		SELECT p.conv, p.sender,
+			EXISTS (SELECT 1 FROM members mb WHERE mb.conversation_id = p.conv AND mb.user_id = p.sender AND mb.left_pos IS NULL) AS member,
+			COALESCE(c.last_seq, 0) AS last,
+			COALESCE((SELECT u.name FROM users u WHERE u.id = p.sender), '') AS name,
+			CASE WHEN c.kind = 'direct' THEN ` + bulkRefused + ` ELSE false END AS refused,
+			ARRAY(` + bulkHidden + `) AS hidden
+		FROM (SELECT DISTINCT conv, sender FROM r) p
+		LEFT JOIN LATERAL (SELECT c.last_seq, c.kind FROM conversations c WHERE c.id = p.conv OFFSET 0) c ON true
+	)
+	SELECT p.member, p.last, p.name, old.id, old.conversation_id,
+		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name, p.refused, p.hidden
+	FROM r JOIN p ON p.conv = r.conv AND p.sender = r.sender
 	LEFT JOIN messages old ON old.sender_id = r.sender AND old.client_id = r.client
 	LEFT JOIN attachments att ON att.id = r.att AND att.owner_id = r.sender
 	ORDER BY r.i`
 
 // bulkRefused and bulkHidden are the core's SendRefusedSQL and
-// HiddenFromSQL for the row r of qBulkSendCheck.
+// HiddenFromSQL for the pair p of qBulkSendCheck.
 var (
-	bulkRefused = strings.NewReplacer("$1", "r.conv", "$2", "r.sender").Replace(sqlstore.SendRefusedSQL)
-	bulkHidden  = strings.NewReplacer("$1", "r.sender").Replace(sqlstore.HiddenFromSQL)
+	bulkRefused = strings.NewReplacer("$1", "p.conv", "$2", "p.sender").Replace(sqlstore.SendRefusedSQL)
+	bulkHidden  = strings.NewReplacer("$1", "p.sender").Replace(sqlstore.HiddenFromSQL)
 	oneHidden   = strings.NewReplacer("$1", "$2").Replace(sqlstore.HiddenFromSQL)
 )
 
 // qSendCheck is qBulkSendCheck for one send.
 var qSendCheck = `SELECT
 		EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_pos IS NULL),
-		COALESCE((SELECT last_seq FROM conversations WHERE id = $1), 0),
+		COALESCE(c.last_seq, 0),
 		COALESCE((SELECT name FROM users WHERE id = $2), ''),
 		old.id, old.conversation_id,
 		att.id IS NOT NULL, att.content_type, att.size, att.width, att.height, att.name,
-		` + sqlstore.SendRefusedSQL + `, ARRAY(` + oneHidden + `)
+		CASE WHEN c.kind = 'direct' THEN ` + sqlstore.SendRefusedSQL + ` ELSE false END, ARRAY(` + oneHidden + `)
 	FROM (SELECT 1) one
+	LEFT JOIN LATERAL (SELECT last_seq, kind FROM conversations WHERE id = $1 OFFSET 0) c ON true
 	LEFT JOIN messages old ON old.sender_id = $2 AND old.client_id = $3
 	LEFT JOIN attachments att ON att.id = $4 AND att.owner_id = $2`
 

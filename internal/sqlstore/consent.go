@@ -71,11 +71,17 @@ const SendGateSQL = `SELECT b.blocker_id, b.blocked_id, 0 FROM blocks b
 		JOIN members o ON o.conversation_id = mb.conversation_id AND o.left_pos IS NULL AND o.user_id != mb.user_id
 		WHERE mb.conversation_id = $1 AND mb.left_pos IS NULL AND mb.request = 2`
 
-// SendRefusedSQL is true when a send of $2 in conversation $1 is refused
-// (PostgreSQL's send check: the same rule as SendGate).
-const SendRefusedSQL = `EXISTS (SELECT 1 FROM members o JOIN conversations c ON c.id = o.conversation_id
+// SendRefusedSQL is true when a send of $2 in the direct conversation $1
+// is refused (PostgreSQL's send check: the same rule as SendGate): the
+// other member declined the request or blocked $2. It reads every current
+// member of the conversation, so the check evaluates it for direct
+// conversations alone (two members): only they have requests
+// (members.request is set when a direct conversation is made, and
+// declined from there), and a block refuses sends only there. In a group
+// it would read the group's every member for each send.
+const SendRefusedSQL = `EXISTS (SELECT 1 FROM members o
 		WHERE o.conversation_id = $1 AND o.user_id != $2 AND o.left_pos IS NULL
-		AND (o.request = 2 OR (c.kind = 'direct' AND EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = o.user_id AND b.blocked_id = $2))))`
+		AND (o.request = 2 OR EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = o.user_id AND b.blocked_id = $2)))`
 
 // HiddenFromSQL lists the users who blocked $1: a message of $1 is not
 // for them.
