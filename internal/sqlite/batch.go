@@ -157,6 +157,9 @@ type batcher struct {
 	multi [nMulti][]*sql.Stmt  // multi-row statements by kind and log2(rows)
 	cache cache
 	ix    indexer // the search index, written after commit (indexer.go)
+	// yield lets the goroutines that are ready run between the slices of
+	// a long step (runtime.Gosched; tests count its calls).
+	yield func()
 	wg    sync.WaitGroup
 
 	// interval is the commit interval (sqlstore.WithCommitInterval; 0:
@@ -183,7 +186,7 @@ func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, shards int,
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: write connection: %w", err)
 	}
-	b := &batcher{conn: conn, ckpt: ckpt, queue: batchq.NewQueue[*op](maxBatch), stmts: map[string]*sql.Stmt{}}
+	b := &batcher{conn: conn, ckpt: ckpt, queue: batchq.NewQueue[*op](maxBatch), stmts: map[string]*sql.Stmt{}, yield: runtime.Gosched}
 	b.cache.reset()
 	b.interval = interval
 	b.heads = make([]int64, shards)

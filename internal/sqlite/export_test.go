@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"sync/atomic"
 
 	"github.com/pressly/goose/v3"
 
@@ -46,3 +47,18 @@ func IndexLag(ctx context.Context, db *DB) (upto, last int64, err error) {
 
 // SyncIndex indexes what waits, as a search does first.
 func SyncIndex(ctx context.Context, db *DB) error { return (*engine)(db).SyncSearch(ctx) }
+
+// IndexSlice is how many rowids one statement of an index step covers.
+const IndexSlice = indexSlice
+
+// CountYields has the batcher count its yields (and still yield) from
+// its next op on.
+func CountYields(ctx context.Context, db *DB) (*atomic.Int64, error) {
+	var n atomic.Int64
+	err := db.b.do(ctx, func(w *writeTx) error {
+		y := w.b.yield
+		w.b.yield = func() { n.Add(1); y() }
+		return nil
+	})
+	return &n, err
+}

@@ -43,6 +43,18 @@ const (
 	// catch-up) takes, so the write lock is never held for long: a larger
 	// backlog (a file written by something else) goes in several.
 	indexChunk = 20000
+	// indexSlice bounds the rows one statement of an index step inserts;
+	// the batcher yields between statements (batcher.yield). An index
+	// step of indexRows messages is 15-40 ms of FTS5 work in pure Go: as
+	// one statement, with one P (GOMAXPROCS=1) it kept every other
+	// goroutine off the P for 15-20 ms of CPU, 7-13 ms sliced
+	// (BenchmarkIndexStepHold; docs/benchmarks.md, "Fan-out tail on one
+	// P"). What is left is the commit, where FTS5 writes the step's
+	// segment and merges segments in one call. The statements share the
+	// step's transaction, so FTS5 still writes one segment per step (its
+	// pending rows are flushed at commit, and rowids only grow): slicing
+	// costs no index work.
+	indexSlice = 256
 )
 
 const (
@@ -154,8 +166,8 @@ func (b *batcher) indexStep() error {
 }
 
 // indexWaiting indexes up to indexChunk waiting messages inside the
-// current transaction and moves search_indexed.upto past them; more says
-// messages still wait.
+// current transaction, indexSlice rowids per statement, and moves
+// search_indexed.upto past them; more says messages still wait.
 func (w *writeTx) indexWaiting() (more bool, err error) {
 	var upto, last int64
 	if err := w.queryRow(qIndexed).Scan(&upto); err != nil {
@@ -168,8 +180,13 @@ func (w *writeTx) indexWaiting() (more bool, err error) {
 	if to <= upto {
 		return false, nil
 	}
-	if _, err := w.exec(qIndexRange, upto, to); err != nil {
-		return false, err
+	for lo := upto; lo < to; lo += indexSlice {
+		if lo > upto {
+			w.b.yield()
+		}
+		if _, err := w.exec(qIndexRange, lo, min(lo+indexSlice, to)); err != nil {
+			return false, err
+		}
 	}
 	if _, err := w.exec(qSetIndexed, to); err != nil {
 		return false, err

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -174,4 +175,55 @@ func indexLag(t *testing.T, db *sqlite.DB) (upto, last int64) {
 		t.Fatal(err)
 	}
 	return upto, last
+}
+
+// TestIndexStepSlices: an index step inserts its messages IndexSlice
+// rowids per statement and lets other goroutines run between statements
+// (with one P, one statement of thousands of rows held it for tens of
+// milliseconds), all in one transaction: every message is indexed once.
+func TestIndexStepSlices(t *testing.T) {
+	ctx := t.Context()
+	db := open(t, filepath.Join(t.TempDir(), "parley.db"))
+	if err := sqlite.ManualIndex(ctx, db, false); err != nil {
+		t.Fatal(err)
+	}
+	a, conv := lagUsers(t, db)
+	upto0, before := indexLag(t, db)
+	// Sent concurrently (fewer commits): rowids come in one run after
+	// before, whatever their order.
+	n := 2*sqlite.IndexSlice + 10
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { // owner: this test, which waits for every one below
+			text := fmt.Sprintf("kilo %d", i)
+			_, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID,
+				ClientID: text, Type: parley.Text, Text: text})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	yields, err := sqlite.CountYields(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlite.SyncIndex(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	upto, last := indexLag(t, db)
+	if upto != last || last-before != int64(n) {
+		t.Fatalf("indexed up to %d of %d (%d sent after %d)", upto, last, n, before)
+	}
+	// The step covered (upto0, last]: one statement per slice, a yield
+	// between each two.
+	rows := last - upto0
+	if got, want := yields.Load(), (rows+sqlite.IndexSlice-1)/sqlite.IndexSlice-1; got != want {
+		t.Fatalf("%d yields in the index step of %d rows, want %d (one between each %d)", got, rows, want, sqlite.IndexSlice)
+	}
+	if got := lagSearch(t, db, a, "kilo"); len(got) == 0 {
+		t.Fatal("search found none of the indexed messages")
+	}
 }

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Stretches one goroutine held a P, from `go tool trace -d=parsed` output.
+
+A stretch starts when a goroutine starts running on a P and ends when it blocks, yields, is
+preempted, exits, or its P is taken from it during a system call. System calls made while it
+keeps the P count in the stretch (nothing else runs on that P meanwhile).
+usage: go tool trace -d=parsed T > T.txt; trace-stretches.py T.txt [top N]
+"""
+import re, sys, collections
+
+ev_re = re.compile(r'^M=(-?\d+) P=(-?\d+) G=(-?\d+) (\w+) Time=(\d+)(.*)$')
+tr_re = re.compile(r' (GoID|ProcID)=(\d+) (\w+)->(\w+) Reason="([^"]*)"')
+rng_re = re.compile(r' Name="([^"]*)"')
+
+def frames_of(lines, which='TransitionStack='):
+    out = []; on = False
+    for l in lines:
+        if not l.startswith('\t'):
+            on = l.strip() == which
+            continue
+        if on and not l.startswith('\t\t'):
+            out.append(l.strip().split(' @ ')[0])
+    return out
+
+def short(fr):
+    return fr.replace('github.com/parleychat/parley/', '')
+
+label = {}          # goid -> first parley frames seen
+cur = {}            # P -> [g, start, sys_total, sys_start]
+stretches = []      # (dur, g, start, end, sys, endreason, endstack)
+runnable_since = {} # g -> time it became runnable
+waits = []          # (wait, g, from, to)
+ranges = []         # (name, begin, end)
+open_ranges = {}
+t0 = None
+
+def set_label(g, frs):
+    if g in label and label[g][0]:
+        return
+    pf = [short(f) for f in frs if 'parleychat/parley' in f]
+    if pf:
+        label[g] = (True, pf[-1] + ' .. ' + pf[0])
+    elif frs and g not in label:
+        label[g] = (False, short(frs[-1]))
+
+def end_stretch(p, t, why, stack):
+    c = cur.pop(p, None)
+    if not c:
+        return
+    g, s, sysd, sys_s = c
+    if sys_s is not None:
+        sysd += t - sys_s
+    stretches.append((t - s, g, s, t, sysd, why, stack))
+
+def handle(ev, stack_lines):
+    global t0
+    if ev is None:
+        return
+    m, p, gctx, kind, t, rest = ev
+    t = int(t); p = int(p)
+    if t0 is None:
+        t0 = t
+    frs = frames_of(stack_lines)
+    ctxfrs = frames_of(stack_lines, 'Stack=')
+    if ctxfrs and int(gctx) > 0:
+        set_label(int(gctx), ctxfrs)
+    if kind == 'RangeBegin':
+        n = rng_re.search(rest).group(1)
+        open_ranges[(n, gctx)] = t
+        return
+    if kind == 'RangeEnd':
+        n = rng_re.search(rest).group(1)
+        b = open_ranges.pop((n, gctx), None)
+        if b is not None:
+            ranges.append((n, b, t, gctx))
+        return
+    if kind != 'StateTransition':
+        return
+    mt = tr_re.search(rest)
+    if not mt:
+        return
+    what, ident, a, b, reason = mt.groups()
+    ident = int(ident)
+    if what == 'ProcID':
+        if b == 'Idle':
+            end_stretch(ident, t, 'P idle', [])
+        return
+    g = ident
+    if frs:
+        set_label(g, frs)
+    if b == 'Runnable':
+        runnable_since[g] = t
+    if b == 'Running':
+        if g in runnable_since:
+            w = runnable_since.pop(g)
+            waits.append((t - w, g, w, t))
+        c = cur.get(p)
+        if c and c[0] == g:
+            if c[3] is not None:
+                c[2] += t - c[3]; c[3] = None
+            return
+        if c:
+            end_stretch(p, t, 'P taken in syscall', [])
+        # the goroutine may still be counted on another P
+        for q, cc in list(cur.items()):
+            if cc[0] == g:
+                end_stretch(q, t, 'moved', [])
+        cur[p] = [g, t, 0, None]
+        return
+    if a == 'Running' and b == 'Syscall':
+        for q, cc in cur.items():
+            if cc[0] == g:
+                cc[3] = t
+        return
+    if a in ('Running', 'Syscall') and b in ('Waiting', 'Runnable', 'NotExist'):
+        for q, cc in list(cur.items()):
+            if cc[0] == g:
+                end_stretch(q, t, a + '->' + b + (' ' + reason if reason else ''), frs)
+        return
+
+def main():
+    path = sys.argv[1]
+    top = int(sys.argv[2]) if len(sys.argv) > 2 else 25
+    ev = None; stack = []
+    with open(path) as f:
+        for line in f:
+            if line.startswith('M='):
+                handle(ev, stack)
+                m = ev_re.match(line.rstrip('\n'))
+                ev = m.groups() if m else None
+                stack = []
+            else:
+                stack.append(line)
+    handle(ev, stack)
+    total = (max(s[3] for s in stretches) - t0) / 1e6
+    # histogram
+    edges = [0.1, 0.5, 1, 2, 5, 10, 20, 50]
+    hist = collections.Counter(); held = collections.Counter()
+    for d, *_ in stretches:
+        ms = d / 1e6
+        k = next((e for e in edges if ms < e), 'inf')
+        hist[k] += 1; held[k] += ms
+    print(f'trace {total:.0f} ms, {len(stretches)} stretches, busy {sum(s[0] for s in stretches)/1e6:.0f} ms')
+    print('| stretch | count | ms held in all |')
+    print('|---|---|---|')
+    lo = 0
+    for e in edges + ['inf']:
+        print(f'| {lo}-{e} ms | {hist[e]} | {held[e]:.1f} |')
+        lo = e
+    # by goroutine kind, stretches >= 1 ms
+    bykind = collections.defaultdict(list)
+    for s in stretches:
+        bykind[label.get(s[1], (0, '?'))[1]].append(s[0] / 1e6)
+    print('\nby goroutine (start..end parley frame), stretches >= 0.5 ms: count, max ms, sum ms')
+    rows = []
+    for k, v in bykind.items():
+        big = [x for x in v if x >= 0.5]
+        if big:
+            rows.append((max(big), len(big), sum(big), k, len(v), sum(v)))
+    for mx, n, sm, k, nall, sall in sorted(rows, reverse=True)[:20]:
+        print(f'  {n:5d} max {mx:7.2f} sum {sm:8.1f}  (all {nall} stretches {sall:.0f} ms)  {k}')
+    # waits
+    ws = sorted(w[0] for w in waits)
+    if ws:
+        q = lambda x: ws[min(len(ws) - 1, int(x * len(ws)))] / 1e6
+        print(f'\nrunnable->running waits: {len(ws)}, p50 {q(.5):.3f} p99 {q(.99):.3f} p99.9 {q(.999):.3f} max {ws[-1]/1e6:.2f} ms')
+    print(f'\ntop {top} stretches:')
+    waits.sort(key=lambda w: w[2])
+    for d, g, s, e, sysd, why, stk in sorted(stretches, reverse=True)[:top]:
+        # who waited: goroutines runnable during the stretch
+        waited = [w for w in waits if w[2] < e and w[3] > s]
+        gcr = [r[0] for r in ranges if r[1] < e and r[2] > s and 'sweep' not in r[0]]
+        print(f'{d/1e6:7.2f} ms at +{(s-t0)/1e6:7.1f} g{g} [{label.get(g,(0,"?"))[1]}] sys {sysd/1e6:.2f} ms; end: {why}; {len(waited)} waited (max {max([w[0] for w in waited], default=0)/1e6:.1f} ms) {sorted(set(gcr))}')
+        for fr in stk[:6]:
+            print('        ', short(fr))
+
+main()
