@@ -21,7 +21,11 @@
 // used for history pagination and read positions.
 package parley
 
-import "time"
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
 
 // Limits shared by the server, the SDKs and the docs. Changing one is a
 // protocol change: update docs/protocol.md with it.
@@ -355,6 +359,33 @@ type Event struct {
 	// a removal, the removed users too), or for ephemeral events the users
 	// the server chose. It travels between nodes but never to clients.
 	Audience []string `json:"-"`
+
+	// Data, when set, is the event as clients receive it: the JSON of
+	// its event frame's "data" (docs/protocol.md), attachment URLs filled
+	// in. The server sets it on the events it publishes when its broker
+	// carries it (internal/natsbroker), and writes it to clients as it is
+	// rather than encoding the event again. A broker may hand a receiving
+	// node an event with Data and only the fields it routes on (Pos,
+	// Shard, Type, ConversationID, Change, At, Audience): the node reads
+	// the others with Decode, when it needs them. Never sent to clients
+	// itself; it must not be modified (it is shared).
+	Data []byte `json:"-"`
+}
+
+// Decode returns e with every field read from its Data (see Data), and
+// e's Pos, Shard, Audience and Data; e itself when it has no Data.
+// Cost: a JSON decode; call it only for the events whose other fields
+// are needed.
+func (e Event) Decode() (Event, error) {
+	if e.Data == nil {
+		return e, nil
+	}
+	var d Event
+	if err := json.Unmarshal(e.Data, &d); err != nil {
+		return e, fmt.Errorf("parley: event data: %w", err)
+	}
+	d.Pos, d.Shard, d.Audience, d.Data, d.Recipient = e.Pos, e.Shard, e.Audience, e.Data, e.Recipient
+	return d, nil
 }
 
 // ApproxSize estimates the memory e holds, in bytes: a fixed part for its
@@ -383,5 +414,5 @@ func (e *Event) ApproxSize() int {
 	for _, id := range e.UserIDs {
 		n += 16 + len(id)
 	}
-	return n
+	return n + len(e.Data)
 }

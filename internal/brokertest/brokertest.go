@@ -19,7 +19,9 @@
 package brokertest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -47,6 +49,7 @@ func Run(t *testing.T, newPair NewPair) {
 	t.Run("FanOut", func(t *testing.T) { testFanOut(t, newPair) })
 	t.Run("OrderPerPublisher", func(t *testing.T) { testOrderPerPublisher(t, newPair) })
 	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, newPair) })
+	t.Run("RoundTripData", func(t *testing.T) { testRoundTripData(t, newPair) })
 	t.Run("OneCallAtATime", func(t *testing.T) { testOneCallAtATime(t, newPair) })
 	t.Run("StopWaits", func(t *testing.T) { testStopWaits(t, newPair) })
 	t.Run("Close", func(t *testing.T) { testClose(t, newPair) })
@@ -295,6 +298,52 @@ func testRoundTrip(t *testing.T, newPair NewPair) {
 			if !e.At.Equal(sent[i].Events[j].At) || e.At.Location() != time.UTC {
 				t.Errorf("message %d event %d: At = %v, want %v in UTC", i, j, e.At, sent[i].Events[j].At)
 			}
+		}
+	}
+}
+
+// testRoundTripData: an event published with Data arrives with the fields
+// a node routes on (Pos, Shard, Type, ConversationID, Change, At,
+// Audience) and its Data byte for byte; the other fields may be left to
+// parley.Event.Decode, which gives back the event as published.
+func testRoundTripData(t *testing.T, newPair NewPair) {
+	a, b := newPair(t)
+	r := newRecorder()
+	subscribe(t, b, r.fn)
+	at := parley.Now()
+	sent := []parley.Event{
+		{Pos: 5, Shard: 3, Type: parley.EventNewMessage, ConversationID: "c1", UserID: "u1", At: at,
+			Message:  &parley.Message{ID: "m1", ConversationID: "c1", Seq: 2, SenderID: "u1", Type: parley.Text, Text: "hi <&> ✓", CreatedAt: at},
+			Audience: []string{"u1", "u2"}},
+		{Pos: 6, Shard: 3, Type: parley.EventConversationUpdated, ConversationID: "c1", UserID: "u1", At: at,
+			Conversation: &parley.Conversation{ID: "c1", Kind: parley.Group, CreatedAt: at, LastActivityAt: at, Members: []parley.Member{{UserID: "u1"}, {UserID: "u3"}}},
+			Change:       parley.ChangeMembersAdded, UserIDs: []string{"u3"}, Audience: []string{"u1", "u3"}},
+		{Type: parley.EventTypingStarted, ConversationID: "c1", UserID: "u1", At: at, Audience: []string{"u2"}},
+	}
+	for i := range sent {
+		data, err := json.Marshal(sent[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent[i].Data = data
+	}
+	publish(t, a, parley.BrokerMessage{Node: "node-a", Events: sent})
+	got := r.waitCount(t, 1)
+	if len(got[0].Events) != len(sent) {
+		t.Fatalf("got %d events, want %d", len(got[0].Events), len(sent))
+	}
+	for i, e := range got[0].Events {
+		w := sent[i]
+		if e.Pos != w.Pos || e.Shard != w.Shard || e.Type != w.Type || e.ConversationID != w.ConversationID || e.Change != w.Change ||
+			!e.At.Equal(w.At) || !bytes.Equal(e.Data, w.Data) || !cmp.Equal(e.Audience, w.Audience) {
+			t.Errorf("event %d: routing fields or Data changed:\ngot  %+v\nwant %+v", i, e, w)
+		}
+		full, err := e.Decode()
+		if err != nil {
+			t.Fatalf("event %d: Decode: %v", i, err)
+		}
+		if d := cmp.Diff(w, full, cmpopts.EquateEmpty(), cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); d != "" {
+			t.Errorf("event %d: Decode (-sent +got):\n%s", i, d)
 		}
 	}
 }

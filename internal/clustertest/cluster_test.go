@@ -342,6 +342,13 @@ func (b *cutBroker) Publish(ctx context.Context, m parley.BrokerMessage) error {
 	return b.Broker.Publish(ctx, m)
 }
 
+// CarriesEventData forwards the wrapped broker's (the server asks its
+// broker whether to publish parley.Event.Data).
+func (b *cutBroker) CarriesEventData() bool {
+	dc, ok := b.Broker.(interface{ CarriesEventData() bool })
+	return ok && dc.CarriesEventData()
+}
+
 func (b *cutBroker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
 	return b.Broker.Subscribe(func(m parley.BrokerMessage) {
 		if !b.cut.Load() {

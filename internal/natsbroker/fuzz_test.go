@@ -3,6 +3,7 @@ package natsbroker
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +15,30 @@ import (
 	"github.com/parleychat/parley"
 )
 
-// encode is what publish puts on the subject for m (before any split).
-func encode(m parley.BrokerMessage) ([]byte, error) { return json.Marshal(toWire(m)) }
+// encode is what publish puts on the subject for m (before any split),
+// in wire version 2; encodeV1 in version 1.
+func encode(m parley.BrokerMessage) ([]byte, error)   { return encodeV2(m) }
+func encodeV1(m parley.BrokerMessage) ([]byte, error) { return json.Marshal(toWire(m)) }
+
+// decode1 is decode without the count of payloads.
+func decode1(data []byte) (parley.BrokerMessage, error) {
+	var n int
+	return decode(data, &n)
+}
+
+// withData returns m with every event's Data set to its JSON, as the
+// server publishes them.
+func withData(t testing.TB, m parley.BrokerMessage) parley.BrokerMessage {
+	m.Events = slices.Clone(m.Events)
+	for i := range m.Events {
+		b, err := json.Marshal(m.Events[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Events[i].Data = b
+	}
+	return m
+}
 
 // sameMessage compares messages the way a receiving node sees them: an
 // empty list is no list, and a time is its instant (the wire keeps the
@@ -48,12 +71,24 @@ func wireSeeds(t testing.TB) [][]byte {
 		{Node: "n3"},
 		{Node: "n3", Usage: []parley.LimitUsage{{Limit: "messages", Key: "alice", N: 3}, {Limit: "ip_messages", Key: "2001:db8::1", N: 1 << 40}}},
 	} {
-		b, err := encode(m)
+		for _, enc := range []func(parley.BrokerMessage) ([]byte, error){encode, encodeV1} {
+			b, err := enc(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
+		}
+		b, err := encode(withData(t, m))
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, b)
+		// Truncated and padded: refused whole.
+		out = append(out, b, b[:len(b)/2], b[:len(b)-1], append(slices.Clone(b), 0))
 	}
+	out = append(out, []byte{0}, []byte{0, 2}, []byte{0, 3, 1, 'n'}, []byte{0, 1},
+		[]byte("\x00\x02\x01n\x00\x01\x02\x01\x00\x01t\x00\x00\x00\x00\x01{"),                 // flags 2
+		[]byte("\x00\x02\x01n\x00\x01\x01\x01\x00\x01t\x00\x00\x00\xff\xff\xff\xff\x0f\x01{"), // a huge audience
+		[]byte("\x00\x02\x01n\x00\x01\x01\x01\x00\x01t\x00\x00\x00\x00\x00"))                  // no payload
 	return append(out, []byte(`{"v":2,"node":"future"}`), []byte(`{"v":1,"events":[{"type":"newMessage","at":"2026-11-22T10:00:00+01:00","audience":[]}]}`),
 		[]byte(`{"v":1,"presence":{"online":[]}}`), []byte(`{"v":1,"usage":[{"l":"messages","k":"","n":-3},{}]}`), []byte(`{"v":1,"events":null}`), []byte(`[]`), []byte(`{`), []byte{0xff}, nil)
 }
@@ -68,7 +103,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := decode(data)
+		m, err := decode1(data)
 		if err != nil {
 			return
 		}
@@ -76,7 +111,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decode(%q) = %+v, which does not encode: %v", data, m, err)
 		}
-		m2, err := decode(b)
+		m2, err := decode1(b)
 		if err != nil {
 			t.Fatalf("decode(encode(decode(%q))): %v", data, err)
 		}
@@ -106,6 +141,9 @@ func FuzzEncode(f *testing.F) {
 				return
 			}
 		}
+		if pos < 0 {
+			return // no such event: positions start at 1, ephemeral events have 0
+		}
 		at := time.Unix(0, atNS).UTC()
 		ev := parley.Event{Pos: pos, Type: parley.EventType(typ), ConversationID: conv, UserID: user, UserName: name, ReadSeq: seq, At: at}
 		if audience != "" {
@@ -122,12 +160,35 @@ func FuzzEncode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("encode(%+v): %v", m, err)
 		}
-		got, err := decode(b)
+		got, err := decode1(b)
 		if err != nil {
 			t.Fatalf("decode(encode(%+v)): %v\n%s", m, err, b)
 		}
 		if d := cmp.Diff(m, got, sameMessage...); d != "" {
 			t.Fatalf("round trip changed the message (-sent +received):\n%s", d)
+		}
+		// With Data: the routing fields and Data travel, Data as it
+		// was; Decode gives back the whole event.
+		md := withData(t, m)
+		b, err = encode(md)
+		if err != nil {
+			t.Fatalf("encode(%+v): %v", md, err)
+		}
+		got, err = decode1(b)
+		if err != nil {
+			t.Fatalf("decode(encode(%+v)): %v", md, err)
+		}
+		for i, e := range got.Events {
+			if !bytes.Equal(e.Data, md.Events[i].Data) {
+				t.Fatalf("Data changed: %q, want %q", e.Data, md.Events[i].Data)
+			}
+			full, err := e.Decode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(md.Events[i], full, sameMessage...); d != "" {
+				t.Fatalf("round trip with Data changed the event (-sent +received):\n%s", d)
+			}
 		}
 	})
 }

@@ -59,6 +59,12 @@ type Config struct {
 	// and head poll), and presence is repaired by the next snapshot.
 	PendingMsgs  int
 	PendingBytes int
+	// Wire is the wire format version this node publishes (default 2,
+	// see wire.go); it reads both. A "wire" query parameter of URL sets
+	// it ("nats://host:4222?wire=1"). Set 1 on the upgraded nodes while
+	// a cluster still runs nodes that read only version 1, then drop it
+	// (docs/deploy.md, "Upgrading a NATS cluster").
+	Wire int
 }
 
 // Defaults of Config's pending limits.
@@ -75,6 +81,7 @@ const (
 type Broker struct {
 	nc      *nats.Conn
 	subject string
+	wire    int    // Config.Wire, after defaults
 	pending [2]int // msgs, bytes: Config.PendingMsgs and PendingBytes
 	log     *slog.Logger
 	closed  chan struct{} // closed by nats.go's ClosedHandler
@@ -90,8 +97,41 @@ type Broker struct {
 	pubMu    sync.Mutex
 	seq      uint64
 	echoSubs []*subscription
-	// decoded counts the messages decoded from their bytes (tests).
-	decoded atomic.Int64
+	// decoded counts the messages read from their bytes, payloads the
+	// events among them decoded from JSON (a version 1 message's every
+	// event; a version 2 event published without Data), and dropped the
+	// messages refused as malformed (tests and metrics).
+	decoded  atomic.Int64
+	payloads atomic.Int64
+	dropped  atomic.Int64
+	// dropLogged is when drop last logged (Unix ns).
+	dropLogged atomic.Int64
+}
+
+// CarriesEventData reports that b carries parley.Event.Data as the
+// event's payload (wire version 2): a publisher that sets Data saves the
+// broker encoding the event, and receiving nodes write Data to their
+// clients without decoding it. False while b publishes version 1.
+func (b *Broker) CarriesEventData() bool { return b.wire == wireV2 }
+
+// Counts are what a Broker's subscriptions did with the messages they
+// received from NATS.
+type Counts struct {
+	// Read are the messages read from their bytes (not taken from
+	// those kept for their echo, echo.go).
+	Read int64
+	// Payloads are the events among them decoded from JSON: a wire
+	// version 1 message's every event, a version 2 event published
+	// without Data. A version 2 event with Data is not decoded here.
+	Payloads int64
+	// Dropped are the messages refused as malformed (logged at most
+	// once a second, with the count).
+	Dropped int64
+}
+
+// Counts reports b's counts since Open.
+func (b *Broker) Counts() Counts {
+	return Counts{Read: b.decoded.Load(), Payloads: b.payloads.Load(), Dropped: b.dropped.Load()}
 }
 
 // PendingLimits returns the bounds of the node's subscription (see
@@ -125,8 +165,13 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("natsbroker: bad URL query: %w", err)
 		}
 		for k := range q {
-			if k != "subject" {
-				return nil, fmt.Errorf("natsbroker: unknown URL parameter %q (only subject)", k)
+			if k != "subject" && k != "wire" {
+				return nil, fmt.Errorf("natsbroker: unknown URL parameter %q (only subject and wire)", k)
+			}
+		}
+		if v := q.Get("wire"); v != "" && cfg.Wire == 0 {
+			if cfg.Wire, err = strconv.Atoi(v); err != nil {
+				return nil, fmt.Errorf("natsbroker: bad wire version %q", v)
 			}
 		}
 		if sub := q.Get("subject"); sub != "" && cfg.Subject == "" {
@@ -136,6 +181,13 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.Subject == "" {
 		cfg.Subject = DefaultSubject
+	}
+	switch cfg.Wire {
+	case 0:
+		cfg.Wire = wireV2
+	case wireVersion, wireV2:
+	default:
+		return nil, fmt.Errorf("natsbroker: unknown wire version %d (want 1 or 2)", cfg.Wire)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -152,6 +204,7 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b := &Broker{
 		subject: cfg.Subject,
+		wire:    cfg.Wire,
 		pending: [2]int{cfg.PendingMsgs, cfg.PendingBytes},
 		log:     cfg.Logger.With("component", "natsbroker"),
 		closed:  make(chan struct{}),
@@ -206,22 +259,30 @@ func (b *Broker) Publish(ctx context.Context, m parley.BrokerMessage) error {
 	if b.subs.Closed() {
 		return ErrClosed
 	}
-	return b.publish(toWire(m))
+	return b.publish(m)
 }
 
-func (b *Broker) publish(w wireMessage) error {
-	data, err := json.Marshal(w)
+// encode is m as b publishes it (Config.Wire).
+func (b *Broker) encode(m parley.BrokerMessage) ([]byte, error) {
+	if b.wire == wireVersion {
+		return json.Marshal(toWire(m))
+	}
+	return encodeV2(m)
+}
+
+func (b *Broker) publish(m parley.BrokerMessage) error {
+	data, err := b.encode(m)
 	if err != nil {
 		return fmt.Errorf("natsbroker: encode: %w", err)
 	}
 	// The max payload counts the headers too (the echo header, echo.go).
 	if int64(len(data)+echoHeaderRoom) > b.nc.MaxPayload() {
-		if len(w.Events) < 2 {
+		if len(m.Events) < 2 {
 			return fmt.Errorf("natsbroker: message of %d bytes exceeds the NATS max payload of %d", len(data), b.nc.MaxPayload())
 		}
-		half := len(w.Events) / 2
-		first, second := w, w
-		first.Events, second.Events = w.Events[:half], w.Events[half:]
+		half := len(m.Events) / 2
+		first, second := m, m
+		first.Events, second.Events = m.Events[:half], m.Events[half:]
 		second.Presence, second.Usage = nil, nil
 		if err := b.publish(first); err != nil {
 			return err
@@ -236,7 +297,6 @@ func (b *Broker) publish(w wireMessage) error {
 	msg := &nats.Msg{Subject: b.subject, Data: data}
 	if b.nc.HeadersSupported() { // NATS 2.2 and later; older ones get no echo header
 		b.seq++
-		m := fromWire(w)
 		for _, s := range b.echoSubs {
 			s.echoes.keep(b.seq, len(data), m)
 		}
@@ -273,11 +333,14 @@ func (b *Broker) subscribe(fn func(parley.BrokerMessage)) (*subscription, error)
 		}
 		if !ok {
 			var err error
-			if m, err = decode(msg.Data); err != nil {
-				b.log.Warn("dropping message", "err", err, "bytes", len(msg.Data))
+			payloads := 0
+			m, err = decode(msg.Data, &payloads)
+			if err != nil {
+				b.drop(err, len(msg.Data))
 				return
 			}
 			b.decoded.Add(1)
+			b.payloads.Add(int64(payloads))
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -393,17 +456,51 @@ func toWire(m parley.BrokerMessage) wireMessage {
 	return w
 }
 
-// decode reads one message from the subject. A message that is not JSON
-// or comes from another wire version is an error, never a partial
-// message.
-func decode(data []byte) (parley.BrokerMessage, error) {
+// drop counts and logs a message refused as malformed. The log is
+// throttled to one line a second, with the count since: a node of a
+// newer or older wire version (or anything else) sharing the subject
+// would otherwise log every message.
+func (b *Broker) drop(err error, n int) {
+	d := b.dropped.Add(1)
+	now := time.Now().UnixNano()
+	if last := b.dropLogged.Load(); now-last < int64(time.Second) || !b.dropLogged.CompareAndSwap(last, now) {
+		return
+	}
+	b.log.Warn("dropping malformed messages", "err", err, "bytes", n, "dropped_total", d)
+}
+
+// decode reads one message from the subject, of either wire version,
+// adding to payloads the events it decoded from JSON. A message that does
+// not parse or comes from an unknown wire version is an error, never a
+// partial message.
+func decode(data []byte, payloads *int) (parley.BrokerMessage, error) {
+	if len(data) > 0 && data[0] == wireMagic {
+		if len(data) < 2 || data[1] != wireV2 {
+			v := -1
+			if len(data) > 1 {
+				v = int(data[1])
+			}
+			return parley.BrokerMessage{}, fmt.Errorf("natsbroker: message of wire version %d, want 1 or 2 (a newer node? see docs/deploy.md)", v)
+		}
+		m, err := decodeV2(data[2:], payloads)
+		if err != nil {
+			return parley.BrokerMessage{}, fmt.Errorf("natsbroker: malformed message: %w", err)
+		}
+		return m, nil
+	}
 	var w wireMessage
 	if err := json.Unmarshal(data, &w); err != nil {
 		return parley.BrokerMessage{}, fmt.Errorf("natsbroker: undecodable message: %w", err)
 	}
 	if w.V != wireVersion {
-		return parley.BrokerMessage{}, fmt.Errorf("natsbroker: message from node %q has wire version %d, want %d", w.Node, w.V, wireVersion)
+		return parley.BrokerMessage{}, fmt.Errorf("natsbroker: message from node %q has wire version %d, want 1 or 2", w.Node, w.V)
 	}
+	for i, e := range w.Events {
+		if e.Pos < 0 || e.Shard < 0 || e.Shard > maxShard {
+			return parley.BrokerMessage{}, fmt.Errorf("natsbroker: message from node %q: event %d has position %d in shard %d", w.Node, i, e.Pos, e.Shard)
+		}
+	}
+	*payloads += len(w.Events)
 	return fromWire(w), nil
 }
 

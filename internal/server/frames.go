@@ -9,9 +9,25 @@ import (
 	"github.com/parleychat/parley/protocol"
 )
 
-// encodeEvent encodes an event frame once for every receiver.
+// encodeEvent encodes an event frame once for every receiver: around
+// ev.Data when the event carries it (made by eventData, on this node or
+// the one that published it), else from the event.
 func encodeEvent(ev parley.Event) []byte {
+	if ev.Data != nil {
+		return frameAround(protocol.TypeEvent, "", ev.Data)
+	}
 	return encodeData(protocol.TypeEvent, "", withURLs(ev))
+}
+
+// eventData is parley.Event.Data for ev: the JSON of its event frame's
+// data, as encodeEvent writes it.
+func eventData(ev parley.Event) []byte {
+	e := encoderPool.Get().(*pooledEncoder)
+	defer e.put()
+	if err := e.enc.Encode(withURLs(ev)); err != nil {
+		panic(err) // events hold plain data; this cannot fail
+	}
+	return bytes.Clone(bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'}))
 }
 
 func encodeFrame(f protocol.Frame) []byte {
@@ -33,6 +49,12 @@ func encodeData(typ, id string, v any) []byte {
 		panic(err) // frames hold plain data; this cannot fail
 	}
 	data := bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'}) // Encode ends with a newline
+	return frameAround(typ, id, data)
+}
+
+// frameAround writes a frame of type typ and id around data, the JSON of
+// its "data".
+func frameAround(typ, id string, data []byte) []byte {
 	b := make([]byte, 0, len(data)+len(typ)+len(id)+len(`{"type":"","id":"","data":}`)+8)
 	b = append(b, `{"type":`...)
 	b = appendJSONString(b, typ)

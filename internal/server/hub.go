@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -362,10 +363,19 @@ func (h *hub) deliver(ev parley.Event) { h.owed = h.deliverOwed(ev, h.owed) }
 // deliverOwed is deliver, adding to owed the connections the caller must
 // flush (flushOwed), and returning it.
 func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
+	consent := h.consentChanged != nil && (ev.Type == parley.EventUserBlocked || ev.Type == parley.EventUserUnblocked || ev.Type == parley.EventRequestAccepted)
+	contacts := h.newContacts != nil && (ev.Change == parley.ChangeCreated || ev.Change == parley.ChangeMembersAdded)
+	whole := true // false: ev is routing fields only, and they are all it will have
+	if ev.Data != nil && (consent || contacts) {
+		// A broker may bring an event as its routing fields and Data
+		// (parley.Event.Data); these rare kinds need the rest.
+		ev, whole = h.decoded(ev)
+		consent, contacts = consent && whole, contacts && whole
+	}
 	if ev.Type == parley.EventConversationUpdated {
 		h.contacts.invalidate(ev.Audience)
 	}
-	if h.consentChanged != nil && (ev.Type == parley.EventUserBlocked || ev.Type == parley.EventUserUnblocked || ev.Type == parley.EventRequestAccepted) {
+	if consent {
 		h.consentChanged(ev)
 	}
 	cs := h.scratch[:0]
@@ -386,6 +396,12 @@ func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 	// goroutine, in one write for all the batch gave it. The frame is
 	// encoded only when a local connection takes it: in a cluster, most
 	// events a node sequences are other nodes' with no audience here.
+	if len(cs) > 0 && ev.Data != nil && !validData(ev.Data) {
+		ev, whole = h.decoded(ev)
+	}
+	if !whole {
+		cs = cs[:0] // never a frame of routing fields only
+	}
 	if len(cs) > 0 {
 		b := encodeEvent(ev)
 		at := ev.At.UnixNano()
@@ -398,13 +414,49 @@ func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 	h.metrics.fanout.Add(float64(len(cs)))
 	clear(cs)
 	h.scratch = cs
-	if h.newContacts != nil && (ev.Change == parley.ChangeCreated || ev.Change == parley.ChangeMembersAdded) {
+	if contacts {
 		h.newContacts(ev)
 	}
 	if ev.Type == parley.EventNewMessage && len(ev.Audience) == 2 && h.contacts.directMessage(ev.Audience[0], ev.Audience[1]) && h.directContacts != nil {
 		h.directContacts(ev.Audience[0], ev.Audience[1])
 	}
 	return owed
+}
+
+// validData reports whether b may be written as an event frame's data:
+// a JSON object. Data comes from another node through the broker, so it
+// is checked before a client gets it (a scan, not a decode, and only
+// for the events a local connection takes).
+func validData(b []byte) bool { return len(b) > 0 && b[0] == '{' && json.Valid(b) }
+
+// decoded returns ev with all its fields, for one a broker brought as
+// routing fields and Data. Its Data is decoded; Data that does not decode
+// (a malformed message on the broker: the routing header parsed, the
+// payload did not) is dropped and the event read from the store, which
+// has it (a publish follows its commit), so its receivers still get it
+// once. If the store fails too (logged), ok is false and ev has its
+// routing fields only: deliverOwed then advances its position and
+// writes it to no one. Only the run goroutine calls it (through
+// deliverOwed).
+func (h *hub) decoded(ev parley.Event) (_ parley.Event, ok bool) {
+	if ev.Data != nil && validData(ev.Data) {
+		if d, err := ev.Decode(); err == nil {
+			return d, true
+		}
+	}
+	h.metrics.drops.WithLabelValues("broker_data").Inc()
+	h.log.Warn("hub: undecodable event data from the broker; reading the event from the store", "shard", ev.Shard, "pos", ev.Pos)
+	ev.Data = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	evs, err := h.events.ShardEvents(ctx, ev.Shard, ev.Pos-1, 1)
+	if err != nil || len(evs) == 0 || evs[0].Pos != ev.Pos {
+		h.log.Error("hub: an event neither its broker data nor the store gave; its receivers on this node miss it", "shard", ev.Shard, "pos", ev.Pos, "err", err)
+		return ev, false
+	}
+	st := evs[0]
+	st.Shard, st.Audience = ev.Shard, ev.Audience
+	return st, true
 }
 
 // local reports whether any of users has a connection on this node.
@@ -424,6 +476,10 @@ func (h *hub) local(users ...string) bool {
 // broker's goroutine, and they go to the local connections of the
 // event's audience at once, outside the sequencer.
 func (h *hub) deliverTyping(ev parley.Event) {
+	if ev.Data != nil && !validData(ev.Data) {
+		h.metrics.drops.WithLabelValues("broker_data").Inc()
+		return // ephemeral: nothing to read it back from
+	}
 	h.deliverEphemeral(ev.Audience, encodeEvent(ev))
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,7 +111,7 @@ func TestHubDeliverNoLocalAudience(t *testing.T) {
 // local audience (one connection) or none (another node's user, as most
 // events a node of a cluster sequences are).
 func BenchmarkHubAccept(b *testing.B) {
-	for _, name := range []string{"local", "remote"} {
+	for _, name := range []string{"local", "remote", "local-data", "remote-data"} {
 		b.Run(name, func(b *testing.B) {
 			h := newHub(nil, nil, newMetrics())
 			h.start([]int64{0})
@@ -118,12 +119,17 @@ func BenchmarkHubAccept(b *testing.B) {
 			a := &conn{s: s, user: parley.User{ID: "a"}}
 			h.register(a, nil, nil)
 			to := "a"
-			if name == "remote" {
+			if strings.HasPrefix(name, "remote") {
 				to = "b"
 			}
 			ev := parley.Event{Type: parley.EventNewMessage, ConversationID: "01JEXAMPLECONVERSATION00000", UserID: "01JEXAMPLEUSER000000000000", UserName: "bench-user",
 				Message: &parley.Message{ID: "01JEXAMPLEMESSAGE000000000", ConversationID: "01JEXAMPLECONVERSATION00000", SenderID: "01JEXAMPLEUSER000000000000", Seq: 1, Text: "a message of the write benchmark, about this long", ClientID: "c-0001"},
 				At:      time.Now(), Audience: []string{to}}
+			if strings.HasSuffix(name, "-data") {
+				// As a broker brings it (parley.Event.Data): routing
+				// fields and the publisher's bytes.
+				ev = parley.Event{Type: ev.Type, ConversationID: ev.ConversationID, At: ev.At, Audience: ev.Audience, Data: eventData(ev)}
+			}
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				ev.Pos = int64(i + 1)

@@ -30,7 +30,7 @@ func newMetrics() *metrics {
 		messages:    counter("parley_messages_total", "Messages stored through this node (new, not resends)."),
 		fanout:      counter("parley_events_fanned_out_total", "Event frames queued to local connections."),
 		resumes:     counterVec("parley_resumes_total", "Hellos with resume_from, by result (replayed, resync).", "result"),
-		drops:       counterVec("parley_queue_drops_total", "Frames dropped from full send queues (kind ephemeral or durable), and events a full hub queue dropped to read from the store (kind hub).", "kind"),
+		drops:       counterVec("parley_queue_drops_total", "Frames dropped from full send queues (kind ephemeral or durable), and events a full hub queue dropped to read from the store (kind hub), and broker events whose data did not parse (kind broker_data: read from the store, or dropped when ephemeral).", "kind"),
 		rateLimited: counterVec("parley_rate_limited_total", "Requests refused by a rate limit, by limit.", "limit"),
 		slowClosed:  counter("parley_slow_consumer_closes_total", "Connections closed with 4001 (slow consumer)."),
 		uploads:     counter("parley_uploads_total", "Images stored through POST /v1/uploads."),

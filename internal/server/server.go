@@ -278,6 +278,9 @@ func New(cfg Config) (*Server, error) {
 		accounts: cfg.Accounts, logins: newLoginThrottle(cfg.Accounts),
 		ttl: cfg.TokenTTL, pres: s.pres, typers: newTypingTracker(), contacts: s.hub.contacts,
 	}
+	if dc, ok := cfg.Broker.(interface{ CarriesEventData() bool }); ok && dc.CarriesEventData() {
+		s.svc.eventData = true
+	}
 	if cp, ok := cfg.Store.(parley.CommitPublisher); ok {
 		// One publish per store batch, from the batcher, instead of
 		// one per write from each writer (see publishCommitted).

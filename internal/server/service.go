@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/parleychat/parley"
@@ -44,6 +45,9 @@ type service struct {
 	// publishCommitted (parley.CommitPublisher), so publishStored does
 	// nothing. Set before serving.
 	storePublishes bool
+	// eventData: the broker carries parley.Event.Data (its
+	// CarriesEventData says so), so publish sets it. Set before serving.
+	eventData bool
 }
 
 // publish hands committed events to the broker. A failed publish loses
@@ -51,6 +55,18 @@ type service struct {
 func (s *service) publish(ctx context.Context, evs []parley.Event) {
 	if len(evs) == 0 {
 		return
+	}
+	if s.eventData {
+		// The broker carries each event as its clients' bytes
+		// (parley.Event.Data): encoded once here, written as they are
+		// by every node that has a receiver, and parsed by none that
+		// has not. A copy: evs may be the store's.
+		evs = slices.Clone(evs)
+		for i := range evs {
+			if evs[i].Data == nil {
+				evs[i].Data = eventData(evs[i])
+			}
+		}
 	}
 	err := s.broker.Publish(context.WithoutCancel(ctx), parley.BrokerMessage{Node: s.node, Events: evs})
 	if err != nil {
