@@ -400,7 +400,14 @@ func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 		ev, whole = h.decoded(ev)
 	}
 	if !whole {
-		cs = cs[:0] // never a frame of routing fields only
+		// Never a frame of routing fields only, and never a gap: each
+		// receiver here is closed after what it was sent before, with a
+		// code that means "reconnect and resume", so its resume reads the
+		// event from the store once the store answers again.
+		for _, c := range cs {
+			c.closeWith(protocol.CloseReconnect, "an event could not be read; resume", true)
+		}
+		cs = cs[:0]
 	}
 	if len(cs) > 0 {
 		b := encodeEvent(ev)
@@ -435,8 +442,9 @@ func validData(b []byte) bool { return len(b) > 0 && b[0] == '{' && json.Valid(b
 // payload did not) is dropped and the event read from the store, which
 // has it (a publish follows its commit), so its receivers still get it
 // once. If the store fails too (logged), ok is false and ev has its
-// routing fields only: deliverOwed then advances its position and
-// writes it to no one. Only the run goroutine calls it (through
+// routing fields only: deliverOwed then advances its position and closes
+// its local receivers with CloseReconnect, so they resume it from the
+// store. Only the run goroutine calls it (through
 // deliverOwed).
 func (h *hub) decoded(ev parley.Event) (_ parley.Event, ok bool) {
 	if ev.Data != nil && validData(ev.Data) {
@@ -451,7 +459,7 @@ func (h *hub) decoded(ev parley.Event) (_ parley.Event, ok bool) {
 	defer cancel()
 	evs, err := h.events.ShardEvents(ctx, ev.Shard, ev.Pos-1, 1)
 	if err != nil || len(evs) == 0 || evs[0].Pos != ev.Pos {
-		h.log.Error("hub: an event neither its broker data nor the store gave; its receivers on this node miss it", "shard", ev.Shard, "pos", ev.Pos, "err", err)
+		h.log.Error("hub: an event neither its broker data nor the store gave; its receivers on this node are closed to resume it", "shard", ev.Shard, "pos", ev.Pos, "err", err)
 		return ev, false
 	}
 	st := evs[0]

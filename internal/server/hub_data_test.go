@@ -9,6 +9,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/sqlite"
+	"github.com/parleychat/parley/protocol"
 )
 
 // frames returns the frames queued to c and empties its queue.
@@ -89,5 +90,24 @@ func TestHubData(t *testing.T) {
 	}
 	if h.delivered[0] != stored.Pos {
 		t.Fatalf("delivered %d, want %d", h.delivered[0], stored.Pos)
+	}
+
+	// Malformed Data of an event the store does not give either: no frame,
+	// the position advances, and the receiver is closed with a code that
+	// means "reconnect and resume", so it reads the event from the store
+	// once it can instead of never getting it.
+	h.accept(parley.Event{Pos: stored.Pos + 1, Type: parley.EventNewMessage, ConversationID: stored.ConversationID, At: stored.At,
+		Audience: []string{"a"}, Data: []byte(`{"pos":`)})
+	if got := frames(a); len(got) != 0 {
+		t.Fatalf("unreadable event: frames %q, want none", got)
+	}
+	if h.delivered[0] != stored.Pos+1 {
+		t.Fatalf("delivered %d, want %d", h.delivered[0], stored.Pos+1)
+	}
+	a.mu.Lock()
+	code := a.closeCode
+	a.mu.Unlock()
+	if code != protocol.CloseReconnect {
+		t.Fatalf("receiver of an unreadable event: close code %d, want %d (reconnect and resume)", code, protocol.CloseReconnect)
 	}
 }
