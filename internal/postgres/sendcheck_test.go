@@ -57,23 +57,7 @@ func explainAnalyze(t *testing.T, db *DB, q string, args ...any) []byte {
 func TestSendCheckReadsNoGroup(t *testing.T) {
 	db := openBulk(t)
 	ctx := t.Context()
-	var ids []string
-	for i := range 40 {
-		u, err := db.CreateUser(ctx, fmt.Sprint("user", i), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, u.ID)
-	}
-	g, _, err := db.CreateGroup(ctx, ids[0], "room", ids[1:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	// With statistics, as a database that has run for a while: without,
-	// the planner may read a table this small whole.
-	if _, err := db.pool.Exec(ctx, "ANALYZE"); err != nil {
-		t.Fatal(err)
-	}
+	ids, g := analyzedGroup(t, db, 40)
 	explain := func(q string, args ...any) float64 {
 		t.Helper()
 		return rowsRead(t, explainAnalyze(t, db, q, args...), "members")
@@ -112,21 +96,7 @@ func TestSendCheckReadsNoGroup(t *testing.T) {
 func TestSendCheckPerPair(t *testing.T) {
 	db := openBulk(t)
 	ctx := t.Context()
-	var ids []string
-	for i := range 4 {
-		u, err := db.CreateUser(ctx, fmt.Sprint("user", i), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, u.ID)
-	}
-	g, _, err := db.CreateGroup(ctx, ids[0], "room", ids[1:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.pool.Exec(ctx, "ANALYZE"); err != nil {
-		t.Fatal(err)
-	}
+	ids, g := analyzedGroup(t, db, 4)
 	var convs, senders, clients, atts []string
 	for i := range 40 {
 		convs, senders = append(convs, g.ID), append(senders, ids[i%len(ids)])
@@ -154,4 +124,28 @@ func TestSendCheckPerPair(t *testing.T) {
 	if err := rows.Err(); err != nil || i != len(convs) {
 		t.Errorf("%d rows (%v) for %d sends", i, err, len(convs))
 	}
+}
+
+// analyzedGroup creates n users and a group of them all (the first its
+// owner) and analyzes the database: with statistics, as a database that
+// has run for a while, since without them the planner may read a table
+// this small whole.
+func analyzedGroup(t *testing.T, db *DB, n int) (ids []string, g parley.Conversation) {
+	t.Helper()
+	ctx := t.Context()
+	for i := range n {
+		u, err := db.CreateUser(ctx, fmt.Sprint("user", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.ID)
+	}
+	g, _, err := db.CreateGroup(ctx, ids[0], "room", ids[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.pool.Exec(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	return ids, g
 }
