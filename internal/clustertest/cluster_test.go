@@ -349,6 +349,12 @@ func (b *cutBroker) CarriesEventData() bool {
 	return ok && dc.CarriesEventData()
 }
 
+// BrokerCounts forwards the wrapped natsbroker's (the server exports
+// them as metrics).
+func (b *cutBroker) BrokerCounts() (read, payloads, dropped int64) {
+	return b.Broker.(*natsbroker.Broker).BrokerCounts()
+}
+
 func (b *cutBroker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
 	return b.Broker.Subscribe(func(m parley.BrokerMessage) {
 		if !b.cut.Load() {

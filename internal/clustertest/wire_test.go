@@ -2,6 +2,9 @@ package clustertest_test
 
 import (
 	"fmt"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -64,6 +67,27 @@ func TestRemoteEventsNotDecoded(t *testing.T) {
 	t.Logf("node 1: %+v", c)
 	if c.Read == 0 || c.Payloads != 0 || c.Dropped != 0 {
 		t.Errorf("node 1 read %d messages and decoded %d event payloads (dropped %d), want > 0 read and 0 decoded", c.Read, c.Payloads, c.Dropped)
+	}
+	// The same counts as metrics on node 1's /metrics (presence reports
+	// may still arrive, so read is between the counts before and after).
+	rec := httptest.NewRecorder()
+	nodes[1].srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	metric := func(name string) int64 {
+		m := regexp.MustCompile(`(?m)^` + name + ` (\d+)$`).FindStringSubmatch(rec.Body.String())
+		if m == nil {
+			t.Fatalf("node 1's metrics lack %s", name)
+		}
+		v, _ := strconv.ParseInt(m[1], 10, 64)
+		return v
+	}
+	if read, after := metric("parley_broker_messages_read_total"), nb.Counts().Read; read < c.Read || read > after {
+		t.Errorf("parley_broker_messages_read_total %d, want %d to %d", read, c.Read, after)
+	}
+	if v := metric("parley_broker_payloads_decoded_total"); v != 0 {
+		t.Errorf("parley_broker_payloads_decoded_total %d, want 0", v)
+	}
+	if v := metric("parley_broker_messages_dropped_total"); v != 0 {
+		t.Errorf("parley_broker_messages_dropped_total %d, want 0", v)
 	}
 	c3 := clients[3]
 	c3.mu.Lock()

@@ -134,6 +134,13 @@ func (b *Broker) Counts() Counts {
 	return Counts{Read: b.decoded.Load(), Payloads: b.payloads.Load(), Dropped: b.dropped.Load()}
 }
 
+// BrokerCounts is Counts as three numbers, for a server that exports
+// them as metrics without depending on this package.
+func (b *Broker) BrokerCounts() (read, payloads, dropped int64) {
+	c := b.Counts()
+	return c.Read, c.Payloads, c.Dropped
+}
+
 // PendingLimits returns the bounds of the node's subscription (see
 // Config.PendingMsgs and PendingBytes), after defaults.
 func (b *Broker) PendingLimits() (msgs, bytes int) { return b.pending[0], b.pending[1] }

@@ -58,3 +58,26 @@ func counterVec(name, help, label string) *prometheus.CounterVec {
 func histogram(name, help string, buckets []float64) prometheus.Histogram {
 	return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
 }
+
+// brokerCounts registers a broker's counts of what it received (read
+// returns them; natsbroker.Broker.BrokerCounts): messages read from their
+// bytes, event payloads decoded from JSON, and messages dropped as
+// malformed. read is called at each scrape, from the scraping goroutine,
+// so it must be safe for concurrent use.
+func (m *metrics) brokerCounts(read func() (read, payloads, dropped int64)) {
+	one := func(i int) func() float64 {
+		return func() float64 {
+			var c [3]int64
+			c[0], c[1], c[2] = read()
+			return float64(c[i])
+		}
+	}
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_broker_messages_read_total",
+			Help: "Messages this node's broker subscription read from their bytes (a node's own, taken back from its echo cache, are not counted)."}, one(0)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_broker_payloads_decoded_total",
+			Help: "Events whose JSON payload the broker decoded (wire version 1 messages, and version 2 events published without data); a version 2 event's data is not decoded there."}, one(1)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_broker_messages_dropped_total",
+			Help: "Broker messages refused as malformed (logged at most once a second)."}, one(2)),
+	)
+}

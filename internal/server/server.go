@@ -281,6 +281,11 @@ func New(cfg Config) (*Server, error) {
 	if dc, ok := cfg.Broker.(interface{ CarriesEventData() bool }); ok && dc.CarriesEventData() {
 		s.svc.eventData = true
 	}
+	if bc, ok := cfg.Broker.(interface {
+		BrokerCounts() (read, payloads, dropped int64)
+	}); ok {
+		s.metrics.brokerCounts(bc.BrokerCounts)
+	}
 	if cp, ok := cfg.Store.(parley.CommitPublisher); ok {
 		// One publish per store batch, from the batcher, instead of
 		// one per write from each writer (see publishCommitted).
