@@ -367,21 +367,6 @@ const defaultLockWait = 5 * time.Second
 // round trips.
 const defaultHoldIdle = 5 * time.Second
 
-// qBatchSettings is a batch transaction's first statement: its lock wait
-// ($1) and idle bound ($2) (see lockedTx), and no sequential scans. pgx
-// prepares each statement once per connection, and PostgreSQL keeps a
-// generic plan of it from its sixth execution on, planned for the tables
-// as they were then: on a new database (no statistics before
-// autovacuum's first ANALYZE) the sends' statements, first run while
-// messages held a few rows, could keep a scan of messages (or members,
-// conversations) for every later batch however large the tables grew:
-// 2-3x PostgreSQL's CPU per message in the runs where a connection kept
-// one (docs/benchmarks.md, "PostgreSQL CPU per message on 16 shards").
-// A write reads and writes a few rows by key, which an index serves at
-// any size; with sequential scans off its plans use them.
-const qBatchSettings = `SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true),
-	set_config('enable_seqscan', 'off', true)`
-
 // lockedTx begins a transaction and takes the positions locks of shards
 // (nil: every shard), in shard order, returning the heads, one per shard
 // (0 for a shard not locked). The transaction's lock_timeout and
@@ -402,7 +387,8 @@ func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, 
 	}
 	var heads []int64
 	lb := &pgx.Batch{}
-	lb.Queue(qBatchSettings, millis(b.lockWait), millis(b.holdIdle))
+	lb.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`,
+		millis(b.lockWait), millis(b.holdIdle))
 	switch {
 	case len(b.keys) == 1:
 		lb.Queue(qLock, b.keys[0])

@@ -32,8 +32,12 @@ func SetLockBounds(db *DB, lockWait, holdIdle time.Duration, afterLock func()) {
 // first write.
 func AfterBatchLock(db *DB, f func(ctx context.Context, tx pgx.Tx)) { db.b.afterLock = f }
 
-// SendStatements are the statements of the sends (bulk.go).
-var SendStatements = []string{qBulkSendCheck, qBulkSendWrite, qSendCheck, qSendWrite}
+// OneSendStatements and BulkSendStatements are the statements of a send
+// alone and of several (bulk.go).
+var (
+	OneSendStatements  = []string{qSendCheck, qSendWrite}
+	BulkSendStatements = []string{qBulkSendCheck, qBulkSendWrite}
+)
 
 // MigrateDownTo undoes the migrations above version on the database at
 // dsn (see sqlstore.MigrateDownTo).

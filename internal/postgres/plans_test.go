@@ -62,30 +62,36 @@ func explainPrepared(ctx context.Context, tx pgx.Tx, where string, args ...any) 
 }
 
 // TestSendPlansLookUpByKey: the sends' statements read messages, members,
-// conversations and events by key whatever plan a connection keeps. Here
-// every statement runs a generic plan made at its first execution
-// (plan_cache_mode), for tables of a few rows without statistics: the
-// plan a new database's connections keep from their sixth batch on,
-// whose first sends met a nearly empty messages table. Such a plan could
-// scan messages for every send of every later batch. The plans checked
-// are the ones the batches ran: their connection's prepared statements,
-// explained in a later batch's transaction.
+// conversations and events by key whatever a connection keeps. Here
+// every prepared statement runs a generic plan made at its first
+// execution (plan_cache_mode), for tables of a few rows without
+// statistics: the plan a new database's connections keep from their sixth
+// batch on, whose first sends met a nearly empty messages table. Such
+// plans read tables whole for every later batch. The one-send statements'
+// kept plans must look up by key (checked: their connection's prepared
+// statements, explained in a later batch's transaction); the bulk ones
+// must not be kept at all (they are planned per batch, with its arrays).
 func TestSendPlansLookUpByKey(t *testing.T) {
 	db := open(t, pgtest.Schema(t)+"&plan_cache_mode=force_generic_plan")
 	ctx := t.Context()
 	var (
-		mu        sync.Mutex
-		explained int
-		scans     []string
+		mu              sync.Mutex
+		explained, bulk int
+		scans           []string
 	)
 	postgres.AfterBatchLock(db, func(ctx context.Context, tx pgx.Tx) {
-		n, s, err := explainPrepared(ctx, tx, `statement = ANY ($1)`, postgres.SendStatements)
+		n, s, err := explainPrepared(ctx, tx, `statement = ANY ($1)`, postgres.OneSendStatements)
+		var kept int
+		if err == nil {
+			err = tx.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE statement = ANY ($1)`,
+				postgres.BulkSendStatements).Scan(&kept)
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
 			t.Error(err)
 		}
-		explained = max(explained, n)
+		explained, bulk = max(explained, n), max(bulk, kept)
 		scans = append(scans, s...)
 	})
 	u := mustUser(t, db, "alice")
@@ -114,6 +120,9 @@ func TestSendPlansLookUpByKey(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if explained < 2 || len(scans) > 0 {
-		t.Errorf("%d of the sends' statements explained; their plans scan: %v", explained, scans)
+		t.Errorf("%d of the one-send statements explained; their plans scan: %v", explained, scans)
+	}
+	if bulk > 0 {
+		t.Errorf("%d bulk send statements prepared, whose plans a connection keeps", bulk)
 	}
 }
