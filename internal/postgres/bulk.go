@@ -143,9 +143,12 @@ const qBulkSendWrite = `WITH msg AS (
 	FROM members mb WHERE mb.conversation_id = ANY($11) AND mb.left_pos IS NULL
 	GROUP BY mb.conversation_id`
 
-// planned is the exec mode of the bulk statements: planned at each
-// execution, with the batch's arrays and the tables as they are, not
-// prepared once per connection. PostgreSQL keeps a prepared statement's
+// planned is the exec mode of the bulk statements: the unnamed statement,
+// planned at each execution with the batch's arrays and the tables as
+// they are, not prepared once per connection (pgx caches only their
+// parameter and result types, so arguments still travel in binary:
+// QueryExecModeExec's text arrays cost the node ~15 µs more per
+// message). PostgreSQL keeps a prepared statement's
 // generic plan from its sixth execution on, and a connection's first
 // batches ran while messages, members and conversations held a few rows
 // (a new database has no statistics before autovacuum's first ANALYZE):
@@ -156,7 +159,7 @@ const qBulkSendWrite = `WITH msg AS (
 // (docs/benchmarks.md, "PostgreSQL CPU per message on 16 shards"). The
 // one-send statements stay prepared: their plans are key lookups even
 // on empty tables (TestSendPlansLookUpByKey).
-const planned = pgx.QueryExecModeExec
+const planned = pgx.QueryExecModeCacheDescribe
 
 type sendCheck struct {
 	member              bool
