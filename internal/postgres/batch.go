@@ -249,7 +249,7 @@ type batcher struct {
 	// the lock is held (tests stall a batcher there). All three are set
 	// before the first write.
 	lockWait, holdIdle time.Duration
-	afterLock          func(ctx context.Context, tx pgx.Tx)
+	afterLock          func()
 	// committed, when set, is told after each commit that wrote
 	// something (the search indexer's kick; set before the first write).
 	committed func()
@@ -427,7 +427,7 @@ func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, 
 		return nil, nil, internalf("take positions lock and read head: %w", err)
 	}
 	if b.afterLock != nil {
-		b.afterLock(ctx, tx)
+		b.afterLock()
 	}
 	return tx, heads, nil
 }

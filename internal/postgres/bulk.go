@@ -143,24 +143,6 @@ const qBulkSendWrite = `WITH msg AS (
 	FROM members mb WHERE mb.conversation_id = ANY($11) AND mb.left_pos IS NULL
 	GROUP BY mb.conversation_id`
 
-// planned is the exec mode of the bulk statements: the unnamed statement,
-// planned at each execution with the batch's arrays and the tables as
-// they are, not prepared once per connection (pgx caches only their
-// parameter and result types, so arguments still travel in binary:
-// QueryExecModeExec's text arrays cost the node ~15 µs more per
-// message). PostgreSQL keeps a prepared statement's
-// generic plan from its sixth execution on, and a connection's first
-// batches ran while messages, members and conversations held a few rows
-// (a new database has no statistics before autovacuum's first ANALYZE):
-// plans that read a table whole under a join were kept for every later
-// batch (one run of 3 nodes on one shard: 5,940 sequential scans of
-// messages, PostgreSQL 134 µs per message against 45-48 in the runs
-// around it). Planning both costs PostgreSQL about 0.5 ms a batch
-// (docs/benchmarks.md, "PostgreSQL CPU per message on 16 shards"). The
-// one-send statements stay prepared: their plans are key lookups even
-// on empty tables (TestSendPlansLookUpByKey).
-const planned = pgx.QueryExecModeCacheDescribe
-
 type sendCheck struct {
 	member              bool
 	last                int64
@@ -308,7 +290,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		for k, seq := range readTo {
 			rConvs, rUsers, rSeqs = append(rConvs, k.conv), append(rUsers, k.user), append(rSeqs, seq)
 		}
-		rows, err := w.query(bg, qBulkSendWrite, planned, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
+		rows, err := w.query(bg, qBulkSendWrite, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
 			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs, mReplies, mMentions, mShards)
 		if err != nil {
 			return err
@@ -368,7 +350,7 @@ func sendChecks(w *writeTx, sends []*sendOp) ([]sendCheck, error) {
 			nm := so.nm
 			convs[j], senders[j], clients[j], atts[j] = nm.ConversationID, nm.SenderID, nm.ClientID, nm.AttachmentID
 		}
-		rows, err = w.query(bg, qBulkSendCheck, planned, convs, senders, clients, atts)
+		rows, err = w.query(bg, qBulkSendCheck, convs, senders, clients, atts)
 	}
 	if err != nil {
 		return nil, err

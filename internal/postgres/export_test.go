@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -20,24 +19,8 @@ func BatchStats(db *DB) (batches, ops int64) { return db.b.batches.Load(), db.b.
 // idle_in_transaction_session_timeout (see lockedTx), and a function run
 // each time it holds the positions lock. Call it before the first write.
 func SetLockBounds(db *DB, lockWait, holdIdle time.Duration, afterLock func()) {
-	db.b.lockWait, db.b.holdIdle = lockWait, holdIdle
-	db.b.afterLock = nil
-	if afterLock != nil {
-		db.b.afterLock = func(context.Context, pgx.Tx) { afterLock() }
-	}
+	db.b.lockWait, db.b.holdIdle, db.b.afterLock = lockWait, holdIdle, afterLock
 }
-
-// AfterBatchLock sets a function run in each batch transaction once it
-// holds its positions locks, before the batch's ops. Call it before the
-// first write.
-func AfterBatchLock(db *DB, f func(ctx context.Context, tx pgx.Tx)) { db.b.afterLock = f }
-
-// OneSendStatements and BulkSendStatements are the statements of a send
-// alone and of several (bulk.go).
-var (
-	OneSendStatements  = []string{qSendCheck, qSendWrite}
-	BulkSendStatements = []string{qBulkSendCheck, qBulkSendWrite}
-)
 
 // MigrateDownTo undoes the migrations above version on the database at
 // dsn (see sqlstore.MigrateDownTo).
