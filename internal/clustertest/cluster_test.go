@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -55,7 +54,7 @@ const (
 func TestKillNode(t *testing.T) {
 	dsn := pgtest.Schema(t)
 	natsURL := natstest.URL(t)
-	subject := fmt.Sprintf("parley.clustertest.%d.%d", os.Getpid(), time.Now().UnixNano())
+	subject := natstest.Subject(t)
 	secret, err := auth.NewSecret()
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ import (
 func TestRemoteEventsNotDecoded(t *testing.T) {
 	dsn := pgtest.Schema(t)
 	natsURL := natstest.URL(t)
-	subject := fmt.Sprintf("parley.clustertest.wire.%d", time.Now().UnixNano())
+	subject := natstest.Subject(t)
 	secret, err := auth.NewSecret()
 	if err != nil {
 		t.Fatal(err)
