@@ -89,7 +89,9 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	common.Add("_pragma", "foreign_keys(1)")
 
 	wq := cloneValues(common)
-	wq.Add("_pragma", "synchronous(FULL)")
+	// NORMAL: in WAL mode a COMMIT then makes no fsync; the batcher
+	// fsyncs the WAL itself before it answers (walsync.go).
+	wq.Add("_pragma", "synchronous(NORMAL)")
 	// The batch's multi-row statements keep a statement journal (to undo
 	// one statement alone); in memory it costs no write(2) calls.
 	wq.Add("_pragma", "temp_store(MEMORY)")
@@ -123,11 +125,24 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 		write.Close()
 		return nil, err
 	}
+	wal, err := openWALSyncer(path)
+	if err == nil {
+		// What Open wrote so far, as synchronous=FULL would have.
+		err = wal.sync()
+		if err != nil {
+			wal.close()
+		}
+	}
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
 
 	rq := cloneValues(common)
 	rq.Add("_pragma", "query_only(1)")
 	read, err := sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
 	if err != nil {
+		wal.close()
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -139,6 +154,7 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	cq.Add("_pragma", "synchronous(FULL)")
 	ckpt, err := sql.Open("sqlite", "file:"+path+"?"+cq.Encode())
 	if err != nil {
+		wal.close()
 		write.Close()
 		read.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -147,9 +163,10 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	db := &DB{write: write, read: read}
 	db.Store = sqlstore.New(dialect{}, (*engine)(db), shards)
 	db.ckpt = newCheckpointer(ckpt)
-	db.b, err = newBatcher(ctx, write, db.ckpt, shards, o.CommitInterval)
+	db.b, err = newBatcher(ctx, write, db.ckpt, wal, shards, o.CommitInterval)
 	if err != nil {
 		db.ckpt.close()
+		wal.close()
 		write.Close()
 		read.Close()
 		return nil, err
@@ -199,9 +216,10 @@ func (db *DB) Close() error {
 	// Once: a second, concurrent Close waits for the first to finish.
 	db.closeOnce.Do(func() {
 		berr := db.b.close()
+		werr := db.b.wal.close()
 		cerr := db.ckpt.close()
 		db.closeReadStmts()
-		db.closeErr = errors.Join(berr, cerr, db.write.Close(), db.read.Close())
+		db.closeErr = errors.Join(berr, werr, cerr, db.write.Close(), db.read.Close())
 	})
 	return db.closeErr
 }
