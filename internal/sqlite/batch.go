@@ -138,7 +138,7 @@ func (w *writeTx) QueryRow(_ context.Context, query string, args ...any) sqlstor
 type batcher struct {
 	conn *sql.Conn // the write pool's only connection, held for good
 	ckpt *checkpointer
-	wal  *walSyncer // fsyncs each commit of ops (walsync.go)
+	wal  *fileSyncer // fsyncs each commit of ops (walsync.go)
 
 	queue *batchq.Queue[*op]
 
@@ -182,7 +182,7 @@ type batcher struct {
 	timer    *time.Timer
 }
 
-func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, wal *walSyncer, shards int, interval time.Duration) (*batcher, error) {
+func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, wal *fileSyncer, shards int, interval time.Duration) (*batcher, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: write connection: %w", err)
@@ -297,6 +297,11 @@ func (b *batcher) loop() {
 		b.run(batch)
 		clear(batch)
 		b.indexDue()
+		if now := time.Now(); b.ckpt.due(now) {
+			// Its error makes the next write transaction fail until
+			// the database file's fsync succeeds (checkpointer.ready).
+			_ = b.ckpt.run(context.Background(), b.wal, now)
+		}
 	}
 }
 
@@ -379,6 +384,9 @@ var errFlush = errors.New("sqlite: writing the batch's rows failed")
 // with each op's own error. It returns an error when nothing was
 // committed: then the transaction is rolled back and the cache dropped.
 func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, err error) {
+	if err := b.ckpt.ready(); err != nil {
+		return nil, internalf("%w", err)
+	}
 	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.Begin()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, internalf("begin: %w", err)

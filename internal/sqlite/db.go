@@ -43,6 +43,7 @@ import (
 	"net/url"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -125,7 +126,7 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 		write.Close()
 		return nil, err
 	}
-	wal, err := openWALSyncer(path)
+	wal, err := openSyncer(path + "-wal")
 	if err == nil {
 		// What Open wrote so far, as synchronous=FULL would have.
 		err = wal.sync()
@@ -151,8 +152,16 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	read.SetMaxIdleConns(n)
 
 	cq := cloneValues(common)
-	cq.Add("_pragma", "synchronous(FULL)")
+	// OFF: the batcher fsyncs around its checkpoints (checkpoint.go).
+	cq.Add("_pragma", "synchronous(OFF)")
 	ckpt, err := sql.Open("sqlite", "file:"+path+"?"+cq.Encode())
+	var dbFile *fileSyncer
+	if err == nil {
+		dbFile, err = openSyncer(path)
+		if err != nil {
+			ckpt.Close()
+		}
+	}
 	if err != nil {
 		wal.close()
 		write.Close()
@@ -162,7 +171,7 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	ckpt.SetMaxOpenConns(1)
 	db := &DB{write: write, read: read}
 	db.Store = sqlstore.New(dialect{}, (*engine)(db), shards)
-	db.ckpt = newCheckpointer(ckpt)
+	db.ckpt = &checkpointer{db: ckpt, file: dbFile, last: time.Now()}
 	db.b, err = newBatcher(ctx, write, db.ckpt, wal, shards, o.CommitInterval)
 	if err != nil {
 		db.ckpt.close()

@@ -12,7 +12,7 @@ import (
 // then writes a commit's frames to the -wal file without an fsync (it
 // still fsyncs the WAL before each checkpoint and the database after it).
 // The batcher fsyncs the -wal file itself after each COMMIT of ops
-// (walSyncer.sync), before it publishes the batch's events or answers
+// (fileSyncer.sync), before it publishes the batch's events or answers
 // its callers, so an acknowledged write is on disk exactly as with
 // synchronous=FULL: the WAL is appended in commit order, so the fsync
 // after a commit covers it and every commit before it (an index step's
@@ -23,33 +23,36 @@ import (
 // message that a power loss in that window then takes back, never one
 // whose sender was told it is stored.
 
-// walSyncer fsyncs the -wal file. Only the batcher goroutine uses it
-// (after Open's migrations), and DB.Close closes it after the batcher.
-type walSyncer struct {
-	f   *os.File // the -wal file, read-only: enough for fsync
+// fileSyncer fsyncs one file of the database: the -wal file after each
+// commit, the database file after each checkpoint (checkpoint.go). Only
+// the batcher goroutine uses it (after Open's migrations), and DB.Close
+// closes it after the batcher.
+type fileSyncer struct {
+	f   *os.File // read-only: enough for fsync
 	aio *aioSync // nil: fsync(2)
 	// aioSyncs and plainSyncs count the fsyncs each way.
 	aioSyncs, plainSyncs atomic.Int64
 }
 
-// openWALSyncer opens the -wal file of the database at path. The write
-// connection must be open in WAL mode and have written (the migrations
-// do), so that the file exists: SQLite keeps it while a connection is
-// open, and reuses it rather than recreate it.
-func openWALSyncer(path string) (*walSyncer, error) {
-	f, err := os.Open(path + "-wal")
+// openSyncer opens the file at path (the database, or its -wal file: the
+// write connection must be open in WAL mode and have written, as the
+// migrations do, so that it exists; SQLite keeps it while a connection is
+// open, and reuses it rather than recreate it).
+func openSyncer(path string) (*fileSyncer, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open the WAL to sync it: %w", err)
+		return nil, fmt.Errorf("sqlite: open %s to sync it: %w", path, err)
 	}
-	s := &walSyncer{f: f}
+	s := &fileSyncer{f: f}
 	if a, err := newAIOSync(); err == nil {
 		s.aio = a
 	}
 	return s, nil
 }
 
-// sync makes every commit so far durable.
-func (s *walSyncer) sync() error {
+// sync makes what was written to the file durable (of the -wal file:
+// every commit so far).
+func (s *fileSyncer) sync() error {
 	if s.aio != nil {
 		err := s.aio.fsync(s.f.Fd())
 		if err != errNoAIO {
@@ -65,7 +68,7 @@ func (s *walSyncer) sync() error {
 	return s.f.Sync()
 }
 
-func (s *walSyncer) close() error {
+func (s *fileSyncer) close() error {
 	if s.aio != nil {
 		s.aio.close()
 	}
