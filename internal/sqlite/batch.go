@@ -138,6 +138,7 @@ func (w *writeTx) QueryRow(_ context.Context, query string, args ...any) sqlstor
 type batcher struct {
 	conn *sql.Conn // the write pool's only connection, held for good
 	ckpt *checkpointer
+	wal  *fileSyncer // fsyncs each commit of ops (walsync.go)
 
 	queue *batchq.Queue[*op]
 
@@ -181,12 +182,12 @@ type batcher struct {
 	timer    *time.Timer
 }
 
-func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, shards int, interval time.Duration) (*batcher, error) {
+func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, wal *fileSyncer, shards int, interval time.Duration) (*batcher, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: write connection: %w", err)
 	}
-	b := &batcher{conn: conn, ckpt: ckpt, queue: batchq.NewQueue[*op](maxBatch), stmts: map[string]*sql.Stmt{}, yield: runtime.Gosched}
+	b := &batcher{conn: conn, ckpt: ckpt, wal: wal, queue: batchq.NewQueue[*op](maxBatch), stmts: map[string]*sql.Stmt{}, yield: runtime.Gosched}
 	b.cache.reset()
 	b.interval = interval
 	b.heads = make([]int64, shards)
@@ -296,6 +297,11 @@ func (b *batcher) loop() {
 		b.run(batch)
 		clear(batch)
 		b.indexDue()
+		if now := time.Now(); b.ckpt.due(now) {
+			// Its error makes the next write transaction fail until
+			// the database file's fsync succeeds (checkpointer.ready).
+			_ = b.ckpt.run(context.Background(), b.wal, now)
+		}
 	}
 }
 
@@ -378,6 +384,9 @@ var errFlush = errors.New("sqlite: writing the batch's rows failed")
 // with each op's own error. It returns an error when nothing was
 // committed: then the transaction is rolled back and the cache dropped.
 func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, err error) {
+	if err := b.ckpt.ready(); err != nil {
+		return nil, internalf("%w", err)
+	}
 	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.Begin()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, internalf("begin: %w", err)
@@ -434,6 +443,18 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 		// Nothing of this batch is stored: every op fails, and the heads
 		// stay where the last commit left them.
 		return nil, internalf("commit: %w", err)
+	}
+	if err := b.wal.sync(); err != nil {
+		// The batch is committed (readers see it, the heads moved) but
+		// not known to be on disk: its events are published and every
+		// op answers this error; a sender that retries with its client
+		// id gets the stored message.
+		err = internalf("commit: fsync the WAL: %w", err)
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
 	}
 	return w, nil
 }

@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"sync"
+	"errors"
+	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,11 +15,22 @@ import (
 // back into the database file (and fsyncs it) so the WAL can start over.
 // SQLite runs one inside the COMMIT that takes the WAL past
 // walAutocheckpoint pages, on the committing connection: on the batcher's,
-// where it delays every write waiting for that batch. So a checkpointer
-// goroutine runs them on a connection of its own after commits, at most
-// once every checkpointInterval, in PASSIVE mode (it never blocks the
-// writer or readers), and the writer's own checkpoint finds little left to
-// copy.
+// where it delays every write waiting for that batch. So the batcher runs
+// them on a connection of its own between batches, at most once every
+// checkpointInterval, in PASSIVE mode (it never blocks readers), and the
+// writer's own checkpoint finds little left to copy.
+//
+// The fsyncs around a checkpoint are the batcher's, as a commit's are
+// (walsync.go): the checkpoint connection runs with synchronous=OFF, and
+// the batcher fsyncs the WAL before it (every frame the checkpoint may
+// copy is durable first) and the database file after it, before its next
+// transaction, the only one that may start the WAL over. That is the
+// order SQLite keeps with synchronous on, with the waits where no P is
+// held: on one P a checkpoint's fsync of the database file kept the P for
+// up to 8-15 ms (docs/benchmarks.md). One difference: SQLite records the
+// copy as done (readers then read those pages from the file) before the
+// fsync that follows it, not after; should that fsync fail, the batch that
+// follows is failed instead of starting the WAL over.
 //
 // The writer keeps its automatic checkpoint all the same: the WAL starts
 // over only when a write transaction begins with every frame copied back,
@@ -41,8 +54,9 @@ import (
 // WAL index: hash tables in shared memory) and that a restart after a crash
 // reads once.
 
-// checkpointInterval bounds how often the checkpointer runs.
-const checkpointInterval = time.Second
+// checkpointInterval bounds how often the batcher checkpoints. A
+// variable only so that a test can checkpoint after every batch.
+var checkpointInterval = time.Second
 
 // walAutocheckpoint is the write connection's wal_autocheckpoint: the WAL
 // size in pages past which a commit also checkpoints (SQLite's default:
@@ -50,55 +64,55 @@ const checkpointInterval = time.Second
 // sooner; nothing else changes it.
 var walAutocheckpoint = 10000
 
-// checkpointer runs PASSIVE checkpoints on its own connection. DB owns it:
-// DB.Close stops it (after the batcher) and waits for it.
+// checkpointer runs PASSIVE checkpoints on its own connection. Only the
+// batcher goroutine uses it; DB.Close closes it after the batcher.
 type checkpointer struct {
-	db   *sql.DB       // one connection, only for checkpoints
-	kick chan struct{} // a commit happened; buffered 1, never blocks the batcher
-	stop chan struct{}
-	wg   sync.WaitGroup
+	db      *sql.DB      // one connection, only for checkpoints; synchronous=OFF
+	file    *fileSyncer  // the database file
+	last    time.Time    // the last checkpoint's start
+	pending bool         // commits since it
+	failed  error        // the database file's last fsync failed: see ready
+	runs    atomic.Int64 // checkpoints run (tests)
 }
 
-func newCheckpointer(db *sql.DB) *checkpointer {
-	c := &checkpointer{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{})}
-	c.wg.Add(1)
-	go c.loop()
-	return c
+// committed tells the checkpointer that the WAL grew.
+func (c *checkpointer) committed() { c.pending = true }
+
+// due reports whether a checkpoint should run now.
+func (c *checkpointer) due(now time.Time) bool {
+	return c.pending && now.Sub(c.last) >= checkpointInterval
 }
 
-// committed tells the checkpointer that the WAL grew. It never blocks.
-func (c *checkpointer) committed() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
+// run fsyncs the WAL (wal), checkpoints, and fsyncs the database file.
+// A failed checkpoint (busy, say) is retried after the next commit; the
+// WAL stays correct meanwhile, only longer. It returns the database
+// file's fsync error: until ready succeeds, no write may begin.
+func (c *checkpointer) run(ctx context.Context, wal *fileSyncer, now time.Time) error {
+	c.last, c.pending = now, false
+	if err := wal.sync(); err != nil {
+		return nil // nothing copied: the next one tries again
 	}
+	c.runs.Add(1)
+	_, _ = c.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+	c.failed = c.file.sync()
+	return c.failed
 }
 
-func (c *checkpointer) loop() {
-	defer c.wg.Done()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-c.kick:
+// ready returns nil when a write transaction may begin (and so start the
+// WAL over): the database file's fsync after the last checkpoint
+// succeeded, or does now, tried again.
+func (c *checkpointer) ready() error {
+	if c.failed != nil {
+		if err := c.file.sync(); err != nil {
+			return fmt.Errorf("sqlite: fsync the database after a checkpoint: %w", err)
 		}
-		// A failed checkpoint (busy, say) is retried after the next
-		// commit; the WAL stays correct meanwhile, only longer.
-		_, _ = c.db.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
-		t := time.NewTimer(checkpointInterval)
-		select {
-		case <-c.stop:
-			t.Stop()
-			return
-		case <-t.C:
-		}
+		c.failed = nil
 	}
+	return nil
 }
 
-// close stops the goroutine, waits for it and closes its connection; the
-// last connection to close checkpoints what is left.
+// close closes its connection and file; the last connection to close
+// checkpoints what is left (the write connection, with fsyncs).
 func (c *checkpointer) close() error {
-	close(c.stop)
-	c.wg.Wait()
-	return c.db.Close()
+	return errors.Join(c.db.Close(), c.file.close())
 }

@@ -43,6 +43,7 @@ import (
 	"net/url"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -89,7 +90,9 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	common.Add("_pragma", "foreign_keys(1)")
 
 	wq := cloneValues(common)
-	wq.Add("_pragma", "synchronous(FULL)")
+	// NORMAL: in WAL mode a COMMIT then makes no fsync; the batcher
+	// fsyncs the WAL itself before it answers (walsync.go).
+	wq.Add("_pragma", "synchronous(NORMAL)")
 	// The batch's multi-row statements keep a statement journal (to undo
 	// one statement alone); in memory it costs no write(2) calls.
 	wq.Add("_pragma", "temp_store(MEMORY)")
@@ -123,11 +126,24 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 		write.Close()
 		return nil, err
 	}
+	wal, err := openSyncer(path + "-wal")
+	if err == nil {
+		// What Open wrote so far, as synchronous=FULL would have.
+		err = wal.sync()
+		if err != nil {
+			wal.close()
+		}
+	}
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
 
 	rq := cloneValues(common)
 	rq.Add("_pragma", "query_only(1)")
 	read, err := sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
 	if err != nil {
+		wal.close()
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -136,9 +152,18 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	read.SetMaxIdleConns(n)
 
 	cq := cloneValues(common)
-	cq.Add("_pragma", "synchronous(FULL)")
+	// OFF: the batcher fsyncs around its checkpoints (checkpoint.go).
+	cq.Add("_pragma", "synchronous(OFF)")
 	ckpt, err := sql.Open("sqlite", "file:"+path+"?"+cq.Encode())
+	var dbFile *fileSyncer
+	if err == nil {
+		dbFile, err = openSyncer(path)
+		if err != nil {
+			ckpt.Close()
+		}
+	}
 	if err != nil {
+		wal.close()
 		write.Close()
 		read.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -146,10 +171,11 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	ckpt.SetMaxOpenConns(1)
 	db := &DB{write: write, read: read}
 	db.Store = sqlstore.New(dialect{}, (*engine)(db), shards)
-	db.ckpt = newCheckpointer(ckpt)
-	db.b, err = newBatcher(ctx, write, db.ckpt, shards, o.CommitInterval)
+	db.ckpt = &checkpointer{db: ckpt, file: dbFile, last: time.Now()}
+	db.b, err = newBatcher(ctx, write, db.ckpt, wal, shards, o.CommitInterval)
 	if err != nil {
 		db.ckpt.close()
+		wal.close()
 		write.Close()
 		read.Close()
 		return nil, err
@@ -199,9 +225,10 @@ func (db *DB) Close() error {
 	// Once: a second, concurrent Close waits for the first to finish.
 	db.closeOnce.Do(func() {
 		berr := db.b.close()
+		werr := db.b.wal.close()
 		cerr := db.ckpt.close()
 		db.closeReadStmts()
-		db.closeErr = errors.Join(berr, cerr, db.write.Close(), db.read.Close())
+		db.closeErr = errors.Join(berr, werr, cerr, db.write.Close(), db.read.Close())
 	})
 	return db.closeErr
 }

@@ -79,3 +79,17 @@ func CountYields(ctx context.Context, db *DB) (*atomic.Int64, error) {
 	})
 	return &n, err
 }
+
+// Synchronous reads the write connection's synchronous setting.
+func Synchronous(ctx context.Context, db *DB) (n int, err error) {
+	err = db.b.do(ctx, func(w *writeTx) error {
+		return w.queryRow("PRAGMA synchronous").Scan(&n)
+	})
+	return n, err
+}
+
+// WALSyncs counts the batcher's fsyncs of the WAL, asynchronous and
+// plain (walsync.go).
+func WALSyncs(db *DB) (async, plain int64) {
+	return db.b.wal.aioSyncs.Load(), db.b.wal.plainSyncs.Load()
+}

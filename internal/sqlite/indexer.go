@@ -143,6 +143,10 @@ func (b *batcher) indexDue() {
 // are tried again after the next indexRows messages or the next idle
 // time, and a search still finds every message indexed before.
 func (b *batcher) indexStep() error {
+	if err := b.ckpt.ready(); err != nil {
+		b.ix.waiting = 1
+		return err
+	}
 	w := &writeTx{b: b} // takes no positions
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		b.ix.waiting = 1

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -171,6 +172,46 @@ func TestWALAutocheckpoint(t *testing.T) {
 	}
 	if n != 10000 {
 		t.Errorf("wal_autocheckpoint = %d, want 10000", n)
+	}
+}
+
+// TestCommitFsyncByBatcher: the write connection commits without an
+// fsync (synchronous=NORMAL) and the batcher fsyncs the WAL after every
+// batch of writes instead, on Linux as an asynchronous request it waits
+// for without holding a P (walsync.go). Every acknowledged send was
+// fsynced: at least one sync per committed batch, none of them fsync(2)
+// on Linux.
+func TestCommitFsyncByBatcher(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "sync.db"))
+	ctx := t.Context()
+	n, err := sqlite.Synchronous(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("write connection synchronous = %d, want 1 (NORMAL)", n)
+	}
+	a, _, conv := sqlite.AnnaAndBert(t, db)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				if _, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID,
+					ClientID: fmt.Sprint(w, "-", i), Type: parley.Text, Text: "x"}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	async, plain := sqlite.WALSyncs(db)
+	batches := db.Stats().Batches
+	if async+plain < batches {
+		t.Errorf("%d WAL fsyncs (%d asynchronous, %d plain) after %d committed batches: some batch was answered unsynced", async+plain, async, plain, batches)
+	}
+	if runtime.GOOS == "linux" && plain != 0 {
+		t.Errorf("%d plain fsyncs of the WAL on Linux, want 0 (all %d asynchronous)", plain, async+plain)
 	}
 }
 
