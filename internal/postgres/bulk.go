@@ -290,8 +290,8 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		for k, seq := range readTo {
 			rConvs, rUsers, rSeqs = append(rConvs, k.conv), append(rUsers, k.user), append(rSeqs, seq)
 		}
-		rows, err := w.query(bg, qBulkSendWrite, textArray(mIDs), textArray(mConvs), mSeqs, textArray(mSenders), textArray(mClients), textArray(mTypes), textArray(mTexts), mAtts, mAts,
-			mPos, textArray(cIDs), cSeqs, cAts, textArray(rConvs), textArray(rUsers), rSeqs, mReplies, mMentions, mShards)
+		rows, err := w.query(bg, qBulkSendWrite, textArray(mIDs), textArray(mConvs), int64Array(mSeqs), textArray(mSenders), textArray(mClients), textArray(mTypes), textArray(mTexts), mAtts, timeArray(mAts),
+			int64Array(mPos), textArray(cIDs), int64Array(cSeqs), timeArray(cAts), textArray(rConvs), textArray(rUsers), int64Array(rSeqs), mReplies, mMentions, mShards)
 		if err != nil {
 			return err
 		}
