@@ -4,6 +4,7 @@
 # with `$TOOL bench SCENARIO --url ...` (TOOL defaults to BIN) on CPU 0, for A/B runs of two
 # binaries with one load tool. Writes the server pid and pprof port to $STATE (default /tmp/tb).
 # Server pinned to CPU 1, load tool to CPU 0. Prints uptime before/after.
+# METRICS=1: also serve /metrics on the port after pprof's (perack-pinned.sh).
 set -u
 STATE=${STATE:-/tmp/tb}; mkdir -p "$STATE"
 BIN=$1; TR=$2; SC=$3; shift 3
@@ -15,7 +16,7 @@ taskset -c 1 $BIN serve --addr 127.0.0.1:$PORT --data-dir $D --log-level warn \
   --messages-per-second=-1 --ip-messages-per-second=-1 --typing-per-second=-1 \
   --connects-per-second=-1 --presence-per-second=-1 --reads-per-second=-1 \
   --conversation-writes-per-second=-1 --read-marks-per-second=-1 --deletes-per-second=-1 \
-  --uploads-per-second=-1 --conns-per-ip=-1 --pprof-addr 127.0.0.1:$((PORT+1)) "${EXTRA[@]}" > $D/server.log 2>&1 &
+  --uploads-per-second=-1 --conns-per-ip=-1 --pprof-addr 127.0.0.1:$((PORT+1)) ${METRICS:+--metrics-addr 127.0.0.1:$((PORT+2))} "${EXTRA[@]}" > $D/server.log 2>&1 &
 SPID=$!
 for i in $(seq 100); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
 echo "== $BIN $TR $SC $* (server pid $SPID, pprof 127.0.0.1:$((PORT+1)))"; uptime

@@ -1,0 +1,113 @@
+#!/bin/bash
+# perack-cluster.sh: cluster-write.sh with, on node n0, --metrics-addr (its
+# port + 1) and --pprof-addr (+ 2), and from 2 s into the load a 6 s window:
+# `perf stat` of n0 (per acknowledged message: CPU, context switches,
+# syscalls by kind; XEV adds events) and Go's mallocs per message; or with
+# PROF=file a 6 s CPU profile instead, ALLOCS=prefix two allocs profiles,
+# REC=event a `perf record -g` of that event (to /tmp/perack-rec.data).
+# usage: perack-cluster.sh BIN NODES ROOMS WINDOW DURATION
+# Starts NODES `BIN serve` processes on one PostgreSQL schema of their own (in
+# $PG, default the test database) and the machine's NATS (a subject of their own),
+# and drives each with its own `BIN bench write --url` process, ROOMS/NODES rooms
+# of WINDOW sends in flight each, all at once for DURATION. Prints each load tool's
+# summary, the CPU time of the nodes' PostgreSQL backends (during the load,
+# and over the nodes' life), and the sum of
+# acknowledged writes/s, with the load average before/after.
+# The nodes' rate limits are off (the load comes from one address). For A/B runs
+# of 1 vs 3 nodes, run both in the same window: the machine is shared.
+# SHARDS (default 0: the database's, 1 for a new one) is the nodes' --shards.
+# NODE_CPU (say 0.2; default none) gives each node a CPU budget of its own, that
+# fraction of one core, with a cgroup's CFS quota (needs root): a stand-in for
+# nodes on machines of their own, while PostgreSQL, NATS and the load tools
+# share what is left of this machine. Without it, every node competes for the
+# same cores, and N nodes can do no more than one node that already fills them.
+set -u
+BIN=$1; NODES=$2; ROOMS=$3; WINDOW=$4; DUR=$5
+PG=${PG:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+NATS=${NATS:-nats://127.0.0.1:4222}
+SHARDS=${SHARDS:-0}
+# A binary from before log shards (19cd3c7, say) has no --shards.
+SHARDFLAG="--shards $SHARDS"; $BIN serve --help 2>&1 | grep -q -- --shards || SHARDFLAG=
+STATE=$(mktemp -d /tmp/cluster-write.XXXX)
+SCHEMA=cw_$$_$RANDOM
+SECRET=cluster-write-bench-secret-0123456789abcdef
+psql "$PG" -qc "CREATE SCHEMA $SCHEMA" || exit 1
+CGROUPS=()
+# budget PID NAME: put PID in a cgroup of its own with a quota of NODE_CPU cores.
+budget() {
+  local q; q=$(awk -v c="$NODE_CPU" 'BEGIN {printf "%d", c * 100000}')
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    local g=/sys/fs/cgroup/$2; mkdir -p $g && echo "$q 100000" > $g/cpu.max
+  else
+    local g=/sys/fs/cgroup/cpu/$2; mkdir -p $g && echo 100000 > $g/cpu.cfs_period_us && echo $q > $g/cpu.cfs_quota_us
+  fi || { echo "cannot set a CPU budget (root and a cgroup cpu controller are needed)"; exit 1; }
+  echo $1 > $g/cgroup.procs && CGROUPS+=($g)
+}
+trap 'kill ${PIDS[@]} 2>/dev/null; wait; for g in ${CGROUPS[@]}; do rmdir $g; done; psql "$PG" -qc "SET client_min_messages = warning; DROP SCHEMA $SCHEMA CASCADE"; rm -rf $STATE' EXIT
+PIDS=(); PORTS=()
+for i in $(seq 0 $((NODES-1))); do
+  PORT=$((20000 + RANDOM % 10000)); PORTS+=($PORT)
+  mkdir -p $STATE/n$i
+  PARLEY_SECRET=$SECRET $BIN serve --addr 127.0.0.1:$PORT --data-dir $STATE/n$i --log-level warn \
+    --store "$PG&search_path=$SCHEMA&application_name=$SCHEMA" $SHARDFLAG --broker "$NATS?subject=parley.cw.$SCHEMA" --node-id n$i \
+    --messages-per-second=-1 --ip-messages-per-second=-1 --typing-per-second=-1 \
+    --connects-per-second=-1 --presence-per-second=-1 --reads-per-second=-1 \
+    --conversation-writes-per-second=-1 --read-marks-per-second=-1 --deletes-per-second=-1 \
+    --uploads-per-second=-1 --conns-per-ip=-1 --metrics-addr 127.0.0.1:$((PORT+1)) --pprof-addr 127.0.0.1:$((PORT+2)) > $STATE/n$i/server.log 2>&1 &
+  PIDS+=($!)
+  [ -n "${NODE_CPU:-}" ] && budget $! $SCHEMA-n$i
+  # The first node migrates the schema alone; the others start after it.
+  for t in $(seq 150); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
+done
+echo "uptime before: $(uptime)"
+[ -n "${NODE_CPU:-}" ] && echo "each node's CPU budget: $NODE_CPU of a core (CFS quota)"
+LOADS=()
+for i in $(seq 0 $((NODES-1))); do
+  PARLEY_SECRET=$SECRET $BIN bench write --url http://127.0.0.1:${PORTS[$i]} --server-pid ${PIDS[$i]} \
+    --rooms $((ROOMS / NODES)) --window $WINDOW --duration $DUR > $STATE/load$i.out 2>&1 &
+  LOADS+=($!)
+done
+# The CPU time of the nodes' PostgreSQL backends (found by application_name)
+# from the load's start (its clients connected: the users and rooms it
+# makes are not counted) to its end: the database's share of the cost per
+# message, which the load tools' figures leave out. With it, what the whole
+# cluster wrote to the WAL and the checkpoints meanwhile (other sessions'
+# too), and this schema's table counters (updates, HOT updates, dead rows).
+pgcpu() { local S=0 N=0; for p in $(psql "$PG" -Atc "SELECT pid FROM pg_stat_activity WHERE application_name = '$SCHEMA'"); do
+  read -r -a f < /proc/$p/stat && S=$((S + f[13] + f[14])) && N=$((N + 1)); done; echo "$N $S"; }
+until grep -q "connected in" $STATE/load0.out 2>/dev/null; do sleep 0.05; kill -0 ${LOADS[0]} 2>/dev/null || break; done
+read -r N0 S0 <<< "$(pgcpu)"
+( sleep 2; M=http://127.0.0.1:$((PORTS[0]+1))/metrics
+  acks() { curl -s $M | awk '/^parley_send_ack_seconds_count{transport="ws"}/{print $2}'; }
+  A0=$(acks); M0=$(curl -s $M | awk '/^go_memstats_mallocs_total/{printf "%d", $2}')
+  if [ -n "${ALLOCS:-}" ]; then curl -s "http://127.0.0.1:$((PORTS[0]+2))/debug/pprof/allocs" > $ALLOCS.0; sleep 6; curl -s "http://127.0.0.1:$((PORTS[0]+2))/debug/pprof/allocs" > $ALLOCS.1
+  elif [ -n "${REC:-}" ]; then perf record -e $REC -g -p ${PIDS[0]} -o /tmp/perack-rec.data -- sleep 4 2>/dev/null
+  elif [ -n "${PROF:-}" ]; then curl -s "http://127.0.0.1:$((PORTS[0]+2))/debug/pprof/profile?seconds=6" > $PROF
+  else perf stat -x, -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sched_yield,syscalls:sys_enter_tgkill,syscalls:sys_enter_getpid,syscalls:sys_enter_rt_sigreturn${XEV:+,$XEV} -p ${PIDS[0]} -o $STATE/perf -- sleep 6; fi
+  A1=$(acks); N=$((A1-A0)); M1=$(curl -s $M | awk '/^go_memstats_mallocs_total/{printf "%d", $2}'); echo "== perf window acks $N mallocs/ack $(awk -v a=$((M1-M0)) -v n=$N 'BEGIN{printf "%.1f", a/n}')"
+  [ -f $STATE/perf ] && awk -F, -v n=$N '$1 ~ /^[0-9.]+$/ {printf "  %-40s %12s  per ack %.3f\n", $3, $1, $1/n}' $STATE/perf ) &
+PERFP=$!
+W0=$(psql "$PG" -Atc "SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
+B0=$(psql "$PG" -Atc "SELECT checkpoints_timed + checkpoints_req, buffers_backend FROM pg_stat_bgwriter")
+wait ${LOADS[@]}
+wait $PERFP
+# The search indexer steps 100 ms after the last commit: count that step.
+sleep 0.5
+read -r N1 S1 <<< "$(pgcpu)"
+W1=$(psql "$PG" -Atc "SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
+B1=$(psql "$PG" -Atc "SELECT checkpoints_timed + checkpoints_req, buffers_backend FROM pg_stat_bgwriter")
+echo "cluster-wide during the load (all sessions, not only this node's): wal records|fpi|bytes $W0 -> $W1; checkpoints|buffers_backend $B0 -> $B1"
+psql "$PG" -Atc "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup, idx_scan, seq_scan FROM pg_stat_user_tables WHERE schemaname = '$SCHEMA' AND (n_tup_ins + n_tup_upd) > 0 ORDER BY relname" | sed 's/^/table: /'
+echo "postgres backends during the load: $N0 then $N1, CPU s: $(awk -v t=$((S1 - S0)) -v h=$(getconf CLK_TCK) 'BEGIN {printf "%.2f", t / h}')"
+# The same over the nodes' whole life (migrations, users and rooms
+# included), read while they still hold their connections (the figure
+# docs/benchmarks.md gave before h-pgsend).
+S=0; N=0
+for p in $(psql "$PG" -Atc "SELECT pid FROM pg_stat_activity WHERE application_name = '$SCHEMA'"); do
+  read -r -a f < /proc/$p/stat && S=$((S + f[13] + f[14])) && N=$((N + 1))
+done
+echo "postgres backends: $N, CPU s: $(awk -v t=$S -v h=$(getconf CLK_TCK) 'BEGIN {printf "%.2f", t / h}')"
+echo "uptime after: $(uptime)"
+for i in $(seq 0 $((NODES-1))); do echo "--- node n$i"; cat $STATE/load$i.out; done
+# acks/s is the third column of the row under the table's header.
+echo "--- sum of acknowledged writes/s over $NODES node(s): $(awk '/acks\/s/ {getline; s += $3} END {print s}' $STATE/load*.out)"
