@@ -75,15 +75,7 @@ func TestUnreadCountsFollowEvents(t *testing.T) {
 		changed := record(alice)
 		var ids []string
 		for i := range 5 {
-			m, err := bob.Send(ctx, cv.ID, fmt.Sprint("m", i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := m.Wait(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, st.ID)
+			ids = append(ids, sent(t, bob, cv.ID, fmt.Sprint("m", i)).ID)
 		}
 		checkUnread(t, b, alice, "alice", cv.ID, 5)
 		if _, err := alice.MarkRead(ctx, cv.ID, 2); err != nil {

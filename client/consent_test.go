@@ -35,14 +35,7 @@ func TestConsentSDK(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pm, err := bob.Send(ctx, cv.ID, "hello, stranger")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hello, err := pm.Wait(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		hello := sent(t, bob, cv.ID, "hello, stranger")
 		// Alice reads it, on a request: bob sees it merely sent.
 		if _, err := phone.MarkRead(ctx, cv.ID, hello.Seq); err != nil {
 			t.Fatal(err)
@@ -142,15 +135,4 @@ func zeroPosAt(ev client.Event) client.Event {
 		return client.RequestAnswered{Accepted: e.Accepted}
 	}
 	return ev
-}
-
-func sendWait(t *testing.T, c *client.Client, convID, text string) {
-	t.Helper()
-	m, err := c.Send(context.Background(), convID, text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Wait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 }

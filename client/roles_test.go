@@ -108,13 +108,7 @@ func TestRemovedFromGroup(t *testing.T) {
 		if alice.IsRemoved(cv.ID) || v.Removed() {
 			t.Fatal("still removed after being added back")
 		}
-		m, err = alice.Send(ctx, cv.ID, "back")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
+		sent(t, alice, cv.ID, "back")
 
 		// Leaving marks it too.
 		if err := alice.Leave(ctx, cv.ID); err != nil {

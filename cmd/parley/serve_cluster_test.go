@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -29,7 +27,7 @@ import (
 func TestServeCluster(t *testing.T) {
 	dsn := pgtest.Schema(t)
 	natsURL := natstest.URL(t)
-	broker := fmt.Sprintf("%s?subject=parley.servetest.%d.%d", natsURL, os.Getpid(), time.Now().UnixNano())
+	broker := natsURL + "?subject=" + natstest.Subject(t)
 	secret := strings.Repeat("s3cret-", 6)
 
 	// Node A: `parley serve` with its configuration in the environment.

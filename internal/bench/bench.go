@@ -273,7 +273,9 @@ func (l *link) send(c command) error {
 	return err
 }
 
-func (l *link) recv(ctx context.Context, typ string) (Report, error) {
+// next returns the worker's next report; a report of type "error", the
+// worker's exit and ctx's end are errors.
+func (l *link) next(ctx context.Context) (Report, error) {
 	select {
 	case r, ok := <-l.replies:
 		if !ok {
@@ -282,13 +284,39 @@ func (l *link) recv(ctx context.Context, typ string) (Report, error) {
 		if r.Type == "error" {
 			return r, fmt.Errorf("worker %d: %s", r.Worker, r.Error)
 		}
-		if r.Type != typ {
-			return r, fmt.Errorf("worker %d: got %q, want %q", r.Worker, r.Type, typ)
-		}
 		return r, nil
 	case <-ctx.Done():
 		return Report{}, ctx.Err()
 	}
+}
+
+// recv is next for a report that must be of type typ.
+func (l *link) recv(ctx context.Context, typ string) (Report, error) {
+	r, err := l.next(ctx)
+	if err == nil && r.Type != typ {
+		err = fmt.Errorf("worker %d: got %q, want %q", r.Worker, r.Type, typ)
+	}
+	return r, err
+}
+
+// sleep waits d, or less if ctx ends first (then it returns ctx's error).
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// part is worker i's part of n things split as evenly as can be between
+// procs workers (the first n%procs get one more).
+func part(n, procs, i int) int {
+	p := n / procs
+	if i < n%procs {
+		p++
+	}
+	return p
 }
 
 // Run performs one run and returns its result.
@@ -349,14 +377,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for i := range cfg.Procs {
-		nr := rooms / cfg.Procs
-		if i < rooms%cfg.Procs {
-			nr++
-		}
-		ni := idle / cfg.Procs
-		if i < idle%cfg.Procs {
-			ni++
-		}
+		nr, ni := part(rooms, cfg.Procs, i), part(idle, cfg.Procs, i)
 		job := Job{
 			Scenario: cfg.Scenario, Worker: i, RunID: runID, WSURL: wsURL, Secret: cfg.Secret,
 			FirstUser: user, FirstRoom: rm, Rooms: nr, Members: cfg.Members, Publishers: cfg.Publishers,
@@ -422,14 +443,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	// share gives worker i its part of a total rate, by its rooms.
 	share := func(total float64, i int) float64 {
-		nr := rooms / cfg.Procs
-		if i < rooms%cfg.Procs {
-			nr++
-		}
 		if rooms == 0 {
 			return 0
 		}
-		return total * float64(nr) / float64(rooms)
+		return total * float64(part(rooms, cfg.Procs, i)) / float64(rooms)
 	}
 	step := func(rate float64, d time.Duration, closed bool) (Step, error) {
 		before, _ := readProcStat(pid)
@@ -502,10 +519,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Steps = append(res.Steps, s)
 	case "idle":
 		logf("settling %s", cfg.Settle)
-		select {
-		case <-time.After(cfg.Settle):
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := sleep(ctx, cfg.Settle); err != nil {
+			return nil, err
 		}
 		if pid > 0 {
 			if s, err := readProcStat(pid); err == nil {
@@ -569,10 +584,8 @@ func storm(ctx context.Context, cfg Config, links []*link, share func(float64, i
 			return nil, Step{}, err
 		}
 	}
-	select {
-	case <-time.After(pre):
-	case <-ctx.Done():
-		return nil, Step{}, ctx.Err()
+	if err := sleep(ctx, pre); err != nil {
+		return nil, Step{}, err
 	}
 	down := time.Now()
 	load0, loadKnown := workersCPU(links, cfg.Server)
@@ -619,23 +632,15 @@ func storm(ctx context.Context, cfg Config, links []*link, share func(float64, i
 			want = 3
 		}
 		for range want {
-			var r Report
-			select {
-			case r0, ok := <-l.replies:
-				if !ok {
-					return nil, Step{}, errors.New("worker exited")
-				}
-				r = r0
-			case <-ctx.Done():
-				return nil, Step{}, ctx.Err()
+			r, err := l.next(ctx)
+			if err != nil {
+				return nil, Step{}, err
 			}
 			switch r.Type {
 			case "resumed":
 				resumed = append(resumed, r)
 			case "step":
 				steps = append(steps, r)
-			case "error":
-				return nil, Step{}, fmt.Errorf("worker %d: %s", r.Worker, r.Error)
 			}
 		}
 	}

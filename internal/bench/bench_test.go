@@ -181,3 +181,24 @@ func TestFloorFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestPart: workers' parts of n add up to n and differ by at most one,
+// the larger ones first (rooms, idle connections and floor connections
+// are split so).
+func TestPart(t *testing.T) {
+	for _, procs := range []int{1, 2, 3, 7} {
+		for _, n := range []int{0, 1, 2, 5, 30, 1001} {
+			sum, prev := 0, n+1
+			for i := range procs {
+				p := part(n, procs, i)
+				if p > prev || p < n/procs || p > n/procs+1 {
+					t.Errorf("part(%d, %d, %d) = %d (previous %d)", n, procs, i, p, prev)
+				}
+				sum, prev = sum+p, p
+			}
+			if sum != n {
+				t.Errorf("parts of %d between %d add up to %d", n, procs, sum)
+			}
+		}
+	}
+}

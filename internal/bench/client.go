@@ -284,10 +284,8 @@ func (c *client) run(ctx context.Context, once bool, ready func(error)) {
 			ready(fmt.Errorf("user %d: cannot connect: %w", c.idx, err))
 			return
 		}
-		select {
-		case <-ctx.Done():
+		if sleep(ctx, wait) != nil {
 			return
-		case <-time.After(wait):
 		}
 	}
 }

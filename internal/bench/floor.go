@@ -108,10 +108,7 @@ func runFloor(ctx context.Context, cfg Config, res *Result, logf func(string, ..
 	for i := range cfg.Procs {
 		j := base
 		j.Role, j.Worker, j.Addr = "reader", i, wr.Addr
-		j.Conns = cfg.Conns / cfg.Procs
-		if i < cfg.Conns%cfg.Procs {
-			j.Conns++
-		}
+		j.Conns = part(cfg.Conns, cfg.Procs, i)
 		j.FirstUser = i * (cfg.Conns/cfg.Procs + 1) // spreads source addresses between processes
 		l, err := startWorkerIn(ctx, cfg, j, &wg, cfg.Procs > 1)
 		if err != nil {

@@ -497,10 +497,7 @@ func (w *worker) closed(ctx context.Context, cmd command) Report {
 			buf = c.send(ctx, buf, time.Now().UnixNano())
 		}
 	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(cmd.Duration):
-	}
+	_ = sleep(ctx, cmd.Duration) // cancelled: report the window so far
 	w.closedLoop.Store(false)
 	r := Report{Type: "step", WindowStart: start.UnixNano(), WindowEnd: time.Now().UnixNano()}
 	r.Acked = w.acked.Load() - a0

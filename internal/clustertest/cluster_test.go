@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -53,33 +52,15 @@ const (
 // users who stayed away went offline (after the dead node's heartbeat
 // lapsed and the grace period), the users who moved never did.
 func TestKillNode(t *testing.T) {
-	dsn := pgtest.Schema(t)
-	natsURL := natstest.URL(t)
-	subject := fmt.Sprintf("parley.clustertest.%d.%d", os.Getpid(), time.Now().UnixNano())
-	secret, err := auth.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes := make([]*node, nodeCount)
-	for i := range nodes {
-		nodes[i] = startNode(t, fmt.Sprintf("node%d", i), dsn, natsURL, subject, secret)
-	}
+	nodes, secret := startNodes(t, nodeCount)
 	ctx := t.Context()
 
 	// Users and conversations. Client i is on node i%3; group k holds
 	// clients 3k, 3k+1 and 3k+2, one on each node.
 	clients := make([]*client, clientsN)
 	for i := range clients {
-		id, name := fmt.Sprintf("user%02d", i), fmt.Sprintf("User %d", i)
-		if _, err := nodes[0].store.EnsureUser(ctx, id, name); err != nil {
-			t.Fatal(err)
-		}
-		tok, _, err := auth.Mint(secret, id, name, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients[i] = &client{t: t, idx: i, user: id, token: tok, node: i % nodeCount, seen: map[string]bool{},
-			presence: map[string][]bool{}}
+		clients[i] = newClient(ctx, t, nodes[0].store, secret, i, fmt.Sprintf("user%02d", i), fmt.Sprintf("User %d", i))
+		clients[i].node = i % nodeCount
 	}
 	convs := groupsOfThree(ctx, t, clients, convsN, "group", func(k int) parley.Store { return nodes[k%nodeCount].store })
 	// Clients of node 0 in even groups move when it dies; in odd groups
@@ -265,6 +246,22 @@ type node struct {
 	killed   atomic.Bool
 }
 
+// startNodes starts n nodes, "node0" on, on one fresh PostgreSQL schema
+// and one NATS subject, and returns them with the secret they share.
+func startNodes(t *testing.T, n int) ([]*node, []byte) {
+	t.Helper()
+	dsn, natsURL, subject := pgtest.Schema(t), natstest.URL(t), natstest.Subject(t)
+	secret, err := auth.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]*node, n)
+	for i := range nodes {
+		nodes[i] = startNode(t, fmt.Sprintf("node%d", i), dsn, natsURL, subject, secret)
+	}
+	return nodes, secret
+}
+
 func startNode(t *testing.T, id, dsn, natsURL, subject string, secret []byte) *node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -445,6 +442,20 @@ func connectAll(ctx context.Context, t *testing.T, clients []*client, nodes []*n
 // resumes from the last position it saw (per shard) after every
 // reconnect, resends an unacknowledged message with the same client id,
 // and records what it receives.
+// newClient registers user id (named name) in st and returns client idx
+// for it, with a token signed by secret, on node 0 and not connected.
+func newClient(ctx context.Context, t *testing.T, st parley.Store, secret []byte, idx int, id, name string) *client {
+	t.Helper()
+	if _, err := st.EnsureUser(ctx, id, name); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := auth.Mint(secret, id, name, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &client{t: t, idx: idx, user: id, token: tok, seen: map[string]bool{}, presence: map[string][]bool{}}
+}
+
 type client struct {
 	t         *testing.T
 	idx       int

@@ -23,6 +23,7 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
 	"github.com/parleychat/parley/internal/faultproxy"
+	"github.com/parleychat/parley/internal/natsbroker/natstest"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
 	"github.com/parleychat/parley/internal/sqlstore"
@@ -77,7 +78,7 @@ func lagTest(t *testing.T, shards int) {
 	bin := buildParley(t)
 	nats := startNATS(t)
 	secret := []byte("cluster-lag-test-secret-0123456789abcdef")
-	subject := fmt.Sprintf("parley.lagtest.%d.%d", os.Getpid(), time.Now().UnixNano())
+	subject := natstest.Subject(t)
 
 	ctx := t.Context()
 	st, err := postgres.Open(ctx, dsn, sqlstore.WithShards(shards)) // migrates and sets the shard count before the nodes start

@@ -6,13 +6,9 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/parleychat/parley"
-	"github.com/parleychat/parley/internal/auth"
 	"github.com/parleychat/parley/internal/natsbroker"
-	"github.com/parleychat/parley/internal/natsbroker/natstest"
-	"github.com/parleychat/parley/internal/postgres/pgtest"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -27,26 +23,12 @@ import (
 // client got every message of its group once, in order, written from the
 // bytes node 0 encoded.
 func TestRemoteEventsNotDecoded(t *testing.T) {
-	dsn := pgtest.Schema(t)
-	natsURL := natstest.URL(t)
-	subject := fmt.Sprintf("parley.clustertest.wire.%d", time.Now().UnixNano())
-	secret, err := auth.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes := []*node{startNode(t, "node0", dsn, natsURL, subject, secret), startNode(t, "node1", dsn, natsURL, subject, secret)}
+	nodes, secret := startNodes(t, 2)
 	ctx := t.Context()
 	clients := make([]*client, 6)
 	for i := range clients {
 		id := fmt.Sprintf("wire%02d", i)
-		if _, err := nodes[0].store.EnsureUser(ctx, id, id); err != nil {
-			t.Fatal(err)
-		}
-		tok, _, err := auth.Mint(secret, id, id, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients[i] = &client{t: t, idx: i, user: id, token: tok, seen: map[string]bool{}, presence: map[string][]bool{}}
+		clients[i] = newClient(ctx, t, nodes[0].store, secret, i, id, id)
 	}
 	clients[3].node = 1 // the only client on node 1
 	groupsOfThree(ctx, t, clients, 2, "wire", func(int) parley.Store { return nodes[0].store })

@@ -8,6 +8,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/natsbroker"
+	"github.com/parleychat/parley/internal/natsbroker/natstest"
 )
 
 // TestEchoNotDecoded: a node's own messages reach its subscriber as they
@@ -15,7 +16,7 @@ import (
 // decoded again; the other node's are decoded. Each subscriber sees every
 // message of both nodes, in each node's publish order.
 func TestEchoNotDecoded(t *testing.T) {
-	subject := uniqueSubject(t)
+	subject := natstest.Subject(t)
 	a, b := open(t, embedded.ClientURL(), subject, "a"), open(t, embedded.ClientURL(), subject, "b")
 	type got struct{ node, text string }
 	recv := func(br *natsbroker.Broker) chan got {

@@ -18,6 +18,7 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/brokertest"
 	"github.com/parleychat/parley/internal/natsbroker"
+	"github.com/parleychat/parley/internal/natsbroker/natstest"
 )
 
 // embedded is a NATS server started in TestMain for the whole run.
@@ -56,15 +57,6 @@ func startServer(opts *server.Options) (*server.Server, error) {
 	return srv, nil
 }
 
-var subjects atomic.Int64
-
-// uniqueSubject keeps tests that share a NATS server (the machine's, used
-// by other test runs too) from hearing each other.
-func uniqueSubject(t *testing.T) string {
-	name := strings.NewReplacer("/", "_", " ", "_", ".", "_").Replace(t.Name())
-	return fmt.Sprintf("parleytest.%d.%d.%s", os.Getpid(), subjects.Add(1), name)
-}
-
 func open(t *testing.T, url, subject, name string) *natsbroker.Broker {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -79,7 +71,7 @@ func open(t *testing.T, url, subject, name string) *natsbroker.Broker {
 
 func pairOn(url string) brokertest.NewPair {
 	return func(t *testing.T) (parley.Broker, parley.Broker) {
-		subject := uniqueSubject(t)
+		subject := natstest.Subject(t)
 		return open(t, url, subject, "a"), open(t, url, subject, "b")
 	}
 }
@@ -110,7 +102,7 @@ func TestSplitsLargeMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	subject := uniqueSubject(t)
+	subject := natstest.Subject(t)
 	a, b := open(t, srv.ClientURL(), subject, "a"), open(t, srv.ClientURL(), subject, "b")
 	got := make(chan parley.BrokerMessage, 100)
 	stop, err := b.Subscribe(func(m parley.BrokerMessage) { got <- m })
@@ -162,7 +154,7 @@ func TestReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := srv.ClientURL()
-	subject := uniqueSubject(t)
+	subject := natstest.Subject(t)
 	a, b := open(t, url, subject, "a"), open(t, url, subject, "b")
 	got := make(chan parley.BrokerMessage, 100)
 	stop, err := b.Subscribe(func(m parley.BrokerMessage) { got <- m })
@@ -222,7 +214,7 @@ func TestOpenFails(t *testing.T) {
 // opened with the same URL hear each other and a broker on another
 // subject hears nothing of theirs; an unknown parameter is an error.
 func TestSubjectInURL(t *testing.T) {
-	subject := uniqueSubject(t)
+	subject := natstest.Subject(t)
 	url := embedded.ClientURL() + "?subject=" + subject
 	a, b := open(t, url, "", "a"), open(t, embedded.ClientURL(), subject, "b")
 	other := open(t, embedded.ClientURL(), subject+".other", "c")
@@ -274,7 +266,7 @@ func TestPendingLimits(t *testing.T) {
 			once.Do(func() { close(slow) })
 		}
 	}), nil))
-	b, err := natsbroker.Open(ctx, natsbroker.Config{URL: embedded.ClientURL(), Subject: uniqueSubject(t), Name: "slow",
+	b, err := natsbroker.Open(ctx, natsbroker.Config{URL: embedded.ClientURL(), Subject: natstest.Subject(t), Name: "slow",
 		Logger: log, PendingMsgs: 4, PendingBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)

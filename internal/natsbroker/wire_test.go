@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/natsbroker"
+	"github.com/parleychat/parley/internal/natsbroker/natstest"
 )
 
 // collect subscribes to br and returns a channel of every event it hears.
@@ -45,7 +46,7 @@ func next(t *testing.T, ch chan parley.Event) parley.Event {
 // payload (natsbroker.Counts.Payloads stays 0); the same events from a
 // node publishing wire version 1 are decoded, one payload each.
 func TestDataNotDecoded(t *testing.T) {
-	subject := uniqueSubject(t)
+	subject := natstest.Subject(t)
 	a, b := open(t, embedded.ClientURL(), subject, "a"), open(t, embedded.ClientURL(), subject, "b")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -110,7 +111,7 @@ func TestDataNotDecoded(t *testing.T) {
 // version (garbage, truncated, padded, a future version, bad flags) is
 // dropped whole, counted and logged, and the subscription goes on.
 func TestMalformedDropped(t *testing.T) {
-	subject := uniqueSubject(t)
+	subject := natstest.Subject(t)
 	b := open(t, embedded.ClientURL(), subject, "b")
 	ch := collect(t, b)
 	nc, err := nats.Connect(embedded.ClientURL())

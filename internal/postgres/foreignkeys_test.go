@@ -56,18 +56,8 @@ func TestSendForeignKeys(t *testing.T) {
 			t.Errorf("foreign key %s is gone: only the send's own checks should be", name)
 		}
 	}
-	a, err := db.CreateUser(ctx, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := db.CreateUser(ctx, "bob", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _, err := db.CreateGroup(ctx, a.ID, "room", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := mustUser(t, db, "alice"), mustUser(t, db, "bob")
+	c := mustGroup(t, db, a.ID, "room")
 	if _, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: c.ID, SenderID: a.ID, ClientID: "1", Type: parley.Text, Text: "hi"}); err != nil {
 		t.Fatal(err)
 	}

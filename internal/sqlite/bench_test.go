@@ -39,21 +39,37 @@ func benchSetup(b *testing.B, n, convs int) (*sqlite.DB, []parley.User, []parley
 	return db, users, groups
 }
 
-// reportRate reports messages per second, the process's CPU time per
-// message (user and system, all goroutines: on a shared machine msgs/s
-// depends on the CPU the others leave, CPU per message much less) and the
-// mean batch size of the timed part (before: the stats and CPU time when
-// the timer started). The search index's work counts: what still waits
-// for it is indexed first, in the timed part.
-func reportRate(b *testing.B, db *sqlite.DB, before sqlite.Stats, cpu0 time.Duration) {
-	if err := sqlite.SyncIndex(b.Context(), db); err != nil {
+// timed is the timed part of a benchmark of b.N sends to db: the stats
+// and CPU time when its timer started.
+type timed struct {
+	b      *testing.B
+	db     *sqlite.DB
+	before sqlite.Stats
+	cpu0   time.Duration
+}
+
+// startTimed starts the timed part (b's timer is reset).
+func startTimed(b *testing.B, db *sqlite.DB) timed {
+	b.ReportAllocs()
+	b.ResetTimer()
+	return timed{b: b, db: db, before: db.Stats(), cpu0: cpuTime()}
+}
+
+// report reports messages per second, the process's CPU time per message
+// (user and system, all goroutines: on a shared machine msgs/s depends on
+// the CPU the others leave, CPU per message much less) and the mean batch
+// size of the timed part. The search index's work counts: what still
+// waits for it is indexed first, in the timed part.
+func (r timed) report() {
+	b := r.b
+	if err := sqlite.SyncIndex(b.Context(), r.db); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-us/msg")
-	after := db.Stats()
-	if n := after.Batches - before.Batches; n > 0 {
-		b.ReportMetric(float64(after.Ops-before.Ops)/float64(n), "ops/batch")
+	b.ReportMetric(float64((cpuTime()-r.cpu0).Microseconds())/float64(b.N), "cpu-us/msg")
+	after := r.db.Stats()
+	if n := after.Batches - r.before.Batches; n > 0 {
+		b.ReportMetric(float64(after.Ops-r.before.Ops)/float64(n), "ops/batch")
 	}
 }
 
@@ -70,9 +86,7 @@ func benchParallelSends(b *testing.B, senders int) {
 	db, users, groups := benchSetup(b, 32, 8)
 	b.SetParallelism(max(1, senders/max(1, testingProcs())))
 	var next atomic.Int64
-	b.ReportAllocs()
-	b.ResetTimer()
-	before, cpu0 := db.Stats(), cpuTime()
+	r := startTimed(b, db)
 	b.RunParallel(func(pb *testing.PB) {
 		w := int(next.Add(1)) - 1
 		u, g := users[w%len(users)], groups[w%len(groups)]
@@ -86,16 +100,14 @@ func benchParallelSends(b *testing.B, senders int) {
 			}
 		}
 	})
-	reportRate(b, db, before, cpu0)
+	r.report()
 }
 
 // BenchmarkSendMessageSerial: one sender waiting for each commit, so every
 // message pays a whole transaction and fsync.
 func BenchmarkSendMessageSerial(b *testing.B) {
 	db, users, groups := benchSetup(b, 2, 1)
-	b.ReportAllocs()
-	b.ResetTimer()
-	before, cpu0 := db.Stats(), cpuTime()
+	r := startTimed(b, db)
 	for i := 0; b.Loop(); i++ {
 		_, _, err := db.SendMessage(b.Context(), parley.NewMessage{
 			ConversationID: groups[0].ID, SenderID: users[0].ID, ClientID: fmt.Sprint("s", i), Type: parley.Text, Text: "hello, one at a time",
@@ -104,7 +116,7 @@ func BenchmarkSendMessageSerial(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	reportRate(b, db, before, cpu0)
+	r.report()
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
@@ -191,9 +203,7 @@ func BenchmarkSendMessagesRooms(b *testing.B) {
 	if b.Failed() {
 		return
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	before, cpu0 := db.Stats(), cpuTime()
+	r := startTimed(b, db)
 	var wg sync.WaitGroup
 	var left atomic.Int64
 	left.Store(int64(b.N))
@@ -218,7 +228,7 @@ func BenchmarkSendMessagesRooms(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	reportRate(b, db, before, cpu0)
+	r.report()
 }
 
 // BenchmarkSendPacedRooms: the store's part of the load tool's fanout at
@@ -250,9 +260,7 @@ func benchPacedRooms(b *testing.B, opts ...sqlstore.Option) {
 	if b.Failed() {
 		return
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	before, cpu0 := db.Stats(), cpuTime()
+	r := startTimed(b, db)
 	var wg sync.WaitGroup
 	start := time.Now()
 	interval := time.Second / rate
@@ -272,7 +280,7 @@ func benchPacedRooms(b *testing.B, opts ...sqlstore.Option) {
 		time.Sleep(time.Millisecond)
 	}
 	wg.Wait()
-	reportRate(b, db, before, cpu0)
+	r.report()
 }
 
 // benchUsers creates n users (user0, user1, ...) at once, as many

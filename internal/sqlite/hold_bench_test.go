@@ -34,9 +34,7 @@ func BenchmarkIndexStepHold(b *testing.B) {
 func benchIndexStepHold(b *testing.B, rows int) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	db, users, groups := benchSetup(b, 2, 1)
-	if err := sqlite.ManualIndex(b.Context(), db, false); err != nil {
-		b.Fatal(err)
-	}
+	manualIndex(b, db)
 	var maxWait, maxHold, stepTime, stepCPU time.Duration
 	for i := range b.N {
 		b.StopTimer()

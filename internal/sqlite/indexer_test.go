@@ -19,9 +19,7 @@ import (
 func TestSearchIndexLag(t *testing.T) {
 	ctx := t.Context()
 	db := open(t, filepath.Join(t.TempDir(), "parley.db"))
-	if err := sqlite.ManualIndex(ctx, db, false); err != nil {
-		t.Fatal(err)
-	}
+	manualIndex(t, db)
 	a, conv := lagUsers(t, db)
 	m1 := lagSend(t, db, a, conv, "alpha one")
 	m2 := lagSend(t, db, a, conv, "bravo two")
@@ -89,9 +87,7 @@ func TestSearchIndexResumes(t *testing.T) {
 	}
 
 	db = open(t, path)
-	if err := sqlite.ManualIndex(ctx, db, false); err != nil {
-		t.Fatal(err)
-	}
+	manualIndex(t, db)
 	upto, last := indexLag(t, db)
 	if upto >= last {
 		t.Fatalf("after a crash: indexed up to %d of %d, want messages waiting", upto, last)
@@ -116,11 +112,18 @@ func TestSearchIndexResumes(t *testing.T) {
 	if u, l := indexLag(t, db); u != l {
 		t.Fatalf("after a clean Close: indexed up to %d of %d", u, l)
 	}
-	if err := sqlite.ManualIndex(ctx, db, false); err != nil {
-		t.Fatal(err)
-	}
+	manualIndex(t, db)
 	if got := lagSearch(t, db, a, "hotel"); !slices.Equal(got, []string{hotel.ID}) {
 		t.Fatalf("search hotel: %v", got)
+	}
+}
+
+// manualIndex makes db index only when a search asks and at Close
+// (sqlite.ManualIndex, without crash).
+func manualIndex(t testing.TB, db *sqlite.DB) {
+	t.Helper()
+	if err := sqlite.ManualIndex(t.Context(), db, false); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -184,9 +187,7 @@ func indexLag(t *testing.T, db *sqlite.DB) (upto, last int64) {
 func TestIndexStepSlices(t *testing.T) {
 	ctx := t.Context()
 	db := open(t, filepath.Join(t.TempDir(), "parley.db"))
-	if err := sqlite.ManualIndex(ctx, db, false); err != nil {
-		t.Fatal(err)
-	}
+	manualIndex(t, db)
 	a, conv := lagUsers(t, db)
 	upto0, before := indexLag(t, db)
 	// Sent concurrently (fewer commits): rowids come in one run after

@@ -61,10 +61,7 @@ func testBlock(t *testing.T, s parley.Store) {
 	a, b, c := newUser(t, s, "blka"), newUser(t, s, "blkb"), newUser(t, s, "blkc")
 	rec := &recorder{t: t}
 	group := newGroup(t, s, a, "G", b, c)
-	direct, _, err := s.CreateDirect(ctx(t), b.ID, a.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	direct := newDirect(t, s, b, a)
 	send(t, s, direct.ID, b, "hello a")
 	send(t, s, direct.ID, a, "hello b")
 	before := send(t, s, group.ID, b, "before the block")
@@ -81,7 +78,7 @@ func testBlock(t *testing.T, s parley.Store) {
 	if p.Consent != parley.ConsentEveryone || len(p.Blocked) != 1 || p.Blocked[0].UserID != b.ID || p.Blocked[0].Name != b.Name {
 		t.Errorf("a's privacy = %+v", p)
 	}
-	_, err = cs.Block(ctx(t), a.ID, a.ID)
+	_, err := cs.Block(ctx(t), a.ID, a.ID)
 	wantCode(t, "blocking oneself", err, parley.EINVALID)
 	_, err = cs.Block(ctx(t), a.ID, "nobody-here")
 	wantCode(t, "blocking no user", err, parley.ENOTFOUND)
@@ -267,7 +264,7 @@ func testConsent(t *testing.T, s parley.Store) {
 	_, _, err = s.UpdateConversation(ctx(t), b.ID, bg.ID, parley.ConversationChange{Add: []string{a.ID}})
 	wantErr(t, "a stranger adding", err, parley.ErrUnreachable)
 	// A contact may do both, and the direct conversation is no request.
-	cd := direct(t, s, c, a)
+	cd := newDirect(t, s, c, a)
 	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, cd.ID)); v.Request != "" {
 		t.Errorf("a contact's direct is a %q request", v.Request)
 	}
@@ -282,11 +279,11 @@ func testConsent(t *testing.T, s parley.Store) {
 		t.Errorf("consent = %q", p.Consent)
 	}
 	stranger := newUser(t, s, "cnse")
-	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, direct(t, s, stranger, a).ID)); v.Request != parley.RequestPending {
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, newDirect(t, s, stranger, a).ID)); v.Request != parley.RequestPending {
 		t.Errorf("a stranger's direct to a user accepting everyone: request %q", v.Request)
 	}
 	// b is a's contact now (group B): b's direct is no request.
-	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, direct(t, s, b, a).ID)); v.Request != "" {
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, newDirect(t, s, b, a).ID)); v.Request != "" {
 		t.Errorf("a group mate's direct: request %q", v.Request)
 	}
 	// A user a blocked can start no direct conversation with a, whatever
@@ -313,7 +310,7 @@ func testRequests(t *testing.T, s parley.Store) {
 	rec := &recorder{t: t}
 	// b, a stranger, writes to a (who accepts everyone, the default): a
 	// request for a, not for b.
-	conv := direct(t, s, b, a)
+	conv := newDirect(t, s, b, a)
 	if conv.Request != "" {
 		t.Errorf("the starter sees request %q", conv.Request)
 	}
@@ -389,7 +386,7 @@ func testRequests(t *testing.T, s parley.Store) {
 	// opens one and says nothing, a accepts, and they are contacts, so
 	// d may then add a to a group though a accepts contacts only.
 	d := newUser(t, s, "reqd")
-	dc := direct(t, s, d, a)
+	dc := newDirect(t, s, d, a)
 	_, evs, err = cs.AnswerRequest(ctx(t), a.ID, dc.ID, true)
 	oneEvent(t, "accepting a request never read (no positions to show)", rec.add(evs, err), parley.EventRequestAccepted)
 	if !slices.Contains(must[[]string](t, "Contacts")(s.Contacts(ctx(t), d.ID)), a.ID) {
@@ -400,7 +397,7 @@ func testRequests(t *testing.T, s parley.Store) {
 	rec.add(cs.SetConsent(ctx(t), a.ID, parley.ConsentEveryone))
 
 	// A reply accepts too: c's request to a, answered by a's message.
-	cc := direct(t, s, c, a)
+	cc := newDirect(t, s, c, a)
 	send(t, s, cc.ID, c, "hello")
 	send(t, s, cc.ID, a, "hi c")
 	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, cc.ID)); v.Request != "" {
@@ -417,16 +414,6 @@ func wantErr(t *testing.T, what string, err error, want *parley.Error) {
 	if parley.ErrorCode(err) != want.Code || parley.ErrorMessage(err) != want.Message {
 		t.Errorf("%s: %v, want %v", what, err, want)
 	}
-}
-
-// direct opens (or finds) the direct conversation from from to to.
-func direct(t *testing.T, s parley.Store, from, to parley.User) parley.Conversation {
-	t.Helper()
-	c, _, err := s.CreateDirect(ctx(t), from.ID, to.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // noPositions fails when e carries a conversation snapshot that shows a

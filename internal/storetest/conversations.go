@@ -223,15 +223,9 @@ func testUpdateConversationRules(t *testing.T, s parley.Store) {
 
 func testConversations(t *testing.T, s parley.Store) {
 	a, b, c := newUser(t, s, "lista"), newUser(t, s, "listb"), newUser(t, s, "listc")
-	d1, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d1 := newDirect(t, s, a, b)
 	g := newGroup(t, s, a, "G", b, c)
-	d2, _, err := s.CreateDirect(ctx(t), a.ID, c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d2 := newDirect(t, s, a, c)
 
 	// Newest activity first: d2 (created last), g, d1.
 	list := must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID))
@@ -303,9 +297,7 @@ func testConversations(t *testing.T, s parley.Store) {
 
 func testContacts(t *testing.T, s parley.Store) {
 	a, b, c, d := newUser(t, s, "cona"), newUser(t, s, "conb"), newUser(t, s, "conc"), newUser(t, s, "cond")
-	if _, _, err := s.CreateDirect(ctx(t), a.ID, b.ID); err != nil {
-		t.Fatal(err)
-	}
+	newDirect(t, s, a, b)
 	g := newGroup(t, s, a, "G", b, c)
 	newGroup(t, s, d, "other")
 	if got := must[[]string](t, "Contacts")(s.Contacts(ctx(t), a.ID)); !sameSet(got, ids(b, c)) {
@@ -332,10 +324,7 @@ func testContacts(t *testing.T, s parley.Store) {
 func testContactsDirect(t *testing.T, s parley.Store) {
 	stranger, victim, friend := newUser(t, s, "stranger"), newUser(t, s, "victim"), newUser(t, s, "friend")
 	contacts := func(u parley.User) []string { return must[[]string](t, "Contacts")(s.Contacts(ctx(t), u.ID)) }
-	d, _, err := s.CreateDirect(ctx(t), stranger.ID, victim.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDirect(t, s, stranger, victim)
 	if got := contacts(victim); len(got) != 0 {
 		t.Errorf("Contacts(victim) after a stranger opened a direct conversation = %v, want none", got)
 	}
@@ -355,10 +344,7 @@ func testContactsDirect(t *testing.T, s parley.Store) {
 		t.Errorf("Contacts(stranger) after both wrote = %v, want %v", got, ids(victim))
 	}
 	// The other order, and the other send path for the opener.
-	f, _, err := s.CreateDirect(ctx(t), friend.ID, victim.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newDirect(t, s, friend, victim)
 	send(t, s, f.ID, victim, "you there?")
 	if got := contacts(friend); len(got) != 0 {
 		t.Errorf("Contacts(friend) before writing = %v, want none", got)
@@ -581,10 +567,7 @@ func testRoles(t *testing.T, s parley.Store) {
 	}
 
 	// Direct conversations have no owners and cannot be changed.
-	direct, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	direct := newDirect(t, s, a, b)
 	if r := roles(direct); r[a.ID] != parley.RoleMember || r[b.ID] != parley.RoleMember {
 		t.Errorf("direct roles = %v", r)
 	}

@@ -79,10 +79,7 @@ func testMessagesWhileSending(t *testing.T, s parley.Store) {
 
 func testAuthorization(t *testing.T, s parley.Store) {
 	a, b, outsider := newUser(t, s, "auta"), newUser(t, s, "autb"), newUser(t, s, "auto")
-	direct, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	direct := newDirect(t, s, a, b)
 	group := newGroup(t, s, a, "G", b)
 	left := newUser(t, s, "autl")
 	leftGroup := newGroup(t, s, a, "L", left)
@@ -239,9 +236,7 @@ func testEventsForAudience(t *testing.T, s parley.Store) {
 		t.Fatal(err)
 	}
 	send(t, s, conv.ID, b, "three")
-	if _, _, err := s.CreateDirect(ctx(t), a.ID, c.ID); err != nil {
-		t.Fatal(err)
-	}
+	newDirect(t, s, a, c)
 	all := allEvents(t, s)
 	for _, u := range []parley.User{a, b, c} {
 		var want []int64
@@ -367,10 +362,7 @@ func testEventsLimits(t *testing.T, s parley.Store) {
 
 func testAttachments(t *testing.T, s parley.Store) {
 	a, b, c := newUser(t, s, "atta"), newUser(t, s, "attb"), newUser(t, s, "attc")
-	conv, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conv := newDirect(t, s, a, b)
 	data, thumb := []byte("\x89PNG full image"), []byte("\x89PNG thumb")
 	att := parley.Attachment{ID: "att-1", ContentType: "image/png", Size: int64(len(data)), Width: 640, Height: 480}
 	if err := s.PutAttachment(ctx(t), a.ID, att, data, thumb, 0); err != nil {
@@ -398,7 +390,7 @@ func testAttachments(t *testing.T, s parley.Store) {
 	}
 
 	// Someone else cannot send it.
-	_, _, err = s.SendMessage(ctx(t), parley.NewMessage{ConversationID: conv.ID, SenderID: b.ID, ClientID: clientID(), Type: parley.Image, AttachmentID: att.ID})
+	_, _, err := s.SendMessage(ctx(t), parley.NewMessage{ConversationID: conv.ID, SenderID: b.ID, ClientID: clientID(), Type: parley.Image, AttachmentID: att.ID})
 	wantCode(t, "sending another user's upload", err, parley.EINVALID)
 
 	m, events, err := s.SendMessage(ctx(t), parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, ClientID: clientID(), Type: parley.Image, AttachmentID: att.ID, Text: "caption"})

@@ -16,10 +16,7 @@ import (
 // non-member gets not found); a bad name is invalid.
 func testFiles(t *testing.T, s parley.Store) {
 	a, b, c := newUser(t, s, "filea"), newUser(t, s, "fileb"), newUser(t, s, "filec")
-	conv, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conv := newDirect(t, s, a, b)
 	data := []byte("%PDF-1.4 a report")
 	file := parley.Attachment{ID: "file-1", ContentType: "application/pdf", Size: int64(len(data)), Name: "report é.pdf"}
 	if err := s.PutAttachment(ctx(t), a.ID, file, data, nil, 0); err != nil {
@@ -41,7 +38,7 @@ func testFiles(t *testing.T, s parley.Store) {
 		return s.SendMessage(ctx(t), parley.NewMessage{ConversationID: conv.ID, SenderID: from.ID, ClientID: clientID(),
 			Type: typ, AttachmentID: id, Text: "see attached"})
 	}
-	_, _, err = send(b, parley.File, file.ID)
+	_, _, err := send(b, parley.File, file.ID)
 	wantCode(t, "sending another user's file", err, parley.EINVALID)
 	_, _, err = send(a, parley.Image, file.ID)
 	wantCode(t, "a file upload sent as an image", err, parley.EINVALID)

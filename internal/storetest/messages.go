@@ -11,10 +11,7 @@ import (
 
 func testSend(t *testing.T, s parley.Store) {
 	a, b := newUser(t, s, "senda"), newUser(t, s, "sendb")
-	conv, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conv := newDirect(t, s, a, b)
 	for i := 1; i <= 3; i++ {
 		nm := parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, ClientID: clientID(), Type: parley.Text, Text: fmt.Sprint("m", i)}
 		m, events, err := s.SendMessage(ctx(t), nm)
@@ -46,10 +43,7 @@ func testSend(t *testing.T, s parley.Store) {
 
 func testSendIdempotent(t *testing.T, s parley.Store) {
 	a, b := newUser(t, s, "idema"), newUser(t, s, "idemb")
-	conv, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conv := newDirect(t, s, a, b)
 	nm := parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, ClientID: "same-id", Type: parley.Text, Text: "once"}
 	first, events, err := s.SendMessage(ctx(t), nm)
 	if err != nil || len(events) != 1 {
@@ -93,10 +87,7 @@ func testSendIdempotent(t *testing.T, s parley.Store) {
 
 func testSendValidation(t *testing.T, s parley.Store) {
 	a, b := newUser(t, s, "vala"), newUser(t, s, "valb")
-	conv, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conv := newDirect(t, s, a, b)
 	ok := parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, Type: parley.Text, Text: "x"}
 	tests := []struct {
 		name string
@@ -147,15 +138,12 @@ func testSendValidation(t *testing.T, s parley.Store) {
 
 func testDelete(t *testing.T, s parley.Store) {
 	a, b := newUser(t, s, "dela"), newUser(t, s, "delb")
-	conv, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conv := newDirect(t, s, a, b)
 	m1 := send(t, s, conv.ID, a, "keep")
 	m2 := send(t, s, conv.ID, a, "secret")
 	m3 := send(t, s, conv.ID, b, "b's")
 
-	_, _, err = s.DeleteMessage(ctx(t), b.ID, conv.ID, m2.ID)
+	_, _, err := s.DeleteMessage(ctx(t), b.ID, conv.ID, m2.ID)
 	wantCode(t, "deleting someone else's message", err, parley.EFORBIDDEN)
 	_, _, err = s.DeleteMessage(ctx(t), a.ID, conv.ID, "nope")
 	wantCode(t, "deleting an unknown message", err, parley.ENOTFOUND)

@@ -33,10 +33,7 @@ func RolesMigration(t *testing.T, open func(t *testing.T) parley.Store, exec fun
 			t.Fatal(err)
 		}
 	}
-	direct, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	direct := newDirect(t, s, a, b)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

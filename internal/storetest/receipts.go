@@ -28,10 +28,7 @@ func testMarkDelivered(t *testing.T, s parley.Store) {
 	r := optional[parley.Receipts](t, s)
 	a, b, c, out := newUser(t, s, "dela"), newUser(t, s, "delb"), newUser(t, s, "delc"), newUser(t, s, "delout")
 	g := newGroup(t, s, a, "G", b, c)
-	d, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDirect(t, s, a, b)
 	for i := range 4 {
 		send(t, s, g.ID, a, fmt.Sprint("g", i))
 	}
@@ -132,10 +129,7 @@ func testProfiles(t *testing.T, s parley.Store) {
 	p := optional[parley.Profiles](t, s)
 	a, b, c, out := newUser(t, s, "profa"), newUser(t, s, "profb"), newUser(t, s, "profc"), newUser(t, s, "profout")
 	g := newGroup(t, s, a, "G", b)
-	d, _, err := s.CreateDirect(ctx(t), a.ID, c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDirect(t, s, a, c)
 	if err := putUpload(t, s, a, "avatar-a", 100, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -200,6 +200,16 @@ func newGroup(t *testing.T, s parley.Store, creator parley.User, title string, m
 	return c
 }
 
+// newDirect opens (or finds) the direct conversation from from to to.
+func newDirect(t *testing.T, s parley.Store, from, to parley.User) parley.Conversation {
+	t.Helper()
+	c, _, err := s.CreateDirect(ctx(t), from.ID, to.ID)
+	if err != nil {
+		t.Fatalf("CreateDirect: %v", err)
+	}
+	return c
+}
+
 var clientCount atomic.Int64
 
 func clientID() string { return fmt.Sprintf("client-%d", clientCount.Add(1)) }

@@ -78,10 +78,7 @@ func testUploadQuota(t *testing.T, s parley.Store) {
 // until their messages are deleted.
 func testOrphanAttachments(t *testing.T, s parley.Store) {
 	a, b := newUser(t, s, "orpha"), newUser(t, s, "orphb")
-	conv, _, err := s.CreateDirect(ctx(t), a.ID, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conv := newDirect(t, s, a, b)
 	for _, id := range []string{"o-sent", "o-1", "o-2"} {
 		if err := putUpload(t, s, a, id, 100, 0); err != nil {
 			t.Fatal(err)

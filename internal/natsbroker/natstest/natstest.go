@@ -3,7 +3,10 @@
 package natstest
 
 import (
+	"fmt"
 	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,4 +30,14 @@ func URL(t testing.TB) string {
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	return srv.ClientURL()
+}
+
+var subjects atomic.Int64
+
+// Subject returns a subject no other test shares: tests that share a NATS
+// server (the machine's, used by other test runs too) must not hear each
+// other. It holds the process id, a count and the test's name.
+func Subject(t testing.TB) string {
+	name := strings.NewReplacer("/", "_", " ", "_", ".", "_").Replace(t.Name())
+	return fmt.Sprintf("parleytest.%d.%d.%s", os.Getpid(), subjects.Add(1), name)
 }
