@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // ManualIndex stops db's indexer from indexing after commits (it still
@@ -18,7 +20,13 @@ func SetSearchTail(db *DB, n int64) { db.ix.tail = n }
 
 // BeforeIndexCommit sets a function each index step runs, with its
 // backend's pid, before it commits. Call it before the first write.
-func BeforeIndexCommit(db *DB, f func(pid uint32)) { db.ix.beforeCommit = f }
+func BeforeIndexCommit(db *DB, f func(pid uint32)) {
+	db.ix.beforeCommit = func(_ context.Context, tx pgx.Tx) { f(tx.Conn().PgConn().PID()) }
+}
+
+// InIndexStep sets a function each index step runs in its transaction
+// before it commits. Call it before the first write.
+func InIndexStep(db *DB, f func(ctx context.Context, tx pgx.Tx)) { db.ix.beforeCommit = f }
 
 // IndexStep runs one index step of shard on db's indexer, waiting for a
 // cursor another node holds.

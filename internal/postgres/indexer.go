@@ -100,6 +100,18 @@ const (
 			AND m.deleted_at IS NULL AND m.text != ''
 		ON CONFLICT (search_key) DO UPDATE SET words = EXCLUDED.words`
 	qMoveCursor = `UPDATE search_cursor SET pos = $2 WHERE shard = $1`
+	// qStepSettings is a step's first statement: its idle bound ($1), and
+	// no sequential scans. pgx prepares each statement once per
+	// connection, and PostgreSQL keeps a generic plan of it from its sixth
+	// execution on, planned for the tables as they were then: on a new
+	// database (no statistics before autovacuum's first ANALYZE) a
+	// connection whose steps began while messages held a few rows kept a
+	// sequential scan of messages testing every row against the step's
+	// ids (m.id = ANY), for every later step on a table of any size. On
+	// 16 shards, whose steps start early, that was most of PostgreSQL's
+	// CPU (docs/benchmarks.md, "PostgreSQL CPU per message on 16 shards").
+	// With sequential scans off, every plan of a step looks up by key.
+	qStepSettings = `SELECT set_config('idle_in_transaction_session_timeout', $1, true), set_config('enable_seqscan', 'off', true)`
 )
 
 // indexer is a node's search indexer. Open starts its goroutine and
@@ -120,9 +132,9 @@ type indexer struct {
 	tail int64
 	// Tests only (export_search_test.go): with manual the goroutine steps
 	// only at close, so the tail stays for searches to match; beforeCommit
-	// runs in a step with the backend's pid before its COMMIT.
+	// runs in a step, with its transaction, before its COMMIT.
 	manual       atomic.Bool
-	beforeCommit func(pid uint32)
+	beforeCommit func(ctx context.Context, tx pgx.Tx)
 
 	// since holds, for each shard a pass left waiting (fewer than
 	// minStepEvents), when a pass first saw it lagging.
@@ -288,7 +300,7 @@ func (ix *indexer) step(ctx context.Context, shard int, wait bool) (more bool, e
 		lock += ` SKIP LOCKED`
 	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, millis(ix.holdIdle))
+	b.Queue(qStepSettings, millis(ix.holdIdle))
 	b.Queue(lock, shard)
 	br := tx.SendBatch(ctx, b)
 	var pos, head int64
@@ -317,7 +329,7 @@ func (ix *indexer) step(ctx context.Context, shard int, wait bool) (more bool, e
 		return true, err
 	}
 	if ix.beforeCommit != nil {
-		ix.beforeCommit(tx.Conn().PgConn().PID())
+		ix.beforeCommit(ctx, tx)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return true, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -315,5 +316,72 @@ func TestIndexPassGathers(t *testing.T) {
 	}
 	if n := docCount(t, postgres.DSN(db)); n != len(want)+postgres.MinStepEvents {
 		t.Errorf("search_docs holds %d rows, want %d", n, len(want)+postgres.MinStepEvents)
+	}
+}
+
+// TestIndexStepLooksUpByKey: an index step reads messages, events and
+// search_docs by key whatever plan its connection keeps. Here every
+// statement runs a generic plan made at its first execution
+// (plan_cache_mode), for tables of a few rows without statistics: the
+// plan a new database's connections keep from their sixth step on. Such
+// a plan scanned messages, testing every row against the step's ids, in
+// every later step however large the table grew. The plans checked are
+// the ones the step ran: its connection's prepared statements, explained
+// in its transaction.
+func TestIndexStepLooksUpByKey(t *testing.T) {
+	db := open(t, pgtest.Schema(t)+"&plan_cache_mode=force_generic_plan")
+	postgres.ManualIndex(db)
+	var scans []string
+	steps := 0
+	postgres.InIndexStep(db, func(ctx context.Context, tx pgx.Tx) {
+		steps++
+		rows, err := tx.Query(ctx, `SELECT name, COALESCE(array_length(parameter_types, 1), 0) FROM pg_prepared_statements
+			WHERE statement ~ 'search_docs|search_cursor'`)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		type stmt struct {
+			Name string
+			Args int
+		}
+		stmts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[stmt])
+		if err != nil || len(stmts) < 3 {
+			t.Errorf("the step's prepared statements: %v, %v", stmts, err)
+			return
+		}
+		for _, s := range stmts {
+			explain := "EXPLAIN EXECUTE " + pgx.Identifier{s.Name}.Sanitize()
+			if s.Args > 0 {
+				explain += "(" + strings.TrimSuffix(strings.Repeat("0, ", s.Args), ", ") + ")"
+			}
+			rows, err := tx.Query(ctx, explain)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, line := range plan {
+				if strings.Contains(line, "Seq Scan on messages") || strings.Contains(line, "Seq Scan on events") ||
+					strings.Contains(line, "Seq Scan on search_docs") {
+					scans = append(scans, strings.TrimSpace(line))
+				}
+			}
+		}
+	})
+	u, want := sendWords(t, db, "theta", 10)
+	indexAll(t, db, 1)
+	if steps == 0 || len(scans) > 0 {
+		t.Errorf("%d index steps; their plans scan: %v", steps, scans)
+	}
+	if got := searchIDs(t, db, u.ID, "theta"); !slices.Equal(got, want) {
+		t.Errorf("found %v, want %v", got, want)
+	}
+	if n := docCount(t, postgres.DSN(db)); n != len(want) {
+		t.Errorf("search_docs holds %d rows, want %d", n, len(want))
 	}
 }
