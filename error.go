@@ -54,11 +54,11 @@ func ErrorMessage(err error) string {
 // errorPart returns part of the first *Error in err's chain, "" for nil,
 // and other for any other error.
 func errorPart(err error, part func(*Error) string, other string) string {
+	if err == nil {
+		return "" // before e, which escapes: no allocation for a nil error
+	}
 	var e *Error
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &e):
+	if errors.As(err, &e) {
 		return part(e)
 	}
 	return other

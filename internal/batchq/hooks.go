@@ -2,6 +2,7 @@ package batchq
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleychat/parley"
@@ -25,6 +26,27 @@ type Hooks struct {
 	// from overlapping: parley.CommitPublisher's publish is called by one
 	// goroutine at a time.
 	publishMu sync.Mutex
+	// around is the optional pair of functions Committed calls before and
+	// after it answers a batch's ops (SetAnswerHooks).
+	around atomic.Pointer[answerHooks]
+}
+
+type answerHooks struct{ begin, end func() }
+
+// SetAnswerHooks sets begin and end to be called by the batcher around
+// the answers of every committed batch: begin after the batch's events
+// are published and before its first op is answered, end after its last.
+// The server uses them to write a batch's replies together with the
+// events the batch published (one write per connection for both). With
+// lanes (PostgreSQL) the pairs of different batches may overlap. Both
+// must be quick, must not block and must not call the store. nil for
+// either removes both. Set it before the first write.
+func (h *Hooks) SetAnswerHooks(begin, end func()) {
+	if begin == nil || end == nil {
+		h.around.Store(nil)
+		return
+	}
+	h.around.Store(&answerHooks{begin, end})
 }
 
 // SetBatchObserver sets f to be told about every batch the group-commit
@@ -74,6 +96,11 @@ func Committed[O interface{ Answer(error) }](h *Hooks, evs *Events, live []O, er
 	h.publishMu.Lock()
 	evs.Publish()
 	h.publishMu.Unlock()
+	a := h.around.Load()
+	if a != nil {
+		a.begin()
+		defer a.end() // also if an answer panics: end releases what begin held
+	}
 	for i, o := range live {
 		errs[i] = classify(errs[i])
 		h.health.Observe(errs[i])

@@ -290,8 +290,8 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		for k, seq := range readTo {
 			rConvs, rUsers, rSeqs = append(rConvs, k.conv), append(rUsers, k.user), append(rSeqs, seq)
 		}
-		rows, err := w.query(bg, qBulkSendWrite, mIDs, mConvs, mSeqs, mSenders, mClients, mTypes, mTexts, mAtts, mAts,
-			mPos, cIDs, cSeqs, cAts, rConvs, rUsers, rSeqs, mReplies, mMentions, mShards)
+		rows, err := w.query(bg, qBulkSendWrite, textArray(mIDs), textArray(mConvs), int64Array(mSeqs), textArray(mSenders), textArray(mClients), textArray(mTypes), textArray(mTexts), mAtts, timeArray(mAts),
+			int64Array(mPos), textArray(cIDs), int64Array(cSeqs), timeArray(cAts), textArray(rConvs), textArray(rUsers), int64Array(rSeqs), mReplies, mMentions, mShards)
 		if err != nil {
 			return err
 		}
@@ -350,7 +350,7 @@ func sendChecks(w *writeTx, sends []*sendOp) ([]sendCheck, error) {
 			nm := so.nm
 			convs[j], senders[j], clients[j], atts[j] = nm.ConversationID, nm.SenderID, nm.ClientID, nm.AttachmentID
 		}
-		rows, err = w.query(bg, qBulkSendCheck, convs, senders, clients, atts)
+		rows, err = w.query(bg, qBulkSendCheck, textArray(convs), textArray(senders), textArray(clients), textArray(atts))
 	}
 	if err != nil {
 		return nil, err

@@ -77,16 +77,25 @@ type hub struct {
 	// read from the store instead (fill), so none is lost.
 	maxQueue int
 
-	inMu     sync.Mutex // guards in, inBytes and overflow
+	inMu     sync.Mutex // guards in, localIn, inBytes, overflow, flushIn and inStore
 	in       []parley.Event
+	localIn  []parley.Event // from this node's store batches (pushLocal)
 	inBytes  int
 	overflow []bool        // per shard: push dropped an event (or a resume is ahead): run fills from the store
 	sig      chan struct{} // a buffered wake-up for run
+	// flushIn are connections with send replies queued for run to write
+	// after it queued the events that came with them (pushLocal).
+	flushIn []*conn
+	// inStore: run is in a store call (or about to be); pushLocal then
+	// leaves the flush of its connections to its caller.
+	inStore bool
 
 	// Owned by the run goroutine.
-	seq     []shardSeq // per shard
-	scratch []*conn    // deliver's list of receivers, reused
-	owed    []*conn    // connections deliver queued frames for, to flush (flush)
+	seq        []shardSeq // per shard
+	scratch    []*conn    // deliver's list of receivers, reused
+	owed       []*conn    // connections deliver queued frames for, to flush (flush)
+	replies    []*conn    // flushIn taken, to flush (flush, beforeStore)
+	storeDepth int        // beforeStore calls not yet ended by afterStore
 }
 
 // shardSeq is the sequencer's state for one shard, owned by the run
@@ -160,26 +169,94 @@ func (h *hub) push(evs []parley.Event) {
 	if len(durable) == 0 {
 		return
 	}
-	dropped := 0
 	h.inMu.Lock()
-	for _, ev := range durable {
+	h.in = h.queueLocked(h.in, durable)
+	h.inMu.Unlock()
+	h.wake()
+}
+
+// pushLocal is push for the events of store batches committed on this
+// node (batches: each batch's events, as the store handed them; the
+// store's shards are the hub's), with the connections whose replies to
+// the batches' sends are queued for a flush (conn.flushOwed,
+// commitFlush): run writes each of them once, after it queued the
+// events, so a sender gets its acks and its own events in one write. If
+// run is in a store call it returns conns, not taken: the caller flushes
+// them (no reply waits for the store). The events' Data, when set, was
+// made by this node (eventData): run writes it without checking it.
+func (h *hub) pushLocal(batches [][]parley.Event, conns []*conn) (notTaken []*conn) {
+	h.inMu.Lock()
+	if h.inStore {
+		notTaken = conns
+	} else {
+		h.flushIn = append(h.flushIn, conns...)
+	}
+	for _, evs := range batches {
+		h.localIn = h.queueLocked(h.localIn, evs)
+	}
+	h.inMu.Unlock()
+	h.wake()
+	return notTaken
+}
+
+// queueLocked appends evs to q within maxQueue bytes waiting (inBytes);
+// one that does not fit is dropped and its shard marked for a fill from
+// the store (overflow). h.inMu must be held.
+func (h *hub) queueLocked(q, evs []parley.Event) []parley.Event {
+	dropped := 0
+	for _, ev := range evs {
 		n := ev.ApproxSize()
 		if h.inBytes+n > h.maxQueue {
 			h.overflow[ev.Shard] = true
 			dropped++
 			continue
 		}
-		h.in = append(h.in, ev)
+		q = append(q, ev)
 		h.inBytes += n
 	}
-	h.inMu.Unlock()
 	if dropped > 0 {
 		h.metrics.drops.WithLabelValues("hub").Add(float64(dropped))
 	}
+	return q
+}
+
+// wake wakes run (a buffered signal: wakes while it runs coalesce).
+func (h *hub) wake() {
 	select {
 	case h.sig <- struct{}{}:
 	default:
 	}
+}
+
+// beforeStore is called by run before a call that may wait for the store
+// (fill, the poll of heads, the callbacks that read contacts): it writes
+// the connections pushLocal gave it so far (with whatever is queued for
+// them) and has pushLocal leave later ones to its caller until the
+// matching afterStore. So no reply waits for a store
+// call of the hub's. Calls nest; only run calls them.
+func (h *hub) beforeStore() {
+	h.storeDepth++
+	if h.storeDepth > 1 {
+		return
+	}
+	h.inMu.Lock()
+	h.inStore = true
+	h.replies = append(h.replies, h.flushIn...)
+	clear(h.flushIn)
+	h.flushIn = h.flushIn[:0]
+	h.inMu.Unlock()
+	h.replies = flushOwed(h.replies)
+}
+
+// afterStore ends what beforeStore began.
+func (h *hub) afterStore() {
+	h.storeDepth--
+	if h.storeDepth > 0 {
+		return
+	}
+	h.inMu.Lock()
+	h.inStore = false
+	h.inMu.Unlock()
 }
 
 // run is the sequencer of every shard. It is owned by the Server and
@@ -191,6 +268,9 @@ func (h *hub) run(ctx context.Context) {
 	defer poll.Stop()
 	defer gap.Stop()
 	fills := make([]bool, h.shards)
+	// Once run returns, nothing flushes flushIn: what is taken is written
+	// now and pushLocal's callers flush their own (inStore stays set).
+	defer h.beforeStore()
 	for {
 		h.flush() // what the last round delivered, before waiting again
 		select {
@@ -198,12 +278,22 @@ func (h *hub) run(ctx context.Context) {
 			return
 		case <-h.sig:
 			h.inMu.Lock()
-			evs := h.in
-			h.in, h.inBytes = nil, 0
+			evs, local := h.in, h.localIn
+			h.in, h.localIn, h.inBytes = nil, nil, 0
 			for s, o := range h.overflow {
 				fills[s], h.overflow[s] = o, false
 			}
+			// The replies' connections are flushed after the events
+			// are queued (the next flush): one write each.
+			h.replies = append(h.replies, h.flushIn...)
+			clear(h.flushIn)
+			h.flushIn = h.flushIn[:0]
 			h.inMu.Unlock()
+			// No order between the two is needed: accept keeps
+			// positions in order.
+			for _, ev := range local {
+				h.acceptTrusted(ev, true)
+			}
 			for _, ev := range evs {
 				h.accept(ev)
 			}
@@ -226,7 +316,9 @@ func (h *hub) run(ctx context.Context) {
 		case <-poll.C:
 			// One read of every head (one query on PostgreSQL), not a
 			// round trip per shard.
+			h.beforeStore()
 			heads, err := shardHeads(ctx, h.events)
+			h.afterStore()
 			if err != nil {
 				if ctx.Err() == nil {
 					h.log.Warn("hub: reading heads", "err", err)
@@ -281,7 +373,12 @@ func (h *hub) armGap(gap *time.Timer) {
 // its shard is delivered (with any pending ones it unblocks), a later one
 // waits, unless maxQueue bytes already wait in its shard: then it is
 // dropped and run reads it from the store (refill).
-func (h *hub) accept(ev parley.Event) {
+func (h *hub) accept(ev parley.Event) { h.acceptTrusted(ev, false) }
+
+// acceptTrusted is accept; with trusted, ev's Data (if any) is this
+// node's and written without the check validData makes, if ev is
+// delivered at once (a pending event is checked when delivered).
+func (h *hub) acceptTrusted(ev parley.Event, trusted bool) {
 	q := &h.seq[ev.Shard]
 	switch {
 	case ev.Pos < q.next:
@@ -300,7 +397,7 @@ func (h *hub) accept(ev parley.Event) {
 		q.pendingBytes += n
 		return
 	}
-	h.deliver(ev)
+	h.owed = h.deliverOwed(ev, trusted, h.owed)
 	q.next++
 	for {
 		e, ok := q.pending[q.next]
@@ -317,7 +414,10 @@ func (h *hub) accept(ev parley.Event) {
 // flush writes what deliver queued since the last flush for the
 // connections no writer serves, each in one write from the run goroutine
 // (conn.flushInline). The run calls it after each batch of events.
-func (h *hub) flush() { h.owed = flushOwed(h.owed) }
+func (h *hub) flush() {
+	h.owed = flushOwed(h.owed)
+	h.replies = flushOwed(h.replies)
+}
 
 // flushOwed flushes each connection of owed (conn.flushInline) and
 // returns owed emptied.
@@ -332,6 +432,8 @@ func flushOwed(owed []*conn) []*conn {
 // fill reads the events of shard after the last delivered one from the
 // store, which has them all, and accepts them.
 func (h *hub) fill(ctx context.Context, shard int) {
+	h.beforeStore()
+	defer h.afterStore()
 	q := &h.seq[shard]
 	for ctx.Err() == nil {
 		evs, err := h.events.ShardEvents(ctx, shard, q.next-1, fillBatch)
@@ -358,11 +460,12 @@ func (h *hub) fill(ctx context.Context, shard int) {
 // frames are queued after unlocking, so the lock is held for map lookups
 // only, however large the audience. Only the run goroutine calls it, which
 // keeps each connection's events in position order.
-func (h *hub) deliver(ev parley.Event) { h.owed = h.deliverOwed(ev, h.owed) }
+func (h *hub) deliver(ev parley.Event) { h.owed = h.deliverOwed(ev, false, h.owed) }
 
 // deliverOwed is deliver, adding to owed the connections the caller must
-// flush (flushOwed), and returning it.
-func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
+// flush (flushOwed), and returning it. With trusted, ev's Data (if any)
+// was made by this node and is not checked.
+func (h *hub) deliverOwed(ev parley.Event, trusted bool, owed []*conn) []*conn {
 	consent := h.consentChanged != nil && (ev.Type == parley.EventUserBlocked || ev.Type == parley.EventUserUnblocked || ev.Type == parley.EventRequestAccepted)
 	contacts := h.newContacts != nil && (ev.Change == parley.ChangeCreated || ev.Change == parley.ChangeMembersAdded)
 	whole := true // false: ev is routing fields only, and they are all it will have
@@ -396,7 +499,7 @@ func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 	// goroutine, in one write for all the batch gave it. The frame is
 	// encoded only when a local connection takes it: in a cluster, most
 	// events a node sequences are other nodes' with no audience here.
-	if len(cs) > 0 && ev.Data != nil && !validData(ev.Data) {
+	if len(cs) > 0 && ev.Data != nil && !trusted && !validData(ev.Data) {
 		ev, whole = h.decoded(ev)
 	}
 	if !whole {
@@ -422,10 +525,14 @@ func (h *hub) deliverOwed(ev parley.Event, owed []*conn) []*conn {
 	clear(cs)
 	h.scratch = cs
 	if contacts {
+		h.beforeStore() // it may read contacts from the store
 		h.newContacts(ev)
+		h.afterStore()
 	}
 	if ev.Type == parley.EventNewMessage && len(ev.Audience) == 2 && h.contacts.directMessage(ev.Audience[0], ev.Audience[1]) && h.directContacts != nil {
+		h.beforeStore()
 		h.directContacts(ev.Audience[0], ev.Audience[1])
+		h.afterStore()
 	}
 	return owed
 }
@@ -457,7 +564,9 @@ func (h *hub) decoded(ev parley.Event) (_ parley.Event, ok bool) {
 	ev.Data = nil
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	h.beforeStore()
 	evs, err := h.events.ShardEvents(ctx, ev.Shard, ev.Pos-1, 1)
+	h.afterStore()
 	if err != nil || len(evs) == 0 || evs[0].Pos != ev.Pos {
 		h.log.Error("hub: an event neither its broker data nor the store gave; its receivers on this node are closed to resume it", "shard", ev.Shard, "pos", ev.Pos, "err", err)
 		return ev, false

@@ -144,3 +144,27 @@ func BenchmarkHubAccept(b *testing.B) {
 		})
 	}
 }
+
+// TestPushLocalInStore: while the hub is in a store call (beforeStore to
+// afterStore) pushLocal takes a batch's events but hands the replies'
+// connections back for the caller to write: no reply waits for the
+// store. Otherwise the hub takes them for its next flush. Calls nest.
+func TestPushLocalInStore(t *testing.T) {
+	h := newHub(nil, nil, newMetrics())
+	h.start([]int64{0})
+	c := &conn{user: parley.User{ID: "a"}}
+	ev := parley.Event{Pos: 1, Type: parley.EventNewMessage, ConversationID: "c1", Audience: []string{"a"}}
+	h.beforeStore()
+	h.beforeStore() // a contacts read inside a fill, say
+	h.afterStore()
+	if back := h.pushLocal([][]parley.Event{{ev}}, []*conn{c}); !slices.Equal(back, []*conn{c}) || len(h.flushIn) != 0 {
+		t.Fatalf("in a store call: handed back %v, hub took %v; want the connection back", back, h.flushIn)
+	}
+	if len(h.localIn) != 1 {
+		t.Fatalf("%d events queued, want the batch's 1", len(h.localIn))
+	}
+	h.afterStore()
+	if back := h.pushLocal(nil, []*conn{c}); back != nil || !slices.Equal(h.flushIn, []*conn{c}) {
+		t.Fatalf("out of store calls: handed back %v, hub took %v; want it taken", back, h.flushIn)
+	}
+}

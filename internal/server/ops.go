@@ -25,6 +25,12 @@ func (c *conn) dispatch(ctx context.Context, req protocol.Request) {
 
 // reply queues the reply to req, or its error.
 func (c *conn) reply(req protocol.Request, v any, err error) {
+	c.enqueue(c.replyFrame(req, v, err), false)
+}
+
+// replyFrame is the frame of the reply to req, or of its error (a rate
+// limited typing or presence throttles the feature).
+func (c *conn) replyFrame(req protocol.Request, v any, err error) []byte {
 	err = c.overloaded(err)
 	if err != nil {
 		var pe *parley.Error
@@ -36,10 +42,9 @@ func (c *conn) reply(req protocol.Request, v any, err error) {
 				c.throttle("presence", pe.RetryAfter)
 			}
 		}
-		c.enqueue(errorFrame(c.s, req.ID, err), false)
-		return
+		return errorFrame(c.s, req.ID, err)
 	}
-	c.enqueue(encodeData(protocol.TypeReply, req.ID, v), false)
+	return encodeData(protocol.TypeReply, req.ID, v)
 }
 
 // overloaded turns err into `unavailable` when it is a request that waited
@@ -156,7 +161,12 @@ func (r *sendRun) answer(k int, m parley.Message, err error) {
 	// the sender's order. (With the store's batcher answering, the worker
 	// is not running: sendsDone starts it after the run's last answer.)
 	r.c.gate = r.c.gate.refused(r.nms[k].ClientID, r.now, err)
-	r.c.reply(r.reqs[i], m, err)
+	if cf := r.c.s.svc.commits; cf != nil {
+		// On the store's batcher: written with the batch's events.
+		cf.queue(r.c, r.c.replyFrame(r.reqs[i], m, err))
+	} else {
+		r.c.reply(r.reqs[i], m, err)
+	}
 	r.c.s.metrics.obs.sendAckWS.Observe(sinceSeconds(r.now))
 	r.next = i + 1
 }

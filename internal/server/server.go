@@ -291,6 +291,12 @@ func New(cfg Config) (*Server, error) {
 		// one per write from each writer (see publishCommitted).
 		cp.PublishCommits(s.svc.publishCommitted)
 		s.svc.storePublishes = true
+		if ah, ok := cfg.Store.(interface{ SetAnswerHooks(begin, end func()) }); ok {
+			// A batch's send replies go out with its events
+			// (commitFlush), in one write per connection.
+			s.svc.commits = &commitFlush{hub: s.hub}
+			ah.SetAnswerHooks(s.svc.commits.begin, s.svc.commits.end)
+		}
 	}
 	s.connCtx, s.cancelConn = context.WithCancel(context.Background())
 	s.bgCtx, s.cancelBg = context.WithCancel(context.Background())
@@ -519,11 +525,39 @@ func (s *Server) onBroker(m parley.BrokerMessage) {
 		s.limits.charge(m.Usage)
 	}
 	if len(m.Events) > 0 {
-		s.hub.push(m.Events)
+		evs := m.Events
+		if s.svc.commits != nil && m.Node == s.svc.node {
+			// This node's own events, back from the broker: the
+			// store's batches handed them to the hub already
+			// (commitFlush); only the ephemeral ones are new.
+			evs = ephemeral(evs)
+		}
+		s.hub.push(evs)
 		if s.hooks != nil {
 			s.hooks.Poke()
 		}
 	}
+}
+
+// ephemeral returns the events of evs that are not durable (Pos 0: typing
+// and the like), evs itself when all are.
+func ephemeral(evs []parley.Event) []parley.Event {
+	var out []parley.Event
+	for i, ev := range evs {
+		if ev.Pos > 0 {
+			if out == nil {
+				out = append(make([]parley.Event, 0, len(evs)), evs[:i]...)
+			}
+			continue
+		}
+		if out != nil {
+			out = append(out, ev)
+		}
+	}
+	if out == nil {
+		return evs
+	}
+	return out
 }
 
 // janitor forgets idle rate limiters.

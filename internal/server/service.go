@@ -48,13 +48,17 @@ type service struct {
 	// eventData: the broker carries parley.Event.Data (its
 	// CarriesEventData says so), so publish sets it. Set before serving.
 	eventData bool
+	// commits, when the store calls answer hooks (SetAnswerHooks), has
+	// the hub write a batch's send replies with its events (commitFlush).
+	// Set before serving.
+	commits *commitFlush
 }
 
 // publish hands committed events to the broker. A failed publish loses
 // nothing: every node's hub polls the store and fills the gap.
-func (s *service) publish(ctx context.Context, evs []parley.Event) {
+func (s *service) publish(ctx context.Context, evs []parley.Event) []parley.Event {
 	if len(evs) == 0 {
-		return
+		return evs
 	}
 	if s.eventData {
 		// The broker carries each event as its clients' bytes
@@ -72,6 +76,7 @@ func (s *service) publish(ctx context.Context, evs []parley.Event) {
 	if err != nil {
 		s.log.Warn("publishing events", "count", len(evs), "first", evs[0].Pos, "err", err)
 	}
+	return evs
 }
 
 // publishStored publishes the events a store write returned, unless the
@@ -88,7 +93,10 @@ func (s *service) publishStored(ctx context.Context, evs []parley.Event) {
 // before the batch's writers are answered. A broker's Publish does not
 // wait for subscribers (membroker queues, NATS buffers), so it is quick.
 func (s *service) publishCommitted(evs []parley.Event) {
-	s.publish(context.Background(), evs)
+	evs = s.publish(context.Background(), evs)
+	if s.commits != nil {
+		s.commits.published(evs) // for the hub, with the batch's replies
+	}
 }
 
 func required(name, v string) error {

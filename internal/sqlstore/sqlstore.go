@@ -248,8 +248,11 @@ func (s *Store) notFound(err error, nf error) error {
 // WrapInternal leaves *parley.Error and context errors alone and marks
 // anything else (prefixed with name) as a database failure.
 func WrapInternal(name string, err error) error {
+	if err == nil {
+		return nil // before pe, which escapes: no allocation for a nil error
+	}
 	var pe *parley.Error
-	if err == nil || errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return fmt.Errorf("%s: %w", name, err)

@@ -58,3 +58,16 @@ func TestAttachmentRule(t *testing.T) {
 		}
 	}
 }
+
+// TestNilErrorsAllocateNothing: WrapInternal and parley.ErrorCode run for
+// every op a store answers, nearly always with a nil error; they allocate
+// nothing for it (each allocated the *parley.Error errors.As fills).
+func TestNilErrorsAllocateNothing(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() {
+		if WrapInternal("x", nil) != nil || parley.ErrorCode(nil) != "" {
+			t.Fatal("not nil")
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations for a nil error", n)
+	}
+}

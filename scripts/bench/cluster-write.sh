@@ -15,6 +15,12 @@
 # nodes on machines of their own, while PostgreSQL, NATS and the load tools
 # share what is left of this machine. Without it, every node competes for the
 # same cores, and N nodes can do no more than one node that already fills them.
+# PERACK=1: node n0 also serves /metrics (its port + 1) and pprof (+ 2),
+# and from 2 s into the load a 6 s window counts on n0, per acknowledged
+# message: `perf stat` (CPU, context switches, syscalls by kind; XEV adds
+# events, e.g. a uprobe on runtime.newproc1) and Go's mallocs; or, with
+# PROF=file, a 6 s CPU profile instead; ALLOCS=prefix, two allocs profiles
+# 6 s apart; REC=event, a `perf record -g` of that event (/tmp/perack-rec.data).
 set -u
 BIN=$1; NODES=$2; ROOMS=$3; WINDOW=$4; DUR=$5
 PG=${PG:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
@@ -47,7 +53,7 @@ for i in $(seq 0 $((NODES-1))); do
     --messages-per-second=-1 --ip-messages-per-second=-1 --typing-per-second=-1 \
     --connects-per-second=-1 --presence-per-second=-1 --reads-per-second=-1 \
     --conversation-writes-per-second=-1 --read-marks-per-second=-1 --deletes-per-second=-1 \
-    --uploads-per-second=-1 --conns-per-ip=-1 > $STATE/n$i/server.log 2>&1 &
+    --uploads-per-second=-1 --conns-per-ip=-1 ${PERACK:+--metrics-addr 127.0.0.1:$((PORT+1)) --pprof-addr 127.0.0.1:$((PORT+2))} > $STATE/n$i/server.log 2>&1 &
   PIDS+=($!)
   [ -n "${NODE_CPU:-}" ] && budget $! $SCHEMA-n$i
   # The first node migrates the schema alone; the others start after it.
@@ -71,9 +77,23 @@ pgcpu() { local S=0 N=0; for p in $(psql "$PG" -Atc "SELECT pid FROM pg_stat_act
   read -r -a f < /proc/$p/stat && S=$((S + f[13] + f[14])) && N=$((N + 1)); done; echo "$N $S"; }
 until grep -q "connected in" $STATE/load0.out 2>/dev/null; do sleep 0.05; kill -0 ${LOADS[0]} 2>/dev/null || break; done
 read -r N0 S0 <<< "$(pgcpu)"
+PERFP=
+if [ -n "${PERACK:-}" ]; then
+( sleep 2; M=http://127.0.0.1:$((PORTS[0]+1))/metrics
+  acks() { curl -s $M | awk '/^parley_send_ack_seconds_count{transport="ws"}/{print $2}'; }
+  A0=$(acks); M0=$(curl -s $M | awk '/^go_memstats_mallocs_total/{printf "%d", $2}')
+  if [ -n "${ALLOCS:-}" ]; then curl -s "http://127.0.0.1:$((PORTS[0]+2))/debug/pprof/allocs" > $ALLOCS.0; sleep 6; curl -s "http://127.0.0.1:$((PORTS[0]+2))/debug/pprof/allocs" > $ALLOCS.1
+  elif [ -n "${REC:-}" ]; then perf record -e $REC -g -p ${PIDS[0]} -o /tmp/perack-rec.data -- sleep 4 2>/dev/null
+  elif [ -n "${PROF:-}" ]; then curl -s "http://127.0.0.1:$((PORTS[0]+2))/debug/pprof/profile?seconds=6" > $PROF
+  else perf stat -x, -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sched_yield,syscalls:sys_enter_tgkill,syscalls:sys_enter_getpid,syscalls:sys_enter_rt_sigreturn${XEV:+,$XEV} -p ${PIDS[0]} -o $STATE/perf -- sleep 6; fi
+  A1=$(acks); N=$((A1-A0)); M1=$(curl -s $M | awk '/^go_memstats_mallocs_total/{printf "%d", $2}'); echo "== perf window acks $N mallocs/ack $(awk -v a=$((M1-M0)) -v n=$N 'BEGIN{printf "%.1f", a/n}')"
+  [ -f $STATE/perf ] && awk -F, -v n=$N '$1 ~ /^[0-9.]+$/ {printf "  %-40s %12s  per ack %.3f\n", $3, $1, $1/n}' $STATE/perf ) &
+PERFP=$!
+fi
 W0=$(psql "$PG" -Atc "SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
 B0=$(psql "$PG" -Atc "SELECT checkpoints_timed + checkpoints_req, buffers_backend FROM pg_stat_bgwriter")
 wait ${LOADS[@]}
+[ -n "$PERFP" ] && wait $PERFP
 # The search indexer steps 100 ms after the last commit: count that step.
 sleep 0.5
 read -r N1 S1 <<< "$(pgcpu)"

@@ -4,8 +4,9 @@
 # with `$TOOL bench SCENARIO --url ...` (TOOL defaults to BIN) on CPU 0, for A/B runs of two
 # binaries with one load tool. Writes the server pid and pprof port to $STATE (default /tmp/tb).
 # Server pinned to CPU 1, load tool to CPU 0. Prints uptime before/after.
-# METRICS=FILE: also serve --metrics-addr and save the server's /metrics there after the run
-# (the store's batch, commit and delivery-lag histograms).
+# METRICS=FILE: also serve --metrics-addr (the port after pprof's) and save the server's /metrics
+# in FILE after the run (the store's batch, commit and delivery-lag histograms); METRICS=1 only
+# serves it (perack-pinned.sh reads it during the run).
 set -u
 STATE=${STATE:-/tmp/tb}; mkdir -p "$STATE"
 BIN=$1; TR=$2; SC=$3; shift 3
@@ -25,6 +26,6 @@ echo "== $BIN $TR $SC $* (server pid $SPID, pprof 127.0.0.1:$((PORT+1)))"; uptim
 echo $SPID > ${STATE}/spid; echo $((PORT+1)) > ${STATE}/pport
 taskset -c 0 ${TOOL:-$BIN} bench $SC --url http://127.0.0.1:$PORT --data-dir $D --server-pid $SPID "$@"
 echo "rc=$?"; uptime
-if [ -n "${METRICS:-}" ]; then curl -sS -o "$METRICS" http://127.0.0.1:$((PORT+2))/metrics; fi
+if [ -n "${METRICS:-}" ] && [ "$METRICS" != 1 ]; then curl -sS -o "$METRICS" http://127.0.0.1:$((PORT+2))/metrics; fi
 kill $SPID; wait $SPID 2>/dev/null
 rm -rf $D

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"sync"
+
+	"github.com/parleychat/parley"
+)
+
+// commitFlush writes a store batch's replies together with the events the
+// batch committed: for a sender, its acks and its own newMessage events in
+// one write(2), from the hub's goroutine, instead of one write by a writer
+// goroutine started for the replies and another by the hub for the events
+// (which, through the broker, came back a round trip later).
+//
+// The store calls begin and end around the answers of each committed batch
+// (batchq.Hooks.SetAnswerHooks), after the batch's publish. Meanwhile:
+//   - publishCommitted keeps the batch's events (events) besides publishing
+//     them to the broker;
+//   - the send replies the answers queue (queue) wait in their
+//     connections' send queues, the connections listed in conns, with no
+//     writer started;
+//   - at end both go to the hub in one hand-off (hub.pushLocal): it
+//     sequences the events as it does the broker's (its own echo through
+//     the broker is then a duplicate it drops, see Server.onBroker) and
+//     writes each listed connection once, after queueing the events.
+//
+// A reply so waits for the rest of its batch's answers and for the hub's
+// round of in-memory work (sequencing and encoding the batch's events):
+// never for the store, the broker or the network. The hub takes the
+// listed connections and writes them before any store call of its own
+// (hub.beforeStore), and while it is in one pushLocal hands them back
+// and end starts their writers as before.
+//
+// Batches of PostgreSQL lanes may answer at once: answering counts them,
+// and each end takes whatever is queued so far, so nothing queued while
+// answering > 0 is left without an end to take it. Safe for concurrent
+// use.
+type commitFlush struct {
+	hub *hub
+
+	mu        sync.Mutex
+	answering int              // batches between begin and end
+	events    [][]parley.Event // each batch's, published, not yet pushed to the hub (not copied: the hub copies them)
+	conns     []*conn          // connections with replies queued for the hub's flush (conn.flushOwed)
+}
+
+// published keeps a committed batch's events for end. Called by
+// publishCommitted, on the store's batcher, before begin.
+func (f *commitFlush) published(evs []parley.Event) {
+	f.mu.Lock()
+	f.events = append(f.events, evs)
+	f.mu.Unlock()
+}
+
+func (f *commitFlush) begin() {
+	f.mu.Lock()
+	f.answering++
+	f.mu.Unlock()
+}
+
+// end hands what the batches queued so far to the hub.
+func (f *commitFlush) end() {
+	f.mu.Lock()
+	f.answering--
+	evs, conns := f.events, f.conns
+	f.events, f.conns = nil, nil
+	f.mu.Unlock()
+	if len(evs) == 0 && len(conns) == 0 {
+		return
+	}
+	for _, c := range f.hub.pushLocal(evs, conns) {
+		c.flushInline() // the hub is in a store call: write them here
+	}
+}
+
+// queue queues reply b for c: for the hub's flush at the end of the batch
+// being answered, or (outside a batch's answers) at once, as enqueue does.
+func (f *commitFlush) queue(c *conn, b []byte) {
+	f.mu.Lock()
+	if f.answering == 0 {
+		f.mu.Unlock()
+		c.enqueue(b, false)
+		return
+	}
+	// Under f.mu, so that the end that takes conns comes after.
+	if c.queueForFlush(outFrame{b: b}, 0) {
+		f.conns = append(f.conns, c)
+	}
+	f.mu.Unlock()
+}
