@@ -464,6 +464,16 @@ func (w *worker) load(ctx context.Context, cmd command) Report {
 	return r
 }
 
+// dueBy is how many messages paced at interval (ns) from a start are due
+// elapsed after it: message k is scheduled at start + k*interval and due
+// from then, so one is due at the start itself. (Counting only whole
+// intervals passed sent each message one interval after its scheduled
+// time, which the open-loop latency then counted: 2 ms per delivery at
+// 2000 msg/s over 4 pacers, 40 ms at 100 msg/s.)
+func dueBy(elapsed time.Duration, interval float64) int {
+	return int(float64(elapsed)/interval) + 1
+}
+
 func pace(ctx context.Context, pubs []*client, rate float64, start, end time.Time) {
 	var buf []byte
 	interval := float64(time.Second) / rate
@@ -473,7 +483,7 @@ func pace(ctx context.Context, pubs []*client, rate float64, start, end time.Tim
 		if now.After(end) || ctx.Err() != nil {
 			return
 		}
-		due := int(float64(now.Sub(start)) / interval)
+		due := dueBy(now.Sub(start), interval)
 		for ; k < due; k++ {
 			sched := start.Add(time.Duration(float64(k) * interval)).UnixNano()
 			buf = pubs[k%len(pubs)].send(ctx, buf, sched)
