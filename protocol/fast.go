@@ -34,7 +34,7 @@ func decodeRequestFast(b []byte, r *Request) bool {
 			return q, 1, true
 		case "data":
 			q, ok := objectEnd(b, p)
-			if !ok || !(plainStrings(b[p:q]) || json.Valid(b[p:q])) {
+			if !ok || !json.Valid(b[p:q]) {
 				return 0, 0, false
 			}
 			r.Data = slices.Clone(b[p:q])
@@ -129,19 +129,6 @@ func plainObject(b []byte, seen []bool, value func(key []byte, p int) (end, slot
 		}
 		p = skipSpace(b, p+1)
 	}
-}
-
-// plainStrings reports whether b is one JSON object whose members' values
-// are all plain strings (see above; keys may repeat): a send's data as
-// clients write it. Such an object is valid JSON, so json.Valid's scan of
-// it (a second pass over every request's data) is not needed.
-func plainStrings(b []byte) bool {
-	var seen [1]bool
-	return plainObject(b, seen[:], func(_ []byte, p int) (int, int, bool) {
-		_, q, ok := plainString(b, p)
-		seen[0] = false // only validity is asked: a repeated key is valid
-		return q, 0, ok
-	})
 }
 
 // skipSpace returns the first index at or after p that is not JSON
