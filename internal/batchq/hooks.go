@@ -20,6 +20,7 @@ import (
 type Hooks struct {
 	health    WriteHealth
 	observer  Observer
+	stages    stages
 	publisher Publisher
 	// publishMu keeps the publishes of batches committed at once (the
 	// PostgreSQL batcher's lanes, one transaction per group of shards)
@@ -90,8 +91,16 @@ func (h *Hooks) Failed(err error) { h.health.Observe(err) }
 //
 // The events go out before any answer, in one publish: the hub can
 // deliver them while the writers, woken by the answers, wait for a CPU.
-func Committed[O interface{ Answer(error) }](h *Hooks, evs *Events, live []O, errs []error, start, commitStart time.Time, classify func(error) error) {
+func Committed[O interface {
+	Answer(error)
+	Queued() time.Time
+}](h *Hooks, evs *Events, live []O, errs []error, start, commitStart time.Time, classify func(error) error) {
 	h.observer.Observe(len(live), start, commitStart)
+	if h.observing() {
+		for _, o := range live {
+			h.ObserveStage(StageQueued, start.Sub(o.Queued()))
+		}
+	}
 	h.health.Observe(nil)
 	h.publishMu.Lock()
 	evs.Publish()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/parleychat/parley"
 )
@@ -25,6 +26,8 @@ type Ticket struct {
 	// calls cb(i, err) itself.
 	cb func(i int, err error)
 	i  int
+	// at is when the op was queued (StageQueued).
+	at time.Time
 }
 
 const (
@@ -55,6 +58,9 @@ func (t *Ticket) Answer(err error) {
 }
 
 func (t *Ticket) ticket() *Ticket { return t }
+
+// Queued returns when the op was queued.
+func (t *Ticket) Queued() time.Time { return t.at }
 
 // Ticketed is an op that embeds a Ticket.
 type Ticketed interface {
@@ -87,6 +93,7 @@ func (q *Queue[O]) Ops() <-chan O { return q.ch }
 // batch (a batch is short) so the answer is always exact.
 func (q *Queue[O]) Enqueue(ctx context.Context, o O) error {
 	o.ticket().done = make(chan error, 1)
+	o.ticket().at = time.Now()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -119,8 +126,10 @@ func (q *Queue[O]) Enqueue(ctx context.Context, o O) error {
 // share a batch or follow each other; a cancelled ctx drops only a suffix
 // of ops).
 func (q *Queue[O]) EnqueueMany(ctx context.Context, ops []O, done func(i int, err error)) {
+	now := time.Now()
 	for _, o := range ops {
 		o.ticket().done = make(chan error, 1)
+		o.ticket().at = now
 	}
 	EnqueueMany(ctx, &q.mu, &q.closed, q.ch, ErrClosed, ops, done)
 }
@@ -155,9 +164,10 @@ func (q *Queue[O]) EnqueueManyAsync(ops []O, done func(i int, err error)) {
 		// answers are put back in order.
 		done = (&inOrder{done: done, errs: make([]error, len(ops)), got: make([]bool, len(ops))}).answer
 	}
+	now := time.Now()
 	for i, o := range ops {
 		t := o.ticket()
-		t.cb, t.i = done, i
+		t.cb, t.i, t.at = done, i, now
 		q.ch <- o
 	}
 	q.mu.RUnlock()

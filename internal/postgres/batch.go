@@ -542,6 +542,8 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 		b.answerAll(live, internalf("commit: %w", err))
 		return true
 	}
+	b.ObserveStage(batchq.StageSQL, commitStart.Sub(start))
+	b.ObserveStage(batchq.StageCommit, time.Since(commitStart))
 	batchq.Committed(&b.Hooks, &w.Events, live, errs, start, commitStart, classify)
 	if b.committed != nil && w.pos.Moved() {
 		b.committed()

@@ -259,6 +259,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: log.With("node", cfg.NodeID), store: cfg.Store, broker: cfg.Broker}
 	s.metrics = newMetrics()
 	observeBatches(s.metrics.reg, cfg.Store)
+	observeStages(s.metrics.reg, cfg.Store)
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	if cfg.LimitShareInterval > 0 {
 		s.limits.shared() // before any request takes a token

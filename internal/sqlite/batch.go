@@ -78,8 +78,9 @@ type writeTx struct {
 	// taking a position): the transaction may hold part of a failed op,
 	// so the whole batch is rolled back instead of committed.
 	broken bool
-	// commitStart is when the COMMIT began (for the batch observer).
-	commitStart time.Time
+	// start is when the transaction began, commitStart when its COMMIT
+	// did (for the batch and stage observers).
+	start, commitStart time.Time
 	// Events are the events the batch stored, for the commit hook; its
 	// Stored method is sqlstore.Tx's.
 	batchq.Events
@@ -387,7 +388,7 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 	if err := b.ckpt.ready(); err != nil {
 		return nil, internalf("%w", err)
 	}
-	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.Begin()}
+	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.Begin(), start: time.Now()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, internalf("begin: %w", err)
 	}
@@ -444,7 +445,14 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 		// stay where the last commit left them.
 		return nil, internalf("commit: %w", err)
 	}
-	if err := b.wal.sync(); err != nil {
+	syncStart := time.Now()
+	b.ObserveStage(batchq.StageSQL, w.commitStart.Sub(w.start))
+	b.ObserveStage(batchq.StageCommit, syncStart.Sub(w.commitStart))
+	b.ObserveStage(batchq.StageSyncWait, 0)
+	// Not err: the deferred rollback reads it.
+	serr := b.wal.sync()
+	b.ObserveStage(batchq.StageSync, time.Since(syncStart))
+	if err := serr; err != nil {
 		// The batch is committed (readers see it, the heads moved) but
 		// not known to be on disk: its events are published and every
 		// op answers this error; a sender that retries with its client

@@ -1,0 +1,73 @@
+package batchq
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Stage is one part of a write's way through a group-commit batcher, as
+// the stage observer is told it (SetStageObserver).
+type Stage int
+
+const (
+	// StageQueued, per op: from the op being queued to the start (BEGIN)
+	// of the transaction of the batch that runs it: the batches before
+	// it, and a commit interval's gather.
+	StageQueued Stage = iota
+	// StageSQL, per batch: from BEGIN to the start of its COMMIT.
+	StageSQL
+	// StageCommit, per batch: the COMMIT statement.
+	StageCommit
+	// StageSyncWait, per batch (SQLite): from the end of its COMMIT to
+	// the start of the WAL fsync that covers it (another batch's fsync
+	// still running).
+	StageSyncWait
+	// StageSync, per fsync (SQLite): the WAL fsync that makes one or
+	// more committed batches durable.
+	StageSync
+	// NumStages is the number of stages.
+	NumStages
+)
+
+var stageNames = [NumStages]string{"queued", "sql", "commit", "sync_wait", "sync"}
+
+// String is the stage's label in parley_store_stage_seconds.
+func (s Stage) String() string {
+	if s < 0 || s >= NumStages {
+		return "unknown"
+	}
+	return stageNames[s]
+}
+
+// StageObserver is told how long each stage of a write took (see Stage).
+// It is called on the batcher's goroutines: it must be quick, must not
+// block and must not call the store.
+type StageObserver func(s Stage, d time.Duration)
+
+// stages holds a store's optional StageObserver (as Observer does the
+// BatchObserver). The zero value has none.
+type stages struct{ f atomic.Pointer[StageObserver] }
+
+func (o *stages) set(f StageObserver) {
+	if f == nil {
+		o.f.Store(nil)
+		return
+	}
+	o.f.Store(&f)
+}
+
+// SetStageObserver sets f to be told how long each stage of every
+// committed batch took (see Stage); nil removes it. The server records it
+// as parley_store_stage_seconds. Both engines report StageQueued,
+// StageSQL and StageCommit; the SQLite store also its fsyncs.
+func (h *Hooks) SetStageObserver(f func(s Stage, d time.Duration)) { h.stages.set(f) }
+
+// ObserveStage reports d for stage s to the stage observer, if any.
+func (h *Hooks) ObserveStage(s Stage, d time.Duration) {
+	if f := h.stages.f.Load(); f != nil {
+		(*f)(s, d)
+	}
+}
+
+// observing reports whether a stage observer is set.
+func (h *Hooks) observing() bool { return h.stages.f.Load() != nil }
