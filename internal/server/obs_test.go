@@ -184,6 +184,13 @@ func TestStoreBatchMetrics(t *testing.T) {
 	for _, n := range names {
 		before[n] = srv.Server.MetricSum(n, nil)
 	}
+	// And each stage of parley_store_stage_seconds (the store is SQLite:
+	// every stage, the WAL fsync's too).
+	stages := []string{"queued", "sql", "commit", "sync_wait", "sync"}
+	stageBefore := map[string]float64{}
+	for _, st := range stages {
+		stageBefore[st] = srv.Server.MetricSum("parley_store_stage_seconds", map[string]string{"stage": st})
+	}
 	if before[names[0]] < 1 {
 		t.Fatalf("creating two users committed no reported batch: %v", before)
 	}
@@ -203,6 +210,11 @@ func TestStoreBatchMetrics(t *testing.T) {
 	for _, n := range names {
 		if got := srv.Server.MetricSum(n, nil); got < before[n]+2 {
 			t.Errorf("%s: %v batches before, %v after two writes", n, before[n], got)
+		}
+	}
+	for _, st := range stages {
+		if got := srv.Server.MetricSum("parley_store_stage_seconds", map[string]string{"stage": st}); got < stageBefore[st]+2 {
+			t.Errorf("parley_store_stage_seconds{stage=%q}: %v samples before, %v after two writes", st, stageBefore[st], got)
 		}
 	}
 }
