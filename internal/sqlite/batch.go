@@ -78,9 +78,9 @@ type writeTx struct {
 	// taking a position): the transaction may hold part of a failed op,
 	// so the whole batch is rolled back instead of committed.
 	broken bool
-	// start is when the transaction began, commitStart when its COMMIT
-	// did (for the batch and stage observers).
-	start, commitStart time.Time
+	// start is when the transaction began, commitStart and commitEnd
+	// when its COMMIT did and ended (for the batch and stage observers).
+	start, commitStart, commitEnd time.Time
 	// Events are the events the batch stored, for the commit hook; its
 	// Stored method is sqlstore.Tx's.
 	batchq.Events
@@ -181,6 +181,10 @@ type batcher struct {
 	arrived  int
 	want     int
 	timer    *time.Timer
+
+	// The syncer that fsyncs and answers committed batches
+	// (pipeline.go).
+	pipeState
 }
 
 func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, wal *fileSyncer, shards int, interval time.Duration) (*batcher, error) {
@@ -202,7 +206,11 @@ func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, wal *fileSy
 		conn.Close()
 		return nil, fmt.Errorf("sqlite: read the search index's progress: %w", err)
 	}
-	// Owned by the batcher: close stops it and waits for it.
+	// The syncer is owned by the batcher goroutine, which stops it and
+	// waits for it before it exits; the batcher is owned by close, which
+	// stops it and waits for it.
+	b.toSync, b.syncDone = make(chan *synced, pipeDepth), make(chan struct{})
+	go b.syncLoop()
 	b.wg.Add(1)
 	go b.loop()
 	return b, nil
@@ -262,6 +270,11 @@ func (b *batcher) close() error {
 func (b *batcher) loop() {
 	defer b.wg.Done()
 	defer b.indexRest()
+	// First of all (deferred last): answer every batch handed over.
+	defer func() {
+		close(b.toSync)
+		<-b.syncDone
+	}()
 	batch := make([]*op, 0, maxBatch)
 	for {
 		o, ok := b.next()
@@ -299,6 +312,8 @@ func (b *batcher) loop() {
 		clear(batch)
 		b.indexDue()
 		if now := time.Now(); b.ckpt.due(now) {
+			// No fsync of the WAL may be in flight (pipeline.go).
+			b.drain()
 			// Its error makes the next write transaction fail until
 			// the database file's fsync succeeds (checkpointer.ready).
 			_ = b.ckpt.run(context.Background(), b.wal, now)
@@ -336,7 +351,9 @@ func (b *batcher) gather(batch []*op) []*op {
 	return batch
 }
 
-// run executes one batch: one transaction, then the answers.
+// run executes one batch: one transaction, then hands it to the syncer
+// (pipeline.go), which answers it once the WAL fsync after its COMMIT has
+// returned.
 func (b *batcher) run(batch []*op) {
 	// Claim the ops first: an op its caller gave up on is dropped here.
 	live := batch[:0:0]
@@ -360,9 +377,7 @@ func (b *batcher) run(batch []*op) {
 		w, err = b.attempt(live, errs, true)
 	}
 	if err != nil {
-		err = classify(err)
-		b.Failed(err)
-		answerAll(live, err)
+		b.handOff(&synced{live: live, err: classify(err)})
 		return
 	}
 	// Ops that arrived while this batch's own callers were all waiting
@@ -375,7 +390,7 @@ func (b *batcher) run(batch []*op) {
 	b.ckpt.committed()
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
-	batchq.Committed(&b.Hooks, &w.Events, live, errs, start, w.commitStart, classify)
+	b.handOff(&synced{live: live, errs: errs, w: w, start: start})
 }
 
 // errFlush marks a failure to write the pending rows.
@@ -387,6 +402,9 @@ var errFlush = errors.New("sqlite: writing the batch's rows failed")
 func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, err error) {
 	if err := b.ckpt.ready(); err != nil {
 		return nil, internalf("%w", err)
+	}
+	if err := b.walErr(); err != nil {
+		return nil, err
 	}
 	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.Begin(), start: time.Now()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
@@ -445,25 +463,10 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 		// stay where the last commit left them.
 		return nil, internalf("commit: %w", err)
 	}
-	syncStart := time.Now()
+	w.commitEnd = time.Now()
 	b.ObserveStage(batchq.StageSQL, w.commitStart.Sub(w.start))
-	b.ObserveStage(batchq.StageCommit, syncStart.Sub(w.commitStart))
-	b.ObserveStage(batchq.StageSyncWait, 0)
-	// Not err: the deferred rollback reads it.
-	serr := b.wal.sync()
-	b.ObserveStage(batchq.StageSync, time.Since(syncStart))
-	if err := serr; err != nil {
-		// The batch is committed (readers see it, the heads moved) but
-		// not known to be on disk: its events are published and every
-		// op answers this error; a sender that retries with its client
-		// id gets the stored message.
-		err = internalf("commit: fsync the WAL: %w", err)
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = err
-			}
-		}
-	}
+	b.ObserveStage(batchq.StageCommit, w.commitEnd.Sub(w.commitStart))
+	// Not durable yet: the syncer fsyncs the WAL before it answers.
 	return w, nil
 }
 

@@ -1,0 +1,268 @@
+package sqlite
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley"
+)
+
+// pipeLog records, in order, what the batcher, the syncer and the
+// callers saw.
+type pipeLog struct {
+	mu  sync.Mutex
+	evs []string
+}
+
+func (l *pipeLog) add(format string, args ...any) {
+	l.mu.Lock()
+	l.evs = append(l.evs, fmt.Sprintf(format, args...))
+	l.mu.Unlock()
+}
+
+func (l *pipeLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.evs)
+}
+
+// pipeModes runs a test with the WAL fsync asynchronous (Linux) and with
+// the fallback, fsync(2).
+func pipeModes(t *testing.T, test func(t *testing.T, db *DB)) {
+	for _, mode := range []string{"aio", "fsync"} {
+		t.Run(mode, func(t *testing.T) {
+			db := openTest(t)
+			if mode == "fsync" && db.b.wal.aio != nil {
+				db.b.wal.aio.close()
+				db.b.wal.aio = nil
+			}
+			if err := db.b.do(t.Context(), func(w *writeTx) error {
+				_, err := w.exec("CREATE TABLE pipe_test (v INTEGER)")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			test(t, db)
+		})
+	}
+}
+
+// asyncInsert queues an op inserting v, answered through the log (on the
+// syncer, in answer order) and on the returned channel. The op records
+// its SQL's run and its batch's number (the batches committed before it,
+// plus one).
+func asyncInsert(db *DB, log *pipeLog, name string, v int, ran chan<- struct{}) <-chan error {
+	done := make(chan error, 1)
+	o := &op{fn: func(w *writeTx) error {
+		log.add("%s sql batch=%d", name, w.b.batches.Load()+1)
+		if ran != nil {
+			close(ran)
+		}
+		_, err := w.exec("INSERT INTO pipe_test (v) VALUES (?)", v)
+		return err
+	}}
+	db.b.queue.EnqueueManyAsync([]*op{o}, func(_ int, err error) {
+		log.add("%s answered err=%v", name, err != nil)
+		done <- err
+	})
+	return done
+}
+
+// holdSync makes the first WAL fsync from now on wait until ran is closed
+// (or, so that a batcher that cannot overlap does not hang the test, a
+// while) and then return fail (or sync, when fail is nil); inSync is
+// closed when it starts. Every fsync logs the batches committed when it
+// began (it covers them) and its end.
+func holdSync(db *DB, log *pipeLog, ran <-chan struct{}, fail error) (inSync <-chan struct{}) {
+	return holdSyncFor(db, log, ran, fail, 5*time.Second)
+}
+
+func holdSyncFor(db *DB, log *pipeLog, ran <-chan struct{}, fail error, hold time.Duration) (inSync <-chan struct{}) {
+	started := make(chan struct{})
+	var once sync.Once
+	hook := func(sync func() error) error {
+		covered := db.b.batches.Load()
+		log.add("sync start covered=%d checkpoints=%d", covered, db.ckpt.runs.Load())
+		first := false
+		once.Do(func() { first = true })
+		var err error
+		if first {
+			close(started)
+			select {
+			case <-ran:
+			case <-time.After(hold):
+				log.add("sync gave up waiting for the next batch's SQL")
+			}
+			if fail != nil {
+				err = fail
+			}
+		}
+		if err == nil {
+			err = sync()
+		}
+		log.add("sync end covered=%d err=%v checkpoints=%d", covered, err != nil, db.ckpt.runs.Load())
+		return err
+	}
+	db.b.syncHook.Store(&hook)
+	return started
+}
+
+// TestPipelineOverlap: while batch A's WAL fsync is in flight, the next
+// batch (B) runs its SQL and commits; A is answered before B, and each
+// only after an fsync that began once it had committed ended.
+func TestPipelineOverlap(t *testing.T) {
+	pipeModes(t, func(t *testing.T, db *DB) {
+		var log pipeLog
+		ran := make(chan struct{})
+		inSync := holdSync(db, &log, ran, nil)
+		a := asyncInsert(db, &log, "A", 1, nil)
+		<-inSync
+		b := asyncInsert(db, &log, "B", 2, ran)
+		if err := errors.Join(<-a, <-b); err != nil {
+			t.Fatal(err)
+		}
+		evs := log.all()
+		idx := func(prefix string) int {
+			return slices.IndexFunc(evs, func(e string) bool { return strings.HasPrefix(e, prefix) })
+		}
+		if i, j := idx("B sql"), idx("sync end"); i < 0 || j < 0 || i > j {
+			t.Errorf("B's SQL did not run while A's fsync was in flight: %q", evs)
+		}
+		if i, j := idx("A answered"), idx("B answered"); i < 0 || j < 0 || i > j {
+			t.Errorf("B answered before A: %q", evs)
+		}
+		// Each answer follows the end of an fsync that covered it.
+		for _, name := range []string{"A", "B"} {
+			var batch int64
+			ans := idx(name + " answered")
+			if i := idx(name + " sql"); i >= 0 {
+				fmt.Sscanf(evs[i], name+" sql batch=%d", &batch)
+			}
+			ok := false
+			for _, e := range evs[:max(ans, 0)] {
+				var c int64
+				var failed bool
+				if n, _ := fmt.Sscanf(e, "sync end covered=%d err=%t", &c, &failed); n == 2 && c >= batch && !failed {
+					ok = true
+				}
+			}
+			if !ok {
+				t.Errorf("%s (batch %d) answered before an fsync covering it ended: %q", name, batch, evs)
+			}
+		}
+		var n int
+		if err := db.read.QueryRowContext(t.Context(), "SELECT count(*) FROM pipe_test").Scan(&n); err != nil || n != 2 {
+			t.Errorf("%d rows (%v), want 2", n, err)
+		}
+	})
+}
+
+// TestPipelineFsyncFailure: when A's WAL fsync fails, B, committed on top
+// of it while that fsync ran, fails too even though its own fsync would
+// succeed (Linux reports a writeback error once), and so does every write
+// after it: the store stops writing, unavailable.
+func TestPipelineFsyncFailure(t *testing.T) {
+	pipeModes(t, func(t *testing.T, db *DB) {
+		var log pipeLog
+		ran := make(chan struct{})
+		inSync := holdSync(db, &log, ran, errors.New("injected EIO"))
+		a := asyncInsert(db, &log, "A", 1, nil)
+		<-inSync
+		b := asyncInsert(db, &log, "B", 2, ran)
+		errA, errB := <-a, <-b
+		if errA == nil {
+			t.Errorf("A answered nil after its fsync failed: %q", log.all())
+		}
+		if errB == nil {
+			t.Errorf("B, committed on top of A, answered nil after A's fsync failed: %q", log.all())
+		}
+		errC := db.b.do(t.Context(), func(w *writeTx) error {
+			_, err := w.exec("INSERT INTO pipe_test (v) VALUES (3)")
+			return err
+		})
+		if errC == nil {
+			t.Errorf("a write after the failed fsync answered nil: %q", log.all())
+		}
+		for name, err := range map[string]error{"A": errA, "B": errB, "C": errC} {
+			if err != nil && parley.ErrorCode(err) != parley.EUNAVAILABLE {
+				t.Errorf("%s: %v (code %s), want unavailable", name, err, parley.ErrorCode(err))
+			}
+		}
+		if db.WriteErr() == nil {
+			t.Error("WriteErr is nil after the WAL fsync failed")
+		}
+	})
+}
+
+// TestPipelineCloseDrains: Close answers every batch committed, after
+// its fsync.
+func TestPipelineCloseDrains(t *testing.T) {
+	pipeModes(t, func(t *testing.T, db *DB) {
+		var log pipeLog
+		ran := make(chan struct{})
+		inSync := holdSync(db, &log, ran, nil)
+		a := asyncInsert(db, &log, "A", 1, nil)
+		<-inSync
+		b := asyncInsert(db, &log, "B", 2, ran)
+		<-ran
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for name, ch := range map[string]<-chan error{"A": a, "B": b} {
+			select {
+			case err := <-ch:
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			default:
+				t.Errorf("%s not answered when Close returned: %q", name, log.all())
+			}
+		}
+	})
+}
+
+// TestPipelineCheckpointWaits: a checkpoint due after batch A waits until
+// A's fsync has ended and A is answered: no checkpoint runs (and fsyncs
+// the WAL itself) while a WAL fsync is in flight. The fsync is held until
+// B's SQL runs or a second passes; B is queued during it.
+func TestPipelineCheckpointWaits(t *testing.T) {
+	defer func(d time.Duration) { checkpointInterval = d }(checkpointInterval)
+	pipeModes(t, func(t *testing.T, db *DB) {
+		// Set on the batcher goroutine, between batches.
+		if err := db.b.do(t.Context(), func(*writeTx) error {
+			checkpointInterval = 0 // after every batch
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var log pipeLog
+		ran := make(chan struct{})
+		inSync := holdSyncFor(db, &log, ran, nil, time.Second)
+		a := asyncInsert(db, &log, "A", 1, nil)
+		<-inSync
+		b := asyncInsert(db, &log, "B", 2, ran)
+		if err := errors.Join(<-a, <-b); err != nil {
+			t.Fatal(err)
+		}
+		evs := log.all()
+		var c0, c1 int64
+		var covered int64
+		var failed bool
+		if len(evs) < 3 {
+			t.Fatalf("log %q", evs)
+		}
+		fmt.Sscanf(evs[1], "sync start covered=%d checkpoints=%d", &covered, &c0)
+		fmt.Sscanf(evs[slices.IndexFunc(evs, func(e string) bool { return strings.HasPrefix(e, "sync end") })], "sync end covered=%d err=%t checkpoints=%d", &covered, &failed, &c1)
+		if c1 != c0 {
+			t.Errorf("%d checkpoints ran during A's WAL fsync: %q", c1-c0, evs)
+		}
+		if db.ckpt.runs.Load() == 0 {
+			t.Errorf("no checkpoint ran: %q", evs)
+		}
+	})
+}
