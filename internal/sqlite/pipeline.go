@@ -47,11 +47,11 @@ const pipeDepth = 8
 // synced is one batch handed to the syncer: committed (err nil: w holds
 // its events) or rolled back (err answers every op).
 type synced struct {
-	live      []*op
-	errs      []error
-	w         *writeTx
-	err       error
-	start     time.Time // its first run's BEGIN (a batch may run twice)
+	live  []*op
+	errs  []error
+	w     *writeTx
+	err   error
+	start time.Time // its first run's BEGIN (a batch may run twice)
 }
 
 // handOff gives the syncer batch s, in batch order; only the batcher
