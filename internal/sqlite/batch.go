@@ -182,8 +182,7 @@ type batcher struct {
 	want     int
 	timer    *time.Timer
 
-	// The syncer that fsyncs and answers committed batches
-	// (pipeline.go).
+	// The batches committed and not yet answered (pipeline.go).
 	pipeState
 }
 
@@ -206,11 +205,8 @@ func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, wal *fileSy
 		conn.Close()
 		return nil, fmt.Errorf("sqlite: read the search index's progress: %w", err)
 	}
-	// The syncer is owned by the batcher goroutine, which stops it and
-	// waits for it before it exits; the batcher is owned by close, which
-	// stops it and waits for it.
-	b.toSync, b.syncDone = make(chan *synced, pipeDepth), make(chan struct{})
-	go b.syncLoop()
+	b.walp = wal
+	// Owned by the batcher: close stops it and waits for it.
 	b.wg.Add(1)
 	go b.loop()
 	return b, nil
@@ -270,11 +266,8 @@ func (b *batcher) close() error {
 func (b *batcher) loop() {
 	defer b.wg.Done()
 	defer b.indexRest()
-	// First of all (deferred last): answer every batch handed over.
-	defer func() {
-		close(b.toSync)
-		<-b.syncDone
-	}()
+	// First of all (deferred last): answer every batch committed.
+	defer b.settle(true)
 	batch := make([]*op, 0, maxBatch)
 	for {
 		o, ok := b.next()
@@ -313,7 +306,7 @@ func (b *batcher) loop() {
 		b.indexDue()
 		if now := time.Now(); b.ckpt.due(now) {
 			// No fsync of the WAL may be in flight (pipeline.go).
-			b.drain()
+			b.settle(true)
 			// Its error makes the next write transaction fail until
 			// the database file's fsync succeeds (checkpointer.ready).
 			_ = b.ckpt.run(context.Background(), b.wal, now)
@@ -403,8 +396,8 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 	if err := b.ckpt.ready(); err != nil {
 		return nil, internalf("%w", err)
 	}
-	if err := b.walErr(); err != nil {
-		return nil, err
+	if b.walFailed != nil {
+		return nil, b.walFailed
 	}
 	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.Begin(), start: time.Now()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {

@@ -110,6 +110,18 @@ func (ix *indexer) start(ctx context.Context, b *batcher) error {
 // while messages wait for the index, it indexes them when no op came for
 // indexIdle.
 func (b *batcher) next() (*op, bool) {
+	// While batches wait for their fsync: the next op or the fsync's
+	// end, whichever comes first (pipeline.go).
+	for b.pending() {
+		if b.settle(false); !b.pending() {
+			break
+		}
+		select {
+		case o, ok := <-b.queue.Ops():
+			return o, ok
+		case <-b.walp.ring():
+		}
+	}
 	for b.ix.waiting > 0 && !b.ix.manual {
 		b.ix.idle.Reset(indexIdle)
 		select {

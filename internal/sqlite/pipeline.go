@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,19 +10,27 @@ import (
 // The pipelined commit.
 //
 // A batch is durable once the WAL fsync that follows its COMMIT has
-// returned (walsync.go). That fsync is the batcher's longest wait (on the
-// pinned server at 1800 sends/s, p50 0.67 ms and p99 10 ms against 0.34
-// and 3.7 ms for the batch's SQL: docs/benchmarks.md, h-pipe), and while
-// the batcher waited for it the ops queued meanwhile waited too. So the
-// batcher no longer waits: it hands each committed batch to the syncer, a
-// goroutine of its own, and goes on with the next batch (gather, SQL,
-// COMMIT) while the fsync runs. The syncer takes every batch handed over
-// so far, fsyncs the WAL once for all of them (the WAL is appended in
-// commit order: an fsync begun after a batch's COMMIT covers it and every
-// batch before it), and only then publishes their events and answers
-// their ops, batch after batch, in commit order. A batch that failed (was
-// rolled back) is answered by the syncer too, in its place, so answers
-// and events keep the batches' order.
+// ended (walsync.go), and while the batcher waited for that fsync the ops
+// queued meanwhile waited too. So the batcher does not wait for it: on
+// Linux it starts the fsync as an asynchronous request (fileSyncer.start)
+// and goes on with the next batch (gather, SQL, COMMIT) while the kernel
+// runs it. Between batches it polls the request (settle): once it has
+// ended, the batches it covered are answered, in commit order, and the
+// fsync of every batch committed since starts, one for all of them (the
+// WAL is appended in commit order: an fsync begun after a batch's COMMIT
+// covers it and every batch before it). A batch that failed (was rolled
+// back) waits in its place and is answered in turn, so answers and
+// events keep the batches' order. With nothing to run the batcher waits,
+// parked, for its next op or the fsync's end, whichever comes first
+// (fileSyncer.ring).
+//
+// It is one goroutine on purpose. With a second one waiting for the
+// fsync (measured first, docs/benchmarks.md, h-pipe), on one P that
+// goroutine heard of the fsync's end only when the P ran out of other
+// work or sysmon polled the network (up to 10 ms): the next batch's SQL
+// kept the P busy, and answers came later than without a pipeline.
+// Polled by the batcher itself, the end is seen at the next batch's end
+// at worst.
 //
 // A failed WAL fsync is final (walFailed): the batches it covered, and
 // every batch committed after it, are answered its error, and no batch
@@ -34,18 +41,15 @@ import (
 // frames follow lost ones is lost with them at recovery (the WAL is read
 // up to its first bad frame).
 //
-// The checkpoints fsync the WAL too, and run on the batcher between
-// batches: the batcher first waits until the syncer has answered every
-// batch handed over (drain), so no fsync of the WAL is in flight when a
-// checkpoint runs (an aioSync takes one request at a time). Close drains
-// the same way before the batcher exits.
+// The checkpoints fsync the WAL too, on the batcher between batches: it
+// first answers every committed batch (settle with wait), so no fsync of
+// the WAL is in flight when a checkpoint runs (an aioSync takes one
+// request at a time). Close does the same before the batcher exits.
+// Without asynchronous fsyncs (fsync(2), the fallback) each batch's fsync
+// runs at once, after its COMMIT, as before the pipeline.
 
-// pipeDepth bounds the batches committed and not yet answered (besides
-// the ones under the syncer's fsync): a batcher that far ahead waits.
-const pipeDepth = 8
-
-// synced is one batch handed to the syncer: committed (err nil: w holds
-// its events) or rolled back (err answers every op).
+// synced is one batch waiting for its answers: committed (err nil: w
+// holds its events) or rolled back (err answers every op).
 type synced struct {
 	live  []*op
 	errs  []error
@@ -54,82 +58,116 @@ type synced struct {
 	start time.Time // its first run's BEGIN (a batch may run twice)
 }
 
-// handOff gives the syncer batch s, in batch order; only the batcher
-// calls it.
+// walSyncer is the WAL's fileSyncer as the pipeline uses it (tests wrap
+// it).
+type walSyncer interface {
+	start() bool
+	poll() (done bool, err error)
+	wait() error
+	sync() error
+	ring() <-chan struct{}
+}
+
+// pipeState is the batcher's part of the pipeline (embedded in batcher;
+// only the batcher goroutine touches it).
+type pipeState struct {
+	walp walSyncer
+	// committed holds the batches not yet covered by an fsync begun,
+	// syncing those covered by the one in flight (since syncStart).
+	committed, syncing []*synced
+	syncStart          time.Time
+	// walFailed is the WAL fsync's error once one failed (final).
+	walFailed error
+	// synced counts the batches answered after an fsync that covered
+	// them succeeded (tests).
+	synced atomic.Int64
+}
+
+// handOff queues batch s for its answers, in batch order, and moves the
+// pipeline on.
 func (b *batcher) handOff(s *synced) {
-	b.inflight.Add(1)
-	b.toSync <- s
+	b.committed = append(b.committed, s)
+	b.settle(false)
 }
 
-// drain waits until the syncer has answered every batch handed over.
-// Only the batcher calls it.
-func (b *batcher) drain() { b.inflight.Wait() }
+// pending reports whether some batch waits for its answers.
+func (b *batcher) pending() bool { return len(b.syncing)+len(b.committed) > 0 }
 
-// syncLoop is the syncer. newBatcher starts it; the batcher stops it
-// (close of toSync, at its exit) and waits for it (syncDone).
-func (b *batcher) syncLoop() {
-	defer close(b.syncDone)
-	group := make([]*synced, 0, pipeDepth+1)
-	for s := range b.toSync {
-		group = append(group[:0], s)
-	more:
-		for {
-			select {
-			case s, ok := <-b.toSync:
-				if !ok {
-					break more
-				}
-				group = append(group, s)
-			default:
-				break more
+// settle answers the batches whose fsync has ended and starts the fsync
+// of those committed since, if none is in flight. With wait it returns
+// only once every batch is answered.
+func (b *batcher) settle(wait bool) {
+	for {
+		if len(b.syncing) > 0 {
+			var err error
+			if wait {
+				err = b.walp.wait()
+			} else if done, perr := b.walp.poll(); !done {
+				return
+			} else {
+				err = perr
 			}
+			b.ObserveStage(batchq.StageSync, time.Since(b.syncStart))
+			if err != nil {
+				// unavailable: clients retry later, /readyz answers
+				// 503 while writes fail.
+				b.walFailed = batchq.Unavailable(internalf("commit: fsync the WAL: %w", err))
+			}
+			b.answer(b.syncing)
+			b.syncing = b.syncing[:0]
 		}
-		b.finish(group)
-		clear(group)
-	}
-}
-
-// finish makes the committed batches of group durable with one fsync of
-// the WAL and answers every batch of group, in order.
-func (b *batcher) finish(group []*synced) {
-	var serr error
-	if p := b.walFailed.Load(); p != nil {
-		serr = *p
-	} else {
-		for _, s := range group {
+		if len(b.committed) == 0 {
+			return
+		}
+		// The fsync of every batch committed so far, if one needs it.
+		b.syncing, b.committed = b.committed, b.syncing
+		need := false
+		for _, s := range b.syncing {
+			need = need || s.err == nil
+		}
+		if !need || b.walFailed != nil {
+			b.answer(b.syncing)
+			b.syncing = b.syncing[:0]
+			continue
+		}
+		b.syncStart = time.Now()
+		for _, s := range b.syncing {
 			if s.err == nil {
-				start := time.Now()
-				for _, s := range group {
-					if s.err == nil {
-						b.ObserveStage(batchq.StageSyncWait, start.Sub(s.w.commitEnd))
-					}
-				}
-				serr = b.syncWAL()
-				b.ObserveStage(batchq.StageSync, time.Since(start))
-				if serr != nil {
-					// unavailable: clients retry later, /readyz
-					// answers 503 while writes fail.
-					serr = batchq.Unavailable(internalf("commit: fsync the WAL: %w", serr))
-					b.walFailed.Store(&serr)
-				}
-				break
+				b.ObserveStage(batchq.StageSyncWait, b.syncStart.Sub(s.w.commitEnd))
 			}
 		}
+		if b.walp.start() {
+			if !wait {
+				return
+			}
+			continue
+		}
+		// No asynchronous fsync: fsync(2), now.
+		if err := b.walp.sync(); err != nil {
+			b.walFailed = batchq.Unavailable(internalf("commit: fsync the WAL: %w", err))
+		}
+		b.ObserveStage(batchq.StageSync, time.Since(b.syncStart))
+		b.answer(b.syncing)
+		b.syncing = b.syncing[:0]
 	}
-	for _, s := range group {
+}
+
+// answer answers the batches of group, in order: a committed batch is
+// answered its ops' results, or walFailed when set (the batch is
+// committed, readers see it, the heads moved, but it is not known to be
+// on disk: its events are published and every op answers the error; a
+// sender that retries with its client id gets the stored message once
+// the store is open again).
+func (b *batcher) answer(group []*synced) {
+	for i, s := range group {
 		if s.err != nil {
 			b.Failed(s.err)
 			answerAll(s.live, s.err)
 		} else {
-			if serr != nil {
-				// The batch is committed (readers see it, the heads
-				// moved) but not known to be on disk: its events are
-				// published and every op answers this error; a sender
-				// that retries with its client id gets the stored
-				// message once the store is open again.
+			if b.walFailed != nil {
 				for i := range s.errs {
 					if s.errs[i] == nil {
-						s.errs[i] = serr
+						s.errs[i] = b.walFailed
 					}
 				}
 			} else {
@@ -137,39 +175,6 @@ func (b *batcher) finish(group []*synced) {
 			}
 			batchq.Committed(&b.Hooks, &s.w.Events, s.live, s.errs, s.start, s.w.commitStart, classify)
 		}
-		b.inflight.Done()
+		group[i] = nil
 	}
-}
-
-// syncWAL fsyncs the WAL, through the test seam if one is set.
-func (b *batcher) syncWAL() error {
-	if f := b.syncHook.Load(); f != nil {
-		return (*f)(b.wal.sync)
-	}
-	return b.wal.sync()
-}
-
-// walErr returns the WAL fsync failure that stops the store's writes, or
-// nil.
-func (b *batcher) walErr() error {
-	if p := b.walFailed.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-// pipeState is the batcher's part of the pipeline (embedded in batcher).
-type pipeState struct {
-	toSync   chan *synced
-	syncDone chan struct{}
-	// inflight counts the batches handed over and not yet answered.
-	inflight sync.WaitGroup
-	// walFailed holds the WAL fsync's error once one failed (final).
-	walFailed atomic.Pointer[error]
-	// synced counts the batches answered after an fsync that covered
-	// them succeeded.
-	synced atomic.Int64
-	// syncHook, when set (tests), runs each WAL fsync: it is given the
-	// real one.
-	syncHook atomic.Pointer[func(sync func() error) error]
 }

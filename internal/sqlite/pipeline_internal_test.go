@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,43 +74,143 @@ func asyncInsert(db *DB, log *pipeLog, name string, v int, ran chan<- struct{}) 
 	return done
 }
 
-// holdSync makes the first WAL fsync from now on wait until ran is closed
-// (or, so that a batcher that cannot overlap does not hang the test, a
-// while) and then return fail (or sync, when fail is nil); inSync is
-// closed when it starts. Every fsync logs the batches committed when it
-// began (it covers them) and its end.
-func holdSync(db *DB, log *pipeLog, ran <-chan struct{}, fail error) (inSync <-chan struct{}) {
-	return holdSyncFor(db, log, ran, fail, 5*time.Second)
+// heldSyncer is the WAL syncer with its next fsync held: begun, but its
+// end reported only once ran is closed (or, so that a batcher that cannot
+// overlap does not hang the test, a while has passed), and then as fail
+// when fail is set. Every fsync logs the batches committed when it began
+// (it covers them) and the checkpoints run so far, and its end. Only the
+// batcher goroutine calls its methods.
+type heldSyncer struct {
+	real     walSyncer
+	db       *DB
+	log      *pipeLog
+	ran      <-chan struct{}
+	fail     error
+	hold     time.Duration
+	started  chan struct{}
+	armed    atomic.Bool   // the next fsync is held
+	once     bool          // the held fsync has begun
+	released chan struct{} // closed when the held fsync may end
+	holding  bool
+	covered  int64
 }
 
-func holdSyncFor(db *DB, log *pipeLog, ran <-chan struct{}, fail error, hold time.Duration) (inSync <-chan struct{}) {
-	started := make(chan struct{})
-	var once sync.Once
-	hook := func(sync func() error) error {
-		covered := db.b.batches.Load()
-		log.add("sync start covered=%d checkpoints=%d", covered, db.ckpt.runs.Load())
-		first := false
-		once.Do(func() { first = true })
-		var err error
-		if first {
-			close(started)
-			select {
-			case <-ran:
-			case <-time.After(hold):
-				log.add("sync gave up waiting for the next batch's SQL")
-			}
-			if fail != nil {
-				err = fail
-			}
-		}
-		if err == nil {
-			err = sync()
-		}
-		log.add("sync end covered=%d err=%v checkpoints=%d", covered, err != nil, db.ckpt.runs.Load())
-		return err
+func (h *heldSyncer) begin() {
+	h.covered = h.db.b.batches.Load()
+	h.log.add("sync start covered=%d checkpoints=%d", h.covered, h.db.ckpt.runs.Load())
+	if h.once || !h.armed.Load() {
+		return
 	}
-	db.b.syncHook.Store(&hook)
-	return started
+	h.once, h.holding = true, true
+	close(h.started)
+	var ring chan struct{}
+	if h.db.b.wal.aio != nil {
+		h.real.ring()
+		ring = h.db.b.wal.aio.ring
+	}
+	go func() {
+		select {
+		case <-h.ran:
+		case <-time.After(h.hold):
+			h.log.add("sync gave up waiting for the next batch's SQL")
+		}
+		close(h.released)
+		select {
+		case ring <- struct{}{}: // the batcher polls again
+		default:
+		}
+	}()
+}
+
+func (h *heldSyncer) end(err error) error {
+	if h.holding {
+		h.holding = false
+		if h.fail != nil {
+			err = h.fail
+		}
+	}
+	h.log.add("sync end covered=%d err=%v checkpoints=%d", h.covered, err != nil, h.db.ckpt.runs.Load())
+	return err
+}
+
+func (h *heldSyncer) start() bool {
+	if !h.real.start() {
+		return false // sync follows
+	}
+	h.begin()
+	return true
+}
+
+func (h *heldSyncer) poll() (bool, error) {
+	if h.holding {
+		select {
+		case <-h.released:
+		default:
+			return false, nil
+		}
+	}
+	done, err := h.real.poll()
+	if !done {
+		return false, nil
+	}
+	return true, h.end(err)
+}
+
+func (h *heldSyncer) wait() error {
+	if h.holding {
+		<-h.released
+	}
+	return h.end(h.real.wait())
+}
+
+func (h *heldSyncer) sync() error {
+	h.begin()
+	if h.holding {
+		<-h.released
+	}
+	return h.end(h.real.sync())
+}
+
+func (h *heldSyncer) ring() <-chan struct{} { return h.real.ring() }
+
+// holdSync installs a heldSyncer (see it) for the next fsync; inSync is
+// closed when that fsync begins.
+func holdSync(t *testing.T, db *DB, log *pipeLog, ran <-chan struct{}, fail error) (inSync <-chan struct{}) {
+	hold := 5 * time.Second
+	if db.b.wal.aio == nil {
+		// fsync(2) has no pipeline: the next batch cannot run during
+		// it, and waiting for it is only slow.
+		hold = 100 * time.Millisecond
+	}
+	return holdSyncFor(t, db, log, ran, fail, hold)
+}
+
+// after returns the index of the first event of evs after from (-1: none)
+// that begins with prefix.
+func after(evs []string, from int, prefix string) int {
+	for i := from + 1; i < len(evs) && from >= 0; i++ {
+		if strings.HasPrefix(evs[i], prefix) {
+			return i
+		}
+	}
+	return -1
+}
+
+func holdSyncFor(t *testing.T, db *DB, log *pipeLog, ran <-chan struct{}, fail error, hold time.Duration) (inSync <-chan struct{}) {
+	h := &heldSyncer{db: db, log: log, ran: ran, fail: fail, hold: hold, started: make(chan struct{}), released: make(chan struct{})}
+	// Installed on the batcher goroutine, with every batch before
+	// answered; this op's own batch is synced unheld: the hold begins
+	// with the next fsync.
+	if err := db.b.do(t.Context(), func(w *writeTx) error {
+		w.b.settle(true)
+		h.real = w.b.walp
+		w.b.walp = h
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.armed.Store(true)
+	return h.started
 }
 
 // TestPipelineOverlap: while batch A's WAL fsync is in flight, the next
@@ -119,7 +220,7 @@ func TestPipelineOverlap(t *testing.T) {
 	pipeModes(t, func(t *testing.T, db *DB) {
 		var log pipeLog
 		ran := make(chan struct{})
-		inSync := holdSync(db, &log, ran, nil)
+		inSync := holdSync(t, db, &log, ran, nil)
 		a := asyncInsert(db, &log, "A", 1, nil)
 		<-inSync
 		b := asyncInsert(db, &log, "B", 2, ran)
@@ -130,7 +231,8 @@ func TestPipelineOverlap(t *testing.T) {
 		idx := func(prefix string) int {
 			return slices.IndexFunc(evs, func(e string) bool { return strings.HasPrefix(e, prefix) })
 		}
-		if i, j := idx("B sql"), idx("sync end"); i < 0 || j < 0 || i > j {
+		aSyncEnd := after(evs, idx("A sql"), "sync end")
+		if i := idx("B sql"); db.b.wal.aio != nil && (i < 0 || aSyncEnd < 0 || i > aSyncEnd) {
 			t.Errorf("B's SQL did not run while A's fsync was in flight: %q", evs)
 		}
 		if i, j := idx("A answered"), idx("B answered"); i < 0 || j < 0 || i > j {
@@ -170,7 +272,7 @@ func TestPipelineFsyncFailure(t *testing.T) {
 	pipeModes(t, func(t *testing.T, db *DB) {
 		var log pipeLog
 		ran := make(chan struct{})
-		inSync := holdSync(db, &log, ran, errors.New("injected EIO"))
+		inSync := holdSync(t, db, &log, ran, errors.New("injected EIO"))
 		a := asyncInsert(db, &log, "A", 1, nil)
 		<-inSync
 		b := asyncInsert(db, &log, "B", 2, ran)
@@ -205,7 +307,7 @@ func TestPipelineCloseDrains(t *testing.T) {
 	pipeModes(t, func(t *testing.T, db *DB) {
 		var log pipeLog
 		ran := make(chan struct{})
-		inSync := holdSync(db, &log, ran, nil)
+		inSync := holdSync(t, db, &log, ran, nil)
 		a := asyncInsert(db, &log, "A", 1, nil)
 		<-inSync
 		b := asyncInsert(db, &log, "B", 2, ran)
@@ -242,7 +344,7 @@ func TestPipelineCheckpointWaits(t *testing.T) {
 		}
 		var log pipeLog
 		ran := make(chan struct{})
-		inSync := holdSyncFor(db, &log, ran, nil, time.Second)
+		inSync := holdSyncFor(t, db, &log, ran, nil, time.Second)
 		a := asyncInsert(db, &log, "A", 1, nil)
 		<-inSync
 		b := asyncInsert(db, &log, "B", 2, ran)
@@ -256,8 +358,13 @@ func TestPipelineCheckpointWaits(t *testing.T) {
 		if len(evs) < 3 {
 			t.Fatalf("log %q", evs)
 		}
-		fmt.Sscanf(evs[1], "sync start covered=%d checkpoints=%d", &covered, &c0)
-		fmt.Sscanf(evs[slices.IndexFunc(evs, func(e string) bool { return strings.HasPrefix(e, "sync end") })], "sync end covered=%d err=%t checkpoints=%d", &covered, &failed, &c1)
+		aSQL := slices.IndexFunc(evs, func(e string) bool { return strings.HasPrefix(e, "A sql") })
+		i, j := after(evs, aSQL, "sync start"), after(evs, aSQL, "sync end")
+		if i < 0 || j < 0 {
+			t.Fatalf("no fsync after A's SQL: %q", evs)
+		}
+		fmt.Sscanf(evs[i], "sync start covered=%d checkpoints=%d", &covered, &c0)
+		fmt.Sscanf(evs[j], "sync end covered=%d err=%t checkpoints=%d", &covered, &failed, &c1)
 		if c1 != c0 {
 			t.Errorf("%d checkpoints ran during A's WAL fsync: %q", c1-c0, evs)
 		}

@@ -68,6 +68,51 @@ func (s *fileSyncer) sync() error {
 	return s.f.Sync()
 }
 
+// start begins an fsync of the file without waiting for it and reports
+// whether it did: false when there is no asynchronous fsync (then sync,
+// fsync(2), is the way). Its end is reported by exactly one poll or
+// wait.
+func (s *fileSyncer) start() bool {
+	if s.aio == nil {
+		return false
+	}
+	if err := s.aio.submit(s.f.Fd()); err != nil {
+		// The kernel takes no fsync request for this file: from now on,
+		// fsync(2).
+		s.aio.close()
+		s.aio = nil
+		return false
+	}
+	return true
+}
+
+// poll reports, without waiting, whether the fsync begun by start has
+// ended, and then its result.
+func (s *fileSyncer) poll() (done bool, err error) {
+	done, err = s.aio.poll()
+	if done {
+		s.aioSyncs.Add(1)
+	}
+	return done, err
+}
+
+// wait waits, parked, for the end of the fsync begun by start and
+// returns its result.
+func (s *fileSyncer) wait() error {
+	s.aioSyncs.Add(1)
+	return s.aio.wait()
+}
+
+// ring returns a channel that receives a value after each end of an
+// fsync begun by start (and maybe spuriously: poll tells), or nil
+// without asynchronous fsyncs.
+func (s *fileSyncer) ring() <-chan struct{} {
+	if s.aio == nil {
+		return nil
+	}
+	return s.aio.ringDoorbell()
+}
+
 func (s *fileSyncer) close() error {
 	if s.aio != nil {
 		s.aio.close()
