@@ -100,6 +100,7 @@ func Committed[O interface {
 		for _, o := range live {
 			h.ObserveStage(StageQueued, start.Sub(o.Queued()))
 		}
+		defer func(t time.Time) { h.ObserveStage(StageAnswer, time.Since(t)) }(time.Now())
 	}
 	h.health.Observe(nil)
 	h.publishMu.Lock()

@@ -25,11 +25,15 @@ const (
 	// StageSync, per fsync (SQLite): the WAL fsync that makes one or
 	// more committed batches durable.
 	StageSync
+	// StageAnswer, per batch: publishing its events and answering its
+	// ops (with the server's answer hooks: handing the batch's events
+	// and replies to the hub), on the batcher.
+	StageAnswer
 	// NumStages is the number of stages.
 	NumStages
 )
 
-var stageNames = [NumStages]string{"queued", "sql", "commit", "sync_wait", "sync"}
+var stageNames = [NumStages]string{"queued", "sql", "commit", "sync_wait", "sync", "answer"}
 
 // String is the stage's label in parley_store_stage_seconds.
 func (s Stage) String() string {
@@ -59,7 +63,8 @@ func (o *stages) set(f StageObserver) {
 // SetStageObserver sets f to be told how long each stage of every
 // committed batch took (see Stage); nil removes it. The server records it
 // as parley_store_stage_seconds. Both engines report StageQueued,
-// StageSQL and StageCommit; the SQLite store also its fsyncs.
+// StageSQL, StageCommit and StageAnswer; the SQLite store also its
+// fsyncs.
 func (h *Hooks) SetStageObserver(f func(s Stage, d time.Duration)) { h.stages.set(f) }
 
 // ObserveStage reports d for stage s to the stage observer, if any.

@@ -116,10 +116,18 @@ func (b *batcher) next() (*op, bool) {
 		if b.settle(false); !b.pending() {
 			break
 		}
+		if b.pollTimer == nil {
+			b.pollTimer = time.NewTimer(pollEvery)
+		} else {
+			b.pollTimer.Reset(pollEvery)
+		}
 		select {
 		case o, ok := <-b.queue.Ops():
+			b.pollTimer.Stop()
 			return o, ok
 		case <-b.walp.ring():
+			b.pollTimer.Stop()
+		case <-b.pollTimer.C:
 		}
 	}
 	for b.ix.waiting > 0 && !b.ix.manual {

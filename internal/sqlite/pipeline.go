@@ -48,6 +48,13 @@ import (
 // Without asynchronous fsyncs (fsync(2), the fallback) each batch's fsync
 // runs at once, after its COMMIT, as before the pipeline.
 
+// pollEvery is how often the idle batcher polls the fsync in flight
+// besides waiting for its doorbell. The doorbell's goroutine is woken by
+// the netpoller, which a busy P consults only when it runs out of work
+// or when sysmon polls (up to 10 ms); timers are run at every scheduling
+// round.
+const pollEvery = 250 * time.Microsecond
+
 // synced is one batch waiting for its answers: committed (err nil: w
 // holds its events) or rolled back (err answers every op).
 type synced struct {
@@ -80,7 +87,8 @@ type pipeState struct {
 	walFailed error
 	// synced counts the batches answered after an fsync that covered
 	// them succeeded (tests).
-	synced atomic.Int64
+	synced    atomic.Int64
+	pollTimer *time.Timer
 }
 
 // handOff queues batch s for its answers, in batch order, and moves the
