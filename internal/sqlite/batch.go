@@ -331,6 +331,10 @@ func (b *batcher) gather(batch []*op) []*op {
 	}
 	defer b.timer.Stop()
 	for len(batch) < min(b.want, maxBatch) {
+		var ring <-chan struct{} // nil: none in flight
+		if b.pending() {
+			ring = b.walp.ring()
+		}
 		select {
 		case o, ok := <-b.queue.Ops():
 			if !ok {
@@ -339,6 +343,10 @@ func (b *batcher) gather(batch []*op) []*op {
 			batch = append(batch, o)
 		case <-b.timer.C:
 			return batch
+		case <-ring:
+			// The last batches' fsync ended: answer them now, not
+			// after the wait (pipeline.go).
+			b.settle(false)
 		}
 	}
 	return batch

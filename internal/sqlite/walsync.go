@@ -12,8 +12,9 @@ import (
 // then writes a commit's frames to the -wal file without an fsync (it
 // still fsyncs the WAL before each checkpoint and the database after it).
 // The batcher fsyncs the -wal file itself after each COMMIT of ops
-// (fileSyncer.sync), before it publishes the batch's events or answers
-// its callers, so an acknowledged write is on disk exactly as with
+// (fileSyncer.start, pipelined with the next batch: pipeline.go), before
+// it publishes the batch's events or answers its callers, so an
+// acknowledged write is on disk exactly as with
 // synchronous=FULL: the WAL is appended in commit order, so the fsync
 // after a commit covers it and every commit before it (an index step's
 // too). What differs: it runs where the batcher can wait for it without
