@@ -213,17 +213,29 @@ func holdSyncFor(t *testing.T, db *DB, log *pipeLog, ran <-chan struct{}, fail e
 	return h.started
 }
 
+// insertAB holds the next WAL fsync (holdSyncFor, failing with fail if
+// set; hold 0: holdSync's), queues insert A, and once A's fsync has begun
+// insert B, whose SQL running releases the fsync (ran).
+func insertAB(t *testing.T, db *DB, fail error, hold time.Duration) (log *pipeLog, ran chan struct{}, a, b <-chan error) {
+	log, ran = &pipeLog{}, make(chan struct{})
+	var inSync <-chan struct{}
+	if hold == 0 {
+		inSync = holdSync(t, db, log, ran, fail)
+	} else {
+		inSync = holdSyncFor(t, db, log, ran, fail, hold)
+	}
+	a = asyncInsert(db, log, "A", 1, nil)
+	<-inSync
+	b = asyncInsert(db, log, "B", 2, ran)
+	return log, ran, a, b
+}
+
 // TestPipelineOverlap: while batch A's WAL fsync is in flight, the next
 // batch (B) runs its SQL and commits; A is answered before B, and each
 // only after an fsync that began once it had committed ended.
 func TestPipelineOverlap(t *testing.T) {
 	pipeModes(t, func(t *testing.T, db *DB) {
-		var log pipeLog
-		ran := make(chan struct{})
-		inSync := holdSync(t, db, &log, ran, nil)
-		a := asyncInsert(db, &log, "A", 1, nil)
-		<-inSync
-		b := asyncInsert(db, &log, "B", 2, ran)
+		log, _, a, b := insertAB(t, db, nil, 0)
 		if err := errors.Join(<-a, <-b); err != nil {
 			t.Fatal(err)
 		}
@@ -270,12 +282,7 @@ func TestPipelineOverlap(t *testing.T) {
 // after it: the store stops writing, unavailable.
 func TestPipelineFsyncFailure(t *testing.T) {
 	pipeModes(t, func(t *testing.T, db *DB) {
-		var log pipeLog
-		ran := make(chan struct{})
-		inSync := holdSync(t, db, &log, ran, errors.New("injected EIO"))
-		a := asyncInsert(db, &log, "A", 1, nil)
-		<-inSync
-		b := asyncInsert(db, &log, "B", 2, ran)
+		log, _, a, b := insertAB(t, db, errors.New("injected EIO"), 0)
 		errA, errB := <-a, <-b
 		if errA == nil {
 			t.Errorf("A answered nil after its fsync failed: %q", log.all())
@@ -305,12 +312,7 @@ func TestPipelineFsyncFailure(t *testing.T) {
 // its fsync.
 func TestPipelineCloseDrains(t *testing.T) {
 	pipeModes(t, func(t *testing.T, db *DB) {
-		var log pipeLog
-		ran := make(chan struct{})
-		inSync := holdSync(t, db, &log, ran, nil)
-		a := asyncInsert(db, &log, "A", 1, nil)
-		<-inSync
-		b := asyncInsert(db, &log, "B", 2, ran)
+		log, ran, a, b := insertAB(t, db, nil, 0)
 		<-ran
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
@@ -342,12 +344,7 @@ func TestPipelineCheckpointWaits(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		var log pipeLog
-		ran := make(chan struct{})
-		inSync := holdSyncFor(t, db, &log, ran, nil, time.Second)
-		a := asyncInsert(db, &log, "A", 1, nil)
-		<-inSync
-		b := asyncInsert(db, &log, "B", 2, ran)
+		log, _, a, b := insertAB(t, db, nil, time.Second)
 		if err := errors.Join(<-a, <-b); err != nil {
 			t.Fatal(err)
 		}
