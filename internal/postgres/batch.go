@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -253,6 +254,9 @@ type batcher struct {
 	// committed, when set, is told after each commit that wrote
 	// something (the search indexer's kick; set before the first write).
 	committed func()
+	// beforeCommit, when set, runs in each batch transaction that ran
+	// ops, before its COMMIT (tests: the plans its connection keeps).
+	beforeCommit func(ctx context.Context, tx pgx.Tx)
 
 	queue *batchq.Queue[*op]
 
@@ -389,6 +393,9 @@ func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, 
 	lb := &pgx.Batch{}
 	lb.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`,
 		millis(b.lockWait), millis(b.holdIdle))
+	if replanDue(countBatch(tx.Conn().PgConn())) {
+		lb.Queue(`DISCARD PLANS`)
+	}
 	switch {
 	case len(b.keys) == 1:
 		lb.Queue(qLock, b.keys[0])
@@ -430,6 +437,52 @@ func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, 
 		b.afterLock()
 	}
 	return tx, heads, nil
+}
+
+// Plans kept too long.
+//
+// pgx prepares each statement once per connection, and from its sixth
+// execution on PostgreSQL may run it with a generic plan, which it keeps
+// for as long as nothing invalidates it (an ANALYZE of a table it reads:
+// autovacuum's, minutes after a table has grown; never where autovacuum
+// is off). A connection whose first batches ran while the tables held a
+// few rows (a new database) keeps the plans made for those sizes: the
+// send statements' were hash joins over sequential scans of
+// conversations and members, and a lookup of the resend key that read
+// all of messages, for every later batch on tables of any size
+// (docs/benchmarks.md, "PostgreSQL CPU per message on 16 shards", the
+// send path's hazard). So a batch connection drops its cached plans
+// (DISCARD PLANS: the statements stay prepared, each is planned again at
+// its next execution, for the tables as they are then) at its 16th batch,
+// its 64th, 256th, ... each 4 times the last, and every 16384th from
+// there: a plan is made again before the tables it was made for can have
+// grown much, and the planning costs ~1 ms a time, a few times per
+// connection's life.
+
+// batchesKey is the key of a batch connection's batch count in its
+// pgconn.PgConn CustomData.
+const batchesKey = "parley.batches"
+
+// countBatch counts a batch on the connection pc and returns its count.
+// A connection runs one batch at a time (its CustomData needs no lock).
+func countBatch(pc *pgconn.PgConn) int64 {
+	n, _ := pc.CustomData()[batchesKey].(int64)
+	n++
+	pc.CustomData()[batchesKey] = n
+	return n
+}
+
+// replanAfter is the last count of replanDue's growing schedule; from
+// there it says every replanAfter batches.
+const replanAfter = 16384
+
+// replanDue says whether a connection's nth batch drops its cached plans:
+// n = 16, 64, 256, ..., replanAfter, then every replanAfter batches.
+func replanDue(n int64) bool {
+	if n >= replanAfter {
+		return n%replanAfter == 0
+	}
+	return n >= 16 && n&(n-1) == 0 && bits.TrailingZeros64(uint64(n))%2 == 0
 }
 
 // batchWait bounds a whole batch, from BEGIN to COMMIT: the lock wait,
@@ -535,6 +588,9 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 			b.answerAll(live, internalf("release savepoint: %w", err))
 			return true
 		}
+	}
+	if b.beforeCommit != nil {
+		b.beforeCommit(ctx, tx)
 	}
 	commitStart := time.Now()
 	if err := tx.Commit(ctx); err != nil {
