@@ -385,3 +385,85 @@ func TestIndexStepLooksUpByKey(t *testing.T) {
 		t.Errorf("search_docs holds %d rows, want %d", n, len(want))
 	}
 }
+
+// TestIndexStepInsertsPlainly: a step writes its rows with a plain
+// INSERT, not an upsert (ON CONFLICT: a speculative insertion per row, a
+// lookup of the key first and a confirmation in the WAL), for rows that
+// cannot be there (indexer.go, qIndex).
+func TestIndexStepInsertsPlainly(t *testing.T) {
+	db := open(t, pgtest.Schema(t))
+	postgres.ManualIndex(db)
+	var upserts []string
+	inserts := 0
+	postgres.InIndexStep(db, func(ctx context.Context, tx pgx.Tx) {
+		rows, err := tx.Query(ctx, `SELECT name FROM pg_prepared_statements WHERE statement ~ '^INSERT INTO search_docs'`)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for _, name := range names {
+			rows, err := tx.Query(ctx, "EXPLAIN EXECUTE "+pgx.Identifier{name}.Sanitize()+"(0, 0, 0)")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			inserts++
+			for _, line := range plan {
+				if strings.Contains(line, "Conflict Resolution") {
+					upserts = append(upserts, strings.TrimSpace(line))
+				}
+			}
+		}
+	})
+	u, want := sendWords(t, db, "kappa", 5)
+	indexAll(t, db, 1)
+	if inserts == 0 || len(upserts) > 0 {
+		t.Errorf("%d inserts into search_docs explained; their plans: %v", inserts, upserts)
+	}
+	if got := searchIDs(t, db, u.ID, "kappa"); !slices.Equal(got, want) {
+		t.Errorf("found %v, want %v", got, want)
+	}
+}
+
+// TestIndexStepOverExistingRows: a row already in search_docs for a
+// message whose event waits (written outside the indexer: migration
+// 00015's copy of the rows while messages were sent) does not stop the
+// indexer: the step runs again as an upsert, every waiting event is
+// applied, and the row holds the message's words.
+func TestIndexStepOverExistingRows(t *testing.T) {
+	db := open(t, pgtest.Schema(t))
+	postgres.ManualIndex(db)
+	u, want := sendWords(t, db, "lambda", 6)
+	conn, err := pgx.Connect(t.Context(), postgres.DSN(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `INSERT INTO search_docs (search_key, message_id, conversation_id, words)
+		SELECT search_key, id, conversation_id, to_tsvector('simple', 'stale') FROM messages WHERE id = $1`, want[2]); err != nil {
+		t.Fatal(err)
+	}
+	indexAll(t, db, 1)
+	if lag, err := postgres.SearchLag(t.Context(), db); err != nil || lag != 0 {
+		t.Fatalf("%d events wait after indexing (%v), want 0", lag, err)
+	}
+	if got := searchIDs(t, db, u.ID, "lambda"); !slices.Equal(got, want) {
+		t.Errorf("found %v, want %v", got, want)
+	}
+	if got := searchIDs(t, db, u.ID, "stale"); len(got) > 0 {
+		t.Errorf("found %v by the row's old words, want none", got)
+	}
+	if n := docCount(t, postgres.DSN(db)); n != len(want) {
+		t.Errorf("search_docs holds %d rows, want %d", n, len(want))
+	}
+}
