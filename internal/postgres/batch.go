@@ -53,10 +53,10 @@ const maxSavepoints = 60
 // op is one write waiting for the batcher.
 type op struct {
 	// fn runs the write inside the batch transaction, within its own
-	// savepoint. It must not keep w after it returns.
+	// savepoint. It must not keep w after it returns. A send has none.
 	fn func(w *writeTx) error
 	// send, when set, lets the batcher run this op with the batch's other
-	// sends in two statements (bulk.go); fn runs it alone, in a savepoint
+	// sends in two statements (bulk.go); run runs it alone, in a savepoint
 	// (when a batch runs again after its bulk statements failed).
 	send *sendOp
 	// shard is the only shard whose positions fn takes (a send's
@@ -560,7 +560,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 			errs[i] = o.send.err
 			continue
 		}
-		err := runOne(w, o.fn)
+		err := runOne(w, o)
 		if isUniqueViolation(err) && w.broken == nil {
 			// Another transaction stored the same key (a sender's
 			// client id, an edit's) after this op's check: with a log
@@ -569,7 +569,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 			// only once that transaction has committed, so the op's
 			// check, run again, sees its row and answers what a
 			// reused id answers (a resend, `conflict`), not `internal`.
-			err = runOne(w, o.fn)
+			err = runOne(w, o)
 		}
 		errs[i] = wrapInternal(err)
 	}
@@ -605,11 +605,19 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 	return true
 }
 
-// runOne runs fn inside a savepoint, rolling back to it when fn fails so
+// run runs o's write in w: a send alone (bulk.go), or o.fn.
+func (o *op) run(w *writeTx) error {
+	if o.send != nil {
+		return sendAlone(w, o.send)
+	}
+	return o.fn(w)
+}
+
+// runOne runs o inside a savepoint, rolling back to it when it fails so
 // the rest of the batch is unaffected. The savepoint is created with the
 // op's first statement, and released with the next op's (see prefix); an
 // op that fails before any statement has nothing to roll back.
-func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
+func runOne(w *writeTx, o *op) (err error) {
 	w.open, w.inSavepoint = true, false
 	pmark, mark := w.pos.Mark(), w.Mark()
 	defer func() {
@@ -634,7 +642,7 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 		}
 		w.inSavepoint = false
 	}()
-	return fn(w)
+	return o.run(w)
 }
 
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation.
