@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -30,38 +29,12 @@ func TestReplanSchedule(t *testing.T) {
 // for the send path's statements, and returns the lines that scan a
 // table the sends look up by key, and how many statements it explained.
 func sendPlanScans(ctx context.Context, tx pgx.Tx) (scans []string, explained int, err error) {
-	rows, err := tx.Query(ctx, `SELECT name, COALESCE(array_length(parameter_types, 1), 0) FROM pg_prepared_statements
-		WHERE statement = ANY($1)`, postgres.SendStatements)
+	plans, err := preparedPlans(ctx, tx, `statement = ANY($1)`, postgres.SendStatements)
 	if err != nil {
 		return nil, 0, err
 	}
-	type stmt struct {
-		Name string
-		Args int
-	}
-	stmts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[stmt])
-	if err != nil {
-		return nil, 0, err
-	}
-	for _, s := range stmts {
-		explain := "EXPLAIN EXECUTE " + pgx.Identifier{s.Name}.Sanitize() + "(" + strings.TrimSuffix(strings.Repeat("NULL, ", s.Args), ", ") + ")"
-		rows, err := tx.Query(ctx, explain)
-		if err != nil {
-			return nil, 0, err
-		}
-		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return nil, 0, err
-		}
-		for _, line := range plan {
-			for _, table := range []string{"conversations", "members", "messages", "users"} {
-				if strings.Contains(line, "Seq Scan on "+table+" ") {
-					scans = append(scans, s.Name+": "+strings.TrimSpace(line))
-				}
-			}
-		}
-	}
-	return scans, len(stmts), nil
+	scans = planLines(plans, "Seq Scan on conversations ", "Seq Scan on members ", "Seq Scan on messages ", "Seq Scan on users ")
+	return scans, len(plans), nil
 }
 
 // TestSendPlansFollowGrowth: a batch connection whose send statements
