@@ -447,11 +447,11 @@ func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, 
 // autovacuum's, minutes after a table has grown; never where autovacuum
 // is off). A connection whose first batches ran while the tables held a
 // few rows (a new database) keeps the plans made for those sizes: the
-// send statements' were hash joins over sequential scans of
-// conversations and members, and a lookup of the resend key that read
-// all of messages, for every later batch on tables of any size
-// (docs/benchmarks.md, "PostgreSQL CPU per message on 16 shards", the
-// send path's hazard). So a batch connection drops its cached plans
+// send write's update of conversations through a sequential scan of
+// conversations (TestSendPlansFollowGrowth), and a read of members'
+// whole partial index (docs/benchmarks.md, "PostgreSQL CPU per message
+// on 16 shards", the send path's hazard), for every later batch on
+// tables of any size. So a batch connection drops its cached plans
 // (DISCARD PLANS: the statements stay prepared, each is planned again at
 // its next execution, for the tables as they are then) at its 16th batch,
 // its 64th, 256th, ... each 4 times the last, and every 16384th from
