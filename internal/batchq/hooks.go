@@ -20,7 +20,7 @@ import (
 type Hooks struct {
 	health    WriteHealth
 	observer  Observer
-	stages    stages
+	stages    atomic.Pointer[StageObserver] // nil: none (SetStageObserver)
 	publisher Publisher
 	// publishMu keeps the publishes of batches committed at once (the
 	// PostgreSQL batcher's lanes, one transaction per group of shards)

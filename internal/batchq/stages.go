@@ -1,9 +1,6 @@
 package batchq
 
-import (
-	"sync/atomic"
-	"time"
-)
+import "time"
 
 // Stage is one part of a write's way through a group-commit batcher, as
 // the stage observer is told it (SetStageObserver).
@@ -48,31 +45,28 @@ func (s Stage) String() string {
 // block and must not call the store.
 type StageObserver func(s Stage, d time.Duration)
 
-// stages holds a store's optional StageObserver (as Observer does the
-// BatchObserver). The zero value has none.
-type stages struct{ f atomic.Pointer[StageObserver] }
-
-func (o *stages) set(f StageObserver) {
-	if f == nil {
-		o.f.Store(nil)
-		return
-	}
-	o.f.Store(&f)
-}
-
 // SetStageObserver sets f to be told how long each stage of every
 // committed batch took (see Stage); nil removes it. The server records it
 // as parley_store_stage_seconds. Both engines report StageQueued,
 // StageSQL, StageCommit and StageAnswer; the SQLite store also its
 // fsyncs.
-func (h *Hooks) SetStageObserver(f func(s Stage, d time.Duration)) { h.stages.set(f) }
+// As the batch observer, it may be replaced at any time (the pointer is
+// atomic).
+func (h *Hooks) SetStageObserver(f func(s Stage, d time.Duration)) {
+	var p *StageObserver
+	if f != nil {
+		so := StageObserver(f)
+		p = &so
+	}
+	h.stages.Store(p)
+}
 
 // ObserveStage reports d for stage s to the stage observer, if any.
 func (h *Hooks) ObserveStage(s Stage, d time.Duration) {
-	if f := h.stages.f.Load(); f != nil {
+	if f := h.stages.Load(); f != nil {
 		(*f)(s, d)
 	}
 }
 
 // observing reports whether a stage observer is set.
-func (h *Hooks) observing() bool { return h.stages.f.Load() != nil }
+func (h *Hooks) observing() bool { return h.stages.Load() != nil }
