@@ -15,12 +15,7 @@ const (
 	StageSQL
 	// StageCommit, per batch: the COMMIT statement.
 	StageCommit
-	// StageSyncWait, per batch (SQLite): from the end of its COMMIT to
-	// the start of the WAL fsync that covers it (another batch's fsync
-	// still running).
-	StageSyncWait
-	// StageSync, per fsync (SQLite): the WAL fsync that makes one or
-	// more committed batches durable.
+	// StageSync, per batch (SQLite): the WAL fsync after its COMMIT.
 	StageSync
 	// StageAnswer, per batch: publishing its events and answering its
 	// ops (with the server's answer hooks: handing the batch's events
@@ -30,7 +25,7 @@ const (
 	NumStages
 )
 
-var stageNames = [NumStages]string{"queued", "sql", "commit", "sync_wait", "sync", "answer"}
+var stageNames = [NumStages]string{"queued", "sql", "commit", "sync", "answer"}
 
 // String is the stage's label in parley_store_stage_seconds.
 func (s Stage) String() string {

@@ -86,7 +86,7 @@ func observeStages(reg *prometheus.Registry, store any) {
 	}
 	vec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "parley_store_stage_seconds",
-		Help:    "Time a write spent in each stage of the store's group-commit batcher: queued (per op: from queued to its batch's BEGIN), sql (per batch: BEGIN to COMMIT), commit (the COMMIT statement), sync_wait (SQLite, per batch: from its COMMIT's end to the start of the WAL fsync covering it), sync (SQLite, per fsync of the WAL), answer (per batch: publishing its events and answering its ops).",
+		Help:    "Time a write spent in each stage of the store's group-commit batcher: queued (per op: from queued to its batch's BEGIN), sql (per batch: BEGIN to COMMIT), commit (the COMMIT statement), sync (SQLite, per batch: the WAL fsync after its COMMIT), answer (per batch: publishing its events and answering its ops).",
 		Buckets: prometheus.ExponentialBuckets(0.00005, 1.5, 26),
 	}, []string{"stage"})
 	var obs [batchq.NumStages]prometheus.Observer

@@ -186,7 +186,7 @@ func TestStoreBatchMetrics(t *testing.T) {
 	}
 	// And each stage of parley_store_stage_seconds (the store is SQLite:
 	// every stage, the WAL fsync's too).
-	stages := []string{"queued", "sql", "commit", "sync_wait", "sync", "answer"}
+	stages := []string{"queued", "sql", "commit", "sync", "answer"}
 	stageBefore := map[string]float64{}
 	for _, st := range stages {
 		stageBefore[st] = srv.Server.MetricSum("parley_store_stage_seconds", map[string]string{"stage": st})

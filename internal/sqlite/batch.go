@@ -78,9 +78,9 @@ type writeTx struct {
 	// taking a position): the transaction may hold part of a failed op,
 	// so the whole batch is rolled back instead of committed.
 	broken bool
-	// start is when the transaction began, commitStart and commitEnd
-	// when its COMMIT did and ended (for the batch and stage observers).
-	start, commitStart, commitEnd time.Time
+	// start is when the transaction began, commitStart when its COMMIT
+	// did (for the batch and stage observers).
+	start, commitStart time.Time
 	// Events are the events the batch stored, for the commit hook; its
 	// Stored method is sqlstore.Tx's.
 	batchq.Events
@@ -181,9 +181,6 @@ type batcher struct {
 	arrived  int
 	want     int
 	timer    *time.Timer
-
-	// The batches committed and not yet answered (pipeline.go).
-	pipeState
 }
 
 func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, wal *fileSyncer, shards int, interval time.Duration) (*batcher, error) {
@@ -205,7 +202,6 @@ func newBatcher(ctx context.Context, db *sql.DB, ckpt *checkpointer, wal *fileSy
 		conn.Close()
 		return nil, fmt.Errorf("sqlite: read the search index's progress: %w", err)
 	}
-	b.walp = wal
 	// Owned by the batcher: close stops it and waits for it.
 	b.wg.Add(1)
 	go b.loop()
@@ -266,8 +262,6 @@ func (b *batcher) close() error {
 func (b *batcher) loop() {
 	defer b.wg.Done()
 	defer b.indexRest()
-	// First of all (deferred last): answer every batch committed.
-	defer b.settle(true)
 	batch := make([]*op, 0, maxBatch)
 	for {
 		o, ok := b.next()
@@ -305,8 +299,6 @@ func (b *batcher) loop() {
 		clear(batch)
 		b.indexDue()
 		if now := time.Now(); b.ckpt.due(now) {
-			// No fsync of the WAL may be in flight (pipeline.go).
-			b.settle(true)
 			// Its error makes the next write transaction fail until
 			// the database file's fsync succeeds (checkpointer.ready).
 			_ = b.ckpt.run(context.Background(), b.wal, now)
@@ -331,10 +323,6 @@ func (b *batcher) gather(batch []*op) []*op {
 	}
 	defer b.timer.Stop()
 	for len(batch) < min(b.want, maxBatch) {
-		var ring <-chan struct{} // nil: none in flight
-		if b.pending() {
-			ring = b.walp.ring()
-		}
 		select {
 		case o, ok := <-b.queue.Ops():
 			if !ok {
@@ -343,18 +331,12 @@ func (b *batcher) gather(batch []*op) []*op {
 			batch = append(batch, o)
 		case <-b.timer.C:
 			return batch
-		case <-ring:
-			// The last batches' fsync ended: answer them now, not
-			// after the wait (pipeline.go).
-			b.settle(false)
 		}
 	}
 	return batch
 }
 
-// run executes one batch: one transaction, then hands it to the syncer
-// (pipeline.go), which answers it once the WAL fsync after its COMMIT has
-// returned.
+// run executes one batch: one transaction, then the answers.
 func (b *batcher) run(batch []*op) {
 	// Claim the ops first: an op its caller gave up on is dropped here.
 	live := batch[:0:0]
@@ -378,7 +360,9 @@ func (b *batcher) run(batch []*op) {
 		w, err = b.attempt(live, errs, true)
 	}
 	if err != nil {
-		b.handOff(&synced{live: live, err: classify(err)})
+		err = classify(err)
+		b.Failed(err)
+		answerAll(live, err)
 		return
 	}
 	// Ops that arrived while this batch's own callers were all waiting
@@ -391,7 +375,7 @@ func (b *batcher) run(batch []*op) {
 	b.ckpt.committed()
 	b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
-	b.handOff(&synced{live: live, errs: errs, w: w, start: start})
+	batchq.Committed(&b.Hooks, &w.Events, live, errs, start, w.commitStart, classify)
 }
 
 // errFlush marks a failure to write the pending rows.
@@ -403,9 +387,6 @@ var errFlush = errors.New("sqlite: writing the batch's rows failed")
 func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, err error) {
 	if err := b.ckpt.ready(); err != nil {
 		return nil, internalf("%w", err)
-	}
-	if b.walFailed != nil {
-		return nil, b.walFailed
 	}
 	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.Begin(), start: time.Now()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
@@ -464,10 +445,24 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 		// stay where the last commit left them.
 		return nil, internalf("commit: %w", err)
 	}
-	w.commitEnd = time.Now()
+	syncStart := time.Now()
 	b.ObserveStage(batchq.StageSQL, w.commitStart.Sub(w.start))
-	b.ObserveStage(batchq.StageCommit, w.commitEnd.Sub(w.commitStart))
-	// Not durable yet: the syncer fsyncs the WAL before it answers.
+	b.ObserveStage(batchq.StageCommit, syncStart.Sub(w.commitStart))
+	// Not err: the deferred rollback reads it.
+	serr := b.wal.sync()
+	b.ObserveStage(batchq.StageSync, time.Since(syncStart))
+	if err := serr; err != nil {
+		// The batch is committed (readers see it, the heads moved) but
+		// not known to be on disk: its events are published and every
+		// op answers this error; a sender that retries with its client
+		// id gets the stored message.
+		err = internalf("commit: fsync the WAL: %w", err)
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
 	return w, nil
 }
 

@@ -93,7 +93,3 @@ func Synchronous(ctx context.Context, db *DB) (n int, err error) {
 func WALSyncs(db *DB) (async, plain int64) {
 	return db.b.wal.aioSyncs.Load(), db.b.wal.plainSyncs.Load()
 }
-
-// SyncedBatches counts the batches answered after a WAL fsync that
-// covered them succeeded (pipeline.go).
-func SyncedBatches(db *DB) int64 { return db.b.synced.Load() }

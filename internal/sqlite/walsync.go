@@ -12,9 +12,8 @@ import (
 // then writes a commit's frames to the -wal file without an fsync (it
 // still fsyncs the WAL before each checkpoint and the database after it).
 // The batcher fsyncs the -wal file itself after each COMMIT of ops
-// (fileSyncer.start, pipelined with the next batch: pipeline.go), before
-// it publishes the batch's events or answers its callers, so an
-// acknowledged write is on disk exactly as with
+// (fileSyncer.sync), before it publishes the batch's events or answers
+// its callers, so an acknowledged write is on disk exactly as with
 // synchronous=FULL: the WAL is appended in commit order, so the fsync
 // after a commit covers it and every commit before it (an index step's
 // too). What differs: it runs where the batcher can wait for it without
@@ -67,51 +66,6 @@ func (s *fileSyncer) sync() error {
 	}
 	s.plainSyncs.Add(1)
 	return s.f.Sync()
-}
-
-// start begins an fsync of the file without waiting for it and reports
-// whether it did: false when there is no asynchronous fsync (then sync,
-// fsync(2), is the way). Its end is reported by exactly one poll or
-// wait.
-func (s *fileSyncer) start() bool {
-	if s.aio == nil {
-		return false
-	}
-	if err := s.aio.submit(s.f.Fd()); err != nil {
-		// The kernel takes no fsync request for this file: from now on,
-		// fsync(2).
-		s.aio.close()
-		s.aio = nil
-		return false
-	}
-	return true
-}
-
-// poll reports, without waiting, whether the fsync begun by start has
-// ended, and then its result.
-func (s *fileSyncer) poll() (done bool, err error) {
-	done, err = s.aio.poll()
-	if done {
-		s.aioSyncs.Add(1)
-	}
-	return done, err
-}
-
-// wait waits, parked, for the end of the fsync begun by start and
-// returns its result.
-func (s *fileSyncer) wait() error {
-	s.aioSyncs.Add(1)
-	return s.aio.wait()
-}
-
-// ring returns a channel that receives a value after each end of an
-// fsync begun by start (and maybe spuriously: poll tells), or nil
-// without asynchronous fsyncs.
-func (s *fileSyncer) ring() <-chan struct{} {
-	if s.aio == nil {
-		return nil
-	}
-	return s.aio.ringDoorbell()
 }
 
 func (s *fileSyncer) close() error {

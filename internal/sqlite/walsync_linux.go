@@ -48,14 +48,10 @@ type ioEvent struct {
 }
 
 // aioSync is one AIO context with its eventfd. Only the batcher
-// goroutine uses it (one request at a time), besides the doorbell.
+// goroutine uses it (one request at a time).
 type aioSync struct {
 	ctx uintptr
 	ev  *os.File // eventfd, non-blocking: its reads wait in the netpoller
-	// ring, once the doorbell runs (ringDoorbell), receives a value
-	// after each request's end (and maybe spuriously).
-	ring     chan struct{}
-	ringDone chan struct{}
 }
 
 func newAIOSync() (*aioSync, error) {
@@ -76,15 +72,6 @@ var errNoAIO = errors.New("sqlite: no asynchronous fsync")
 
 // fsync submits an fsync of fd and waits, parked, for its end.
 func (a *aioSync) fsync(fd uintptr) error {
-	if err := a.submit(fd); err != nil {
-		return err
-	}
-	return a.wait()
-}
-
-// submit starts an fsync of fd; its end is then reaped by poll or wait
-// (exactly one of them reports it).
-func (a *aioSync) submit(fd uintptr) error {
 	cb := iocb{opcode: iocbCmdFsync, fildes: uint32(fd), flags: iocbFlagResfd, resfd: uint32(a.ev.Fd())}
 	cbs := [1]*iocb{&cb}
 	for {
@@ -95,84 +82,35 @@ func (a *aioSync) submit(fd uintptr) error {
 		if e != 0 || n != 1 {
 			return errNoAIO
 		}
-		return nil
+		break
 	}
-}
-
-// wait waits for the submitted fsync's end and returns its result. It
-// waits parked, in the netpoller, on the eventfd; without the doorbell
-// it reads the eventfd itself.
-func (a *aioSync) wait() error {
-	for {
-		if done, err := a.poll(); done {
-			return err
-		}
-		if a.ring != nil {
-			<-a.ring
-			continue
-		}
-		// The kernel copied the request at io_submit; the eventfd's
-		// counter turns non-zero when it ends.
-		var buf [8]byte
-		if _, err := a.ev.Read(buf[:]); err != nil {
-			return fmt.Errorf("sqlite: wait for fsync: %w", err)
-		}
+	// The kernel copied the request at io_submit; the eventfd's counter
+	// turns non-zero when it ends.
+	var buf [8]byte
+	if _, err := a.ev.Read(buf[:]); err != nil {
+		return fmt.Errorf("sqlite: wait for fsync: %w", err)
 	}
-}
-
-// poll reports, without waiting, whether the submitted fsync has ended,
-// and then its result.
-func (a *aioSync) poll() (done bool, err error) {
 	var ev ioEvent
-	var zero unix.Timespec
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_IO_GETEVENTS, a.ctx, 0, 1, uintptr(unsafe.Pointer(&ev)), uintptr(unsafe.Pointer(&zero)), 0)
+		n, _, e := unix.Syscall6(unix.SYS_IO_GETEVENTS, a.ctx, 1, 1, uintptr(unsafe.Pointer(&ev)), 0, 0)
 		if e == unix.EINTR {
 			continue
 		}
 		if e != 0 {
-			return true, fmt.Errorf("sqlite: fsync result: %w", e)
+			return fmt.Errorf("sqlite: fsync result: %w", e)
 		}
-		if n == 0 {
-			return false, nil
+		if n != 1 {
+			return errors.New("sqlite: fsync result: no event")
 		}
 		break
 	}
 	if ev.res < 0 {
-		return true, unix.Errno(-ev.res)
+		return unix.Errno(-ev.res)
 	}
-	return true, nil
-}
-
-// ringDoorbell starts the doorbell: a goroutine that reads the eventfd
-// (parked in the netpoller) and sends on ring after each request's end,
-// so that the batcher can wait for an fsync's end and for its next op at
-// once. close stops it and waits for it.
-func (a *aioSync) ringDoorbell() <-chan struct{} {
-	if a.ring != nil {
-		return a.ring
-	}
-	a.ring, a.ringDone = make(chan struct{}, 1), make(chan struct{})
-	go func() {
-		defer close(a.ringDone)
-		var buf [8]byte
-		for {
-			if _, err := a.ev.Read(buf[:]); err != nil {
-				return // closed
-			}
-			select {
-			case a.ring <- struct{}{}:
-			default: // it has rung already
-			}
-		}
-	}()
-	return a.ring
+	return nil
 }
 
 func (a *aioSync) close() {
 	a.ev.Close()
-	if a.ringDone != nil {
-		<-a.ringDone
-	}
 	unix.Syscall(unix.SYS_IO_DESTROY, a.ctx, 0, 0)
 }

@@ -13,12 +13,4 @@ func newAIOSync() (*aioSync, error) { return nil, errNoAIO }
 
 func (*aioSync) fsync(uintptr) error { return errNoAIO }
 
-func (*aioSync) submit(uintptr) error { return errNoAIO }
-
-func (*aioSync) wait() error { return errNoAIO }
-
-func (*aioSync) poll() (bool, error) { return true, errNoAIO }
-
-func (*aioSync) ringDoorbell() <-chan struct{} { return nil }
-
 func (*aioSync) close() {}
