@@ -540,22 +540,26 @@ func (s *Server) onBroker(m parley.BrokerMessage) {
 }
 
 // ephemeral returns the events of evs that are not durable (Pos 0: typing
-// and the like), evs itself when all are.
+// and the like), evs itself when all are, and nil without allocating
+// when none is (this node's echo of a store batch's events, every batch).
 func ephemeral(evs []parley.Event) []parley.Event {
-	var out []parley.Event
-	for i, ev := range evs {
-		if ev.Pos > 0 {
-			if out == nil {
-				out = append(make([]parley.Event, 0, len(evs)), evs[:i]...)
-			}
-			continue
-		}
-		if out != nil {
-			out = append(out, ev)
+	n := 0
+	for _, ev := range evs {
+		if ev.Pos <= 0 {
+			n++
 		}
 	}
-	if out == nil {
+	switch n {
+	case len(evs):
 		return evs
+	case 0:
+		return nil
+	}
+	out := make([]parley.Event, 0, n)
+	for _, ev := range evs {
+		if ev.Pos <= 0 {
+			out = append(out, ev)
+		}
 	}
 	return out
 }
