@@ -16,7 +16,7 @@ func TestEncodeEventAllocs(t *testing.T) {
 	at := time.Date(2026, 12, 6, 1, 2, 3, 4, time.UTC)
 	ev := parley.Event{Pos: 7, Type: parley.EventNewMessage, ConversationID: "01JEXAMPLECONVERSATION00000", UserID: "01JEXAMPLEUSER000000000000", UserName: "bench-user",
 		Message: &parley.Message{ID: "01JEXAMPLEMESSAGE000000000", ConversationID: "01JEXAMPLECONVERSATION00000", SenderID: "01JEXAMPLEUSER000000000000", Seq: 1, Text: "a message", ClientID: "c-0001", CreatedAt: at},
-		At: at, Audience: []string{"a", "b"}}
+		At:      at, Audience: []string{"a", "b"}}
 	times := testing.AllocsPerRun(100, func() { // what the event's time fields cost the encoder
 		_, _ = at.MarshalJSON()
 		_, _ = at.MarshalJSON()
