@@ -19,8 +19,8 @@ import (
 // Linux only (epoll, poller_linux.go); elsewhere newPoller fails and every
 // connection keeps a reader goroutine waiting in transport.Wait.
 //
-// Goroutines: the poller's loop and every reader goroutine it starts are
-// counted in wg; close waits for them. A reader goroutine that parks its
+// Goroutines: the poller's loop is counted in wg, the reader goroutines it
+// starts in readers (a goPool); closePoller waits for both. A reader goroutine that parks its
 // connection waits for the next readable one (at most maxIdleReaders
 // wait; the others return), until closePoller; the connection's count in Server.connWG is
 // held while it is parked (a parked connection is open), and the reader
@@ -36,31 +36,21 @@ type poller struct {
 
 	wg sync.WaitGroup // the loop and the reader goroutines it started
 
-	// handoff passes a connection whose socket became readable (start)
-	// to a reader goroutine that ran another one and waits for the next
-	// (reader), instead of a new goroutine per edge: a goroutine's start,
-	// its stack's growth to what reading a frame takes, and its exit cost
-	// ~5% of the pinned server's CPU in fan-out, where every publisher's
-	// send and every client's ping is an edge. At most maxIdleReaders
-	// wait; nil (a poller made without newPoller) turns it off.
-	handoff chan *pollReg
-	quit    chan struct{} // closed by closePoller: the waiting readers return
-	idle    atomic.Int32  // readers waiting on handoff, or about to
+	// readers runs the readers start starts (goPool): a reader that
+	// parked its connection waits for the next readable one instead of
+	// exiting. Not initialized (a poller made without Server.poller): a
+	// goroutine per reader.
+	readers goPool
 
 	log *slog.Logger // set before the loop starts
 }
 
 // maxIdleReaders bounds the reader goroutines waiting for the next
-// readable connection (poller.handoff): each keeps its stack, grown to
-// what reading a frame takes (a few KiB).
-const maxIdleReaders = 16
-
-// newReaderPool turns on p's hand-off of readable connections to waiting
-// reader goroutines (poller.handoff).
-func (p *poller) newReaderPool() {
-	p.handoff = make(chan *pollReg)
-	p.quit = make(chan struct{})
-}
+// readable connection (poller.readers). One wait of the poller reports up
+// to pollEvents (256) connections, all started before any reader runs when
+// there is one P: with fewer waiting readers than that, the rest of a
+// large wait's connections get new goroutines.
+const maxIdleReaders = 256
 
 // fail turns the poller off after its wait failed: no connection parks
 // again (park sees closed), and every parked one gets its reader
@@ -231,7 +221,7 @@ func (r *pollReg) forget() {
 }
 
 // start runs r's reader if r is parked, on a reader goroutine waiting
-// for one (handoff) or else a new one, and marks a running reader
+// for one (readers) or else a new one, and marks a running reader
 // notified (see pollReg).
 func (p *poller) start(r *pollReg) {
 	for {
@@ -249,38 +239,14 @@ func (p *poller) start(r *pollReg) {
 		}
 	}
 	r.ready = true // the CAS made this goroutine the owner
-	select {
-	case p.handoff <- r: // a waiting reader takes it (never, when nil)
-		return
-	default:
-	}
-	p.wg.Add(1)
-	go p.reader(r)
+	p.readers.start((*readerTask)(r))
 }
 
-// reader runs r's reader (resume), then, while fewer than maxIdleReaders
-// wait, waits for the next connection start hands off, until the poller
-// closes. Counted in wg.
-func (p *poller) reader(r *pollReg) {
-	defer p.wg.Done()
-	for {
-		r.run.resume()
-		if p.handoff == nil {
-			return
-		}
-		if p.idle.Add(1) > maxIdleReaders {
-			p.idle.Add(-1)
-			return
-		}
-		select {
-		case r = <-p.handoff:
-			p.idle.Add(-1)
-		case <-p.quit:
-			p.idle.Add(-1)
-			return
-		}
-	}
-}
+// readerTask is a registration whose reader a poller.readers goroutine
+// runs (resume).
+type readerTask pollReg
+
+func (t *readerTask) do() { t.run.resume() }
 
 // pollHup marks an id in ready's ids whose socket has ended (the peer's
 // FIN, a reset or an error): ids are counted from 1 and never reach it.
@@ -324,7 +290,7 @@ func (s *Server) poller() *poller {
 		}
 		p.regs = make(map[uint64]*pollReg)
 		p.log = s.log
-		p.newReaderPool()
+		p.readers.init(maxIdleReaders)
 		p.wg.Add(1)
 		go p.loop()
 		s.poll = p
@@ -347,9 +313,7 @@ func (s *Server) closePoller() {
 	p.off.Store(true)
 	p.mu.Unlock()
 	p.stopLoop()
-	if p.quit != nil {
-		close(p.quit)
-	}
 	p.wg.Wait()
+	p.readers.close()
 	p.release()
 }

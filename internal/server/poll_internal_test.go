@@ -36,7 +36,7 @@ func TestPollRegEdges(t *testing.T) {
 	}
 	p.start(r) // bytes arrive while parked: one reader starts
 	<-run
-	p.wg.Wait()
+	p.readers.wg.Wait()
 	if got := r.state.Load(); got != pollRunning || !r.ready {
 		t.Fatalf("after the start: state %d, ready %v; want running and ready", got, r.ready)
 	}
@@ -94,7 +94,7 @@ func goroutinesCreated() uint64 {
 func TestPollerReusesReaders(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &poller{regs: make(map[uint64]*pollReg)}
-		p.newReaderPool()
+		p.readers.init(maxIdleReaders)
 		a, b := &parkResumer{}, &parkResumer{}
 		a.r = &pollReg{p: p, added: true, run: a}
 		b.r = &pollReg{p: p, added: true, run: b}
@@ -118,10 +118,9 @@ func TestPollerReusesReaders(t *testing.T) {
 		if a.runs.Load() != edges+1 || b.runs.Load() != 1 {
 			t.Fatalf("runs: a %d, b %d; want %d, 1", a.runs.Load(), b.runs.Load(), edges+1)
 		}
-		if got := p.idle.Load(); got != 2 {
+		if got := p.readers.idle.Load(); got != 2 {
 			t.Errorf("%d readers waiting, want 2", got)
 		}
-		close(p.quit)
-		p.wg.Wait()
+		p.readers.close()
 	})
 }

@@ -214,9 +214,14 @@ type Server struct {
 	// pollMu guards poll and pollOff: the poller idle connections park
 	// with (poll.go), started on first use, stopped by shutdown after
 	// every connection ended; pollOff once it cannot (or must not) run.
-	pollMu   sync.Mutex
-	poll     *poller
-	pollOff  bool
+	pollMu  sync.Mutex
+	poll    *poller
+	pollOff bool
+	// workers runs the connections' request workers (conn.work, started
+	// by conn.push): a worker out of requests waits for another
+	// connection's instead of exiting. Closed by shutdown once every
+	// connection has ended.
+	workers  goPool
 	servers  []*http.Server
 	shutOnce sync.Once
 	shutErr  error
@@ -258,6 +263,7 @@ func New(cfg Config) (*Server, error) {
 	log := slog.New(newThrottledHandler(cfg.Logger.Handler(), logThrottleEvery))
 	s := &Server{cfg: cfg, log: log.With("node", cfg.NodeID), store: cfg.Store, broker: cfg.Broker}
 	s.metrics = newMetrics()
+	s.workers.init(maxIdleWorkers)
 	observeBatches(s.metrics.reg, cfg.Store)
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	if cfg.LimitShareInterval > 0 {
@@ -474,6 +480,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	s.cancelConn()
 	s.closePoller() // every connection has ended: none is parked
+	s.workers.close()
 
 	pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
