@@ -3,7 +3,6 @@ package client_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"image"
 	"image/color"
 	"image/png"
@@ -17,6 +16,7 @@ import (
 	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/internal/faultproxy"
 	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
 )
 
 func pngBytes(t *testing.T) []byte {
@@ -161,7 +161,7 @@ func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
 		if m.Status() != client.Sending {
 			t.Fatalf("status %v", m.Status())
 		}
-		if n := countRows(t, filepath.Join(b.dir, "parley.db"), "attachments"); n != 1 {
+		if n := servertest.StoredAttachments(t, b.dir); n != 1 {
 			t.Fatalf("%d attachments stored after the upload, want 1", n)
 		}
 		got := reopenOutbox(t, c1, device, func(p *client.Message) bool {
@@ -170,7 +170,7 @@ func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
 		if got.Attachment == nil {
 			t.Fatalf("stored %+v", got)
 		}
-		if n := countRows(t, filepath.Join(b.dir, "parley.db"), "attachments"); n != 1 {
+		if n := servertest.StoredAttachments(t, b.dir); n != 1 {
 			t.Fatalf("%d attachments stored, want 1: the image was uploaded again", n)
 		}
 		page, _ := b.store.Messages(ctx, "alice", cv.ID, parley.MessageQuery{})
@@ -178,21 +178,6 @@ func TestSendImageKeepsAttachmentAcrossRestart(t *testing.T) {
 			t.Fatalf("stored %d messages", len(page.Messages))
 		}
 	})
-}
-
-// countRows counts a table's rows in a SQLite file (read-only).
-func countRows(t *testing.T, path, table string) int {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // TestSendFile: SendFile uploads a file from a path and sends a file
@@ -256,7 +241,7 @@ func TestSendFileRefused(t *testing.T) {
 		if _, err := m.Wait(ctx); m.Status() != client.Failed || parley.ErrorCode(err) != parley.ETOOLARGE {
 			t.Fatalf("status %v, err %v; want failed with too_large", m.Status(), err)
 		}
-		if n := countRows(t, filepath.Join(b.dir, "parley.db"), "attachments"); n != 0 {
+		if n := servertest.StoredAttachments(t, b.dir); n != 0 {
 			t.Fatalf("%d attachments stored", n)
 		}
 	})

@@ -39,14 +39,7 @@ func TestRegisterAndLogin(t *testing.T) {
 	if _, err := client.Login(ctx, srv.URL, "alice", "wrong password"); parley.ErrorCode(err) != parley.EUNAUTHORIZED {
 		t.Fatalf("wrong password: %v, want unauthorized", err)
 	}
-	c, err := client.New(srv.URL, client.WithToken(in.Token))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := servertest.Connect(ctx, t, srv.URL, client.WithToken(in.Token))
 	if c.User().ID != reg.User.ID {
 		t.Fatalf("connected as %+v, want %s", c.User(), reg.User.ID)
 	}
@@ -66,14 +59,7 @@ func TestCreateDirectByIDAndName(t *testing.T) {
 	defer cancel()
 	_, alice := srv.Register(t, "alice", "correct horse battery")
 	_, bob := srv.Register(t, "bob", "correct horse battery")
-	c, err := client.New(srv.URL, client.WithToken(srv.Token(t, alice.ID, alice.Name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := servertest.Connect(ctx, t, srv.URL, client.WithToken(srv.Token(t, alice.ID, alice.Name)))
 	byID, err := c.CreateDirect(ctx, bob.ID)
 	if err != nil {
 		t.Fatal(err)

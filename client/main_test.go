@@ -186,15 +186,8 @@ func TestSendAndReceive(t *testing.T) {
 // loopback (server and client on the same machine), 32 in flight.
 func BenchmarkSendRoundTrip(b *testing.B) {
 	srv := servertest.Start(b)
-	c, err := client.New(srv.URL, client.WithToken(srv.Token(b, "alice", "Alice")))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
 	ctx := context.Background()
-	if err := c.Connect(ctx); err != nil {
-		b.Fatal(err)
-	}
+	c := servertest.Connect(ctx, b, srv.URL, client.WithToken(srv.Token(b, "alice", "Alice")))
 	cv, err := c.CreateGroup(ctx, "bench", nil)
 	if err != nil {
 		b.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -144,14 +145,7 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(m.URL, client.WithToken(sess.Token), client.WithTLSConfig(tlsCfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := servertest.Connect(ctx, t, m.URL, client.WithToken(sess.Token), client.WithTLSConfig(tlsCfg))
 	cv, err := c.CreateGroup(ctx, "secure", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -508,9 +508,8 @@ func shardFor(conv string, n int) int {
 // "shard" out, as events do.
 func testShardOf(t *testing.T, bin string) {
 	const n = 6
-	srv := startServer(t, bin, t.TempDir(), n)
-	tok, id := register(t, srv.Addr(), "sharder")
-	owner := &user{token: tok, id: id}
+	srv, owner := serverOwnedBy(t, bin, n, "sharder")
+	tok := owner.token
 	want := map[string]int{}
 	for g := range 12 {
 		c := createGroup(t, srv.Addr(), owner, fmt.Sprint("alone ", g), nil)
@@ -560,6 +559,14 @@ func testShardOf(t *testing.T, bin string) {
 	}
 }
 
+// serverOwnedBy starts a server of the test's own on a log of n shards
+// and registers name there: the user who creates the test's groups.
+func serverOwnedBy(t *testing.T, bin string, n int, name string) (*server, *user) {
+	srv := startServer(t, bin, t.TempDir(), n)
+	tok, id := register(t, srv.Addr(), name)
+	return srv, &user{name: name, token: tok, id: id}
+}
+
 // testResumeLimit: section 3, protocol 2, case 2: a replay of more than
 // resume_limit events gives the first resume_limit (shard after shard, in
 // position order) and then resync resume_limit naming the shard of the
@@ -568,9 +575,8 @@ func testShardOf(t *testing.T, bin string) {
 // and right at the end of shards 0 and 1 (the server restarted with each).
 func testResumeLimit(t *testing.T, bin string) {
 	const n = 6
-	srv := startServer(t, bin, t.TempDir(), n)
-	tok, id := register(t, srv.Addr(), "limited")
-	owner := &user{token: tok, id: id}
+	srv, owner := serverOwnedBy(t, bin, n, "limited")
+	tok := owner.token
 	// Groups until shard 0 holds 2 events and shards 1 and 2 one or more.
 	count := map[int]int{}
 	for g := 0; count[0] < 2 || count[1] < 1 || count[2] < 1; g++ {

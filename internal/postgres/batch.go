@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,10 +53,10 @@ const maxSavepoints = 60
 // op is one write waiting for the batcher.
 type op struct {
 	// fn runs the write inside the batch transaction, within its own
-	// savepoint. It must not keep w after it returns.
+	// savepoint. It must not keep w after it returns. A send has none.
 	fn func(w *writeTx) error
 	// send, when set, lets the batcher run this op with the batch's other
-	// sends in two statements (bulk.go); fn runs it alone, in a savepoint
+	// sends in two statements (bulk.go); run runs it alone, in a savepoint
 	// (when a batch runs again after its bulk statements failed).
 	send *sendOp
 	// shard is the only shard whose positions fn takes (a send's
@@ -253,6 +254,9 @@ type batcher struct {
 	// committed, when set, is told after each commit that wrote
 	// something (the search indexer's kick; set before the first write).
 	committed func()
+	// beforeCommit, when set, runs in each batch transaction that ran
+	// ops, before its COMMIT (tests: the plans its connection keeps).
+	beforeCommit func(ctx context.Context, tx pgx.Tx)
 
 	queue *batchq.Queue[*op]
 
@@ -389,6 +393,9 @@ func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, 
 	lb := &pgx.Batch{}
 	lb.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`,
 		millis(b.lockWait), millis(b.holdIdle))
+	if replanDue(countBatch(tx.Conn().PgConn())) {
+		lb.Queue(`DISCARD PLANS`)
+	}
 	switch {
 	case len(b.keys) == 1:
 		lb.Queue(qLock, b.keys[0])
@@ -430,6 +437,52 @@ func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, 
 		b.afterLock()
 	}
 	return tx, heads, nil
+}
+
+// Plans kept too long.
+//
+// pgx prepares each statement once per connection, and from its sixth
+// execution on PostgreSQL may run it with a generic plan, which it keeps
+// for as long as nothing invalidates it (an ANALYZE of a table it reads:
+// autovacuum's, minutes after a table has grown; never where autovacuum
+// is off). A connection whose first batches ran while the tables held a
+// few rows (a new database) keeps the plans made for those sizes: the
+// send write's update of conversations through a sequential scan of
+// conversations (TestSendPlansFollowGrowth), and a read of members'
+// whole partial index (docs/benchmarks.md, "PostgreSQL CPU per message
+// on 16 shards", the send path's hazard), for every later batch on
+// tables of any size. So a batch connection drops its cached plans
+// (DISCARD PLANS: the statements stay prepared, each is planned again at
+// its next execution, for the tables as they are then) at its 16th batch,
+// its 64th, 256th, ... each 4 times the last, and every 16384th from
+// there: a plan is made again before the tables it was made for can have
+// grown much, and the planning costs ~1 ms a time, a few times per
+// connection's life.
+
+// batchesKey is the key of a batch connection's batch count in its
+// pgconn.PgConn CustomData.
+const batchesKey = "parley.batches"
+
+// countBatch counts a batch on the connection pc and returns its count.
+// A connection runs one batch at a time (its CustomData needs no lock).
+func countBatch(pc *pgconn.PgConn) int64 {
+	n, _ := pc.CustomData()[batchesKey].(int64)
+	n++
+	pc.CustomData()[batchesKey] = n
+	return n
+}
+
+// replanAfter is the last count of replanDue's growing schedule; from
+// there it says every replanAfter batches.
+const replanAfter = 16384
+
+// replanDue says whether a connection's nth batch drops its cached plans:
+// n = 16, 64, 256, ..., replanAfter, then every replanAfter batches.
+func replanDue(n int64) bool {
+	if n >= replanAfter {
+		return n%replanAfter == 0
+	}
+	return n >= 16 && n&(n-1) == 0 && bits.TrailingZeros64(uint64(n))%2 == 0
 }
 
 // batchWait bounds a whole batch, from BEGIN to COMMIT: the lock wait,
@@ -507,7 +560,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 			errs[i] = o.send.err
 			continue
 		}
-		err := runOne(w, o.fn)
+		err := runOne(w, o)
 		if isUniqueViolation(err) && w.broken == nil {
 			// Another transaction stored the same key (a sender's
 			// client id, an edit's) after this op's check: with a log
@@ -516,7 +569,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 			// only once that transaction has committed, so the op's
 			// check, run again, sees its row and answers what a
 			// reused id answers (a resend, `conflict`), not `internal`.
-			err = runOne(w, o.fn)
+			err = runOne(w, o)
 		}
 		errs[i] = wrapInternal(err)
 	}
@@ -536,6 +589,9 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 			return true
 		}
 	}
+	if b.beforeCommit != nil {
+		b.beforeCommit(ctx, tx)
+	}
 	commitStart := time.Now()
 	if err := tx.Commit(ctx); err != nil {
 		// Nothing of this batch is stored: every op fails.
@@ -549,11 +605,19 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 	return true
 }
 
-// runOne runs fn inside a savepoint, rolling back to it when fn fails so
+// run runs o's write in w: a send alone (bulk.go), or o.fn.
+func (o *op) run(w *writeTx) error {
+	if o.send != nil {
+		return sendAlone(w, o.send)
+	}
+	return o.fn(w)
+}
+
+// runOne runs o inside a savepoint, rolling back to it when it fails so
 // the rest of the batch is unaffected. The savepoint is created with the
 // op's first statement, and released with the next op's (see prefix); an
 // op that fails before any statement has nothing to roll back.
-func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
+func runOne(w *writeTx, o *op) (err error) {
 	w.open, w.inSavepoint = true, false
 	pmark, mark := w.pos.Mark(), w.Mark()
 	defer func() {
@@ -578,7 +642,7 @@ func runOne(w *writeTx, fn func(*writeTx) error) (err error) {
 		}
 		w.inSavepoint = false
 	}()
-	return fn(w)
+	return o.run(w)
 }
 
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation.

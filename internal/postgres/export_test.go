@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -53,3 +54,19 @@ func BenchBackends(ctx context.Context, db *DB) ([]int32, error) {
 // several shards into lanes (shards.go), however small: the lanes' paths
 // run in tests whose batches are small. Call it before the first write.
 func SplitSmallBatches(db *DB) { db.b.minLaneOps = 1 }
+
+// InBatch makes fn run in each batch transaction, before its COMMIT, with
+// the count of batches its connection ran (this one included). Call it
+// before the first write.
+func InBatch(db *DB, fn func(ctx context.Context, tx pgx.Tx, batches int64)) {
+	db.b.beforeCommit = func(ctx context.Context, tx pgx.Tx) {
+		n, _ := tx.Conn().PgConn().CustomData()[batchesKey].(int64)
+		fn(ctx, tx, n)
+	}
+}
+
+// SendStatements are the send path's statements (bulk.go).
+var SendStatements = []string{qBulkSendCheck, qBulkSendWrite, qSendCheck, qSendWrite}
+
+// ReplanDue is replanDue.
+var ReplanDue = replanDue

@@ -88,16 +88,36 @@ const (
 	searchEvents = `m.id = ANY (ARRAY(SELECT DISTINCT e.message_id FROM events e
 		WHERE e.shard = $1 AND e.pos > $2 AND e.pos <= $3 AND e.message_id IS NOT NULL
 			AND e.type IN (`
-	// qUnindex deletes the rows of messages deleted (or edited to no
-	// text): only an edit or a delete can make them so.
+	// qUnindex deletes the rows of the messages edited or deleted, and
+	// qIndex inserts the words of the messages as they are now (a
+	// message edited has its row written again). qIndex is a plain
+	// INSERT: an upsert (ON CONFLICT) costs PostgreSQL a speculative
+	// insertion per row, a lookup of the key before the insert and a
+	// confirmation record in the WAL, ~2 µs of ~14 per row
+	// (docs/benchmarks.md, "PostgreSQL cost per message (2026-12-06,
+	// h-pgwrite)"), for a conflict that does not happen: no other step
+	// applies the shard's events meanwhile (the cursor's lock), and a
+	// step rolled back leaves no rows. A row can be there only when it
+	// was written outside the indexer (migration 00015 copies the rows of
+	// the messages of the time, and a message committed meanwhile is also
+	// above the cursor; a bulk load); the unique violation then rolls the
+	// step back and step runs it again with qUnindexUpsert and
+	// qIndexUpsert, as before.
 	qUnindex = `DELETE FROM search_docs d USING messages m
 		WHERE ` + searchEvents + `'messageEdited', 'messageDeleted')))
-			AND d.search_key = m.search_key AND (m.deleted_at IS NOT NULL OR m.text = '')`
-	// qIndex writes the words of the messages as they are now.
+			AND d.search_key = m.search_key`
 	qIndex = `INSERT INTO search_docs (search_key, message_id, conversation_id, words)
 		SELECT m.search_key, m.id, m.conversation_id, to_tsvector('simple', m.text) FROM messages m
 		WHERE ` + searchEvents + `'newMessage', 'messageEdited', 'messageDeleted')))
-			AND m.deleted_at IS NULL AND m.text != ''
+			AND m.deleted_at IS NULL AND m.text != ''`
+	// qUnindexUpsert deletes the rows of messages deleted (or edited to
+	// no text): only an edit or a delete can make them so; qIndexUpsert
+	// writes the words of the messages as they are now, over a row
+	// already there.
+	qUnindexUpsert = `DELETE FROM search_docs d USING messages m
+		WHERE ` + searchEvents + `'messageEdited', 'messageDeleted')))
+			AND d.search_key = m.search_key AND (m.deleted_at IS NOT NULL OR m.text = '')`
+	qIndexUpsert = qIndex + `
 		ON CONFLICT (search_key) DO UPDATE SET words = EXCLUDED.words`
 	qMoveCursor = `UPDATE search_cursor SET pos = $2 WHERE shard = $1`
 	// qStepSettings is a step's first statement: its idle bound ($1), and
@@ -288,6 +308,17 @@ var errCursorHeld = errors.New("postgres: another node indexes this shard")
 // transaction of its own; more says events still wait. Without wait, a
 // cursor another node holds is skipped (more is set).
 func (ix *indexer) step(ctx context.Context, shard int, wait bool) (more bool, err error) {
+	more, err = ix.stepWith(ctx, shard, wait, false)
+	if isUniqueViolation(err) {
+		// A row written outside the indexer (see qIndex): again, over it.
+		more, err = ix.stepWith(ctx, shard, wait, true)
+	}
+	return more, err
+}
+
+// stepWith is step, writing the rows with qIndex, or with qIndexUpsert
+// over the rows already there when upsert is set.
+func (ix *indexer) stepWith(ctx context.Context, shard int, wait, upsert bool) (more bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, indexStepWait)
 	defer cancel()
 	tx, err := ix.pool.Begin(ctx)
@@ -321,9 +352,13 @@ func (ix *indexer) step(ctx context.Context, shard int, wait bool) (more bool, e
 	if to <= pos {
 		return false, nil
 	}
+	unindex, index := qUnindex, qIndex
+	if upsert {
+		unindex, index = qUnindexUpsert, qIndexUpsert
+	}
 	b = &pgx.Batch{}
-	b.Queue(qUnindex, shard, pos, to)
-	b.Queue(qIndex, shard, pos, to)
+	b.Queue(unindex, shard, pos, to)
+	b.Queue(index, shard, pos, to)
 	b.Queue(qMoveCursor, shard, to)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return true, err

@@ -319,6 +319,57 @@ func TestIndexPassGathers(t *testing.T) {
 	}
 }
 
+// preparedPlans explains, in tx, the plans its connection keeps for its
+// prepared statements that match where (a condition on
+// pg_prepared_statements, with args), run with NULL arguments: the
+// generic plans under plan_cache_mode=force_generic_plan. It returns each
+// statement's plan by name.
+func preparedPlans(ctx context.Context, tx pgx.Tx, where string, args ...any) (map[string][]string, error) {
+	rows, err := tx.Query(ctx, `SELECT name, COALESCE(array_length(parameter_types, 1), 0) FROM pg_prepared_statements WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	type stmt struct {
+		Name string
+		Args int
+	}
+	stmts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[stmt])
+	if err != nil {
+		return nil, err
+	}
+	plans := map[string][]string{}
+	for _, s := range stmts {
+		explain := "EXPLAIN EXECUTE " + pgx.Identifier{s.Name}.Sanitize()
+		if s.Args > 0 {
+			explain += "(" + strings.TrimSuffix(strings.Repeat("NULL, ", s.Args), ", ") + ")"
+		}
+		rows, err := tx.Query(ctx, explain)
+		if err != nil {
+			return nil, err
+		}
+		if plans[s.Name], err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, err
+		}
+	}
+	return plans, nil
+}
+
+// planLines returns the lines of plans (by statement name) that hold
+// any of parts, each after its statement's name.
+func planLines(plans map[string][]string, parts ...string) []string {
+	var found []string
+	for name, plan := range plans {
+		for _, line := range plan {
+			for _, part := range parts {
+				if strings.Contains(line, part) {
+					found = append(found, name+": "+strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+	return found
+}
+
 // TestIndexStepLooksUpByKey: an index step reads messages, events and
 // search_docs by key whatever plan its connection keeps. Here every
 // statement runs a generic plan made at its first execution
@@ -327,7 +378,10 @@ func TestIndexPassGathers(t *testing.T) {
 // a plan scanned messages, testing every row against the step's ids, in
 // every later step however large the table grew. The plans checked are
 // the ones the step ran: its connection's prepared statements, explained
-// in its transaction.
+// in its transaction. A step also writes its rows with a plain INSERT,
+// not an upsert (ON CONFLICT: a speculative insertion per row, a lookup
+// of the key first and a confirmation in the WAL), for rows that cannot
+// be there (indexer.go, qIndex).
 func TestIndexStepLooksUpByKey(t *testing.T) {
 	db := open(t, pgtest.Schema(t)+"&plan_cache_mode=force_generic_plan")
 	postgres.ManualIndex(db)
@@ -335,51 +389,54 @@ func TestIndexStepLooksUpByKey(t *testing.T) {
 	steps := 0
 	postgres.InIndexStep(db, func(ctx context.Context, tx pgx.Tx) {
 		steps++
-		rows, err := tx.Query(ctx, `SELECT name, COALESCE(array_length(parameter_types, 1), 0) FROM pg_prepared_statements
-			WHERE statement ~ 'search_docs|search_cursor'`)
-		if err != nil {
-			t.Error(err)
+		plans, err := preparedPlans(ctx, tx, `statement ~ 'search_docs|search_cursor'`)
+		if err != nil || len(plans) < 3 {
+			t.Errorf("the step's prepared statements: %v, %v", plans, err)
 			return
 		}
-		type stmt struct {
-			Name string
-			Args int
-		}
-		stmts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[stmt])
-		if err != nil || len(stmts) < 3 {
-			t.Errorf("the step's prepared statements: %v, %v", stmts, err)
-			return
-		}
-		for _, s := range stmts {
-			explain := "EXPLAIN EXECUTE " + pgx.Identifier{s.Name}.Sanitize()
-			if s.Args > 0 {
-				explain += "(" + strings.TrimSuffix(strings.Repeat("0, ", s.Args), ", ") + ")"
-			}
-			rows, err := tx.Query(ctx, explain)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			for _, line := range plan {
-				if strings.Contains(line, "Seq Scan on messages") || strings.Contains(line, "Seq Scan on events") ||
-					strings.Contains(line, "Seq Scan on search_docs") {
-					scans = append(scans, strings.TrimSpace(line))
-				}
-			}
-		}
+		scans = append(scans, planLines(plans, "Seq Scan on messages ", "Seq Scan on events ", "Seq Scan on search_docs ",
+			"Conflict Resolution")...)
 	})
 	u, want := sendWords(t, db, "theta", 10)
 	indexAll(t, db, 1)
 	if steps == 0 || len(scans) > 0 {
-		t.Errorf("%d index steps; their plans scan: %v", steps, scans)
+		t.Errorf("%d index steps; their plans scan or upsert: %v", steps, scans)
 	}
 	if got := searchIDs(t, db, u.ID, "theta"); !slices.Equal(got, want) {
 		t.Errorf("found %v, want %v", got, want)
+	}
+	if n := docCount(t, postgres.DSN(db)); n != len(want) {
+		t.Errorf("search_docs holds %d rows, want %d", n, len(want))
+	}
+}
+
+// TestIndexStepOverExistingRows: a row already in search_docs for a
+// message whose event waits (written outside the indexer: migration
+// 00015's copy of the rows while messages were sent) does not stop the
+// indexer: the step runs again as an upsert, every waiting event is
+// applied, and the row holds the message's words.
+func TestIndexStepOverExistingRows(t *testing.T) {
+	db := open(t, pgtest.Schema(t))
+	postgres.ManualIndex(db)
+	u, want := sendWords(t, db, "lambda", 6)
+	conn, err := pgx.Connect(t.Context(), postgres.DSN(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `INSERT INTO search_docs (search_key, message_id, conversation_id, words)
+		SELECT search_key, id, conversation_id, to_tsvector('simple', 'stale') FROM messages WHERE id = $1`, want[2]); err != nil {
+		t.Fatal(err)
+	}
+	indexAll(t, db, 1)
+	if lag, err := postgres.SearchLag(t.Context(), db); err != nil || lag != 0 {
+		t.Fatalf("%d events wait after indexing (%v), want 0", lag, err)
+	}
+	if got := searchIDs(t, db, u.ID, "lambda"); !slices.Equal(got, want) {
+		t.Errorf("found %v, want %v", got, want)
+	}
+	if got := searchIDs(t, db, u.ID, "stale"); len(got) > 0 {
+		t.Errorf("found %v by the row's old words, want none", got)
 	}
 	if n := docCount(t, postgres.DSN(db)); n != len(want) {
 		t.Errorf("search_docs holds %d rows, want %d", n, len(want))

@@ -142,7 +142,7 @@ func TestHostileFiles(t *testing.T) {
 		c.Uploads.PerSecond, c.Uploads.Burst = 0.001, 30
 	}))
 	tok := srv.Token(t, "mallory", "Mallory")
-	before := countAttachments(t, srv)
+	before := servertest.StoredAttachments(t, srv.Dir)
 
 	// Oversized: one byte over, declared or not (chunked), and a body
 	// far over the limit that claims to be small is cut at the limit.
@@ -235,7 +235,7 @@ func TestHostileFiles(t *testing.T) {
 	if r, e := uploadErr(t, srv, tok, testPNG(t, 8, 8)); r.status != 429 {
 		t.Errorf("an image upload once files used the rate: %d %+v, want 429", r.status, e)
 	}
-	if n := countAttachments(t, srv); n-before > 30 {
+	if n := servertest.StoredAttachments(t, srv.Dir); n-before > 30 {
 		t.Errorf("%d attachments stored, more than the burst of 30", n-before)
 	}
 	stillServes(t, srv)
@@ -249,12 +249,12 @@ func TestHostileFileQuota(t *testing.T) {
 	chunk := bytes.Repeat([]byte("q"), 4<<10)
 	uploadFile(t, srv, tok, "1.txt", chunk)
 	uploadFile(t, srv, tok, "2.txt", chunk)
-	n := countAttachments(t, srv)
+	n := servertest.StoredAttachments(t, srv.Dir)
 	ct, body := multipartBody(t, "3.txt", chunk)
 	if r, e := postErr(t, srv, "/v1/files", tok, ct, body); r.status != 413 || e.Code != parley.ETOOLARGE || !strings.Contains(e.Message, "quota") {
 		t.Fatalf("over the quota: %d %+v, want 413 too_large (quota)", r.status, e)
 	}
-	if got := countAttachments(t, srv); got != n {
+	if got := servertest.StoredAttachments(t, srv.Dir); got != n {
 		t.Fatalf("%d attachments after the refused upload, want %d", got, n)
 	}
 }

@@ -232,14 +232,14 @@ func TestHostileUploadOrphans(t *testing.T) {
 	if n, err := srv.Server.SweepUploads(t.Context(), time.Now()); err != nil || n != 0 {
 		t.Fatalf("sweep now = %d, %v; want 0", n, err)
 	}
-	if n := countAttachments(t, srv); n != 3 {
+	if n := servertest.StoredAttachments(t, srv.Dir); n != 3 {
 		t.Fatalf("%d attachments before the TTL, want 3", n)
 	}
 	n, err := srv.Server.SweepUploads(t.Context(), time.Now().Add(server.DefaultUploadOrphanTTL+time.Minute))
 	if err != nil || n != 2 {
 		t.Fatalf("sweep after the TTL = %d, %v; want 2", n, err)
 	}
-	if n := countAttachments(t, srv); n != 1 {
+	if n := servertest.StoredAttachments(t, srv.Dir); n != 1 {
 		t.Fatalf("%d attachments after the sweep, want 1", n)
 	}
 	for _, a := range atts[1:] {

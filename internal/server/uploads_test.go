@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"hash/crc32"
@@ -12,7 +11,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,26 +70,6 @@ func multipartBody(t testing.TB, filename string, data []byte) (string, []byte) 
 	return mw.FormDataContentType(), buf.Bytes()
 }
 
-// countAttachments reads the SQLite file directly: "nothing is stored"
-// must hold in the database itself, not only in what the API shows.
-func countAttachments(t testing.TB, srv *servertest.Server) int {
-	t.Helper()
-	matches, _ := filepath.Glob(filepath.Join(srv.Dir, "*.db"))
-	if len(matches) != 1 {
-		t.Fatalf("want one SQLite file in %s, found %v", srv.Dir, matches)
-	}
-	db, err := sql.Open("sqlite", "file:"+matches[0]+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow("SELECT count(*) FROM attachments").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func TestUploadsRefuseBadInput(t *testing.T) {
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
 		c.Uploads = server.UploadLimits{Limits: media.Limits{MaxBytes: 64 << 10}}
@@ -131,7 +109,7 @@ func TestUploadsRefuseBadInput(t *testing.T) {
 			}
 		})
 	}
-	if n := countAttachments(t, srv); n != 0 {
+	if n := servertest.StoredAttachments(t, srv.Dir); n != 0 {
 		t.Fatalf("%d attachments stored after only bad uploads, want 0", n)
 	}
 }

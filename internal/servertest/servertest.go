@@ -141,7 +141,7 @@ func (s *Server) Start(t testing.TB) {
 	if s.opts.openStore != nil {
 		st, err = s.opts.openStore(ctx, s.Dir)
 	} else {
-		st, err = sqlite.Open(ctx, filepath.Join(s.Dir, "parley.db"))
+		st, err = sqlite.Open(ctx, filepath.Join(s.Dir, dbFile))
 	}
 	if err != nil {
 		t.Fatalf("servertest: opening the store: %v", err)

@@ -32,14 +32,7 @@ func TestLoginAndLookup(t *testing.T) {
 
 	// The token source connects a client.
 	pl := NewPasswordLogin(srv.URL, "alice", "another good password", s)
-	c, err := client.New(srv.URL, client.WithTokenSource(pl.Token))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := servertest.Connect(ctx, t, srv.URL, client.WithTokenSource(pl.Token))
 	if c.User().Name != "alice" {
 		t.Fatalf("connected as %+v", c.User())
 	}

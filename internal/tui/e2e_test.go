@@ -239,14 +239,7 @@ func TestResendFailed(t *testing.T) {
 	srv := servertest.Start(t)
 	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), nil)
 	ctx := context.Background()
-	bc, err := client.New(srv.URL, client.WithToken(srv.Token(t, "bob", "bob")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bc.Close()
-	if err := bc.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	bc := servertest.Connect(ctx, t, srv.URL, client.WithToken(srv.Token(t, "bob", "bob")))
 	cv, err := bc.CreateGroup(ctx, "club", []string{"alice"})
 	if err != nil {
 		t.Fatal(err)
