@@ -46,11 +46,12 @@ type poller struct {
 }
 
 // maxIdleReaders bounds the reader goroutines waiting for the next
-// readable connection (poller.readers). One wait of the poller reports up
-// to pollEvents (256) connections, all started before any reader runs when
-// there is one P: with fewer waiting readers than that, the rest of a
-// large wait's connections get new goroutines.
-const maxIdleReaders = 256
+// readable connection (poller.readers). With one P, one wait of the poller
+// (up to pollEvents connections) starts all its readers before any runs:
+// the ones beyond those waiting get new goroutines. 64: a few hundred KiB
+// of stacks at most; the load tool's bursts (its pings, in 100 ms ticks)
+// mostly fit.
+const maxIdleReaders = 64
 
 // fail turns the poller off after its wait failed: no connection parks
 // again (park sees closed), and every parked one gets its reader

@@ -59,7 +59,7 @@ func (c *conn) push(r request) bool {
 // connection's requests (Server.workers). With one P, the readers a wait
 // of the poller started (up to 256) may each start a worker before any
 // worker runs.
-const maxIdleWorkers = 128
+const maxIdleWorkers = 32
 
 // workerTask is a connection whose worker (work) a Server.workers
 // goroutine runs.
