@@ -33,10 +33,12 @@ const writeTimeout = 10 * time.Second
 //     first enqueue once the connection is started, and exits when the
 //     queue is empty (or after closing the WebSocket);
 //   - the worker runs requests one at a time, in the order read (work); it
-//     is started by the reader when a request arrives and exits when the
+//     is started by the reader when a request arrives and ends when the
 //     request queue is empty, or when it hands a run of sends to a store
 //     that replies to them from its batcher (dispatchSends): then the
-//     run's last reply starts the worker again if requests wait.
+//     run's last reply starts the worker again if requests wait. The
+//     reader starts it on a goroutine of Server.workers (a goPool) that
+//     waits for another connection's requests once this one's ended.
 //
 // Both are started under mu, counted in wg, and end waits for them
 // before it unregisters the connection. The heartbeat is one sweep per server (Server.heartbeat),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,6 +138,15 @@ func benchWait(b *testing.B, got *atomic.Int64, want int64) {
 			b.Fatalf("no progress for 10 s: %d of %d", g, want)
 		}
 	}
+}
+
+// goroutinesCreatedNow is the process's count of goroutines created so
+// far (runtime/metrics): per op, a count that does not depend on the
+// machine's load.
+func goroutinesCreatedNow() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 func cpuTime() time.Duration {

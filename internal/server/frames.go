@@ -16,7 +16,10 @@ func encodeEvent(ev parley.Event) []byte {
 	if ev.Data != nil {
 		return frameAround(protocol.TypeEvent, "", ev.Data)
 	}
-	return encodeData(protocol.TypeEvent, "", withURLs(ev))
+	e := encoderPool.Get().(*pooledEncoder)
+	defer e.put()
+	e.ev = withURLs(ev) // encoded through a pointer: no copy of ev boxed for Encode
+	return e.frame(protocol.TypeEvent, "", &e.ev)
 }
 
 // eventData is parley.Event.Data for ev: the JSON of its event frame's
@@ -24,7 +27,8 @@ func encodeEvent(ev parley.Event) []byte {
 func eventData(ev parley.Event) []byte {
 	e := encoderPool.Get().(*pooledEncoder)
 	defer e.put()
-	if err := e.enc.Encode(withURLs(ev)); err != nil {
+	e.ev = withURLs(ev) // encoded through a pointer: no copy of ev boxed for Encode
+	if err := e.enc.Encode(&e.ev); err != nil {
 		panic(err) // events hold plain data; this cannot fail
 	}
 	return bytes.Clone(bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'}))
@@ -45,6 +49,11 @@ func encodeFrame(f protocol.Frame) []byte {
 func encodeData(typ, id string, v any) []byte {
 	e := encoderPool.Get().(*pooledEncoder)
 	defer e.put()
+	return e.frame(typ, id, v)
+}
+
+// frame is encodeData with e.
+func (e *pooledEncoder) frame(typ, id string, v any) []byte {
 	if err := e.enc.Encode(v); err != nil {
 		panic(err) // frames hold plain data; this cannot fail
 	}
@@ -73,6 +82,9 @@ func frameAround(typ, id string, data []byte) []byte {
 type pooledEncoder struct {
 	buf bytes.Buffer
 	enc *json.Encoder // writes to buf; HTML escaped, as json.Marshal
+	// ev holds the event being encoded, which Encode is given a pointer
+	// to: an Event passed by value would be copied to the heap to box it.
+	ev parley.Event
 }
 
 var encoderPool = sync.Pool{New: func() any {
@@ -83,6 +95,7 @@ var encoderPool = sync.Pool{New: func() any {
 
 // put returns e to the pool, unless it grew large (a long replay page).
 func (e *pooledEncoder) put() {
+	e.ev = parley.Event{} // hold no event's data in the pool
 	if e.buf.Cap() > 64<<10 {
 		return
 	}

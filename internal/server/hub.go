@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,12 +78,16 @@ type hub struct {
 	// read from the store instead (fill), so none is lost.
 	maxQueue int
 
-	inMu     sync.Mutex // guards in, localIn, inBytes, overflow, flushIn and inStore
-	in       []parley.Event
-	localIn  []parley.Event // from this node's store batches (pushLocal)
-	inBytes  int
-	overflow []bool        // per shard: push dropped an event (or a resume is ahead): run fills from the store
-	sig      chan struct{} // a buffered wake-up for run
+	inMu    sync.Mutex // guards in, localIn, inFree, localFree, inBytes, overflow, flushIn and inStore
+	in      []parley.Event
+	localIn []parley.Event // from this node's store batches (pushLocal)
+	// inFree and localFree are in's and localIn's arrays, which run gives
+	// back emptied once it delivered what it took (giveBackIn): the next
+	// batch is queued into them instead of a new array per batch.
+	inFree, localFree []parley.Event
+	inBytes           int
+	overflow          []bool        // per shard: push dropped an event (or a resume is ahead): run fills from the store
+	sig               chan struct{} // a buffered wake-up for run
 	// flushIn are connections with send replies queued for run to write
 	// after it queued the events that came with them (pushLocal).
 	flushIn []*conn
@@ -152,24 +157,30 @@ func (h *hub) start(heads []int64) {
 // sequencer it drops durable events and has the sequencer read them from
 // the store.
 func (h *hub) push(evs []parley.Event) {
-	var durable []parley.Event
-	for _, ev := range evs {
-		if ev.Pos > 0 {
-			if ev.Shard < 0 || ev.Shard >= h.shards {
-				// Not this log's: a node on another database (or
-				// another shard count) shares the broker.
-				h.log.Warn("hub: dropping an event of an unknown shard", "shard", ev.Shard, "shards", h.shards, "pos", ev.Pos)
+	durable := evs // all of them, the usual case: queued without a copy of its own
+	if slices.ContainsFunc(evs, func(ev parley.Event) bool { return ev.Pos <= 0 || ev.Shard < 0 || ev.Shard >= h.shards }) {
+		durable = nil
+		for _, ev := range evs {
+			if ev.Pos > 0 {
+				if ev.Shard < 0 || ev.Shard >= h.shards {
+					// Not this log's: a node on another database (or
+					// another shard count) shares the broker.
+					h.log.Warn("hub: dropping an event of an unknown shard", "shard", ev.Shard, "shards", h.shards, "pos", ev.Pos)
+					continue
+				}
+				durable = append(durable, ev)
 				continue
 			}
-			durable = append(durable, ev)
-			continue
+			h.deliverTyping(ev)
 		}
-		h.deliverTyping(ev)
 	}
 	if len(durable) == 0 {
 		return
 	}
 	h.inMu.Lock()
+	if h.in == nil {
+		h.in, h.inFree = h.inFree, nil
+	}
 	h.in = h.queueLocked(h.in, durable)
 	h.inMu.Unlock()
 	h.wake()
@@ -191,12 +202,62 @@ func (h *hub) pushLocal(batches [][]parley.Event, conns []*conn) (notTaken []*co
 	} else {
 		h.flushIn = append(h.flushIn, conns...)
 	}
+	if h.localIn == nil {
+		h.localIn, h.localFree = h.localFree, nil
+	}
 	for _, evs := range batches {
 		h.localIn = h.queueLocked(h.localIn, evs)
 	}
 	h.inMu.Unlock()
 	h.wake()
 	return notTaken
+}
+
+// takeIn sequences what push and pushLocal queued (accept), marks in
+// fills the shards to fill from the store, and takes the connections
+// pushLocal gave for the next flush. Only run calls it.
+func (h *hub) takeIn(fills []bool) {
+	h.inMu.Lock()
+	evs, local := h.in, h.localIn
+	h.in, h.localIn, h.inBytes = nil, nil, 0
+	for s, o := range h.overflow {
+		fills[s], h.overflow[s] = o, false
+	}
+	// The replies' connections are flushed after the events are queued
+	// (the next flush): one write each.
+	h.replies = append(h.replies, h.flushIn...)
+	clear(h.flushIn)
+	h.flushIn = h.flushIn[:0]
+	h.inMu.Unlock()
+	// No order between the two is needed: accept keeps positions in
+	// order.
+	for _, ev := range local {
+		h.acceptTrusted(ev, true)
+	}
+	for _, ev := range evs {
+		h.accept(ev)
+	}
+	h.giveBackIn(evs, local)
+}
+
+// maxFreeIn bounds the arrays giveBackIn keeps for the next batches, in
+// events: a burst's larger array is left to the GC.
+const maxFreeIn = 1024
+
+// giveBackIn gives in's and localIn's arrays, which run took and
+// delivered, back for the next batches (inFree, localFree), emptied so
+// that they hold no event's data.
+func (h *hub) giveBackIn(in, local []parley.Event) {
+	clear(in)
+	clear(local)
+	h.inMu.Lock()
+	if cap(in) > 0 && cap(in) <= maxFreeIn && h.inFree == nil {
+		h.inFree = in[:0]
+	}
+	if cap(local) > 0 && cap(local) <= maxFreeIn && h.localFree == nil {
+		h.localFree = local[:0]
+	}
+	h.inMu.Unlock()
 }
 
 // queueLocked appends evs to q within maxQueue bytes waiting (inBytes);
@@ -277,26 +338,7 @@ func (h *hub) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-h.sig:
-			h.inMu.Lock()
-			evs, local := h.in, h.localIn
-			h.in, h.localIn, h.inBytes = nil, nil, 0
-			for s, o := range h.overflow {
-				fills[s], h.overflow[s] = o, false
-			}
-			// The replies' connections are flushed after the events
-			// are queued (the next flush): one write each.
-			h.replies = append(h.replies, h.flushIn...)
-			clear(h.flushIn)
-			h.flushIn = h.flushIn[:0]
-			h.inMu.Unlock()
-			// No order between the two is needed: accept keeps
-			// positions in order.
-			for _, ev := range local {
-				h.acceptTrusted(ev, true)
-			}
-			for _, ev := range evs {
-				h.accept(ev)
-			}
+			h.takeIn(fills)
 			for s := range h.seq {
 				if fills[s] || h.seq[s].refill {
 					// Events were dropped for want of room; they

@@ -168,3 +168,62 @@ func TestPushLocalInStore(t *testing.T) {
 		t.Fatalf("out of store calls: handed back %v, hub took %v; want it taken", back, h.flushIn)
 	}
 }
+
+// TestHubInReused: the arrays push and pushLocal queue events into for the
+// run goroutine are given back and reused batch after batch (takeIn), so a
+// batch of events costs the hub no array of its own (here with no local
+// audience, which allocates nothing else: TestHubDeliverNoLocalAudience),
+// and the events are still sequenced and delivered once each.
+func TestHubInReused(t *testing.T) {
+	h := newHub(nil, nil, newMetrics())
+	h.start([]int64{0})
+	fills := make([]bool, h.shards)
+	batch := make([]parley.Event, 16)
+	pos, audience := int64(0), []string{"b"}
+	next := func() []parley.Event {
+		for i := range batch {
+			pos++
+			batch[i] = parley.Event{Pos: pos, Type: parley.EventNewMessage, ConversationID: "c1", Audience: audience}
+		}
+		return batch
+	}
+	for _, local := range []bool{false, true} {
+		cycle := func() {
+			if local {
+				h.pushLocal([][]parley.Event{next()}, nil)
+			} else {
+				h.push(next())
+			}
+			<-h.sig
+			h.takeIn(fills)
+		}
+		cycle() // the first batch makes the array
+		if n := testing.AllocsPerRun(100, cycle); n != 0 {
+			t.Errorf("local %v: %v allocations per batch of %d events, want 0", local, n, len(batch))
+		}
+	}
+	if h.delivered[0] != pos || h.seq[0].next != pos+1 {
+		t.Fatalf("delivered %d, next %d; want %d, %d", h.delivered[0], h.seq[0].next, pos, pos+1)
+	}
+}
+
+// TestEphemeralNone: this node's own events back from the broker (every
+// store batch's, when the store's batches hand them to the hub) have no
+// ephemeral one among them: picking none allocates nothing.
+func TestEphemeralNone(t *testing.T) {
+	evs := []parley.Event{{Pos: 1}, {Pos: 2}, {Pos: 3}}
+	if n := testing.AllocsPerRun(100, func() {
+		if got := ephemeral(evs); len(got) != 0 {
+			t.Fatalf("ephemeral of durable events: %v", got)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations, want 0", n)
+	}
+	mixed := []parley.Event{{Pos: 1}, {Type: parley.EventTypingStarted}, {Pos: 2}, {Type: parley.EventUserOnline}}
+	if got := ephemeral(mixed); len(got) != 2 || got[0].Type != parley.EventTypingStarted || got[1].Type != parley.EventUserOnline {
+		t.Fatalf("ephemeral of a mixed batch: %v", got)
+	}
+	if got := ephemeral(mixed[1:2]); len(got) != 1 || &got[0] != &mixed[1] {
+		t.Fatalf("ephemeral of ephemeral events: not the same slice: %v", got)
+	}
+}

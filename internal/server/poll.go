@@ -19,9 +19,10 @@ import (
 // Linux only (epoll, poller_linux.go); elsewhere newPoller fails and every
 // connection keeps a reader goroutine waiting in transport.Wait.
 //
-// Goroutines: the poller's loop and every reader goroutine it starts are
-// counted in wg; close waits for them. A reader goroutine that parks its
-// connection returns at once; the connection's count in Server.connWG is
+// Goroutines: the poller's loop is counted in wg, the reader goroutines it
+// starts in readers (a goPool); closePoller waits for both. A reader goroutine that parks its
+// connection waits for the next readable one (at most maxIdleReaders
+// wait; the others return), until closePoller; the connection's count in Server.connWG is
 // held while it is parked (a parked connection is open), and the reader
 // goroutine that ends the connection releases it.
 type poller struct {
@@ -35,8 +36,22 @@ type poller struct {
 
 	wg sync.WaitGroup // the loop and the reader goroutines it started
 
+	// readers runs the readers start starts (goPool): a reader that
+	// parked its connection waits for the next readable one instead of
+	// exiting. Not initialized (a poller made without Server.poller): a
+	// goroutine per reader.
+	readers goPool
+
 	log *slog.Logger // set before the loop starts
 }
+
+// maxIdleReaders bounds the reader goroutines waiting for the next
+// readable connection (poller.readers). With one P, one wait of the poller
+// (up to pollEvents connections) starts all its readers before any runs:
+// the ones beyond those waiting get new goroutines. 64: a few hundred KiB
+// of stacks at most; the load tool's bursts (its pings, in 100 ms ticks)
+// mostly fit.
+const maxIdleReaders = 64
 
 // fail turns the poller off after its wait failed: no connection parks
 // again (park sees closed), and every parked one gets its reader
@@ -206,8 +221,9 @@ func (r *pollReg) forget() {
 	p.mu.Unlock()
 }
 
-// start runs r's reader on a new goroutine if r is parked, and marks a
-// running reader notified (see pollReg).
+// start runs r's reader if r is parked, on a reader goroutine waiting
+// for one (readers) or else a new one, and marks a running reader
+// notified (see pollReg).
 func (p *poller) start(r *pollReg) {
 	for {
 		switch r.state.Load() {
@@ -224,12 +240,14 @@ func (p *poller) start(r *pollReg) {
 		}
 	}
 	r.ready = true // the CAS made this goroutine the owner
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		r.run.resume()
-	}()
+	p.readers.start((*readerTask)(r))
 }
+
+// readerTask is a registration whose reader a poller.readers goroutine
+// runs (resume).
+type readerTask pollReg
+
+func (t *readerTask) do() { t.run.resume() }
 
 // pollHup marks an id in ready's ids whose socket has ended (the peer's
 // FIN, a reset or an error): ids are counted from 1 and never reach it.
@@ -273,6 +291,7 @@ func (s *Server) poller() *poller {
 		}
 		p.regs = make(map[uint64]*pollReg)
 		p.log = s.log
+		p.readers.init(maxIdleReaders)
 		p.wg.Add(1)
 		go p.loop()
 		s.poll = p
@@ -296,5 +315,6 @@ func (s *Server) closePoller() {
 	p.mu.Unlock()
 	p.stopLoop()
 	p.wg.Wait()
+	p.readers.close()
 	p.release()
 }

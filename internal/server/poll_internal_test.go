@@ -1,6 +1,11 @@
 package server
 
-import "testing"
+import (
+	rtmetrics "runtime/metrics"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+)
 
 // chanResumer signals each resume on its channel.
 type chanResumer chan struct{}
@@ -31,7 +36,7 @@ func TestPollRegEdges(t *testing.T) {
 	}
 	p.start(r) // bytes arrive while parked: one reader starts
 	<-run
-	p.wg.Wait()
+	p.readers.wg.Wait()
 	if got := r.state.Load(); got != pollRunning || !r.ready {
 		t.Fatalf("after the start: state %d, ready %v; want running and ready", got, r.ready)
 	}
@@ -58,4 +63,64 @@ func TestPollRegEdges(t *testing.T) {
 	if got := r.park(nil, run); got != parkReadOn {
 		t.Fatalf("second park of a closing connection: %d, want parkReadOn", got)
 	}
+}
+
+// parkResumer is a reader that reads nothing and parks its registration
+// again (the socket is in the epoll set already), counting its runs.
+type parkResumer struct {
+	r    *pollReg
+	runs atomic.Int64
+}
+
+func (x *parkResumer) resume() {
+	x.runs.Add(1)
+	if got := x.r.park(nil, x); got != parkDone {
+		panic("park after a resume did not park")
+	}
+}
+
+// goroutinesCreated is the process's count of goroutines created so far.
+func goroutinesCreated() uint64 {
+	s := []rtmetrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	rtmetrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// TestPollerReusesReaders: a parked connection that becomes readable
+// again and again is read by the reader goroutine that read it (or
+// another) last time, waiting for the poller's next hand-off, not by a
+// new goroutine per edge; two connections readable at once get two
+// readers; the waiting readers return when the poller closes.
+func TestPollerReusesReaders(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &poller{regs: make(map[uint64]*pollReg)}
+		p.readers.init(maxIdleReaders)
+		a, b := &parkResumer{}, &parkResumer{}
+		a.r = &pollReg{p: p, added: true, run: a}
+		b.r = &pollReg{p: p, added: true, run: b}
+		a.r.state.Store(pollParked)
+		b.r.state.Store(pollParked)
+		const edges = 200
+		before := goroutinesCreated()
+		for range edges {
+			p.start(a.r)
+			synctest.Wait() // read, parked, and waiting for the next
+		}
+		if got := a.runs.Load(); got != edges {
+			t.Fatalf("%d reads for %d edges", got, edges)
+		}
+		if n := goroutinesCreated() - before; n > 2 {
+			t.Errorf("%d goroutines started for %d edges of a connection read one at a time, want at most 2", n, edges)
+		}
+		p.start(a.r) // both readable at once
+		p.start(b.r)
+		synctest.Wait()
+		if a.runs.Load() != edges+1 || b.runs.Load() != 1 {
+			t.Fatalf("runs: a %d, b %d; want %d, 1", a.runs.Load(), b.runs.Load(), edges+1)
+		}
+		if got := p.readers.idle.Load(); got != 2 {
+			t.Errorf("%d readers waiting, want 2", got)
+		}
+		p.readers.close()
+	})
 }

@@ -65,7 +65,7 @@ func BenchmarkSendFanout(b *testing.B) {
 	})
 	text := strings.Repeat("x", 64)
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0, g0 := cpuTime(), goroutinesCreatedNow()
 	for i := range b.N {
 		if i >= rooms { // the send of this room before this one was answered
 			benchWait(b, &replies, int64(i-rooms+1))
@@ -81,4 +81,5 @@ func BenchmarkSendFanout(b *testing.B) {
 	benchWait(b, &events, int64(b.N*roomSize))
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*roomSize), "cpu-ns/delivery")
+	b.ReportMetric(float64(goroutinesCreatedNow()-g0)/float64(b.N), "goroutines/op")
 }

@@ -214,9 +214,14 @@ type Server struct {
 	// pollMu guards poll and pollOff: the poller idle connections park
 	// with (poll.go), started on first use, stopped by shutdown after
 	// every connection ended; pollOff once it cannot (or must not) run.
-	pollMu   sync.Mutex
-	poll     *poller
-	pollOff  bool
+	pollMu  sync.Mutex
+	poll    *poller
+	pollOff bool
+	// workers runs the connections' request workers (conn.work, started
+	// by conn.push): a worker out of requests waits for another
+	// connection's instead of exiting. Closed by shutdown once every
+	// connection has ended.
+	workers  goPool
 	servers  []*http.Server
 	shutOnce sync.Once
 	shutErr  error
@@ -258,6 +263,7 @@ func New(cfg Config) (*Server, error) {
 	log := slog.New(newThrottledHandler(cfg.Logger.Handler(), logThrottleEvery))
 	s := &Server{cfg: cfg, log: log.With("node", cfg.NodeID), store: cfg.Store, broker: cfg.Broker}
 	s.metrics = newMetrics()
+	s.workers.init(maxIdleWorkers)
 	observeBatches(s.metrics.reg, cfg.Store)
 	observeStages(s.metrics.reg, cfg.Store)
 	s.limits = newLimiters(cfg.Limits, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
@@ -475,6 +481,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	s.cancelConn()
 	s.closePoller() // every connection has ended: none is parked
+	s.workers.close()
 
 	pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -541,22 +548,26 @@ func (s *Server) onBroker(m parley.BrokerMessage) {
 }
 
 // ephemeral returns the events of evs that are not durable (Pos 0: typing
-// and the like), evs itself when all are.
+// and the like), evs itself when all are, and nil without allocating
+// when none is (this node's echo of a store batch's events, every batch).
 func ephemeral(evs []parley.Event) []parley.Event {
-	var out []parley.Event
-	for i, ev := range evs {
-		if ev.Pos > 0 {
-			if out == nil {
-				out = append(make([]parley.Event, 0, len(evs)), evs[:i]...)
-			}
-			continue
-		}
-		if out != nil {
-			out = append(out, ev)
+	n := 0
+	for _, ev := range evs {
+		if ev.Pos <= 0 {
+			n++
 		}
 	}
-	if out == nil {
+	switch n {
+	case len(evs):
 		return evs
+	case 0:
+		return nil
+	}
+	out := make([]parley.Event, 0, n)
+	for _, ev := range evs {
+		if ev.Pos <= 0 {
+			out = append(out, ev)
+		}
 	}
 	return out
 }

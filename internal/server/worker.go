@@ -49,11 +49,23 @@ func (c *conn) push(r request) bool {
 	if !c.workerOn && !c.sendsOut { // else sendsDone starts it
 		c.workerOn = true
 		c.wg.Add(1)
-		go c.work()
+		c.s.workers.start((*workerTask)(c))
 	}
 	c.mu.Unlock()
 	return true
 }
+
+// maxIdleWorkers bounds the worker goroutines waiting for another
+// connection's requests (Server.workers). With one P, the readers a wait
+// of the poller started (up to 256) may each start a worker before any
+// worker runs.
+const maxIdleWorkers = 32
+
+// workerTask is a connection whose worker (work) a Server.workers
+// goroutine runs.
+type workerTask conn
+
+func (t *workerTask) do() { (*conn)(t).work() }
 
 // work runs queued requests one at a time, in the order read, so a
 // client's sends are stored in the order sent; a run of consecutive sends
