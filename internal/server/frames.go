@@ -18,8 +18,7 @@ func encodeEvent(ev parley.Event) []byte {
 	}
 	e := encoderPool.Get().(*pooledEncoder)
 	defer e.put()
-	e.ev = withURLs(ev) // encoded through a pointer: no copy of ev boxed for Encode
-	return e.frame(protocol.TypeEvent, "", &e.ev)
+	return frameAround(protocol.TypeEvent, "", e.event(ev))
 }
 
 // eventData is parley.Event.Data for ev: the JSON of its event frame's
@@ -27,11 +26,7 @@ func encodeEvent(ev parley.Event) []byte {
 func eventData(ev parley.Event) []byte {
 	e := encoderPool.Get().(*pooledEncoder)
 	defer e.put()
-	e.ev = withURLs(ev) // encoded through a pointer: no copy of ev boxed for Encode
-	if err := e.enc.Encode(&e.ev); err != nil {
-		panic(err) // events hold plain data; this cannot fail
-	}
-	return bytes.Clone(bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'}))
+	return bytes.Clone(e.event(ev))
 }
 
 func encodeFrame(f protocol.Frame) []byte {
@@ -54,11 +49,24 @@ func encodeData(typ, id string, v any) []byte {
 
 // frame is encodeData with e.
 func (e *pooledEncoder) frame(typ, id string, v any) []byte {
+	return frameAround(typ, id, e.encode(v))
+}
+
+// event is the JSON of ev with its attachments' URLs (withURLs), in e's
+// buffer: valid until e is used again.
+func (e *pooledEncoder) event(ev parley.Event) []byte {
+	e.ev = withURLs(ev)
+	// Through a pointer: an Event passed by value would be copied to the
+	// heap to box it.
+	return e.encode(&e.ev)
+}
+
+// encode is the JSON of v in e's buffer, valid until e is used again.
+func (e *pooledEncoder) encode(v any) []byte {
 	if err := e.enc.Encode(v); err != nil {
 		panic(err) // frames hold plain data; this cannot fail
 	}
-	data := bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'}) // Encode ends with a newline
-	return frameAround(typ, id, data)
+	return bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'}) // Encode ends with a newline
 }
 
 // frameAround writes a frame of type typ and id around data, the JSON of
@@ -82,8 +90,8 @@ func frameAround(typ, id string, data []byte) []byte {
 type pooledEncoder struct {
 	buf bytes.Buffer
 	enc *json.Encoder // writes to buf; HTML escaped, as json.Marshal
-	// ev holds the event being encoded, which Encode is given a pointer
-	// to: an Event passed by value would be copied to the heap to box it.
+	// ev holds the event being encoded (event), which Encode is given a
+	// pointer to.
 	ev parley.Event
 }
 

@@ -14,6 +14,7 @@ import (
 // boxed for the encoder; and the bytes are the event's JSON in a frame.
 func TestEncodeEventAllocs(t *testing.T) {
 	if raceEnabled {
+		// scripts/test runs it again without -race.
 		t.Skip("the race detector drops pooled encoders at random")
 	}
 	at := time.Date(2026, 12, 6, 1, 2, 3, 4, time.UTC)

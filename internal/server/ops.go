@@ -195,9 +195,7 @@ func (c *conn) sendsDone() {
 	c.mu.Lock()
 	c.sendsOut = false
 	if !c.workerOn && (len(c.parked) > 0 || len(c.reqs) > 0) {
-		c.workerOn = true
-		c.wg.Add(1)
-		go c.work()
+		c.startWorkerLocked()
 	}
 	c.mu.Unlock()
 	c.wg.Done()

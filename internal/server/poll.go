@@ -34,7 +34,7 @@ type poller struct {
 	closed bool                // guarded by mu
 	off    atomic.Bool         // set with closed: park's check without mu
 
-	wg sync.WaitGroup // the loop and the reader goroutines it started
+	wg sync.WaitGroup // the loop (its readers are counted in readers)
 
 	// readers runs the readers start starts (goPool): a reader that
 	// parked its connection waits for the next readable one instead of

@@ -47,9 +47,7 @@ func (c *conn) push(r request) bool {
 	}
 	c.reqs = append(c.reqs, r)
 	if !c.workerOn && !c.sendsOut { // else sendsDone starts it
-		c.workerOn = true
-		c.wg.Add(1)
-		c.s.workers.start((*workerTask)(c))
+		c.startWorkerLocked()
 	}
 	c.mu.Unlock()
 	return true
@@ -60,6 +58,15 @@ func (c *conn) push(r request) bool {
 // of the poller started (up to 256) may each start a worker before any
 // worker runs.
 const maxIdleWorkers = 32
+
+// startWorkerLocked starts the connection's worker (work) on a
+// Server.workers goroutine, counted in wg. c.mu must be held and the
+// worker not running (workerOn).
+func (c *conn) startWorkerLocked() {
+	c.workerOn = true
+	c.wg.Add(1)
+	c.s.workers.start((*workerTask)(c))
+}
 
 // workerTask is a connection whose worker (work) a Server.workers
 // goroutine runs.
