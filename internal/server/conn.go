@@ -179,12 +179,16 @@ func (c *conn) stopThrottles() {
 }
 
 // serve runs the connection's hello and start on the calling goroutine
-// (net/http's, counted in connWG by serveWS), then starts the connection's
-// reader goroutine and returns. The hello and the replay run deep call
-// chains (JSON, token checks, store reads) that grow a stack to tens of
-// KiB, and a goroutine's stack only shrinks at a GC: a fresh goroutine
-// for the long-lived reader keeps an idle connection's stack small, and
-// lets net/http's request and buffers go.
+// (serveWS's own, started once net/http's handler is done with the
+// upgrade), then starts the connection's reader goroutine and returns. It
+// holds a count in connWG (serveWS's) and releases it when it returns,
+// or hands it on with the hello: a hello whose token's user is not cached
+// waits for its turn to check it in the store (usercheck.go) with no
+// goroutine, and serveChecked goes on from there. The hello and the
+// replay run deep call chains (JSON, token checks, store reads) that grow
+// a stack to tens of KiB, and a goroutine's stack only shrinks at a GC: a
+// fresh goroutine for the long-lived reader keeps an idle connection's
+// stack small.
 //
 // ctx is the server's connection context: cancelled when a shutdown runs
 // out of time. The hello's read ends with it; after that the shutdown
@@ -192,12 +196,47 @@ func (c *conn) stopThrottles() {
 // registered after that walk closes itself here: no per-connection
 // context.AfterFunc is kept for the connection's life.
 func (c *conn) serve(ctx context.Context, pre *parley.User) {
+	handed := false
+	defer func() {
+		if !handed {
+			c.s.connWG.Done()
+		}
+	}()
 	registered := false
 	defer c.recoverServe(&registered)
-	hello, ok := c.readHello(ctx, pre)
+	hello, id, check, ok := c.readHello(ctx, pre)
 	if !ok {
 		return
 	}
+	if check != nil {
+		handed = true
+		c.s.svc.checkUser(ctx, check.UserID, check.Name, func(u parley.User, err error) {
+			go c.serveChecked(ctx, hello, id, u, err)
+		})
+		return
+	}
+	c.begin(ctx, hello, &registered)
+}
+
+// serveChecked goes on with a hello once the store checked its token's
+// user (u, or err), on a goroutine of its own holding serve's count in
+// connWG.
+func (c *conn) serveChecked(ctx context.Context, hello protocol.Hello, id string, u parley.User, err error) {
+	defer c.s.connWG.Done()
+	registered := false
+	defer c.recoverServe(&registered)
+	if err != nil {
+		c.reject(ctx, id, err)
+		return
+	}
+	c.user = u
+	c.begin(ctx, hello, &registered)
+}
+
+// begin registers a connection whose hello is checked, writes the welcome
+// and the replay, and starts the reader; registered is set once end must
+// undo the registration.
+func (c *conn) begin(ctx context.Context, hello protocol.Hello, registered *bool) {
 	s := c.s
 	s.testPanic("hello")
 	c.batch = hello.Batch
@@ -222,7 +261,7 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	}
 	s.metrics.connections.Inc()
 	s.pres.connect(c.user.ID)
-	registered = true // end undoes the three steps above
+	*registered = true // end undoes the three steps above
 	// A ban adds the user to the list and then walks the hub; a
 	// connection whose token was checked before the add and that joined
 	// the hub after the walk is caught here, so neither the ban handler
@@ -249,8 +288,8 @@ func (c *conn) serve(ctx context.Context, pre *parley.User) {
 	c.touch()
 	c.paused.Store(false)
 
-	// The reader goroutine is counted in connWG (serveWS's count is held
-	// until this returns, so the Add cannot race Shutdown's Wait).
+	// The reader goroutine is counted in connWG (the caller's count is
+	// held until it returns, so the Add cannot race Shutdown's Wait).
 	s.connWG.Add(1)
 	go c.reader(false)
 }

@@ -6,13 +6,16 @@ import (
 	"time"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/auth"
 	"github.com/parleychat/parley/protocol"
 )
 
-// readHello reads and checks the first frame. On failure it has sent an
-// error frame and closed the connection.
-func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello, bool) {
-	var h protocol.Hello
+// readHello reads and checks the first frame, and sets c.user when its
+// token's user is cached (or pre is given); check is then nil, else the
+// token's claims, whose user the store must check (checkUser) before the
+// hello is answered. On failure it has sent an error frame and closed the
+// connection.
+func (c *conn) readHello(ctx context.Context, pre *parley.User) (h protocol.Hello, id string, check *auth.Claims, ok bool) {
 	fired := make(chan struct{})
 	t := time.AfterFunc(c.s.cfg.HelloTimeout, func() {
 		defer close(fired)
@@ -52,18 +55,18 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 	if !t.Stop() {
 		<-fired
 		c.t.CloseNow()
-		return h, false
+		return h, "", nil, false
 	}
 	if err != nil {
 		if code, reason := closeCodeOf(err); code != closeNow {
 			c.closeHello(code, reason)
 		}
 		c.t.CloseNow()
-		return h, false
+		return h, "", nil, false
 	}
 	if kind != msgText {
 		c.closeHello(protocol.CloseProtocolError, "binary frames are not allowed")
-		return h, false
+		return h, "", nil, false
 	}
 	req, err := protocol.DecodeRequest(b)
 	if err == nil && req.Op != protocol.OpHello {
@@ -75,7 +78,7 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 	if err == nil {
 		switch {
 		case h.Token != "":
-			c.user, err = c.s.svc.authenticate(ctx, h.Token)
+			c.user, check, err = c.s.svc.verify(h.Token)
 		case pre != nil:
 			c.user = *pre
 		default:
@@ -90,9 +93,9 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (protocol.Hello,
 	}
 	if err != nil {
 		c.reject(ctx, req.ID, err)
-		return h, false
+		return h, "", nil, false
 	}
-	return h, true
+	return h, req.ID, check, true
 }
 
 // reject answers a failed hello with an error frame and closes with the

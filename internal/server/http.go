@@ -445,8 +445,8 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (transport, erro
 	return upgradeWS(w, r, s.cfg.AllowedOrigins, s.poller)
 }
 
-// serveWS upgrades to a WebSocket and runs the connection on this
-// goroutine (net/http's, tracked by connWG for Shutdown).
+// serveWS upgrades to a WebSocket and runs the connection on a goroutine
+// of its own (tracked by connWG for Shutdown).
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
 		s.writeError(w, &parley.Error{Code: parley.EUNAVAILABLE, Message: "shutting down", RetryAfter: s.reconnectDelay()})
@@ -485,6 +485,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.connWG.Add(1)
 	s.mu.Unlock()
-	defer s.connWG.Done()
-	newConn(s, t, ip).serve(s.connCtx, pre)
+	// The connection is served on a goroutine of its own and net/http's
+	// returns now: until its handler returns, net/http keeps the
+	// connection's request, response and bufio reader and writer (about
+	// 12 KiB, unused after the hijack) and this goroutine's stack, grown
+	// by the request's parsing and routing, for as long as the hello and
+	// the replay take (in a connect storm, the wait for the store).
+	go newConn(s, t, ip).serve(s.connCtx, pre) // serve releases the count
 }

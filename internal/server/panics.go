@@ -13,7 +13,7 @@ import (
 // Panics. Every goroutine that serves one connection or one request
 // defers a recovery at its top: the connection's reader (conn.reader),
 // worker (conn.work) and writer (conn.writeLoop), the hello and start on
-// net/http's goroutine (conn.serve), the timers tied to a connection, and
+// the goroutine serveWS starts (conn.serve), the timers tied to a connection, and
 // recoverHTTP around every plain handler. A recovered panic is logged at
 // ERROR with its stack, counted in parley_panics_total{where}, and ends
 // only that connection, with 1011 (closeInternal: the
@@ -131,7 +131,7 @@ func (c *conn) recoverWriter() {
 	}
 }
 
-// recoverServe is deferred by serve, on net/http's goroutine. Before the
+// recoverServe is deferred by serve, on serveWS's goroutine. Before the
 // connection is registered, closing the WebSocket with 1011 is all there
 // is to undo; after (registered set), the connection starts its writer,
 // which closes with 1011, and ends as when its reader returns.

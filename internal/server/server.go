@@ -106,6 +106,17 @@ type Config struct {
 	TokenTTL time.Duration
 	// PasswordHashes bounds concurrent argon2id hashes (default 4).
 	PasswordHashes int
+	// UserChecks bounds the hellos (and bearer upgrades) that check their
+	// token's user in the store at once (Store.EnsureUser, for a user this
+	// node has not cached: a write on first sight; default 64). In a
+	// connect storm of new users every hello waits for the store's one
+	// writer: beyond this bound they wait for a turn after the token
+	// check, before the store's read and write grow their stacks, so the
+	// storm's memory follows this bound, not the number of hellos in
+	// flight (docs/benchmarks.md, "Connect burst"). A hello takes its
+	// turn only once its frame is read: a client that sends nothing
+	// holds none.
+	UserChecks int
 	// Accounts protect logins and registration (see AccountLimits).
 	Accounts AccountLimits
 	// Uploads bounds image and file uploads: size, pixels, decode memory,
@@ -142,6 +153,11 @@ const (
 	TransportCoder  = "coder"  // github.com/coder/websocket (coderConn)
 )
 
+// DefaultUserChecks is the default Config.UserChecks: about what one
+// SQLite batch of new users takes in a few milliseconds, enough to keep
+// the store's writer busy (a batch of more does not commit sooner).
+const DefaultUserChecks = 64
+
 // DefaultPresenceGrace is the default Config.PresenceGrace.
 const DefaultPresenceGrace = 5 * time.Second
 
@@ -169,6 +185,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.ReconnectAfter, time.Second)
 	orDefault(&c.TokenTTL, auth.DefaultTTL)
 	orDefault(&c.PasswordHashes, 4)
+	orDefault(&c.UserChecks, DefaultUserChecks)
 	c.Accounts = c.Accounts.withDefaults()
 	c.HTTP = c.HTTP.withDefaults()
 	c.Uploads = c.Uploads.withDefaults()
@@ -284,6 +301,7 @@ func New(cfg Config) (*Server, error) {
 		limits: s.limits, hasher: newHasher(cfg.PasswordHashes, cfg.Accounts, s.metrics.reg), secret: cfg.Secret,
 		accounts: cfg.Accounts, logins: newLoginThrottle(cfg.Accounts),
 		ttl: cfg.TokenTTL, pres: s.pres, typers: newTypingTracker(), contacts: s.hub.contacts,
+		checks: newTurns(cfg.UserChecks),
 	}
 	if dc, ok := cfg.Broker.(interface{ CarriesEventData() bool }); ok && dc.CarriesEventData() {
 		s.svc.eventData = true
@@ -482,6 +500,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.cancelConn()
 	s.closePoller() // every connection has ended: none is parked
 	s.workers.close()
+	s.svc.checks.wait()
 
 	pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

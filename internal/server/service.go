@@ -39,6 +39,9 @@ type service struct {
 	// ensured remembers the users whose token name is in the store, so a
 	// connection does not cost a write.
 	ensured userCache
+	// checks runs the store checks of users not in ensured, at most
+	// Config.UserChecks at once (usercheck.go).
+	checks *turns
 	// bans are the banned users (server API): their tokens are refused.
 	bans banList
 	// storePublishes: the store hands every committed batch's events to
