@@ -202,6 +202,9 @@ func TestHelloWaitsWithoutGoroutine(t *testing.T) {
 	if got := gs.entered.Load(); got != limit {
 		t.Fatalf("%d checks in the store, want %d", got, limit)
 	}
+	if got := metric(t, srv, "parley_user_checks_waiting"); got != n-limit {
+		t.Fatalf("parley_user_checks_waiting %v, want %d", got, n-limit)
+	}
 	release()
 	for i, c := range clients {
 		if f, err := c.read(); err != nil || f.Type != protocol.TypeWelcome {

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parleychat/parley"
@@ -303,6 +304,9 @@ func New(cfg Config) (*Server, error) {
 		ttl: cfg.TokenTTL, pres: s.pres, typers: newTypingTracker(), contacts: s.hub.contacts,
 		checks: newTurns(cfg.UserChecks),
 	}
+	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_user_checks_waiting", Help: "Store checks of token users not cached (hellos, mostly) waiting for a turn (Config.UserChecks).",
+	}, func() float64 { return float64(s.svc.checks.queued()) }))
 	if dc, ok := cfg.Broker.(interface{ CarriesEventData() bool }); ok && dc.CarriesEventData() {
 		s.svc.eventData = true
 	}
