@@ -131,12 +131,9 @@ func (s *service) checkUserNow(ctx context.Context, id, name string) (u parley.U
 }
 
 // ensureUser is checkUser for a caller that waits for the answer (an
-// HTTP request's bearer token): it waits for its turn on its own
-// goroutine.
+// HTTP request's bearer token, see authenticate): it waits for its turn
+// on its own goroutine.
 func (s *service) ensureUser(ctx context.Context, id, name string) (parley.User, error) {
-	if u, ok := s.cachedUser(id, name); ok {
-		return u, nil
-	}
 	var (
 		u    parley.User
 		err  error
