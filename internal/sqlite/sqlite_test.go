@@ -269,3 +269,78 @@ func TestRolesMigration(t *testing.T) {
 		}
 	})
 }
+
+// pageSizeOf reads the page size of the database file at path.
+func pageSizeOf(t *testing.T, path string) int {
+	t.Helper()
+	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var n int
+	if err := raw.QueryRow("PRAGMA page_size").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestPageSize: a new file has 8 KiB pages, so the random inserts of a
+// send split a leaf half as often as with SQLite's 4 KiB (db.go, pageSize:
+// each such split makes the COMMIT walk the writer's whole page cache); a
+// file made with 4 KiB pages keeps them and works as before.
+func TestPageSize(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "new.db")
+	db := open(t, path)
+	a, _, conv := sqlite.AnnaAndBert(t, db)
+	// 2000 sends, each with its own client id: the (sender_id,
+	// client_id) index grows by 2000 entries of ~60 bytes.
+	for i := range 100 {
+		nms := make([]parley.NewMessage, 20)
+		for k := range nms {
+			nms[k] = parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, ClientID: fmt.Sprint("c", i, "-", k), Type: parley.Text, Text: "a message"}
+		}
+		db.SendMessages(t.Context(), nms, func(_ int, _ parley.Message, _ []parley.Event, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if n := pageSizeOf(t, path); n != 8192 {
+		t.Errorf("page_size of a new file = %d, want 8192", n)
+	}
+	// Leaves of the idempotency index (dbstat counts its pages): about
+	// 2000 entries x ~60 bytes over 8 KiB leaves, half of 4 KiB's 30-35.
+	var leaves int
+	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if err := raw.QueryRow(`SELECT count(*) FROM dbstat WHERE name = 'sqlite_autoindex_messages_3' AND pagetype = 'leaf'`).Scan(&leaves); err != nil {
+		t.Fatal(err)
+	}
+	if leaves > 20 {
+		t.Errorf("(sender_id, client_id) index: %d leaves for 2000 messages, want at most 20", leaves)
+	}
+
+	// A file created with 4 KiB pages (as before pageSize) keeps them.
+	old := filepath.Join(dir, "old.db")
+	raw4, err := sql.Open("sqlite", "file:"+old+"?_pragma=page_size(4096)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw4.Exec("PRAGMA journal_mode = WAL"); err != nil {
+		t.Fatal(err)
+	}
+	raw4.Close()
+	db4 := open(t, old)
+	a4, _, conv4 := sqlite.AnnaAndBert(t, db4)
+	if _, _, err := db4.SendMessage(t.Context(), parley.NewMessage{ConversationID: conv4.ID, SenderID: a4.ID, ClientID: "x", Type: parley.Text, Text: "still 4 KiB"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := pageSizeOf(t, old); n != 4096 {
+		t.Errorf("page_size of a 4 KiB file after Open = %d, want 4096", n)
+	}
+}
