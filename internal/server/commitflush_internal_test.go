@@ -26,12 +26,12 @@ func (s *inlineSink) TryWrite(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// TestCommitFlushReusesLists: the lists a store batch's answers fill (the
+// TestCommitFlushListsAllocs: the lists a store batch's answers fill (the
 // batch's events, the connections with replies queued) are reused batch
 // after batch, not made for each: with a few sends a batch (a low rate)
 // they were about an allocation per message. Each reply is still written
 // once, with the batch's events sequenced.
-func TestCommitFlushReusesLists(t *testing.T) {
+func TestCommitFlushListsAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector drops pooled send queues at random")
 	}
