@@ -129,6 +129,14 @@ func postMessage(srv *servertest.Server, token, convID, clientID, text string) e
 	return nil
 }
 
+// startUnhurried starts a server whose heartbeat timeout outlasts a
+// flood test: its clients never ping, and on a loaded machine under -race
+// the other client's answer (stillServed) has taken over the default 9 s,
+// which closed it with 4002 before the answer came (CI, load 16).
+func startUnhurried(t *testing.T) *servertest.Server {
+	return servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.HeartbeatTimeout = 2 * time.Minute }))
+}
+
 // stillServed checks that a client connecting now is answered: a history
 // page of conv and a ping.
 func stillServed(t *testing.T, srv *servertest.Server, token, convID string) {
@@ -149,7 +157,7 @@ func stillServed(t *testing.T, srv *servertest.Server, token, convID string) {
 // 2.4 MB) and never reads. The server holds about its send queue's
 // budget for it, not the 400 pages, and serves others meanwhile.
 func TestHostileHistoryFlood(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startUnhurried(t)
 	conv := seedConversation(t, srv, 100, strings.Repeat("<", parley.MaxTextRunes))
 	aTok, bTok := srv.Token(t, "alice", "alice"), srv.Token(t, "bob", "bob")
 	base := liveHeap()
@@ -176,7 +184,7 @@ func TestHostileHistoryFlood(t *testing.T) {
 // is read page by page as the socket drains, so the server holds about a
 // page per connection, not the 32 MB each would replay.
 func TestHostileResumeFlood(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startUnhurried(t)
 	text := strings.Repeat("𝄞", parley.MaxTextRunes) // 4 bytes each: 16 KB
 	conv := seedConversation(t, srv, 2000, text)
 	aTok, bTok := srv.Token(t, "alice", "alice"), srv.Token(t, "bob", "bob")
