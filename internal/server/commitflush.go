@@ -42,12 +42,21 @@ type commitFlush struct {
 	answering int              // batches between begin and end
 	events    [][]parley.Event // each batch's, published, not yet pushed to the hub (not copied: the hub copies them)
 	conns     []*conn          // connections with replies queued for the hub's flush (conn.flushOwed)
+	// The arrays of events and conns an end handed to the hub, emptied,
+	// for the next batch: made afresh they were an allocation per batch
+	// and one more each time conns doubled, about one per message at a
+	// low rate where a batch holds a few sends.
+	freeEvents [][]parley.Event
+	freeConns  []*conn
 }
 
 // published keeps a committed batch's events for end. Called by
 // publishCommitted, on the store's batcher, before begin.
 func (f *commitFlush) published(evs []parley.Event) {
 	f.mu.Lock()
+	if f.events == nil {
+		f.events, f.freeEvents = f.freeEvents, nil
+	}
 	f.events = append(f.events, evs)
 	f.mu.Unlock()
 }
@@ -71,6 +80,17 @@ func (f *commitFlush) end() {
 	for _, c := range f.hub.pushLocal(evs, conns) {
 		c.flushInline() // the hub is in a store call: write them here
 	}
+	// pushLocal copied both: the arrays are free again.
+	clear(evs)
+	clear(conns)
+	f.mu.Lock()
+	if f.freeEvents == nil && cap(evs) <= maxFreeIn {
+		f.freeEvents = evs[:0]
+	}
+	if f.freeConns == nil && cap(conns) <= maxFreeIn {
+		f.freeConns = conns[:0]
+	}
+	f.mu.Unlock()
 }
 
 // queue queues reply b for c: for the hub's flush at the end of the batch
@@ -84,6 +104,9 @@ func (f *commitFlush) queue(c *conn, b []byte) {
 	}
 	// Under f.mu, so that the end that takes conns comes after.
 	if c.queueForFlush(outFrame{b: b}, 0) {
+		if f.conns == nil {
+			f.conns, f.freeConns = f.freeConns, nil
+		}
 		f.conns = append(f.conns, c)
 	}
 	f.mu.Unlock()

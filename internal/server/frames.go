@@ -52,6 +52,17 @@ func (e *pooledEncoder) frame(typ, id string, v any) []byte {
 	return frameAround(typ, id, e.encode(v))
 }
 
+// messageReply is the frame of the reply with id to a send stored as m:
+// encodeData(protocol.TypeReply, id, m), with m given to the encoder
+// through a pointer e holds (m boxed in an any was a copy of the message
+// on the heap per send).
+func messageReply(id string, m *parley.Message) []byte {
+	e := encoderPool.Get().(*pooledEncoder)
+	defer e.put()
+	e.msg = *m
+	return frameAround(protocol.TypeReply, id, e.encode(&e.msg))
+}
+
 // event is the JSON of ev with its attachments' URLs (withURLs), in e's
 // buffer: valid until e is used again.
 func (e *pooledEncoder) event(ev parley.Event) []byte {
@@ -93,6 +104,9 @@ type pooledEncoder struct {
 	// ev holds the event being encoded (event), which Encode is given a
 	// pointer to.
 	ev parley.Event
+	// msg holds the message a send's reply encodes (messageReply), for
+	// the same reason.
+	msg parley.Message
 }
 
 var encoderPool = sync.Pool{New: func() any {
@@ -103,7 +117,7 @@ var encoderPool = sync.Pool{New: func() any {
 
 // put returns e to the pool, unless it grew large (a long replay page).
 func (e *pooledEncoder) put() {
-	e.ev = parley.Event{} // hold no event's data in the pool
+	e.ev, e.msg = parley.Event{}, parley.Message{} // hold no event's or message's data in the pool
 	if e.buf.Cap() > 64<<10 {
 		return
 	}

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
 )
 
 // TestEncodeEventAllocs: encoding an event frame (once per event, for all
@@ -43,5 +45,25 @@ func TestEncodeEventAllocs(t *testing.T) {
 	}
 	if got := string(eventData(ev)); got != string(data) {
 		t.Errorf("eventData:\n got %s\nwant %s", got, data)
+	}
+}
+
+// TestMessageReplyAllocs: a send's reply frame allocates the frame and
+// what the message's time field costs the encoder, not a copy of the
+// message boxed for it; its bytes are encodeData's.
+func TestMessageReplyAllocs(t *testing.T) {
+	if raceEnabled {
+		// scripts/test runs it again without -race.
+		t.Skip("the race detector drops pooled encoders at random")
+	}
+	at := time.Date(2026, 12, 6, 1, 2, 3, 4, time.UTC)
+	m := parley.Message{ID: "01JEXAMPLEMESSAGE000000000", ConversationID: "01JEXAMPLECONVERSATION00000", SenderID: "01JEXAMPLEUSER000000000000", Seq: 1, Text: "a message", ClientID: "c-0001", CreatedAt: at}
+	times := testing.AllocsPerRun(100, func() { _, _ = at.MarshalJSON() })
+	messageReply("s1", &m) // warm the pool
+	if n := testing.AllocsPerRun(100, func() { messageReply("s1", &m) }); n > times+1 {
+		t.Errorf("messageReply: %v allocations, want at most %v (the frame and the time field's)", n, times+1)
+	}
+	if got, want := messageReply("s1", &m), encodeData(protocol.TypeReply, "s1", m); !bytes.Equal(got, want) {
+		t.Fatalf("messageReply:\n%s\nencodeData:\n%s", got, want)
 	}
 }

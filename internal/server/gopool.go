@@ -1,6 +1,7 @@
 package server
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -48,6 +49,25 @@ func (p *goPool) start(t task) {
 	}
 	p.wg.Add(1)
 	go p.loop(t)
+}
+
+// startYielding is start for a caller that holds no lock and may yield:
+// when no goroutine waits, it first lets the runnable goroutines run,
+// among them those it handed tasks to (with one P they have not run yet),
+// which then come back to wait, and hands t to one of them; only when
+// none came back does it start a goroutine. The poller hands a burst of
+// readable connections this way: a burst larger than the pool (the load
+// tool's pings, ~250 at once) started a goroutine for each beyond it.
+func (p *goPool) startYielding(t task) {
+	select {
+	case p.handoff <- t:
+		return
+	default:
+	}
+	if p.handoff != nil {
+		runtime.Gosched()
+	}
+	p.start(t)
 }
 
 // loop runs t, then the tasks handed to it while at most max wait.

@@ -161,11 +161,17 @@ func (r *sendRun) answer(k int, m parley.Message, err error) {
 	// the sender's order. (With the store's batcher answering, the worker
 	// is not running: sendsDone starts it after the run's last answer.)
 	r.c.gate = r.c.gate.refused(r.nms[k].ClientID, r.now, err)
+	var b []byte
+	if err != nil {
+		b = r.c.replyFrame(r.reqs[i], nil, err)
+	} else {
+		b = messageReply(r.reqs[i].ID, &m)
+	}
 	if cf := r.c.s.svc.commits; cf != nil {
 		// On the store's batcher: written with the batch's events.
-		cf.queue(r.c, r.c.replyFrame(r.reqs[i], m, err))
+		cf.queue(r.c, b)
 	} else {
-		r.c.reply(r.reqs[i], m, err)
+		r.c.enqueue(b, false)
 	}
 	r.c.s.metrics.obs.sendAckWS.Observe(sinceSeconds(r.now))
 	r.next = i + 1

@@ -225,22 +225,30 @@ func (r *pollReg) forget() {
 // for one (readers) or else a new one, and marks a running reader
 // notified (see pollReg).
 func (p *poller) start(r *pollReg) {
+	if p.claim(r) {
+		p.readers.start((*readerTask)(r))
+	}
+}
+
+// claim marks r's reader started if r is parked, and reports whether the
+// caller must start it; a running reader is marked notified instead.
+func (p *poller) claim(r *pollReg) bool {
 	for {
 		switch r.state.Load() {
 		case pollRunning:
 			if r.state.CompareAndSwap(pollRunning, pollNotified) {
-				return
+				return false
 			}
 			continue
 		case pollNotified:
-			return
+			return false
 		}
 		if r.state.CompareAndSwap(pollParked, pollRunning) {
 			break
 		}
 	}
 	r.ready = true // the CAS made this goroutine the owner
-	p.readers.start((*readerTask)(r))
+	return true
 }
 
 // readerTask is a registration whose reader a poller.readers goroutine
@@ -269,7 +277,11 @@ func (p *poller) ready(ids []uint64, regs []*pollReg) []*pollReg {
 	}
 	p.mu.Unlock()
 	for i, r := range regs {
-		p.start(r)
+		if p.claim(r) {
+			// The poller's loop holds no lock: it may yield to the
+			// readers it started rather than start more (startYielding).
+			p.readers.startYielding((*readerTask)(r))
+		}
 		regs[i] = nil
 	}
 	return regs

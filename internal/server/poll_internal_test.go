@@ -1,6 +1,7 @@
 package server
 
 import (
+	"runtime"
 	rtmetrics "runtime/metrics"
 	"sync/atomic"
 	"testing"
@@ -120,6 +121,47 @@ func TestPollerReusesReaders(t *testing.T) {
 		}
 		if got := p.readers.idle.Load(); got != 2 {
 			t.Errorf("%d readers waiting, want 2", got)
+		}
+		p.readers.close()
+	})
+}
+
+// TestPollerBurstReusesReaders: with one P (a pinned server), a burst of
+// readable connections larger than the readers waiting is read by those
+// readers, which the poller lets run and come back (startYielding), not
+// by a new goroutine for each connection beyond them.
+func TestPollerBurstReusesReaders(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	synctest.Test(t, func(t *testing.T) {
+		p := &poller{regs: make(map[uint64]*pollReg)}
+		p.readers.init(maxIdleReaders)
+		const burst = 4 * maxIdleReaders
+		var xs []*parkResumer
+		var ids []uint64
+		for i := range burst {
+			x := &parkResumer{}
+			x.r = &pollReg{p: p, added: true, run: x, id: uint64(i + 1)}
+			x.r.state.Store(pollParked)
+			p.regs[x.r.id] = x.r
+			xs = append(xs, x)
+			ids = append(ids, x.r.id)
+		}
+		var regs []*pollReg
+		regs = p.ready(ids, regs) // the first burst starts the pool's readers
+		synctest.Wait()
+		const rounds = 20
+		before := goroutinesCreated()
+		for range rounds {
+			regs = p.ready(ids, regs)
+			synctest.Wait()
+		}
+		for i, x := range xs {
+			if got := x.runs.Load(); got != rounds+1 {
+				t.Fatalf("connection %d read %d times for %d edges", i, got, rounds+1)
+			}
+		}
+		if n := goroutinesCreated() - before; n > rounds {
+			t.Errorf("%d goroutines started for %d bursts of %d connections with %d readers waiting, want at most %d", n, rounds, burst, maxIdleReaders, rounds)
 		}
 		p.readers.close()
 	})
