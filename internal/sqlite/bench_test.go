@@ -251,13 +251,7 @@ func benchPacedRooms(b *testing.B, opts ...sqlstore.Option) {
 	db := open(b, filepath.Join(b.TempDir(), "bench.db"), opts...)
 	users := benchUsers(b, db, rooms)
 	// Room r: users[r] and the size-1 users after it.
-	groups := benchGroups(b, db, users, func(r int) []string {
-		ids := make([]string, 0, size-1)
-		for k := 1; k < size; k++ {
-			ids = append(ids, users[(r+k)%rooms].ID)
-		}
-		return ids
-	})
+	groups := benchGroups(b, db, users, roomOf(users, size))
 	if b.Failed() {
 		return
 	}
@@ -313,6 +307,18 @@ func benchUsers(b *testing.B, db *sqlite.DB, n int) []parley.User {
 
 // benchGroups creates a group for each user at once (G0, G1, ...), the
 // user its creator and members(i) the others; a failure fails b.
+// roomOf gives room r's members besides users[r]: the size-1 users
+// after it (wrapping around).
+func roomOf(users []parley.User, size int) func(r int) []string {
+	return func(r int) []string {
+		ids := make([]string, 0, size-1)
+		for j := 1; j < size; j++ {
+			ids = append(ids, users[(r+j)%len(users)].ID)
+		}
+		return ids
+	}
+}
+
 func benchGroups(b *testing.B, db *sqlite.DB, users []parley.User, members func(i int) []string) []parley.Conversation {
 	groups := make([]parley.Conversation, len(users))
 	var wg sync.WaitGroup
@@ -351,13 +357,7 @@ func benchBatchOf(b *testing.B, k, prefill int) {
 	const rooms, size = 1000, 10
 	db := open(b, filepath.Join(b.TempDir(), "bench.db"))
 	users := benchUsers(b, db, rooms)
-	groups := benchGroups(b, db, users, func(r int) []string {
-		ids := make([]string, 0, size-1)
-		for j := 1; j < size; j++ {
-			ids = append(ids, users[(r+j)%rooms].ID)
-		}
-		return ids
-	})
+	groups := benchGroups(b, db, users, roomOf(users, size))
 	if b.Failed() {
 		return
 	}
