@@ -104,6 +104,17 @@ func (s *checkCountingStore) EnsureUser(ctx context.Context, id, name string) (p
 	return s.Store.EnsureUser(ctx, id, name)
 }
 
+// startUserChecks starts a server on SQLite whose store is wrap's around
+// it, checking at most limit users in the store at once.
+func startUserChecks(t *testing.T, limit int, wrap func(parley.Store) parley.Store) *servertest.Server {
+	return servertest.Start(t,
+		servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
+			db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
+			return wrap(db), err
+		}),
+		servertest.WithConfig(func(c *server.Config) { c.UserChecks = limit }))
+}
+
 // TestHelloBurstUserChecks: a burst of hellos of users the node has not
 // cached (each a store write on first sight) checks at most
 // Config.UserChecks of them in the store at once; the others wait for a
@@ -112,13 +123,7 @@ func (s *checkCountingStore) EnsureUser(ctx context.Context, id, name string) (p
 func TestHelloBurstUserChecks(t *testing.T) {
 	const limit, n = 2, 12
 	cs := &checkCountingStore{limit: limit, wait: 100 * time.Millisecond, more: make(chan struct{})}
-	srv := servertest.Start(t,
-		servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
-			db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
-			cs.Store = db
-			return cs, err
-		}),
-		servertest.WithConfig(func(c *server.Config) { c.UserChecks = limit }))
+	srv := startUserChecks(t, limit, func(db parley.Store) parley.Store { cs.Store = db; return cs })
 	var wg sync.WaitGroup
 	for i := range n {
 		tok, _, err := auth.Mint(srv.Secret, fmt.Sprint("burst-", i), fmt.Sprint("Burst ", i), time.Hour)
@@ -167,13 +172,7 @@ func (s *gatedUserStore) EnsureUser(ctx context.Context, id, name string) (parle
 func TestHelloWaitsWithoutGoroutine(t *testing.T) {
 	const limit, n = 2, 12
 	gs := &gatedUserStore{gate: make(chan struct{})}
-	srv := servertest.Start(t,
-		servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
-			db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
-			gs.Store = db
-			return gs, err
-		}),
-		servertest.WithConfig(func(c *server.Config) { c.UserChecks = limit }))
+	srv := startUserChecks(t, limit, func(db parley.Store) parley.Store { gs.Store = db; return gs })
 	released := false
 	release := func() {
 		if !released {
