@@ -1,7 +1,6 @@
 package sqlite_test
 
 import (
-	"database/sql"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -73,14 +72,5 @@ func TestSearchIndexMigration(t *testing.T) {
 // (read with a connection of its own: the store is closed).
 func hasTable(t *testing.T, path, name string) bool {
 	t.Helper()
-	c, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var n int
-	if err := c.QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1`, name).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n > 0
+	return fileInt(t, path, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1`, name) > 0
 }

@@ -273,13 +273,20 @@ func TestRolesMigration(t *testing.T) {
 // pageSizeOf reads the page size of the database file at path.
 func pageSizeOf(t *testing.T, path string) int {
 	t.Helper()
-	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	return fileInt(t, path, "PRAGMA page_size")
+}
+
+// fileInt runs query, whose answer is one integer, on the file at path,
+// read with a connection of its own (the store may be closed).
+func fileInt(t *testing.T, path, query string, args ...any) int {
+	t.Helper()
+	c, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
+	defer c.Close()
 	var n int
-	if err := raw.QueryRow("PRAGMA page_size").Scan(&n); err != nil {
+	if err := c.QueryRowContext(t.Context(), query, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
