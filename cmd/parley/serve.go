@@ -102,6 +102,7 @@ type ServeCmd struct {
 	LoginBackoff     time.Duration `default:"30s" env:"PARLEY_LOGIN_BACKOFF" help:"First lock of an account after --login-failures; doubles with each further failure."`
 	LoginBackoffMax  time.Duration `default:"15m" env:"PARLEY_LOGIN_BACKOFF_MAX" help:"Longest lock of an account."`
 	PasswordHashWait time.Duration `default:"5s" env:"PARLEY_PASSWORD_HASH_WAIT" help:"Longest wait of a login or register for a password-hash slot before it answers unavailable (503)."`
+	UserChecks       int           `default:"64" env:"PARLEY_USER_CHECKS" help:"Store checks of token users this node has not cached (a write on first sight) run at once; other hellos wait their turn with no goroutine."`
 
 	// Webhooks (see package webhook and docs/integrate.md).
 	Webhooks            []string      `name:"webhook" env:"PARLEY_WEBHOOKS" sep:";" placeholder:"SPEC" help:"A webhook endpoint: url=https://...,events=message.new,message.deleted,...(or *),secret=S[,name=N]. Repeat the flag (or separate with ';' in PARLEY_WEBHOOKS) for more."`
@@ -220,8 +221,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ResumeLimit:       c.ResumeLimit,
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatTimeout: c.HeartbeatTimeout,
 		PresenceGrace: c.PresenceGrace, NodeTimeout: c.NodeTimeout, LimitShareInterval: c.LimitShareInterval,
-		ShutdownDrain: c.ShutdownDrain,
-		MetricsToken:  c.MetricsToken,
+		ShutdownDrain: c.ShutdownDrain, UserChecks: c.UserChecks,
+		MetricsToken: c.MetricsToken,
 		HTTP: server.HTTPLimits{
 			ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout, IdleTimeout: c.HTTPIdleTimeout,
 			ConnsPerIP: c.ConnsPerIP, MaxConns: c.MaxConns,
@@ -308,7 +309,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			"messages_per_second", c.MessagesPerSecond, "message_burst", c.MessageBurst,
 			"connects_per_second", c.ConnectsPerSecond, "connections_per_user", c.ConnectionsPerUser,
 			"conns_per_ip", c.ConnsPerIP, "max_conns", c.MaxConns, "resume_limit", c.ResumeLimit,
-			"heartbeat_timeout", c.HeartbeatTimeout, "upload_quota_mib", c.UploadQuotaMiB))
+			"heartbeat_timeout", c.HeartbeatTimeout, "upload_quota_mib", c.UploadQuotaMiB, "user_checks", c.UserChecks))
 	return nil
 }
 
