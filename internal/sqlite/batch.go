@@ -68,7 +68,9 @@ type writeTx struct {
 	pos sqlstore.Heads
 	// noDefer makes deferred ops write at once (the batch's second run).
 	noDefer bool
-	pending pending
+	// pending is the batcher's (batcher.pend), empty at the start of
+	// each run of a batch.
+	pending *pending
 	// probed: known holds every stored (sender, client id) pair among
 	// the batch's sends' (set at the start of the batch's first run).
 	probed bool
@@ -154,7 +156,10 @@ type batcher struct {
 	// Only the batcher goroutine (or newBatcher and close, before and
 	// after it runs) touches what follows.
 
-	heads []int64              // committed heads, one per shard
+	heads []int64 // committed heads, one per shard
+	// pend holds the deferred rows of the batch that runs; its buffers
+	// are kept from batch to batch (pending.reset).
+	pend  pending
 	stmts map[string]*sql.Stmt // prepared on conn, by query text
 	multi [nMulti][]*sql.Stmt  // multi-row statements by kind and log2(rows)
 	cache cache
@@ -388,17 +393,20 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, e
 	if err := b.ckpt.ready(); err != nil {
 		return nil, internalf("%w", err)
 	}
-	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.Begin(), start: time.Now()}
+	// A failed run may have left rows behind: they were rolled back.
+	b.pend.reset()
+	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, pending: &b.pend, Events: b.Begin(), start: time.Now()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, internalf("begin: %w", err)
 	}
 	if !noDefer {
-		var keys []any
+		keys := b.pend.scratch[:0]
 		for _, o := range live {
 			if o.key != [2]string{} {
 				keys = append(keys, o.key[0], o.key[1])
 			}
 		}
+		b.pend.scratch = keys
 		if len(keys) > 0 {
 			if err := w.probe(keys); err != nil {
 				_, _ = w.exec("ROLLBACK")

@@ -3,11 +3,13 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/parleychat/parley"
 )
@@ -351,3 +353,89 @@ const (
 	qTestInsertUser   = `INSERT INTO users (id, name, name_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`
 	qTestInsertMember = `INSERT INTO members (conversation_id, user_id, joined_pos, read_seq) VALUES ($1, $2, $3, 0)`
 )
+
+// TestPendingReused: the rows of a batch's sends go through the
+// batcher's buffers, kept from batch to batch: a batch of as many sends
+// as the last one appends to the same arrays (no growth from nothing,
+// no maps made again), and after the batch the buffers hold nothing
+// (no message kept alive). It measures the bytes a batch allocates as
+// well: without the reuse each batch of 500 grew ~0.7 MB of slices and
+// maps again.
+func TestPendingReused(t *testing.T) {
+	db := openTest(t)
+	ctx := t.Context()
+	u, err := db.CreateUser(ctx, "pending", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _, err := db.CreateGroup(ctx, u.ID, "G", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	batch := func(round int) (bytes uint64) {
+		nms := make([]parley.NewMessage, n)
+		for i := range nms {
+			nms[i] = parley.NewMessage{ConversationID: g.ID, SenderID: u.ID, ClientID: fmt.Sprint(round, "-", i), Type: parley.Text, Text: "hi"}
+		}
+		// One batch: the batcher is held until all n are queued.
+		release := blockBatcher(t, db)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			db.SendMessages(ctx, nms, func(_ int, _ parley.Message, _ []parley.Event, err error) {
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		})
+		waitQueued(db, n)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		release()
+		wg.Wait()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	type bufs struct {
+		msgs, events *any
+		sent         map[[2]string]*parley.Message
+		held         int
+	}
+	look := func() (b bufs) {
+		err := db.b.do(ctx, func(w *writeTx) error {
+			p := &w.b.pend
+			b = bufs{msgs: unsafe.SliceData(p.msgs[:1]), events: unsafe.SliceData(p.events[:1]), sent: p.sent}
+			for _, v := range slices.Concat(p.msgs[:cap(p.msgs)], p.events[:cap(p.events)]) {
+				if v != nil {
+					b.held++
+				}
+			}
+			b.held += len(p.sent) + len(p.bumps) + len(p.reads)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	batch(0)
+	first := look()
+	var grown uint64
+	for round := 1; round <= 3; round++ {
+		grown = max(grown, batch(round))
+		b := look()
+		if b.msgs != first.msgs || b.events != first.events {
+			t.Errorf("batch %d: the message and event rows went to new arrays", round)
+		}
+		if b.held != 0 {
+			t.Errorf("batch %d: the buffers hold %d values after the batch, want none", round, b.held)
+		}
+	}
+	// Each send allocates its message, event and boxed arguments (2.3 kB
+	// here); the rows' slices and maps grown again for every batch made
+	// it 3.7 kB.
+	if perSend := grown / n; perSend > 3000 {
+		t.Errorf("a batch of %d sends allocated %d bytes a send", n, perSend)
+	}
+	t.Logf("bytes allocated a send: %d", grown/n)
+}
