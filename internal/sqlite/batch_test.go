@@ -439,3 +439,103 @@ func TestPendingReused(t *testing.T) {
 	}
 	t.Logf("bytes allocated a send: %d", grown/n)
 }
+
+// TestProbeOnlyAfterResend: batches of new sends run no probe of their
+// client ids (its statement is never prepared); a batch that resends a
+// stored send among new ones is run again with the probe (one miss, no
+// retry without deferral): the resend gets the stored message and no
+// event, the new sends are stored once, at dense positions. The batches
+// after it probe, so a client that keeps resending finds its sends by
+// the probe, not by a batch run twice each time.
+func TestProbeOnlyAfterResend(t *testing.T) {
+	db := openTest(t)
+	ctx := t.Context()
+	a, _, conv := annaAndBert(t, db)
+	nm := func(id string) parley.NewMessage {
+		return parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, ClientID: id, Type: parley.Text, Text: id}
+	}
+	probeStmts := func() (n int) {
+		if err := db.b.do(ctx, func(w *writeTx) error {
+			for _, st := range w.b.multi[multiProbe] {
+				if st != nil {
+					n++
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// sendBatch sends nms in one batch and returns the results.
+	sendBatch := func(nms ...parley.NewMessage) (ms []parley.Message, evs [][]parley.Event) {
+		ms, evs = make([]parley.Message, len(nms)), make([][]parley.Event, len(nms))
+		release := blockBatcher(t, db)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			db.SendMessages(ctx, nms, func(i int, m parley.Message, e []parley.Event, err error) {
+				if err != nil {
+					t.Errorf("send %s: %v", nms[i].ClientID, err)
+				}
+				ms[i], evs[i] = m, e
+			})
+		})
+		waitQueued(db, len(nms))
+		release()
+		wg.Wait()
+		return ms, evs
+	}
+	first, _ := sendBatch(nm("a1"), nm("a2"))
+	sendBatch(nm("b1"), nm("b2"), nm("b3"))
+	if n := probeStmts(); n != 0 {
+		t.Errorf("batches of new sends prepared %d probe statements, want none", n)
+	}
+	before := db.Stats()
+	head, err := db.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, evs := sendBatch(nm("c1"), nm("a2"), nm("c2"))
+	st := db.Stats()
+	if st.Misses-before.Misses != 1 || st.Retries != before.Retries {
+		t.Errorf("a batch with a resend: %d misses and %d retries, want 1 and 0", st.Misses-before.Misses, st.Retries-before.Retries)
+	}
+	if ms[1].ID != first[1].ID || len(evs[1]) != 0 {
+		t.Errorf("the resend got message %s and %d events, want the stored %s and none", ms[1].ID, len(evs[1]), first[1].ID)
+	}
+	if len(evs[0]) != 1 || len(evs[2]) != 1 || evs[0][0].Pos != head+1 || evs[2][0].Pos != head+2 {
+		t.Errorf("new sends of the batch: events %+v, %+v; want positions %d and %d", evs[0], evs[2], head+1, head+2)
+	}
+	if ms[2].Seq != ms[0].Seq+1 {
+		t.Errorf("seqs %d, %d: want consecutive", ms[0].Seq, ms[2].Seq)
+	}
+	// Resends again: found by the probe, no batch runs twice.
+	for i := range 3 {
+		ms, evs := sendBatch(nm(fmt.Sprint("d", i)), nm("a1"))
+		if ms[1].ID != first[0].ID || len(evs[1]) != 0 || len(evs[0]) != 1 {
+			t.Errorf("batch %d: resend got %s and %d events, want the stored %s; new send %d events", i, ms[1].ID, len(evs[1]), first[0].ID, len(evs[0]))
+		}
+	}
+	if got := db.Stats().Misses - st.Misses; got != 0 {
+		t.Errorf("resends while the probe is on: %d misses, want 0", got)
+	}
+	if probeStmts() == 0 {
+		t.Error("no probe after a resend")
+	}
+	evsAll, err := db.Events(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range evsAll {
+		if e.Message != nil {
+			if seen[e.Message.ClientID] {
+				t.Errorf("client id %s stored twice", e.Message.ClientID)
+			}
+			seen[e.Message.ClientID] = true
+		}
+	}
+	if len(seen) != 10 {
+		t.Errorf("%d messages stored, want 10", len(seen))
+	}
+}

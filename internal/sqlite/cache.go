@@ -388,6 +388,10 @@ func (w *writeTx) probe(keys []any) error {
 		keys = keys[rows*probeArgs:]
 	}
 	w.probed = true
+	if len(w.known) > 0 {
+		// A resend: the next batches probe too (batch.go).
+		w.b.probeFor = probeAfterResend
+	}
 	return nil
 }
 
