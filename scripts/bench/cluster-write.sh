@@ -9,6 +9,8 @@
 # acknowledged writes/s, with the load average before/after.
 # The nodes' rate limits are off (the load comes from one address). For A/B runs
 # of 1 vs 3 nodes, run both in the same window: the machine is shared.
+# TOOL (default BIN) is the binary whose `bench write` drives the nodes: give
+# the base binary for both sides of an A/B.
 # SHARDS (default 0: the database's, 1 for a new one) is the nodes' --shards.
 # NODE_CPU (say 0.2; default none) gives each node a CPU budget of its own, that
 # fraction of one core, with a cgroup's CFS quota (needs root): a stand-in for
@@ -63,7 +65,7 @@ echo "uptime before: $(uptime)"
 [ -n "${NODE_CPU:-}" ] && echo "each node's CPU budget: $NODE_CPU of a core (CFS quota)"
 LOADS=()
 for i in $(seq 0 $((NODES-1))); do
-  PARLEY_SECRET=$SECRET $BIN bench write --url http://127.0.0.1:${PORTS[$i]} --server-pid ${PIDS[$i]} \
+  PARLEY_SECRET=$SECRET ${TOOL:-$BIN} bench write --url http://127.0.0.1:${PORTS[$i]} --server-pid ${PIDS[$i]} \
     --rooms $((ROOMS / NODES)) --window $WINDOW --duration $DUR > $STATE/load$i.out 2>&1 &
   LOADS+=($!)
 done
