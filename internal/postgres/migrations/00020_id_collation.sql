@@ -25,7 +25,7 @@
 -- collation.
 --
 -- Changing a column's collation rewrites no table (text to text), but
--- rebuilds each index on the column and checks the foreign keys and
+-- rebuilds each index on the column and may check the foreign keys and
 -- CHECKs again: on a large store, run it at a quiet time.
 
 -- +goose Up
