@@ -38,10 +38,28 @@ import (
 // checked in Go), the whole transaction is rolled back and the batch runs
 // again with every op as a plain op (immediate writes in a savepoint each),
 // so that only the op at fault fails.
+//
+// A send whose (sender, client id) is stored already is a resend: it gets
+// the stored message. Sends are checked against the table with one query
+// for the whole batch (writeTx.probe), but only while resends are about:
+// a batch runs without the probe, its sends assumed new, unless a resend
+// was seen in the last probeAfterResend batches. If such a batch held a
+// resend after all, its message row breaks the messages' unique
+// (sender_id, client_id) key, the batch is rolled back and runs again with
+// the probe (a miss), and the batches after it probe. Resends are rare
+// (a client's unacknowledged sends after a reconnect), and the probe was
+// ~4% of the server's CPU per message with large batches, ~9% of the
+// store's with small ones. A client that resends all the time keeps the
+// probe on: it costs the others what it cost before, plus one batch run
+// twice each probeAfterResend batches.
 
 // maxBatch bounds how many ops share a transaction, so that one batch does
 // not hold the write lock (and its waiters) for too long.
 const maxBatch = 1000
+
+// probeAfterResend is how many batches probe their sends' client ids after
+// one that held a resend (see above).
+const probeAfterResend = 1000
 
 // op is one write waiting for the batcher.
 type op struct {
@@ -68,9 +86,13 @@ type writeTx struct {
 	pos sqlstore.Heads
 	// noDefer makes deferred ops write at once (the batch's second run).
 	noDefer bool
-	pending pending
+	// pending is the batcher's (batcher.pend), empty at the start of
+	// each run of a batch.
+	pending *pending
 	// probed: known holds every stored (sender, client id) pair among
-	// the batch's sends' (set at the start of the batch's first run).
+	// the batch's sends' (set at the start of the batch's first run), or,
+	// in a run without the probe, is assumed to (none: a resend among
+	// them breaks a key at flush and the batch runs again with it).
 	probed bool
 	known  map[[2]string]bool
 	// broken is set when a failed op could not be undone alone (a
@@ -144,8 +166,10 @@ type batcher struct {
 	queue *batchq.Queue[*op]
 
 	// batches and ops count committed batches and the ops in them;
-	// retries the batches run a second time without deferred writes.
-	batches, ops, retries atomic.Int64
+	// retries the batches run again without deferred writes; misses the
+	// batches run without the probe that held a resend, run again with
+	// it.
+	batches, ops, retries, misses atomic.Int64
 	// Hooks is told every batch's outcome: write health (failures
 	// classified by classify), the batch observer and the commit
 	// publisher. DB embeds a pointer to it.
@@ -154,7 +178,13 @@ type batcher struct {
 	// Only the batcher goroutine (or newBatcher and close, before and
 	// after it runs) touches what follows.
 
-	heads []int64              // committed heads, one per shard
+	heads []int64 // committed heads, one per shard
+	// probeFor is how many more batches probe their sends' client ids
+	// (probeAfterResend after a resend; none at start).
+	probeFor int
+	// pend holds the deferred rows of the batch that runs; its buffers
+	// are kept from batch to batch (pending.reset).
+	pend  pending
 	stmts map[string]*sql.Stmt // prepared on conn, by query text
 	multi [nMulti][]*sql.Stmt  // multi-row statements by kind and log2(rows)
 	cache cache
@@ -352,12 +382,23 @@ func (b *batcher) run(batch []*op) {
 	b.cache.trim()
 	errs := make([]error, len(live))
 	start := time.Now()
-	w, err := b.attempt(live, errs, false)
+	probe := b.probeFor > 0
+	if probe {
+		b.probeFor--
+	}
+	w, err := b.attempt(live, errs, false, probe)
+	if errors.Is(err, errFlush) && !probe {
+		// Perhaps a resend of a stored send (see the package comment):
+		// run it again with the probe, and probe the next batches.
+		b.misses.Add(1)
+		b.probeFor = probeAfterResend
+		w, err = b.attempt(live, errs, false, true)
+	}
 	if errors.Is(err, errFlush) {
 		// Pending rows failed to be written: run the batch again, every
 		// op writing at once in its own savepoint.
 		b.retries.Add(1)
-		w, err = b.attempt(live, errs, true)
+		w, err = b.attempt(live, errs, true, false)
 	}
 	if err != nil {
 		err = classify(err)
@@ -384,22 +425,29 @@ var errFlush = errors.New("sqlite: writing the batch's rows failed")
 // attempt runs the ops in one transaction and commits it, filling errs
 // with each op's own error. It returns an error when nothing was
 // committed: then the transaction is rolled back and the cache dropped.
-func (b *batcher) attempt(live []*op, errs []error, noDefer bool) (_ *writeTx, err error) {
+// probe: the sends' client ids are looked up first (writeTx.probe);
+// without it (and without noDefer) they are assumed new.
+func (b *batcher) attempt(live []*op, errs []error, noDefer, probe bool) (_ *writeTx, err error) {
 	if err := b.ckpt.ready(); err != nil {
 		return nil, internalf("%w", err)
 	}
-	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, Events: b.Begin(), start: time.Now()}
+	// A failed run may have left rows behind: they were rolled back.
+	b.pend.reset()
+	w := &writeTx{b: b, pos: sqlstore.NewHeads(b.heads), noDefer: noDefer, pending: &b.pend, Events: b.Begin(), start: time.Now()}
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, internalf("begin: %w", err)
 	}
 	if !noDefer {
-		var keys []any
+		keys := b.pend.scratch[:0]
 		for _, o := range live {
 			if o.key != [2]string{} {
 				keys = append(keys, o.key[0], o.key[1])
 			}
 		}
-		if len(keys) > 0 {
+		b.pend.scratch = keys
+		if len(keys) > 0 && !probe {
+			w.known, w.probed = map[[2]string]bool{}, true
+		} else if len(keys) > 0 {
 			if err := w.probe(keys); err != nil {
 				_, _ = w.exec("ROLLBACK")
 				return nil, internalf("probe client ids: %w", err)

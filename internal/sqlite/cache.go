@@ -171,6 +171,26 @@ type pending struct {
 	sent map[[2]string]*parley.Message
 	// mentions: mentionArgs values per mentions row (mentions.go).
 	mentions []any
+	// scratch holds the arguments of one statement at a time (the
+	// batch's probe, its conversations' and read positions' updates).
+	scratch []any
+}
+
+// reset empties p and keeps its buffers. The batcher's one pending
+// (batcher.pend) is reused by every batch, so a batch of n sends does
+// not grow its slices from nothing and allocate its maps again: the
+// appends of addSend were ~3% of the pinned server's CPU in `parley bench
+// write` (docs/benchmarks.md, h-sqlw). The values are cleared so that
+// the buffers keep no message alive. Bounded by maxBatch sends' rows
+// (and the rows of a batch's mentions).
+func (p *pending) reset() {
+	for _, s := range []*[]any{&p.msgs, &p.events, &p.mentions, &p.scratch} {
+		clear(*s)
+		*s = (*s)[:0]
+	}
+	clear(p.bumps)
+	clear(p.reads)
+	clear(p.sent)
 }
 
 type bump struct{ seq, at int64 }
@@ -189,7 +209,7 @@ const (
 // the conversation's last_seq and the sender's read position. It cannot
 // fail: the op has checked everything before.
 func (w *writeTx) addSend(m *parley.Message, attachmentID any, e *parley.Event) {
-	p := &w.pending
+	p := w.pending
 	if p.bumps == nil {
 		p.bumps = map[string]bump{}
 		p.reads = map[[2]string]int64{}
@@ -210,7 +230,7 @@ func (w *writeTx) addSend(m *parley.Message, attachmentID any, e *parley.Event) 
 // positions. Pending is empty afterwards, written or not. An error wraps
 // errFlush.
 func (w *writeTx) flush() error {
-	p := &w.pending
+	p := w.pending
 	if p.empty() {
 		return nil
 	}
@@ -222,7 +242,7 @@ func (w *writeTx) flush() error {
 				w.known[k] = true
 			}
 		}
-		*p = pending{}
+		p.reset()
 	}()
 	if err := w.execMulti(multiMessages, p.msgs, msgArgs); err != nil {
 		return fmt.Errorf("%w: messages: %w", errFlush, err)
@@ -235,7 +255,7 @@ func (w *writeTx) flush() error {
 	if err := w.execMulti(multiEvents, p.events, eventArgs); err != nil {
 		return fmt.Errorf("%w: events: %w", errFlush, err)
 	}
-	args := make([]any, 0, len(p.bumps)*bumpArgs)
+	args := p.scratch[:0]
 	for id, b := range p.bumps {
 		args = append(args, id, b.seq, b.at)
 	}
@@ -246,6 +266,7 @@ func (w *writeTx) flush() error {
 	for k, seq := range p.reads {
 		args = append(args, k[0], k[1], seq)
 	}
+	p.scratch = args // the longer of the two, kept for the next flush
 	if err := w.execMulti(multiReads, args, readArgs); err != nil {
 		return fmt.Errorf("%w: read positions: %w", errFlush, err)
 	}
@@ -367,6 +388,10 @@ func (w *writeTx) probe(keys []any) error {
 		keys = keys[rows*probeArgs:]
 	}
 	w.probed = true
+	if len(w.known) > 0 {
+		// A resend: the next batches probe too (batch.go).
+		w.b.probeFor = probeAfterResend
+	}
 	return nil
 }
 

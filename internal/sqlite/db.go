@@ -295,9 +295,12 @@ type Stats struct {
 	// Retries counts batches run a second time, every op writing at
 	// once, after their multi-row writes failed (batch.go).
 	Retries int64
+	// Misses counts batches written without probing their sends' client
+	// ids that held a resend, run again with the probe (batch.go).
+	Misses int64
 }
 
 // Stats returns the batcher's counters. It is safe for concurrent use.
 func (db *DB) Stats() Stats {
-	return Stats{Batches: db.b.batches.Load(), Ops: db.b.ops.Load(), Retries: db.b.retries.Load()}
+	return Stats{Batches: db.b.batches.Load(), Ops: db.b.ops.Load(), Retries: db.b.retries.Load(), Misses: db.b.misses.Load()}
 }

@@ -147,7 +147,7 @@ func (b *batcher) indexStep() error {
 		b.ix.waiting = 1
 		return err
 	}
-	w := &writeTx{b: b} // takes no positions
+	w := &writeTx{b: b, pending: &b.pend} // takes no positions; nothing is pending between batches
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		b.ix.waiting = 1
 		return err

@@ -27,7 +27,7 @@ func (p *pending) addMentions(m *parley.Message, at int64) {
 
 // flushMentions writes the pending mentions rows (after their messages).
 func (w *writeTx) flushMentions() error {
-	p := &w.pending
+	p := w.pending
 	for i := 0; i+mentionArgs <= len(p.mentions); i += mentionArgs {
 		if _, err := w.exec(qInsertMention, p.mentions[i:i+mentionArgs]...); err != nil {
 			return fmt.Errorf("%w: mentions: %w", errFlush, err)
