@@ -174,4 +174,55 @@ def main():
         for fr in stk[:6]:
             print('        ', short(fr))
 
+def kind(g):
+    l = label.get(g, (0, '?'))[1]
+    for key, name in (('batcher', 'batcher'), ('hub', 'hub'), ('New.func8', 'hub'), ('tryWrite', 'hub'),
+                      ('goPool', 'readers'), ('poller', 'poller'), ('gcBgMarkWorker', 'GC worker'),
+                      ('bgsweep', 'GC sweep'), ('bgscavenge', 'GC scavenge')):
+        if key in l:
+            return name
+    return 'other'
+
+def busy_periods(gap_ns=50000, min_ms=5):
+    """Busy periods: runs of stretches on the P with gaps under gap_ns between them. On one P a
+    busy period is how long work that became runnable in it can wait; the long ones are the tail."""
+    ss = sorted(stretches, key=lambda s: s[2])
+    periods = []; cur_p = None
+    for s in ss:
+        if cur_p and s[2] - cur_p[1] < gap_ns:
+            cur_p[1] = max(cur_p[1], s[3]); cur_p[2].append(s)
+        else:
+            cur_p = [s[2], s[3], [s]]; periods.append(cur_p)
+    edges = [1, 2, 5, 10, 20, 50]
+    hist = collections.Counter(); held = collections.Counter()
+    for b, e, _ in periods:
+        ms = (e - b) / 1e6
+        k = next((x for x in edges if ms < x), 'inf')
+        hist[k] += 1; held[k] += ms
+    print(f'\nbusy periods (gaps < {gap_ns/1000:.0f} us): {len(periods)}')
+    print('| busy period | count | ms in all |')
+    print('|---|---|---|')
+    lo = 0
+    for x in edges + ['inf']:
+        print(f'| {lo}-{x} ms | {hist[x]} | {held[x]:.1f} |')
+        lo = x
+    long_ = [p for p in periods if (p[1] - p[0]) / 1e6 >= min_ms]
+    marks = [r for r in ranges if r[0] == 'GC concurrent mark phase']
+    tot = collections.Counter(); ingc = 0
+    print(f'\nbusy periods >= {min_ms} ms: ms by goroutine kind (GC mark phase overlapping?)')
+    for b, e, st in sorted(long_, key=lambda p: p[0] - p[1]):
+        c = collections.Counter()
+        for d, g, s0, e0, sysd, *_ in st:
+            c[kind(g)] += d / 1e6
+            if sysd: c['(in syscalls)'] += sysd / 1e6
+        gc = any(r[1] < e and r[2] > b for r in marks)
+        ingc += gc
+        tot.update(c)
+        print(f'  {(e-b)/1e6:6.2f} ms at +{(b-t0)/1e6:7.1f}{" GC" if gc else "   "} ' +
+              ', '.join(f'{k} {v:.1f}' for k, v in c.most_common()))
+    print(f'  all {len(long_)}: {ingc} during a GC mark phase; ' + ', '.join(f'{k} {v:.0f}' for k, v in tot.most_common()))
+    for r in marks:
+        print(f'  GC mark phase at +{(r[1]-t0)/1e6:7.1f}: {(r[2]-r[1])/1e6:.1f} ms')
+
 main()
+busy_periods()
