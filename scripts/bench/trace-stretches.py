@@ -32,6 +32,7 @@ runnable_since = {} # g -> time it became runnable
 waits = []          # (wait, g, from, to)
 ranges = []         # (name, begin, end)
 open_ranges = {}
+phase_ev = []       # (time, 'index step' | 'checkpoint'): events with the batcher in them
 t0 = None
 
 def set_label(g, frs):
@@ -62,15 +63,20 @@ def handle(ev, stack_lines):
         t0 = t
     frs = frames_of(stack_lines)
     ctxfrs = frames_of(stack_lines, 'Stack=')
+    for fr in frs + ctxfrs:
+        if 'indexWaiting' in fr or 'indexStep' in fr:
+            phase_ev.append((t, 'index step')); break
+        if 'checkpointer).run' in fr:
+            phase_ev.append((t, 'checkpoint')); break
     if ctxfrs and int(gctx) > 0:
         set_label(int(gctx), ctxfrs)
     if kind == 'RangeBegin':
         n = rng_re.search(rest).group(1)
-        open_ranges[(n, gctx)] = t
+        open_ranges[(n, gctx if n.startswith('GC mark assist') else '')] = t
         return
     if kind == 'RangeEnd':
         n = rng_re.search(rest).group(1)
-        b = open_ranges.pop((n, gctx), None)
+        b = open_ranges.pop((n, gctx if n.startswith('GC mark assist') else ''), None)
         if b is not None:
             ranges.append((n, b, t, gctx))
         return
@@ -207,6 +213,13 @@ def busy_periods(gap_ns=50000, min_ms=5):
         print(f'| {lo}-{x} ms | {hist[x]} | {held[x]:.1f} |')
         lo = x
     long_ = [p for p in periods if (p[1] - p[0]) / 1e6 >= min_ms]
+    # the batcher's index steps and checkpoints: runs of its events in them (gaps < 5 ms)
+    phases = []
+    for t, what in phase_ev:
+        if phases and phases[-1][2] == what and t - phases[-1][1] < 5e6:
+            phases[-1][1] = t
+        else:
+            phases.append([t, t, what])
     marks = [r for r in ranges if r[0] == 'GC concurrent mark phase']
     tot = collections.Counter(); ingc = 0
     print(f'\nbusy periods >= {min_ms} ms: ms by goroutine kind (GC mark phase overlapping?)')
@@ -217,12 +230,18 @@ def busy_periods(gap_ns=50000, min_ms=5):
             if sysd: c['(in syscalls)'] += sysd / 1e6
         gc = any(r[1] < e and r[2] > b for r in marks)
         ingc += gc
+        for pb, pe, what in phases:
+            ov = min(e, pe) - max(b, pb)
+            if ov > 0:
+                c['[' + what + ']'] += ov / 1e6
         tot.update(c)
         print(f'  {(e-b)/1e6:6.2f} ms at +{(b-t0)/1e6:7.1f}{" GC" if gc else "   "} ' +
               ', '.join(f'{k} {v:.1f}' for k, v in c.most_common()))
     print(f'  all {len(long_)}: {ingc} during a GC mark phase; ' + ', '.join(f'{k} {v:.0f}' for k, v in tot.most_common()))
-    for r in marks:
-        print(f'  GC mark phase at +{(r[1]-t0)/1e6:7.1f}: {(r[2]-r[1])/1e6:.1f} ms')
+    print('  GC mark phases: ' + ', '.join(f'+{(r[1]-t0)/1e6:.0f} {(r[2]-r[1])/1e6:.1f} ms' for r in marks))
+    print('  index steps: ' + ', '.join(f'+{(p[0]-t0)/1e6:.0f} {(p[1]-p[0])/1e6:.1f} ms' for p in phases if p[2] == 'index step'))
+    ck = [(p[1]-p[0])/1e6 for p in phases if p[2] == 'checkpoint']
+    print(f'  checkpoints: {len(ck)}, longest {max(ck, default=0):.1f} ms')
 
 main()
 busy_periods()
