@@ -68,6 +68,8 @@ def handle(ev, stack_lines):
             phase_ev.append((t, 'index step')); break
         if 'checkpointer).run' in fr:
             phase_ev.append((t, 'checkpoint')); break
+        if 'batcher).attempt' in fr:
+            phase_ev.append((t, 'batch')); break
     if ctxfrs and int(gctx) > 0:
         set_label(int(gctx), ctxfrs)
     if kind == 'RangeBegin':
@@ -213,7 +215,8 @@ def busy_periods(gap_ns=50000, min_ms=5):
         print(f'| {lo}-{x} ms | {hist[x]} | {held[x]:.1f} |')
         lo = x
     long_ = [p for p in periods if (p[1] - p[0]) / 1e6 >= min_ms]
-    # the batcher's index steps and checkpoints: runs of its events in them (gaps < 5 ms)
+    # the batcher's index steps and checkpoints: runs of its events in them (gaps < 5 ms, no
+    # batch of ops between: how long ops queued meanwhile waited for them)
     phases = []
     for t, what in phase_ev:
         if phases and phases[-1][2] == what and t - phases[-1][1] < 5e6:
@@ -239,7 +242,7 @@ def busy_periods(gap_ns=50000, min_ms=5):
               ', '.join(f'{k} {v:.1f}' for k, v in c.most_common()))
     print(f'  all {len(long_)}: {ingc} during a GC mark phase; ' + ', '.join(f'{k} {v:.0f}' for k, v in tot.most_common()))
     print('  GC mark phases: ' + ', '.join(f'+{(r[1]-t0)/1e6:.0f} {(r[2]-r[1])/1e6:.1f} ms' for r in marks))
-    print('  index steps: ' + ', '.join(f'+{(p[0]-t0)/1e6:.0f} {(p[1]-p[0])/1e6:.1f} ms' for p in phases if p[2] == 'index step'))
+    print('  index work between two batches: ' + ', '.join(f'+{(p[0]-t0)/1e6:.0f} {(p[1]-p[0])/1e6:.1f} ms' for p in phases if p[2] == 'index step'))
     ck = [(p[1]-p[0])/1e6 for p in phases if p[2] == 'checkpoint']
     print(f'  checkpoints: {len(ck)}, longest {max(ck, default=0):.1f} ms')
 
