@@ -49,11 +49,11 @@ const (
 	// one statement, with one P (GOMAXPROCS=1) it kept every other
 	// goroutine off the P for 15-20 ms of CPU, 7-13 ms sliced
 	// (BenchmarkIndexStepHold; docs/benchmarks.md, "Fan-out tail on one
-	// P"). What is left is the commit, where FTS5 writes the step's
-	// segment and merges segments in one call. The statements share the
-	// step's transaction, so FTS5 still writes one segment per step (its
-	// pending rows are flushed at commit, and rowids only grow): slicing
-	// costs no index work.
+	// P"). The statements share the step's transaction, but FTS5 flushes
+	// its pending rows at each statement's savepoint: each statement
+	// writes a segment of its own (3 segments for a step of 3 slices,
+	// 2026-12-06), and the segment merges that follow a flush run inside
+	// one statement, in one call no yield splits (up to 16 ms seen).
 	indexSlice = 256
 	// indexHold is how long an index step may keep queued ops waiting:
 	// past it, at the end of a slice, the step commits what it indexed
@@ -63,10 +63,11 @@ const (
 	// before theirs begins. A whole step of indexRows is 15-50 ms of
 	// FTS5 work, which every send queued meanwhile waited for: at 1800
 	// sends/s on one core that was the p99 of their acks and deliveries
-	// (docs/benchmarks.md, "Fan-out p99 at 18k deliveries/s"). A step
-	// cut short writes a smaller FTS5 segment, which later merges rewrite,
-	// so it is not cut at every slice: it keeps the P for at least this
-	// long (measured: see the same section).
+	// (docs/benchmarks.md, "Fan-out p99 at 18k deliveries/s"). Cutting a
+	// step writes no more FTS5 segments (each slice writes its own, see
+	// indexSlice), but each part is a commit of its own, which writes the
+	// index pages it touched to the WAL again: so a step is cut only once
+	// it has run this long, a few slices, not at every slice.
 	indexHold = 4 * time.Millisecond
 )
 
