@@ -16,7 +16,9 @@ import (
 //
 // The setters and WriteErr are safe to call at any time, concurrently
 // with batches; Begin, Failed and Committed are for the batcher goroutine
-// (or its lanes: Committed serialises their publishes).
+// (or its lanes: Committed serialises their publishes; PostgreSQL's
+// batcher calls Failed and Committed on its answerer goroutine, one batch
+// at a time, in commit order).
 type Hooks struct {
 	health    WriteHealth
 	observer  Observer
@@ -54,7 +56,8 @@ func (h *Hooks) SetAnswerHooks(begin, end func()) {
 // batcher commits: how many ops it held, how long its COMMIT took and how
 // long its whole transaction took (see BatchObserver for what each
 // covers). nil removes it. One observer at a time (the last set wins). f
-// runs on the batcher goroutine before the batch's callers are answered:
+// runs on the batcher goroutine (PostgreSQL's: its answerer) before the
+// batch's callers are answered:
 // it must be quick and must not call the store. The server records it as
 // parley_store_batch_ops, parley_store_commit_seconds and
 // parley_store_batch_seconds.

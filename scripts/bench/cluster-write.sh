@@ -9,6 +9,8 @@
 # acknowledged writes/s, with the load average before/after.
 # The nodes' rate limits are off (the load comes from one address). For A/B runs
 # of 1 vs 3 nodes, run both in the same window: the machine is shared.
+# TOOL (default BIN) is the binary whose `bench write` drives the nodes: give
+# the base binary for both sides of an A/B.
 # SHARDS (default 0: the database's, 1 for a new one) is the nodes' --shards.
 # NODE_CPU (say 0.2; default none) gives each node a CPU budget of its own, that
 # fraction of one core, with a cgroup's CFS quota (needs root): a stand-in for
@@ -21,6 +23,9 @@
 # events, e.g. a uprobe on runtime.newproc1) and Go's mallocs; or, with
 # PROF=file, a 6 s CPU profile instead; ALLOCS=prefix, two allocs profiles
 # 6 s apart; REC=event, a `perf record -g` of that event (/tmp/perack-rec.data).
+# METRICS=file (with PERACK=1): n0's /metrics when the load ends (the store's
+# stage histograms: parley_store_stage_seconds). PGREC=file: a `perf record
+# -F 999` of the schema's PostgreSQL backends, 5 s from 2 s into the load.
 set -u
 BIN=$1; NODES=$2; ROOMS=$3; WINDOW=$4; DUR=$5
 PG=${PG:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
@@ -63,7 +68,7 @@ echo "uptime before: $(uptime)"
 [ -n "${NODE_CPU:-}" ] && echo "each node's CPU budget: $NODE_CPU of a core (CFS quota)"
 LOADS=()
 for i in $(seq 0 $((NODES-1))); do
-  PARLEY_SECRET=$SECRET $BIN bench write --url http://127.0.0.1:${PORTS[$i]} --server-pid ${PIDS[$i]} \
+  PARLEY_SECRET=$SECRET ${TOOL:-$BIN} bench write --url http://127.0.0.1:${PORTS[$i]} --server-pid ${PIDS[$i]} \
     --rooms $((ROOMS / NODES)) --window $WINDOW --duration $DUR > $STATE/load$i.out 2>&1 &
   LOADS+=($!)
 done
@@ -77,6 +82,8 @@ pgcpu() { local S=0 N=0; for p in $(psql "$PG" -Atc "SELECT pid FROM pg_stat_act
   read -r -a f < /proc/$p/stat && S=$((S + f[13] + f[14])) && N=$((N + 1)); done; echo "$N $S"; }
 until grep -q "connected in" $STATE/load0.out 2>/dev/null; do sleep 0.05; kill -0 ${LOADS[0]} 2>/dev/null || break; done
 read -r N0 S0 <<< "$(pgcpu)"
+if [ -n "${PGREC:-}" ]; then PGP=$(psql "$PG" -Atc "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE application_name = '$SCHEMA'")
+  (sleep 2; perf record -F 999 -p $PGP -o $PGREC -- sleep 5 >/dev/null 2>&1) & PERFP2=$!; fi
 PERFP=
 if [ -n "${PERACK:-}" ]; then
 ( sleep 2; M=http://127.0.0.1:$((PORTS[0]+1))/metrics
@@ -93,7 +100,9 @@ fi
 W0=$(psql "$PG" -Atc "SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
 B0=$(psql "$PG" -Atc "SELECT checkpoints_timed + checkpoints_req, buffers_backend FROM pg_stat_bgwriter")
 wait ${LOADS[@]}
+[ -n "${METRICS:-}" ] && [ -n "${PERACK:-}" ] && curl -s http://127.0.0.1:$((PORTS[0]+1))/metrics > $METRICS
 [ -n "$PERFP" ] && wait $PERFP
+[ -n "${PGREC:-}" ] && wait $PERFP2
 # The search indexer steps 100 ms after the last commit: count that step.
 sleep 0.5
 read -r N1 S1 <<< "$(pgcpu)"
