@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/pressly/goose/v3"
 
@@ -92,4 +94,33 @@ func Synchronous(ctx context.Context, db *DB) (n int, err error) {
 // plain (walsync.go).
 func WALSyncs(db *DB) (async, plain int64) {
 	return db.b.wal.aioSyncs.Load(), db.b.wal.plainSyncs.Load()
+}
+
+// StepIndexWhenQueued makes the batcher run its own index step (as after
+// indexRows messages) after the next batch, with hold as indexHold and,
+// at the step's first yield, one op queued: queue starts it (a send on
+// another goroutine) and the batcher waits there until the op is queued.
+// steps reads how many index transactions committed so far.
+func StepIndexWhenQueued(ctx context.Context, db *DB, hold time.Duration, queue func()) (steps func() int, err error) {
+	var n atomic.Int64
+	err = db.b.do(ctx, func(w *writeTx) error {
+		b := w.b
+		b.ix.manual, b.ix.hold, b.ix.waiting = false, hold, indexRows
+		y, once := b.yield, false
+		b.yield = func() {
+			if !once {
+				once = true
+				queue()
+				for len(b.queue.Ops()) == 0 {
+					runtime.Gosched()
+				}
+			}
+			y()
+		}
+		return nil
+	})
+	return func() int {
+		_ = db.b.do(ctx, func(w *writeTx) error { n.Store(int64(w.b.ix.steps)); return nil })
+		return int(n.Load())
+	}, err
 }

@@ -49,12 +49,26 @@ const (
 	// one statement, with one P (GOMAXPROCS=1) it kept every other
 	// goroutine off the P for 15-20 ms of CPU, 7-13 ms sliced
 	// (BenchmarkIndexStepHold; docs/benchmarks.md, "Fan-out tail on one
-	// P"). What is left is the commit, where FTS5 writes the step's
-	// segment and merges segments in one call. The statements share the
-	// step's transaction, so FTS5 still writes one segment per step (its
-	// pending rows are flushed at commit, and rowids only grow): slicing
-	// costs no index work.
+	// P"). The statements share the step's transaction, but FTS5 flushes
+	// its pending rows at each statement's savepoint: each statement
+	// writes a segment of its own (3 segments for a step of 3 slices,
+	// 2026-12-06), and the segment merges that follow a flush run inside
+	// one statement, in one call no yield splits (up to 16 ms seen).
 	indexSlice = 256
+	// indexHold is how long an index step may keep queued ops waiting:
+	// past it, at the end of a slice, the step commits what it indexed
+	// (moving upto) and the batcher runs the waiting ops' batch before it
+	// indexes the rest (the next step, after that batch). Sends wait for
+	// a step: it holds the write lock, and its transaction has to end
+	// before theirs begins. A whole step of indexRows is 15-50 ms of
+	// FTS5 work, which every send queued meanwhile waited for: at 1800
+	// sends/s on one core that was the p99 of their acks and deliveries
+	// (docs/benchmarks.md, "Fan-out p99 at 18k deliveries/s"). Cutting a
+	// step writes no more FTS5 segments (each slice writes its own, see
+	// indexSlice), but each part is a commit of its own, which writes the
+	// index pages it touched to the WAL again: so a step is cut only once
+	// it has run this long, a few slices, not at every slice.
+	indexHold = 4 * time.Millisecond
 )
 
 const (
@@ -78,6 +92,10 @@ type indexer struct {
 	// idle fires indexIdle after the batcher found no op while messages
 	// waited.
 	idle *time.Timer
+	// hold is indexHold (tests set it).
+	hold time.Duration
+	// steps counts the index transactions committed (tests read it).
+	steps int
 	// behind mirrors waiting > 0 for SyncSearch, which runs on the
 	// searcher's goroutine: set when a batch writes messages (before its
 	// commit, so before any of its sends returns), cleared when an index
@@ -103,6 +121,7 @@ func (ix *indexer) start(ctx context.Context, b *batcher) error {
 	ix.behind.Store(ix.waiting > 0)
 	ix.idle = time.NewTimer(indexIdle)
 	ix.idle.Stop()
+	ix.hold = indexHold
 	return nil
 }
 
@@ -139,9 +158,11 @@ func (b *batcher) indexDue() {
 }
 
 // indexStep indexes up to indexChunk waiting messages in a transaction of
-// its own. A failure (the disk is full, say) leaves them waiting: they
-// are tried again after the next indexRows messages or the next idle
-// time, and a search still finds every message indexed before.
+// its own, or fewer if ops wait (indexHold): then the rest waits for the
+// next step, after their batch. A failure (the disk is full, say) leaves
+// them waiting: they are tried again after the next indexRows messages or
+// the next idle time, and a search still finds every message indexed
+// before.
 func (b *batcher) indexStep() error {
 	if err := b.ckpt.ready(); err != nil {
 		b.ix.waiting = 1
@@ -152,9 +173,15 @@ func (b *batcher) indexStep() error {
 		b.ix.waiting = 1
 		return err
 	}
-	more, err := w.indexWaiting()
+	start := time.Now()
+	more, err := w.indexWaiting(func() bool {
+		return len(b.queue.Ops()) > 0 && time.Since(start) >= b.ix.hold
+	})
 	if err == nil {
 		_, err = w.exec("COMMIT")
+	}
+	if err == nil {
+		b.ix.steps++
 	}
 	switch {
 	case err != nil:
@@ -171,8 +198,9 @@ func (b *batcher) indexStep() error {
 
 // indexWaiting indexes up to indexChunk waiting messages inside the
 // current transaction, indexSlice rowids per statement, and moves
-// search_indexed.upto past them; more says messages still wait.
-func (w *writeTx) indexWaiting() (more bool, err error) {
+// search_indexed.upto past them; more says messages still wait. Between
+// two statements it stops if stop (nil: never) says so: the rest waits.
+func (w *writeTx) indexWaiting(stop func() bool) (more bool, err error) {
 	var upto, last int64
 	if err := w.queryRow(qIndexed).Scan(&upto); err != nil {
 		return false, err
@@ -187,6 +215,10 @@ func (w *writeTx) indexWaiting() (more bool, err error) {
 	for lo := upto; lo < to; lo += indexSlice {
 		if lo > upto {
 			w.b.yield()
+			if stop != nil && stop() {
+				to = lo
+				break
+			}
 		}
 		if _, err := w.exec(qIndexRange, lo, min(lo+indexSlice, to)); err != nil {
 			return false, err
@@ -217,7 +249,8 @@ func (e *engine) SyncSearch(ctx context.Context) error {
 		return nil // every message committed so far is indexed
 	}
 	return e.b.do(ctx, func(w *writeTx) error {
-		more, err := w.indexWaiting()
+		// A search waits for all of it: no stop.
+		more, err := w.indexWaiting(nil)
 		if err == nil && !more {
 			// Rows the batch writes after this op count again (flush
 			// sets behind again).

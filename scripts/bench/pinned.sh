@@ -7,6 +7,8 @@
 # METRICS=FILE: also serve --metrics-addr (the port after pprof's) and save the server's /metrics
 # in FILE after the run (the store's batch, commit and delivery-lag histograms); METRICS=1 only
 # serves it (perack-pinned.sh reads it during the run).
+# SERVER_ENV="K=V ...": environment for the server only (e.g. GODEBUG=gctrace=1, which the load
+# tool then does not print too); LOG=FILE: keep the server's stderr/stdout in FILE.
 set -u
 STATE=${STATE:-/tmp/tb}; mkdir -p "$STATE"
 BIN=$1; TR=$2; SC=$3; shift 3
@@ -15,7 +17,7 @@ PORT=$((20000 + RANDOM % 10000))
 EXTRA=()
 if [ "$TR" != "-" ]; then EXTRA=(--ws-transport "$TR"); fi
 if [ -n "${METRICS:-}" ]; then EXTRA+=(--metrics-addr 127.0.0.1:$((PORT+2))); fi
-taskset -c 1 $BIN serve --addr 127.0.0.1:$PORT --data-dir $D --log-level warn \
+env ${SERVER_ENV:-} taskset -c 1 $BIN serve --addr 127.0.0.1:$PORT --data-dir $D --log-level warn \
   --messages-per-second=-1 --ip-messages-per-second=-1 --typing-per-second=-1 \
   --connects-per-second=-1 --presence-per-second=-1 --reads-per-second=-1 \
   --conversation-writes-per-second=-1 --read-marks-per-second=-1 --deletes-per-second=-1 \
@@ -28,4 +30,5 @@ taskset -c 0 ${TOOL:-$BIN} bench $SC --url http://127.0.0.1:$PORT --data-dir $D 
 echo "rc=$?"; uptime
 if [ -n "${METRICS:-}" ] && [ "$METRICS" != 1 ]; then curl -sS -o "$METRICS" http://127.0.0.1:$((PORT+2))/metrics; fi
 kill $SPID; wait $SPID 2>/dev/null
+if [ -n "${LOG:-}" ]; then cp $D/server.log "$LOG"; fi
 rm -rf $D

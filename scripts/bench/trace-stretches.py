@@ -32,6 +32,7 @@ runnable_since = {} # g -> time it became runnable
 waits = []          # (wait, g, from, to)
 ranges = []         # (name, begin, end)
 open_ranges = {}
+phase_ev = []       # (time, 'index step' | 'checkpoint'): events with the batcher in them
 t0 = None
 
 def set_label(g, frs):
@@ -62,15 +63,22 @@ def handle(ev, stack_lines):
         t0 = t
     frs = frames_of(stack_lines)
     ctxfrs = frames_of(stack_lines, 'Stack=')
+    for fr in frs + ctxfrs:
+        if 'indexWaiting' in fr or 'indexStep' in fr:
+            phase_ev.append((t, 'index step')); break
+        if 'checkpointer).run' in fr:
+            phase_ev.append((t, 'checkpoint')); break
+        if 'batcher).attempt' in fr:
+            phase_ev.append((t, 'batch')); break
     if ctxfrs and int(gctx) > 0:
         set_label(int(gctx), ctxfrs)
     if kind == 'RangeBegin':
         n = rng_re.search(rest).group(1)
-        open_ranges[(n, gctx)] = t
+        open_ranges[(n, gctx if n.startswith('GC mark assist') else '')] = t
         return
     if kind == 'RangeEnd':
         n = rng_re.search(rest).group(1)
-        b = open_ranges.pop((n, gctx), None)
+        b = open_ranges.pop((n, gctx if n.startswith('GC mark assist') else ''), None)
         if b is not None:
             ranges.append((n, b, t, gctx))
         return
@@ -174,4 +182,69 @@ def main():
         for fr in stk[:6]:
             print('        ', short(fr))
 
+def kind(g):
+    l = label.get(g, (0, '?'))[1]
+    for key, name in (('batcher', 'batcher'), ('hub', 'hub'), ('New.func8', 'hub'), ('tryWrite', 'hub'),
+                      ('goPool', 'readers'), ('poller', 'poller'), ('gcBgMarkWorker', 'GC worker'),
+                      ('bgsweep', 'GC sweep'), ('bgscavenge', 'GC scavenge')):
+        if key in l:
+            return name
+    return 'other'
+
+def busy_periods(gap_ns=50000, min_ms=5):
+    """Busy periods: runs of stretches on the P with gaps under gap_ns between them. On one P a
+    busy period is how long work that became runnable in it can wait; the long ones are the tail."""
+    ss = sorted(stretches, key=lambda s: s[2])
+    periods = []; cur_p = None
+    for s in ss:
+        if cur_p and s[2] - cur_p[1] < gap_ns:
+            cur_p[1] = max(cur_p[1], s[3]); cur_p[2].append(s)
+        else:
+            cur_p = [s[2], s[3], [s]]; periods.append(cur_p)
+    edges = [1, 2, 5, 10, 20, 50]
+    hist = collections.Counter(); held = collections.Counter()
+    for b, e, _ in periods:
+        ms = (e - b) / 1e6
+        k = next((x for x in edges if ms < x), 'inf')
+        hist[k] += 1; held[k] += ms
+    print(f'\nbusy periods (gaps < {gap_ns/1000:.0f} us): {len(periods)}')
+    print('| busy period | count | ms in all |')
+    print('|---|---|---|')
+    lo = 0
+    for x in edges + ['inf']:
+        print(f'| {lo}-{x} ms | {hist[x]} | {held[x]:.1f} |')
+        lo = x
+    long_ = [p for p in periods if (p[1] - p[0]) / 1e6 >= min_ms]
+    # the batcher's index steps and checkpoints: runs of its events in them (gaps < 5 ms, no
+    # batch of ops between: how long ops queued meanwhile waited for them)
+    phases = []
+    for t, what in phase_ev:
+        if phases and phases[-1][2] == what and t - phases[-1][1] < 5e6:
+            phases[-1][1] = t
+        else:
+            phases.append([t, t, what])
+    marks = [r for r in ranges if r[0] == 'GC concurrent mark phase']
+    tot = collections.Counter(); ingc = 0
+    print(f'\nbusy periods >= {min_ms} ms: ms by goroutine kind (GC mark phase overlapping?)')
+    for b, e, st in sorted(long_, key=lambda p: p[0] - p[1]):
+        c = collections.Counter()
+        for d, g, s0, e0, sysd, *_ in st:
+            c[kind(g)] += d / 1e6
+            if sysd: c['(in syscalls)'] += sysd / 1e6
+        gc = any(r[1] < e and r[2] > b for r in marks)
+        ingc += gc
+        for pb, pe, what in phases:
+            ov = min(e, pe) - max(b, pb)
+            if ov > 0:
+                c['[' + what + ']'] += ov / 1e6
+        tot.update(c)
+        print(f'  {(e-b)/1e6:6.2f} ms at +{(b-t0)/1e6:7.1f}{" GC" if gc else "   "} ' +
+              ', '.join(f'{k} {v:.1f}' for k, v in c.most_common()))
+    print(f'  all {len(long_)}: {ingc} during a GC mark phase; ' + ', '.join(f'{k} {v:.0f}' for k, v in tot.most_common()))
+    print('  GC mark phases: ' + ', '.join(f'+{(r[1]-t0)/1e6:.0f} {(r[2]-r[1])/1e6:.1f} ms' for r in marks))
+    print('  index work between two batches: ' + ', '.join(f'+{(p[0]-t0)/1e6:.0f} {(p[1]-p[0])/1e6:.1f} ms' for p in phases if p[2] == 'index step'))
+    ck = [(p[1]-p[0])/1e6 for p in phases if p[2] == 'checkpoint']
+    print(f'  checkpoints: {len(ck)}, longest {max(ck, default=0):.1f} ms')
+
 main()
+busy_periods()
