@@ -35,6 +35,10 @@ type sendOp struct {
 	events []parley.Event
 	err    error    // the send's own failure
 	hidden []string // who blocked the sender: left out of the audience
+	// event is the array of events (a new message has one): in the
+	// op's allocation, not one of its own per send. The caller that
+	// gets events may keep them: the op is not reused.
+	event [1]parley.Event
 }
 
 // sendAlloc is a send's op and sendOp in one allocation.
@@ -257,10 +261,11 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 				Size: c.attSize.Int64, Width: int(c.attWidth.Int32), Height: int(c.attHeight.Int32), Name: c.attName.String}
 		}
 		shard := parley.ShardOf(nm.ConversationID, w.shards)
-		so.events = []parley.Event{{
+		so.event[0] = parley.Event{
 			Pos: w.NextPos(shard), Shard: shard, Type: parley.EventNewMessage, ConversationID: nm.ConversationID,
 			UserID: nm.SenderID, UserName: c.name, Message: &so.msg, At: now,
-		}}
+		}
+		so.events = so.event[:]
 		so.hidden = c.hidden
 		created[key] = so
 		pending = append(pending, so)
