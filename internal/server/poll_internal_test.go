@@ -71,9 +71,14 @@ func TestPollRegEdges(t *testing.T) {
 type parkResumer struct {
 	r    *pollReg
 	runs atomic.Int64
+	// gate, when set, holds the read until it is closed.
+	gate chan struct{}
 }
 
 func (x *parkResumer) resume() {
+	if x.gate != nil {
+		<-x.gate
+	}
 	x.runs.Add(1)
 	if got := x.r.park(nil, x); got != parkDone {
 		panic("park after a resume did not park")
@@ -113,8 +118,14 @@ func TestPollerReusesReaders(t *testing.T) {
 		if n := goroutinesCreated() - before; n > 2 {
 			t.Errorf("%d goroutines started for %d edges of a connection read one at a time, want at most 2", n, edges)
 		}
-		p.start(a.r) // both readable at once
+		// Both readable at once: a's read is still going on when b's
+		// starts (else, on a second P, a's reader could finish and take
+		// b too, and one reader would do).
+		a.gate = make(chan struct{})
+		p.start(a.r)
 		p.start(b.r)
+		synctest.Wait() // b read, a's read held
+		close(a.gate)
 		synctest.Wait()
 		if a.runs.Load() != edges+1 || b.runs.Load() != 1 {
 			t.Fatalf("runs: a %d, b %d; want %d, 1", a.runs.Load(), b.runs.Load(), edges+1)
