@@ -35,6 +35,10 @@ type sendOp struct {
 	events []parley.Event
 	err    error    // the send's own failure
 	hidden []string // who blocked the sender: left out of the audience
+	// event is the array of events (a new message has one): in the
+	// op's allocation, not one of its own per send. The caller that
+	// gets events may keep them: the op is not reused.
+	event [1]parley.Event
 }
 
 // sendAlloc is a send's op and sendOp in one allocation.
@@ -257,10 +261,11 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 				Size: c.attSize.Int64, Width: int(c.attWidth.Int32), Height: int(c.attHeight.Int32), Name: c.attName.String}
 		}
 		shard := parley.ShardOf(nm.ConversationID, w.shards)
-		so.events = []parley.Event{{
+		so.event[0] = parley.Event{
 			Pos: w.NextPos(shard), Shard: shard, Type: parley.EventNewMessage, ConversationID: nm.ConversationID,
 			UserID: nm.SenderID, UserName: c.name, Message: &so.msg, At: now,
-		}}
+		}
+		so.events = so.event[:]
 		so.hidden = c.hidden
 		created[key] = so
 		pending = append(pending, so)
@@ -306,23 +311,24 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		if err != nil {
 			return err
 		}
-		audience := map[string][]string{}
-		var (
-			conv string
-			ids  []string
-		)
-		_, err = pgx.ForEachRow(rows, []any{&conv, &ids}, func() error {
-			audience[conv] = slices.Clone(ids)
-			return nil
-		})
+		at, audiences, err := scanAudiences(rows, cIDs)
 		if err != nil {
 			return err
 		}
+		// Every event gets an audience slice of its own: the first send
+		// of a conversation takes the one scanned, the others a copy.
+		taken := make([]bool, len(cIDs))
 		for _, so := range pending {
-			so.events[0].Audience = slices.Clone(audience[so.nm.ConversationID])
-			if len(so.hidden) > 0 {
-				so.events[0].Audience = sqlstore.Without(so.events[0].Audience, so.hidden)
+			i := at[so.nm.ConversationID]
+			aud := audiences[i]
+			if taken[i] {
+				aud = slices.Clone(aud)
 			}
+			taken[i] = true
+			if len(so.hidden) > 0 {
+				aud = sqlstore.Without(aud, so.hidden)
+			}
+			so.events[0].Audience = aud
 		}
 	}
 	for _, so := range pending {
@@ -336,6 +342,33 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		}
 	}
 	return nil
+}
+
+// scanAudiences reads the rows of qBulkSendWrite, a conversation of convs
+// and its members each, into audiences, indexed as convs (at maps each
+// conversation to its index; a conversation without members has none).
+// Each members array is scanned into a slice of its own, and the
+// conversation is matched from the row's raw bytes: no string per row,
+// no copy of the array (before, two allocations a row more).
+func scanAudiences(rows pgx.Rows, convs []string) (at map[string]int, audiences [][]string, err error) {
+	defer rows.Close()
+	at = make(map[string]int, len(convs))
+	for i, c := range convs {
+		at[c] = i
+	}
+	audiences = make([][]string, len(convs))
+	dest := []any{nil, nil} // the conversation id is read raw, not scanned
+	for rows.Next() {
+		i, ok := at[string(rows.RawValues()[0])]
+		if !ok {
+			return nil, nil, internalf("send write: members of conversation %q, not written", rows.RawValues()[0])
+		}
+		dest[1] = &audiences[i]
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, err
+		}
+	}
+	return at, audiences, rows.Err()
 }
 
 // attachmentArg is a message's attachment_id: NULL for a text.
