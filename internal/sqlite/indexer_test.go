@@ -171,6 +171,26 @@ func lagSearch(t *testing.T, db *sqlite.DB, u parley.User, query string) []strin
 	return ids
 }
 
+// sendAtOnce sends n texts "word i" from a to conv concurrently (fewer
+// commits than one after the other) and waits for all of them.
+func sendAtOnce(t *testing.T, db *sqlite.DB, a parley.User, conv parley.Conversation, word string, n int) {
+	t.Helper()
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { // owner: sendAtOnce, which waits for every one below
+			text := fmt.Sprintf("%s %d", word, i)
+			_, _, err := db.SendMessage(t.Context(), parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID,
+				ClientID: text, Type: parley.Text, Text: text})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func indexLag(t *testing.T, db *sqlite.DB) (upto, last int64) {
 	t.Helper()
 	upto, last, err := sqlite.IndexLag(context.Background(), db)
@@ -193,20 +213,7 @@ func TestIndexStepSlices(t *testing.T) {
 	// Sent concurrently (fewer commits): rowids come in one run after
 	// before, whatever their order.
 	n := 2*sqlite.IndexSlice + 10
-	errs := make(chan error, n)
-	for i := range n {
-		go func() { // owner: this test, which waits for every one below
-			text := fmt.Sprintf("kilo %d", i)
-			_, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID,
-				ClientID: text, Type: parley.Text, Text: text})
-			errs <- err
-		}()
-	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	sendAtOnce(t, db, a, conv, "kilo", n)
 	yields, err := sqlite.CountYields(ctx, db)
 	if err != nil {
 		t.Fatal(err)
@@ -241,20 +248,7 @@ func TestIndexStepGivesWay(t *testing.T) {
 	a, conv := lagUsers(t, db)
 	_, before := indexLag(t, db)
 	n := 4 * sqlite.IndexSlice
-	errs := make(chan error, n)
-	for i := range n {
-		go func() { // owner: this test, which waits for every one below
-			text := fmt.Sprintf("lima %d", i)
-			_, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID,
-				ClientID: text, Type: parley.Text, Text: text})
-			errs <- err
-		}()
-	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	sendAtOnce(t, db, a, conv, "lima", n)
 	sent := make(chan error, 1)
 	steps, err := sqlite.StepIndexWhenQueued(ctx, db, 0, func() {
 		go func() { // owner: this test, which waits for it (sent)

@@ -142,19 +142,8 @@ def main():
     handle(ev, stack)
     total = (max(s[3] for s in stretches) - t0) / 1e6
     # histogram
-    edges = [0.1, 0.5, 1, 2, 5, 10, 20, 50]
-    hist = collections.Counter(); held = collections.Counter()
-    for d, *_ in stretches:
-        ms = d / 1e6
-        k = next((e for e in edges if ms < e), 'inf')
-        hist[k] += 1; held[k] += ms
     print(f'trace {total:.0f} ms, {len(stretches)} stretches, busy {sum(s[0] for s in stretches)/1e6:.0f} ms')
-    print('| stretch | count | ms held in all |')
-    print('|---|---|---|')
-    lo = 0
-    for e in edges + ['inf']:
-        print(f'| {lo}-{e} ms | {hist[e]} | {held[e]:.1f} |')
-        lo = e
+    print_hist('stretch', 'ms held in all', [0.1, 0.5, 1, 2, 5, 10, 20, 50], [d / 1e6 for d, *_ in stretches])
     # by goroutine kind, stretches >= 1 ms
     bykind = collections.defaultdict(list)
     for s in stretches:
@@ -182,6 +171,19 @@ def main():
         for fr in stk[:6]:
             print('        ', short(fr))
 
+def print_hist(what, sumcol, edges, values_ms):
+    """A markdown table of values_ms by bucket (upper edges in ms): count and sum per bucket."""
+    hist = collections.Counter(); held = collections.Counter()
+    for ms in values_ms:
+        k = next((x for x in edges if ms < x), 'inf')
+        hist[k] += 1; held[k] += ms
+    print(f'| {what} | count | {sumcol} |')
+    print('|---|---|---|')
+    lo = 0
+    for x in edges + ['inf']:
+        print(f'| {lo}-{x} ms | {hist[x]} | {held[x]:.1f} |')
+        lo = x
+
 def kind(g):
     l = label.get(g, (0, '?'))[1]
     for key, name in (('batcher', 'batcher'), ('hub', 'hub'), ('New.func8', 'hub'), ('tryWrite', 'hub'),
@@ -201,19 +203,8 @@ def busy_periods(gap_ns=50000, min_ms=5):
             cur_p[1] = max(cur_p[1], s[3]); cur_p[2].append(s)
         else:
             cur_p = [s[2], s[3], [s]]; periods.append(cur_p)
-    edges = [1, 2, 5, 10, 20, 50]
-    hist = collections.Counter(); held = collections.Counter()
-    for b, e, _ in periods:
-        ms = (e - b) / 1e6
-        k = next((x for x in edges if ms < x), 'inf')
-        hist[k] += 1; held[k] += ms
     print(f'\nbusy periods (gaps < {gap_ns/1000:.0f} us): {len(periods)}')
-    print('| busy period | count | ms in all |')
-    print('|---|---|---|')
-    lo = 0
-    for x in edges + ['inf']:
-        print(f'| {lo}-{x} ms | {hist[x]} | {held[x]:.1f} |')
-        lo = x
+    print_hist('busy period', 'ms in all', [1, 2, 5, 10, 20, 50], [(e - b) / 1e6 for b, e, _ in periods])
     long_ = [p for p in periods if (p[1] - p[0]) / 1e6 >= min_ms]
     # the batcher's index steps and checkpoints: runs of its events in them (gaps < 5 ms, no
     # batch of ops between: how long ops queued meanwhile waited for them)
