@@ -20,6 +20,9 @@ func MigrateDownTo(ctx context.Context, path string, version int64) error {
 		return err
 	}
 	defer db.Close()
+	// One connection, as Open's: a migration that sets a pragma around
+	// its own transaction (00017) must run on one.
+	db.SetMaxOpenConns(1)
 	return sqlstore.MigrateDownTo(ctx, "sqlite", goose.DialectSQLite3, db, migrations, version)
 }
 
@@ -49,6 +52,14 @@ func IndexLag(ctx context.Context, db *DB) (upto, last int64, err error) {
 
 // SyncIndex indexes what waits, as a search does first.
 func SyncIndex(ctx context.Context, db *DB) error { return (*engine)(db).SyncSearch(ctx) }
+
+// ForeignKeys reads the write connection's foreign_keys.
+func ForeignKeys(ctx context.Context, db *DB) (on bool, err error) {
+	err = db.b.do(ctx, func(w *writeTx) error {
+		return w.queryRow("PRAGMA foreign_keys").Scan(&on)
+	})
+	return on, err
+}
 
 // WALAutocheckpoint reads the write connection's wal_autocheckpoint.
 func WALAutocheckpoint(ctx context.Context, db *DB) (n int, err error) {
