@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,35 @@ func IndexLag(ctx context.Context, db *DB) (upto, last int64, err error) {
 
 // SyncIndex indexes what waits, as a search does first.
 func SyncIndex(ctx context.Context, db *DB) error { return (*engine)(db).SyncSearch(ctx) }
+
+// InsertOpcodes returns the opcodes of the batch's multi-row INSERT into
+// messages (or events) for two rows, as the write connection compiles it.
+func InsertOpcodes(ctx context.Context, db *DB, events bool) (ops []string, err error) {
+	kind := multiMessages
+	if events {
+		kind = multiEvents
+	}
+	err = db.b.do(ctx, func(w *writeTx) error {
+		// Literals for the variables: EXPLAIN runs nothing, and
+		// database/sql would want an argument for each.
+		rows, err := w.b.conn.QueryContext(ctx, "EXPLAIN "+strings.ReplaceAll(multiSQL(kind, 2, true), "?", "0"))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var addr, p1, p2, p3, p5 int64
+			var op string
+			var p4, comment sql.NullString
+			if err := rows.Scan(&addr, &op, &p1, &p2, &p3, &p4, &p5, &comment); err != nil {
+				return err
+			}
+			ops = append(ops, op)
+		}
+		return rows.Err()
+	})
+	return ops, err
+}
 
 // ForeignKeys reads the write connection's foreign_keys.
 func ForeignKeys(ctx context.Context, db *DB) (on bool, err error) {

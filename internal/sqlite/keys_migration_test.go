@@ -141,6 +141,34 @@ func TestNoForeignKeys(t *testing.T) {
 	}
 }
 
+// TestBatchInsertsSeekNoParent: the batch's multi-row inserts into
+// messages and events look up no parent row (EXPLAIN: no Found), which they did five times a message before 00017 (a
+// conversation, a user, and an attachment and a replied-to message when
+// set, for the message; a conversation, a user and the message, for its
+// event), each with a cursor opened and closed; what is left is the
+// unique keys' seeks: three for the message, one for its event.
+func TestBatchInsertsSeekNoParent(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "parley.db"))
+	for _, events := range []bool{false, true} {
+		ops, err := sqlite.InsertOpcodes(t.Context(), db, events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := map[string]int{}
+		for _, op := range ops {
+			count[op]++
+		}
+		want := 3 // NoConflict: id, (conversation_id, seq), (sender_id, client_id)
+		if events {
+			want = 1 // (shard, pos)
+		}
+		if count["Found"] != 0 || count["NoConflict"] != want {
+			t.Errorf("events %v: Found %d, NoConflict %d; want 0, %d (%v)", events,
+				count["Found"], count["NoConflict"], want, ops)
+		}
+	}
+}
+
 // qSchemaOf lists the indexes (with the automatic ones of the unique
 // keys) and triggers of messages and events.
 const qSchemaOf = `SELECT type || ' ' || name || ': ' || COALESCE(sql, '') FROM sqlite_master
