@@ -216,8 +216,16 @@ func (w *writeTx) addSend(m *parley.Message, attachmentID any, e *parley.Event) 
 		p.sent = map[[2]string]*parley.Message{}
 	}
 	at := toMicros(m.CreatedAt)
-	p.msgs = append(p.msgs, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID, string(m.Type), m.Text, attachmentID, at, sqlstore.ReplyArg(m), sqlstore.MentionsArg(m))
-	p.events = append(p.events, e.Pos, e.ConversationID, string(e.Type), e.UserID, m.ID, sqlstore.EmptyEventData, toMicros(e.At), e.Shard)
+	// The driver's types (raw.go): int64, string or nil, not a *string.
+	var reply, mentions any
+	if r := sqlstore.ReplyArg(m); r != nil {
+		reply = *r
+	}
+	if ms := sqlstore.MentionsArg(m); ms != nil {
+		mentions = *ms
+	}
+	p.msgs = append(p.msgs, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID, string(m.Type), m.Text, attachmentID, at, reply, mentions)
+	p.events = append(p.events, e.Pos, e.ConversationID, string(e.Type), e.UserID, m.ID, sqlstore.EmptyEventData, toMicros(e.At), int64(e.Shard))
 	p.bumps[m.ConversationID] = bump{m.Seq, at}
 	p.reads[[2]string{m.ConversationID, m.SenderID}] = m.Seq
 	p.sent[[2]string{m.SenderID, m.ClientID}] = m
@@ -326,17 +334,22 @@ func multiSQL(kind, rows int, orRollback bool) string {
 }
 
 // execMulti runs the kind's statement over args (cols values a row), in
-// chunks of a power of two rows.
+// chunks of a power of two rows: on the driver's statements (raw.go), or,
+// in the batch's second run (without OR ROLLBACK), on database/sql's.
 func (w *writeTx) execMulti(kind int, args []any, cols int) error {
 	for len(args) > 0 {
 		n := min(len(args)/cols, maxMultiRows)
 		k := bits.Len(uint(n)) - 1 // the largest power of two <= n
-		st, err := w.b.multiStmt(kind, k, !w.noDefer)
-		if err != nil {
-			return err
-		}
 		rows := 1 << k
-		if _, err := st.Exec(args[:rows*cols]...); err != nil {
+		if w.noDefer {
+			st, err := w.b.multiStmt(kind, k, false)
+			if err != nil {
+				return err
+			}
+			if _, err := st.Exec(args[:rows*cols]...); err != nil {
+				return err
+			}
+		} else if err := w.b.execRaw(kind, k, args[:rows*cols]); err != nil {
 			return err
 		}
 		args = args[rows*cols:]
