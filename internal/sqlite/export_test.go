@@ -55,12 +55,14 @@ func IndexLag(ctx context.Context, db *DB) (upto, last int64, err error) {
 func SyncIndex(ctx context.Context, db *DB) error { return (*engine)(db).SyncSearch(ctx) }
 
 // InsertOpcodes returns the opcodes of the batch's multi-row INSERT into
-// messages (or events) for two rows, as the write connection compiles it.
-func InsertOpcodes(ctx context.Context, db *DB, events bool) (ops []string, err error) {
+// messages (or events) for two rows, as the write connection compiles it,
+// and how many arguments it binds.
+func InsertOpcodes(ctx context.Context, db *DB, events bool) (ops []string, args int, err error) {
 	kind := multiMessages
 	if events {
 		kind = multiEvents
 	}
+	args = strings.Count(multiSQL(kind, 2, true), "?")
 	err = db.b.do(ctx, func(w *writeTx) error {
 		// Literals for the variables: EXPLAIN runs nothing, and
 		// database/sql would want an argument for each.
@@ -80,7 +82,7 @@ func InsertOpcodes(ctx context.Context, db *DB, events bool) (ops []string, err 
 		}
 		return rows.Err()
 	})
-	return ops, err
+	return ops, args, err
 }
 
 // ForeignKeys reads the write connection's foreign_keys.

@@ -150,7 +150,7 @@ func TestNoForeignKeys(t *testing.T) {
 func TestBatchInsertsSeekNoParent(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "parley.db"))
 	for _, events := range []bool{false, true} {
-		ops, err := sqlite.InsertOpcodes(t.Context(), db, events)
+		ops, args, err := sqlite.InsertOpcodes(t.Context(), db, events)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,8 +159,15 @@ func TestBatchInsertsSeekNoParent(t *testing.T) {
 			count[op]++
 		}
 		want := 3 // NoConflict: id, (conversation_id, seq), (sender_id, client_id)
+		vars := 2 * 11
 		if events {
 			want = 1 // (shard, pos)
+			// The event's type and data are literals: 6 arguments
+			// bound a row, not 8.
+			vars = 2 * 6
+		}
+		if args != vars {
+			t.Errorf("events %v: %d arguments for two rows, want %d", events, args, vars)
 		}
 		if count["Found"] != 0 || count["NoConflict"] != want {
 			t.Errorf("events %v: Found %d, NoConflict %d; want 0, %d (%v)", events,
