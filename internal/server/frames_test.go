@@ -61,3 +61,15 @@ func TestMessageReplyAllocs(t *testing.T) {
 		t.Fatalf("messageReply:\n%s\nencodeData:\n%s", got, want)
 	}
 }
+
+// BenchmarkMessageReply: a send's reply frame, as the load tool's sends
+// make it (compare runs in alternation: the machine is shared).
+func BenchmarkMessageReply(b *testing.B) {
+	m := parley.Message{ID: "019af0b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b", ConversationID: "01a203cc-0904-79eb-a0fc-081096a164e0",
+		SenderID: "019af0b2-0000-7e5f-8a9b-0c1d2e3f4a5b", SenderName: "bench-user-17", Seq: 12345, ClientID: "run1-17-12345",
+		Type: parley.Text, Text: "pb|run1|17|0|12345|1795000000000000000", CreatedAt: time.Date(2026, 12, 6, 1, 2, 3, 456789000, time.UTC)}
+	b.ReportAllocs()
+	for b.Loop() {
+		messageReply("s12345", &m)
+	}
+}
