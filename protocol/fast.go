@@ -27,15 +27,19 @@ func decodeRequestFast(b []byte, r *Request) bool {
 				return 0, 0, false
 			}
 			if string(key) == "op" {
-				r.Op = string(v)
+				r.Op = internOp(v)
 				return q, 0, true
 			}
 			r.ID = string(v)
 			return q, 1, true
 		case "data":
-			q, ok := objectEnd(b, p)
-			if !ok || !json.Valid(b[p:q]) {
-				return 0, 0, false
+			// A plain object (what clients send) is checked as it is
+			// read; any other goes to json.Valid, a second pass.
+			q, ok := plainMembersEnd(b, p)
+			if !ok {
+				if q, ok = findObjectEnd(b, p); !ok || !jsonValid(b[p:q]) {
+					return 0, 0, false
+				}
 			}
 			r.Data = slices.Clone(b[p:q])
 			return q, 2, true
@@ -64,13 +68,20 @@ func decodeSendSlow(data json.RawMessage) (Send, error) {
 // decodeSendFast fills.
 var sendKeys = [...]string{"conversation_id", "client_id", "type", "text", "attachment_id", "reply_to"}
 
-// decodeSendFast parses the plain form of a send's data (see above).
+// sendText is the slot of "text" in sendKeys, sendType that of "type".
+const sendType, sendText = 2, 3
+
+// decodeSendFast parses the plain form of a send's data (see above). It
+// makes two strings, not one per member: the text, and one holding the
+// ids (conversation, client, attachment, reply_to), which the fields
+// slice; a type the protocol knows is a constant. The ids live as long as
+// the message anyway; the text, which may be large, is apart so that
+// keeping an id (a map key, say) keeps no text alive.
 func decodeSendFast(b []byte, s *Send) bool {
 	var (
 		seen [len(sendKeys)]bool
-		typ  string
+		vals [len(sendKeys)][]byte // the members' values, in b
 	)
-	dst := [len(sendKeys)]*string{&s.ConversationID, &s.ClientID, &typ, &s.Text, &s.AttachmentID, &s.ReplyTo}
 	ok := plainObject(b, seen[:], func(key []byte, p int) (int, int, bool) {
 		for i, k := range sendKeys {
 			if string(key) != k {
@@ -80,13 +91,62 @@ func decodeSendFast(b []byte, s *Send) bool {
 			if !ok {
 				return 0, 0, false
 			}
-			*dst[i] = string(v)
+			vals[i] = v
 			return q, i, true
 		}
 		return 0, 0, false
 	})
-	s.Type = parley.MessageType(typ)
-	return ok
+	if !ok {
+		return false
+	}
+	var buf [256]byte
+	ids := buf[:0]
+	for i, v := range vals {
+		if i != sendType && i != sendText {
+			ids = append(ids, v...)
+		}
+	}
+	all := string(ids)
+	dst := [len(sendKeys)]*string{&s.ConversationID, &s.ClientID, nil, nil, &s.AttachmentID, &s.ReplyTo}
+	for i, v := range vals {
+		if dst[i] != nil {
+			*dst[i], all = all[:len(v)], all[len(v):]
+		}
+	}
+	if len(vals[sendText]) > 0 {
+		s.Text = string(vals[sendText])
+	}
+	switch typ := vals[sendType]; string(typ) {
+	case string(parley.Text):
+		s.Type = parley.Text
+	case string(parley.Image):
+		s.Type = parley.Image
+	case string(parley.File):
+		s.Type = parley.File
+	default:
+		s.Type = parley.MessageType(typ)
+	}
+	return true
+}
+
+// ops maps every op the protocol knows to itself: internOp's constants.
+var ops = func() map[string]string {
+	m := make(map[string]string)
+	for _, op := range [...]string{OpHello, OpPing, OpSend, OpHistory, OpDelete, OpRead, OpTyping, OpConversations,
+		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpEdit, OpReact, OpSetFlags,
+		OpDelivered, OpSetProfile, OpSearch, OpMentions,
+		OpBlock, OpUnblock, OpPrivacy, OpSetPrivacy, OpAcceptRequest, OpDeclineRequest} {
+		m[op] = op
+	}
+	return m
+}()
+
+// internOp is string(v), without allocating for an op the protocol knows.
+func internOp(v []byte) string {
+	if op, ok := ops[string(v)]; ok {
+		return op
+	}
+	return string(v)
 }
 
 // plainObject walks b, one JSON object of plain members (see above) with
@@ -158,6 +218,87 @@ func plainString(b []byte, p int) ([]byte, int, bool) {
 		}
 	}
 	return nil, 0, false
+}
+
+// jsonValid is json.Valid and findObjectEnd objectEnd: a test counts
+// their calls (passes over the data).
+var (
+	jsonValid     = json.Valid
+	findObjectEnd = objectEnd
+)
+
+// plainMembers reports whether b is an object of plain members (with
+// plain strings as keys) whose values are plain strings, true, false or
+// null, or numbers of digits alone (no sign, fraction or exponent, and no
+// leading zero), with nothing but whitespace around it: then it is valid
+// JSON. b is UTF-8 (DecodeRequest checks the frame). Duplicate keys are
+// allowed, as in JSON.
+func plainMembers(b []byte) bool {
+	q, ok := plainMembersEnd(b, skipSpace(b, 0))
+	return ok && skipSpace(b, q) == len(b)
+}
+
+// plainMembersEnd reads the object of plain members (see plainMembers)
+// that starts at b[p] and returns the index after it.
+func plainMembersEnd(b []byte, p int) (int, bool) {
+	if p >= len(b) || b[p] != '{' {
+		return 0, false
+	}
+	p = skipSpace(b, p+1)
+	if p < len(b) && b[p] == '}' {
+		return p + 1, true
+	}
+	for {
+		_, q, ok := plainString(b, p)
+		if !ok {
+			return 0, false
+		}
+		p = skipSpace(b, q)
+		if p >= len(b) || b[p] != ':' {
+			return 0, false
+		}
+		if p, ok = plainValue(b, skipSpace(b, p+1)); !ok {
+			return 0, false
+		}
+		p = skipSpace(b, p)
+		if p >= len(b) {
+			return 0, false
+		}
+		if b[p] == '}' {
+			return p + 1, true
+		}
+		if b[p] != ',' {
+			return 0, false
+		}
+		p = skipSpace(b, p+1)
+	}
+}
+
+// plainValue reads the value at b[p:] that plainMembers allows and
+// returns the index after it.
+func plainValue(b []byte, p int) (int, bool) {
+	if p >= len(b) {
+		return 0, false
+	}
+	switch c := b[p]; {
+	case c == '"':
+		_, q, ok := plainString(b, p)
+		return q, ok
+	case c == '0':
+		return p + 1, p+1 == len(b) || b[p+1] < '0' || b[p+1] > '9'
+	case '1' <= c && c <= '9':
+		q := p + 1
+		for q < len(b) && '0' <= b[q] && b[q] <= '9' {
+			q++
+		}
+		return q, true
+	}
+	for _, lit := range [...]string{"true", "false", "null"} {
+		if len(b)-p >= len(lit) && string(b[p:p+len(lit)]) == lit {
+			return p + len(lit), true
+		}
+	}
+	return 0, false
 }
 
 // objectEnd returns the index after the JSON object that starts at b[p],

@@ -81,6 +81,12 @@ func FuzzFastPaths(f *testing.F) {
 		`{"reply_to":"m1","reply_to":"m2"}`,
 		`{"reply_to":5}`,
 		`{}`,
+		`{"limit":50,"after":0,"x":null,"y":true,"z":false,"k":"v"}`,
+		`{"limit":050}`,
+		`{"limit":-1}`,
+		`{"limit":1.5e3}`,
+		`{"a":truex}`,
+		`{"a":0 1}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -97,6 +103,9 @@ func FuzzFastPaths(f *testing.F) {
 			if fast.Op != slow.Op || fast.ID != slow.ID || string(fast.Data) != string(slow.Data) {
 				t.Fatalf("%q: fast %+v, encoding/json %+v", b, fast, slow)
 			}
+		}
+		if plainMembers(b) && !json.Valid(b) {
+			t.Fatalf("plainMembers accepted %q, which is not valid JSON", b)
 		}
 		var fs Send
 		if decodeSendFast(b, &fs) {
@@ -152,4 +161,53 @@ func BenchmarkDecodeSend(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestDecodeSendAllocs: a plain send frame costs four allocations to
+// decode: the request's id and data (kept in the request queue, past the
+// read buffer) and the send's text and one string for all its ids; the
+// op and the message type are constants, and the request is not moved to
+// the heap for the slow path's decoder.
+func TestDecodeSendAllocs(t *testing.T) {
+	frame := []byte(`{"op":"send","id":"s12345","data":{"conversation_id":"01a203cc-0904-79eb-a0fc-081096a164e0","client_id":"run1-17-12345","type":"text","text":"pb|run1|17|0|12345|1795000000000000000","reply_to":"m1"}}`)
+	var r Request
+	if n := testing.AllocsPerRun(100, func() { r, _ = DecodeRequest(frame) }); n > 2 {
+		t.Errorf("DecodeRequest: %v allocations, want 2 (id, data)", n)
+	}
+	var s Send
+	if n := testing.AllocsPerRun(100, func() { s, _ = DecodeSend(r.Data) }); n > 2 {
+		t.Errorf("DecodeSend: %v allocations, want 2 (text, ids)", n)
+	}
+	want := Send{ConversationID: "01a203cc-0904-79eb-a0fc-081096a164e0", ClientID: "run1-17-12345", Type: parley.Text,
+		Text: "pb|run1|17|0|12345|1795000000000000000", ReplyTo: "m1"}
+	if r.Op != OpSend || r.ID != "s12345" || s != want {
+		t.Fatalf("decoded %+v, %+v", r, s)
+	}
+}
+
+// TestPlainDataOnePass: the data of a plain request is checked while its
+// members are read, in one pass: neither objectEnd's pass to find its end
+// nor json.Valid's second pass over it; data that is not plain still goes
+// to both.
+func TestPlainDataOnePass(t *testing.T) {
+	calls := 0
+	jsonValid = func(b []byte) bool { calls++; return json.Valid(b) }
+	findObjectEnd = func(b []byte, p int) (int, bool) { calls++; return objectEnd(b, p) }
+	defer func() { jsonValid, findObjectEnd = json.Valid, objectEnd }()
+	for _, c := range []struct {
+		frame string
+		calls int
+	}{
+		{`{"op":"send","id":"s1","data":{"conversation_id":"c","client_id":"x","text":"hi"}}`, 0},
+		{`{"op":"history","id":"h1","data":{"conversation_id":"c","limit":50,"after":0}}`, 0},
+		{`{"op":"history","id":"h1","data":{"conversation_id":"c","limit":5e1}}`, 2},
+	} {
+		calls = 0
+		if _, err := DecodeRequest([]byte(c.frame)); err != nil {
+			t.Fatalf("%s: %v", c.frame, err)
+		}
+		if calls != c.calls {
+			t.Errorf("%s: %d passes of objectEnd and json.Valid, want %d", c.frame, calls, c.calls)
+		}
+	}
 }
