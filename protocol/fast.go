@@ -33,13 +33,9 @@ func decodeRequestFast(b []byte, r *Request) bool {
 			r.ID = string(v)
 			return q, 1, true
 		case "data":
-			// A plain object (what clients send) is checked as it is
-			// read; any other goes to json.Valid, a second pass.
-			q, ok := plainMembersEnd(b, p)
-			if !ok {
-				if q, ok = findObjectEnd(b, p); !ok || !jsonValid(b[p:q]) {
-					return 0, 0, false
-				}
+			q, ok := objectEnd(b, p)
+			if !ok || !validData(b[p:q]) {
+				return 0, 0, false
 			}
 			r.Data = slices.Clone(b[p:q])
 			return q, 2, true
@@ -220,55 +216,51 @@ func plainString(b []byte, p int) ([]byte, int, bool) {
 	return nil, 0, false
 }
 
-// jsonValid is json.Valid and findObjectEnd objectEnd: a test counts
-// their calls (passes over the data).
-var (
-	jsonValid     = json.Valid
-	findObjectEnd = objectEnd
-)
+// jsonValid is json.Valid; a test counts its calls.
+var jsonValid = json.Valid
+
+// validData reports whether b, a request's data object, is valid JSON. The
+// plain objects clients send (plainMembers) are checked on the way;
+// others go to json.Valid, which is a second pass over them.
+func validData(b []byte) bool {
+	return plainMembers(b) || jsonValid(b)
+}
 
 // plainMembers reports whether b is an object of plain members (with
 // plain strings as keys) whose values are plain strings, true, false or
 // null, or numbers of digits alone (no sign, fraction or exponent, and no
-// leading zero), with nothing but whitespace around it: then it is valid
-// JSON. b is UTF-8 (DecodeRequest checks the frame). Duplicate keys are
-// allowed, as in JSON.
+// leading zero): then it is valid JSON. b is UTF-8 (DecodeRequest checks
+// the frame). Duplicate keys are allowed, as in JSON.
 func plainMembers(b []byte) bool {
-	q, ok := plainMembersEnd(b, skipSpace(b, 0))
-	return ok && skipSpace(b, q) == len(b)
-}
-
-// plainMembersEnd reads the object of plain members (see plainMembers)
-// that starts at b[p] and returns the index after it.
-func plainMembersEnd(b []byte, p int) (int, bool) {
+	p := skipSpace(b, 0)
 	if p >= len(b) || b[p] != '{' {
-		return 0, false
+		return false
 	}
 	p = skipSpace(b, p+1)
 	if p < len(b) && b[p] == '}' {
-		return p + 1, true
+		return skipSpace(b, p+1) == len(b)
 	}
 	for {
 		_, q, ok := plainString(b, p)
 		if !ok {
-			return 0, false
+			return false
 		}
 		p = skipSpace(b, q)
 		if p >= len(b) || b[p] != ':' {
-			return 0, false
+			return false
 		}
 		if p, ok = plainValue(b, skipSpace(b, p+1)); !ok {
-			return 0, false
+			return false
 		}
 		p = skipSpace(b, p)
 		if p >= len(b) {
-			return 0, false
+			return false
 		}
 		if b[p] == '}' {
-			return p + 1, true
+			return skipSpace(b, p+1) == len(b)
 		}
 		if b[p] != ',' {
-			return 0, false
+			return false
 		}
 		p = skipSpace(b, p+1)
 	}
