@@ -34,7 +34,7 @@ func decodeRequestFast(b []byte, r *Request) bool {
 			return q, 1, true
 		case "data":
 			q, ok := objectEnd(b, p)
-			if !ok || !validData(b[p:q]) {
+			if !ok || !json.Valid(b[p:q]) {
 				return 0, 0, false
 			}
 			r.Data = slices.Clone(b[p:q])
@@ -214,83 +214,6 @@ func plainString(b []byte, p int) ([]byte, int, bool) {
 		}
 	}
 	return nil, 0, false
-}
-
-// jsonValid is json.Valid; a test counts its calls.
-var jsonValid = json.Valid
-
-// validData reports whether b, a request's data object, is valid JSON. The
-// plain objects clients send (plainMembers) are checked on the way;
-// others go to json.Valid, which is a second pass over them.
-func validData(b []byte) bool {
-	return plainMembers(b) || jsonValid(b)
-}
-
-// plainMembers reports whether b is an object of plain members (with
-// plain strings as keys) whose values are plain strings, true, false or
-// null, or numbers of digits alone (no sign, fraction or exponent, and no
-// leading zero): then it is valid JSON. b is UTF-8 (DecodeRequest checks
-// the frame). Duplicate keys are allowed, as in JSON.
-func plainMembers(b []byte) bool {
-	p := skipSpace(b, 0)
-	if p >= len(b) || b[p] != '{' {
-		return false
-	}
-	p = skipSpace(b, p+1)
-	if p < len(b) && b[p] == '}' {
-		return skipSpace(b, p+1) == len(b)
-	}
-	for {
-		_, q, ok := plainString(b, p)
-		if !ok {
-			return false
-		}
-		p = skipSpace(b, q)
-		if p >= len(b) || b[p] != ':' {
-			return false
-		}
-		if p, ok = plainValue(b, skipSpace(b, p+1)); !ok {
-			return false
-		}
-		p = skipSpace(b, p)
-		if p >= len(b) {
-			return false
-		}
-		if b[p] == '}' {
-			return skipSpace(b, p+1) == len(b)
-		}
-		if b[p] != ',' {
-			return false
-		}
-		p = skipSpace(b, p+1)
-	}
-}
-
-// plainValue reads the value at b[p:] that plainMembers allows and
-// returns the index after it.
-func plainValue(b []byte, p int) (int, bool) {
-	if p >= len(b) {
-		return 0, false
-	}
-	switch c := b[p]; {
-	case c == '"':
-		_, q, ok := plainString(b, p)
-		return q, ok
-	case c == '0':
-		return p + 1, p+1 == len(b) || b[p+1] < '0' || b[p+1] > '9'
-	case '1' <= c && c <= '9':
-		q := p + 1
-		for q < len(b) && '0' <= b[q] && b[q] <= '9' {
-			q++
-		}
-		return q, true
-	}
-	for _, lit := range [...]string{"true", "false", "null"} {
-		if len(b)-p >= len(lit) && string(b[p:p+len(lit)]) == lit {
-			return p + len(lit), true
-		}
-	}
-	return 0, false
 }
 
 // objectEnd returns the index after the JSON object that starts at b[p],
