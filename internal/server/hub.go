@@ -15,10 +15,11 @@ import (
 // Sequencer timings. A gap in positions is usually a reordering between
 // publishers that closes by itself within milliseconds; gapWait is how long
 // the hub lets it before reading the missing events from the store.
-// pollEvery catches events whose publish was lost entirely (a node that
-// died between commit and publish) when no later event reveals the gap:
-// an event the store had at one poll and that is still not delivered at
-// the next is read from the store, within two polls.
+// pollEvery (Config.HeadPollInterval's default) catches events whose
+// publish was lost entirely (a node that died between commit and publish)
+// when no later event reveals the gap: an event the store had at one poll
+// and that is still not delivered at the next is read from the store,
+// within two polls.
 const (
 	gapWait   = 100 * time.Millisecond
 	pollEvery = time.Second
@@ -77,6 +78,8 @@ type hub struct {
 	// Limits.HubQueueBytes. An event that does not fit is dropped and
 	// read from the store instead (fill), so none is lost.
 	maxQueue int
+	// pollEvery is the period of run's poll of the heads (set before run).
+	pollEvery time.Duration
 
 	inMu    sync.Mutex // guards in, localIn, inFree, localFree, inBytes, overflow, flushIn and inStore
 	in      []parley.Event
@@ -131,6 +134,7 @@ func newHub(store parley.Store, log *slog.Logger, m *metrics) *hub {
 		overflow:  make([]bool, n),
 		seq:       make([]shardSeq, n),
 		maxQueue:  DefaultHubQueueBytes,
+		pollEvery: pollEvery,
 	}
 	for s := range h.seq {
 		h.seq[s].pending = make(map[int64]parley.Event)
@@ -325,7 +329,7 @@ func (h *hub) afterStore() {
 func (h *hub) run(ctx context.Context) {
 	gap := time.NewTimer(time.Hour)
 	gap.Stop()
-	poll := time.NewTicker(pollEvery)
+	poll := time.NewTicker(h.pollEvery)
 	defer poll.Stop()
 	defer gap.Stop()
 	fills := make([]bool, h.shards)

@@ -87,6 +87,12 @@ type Config struct {
 	// snapshot, its heartbeat, every third of its own NodeTimeout (at
 	// most 2 s): give every node the same value.
 	NodeTimeout time.Duration
+	// HeadPollInterval is how often the hub reads the store's heads to
+	// find an event whose publish was lost entirely (a node that died
+	// between its commit and its publish) when no later event reveals the
+	// gap: such an event is delivered within two intervals (default 1 s,
+	// one store query per interval).
+	HeadPollInterval time.Duration
 	// LimitShareInterval is how often the node tells the others, through
 	// the broker, the rate-limit tokens its clients took, which they
 	// charge to their own buckets so that per-user and per-IP limits hold
@@ -182,6 +188,7 @@ func (c Config) withDefaults() Config {
 		c.LimitShareInterval = DefaultLimitShareInterval
 	}
 	orDefault(&c.NodeTimeout, DefaultNodeTimeout)
+	orDefault(&c.HeadPollInterval, pollEvery)
 	c.NodeTimeout = max(c.NodeTimeout, 300*time.Millisecond) // snapshots at most every 100 ms
 	orDefault(&c.ReconnectAfter, time.Second)
 	orDefault(&c.TokenTTL, auth.DefaultTTL)
@@ -290,6 +297,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.uploads = newUploadGate(cfg.Uploads, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
+	s.hub.pollEvery = cfg.HeadPollInterval
 	s.hub.maxQueue = cfg.Limits.HubQueueBytes
 	s.hub.newContacts = s.announceNewContacts
 	s.hub.directContacts = s.announceDirectContacts
