@@ -72,13 +72,13 @@ func sendAlone(w *writeTx, so *sendOp) error {
 // conversation. The conversation is a lookup (kept one by OFFSET 0: never
 // a join that could scan every conversation); the refusal rule runs only
 // for a direct conversation (SendRefusedSQL: in a group it would read
-// every member). A send without an attachment (its id '') reads no
+// every member). A send without an attachment (an empty id) reads no
 // attachment: the test on r.att is the lateral scan's one-time filter, so
-// no index is entered, where the join on '' cost a descent of an index of
-// attachments per text message (2 buffer reads of the ~35 a message costs
-// in the indexes; docs/benchmarks.md, "PostgreSQL acknowledged writes,
-// one node: what a send writes"). OFFSET 0 keeps the subquery a scan of
-// its own, the filter with it.
+// no index is entered, where the join on the empty id cost a descent of
+// an index of attachments per text message (2 buffer reads of the ~35 a
+// message costs in the indexes; docs/benchmarks.md, "PostgreSQL
+// acknowledged writes, one node: what a send writes"). OFFSET 0 keeps the
+// subquery a scan of its own, the filter with it.
 var qBulkSendCheck = `WITH r AS MATERIALIZED (
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(conv, sender, client, att, i)
 	), p AS MATERIALIZED (

@@ -179,10 +179,10 @@ func blocksRead(t *testing.T, plan []byte, rel string) float64 {
 }
 
 // TestSendCheckNoAttachmentLookup: the check of a send without an
-// attachment reads no page of attachments (before, each text send's ''
-// was looked up in attachments_pkey: a descent per message, 2 buffers on
-// the load of `parley bench write`), and an image send still finds the
-// sender's attachment.
+// attachment reads no page of attachments (before, each text send's empty
+// id was looked up in an index of attachments: a descent per message, 2
+// buffers on the load of `parley bench write`), and an image send still
+// finds the sender's attachment.
 func TestSendCheckNoAttachmentLookup(t *testing.T) {
 	db := openBulk(t)
 	ctx := t.Context()
