@@ -25,6 +25,8 @@
 -- row to test its type: the step read each event twice. Edits and
 -- deletes are few; a newMessage event adds nothing to this partial index
 -- (its predicate is false), so the sends pay only the predicate's test.
+-- Building it reads the whole event log and holds off writes to events
+-- meanwhile: on a large store, run it at a quiet time.
 
 -- +goose Up
 ALTER TABLE messages DROP CONSTRAINT messages_reply_to_id_fkey;
