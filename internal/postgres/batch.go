@@ -574,23 +574,26 @@ func (b *batcher) run(ctx context.Context, live []*op, shards []int, tx pgx.Tx, 
 	n := b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
 	probe := n <= b.probeUntil.Load()
-	if b.runTx(ctx, tx, shards, heads, live, true, probe, start) {
+	bulkErr := b.runTx(ctx, tx, shards, heads, live, true, probe, start)
+	if bulkErr == nil {
 		return
 	}
 	var err error
-	if !probe {
-		// The sends were assumed new and one was not (its row broke
-		// messages' unique (sender_id, client_id): a resend), or the
-		// bulk statements failed otherwise: run the batch again with
-		// the probe, which finds the stored messages and answers them
-		// as resends, and probe in the batches that follow.
+	if !probe && isUniqueViolation(bulkErr) {
+		// The sends were assumed new and one was not: its row broke
+		// messages' unique (sender_id, client_id), a resend (or another
+		// unique key broke: the run with the probe fails too and the
+		// batch goes on as below). Run it again with the probe, which
+		// finds the stored messages and answers them as resends, and
+		// probe in the batches that follow. Any other failure of the
+		// bulk statements goes straight on as below, as before.
 		b.misses.Add(1)
 		b.probeUntil.Store(b.batches.Load() + probeAfterResend)
 		if tx, heads, err = b.lockedTx(ctx, shards); err != nil {
 			b.answerAll(live, err)
 			return
 		}
-		if b.runTx(ctx, tx, shards, heads, live, true, true, start) {
+		if b.runTx(ctx, tx, shards, heads, live, true, true, start) == nil {
 			return
 		}
 	}
@@ -615,9 +618,11 @@ const probeAfterResend = 1000
 
 // runTx runs the ops in tx and answers each, except when bulk is set and
 // the bulk sends failed: then it rolls back, answers nobody and returns
-// false, and the caller runs the batch again without bulk. tx is finished
-// either way. start is when the batch's first transaction began.
-func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []int64, live []*op, bulk, probe bool, start time.Time) bool {
+// their error, and the caller runs the batch again (with the probe, or
+// without bulk). probe makes the bulk check look up the sends' client ids
+// (batcher.probeUntil). tx is finished either way. start is when the
+// batch's first transaction began.
+func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []int64, live []*op, bulk, probe bool, start time.Time) (bulkErr error) {
 	defer tx.Rollback(ctx) // after Commit, a no-op
 	errs := make([]error, len(live))
 	w := &writeTx{tx: tx, ctx: ctx, shards: b.shards, pos: sqlstore.NewHeads(heads), locked: lockedSet(b.shards, shards),
@@ -630,7 +635,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 			}
 		}
 		if err := bulkSend(w, sends); err != nil {
-			return false
+			return err
 		}
 	}
 	for i, o := range live {
@@ -653,18 +658,18 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 	}
 	if w.broken != nil {
 		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback: %w", w.broken))
-		return true
+		return nil
 	}
 	if w.pos.Moved() {
 		shards, moved := w.pos.Changed()
 		if _, err := w.exec(ctx, qSetHeads, shards, moved); err != nil {
 			b.answerAll(live, internalf("write head: %w", err))
-			return true
+			return nil
 		}
 	} else if w.release {
 		if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT op"); err != nil {
 			b.answerAll(live, internalf("release savepoint: %w", err))
-			return true
+			return nil
 		}
 	}
 	if b.beforeCommit != nil {
@@ -674,7 +679,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 	if err := tx.Commit(ctx); err != nil {
 		// Nothing of this batch is stored: every op fails.
 		b.answerAll(live, internalf("commit: %w", err))
-		return true
+		return nil
 	}
 	b.ObserveStage(batchq.StageSQL, commitStart.Sub(start))
 	b.ObserveStage(batchq.StageCommit, time.Since(commitStart))
@@ -686,7 +691,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 	}
 	evs := w.Events
 	b.deliver(func() { batchq.Committed(&b.Hooks, &evs, live, errs, start, commitStart, classify) })
-	return true
+	return nil
 }
 
 // run runs o's write in w: a send alone (bulk.go), or o.fn.
