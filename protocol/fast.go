@@ -27,7 +27,7 @@ func decodeRequestFast(b []byte, r *Request) bool {
 				return 0, 0, false
 			}
 			if string(key) == "op" {
-				r.Op = string(v)
+				r.Op = internOp(v)
 				return q, 0, true
 			}
 			r.ID = string(v)
@@ -64,13 +64,20 @@ func decodeSendSlow(data json.RawMessage) (Send, error) {
 // decodeSendFast fills.
 var sendKeys = [...]string{"conversation_id", "client_id", "type", "text", "attachment_id", "reply_to"}
 
-// decodeSendFast parses the plain form of a send's data (see above).
+// sendText is the slot of "text" in sendKeys, sendType that of "type".
+const sendType, sendText = 2, 3
+
+// decodeSendFast parses the plain form of a send's data (see above). It
+// makes two strings, not one per member: the text, and one holding the
+// ids (conversation, client, attachment, reply_to), which the fields
+// slice; a type the protocol knows is a constant. The ids live as long as
+// the message anyway; the text, which may be large, is apart so that
+// keeping an id (a map key, say) keeps no text alive.
 func decodeSendFast(b []byte, s *Send) bool {
 	var (
 		seen [len(sendKeys)]bool
-		typ  string
+		vals [len(sendKeys)][]byte // the members' values, in b
 	)
-	dst := [len(sendKeys)]*string{&s.ConversationID, &s.ClientID, &typ, &s.Text, &s.AttachmentID, &s.ReplyTo}
 	ok := plainObject(b, seen[:], func(key []byte, p int) (int, int, bool) {
 		for i, k := range sendKeys {
 			if string(key) != k {
@@ -80,13 +87,62 @@ func decodeSendFast(b []byte, s *Send) bool {
 			if !ok {
 				return 0, 0, false
 			}
-			*dst[i] = string(v)
+			vals[i] = v
 			return q, i, true
 		}
 		return 0, 0, false
 	})
-	s.Type = parley.MessageType(typ)
-	return ok
+	if !ok {
+		return false
+	}
+	var buf [256]byte
+	ids := buf[:0]
+	for i, v := range vals {
+		if i != sendType && i != sendText {
+			ids = append(ids, v...)
+		}
+	}
+	all := string(ids)
+	dst := [len(sendKeys)]*string{&s.ConversationID, &s.ClientID, nil, nil, &s.AttachmentID, &s.ReplyTo}
+	for i, v := range vals {
+		if dst[i] != nil {
+			*dst[i], all = all[:len(v)], all[len(v):]
+		}
+	}
+	if len(vals[sendText]) > 0 {
+		s.Text = string(vals[sendText])
+	}
+	switch typ := vals[sendType]; string(typ) {
+	case string(parley.Text):
+		s.Type = parley.Text
+	case string(parley.Image):
+		s.Type = parley.Image
+	case string(parley.File):
+		s.Type = parley.File
+	default:
+		s.Type = parley.MessageType(typ)
+	}
+	return true
+}
+
+// ops maps every op the protocol knows to itself: internOp's constants.
+var ops = func() map[string]string {
+	m := make(map[string]string)
+	for _, op := range [...]string{OpHello, OpPing, OpSend, OpHistory, OpDelete, OpRead, OpTyping, OpConversations,
+		OpConversation, OpCreateDirect, OpCreateGroup, OpUpdateConversation, OpPresence, OpEdit, OpReact, OpSetFlags,
+		OpDelivered, OpSetProfile, OpSearch, OpMentions,
+		OpBlock, OpUnblock, OpPrivacy, OpSetPrivacy, OpAcceptRequest, OpDeclineRequest} {
+		m[op] = op
+	}
+	return m
+}()
+
+// internOp is string(v), without allocating for an op the protocol knows.
+func internOp(v []byte) string {
+	if op, ok := ops[string(v)]; ok {
+		return op
+	}
+	return string(v)
 }
 
 // plainObject walks b, one JSON object of plain members (see above) with

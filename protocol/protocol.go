@@ -443,10 +443,13 @@ func DecodeRequest(b []byte) (Request, error) {
 		return r, parley.Errorf(parley.EBADJSON, "frame must be a JSON object")
 	}
 	if !decodeRequestFast(b, &r) {
-		r = Request{}
-		if err := json.Unmarshal(b, &r); err != nil {
+		// Into a variable of its own: r given to json.Unmarshal would be
+		// on the heap for every request, the fast path's too.
+		var slow Request
+		if err := json.Unmarshal(b, &slow); err != nil {
 			return Request{}, parley.Errorf(parley.EBADJSON, "frame is not valid JSON: %s", jsonErrText(err))
 		}
+		r = slow
 	}
 	if len(r.ID) > MaxRequestIDLen {
 		// The error carries the id's first bytes, so that a client can

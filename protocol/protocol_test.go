@@ -153,3 +153,25 @@ func BenchmarkDecodeSend(b *testing.B) {
 		}
 	})
 }
+
+// TestDecodeSendAllocs: a plain send frame costs four allocations to
+// decode: the request's id and data (kept in the request queue, past the
+// read buffer) and the send's text and one string for all its ids; the
+// op and the message type are constants, and the request is not moved to
+// the heap for the slow path's decoder.
+func TestDecodeSendAllocs(t *testing.T) {
+	frame := []byte(`{"op":"send","id":"s12345","data":{"conversation_id":"01a203cc-0904-79eb-a0fc-081096a164e0","client_id":"run1-17-12345","type":"text","text":"pb|run1|17|0|12345|1795000000000000000","reply_to":"m1"}}`)
+	var r Request
+	if n := testing.AllocsPerRun(100, func() { r, _ = DecodeRequest(frame) }); n > 2 {
+		t.Errorf("DecodeRequest: %v allocations, want 2 (id, data)", n)
+	}
+	var s Send
+	if n := testing.AllocsPerRun(100, func() { s, _ = DecodeSend(r.Data) }); n > 2 {
+		t.Errorf("DecodeSend: %v allocations, want 2 (text, ids)", n)
+	}
+	want := Send{ConversationID: "01a203cc-0904-79eb-a0fc-081096a164e0", ClientID: "run1-17-12345", Type: parley.Text,
+		Text: "pb|run1|17|0|12345|1795000000000000000", ReplyTo: "m1"}
+	if r.Op != OpSend || r.ID != "s12345" || s != want {
+		t.Fatalf("decoded %+v, %+v", r, s)
+	}
+}

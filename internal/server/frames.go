@@ -53,20 +53,32 @@ func (e *pooledEncoder) frame(typ, id string, v any) []byte {
 }
 
 // messageReply is the frame of the reply with id to a send stored as m:
-// encodeData(protocol.TypeReply, id, m), with m given to the encoder
-// through a pointer e holds (m boxed in an any was a copy of the message
-// on the heap per send).
+// encodeData(protocol.TypeReply, id, m)'s bytes, written by
+// appendMessageJSON (no allocation but the frame's), or when it cannot by
+// encoding/json, with m given to the encoder through a pointer e holds (m
+// boxed in an any was a copy of the message on the heap per send).
 func messageReply(id string, m *parley.Message) []byte {
 	e := encoderPool.Get().(*pooledEncoder)
 	defer e.put()
+	data, ok := appendMessageJSON(e.out[:0], m)
+	e.out = data
+	if ok {
+		return frameAround(protocol.TypeReply, id, data)
+	}
 	e.msg = *m
 	return frameAround(protocol.TypeReply, id, e.encode(&e.msg))
 }
 
 // event is the JSON of ev with its attachments' URLs (withURLs), in e's
-// buffer: valid until e is used again.
+// buffer: valid until e is used again. appendEventJSON writes the usual
+// events (a send's), encoding/json the others.
 func (e *pooledEncoder) event(ev parley.Event) []byte {
 	e.ev = withURLs(ev)
+	data, ok := appendEventJSON(e.out[:0], &e.ev)
+	e.out = data
+	if ok {
+		return data
+	}
 	// Through a pointer: an Event passed by value would be copied to the
 	// heap to box it.
 	return e.encode(&e.ev)
@@ -107,6 +119,9 @@ type pooledEncoder struct {
 	// msg holds the message a send's reply encodes (messageReply), for
 	// the same reason.
 	msg parley.Message
+	// out is where appendEventJSON and appendMessageJSON write (the
+	// frames of a send), kept for its capacity.
+	out []byte
 }
 
 var encoderPool = sync.Pool{New: func() any {
@@ -118,10 +133,11 @@ var encoderPool = sync.Pool{New: func() any {
 // put returns e to the pool, unless it grew large (a long replay page).
 func (e *pooledEncoder) put() {
 	e.ev, e.msg = parley.Event{}, parley.Message{} // hold no event's or message's data in the pool
-	if e.buf.Cap() > 64<<10 {
+	if e.buf.Cap() > 64<<10 || cap(e.out) > 64<<10 {
 		return
 	}
 	e.buf.Reset()
+	e.out = e.out[:0]
 	encoderPool.Put(e)
 }
 
@@ -134,20 +150,6 @@ func pongFrame(id string) []byte {
 		b = appendJSONString(b, id)
 	}
 	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string, as encoding/json writes it
-// (HTML characters escaped too). Plain ASCII, the usual case, is copied.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 func errorFrame(s *Server, id string, err error) []byte {

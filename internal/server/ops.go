@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/parleychat/parley"
@@ -82,19 +83,24 @@ const maxSendRun = requestQueue
 // With a store that answers from its batcher (service.sendManyAsync) the
 // replies are queued there, on the batcher goroutine, and dispatchSends
 // returns true as soon as the run is queued in the store: c.sendsOut is
-// set until the run's last reply is queued (sendsDone), the worker must
-// not run another request meanwhile, and reqs must not be changed until
-// then. A commit thus wakes no worker: only the writers of the
-// connections it answers. Otherwise it waits for the replies and returns
-// false; the whole run then has one opTimeout.
-func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) (queued bool) {
+// set until the run's last reply is queued (sendsDone), and the worker
+// must not run another request meanwhile. A commit thus wakes no worker:
+// only the writers of the connections it answers. Otherwise it waits for
+// the replies and returns false; the whole run then has one opTimeout.
+// The run keeps a copy of run's requests: the caller may reuse run at
+// once.
+func (c *conn) dispatchSends(ctx context.Context, run []request) (queued bool) {
 	svc := c.s.svc
-	r := &sendRun{c: c, reqs: reqs, now: time.Now()}
-	r.errs, r.nms, r.idx = r.errs1[:0], r.nms1[:0], r.idx1[:0]
-	if len(reqs) > 1 {
-		r.errs, r.nms, r.idx = make([]error, 0, len(reqs)), make([]parley.NewMessage, 0, len(reqs)), make([]int, 0, len(reqs))
+	r, _ := sendRuns.Get().(*sendRun)
+	if r == nil {
+		r = new(sendRun)
+		r.storedFunc = r.stored
 	}
-	for i, req := range reqs {
+	r.c, r.now = c, time.Now()
+	for _, q := range run {
+		r.reqs = append(r.reqs, q.req)
+	}
+	for i, req := range r.reqs {
 		d, err := protocol.DecodeSend(req.Data)
 		if err == nil && c.gate != nil {
 			err = c.gate.admit(d.ClientID, r.now)
@@ -115,32 +121,53 @@ func (c *conn) dispatchSends(ctx context.Context, reqs []protocol.Request) (queu
 		c.sendsOut = true
 		c.mu.Unlock()
 		c.wg.Add(1) // the run in the store: end waits for its replies
-		svc.sendManyAsync(r.nms, r.answerAsync)
+		r.storeStart = time.Now()
+		svc.sendManyAsync(r.nms, r.storedFunc)
 		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	svc.sendMany(ctx, r.nms, r.answer)
-	r.replyTo(len(reqs))
+	r.replyTo(len(r.reqs))
+	r.release()
 	return false
 }
 
 // sendRun is a run of sends dispatchSends handed to the store: what
-// answering them in order needs. A run of one send (the usual case: a
-// client with one send in flight) keeps its slices in the struct: one
-// allocation.
+// answering them in order needs. Runs are pooled (sendRuns), with their
+// slices and storedFunc: a run of sends allocates none of its bookkeeping.
+// A run belongs to its connection's worker until handed to the store,
+// then to the store's answers (one at a time, in order), the last of
+// which releases it.
 type sendRun struct {
 	c    *conn
-	reqs []protocol.Request
+	reqs []protocol.Request  // the run's requests (a copy)
 	errs []error             // errs[i]: why reqs[i] was refused before the store; nil if it went there
 	nms  []parley.NewMessage // the sends that went to the store
 	idx  []int               // nms[k] is the send of reqs[idx[k]]
 	next int                 // the next request to reply to
 	now  time.Time
 
-	errs1 [1]error
-	nms1  [1]parley.NewMessage
-	idx1  [1]int
+	// storeStart is when the run went to the store (the store's wait
+	// metric).
+	storeStart time.Time
+	// storedFunc is r.stored, bound once for the pooled run: a method
+	// value made per run was an allocation.
+	storedFunc func(int, parley.Message, []parley.Event, error)
+}
+
+// sendRuns pools sendRuns (see sendRun); dispatchSends makes one when
+// it is empty.
+var sendRuns sync.Pool
+
+// release returns r to sendRuns, holding no request, message or
+// connection. Nothing may use r after.
+func (r *sendRun) release() {
+	clear(r.reqs)
+	clear(r.errs)
+	clear(r.nms)
+	*r = sendRun{reqs: r.reqs[:0], errs: r.errs[:0], nms: r.nms[:0], idx: r.idx[:0], storedFunc: r.storedFunc}
+	sendRuns.Put(r)
 }
 
 // replyTo replies to the refused requests before upTo.
@@ -177,20 +204,23 @@ func (r *sendRun) answer(k int, m parley.Message, err error) {
 	r.next = i + 1
 }
 
-// answerAsync is answer on the store's batcher goroutine (or on the
-// worker's, if the store refused the run at once): a panic must not stop
-// the batcher, and the last answer, which also replies to the refused
-// requests after it, must restart the worker whatever happens.
-func (r *sendRun) answerAsync(k int, m parley.Message, err error) {
-	last := k == len(r.nms)-1
-	if last {
+// stored is the store's answer to the k-th send of a run handed to it by
+// sendManyAsync: on the store's batcher goroutine (or on the worker's, if
+// the store refused the run at once). It finishes the send (sendStored)
+// and answers it. A panic must not stop the batcher, and the last answer,
+// which also replies to the refused requests after it, must restart the
+// worker whatever happens, and releases the run.
+func (r *sendRun) stored(k int, m parley.Message, evs []parley.Event, err error) {
+	if k == len(r.nms)-1 {
+		defer r.release()
 		defer r.c.sendsDone()
+		defer r.c.recoverReply()
+		r.answer(k, r.c.s.svc.sendStored(context.Background(), r.storeStart, m, evs, err), err)
+		r.replyTo(len(r.reqs))
+		return
 	}
 	defer r.c.recoverReply()
-	r.answer(k, m, err)
-	if last {
-		r.replyTo(len(r.reqs))
-	}
+	r.answer(k, r.c.s.svc.sendStored(context.Background(), r.storeStart, m, evs, err), err)
 }
 
 // sendsDone ends a run of sends dispatchSends handed to the store: its

@@ -86,25 +86,37 @@ func (s *service) async() bool {
 }
 
 // sendManyAsync is sendMany through the store's parley.AsyncSender: it
-// returns once the sends are queued, and done runs on the store's batcher
-// goroutine (see AsyncSender for its rules: it must be quick and must not
-// block). Only when async reports true.
-func (s *service) sendManyAsync(nms []parley.NewMessage, done func(i int, m parley.Message, err error)) {
-	s.store.(parley.AsyncSender).SendMessagesAsync(nms, s.sendRun(context.Background(), len(nms), done))
+// returns once the sends are queued, and the store calls done on its
+// batcher goroutine (see AsyncSender for its rules: it must be quick and
+// must not block), with the store's results: done must finish each send
+// with sendStored before answering it. Only when async reports true. A
+// connection's run passes a done it made once (sendRun.stored), not a
+// closure per run.
+func (s *service) sendManyAsync(nms []parley.NewMessage, done func(i int, m parley.Message, evs []parley.Event, err error)) {
+	s.metrics.obs.storeSendRun.Observe(float64(len(nms)))
+	s.store.(parley.AsyncSender).SendMessagesAsync(nms, done)
 }
 
 // sendRun counts a run of n sends handed to the store and returns what
-// finishes each of them (sent) before done.
+// finishes each of them (sendStored) before done.
 func (s *service) sendRun(ctx context.Context, n int, done func(i int, m parley.Message, err error)) func(int, parley.Message, []parley.Event, error) {
 	s.metrics.obs.storeSendRun.Observe(float64(n))
 	start := time.Now()
 	return func(i int, m parley.Message, evs []parley.Event, err error) {
-		s.metrics.obs.storeSendWait.Observe(sinceSeconds(start))
-		if err == nil {
-			m, _ = s.sent(ctx, m, evs)
-		}
-		done(i, m, err)
+		done(i, s.sendStored(ctx, start, m, evs, err), err)
 	}
+}
+
+// sendStored finishes a send of a run handed to the store at start, which
+// the store answered with m, evs and err: it counts the store's time and,
+// when stored, finishes it (sent) and returns the message as the client
+// sees it.
+func (s *service) sendStored(ctx context.Context, start time.Time, m parley.Message, evs []parley.Event, err error) parley.Message {
+	s.metrics.obs.storeSendWait.Observe(sinceSeconds(start))
+	if err == nil {
+		m, _ = s.sent(ctx, m, evs)
+	}
+	return m
 }
 
 // historyQuery checks a history request's cursors and limit and turns

@@ -90,8 +90,7 @@ func (t *workerTask) do() { (*conn)(t).work() }
 func (c *conn) work() {
 	defer c.wg.Done()
 	defer c.recoverWorker()
-	var batch []request          // taken from reqs, decoded, run in order; counted in held
-	var sends []protocol.Request // the run of sends in progress
+	var batch []request // taken from reqs, decoded, run in order; counted in held
 	for {
 		c.mu.Lock()
 		c.held = len(batch)
@@ -147,9 +146,7 @@ func (c *conn) work() {
 		n := 1
 		if isSend(r) {
 			// The sends right behind this one go to the store with it.
-			sends = append(sends[:0], r.req)
-			for n < len(batch) && len(sends) < maxSendRun && isSend(batch[n]) {
-				sends = append(sends, batch[n].req)
+			for n < len(batch) && n < maxSendRun && isSend(batch[n]) {
 				n++
 			}
 		}
@@ -160,11 +157,9 @@ func (c *conn) work() {
 		case r.req.Op == protocol.OpPing: // a ping in a form plainPing does not take
 			c.enqueue(pongFrame(r.req.ID), false)
 		case isSend(r):
-			if c.dispatchSends(c.s.connCtx, sends) {
-				// The store replies to the run and keeps sends until
-				// then; the worker parks what follows and exits unless
-				// the run was answered already.
-				sends = nil
+			if c.dispatchSends(c.s.connCtx, batch[:n]) {
+				// The store replies to the run; the worker parks what
+				// follows and exits unless the run was answered already.
 				clear(batch[:n])
 				if c.park(batch[n:]) {
 					return
@@ -172,7 +167,6 @@ func (c *conn) work() {
 				batch = batch[n:]
 				continue
 			}
-			clear(sends)
 		default:
 			c.dispatch(c.s.connCtx, r.req)
 		}

@@ -187,6 +187,7 @@ type batcher struct {
 	pend  pending
 	stmts map[string]*sql.Stmt // prepared on conn, by query text
 	multi [nMulti][]*sql.Stmt  // multi-row statements by kind and log2(rows)
+	raw   rawExec              // the multi-row writes' driver statements (raw.go)
 	cache cache
 	ix    indexer // the search index, written after commit (indexer.go)
 	// yield lets the goroutines that are ready run between the slices of
@@ -274,6 +275,7 @@ func (b *batcher) enqueue(ctx context.Context, o *op) error { return b.queue.Enq
 func (b *batcher) close() error {
 	b.queue.Close()
 	b.wg.Wait()
+	_ = b.closeRaw() // an error closing a statement changes nothing here
 	for _, st := range b.stmts {
 		st.Close()
 	}

@@ -200,14 +200,15 @@ func (p *pending) empty() bool { return len(p.msgs) == 0 }
 // Column counts of the multi-row statements' rows.
 const (
 	msgArgs   = 11
-	eventArgs = 8
+	eventArgs = 6 // type and data are the statement's (multiSQL)
 	bumpArgs  = 3
 	readArgs  = 3
 )
 
 // addSend appends what a send writes: the message, its newMessage event,
 // the conversation's last_seq and the sender's read position. It cannot
-// fail: the op has checked everything before.
+// fail: the op has checked everything before. e is a newMessage event
+// with no data (multiSQL writes its type and data as literals).
 func (w *writeTx) addSend(m *parley.Message, attachmentID any, e *parley.Event) {
 	p := w.pending
 	if p.bumps == nil {
@@ -216,8 +217,16 @@ func (w *writeTx) addSend(m *parley.Message, attachmentID any, e *parley.Event) 
 		p.sent = map[[2]string]*parley.Message{}
 	}
 	at := toMicros(m.CreatedAt)
-	p.msgs = append(p.msgs, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID, string(m.Type), m.Text, attachmentID, at, sqlstore.ReplyArg(m), sqlstore.MentionsArg(m))
-	p.events = append(p.events, e.Pos, e.ConversationID, string(e.Type), e.UserID, m.ID, sqlstore.EmptyEventData, toMicros(e.At), e.Shard)
+	// The driver's types (raw.go): int64, string or nil, not a *string.
+	var reply, mentions any
+	if r := sqlstore.ReplyArg(m); r != nil {
+		reply = *r
+	}
+	if ms := sqlstore.MentionsArg(m); ms != nil {
+		mentions = *ms
+	}
+	p.msgs = append(p.msgs, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID, string(m.Type), m.Text, attachmentID, at, reply, mentions)
+	p.events = append(p.events, e.Pos, e.ConversationID, e.UserID, m.ID, toMicros(e.At), int64(e.Shard))
 	p.bumps[m.ConversationID] = bump{m.Seq, at}
 	p.reads[[2]string{m.ConversationID, m.SenderID}] = m.Seq
 	p.sent[[2]string{m.SenderID, m.ClientID}] = m
@@ -305,7 +314,11 @@ func multiSQL(kind, rows int, orRollback bool) string {
 		head, row = `INSERT`+verb+` INTO messages
 			(id, conversation_id, seq, sender_id, client_id, type, text, attachment_id, created_at, reply_to_id, mentions) VALUES `, `(?,?,?,?,?,?,?,?,?,?,?)`
 	case multiEvents:
-		head, row = `INSERT`+verb+` INTO events (pos, conversation_id, type, actor_id, message_id, data, at, shard) VALUES `, `(?,?,?,?,?,?,?,?)`
+		// Every deferred event is a send's newMessage with no data: its
+		// type and data are literals, not bound (each text argument is
+		// copied to C memory and back once a row).
+		head, row = `INSERT`+verb+` INTO events (pos, conversation_id, type, actor_id, message_id, data, at, shard) VALUES `,
+			`(?,?,'`+string(parley.EventNewMessage)+`',?,?,'`+sqlstore.EmptyEventData+`',?,?)`
 	case multiBumps:
 		// last_seq only grows: the batch's value is the newest.
 		head, row = `UPDATE`+verb+` conversations SET last_seq = v.column2, last_activity_at = v.column3
@@ -326,17 +339,22 @@ func multiSQL(kind, rows int, orRollback bool) string {
 }
 
 // execMulti runs the kind's statement over args (cols values a row), in
-// chunks of a power of two rows.
+// chunks of a power of two rows: on the driver's statements (raw.go), or,
+// in the batch's second run (without OR ROLLBACK), on database/sql's.
 func (w *writeTx) execMulti(kind int, args []any, cols int) error {
 	for len(args) > 0 {
 		n := min(len(args)/cols, maxMultiRows)
 		k := bits.Len(uint(n)) - 1 // the largest power of two <= n
-		st, err := w.b.multiStmt(kind, k, !w.noDefer)
-		if err != nil {
-			return err
-		}
 		rows := 1 << k
-		if _, err := st.Exec(args[:rows*cols]...); err != nil {
+		if w.noDefer {
+			st, err := w.b.multiStmt(kind, k, false)
+			if err != nil {
+				return err
+			}
+			if _, err := st.Exec(args[:rows*cols]...); err != nil {
+				return err
+			}
+		} else if err := w.b.execRaw(kind, k, args[:rows*cols]); err != nil {
 			return err
 		}
 		args = args[rows*cols:]

@@ -94,8 +94,10 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	// NORMAL: in WAL mode a COMMIT then makes no fsync; the batcher
 	// fsyncs the WAL itself before it answers (walsync.go).
 	wq.Add("_pragma", "synchronous(NORMAL)")
-	// The batch's multi-row statements keep a statement journal (to undo
-	// one statement alone); in memory it costs no write(2) calls.
+	// A statement that may have to be undone alone keeps a statement
+	// journal (a plain op's multi-row write under foreign keys; since
+	// 00017 the batch's sends keep none); in memory it costs no write(2)
+	// calls.
 	wq.Add("_pragma", "temp_store(MEMORY)")
 	// A larger page cache for the one writer: the indexes it inserts into
 	// (client ids, conversations) are spread over the file.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,9 @@ func MigrateDownTo(ctx context.Context, path string, version int64) error {
 		return err
 	}
 	defer db.Close()
+	// One connection, as Open's: a migration that sets a pragma around
+	// its own transaction (00017) must run on one.
+	db.SetMaxOpenConns(1)
 	return sqlstore.MigrateDownTo(ctx, "sqlite", goose.DialectSQLite3, db, migrations, version)
 }
 
@@ -49,6 +53,45 @@ func IndexLag(ctx context.Context, db *DB) (upto, last int64, err error) {
 
 // SyncIndex indexes what waits, as a search does first.
 func SyncIndex(ctx context.Context, db *DB) error { return (*engine)(db).SyncSearch(ctx) }
+
+// InsertOpcodes returns the opcodes of the batch's multi-row INSERT into
+// messages (or events) for two rows, as the write connection compiles it,
+// and how many arguments it binds.
+func InsertOpcodes(ctx context.Context, db *DB, events bool) (ops []string, args int, err error) {
+	kind := multiMessages
+	if events {
+		kind = multiEvents
+	}
+	args = strings.Count(multiSQL(kind, 2, true), "?")
+	err = db.b.do(ctx, func(w *writeTx) error {
+		// Literals for the variables: EXPLAIN runs nothing, and
+		// database/sql would want an argument for each.
+		rows, err := w.b.conn.QueryContext(ctx, "EXPLAIN "+strings.ReplaceAll(multiSQL(kind, 2, true), "?", "0"))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var addr, p1, p2, p3, p5 int64
+			var op string
+			var p4, comment sql.NullString
+			if err := rows.Scan(&addr, &op, &p1, &p2, &p3, &p4, &p5, &comment); err != nil {
+				return err
+			}
+			ops = append(ops, op)
+		}
+		return rows.Err()
+	})
+	return ops, args, err
+}
+
+// ForeignKeys reads the write connection's foreign_keys.
+func ForeignKeys(ctx context.Context, db *DB) (on bool, err error) {
+	err = db.b.do(ctx, func(w *writeTx) error {
+		return w.queryRow("PRAGMA foreign_keys").Scan(&on)
+	})
+	return on, err
+}
 
 // WALAutocheckpoint reads the write connection's wal_autocheckpoint.
 func WALAutocheckpoint(ctx context.Context, db *DB) (n int, err error) {

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"testing"
 
+	"github.com/google/uuid"
 	"go.uber.org/goleak"
 
 	"github.com/parleychat/parley"
@@ -69,5 +70,23 @@ func TestNilErrorsAllocateNothing(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("%v allocations for a nil error", n)
+	}
+}
+
+// TestNewIDAllocs: an id costs one allocation, its string (the random
+// bits come from uuid's pool, see init), and ids are distinct UUIDv7s
+// in creation order.
+func TestNewIDAllocs(t *testing.T) {
+	if n := testing.AllocsPerRun(1000, func() { _ = NewID() }); n > 1 {
+		t.Errorf("NewID: %v allocations, want 1", n)
+	}
+	prev := ""
+	for range 1000 {
+		id := NewID()
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 7 || id <= prev {
+			t.Fatalf("NewID %q after %q: version %v, %v", id, prev, u.Version(), err)
+		}
+		prev = id
 	}
 }

@@ -19,7 +19,17 @@ import (
 // returned nil.
 
 // NewID makes the id of a new row: a UUIDv7, so ids sort by creation.
+// Its random bits come from uuid's pool (see init): one allocation, the
+// string, where reading crypto/rand per id was a second (the UUID, escaping
+// through io.ReadFull) and, on kernels without the vDSO getrandom, a
+// syscall.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// init turns on uuid's pool of random bytes (still from crypto/rand, 256
+// bytes at a time) for the process: sqlstore makes an id per message on
+// the write path. uuid asks for it before any concurrent use, which init
+// is.
+func init() { uuid.EnableRandPool() }
 
 // CreateUser implements parley.Store.
 func (s *Store) CreateUser(ctx context.Context, name string, passwordHash []byte) (parley.User, error) {
