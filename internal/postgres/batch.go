@@ -98,6 +98,10 @@ type writeTx struct {
 	// open while the current op's savepoint is not yet created, and
 	// inSavepoint once it is.
 	release, open, inSavepoint bool
+	// noProbe: the bulk check of several sends assumes them new (no
+	// lookup of their client ids; batcher.probeUntil). resent is set
+	// when a check found a send already stored.
+	noProbe, resent bool
 	// broken is the error of a savepoint that could not be rolled back:
 	// the transaction may hold part of a failed op, so the whole batch is
 	// rolled back instead of committed. It is kept for classify (a
@@ -280,6 +284,15 @@ type batcher struct {
 
 	// batches and ops count what run did, for tests and benchmarks.
 	batches, ops atomic.Int64
+	// probeUntil: while batches is below it, a batch's bulk check looks
+	// up each send's (sender, client id) among the stored messages (the
+	// probe, qBulkSendCheck); from then on it assumes its sends new
+	// (qBulkSendCheckNew) until a resend is seen again (see run).
+	// Atomic: the lanes of a batch (shards.go) run at once.
+	probeUntil atomic.Int64
+	// misses counts the batches run again with the probe because their
+	// sends, assumed new, were not (tests).
+	misses atomic.Int64
 	// Hooks is told every batch's outcome: write health (failures
 	// classified by classify), the batch observer and the commit
 	// publisher. DB embeds a pointer to it.
@@ -558,28 +571,62 @@ func (b *batcher) run(ctx context.Context, live []*op, shards []int, tx pgx.Tx, 
 		tx.Rollback(ctx)
 		return
 	}
-	b.batches.Add(1)
+	n := b.batches.Add(1)
 	b.ops.Add(int64(len(live)))
-	if b.runTx(ctx, tx, shards, heads, live, true, start) {
+	probe := n <= b.probeUntil.Load()
+	bulkErr := b.runTx(ctx, tx, shards, heads, live, true, probe, start)
+	if bulkErr == nil {
 		return
 	}
-	tx, heads, err := b.lockedTx(ctx, shards)
-	if err != nil {
+	var err error
+	if !probe && isUniqueViolation(bulkErr) {
+		// The sends were assumed new and one was not: its row broke
+		// messages' unique (sender_id, client_id), a resend (or another
+		// unique key broke: the run with the probe fails too and the
+		// batch goes on as below). Run it again with the probe, which
+		// finds the stored messages and answers them as resends, and
+		// probe in the batches that follow. Any other failure of the
+		// bulk statements goes straight on as below, as before.
+		b.misses.Add(1)
+		b.probeUntil.Store(b.batches.Load() + probeAfterResend)
+		if tx, heads, err = b.lockedTx(ctx, shards); err != nil {
+			b.answerAll(live, err)
+			return
+		}
+		if b.runTx(ctx, tx, shards, heads, live, true, true, start) == nil {
+			return
+		}
+	}
+	if tx, heads, err = b.lockedTx(ctx, shards); err != nil {
 		b.answerAll(live, err)
 		return
 	}
-	b.runTx(ctx, tx, shards, heads, live, false, start)
+	b.runTx(ctx, tx, shards, heads, live, false, true, start)
 }
+
+// probeAfterResend is how many batches after one that held a resend
+// probe for resends (batcher.probeUntil). A resend is rare (a client that
+// lost its connection before the ack); without the probe, a batch's check
+// does one lookup in messages' (sender_id, client_id) index per send
+// fewer (a descent of a two-text-column key, which the INSERT's unique
+// check then does again: ~2.7 buffer reads a message under `parley bench
+// write`), and a resend costs its batch a second run. A client that keeps
+// resending keeps the probe on (each batch that finds a stored send
+// re-arms it), so it costs the others what it cost before plus one batch
+// run twice per probeAfterResend.
+const probeAfterResend = 1000
 
 // runTx runs the ops in tx and answers each, except when bulk is set and
 // the bulk sends failed: then it rolls back, answers nobody and returns
-// false, and the caller runs the batch again without bulk. tx is finished
-// either way. start is when the batch's first transaction began.
-func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []int64, live []*op, bulk bool, start time.Time) bool {
+// their error, and the caller runs the batch again (with the probe, or
+// without bulk). probe makes the bulk check look up the sends' client ids
+// (batcher.probeUntil). tx is finished either way. start is when the
+// batch's first transaction began.
+func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []int64, live []*op, bulk, probe bool, start time.Time) (bulkErr error) {
 	defer tx.Rollback(ctx) // after Commit, a no-op
 	errs := make([]error, len(live))
 	w := &writeTx{tx: tx, ctx: ctx, shards: b.shards, pos: sqlstore.NewHeads(heads), locked: lockedSet(b.shards, shards),
-		Events: b.Begin()}
+		noProbe: !probe, Events: b.Begin()}
 	if bulk {
 		var sends []*sendOp
 		for _, o := range live {
@@ -588,7 +635,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 			}
 		}
 		if err := bulkSend(w, sends); err != nil {
-			return false
+			return err
 		}
 	}
 	for i, o := range live {
@@ -611,18 +658,18 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 	}
 	if w.broken != nil {
 		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback: %w", w.broken))
-		return true
+		return nil
 	}
 	if w.pos.Moved() {
 		shards, moved := w.pos.Changed()
 		if _, err := w.exec(ctx, qSetHeads, shards, moved); err != nil {
 			b.answerAll(live, internalf("write head: %w", err))
-			return true
+			return nil
 		}
 	} else if w.release {
 		if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT op"); err != nil {
 			b.answerAll(live, internalf("release savepoint: %w", err))
-			return true
+			return nil
 		}
 	}
 	if b.beforeCommit != nil {
@@ -632,16 +679,19 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 	if err := tx.Commit(ctx); err != nil {
 		// Nothing of this batch is stored: every op fails.
 		b.answerAll(live, internalf("commit: %w", err))
-		return true
+		return nil
 	}
 	b.ObserveStage(batchq.StageSQL, commitStart.Sub(start))
 	b.ObserveStage(batchq.StageCommit, time.Since(commitStart))
 	if b.committed != nil && w.pos.Moved() {
 		b.committed()
 	}
+	if w.resent {
+		b.probeUntil.Store(b.batches.Load() + probeAfterResend)
+	}
 	evs := w.Events
 	b.deliver(func() { batchq.Committed(&b.Hooks, &evs, live, errs, start, commitStart, classify) })
-	return true
+	return nil
 }
 
 // run runs o's write in w: a send alone (bulk.go), or o.fn.

@@ -37,8 +37,8 @@ func foreignKeys(t *testing.T, dsn string) []string {
 	return names
 }
 
-// TestSendForeignKeys: a send's rows carry no foreign-key checks (the
-// migration's Up), the other keys of messages stay, a send still works
+// TestSendForeignKeys: a send's rows carry no foreign-key checks but the
+// attachment's (migrations 00017 and 00021), the attachment's key stays, a send still works
 // and is refused to a non-member (the check that stands in for the
 // keys), and the migration's Down puts the five keys back.
 func TestSendForeignKeys(t *testing.T) {
@@ -51,10 +51,11 @@ func TestSendForeignKeys(t *testing.T) {
 			t.Errorf("foreign key %s is there after Open: want it dropped (migration 00017)", name)
 		}
 	}
-	for _, name := range []string{"messages_attachment_id_fkey", "messages_reply_to_id_fkey"} {
-		if !slices.Contains(fks, name) {
-			t.Errorf("foreign key %s is gone: only the send's own checks should be", name)
-		}
+	if !slices.Contains(fks, "messages_attachment_id_fkey") {
+		t.Error("foreign key messages_attachment_id_fkey is gone: it stops the orphan sweep deleting what a send holds")
+	}
+	if slices.Contains(fks, "messages_reply_to_id_fkey") {
+		t.Error("foreign key messages_reply_to_id_fkey is there after Open: want it dropped (migration 00021)")
 	}
 	a, b := mustUser(t, db, "alice"), mustUser(t, db, "bob")
 	c := mustGroup(t, db, a.ID, "room")
@@ -67,7 +68,18 @@ func TestSendForeignKeys(t *testing.T) {
 	if _, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: "no-such-room", SenderID: a.ID, ClientID: "2", Type: parley.Text, Text: "hi"}); err == nil {
 		t.Fatal("a send to no conversation was stored")
 	}
+	// A reply's parent is the send's own check (sqlstore.ReplyRule), as
+	// the key was.
+	if _, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: c.ID, SenderID: a.ID, ClientID: "3", Type: parley.Text, Text: "re", ReplyTo: "no-such-message"}); err == nil {
+		t.Fatal("a reply to no message was stored")
+	}
 	db.Close()
+	if err := postgres.MigrateDownTo(ctx, dsn, 20); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(foreignKeys(t, dsn), "messages_reply_to_id_fkey") {
+		t.Error("foreign key messages_reply_to_id_fkey is missing after migrating down to 00020")
+	}
 	if err := postgres.MigrateDownTo(ctx, dsn, 15); err != nil {
 		t.Fatal(err)
 	}

@@ -84,8 +84,14 @@ const (
 	// to apply (args: shard, after, to), as an array the statements look
 	// up in messages' primary key: a join could be planned (pgx prepares
 	// the statement, whose generic plan knows no range) as a scan of
-	// every message.
-	searchEvents = `m.id = ANY (ARRAY(SELECT DISTINCT e.message_id FROM events e
+	// every message. The array may name a message twice (a message sent
+	// and edited in one step): m.id = ANY matches each row once (the
+	// btree sorts the array and drops repeats), so no DISTINCT, which
+	// sorted or hashed every id of the step once more before it.
+	// qUnindex reads the edits and deletes alone through their partial
+	// index (events_message_changes, migration 00021), not every event
+	// of the step.
+	searchEvents = `m.id = ANY (ARRAY(SELECT e.message_id FROM events e
 		WHERE e.shard = $1 AND e.pos > $2 AND e.pos <= $3 AND e.message_id IS NOT NULL
 			AND e.type IN (`
 	// qUnindex deletes the rows of the messages edited or deleted, and

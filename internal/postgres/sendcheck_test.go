@@ -149,3 +149,88 @@ func analyzedGroup(t *testing.T, db *DB, n int) (ids []string, g parley.Conversa
 	}
 	return ids, g
 }
+
+// blocksRead sums the shared buffers (hit and read) of the nodes of an
+// EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) plan that scan the table rel.
+func blocksRead(t *testing.T, plan []byte, rel string) float64 {
+	t.Helper()
+	type node struct {
+		Relation string  `json:"Relation Name"`
+		Hit      float64 `json:"Shared Hit Blocks"`
+		Read     float64 `json:"Shared Read Blocks"`
+		Plans    []node  `json:"Plans"`
+	}
+	var top []struct{ Plan node }
+	if err := json.Unmarshal(plan, &top); err != nil || len(top) != 1 {
+		t.Fatalf("plan %s: %v", plan, err)
+	}
+	var sum func(n node) float64
+	sum = func(n node) float64 {
+		s := 0.0
+		if n.Relation == rel {
+			s = n.Hit + n.Read
+		}
+		for _, c := range n.Plans {
+			s += sum(c)
+		}
+		return s
+	}
+	return sum(top[0].Plan)
+}
+
+// TestSendCheckNoAttachmentLookup: the check of a send without an
+// attachment reads no page of attachments (before, each text send's empty
+// id was looked up in an index of attachments: a descent per message, 2
+// buffers on the load of `parley bench write`), and an image send still
+// finds the sender's attachment.
+func TestSendCheckNoAttachmentLookup(t *testing.T) {
+	db := openBulk(t)
+	ctx := t.Context()
+	ids, g := analyzedGroup(t, db, 4)
+	for i, id := range ids { // attachments has pages to read
+		if err := db.PutAttachment(ctx, id, parley.Attachment{ID: fmt.Sprint("pic", i), ContentType: "image/png", Width: 1, Height: 1}, []byte("png"), nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.pool.Exec(ctx, "ANALYZE attachments"); err != nil {
+		t.Fatal(err)
+	}
+	explain := func(q string, args ...any) []byte {
+		t.Helper()
+		var plan []byte
+		if err := db.pool.QueryRow(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+q, args...).Scan(&plan); err != nil {
+			t.Fatal(err)
+		}
+		return plan
+	}
+	if n := blocksRead(t, explain(qSendCheck, g.ID, ids[1], "c1", ""), "attachments"); n != 0 {
+		t.Errorf("one text send's check read %v pages of attachments: want 0", n)
+	}
+	var convs, senders, clients, atts []string
+	for i := range 40 {
+		convs, senders = append(convs, g.ID), append(senders, ids[i%len(ids)])
+		clients, atts = append(clients, fmt.Sprint("c", i)), append(atts, "")
+	}
+	if n := blocksRead(t, explain(qBulkSendCheck, convs, senders, clients, atts), "attachments"); n != 0 {
+		t.Errorf("the check of 40 text sends read %v pages of attachments: want 0", n)
+	}
+	// An image send's check still finds the sender's own attachment
+	// (column 5: owned), and not another user's.
+	atts[0], atts[1] = "pic0", "pic0" // senders ids[0] (its owner), ids[1]
+	rows, err := db.pool.Query(ctx, qBulkSendCheck, convs, senders, clients, atts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var owned []bool
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		owned = append(owned, vals[5].(bool))
+	}
+	if err := rows.Err(); err != nil || len(owned) != 40 || !owned[0] || owned[1] || owned[2] {
+		t.Errorf("owned %v (%v): want the first send's attachment alone owned", owned, err)
+	}
+}

@@ -17,6 +17,11 @@
 # nodes on machines of their own, while PostgreSQL, NATS and the load tools
 # share what is left of this machine. Without it, every node competes for the
 # same cores, and N nodes can do no more than one node that already fills them.
+# The schema's table and index counters are snapshotted when the load
+# starts and after it ends, and printed as deltas per message inserted
+# (per table: rows inserted, updated, HOT-updated, scans, heap buffer
+# accesses; per index: scans, entries read and fetched, buffer accesses,
+# a proxy for b-tree descents and entries written).
 # PERACK=1: node n0 also serves /metrics (its port + 1) and pprof (+ 2),
 # and from 2 s into the load a 6 s window counts on n0, per acknowledged
 # message: `perf stat` (CPU, context switches, syscalls by kind; XEV adds
@@ -82,6 +87,10 @@ pgcpu() { local S=0 N=0; for p in $(psql "$PG" -Atc "SELECT pid FROM pg_stat_act
   read -r -a f < /proc/$p/stat && S=$((S + f[13] + f[14])) && N=$((N + 1)); done; echo "$N $S"; }
 until grep -q "connected in" $STATE/load0.out 2>/dev/null; do sleep 0.05; kill -0 ${LOADS[0]} 2>/dev/null || break; done
 read -r N0 S0 <<< "$(pgcpu)"
+# pgstats: the schema's counters, one line per table or index.
+pgstats() { psql "$PG" -AtF' ' -c "SELECT 't', t.relname, t.n_tup_ins, t.n_tup_upd, t.n_tup_hot_upd, t.seq_scan, COALESCE(t.idx_scan, 0), io.heap_blks_hit + io.heap_blks_read FROM pg_stat_user_tables t JOIN pg_statio_user_tables io USING (relid) WHERE t.schemaname = '$SCHEMA'
+  UNION ALL SELECT 'i', s.relname || '.' || s.indexrelname, s.idx_scan, s.idx_tup_read, s.idx_tup_fetch, io.idx_blks_hit + io.idx_blks_read, 0, 0 FROM pg_stat_user_indexes s JOIN pg_statio_user_indexes io USING (indexrelid) WHERE s.schemaname = '$SCHEMA'"; }
+pgstats > $STATE/stats0
 if [ -n "${PGREC:-}" ]; then PGP=$(psql "$PG" -Atc "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE application_name = '$SCHEMA'")
   (sleep 2; perf record -F 999 -p $PGP -o $PGREC -- sleep 5 >/dev/null 2>&1) & PERFP2=$!; fi
 PERFP=
@@ -106,10 +115,17 @@ wait ${LOADS[@]}
 # The search indexer steps 100 ms after the last commit: count that step.
 sleep 0.5
 read -r N1 S1 <<< "$(pgcpu)"
+# The statistics reach shared memory at a backend's commit at most once a second.
+sleep 1.2; pgstats > $STATE/stats1
 W1=$(psql "$PG" -Atc "SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
 B1=$(psql "$PG" -Atc "SELECT checkpoints_timed + checkpoints_req, buffers_backend FROM pg_stat_bgwriter")
 echo "cluster-wide during the load (all sessions, not only this node's): wal records|fpi|bytes $W0 -> $W1; checkpoints|buffers_backend $B0 -> $B1"
 psql "$PG" -Atc "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup, idx_scan, seq_scan FROM pg_stat_user_tables WHERE schemaname = '$SCHEMA' AND (n_tup_ins + n_tup_upd) > 0 ORDER BY relname" | sed 's/^/table: /'
+awk 'NR == FNR { a[$1 " " $2] = $0; next } { split(a[$1 " " $2], o, " "); for (i = 3; i <= 8; i++) d[$1 " " $2, i] = $i - o[i]; k[++n] = $1 " " $2 }
+  $1 == "t" && $2 == "messages" { m = $3 - o[3] }
+  END { printf "per message inserted (%d messages; t: ins upd hot_upd seq_scan idx_scan heap_buffers, i: scans tup_read tup_fetch buffers):\n", m
+    for (j = 1; j <= n; j++) { split(k[j], f, " "); if (d[k[j], 3] + d[k[j], 4] + d[k[j], 6] == 0) continue
+      printf "  %s %-55s", f[1], f[2]; for (i = 3; i <= (f[1] == "t" ? 8 : 6); i++) printf " %8.3f", d[k[j], i] / (m ? m : 1); printf "\n" } }' $STATE/stats0 $STATE/stats1
 echo "postgres backends during the load: $N0 then $N1, CPU s: $(awk -v t=$((S1 - S0)) -v h=$(getconf CLK_TCK) 'BEGIN {printf "%.2f", t / h}')"
 # The same over the nodes' whole life (migrations, users and rooms
 # included), read while they still hold their connections (the figure
