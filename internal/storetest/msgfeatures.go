@@ -285,8 +285,17 @@ func testReplies(t *testing.T, s parley.Store) {
 		{ConversationID: conv.ID, SenderID: a.ID, ClientID: clientID(), Text: "r3"},
 		{ConversationID: conv.ID, SenderID: a.ID, ClientID: clientID(), Text: "r4", ReplyTo: parent.ID},
 		{ConversationID: conv.ID, SenderID: b.ID, ClientID: reply.ClientID, Text: "re", ReplyTo: parent.ID},
+		{ConversationID: conv.ID, SenderID: a.ID, ClientID: clientID(), Text: "r6", ReplyTo: "no-such-message"},
 	}
 	res := sendMany(t, ctx(t), ms, nms)
+	// Neither store keeps a foreign key on reply_to (SQLite's 00017,
+	// PostgreSQL's 00021): the send's own check refuses a missing parent.
+	if parley.ErrorCode(res[5].err) != parley.EINVALID {
+		t.Errorf("bulk reply to no message: %v, want invalid", res[5].err)
+	}
+	if _, _, err := s.SendMessage(ctx(t), parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, ClientID: clientID(), Text: "r7", ReplyTo: "no-such-message"}); parley.ErrorCode(err) != parley.EINVALID {
+		t.Errorf("reply to no message: %v, want invalid", err)
+	}
 	if res[0].err != nil || res[0].m.ReplyTo == nil || res[0].m.ReplyTo.MessageID != reply.ID || res[0].m.ReplyTo.Text != "re" {
 		t.Errorf("bulk reply 1 = %+v, %v", res[0].m.ReplyTo, res[0].err)
 	}

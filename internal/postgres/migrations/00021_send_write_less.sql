@@ -11,8 +11,9 @@
 -- is inserted only by a send (bulk.go), which read its parent in the same
 -- transaction (sqlstore.ReplyRule: a parent of another conversation, or
 -- none, is refused), and nothing deletes a message (a deleted message is
--- a tombstone). As in 00017, SQLite keeps the key (foreign_keys is on
--- there), so storetest still checks the shared write code against it.
+-- a tombstone). SQLite's migration 00017 dropped the same key (and its
+-- store's other keys on messages and events) for the same reasons;
+-- storetest checks that a reply to a missing message is refused.
 -- messages_attachment_id_fkey stays: the orphan sweep deletes
 -- attachments that no message holds, and the key's lock on the
 -- attachment is what stops it from deleting one that a send in flight is
