@@ -102,6 +102,8 @@ type writeTx struct {
 	// lookup of their client ids; batcher.probeUntil). resent is set
 	// when a check found a send already stored.
 	noProbe, resent bool
+	// probes counts the bulk checks that looked up client ids (tests).
+	probes int
 	// broken is the error of a savepoint that could not be rolled back:
 	// the transaction may hold part of a failed op, so the whole batch is
 	// rolled back instead of committed. It is kept for classify (a
@@ -293,6 +295,9 @@ type batcher struct {
 	// misses counts the batches run again with the probe because their
 	// sends, assumed new, were not (tests).
 	misses atomic.Int64
+	// probes counts the bulk checks of several sends that looked up their
+	// client ids (writeTx.probes; tests).
+	probes atomic.Int64
 	// Hooks is told every batch's outcome: write health (failures
 	// classified by classify), the batch observer and the commit
 	// publisher. DB embeds a pointer to it.
@@ -634,7 +639,9 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 				sends = append(sends, o.send)
 			}
 		}
-		if err := bulkSend(w, sends); err != nil {
+		err := bulkSend(w, sends)
+		b.probes.Add(int64(w.probes))
+		if err != nil {
 			return err
 		}
 	}

@@ -424,6 +424,8 @@ func sendChecks(w *writeTx, sends []*sendOp) ([]sendCheck, error) {
 		q := qBulkSendCheck
 		if w.noProbe {
 			q = qBulkSendCheckNew
+		} else {
+			w.probes++
 		}
 		rows, err = w.query(bg, q, textArray(convs), textArray(senders), textArray(clients), textArray(atts))
 	}
