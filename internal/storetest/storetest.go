@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Reactions", testReactions},
 		{"ReactionLimit", testReactionLimit},
 		{"Replies", testReplies},
+		{"MalformedMessageIDs", testMalformedMessageIDs},
 		{"Mentions", testMentions},
 		{"Search", testSearch},
 		{"SearchFresh", testSearchFresh},
