@@ -161,6 +161,15 @@ def main():
     if ws:
         q = lambda x: ws[min(len(ws) - 1, int(x * len(ws)))] / 1e6
         print(f'\nrunnable->running waits: {len(ws)}, p50 {q(.5):.3f} p99 {q(.99):.3f} p99.9 {q(.999):.3f} max {ws[-1]/1e6:.2f} ms')
+    # by goroutine: whose waits make the tail (the poller's own wait is before
+    # parley_send_wake_seconds starts; the readers' and workers' are in it)
+    byg = collections.defaultdict(list)
+    for w in waits:
+        byg[label.get(w[1], (0, '?'))[1]].append(w[0])
+    print('runnable->running waits by goroutine (start..end parley frame), top 10 by count: n, p50/p99/max ms')
+    for k, v in sorted(byg.items(), key=lambda kv: -len(kv[1]))[:10]:
+        v.sort(); qq = lambda x: v[min(len(v) - 1, int(x * len(v)))] / 1e6
+        print(f'  {len(v):6d} {qq(.5):.3f}/{qq(.99):.3f}/{v[-1]/1e6:.2f}  {k}')
     print(f'\ntop {top} stretches:')
     waits.sort(key=lambda w: w[2])
     for d, g, s, e, sysd, why, stk in sorted(stretches, reverse=True)[:top]:
