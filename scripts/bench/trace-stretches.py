@@ -214,6 +214,25 @@ def busy_periods(gap_ns=50000, min_ms=5):
             cur_p = [s[2], s[3], [s]]; periods.append(cur_p)
     print(f'\nbusy periods (gaps < {gap_ns/1000:.0f} us): {len(periods)}')
     print_hist('busy period', 'ms in all', [1, 2, 5, 10, 20, 50], [(e - b) / 1e6 for b, e, _ in periods])
+    # What a byte arriving at a random time waits for the P: the rest of the busy period it
+    # lands in (the runtime polls the network, and the poller runs, only after it on one P;
+    # none of it is in parley_send_wake_seconds, which starts when the poller runs).
+    # Upper: system calls made holding the P count as busy (a write(2) is CPU; a blocking
+    # read is not); lower: the periods shortened by those system calls.
+    T = max(e for _, e, _ in periods) - periods[0][0]
+    for what, lens in (('system calls busy', [e - b for b, e, _ in periods]),
+                       ('system calls free', [max(0, e - b - sum(x[4] for x in st)) for b, e, st in periods])):
+        lens.sort(reverse=True)
+        def p_wait_over(x):
+            return sum(max(0, L - x) for L in lens) / T
+        qs = []
+        for want in (0.5, 0.9, 0.99, 0.999):
+            lo, hi = 0.0, float(lens[0])
+            for _ in range(50):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if p_wait_over(mid) > 1 - want else (lo, mid)
+            qs.append(f'p{want*100:g} {hi/1e6:.2f}')
+        print(f'  a random arrival waits for the rest of its busy period ({what}): P(wait > 0) {p_wait_over(0):.2f}, ' + ', '.join(qs) + ' ms')
     long_ = [p for p in periods if (p[1] - p[0]) / 1e6 >= min_ms]
     # the batcher's index steps and checkpoints: runs of its events in them (gaps < 5 ms, no
     # batch of ops between: how long ops queued meanwhile waited for them)
