@@ -9,27 +9,29 @@ import (
 	"github.com/parleychat/parley"
 )
 
-// rowsRead sums, over the nodes of an EXPLAIN (ANALYZE, FORMAT JSON)
-// plan that read the table rel, the rows they read: those they returned
-// and those their filter dropped, times their loops.
-func rowsRead(t *testing.T, plan []byte, rel string) float64 {
+// planNode is a node of an EXPLAIN (ANALYZE[, BUFFERS], FORMAT JSON) plan.
+type planNode struct {
+	Relation string     `json:"Relation Name"`
+	Rows     float64    `json:"Actual Rows"`
+	Loops    float64    `json:"Actual Loops"`
+	Removed  float64    `json:"Rows Removed by Filter"`
+	Hit      float64    `json:"Shared Hit Blocks"`
+	Read     float64    `json:"Shared Read Blocks"`
+	Plans    []planNode `json:"Plans"`
+}
+
+// planSum sums f over the nodes of plan that read the table rel.
+func planSum(t *testing.T, plan []byte, rel string, f func(planNode) float64) float64 {
 	t.Helper()
-	type node struct {
-		Relation string  `json:"Relation Name"`
-		Rows     float64 `json:"Actual Rows"`
-		Loops    float64 `json:"Actual Loops"`
-		Removed  float64 `json:"Rows Removed by Filter"`
-		Plans    []node  `json:"Plans"`
-	}
-	var top []struct{ Plan node }
+	var top []struct{ Plan planNode }
 	if err := json.Unmarshal(plan, &top); err != nil || len(top) != 1 {
 		t.Fatalf("plan %s: %v", plan, err)
 	}
-	var sum func(n node) float64
-	sum = func(n node) float64 {
+	var sum func(n planNode) float64
+	sum = func(n planNode) float64 {
 		s := 0.0
 		if n.Relation == rel {
-			s = (n.Rows + n.Removed) * n.Loops
+			s = f(n)
 		}
 		for _, c := range n.Plans {
 			s += sum(c)
@@ -37,6 +39,21 @@ func rowsRead(t *testing.T, plan []byte, rel string) float64 {
 		return s
 	}
 	return sum(top[0].Plan)
+}
+
+// rowsRead sums, over the nodes of an EXPLAIN (ANALYZE, FORMAT JSON)
+// plan that read the table rel, the rows they read: those they returned
+// and those their filter dropped, times their loops.
+func rowsRead(t *testing.T, plan []byte, rel string) float64 {
+	t.Helper()
+	return planSum(t, plan, rel, func(n planNode) float64 { return (n.Rows + n.Removed) * n.Loops })
+}
+
+// blocksRead sums the shared buffers (hit and read) of the nodes of an
+// EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) plan that scan the table rel.
+func blocksRead(t *testing.T, plan []byte, rel string) float64 {
+	t.Helper()
+	return planSum(t, plan, rel, func(n planNode) float64 { return n.Hit + n.Read })
 }
 
 // explainAnalyze runs q with args under EXPLAIN (ANALYZE, FORMAT JSON).
@@ -148,34 +165,6 @@ func analyzedGroup(t *testing.T, db *DB, n int) (ids []string, g parley.Conversa
 		t.Fatal(err)
 	}
 	return ids, g
-}
-
-// blocksRead sums the shared buffers (hit and read) of the nodes of an
-// EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) plan that scan the table rel.
-func blocksRead(t *testing.T, plan []byte, rel string) float64 {
-	t.Helper()
-	type node struct {
-		Relation string  `json:"Relation Name"`
-		Hit      float64 `json:"Shared Hit Blocks"`
-		Read     float64 `json:"Shared Read Blocks"`
-		Plans    []node  `json:"Plans"`
-	}
-	var top []struct{ Plan node }
-	if err := json.Unmarshal(plan, &top); err != nil || len(top) != 1 {
-		t.Fatalf("plan %s: %v", plan, err)
-	}
-	var sum func(n node) float64
-	sum = func(n node) float64 {
-		s := 0.0
-		if n.Relation == rel {
-			s = n.Hit + n.Read
-		}
-		for _, c := range n.Plans {
-			s += sum(c)
-		}
-		return s
-	}
-	return sum(top[0].Plan)
 }
 
 // TestSendCheckNoAttachmentLookup: the check of a send without an
