@@ -26,6 +26,14 @@ type obsMetrics struct {
 	// of a connection that carries live events, for the oldest of them
 	// (markLag, observeLag). Across nodes it includes clock skew.
 	deliveryLag prometheus.Histogram
+	// sendWake is from the poller's wait returning with a parked
+	// connection's socket readable to the worker starting to handle the
+	// send read first after it (dispatchSends, where sendAck starts):
+	// the reader's wait for a P, the read, the request queue, the
+	// worker's wait for a P and the decode. One sample per wake-up whose
+	// first message is a send; connections read without the poller
+	// (TLS, not Linux) and sends read on without a wake-up give none.
+	sendWake prometheus.Histogram
 	// storeSendRun is the messages one store call takes (a connection's
 	// run of consecutive sends, MultiSender); storeSendWait the time from
 	// that call to each message's commit.
@@ -112,7 +120,9 @@ var closeCodes = []int{closeNow, protocol.CloseNormal, protocol.CloseGoingAway, 
 
 func newObsMetrics(reg *prometheus.Registry) *obsMetrics {
 	o := &obsMetrics{
-		deliveryLag:   histogram("parley_event_delivery_lag_seconds", "From a durable event's store time to the end of the socket write that carried it (per write, for the oldest live event in it).", latencyBuckets),
+		deliveryLag: histogram("parley_event_delivery_lag_seconds", "From a durable event's store time to the end of the socket write that carried it (per write, for the oldest live event in it).", latencyBuckets),
+		sendWake: histogram("parley_send_wake_seconds", "From the poller seeing a parked connection's socket readable to the worker starting to handle the send read first after it (the reader's and the worker's waits to run, the read, the decode); one sample per wake-up that brings a send.",
+			prometheus.ExponentialBuckets(0.00005, 1.5, 26)),
 		storeSendRun:  histogram("parley_store_send_batch_size", "Messages handed to the store in one call (a connection's run of consecutive sends).", prometheus.ExponentialBuckets(1, 2, 8)),
 		storeSendWait: histogram("parley_store_send_commit_seconds", "From a store call with sends to each message's commit (the store's batching and commit).", latencyBuckets),
 		resumeEvents:  histogram("parley_resume_events", "Events replayed by one resume (a resync is not counted here: see parley_resumes_total).", prometheus.ExponentialBuckets(1, 4, 9)),
@@ -138,7 +148,7 @@ func newObsMetrics(reg *prometheus.Registry) *obsMetrics {
 		o.closes[c] = closes.WithLabelValues(closeLabel(c))
 	}
 	o.closeOther = closes.WithLabelValues("other")
-	reg.MustRegister(o.deliveryLag, o.storeSendRun, o.storeSendWait, o.resumeEvents, sendAck, errs, auths, closes)
+	reg.MustRegister(o.deliveryLag, o.sendWake, o.storeSendRun, o.storeSendWait, o.resumeEvents, sendAck, errs, auths, closes)
 	return o
 }
 
@@ -171,6 +181,18 @@ func (o *obsMetrics) countClose(code int) {
 	}
 	o.closeOther.Inc()
 }
+
+// monoBase is the origin of monoNow's clock.
+var monoBase = time.Now()
+
+// monoNow is a monotonic clock in nanoseconds (since monoBase), never
+// 0: for times kept as an int64 (pollReg.woke, request.woke) that
+// must not move with the wall clock.
+func monoNow() int64 { return mono(time.Now()) }
+
+// mono is t (read from time.Now, so with its monotonic reading) on
+// monoNow's clock.
+func mono(t time.Time) int64 { return max(int64(t.Sub(monoBase)), 1) }
 
 // sinceSeconds is time.Since(t) in seconds, for Observe.
 func sinceSeconds(t time.Time) float64 { return time.Since(t).Seconds() }

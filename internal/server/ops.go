@@ -97,8 +97,12 @@ func (c *conn) dispatchSends(ctx context.Context, run []request) (queued bool) {
 		r.storedFunc = r.stored
 	}
 	r.c, r.now = c, time.Now()
+	now := mono(r.now)
 	for _, q := range run {
 		r.reqs = append(r.reqs, q.req)
+		if q.woke != 0 {
+			c.s.metrics.obs.sendWake.Observe(float64(now-q.woke) / 1e9)
+		}
 	}
 	for i, req := range r.reqs {
 		d, err := protocol.DecodeSend(req.Data)

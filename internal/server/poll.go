@@ -74,8 +74,10 @@ func (p *poller) fail(err error) {
 }
 
 // resumer is what a parked connection runs, on a new goroutine, when it
-// becomes readable: its reader (conn.resume).
-type resumer interface{ resume() }
+// becomes readable: its reader (conn.resume). woke is when the poller's
+// wait returned with the socket readable (monoNow), 0 when the reader was
+// started otherwise (a wake, the poller failing).
+type resumer interface{ resume(woke int64) }
 
 // Reader states of a pollReg.
 const (
@@ -118,6 +120,11 @@ type pollReg struct {
 	// readable (or the connection closes), so the transport reads without
 	// first waiting (a peek) for bytes. Only the owner touches it.
 	ready bool
+	// woke is set with ready by the poller's loop: when its wait returned
+	// with the socket readable (monoNow); 0 when start started the
+	// reader. Only the owner touches it; readerTask.do hands it to the
+	// reader for parley_send_wake_seconds.
+	woke  int64
 	gone  bool // forgotten: never registered again; guarded by p.mu
 	state atomic.Uint32
 	stop  atomic.Bool // set by wake(true): the connection closes, park no more
@@ -226,6 +233,7 @@ func (r *pollReg) forget() {
 // notified (see pollReg).
 func (p *poller) start(r *pollReg) {
 	if p.claim(r) {
+		r.woke = 0 // not a readiness: nothing to time
 		p.readers.start((*readerTask)(r))
 	}
 }
@@ -255,14 +263,15 @@ func (p *poller) claim(r *pollReg) bool {
 // runs (resume).
 type readerTask pollReg
 
-func (t *readerTask) do() { t.run.resume() }
+func (t *readerTask) do() { t.run.resume(t.woke) }
 
 // pollHup marks an id in ready's ids whose socket has ended (the peer's
 // FIN, a reset or an error): ids are counted from 1 and never reach it.
 const pollHup = 1 << 63
 
-// ready starts the reader of each registration in ids (from one wait).
-func (p *poller) ready(ids []uint64, regs []*pollReg) []*pollReg {
+// ready starts the reader of each registration in ids (from one wait,
+// which returned at woke: monoNow, one clock reading per wait).
+func (p *poller) ready(ids []uint64, regs []*pollReg, woke int64) []*pollReg {
 	regs = regs[:0]
 	p.mu.Lock()
 	for _, id := range ids {
@@ -278,6 +287,7 @@ func (p *poller) ready(ids []uint64, regs []*pollReg) []*pollReg {
 	p.mu.Unlock()
 	for i, r := range regs {
 		if p.claim(r) {
+			r.woke = woke
 			// The poller's loop holds no lock: it may yield to the
 			// readers it started rather than start more (startYielding).
 			p.readers.startYielding((*readerTask)(r))

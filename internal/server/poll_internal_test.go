@@ -11,7 +11,7 @@ import (
 // chanResumer signals each resume on its channel.
 type chanResumer chan struct{}
 
-func (c chanResumer) resume() { c <- struct{}{} }
+func (c chanResumer) resume(int64) { c <- struct{}{} }
 
 // TestPollRegEdges walks a registration's states with the socket already
 // in the epoll set: an edge while the reader runs is not lost (its park
@@ -75,7 +75,7 @@ type parkResumer struct {
 	gate chan struct{}
 }
 
-func (x *parkResumer) resume() {
+func (x *parkResumer) resume(int64) {
 	if x.gate != nil {
 		<-x.gate
 	}
@@ -158,12 +158,12 @@ func TestPollerBurstReusesReaders(t *testing.T) {
 			ids = append(ids, x.r.id)
 		}
 		var regs []*pollReg
-		regs = p.ready(ids, regs) // the first burst starts the pool's readers
+		regs = p.ready(ids, regs, 0) // the first burst starts the pool's readers
 		synctest.Wait()
 		const rounds = 20
 		before := goroutinesCreated()
 		for range rounds {
-			regs = p.ready(ids, regs)
+			regs = p.ready(ids, regs, 0)
 			synctest.Wait()
 		}
 		for i, x := range xs {

@@ -115,3 +115,30 @@ func connectParked(t *testing.T, srv *servertest.Server, n int) []*wsClient {
 	waitParked(t, srv, n)
 	return cs
 }
+
+// TestSendWakeCounted: parley_send_wake_seconds has one sample for each
+// wake-up of a parked connection that brings a send, and none for one
+// that brings a ping.
+func TestSendWakeCounted(t *testing.T) {
+	srv := startLimited(t, nil)
+	a, conv := aliceToBob(t, srv)
+	waitParked(t, srv, 1)
+	wakes := func() float64 { return srv.Server.MetricSum("parley_send_wake_seconds", nil) }
+	base := wakes() // the create_direct's wake-up, if it came after a park: not a send
+	if base != 0 {
+		t.Fatalf("%v samples before any send", base)
+	}
+	a.sendOp(protocol.OpPing, "p", nil)
+	a.waitFor(func(f protocol.Frame) bool { return f.Type == protocol.TypePong })
+	waitParked(t, srv, 1)
+	if n := wakes(); n != 0 {
+		t.Fatalf("%v samples after a ping", n)
+	}
+	for i := range 4 {
+		a.send(conv.ID, fmt.Sprint("c", i), "hi")
+		waitParked(t, srv, 1)
+		if n := wakes(); n != float64(i+1) {
+			t.Fatalf("%v samples after %d sends, each after a park", n, i+1)
+		}
+	}
+}

@@ -93,6 +93,7 @@ func (p *poller) loop() {
 			p.fail(werr)
 			return
 		}
+		woke := monoNow() // one clock reading per wait, for all its readers
 		ids = ids[:0]
 		for i := range events[:n] {
 			id := pollID(&events[i])
@@ -101,7 +102,7 @@ func (p *poller) loop() {
 			}
 			ids = append(ids, id)
 		}
-		regs = p.ready(ids, regs)
+		regs = p.ready(ids, regs, woke)
 	}
 }
 

@@ -19,7 +19,7 @@ type readResumer struct {
 	done chan struct{}
 }
 
-func (x *readResumer) resume() {
+func (x *readResumer) resume(int64) {
 	_, _ = unix.Read(x.fd, x.buf[:])
 	if got := x.r.park(nil, x); got != parkDone {
 		panic("park after a resume did not park")

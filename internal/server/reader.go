@@ -11,8 +11,9 @@ import (
 // the poller, which calls resume on a new goroutine when it is readable)
 // or ends; it ends the connection then. The connection's count in connWG
 // is held across parks and released when it ends. resumed: started by
-// the poller, so there is something to read (or the connection closes).
-func (c *conn) reader(resumed bool) {
+// the poller, so there is something to read (or the connection closes);
+// woke: when the poller saw the socket readable (monoNow; 0: not known).
+func (c *conn) reader(resumed bool, woke int64) {
 	parked := false
 	s := c.s
 	defer func() {
@@ -22,7 +23,7 @@ func (c *conn) reader(resumed bool) {
 	}()
 	ending := false
 	defer c.recoverReader(&ending)
-	if parked = c.readLoop(resumed); parked {
+	if parked = c.readLoop(resumed, woke); parked {
 		return // c belongs to the next reader now
 	}
 	ending = true
@@ -30,8 +31,8 @@ func (c *conn) reader(resumed bool) {
 }
 
 // resume implements resumer: the poller's goroutine for a parked
-// connection that became readable (or is closing).
-func (c *conn) resume() { c.reader(true) }
+// connection that became readable (or is closing), at woke.
+func (c *conn) resume(woke int64) { c.reader(true, woke) }
 
 // readLoop reads messages until the connection ends. It answers pings
 // at once (so a client whose requests wait on a slow store still hears
@@ -48,21 +49,26 @@ func (c *conn) resume() { c.reader(true) }
 //
 // A resumed reader reads before it parks again: the poller woke it for
 // bytes the socket has (parking at once would only be woken again).
-func (c *conn) readLoop(resumed bool) (parked bool) {
+// The first message read after the poller's wake-up carries woke to the
+// worker (request.woke): one sample of parley_send_wake_seconds per
+// wake-up, when that message is a send. The messages read after it in
+// the same run may have come later, so they carry none.
+func (c *conn) readLoop(resumed bool, woke int64) (parked bool) {
 	for {
 		if !resumed && c.t.Park(c) {
 			return true
 		}
 		resumed = false
-		if c.t.Wait() != nil || !c.readOne() {
+		if c.t.Wait() != nil || !c.readOne(woke) {
 			return false
 		}
+		woke = 0
 	}
 }
 
-// readOne reads one message and answers or queues it; false ends the
-// connection.
-func (c *conn) readOne() bool {
+// readOne reads one message and answers or queues it (a request carries
+// woke, see readLoop); false ends the connection.
+func (c *conn) readOne(woke int64) bool {
 	kind, bp, err := c.t.Read()
 	if err != nil {
 		if code, reason := closeCodeOf(err); code != closeNow {
@@ -88,7 +94,7 @@ func (c *conn) readOne() bool {
 		c.sendNow(outFrame{b: pongFrame(id)})
 		return true
 	}
-	return c.push(request{raw: bp})
+	return c.push(request{raw: bp, woke: woke})
 }
 
 // plainPing recognises the ping every client sends, exactly

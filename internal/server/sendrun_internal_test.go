@@ -47,6 +47,7 @@ func TestDispatchSendsAllocs(t *testing.T) {
 			reqs = append(reqs, request{req: protocol.Request{Op: protocol.OpSend, ID: fmt.Sprint("s", i),
 				Data: []byte(fmt.Sprintf(`{"conversation_id":"c1","client_id":"k%d","text":"hello"}`, i))}})
 		}
+		reqs[0].woke = monoNow() // read first after a wake-up: parley_send_wake_seconds observes it
 		run := func(check bool) {
 			if !c.dispatchSends(context.Background(), reqs) {
 				t.Fatal("the run was not handed to the store's batcher")

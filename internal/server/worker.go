@@ -16,6 +16,11 @@ type request struct {
 	raw *[]byte
 	req protocol.Request
 	err error
+	// woke: when the poller saw the socket readable, for the first
+	// request read after that wake-up (monoNow); 0 for the others. A
+	// send observes it once, when the worker starts handling it
+	// (dispatchSends): parley_send_wake_seconds.
+	woke int64
 }
 
 // push queues r for the worker, starting it when none runs. When the queue

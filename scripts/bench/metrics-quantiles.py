@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# p50/p99/p99.9 (ms) of the store stages and the delivery lag from a saved /metrics: metrics-quantiles.py FILE [EARLIER] (the difference: the buckets counted between the two)
+# p50/p99/p99.9 (ms) of the send's wake-up stage (wake), its handling to its ack (ack, ws), the store stages and the delivery lag from a saved /metrics: metrics-quantiles.py FILE [EARLIER] (the difference: the buckets counted between the two)
 import sys, re, collections
 h = collections.defaultdict(list)
 base = {}
@@ -8,7 +8,7 @@ if len(sys.argv) > 2:  # q.py END START: the difference
         m = re.match(r'(\w+_bucket\{[^}]*\}) (\S+)', l)
         if m: base[m.group(1)] = float(m.group(2))
 for l in open(sys.argv[1]):
-    m = re.match(r'(\w+)_bucket\{(?:stage="(\w+)",)?le="([^"]+)"\} (\S+)', l)
+    m = re.match(r'(\w+)_bucket\{(?:(?:stage|transport)="(\w+)",)?le="([^"]+)"\} (\S+)', l)
     if m:
         key = re.match(r'(\w+_bucket\{[^}]*\})', l).group(1)
         h[(m.group(1), m.group(2))].append((float('inf') if m.group(3) == '+Inf' else float(m.group(3)), float(m.group(4)) - base.get(key, 0)))
@@ -19,7 +19,7 @@ def q(b, x):
             return (lo + (le - lo) * (t - c0) / max(c - c0, 1)) * 1000 if le != float('inf') else lo * 1000
         lo, c0 = le, c
 out = []
-for k in [('parley_store_stage_seconds', s) for s in ('queued', 'sql', 'commit', 'sync')] + [('parley_event_delivery_lag_seconds', None)]:
+for k in [('parley_send_wake_seconds', None), ('parley_send_ack_seconds', 'ws')] + [('parley_store_stage_seconds', s) for s in ('queued', 'sql', 'commit', 'sync')] + [('parley_event_delivery_lag_seconds', None)]:
     if k in h:
-        b = sorted(h[k]); out.append(f"{k[1] or 'lag'} {q(b,.5):.2f}/{q(b,.99):.1f}/{q(b,.999):.1f}")
+        b = sorted(h[k]); out.append(f"{dict(parley_send_wake_seconds='wake', parley_send_ack_seconds='ack').get(k[0]) or k[1] or 'lag'} {q(b,.5):.2f}/{q(b,.99):.1f}/{q(b,.999):.1f}")
 print('  '.join(out))

@@ -161,6 +161,15 @@ def main():
     if ws:
         q = lambda x: ws[min(len(ws) - 1, int(x * len(ws)))] / 1e6
         print(f'\nrunnable->running waits: {len(ws)}, p50 {q(.5):.3f} p99 {q(.99):.3f} p99.9 {q(.999):.3f} max {ws[-1]/1e6:.2f} ms')
+    # by goroutine: whose waits make the tail (the poller's own wait is before
+    # parley_send_wake_seconds starts; the readers' and workers' are in it)
+    byg = collections.defaultdict(list)
+    for w in waits:
+        byg[label.get(w[1], (0, '?'))[1]].append(w[0])
+    print('runnable->running waits by goroutine (start..end parley frame), top 10 by count: n, p50/p99/max ms')
+    for k, v in sorted(byg.items(), key=lambda kv: -len(kv[1]))[:10]:
+        v.sort(); qq = lambda x: v[min(len(v) - 1, int(x * len(v)))] / 1e6
+        print(f'  {len(v):6d} {qq(.5):.3f}/{qq(.99):.3f}/{v[-1]/1e6:.2f}  {k}')
     print(f'\ntop {top} stretches:')
     waits.sort(key=lambda w: w[2])
     for d, g, s, e, sysd, why, stk in sorted(stretches, reverse=True)[:top]:
@@ -205,6 +214,25 @@ def busy_periods(gap_ns=50000, min_ms=5):
             cur_p = [s[2], s[3], [s]]; periods.append(cur_p)
     print(f'\nbusy periods (gaps < {gap_ns/1000:.0f} us): {len(periods)}')
     print_hist('busy period', 'ms in all', [1, 2, 5, 10, 20, 50], [(e - b) / 1e6 for b, e, _ in periods])
+    # What a byte arriving at a random time waits for the P: the rest of the busy period it
+    # lands in (the runtime polls the network, and the poller runs, only after it on one P;
+    # none of it is in parley_send_wake_seconds, which starts when the poller runs).
+    # Upper: system calls made holding the P count as busy (a write(2) is CPU; a blocking
+    # read is not); lower: the periods shortened by those system calls.
+    T = max(e for _, e, _ in periods) - periods[0][0]
+    for what, lens in (('system calls busy', [e - b for b, e, _ in periods]),
+                       ('system calls free', [max(0, e - b - sum(x[4] for x in st)) for b, e, st in periods])):
+        lens.sort(reverse=True)
+        def p_wait_over(x):
+            return sum(max(0, L - x) for L in lens) / T
+        qs = []
+        for want in (0.5, 0.9, 0.99, 0.999):
+            lo, hi = 0.0, float(lens[0])
+            for _ in range(50):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if p_wait_over(mid) > 1 - want else (lo, mid)
+            qs.append(f'p{want*100:g} {hi/1e6:.2f}')
+        print(f'  a random arrival waits for the rest of its busy period ({what}): P(wait > 0) {p_wait_over(0):.2f}, ' + ', '.join(qs) + ' ms')
     long_ = [p for p in periods if (p[1] - p[0]) / 1e6 >= min_ms]
     # the batcher's index steps and checkpoints: runs of its events in them (gaps < 5 ms, no
     # batch of ops between: how long ops queued meanwhile waited for them)
