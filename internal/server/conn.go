@@ -291,7 +291,7 @@ func (c *conn) begin(ctx context.Context, hello protocol.Hello, registered *bool
 	// The reader goroutine is counted in connWG (the caller's count is
 	// held until it returns, so the Add cannot race Shutdown's Wait).
 	s.connWG.Add(1)
-	go c.reader(false, 0)
+	go c.reader(0)
 }
 
 // end tears the connection down after the reader returned: it closes the

@@ -10,10 +10,10 @@ import (
 // reader runs the reader loop until the connection is idle (parked with
 // the poller, which calls resume on a new goroutine when it is readable)
 // or ends; it ends the connection then. The connection's count in connWG
-// is held across parks and released when it ends. resumed: started by
-// the poller, so there is something to read (or the connection closes);
-// woke: when the poller saw the socket readable (monoNow; 0: not known).
-func (c *conn) reader(resumed bool, woke int64) {
+// is held across parks and released when it ends. woke: when the poller
+// saw the socket readable (monoNow; 0: not known, or not started by the
+// poller).
+func (c *conn) reader(woke int64) {
 	parked := false
 	s := c.s
 	defer func() {
@@ -23,7 +23,7 @@ func (c *conn) reader(resumed bool, woke int64) {
 	}()
 	ending := false
 	defer c.recoverReader(&ending)
-	if parked = c.readLoop(resumed, woke); parked {
+	if parked = c.readLoop(woke); parked {
 		return // c belongs to the next reader now
 	}
 	ending = true
@@ -32,7 +32,7 @@ func (c *conn) reader(resumed bool, woke int64) {
 
 // resume implements resumer: the poller's goroutine for a parked
 // connection that became readable (or is closing), at woke.
-func (c *conn) resume(woke int64) { c.reader(true, woke) }
+func (c *conn) resume(woke int64) { c.reader(woke) }
 
 // readLoop reads messages until the connection ends. It answers pings
 // at once (so a client whose requests wait on a slow store still hears
@@ -48,17 +48,17 @@ func (c *conn) resume(woke int64) { c.reader(true, woke) }
 // runtime's smallest.
 //
 // A resumed reader reads before it parks again: the poller woke it for
-// bytes the socket has (parking at once would only be woken again).
+// bytes the socket has (parking at once would only be woken again), which
+// its transport's Park checks (a wake can be stale: see wsConn.Park).
 // The first message read after the poller's wake-up carries woke to the
 // worker (request.woke): one sample of parley_send_wake_seconds per
 // wake-up, when that message is a send. The messages read after it in
 // the same run may have come later, so they carry none.
-func (c *conn) readLoop(resumed bool, woke int64) (parked bool) {
+func (c *conn) readLoop(woke int64) (parked bool) {
 	for {
-		if !resumed && c.t.Park(c) {
+		if c.t.Park(c) {
 			return true
 		}
-		resumed = false
 		if c.t.Wait() != nil || !c.readOne(woke) {
 			return false
 		}

@@ -75,7 +75,7 @@ func TestReadLoopWokeOnce(t *testing.T) {
 			c.t = q
 			// The ping's pong goes to the send queue: started is false,
 			// so nothing writes it.
-			if !c.readLoop(true, 42) || q.parks != 1 {
+			if !c.readLoop(42) || q.parks != 1 {
 				t.Fatalf("readLoop did not park once (%d parks)", q.parks)
 			}
 			var got []int64

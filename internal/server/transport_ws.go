@@ -197,7 +197,20 @@ func (c *wsConn) Park(run resumer) bool {
 	if c.poll.p == nil || c.br != nil || len(c.pre) > 0 || c.hasPing {
 		return false
 	}
-	if c.poll.added && !c.drained && c.readable() {
+	if c.poll.ready {
+		// Started by the poller: read what woke it, unless the wake
+		// is stale. The poller takes a wait's events before it hands
+		// them out, so an edge for bytes the last reader read before
+		// it parked can start a reader for an empty socket; trusting
+		// it, the read would wait holding its buffer and this
+		// goroutine until the client's next message (seen under load:
+		// a whole set of idle connections not parked). One peek per
+		// wake-up tells; a stale one parks again.
+		if c.readable() {
+			return false
+		}
+		c.poll.ready = false
+	} else if c.poll.added && !c.drained && c.readable() {
 		return false
 	}
 	for {
