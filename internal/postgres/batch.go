@@ -593,7 +593,7 @@ func (b *batcher) run(ctx context.Context, live []*op, shards []int, tx pgx.Tx, 
 		// probe in the batches that follow. Any other failure of the
 		// bulk statements goes straight on as below, as before.
 		b.misses.Add(1)
-		b.probeUntil.Store(b.batches.Load() + probeAfterResend)
+		b.armProbe()
 		if tx, heads, err = b.lockedTx(ctx, shards); err != nil {
 			b.answerAll(live, err)
 			return
@@ -620,6 +620,9 @@ func (b *batcher) run(ctx context.Context, live []*op, shards []int, tx pgx.Tx, 
 // re-arms it), so it costs the others what it cost before plus one batch
 // run twice per probeAfterResend.
 const probeAfterResend = 1000
+
+// armProbe has the next probeAfterResend batches probe (a resend was seen).
+func (b *batcher) armProbe() { b.probeUntil.Store(b.batches.Load() + probeAfterResend) }
 
 // runTx runs the ops in tx and answers each, except when bulk is set and
 // the bulk sends failed: then it rolls back, answers nobody and returns
@@ -694,7 +697,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 		b.committed()
 	}
 	if w.resent {
-		b.probeUntil.Store(b.batches.Load() + probeAfterResend)
+		b.armProbe()
 	}
 	evs := w.Events
 	b.deliver(func() { batchq.Committed(&b.Hooks, &evs, live, errs, start, commitStart, classify) })

@@ -215,16 +215,16 @@ func (r *sendRun) answer(k int, m parley.Message, err error) {
 // which also replies to the refused requests after it, must restart the
 // worker whatever happens, and releases the run.
 func (r *sendRun) stored(k int, m parley.Message, evs []parley.Event, err error) {
-	if k == len(r.nms)-1 {
+	last := k == len(r.nms)-1
+	if last {
 		defer r.release()
 		defer r.c.sendsDone()
-		defer r.c.recoverReply()
-		r.answer(k, r.c.s.svc.sendStored(context.Background(), r.storeStart, m, evs, err), err)
-		r.replyTo(len(r.reqs))
-		return
 	}
 	defer r.c.recoverReply()
 	r.answer(k, r.c.s.svc.sendStored(context.Background(), r.storeStart, m, evs, err), err)
+	if last {
+		r.replyTo(len(r.reqs))
+	}
 }
 
 // sendsDone ends a run of sends dispatchSends handed to the store: its
