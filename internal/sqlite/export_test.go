@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -166,4 +168,162 @@ func StepIndexWhenQueued(ctx context.Context, db *DB, hold time.Duration, queue 
 		_ = db.b.do(ctx, func(w *writeTx) error { n.Store(int64(w.b.ix.steps)); return nil })
 		return int(n.Load())
 	}, err
+}
+
+// ExecWrite runs query on the write connection, in a batch of its own.
+func ExecWrite(ctx context.Context, db *DB, query string, args ...any) error {
+	return db.b.do(ctx, func(w *writeTx) error {
+		_, err := w.exec(query, args...)
+		return err
+	})
+}
+
+// QueryRead scans the one row of query, on a read connection.
+func QueryRead(ctx context.Context, db *DB, query string, dest ...any) error {
+	return db.read.QueryRowContext(ctx, query).Scan(dest...)
+}
+
+// IndexWrites counts the index's leaf pages that the statements of index
+// steps write; read it only after the steps.
+type IndexWrites struct {
+	// MaxSlice and MaxMerge are the most leaf pages one slice's
+	// statement and one 'merge' piece wrote (FTS5 flushes a statement's
+	// rows at the next statement's savepoint: a statement's count holds
+	// the segment of the slice before it); Merges counts the pieces that
+	// did work (or flushed a slice); SliceMerged counts the slices whose
+	// statement changed or removed a segment (a merge in the flush).
+	MaxSlice, MaxMerge, Merges, SliceMerged int
+}
+
+// CountIndexWrites has the batcher count what each statement of its index
+// steps writes, from FTS5's structure record before and after it.
+func CountIndexWrites(ctx context.Context, db *DB) (*IndexWrites, error) {
+	c := &IndexWrites{}
+	return c, db.b.do(ctx, func(w *writeTx) error {
+		var last []FTSLevel
+		read := func(w *writeTx) ([]FTSLevel, error) {
+			var rec []byte
+			err := w.queryRow(`SELECT block FROM messages_fts_data WHERE id = 10`).Scan(&rec)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			return FTSStructure(rec)
+		}
+		var err error
+		if last, err = read(w); err != nil {
+			return err
+		}
+		w.b.ix.wrote = func(w *writeTx, merge bool) {
+			now, err := read(w)
+			if err != nil {
+				panic(err)
+			}
+			before := map[int64]FTSSegment{}
+			for _, l := range last {
+				for _, s := range l.Segments {
+					before[s.ID] = s
+				}
+			}
+			pages, kept := 0, 0
+			for _, l := range now {
+				for _, s := range l.Segments {
+					b, ok := before[s.ID]
+					switch {
+					case !ok:
+						pages += int(s.Last - s.First + 1)
+					case b != s:
+						pages += int(s.Last - b.Last)
+					default:
+						kept++
+					}
+				}
+			}
+			if merge {
+				c.MaxMerge, c.Merges = max(c.MaxMerge, pages), c.Merges+1
+			} else {
+				c.MaxSlice = max(c.MaxSlice, pages)
+				// Segments that were there before and are not as they
+				// were: merged (a flush only adds segments).
+				if kept != len(before) {
+					c.SliceMerged++
+				}
+			}
+			last = now
+		}
+		return nil
+	})
+}
+
+// FTSLevel is a level of the FTS5 index: the segments being merged into
+// the next (Merge, the oldest) and all its segments, oldest first.
+type FTSLevel struct {
+	Merge    int
+	Segments []FTSSegment
+}
+
+// FTSSegment is a segment (a b-tree of the index): its id and its first
+// and last leaf pages.
+type FTSSegment struct{ ID, First, Last int64 }
+
+// FTSStructure decodes FTS5's structure record (the block of id 10 in
+// messages_fts_data; fts5_index.c, fts5StructureDecode): a 4-byte
+// cookie, the varints nLevel, nSegment and the write counter, then per
+// level nMerge, nSeg and nSeg x (segid, first page, last page).
+func FTSStructure(rec []byte) ([]FTSLevel, error) {
+	if len(rec) > 8 && string(rec[4:8]) == "\xff\x00\x00\x01" {
+		return nil, errors.New("structure record version 2 (tombstones): not read here")
+	}
+	i, bad := 4, false
+	varint := func() int64 { // SQLite's: 7 bits a byte, big-endian, 9 bytes at most
+		var v int64
+		for k := 0; k < 9; k++ {
+			if i >= len(rec) {
+				bad = true
+				return 0
+			}
+			b := rec[i]
+			i++
+			if k == 8 {
+				return v<<8 | int64(b)
+			}
+			v = v<<7 | int64(b&0x7f)
+			if b < 0x80 {
+				break
+			}
+		}
+		return v
+	}
+	nLevel := varint()
+	varint() // nSegment
+	varint() // write counter
+	if bad || nLevel > 64 {
+		return nil, fmt.Errorf("structure record of %d bytes: %d levels", len(rec), nLevel)
+	}
+	levels := make([]FTSLevel, nLevel)
+	for lvl := range levels {
+		levels[lvl].Merge = int(varint())
+		n := varint()
+		if bad || n > 2000 {
+			return nil, fmt.Errorf("structure record of %d bytes: %d segments", len(rec), n)
+		}
+		for range n {
+			levels[lvl].Segments = append(levels[lvl].Segments, FTSSegment{varint(), varint(), varint()})
+		}
+	}
+	if bad {
+		return nil, fmt.Errorf("structure record of %d bytes cut short", len(rec))
+	}
+	return levels, nil
+}
+
+// FTSLevels reads the index's structure on a read connection.
+func FTSLevels(ctx context.Context, db *DB) ([]FTSLevel, error) {
+	var rec []byte
+	if err := db.read.QueryRowContext(ctx, `SELECT block FROM messages_fts_data WHERE id = 10`).Scan(&rec); err != nil {
+		return nil, err
+	}
+	return FTSStructure(rec)
 }

@@ -52,9 +52,17 @@ const (
 	// P"). The statements share the step's transaction, but FTS5 flushes
 	// its pending rows at each statement's savepoint: each statement
 	// writes a segment of its own (3 segments for a step of 3 slices,
-	// 2026-12-06), and the segment merges that follow a flush run inside
-	// one statement, in one call no yield splits (up to 16 ms seen).
+	// 2026-12-06). FTS5 no longer merges segments inside that flush
+	// (migration 00018): the step does, in pieces (mergePages).
 	indexSlice = 256
+	// mergePages bounds the index pages one 'merge' command writes (FTS5
+	// stops at the first term boundary past it: a term's whole doclist
+	// goes in one piece). Before each slice the step merges in such
+	// pieces, yielding between two, until FTS5 finds no level with
+	// 'usermerge' (4) segments. With automerge, the flush of a slice
+	// merged 64 pages per level of the index in one call: 15-16 ms of CPU
+	// with one P on a 40k-message index (BenchmarkIndexStepHold).
+	mergePages = 16
 	// indexHold is how long an index step may keep queued ops waiting:
 	// past it, at the end of a slice, the step commits what it indexed
 	// (moving upto) and the batcher runs the waiting ops' batch before it
@@ -80,6 +88,11 @@ const (
 	qIndexRange = `INSERT INTO messages_fts (rowid, text, conv)
 		SELECT rowid, text, 'c' || replace(conversation_id, '-', '') FROM messages
 		WHERE rowid > $1 AND rowid <= $2 AND deleted_at IS NULL AND text != ''`
+	// qMerge has FTS5 merge segments until about $1 pages are written, if
+	// a level holds 'usermerge' segments or a merge is under way; it
+	// changes no row when there is none (qChanges tells).
+	qMerge   = `INSERT INTO messages_fts (messages_fts, rank) VALUES ('merge', $1)`
+	qChanges = `SELECT total_changes()`
 )
 
 // indexer is the batcher's state of the index. Only the batcher goroutine
@@ -103,8 +116,11 @@ type indexer struct {
 	behind atomic.Bool
 	// Tests only (export_test.go): manual indexes only when a search
 	// asks and at Close; crashy leaves the waiting messages at Close, as
-	// a crash does.
+	// a crash does; wrote, if set, is called after each statement that
+	// writes the index in a step (a slice or a merge piece), merge says
+	// which.
 	manual, crashy bool
+	wrote          func(w *writeTx, merge bool)
 }
 
 // start reads how far the index is behind the messages (a crash or a
@@ -220,14 +236,58 @@ func (w *writeTx) indexWaiting(stop func() bool) (more bool, err error) {
 				break
 			}
 		}
+		// Merge what is due first, so the segments stay few however
+		// many slices follow (a step of indexRows writes 16).
+		if err := w.mergeIndex(stop); err != nil {
+			return false, err
+		}
 		if _, err := w.exec(qIndexRange, lo, min(lo+indexSlice, to)); err != nil {
 			return false, err
+		}
+		if w.b.ix.wrote != nil {
+			w.b.ix.wrote(w, false)
 		}
 	}
 	if _, err := w.exec(qSetIndexed, to); err != nil {
 		return false, err
 	}
 	return to < last, nil
+}
+
+// mergeIndex merges the index's segments inside the current transaction,
+// mergePages at a time, yielding after each piece that did work, until
+// FTS5 has none to do (no level holds 'usermerge' segments and no merge
+// is under way) or stop (nil: never) says so after a yield: a merge left
+// under way goes on in the next step (FTS5 keeps its state in the index).
+// FTS5 merges nothing in its flushes (automerge = 0, migration 00018),
+// except a level that reaches 'crisismerge' (16) segments.
+func (w *writeTx) mergeIndex(stop func() bool) error {
+	var before, after int64
+	if err := w.queryRow(qChanges).Scan(&before); err != nil {
+		return err
+	}
+	for {
+		if _, err := w.exec(qMerge, mergePages); err != nil {
+			return err
+		}
+		if err := w.queryRow(qChanges).Scan(&after); err != nil {
+			return err
+		}
+		// The command counts as one change; FTS5's writes of pages and
+		// of its structure add more (FTS5's documentation: 2 or more
+		// when it did work).
+		if after-before < 2 {
+			return nil
+		}
+		if w.b.ix.wrote != nil {
+			w.b.ix.wrote(w, true)
+		}
+		before = after
+		w.b.yield()
+		if stop != nil && stop() {
+			return nil
+		}
+	}
 }
 
 // indexRest indexes every waiting message before the batcher exits, so

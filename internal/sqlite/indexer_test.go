@@ -280,3 +280,92 @@ func TestIndexStepGivesWay(t *testing.T) {
 		t.Fatalf("search found %d messages of the send that came during the step, want 1", len(got))
 	}
 }
+
+// TestIndexMergeSteps: FTS5 merges the index's segments in the index
+// steps' own bounded pieces, not inside the statement that writes a
+// slice (with automerge, the flush of a slice merged up to 64 pages per
+// level in that one call, which no yield splits: up to 16 ms of CPU with
+// one P). Over many steps the segments stay few (every level below
+// FTS5's usermerge, 4, but the one the last slice wrote to) and every
+// message is found exactly once.
+func TestIndexMergeSteps(t *testing.T) {
+	ctx := t.Context()
+	db := open(t, filepath.Join(t.TempDir(), "parley.db"))
+	manualIndex(t, db)
+	a, conv := lagUsers(t, db)
+	writes, err := sqlite.CountIndexWrites(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const steps, perStep = 24, 4 * sqlite.IndexSlice
+	for i := range steps {
+		errs := make(chan error, perStep)
+		for k := range perStep {
+			go func() { // owner: this loop, which waits for every one below
+				m := i*perStep + k
+				text := fmt.Sprintf("oscar w%d papa%d quebec%d romeo", m, m%61, m%7)
+				_, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID,
+					ClientID: text, Type: parley.Text, Text: text})
+				errs <- err
+			}()
+		}
+		for range perStep {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sqlite.SyncIndex(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Every message once: the index's rowids for a word of every text
+	// are the messages' rowids.
+	var indexed, stored, distinct int
+	if err := sqlite.QueryRead(ctx, db, `SELECT count(*), count(DISTINCT rowid) FROM messages_fts WHERE messages_fts MATCH 'text:romeo'`, &indexed, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlite.QueryRead(ctx, db, `SELECT count(*) FROM messages WHERE text LIKE 'oscar %'`, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if indexed != steps*perStep || distinct != indexed || stored != indexed {
+		t.Fatalf("index holds %d rows (%d distinct) for %d stored messages, want %d", indexed, distinct, stored, steps*perStep)
+	}
+	if got := lagSearch(t, db, a, fmt.Sprint("w", steps*perStep/3)); len(got) != 1 {
+		t.Fatalf("search for one message found %d", len(got))
+	}
+
+	// The segments: FTS5's structure record lists them by level.
+	levels, err := sqlite.FTSLevels(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counts []int
+	total := 0
+	for lvl, l := range levels {
+		n := len(l.Segments)
+		counts, total = append(counts, n), total+n
+		// Level 0 may hold the last slice's segment on top of 3; a level
+		// being merged into the next may hold what is left of its inputs.
+		if n > 4 || (lvl > 0 && n-l.Merge > 3) {
+			t.Errorf("level %d holds %d segments (%d being merged; levels %v): not merged", lvl, n, l.Merge, counts)
+		}
+	}
+	// What one statement wrote, in leaf pages: a slice's own segment is
+	// a few pages, a merge piece about mergePages (16) and the rest of a
+	// term's doclist; automerge wrote 64 pages per level in a slice's
+	// flush, and changed segments the slice did not write.
+	const bound = 40
+	t.Logf("%d segments in %d levels %v; most leaf pages written by one slice %d, by one merge piece %d (%d pieces); slices that merged %d",
+		total, len(levels), counts, writes.MaxSlice, writes.MaxMerge, writes.Merges, writes.SliceMerged)
+	if writes.SliceMerged > 0 {
+		t.Errorf("%d slices of %d merged segments inside their statement, want 0", writes.SliceMerged, steps*perStep/sqlite.IndexSlice)
+	}
+	if writes.MaxSlice > bound || writes.MaxMerge > bound {
+		t.Errorf("one statement of an index step wrote %d leaf pages (a slice) or %d (a merge piece), want at most %d",
+			writes.MaxSlice, writes.MaxMerge, bound)
+	}
+	if writes.Merges == 0 {
+		t.Error("no merge piece did work")
+	}
+}
