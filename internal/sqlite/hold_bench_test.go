@@ -2,7 +2,10 @@ package sqlite_test
 
 import (
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,6 +38,17 @@ func benchIndexStepHold(b *testing.B, rows int) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	db, users, groups := benchSetup(b, 2, 1)
 	manualIndex(b, db)
+	// PARLEY_BENCH_FTS_CONFIG: FTS5 options to set first, as
+	// "automerge=0,crisismerge=1999" (how much of a hold is merging).
+	if cfg := os.Getenv("PARLEY_BENCH_FTS_CONFIG"); cfg != "" {
+		for _, kv := range strings.Split(cfg, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, _ := strconv.Atoi(v)
+			if err := sqlite.ExecWrite(b.Context(), db, "INSERT INTO messages_fts(messages_fts, rank) VALUES(?, ?)", k, n); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	var maxWait, maxHold, stepTime, stepCPU time.Duration
 	for i := range b.N {
 		b.StopTimer()
@@ -78,4 +92,14 @@ func benchIndexStepHold(b *testing.B, rows int) {
 	b.ReportMetric(float64(stepTime.Microseconds())/1000/float64(b.N), "step-ms")
 	b.ReportMetric(float64(stepCPU.Microseconds())/1000/float64(b.N), "step-cpu-ms")
 	b.ReportMetric(float64(stepCPU.Nanoseconds())/1000/float64(b.N*rows), "cpu-us/row")
+	levels, err := sqlite.FTSLevels(b.Context(), db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	segs := 0
+	for _, l := range levels {
+		segs += len(l.Segments)
+	}
+	b.ReportMetric(float64(segs), "segments")
+	b.ReportMetric(float64(len(levels)), "levels")
 }

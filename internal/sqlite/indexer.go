@@ -275,7 +275,9 @@ func (w *writeTx) mergeIndex(stop func() bool) error {
 		}
 		// The command counts as one change; FTS5's writes of pages and
 		// of its structure add more (FTS5's documentation: 2 or more
-		// when it did work).
+		// when it did work). The first piece after a slice also flushes
+		// the slice's rows (FTS5 does at a statement's savepoint), which
+		// counts as work too: the next piece tells whether a merge is due.
 		if after-before < 2 {
 			return nil
 		}
