@@ -26,6 +26,8 @@ import (
 // step waits, with the machine's own waits). "step-ms" is the step's wall
 // time, "step-cpu-ms" its CPU time. Later iterations run on a bigger
 // index, whose commits merge segments: compare runs of the same -benchtime.
+// "segments" and "levels" are the index's at the end (FTS5's structure
+// record).
 //
 //	go test -run '^$' -bench BenchmarkIndexStepHold -benchtime 5x ./internal/sqlite
 func BenchmarkIndexStepHold(b *testing.B) {
