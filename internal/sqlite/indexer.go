@@ -63,6 +63,13 @@ const (
 	// merged 64 pages per level of the index in one call: 15-16 ms of CPU
 	// with one P on a 40k-message index (BenchmarkIndexStepHold).
 	mergePages = 16
+	// searchMerges bounds the merge pieces before each slice of a
+	// search's catch-up (SyncSearch), which no op cuts short: merging
+	// until none is due could be a whole level of a large index (seconds
+	// for the top of 1M messages) that the search would wait for. About
+	// what automerge did per flush (64 pages per level per 64 flushed);
+	// the batcher's next index step merges the rest.
+	searchMerges = 4
 	// indexHold is how long an index step may keep queued ops waiting:
 	// past it, at the end of a slice, the step commits what it indexed
 	// (moving upto) and the batcher runs the waiting ops' batch before it
@@ -238,7 +245,11 @@ func (w *writeTx) indexWaiting(stop func() bool) (more bool, err error) {
 		}
 		// Merge what is due first, so the segments stay few however
 		// many slices follow (a step of indexRows writes 16).
-		if err := w.mergeIndex(stop); err != nil {
+		pieces := 0 // no bound: stop cuts the step's merges
+		if stop == nil {
+			pieces = searchMerges
+		}
+		if err := w.mergeIndex(stop, pieces); err != nil {
 			return false, err
 		}
 		if _, err := w.exec(qIndexRange, lo, min(lo+indexSlice, to)); err != nil {
@@ -257,11 +268,12 @@ func (w *writeTx) indexWaiting(stop func() bool) (more bool, err error) {
 // mergeIndex merges the index's segments inside the current transaction,
 // mergePages at a time, yielding after each piece that did work, until
 // FTS5 has none to do (no level holds 'usermerge' segments and no merge
-// is under way) or stop (nil: never) says so after a yield: a merge left
-// under way goes on in the next step (FTS5 keeps its state in the index).
+// is under way), stop (nil: never) says so after a yield, or pieces (0:
+// no bound) pieces did work: a merge left under way goes on in the next
+// step (FTS5 keeps its state in the index).
 // FTS5 merges nothing in its flushes (automerge = 0, migration 00018),
 // except a level that reaches 'crisismerge' (16) segments.
-func (w *writeTx) mergeIndex(stop func() bool) error {
+func (w *writeTx) mergeIndex(stop func() bool, pieces int) error {
 	var before, after int64
 	if err := w.queryRow(qChanges).Scan(&before); err != nil {
 		return err
@@ -286,7 +298,7 @@ func (w *writeTx) mergeIndex(stop func() bool) error {
 		}
 		before = after
 		w.b.yield()
-		if stop != nil && stop() {
+		if pieces--; pieces == 0 || (stop != nil && stop()) {
 			return nil
 		}
 	}
