@@ -221,8 +221,11 @@ func (b *batcher) indexStep() error {
 
 // indexWaiting indexes up to indexChunk waiting messages inside the
 // current transaction, indexSlice rowids per statement, and moves
-// search_indexed.upto past them; more says messages still wait. Between
-// two statements it stops if stop (nil: never) says so: the rest waits.
+// search_indexed.upto past them; more says messages still wait. Before
+// each slice it merges the index's segments (mergeIndex: with stop, until
+// none is due; without, searchMerges pieces at most). Between two
+// statements (slices or merge pieces) it stops if stop (nil: never) says
+// so, once the first slice is in: the rest waits.
 func (w *writeTx) indexWaiting(stop func() bool) (more bool, err error) {
 	var upto, last int64
 	if err := w.queryRow(qIndexed).Scan(&upto); err != nil {
@@ -249,8 +252,13 @@ func (w *writeTx) indexWaiting(stop func() bool) (more bool, err error) {
 		if stop == nil {
 			pieces = searchMerges
 		}
-		if err := w.mergeIndex(stop, pieces); err != nil {
+		stopped, err := w.mergeIndex(stop, pieces)
+		if err != nil {
 			return false, err
+		}
+		if stopped && lo > upto { // the first slice goes on: each step indexes some
+			to = lo
+			break
 		}
 		if _, err := w.exec(qIndexRange, lo, min(lo+indexSlice, to)); err != nil {
 			return false, err
@@ -270,20 +278,20 @@ func (w *writeTx) indexWaiting(stop func() bool) (more bool, err error) {
 // FTS5 has none to do (no level holds 'usermerge' segments and no merge
 // is under way), stop (nil: never) says so after a yield, or pieces (0:
 // no bound) pieces did work: a merge left under way goes on in the next
-// step (FTS5 keeps its state in the index).
+// step (FTS5 keeps its state in the index). stopped says stop did.
 // FTS5 merges nothing in its flushes (automerge = 0, migration 00018),
 // except a level that reaches 'crisismerge' (16) segments.
-func (w *writeTx) mergeIndex(stop func() bool, pieces int) error {
+func (w *writeTx) mergeIndex(stop func() bool, pieces int) (stopped bool, err error) {
 	var before, after int64
 	if err := w.queryRow(qChanges).Scan(&before); err != nil {
-		return err
+		return false, err
 	}
 	for {
 		if _, err := w.exec(qMerge, mergePages); err != nil {
-			return err
+			return false, err
 		}
 		if err := w.queryRow(qChanges).Scan(&after); err != nil {
-			return err
+			return false, err
 		}
 		// The command counts as one change; FTS5's writes of pages and
 		// of its structure add more (FTS5's documentation: 2 or more
@@ -291,15 +299,18 @@ func (w *writeTx) mergeIndex(stop func() bool, pieces int) error {
 		// the slice's rows (FTS5 does at a statement's savepoint), which
 		// counts as work too: the next piece tells whether a merge is due.
 		if after-before < 2 {
-			return nil
+			return false, nil
 		}
 		if w.b.ix.wrote != nil {
 			w.b.ix.wrote(w, true)
 		}
 		before = after
 		w.b.yield()
-		if pieces--; pieces == 0 || (stop != nil && stop()) {
-			return nil
+		if stop != nil && stop() {
+			return true, nil
+		}
+		if pieces--; pieces == 0 {
+			return false, nil
 		}
 	}
 }
