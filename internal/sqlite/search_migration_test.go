@@ -74,3 +74,33 @@ func hasTable(t *testing.T, path, name string) bool {
 	t.Helper()
 	return fileInt(t, path, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1`, name) > 0
 }
+
+// TestSearchMergeMigration: migration 00018 turns FTS5's automerge off
+// (the indexer merges in its steps), and down restores FTS5's default, 4.
+func TestSearchMergeMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	automerge := func() int {
+		t.Helper()
+		return fileInt(t, path, `SELECT COALESCE((SELECT v FROM messages_fts_config WHERE k = 'automerge'), -1)`)
+	}
+	reopen := func() {
+		t.Helper()
+		if err := open(t, path).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopen()
+	if got := automerge(); got != 0 {
+		t.Fatalf("after Open: automerge %d, want 0", got)
+	}
+	if err := sqlite.MigrateDownTo(t.Context(), path, 17); err != nil {
+		t.Fatal(err)
+	}
+	if got := automerge(); got != 4 {
+		t.Fatalf("at 00017: automerge %d, want 4", got)
+	}
+	reopen()
+	if got := automerge(); got != 0 {
+		t.Fatalf("after 00018 again: automerge %d, want 0", got)
+	}
+}
