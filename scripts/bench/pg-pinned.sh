@@ -23,7 +23,9 @@
 # connected to its end, as cluster-write.sh counts) of the node's PostgreSQL
 # backends (found by application_name) and of the whole instance (every
 # process under its postmaster: WAL writer, checkpointer, ...), each also per
-# acknowledged message, and the load average before/after.
+# acknowledged message, the load tool's CPU, each core's busy share during
+# the load (/proc/stat: whatever else runs on the machine counts too), and
+# the load average before/after.
 # PROF=file: a 6 s CPU profile of the node (pprof) from 2 s into the load.
 # PGREC=file: a `perf record -F 999 -g` of the instance's processes, 5 s from
 # 2 s into the load (`perf report -i file --no-children --sort comm,sym`).
@@ -90,6 +92,19 @@ backends() { $PSQL -d parley -Atc "SELECT pid FROM pg_stat_activity WHERE applic
 # difference holds it too.
 instcpu() { local f; f=($(sed 's/^.*) //' /proc/$PM/stat)); echo $((f[11] + f[12] + f[13] + f[14] + $(cpu $(pgrep -P $PM)))); }
 until grep -q "connected in" $TMPD/load.out 2>/dev/null; do sleep 0.05; kill -0 $LOAD 2>/dev/null || break; done
+# The load tool's CPU (its own, its reaped workers', its live workers'),
+# polled every 0.1 s while it runs: the last reading before it exits ends the
+# window (it is gone when `wait` returns).
+(while [ -r /proc/$LOAD/stat ]; do f=($(sed 's/^.*) //' /proc/$LOAD/stat 2>/dev/null)) || break
+  [ ${#f[@]} -gt 14 ] || break
+  echo $((f[11] + f[12] + f[13] + f[14] + $(cpu $(pgrep -P $LOAD)))) > $TMPD/toolcpu.new && mv $TMPD/toolcpu.new $TMPD/toolcpu; sleep 0.1; done) &
+TOOLP=$!
+# busy CPU0 CPU1: each core's busy ticks (all but idle and iowait) from /proc/stat,
+# every process on it counted (other users of the machine too).
+busy() { awk '$1 == "cpu0" || $1 == "cpu1" {printf "%d ", $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+total() { awk '$1 == "cpu0" {print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+sleep 0.15; T0=$(cat $TMPD/toolcpu 2>/dev/null || echo 0)
+read -r C00 C10 <<< "$(busy)"; A0=$(total)
 BK=$(backends)
 B0=$(cpu $BK); I0=$(instcpu); N0=$(cpu $SPID)
 declare -A P0; for p in $(pgrep -P $PM); do P0[$p]=$(cpu $p); done
@@ -104,6 +119,8 @@ sleep 0.5
 # The backends as cluster-write.sh counts them: those of the node's
 # application_name at the start, read again (one that exits meanwhile is lost).
 B1=$(cpu $BK); I1=$(instcpu); N1=$(cpu $SPID)
+read -r C01 C11 <<< "$(busy)"; A1=$(total)
+wait $TOOLP; T1=$(cat $TMPD/toolcpu 2>/dev/null || echo 0)
 echo "uptime after: $(uptime)"
 cat $TMPD/load.out
 ACKS=$(awk '/acks\/s/ {getline; print $3}' $TMPD/load.out)
@@ -114,4 +131,6 @@ echo "node CPU during the load (/proc, connected to end + 0.5 s): $(per $((N1 - 
 echo "postgres backends ($(echo $BK | wc -w)) CPU during the load: $(per $((B1 - B0)))"
 echo "postgres instance (all its processes) CPU during the load: $(per $((I1 - I0)))"
 for p in $(pgrep -P $PM); do d=$(( $(cpu $p) - ${P0[$p]:-0} )); [ $d -gt 0 ] && printf "  %-8s %-45s %s\n" $p "$(tr -d '\0' < /proc/$p/cmdline 2>/dev/null | cut -c1-45)" "$(per $d)"; done
+echo "load tool CPU (its processes, connected to its exit): $(per $((T1 - T0)))"
+echo "cores busy during the load (every process on them): cpu0 $(awk -v b=$((C01 - C00)) -v t=$((A1 - A0)) 'BEGIN {printf "%.0f%%", 100 * b / t}'), cpu1 $(awk -v b=$((C11 - C10)) -v t=$((A1 - A0)) 'BEGIN {printf "%.0f%%", 100 * b / t}')"
 echo "--- acknowledged writes/s: ${ACKS:-?} (acknowledged: ${SENT:-?}, the per-ack divisor)"
