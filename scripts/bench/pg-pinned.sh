@@ -27,6 +27,11 @@
 # the load (/proc/stat: whatever else runs on the machine counts too), and
 # the load average before/after.
 # PROF=file: a 6 s CPU profile of the node (pprof) from 2 s into the load.
+# METRICS=file: the node's /metrics (its port + 2) when the load ends: the
+# store's batch sizes and stage histograms (parley_store_batch_ops,
+# parley_store_stage_seconds; scripts/bench/metrics-quantiles.py).
+# TRACE=file: a 3 s execution trace of the node from 2 s into the load (e.g.
+# `go tool trace -pprof=sched file`: the goroutines' waits for the P).
 # PGREC=file: a `perf record -F 999 -g` of the instance's processes, 5 s from
 # 2 s into the load (`perf report -i file --no-children --sort comm,sym`).
 # Run it under `flock /tmp/bench.lock` like every timed run on this machine.
@@ -72,7 +77,7 @@ PARLEY_SECRET=$SECRET taskset -c 1 $BIN serve --addr 127.0.0.1:$PORT --data-dir 
   --messages-per-second=-1 --ip-messages-per-second=-1 --typing-per-second=-1 \
   --connects-per-second=-1 --presence-per-second=-1 --reads-per-second=-1 \
   --conversation-writes-per-second=-1 --read-marks-per-second=-1 --deletes-per-second=-1 \
-  --uploads-per-second=-1 --conns-per-ip=-1 --pprof-addr 127.0.0.1:$((PORT+1)) > $TMPD/server.log 2>&1 &
+  --uploads-per-second=-1 --conns-per-ip=-1 --pprof-addr 127.0.0.1:$((PORT+1)) ${METRICS:+--metrics-addr 127.0.0.1:$((PORT+2))} > $TMPD/server.log 2>&1 &
 SPID=$!
 for t in $(seq 150); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
 curl -sf http://127.0.0.1:$PORT/readyz >/dev/null || { echo "node not ready"; cat $TMPD/server.log; exit 1; }
@@ -107,18 +112,28 @@ sleep 0.15; T0=$(cat $TMPD/toolcpu 2>/dev/null || echo 0)
 read -r C00 C10 <<< "$(busy)"; A0=$(total)
 BK=$(backends)
 B0=$(cpu $BK); I0=$(instcpu); N0=$(cpu $SPID)
-declare -A P0; for p in $(pgrep -P $PM); do P0[$p]=$(cpu $p); done
-PROFP=; RECP=
+# rq PID: the ns its threads waited on a run queue, runnable but not running
+# (/proc/PID/task/*/schedstat, second field): the wait for a busy core.
+rq() { cat /proc/$1/task/*/schedstat 2>/dev/null | awk '{s += $2} END {printf "%d", s}'; }
+declare -A P0 R0; for p in $(pgrep -P $PM); do P0[$p]=$(cpu $p); R0[$p]=$(rq $p); done
+NR0=$(rq $SPID)
+PROFP=; RECP=; TRACEP=
 if [ -n "${PROF:-}" ]; then (sleep 2; curl -s "http://127.0.0.1:$((PORT+1))/debug/pprof/profile?seconds=6" > $PROF) & PROFP=$!; fi
+if [ -n "${TRACE:-}" ]; then (sleep 2; curl -s "http://127.0.0.1:$((PORT+1))/debug/pprof/trace?seconds=3" > $TRACE) & TRACEP=$!; fi
 if [ -n "${PGREC:-}" ]; then (sleep 2; perf record -F 999 -g -p $(pgrep -d, -P $PM) -o $PGREC -- sleep 5 >/dev/null 2>&1) & RECP=$!; fi
 wait $LOAD
+[ -n "${METRICS:-}" ] && curl -s http://127.0.0.1:$((PORT+2))/metrics > $METRICS
 [ -n "$PROFP" ] && wait $PROFP
 [ -n "$RECP" ] && wait $RECP
+[ -n "$TRACEP" ] && wait $TRACEP
+# What each backend of the node ran last (which is the batcher's, which the indexer's).
+$PSQL -d parley -AtF' ' -c "SELECT pid, left(regexp_replace(query, '\s+', ' ', 'g'), 70) FROM pg_stat_activity WHERE application_name = '$APP'" | sed 's/^/backend /' 
 # The search indexer steps 100 ms after the last commit: count that step.
 sleep 0.5
 # The backends as cluster-write.sh counts them: those of the node's
 # application_name at the start, read again (one that exits meanwhile is lost).
-B1=$(cpu $BK); I1=$(instcpu); N1=$(cpu $SPID)
+B1=$(cpu $BK); I1=$(instcpu); N1=$(cpu $SPID); NR1=$(rq $SPID)
+declare -A P1 R1; for p in $(pgrep -P $PM); do P1[$p]=$(cpu $p); R1[$p]=$(rq $p); done
 read -r C01 C11 <<< "$(busy)"; A1=$(total)
 wait $TOOLP; T1=$(cat $TMPD/toolcpu 2>/dev/null || echo 0)
 echo "uptime after: $(uptime)"
@@ -130,7 +145,9 @@ per() { awk -v t=$1 -v h=$HZ -v n=${SENT:-0} 'BEGIN {printf "%.2f s", t / h; if 
 echo "node CPU during the load (/proc, connected to end + 0.5 s): $(per $((N1 - N0)))"
 echo "postgres backends ($(echo $BK | wc -w)) CPU during the load: $(per $((B1 - B0)))"
 echo "postgres instance (all its processes) CPU during the load: $(per $((I1 - I0)))"
-for p in $(pgrep -P $PM); do d=$(( $(cpu $p) - ${P0[$p]:-0} )); [ $d -gt 0 ] && printf "  %-8s %-45s %s\n" $p "$(tr -d '\0' < /proc/$p/cmdline 2>/dev/null | cut -c1-45)" "$(per $d)"; done
+waitper() { awk -v w=$1 -v n=${SENT:-0} 'BEGIN {printf "%.2f s", w / 1e9; if (n > 0) printf ", %.1f µs per ack", w / 1e3 / n}'; }
+echo "node's threads waited for its core (run queue): $(waitper $((NR1 - NR0)))"
+for p in "${!P1[@]}"; do d=$(( ${P1[$p]} - ${P0[$p]:-0} )); [ $d -gt 0 ] && printf "  %-8s %-45s CPU %s; waited for the core %s\n" $p "$(tr -d '\0' < /proc/$p/cmdline 2>/dev/null | cut -c1-45)" "$(per $d)" "$(waitper $(( ${R1[$p]} - ${R0[$p]:-0} )))"; done
 echo "load tool CPU (its processes, connected to its exit): $(per $((T1 - T0)))"
 echo "cores busy during the load (every process on them): cpu0 $(awk -v b=$((C01 - C00)) -v t=$((A1 - A0)) 'BEGIN {printf "%.0f%%", 100 * b / t}'), cpu1 $(awk -v b=$((C11 - C10)) -v t=$((A1 - A0)) 'BEGIN {printf "%.0f%%", 100 * b / t}')"
 echo "--- acknowledged writes/s: ${ACKS:-?} (acknowledged: ${SENT:-?}, the per-ack divisor)"
