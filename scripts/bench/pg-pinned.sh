@@ -23,15 +23,17 @@
 # connected to its end, as cluster-write.sh counts) of the node's PostgreSQL
 # backends (found by application_name) and of the whole instance (every
 # process under its postmaster: WAL writer, checkpointer, ...), each also per
-# acknowledged message, the load tool's CPU, each core's busy share during
-# the load (/proc/stat: whatever else runs on the machine counts too), and
-# the load average before/after.
+# acknowledged message, how long the node's threads and each PostgreSQL
+# process waited on a run queue for their core (schedstat), the load tool's
+# CPU, each core's busy share during the load (/proc/stat: whatever else runs
+# on the machine counts too), and the load average before/after.
 # PROF=file: a 6 s CPU profile of the node (pprof) from 2 s into the load.
 # METRICS=file: the node's /metrics (its port + 2) when the load ends: the
 # store's batch sizes and stage histograms (parley_store_batch_ops,
 # parley_store_stage_seconds; scripts/bench/metrics-quantiles.py).
 # TRACE=file: a 3 s execution trace of the node from 2 s into the load (e.g.
-# `go tool trace -pprof=sched file`: the goroutines' waits for the P).
+# `go tool trace -pprof=net file`: the batcher's waits for PostgreSQL's
+# answers, under postgres.(*batcher).loop).
 # PGREC=file: a `perf record -F 999 -g` of the instance's processes, 5 s from
 # 2 s into the load (`perf report -i file --no-children --sort comm,sym`).
 # Run it under `flock /tmp/bench.lock` like every timed run on this machine.
