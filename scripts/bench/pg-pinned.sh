@@ -48,8 +48,9 @@ APP=pgpinned_$$
 SHARDFLAG="--shards ${SHARDS:-0}"; $BIN serve --help 2>&1 | grep -q -- --shards || SHARDFLAG=
 TMPD=$(mktemp -d ${PGTMP:-/var/tmp}/pg-pinned.XXXX) || exit 1
 chown postgres: $TMPD
-SPID=
+SPID=; LOAD=
 cleanup() {
+  [ -n "$LOAD" ] && kill $LOAD 2>/dev/null && wait $LOAD 2>/dev/null
   [ -n "$SPID" ] && kill $SPID 2>/dev/null && wait $SPID 2>/dev/null
   if [ -f $TMPD/data/postmaster.pid ]; then
     runuser -u postgres -- $PGBIN/pg_ctl -D $TMPD/data -m immediate -w stop >/dev/null 2>&1
