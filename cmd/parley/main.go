@@ -41,7 +41,12 @@ type CLI struct {
 	Chat  chatCmd  `cmd:"" help:"Chat in the terminal (log in with --token or --username)."`
 }
 
+// execSelf lets serve execute the binary again to set its timer slack
+// (timerslack_linux.go): only main sets it, never a test calling run.
+var execSelf bool
+
 func main() {
+	execSelf = true
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -54,6 +54,7 @@ type ServeCmd struct {
 	ShutdownDrain        time.Duration `default:"0s" env:"PARLEY_SHUTDOWN_DRAIN" help:"How long a shutdown keeps serving, with /readyz and new WebSocket upgrades answering 503, before it closes the listener (part of --shutdown-timeout; default 0: none)."`
 	PprofAddr            string        `env:"PARLEY_PPROF_ADDR" help:"Serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060; default off). Never expose it publicly."`
 	MetricsAddr          string        `env:"PARLEY_METRICS_ADDR" help:"Serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 (default off). Keep it private."`
+	TimerSlack           time.Duration `default:"1ms" env:"PARLEY_TIMER_SLACK" help:"On Linux with one P (GOMAXPROCS=1, e.g. one vCPU or taskset to one core): the threads' timer slack, which serve sets by executing itself again at start, so the Go runtime's sysmon thread naps up to this long instead of 20 µs while the server is busy (less CPU per message; any timer may fire up to this late). 0: keep the system's (50 µs by default). Ignored with more than one P."`
 	MetricsToken         string        `env:"PARLEY_METRICS_TOKEN" help:"Also serve /metrics on --addr to requests with 'Authorization: Bearer TOKEN' (default: /metrics is not on --addr)."`
 
 	TLSCert       string   `name:"tls-cert" env:"PARLEY_TLS_CERT" help:"Serve HTTPS and wss:// on --addr with this PEM certificate (chain) file; needs --tls-key. Default: plain HTTP."`
@@ -127,6 +128,12 @@ type ServeCmd struct {
 // Run serves until ctx ends (SIGINT or SIGTERM), then shuts down
 // gracefully.
 func (c *ServeCmd) Run(ctx context.Context, s *streams) error {
+	if execSelf {
+		// Before anything is opened: on success this does not return.
+		if err := applyTimerSlack(c.TimerSlack); err != nil {
+			fmt.Fprintf(s.err, "parley: %v (running with the system's timer slack)\n", err)
+		}
+	}
 	m := NewMain(*c, s)
 	if err := m.Run(ctx); err != nil {
 		m.Close()

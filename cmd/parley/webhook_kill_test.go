@@ -40,8 +40,14 @@ var servingLine = regexp.MustCompile(`parley serving.* addr=http://(\S+)`)
 // once it serves. The test ends it (kill or SIGTERM) and waits for it.
 func startParley(t *testing.T, args ...string) *parleyProc {
 	t.Helper()
+	return startParleyEnv(t, nil, args...)
+}
+
+// startParleyEnv is startParley with env added to the child's environment.
+func startParleyEnv(t *testing.T, env []string, args ...string) *parleyProc {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "info"}, args...)...)
-	cmd.Env = append(os.Environ(), runAsParley+"=1")
+	cmd.Env = append(append(os.Environ(), runAsParley+"=1"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
