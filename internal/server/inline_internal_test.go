@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -93,5 +94,34 @@ func TestAppendFramesIsLibraryEncoding(t *testing.T) {
 				t.Fatalf("op %v, %d bytes, batch %v: AppendFrames differs from ws.CompileFrame", tc.op, len(tc.f.b), batch)
 			}
 		}
+	}
+}
+
+// TestWSConnReadableAllocs: the peek that tells a stale wake-up from a
+// real one (readable, run at every wake-up of a parked connection)
+// allocates nothing, with bytes waiting or none.
+func TestWSConnReadableAllocs(t *testing.T) {
+	sv, cl := tcpPair(t)
+	c := newWSConn(sv, nil, nil)
+	if c.rc == nil {
+		t.Skip("no RawConn here: no peek")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if c.readable() {
+			t.Fatal("readable with nothing sent")
+		}
+	}); n != 0 {
+		t.Errorf("readable with nothing to read: %.1f allocations, want 0", n)
+	}
+	if _, err := cl.Write([]byte{0x89}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !c.readable(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // the byte crosses loopback
+			t.Fatal("the byte sent never showed")
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { c.readable() }); n != 0 {
+		t.Errorf("readable with a byte to read: %.1f allocations, want 0", n)
 	}
 }
