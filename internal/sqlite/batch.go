@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -439,17 +440,19 @@ func (b *batcher) attempt(live []*op, errs []error, noDefer, probe bool) (_ *wri
 	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return nil, internalf("begin: %w", err)
 	}
-	if !noDefer {
-		keys := b.pend.scratch[:0]
-		for _, o := range live {
-			if o.key != [2]string{} {
-				keys = append(keys, o.key[0], o.key[1])
-			}
-		}
-		b.pend.scratch = keys
-		if len(keys) > 0 && !probe {
+	if !noDefer && slices.ContainsFunc(live, func(o *op) bool { return o.key != [2]string{} }) {
+		if !probe {
 			w.known, w.probed = map[[2]string]bool{}, true
-		} else if len(keys) > 0 {
+		} else {
+			// The keys as the probe's arguments only when it runs: a
+			// string in an any is an allocation, two a send.
+			keys := b.pend.scratch[:0]
+			for _, o := range live {
+				if o.key != [2]string{} {
+					keys = append(keys, o.key[0], o.key[1])
+				}
+			}
+			b.pend.scratch = keys
 			if err := w.probe(keys); err != nil {
 				_, _ = w.exec("ROLLBACK")
 				return nil, internalf("probe client ids: %w", err)

@@ -378,7 +378,7 @@ func TestPendingReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 500
-	batch := func(round int) (bytes uint64) {
+	batch := func(round int) (bytes, mallocs uint64) {
 		nms := make([]parley.NewMessage, n)
 		for i := range nms {
 			nms[i] = parley.NewMessage{ConversationID: g.ID, SenderID: u.ID, ClientID: fmt.Sprint(round, "-", i), Type: parley.Text, Text: "hi"}
@@ -399,7 +399,7 @@ func TestPendingReused(t *testing.T) {
 		release()
 		wg.Wait()
 		runtime.ReadMemStats(&after)
-		return after.TotalAlloc - before.TotalAlloc
+		return after.TotalAlloc - before.TotalAlloc, after.Mallocs - before.Mallocs
 	}
 	type bufs struct {
 		msgs, events *any
@@ -425,9 +425,10 @@ func TestPendingReused(t *testing.T) {
 	}
 	batch(0)
 	first := look()
-	var grown uint64
+	var grown, mallocs uint64
 	for round := 1; round <= 3; round++ {
-		grown = max(grown, batch(round))
+		g, m := batch(round)
+		grown, mallocs = max(grown, g), max(mallocs, m)
 		b := look()
 		if b.msgs != first.msgs || b.events != first.events {
 			t.Errorf("batch %d: the message and event rows went to new arrays", round)
@@ -444,7 +445,12 @@ func TestPendingReused(t *testing.T) {
 	if perSend := grown / n; perSend > 1700 {
 		t.Errorf("a batch of %d sends allocated %d bytes a send", n, perSend)
 	}
-	t.Logf("bytes allocated a send: %d", grown/n)
+	// Allocations: 20.4 a send while the batch boxed every send's
+	// (sender, client id) as probe arguments even when no probe ran.
+	if perSend := float64(mallocs) / n; perSend > 18.5 {
+		t.Errorf("a batch of %d sends made %.1f allocations a send", n, perSend)
+	}
+	t.Logf("bytes allocated a send: %d; allocations a send: %.1f", grown/n, float64(mallocs)/n)
 }
 
 // TestProbeOnlyAfterResend: batches of new sends run no probe of their

@@ -16,8 +16,11 @@ import (
 // or a lock not obtained within busy_timeout (SQLITE_BUSY). Any other
 // error is returned as it is.
 func classify(err error) error {
+	if err == nil {
+		return nil // before se, which escapes: no allocation per batch
+	}
 	var se *sqlite.Error
-	if err == nil || !errors.As(err, &se) {
+	if !errors.As(err, &se) {
 		return err
 	}
 	switch se.Code() & 0xff { // the primary code of an extended one
