@@ -225,8 +225,22 @@ func (w *writeTx) addSend(m *parley.Message, attachmentID any, e *parley.Event) 
 	if ms := sqlstore.MentionsArg(m); ms != nil {
 		mentions = *ms
 	}
-	p.msgs = append(p.msgs, m.ID, m.ConversationID, m.Seq, m.SenderID, m.ClientID, string(m.Type), m.Text, attachmentID, at, reply, mentions)
-	p.events = append(p.events, e.Pos, e.ConversationID, e.UserID, m.ID, toMicros(e.At), int64(e.Shard))
+	// A string or int64 in an any is an allocation: the values the
+	// message's row and its event's share (the event of a send has the
+	// message's conversation, sender and time) are boxed once.
+	id, conv, sender, atv := any(m.ID), any(m.ConversationID), any(m.SenderID), any(at)
+	evConv, evUser, evAt := conv, sender, atv
+	if e.ConversationID != m.ConversationID {
+		evConv = e.ConversationID
+	}
+	if e.UserID != m.SenderID {
+		evUser = e.UserID
+	}
+	if eat := toMicros(e.At); eat != at {
+		evAt = eat
+	}
+	p.msgs = append(p.msgs, id, conv, m.Seq, sender, m.ClientID, string(m.Type), m.Text, attachmentID, atv, reply, mentions)
+	p.events = append(p.events, e.Pos, evConv, evUser, id, evAt, int64(e.Shard))
 	p.bumps[m.ConversationID] = bump{m.Seq, at}
 	p.reads[[2]string{m.ConversationID, m.SenderID}] = m.Seq
 	p.sent[[2]string{m.SenderID, m.ClientID}] = m
