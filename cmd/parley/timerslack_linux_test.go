@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // threadSlacks returns the timer slack of each thread of process pid, in
@@ -64,5 +67,48 @@ func TestTimerSlackOnOneP(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTimerSlackBenchWorker: the load tool's worker process (`parley
+// bench --worker`, as a parent bench starts it) on one P runs every
+// thread with --timer-slack, by executing itself again, as serve does.
+// The worker waits for its job on stdin meanwhile; the test reads its
+// threads once the new image runs (its environment holds the marker).
+func TestTimerSlackBenchWorker(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "bench", "--worker", "--timer-slack", "700us")
+	cmd.Env = append(os.Environ(), runAsParley+"=1", "GOMAXPROCS=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close() // no job: the worker exits
+		_ = cmd.Wait()
+	}()
+	pid := cmd.Process.Pid
+	// Not a timed assertion: the deadline only bounds a run in which the
+	// worker never executes itself (the check below then reports it).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(env, []byte(slackEnv+"=1")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker did not execute itself to set its timer slack (threads: %v)", threadSlacks(t, pid))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for tid, v := range threadSlacks(t, pid) {
+		if v != 700_000 {
+			t.Errorf("thread %s: timer slack %d ns, want 700000", tid, v)
+		}
 	}
 }
