@@ -1,27 +1,23 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/bits"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 
-	"github.com/parleychat/parley/internal/iox"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -81,7 +77,7 @@ type client struct {
 	member int // index in room.members
 	addr   int // source address index
 
-	conn atomic.Pointer[websocket.Conn]
+	conn atomic.Pointer[wsConn]
 	// cursor is the last position seen per shard (protocol 2), resumed
 	// from after a drop; owned by the read goroutine.
 	cursor protocol.ShardCursor
@@ -148,7 +144,7 @@ const receiptInterval = time.Second
 // reportDelivered sends a delivered op for what c received since its last
 // report, at most once per receiptInterval, as the SDK does. The
 // heartbeat goroutine calls it.
-func (c *client) reportDelivered(ctx context.Context, conn *websocket.Conn, now int64) {
+func (c *client) reportDelivered(ctx context.Context, conn *wsConn, now int64) {
 	seq := c.recvSeq.Load()
 	if seq <= c.reportedSeq.Load() || now-c.reportAt.Load() < int64(receiptInterval) || c.room == nil {
 		return
@@ -156,17 +152,17 @@ func (c *client) reportDelivered(ctx context.Context, conn *websocket.Conn, now 
 	c.reportedSeq.Store(seq)
 	c.reportAt.Store(now)
 	b := fmt.Appendf(nil, `{"op":"delivered","id":"%s","data":{"conversations":[{"conversation_id":%q,"seq":%d}]}}`, receiptID, c.room.id, seq)
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if conn.Write(wctx, websocket.MessageText, b) == nil {
+	if conn.write(b) == nil {
 		c.w.receipts.Add(1)
 	}
 }
 
 // dialer spreads connections over several loopback source addresses so the
 // ephemeral port range (about 28k ports per source address) is no limit.
+// gobwas/ws's Dialer writes the upgrade request and reads the response on
+// the TCP connection itself: no http.Client, no connection pool.
 type dialer struct {
-	clients []*http.Client
+	ws []ws.Dialer
 }
 
 func newDialer(n, base int) *dialer {
@@ -176,75 +172,19 @@ func newDialer(n, base int) *dialer {
 		// No TCP keep-alive: on loopback it probes nothing, and it cost
 		// four setsockopt calls per dial.
 		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second, KeepAlive: -1}
-		d.clients = append(d.clients, &http.Client{Transport: upgradeTransport{nd}})
+		d.ws = append(d.ws, ws.Dialer{NetDial: nd.DialContext})
 	}
 	return d
 }
 
-// upgradeTransport is an http.RoundTripper for WebSocket upgrades only,
-// which coder/websocket's Dial sends through an http.Client: each request
-// gets a fresh TCP connection, written with Request.Write, its response
-// read with http.ReadResponse, and on 101 the connection itself is the
-// response body, as coder/websocket needs (an io.ReadWriteCloser).
-// net/http's Transport does the same through its connection pool, with
-// two goroutines and 8 KiB of buffers per connection and a second buffered
-// reader on every read; in a reconnect storm the load tool shares the
-// machine's CPU with the server, so its own cost per dial matters.
-type upgradeTransport struct{ d *net.Dialer }
-
-// upgradedConn is the connection after a 101: reads go through the reader
-// the response was parsed with (it may hold bytes read ahead).
-type upgradedConn struct {
-	*bufio.Reader
-	net.Conn
-}
-
-func (c upgradedConn) Read(p []byte) (int, error) { return c.Reader.Read(p) }
-
-func (t upgradeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	nc, err := t.d.DialContext(ctx, "tcp", req.URL.Host)
+// dial connects source address i to the WebSocket at url; the connection
+// is closed when ctx ends.
+func (d *dialer) dial(ctx context.Context, url string, i int) (*wsConn, error) {
+	nc, br, _, err := d.ws[i%len(d.ws)].Dial(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	fail := func(err error) (*http.Response, error) {
-		stop()
-		nc.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
-	if err := req.Write(nc); err != nil {
-		return fail(err)
-	}
-	br := bufio.NewReaderSize(nc, 1024)
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		return fail(err)
-	}
-	if !stop() { // ctx ended: nc is closed
-		return nil, ctx.Err()
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		resp.Body = struct {
-			io.Reader
-			io.Closer
-		}{resp.Body, nc}
-		return resp, nil
-	}
-	resp.Body = upgradedConn{br, nc}
-	return resp, nil
-}
-
-func (d *dialer) dial(ctx context.Context, url string, i int) (*websocket.Conn, error) {
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: d.clients[i%len(d.clients)]})
-	if err != nil {
-		return nil, err
-	}
-	c.SetReadLimit(4 << 20)
-	return c, nil
+	return newWSConn(ctx, nc, br), nil
 }
 
 // run keeps the client connected until ctx ends: dial, hello (resuming
@@ -259,7 +199,7 @@ func (c *client) run(ctx context.Context, once bool, ready func(error)) {
 		if ctx.Err() != nil {
 			return
 		}
-		if cs := websocket.CloseStatus(err); cs != -1 && !protocol.ShouldReconnect(int(cs)) {
+		if cs := closeStatus(err); cs != -1 && !protocol.ShouldReconnect(cs) {
 			c.fail(fmt.Errorf("closed by server with %d: %w", cs, err))
 			if first {
 				ready(err)
@@ -297,13 +237,13 @@ func (c *client) fail(err error) {
 
 // session is one connection: dial, hello, welcome, then the read loop.
 func (c *client) session(ctx context.Context, first *bool, ready func(error)) error {
-	conn, err := c.w.refusals.dial(ctx, c.w.dialSem, func(ctx context.Context) (*websocket.Conn, error) {
+	conn, err := c.w.refusals.dial(ctx, c.w.dialSem, func(ctx context.Context) (*wsConn, error) {
 		return c.w.dialer.dial(ctx, c.w.job.WSURL, c.addr)
 	})
 	if err != nil {
 		return err
 	}
-	defer conn.CloseNow()
+	defer conn.closeNow()
 	c.connects.Add(1)
 	resuming := !*first
 	// The load tool asks for batched frames (several per message, split on
@@ -317,15 +257,18 @@ func (c *client) session(ctx context.Context, first *bool, ready func(error)) er
 	}
 	hb, _ := json.Marshal(hello)
 	req, _ := json.Marshal(protocol.Request{Op: protocol.OpHello, ID: "hello", Data: hb})
-	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
+	// The hello's answer within 15 s; reads after it wait as long as
+	// the session lasts.
+	if err := conn.setReadDeadline(time.Now().Add(15 * time.Second)); err != nil {
+		return err
+	}
 	c.pingAt.Store(time.Now().Add(protocol.HeartbeatInterval).UnixNano())
-	if err := conn.Write(hctx, websocket.MessageText, req); err != nil {
+	if err := conn.write(req); err != nil {
 		return err
 	}
 	var rest []byte // frames after the welcome in the same message
 	for welcomed := false; !welcomed; {
-		b, err := c.readFrame(hctx, conn)
+		b, err := c.readFrame(conn)
 		if err != nil {
 			return err
 		}
@@ -362,7 +305,9 @@ func (c *client) session(ctx context.Context, first *bool, ready func(error)) er
 			break
 		}
 	}
-	cancel()
+	if err := conn.setReadDeadline(time.Time{}); err != nil {
+		return err
+	}
 	c.conn.Store(conn)
 	defer c.conn.Store(nil)
 	if !resuming {
@@ -373,7 +318,7 @@ func (c *client) session(ctx context.Context, first *bool, ready func(error)) er
 	c.resendPending(ctx, conn)
 	c.handleAll(ctx, conn, rest)
 	for {
-		b, err := c.readFrame(ctx, conn)
+		b, err := c.readFrame(conn)
 		if err != nil {
 			return err
 		}
@@ -391,7 +336,7 @@ func nextFrame(b []byte) (frame, rest []byte) {
 }
 
 // handleAll handles every frame of one message, in order.
-func (c *client) handleAll(ctx context.Context, conn *websocket.Conn, b []byte) {
+func (c *client) handleAll(ctx context.Context, conn *wsConn, b []byte) {
 	for len(b) > 0 {
 		var f []byte
 		f, b = nextFrame(b)
@@ -400,19 +345,12 @@ func (c *client) handleAll(ctx context.Context, conn *websocket.Conn, b []byte) 
 }
 
 // readFrame reads one message into the client's reused buffer.
-func (c *client) readFrame(ctx context.Context, conn *websocket.Conn) ([]byte, error) {
-	typ, r, err := conn.Reader(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if typ != websocket.MessageText {
-		return nil, errors.New("binary frame from server")
-	}
+func (c *client) readFrame(conn *wsConn) ([]byte, error) {
 	b := c.buf[:0]
 	if cap(b) == 0 {
 		b = make([]byte, 0, 1024) // a welcome fits; growing from 8 bytes showed in profiles
 	}
-	b, err = iox.AppendAll(b, r)
+	b, err := conn.readMessage(b)
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +360,7 @@ func (c *client) readFrame(ctx context.Context, conn *websocket.Conn) ([]byte, e
 
 // handle processes one frame. The hot frames (events, replies, pongs) are
 // recognised by their prefix and scanned without decoding the JSON.
-func (c *client) handle(ctx context.Context, conn *websocket.Conn, b []byte) {
+func (c *client) handle(ctx context.Context, conn *wsConn, b []byte) {
 	switch {
 	case bytes.HasPrefix(b, prefixEvent):
 		c.onEvent(b)
@@ -615,12 +553,11 @@ func (c *client) send(ctx context.Context, buf []byte, sched int64) []byte {
 		return buf // resent after the next welcome
 	}
 	buf = c.appendSend(buf[:0], seq, sched)
-	// A bounded write: a connection the server stopped reading must not
-	// stall the pacer (or the worker's finish) forever. A timed-out write
-	// closes the connection; the send is resent after a reconnect.
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_ = conn.Write(wctx, websocket.MessageText, buf)
-	cancel()
+	// A bounded write (wsConn's write deadline): a connection the server
+	// stopped reading must not stall the pacer (or the worker's finish)
+	// forever. A timed-out write closes the connection; the send is
+	// resent after a reconnect.
+	_ = conn.write(buf)
 	return buf
 }
 
@@ -654,7 +591,7 @@ func (c *client) appendSend(b []byte, seq uint32, sched int64) []byte {
 	return b
 }
 
-func (c *client) onAck(ctx context.Context, conn *websocket.Conn, seq uint32) {
+func (c *client) onAck(ctx context.Context, conn *wsConn, seq uint32) {
 	now := time.Now().UnixNano()
 	c.mu.Lock()
 	p, ok := c.pending[seq]
@@ -689,7 +626,7 @@ func (c *client) onSendError(seq uint32, e *protocol.ErrorBody) {
 }
 
 // resendPending writes every unacknowledged send again, in seq order.
-func (c *client) resendPending(ctx context.Context, conn *websocket.Conn) {
+func (c *client) resendPending(ctx context.Context, conn *wsConn) {
 	if c.room == nil {
 		return
 	}
@@ -711,7 +648,7 @@ func (c *client) resendPending(ctx context.Context, conn *websocket.Conn) {
 	var buf []byte
 	for _, it := range items {
 		buf = c.appendSend(buf[:0], it.seq, it.sched)
-		if err := conn.Write(ctx, websocket.MessageText, buf); err != nil {
+		if err := conn.write(buf); err != nil {
 			return
 		}
 	}
@@ -728,7 +665,7 @@ func (c *client) request(ctx context.Context, op, id string, data any) (protocol
 		return protocol.Frame{}, err
 	}
 	req, _ := json.Marshal(protocol.Request{Op: op, ID: id, Data: db})
-	if err := conn.Write(ctx, websocket.MessageText, req); err != nil {
+	if err := conn.write(req); err != nil {
 		return protocol.Frame{}, err
 	}
 	for {

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/parleychat/parley/internal/iox"
 )
 
 // The floor scenario measures what the machine allows for fanout's shape
@@ -459,7 +457,7 @@ type floorReader struct {
 	mu     sync.Mutex
 	closed bool
 	tcp    []net.Conn
-	ws     []*websocket.Conn
+	ws     []*wsConn
 	wg     sync.WaitGroup // the read goroutines
 }
 
@@ -496,7 +494,7 @@ func (fr *floorReader) connect(ctx context.Context) error {
 
 func (fr *floorReader) dialOne(ctx context.Context, d *net.Dialer, wsd *dialer, url string, a int) error {
 	var tc net.Conn
-	var wc *websocket.Conn
+	var wc *wsConn
 	var err error
 	if fr.job.Mode == FloorWS {
 		wc, err = wsd.dial(ctx, url, a)
@@ -512,7 +510,7 @@ func (fr *floorReader) dialOne(ctx context.Context, d *net.Dialer, wsd *dialer, 
 		if tc != nil {
 			tc.Close()
 		} else {
-			wc.CloseNow()
+			wc.closeNow()
 		}
 		return errors.New("closed")
 	}
@@ -554,15 +552,10 @@ func (fr *floorReader) readTCP(c net.Conn) {
 }
 
 // readWS reads messages into a reused buffer until the connection closes.
-func (fr *floorReader) readWS(c *websocket.Conn) {
+func (fr *floorReader) readWS(c *wsConn) {
 	buf := make([]byte, 0, fr.job.FrameBytes)
 	for {
-		_, r, err := c.Reader(context.Background())
-		if err != nil {
-			fr.noteEnd(err)
-			return
-		}
-		b, err := iox.AppendAll(buf[:0], r)
+		b, err := c.readMessage(buf)
 		if err != nil {
 			fr.noteEnd(err)
 			return
@@ -589,7 +582,7 @@ func (fr *floorReader) close() {
 			_ = c.Close()
 		}
 		for _, c := range fr.ws {
-			_ = c.CloseNow()
+			_ = c.closeNow()
 		}
 	}
 	fr.mu.Unlock()

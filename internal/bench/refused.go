@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // refusals shares one worker's knowledge that the server refuses
@@ -65,7 +63,7 @@ var errDownNow = errors.New("bench: server refusing")
 // dial dials through dial, with one of sem's slots, or while the server
 // refuses, shares one dial's outcome between the clients that retry
 // meanwhile (see refusals). It is safe for concurrent use.
-func (r *refusals) dial(ctx context.Context, sem *semaphore, dial func(context.Context) (*websocket.Conn, error)) (*websocket.Conn, error) {
+func (r *refusals) dial(ctx context.Context, sem *semaphore, dial func(context.Context) (*wsConn, error)) (*wsConn, error) {
 	for {
 		r.mu.Lock()
 		if !r.down {
@@ -109,7 +107,7 @@ func (r *refusals) dial(ctx context.Context, sem *semaphore, dial func(context.C
 // when not nil, is the probe it answers. Any other dial that finds the
 // server refusing once it has its slot (the refusal came while it waited
 // in a burst) gives the slot back and returns errDownNow.
-func (r *refusals) dialNow(ctx context.Context, sem *semaphore, dial func(context.Context) (*websocket.Conn, error), f *flight) (*websocket.Conn, error) {
+func (r *refusals) dialNow(ctx context.Context, sem *semaphore, dial func(context.Context) (*wsConn, error), f *flight) (*wsConn, error) {
 	err := sem.Acquire(ctx)
 	if err == nil && f == nil {
 		r.mu.Lock()
@@ -120,7 +118,7 @@ func (r *refusals) dialNow(ctx context.Context, sem *semaphore, dial func(contex
 			return nil, errDownNow
 		}
 	}
-	var conn *websocket.Conn
+	var conn *wsConn
 	if err == nil {
 		r.dials.Add(1)
 		conn, err = dial(ctx)

@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"testing/synctest"
-
-	"github.com/coder/websocket"
 )
 
 var errRefused = fmt.Errorf("dial: %w", syscall.ECONNREFUSED)
@@ -17,7 +15,7 @@ var errRefused = fmt.Errorf("dial: %w", syscall.ECONNREFUSED)
 // refusalsDown returns refusals that have seen one refused dial.
 func refusalsDown(t *testing.T) *refusals {
 	r := &refusals{}
-	if _, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*websocket.Conn, error) { return nil, errRefused }); !errorIsRefused(err) {
+	if _, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*wsConn, error) { return nil, errRefused }); !errorIsRefused(err) {
 		t.Fatalf("dial: %v, want refused", err)
 	}
 	return r
@@ -34,7 +32,7 @@ func TestRefusalsShared(t *testing.T) {
 				release := make(chan struct{})
 				probeDone := make(chan error)
 				go func() {
-					_, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*websocket.Conn, error) {
+					_, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*wsConn, error) {
 						<-release
 						if probeRefused {
 							return nil, errRefused
@@ -47,7 +45,7 @@ func TestRefusalsShared(t *testing.T) {
 				dialled := false
 				waiterDone := make(chan error)
 				go func() {
-					_, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*websocket.Conn, error) {
+					_, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*wsConn, error) {
 						dialled = true
 						return nil, nil
 					})
@@ -80,7 +78,7 @@ func TestRefusalsShared(t *testing.T) {
 // a dial cut short by its context gives no verdict.
 func TestRefusalsNotDown(t *testing.T) {
 	r := refusalsDown(t)
-	if _, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*websocket.Conn, error) { return nil, errors.New("reset") }); err == nil || errorIsRefused(err) {
+	if _, err := r.dial(t.Context(), newSemaphore(4), func(context.Context) (*wsConn, error) { return nil, errors.New("reset") }); err == nil || errorIsRefused(err) {
 		t.Fatalf("dial: %v", err)
 	}
 	if r.down {
@@ -89,7 +87,7 @@ func TestRefusalsNotDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	r = refusalsDown(t)
-	_, _ = r.dial(ctx, newSemaphore(4), func(ctx context.Context) (*websocket.Conn, error) { return nil, ctx.Err() })
+	_, _ = r.dial(ctx, newSemaphore(4), func(ctx context.Context) (*wsConn, error) { return nil, ctx.Err() })
 	if !r.down {
 		t.Fatal("a cancelled dial ended the refusing state")
 	}
@@ -121,10 +119,10 @@ func TestRefusalsQueuedJoinProbe(t *testing.T) {
 		r := &refusals{}
 		sem := newSemaphore(1)
 		release := make(chan struct{})
-		refuse := func(context.Context) (*websocket.Conn, error) { return nil, errRefused }
+		refuse := func(context.Context) (*wsConn, error) { return nil, errRefused }
 		errs := make(chan error, 3)
 		go func() {
-			_, err := r.dial(t.Context(), sem, func(context.Context) (*websocket.Conn, error) {
+			_, err := r.dial(t.Context(), sem, func(context.Context) (*wsConn, error) {
 				<-release
 				return nil, errRefused
 			})

@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/parleychat/parley/internal/auth"
 	"github.com/parleychat/parley/protocol"
 )
@@ -552,7 +550,7 @@ func (w *worker) pendingSends() int {
 func (w *worker) drop() Report {
 	for _, c := range w.clients {
 		if conn := c.conn.Load(); conn != nil {
-			_ = conn.CloseNow()
+			_ = conn.closeNow()
 		}
 	}
 	return Report{Type: "dropped"}
@@ -639,7 +637,7 @@ func (w *worker) resumeOnce(ctx context.Context, reader, writer *client, missed 
 	}
 	probe := &client{w: w, idx: reader.idx, token: reader.token, room: reader.room, recv: make([]bitset, len(reader.recv))}
 	head, err := probe.hello(ctx, conn, nil)
-	conn.CloseNow()
+	conn.closeNow()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -654,13 +652,13 @@ func (w *worker) resumeOnce(ctx context.Context, reader, writer *client, missed 
 	if err != nil {
 		return 0, 0, err
 	}
-	defer conn.CloseNow()
+	defer conn.closeNow()
 	t0 := time.Now()
 	if _, err := probe.hello(ctx, conn, head); err != nil {
 		return 0, 0, err
 	}
 	for {
-		b, err := probe.readFrame(ctx, conn)
+		b, err := probe.readFrame(conn)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -687,14 +685,14 @@ func (w *worker) resumeOnce(ctx context.Context, reader, writer *client, missed 
 // hello says hello (protocol 2) on conn, resuming from cursor when it is
 // not nil, and waits for the welcome; it returns the welcome's cursor (the
 // heads).
-func (c *client) hello(ctx context.Context, conn *websocket.Conn, cursor protocol.ShardCursor) (protocol.ShardCursor, error) {
+func (c *client) hello(ctx context.Context, conn *wsConn, cursor protocol.ShardCursor) (protocol.ShardCursor, error) {
 	hb, _ := json.Marshal(protocol.Hello{Token: c.token, Protocol: protocol.Version2, Cursor: cursor})
 	req, _ := json.Marshal(protocol.Request{Op: protocol.OpHello, ID: "hello", Data: hb})
-	if err := conn.Write(ctx, websocket.MessageText, req); err != nil {
+	if err := conn.write(req); err != nil {
 		return nil, err
 	}
 	for {
-		b, err := c.readFrame(ctx, conn)
+		b, err := c.readFrame(conn)
 		if err != nil {
 			return nil, err
 		}
@@ -793,9 +791,7 @@ func (w *worker) heartbeat(ctx context.Context) {
 				continue
 			}
 			c.pingAt.Store(now + int64(protocol.HeartbeatInterval))
-			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_ = conn.Write(wctx, websocket.MessageText, ping)
-			cancel()
+			_ = conn.write(ping)
 		}
 	}
 }
