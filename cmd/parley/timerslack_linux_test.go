@@ -112,3 +112,25 @@ func TestTimerSlackBenchWorker(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchTimerSlackDefault: by default the load tool takes a slack only
+// for write, whose sends wait for acknowledgements, not for a timer.
+func TestBenchTimerSlackDefault(t *testing.T) {
+	for _, tc := range []struct {
+		scenario string
+		flag     time.Duration
+		want     time.Duration
+	}{
+		{"write", -1, time.Millisecond},
+		{"fanout", -1, 0},
+		{"latency", -1, 0},
+		{"", -1, 0}, // a worker keeps its parent's
+		{"fanout", 300 * time.Microsecond, 300 * time.Microsecond},
+		{"write", 0, 0},
+	} {
+		c := benchCmd{Scenario: tc.scenario, TimerSlack: tc.flag}
+		if got := c.timerSlack(); got != tc.want {
+			t.Errorf("scenario %q, --timer-slack %v: slack %v, want %v", tc.scenario, tc.flag, got, tc.want)
+		}
+	}
+}
