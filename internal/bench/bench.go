@@ -222,7 +222,9 @@ type Step struct {
 	AckLatency       Summary `json:"ack_latency"`
 	ServerCPUSeconds float64 `json:"server_cpu_s,omitempty"`
 	CPUPer1k         float64 `json:"server_cpu_s_per_1k_deliveries,omitempty"`
-	// floor: the readers' CPU (the writer's is the server's above)
+	// floor: the readers' CPU (the writer's is the server's above);
+	// fanout, latency, write: the load tool's processes' CPU during the
+	// step (its drain included), per 1k deliveries received
 	LoadCPUSeconds float64 `json:"load_cpu_s,omitempty"`
 	LoadCPUPer1k   float64 `json:"load_cpu_s_per_1k_deliveries,omitempty"`
 	ServerRSSBytes int64   `json:"server_rss_bytes,omitempty"`
@@ -450,6 +452,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	step := func(rate float64, d time.Duration, closed bool) (Step, error) {
 		before, _ := readProcStat(pid)
+		tool0, toolKnown := toolCPU(links)
 		for i, l := range links {
 			c := command{Cmd: "load", Rate: share(rate, i), Duration: d}
 			if closed {
@@ -493,6 +496,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		logf("step %.0f msg/s: %.0f deliveries/s, p50 %.1f ms, p99 %.1f ms, backlog %d",
 			rate, s.DeliveriesPerSec, s.Latency.P50MS, s.Latency.P99MS, s.Backlog)
+		if tool1, ok := toolCPU(links); ok && toolKnown && lat.N > 0 {
+			s.LoadCPUSeconds = (tool1 - tool0).Seconds()
+			s.LoadCPUPer1k = s.LoadCPUSeconds / (float64(lat.N) / 1000)
+			logf("step %.0f msg/s: load tool CPU %.2f s, %.1f µs per delivery received (%d)",
+				rate, s.LoadCPUSeconds, s.LoadCPUPer1k*1000, lat.N)
+		}
 		return s, nil
 	}
 
@@ -705,6 +714,27 @@ func workersCPU(links []*link, srv Server) (time.Duration, bool) {
 			return 0, false
 		}
 		ps, err := readProcStat(pid)
+		if err != nil {
+			return 0, false
+		}
+		sum += ps.CPU
+	}
+	return sum, true
+}
+
+// toolCPU is the CPU time of the load tool's processes, from /proc: this
+// one (with any worker it runs) and every worker process.
+func toolCPU(links []*link) (time.Duration, bool) {
+	self, err := readProcStat(os.Getpid())
+	if err != nil {
+		return 0, false
+	}
+	sum := self.CPU
+	for _, l := range links {
+		if l.cmd == nil || l.cmd.Process == nil {
+			continue
+		}
+		ps, err := readProcStat(l.cmd.Process.Pid)
 		if err != nil {
 			return 0, false
 		}
