@@ -122,21 +122,31 @@ func pgBackendsCPU(b *testing.B, db *postgres.DB) time.Duration {
 	if err != nil {
 		return -1
 	}
-	var ticks int64
+	var sum time.Duration
 	for _, pid := range pids {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
+		d, ok := procCPU(int(pid))
+		if !ok {
 			return -1
 		}
-		// Fields after the command name (in parentheses): utime and
-		// stime are the 12th and 13th.
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) < 13 {
-			return -1
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + s
+		sum += d
 	}
-	return time.Duration(ticks) * (time.Second / 100) // USER_HZ
+	return sum
+}
+
+// procCPU is process pid's CPU time (user and system) from /proc; false
+// when it cannot be read (a database on another machine).
+func procCPU(pid int) (time.Duration, bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the command name (in parentheses): utime and stime
+	// are the 12th and 13th.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * (time.Second / 100), true // USER_HZ
 }
