@@ -54,9 +54,10 @@ budget() {
   echo $1 > $g/cgroup.procs && CGROUPS+=($g)
 }
 trap 'kill ${PIDS[@]} 2>/dev/null; wait; for g in ${CGROUPS[@]}; do rmdir $g; done; psql "$PG" -qc "SET client_min_messages = warning; DROP SCHEMA $SCHEMA CASCADE"; rm -rf $STATE' EXIT
+. "$(dirname "$0")/freeport.sh"
 PIDS=(); PORTS=()
 for i in $(seq 0 $((NODES-1))); do
-  PORT=$((20000 + RANDOM % 10000)); PORTS+=($PORT)
+  PORT=$(free_port 3); PORTS+=($PORT)
   mkdir -p $STATE/n$i
   PARLEY_SECRET=$SECRET $BIN serve --addr 127.0.0.1:$PORT --data-dir $STATE/n$i --log-level warn \
     --store "$PG&search_path=$SCHEMA&application_name=$SCHEMA" $SHARDFLAG --broker "$NATS?subject=parley.cw.$SCHEMA" --node-id n$i \
@@ -67,7 +68,7 @@ for i in $(seq 0 $((NODES-1))); do
   PIDS+=($!)
   [ -n "${NODE_CPU:-}" ] && budget $! $SCHEMA-n$i
   # The first node migrates the schema alone; the others start after it.
-  for t in $(seq 150); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
+  for t in $(seq 150); do curl -sf -m 2 http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
 done
 echo "uptime before: $(uptime)"
 [ -n "${NODE_CPU:-}" ] && echo "each node's CPU budget: $NODE_CPU of a core (CFS quota)"

@@ -76,7 +76,7 @@ PSQL="psql -h 127.0.0.1 -p $PGPORT -U postgres -X -q"
 $PSQL -d postgres -c "CREATE DATABASE parley" || exit 1
 echo "== private PostgreSQL $($PSQL -d parley -Atc 'show server_version') on 127.0.0.1:$PGPORT, postmaster $PM $(taskset -pc $PM | sed 's/.*: /cpus /');" \
   "$($PSQL -d parley -AtF= -c "SELECT name, setting FROM pg_settings WHERE name IN ('shared_buffers','fsync','synchronous_commit','wal_level','max_connections','autovacuum','full_page_writes') ORDER BY name" | tr '\n' ' ')"
-PORT=$((20000 + RANDOM % 10000))
+. "$(dirname "$0")/freeport.sh"; PORT=$(free_port 3)
 PARLEY_SECRET=$SECRET taskset -c 1 $BIN serve --addr 127.0.0.1:$PORT --data-dir $TMPD/node --log-level warn \
   --store "postgres://postgres@127.0.0.1:$PGPORT/parley?sslmode=disable&application_name=$APP" $SHARDFLAG --broker memory \
   --messages-per-second=-1 --ip-messages-per-second=-1 --typing-per-second=-1 \
@@ -84,8 +84,8 @@ PARLEY_SECRET=$SECRET taskset -c 1 $BIN serve --addr 127.0.0.1:$PORT --data-dir 
   --conversation-writes-per-second=-1 --read-marks-per-second=-1 --deletes-per-second=-1 \
   --uploads-per-second=-1 --conns-per-ip=-1 --pprof-addr 127.0.0.1:$((PORT+1)) ${METRICS:+--metrics-addr 127.0.0.1:$((PORT+2))} > $TMPD/server.log 2>&1 &
 SPID=$!
-for t in $(seq 150); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
-curl -sf http://127.0.0.1:$PORT/readyz >/dev/null || { echo "node not ready"; cat $TMPD/server.log; exit 1; }
+for t in $(seq 150); do curl -sf -m 2 http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
+curl -sf -m 2 http://127.0.0.1:$PORT/readyz >/dev/null || { echo "node not ready"; cat $TMPD/server.log; exit 1; }
 echo "== node $BIN pid $SPID $(taskset -pc $SPID | sed 's/.*: /cpus /'); tool ${TOOL:-$BIN} on cpu 0; PGCPU=$PGCPU; $ROOMS rooms x window $WINDOW, $DUR"
 echo "uptime before: $(uptime)"
 PARLEY_SECRET=$SECRET taskset -c 0 ${TOOL:-$BIN} bench write --url http://127.0.0.1:$PORT --server-pid $SPID \

@@ -13,7 +13,7 @@ set -u
 STATE=${STATE:-/tmp/tb}; mkdir -p "$STATE"
 BIN=$1; TR=$2; SC=$3; shift 3
 D=$(mktemp -d ${STATE}/data.XXXX)
-PORT=$((20000 + RANDOM % 10000))
+. "$(dirname "$0")/freeport.sh"; PORT=$(free_port 3)
 EXTRA=()
 if [ "$TR" != "-" ]; then EXTRA=(--ws-transport "$TR"); fi
 if [ -n "${METRICS:-}" ]; then EXTRA+=(--metrics-addr 127.0.0.1:$((PORT+2))); fi
@@ -23,7 +23,7 @@ env ${SERVER_ENV:-} taskset -c 1 $BIN serve --addr 127.0.0.1:$PORT --data-dir $D
   --conversation-writes-per-second=-1 --read-marks-per-second=-1 --deletes-per-second=-1 \
   --uploads-per-second=-1 --conns-per-ip=-1 --pprof-addr 127.0.0.1:$((PORT+1)) "${EXTRA[@]}" > $D/server.log 2>&1 &
 SPID=$!
-for i in $(seq 100); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
+for i in $(seq 100); do curl -sf -m 2 http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
 echo "== $BIN $TR $SC $* (server pid $SPID, pprof 127.0.0.1:$((PORT+1)))"; uptime
 echo $SPID > ${STATE}/spid; echo $((PORT+1)) > ${STATE}/pport
 taskset -c 0 ${TOOL:-$BIN} bench $SC --url http://127.0.0.1:$PORT --data-dir $D --server-pid $SPID "$@"
