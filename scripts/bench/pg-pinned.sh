@@ -36,6 +36,9 @@
 # TRACE=file: a 3 s execution trace of the node from 2 s into the load (e.g.
 # `go tool trace -pprof=net file`: the batcher's waits for PostgreSQL's
 # answers, under postgres.(*batcher).loop).
+# PGSTAT=file: preload pg_stat_statements in the instance (track=all: statements inside
+# functions and DO too) and save its top 20 statements by execution time when the load ends
+# (exec_ms is the backends' time in the statement: CPU and waits).
 # PGREC=file: a `perf record -F 999 -g` of the instance's processes, 5 s from
 # 2 s into the load (`perf report -i file --no-children --sort comm,sym`).
 # Run it under `flock /tmp/bench.lock` like every timed run on this machine.
@@ -69,11 +72,12 @@ runuser -u postgres -- $PGBIN/initdb -D $TMPD/data -U postgres --auth=trust -E U
 taskset -c $PGCPU runuser -u postgres -- $PGBIN/pg_ctl -D $TMPD/data -l $TMPD/pg.log -w -t 60 start -o "\
  -c port=$PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$TMPD \
  -c shared_buffers=128MB -c max_connections=100 -c fsync=on -c synchronous_commit=on \
- -c wal_level=replica -c full_page_writes=on -c autovacuum=off -c max_wal_size=1GB -c min_wal_size=80MB ${PGOPTS:-}" >/dev/null \
+ -c wal_level=replica -c full_page_writes=on -c autovacuum=off -c max_wal_size=1GB -c min_wal_size=80MB ${PGOPTS:-} ${PGSTAT:+-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all}" >/dev/null \
   || { cat $TMPD/pg.log; exit 1; }
 PM=$(head -1 $TMPD/data/postmaster.pid)
 PSQL="psql -h 127.0.0.1 -p $PGPORT -U postgres -X -q"
 $PSQL -d postgres -c "CREATE DATABASE parley" || exit 1
+if [ -n "${PGSTAT:-}" ]; then $PSQL -d parley -c "CREATE EXTENSION pg_stat_statements" || exit 1; fi
 echo "== private PostgreSQL $($PSQL -d parley -Atc 'show server_version') on 127.0.0.1:$PGPORT, postmaster $PM $(taskset -pc $PM | sed 's/.*: /cpus /');" \
   "$($PSQL -d parley -AtF= -c "SELECT name, setting FROM pg_settings WHERE name IN ('shared_buffers','fsync','synchronous_commit','wal_level','max_connections','autovacuum','full_page_writes') ORDER BY name" | tr '\n' ' ')"
 . "$(dirname "$0")/freeport.sh"; PORT=$(free_port 3)
@@ -135,6 +139,12 @@ wait $LOAD
 $PSQL -d parley -AtF' ' -c "SELECT pid, left(regexp_replace(query, '\s+', ' ', 'g'), 70) FROM pg_stat_activity WHERE application_name = '$APP'" | sed 's/^/backend /' 
 # The search indexer steps 100 ms after the last commit: count that step.
 sleep 0.5
+if [ -n "${PGSTAT:-}" ]; then
+  $PSQL -d parley -A -F' | ' -c "SELECT calls, rows, round(total_exec_time::numeric, 1) AS exec_ms,
+      round((total_exec_time * 1000 / NULLIF((SELECT sum(calls) FILTER (WHERE query ILIKE 'WITH msg AS%') FROM pg_stat_statements), 0))::numeric, 2) AS per_write_call_us,
+      shared_blks_hit, shared_blks_read, shared_blks_dirtied, wal_records, wal_bytes, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+    FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20" > $PGSTAT
+fi
 # The backends as cluster-write.sh counts them: those of the node's
 # application_name at the start, read again (one that exits meanwhile is lost).
 B1=$(cpu $BK); I1=$(instcpu); N1=$(cpu $SPID); NR1=$(rq $SPID)
