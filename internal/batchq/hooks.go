@@ -101,7 +101,10 @@ func Committed[O interface {
 	h.observer.Observe(len(live), start, commitStart)
 	if h.observing() {
 		for _, o := range live {
-			h.ObserveStage(StageQueued, start.Sub(o.Queued()))
+			// An op that joined its batch after BEGIN (PostgreSQL's
+			// batcher takes the ops queued while it waited for the
+			// lock) waited for no batch: 0, not a negative time.
+			h.ObserveStage(StageQueued, max(0, start.Sub(o.Queued())))
 		}
 		defer func(t time.Time) { h.ObserveStage(StageAnswer, time.Since(t)) }(time.Now())
 	}

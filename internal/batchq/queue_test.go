@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -135,4 +136,27 @@ func TestQueueAsyncOutOfOrder(t *testing.T) {
 		t.Errorf("answers handed over as %v, want 0, 1, 2, 3", got)
 	}
 	q.Close()
+}
+
+// TestStageQueuedNeverNegative: an op queued after its batch began (the
+// PostgreSQL batcher fills its batch once it holds the lock) is observed
+// as having waited 0, not a negative time; one queued before, the time
+// from its queueing to the batch's start.
+func TestStageQueuedNeverNegative(t *testing.T) {
+	var h Hooks
+	var got []time.Duration
+	h.SetStageObserver(func(s Stage, d time.Duration) {
+		if s == StageQueued {
+			got = append(got, d)
+		}
+	})
+	start := time.Now()
+	early, late := &queueOp{id: 0}, &queueOp{id: 1}
+	early.at, late.at = start.Add(-3*time.Millisecond), start.Add(5*time.Millisecond)
+	early.done, late.done = make(chan error, 1), make(chan error, 1)
+	evs := h.Begin()
+	Committed(&h, &evs, []*queueOp{early, late}, make([]error, 2), start, start.Add(time.Millisecond), func(err error) error { return err })
+	if want := []time.Duration{3 * time.Millisecond, 0}; !slices.Equal(got, want) {
+		t.Errorf("queued stages %v, want %v", got, want)
+	}
 }

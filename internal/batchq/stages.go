@@ -9,7 +9,9 @@ type Stage int
 const (
 	// StageQueued, per op: from the op being queued to the start (BEGIN)
 	// of the transaction of the batch that runs it: the batches before
-	// it, and a commit interval's gather.
+	// it, and a commit interval's gather. An op taken into a batch that
+	// had already begun (PostgreSQL's batcher fills its batch once it
+	// holds the positions lock) counts 0.
 	StageQueued Stage = iota
 	// StageSQL, per batch: from BEGIN to the start of its COMMIT.
 	StageSQL
