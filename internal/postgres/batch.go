@@ -432,22 +432,29 @@ const defaultHoldIdle = 5 * time.Second
 // b.holdIdle): a node that stalls while it holds the lock, which every
 // node's writes need, holds it for at most holdIdle, and the others'
 // batches fail (`unavailable`, retried by clients) instead of hanging.
-// The statements are pipelined in one round trip: under READ
-// COMMITTED each statement takes its snapshot when it starts, and
+// BEGIN and the statements are pipelined in one round trip (pgx's
+// Batch.BeginTx): a BEGIN of its own cost the batcher a round trip right
+// after the previous batch's commit, when the node's P is busiest with
+// its answers, and PostgreSQL's batch connection sat idle in that
+// transaction for a sixth of the time under `parley bench write`
+// (docs/benchmarks.md, "PostgreSQL writes: BEGIN in the lock's round
+// trip"). Under READ COMMITTED each statement takes its snapshot when it
+// starts, and
 // PostgreSQL runs a pipeline's statements one after the other, so the head
 // is read by a statement that starts once the lock is held and cannot miss
 // the batch that committed just before. (One statement doing both would
 // read the head from a snapshot taken before the lock.)
 func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, error) {
-	tx, err := b.pool.Begin(ctx)
+	c, err := b.pool.Acquire(ctx)
 	if err != nil {
 		return nil, nil, internalf("begin: %w", err)
 	}
 	var heads []int64
 	lb := &pgx.Batch{}
+	lb.BeginTx(pgx.TxOptions{})
 	lb.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)`,
 		millis(b.lockWait), millis(b.holdIdle))
-	if replanDue(countBatch(tx.Conn().PgConn())) {
+	if replanDue(countBatch(c.Conn().PgConn())) {
 		lb.Queue(`DISCARD PLANS`)
 	}
 	switch {
@@ -468,7 +475,8 @@ func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, 
 		lb.Queue(qLocks, keys)
 		lb.Queue(qHeadsOf, shards)
 	}
-	br := tx.SendBatch(ctx, lb)
+	br := c.SendBatch(ctx, lb)
+	tx := &pooledTx{Tx: br.Tx(), c: c}
 	for range lb.Len() - 1 {
 		if _, err = br.Exec(); err != nil {
 			break
@@ -491,6 +499,33 @@ func (b *batcher) lockedTx(ctx context.Context, shards []int) (pgx.Tx, []int64, 
 		b.afterLock()
 	}
 	return tx, heads, nil
+}
+
+// pooledTx is a transaction begun in a batch on c (pgx.Batch.BeginTx),
+// which gives c back to the pool when it ends, as pgxpool's own Tx does
+// for a transaction begun by pgxpool.Conn.Begin.
+type pooledTx struct {
+	pgx.Tx
+	c *pgxpool.Conn
+}
+
+func (t *pooledTx) Commit(ctx context.Context) error {
+	defer t.release()
+	return t.Tx.Commit(ctx)
+}
+
+// Rollback is safe after Commit and twice, as pgx.Tx's.
+func (t *pooledTx) Rollback(ctx context.Context) error {
+	defer t.release()
+	return t.Tx.Rollback(ctx)
+}
+
+// release gives c back (pgxpool drops a connection not idle).
+func (t *pooledTx) release() {
+	if t.c != nil {
+		t.c.Release()
+		t.c = nil
+	}
 }
 
 // Plans kept too long.

@@ -41,6 +41,10 @@
 # (exec_ms is the backends' time in the statement: CPU and waits).
 # PGREC=file: a `perf record -F 999 -g` of the instance's processes, 5 s from
 # 2 s into the load (`perf report -i file --no-children --sort comm,sym`).
+# PGWAITS=file: what the node's backends were doing, sampled every 10 ms for 4 s
+# from 2 s into the load (pg_stat_activity: state, wait event, the first words
+# of the statement; a psql on CPU 1), counted per backend, most frequent first:
+# "idle in transaction" after a statement is the backend waiting for the node.
 # Run it under `flock /tmp/bench.lock` like every timed run on this machine.
 set -u
 BIN=$1; ROOMS=${2:-1000}; WINDOW=${3:-4}; DUR=${4:-10s}
@@ -130,7 +134,12 @@ PROFP=; RECP=; TRACEP=
 if [ -n "${PROF:-}" ]; then (sleep 2; curl -s "http://127.0.0.1:$((PORT+1))/debug/pprof/profile?seconds=6" > $PROF) & PROFP=$!; fi
 if [ -n "${TRACE:-}" ]; then (sleep 2; curl -s "http://127.0.0.1:$((PORT+1))/debug/pprof/trace?seconds=3" > $TRACE) & TRACEP=$!; fi
 if [ -n "${PGREC:-}" ]; then (sleep 2; perf record -F 999 -g -p $(pgrep -d, -P $PM) -o $PGREC -- sleep 5 >/dev/null 2>&1) & RECP=$!; fi
+WAITSP=
+if [ -n "${PGWAITS:-}" ]; then (sleep 2; echo "SELECT pid, state, coalesce(wait_event_type || ':' || wait_event, 'cpu'), left(regexp_replace(query, '\s+', ' ', 'g'), 24)
+  FROM pg_stat_activity WHERE application_name = '$APP' \watch 0.01" | timeout 4 taskset -c 1 $PSQL -d parley -AtF' | ' 2>/dev/null |
+  grep ' | ' | sort | uniq -c | sort -k2,2n -k1,1nr > $PGWAITS) & WAITSP=$!; fi
 wait $LOAD
+[ -n "$WAITSP" ] && wait $WAITSP
 [ -n "${METRICS:-}" ] && curl -s http://127.0.0.1:$((PORT+2))/metrics > $METRICS
 [ -n "$PROFP" ] && wait $PROFP
 [ -n "$RECP" ] && wait $RECP
