@@ -26,6 +26,20 @@ func openBulk(t *testing.T) *DB {
 	return db
 }
 
+// userAndGroup creates the user name and a group of theirs, g.
+func userAndGroup(t *testing.T, db *DB, name string) (parley.User, parley.Conversation) {
+	t.Helper()
+	u, err := db.CreateUser(t.Context(), name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _, err := db.CreateGroup(t.Context(), u.ID, "g", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, g
+}
+
 // burst runs fns at once and waits for them.
 func burst(fns ...func()) {
 	var start, wg sync.WaitGroup
@@ -152,14 +166,7 @@ func TestBulkMixed(t *testing.T) {
 func TestBulkFallback(t *testing.T) {
 	db := openBulk(t)
 	ctx := t.Context()
-	ann, err := db.CreateUser(ctx, "ann", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _, err := db.CreateGroup(ctx, ann.ID, "g", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann, g := userAndGroup(t, db, "ann")
 	outs := make([]result, 30)
 	fns := make([]func(), len(outs))
 	for i := range outs {
@@ -182,7 +189,7 @@ func TestBulkFallback(t *testing.T) {
 	checkDense(t, db, ann.ID, g.ID, 27)
 	checkLog(t, db)
 	// Validation refuses NUL up front.
-	_, _, err = db.SendMessage(ctx, parley.NewMessage{ConversationID: g.ID, SenderID: ann.ID, ClientID: "nul", Type: parley.Text, Text: "a\x00b"})
+	_, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: g.ID, SenderID: ann.ID, ClientID: "nul", Type: parley.Text, Text: "a\x00b"})
 	if parley.ErrorCode(err) != parley.EINVALID {
 		t.Errorf("SendMessage with a NUL: %v, want invalid", err)
 	}

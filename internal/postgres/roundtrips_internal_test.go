@@ -39,14 +39,7 @@ func TestBatchRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ann, err := db.CreateUser(ctx, "ann", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _, err := db.CreateGroup(ctx, ann.ID, "g", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann, g := userAndGroup(t, db, "ann")
 
 	// A batcher of its own, on one connection that counts its writes.
 	cfg, err := pgxpool.ParseConfig(dsn)
