@@ -33,6 +33,8 @@
 # METRICS=file: the node's /metrics (its port + 2) when the load ends: the
 # store's batch sizes and stage histograms (parley_store_batch_ops,
 # parley_store_stage_seconds; scripts/bench/metrics-quantiles.py).
+# GOROUTINES=file: the node's goroutines (pprof goroutine?debug=1: counts per stack)
+# 5 s into the load, to see where writes wait.
 # TRACE=file: a 3 s execution trace of the node from 2 s into the load (e.g.
 # `go tool trace -pprof=net file`: the batcher's waits for PostgreSQL's
 # answers, under postgres.(*batcher).loop).
@@ -132,6 +134,8 @@ declare -A P0 R0; for p in $(pgrep -P $PM); do P0[$p]=$(cpu $p); R0[$p]=$(rq $p)
 NR0=$(rq $SPID)
 PROFP=; RECP=; TRACEP=
 if [ -n "${PROF:-}" ]; then (sleep 2; curl -s "http://127.0.0.1:$((PORT+1))/debug/pprof/profile?seconds=6" > $PROF) & PROFP=$!; fi
+GORP=
+if [ -n "${GOROUTINES:-}" ]; then (sleep 5; curl -s "http://127.0.0.1:$((PORT+1))/debug/pprof/goroutine?debug=1" > $GOROUTINES) & GORP=$!; fi
 if [ -n "${TRACE:-}" ]; then (sleep 2; curl -s "http://127.0.0.1:$((PORT+1))/debug/pprof/trace?seconds=3" > $TRACE) & TRACEP=$!; fi
 if [ -n "${PGREC:-}" ]; then (sleep 2; perf record -F 999 -g -p $(pgrep -d, -P $PM) -o $PGREC -- sleep 5 >/dev/null 2>&1) & RECP=$!; fi
 WAITSP=
@@ -144,6 +148,7 @@ wait $LOAD
 [ -n "$PROFP" ] && wait $PROFP
 [ -n "$RECP" ] && wait $RECP
 [ -n "$TRACEP" ] && wait $TRACEP
+[ -n "$GORP" ] && wait $GORP
 # What each backend of the node ran last (which is the batcher's, which the indexer's).
 $PSQL -d parley -AtF' ' -c "SELECT pid, left(regexp_replace(query, '\s+', ' ', 'g'), 70) FROM pg_stat_activity WHERE application_name = '$APP'" | sed 's/^/backend /' 
 # The search indexer steps 100 ms after the last commit: count that step.
