@@ -144,7 +144,7 @@ const receiptInterval = time.Second
 // reportDelivered sends a delivered op for what c received since its last
 // report, at most once per receiptInterval, as the SDK does. The
 // heartbeat goroutine calls it.
-func (c *client) reportDelivered(ctx context.Context, conn *wsConn, now int64) {
+func (c *client) reportDelivered(conn *wsConn, now int64) {
 	seq := c.recvSeq.Load()
 	if seq <= c.reportedSeq.Load() || now-c.reportAt.Load() < int64(receiptInterval) || c.room == nil {
 		return

@@ -785,7 +785,7 @@ func (w *worker) heartbeat(ctx context.Context) {
 				continue
 			}
 			if w.job.Receipts {
-				c.reportDelivered(ctx, conn, now)
+				c.reportDelivered(conn, now)
 			}
 			if c.pingAt.Load() > now {
 				continue

@@ -48,6 +48,9 @@ func TestBatchRoundTrips(t *testing.T) {
 	}
 	var writes atomic.Int64
 	cfg.MaxConns = 1
+	// No liveness ping on acquire (pgxpool pings a connection idle for
+	// over a second): a pause on a busy machine would add a write.
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
 	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		return countingConn{c, &writes}, err
