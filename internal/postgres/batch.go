@@ -28,7 +28,9 @@ import (
 // queued by then (up to maxBatch) and runs them in that ONE transaction:
 // the sends together in two bulk statements (bulk.go), every other op
 // inside a SAVEPOINT (an op that fails rolls back alone). It writes the new
-// head, commits once, and only then answers each waiter. Batches of
+// head (in the sends' write when the batch holds nothing else: four round
+// trips for a batch of sends, BEGIN with the lock and the head, the check,
+// the write and COMMIT), commits once, and only then answers each waiter. Batches of
 // different nodes take turns on the lock, so positions stay dense and in
 // commit order cluster-wide; the writes that queue while a node waits for
 // the lock all go into its next batch.
@@ -98,6 +100,10 @@ type writeTx struct {
 	// open while the current op's savepoint is not yet created, and
 	// inSavepoint once it is.
 	release, open, inSavepoint bool
+	// foldHeads: the batch's ops are all sends, run in bulk, so its send
+	// write also writes the new heads (qBulkSendWriteHeads), and sets
+	// headsWritten; runTx then has no qSetHeads to run.
+	foldHeads, headsWritten bool
 	// noProbe: the bulk check of several sends assumes them new (no
 	// lookup of their client ids; batcher.probeUntil). resent is set
 	// when a check found a send already stored.
@@ -677,6 +683,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 				sends = append(sends, o.send)
 			}
 		}
+		w.foldHeads = len(sends) == len(live)
 		err := bulkSend(w, sends)
 		b.probes.Add(int64(w.probes))
 		if err != nil {
@@ -705,7 +712,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 		b.answerAll(live, internalf("batch rolled back after a failed savepoint rollback: %w", w.broken))
 		return nil
 	}
-	if w.pos.Moved() {
+	if w.pos.Moved() && !w.headsWritten {
 		shards, moved := w.pos.Changed()
 		if _, err := w.exec(ctx, qSetHeads, shards, moved); err != nil {
 			b.answerAll(live, internalf("write head: %w", err))

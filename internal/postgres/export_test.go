@@ -66,7 +66,7 @@ func InBatch(db *DB, fn func(ctx context.Context, tx pgx.Tx, batches int64)) {
 }
 
 // SendStatements are the send path's statements (bulk.go).
-var SendStatements = []string{qBulkSendCheck, qBulkSendCheckNew, qBulkSendWrite, qSendCheck, qSendWrite}
+var SendStatements = []string{qBulkSendCheck, qBulkSendCheckNew, qBulkSendWrite, qBulkSendWriteHeads, qSendCheck, qSendWrite, qSendWriteHeads}
 
 // ReplanDue is replanDue.
 var ReplanDue = replanDue

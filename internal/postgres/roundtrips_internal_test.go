@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -26,11 +28,13 @@ func (c countingConn) Write(b []byte) (int, error) {
 }
 
 // TestBatchRoundTrips: a batch of sends, once its connection has
-// prepared the statements, writes to PostgreSQL five times: BEGIN with
+// prepared the statements, writes to PostgreSQL four times: BEGIN with
 // the lock and the head (one pipeline, pgx.Batch.BeginTx), the check,
-// the write, the new head and COMMIT. A BEGIN of its own was a sixth, a
-// round trip taken right after the previous commit, when the node is
-// busiest (batch.go, lockedTx).
+// the write, which also moves the head (qBulkSendWriteHeads), and COMMIT;
+// a batch of one send as one of several. A BEGIN of its own was a
+// sixth, a round trip taken right after the previous commit, when the
+// node is busiest (batch.go, lockedTx), and the head's own UPDATE a fifth.
+// The head the write moved must be the batch's last position.
 func TestBatchRoundTrips(t *testing.T) {
 	ctx := t.Context()
 	dsn := pgtest.Schema(t)
@@ -62,31 +66,69 @@ func TestBatchRoundTrips(t *testing.T) {
 	defer pool.Close()
 	b := newBatcher(pool, db.b.keys)
 	defer b.close()
+	// Once it holds the lock, the batcher waits for the ops queued
+	// together (up to 5 s) so they all go into its batch.
+	var together atomic.Int64
+	b.afterLock = func() {
+		for range 5000 {
+			if int64(len(b.queue.Ops())) >= together.Load()-1 {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	n := 0
-	send := func() {
+	// send queues k sends at once, as a connection's pipelined sends are
+	// (engine.go), and waits for their answers.
+	send := func(k int) {
 		t.Helper()
-		n++
-		o := newSendOp(parley.NewMessage{ConversationID: g.ID, SenderID: ann.ID, ClientID: fmt.Sprint("c", n), Type: parley.Text, Text: "hi"}, 1)
-		if err := b.enqueue(ctx, o); err != nil {
+		ops := make([]*op, k)
+		for i := range ops {
+			n++
+			ops[i] = newSendOp(parley.NewMessage{ConversationID: g.ID, SenderID: ann.ID, ClientID: fmt.Sprint("c", n), Type: parley.Text, Text: "hi"}, 1)
+		}
+		together.Store(int64(k))
+		errs := make([]error, k)
+		b.queue.EnqueueMany(ctx, ops, func(i int, err error) { errs[i] = err })
+		for i, o := range ops {
+			if err := cmp.Or(errs[i], o.send.err); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var head, last int64
+	check := func(what string) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT (SELECT head FROM positions), (SELECT max(pos) FROM events)`).Scan(&head, &last); err != nil {
 			t.Fatal(err)
 		}
-		if o.send.err != nil {
-			t.Fatal(o.send.err)
+		if head != last {
+			t.Errorf("%s: the head is %d, the last event's position %d", what, head, last)
 		}
 	}
-	// The first batches prepare the statements (round trips of their own).
-	for range 3 {
-		send()
+	check("the group's creation")
+	created := head
+	for _, k := range []int{1, 3} {
+		// The first batches prepare the statements (round trips of their
+		// own). The connection's 16th batch would too, its first DISCARD
+		// PLANS (replanDue): the 14 batches here stay below it.
+		for range 2 {
+			send(k)
+		}
+		const batches = 5
+		before, ran := writes.Load(), b.batches.Load()
+		for range batches {
+			send(k)
+		}
+		if got := b.batches.Load() - ran; got != batches {
+			t.Fatalf("sends of %d: %d batches ran, want %d", k, got, batches)
+		}
+		if got, want := writes.Load()-before, int64(4*batches); got != want {
+			t.Errorf("%d batches of %d sends wrote to PostgreSQL %d times, want %d (4 a batch)", batches, k, got, want)
+		}
+		check(fmt.Sprintf("sends of %d", k))
 	}
-	const batches = 5
-	before, ran := writes.Load(), b.batches.Load()
-	for range batches {
-		send()
-	}
-	if got := b.batches.Load() - ran; got != batches {
-		t.Fatalf("%d batches ran, want %d", got, batches)
-	}
-	if got, want := writes.Load()-before, int64(5*batches); got != want {
-		t.Errorf("%d batches wrote to PostgreSQL %d times, want %d (5 a batch)", batches, got, want)
+	if head != created+int64(n) {
+		t.Errorf("the head is %d after %d sends from %d", head, n, created)
 	}
 }
