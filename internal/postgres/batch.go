@@ -44,7 +44,10 @@ import (
 // over (commit order), so events are still published in position order
 // and a batch's answers come after the previous batch's; the hand-over
 // waits while the answerer is busy, so at most one batch is being
-// answered while the next one runs.
+// answered while the next one runs. When ops are queued at a commit, the
+// hand-over waits for the next batch's write (hold), so the answers run
+// while PostgreSQL runs that statement rather than while the batcher
+// waits to be scheduled for its short ones.
 
 // maxBatch bounds how many ops share a transaction, so one batch does not
 // hold the cluster-wide lock for too long. Sends cost about the same two
@@ -100,6 +103,9 @@ type writeTx struct {
 	// open while the current op's savepoint is not yet created, and
 	// inSavepoint once it is.
 	release, open, inSavepoint bool
+	// beforeWrite, when set, runs just before the send write is sent
+	// (batcher.hold).
+	beforeWrite func()
 	// foldHeads: the batch's ops are all sends, run in bulk, so its send
 	// write also writes the new heads (qBulkSendWriteHeads), and sets
 	// headsWritten; runTx then has no qSetHeads to run.
@@ -235,6 +241,13 @@ func (w *writeTx) UserName(userID string) (string, error) {
 func (w *writeTx) MembersChanged(string) {}
 func (w *writeTx) UserRenamed(string)    {}
 
+// writing runs beforeWrite, if set: the send write is about to go.
+func (w *writeTx) writing() {
+	if w.beforeWrite != nil {
+		w.beforeWrite()
+	}
+}
+
 // pipelinedRow is the row of a query sent after savepoint statements.
 type pipelinedRow struct {
 	br  pgx.BatchResults
@@ -287,6 +300,18 @@ type batcher struct {
 	// in the order they are to be given (see deliver). Unbuffered: a
 	// batch is handed over only once the previous one is answered.
 	answers chan func()
+	// holdMu guards held and every send on answers, so the answers go in
+	// the order they were held or delivered, whoever hands them over
+	// (the batcher, a lane or holdTimer's goroutine).
+	holdMu sync.Mutex
+	// held is a committed batch's answers kept back (hold); holdTimer
+	// hands them over after maxHold (defaultMaxHold; tests set it
+	// before the first write). lanesRunning is set by runSharded
+	// while its lanes run (they deliver, never hold).
+	held         func()
+	holdTimer    *time.Timer
+	maxHold      time.Duration
+	lanesRunning bool
 
 	wg sync.WaitGroup
 
@@ -313,7 +338,9 @@ type batcher struct {
 func newBatcher(pool *pgxpool.Pool, keys []int64) *batcher {
 	b := &batcher{pool: pool, keys: keys, shards: len(keys), parallel: max(1, int(pool.Config().MaxConns)/2),
 		minLaneOps: minLaneOps, queue: batchq.NewQueue[*op](maxBatch), answers: make(chan func()),
-		lockWait: defaultLockWait, holdIdle: defaultHoldIdle}
+		lockWait: defaultLockWait, holdIdle: defaultHoldIdle, maxHold: defaultMaxHold}
+	b.holdTimer = time.AfterFunc(time.Hour, b.flushHeld) // owned by b: stopped in loop, before answers closes
+	b.holdTimer.Stop()
 	b.wg.Add(2)
 	go b.answerer() // owned by b: loop closes answers when it exits, close waits
 	go b.loop()     // owned by b: close stops and waits for it
@@ -334,7 +361,51 @@ func (b *batcher) answerer() {
 // way, success or failure, so ops are answered in the order their
 // batches finished. Called by the batcher goroutine and its lanes, never
 // after loop returned.
-func (b *batcher) deliver(f func()) { b.answers <- f }
+func (b *batcher) deliver(f func()) {
+	b.holdMu.Lock()
+	defer b.holdMu.Unlock()
+	b.sendHeldLocked()
+	b.answers <- f
+}
+
+// defaultMaxHold bounds how long hold keeps a batch's answers back: the next
+// batch's lock can take long (other nodes' batches hold it, or a stalled
+// one, up to lockWait), and a committed batch must not wait for it to be
+// answered.
+const defaultMaxHold = 10 * time.Millisecond
+
+// hold keeps f, a committed batch's answers, back from the answerer
+// until the next batch sends its send write (writeTx.beforeWrite), the
+// batcher finds no op queued (loop), or b.maxHold has passed, whichever
+// comes first; any other hand-over (deliver) gives it first. Why: on one
+// P, the answerer (the replies and the publish to each connection of a
+// batch) held the P for milliseconds right after each commit, so the
+// next batch's short statements (the lock and the head, the check) waited
+// that long for the batcher to be scheduled again, PostgreSQL's batch
+// connection idle in its transaction meanwhile; given as the write is
+// sent, the answers run while PostgreSQL runs the batch's longest
+// statement. The batcher goroutine only, never its lanes.
+func (b *batcher) hold(f func()) {
+	b.holdMu.Lock()
+	defer b.holdMu.Unlock()
+	b.sendHeldLocked()
+	b.held = f
+	b.holdTimer.Reset(b.maxHold)
+}
+
+// flushHeld hands the held answers, if any, to the answerer.
+func (b *batcher) flushHeld() {
+	b.holdMu.Lock()
+	defer b.holdMu.Unlock()
+	b.sendHeldLocked()
+}
+
+func (b *batcher) sendHeldLocked() {
+	if f := b.held; f != nil {
+		b.held = nil
+		b.answers <- f
+	}
+}
 
 // enqueue runs o in the next batch and returns after the batch has
 // committed (nil), or with o's error, or the commit's. If ctx ends before
@@ -355,6 +426,10 @@ func (b *batcher) loop() {
 	// Every batch (and each of its lanes) has handed its answers over by
 	// the time it returns here: the answerer drains them and exits.
 	defer close(b.answers)
+	defer func() {
+		b.holdTimer.Stop()
+		b.flushHeld() // after Stop: a timer running now hands them over first, in turn
+	}()
 	batch := make([]*op, 0, maxBatch)
 	// carry holds the ops a batch of a log of several shards took from
 	// the queue but left for the next batch (runSharded): they go first.
@@ -366,7 +441,17 @@ func (b *batcher) loop() {
 			clear(carry)
 			carry = carry[:0]
 		} else {
-			o, ok := <-b.queue.Ops()
+			var (
+				o  *op
+				ok bool
+			)
+			select {
+			case o, ok = <-b.queue.Ops():
+			default:
+				// Nothing to run: the held answers go now.
+				b.flushHeld()
+				o, ok = <-b.queue.Ops()
+			}
 			if !ok {
 				return
 			}
@@ -676,6 +761,9 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 	errs := make([]error, len(live))
 	w := &writeTx{tx: tx, ctx: ctx, shards: b.shards, pos: sqlstore.NewHeads(heads), locked: lockedSet(b.shards, shards),
 		noProbe: !probe, Events: b.Begin()}
+	if !b.lanesRunning {
+		w.beforeWrite = b.flushHeld
+	}
 	if bulk {
 		var sends []*sendOp
 		for _, o := range live {
@@ -742,7 +830,12 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 		b.armProbe()
 	}
 	evs := w.Events
-	b.deliver(func() { batchq.Committed(&b.Hooks, &evs, live, errs, start, commitStart, classify) })
+	answer := func() { batchq.Committed(&b.Hooks, &evs, live, errs, start, commitStart, classify) }
+	if b.lanesRunning {
+		b.deliver(answer)
+	} else {
+		b.hold(answer)
+	}
 	return nil
 }
 

@@ -319,6 +319,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 	case len(pending) == 1:
 		so := pending[0]
 		m := &so.msg
+		w.writing()
 		q := qSendWrite
 		if w.foldHeads {
 			q, w.headsWritten = qSendWriteHeads, true
@@ -361,6 +362,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			shards, heads := w.pos.Changed()
 			q, w.headsWritten, args = qBulkSendWriteHeads, true, append(args, shards, int64Array(heads))
 		}
+		w.writing()
 		rows, err := w.query(bg, q, args...)
 		if err != nil {
 			return err

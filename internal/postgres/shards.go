@@ -123,6 +123,9 @@ func (b *batcher) runSharded(ctx context.Context, live []*op, start time.Time, c
 		b.run(ctx, g.ops, g.shards, tx, heads, err, start)
 		return carry
 	}
+	// Lanes hand their answers over at once (deliver), after those held.
+	b.lanesRunning = true
+	defer func() { b.lanesRunning = false }()
 	sem := make(chan struct{}, b.parallel)
 	var wg sync.WaitGroup
 	for _, g := range groups {
