@@ -7,10 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley"
-	"github.com/parleychat/parley/internal/postgres/pgtest"
 )
 
 // heldRun runs two one-send batches, A and B, on a batcher of its own
@@ -21,21 +19,7 @@ import (
 // returns the order of the answers.
 func heldRun(t *testing.T, maxHold time.Duration, check func(answered chan string)) []string {
 	t.Helper()
-	ctx := t.Context()
-	dsn := pgtest.Schema(t)
-	db, err := Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ann, g := userAndGroup(t, db, "ann")
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	b := newBatcher(pool, db.b.keys)
-	defer b.close()
+	b, _, ann, g := ownBatcher(t, nil)
 	b.maxHold = maxHold
 
 	answered := make(chan string, 2)

@@ -37,35 +37,18 @@ func (c countingConn) Write(b []byte) (int, error) {
 // The head the write moved must be the batch's last position.
 func TestBatchRoundTrips(t *testing.T) {
 	ctx := t.Context()
-	dsn := pgtest.Schema(t)
-	db, err := Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ann, g := userAndGroup(t, db, "ann")
-
 	// A batcher of its own, on one connection that counts its writes.
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var writes atomic.Int64
-	cfg.MaxConns = 1
-	// No liveness ping on acquire (pgxpool pings a connection idle for
-	// over a second): a pause on a busy machine would add a write.
-	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
-	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		return countingConn{c, &writes}, err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	b := newBatcher(pool, db.b.keys)
-	defer b.close()
+	b, pool, ann, g := ownBatcher(t, func(cfg *pgxpool.Config) {
+		cfg.MaxConns = 1
+		// No liveness ping on acquire (pgxpool pings a connection idle
+		// for over a second): a pause on a busy machine would add a write.
+		cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+		cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			return countingConn{c, &writes}, err
+		}
+	})
 	// Once it holds the lock, the batcher waits for the ops queued
 	// together (up to 5 s) so they all go into its batch.
 	var together atomic.Int64
@@ -131,4 +114,34 @@ func TestBatchRoundTrips(t *testing.T) {
 	if head != created+int64(n) {
 		t.Errorf("the head is %d after %d sends from %d", head, n, created)
 	}
+}
+
+// ownBatcher opens a store on a schema of its own, holding user ann and a
+// group of hers, and a batcher of its own on a pool of that schema (tune,
+// when set, changes the pool's config first). The test's cleanup closes
+// them all.
+func ownBatcher(t *testing.T, tune func(*pgxpool.Config)) (*batcher, *pgxpool.Pool, parley.User, parley.Conversation) {
+	t.Helper()
+	dsn := pgtest.Schema(t)
+	db, err := Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ann, g := userAndGroup(t, db, "ann")
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	b := newBatcher(pool, db.b.keys)
+	t.Cleanup(b.close)
+	return b, pool, ann, g
 }
