@@ -375,8 +375,9 @@ func (b *batcher) deliver(f func()) {
 const defaultMaxHold = 10 * time.Millisecond
 
 // hold keeps f, a committed batch's answers, back from the answerer
-// until the next batch sends its send write (writeTx.beforeWrite), the
-// batcher finds no op queued (loop), or b.maxHold has passed, whichever
+// until the next batch sends its send write (writeTx.beforeWrite, if the
+// answerer is free then), the batcher finds no op queued (loop), or
+// b.maxHold has passed, whichever
 // comes first; any other hand-over (deliver) gives it first. Why: on one
 // P, the answerer (the replies and the publish to each connection of a
 // batch) held the P for milliseconds right after each commit, so the
@@ -398,6 +399,25 @@ func (b *batcher) flushHeld() {
 	b.holdMu.Lock()
 	defer b.holdMu.Unlock()
 	b.sendHeldLocked()
+}
+
+// offerHeld hands the held answers to the answerer if it is free now,
+// without waiting: the batcher calls it inside a batch transaction,
+// holding the positions lock, which must not wait for the answerer (a
+// slow publish would hold every node's writes); when the answerer is
+// busy they go with the next hand-over, or holdTimer's.
+func (b *batcher) offerHeld() {
+	if !b.holdMu.TryLock() {
+		return // holdTimer is handing them over
+	}
+	defer b.holdMu.Unlock()
+	if f := b.held; f != nil {
+		select {
+		case b.answers <- f:
+			b.held = nil
+		default:
+		}
+	}
 }
 
 func (b *batcher) sendHeldLocked() {
@@ -762,7 +782,7 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 	w := &writeTx{tx: tx, ctx: ctx, shards: b.shards, pos: sqlstore.NewHeads(heads), locked: lockedSet(b.shards, shards),
 		noProbe: !probe, Events: b.Begin()}
 	if !b.lanesRunning {
-		w.beforeWrite = b.flushHeld
+		w.beforeWrite = b.offerHeld
 	}
 	if bulk {
 		var sends []*sendOp

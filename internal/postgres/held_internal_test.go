@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -119,5 +120,82 @@ func TestHeldAnswersBounded(t *testing.T) {
 	}
 	if order[0] != "A" {
 		t.Errorf("answered in the order %v, want A first", order)
+	}
+}
+
+// TestHeldNeverWaitsInTx: a batch never waits for the answerer inside
+// its transaction (holding the positions lock, which every node's writes
+// need): with the answerer stuck in batch X's answers, batch Z still
+// reaches its COMMIT, though Y's answers are held for its write
+// (batcher.offerHeld); they go once the answerer is free, X, Y, Z in
+// order. The waits are bounds (20 s, deadlock detectors: nothing is
+// timed).
+func TestHeldNeverWaitsInTx(t *testing.T) {
+	b, _, ann, g := ownBatcher(t, nil)
+	b.maxHold = time.Hour // only the hand-overs under test
+	answered := make(chan string, 3)
+	send := func(client string) {
+		o := newSendOp(parley.NewMessage{ConversationID: g.ID, SenderID: ann.ID, ClientID: client, Type: parley.Text, Text: "hi"}, 1)
+		b.queue.EnqueueManyAsync([]*op{o}, func(_ int, err error) {
+			if err = cmp.Or(err, o.send.err); err != nil {
+				t.Errorf("send %s: %v", client, err)
+			}
+			answered <- client
+		})
+	}
+	var (
+		stuck    = make(chan struct{}) // closed to free the answerer
+		once     bool
+		commits  int
+		before   = make(chan int, 3) // a batch is about to commit
+		zCommits = make(chan struct{})
+	)
+	b.SetAnswerHooks(func() {
+		if !once { // the answerer's goroutine only
+			once = true
+			select {
+			case <-stuck:
+			case <-time.After(20 * time.Second):
+			}
+		}
+	}, func() {})
+	b.beforeCommit = func(context.Context, pgx.Tx) {
+		commits++
+		before <- commits
+		if commits == 3 {
+			close(zCommits)
+			return
+		}
+		// X and Y: wait for the next send to be queued.
+		for range 5000 {
+			if len(b.queue.Ops()) > 0 {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Error("the next send was never queued")
+	}
+	send("X")
+	<-before
+	send("Y")
+	<-before
+	send("Z")
+	select {
+	case <-zCommits:
+	case <-time.After(20 * time.Second):
+		t.Error("batch Z did not reach its COMMIT while the answerer was busy")
+	}
+	close(stuck)
+	var order []string
+	for range 3 {
+		select {
+		case c := <-answered:
+			order = append(order, c)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("answers so far: %v", order)
+		}
+	}
+	if fmt.Sprint(order) != "[X Y Z]" {
+		t.Errorf("answered in the order %v, want [X Y Z]", order)
 	}
 }
