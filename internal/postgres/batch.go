@@ -377,9 +377,8 @@ const defaultMaxHold = 10 * time.Millisecond
 // hold keeps f, a committed batch's answers, back from the answerer
 // until the next batch sends its send write (writeTx.beforeWrite, if the
 // answerer is free then), the batcher finds no op queued (loop), or
-// b.maxHold has passed, whichever
-// comes first; any other hand-over (deliver) gives it first. Why: on one
-// P, the answerer (the replies and the publish to each connection of a
+// b.maxHold has passed, whichever comes first; any other hand-over
+// (deliver) gives it first. Why: on one P, the answerer (the replies and the publish to each connection of a
 // batch) held the P for milliseconds right after each commit, so the
 // next batch's short statements (the lock and the head, the check) waited
 // that long for the batcher to be scheduled again, PostgreSQL's batch
