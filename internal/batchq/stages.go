@@ -23,11 +23,16 @@ const (
 	// ops (with the server's answer hooks: handing the batch's events
 	// and replies to the hub), on the batcher.
 	StageAnswer
+	// StageHandover, per batch (PostgreSQL): from the end of its COMMIT
+	// to the start of its answers: kept back for the next batch's write
+	// when writes wait (its batcher's hold, at most 10 ms), then waiting
+	// for the answerer to finish the batch before.
+	StageHandover
 	// NumStages is the number of stages.
 	NumStages
 )
 
-var stageNames = [NumStages]string{"queued", "sql", "commit", "sync", "answer"}
+var stageNames = [NumStages]string{"queued", "sql", "commit", "sync", "answer", "handover"}
 
 // String is the stage's label in parley_store_stage_seconds.
 func (s Stage) String() string {
@@ -46,7 +51,7 @@ type StageObserver func(s Stage, d time.Duration)
 // committed batch took (see Stage); nil removes it. The server records it
 // as parley_store_stage_seconds. Both engines report StageQueued,
 // StageSQL, StageCommit and StageAnswer; the SQLite store also its
-// fsyncs.
+// fsyncs, PostgreSQL's the hand-over to its answerer.
 // As the batch observer, it may be replaced at any time (the pointer is
 // atomic).
 func (h *Hooks) SetStageObserver(f func(s Stage, d time.Duration)) {

@@ -849,7 +849,11 @@ func (b *batcher) runTx(ctx context.Context, tx pgx.Tx, shards []int, heads []in
 		b.armProbe()
 	}
 	evs := w.Events
-	answer := func() { batchq.Committed(&b.Hooks, &evs, live, errs, start, commitStart, classify) }
+	committed := time.Now()
+	answer := func() {
+		b.ObserveStage(batchq.StageHandover, time.Since(committed))
+		batchq.Committed(&b.Hooks, &evs, live, errs, start, commitStart, classify)
+	}
 	if b.lanesRunning {
 		b.deliver(answer)
 	} else {

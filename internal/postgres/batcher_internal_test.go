@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/batchq"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
 )
 
@@ -152,11 +154,23 @@ func ownBatcher(t *testing.T, tune func(*pgxpool.Config)) (*batcher, *pgxpool.Po
 // so A commits with an op queued (batcher.hold), and check runs on the
 // batcher goroutine while B holds the lock, before B's check and write.
 // check gets A's answer channel (it must put back what it takes). It
-// returns the order of the answers.
-func heldRun(t *testing.T, maxHold time.Duration, check func(answered chan string)) []string {
+// returns the order of the answers and the hand-over stage's durations,
+// in the order observed.
+func heldRun(t *testing.T, maxHold time.Duration, check func(answered chan string)) ([]string, []time.Duration) {
 	t.Helper()
 	b, _, ann, g := ownBatcher(t, nil)
 	b.maxHold = maxHold
+	var (
+		mu        sync.Mutex
+		handovers []time.Duration
+	)
+	b.SetStageObserver(func(s batchq.Stage, d time.Duration) {
+		if s == batchq.StageHandover {
+			mu.Lock()
+			handovers = append(handovers, d)
+			mu.Unlock()
+		}
+	})
 
 	answered := make(chan string, 2)
 	send := asyncSender(t, b, ann, g, answered)
@@ -185,7 +199,9 @@ func heldRun(t *testing.T, maxHold time.Duration, check func(answered chan strin
 	send("B") // queued as A commits
 	<-checked
 	order := collect(t, answered, 2)
-	return order
+	mu.Lock()
+	defer mu.Unlock()
+	return order, handovers
 }
 
 // TestAnswersWaitForNextWrite: when ops are queued as a batch commits,
@@ -197,7 +213,7 @@ func heldRun(t *testing.T, maxHold time.Duration, check func(answered chan strin
 // sends succeed, A answered first.
 func TestAnswersWaitForNextWrite(t *testing.T) {
 	early := false
-	order := heldRun(t, time.Hour, func(answered chan string) {
+	order, handovers := heldRun(t, time.Hour, func(answered chan string) {
 		select {
 		case c := <-answered:
 			early = true
@@ -207,6 +223,11 @@ func TestAnswersWaitForNextWrite(t *testing.T) {
 	})
 	if early {
 		t.Error("batch A was answered while batch B held the lock, before B's write")
+	}
+	// The hand-over stage shows the wait: A was kept back for the whole
+	// 1 s check.
+	if len(handovers) < 2 || handovers[0] < time.Second {
+		t.Errorf("parley_store_stage_seconds{stage=\"handover\"} observed %v, want A's first, at least 1 s", handovers)
 	}
 	if order[0] != "A" {
 		t.Errorf("answered in the order %v, want A first", order)
@@ -219,7 +240,7 @@ func TestAnswersWaitForNextWrite(t *testing.T) {
 // A's answer (bound: 20 s, a deadlock detector: nothing is timed).
 func TestHeldAnswersBounded(t *testing.T) {
 	got := false
-	order := heldRun(t, defaultMaxHold, func(answered chan string) {
+	order, _ := heldRun(t, defaultMaxHold, func(answered chan string) {
 		select {
 		case c := <-answered:
 			got = true
