@@ -19,7 +19,7 @@ def q(b, x):
             return (lo + (le - lo) * (t - c0) / max(c - c0, 1)) * 1000 if le != float('inf') else lo * 1000
         lo, c0 = le, c
 out = []
-for k in [('parley_send_wake_seconds', None), ('parley_send_ack_seconds', 'ws')] + [('parley_store_stage_seconds', s) for s in ('queued', 'sql', 'commit', 'sync')] + [('parley_event_delivery_lag_seconds', None)]:
+for k in [('parley_send_wake_seconds', None), ('parley_send_ack_seconds', 'ws')] + [('parley_store_stage_seconds', s) for s in ('queued', 'sql', 'commit', 'sync', 'answer', 'handover')] + [('parley_event_delivery_lag_seconds', None)]:
     if k in h:
         b = sorted(h[k]); out.append(f"{dict(parley_send_wake_seconds='wake', parley_send_ack_seconds='ack').get(k[0]) or k[1] or 'lag'} {q(b,.5):.2f}/{q(b,.99):.1f}/{q(b,.999):.1f}")
 print('  '.join(out))
