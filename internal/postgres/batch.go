@@ -27,13 +27,13 @@ import (
 // the positions advisory lock and reads the head, then takes every op
 // queued by then (up to maxBatch) and runs them in that ONE transaction:
 // the sends together in two bulk statements (bulk.go), every other op
-// inside a SAVEPOINT (an op that fails rolls back alone). It writes the new
-// head (in the sends' write when the batch holds nothing else: four round
-// trips for a batch of sends, BEGIN with the lock and the head, the check,
-// the write and COMMIT), commits once, and only then answers each waiter. Batches of
-// different nodes take turns on the lock, so positions stay dense and in
-// commit order cluster-wide; the writes that queue while a node waits for
-// the lock all go into its next batch.
+// inside a SAVEPOINT (an op that fails rolls back alone). It writes the
+// new head (in the sends' write when the batch holds nothing else: four
+// round trips for a batch of sends, BEGIN with the lock and the head, the
+// check, the write and COMMIT), commits once, and only then answers each
+// waiter. Batches of different nodes take turns on the lock, so positions
+// stay dense and in commit order cluster-wide; the writes that queue while
+// a node waits for the lock all go into its next batch.
 //
 // A committed batch is published and answered by a second goroutine, the
 // answerer, while the batcher already runs the next batch: publishing
@@ -374,21 +374,21 @@ func (b *batcher) deliver(f func()) {
 // answered.
 const defaultMaxHold = 10 * time.Millisecond
 
-// hold keeps f, a committed batch's answers, back from the answerer
-// until the next batch sends its send write (writeTx.beforeWrite, if the
+// hold keeps f, a committed batch's answers, back from the answerer until
+// the next batch sends its send write (writeTx.beforeWrite, if the
 // answerer is free then), the batcher finds no op queued (loop), or
 // b.maxHold has passed, whichever comes first; any other hand-over
-// (deliver) gives it first. Why: on one P, the answerer (the replies and the publish to each connection of a
-// batch) held the P for milliseconds right after each commit, so the
-// next batch's short statements (the lock and the head, the check) waited
-// that long for the batcher to be scheduled again, PostgreSQL's batch
-// connection idle in its transaction meanwhile; given as the write is
-// sent, the answers run while PostgreSQL runs the batch's longest
-// statement. (With thousands of writes in flight, the lock and the check
-// take longer than maxHold, and most answers go at the bound: still after
-// the short round trips that follow a commit. The handover stage of
-// parley_store_stage_seconds shows it.) The batcher goroutine only, never
-// its lanes.
+// (deliver) gives it first. Why: on one P, the answerer (the replies and
+// the publish to each connection of a batch) held the P for milliseconds
+// right after each commit, so the next batch's short statements (the lock
+// and the head, the check) waited that long for the batcher to be
+// scheduled again, PostgreSQL's batch connection idle in its transaction
+// meanwhile; given as the write is sent, the answers run while PostgreSQL
+// runs the batch's longest statement. (With thousands of writes in flight,
+// the lock and the check take longer than maxHold, and most answers go at
+// the bound: still after the short round trips that follow a commit. The
+// handover stage of parley_store_stage_seconds shows it.) The batcher
+// goroutine only, never its lanes.
 func (b *batcher) hold(f func()) {
 	b.holdMu.Lock()
 	defer b.holdMu.Unlock()
@@ -548,12 +548,11 @@ const defaultHoldIdle = 5 * time.Second
 // batches fail (`unavailable`, retried by clients) instead of hanging.
 // BEGIN and the statements are pipelined in one round trip (pgx's
 // Batch.BeginTx): a BEGIN of its own cost the batcher a round trip right
-// after the previous batch's commit, when the node's P is busiest with
-// its answers, and PostgreSQL's batch connection sat idle in that
-// transaction for a sixth of the time under `parley bench write`
-// (docs/benchmarks.md, "PostgreSQL writes: BEGIN in the lock's round
-// trip"). Under READ COMMITTED each statement takes its snapshot when it
-// starts, and
+// after the previous batch's commit, when the node's P is busiest with its
+// answers, and PostgreSQL's batch connection sat idle in that transaction
+// for a sixth of the time under `parley bench write` (docs/benchmarks.md,
+// "PostgreSQL writes: BEGIN in the lock's round trip"). Under READ
+// COMMITTED each statement takes its snapshot when it starts, and
 // PostgreSQL runs a pipeline's statements one after the other, so the head
 // is read by a statement that starts once the lock is held and cannot miss
 // the batch that committed just before. (One statement doing both would
