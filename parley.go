@@ -54,6 +54,13 @@ const (
 	// QuoteRunes is how many code points of a parent's text a reply's
 	// quote carries.
 	QuoteRunes = 100
+	// MaxUnreadCount bounds a conversation's unread_count and
+	// unread_mentions: they count up to it, and a value of MaxUnreadCount
+	// means that many or more (a client shows "99+"). Counting is the
+	// only part of a conversation list whose work grows with history: a
+	// user away from a hundred busy groups would otherwise have each
+	// list read every message they missed.
+	MaxUnreadCount = 99
 	// ResumeLimit is how many missed events a resume replays at most. A
 	// client further behind than this gets a resync instead and refetches
 	// its state; nothing is skipped silently.

@@ -35,14 +35,16 @@ const (
 
 	// qViews lists conversations as a viewer sees them; qView is one of them.
 	// The unread count is derived from positions, never stored.
+	// The counts stop at parley.MaxUnreadCount (the LIMIT inside each), so
+	// a row reads at most that many unread messages whatever the backlog.
 	qViewsBase = `SELECT ` + conversationCols + `, mb.read_seq,
-		(SELECT COUNT(*) FROM messages x
+		(SELECT COUNT(*) FROM (SELECT 1 FROM messages x
 			WHERE x.conversation_id = c.id AND x.seq > mb.read_seq
 			AND x.sender_id != mb.user_id AND x.deleted_at IS NULL
-			AND NOT ` + blockedSender + `),
-		(SELECT COUNT(*) FROM mentions y JOIN messages x ON x.id = y.message_id
+			AND NOT ` + blockedSender + ` LIMIT ` + maxUnread + `) u),
+		(SELECT COUNT(*) FROM (SELECT 1 FROM mentions y JOIN messages x ON x.id = y.message_id
 			WHERE y.user_id = mb.user_id AND y.conversation_id = c.id AND y.seq > mb.read_seq
-			AND NOT ` + blockedSender + `),
+			AND NOT ` + blockedSender + ` LIMIT ` + maxUnread + `) u),
 		mb.muted, ` + archivedExpr + `, ` + requestExpr + `,
 		` + messageCols + `
 		FROM members mb
@@ -52,6 +54,10 @@ const (
 		LEFT JOIN users su ON su.id = m.sender_id
 		LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins + `
 		WHERE mb.user_id = $1 AND mb.left_pos IS NULL`
+	// maxUnread is parley.MaxUnreadCount in SQL (a constant: the
+	// statements are; storetest's Unread checks the two agree).
+	maxUnread = "99"
+
 	// A declined request is left out of the list (qView still finds it).
 	qViews = qViewsBase + ` AND mb.request != 2 ORDER BY c.last_activity_at DESC, c.id DESC`
 	qView  = qViewsBase + ` AND c.id = $2`

@@ -274,6 +274,33 @@ func testUnread(t *testing.T, s parley.Store) {
 	if got := unread(a); got != 1 {
 		t.Errorf("a unread = %d, want 1", got)
 	}
+
+	// The counts stop at parley.MaxUnreadCount: b, who has read
+	// everything, gets one more than that from a, each mentioning b; the
+	// list and the one conversation say MaxUnreadCount for both counts.
+	texts := make([]string, parley.MaxUnreadCount+1)
+	for i := range texts {
+		texts[i] = fmt.Sprint("many ", i, " @", b.Name)
+	}
+	replyMany(t, s, conv.ID, a, texts...)
+	one := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), b.ID, conv.ID))
+	list := must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), b.ID))
+	if len(list) != 1 {
+		t.Fatalf("b's list: %d conversations, want 1", len(list))
+	}
+	for _, cv := range []parley.Conversation{one, list[0]} {
+		if cv.UnreadCount != parley.MaxUnreadCount || cv.UnreadMentions != parley.MaxUnreadCount {
+			t.Errorf("b with %d unread, each a mention: unread %d, mentions %d; want %d for both",
+				len(texts), cv.UnreadCount, cv.UnreadMentions, parley.MaxUnreadCount)
+		}
+	}
+	// Read up to one below the cap: the rest is counted exactly again.
+	if _, err := s.MarkRead(ctx(t), b.ID, conv.ID, one.LastSeq-parley.MaxUnreadCount+2); err != nil {
+		t.Fatal(err)
+	}
+	if got := unread(b); got != parley.MaxUnreadCount-2 {
+		t.Errorf("b unread after reading all but %d = %d", parley.MaxUnreadCount-2, got)
+	}
 }
 
 func testMessages(t *testing.T, s parley.Store) {
