@@ -122,6 +122,37 @@ func TestUnreadCountsFollowEvents(t *testing.T) {
 	})
 }
 
+// TestUnreadCountsStopAtMax: past parley.MaxUnreadCount unread messages
+// the cached count stays at it, as the server's does, whether it came
+// from events or from the server's list, and counts exactly again once
+// reading brings it below.
+func TestUnreadCountsStopAtMax(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, alice, bob, cv := twoInGroup(t, "bob")
+		ctx := context.Background()
+		settledList(t, alice)
+		for i := range parley.MaxUnreadCount + 2 {
+			m, _ := bob.Send(ctx, cv.ID, fmt.Sprint("m", i))
+			if _, err := m.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkUnread(t, b, alice, "alice", cv.ID, parley.MaxUnreadCount)
+		alice2 := bubbleUsers(t, b, "alice")[0]
+		mustList(t, alice2)
+		checkUnread(t, b, alice2, "alice", cv.ID, parley.MaxUnreadCount)
+		m, _ := bob.Send(ctx, cv.ID, "one more")
+		m.Wait(ctx)
+		checkUnread(t, b, alice2, "alice", cv.ID, parley.MaxUnreadCount)
+		truth := settled(t, b, "alice", cv.ID)
+		if _, err := alice.MarkRead(ctx, cv.ID, truth.LastSeq-3); err != nil {
+			t.Fatal(err)
+		}
+		checkUnread(t, b, alice, "alice", cv.ID, 3)
+		checkUnread(t, b, alice2, "alice", cv.ID, 3)
+	})
+}
+
 // TestUnreadCountsUnderConcurrentChanges: rounds of sends, deletes,
 // partial reads and refetches racing each other; after each round the
 // cached count equals the server's, whichever way replies and events

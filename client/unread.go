@@ -50,6 +50,10 @@ type unreadDel struct {
 	at  uint64 // evSeq of the event
 }
 
+// count is the unread count as the server would give it now: at most
+// parley.MaxUnreadCount (the server's count stops there, so its count
+// of MaxUnreadCount means that many or more, and messages after it
+// cannot take the count above it).
 func (u *unread) count() int64 {
 	n := int64(0)
 	if u.read < u.base {
@@ -60,7 +64,7 @@ func (u *unread) count() int64 {
 			n++
 		}
 	}
-	return n
+	return min(n, parley.MaxUnreadCount)
 }
 
 // mentions is the unread messages that mention the user.
@@ -74,7 +78,7 @@ func (u *unread) mentions() int64 {
 			n++
 		}
 	}
-	return n
+	return min(n, parley.MaxUnreadCount)
 }
 
 // mention records whether a message newer than the server's count
