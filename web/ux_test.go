@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
 )
@@ -65,6 +66,30 @@ func TestUnreadBadgeAfterDelete(t *testing.T) {
 
 	bob.click("open the chat", `[data-testid=conversation][data-title=alice]`)
 	bob.wait("read: no badge", badge("alice")+` === ''`)
+}
+
+// TestUnreadBadgeStopsAt99: past parley.MaxUnreadCount unread messages
+// the badge and the tab's title say "99+", both when the client counted
+// the messages as they came and after a reload, when the count is the
+// server's (which stops at 99).
+func TestUnreadBadgeStopsAt99(t *testing.T) {
+	browser := newBrowser(t)
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
+	aliceToken, _ := srv.Register(t, "alice", "alice-password-1")
+	bob := &page{t: t, name: "bob", tab: newTab(t, browser, srv.URL)}
+	bob.register("bob-password-1")
+
+	conv := apiJSON(t, "POST", srv.URL+"/v1/conversations/direct", aliceToken, map[string]string{"username": "bob"})
+	convID := conv["id"].(string)
+	apiSend(t, srv.URL, aliceToken, convID, "first", "first")
+	bob.wait("one unread", badge("alice")+` === '1'`)
+	for i := range parley.MaxUnreadCount + 1 {
+		apiSend(t, srv.URL, aliceToken, convID, fmt.Sprintf("u-%d", i), fmt.Sprintf("unread %d", i))
+	}
+	const at99 = ` === '99+' && document.title === '(99+) Parley'`
+	bob.wait("99+ from the events", badge("alice")+at99)
+	bob.do("reload", chromedp.Reload())
+	bob.wait("99+ from the server's list", badge("alice")+at99)
 }
 
 // TestRefusedFileInWords: a file the server will never take (text bytes

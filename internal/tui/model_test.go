@@ -110,7 +110,7 @@ func conversations() []parley.Conversation {
 	return []parley.Conversation{
 		{ID: "c1", Kind: parley.Direct, Members: []parley.Member{{UserID: "alice", Name: "alice"}, {UserID: "bob", Name: "bob"}}, UnreadCount: 2},
 		{ID: "c2", Kind: parley.Group, Title: "team", Members: []parley.Member{{UserID: "alice", Name: "alice"}, {UserID: "bob", Name: "bob"}, {UserID: "carol", Name: "carol"}}},
-		{ID: "c3", Kind: parley.Direct, Members: []parley.Member{{UserID: "alice", Name: "alice"}, {UserID: "carol", Name: "carol"}}, UnreadCount: 11},
+		{ID: "c3", Kind: parley.Direct, Members: []parley.Member{{UserID: "alice", Name: "alice"}, {UserID: "carol", Name: "carol"}}, UnreadCount: parley.MaxUnreadCount},
 	}
 }
 
@@ -128,7 +128,7 @@ func TestConversationList(t *testing.T) {
 	for _, l := range lines[:4] {
 		list = append(list, strings.TrimRight(strings.SplitN(l, "│", 2)[0], " "))
 	}
-	want := []string{"Conversations", "● bob                   2", "# team", "○ carol                11"}
+	want := []string{"Conversations", "● bob                   2", "# team", "○ carol               99+"}
 	if diff := cmp.Diff(want, list); diff != "" {
 		t.Errorf("list (-want +got):\n%s", diff)
 	}

@@ -98,7 +98,9 @@ func (m *Model) listLines(w, n int) []string {
 		}
 		dot := m.dot(cv)
 		count := ""
-		if cv.UnreadCount > 0 {
+		if cv.UnreadCount >= parley.MaxUnreadCount {
+			count = fmt.Sprintf(" %d+", parley.MaxUnreadCount) // the server counts no further
+		} else if cv.UnreadCount > 0 {
 			count = fmt.Sprintf(" %d", cv.UnreadCount)
 		}
 		if cv.UnreadMentions > 0 {

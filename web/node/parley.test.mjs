@@ -61,6 +61,37 @@ test('parley.d.ts declares exactly what parley.js exports', async () => {
   assert.deepEqual(declared, Object.keys(parley).sort());
 });
 
+test('unreadLabel: the count, or 99+ where the server stops counting', async () => {
+  const { MAX_UNREAD_COUNT, unreadLabel } = parley;
+  assert.equal(MAX_UNREAD_COUNT, 99);
+  assert.equal(unreadLabel(0), '0');
+  assert.equal(unreadLabel(MAX_UNREAD_COUNT - 1), '98');
+  assert.equal(unreadLabel(MAX_UNREAD_COUNT), '99+');
+  assert.equal(unreadLabel(250), '99+');
+});
+
+test('the server counts unread messages up to MAX_UNREAD_COUNT', live, async () => {
+  const { sessions } = await registerAll('ua', 'ub');
+  const [a, b] = sessions;
+  const call = async (s, method, path, body) => {
+    const res = await fetch(`${baseURL}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': 'application/json' },
+      body: body && JSON.stringify(body),
+    });
+    assert.ok(res.ok, `${method} ${path}: ${res.status} ${await res.clone().text()}`);
+    return res.json();
+  };
+  const cv = await call(a, 'POST', '/v1/conversations/group', { title: 'many', member_ids: [b.user.id] });
+  for (let i = 0; i <= parley.MAX_UNREAD_COUNT; i++) {
+    await call(a, 'POST', `/v1/conversations/${cv.id}/messages`, { client_id: `many-${i}`, text: `m ${i}` });
+  }
+  const seen = await call(b, 'GET', `/v1/conversations/${cv.id}`);
+  assert.equal(seen.last_seq, parley.MAX_UNREAD_COUNT + 1);
+  assert.equal(seen.unread_count, parley.MAX_UNREAD_COUNT);
+  assert.equal(parley.unreadLabel(seen.unread_count), '99+');
+});
+
 test('package.json points at the module and its declarations', async () => {
   const pkg = JSON.parse(await readFile(new URL('../static/package.json', import.meta.url), 'utf8'));
   assert.equal(pkg.exports['.'].default, './parley.js');

@@ -6,7 +6,7 @@
 // message that arrives twice (a history page racing a live event, a replay
 // after a reconnect) is drawn once, in its place.
 
-import { Client, State, ParleyError, login, register } from './parley.js';
+import { Client, State, ParleyError, login, register, unreadLabel } from './parley.js';
 import {
   archivedToggle,
   initMembers,
@@ -548,7 +548,7 @@ ui.notifyEnable.addEventListener('click', async () => {
 function renderTitle() {
   let total = 0;
   for (const c of app.convs.values()) total += c.unread_count || 0;
-  document.title = total ? `(${total}) Parley` : 'Parley';
+  document.title = total ? `(${unreadLabel(total)}) Parley` : 'Parley';
 }
 
 // ---------- conversations ----------
@@ -676,7 +676,7 @@ function renderConversations() {
           'data-conversation-id': conv.id,
           'data-title': title,
           'aria-current': conv.id === app.open ? 'true' : 'false',
-          'data-label': `${title}${other ? (online ? ', online' : ', offline') : ''}${unread ? `, ${unread} unread` : ''}${mentioned ? ', you are mentioned' : ''}`,
+          'data-label': `${title}${other ? (online ? ', online' : ', offline') : ''}${unread ? `, ${unreadLabel(unread)} unread` : ''}${mentioned ? ', you are mentioned' : ''}`,
           onclick: () => openConversation(conv.id),
         },
         h('span', {
@@ -691,7 +691,7 @@ function renderConversations() {
               'span',
               { class: `badge${mentioned ? ' mentioned' : ''}` },
               mentioned ? h('span', { 'data-testid': 'unread-mentions', 'aria-hidden': 'true' }, '@') : null,
-              h('span', { 'data-testid': 'unread' }, String(unread)),
+              h('span', { 'data-testid': 'unread' }, unreadLabel(unread)),
               h('span', { class: 'visually-hidden' }, mentioned ? ' unread, you are mentioned' : ' unread'),
             )
           : h('span'),

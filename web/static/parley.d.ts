@@ -18,6 +18,10 @@ export declare const DELIVERED_EVERY_MS: number;
 export declare const TYPING_EXPIRY_MS: number;
 /** The most different emoji one message holds (docs/protocol.md, react). */
 export declare const MAX_REACTION_KINDS: number;
+/** Where unread_count and unread_mentions stop: that value means that many or more. */
+export declare const MAX_UNREAD_COUNT: number;
+/** A count of unread messages as shown: the number, or "99+" from MAX_UNREAD_COUNT up. */
+export declare function unreadLabel(n: number): string;
 export declare const IMAGE_MAX_SIDE: number;
 export declare const IMAGE_MAX_PIXELS: number;
 

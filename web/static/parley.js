@@ -39,6 +39,21 @@ export const TYPING_EXPIRY_MS = 5000;
 /** The most different emoji one message holds (docs/protocol.md, react). */
 export const MAX_REACTION_KINDS = 20;
 /**
+ * MAX_UNREAD_COUNT is where a conversation's unread_count and
+ * unread_mentions stop (docs/protocol.md, Conversation): that value
+ * means that many or more.
+ */
+export const MAX_UNREAD_COUNT = 99;
+
+/**
+ * unreadLabel is how a count of unread messages reads: the number, or
+ * "99+" from MAX_UNREAD_COUNT up (a count this client keeps from events
+ * may pass it; the server's stops there).
+ */
+export function unreadLabel(n) {
+  return n >= MAX_UNREAD_COUNT ? `${MAX_UNREAD_COUNT}+` : String(n);
+}
+/**
  * DELIVERED_EVERY_MS is how often, at most, noteDelivered reports what
  * this client received (docs/protocol.md, delivered: the reference
  * clients' rate, like the Go SDK's DefaultDeliveredInterval).
