@@ -191,6 +191,48 @@ func BenchmarkEventsFor(b *testing.B) {
 	}
 }
 
+// BenchmarkConversationsBacklog: the conversation list of a user away
+// from 100 busy groups, with 1000 unread messages in each (100,000 in
+// all, from another member). The list's unread counts stop at
+// parley.MaxUnreadCount, so it reads at most that many a group, not the
+// whole backlog.
+func BenchmarkConversationsBacklog(b *testing.B) {
+	const groups, backlog = 100, 1000
+	db, users, _ := benchSetup(b, 2, 0)
+	ctx := b.Context()
+	reader, writer := users[0], users[1]
+	convs := make([]string, groups)
+	for i := range groups {
+		g, _, err := db.CreateGroup(ctx, writer.ID, fmt.Sprint("G", i), []string{reader.ID})
+		if err != nil {
+			b.Fatal(err)
+		}
+		convs[i] = g.ID
+	}
+	nms := make([]parley.NewMessage, 0, groups*backlog)
+	for i := range groups * backlog {
+		nms = append(nms, parley.NewMessage{ConversationID: convs[i%groups], SenderID: writer.ID,
+			ClientID: fmt.Sprint("m", i), Type: parley.Text, Text: "while you were away"})
+	}
+	for chunk := range slices.Chunk(nms, 4000) {
+		db.SendMessages(ctx, chunk, func(i int, _ parley.Message, _ []parley.Event, err error) {
+			if err != nil {
+				b.Fatalf("send %d: %v", i, err)
+			}
+		})
+	}
+	b.ReportAllocs()
+	var unread int64
+	for b.Loop() {
+		list, err := db.Conversations(ctx, reader.ID)
+		if err != nil || len(list) != groups {
+			b.Fatalf("%d conversations, %v", len(list), err)
+		}
+		unread = list[0].UnreadCount
+	}
+	b.ReportMetric(float64(unread), "unread/conv")
+}
+
 // BenchmarkSendMessagesRooms: the load tool's `write` scenario against the
 // store alone: 1000 single-member groups, each sender keeping runs of 4
 // sends going with SendMessages (as the server hands a connection's
