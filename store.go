@@ -237,6 +237,19 @@ type BulkReader interface {
 	ContactsOf(ctx context.Context, userIDs []string) (map[string][]string, error)
 }
 
+// ConversationPager is implemented by stores that read a user's
+// conversation list a page at a time, so that a page costs what its
+// conversations cost, not what the whole list does (the server then asks
+// for one page per `conversations` request).
+type ConversationPager interface {
+	// ConversationsPage returns at most limit (at least 1) of what
+	// Conversations returns for userID, in its order (newest activity
+	// first, equal times: the greater id first), starting after the
+	// conversation with activity afterAt and id afterID; afterID ""
+	// starts at the top.
+	ConversationsPage(ctx context.Context, userID string, afterAt time.Time, afterID string, limit int) ([]Conversation, error)
+}
+
 // NewMessage is what a sender asks to store.
 type NewMessage struct {
 	ConversationID string

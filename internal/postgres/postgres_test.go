@@ -83,10 +83,22 @@ func TestReadOnlyIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestConversationsPageTies: see storetest.ConversationsPage.
+func TestConversationsPageTies(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	storetest.ConversationsPage(t, open(t, dsn), execOn(dsn))
+}
+
 // TestRolesMigration: see storetest.RolesMigration.
 func TestRolesMigration(t *testing.T) {
 	dsn := pgtest.Schema(t)
-	storetest.RolesMigration(t, func(t *testing.T) parley.Store { return open(t, dsn) }, func(t *testing.T, stmt string) {
+	storetest.RolesMigration(t, func(t *testing.T) parley.Store { return open(t, dsn) }, execOn(dsn))
+}
+
+// execOn runs a statement on the database at dsn, on a connection of
+// its own; a failure fails the test.
+func execOn(dsn string) func(t *testing.T, stmt string) {
+	return func(t *testing.T, stmt string) {
 		conn, err := pgx.Connect(t.Context(), dsn)
 		if err != nil {
 			t.Fatal(err)
@@ -95,5 +107,5 @@ func TestRolesMigration(t *testing.T) {
 		if _, err := conn.Exec(t.Context(), stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
 		}
-	})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -62,6 +63,36 @@ func seedGroups(t *testing.T, srv *servertest.Server, n, members int) []string {
 		t.Fatal(err)
 	}
 	return convs
+}
+
+// TestConversationsDefaultPage: with no limit, a page holds at most
+// ConvChunk conversations (the store reads one page, not the list), then
+// the rest follows the cursor.
+func TestConversationsDefaultPage(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.Server.SetHTTPReplyBytes(4 << 20) // the bound here is the count, not the bytes
+	want := seedGroups(t, srv, server.ConvChunk+5, 0)
+	aTok := srv.Token(t, "alice", "alice")
+	var got []parley.Conversation
+	cursor := ""
+	var sizes []int
+	for len(sizes) < 3 {
+		r := httpDo(t, srv, "GET", "/v1/conversations?cursor="+url.QueryEscape(cursor), aTok, "")
+		if r.status != 200 {
+			t.Fatalf("GET /v1/conversations: %d %s", r.status, r.body)
+		}
+		p := decodeJSON[protocol.ConversationList](t, r.body)
+		got = append(got, p.Conversations...)
+		sizes = append(sizes, len(p.Conversations))
+		if !p.HasMore {
+			break
+		}
+		cursor = p.Next
+	}
+	if !slices.Equal(sizes, []int{server.ConvChunk, 5}) {
+		t.Fatalf("pages of %v conversations, want [%d 5]", sizes, server.ConvChunk)
+	}
+	checkConversationOrder(t, "default pages", got, want)
 }
 
 // TestConversationsReplyByteCap: a user in more conversations than fit in

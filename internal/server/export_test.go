@@ -14,6 +14,10 @@ const RequestQueue = requestQueue
 // MaxBatchBytes is the bound of one batched message.
 const MaxBatchBytes = maxBatchBytes
 
+// ConvChunk is the most conversations a page holds when the client sets
+// no limit.
+const ConvChunk = convChunk
+
 // PausedConns counts the registered connections the server is not reading
 // from for its own reasons (see conn.paused).
 func (s *Server) PausedConns() int {

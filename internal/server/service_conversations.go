@@ -21,9 +21,9 @@ const MaxConversationsPage = 1000
 // activity first (ties by id, descending), at most maxBytes of them in
 // JSON (see MaxReplyBytes) and at most d.Limit; has_more and next say to
 // ask again with next as the cursor, which returns the conversations that
-// come after the page's last one in that order. The store has no paged
-// query: each page is cut from the user's whole list, which keeps the
-// server's memory per request that of the list, not the reply's bytes.
+// come after the page's last one in that order. A store that reads the
+// list a page at a time (parley.ConversationPager: both engines) reads
+// only the page; otherwise each page is cut from the user's whole list.
 func (s *service) conversations(ctx context.Context, u parley.User, d protocol.Conversations, maxBytes int) (protocol.ConversationList, error) {
 	if err := s.limits.reads.check(u.ID); err != nil {
 		return protocol.ConversationList{}, err
@@ -38,12 +38,31 @@ func (s *service) conversations(ctx context.Context, u parley.User, d protocol.C
 			return protocol.ConversationList{}, err
 		}
 	}
+	if p, ok := s.store.(parley.ConversationPager); ok {
+		// One page from the store: limit, or convChunk when the client
+		// asked for as many as fit, and one more to know if more follow.
+		n := d.Limit
+		if n == 0 {
+			n = convChunk
+		}
+		cs, err := p.ConversationsPage(ctx, u.ID, after.at, after.id, n+1)
+		if err != nil {
+			return protocol.ConversationList{}, err
+		}
+		return pageConversations(cs, convCursor{}, n, maxBytes), nil
+	}
 	cs, err := s.store.Conversations(ctx, u.ID)
 	if err != nil {
 		return protocol.ConversationList{}, err
 	}
 	return pageConversations(cs, after, d.Limit, maxBytes), nil
 }
+
+// convChunk is the most conversations a page holds when the client
+// leaves the count to the server ("as many as fit"): about what fits in
+// a reply's bytes anyway (a conversation with its members takes a few
+// hundred bytes to a few KiB), and a bound on what one page reads.
+const convChunk = 256
 
 // convCursor is a place in the conversation list: the last activity and
 // id of the conversation a page ended with. Its text form is

@@ -258,7 +258,13 @@ func TestNameKeyFill(t *testing.T) {
 // TestRolesMigration: see storetest.RolesMigration.
 func TestRolesMigration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
-	storetest.RolesMigration(t, func(t *testing.T) parley.Store { return open(t, path) }, func(t *testing.T, stmt string) {
+	storetest.RolesMigration(t, func(t *testing.T) parley.Store { return open(t, path) }, execOn(path))
+}
+
+// execOn runs a statement on the database file at path, on a connection
+// of its own; a failure fails the test.
+func execOn(path string) func(t *testing.T, stmt string) {
+	return func(t *testing.T, stmt string) {
 		raw, err := sql.Open("sqlite", "file:"+path)
 		if err != nil {
 			t.Fatal(err)
@@ -267,7 +273,13 @@ func TestRolesMigration(t *testing.T) {
 		if _, err := raw.ExecContext(t.Context(), stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
 		}
-	})
+	}
+}
+
+// TestConversationsPageTies: see storetest.ConversationsPage.
+func TestConversationsPageTies(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	storetest.ConversationsPage(t, open(t, path), execOn(path))
 }
 
 // pageSizeOf reads the page size of the database file at path.

@@ -62,6 +62,21 @@ const (
 	qViews = qViewsBase + ` AND mb.request != 2 ORDER BY c.last_activity_at DESC, c.id DESC`
 	qView  = qViewsBase + ` AND c.id = $2`
 
+	// qPageIDs: the ids of a page of the list (args: viewer, the
+	// activity and id the page starts after ("" for the top), limit), in
+	// qViews's order. Cheap per conversation (the viewer's memberships
+	// and the conversations' keys), so the views and members below are
+	// read for the page's conversations only.
+	qPageIDs = `SELECT c.id FROM members mb JOIN conversations c ON c.id = mb.conversation_id
+		WHERE mb.user_id = $1 AND mb.left_pos IS NULL AND mb.request != 2
+			AND ($3 = '' OR c.last_activity_at < $2 OR (c.last_activity_at = $2 AND c.id < $3))
+		ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $4 + 0`
+	// qViewsPage and qMembersOfPage are qViews and qMembersOfViewer for
+	// the conversations of qPageIDs (same args).
+	qViewsPage = qViewsBase + ` AND c.id IN (SELECT id FROM (` + qPageIDs + `) p)
+		ORDER BY c.last_activity_at DESC, c.id DESC`
+	qMembersOfPage = qMembersOfViewerBase + ` AND mine.conversation_id IN (SELECT id FROM (` + qPageIDs + `) p)` + membersOrder
+
 	// archivedExpr: the member (mb) archived the conversation (c) and no
 	// message came since.
 	archivedExpr = `(mb.archived_seq IS NOT NULL AND mb.archived_seq >= c.last_seq)`
@@ -74,11 +89,15 @@ const (
 		WHERE mb.conversation_id = $1 AND mb.left_pos IS NULL
 		ORDER BY mb.joined_pos, mb.user_id`
 	// qMembersOfViewer: every member of every conversation of the viewer.
-	qMembersOfViewer = `SELECT mb.conversation_id, mb.user_id, u.name, ` + viewedReadSeq + `, mb.role, ` + viewedDeliveredSeq + profileCols + `
+	qMembersOfViewer = qMembersOfViewerBase + membersOrder
+	// qMembersOfViewerBase is qMembersOfViewer but its order (also
+	// qMembersOfPage's start).
+	qMembersOfViewerBase = `SELECT mb.conversation_id, mb.user_id, u.name, ` + viewedReadSeq + `, mb.role, ` + viewedDeliveredSeq + profileCols + `
 		FROM members mine
 		JOIN members mb ON mb.conversation_id = mine.conversation_id AND mb.left_pos IS NULL
 		JOIN users u ON u.id = mb.user_id
-		WHERE mine.user_id = $1 AND mine.left_pos IS NULL
+		WHERE mine.user_id = $1 AND mine.left_pos IS NULL`
+	membersOrder = `
 		ORDER BY mb.conversation_id, mb.joined_pos, mb.user_id`
 	// qMembersFor is qMembers as viewer $2 sees them (viewedReadSeq).
 	qMembersFor = `SELECT mb.user_id, u.name, ` + viewedReadSeq + `, mb.role, ` + viewedDeliveredSeq + profileCols + ` FROM members mb

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/parleychat/parley"
 )
@@ -155,10 +156,25 @@ func (s *Store) Credentials(ctx context.Context, name string) (parley.User, []by
 
 // Conversations implements parley.Store.
 func (s *Store) Conversations(ctx context.Context, userID string) ([]parley.Conversation, error) {
+	return s.views(ctx, qViews, qMembersOfViewer, userID)
+}
+
+// ConversationsPage implements parley.ConversationPager.
+func (s *Store) ConversationsPage(ctx context.Context, userID string, afterAt time.Time, afterID string, limit int) ([]parley.Conversation, error) {
+	if limit < 1 {
+		return nil, invalidf("a page holds at least one conversation")
+	}
+	return s.views(ctx, qViewsPage, qMembersOfPage, userID, s.d.Time(afterAt), afterID, limit)
+}
+
+// views reads conversations as userID sees them (qViews or qViewsPage)
+// and their members (the matching members statement), in one read.
+func (s *Store) views(ctx context.Context, qViews, qMembers, userID string, args ...any) ([]parley.Conversation, error) {
+	args = append([]any{userID}, args...)
 	var convs []parley.Conversation
 	err := s.e.Read(ctx, func(q Querier) error {
 		var err error
-		convs, err = scanAll(query(q.Query(ctx, qViews, userID)), s.scanView)
+		convs, err = scanAll(query(q.Query(ctx, qViews, args...)), s.scanView)
 		if err != nil {
 			return err
 		}
@@ -171,7 +187,7 @@ func (s *Store) Conversations(ctx context.Context, userID string) ([]parley.Conv
 			conv string
 			m    parley.Member
 		}
-		ms, err := scanAll(query(q.Query(ctx, qMembersOfViewer, userID)), func(r Row) (member, error) {
+		ms, err := scanAll(query(q.Query(ctx, qMembers, args...)), func(r Row) (member, error) {
 			var x member
 			return x, r.Scan(&x.conv, &x.m.UserID, &x.m.Name, &x.m.ReadSeq, (*string)(&x.m.Role),
 				&x.m.DeliveredSeq, &x.m.DisplayName, &x.m.AvatarID)

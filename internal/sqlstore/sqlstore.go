@@ -192,6 +192,7 @@ type Complete interface {
 	parley.MultiSender
 	parley.AsyncSender
 	parley.BulkReader
+	parley.ConversationPager
 	parley.WebhookQueue
 	parley.APIKeyStore
 	parley.Searcher

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/parleychat/parley"
 )
@@ -219,6 +222,67 @@ func testUpdateConversationRules(t *testing.T, s parley.Store) {
 	// A non-member cannot change it.
 	_, _, err = s.UpdateConversation(ctx(t), outsider.ID, conv.ID, parley.ConversationChange{Add: []string{outsider.ID}})
 	wantCode(t, "a non-member adding themselves", err, parley.ENOTFOUND)
+}
+
+func testConversationsPage(t *testing.T, s parley.Store) { ConversationsPage(t, s, nil) }
+
+// ConversationsPage: the list read a page at a time, at every page size,
+// is the list Conversations reads, in its order, with the same views and
+// members; a declined request is left out of both. exec, when not nil,
+// runs SQL on the store's database: every conversation is then given
+// the same activity time, so the order rests on the ids alone (equal
+// times are rare otherwise: they are taken to the microsecond).
+func ConversationsPage(t *testing.T, s parley.Store, exec func(t *testing.T, stmt string)) {
+	p := optional[parley.ConversationPager](t, s)
+	a, b, c := newUser(t, s, "pagea"), newUser(t, s, "pageb"), newUser(t, s, "pagec")
+	newDirect(t, s, a, b)
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			if _, _, err := s.CreateGroup(ctx(t), b.ID, fmt.Sprint("P", i), []string{a.ID, c.ID}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	g := newGroup(t, s, a, "G", b, c)
+	send(t, s, g.ID, b, "to the top")
+	stranger := newUser(t, s, "pagestranger")
+	declined := newDirect(t, s, stranger, a)
+	if _, _, err := optional[parley.Consenter](t, s).AnswerRequest(ctx(t), a.ID, declined.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if exec != nil {
+		exec(t, `UPDATE conversations SET last_activity_at = (SELECT MIN(last_activity_at) FROM conversations)`)
+	}
+	full := must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID))
+	if len(full) != 8 {
+		t.Fatalf("Conversations: %d, want 8 (the declined request left out)", len(full))
+	}
+	if exec != nil && !full[0].LastActivityAt.Equal(full[len(full)-1].LastActivityAt) {
+		t.Fatalf("activity times not made equal: %v to %v", full[0].LastActivityAt, full[len(full)-1].LastActivityAt)
+	}
+	for _, limit := range []int{1, 2, 3, 7, 8, 100} {
+		var got []parley.Conversation
+		var at time.Time
+		var after string
+		for range len(full) + 1 {
+			page := must[[]parley.Conversation](t, "ConversationsPage")(p.ConversationsPage(ctx(t), a.ID, at, after, limit))
+			if len(page) > limit {
+				t.Fatalf("limit %d: a page of %d", limit, len(page))
+			}
+			got = append(got, page...)
+			if len(page) < limit {
+				break
+			}
+			at, after = page[len(page)-1].LastActivityAt, page[len(page)-1].ID
+		}
+		if diff := cmp.Diff(full, got); diff != "" {
+			t.Fatalf("limit %d: pages differ from Conversations (-full +pages):\n%s", limit, diff)
+		}
+	}
+	_, err := p.ConversationsPage(ctx(t), a.ID, time.Time{}, "", 0)
+	wantCode(t, "ConversationsPage(limit 0)", err, parley.EINVALID)
 }
 
 func testConversations(t *testing.T, s parley.Store) {

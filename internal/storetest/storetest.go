@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"MarkRead", testMarkRead},
 		{"Unread", testUnread},
 		{"Conversations", testConversations},
+		{"ConversationsPage", testConversationsPage},
 		{"Contacts", testContacts},
 		{"ContactsDirect", testContactsDirect},
 		{"Messages", testMessages},
