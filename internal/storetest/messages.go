@@ -294,7 +294,8 @@ func testUnread(t *testing.T, s parley.Store) {
 				len(texts), cv.UnreadCount, cv.UnreadMentions, parley.MaxUnreadCount)
 		}
 	}
-	// Read up to one below the cap: the rest is counted exactly again.
+	// Read all but MaxUnreadCount-2 of them: below the cap the count is
+	// exact again.
 	if _, err := s.MarkRead(ctx(t), b.ID, conv.ID, one.LastSeq-parley.MaxUnreadCount+2); err != nil {
 		t.Fatal(err)
 	}
