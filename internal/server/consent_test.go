@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -265,4 +266,32 @@ func TestRequestsAndConsent(t *testing.T) {
 	if got.Request != parley.RequestPending {
 		t.Errorf("grace's conversation under everyone: request %q", got.Request)
 	}
+}
+
+// TestResumePastBlockedRun: a resume replays every event its user may see,
+// however many events of a user they blocked come first. The replay reads
+// the log a page at a time and takes a short page for its end; a page
+// emptied by the block (more of bob's messages than the first page holds)
+// once ended it there, and carol's message after them was never replayed.
+func TestResumePastBlockedRun(t *testing.T) {
+	srv := servertest.Start(t)
+	aliceTok, bobTok, carolTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob"), srv.Token(t, "carol", "Carol")
+	a := connect(t, srv, aliceTok, nil)
+	b, c := connect(t, srv, bobTok, nil), connect(t, srv, carolTok, nil)
+	var g parley.Conversation
+	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "team", MemberIDs: []string{"bob", "carol"}}, &g)
+	a.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
+	from := a.event(parley.EventUserBlocked).Pos
+	a.ws.CloseNow()
+
+	for i := range 40 { // the replay's first page is 16 events, later ones larger
+		b.send(g.ID, fmt.Sprint("b", i), fmt.Sprint("hidden ", i))
+	}
+	want := c.send(g.ID, "c0", "for alice")
+	back := connect(t, srv, aliceTok, &from)
+	got := back.eventBy(parley.EventNewMessage, "carol")
+	if got.Message == nil || got.Message.ID != want.ID {
+		t.Fatalf("replayed %+v, want carol's message %s", got, want.ID)
+	}
+	back.heardNone(parley.EventNewMessage, "bob")
 }

@@ -25,18 +25,21 @@ func (dialect) HeadSQL() string { return `SELECT COALESCE(MAX(pos), 0) FROM even
 // limit events from the conversation's index, bounded by the window, so
 // the sort sees at most windows x limit rows, however far behind the user
 // is, and the joins run only for those. The user's own events of no
-// conversation (sqlstore.UserEventsSQL) join them; sqlstore.ReplayFilter
-// leaves out what a block hides.
+// conversation (sqlstore.UserEventsSQL) join them. sqlstore.ReplayFilter
+// leaves out what a block hides inside the subquery, before its LIMIT:
+// filtered after it, a run of limit hidden events emptied the window and
+// cut the page short, which the server's replay takes for "caught up".
 func (dialect) EventsForSQL() string {
 	return `SELECT * FROM (SELECT ` + sqlstore.EventCols + ` FROM members w
-		JOIN events e ON e.id IN (SELECT x.id FROM events x
-			WHERE x.conversation_id = w.conversation_id AND x.shard = $4
-			AND x.pos > max($2, w.joined_pos - 1)
-			AND x.pos <= COALESCE(w.left_pos, 9223372036854775807)
-			AND (x.recipient IS NULL OR x.recipient = w.user_id)
-			ORDER BY x.pos LIMIT $3 + 0)
+		JOIN events e ON e.id IN (SELECT e.id FROM events e
+			WHERE e.conversation_id = w.conversation_id AND e.shard = $4
+			AND e.pos > max($2, w.joined_pos - 1)
+			AND e.pos <= COALESCE(w.left_pos, 9223372036854775807)
+			AND (e.recipient IS NULL OR e.recipient = w.user_id)
+			AND ` + sqlstore.ReplayFilter + `
+			ORDER BY e.pos LIMIT $3 + 0)
 		` + sqlstore.EventJoins + `
-		WHERE w.user_id = $1 AND ` + sqlstore.ReplayFilter + `
+		WHERE w.user_id = $1
 		ORDER BY e.pos LIMIT $3 + 0)
 		UNION ALL SELECT * FROM (` + sqlstore.UserEventsSQL + `)
 		ORDER BY 1 LIMIT $3 + 0`

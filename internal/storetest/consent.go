@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -427,6 +428,34 @@ func noPositions(t *testing.T, what string, e parley.Event) {
 	for _, m := range e.Conversation.Members {
 		if m.ReadSeq != 0 || m.DeliveredSeq != 0 {
 			t.Errorf("%s: event %d's snapshot shows %s at read_seq %d, delivered_seq %d", what, e.Pos, m.Name, m.ReadSeq, m.DeliveredSeq)
+		}
+	}
+}
+
+// testBlockedRunReplay: a page of EventsFor is never cut short by events
+// a block hides. The server's replay takes a short page for "caught up",
+// so a run of a blocked user's events longer than the page, followed by
+// an event the viewer may see, must still yield that event.
+func testBlockedRunReplay(t *testing.T, s parley.Store) {
+	cs := optional[parley.Consenter](t, s)
+	a, b, c := newUser(t, s, "brra"), newUser(t, s, "brrb"), newUser(t, s, "brrc")
+	group := newGroup(t, s, a, "G", b, c)
+	if _, err := cs.Block(ctx(t), a.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	from := must[int64](t, "Head")(s.Head(ctx(t)))
+	for i := range 12 {
+		send(t, s, group.ID, b, fmt.Sprint("hidden ", i))
+	}
+	seen := send(t, s, group.ID, c, "for a")
+	for _, limit := range []int{1, 3, 5, 100} {
+		got := must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), a.ID, from, limit))
+		if len(got) != 1 || got[0].Message == nil || got[0].Message.ID != seen.ID {
+			var types []string
+			for _, e := range got {
+				types = append(types, fmt.Sprint(e.Pos, " ", e.Type))
+			}
+			t.Errorf("EventsFor(a, %d, limit %d) = %v, want c's newMessage alone", from, limit, types)
 		}
 	}
 }
