@@ -61,6 +61,15 @@ const (
 	// user away from a hundred busy groups would otherwise have each
 	// list read every message they missed.
 	MaxUnreadCount = 99
+	// ListWindow bounds what a conversation list reads of each
+	// conversation: its unread counts and its last_message are taken
+	// from the conversation's newest ListWindow messages. Deleted
+	// messages and those of a user the viewer blocked count for nothing
+	// but are read all the same, so without it a run of them (any
+	// member can delete their own messages) would make every other
+	// member's list read the whole run. Past the window the counts stop
+	// early (they are capped anyway) and last_message is absent.
+	ListWindow = 500
 	// ResumeLimit is how many missed events a resume replays at most. A
 	// client further behind than this gets a resync instead and refetches
 	// its state; nothing is skipped silently.

@@ -35,28 +35,39 @@ const (
 
 	// qViews lists conversations as a viewer sees them; qView is one of them.
 	// The unread count is derived from positions, never stored.
-	// The counts stop at parley.MaxUnreadCount (the LIMIT inside each), so
-	// a row reads at most that many unread messages whatever the backlog.
+	// The counts stop at parley.MaxUnreadCount (the LIMIT inside each),
+	// and every scan of messages stays inside the conversation's newest
+	// parley.ListWindow (listFloor): a row reads at most that many
+	// messages whatever the backlog, deleted and hidden ones included.
 	qViewsBase = `SELECT ` + conversationCols + `, mb.read_seq,
 		(SELECT COUNT(*) FROM (SELECT 1 FROM messages x
-			WHERE x.conversation_id = c.id AND x.seq > mb.read_seq
+			WHERE x.conversation_id = c.id AND x.seq > ` + unreadFloor + `
 			AND x.sender_id != mb.user_id AND x.deleted_at IS NULL
 			AND NOT ` + blockedSender + ` LIMIT ` + maxUnread + `) u),
 		(SELECT COUNT(*) FROM (SELECT 1 FROM mentions y JOIN messages x ON x.id = y.message_id
-			WHERE y.user_id = mb.user_id AND y.conversation_id = c.id AND y.seq > mb.read_seq
+			WHERE y.user_id = mb.user_id AND y.conversation_id = c.id AND y.seq > ` + unreadFloor + `
 			AND NOT ` + blockedSender + ` LIMIT ` + maxUnread + `) u),
 		mb.muted, ` + archivedExpr + `, ` + requestExpr + `,
 		` + messageCols + `
 		FROM members mb
 		JOIN conversations c ON c.id = mb.conversation_id
 		LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = (SELECT x.seq FROM messages x
-			WHERE x.conversation_id = c.id AND NOT ` + blockedSender + ` ORDER BY x.seq DESC LIMIT 1)
+			WHERE x.conversation_id = c.id AND x.seq > ` + listFloor + ` AND NOT ` + blockedSender + `
+			ORDER BY x.seq DESC LIMIT 1)
 		LEFT JOIN users su ON su.id = m.sender_id
 		LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins + `
 		WHERE mb.user_id = $1 AND mb.left_pos IS NULL`
 	// maxUnread is parley.MaxUnreadCount in SQL (a constant: the
 	// statements are; storetest's Unread checks the two agree).
 	maxUnread = "99"
+	// listFloor: the seq below the conversation's (c) newest
+	// parley.ListWindow messages (storetest's ListWindow checks the
+	// number). unreadFloor is the larger of it and the viewer's (mb)
+	// read position, as one expression: given two lower bounds on seq,
+	// SQLite ranges its index scan on one and filters on the other,
+	// which could again walk from the read position.
+	listFloor   = `c.last_seq - 500`
+	unreadFloor = `CASE WHEN mb.read_seq > ` + listFloor + ` THEN mb.read_seq ELSE ` + listFloor + ` END`
 
 	// A declined request is left out of the list (qView still finds it).
 	qViews = qViewsBase + ` AND mb.request != 2 ORDER BY c.last_activity_at DESC, c.id DESC`

@@ -459,3 +459,53 @@ func testBlockedRunReplay(t *testing.T, s parley.Store) {
 		}
 	}
 }
+
+// testListWindow: a conversation list reads each conversation's newest
+// parley.ListWindow messages, no more: its unread counts and last_message
+// come from them. A run of messages hidden from the viewer (a user they
+// blocked) pushes older ones out of the window; without the window every
+// list walked the whole run.
+func testListWindow(t *testing.T, s parley.Store) {
+	cs := optional[parley.Consenter](t, s)
+	a, b, c := newUser(t, s, "lwa"), newUser(t, s, "lwb"), newUser(t, s, "lwc")
+	conv := newGroup(t, s, a, "G", b, c)
+	if _, err := cs.Block(ctx(t), b.ID, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	mention := "@" + b.Name
+	replyMany(t, s, conv.ID, a, "one "+mention, "two "+mention, "three "+mention) // seq 1-3
+	hidden := func(n int) {
+		t.Helper()
+		texts := make([]string, n)
+		for i := range texts {
+			texts[i] = fmt.Sprint("hidden ", i, " ", mention)
+		}
+		replyMany(t, s, conv.ID, c, texts...)
+	}
+	check := func(when string, unread, mentions, last int64) {
+		t.Helper()
+		one := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), b.ID, conv.ID))
+		list := must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), b.ID))
+		if len(list) != 1 {
+			t.Fatalf("b's list: %d conversations", len(list))
+		}
+		for _, cv := range []parley.Conversation{one, list[0]} {
+			var seq int64
+			if cv.LastMessage != nil {
+				seq = cv.LastMessage.Seq
+			}
+			if cv.UnreadCount != unread || cv.UnreadMentions != mentions || seq != last {
+				t.Errorf("%s (last_seq %d): unread %d, mentions %d, last_message seq %d; want %d, %d, %d",
+					when, cv.LastSeq, cv.UnreadCount, cv.UnreadMentions, seq, unread, mentions, last)
+			}
+		}
+	}
+	hidden(parley.ListWindow - 3)
+	check("a's three messages and the run fill the window", 3, 3, 3)
+	hidden(1)
+	check("the first left the window", 2, 2, 3)
+	hidden(2)
+	check("all three left the window", 0, 0, 0)
+	m := send(t, s, conv.ID, a, "four")
+	check("a new message", 1, 0, m.Seq)
+}

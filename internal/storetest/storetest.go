@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Flags", testFlags},
 		{"Block", testBlock},
 		{"BlockedRunReplay", testBlockedRunReplay},
+		{"ListWindow", testListWindow},
 		{"Consent", testConsent},
 		{"Requests", testRequests},
 		{"Send", testSend},
