@@ -43,6 +43,13 @@ const (
 	// DefaultPageLimit and MaxPageLimit bound a page of history.
 	DefaultPageLimit = 50
 	MaxPageLimit     = 100
+	// HistoryWindow bounds what a page of history reads: the
+	// HistoryWindow seqs next to its cursor. Messages of a user the
+	// viewer blocked are left out of pages but read all the same, so a
+	// page over a run of them may come back short or empty, with
+	// MessagePage.Next where reading stopped; without the bound one page
+	// would walk the whole run.
+	HistoryWindow = 1000
 	// MaxClientIDLen is the longest client-made message id.
 	MaxClientIDLen = 64
 	// MaxReactionKinds is the most distinct emoji one message may carry

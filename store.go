@@ -312,11 +312,18 @@ type MessageQuery struct {
 }
 
 // MessagePage is a page of messages in ascending Seq order. HasMore says
-// whether there are more in the direction of the query (older for Before
-// and newest, newer for After).
+// whether there may be more in the direction of the query (older for
+// Before and newest, newer for After), to ask for with Next.
 type MessagePage struct {
 	Messages []Message `json:"messages"`
 	HasMore  bool      `json:"has_more"`
+	// Next, set when HasMore, is the cursor of the following page: its
+	// Before for a newest or Before page, its After for an After page. It
+	// is the page's last message's Seq in that direction when the page is
+	// full, or where reading stopped (HistoryWindow) when messages hidden
+	// from the viewer filled the window: such a page is short, even
+	// empty, and the pages after it may be too.
+	Next int64 `json:"next,omitempty"`
 }
 
 // Now is the store's clock, in UTC and rounded to microseconds so times

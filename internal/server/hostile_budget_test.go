@@ -268,7 +268,8 @@ func TestHostileHubOverflowLosesNothing(t *testing.T) {
 // TestReplyByteCap: history and events pages of large messages are cut to
 // the reply cap with has_more set, and a client following the cursors
 // gets every message (and event) exactly once, in both directions, on the
-// WebSocket and over HTTP.
+// WebSocket and over HTTP. A history page cut short says where it was cut
+// (next).
 func TestReplyByteCap(t *testing.T) {
 	srv := servertest.Start(t)
 	const n = 100
@@ -297,10 +298,19 @@ func TestReplyByteCap(t *testing.T) {
 			if !p.HasMore {
 				return seqs
 			}
+			// A page cut to the cap ends where it was cut: next is the
+			// edge message's seq.
+			edge := p.Messages[0].Seq
 			if q.After != nil {
-				q.After = protocol.Cursor(p.Messages[len(p.Messages)-1].Seq)
+				edge = p.Messages[len(p.Messages)-1].Seq
+			}
+			if p.Next != edge {
+				t.Fatalf("%s: next %d, want the page's edge %d", name, p.Next, edge)
+			}
+			if q.After != nil {
+				q.After = protocol.Cursor(p.Next)
 			} else {
-				q.Before = protocol.Cursor(p.Messages[0].Seq)
+				q.Before = protocol.Cursor(p.Next)
 			}
 		}
 	}

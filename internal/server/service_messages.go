@@ -146,8 +146,8 @@ func historyQuery(d protocol.History) (parley.MessageQuery, error) {
 // history returns a page of messages, at most maxBytes of them in JSON
 // (see MaxReplyBytes). A page cut short keeps the messages next to the
 // cursor the query started from (the newest for a newest or before page,
-// the oldest for an after page) and says has_more, so a client following
-// the cursors gets every message once.
+// the oldest for an after page) and says has_more with next, so a client
+// following next gets every message once.
 func (s *service) history(ctx context.Context, u parley.User, d protocol.History, maxBytes int) (parley.MessagePage, error) {
 	if err := limitedConversationOp(s.limits.reads, u.ID, d.ConversationID); err != nil {
 		return parley.MessagePage{}, err
@@ -170,8 +170,10 @@ func (s *service) history(ctx context.Context, u parley.User, d protocol.History
 	if n := fitting(p.Messages, maxBytes, fromBack); n < len(p.Messages) {
 		if fromBack {
 			p.Messages = p.Messages[len(p.Messages)-n:]
+			p.Next = p.Messages[0].Seq
 		} else {
 			p.Messages = p.Messages[:n]
+			p.Next = p.Messages[n-1].Seq
 		}
 		p.HasMore = true
 	}

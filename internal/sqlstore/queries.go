@@ -203,17 +203,19 @@ const (
 	// $2 is one of them.
 	qReactionKinds = `SELECT COUNT(DISTINCT emoji), COALESCE(MAX(CASE WHEN emoji = $2 THEN 1 ELSE 0 END), 0)
 		FROM reactions WHERE message_id = $1`
-	// A page leaves out the messages of users the viewer (the last
-	// argument) blocked.
-	qPageNewest = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
-		WHERE m.conversation_id = $1 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $3 AND b.blocked_id = m.sender_id)
-		ORDER BY m.seq DESC LIMIT $2 + 0`
+	// A page reads the seqs of one window (args: conversation, the
+	// window's ends, limit, viewer) and leaves out the messages of users
+	// the viewer blocked: qPageBefore the newest with lo <= seq < before,
+	// qPageAfter the oldest with after < seq <= hi.
 	qPageBefore = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
-		WHERE m.conversation_id = $1 AND m.seq < $2 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $4 AND b.blocked_id = m.sender_id)
-		ORDER BY m.seq DESC LIMIT $3 + 0`
+		WHERE m.conversation_id = $1 AND m.seq >= $2 AND m.seq < $3 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $5 AND b.blocked_id = m.sender_id)
+		ORDER BY m.seq DESC LIMIT $4 + 0`
 	qPageAfter = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
-		WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq < $3 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $5 AND b.blocked_id = m.sender_id)
+		WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq <= $3 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $5 AND b.blocked_id = m.sender_id)
 		ORDER BY m.seq ASC LIMIT $4 + 0`
+	// qMembershipLast: the conversation's last_seq when $2 is a member.
+	qMembershipLast = `SELECT c.last_seq FROM members mb JOIN conversations c ON c.id = mb.conversation_id
+		WHERE mb.conversation_id = $1 AND mb.user_id = $2 AND mb.left_pos IS NULL`
 
 	// Events.
 	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at, recipient, shard)

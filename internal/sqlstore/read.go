@@ -240,7 +240,9 @@ func (s *Store) idsAsMember(ctx context.Context, userID, conversationID string, 
 }
 
 // Messages implements parley.Store. With both After and Before set it
-// returns the oldest messages between them.
+// returns the oldest messages between them. A page reads at most
+// parley.HistoryWindow seqs (historyWindow), so messages hidden from the
+// viewer cost it a bounded walk, and says where the next page starts.
 func (s *Store) Messages(ctx context.Context, userID, conversationID string, mq parley.MessageQuery) (parley.MessagePage, error) {
 	limit, err := parley.PageLimit(mq.Limit)
 	if err != nil {
@@ -249,27 +251,22 @@ func (s *Store) Messages(ctx context.Context, userID, conversationID string, mq 
 	if mq.Before < 0 || mq.After < 0 {
 		return parley.MessagePage{}, invalidf("before and after must not be negative")
 	}
-	var page parley.MessagePage
+	var (
+		page parley.MessagePage
+		w    historyWindow
+	)
 	err = s.e.Read(ctx, func(q Querier) error {
-		if _, err := s.readSeq(ctx, q, conversationID, userID); err != nil {
-			return err
+		var last int64
+		if err := q.QueryRow(ctx, qMembershipLast, conversationID, userID).Scan(&last); err != nil {
+			return s.notFound(err, parley.ErrNotFound)
 		}
-		var (
-			rows Rows
-			err  error
-		)
+		w = windowOf(mq, last)
 		// Ask for one more than the page to learn whether there are more.
-		switch {
-		case mq.After > 0 || mq.FromStart:
-			before := mq.Before
-			if before == 0 {
-				before = noBefore
-			}
-			rows, err = q.Query(ctx, qPageAfter, conversationID, mq.After, before, limit+1, userID)
-		case mq.Before > 0:
-			rows, err = q.Query(ctx, qPageBefore, conversationID, mq.Before, limit+1, userID)
-		default:
-			rows, err = q.Query(ctx, qPageNewest, conversationID, limit+1, userID)
+		var rows Rows
+		if w.forward {
+			rows, err = q.Query(ctx, qPageAfter, conversationID, w.from, w.to, limit+1, userID)
+		} else {
+			rows, err = q.Query(ctx, qPageBefore, conversationID, w.to, w.from, limit+1, userID)
 		}
 		page.Messages, err = scanAll(query(rows, err), func(r Row) (parley.Message, error) { return ScanMessage(s.d, r) })
 		if err != nil || len(page.Messages) == 0 {
@@ -288,15 +285,55 @@ func (s *Store) Messages(ctx context.Context, userID, conversationID string, mq 
 	if err != nil {
 		return parley.MessagePage{}, s.wrapInternal(err)
 	}
-	if len(page.Messages) > limit {
+	switch {
+	case len(page.Messages) > limit:
 		page.HasMore = true
 		page.Messages = page.Messages[:limit]
+		page.Next = page.Messages[limit-1].Seq
+	case w.more:
+		page.HasMore, page.Next = true, w.to
 	}
-	if mq.After == 0 && !mq.FromStart {
+	if !w.forward {
 		// Fetched newest first; the page is in ascending order.
 		slices.Reverse(page.Messages)
 	}
 	return page, nil
+}
+
+// historyWindow is the seqs a page of history reads: (from, to] going
+// forward, [to, from) going back, at most parley.HistoryWindow of them;
+// more says seqs the query asked for lie past to.
+type historyWindow struct {
+	forward  bool
+	from, to int64
+	more     bool
+}
+
+// windowOf is the window of mq in a conversation whose newest seq is
+// last. A cursor beyond last is taken as last, so a cursor far out does
+// not make a run of empty pages.
+func windowOf(mq parley.MessageQuery, last int64) historyWindow {
+	const n = parley.HistoryWindow
+	if mq.After > 0 || mq.FromStart {
+		end := last // the last seq asked for
+		if mq.Before > 0 && mq.Before-1 < end {
+			end = mq.Before - 1
+		}
+		w := historyWindow{forward: true, from: mq.After, to: end}
+		if mq.After < end-n {
+			w.to, w.more = mq.After+n, true
+		}
+		return w
+	}
+	before := last + 1
+	if mq.Before > 0 && mq.Before < before {
+		before = mq.Before
+	}
+	w := historyWindow{from: before, to: 1}
+	if before-n > 1 {
+		w.to, w.more = before-n, true
+	}
+	return w
 }
 
 // reactionsOf returns the reactions of messages as viewer sees them, by

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"math"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -1005,9 +1004,6 @@ func (s *Store) DeleteOrphanAttachments(ctx context.Context, before time.Time, l
 	})
 	return int(n), err
 }
-
-// noBefore stands for "no upper bound" in qPageAfter.
-const noBefore = math.MaxInt64
 
 // writeEvents runs body in a write transaction and returns what body left
 // in *v and *events, or the zero T and the error. The engine may run body

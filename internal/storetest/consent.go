@@ -509,3 +509,83 @@ func testListWindow(t *testing.T, s parley.Store) {
 	m := send(t, s, conv.ID, a, "four")
 	check("a new message", 1, 0, m.Seq)
 }
+
+// testHistoryWindow: a page of history reads at most
+// parley.HistoryWindow seqs. Over a run of a blocked user's messages a
+// page comes back short or empty with has_more and Next where reading
+// stopped; following Next either way gives every message the viewer may
+// see exactly once, in few pages. Without the window one page walked the
+// whole run.
+func testHistoryWindow(t *testing.T, s parley.Store) {
+	cs := optional[parley.Consenter](t, s)
+	a, b, c := newUser(t, s, "hwa"), newUser(t, s, "hwb"), newUser(t, s, "hwc")
+	conv := newGroup(t, s, a, "G", b, c)
+	if _, err := cs.Block(ctx(t), b.ID, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	const run = parley.HistoryWindow + 10
+	replyMany(t, s, conv.ID, a, "one", "two", "three") // seq 1-3
+	texts := make([]string, run)
+	for i := range texts {
+		texts[i] = fmt.Sprint("hidden ", i)
+	}
+	replyMany(t, s, conv.ID, c, texts...)       // seq 4-1013
+	replyMany(t, s, conv.ID, a, "four", "five") // seq 1014-1015
+	const last = 3 + run + 2
+	visible := []int64{1, 2, 3, last - 1, last}
+
+	type want struct {
+		seqs    []int64
+		hasMore bool
+		next    int64
+	}
+	for _, tt := range []struct {
+		q    parley.MessageQuery
+		want want
+	}{
+		// The newest page reads seqs 16-1015: two of them are b's to see.
+		{parley.MessageQuery{Limit: 5}, want{[]int64{last - 1, last}, true, last - parley.HistoryWindow + 1}},
+		{parley.MessageQuery{Limit: 1}, want{[]int64{last}, true, last}},
+		{parley.MessageQuery{Before: last - parley.HistoryWindow + 1, Limit: 5}, want{[]int64{1, 2, 3}, false, 0}},
+		{parley.MessageQuery{Before: 500, Limit: 5}, want{[]int64{1, 2, 3}, false, 0}},
+		{parley.MessageQuery{Before: 1500, Limit: 5}, want{[]int64{last - 1, last}, true, last - parley.HistoryWindow + 1}},
+		{parley.MessageQuery{FromStart: true, Limit: 5}, want{[]int64{1, 2, 3}, true, parley.HistoryWindow}},
+		{parley.MessageQuery{After: 3, Limit: 5}, want{nil, true, 3 + parley.HistoryWindow}},
+		{parley.MessageQuery{After: 3 + parley.HistoryWindow, Limit: 5}, want{[]int64{last - 1, last}, false, 0}},
+		{parley.MessageQuery{After: 3, Before: last - 1, Limit: 5}, want{nil, true, 3 + parley.HistoryWindow}},
+		{parley.MessageQuery{After: 3 + parley.HistoryWindow, Before: last - 1, Limit: 5}, want{nil, false, 0}},
+	} {
+		page := must[parley.MessagePage](t, "Messages")(s.Messages(ctx(t), b.ID, conv.ID, tt.q))
+		if got := (want{seqs(page.Messages), page.HasMore, page.Next}); !slices.Equal(got.seqs, tt.want.seqs) || got.hasMore != tt.want.hasMore || got.next != tt.want.next {
+			t.Errorf("Messages(%+v) = %+v, want %+v", tt.q, got, tt.want)
+		}
+	}
+
+	walk := func(q parley.MessageQuery, back bool) (all []int64, pages int) {
+		for {
+			page := must[parley.MessagePage](t, "Messages")(s.Messages(ctx(t), b.ID, conv.ID, q))
+			pages++
+			if back {
+				all = append(seqs(page.Messages), all...)
+				q.Before = page.Next
+			} else {
+				all = append(all, seqs(page.Messages)...)
+				q.After, q.FromStart = page.Next, false
+			}
+			if !page.HasMore || pages > 10 {
+				return all, pages
+			}
+		}
+	}
+	for _, back := range []bool{true, false} {
+		q := parley.MessageQuery{Limit: 2, FromStart: !back}
+		all, pages := walk(q, back)
+		if !slices.Equal(all, visible) || pages > 4 {
+			t.Errorf("walking (back %v) by Next: %v in %d pages, want %v in at most 4", back, all, pages, visible)
+		}
+	}
+	// a sees every message: the window changes nothing for them.
+	if p := must[parley.MessagePage](t, "Messages")(s.Messages(ctx(t), a.ID, conv.ID, parley.MessageQuery{Limit: 5})); len(p.Messages) != 5 || !p.HasMore || p.Next != last-4 {
+		t.Errorf("a's newest page: %v, has_more %v, next %d", seqs(p.Messages), p.HasMore, p.Next)
+	}
+}

@@ -353,6 +353,19 @@ func testMessages(t *testing.T, s parley.Store) {
 		if got := seqs(page.Messages); !slices.Equal(got, tt.want) || page.HasMore != tt.hasMore {
 			t.Errorf("Messages(%+v) = seqs %v has_more %v; want %v %v", tt.q, got, page.HasMore, tt.want, tt.hasMore)
 		}
+		// Nothing is hidden here, so a page with more is full and its
+		// Next is its end in the query's direction.
+		var next int64
+		switch {
+		case !tt.hasMore || len(tt.want) == 0:
+		case tt.q.After > 0 || tt.q.FromStart:
+			next = tt.want[len(tt.want)-1]
+		default:
+			next = tt.want[0]
+		}
+		if page.Next != next {
+			t.Errorf("Messages(%+v).Next = %d, want %d", tt.q, page.Next, next)
+		}
 	}
 	for _, q := range []parley.MessageQuery{{Limit: -1}, {Before: -1}, {After: -1}} {
 		_, err := s.Messages(ctx(t), b.ID, conv.ID, q)
@@ -368,7 +381,7 @@ func testMessages(t *testing.T, s parley.Store) {
 			break
 		}
 		page = must[parley.MessagePage](t, "Messages")(s.Messages(ctx(t), b.ID, conv.ID,
-			parley.MessageQuery{Before: page.Messages[0].Seq, Limit: 7}))
+			parley.MessageQuery{Before: page.Next, Limit: 7}))
 	}
 	if !slices.Equal(all, span(1, n)) {
 		t.Errorf("walking back = %v", all)

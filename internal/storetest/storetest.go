@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Block", testBlock},
 		{"BlockedRunReplay", testBlockedRunReplay},
 		{"ListWindow", testListWindow},
+		{"HistoryWindow", testHistoryWindow},
 		{"Consent", testConsent},
 		{"Requests", testRequests},
 		{"Send", testSend},
