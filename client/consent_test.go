@@ -136,3 +136,71 @@ func zeroPosAt(ev client.Event) client.Event {
 	}
 	return ev
 }
+
+// TestViewPastBlockedRun: a ConversationView pages past a run of more
+// messages of a blocked user than the server reads for one page
+// (parley.HistoryWindow): LoadMore follows the server's next through the
+// pages the run leaves empty, and a live message after one hidden message
+// or a run of them is fetched across the gap. (A fetched message after a
+// gap was once buffered as a live one and fetched again, for ever.)
+func TestViewPastBlockedRun(t *testing.T) {
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
+		cs := bubbleUsers(t, b, "alice", "bob", "carol")
+		alice, bob, carol := cs[0], cs[1], cs[2]
+		g, err := alice.CreateGroup(ctx, "g", []string{"bob", "carol"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.Block(ctx, "carol"); err != nil {
+			t.Fatal(err)
+		}
+		old := sent(t, bob, g.ID, "old")
+		hidden := func(n int) { // in runs the outbox holds
+			t.Helper()
+			for n > 0 {
+				ms := make([]*client.Message, min(n, 500))
+				n -= len(ms)
+				for i := range ms {
+					if ms[i], err = carol.Send(ctx, g.ID, "hidden"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, m := range ms {
+					if _, err := m.Wait(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		hidden(parley.HistoryWindow + 5)
+		last := sent(t, bob, g.ID, "new")
+
+		v, err := alice.OpenConversation(ctx, g.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		for i := 0; v.HasMore() && i < 5; i++ {
+			if _, err := v.LoadMore(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := v.Messages(); v.HasMore() || len(got) != 2 || got[0].ID != old.ID || got[1].ID != last.ID {
+			t.Fatalf("after LoadMore: has_more %v, %d messages %v", v.HasMore(), len(got), got)
+		}
+		// One hidden message: the live one after it leaves a gap the
+		// view fetches across, once.
+		hidden(1)
+		after1 := sent(t, bob, g.ID, "after one")
+		synctest.Wait()
+		if got := v.Messages(); len(got) != 3 || got[2].ID != after1.ID || v.Err() != nil {
+			t.Fatalf("after a live message past one hidden: %d messages, err %v", len(got), v.Err())
+		}
+		hidden(parley.HistoryWindow + 5)
+		newer := sent(t, bob, g.ID, "newer")
+		synctest.Wait()
+		if got := v.Messages(); len(got) != 4 || got[3].ID != newer.ID || v.Err() != nil {
+			t.Fatalf("after a live message past the gap: %d messages, err %v", len(got), v.Err())
+		}
+	})
+}

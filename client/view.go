@@ -29,6 +29,7 @@ type ConversationView struct {
 	mu       sync.Mutex
 	msgs     []parley.Message
 	hasMore  bool
+	older    int64   // with hasMore, LoadMore's cursor: the server's next
 	syncing  bool    // a fetch is under way; live events wait in buf
 	buf      []Event // live events that came during a fetch
 	needSync bool    // a gap (or a resync) was seen during a fetch
@@ -61,10 +62,19 @@ func (c *Client) OpenConversation(ctx context.Context, conversationID string, pa
 		return nil, err
 	}
 	v.mu.Lock()
-	v.msgs, v.hasMore = page.Messages, page.HasMore
+	v.msgs, v.hasMore, v.older = page.Messages, page.HasMore, olderCursor(page)
 	v.mu.Unlock()
 	v.finishSync()
 	return v, nil
+}
+
+// olderCursor is the before cursor of the page older than p: the
+// server's next, or p's oldest message from a server that sends no next.
+func olderCursor(p parley.MessagePage) int64 {
+	if p.Next == 0 && len(p.Messages) > 0 {
+		return p.Messages[0].Seq
+	}
+	return p.Next
 }
 
 // ID is the conversation's id.
@@ -82,7 +92,7 @@ func (v *ConversationView) Messages() []parley.Message {
 // event arrives; an app shows a notice and stops offering to send.
 func (v *ConversationView) Removed() bool { return v.c.IsRemoved(v.id) }
 
-// HasMore reports whether older messages remain to load.
+// HasMore reports whether older messages may remain to load.
 func (v *ConversationView) HasMore() bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -106,15 +116,18 @@ func (v *ConversationView) OnChange(fn func()) {
 }
 
 // LoadMore loads the page of messages before the oldest loaded one and
-// returns how many it added. A page is asked for by Seq (a cursor), so new
-// messages arriving meanwhile cannot shift it.
+// returns how many it added. A page is asked for by Seq (a cursor: the
+// server's next), so new messages arriving meanwhile cannot shift it. It
+// may add none while HasMore stays true: the server reads a bounded
+// window a page (parley.HistoryWindow), and a run of messages of a user
+// this user blocked fills it; call it again.
 func (v *ConversationView) LoadMore(ctx context.Context) (int, error) {
 	v.mu.Lock()
-	if !v.hasMore || len(v.msgs) == 0 {
+	if !v.hasMore || v.older == 0 {
 		v.mu.Unlock()
 		return 0, nil
 	}
-	before := v.msgs[0].Seq
+	before := v.older
 	v.mu.Unlock()
 	var page parley.MessagePage
 	err := v.c.call(ctx, protocol.OpHistory, protocol.History{ConversationID: v.id, Before: protocol.Cursor(before), Limit: v.pageSize}, &page, true)
@@ -123,16 +136,16 @@ func (v *ConversationView) LoadMore(ctx context.Context) (int, error) {
 	}
 	v.mu.Lock()
 	n := 0
-	if len(v.msgs) > 0 && v.msgs[0].Seq == before {
+	if v.hasMore && v.older == before { // no refetch or other LoadMore meanwhile
 		var older []parley.Message
 		for _, m := range page.Messages {
-			if m.Seq < before {
+			if len(v.msgs) == 0 || m.Seq < v.msgs[0].Seq {
 				older = append(older, m)
 			}
 		}
 		n = len(older)
 		v.msgs = append(older, v.msgs...)
-		v.hasMore = page.HasMore
+		v.hasMore, v.older = page.HasMore, olderCursor(page)
 	}
 	v.mu.Unlock()
 	v.changed()
@@ -210,6 +223,21 @@ func (v *ConversationView) applyLocked(ev Event) bool {
 	default:
 		return true
 	}
+	if v.placeLocked(m, false) {
+		return true
+	}
+	buf := v.buf
+	v.buf = append([]Event{ev}, buf...)
+	return false
+}
+
+// placeLocked puts m in the loaded messages: in place when loaded (a page
+// and a live event overlap), or after the newest. A live message after a
+// gap is not placed (false): the seqs between must be fetched first. A
+// fetched one is placed whatever its seq: the fetch read every seq up to
+// it, so none it lacks is one this user may see (a message of a user
+// they blocked keeps its seq and leaves a gap for good).
+func (v *ConversationView) placeLocked(m parley.Message, fetched bool) bool {
 	newest := int64(0)
 	if n := len(v.msgs); n > 0 {
 		newest = v.msgs[n-1].Seq
@@ -229,12 +257,10 @@ func (v *ConversationView) applyLocked(ev Event) bool {
 			}
 		}
 		return true
-	case m.Seq == newest+1 || (len(v.msgs) == 0 && !v.hasMore && m.Seq == 1):
+	case fetched || m.Seq == newest+1 || (len(v.msgs) == 0 && !v.hasMore && m.Seq == 1):
 		v.msgs = append(v.msgs, m)
 		return true
 	}
-	buf := v.buf
-	v.buf = append([]Event{ev}, buf...)
 	return false
 }
 
@@ -327,11 +353,14 @@ func (v *ConversationView) startSyncLocked() {
 	}
 	v.syncing = true
 	v.c.spawn(func(ctx context.Context) {
+		// after: the seq read up to, from the loaded messages and the
+		// server's next (a page may end past its last message: a window
+		// of messages hidden by a block).
+		after := int64(0)
 		for {
 			v.mu.Lock()
-			after := int64(0)
 			if n := len(v.msgs); n > 0 {
-				after = v.msgs[n-1].Seq
+				after = max(after, v.msgs[n-1].Seq)
 			}
 			v.mu.Unlock()
 			q := protocol.History{ConversationID: v.id, After: protocol.Cursor(after), Limit: parley.MaxPageLimit}
@@ -347,10 +376,10 @@ func (v *ConversationView) startSyncLocked() {
 			}
 			v.mu.Lock()
 			if after == 0 {
-				v.msgs, v.hasMore = page.Messages, page.HasMore
+				v.msgs, v.hasMore, v.older = page.Messages, page.HasMore, olderCursor(page)
 			} else {
 				for _, m := range page.Messages {
-					v.applyLocked(NewMessage{Message: m})
+					v.placeLocked(m, true)
 				}
 			}
 			v.err = nil
@@ -358,6 +387,7 @@ func (v *ConversationView) startSyncLocked() {
 			if after == 0 || !page.HasMore {
 				break
 			}
+			after = max(after, page.Next) // an older server sends none: the messages say
 		}
 		v.finishSync()
 	})
@@ -369,7 +399,7 @@ func (v *ConversationView) finishSync() {
 	v.mu.Lock()
 	if v.needSync {
 		v.needSync, v.syncing = false, false
-		v.msgs, v.hasMore, v.buf = nil, false, nil
+		v.msgs, v.hasMore, v.older, v.buf = nil, false, 0, nil
 		v.startSyncLocked()
 		v.mu.Unlock()
 		return
@@ -402,7 +432,7 @@ func (v *ConversationView) reset() {
 		v.mu.Unlock()
 		return
 	}
-	v.msgs, v.hasMore, v.buf = nil, false, nil
+	v.msgs, v.hasMore, v.older, v.buf = nil, false, 0, nil
 	v.startSyncLocked()
 	v.mu.Unlock()
 }

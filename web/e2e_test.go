@@ -205,7 +205,7 @@ func apiHistory(t *testing.T, baseURL, token, conversationID string) []string {
 }
 
 // apiMessages returns all of a conversation's messages in Seq order,
-// paging backwards with the before cursor.
+// paging backwards with the before cursor the server gives (next).
 func apiMessages(t *testing.T, baseURL, token, conversationID string) []parley.Message {
 	t.Helper()
 	var all []parley.Message
@@ -215,18 +215,15 @@ func apiMessages(t *testing.T, baseURL, token, conversationID string) []parley.M
 		if before > 0 {
 			url += fmt.Sprintf("&before=%d", before)
 		}
-		var page struct {
-			Messages []parley.Message `json:"messages"`
-			HasMore  bool             `json:"has_more"`
-		}
+		var page parley.MessagePage
 		if err := json.Unmarshal(servertest.Call(t, "GET", url, token, nil, http.StatusOK), &page); err != nil {
 			t.Fatalf("history: %v", err)
 		}
 		all = append(all, page.Messages...)
-		if !page.HasMore || len(page.Messages) == 0 {
+		if !page.HasMore {
 			break
 		}
-		before = slices.MinFunc(page.Messages, func(a, b parley.Message) int { return int(a.Seq - b.Seq) }).Seq
+		before = page.Next
 	}
 	slices.SortFunc(all, func(a, b parley.Message) int { return int(a.Seq - b.Seq) })
 	return all

@@ -2,11 +2,14 @@ package web_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
 )
 
@@ -102,4 +105,35 @@ func apiSendStatus(t *testing.T, baseURL, token, conversationID, clientID, text 
 	t.Helper()
 	b, _ := json.Marshal(map[string]string{"client_id": clientID, "type": "text", "text": text})
 	return servertest.Do(t, "POST", baseURL+"/v1/conversations/"+conversationID+"/messages", token, b).Status
+}
+
+// TestHistoryPastBlockedRun: a thread loads past a run of more messages
+// of a blocked user than the server reads for one page
+// (parley.HistoryWindow): the page follows the server's next through the
+// pages the run leaves empty and reaches the start of the conversation.
+// (Paging by its oldest message, it asked for the same empty page for
+// ever.)
+func TestHistoryPastBlockedRun(t *testing.T) {
+	browser := newBrowser(t)
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
+	bobToken, _ := srv.Register(t, "bob", "bob-password-1")
+	carolToken, carol := srv.Register(t, "carol", "carol-password-1")
+	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
+	alice.register("alice-password-1")
+	alice.createGroup("Team", "bob,carol")
+	group := eval[string](t, alice.tab, `window.parleyApp.open`)
+	apiDo(t, "PUT", srv.URL+"/v1/me/blocked/"+carol.ID, alice.token(), ``)
+
+	apiSend(t, srv.URL, bobToken, group, "old", "before the run")
+	for i := range parley.HistoryWindow + 5 {
+		apiSend(t, srv.URL, carolToken, group, fmt.Sprint("hidden-", i), "hidden")
+	}
+	apiSend(t, srv.URL, bobToken, group, "new", "after the run")
+
+	alice.do("reload", chromedp.Reload())
+	alice.wait("the chat view after reload", `!document.querySelector('[data-testid=chat-view]').hidden`)
+	alice.click("open the group", `[data-testid=conversation][data-title=Team]`)
+	alice.wait("both of bob's messages and the start of the conversation",
+		`(document.querySelector('[data-testid=messages]').scrollTop = 0, JSON.stringify(`+messageTexts+`) === '["before the run","after the run"]')
+		&& !!document.querySelector('[data-testid=history-start]')`)
 }

@@ -4,7 +4,7 @@
 // use docs/sdk.md shows.
 import {
   Client, DELIVERED_EVERY_MS, MAX_REACTION_KINDS, ParleyError, State, backoffDelay, login, newClientId, register, shouldReconnect,
-  type Conversation, type Message, type OutboxItem, type ParleyEvent, type Privacy, type SearchPage, type Reaction, type Reactions, type Session, type StateName, type Status,
+  type Conversation, type Message, type MessagePage, type OutboxItem, type ParleyEvent, type Privacy, type SearchPage, type Reaction, type Reactions, type Session, type StateName, type Status,
 } from '../static/parley.js';
 
 const storage = new Map<string, string>();
@@ -30,7 +30,7 @@ async function main(baseURL: string): Promise<void> {
   c.connect();
   const conv = await c.api<Conversation>('POST', '/v1/conversations/direct', { username: 'bob' });
   const item: OutboxItem = c.send(conv.id, 'hello');
-  const page = await c.request<{ messages: Message[]; has_more: boolean }>('history', { conversation_id: conv.id, limit: 50 });
+  const page = await c.request<MessagePage>('history', { conversation_id: conv.id, limit: 50 });
   const reply: OutboxItem = c.send(conv.id, 'yes', { replyTo: page.messages[0]?.id });
   const edit: OutboxItem = c.edit(conv.id, page.messages[0]?.id ?? '', 'hello, edited');
   c.editQueued(reply, 'yes!');

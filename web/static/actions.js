@@ -579,7 +579,8 @@ export async function jumpTo(conversationId, id, seq) {
   if (!t) return;
   act.errors.delete(id);
   for (let pages = 0; !t.msgs.has(id) && app.open === conversationId; ) {
-    const oldest = Math.min(...[...t.msgs.values()].map((m) => m.seq));
+    // Read down to seq already (t.older: where the next page starts)?
+    const oldest = Math.min(t.older || Infinity, ...[...t.msgs.values()].map((m) => m.seq));
     if (!t.hasMore || t.error || oldest <= seq || pages >= JUMP_MAX_PAGES) break;
     if (t.loading) {
       // A page is on its way already (a scroll started it): wait for it.

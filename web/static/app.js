@@ -389,6 +389,7 @@ function refetchAll() {
     t.msgs.clear();
     t.loaded = false;
     t.hasMore = true;
+    t.older = 0;
   }
   loadConversations();
   if (app.open) loadLatest(app.open);
@@ -778,7 +779,8 @@ ui.groupForm.addEventListener('submit', async (e) => {
 function thread(id) {
   let t = app.threads.get(id);
   if (!t) {
-    t = { msgs: new Map(), hasMore: true, loaded: false, loading: false, error: '' };
+    // older: with hasMore, the before cursor of the next older page.
+    t = { msgs: new Map(), hasMore: true, older: 0, loaded: false, loading: false, error: '' };
     app.threads.set(id, t);
   }
   return t;
@@ -832,7 +834,7 @@ async function loadLatest(id) {
   try {
     const res = await app.client.api('GET', `/v1/conversations/${encodeURIComponent(id)}/messages?limit=${PAGE}`);
     for (const m of res.messages || []) t.msgs.set(m.id, pickNewer(t.msgs.get(m.id), m));
-    t.hasMore = !!res.has_more;
+    setOlder(t, res);
     t.loaded = true;
     t.error = '';
   } catch (err) {
@@ -847,11 +849,22 @@ async function loadLatest(id) {
   }
 }
 
+/**
+ * setOlder keeps a history page's has_more and where the next older page
+ * starts: the server's next, which may lie below the page's oldest
+ * message (a window of messages hidden by a block: the page may even be
+ * empty), or that oldest message from a server that sends no next.
+ */
+function setOlder(t, res) {
+  const msgs = res.messages || [];
+  t.hasMore = !!res.has_more;
+  t.older = t.hasMore ? res.next || (msgs.length ? msgs[0].seq : 0) : 0;
+}
+
 async function loadOlder(id) {
   const t = thread(id);
-  if (t.loading || !t.loaded || !t.hasMore) return;
-  const oldest = Math.min(...[...t.msgs.values()].map((m) => m.seq));
-  if (!Number.isFinite(oldest)) return;
+  if (t.loading || !t.loaded || !t.hasMore || !t.older) return;
+  const oldest = t.older;
   t.loading = true;
   ui.loadingOlder.hidden = false;
   try {
@@ -860,7 +873,7 @@ async function loadOlder(id) {
       `/v1/conversations/${encodeURIComponent(id)}/messages?before=${oldest}&limit=${PAGE}`,
     );
     for (const m of res.messages || []) t.msgs.set(m.id, pickNewer(t.msgs.get(m.id), m));
-    t.hasMore = !!res.has_more;
+    if (t.older === oldest) setOlder(t, res); // not refetched meanwhile
     t.error = '';
   } catch (err) {
     t.error = `Could not load older messages. ${humanError(err)}`;

@@ -124,6 +124,18 @@ export interface Reactions {
   message_id: string;
   reactions: Reaction[];
 }
+/**
+ * A page of history (`history`, GET /v1/conversations/{id}/messages),
+ * ascending by seq. With has_more, next is the following page's cursor
+ * (before for a newest or before page, after for an after page); the page
+ * may be short, even empty, when messages hidden by a block filled what
+ * the server reads for one page.
+ */
+export interface MessagePage {
+  messages: Message[];
+  has_more: boolean;
+  next?: number;
+}
 /** A page of GET /v1/search or GET /v1/mentions, newest first. */
 export interface SearchPage {
   results: SearchResult[];
