@@ -10,13 +10,16 @@ import (
 // the other writes and reads take from it. A block hides the blocked
 // user's messages from the blocker everywhere, by the blocks as they are
 // when read: history pages, last_message and unread_count (qViewsBase),
-// the audience of message events (at write, replay and gap fill). So an
-// unblock shows them again.
+// search results and the mentions list, the audience of message events
+// (at write, replay and gap fill). So an unblock shows them again.
 
 // SQL fragments of the views (qViewsBase: mb the viewer's membership, x a
 // message) and of the request state.
 const (
 	blockedSender = `EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = mb.user_id AND b.blocked_id = x.sender_id)`
+	// blockedSenderOf: the viewer ($1) blocked the sender of message m
+	// (search results and the mentions list).
+	blockedSenderOf = `EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = m.sender_id)`
 	// requestExpr is the viewer's parley.Request: a direct conversation
 	// started by a non-contact is pending until its recipient writes in
 	// it or accepts it (members.wrote), declined once they decline it.

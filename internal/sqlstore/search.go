@@ -142,6 +142,7 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 	sqlText := `SELECT ` + messageCols + `, ` + key + ` FROM ` + from + ` ` + messageJoins + `
 		JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = $1 AND mb.left_pos IS NULL
 		WHERE ` + match + ` AND m.deleted_at IS NULL AND ` + key + ` < $3` + conv + `
+			AND NOT ` + blockedSenderOf + `
 		ORDER BY ` + key + ` DESC LIMIT $4 + 0`
 	if err := s.syncSearch(ctx); err != nil {
 		return parley.SearchPage{}, err
@@ -233,6 +234,7 @@ func (s *Store) Mentions(ctx context.Context, userID string, mq parley.MentionQu
 			JOIN messages m ON m.id = x.message_id `+messageJoins+`
 			JOIN members mb ON mb.conversation_id = x.conversation_id AND mb.user_id = x.user_id AND mb.left_pos IS NULL
 			WHERE x.user_id = $1 AND (x.created_at < $2 OR (x.created_at = $2 AND x.message_id < $3))
+				AND NOT `+blockedSenderOf+`
 			ORDER BY x.created_at DESC, x.message_id DESC LIMIT $4 + 0`, userID, s.d.Time(at), id, limit+1)
 		page.Results, err = scanAll(query(rows, err), func(r Row) (parley.SearchResult, error) {
 			m, err := ScanMessage(s.d, r)

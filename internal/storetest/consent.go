@@ -589,3 +589,41 @@ func testHistoryWindow(t *testing.T, s parley.Store) {
 		t.Errorf("a's newest page: %v, has_more %v, next %d", seqs(p.Messages), p.HasMore, p.Next)
 	}
 }
+
+// testBlockedSearch: search results and the mentions list leave out the
+// messages of a user the searcher blocked, as history does, and show them
+// again after an unblock.
+func testBlockedSearch(t *testing.T, s parley.Store) {
+	cs := optional[parley.Consenter](t, s)
+	a, b, c := newUser(t, s, "bsa"), newUser(t, s, "bsb"), newUser(t, s, "bsc")
+	conv := newGroup(t, s, a, "G", b, c)
+	w := word("zebra")
+	fromB := send(t, s, conv.ID, b, w+" from b @"+a.Name)
+	fromC := send(t, s, conv.ID, c, w+" from c @"+a.Name)
+	if _, err := cs.Block(ctx(t), a.ID, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	want := msgIDs(fromB)
+	if got := searchIDs(t, s, a, w, "", 1); !slices.Equal(got, want) {
+		t.Errorf("a's search while c is blocked: %v, want b's %v", got, want)
+	}
+	if got := searchIDs(t, s, a, w, conv.ID, 1); !slices.Equal(got, want) {
+		t.Errorf("a's search in the group while c is blocked: %v, want %v", got, want)
+	}
+	if got := mentionIDs(t, s, a, 1); !slices.Equal(got, want) {
+		t.Errorf("a's mentions while c is blocked: %v, want %v", got, want)
+	}
+	if got := searchIDs(t, s, b, w, "", 10); len(got) != 2 {
+		t.Errorf("b, who blocked nobody, finds %v", got)
+	}
+	if _, err := cs.Unblock(ctx(t), a.ID, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	want = msgIDs(fromC, fromB)
+	if got := searchIDs(t, s, a, w, "", 10); !slices.Equal(got, want) {
+		t.Errorf("a's search after the unblock: %v, want %v", got, want)
+	}
+	if got := mentionIDs(t, s, a, 10); !slices.Equal(got, want) {
+		t.Errorf("a's mentions after the unblock: %v, want %v", got, want)
+	}
+}

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"BlockedRunReplay", testBlockedRunReplay},
 		{"ListWindow", testListWindow},
 		{"HistoryWindow", testHistoryWindow},
+		{"BlockedSearch", testBlockedSearch},
 		{"Consent", testConsent},
 		{"Requests", testRequests},
 		{"Send", testSend},
