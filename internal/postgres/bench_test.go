@@ -13,6 +13,7 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
+	"github.com/parleychat/parley/internal/storetest"
 )
 
 // BenchmarkSendMessage measures batched message writes: with RunParallel
@@ -149,4 +150,9 @@ func procCPU(pid int) (time.Duration, bool) {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+s) * (time.Second / 100), true // USER_HZ
+}
+
+// BenchmarkHiddenRun: storetest.BenchHiddenRun on a new schema.
+func BenchmarkHiddenRun(b *testing.B) {
+	storetest.BenchHiddenRun(b, open(b, pgtest.Schema(b)))
 }

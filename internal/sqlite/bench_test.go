@@ -13,6 +13,7 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/sqlite"
 	"github.com/parleychat/parley/internal/sqlstore"
+	"github.com/parleychat/parley/internal/storetest"
 )
 
 // benchSetup opens a fresh store with n users, each a member of all of
@@ -438,4 +439,9 @@ func benchBatchOf(b *testing.B, k, prefill int) {
 		send(i, min(k, b.N-i), nms)
 	}
 	r.report()
+}
+
+// BenchmarkHiddenRun: storetest.BenchHiddenRun on a SQLite file.
+func BenchmarkHiddenRun(b *testing.B) {
+	storetest.BenchHiddenRun(b, open(b, filepath.Join(b.TempDir(), "bench.db")))
 }
