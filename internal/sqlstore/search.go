@@ -139,11 +139,12 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 	if sq.ConversationID != "" {
 		conv = ` AND m.conversation_id = $5`
 	}
-	sqlText := `SELECT ` + messageCols + `, ` + key + ` FROM ` + from + ` ` + messageJoins + `
+	sqlText := func(hidden string) string {
+		return `SELECT ` + messageCols + `, ` + key + ` FROM ` + from + ` ` + messageJoins + `
 		JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = $1 AND mb.left_pos IS NULL
-		WHERE ` + match + ` AND m.deleted_at IS NULL AND ` + key + ` < $3` + conv + `
-			AND NOT ` + blockedSenderOf + `
+		WHERE ` + match + ` AND m.deleted_at IS NULL AND ` + key + ` < $3` + conv + hidden + `
 		ORDER BY ` + key + ` DESC LIMIT $4 + 0`
+	}
 	if err := s.syncSearch(ctx); err != nil {
 		return parley.SearchPage{}, err
 	}
@@ -174,7 +175,11 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 		if sq.ConversationID != "" {
 			args = append(args, sq.ConversationID)
 		}
-		rows, err := q.Query(ctx, sqlText, args...)
+		hidden, err := s.hiddenSenders(ctx, q, userID)
+		if err != nil {
+			return err
+		}
+		rows, err := q.Query(ctx, sqlText(hidden), args...)
 		page.Results, err = scanAll(query(rows, err), func(r Row) (parley.SearchResult, error) {
 			var (
 				m   msgRow
@@ -194,6 +199,17 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 		return parley.SearchPage{}, s.wrapInternal(err)
 	}
 	return finishPage(page, limit), nil
+}
+
+// hiddenSenders is the condition that leaves out the messages (m) of the
+// users the viewer ($1) blocked, for search and mentions: empty when they
+// blocked nobody, so most searches probe no blocks for each match.
+func (s *Store) hiddenSenders(ctx context.Context, q Querier, userID string) (string, error) {
+	var n int64
+	if err := q.QueryRow(ctx, qBlockCount, userID).Scan(&n); err != nil || n == 0 {
+		return "", err
+	}
+	return ` AND NOT ` + blockedSenderOf, nil
 }
 
 // finishPage cuts a page fetched with one result more than limit and
@@ -230,11 +246,14 @@ func (s *Store) Mentions(ctx context.Context, userID string, mq parley.MentionQu
 	}
 	var page parley.SearchPage
 	err = s.e.Read(ctx, func(q Querier) error {
+		hidden, err := s.hiddenSenders(ctx, q, userID)
+		if err != nil {
+			return err
+		}
 		rows, err := q.Query(ctx, `SELECT `+messageCols+` FROM mentions x
 			JOIN messages m ON m.id = x.message_id `+messageJoins+`
 			JOIN members mb ON mb.conversation_id = x.conversation_id AND mb.user_id = x.user_id AND mb.left_pos IS NULL
-			WHERE x.user_id = $1 AND (x.created_at < $2 OR (x.created_at = $2 AND x.message_id < $3))
-				AND NOT `+blockedSenderOf+`
+			WHERE x.user_id = $1 AND (x.created_at < $2 OR (x.created_at = $2 AND x.message_id < $3))`+hidden+`
 			ORDER BY x.created_at DESC, x.message_id DESC LIMIT $4 + 0`, userID, s.d.Time(at), id, limit+1)
 		page.Results, err = scanAll(query(rows, err), func(r Row) (parley.SearchResult, error) {
 			m, err := ScanMessage(s.d, r)
