@@ -413,13 +413,17 @@ func checkHistory(t *testing.T, addr string, u *user, conv string, want []messag
 		var page struct {
 			Messages []message `json:"messages"`
 			HasMore  bool      `json:"has_more"`
+			Next     int64     `json:"next"` // section 5: the following page's after
 		}
 		call(t, addr, "GET", fmt.Sprintf("/v1/conversations/%s/messages?after=%d&limit=100", conv, after), u.token, nil, http.StatusOK, &page)
 		got = append(got, page.Messages...)
-		if !page.HasMore || len(page.Messages) == 0 {
+		if !page.HasMore {
 			break
 		}
-		after = page.Messages[len(page.Messages)-1].Seq
+		if page.Next <= after {
+			t.Fatalf("history of %s: has_more with next %d after %d", conv, page.Next, after)
+		}
+		after = page.Next
 	}
 	if !slices.EqualFunc(got, want, func(a, b message) bool { return a.ID == b.ID && a.Seq == b.Seq && a.ClientID == b.ClientID }) {
 		t.Errorf("history of %s: %d messages, want the %d acknowledged", conv, len(got), len(want))
