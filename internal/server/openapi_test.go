@@ -417,6 +417,8 @@ func TestOpenAPIExamples(t *testing.T) {
 	jsonDo("GET", "/v1/server/users/dave/export?after="+scid, key, "", 200)
 	jsonDo("GET", "/v1/server/users/erin/export", key, "", 200) // sent nothing: messages is []
 	jsonDo("GET", "/v1/server/users/nobody/export", key, "", 404)
+	jsonDo("GET", "/v1/server/users/dave/conversations?limit=1", key, "", 200)
+	jsonDo("GET", "/v1/server/users/nobody/conversations", key, "", 404)
 	jsonDo("POST", "/v1/server/users/erin/ban", key, "", 200)
 	jsonDo("POST", "/v1/server/users/erin/ban", key, "", 200) // idempotent
 	jsonDo("POST", "/v1/server/users/erin/tokens", key, `{}`, 403)

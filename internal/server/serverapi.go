@@ -34,6 +34,7 @@ func (s *Server) serverAPIRoutes(mux *routeMux) {
 	mux.HandleFunc("POST /v1/server/users", s.apiKey(auth.ScopeUsers, s.handleAPIUpsertUser))
 	mux.HandleFunc("PATCH /v1/server/users/{id}", s.apiKey(auth.ScopeUsers, s.handleAPIUpsertUser))
 	mux.HandleFunc("GET /v1/server/users/{id}/export", s.apiKey(auth.ScopeUsers, s.handleAPIExport))
+	mux.HandleFunc("GET /v1/server/users/{id}/conversations", s.apiKey(auth.ScopeUsers, s.handleAPIConversations))
 	mux.HandleFunc("DELETE /v1/server/users/{id}", s.apiKey(auth.ScopeUsers, s.handleAPIErase))
 	mux.HandleFunc("POST /v1/server/users/{id}/tokens", s.apiKey(auth.ScopeTokens, s.handleAPIMintToken))
 	mux.HandleFunc("POST /v1/server/users/{id}/ban", s.apiKey(auth.ScopeModeration, s.handleAPIBan))
@@ -270,9 +271,12 @@ const exportPage = 500
 // userExport is a page of GET /v1/server/users/{id}/export.
 type userExport struct {
 	User parley.User `json:"user"`
-	// Conversations are the user's current ones, as they see them; on
-	// the first page only.
-	Conversations []parley.Conversation `json:"conversations,omitempty"`
+	// Conversations are the user's current ones, as they see them, newest
+	// activity first: on the first page only, and only the first page of
+	// them (at most half the reply's bytes); ConversationsNext, set when
+	// more follow, is the cursor of GET .../conversations for the rest.
+	Conversations     []parley.Conversation `json:"conversations,omitempty"`
+	ConversationsNext string                `json:"conversations_next,omitempty"`
 	// Messages the user sent (tombstones included), by client_id.
 	Messages []parley.Message `json:"messages"`
 	// Next is the after= of the next page; empty on the last.
@@ -289,10 +293,12 @@ func (s *Server) handleAPIExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if after == "" {
-		if out.Conversations, err = s.store.Conversations(ctx, id); err != nil {
+		cl, err := s.svc.conversationsOf(ctx, out.User, protocol.Conversations{}, s.httpReplyBytes()/2)
+		if err != nil {
 			s.writeError(w, err)
 			return
 		}
+		out.Conversations, out.ConversationsNext = cl.Conversations, cl.Next
 	}
 	if out.Messages, err = s.store.(parley.APIKeyStore).MessagesBySender(ctx, id, after, exportPage); err != nil {
 		s.writeError(w, err)
@@ -321,6 +327,19 @@ func (s *Server) handleAPIExport(w http.ResponseWriter, r *http.Request) {
 		out.Next = out.Messages[len(out.Messages)-1].ClientID
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// handleAPIConversations returns a page of a user's conversations as they
+// see them: the rest of an export's, after its conversations_next.
+func (s *Server) handleAPIConversations(w http.ResponseWriter, r *http.Request) {
+	u, err := s.store.User(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	serveQuery(s, w, r, u, func(q *query) protocol.Conversations {
+		return protocol.Conversations{Cursor: q.str("cursor"), Limit: q.limit(MaxConversationsPage)}
+	}, s.svc.conversationsOf)
 }
 
 // handleAPIErase deletes a user's data: it bans the user (tokens refused,
@@ -363,22 +382,32 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 	}
 	done := deleted < exportPage
 	if done {
-		convs, err := s.store.Conversations(ctx, id)
-		if err != nil {
-			s.writeError(w, err)
-			return
-		}
-		for _, c := range convs {
-			if c.Kind != parley.Group {
-				continue
-			}
-			_, evs, err := s.store.UpdateConversation(ctx, id, c.ID, parley.ConversationChange{Remove: []string{id}})
+		// The list a page at a time, so the user's conversations are
+		// never all in memory. Leaving a group takes it out of the list
+		// but moves no other conversation, so the cursor holds.
+		u := parley.User{ID: id}
+		for cursor := ""; ; {
+			cl, err := s.svc.conversationsOf(ctx, u, protocol.Conversations{Cursor: cursor}, MaxReplyBytes)
 			if err != nil {
 				s.writeError(w, err)
 				return
 			}
-			s.svc.publishStored(ctx, evs)
-			left++
+			for _, c := range cl.Conversations {
+				if c.Kind != parley.Group {
+					continue
+				}
+				_, evs, err := s.store.UpdateConversation(ctx, id, c.ID, parley.ConversationChange{Remove: []string{id}})
+				if err != nil {
+					s.writeError(w, err)
+					return
+				}
+				s.svc.publishStored(ctx, evs)
+				left++
+			}
+			if !cl.HasMore {
+				break
+			}
+			cursor = cl.Next
 		}
 		sum := sha256.Sum256([]byte(id))
 		if _, err := s.store.EnsureUser(ctx, id, "deleted "+hex.EncodeToString(sum[:6])); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -65,6 +66,7 @@ func TestServerAPIKeys(t *testing.T) {
 			{auth.ScopeMessages, "POST", "/v1/server/conversations/" + group.ID + "/messages", fmt.Sprintf(`{"as":"bob","client_id":"api-%d","text":"hi"}`, round), http.StatusCreated},
 			{auth.ScopeModeration, "DELETE", "/v1/server/conversations/" + group.ID + "/messages/" + msgs[round].ID, "", http.StatusOK},
 			{auth.ScopeUsers, "GET", "/v1/server/users/alice/export", "", http.StatusOK},
+			{auth.ScopeUsers, "GET", "/v1/server/users/alice/conversations", "", http.StatusOK},
 			{auth.ScopeUsers, "DELETE", fmt.Sprintf("/v1/server/users/u%d", round), "", http.StatusOK},
 			// Ban last: it bans a user of its own.
 			{auth.ScopeModeration, "POST", fmt.Sprintf("/v1/server/users/u%d/ban", round), "", http.StatusOK},
@@ -274,12 +276,14 @@ func TestServerAPIExportErase(t *testing.T) {
 		}
 	}
 	// Under a small reply budget the export pages by bytes too, and the
-	// pages join up.
+	// pages join up; the conversations take at most half the first page,
+	// the rest coming from .../conversations.
 	srv.Server.SetHTTPReplyBytes(2000)
 	type page struct {
-		Conversations []parley.Conversation
-		Messages      []parley.Message
-		Next          string
+		Conversations     []parley.Conversation
+		ConversationsNext string `json:"conversations_next"`
+		Messages          []parley.Message
+		Next              string
 	}
 	var pages []page
 	for after := ""; len(pages) == 0 || after != ""; after = pages[len(pages)-1].Next {
@@ -288,9 +292,14 @@ func TestServerAPIExportErase(t *testing.T) {
 		}
 		pages = append(pages, decodeJSON[page](t, httpDo(t, srv, "GET", "/v1/server/users/dave/export?after="+after, key, "").body))
 	}
-	if len(pages) != 2 || len(pages[0].Conversations) != 2 || len(pages[1].Conversations) != 0 ||
+	convs := len(pages[0].Conversations)
+	if next := pages[0].ConversationsNext; next != "" {
+		rest := decodeJSON[protocol.ConversationList](t, httpDo(t, srv, "GET", "/v1/server/users/dave/conversations?cursor="+url.QueryEscape(next), key, "").body)
+		convs += len(rest.Conversations)
+	}
+	if len(pages) != 2 || convs != 2 || len(pages[1].Conversations) != 0 ||
 		len(pages[0].Messages)+len(pages[1].Messages) != 3 || pages[1].Messages[len(pages[1].Messages)-1].ID != sent[2].ID {
-		t.Fatalf("export pages under 2000 bytes = %+v", pages)
+		t.Fatalf("export pages under 2000 bytes (%d conversations) = %+v", convs, pages)
 	}
 	srv.Server.SetHTTPReplyBytes(0)
 	if r := httpDo(t, srv, "GET", "/v1/server/users/nobody/export", key, ""); r.err.Code != parley.ENOTFOUND {
@@ -410,5 +419,77 @@ func TestServerAPIKeyGuessing(t *testing.T) {
 	}
 	if got := srv.Server.MetricSum("parley_rate_limited_total", map[string]string{"limit": "api_key_failures"}); got < 2 {
 		t.Errorf("parley_rate_limited_total{limit=api_key_failures} = %v, want >= 2", got)
+	}
+}
+
+// TestServerAPIExportManyConversations: a user in more conversations than
+// one page holds (added to them by others: nothing the user controls)
+// gets an export whose conversations stop at half the reply's bytes, with
+// conversations_next to page the rest from .../conversations, each once;
+// erase leaves every group however many pages the list takes.
+func TestServerAPIExportManyConversations(t *testing.T) {
+	srv := startLimited(t, nil)
+	_, key := newAPIKey(t, srv, auth.ScopeUsers)
+	srv.Token(t, "dave", "Dave")
+	alice := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	const groups = 300 // more than one page of the list (256)
+	want := map[string]bool{}
+	for i := range groups {
+		var g parley.Conversation
+		alice.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: fmt.Sprint("g", i), MemberIDs: []string{"dave"}}, &g)
+		want[g.ID] = true
+	}
+	var d parley.Conversation
+	alice.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "dave"}, &d)
+	want[d.ID] = true
+
+	srv.Server.SetHTTPReplyBytes(20000)
+	r := httpDo(t, srv, "GET", "/v1/server/users/dave/export", key, "")
+	ex := decodeJSON[struct {
+		Conversations     []parley.Conversation `json:"conversations"`
+		ConversationsNext string                `json:"conversations_next"`
+	}](t, r.body)
+	if len(r.body) > 20000 || len(ex.Conversations) == 0 || ex.ConversationsNext == "" {
+		t.Fatalf("export's first page: %d bytes, %d conversations, next %q", len(r.body), len(ex.Conversations), ex.ConversationsNext)
+	}
+	got := map[string]int{}
+	for _, c := range ex.Conversations {
+		got[c.ID]++
+	}
+	pages := 0
+	for cursor := ex.ConversationsNext; cursor != ""; pages++ {
+		if pages > groups {
+			t.Fatal("the pages never end")
+		}
+		r := httpDo(t, srv, "GET", "/v1/server/users/dave/conversations?cursor="+url.QueryEscape(cursor), key, "")
+		p := decodeJSON[protocol.ConversationList](t, r.body)
+		if r.status != http.StatusOK || len(r.body) > 20000 || len(p.Conversations) == 0 {
+			t.Fatalf("conversations page: %d, %d bytes, %d conversations", r.status, len(r.body), len(p.Conversations))
+		}
+		for _, c := range p.Conversations {
+			got[c.ID]++
+		}
+		cursor = p.Next
+	}
+	for id := range want {
+		if got[id] != 1 {
+			t.Errorf("conversation %s exported %d times", id, got[id])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("exported %d conversations, want %d", len(got), len(want))
+	}
+	srv.Server.SetHTTPReplyBytes(0)
+
+	r = httpDo(t, srv, "DELETE", "/v1/server/users/dave", key, "")
+	res := decodeJSON[struct {
+		Left int  `json:"conversations_left"`
+		Done bool `json:"done"`
+	}](t, r.body)
+	if res.Left != groups || !res.Done {
+		t.Fatalf("erase: %s, want %d groups left", r.body, groups)
+	}
+	if r := httpDo(t, srv, "GET", "/v1/server/users/dave/conversations", key, ""); !strings.Contains(string(r.body), d.ID) || strings.Count(string(r.body), `"kind":"group"`) != 0 {
+		t.Errorf("dave's list after erase: %s", r.body)
 	}
 }

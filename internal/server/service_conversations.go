@@ -28,6 +28,12 @@ func (s *service) conversations(ctx context.Context, u parley.User, d protocol.C
 	if err := s.limits.reads.check(u.ID); err != nil {
 		return protocol.ConversationList{}, err
 	}
+	return s.conversationsOf(ctx, u, d, maxBytes)
+}
+
+// conversationsOf is conversations without the user's rate limit: the
+// server API's export and erase, which have limits of their own.
+func (s *service) conversationsOf(ctx context.Context, u parley.User, d protocol.Conversations, maxBytes int) (protocol.ConversationList, error) {
 	if d.Limit < 0 || d.Limit > MaxConversationsPage {
 		return protocol.ConversationList{}, parley.Errorf(parley.EINVALID, "limit must be 1 to %d", MaxConversationsPage)
 	}
