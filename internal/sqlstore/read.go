@@ -262,7 +262,10 @@ func (s *Store) Messages(ctx context.Context, userID, conversationID string, mq 
 		}
 		w = windowOf(mq, last)
 		// Ask for one more than the page to learn whether there are more.
-		var rows Rows
+		var (
+			rows Rows
+			err  error
+		)
 		if w.forward {
 			rows, err = q.Query(ctx, qPageAfter, conversationID, w.from, w.to, limit+1, userID)
 		} else {
