@@ -432,17 +432,24 @@ func noPositions(t *testing.T, what string, e parley.Event) {
 	}
 }
 
+// groupWithBlock makes three users (names from prefix) in a group that
+// sender created, viewer having blocked blocked.
+func groupWithBlock(t *testing.T, s parley.Store, prefix string) (viewer, sender, blocked parley.User, conv parley.Conversation) {
+	t.Helper()
+	viewer, sender, blocked = newUser(t, s, prefix+"v"), newUser(t, s, prefix+"s"), newUser(t, s, prefix+"b")
+	conv = newGroup(t, s, sender, "G", viewer, blocked)
+	if _, err := optional[parley.Consenter](t, s).Block(ctx(t), viewer.ID, blocked.ID); err != nil {
+		t.Fatal(err)
+	}
+	return viewer, sender, blocked, conv
+}
+
 // testBlockedRunReplay: a page of EventsFor is never cut short by events
 // a block hides. The server's replay takes a short page for "caught up",
 // so a run of a blocked user's events longer than the page, followed by
 // an event the viewer may see, must still yield that event.
 func testBlockedRunReplay(t *testing.T, s parley.Store) {
-	cs := optional[parley.Consenter](t, s)
-	a, b, c := newUser(t, s, "brra"), newUser(t, s, "brrb"), newUser(t, s, "brrc")
-	group := newGroup(t, s, a, "G", b, c)
-	if _, err := cs.Block(ctx(t), a.ID, b.ID); err != nil {
-		t.Fatal(err)
-	}
+	a, c, b, group := groupWithBlock(t, s, "brr")
 	from := must[int64](t, "Head")(s.Head(ctx(t)))
 	for i := range 12 {
 		send(t, s, group.ID, b, fmt.Sprint("hidden ", i))
@@ -466,12 +473,7 @@ func testBlockedRunReplay(t *testing.T, s parley.Store) {
 // blocked) pushes older ones out of the window; without the window every
 // list walked the whole run.
 func testListWindow(t *testing.T, s parley.Store) {
-	cs := optional[parley.Consenter](t, s)
-	a, b, c := newUser(t, s, "lwa"), newUser(t, s, "lwb"), newUser(t, s, "lwc")
-	conv := newGroup(t, s, a, "G", b, c)
-	if _, err := cs.Block(ctx(t), b.ID, c.ID); err != nil {
-		t.Fatal(err)
-	}
+	b, a, c, conv := groupWithBlock(t, s, "lw")
 	mention := "@" + b.Name
 	replyMany(t, s, conv.ID, a, "one "+mention, "two "+mention, "three "+mention) // seq 1-3
 	hidden := func(n int) {
@@ -517,12 +519,7 @@ func testListWindow(t *testing.T, s parley.Store) {
 // see exactly once, in few pages. Without the window one page walked the
 // whole run.
 func testHistoryWindow(t *testing.T, s parley.Store) {
-	cs := optional[parley.Consenter](t, s)
-	a, b, c := newUser(t, s, "hwa"), newUser(t, s, "hwb"), newUser(t, s, "hwc")
-	conv := newGroup(t, s, a, "G", b, c)
-	if _, err := cs.Block(ctx(t), b.ID, c.ID); err != nil {
-		t.Fatal(err)
-	}
+	b, a, c, conv := groupWithBlock(t, s, "hw")
 	const run = parley.HistoryWindow + 10
 	replyMany(t, s, conv.ID, a, "one", "two", "three") // seq 1-3
 	texts := make([]string, run)
