@@ -55,6 +55,10 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
 		chromedp.UserDataDir(t.TempDir()),
+		// With disable-dev-shm-usage Chromium keeps its shared memory in
+		// org.chromium.Chromium.* folders of TMPDIR and leaves them
+		// there: in the test's own folder they go with it.
+		chromedp.Env("TMPDIR=" + t.TempDir()),
 		chromedp.WindowSize(1100, 720),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
