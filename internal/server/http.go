@@ -214,9 +214,12 @@ func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, u parley.Use
 }
 
 func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, u parley.User) {
-	serveQuery(s, w, r, u, func(q *query) protocol.Conversations {
-		return protocol.Conversations{Cursor: q.str("cursor"), Limit: q.limit(MaxConversationsPage)}
-	}, s.svc.conversations)
+	serveQuery(s, w, r, u, conversationsQuery, s.svc.conversations)
+}
+
+// conversationsQuery reads a conversations page's query: ?cursor=&limit=.
+func conversationsQuery(q *query) protocol.Conversations {
+	return protocol.Conversations{Cursor: q.str("cursor"), Limit: q.limit(MaxConversationsPage)}
 }
 
 func (s *Server) handleCreateDirect(w http.ResponseWriter, r *http.Request, u parley.User) {

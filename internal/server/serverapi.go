@@ -337,9 +337,7 @@ func (s *Server) handleAPIConversations(w http.ResponseWriter, r *http.Request) 
 		s.writeError(w, err)
 		return
 	}
-	serveQuery(s, w, r, u, func(q *query) protocol.Conversations {
-		return protocol.Conversations{Cursor: q.str("cursor"), Limit: q.limit(MaxConversationsPage)}
-	}, s.svc.conversationsOf)
+	serveQuery(s, w, r, u, conversationsQuery, s.svc.conversationsOf)
 }
 
 // handleAPIErase deletes a user's data: it bans the user (tokens refused,
