@@ -146,6 +146,9 @@ func (v *ConversationView) LoadMore(ctx context.Context) (int, error) {
 		n = len(older)
 		v.msgs = append(older, v.msgs...)
 		v.hasMore, v.older = page.HasMore, olderCursor(page)
+		if v.older >= before { // a page that moves back nowhere ends the paging
+			v.hasMore, v.older = false, 0
+		}
 	}
 	v.mu.Unlock()
 	v.changed()
@@ -387,7 +390,17 @@ func (v *ConversationView) startSyncLocked() {
 			if after == 0 || !page.HasMore {
 				break
 			}
-			after = max(after, page.Next) // an older server sends none: the messages say
+			// An older server sends no next: the messages say. A page
+			// that moves the cursor nowhere ends the fetch rather than
+			// asking for itself again.
+			next := page.Next
+			if n := len(page.Messages); n > 0 {
+				next = max(next, page.Messages[n-1].Seq)
+			}
+			if next <= after {
+				break
+			}
+			after = next
 		}
 		v.finishSync()
 	})

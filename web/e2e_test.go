@@ -223,6 +223,9 @@ func apiMessages(t *testing.T, baseURL, token, conversationID string) []parley.M
 		if !page.HasMore {
 			break
 		}
+		if page.Next <= 0 || (before > 0 && page.Next >= before) {
+			t.Fatalf("history: has_more with next %d after before=%d", page.Next, before)
+		}
 		before = page.Next
 	}
 	slices.SortFunc(all, func(a, b parley.Message) int { return int(a.Seq - b.Seq) })

@@ -873,7 +873,15 @@ async function loadOlder(id) {
       `/v1/conversations/${encodeURIComponent(id)}/messages?before=${oldest}&limit=${PAGE}`,
     );
     for (const m of res.messages || []) t.msgs.set(m.id, pickNewer(t.msgs.get(m.id), m));
-    if (t.older === oldest) setOlder(t, res); // not refetched meanwhile
+    if (t.older === oldest) {
+      // Not refetched meanwhile. A page that moves back nowhere ends the
+      // paging rather than asking for itself again.
+      setOlder(t, res);
+      if (t.older >= oldest) {
+        t.hasMore = false;
+        t.older = 0;
+      }
+    }
     t.error = '';
   } catch (err) {
     t.error = `Could not load older messages. ${humanError(err)}`;
