@@ -89,4 +89,10 @@ type APIKeyStore interface {
 	// userID sent, tombstones included, ordered by ClientID, after the
 	// one with afterClientID ("" for the first page).
 	MessagesBySender(ctx context.Context, userID, afterClientID string, limit int) ([]Message, error)
+	// EraseProgress returns where the erasure of a banned user has got
+	// to: the ClientID of the last of their messages an erase call went
+	// through, "" when none (or the user is not banned).
+	// SetEraseProgress records it; for a user not banned it does nothing.
+	EraseProgress(ctx context.Context, userID string) (string, error)
+	SetEraseProgress(ctx context.Context, userID, afterClientID string) error
 }

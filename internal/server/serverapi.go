@@ -268,6 +268,9 @@ func (s *Server) replyStored(w http.ResponseWriter, r *http.Request, status int,
 // many an erase call deletes at most.
 const exportPage = 500
 
+// eraseScan bounds the messages an erase call reads (handleAPIErase).
+const eraseScan = 4 * exportPage
+
 // userExport is a page of GET /v1/server/users/{id}/export.
 type userExport struct {
 	User parley.User `json:"user"`
@@ -345,6 +348,12 @@ func (s *Server) handleAPIConversations(w http.ResponseWriter, r *http.Request) 
 // their messages per call and, once none is left, removes them from
 // their groups and replaces their name. The account's id stays, so
 // others' history keeps its shape. Call it until it answers done: true.
+//
+// A call reads at most eraseScan of the user's messages, going on from
+// where the last call stopped (the store's EraseProgress), so each call
+// costs the same however many of them are tombstones already. A pass
+// that reaches the last message is done, and the next call (should the
+// user have sent more, through the server API) starts a pass afresh.
 func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 	ctx, id := r.Context(), r.PathValue("id")
 	ks := s.store.(parley.APIKeyStore)
@@ -354,31 +363,42 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 	}
 	s.svc.bans.add(id)
 	s.hub.closeUser(id, protocol.CloseAuthRevoked, "account deleted")
-	deleted, left, after := 0, 0, ""
-	for deleted < exportPage {
+	after, err := ks.EraseProgress(ctx, id)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	deleted, left, read, done := 0, 0, 0, false
+	for !done && deleted < exportPage && read < eraseScan {
 		page, err := ks.MessagesBySender(ctx, id, after, exportPage)
 		if err != nil {
 			s.writeError(w, err)
 			return
 		}
-		for _, m := range page {
-			if m.Deleted || deleted == exportPage {
-				continue
+		i := 0
+		for ; i < len(page) && deleted < exportPage; i++ {
+			m := page[i]
+			if !m.Deleted {
+				_, evs, err := ks.ModerateMessage(ctx, m.ConversationID, m.ID)
+				if err != nil {
+					s.writeError(w, err)
+					return
+				}
+				s.svc.publishStored(ctx, evs)
+				deleted++
 			}
-			_, evs, err := ks.ModerateMessage(ctx, m.ConversationID, m.ID)
-			if err != nil {
-				s.writeError(w, err)
-				return
-			}
-			s.svc.publishStored(ctx, evs)
-			deleted++
+			after = m.ClientID
 		}
-		if len(page) < exportPage {
-			break
-		}
-		after = page[len(page)-1].ClientID
+		read += i
+		done = i == len(page) && len(page) < exportPage
 	}
-	done := deleted < exportPage
+	if done {
+		after = ""
+	}
+	if err := ks.SetEraseProgress(ctx, id, after); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	if done {
 		// The list a page at a time, so the user's conversations are
 		// never all in memory. Leaving a group takes it out of the list

@@ -493,3 +493,63 @@ func TestServerAPIExportManyConversations(t *testing.T) {
 		t.Errorf("dave's list after erase: %s", r.body)
 	}
 }
+
+// TestServerAPIEraseBounded: an erase call reads at most eraseScan of the
+// user's messages, going on from where the last call stopped, so a pass
+// over messages already tombstoned costs each call the same (before, each
+// call walked every one of them from the first); the passes delete each
+// message once, and a pass that reaches the last message is done.
+func TestServerAPIEraseBounded(t *testing.T) {
+	srv := startLimited(t, nil)
+	_, key := newAPIKey(t, srv, auth.ScopeUsers)
+	srv.Token(t, "dave", "Dave")
+	srv.Token(t, "alice", "Alice")
+	ctx := t.Context()
+	g, _, err := srv.Store.CreateGroup(ctx, "dave", "g", []string{"alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2*2000 + 10 // eraseScan is 2000: two full reads and a short one
+	nms := make([]parley.NewMessage, n)
+	for i := range nms {
+		nms[i] = parley.NewMessage{ConversationID: g.ID, SenderID: "dave", ClientID: fmt.Sprintf("c%05d", i), Text: "hi"}
+	}
+	srv.Store.(parley.MultiSender).SendMessages(ctx, nms, func(i int, _ parley.Message, _ []parley.Event, err error) {
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	})
+	type result struct {
+		Deleted int  `json:"messages_deleted"`
+		Done    bool `json:"done"`
+	}
+	erase := func() result {
+		r := httpDo(t, srv, "DELETE", "/v1/server/users/dave", key, "")
+		if r.status != http.StatusOK {
+			t.Fatalf("erase: %d %s", r.status, r.body)
+		}
+		return decodeJSON[result](t, r.body)
+	}
+	// The first pass: 500 a call, each message once.
+	total, calls := 0, 0
+	for res := (result{}); !res.Done; calls++ {
+		if calls > n/500+1 {
+			t.Fatalf("erase does not end: %d deleted in %d calls", total, calls)
+		}
+		res = erase()
+		if res.Deleted > 500 {
+			t.Fatalf("erase deleted %d in one call, want at most 500", res.Deleted)
+		}
+		total += res.Deleted
+	}
+	if total != n {
+		t.Fatalf("erase deleted %d messages, want %d", total, n)
+	}
+	// A second pass finds only tombstones: it takes a call per 2000 of
+	// them, each reading no more, and the last one is done.
+	for i, want := range []result{{0, false}, {0, false}, {0, true}} {
+		if got := erase(); got != want {
+			t.Fatalf("erase call %d of the second pass = %+v, want %+v", i, got, want)
+		}
+	}
+}

@@ -279,3 +279,21 @@ func (s *Store) MessagesBySender(ctx context.Context, userID, afterClientID stri
 	}
 	return ms, s.wrapInternal(rows.Err())
 }
+
+// EraseProgress implements parley.APIKeyStore.
+func (s *Store) EraseProgress(ctx context.Context, userID string) (string, error) {
+	var after string
+	err := s.e.QueryRow(ctx, qEraseProgress, userID).Scan(&after)
+	if err != nil && s.d.IsNoRows(err) {
+		return "", nil
+	}
+	return after, s.wrapInternal(err)
+}
+
+// SetEraseProgress implements parley.APIKeyStore.
+func (s *Store) SetEraseProgress(ctx context.Context, userID, afterClientID string) error {
+	return s.e.Write(ctx, func(w Tx) error {
+		_, err := w.Exec(bg, qSetEraseProgress, userID, afterClientID)
+		return err
+	})
+}

@@ -242,3 +242,36 @@ func testMessagesBySender(t *testing.T, s parley.Store) {
 		t.Fatalf("MessagesBySender pages = %v, want %v", got, want)
 	}
 }
+
+// testEraseProgress: an erasure's progress is kept for a banned user
+// only, and reads back as written.
+func testEraseProgress(t *testing.T, s parley.Store) {
+	ks := s.(parley.APIKeyStore)
+	a := newUser(t, s, "erase-a")
+	progress := func() string {
+		return must[string](t, "EraseProgress")(ks.EraseProgress(ctx(t), a.ID))
+	}
+	if err := ks.SetEraseProgress(ctx(t), a.ID, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if p := progress(); p != "" {
+		t.Fatalf("progress of a user not banned = %q, want none", p)
+	}
+	if err := ks.BanUser(ctx(t), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if p := progress(); p != "" {
+		t.Fatalf("progress after the ban = %q, want none", p)
+	}
+	for _, want := range []string{"k1", "k2", ""} {
+		if err := ks.SetEraseProgress(ctx(t), a.ID, want); err != nil {
+			t.Fatal(err)
+		}
+		if p := progress(); p != want {
+			t.Fatalf("progress = %q, want %q", p, want)
+		}
+	}
+	if p := must[string](t, "EraseProgress")(ks.EraseProgress(ctx(t), "nobody")); p != "" {
+		t.Fatalf("progress of nobody = %q", p)
+	}
+}

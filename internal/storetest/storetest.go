@@ -95,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"APIKeys", testAPIKeys},
 		{"ModerateMessage", testModerateMessage},
 		{"MessagesBySender", testMessagesBySender},
+		{"EraseProgress", testEraseProgress},
 		{"MarkDelivered", testMarkDelivered},
 		{"Profiles", testProfiles},
 		{"ProfileChunks", testProfileChunks},
