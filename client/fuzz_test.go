@@ -117,8 +117,9 @@ func wireEvent(e Event) (ev parley.Event, ok bool) {
 // just before it.
 func expectedEvents(msg []byte) []parley.Event {
 	var out []parley.Event
-	var pos int64
-	havePos := false
+	// The position per shard, as the SDK keeps it: none before the
+	// first durable event or resync, and then 0 for a shard not seen.
+	var cur protocol.ShardCursor
 	type who struct{ conv, user string }
 	typing := map[who]string{} // -> user name
 	for _, b := range bytes.Split(msg, []byte("\n")) {
@@ -130,8 +131,8 @@ func expectedEvents(msg []byte) []parley.Event {
 		case protocol.TypeResync:
 			var r protocol.Resync
 			// The position never moves back, but for a lost log.
-			if json.Unmarshal(f.Data, &r) == nil && (!havePos || r.Head > pos || r.Cause == protocol.ResyncLogLost) {
-				havePos, pos = true, r.Head
+			if json.Unmarshal(f.Data, &r) == nil {
+				resyncCursor(&cur, r)
 			}
 			continue
 		case protocol.TypeEvent:
@@ -156,10 +157,14 @@ func expectedEvents(msg []byte) []parley.Event {
 			continue
 		}
 		if ev.Type.Durable() || (ev.Type == "" && durableName(f.Data)) {
-			if havePos && ev.Pos <= pos {
+			// Positions start at 1: an event at 0 or below is one the
+			// SDK has seen, whatever it has.
+			if cur == nil {
+				cur = protocol.ShardCursor{}
+			}
+			if !cur.Advance(ev.Shard, ev.Pos) {
 				continue
 			}
-			havePos, pos = true, ev.Pos
 		}
 		switch ev.Type {
 		case "":
