@@ -96,6 +96,7 @@ func FuzzHistoryQuery(f *testing.F) {
 		"limit=" + strconv.Itoa(parley.MaxPageLimit), "limit=" + strconv.Itoa(parley.MaxPageLimit+1), "limit=99999999999999999999",
 		"before=-1", "after=9223372036854775807", "before=1", "limit=1&limit=x", "limit=%31%30", "limit=+5", "limit=5;x=1",
 		"before=0x10", "after=1e3", "limit=%zz", "after=", "before=12&limit=3",
+		"before=0", "after=0", "before=0&after=3", "before=5&after=0", "before=&after=2",
 	} {
 		f.Add(s)
 	}
@@ -110,7 +111,12 @@ func FuzzHistoryQuery(f *testing.F) {
 		before, ok1 := intParam(q, "before")
 		after, ok2 := intParam(q, "after")
 		limit, ok3 := intParam(q, "limit")
-		valid := ok1 && ok2 && ok3 && before >= 0 && after >= 0 && (before == 0 || after == 0) && limit >= 0 && limit <= parley.MaxPageLimit
+		// A cursor given as 0 is not one left out: after=0 is "from the
+		// start", before=0 is invalid (no seq is below 1), and giving both
+		// is invalid whatever their values.
+		givenBefore, givenAfter := q.Get("before") != "", q.Get("after") != ""
+		valid := ok1 && ok2 && ok3 && !(givenBefore && givenAfter) && (!givenBefore || before >= 1) && after >= 0 &&
+			limit >= 0 && limit <= parley.MaxPageLimit
 		if !pageAnswer(t, raw, r, valid) {
 			return
 		}
