@@ -77,6 +77,14 @@ const (
 	// member's list read the whole run. Past the window the counts stop
 	// early (they are capped anyway) and last_message is absent.
 	ListWindow = 500
+	// ReplayScan bounds what one read of a user's events (EventsFor)
+	// reads: at most max(limit, ReplayScan) events of each of the user's
+	// membership windows (a conversation, from the event that added them
+	// to the one that removed them). Events of a user the reader blocked
+	// are left out but read all the same, so over a run of them a read
+	// stops there and says where (EventsPage.Through); without the bound
+	// one read would walk the whole run, however small its limit.
+	ReplayScan = 1000
 	// ResumeLimit is how many missed events a resume replays at most. A
 	// client further behind than this gets a resync instead and refetches
 	// its state; nothing is skipped silently.

@@ -46,8 +46,10 @@ type ShardedLog interface {
 	// conversation of shard after position after, with Audience filled.
 	ShardEvents(ctx context.Context, shard int, after int64, limit int) ([]Event, error)
 	// ShardEventsFor is EventsFor of one shard: up to limit events of
-	// shard after position after that userID receives, in position order.
-	ShardEventsFor(ctx context.Context, userID string, shard int, after int64, limit int) ([]Event, error)
+	// shard after position after that userID receives, in position order,
+	// reading at most max(limit, ReplayScan) events of each of the user's
+	// membership windows (see EventsPage.Through).
+	ShardEventsFor(ctx context.Context, userID string, shard int, after int64, limit int) (EventsPage, error)
 }
 
 // ValidateShard returns EINVALID unless 0 <= shard < n.

@@ -128,8 +128,12 @@ type Store interface {
 	// userID receives, in position order: events of conversations while
 	// the user was a member (from the event that added them up to and
 	// including the one that removed them). A newMessage of a message
-	// deleted since carries the tombstone.
-	EventsFor(ctx context.Context, userID string, after int64, limit int) ([]Event, error)
+	// deleted since carries the tombstone. Events a block hides from the
+	// user are left out but read all the same, so a read reads at most
+	// max(limit, ReplayScan) events of each membership window and stops
+	// there: the page may then be short, even empty, with
+	// EventsPage.Through where reading stopped.
+	EventsFor(ctx context.Context, userID string, after int64, limit int) (EventsPage, error)
 	// Events returns up to limit events of every conversation after
 	// position `after`, with Audience filled: how a node fills a gap in
 	// what its broker delivered.
@@ -324,6 +328,34 @@ type MessagePage struct {
 	// from the viewer filled the window: such a page is short, even
 	// empty, and the pages after it may be too.
 	Next int64 `json:"next,omitempty"`
+}
+
+// EventsPage is a page of a user's events (EventsFor, ShardEventsFor),
+// in position order.
+type EventsPage struct {
+	Events []Event
+	// Through, when not 0, is where the read stopped short of limit
+	// events: at max(limit, ReplayScan) events of one of the user's
+	// membership windows, too few of which the user may see (a run of a
+	// user they blocked). Events then holds every event of (after,
+	// Through] for the user, fewer than limit, and more may follow: the
+	// next read is after Through. It is 0 when Events holds limit
+	// events (the next read is after the last one's Pos) or every event
+	// for the user after `after` (the end of the log when read).
+	Through int64
+}
+
+// Next is the position to read after for the events that follow the
+// page's: Through when set, else the last event's Pos, else after (the
+// position the page was read after).
+func (p EventsPage) Next(after int64) int64 {
+	switch {
+	case p.Through > 0:
+		return p.Through
+	case len(p.Events) > 0:
+		return p.Events[len(p.Events)-1].Pos
+	}
+	return after
 }
 
 // Now is the store's clock, in UTC and rounded to microseconds so times

@@ -108,7 +108,7 @@ func TestOfflineEditsKeepTheirOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		var order []string
-		for _, e := range evs {
+		for _, e := range evs.Events {
 			switch e.Type {
 			case parley.EventNewMessage:
 				order = append(order, "new "+e.Message.ClientID)

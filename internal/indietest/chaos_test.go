@@ -443,6 +443,7 @@ func checkEvents(t *testing.T, addr string, u *user) {
 				Events  []event `json:"events"`
 				Head    int64   `json:"head"`
 				HasMore bool    `json:"has_more"`
+				Next    int64   `json:"next"`
 				Resync  bool    `json:"resync"`
 				Shard   int     `json:"shard"`
 				Shards  int     `json:"shards"`
@@ -467,6 +468,12 @@ func checkEvents(t *testing.T, addr string, u *user) {
 				}
 				break
 			}
+			// A page over events hidden from the user may be short or
+			// empty: the next one starts at next, not at its last event.
+			if page.Next < after {
+				t.Fatalf("GET /v1/events?shard=%d: next %d before the page's last event %d", s, page.Next, after)
+			}
+			after = page.Next
 		}
 	}
 	if len(fromHTTP) != len(u.posOf) {

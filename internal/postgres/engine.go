@@ -125,18 +125,44 @@ func (dialect) HeadSQL() string { return qHead }
 func (dialect) HeadsSQL() string { return `SELECT shard, head FROM positions` }
 
 // EventsForSQL: the events of one shard inside one of the user's
-// membership windows (args: user, after, limit, shard), with the user's
-// own events of no conversation; sqlstore.ReplayFilter leaves out what a
-// block hides.
+// membership windows (args: user, after, limit, shard, through: the
+// bound ReplayBoundSQL found, or the largest int64), with the user's own
+// events of no conversation; sqlstore.ReplayFilter leaves out what a
+// block hides. Each window is read on its own (LATERAL, on the
+// conversation's index) up to limit events, as SQLite's statement does:
+// up to through a window holds at most ReplayBoundSQL's scan events or
+// limit visible ones, so the filter runs on a bounded number of rows
+// however long a hidden run is.
 func (dialect) EventsForSQL() string {
-	return `SELECT * FROM (SELECT ` + sqlstore.EventCols + ` FROM events e
-		JOIN members w ON w.conversation_id = e.conversation_id AND w.user_id = $1
-			AND w.joined_pos <= e.pos AND (w.left_pos IS NULL OR e.pos <= w.left_pos)
+	return `SELECT * FROM (SELECT ` + sqlstore.EventCols + ` FROM members w
+		CROSS JOIN LATERAL (SELECT e.* FROM events e
+			WHERE e.conversation_id = w.conversation_id AND e.shard = $4
+			AND e.pos > GREATEST($2, w.joined_pos - 1)
+			AND e.pos <= LEAST(COALESCE(w.left_pos, 9223372036854775807), $5)
+			AND (e.recipient IS NULL OR e.recipient = w.user_id)
+			AND ` + sqlstore.ReplayFilter + `
+			ORDER BY e.pos LIMIT $3) e
 		` + sqlstore.EventJoins + `
-		WHERE e.shard = $4 AND e.pos > $2 AND (e.recipient IS NULL OR e.recipient = $1) AND ` + sqlstore.ReplayFilter + `
+		WHERE w.user_id = $1
 		ORDER BY e.pos LIMIT $3) conv
 		UNION ALL SELECT * FROM (` + sqlstore.UserEventsSQL + `) own
 		ORDER BY 1 LIMIT $3`
+}
+
+// ReplayBoundSQL: see sqlstore.Dialect (args: user, after, limit,
+// shard, scan): SQLite's statement, the windows' scans read on
+// the conversation's index as they are asked for.
+func (dialect) ReplayBoundSQL() string {
+	scan := `SELECT e.pos, e.type, e.actor_id, e.conversation_id FROM events e
+			WHERE e.conversation_id = w.conversation_id AND e.shard = $4
+			AND e.pos > GREATEST($2, w.joined_pos - 1)
+			AND e.pos <= COALESCE(w.left_pos, 9223372036854775807)
+			AND (e.recipient IS NULL OR e.recipient = w.user_id)
+			ORDER BY e.pos LIMIT $5`
+	return `SELECT MIN(t) FROM (SELECT CASE
+		WHEN (SELECT COUNT(*) FROM (SELECT 1 FROM (` + scan + `) e WHERE ` + sqlstore.ReplayFilter + ` LIMIT $3) v) < $3
+		THEN (SELECT pos FROM (` + scan + `) c ORDER BY pos LIMIT 1 OFFSET $5 - 1) END AS t
+		FROM members w WHERE w.user_id = $1 AND COALESCE(w.left_pos, 9223372036854775807) > $2) b`
 }
 
 // NameIs: users are uniquely indexed on lower(name).

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
@@ -294,4 +295,90 @@ func TestResumePastBlockedRun(t *testing.T) {
 		t.Fatalf("replayed %+v, want carol's message %s", got, want.ID)
 	}
 	back.heardNone(parley.EventNewMessage, "bob")
+}
+
+// TestResumePastLongBlockedRun: a run of a blocked user's messages longer
+// than a store read scans (parley.ReplayScan) cuts the replay's reads
+// short, even empty; the replay reads on from where the store stopped
+// until the head and gives every message after the run exactly once, in
+// order, then resumed. The resume limit counts the events written, not
+// the hidden ones. GET /v1/events pages over the same run by next.
+func TestResumePastLongBlockedRun(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ResumeLimit = 100 }))
+	aliceTok, bobTok, carolTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob"), srv.Token(t, "carol", "Carol")
+	a := connect(t, srv, aliceTok, nil)
+	b, c := connect(t, srv, bobTok, nil), connect(t, srv, carolTok, nil)
+	var g parley.Conversation
+	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "team", MemberIDs: []string{"bob", "carol"}}, &g)
+	a.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
+	from := a.event(parley.EventUserBlocked).Pos
+	a.ws.CloseNow()
+	b.ws.CloseNow()
+
+	want := []string{"before", "after 1", "after 2"}
+	c.send(g.ID, "c0", want[0])
+	sendRun(t, srv, g.ID, "bob", 2*parley.ReplayScan+50)
+	c.send(g.ID, "c1", want[1])
+	c.send(g.ID, "c2", want[2])
+
+	back := connect(t, srv, aliceTok, &from)
+	evs, end := collectResume(t, back)
+	if end.Type != protocol.TypeResumed {
+		t.Fatalf("after %d events: %s, want resumed", len(evs), end.Type)
+	}
+	checkExactlyOnce(t, evs, from, want)
+	if r := decodeJSON[protocol.Resumed](t, end.Data); r.Count != len(evs) || r.To != evs[len(evs)-1].Pos {
+		t.Fatalf("resumed %+v after %d events ending at %d", r, len(evs), evs[len(evs)-1].Pos)
+	}
+	back.ws.CloseNow()
+
+	// Over HTTP, two at a time: pages cut by the scan come back short or
+	// empty with has_more and next.
+	var got []parley.Event
+	after, reads := from, 0
+	for {
+		if reads++; reads > 20 {
+			t.Fatalf("still paging after %d reads at %d", reads, after)
+		}
+		r := httpDo(t, srv, "GET", fmt.Sprintf("/v1/events?after=%d&limit=2", after), aliceTok, "")
+		p := decodeJSON[struct {
+			Events  []parley.Event `json:"events"`
+			HasMore bool           `json:"has_more"`
+			Next    int64          `json:"next"`
+		}](t, r.body)
+		got = append(got, p.Events...)
+		if !p.HasMore {
+			if p.Next != 0 {
+				t.Fatalf("a last page with next %d", p.Next)
+			}
+			break
+		}
+		if p.Next <= after || len(p.Events) > 0 && p.Next < p.Events[len(p.Events)-1].Pos {
+			t.Fatalf("page after %d: %d events, next %d", after, len(p.Events), p.Next)
+		}
+		after = p.Next
+	}
+	checkExactlyOnce(t, got, from, want)
+	if reads < 3 { // the run is over two scans long
+		t.Fatalf("%d reads over a run of %d: the pages were not cut", reads, 2*parley.ReplayScan+50)
+	}
+}
+
+// sendRun has user send n messages to conv at once through the store,
+// published as the server's sends are, and returns when all are.
+func sendRun(t *testing.T, srv *servertest.Server, conv, user string, n int) {
+	t.Helper()
+	nms := make([]parley.NewMessage, n)
+	for i := range nms {
+		nms[i] = parley.NewMessage{ConversationID: conv, SenderID: user, ClientID: fmt.Sprint("run-", i), Type: parley.Text, Text: fmt.Sprint("run ", i)}
+	}
+	ctx := t.Context()
+	srv.Store.(parley.MultiSender).SendMessages(ctx, nms, func(i int, _ parley.Message, evs []parley.Event, err error) {
+		if err == nil {
+			err = srv.Broker.Publish(ctx, parley.BrokerMessage{Node: "run", Events: evs})
+		}
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	})
 }

@@ -363,6 +363,7 @@ func TestReplyByteCap(t *testing.T) {
 		p := decodeJSON[struct {
 			Events  []parley.Event `json:"events"`
 			HasMore bool           `json:"has_more"`
+			Next    int64          `json:"next"`
 		}](t, r.body)
 		for _, ev := range p.Events {
 			if ev.Pos <= after {
@@ -373,6 +374,9 @@ func TestReplyByteCap(t *testing.T) {
 		}
 		if !p.HasMore {
 			break
+		}
+		if p.Next != after { // nothing is hidden: next is the last event's pos
+			t.Fatalf("next %d, the page's last event %d", p.Next, after)
 		}
 	}
 	if len(pos) != n+1 { // the conversation's creation and the messages

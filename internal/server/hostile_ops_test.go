@@ -61,7 +61,7 @@ func eventsSince(t *testing.T, srv *servertest.Server, user string, pos int64) i
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(evs)
+	return len(evs.Events)
 }
 
 func head(t *testing.T, srv *servertest.Server) int64 {

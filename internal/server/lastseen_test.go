@@ -84,7 +84,7 @@ func TestResumeIndex(t *testing.T) {
 					rt.Fatal(err)
 				}
 				n := 0
-				for _, ev := range evs {
+				for _, ev := range evs.Events {
 					if ev.Pos <= delivered {
 						n++
 					}

@@ -136,19 +136,25 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, from, heads []int64,
 	// resume limit: when one more event lies in (from, head] of a shard,
 	// the client gets resync after the events already written (it
 	// refetches its state either way), so detecting it costs no count of
-	// the missed events.
+	// the missed events. A page the store cut at its scan bound (a run of
+	// events a block hides, parley.ReplayScan) may be short or empty:
+	// the replay reads on from where the store stopped (Through) until
+	// it reaches heads[sh], each read bounded, the limit counting only
+	// the events written.
 	frames := []outFrame{welcome}
 	count, page := 0, resumePageMin
 	to := make([]int64, len(from)) // per shard, the last position replayed
 	copy(to, from)
 	for sh := range from {
+		at := from[sh] // where the next read of the shard starts
 		for !quiet[sh] {
 			n := min(page, s.cfg.ResumeLimit+1-count)
-			evs, err := s.hub.events.ShardEventsFor(ctx, c.user.ID, sh, to[sh], n)
+			p, err := s.hub.events.ShardEventsFor(ctx, c.user.ID, sh, at, n)
 			if err != nil {
 				return err
 			}
-			done, size := len(evs) < n, 0
+			evs := p.Events
+			done, size := len(evs) < n && p.Through == 0, 0
 			for _, ev := range evs {
 				if ev.Pos > heads[sh] { // live from here on: the hub queues it
 					done = true
@@ -165,7 +171,7 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, from, heads []int64,
 				size += len(b)
 				frames = append(frames, outFrame{b: b})
 			}
-			if done {
+			if at = p.Next(at); done || at >= heads[sh] {
 				break
 			}
 			if err := c.writeFrames(frames); err != nil {
@@ -173,7 +179,9 @@ func (c *conn) start(ctx context.Context, h protocol.Hello, from, heads []int64,
 			}
 			clear(frames)
 			frames = frames[:0]
-			page = resumePage(s.cfg.Limits.SendQueueBytes, size, len(evs))
+			if len(evs) > 0 { // an empty page says nothing of the events' size
+				page = resumePage(s.cfg.Limits.SendQueueBytes, size, len(evs))
+			}
 		}
 	}
 	s.metrics.resumes.WithLabelValues("replayed").Inc()

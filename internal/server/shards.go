@@ -36,9 +36,9 @@ func (o oneShard) ShardEvents(ctx context.Context, shard int, after int64, limit
 	return o.st.Events(ctx, after, limit)
 }
 
-func (o oneShard) ShardEventsFor(ctx context.Context, userID string, shard int, after int64, limit int) ([]parley.Event, error) {
+func (o oneShard) ShardEventsFor(ctx context.Context, userID string, shard int, after int64, limit int) (parley.EventsPage, error) {
 	if err := parley.ValidateShard(shard, 1); err != nil {
-		return nil, err
+		return parley.EventsPage{}, err
 	}
 	return o.st.EventsFor(ctx, userID, after, limit)
 }

@@ -185,7 +185,7 @@ func BenchmarkEventsFor(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				n = len(evs)
+				n = len(evs.Events)
 			}
 			b.ReportMetric(float64(n), "events")
 		})

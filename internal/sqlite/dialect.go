@@ -21,20 +21,24 @@ func (dialect) Name() string { return "sqlite" }
 func (dialect) HeadSQL() string { return `SELECT COALESCE(MAX(pos), 0) FROM events WHERE shard = $1` }
 
 // EventsForSQL: the events of one shard inside one of the user's
-// membership windows (args: user, after, limit, shard). For each window the subquery takes at most
-// limit events from the conversation's index, bounded by the window, so
-// the sort sees at most windows x limit rows, however far behind the user
-// is, and the joins run only for those. The user's own events of no
-// conversation (sqlstore.UserEventsSQL) join them. sqlstore.ReplayFilter
-// leaves out what a block hides inside the subquery, before its LIMIT:
-// filtered after it, a run of limit hidden events emptied the window and
-// cut the page short, which the server's replay takes for "caught up".
+// membership windows (args: user, after, limit, shard, through: the
+// bound ReplayBoundSQL found, or the largest int64). For each window the
+// subquery takes at most limit events from the conversation's index,
+// bounded by the window, so the sort sees at most windows x limit rows,
+// however far behind the user is, and the joins run only for those. The
+// user's own events of no conversation (sqlstore.UserEventsSQL) join
+// them. sqlstore.ReplayFilter leaves out what a block hides inside the
+// subquery, before its LIMIT: filtered after it, a run of limit hidden
+// events emptied the window and cut the page short, which the server's
+// replay took for "caught up". Up to through, a window holds at most
+// ReplayBoundSQL's scan events or limit visible ones, so the filter runs
+// on a bounded number of rows however long a hidden run is.
 func (dialect) EventsForSQL() string {
 	return `SELECT * FROM (SELECT ` + sqlstore.EventCols + ` FROM members w
 		JOIN events e ON e.id IN (SELECT e.id FROM events e
 			WHERE e.conversation_id = w.conversation_id AND e.shard = $4
 			AND e.pos > max($2, w.joined_pos - 1)
-			AND e.pos <= COALESCE(w.left_pos, 9223372036854775807)
+			AND e.pos <= min(COALESCE(w.left_pos, 9223372036854775807), $5)
 			AND (e.recipient IS NULL OR e.recipient = w.user_id)
 			AND ` + sqlstore.ReplayFilter + `
 			ORDER BY e.pos LIMIT $3 + 0)
@@ -43,6 +47,29 @@ func (dialect) EventsForSQL() string {
 		ORDER BY e.pos LIMIT $3 + 0)
 		UNION ALL SELECT * FROM (` + sqlstore.UserEventsSQL + `)
 		ORDER BY 1 LIMIT $3 + 0`
+}
+
+// ReplayBoundSQL: see sqlstore.Dialect (args: user, after, limit,
+// shard, scan). Per window, the first scan events in order (a co-routine
+// on the conversation's index, read as far as asked): when fewer than
+// limit of them pass sqlstore.ReplayFilter, the scan-th one's pos; the
+// smallest of these. A window where limit pass stops at the limit-th
+// (so a window of visible events costs what EventsForSQL's does);
+// another reads its scan events twice, the second time without the
+// filter. The scans name the conversation's index: left to itself the
+// planner may range the log's (shard, pos) key instead, which reads
+// every conversation's events of the range.
+func (dialect) ReplayBoundSQL() string {
+	scan := `SELECT e.pos, e.type, e.actor_id, e.conversation_id FROM events e INDEXED BY events_by_conversation
+			WHERE e.conversation_id = w.conversation_id AND e.shard = $4
+			AND e.pos > max($2, w.joined_pos - 1)
+			AND e.pos <= COALESCE(w.left_pos, 9223372036854775807)
+			AND (e.recipient IS NULL OR e.recipient = w.user_id)
+			ORDER BY e.pos LIMIT $5 + 0`
+	return `SELECT MIN(t) FROM (SELECT CASE
+		WHEN (SELECT COUNT(*) FROM (SELECT 1 FROM (` + scan + `) e WHERE ` + sqlstore.ReplayFilter + ` LIMIT $3 + 0)) < $3 + 0
+		THEN (SELECT pos FROM (` + scan + `) ORDER BY pos LIMIT 1 OFFSET $5 - 1) END AS t
+		FROM members w WHERE w.user_id = $1 AND COALESCE(w.left_pos, 9223372036854775807) > $2)`
 }
 
 // NameIs: users.name is COLLATE NOCASE (and uniquely indexed so).

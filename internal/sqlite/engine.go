@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/batchq"
@@ -60,14 +61,25 @@ func (e *engine) QueryRow(ctx context.Context, query string, args ...any) sqlsto
 }
 
 // Read runs fn in one read transaction, so every query in it sees the
-// same snapshot.
+// same snapshot. A query the pool has not prepared yet runs unprepared
+// in the transaction and is prepared on the pool once the transaction
+// has ended: preparing it on the pool inside would wait for a second
+// connection while holding one, and with every connection of the pool
+// held by transactions waiting so, none would go on.
 func (e *engine) Read(ctx context.Context, fn func(q sqlstore.Querier) error) error {
 	tx, err := e.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return internalf("begin read: %w", err)
 	}
-	defer tx.Rollback()
-	return fn(&readTx{e: e, tx: tx})
+	r := &readTx{e: e, tx: tx}
+	err = func() error {
+		defer tx.Rollback()
+		return fn(r)
+	}()
+	for _, q := range r.unprepared {
+		e.stmt(ctx, q)
+	}
+	return err
 }
 
 func (e *engine) Write(ctx context.Context, fn func(w sqlstore.Tx) error) error {
@@ -114,15 +126,24 @@ func (e *engine) sendOps(nms []parley.NewMessage, done func(int, parley.Message,
 // readTx is a read transaction running the prepared read statements
 // (none with a nil e: a transaction on another pool).
 type readTx struct {
-	e  *engine
-	tx *sql.Tx
+	e          *engine
+	tx         *sql.Tx
+	unprepared []string // queries the pool had not prepared (see Read)
 }
 
-func (r *readTx) stmt(ctx context.Context, query string) *sql.Stmt {
+// stmt returns query as the pool prepared it, or nil when it has not
+// yet (never inside the transaction: see Read).
+func (r *readTx) stmt(_ context.Context, query string) *sql.Stmt {
 	if r.e == nil {
 		return nil
 	}
-	return r.e.stmt(ctx, query)
+	if st, ok := r.e.rstmts.Load(query); ok {
+		return st.(*sql.Stmt)
+	}
+	if !slices.Contains(r.unprepared, query) {
+		r.unprepared = append(r.unprepared, query)
+	}
+	return nil
 }
 
 func (r *readTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {

@@ -327,3 +327,14 @@ func FTSLevels(ctx context.Context, db *DB) ([]FTSLevel, error) {
 	}
 	return FTSStructure(rec)
 }
+
+// Read runs fn in one of the engine's read transactions; fn's query runs
+// a query of one row and column there, scanning it into dest.
+func Read(ctx context.Context, db *DB, fn func(query func(q string, dest any) error) error) error {
+	return (*engine)(db).Read(ctx, func(q sqlstore.Querier) error {
+		return fn(func(query string, dest any) error { return q.QueryRow(ctx, query).Scan(dest) })
+	})
+}
+
+// ReadConns is the read pool's size.
+func ReadConns(db *DB) int { return db.read.Stats().MaxOpenConnections }

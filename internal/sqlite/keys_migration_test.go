@@ -113,8 +113,8 @@ func TestNoForeignKeys(t *testing.T) {
 		t.Fatalf("Messages after the upgrade:\n got %+v\nwant %+v", got, pagesBefore)
 	}
 	mine, err := db.EventsFor(ctx, c.ID, 0, len(before)+10)
-	if err != nil || len(mine) == 0 {
-		t.Fatalf("EventsFor after the upgrade: %d, %v", len(mine), err)
+	if err != nil || len(mine.Events) == 0 {
+		t.Fatalf("EventsFor after the upgrade: %d, %v", len(mine.Events), err)
 	}
 	// The triggers: an edit of a message indexed before the upgrade
 	// replaces its words in the index.

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -361,5 +362,43 @@ func TestPageSize(t *testing.T) {
 	}
 	if n := pageSizeOf(t, old); n != 4096 {
 		t.Errorf("page_size of a 4 KiB file after Open = %d, want 4096", n)
+	}
+}
+
+// TestReadsFillThePool: as many read transactions as the read pool has
+// connections, each running a query the pool has not prepared yet once
+// all of them have begun, all finish. A transaction that prepared its
+// query on the pool waited for a second connection while holding one:
+// with the pool full of such transactions none went on (eight resumes at
+// once did it, server test TestHostileResumeFlood).
+func TestReadsFillThePool(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "parley.db"))
+	n := sqlite.ReadConns(db)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var began sync.WaitGroup
+	began.Add(n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			errs <- sqlite.Read(ctx, db, func(query func(string, any) error) error {
+				began.Done()
+				began.Wait() // every connection is held
+				var v int64
+				return query("SELECT 42 AS fill_the_pool", &v)
+			})
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("a read with the pool full: %v", err)
+		}
+	}
+	// Prepared on the pool since: the same read runs prepared.
+	if err := sqlite.Read(ctx, db, func(query func(string, any) error) error {
+		var v int64
+		return query("SELECT 42 AS fill_the_pool", &v)
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -56,11 +56,12 @@ const ReplayFilter = `NOT (e.type IN ('newMessage', 'messageEdited', 'messageDel
 			AND r.left_pos IS NULL AND r.request != 0 AND NOT r.wrote)))`
 
 // UserEventsSQL selects user $1's own events of no conversation (blocks,
-// consent) after $2, at most $3, in shard $4 (they are all in shard 0),
-// selecting EventCols: the engines' EventsForSQL add it to the
-// conversations' events.
+// consent) in ($2, $5], at most $3, in shard $4 (they are all in shard
+// 0), selecting EventCols: the engines' EventsForSQL add it to the
+// conversations' events. None is hidden, so they need no scan bound of
+// their own.
 const UserEventsSQL = `SELECT ` + EventCols + ` FROM events e ` + EventJoins + `
-		WHERE e.conversation_id IS NULL AND e.recipient = $1 AND e.shard = $4 AND e.pos > $2 ORDER BY e.pos LIMIT $3 + 0`
+		WHERE e.conversation_id IS NULL AND e.recipient = $1 AND e.shard = $4 AND e.pos > $2 AND e.pos <= $5 ORDER BY e.pos LIMIT $3 + 0`
 
 // SendGateSQL lists, for a conversation ($1), the pairs (who refuses,
 // whom, declined) among its current members: a member who blocked a user

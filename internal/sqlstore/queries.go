@@ -259,7 +259,7 @@ const (
 
 // dialectSQL is the SQL built from the dialect's parts, once, in New.
 type dialectSQL struct {
-	head, heads, eventsFor                 string
+	head, heads, eventsFor, replayBound    string
 	userByName, credentials, userNameTaken string
 	windows, usersOf, contactsOf           string
 	reactionsOf                            string
@@ -273,9 +273,10 @@ func buildSQL(d Dialect) dialectSQL {
 	// Args: name, key.
 	byName := d.NameIs("name", "$1")
 	return dialectSQL{
-		head:      d.HeadSQL(),
-		heads:     headsSQL(d),
-		eventsFor: d.EventsForSQL(),
+		head:        d.HeadSQL(),
+		heads:       headsSQL(d),
+		eventsFor:   d.EventsForSQL(),
+		replayBound: d.ReplayBoundSQL(),
 		userByName: `SELECT ` + userCols + ` FROM users
 		WHERE name_key = $2 OR ` + byName + ` ORDER BY ` + byName + ` DESC LIMIT 1`,
 		credentials: `SELECT ` + userCols + `, password_hash FROM users

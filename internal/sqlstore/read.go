@@ -420,7 +420,7 @@ func (s *Store) inChunks(ids []string, fn func(arg any) error) error {
 
 // EventsFor implements parley.Store: shard 0's (the whole log with one
 // shard), see ShardEventsFor.
-func (s *Store) EventsFor(ctx context.Context, userID string, after int64, limit int) ([]parley.Event, error) {
+func (s *Store) EventsFor(ctx context.Context, userID string, after int64, limit int) (parley.EventsPage, error) {
 	return s.ShardEventsFor(ctx, userID, 0, after, limit)
 }
 

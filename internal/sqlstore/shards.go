@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/parleychat/parley"
@@ -202,16 +203,44 @@ func (s *Store) ShardHeads(ctx context.Context) ([]int64, error) {
 
 // ShardEventsFor implements parley.ShardedLog. limit must be positive and
 // is at most ResumeLimit+1. The events carry no Audience.
-func (s *Store) ShardEventsFor(ctx context.Context, userID string, shard int, after int64, limit int) ([]parley.Event, error) {
+//
+// Each membership window of the user is read up to limit events it
+// keeps or max(limit, parley.ReplayScan) events in all, whichever comes
+// first: a first statement (ReplayBoundSQL) finds the first position
+// where a window ran out of its scan (through), the second reads the
+// kept events up to it, both in one snapshot. So a run of hidden events
+// costs a read at most the scan per window, and the page says where it
+// stopped (EventsPage.Through) rather than ending short, which a reader
+// would take for the end.
+func (s *Store) ShardEventsFor(ctx context.Context, userID string, shard int, after int64, limit int) (parley.EventsPage, error) {
 	if err := parley.ValidateShard(shard, s.shards); err != nil {
-		return nil, err
+		return parley.EventsPage{}, err
 	}
 	limit, err := parley.EventLimit(after, limit)
 	if err != nil {
-		return nil, err
+		return parley.EventsPage{}, err
 	}
-	events, err := scanAll(query(s.e.Query(ctx, s.sql.eventsFor, userID, after, limit, shard)), s.scanEvent)
-	return events, s.wrapInternal(err)
+	var page parley.EventsPage
+	err = s.e.Read(ctx, func(q Querier) error {
+		var through NullInt64
+		if err := q.QueryRow(ctx, s.sql.replayBound, userID, after, limit, shard, max(limit, parley.ReplayScan)).Scan(s.d.IntDest(&through)); err != nil {
+			return err
+		}
+		upTo := int64(math.MaxInt64)
+		if through.Valid {
+			upTo = through.Int64
+		}
+		var err error
+		page.Events, err = scanAll(query(q.Query(ctx, s.sql.eventsFor, userID, after, limit, shard, upTo)), s.scanEvent)
+		if through.Valid && len(page.Events) < limit {
+			page.Through = through.Int64
+		}
+		return err
+	})
+	if err != nil {
+		return parley.EventsPage{}, s.wrapInternal(err)
+	}
+	return page, nil
 }
 
 // ShardEvents implements parley.ShardedLog. limit must be positive and is

@@ -137,9 +137,16 @@ type Dialect interface {
 	// HeadSQL reads the newest committed position of shard $1.
 	HeadSQL() string
 	// EventsForSQL reads the events of one user's membership windows
-	// in one shard (args: user, after, limit, shard), selecting
-	// EventCols.
+	// in one shard (args: user, after, limit, shard, through), those
+	// ReplayFilter keeps, up to position through, selecting EventCols.
 	EventsForSQL() string
+	// ReplayBoundSQL reads where EventsForSQL must stop for its scan to
+	// stay bounded (args: user, after, limit, shard, scan): one row, the
+	// smallest position at which one of the user's membership windows
+	// holds scan events after after with fewer than limit of them kept
+	// by ReplayFilter (the scan-th's), or NULL when there is none. A
+	// window where limit are kept reads only up to them.
+	ReplayBoundSQL() string
 	// NameIs is a condition: column holds the name param (SQLite's
 	// column compares without regard to ASCII case; PostgreSQL's index
 	// is on lower(name)).

@@ -456,7 +456,7 @@ func testBlockedRunReplay(t *testing.T, s parley.Store) {
 	}
 	seen := send(t, s, group.ID, c, "for a")
 	for _, limit := range []int{1, 3, 5, 100} {
-		got := must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), a.ID, from, limit))
+		got := must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), a.ID, from, limit)).Events
 		if len(got) != 1 || got[0].Message == nil || got[0].Message.ID != seen.ID {
 			var types []string
 			for _, e := range got {
@@ -465,6 +465,119 @@ func testBlockedRunReplay(t *testing.T, s parley.Store) {
 			t.Errorf("EventsFor(a, %d, limit %d) = %v, want c's newMessage alone", from, limit, types)
 		}
 	}
+}
+
+// testReplayScan: a read of a user's events reads at most
+// max(limit, parley.ReplayScan) events of each membership window. Over a
+// run of a blocked user's events longer than that, a read stops inside
+// the run with Through where it stopped (short of the run's end: a read
+// that walked the whole run would return the events after it), and
+// paging by Next gives every event the viewer may see exactly once, in
+// order, in a few reads. A limit above the scan reads that many.
+func testReplayScan(t *testing.T, s parley.Store) {
+	a, c, b, g1 := groupWithBlock(t, s, "rs")
+	g2 := newGroup(t, s, c, "G2", a)
+	from := must[int64](t, "Head")(s.Head(ctx(t)))
+	hidden := func(n int) []parley.Message {
+		nms := make([]parley.NewMessage, n)
+		for i := range nms {
+			nms[i] = parley.NewMessage{ConversationID: g1.ID, SenderID: b.ID, ClientID: clientID(), Text: fmt.Sprint("hidden ", i)}
+		}
+		var ms []parley.Message
+		for _, r := range sendMany(t, ctx(t), optional[parley.MultiSender](t, s), nms) {
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			ms = append(ms, r.m)
+		}
+		return ms
+	}
+	var want []string // the viewer's messages, in order
+	visible := func(conv parley.Conversation, text string) {
+		want = append(want, send(t, s, conv.ID, c, text).ID)
+	}
+	visible(g1, "before")
+	run := hidden(parley.ReplayScan / 2)
+	visible(g2, "in the run, elsewhere")
+	run = append(run, hidden(2*parley.ReplayScan)...)
+	visible(g1, "after 1")
+	visible(g1, "after 2")
+	visible(g2, "after, elsewhere")
+	visible(g1, "after 3")
+
+	messages := func(evs []parley.Event) []string {
+		var ids []string
+		for _, e := range evs {
+			if e.UserID == b.ID {
+				t.Errorf("event %d (%s) of the blocked user replayed", e.Pos, e.Type)
+			}
+			if e.Type == parley.EventNewMessage {
+				ids = append(ids, e.Message.ID)
+			}
+		}
+		return ids
+	}
+
+	// One read stops inside the run: past the messages before it (the
+	// other group's included), at most ReplayScan events in.
+	p := must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), a.ID, from, 5))
+	if got := messages(p.Events); !slices.Equal(got, want[:2]) {
+		t.Errorf("EventsFor(a, limit 5) = %v, want the two messages before the run's end %v", got, want[:2])
+	}
+	runPos := positionsOf(t, s, b.ID, from)
+	if len(runPos) != len(run) {
+		t.Fatalf("the log holds %d of b's messages, want %d", len(runPos), len(run))
+	}
+	if p.Through < runPos[parley.ReplayScan/2] || p.Through > runPos[parley.ReplayScan-1] {
+		t.Errorf("EventsFor(a, limit 5): through %d, want it inside the run, at most ReplayScan events in (%d to %d)",
+			p.Through, runPos[parley.ReplayScan/2], runPos[parley.ReplayScan-1])
+	}
+
+	// Paging by Next: every message once, in order, in a few reads.
+	for _, limit := range []int{1, 2, 100} {
+		var all []parley.Event
+		reads := 0
+		for after := from; ; reads++ {
+			p := must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), a.ID, after, limit))
+			if len(p.Events) > limit || p.Through != 0 && (p.Through <= after || len(p.Events) == limit) {
+				t.Fatalf("EventsFor(a, %d, limit %d): %d events, through %d", after, limit, len(p.Events), p.Through)
+			}
+			all = append(all, p.Events...)
+			if len(p.Events) < limit && p.Through == 0 {
+				break
+			}
+			after = p.Next(after)
+		}
+		if got := messages(all); !slices.Equal(got, want) {
+			t.Errorf("paging with limit %d: messages %v, want %v", limit, got, want)
+		}
+		if max := len(want) + 2*len(run)/parley.ReplayScan + 2; reads > max {
+			t.Errorf("paging with limit %d took %d reads, want at most %d", limit, reads, max)
+		}
+	}
+
+	// A limit above the scan reads that many: the whole run at once.
+	p = must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), a.ID, from, len(run)+100))
+	if got := messages(p.Events); !slices.Equal(got, want) || p.Through != 0 {
+		t.Errorf("EventsFor(a, limit %d) = %v, through %d; want %v, 0", len(run)+100, got, p.Through, want)
+	}
+	// b, who blocked nobody, reads their own messages as ever.
+	if p := must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), b.ID, from, 5)); len(p.Events) != 5 || p.Through != 0 {
+		t.Errorf("EventsFor(b, limit 5): %d events, through %d; want 5, 0", len(p.Events), p.Through)
+	}
+}
+
+// positionsOf returns the positions of the newMessage events of sender
+// after after, in order, read from the whole log.
+func positionsOf(t *testing.T, s parley.Store, sender string, after int64) []int64 {
+	t.Helper()
+	var pos []int64
+	for _, e := range allEvents(t, s) {
+		if e.Pos > after && e.Type == parley.EventNewMessage && e.UserID == sender {
+			pos = append(pos, e.Pos)
+		}
+	}
+	return pos
 }
 
 // testListWindow: a conversation list reads each conversation's newest

@@ -202,11 +202,11 @@ func testEventsForWindows(t *testing.T, s parley.Store) {
 	}
 	// Resuming from the middle returns only what follows.
 	mid := bEvents[2].Pos
-	rest := must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), b.ID, mid, 100))
+	rest := must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), b.ID, mid, 100)).Events
 	if !slices.Equal(summary(rest), want["b"][3:]) {
 		t.Errorf("EventsFor(b, %d) = %v", mid, summary(rest))
 	}
-	if got := must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), b.ID, mid, 2)); len(got) != 2 {
+	if got := must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), b.ID, mid, 2)).Events; len(got) != 2 {
 		t.Errorf("EventsFor with limit 2 returned %d", len(got))
 	}
 }
@@ -247,7 +247,7 @@ func testEventsForAudience(t *testing.T, s parley.Store) {
 		}
 		for _, after := range append([]int64{0}, want...) {
 			var got []int64
-			for _, e := range must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), u.ID, after, 1000)) {
+			for _, e := range must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), u.ID, after, 1000)).Events {
 				got = append(got, e.Pos)
 			}
 			var w []int64
@@ -355,7 +355,7 @@ func testEventsLimits(t *testing.T, s parley.Store) {
 	_, err = s.EventsFor(ctx(t), a.ID, 0, -5)
 	wantCode(t, "EventsFor(limit -5)", err, parley.EINVALID)
 	// Past the head: nothing, no error.
-	if got, err := s.EventsFor(ctx(t), a.ID, 1<<40, 10); err != nil || len(got) != 0 {
+	if got, err := s.EventsFor(ctx(t), a.ID, 1<<40, 10); err != nil || len(got.Events) != 0 || got.Through != 0 {
 		t.Errorf("EventsFor past the head = %v, %v", got, err)
 	}
 }

@@ -73,7 +73,7 @@ func testFiles(t *testing.T, s parley.Store) {
 		t.Fatal(err)
 	}
 	replayed := false
-	for _, e := range evs {
+	for _, e := range evs.Events {
 		if e.Type == parley.EventNewMessage && e.Message != nil && e.Message.ID == m.ID {
 			wantFile("replayed newMessage", e.Message)
 			replayed = true

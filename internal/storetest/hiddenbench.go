@@ -11,10 +11,15 @@ import (
 // BenchHiddenRun measures what a run of messages hidden from the reader
 // costs the reads that leave them out: a group where the reader blocked
 // the only writer, grown to 1000, 10,000 and 40,000 messages; at each
-// size the reader's conversation list ("list") and newest history page
-// ("history"). Both read a bounded window (parley.ListWindow,
-// parley.HistoryWindow), so their cost should not grow with the run.
-// Engines call it from their own benchmarks with a new store.
+// size the reader's conversation list ("list"), newest history page
+// ("history") and a read of their events from before the run, as a
+// resume's first page asks (EventsFor, resumePageMin 16 events:
+// "replay"). They read a bounded window (parley.ListWindow,
+// parley.HistoryWindow, parley.ReplayScan), so their cost should not
+// grow with the run. "replay-all" pages through the whole run by
+// EventsPage.Next, as a resume does: its cost grows with the run, one
+// bounded read per ReplayScan events. Engines call it from their own
+// benchmarks with a new store.
 func BenchHiddenRun(b *testing.B, s parley.Store) {
 	ctx := b.Context()
 	reader, err := s.EnsureUser(ctx, "hidden-reader", "hidden-reader")
@@ -30,6 +35,10 @@ func BenchHiddenRun(b *testing.B, s parley.Store) {
 		b.Fatal(err)
 	}
 	if _, err := s.(parley.Consenter).Block(ctx, reader.ID, writer.ID); err != nil {
+		b.Fatal(err)
+	}
+	from, err := s.Head(ctx)
+	if err != nil {
 		b.Fatal(err)
 	}
 	ms := s.(parley.MultiSender)
@@ -60,6 +69,30 @@ func BenchHiddenRun(b *testing.B, s parley.Store) {
 					b.Fatalf("%d messages, %v", len(p.Messages), err)
 				}
 			}
+		})
+		b.Run(fmt.Sprint("replay/", size), func(b *testing.B) {
+			for b.Loop() {
+				if p, err := s.EventsFor(ctx, reader.ID, from, 16); err != nil || len(p.Events) != 0 {
+					b.Fatalf("%d events, %v", len(p.Events), err)
+				}
+			}
+		})
+		b.Run(fmt.Sprint("replay-all/", size), func(b *testing.B) {
+			reads := 0
+			for b.Loop() {
+				for after := from; ; {
+					reads++
+					p, err := s.EventsFor(ctx, reader.ID, after, 16)
+					if err != nil || len(p.Events) != 0 {
+						b.Fatalf("%d events, %v", len(p.Events), err)
+					}
+					if p.Through == 0 {
+						break
+					}
+					after = p.Through
+				}
+			}
+			b.ReportMetric(float64(reads)/float64(b.N), "reads/op")
 		})
 	}
 }

@@ -52,8 +52,8 @@ func (full) ShardHead(context.Context, int) (int64, error)           { return 0,
 func (full) ShardEvents(context.Context, int, int64, int) ([]parley.Event, error) {
 	return nil, nil
 }
-func (full) ShardEventsFor(context.Context, string, int, int64, int) ([]parley.Event, error) {
-	return nil, nil
+func (full) ShardEventsFor(context.Context, string, int, int64, int) (parley.EventsPage, error) {
+	return parley.EventsPage{}, nil
 }
 func (full) SendMessagesAsync([]parley.NewMessage, func(int, parley.Message, []parley.Event, error)) {
 }

@@ -106,7 +106,7 @@ func testMarkDelivered(t *testing.T, s parley.Store) {
 		}
 	}
 	// The events replay, in order, to the members.
-	evs := must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), a.ID, 0, 100))
+	evs := must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), a.ID, 0, 100)).Events
 	n := 0
 	for _, e := range evs {
 		if e.Type == parley.EventMessageDelivered {

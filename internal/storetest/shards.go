@@ -222,18 +222,13 @@ func testDensePerShard(t *testing.T, s parley.Store) {
 				}
 			}
 			var got []int64
-			for after := int64(0); ; {
-				page := must[[]parley.Event](t, "ShardEventsFor")(log.ShardEventsFor(ctx(t), u.ID, sh, after, 40))
-				if len(page) == 0 {
-					break
+			for _, e := range pageEventsFor(t, func(after int64) (parley.EventsPage, error) {
+				return log.ShardEventsFor(ctx(t), u.ID, sh, after, 40)
+			}) {
+				if e.Shard != sh {
+					t.Fatalf("ShardEventsFor(%s, shard %d) returned an event of shard %d", u.Name, sh, e.Shard)
 				}
-				for _, e := range page {
-					if e.Shard != sh {
-						t.Fatalf("ShardEventsFor(%s, shard %d) returned an event of shard %d", u.Name, sh, e.Shard)
-					}
-					got = append(got, e.Pos)
-				}
-				after = page[len(page)-1].Pos
+				got = append(got, e.Pos)
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("ShardEventsFor(%s, shard %d) = %v, want the positions whose audience holds them %v", u.Name, sh, got, want)
@@ -261,7 +256,7 @@ func testDensePerShard(t *testing.T, s parley.Store) {
 	if evs := must[[]parley.Event](t, "Events")(s.Events(ctx(t), 0, 1000)); len(evs) != len(all[0]) {
 		t.Errorf("Events() returned %d events, shard 0 holds %d", len(evs), len(all[0]))
 	}
-	for _, e := range must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), users[0].ID, 0, 1000)) {
+	for _, e := range must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), users[0].ID, 0, 1000)).Events {
 		if e.Shard != 0 {
 			t.Errorf("EventsFor returned an event of shard %d", e.Shard)
 		}
@@ -290,7 +285,7 @@ func ShardsMigration(t *testing.T, open func(t *testing.T) parley.Store, downTo 
 		send(t, s, c.ID, a, fmt.Sprint("before ", i))
 	}
 	head := must[int64](t, "Head")(s.Head(ctx(t)))
-	before := must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), b.ID, 0, 100))
+	before := must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), b.ID, 0, 100)).Events
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +296,7 @@ func ShardsMigration(t *testing.T, open func(t *testing.T) parley.Store, downTo 
 	if h := must[int64](t, "Head")(s.Head(ctx(t))); h != head {
 		t.Fatalf("head after the migration %d, before %d", h, head)
 	}
-	after := must[[]parley.Event](t, "EventsFor")(s.EventsFor(ctx(t), b.ID, 0, 100))
+	after := must[parley.EventsPage](t, "EventsFor")(s.EventsFor(ctx(t), b.ID, 0, 100)).Events
 	if len(after) != len(before) {
 		t.Fatalf("%d events after the migration, %d before", len(after), len(before))
 	}
@@ -451,10 +446,11 @@ func testReplayAfterReopen(t *testing.T, s parley.Store, reopen func() parley.St
 	if _, events, err := edit(t, s, a, m, "e2", "v3"); err != nil || len(events) != 0 {
 		t.Fatalf("edit e2 sent again after the restart: %v, %d events, want none", err, len(events))
 	}
-	events, err := s.(parley.ShardedLog).ShardEventsFor(ctx(t), b.ID, shard, head, 100)
+	page, err := s.(parley.ShardedLog).ShardEventsFor(ctx(t), b.ID, shard, head, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
+	events := page.Events
 	var got []string
 	last := head
 	for _, e := range events {

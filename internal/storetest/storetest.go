@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Flags", testFlags},
 		{"Block", testBlock},
 		{"BlockedRunReplay", testBlockedRunReplay},
+		{"ReplayScan", testReplayScan},
 		{"ListWindow", testListWindow},
 		{"HistoryWindow", testHistoryWindow},
 		{"BlockedSearch", testBlockedSearch},
@@ -286,7 +287,36 @@ func allEvents(t *testing.T, s parley.Store) []parley.Event {
 // allEventsFor reads everything userID receives through EventsFor.
 func allEventsFor(t *testing.T, s parley.Store, userID string) []parley.Event {
 	t.Helper()
-	return pageEvents(t, func(after int64) ([]parley.Event, error) { return s.EventsFor(ctx(t), userID, after, 1000) })
+	return pageEventsFor(t, func(after int64) (parley.EventsPage, error) { return s.EventsFor(ctx(t), userID, after, 1000) })
+}
+
+// pageEventsFor reads a user's events page by page, each after the last
+// one's Next, until a page that is empty and says it reached the end
+// (Through 0).
+func pageEventsFor(t *testing.T, page func(after int64) (parley.EventsPage, error)) []parley.Event {
+	t.Helper()
+	var all []parley.Event
+	var after int64
+	for {
+		p, err := page(after)
+		if err != nil {
+			t.Fatalf("reading events after %d: %v", after, err)
+		}
+		for _, e := range p.Events {
+			if e.Pos <= after {
+				t.Fatalf("event at %d after cursor %d", e.Pos, after)
+			}
+			after = e.Pos
+		}
+		if p.Through != 0 && p.Through < after {
+			t.Fatalf("through %d before the page's last event %d", p.Through, after)
+		}
+		if len(p.Events) == 0 && p.Through == 0 {
+			return all
+		}
+		all = append(all, p.Events...)
+		after = p.Next(after)
+	}
 }
 
 func pageEvents(t *testing.T, page func(after int64) ([]parley.Event, error)) []parley.Event {
