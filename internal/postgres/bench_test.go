@@ -152,6 +152,11 @@ func procCPU(pid int) (time.Duration, bool) {
 	return time.Duration(u+s) * (time.Second / 100), true // USER_HZ
 }
 
+// BenchmarkEventsFor: storetest.BenchEventsFor on a new schema.
+func BenchmarkEventsFor(b *testing.B) {
+	storetest.BenchEventsFor(b, open(b, pgtest.Schema(b)))
+}
+
 // BenchmarkHiddenRun: storetest.BenchHiddenRun on a new schema.
 func BenchmarkHiddenRun(b *testing.B) {
 	storetest.BenchHiddenRun(b, open(b, pgtest.Schema(b)))

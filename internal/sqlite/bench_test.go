@@ -123,73 +123,9 @@ func BenchmarkSendMessageSerial(b *testing.B) {
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
 
-// BenchmarkEventsFor: the read of a resume. A user in 4 of 8 busy groups
-// asks for the events after a position: "1000 missed" is the resume
-// target's case (the last 1000 of the log), "far behind" a client 20k
-// events back that gets the first page of ResumeLimit+1 (the server then
-// tells it to resync), "few missed" a reconnect after a blip.
+// BenchmarkEventsFor: storetest.BenchEventsFor on a SQLite file.
 func BenchmarkEventsFor(b *testing.B) {
-	db, users, _ := benchSetup(b, 8, 0)
-	ctx := b.Context()
-	ids := make([]string, len(users))
-	for i, u := range users {
-		ids[i] = u.ID
-	}
-	reader := users[0]
-	var groups []parley.Conversation
-	for i := range 8 {
-		members := ids[2:]
-		if i%2 == 0 {
-			members = ids[1:] // users[0] creates every group; leaves odd ones
-		}
-		g, _, err := db.CreateGroup(ctx, users[1].ID, fmt.Sprint("G", i), append([]string{reader.ID}, members...))
-		if err != nil {
-			b.Fatal(err)
-		}
-		groups = append(groups, g)
-		if i%2 == 1 {
-			if _, _, err := db.UpdateConversation(ctx, reader.ID, g.ID, parley.ConversationChange{Remove: []string{reader.ID}}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	// 20k messages over the 8 groups, sent concurrently so they batch.
-	const total = 20000
-	var wg sync.WaitGroup
-	for w := range 64 {
-		wg.Go(func() {
-			for i := w; i < total; i += 64 {
-				_, _, err := db.SendMessage(ctx, parley.NewMessage{ConversationID: groups[i%8].ID, SenderID: users[1].ID,
-					ClientID: fmt.Sprint("m", i), Type: parley.Text, Text: "history"})
-				if err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	head, err := db.Head(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, c := range []struct {
-		name  string
-		after int64
-	}{{"few missed", head - 10}, {"1000 missed", head - 2000}, {"far behind", 0}} {
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			n := 0
-			for b.Loop() {
-				evs, err := db.EventsFor(ctx, reader.ID, c.after, parley.ResumeLimit+1)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n = len(evs.Events)
-			}
-			b.ReportMetric(float64(n), "events")
-		})
-	}
+	storetest.BenchEventsFor(b, open(b, filepath.Join(b.TempDir(), "bench.db")))
 }
 
 // BenchmarkConversationsBacklog: the conversation list of a user away
