@@ -77,6 +77,15 @@ const (
 	// member's list read the whole run. Past the window the counts stop
 	// early (they are capped anyway) and last_message is absent.
 	ListWindow = 500
+	// MaxContacts bounds a user's contacts as presence uses them
+	// (Store.Contacts): they are taken from the user's MaxContacts most
+	// recently active conversations that can make contacts (groups, and
+	// direct conversations the user wrote in), members of more recent
+	// conversations first, and at most MaxContacts are kept. A user may
+	// be added to any number of groups by others, so without it one
+	// user's welcome, presence reply and every presence transition would
+	// grow with what others did to them.
+	MaxContacts = 1000
 	// ResumeLimit is how many missed events a resume replays at most. A
 	// client further behind than this gets a resync instead and refetches
 	// its state; nothing is skipped silently.

@@ -157,17 +157,10 @@ const (
 		ORDER BY conversation_id LIMIT $3 + 0`
 	qSetReadSeq = `UPDATE members SET read_seq = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL AND read_seq < $1`
-	// qContacts: the users who see each other's presence. Members of a
-	// common group are contacts; the two users of a direct conversation
-	// only once both have written in it (members.wrote), so opening one
-	// with a stranger reveals nothing.
-	qContacts = `SELECT DISTINCT other.user_id FROM members mine
-		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
-		` + contactsJoin + `
-		WHERE mine.user_id = $1 AND mine.left_pos IS NULL AND other.user_id != mine.user_id
-		AND ` + contactsRule + `
-		ORDER BY other.user_id`
 	contactsJoin = `JOIN conversations c ON c.id = mine.conversation_id`
+	// contactsRule: mine and other are contacts through conversation c,
+	// the rule of contactsWith as one condition on a pair, for consent
+	// (qReach), which asks about one pair and so needs no bound.
 	// wrote is a boolean in PostgreSQL and 0 or 1 in SQLite: both read
 	// it as a truth value.
 	// Users who blocked one another are no contacts, whatever they share.
@@ -257,11 +250,58 @@ const (
 			WHERE au.id = a.owner_id AND au.avatar_id = a.id))`
 )
 
+// maxContacts is parley.MaxContacts in SQL (a constant, like maxUnread;
+// storetest's ContactsLimit checks the two agree).
+const maxContacts = "1000"
+
+// contactsWith is the WITH list of dialectSQL.contacts and contactsOf, for the users
+// mine.user_id meets cond ("me" below): their contacts, the users who see
+// each other's presence, as the rows of kept numbered n from 1 per user;
+// the statements keep n <= parley.MaxContacts.
+//
+// A contact is a current member of a group with me, or the other user of
+// a direct conversation in which both wrote (members.wrote; opening one
+// with a stranger reveals nothing), unless one blocked the other. Only
+// me's parley.MaxContacts most recently active conversations that can
+// make contacts (groups, and direct ones me wrote in) count, in the
+// conversation list's order (recent): so the member rows read are
+// bounded by that many conversations of at most parley.MaxGroupMembers,
+// however many groups others added me to. Reading recent still reads
+// every membership of me, as the conversation list does, but only the
+// membership and the conversation's row. Each candidate ranks by the
+// most recent conversation it shares with me (best), ties by id, and
+// kept numbers them in that order: members of recent conversations win.
+// Blocks are checked once per candidate, before numbering, so a blocked
+// user takes no place.
+//
+// The rule is per user, so it is not symmetric: A may be among B's kept
+// contacts while B is not among A's (docs/protocol.md, section 6,
+// Contacts). wrote is a boolean in PostgreSQL and 0 or 1 in SQLite: both
+// read it as a truth value.
+func contactsWith(cond string) string {
+	return `recent AS (
+		SELECT me, conversation_id, kind, rk FROM (
+			SELECT mine.user_id AS me, mine.conversation_id, c.kind,
+				ROW_NUMBER() OVER (PARTITION BY mine.user_id ORDER BY c.last_activity_at DESC, c.id DESC) AS rk
+			FROM members mine ` + contactsJoin + `
+			WHERE ` + cond + ` AND mine.left_pos IS NULL AND (c.kind = 'group' OR mine.wrote)) w
+		WHERE rk <= ` + maxContacts + `),
+	ranked AS (
+		SELECT r.me, other.user_id AS id, MIN(r.rk) AS best FROM recent r
+		JOIN members other ON other.conversation_id = r.conversation_id AND other.left_pos IS NULL
+		WHERE other.user_id != r.me AND (r.kind = 'group' OR other.wrote)
+		GROUP BY r.me, other.user_id),
+	kept AS (
+		SELECT k.me, k.id, ROW_NUMBER() OVER (PARTITION BY k.me ORDER BY k.best, k.id) AS n FROM ranked k
+		WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = k.me AND b.blocked_id = k.id)
+			OR (b.blocker_id = k.id AND b.blocked_id = k.me)))`
+}
+
 // dialectSQL is the SQL built from the dialect's parts, once, in New.
 type dialectSQL struct {
 	head, heads, eventsFor                 string
 	userByName, credentials, userNameTaken string
-	windows, usersOf, contactsOf           string
+	windows, usersOf, contacts, contactsOf string
 	reactionsOf                            string
 	blocksAmong                            string
 }
@@ -297,13 +337,12 @@ func buildSQL(d Dialect) dialectSQL {
 		blocksAmong: `SELECT blocker_id, blocked_id FROM blocks WHERE ` + d.InList("blocker_id", "$1") + ` OR ` + d.InList("blocked_id", "$1"),
 		// A set of users.
 		usersOf: `SELECT ` + userCols + ` FROM users WHERE ` + d.InList("id", "$1"),
-		// The contacts of a set of users.
-		contactsOf: `SELECT DISTINCT mine.user_id, other.user_id FROM members mine
-		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
-		` + contactsJoin + `
-		WHERE ` + d.InList("mine.user_id", "$1") + ` AND mine.left_pos IS NULL AND other.user_id != mine.user_id
-		AND ` + contactsRule + `
-		ORDER BY mine.user_id, other.user_id`,
+		// A user's contacts (args: user id).
+		contacts: `WITH ` + contactsWith(`mine.user_id = $1`) + `
+		SELECT me, id FROM kept WHERE n <= ` + maxContacts + ` ORDER BY me, id`,
+		// The contacts of a set of users: contacts for each.
+		contactsOf: `WITH ` + contactsWith(d.InList("mine.user_id", "$1")) + `
+		SELECT me, id FROM kept WHERE n <= ` + maxContacts + ` ORDER BY me, id`,
 	}
 }
 
