@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,20 +17,47 @@ import (
 
 // TestContactsLimitOnline: a user others added to more groups than
 // parley.MaxContacts contacts fill, every member of them online, hears
-// of parley.MaxContacts of them at most: in welcome.online, in the
-// presence op and in GET /v1/presence. The members are online on another
-// node (its snapshot on the broker), so the test needs no thousand
-// connections.
+// of parley.MaxContacts of them: in welcome.online, in the presence op
+// and in GET /v1/presence, and userOnline of as many. The members are
+// online on another node (its snapshot on the broker), so the test needs
+// no thousand connections.
+//
+// A friend whose direct conversation with the user is older than all the
+// groups is among none of the user's contacts, while the user is among
+// the friend's: presence then crosses neither way (the friend's welcome
+// and presence do not list the user, the user hears nothing of the
+// friend), so neither is told of a state they would not hear the end of.
 func TestContactsLimitOnline(t *testing.T) {
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
 		c.Limits = server.Unlimited()
 		c.NodeTimeout = time.Minute // the other node's one snapshot lasts the test
+		// A thousand contact reads take a while under the race detector,
+		// in which the victim only listens.
+		c.HeartbeatTimeout = time.Minute
 	}))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tok := srv.Token(t, "victim", "Victim")
-	const perGroup = parley.MaxGroupMembers - 1
-	others := make([]string, 4*perGroup)
+	tok, friendTok, pal := srv.Token(t, "victim", "Victim"), srv.Token(t, "friend", "Friend"), srv.Token(t, "pal", "Pal")
+
+	// The friend's conversations come first: a direct one with the
+	// victim, both writing, and a group with a pal.
+	direct, _, err := srv.Store.CreateDirect(ctx, "friend", "victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"friend", "victim"} {
+		if _, _, err := srv.Store.SendMessage(ctx, parley.NewMessage{ConversationID: direct.ID, SenderID: u, ClientID: "hi-" + u, Type: parley.Text, Text: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := srv.Store.CreateGroup(ctx, "friend", "pals", []string{"pal"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Small groups, so that the members' own contacts, which the node
+	// reads as each comes online, are cheap to read.
+	const perGroup, groups = 25, parley.MaxContacts/25 + 1
+	others := make([]string, groups*perGroup)
 	var wg sync.WaitGroup
 	for i := range others {
 		others[i] = fmt.Sprintf("member%04d", i)
@@ -40,27 +68,25 @@ func TestContactsLimitOnline(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	for g := range 4 {
-		if _, _, err := srv.Store.CreateGroup(ctx, others[g*perGroup], fmt.Sprint("G", g), append(others[g*perGroup+1:(g+1)*perGroup], "victim")); err != nil {
+	var last parley.Conversation
+	for g := range groups {
+		members := slices.Concat(others[g*perGroup+1:(g+1)*perGroup], []string{"victim"})
+		if last, _, err = srv.Store.CreateGroup(ctx, others[g*perGroup], fmt.Sprint("G", g), members); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(others) <= parley.MaxContacts {
-		t.Fatalf("%d members make no more contacts than the limit", len(others))
-	}
+	v := connect(t, srv, tok, nil)
 	online := parley.NodePresence{Snapshot: true, Online: others}
 	if err := srv.Broker.Publish(ctx, parley.BrokerMessage{Node: "elsewhere", Presence: &online}); err != nil {
 		t.Fatal(err)
 	}
-
-	v := connect(t, srv, tok, nil)
-	var pl protocol.PresenceList
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		v.do(protocol.OpPresence, nil, &pl)
-		if len(pl.Online) >= parley.MaxContacts || time.Now().After(deadline) {
-			break
-		}
+	// The victim hears them come online, as many as the limit.
+	heard := map[string]bool{}
+	for len(heard) < parley.MaxContacts {
+		heard[v.event(parley.EventUserOnline).UserID] = true
 	}
+	var pl protocol.PresenceList
+	v.do(protocol.OpPresence, nil, &pl)
 	if len(pl.Online) != parley.MaxContacts {
 		t.Fatalf("presence lists %d online contacts, want %d", len(pl.Online), parley.MaxContacts)
 	}
@@ -73,5 +99,29 @@ func TestContactsLimitOnline(t *testing.T) {
 	}
 	if len(pl.Online) != parley.MaxContacts {
 		t.Errorf("GET /v1/presence lists %d online contacts, want %d", len(pl.Online), parley.MaxContacts)
+	}
+
+	// The friend comes online: the pal hears it, the victim does not (a
+	// message in the victim's newest group, sent once the pal heard, is
+	// the barrier), and the friend's welcome and presence leave the
+	// victim out.
+	p := connect(t, srv, pal, nil)
+	f := connect(t, srv, friendTok, nil)
+	if ev := p.event(parley.EventUserOnline); ev.UserID != "friend" {
+		t.Fatalf("the pal heard %s come online", ev.UserID)
+	}
+	marker := `{"client_id":"barrier","text":"barrier"}`
+	if r := httpDo(t, srv, "POST", "/v1/conversations/"+last.ID+"/messages", srv.Token(t, last.CreatedBy, last.CreatedBy), marker); r.status != 201 {
+		t.Fatalf("barrier: %d %+v", r.status, r.err)
+	}
+	if got := onlineUntil(t, v, "barrier"); slices.Contains(got, "friend") {
+		t.Error("the victim heard the friend come online")
+	}
+	if slices.Contains(f.welcome.Online, "victim") {
+		t.Errorf("the friend's welcome lists the victim online: %v", f.welcome.Online)
+	}
+	f.do(protocol.OpPresence, nil, &pl)
+	if !slices.Equal(pl.Online, []string{"pal"}) {
+		t.Errorf("the friend's presence lists %v, want only the pal", pl.Online)
 	}
 }

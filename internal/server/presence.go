@@ -294,13 +294,37 @@ func (s *Server) publishPresence(np parley.NodePresence) {
 }
 
 // notifyPresence tells the local connections of user's contacts that user
-// came online or went offline.
+// came online or went offline: those who count user among their contacts
+// too (sharePresence), whose lists are usually cached since they
+// connected (welcome.online reads them). Both lists are bounded
+// (parley.MaxContacts), so a transition costs at most that many lookups,
+// however many groups others put user in, and a user hears of at most
+// that many users.
 func (s *Server) notifyPresence(user string, online bool) {
 	contacts, ok := s.presenceContacts(user)
 	if !ok {
 		return
 	}
-	s.hub.deliverPresence(contacts, user, online, parley.Now())
+	local := s.hub.localAmong(contacts)
+	if len(local) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
+	defer cancel()
+	theirs, err := s.hub.contacts.getAll(ctx, local)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("presence: contacts", "user", user, "err", err)
+		}
+		return
+	}
+	to := local[:0]
+	for _, id := range local {
+		if sharePresence(user, contacts, id, theirs[id]) {
+			to = append(to, id)
+		}
+	}
+	s.hub.deliverPresence(to, user, online, parley.Now())
 }
 
 // presenceContacts returns user's contacts for a presence notification,
