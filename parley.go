@@ -79,13 +79,18 @@ const (
 	ListWindow = 500
 	// MaxContacts bounds a user's contacts as presence uses them
 	// (Store.Contacts): they are taken from the user's MaxContacts most
-	// recently active conversations that can make contacts (groups, and
-	// direct conversations the user wrote in), members of more recent
-	// conversations first, and at most MaxContacts are kept. A user may
-	// be added to any number of groups by others, so without it one
-	// user's welcome, presence reply and every presence transition would
-	// grow with what others did to them.
+	// recently active direct conversations they wrote in and their
+	// MaxContactGroups most recently active groups, members of more
+	// recent conversations first, and at most MaxContacts are kept. A
+	// user may be added to any number of groups by others, so without it
+	// one user's welcome, presence reply and every presence transition
+	// would grow with what others did to them, and so would the read
+	// behind them: with it, a read takes at most MaxContacts direct
+	// conversations of 2 and MaxContactGroups groups of MaxGroupMembers.
 	MaxContacts = 1000
+	// MaxContactGroups is how many of a user's groups, the most recently
+	// active, make contacts (see MaxContacts).
+	MaxContactGroups = 100
 	// ResumeLimit is how many missed events a resume replays at most. A
 	// client further behind than this gets a resync instead and refetches
 	// its state; nothing is skipped silently.

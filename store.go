@@ -122,10 +122,10 @@ type Store interface {
 	// direct conversation in which both have written (a direct
 	// conversation only one of them wrote in reveals nothing), and
 	// neither blocked the other. At most MaxContacts, from userID's
-	// MaxContacts most recently active conversations that can make
-	// contacts (groups, and direct conversations userID wrote in; in
+	// MaxContacts most recently active direct conversations userID wrote
+	// in and MaxContactGroups most recently active groups (in
 	// Conversations' order): members of more recent conversations first
-	// (each by the most recent one shared with userID), ties by id. So
+	// (each by the most recent of them shared with userID), ties by id. So
 	// the bound is per user: A may be among B's contacts while B is not
 	// among A's. Sorted by id.
 	Contacts(ctx context.Context, userID string) ([]string, error)

@@ -250,42 +250,50 @@ const (
 			WHERE au.id = a.owner_id AND au.avatar_id = a.id))`
 )
 
-// maxContacts is parley.MaxContacts in SQL (a constant, like maxUnread;
-// storetest's ContactsLimit checks the two agree).
-const maxContacts = "1000"
+// maxContacts and maxContactGroups are parley.MaxContacts and
+// parley.MaxContactGroups in SQL (constants, like maxUnread; storetest's
+// ContactsLimit and ContactsWindow check they agree).
+const (
+	maxContacts      = "1000"
+	maxContactGroups = "100"
+)
 
-// contactsWith is the WITH list of dialectSQL.contacts and contactsOf, for the users
-// mine.user_id meets cond ("me" below): their contacts, the users who see
-// each other's presence, as the rows of kept numbered n from 1 per user;
-// the statements keep n <= parley.MaxContacts.
+// contactsWith is the WITH list of dialectSQL.contacts and contactsOf,
+// for the users mine.user_id meets cond ("me" below): their contacts, the
+// users who see each other's presence, as the rows of kept numbered n
+// from 1 per user; the statements keep n <= parley.MaxContacts.
 //
 // A contact is a current member of a group with me, or the other user of
 // a direct conversation in which both wrote (members.wrote; opening one
 // with a stranger reveals nothing), unless one blocked the other. Only
-// me's parley.MaxContacts most recently active conversations that can
-// make contacts (groups, and direct ones me wrote in) count, in the
-// conversation list's order (recent): so the member rows read are
-// bounded by that many conversations of at most parley.MaxGroupMembers,
-// however many groups others added me to. Reading recent still reads
-// every membership of me, as the conversation list does, but only the
-// membership and the conversation's row. Each candidate ranks by the
-// most recent conversation it shares with me (best), ties by id, and
-// kept numbers them in that order: members of recent conversations win.
-// Blocks are checked once per candidate, before numbering, so a blocked
-// user takes no place.
+// some of me's conversations count (recent): the parley.MaxContacts most
+// recently active direct ones me wrote in and the
+// parley.MaxContactGroups most recently active groups, in the
+// conversation list's order (kr counts within each kind). So the member
+// rows read are bounded by that many conversations of 2 and of at most
+// parley.MaxGroupMembers, however many groups others added me to.
+// Reading recent still reads every membership of me, as the conversation
+// list does, but only the membership and the conversation's row. Each
+// candidate ranks by the most recent conversation it shares with me
+// (best: rk numbers recent's conversations), ties by id, and kept numbers
+// them in that order: members of recent conversations win. Blocks are
+// checked once per candidate, before numbering, so a blocked user takes
+// no place.
 //
 // The rule is per user, so it is not symmetric: A may be among B's kept
 // contacts while B is not among A's (docs/protocol.md, section 6,
-// Contacts). wrote is a boolean in PostgreSQL and 0 or 1 in SQLite: both
-// read it as a truth value.
+// Contacts limit). wrote is a boolean in PostgreSQL and 0 or 1 in
+// SQLite: both read it as a truth value.
 func contactsWith(cond string) string {
 	return `recent AS (
-		SELECT me, conversation_id, kind, rk FROM (
-			SELECT mine.user_id AS me, mine.conversation_id, c.kind,
-				ROW_NUMBER() OVER (PARTITION BY mine.user_id ORDER BY c.last_activity_at DESC, c.id DESC) AS rk
+		SELECT me, conversation_id, kind,
+			ROW_NUMBER() OVER (PARTITION BY me ORDER BY at DESC, conversation_id DESC) AS rk
+		FROM (
+			SELECT mine.user_id AS me, mine.conversation_id, c.kind, c.last_activity_at AS at,
+				ROW_NUMBER() OVER (PARTITION BY mine.user_id, c.kind ORDER BY c.last_activity_at DESC, c.id DESC) AS kr
 			FROM members mine ` + contactsJoin + `
 			WHERE ` + cond + ` AND mine.left_pos IS NULL AND (c.kind = 'group' OR mine.wrote)) w
-		WHERE rk <= ` + maxContacts + `),
+		WHERE kr <= CASE WHEN kind = 'group' THEN ` + maxContactGroups + ` ELSE ` + maxContacts + ` END),
 	ranked AS (
 		SELECT r.me, other.user_id AS id, MIN(r.rk) AS best FROM recent r
 		JOIN members other ON other.conversation_id = r.conversation_id AND other.left_pos IS NULL

@@ -103,19 +103,17 @@ func testContactsLimit(t *testing.T, s parley.Store) {
 	checkContactsOf(t, s, victim, old, recent, stranger, pool[0], blocker, pool[len(pool)-1])
 }
 
-// testContactsWindow: contacts come from a user's parley.MaxContacts most
-// recently active conversations that can make contacts: an older
-// conversation's members are no contacts, even with room left, while
-// direct conversations the user never wrote in take no place.
+// testContactsWindow: contacts come from a user's
+// parley.MaxContactGroups most recently active groups (and their
+// parley.MaxContacts most recent direct conversations they wrote in): an
+// older group's members are no contacts, even with room left, while an
+// older direct conversation still counts.
 func testContactsWindow(t *testing.T, s parley.Store) {
-	victim, oldest, friend := newUser(t, s, "cwv"), newUser(t, s, "cwo"), newUser(t, s, "cwf")
+	victim, oldest, friend, partner := newUser(t, s, "cwv"), newUser(t, s, "cwo"), newUser(t, s, "cwf"), newUser(t, s, "cwp")
+	d := newDirect(t, s, victim, partner)
+	send(t, s, d.ID, victim, "hi")
+	send(t, s, d.ID, partner, "hi")
 	newGroup(t, s, victim, "oldest", oldest)
-	for _, st := range newUsers(t, s, "cws", 3) {
-		d := newDirect(t, s, st, victim)
-		send(t, s, d.ID, st, "hello?")
-	}
-	// The oldest group and parley.MaxContacts-1 newer ones fill the
-	// window; the strangers' conversations do not count.
 	groups := func(n int) {
 		t.Helper()
 		var wg sync.WaitGroup
@@ -131,16 +129,18 @@ func testContactsWindow(t *testing.T, s parley.Store) {
 			t.FailNow()
 		}
 	}
-	groups(parley.MaxContacts - 1)
-	if got := must[[]string](t, "Contacts")(s.Contacts(ctx(t), victim.ID)); !sameSet(got, ids(oldest, friend)) {
-		t.Errorf("with the oldest group in the window: Contacts(victim) = %v, want %v", got, ids(oldest, friend))
+	// The oldest group and parley.MaxContactGroups-1 newer ones fill the
+	// window of groups.
+	groups(parley.MaxContactGroups - 1)
+	if got := must[[]string](t, "Contacts")(s.Contacts(ctx(t), victim.ID)); !sameSet(got, ids(oldest, friend, partner)) {
+		t.Errorf("with the oldest group in the window: Contacts(victim) = %v, want %v", got, ids(oldest, friend, partner))
 	}
-	checkContactsOf(t, s, victim, oldest, friend)
+	checkContactsOf(t, s, victim, oldest, friend, partner)
 	groups(1)
-	if got := must[[]string](t, "Contacts")(s.Contacts(ctx(t), victim.ID)); !sameSet(got, ids(friend)) {
-		t.Errorf("with the oldest group out of the window: Contacts(victim) = %v, want %v", got, ids(friend))
+	if got := must[[]string](t, "Contacts")(s.Contacts(ctx(t), victim.ID)); !sameSet(got, ids(friend, partner)) {
+		t.Errorf("with the oldest group out of the window: Contacts(victim) = %v, want %v", got, ids(friend, partner))
 	}
-	checkContactsOf(t, s, victim, oldest, friend)
+	checkContactsOf(t, s, victim, oldest, friend, partner)
 }
 
 // newUsers registers n users at once, named from prefix.
