@@ -304,9 +304,8 @@ type SetFlags struct {
 }
 
 // PresenceList is the reply to OpPresence: the ids of the caller's
-// contacts who are online now and share presence with the caller (each
-// among the other's parley.MaxContacts contacts; docs/protocol.md,
-// section 6), at most parley.MaxContacts.
+// contacts who are online now, at most parley.MaxContacts
+// (docs/protocol.md, section 6, Contacts limit).
 type PresenceList struct {
 	Online []string `json:"online"`
 }

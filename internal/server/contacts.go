@@ -79,50 +79,6 @@ func (cc *contactsCache) get(ctx context.Context, user string) ([]string, error)
 	return ids, nil
 }
 
-// getAll returns the contacts of each of users (some of one user's
-// contacts, to check sharePresence), from the cache, reading those not
-// cached at once when the store can (parley.BulkReader: one query per
-// thousand users rather than one each) and caching them as get does.
-func (cc *contactsCache) getAll(ctx context.Context, users []string) (map[string][]string, error) {
-	out := make(map[string][]string, len(users))
-	var miss []string
-	cc.mu.Lock()
-	gen := cc.gen
-	for _, u := range users {
-		if ids, ok := cc.m[u]; ok {
-			out[u] = ids
-		} else {
-			miss = append(miss, u)
-		}
-	}
-	cc.mu.Unlock()
-	bulk, ok := cc.store.(parley.BulkReader)
-	if !ok || len(miss) < 2 {
-		for _, u := range miss {
-			ids, err := cc.get(ctx, u)
-			if err != nil {
-				return nil, err
-			}
-			out[u] = ids
-		}
-		return out, nil
-	}
-	got, err := bulk.ContactsOf(ctx, miss)
-	if err != nil {
-		return nil, err
-	}
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	for _, u := range miss {
-		ids := got[u] // ContactsOf holds every user asked for
-		out[u] = ids
-		if _, ok := cc.m[u]; cc.gen == gen && !ok {
-			cc.put(u, ids)
-		}
-	}
-	return out, nil
-}
-
 // put caches user's contacts, which are not cached, first starting over
 // when they would not fit in maxCachedContactBytes. mu must be held.
 func (cc *contactsCache) put(user string, ids []string) {
@@ -211,22 +167,6 @@ func (cc *contactsCache) directMessage(a, b string) (maybeNew bool) {
 	return true
 }
 
-// sharePresence is the rule of presence, for users a and b, given each
-// one's contacts (Store.Contacts): they see each other's presence when
-// each is among the other's contacts. Contacts are symmetric, but the
-// lists are bounded per user (parley.MaxContacts: each keeps the members
-// of their own most recent conversations), so A may be among B's while B
-// is not among A's; presence then crosses neither way. Requiring both
-// makes the rule the same from either side: the users whose transitions
-// a user hears are the ones their welcome.online and presence reply may
-// list, so while the lists stay as read a user told that a contact is
-// online is also told when they go offline; and the transitions a user
-// hears are bounded as the ones they cause are, by parley.MaxContacts,
-// however many groups others put them in.
-func sharePresence(a string, aContacts []string, b string, bContacts []string) bool {
-	return has(aContacts, b) && has(bContacts, a)
-}
-
 // has reports whether the sorted ids hold id (Store.Contacts sorts).
 func has(ids []string, id string) bool {
 	_, ok := slices.BinarySearch(ids, id)
@@ -244,12 +184,9 @@ func (s *Server) announceDirectContacts(a, b string) {
 	if !s.pres.isOnline(a) || !s.pres.isOnline(b) || !s.hub.local(a, b) {
 		return
 	}
-	ca, ok := s.presenceContacts(a)
-	if !ok || !has(ca, b) {
+	ids, ok := s.presenceContacts(a)
+	if !ok || !has(ids, b) {
 		return // only one of them wrote: nothing is revealed
-	}
-	if cb, ok := s.presenceContacts(b); !ok || !sharePresence(a, ca, b, cb) {
-		return
 	}
 	at := parley.Now()
 	s.hub.deliverPresence([]string{b}, a, true, at)

@@ -622,19 +622,6 @@ func (h *hub) decoded(ev parley.Event) (_ parley.Event, ok bool) {
 	return st, true
 }
 
-// localAmong returns those of users who have a connection on this node.
-func (h *hub) localAmong(users []string) []string {
-	var out []string
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, u := range users {
-		if h.users[u] != nil {
-			out = append(out, u)
-		}
-	}
-	return out
-}
-
 // local reports whether any of users has a connection on this node.
 func (h *hub) local(users ...string) bool {
 	h.mu.Lock()

@@ -294,37 +294,17 @@ func (s *Server) publishPresence(np parley.NodePresence) {
 }
 
 // notifyPresence tells the local connections of user's contacts that user
-// came online or went offline: those who count user among their contacts
-// too (sharePresence), whose lists are usually cached since they
-// connected (welcome.online reads them). Both lists are bounded
-// (parley.MaxContacts), so a transition costs at most that many lookups,
-// however many groups others put user in, and a user hears of at most
-// that many users.
+// came online or went offline: of the users user's list holds (at most
+// parley.MaxContacts), whether or not their own lists hold user (the
+// lists are bounded per user, so they need not; docs/protocol.md,
+// section 6, Contacts limit). Checking theirs would cost a read of each
+// list not cached, on this goroutine, for every transition.
 func (s *Server) notifyPresence(user string, online bool) {
 	contacts, ok := s.presenceContacts(user)
 	if !ok {
 		return
 	}
-	local := s.hub.localAmong(contacts)
-	if len(local) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
-	defer cancel()
-	theirs, err := s.hub.contacts.getAll(ctx, local)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("presence: contacts", "user", user, "err", err)
-		}
-		return
-	}
-	to := local[:0]
-	for _, id := range local {
-		if sharePresence(user, contacts, id, theirs[id]) {
-			to = append(to, id)
-		}
-	}
-	s.hub.deliverPresence(to, user, online, parley.Now())
+	s.hub.deliverPresence(contacts, user, online, parley.Now())
 }
 
 // presenceContacts returns user's contacts for a presence notification,
