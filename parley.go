@@ -38,6 +38,20 @@ const (
 	MaxTitleRunes = 100
 	// MaxGroupMembers is the most members a group may have.
 	MaxGroupMembers = 256
+	// MaxContacts bounds a user's contacts as presence uses them
+	// (Store.Contacts): they are taken from the user's MaxContacts most
+	// recently active direct conversations they wrote in and their
+	// MaxContactGroups most recently active groups, members of more
+	// recent conversations first, and at most MaxContacts are kept. A
+	// user may be added to any number of groups by others, so without it
+	// one user's welcome, presence reply and every presence transition
+	// would grow with what others did to them, and so would the read
+	// behind them: with it, a read takes at most MaxContacts direct
+	// conversations of 2 and MaxContactGroups groups of MaxGroupMembers.
+	MaxContacts = 1000
+	// MaxContactGroups is how many of a user's groups, the most recently
+	// active, make contacts (see MaxContacts).
+	MaxContactGroups = 100
 	// MaxUsernameRunes is the longest username; usernames are at least 3.
 	MaxUsernameRunes = 32
 	// DefaultPageLimit and MaxPageLimit bound a page of history.

@@ -120,8 +120,14 @@ type Store interface {
 	// the audience of userID's presence. A contact is a user who is a
 	// current member of a group with userID, or the other user of a
 	// direct conversation in which both have written (a direct
-	// conversation only one of them wrote in reveals nothing). Sorted by
-	// id.
+	// conversation only one of them wrote in reveals nothing), and
+	// neither blocked the other. At most MaxContacts, from userID's
+	// MaxContacts most recently active direct conversations userID wrote
+	// in and MaxContactGroups most recently active groups (in
+	// Conversations' order): members of more recent conversations first
+	// (each by the most recent of them shared with userID), ties by id. So
+	// the bound is per user: A may be among B's contacts while B is not
+	// among A's. Sorted by id.
 	Contacts(ctx context.Context, userID string) ([]string, error)
 
 	// EventsFor returns up to limit events after position `after` that

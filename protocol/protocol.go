@@ -303,8 +303,9 @@ type SetFlags struct {
 	Archived       *bool  `json:"archived,omitempty"`
 }
 
-// PresenceList is the reply to OpPresence: the ids of the users who share a
-// conversation with the caller and are online now.
+// PresenceList is the reply to OpPresence: the ids of the caller's
+// contacts who are online now, at most parley.MaxContacts
+// (docs/protocol.md, section 6, Contacts limit).
 type PresenceList struct {
 	Online []string `json:"online"`
 }
@@ -338,7 +339,8 @@ type Welcome struct {
 	MaxFrameBytes       int   `json:"max_frame_bytes"`
 	MaxTextRunes        int   `json:"max_text_runes"`
 	ResumeLimit         int   `json:"resume_limit"`
-	// Online lists the contacts online now.
+	// Online lists the contacts online now, as PresenceList does (at
+	// most parley.MaxContacts).
 	Online []string `json:"online"`
 	// Protocol 2 only (left out for protocol 1). Cursor holds the heads
 	// of every shard when the connection started (sparse); a client with

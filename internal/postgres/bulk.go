@@ -160,7 +160,7 @@ const qSendWrite = `WITH msg AS (
 // qBulkSendWrite stores the messages ($1..$9 and $17 the parents, one array element each) and
 // their events ($10 positions), moves each conversation's counters ($11..
 // $13) and each sender's read position ($14..$16; the sender has
-// written: members.wrote, see qContacts), and returns each
+// written: members.wrote, see the core's contactsWith), and returns each
 // conversation's members: the events' audience. The parts of one WITH
 // share a snapshot, so the members are read as they were before it, which
 // the writes do not change.

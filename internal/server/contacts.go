@@ -8,13 +8,29 @@ import (
 	"github.com/parleychat/parley"
 )
 
-// maxCachedContacts bounds the contacts cache; past it the cache starts
-// over (a connect then costs one store read, as without the cache).
-const maxCachedContacts = 200_000
+// maxCachedContactBytes bounds the contacts cache in bytes (listBytes'
+// estimate); past it the cache starts over (a connect then costs one
+// store read, as without the cache). A list holds at most
+// parley.MaxContacts ids, some 50 KiB of UUIDs, so the budget holds at
+// least 5000 full lists, and some hundred thousand users of fifty
+// contacts (what the former bound of 200,000 users held of small lists).
+const maxCachedContactBytes = 256 << 20
+
+// listBytes estimates what caching user's contacts ids takes: the map
+// entry (key and slice headers, map overhead) and each id (its string
+// header in the slice, and its bytes).
+func listBytes(user string, ids []string) int {
+	n := 64 + len(user)
+	for _, id := range ids {
+		n += 16 + len(id)
+	}
+	return n
+}
 
 // contactsCache remembers Store.Contacts per user, because every connect
 // (welcome.online) and every presence transition (who to tell) asks for
-// it, and a reconnect storm asks for every user at once.
+// it, and a reconnect storm asks for every user at once. It holds at most
+// maxCachedContactBytes of lists (each at most parley.MaxContacts long).
 //
 // Contacts change with membership, and every membership change is a
 // durable conversationUpdated event whose audience holds every user whose
@@ -32,9 +48,10 @@ const maxCachedContacts = 200_000
 type contactsCache struct {
 	store parley.Store
 
-	mu  sync.Mutex
-	gen uint64 // incremented by every invalidation
-	m   map[string][]string
+	mu    sync.Mutex
+	gen   uint64 // incremented by every invalidation
+	m     map[string][]string
+	bytes int // listBytes of m's entries, at most maxCachedContactBytes
 }
 
 func newContactsCache(store parley.Store) *contactsCache {
@@ -55,14 +72,31 @@ func (cc *contactsCache) get(ctx context.Context, user string) ([]string, error)
 		return nil, err
 	}
 	cc.mu.Lock()
-	if cc.gen == gen {
-		if len(cc.m) >= maxCachedContacts {
-			clear(cc.m)
-		}
-		cc.m[user] = ids
+	if _, ok := cc.m[user]; cc.gen == gen && !ok {
+		cc.put(user, ids)
 	}
 	cc.mu.Unlock()
 	return ids, nil
+}
+
+// put caches user's contacts, which are not cached, first starting over
+// when they would not fit in maxCachedContactBytes. mu must be held.
+func (cc *contactsCache) put(user string, ids []string) {
+	n := listBytes(user, ids)
+	if cc.bytes+n > maxCachedContactBytes {
+		clear(cc.m)
+		cc.bytes = 0
+	}
+	cc.m[user] = ids
+	cc.bytes += n
+}
+
+// drop forgets user's contacts. mu must be held.
+func (cc *contactsCache) drop(user string) {
+	if ids, ok := cc.m[user]; ok {
+		cc.bytes -= listBytes(user, ids)
+		delete(cc.m, user)
+	}
 }
 
 // warm reads the contacts of users at once, when the store can
@@ -81,14 +115,18 @@ func (cc *contactsCache) warm(ctx context.Context, users []string) error {
 	if err != nil {
 		return err
 	}
+	n := 0
+	for u, ids := range got {
+		n += listBytes(u, ids)
+	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if cc.gen != gen || len(cc.m)+len(got) > maxCachedContacts {
+	if cc.gen != gen || cc.bytes+n > maxCachedContactBytes {
 		return nil
 	}
 	for u, ids := range got {
 		if _, ok := cc.m[u]; !ok {
-			cc.m[u] = ids
+			cc.put(u, ids)
 		}
 	}
 	return nil
@@ -100,7 +138,7 @@ func (cc *contactsCache) invalidate(users []string) {
 	defer cc.mu.Unlock()
 	cc.gen++
 	for _, u := range users {
-		delete(cc.m, u)
+		cc.drop(u)
 	}
 }
 
@@ -123,8 +161,8 @@ func (cc *contactsCache) directMessage(a, b string) (maybeNew bool) {
 	}
 	if okA || okB {
 		cc.gen++
-		delete(cc.m, a)
-		delete(cc.m, b)
+		cc.drop(a)
+		cc.drop(b)
 	}
 	return true
 }

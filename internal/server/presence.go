@@ -294,7 +294,11 @@ func (s *Server) publishPresence(np parley.NodePresence) {
 }
 
 // notifyPresence tells the local connections of user's contacts that user
-// came online or went offline.
+// came online or went offline: of the users user's list holds (at most
+// parley.MaxContacts), whether or not their own lists hold user (the
+// lists are bounded per user, so they need not; docs/protocol.md,
+// section 6, Contacts limit). Checking theirs would cost a read of each
+// list not cached, on this goroutine, for every transition.
 func (s *Server) notifyPresence(user string, online bool) {
 	contacts, ok := s.presenceContacts(user)
 	if !ok {

@@ -8,9 +8,11 @@ import (
 )
 
 // onlineContacts lists u's contacts who are online now (the presence
-// query and welcome.online), from the contacts cache: a reconnect storm
-// reads each user's contacts once, not once per connect and once per
-// presence transition.
+// query and welcome.online), at most parley.MaxContacts: the online users
+// of u's own list, whether or not their lists hold u (see
+// Server.notifyPresence). It reads from the contacts cache: a reconnect
+// storm reads each user's contacts once, not once per connect and once
+// per presence transition.
 func (s *service) onlineContacts(ctx context.Context, userID string) ([]string, error) {
 	ids, err := s.contacts.get(ctx, userID)
 	if err != nil {

@@ -340,7 +340,7 @@ func multiSQL(kind, rows int, orRollback bool) string {
 		tail = `) AS v WHERE conversations.id = v.column1`
 	case multiReads:
 		// As the core's qSetReadSeq: the read position never moves back. The
-		// sender has written in the conversation (wrote: see the core's qContacts).
+		// sender has written in the conversation (wrote: see the core's contactsWith).
 		head, row = `UPDATE`+verb+` members SET read_seq = max(members.read_seq, v.column3), wrote = 1 FROM (VALUES `, `(?,?,?)`
 		tail = `) AS v WHERE members.conversation_id = v.column1 AND members.user_id = v.column2
 			AND members.left_pos IS NULL AND (members.read_seq < v.column3 OR members.wrote = 0)`

@@ -157,17 +157,10 @@ const (
 		ORDER BY conversation_id LIMIT $3 + 0`
 	qSetReadSeq = `UPDATE members SET read_seq = $1
 		WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL AND read_seq < $1`
-	// qContacts: the users who see each other's presence. Members of a
-	// common group are contacts; the two users of a direct conversation
-	// only once both have written in it (members.wrote), so opening one
-	// with a stranger reveals nothing.
-	qContacts = `SELECT DISTINCT other.user_id FROM members mine
-		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
-		` + contactsJoin + `
-		WHERE mine.user_id = $1 AND mine.left_pos IS NULL AND other.user_id != mine.user_id
-		AND ` + contactsRule + `
-		ORDER BY other.user_id`
 	contactsJoin = `JOIN conversations c ON c.id = mine.conversation_id`
+	// contactsRule: mine and other are contacts through conversation c,
+	// the rule of contactsWith as one condition on a pair, for consent
+	// (qReach), which asks about one pair and so needs no bound.
 	// wrote is a boolean in PostgreSQL and 0 or 1 in SQLite: both read
 	// it as a truth value.
 	// Users who blocked one another are no contacts, whatever they share.
@@ -257,11 +250,66 @@ const (
 			WHERE au.id = a.owner_id AND au.avatar_id = a.id))`
 )
 
+// maxContacts and maxContactGroups are parley.MaxContacts and
+// parley.MaxContactGroups in SQL (constants, like maxUnread; storetest's
+// ContactsLimit and ContactsWindow check they agree).
+const (
+	maxContacts      = "1000"
+	maxContactGroups = "100"
+)
+
+// contactsWith is the WITH list of dialectSQL.contacts and contactsOf,
+// for the users mine.user_id meets cond ("me" below): their contacts, the
+// users who see each other's presence, as the rows of kept numbered n
+// from 1 per user; the statements keep n <= parley.MaxContacts.
+//
+// A contact is a current member of a group with me, or the other user of
+// a direct conversation in which both wrote (members.wrote; opening one
+// with a stranger reveals nothing), unless one blocked the other. Only
+// some of me's conversations count (recent): the parley.MaxContacts most
+// recently active direct ones me wrote in and the
+// parley.MaxContactGroups most recently active groups, in the
+// conversation list's order (kr counts within each kind). So the member
+// rows read are bounded by that many conversations of 2 and of at most
+// parley.MaxGroupMembers, however many groups others added me to.
+// Reading recent still reads every membership of me, as the conversation
+// list does, but only the membership and the conversation's row. Each
+// candidate ranks by the most recent conversation it shares with me
+// (best: rk numbers recent's conversations), ties by id, and kept numbers
+// them in that order: members of recent conversations win. Blocks are
+// checked once per candidate, before numbering, so a blocked user takes
+// no place.
+//
+// The rule is per user, so it is not symmetric: A may be among B's kept
+// contacts while B is not among A's (docs/protocol.md, section 6,
+// Contacts limit). wrote is a boolean in PostgreSQL and 0 or 1 in
+// SQLite: both read it as a truth value.
+func contactsWith(cond string) string {
+	return `recent AS (
+		SELECT me, conversation_id, kind,
+			ROW_NUMBER() OVER (PARTITION BY me ORDER BY at DESC, conversation_id DESC) AS rk
+		FROM (
+			SELECT mine.user_id AS me, mine.conversation_id, c.kind, c.last_activity_at AS at,
+				ROW_NUMBER() OVER (PARTITION BY mine.user_id, c.kind ORDER BY c.last_activity_at DESC, c.id DESC) AS kr
+			FROM members mine ` + contactsJoin + `
+			WHERE ` + cond + ` AND mine.left_pos IS NULL AND (c.kind = 'group' OR mine.wrote)) w
+		WHERE kr <= CASE WHEN kind = 'group' THEN ` + maxContactGroups + ` ELSE ` + maxContacts + ` END),
+	ranked AS (
+		SELECT r.me, other.user_id AS id, MIN(r.rk) AS best FROM recent r
+		JOIN members other ON other.conversation_id = r.conversation_id AND other.left_pos IS NULL
+		WHERE other.user_id != r.me AND (r.kind = 'group' OR other.wrote)
+		GROUP BY r.me, other.user_id),
+	kept AS (
+		SELECT k.me, k.id, ROW_NUMBER() OVER (PARTITION BY k.me ORDER BY k.best, k.id) AS n FROM ranked k
+		WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = k.me AND b.blocked_id = k.id)
+			OR (b.blocker_id = k.id AND b.blocked_id = k.me)))`
+}
+
 // dialectSQL is the SQL built from the dialect's parts, once, in New.
 type dialectSQL struct {
 	head, heads, eventsFor, replayBound    string
 	userByName, credentials, userNameTaken string
-	windows, usersOf, contactsOf           string
+	windows, usersOf, contacts, contactsOf string
 	reactionsOf                            string
 	blocksAmong                            string
 }
@@ -298,13 +346,12 @@ func buildSQL(d Dialect) dialectSQL {
 		blocksAmong: `SELECT blocker_id, blocked_id FROM blocks WHERE ` + d.InList("blocker_id", "$1") + ` OR ` + d.InList("blocked_id", "$1"),
 		// A set of users.
 		usersOf: `SELECT ` + userCols + ` FROM users WHERE ` + d.InList("id", "$1"),
-		// The contacts of a set of users.
-		contactsOf: `SELECT DISTINCT mine.user_id, other.user_id FROM members mine
-		JOIN members other ON other.conversation_id = mine.conversation_id AND other.left_pos IS NULL
-		` + contactsJoin + `
-		WHERE ` + d.InList("mine.user_id", "$1") + ` AND mine.left_pos IS NULL AND other.user_id != mine.user_id
-		AND ` + contactsRule + `
-		ORDER BY mine.user_id, other.user_id`,
+		// A user's contacts (args: user id).
+		contacts: `WITH ` + contactsWith(`mine.user_id = $1`) + `
+		SELECT me, id FROM kept WHERE n <= ` + maxContacts + ` ORDER BY me, id`,
+		// The contacts of a set of users: contacts for each.
+		contactsOf: `WITH ` + contactsWith(d.InList("mine.user_id", "$1")) + `
+		SELECT me, id FROM kept WHERE n <= ` + maxContacts + ` ORDER BY me, id`,
 	}
 }
 

@@ -365,9 +365,13 @@ func (s *Store) reactionsOf(ctx context.Context, q Querier, viewer string, messa
 	return out, err
 }
 
-// Contacts implements parley.Store.
+// Contacts implements parley.Store. It runs ContactsOf's SQL for one
+// user (contactsWith), so the two agree.
 func (s *Store) Contacts(ctx context.Context, userID string) ([]string, error) {
-	ids, err := scanAll(query(s.e.Query(ctx, qContacts, userID)), scanString)
+	ids, err := scanAll(query(s.e.Query(ctx, s.sql.contacts, userID)), func(r Row) (string, error) {
+		var me, id string
+		return id, r.Scan(&me, &id)
+	})
 	return ids, s.wrapInternal(err)
 }
 

@@ -75,6 +75,8 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"ConversationsPage", testConversationsPage},
 		{"Contacts", testContacts},
 		{"ContactsDirect", testContactsDirect},
+		{"ContactsLimit", testContactsLimit},
+		{"ContactsWindow", testContactsWindow},
 		{"Messages", testMessages},
 		{"MessagesWhileSending", testMessagesWhileSending},
 		{"Authorization", testAuthorization},

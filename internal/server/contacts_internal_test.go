@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/parleychat/parley"
+)
+
+// fullContactsStore gives every user parley.MaxContacts contacts (the same
+// slice: the test counts what distinct lists would take).
+type fullContactsStore struct {
+	parley.Store
+	ids []string
+}
+
+func (s fullContactsStore) Contacts(context.Context, string) ([]string, error) { return s.ids, nil }
+
+// TestContactsCacheBytes: the contacts cache holds at most
+// maxCachedContactBytes of lists, however long they are, starting over
+// when full, and keeps its count right through invalidations.
+func TestContactsCacheBytes(t *testing.T) {
+	ids := make([]string, parley.MaxContacts)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("01930000-0000-7000-8000-%012d", i)
+	}
+	cc := newContactsCache(fullContactsStore{ids: ids})
+	full := listBytes("user-0000", ids)
+	users := 2*maxCachedContactBytes/full + 1
+	for i := range users {
+		u := fmt.Sprintf("user-%04d", i)
+		if _, err := cc.get(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			cc.invalidate([]string{u})
+		}
+		if i%5 == 0 {
+			cc.directMessage(u, "nobody")
+		}
+		if cc.bytes > maxCachedContactBytes {
+			t.Fatalf("after %d users: the cache counts %d bytes, budget %d", i+1, cc.bytes, maxCachedContactBytes)
+		}
+		if i%101 != 0 && i != users-1 {
+			continue
+		}
+		total := 0
+		for u, ids := range cc.m {
+			total += listBytes(u, ids)
+		}
+		if total > maxCachedContactBytes || total != cc.bytes {
+			t.Fatalf("after %d users: the cache holds %d bytes (counted %d), budget %d", i+1, total, cc.bytes, maxCachedContactBytes)
+		}
+	}
+	if len(cc.m) == 0 {
+		t.Error("the cache holds nothing")
+	}
+}
