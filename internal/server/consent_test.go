@@ -269,6 +269,22 @@ func TestRequestsAndConsent(t *testing.T) {
 	}
 }
 
+// blockedTeam makes alice's group "team" with bob and carol, in which
+// alice blocked bob, and closes alice's connection: it returns her token,
+// bob's and carol's connections, the group and the position alice is
+// at (her userBlocked event), to resume from.
+func blockedTeam(t *testing.T, srv *servertest.Server) (aliceTok string, b, c *wsClient, g parley.Conversation, from int64) {
+	t.Helper()
+	aliceTok, bobTok, carolTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob"), srv.Token(t, "carol", "Carol")
+	a := connect(t, srv, aliceTok, nil)
+	b, c = connect(t, srv, bobTok, nil), connect(t, srv, carolTok, nil)
+	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "team", MemberIDs: []string{"bob", "carol"}}, &g)
+	a.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
+	from = a.event(parley.EventUserBlocked).Pos
+	a.ws.CloseNow()
+	return aliceTok, b, c, g, from
+}
+
 // TestResumePastBlockedRun: a resume replays every event its user may see,
 // however many events of a user they blocked come first. The replay reads
 // the log a page at a time and takes a short page for its end; a page
@@ -276,14 +292,7 @@ func TestRequestsAndConsent(t *testing.T) {
 // once ended it there, and carol's message after them was never replayed.
 func TestResumePastBlockedRun(t *testing.T) {
 	srv := servertest.Start(t)
-	aliceTok, bobTok, carolTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob"), srv.Token(t, "carol", "Carol")
-	a := connect(t, srv, aliceTok, nil)
-	b, c := connect(t, srv, bobTok, nil), connect(t, srv, carolTok, nil)
-	var g parley.Conversation
-	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "team", MemberIDs: []string{"bob", "carol"}}, &g)
-	a.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
-	from := a.event(parley.EventUserBlocked).Pos
-	a.ws.CloseNow()
+	aliceTok, b, c, g, from := blockedTeam(t, srv)
 
 	for i := range 40 { // the replay's first page is 16 events, later ones larger
 		b.send(g.ID, fmt.Sprint("b", i), fmt.Sprint("hidden ", i))
@@ -305,14 +314,7 @@ func TestResumePastBlockedRun(t *testing.T) {
 // the hidden ones. GET /v1/events pages over the same run by next.
 func TestResumePastLongBlockedRun(t *testing.T) {
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ResumeLimit = 100 }))
-	aliceTok, bobTok, carolTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob"), srv.Token(t, "carol", "Carol")
-	a := connect(t, srv, aliceTok, nil)
-	b, c := connect(t, srv, bobTok, nil), connect(t, srv, carolTok, nil)
-	var g parley.Conversation
-	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "team", MemberIDs: []string{"bob", "carol"}}, &g)
-	a.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
-	from := a.event(parley.EventUserBlocked).Pos
-	a.ws.CloseNow()
+	aliceTok, b, c, g, from := blockedTeam(t, srv)
 	b.ws.CloseNow()
 
 	want := []string{"before", "after 1", "after 2"}
