@@ -78,6 +78,8 @@ func TestTimerSlackOnOneP(t *testing.T) {
 func TestTimerSlackBenchWorker(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "bench", "--worker", "--timer-slack", "700us")
 	cmd.Env = append(os.Environ(), runAsParley+"=1", "GOMAXPROCS=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -85,24 +87,33 @@ func TestTimerSlackBenchWorker(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	defer func() {
 		stdin.Close() // no job: the worker exits
-		_ = cmd.Wait()
+		<-exited
 	}()
 	pid := cmd.Process.Pid
 	// Not a timed assertion: the deadline only bounds a run in which the
 	// worker never executes itself (the check below then reports it).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
+		// While the worker executes itself, its /proc entry may answer
+		// "no such process" for a moment (execve(2) from a thread other
+		// than the leader takes over the leader's pid): an error counts
+		// only once the worker has exited.
 		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Contains(env, []byte(slackEnv+"=1")) {
+		if err == nil && bytes.Contains(env, []byte(slackEnv+"=1")) {
 			break
 		}
+		select {
+		case werr := <-exited:
+			exited <- werr // for the deferred wait
+			t.Fatalf("the worker exited (%v) before its threads were read; stderr: %s", werr, stderr.Bytes())
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the worker did not execute itself to set its timer slack (threads: %v)", threadSlacks(t, pid))
+			t.Fatalf("the worker did not execute itself to set its timer slack (last read: %v; threads: %v)", err, threadSlacks(t, pid))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
