@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/parleychat/parley"
 )
@@ -198,9 +199,16 @@ func (s *Server) announceDirectContacts(a, b string) {
 // userOnline goes only to contacts, so without this a new contact's dot
 // would stay grey until their next transition. For an addition, the added
 // users hear about every online member and the members about the added
-// users; for a creation, every member hears about every other. It runs on
-// the hub's run goroutine right after the event is queued, so each client
-// sees the conversation before the presence that refers to it.
+// users; for a creation, every member hears about every other. Each
+// online member's own contacts list decides who hears of them, as for
+// every presence transition (notifyPresence): members who blocked one
+// another are no contacts and hear nothing of each other, and nobody is
+// told a user is online whom that user's userOffline would not reach.
+// It runs on the hub's run goroutine right after the event is queued, so
+// each client sees the conversation before the presence that refers to
+// it. The lists of the online members are read in one store call (the
+// event dropped them from the cache), and only when a member has a
+// connection on this node: each node tells its own connections.
 //
 // A new direct conversation makes no contacts (both users must write in
 // it first: announceDirectContacts), so it announces nothing.
@@ -212,6 +220,9 @@ func (s *Server) announceNewContacts(ev parley.Event) {
 	for _, m := range ev.Conversation.Members {
 		members = append(members, m.UserID)
 	}
+	if !s.hub.local(members...) {
+		return
+	}
 	added := members
 	if ev.Change == parley.ChangeMembersAdded {
 		added = ev.UserIDs
@@ -220,20 +231,36 @@ func (s *Server) announceNewContacts(ev parley.Event) {
 	for _, id := range added {
 		isAdded[id] = true
 	}
-	for _, subject := range members {
-		if !s.pres.isOnline(subject) {
+	var online []string
+	for _, m := range members {
+		if s.pres.isOnline(m) {
+			online = append(online, m)
+		}
+	}
+	if len(online) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
+	defer cancel()
+	if err := s.hub.contacts.warm(ctx, online); err != nil && ctx.Err() == nil {
+		s.log.Warn("presence: new contacts", "conversation", ev.Conversation.ID, "err", err)
+	}
+	at := parley.Now()
+	for _, subject := range online {
+		ids, ok := s.presenceContacts(subject)
+		if !ok {
 			continue
 		}
 		// Tell the subject's new contacts: everyone, if the subject was
 		// added (or the conversation is new); otherwise only the added.
 		var to []string
 		for _, other := range members {
-			if other != subject && (isAdded[subject] || isAdded[other]) {
+			if other != subject && (isAdded[subject] || isAdded[other]) && has(ids, other) {
 				to = append(to, other)
 			}
 		}
 		if len(to) > 0 {
-			s.hub.deliverPresence(to, subject, true, parley.Now())
+			s.hub.deliverPresence(to, subject, true, at)
 		}
 	}
 }

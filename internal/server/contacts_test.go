@@ -122,3 +122,32 @@ func TestNewContactsHearPresence(t *testing.T) {
 	hears(t, "dave", onlineBefore(t, dave, parley.ChangeMembersAdded, "barrier 3"), []string{"alice", "carol"}, nil)
 	hears(t, "carol", onlineBefore(t, carol, parley.ChangeMembersAdded, "barrier 3"), []string{"dave"}, []string{"alice"})
 }
+
+// TestNewContactsSkipBlocked: members of a new group who blocked one
+// another are no contacts, so neither hears that the other is online:
+// their userOffline would never reach each other (it follows the
+// contacts list), and the dot would stay green.
+func TestNewContactsSkipBlocked(t *testing.T) {
+	srv := servertest.Start(t)
+	alice := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	bob := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
+	carol := connect(t, srv, srv.Token(t, "carol", "Carol"), nil)
+	alice.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
+
+	var group parley.Conversation
+	carol.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"alice", "bob"}}, &group)
+	carol.send(group.ID, "m1", "barrier 1")
+	hears(t, "alice", onlineBefore(t, alice, parley.ChangeCreated, "barrier 1"), []string{"carol"}, nil)
+	hears(t, "bob", onlineBefore(t, bob, parley.ChangeCreated, "barrier 1"), []string{"carol"}, nil)
+	hears(t, "carol", onlineBefore(t, carol, parley.ChangeCreated, "barrier 1"), []string{"alice", "bob"}, nil)
+
+	// An addition: bob joins carol and alice's group; alice and bob
+	// still hear nothing of each other.
+	var duo parley.Conversation
+	carol.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "duo", MemberIDs: []string{"alice"}}, &duo)
+	carol.do(protocol.OpUpdateConversation, protocol.UpdateConversation{ConversationID: duo.ID, Add: []string{"bob"}}, nil)
+	carol.send(duo.ID, "m2", "barrier 2")
+	hears(t, "alice", onlineBefore(t, alice, parley.ChangeMembersAdded, "barrier 2"), nil, []string{"carol"})
+	hears(t, "bob", onlineBefore(t, bob, parley.ChangeMembersAdded, "barrier 2"), []string{"carol"}, nil)
+	hears(t, "carol", onlineBefore(t, carol, parley.ChangeMembersAdded, "barrier 2"), []string{"bob"}, []string{"alice"})
+}
