@@ -2,12 +2,16 @@ package client_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/internal/server"
 )
 
 // TestConsentSDK: requests (a stranger's direct conversation), blocks
@@ -141,8 +145,9 @@ func zeroPosAt(ev client.Event) client.Event {
 // messages of a blocked user than the server reads for one page
 // (parley.HistoryWindow): LoadMore follows the server's next through the
 // pages the run leaves empty, and a live message after one hidden message
-// or a run of them is fetched across the gap. (A fetched message after a
-// gap was once buffered as a live one and fetched again, for ever.)
+// or a run of them joins the view. (When the view fetched across such
+// gaps, a fetched message after one was once buffered as a live one and
+// fetched again, for ever.)
 func TestViewPastBlockedRun(t *testing.T) {
 	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
 		cs := bubbleUsers(t, b, "alice", "bob", "carol")
@@ -188,8 +193,7 @@ func TestViewPastBlockedRun(t *testing.T) {
 		if got := v.Messages(); v.HasMore() || len(got) != 2 || got[0].ID != old.ID || got[1].ID != last.ID {
 			t.Fatalf("after LoadMore: has_more %v, %d messages %v", v.HasMore(), len(got), got)
 		}
-		// One hidden message: the live one after it leaves a gap the
-		// view fetches across, once.
+		// One hidden message: the live one after it joins the view.
 		hidden(1)
 		after1 := sent(t, bob, g.ID, "after one")
 		synctest.Wait()
@@ -201,6 +205,96 @@ func TestViewPastBlockedRun(t *testing.T) {
 		synctest.Wait()
 		if got := v.Messages(); len(got) != 4 || got[3].ID != newer.ID || v.Err() != nil {
 			t.Fatalf("after a live message past the gap: %d messages, err %v", len(got), v.Err())
+		}
+	})
+}
+
+// TestViewInterleavedHidden: live messages that alternate with messages
+// of a user this user blocked join the view with no fetch: the event
+// stream holds every message the user may see, so the seqs skipped are
+// hidden ones. The server allows alice a few reads only: a view that
+// fetched across every skipped seq (as it once did, one history read per
+// visible message) runs out and misses messages.
+func TestViewInterleavedHidden(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, func(c *server.Config) {
+			c.Limits.ReadsPerSecond, c.Limits.ReadBurst = 1e-6, 8
+		})
+		ctx := context.Background()
+		cs := bubbleUsers(t, b, "alice", "bob", "carol")
+		alice, bob, carol := cs[0], cs[1], cs[2]
+		g, err := alice.CreateGroup(ctx, "g", []string{"bob", "carol"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.Block(ctx, "carol"); err != nil {
+			t.Fatal(err)
+		}
+		first := sent(t, bob, g.ID, "first")
+		v, err := alice.OpenConversation(ctx, g.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		want := []string{first.ID}
+		for i := range 20 {
+			sent(t, carol, g.ID, fmt.Sprint("hidden ", i))
+			want = append(want, sent(t, bob, g.ID, fmt.Sprint("shown ", i)).ID)
+		}
+		sent(t, carol, g.ID, "hidden last")
+		synctest.Wait()
+		var got []string
+		for _, m := range v.Messages() {
+			got = append(got, m.ID)
+		}
+		if !slices.Equal(got, want) || v.Err() != nil {
+			t.Fatalf("view holds %d messages, want bob's %d; err %v", len(got), len(want), v.Err())
+		}
+	})
+}
+
+// TestViewReloadFails: a view whose reload after a resync fails (here the
+// server refuses alice's reads) reports why in Err, stays empty rather
+// than showing a part, and reloads on the next event.
+func TestViewReloadFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, func(c *server.Config) {
+			c.ResumeLimit = 5
+			c.Limits.ReadsPerSecond, c.Limits.ReadBurst = 1.0/60, 20
+		})
+		alice := bubbleUsers(t, b, "alice")[0]
+		bob := b.direct("bob") // around the proxy: only alice is cut off
+		ctx := context.Background()
+		cv := mustGroup(t, bob, "alice")
+		sent(t, bob, cv.ID, "before")
+		v, err := alice.OpenConversation(ctx, cv.ID, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		for { // spend alice's reads
+			if _, err := alice.Conversations(ctx); parley.ErrorCode(err) == parley.ERATELIMITED {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.proxy.Refuse(true)
+		b.proxy.CutAll()
+		synctest.Wait()
+		for range 10 { // more than the resume limit: a resync
+			sent(t, bob, cv.ID, "missed")
+		}
+		b.proxy.Heal()
+		time.Sleep(2 * time.Second)
+		if got := v.Messages(); len(got) != 0 || parley.ErrorCode(v.Err()) != parley.ERATELIMITED {
+			t.Fatalf("after a failed reload: %d messages, err %v; want none and rate_limited", len(got), v.Err())
+		}
+		time.Sleep(10 * time.Minute) // reads again
+		sent(t, bob, cv.ID, "after")
+		time.Sleep(2 * time.Second)
+		if got := v.Messages(); len(got) != 12 || got[11].Text != "after" || v.Err() != nil {
+			t.Fatalf("after the next event: %d messages, err %v; want 12", len(got), v.Err())
 		}
 	})
 }

@@ -15,7 +15,14 @@ import (
 // messages, deletes, edits and reactions, the quotes of replies following
 // their parent's edit or delete) applied as they come, so the app never sees a message
 // twice or a gap between a loaded page and live events. Messages are
-// ordered by Seq and contiguous from the oldest loaded to the newest.
+// ordered by Seq and hold every message this user may see from the oldest
+// loaded to the newest; the seqs they skip are messages this user may not
+// see (a blocked user's, or sent while they were not a member).
+//
+// Live events need no fetch: the client's event stream holds every event
+// this user may see, once and in order (docs/protocol.md, resume), and a
+// resync, which breaks that, reloads the view. So a live message past the
+// newest loaded one is placed after it, whatever seqs lie between.
 //
 // Messages this client is still sending are not in the view until the
 // server stores them; show Client.Pending() below the view for those.
@@ -30,9 +37,9 @@ type ConversationView struct {
 	msgs     []parley.Message
 	hasMore  bool
 	older    int64   // with hasMore, LoadMore's cursor: the server's next
-	syncing  bool    // a fetch is under way; live events wait in buf
-	buf      []Event // live events that came during a fetch
-	needSync bool    // a gap (or a resync) was seen during a fetch
+	syncing  bool    // a reload is under way; live events wait in buf
+	buf      []Event // live events that came during a reload
+	needSync bool    // a resync was seen during a reload: reload again
 	onChange func()
 	closed   bool
 	err      error // the last background fetch error
@@ -99,8 +106,9 @@ func (v *ConversationView) HasMore() bool {
 	return v.hasMore
 }
 
-// Err returns the last error of a background refetch (after a resync or a
-// gap), nil when it succeeded; the view retries on the next event.
+// Err returns the error of the last background reload (after a resync),
+// nil when it succeeded. A view whose reload failed is empty and reloads
+// on the next event.
 func (v *ConversationView) Err() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -191,80 +199,61 @@ func (v *ConversationView) apply(ev Event) {
 		v.mu.Unlock()
 		return
 	}
-	if v.syncing {
+	if v.syncing || v.err != nil {
+		// During a reload, or after one failed (the view is empty and
+		// reloads now): the page read covers what came before.
 		v.buf = append(v.buf, ev)
+		v.startSyncLocked()
 		v.mu.Unlock()
 		return
 	}
-	ok := v.applyLocked(ev)
-	if !ok {
-		v.startSyncLocked()
-	}
+	v.applyLocked(ev)
 	v.mu.Unlock()
 	v.changed()
 }
 
-// applyLocked applies ev; false means a gap: ev is newer than the message
-// after the newest loaded one, so the missing ones must be fetched.
-func (v *ConversationView) applyLocked(ev Event) bool {
-	var m parley.Message
+// applyLocked applies ev.
+func (v *ConversationView) applyLocked(ev Event) {
 	switch e := ev.(type) {
 	case NewMessage:
-		m = e.Message
+		v.placeLocked(e.Message)
 	case MessageDeleted:
-		m = e.Message
-		v.requoteLocked(m)
+		v.placeLocked(e.Message)
+		v.requoteLocked(e.Message)
 	case MessageEdited:
 		v.editLocked(e.Message)
-		return true
 	case ReactionAdded:
 		v.reactLocked(e, true)
-		return true
 	case ReactionRemoved:
 		v.reactLocked(ReactionAdded(e), false)
-		return true
-	default:
-		return true
 	}
-	if v.placeLocked(m, false) {
-		return true
-	}
-	buf := v.buf
-	v.buf = append([]Event{ev}, buf...)
-	return false
 }
 
-// placeLocked puts m in the loaded messages: in place when loaded (a page
-// and a live event overlap), or after the newest. A live message after a
-// gap is not placed (false): the seqs between must be fetched first. A
-// fetched one is placed whatever its seq: the fetch read every seq up to
-// it, so none it lacks is one this user may see (a message of a user
-// they blocked keeps its seq and leaves a gap for good).
-func (v *ConversationView) placeLocked(m parley.Message, fetched bool) bool {
+// placeLocked puts a live message in the loaded ones: in place when
+// loaded (a page and a live event overlap), which turns a message into its
+// tombstone, or after the newest. Any seqs between the newest and a new
+// message are of messages this user may not see (the stream holds every
+// one they may see, in order: see ConversationView). A deletion of a
+// message past the newest is of one this user never saw: nothing to show.
+func (v *ConversationView) placeLocked(m parley.Message) {
 	newest := int64(0)
 	if n := len(v.msgs); n > 0 {
 		newest = v.msgs[n-1].Seq
 	}
 	switch {
-	case m.Seq <= newest:
-		// Already loaded (a page and a live event overlap): replace in
-		// place, which turns a message into its tombstone.
-		i := sort.Search(len(v.msgs), func(i int) bool { return v.msgs[i].Seq >= m.Seq })
-		if i < len(v.msgs) && v.msgs[i].Seq == m.Seq {
-			if m.Deleted || !v.msgs[i].Deleted {
-				if !m.Deleted && m.Reactions == nil {
-					// Events carry no reactions: keep the page's.
-					m.Reactions = v.msgs[i].Reactions
-				}
-				v.msgs[i] = m
-			}
-		}
-		return true
-	case fetched || m.Seq == newest+1 || (len(v.msgs) == 0 && !v.hasMore && m.Seq == 1):
+	case m.Seq > newest && !m.Deleted:
 		v.msgs = append(v.msgs, m)
-		return true
+	case m.Seq > newest:
+	default:
+		i := sort.Search(len(v.msgs), func(i int) bool { return v.msgs[i].Seq >= m.Seq })
+		if i < len(v.msgs) && v.msgs[i].Seq == m.Seq && (m.Deleted || !v.msgs[i].Deleted) {
+			if !m.Deleted && m.Reactions == nil {
+				// Events carry no reactions: keep the page's.
+				m.Reactions = v.msgs[i].Reactions
+			}
+			v.msgs[i] = m
+		}
 	}
-	return false
 }
 
 // indexLocked returns the index of the loaded message with seq, or -1.
@@ -348,84 +337,46 @@ func (v *ConversationView) reactLocked(e ReactionAdded, added bool) {
 	v.msgs[i].Reactions = rs
 }
 
-// startSyncLocked fetches the messages after the newest loaded one in the
-// background, buffering live events meanwhile.
+// startSyncLocked reloads the view in the background: the newest page,
+// with live events buffered meanwhile and applied after it.
 func (v *ConversationView) startSyncLocked() {
 	if v.syncing {
 		return
 	}
 	v.syncing = true
+	v.msgs, v.hasMore, v.older = nil, false, 0
 	v.c.spawn(func(ctx context.Context) {
-		// after: the seq read up to, from the loaded messages and the
-		// server's next (a page may end past its last message: a window
-		// of messages hidden by a block).
-		after := int64(0)
-		for {
-			v.mu.Lock()
-			if n := len(v.msgs); n > 0 {
-				after = max(after, v.msgs[n-1].Seq)
-			}
+		var page parley.MessagePage
+		err := v.c.call(ctx, protocol.OpHistory, protocol.History{ConversationID: v.id, Limit: v.pageSize}, &page, true)
+		v.mu.Lock()
+		if err != nil {
+			// The view stays empty; the next event reloads it, and that
+			// page covers what was buffered here.
+			v.err, v.syncing, v.needSync, v.buf = err, false, false, nil
 			v.mu.Unlock()
-			q := protocol.History{ConversationID: v.id, After: protocol.Cursor(after), Limit: parley.MaxPageLimit}
-			if after == 0 {
-				q = protocol.History{ConversationID: v.id, Limit: v.pageSize}
-			}
-			var page parley.MessagePage
-			if err := v.c.call(ctx, protocol.OpHistory, q, &page, true); err != nil {
-				v.mu.Lock()
-				v.err, v.syncing = err, false
-				v.mu.Unlock()
-				return
-			}
-			v.mu.Lock()
-			if after == 0 {
-				v.msgs, v.hasMore, v.older = page.Messages, page.HasMore, olderCursor(page)
-			} else {
-				for _, m := range page.Messages {
-					v.placeLocked(m, true)
-				}
-			}
-			v.err = nil
-			v.mu.Unlock()
-			if after == 0 || !page.HasMore {
-				break
-			}
-			// An older server sends no next: the messages say. A page
-			// that moves the cursor nowhere ends the fetch rather than
-			// asking for itself again.
-			next := page.Next
-			if n := len(page.Messages); n > 0 {
-				next = max(next, page.Messages[n-1].Seq)
-			}
-			if next <= after {
-				break
-			}
-			after = next
+			v.changed()
+			return
 		}
+		v.msgs, v.hasMore, v.older, v.err = page.Messages, page.HasMore, olderCursor(page), nil
+		v.mu.Unlock()
 		v.finishSync()
 	})
 }
 
-// finishSync applies the events buffered during a fetch; a gap among them
-// starts another fetch.
+// finishSync applies the events buffered during a load; a resync seen
+// meanwhile starts another.
 func (v *ConversationView) finishSync() {
 	v.mu.Lock()
 	if v.needSync {
-		v.needSync, v.syncing = false, false
-		v.msgs, v.hasMore, v.older, v.buf = nil, false, 0, nil
+		v.needSync, v.syncing, v.buf = false, false, nil
 		v.startSyncLocked()
 		v.mu.Unlock()
 		return
 	}
 	buf := v.buf
-	v.buf = nil
-	v.syncing = false
-	for i, ev := range buf {
-		if !v.applyLocked(ev) {
-			v.buf = append(v.buf, buf[i+1:]...)
-			v.startSyncLocked()
-			break
-		}
+	v.buf, v.syncing = nil, false
+	for _, ev := range buf {
+		v.applyLocked(ev)
 	}
 	v.mu.Unlock()
 	v.changed()
