@@ -271,6 +271,9 @@ func TestResendFailed(t *testing.T) {
 	if _, err := bc.UpdateConversation(ctx, updateMembers(cv.ID, []string{"alice"}, nil)); err != nil {
 		t.Fatal(err)
 	}
+	// Until alice's client hears she is back, it refuses the resend
+	// itself ("no longer a member").
+	alice.waitText("bob added alice")
 	alice.press(tea.KeyPressMsg{Code: 'e', Mod: tea.ModCtrl})
 	alice.waitText("alice: second ✓")
 	page, err := bc.History(ctx, cv.ID, parley.MessageQuery{Limit: 10})
