@@ -141,6 +141,23 @@ func zeroPosAt(ev client.Event) client.Event {
 	return ev
 }
 
+// aliceBlockedCarol makes alice's group "g" with bob and carol, in which
+// alice blocked carol.
+func aliceBlockedCarol(t *testing.T, b *bubble) (alice, bob, carol *client.Client, g parley.Conversation) {
+	t.Helper()
+	cs := bubbleUsers(t, b, "alice", "bob", "carol")
+	alice, bob, carol = cs[0], cs[1], cs[2]
+	ctx := context.Background()
+	g, err := alice.CreateGroup(ctx, "g", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Block(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bob, carol, g
+}
+
 // TestViewPastBlockedRun: a ConversationView pages past a run of more
 // messages of a blocked user than the server reads for one page
 // (parley.HistoryWindow): LoadMore follows the server's next through the
@@ -150,15 +167,7 @@ func zeroPosAt(ev client.Event) client.Event {
 // fetched again, for ever.)
 func TestViewPastBlockedRun(t *testing.T) {
 	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
-		cs := bubbleUsers(t, b, "alice", "bob", "carol")
-		alice, bob, carol := cs[0], cs[1], cs[2]
-		g, err := alice.CreateGroup(ctx, "g", []string{"bob", "carol"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := alice.Block(ctx, "carol"); err != nil {
-			t.Fatal(err)
-		}
+		alice, bob, carol, g := aliceBlockedCarol(t, b)
 		old := sent(t, bob, g.ID, "old")
 		hidden := func(n int) { // in runs the outbox holds
 			t.Helper()
@@ -166,6 +175,7 @@ func TestViewPastBlockedRun(t *testing.T) {
 				ms := make([]*client.Message, min(n, 500))
 				n -= len(ms)
 				for i := range ms {
+					var err error
 					if ms[i], err = carol.Send(ctx, g.ID, "hidden"); err != nil {
 						t.Fatal(err)
 					}
@@ -221,15 +231,7 @@ func TestViewInterleavedHidden(t *testing.T) {
 			c.Limits.ReadsPerSecond, c.Limits.ReadBurst = 1e-6, 8
 		})
 		ctx := context.Background()
-		cs := bubbleUsers(t, b, "alice", "bob", "carol")
-		alice, bob, carol := cs[0], cs[1], cs[2]
-		g, err := alice.CreateGroup(ctx, "g", []string{"bob", "carol"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := alice.Block(ctx, "carol"); err != nil {
-			t.Fatal(err)
-		}
+		alice, bob, carol, g := aliceBlockedCarol(t, b)
 		first := sent(t, bob, g.ID, "first")
 		v, err := alice.OpenConversation(ctx, g.ID, 10)
 		if err != nil {
