@@ -103,4 +103,10 @@ type Consenter interface {
 	// neither blocked by userID nor blocking them, and none while the
 	// conversation is a pending request of userID's.
 	Peers(ctx context.Context, userID, conversationID string) ([]string, error)
+	// BlocksAmong returns the blocks whose two users are both in userIDs,
+	// each as {blocker, blocked}, in no particular order: who of a new
+	// group's members must not hear of each other. At most
+	// MaxGroupMembers ids (EINVALID past that), so the read is bounded by
+	// that many users' blocked lists (MaxBlocked each).
+	BlocksAmong(ctx context.Context, userIDs []string) ([][2]string, error)
 }

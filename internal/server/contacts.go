@@ -199,16 +199,19 @@ func (s *Server) announceDirectContacts(a, b string) {
 // userOnline goes only to contacts, so without this a new contact's dot
 // would stay grey until their next transition. For an addition, the added
 // users hear about every online member and the members about the added
-// users; for a creation, every member hears about every other. Each
-// online member's own contacts list decides who hears of them, as for
-// every presence transition (notifyPresence): members who blocked one
-// another are no contacts and hear nothing of each other, and nobody is
-// told a user is online whom that user's userOffline would not reach.
-// It runs on the hub's run goroutine right after the event is queued, so
-// each client sees the conversation before the presence that refers to
-// it. The lists of the online members are read in one store call (the
-// event dropped them from the cache), and only when a member has a
-// connection on this node: each node tells its own connections.
+// users; for a creation, every member hears about every other. Members
+// who blocked one another are no contacts and hear nothing of each other
+// (their userOffline would never reach each other: the dot would stay
+// green). It runs on the hub's run goroutine right after the event is
+// queued, so each client sees the conversation before the presence that
+// refers to it, and only when a member has a connection on this node
+// (each node tells its own connections). The blocks come from one store
+// read bounded by the members' blocked lists (parley.Consenter's
+// BlocksAmong), not from the members' contacts lists, which would cost
+// every online member's whole list, on this goroutine, per group change;
+// so an addition to a group that is not among a user's recent ones
+// (parley.MaxContactGroups) may announce users whose lists do not hold
+// each other (docs/protocol.md, section 6).
 //
 // A new direct conversation makes no contacts (both users must write in
 // it first: announceDirectContacts), so it announces nothing.
@@ -223,6 +226,10 @@ func (s *Server) announceNewContacts(ev parley.Event) {
 	if !s.hub.local(members...) {
 		return
 	}
+	blocked, ok := s.blocksAmong(members)
+	if !ok {
+		return // announce nothing rather than what a block may forbid
+	}
 	added := members
 	if ev.Change == parley.ChangeMembersAdded {
 		added = ev.UserIDs
@@ -231,31 +238,16 @@ func (s *Server) announceNewContacts(ev parley.Event) {
 	for _, id := range added {
 		isAdded[id] = true
 	}
-	var online []string
-	for _, m := range members {
-		if s.pres.isOnline(m) {
-			online = append(online, m)
-		}
-	}
-	if len(online) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
-	defer cancel()
-	if err := s.hub.contacts.warm(ctx, online); err != nil && ctx.Err() == nil {
-		s.log.Warn("presence: new contacts", "conversation", ev.Conversation.ID, "err", err)
-	}
 	at := parley.Now()
-	for _, subject := range online {
-		ids, ok := s.presenceContacts(subject)
-		if !ok {
+	for _, subject := range members {
+		if !s.pres.isOnline(subject) {
 			continue
 		}
 		// Tell the subject's new contacts: everyone, if the subject was
 		// added (or the conversation is new); otherwise only the added.
 		var to []string
 		for _, other := range members {
-			if other != subject && (isAdded[subject] || isAdded[other]) && has(ids, other) {
+			if other != subject && (isAdded[subject] || isAdded[other]) && !blocked[[2]string{subject, other}] {
 				to = append(to, other)
 			}
 		}
@@ -263,4 +255,29 @@ func (s *Server) announceNewContacts(ev parley.Event) {
 			s.hub.deliverPresence(to, subject, true, at)
 		}
 	}
+}
+
+// blocksAmong returns the blocks among users (at most
+// parley.MaxGroupMembers), each pair in both orders; !ok when they could
+// not be read (logged). A store without blocks has none.
+func (s *Server) blocksAmong(users []string) (map[[2]string]bool, bool) {
+	cs, ok := s.hub.store.(parley.Consenter)
+	if !ok {
+		return nil, true
+	}
+	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
+	defer cancel()
+	pairs, err := cs.BlocksAmong(ctx, users)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("presence: blocks among new contacts", "err", err)
+		}
+		return nil, false
+	}
+	m := make(map[[2]string]bool, 2*len(pairs))
+	for _, p := range pairs {
+		m[p] = true
+		m[[2]string{p[1], p[0]}] = true
+	}
+	return m, true
 }

@@ -498,6 +498,29 @@ func (s *Store) Peers(ctx context.Context, userID, conversationID string) ([]str
 	})
 }
 
+// BlocksAmong implements parley.Consenter.
+func (s *Store) BlocksAmong(ctx context.Context, userIDs []string) ([][2]string, error) {
+	if len(userIDs) > parley.MaxGroupMembers {
+		return nil, parley.Errorf(parley.EINVALID, "at most %d users", parley.MaxGroupMembers)
+	}
+	if len(userIDs) < 2 {
+		return nil, nil
+	}
+	arg, err := s.d.IDs(userIDs)
+	if err != nil {
+		return nil, err
+	}
+	var pairs [][2]string
+	err = s.e.Read(ctx, func(q Querier) error {
+		pairs, err = scanAll(query(q.Query(ctx, s.sql.blocksWithin, arg)), func(r Row) ([2]string, error) {
+			var p [2]string
+			return p, r.Scan(&p[0], &p[1])
+		})
+		return err
+	})
+	return pairs, s.wrapInternal(err)
+}
+
 // blockSet is the blocks between the actors of some events and anyone:
 // blocker -> blocked -> true.
 type blockSet map[string]map[string]bool

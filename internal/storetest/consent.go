@@ -199,6 +199,15 @@ func testBlock(t *testing.T, s parley.Store) {
 	}
 	_, err = cs.Peers(ctx(t), c.ID, direct.ID)
 	wantCode(t, "a non-member's peers", err, parley.ENOTFOUND)
+	// Blocks among a set of users: both ends in it.
+	if got := must[[][2]string](t, "BlocksAmong")(cs.BlocksAmong(ctx(t), ids(c, b, a))); !slices.Equal(got, [][2]string{{a.ID, b.ID}}) {
+		t.Errorf("blocks among a, b, c = %v, want a blocked b", got)
+	}
+	if got := must[[][2]string](t, "BlocksAmong")(cs.BlocksAmong(ctx(t), ids(a, c))); len(got) != 0 {
+		t.Errorf("blocks among a and c = %v, want none", got)
+	}
+	_, err = cs.BlocksAmong(ctx(t), make([]string, parley.MaxGroupMembers+1))
+	wantCode(t, "blocks among too many users", err, parley.EINVALID)
 
 	// Unblock restores everything: history, sends, contacts.
 	e = oneEvent(t, "unblock", rec.add(cs.Unblock(ctx(t), a.ID, b.ID)), parley.EventUserUnblocked)
