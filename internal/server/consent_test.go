@@ -384,3 +384,45 @@ func sendRun(t *testing.T, srv *servertest.Server, conv, user string, n int) {
 		}
 	})
 }
+
+// TestReactionsOnBlockedHidden: a blocked user's messages are hidden from
+// the blocker, so are the reactions others put on them: the blocker
+// hears no reactionAdded or reactionRemoved about such a message, live
+// or replayed (they would name a message the blocker cannot see). A
+// reaction on a message the blocker sees still reaches them.
+func TestReactionsOnBlockedHidden(t *testing.T) {
+	srv := servertest.Start(t)
+	aliceTok, b, c, g, from := blockedTeam(t, srv)
+	a := connect(t, srv, aliceTok, nil)
+
+	bm := b.send(g.ID, "b0", "hidden")
+	c.do(protocol.OpReact, protocol.React{ConversationID: g.ID, MessageID: bm.ID, Emoji: "👍"}, nil)
+	c.do(protocol.OpReact, protocol.React{ConversationID: g.ID, MessageID: bm.ID, Emoji: "👍", Remove: true}, nil)
+	cm := c.send(g.ID, "c0", "seen")
+	c.do(protocol.OpReact, protocol.React{ConversationID: g.ID, MessageID: cm.ID, Emoji: "🎉"}, nil)
+	c.send(g.ID, "c1", "barrier")
+
+	check := func(who string, cl *wsClient) {
+		t.Helper()
+		if ev := cl.eventBy(parley.EventReactionAdded, "carol"); ev.MessageID != cm.ID {
+			t.Errorf("%s: heard carol's reaction on %s, want only the one on her own message %s", who, ev.MessageID, cm.ID)
+		}
+		cl.eventBy(parley.EventNewMessage, "carol") // the barrier
+		cl.heardNone(parley.EventReactionRemoved, "carol")
+	}
+	check("live", a)
+	check("replayed", connect(t, srv, aliceTok, &from))
+
+	resp := httpDo(t, srv, "GET", fmt.Sprintf("/v1/events?after=%d&limit=1000", from), aliceTok, ``)
+	page := decodeJSON[struct {
+		Events []parley.Event `json:"events"`
+	}](t, resp.body)
+	if len(page.Events) == 0 {
+		t.Fatalf("GET /v1/events: %d %s", resp.status, resp.body)
+	}
+	for _, ev := range page.Events {
+		if ev.MessageID == bm.ID {
+			t.Errorf("GET /v1/events holds %s on bob's message", ev.Type)
+		}
+	}
+}

@@ -311,7 +311,7 @@ type dialectSQL struct {
 	userByName, credentials, userNameTaken string
 	windows, usersOf, contacts, contactsOf string
 	reactionsOf                            string
-	blocksAmong                            string
+	blocksAmong, sendersOf                 string
 }
 
 func buildSQL(d Dialect) dialectSQL {
@@ -344,6 +344,8 @@ func buildSQL(d Dialect) dialectSQL {
 		GROUP BY r.message_id, r.emoji ORDER BY r.message_id, MIN(r.pos)`,
 		// The blocks made by or against a set of users.
 		blocksAmong: `SELECT blocker_id, blocked_id FROM blocks WHERE ` + d.InList("blocker_id", "$1") + ` OR ` + d.InList("blocked_id", "$1"),
+		// The senders of a set of messages (args: ids): id, sender.
+		sendersOf: `SELECT id, sender_id FROM messages WHERE ` + d.InList("id", "$1"),
 		// A set of users.
 		usersOf: `SELECT ` + userCols + ` FROM users WHERE ` + d.InList("id", "$1"),
 		// A user's contacts (args: user id).
