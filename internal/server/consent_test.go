@@ -426,3 +426,25 @@ func TestReactionsOnBlockedHidden(t *testing.T) {
 		}
 	}
 }
+
+// TestTypingGoneSkipsBlocked: the typingStopped the server sends when a
+// typist's last connection closes goes where their typing went: not to
+// a member who blocked them (who never heard them start either).
+func TestTypingGoneSkipsBlocked(t *testing.T) {
+	srv := servertest.Start(t)
+	aliceTok, bobTok, carolTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob"), srv.Token(t, "carol", "Carol")
+	a, b, c := connect(t, srv, aliceTok, nil), connect(t, srv, bobTok, nil), connect(t, srv, carolTok, nil)
+	var g parley.Conversation
+	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "team", MemberIDs: []string{"bob", "carol"}}, &g)
+	a.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
+
+	b.do(protocol.OpTyping, protocol.Typing{ConversationID: g.ID, Typing: true}, nil)
+	c.eventBy(parley.EventTypingStarted, "bob")
+	b.ws.CloseNow()
+	c.eventBy(parley.EventTypingStopped, "bob")
+	// A barrier for alice: carol's typing, published after bob's stop.
+	c.do(protocol.OpTyping, protocol.Typing{ConversationID: g.ID, Typing: true}, nil)
+	a.eventBy(parley.EventTypingStarted, "carol")
+	a.heardNone(parley.EventTypingStarted, "bob")
+	a.heardNone(parley.EventTypingStopped, "bob")
+}
