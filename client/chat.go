@@ -256,6 +256,15 @@ func (s *chatState) apply(ev Event) {
 		s.online[e.UserID] = true
 	case UserOffline:
 		delete(s.online, e.UserID)
+	case UserBlocked:
+		// Their typing is hidden from now on: it ends here.
+		for conv, m := range s.typing {
+			if t := m[e.UserID]; t != nil {
+				t.timer.Stop()
+				delete(m, e.UserID)
+				s.c.emit(TypingStopped{ConversationID: conv, UserID: t.UserID, UserName: t.UserName, At: e.At})
+			}
+		}
 	}
 	if s.applyReceiptLocked(ev) {
 		listChanged = true
@@ -272,6 +281,13 @@ func (s *chatState) apply(ev Event) {
 	}
 	for _, v := range views {
 		v.apply(ev)
+	}
+	switch ev.(type) {
+	case UserBlocked, UserUnblocked:
+		// What the server shows this user changed (the blocked user's
+		// messages, the list's last messages and unread counts): read
+		// it again, as after a resync.
+		s.onResync()
 	}
 }
 

@@ -300,3 +300,77 @@ func TestViewReloadFails(t *testing.T) {
 		}
 	})
 }
+
+// TestBlockReloads: a block or an unblock (on this device or another)
+// changes what the server shows this user, so the client refetches its
+// cached list and reloads its open views, as on a resync: the blocked
+// user's messages leave the view, the list's last message and unread
+// count at once, and come back on the unblock. Their typing indicator
+// ends with the block.
+func TestBlockReloads(t *testing.T) {
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
+		cs := bubbleUsers(t, b, "alice", "alice", "bob", "carol")
+		alice, laptop, bob := cs[0], cs[1], cs[2]
+		g, err := cs[3].CreateGroup(ctx, "g", []string{"alice", "bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		shown := sent(t, cs[3], g.ID, "carol's")
+		hidden := sent(t, bob, g.ID, "bob's")
+		if _, err := alice.Conversations(ctx); err != nil {
+			t.Fatal(err)
+		}
+		v, err := alice.OpenConversation(ctx, g.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		var (
+			mu      sync.Mutex
+			stopped []client.TypingStopped
+		)
+		alice.AddEventHandler("typing", func(ev client.Event) {
+			if e, ok := ev.(client.TypingStopped); ok {
+				mu.Lock()
+				stopped = append(stopped, e)
+				mu.Unlock()
+			}
+		})
+		if err := bob.SetTyping(ctx, g.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got := alice.Typing(g.ID); len(got) != 1 {
+			t.Fatalf("alice sees %d typing, want bob", len(got))
+		}
+		check := func(when string, want parley.Message, unread int64) {
+			t.Helper()
+			synctest.Wait()
+			if got := v.Messages(); len(got) == 0 || got[len(got)-1].ID != want.ID || v.Err() != nil {
+				t.Errorf("%s: the view ends with %v (err %v), want %q", when, got, v.Err(), want.Text)
+			}
+			if cv, _ := cached(alice, g.ID); cv.LastMessage == nil || cv.LastMessage.ID != want.ID || cv.UnreadCount != unread {
+				t.Errorf("%s: the cached list's last message %+v, unread %d; want %q, %d", when, cv.LastMessage, cv.UnreadCount, want.Text, unread)
+			}
+		}
+		check("before the block", hidden, 2)
+
+		if err := laptop.Block(ctx, "bob"); err != nil { // the other device
+			t.Fatal(err)
+		}
+		check("after the block", shown, 1)
+		if got := alice.Typing(g.ID); len(got) != 0 {
+			t.Errorf("after the block, alice sees %v typing", got)
+		}
+		mu.Lock()
+		if len(stopped) != 1 || stopped[0].UserID != "bob" {
+			t.Errorf("alice heard %+v, want bob's typing stopped", stopped)
+		}
+		mu.Unlock()
+
+		if err := alice.Unblock(ctx, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		check("after the unblock", hidden, 2)
+	})
+}

@@ -50,6 +50,12 @@ func TestRequestsAndBlocks(t *testing.T) {
 	alice.wait("accepted: no banner, no requests heading", `!document.querySelector('[data-testid=request-banner]') && !document.querySelector('[data-testid=requests-heading]')
 		&& !!document.querySelector('[data-testid=conversation][data-title=bob]')`)
 
+	// Bob types: alice sees it until she blocks him, which ends it at
+	// once (not TYPING_EXPIRY_MS later).
+	if code := servertest.Do(t, "POST", srv.URL+"/v1/conversations/"+direct+"/typing", bob.token(), []byte(`{"typing":true}`)).Status; code != 200 {
+		t.Fatalf("bob's typing: HTTP %d", code)
+	}
+	alice.wait("bob typing", `window.parleyApp.client.typersIn(window.parleyApp.open).length === 1`)
 	alice.click("block bob", `[data-testid=header-block] [data-testid=block-user]`)
 	alice.wait("the button says Unblock", `document.querySelector('[data-testid=header-block] [data-testid=unblock-user]')?.textContent === 'Unblock bob'`)
 	if code := apiSendStatus(t, srv.URL, bob.token(), direct, "blocked-1", "still there?"); code != 403 {
@@ -57,6 +63,10 @@ func TestRequestsAndBlocks(t *testing.T) {
 	}
 	alice.wait("bob's messages gone from the list and the thread", `document.querySelector('[data-testid=conversation][data-title=bob] [data-testid=last-message]')?.textContent === ''
 		&& !(`+messageWith("hello alice, we have not met")+`)`)
+	// The thread reloaded on the userBlocked event, which ended bob's typing.
+	if n := eval[int](t, alice.tab, `window.parleyApp.client.typersIn(window.parleyApp.open).length`); n != 0 {
+		t.Errorf("after the block alice sees %d typing, want none", n)
+	}
 	alice.click("open the privacy panel", `[data-testid=privacy-toggle]`)
 	alice.wait("bob in the blocked list", `!!document.querySelector('[data-testid=blocked-user][data-user=bob]')`)
 	alice.wait("everyone shown", `document.querySelector('[data-testid=privacy-panel]')?.dataset.consent === 'everyone'

@@ -153,7 +153,7 @@ func (dialect) EventsForSQL() string {
 // shard, scan): SQLite's statement, the windows' scans read on
 // the conversation's index as they are asked for.
 func (dialect) ReplayBoundSQL() string {
-	scan := `SELECT e.pos, e.type, e.actor_id, e.conversation_id FROM events e
+	scan := `SELECT e.pos, e.type, e.actor_id, e.conversation_id, e.message_id FROM events e
 			WHERE e.conversation_id = w.conversation_id AND e.shard = $4
 			AND e.pos > GREATEST($2, w.joined_pos - 1)
 			AND e.pos <= COALESCE(w.left_pos, 9223372036854775807)

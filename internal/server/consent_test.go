@@ -384,3 +384,67 @@ func sendRun(t *testing.T, srv *servertest.Server, conv, user string, n int) {
 		}
 	})
 }
+
+// TestReactionsOnBlockedHidden: a blocked user's messages are hidden from
+// the blocker, so are the reactions others put on them: the blocker
+// hears no reactionAdded or reactionRemoved about such a message, live
+// or replayed (they would name a message the blocker cannot see). A
+// reaction on a message the blocker sees still reaches them.
+func TestReactionsOnBlockedHidden(t *testing.T) {
+	srv := servertest.Start(t)
+	aliceTok, b, c, g, from := blockedTeam(t, srv)
+	a := connect(t, srv, aliceTok, nil)
+
+	bm := b.send(g.ID, "b0", "hidden")
+	c.do(protocol.OpReact, protocol.React{ConversationID: g.ID, MessageID: bm.ID, Emoji: "👍"}, nil)
+	c.do(protocol.OpReact, protocol.React{ConversationID: g.ID, MessageID: bm.ID, Emoji: "👍", Remove: true}, nil)
+	cm := c.send(g.ID, "c0", "seen")
+	c.do(protocol.OpReact, protocol.React{ConversationID: g.ID, MessageID: cm.ID, Emoji: "🎉"}, nil)
+	c.send(g.ID, "c1", "barrier")
+
+	check := func(who string, cl *wsClient) {
+		t.Helper()
+		if ev := cl.eventBy(parley.EventReactionAdded, "carol"); ev.MessageID != cm.ID {
+			t.Errorf("%s: heard carol's reaction on %s, want only the one on her own message %s", who, ev.MessageID, cm.ID)
+		}
+		cl.eventBy(parley.EventNewMessage, "carol") // the barrier
+		cl.heardNone(parley.EventReactionRemoved, "carol")
+	}
+	check("live", a)
+	check("replayed", connect(t, srv, aliceTok, &from))
+
+	resp := httpDo(t, srv, "GET", fmt.Sprintf("/v1/events?after=%d&limit=1000", from), aliceTok, ``)
+	page := decodeJSON[struct {
+		Events []parley.Event `json:"events"`
+	}](t, resp.body)
+	if len(page.Events) == 0 {
+		t.Fatalf("GET /v1/events: %d %s", resp.status, resp.body)
+	}
+	for _, ev := range page.Events {
+		if ev.MessageID == bm.ID {
+			t.Errorf("GET /v1/events holds %s on bob's message", ev.Type)
+		}
+	}
+}
+
+// TestTypingGoneSkipsBlocked: the typingStopped the server sends when a
+// typist's last connection closes goes where their typing went: not to
+// a member who blocked them (who never heard them start either).
+func TestTypingGoneSkipsBlocked(t *testing.T) {
+	srv := servertest.Start(t)
+	aliceTok, bobTok, carolTok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob"), srv.Token(t, "carol", "Carol")
+	a, b, c := connect(t, srv, aliceTok, nil), connect(t, srv, bobTok, nil), connect(t, srv, carolTok, nil)
+	var g parley.Conversation
+	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "team", MemberIDs: []string{"bob", "carol"}}, &g)
+	a.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
+
+	b.do(protocol.OpTyping, protocol.Typing{ConversationID: g.ID, Typing: true}, nil)
+	c.eventBy(parley.EventTypingStarted, "bob")
+	b.ws.CloseNow()
+	c.eventBy(parley.EventTypingStopped, "bob")
+	// A barrier for alice: carol's typing, published after bob's stop.
+	c.do(protocol.OpTyping, protocol.Typing{ConversationID: g.ID, Typing: true}, nil)
+	a.eventBy(parley.EventTypingStarted, "carol")
+	a.heardNone(parley.EventTypingStarted, "bob")
+	a.heardNone(parley.EventTypingStopped, "bob")
+}

@@ -55,8 +55,8 @@ type hub struct {
 	// users that may have made them contacts (contactsCache.directMessage).
 	directContacts func(a, b string)
 	// consentChanged, when set, is called (on the run goroutine, before
-	// the event is queued) for a block, an unblock or an accepted
-	// request (Server.consentChanged).
+	// the event is queued, inside beforeStore and afterStore) for a
+	// block, an unblock or an accepted request (Server.consentChanged).
 	consentChanged func(ev parley.Event)
 	// maxConns caps a user's connections on this node (register closes
 	// the oldest beyond it); 0 or less: no cap.
@@ -525,7 +525,9 @@ func (h *hub) deliverOwed(ev parley.Event, trusted bool, owed []*conn) []*conn {
 		h.contacts.invalidate(ev.Audience)
 	}
 	if consent {
+		h.beforeStore() // an unblock or an accept may read contacts from the store
 		h.consentChanged(ev)
+		h.afterStore()
 	}
 	cs := h.scratch[:0]
 	h.mu.Lock()

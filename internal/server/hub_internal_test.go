@@ -227,3 +227,26 @@ func TestEphemeralNone(t *testing.T) {
 		t.Fatalf("ephemeral of ephemeral events: not the same slice: %v", got)
 	}
 }
+
+// TestConsentChangedInStore: the hub calls consentChanged inside a store
+// call (beforeStore to afterStore), as it does newContacts and
+// directContacts: an unblock or an accept may read the two users'
+// contacts from the store (announceDirectContacts), and no reply may
+// wait for that.
+func TestConsentChangedInStore(t *testing.T) {
+	h := newHub(nil, nil, newMetrics())
+	h.start([]int64{0})
+	var calls int
+	h.consentChanged = func(ev parley.Event) {
+		calls++
+		if h.storeDepth == 0 {
+			t.Errorf("%s: consentChanged ran outside a store call", ev.Type)
+		}
+	}
+	for i, typ := range []parley.EventType{parley.EventUserBlocked, parley.EventUserUnblocked, parley.EventRequestAccepted} {
+		h.deliver(parley.Event{Pos: int64(i + 1), Type: typ, UserID: "a", UserIDs: []string{"b"}, Audience: []string{"a"}})
+	}
+	if calls != 3 || h.storeDepth != 0 {
+		t.Errorf("consentChanged ran %d times, want 3; store depth %d after, want 0", calls, h.storeDepth)
+	}
+}

@@ -279,3 +279,24 @@ func waitMetricIs(t testing.TB, srv *servertest.Server, name, labels string, wan
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestWebhookSkipsBlocker: a message.new of a user someone blocked goes
+// to the webhook without the blocker, among the members or the offline
+// ones: a push service sends the blocker nothing of it.
+func TestWebhookSkipsBlocker(t *testing.T) {
+	rx := newReceiver(t)
+	srv := servertest.Start(t, hooksConfig(rx.srv.URL, []string{webhook.KindMessageNew}, nil))
+	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	b := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
+	srv.Token(t, "carol", "Carol") // never connects
+	var g parley.Conversation
+	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"bob", "carol"}}, &g)
+	a.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
+	a.ws.CloseNow()
+	b.send(g.ID, "b1", "hidden from alice")
+
+	d := rx.waitOK(1)[0]
+	if !slices.Equal(sorted(d.p.Members), []string{"bob", "carol"}) || d.p.Offline == nil || !slices.Equal(*d.p.Offline, []string{"carol"}) {
+		t.Errorf("bob's message.new: members %v, offline %v; want bob and carol, carol", d.p.Members, d.p.Offline)
+	}
+}

@@ -60,7 +60,7 @@ func (dialect) EventsForSQL() string {
 // planner may range the log's (shard, pos) key instead, which reads
 // every conversation's events of the range.
 func (dialect) ReplayBoundSQL() string {
-	scan := `SELECT e.pos, e.type, e.actor_id, e.conversation_id FROM events e INDEXED BY events_by_conversation
+	scan := `SELECT e.pos, e.type, e.actor_id, e.conversation_id, e.message_id FROM events e INDEXED BY events_by_conversation
 			WHERE e.conversation_id = w.conversation_id AND e.shard = $4
 			AND e.pos > max($2, w.joined_pos - 1)
 			AND e.pos <= COALESCE(w.left_pos, 9223372036854775807)

@@ -46,10 +46,13 @@ const (
 
 // ReplayFilter is the condition a replayed event e must meet to reach
 // user $1 (the engines' EventsForSQL): events of a user $1 blocked are
-// left out, a messageRead or messageDelivered of a user blocked either way or of the
+// left out, and the reactions on their messages (e.message_id: a
+// reaction recorded before reactions kept it there is not left out), a messageRead or messageDelivered of a user blocked either way or of the
 // recipient of a request they have not accepted (pending or declined) too, as their audience at write left them out.
 const ReplayFilter = `NOT (e.type IN ('newMessage', 'messageEdited', 'messageDeleted', 'reactionAdded', 'reactionRemoved')
 		AND EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = e.actor_id))
+	AND NOT (e.type IN ('reactionAdded', 'reactionRemoved') AND EXISTS (SELECT 1 FROM messages rm
+		JOIN blocks b ON b.blocked_id = rm.sender_id AND b.blocker_id = $1 WHERE rm.id = e.message_id))
 	AND NOT (e.type IN ('messageRead', 'messageDelivered') AND e.actor_id != $1 AND (
 		EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $1 AND b.blocked_id = e.actor_id) OR (b.blocker_id = e.actor_id AND b.blocked_id = $1))
 		OR EXISTS (SELECT 1 FROM members r WHERE r.conversation_id = e.conversation_id AND r.user_id = e.actor_id
@@ -90,6 +93,10 @@ const SendRefusedSQL = `EXISTS (SELECT 1 FROM members o
 // HiddenFromSQL lists the users who blocked $1: a message of $1 is not
 // for them.
 const HiddenFromSQL = `SELECT blocker_id FROM blocks WHERE blocked_id = $1`
+
+// qHiddenFromSenderOf lists the users who blocked the sender of message
+// $1: a reaction on it is not for them.
+const qHiddenFromSenderOf = `SELECT b.blocker_id FROM blocks b JOIN messages m ON m.sender_id = b.blocked_id WHERE m.id = $1`
 
 const (
 	qReach = `SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2 AND blocked_id = $1), u.consent,
@@ -214,15 +221,27 @@ func (s *Store) reachable(w Querier, actor, target string, direct bool) (request
 }
 
 // audienceFor drops from e.Audience (the members) who must not receive
-// it: for a message event, those who blocked its actor; for a
+// it: for a message event, those who blocked its actor (for a reaction,
+// also those who blocked the sender of the message it is on); for a
 // messageRead or messageDelivered (receipts), users blocked by its reader or blocking them, and everyone
 // but the reader while the reader's request is pending.
 func (s *Store) audienceFor(w Tx, e *parley.Event) error {
 	switch e.Type {
 	case parley.EventMessageEdited, parley.EventMessageDeleted, parley.EventReactionAdded, parley.EventReactionRemoved, parley.EventNewMessage:
 		hidden, err := scanAll(query(w.Query(bg, HiddenFromSQL, e.UserID)), scanString)
-		if err != nil || len(hidden) == 0 {
+		if err != nil {
 			return err
+		}
+		if e.Type == parley.EventReactionAdded || e.Type == parley.EventReactionRemoved {
+			// Nor the reactions on a message of a user they blocked.
+			more, err := scanAll(query(w.Query(bg, qHiddenFromSenderOf, e.MessageID)), scanString)
+			if err != nil {
+				return err
+			}
+			hidden = append(hidden, more...)
+		}
+		if len(hidden) == 0 {
+			return nil
 		}
 		e.Audience = Without(e.Audience, hidden)
 	case parley.EventMessageRead, parley.EventMessageDelivered:
@@ -525,10 +544,13 @@ func (s *Store) BlocksAmong(ctx context.Context, userIDs []string) ([][2]string,
 // blocker -> blocked -> true.
 type blockSet map[string]map[string]bool
 
-// reaches says whether e may go to user as audienceFor decides at write.
-func (b blockSet) reaches(e *parley.Event, user string) bool {
+// reaches says whether e may go to user as audienceFor decides at write;
+// sender is, for a reaction, the sender of the message it is on.
+func (b blockSet) reaches(e *parley.Event, user, sender string) bool {
 	switch e.Type {
-	case parley.EventNewMessage, parley.EventMessageEdited, parley.EventMessageDeleted, parley.EventReactionAdded, parley.EventReactionRemoved:
+	case parley.EventReactionAdded, parley.EventReactionRemoved:
+		return !b[user][e.UserID] && !b[user][sender]
+	case parley.EventNewMessage, parley.EventMessageEdited, parley.EventMessageDeleted:
 		return !b[user][e.UserID]
 	case parley.EventMessageRead, parley.EventMessageDelivered:
 		return !b[user][e.UserID] && !b[e.UserID][user]
@@ -536,19 +558,41 @@ func (b blockSet) reaches(e *parley.Event, user string) bool {
 	return true
 }
 
-// blocksAmong reads the blocks that involve the actors of events (for
-// Events' audiences).
-func (s *Store) blocksAmong(ctx context.Context, q Querier, events []parley.Event) (blockSet, error) {
-	var actors []string
+// blocksAmong reads the blocks that involve the actors of events, and
+// the senders of the messages their reactions are on (for Events'
+// audiences); senders maps those messages to their senders.
+func (s *Store) blocksAmong(ctx context.Context, q Querier, events []parley.Event) (b blockSet, senders map[string]string, err error) {
+	var actors, reacted []string
 	seen := map[string]bool{}
 	for _, e := range events {
 		if e.ConversationID != "" && !seen[e.UserID] {
 			seen[e.UserID] = true
 			actors = append(actors, e.UserID)
 		}
+		if (e.Type == parley.EventReactionAdded || e.Type == parley.EventReactionRemoved) && e.MessageID != "" {
+			reacted = append(reacted, e.MessageID)
+		}
 	}
-	b := blockSet{}
-	err := s.inChunks(actors, func(arg any) error {
+	senders = map[string]string{}
+	err = s.inChunks(reacted, func(arg any) error {
+		ps, err := scanAll(query(q.Query(ctx, s.sql.sendersOf, arg)), func(r Row) ([2]string, error) {
+			var p [2]string
+			return p, r.Scan(&p[0], &p[1])
+		})
+		for _, p := range ps {
+			senders[p[0]] = p[1]
+			if !seen[p[1]] {
+				seen[p[1]] = true
+				actors = append(actors, p[1])
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	b = blockSet{}
+	err = s.inChunks(actors, func(arg any) error {
 		type pair struct{ by, of string }
 		ps, err := scanAll(query(q.Query(ctx, s.sql.blocksAmong, arg)), func(r Row) (pair, error) {
 			var p pair
@@ -562,7 +606,7 @@ func (s *Store) blocksAmong(ctx context.Context, q Querier, events []parley.Even
 		}
 		return err
 	})
-	return b, err
+	return b, senders, err
 }
 
 // validMembership checks the ids of a user's op on a conversation.

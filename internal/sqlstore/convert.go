@@ -227,6 +227,9 @@ func (s *Store) scanEvent(row Row) (parley.Event, error) {
 	}
 	e.ReadSeq, e.Change, e.UserIDs, e.Conversation, e.Flags, e.Consent = d.ReadSeq, d.Change, d.UserIDs, d.Conversation, d.Flags, d.Consent
 	e.MessageID, e.Seq, e.Emoji, e.Count = d.MessageID, d.Seq, d.Emoji, d.Count
+	if e.Type == parley.EventReactionAdded || e.Type == parley.EventReactionRemoved {
+		e.Message = nil // a reaction names its message (message_id) and carries none
+	}
 	e.DeliveredSeq, e.Profile = d.DeliveredSeq, d.Profile
 	if e.Conversation != nil {
 		// Events stored before snapshots hid positions carry them.

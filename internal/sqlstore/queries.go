@@ -311,7 +311,7 @@ type dialectSQL struct {
 	userByName, credentials, userNameTaken string
 	windows, usersOf, contacts, contactsOf string
 	reactionsOf                            string
-	blocksAmong, blocksWithin              string
+	blocksAmong, blocksWithin, sendersOf   string
 }
 
 func buildSQL(d Dialect) dialectSQL {
@@ -346,6 +346,8 @@ func buildSQL(d Dialect) dialectSQL {
 		blocksAmong: `SELECT blocker_id, blocked_id FROM blocks WHERE ` + d.InList("blocker_id", "$1") + ` OR ` + d.InList("blocked_id", "$1"),
 		// Both ends in $1: the primary key (blocker_id, blocked_id) finds them.
 		blocksWithin: `SELECT blocker_id, blocked_id FROM blocks WHERE ` + d.InList("blocker_id", "$1") + ` AND ` + d.InList("blocked_id", "$1"),
+		// The senders of a set of messages (args: ids): id, sender.
+		sendersOf: `SELECT id, sender_id FROM messages WHERE ` + d.InList("id", "$1"),
 		// A set of users.
 		usersOf: `SELECT ` + userCols + ` FROM users WHERE ` + d.InList("id", "$1"),
 		// A user's contacts (args: user id).

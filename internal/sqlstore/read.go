@@ -471,7 +471,7 @@ func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Eve
 	if err != nil {
 		return err
 	}
-	blocks, err := s.blocksAmong(ctx, q, events)
+	blocks, senders, err := s.blocksAmong(ctx, q, events)
 	if err != nil {
 		return err
 	}
@@ -489,7 +489,7 @@ func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Eve
 			}
 		}
 		for _, w := range windows[e.ConversationID] {
-			if w.user != e.UserID && (readerPending || !blocks.reaches(e, w.user)) {
+			if w.user != e.UserID && (readerPending || !blocks.reaches(e, w.user, senders[e.MessageID])) {
 				continue
 			}
 			if e.Recipient != "" && w.user != e.Recipient {

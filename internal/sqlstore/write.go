@@ -814,7 +814,10 @@ func (s *Store) React(ctx context.Context, userID, conversationID, messageID, em
 				e.Count = r.Count
 			}
 		}
-		if err := s.insertEvent(w, &e, nil, nil); err != nil {
+		// The message's id goes in the event's column too, for the
+		// replay's filter (ReplayFilter: a reaction on the message of a
+		// user the reader blocked).
+		if err := s.insertEvent(w, &e, &messageID, nil); err != nil {
 			return err
 		}
 		events = []parley.Event{e}

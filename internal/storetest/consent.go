@@ -139,6 +139,19 @@ func testBlock(t *testing.T, s parley.Store) {
 	if ev := oneEvent(t, "b's reaction", evs, parley.EventReactionAdded); !sameSet(ev.Audience, ids(b, c)) {
 		t.Errorf("b's reaction audience = %v", ev.Audience)
 	}
+	// Nor do c's reactions on b's message: they are about a message a
+	// cannot see.
+	for _, add := range []bool{true, false} {
+		_, evs, err = s.React(ctx(t), c.ID, group.ID, after.ID, "🎉", add)
+		rec.add(evs, err)
+		typ := parley.EventReactionRemoved
+		if add {
+			typ = parley.EventReactionAdded
+		}
+		if ev := oneEvent(t, "c's reaction on b's message", evs, typ); !sameSet(ev.Audience, ids(b, c)) {
+			t.Errorf("c's %s on b's message: audience = %v, want b and c", ev.Type, ev.Audience)
+		}
+	}
 	// a's read position does not go to b (read receipts).
 	am := send(t, s, group.ID, a, "a writes")
 	cm := send(t, s, group.ID, c, "c writes")

@@ -987,6 +987,12 @@ export class Client {
         // A message ends its sender's typing there.
         if (ev.message) this.clearTyper(ev.conversation_id, ev.message.sender_id);
         break;
+      case 'userBlocked':
+        // A blocked user's typing is hidden from now on: it ends here.
+        for (const id of ev.user_ids || []) {
+          for (const conversationId of [...this.typers.keys()]) this.clearTyper(conversationId, id);
+        }
+        break;
     }
     this.emit('event', ev);
     // Persist after the app has handled the event: a reload resumes from
