@@ -223,8 +223,8 @@ func (s *Server) announceNewContacts(ev parley.Event) {
 	for _, m := range ev.Conversation.Members {
 		members = append(members, m.UserID)
 	}
-	if !s.hub.local(members...) {
-		return
+	if len(members) < 2 || !s.hub.local(members...) || !slices.ContainsFunc(members, s.pres.isOnline) {
+		return // nobody to tell here, or nobody to tell of
 	}
 	blocked, ok := s.blocksAmong(members)
 	if !ok {
