@@ -181,6 +181,8 @@ type wsClient struct {
 	welcome protocol.Welcome
 	// pending holds frames read while waiting for something else.
 	pending []protocol.Frame
+	// wait bounds each read (0: testWait).
+	wait time.Duration
 }
 
 const testWait = 10 * time.Second
@@ -209,7 +211,14 @@ func connect(t testing.TB, srv *servertest.Server, token string, resume *int64) 
 // hello dials, says h and returns the client after the welcome.
 func hello(t testing.TB, srv *servertest.Server, h protocol.Hello) *wsClient {
 	t.Helper()
+	return helloWait(t, srv, h, testWait)
+}
+
+// helloWait is hello with each read of the client bounded by wait.
+func helloWait(t testing.TB, srv *servertest.Server, h protocol.Hello, wait time.Duration) *wsClient {
+	t.Helper()
 	c := dial(t, srv, nil)
+	c.wait = wait
 	c.sendOp(protocol.OpHello, "", h)
 	f := c.next()
 	if f.Type != protocol.TypeWelcome {
@@ -278,7 +287,11 @@ func (c *wsClient) sendOp(op, id string, data any) {
 
 // read reads the next frame from the wire, or returns the close error.
 func (c *wsClient) read() (protocol.Frame, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	wait := c.wait
+	if wait == 0 {
+		wait = testWait
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	typ, b, err := c.ws.Read(ctx)
 	if err != nil {

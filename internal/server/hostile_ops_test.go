@@ -87,6 +87,11 @@ func TestHostileOpFloods(t *testing.T) {
 		c.Limits = server.Limits{} // the defaults under test...
 		// ...except what every test client on 127.0.0.1 shares.
 		c.Limits.ConnectsPerSecond, c.Limits.IPMessagesPerSecond = -1, -1
+		// The clients never ping: the victim's lasts the whole test and
+		// the bystanders' a whole family, and under -race on a loaded
+		// machine one family has taken over the default 9 s, which
+		// closed the victim with 4002 before its next request.
+		c.HeartbeatTimeout = 2 * time.Minute
 	}))
 	// The documented defaults (docs/protocol.md section 9).
 	type family struct {

@@ -60,6 +60,8 @@ type options struct {
 	dir       string
 	addr      string
 	logLevel  slog.Level
+	// shutdownWait bounds Stop's graceful shutdown (0: 20 s).
+	shutdownWait time.Duration
 }
 
 // WithConfig edits the server's Config before each start (after the
@@ -91,6 +93,12 @@ func WithAddr(addr string) Option { return func(o *options) { o.addr = addr } }
 // WithLogLevel sets the level of the server's log, written to the test
 // log (default slog.LevelWarn).
 func WithLogLevel(l slog.Level) Option { return func(o *options) { o.logLevel = l } }
+
+// WithShutdownWait sets how long Stop (and Restart) waits for the
+// graceful shutdown to drain the connections before it reports a failure
+// (default 20 s). The drain waits for every request the connections read
+// to finish, however long the store takes over them.
+func WithShutdownWait(d time.Duration) Option { return func(o *options) { o.shutdownWait = d } }
 
 // Start starts a server and stops it when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
@@ -203,7 +211,11 @@ func (s *Server) Stop(t testing.TB) {
 	if s.Server == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	wait := s.opts.shutdownWait
+	if wait == 0 {
+		wait = 20 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := s.Server.Shutdown(ctx); err != nil {
 		t.Errorf("servertest: shutdown: %v", err)
