@@ -160,12 +160,8 @@ func (s *chatState) apply(ev Event) {
 		} else if s.loaded {
 			s.refreshLocked(e.Message.ConversationID)
 		}
-		if t := s.typing[e.Message.ConversationID][e.Message.SenderID]; t != nil {
-			// A message ends its sender's typing.
-			t.timer.Stop()
-			delete(s.typing[e.Message.ConversationID], e.Message.SenderID)
-			s.c.emit(TypingStopped{ConversationID: e.Message.ConversationID, UserID: t.UserID, UserName: t.UserName, At: e.At})
-		}
+		// A message ends its sender's typing.
+		s.endTypingLocked(e.Message.ConversationID, e.Message.SenderID, e.At)
 	case MessageDeleted:
 		views = s.views[e.Message.ConversationID]
 		s.unreadLocked(e.Message.ConversationID, func(u *unread) bool { return u.message(e.Message, me, s.evSeq) })
@@ -258,12 +254,8 @@ func (s *chatState) apply(ev Event) {
 		delete(s.online, e.UserID)
 	case UserBlocked:
 		// Their typing is hidden from now on: it ends here.
-		for conv, m := range s.typing {
-			if t := m[e.UserID]; t != nil {
-				t.timer.Stop()
-				delete(m, e.UserID)
-				s.c.emit(TypingStopped{ConversationID: conv, UserID: t.UserID, UserName: t.UserName, At: e.At})
-			}
+		for conv := range s.typing {
+			s.endTypingLocked(conv, e.UserID, e.At)
 		}
 	}
 	if s.applyReceiptLocked(ev) {
@@ -288,6 +280,16 @@ func (s *chatState) apply(ev Event) {
 		// messages, the list's last messages and unread counts): read
 		// it again, as after a resync.
 		s.onResync()
+	}
+}
+
+// endTypingLocked ends user's typing in conversation conv, if they are
+// typing there, and tells the app (TypingStopped at at). s.mu is held.
+func (s *chatState) endTypingLocked(conv, user string, at time.Time) {
+	if t := s.typing[conv][user]; t != nil {
+		t.timer.Stop()
+		delete(s.typing[conv], user)
+		s.c.emit(TypingStopped{ConversationID: conv, UserID: t.UserID, UserName: t.UserName, At: at})
 	}
 }
 

@@ -531,13 +531,17 @@ func (s *Store) BlocksAmong(ctx context.Context, userIDs []string) ([][2]string,
 	}
 	var pairs [][2]string
 	err = s.e.Read(ctx, func(q Querier) error {
-		pairs, err = scanAll(query(q.Query(ctx, s.sql.blocksWithin, arg)), func(r Row) ([2]string, error) {
-			var p [2]string
-			return p, r.Scan(&p[0], &p[1])
-		})
+		pairs, err = scanAll(query(q.Query(ctx, s.sql.blocksWithin, arg)), scanPair)
 		return err
 	})
 	return pairs, s.wrapInternal(err)
+}
+
+// scanPair reads a row of two strings: a block's blocker and blocked
+// (BlocksAmong), a message's id and sender (blocksAmong).
+func scanPair(r Row) ([2]string, error) {
+	var p [2]string
+	return p, r.Scan(&p[0], &p[1])
 }
 
 // blockSet is the blocks between the actors of some events and anyone:
@@ -575,10 +579,7 @@ func (s *Store) blocksAmong(ctx context.Context, q Querier, events []parley.Even
 	}
 	senders = map[string]string{}
 	err = s.inChunks(reacted, func(arg any) error {
-		ps, err := scanAll(query(q.Query(ctx, s.sql.sendersOf, arg)), func(r Row) ([2]string, error) {
-			var p [2]string
-			return p, r.Scan(&p[0], &p[1])
-		})
+		ps, err := scanAll(query(q.Query(ctx, s.sql.sendersOf, arg)), scanPair)
 		for _, p := range ps {
 			senders[p[0]] = p[1]
 			if !seen[p[1]] {
