@@ -59,63 +59,76 @@ func TestSendAckWithOwnEvent(t *testing.T) {
 	}
 	// Each send's reply and event arrive once, the reply first; split
 	// counts the sends whose two came in different messages.
-	replies, events := map[string]int{}, map[string]int{}
-	split := 0
-	read := func() {
-		t.Helper()
-		got := map[string]int{}
-		for _, f := range message() {
-			switch f.Type {
-			case protocol.TypeReply:
-				replies[f.ID]++
-				got[f.ID]++
-				if replies[f.ID] > 1 || events[f.ID] > 0 {
-					t.Fatalf("send %s: a second reply, or its reply after its event", f.ID)
+	round := func(base int) (split int) {
+		replies, events := map[string]int{}, map[string]int{}
+		read := func() {
+			t.Helper()
+			got := map[string]int{}
+			for _, f := range message() {
+				switch f.Type {
+				case protocol.TypeReply:
+					replies[f.ID]++
+					got[f.ID]++
+					if replies[f.ID] > 1 || events[f.ID] > 0 {
+						t.Fatalf("send %s: a second reply, or its reply after its event", f.ID)
+					}
+				case protocol.TypeEvent:
+					var ev parley.Event
+					if err := json.Unmarshal(f.Data, &ev); err != nil || ev.Type != parley.EventNewMessage || ev.Message == nil {
+						t.Fatalf("event %s: %v", f.Data, err)
+					}
+					id := "s" + ev.Message.ClientID[1:]
+					events[id]++
+					got[id]++
+					if events[id] > 1 || replies[id] == 0 {
+						t.Fatalf("send %s: a second event, or its event before its reply", id)
+					}
+				default:
+					t.Fatalf("unexpected frame %s %+v", f.Type, f.Error)
 				}
-			case protocol.TypeEvent:
-				var ev parley.Event
-				if err := json.Unmarshal(f.Data, &ev); err != nil || ev.Type != parley.EventNewMessage || ev.Message == nil {
-					t.Fatalf("event %s: %v", f.Data, err)
+			}
+			for _, n := range got {
+				if n == 1 {
+					split++ // counted at its reply's message (and again at its event's)
 				}
-				id := "s" + ev.Message.ClientID[1:]
-				events[id]++
-				got[id]++
-				if events[id] > 1 || replies[id] == 0 {
-					t.Fatalf("send %s: a second event, or its event before its reply", id)
-				}
-			default:
-				t.Fatalf("unexpected frame %s %+v", f.Type, f.Error)
 			}
 		}
-		for _, n := range got {
-			if n == 1 {
-				split++ // counted at its reply's message (and again at its event's)
-			}
-		}
-	}
 
-	// One send at a time.
-	const one = 20
-	for i := range one {
-		send(i)
-		id := fmt.Sprintf("s%d", i)
-		for events[id] == 0 {
+		// One send at a time.
+		const one = 20
+		for i := base; i < base+one; i++ {
+			send(i)
+			id := fmt.Sprintf("s%d", i)
+			for events[id] == 0 {
+				read()
+			}
+		}
+		// Several in flight.
+		const n = 16
+		for i := base + 100; i < base+100+n; i++ {
+			send(i)
+		}
+		for len(events) < one+n {
 			read()
 		}
+		if len(replies) != one+n {
+			t.Fatalf("%d replies for %d events", len(replies), len(events))
+		}
+		return split / 2
 	}
-	// Several in flight.
-	const n = 16
-	for i := 100; i < 100+n; i++ {
-		send(i)
-	}
-	for len(events) < one+n {
-		read()
-	}
-	if len(replies) != one+n {
-		t.Fatalf("%d replies for %d events", len(replies), len(events))
-	}
-	if split /= 2; split > 0 {
-		t.Errorf("%d of %d sends got their reply and event in two messages, want them in one", split, one+n)
+	// The hub's store calls (a gap's fill, 100 ms after events came out
+	// of order) are an exception too, rare but not avoidable here: a
+	// round passes when none of its sends was split, and a broken
+	// commitFlush splits every send of every round.
+	const rounds = 3
+	for r := range rounds {
+		split := round(1000 * r)
+		if split == 0 {
+			break
+		}
+		if r == rounds-1 {
+			t.Errorf("%d of %d sends got their reply and event in two messages in each of %d rounds, want them in one", split, 36, rounds)
+		}
 	}
 	if t.Failed() {
 		return
