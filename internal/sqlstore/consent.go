@@ -264,8 +264,8 @@ func (s *Store) audienceFor(w Tx, e *parley.Event) error {
 		if len(hidden) > 0 {
 			e.Audience = Without(e.Audience, hidden)
 		}
-		if m := e.Message; m != nil && m.ReplyTo != nil && !m.ReplyTo.Hidden {
-			blockers, err := scanAll(query(w.Query(bg, HiddenFromSQL, m.ReplyTo.SenderID)), scanString)
+		if q := quoteOf(e); q != nil {
+			blockers, err := scanAll(query(w.Query(bg, HiddenFromSQL, q.SenderID)), scanString)
 			if err != nil {
 				return err
 			}
