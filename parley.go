@@ -252,15 +252,42 @@ type Message struct {
 
 // Quote is the part of a replied-to message a reply carries.
 type Quote struct {
-	MessageID  string      `json:"message_id"`
-	Seq        int64       `json:"seq"`
-	SenderID   string      `json:"sender_id"`
-	SenderName string      `json:"sender_name"`
-	Type       MessageType `json:"type"`
+	MessageID string `json:"message_id"`
+	Seq       int64  `json:"seq"`
+	// SenderID, SenderName and Type are the parent's; empty (left out of
+	// the JSON) when Hidden, and only then.
+	SenderID   string      `json:"sender_id,omitempty"`
+	SenderName string      `json:"sender_name,omitempty"`
+	Type       MessageType `json:"type,omitempty"`
 	// Text is the first QuoteRunes code points of the parent's text (its
-	// caption for an image); empty when Deleted.
+	// caption for an image); empty when Deleted or Hidden.
 	Text    string `json:"text,omitempty"`
 	Deleted bool   `json:"deleted,omitempty"`
+	// Hidden: the parent's sender is a user the reader blocked, whose
+	// messages are hidden from them everywhere (docs/protocol.md,
+	// "Consent and blocks"). Such a quote holds MessageID, Seq and
+	// Hidden only: see Hide.
+	Hidden bool `json:"hidden,omitempty"`
+}
+
+// Hide returns q as a reader who blocked the parent's sender reads it:
+// its place (MessageID, Seq) and Hidden, nothing of the parent's sender
+// or content (not even whether it was deleted).
+func (q *Quote) Hide() *Quote {
+	return &Quote{MessageID: q.MessageID, Seq: q.Seq, Hidden: true}
+}
+
+// WithQuoteHidden returns m as a reader from whom its quote is hidden
+// reads it (Quote.Hide): m itself when it quotes nothing or its quote is
+// hidden already, else a copy (m's quote may be shared, with an event's
+// other receivers say).
+func (m *Message) WithQuoteHidden() *Message {
+	if m.ReplyTo == nil || m.ReplyTo.Hidden {
+		return m
+	}
+	c := *m
+	c.ReplyTo = m.ReplyTo.Hide()
+	return &c
 }
 
 // Reaction is one emoji on a message: how many users added it and
@@ -405,20 +432,32 @@ type Event struct {
 	// the server chose. It travels between nodes but never to clients.
 	Audience []string `json:"-"`
 
+	// QuoteHidden lists the users of Audience who receive Message (a
+	// newMessage's or a messageEdited's) with its quote hidden
+	// (Message.WithQuoteHidden): they blocked the sender of the message
+	// it replies to. Nil for everyone else's events: Message holds the
+	// quote as the other receivers read it. Set by the store with
+	// Audience, at write (the blocks then) and in ShardEvents (the
+	// blocks now); like Audience it travels between nodes but never to
+	// clients.
+	QuoteHidden []string `json:"-"`
+
 	// Data, when set, is the event as clients receive it: the JSON of
 	// its event frame's "data" (docs/protocol.md), attachment URLs filled
 	// in. The server sets it on the events it publishes when its broker
 	// carries it (internal/natsbroker), and writes it to clients as it is
 	// rather than encoding the event again. A broker may hand a receiving
 	// node an event with Data and only the fields it routes on (Pos,
-	// Shard, Type, ConversationID, Change, At, Audience): the node reads
-	// the others with Decode, when it needs them. Never sent to clients
-	// itself; it must not be modified (it is shared).
+	// Shard, Type, ConversationID, Change, At, Audience, QuoteHidden):
+	// the node reads the others with Decode, when it needs them. Data is
+	// what every receiver but QuoteHidden's gets (their frame is encoded
+	// for them). Never sent to clients itself; it must not be modified
+	// (it is shared).
 	Data []byte `json:"-"`
 }
 
 // Decode returns e with every field read from its Data (see Data), and
-// e's Pos, Shard, Audience and Data; e itself when it has no Data.
+// e's Pos, Shard, Audience, QuoteHidden and Data; e itself when it has no Data.
 // Cost: a JSON decode; call it only for the events whose other fields
 // are needed.
 func (e Event) Decode() (Event, error) {
@@ -429,7 +468,7 @@ func (e Event) Decode() (Event, error) {
 	if err := json.Unmarshal(e.Data, &d); err != nil {
 		return e, fmt.Errorf("parley: event data: %w", err)
 	}
-	d.Pos, d.Shard, d.Audience, d.Data, d.Recipient = e.Pos, e.Shard, e.Audience, e.Data, e.Recipient
+	d.Pos, d.Shard, d.Audience, d.Data, d.Recipient, d.QuoteHidden = e.Pos, e.Shard, e.Audience, e.Data, e.Recipient, e.QuoteHidden
 	return d, nil
 }
 
@@ -454,6 +493,9 @@ func (e *Event) ApproxSize() int {
 		}
 	}
 	for _, id := range e.Audience {
+		n += 16 + len(id)
+	}
+	for _, id := range e.QuoteHidden {
 		n += 16 + len(id)
 	}
 	for _, id := range e.UserIDs {

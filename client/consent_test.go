@@ -374,3 +374,71 @@ func TestBlockReloads(t *testing.T) {
 		check("after the unblock", hidden, 2)
 	})
 }
+
+// TestBlockHidesQuotes: a view of a group shows carol's reply to bob's
+// message with bob's quote; once alice blocks bob (on another device)
+// the view reloads and the reply stays, its quote hidden (Hidden, its
+// place, nothing of bob's message), and so is the quote of carol's next
+// reply, live, and of alice's own answer to bob's message (Reply: the
+// send's answer). An unblock reloads it with the quotes whole again.
+func TestBlockHidesQuotes(t *testing.T) {
+	bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
+		cs := bubbleUsers(t, b, "alice", "alice", "bob", "carol")
+		alice, laptop, bob, carol := cs[0], cs[1], cs[2], cs[3]
+		g, err := carol.CreateGroup(ctx, "g", []string{"alice", "bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent := sent(t, bob, g.ID, "bob's secret")
+		reply := func(c *client.Client, text string) parley.Message {
+			t.Helper()
+			m, err := c.Reply(ctx, g.ID, parent.ID, text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := m.Wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		first := reply(carol, "re 1")
+		v, err := alice.OpenConversation(ctx, g.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		whole := parley.Quote{MessageID: parent.ID, Seq: parent.Seq, SenderID: "bob", SenderName: parent.SenderName, Type: parley.Text, Text: parent.Text}
+		hidden := parley.Quote{MessageID: parent.ID, Seq: parent.Seq, Hidden: true}
+		check := func(when string, want parley.Quote, replies ...parley.Message) {
+			t.Helper()
+			synctest.Wait()
+			msgs := v.Messages()
+			for _, r := range replies {
+				i := slices.IndexFunc(msgs, func(m parley.Message) bool { return m.ID == r.ID })
+				if i < 0 || msgs[i].ReplyTo == nil || *msgs[i].ReplyTo != want {
+					t.Errorf("%s: the view holds %+v, want %q with the quote %+v", when, msgs, r.Text, want)
+					return
+				}
+			}
+		}
+		check("before the block", whole, first)
+
+		if err := laptop.Block(ctx, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		check("after the block", hidden, first)
+		second := reply(carol, "re 2")
+		check("carol's reply after the block, live", hidden, first, second)
+		own := reply(alice, "mine")
+		if own.ReplyTo == nil || *own.ReplyTo != hidden {
+			t.Errorf("alice's own reply answered with the quote %+v, want %+v", own.ReplyTo, hidden)
+		}
+		check("alice's own reply", hidden, first, second, own)
+
+		if err := alice.Unblock(ctx, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		check("after the unblock", whole, first, second, own)
+	})
+}

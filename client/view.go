@@ -282,11 +282,14 @@ func (v *ConversationView) editLocked(m parley.Message) {
 
 // requoteLocked updates the quotes of m in loaded replies to m as it is
 // now (the server reads quotes when it reads a reply; a client follows
-// the parent's events).
+// the parent's events). A hidden quote (parley.Quote.Hidden: its parent's
+// sender is blocked) stays hidden: an event of the parent that reaches
+// the view anyway (one in flight when the block was made, applied to a
+// page read after it) must not show it. An unblock reloads the view.
 func (v *ConversationView) requoteLocked(m parley.Message) {
 	for i := range v.msgs {
 		q := v.msgs[i].ReplyTo
-		if q == nil || q.MessageID != m.ID {
+		if q == nil || q.MessageID != m.ID || q.Hidden {
 			continue
 		}
 		nq := *q

@@ -147,3 +147,47 @@ func TestHistoryPastBlockedRun(t *testing.T) {
 		`(document.querySelector('[data-testid=messages]').scrollTop = 0, JSON.stringify(`+messageTexts+`) === '["before the run","after the run"]')
 		&& !!document.querySelector('[data-testid=history-start]')`)
 }
+
+// TestHiddenQuote: alice blocked bob; carol's replies to bob's message
+// show in alice's thread with the quote hidden ("A hidden message": not
+// bob's name or text, nowhere on the page, and no jump), from history and
+// live; bob's page shows the quote whole. Unblocked, alice's thread
+// reloads with the quotes whole.
+func TestHiddenQuote(t *testing.T) {
+	browser := newBrowser(t)
+	srv := servertest.Start(t)
+	shots := screenshotDir(t)
+	bobToken, bob := srv.Register(t, "bob", "bob-password-1")
+	carolToken, _ := srv.Register(t, "carol", "carol-password-1")
+	alice := &page{t: t, name: "alice", tab: newTab(t, browser, srv.URL)}
+	alice.register("alice-password-1")
+	alice.do("desktop width", chromedp.EmulateViewport(1280, 800))
+	alice.createGroup("Team", "bob,carol")
+	group := eval[string](t, alice.tab, `window.parleyApp.open`)
+	apiDo(t, "PUT", srv.URL+"/v1/me/blocked/"+bob.ID, alice.token(), ``)
+	parent := apiSend(t, srv.URL, bobToken, group, "b1", "bob's secret plan")
+	reply := func(clientID, text string) {
+		b, _ := json.Marshal(map[string]string{"client_id": clientID, "text": text, "reply_to": parent.ID})
+		servertest.Call(t, "POST", srv.URL+"/v1/conversations/"+group+"/messages", carolToken, b, 201)
+	}
+	reply("c1", "re: that plan")
+
+	hiddenQuote := func(text string) string {
+		return `(q => q?.textContent === 'A hidden message' && q.classList.contains('hidden') && q.disabled && q.dataset.replyTo === ` + jsString(parent.ID) + `)(` + inMessage(text, "[data-testid=quote]") + `)`
+	}
+	noSecret := `!document.body.textContent.includes("bob's secret")`
+	alice.do("reload", chromedp.Reload())
+	alice.wait("the chat view after reload", `!document.querySelector('[data-testid=chat-view]').hidden`)
+	alice.click("open the group", `[data-testid=conversation][data-title=Team]`)
+	alice.wait("carol's reply, its quote hidden (history)", hiddenQuote("re: that plan")+` && `+noSecret)
+	reply("c2", "and another")
+	alice.wait("carol's live reply, its quote hidden", hiddenQuote("and another")+` && `+noSecret)
+	noViolations(t, alice, "hidden quote")
+	t.Logf("screenshot: %s", screenshot(t, alice.tab, shots, "desktop-1280-hidden-quote"))
+
+	apiDo(t, "DELETE", srv.URL+"/v1/me/blocked/"+bob.ID, alice.token(), ``)
+	whole := func(text string) string {
+		return `(q => q?.textContent === "bob bob's secret plan" && !q.classList.contains('hidden') && !q.disabled)(` + inMessage(text, "[data-testid=quote]") + `)`
+	}
+	alice.wait("unblocked: the quotes whole again", whole("re: that plan")+` && `+whole("and another"))
+}

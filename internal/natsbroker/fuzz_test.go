@@ -55,11 +55,20 @@ func wireSeeds(t testing.TB) [][]byte {
 		ClientID: "0190f1c2-aaaa-7bbb-8ccc-123456789abc", Type: parley.Text, Text: "hi ☃ \"quoted\"\n", CreatedAt: at}
 	img := &parley.Message{ID: "m2", ConversationID: "c1", Seq: 8, SenderID: "bob", Type: parley.Image, CreatedAt: at,
 		Attachment: &parley.Attachment{ID: "a1", ContentType: "image/png", Size: 10, Width: 2, Height: 3}, Deleted: true, DeletedAt: &del}
+	reply := &parley.Message{ID: "m3", ConversationID: "c1", Seq: 9, SenderID: "carol", SenderName: "Carol", Type: parley.Text, Text: "re", CreatedAt: at,
+		ReplyTo: &parley.Quote{MessageID: "m1", Seq: 7, SenderID: "alice", SenderName: "Alice", Type: parley.Text, Text: "hi"}}
 	conv := &parley.Conversation{ID: "c1", Kind: "group", Title: "t", CreatedBy: "alice", CreatedAt: at, LastSeq: 8, LastActivityAt: at,
 		Members: []parley.Member{{UserID: "alice"}, {UserID: "bob"}}, LastMessage: msg}
 	var out [][]byte
 	for _, m := range []parley.BrokerMessage{
 		{Node: "n1", Events: []parley.Event{{Pos: 1, Type: parley.EventNewMessage, ConversationID: "c1", UserID: "alice", Message: msg, At: at, Audience: []string{"alice", "bob"}}}},
+		// A reply whose quote bob receives hidden, between two events
+		// without the list.
+		{Node: "n1", Events: []parley.Event{
+			{Pos: 5, Type: parley.EventMessageRead, ConversationID: "c1", UserID: "bob", ReadSeq: 7, At: at, Audience: []string{"alice"}},
+			{Pos: 6, Type: parley.EventNewMessage, ConversationID: "c1", UserID: "carol", Message: reply, At: at, Audience: []string{"alice", "bob", "carol"}, QuoteHidden: []string{"bob"}},
+			{Pos: 7, Type: parley.EventMessageEdited, ConversationID: "c1", UserID: "carol", Message: reply, At: at, Audience: []string{"bob", "carol"}, QuoteHidden: []string{"bob", "carol"}},
+		}},
 		{Node: "n1", Events: []parley.Event{
 			{Pos: 2, Type: parley.EventMessageDeleted, ConversationID: "c1", Message: img, At: at, Audience: []string{"bob"}},
 			{Pos: 3, Type: parley.EventMessageRead, ConversationID: "c1", UserID: "bob", ReadSeq: 8, At: at},
@@ -86,9 +95,11 @@ func wireSeeds(t testing.TB) [][]byte {
 		out = append(out, b, b[:len(b)/2], b[:len(b)-1], append(slices.Clone(b), 0))
 	}
 	out = append(out, []byte{0}, []byte{0, 2}, []byte{0, 3, 1, 'n'}, []byte{0, 1},
-		[]byte("\x00\x02\x01n\x00\x01\x02\x01\x00\x01t\x00\x00\x00\x00\x01{"),                 // flags 2
-		[]byte("\x00\x02\x01n\x00\x01\x01\x01\x00\x01t\x00\x00\x00\xff\xff\xff\xff\x0f\x01{"), // a huge audience
-		[]byte("\x00\x02\x01n\x00\x01\x01\x01\x00\x01t\x00\x00\x00\x00\x00"))                  // no payload
+		[]byte("\x00\x02\x01n\x00\x01\x04\x01\x00\x01t\x00\x00\x00\x00\x01{"),                     // flags 4
+		[]byte("\x00\x02\x01n\x00\x01\x03\x01\x00\x01t\x00\x00\x00\x00\x01\x01u\x01{"),            // flags 3: quote hidden from u
+		[]byte("\x00\x02\x01n\x00\x01\x03\x01\x00\x01t\x00\x00\x00\x00\xff\xff\xff\xff\x0f\x01{"), // a huge quote-hidden list
+		[]byte("\x00\x02\x01n\x00\x01\x01\x01\x00\x01t\x00\x00\x00\xff\xff\xff\xff\x0f\x01{"),     // a huge audience
+		[]byte("\x00\x02\x01n\x00\x01\x01\x01\x00\x01t\x00\x00\x00\x00\x00"))                      // no payload
 	return append(out, []byte(`{"v":2,"node":"future"}`), []byte(`{"v":1,"events":[{"type":"newMessage","at":"2026-11-22T10:00:00+01:00","audience":[]}]}`),
 		[]byte(`{"v":1,"presence":{"online":[]}}`), []byte(`{"v":1,"usage":[{"l":"messages","k":"","n":-3},{}]}`), []byte(`{"v":1,"events":null}`), []byte(`[]`), []byte(`{`), []byte{0xff}, nil)
 }
@@ -127,16 +138,18 @@ func FuzzDecode(f *testing.F) {
 // FuzzEncode builds messages from fuzzed fields, as a node would publish
 // them, and decodes what it puts on the subject.
 //
-// Property: what encodes decodes to the same value, Audience included
-// (it is hidden from clients but must travel between nodes). Strings are
+// Property: what encodes decodes to the same value, Audience and
+// QuoteHidden included (hidden from clients, they must travel between
+// nodes). Strings are
 // valid UTF-8: the server refuses anything else at its edges (bad_json),
 // and JSON cannot carry it.
 func FuzzEncode(f *testing.F) {
-	f.Add("n1", "newMessage", "c1", "alice", "Alice", "hi", int64(1), int64(7), "alice,bob", int64(1795000000123456789), false, false)
-	f.Add("n2", "typingStarted", "c1", "bob", "", "", int64(0), int64(0), "", int64(0), true, true)
-	f.Add("", "conversationUpdated", "", "", "☃", "\"\n\\<>&\u2028", int64(-1), int64(-5), ",", int64(-62135596800000000), false, true)
-	f.Fuzz(func(t *testing.T, node, typ, conv, user, name, text string, pos, seq int64, audience string, atNS int64, snapshot, leaving bool) {
-		for _, s := range []string{node, typ, conv, user, name, text, audience} {
+	f.Add("n1", "newMessage", "c1", "alice", "Alice", "hi", int64(1), int64(7), "alice,bob", "", int64(1795000000123456789), false, false)
+	f.Add("n1", "newMessage", "c1", "carol", "Carol", "re", int64(2), int64(8), "alice,bob,carol", "alice", int64(1795000000123456789), false, false)
+	f.Add("n2", "typingStarted", "c1", "bob", "", "", int64(0), int64(0), "", "", int64(0), true, true)
+	f.Add("", "conversationUpdated", "", "", "☃", "\"\n\\<>&\u2028", int64(-1), int64(-5), ",", ",", int64(-62135596800000000), false, true)
+	f.Fuzz(func(t *testing.T, node, typ, conv, user, name, text string, pos, seq int64, audience, quoteHidden string, atNS int64, snapshot, leaving bool) {
+		for _, s := range []string{node, typ, conv, user, name, text, audience, quoteHidden} {
 			if !utf8.ValidString(s) {
 				return
 			}
@@ -151,6 +164,12 @@ func FuzzEncode(f *testing.F) {
 		}
 		if text != "" {
 			ev.Message = &parley.Message{ID: name, ConversationID: conv, Seq: seq, SenderID: user, SenderName: name, ClientID: node, Type: parley.Text, Text: text, CreatedAt: at}
+		}
+		if quoteHidden != "" {
+			ev.QuoteHidden = strings.Split(quoteHidden, ",")
+			if ev.Message != nil {
+				ev.Message.ReplyTo = &parley.Quote{MessageID: conv, Seq: seq - 1, SenderID: node, SenderName: node, Type: parley.Text, Text: text}
+			}
 		}
 		m := parley.BrokerMessage{Node: node, Events: []parley.Event{ev, ev}}
 		if snapshot || leaving {
@@ -191,4 +210,56 @@ func FuzzEncode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestQuoteHiddenTravels: an event's QuoteHidden (who receives its
+// reply's quote hidden) reaches the other nodes in both wire versions,
+// with Data or without, beside events that have none; a node of a
+// release before it refuses the message that holds one (an unknown
+// flag) rather than deliver the quote to them.
+func TestQuoteHiddenTravels(t *testing.T) {
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	reply := &parley.Message{ID: "m3", ConversationID: "c1", Seq: 9, SenderID: "carol", Type: parley.Text, Text: "re", CreatedAt: at,
+		ReplyTo: &parley.Quote{MessageID: "m1", Seq: 7, SenderID: "bob", SenderName: "Bob", Type: parley.Text, Text: "secret"}}
+	m := parley.BrokerMessage{Node: "n1", Events: []parley.Event{
+		{Pos: 1, Type: parley.EventMessageRead, ConversationID: "c1", UserID: "bob", ReadSeq: 7, At: at, Audience: []string{"carol"}},
+		{Pos: 2, Type: parley.EventNewMessage, ConversationID: "c1", UserID: "carol", Message: reply, At: at,
+			Audience: []string{"alice", "bob", "carol"}, QuoteHidden: []string{"alice"}},
+	}}
+	for name, enc := range map[string]func(parley.BrokerMessage) ([]byte, error){
+		"v1": encodeV1, "v2": encode, "v2 with data": func(m parley.BrokerMessage) ([]byte, error) { return encode(withData(t, m)) },
+	} {
+		b, err := enc(m)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, err := decode1(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if q := got.Events[1].QuoteHidden; !slices.Equal(q, []string{"alice"}) {
+			t.Errorf("%s: QuoteHidden = %q, want [alice]", name, q)
+		}
+		if q := got.Events[0].QuoteHidden; q != nil {
+			t.Errorf("%s: an event without one got QuoteHidden %q", name, q)
+		}
+	}
+	// The flag is set on the event that has the list, and only there:
+	// the events before it stay readable by an older release's rule
+	// (flags of data only).
+	b, err := encode(withData(t, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r reader
+	r.b = b[2:]
+	r.string()
+	r.bytes()
+	r.uvarint()
+	if f := r.byte(); f != flagData {
+		t.Errorf("first event's flags = %#x, want data only", f)
+	}
+	if i := bytes.Index(b, []byte("\x05alice")); i < 0 || !bytes.Contains(b, []byte{flagData | flagQuoteHidden, 2}) {
+		t.Errorf("second event: no flags %#x or no list in %q", flagData|flagQuoteHidden, b)
+	}
 }

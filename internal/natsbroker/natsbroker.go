@@ -433,8 +433,10 @@ type wireUsage struct {
 
 type wireEvent struct {
 	parley.Event
-	// Audience shadows the embedded, hidden Event.Audience.
-	Audience []string `json:"audience,omitempty"`
+	// Audience and QuoteHidden shadow the embedded, hidden
+	// Event.Audience and Event.QuoteHidden.
+	Audience    []string `json:"audience,omitempty"`
+	QuoteHidden []string `json:"quote_hidden,omitempty"`
 }
 
 type wirePresence struct {
@@ -451,7 +453,7 @@ func toWire(m parley.BrokerMessage) wireMessage {
 	if len(m.Events) > 0 {
 		w.Events = make([]wireEvent, len(m.Events))
 		for i, e := range m.Events {
-			w.Events[i] = wireEvent{Event: e, Audience: e.Audience}
+			w.Events[i] = wireEvent{Event: e, Audience: e.Audience, QuoteHidden: e.QuoteHidden}
 		}
 	}
 	if p := m.Presence; p != nil {
@@ -517,7 +519,7 @@ func fromWire(w wireMessage) parley.BrokerMessage {
 		m.Events = make([]parley.Event, len(w.Events))
 		for i, we := range w.Events {
 			e := we.Event
-			e.Audience = we.Audience
+			e.Audience, e.QuoteHidden = we.Audience, we.QuoteHidden
 			m.Events[i] = e
 		}
 	}

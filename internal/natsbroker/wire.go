@@ -25,15 +25,23 @@ import (
 //	message  = 0x00 version(2) string(node) bytes(meta) uvarint(count) event*
 //	event    = flags(1 byte) uvarint(pos) uvarint(shard) string(type)
 //	           string(conversation) string(change) varint(at, Unix ns)
-//	           uvarint(audience count) string(user)* bytes(payload)
+//	           uvarint(audience count) string(user)*
+//	           [uvarint(quote-hidden count) string(user)*] bytes(payload)
 //	string, bytes = uvarint(length) then that many bytes
 //
 // meta is empty, or the JSON of the message's presence and rate-limit
 // usage (wireMeta: rare, small, and parsed by encoding/json). flags bit 0
 // (flagData) says the payload is parley.Event.Data, the event as clients
 // receive it; without it the payload is the event's JSON (json.Marshal of
-// parley.Event) and the receiving node decodes it. Other flag bits are
-// refused: a later version that needs them changes the version byte.
+// parley.Event) and the receiving node decodes it. flags bit 1
+// (flagQuoteHidden) says the bracketed list follows the audience:
+// parley.Event.QuoteHidden, set only on an event that has one (a reply
+// whose quote some of its receivers blocked the sender of). Other flag
+// bits are refused. A node of a release before flagQuoteHidden refuses a
+// message holding such an event (unknown flags) and delivers its events
+// from its store poll, as for any message it refuses; every other
+// message still reaches it, so the flag needs no new version byte. A
+// later change that every event needs changes the version byte.
 //
 // Version 1 was the whole message as JSON (wireMessage, starting with
 // '{'); nodes still read it, and publish it with Config.Wire = 1, so a
@@ -42,6 +50,8 @@ const (
 	wireMagic = 0x00
 	wireV2    = 2
 	flagData  = 1
+	// flagQuoteHidden: the event's QuoteHidden follows its audience.
+	flagQuoteHidden = 2
 )
 
 // maxShard bounds a shard number on the wire (the hub drops an event of
@@ -73,6 +83,9 @@ func encodeV2(m parley.BrokerMessage) ([]byte, error) {
 		for _, u := range e.Audience {
 			n += 10 + len(u)
 		}
+		for _, u := range e.QuoteHidden {
+			n += 10 + len(u)
+		}
 	}
 	b := make([]byte, 0, n)
 	b = append(b, wireMagic, wireV2)
@@ -92,6 +105,9 @@ func encodeV2(m parley.BrokerMessage) ([]byte, error) {
 			}
 			flags = 0
 		}
+		if len(e.QuoteHidden) > 0 {
+			flags |= flagQuoteHidden
+		}
 		b = append(b, flags)
 		b = binary.AppendUvarint(b, uint64(e.Pos))
 		b = binary.AppendUvarint(b, uint64(e.Shard))
@@ -99,9 +115,9 @@ func encodeV2(m parley.BrokerMessage) ([]byte, error) {
 		b = appendString(b, e.ConversationID)
 		b = appendString(b, string(e.Change))
 		b = binary.AppendVarint(b, atNanos(e.At))
-		b = binary.AppendUvarint(b, uint64(len(e.Audience)))
-		for _, u := range e.Audience {
-			b = appendString(b, u)
+		b = appendStrings(b, e.Audience)
+		if flags&flagQuoteHidden != 0 {
+			b = appendStrings(b, e.QuoteHidden)
 		}
 		b = appendBytes(b, payload)
 	}
@@ -127,6 +143,15 @@ func atNanos(t time.Time) int64 {
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
+}
+
+// appendStrings appends a list: uvarint(count) string*.
+func appendStrings(b []byte, ss []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ss)))
+	for _, s := range ss {
+		b = appendString(b, s)
+	}
+	return b
 }
 
 func appendBytes(b, p []byte) []byte {
@@ -209,6 +234,19 @@ func (r *reader) count(min int) int {
 	return int(n)
 }
 
+// strings reads a list (appendStrings): nil when empty.
+func (r *reader) strings() []string {
+	k := r.count(1)
+	if k == 0 || r.err != nil {
+		return nil
+	}
+	ss := make([]string, k)
+	for j := range ss {
+		ss[j] = r.string()
+	}
+	return ss
+}
+
 // decodeV2 reads a version 2 message (data after its version byte).
 // Events with Data get only their routing fields and Data; the others are
 // decoded from their JSON (counted in payloads).
@@ -237,18 +275,16 @@ func decodeV2(data []byte, payloads *int) (parley.BrokerMessage, error) {
 		e.ConversationID = r.string()
 		e.Change = parley.Change(r.string())
 		at := r.varint()
-		if k := r.count(1); k > 0 && r.err == nil {
-			e.Audience = make([]string, k)
-			for j := range e.Audience {
-				e.Audience[j] = r.string()
-			}
+		e.Audience = r.strings()
+		if flags&flagQuoteHidden != 0 {
+			e.QuoteHidden = r.strings()
 		}
 		payload := r.bytes()
 		if r.err != nil {
 			break
 		}
 		switch {
-		case flags&^flagData != 0:
+		case flags&^(flagData|flagQuoteHidden) != 0:
 			return parley.BrokerMessage{}, fmt.Errorf("event %d: unknown flags %#x", i, flags)
 		case pos > math.MaxInt64:
 			return parley.BrokerMessage{}, fmt.Errorf("event %d: position %d out of range", i, pos)
@@ -258,13 +294,13 @@ func decodeV2(data []byte, payloads *int) (parley.BrokerMessage, error) {
 			return parley.BrokerMessage{}, fmt.Errorf("event %d: no payload", i)
 		}
 		if flags&flagData == 0 {
-			audience := e.Audience
+			audience, quoteHidden := e.Audience, e.QuoteHidden
 			*e = parley.Event{}
 			if err := json.Unmarshal(payload, e); err != nil {
 				return parley.BrokerMessage{}, fmt.Errorf("event %d: %w", i, err)
 			}
 			*payloads++
-			e.Audience = audience
+			e.Audience, e.QuoteHidden = audience, quoteHidden
 		} else {
 			e.Data = payload
 			if at != 0 {

@@ -132,7 +132,8 @@ func TestMalformedDropped(t *testing.T) {
 	bad := [][]byte{
 		{0xff}, []byte("{"), {0}, {0, 2}, {0, 9, 1, 'n', 0, 0},
 		raw[:len(raw)-1], raw[:len(raw)/2], append(bytes.Clone(raw), 0),
-		bytes.Replace(bytes.Clone(raw), []byte{1, 7, 0}, []byte{2, 7, 0}, 1),    // flags 2
+		bytes.Replace(bytes.Clone(raw), []byte{1, 7, 0}, []byte{5, 7, 0}, 1),    // an unknown flag (4)
+		bytes.Replace(bytes.Clone(raw), []byte{1, 7, 0}, []byte{3, 7, 0}, 1),    // a quote-hidden list it does not hold
 		bytes.Replace(bytes.Clone(raw), []byte{1, 7, 0}, []byte{1, 7, 0x80}, 1), // a shard that does not end
 	}
 	for _, d := range bad {

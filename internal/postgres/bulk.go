@@ -35,6 +35,9 @@ type sendOp struct {
 	events []parley.Event
 	err    error    // the send's own failure
 	hidden []string // who blocked the sender: left out of the audience
+	// quoteHidden: for a reply, who blocked the parent's sender (its
+	// audience among them receive the quote hidden).
+	quoteHidden []string
 	// event is the array of events (a new message has one): in the
 	// op's allocation, not one of its own per send. The caller that
 	// gets events may keep them: the op is not reused.
@@ -125,6 +128,11 @@ var (
 	bulkHidden  = strings.NewReplacer("$1", "p.sender").Replace(sqlstore.HiddenFromSQL)
 	oneHidden   = strings.NewReplacer("$1", "$2").Replace(sqlstore.HiddenFromSQL)
 )
+
+// qReplyParent is the core's QReplyParent with one more column: who
+// blocked the parent's sender (NULL for nobody), in the same round trip.
+var qReplyParent = mustReplace(sqlstore.QReplyParent, ", p.deleted_at\n",
+	", p.deleted_at, NULLIF(ARRAY("+strings.NewReplacer("$1", "p.sender_id").Replace(sqlstore.HiddenFromSQL)+"), '{}')\n")
 
 // qSendCheck is qBulkSendCheck for one send.
 var qSendCheck = `SELECT
@@ -271,9 +279,10 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			continue
 		}
 		// A reply reads its parent: one more round trip, for replies only.
+		var quoteHidden []string
 		quote, err := sqlstore.ReplyRule(dialect{}, nm, func() sqlstore.Row {
-			return w.queryRow(bg, sqlstore.QReplyParent, nm.ReplyTo, nm.ConversationID)
-		})
+			return w.queryRow(bg, qReplyParent, nm.ReplyTo, nm.ConversationID)
+		}, &quoteHidden)
 		var pe *parley.Error
 		switch {
 		case errors.As(err, &pe):
@@ -311,6 +320,10 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		}
 		so.events = so.event[:]
 		so.hidden = c.hidden
+		if quote != nil {
+			so.quoteHidden = quoteHidden
+			so.event[0].Message = sqlstore.SplitQuote(&so.msg, quoteHidden)
+		}
 		created[key] = so
 		pending = append(pending, so)
 	}
@@ -388,6 +401,7 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 		}
 	}
 	for _, so := range pending {
+		so.events[0].QuoteHidden = sqlstore.Among(so.events[0].Audience, so.quoteHidden)
 		w.Stored(so.events[0]) // complete now: its audience is read
 	}
 	for _, j := range again {

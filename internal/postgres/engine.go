@@ -142,7 +142,7 @@ func (dialect) EventsForSQL() string {
 			AND (e.recipient IS NULL OR e.recipient = w.user_id)
 			AND ` + sqlstore.ReplayFilter + `
 			ORDER BY e.pos LIMIT $3) e
-		` + sqlstore.EventJoins + `
+		` + sqlstore.EventJoinsFor + `w.user_id
 		WHERE w.user_id = $1
 		ORDER BY e.pos LIMIT $3) conv
 		UNION ALL SELECT * FROM (` + sqlstore.UserEventsSQL + `) own

@@ -530,15 +530,24 @@ func (h *hub) deliverOwed(ev parley.Event, trusted bool, owed []*conn) []*conn {
 		h.afterStore()
 	}
 	cs := h.scratch[:0]
+	// hs: the receivers of the event's quote hidden (ev.QuoteHidden: they
+	// blocked the sender of the message its reply quotes), a frame of
+	// their own; none, and no cost but a nil check, in the usual case.
+	var hs []*conn
 	h.mu.Lock()
 	h.delivered[ev.Shard] = ev.Pos
 	h.last[ev.Shard].record(ev)
 	for _, uid := range ev.Audience {
+		hide := ev.QuoteHidden != nil && slices.Contains(ev.QuoteHidden, uid)
 		for c := h.users[uid]; c != nil; c = c.hubNext {
 			if c.hubFloor != nil && ev.Pos <= c.hubFloor[ev.Shard] {
 				continue // its replay (from the store) covers it: see register
 			}
-			cs = append(cs, c)
+			if hide {
+				hs = append(hs, c)
+			} else {
+				cs = append(cs, c)
+			}
 		}
 	}
 	h.mu.Unlock()
@@ -547,7 +556,9 @@ func (h *hub) deliverOwed(ev parley.Event, trusted bool, owed []*conn) []*conn {
 	// goroutine, in one write for all the batch gave it. The frame is
 	// encoded only when a local connection takes it: in a cluster, most
 	// events a node sequences are other nodes' with no audience here.
-	if len(cs) > 0 && ev.Data != nil && !trusted && !validData(ev.Data) {
+	// The hidden quote's frame needs the message, which a broker's
+	// event may hold only in its Data.
+	if ev.Data != nil && ((len(cs)+len(hs) > 0 && !trusted && !validData(ev.Data)) || (len(hs) > 0 && ev.Message == nil)) {
 		ev, whole = h.decoded(ev)
 	}
 	if !whole {
@@ -555,21 +566,26 @@ func (h *hub) deliverOwed(ev parley.Event, trusted bool, owed []*conn) []*conn {
 		// receiver here is closed after what it was sent before, with a
 		// code that means "reconnect and resume", so its resume reads the
 		// event from the store once the store answers again.
-		for _, c := range cs {
-			c.closeWith(protocol.CloseReconnect, "an event could not be read; resume", true)
-		}
-		cs = cs[:0]
-	}
-	if len(cs) > 0 {
-		b := encodeEvent(ev)
-		at := ev.At.UnixNano()
-		for _, c := range cs {
-			if c.queueForFlush(outFrame{b: b}, at) {
-				owed = append(owed, c)
+		for _, group := range [][]*conn{cs, hs} {
+			for _, c := range group {
+				c.closeWith(protocol.CloseReconnect, "an event could not be read; resume", true)
 			}
 		}
+		cs, hs = cs[:0], nil
 	}
-	h.metrics.fanout.Add(float64(len(cs)))
+	at := ev.At.UnixNano()
+	if len(cs) > 0 {
+		owed = queueFrame(owed, cs, encodeEvent(ev), at)
+	}
+	if len(hs) > 0 {
+		hev := ev
+		hev.Data = nil
+		if hev.Message != nil {
+			hev.Message = hev.Message.WithQuoteHidden()
+		}
+		owed = queueFrame(owed, hs, encodeEvent(hev), at)
+	}
+	h.metrics.fanout.Add(float64(len(cs) + len(hs)))
 	clear(cs)
 	h.scratch = cs
 	if contacts {
@@ -581,6 +597,17 @@ func (h *hub) deliverOwed(ev parley.Event, trusted bool, owed []*conn) []*conn {
 		h.beforeStore()
 		h.directContacts(ev.Audience[0], ev.Audience[1])
 		h.afterStore()
+	}
+	return owed
+}
+
+// queueFrame queues frame b, of an event at time at, on each of cs for
+// the flush, adding to owed the connections the caller must flush.
+func queueFrame(owed, cs []*conn, b []byte, at int64) []*conn {
+	for _, c := range cs {
+		if c.queueForFlush(outFrame{b: b}, at) {
+			owed = append(owed, c)
+		}
 	}
 	return owed
 }
@@ -620,7 +647,7 @@ func (h *hub) decoded(ev parley.Event) (_ parley.Event, ok bool) {
 		return ev, false
 	}
 	st := evs[0]
-	st.Shard, st.Audience = ev.Shard, ev.Audience
+	st.Shard, st.Audience, st.QuoteHidden = ev.Shard, ev.Audience, ev.QuoteHidden
 	return st, true
 }
 

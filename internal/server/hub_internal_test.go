@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -248,5 +250,56 @@ func TestConsentChangedInStore(t *testing.T) {
 	}
 	if calls != 3 || h.storeDepth != 0 {
 		t.Errorf("consentChanged ran %d times, want 3; store depth %d after, want 0", calls, h.storeDepth)
+	}
+}
+
+// TestHubQuoteHiddenFrame: the receivers in an event's QuoteHidden get a
+// frame of their own with the reply's quote hidden, the others the
+// shared one with the quote whole, whether the event is whole (this
+// node's) or comes from the broker as its routing fields and Data only
+// (another node's: its Data is decoded for the hidden frame).
+func TestHubQuoteHiddenFrame(t *testing.T) {
+	h := newHub(nil, nil, newMetrics())
+	h.start([]int64{0})
+	s := &Server{metrics: h.metrics, cfg: Config{Limits: Limits{SendQueueBytes: 1 << 20}}}
+	alice, alice2, bob := &conn{s: s, user: parley.User{ID: "alice"}}, &conn{s: s, user: parley.User{ID: "alice"}}, &conn{s: s, user: parley.User{ID: "bob"}}
+	for _, c := range []*conn{alice, alice2, bob} {
+		h.register(c, nil, nil)
+	}
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	reply := &parley.Message{ID: "m2", ConversationID: "c1", Seq: 2, SenderID: "carol", SenderName: "Carol", Type: parley.Text, Text: "re", CreatedAt: at,
+		ReplyTo: &parley.Quote{MessageID: "m1", Seq: 1, SenderID: "bob", SenderName: "Bob", Type: parley.Text, Text: "bob's secret"}}
+	whole := parley.Event{Type: parley.EventNewMessage, ConversationID: "c1", UserID: "carol", Message: reply, At: at,
+		Audience: []string{"alice", "bob"}, QuoteHidden: []string{"alice"}}
+	remote := parley.Event{Type: whole.Type, ConversationID: whole.ConversationID, At: at, Audience: whole.Audience,
+		QuoteHidden: whole.QuoteHidden, Data: eventData(whole)}
+	for i, ev := range []parley.Event{whole, remote} {
+		ev.Pos = int64(i + 1)
+		h.accept(ev)
+		for _, c := range []*conn{alice, alice2, bob} {
+			c.mu.Lock()
+			q := c.q
+			c.q, c.qBytes = nil, 0
+			c.mu.Unlock()
+			if len(q) != 1 {
+				t.Fatalf("event %d: %s got %d frames", i+1, c.user.ID, len(q))
+			}
+			var f struct {
+				Data parley.Event `json:"data"`
+			}
+			if err := json.Unmarshal(q[0].b, &f); err != nil || f.Data.Message == nil || f.Data.Message.ReplyTo == nil {
+				t.Fatalf("event %d: %s got %s (%v)", i+1, c.user.ID, q[0].b, err)
+			}
+			got, hidden := *f.Data.Message.ReplyTo, c.user.ID == "alice"
+			if want := *reply.ReplyTo.Hide(); hidden && got != want {
+				t.Errorf("event %d: %s got the quote %+v, want %+v", i+1, c.user.ID, got, want)
+			}
+			if !hidden && got != *reply.ReplyTo {
+				t.Errorf("event %d: %s got the quote %+v, want it whole", i+1, c.user.ID, got)
+			}
+			if hidden == bytes.Contains(q[0].b, []byte("bob's secret")) || f.Data.Message.Text != "re" {
+				t.Errorf("event %d: %s got %s", i+1, c.user.ID, q[0].b)
+			}
+		}
 	}
 }

@@ -90,18 +90,27 @@ func appendMessageJSON(b []byte, m *parley.Message) (_ []byte, ok bool) {
 		b = appendJSONString(b, q.MessageID)
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendInt(b, q.Seq, 10)
-		b = append(b, `,"sender_id":`...)
-		b = appendJSONString(b, q.SenderID)
-		b = append(b, `,"sender_name":`...)
-		b = appendJSONString(b, q.SenderName)
-		b = append(b, `,"type":`...)
-		b = appendJSONString(b, string(q.Type))
+		if q.SenderID != "" {
+			b = append(b, `,"sender_id":`...)
+			b = appendJSONString(b, q.SenderID)
+		}
+		if q.SenderName != "" {
+			b = append(b, `,"sender_name":`...)
+			b = appendJSONString(b, q.SenderName)
+		}
+		if q.Type != "" {
+			b = append(b, `,"type":`...)
+			b = appendJSONString(b, string(q.Type))
+		}
 		if q.Text != "" {
 			b = append(b, `,"text":`...)
 			b = appendJSONString(b, q.Text)
 		}
 		if q.Deleted {
 			b = append(b, `,"deleted":true`...)
+		}
+		if q.Hidden {
+			b = append(b, `,"hidden":true`...)
 		}
 		b = append(b, '}')
 	}

@@ -67,7 +67,10 @@ func jsonMessage(t *rapid.T) *parley.Message {
 	if rapid.Bool().Draw(t, "quote") {
 		m.ReplyTo = &parley.Quote{MessageID: jsonString(t, "q.id"), Seq: rapid.Int64().Draw(t, "q.seq"), SenderID: jsonString(t, "q.sender"),
 			SenderName: jsonString(t, "q.name"), Type: parley.MessageType(jsonString(t, "q.type")), Text: jsonString(t, "q.text"),
-			Deleted: rapid.Bool().Draw(t, "q.deleted")}
+			Deleted: rapid.Bool().Draw(t, "q.deleted"), Hidden: rapid.Bool().Draw(t, "q.hidden")}
+		if rapid.Bool().Draw(t, "q.hide") {
+			m.ReplyTo = m.ReplyTo.Hide()
+		}
 	}
 	for range rapid.IntRange(0, 3).Draw(t, "reactions") {
 		m.Reactions = append(m.Reactions, parley.Reaction{Emoji: jsonString(t, "r.emoji"), Count: rapid.Int64().Draw(t, "r.count"), Me: rapid.Bool().Draw(t, "r.me")})
@@ -150,7 +153,7 @@ func TestAppendJSONFields(t *testing.T) {
 			"attachment,omitempty", "created_at", "deleted,omitempty", "deleted_at,omitempty", "edited_at,omitempty", "reply_to,omitempty",
 			"reactions,omitempty", "mentions,omitempty"}},
 		{parley.Attachment{}, []string{"id", "content_type", "size", "width", "height", "name,omitempty", "url,omitempty", "thumb_url,omitempty"}},
-		{parley.Quote{}, []string{"message_id", "seq", "sender_id", "sender_name", "type", "text,omitempty", "deleted,omitempty"}},
+		{parley.Quote{}, []string{"message_id", "seq", "sender_id,omitempty", "sender_name,omitempty", "type,omitempty", "text,omitempty", "deleted,omitempty", "hidden,omitempty"}},
 		{parley.Reaction{}, []string{"emoji", "count", "me,omitempty"}},
 		// profile, conversation and flags: appendEventJSON leaves such
 		// events to encoding/json.
@@ -190,6 +193,9 @@ func TestMessageReplyBytes(t *testing.T) {
 		},
 		"reply_to deleted": func(m *parley.Message) {
 			m.ReplyTo = &parley.Quote{MessageID: "m0", Seq: 41, SenderID: "u2", SenderName: "bob", Type: parley.Text, Deleted: true}
+		},
+		"reply_to hidden": func(m *parley.Message) {
+			m.ReplyTo = (&parley.Quote{MessageID: "m0", Seq: 41, SenderID: "u2", SenderName: "bob", Type: parley.Text, Text: "earlier"}).Hide()
 		},
 		"mentions":       func(m *parley.Message) { m.Text, m.Mentions = "hi @bob @carol", []string{"u2", "u3"} },
 		"empty mentions": func(m *parley.Message) { m.Mentions = []string{} },

@@ -300,3 +300,36 @@ func TestWebhookSkipsBlocker(t *testing.T) {
 		t.Errorf("bob's message.new: members %v, offline %v; want bob and carol, carol", d.p.Members, d.p.Offline)
 	}
 }
+
+// TestWebhookQuoteHidden: the message.new of carol's reply to bob's
+// message goes to alice, who blocked bob, and so to the webhook with
+// alice among its members and offline users (a push for her); its quote
+// is whole in the event (the other members read it so), and
+// quote_hidden_user_ids names alice: a push to her must not show it.
+// A message.new that quotes nothing hidden has no such list.
+func TestWebhookQuoteHidden(t *testing.T) {
+	rx := newReceiver(t)
+	srv := servertest.Start(t, hooksConfig(rx.srv.URL, []string{webhook.KindMessageNew}, nil))
+	a := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	b := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
+	c := connect(t, srv, srv.Token(t, "carol", "Carol"), nil)
+	var g parley.Conversation
+	a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"bob", "carol"}}, &g)
+	a.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
+	a.ws.CloseNow()
+	parent := b.send(g.ID, "b1", "bob's secret")
+	c.do(protocol.OpSend, protocol.Send{ConversationID: g.ID, ClientID: "c1", Text: "re", ReplyTo: parent.ID}, nil)
+
+	ds := rx.waitOK(2)
+	if ds[0].p.QuoteHidden != nil {
+		t.Errorf("bob's message.new: quote_hidden_user_ids %v, want none", ds[0].p.QuoteHidden)
+	}
+	d := ds[1]
+	if m := d.p.Event.Message; m == nil || m.ReplyTo == nil || m.ReplyTo.Text != parent.Text || m.ReplyTo.Hidden {
+		t.Fatalf("carol's message.new: %+v", d.p.Event.Message)
+	}
+	if !slices.Equal(sorted(d.p.Members), []string{"alice", "bob", "carol"}) || d.p.Offline == nil || !slices.Contains(*d.p.Offline, "alice") ||
+		!slices.Equal(d.p.QuoteHidden, []string{"alice"}) {
+		t.Errorf("carol's message.new: members %v, offline %v, quote hidden from %v; want all three, alice among them, alice", d.p.Members, d.p.Offline, d.p.QuoteHidden)
+	}
+}

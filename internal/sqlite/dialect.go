@@ -42,7 +42,7 @@ func (dialect) EventsForSQL() string {
 			AND (e.recipient IS NULL OR e.recipient = w.user_id)
 			AND ` + sqlstore.ReplayFilter + `
 			ORDER BY e.pos LIMIT $3 + 0)
-		` + sqlstore.EventJoins + `
+		` + sqlstore.EventJoinsFor + `w.user_id
 		WHERE w.user_id = $1
 		ORDER BY e.pos LIMIT $3 + 0)
 		UNION ALL SELECT * FROM (` + sqlstore.UserEventsSQL + `)

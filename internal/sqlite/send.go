@@ -130,7 +130,14 @@ func (so *sendOp) run(w *writeTx, nm parley.NewMessage, key [2]string) error {
 	if hidden := ms.gate.Hidden[nm.SenderID]; hidden != nil {
 		e.Audience = sqlstore.Without(e.Audience, hidden)
 	}
-	stored := *msg
+	if q := msg.ReplyTo; q != nil {
+		// Who blocked the parent's sender gets the quote hidden: from
+		// the cached gate too, no query.
+		blockers := ms.gate.Hidden[q.SenderID]
+		e.QuoteHidden = sqlstore.Among(e.Audience, blockers)
+		e.Message = sqlstore.SplitQuote(msg, blockers)
+	}
+	stored := *msg // as the sender reads it: a resend in this batch answers it
 	w.addSend(&stored, attachment, &e)
 	so.events = []parley.Event{e}
 	w.Stored(e)

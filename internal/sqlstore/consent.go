@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"slices"
 
 	"github.com/parleychat/parley"
 )
@@ -63,7 +64,7 @@ const ReplayFilter = `NOT (e.type IN ('newMessage', 'messageEdited', 'messageDel
 // 0), selecting EventCols: the engines' EventsForSQL add it to the
 // conversations' events. None is hidden, so they need no scan bound of
 // their own.
-const UserEventsSQL = `SELECT ` + EventCols + ` FROM events e ` + EventJoins + `
+const UserEventsSQL = `SELECT ` + EventCols + ` FROM events e ` + EventJoinsFor + `$1
 		WHERE e.conversation_id IS NULL AND e.recipient = $1 AND e.shard = $4 AND e.pos > $2 AND e.pos <= $5 ORDER BY e.pos LIMIT $3 + 0`
 
 // SendGateSQL lists, for a conversation ($1), the pairs (who refuses,
@@ -111,6 +112,7 @@ const (
 	qInsertBlock      = `INSERT INTO blocks (blocker_id, blocked_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
 	qDeleteBlock      = `DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2`
 	qBlockCount       = `SELECT COUNT(*) FROM blocks WHERE blocker_id = $1`
+	qHasBlocked       = `SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2)`
 	qBlocked          = `SELECT b.blocked_id, u.name FROM blocks b JOIN users u ON u.id = b.blocked_id
 		WHERE b.blocker_id = $1 ORDER BY b.at, b.blocked_id`
 	qBlocksOf = `SELECT blocker_id, blocked_id FROM blocks WHERE blocker_id = $1 OR blocked_id = $1`
@@ -198,6 +200,23 @@ func Without(ids, drop []string) []string {
 	return out
 }
 
+// Among returns the ids of ids that are in keep, in ids' order (a new
+// slice), or nil when none is: who of an audience (ids) receives a
+// reply's quote hidden (parley.Event.QuoteHidden), keep being the users
+// who blocked the parent's sender.
+func Among(ids, keep []string) []string {
+	if len(keep) == 0 {
+		return nil
+	}
+	var out []string
+	for _, id := range ids {
+		if slices.Contains(keep, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // reachable refuses with parley.ErrUnreachable when actor may not add
 // target to a group or start a direct conversation with them (direct):
 // target blocked actor, or accepts contacts only and actor is none.
@@ -224,7 +243,9 @@ func (s *Store) reachable(w Querier, actor, target string, direct bool) (request
 // it: for a message event, those who blocked its actor (for a reaction,
 // also those who blocked the sender of the message it is on); for a
 // messageRead or messageDelivered (receipts), users blocked by its reader or blocking them, and everyone
-// but the reader while the reader's request is pending.
+// but the reader while the reader's request is pending. For an event
+// carrying a reply (e.Message's quote, whole), it sets e.QuoteHidden:
+// who of the audience blocked the parent's sender.
 func (s *Store) audienceFor(w Tx, e *parley.Event) error {
 	switch e.Type {
 	case parley.EventMessageEdited, parley.EventMessageDeleted, parley.EventReactionAdded, parley.EventReactionRemoved, parley.EventNewMessage:
@@ -240,10 +261,16 @@ func (s *Store) audienceFor(w Tx, e *parley.Event) error {
 			}
 			hidden = append(hidden, more...)
 		}
-		if len(hidden) == 0 {
-			return nil
+		if len(hidden) > 0 {
+			e.Audience = Without(e.Audience, hidden)
 		}
-		e.Audience = Without(e.Audience, hidden)
+		if q := quoteOf(e); q != nil {
+			blockers, err := scanAll(query(w.Query(bg, HiddenFromSQL, q.SenderID)), scanString)
+			if err != nil {
+				return err
+			}
+			e.QuoteHidden = Among(e.Audience, blockers)
+		}
 	case parley.EventMessageRead, parley.EventMessageDelivered:
 		var (
 			kind    string
@@ -548,6 +575,18 @@ func scanPair(r Row) ([2]string, error) {
 // blocker -> blocked -> true.
 type blockSet map[string]map[string]bool
 
+// quoteOf is the quote, whole, of the reply e carries (newMessage,
+// messageEdited), or nil: what a receiver may get hidden (QuoteHidden).
+func quoteOf(e *parley.Event) *parley.Quote {
+	if (e.Type != parley.EventNewMessage && e.Type != parley.EventMessageEdited) || e.Message == nil {
+		return nil
+	}
+	if q := e.Message.ReplyTo; q != nil && !q.Hidden {
+		return q
+	}
+	return nil
+}
+
 // reaches says whether e may go to user as audienceFor decides at write;
 // sender is, for a reaction, the sender of the message it is on.
 func (b blockSet) reaches(e *parley.Event, user, sender string) bool {
@@ -562,9 +601,11 @@ func (b blockSet) reaches(e *parley.Event, user, sender string) bool {
 	return true
 }
 
-// blocksAmong reads the blocks that involve the actors of events, and
-// the senders of the messages their reactions are on (for Events'
-// audiences); senders maps those messages to their senders.
+// blocksAmong reads the blocks that involve the actors of events, the
+// senders of the messages their reactions are on, and the senders of the
+// messages their replies quote (for Events' audiences, and who of them
+// receives a quote hidden); senders maps the reactions' messages to
+// their senders.
 func (s *Store) blocksAmong(ctx context.Context, q Querier, events []parley.Event) (b blockSet, senders map[string]string, err error) {
 	var actors, reacted []string
 	seen := map[string]bool{}
@@ -575,6 +616,10 @@ func (s *Store) blocksAmong(ctx context.Context, q Querier, events []parley.Even
 		}
 		if (e.Type == parley.EventReactionAdded || e.Type == parley.EventReactionRemoved) && e.MessageID != "" {
 			reacted = append(reacted, e.MessageID)
+		}
+		if q := quoteOf(&e); q != nil && !seen[q.SenderID] {
+			seen[q.SenderID] = true
+			actors = append(actors, q.SenderID)
 		}
 	}
 	senders = map[string]string{}

@@ -30,28 +30,40 @@ type (
 
 // messageCols selects a message with its sender's name, its attachment
 // and the quote of the message it replies to (p, its sender pu), read
-// now: a quote follows its parent's edits and delete. Every column is
-// nullable so the same scan serves the LEFT JOIN of events.
+// now: a quote follows its parent's edits and delete, and is hidden
+// (parley.Quote.Hide) when its reader blocked the parent's sender (qb,
+// see parentJoinsFor). Every column is nullable so the same scan serves
+// the LEFT JOIN of events.
 const messageCols = `m.id, m.conversation_id, m.seq, m.sender_id, su.name, m.client_id, m.type,
 	m.text, m.created_at, m.deleted_at,
 	a.id, a.content_type, a.size, a.width, a.height, a.name,
-	m.edited_at, p.id, p.seq, p.sender_id, pu.name, p.type, ` + quoteText + `, p.deleted_at, m.mentions`
+	m.edited_at, p.id, p.seq, p.sender_id, pu.name, p.type, ` + quoteText + `, p.deleted_at, m.mentions, qb.blocker_id`
 
 // quoteText is the parent's text a quote carries: substr counts code
 // points in both engines.
 const quoteText = `substr(p.text, 1, 100)`
 
-// parentJoins join a message's parent (m.reply_to_id) for messageCols.
-const parentJoins = `
+// parentJoinsFor join a message's parent (m.reply_to_id) for
+// messageCols, and the block (qb) by which the reader hides the parent
+// (the reader blocked its sender: its quote is hidden). It ends in the
+// reader's id, which each statement writes right after it: an
+// expression (a parameter, or a column such as mb.user_id), or NULL in
+// a read for no one reader (ShardEvents, and the writes' reads of the
+// message an event carries: each receiver's quote is then the hub's,
+// parley.Event.QuoteHidden).
+const parentJoinsFor = `
 	LEFT JOIN messages p ON p.id = m.reply_to_id
-	LEFT JOIN users pu ON pu.id = p.sender_id`
+	LEFT JOIN users pu ON pu.id = p.sender_id
+	LEFT JOIN blocks qb ON qb.blocked_id = p.sender_id AND qb.blocker_id = `
 
-// messageJoins go with messageCols; the message table is aliased m.
-const messageJoins = `JOIN users su ON su.id = m.sender_id
-	LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins
+// messageJoinsFor go with messageCols; the message table is aliased m.
+// Like parentJoinsFor, they end in the reader's id, which the statement
+// writes after them.
+const messageJoinsFor = `JOIN users su ON su.id = m.sender_id
+	LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoinsFor
 
 // msgCols is the number of messageCols.
-const msgCols = 25
+const msgCols = 26
 
 // msgRow receives messageCols.
 type msgRow struct {
@@ -65,6 +77,8 @@ type msgRow struct {
 	pSeq                                                          NullInt64
 	pDeleted                                                      NullTime
 	mentions                                                      NullString
+	// hiddenBy is the reader when they blocked the parent's sender.
+	hiddenBy NullString
 }
 
 // appendDest appends the destinations of messageCols to dest.
@@ -74,7 +88,7 @@ func (r *msgRow) appendDest(d Dialect, dest []any) []any {
 		str(&r.senderName), str(&r.clientID), str(&r.typ), str(&r.text),
 		tm(&r.createdAt), tm(&r.deletedAt),
 		str(&r.attID), str(&r.attType), num(&r.attSize), num(&r.attWidth), num(&r.attHeight), str(&r.attName),
-		tm(&r.editedAt), str(&r.pID), num(&r.pSeq), str(&r.pSender), str(&r.pName), str(&r.pType), str(&r.pText), tm(&r.pDeleted), str(&r.mentions))
+		tm(&r.editedAt), str(&r.pID), num(&r.pSeq), str(&r.pSender), str(&r.pName), str(&r.pType), str(&r.pText), tm(&r.pDeleted), str(&r.mentions), str(&r.hiddenBy))
 }
 
 // message returns the row as a Message, or nil when the row had none (an
@@ -118,6 +132,9 @@ func (r *msgRow) message() *parley.Message {
 			Type:       parley.MessageType(r.pType.String),
 			Text:       r.pText.String,
 			Deleted:    r.pDeleted.Valid,
+		}
+		if r.hiddenBy.Valid {
+			m.ReplyTo = m.ReplyTo.Hide()
 		}
 	}
 	if r.attID.Valid {
@@ -186,14 +203,17 @@ func (s *Store) encodeEventData(e *parley.Event) (string, error) {
 }
 
 // EventCols selects an event with its actor's name and its message; the
-// engines' EventsForSQL select it too.
+// engines' EventsForSQL select it too. Its reader, for the message's
+// quote, follows EventJoinsFor.
 const EventCols = `e.pos, e.conversation_id, e.type, e.actor_id, eu.name, CAST(e.data AS TEXT), e.at, e.recipient, ` + messageCols
 
-// EventJoins go with EventCols; the event table is aliased e.
-const EventJoins = `JOIN users eu ON eu.id = e.actor_id
+// EventJoinsFor go with EventCols; the event table is aliased e. Like
+// parentJoinsFor, they end in the reader's id (NULL for no one reader),
+// which the statement writes after them.
+const EventJoinsFor = `JOIN users eu ON eu.id = e.actor_id
 	LEFT JOIN messages m ON m.id = e.message_id
 	LEFT JOIN users su ON su.id = m.sender_id
-	LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins
+	LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoinsFor
 
 func (s *Store) scanEvent(row Row) (parley.Event, error) {
 	var (

@@ -55,7 +55,7 @@ const (
 			WHERE x.conversation_id = c.id AND x.seq > ` + listFloor + ` AND NOT ` + blockedSender + `
 			ORDER BY x.seq DESC LIMIT 1)
 		LEFT JOIN users su ON su.id = m.sender_id
-		LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoins + `
+		LEFT JOIN attachments a ON a.id = m.attachment_id` + parentJoinsFor + `mb.user_id
 		WHERE mb.user_id = $1 AND mb.left_pos IS NULL`
 	// maxUnread is parley.MaxUnreadCount in SQL (a constant: the
 	// statements are; storetest's Unread checks the two agree).
@@ -169,10 +169,17 @@ const (
 			OR (b.blocker_id = other.user_id AND b.blocked_id = mine.user_id))`
 
 	// Messages.
-	qMessageByID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.id = $1 AND m.conversation_id = $2`
+	// qMessageByID reads a message for a write (args: id, conversation):
+	// whole, its quote as no one reader's (the message of the write's
+	// event; see hideQuoteFor for the writer's own).
+	qMessageByID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoinsFor + `NULL WHERE m.id = $1 AND m.conversation_id = $2`
 	// QMessageByClientID finds the message a sender stored under a client
-	// id (args: sender, client id): the idempotency check of a send.
-	QMessageByClientID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + ` WHERE m.sender_id = $1 AND m.client_id = $2`
+	// id (args: sender, client id), as the sender reads it: the
+	// idempotency check of a send, whose resend answers it.
+	QMessageByClientID = `SELECT ` + messageCols + ` FROM messages m ` + messageJoinsFor + `$1 WHERE m.sender_id = $1 AND m.client_id = $2`
+	// qMessageByClientIDWhole is QMessageByClientID with the quote as no
+	// one reader's (as qMessageByID): an edit's event carries it.
+	qMessageByClientIDWhole = `SELECT ` + messageCols + ` FROM messages m ` + messageJoinsFor + `NULL WHERE m.sender_id = $1 AND m.client_id = $2`
 	// QLastSeq is a conversation's last Seq.
 	QLastSeq       = `SELECT last_seq FROM conversations WHERE id = $1`
 	qDeleteMessage = `UPDATE messages SET deleted_at = $1, text = '', attachment_id = NULL, mentions = NULL WHERE id = $2`
@@ -200,10 +207,10 @@ const (
 	// window's ends, limit, viewer) and leaves out the messages of users
 	// the viewer blocked: qPageBefore the newest with lo <= seq < before,
 	// qPageAfter the oldest with after < seq <= hi.
-	qPageBefore = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+	qPageBefore = `SELECT ` + messageCols + ` FROM messages m ` + messageJoinsFor + `$5
 		WHERE m.conversation_id = $1 AND m.seq >= $2 AND m.seq < $3 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $5 AND b.blocked_id = m.sender_id)
 		ORDER BY m.seq DESC LIMIT $4 + 0`
-	qPageAfter = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+	qPageAfter = `SELECT ` + messageCols + ` FROM messages m ` + messageJoinsFor + `$5
 		WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq <= $3 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $5 AND b.blocked_id = m.sender_id)
 		ORDER BY m.seq ASC LIMIT $4 + 0`
 	// qMembershipLast: the conversation's last_seq when $2 is a member.
@@ -214,7 +221,9 @@ const (
 	qInsertEvent = `INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at, recipient, shard)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 	// One shard's events (args: after, limit, shard).
-	qEvents = `SELECT ` + EventCols + ` FROM events e ` + EventJoins + `
+	// Read for no one reader: the audience's quotes are the hub's
+	// (fillAudience sets QuoteHidden).
+	qEvents = `SELECT ` + EventCols + ` FROM events e ` + EventJoinsFor + `NULL
 		WHERE e.shard = $3 AND e.pos > $1 ORDER BY e.pos LIMIT $2 + 0`
 
 	// Attachments.
@@ -395,6 +404,7 @@ const (
 
 // qMessagesBySender pages through what a user sent in the order of the
 // (sender_id, client_id) unique index (args: sender, after client id,
-// limit): the export and erasure of a user's data.
-const qMessagesBySender = `SELECT ` + messageCols + ` FROM messages m ` + messageJoins + `
+// limit): the export and erasure of a user's data, the quotes as the
+// user reads them.
+const qMessagesBySender = `SELECT ` + messageCols + ` FROM messages m ` + messageJoinsFor + `$1
 	WHERE m.sender_id = $1 AND m.client_id > $2 ORDER BY m.client_id LIMIT $3 + 0`

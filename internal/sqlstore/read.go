@@ -435,7 +435,7 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]parley.Ev
 }
 
 // fillAudience sets each event's Audience from the membership windows of
-// its conversation.
+// its conversation, and QuoteHidden from the blocks now.
 func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Event) error {
 	type window struct {
 		conv, user   string
@@ -497,6 +497,13 @@ func (s *Store) fillAudience(ctx context.Context, q Querier, events []parley.Eve
 			}
 			if w.joined <= e.Pos && (w.left == 0 || e.Pos <= w.left) {
 				e.Audience = append(e.Audience, w.user)
+			}
+		}
+		if q := quoteOf(e); q != nil {
+			for _, u := range e.Audience {
+				if blocks[u][q.SenderID] {
+					e.QuoteHidden = append(e.QuoteHidden, u)
+				}
 			}
 		}
 	}

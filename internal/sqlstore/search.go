@@ -140,7 +140,7 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 		conv = ` AND m.conversation_id = $5`
 	}
 	sqlText := func(hidden string) string {
-		return `SELECT ` + messageCols + `, ` + key + ` FROM ` + from + ` ` + messageJoins + `
+		return `SELECT ` + messageCols + `, ` + key + ` FROM ` + from + ` ` + messageJoinsFor + `$1
 		JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = $1 AND mb.left_pos IS NULL
 		WHERE ` + match + ` AND m.deleted_at IS NULL AND ` + key + ` < $3` + conv + hidden + `
 		ORDER BY ` + key + ` DESC LIMIT $4 + 0`
@@ -251,7 +251,7 @@ func (s *Store) Mentions(ctx context.Context, userID string, mq parley.MentionQu
 			return err
 		}
 		rows, err := q.Query(ctx, `SELECT `+messageCols+` FROM mentions x
-			JOIN messages m ON m.id = x.message_id `+messageJoins+`
+			JOIN messages m ON m.id = x.message_id `+messageJoinsFor+`$1
 			JOIN members mb ON mb.conversation_id = x.conversation_id AND mb.user_id = x.user_id AND mb.left_pos IS NULL
 			WHERE x.user_id = $1 AND (x.created_at < $2 OR (x.created_at = $2 AND x.message_id < $3))`+hidden+`
 			ORDER BY x.created_at DESC, x.message_id DESC LIMIT $4 + 0`, userID, s.d.Time(at), id, limit+1)

@@ -41,6 +41,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/parleychat/parley"
@@ -305,11 +306,13 @@ func AttachmentRule(nm parley.NewMessage, owned bool, name string) error {
 
 // ReplyRule is the rule of a reply's parent (a send with ReplyTo), checked
 // after SendRule and AttachmentRule: row is QReplyParent's row (args:
-// nm.ReplyTo, nm.ConversationID). It returns the quote the reply carries,
-// nil for a send that is no reply, and EINVALID when the parent is not a
-// message of the conversation or is deleted. Any other error is the
-// database's.
-func ReplyRule(d Dialect, nm parley.NewMessage, row func() Row) (*parley.Quote, error) {
+// nm.ReplyTo, nm.ConversationID), or a row of QReplyParent's columns and
+// more, scanned into more. It returns the quote the reply carries, whole
+// (as it is read by whoever did not block the parent's sender: see
+// SplitQuote), nil for a send that is no reply, and EINVALID when the
+// parent is not a message of the conversation or is deleted. Any other
+// error is the database's.
+func ReplyRule(d Dialect, nm parley.NewMessage, row func() Row, more ...any) (*parley.Quote, error) {
 	if nm.ReplyTo == "" {
 		return nil, nil
 	}
@@ -318,7 +321,7 @@ func ReplyRule(d Dialect, nm parley.NewMessage, row func() Row) (*parley.Quote, 
 		typ     string
 		deleted NullTime
 	)
-	err := row().Scan(&q.MessageID, &q.Seq, &q.SenderID, &q.SenderName, &typ, &q.Text, d.TimeDest(&deleted))
+	err := row().Scan(append([]any{&q.MessageID, &q.Seq, &q.SenderID, &q.SenderName, &typ, &q.Text, d.TimeDest(&deleted)}, more...)...)
 	switch {
 	case d.IsNoRows(err):
 		return nil, invalidf("reply_to does not name a message of this conversation")
@@ -329,6 +332,22 @@ func ReplyRule(d Dialect, nm parley.NewMessage, row func() Row) (*parley.Quote, 
 	}
 	q.Type = parley.MessageType(typ)
 	return &q, nil
+}
+
+// SplitQuote takes a new reply m (its quote whole, from ReplyRule) and
+// blockers, the users who blocked the sender of the message it replies
+// to. When m's sender is one of them, m becomes the message as its
+// sender reads it (the quote hidden: parley.Quote.Hide) and SplitQuote
+// returns a copy with the whole quote, for the event's other receivers;
+// otherwise it returns m. Either way the event's QuoteHidden is its
+// audience Among blockers.
+func SplitQuote(m *parley.Message, blockers []string) (whole *parley.Message) {
+	if m.ReplyTo == nil || !slices.Contains(blockers, m.SenderID) {
+		return m
+	}
+	c := *m
+	m.ReplyTo = m.ReplyTo.Hide()
+	return &c
 }
 
 // ReplyArg is a message's reply_to_id argument: NULL for no reply.

@@ -699,59 +699,88 @@ func (s *Store) EditMessage(ctx context.Context, ed parley.MessageEdit) (parley.
 		events []parley.Event
 	)
 	return writeEventsIn(ctx, s, s.ShardOf(ed.ConversationID), &msg, &events, func(w Tx) error {
-		if _, err := s.readSeq(bg, w, ed.ConversationID, ed.UserID); err != nil {
+		if err := s.edit(w, ed, &msg, &events); err != nil {
 			return err
 		}
-		var err error
-		if ed.MessageID != "" {
-			msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByID, ed.MessageID, ed.ConversationID))
-		} else {
-			msg, err = ScanMessage(s.d, w.QueryRow(bg, QMessageByClientID, ed.UserID, ed.MessageClientID))
-			if err == nil && msg.ConversationID != ed.ConversationID {
-				return parley.ErrNotFound
-			}
-		}
-		switch {
-		case err != nil:
-			return s.notFound(err, parley.ErrNotFound)
-		case msg.SenderID != ed.UserID:
-			return parley.Errorf(parley.EFORBIDDEN, "only the sender may edit a message")
-		}
-		var applied string
-		err = w.QueryRow(bg, qEditByClientID, ed.UserID, ed.ClientID).Scan(&applied)
-		switch {
-		case err == nil && applied != msg.ID:
-			return parley.Errorf(parley.ECONFLICT, "client_id %q was used for an edit of another message", ed.ClientID)
-		case err == nil:
-			return nil // a resend of an applied edit: the message as it is
-		case !s.d.IsNoRows(err):
-			return err
-		case msg.Deleted:
-			return invalidf("a deleted message cannot be edited")
-		}
-		if err := parley.ValidateText(ed.Text, msg.Type == parley.Text); err != nil {
-			return err
-		}
-		if _, err := w.Exec(bg, qInsertEdit, ed.UserID, ed.ClientID, msg.ID); err != nil {
-			return err
-		}
-		if ed.Text == msg.Text {
-			return nil // nothing changes: no event
-		}
-		// An edit resolves its mentions afresh, against the members now.
-		mentions, err := MentionRule(s.d, w, ed.ConversationID, ed.UserID, ed.Text)
-		if err != nil {
-			return err
-		}
-		now := parley.Now()
-		if _, err := w.Exec(bg, qEditMessage, ed.Text, s.d.Time(now), msg.ID, mentionsArg(mentions)); err != nil {
-			return err
-		}
-		msg.Text, msg.EditedAt, msg.Mentions = ed.Text, &now, mentions
-		events, err = s.record(w, parley.Event{Type: parley.EventMessageEdited, ConversationID: ed.ConversationID,
-			UserID: ed.UserID, Message: &msg, At: now}, &msg.ID)
-		return err
+		// The answer is the message as its sender reads it; the event's
+		// is whole (its receivers' quotes: QuoteHidden).
+		return s.hideQuoteFor(w, ed.UserID, &msg)
 	})
+}
+
+// edit is EditMessage's write: msg is the message as it is after it,
+// whole, and events its event (none for an edit that changes nothing).
+func (s *Store) edit(w Tx, ed parley.MessageEdit, msg *parley.Message, events *[]parley.Event) error {
+	if _, err := s.readSeq(bg, w, ed.ConversationID, ed.UserID); err != nil {
+		return err
+	}
+	var err error
+	if ed.MessageID != "" {
+		*msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByID, ed.MessageID, ed.ConversationID))
+	} else {
+		*msg, err = ScanMessage(s.d, w.QueryRow(bg, qMessageByClientIDWhole, ed.UserID, ed.MessageClientID))
+		if err == nil && msg.ConversationID != ed.ConversationID {
+			return parley.ErrNotFound
+		}
+	}
+	switch {
+	case err != nil:
+		return s.notFound(err, parley.ErrNotFound)
+	case msg.SenderID != ed.UserID:
+		return parley.Errorf(parley.EFORBIDDEN, "only the sender may edit a message")
+	}
+	var applied string
+	err = w.QueryRow(bg, qEditByClientID, ed.UserID, ed.ClientID).Scan(&applied)
+	switch {
+	case err == nil && applied != msg.ID:
+		return parley.Errorf(parley.ECONFLICT, "client_id %q was used for an edit of another message", ed.ClientID)
+	case err == nil:
+		return nil // a resend of an applied edit: the message as it is
+	case !s.d.IsNoRows(err):
+		return err
+	case msg.Deleted:
+		return invalidf("a deleted message cannot be edited")
+	}
+	if err := parley.ValidateText(ed.Text, msg.Type == parley.Text); err != nil {
+		return err
+	}
+	if _, err := w.Exec(bg, qInsertEdit, ed.UserID, ed.ClientID, msg.ID); err != nil {
+		return err
+	}
+	if ed.Text == msg.Text {
+		return nil // nothing changes: no event
+	}
+	// An edit resolves its mentions afresh, against the members now.
+	mentions, err := MentionRule(s.d, w, ed.ConversationID, ed.UserID, ed.Text)
+	if err != nil {
+		return err
+	}
+	now := parley.Now()
+	if _, err := w.Exec(bg, qEditMessage, ed.Text, s.d.Time(now), msg.ID, mentionsArg(mentions)); err != nil {
+		return err
+	}
+	msg.Text, msg.EditedAt, msg.Mentions = ed.Text, &now, mentions
+	whole := *msg // the event's own: msg becomes the sender's
+	*events, err = s.record(w, parley.Event{Type: parley.EventMessageEdited, ConversationID: ed.ConversationID,
+		UserID: ed.UserID, Message: &whole, At: now}, &msg.ID)
+	return err
+}
+
+// hideQuoteFor hides m's quote (parley.Quote.Hide) when reader blocked
+// the sender of the message m replies to: m as reader reads it. A query
+// only for a reply quoting another user.
+func (s *Store) hideQuoteFor(q Querier, reader string, m *parley.Message) error {
+	if m.ReplyTo == nil || m.ReplyTo.Hidden || m.ReplyTo.SenderID == reader {
+		return nil
+	}
+	var blocked bool
+	if err := q.QueryRow(bg, qHasBlocked, reader, m.ReplyTo.SenderID).Scan(&blocked); err != nil {
+		return err
+	}
+	if blocked {
+		m.ReplyTo = m.ReplyTo.Hide()
+	}
+	return nil
 }
 
 // React implements parley.Store.

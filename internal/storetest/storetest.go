@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"ListWindow", testListWindow},
 		{"HistoryWindow", testHistoryWindow},
 		{"BlockedSearch", testBlockedSearch},
+		{"BlockedQuote", testBlockedQuote},
 		{"Consent", testConsent},
 		{"Requests", testRequests},
 		{"Send", testSend},

@@ -166,6 +166,10 @@ func TestMessagesAndMarks(t *testing.T) {
 		{ConversationID: "c1", Seq: 2, SenderID: "bob", SenderName: "bob", Text: "hi there", CreatedAt: t0},
 		{ConversationID: "c1", Seq: 3, SenderID: "alice", SenderName: "alice", Text: "second", CreatedAt: t0, ClientID: "x"},
 		{ConversationID: "c1", Seq: 4, SenderID: "bob", SenderName: "bob", Deleted: true, CreatedAt: t0},
+		// A reply to a message of a user alice blocked (seq 0: it came
+		// before this page).
+		{ConversationID: "c1", Seq: 5, SenderID: "bob", SenderName: "bob", Text: "re", CreatedAt: t0,
+			ReplyTo: &parley.Quote{MessageID: "m0", Seq: 0, Hidden: true}},
 	}
 	m.outgoing = []*outItem{
 		{clientID: "p1", conv: "c1", text: "on its way", at: t0, status: client.Sending},
@@ -180,6 +184,7 @@ func TestMessagesAndMarks(t *testing.T) {
 		"bob: hi there\n",
 		"alice: second ✓\n",
 		"bob: (message deleted)",
+		"bob: ↪ a hidden message re\n",
 		"alice: on its way … sending",
 		"alice: refused ✗ failed: not a member (Ctrl+E resends)",
 		"bob is typing…",
@@ -193,7 +198,7 @@ func TestMessagesAndMarks(t *testing.T) {
 	}
 	// Once the view holds a sent message, the view's copy is the one shown.
 	m.outgoing[0].status = client.Sent
-	m.msgs = append(m.msgs, parley.Message{ConversationID: "c1", Seq: 5, SenderID: "alice", SenderName: "alice", Text: "on its way", ClientID: "p1", CreatedAt: t0})
+	m.msgs = append(m.msgs, parley.Message{ConversationID: "c1", Seq: 6, SenderID: "alice", SenderName: "alice", Text: "on its way", ClientID: "p1", CreatedAt: t0})
 	m.Update(clientChangedMsg{})
 	if s := screen(m); strings.Count(s, "on its way") != 1 {
 		t.Errorf("a sent message shows %d times:\n%s", strings.Count(s, "on its way"), s)

@@ -291,7 +291,11 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	if msg.Type == parley.File && msg.Attachment != nil {
 		text = strings.TrimSpace(attachmentLabel(msg.Attachment) + " " + text)
 	}
-	if q := msg.ReplyTo; q != nil {
+	if q := msg.ReplyTo; q != nil && q.Hidden {
+		// Its parent's sender is one this user blocked: nothing of it
+		// is known, not even who wrote it.
+		text = dim.Render("↪ a hidden message") + " " + text
+	} else if q != nil {
 		quote := "(deleted)"
 		if !q.Deleted {
 			quote = q.Text

@@ -385,6 +385,12 @@ type Payload struct {
 	// was enqueued: the ones to push to. Always present on message.new
 	// (maybe empty), absent on other kinds.
 	Offline *[]string `json:"offline_user_ids,omitempty"`
+	// QuoteHidden lists, on message.new of a reply, the members from
+	// whom its quote is hidden: they blocked the sender of the message
+	// it replies to (parley.Event.QuoteHidden), so a push to them must
+	// not show event.message.reply_to's sender or text. Absent when
+	// none.
+	QuoteHidden []string `json:"quote_hidden_user_ids,omitempty"`
 }
 
 func (d *Dispatcher) payload(kind string, ev parley.Event) []byte {
@@ -403,6 +409,7 @@ func (d *Dispatcher) payload(kind string, ev parley.Event) []byte {
 			}
 		}
 		p.Offline = &off
+		p.QuoteHidden = ev.QuoteHidden
 	}
 	if d.cfg.Prepare != nil {
 		ev = d.cfg.Prepare(ev)

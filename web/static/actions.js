@@ -122,7 +122,9 @@ export function followQuotes(m) {
   const t = act.hooks.app.threads.get(m.conversation_id);
   if (!t) return;
   for (const [id, x] of t.msgs) {
-    if (x.reply_to?.message_id !== m.id) continue;
+    // A hidden quote (its parent's sender is blocked) stays hidden, even
+    // for an event of the parent that was on its way when the block came.
+    if (x.reply_to?.message_id !== m.id || x.reply_to.hidden) continue;
     const q = { ...x.reply_to, deleted: !!m.deleted };
     if (m.deleted) delete q.text;
     else q.text = [...(m.text || '')].slice(0, QUOTE_RUNES).join('');
@@ -155,9 +157,28 @@ export function onEdited({ item, message }) {
 
 // ---------- drawing a message ----------
 
-/** quoteView shows the message a reply quotes, as it is now; it jumps there. */
+/**
+ * quoteView shows the message a reply quotes, as it is now; it jumps there.
+ * A hidden quote (the parent's sender is a user this one blocked: the
+ * server sends its place only) says so and goes nowhere.
+ */
 export function quoteView(q, conversationId) {
   const { h } = act.hooks;
+  if (q.hidden) {
+    return h(
+      'button',
+      {
+        type: 'button',
+        class: 'quote hidden',
+        'data-testid': 'quote',
+        'data-reply-to': q.message_id,
+        'data-hidden': 'true',
+        'aria-label': 'A reply to a hidden message, from a user you blocked',
+        disabled: true,
+      },
+      h('em', {}, 'A hidden message'),
+    );
+  }
   const text = q.deleted ? 'Message deleted' : q.text || (q.type === 'image' ? 'Image' : q.type === 'file' ? 'File' : '');
   const cut = !q.deleted && [...(q.text || '')].length >= QUOTE_RUNES ? '…' : '';
   return h(

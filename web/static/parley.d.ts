@@ -103,15 +103,24 @@ export interface Message {
   /** Filled in history pages only (a client applies reaction events to them). */
   reactions?: Reaction[];
 }
-/** A reply's quote of its parent: the first 100 code points of its text, or deleted. */
+/**
+ * A reply's quote of its parent: the first 100 code points of its text, or
+ * deleted; or, when the parent's sender is a user the reader blocked,
+ * hidden: then only message_id, seq and hidden are present.
+ */
 export interface Quote {
   message_id: string;
   seq: number;
-  sender_id: string;
-  sender_name: string;
-  type: 'text' | 'image';
+  /** Absent when hidden. */
+  sender_id?: string;
+  /** Absent when hidden. */
+  sender_name?: string;
+  /** Absent when hidden. */
+  type?: 'text' | 'image' | 'file';
   text?: string;
   deleted?: boolean;
+  /** The parent's sender is a user the reader blocked: show "a hidden message". */
+  hidden?: boolean;
 }
 /** One emoji on a message: how many users hold it, and whether the caller does. */
 export interface Reaction {
