@@ -86,7 +86,7 @@ func TestQueueAsync(t *testing.T) {
 	ops := []*queueOp{{id: 0}, {id: 1}, {id: 2}}
 	answers := make(chan error, len(ops))
 	next := 0
-	q.EnqueueManyAsync(ops, func(i int, err error) {
+	q.EnqueueManyAsync(ops, nil, func(i int, err error) {
 		if i != next {
 			t.Errorf("answer for op %d, want op %d", i, next)
 		}
@@ -101,7 +101,7 @@ func TestQueueAsync(t *testing.T) {
 	q.Close()
 	<-batcher
 	var closed []error
-	q.EnqueueManyAsync([]*queueOp{{id: 8}, {id: 9}}, func(i int, err error) { closed = append(closed, err) })
+	q.EnqueueManyAsync([]*queueOp{{id: 8}, {id: 9}}, nil, func(i int, err error) { closed = append(closed, err) })
 	if len(closed) != 2 || !errors.Is(closed[0], ErrClosed) || !errors.Is(closed[1], ErrClosed) {
 		t.Errorf("after Close: %v, want ErrClosed twice before EnqueueManyAsync returned", closed)
 	}
@@ -115,7 +115,7 @@ func TestQueueAsyncOutOfOrder(t *testing.T) {
 	ops := []*queueOp{{id: 0}, {id: 1}, {id: 2}, {id: 3}}
 	var got []int // appended by done only: the race detector checks it is called one at a time
 	all := make(chan struct{})
-	q.EnqueueManyAsync(ops, func(i int, err error) {
+	q.EnqueueManyAsync(ops, nil, func(i int, err error) {
 		got = append(got, i)
 		if len(got) == len(ops) {
 			close(all)

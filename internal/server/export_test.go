@@ -120,3 +120,17 @@ func (s *Server) MetricSum(name string, want map[string]string) float64 {
 	}
 	return n
 }
+
+// ClosingConns counts the registered connections that are closing: a
+// close was asked for (or the client left) and their teardown waits for
+// what they started (their writer, their worker, their sends in the
+// store).
+func (s *Server) ClosingConns() int {
+	n := 0
+	for _, c := range s.hub.conns() {
+		if c.closing() {
+			n++
+		}
+	}
+	return n
+}

@@ -16,11 +16,14 @@ type metrics struct {
 	drops       *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
 	slowClosed  prometheus.Counter
-	uploads     prometheus.Counter
-	httpConns   prometheus.Gauge
-	httpRefused *prometheus.CounterVec
-	panics      *prometheus.CounterVec
-	obs         *obsMetrics // latencies, sizes and failures (obs.go)
+	// sendsDropped counts the sends of closed connections the store did
+	// not run (conn.dropSends).
+	sendsDropped prometheus.Counter
+	uploads      prometheus.Counter
+	httpConns    prometheus.Gauge
+	httpRefused  *prometheus.CounterVec
+	panics       *prometheus.CounterVec
+	obs          *obsMetrics // latencies, sizes and failures (obs.go)
 }
 
 func newMetrics() *metrics {
@@ -34,13 +37,15 @@ func newMetrics() *metrics {
 		rateLimited: counterVec("parley_rate_limited_total", "Requests refused by a rate limit, by limit.", "limit"),
 		slowClosed:  counter("parley_slow_consumer_closes_total", "Connections closed with 4001 (slow consumer)."),
 		uploads:     counter("parley_uploads_total", "Images stored through POST /v1/uploads."),
-		panics:      counterVec("parley_panics_total", "Panics recovered, by where (reader, worker, writer, hello, timer, http); each closed its connection with 1011 or answered 500.", "where"),
+		sendsDropped: counter("parley_sends_dropped_total",
+			"Sends a WebSocket connection handed to the store that the store did not run because the connection closed before it took them into a batch: their replies could not be written, and the client sends them again."),
+		panics: counterVec("parley_panics_total", "Panics recovered, by where (reader, worker, writer, hello, timer, http); each closed its connection with 1011 or answered 500.", "where"),
 	}
 	m.httpConns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_http_connections_open", Help: "Open TCP connections (HTTP and WebSocket) accepted within the caps."})
 	m.httpRefused = counterVec("parley_http_connections_refused_total", "Connections closed on accept for being over a cap, by cap (per_ip, total).", "reason")
 	m.reg.MustRegister(m.httpConns, m.httpRefused)
 	m.obs = newObsMetrics(m.reg)
-	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.uploads, m.panics,
+	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.sendsDropped, m.uploads, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
