@@ -56,18 +56,6 @@ func (st *stallStore) SetBatchObserver(f func(ops int, commit, txn time.Duration
 	})
 }
 
-// waitUntil polls cond until it holds, failing the test after testWait.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", testWait, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestClosedConnDropsQueuedSends: the sends a connection handed to the
 // store that the store has not taken into a batch when the connection
 // closes are not run (the client never gets their replies and sends them
@@ -97,17 +85,17 @@ func TestClosedConnDropsQueuedSends(t *testing.T) {
 	// The worker hands alice's first run of sends to the store, then
 	// waits for its replies with the rest queued behind it.
 	var handed float64
-	waitUntil(t, "alice's sends in the store", func() bool {
+	servertest.WaitUntil(t, "alice's sends in the store", testWait, func() bool {
 		handed = metric(t, srv, "parley_store_send_batch_size_sum") - handedBefore
 		return handed > 0
 	})
 	a.ws.CloseNow() // the client is cut off: no reply can reach it
-	waitUntil(t, "the server to see alice's connection close", func() bool { return srv.Server.ClosingConns() == 1 })
+	servertest.WaitUntil(t, "the server to see alice's connection close", testWait, func() bool { return srv.Server.ClosingConns() == 1 })
 	close(st.release)
 	if f := b.waitFor(func(f protocol.Frame) bool { return f.ID == "block" }); f.Type != protocol.TypeReply {
 		t.Fatalf("bob's send: %s %+v", f.Type, f.Error)
 	}
-	waitUntil(t, "alice's connection to end", func() bool { return srv.Server.Conns() == 1 })
+	servertest.WaitUntil(t, "alice's connection to end", testWait, func() bool { return srv.Server.Conns() == 1 })
 	if got := metric(t, srv, "parley_sends_dropped_total"); got != handed {
 		t.Errorf("parley_sends_dropped_total = %v, want %v: the closed connection's sends in the store's queue ran", got, handed)
 	}
