@@ -77,6 +77,16 @@ type conn struct {
 	room        chan struct{}          // made while the reader waits for room in reqs
 	wg          sync.WaitGroup         // the writer and worker goroutines
 
+	// replyTake, when not 0, is the commitFlush hand-off (commitFlush.take)
+	// that brings the hub the events of a send reply in q: until the
+	// hub's flush of that hand-off (or a flush that cannot wait for it,
+	// flushInline with a higher limit) writes q, nothing else does (no
+	// writer starts, a running one stops, an inline write of an earlier
+	// hand-off's frames leaves q), so a sender gets each reply with its
+	// own event, in one write. A closing connection ignores it. Guarded
+	// by mu.
+	replyTake uint64
+
 	// dropSends is set (never unset) once the connection closes: the
 	// sends it handed to the store (dispatchSends) that the store has not
 	// taken into a batch yet are then not run (parley.AsyncSender's

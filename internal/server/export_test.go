@@ -34,7 +34,7 @@ func (s *Server) PausedConns() int {
 // audience as the sequencer does. Only for benchmarks that have no other
 // durable traffic, from one goroutine.
 func (s *Server) DeliverForBench(ev parley.Event) {
-	flushOwed(s.hub.deliverOwed(ev, false, nil)) // not the run goroutine's h.owed
+	flushOwed(s.hub.deliverOwed(ev, false, nil), noHold) // not the run goroutine's h.owed
 }
 
 // PanicAt makes the test hook panic the next time it is called at where

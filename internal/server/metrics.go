@@ -16,6 +16,11 @@ type metrics struct {
 	drops       *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
 	slowClosed  prometheus.Counter
+	// hubStoreCalls counts the hub's own store calls, by hubStoreKind;
+	// repliesEarly the connections whose send replies were written before
+	// their events were queued (hub.beforeStore, commitFlush.end).
+	hubStoreCalls [numHubStoreKinds]prometheus.Counter
+	repliesEarly  prometheus.Counter
 	// sendsDropped counts the sends of closed connections the store did
 	// not run (conn.dropSends).
 	sendsDropped prometheus.Counter
@@ -44,6 +49,14 @@ func newMetrics() *metrics {
 	m.httpConns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_http_connections_open", Help: "Open TCP connections (HTTP and WebSocket) accepted within the caps."})
 	m.httpRefused = counterVec("parley_http_connections_refused_total", "Connections closed on accept for being over a cap, by cap (per_ip, total).", "reason")
 	m.reg.MustRegister(m.httpConns, m.httpRefused)
+	hubStore := counterVec("parley_hub_store_calls_total",
+		"Store calls of the hub's own, by kind (fill: the events of a gap or of an overflowing queue; poll: the heads; event: an event whose broker data did not parse; contacts; consent). Send replies pending then are written without waiting for it, ahead of their events (parley_send_replies_early_total).", "kind")
+	for k, name := range hubStoreKinds {
+		m.hubStoreCalls[k] = hubStore.WithLabelValues(name)
+	}
+	m.repliesEarly = counter("parley_send_replies_early_total",
+		"Connections whose WebSocket send replies were written before the hub queued their store batch's events, because the hub was in (or about to make) a store call of its own: the sender's own events for those sends come in a later write.")
+	m.reg.MustRegister(hubStore, m.repliesEarly)
 	m.obs = newObsMetrics(m.reg)
 	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.sendsDropped, m.uploads, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
