@@ -3,6 +3,7 @@ package parley
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -206,11 +207,24 @@ type AsyncSender interface {
 	// answered in its place, with the send after it) or on the calling
 	// goroutine before SendMessagesAsync returns (the store is closed,
 	// or no send of ms is valid). A send queued is always run and answered,
-	// even while the store closes. done must be quick, must not block
-	// and must not call the store: every write of the store waits while
-	// it runs. It may keep m and evs but must not change them.
-	SendMessagesAsync(ms []NewMessage, done func(i int, m Message, evs []Event, err error))
+	// even while the store closes, unless drop is set first: drop (nil:
+	// never) is read when the batcher takes each send into a batch, and a
+	// send it takes once drop is set is not run but answered
+	// ErrSendDropped at once, on the batcher goroutine (so are the sends
+	// after it: drop is never unset). A send already in a batch is run
+	// and answered whatever drop says. The caller sets drop, from any
+	// goroutine, when nobody waits for the answers any more (the server:
+	// the connection that sent them closed; its client resends them). done
+	// must be quick, must not block and must not call the store: every
+	// write of the store waits while it runs. It may keep m and evs but
+	// must not change them.
+	SendMessagesAsync(ms []NewMessage, drop *atomic.Bool, done func(i int, m Message, evs []Event, err error))
 }
+
+// ErrSendDropped answers a send that AsyncSender.SendMessagesAsync did not
+// run because its caller set drop before the store took it into a batch:
+// nothing of it was stored.
+var ErrSendDropped = &Error{Code: EUNAVAILABLE, Message: "the send was dropped before it was stored; send it again"}
 
 // CommitPublisher is implemented by stores that hand the events of each
 // committed write batch, at once, to one function: the server sets it to

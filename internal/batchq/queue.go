@@ -26,6 +26,10 @@ type Ticket struct {
 	// calls cb(i, err) itself.
 	cb func(i int, err error)
 	i  int
+	// drop, for an op queued by EnqueueManyAsync, is its caller's: once
+	// set, Claim answers the op parley.ErrSendDropped instead of
+	// claiming it. Nil: never.
+	drop *atomic.Bool
 	// at is when the op was queued (StageQueued).
 	at time.Time
 }
@@ -37,8 +41,17 @@ const (
 )
 
 // Claim marks the op claimed by the batcher, unless its caller cancelled
-// it first: the batcher runs it only when Claim reports true.
-func (t *Ticket) Claim() bool { return t.state.CompareAndSwap(queued, claimed) }
+// it first, or dropped it (the drop of EnqueueManyAsync is set): then
+// Claim answers it parley.ErrSendDropped itself, on the batcher's
+// goroutine, as the batcher would answer it. The batcher runs the op only
+// when Claim reports true.
+func (t *Ticket) Claim() bool {
+	if t.drop != nil && t.drop.Load() && t.state.CompareAndSwap(queued, cancelled) {
+		t.Answer(parley.ErrSendDropped)
+		return false
+	}
+	return t.state.CompareAndSwap(queued, claimed)
+}
 
 // Cancel implements Op.
 func (t *Ticket) Cancel() bool { return t.state.CompareAndSwap(queued, cancelled) }
@@ -137,7 +150,9 @@ func (q *Queue[O]) EnqueueMany(ctx context.Context, ops []O, done func(i int, er
 // EnqueueManyAsync queues ops in order, as EnqueueMany does, but does not
 // wait for their answers: the batcher calls done(i, err) for each op
 // itself, on its goroutine, once the op's batch has committed (or rolled
-// back), in the order of ops. It
+// back), in the order of ops. An op the batcher claims once drop (nil:
+// never) is set is not run: Claim answers it parley.ErrSendDropped (see
+// parley.AsyncSender). It
 // returns once every op is queued; it waits for room in the queue when
 // the queue is full, and has no context: an op queued is always run and
 // answered (Close lets the batcher run the ops queued before it). done is
@@ -148,8 +163,9 @@ func (q *Queue[O]) EnqueueMany(ctx context.Context, ops []O, done func(i int, er
 // calling goroutine, before EnqueueManyAsync returns.
 //
 // done must be quick and must not block or call the store: every write
-// of the store waits while it runs. The ops must not be cancelled.
-func (q *Queue[O]) EnqueueManyAsync(ops []O, done func(i int, err error)) {
+// of the store waits while it runs. The ops must not be cancelled (drop
+// is how their caller gives up on them).
+func (q *Queue[O]) EnqueueManyAsync(ops []O, drop *atomic.Bool, done func(i int, err error)) {
 	q.mu.RLock()
 	if q.closed {
 		q.mu.RUnlock()
@@ -167,7 +183,7 @@ func (q *Queue[O]) EnqueueManyAsync(ops []O, done func(i int, err error)) {
 	now := time.Now()
 	for i, o := range ops {
 		t := o.ticket()
-		t.cb, t.i, t.at = done, i, now
+		t.cb, t.i, t.at, t.drop = done, i, now, drop
 		q.ch <- o
 	}
 	q.mu.RUnlock()
@@ -207,12 +223,12 @@ func (q *Queue[O]) Close() {
 }
 
 // EnqueueRun queues a run of ops made for one call: with async, as
-// EnqueueManyAsync (done runs on the batcher, ctx is not used); else as
-// EnqueueMany, waiting for the answers. It is the one body of both
-// engines' sqlstore.Engine.SendMany.
-func EnqueueRun[O Ticketed](ctx context.Context, q *Queue[O], async bool, ops []O, done func(i int, err error)) {
+// EnqueueManyAsync with drop (done runs on the batcher, ctx is not used);
+// else as EnqueueMany, waiting for the answers (drop is not used). It is
+// the one body of both engines' sqlstore.Engine.SendMany.
+func EnqueueRun[O Ticketed](ctx context.Context, q *Queue[O], async bool, drop *atomic.Bool, ops []O, done func(i int, err error)) {
 	if async {
-		q.EnqueueManyAsync(ops, done)
+		q.EnqueueManyAsync(ops, drop, done)
 		return
 	}
 	q.EnqueueMany(ctx, ops, done)

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/parleychat/parley"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -86,7 +89,7 @@ func TestQueueAsync(t *testing.T) {
 	ops := []*queueOp{{id: 0}, {id: 1}, {id: 2}}
 	answers := make(chan error, len(ops))
 	next := 0
-	q.EnqueueManyAsync(ops, func(i int, err error) {
+	q.EnqueueManyAsync(ops, nil, func(i int, err error) {
 		if i != next {
 			t.Errorf("answer for op %d, want op %d", i, next)
 		}
@@ -101,7 +104,7 @@ func TestQueueAsync(t *testing.T) {
 	q.Close()
 	<-batcher
 	var closed []error
-	q.EnqueueManyAsync([]*queueOp{{id: 8}, {id: 9}}, func(i int, err error) { closed = append(closed, err) })
+	q.EnqueueManyAsync([]*queueOp{{id: 8}, {id: 9}}, nil, func(i int, err error) { closed = append(closed, err) })
 	if len(closed) != 2 || !errors.Is(closed[0], ErrClosed) || !errors.Is(closed[1], ErrClosed) {
 		t.Errorf("after Close: %v, want ErrClosed twice before EnqueueManyAsync returned", closed)
 	}
@@ -115,7 +118,7 @@ func TestQueueAsyncOutOfOrder(t *testing.T) {
 	ops := []*queueOp{{id: 0}, {id: 1}, {id: 2}, {id: 3}}
 	var got []int // appended by done only: the race detector checks it is called one at a time
 	all := make(chan struct{})
-	q.EnqueueManyAsync(ops, func(i int, err error) {
+	q.EnqueueManyAsync(ops, nil, func(i int, err error) {
 		got = append(got, i)
 		if len(got) == len(ops) {
 			close(all)
@@ -158,5 +161,36 @@ func TestStageQueuedNeverNegative(t *testing.T) {
 	Committed(&h, &evs, []*queueOp{early, late}, make([]error, 2), start, start.Add(time.Millisecond), func(err error) error { return err })
 	if want := []time.Duration{3 * time.Millisecond, 0}; !slices.Equal(got, want) {
 		t.Errorf("queued stages %v, want %v", got, want)
+	}
+}
+
+// TestQueueAsyncDrop: an op of EnqueueManyAsync claimed once its drop is
+// set is not claimed but answered parley.ErrSendDropped by Claim, in its
+// place among the run's answers; one claimed before is the batcher's to
+// run and answer.
+func TestQueueAsyncDrop(t *testing.T) {
+	q := NewQueue[*queueOp](4)
+	var drop atomic.Bool
+	ops := []*queueOp{{id: 0}, {id: 1}, {id: 2}}
+	var got []error // appended by done, which the test's own goroutine runs
+	q.EnqueueManyAsync(ops, &drop, func(i int, err error) {
+		if i != len(got) {
+			t.Errorf("answer for op %d, want op %d", i, len(got))
+		}
+		got = append(got, err)
+	})
+	first := <-q.Ops()
+	if !first.Claim() {
+		t.Fatal("op 0 not claimable before drop was set")
+	}
+	drop.Store(true)
+	for range 2 {
+		if o := <-q.Ops(); o.Claim() {
+			t.Errorf("op %d claimed after drop was set", o.id)
+		}
+	}
+	first.Answer(nil)
+	if len(got) != 3 || got[0] != nil || !errors.Is(got[1], parley.ErrSendDropped) || !errors.Is(got[2], parley.ErrSendDropped) {
+		t.Errorf("answers %v, want nil then ErrSendDropped twice", got)
 	}
 }

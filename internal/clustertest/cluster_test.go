@@ -223,13 +223,7 @@ func sameSet(a, b []string) bool {
 // waitUntil polls cond until it holds, failing after waitBound.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitBound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: gave up after %v", what, waitBound)
-		}
-		time.Sleep(20 * time.Millisecond) // a poll interval, not an assertion
-	}
+	servertest.WaitUntil(t, what, waitBound, cond)
 }
 
 // node is one server with its own store pool, broker connection and

@@ -317,7 +317,7 @@ func TestHeldNeverWaitsInTx(t *testing.T) {
 func asyncSender(t *testing.T, b *batcher, ann parley.User, g parley.Conversation, answered chan<- string) func(client string) {
 	return func(client string) {
 		o := newSendOp(parley.NewMessage{ConversationID: g.ID, SenderID: ann.ID, ClientID: client, Type: parley.Text, Text: "hi"}, 1)
-		b.queue.EnqueueManyAsync([]*op{o}, func(_ int, err error) {
+		b.queue.EnqueueManyAsync([]*op{o}, nil, func(_ int, err error) {
 			if err = cmp.Or(err, o.send.err); err != nil {
 				t.Errorf("send %s: %v", client, err)
 			}

@@ -18,7 +18,10 @@ import (
 //     them to the broker;
 //   - the send replies the answers queue (queue) wait in their
 //     connections' send queues, the connections listed in conns, with no
-//     writer started;
+//     writer started, and none writes them before the hub's flush of
+//     their batch's hand-off (conn.replyTake): not a writer that was
+//     running, nor the hub's flush of an earlier batch, which would write
+//     them a write ahead of their events;
 //   - at end both go to the hub in one hand-off (hub.pushLocal): it
 //     sequences the events as it does the broker's (its own echo through
 //     the broker is then a duplicate it drops, see Server.onBroker) and
@@ -42,6 +45,12 @@ type commitFlush struct {
 	answering int              // batches between begin and end
 	events    [][]parley.Event // each batch's, published, not yet pushed to the hub (not copied: the hub copies them)
 	conns     []*conn          // connections with replies queued for the hub's flush (conn.flushOwed)
+	// take numbers the hand-offs to the hub (end), from 1: a reply queued
+	// now is for hand-off take+1, which carries its batch's events (they
+	// are published before the batch's answers begin). Ends hand off in
+	// take order (under mu), so the hub knows which replies' events it
+	// has queued (conn.replyTake).
+	take uint64
 	// The arrays of events and conns an end handed to the hub, emptied,
 	// for the next batch: made afresh they were an allocation per batch
 	// and one more each time conns doubled, about one per message at a
@@ -73,12 +82,20 @@ func (f *commitFlush) end() {
 	f.answering--
 	evs, conns := f.events, f.conns
 	f.events, f.conns = nil, nil
-	f.mu.Unlock()
 	if len(evs) == 0 && len(conns) == 0 {
+		f.mu.Unlock()
 		return
 	}
-	for _, c := range f.hub.pushLocal(evs, conns) {
-		c.flushInline() // the hub is in a store call: write them here
+	f.take++
+	// Under mu: the hub gets the hand-offs in take order. pushLocal only
+	// queues.
+	notTaken := f.hub.pushLocal(f.take, evs, conns)
+	f.mu.Unlock()
+	if len(notTaken) > 0 {
+		f.hub.metrics.repliesEarly.Add(float64(len(notTaken)))
+	}
+	for _, c := range notTaken {
+		c.flushInline(noHold) // the hub is in a store call: write them here
 	}
 	// pushLocal copied both: the arrays are free again.
 	clear(evs)
@@ -103,7 +120,7 @@ func (f *commitFlush) queue(c *conn, b []byte) {
 		return
 	}
 	// Under f.mu, so that the end that takes conns comes after.
-	if c.queueForFlush(outFrame{b: b}, 0) {
+	if c.queueReply(b, f.take+1) {
 		if f.conns == nil {
 			f.conns, f.freeConns = f.freeConns, nil
 		}

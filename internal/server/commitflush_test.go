@@ -24,10 +24,15 @@ import (
 // the hub after the broker brought it back: two writes, for every send.
 //
 // One exception is by design: a batch answered while the hub is in a
-// store call of its own (its poll of the heads, once a second by default)
-// has its replies written at once rather than wait for the store
-// (hub.beforeStore), and their events follow in the next write; seen under
-// -race on a loaded machine. So the hub's poll is off here.
+// store call of its own (its poll of the heads, once a second by default,
+// a gap's fill) has its replies written at once rather than wait for the
+// store (hub.beforeStore), and their events follow in the next write;
+// parley_send_replies_early_total counts those. So the hub's poll is off
+// here, and a split the counter does not explain fails the test. (One
+// send in 36 was split in CI, and 2 runs in 83 here under load, with no
+// store call of the hub's: a reply queued while the hub wrote the
+// previous batch's frames, or owed the connection a flush for them, was
+// written a write ahead of its event. TestReplyWaitsForItsEvents.)
 func TestSendAckWithOwnEvent(t *testing.T) {
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.HeadPollInterval = time.Hour }))
 	a := hello(t, srv, protocol.Hello{Token: srv.Token(t, "alice", "Alice"), Batch: true})
@@ -116,22 +121,34 @@ func TestSendAckWithOwnEvent(t *testing.T) {
 		}
 		return split / 2
 	}
-	// The hub's store calls (a gap's fill, 100 ms after events came out
-	// of order) are an exception too, rare but not avoidable here: a
-	// round passes when none of its sends was split, and a broken
-	// commitFlush splits every send of every round.
+	// A split is explained only by replies the server wrote early, for
+	// a store call of the hub's (parley_hub_store_calls_total by kind
+	// says which).
 	const rounds = 3
 	for r := range rounds {
+		early, calls := metric(t, srv, "parley_send_replies_early_total"), hubStoreCalls(t, srv)
 		split := round(1000 * r)
-		if split == 0 {
-			break
+		early = metric(t, srv, "parley_send_replies_early_total") - early
+		if split > 0 {
+			t.Logf("round %d: %d sends split, %v replies written early, hub store calls %v", r, split, early, hubStoreCalls(t, srv))
 		}
-		if r == rounds-1 {
-			t.Errorf("%d of %d sends got their reply and event in two messages in each of %d rounds, want them in one", split, 36, rounds)
+		if split > 0 && early == 0 {
+			t.Errorf("round %d: %d of %d sends got their reply and event in two messages, and no reply was written early (hub store calls %v before, %v after), want them in one",
+				r, split, 36, calls, hubStoreCalls(t, srv))
 		}
 	}
 	if t.Failed() {
 		return
 	}
 	a.ws.Close(websocket.StatusNormalClosure, "")
+}
+
+// hubStoreCalls is parley_hub_store_calls_total by kind.
+func hubStoreCalls(t *testing.T, srv *servertest.Server) map[string]float64 {
+	t.Helper()
+	calls := map[string]float64{}
+	for _, kind := range []string{"fill", "poll", "event", "contacts", "consent"} {
+		calls[kind] = metricLabel(t, srv, "parley_hub_store_calls_total", `kind="`+kind+`"`)
+	}
+	return calls
 }

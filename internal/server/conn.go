@@ -77,6 +77,25 @@ type conn struct {
 	room        chan struct{}          // made while the reader waits for room in reqs
 	wg          sync.WaitGroup         // the writer and worker goroutines
 
+	// replyTake, when not 0, is the commitFlush hand-off (commitFlush.take)
+	// that brings the hub the events of a send reply in q: until the
+	// hub's flush of that hand-off (or a flush that cannot wait for it,
+	// flushInline with a higher limit) writes q, nothing else does (no
+	// writer starts, a running one stops, an inline write of an earlier
+	// hand-off's frames leaves q), so a sender gets each reply with its
+	// own event, in one write. A closing connection ignores it. Guarded
+	// by mu.
+	replyTake uint64
+
+	// dropSends is set (never unset) once the connection closes: the
+	// sends it handed to the store (dispatchSends) that the store has not
+	// taken into a batch yet are then not run (parley.AsyncSender's
+	// drop). Their replies could not be written, and the client resends
+	// every send it has no reply for on its next connection: running
+	// them would only make the store do each of them twice, when a
+	// reconnect storm leaves it least time to.
+	dropSends atomic.Bool
+
 	lastRead atomic.Int64 // unix nanos of the last frame read
 	lagSince atomic.Int64 // store time (unix nanos) of the oldest event queued since the last write; 0: none (obs.go)
 	writing  atomic.Int64 // unix nanos when the write in progress began; 0 when none
@@ -107,7 +126,11 @@ func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
 
 // closeWith asks the writer to close the connection with code, after
 // writing the queue when flush is set. The first close asked for wins.
+// Either way the sends not yet in a store batch are dropped (dropSends):
+// no reply can be queued once a close is asked for (enqueueLocked), and
+// end, which every connection's teardown runs, calls it.
 func (c *conn) closeWith(code int, reason string, flush bool) {
+	c.dropSends.Store(true)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeCode != 0 {

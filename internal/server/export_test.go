@@ -34,7 +34,7 @@ func (s *Server) PausedConns() int {
 // audience as the sequencer does. Only for benchmarks that have no other
 // durable traffic, from one goroutine.
 func (s *Server) DeliverForBench(ev parley.Event) {
-	flushOwed(s.hub.deliverOwed(ev, false, nil)) // not the run goroutine's h.owed
+	flushOwed(s.hub.deliverOwed(ev, false, nil), noHold) // not the run goroutine's h.owed
 }
 
 // PanicAt makes the test hook panic the next time it is called at where
@@ -116,6 +116,20 @@ func (s *Server) MetricSum(name string, want map[string]string) float64 {
 			case m.GetGauge() != nil:
 				n += m.GetGauge().GetValue()
 			}
+		}
+	}
+	return n
+}
+
+// ClosingConns counts the registered connections that are closing: a
+// close was asked for (or the client left) and their teardown waits for
+// what they started (their writer, their worker, their sends in the
+// store).
+func (s *Server) ClosingConns() int {
+	n := 0
+	for _, c := range s.hub.conns() {
+		if c.closing() {
+			n++
 		}
 	}
 	return n

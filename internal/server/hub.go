@@ -97,6 +97,8 @@ type hub struct {
 	// inStore: run is in a store call (or about to be); pushLocal then
 	// leaves the flush of its connections to its caller.
 	inStore bool
+	// localTake is the last commitFlush hand-off pushLocal queued.
+	localTake uint64
 
 	// Owned by the run goroutine.
 	seq        []shardSeq // per shard
@@ -104,7 +106,30 @@ type hub struct {
 	owed       []*conn    // connections deliver queued frames for, to flush (flush)
 	replies    []*conn    // flushIn taken, to flush (flush, beforeStore)
 	storeDepth int        // beforeStore calls not yet ended by afterStore
+	// taken is the last commitFlush hand-off whose events takeIn queued
+	// to their connections: flush writes no send reply of a later one
+	// (conn.replyTake).
+	taken uint64
+	// acceptingLocal is set while takeIn queues the events of this
+	// node's store batches: a store call then writes replies whose
+	// events are not all queued (counted, see beforeStore).
+	acceptingLocal bool
 }
+
+// hubStoreKind is what a store call of the hub's is for
+// (parley_hub_store_calls_total{kind}).
+type hubStoreKind int
+
+const (
+	storeFill     hubStoreKind = iota // a gap's or an overflow's fill
+	storePoll                         // the poll of the heads
+	storeEvent                        // an event the broker's data did not give (decoded)
+	storeContacts                     // new contacts' reads (newContacts, directContacts)
+	storeConsent                      // a block's, an unblock's or an accept's (consentChanged)
+	numHubStoreKinds
+)
+
+var hubStoreKinds = [numHubStoreKinds]string{"fill", "poll", "event", "contacts", "consent"}
 
 // shardSeq is the sequencer's state for one shard, owned by the run
 // goroutine.
@@ -199,8 +224,10 @@ func (h *hub) push(evs []parley.Event) {
 // run is in a store call it returns conns, not taken: the caller flushes
 // them (no reply waits for the store). The events' Data, when set, was
 // made by this node (eventData): run writes it without checking it.
-func (h *hub) pushLocal(batches [][]parley.Event, conns []*conn) (notTaken []*conn) {
+// take numbers the hand-off (commitFlush.take): calls come in take order.
+func (h *hub) pushLocal(take uint64, batches [][]parley.Event, conns []*conn) (notTaken []*conn) {
 	h.inMu.Lock()
+	h.localTake = take
 	if h.inStore {
 		notTaken = conns
 	} else {
@@ -232,12 +259,15 @@ func (h *hub) takeIn(fills []bool) {
 	h.replies = append(h.replies, h.flushIn...)
 	clear(h.flushIn)
 	h.flushIn = h.flushIn[:0]
+	h.taken = h.localTake
 	h.inMu.Unlock()
 	// No order between the two is needed: accept keeps positions in
 	// order.
+	h.acceptingLocal = true
 	for _, ev := range local {
 		h.acceptTrusted(ev, true)
 	}
+	h.acceptingLocal = false
 	for _, ev := range evs {
 		h.accept(ev)
 	}
@@ -294,23 +324,42 @@ func (h *hub) wake() {
 }
 
 // beforeStore is called by run before a call that may wait for the store
-// (fill, the poll of heads, the callbacks that read contacts): it writes
-// the connections pushLocal gave it so far (with whatever is queued for
-// them) and has pushLocal leave later ones to its caller until the
-// matching afterStore. So no reply waits for a store
-// call of the hub's. Calls nest; only run calls them.
-func (h *hub) beforeStore() {
+// (fill, the poll of heads, the callbacks that read contacts), of kind
+// (counted in parley_hub_store_calls_total): it writes the connections
+// pushLocal gave it so far (with whatever is queued for them) and has
+// pushLocal leave later ones to its caller until the matching afterStore.
+// So no reply waits for a store call of the hub's; the replies whose
+// events the hub has not queued yet are then written a write ahead of
+// them (counted in parley_send_replies_early_total). Calls nest; only
+// run calls them.
+func (h *hub) beforeStore(kind hubStoreKind) {
+	if h.metrics != nil {
+		h.metrics.hubStoreCalls[kind].Inc()
+	}
 	h.storeDepth++
 	if h.storeDepth > 1 {
 		return
 	}
+	h.leaveReplies()
+}
+
+// leaveReplies is beforeStore's work, for a store call or for run's end
+// (after which nothing takes replies).
+func (h *hub) leaveReplies() {
 	h.inMu.Lock()
 	h.inStore = true
+	early := len(h.flushIn) // their events are not queued yet
+	if h.acceptingLocal {
+		early += len(h.replies)
+	}
 	h.replies = append(h.replies, h.flushIn...)
 	clear(h.flushIn)
 	h.flushIn = h.flushIn[:0]
 	h.inMu.Unlock()
-	h.replies = flushOwed(h.replies)
+	if early > 0 && h.metrics != nil {
+		h.metrics.repliesEarly.Add(float64(early))
+	}
+	h.replies = flushOwed(h.replies, noHold)
 }
 
 // afterStore ends what beforeStore began.
@@ -335,7 +384,7 @@ func (h *hub) run(ctx context.Context) {
 	fills := make([]bool, h.shards)
 	// Once run returns, nothing flushes flushIn: what is taken is written
 	// now and pushLocal's callers flush their own (inStore stays set).
-	defer h.beforeStore()
+	defer h.leaveReplies()
 	for {
 		h.flush() // what the last round delivered, before waiting again
 		select {
@@ -362,7 +411,7 @@ func (h *hub) run(ctx context.Context) {
 		case <-poll.C:
 			// One read of every head (one query on PostgreSQL), not a
 			// round trip per shard.
-			h.beforeStore()
+			h.beforeStore(storePoll)
 			heads, err := shardHeads(ctx, h.events)
 			h.afterStore()
 			if err != nil {
@@ -459,17 +508,19 @@ func (h *hub) acceptTrusted(ev parley.Event, trusted bool) {
 
 // flush writes what deliver queued since the last flush for the
 // connections no writer serves, each in one write from the run goroutine
-// (conn.flushInline). The run calls it after each batch of events.
+// (conn.flushInline), but not past a send reply whose events are in a
+// commitFlush hand-off it has not taken: that hand-off's flush writes it.
+// The run calls it after each batch of events.
 func (h *hub) flush() {
-	h.owed = flushOwed(h.owed)
-	h.replies = flushOwed(h.replies)
+	h.owed = flushOwed(h.owed, h.taken)
+	h.replies = flushOwed(h.replies, h.taken)
 }
 
-// flushOwed flushes each connection of owed (conn.flushInline) and
-// returns owed emptied.
-func flushOwed(owed []*conn) []*conn {
+// flushOwed flushes each connection of owed (conn.flushInline, with
+// limit) and returns owed emptied.
+func flushOwed(owed []*conn, limit uint64) []*conn {
 	for i, c := range owed {
-		c.flushInline()
+		c.flushInline(limit)
 		owed[i] = nil
 	}
 	return owed[:0]
@@ -478,7 +529,7 @@ func flushOwed(owed []*conn) []*conn {
 // fill reads the events of shard after the last delivered one from the
 // store, which has them all, and accepts them.
 func (h *hub) fill(ctx context.Context, shard int) {
-	h.beforeStore()
+	h.beforeStore(storeFill)
 	defer h.afterStore()
 	q := &h.seq[shard]
 	for ctx.Err() == nil {
@@ -525,7 +576,7 @@ func (h *hub) deliverOwed(ev parley.Event, trusted bool, owed []*conn) []*conn {
 		h.contacts.invalidate(ev.Audience)
 	}
 	if consent {
-		h.beforeStore() // an unblock or an accept may read contacts from the store
+		h.beforeStore(storeConsent) // an unblock or an accept may read contacts from the store
 		h.consentChanged(ev)
 		h.afterStore()
 	}
@@ -589,12 +640,12 @@ func (h *hub) deliverOwed(ev parley.Event, trusted bool, owed []*conn) []*conn {
 	clear(cs)
 	h.scratch = cs
 	if contacts {
-		h.beforeStore() // it may read contacts from the store
+		h.beforeStore(storeContacts) // it may read contacts from the store
 		h.newContacts(ev)
 		h.afterStore()
 	}
 	if ev.Type == parley.EventNewMessage && len(ev.Audience) == 2 && h.contacts.directMessage(ev.Audience[0], ev.Audience[1]) && h.directContacts != nil {
-		h.beforeStore()
+		h.beforeStore(storeContacts)
 		h.directContacts(ev.Audience[0], ev.Audience[1])
 		h.afterStore()
 	}
@@ -639,7 +690,7 @@ func (h *hub) decoded(ev parley.Event) (_ parley.Event, ok bool) {
 	ev.Data = nil
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	h.beforeStore()
+	h.beforeStore(storeEvent)
 	evs, err := h.events.ShardEvents(ctx, ev.Shard, ev.Pos-1, 1)
 	h.afterStore()
 	if err != nil || len(evs) == 0 || evs[0].Pos != ev.Pos {

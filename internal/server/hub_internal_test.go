@@ -156,17 +156,17 @@ func TestPushLocalInStore(t *testing.T) {
 	h.start([]int64{0})
 	c := &conn{user: parley.User{ID: "a"}}
 	ev := parley.Event{Pos: 1, Type: parley.EventNewMessage, ConversationID: "c1", Audience: []string{"a"}}
-	h.beforeStore()
-	h.beforeStore() // a contacts read inside a fill, say
+	h.beforeStore(storeFill)
+	h.beforeStore(storeContacts) // a contacts read inside a fill, say
 	h.afterStore()
-	if back := h.pushLocal([][]parley.Event{{ev}}, []*conn{c}); !slices.Equal(back, []*conn{c}) || len(h.flushIn) != 0 {
+	if back := h.pushLocal(1, [][]parley.Event{{ev}}, []*conn{c}); !slices.Equal(back, []*conn{c}) || len(h.flushIn) != 0 {
 		t.Fatalf("in a store call: handed back %v, hub took %v; want the connection back", back, h.flushIn)
 	}
 	if len(h.localIn) != 1 {
 		t.Fatalf("%d events queued, want the batch's 1", len(h.localIn))
 	}
 	h.afterStore()
-	if back := h.pushLocal(nil, []*conn{c}); back != nil || !slices.Equal(h.flushIn, []*conn{c}) {
+	if back := h.pushLocal(2, nil, []*conn{c}); back != nil || !slices.Equal(h.flushIn, []*conn{c}) {
 		t.Fatalf("out of store calls: handed back %v, hub took %v; want it taken", back, h.flushIn)
 	}
 }
@@ -192,7 +192,7 @@ func TestHubInReused(t *testing.T) {
 	for _, local := range []bool{false, true} {
 		cycle := func() {
 			if local {
-				h.pushLocal([][]parley.Event{next()}, nil)
+				h.pushLocal(0, [][]parley.Event{next()}, nil)
 			} else {
 				h.push(next())
 			}

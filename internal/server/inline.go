@@ -51,7 +51,7 @@ func (c *conn) sendNow(f outFrame) bool {
 	c.flushOwed = c.flushOwed || owed
 	c.mu.Unlock()
 	if owed {
-		c.flushInline()
+		c.flushInline(0) // not past a send reply waiting for its events
 	}
 	return ok
 }
@@ -101,10 +101,21 @@ func (c *conn) queueForFlush(f outFrame, at int64) bool {
 // writeInline for what it does not take). A writer that started
 // meanwhile (another goroutine's enqueue, a close) writes it instead. The
 // caller holds no lock.
-func (c *conn) flushInline() {
+//
+// The queue is written only if its send replies wait for no commitFlush
+// hand-off after limit (c.replyTake): the hub passes the last hand-off
+// whose events it queued, so a reply a later batch queued meanwhile is
+// left, with everything queued, for the flush of its own hand-off (which
+// lists c); a caller that cannot wait passes noHold.
+func (c *conn) flushInline(limit uint64) {
 	iw := c.t.(inlineWriter) // queueForFlush asked for the flush: it is one
 	c.mu.Lock()
 	c.flushOwed = false
+	if c.replyTake > limit && c.closeCode == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.replyTake = 0
 	if !c.started || c.writerOn || c.closed || c.closeCode != 0 || len(c.q) == 0 || c.qBytes > writeChunk {
 		// A writer runs, or will (a close, a queue larger than one
 		// write's chunk): it writes the queue.
@@ -187,6 +198,40 @@ func (c *conn) recoverInline() {
 	c.flush = false
 	c.writerOn, c.flying = false, 0
 	c.kickLocked()
+}
+
+// noHold is flushInline's limit for a flush that writes the queue whatever
+// hand-off its send replies wait for.
+const noHold = ^uint64(0)
+
+// queueReply queues a send reply b for the hub's flush of commitFlush
+// hand-off take (see replyTake), and reports whether c must be listed
+// for that flush: it is not listed yet, and no writer other than that
+// flush will write b. Otherwise b is queued as enqueue does (or dropped:
+// the connection is closing, or over its budget). Called under
+// commitFlush.mu, so that the hand-off that takes the list comes after.
+func (c *conn) queueReply(b []byte, take uint64) bool {
+	if !canInline(c.t) {
+		c.enqueue(b, false)
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enqueueLocked(outFrame{b: b}) {
+		return false
+	}
+	if !c.started || c.closed || c.closeCode != 0 {
+		c.kickLocked()
+		return false
+	}
+	if c.replyTake == take {
+		return false // listed already
+	}
+	// A writer running now (or an inline write of an earlier hand-off's
+	// frames) stops before it takes b: see heldLocked.
+	c.replyTake = take
+	c.flushOwed = true
+	return true
 }
 
 // canInline reports whether t can take a write without a writer goroutine.

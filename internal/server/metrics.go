@@ -16,11 +16,19 @@ type metrics struct {
 	drops       *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
 	slowClosed  prometheus.Counter
-	uploads     prometheus.Counter
-	httpConns   prometheus.Gauge
-	httpRefused *prometheus.CounterVec
-	panics      *prometheus.CounterVec
-	obs         *obsMetrics // latencies, sizes and failures (obs.go)
+	// hubStoreCalls counts the hub's own store calls, by hubStoreKind;
+	// repliesEarly the connections whose send replies were written before
+	// their events were queued (hub.beforeStore, commitFlush.end).
+	hubStoreCalls [numHubStoreKinds]prometheus.Counter
+	repliesEarly  prometheus.Counter
+	// sendsDropped counts the sends of closed connections the store did
+	// not run (conn.dropSends).
+	sendsDropped prometheus.Counter
+	uploads      prometheus.Counter
+	httpConns    prometheus.Gauge
+	httpRefused  *prometheus.CounterVec
+	panics       *prometheus.CounterVec
+	obs          *obsMetrics // latencies, sizes and failures (obs.go)
 }
 
 func newMetrics() *metrics {
@@ -34,13 +42,23 @@ func newMetrics() *metrics {
 		rateLimited: counterVec("parley_rate_limited_total", "Requests refused by a rate limit, by limit.", "limit"),
 		slowClosed:  counter("parley_slow_consumer_closes_total", "Connections closed with 4001 (slow consumer)."),
 		uploads:     counter("parley_uploads_total", "Images stored through POST /v1/uploads."),
-		panics:      counterVec("parley_panics_total", "Panics recovered, by where (reader, worker, writer, hello, timer, http); each closed its connection with 1011 or answered 500.", "where"),
+		sendsDropped: counter("parley_sends_dropped_total",
+			"Sends a WebSocket connection handed to the store that the store did not run because the connection closed before it took them into a batch: their replies could not be written, and the client sends them again."),
+		panics: counterVec("parley_panics_total", "Panics recovered, by where (reader, worker, writer, hello, timer, http); each closed its connection with 1011 or answered 500.", "where"),
 	}
 	m.httpConns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_http_connections_open", Help: "Open TCP connections (HTTP and WebSocket) accepted within the caps."})
 	m.httpRefused = counterVec("parley_http_connections_refused_total", "Connections closed on accept for being over a cap, by cap (per_ip, total).", "reason")
 	m.reg.MustRegister(m.httpConns, m.httpRefused)
+	hubStore := counterVec("parley_hub_store_calls_total",
+		"Store calls of the hub's own, by kind (fill: the events of a gap or of an overflowing queue; poll: the heads; event: an event whose broker data did not parse; contacts; consent). Send replies pending then are written without waiting for it, ahead of their events (parley_send_replies_early_total).", "kind")
+	for k, name := range hubStoreKinds {
+		m.hubStoreCalls[k] = hubStore.WithLabelValues(name)
+	}
+	m.repliesEarly = counter("parley_send_replies_early_total",
+		"Connections whose WebSocket send replies were written before the hub queued their store batch's events, because the hub was in (or about to make) a store call of its own: the sender's own events for those sends come in a later write.")
+	m.reg.MustRegister(hubStore, m.repliesEarly)
 	m.obs = newObsMetrics(m.reg)
-	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.uploads, m.panics,
+	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.sendsDropped, m.uploads, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

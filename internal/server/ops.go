@@ -126,7 +126,7 @@ func (c *conn) dispatchSends(ctx context.Context, run []request) (queued bool) {
 		c.mu.Unlock()
 		c.wg.Add(1) // the run in the store: end waits for its replies
 		r.storeStart = time.Now()
-		svc.sendManyAsync(r.nms, r.storedFunc)
+		svc.sendManyAsync(r.nms, &c.dropSends, r.storedFunc)
 		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
@@ -186,6 +186,13 @@ func (r *sendRun) replyTo(upTo int) {
 func (r *sendRun) answer(k int, m parley.Message, err error) {
 	i := r.idx[k]
 	r.replyTo(i)
+	if errors.Is(err, parley.ErrSendDropped) {
+		// The connection closed (conn.dropSends) before the store took
+		// the send: no reply can reach the client, which sends it again.
+		r.c.s.metrics.sendsDropped.Inc()
+		r.next = i + 1
+		return
+	}
 	err = r.c.overloaded(err)
 	// A send the client will retry closes the gate as a refusal does: a
 	// later send of the connection stored before the retry would break

@@ -40,7 +40,7 @@ func (s *failingSends) SendMessages(ctx context.Context, ms []parley.NewMessage,
 
 // SendMessagesAsync hides the engine's own (parley.AsyncSender) for the
 // same reason: the server would hand it the sends instead.
-func (s *failingSends) SendMessagesAsync(ms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+func (s *failingSends) SendMessagesAsync(ms []parley.NewMessage, _ *atomic.Bool, done func(int, parley.Message, []parley.Event, error)) {
 	s.SendMessages(context.Background(), ms, done)
 }
 

@@ -29,17 +29,23 @@ func frameCost(b []byte) int { return len(b) + frameOverhead }
 func (c *conn) queuedLocked() int { return c.qBytes + c.flying }
 
 // kickLocked starts the writer when there is something for it to do and
-// none runs, and wakes a worker waiting for the queue to drain when the
-// connection is closing. c.mu must be held.
+// none runs (and no send reply waits for its events: see heldLocked), and
+// wakes a worker waiting for the queue to drain when the connection is
+// closing. c.mu must be held.
 func (c *conn) kickLocked() {
 	c.wakeDrainedLocked()
-	if !c.started || c.writerOn || c.closed || (len(c.q) == 0 && c.closeCode == 0) {
+	if !c.started || c.writerOn || c.closed || (len(c.q) == 0 && c.closeCode == 0) || c.heldLocked() {
 		return
 	}
 	c.writerOn = true
 	c.wg.Add(1)
 	go c.writeLoop()
 }
+
+// heldLocked reports whether the queue waits for the hub's flush of a
+// commitFlush hand-off (replyTake) and the connection is not closing:
+// then only flushInline writes it. c.mu must be held.
+func (c *conn) heldLocked() bool { return c.replyTake != 0 && c.closeCode == 0 }
 
 // enqueue queues a frame for the writer and reports whether it was
 // queued. The queue is bounded in bytes (Limits.SendQueueBytes, counting
@@ -188,6 +194,15 @@ func (c *conn) writeLoop() {
 		if done != nil && c.spare == nil {
 			clear(done) // let the frames' bytes go
 			c.spare = done[:0]
+		}
+		if c.heldLocked() {
+			// A send reply was queued while this writer wrote: the
+			// hub's flush writes it with its events (replyTake).
+			c.writerOn = false
+			freeQueue(c.spare)
+			c.spare = nil
+			c.mu.Unlock()
+			return
 		}
 		q := c.q
 		c.q = nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ type answeringStore struct {
 	m            parley.Message
 }
 
-func (s *answeringStore) SendMessagesAsync(ms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+func (s *answeringStore) SendMessagesAsync(ms []parley.NewMessage, _ *atomic.Bool, done func(int, parley.Message, []parley.Event, error)) {
 	for i := range ms {
 		done(i, s.m, nil, nil)
 	}

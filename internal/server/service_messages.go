@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleychat/parley"
@@ -91,10 +92,11 @@ func (s *service) async() bool {
 // must not block), with the store's results: done must finish each send
 // with sendStored before answering it. Only when async reports true. A
 // connection's run passes a done it made once (sendRun.stored), not a
-// closure per run.
-func (s *service) sendManyAsync(nms []parley.NewMessage, done func(i int, m parley.Message, evs []parley.Event, err error)) {
+// closure per run, and its conn.dropSends as drop: the sends the store
+// has not taken into a batch when the connection closes are not run.
+func (s *service) sendManyAsync(nms []parley.NewMessage, drop *atomic.Bool, done func(i int, m parley.Message, evs []parley.Event, err error)) {
 	s.metrics.obs.storeSendRun.Observe(float64(len(nms)))
-	s.store.(parley.AsyncSender).SendMessagesAsync(nms, done)
+	s.store.(parley.AsyncSender).SendMessagesAsync(nms, drop, done)
 }
 
 // sendRun counts a run of n sends handed to the store and returns what

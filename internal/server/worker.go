@@ -91,7 +91,9 @@ func (t *workerTask) do() { (*conn)(t).work() }
 // replies would go nowhere, the client resends what it got no reply for
 // (sends are idempotent), and running them would only keep a dead
 // connection's work (up to a full queue of sends each) in the store's
-// batches and in the way of a shutdown. The request in progress finishes.
+// batches and in the way of a shutdown. The request in progress finishes,
+// except a run of sends handed to the store: the store drops those of
+// its sends it has not taken into a batch yet (conn.dropSends).
 func (c *conn) work() {
 	defer c.wg.Done()
 	defer c.recoverWorker()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/batchq"
@@ -100,9 +101,9 @@ func (e *engine) Send(ctx context.Context, nm parley.NewMessage) (parley.Message
 }
 
 // SendMany implements sqlstore.Engine.
-func (e *engine) SendMany(ctx context.Context, async bool, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+func (e *engine) SendMany(ctx context.Context, async bool, drop *atomic.Bool, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
 	ops, answer := e.sendOps(nms, done)
-	batchq.EnqueueRun(ctx, e.b.queue, async, ops, answer)
+	batchq.EnqueueRun(ctx, e.b.queue, async, drop, ops, answer)
 }
 
 // sendOps makes the ops of nms and the answer that hands the i-th op's

@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleychat/parley"
@@ -125,9 +126,10 @@ type Engine interface {
 	Send(ctx context.Context, nm parley.NewMessage) (parley.Message, []parley.Event, error)
 	// SendMany stores validated messages as parley.MultiSender does,
 	// calling done(k, ...) for each nms[k], in order. With async it does
-	// not wait, as parley.AsyncSender.SendMessagesAsync: done runs on the
-	// batcher goroutine and ctx is not used (batchq.EnqueueRun).
-	SendMany(ctx context.Context, async bool, nms []parley.NewMessage, done func(k int, m parley.Message, evs []parley.Event, err error))
+	// not wait, as parley.AsyncSender.SendMessagesAsync (drop is its
+	// drop): done runs on the batcher goroutine and ctx is not used
+	// (batchq.EnqueueRun); without it drop is not used.
+	SendMany(ctx context.Context, async bool, drop *atomic.Bool, nms []parley.NewMessage, done func(k int, m parley.Message, evs []parley.Event, err error))
 }
 
 // Dialect is what the engines write differently. An engine's dialect is

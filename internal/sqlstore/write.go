@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -574,15 +575,15 @@ func (s *Store) SendMessage(ctx context.Context, nm parley.NewMessage) (parley.M
 // batch commits; an invalid one is answered in its place.
 func (s *Store) SendMessages(ctx context.Context, nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
 	s.sendMessages(nms, func(valid []parley.NewMessage, answer func(int, parley.Message, []parley.Event, error)) {
-		s.e.SendMany(ctx, false, valid, answer)
+		s.e.SendMany(ctx, false, nil, valid, answer)
 	}, done)
 }
 
 // SendMessagesAsync implements parley.AsyncSender: SendMessages through
 // Engine.SendMany with async, so done runs on the batcher goroutine.
-func (s *Store) SendMessagesAsync(nms []parley.NewMessage, done func(int, parley.Message, []parley.Event, error)) {
+func (s *Store) SendMessagesAsync(nms []parley.NewMessage, drop *atomic.Bool, done func(int, parley.Message, []parley.Event, error)) {
 	s.sendMessages(nms, func(valid []parley.NewMessage, answer func(int, parley.Message, []parley.Event, error)) {
-		s.e.SendMany(context.Background(), true, valid, answer)
+		s.e.SendMany(context.Background(), true, drop, valid, answer)
 	}, done)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/parleychat/parley"
@@ -38,12 +39,18 @@ func sendMany(t *testing.T, ctx context.Context, ms parley.MultiSender, nms []pa
 // per send and checks that it was called in order.
 func sendManyAsync(t *testing.T, as parley.AsyncSender, nms []parley.NewMessage) []sendResult {
 	t.Helper()
+	return sendManyDrop(t, as, nms, nil)
+}
+
+// sendManyDrop is sendManyAsync with drop.
+func sendManyDrop(t *testing.T, as parley.AsyncSender, nms []parley.NewMessage, drop *atomic.Bool) []sendResult {
+	t.Helper()
 	var (
 		mu  sync.Mutex
 		got []sendResult
 	)
 	all := make(chan struct{})
-	as.SendMessagesAsync(nms, func(i int, m parley.Message, evs []parley.Event, err error) {
+	as.SendMessagesAsync(nms, drop, func(i int, m parley.Message, evs []parley.Event, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, sendResult{i, m, evs, err})
@@ -80,6 +87,42 @@ func testSendMessages(t *testing.T, s parley.Store) {
 func testSendMessagesAsync(t *testing.T, s parley.Store) {
 	as := optional[parley.AsyncSender](t, s)
 	testSendRun(t, s, func(nms []parley.NewMessage) []sendResult { return sendManyAsync(t, as, nms) })
+}
+
+// testSendMessagesDropped: a run whose drop is set before the store takes
+// it is answered parley.ErrSendDropped, send by send and in order, and
+// nothing of it is stored (no message, no event); the same sends queued
+// again without drop are each stored once.
+func testSendMessagesDropped(t *testing.T, s parley.Store) {
+	as := optional[parley.AsyncSender](t, s)
+	a, b := newUser(t, s, "dropa"), newUser(t, s, "dropb")
+	conv := newGroup(t, s, a, "dropped", b)
+	var nms []parley.NewMessage
+	for i := range 5 {
+		nms = append(nms, parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID, ClientID: fmt.Sprintf("drop-%d", i), Type: parley.Text, Text: fmt.Sprintf("d%d", i)})
+	}
+	head := must[int64](t, "Head")(s.Head(ctx(t)))
+	var drop atomic.Bool
+	drop.Store(true)
+	for i, r := range sendManyDrop(t, as, nms, &drop) {
+		if !errors.Is(r.err, parley.ErrSendDropped) || len(r.evs) != 0 {
+			t.Errorf("dropped send %d: %d events, %v; want none, ErrSendDropped", i, len(r.evs), r.err)
+		}
+	}
+	if got := must[int64](t, "Head")(s.Head(ctx(t))); got != head {
+		t.Errorf("head %d after a dropped run, want %d: something was stored", got, head)
+	}
+	if got := allMessages(t, s, a.ID, conv.ID); len(got) != 0 {
+		t.Errorf("history %v after a dropped run, want none", texts(got))
+	}
+	for i, r := range sendManyAsync(t, as, nms) {
+		if r.err != nil || len(r.evs) != 1 {
+			t.Fatalf("send %d again: %d events, %v; want it stored", i, len(r.evs), r.err)
+		}
+	}
+	if got := texts(allMessages(t, s, a.ID, conv.ID)); fmt.Sprint(got) != "[d0 d1 d2 d3 d4]" {
+		t.Errorf("history %v, want [d0 d1 d2 d3 d4]", got)
+	}
 }
 
 // testSendRun is testSendMessages with the run stored by sendRun.

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -56,7 +57,7 @@ func (full) ShardEvents(context.Context, int, int64, int) ([]parley.Event, error
 func (full) ShardEventsFor(context.Context, string, int, int64, int) (parley.EventsPage, error) {
 	return parley.EventsPage{}, nil
 }
-func (full) SendMessagesAsync([]parley.NewMessage, func(int, parley.Message, []parley.Event, error)) {
+func (full) SendMessagesAsync([]parley.NewMessage, *atomic.Bool, func(int, parley.Message, []parley.Event, error)) {
 }
 
 // TestMissingOptional: a store without the optional interfaces fails the

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"SendValidation", testSendValidation},
 		{"SendMessages", testSendMessages},
 		{"SendMessagesAsync", testSendMessagesAsync},
+		{"SendMessagesDropped", testSendMessagesDropped},
 		{"SendMessagesConcurrent", testSendMessagesConcurrent},
 		{"SendMessagesCancelled", testSendMessagesCancelled},
 		{"Delete", testDelete},
