@@ -468,6 +468,8 @@ type client struct {
 	seen      map[string]bool      // message ids received
 	presence  map[string][]bool    // user -> online/offline events received, in order
 	typing    []string             // users seen typing
+	keepAll   bool                 // keep every event frame's data in all
+	all       []json.RawMessage    // with keepAll: every event frame's data, in the order received
 	violation string               // the first broken rule seen
 	pending   *protocol.Send       // the send under way when the node died (staysAway)
 	reqs      atomic.Int64
@@ -664,14 +666,21 @@ func (c *client) comeBack(ctx context.Context, n *node) error {
 }
 
 func (c *client) send(ctx context.Context, s protocol.Send) error {
+	_, err := c.sendMessage(ctx, s)
+	return err
+}
+
+// sendMessage sends s and returns the message its reply holds, as its
+// JSON.
+func (c *client) sendMessage(ctx context.Context, s protocol.Send) (json.RawMessage, error) {
 	f, err := c.request(ctx, protocol.OpSend, s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if f.Type != protocol.TypeReply {
-		return fmt.Errorf("send %s: %s %+v", s.ClientID, f.Type, f.Error)
+		return nil, fmt.Errorf("send %s: %s %+v", s.ClientID, f.Type, f.Error)
 	}
-	return nil
+	return f.Data, nil
 }
 
 func (c *client) onlineContacts(ctx context.Context) ([]string, error) {
@@ -801,6 +810,9 @@ func (wc *wsConn) readLoop(c *client) {
 				continue
 			}
 			c.mu.Lock()
+			if c.keepAll {
+				c.all = append(c.all, f.Data)
+			}
 			if e.Pos > 0 {
 				phase := "replay"
 				if wc.resumed {
