@@ -46,8 +46,9 @@ const (
 
 // ReplayFilter is the condition a replayed event e must meet to reach
 // user $1 (the engines' EventsForSQL): events of a user $1 blocked are
-// left out, and the reactions on their messages (e.message_id: a
-// reaction recorded before reactions kept it there is not left out), a messageRead or messageDelivered of a user blocked either way or of the
+// left out, and the reactions on their messages (e.message_id: the
+// migrations PostgreSQL 00023 and SQLite 00020 gave it to the reactions
+// recorded before reactions kept it there), a messageRead or messageDelivered of a user blocked either way or of the
 // recipient of a request they have not accepted (pending or declined) too, as their audience at write left them out.
 const ReplayFilter = `NOT (e.type IN ('newMessage', 'messageEdited', 'messageDeleted', 'reactionAdded', 'reactionRemoved')
 		AND EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = e.actor_id))
