@@ -175,7 +175,8 @@ func (s *Server) consentRoutes(mux *routeMux) {
 // may make them again). A block tells each of them, on this node, that
 // the other is offline (their presence no longer reaches each other); an
 // unblock or an accept tells them of each other's presence when they are
-// contacts now, as a first answer in a direct conversation does.
+// contacts now (after an unblock, through a group too), as a first answer
+// in a direct conversation does.
 func (s *Server) consentChanged(ev parley.Event) {
 	if len(ev.UserIDs) != 1 {
 		return
@@ -183,7 +184,7 @@ func (s *Server) consentChanged(ev parley.Event) {
 	a, b := ev.UserID, ev.UserIDs[0]
 	s.hub.contacts.invalidate([]string{a, b})
 	if ev.Type != parley.EventUserBlocked {
-		s.announceDirectContacts(a, b)
+		s.announceContacts(a, b, ev.Type == parley.EventUserUnblocked)
 		return
 	}
 	at := parley.Now()
