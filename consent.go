@@ -109,4 +109,34 @@ type Consenter interface {
 	// MaxGroupMembers ids (EINVALID past that), so the read is bounded by
 	// that many users' blocked lists (MaxBlocked each).
 	BlocksAmong(ctx context.Context, userIDs []string) ([][2]string, error)
+	// Tie reads what links userID and otherID (two different users; a
+	// user that does not exist is linked to nobody). Without groups it
+	// reads only the pair's own rows, each by its key: their direct
+	// conversation (by the pair), its two member rows and the two blocks
+	// there may be, so it costs the same however many conversations and
+	// contacts either has (the hub asks it for each message of a direct
+	// conversation only one of them wrote in: has the other answered?).
+	// With groups it also looks for a group both are members of now,
+	// which reads userID's memberships, as the consent check of a
+	// create_direct does.
+	Tie(ctx context.Context, userID, otherID string, groups bool) (Tie, error)
 }
+
+// Tie is what links two users, the first and the second of
+// Consenter.Tie: what Store.Contacts' rule reads of one pair.
+type Tie struct {
+	// Direct: they have a direct conversation in which both wrote (or
+	// whose request its recipient accepted).
+	Direct bool
+	// Group: both are members of a group now; false unless Tie was asked
+	// for groups.
+	Group bool
+	// Blocked: the first blocked the second. BlockedBy: the second
+	// blocked the first.
+	Blocked, BlockedBy bool
+}
+
+// Contacts reports whether t makes the two users contacts:
+// Store.Contacts' rule without its limit (MaxContacts), and, for a Tie
+// read without groups, through their direct conversation only.
+func (t Tie) Contacts() bool { return (t.Direct || t.Group) && !t.Blocked && !t.BlockedBy }

@@ -95,6 +95,17 @@ func TestRolesMigration(t *testing.T) {
 	storetest.RolesMigration(t, func(t *testing.T) parley.Store { return open(t, dsn) }, execOn(dsn))
 }
 
+// TestReactionMessageMigration: see storetest.ReactionMessageMigration
+// (migration 00023).
+func TestReactionMessageMigration(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	storetest.ReactionMessageMigration(t, func(t *testing.T) parley.Store { return open(t, dsn) }, execOn(dsn), func(t *testing.T) {
+		if err := postgres.MigrateDownTo(t.Context(), dsn, 22); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // execOn runs a statement on the database at dsn, on a connection of
 // its own; a failure fails the test.
 func execOn(dsn string) func(t *testing.T, stmt string) {

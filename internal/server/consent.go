@@ -172,10 +172,10 @@ func (s *Server) consentRoutes(mux *routeMux) {
 // consentChanged runs on the hub's run goroutine before a block, an
 // unblock or an accepted request is delivered: the two users' cached
 // contacts are dropped (a block ends contacts, an unblock or an accept
-// may make them again). A block tells each of them, on this node, that
-// the other is offline (their presence no longer reaches each other); an
-// unblock or an accept tells them of each other's presence when they are
-// contacts now, as a first answer in a direct conversation does.
+// may make them again). A block ends what presence crossed between them
+// (blockedOffline); an unblock or an accept tells them of each other's
+// presence when they are contacts now (after an unblock, through a group
+// too), as a first answer in a direct conversation does.
 func (s *Server) consentChanged(ev parley.Event) {
 	if len(ev.UserIDs) != 1 {
 		return
@@ -183,10 +183,39 @@ func (s *Server) consentChanged(ev parley.Event) {
 	a, b := ev.UserID, ev.UserIDs[0]
 	s.hub.contacts.invalidate([]string{a, b})
 	if ev.Type != parley.EventUserBlocked {
-		s.announceDirectContacts(a, b)
+		s.announceContacts(a, b, ev.Type == parley.EventUserUnblocked)
 		return
 	}
+	s.blockedOffline(a, b)
+}
+
+// blockedOffline runs for blocker a's block of b: their presence no
+// longer reaches each other, so each of them (on this node) who may show
+// the other online hears userOffline of the other once, and nobody else
+// hears anything. That is each of the two, when the other is online and
+// they were contacts until this block (parley.Consenter.Tie with groups:
+// a group they share or a direct conversation both wrote in, and b had
+// not blocked a). A user the other was no contact of never heard the
+// other's presence: a userOffline out of nowhere, at the moment of the
+// block, would tell a blocked stranger they were blocked
+// (docs/protocol.md, section 5: they learn no presence either way). The
+// tie is read only when one of them is online and the other has a
+// connection here; a failed read tells nobody.
+func (s *Server) blockedOffline(a, b string) {
+	tell := func(to, about string) bool { return s.pres.isOnline(about) && s.hub.local(to) }
+	toA, toB := tell(a, b), tell(b, a)
+	if !toA && !toB {
+		return
+	}
+	t, ok := s.tie(a, b, true)
+	if !ok || (!t.Direct && !t.Group) || t.BlockedBy {
+		return // no contacts before the block either: nothing to end
+	}
 	at := parley.Now()
-	s.hub.deliverEphemeral([]string{b}, encodeEvent(parley.Event{Type: parley.EventUserOffline, UserID: a, At: at}))
-	s.hub.deliverEphemeral([]string{a}, encodeEvent(parley.Event{Type: parley.EventUserOffline, UserID: b, At: at}))
+	if toB {
+		s.hub.deliverPresence([]string{b}, a, false, at)
+	}
+	if toA {
+		s.hub.deliverPresence([]string{a}, b, false, at)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,6 +163,66 @@ func TestBlockOverWebSocket(t *testing.T) {
 	// A blocked user cannot start a direct conversation either.
 	c.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
 	b.failWith(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "carol"}, parley.ErrUnreachable)
+}
+
+// TestBlockedStrangerHearsNoPresence: a block ends the presence that
+// crossed between the two, and tells nothing where none crossed. A
+// stranger the blocker never answered hears nothing of the blocker at
+// the block (a userOffline out of nowhere would tell them they were
+// blocked), nor the blocker of them; a contact and the blocker hear
+// userOffline of each other once; a user who had blocked the blocker
+// first (no contacts since) hears nothing more when blocked back.
+func TestBlockedStrangerHearsNoPresence(t *testing.T) {
+	srv := servertest.Start(t)
+	alice := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	bob := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
+	carol := connect(t, srv, srv.Token(t, "carol", "Carol"), nil)
+	dave := connect(t, srv, srv.Token(t, "dave", "Dave"), nil)
+
+	// Bob writes to alice, who never answers: a stranger to her.
+	var d parley.Conversation
+	bob.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "alice"}, &d)
+	bob.send(d.ID, "b1", "hello?")
+	// Carol and dave are alice's contacts: both wrote, and each side
+	// heard the other is online.
+	for _, c := range []struct {
+		ws *wsClient
+		id string
+	}{{carol, "carol"}, {dave, "dave"}} {
+		var dc parley.Conversation
+		c.ws.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "alice"}, &dc)
+		c.ws.send(dc.ID, "c1", "hi alice")
+		alice.send(dc.ID, "a-"+c.id, "hi")
+		c.ws.eventBy(parley.EventUserOnline, "alice")
+		alice.eventBy(parley.EventUserOnline, c.id)
+	}
+
+	// block has by block user and returns, once the blocker's own device
+	// has the block's event, the presence events about the blocker that
+	// the blocked user holds, and about the blocked user that the
+	// blocker holds: both were queued before that event
+	// (Server.consentChanged).
+	block := func(by, user *wsClient, byID, userID string) (toUser, toBlocker []string) {
+		t.Helper()
+		by.pending, user.pending = nil, nil
+		by.do(protocol.OpBlock, protocol.UserRef{UserID: userID}, nil)
+		by.event(parley.EventUserBlocked)
+		return presenceAbout(t, user, byID), presenceAbout(t, by, userID)
+	}
+	offline := []string{string(parley.EventUserOffline)}
+
+	if toBob, toAlice := block(alice, bob, "alice", "bob"); len(toBob) != 0 || len(toAlice) != 0 {
+		t.Errorf("alice blocked bob, a stranger: bob heard %v about alice, alice %v about bob, want nothing", toBob, toAlice)
+	}
+	if toCarol, toAlice := block(alice, carol, "alice", "carol"); !slices.Equal(toCarol, offline) || !slices.Equal(toAlice, offline) {
+		t.Errorf("alice blocked carol, a contact: carol heard %v about alice, alice %v about carol, want %v each", toCarol, toAlice, offline)
+	}
+	if toAlice, toDave := block(dave, alice, "dave", "alice"); !slices.Equal(toAlice, offline) || !slices.Equal(toDave, offline) {
+		t.Errorf("dave blocked alice, a contact: alice heard %v about dave, dave %v about alice, want %v each", toAlice, toDave, offline)
+	}
+	if toDave, toAlice := block(alice, dave, "alice", "dave"); len(toDave) != 0 || len(toAlice) != 0 {
+		t.Errorf("alice blocked dave back: dave heard %v about alice, alice %v about dave, want nothing more", toDave, toAlice)
+	}
 }
 
 // TestRequestsAndConsent: a stranger's direct conversation is a request

@@ -149,9 +149,7 @@ func (cc *contactsCache) invalidate(users []string) {
 // either holds the other (contacts already; the common case, a map lookup
 // and a binary search). Otherwise the message may be the second user's
 // first in a direct conversation, so a cached list of either, which lacks
-// the other, is dropped and read again when next needed. A one-sided
-// conversation therefore costs a re-read of its two users' contacts per
-// message at most, which the message rate limit bounds.
+// the other, is dropped and read again when next needed.
 func (cc *contactsCache) directMessage(a, b string) (maybeNew bool) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
@@ -177,21 +175,61 @@ func has(ids []string, id string) bool {
 // announceDirectContacts runs on the hub's run goroutine for a newMessage
 // between two users that may have made them contacts
 // (contactsCache.directMessage): if both are online and at least one has
-// a connection on this node, it reads their contacts (one store read, then
-// cached) and, when they are contacts now, tells each that the other is
-// online, as announceNewContacts does for a new group. Each node tells
-// its own connections.
-func (s *Server) announceDirectContacts(a, b string) {
+// a connection on this node, it asks the store whether their direct
+// conversation makes them contacts now (both wrote in it, neither blocked
+// the other) and, when it does, tells each that the other is online, as
+// announceNewContacts does for a new group. Each node tells its own
+// connections.
+//
+// The question is parley.Consenter.Tie without groups: one read of the
+// pair's own rows by their keys, whatever the size of either's contacts
+// list. Every message of a conversation only one of them wrote in asks
+// it again (the message rate limit bounds that), where reading the
+// writer's whole contacts list would cost up to parley.MaxContacts
+// contacts from every one of their conversations, per message, on this
+// goroutine. A group of two they share is not asked about: its members
+// were announced to each other when it was made (announceNewContacts).
+// Once they are contacts, the first user's list is read into the cache
+// (once: it holds the other from then on, so their next messages find
+// them contacts there and ask nothing), as their next presence change
+// would read it anyway.
+func (s *Server) announceDirectContacts(a, b string) { s.announceContacts(a, b, false) }
+
+// announceContacts is announceDirectContacts; with groups, a group both
+// are members of makes them contacts too (an unblock: parley.Consenter.Tie
+// then reads a's memberships, once per unblock). A store without consent
+// (no parley.Consenter; Parley's both have it) announces nothing.
+func (s *Server) announceContacts(a, b string, groups bool) {
 	if !s.pres.isOnline(a) || !s.pres.isOnline(b) || !s.hub.local(a, b) {
 		return
 	}
-	ids, ok := s.presenceContacts(a)
-	if !ok || !has(ids, b) {
-		return // only one of them wrote: nothing is revealed
+	if t, ok := s.tie(a, b, groups); !ok || !t.Contacts() {
+		return // no contacts (one of them never wrote, or a block): nothing is revealed
 	}
 	at := parley.Now()
 	s.hub.deliverPresence([]string{b}, a, true, at)
 	s.hub.deliverPresence([]string{a}, b, true, at)
+	s.presenceContacts(a)
+}
+
+// tie reads what links users a and b (parley.Consenter.Tie), in at most
+// 5 s; !ok when it could not be read (logged) or the store has no
+// consent (and so no blocks, and no way to ask).
+func (s *Server) tie(a, b string, groups bool) (parley.Tie, bool) {
+	cs, ok := s.hub.store.(parley.Consenter)
+	if !ok {
+		return parley.Tie{}, false
+	}
+	ctx, cancel := context.WithTimeout(s.bgCtx, 5*time.Second)
+	defer cancel()
+	t, err := cs.Tie(ctx, a, b, groups)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("presence: what links two users", "err", err)
+		}
+		return parley.Tie{}, false
+	}
+	return t, true
 }
 
 // announceNewContacts tells users who just became contacts (a conversation

@@ -1,14 +1,18 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/internal/sqlite"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -150,4 +154,60 @@ func TestNewContactsSkipBlocked(t *testing.T) {
 	hears(t, "alice", onlineBefore(t, alice, parley.ChangeMembersAdded, "barrier 2"), nil, []string{"carol"})
 	hears(t, "bob", onlineBefore(t, bob, parley.ChangeMembersAdded, "barrier 2"), []string{"carol"}, nil)
 	hears(t, "carol", onlineBefore(t, carol, parley.ChangeMembersAdded, "barrier 2"), []string{"bob"}, []string{"alice"})
+}
+
+// contactsCounting is a SQLite store (every optional interface kept)
+// that counts its Contacts reads.
+type contactsCounting struct {
+	*sqlite.DB
+	reads atomic.Int64
+}
+
+func (s *contactsCounting) Contacts(ctx context.Context, userID string) ([]string, error) {
+	s.reads.Add(1)
+	return s.DB.Contacts(ctx, userID)
+}
+
+// TestOneSidedDirectReadsNoList: the messages of a direct conversation
+// only one of its users wrote in, both online, cost the hub no contacts
+// list each (it asks the store about the pair instead: Consenter.Tie),
+// where it read the writer's whole list for every one of them.
+// TestHostileStrangerPresence checks what is announced.
+func TestOneSidedDirectReadsNoList(t *testing.T) {
+	cs := &contactsCounting{}
+	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
+		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
+		cs.DB = db
+		return cs, err
+	}))
+	srv.Token(t, "other", "Other")
+	victim := connect(t, srv, srv.Token(t, "victim", "Victim"), nil)
+	stranger := connect(t, srv, srv.Token(t, "stranger", "Stranger"), nil)
+	friend := connect(t, srv, srv.Token(t, "friend", "Friend"), nil)
+	var g, d parley.Conversation
+	friend.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "three", MemberIDs: []string{"victim", "other"}}, &g)
+	stranger.do(protocol.OpCreateDirect, protocol.CreateDirect{UserID: "victim"}, &d)
+	// Each list in the cache: nothing changes them from here on.
+	for _, c := range []*wsClient{victim, stranger, friend} {
+		c.do(protocol.OpPresence, nil, nil)
+	}
+
+	before := cs.reads.Load()
+	const messages = 20
+	for i := range messages {
+		stranger.send(d.ID, fmt.Sprint("s", i), "answer me")
+	}
+	// The hub delivers in position order: once the victim has the
+	// group's later message, it has handled every one of the stranger's.
+	friend.send(g.ID, "f1", "barrier")
+	for {
+		if ev := victim.eventBy(parley.EventNewMessage, "friend"); ev.Message.Text == "barrier" {
+			break
+		}
+	}
+	// A presence tick of a connect may still have been to run, and found
+	// its user's list dropped by a message: one read per user at most.
+	if n := cs.reads.Load() - before; n > 3 {
+		t.Errorf("%d messages of a one-sided direct conversation cost %d contacts reads, want at most 3 (the connects' presence)", messages, n)
+	}
 }

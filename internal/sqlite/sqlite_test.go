@@ -262,6 +262,17 @@ func TestRolesMigration(t *testing.T) {
 	storetest.RolesMigration(t, func(t *testing.T) parley.Store { return open(t, path) }, execOn(path))
 }
 
+// TestReactionMessageMigration: see storetest.ReactionMessageMigration
+// (migration 00020).
+func TestReactionMessageMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	storetest.ReactionMessageMigration(t, func(t *testing.T) parley.Store { return open(t, path) }, execOn(path), func(t *testing.T) {
+		if err := sqlite.MigrateDownTo(t.Context(), path, 19); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // execOn runs a statement on the database file at path, on a connection
 // of its own; a failure fails the test.
 func execOn(path string) func(t *testing.T, stmt string) {

@@ -47,8 +47,9 @@ const (
 
 // ReplayFilter is the condition a replayed event e must meet to reach
 // user $1 (the engines' EventsForSQL): events of a user $1 blocked are
-// left out, and the reactions on their messages (e.message_id: a
-// reaction recorded before reactions kept it there is not left out), a messageRead or messageDelivered of a user blocked either way or of the
+// left out, and the reactions on their messages (e.message_id: the
+// migrations PostgreSQL 00023 and SQLite 00020 gave it to the reactions
+// recorded before reactions kept it there), a messageRead or messageDelivered of a user blocked either way or of the
 // recipient of a request they have not accepted (pending or declined) too, as their audience at write left them out.
 const ReplayFilter = `NOT (e.type IN ('newMessage', 'messageEdited', 'messageDeleted', 'reactionAdded', 'reactionRemoved')
 		AND EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = e.actor_id))
@@ -106,6 +107,24 @@ const (
 			` + contactsJoin + `
 			WHERE mine.user_id = $1 AND other.user_id = $2 AND mine.left_pos IS NULL AND ` + contactsRule + `)
 		FROM users u WHERE u.id = $2`
+	// qTie reads a pair's own rows (args: user, other, then the pair in
+	// the order of conversations.direct_a and direct_b): whether their
+	// direct conversation (conversations_direct_pair) has both members
+	// written in it (members' key), and the blocks either way (blocks'
+	// key). Each probe reads at most one row.
+	qTie = `SELECT EXISTS (SELECT 1 FROM conversations c
+			JOIN members x ON x.conversation_id = c.id AND x.user_id = $1 AND x.left_pos IS NULL
+			JOIN members y ON y.conversation_id = c.id AND y.user_id = $2 AND y.left_pos IS NULL
+			WHERE c.kind = 'direct' AND c.direct_a = $3 AND c.direct_b = $4 AND x.wrote AND y.wrote),
+		EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2),
+		EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2 AND blocked_id = $1)`
+	// qSharedGroup: whether users $1 and $2 are members of a group now;
+	// it walks $1's memberships (members_by_user), probing $2's row of
+	// each by members' key, and stops at the first group.
+	qSharedGroup = `SELECT EXISTS (SELECT 1 FROM members mine
+		JOIN members other ON other.conversation_id = mine.conversation_id AND other.user_id = $2 AND other.left_pos IS NULL
+		` + contactsJoin + `
+		WHERE mine.user_id = $1 AND mine.left_pos IS NULL AND c.kind = 'group')`
 	qConsent          = `SELECT consent FROM users WHERE id = $1`
 	qConversationKind = `SELECT kind FROM conversations WHERE id = $1`
 	qSetConsent       = `UPDATE users SET consent = $1 WHERE id = $2`
@@ -562,6 +581,29 @@ func (s *Store) BlocksAmong(ctx context.Context, userIDs []string) ([][2]string,
 		return err
 	})
 	return pairs, s.wrapInternal(err)
+}
+
+// Tie implements parley.Consenter.
+func (s *Store) Tie(ctx context.Context, userID, otherID string, groups bool) (parley.Tie, error) {
+	if err := parley.ValidateID("user id", userID); err != nil {
+		return parley.Tie{}, err
+	}
+	if err := parley.ValidateID("user id", otherID); err != nil {
+		return parley.Tie{}, err
+	}
+	if userID == otherID {
+		return parley.Tie{}, invalidf("a tie links two different users")
+	}
+	var t parley.Tie
+	err := s.e.Read(ctx, func(q Querier) error {
+		t = parley.Tie{}
+		err := q.QueryRow(ctx, qTie, userID, otherID, min(userID, otherID), max(userID, otherID)).Scan(&t.Direct, &t.Blocked, &t.BlockedBy)
+		if err != nil || !groups {
+			return err
+		}
+		return q.QueryRow(ctx, qSharedGroup, userID, otherID).Scan(&t.Group)
+	})
+	return t, s.wrapInternal(err)
 }
 
 // scanPair reads a row of two strings: a block's blocker and blocked

@@ -759,3 +759,85 @@ func testBlockedSearch(t *testing.T, s parley.Store) {
 		t.Errorf("a's mentions after the unblock: %v, want %v", got, want)
 	}
 }
+
+// testTie: Consenter.Tie reads what links a pair as Contacts' rule does:
+// a direct conversation only once both wrote in it (or its request was
+// accepted), a group only when asked for groups and while both are
+// members, each block by its direction; and it agrees with Contacts on
+// every pair (none of these users is near the contacts limit).
+func testTie(t *testing.T, s parley.Store) {
+	cs := optional[parley.Consenter](t, s)
+	u := newUsers(t, s, "tie", 6)
+	a, b, c, d, e, f := u[0], u[1], u[2], u[3], u[4], u[5]
+	tie := func(x, y parley.User, groups bool) parley.Tie {
+		t.Helper()
+		return must[parley.Tie](t, "Tie")(cs.Tie(ctx(t), x.ID, y.ID, groups))
+	}
+	check := func(what string, got, want parley.Tie) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s: Tie %+v, want %+v", what, got, want)
+		}
+	}
+	agree := func(when string) {
+		t.Helper()
+		for _, x := range u {
+			contacts := must[[]string](t, "Contacts")(s.Contacts(ctx(t), x.ID))
+			for _, y := range u {
+				if x.ID != y.ID && tie(x, y, true).Contacts() != slices.Contains(contacts, y.ID) {
+					t.Errorf("%s: Tie(%s, %s) says contacts %v, Contacts(%s) = %v", when, x.Name, y.Name, tie(x, y, true).Contacts(), x.Name, contacts)
+				}
+			}
+		}
+	}
+	check("strangers", tie(a, b, true), parley.Tie{})
+
+	// A direct conversation: one-sided, then answered (in both orders
+	// of the pair, whichever is direct_a).
+	direct := newDirect(t, s, a, b)
+	send(t, s, direct.ID, a, "hello?")
+	check("a direct conversation only a wrote in", tie(a, b, true), parley.Tie{})
+	check("the same, asked by b", tie(b, a, false), parley.Tie{})
+	send(t, s, direct.ID, b, "hi")
+	check("an answered direct conversation", tie(a, b, false), parley.Tie{Direct: true})
+	check("the same, asked by b", tie(b, a, false), parley.Tie{Direct: true})
+	// An accepted request counts as both having written.
+	req := newDirect(t, s, e, f)
+	if _, _, err := cs.AnswerRequest(ctx(t), f.ID, req.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	check("an accepted request nobody wrote in", tie(f, e, false), parley.Tie{Direct: true})
+
+	// A group: only when asked for, while both are members.
+	g := newGroup(t, s, c, "G", d, a)
+	check("a group, not asked for", tie(c, d, false), parley.Tie{})
+	check("a group", tie(c, d, true), parley.Tie{Group: true})
+	check("a direct conversation, groups asked for", tie(b, a, true), parley.Tie{Direct: true})
+	check("a group, and no direct conversation", tie(a, c, true), parley.Tie{Group: true})
+	agree("after the group")
+
+	// Blocks, by their direction; a block ends contacts, not the rest.
+	if _, err := cs.Block(ctx(t), a.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Block(ctx(t), d.ID, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("a blocked b", tie(a, b, false), parley.Tie{Direct: true, Blocked: true})
+	check("a blocked b, asked by b", tie(b, a, false), parley.Tie{Direct: true, BlockedBy: true})
+	check("d blocked c", tie(c, d, true), parley.Tie{Group: true, BlockedBy: true})
+	agree("after the blocks")
+	if _, _, err := s.UpdateConversation(ctx(t), c.ID, g.ID, parley.ConversationChange{Remove: []string{d.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	check("d left the group", tie(d, c, true), parley.Tie{Blocked: true})
+	check("a is still in it", tie(a, c, true), parley.Tie{Group: true})
+	agree("after d left")
+
+	// A user that does not exist is linked to nobody; a user is no pair.
+	check("no such user", tie(a, parley.User{ID: "00000000-0000-7000-8000-000000000000"}, true), parley.Tie{})
+	_, err := cs.Tie(ctx(t), a.ID, a.ID, true)
+	wantCode(t, "a tie of one user", err, parley.EINVALID)
+	_, err = cs.Tie(ctx(t), a.ID, "", false)
+	wantCode(t, "a tie with no user", err, parley.EINVALID)
+}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"maps"
+	"slices"
 	"testing"
 
 	"github.com/parleychat/parley"
@@ -58,5 +59,63 @@ func RolesMigration(t *testing.T, open func(t *testing.T) parley.Store, exec fun
 		if r := roles(got); !maps.Equal(r, tc.want) {
 			t.Errorf("%s after the migration: roles %v, want %v", tc.conv.Title, r, tc.want)
 		}
+	}
+}
+
+// ReactionMessageMigration checks the migration that gives reaction
+// events recorded before reactions kept their message in the event's
+// message_id column (PostgreSQL's 00023, SQLite's 00020) that column:
+// in a group of a, b and c, c reacts to b's message (added, then
+// removed) and to its own; the database is taken back to before the
+// migration (downBefore) and the reactions' message_id emptied, as an
+// older release wrote them; the store opened again migrates. Then a
+// blocks b, and a's replay leaves out both reactions on b's message
+// (the replay's filter finds the message by that column), while c's
+// reaction on its own message still reaches a, and b's replay holds
+// every reaction with its message.
+//
+// open must open the same database every time; the store it returns is
+// closed by this function. exec runs SQL on the database while it is
+// closed.
+func ReactionMessageMigration(t *testing.T, open func(t *testing.T) parley.Store, exec func(t *testing.T, sql string), downBefore func(t *testing.T)) {
+	s := open(t)
+	a, b, c := newUser(t, s, "rmm-a"), newUser(t, s, "rmm-b"), newUser(t, s, "rmm-c")
+	g := newGroup(t, s, a, "G", b, c)
+	bm, cm := send(t, s, g.ID, b, "b's"), send(t, s, g.ID, c, "c's")
+	for _, r := range []struct {
+		on  string
+		add bool
+	}{{bm.ID, true}, {bm.ID, false}, {cm.ID, true}} {
+		if _, _, err := s.React(ctx(t), c.ID, g.ID, r.on, "👍", r.add); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	downBefore(t)
+	exec(t, `UPDATE events SET message_id = NULL WHERE type IN ('reactionAdded', 'reactionRemoved')`)
+
+	s = open(t)
+	defer s.Close()
+	if _, err := optional[parley.Consenter](t, s).Block(ctx(t), a.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	// reactions returns the message of each reaction event userID
+	// replays, in order.
+	reactions := func(userID string) []string {
+		var on []string
+		for _, e := range allEventsFor(t, s, userID) {
+			if e.Type == parley.EventReactionAdded || e.Type == parley.EventReactionRemoved {
+				on = append(on, e.MessageID)
+			}
+		}
+		return on
+	}
+	if got, want := reactions(a.ID), []string{cm.ID}; !slices.Equal(got, want) {
+		t.Errorf("the blocker replays reactions on %v, want only on c's message %v (b's is %s)", got, want, bm.ID)
+	}
+	if got, want := reactions(b.ID), []string{bm.ID, bm.ID, cm.ID}; !slices.Equal(got, want) {
+		t.Errorf("b replays reactions on %v, want %v", got, want)
 	}
 }

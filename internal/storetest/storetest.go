@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Roles", testRoles},
 		{"Flags", testFlags},
 		{"Block", testBlock},
+		{"Tie", testTie},
 		{"BlockedRunReplay", testBlockedRunReplay},
 		{"ReplayScan", testReplayScan},
 		{"ListWindow", testListWindow},
