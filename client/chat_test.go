@@ -660,12 +660,17 @@ func opened(t *testing.T, c *client.Client, id string) *client.ConversationView 
 // stored.
 func sent(t *testing.T, c *client.Client, id, text string) parley.Message {
 	t.Helper()
-	ctx := context.Background()
-	m, err := c.Send(ctx, id, text)
+	m, err := c.Send(context.Background(), id, text)
+	return stored(t, m, err)
+}
+
+// stored waits for m, a send (or reply) that returned err, to be stored.
+func stored(t *testing.T, m *client.Message, err error) parley.Message {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := m.Wait(ctx)
+	st, err := m.Wait(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

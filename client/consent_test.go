@@ -393,14 +393,7 @@ func TestBlockHidesQuotes(t *testing.T) {
 		reply := func(c *client.Client, text string) parley.Message {
 			t.Helper()
 			m, err := c.Reply(ctx, g.ID, parent.ID, text)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := m.Wait(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
+			return stored(t, m, err)
 		}
 		first := reply(carol, "re 1")
 		v, err := alice.OpenConversation(ctx, g.ID, 10)
