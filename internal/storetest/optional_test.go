@@ -46,11 +46,12 @@ func (full) SetConsent(context.Context, string, parley.Consent) ([]parley.Event,
 func (full) AnswerRequest(context.Context, string, string, bool) (parley.Conversation, []parley.Event, error) {
 	return parley.Conversation{}, nil, nil
 }
-func (full) Peers(context.Context, string, string) ([]string, error)    { return nil, nil }
-func (full) BlocksAmong(context.Context, []string) ([][2]string, error) { return nil, nil }
-func (full) PublishCommits(func([]parley.Event))                        {}
-func (full) Shards() int                                                { return 1 }
-func (full) ShardHead(context.Context, int) (int64, error)              { return 0, nil }
+func (full) Peers(context.Context, string, string) ([]string, error)       { return nil, nil }
+func (full) BlocksAmong(context.Context, []string) ([][2]string, error)    { return nil, nil }
+func (full) Tie(context.Context, string, string, bool) (parley.Tie, error) { return parley.Tie{}, nil }
+func (full) PublishCommits(func([]parley.Event))                           {}
+func (full) Shards() int                                                   { return 1 }
+func (full) ShardHead(context.Context, int) (int64, error)                 { return 0, nil }
 func (full) ShardEvents(context.Context, int, int64, int) ([]parley.Event, error) {
 	return nil, nil
 }
