@@ -181,23 +181,27 @@ func has(ids []string, id string) bool {
 // announceNewContacts does for a new group. Each node tells its own
 // connections.
 //
-// The question is parley.Consenter.Tie without groups: one read of the
-// pair's own rows by their keys, whatever the size of either's contacts
-// list. Every message of a conversation only one of them wrote in asks
-// it again (the message rate limit bounds that), where reading the
-// writer's whole contacts list would cost up to parley.MaxContacts
-// contacts from every one of their conversations, per message, on this
-// goroutine. A group of two they share is not asked about: its members
-// were announced to each other when it was made (announceNewContacts).
-// Once they are contacts, the first user's list is read into the cache
-// (once: it holds the other from then on, so their next messages find
-// them contacts there and ask nothing), as their next presence change
-// would read it anyway.
-func (s *Server) announceDirectContacts(a, b string) { s.announceContacts(a, b, false) }
+// The question is parley.Consenter.Tie with groups: the pair's own rows
+// by their keys, and a's memberships probed for b's, whatever the size
+// of either's contacts list. Groups too, because an audience of two is
+// not always a direct conversation: a group of two, or a group whose
+// other members blocked the writer. Asked without groups, such a pair
+// never read as contacts, so the list below was never cached and every
+// one of their messages asked again on this goroutine (a run of 1,000
+// messages, 1,000 store calls, each writing the pending send replies
+// ahead of their events). Every message of a direct conversation only
+// one of them wrote in (and of no group they share) asks again (the
+// message rate limit bounds that), where reading the writer's whole
+// contacts list would cost up to parley.MaxContacts contacts from every
+// one of their conversations, per message. Once they are contacts, the
+// first user's list is read into the cache (once: it holds the other
+// from then on, so their next messages find them contacts there and ask
+// nothing), as their next presence change would read it anyway.
+func (s *Server) announceDirectContacts(a, b string) { s.announceContacts(a, b, true) }
 
 // announceContacts is announceDirectContacts; with groups, a group both
-// are members of makes them contacts too (an unblock: parley.Consenter.Tie
-// then reads a's memberships, once per unblock). A store without consent
+// are members of makes them contacts too (parley.Consenter.Tie then
+// reads a's memberships). A store without consent
 // (no parley.Consenter; Parley's both have it) announces nothing.
 func (s *Server) announceContacts(a, b string, groups bool) {
 	if !s.pres.isOnline(a) || !s.pres.isOnline(b) || !s.hub.local(a, b) {

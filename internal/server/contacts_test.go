@@ -157,15 +157,66 @@ func TestNewContactsSkipBlocked(t *testing.T) {
 }
 
 // contactsCounting is a SQLite store (every optional interface kept)
-// that counts its Contacts reads.
+// that counts its Contacts reads and Tie questions.
 type contactsCounting struct {
 	*sqlite.DB
-	reads atomic.Int64
+	reads atomic.Int64 // Contacts
+	ties  atomic.Int64 // Tie
 }
 
 func (s *contactsCounting) Contacts(ctx context.Context, userID string) ([]string, error) {
 	s.reads.Add(1)
 	return s.DB.Contacts(ctx, userID)
+}
+
+func (s *contactsCounting) Tie(ctx context.Context, userID, otherID string, groups bool) (parley.Tie, error) {
+	s.ties.Add(1)
+	return s.DB.Tie(ctx, userID, otherID, groups)
+}
+
+// TestAudienceOfTwoAsksOnce: a newMessage whose audience is two users (a
+// group of two, or a group whose third member blocked the writer) asks
+// the store about the pair once, not once a message: they are contacts
+// through the group, so the first answer caches a list that holds the
+// other. Asked without groups, the answer was "not contacts" every time
+// and each of the run's messages was a store call on the hub goroutine,
+// which writes pending send replies ahead of their events.
+func TestAudienceOfTwoAsksOnce(t *testing.T) {
+	cs := &contactsCounting{}
+	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
+		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
+		cs.DB = db
+		return cs, err
+	}))
+	alice := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
+	bob := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
+	carol := connect(t, srv, srv.Token(t, "carol", "Carol"), nil)
+	var two, three parley.Conversation
+	alice.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "two", MemberIDs: []string{"bob"}}, &two)
+	carol.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "three", MemberIDs: []string{"alice", "bob"}}, &three)
+	carol.do(protocol.OpBlock, protocol.UserRef{UserID: "bob"}, nil)
+	carol.event(parley.EventUserBlocked)
+
+	before := cs.ties.Load()
+	const messages = 20
+	for i := range messages {
+		bob.send(two.ID, fmt.Sprint("two", i), "in two")
+		bob.send(three.ID, fmt.Sprint("three", i), "carol blocked me")
+	}
+	// The hub delivers in position order: once alice has a later
+	// message, it has handled every one of bob's.
+	carol.send(three.ID, "c1", "barrier")
+	for {
+		if ev := alice.eventBy(parley.EventNewMessage, "carol"); ev.Message.Text == "barrier" {
+			break
+		}
+	}
+	// One question a pair (alice and bob, the audience of both groups'
+	// messages), and one more if a presence tick dropped the list
+	// between.
+	if n := cs.ties.Load() - before; n > 2 {
+		t.Errorf("%d messages to an audience of two cost %d store questions about the pair, want at most 2", 2*messages, n)
+	}
 }
 
 // TestOneSidedDirectReadsNoList: the messages of a direct conversation
