@@ -169,6 +169,30 @@ func (s *contactsCounting) Contacts(ctx context.Context, userID string) ([]strin
 	return s.DB.Contacts(ctx, userID)
 }
 
+// startContactsCounting starts a server on a contactsCounting store.
+func startContactsCounting(t *testing.T) (*servertest.Server, *contactsCounting) {
+	cs := &contactsCounting{}
+	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
+		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
+		cs.DB = db
+		return cs, err
+	}))
+	return srv, cs
+}
+
+// barrier has from (user fromID) send a message to conv and waits until
+// to receives it: the hub delivers in position order, so it has then
+// handled every event before it.
+func barrier(from, to *wsClient, conv, fromID string) {
+	from.t.Helper()
+	from.send(conv, "barrier", "barrier")
+	for {
+		if ev := to.eventBy(parley.EventNewMessage, fromID); ev.Message.Text == "barrier" {
+			return
+		}
+	}
+}
+
 func (s *contactsCounting) Tie(ctx context.Context, userID, otherID string, groups bool) (parley.Tie, error) {
 	s.ties.Add(1)
 	return s.DB.Tie(ctx, userID, otherID, groups)
@@ -182,12 +206,7 @@ func (s *contactsCounting) Tie(ctx context.Context, userID, otherID string, grou
 // and each of the run's messages was a store call on the hub goroutine,
 // which writes pending send replies ahead of their events.
 func TestAudienceOfTwoAsksOnce(t *testing.T) {
-	cs := &contactsCounting{}
-	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
-		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
-		cs.DB = db
-		return cs, err
-	}))
+	srv, cs := startContactsCounting(t)
 	alice := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
 	bob := connect(t, srv, srv.Token(t, "bob", "Bob"), nil)
 	carol := connect(t, srv, srv.Token(t, "carol", "Carol"), nil)
@@ -203,14 +222,8 @@ func TestAudienceOfTwoAsksOnce(t *testing.T) {
 		bob.send(two.ID, fmt.Sprint("two", i), "in two")
 		bob.send(three.ID, fmt.Sprint("three", i), "carol blocked me")
 	}
-	// The hub delivers in position order: once alice has a later
-	// message, it has handled every one of bob's.
-	carol.send(three.ID, "c1", "barrier")
-	for {
-		if ev := alice.eventBy(parley.EventNewMessage, "carol"); ev.Message.Text == "barrier" {
-			break
-		}
-	}
+	// Once alice has a later message, the hub has handled all of bob's.
+	barrier(carol, alice, three.ID, "carol")
 	// One question a pair (alice and bob, the audience of both groups'
 	// messages), and one more if a presence tick dropped the list
 	// between.
@@ -225,12 +238,7 @@ func TestAudienceOfTwoAsksOnce(t *testing.T) {
 // where it read the writer's whole list for every one of them.
 // TestHostileStrangerPresence checks what is announced.
 func TestOneSidedDirectReadsNoList(t *testing.T) {
-	cs := &contactsCounting{}
-	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
-		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
-		cs.DB = db
-		return cs, err
-	}))
+	srv, cs := startContactsCounting(t)
 	srv.Token(t, "other", "Other")
 	victim := connect(t, srv, srv.Token(t, "victim", "Victim"), nil)
 	stranger := connect(t, srv, srv.Token(t, "stranger", "Stranger"), nil)
@@ -248,14 +256,9 @@ func TestOneSidedDirectReadsNoList(t *testing.T) {
 	for i := range messages {
 		stranger.send(d.ID, fmt.Sprint("s", i), "answer me")
 	}
-	// The hub delivers in position order: once the victim has the
-	// group's later message, it has handled every one of the stranger's.
-	friend.send(g.ID, "f1", "barrier")
-	for {
-		if ev := victim.eventBy(parley.EventNewMessage, "friend"); ev.Message.Text == "barrier" {
-			break
-		}
-	}
+	// Once the victim has the group's later message, the hub has
+	// handled every one of the stranger's.
+	barrier(friend, victim, g.ID, "friend")
 	// A presence tick of a connect may still have been to run, and found
 	// its user's list dropped by a message: one read per user at most.
 	if n := cs.reads.Load() - before; n > 3 {
