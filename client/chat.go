@@ -546,7 +546,10 @@ func (c *Client) IsOnline(userID string) bool {
 // SetTyping tells the conversation's other members this user is typing
 // (true) or stopped (false). Call it on every keystroke: starts are sent
 // at most once per TypingThrottle per conversation while typing, a stop
-// only after a start, and Send sends the stop itself. Typing is ephemeral:
+// only after a start, and Send sends the stop itself. Call it in the order
+// the user acted: a start made on another goroutine that runs after the
+// Send of its line reaches the others after the message, and shows this user
+// typing under it until TypingExpiry. Typing is ephemeral:
 // while not connected, or while the server throttles the "typing" feature,
 // it is dropped and SetTyping returns nil.
 func (c *Client) SetTyping(ctx context.Context, conversationID string, typing bool) error {

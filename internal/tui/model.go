@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -97,6 +98,13 @@ type Model struct {
 	notice    string
 	ticking   bool // a one-second tick is scheduled (for the countdown)
 	quitArmed bool // Ctrl+C was pressed once with messages still sending
+
+	// sends counts Enter presses that sent a message. A keystroke's
+	// "typing" runs later, on a command goroutine, and may run after
+	// the Enter that ended the line (keys pasted or typed quickly): it
+	// reads sends and stays silent if a send came since its keystroke,
+	// or the other user would see "typing…" under the message just sent.
+	sends atomic.Uint64
 }
 
 // outItem is a message this client sent, shown until the open view holds
@@ -549,8 +557,12 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	m.input, cmd = m.input.Update(k)
 	if after := m.input.Value(); after != before && m.c != nil && m.open != "" && !strings.HasPrefix(after, "/") {
 		c, id, typing := m.c, m.open, after != ""
+		sends, seen := &m.sends, m.sends.Load()
 		// SetTyping sends at most one start per 3 s itself.
 		cmd = tea.Batch(cmd, timed(func(ctx context.Context) tea.Msg {
+			if typing && sends.Load() != seen {
+				return nil // the line was sent since this keystroke
+			}
 			_ = c.SetTyping(ctx, id, typing)
 			return nil
 		}))
@@ -661,6 +673,7 @@ func (m *Model) submit() tea.Cmd {
 	}
 	// Send here, not in a Cmd: it returns at once, and calling it in the
 	// order Enter was pressed is what keeps the messages in order.
+	m.sends.Add(1)
 	msg, err := m.c.Send(context.Background(), m.open, text)
 	if err != nil {
 		// Keep the text so nothing typed is lost.
