@@ -73,6 +73,7 @@ type conn struct {
 	reqs        []request              // requests waiting for the worker
 	held        int                    // requests the worker took and runs (a run of sends), or parked; they count against requestQueue
 	sendsOut    bool                   // a run of sends is in the store, replied to by its batcher (dispatchSends): no worker runs meanwhile
+	endSends    context.CancelFunc     // ends the ctx of the run of sends the worker waits for in the store (syncSendsCtx); nil when none
 	parked      []request              // requests (decoded) behind that run, for the worker the run's last reply starts
 	room        chan struct{}          // made while the reader waits for room in reqs
 	wg          sync.WaitGroup         // the writer and worker goroutines
@@ -126,13 +127,17 @@ func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
 
 // closeWith asks the writer to close the connection with code, after
 // writing the queue when flush is set. The first close asked for wins.
-// Either way the sends not yet in a store batch are dropped (dropSends):
-// no reply can be queued once a close is asked for (enqueueLocked), and
-// end, which every connection's teardown runs, calls it.
+// Either way the sends not yet in a store batch are dropped (dropSends,
+// and the end of a synchronous run's ctx, endSends): no reply can be
+// queued once a close is asked for (enqueueLocked), and end, which every
+// connection's teardown runs, calls it.
 func (c *conn) closeWith(code int, reason string, flush bool) {
 	c.dropSends.Store(true)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.endSends != nil {
+		c.endSends()
+	}
 	if c.closeCode != 0 {
 		return
 	}

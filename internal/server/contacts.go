@@ -39,8 +39,10 @@ func listBytes(user string, ids []string) int {
 // when the second user of a direct conversation first writes in it (a
 // direct conversation makes contacts only once both wrote: see
 // parley.Store.Contacts); that is a newMessage whose audience is the two
-// users, and the hub calls directMessage for it, which drops a cached
-// list only when it lacks the other user. The hub delivers every durable
+// users, and the hub calls directMessage for it: when a cached list lacks
+// the other user, both lists are dropped (forgetPair) unless the store,
+// asked about the pair after the message (Server.announceDirectContacts),
+// says they are not contacts. The hub delivers every durable
 // event in position order, from every node: the cache is as fresh as the
 // node's event stream.
 // A read that raced an invalidation is not stored (gen), so a stale list
@@ -148,22 +150,33 @@ func (cc *contactsCache) invalidate(users []string) {
 // they may have just become contacts. They have not if a cached list of
 // either holds the other (contacts already; the common case, a map lookup
 // and a binary search). Otherwise the message may be the second user's
-// first in a direct conversation, so a cached list of either, which lacks
-// the other, is dropped and read again when next needed.
+// first in a direct conversation, and a cached list of either, which
+// lacks the other, may be stale: the caller drops them (forgetPair)
+// unless the store says they are not contacts (announceDirectContacts).
+// A message of a conversation only one of them wrote in thus keeps their
+// lists: dropping them made the next presence change of each (their
+// connect's userOnline, on the presence tick) read its whole list again.
 func (cc *contactsCache) directMessage(a, b string) (maybeNew bool) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	la, okA := cc.m[a]
 	lb, okB := cc.m[b]
-	if (okA && has(la, b)) || (okB && has(lb, a)) {
-		return false
-	}
+	return !(okA && has(la, b)) && !(okB && has(lb, a))
+}
+
+// forgetPair drops the cached lists of a and b, when either is cached (a
+// read under way is then not kept, as after invalidate), so they are read
+// again when next needed.
+func (cc *contactsCache) forgetPair(a, b string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	_, okA := cc.m[a]
+	_, okB := cc.m[b]
 	if okA || okB {
 		cc.gen++
 		cc.drop(a)
 		cc.drop(b)
 	}
-	return true
 }
 
 // has reports whether the sorted ids hold id (Store.Contacts sorts).
@@ -179,7 +192,10 @@ func has(ids []string, id string) bool {
 // conversation makes them contacts now (both wrote in it, neither blocked
 // the other) and, when it does, tells each that the other is online, as
 // announceNewContacts does for a new group. Each node tells its own
-// connections.
+// connections. The cached lists of the two are dropped (forgetPair)
+// unless the store said they are not contacts: then the lists, which
+// lack each other, are right (a later change of the pair, a block or
+// another message, is an event of its own, after this one).
 //
 // The question is parley.Consenter.Tie with groups: the pair's own rows
 // by their keys, and a's memberships probed for b's, whatever the size
@@ -197,12 +213,26 @@ func has(ids []string, id string) bool {
 // first user's list is read into the cache (once: it holds the other
 // from then on, so their next messages find them contacts there and ask
 // nothing), as their next presence change would read it anyway.
-func (s *Server) announceDirectContacts(a, b string) { s.announceContacts(a, b, true) }
+func (s *Server) announceDirectContacts(a, b string) {
+	if !s.pres.isOnline(a) || !s.pres.isOnline(b) || !s.hub.local(a, b) {
+		s.hub.contacts.forgetPair(a, b)
+		return
+	}
+	t, ok := s.tie(a, b, true)
+	if ok && !t.Contacts() {
+		return // no contacts (one of them never wrote, or a block): nothing is revealed, and the lists are right
+	}
+	s.hub.contacts.forgetPair(a, b)
+	if ok {
+		s.announceTie(a, b)
+	}
+}
 
-// announceContacts is announceDirectContacts; with groups, a group both
-// are members of makes them contacts too (parley.Consenter.Tie then
-// reads a's memberships). A store without consent
-// (no parley.Consenter; Parley's both have it) announces nothing.
+// announceContacts is announceDirectContacts for a pair whose cached
+// lists are dropped already (an unblock or an accepted request); with
+// groups, a group both are members of makes them contacts too
+// (parley.Consenter.Tie then reads a's memberships). A store without
+// consent (no parley.Consenter; Parley's both have it) announces nothing.
 func (s *Server) announceContacts(a, b string, groups bool) {
 	if !s.pres.isOnline(a) || !s.pres.isOnline(b) || !s.hub.local(a, b) {
 		return
@@ -210,6 +240,12 @@ func (s *Server) announceContacts(a, b string, groups bool) {
 	if t, ok := s.tie(a, b, groups); !ok || !t.Contacts() {
 		return // no contacts (one of them never wrote, or a block): nothing is revealed
 	}
+	s.announceTie(a, b)
+}
+
+// announceTie tells a and b, online and contacts now, that the other is
+// online, and reads a's list into the cache.
+func (s *Server) announceTie(a, b string) {
 	at := parley.Now()
 	s.hub.deliverPresence([]string{b}, a, true, at)
 	s.hub.deliverPresence([]string{a}, b, true, at)

@@ -37,7 +37,7 @@ func TestContactsCacheBytes(t *testing.T) {
 			cc.invalidate([]string{u})
 		}
 		if i%5 == 0 {
-			cc.directMessage(u, "nobody")
+			cc.forgetPair(u, "nobody")
 		}
 		if cc.bytes > maxCachedContactBytes {
 			t.Fatalf("after %d users: the cache counts %d bytes, budget %d", i+1, cc.bytes, maxCachedContactBytes)

@@ -52,7 +52,9 @@ type hub struct {
 	newContacts func(ev parley.Event)
 	// directContacts, when set, is called (on the run goroutine, after
 	// the event is queued) with the two users of a newMessage between two
-	// users that may have made them contacts (contactsCache.directMessage).
+	// users that may have made them contacts (contactsCache.directMessage);
+	// it drops their cached lists unless it learns they are not contacts
+	// (Server.announceDirectContacts). Unset, the hub drops them itself.
 	directContacts func(a, b string)
 	// consentChanged, when set, is called (on the run goroutine, before
 	// the event is queued, inside beforeStore and afterStore) for a
@@ -644,10 +646,14 @@ func (h *hub) deliverOwed(ev parley.Event, trusted bool, owed []*conn) []*conn {
 		h.newContacts(ev)
 		h.afterStore()
 	}
-	if ev.Type == parley.EventNewMessage && len(ev.Audience) == 2 && h.contacts.directMessage(ev.Audience[0], ev.Audience[1]) && h.directContacts != nil {
-		h.beforeStore(storeContacts)
-		h.directContacts(ev.Audience[0], ev.Audience[1])
-		h.afterStore()
+	if ev.Type == parley.EventNewMessage && len(ev.Audience) == 2 && h.contacts.directMessage(ev.Audience[0], ev.Audience[1]) {
+		if h.directContacts == nil {
+			h.contacts.forgetPair(ev.Audience[0], ev.Audience[1])
+		} else {
+			h.beforeStore(storeContacts)
+			h.directContacts(ev.Audience[0], ev.Audience[1])
+			h.afterStore()
+		}
 	}
 	return owed
 }

@@ -43,7 +43,7 @@ func newMetrics() *metrics {
 		slowClosed:  counter("parley_slow_consumer_closes_total", "Connections closed with 4001 (slow consumer)."),
 		uploads:     counter("parley_uploads_total", "Images stored through POST /v1/uploads."),
 		sendsDropped: counter("parley_sends_dropped_total",
-			"Sends a WebSocket connection handed to the store that the store did not run because the connection closed before it took them into a batch: their replies could not be written, and the client sends them again."),
+			"Sends a WebSocket connection handed to the store that the store did not run because the connection closed before it took them into a batch (or, with a store without parley.AsyncSender, before the server handed them to it): their replies could not be written, and the client sends them again."),
 		panics: counterVec("parley_panics_total", "Panics recovered, by where (reader, worker, writer, hello, timer, http); each closed its connection with 1011 or answered 500.", "where"),
 	}
 	m.httpConns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_http_connections_open", Help: "Open TCP connections (HTTP and WebSocket) accepted within the caps."})

@@ -86,7 +86,9 @@ const maxSendRun = requestQueue
 // set until the run's last reply is queued (sendsDone), and the worker
 // must not run another request meanwhile. A commit thus wakes no worker:
 // only the writers of the connections it answers. Otherwise it waits for
-// the replies and returns false; the whole run then has one opTimeout.
+// the replies and returns false; the whole run then has one opTimeout,
+// and the connection's close drops the sends the store has not started,
+// as it does the batcher's (syncSendsCtx, service.sendMany).
 // The run keeps a copy of run's requests: the caller may reuse run at
 // once.
 func (c *conn) dispatchSends(ctx context.Context, run []request) (queued bool) {
@@ -129,12 +131,31 @@ func (c *conn) dispatchSends(ctx context.Context, run []request) (queued bool) {
 		svc.sendManyAsync(r.nms, &c.dropSends, r.storedFunc)
 		return true
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	svc.sendMany(ctx, r.nms, r.answer)
+	ctx, cancel := c.syncSendsCtx(ctx)
+	svc.sendMany(ctx, r.nms, &c.dropSends, r.answer)
+	cancel()
 	r.replyTo(len(r.reqs))
 	r.release()
 	return false
+}
+
+// syncSendsCtx returns the ctx of a run of sends the worker waits for in
+// the store (dispatchSends without service.async): ctx with opTimeout,
+// ended too when the connection closes (closeWith, which sets dropSends
+// first), so that the store does not start the run's sends it has not
+// taken yet (see service.sendMany), and what ends it once the run is
+// answered.
+func (c *conn) syncSendsCtx(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	c.mu.Lock()
+	c.endSends = cancel
+	c.mu.Unlock()
+	return ctx, func() {
+		c.mu.Lock()
+		c.endSends = nil
+		c.mu.Unlock()
+		cancel()
+	}
 }
 
 // sendRun is a run of sends dispatchSends handed to the store: what

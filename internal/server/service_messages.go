@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -66,13 +67,26 @@ func (s *service) sent(ctx context.Context, m parley.Message, evs []parley.Event
 // store that takes runs (parley.MultiSender, so they can share a batch),
 // else one after the other. done is called for each send, in order, as
 // soon as it is stored (its events published) or failed.
-func (s *service) sendMany(ctx context.Context, nms []parley.NewMessage, done func(i int, m parley.Message, err error)) {
-	finish := s.sendRun(ctx, len(nms), done)
-	if ms, ok := s.store.(parley.MultiSender); ok && len(nms) > 1 {
+//
+// drop (nil: never) is the connection's conn.dropSends, set when it
+// closes, which also ends ctx (conn.syncSendsCtx): as with
+// parley.AsyncSender's drop, the sends the store has not started then
+// are not run but answered parley.ErrSendDropped. Those are the ones not
+// yet handed to the store, and the ones it answers context.Canceled: a
+// MultiSender fails with ctx's error the sends no batch has taken yet,
+// and the stores of this module do so for SendMessage too.
+func (s *service) sendMany(ctx context.Context, nms []parley.NewMessage, drop *atomic.Bool, done func(i int, m parley.Message, err error)) {
+	finish := s.sendRun(ctx, len(nms), drop, done)
+	dropped := func() bool { return drop != nil && drop.Load() }
+	if ms, ok := s.store.(parley.MultiSender); ok && len(nms) > 1 && !dropped() {
 		ms.SendMessages(ctx, nms, finish)
 		return
 	}
 	for i, nm := range nms {
+		if dropped() {
+			finish(i, parley.Message{}, nil, parley.ErrSendDropped)
+			continue
+		}
 		m, evs, err := s.store.SendMessage(ctx, nm)
 		finish(i, m, evs, err)
 	}
@@ -100,11 +114,16 @@ func (s *service) sendManyAsync(nms []parley.NewMessage, drop *atomic.Bool, done
 }
 
 // sendRun counts a run of n sends handed to the store and returns what
-// finishes each of them (sendStored) before done.
-func (s *service) sendRun(ctx context.Context, n int, done func(i int, m parley.Message, err error)) func(int, parley.Message, []parley.Event, error) {
+// finishes each of them (sendStored) before done: a send the store
+// answers context.Canceled once drop is set is answered
+// parley.ErrSendDropped (see sendMany).
+func (s *service) sendRun(ctx context.Context, n int, drop *atomic.Bool, done func(i int, m parley.Message, err error)) func(int, parley.Message, []parley.Event, error) {
 	s.metrics.obs.storeSendRun.Observe(float64(n))
 	start := time.Now()
 	return func(i int, m parley.Message, evs []parley.Event, err error) {
+		if err != nil && drop != nil && drop.Load() && errors.Is(err, context.Canceled) {
+			err = parley.ErrSendDropped
+		}
 		done(i, s.sendStored(ctx, start, m, evs, err), err)
 	}
 }
