@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/internal/sqlite"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -677,5 +679,57 @@ func TestClusterWideLimits(t *testing.T) {
 				t.Errorf("%d sends accepted, want at least the burst %d", accepted, burst)
 			}
 		})
+	}
+}
+
+// peersCounting is a SQLite store that counts its Peers reads: the
+// store read behind each typing request.
+type peersCounting struct {
+	*sqlite.DB
+	peers atomic.Int64
+}
+
+func (s *peersCounting) Peers(ctx context.Context, userID, conversationID string) ([]string, error) {
+	s.peers.Add(1)
+	return s.DB.Peers(ctx, userID, conversationID)
+}
+
+// TestHostileTypingStopFlood: typing:false takes nothing from the typing
+// limit (a client stops typing whenever it likes), so it must cost no
+// store read unless the user is typing there, which only a typing:true,
+// limited, starts. A flood of typing:false, in a conversation of the
+// user's and in one that does not exist, is answered {} without asking
+// the store (the same answer for both: it tells nothing); a real stop
+// after a start still reaches the other member. On the code before, each
+// of the requests read the conversation's members and blocks (Peers): an
+// unlimited op doing store work.
+func TestHostileTypingStopFlood(t *testing.T) {
+	cs := &peersCounting{}
+	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
+		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
+		cs.DB = db
+		return cs, err
+	}), servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Limits{} // the defaults, typing's 2/s (burst 6) among them
+		c.Limits.ConnectsPerSecond = -1
+	}))
+	a, b, conv := directPair(t, srv)
+	before := cs.peers.Load()
+	for _, id := range []string{conv.ID, "no-such-conversation"} {
+		r := flood(t, a, 300, protocol.OpTyping, func(int) any { return protocol.Typing{ConversationID: id} })
+		if r.refused != 0 {
+			t.Fatalf("typing:false in %s was rate limited %d times: a client may always stop typing", id, r.refused)
+		}
+		if n := cs.peers.Load() - before; n != 0 {
+			t.Fatalf("300 typing:false in %s of a user typing nowhere read the store %d times, want 0", id, n)
+		}
+	}
+	// A start and its stop still reach bob, each after one read.
+	a.do(protocol.OpTyping, protocol.Typing{ConversationID: conv.ID, Typing: true}, nil)
+	b.event(parley.EventTypingStarted)
+	a.do(protocol.OpTyping, protocol.Typing{ConversationID: conv.ID}, nil)
+	b.event(parley.EventTypingStopped)
+	if n := cs.peers.Load() - before; n != 2 {
+		t.Fatalf("a start and a stop read the store %d times, want 2", n)
 	}
 }
