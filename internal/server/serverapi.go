@@ -312,19 +312,19 @@ func (s *Server) handleAPIExport(w http.ResponseWriter, r *http.Request) {
 		// documented shape is an array).
 		out.Messages = []parley.Message{}
 	}
-	// The page is cut at the reply's byte budget too (a message holds up
-	// to 16 KiB of text); the conversations count against it first.
+	// The page is cut at the reply's byte budget too, measured as JSON
+	// (a message's text of 4000 '<' is 24 KB of it); the conversations
+	// count against it first.
 	full := len(out.Messages) == exportPage
-	size := 0
-	for _, c := range out.Conversations {
-		size += 512 + 96*len(c.Members)
+	budget := s.httpReplyBytes()
+	for i := range out.Conversations {
+		budget -= jsonSize(&out.Conversations[i]) + 1
 	}
 	for i := range out.Messages {
-		if size += 512 + len(out.Messages[i].Text); size > s.httpReplyBytes() && i > 0 {
-			out.Messages, full = out.Messages[:i], true
-			break
-		}
 		out.Messages[i] = *messageURLs(&out.Messages[i])
+	}
+	if n := fitting(out.Messages, max(budget, 0), false); n < len(out.Messages) {
+		out.Messages, full = out.Messages[:n], true
 	}
 	if full {
 		out.Next = out.Messages[len(out.Messages)-1].ClientID
