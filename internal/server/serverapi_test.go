@@ -604,3 +604,31 @@ func TestHostileExportByteCap(t *testing.T) {
 		t.Fatalf("the export held %d messages, want 100", len(seen))
 	}
 }
+
+// TestHostileBannedUserLinks: a signed attachment link stops working once
+// its user is banned, as their token does, though it has not expired: a
+// link is the user's access for five minutes, not a capability that
+// outlives it. Before, a banned (or erased) user kept downloading with
+// the links made before the ban.
+func TestHostileBannedUserLinks(t *testing.T) {
+	srv := servertest.Start(t)
+	_, key := newAPIKey(t, srv, auth.ScopeModeration)
+	tok := srv.Token(t, "mallory", "Mallory")
+	a := uploadFile(t, srv, tok, "notes.txt", []byte("my notes"))
+	var link server.AttachmentLink
+	if err := json.Unmarshal(httpDo(t, srv, "POST", "/v1/attachments/"+a.ID+"/link", tok, "").body, &link); err != nil || link.URL == "" {
+		t.Fatalf("link: %v %+v", err, link)
+	}
+	if r := httpDo(t, srv, "GET", link.URL, "", ""); r.status != http.StatusOK {
+		t.Fatalf("the link before the ban: %d %s", r.status, r.body)
+	}
+	if r := httpDo(t, srv, "POST", "/v1/server/users/mallory/ban", key, ""); r.status != http.StatusOK {
+		t.Fatalf("ban: %d %s", r.status, r.body)
+	}
+	if r := httpDo(t, srv, "GET", link.URL, "", ""); r.status == http.StatusOK {
+		t.Fatalf("the link after the ban: %d, want it refused", r.status)
+	}
+	if r := httpDo(t, srv, "GET", "/v1/attachments/"+a.ID, tok, ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("the token after the ban: %d, want 401", r.status)
+	}
+}
