@@ -733,3 +733,40 @@ func TestHostileTypingStopFlood(t *testing.T) {
 		t.Fatalf("a start and a stop read the store %d times, want 2", n)
 	}
 }
+
+// TestHostileProfileFanout: set_profile makes one event per conversation
+// of the user's, written 128 a write. A user who joined many
+// conversations (groups of their own cost one conversation write each)
+// must not make all of them for one token: each write after the first
+// takes a conversation write too. With a burst of 3 and no refill to
+// speak of, a user in 641 conversations gets 3 writes (384 events) and
+// then rate_limited, with retry_after_ms; before, the one token the op
+// took wrote all 641 events, and a day of creating groups made each
+// profile change write 170,000.
+func TestHostileProfileFanout(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Unlimited()
+		c.Limits.ConversationWritesPerSecond, c.Limits.ConversationWriteBurst = 0.001, 3
+	}))
+	tok := srv.Token(t, "mallory", "Mallory")
+	const convs = 5*parley.MaxProfileEventsPerWrite + 1
+	for i := range convs { // straight in the store: the setup takes no token
+		if _, _, err := srv.Store.CreateGroup(t.Context(), "mallory", fmt.Sprint("g", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from := head(t, srv)
+	m := connect(t, srv, tok, nil)
+	f := m.call(protocol.OpSetProfile, protocol.SetProfile{DisplayName: ptr("Mal")})
+	if f.Type != protocol.TypeError || f.Error.Code != parley.ERATELIMITED || f.Error.RetryAfterMS <= 0 {
+		t.Errorf("set_profile in %d conversations with 3 tokens: %s %+v, want rate_limited with retry_after_ms", convs, f.Type, f.Error)
+	}
+	if grew := eventsSince(t, srv, "mallory", from); grew > 3*parley.MaxProfileEventsPerWrite {
+		t.Fatalf("one set_profile with 3 tokens wrote %d events, want at most %d (3 writes)", grew, 3*parley.MaxProfileEventsPerWrite)
+	}
+	// The profile is changed all the same (the first write holds it).
+	var me parley.User
+	if err := json.Unmarshal(httpDo(t, srv, "GET", "/v1/me", tok, "").body, &me); err != nil || me.DisplayName != "Mal" {
+		t.Fatalf("GET /v1/me after the change: %+v %v", me, err)
+	}
+}
