@@ -352,8 +352,9 @@ func (s *Server) handleAPIConversations(w http.ResponseWriter, r *http.Request) 
 // A call reads at most eraseScan of the user's messages, going on from
 // where the last call stopped (the store's EraseProgress), so each call
 // costs the same however many of them are tombstones already. A pass
-// that reaches the last message is done, and the next call (should the
-// user have sent more, through the server API) starts a pass afresh.
+// that reaches the last message leaves at most exportPage groups, and is
+// done once none is left; the next call (should the user have sent more,
+// through the server API) starts a pass afresh.
 func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 	ctx, id := r.Context(), r.PathValue("id")
 	ks := s.store.(parley.APIKeyStore)
@@ -393,17 +394,15 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 		done = i == len(page) && len(page) < exportPage
 	}
 	if done {
-		after = ""
-	}
-	if err := ks.SetEraseProgress(ctx, id, after); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	if done {
 		// The list a page at a time, so the user's conversations are
 		// never all in memory. Leaving a group takes it out of the list
-		// but moves no other conversation, so the cursor holds.
+		// but moves no other conversation, so the cursor holds. At most
+		// exportPage groups a call, as for messages: a user who joined
+		// thousands makes as many calls, not one without bound. The
+		// progress then stays at the end of their messages, so the next
+		// call reads none and goes on leaving.
 		u := parley.User{ID: id}
+		more := false
 		for cursor := ""; ; {
 			cl, err := s.svc.conversationsOf(ctx, u, protocol.Conversations{Cursor: cursor}, MaxReplyBytes)
 			if err != nil {
@@ -414,6 +413,10 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 				if c.Kind != parley.Group {
 					continue
 				}
+				if left == exportPage {
+					more = true
+					break
+				}
 				_, evs, err := s.store.UpdateConversation(ctx, id, c.ID, parley.ConversationChange{Remove: []string{id}})
 				if err != nil {
 					s.writeError(w, err)
@@ -422,11 +425,21 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 				s.svc.publishStored(ctx, evs)
 				left++
 			}
-			if !cl.HasMore {
+			if more || !cl.HasMore {
 				break
 			}
 			cursor = cl.Next
 		}
+		done = !more
+	}
+	if done {
+		after = ""
+	}
+	if err := ks.SetEraseProgress(ctx, id, after); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if done {
 		sum := sha256.Sum256([]byte(id))
 		if _, err := s.store.EnsureUser(ctx, id, "deleted "+hex.EncodeToString(sum[:6])); err != nil {
 			s.writeError(w, err)

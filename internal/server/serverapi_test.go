@@ -632,3 +632,44 @@ func TestHostileBannedUserLinks(t *testing.T) {
 		t.Fatalf("the token after the ban: %d, want 401", r.status)
 	}
 }
+
+// TestHostileEraseManyGroups: erasing a user who joined more groups than
+// an erase call leaves (500) takes more calls, each leaving at most 500,
+// as for messages, until done; before, one call left every group, one
+// store write each, however many the user had joined.
+func TestHostileEraseManyGroups(t *testing.T) {
+	srv := servertest.Start(t)
+	_, key := newAPIKey(t, srv, auth.ScopeUsers)
+	srv.Token(t, "mallory", "Mallory")
+	const groups = 600
+	for i := range groups { // straight in the store
+		if _, _, err := srv.Store.CreateGroup(t.Context(), "mallory", fmt.Sprint("g", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := 0
+	for calls := 1; ; calls++ {
+		r := httpDo(t, srv, "DELETE", "/v1/server/users/mallory", key, "")
+		res := decodeJSON[struct {
+			Left int  `json:"conversations_left"`
+			Done bool `json:"done"`
+		}](t, r.body)
+		if r.status != http.StatusOK || res.Left > 500 {
+			t.Fatalf("erase call %d: %d %s, want 200 leaving at most 500 groups", calls, r.status, r.body)
+		}
+		left += res.Left
+		if res.Done {
+			break
+		}
+		if calls > 3 {
+			t.Fatalf("erase is not done after %d calls (%d groups left)", calls, left)
+		}
+	}
+	if left != groups {
+		t.Fatalf("erase left %d groups, want %d", left, groups)
+	}
+	cl, err := srv.Store.Conversations(t.Context(), "mallory")
+	if err != nil || len(cl) != 0 {
+		t.Fatalf("mallory's conversations after the erase: %d %v", len(cl), err)
+	}
+}
