@@ -5,12 +5,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
 	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/internal/sqlite"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -80,5 +84,53 @@ func TestHostileUnstorableText(t *testing.T) {
 				t.Fatalf("history after the attack: %+v", got.Messages)
 			}
 		})
+	}
+}
+
+// namesCounting is a SQLite store that counts its UserByName lookups,
+// each of which folds the name into its uniqueness key (parley.NameKey)
+// first: PRECIS and the confusables skeleton, work that grows with the
+// name (about 20 ms of CPU for 64 KiB).
+type namesCounting struct {
+	*sqlite.DB
+	lookups atomic.Int64
+}
+
+func (s *namesCounting) UserByName(ctx context.Context, name string) (parley.User, error) {
+	s.lookups.Add(1)
+	return s.DB.UserByName(ctx, name)
+}
+
+// TestHostileLongNameLookup: a name longer than any user's can be (GET
+// /v1/users/{name} with a path of 60 KB, create_direct with a username of
+// as much) is not found without the lookup's work; a name of a real user
+// in a form that finds it is still looked up. Before, each such request
+// folded the whole name (about 20 ms of CPU), 20 a second per user on
+// the reads limit.
+func TestHostileLongNameLookup(t *testing.T) {
+	ns := &namesCounting{}
+	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
+		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
+		ns.DB = db
+		return ns, err
+	}))
+	if _, err := srv.Store.CreateUser(t.Context(), "bob", []byte("hash")); err != nil {
+		t.Fatal(err)
+	}
+	tok := srv.Token(t, "mallory", "Mallory")
+	m := connect(t, srv, tok, nil)
+	long := strings.Repeat("ab", 30000) // 60 KB, a path under the header limit
+	before := ns.lookups.Load()
+	if r := httpDo(t, srv, "GET", "/v1/users/"+long, tok, ""); r.status != 404 {
+		t.Fatalf("GET /v1/users/<60 KB>: %d, want 404", r.status)
+	}
+	if code := m.fail(protocol.OpCreateDirect, protocol.CreateDirect{Username: long}); code != parley.ENOTFOUND {
+		t.Fatalf("create_direct with a username of 60 KB: %s, want not_found", code)
+	}
+	if n := ns.lookups.Load() - before; n != 0 {
+		t.Fatalf("two names of 60 KB were looked up %d times, want 0", n)
+	}
+	if r := httpDo(t, srv, "GET", "/v1/users/"+url.PathEscape("ＢＯＢ"), tok, ""); r.status != 200 {
+		t.Fatalf("GET /v1/users/ＢＯＢ: %d %s, want bob", r.status, r.body)
 	}
 }
