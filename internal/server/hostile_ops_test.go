@@ -770,3 +770,86 @@ func TestHostileProfileFanout(t *testing.T) {
 		t.Fatalf("GET /v1/me after the change: %+v %v", me, err)
 	}
 }
+
+// TestHostileNewerOpFloods floods the ops added after TestHostileOpFloods
+// was written (reactions, edits, receipts, profiles, blocks, privacy,
+// flags, search and mentions) with the server's default limits, over a
+// real socket: each flood ends in rate_limited with retry_after_ms, and
+// no more requests are answered than the op's family allows (its burst
+// and what it refilled while the flood ran).
+func TestHostileNewerOpFloods(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Limits{}
+		c.Limits.ConnectsPerSecond, c.Limits.IPMessagesPerSecond = -1, -1
+		c.HeartbeatTimeout = 2 * time.Minute // see TestHostileOpFloods
+	}))
+	srv.Token(t, "victim", "Victim")
+	emoji := []string{"👍", "❤", "😂", "🎉", "🔥", "👀", "✅", "🙏", "😮", "😢"}
+	type family struct {
+		name        string
+		rate        float64
+		burst       int
+		op          string
+		data        func(conv, msg string) func(i int) any
+		setupWrites int // conversation writes the setup took from the same bucket
+	}
+	families := []family{
+		{"reactions/react", 5, 30, protocol.OpReact, func(c, m string) func(int) any {
+			return func(i int) any {
+				return protocol.React{ConversationID: c, MessageID: m, Emoji: emoji[i/2%len(emoji)], Remove: i%2 == 1}
+			}
+		}, 0},
+		{"messages/edit", 10, 50, protocol.OpEdit, func(c, m string) func(int) any {
+			return func(i int) any {
+				return protocol.Edit{ConversationID: c, MessageID: m, ClientID: fmt.Sprint("e", i), Text: fmt.Sprint("edit ", i)}
+			}
+		}, 0},
+		{"read_marks/delivered", 10, 50, protocol.OpDelivered, func(c, _ string) func(int) any {
+			return func(int) any {
+				return protocol.Delivered{Conversations: []parley.DeliveredMark{{ConversationID: c, Seq: 1}}}
+			}
+		}, 0},
+		{"conversation_writes/set_profile", 2, 20, protocol.OpSetProfile, func(string, string) func(int) any {
+			return func(i int) any { return protocol.SetProfile{DisplayName: ptr(fmt.Sprint("name ", i))} }
+		}, 1},
+		{"conversation_writes/block", 2, 20, protocol.OpBlock, func(string, string) func(int) any {
+			return func(int) any { return protocol.UserRef{UserID: "victim"} }
+		}, 1},
+		{"conversation_writes/set_privacy", 2, 20, protocol.OpSetPrivacy, func(string, string) func(int) any {
+			return func(i int) any {
+				return protocol.SetPrivacy{Consent: []parley.Consent{parley.ConsentContacts, parley.ConsentEveryone}[i%2]}
+			}
+		}, 1},
+		{"conversation_writes/set_flags", 2, 20, protocol.OpSetFlags, func(c, _ string) func(int) any {
+			return func(i int) any { return protocol.SetFlags{ConversationID: c, Muted: ptr(i%2 == 0)} }
+		}, 1},
+		{"reads/privacy", 20, 100, protocol.OpPrivacy, func(string, string) func(int) any {
+			return func(int) any { return nil }
+		}, 0},
+		{"reads/mentions", 20, 100, protocol.OpMentions, func(string, string) func(int) any {
+			return func(int) any { return protocol.Mentions{} }
+		}, 0},
+		{"searches/search", 1, 10, protocol.OpSearch, func(c, _ string) func(int) any {
+			return func(int) any { return protocol.Search{Query: "hello"} }
+		}, 0},
+	}
+	for n, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			a := connect(t, srv, srv.Token(t, fmt.Sprint("flooder", n), fmt.Sprint("Flooder", n)), nil)
+			var g parley.Conversation
+			a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"victim"}}, &g)
+			m := a.send(g.ID, fmt.Sprint("m", n), "hello")
+			start := time.Now()
+			r := flood(t, a, 3*fam.burst+30, fam.op, fam.data(g.ID, m.ID))
+			took := time.Since(start)
+			if r.limited == nil || r.limited.RetryAfterMS <= 0 {
+				t.Fatalf("%d answered, %d refused: want rate_limited with retry_after_ms (got %+v)", r.ok, r.refused, r.limited)
+			}
+			allow := fam.burst + int(math.Ceil(fam.rate*took.Seconds())) - fam.setupWrites
+			if r.ok > allow {
+				t.Fatalf("%d answered in %v, want at most %d (burst %d, %g/s)", r.ok, took, allow, fam.burst, fam.rate)
+			}
+			t.Logf("%d requests: %d answered, %d refused in %v", 3*fam.burst+30, r.ok, r.refused, took.Round(time.Millisecond))
+		})
+	}
+}
