@@ -51,6 +51,12 @@ const MaxProfileEventsPerWrite = 128
 type ProfileChange struct {
 	DisplayName *string
 	AvatarID    *string
+	// Pace, when set, is called before each write after the first (the
+	// further events of a user in more than MaxProfileEventsPerWrite
+	// conversations), so the caller can charge them to the user's rate
+	// limit: an error from it ends the change there, returned as a later
+	// write's error is.
+	Pace func(ctx context.Context) error
 }
 
 // Profiles is implemented by stores that keep user profiles. Both stores

@@ -71,7 +71,9 @@ type conn struct {
 	workerOn    bool                   // a worker goroutine is running
 	throttles   map[string]*time.Timer // allocated on first use
 	reqs        []request              // requests waiting for the worker
+	reqBytes    int                    // the size of reqs' frames (requestQueueBytes)
 	held        int                    // requests the worker took and runs (a run of sends), or parked; they count against requestQueue
+	heldBytes   int                    // the size of the held requests' frames
 	sendsOut    bool                   // a run of sends is in the store, replied to by its batcher (dispatchSends): no worker runs meanwhile
 	endSends    context.CancelFunc     // ends the ctx of the run of sends the worker waits for in the store (syncSendsCtx); nil when none
 	parked      []request              // requests (decoded) behind that run, for the worker the run's last reply starts

@@ -6,16 +6,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/membroker"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/internal/sqlite"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -453,4 +457,75 @@ func TestResumeReplayPages(t *testing.T) {
 		want[i] = "x"
 	}
 	checkExactlyOnce(t, evs, 0, want)
+}
+
+// stuckHistory is a SQLite store whose history reads for user hang
+// until release is closed (or their request's time runs out): a store
+// too slow to answer, behind which a connection's requests wait.
+type stuckHistory struct {
+	*sqlite.DB
+	user    string
+	release chan struct{}
+}
+
+func (s *stuckHistory) Messages(ctx context.Context, userID, conversationID string, q parley.MessageQuery) (parley.MessagePage, error) {
+	if userID == s.user {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return parley.MessagePage{}, ctx.Err()
+		}
+	}
+	return s.DB.Messages(ctx, userID, conversationID, q)
+}
+
+// TestHostileRequestQueueBytes: sixteen connections each ask for a
+// history page the store is too slow to read, then send frames of almost
+// 64 KiB as fast as the server reads them. The requests read and waiting
+// behind the slow one are bounded in bytes (requestQueueBytes: 64 KiB
+// and one frame), not only in count: before, each connection held 31
+// such frames, 2 MiB, twice its send queue's budget again, and the
+// sixteen held 32 MiB.
+func TestHostileRequestQueueBytes(t *testing.T) {
+	st := &stuckHistory{user: "alice", release: make(chan struct{})}
+	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
+		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
+		st.DB = db
+		return st, err
+	}), servertest.WithConfig(func(c *server.Config) { c.HeartbeatTimeout = 2 * time.Minute }))
+	aTok := srv.Token(t, "alice", "alice")
+	_, conv := aliceToBob(t, srv)
+	// A ping in a form the reader leaves to the worker, padded to just
+	// under the frame limit.
+	pad := []byte(`{"op":"ping","id":"p","data":{"pad":"` + strings.Repeat("a", parley.MaxFrameBytes-64) + `"}}`)
+	base := liveHeap()
+
+	const conns = 16
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range conns {
+		c := connect(t, srv, aTok, nil)
+		c.sendOp(protocol.OpHistory, "stuck", protocol.History{ConversationID: conv.ID})
+		wg.Add(1)
+		go func() { // the server stops reading: these writes block
+			defer wg.Done()
+			for range 64 {
+				if c.ws.Write(ctx, websocket.MessageText, pad) != nil {
+					return
+				}
+			}
+		}()
+	}
+	grew := peakHeap(base)
+	close(st.release)
+
+	// Per connection the waiting requests' bound (64 KiB and one frame)
+	// and some slack for its frames and buffers; plus the runtime's.
+	const bound = conns*(2*parley.MaxFrameBytes+64<<10) + 8*mib
+	t.Logf("requests behind a slow store: live heap grew by at most %.1f MiB (bound %.1f MiB)", float64(grew)/mib, float64(bound)/mib)
+	if grew > bound {
+		t.Fatalf("the heap grew by %.1f MiB for %d clients whose requests wait; want at most %.1f MiB", float64(grew)/mib, conns, float64(bound)/mib)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/internal/sqlite"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -676,6 +678,178 @@ func TestClusterWideLimits(t *testing.T) {
 			if accepted < burst {
 				t.Errorf("%d sends accepted, want at least the burst %d", accepted, burst)
 			}
+		})
+	}
+}
+
+// peersCounting is a SQLite store that counts its Peers reads: the
+// store read behind each typing request.
+type peersCounting struct {
+	*sqlite.DB
+	peers atomic.Int64
+}
+
+func (s *peersCounting) Peers(ctx context.Context, userID, conversationID string) ([]string, error) {
+	s.peers.Add(1)
+	return s.DB.Peers(ctx, userID, conversationID)
+}
+
+// TestHostileTypingStopFlood: typing:false takes nothing from the typing
+// limit (a client stops typing whenever it likes), so it must cost no
+// store read unless the user is typing there, which only a typing:true,
+// limited, starts. A flood of typing:false, in a conversation of the
+// user's and in one that does not exist, is answered {} without asking
+// the store (the same answer for both: it tells nothing); a real stop
+// after a start still reaches the other member. On the code before, each
+// of the requests read the conversation's members and blocks (Peers): an
+// unlimited op doing store work.
+func TestHostileTypingStopFlood(t *testing.T) {
+	cs := &peersCounting{}
+	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
+		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
+		cs.DB = db
+		return cs, err
+	}), servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Limits{} // the defaults, typing's 2/s (burst 6) among them
+		c.Limits.ConnectsPerSecond = -1
+	}))
+	a, b, conv := directPair(t, srv)
+	before := cs.peers.Load()
+	for _, id := range []string{conv.ID, "no-such-conversation"} {
+		r := flood(t, a, 300, protocol.OpTyping, func(int) any { return protocol.Typing{ConversationID: id} })
+		if r.refused != 0 {
+			t.Fatalf("typing:false in %s was rate limited %d times: a client may always stop typing", id, r.refused)
+		}
+		if n := cs.peers.Load() - before; n != 0 {
+			t.Fatalf("300 typing:false in %s of a user typing nowhere read the store %d times, want 0", id, n)
+		}
+	}
+	// A start and its stop still reach bob, each after one read.
+	a.do(protocol.OpTyping, protocol.Typing{ConversationID: conv.ID, Typing: true}, nil)
+	b.event(parley.EventTypingStarted)
+	a.do(protocol.OpTyping, protocol.Typing{ConversationID: conv.ID}, nil)
+	b.event(parley.EventTypingStopped)
+	if n := cs.peers.Load() - before; n != 2 {
+		t.Fatalf("a start and a stop read the store %d times, want 2", n)
+	}
+}
+
+// TestHostileProfileFanout: set_profile makes one event per conversation
+// of the user's, written 128 a write. A user who joined many
+// conversations (groups of their own cost one conversation write each)
+// must not make all of them for one token: each write after the first
+// takes a conversation write too. With a burst of 3 and no refill to
+// speak of, a user in 641 conversations gets 3 writes (384 events) and
+// then rate_limited, with retry_after_ms; before, the one token the op
+// took wrote all 641 events, and a day of creating groups made each
+// profile change write 170,000.
+func TestHostileProfileFanout(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Unlimited()
+		c.Limits.ConversationWritesPerSecond, c.Limits.ConversationWriteBurst = 0.001, 3
+	}))
+	tok := srv.Token(t, "mallory", "Mallory")
+	const convs = 5*parley.MaxProfileEventsPerWrite + 1
+	for i := range convs { // straight in the store: the setup takes no token
+		if _, _, err := srv.Store.CreateGroup(t.Context(), "mallory", fmt.Sprint("g", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from := head(t, srv)
+	m := connect(t, srv, tok, nil)
+	f := m.call(protocol.OpSetProfile, protocol.SetProfile{DisplayName: ptr("Mal")})
+	if f.Type != protocol.TypeError || f.Error.Code != parley.ERATELIMITED || f.Error.RetryAfterMS <= 0 {
+		t.Errorf("set_profile in %d conversations with 3 tokens: %s %+v, want rate_limited with retry_after_ms", convs, f.Type, f.Error)
+	}
+	if grew := eventsSince(t, srv, "mallory", from); grew > 3*parley.MaxProfileEventsPerWrite {
+		t.Fatalf("one set_profile with 3 tokens wrote %d events, want at most %d (3 writes)", grew, 3*parley.MaxProfileEventsPerWrite)
+	}
+	// The profile is changed all the same (the first write holds it).
+	var me parley.User
+	if err := json.Unmarshal(httpDo(t, srv, "GET", "/v1/me", tok, "").body, &me); err != nil || me.DisplayName != "Mal" {
+		t.Fatalf("GET /v1/me after the change: %+v %v", me, err)
+	}
+}
+
+// TestHostileNewerOpFloods floods the ops added after TestHostileOpFloods
+// was written (reactions, edits, receipts, profiles, blocks, privacy,
+// flags, search and mentions) with the server's default limits, over a
+// real socket: each flood ends in rate_limited with retry_after_ms, and
+// no more requests are answered than the op's family allows (its burst
+// and what it refilled while the flood ran).
+func TestHostileNewerOpFloods(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Limits{}
+		c.Limits.ConnectsPerSecond, c.Limits.IPMessagesPerSecond = -1, -1
+		c.HeartbeatTimeout = 2 * time.Minute // see TestHostileOpFloods
+	}))
+	srv.Token(t, "victim", "Victim")
+	emoji := []string{"👍", "❤", "😂", "🎉", "🔥", "👀", "✅", "🙏", "😮", "😢"}
+	type family struct {
+		name        string
+		rate        float64
+		burst       int
+		op          string
+		data        func(conv, msg string) func(i int) any
+		setupWrites int // conversation writes the setup took from the same bucket
+	}
+	families := []family{
+		{"reactions/react", 5, 30, protocol.OpReact, func(c, m string) func(int) any {
+			return func(i int) any {
+				return protocol.React{ConversationID: c, MessageID: m, Emoji: emoji[i/2%len(emoji)], Remove: i%2 == 1}
+			}
+		}, 0},
+		{"messages/edit", 10, 50, protocol.OpEdit, func(c, m string) func(int) any {
+			return func(i int) any {
+				return protocol.Edit{ConversationID: c, MessageID: m, ClientID: fmt.Sprint("e", i), Text: fmt.Sprint("edit ", i)}
+			}
+		}, 0},
+		{"read_marks/delivered", 10, 50, protocol.OpDelivered, func(c, _ string) func(int) any {
+			return func(int) any {
+				return protocol.Delivered{Conversations: []parley.DeliveredMark{{ConversationID: c, Seq: 1}}}
+			}
+		}, 0},
+		{"conversation_writes/set_profile", 2, 20, protocol.OpSetProfile, func(string, string) func(int) any {
+			return func(i int) any { return protocol.SetProfile{DisplayName: ptr(fmt.Sprint("name ", i))} }
+		}, 1},
+		{"conversation_writes/block", 2, 20, protocol.OpBlock, func(string, string) func(int) any {
+			return func(int) any { return protocol.UserRef{UserID: "victim"} }
+		}, 1},
+		{"conversation_writes/set_privacy", 2, 20, protocol.OpSetPrivacy, func(string, string) func(int) any {
+			return func(i int) any {
+				return protocol.SetPrivacy{Consent: []parley.Consent{parley.ConsentContacts, parley.ConsentEveryone}[i%2]}
+			}
+		}, 1},
+		{"conversation_writes/set_flags", 2, 20, protocol.OpSetFlags, func(c, _ string) func(int) any {
+			return func(i int) any { return protocol.SetFlags{ConversationID: c, Muted: ptr(i%2 == 0)} }
+		}, 1},
+		{"reads/privacy", 20, 100, protocol.OpPrivacy, func(string, string) func(int) any {
+			return func(int) any { return nil }
+		}, 0},
+		{"reads/mentions", 20, 100, protocol.OpMentions, func(string, string) func(int) any {
+			return func(int) any { return protocol.Mentions{} }
+		}, 0},
+		{"searches/search", 1, 10, protocol.OpSearch, func(c, _ string) func(int) any {
+			return func(int) any { return protocol.Search{Query: "hello"} }
+		}, 0},
+	}
+	for n, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			a := connect(t, srv, srv.Token(t, fmt.Sprint("flooder", n), fmt.Sprint("Flooder", n)), nil)
+			var g parley.Conversation
+			a.do(protocol.OpCreateGroup, protocol.CreateGroup{Title: "g", MemberIDs: []string{"victim"}}, &g)
+			m := a.send(g.ID, fmt.Sprint("m", n), "hello")
+			start := time.Now()
+			r := flood(t, a, 3*fam.burst+30, fam.op, fam.data(g.ID, m.ID))
+			took := time.Since(start)
+			if r.limited == nil || r.limited.RetryAfterMS <= 0 {
+				t.Fatalf("%d answered, %d refused: want rate_limited with retry_after_ms (got %+v)", r.ok, r.refused, r.limited)
+			}
+			allow := fam.burst + int(math.Ceil(fam.rate*took.Seconds())) - fam.setupWrites
+			if r.ok > allow {
+				t.Fatalf("%d answered in %v, want at most %d (burst %d, %g/s)", r.ok, took, allow, fam.burst, fam.rate)
+			}
+			t.Logf("%d requests: %d answered, %d refused in %v", 3*fam.burst+30, r.ok, r.refused, took.Round(time.Millisecond))
 		})
 	}
 }

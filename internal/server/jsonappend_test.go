@@ -232,3 +232,22 @@ func TestMessageReplyBytes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAppendJSONString: the hand-written escaping writes every string a
+// client can send (a message's text, a name, an id) exactly as
+// encoding/json does, HTML escaping, invalid UTF-8 and U+2028/U+2029
+// included, so a text never breaks out of its JSON string in a frame.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "hi", `"\`, "<b>&</b>", "\x00\x1f\x7f", "\u2028\u2029", "\xff\xc3", "é𝄞", "a\"b\\c\nd"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendJSONString(nil, s); string(got) != string(want) {
+			t.Fatalf("appendJSONString(%q) = %s, want %s", s, got, want)
+		}
+	})
+}

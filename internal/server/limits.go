@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"math"
 	"sync"
 	"time"
@@ -252,6 +253,28 @@ func (s *limiterSet) blocked(key string) time.Duration {
 		return time.Hour
 	}
 	return time.Duration((1 - tokens) / float64(s.limit) * float64(time.Second))
+}
+
+// take takes a token for key, waiting for it while ctx allows: when the
+// wait would outlast ctx's deadline it answers ERATELIMITED with
+// RetryAfter at once, as check does.
+func (s *limiterSet) take(ctx context.Context, key string) error {
+	for {
+		d := s.wait(key)
+		if d == 0 {
+			return nil
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+			return &parley.Error{Code: parley.ERATELIMITED, Message: "too many requests; slow down", RetryAfter: d}
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 }
 
 // check is wait as an error: ERATELIMITED with RetryAfter.

@@ -86,9 +86,9 @@ func (c *conn) recoverWorker() {
 		return
 	}
 	c.mu.Lock()
-	c.workerOn, c.held = false, 0
+	c.workerOn, c.held, c.heldBytes = false, 0, 0
 	clear(c.reqs)
-	c.reqs = nil
+	c.reqs, c.reqBytes = nil, 0
 	clear(c.parked)
 	c.parked = nil
 	if c.room != nil {

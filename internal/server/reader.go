@@ -94,7 +94,7 @@ func (c *conn) readOne(woke int64) bool {
 		c.sendNow(outFrame{b: pongFrame(id)})
 		return true
 	}
-	return c.push(request{raw: bp, woke: woke})
+	return c.push(request{raw: bp, woke: woke, size: len(b)})
 }
 
 // plainPing recognises the ping every client sends, exactly

@@ -46,11 +46,16 @@ func (s *service) delivered(ctx context.Context, u parley.User, d protocol.Deliv
 
 // setProfile changes u's display name or avatar (OpSetProfile, PATCH
 // /v1/me), a conversation write for the rate limits: it makes one event
-// per conversation of u's.
+// per conversation of u's, written parley.MaxProfileEventsPerWrite at a
+// time, and each write after the first takes a conversation write too
+// (waiting for it within opTimeout), so the events a user makes a second
+// are bounded whatever the number of conversations they are in.
 func (s *service) setProfile(ctx context.Context, u parley.User, d protocol.SetProfile) (parley.User, error) {
 	if err := s.limits.conversationWrites.check(u.ID); err != nil {
 		return parley.User{}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	if d.DisplayName == nil && d.AvatarID == nil {
 		return parley.User{}, parley.Errorf(parley.EINVALID, "display_name or avatar_id is required")
 	}
@@ -58,11 +63,12 @@ func (s *service) setProfile(ctx context.Context, u parley.User, d protocol.SetP
 	if !ok {
 		return parley.User{}, parley.Errorf(parley.EUNSUPPORTED, "this server keeps no profiles")
 	}
-	user, evs, err := p.SetProfile(ctx, u.ID, parley.ProfileChange{DisplayName: d.DisplayName, AvatarID: d.AvatarID})
+	pace := func(ctx context.Context) error { return s.limits.conversationWrites.take(ctx, u.ID) }
+	user, evs, err := p.SetProfile(ctx, u.ID, parley.ProfileChange{DisplayName: d.DisplayName, AvatarID: d.AvatarID, Pace: pace})
+	s.publishStored(ctx, evs) // those written, also when a later write failed
 	if err != nil {
 		return parley.User{}, err
 	}
-	s.publishStored(ctx, evs)
 	return user, nil
 }
 

@@ -312,19 +312,19 @@ func (s *Server) handleAPIExport(w http.ResponseWriter, r *http.Request) {
 		// documented shape is an array).
 		out.Messages = []parley.Message{}
 	}
-	// The page is cut at the reply's byte budget too (a message holds up
-	// to 16 KiB of text); the conversations count against it first.
+	// The page is cut at the reply's byte budget too, measured as JSON
+	// (a message's text of 4000 '<' is 24 KB of it); the conversations
+	// count against it first.
 	full := len(out.Messages) == exportPage
-	size := 0
-	for _, c := range out.Conversations {
-		size += 512 + 96*len(c.Members)
+	budget := s.httpReplyBytes()
+	for i := range out.Conversations {
+		budget -= jsonSize(&out.Conversations[i]) + 1
 	}
 	for i := range out.Messages {
-		if size += 512 + len(out.Messages[i].Text); size > s.httpReplyBytes() && i > 0 {
-			out.Messages, full = out.Messages[:i], true
-			break
-		}
 		out.Messages[i] = *messageURLs(&out.Messages[i])
+	}
+	if n := fitting(out.Messages, max(budget, 0), false); n < len(out.Messages) {
+		out.Messages, full = out.Messages[:n], true
 	}
 	if full {
 		out.Next = out.Messages[len(out.Messages)-1].ClientID
@@ -352,8 +352,9 @@ func (s *Server) handleAPIConversations(w http.ResponseWriter, r *http.Request) 
 // A call reads at most eraseScan of the user's messages, going on from
 // where the last call stopped (the store's EraseProgress), so each call
 // costs the same however many of them are tombstones already. A pass
-// that reaches the last message is done, and the next call (should the
-// user have sent more, through the server API) starts a pass afresh.
+// that reaches the last message leaves at most exportPage groups, and is
+// done once none is left; the next call (should the user have sent more,
+// through the server API) starts a pass afresh.
 func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 	ctx, id := r.Context(), r.PathValue("id")
 	ks := s.store.(parley.APIKeyStore)
@@ -393,17 +394,15 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 		done = i == len(page) && len(page) < exportPage
 	}
 	if done {
-		after = ""
-	}
-	if err := ks.SetEraseProgress(ctx, id, after); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	if done {
 		// The list a page at a time, so the user's conversations are
 		// never all in memory. Leaving a group takes it out of the list
-		// but moves no other conversation, so the cursor holds.
+		// but moves no other conversation, so the cursor holds. At most
+		// exportPage groups a call, as for messages: a user who joined
+		// thousands makes as many calls, not one without bound. The
+		// progress then stays at the end of their messages, so the next
+		// call reads none and goes on leaving.
 		u := parley.User{ID: id}
+		more := false
 		for cursor := ""; ; {
 			cl, err := s.svc.conversationsOf(ctx, u, protocol.Conversations{Cursor: cursor}, MaxReplyBytes)
 			if err != nil {
@@ -414,6 +413,10 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 				if c.Kind != parley.Group {
 					continue
 				}
+				if left == exportPage {
+					more = true
+					break
+				}
 				_, evs, err := s.store.UpdateConversation(ctx, id, c.ID, parley.ConversationChange{Remove: []string{id}})
 				if err != nil {
 					s.writeError(w, err)
@@ -422,11 +425,21 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 				s.svc.publishStored(ctx, evs)
 				left++
 			}
-			if !cl.HasMore {
+			if more || !cl.HasMore {
 				break
 			}
 			cursor = cl.Next
 		}
+		done = !more
+	}
+	if done {
+		after = ""
+	}
+	if err := ks.SetEraseProgress(ctx, id, after); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if done {
 		sum := sha256.Sum256([]byte(id))
 		if _, err := s.store.EnsureUser(ctx, id, "deleted "+hex.EncodeToString(sum[:6])); err != nil {
 			s.writeError(w, err)

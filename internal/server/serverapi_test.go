@@ -278,7 +278,7 @@ func TestServerAPIExportErase(t *testing.T) {
 	// Under a small reply budget the export pages by bytes too, and the
 	// pages join up; the conversations take at most half the first page,
 	// the rest coming from .../conversations.
-	srv.Server.SetHTTPReplyBytes(2000)
+	srv.Server.SetHTTPReplyBytes(1400)
 	type page struct {
 		Conversations     []parley.Conversation
 		ConversationsNext string `json:"conversations_next"`
@@ -297,9 +297,16 @@ func TestServerAPIExportErase(t *testing.T) {
 		rest := decodeJSON[protocol.ConversationList](t, httpDo(t, srv, "GET", "/v1/server/users/dave/conversations?cursor="+url.QueryEscape(next), key, "").body)
 		convs += len(rest.Conversations)
 	}
-	if len(pages) != 2 || convs != 2 || len(pages[1].Conversations) != 0 ||
-		len(pages[0].Messages)+len(pages[1].Messages) != 3 || pages[1].Messages[len(pages[1].Messages)-1].ID != sent[2].ID {
-		t.Fatalf("export pages under 2000 bytes (%d conversations) = %+v", convs, pages)
+	msgs := 0
+	for i, p := range pages {
+		msgs += len(p.Messages)
+		if i > 0 && len(p.Conversations) != 0 {
+			t.Fatalf("export page %d holds conversations: %+v", i, p)
+		}
+	}
+	last := pages[len(pages)-1].Messages
+	if len(pages) < 2 || convs != 2 || msgs != 3 || len(last) == 0 || last[len(last)-1].ID != sent[2].ID {
+		t.Fatalf("export pages under 1400 bytes (%d conversations) = %+v", convs, pages)
 	}
 	srv.Server.SetHTTPReplyBytes(0)
 	if r := httpDo(t, srv, "GET", "/v1/server/users/nobody/export", key, ""); r.err.Code != parley.ENOTFOUND {
@@ -554,5 +561,115 @@ func TestServerAPIEraseBounded(t *testing.T) {
 		if got := erase(); got != want {
 			t.Fatalf("erase call %d of the second pass = %+v, want %+v", i, got, want)
 		}
+	}
+}
+
+// TestHostileExportByteCap: a user whose messages are 4000 '<' each (24
+// KB of JSON apiece, where the text is 4 KB) gets an export cut to the
+// reply's budget as JSON, not as an estimate of the text's bytes: every
+// page is at most MaxReplyBytes and a little for the user, and the pages
+// hold every message once. Before, the page was cut at 512 bytes and
+// the text's length a message, and came to 1.4 MB.
+func TestHostileExportByteCap(t *testing.T) {
+	srv := servertest.Start(t)
+	_, key := newAPIKey(t, srv, auth.ScopeUsers)
+	seedConversation(t, srv, 100, strings.Repeat("<", parley.MaxTextRunes))
+	seen := map[string]bool{}
+	for after, pages := "", 0; ; pages++ {
+		if pages > 100 {
+			t.Fatal("the export does not end")
+		}
+		r := httpDo(t, srv, "GET", "/v1/server/users/alice/export?after="+url.QueryEscape(after), key, "")
+		if r.status != http.StatusOK {
+			t.Fatalf("export: %d %s", r.status, r.body)
+		}
+		if len(r.body) > server.MaxReplyBytes+4<<10 {
+			t.Fatalf("an export page is %d bytes, want at most the reply budget (%d) and a little", len(r.body), server.MaxReplyBytes)
+		}
+		p := decodeJSON[struct {
+			Messages []parley.Message
+			Next     string
+		}](t, r.body)
+		for _, m := range p.Messages {
+			if seen[m.ID] {
+				t.Fatalf("message %s exported twice", m.ID)
+			}
+			seen[m.ID] = true
+		}
+		if after = p.Next; after == "" {
+			break
+		}
+	}
+	if len(seen) != 100 {
+		t.Fatalf("the export held %d messages, want 100", len(seen))
+	}
+}
+
+// TestHostileBannedUserLinks: a signed attachment link stops working once
+// its user is banned, as their token does, though it has not expired: a
+// link is the user's access for five minutes, not a capability that
+// outlives it. Before, a banned (or erased) user kept downloading with
+// the links made before the ban.
+func TestHostileBannedUserLinks(t *testing.T) {
+	srv := servertest.Start(t)
+	_, key := newAPIKey(t, srv, auth.ScopeModeration)
+	tok := srv.Token(t, "mallory", "Mallory")
+	a := uploadFile(t, srv, tok, "notes.txt", []byte("my notes"))
+	var link server.AttachmentLink
+	if err := json.Unmarshal(httpDo(t, srv, "POST", "/v1/attachments/"+a.ID+"/link", tok, "").body, &link); err != nil || link.URL == "" {
+		t.Fatalf("link: %v %+v", err, link)
+	}
+	if r := httpDo(t, srv, "GET", link.URL, "", ""); r.status != http.StatusOK {
+		t.Fatalf("the link before the ban: %d %s", r.status, r.body)
+	}
+	if r := httpDo(t, srv, "POST", "/v1/server/users/mallory/ban", key, ""); r.status != http.StatusOK {
+		t.Fatalf("ban: %d %s", r.status, r.body)
+	}
+	if r := httpDo(t, srv, "GET", link.URL, "", ""); r.status == http.StatusOK {
+		t.Fatalf("the link after the ban: %d, want it refused", r.status)
+	}
+	if r := httpDo(t, srv, "GET", "/v1/attachments/"+a.ID, tok, ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("the token after the ban: %d, want 401", r.status)
+	}
+}
+
+// TestHostileEraseManyGroups: erasing a user who joined more groups than
+// an erase call leaves (500) takes more calls, each leaving at most 500,
+// as for messages, until done; before, one call left every group, one
+// store write each, however many the user had joined.
+func TestHostileEraseManyGroups(t *testing.T) {
+	srv := servertest.Start(t)
+	_, key := newAPIKey(t, srv, auth.ScopeUsers)
+	srv.Token(t, "mallory", "Mallory")
+	const groups = 600
+	for i := range groups { // straight in the store
+		if _, _, err := srv.Store.CreateGroup(t.Context(), "mallory", fmt.Sprint("g", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := 0
+	for calls := 1; ; calls++ {
+		r := httpDo(t, srv, "DELETE", "/v1/server/users/mallory", key, "")
+		res := decodeJSON[struct {
+			Left int  `json:"conversations_left"`
+			Done bool `json:"done"`
+		}](t, r.body)
+		if r.status != http.StatusOK || res.Left > 500 {
+			t.Fatalf("erase call %d: %d %s, want 200 leaving at most 500 groups", calls, r.status, r.body)
+		}
+		left += res.Left
+		if res.Done {
+			break
+		}
+		if calls > 3 {
+			t.Fatalf("erase is not done after %d calls (%d groups left)", calls, left)
+		}
+	}
+	if left != groups {
+		t.Fatalf("erase left %d groups, want %d", left, groups)
+	}
+	cl, err := srv.Store.Conversations(t.Context(), "mallory")
+	if err != nil || len(cl) != 0 {
+		t.Fatalf("mallory's conversations after the erase: %d %v", len(cl), err)
 	}
 }

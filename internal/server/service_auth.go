@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/auth"
@@ -133,6 +134,24 @@ func (s *service) me(ctx context.Context, u parley.User) (parley.User, error) {
 func (s *service) userByName(ctx context.Context, u parley.User, name string) (parley.User, error) {
 	if err := s.limits.reads.check(u.ID); err != nil {
 		return parley.User{}, err
+	}
+	return s.userNamed(ctx, name)
+}
+
+// maxNameLookupBytes bounds a name looked up (GET /v1/users/{name},
+// create_direct's username): no user's name, nor any form of one that
+// finds it (another case or width, decomposed, a look-alike), is longer,
+// as parley.NormalizeUsername bounds a name before its PRECIS work.
+const maxNameLookupBytes = 4 * parley.MaxUsernameRunes * utf8.UTFMax
+
+// userNamed is the store's UserByName for a name from a client: a name
+// longer than any can be is not found at once. The lookup folds the name
+// into its uniqueness key (parley.NameKey: PRECIS and the confusables
+// skeleton), whose work grows with the name: a path or a frame of 64 KiB
+// cost tens of milliseconds of CPU a request.
+func (s *service) userNamed(ctx context.Context, name string) (parley.User, error) {
+	if len(name) > maxNameLookupBytes {
+		return parley.User{}, parley.ErrNotFound
 	}
 	return s.store.UserByName(ctx, name)
 }

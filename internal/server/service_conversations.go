@@ -158,7 +158,7 @@ func (s *service) createDirect(ctx context.Context, u parley.User, d protocol.Cr
 	case d.UserID == "" && d.Username == "":
 		return parley.Conversation{}, parley.Errorf(parley.EINVALID, "user_id or username is required")
 	case d.Username != "":
-		o, err := s.store.UserByName(ctx, d.Username)
+		o, err := s.userNamed(ctx, d.Username)
 		if err != nil {
 			return parley.Conversation{}, err
 		}

@@ -27,15 +27,25 @@ func newTypingTracker() *typingTracker {
 	return &typingTracker{active: make(map[string]map[string]time.Time)}
 }
 
+// start records user typing in conv now. It forgets the user's
+// indicators that have expired, so a user holds at most the few a
+// typing rate allows within TypingExpiry, however many conversations
+// they start typing in over a connection's life.
 func (t *typingTracker) start(user, conv string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now := time.Now()
 	m := t.active[user]
 	if m == nil {
 		m = make(map[string]time.Time)
 		t.active[user] = m
 	}
-	m[conv] = time.Now()
+	for c, at := range m {
+		if now.Sub(at) >= TypingExpiry {
+			delete(m, c)
+		}
+	}
+	m[conv] = now
 }
 
 // stop forgets user typing in conv and reports whether the indicator was
@@ -75,21 +85,25 @@ func (s *service) typing(ctx context.Context, u parley.User, d protocol.Typing) 
 	if err := required("conversation_id", d.ConversationID); err != nil {
 		return err
 	}
+	typ := parley.EventTypingStopped
 	if d.Typing {
+		typ = parley.EventTypingStarted
 		if err := s.limits.typing.check(u.ID); err != nil {
 			return err
 		}
+	} else if !s.typers.stop(u.ID, d.ConversationID) {
+		// Not typing there (on this node): nothing to tell, and nothing
+		// to ask the store. A stop takes no token (a client may always
+		// stop), so only a start, which does, may cost a store read: a
+		// flood of stops costs none, whatever conversation it names.
+		return nil
 	}
 	members, err := s.peers(ctx, u, d.ConversationID)
 	if err != nil {
 		return err
 	}
-	typ := parley.EventTypingStopped
 	if d.Typing {
-		typ = parley.EventTypingStarted
 		s.typers.start(u.ID, d.ConversationID)
-	} else if !s.typers.stop(u.ID, d.ConversationID) {
-		return nil // not typing there: nothing to tell
 	}
 	s.publishTyping(ctx, u, d.ConversationID, typ, members)
 	return nil

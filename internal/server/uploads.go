@@ -323,11 +323,12 @@ func (s *Server) linkMAC(userID, id string, thumb bool, exp string) string {
 }
 
 // linkUser returns the user a valid, unexpired signed link was made for,
-// or "" when the request carries none.
+// or "" when the request carries none. A banned user's links are none: a
+// link is its user's access, which a ban ends as it ends their tokens.
 func (s *Server) linkUser(r *http.Request, id string, thumb bool) string {
 	q := r.URL.Query()
 	uid, exp, sig := q.Get("u"), q.Get("exp"), q.Get("sig")
-	if uid == "" || exp == "" || sig == "" {
+	if uid == "" || exp == "" || sig == "" || s.svc.bans.has(uid) {
 		return ""
 	}
 	n, err := strconv.ParseInt(exp, 10, 64)

@@ -1,11 +1,39 @@
 package server
 
-import "github.com/parleychat/parley/protocol"
+import (
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/protocol"
+)
 
-// requestQueue bounds the requests read from a connection and not yet run.
-// When it is full the reader stops reading (backpressure on the client's
-// socket) until the worker takes one; see conn.paused for the heartbeat.
-const requestQueue = 32
+// requestQueue and requestQueueBytes bound the requests read from a
+// connection and not yet run: at most requestQueue of them, and once
+// they hold requestQueueBytes (their frames' sizes) no more, so a client
+// whose requests wait (on a slow store, or behind replies it does not
+// read) holds at most requestQueueBytes and one frame in them, not
+// requestQueue frames of parley.MaxFrameBytes each (2 MiB). When either
+// is reached the reader stops reading (backpressure on the client's
+// socket) until the worker takes one; see conn.paused for the
+// heartbeat. A request is always taken when none waits.
+const (
+	requestQueue      = 32
+	requestQueueBytes = parley.MaxFrameBytes
+)
+
+// requestsFullLocked reports whether the reader must wait before it
+// queues another request (requestQueue, requestQueueBytes). c.mu held.
+func (c *conn) requestsFullLocked() bool {
+	n := len(c.reqs) + c.held
+	return n >= requestQueue || n > 0 && c.reqBytes+c.heldBytes >= requestQueueBytes
+}
+
+// requestBytes is the size of rs's frames.
+func requestBytes(rs []request) int {
+	n := 0
+	for _, r := range rs {
+		n += r.size
+	}
+	return n
+}
 
 // request is a message read for the worker: raw (a readPool buffer) until
 // the worker decodes it into req, or the error decoding it gave
@@ -21,16 +49,18 @@ type request struct {
 	// send observes it once, when the worker starts handling it
 	// (dispatchSends): parley_send_wake_seconds.
 	woke int64
+	// size is the frame's length: what it counts in requestQueueBytes.
+	size int
 }
 
 // push queues r for the worker, starting it when none runs. When the queue
-// is full (requestQueue requests, counting a run of sends the worker holds)
-// it waits for room with the connection paused (not read, and not
+// is full (requestQueue requests or requestQueueBytes, counting a run of
+// sends the worker holds) it waits for room with the connection paused (not read, and not
 // subject to the heartbeat); it returns false when the connection is
 // closing meanwhile.
 func (c *conn) push(r request) bool {
 	c.mu.Lock()
-	for len(c.reqs)+c.held >= requestQueue {
+	for c.requestsFullLocked() {
 		if c.closeCode != 0 {
 			c.mu.Unlock()
 			return false
@@ -51,6 +81,7 @@ func (c *conn) push(r request) bool {
 		c.mu.Lock()
 	}
 	c.reqs = append(c.reqs, r)
+	c.reqBytes += r.size
 	if !c.workerOn && !c.sendsOut { // else sendsDone starts it
 		c.startWorkerLocked()
 	}
@@ -100,17 +131,17 @@ func (c *conn) work() {
 	var batch []request // taken from reqs, decoded, run in order; counted in held
 	for {
 		c.mu.Lock()
-		c.held = len(batch)
+		c.held, c.heldBytes = len(batch), requestBytes(batch)
 		if c.closeCode != 0 {
 			clear(c.reqs)
-			c.reqs = c.reqs[:0]
+			c.reqs, c.reqBytes = c.reqs[:0], 0
 			clear(batch)
 			batch = nil
 			clear(c.parked)
 			c.parked = nil
-			c.held = 0
+			c.held, c.heldBytes = 0, 0
 		}
-		if c.room != nil && len(c.reqs)+c.held < requestQueue { // the reader waits: there is room now
+		if c.room != nil && !c.requestsFullLocked() { // the reader waits: there is room now
 			close(c.room)
 			c.room = nil
 		}
@@ -118,7 +149,7 @@ func (c *conn) work() {
 			// Left, decoded, by the worker that handed a run of sends
 			// to the store (dispatchSends); they run first.
 			batch, c.parked = c.parked, nil
-			c.held = len(batch)
+			c.held, c.heldBytes = len(batch), requestBytes(batch)
 		}
 		if len(batch) == 0 {
 			if len(c.reqs) == 0 {
@@ -128,7 +159,7 @@ func (c *conn) work() {
 				return
 			}
 			batch, c.reqs = c.reqs, nil
-			c.held = len(batch)
+			c.held, c.heldBytes, c.reqBytes = len(batch), c.reqBytes, 0
 			c.mu.Unlock()
 			// Decoded here, not by the reader (see request), and outside
 			// c.mu. DecodeRequest copies what it keeps (strings, data), so
@@ -143,7 +174,7 @@ func (c *conn) work() {
 		if c.queuedLocked() > c.s.cfg.Limits.SendQueueBytes/2 {
 			// The client has not read what earlier requests produced:
 			// the next reply waits for it (back-pressure), and the reader
-			// stops reading once requestQueue requests wait.
+			// stops reading once the request queue is full.
 			c.mu.Unlock()
 			c.waitDrained()
 			continue
@@ -193,9 +224,9 @@ func (c *conn) park(rest []request) bool {
 		return false
 	}
 	c.parked = rest
-	c.held = len(rest)
+	c.held, c.heldBytes = len(rest), requestBytes(rest)
 	c.workerOn = false
-	if c.room != nil && len(c.reqs)+c.held < requestQueue {
+	if c.room != nil && !c.requestsFullLocked() {
 		close(c.room)
 		c.room = nil
 	}

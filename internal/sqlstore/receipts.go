@@ -130,6 +130,11 @@ func (s *Store) SetProfile(ctx context.Context, userID string, ch parley.Profile
 	// parley.MaxProfileEventsPerWrite each, so a user in thousands of
 	// conversations makes no unbounded write.
 	for after != "" {
+		if ch.Pace != nil {
+			if err := ch.Pace(ctx); err != nil {
+				return u, events, err
+			}
+		}
 		var evs []parley.Event
 		err := s.e.Write(ctx, func(w Tx) error {
 			var err error

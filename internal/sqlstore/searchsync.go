@@ -17,7 +17,7 @@ type SearchSyncer interface {
 // (the store cannot write now), the search still answers from what is
 // indexed, which never holds a deleted or pre-edit text.
 func (s *Store) syncSearch(ctx context.Context) error {
-	ss, ok := s.e.(SearchSyncer)
+	ss, ok := s.e.Engine.(SearchSyncer)
 	if !ok {
 		return nil
 	}

@@ -218,8 +218,9 @@ type Complete interface {
 // over an engine; the engine's DB embeds it and adds Close. It is safe for
 // concurrent use.
 type Store struct {
-	d   Dialect
-	e   Engine
+	d Dialect
+	// e is the engine, its reads behind readGuard.
+	e   readGuard
 	sql dialectSQL
 	// shards is the log's shard count (SetupShards), fixed while open.
 	shards int
@@ -228,7 +229,7 @@ type Store struct {
 // New returns the store of engine e, whose SQL dialect is d, over a log
 // of shards shards (what SetupShards returned).
 func New(d Dialect, e Engine, shards int) *Store {
-	return &Store{d: d, e: e, sql: buildSQL(d), shards: max(shards, 1)}
+	return &Store{d: d, e: readGuard{e}, sql: buildSQL(d), shards: max(shards, 1)}
 }
 
 // bg is the context of the statements of a write: the batch's, not the

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -322,5 +323,24 @@ func testProfileChunks(t *testing.T, s parley.Store) {
 	}
 	if k != n {
 		t.Errorf("b replays %d profileUpdated of a's, want %d", k, n)
+	}
+	// Pace is asked before each write after the first, and its error
+	// ends the change there: the profile changed, the events of the
+	// first write returned with the error.
+	paced := 0
+	refused := parley.Errorf(parley.ERATELIMITED, "slow down")
+	other := "Paced"
+	_, events, err = p.SetProfile(ctx(t), a.ID, parley.ProfileChange{DisplayName: &other, Pace: func(context.Context) error {
+		if paced++; paced == 2 {
+			return refused
+		}
+		return nil
+	}})
+	if err != refused || paced != 2 || len(events) != 2*parley.MaxProfileEventsPerWrite {
+		t.Errorf("a change paced twice, refused the second time: error %v, paced %d, %d events; want the refusal, 2, %d",
+			err, paced, len(events), 2*parley.MaxProfileEventsPerWrite)
+	}
+	if u := must[parley.User](t, "User")(s.User(ctx(t), a.ID)); u.DisplayName != other {
+		t.Errorf("the display name after a paced change = %q, want %q", u.DisplayName, other)
 	}
 }

@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"ReactionLimit", testReactionLimit},
 		{"Replies", testReplies},
 		{"MalformedMessageIDs", testMalformedMessageIDs},
+		{"UnstorableText", testUnstorableText},
 		{"Mentions", testMentions},
 		{"Search", testSearch},
 		{"SearchFresh", testSearchFresh},
