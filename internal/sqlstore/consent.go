@@ -141,8 +141,12 @@ const (
 	qSetRequest = `UPDATE members SET request = $1 WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
 	// qAccept ends a request: the recipient ($2) and the starter count
 	// as having written (members.wrote), so an accept makes them
-	// contacts even before the starter writes.
-	qAccept = `UPDATE members SET request = CASE WHEN user_id = $2 THEN 0 ELSE request END, wrote = true
+	// contacts even before the starter writes. The recipient's row stays
+	// a request's (requestRecipient, a declined one's too), so that an
+	// accepted request is the same whether accepted or answered by
+	// writing, and accepting it again is told from a conversation that
+	// was no request: it changes nothing (docs/protocol.md, Requests).
+	qAccept = `UPDATE members SET request = CASE WHEN user_id = $2 THEN 1 ELSE request END, wrote = true
 		WHERE conversation_id = $1 AND left_pos IS NULL`
 	qPeers = `SELECT o.user_id FROM members o
 		WHERE o.conversation_id = $1 AND o.left_pos IS NULL AND o.user_id != $2
