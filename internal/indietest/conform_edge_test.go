@@ -287,3 +287,18 @@ var _ = check("an accept makes contacts", func(t *testing.T, e *env) {
 		t.Errorf("the starter's presence after the accept: %v", p.Online)
 	}
 })
+
+var _ = check("hidden quote in the mentions list", func(t *testing.T, e *env) {
+	a, b, c := e.newUser(t, "hm"), e.newUser(t, "hm"), e.newUser(t, "hm")
+	g := c.group("mentions quote", a, b)
+	p := b.send(g, "parent")
+	a.ok("block", map[string]any{"user_id": b.id}, nil)
+	var r wmsg
+	c.ok("send", map[string]any{"conversation_id": g, "client_id": e.unique("c-"), "text": "@" + a.name + " look", "reply_to": p.ID}, &r)
+	var sp searchPage
+	a.ok("mentions", nil, &sp)
+	if len(sp.Results) != 1 || sp.Results[0].Message.ID != r.ID {
+		t.Fatalf("mentions: %d results", len(sp.Results))
+	}
+	wantHidden(t, "mentions list", sp.Results[0].Message.ReplyTo, p)
+})

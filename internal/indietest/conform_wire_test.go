@@ -4,6 +4,7 @@ package indietest
 // the HTTP API's shapes, statuses and headers.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strconv"
@@ -371,5 +372,56 @@ var _ = check("http api", func(t *testing.T, e *env) {
 	}
 	if r := e.http(t, "GET", "/v1/users/"+strings.ToUpper(name), u.token, nil); r.status != 200 || !strings.Contains(string(r.body), `"name":"`+name+`"`) {
 		t.Errorf("GET /v1/users/%s: %d %s", strings.ToUpper(name), r.status, r.body)
+	}
+})
+
+var _ = check("http routes of the ops", func(t *testing.T, e *env) {
+	a, b := e.newUser(t, "hr"), e.newUser(t, "hr")
+	g := a.group("routes", b)
+	m := a.send(g, "to delete")
+	if r := e.http(t, "POST", "/v1/conversations/"+g+"/typing", a.token, map[string]any{"typing": true}); r.status != 200 || string(bytes.TrimSpace(r.body)) != "{}" {
+		t.Errorf("POST typing: %d %s", r.status, r.body)
+	}
+	b.expect("typingStarted", func(x ev) bool { return x.UserID == a.id })
+	r := e.http(t, "DELETE", "/v1/conversations/"+g+"/messages/"+m.ID, a.token, nil)
+	var tomb wmsg
+	json.Unmarshal(r.body, &tomb)
+	if r.status != 200 || !tomb.Deleted || tomb.ID != m.ID {
+		t.Errorf("DELETE message: %d %s", r.status, r.body)
+	}
+	if r := e.http(t, "DELETE", "/v1/conversations/"+g+"/messages/"+m.ID, b.token, nil); r.status != 403 || r.errCode() != "forbidden" {
+		t.Errorf("DELETE another's message: %d %s", r.status, r.body)
+	}
+	if r := e.http(t, "GET", "/v1/conversations/"+g, b.token, nil); r.status != 200 || !strings.Contains(string(r.body), `"id":"`+g+`"`) {
+		t.Errorf("GET conversation: %d %.200s", r.status, r.body)
+	}
+	if r := e.http(t, "GET", "/v1/me", a.token, nil); r.status != 200 || !strings.Contains(string(r.body), `"id":"`+a.id+`"`) {
+		t.Errorf("GET /v1/me: %d %s", r.status, r.body)
+	}
+})
+
+var _ = check("protocol 2 on a log of one shard", func(t *testing.T, e *env) {
+	// Section 3: a client may speak protocol 2 to any server of this
+	// version; on one shard the cursor is shard 0's position.
+	u := e.newUser(t, "p2")
+	u.group("one")
+	u2 := u.reconnect(t, map[string]any{"protocol": 2, "cursor": map[string]any{}})
+	var w welcomeData
+	json.Unmarshal(u2.welcome, &w)
+	if w.Shards != 1 || w.Cursor["0"] != w.Head || w.Head == 0 {
+		t.Errorf("welcome: shards %d cursor %v head %d", w.Shards, w.Cursor, w.Head)
+	}
+	f, ok := u2.frameOf("resumed", 5*time.Second)
+	var r resumedData
+	json.Unmarshal(f.Data, &r)
+	if !ok || r.Shards != 1 || r.Cursor["0"] != w.Head || r.Count == 0 {
+		t.Errorf("resumed %s", f.Data)
+	}
+	for _, f := range u2.buf {
+		var raw map[string]json.RawMessage
+		json.Unmarshal(f.Data, &raw)
+		if _, has := raw["shard"]; f.Type == "event" && has {
+			t.Errorf("an event of shard 0 carries shard: %s", f.Data)
+		}
 	}
 })
