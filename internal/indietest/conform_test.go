@@ -197,6 +197,12 @@ func (u *cl) reconnect(t *testing.T, extra map[string]any) *cl {
 func (u *cl) recv(d time.Duration) (frame, bool) {
 	select {
 	case f, ok := <-u.frames:
+		if ok && f.Type == "event" {
+			var e ev
+			json.Unmarshal(f.Data, &e)
+			json.Unmarshal(f.Data, &e.raw)
+			u.checkEvent(e)
+		}
 		return f, ok
 	case <-time.After(d):
 		return frame{}, false
@@ -378,35 +384,42 @@ func mustJSON(v any) string {
 
 func (u *cl) next(typ string, match func(ev) bool, d time.Duration) (ev, bool) {
 	u.t.Helper()
-	take := func(f frame) (ev, bool) {
+	var got ev
+	_, ok := u.find(func(f frame) bool {
 		if f.Type != "event" {
-			return ev{}, false
+			return false
 		}
 		var e ev
 		if err := json.Unmarshal(f.Data, &e); err != nil {
 			u.t.Fatalf("event %s: %v", f.Data, err)
 		}
 		json.Unmarshal(f.Data, &e.raw)
-		u.checkEvent(e)
 		if e.Type != typ || (match != nil && !match(e)) {
-			return ev{}, false
+			return false
 		}
-		return e, true
-	}
+		got = e
+		return true
+	}, d)
+	return got, ok
+}
+
+// find returns the first kept frame for which take holds (no longer
+// kept), else the first such incoming one within d, keeping the others.
+func (u *cl) find(take func(frame) bool, d time.Duration) (frame, bool) {
 	for i, f := range u.buf {
-		if e, ok := take(f); ok {
+		if take(f) {
 			u.buf = append(u.buf[:i:i], u.buf[i+1:]...)
-			return e, true
+			return f, true
 		}
 	}
 	deadline := time.Now().Add(d)
 	for {
 		f, ok := u.recv(time.Until(deadline))
 		if !ok {
-			return ev{}, false
+			return frame{}, false
 		}
-		if e, ok := take(f); ok {
-			return e, true
+		if take(f) {
+			return f, true
 		}
 		u.keep(f)
 	}
@@ -432,23 +445,7 @@ func (u *cl) checkEvent(e ev) {
 
 // frameOf waits for the next kept or incoming frame of type typ.
 func (u *cl) frameOf(typ string, d time.Duration) (frame, bool) {
-	for i, f := range u.buf {
-		if f.Type == typ {
-			u.buf = append(u.buf[:i:i], u.buf[i+1:]...)
-			return f, true
-		}
-	}
-	deadline := time.Now().Add(d)
-	for {
-		f, ok := u.recv(time.Until(deadline))
-		if !ok {
-			return frame{}, false
-		}
-		if f.Type == typ {
-			return f, true
-		}
-		u.keep(f)
-	}
+	return u.find(func(f frame) bool { return f.Type == typ }, d)
 }
 
 // drain forgets the kept frames and those arriving within d.
