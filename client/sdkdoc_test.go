@@ -298,6 +298,30 @@ func TestSDKDocPromises(t *testing.T) {
 	if !inList() {
 		t.Errorf("an accepted request is not back in the list")
 	}
+	// "accepting it, or a message of this user's in it, takes it back":
+	// the cached copy follows the message.
+	dave := e.client(t, "dave")
+	connect(t, dave)
+	dd, err := dave.CreateDirect(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent(t, dave, dd.ID, "hi, stranger")
+	inList() // caches the pending request
+	if _, err := alice.DeclineRequest(ctx, dd.ID); err != nil {
+		t.Fatal(err)
+	}
+	sent(t, alice, dd.ID, "changed my mind")
+	for ctx.Err() == nil {
+		if cv, ok := cached(alice, dd.ID); ok && cv.Request == "" {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if cv, _ := cached(alice, dd.ID); cv.Request != "" {
+		t.Errorf("the cached copy after writing in a declined request: request %q", cv.Request)
+	}
+	sent(t, dave, dd.ID, "thanks")
 	// Removed: Send fails at once with ErrRemoved (code not_found).
 	if err := bob.Leave(ctx, g.ID); err != nil {
 		t.Fatal(err)

@@ -320,16 +320,19 @@ var _ = check("consent and requests", func(t *testing.T, e *env) {
 	}
 	a.ok("decline_request", map[string]any{"conversation_id": d2}, nil)
 	a.none("requestDeclined", nil, 200*time.Millisecond)
-	// Writing in a declined request does not accept it (only a pending
-	// one's reply does): the starter stays refused until accept_request.
-	a.send(d2, "a word")
-	if c := a.conversation(d2); c.Request == nil || *c.Request != "declined" {
-		t.Errorf("after writing in a declined request: request %v, want declined", c.Request)
+	// A reply accepts, a declined request too: it is back in the list and
+	// the starter may answer.
+	a.send(d2, "changed my mind")
+	if c := a.conversation(d2); c.Request != nil {
+		t.Errorf("after writing in a declined request: request %q", *c.Request)
 	}
-	s2.fails("send", map[string]any{"conversation_id": d2, "client_id": e.unique("c-"), "text": "thanks"}, "forbidden")
-	a.ok("accept_request", map[string]any{"conversation_id": d2}, &ca)
-	if ca.Request != nil {
-		t.Errorf("a declined request accepted: request %q", *ca.Request)
+	a.ok("conversations", nil, &list)
+	found := false
+	for _, c := range list.Conversations {
+		found = found || c.ID == d2
+	}
+	if !found {
+		t.Errorf("a declined request its recipient wrote in is not back in the list")
 	}
 	s2.send(d2, "thanks")
 	// A reply accepts.

@@ -433,6 +433,23 @@ func testRequests(t *testing.T, s parley.Store) {
 	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, cc.ID)); v.Request != "" {
 		t.Errorf("after a's reply: request %q", v.Request)
 	}
+	// A declined one too: a writes in e's declined request, which comes
+	// back to a's list, and e may answer (twice: the second send reads
+	// the conversation's send gate again).
+	e := newUser(t, s, "reqe")
+	ec := newDirect(t, s, e, a)
+	send(t, s, ec.ID, e, "hello")
+	_, evs, err = cs.AnswerRequest(ctx(t), a.ID, ec.ID, false)
+	rec.add(evs, err)
+	send(t, s, ec.ID, a, "changed my mind")
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, ec.ID)); v.Request != "" {
+		t.Errorf("after a wrote in a declined request: request %q", v.Request)
+	}
+	if !slices.ContainsFunc(must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID)), func(c parley.Conversation) bool { return c.ID == ec.ID }) {
+		t.Error("a declined request a wrote in is not back in a's list")
+	}
+	send(t, s, ec.ID, e, "thanks")
+	send(t, s, ec.ID, e, "really")
 	// Replays follow the request as it is now (accepted: a's earlier
 	// read goes to b too): Events and EventsFor agree.
 	sameAudiences(t, s, nil, a, b, c, d)
