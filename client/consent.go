@@ -119,7 +119,8 @@ func consentEvent(ev *parley.Event) Event {
 }
 
 // applyRequestLocked keeps the cached conversation's Request: an answer
-// sets it, and this user's own message in a pending request accepts it.
+// sets it, and this user's own message in a request, pending or
+// declined, accepts it (docs/protocol.md, Requests).
 // Caller holds s.mu; it reports whether the list changed.
 func (s *chatState) applyRequestLocked(ev Event, me string) bool {
 	switch e := ev.(type) {
@@ -134,7 +135,7 @@ func (s *chatState) applyRequestLocked(ev Event, me string) bool {
 		}
 		return true
 	case NewMessage:
-		if cv := s.convs[e.Message.ConversationID]; cv != nil && cv.Request == parley.RequestPending && e.Message.SenderID == me {
+		if cv := s.convs[e.Message.ConversationID]; cv != nil && cv.Request != "" && e.Message.SenderID == me {
 			cv.Request = ""
 			return true
 		}

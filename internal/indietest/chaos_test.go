@@ -1,7 +1,9 @@
 // Package indietest checks docs/protocol.md against the server from the
 // outside: a client written from the document alone (client_test.go)
 // drives a real `parley serve --shards 8` process, while the test cuts
-// connections and kills the server.
+// connections and kills the server; TestConformance and
+// TestConformanceLimits (conform_*_test.go) check its promises one at a
+// time, with raw JSON frames and HTTP requests.
 package indietest
 
 import (

@@ -147,6 +147,11 @@ var qSendCheck = `SELECT
 	LEFT JOIN messages old ON old.sender_id = $2 AND old.client_id = $3
 	LEFT JOIN LATERAL (SELECT * FROM attachments att WHERE $4 <> '' AND att.id = $4 AND att.owner_id = $2 OFFSET 0) att ON true`
 
+// acceptByWriting is the core's QAcceptByWriting inside the senders'
+// read-position update: a declined request whose recipient writes in it
+// goes back to a request's row, answered by the write (members.wrote).
+const acceptByWriting = `request = CASE WHEN request = 2 THEN 1 ELSE request END`
+
 // qSendWrite is qBulkSendWrite for one send: it stores the message
 // ($1..$9, $11 the parent) and its event ($10 pos), moves the conversation and the
 // sender's read position to it, and returns the audience.
@@ -156,7 +161,7 @@ const qSendWrite = `WITH msg AS (
 	), conv AS (
 		UPDATE conversations SET last_seq = $3, last_activity_at = $9 WHERE id = $2
 	), rd AS (
-		UPDATE members SET read_seq = GREATEST(read_seq, $3), wrote = true
+		UPDATE members SET read_seq = GREATEST(read_seq, $3), wrote = true, ` + acceptByWriting + `
 		WHERE conversation_id = $2 AND user_id = $4 AND left_pos IS NULL AND (read_seq < $3 OR NOT wrote)
 	), ev AS (
 		INSERT INTO events (pos, conversation_id, type, actor_id, message_id, data, at, shard)
@@ -184,7 +189,7 @@ const qBulkSendWrite = `WITH msg AS (
 		FROM unnest($11::text[], $12::bigint[], $13::timestamptz[]) AS u(id, seq, at)
 		WHERE c.id = u.id
 	), rd AS (
-		UPDATE members mb SET read_seq = GREATEST(mb.read_seq, u.seq), wrote = true
+		UPDATE members mb SET read_seq = GREATEST(mb.read_seq, u.seq), wrote = true, ` + acceptByWriting + `
 		FROM unnest($14::text[], $15::text[], $16::bigint[]) AS u(conv, usr, seq)
 		WHERE mb.conversation_id = u.conv AND mb.user_id = u.usr AND mb.left_pos IS NULL AND (mb.read_seq < u.seq OR NOT mb.wrote)
 	)

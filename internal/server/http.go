@@ -134,6 +134,8 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 
 // decodeBody reads a JSON object body into v: ETOOLARGE over the limit,
 // EBADJSON for bytes that are not UTF-8 JSON, EINVALID for wrong types.
+// An empty body is {}, as a request frame's missing data is, so a route
+// whose fields are all optional (a token's ttl_seconds) takes none.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	var mbe *http.MaxBytesError
@@ -167,7 +169,10 @@ func decodeJSON(b []byte, v any) error {
 		return parley.Errorf(parley.EBADJSON, "body is not valid UTF-8")
 	}
 	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' || !json.Valid(b) {
+	if len(b) == 0 {
+		b = []byte("{}")
+	}
+	if b[0] != '{' || !json.Valid(b) {
 		return parley.Errorf(parley.EBADJSON, "body must be a JSON object")
 	}
 	return protocol.DecodeData(b, v)

@@ -395,6 +395,7 @@ func TestOpenAPIExamples(t *testing.T) {
 	jsonDo("PATCH", "/v1/server/users/nobody", key, `{"name":"Nobody"}`, 404)
 	jsonDo("POST", "/v1/server/users/dave/tokens", key, `{"ttl_seconds":60}`, 201)
 	jsonDo("POST", "/v1/server/users/dave/tokens", key, `{}`, 201)
+	jsonDo("POST", "/v1/server/users/dave/tokens", key, "", 201) // no body: {} (docs/protocol.md section 11)
 	jsonDo("POST", "/v1/server/users/nobody/tokens", key, `{}`, 404)
 	sg := decodeJSON[parley.Conversation](t, jsonDo("POST", "/v1/server/conversations", key, `{"kind":"group","created_by":"alice","title":"ops","member_ids":["bob"]}`, 201))
 	jsonDo("POST", "/v1/server/conversations", key, `{"kind":"direct","created_by":"dave","member_ids":["alice"]}`, 201)

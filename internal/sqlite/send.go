@@ -111,6 +111,15 @@ func (so *sendOp) run(w *writeTx, nm parley.NewMessage, key [2]string) error {
 	if msg.Mentions, err = sqlstore.MentionRule(dialect{}, w, nm.ConversationID, nm.SenderID, nm.Text); err != nil {
 		return err
 	}
+	if ms.gate.Declined[nm.SenderID] {
+		// The recipient of a declined request writes in it: that accepts
+		// it (rare, so at once rather than with the batch's rows), and
+		// the gate, which refused the starter, is read again.
+		if _, err := w.exec(sqlstore.QAcceptByWriting, nm.ConversationID, nm.SenderID); err != nil {
+			return err
+		}
+		w.MembersChanged(nm.ConversationID)
+	}
 	// Nothing fails from here on: the send takes its position and
 	// leaves its rows to the batch.
 	shard := parley.ShardOf(msg.ConversationID, len(w.b.heads))

@@ -141,8 +141,12 @@ const (
 	qSetRequest = `UPDATE members SET request = $1 WHERE conversation_id = $2 AND user_id = $3 AND left_pos IS NULL`
 	// qAccept ends a request: the recipient ($2) and the starter count
 	// as having written (members.wrote), so an accept makes them
-	// contacts even before the starter writes.
-	qAccept = `UPDATE members SET request = CASE WHEN user_id = $2 THEN 0 ELSE request END, wrote = true
+	// contacts even before the starter writes. The recipient's row stays
+	// a request's (requestRecipient, a declined one's too), so that an
+	// accepted request is the same whether accepted or answered by
+	// writing, and accepting it again is told from a conversation that
+	// was no request: it changes nothing (docs/protocol.md, Requests).
+	qAccept = `UPDATE members SET request = CASE WHEN user_id = $2 THEN 1 ELSE request END, wrote = true
 		WHERE conversation_id = $1 AND left_pos IS NULL`
 	qPeers = `SELECT o.user_id FROM members o
 		WHERE o.conversation_id = $1 AND o.left_pos IS NULL AND o.user_id != $2
@@ -159,7 +163,18 @@ type SendGate struct {
 	Refused map[string]bool
 	// Hidden maps a sender to the members who blocked them.
 	Hidden map[string][]string
+	// Declined are the members who declined the conversation's request:
+	// a send of theirs accepts it (QAcceptByWriting), as a reply to a
+	// pending one does.
+	Declined map[string]bool
 }
+
+// QAcceptByWriting ends a declined request whose recipient ($2) writes in
+// the conversation ($1): the row goes back to a request's (requestRecipient),
+// which the send's members.wrote marks answered, as a reply to a pending
+// request is (docs/protocol.md, Requests). The PostgreSQL send does the
+// same in its read-position update.
+const QAcceptByWriting = `UPDATE members SET request = 1 WHERE conversation_id = $1 AND user_id = $2 AND request = 2 AND left_pos IS NULL`
 
 // ReadSendGate reads a conversation's SendGate (a block refuses sends
 // only in a direct conversation, whose kind it reads when it has one).
@@ -185,6 +200,12 @@ func ReadSendGate(ctx context.Context, q Querier, conversationID string) (SendGa
 	}
 	direct := kind == string(parley.Direct)
 	for _, p := range ps {
+		if p.declined {
+			if g.Declined == nil {
+				g.Declined = map[string]bool{}
+			}
+			g.Declined[p.by] = true
+		}
 		if p.declined || direct {
 			if g.Refused == nil {
 				g.Refused = map[string]bool{}

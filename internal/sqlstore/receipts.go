@@ -15,6 +15,11 @@ func (s *Store) MarkDelivered(ctx context.Context, userID string, marks []parley
 	if len(marks) > parley.MaxDeliveredMarks {
 		return nil, nil, invalidf("at most %d conversations per delivered mark", parley.MaxDeliveredMarks)
 	}
+	// A conversation named twice is marked once, at the larger seq, in
+	// the place it was first named: one position, one event, and the
+	// answer holds each position as it is now.
+	folded := make([]parley.DeliveredMark, 0, len(marks))
+	at := make(map[string]int, len(marks))
 	for _, m := range marks {
 		if err := parley.ValidateID("conversation id", m.ConversationID); err != nil {
 			return nil, nil, err
@@ -22,7 +27,14 @@ func (s *Store) MarkDelivered(ctx context.Context, userID string, marks []parley
 		if m.Seq < 0 {
 			return nil, nil, invalidf("seq must not be negative")
 		}
+		if i, ok := at[m.ConversationID]; ok {
+			folded[i].Seq = max(folded[i].Seq, m.Seq)
+			continue
+		}
+		at[m.ConversationID] = len(folded)
+		folded = append(folded, m)
 	}
+	marks = folded
 	var (
 		moved  []parley.DeliveredMark
 		events []parley.Event

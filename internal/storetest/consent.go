@@ -391,8 +391,10 @@ func testRequests(t *testing.T, s parley.Store) {
 		evs[1].Type != parley.EventMessageRead || evs[1].UserID != a.ID || evs[1].ReadSeq != m1.Seq || !sameSet(evs[1].Audience, ids(a, b)) {
 		t.Errorf("accept events = %+v, want requestAccepted for a, then a's read of %d for a and b", evs, m1.Seq)
 	}
-	if _, evs, _ := cs.AnswerRequest(ctx(t), a.ID, conv.ID, true); len(evs) != 0 {
-		t.Errorf("accepting twice: %d events", len(evs))
+	// Accepting again changes nothing and succeeds (a client retrying an
+	// accept whose reply it lost).
+	if v, evs, err := cs.AnswerRequest(ctx(t), a.ID, conv.ID, true); err != nil || len(evs) != 0 || v.Request != "" {
+		t.Errorf("accepting twice: request %q, %d events, %v; want nothing changed", v.Request, len(evs), err)
 	}
 	_, _, err = cs.AnswerRequest(ctx(t), a.ID, conv.ID, false)
 	wantCode(t, "declining an accepted request", err, parley.EINVALID)
@@ -412,6 +414,11 @@ func testRequests(t *testing.T, s parley.Store) {
 	dc := newDirect(t, s, d, a)
 	_, evs, err = cs.AnswerRequest(ctx(t), a.ID, dc.ID, true)
 	oneEvent(t, "accepting a request never read (no positions to show)", rec.add(evs, err), parley.EventRequestAccepted)
+	if v, evs, err := cs.AnswerRequest(ctx(t), a.ID, dc.ID, true); err != nil || len(evs) != 0 || v.Request != "" {
+		t.Errorf("accepting a pending request twice: request %q, %d events, %v; want nothing changed", v.Request, len(evs), err)
+	}
+	_, _, err = cs.AnswerRequest(ctx(t), a.ID, dc.ID, false)
+	wantCode(t, "declining a request accepted without a decline", err, parley.EINVALID)
 	if !slices.Contains(must[[]string](t, "Contacts")(s.Contacts(ctx(t), d.ID)), a.ID) {
 		t.Error("accepting a silent starter's request made no contacts")
 	}
@@ -426,6 +433,23 @@ func testRequests(t *testing.T, s parley.Store) {
 	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, cc.ID)); v.Request != "" {
 		t.Errorf("after a's reply: request %q", v.Request)
 	}
+	// A declined one too: a writes in e's declined request, which comes
+	// back to a's list, and e may answer (twice: the second send reads
+	// the conversation's send gate again).
+	e := newUser(t, s, "reqe")
+	ec := newDirect(t, s, e, a)
+	send(t, s, ec.ID, e, "hello")
+	_, evs, err = cs.AnswerRequest(ctx(t), a.ID, ec.ID, false)
+	rec.add(evs, err)
+	send(t, s, ec.ID, a, "changed my mind")
+	if v := must[parley.Conversation](t, "Conversation")(s.Conversation(ctx(t), a.ID, ec.ID)); v.Request != "" {
+		t.Errorf("after a wrote in a declined request: request %q", v.Request)
+	}
+	if !slices.ContainsFunc(must[[]parley.Conversation](t, "Conversations")(s.Conversations(ctx(t), a.ID)), func(c parley.Conversation) bool { return c.ID == ec.ID }) {
+		t.Error("a declined request a wrote in is not back in a's list")
+	}
+	send(t, s, ec.ID, e, "thanks")
+	send(t, s, ec.ID, e, "really")
 	// Replays follow the request as it is now (accepted: a's earlier
 	// read goes to b too): Events and EventsFor agree.
 	sameAudiences(t, s, nil, a, b, c, d)

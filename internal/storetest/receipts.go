@@ -120,6 +120,15 @@ func testMarkDelivered(t *testing.T, s parley.Store) {
 	if n != 2 {
 		t.Errorf("replay holds %d messageDelivered, want 2", n)
 	}
+
+	// A conversation named more than once is marked once, at its largest
+	// seq, in the place it was first named: one event.
+	marks, events, err = r.MarkDelivered(ctx(t), b.ID, []parley.DeliveredMark{
+		{ConversationID: g.ID, Seq: 3}, {ConversationID: "no-such-conversation", Seq: 1}, {ConversationID: g.ID, Seq: 4}, {ConversationID: g.ID, Seq: 1},
+	})
+	if err != nil || fmt.Sprint(marks) != fmt.Sprint([]parley.DeliveredMark{{ConversationID: g.ID, Seq: 4}}) || len(events) != 1 || events[0].DeliveredSeq != 4 {
+		t.Errorf("one conversation named three times = %v, %d events, %v; want it once at 4", marks, len(events), err)
+	}
 }
 
 // testProfiles: SetProfile checks and stores a display name and avatar,
