@@ -117,6 +117,32 @@ func apiSendStatus(t *testing.T, baseURL, token, conversationID, clientID, text 
 	return servertest.Do(t, "POST", baseURL+"/v1/conversations/"+conversationID+"/messages", token, b).Status
 }
 
+// TestWriteInDeclinedRequest: writing in a request one declined accepts
+// it, as writing in a pending one does (docs/protocol.md): the banner and
+// the requests heading go at once, and the other user may write again.
+// (The page cleared only a pending request, so "You declined" stayed
+// above alice's own message until the list was fetched again.)
+func TestWriteInDeclinedRequest(t *testing.T) {
+	browser := newBrowser(t)
+	srv := servertest.Start(t)
+	alice, bob := twoUsers(t, browser, srv.URL)
+	bob.startDirect("alice")
+	bob.do("write to a stranger", chromedp.SendKeys(testID("composer"), "hello alice"+kb.Enter))
+	direct := eval[string](t, bob.tab, `window.parleyApp.open`)
+	alice.wait("the request listed", `!!document.querySelector('[data-testid=conversation][data-title=bob]')`)
+	alice.click("open the request", `[data-testid=conversation][data-title=bob]`)
+	alice.click("decline", `[data-testid=request-decline]`)
+	alice.wait("declined", `document.querySelector('[data-testid=request-banner]')?.textContent.includes('You declined')`)
+
+	alice.do("write in it after all", chromedp.SendKeys(testID("composer"), "sorry bob, hi"+kb.Enter))
+	alice.wait("her message shown", messageWith("sorry bob, hi"))
+	alice.wait("no banner, no requests heading", `!document.querySelector('[data-testid=request-banner]') && !document.querySelector('[data-testid=requests-heading]')`)
+	if code := apiSendStatus(t, srv.URL, bob.token(), direct, "after-1", "thanks"); code >= 300 {
+		t.Errorf("bob's send after alice wrote: HTTP %d, want success", code)
+	}
+	alice.wait("bob's answer", messageWith("thanks"))
+}
+
 // TestHistoryPastBlockedRun: a thread loads past a run of more messages
 // of a blocked user than the server reads for one page
 // (parley.HistoryWindow): the page follows the server's next through the

@@ -81,9 +81,9 @@ export function onPrivacyEvent(ev) {
       if (ev.change === 'created' && ev.conversation?.kind === 'direct' && ev.user_id !== app.me.id) priv.hooks.fetch(ev.conversation_id);
       return false;
     case 'newMessage': {
-      // A reply accepts a request.
+      // Writing in a request accepts it, a declined one too.
       const conv = app.convs.get(ev.conversation_id);
-      if (conv?.request === 'pending' && ev.message?.sender_id === app.me.id) conv.request = undefined;
+      if ((conv?.request === 'pending' || conv?.request === 'declined') && ev.message?.sender_id === app.me.id) conv.request = undefined;
       return false;
     }
   }
