@@ -231,12 +231,18 @@ func (s *service) verify(token string) (parley.User, *auth.Claims, error) {
 		return parley.User{}, nil, err
 	}
 	if s.bans.has(cl.UserID) {
-		return parley.User{}, nil, parley.Errorf(parley.EUNAUTHORIZED, "this user's access was revoked")
+		return parley.User{}, nil, errRevoked()
 	}
 	if u, ok := s.cachedUser(cl.UserID, cl.Name); ok {
 		return u, nil, nil
 	}
 	return parley.User{}, &cl, nil
+}
+
+// errRevoked is the refusal of a banned user's token, and of a banned
+// user's right password at login.
+func errRevoked() error {
+	return parley.Errorf(parley.EUNAUTHORIZED, "this user's access was revoked")
 }
 
 // altName is the name an integrator's user gets when its token's name is
