@@ -144,3 +144,7 @@ func (s *Server) UserCached(id string) bool {
 	_, ok := s.svc.ensured.load(id)
 	return ok
 }
+
+// EraseConvPages bounds the pages of a user's conversation list one erase
+// call reads.
+const EraseConvPages = eraseConvPages
