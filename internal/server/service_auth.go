@@ -48,8 +48,9 @@ type userEntry struct {
 }
 
 // DefaultUserCacheBytes is the default Limits.UserCacheBytes: some
-// 200,000 users (about 300 bytes each with a display name), enough for a node's connections and
-// the users of its warm start (at most maxWarmUsers).
+// 200,000 users (about 300 bytes each with a display name), enough for a
+// node's connections and the users of its warm start (at most
+// maxWarmUsers).
 const DefaultUserCacheBytes = 64 << 20
 
 // userEntryFixed is what an entry costs besides its strings' bytes: the
@@ -73,7 +74,8 @@ func userEntryBytes(u parley.User) int {
 }
 
 // strBytes is the heap a string of s's length takes, rounded up as Go's
-// small size classes are (to 16 bytes up to 256, coarser above).
+// small size classes are (to 16 bytes up to 256; above, where no user's
+// string goes, a class wastes at most an eighth).
 func strBytes(s string) int {
 	switch n := len(s); {
 	case n == 0:
@@ -81,7 +83,7 @@ func strBytes(s string) int {
 	case n <= 256:
 		return (n + 15) &^ 15
 	default:
-		return (n + 127) &^ 127
+		return n + n/8 + 128
 	}
 }
 
