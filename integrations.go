@@ -91,8 +91,10 @@ type APIKeyStore interface {
 	MessagesBySender(ctx context.Context, userID, afterClientID string, limit int) ([]Message, error)
 	// EraseProgress returns where the erasure of a banned user has got
 	// to: the ClientID of the last of their messages an erase call went
-	// through, "" when none (or the user is not banned).
-	// SetEraseProgress records it; for a user not banned it does nothing.
-	EraseProgress(ctx context.Context, userID string) (string, error)
-	SetEraseProgress(ctx context.Context, userID, afterClientID string) error
+	// through, "" when none, and the server's place in its walk of their
+	// conversations (opaque to the store), "" when none; both "" for a
+	// user not banned. SetEraseProgress records both; for a user not
+	// banned it does nothing.
+	EraseProgress(ctx context.Context, userID string) (afterClientID, conversations string, err error)
+	SetEraseProgress(ctx context.Context, userID, afterClientID, conversations string) error
 }

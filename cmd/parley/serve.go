@@ -72,6 +72,7 @@ type ServeCmd struct {
 
 	SendQueueBytes              int     `default:"1048576" env:"PARLEY_SEND_QUEUE_BYTES" help:"Bytes queued per connection (default 1 MiB) before dropping typing/presence, then closing 4001; replies are cut to half of it."`
 	HubQueueBytes               int     `default:"67108864" env:"PARLEY_HUB_QUEUE_BYTES" help:"Bytes of events from the broker waiting for delivery (default 64 MiB); over it they are read from the store instead."`
+	UserCacheBytes              int     `default:"67108864" env:"PARLEY_USER_CACHE_BYTES" help:"Bytes of users this node remembers as checked in the store (default 64 MiB, estimated); past it those not connected here nor seen lately are forgotten, and their next hello reads the store."`
 	MessagesPerSecond           float64 `default:"10" env:"PARLEY_MESSAGES_PER_SECOND" help:"Messages per second per user (negative: no limit)."`
 	MessageBurst                int     `default:"50" env:"PARLEY_MESSAGE_BURST" help:"Message burst per user."`
 	IPMessagesPerSecond         float64 `default:"50" env:"PARLEY_IP_MESSAGES_PER_SECOND" help:"Messages per second per IP (negative: no limit)."`
@@ -235,7 +236,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			ConnsPerIP: c.ConnsPerIP, MaxConns: c.MaxConns,
 		},
 		Limits: server.Limits{
-			SendQueueBytes: c.SendQueueBytes, HubQueueBytes: c.HubQueueBytes,
+			SendQueueBytes: c.SendQueueBytes, HubQueueBytes: c.HubQueueBytes, UserCacheBytes: c.UserCacheBytes,
 			MessagesPerSecond: c.MessagesPerSecond, MessageBurst: c.MessageBurst,
 			IPMessagesPerSecond: c.IPMessagesPerSecond, IPMessageBurst: c.IPMessageBurst,
 			TypingPerSecond: c.TypingPerSecond, TypingBurst: c.TypingBurst,
@@ -312,7 +313,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		"store", describeStore(c.Store, c.DataDir), "broker", describeURL(c.Broker), "tls", describeTLS(c),
 		"registration", c.Registration, "allowed_origins", strings.Join(c.AllowedOrigins, ","),
 		slog.Group("limits",
-			"send_queue_bytes", c.SendQueueBytes, "hub_queue_bytes", c.HubQueueBytes,
+			"send_queue_bytes", c.SendQueueBytes, "hub_queue_bytes", c.HubQueueBytes, "user_cache_bytes", c.UserCacheBytes,
 			"messages_per_second", c.MessagesPerSecond, "message_burst", c.MessageBurst,
 			"connects_per_second", c.ConnectsPerSecond, "connections_per_user", c.ConnectionsPerUser,
 			"conns_per_ip", c.ConnsPerIP, "max_conns", c.MaxConns, "resume_limit", c.ResumeLimit,

@@ -286,6 +286,12 @@ func (s *service) login(ctx context.Context, ip string, c credentials) (authResu
 	switch {
 	case err == nil:
 		s.logins.end(key, loginSucceeded)
+		if s.bans.has(u.ID) {
+			// As the user's tokens are refused (verify), and only once
+			// the password is right: a wrong one answers as for anyone,
+			// so a login reveals a ban only to who could use the account.
+			return authResult{}, errRevoked()
+		}
 		return s.issue(u)
 	case parley.ErrorCode(err) == parley.EUNAVAILABLE:
 		s.logins.end(key, loginNoVerdict)

@@ -134,3 +134,17 @@ func (s *Server) ClosingConns() int {
 	}
 	return n
 }
+
+// UserCache returns the entries and estimated bytes of the node's user
+// cache (the users it has checked in the store).
+func (s *Server) UserCache() (entries, bytes int) { return s.svc.ensured.size() }
+
+// UserCached reports whether the node's user cache holds id.
+func (s *Server) UserCached(id string) bool {
+	_, ok := s.svc.ensured.load(id)
+	return ok
+}
+
+// EraseConvPages bounds the pages of a user's conversation list one erase
+// call reads.
+const EraseConvPages = eraseConvPages

@@ -290,3 +290,31 @@ func TestHostileConfusableNames(t *testing.T) {
 		t.Fatalf("the real admin after the attempts: %d %s", r.status, r.body)
 	}
 }
+
+// TestHostileBannedLogin: a banned user's right password is refused at
+// login with what their token gets (401 unauthorized, "this user's
+// access was revoked"), not answered with a fresh token that every later
+// use refuses; a wrong password answers as for anyone, so the ban shows
+// only to who has the password. Before: 200 with a token.
+func TestHostileBannedLogin(t *testing.T) {
+	srv := servertest.Start(t)
+	_, key := newAPIKey(t, srv, auth.ScopeModeration)
+	tok, u := srv.Register(t, "eve", "correct horse")
+	c := clientFrom("127.0.0.2")
+	wrongBefore := postAuth(t, c, srv, "/v1/auth/login", "eve", "wrong horse")
+	if r := httpDo(t, srv, "POST", "/v1/server/users/"+u.ID+"/ban", key, ""); r.status != http.StatusOK {
+		t.Fatalf("ban: %d %s", r.status, r.body)
+	}
+	viaToken := httpDo(t, srv, "GET", "/v1/me", tok, "")
+	if viaToken.status != http.StatusUnauthorized || viaToken.err.Code != "unauthorized" {
+		t.Fatalf("the banned user's token: %d %s", viaToken.status, viaToken.body)
+	}
+	login := postAuth(t, c, srv, "/v1/auth/login", "eve", "correct horse")
+	if login.status != viaToken.status || login.err != viaToken.err {
+		t.Errorf("the banned user's login: %d %s; want what the token gets: %d %s", login.status, login.body, viaToken.status, viaToken.body)
+	}
+	wrong := postAuth(t, c, srv, "/v1/auth/login", "eve", "wrong horse")
+	if wrong.status != wrongBefore.status || !bytes.Equal(wrong.body, wrongBefore.body) {
+		t.Errorf("a wrong password after the ban: %d %s; before it: %d %s", wrong.status, wrong.body, wrongBefore.status, wrongBefore.body)
+	}
+}

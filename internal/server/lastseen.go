@@ -149,10 +149,10 @@ func (h *hub) warm(ctx context.Context, heads []int64, n int) {
 	for u := range last {
 		users = append(users, u)
 	}
-	if len(users) > maxWarmUsers { // the most recently active
-		slices.SortFunc(users, func(a, b string) int { return cmp.Compare(last[b], last[a]) })
-		users = users[:maxWarmUsers]
-	}
+	// The most recently active first: warmUsers keeps only what fits in
+	// the user cache's budget.
+	slices.SortFunc(users, func(a, b string) int { return cmp.Compare(last[b], last[a]) })
+	users = users[:min(len(users), maxWarmUsers)]
 	// The two reads are independent: on a multi-core machine they overlap.
 	var wg sync.WaitGroup
 	if h.warmUsers != nil {

@@ -33,6 +33,12 @@ type Limits struct {
 	// are dropped and the sequencer reads them from the store instead:
 	// nothing is lost, delivery only takes a store read.
 	HubQueueBytes int
+	// UserCacheBytes bounds the node's cache of users it has checked in
+	// the store (default DefaultUserCacheBytes, 64 MiB), by estimated
+	// size: a cached user's hello costs no store call. Past it the users
+	// least in use (not connected to this node, not looked up lately)
+	// are forgotten; their next hello reads them from the store.
+	UserCacheBytes int
 
 	// MessagesPerSecond and MessageBurst limit sends per user (default 10/s,
 	// burst 50); IPMessagesPerSecond and IPMessageBurst per IP (default
@@ -122,6 +128,7 @@ func (l Limits) withDefaults() Limits {
 	}
 	orDefault(&l.SendQueueBytes, DefaultSendQueueBytes)
 	orDefault(&l.HubQueueBytes, DefaultHubQueueBytes)
+	orDefault(&l.UserCacheBytes, DefaultUserCacheBytes)
 	def(&l.MessagesPerSecond, &l.MessageBurst, 10, 50)
 	def(&l.IPMessagesPerSecond, &l.IPMessageBurst, 50, 200)
 	def(&l.TypingPerSecond, &l.TypingBurst, 2, 6)

@@ -310,8 +310,12 @@ func New(cfg Config) (*Server, error) {
 		limits: s.limits, hasher: newHasher(cfg.PasswordHashes, cfg.Accounts, s.metrics.reg), secret: cfg.Secret,
 		accounts: cfg.Accounts, logins: newLoginThrottle(cfg.Accounts),
 		ttl: cfg.TokenTTL, pres: s.pres, typers: newTypingTracker(), contacts: s.hub.contacts,
-		checks: newTurns(cfg.UserChecks),
+		checks:  newTurns(cfg.UserChecks),
+		ensured: userCache{budget: cfg.Limits.UserCacheBytes, inUse: func(id string) bool { return s.hub.local(id) }},
 	}
+	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_user_cache_bytes", Help: "Estimated bytes of the users this node has cached (at most Limits.UserCacheBytes).",
+	}, func() float64 { _, n := s.svc.ensured.size(); return float64(n) }))
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "parley_user_checks_waiting", Help: "Store checks of token users not cached (hellos, mostly) waiting for a turn (Config.UserChecks).",
 	}, func() float64 { return float64(s.svc.checks.queued()) }))

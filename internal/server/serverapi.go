@@ -343,6 +343,11 @@ func (s *Server) handleAPIConversations(w http.ResponseWriter, r *http.Request) 
 	serveQuery(s, w, r, u, conversationsQuery, s.svc.conversationsOf)
 }
 
+// eraseConvPages bounds the pages of the user's conversation list (each
+// of at most convChunk conversations) an erase call reads once their
+// messages are done (handleAPIErase).
+const eraseConvPages = 4
+
 // handleAPIErase deletes a user's data: it bans the user (tokens refused,
 // connections closed with 4102), deletes (tombstones) up to exportPage of
 // their messages per call and, once none is left, removes them from
@@ -352,9 +357,14 @@ func (s *Server) handleAPIConversations(w http.ResponseWriter, r *http.Request) 
 // A call reads at most eraseScan of the user's messages, going on from
 // where the last call stopped (the store's EraseProgress), so each call
 // costs the same however many of them are tombstones already. A pass
-// that reaches the last message leaves at most exportPage groups, and is
-// done once none is left; the next call (should the user have sent more,
-// through the server API) starts a pass afresh.
+// that reaches the last message walks the user's conversation list,
+// eraseConvPages pages a call at most, going on from where the last call
+// stopped (EraseProgress again, see eraseWalk), and leaves at most
+// exportPage groups a call. It is done once a walk from the top of the
+// list to its end found no group left: a walk that left some is followed
+// by another, since a group with new activity moves above the walk's
+// place. The next call (should the user have sent more, through the
+// server API) starts a pass afresh.
 func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 	ctx, id := r.Context(), r.PathValue("id")
 	ks := s.store.(parley.APIKeyStore)
@@ -364,7 +374,7 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 	}
 	s.svc.bans.add(id)
 	s.hub.closeUser(id, protocol.CloseAuthRevoked, "account deleted")
-	after, err := ks.EraseProgress(ctx, id)
+	after, walk, err := ks.EraseProgress(ctx, id)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -394,48 +404,17 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 		done = i == len(page) && len(page) < exportPage
 	}
 	if done {
-		// The list a page at a time, so the user's conversations are
-		// never all in memory. Leaving a group takes it out of the list
-		// but moves no other conversation, so the cursor holds. At most
-		// exportPage groups a call, as for messages: a user who joined
-		// thousands makes as many calls, not one without bound. The
-		// progress then stays at the end of their messages, so the next
-		// call reads none and goes on leaving.
-		u := parley.User{ID: id}
-		more := false
-		for cursor := ""; ; {
-			cl, err := s.svc.conversationsOf(ctx, u, protocol.Conversations{Cursor: cursor}, MaxReplyBytes)
-			if err != nil {
-				s.writeError(w, err)
-				return
-			}
-			for _, c := range cl.Conversations {
-				if c.Kind != parley.Group {
-					continue
-				}
-				if left == exportPage {
-					more = true
-					break
-				}
-				_, evs, err := s.store.UpdateConversation(ctx, id, c.ID, parley.ConversationChange{Remove: []string{id}})
-				if err != nil {
-					s.writeError(w, err)
-					return
-				}
-				s.svc.publishStored(ctx, evs)
-				left++
-			}
-			if more || !cl.HasMore {
-				break
-			}
-			cursor = cl.Next
+		// The progress stays at the end of their messages meanwhile, so
+		// the next call reads none and goes on walking.
+		if walk, done, err = s.eraseGroups(ctx, id, walk, &left); err != nil {
+			s.writeError(w, err)
+			return
 		}
-		done = !more
 	}
 	if done {
-		after = ""
+		after, walk = "", ""
 	}
-	if err := ks.SetEraseProgress(ctx, id, after); err != nil {
+	if err := ks.SetEraseProgress(ctx, id, after, walk); err != nil {
 		s.writeError(w, err)
 		return
 	}
@@ -447,6 +426,76 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user_id": id, "messages_deleted": deleted, "conversations_left": left, "done": done})
+}
+
+// eraseWalk is where an erase's walk of a user's conversation list has
+// got to, kept between calls as EraseProgress's conversations: "" when
+// no walk is under way (the next starts at the top), else "+" while the
+// walk has left no group, "-" once it has, then the list's cursor
+// (convCursor) of the last conversation it went through.
+type eraseWalk struct {
+	leftAny bool
+	cursor  string // "": the top
+}
+
+func parseEraseWalk(s string) eraseWalk {
+	if s == "" {
+		return eraseWalk{}
+	}
+	return eraseWalk{leftAny: s[0] == '-', cursor: s[1:]}
+}
+
+func (w eraseWalk) String() string {
+	if w.leftAny {
+		return "-" + w.cursor
+	}
+	return "+" + w.cursor
+}
+
+// eraseGroups goes on with the walk saved as saved through user id's
+// conversations, reading at most eraseConvPages pages and leaving their
+// groups while *left is below exportPage. It returns the walk to save,
+// and done once a whole walk, from the top to the end, found no group.
+// Leaving a group takes it out of the list but moves no other
+// conversation, so the cursor holds; a page read from a saved cursor
+// that no longer parses starts the walk again.
+func (s *Server) eraseGroups(ctx context.Context, id, saved string, left *int) (string, bool, error) {
+	u := parley.User{ID: id}
+	walk := parseEraseWalk(saved)
+	for range eraseConvPages {
+		cl, err := s.svc.conversationsOf(ctx, u, protocol.Conversations{Cursor: walk.cursor}, MaxReplyBytes)
+		if parley.ErrorCode(err) == parley.EINVALID && walk.cursor != "" {
+			walk = eraseWalk{} // not a cursor this server makes: from the top
+			continue
+		}
+		if err != nil {
+			return "", false, err
+		}
+		for i := range cl.Conversations {
+			c := &cl.Conversations[i]
+			if c.Kind == parley.Group {
+				if *left == exportPage {
+					return walk.String(), false, nil
+				}
+				_, evs, err := s.store.UpdateConversation(ctx, id, c.ID, parley.ConversationChange{Remove: []string{id}})
+				if err != nil {
+					return "", false, err
+				}
+				s.svc.publishStored(ctx, evs)
+				*left++
+				walk.leftAny = true
+			}
+			walk.cursor = cursorOf(c).String()
+		}
+		if cl.HasMore {
+			continue
+		}
+		if !walk.leftAny {
+			return "", true, nil
+		}
+		walk = eraseWalk{} // again from the top: none may be left
+	}
+	return walk.String(), false, nil
 }
 
 // banList is the node's copy of the banned users. Safe for concurrent use.

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -10,50 +12,202 @@ import (
 	"github.com/parleychat/parley/internal/auth"
 )
 
-// userCache maps user ids to users; safe for concurrent use, the zero
-// value is empty. A map under a RWMutex, not a sync.Map: it holds an
-// entry per user who ever connected, and a sync.Map entry (trie nodes and
-// the boxed User) cost about twice as much memory as a map slot.
+// userCache maps user ids to the users this node has ensured (their
+// token's name is in the store), so that their next hello costs no store
+// call. Safe for concurrent use; the zero value is empty and holds
+// DefaultUserCacheBytes.
+//
+// It is bounded in bytes (userEntryBytes: the entry, its share of the
+// map and the bytes of the user's strings), because open registration
+// lets anyone add users for ever. Past the budget it evicts by the
+// clock (second chance): a hit marks its entry, and the hand, going
+// round the entries in insertion order, spares a marked entry once
+// (clearing the mark) and an entry of a user with a connection on this
+// node (inUse), and evicts the first other. A miss costs what no cache
+// would: the store's check (checkUser), a read for a known user.
 type userCache struct {
-	mu sync.RWMutex
-	m  map[string]parley.User
+	// budget is the most bytes of entries held (0: DefaultUserCacheBytes);
+	// inUse, when set, says a user is connected to this node. Both are
+	// set before the cache is shared. inUse is called with mu held: it
+	// must not call the cache.
+	budget int
+	inUse  func(id string) bool
+
+	mu    sync.RWMutex // guards the fields below (an entry's ref is atomic)
+	m     map[string]*userEntry
+	hand  *userEntry // the next entry the clock looks at; nil when empty
+	bytes int        // userEntryBytes of the entries, at most the budget
+}
+
+// userEntry is a cached user, in the clock's ring.
+type userEntry struct {
+	u          parley.User
+	size       int         // userEntryBytes(u)
+	ref        atomic.Bool // hit since the hand last passed
+	prev, next *userEntry
+}
+
+// DefaultUserCacheBytes is the default Limits.UserCacheBytes: some
+// 200,000 users (about 300 bytes each with a display name), enough for a
+// node's connections and the users of its warm start (at most
+// maxWarmUsers).
+const DefaultUserCacheBytes = 64 << 20
+
+// userEntryFixed is what an entry costs besides its strings' bytes: the
+// userEntry (128 bytes in Go's size classes) and its map slot (a key's
+// string header and a pointer, with the map's spare room; up to ~64
+// bytes). TestUserCacheBytesReal holds the estimate to the heap.
+const userEntryFixed = 208
+
+// maxSpared bounds the entries the hand spares for one eviction: past
+// them it evicts the entry it is at, so an insert costs a bounded walk
+// even when every entry is marked or connected (a budget too small for
+// the users online).
+const maxSpared = 32
+
+// userEntryBytes estimates the heap an entry for u holds: userEntryFixed
+// and each of its strings (cloned on insert, so none shares a larger
+// buffer) in whole allocation size classes. The map's key is u.ID's
+// bytes, not a copy.
+func userEntryBytes(u parley.User) int {
+	return userEntryFixed + strBytes(u.ID) + strBytes(u.Name) + strBytes(u.DisplayName) + strBytes(u.AvatarID)
+}
+
+// strBytes is the heap a string of s's length takes, rounded up as Go's
+// small size classes are (to 16 bytes up to 256; above, where no user's
+// string goes, a class wastes at most an eighth).
+func strBytes(s string) int {
+	switch n := len(s); {
+	case n == 0:
+		return 0
+	case n <= 256:
+		return (n + 15) &^ 15
+	default:
+		return n + n/8 + 128
+	}
+}
+
+func (c *userCache) limit() int {
+	if c.budget > 0 {
+		return c.budget
+	}
+	return DefaultUserCacheBytes
 }
 
 func (c *userCache) load(id string) (parley.User, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	u, ok := c.m[id]
-	return u, ok
+	e, ok := c.m[id]
+	if !ok {
+		return parley.User{}, false
+	}
+	if !e.ref.Load() { // a hit writes the entry only once per lap
+		e.ref.Store(true)
+	}
+	return e.u, true
 }
 
-// store records u; with keep, an entry already there stays.
+// store records u; with keep, an entry already there stays. It evicts
+// what it must to stay within the budget; a user too big for the whole
+// budget is not kept.
 func (c *userCache) store(u parley.User, keep bool) {
+	c.put(u, keep, true)
+}
+
+// add records u if it fits in what the budget has left, evicting
+// nothing, and reports whether it did (or u was there already): the
+// warm start, whose guesses must not push out users in use.
+func (c *userCache) add(u parley.User) bool {
+	return c.put(u, true, false)
+}
+
+func (c *userCache) put(u parley.User, keep, evict bool) bool {
+	u = parley.User{
+		ID: strings.Clone(u.ID), Name: strings.Clone(u.Name), CreatedAt: u.CreatedAt,
+		DisplayName: strings.Clone(u.DisplayName), AvatarID: strings.Clone(u.AvatarID),
+	}
+	n := userEntryBytes(u)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = make(map[string]parley.User)
+		c.m = make(map[string]*userEntry)
 	}
-	if _, ok := c.m[u.ID]; ok && keep {
-		return
+	budget := c.limit()
+	if e, ok := c.m[u.ID]; ok {
+		if keep {
+			return true
+		}
+		c.unlink(e) // replaced below, as a new entry
 	}
-	c.m[u.ID] = u
+	if n > budget || !evict && c.bytes+n > budget {
+		return false
+	}
+	for spared := 0; c.bytes+n > budget; {
+		e := c.hand
+		c.hand = e.next
+		if spared < maxSpared && (e.ref.Swap(false) || c.inUse != nil && c.inUse(e.u.ID)) {
+			spared++
+			continue
+		}
+		c.unlink(e)
+	}
+	// Unmarked: a user looked up once (a flood of new users) is the
+	// first to go; one connected or hit since is spared.
+	e := &userEntry{u: u, size: n}
+	if c.hand == nil {
+		e.prev, e.next = e, e
+		c.hand = e
+	} else { // just behind the hand: the last the hand reaches
+		e.prev, e.next = c.hand.prev, c.hand
+		e.prev.next = e
+		c.hand.prev = e
+	}
+	c.m[u.ID] = e
+	c.bytes += n
+	return true
+}
+
+// unlink removes e from the map and the ring. mu must be held.
+func (c *userCache) unlink(e *userEntry) {
+	delete(c.m, e.u.ID)
+	c.bytes -= e.size
+	if e.next == e {
+		c.hand = nil
+	} else {
+		e.prev.next = e.next
+		e.next.prev = e.prev
+		if c.hand == e {
+			c.hand = e.next
+		}
+	}
+	e.prev, e.next = nil, nil
+}
+
+// size returns the entries and their bytes.
+func (c *userCache) size() (entries, bytes int) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m), c.bytes
 }
 
 // warmUsers reads the users ids at once, when the store can
 // (parley.BulkReader), and remembers them as ensured: their next hello
-// needs no user read (a node does it at start, see hub.warm). A user
-// stored meanwhile by a hello is newer and stays.
+// needs no user read (a node does it at start, see hub.warm; ids come
+// most recently active first). It reads no more of them than could fit
+// in the cache's budget, and keeps only those that fit in what is left
+// of it (add): a user stored meanwhile by a hello is newer and stays.
 func (s *service) warmUsers(ctx context.Context, ids []string) error {
 	bulk, ok := s.store.(parley.BulkReader)
 	if !ok || len(ids) == 0 {
 		return nil
 	}
+	ids = ids[:min(len(ids), s.ensured.limit()/(userEntryFixed+2*16))]
 	users, err := bulk.UsersOf(ctx, ids)
 	if err != nil {
 		return err
 	}
 	for _, u := range users {
-		s.ensured.store(u, true)
+		s.ensured.add(u)
 	}
 	return nil
 }
@@ -79,12 +233,18 @@ func (s *service) verify(token string) (parley.User, *auth.Claims, error) {
 		return parley.User{}, nil, err
 	}
 	if s.bans.has(cl.UserID) {
-		return parley.User{}, nil, parley.Errorf(parley.EUNAUTHORIZED, "this user's access was revoked")
+		return parley.User{}, nil, errRevoked()
 	}
 	if u, ok := s.cachedUser(cl.UserID, cl.Name); ok {
 		return u, nil, nil
 	}
 	return parley.User{}, &cl, nil
+}
+
+// errRevoked is the refusal of a banned user's token, and of a banned
+// user's right password at login.
+func errRevoked() error {
+	return parley.Errorf(parley.EUNAUTHORIZED, "this user's access was revoked")
 }
 
 // altName is the name an integrator's user gets when its token's name is

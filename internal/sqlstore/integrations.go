@@ -281,19 +281,18 @@ func (s *Store) MessagesBySender(ctx context.Context, userID, afterClientID stri
 }
 
 // EraseProgress implements parley.APIKeyStore.
-func (s *Store) EraseProgress(ctx context.Context, userID string) (string, error) {
-	var after string
-	err := s.e.QueryRow(ctx, qEraseProgress, userID).Scan(&after)
+func (s *Store) EraseProgress(ctx context.Context, userID string) (after, conversations string, err error) {
+	err = s.e.QueryRow(ctx, qEraseProgress, userID).Scan(&after, &conversations)
 	if err != nil && s.d.IsNoRows(err) {
-		return "", nil
+		return "", "", nil
 	}
-	return after, s.wrapInternal(err)
+	return after, conversations, s.wrapInternal(err)
 }
 
 // SetEraseProgress implements parley.APIKeyStore.
-func (s *Store) SetEraseProgress(ctx context.Context, userID, afterClientID string) error {
+func (s *Store) SetEraseProgress(ctx context.Context, userID, afterClientID, conversations string) error {
 	return s.e.Write(ctx, func(w Tx) error {
-		_, err := w.Exec(bg, qSetEraseProgress, userID, afterClientID)
+		_, err := w.Exec(bg, qSetEraseProgress, userID, afterClientID, conversations)
 		return err
 	})
 }

@@ -397,9 +397,9 @@ const (
 	qBanUser      = `INSERT INTO user_bans (user_id, banned_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`
 	qBannedUsers  = `SELECT user_id FROM user_bans ORDER BY user_id`
 	// An erasure's progress lives with the user's ban (migrations
-	// 00019 and 00022): none without a ban.
-	qEraseProgress    = `SELECT erase_after FROM user_bans WHERE user_id = $1`
-	qSetEraseProgress = `UPDATE user_bans SET erase_after = $2 WHERE user_id = $1`
+	// 00019 and 00022, 00021 and 00024): none without a ban.
+	qEraseProgress    = `SELECT erase_after, erase_conversations FROM user_bans WHERE user_id = $1`
+	qSetEraseProgress = `UPDATE user_bans SET erase_after = $2, erase_conversations = $3 WHERE user_id = $1`
 )
 
 // qMessagesBySender pages through what a user sent in the order of the

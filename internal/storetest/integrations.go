@@ -243,35 +243,40 @@ func testMessagesBySender(t *testing.T, s parley.Store) {
 	}
 }
 
-// testEraseProgress: an erasure's progress is kept for a banned user
-// only, and reads back as written.
+// testEraseProgress: an erasure's progress (its message cursor and its
+// place in the conversations) is kept for a banned user only, and reads
+// back as written.
 func testEraseProgress(t *testing.T, s parley.Store) {
 	ks := s.(parley.APIKeyStore)
 	a := newUser(t, s, "erase-a")
-	progress := func() string {
-		return must[string](t, "EraseProgress")(ks.EraseProgress(ctx(t), a.ID))
+	progress := func(id string) [2]string {
+		after, convs, err := ks.EraseProgress(ctx(t), id)
+		if err != nil {
+			t.Fatalf("EraseProgress: %v", err)
+		}
+		return [2]string{after, convs}
 	}
-	if err := ks.SetEraseProgress(ctx(t), a.ID, "k1"); err != nil {
+	if err := ks.SetEraseProgress(ctx(t), a.ID, "k1", "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if p := progress(); p != "" {
+	if p := progress(a.ID); p != [2]string{} {
 		t.Fatalf("progress of a user not banned = %q, want none", p)
 	}
 	if err := ks.BanUser(ctx(t), a.ID); err != nil {
 		t.Fatal(err)
 	}
-	if p := progress(); p != "" {
+	if p := progress(a.ID); p != [2]string{} {
 		t.Fatalf("progress after the ban = %q, want none", p)
 	}
-	for _, want := range []string{"k1", "k2", ""} {
-		if err := ks.SetEraseProgress(ctx(t), a.ID, want); err != nil {
+	for _, want := range [][2]string{{"k1", ""}, {"k2", "+123:conv-9"}, {"k2", ""}, {"", "-1:c"}, {"", ""}} {
+		if err := ks.SetEraseProgress(ctx(t), a.ID, want[0], want[1]); err != nil {
 			t.Fatal(err)
 		}
-		if p := progress(); p != want {
+		if p := progress(a.ID); p != want {
 			t.Fatalf("progress = %q, want %q", p, want)
 		}
 	}
-	if p := must[string](t, "EraseProgress")(ks.EraseProgress(ctx(t), "nobody")); p != "" {
+	if p := progress("nobody"); p != [2]string{} {
 		t.Fatalf("progress of nobody = %q", p)
 	}
 }
