@@ -60,6 +60,10 @@ type hub struct {
 	// the event is queued, inside beforeStore and afterStore) for a
 	// block, an unblock or an accepted request (Server.consentChanged).
 	consentChanged func(ev parley.Event)
+	// profileChanged, when set, is called (on the run goroutine) with
+	// the user of a profileUpdated event: the node's cached user has the
+	// old display name or avatar (service.ensured.forget).
+	profileChanged func(userID string)
 	// maxConns caps a user's connections on this node (register closes
 	// the oldest beyond it); 0 or less: no cap.
 	maxConns int
@@ -567,12 +571,16 @@ func (h *hub) deliver(ev parley.Event) { h.owed = h.deliverOwed(ev, false, h.owe
 func (h *hub) deliverOwed(ev parley.Event, trusted bool, owed []*conn) []*conn {
 	consent := h.consentChanged != nil && (ev.Type == parley.EventUserBlocked || ev.Type == parley.EventUserUnblocked || ev.Type == parley.EventRequestAccepted)
 	contacts := h.newContacts != nil && (ev.Change == parley.ChangeCreated || ev.Change == parley.ChangeMembersAdded)
+	profile := h.profileChanged != nil && ev.Type == parley.EventProfileUpdated
 	whole := true // false: ev is routing fields only, and they are all it will have
-	if ev.Data != nil && (consent || contacts) {
+	if ev.Data != nil && (consent || contacts || profile) {
 		// A broker may bring an event as its routing fields and Data
 		// (parley.Event.Data); these rare kinds need the rest.
 		ev, whole = h.decoded(ev)
-		consent, contacts = consent && whole, contacts && whole
+		consent, contacts, profile = consent && whole, contacts && whole, profile && whole
+	}
+	if profile {
+		h.profileChanged(ev.UserID)
 	}
 	if ev.Type == parley.EventConversationUpdated {
 		h.contacts.invalidate(ev.Audience)

@@ -66,6 +66,11 @@ func (s *service) setProfile(ctx context.Context, u parley.User, d protocol.SetP
 	pace := func(ctx context.Context) error { return s.limits.conversationWrites.take(ctx, u.ID) }
 	user, evs, err := p.SetProfile(ctx, u.ID, parley.ProfileChange{DisplayName: d.DisplayName, AvatarID: d.AvatarID, Pace: pace})
 	s.publishStored(ctx, evs) // those written, also when a later write failed
+	// The cached user holds the old profile, and its next hello's welcome
+	// would show it. Other nodes forget it on the profileUpdated events
+	// (hub.profileChanged); a user in no conversation makes none, and
+	// only this node, where they changed it, knows.
+	s.ensured.forget(u.ID)
 	if err != nil {
 		return parley.User{}, err
 	}

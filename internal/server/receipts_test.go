@@ -215,3 +215,26 @@ func TestProfiles(t *testing.T) {
 		}
 	}
 }
+
+// TestWelcomeAfterProfileChange: a hello after set_profile (on this node)
+// or PATCH /v1/me welcomes the user with the profile as it is now. (The
+// node's user cache kept the profile of the user's first hello, so a
+// reconnect showed the old display name and avatar until a restart.)
+func TestWelcomeAfterProfileChange(t *testing.T) {
+	srv := servertest.Start(t)
+	tok := srv.Token(t, "alice", "Alice")
+	a := connect(t, srv, tok, nil)
+	name := "Alice Liddell"
+	var u parley.User
+	a.do(protocol.OpSetProfile, protocol.SetProfile{DisplayName: &name}, &u)
+	if w := connect(t, srv, tok, nil).welcome.User; w.DisplayName != name {
+		t.Errorf("welcome after set_profile: %+v, want display name %q", w, name)
+	}
+	r := rawDo(t, "PATCH", srv.URL+"/v1/me", tok, "application/json", []byte(`{"display_name":"Queen Alice"}`))
+	if r.status != http.StatusOK {
+		t.Fatalf("PATCH /v1/me: %d %s", r.status, r.body)
+	}
+	if w := connect(t, srv, tok, nil).welcome.User; w.DisplayName != "Queen Alice" {
+		t.Errorf("welcome after PATCH /v1/me: %+v, want display name %q", w, "Queen Alice")
+	}
+}

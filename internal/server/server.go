@@ -302,6 +302,7 @@ func New(cfg Config) (*Server, error) {
 	s.hub.newContacts = s.announceNewContacts
 	s.hub.directContacts = s.announceDirectContacts
 	s.hub.consentChanged = s.consentChanged
+	s.hub.profileChanged = func(id string) { s.svc.ensured.forget(id) } // s.svc is set below, before the hub runs
 	s.hub.maxConns = cfg.Limits.ConnectionsPerUser
 	s.hub.warmUsers = func(ctx context.Context, ids []string) error { return s.svc.warmUsers(ctx, ids) }
 	s.pres = newPresence(cfg.NodeID, cfg.PresenceGrace, cfg.NodeTimeout, s.publishPresence, s.notifyPresence)

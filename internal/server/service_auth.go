@@ -167,6 +167,16 @@ func (c *userCache) put(u parley.User, keep, evict bool) bool {
 	return true
 }
 
+// forget drops id's entry, if any: its profile changed (a display name
+// or avatar the welcome shows), so the next hello reads the user again.
+func (c *userCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[id]; ok {
+		c.unlink(e)
+	}
+}
+
 // unlink removes e from the map and the ring. mu must be held.
 func (c *userCache) unlink(e *userEntry) {
 	delete(c.m, e.u.ID)
