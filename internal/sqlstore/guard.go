@@ -46,24 +46,15 @@ func checkArgs(args []any) error {
 func storable(s string) bool { return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) }
 
 func (g readGuard) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	if err := checkArgs(args); err != nil {
-		return 0, err
-	}
-	return g.Engine.Exec(ctx, query, args...)
+	return guardedQuerier{g.Engine}.Exec(ctx, query, args...)
 }
 
 func (g readGuard) Query(ctx context.Context, query string, args ...any) (Rows, error) {
-	if err := checkArgs(args); err != nil {
-		return nil, err
-	}
-	return g.Engine.Query(ctx, query, args...)
+	return guardedQuerier{g.Engine}.Query(ctx, query, args...)
 }
 
 func (g readGuard) QueryRow(ctx context.Context, query string, args ...any) Row {
-	if err := checkArgs(args); err != nil {
-		return errRow{err}
-	}
-	return g.Engine.QueryRow(ctx, query, args...)
+	return guardedQuerier{g.Engine}.QueryRow(ctx, query, args...)
 }
 
 // Read runs fn with a Querier that checks its statements' arguments too.
@@ -71,7 +62,8 @@ func (g readGuard) Read(ctx context.Context, fn func(q Querier) error) error {
 	return g.Engine.Read(ctx, func(q Querier) error { return fn(guardedQuerier{q}) })
 }
 
-// guardedQuerier is a read transaction's Querier behind readGuard.
+// guardedQuerier is a Querier (the engine's, or a read transaction's)
+// behind readGuard.
 type guardedQuerier struct{ q Querier }
 
 func (g guardedQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
