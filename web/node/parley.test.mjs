@@ -343,3 +343,27 @@ test('noteDelivered reports over the connection, coalesced, and over HTTP while 
     bob.close();
   }
 });
+
+/** afterRetry resolves once the reconnect timer armed for client.retryAt has fired (timers fire in the order they fall due). */
+function afterRetry(client) {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, client.retryAt - Date.now()) + 50));
+}
+
+test('close() while waiting to reconnect stays closed: the pending retry does not open a socket', live, async () => {
+  const { sessions: [a] } = await registerAll('nclose');
+  const alice = clientOf(a);
+  try {
+    await connected(alice);
+    const reconnecting = next(alice, 'state', (s) => s.state === State.Reconnecting);
+    alice.ws.terminate(); // the link drops (1006): the client backs off
+    await reconnecting;
+    assert.ok(alice.retryAt > 0);
+    const waited = afterRetry(alice);
+    alice.close(); // the app asks to stop (logout) during the backoff
+    await waited;
+    assert.equal(alice.ws, null, 'a socket was opened after close()');
+    assert.equal(alice.state, State.Disconnected);
+  } finally {
+    alice.close();
+  }
+});

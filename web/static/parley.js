@@ -602,6 +602,9 @@ export class Client {
     this.deliveredAcks.timer = 0;
     this.deliveredAcks.busy = false;
     this.deliveredAcks.gen++; // a report in flight schedules no next one
+    // A reconnect waiting out its backoff must not open a socket later.
+    clearTimeout(this.timers.retry);
+    this.goawayDelay = null;
     this.teardown(1000, 'client closed');
     this.setState(State.Disconnected, { reason: 'closed', retryAt: 0 });
   }
