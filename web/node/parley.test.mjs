@@ -367,3 +367,25 @@ test('close() while waiting to reconnect stays closed: the pending retry does no
     alice.close();
   }
 });
+
+test('a terminal close stays terminal when the browser says the network is back', live, async () => {
+  const { sessions: [a] } = await registerAll('nterm');
+  const alice = clientOf({ ...a, token: `${a.token}x` }); // a refused token: 4100
+  try {
+    const refused = next(alice, 'unauthorized');
+    alice.connect();
+    assert.equal((await refused).code, 4100);
+    assert.equal(alice.state, State.Disconnected);
+    window.dispatchEvent(new Event('online'));
+    assert.equal(alice.state, State.Disconnected, 'the online event reconnected after a terminal close');
+    assert.equal(alice.ws, null);
+    // The app asking (the "Retry now" button) still connects, and is refused again.
+    const again = next(alice, 'unauthorized');
+    alice.reconnectNow();
+    assert.equal(alice.state, State.Connecting);
+    assert.equal((await again).code, 4100);
+    assert.equal(alice.state, State.Disconnected);
+  } finally {
+    alice.close();
+  }
+});

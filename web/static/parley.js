@@ -622,8 +622,11 @@ export class Client {
   }
 
   networkBack() {
+    // After a terminal close (a refused token, 4101, 4102, 4103) only the
+    // app reconnects (reconnectNow): a network coming back changes nothing.
+    if (!this.wanted || this.state === State.Disconnected) return;
     // The browser says the network is back: do not sit out a long backoff.
-    if (this.wanted && !this.live) this.reconnectNow();
+    if (!this.live) this.reconnectNow();
     else {
       this.probe();
       this.retryUploadsNow();
