@@ -389,3 +389,34 @@ test('a terminal close stays terminal when the browser says the network is back'
     alice.close();
   }
 });
+
+test('typing:false still goes out while typing is throttled (it takes nothing from the limit)', live, async () => {
+  // TestNodeSDK's server allows one typing start per user.
+  const { sessions: [a, b] } = await registerAll('ntypa', 'ntypb');
+  const alice = clientOf(a);
+  const bob = clientOf(b);
+  try {
+    await connected(alice);
+    await connected(bob);
+    const direct = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    const group = await alice.api('POST', '/v1/conversations/group', { title: 'typing', member_ids: [b.user.id] });
+    const started = next(bob, 'event', (ev) => ev.type === 'typingStarted' && ev.conversation_id === direct.id);
+    alice.typing(direct.id);
+    await started;
+    assert.deepEqual(bob.typersIn(direct.id).map((t) => t.userId), [a.user.id]);
+    // A start in another conversation is over the limit: the server
+    // throttles typing, and the page shows it.
+    const throttled = next(alice, 'state', (s) => s.state === State.FeatureThrottled);
+    alice.typing(group.id);
+    assert.ok('typing' in (await throttled).throttled);
+    // Alice stops typing in the first: Bob hears it now, not when his
+    // copy expires.
+    const stopped = next(bob, 'event', (ev) => ev.type === 'typingStopped' && ev.conversation_id === direct.id && ev.user_id === a.user.id);
+    alice.stopTyping(direct.id);
+    await stopped;
+    assert.deepEqual(bob.typersIn(direct.id), []);
+  } finally {
+    alice.close();
+    bob.close();
+  }
+});

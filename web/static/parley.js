@@ -1396,11 +1396,15 @@ export class Client {
     this.request('typing', { conversation_id: conversationId, typing: true }).catch(() => {});
   }
 
-  /** stopTyping clears our typing state there, if we announced one. */
+  /**
+   * stopTyping clears our typing state there, if we announced one. It goes
+   * out while typing is throttled too: typing:false takes nothing from the
+   * limit (docs/protocol.md, typing), and the others stop seeing us type now.
+   */
   stopTyping(conversationId) {
     if (!this.typingSentAt.has(conversationId)) return;
     this.typingSentAt.delete(conversationId);
-    if (!this.live || this.isThrottled('typing')) return;
+    if (!this.live) return;
     this.request('typing', { conversation_id: conversationId, typing: false }).catch(() => {});
   }
 
