@@ -420,3 +420,19 @@ test('typing:false still goes out while typing is throttled (it takes nothing fr
     bob.close();
   }
 });
+
+test('close() before the socket is open does not throw under Node (the ws package)', live, async () => {
+  const { sessions: [a] } = await registerAll('nearly');
+  const alice = clientOf(a);
+  alice.connect();
+  alice.close(); // the socket is still connecting: teardown closes it
+  assert.equal(alice.state, State.Disconnected);
+  // A full connection afterwards: the aborted socket's error, if thrown,
+  // comes meanwhile and fails this test.
+  const again = clientOf(a);
+  try {
+    await connected(again);
+  } finally {
+    again.close();
+  }
+});

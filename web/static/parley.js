@@ -697,7 +697,10 @@ export class Client {
     this.live = false;
     this.generation++;
     if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      // Not null: Node's ws package reports closing a socket still
+      // connecting as an error event, which throws without a listener.
+      ws.onerror = () => {};
       try {
         ws.close(code, reason);
       } catch {
