@@ -436,3 +436,23 @@ test('close() before the socket is open does not throw under Node (the ws packag
     again.close();
   }
 });
+
+test('a send made as the send before it fails still goes out', live, async () => {
+  const { sessions: [a, b] } = await registerAll('nflush', 'nflushb');
+  const alice = clientOf(a);
+  try {
+    await connected(alice);
+    const conv = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    // A blank text is refused (invalid): the item fails. The app sends
+    // the next one as soon as it hears of it, while the outbox's pass
+    // that sent the first is still ending.
+    const failed = next(alice, 'outbox', (items) => items.some((i) => i.status === 'failed'));
+    alice.send(conv.id, ' ');
+    await failed;
+    const sent = next(alice, 'sent');
+    const item = alice.send(conv.id, 'the next one');
+    assert.equal((await sent).message.client_id, item.client_id);
+  } finally {
+    alice.close();
+  }
+});

@@ -347,6 +347,7 @@ export class Client {
     // whether a report is in flight or its second has not passed.
     this.deliveredAcks = { pending: new Map(), busy: false, timer: 0, gen: 0 };
     this.flushing = false;
+    this.flushAgain = false; // flush was asked for while it ran
     // Limits the server states in welcome; these defaults match parley.go.
     this.limits = { maxTextRunes: 4000 };
     this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0, pings: 0, maxTickGapMs: 0, batchedMessages: 0, throttled: 0, unthrottled: 0, uploads: 0, deliveredReports: 0 };
@@ -1265,12 +1266,21 @@ export class Client {
    * client_id still keeps a double send from being stored twice).
    */
   async flush() {
-    if (this.flushing) return;
+    // A flush asked for while one runs may come after that one's last
+    // look at the outbox (its pass is ending): it runs again after it, or
+    // an item queued then would wait for the next send or connection.
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
     this.flushing = true;
     try {
-      const locks = globalThis.navigator?.locks;
-      if (locks && this.live) await locks.request(this.senderLock, () => this.flushPass());
-      else await this.flushPass();
+      do {
+        this.flushAgain = false;
+        const locks = globalThis.navigator?.locks;
+        if (locks && this.live) await locks.request(this.senderLock, () => this.flushPass());
+        else await this.flushPass();
+      } while (this.flushAgain);
     } catch (err) {
       console.error('parley: flush failed', err);
     } finally {
