@@ -456,3 +456,32 @@ test('a send made as the send before it fails still goes out', live, async () =>
     alice.close();
   }
 });
+
+test('a message too big for one frame fails alone; the connection stays up', live, async () => {
+  const { sessions: [a, b] } = await registerAll('nbig', 'nbigb');
+  const alice = clientOf(a);
+  try {
+    await connected(alice);
+    const conv = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    // Over max_frame_bytes (64 KiB): sent as is, the server closes with
+    // 1009, which is terminal, and the item would go out again on every
+    // connection the app makes.
+    let timer;
+    const first = new Promise((resolve) => {
+      alice.on('outbox', (items) => items.some((i) => i.status === 'failed') && resolve('failed'));
+      alice.on('state', (s) => s.state === State.Disconnected && resolve(`disconnected: ${s.reason}`));
+      timer = setTimeout(() => resolve('neither'), waitMs);
+    });
+    const big = alice.send(conv.id, 'x'.repeat(70000));
+    const got = await first;
+    clearTimeout(timer);
+    assert.equal(got, 'failed');
+    assert.equal(alice.outbox.find((i) => i.client_id === big.client_id).error_code, 'too_large');
+    const sent = next(alice, 'sent');
+    alice.send(conv.id, 'a small one');
+    assert.equal((await sent).message.text, 'a small one');
+    assert.equal(alice.state, State.Connected);
+  } finally {
+    alice.close();
+  }
+});

@@ -349,7 +349,7 @@ export class Client {
     this.flushing = false;
     this.flushAgain = false; // flush was asked for while it ran
     // Limits the server states in welcome; these defaults match parley.go.
-    this.limits = { maxTextRunes: 4000 };
+    this.limits = { maxTextRunes: 4000, maxFrameBytes: 65536 };
     this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0, pings: 0, maxTickGapMs: 0, batchedMessages: 0, throttled: 0, unthrottled: 0, uploads: 0, deliveredReports: 0 };
 
     const keyBase = `parley.${user.id}`;
@@ -758,6 +758,16 @@ export class Client {
   request(op, data) {
     if (!this.live) return Promise.reject(new ParleyError('disconnected', 'Not connected.'));
     const id = this.newRequestId();
+    // The server closes the connection with 1009, a code that is not
+    // reconnected, on a frame over max_frame_bytes (docs/protocol.md
+    // section 9): such a request fails alone instead, so an outbox item
+    // does not end every connection it is sent on. (A UTF-16 unit is at
+    // most 3 bytes of UTF-8: short frames need no encoding to tell.)
+    const json = JSON.stringify({ op, id, data });
+    const max = this.limits.maxFrameBytes;
+    if (json.length > max / 3 && new TextEncoder().encode(json).length > max) {
+      return Promise.reject(new ParleyError('too_large', `This is too large to send (over ${max} bytes).`));
+    }
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, op });
       this.sendFrame({ op, id, data });
@@ -920,6 +930,7 @@ export class Client {
       timeout: w.heartbeat_timeout_ms || HEARTBEAT_TIMEOUT_MS,
     };
     if (w.max_text_runes) this.limits.maxTextRunes = w.max_text_runes;
+    if (w.max_frame_bytes) this.limits.maxFrameBytes = w.max_frame_bytes;
     const resumed = this.helloResumed;
     if (this.cursor == null) {
       // A protocol-1 answer has no cursor: its head is shard 0's.
