@@ -5,6 +5,7 @@ import { MemoryStorage } from './env.mjs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import * as parley from '../static/parley.js';
 
 const { Client, State, register, login, ParleyError } = parley;
@@ -483,5 +484,54 @@ test('a message too big for one frame fails alone; the connection stays up', liv
     assert.equal(alice.state, State.Connected);
   } finally {
     alice.close();
+  }
+});
+
+/**
+ * holdingProxy forwards TCP to the server at baseURL until hold(): from
+ * then on its links forward nothing and close nothing (a dead NAT, a
+ * sleeping laptop's link); links made after hold() work.
+ */
+async function holdingProxy() {
+  const target = new URL(baseURL);
+  const links = [];
+  const server = net.createServer((c) => {
+    const up = net.connect(Number(target.port), target.hostname);
+    const link = { c, up, held: false };
+    links.push(link);
+    c.on('data', (d) => link.held || up.write(d));
+    up.on('data', (d) => link.held || c.write(d));
+    c.on('close', () => link.held || up.destroy());
+    up.on('close', () => link.held || c.destroy());
+    c.on('error', () => {});
+    up.on('error', () => {});
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    hold: () => links.forEach((l) => (l.held = true)),
+    close: () => {
+      server.close();
+      for (const l of links) l.c.destroy(), l.up.destroy();
+    },
+  };
+}
+
+test('a link that goes silent is noticed by the heartbeat, and the client resumes', live, async () => {
+  const { sessions: [a] } = await registerAll('nheart');
+  const proxy = await holdingProxy();
+  const alice = new Client({ token: a.token, user: a.user, baseURL: proxy.url, storage: new MemoryStorage() });
+  try {
+    await connected(alice);
+    // Nothing reaches either side any more, and no close either: only
+    // the application-level heartbeat can tell.
+    const lost = next(alice, 'state', (s) => s.state === State.Reconnecting);
+    proxy.hold();
+    assert.equal((await lost).reason, 'no answer from the server');
+    const back = await next(alice, 'welcome');
+    assert.equal(back.resumed, true);
+  } finally {
+    alice.close();
+    proxy.close();
   }
 });
