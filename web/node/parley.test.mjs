@@ -535,3 +535,32 @@ test('a link that goes silent is noticed by the heartbeat, and the client resume
     proxy.close();
   }
 });
+
+/** FullStorage is a storage with no room left: every write throws, as a full localStorage does. */
+class FullStorage extends MemoryStorage {
+  setItem() {
+    throw new Error('QuotaExceededError: the quota has been exceeded');
+  }
+}
+
+test('a full storage costs the saved position, never the connection or an event', live, async () => {
+  const { sessions: [a, b] } = await registerAll('nfull', 'nfullb');
+  const alice = clientOf(a, new FullStorage());
+  const bob = clientOf(b);
+  try {
+    await connected(alice);
+    assert.equal(alice.state, State.Connected);
+    await connected(bob);
+    const conv = await bob.api('POST', '/v1/conversations/direct', { username: a.user.name });
+    const texts = ['one', 'two', 'three'];
+    const seen = [];
+    const all = next(alice, 'event', (ev) => ev.type === 'newMessage' && seen.push(ev.message.text) === texts.length);
+    for (const text of texts) await bob.api('POST', `/v1/conversations/${conv.id}/messages`, { client_id: parley.newClientId(), text });
+    await all;
+    assert.deepEqual(seen, texts);
+    assert.ok(alice.position > 0);
+  } finally {
+    alice.close();
+    bob.close();
+  }
+});

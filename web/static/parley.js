@@ -425,8 +425,15 @@ export class Client {
 
   savePosition() {
     if (this.cursor == null) return;
-    this.storage?.setItem(this.cursorKey, JSON.stringify(this.cursor));
-    this.storage?.setItem(this.posKey, String(this.position));
+    // A full storage (or one that refuses writes) costs only the saved
+    // position: a throw here would stop the welcome or the rest of a
+    // batch of frames, and with them the connection or events.
+    try {
+      this.storage?.setItem(this.cursorKey, JSON.stringify(this.cursor));
+      this.storage?.setItem(this.posKey, String(this.position));
+    } catch (err) {
+      console.warn('parley: the position could not be saved', err);
+    }
   }
 
   /** mergeCursor moves each entry up to c's where that is further, never back. */
