@@ -39,7 +39,12 @@ func nodeTools(t *testing.T) (node string) {
 // with tsc --strict.
 func TestNodeSDK(t *testing.T) {
 	node := nodeTools(t)
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.Limits = server.Unlimited() }))
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits = server.Unlimited()
+		// One typing start per user, then a throttle that outlasts the
+		// test: "typing:false still goes out while typing is throttled".
+		c.Limits.TypingPerSecond, c.Limits.TypingBurst = 0.001, 1
+	}))
 	run := func(name string, args ...string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -5,6 +5,7 @@ import { MemoryStorage } from './env.mjs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import * as parley from '../static/parley.js';
 
 const { Client, State, register, login, ParleyError } = parley;
@@ -338,6 +339,226 @@ test('noteDelivered reports over the connection, coalesced, and over HTTP while 
     bob.noteDelivered(ab.id, 3);
     await closedDone;
     assert.equal(ops.length, 2, 'no op while closed');
+  } finally {
+    alice.close();
+    bob.close();
+  }
+});
+
+/** afterRetry resolves once the reconnect timer armed for client.retryAt has fired (timers fire in the order they fall due). */
+function afterRetry(client) {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, client.retryAt - Date.now()) + 50));
+}
+
+test('close() while waiting to reconnect stays closed: the pending retry does not open a socket', live, async () => {
+  const { sessions: [a] } = await registerAll('nclose');
+  const alice = clientOf(a);
+  try {
+    await connected(alice);
+    const reconnecting = next(alice, 'state', (s) => s.state === State.Reconnecting);
+    alice.ws.terminate(); // the link drops (1006): the client backs off
+    await reconnecting;
+    assert.ok(alice.retryAt > 0);
+    const waited = afterRetry(alice);
+    alice.close(); // the app asks to stop (logout) during the backoff
+    await waited;
+    assert.equal(alice.ws, null, 'a socket was opened after close()');
+    assert.equal(alice.state, State.Disconnected);
+  } finally {
+    alice.close();
+  }
+});
+
+test('a terminal close stays terminal when the browser says the network is back', live, async () => {
+  const { sessions: [a] } = await registerAll('nterm');
+  const alice = clientOf({ ...a, token: `${a.token}x` }); // a refused token: 4100
+  try {
+    const refused = next(alice, 'unauthorized');
+    alice.connect();
+    assert.equal((await refused).code, 4100);
+    assert.equal(alice.state, State.Disconnected);
+    window.dispatchEvent(new Event('online'));
+    assert.equal(alice.state, State.Disconnected, 'the online event reconnected after a terminal close');
+    assert.equal(alice.ws, null);
+    // The app asking (the "Retry now" button) still connects, and is refused again.
+    const again = next(alice, 'unauthorized');
+    alice.reconnectNow();
+    assert.equal(alice.state, State.Connecting);
+    assert.equal((await again).code, 4100);
+    assert.equal(alice.state, State.Disconnected);
+  } finally {
+    alice.close();
+  }
+});
+
+test('typing:false still goes out while typing is throttled (it takes nothing from the limit)', live, async () => {
+  // TestNodeSDK's server allows one typing start per user.
+  const { sessions: [a, b] } = await registerAll('ntypa', 'ntypb');
+  const alice = clientOf(a);
+  const bob = clientOf(b);
+  try {
+    await connected(alice);
+    await connected(bob);
+    const direct = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    const group = await alice.api('POST', '/v1/conversations/group', { title: 'typing', member_ids: [b.user.id] });
+    const started = next(bob, 'event', (ev) => ev.type === 'typingStarted' && ev.conversation_id === direct.id);
+    alice.typing(direct.id);
+    await started;
+    assert.deepEqual(bob.typersIn(direct.id).map((t) => t.userId), [a.user.id]);
+    // A start in another conversation is over the limit: the server
+    // throttles typing, and the page shows it.
+    const throttled = next(alice, 'state', (s) => s.state === State.FeatureThrottled);
+    alice.typing(group.id);
+    assert.ok('typing' in (await throttled).throttled);
+    // Alice stops typing in the first: Bob hears it now, not when his
+    // copy expires.
+    const stopped = next(bob, 'event', (ev) => ev.type === 'typingStopped' && ev.conversation_id === direct.id && ev.user_id === a.user.id);
+    alice.stopTyping(direct.id);
+    await stopped;
+    assert.deepEqual(bob.typersIn(direct.id), []);
+  } finally {
+    alice.close();
+    bob.close();
+  }
+});
+
+test('close() before the socket is open does not throw under Node (the ws package)', live, async () => {
+  const { sessions: [a] } = await registerAll('nearly');
+  const alice = clientOf(a);
+  alice.connect();
+  alice.close(); // the socket is still connecting: teardown closes it
+  assert.equal(alice.state, State.Disconnected);
+  // A full connection afterwards: the aborted socket's error, if thrown,
+  // comes meanwhile and fails this test.
+  const again = clientOf(a);
+  try {
+    await connected(again);
+  } finally {
+    again.close();
+  }
+});
+
+test('a send made as the send before it fails still goes out', live, async () => {
+  const { sessions: [a, b] } = await registerAll('nflush', 'nflushb');
+  const alice = clientOf(a);
+  try {
+    await connected(alice);
+    const conv = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    // A blank text is refused (invalid): the item fails. The app sends
+    // the next one as soon as it hears of it, while the outbox's pass
+    // that sent the first is still ending.
+    const failed = next(alice, 'outbox', (items) => items.some((i) => i.status === 'failed'));
+    alice.send(conv.id, ' ');
+    await failed;
+    const sent = next(alice, 'sent');
+    const item = alice.send(conv.id, 'the next one');
+    assert.equal((await sent).message.client_id, item.client_id);
+  } finally {
+    alice.close();
+  }
+});
+
+test('a message too big for one frame fails alone; the connection stays up', live, async () => {
+  const { sessions: [a, b] } = await registerAll('nbig', 'nbigb');
+  const alice = clientOf(a);
+  try {
+    await connected(alice);
+    const conv = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    // Over max_frame_bytes (64 KiB): sent as is, the server closes with
+    // 1009, which is terminal, and the item would go out again on every
+    // connection the app makes.
+    let timer;
+    const first = new Promise((resolve) => {
+      alice.on('outbox', (items) => items.some((i) => i.status === 'failed') && resolve('failed'));
+      alice.on('state', (s) => s.state === State.Disconnected && resolve(`disconnected: ${s.reason}`));
+      timer = setTimeout(() => resolve('neither'), waitMs);
+    });
+    const big = alice.send(conv.id, 'x'.repeat(70000));
+    const got = await first;
+    clearTimeout(timer);
+    assert.equal(got, 'failed');
+    assert.equal(alice.outbox.find((i) => i.client_id === big.client_id).error_code, 'too_large');
+    const sent = next(alice, 'sent');
+    alice.send(conv.id, 'a small one');
+    assert.equal((await sent).message.text, 'a small one');
+    assert.equal(alice.state, State.Connected);
+  } finally {
+    alice.close();
+  }
+});
+
+/**
+ * holdingProxy forwards TCP to the server at baseURL until hold(): from
+ * then on its links forward nothing and close nothing (a dead NAT, a
+ * sleeping laptop's link); links made after hold() work.
+ */
+async function holdingProxy() {
+  const target = new URL(baseURL);
+  const links = [];
+  const server = net.createServer((c) => {
+    const up = net.connect(Number(target.port), target.hostname);
+    const link = { c, up, held: false };
+    links.push(link);
+    c.on('data', (d) => link.held || up.write(d));
+    up.on('data', (d) => link.held || c.write(d));
+    c.on('close', () => link.held || up.destroy());
+    up.on('close', () => link.held || c.destroy());
+    c.on('error', () => {});
+    up.on('error', () => {});
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    hold: () => links.forEach((l) => (l.held = true)),
+    close: () => {
+      server.close();
+      for (const l of links) l.c.destroy(), l.up.destroy();
+    },
+  };
+}
+
+test('a link that goes silent is noticed by the heartbeat, and the client resumes', live, async () => {
+  const { sessions: [a] } = await registerAll('nheart');
+  const proxy = await holdingProxy();
+  const alice = new Client({ token: a.token, user: a.user, baseURL: proxy.url, storage: new MemoryStorage() });
+  try {
+    await connected(alice);
+    // Nothing reaches either side any more, and no close either: only
+    // the application-level heartbeat can tell.
+    const lost = next(alice, 'state', (s) => s.state === State.Reconnecting);
+    proxy.hold();
+    assert.equal((await lost).reason, 'no answer from the server');
+    const back = await next(alice, 'welcome');
+    assert.equal(back.resumed, true);
+  } finally {
+    alice.close();
+    proxy.close();
+  }
+});
+
+/** FullStorage is a storage with no room left: every write throws, as a full localStorage does. */
+class FullStorage extends MemoryStorage {
+  setItem() {
+    throw new Error('QuotaExceededError: the quota has been exceeded');
+  }
+}
+
+test('a full storage costs the saved position, never the connection or an event', live, async () => {
+  const { sessions: [a, b] } = await registerAll('nfull', 'nfullb');
+  const alice = clientOf(a, new FullStorage());
+  const bob = clientOf(b);
+  try {
+    await connected(alice);
+    assert.equal(alice.state, State.Connected);
+    await connected(bob);
+    const conv = await bob.api('POST', '/v1/conversations/direct', { username: a.user.name });
+    const texts = ['one', 'two', 'three'];
+    const seen = [];
+    const all = next(alice, 'event', (ev) => ev.type === 'newMessage' && seen.push(ev.message.text) === texts.length);
+    for (const text of texts) await bob.api('POST', `/v1/conversations/${conv.id}/messages`, { client_id: parley.newClientId(), text });
+    await all;
+    assert.deepEqual(seen, texts);
+    assert.ok(alice.position > 0);
   } finally {
     alice.close();
     bob.close();

@@ -322,7 +322,7 @@ export declare class Client {
   /** Shard 0's entry of the cursor (on a log of one shard, the whole position), or null. */
   readonly position: number | null;
   readonly outbox: OutboxItem[];
-  readonly limits: { maxTextRunes: number };
+  readonly limits: { maxTextRunes: number; maxFrameBytes: number };
   readonly stats: Record<string, number>;
 
   on<K extends keyof ClientEvents>(type: K, fn: (detail: ClientEvents[K]) => void): number;

@@ -347,8 +347,9 @@ export class Client {
     // whether a report is in flight or its second has not passed.
     this.deliveredAcks = { pending: new Map(), busy: false, timer: 0, gen: 0 };
     this.flushing = false;
+    this.flushAgain = false; // flush was asked for while it ran
     // Limits the server states in welcome; these defaults match parley.go.
-    this.limits = { maxTextRunes: 4000 };
+    this.limits = { maxTextRunes: 4000, maxFrameBytes: 65536 };
     this.stats = { duplicatesDropped: 0, resumes: 0, resyncs: 0, reconnects: 0, pings: 0, maxTickGapMs: 0, batchedMessages: 0, throttled: 0, unthrottled: 0, uploads: 0, deliveredReports: 0 };
 
     const keyBase = `parley.${user.id}`;
@@ -424,8 +425,15 @@ export class Client {
 
   savePosition() {
     if (this.cursor == null) return;
-    this.storage?.setItem(this.cursorKey, JSON.stringify(this.cursor));
-    this.storage?.setItem(this.posKey, String(this.position));
+    // A full storage (or one that refuses writes) costs only the saved
+    // position: a throw here would stop the welcome or the rest of a
+    // batch of frames, and with them the connection or events.
+    try {
+      this.storage?.setItem(this.cursorKey, JSON.stringify(this.cursor));
+      this.storage?.setItem(this.posKey, String(this.position));
+    } catch (err) {
+      console.warn('parley: the position could not be saved', err);
+    }
   }
 
   /** mergeCursor moves each entry up to c's where that is further, never back. */
@@ -602,6 +610,9 @@ export class Client {
     this.deliveredAcks.timer = 0;
     this.deliveredAcks.busy = false;
     this.deliveredAcks.gen++; // a report in flight schedules no next one
+    // A reconnect waiting out its backoff must not open a socket later.
+    clearTimeout(this.timers.retry);
+    this.goawayDelay = null;
     this.teardown(1000, 'client closed');
     this.setState(State.Disconnected, { reason: 'closed', retryAt: 0 });
   }
@@ -619,8 +630,11 @@ export class Client {
   }
 
   networkBack() {
+    // After a terminal close (a refused token, 4101, 4102, 4103) only the
+    // app reconnects (reconnectNow): a network coming back changes nothing.
+    if (!this.wanted || this.state === State.Disconnected) return;
     // The browser says the network is back: do not sit out a long backoff.
-    if (this.wanted && !this.live) this.reconnectNow();
+    if (!this.live) this.reconnectNow();
     else {
       this.probe();
       this.retryUploadsNow();
@@ -691,7 +705,10 @@ export class Client {
     this.live = false;
     this.generation++;
     if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      // Not null: Node's ws package reports closing a socket still
+      // connecting as an error event, which throws without a listener.
+      ws.onerror = () => {};
       try {
         ws.close(code, reason);
       } catch {
@@ -748,6 +765,16 @@ export class Client {
   request(op, data) {
     if (!this.live) return Promise.reject(new ParleyError('disconnected', 'Not connected.'));
     const id = this.newRequestId();
+    // The server closes the connection with 1009, a code that is not
+    // reconnected, on a frame over max_frame_bytes (docs/protocol.md
+    // section 9): such a request fails alone instead, so an outbox item
+    // does not end every connection it is sent on. (A UTF-16 unit is at
+    // most 3 bytes of UTF-8: short frames need no encoding to tell.)
+    const json = JSON.stringify({ op, id, data });
+    const max = this.limits.maxFrameBytes;
+    if (json.length > max / 3 && new TextEncoder().encode(json).length > max) {
+      return Promise.reject(new ParleyError('too_large', `This is too large to send (over ${max} bytes).`));
+    }
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, op });
       this.sendFrame({ op, id, data });
@@ -910,6 +937,7 @@ export class Client {
       timeout: w.heartbeat_timeout_ms || HEARTBEAT_TIMEOUT_MS,
     };
     if (w.max_text_runes) this.limits.maxTextRunes = w.max_text_runes;
+    if (w.max_frame_bytes) this.limits.maxFrameBytes = w.max_frame_bytes;
     const resumed = this.helloResumed;
     if (this.cursor == null) {
       // A protocol-1 answer has no cursor: its head is shard 0's.
@@ -1256,12 +1284,21 @@ export class Client {
    * client_id still keeps a double send from being stored twice).
    */
   async flush() {
-    if (this.flushing) return;
+    // A flush asked for while one runs may come after that one's last
+    // look at the outbox (its pass is ending): it runs again after it, or
+    // an item queued then would wait for the next send or connection.
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
     this.flushing = true;
     try {
-      const locks = globalThis.navigator?.locks;
-      if (locks && this.live) await locks.request(this.senderLock, () => this.flushPass());
-      else await this.flushPass();
+      do {
+        this.flushAgain = false;
+        const locks = globalThis.navigator?.locks;
+        if (locks && this.live) await locks.request(this.senderLock, () => this.flushPass());
+        else await this.flushPass();
+      } while (this.flushAgain);
     } catch (err) {
       console.error('parley: flush failed', err);
     } finally {
@@ -1390,11 +1427,15 @@ export class Client {
     this.request('typing', { conversation_id: conversationId, typing: true }).catch(() => {});
   }
 
-  /** stopTyping clears our typing state there, if we announced one. */
+  /**
+   * stopTyping clears our typing state there, if we announced one. It goes
+   * out while typing is throttled too: typing:false takes nothing from the
+   * limit (docs/protocol.md, typing), and the others stop seeing us type now.
+   */
   stopTyping(conversationId) {
     if (!this.typingSentAt.has(conversationId)) return;
     this.typingSentAt.delete(conversationId);
-    if (!this.live || this.isThrottled('typing')) return;
+    if (!this.live) return;
     this.request('typing', { conversation_id: conversationId, typing: false }).catch(() => {});
   }
 
