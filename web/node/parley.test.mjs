@@ -564,3 +564,39 @@ test('a full storage costs the saved position, never the connection or an event'
     bob.close();
   }
 });
+
+// A reverse proxy or load balancer in front of the server answers some
+// requests itself, with its own page or no body at all: the error must
+// still carry the code its status means (docs/protocol.md), so a bare 429
+// or 502 is retried (after Retry-After) rather than failing an upload for
+// good as `invalid` or `internal`. The proxy here is a stand-in: a few
+// canned answers, nothing of Parley's.
+test('a proxy\'s bare answers map to the codes their statuses mean', async () => {
+  const http = await import('node:http');
+  const answers = [
+    { status: 429, headers: { 'Retry-After': '3' }, body: '', code: 'rate_limited', retryAfterMs: 3000 },
+    { status: 502, headers: { 'Content-Type': 'text/html' }, body: '<html><body>Bad Gateway</body></html>', code: 'unavailable', retryAfterMs: 0 },
+    { status: 413, headers: { 'Content-Type': 'text/html' }, body: '<html>413 Request Entity Too Large</html>', code: 'too_large', retryAfterMs: 0 },
+    { status: 503, headers: { 'Retry-After': '2' }, body: '', code: 'unavailable', retryAfterMs: 2000 },
+  ];
+  let i = 0;
+  const proxy = http.createServer((req, res) => {
+    const a = answers[i++];
+    res.writeHead(a.status, a.headers);
+    res.end(a.body);
+  });
+  await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${proxy.address().port}`;
+    for (const a of answers) {
+      await assert.rejects(register(url, 'someone', password), (err) => {
+        assert.ok(err instanceof ParleyError, `HTTP ${a.status}: ${err}`);
+        assert.equal(err.code, a.code, `HTTP ${a.status}`);
+        assert.equal(err.retryAfterMs, a.retryAfterMs, `HTTP ${a.status}`);
+        return true;
+      });
+    }
+  } finally {
+    proxy.close();
+  }
+});

@@ -255,14 +255,38 @@ async function httpJSON(baseURL, method, path, body, token, { raw, contentType, 
     try {
       data = JSON.parse(text);
     } catch {
+      if (!res.ok) throw httpError(res, null); // a proxy's page, not the server's answer
       throw new ParleyError('internal', `Unexpected answer from the server (HTTP ${res.status}).`);
     }
   }
-  if (!res.ok) {
-    const e = data?.error;
-    throw new ParleyError(e?.code || (res.status >= 500 ? 'unavailable' : 'invalid'), e?.message || `HTTP ${res.status}`, e?.retry_after_ms);
-  }
+  if (!res.ok) throw httpError(res, data);
   return data;
+}
+
+/**
+ * httpError is the ParleyError of a refused HTTP answer: the server's
+ * error object when the body holds one, else (a proxy's or load
+ * balancer's page, or no body) the code its status means in
+ * docs/protocol.md, so a bare 429 or 503 stays retryable and a bare 413
+ * is too_large, not a permanent invalid. Retry-After (seconds) gives the
+ * wait when the body names none.
+ */
+function httpError(res, data) {
+  const e = data?.error;
+  const after = Number(res.headers.get('Retry-After'));
+  const retryAfterMs = e?.retry_after_ms || (after > 0 ? after * 1000 : 0);
+  return new ParleyError(e?.code || statusCode(res.status), e?.message || `HTTP ${res.status}`, retryAfterMs);
+}
+
+/** statusCode is the error code docs/protocol.md gives an HTTP status. */
+function statusCode(status) {
+  if (status === 429) return 'rate_limited';
+  if (status === 413) return 'too_large';
+  if (status === 401) return 'unauthorized';
+  if (status === 403) return 'forbidden';
+  if (status === 404) return 'not_found';
+  if (status >= 500) return 'unavailable';
+  return 'invalid';
 }
 
 /** register creates an account: resolves to {token, user, expires_at}. */
@@ -1400,13 +1424,13 @@ export class Client {
       throw new ParleyError('disconnected', 'The server cannot be reached.');
     }
     if (!res.ok) {
-      let e = null;
+      let data = null;
       try {
-        e = (await res.json())?.error;
+        data = await res.json();
       } catch {
-        /* not JSON */
+        /* not JSON: a proxy's page */
       }
-      throw new ParleyError(e?.code || 'unavailable', e?.message || `HTTP ${res.status}`);
+      throw httpError(res, data);
     }
     return res.blob();
   }
