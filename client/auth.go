@@ -115,18 +115,50 @@ func doJSON(hc *http.Client, req *http.Request, out any) error {
 			Error *protocol.ErrorBody `json:"error"`
 		}
 		if json.Unmarshal(body, &e) == nil && e.Error != nil && e.Error.Code != "" {
-			pe := frameError(e.Error)
-			if ra := resp.Header.Get("Retry-After"); ra != "" && e.Error.RetryAfterMS == 0 {
-				if s, err := strconv.Atoi(ra); err == nil {
-					pe.(*parley.Error).RetryAfter = time.Duration(s) * time.Second
-				}
+			pe := frameError(e.Error).(*parley.Error)
+			if e.Error.RetryAfterMS == 0 {
+				pe.RetryAfter = retryAfter(resp)
 			}
 			return pe
 		}
-		return fmt.Errorf("client: %s: HTTP %d", what, resp.StatusCode)
+		return statusError(what, resp)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("client: %s: bad reply (HTTP %d): %w", what, resp.StatusCode, err)
 	}
 	return nil
+}
+
+// statusError is the error of an HTTP answer that is not the server's
+// error body (a proxy's or load balancer's page, or no body at all): a
+// *parley.Error with the code its status means in docs/protocol.md and
+// Retry-After's wait. So a bare 413 fails its upload rather than sending
+// the file again every second, and a bare 429 or 503 waits out
+// Retry-After and is tried again. A 408 is a proxy's timeout: unavailable.
+func statusError(what string, resp *http.Response) error {
+	code := parley.EINVALID
+	switch s := resp.StatusCode; {
+	case s == http.StatusTooManyRequests:
+		code = parley.ERATELIMITED
+	case s == http.StatusRequestEntityTooLarge:
+		code = parley.ETOOLARGE
+	case s == http.StatusUnauthorized:
+		code = parley.EUNAUTHORIZED
+	case s == http.StatusForbidden:
+		code = parley.EFORBIDDEN
+	case s == http.StatusNotFound:
+		code = parley.ENOTFOUND
+	case s == http.StatusRequestTimeout, s >= 500:
+		code = parley.EUNAVAILABLE
+	}
+	return &parley.Error{Code: code, Message: fmt.Sprintf("%s: HTTP %d", what, resp.StatusCode), RetryAfter: retryAfter(resp)}
+}
+
+// retryAfter is resp's Retry-After in seconds as a duration (0: none).
+func retryAfter(resp *http.Response) time.Duration {
+	s, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || s <= 0 {
+		return 0
+	}
+	return time.Duration(s) * time.Second
 }

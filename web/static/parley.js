@@ -285,7 +285,7 @@ function statusCode(status) {
   if (status === 401) return 'unauthorized';
   if (status === 403) return 'forbidden';
   if (status === 404) return 'not_found';
-  if (status >= 500) return 'unavailable';
+  if (status === 408 || status >= 500) return 'unavailable'; // 408: a proxy's timeout
   return 'invalid';
 }
 
