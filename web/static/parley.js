@@ -447,14 +447,28 @@ export class Client {
     return Number.isFinite(v) && v > 0 ? { 0: v } : null;
   }
 
-  savePosition() {
+  /**
+   * savePosition stores the cursor for the next page load. The user's
+   * tabs share it, and a tab that is behind (back from a cut link,
+   * replaying what it missed) saves positions below those a sibling tab
+   * already showed and saved: a reload then would replay them. So per
+   * shard the stored entry never goes lower: what is written is the
+   * larger of the stored entry and this tab's, which keeps its own cursor
+   * in memory for its own resume. The one exception is `lowered`, the
+   * shards a resync with cause log_lost moved back (their positions are
+   * given again from there): those are written as this tab holds them.
+   */
+  savePosition(lowered = []) {
     if (this.cursor == null) return;
     // A full storage (or one that refuses writes) costs only the saved
     // position: a throw here would stop the welcome or the rest of a
     // batch of frames, and with them the connection or events.
     try {
-      this.storage?.setItem(this.cursorKey, JSON.stringify(this.cursor));
-      this.storage?.setItem(this.posKey, String(this.position));
+      const keep = new Set(lowered.map(String));
+      const out = { ...this.cursor };
+      for (const [s, p] of Object.entries(this.loadCursor() ?? {})) if (!keep.has(s) && p > (out[s] ?? 0)) out[s] = p;
+      this.storage?.setItem(this.cursorKey, JSON.stringify(out));
+      this.storage?.setItem(this.posKey, String(out[0] ?? 0));
     } catch (err) {
       console.warn('parley: the position could not be saved', err);
     }
@@ -925,12 +939,13 @@ export class Client {
         const heads = cleanCursor(f.data?.cursor);
         if (heads) {
           this.cursor ??= {};
-          if (f.data.cause === 'log_lost') for (const s of f.data.lost || []) this.cursor[s] = heads[s] ?? 0;
+          const lost = f.data.cause === 'log_lost' ? f.data.lost || [] : [];
+          for (const s of lost) this.cursor[s] = heads[s] ?? 0;
           this.mergeCursor(heads);
-          this.savePosition();
+          this.savePosition(lost);
         } else if (typeof head === 'number' && (this.position == null || head > this.position || f.data.cause === 'log_lost')) {
           this.cursor = { ...this.cursor, 0: head };
-          this.savePosition();
+          this.savePosition(f.data.cause === 'log_lost' ? [0] : []);
         }
         this.emit('resync', f.data);
         return;
