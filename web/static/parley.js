@@ -360,6 +360,11 @@ export class Client {
     this.heartbeat = { interval: HEARTBEAT_INTERVAL_MS, timeout: HEARTBEAT_TIMEOUT_MS };
     this.timers = { retry: 0, ping: 0, connect: 0, flush: 0 };
     this.goawayDelay = null;
+    // While the wait before a reconnect is a goaway's: when it ends (ms).
+    this.goawayUntil = 0;
+    // Backoff steps waited since the last connection, goaway or
+    // reconnectNow (the Go SDK's schedule; attempt counts failures).
+    this.step = 0;
     this.wanted = false; // the app wants a connection (connect called, close not)
     this.live = false; // welcome received on the current socket
     this.throttled = new Map(); // feature -> until (ms)
@@ -397,8 +402,12 @@ export class Client {
     this.onOffline = () => this.probe();
     this.onVisibility = () => {
       if (document.visibilityState !== 'visible') return;
-      if (this.state === State.Reconnecting) this.reconnectNow();
-      else this.probe();
+      // A goaway's wait is the server's: the tab being looked at again
+      // does not cut it short (a hidden tab's throttled timer may be
+      // late, so once the wait is over it does reconnect at once).
+      if (this.state === State.Reconnecting) {
+        if (!(Date.now() < this.goawayUntil)) this.reconnectNow();
+      } else this.probe();
     };
   }
 
@@ -632,6 +641,7 @@ export class Client {
     window.addEventListener('storage', this.onStorage);
     document.addEventListener('visibilitychange', this.onVisibility);
     this.attempt = 0;
+    this.step = 0;
     this.open(State.Connecting);
   }
 
@@ -651,6 +661,7 @@ export class Client {
     // A reconnect waiting out its backoff must not open a socket later.
     clearTimeout(this.timers.retry);
     this.goawayDelay = null;
+    this.goawayUntil = 0;
     this.teardown(1000, 'client closed');
     this.setState(State.Disconnected, { reason: 'closed', retryAt: 0 });
   }
@@ -663,6 +674,7 @@ export class Client {
     }
     if (this.live || (this.ws && this.state === State.Connecting)) return;
     this.attempt = 0;
+    this.step = 0;
     this.goawayDelay = null;
     this.open(State.Connecting);
   }
@@ -687,6 +699,7 @@ export class Client {
   open(state) {
     this.teardown(4000, 'reconnecting');
     clearTimeout(this.timers.retry);
+    this.goawayUntil = 0;
     const gen = ++this.generation;
     this.setState(state, { retryAt: 0 });
     const url = this.baseURL.replace(/^http/, 'ws') + '/v1/ws';
@@ -778,8 +791,18 @@ export class Client {
     }
     this.stats.reconnects++;
     this.attempt++;
-    // A goaway names when the server wants us back; otherwise back off.
-    const delay = this.goawayDelay ?? backoffDelay(this.attempt);
+    // A goaway names when the server wants us back: wait that long, and
+    // start the backoff over, as the Go SDK does (the server restarts,
+    // it is not failing). Otherwise back off.
+    let delay;
+    if (this.goawayDelay != null) {
+      delay = this.goawayDelay;
+      this.step = 0;
+      this.goawayUntil = Date.now() + delay;
+    } else {
+      this.step++;
+      delay = backoffDelay(this.step);
+    }
     this.goawayDelay = null;
     this.timers.retry = setTimeout(() => this.open(State.Reconnecting), delay);
     this.setState(State.Reconnecting, { retryAt: Date.now() + delay, reason: reason || `closed with code ${code}` });
@@ -970,6 +993,7 @@ export class Client {
     clearTimeout(this.timers.connect);
     this.live = true;
     this.attempt = 0;
+    this.step = 0;
     this.goawayDelay = null;
     this.heartbeat = {
       interval: w.heartbeat_interval_ms || HEARTBEAT_INTERVAL_MS,
