@@ -654,3 +654,29 @@ test('tabs of one user never lower the position they share in storage', live, as
     tab2.close();
   }
 });
+
+test('connect() after a terminal close connects again, with the new token it is given', live, async () => {
+  const { sessions: [a], suffix } = await registerAll('nagain');
+  const alice = clientOf({ ...a, token: `${a.token}x` }); // a refused token: 4100
+  try {
+    const refused = next(alice, 'unauthorized');
+    alice.connect();
+    assert.equal((await refused).code, 4100);
+    assert.equal(alice.state, State.Disconnected);
+    // The app logs the user in again and connects with the new token.
+    const fresh = await login(baseURL, `nagain${suffix}`, password);
+    const welcome = next(alice, 'welcome');
+    alice.connect({ token: fresh.token });
+    assert.equal(alice.state, State.Connecting, 'connect() after a terminal close did nothing');
+    await welcome;
+    assert.equal(alice.token, fresh.token);
+    assert.equal(alice.state, State.Connected);
+    // While connected, connect() changes nothing: the same socket stays.
+    const ws = alice.ws;
+    alice.connect();
+    assert.equal(alice.ws, ws);
+    assert.equal(alice.state, State.Connected);
+  } finally {
+    alice.close();
+  }
+});

@@ -632,9 +632,21 @@ export class Client {
     };
   }
 
-  /** connect starts connecting and keeps the connection up until close(). */
-  connect() {
-    if (this.wanted) return;
+  /**
+   * connect starts connecting and keeps the connection up until close().
+   * token, when given, replaces the client's token first (a fresh login of
+   * the same user): the next hello and HTTP calls use it. After a
+   * terminal close (a refused token, 4101, 4102, 4103: state
+   * disconnected) it connects again, the backoff reset, like
+   * reconnectNow: the app asks for a connection. While connecting,
+   * connected or waiting to reconnect it changes nothing else.
+   */
+  connect({ token } = {}) {
+    if (token) this.token = token;
+    if (this.wanted) {
+      if (this.state === State.Disconnected) this.reconnectNow();
+      return;
+    }
     this.wanted = true;
     window.addEventListener('online', this.onOnline);
     window.addEventListener('offline', this.onOffline);
