@@ -1,11 +1,18 @@
 package web_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 	"github.com/parleychat/parley/web"
 )
@@ -123,4 +130,76 @@ func TestSDKCursorPerShard(t *testing.T) {
 	if got != want {
 		t.Errorf("cursor steps:\n got %s\nwant %s", got, want)
 	}
+}
+
+// sdkClient starts, in tab (a page of srv), a parley.js Client of the
+// user whose token is given, on a storage of its own, as window.sdk, and
+// waits for its welcome. window.sdkWaits lists, for each wait before a
+// reconnect (reconnecting with a retryAt; an attempt under way has none),
+// the wait it announced (retryAt less now, in ms).
+func sdkClient(t *testing.T, tab context.Context, srv *servertest.Server, token string, user parley.User) {
+	t.Helper()
+	u, _ := json.Marshal(map[string]string{"id": user.ID, "name": user.Name})
+	eval[bool](t, tab, `import('/parley.js').then(m => new Promise(resolve => {
+		const mem = new Map();
+		const storage = { getItem: k => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, String(v)), removeItem: k => mem.delete(k), key: () => null, length: 0 };
+		const c = new m.Client({ token: `+jsString(token)+`, user: `+string(u)+`, baseURL: location.origin, storage });
+		window.sdk = c;
+		window.sdkWaits = [];
+		c.on('state', s => s.state === 'reconnecting' && s.retryAt > 0 && window.sdkWaits.push(s.retryAt - Date.now()));
+		c.on('welcome', () => resolve(true));
+		c.connect();
+	}))`)
+}
+
+// TestSDKGoawayWait checks, in the real browser against a real server
+// shutting down, that parley.js honours the goaway's reconnect_after_ms
+// as protocol.md section 10 asks: the tab becoming visible does not cut
+// the wait short (an explicit reconnectNow still does), and, as in the
+// Go SDK, the backoff starts again from its first step after a goaway
+// (the server restarts, it is not failing).
+func TestSDKGoawayWait(t *testing.T) {
+	browser := newBrowser(t)
+
+	t.Run("visible", func(t *testing.T) {
+		// A goaway delay far beyond the test's waits.
+		srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ReconnectAfter = 10 * time.Minute }))
+		token, user := srv.Register(t, "alice", "alice-password-1")
+		tab := newTab(t, browser, srv.URL)
+		sdkClient(t, tab, srv, token, user)
+		srv.Stop(t)
+		waitJS(t, tab, "reconnecting after the goaway", `window.sdk.state === 'reconnecting'`, `window.sdk.status()`)
+		got := eval[string](t, tab, `(() => {
+			const c = window.sdk, at = c.retryAt;
+			document.dispatchEvent(new Event('visibilitychange'));
+			return [c.state, c.retryAt === at ? 'same wait' : 'new wait ' + (c.retryAt - Date.now()), c.retryAt - Date.now() >= 10 * 60000 - 60000 ? 'minutes' : 'soon'].join(', ');
+		})()`)
+		if want := "reconnecting, same wait, minutes"; got != want {
+			t.Errorf("after the goaway, the tab made visible: %s, want %s", got, want)
+		}
+		if got := eval[string](t, tab, `(window.sdk.reconnectNow(), window.sdk.state)`); got != "connecting" {
+			t.Errorf("reconnectNow during the goaway's wait: state %s, want connecting", got)
+		}
+	})
+
+	t.Run("backoff", func(t *testing.T) {
+		// A short goaway delay (0.1 to 0.2 s); the server stays down, so
+		// the attempt after it fails and the client backs off.
+		srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.ReconnectAfter = 100 * time.Millisecond }))
+		token, user := srv.Register(t, "alice", "alice-password-1")
+		tab := newTab(t, browser, srv.URL)
+		sdkClient(t, tab, srv, token, user)
+		// With the random source at its top, each backoff wait is its
+		// step's ceiling: 1 s for the first step, 2 s for the second.
+		eval[bool](t, tab, `(Math.random = () => 0.9999999, true)`)
+		srv.Stop(t)
+		waitJS(t, tab, "the goaway's wait and a backoff after it", `window.sdkWaits.length >= 2`, `[window.sdk.status(), window.sdkWaits]`)
+		waits := eval[[]float64](t, tab, `window.sdkWaits`)
+		if waits[0] < 100 || waits[0] > 200 {
+			t.Errorf("the first wait is %v ms, want the goaway's reconnect_after_ms (100 to 200)", waits[0])
+		}
+		if ceiling := math.Ceil(waits[1] / 1000); ceiling != 1 {
+			t.Errorf("the backoff after the goaway waits %v ms (a ceiling of %v s), want the first step's (1 s): waits %v", waits[1], ceiling, waits)
+		}
+	})
 }

@@ -600,3 +600,83 @@ test('a proxy\'s bare answers map to the codes their statuses mean', async () =>
     proxy.close();
   }
 });
+
+/** CursorLog is a MemoryStorage that remembers every cursor written to it, in order. */
+class CursorLog extends MemoryStorage {
+  writes = [];
+  setItem(k, v) {
+    if (k.endsWith('.cursor')) this.writes.push(JSON.parse(v));
+    super.setItem(k, v);
+  }
+}
+
+test('tabs of one user never lower the position they share in storage', live, async () => {
+  const { sessions: [a, b] } = await registerAll('ntaba', 'ntabb');
+  const shared = new CursorLog(); // bob's two tabs: one localStorage
+  const alice = clientOf(a);
+  const tab1 = clientOf(b, shared);
+  const tab2 = clientOf(b, shared);
+  try {
+    await connected(tab1);
+    await connected(tab2);
+    const conv = await alice.api('POST', '/v1/conversations/direct', { username: b.user.name });
+    const say = (text) => alice.api('POST', `/v1/conversations/${conv.id}/messages`, { client_id: parley.newClientId(), text });
+    const seen = (tab, text) => next(tab, 'event', (ev) => ev.type === 'newMessage' && ev.message.text === text);
+    const both = [seen(tab1, 'one'), seen(tab2, 'one')];
+    await say('one');
+    await Promise.all(both);
+
+    // Tab 2 falls behind (its link is down) while tab 1 shows three more
+    // messages and saves their positions.
+    tab2.close();
+    const last = seen(tab1, 'four');
+    for (const text of ['two', 'three', 'four']) await say(text);
+    await last;
+    const ahead = { ...tab1.cursor };
+
+    // Tab 2 comes back and replays what it missed from its own position:
+    // it saves as it goes, but a reload at any moment must not resume
+    // below what tab 1 already showed.
+    const replayed = next(tab2, 'resumed');
+    tab2.connect();
+    await replayed;
+    const from = shared.writes.findIndex((c) => JSON.stringify(c) === JSON.stringify(ahead));
+    assert.ok(from >= 0, `tab 1's position ${JSON.stringify(ahead)} was never stored: ${JSON.stringify(shared.writes)}`);
+    for (const c of shared.writes.slice(from)) {
+      for (const [s, p] of Object.entries(ahead)) assert.ok((c[s] ?? 0) >= p, `stored ${JSON.stringify(c)} after tab 1 stored ${JSON.stringify(ahead)}: ${JSON.stringify(shared.writes)}`);
+    }
+    const reload = clientOf(b, shared);
+    assert.ok(reload.cursor[0] >= ahead[0] && reload.position >= ahead[0]);
+    assert.deepEqual(tab2.cursor, tab1.cursor, 'each tab keeps its own position in memory, caught up');
+  } finally {
+    alice.close();
+    tab1.close();
+    tab2.close();
+  }
+});
+
+test('connect() after a terminal close connects again, with the new token it is given', live, async () => {
+  const { sessions: [a], suffix } = await registerAll('nagain');
+  const alice = clientOf({ ...a, token: `${a.token}x` }); // a refused token: 4100
+  try {
+    const refused = next(alice, 'unauthorized');
+    alice.connect();
+    assert.equal((await refused).code, 4100);
+    assert.equal(alice.state, State.Disconnected);
+    // The app logs the user in again and connects with the new token.
+    const fresh = await login(baseURL, `nagain${suffix}`, password);
+    const welcome = next(alice, 'welcome');
+    alice.connect({ token: fresh.token });
+    assert.equal(alice.state, State.Connecting, 'connect() after a terminal close did nothing');
+    await welcome;
+    assert.equal(alice.token, fresh.token);
+    assert.equal(alice.state, State.Connected);
+    // While connected, connect() changes nothing: the same socket stays.
+    const ws = alice.ws;
+    alice.connect();
+    assert.equal(alice.ws, ws);
+    assert.equal(alice.state, State.Connected);
+  } finally {
+    alice.close();
+  }
+});

@@ -26,7 +26,11 @@ async function main(baseURL: string): Promise<void> {
     if (ev.type === 'newMessage' && ev.message) console.log(ev.message.seq, ev.message.text ?? '');
   });
   c.on('sent', ({ item, message }: { item: OutboxItem; message: Message }) => console.log(item.client_id, message.seq));
-  c.on('unauthorized', ({ code }) => console.log(code));
+  // A refused token: log in again and connect with the new one.
+  c.on('unauthorized', ({ code }) => {
+    console.log(code);
+    void login(baseURL, 'alice', 'correct horse battery').then((fresh: Session) => c.connect({ token: fresh.token }));
+  });
   c.connect();
   const conv = await c.api<Conversation>('POST', '/v1/conversations/direct', { username: 'bob' });
   const item: OutboxItem = c.send(conv.id, 'hello');

@@ -328,7 +328,12 @@ export declare class Client {
   on<K extends keyof ClientEvents>(type: K, fn: (detail: ClientEvents[K]) => void): number;
   off(id: number): void;
   status(): Status;
-  connect(): void;
+  /**
+   * Connects and keeps the connection up until close(); token, when given,
+   * replaces the token first. After a terminal close (state disconnected)
+   * it connects again, like reconnectNow; otherwise it changes nothing else.
+   */
+  connect(opts?: { token?: string }): void;
   close(): void;
   reconnectNow(): void;
   /** Sends op over the live connection and resolves with the reply's data. */

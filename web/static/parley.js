@@ -360,6 +360,11 @@ export class Client {
     this.heartbeat = { interval: HEARTBEAT_INTERVAL_MS, timeout: HEARTBEAT_TIMEOUT_MS };
     this.timers = { retry: 0, ping: 0, connect: 0, flush: 0 };
     this.goawayDelay = null;
+    // While the wait before a reconnect is a goaway's: when it ends (ms).
+    this.goawayUntil = 0;
+    // Backoff steps waited since the last connection, goaway or
+    // reconnectNow (the Go SDK's schedule; attempt counts failures).
+    this.step = 0;
     this.wanted = false; // the app wants a connection (connect called, close not)
     this.live = false; // welcome received on the current socket
     this.throttled = new Map(); // feature -> until (ms)
@@ -397,8 +402,12 @@ export class Client {
     this.onOffline = () => this.probe();
     this.onVisibility = () => {
       if (document.visibilityState !== 'visible') return;
-      if (this.state === State.Reconnecting) this.reconnectNow();
-      else this.probe();
+      // A goaway's wait is the server's: the tab being looked at again
+      // does not cut it short (a hidden tab's throttled timer may be
+      // late, so once the wait is over it does reconnect at once).
+      if (this.state === State.Reconnecting) {
+        if (!(Date.now() < this.goawayUntil)) this.reconnectNow();
+      } else this.probe();
     };
   }
 
@@ -447,14 +456,28 @@ export class Client {
     return Number.isFinite(v) && v > 0 ? { 0: v } : null;
   }
 
-  savePosition() {
+  /**
+   * savePosition stores the cursor for the next page load. The user's
+   * tabs share it, and a tab that is behind (back from a cut link,
+   * replaying what it missed) saves positions below those a sibling tab
+   * already showed and saved: a reload then would replay them. So per
+   * shard the stored entry never goes lower: what is written is the
+   * larger of the stored entry and this tab's, which keeps its own cursor
+   * in memory for its own resume. The one exception is `lowered`, the
+   * shards a resync with cause log_lost moved back (their positions are
+   * given again from there): those are written as this tab holds them.
+   */
+  savePosition(lowered = []) {
     if (this.cursor == null) return;
     // A full storage (or one that refuses writes) costs only the saved
     // position: a throw here would stop the welcome or the rest of a
     // batch of frames, and with them the connection or events.
     try {
-      this.storage?.setItem(this.cursorKey, JSON.stringify(this.cursor));
-      this.storage?.setItem(this.posKey, String(this.position));
+      const keep = new Set(lowered.map(String));
+      const out = { ...this.cursor };
+      for (const [s, p] of Object.entries(this.loadCursor() ?? {})) if (!keep.has(s) && p > (out[s] ?? 0)) out[s] = p;
+      this.storage?.setItem(this.cursorKey, JSON.stringify(out));
+      this.storage?.setItem(this.posKey, String(out[0] ?? 0));
     } catch (err) {
       console.warn('parley: the position could not be saved', err);
     }
@@ -609,15 +632,28 @@ export class Client {
     };
   }
 
-  /** connect starts connecting and keeps the connection up until close(). */
-  connect() {
-    if (this.wanted) return;
+  /**
+   * connect starts connecting and keeps the connection up until close().
+   * token, when given, replaces the client's token first (a fresh login of
+   * the same user): the next hello and HTTP calls use it. After a
+   * terminal close (a refused token, 4101, 4102, 4103: state
+   * disconnected) it connects again, the backoff reset, like
+   * reconnectNow: the app asks for a connection. While connecting,
+   * connected or waiting to reconnect it changes nothing else.
+   */
+  connect({ token } = {}) {
+    if (token) this.token = token;
+    if (this.wanted) {
+      if (this.state === State.Disconnected) this.reconnectNow();
+      return;
+    }
     this.wanted = true;
     window.addEventListener('online', this.onOnline);
     window.addEventListener('offline', this.onOffline);
     window.addEventListener('storage', this.onStorage);
     document.addEventListener('visibilitychange', this.onVisibility);
     this.attempt = 0;
+    this.step = 0;
     this.open(State.Connecting);
   }
 
@@ -637,6 +673,7 @@ export class Client {
     // A reconnect waiting out its backoff must not open a socket later.
     clearTimeout(this.timers.retry);
     this.goawayDelay = null;
+    this.goawayUntil = 0;
     this.teardown(1000, 'client closed');
     this.setState(State.Disconnected, { reason: 'closed', retryAt: 0 });
   }
@@ -649,6 +686,7 @@ export class Client {
     }
     if (this.live || (this.ws && this.state === State.Connecting)) return;
     this.attempt = 0;
+    this.step = 0;
     this.goawayDelay = null;
     this.open(State.Connecting);
   }
@@ -673,6 +711,7 @@ export class Client {
   open(state) {
     this.teardown(4000, 'reconnecting');
     clearTimeout(this.timers.retry);
+    this.goawayUntil = 0;
     const gen = ++this.generation;
     this.setState(state, { retryAt: 0 });
     const url = this.baseURL.replace(/^http/, 'ws') + '/v1/ws';
@@ -764,8 +803,18 @@ export class Client {
     }
     this.stats.reconnects++;
     this.attempt++;
-    // A goaway names when the server wants us back; otherwise back off.
-    const delay = this.goawayDelay ?? backoffDelay(this.attempt);
+    // A goaway names when the server wants us back: wait that long, and
+    // start the backoff over, as the Go SDK does (the server restarts,
+    // it is not failing). Otherwise back off.
+    let delay;
+    if (this.goawayDelay != null) {
+      delay = this.goawayDelay;
+      this.step = 0;
+      this.goawayUntil = Date.now() + delay;
+    } else {
+      this.step++;
+      delay = backoffDelay(this.step);
+    }
     this.goawayDelay = null;
     this.timers.retry = setTimeout(() => this.open(State.Reconnecting), delay);
     this.setState(State.Reconnecting, { retryAt: Date.now() + delay, reason: reason || `closed with code ${code}` });
@@ -925,12 +974,13 @@ export class Client {
         const heads = cleanCursor(f.data?.cursor);
         if (heads) {
           this.cursor ??= {};
-          if (f.data.cause === 'log_lost') for (const s of f.data.lost || []) this.cursor[s] = heads[s] ?? 0;
+          const lost = f.data.cause === 'log_lost' ? f.data.lost || [] : [];
+          for (const s of lost) this.cursor[s] = heads[s] ?? 0;
           this.mergeCursor(heads);
-          this.savePosition();
+          this.savePosition(lost);
         } else if (typeof head === 'number' && (this.position == null || head > this.position || f.data.cause === 'log_lost')) {
           this.cursor = { ...this.cursor, 0: head };
-          this.savePosition();
+          this.savePosition(f.data.cause === 'log_lost' ? [0] : []);
         }
         this.emit('resync', f.data);
         return;
@@ -955,6 +1005,7 @@ export class Client {
     clearTimeout(this.timers.connect);
     this.live = true;
     this.attempt = 0;
+    this.step = 0;
     this.goawayDelay = null;
     this.heartbeat = {
       interval: w.heartbeat_interval_ms || HEARTBEAT_INTERVAL_MS,
