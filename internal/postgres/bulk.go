@@ -281,15 +281,14 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			continue
 		}
 		if c.refused {
-			// The check read the gate as it was before the batch: a
-			// message of this batch in the conversation before this
-			// send (in a direct conversation, the only kind that
-			// refuses, the other member's, or one of the sender's that
-			// followed it) accepts a request its writer declined
-			// (acceptByWriting), so the refusal may be a decline that
-			// no longer holds, as it would not in a batch after it. A
-			// block stays: that one costs a round trip, and only a
-			// refused send in such a conversation pays it.
+			// The check read the gate as it was before the batch, but
+			// a message stored by this batch before this send, in the
+			// same (direct: the only kind that refuses) conversation,
+			// is the other member's (or one of the sender's allowed
+			// after it), and accepts a request its writer declined
+			// (acceptByWriting). Then only a block still refuses: one
+			// more round trip, paid only by a refused send in a
+			// conversation this batch already wrote in.
 			refused := true
 			if _, wrote := lastSeq[nm.ConversationID]; wrote {
 				if err := w.queryRow(bg, qSendBlocked, nm.ConversationID, nm.SenderID).Scan(&refused); err != nil {
