@@ -147,6 +147,11 @@ var qSendCheck = `SELECT
 	LEFT JOIN messages old ON old.sender_id = $2 AND old.client_id = $3
 	LEFT JOIN LATERAL (SELECT * FROM attachments att WHERE $4 <> '' AND att.id = $4 AND att.owner_id = $2 OFFSET 0) att ON true`
 
+// qSendBlocked is the core's SendRefusedSQL without its declined
+// request: whether a send of $2 in the direct conversation $1 is refused
+// by a block (bulkSend: a decline may be lifted within a batch).
+var qSendBlocked = `SELECT ` + mustReplace(sqlstore.SendRefusedSQL, "o.request = 2 OR ", "")
+
 // acceptByWriting is the core's QAcceptByWriting inside the senders'
 // read-position update: a declined request whose recipient writes in it
 // goes back to a request's row, answered by the write (members.wrote).
@@ -276,8 +281,24 @@ func bulkSend(w *writeTx, sends []*sendOp) error {
 			continue
 		}
 		if c.refused {
-			so.err = parley.ErrUnreachable
-			continue
+			// The check read the gate as it was before the batch, but
+			// a message stored by this batch before this send, in the
+			// same (direct: the only kind that refuses) conversation,
+			// is the other member's (or one of the sender's allowed
+			// after it), and accepts a request its writer declined
+			// (acceptByWriting). Then only a block still refuses: one
+			// more round trip, paid only by a refused send in a
+			// conversation this batch already wrote in.
+			refused := true
+			if _, wrote := lastSeq[nm.ConversationID]; wrote {
+				if err := w.queryRow(bg, qSendBlocked, nm.ConversationID, nm.SenderID).Scan(&refused); err != nil {
+					return err
+				}
+			}
+			if refused {
+				so.err = parley.ErrUnreachable
+				continue
+			}
 		}
 		if err := sqlstore.AttachmentRule(nm, c.owned, c.attName.String); err != nil {
 			so.err = err

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"BlockedQuote", testBlockedQuote},
 		{"Consent", testConsent},
 		{"Requests", testRequests},
+		{"RequestsInRun", testRequestsInRun},
 		{"Send", testSend},
 		{"SendIdempotent", testSendIdempotent},
 		{"SendValidation", testSendValidation},
