@@ -45,18 +45,28 @@ func sendManyAsync(t *testing.T, as parley.AsyncSender, nms []parley.NewMessage)
 // sendManyDrop is sendManyAsync with drop.
 func sendManyDrop(t *testing.T, as parley.AsyncSender, nms []parley.NewMessage, drop *atomic.Bool) []sendResult {
 	t.Helper()
+	return sendManyAround(t, as, nms, drop, func(queue func()) { queue() })
+}
+
+// sendManyAround is sendManyDrop whose SendMessagesAsync call (queue) runs
+// inside around, e.g. while the store's batcher is held so the run shares
+// one batch.
+func sendManyAround(t *testing.T, as parley.AsyncSender, nms []parley.NewMessage, drop *atomic.Bool, around func(queue func())) []sendResult {
+	t.Helper()
 	var (
 		mu  sync.Mutex
 		got []sendResult
 	)
 	all := make(chan struct{})
-	as.SendMessagesAsync(nms, drop, func(i int, m parley.Message, evs []parley.Event, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		got = append(got, sendResult{i, m, evs, err})
-		if len(got) == len(nms) {
-			close(all)
-		}
+	around(func() {
+		as.SendMessagesAsync(nms, drop, func(i int, m parley.Message, evs []parley.Event, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, sendResult{i, m, evs, err})
+			if len(got) == len(nms) {
+				close(all)
+			}
+		})
 	})
 	<-all
 	mu.Lock()

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/parleychat/parley"
@@ -29,26 +28,7 @@ func RequestsInOneBatch(t *testing.T, s parley.Store, oneBatch func(queue func()
 	}
 	run := func(nms ...parley.NewMessage) []sendResult {
 		t.Helper()
-		var (
-			mu  sync.Mutex
-			got []sendResult
-			all = make(chan struct{})
-		)
-		oneBatch(func() {
-			as.SendMessagesAsync(nms, nil, func(i int, m parley.Message, evs []parley.Event, err error) {
-				mu.Lock()
-				defer mu.Unlock()
-				got = append(got, sendResult{i, m, evs, err})
-				if len(got) == len(nms) {
-					close(all)
-				}
-			})
-		})
-		<-all
-		mu.Lock()
-		defer mu.Unlock()
-		inOrder(t, "SendMessagesAsync", got)
-		return got
+		return sendManyAround(t, as, nms, nil, oneBatch)
 	}
 	msg := func(c parley.Conversation, from parley.User, text string) parley.NewMessage {
 		return parley.NewMessage{ConversationID: c.ID, SenderID: from.ID, ClientID: clientID(), Type: parley.Text, Text: text}
