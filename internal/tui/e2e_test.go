@@ -354,3 +354,25 @@ func TestEditReplyReact(t *testing.T) {
 	alice.enter("/react #2 lol", "/react: emoji must be an emoji")
 	alice.enter("/edit #9 nothing", "/edit: no such message here")
 }
+
+// TestDelete: /delete #seq deletes the user's own message for both
+// users; it asks for the #seq, and a message of someone else's is
+// named as such, not as missing.
+func TestDelete(t *testing.T) {
+	_, alice, bob := connectedPair(t)
+	alice.openDirect("bob")
+	alice.enter("sent to the wrong person", "#1 alice: sent to the wrong person ✓")
+	bob.waitText("#1 alice: sent to the wrong person")
+	bob.enter("my own words", "#2 bob: my own words ✓")
+	alice.waitText("#2 bob: my own words")
+	alice.enter("/delete", "usage: /delete #seq")
+	alice.enter("/delete #2", "/delete: #2 is not your message")
+	alice.enter("/edit #2 rewritten", "/edit: #2 is not your message")
+	alice.enter("/delete #1", "#1 deleted")
+	alice.waitText("alice: (message deleted)")
+	bob.waitText("alice: (message deleted)")
+	if s := bob.screen(); strings.Contains(s, "wrong person") {
+		t.Fatalf("bob still sees the deleted text:\n%s", s)
+	}
+	alice.enter("/delete #1", "/delete: no such message here")
+}

@@ -708,7 +708,7 @@ func (m *Model) command(line string) tea.Cmd {
 	}
 	switch f[0] {
 	case "/help", "/?":
-		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /file PATH · /search words · /mentions · /next /prev /open N /close (results) · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /delete #seq · /file PATH · /search words · /mentions · /next /prev /open N /close (results) · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
 		return nil
 	case "/quit", "/q":
 		return tea.Quit
@@ -757,7 +757,7 @@ func (m *Model) command(line string) tea.Cmd {
 			_, _ = c.FetchPresence(ctx)
 			return createdMsg{conv: cv}
 		})
-	case "/edit", "/reply", "/react", "/unreact":
+	case "/edit", "/reply", "/react", "/unreact", "/delete":
 		return m.messageCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
 	}
 	if _, ok := searchCommands[f[0]]; ok {
@@ -779,7 +779,8 @@ func (m *Model) command(line string) tea.Cmd {
 // the user's newest message and the others the newest message.
 func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 	usage := map[string]string{"/edit": "usage: /edit [#seq] new text", "/reply": "usage: /reply [#seq] text",
-		"/react": "usage: /react [#seq] emoji", "/unreact": "usage: /unreact [#seq] emoji"}[cmd]
+		"/react": "usage: /react [#seq] emoji", "/unreact": "usage: /unreact [#seq] emoji",
+		"/delete": "usage: /delete #seq (the number shown before your message)"}[cmd]
 	if m.open == "" {
 		m.notice = "no conversation open"
 		return nil
@@ -793,12 +794,19 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		}
 		seq, rest = n, strings.TrimSpace(after)
 	}
-	if rest == "" {
+	// /delete takes nothing but the #seq, and asks for it: a deleted
+	// message cannot come back, so it never picks one by default.
+	if (cmd == "/delete") != (rest == "") || (cmd == "/delete" && seq == 0) {
 		m.notice = usage
 		return nil
 	}
-	target, ok := m.target(seq, cmd == "/edit")
+	mine := cmd == "/edit" || cmd == "/delete"
+	target, ok := m.target(seq, mine)
 	if !ok {
+		if _, theirs := m.target(seq, false); theirs && mine && seq != 0 {
+			m.notice = fmt.Sprintf("%s: #%d is not your message (only your own can be changed)", cmd, seq)
+			return nil
+		}
 		m.notice = cmd + ": no such message here"
 		return nil
 	}
@@ -812,6 +820,14 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 			m.notice = "not edited: " + errText(err)
 		}
 		return nil
+	case "/delete":
+		c, conv := m.c, m.open
+		return timed(func(ctx context.Context) tea.Msg {
+			if _, err := c.Delete(ctx, conv, target.ID); err != nil {
+				return noticeMsg("/delete: " + errText(err))
+			}
+			return noticeMsg(fmt.Sprintf("#%d deleted", target.Seq))
+		})
 	case "/reply":
 		msg, err := m.c.Reply(ctx, m.open, target.ID, rest)
 		if err != nil {
