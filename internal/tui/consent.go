@@ -49,7 +49,7 @@ func (m *Model) consentCommand(f []string) tea.Cmd {
 		return nil
 	}
 	c, lookup, open := m.c, m.cfg.LookupUser, m.open
-	return timed(func(ctx context.Context) tea.Msg {
+	return m.request(cmd, func(ctx context.Context) tea.Msg {
 		switch cmd {
 		case "/block", "/unblock":
 			ids, err := userIDs(ctx, lookup, args)

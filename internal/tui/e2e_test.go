@@ -376,3 +376,32 @@ func TestDelete(t *testing.T) {
 	}
 	alice.enter("/delete #1", "/delete: no such message here")
 }
+
+// TestCommandOffline: a command that needs the server, typed while the
+// server is away, says at once that it waits for the connection, and
+// when it gives up, that no connection was the reason (it had shown
+// nothing until "the server did not answer in time", 30 s later). Once
+// the server is back the same command works.
+func TestCommandOffline(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	alice := newDriverWith(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), Config{LookupUser: lookup, RequestTimeout: time.Second})
+	alice.waitText("● connected as alice")
+	connected(t, srv, "bob", "bob", lookup)
+	alice.openDirect("bob")
+	alice.enter("hello", "#1 alice: hello ✓")
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.typeLine("/react #1 👍", true)
+	if s := alice.screen(); !strings.Contains(s, "/react: waiting for the connection to the server…") {
+		t.Fatalf("no word that /react waits for the connection:\n%s", s)
+	}
+	alice.waitText("/react: not done, no connection to the server; try again once connected")
+
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("● connected as alice")
+	alice.typeLine("/react #1 👍", true)
+	alice.waitText("hello  👍 1")
+}

@@ -53,6 +53,10 @@ type Config struct {
 	// (client.WithOutboxFile): quitting with messages still sending loses
 	// nothing, so it needs no second Ctrl+C.
 	DurableOutbox bool
+	// RequestTimeout bounds how long a command (/react, /dm, /search,
+	// ...) waits for the server, a connection included (default
+	// requestTimeout).
+	RequestTimeout time.Duration
 }
 
 // requestTimeout bounds each blocking call a command makes.
@@ -165,6 +169,9 @@ func New(c *client.Client, cfg Config) *Model {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = requestTimeout
+	}
 	if cfg.Notify == nil {
 		cfg.Notify = func(tea.Msg) {}
 	}
@@ -208,6 +215,28 @@ func timed(f func(ctx context.Context) tea.Msg) tea.Cmd {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
 		return f(ctx)
+	}
+}
+
+// request returns a command that runs f, the server calls of command
+// cmd, within Config.RequestTimeout. The SDK's calls wait for a
+// connection: while there is none the notice says cmd waits for it (not
+// nothing until the timeout), and a cmd that timed out unconnected says
+// it was not done for want of a connection, not that "the server did
+// not answer" (it was never asked).
+func (m *Model) request(cmd string, f func(ctx context.Context) tea.Msg) tea.Cmd {
+	c, timeout := m.c, m.cfg.RequestTimeout
+	if c != nil && !m.status.Connected() {
+		m.notice = cmd + ": waiting for the connection to the server… (Ctrl+R reconnects now)"
+	}
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		msg := f(ctx)
+		if ctx.Err() != nil && c != nil && !c.Status().Connected() {
+			return noticeMsg(cmd + ": not done, no connection to the server; try again once connected")
+		}
+		return msg
 	}
 }
 
@@ -722,7 +751,7 @@ func (m *Model) command(line string) tea.Cmd {
 		}
 		c, name := m.c, f[1]
 		m.notice = "opening a conversation with " + name + "..."
-		return timed(func(ctx context.Context) tea.Msg {
+		return m.request("/dm", func(ctx context.Context) tea.Msg {
 			cv, err := c.CreateDirectByName(ctx, name)
 			if err != nil {
 				return createdMsg{err: fmt.Errorf("/dm %s: %s", name, errText(err))}
@@ -744,7 +773,7 @@ func (m *Model) command(line string) tea.Cmd {
 		}
 		c, lookup, title, names := m.c, m.cfg.LookupUser, f[1], f[2:]
 		m.notice = "creating group " + title + "..."
-		return timed(func(ctx context.Context) tea.Msg {
+		return m.request("/group", func(ctx context.Context) tea.Msg {
 			ids, err := userIDs(ctx, lookup, names)
 			if err != nil {
 				return createdMsg{err: fmt.Errorf("/group: %w", err)}
@@ -822,7 +851,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		return nil
 	case "/delete":
 		c, conv := m.c, m.open
-		return timed(func(ctx context.Context) tea.Msg {
+		return m.request(cmd, func(ctx context.Context) tea.Msg {
 			if _, err := c.Delete(ctx, conv, target.ID); err != nil {
 				return noticeMsg("/delete: " + errText(err))
 			}
@@ -839,7 +868,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		return m.refresh()
 	}
 	c, conv, emoji, remove := m.c, m.open, rest, cmd == "/unreact"
-	return timed(func(ctx context.Context) tea.Msg {
+	return m.request(cmd, func(ctx context.Context) tea.Msg {
 		var err error
 		if remove {
 			_, err = c.Unreact(ctx, conv, target.ID, emoji)

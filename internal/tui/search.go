@@ -103,7 +103,7 @@ func (m *Model) fetchResults(s *searchList) tea.Cmd {
 		return nil
 	}
 	c := m.c
-	return timed(func(ctx context.Context) tea.Msg {
+	return m.request(s.cmd, func(ctx context.Context) tea.Msg {
 		cursor := s.cursors[len(s.cursors)-1]
 		var err error
 		if s.cmd == "/search" {
