@@ -405,3 +405,21 @@ func TestCommandOffline(t *testing.T) {
 	alice.typeLine("/react #1 👍", true)
 	alice.waitText("hello  👍 1")
 }
+
+// TestClosedBecause: the status line says why the server closed the
+// connection, by its close code (it said "something went wrong (see
+// --log-file for details)"): a token the server refuses tells the user
+// to log in again, a server going down that it restarts.
+func TestClosedBecause(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	forged := newDriver(t, "forged", srv.URL, srv.Token(t, "mallory", "mallory")+"x", lookup)
+	forged.waitText("✗ disconnected: the server refused the login (the token is missing, wrong or expired)")
+	if s := forged.screen(); strings.Contains(s, "something went wrong") {
+		t.Errorf("an unexplained error on the screen:\n%s", s)
+	}
+
+	alice := connected(t, srv, "alice", "alice", lookup)
+	srv.Stop(t)
+	alice.waitText("the server is restarting or unavailable")
+}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/protocol"
 )
 
 // Config configures a Model.
@@ -930,9 +931,14 @@ func fields(s string) []string {
 // say the server had trouble get a sentence of ours.
 func errText(err error) string {
 	var pe *parley.Error
+	var ce *client.CloseError
 	switch {
 	case err == nil:
 		return ""
+	case errors.As(err, &ce):
+		return closeText(ce.Code)
+	case errors.Is(err, client.ErrHeartbeatTimeout):
+		return "the server stopped answering (the connection went silent)"
 	case errors.Is(err, client.ErrDisconnected):
 		return "not connected (Ctrl+R reconnects)"
 	case errors.Is(err, client.ErrOutboxFull):
@@ -981,6 +987,28 @@ func errText(err error) string {
 	// Anything else is not ours to explain: a generic sentence (the log,
 	// --log-file, has the detail).
 	return "something went wrong (see --log-file for details)"
+}
+
+// closeText is why the server closed the connection, by its close code
+// (docs/protocol.md section 8), and what the user can do about it.
+func closeText(code int) string {
+	switch code {
+	case protocol.CloseShutdown:
+		return "the server is restarting or unavailable"
+	case protocol.CloseUnauthorized:
+		return "the server refused the login (the token is missing, wrong or expired): start parley chat again with a new token or --username"
+	case protocol.CloseAuthRevoked:
+		return "your access to this server was revoked"
+	case protocol.CloseTooManyConnections:
+		return "closed because you opened too many connections elsewhere (Ctrl+R takes it back)"
+	case protocol.CloseProtocolError, protocol.CloseTooLarge:
+		return "the server refused this client (a protocol error): update parley"
+	case protocol.CloseSlowConsumer:
+		return "the connection fell behind the server"
+	case protocol.CloseHeartbeatTimeout, protocol.CloseHelloTimeout:
+		return "the connection went silent"
+	}
+	return "the server closed the connection"
 }
 
 func plural(n int, one, many string) string {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/protocol"
 )
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
@@ -352,6 +353,11 @@ func TestErrText(t *testing.T) {
 		{parley.Errorf(parley.EUNSUPPORTED, "file is text/plain; charset=utf-8, not a PNG"), "that file is not an image the server accepts (PNG, JPEG, GIF or WebP)"},
 		{parley.Errorf(parley.ENOTFOUND, "no user named bob"), "no user named bob"},
 		{client.ErrDisconnected, "not connected (Ctrl+R reconnects)"},
+		{&client.CloseError{Code: protocol.CloseShutdown, Reason: "server shutting down"}, "the server is restarting or unavailable"},
+		{&client.GaveUpError{Attempts: 3, Last: &client.CloseError{Code: protocol.CloseUnauthorized}}, "the server refused the login (the token is missing, wrong or expired): start parley chat again with a new token or --username"},
+		{&client.CloseError{Code: protocol.CloseAuthRevoked}, "your access to this server was revoked"},
+		{&client.CloseError{Code: 4099}, "the server closed the connection"},
+		{fmt.Errorf("read: %w", client.ErrHeartbeatTimeout), "the server stopped answering (the connection went silent)"},
 		{errors.New("sql: database is closed"), "something went wrong (see --log-file for details)"},
 	}
 	for _, tt := range tests {
