@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -364,5 +365,46 @@ func TestErrText(t *testing.T) {
 		if got := errText(tt.err); got != tt.want {
 			t.Errorf("errText(%v) = %q, want %q", tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestDaySeparators: a line names the day before each day's first
+// message, as people say it (a message shows only its time, so one from
+// last week read "10:00" like one from this morning).
+func TestDaySeparators(t *testing.T) {
+	m := newTestModel(t)
+	m.convs = conversations()
+	m.Update(clientChangedMsg{})
+	now := t0.Local()
+	at := func(days int, hour int) time.Time {
+		return time.Date(now.Year(), now.Month(), now.Day()-days, hour, 0, 0, 0, time.Local)
+	}
+	m.msgs = []parley.Message{
+		{ConversationID: "c1", Seq: 1, SenderID: "bob", SenderName: "bob", Text: "last year", CreatedAt: at(400, 9)},
+		{ConversationID: "c1", Seq: 2, SenderID: "bob", SenderName: "bob", Text: "last week", CreatedAt: at(7, 9)},
+		{ConversationID: "c1", Seq: 3, SenderID: "bob", SenderName: "bob", Text: "same day", CreatedAt: at(7, 11)},
+		{ConversationID: "c1", Seq: 4, SenderID: "bob", SenderName: "bob", Text: "yesterday", CreatedAt: at(1, 23)},
+		{ConversationID: "c1", Seq: 5, SenderID: "bob", SenderName: "bob", Text: "today", CreatedAt: at(0, 0)},
+	}
+	var got []string
+	for _, l := range strings.Split(screen(m), "\n") {
+		if _, rest, ok := strings.Cut(l, "│"); ok && strings.TrimSpace(rest) != "" && !strings.HasPrefix(rest, "bob") {
+			got = append(got, strings.TrimSpace(rest))
+		}
+	}
+	want := []string{
+		"— start of the conversation —",
+		"── " + at(400, 9).Format("Monday 2 January 2006") + " ──",
+		"09:00 #1 bob: last year",
+		"── " + at(7, 9).Format("Monday 2 January") + " ──",
+		"09:00 #2 bob: last week",
+		"11:00 #3 bob: same day",
+		"── Yesterday ──",
+		"23:00 #4 bob: yesterday",
+		"── Today ──",
+		"00:00 #5 bob: today",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

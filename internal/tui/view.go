@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -245,8 +246,19 @@ func (m *Model) historyLines(w int) ([]string, int) {
 	case len(m.msgs) > 0:
 		add(dim.Render("— start of the conversation —"))
 	}
+	// A line with the day before each day's first message: a message
+	// shows only its time.
+	day := ""
+	newDay := func(at time.Time) {
+		at = at.Local()
+		if d := at.Format(time.DateOnly); d != day {
+			day = d
+			add(dim.Render("── " + dayLabel(at, m.cfg.Now()) + " ──"))
+		}
+	}
 	cv, _ := m.openConv()
 	m.withSystemLines(m.msgs, add, func(msg parley.Message) string {
+		newDay(msg.CreatedAt)
 		if m.marked(msg) {
 			at = len(out)
 			return selected.Render("▶") + " " + m.messageLine(msg, cv)
@@ -257,6 +269,7 @@ func (m *Model) historyLines(w int) ([]string, int) {
 		if o.conv != m.open {
 			continue
 		}
+		newDay(o.at)
 		line := dim.Render(o.at.Local().Format("15:04")) + " " + bold.Render(m.me.Name) + ": " + o.text + " "
 		switch o.status {
 		case client.Sending:
@@ -273,6 +286,23 @@ func (m *Model) historyLines(w int) ([]string, int) {
 		add(line)
 	}
 	return out, at
+}
+
+// dayLabel names the local day of t as people say it, seen at now:
+// "Today", "Yesterday", "Sunday 22 November", with the year when it is
+// not now's.
+func dayLabel(t, now time.Time) string {
+	t, now = t.Local(), now.Local()
+	start := func(x time.Time) time.Time { return time.Date(x.Year(), x.Month(), x.Day(), 0, 0, 0, 0, time.Local) }
+	switch days := start(now).Sub(start(t)).Round(24*time.Hour) / (24 * time.Hour); {
+	case days == 0:
+		return "Today"
+	case days == 1:
+		return "Yesterday"
+	case t.Year() != now.Year():
+		return t.Format("Monday 2 January 2006")
+	}
+	return t.Format("Monday 2 January")
 }
 
 // messageLine renders one stored message; the user's own get a receipt
