@@ -738,7 +738,7 @@ func (m *Model) command(line string) tea.Cmd {
 	}
 	switch f[0] {
 	case "/help", "/?":
-		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /delete #seq · /file PATH · /search words · /mentions · /next /prev /open N /close (results) · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /delete #seq · /file PATH · /save #seq [PATH] · /search words · /mentions · /next /prev /open N /close (results) · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
 		return nil
 	case "/quit", "/q":
 		return tea.Quit
@@ -797,6 +797,8 @@ func (m *Model) command(line string) tea.Cmd {
 	case "/file":
 		m.fileCommand(strings.TrimPrefix(line, f[0]))
 		return m.refresh()
+	case "/save":
+		return m.saveCommand(strings.TrimPrefix(line, f[0]))
 	case "/name", "/avatar":
 		return m.profileCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
 	}
