@@ -375,10 +375,17 @@ func (m *Model) bottomLines() []string {
 		}
 		return []string{""}
 	}
-	// At most half the screen (at least 3 lines): /help is long.
+	// At most half the screen (at least 3 lines), and for /help, which
+	// the user asked to read (and is long), all of it but the pane's
+	// header and a line. A notice cut short ends with "…".
 	lines := strings.Split(ansi.Wrap(s, w, " "), "\n")
-	if n := max(3, (m.height-len(results))/2-1); len(lines) > n {
+	n := max(3, (m.height-len(results))/2-1)
+	if m.notice == helpText {
+		n = max(n, m.height-len(results)-4)
+	}
+	if len(lines) > n {
 		lines = lines[:n]
+		lines[n-1] = ansi.Truncate(lines[n-1], w-1, "") + "…"
 	}
 	return append(results, lines...)
 }
