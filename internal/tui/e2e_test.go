@@ -423,3 +423,25 @@ func TestClosedBecause(t *testing.T) {
 	srv.Stop(t)
 	alice.waitText("the server is restarting or unavailable")
 }
+
+// TestEditOffline: /edit while the server is away says the edit waits
+// (the line did not change and nothing said why), and once the server
+// is back both users see the edited text.
+func TestEditOffline(t *testing.T) {
+	srv, alice, bob := connectedPair(t)
+	alice.openDirect("bob")
+	alice.enter("see you at 9", "#1 alice: see you at 9 ✓")
+	bob.waitText("#1 alice: see you at 9")
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.typeLine("/edit #1 see you at 10", true)
+	if s := alice.screen(); !strings.Contains(s, "the edit of #1 waits in the outbox: it is sent once connected") {
+		t.Fatalf("no word that the edit waits:\n%s", s)
+	}
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	bob.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("#1 alice: see you at 10 (edited)")
+	bob.waitText("#1 alice: see you at 10 (edited)")
+}

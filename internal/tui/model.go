@@ -853,6 +853,10 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 	case "/edit":
 		if _, err := m.c.Edit(ctx, m.open, target.ID, rest); err != nil {
 			m.notice = "not edited: " + errText(err)
+		} else if !m.status.Connected() {
+			// Its line changes only once the server has it: say why
+			// nothing changed yet.
+			m.notice = fmt.Sprintf("the edit of #%d waits in the outbox: it is sent once connected", target.Seq)
 		}
 		return nil
 	case "/delete":
