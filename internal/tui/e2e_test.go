@@ -445,3 +445,39 @@ func TestEditOffline(t *testing.T) {
 	alice.waitText("#1 alice: see you at 10 (edited)")
 	bob.waitText("#1 alice: see you at 10 (edited)")
 }
+
+// TestControlCharacters: what another user wrote reaches the terminal
+// without control characters: an escape sequence in a message, a reply's
+// quote or a group's title would be run by the terminal (clear the
+// screen, retitle the window, move the cursor to overwrite a line).
+func TestControlCharacters(t *testing.T) {
+	srv := servertest.Start(t)
+	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), nil)
+	alice.waitText("● connected as alice")
+	ctx := context.Background()
+	bc := servertest.Connect(ctx, t, srv.URL, client.WithToken(srv.Token(t, "bob", "bob")))
+	cv, err := bc.CreateGroup(ctx, "club\x1b[2J", []string{"alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := bc.Send(ctx, cv.ID, "hi\x1b]0;owned\x07 there\rX\tY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := first.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bc.Reply(ctx, cv.ID, stored.ID, "second\x1b[1;1Hline"); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitText("#2 bob: ↪ bob #1: hi�]0;owned� there�X Y second�[1;1Hline")
+	alice.waitText("#1 bob: hi�]0;owned� there�X Y")
+	alice.waitText("club�[2J 2 members")
+	v := alice.m.View().Content
+	for _, bad := range []string{"\x1b[2J", "\x1b]0;", "\a", "\r", "\x1b[1;1H"} {
+		if strings.Contains(v, bad) {
+			t.Errorf("the screen holds %q from another user:\n%q", bad, v)
+		}
+	}
+}

@@ -20,7 +20,7 @@ import (
 // fileLabel is how a file shows in a line: "📎 name (size)", the size in
 // binary units (humanize.IBytes: "12 KiB").
 func fileLabel(name string, size int64) string {
-	return "📎 " + name + " (" + humanize.IBytes(uint64(max(size, 0))) + ")"
+	return "📎 " + printable(name, false) + " (" + humanize.IBytes(uint64(max(size, 0))) + ")"
 }
 
 // attachmentLabel is the label of a file message's attachment.

@@ -183,7 +183,7 @@ func (m *Model) resultText(r parley.SearchResult) string {
 	if cv, ok := m.convByID(msg.ConversationID); ok {
 		title = m.title(cv)
 	}
-	text = strings.Join(strings.Fields(text), " ") // one line each
+	text = strings.Join(strings.Fields(printable(text, false)), " ") // one line each
 	return fmt.Sprintf("%s #%d %s: %s", title, msg.Seq, msg.SenderName, text)
 }
 

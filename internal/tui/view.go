@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -159,7 +160,7 @@ func (m *Model) title(cv parley.Conversation) string {
 		}
 	}
 	if cv.Title != "" {
-		return cv.Title
+		return printable(cv.Title, false)
 	}
 	return "(untitled)"
 }
@@ -288,6 +289,29 @@ func (m *Model) historyLines(w int) ([]string, int) {
 	return out, at
 }
 
+// printable makes text from other users safe to print: a control
+// character (an escape sequence's ESC, a carriage return, a bell, C1
+// codes) would be run by the terminal, so another user could clear the
+// screen, draw fake lines or retitle the window; each shows as "�".
+// Tabs become spaces; line breaks stay when lines is true (a message's
+// lines are wrapped one by one), else they become spaces.
+func printable(s string, lines bool) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' && lines:
+			return r
+		case r == '\n' || r == '\t':
+			return ' '
+		case unicode.IsControl(r):
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
 // dayLabel names the local day of t as people say it, seen at now:
 // "Today", "Yesterday", "Sunday 22 November", with the year when it is
 // not now's.
@@ -313,7 +337,7 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	if msg.Deleted {
 		return at + " " + name + ": " + dim.Render("(message deleted)")
 	}
-	text := msg.Text
+	text := printable(msg.Text, true)
 	if msg.Type == parley.Image && msg.Attachment != nil {
 		img := dim.Render(fmt.Sprintf("[image %dx%d]", msg.Attachment.Width, msg.Attachment.Height))
 		text = strings.TrimSpace(img + " " + text)
@@ -328,7 +352,7 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	} else if q != nil {
 		quote := "(deleted)"
 		if !q.Deleted {
-			quote = q.Text
+			quote = printable(q.Text, false)
 			if q.Type == parley.Image || q.Type == parley.File {
 				quote = strings.TrimSpace("[" + string(q.Type) + "] " + quote)
 			}
