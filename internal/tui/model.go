@@ -722,10 +722,18 @@ const helpText = "/dm user · /group title user1 user2... · /edit [#seq] text �
 // command runs a /command.
 func (m *Model) command(line string) tea.Cmd {
 	f := fields(line)
-	if _, ok := memberCommands[f[0]]; ok {
+	_, member := memberCommands[f[0]]
+	_, consent := consentCommands[f[0]]
+	if (member || consent || f[0] == "/dm" || f[0] == "/group") && strings.Count(line, `"`)%2 == 1 {
+		// fields would take the rest of the line as one argument: a
+		// group titled "the team bob" with nobody in it.
+		m.notice = f[0] + `: a " is not closed (a title with spaces goes in "double quotes")`
+		return nil
+	}
+	if member {
 		return m.memberCommand(f)
 	}
-	if _, ok := consentCommands[f[0]]; ok {
+	if consent {
 		return m.consentCommand(f)
 	}
 	if _, ok := flagCommands[f[0]]; ok {

@@ -284,6 +284,8 @@ func TestCommands(t *testing.T) {
 		{"/dm", "usage: /dm username"},
 		{"/group", "usage: /group title user1 user2..."},
 		{"/nope", "unknown command /nope (/help lists them)"},
+		{`/group "the team bob`, `/group: a " is not closed (a title with spaces goes in "double quotes")`},
+		{`/rename "new title`, `/rename: a " is not closed (a title with spaces goes in "double quotes")`},
 		{"hello", "no conversation open: start one with /dm user or /group title user..."},
 	} {
 		m.input.SetValue(tt.line)
@@ -406,5 +408,17 @@ func TestDaySeparators(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestOneMember: a group of one says "1 member" (it said "1 members").
+func TestOneMember(t *testing.T) {
+	m := newTestModel(t)
+	m.convs = conversations()
+	m.convs[1].Members = m.convs[1].Members[:1]
+	m.Update(clientChangedMsg{})
+	m.Update(key("tab"))
+	if l := strings.Split(screen(m), "\n")[0]; !strings.Contains(l, "team 1 member, 0 online") {
+		t.Errorf("group header = %q, want team 1 member, 0 online", l)
 	}
 }

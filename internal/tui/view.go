@@ -214,7 +214,7 @@ func (m *Model) about(cv parley.Conversation) string {
 			on++
 		}
 	}
-	return dim.Render(fmt.Sprintf("%d members, %d online", len(cv.Members), on))
+	return dim.Render(fmt.Sprintf("%d %s, %d online", len(cv.Members), plural(len(cv.Members), "member", "members"), on))
 }
 
 // messageLines renders the open conversation's history wrapped to w:
