@@ -422,3 +422,15 @@ func TestOneMember(t *testing.T) {
 		t.Errorf("group header = %q, want team 1 member, 0 online", l)
 	}
 }
+
+// TestArchivedMarked: an archived conversation in the list (/archived
+// shows them) is marked so; it looked like any other.
+func TestArchivedMarked(t *testing.T) {
+	m := newTestModel(t)
+	m.convs = conversations()
+	m.convs[1].Archived = true
+	m.Update(clientChangedMsg{})
+	if s := screen(m); !strings.Contains(s, "# team (archived)") {
+		t.Errorf("no archived mark:\n%s", s)
+	}
+}

@@ -112,6 +112,10 @@ func (m *Model) listLines(w, n int) []string {
 		if cv.Muted {
 			title += " (muted)"
 		}
+		if cv.Archived {
+			// Listed while /archived shows them, or while open.
+			title += " (archived)"
+		}
 		title += requestMark(cv)
 		name := ansi.Truncate(title, max(1, w-2-len(count)), "…")
 		line := dot + " " + name
