@@ -369,8 +369,8 @@ func TestDelete(t *testing.T) {
 	alice.enter("/delete #2", "/delete: #2 is not your message")
 	alice.enter("/edit #2 rewritten", "/edit: #2 is not your message")
 	alice.enter("/delete #1", "#1 deleted")
-	alice.waitText("alice: (message deleted)")
-	bob.waitText("alice: (message deleted)")
+	alice.waitText("#1 alice: (message deleted)")
+	bob.waitText("#1 alice: (message deleted)")
 	if s := bob.screen(); strings.Contains(s, "wrong person") {
 		t.Fatalf("bob still sees the deleted text:\n%s", s)
 	}

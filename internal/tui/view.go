@@ -339,7 +339,8 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	at := dim.Render(msg.CreatedAt.Local().Format("15:04"))
 	name := bold.Render(shownName(cv, msg.SenderID, msg.SenderName))
 	if msg.Deleted {
-		return at + " " + name + ": " + dim.Render("(message deleted)")
+		// Its #seq stays: replies quote it by that number.
+		return at + " " + dim.Render(fmt.Sprintf("#%d", msg.Seq)) + " " + name + ": " + dim.Render("(message deleted)")
 	}
 	text := printable(msg.Text, true)
 	if msg.Type == parley.Image && msg.Attachment != nil {
