@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -479,5 +480,54 @@ func TestControlCharacters(t *testing.T) {
 		if strings.Contains(v, bad) {
 			t.Errorf("the screen holds %q from another user:\n%q", bad, v)
 		}
+	}
+}
+
+// TestReadingUpStays: while bob reads older messages (scrolled up), new
+// ones do not move the lines he reads (each pushed them up a line), and
+// the header says how many came ("↓ 3 new (PgDn)") until he is back at
+// the bottom.
+func TestReadingUpStays(t *testing.T) {
+	srv, _, bob := connectedPair(t)
+	ctx := context.Background()
+	ac := servertest.Connect(ctx, t, srv.URL, client.WithToken(srv.Token(t, "alice", "alice")))
+	cv, err := ac.CreateDirectByName(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *client.Message
+	for i := 1; i <= 40; i++ {
+		if last, err = ac.Send(ctx, cv.ID, fmt.Sprintf("old news %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := last.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitText("#40 alice: old news 40")
+	bob.press(tea.KeyPressMsg{Code: tea.KeyPgUp})
+	top := func() string { // the pane's first history line
+		_, pane, _ := strings.Cut(strings.Split(bob.screen(), "\n")[1], "│")
+		return pane
+	}
+	bob.waitFor("older messages shown", func(string) bool { return strings.Contains(top(), "old news") })
+	before := top()
+	if strings.Contains(before, "old news 40") || !strings.Contains(before, "old news") {
+		t.Fatalf("PgUp did not scroll up:\n%s", bob.screen())
+	}
+	for i := 1; i <= 3; i++ {
+		if last, err = ac.Send(ctx, cv.ID, fmt.Sprintf("fresh %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob.waitText("↓ 3 new (PgDn)")
+	if got := top(); got != before {
+		t.Errorf("the line read moved: was %q, now %q", before, got)
+	}
+	bob.press(tea.KeyPressMsg{Code: tea.KeyPgDown})
+	bob.press(tea.KeyPressMsg{Code: tea.KeyPgDown})
+	bob.waitText("#43 alice: fresh 3")
+	if s := bob.screen(); strings.Contains(s, "new (PgDn)") {
+		t.Errorf("the new count stays at the bottom:\n%s", s)
 	}
 }

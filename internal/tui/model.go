@@ -87,6 +87,7 @@ type Model struct {
 	hasMore  bool
 	loadMore bool // a LoadMore is under way
 	scroll   int  // lines scrolled up from the newest
+	below    int  // messages that came while scrolled up (shown until back at the bottom)
 	outgoing []*outItem
 	readAsk  map[string]int64 // the read position asked for, per conversation
 
@@ -353,7 +354,22 @@ func (m *Model) refresh() tea.Cmd {
 		m.typing = m.c.Typing(m.open)
 	}
 	if m.view != nil {
-		m.msgs, m.hasMore = m.view.Messages(), m.view.HasMore()
+		msgs := m.view.Messages()
+		if m.scroll > 0 && len(m.msgs) > 0 && len(msgs) > 0 && msgs[0].Seq == m.msgs[0].Seq {
+			// Scrolled up, reading: what came below (new messages)
+			// must not move the lines being read. (A page loaded above
+			// changes the first message and moves nothing.)
+			w, newest := m.paneWidth(), m.msgs[len(m.msgs)-1].Seq
+			before := len(m.messageLines(w))
+			m.msgs = msgs
+			m.scroll += max(0, len(m.messageLines(w))-before)
+			for _, x := range msgs {
+				if x.Seq > newest && x.SenderID != m.me.ID {
+					m.below++
+				}
+			}
+		}
+		m.msgs, m.hasMore = msgs, m.view.HasMore()
 	}
 	for _, o := range m.outgoing {
 		if o.msg != nil {
@@ -466,6 +482,7 @@ func (m *Model) select_(id string) tea.Cmd {
 		m.view.Close()
 	}
 	m.open, m.view, m.msgs, m.hasMore, m.scroll, m.loadMore, m.typing = id, nil, nil, false, 0, false, nil
+	m.below = 0
 	m.mark = mark{}
 	m.opening = false
 	if m.c == nil {
@@ -681,6 +698,9 @@ func (m *Model) maxScroll() int {
 
 func (m *Model) clampScroll() {
 	m.scroll = min(max(0, m.scroll), m.maxScroll())
+	if m.scroll == 0 {
+		m.below = 0
+	}
 }
 
 // submit sends the input line or runs the command in it.

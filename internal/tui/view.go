@@ -190,7 +190,11 @@ func (m *Model) paneLines(w, n int) []string {
 	case !ok:
 		out = append(out, bold.Render("…"))
 	default:
-		out = append(out, ansi.Truncate(bold.Render(m.title(cv))+" "+m.about(cv), w, "…"))
+		head := bold.Render(m.title(cv)) + " " + m.about(cv)
+		if m.below > 0 {
+			head += " " + busy.Render(fmt.Sprintf("↓ %d new (PgDn)", m.below))
+		}
+		out = append(out, ansi.Truncate(head, w, "…"))
 	}
 	rows := n - 1
 	lines := m.messageLines(w)
