@@ -349,7 +349,7 @@ func TestEditReplyReact(t *testing.T) {
 	alice.typeLine("/edit lunch at noon?", true)
 	bob.waitText("#1 alice: lunch at noon? (edited)")
 	bob.typeLine("/reply #1 yes", true)
-	alice.waitText("↪ alice #1: lunch at noon? yes")
+	alice.waitText("↪ alice #1 “lunch at noon?” — yes")
 	alice.typeLine("/react #2 👍", true)
 	bob.waitText("yes  👍 1 ✓✓")
 	alice.enter("/react #2 lol", "/react: emoji must be an emoji")
@@ -472,7 +472,7 @@ func TestControlCharacters(t *testing.T) {
 	if _, err := bc.Reply(ctx, cv.ID, stored.ID, "second\x1b[1;1Hline"); err != nil {
 		t.Fatal(err)
 	}
-	alice.waitText("#2 bob: ↪ bob #1: hi�]0;owned� there�X Y second�[1;1Hline")
+	alice.waitText("#2 bob: ↪ bob #1 “hi�]0;owned� there�X Y” — second�[1;1Hline")
 	alice.waitText("#1 bob: hi�]0;owned� there�X Y")
 	alice.waitText("club�[2J 2 members")
 	v := alice.m.View().Content

@@ -186,7 +186,7 @@ func TestMessagesAndMarks(t *testing.T) {
 		"bob: hi there\n",
 		"alice: second ✓\n",
 		"bob: (message deleted)",
-		"bob: ↪ a hidden message re\n",
+		"bob: ↪ a hidden message — re\n",
 		"alice: on its way … sending",
 		"alice: refused ✗ failed: not a member (Ctrl+E resends)",
 		"bob is typing…",

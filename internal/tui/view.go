@@ -357,7 +357,7 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	if q := msg.ReplyTo; q != nil && q.Hidden {
 		// Its parent's sender is one this user blocked: nothing of it
 		// is known, not even who wrote it.
-		text = dim.Render("↪ a hidden message") + " " + text
+		text = dim.Render("↪ a hidden message") + " — " + text
 	} else if q != nil {
 		quote := "(deleted)"
 		if !q.Deleted {
@@ -366,7 +366,9 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 				quote = strings.TrimSpace("[" + string(q.Type) + "] " + quote)
 			}
 		}
-		text = dim.Render(fmt.Sprintf("↪ %s #%d: %s", q.SenderName, q.Seq, ansi.Truncate(quote, 40, "…"))) + " " + text
+		// The quote in “quotes” and a dash before the reply: without
+		// colour (or copied) the two ran together.
+		text = dim.Render(fmt.Sprintf("↪ %s #%d “%s”", q.SenderName, q.Seq, ansi.Truncate(quote, 40, "…"))) + " — " + text
 	}
 	if msg.EditedAt != nil {
 		text += " " + dim.Render("(edited)")
