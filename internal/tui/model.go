@@ -785,6 +785,9 @@ func (m *Model) command(line string) tea.Cmd {
 		m.notice = "opening a conversation with " + name + "..."
 		return m.request("/dm", func(ctx context.Context) tea.Msg {
 			cv, err := c.CreateDirectByName(ctx, name)
+			if parley.ErrorCode(err) == parley.ENOTFOUND {
+				return createdMsg{err: fmt.Errorf("/dm %s: no user named %s", name, name)}
+			}
 			if err != nil {
 				return createdMsg{err: fmt.Errorf("/dm %s: %s", name, errText(err))}
 			}

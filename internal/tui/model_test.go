@@ -318,9 +318,14 @@ func TestBaseURL(t *testing.T) {
 	}
 }
 
-// Before the list has loaded the sidebar says so, not "none yet".
+// Before the list has loaded the sidebar says so, not "none yet"; and
+// before there is a connection, that there is none, not "loading…".
 func TestListBeforeLoad(t *testing.T) {
 	m := newTestModel(t)
+	if s := screen(m); strings.Contains(s, "loading…") || !strings.Contains(s, "not connected yet") {
+		t.Fatalf("before any connection:\n%s", s)
+	}
+	m.status = client.Status{State: client.Connected}
 	if s := screen(m); strings.Contains(s, "none yet") || !strings.Contains(s, "loading…") {
 		t.Fatalf("before the list loaded:\n%s", s)
 	}

@@ -83,6 +83,9 @@ func (m *Model) listLines(w, n int) []string {
 	out := []string{bold.Render(ansi.Truncate("Conversations", w, "…"))}
 	switch {
 	case len(m.convs) > 0:
+	case !m.loaded && !m.status.Connected():
+		// Not "loading…": nothing is, until there is a connection.
+		out = append(out, dim.Render(ansi.Truncate("not connected yet", w, "…")))
 	case !m.loaded:
 		// Nothing is known yet: "none" would be a guess.
 		out = append(out, dim.Render(ansi.Truncate("loading…", w, "…")))
