@@ -355,6 +355,11 @@ func TestEditReplyReact(t *testing.T) {
 	alice.enter("/react #2 lol", "/react: emoji must be an emoji")
 	alice.enter("/edit #9 nothing", "/edit: no such message here")
 	alice.enter("/dm nobody", "/dm nobody: no user named nobody")
+	alice.enter("/group quiet bob", "no messages yet: say hello")
+	alice.enter("first words", "#1 alice: first words ✓")
+	if s := alice.screen(); strings.Contains(s, "no messages yet") {
+		t.Errorf("a conversation with a message says it has none:\n%s", s)
+	}
 }
 
 // TestDelete: /delete #seq deletes the user's own message for both

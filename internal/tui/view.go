@@ -257,6 +257,9 @@ func (m *Model) historyLines(w int) ([]string, int) {
 		add(dim.Render("↑ PgUp for older messages"))
 	case len(m.msgs) > 0:
 		add(dim.Render("— start of the conversation —"))
+	case !slices.ContainsFunc(m.outgoing, func(o *outItem) bool { return o.conv == m.open }):
+		// Loaded and empty: an empty pane looked like one still loading.
+		add(dim.Render("no messages yet: say hello"))
 	}
 	// A line with the day before each day's first message: a message
 	// shows only its time.
