@@ -772,7 +772,9 @@ func (m *Model) command(line string) tea.Cmd {
 		m.notice = helpText
 		return nil
 	case "/quit", "/q":
-		return tea.Quit
+		// As Ctrl+C: messages still sending from a memory outbox
+		// would be lost without a word.
+		return m.quit()
 	case "/dm":
 		if len(f) != 2 {
 			m.notice = "usage: /dm username"

@@ -266,6 +266,23 @@ func TestQuitWarnsAboutUnsent(t *testing.T) {
 	}
 }
 
+// TestQuitCommandWarnsAboutUnsent: /quit warns as Ctrl+C does (it quit
+// at once, losing messages still sending from a memory outbox).
+func TestQuitCommandWarnsAboutUnsent(t *testing.T) {
+	m := newTestModel(t)
+	m.outgoing = []*outItem{{conv: "c1", text: "x", status: client.Sending}}
+	m.input.SetValue("/quit")
+	if _, cmd := m.Update(key("enter")); cmd != nil && cmd() == tea.Quit() {
+		t.Fatal("/quit with a message sending quit at once")
+	}
+	if s := screen(m); !strings.Contains(s, "1 message is still sending") {
+		t.Fatalf("no warning:\n%s", s)
+	}
+	if _, cmd := m.Update(key("ctrl+c")); cmd == nil || cmd() != tea.Quit() {
+		t.Fatal("Ctrl+C after /quit's warning does not quit")
+	}
+}
+
 // In navigation mode (Esc) q quits; while typing it is a letter.
 func TestNavigationKeys(t *testing.T) {
 	m := newTestModel(t)
