@@ -537,3 +537,31 @@ func TestReadingUpStays(t *testing.T) {
 		t.Errorf("the new count stays at the bottom:\n%s", s)
 	}
 }
+
+// TestEditRefused: an edit the server refuses when it comes out of the
+// outbox (here, of a message deleted while it waited) says so; the line
+// simply stayed as it was.
+func TestEditRefused(t *testing.T) {
+	srv, alice, _ := connectedPair(t)
+	alice.openDirect("bob")
+	alice.enter("draft", "#1 alice: draft ✓")
+	msg := alice.m.msgs[0]
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.enter("/edit #1 final", "the edit of #1 waits in the outbox")
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(srv.Dir, "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.DeleteMessage(ctx, "alice", msg.ConversationID, msg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("the edit of #1 was refused: ")
+}

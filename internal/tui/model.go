@@ -89,6 +89,7 @@ type Model struct {
 	scroll   int  // lines scrolled up from the newest
 	below    int  // messages that came while scrolled up (shown until back at the bottom)
 	outgoing []*outItem
+	edits    []editItem       // edits in the outbox, until they end (a refused one is a notice)
 	readAsk  map[string]int64 // the read position asked for, per conversation
 
 	system       map[string][]sysLine           // system lines per conversation (members.go)
@@ -123,6 +124,12 @@ type outItem struct {
 	at       time.Time
 	status   client.SendStatus
 	err      error
+}
+
+// editItem is an /edit in the outbox: the edit and its message's seq.
+type editItem struct {
+	msg *client.Message
+	seq int64
 }
 
 // Messages the model handles besides bubbletea's own.
@@ -376,6 +383,18 @@ func (m *Model) refresh() tea.Cmd {
 			o.status, o.err = o.msg.Status(), o.msg.Err()
 		}
 	}
+	m.edits = slices.DeleteFunc(m.edits, func(e editItem) bool {
+		switch e.msg.Status() {
+		case client.Failed:
+			// Its line never changed: without this, nothing would say
+			// the edit did not happen.
+			m.notice = fmt.Sprintf("the edit of #%d was refused: %s", e.seq, errText(e.msg.Err()))
+			return true
+		case client.Sent:
+			return true
+		}
+		return false
+	})
 	return m.follow()
 }
 
@@ -884,9 +903,13 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 	ctx := context.Background()
 	switch cmd {
 	case "/edit":
-		if _, err := m.c.Edit(ctx, m.open, target.ID, rest); err != nil {
+		e, err := m.c.Edit(ctx, m.open, target.ID, rest)
+		if err != nil {
 			m.notice = "not edited: " + errText(err)
-		} else if !m.status.Connected() {
+			return nil
+		}
+		m.edits = append(m.edits, editItem{msg: e, seq: target.Seq})
+		if !m.status.Connected() {
 			// Its line changes only once the server has it: say why
 			// nothing changed yet.
 			m.notice = fmt.Sprintf("the edit of #%d waits in the outbox: it is sent once connected", target.Seq)
