@@ -67,7 +67,7 @@ func (m *Model) searchCommand(cmd, rest string) tea.Cmd {
 		return nil
 	}
 	if m.results == nil {
-		m.notice = "no results to " + strings.TrimPrefix(cmd, "/") + ": /search words or /mentions first"
+		m.notice = cmd + ": no results shown; /search words or /mentions first"
 		return nil
 	}
 	s := m.results

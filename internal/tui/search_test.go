@@ -70,7 +70,7 @@ func TestSearchPagesAndOpens(t *testing.T) {
 		t.Fatalf("bob's first page holds the matches (from #%d): the test would not load older history", bob.m.msgs[0].Seq)
 	}
 
-	bob.enter("/next", "no results to next: /search words or /mentions first")
+	bob.enter("/next", "/next: no results shown; /search words or /mentions first")
 	bob.enter("/search needle", `search "needle" · page 1 · /open N goes to a result · /next older · /close`)
 	for i := 1; i <= 5; i++ {
 		bob.waitText(fmt.Sprintf("%d) alice #%d alice: [needle] %d", i, 8-i, 8-i))
