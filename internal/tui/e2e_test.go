@@ -565,3 +565,26 @@ func TestEditRefused(t *testing.T) {
 	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
 	alice.waitText("the edit of #1 was refused: ")
 }
+
+// TestPresenceWhileOffline: while alice's client is not connected it
+// does not show bob online (it kept the green dot and "● online" from
+// before the link went down, however long that was).
+func TestPresenceWhileOffline(t *testing.T) {
+	srv, alice, bob := connectedPair(t)
+	alice.openDirect("bob")
+	alice.enter("hello", "#1 alice: hello ✓")
+	bob.waitText("#1 alice: hello")
+	bob.enter("hi", "#2 bob: hi ✓")
+	alice.waitText("bob ● online")
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.waitText("bob (presence unknown while not connected)")
+	if s := alice.screen(); strings.Contains(s, "● online") || strings.Contains(s, "● bob") {
+		t.Errorf("bob shown online while alice is not connected:\n%s", s)
+	}
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	bob.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("bob ● online")
+}

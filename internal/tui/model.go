@@ -354,7 +354,9 @@ func (m *Model) refresh() tea.Cmd {
 	}
 	m.online = map[string]bool{}
 	for _, u := range m.c.Online() {
-		m.online[u.ID] = true
+		// Offline, the SDK's presence is what it last heard: not
+		// shown as if it were now.
+		m.online[u.ID] = m.status.Connected()
 	}
 	m.typing = nil
 	if m.open != "" {

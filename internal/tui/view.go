@@ -213,6 +213,12 @@ func (m *Model) paneLines(w, n int) []string {
 // about says who is in a conversation: presence for a direct one, member
 // counts for a group.
 func (m *Model) about(cv parley.Conversation) string {
+	if !m.status.Connected() && m.c != nil {
+		if cv.Kind == parley.Direct {
+			return dim.Render("(presence unknown while not connected)")
+		}
+		return dim.Render(fmt.Sprintf("%d %s", len(cv.Members), plural(len(cv.Members), "member", "members")))
+	}
 	if cv.Kind == parley.Direct {
 		if m.online[m.other(cv)] {
 			return okStyle.Render("● online")
