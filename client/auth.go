@@ -106,27 +106,38 @@ func doJSON(hc *http.Client, req *http.Request, out any) error {
 		return fmt.Errorf("client: %s: %w", what, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return doJSONError(req, resp)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return fmt.Errorf("client: %s: %w", what, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error *protocol.ErrorBody `json:"error"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error != nil && e.Error.Code != "" {
-			pe := frameError(e.Error).(*parley.Error)
-			if e.Error.RetryAfterMS == 0 {
-				pe.RetryAfter = retryAfter(resp)
-			}
-			return pe
-		}
-		return statusError(what, resp)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("client: %s: bad reply (HTTP %d): %w", what, resp.StatusCode, err)
 	}
 	return nil
+}
+
+// doJSONError is the error of a non-2xx answer: the server's error body
+// as a *parley.Error, else statusError.
+func doJSONError(req *http.Request, resp *http.Response) error {
+	what := req.Method + " " + req.URL.Path
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", what, err)
+	}
+	var e struct {
+		Error *protocol.ErrorBody `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != nil && e.Error.Code != "" {
+		pe := frameError(e.Error).(*parley.Error)
+		if e.Error.RetryAfterMS == 0 {
+			pe.RetryAfter = retryAfter(resp)
+		}
+		return pe
+	}
+	return statusError(what, resp)
 }
 
 // statusError is the error of an HTTP answer that is not the server's

@@ -83,3 +83,34 @@ func (c *Client) postUpload(ctx context.Context, u string, data []byte) (parley.
 	}
 	return att, nil
 }
+
+// Download writes the content of an attachment (an image's or a file
+// message's, GET /v1/attachments/{id}) to w and returns how many bytes it
+// wrote. It needs no connection, only the server. Errors the server
+// answered with (not_found for an attachment of a conversation the user
+// is not in, or one that is gone) are *parley.Error.
+func (c *Client) Download(ctx context.Context, attachmentID string, w io.Writer) (int64, error) {
+	token, err := c.opts.tokens(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("client: token source: %w", err)
+	}
+	u, _ := httpURL(c.wsURL, "/v1/attachments/"+url.PathEscape(attachmentID)) // c.wsURL passed wsURL in New
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("client: GET %s: %w", req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return 0, doJSONError(req, resp)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("client: GET %s: %w", req.URL.Path, err)
+	}
+	return n, nil
+}

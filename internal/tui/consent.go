@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -49,12 +50,24 @@ func (m *Model) consentCommand(f []string) tea.Cmd {
 		return nil
 	}
 	c, lookup, open := m.c, m.cfg.LookupUser, m.open
-	return timed(func(ctx context.Context) tea.Msg {
+	return m.request(cmd, func(ctx context.Context) tea.Msg {
 		switch cmd {
 		case "/block", "/unblock":
 			ids, err := userIDs(ctx, lookup, args)
 			if err != nil {
 				return noticeMsg(cmd + ": " + err.Error())
+			}
+			// Blocking is idempotent on the server: say when it
+			// changes nothing ("carol unblocked" of someone never
+			// blocked read as if she had been).
+			if p, err := c.Privacy(ctx); err == nil {
+				was := slices.ContainsFunc(p.Blocked, func(b parley.BlockedUser) bool { return b.UserID == ids[0] })
+				switch {
+				case cmd == "/block" && was:
+					return noticeMsg(args[0] + " is already blocked (/unblock " + args[0] + " undoes it)")
+				case cmd == "/unblock" && !was:
+					return noticeMsg(args[0] + " is not blocked")
+				}
 			}
 			if cmd == "/block" {
 				err = c.Block(ctx, ids[0])

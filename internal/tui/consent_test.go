@@ -30,7 +30,9 @@ func TestConsentCommands(t *testing.T) {
 	alice.enter("/accept", "request accepted")
 	alice.waitFor("no request mark", func(s string) bool { return !strings.Contains(s, "(request)") && !strings.Contains(s, "(declined)") })
 
+	alice.enter("/unblock bob", "bob is not blocked")
 	alice.enter("/block bob", "bob blocked")
+	alice.enter("/block bob", "bob is already blocked (/unblock bob undoes it)")
 	alice.enter("/privacy", "who may reach you: everyone · blocked: bob")
 	alice.enter("/privacy contacts", "who may reach you: contacts · blocked: bob")
 	alice.enter("/privacy friends", `/privacy: consent must be "everyone" or "contacts"`)

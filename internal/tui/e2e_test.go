@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -348,9 +349,242 @@ func TestEditReplyReact(t *testing.T) {
 	alice.typeLine("/edit lunch at noon?", true)
 	bob.waitText("#1 alice: lunch at noon? (edited)")
 	bob.typeLine("/reply #1 yes", true)
-	alice.waitText("↪ alice #1: lunch at noon? yes")
+	alice.waitText("↪ alice #1 “lunch at noon?” — yes")
 	alice.typeLine("/react #2 👍", true)
 	bob.waitText("yes  👍 1 ✓✓")
 	alice.enter("/react #2 lol", "/react: emoji must be an emoji")
 	alice.enter("/edit #9 nothing", "/edit: no such message here")
+	alice.enter("/dm nobody", "/dm nobody: no user named nobody")
+	alice.enter("/group quiet bob", "no messages yet: say hello")
+	alice.enter("first words", "#1 alice: first words ✓")
+	if s := alice.screen(); strings.Contains(s, "no messages yet") {
+		t.Errorf("a conversation with a message says it has none:\n%s", s)
+	}
+}
+
+// TestDelete: /delete #seq deletes the user's own message for both
+// users; it asks for the #seq, and a message of someone else's is
+// named as such, not as missing.
+func TestDelete(t *testing.T) {
+	_, alice, bob := connectedPair(t)
+	alice.openDirect("bob")
+	alice.enter("sent to the wrong person", "#1 alice: sent to the wrong person ✓")
+	bob.waitText("#1 alice: sent to the wrong person")
+	bob.enter("my own words", "#2 bob: my own words ✓")
+	alice.waitText("#2 bob: my own words")
+	alice.enter("/delete", "usage: /delete #seq")
+	alice.enter("/delete #2", "/delete: #2 is not your message")
+	alice.enter("/edit #2 rewritten", "/edit: #2 is not your message")
+	alice.enter("/delete #1", "#1 deleted")
+	alice.waitText("#1 alice: (message deleted)")
+	bob.waitText("#1 alice: (message deleted)")
+	if s := bob.screen(); strings.Contains(s, "wrong person") {
+		t.Fatalf("bob still sees the deleted text:\n%s", s)
+	}
+	alice.enter("/delete #1", "/delete: no such message here")
+}
+
+// TestCommandOffline: a command that needs the server, typed while the
+// server is away, says at once that it waits for the connection, and
+// when it gives up, that no connection was the reason (it had shown
+// nothing until "the server did not answer in time", 30 s later). Once
+// the server is back the same command works.
+func TestCommandOffline(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	alice := newDriverWith(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), Config{LookupUser: lookup, RequestTimeout: time.Second})
+	alice.waitText("● connected as alice")
+	connected(t, srv, "bob", "bob", lookup)
+	alice.openDirect("bob")
+	alice.enter("hello", "#1 alice: hello ✓")
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.typeLine("/react #1 👍", true)
+	if s := alice.screen(); !strings.Contains(s, "/react: waiting for the connection to the server…") {
+		t.Fatalf("no word that /react waits for the connection:\n%s", s)
+	}
+	alice.waitText("/react: not done, no connection to the server; try again once connected")
+
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("● connected as alice")
+	alice.typeLine("/react #1 👍", true)
+	alice.waitText("hello  👍 1")
+}
+
+// TestClosedBecause: the status line says why the server closed the
+// connection, by its close code (it said "something went wrong (see
+// --log-file for details)"): a token the server refuses tells the user
+// to log in again, a server going down that it restarts.
+func TestClosedBecause(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	forged := newDriver(t, "forged", srv.URL, srv.Token(t, "mallory", "mallory")+"x", lookup)
+	forged.waitText("✗ disconnected: the server refused the login (the token is missing, wrong or expired)")
+	if s := forged.screen(); strings.Contains(s, "something went wrong") || strings.Contains(s, "loading…") || !strings.Contains(s, "not connected yet") {
+		t.Errorf("an unexplained error, or a list said to be loading, on the screen:\n%s", s)
+	}
+
+	alice := connected(t, srv, "alice", "alice", lookup)
+	srv.Stop(t)
+	alice.waitText("the server is restarting or unavailable")
+}
+
+// TestEditOffline: /edit while the server is away says the edit waits
+// (the line did not change and nothing said why), and once the server
+// is back both users see the edited text.
+func TestEditOffline(t *testing.T) {
+	srv, alice, bob := connectedPair(t)
+	alice.openDirect("bob")
+	alice.enter("see you at 9", "#1 alice: see you at 9 ✓")
+	bob.waitText("#1 alice: see you at 9")
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.typeLine("/edit #1 see you at 10", true)
+	if s := alice.screen(); !strings.Contains(s, "the edit of #1 waits in the outbox: it is sent once connected") {
+		t.Fatalf("no word that the edit waits:\n%s", s)
+	}
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	bob.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("#1 alice: see you at 10 (edited)")
+	bob.waitText("#1 alice: see you at 10 (edited)")
+}
+
+// TestControlCharacters: what another user wrote reaches the terminal
+// without control characters: an escape sequence in a message, a reply's
+// quote or a group's title would be run by the terminal (clear the
+// screen, retitle the window, move the cursor to overwrite a line).
+func TestControlCharacters(t *testing.T) {
+	srv := servertest.Start(t)
+	alice := newDriver(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), nil)
+	alice.waitText("● connected as alice")
+	ctx := context.Background()
+	bc := servertest.Connect(ctx, t, srv.URL, client.WithToken(srv.Token(t, "bob", "bob")))
+	cv, err := bc.CreateGroup(ctx, "club\x1b[2J", []string{"alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := bc.Send(ctx, cv.ID, "hi\x1b]0;owned\x07 there\rX\tY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := first.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bc.Reply(ctx, cv.ID, stored.ID, "second\x1b[1;1Hline"); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitText("#2 bob: ↪ bob #1 “hi�]0;owned� there�X Y” — second�[1;1Hline")
+	alice.waitText("#1 bob: hi�]0;owned� there�X Y")
+	alice.waitText("club�[2J 2 members")
+	v := alice.m.View().Content
+	for _, bad := range []string{"\x1b[2J", "\x1b]0;", "\a", "\r", "\x1b[1;1H"} {
+		if strings.Contains(v, bad) {
+			t.Errorf("the screen holds %q from another user:\n%q", bad, v)
+		}
+	}
+}
+
+// TestReadingUpStays: while bob reads older messages (scrolled up), new
+// ones do not move the lines he reads (each pushed them up a line), and
+// the header says how many came ("↓ 3 new (PgDn)") until he is back at
+// the bottom.
+func TestReadingUpStays(t *testing.T) {
+	srv, _, bob := connectedPair(t)
+	ctx := context.Background()
+	ac := servertest.Connect(ctx, t, srv.URL, client.WithToken(srv.Token(t, "alice", "alice")))
+	cv, err := ac.CreateDirectByName(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *client.Message
+	for i := 1; i <= 40; i++ {
+		if last, err = ac.Send(ctx, cv.ID, fmt.Sprintf("old news %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := last.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitText("#40 alice: old news 40")
+	bob.press(tea.KeyPressMsg{Code: tea.KeyPgUp})
+	top := func() string { // the pane's first history line
+		_, pane, _ := strings.Cut(strings.Split(bob.screen(), "\n")[1], "│")
+		return pane
+	}
+	bob.waitFor("older messages shown", func(string) bool { return strings.Contains(top(), "old news") })
+	before := top()
+	if strings.Contains(before, "old news 40") || !strings.Contains(before, "old news") {
+		t.Fatalf("PgUp did not scroll up:\n%s", bob.screen())
+	}
+	for i := 1; i <= 3; i++ {
+		if last, err = ac.Send(ctx, cv.ID, fmt.Sprintf("fresh %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob.waitText("↓ 3 new (PgDn)")
+	if got := top(); got != before {
+		t.Errorf("the line read moved: was %q, now %q", before, got)
+	}
+	bob.press(tea.KeyPressMsg{Code: tea.KeyPgDown})
+	bob.press(tea.KeyPressMsg{Code: tea.KeyPgDown})
+	bob.waitText("#43 alice: fresh 3")
+	if s := bob.screen(); strings.Contains(s, "new (PgDn)") {
+		t.Errorf("the new count stays at the bottom:\n%s", s)
+	}
+}
+
+// TestEditRefused: an edit the server refuses when it comes out of the
+// outbox (here, of a message deleted while it waited) says so; the line
+// simply stayed as it was.
+func TestEditRefused(t *testing.T) {
+	srv, alice, _ := connectedPair(t)
+	alice.openDirect("bob")
+	alice.enter("draft", "#1 alice: draft ✓")
+	msg := alice.m.msgs[0]
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.enter("/edit #1 final", "the edit of #1 waits in the outbox")
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(srv.Dir, "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.DeleteMessage(ctx, "alice", msg.ConversationID, msg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("the edit of #1 was refused: ")
+}
+
+// TestPresenceWhileOffline: while alice's client is not connected it
+// does not show bob online (it kept the green dot and "● online" from
+// before the link went down, however long that was).
+func TestPresenceWhileOffline(t *testing.T) {
+	srv, alice, bob := connectedPair(t)
+	alice.openDirect("bob")
+	alice.enter("hello", "#1 alice: hello ✓")
+	bob.waitText("#1 alice: hello")
+	bob.enter("hi", "#2 bob: hi ✓")
+	alice.waitText("bob ● online")
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.waitText("bob (presence unknown while not connected)")
+	if s := alice.screen(); strings.Contains(s, "● online") || strings.Contains(s, "● bob") {
+		t.Errorf("bob shown online while alice is not connected:\n%s", s)
+	}
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	bob.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("bob ● online")
 }

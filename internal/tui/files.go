@@ -2,10 +2,15 @@ package tui
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/dustin/go-humanize"
 
 	"github.com/parleychat/parley"
@@ -15,7 +20,7 @@ import (
 // fileLabel is how a file shows in a line: "📎 name (size)", the size in
 // binary units (humanize.IBytes: "12 KiB").
 func fileLabel(name string, size int64) string {
-	return "📎 " + name + " (" + humanize.IBytes(uint64(max(size, 0))) + ")"
+	return "📎 " + printable(name, false) + " (" + humanize.IBytes(uint64(max(size, 0))) + ")"
 }
 
 // attachmentLabel is the label of a file message's attachment.
@@ -61,4 +66,70 @@ func (m *Model) fileCommand(path string) {
 	m.scroll = 0
 	m.outgoing = append(m.outgoing, &outItem{msg: msg, clientID: msg.ClientID(), conv: m.open,
 		text: fileLabel(filepath.Base(path), st.Size()), at: msg.CreatedAt(), status: msg.Status()})
+}
+
+// saveCommand runs "/save #seq [PATH]": it downloads the file or image of
+// message #seq of the open conversation to PATH (a directory, or a file
+// that does not exist yet; default: the current directory), under the
+// name the server keeps when PATH is a directory. It never overwrites a
+// file.
+func (m *Model) saveCommand(rest string) tea.Cmd {
+	const usage = "usage: /save #seq [PATH] (a file or image message's number; PATH: a directory or a new file, default here)"
+	tag, path, _ := strings.Cut(strings.TrimSpace(rest), " ")
+	seq, err := strconv.ParseInt(strings.TrimPrefix(tag, "#"), 10, 64)
+	if !strings.HasPrefix(tag, "#") || err != nil || seq < 1 {
+		m.notice = usage
+		return nil
+	}
+	if m.open == "" {
+		m.notice = "no conversation open"
+		return nil
+	}
+	msg, ok := m.target(seq, false)
+	switch {
+	case !ok:
+		m.notice = "/save: no such message here"
+		return nil
+	case msg.Attachment == nil:
+		m.notice = fmt.Sprintf("/save: #%d has no file or image", seq)
+		return nil
+	case m.c == nil:
+		return nil
+	}
+	path = strings.Trim(strings.TrimSpace(path), `"'`)
+	if p, ok := strings.CutPrefix(path, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			path = filepath.Join(home, p)
+		}
+	}
+	if path == "" {
+		path = "."
+	}
+	att := *msg.Attachment
+	name := filepath.Base(filepath.Clean("/" + att.Name)) // the server sanitises it; never a path
+	if name == "/" || name == "." {
+		name = att.ID
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, name)
+	}
+	c := m.c
+	return timed(func(ctx context.Context) tea.Msg {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			return noticeMsg("/save: " + path + " exists; give another path")
+		}
+		if err != nil {
+			return noticeMsg("/save: " + err.Error())
+		}
+		n, err := c.Download(ctx, att.ID, f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path) // a part of the file is no file
+			return noticeMsg("/save: " + errText(err))
+		}
+		return noticeMsg(fmt.Sprintf("saved %s (%s) to %s", name, humanize.IBytes(uint64(n)), path))
+	})
 }

@@ -57,7 +57,7 @@ func (m *Model) flagCommand(cmd string) tea.Cmd {
 		return nil
 	}
 	c, id := m.c, m.open
-	return timed(func(ctx context.Context) tea.Msg {
+	return m.request(cmd, func(ctx context.Context) tea.Msg {
 		var err error
 		if f.muted != nil {
 			_, err = c.SetMuted(ctx, id, *f.muted)
@@ -205,7 +205,7 @@ func (m *Model) memberCommand(f []string) tea.Cmd {
 		return nil
 	}
 	c, lookup, id := m.c, m.cfg.LookupUser, m.open
-	return timed(func(ctx context.Context) tea.Msg {
+	return m.request(cmd, func(ctx context.Context) tea.Msg {
 		u := protocol.UpdateConversation{ConversationID: id}
 		if cmd == "/rename" {
 			title := strings.Join(args, " ")

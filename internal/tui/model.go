@@ -33,6 +33,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/protocol"
 )
 
 // Config configures a Model.
@@ -53,6 +54,10 @@ type Config struct {
 	// (client.WithOutboxFile): quitting with messages still sending loses
 	// nothing, so it needs no second Ctrl+C.
 	DurableOutbox bool
+	// RequestTimeout bounds how long a command (/react, /dm, /search,
+	// ...) waits for the server, a connection included (default
+	// requestTimeout).
+	RequestTimeout time.Duration
 }
 
 // requestTimeout bounds each blocking call a command makes.
@@ -82,7 +87,9 @@ type Model struct {
 	hasMore  bool
 	loadMore bool // a LoadMore is under way
 	scroll   int  // lines scrolled up from the newest
+	below    int  // messages that came while scrolled up (shown until back at the bottom)
 	outgoing []*outItem
+	edits    []editItem       // edits in the outbox, until they end (a refused one is a notice)
 	readAsk  map[string]int64 // the read position asked for, per conversation
 
 	system       map[string][]sysLine           // system lines per conversation (members.go)
@@ -117,6 +124,12 @@ type outItem struct {
 	at       time.Time
 	status   client.SendStatus
 	err      error
+}
+
+// editItem is an /edit in the outbox: the edit and its message's seq.
+type editItem struct {
+	msg *client.Message
+	seq int64
 }
 
 // Messages the model handles besides bubbletea's own.
@@ -165,6 +178,9 @@ func New(c *client.Client, cfg Config) *Model {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = requestTimeout
+	}
 	if cfg.Notify == nil {
 		cfg.Notify = func(tea.Msg) {}
 	}
@@ -208,6 +224,28 @@ func timed(f func(ctx context.Context) tea.Msg) tea.Cmd {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
 		return f(ctx)
+	}
+}
+
+// request returns a command that runs f, the server calls of command
+// cmd, within Config.RequestTimeout. The SDK's calls wait for a
+// connection: while there is none the notice says cmd waits for it (not
+// nothing until the timeout), and a cmd that timed out unconnected says
+// it was not done for want of a connection, not that "the server did
+// not answer" (it was never asked).
+func (m *Model) request(cmd string, f func(ctx context.Context) tea.Msg) tea.Cmd {
+	c, timeout := m.c, m.cfg.RequestTimeout
+	if c != nil && !m.status.Connected() {
+		m.notice = cmd + ": waiting for the connection to the server… (Ctrl+R reconnects now)"
+	}
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		msg := f(ctx)
+		if ctx.Err() != nil && c != nil && !c.Status().Connected() {
+			return noticeMsg(cmd + ": not done, no connection to the server; try again once connected")
+		}
+		return msg
 	}
 }
 
@@ -316,20 +354,49 @@ func (m *Model) refresh() tea.Cmd {
 	}
 	m.online = map[string]bool{}
 	for _, u := range m.c.Online() {
-		m.online[u.ID] = true
+		// Offline, the SDK's presence is what it last heard: not
+		// shown as if it were now.
+		m.online[u.ID] = m.status.Connected()
 	}
 	m.typing = nil
 	if m.open != "" {
 		m.typing = m.c.Typing(m.open)
 	}
 	if m.view != nil {
-		m.msgs, m.hasMore = m.view.Messages(), m.view.HasMore()
+		msgs := m.view.Messages()
+		if m.scroll > 0 && len(m.msgs) > 0 && len(msgs) > 0 && msgs[0].Seq == m.msgs[0].Seq {
+			// Scrolled up, reading: what came below (new messages)
+			// must not move the lines being read. (A page loaded above
+			// changes the first message and moves nothing.)
+			w, newest := m.paneWidth(), m.msgs[len(m.msgs)-1].Seq
+			before := len(m.messageLines(w))
+			m.msgs = msgs
+			m.scroll += max(0, len(m.messageLines(w))-before)
+			for _, x := range msgs {
+				if x.Seq > newest && x.SenderID != m.me.ID {
+					m.below++
+				}
+			}
+		}
+		m.msgs, m.hasMore = msgs, m.view.HasMore()
 	}
 	for _, o := range m.outgoing {
 		if o.msg != nil {
 			o.status, o.err = o.msg.Status(), o.msg.Err()
 		}
 	}
+	m.edits = slices.DeleteFunc(m.edits, func(e editItem) bool {
+		switch e.msg.Status() {
+		case client.Failed:
+			// Its line never changed: without this, nothing would say
+			// the edit did not happen.
+			m.notice = fmt.Sprintf("the edit of #%d was refused: %s", e.seq, errText(e.msg.Err()))
+			return true
+		case client.Sent:
+			return true
+		}
+		return false
+	})
 	return m.follow()
 }
 
@@ -436,6 +503,7 @@ func (m *Model) select_(id string) tea.Cmd {
 		m.view.Close()
 	}
 	m.open, m.view, m.msgs, m.hasMore, m.scroll, m.loadMore, m.typing = id, nil, nil, false, 0, false, nil
+	m.below = 0
 	m.mark = mark{}
 	m.opening = false
 	if m.c == nil {
@@ -651,6 +719,9 @@ func (m *Model) maxScroll() int {
 
 func (m *Model) clampScroll() {
 	m.scroll = min(max(0, m.scroll), m.maxScroll())
+	if m.scroll == 0 {
+		m.below = 0
+	}
 }
 
 // submit sends the input line or runs the command in it.
@@ -686,13 +757,24 @@ func (m *Model) submit() tea.Cmd {
 	return m.refresh()
 }
 
+// helpText is what /help shows.
+const helpText = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /delete #seq · /file PATH · /save #seq [PATH] · /search words · /mentions · /next /prev /open N /close (results) · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+
 // command runs a /command.
 func (m *Model) command(line string) tea.Cmd {
 	f := fields(line)
-	if _, ok := memberCommands[f[0]]; ok {
+	_, member := memberCommands[f[0]]
+	_, consent := consentCommands[f[0]]
+	if (member || consent || f[0] == "/dm" || f[0] == "/group") && strings.Count(line, `"`)%2 == 1 {
+		// fields would take the rest of the line as one argument: a
+		// group titled "the team bob" with nobody in it.
+		m.notice = f[0] + `: a " is not closed (a title with spaces goes in "double quotes")`
+		return nil
+	}
+	if member {
 		return m.memberCommand(f)
 	}
-	if _, ok := consentCommands[f[0]]; ok {
+	if consent {
 		return m.consentCommand(f)
 	}
 	if _, ok := flagCommands[f[0]]; ok {
@@ -708,10 +790,12 @@ func (m *Model) command(line string) tea.Cmd {
 	}
 	switch f[0] {
 	case "/help", "/?":
-		m.notice = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /file PATH · /search words · /mentions · /next /prev /open N /close (results) · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+		m.notice = helpText
 		return nil
 	case "/quit", "/q":
-		return tea.Quit
+		// As Ctrl+C: messages still sending from a memory outbox
+		// would be lost without a word.
+		return m.quit()
 	case "/dm":
 		if len(f) != 2 {
 			m.notice = "usage: /dm username"
@@ -722,8 +806,11 @@ func (m *Model) command(line string) tea.Cmd {
 		}
 		c, name := m.c, f[1]
 		m.notice = "opening a conversation with " + name + "..."
-		return timed(func(ctx context.Context) tea.Msg {
+		return m.request("/dm", func(ctx context.Context) tea.Msg {
 			cv, err := c.CreateDirectByName(ctx, name)
+			if parley.ErrorCode(err) == parley.ENOTFOUND {
+				return createdMsg{err: fmt.Errorf("/dm %s: no user named %s", name, name)}
+			}
 			if err != nil {
 				return createdMsg{err: fmt.Errorf("/dm %s: %s", name, errText(err))}
 			}
@@ -744,7 +831,7 @@ func (m *Model) command(line string) tea.Cmd {
 		}
 		c, lookup, title, names := m.c, m.cfg.LookupUser, f[1], f[2:]
 		m.notice = "creating group " + title + "..."
-		return timed(func(ctx context.Context) tea.Msg {
+		return m.request("/group", func(ctx context.Context) tea.Msg {
 			ids, err := userIDs(ctx, lookup, names)
 			if err != nil {
 				return createdMsg{err: fmt.Errorf("/group: %w", err)}
@@ -757,7 +844,7 @@ func (m *Model) command(line string) tea.Cmd {
 			_, _ = c.FetchPresence(ctx)
 			return createdMsg{conv: cv}
 		})
-	case "/edit", "/reply", "/react", "/unreact":
+	case "/edit", "/reply", "/react", "/unreact", "/delete":
 		return m.messageCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
 	}
 	if _, ok := searchCommands[f[0]]; ok {
@@ -767,6 +854,8 @@ func (m *Model) command(line string) tea.Cmd {
 	case "/file":
 		m.fileCommand(strings.TrimPrefix(line, f[0]))
 		return m.refresh()
+	case "/save":
+		return m.saveCommand(strings.TrimPrefix(line, f[0]))
 	case "/name", "/avatar":
 		return m.profileCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
 	}
@@ -779,7 +868,8 @@ func (m *Model) command(line string) tea.Cmd {
 // the user's newest message and the others the newest message.
 func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 	usage := map[string]string{"/edit": "usage: /edit [#seq] new text", "/reply": "usage: /reply [#seq] text",
-		"/react": "usage: /react [#seq] emoji", "/unreact": "usage: /unreact [#seq] emoji"}[cmd]
+		"/react": "usage: /react [#seq] emoji", "/unreact": "usage: /unreact [#seq] emoji",
+		"/delete": "usage: /delete #seq (the number shown before your message)"}[cmd]
 	if m.open == "" {
 		m.notice = "no conversation open"
 		return nil
@@ -793,12 +883,19 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		}
 		seq, rest = n, strings.TrimSpace(after)
 	}
-	if rest == "" {
+	// /delete takes nothing but the #seq, and asks for it: a deleted
+	// message cannot come back, so it never picks one by default.
+	if (cmd == "/delete") != (rest == "") || (cmd == "/delete" && seq == 0) {
 		m.notice = usage
 		return nil
 	}
-	target, ok := m.target(seq, cmd == "/edit")
+	mine := cmd == "/edit" || cmd == "/delete"
+	target, ok := m.target(seq, mine)
 	if !ok {
+		if _, theirs := m.target(seq, false); theirs && mine && seq != 0 {
+			m.notice = fmt.Sprintf("%s: #%d is not your message (only your own can be changed)", cmd, seq)
+			return nil
+		}
 		m.notice = cmd + ": no such message here"
 		return nil
 	}
@@ -808,10 +905,26 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 	ctx := context.Background()
 	switch cmd {
 	case "/edit":
-		if _, err := m.c.Edit(ctx, m.open, target.ID, rest); err != nil {
+		e, err := m.c.Edit(ctx, m.open, target.ID, rest)
+		if err != nil {
 			m.notice = "not edited: " + errText(err)
+			return nil
+		}
+		m.edits = append(m.edits, editItem{msg: e, seq: target.Seq})
+		if !m.status.Connected() {
+			// Its line changes only once the server has it: say why
+			// nothing changed yet.
+			m.notice = fmt.Sprintf("the edit of #%d waits in the outbox: it is sent once connected", target.Seq)
 		}
 		return nil
+	case "/delete":
+		c, conv := m.c, m.open
+		return m.request(cmd, func(ctx context.Context) tea.Msg {
+			if _, err := c.Delete(ctx, conv, target.ID); err != nil {
+				return noticeMsg("/delete: " + errText(err))
+			}
+			return noticeMsg(fmt.Sprintf("#%d deleted", target.Seq))
+		})
 	case "/reply":
 		msg, err := m.c.Reply(ctx, m.open, target.ID, rest)
 		if err != nil {
@@ -823,7 +936,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		return m.refresh()
 	}
 	c, conv, emoji, remove := m.c, m.open, rest, cmd == "/unreact"
-	return timed(func(ctx context.Context) tea.Msg {
+	return m.request(cmd, func(ctx context.Context) tea.Msg {
 		var err error
 		if remove {
 			_, err = c.Unreact(ctx, conv, target.ID, emoji)
@@ -885,9 +998,14 @@ func fields(s string) []string {
 // say the server had trouble get a sentence of ours.
 func errText(err error) string {
 	var pe *parley.Error
+	var ce *client.CloseError
 	switch {
 	case err == nil:
 		return ""
+	case errors.As(err, &ce):
+		return closeText(ce.Code)
+	case errors.Is(err, client.ErrHeartbeatTimeout):
+		return "the server stopped answering (the connection went silent)"
 	case errors.Is(err, client.ErrDisconnected):
 		return "not connected (Ctrl+R reconnects)"
 	case errors.Is(err, client.ErrOutboxFull):
@@ -936,6 +1054,28 @@ func errText(err error) string {
 	// Anything else is not ours to explain: a generic sentence (the log,
 	// --log-file, has the detail).
 	return "something went wrong (see --log-file for details)"
+}
+
+// closeText is why the server closed the connection, by its close code
+// (docs/protocol.md section 8), and what the user can do about it.
+func closeText(code int) string {
+	switch code {
+	case protocol.CloseShutdown:
+		return "the server is restarting or unavailable"
+	case protocol.CloseUnauthorized:
+		return "the server refused the login (the token is missing, wrong or expired): start parley chat again with a new token or --username"
+	case protocol.CloseAuthRevoked:
+		return "your access to this server was revoked"
+	case protocol.CloseTooManyConnections:
+		return "closed because you opened too many connections elsewhere (Ctrl+R takes it back)"
+	case protocol.CloseProtocolError, protocol.CloseTooLarge:
+		return "the server refused this client (a protocol error): update parley"
+	case protocol.CloseSlowConsumer:
+		return "the connection fell behind the server"
+	case protocol.CloseHeartbeatTimeout, protocol.CloseHelloTimeout:
+		return "the connection went silent"
+	}
+	return "the server closed the connection"
 }
 
 func plural(n int, one, many string) string {

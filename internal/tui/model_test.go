@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/protocol"
 )
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
@@ -184,7 +186,7 @@ func TestMessagesAndMarks(t *testing.T) {
 		"bob: hi there\n",
 		"alice: second ✓\n",
 		"bob: (message deleted)",
-		"bob: ↪ a hidden message re\n",
+		"bob: ↪ a hidden message — re\n",
 		"alice: on its way … sending",
 		"alice: refused ✗ failed: not a member (Ctrl+E resends)",
 		"bob is typing…",
@@ -264,6 +266,23 @@ func TestQuitWarnsAboutUnsent(t *testing.T) {
 	}
 }
 
+// TestQuitCommandWarnsAboutUnsent: /quit warns as Ctrl+C does (it quit
+// at once, losing messages still sending from a memory outbox).
+func TestQuitCommandWarnsAboutUnsent(t *testing.T) {
+	m := newTestModel(t)
+	m.outgoing = []*outItem{{conv: "c1", text: "x", status: client.Sending}}
+	m.input.SetValue("/quit")
+	if _, cmd := m.Update(key("enter")); cmd != nil && cmd() == tea.Quit() {
+		t.Fatal("/quit with a message sending quit at once")
+	}
+	if s := screen(m); !strings.Contains(s, "1 message is still sending") {
+		t.Fatalf("no warning:\n%s", s)
+	}
+	if _, cmd := m.Update(key("ctrl+c")); cmd == nil || cmd() != tea.Quit() {
+		t.Fatal("Ctrl+C after /quit's warning does not quit")
+	}
+}
+
 // In navigation mode (Esc) q quits; while typing it is a letter.
 func TestNavigationKeys(t *testing.T) {
 	m := newTestModel(t)
@@ -282,6 +301,8 @@ func TestCommands(t *testing.T) {
 		{"/dm", "usage: /dm username"},
 		{"/group", "usage: /group title user1 user2..."},
 		{"/nope", "unknown command /nope (/help lists them)"},
+		{`/group "the team bob`, `/group: a " is not closed (a title with spaces goes in "double quotes")`},
+		{`/rename "new title`, `/rename: a " is not closed (a title with spaces goes in "double quotes")`},
 		{"hello", "no conversation open: start one with /dm user or /group title user..."},
 	} {
 		m.input.SetValue(tt.line)
@@ -314,9 +335,14 @@ func TestBaseURL(t *testing.T) {
 	}
 }
 
-// Before the list has loaded the sidebar says so, not "none yet".
+// Before the list has loaded the sidebar says so, not "none yet"; and
+// before there is a connection, that there is none, not "loading…".
 func TestListBeforeLoad(t *testing.T) {
 	m := newTestModel(t)
+	if s := screen(m); strings.Contains(s, "loading…") || !strings.Contains(s, "not connected yet") {
+		t.Fatalf("before any connection:\n%s", s)
+	}
+	m.status = client.Status{State: client.Connected}
 	if s := screen(m); strings.Contains(s, "none yet") || !strings.Contains(s, "loading…") {
 		t.Fatalf("before the list loaded:\n%s", s)
 	}
@@ -352,11 +378,81 @@ func TestErrText(t *testing.T) {
 		{parley.Errorf(parley.EUNSUPPORTED, "file is text/plain; charset=utf-8, not a PNG"), "that file is not an image the server accepts (PNG, JPEG, GIF or WebP)"},
 		{parley.Errorf(parley.ENOTFOUND, "no user named bob"), "no user named bob"},
 		{client.ErrDisconnected, "not connected (Ctrl+R reconnects)"},
+		{&client.CloseError{Code: protocol.CloseShutdown, Reason: "server shutting down"}, "the server is restarting or unavailable"},
+		{&client.GaveUpError{Attempts: 3, Last: &client.CloseError{Code: protocol.CloseUnauthorized}}, "the server refused the login (the token is missing, wrong or expired): start parley chat again with a new token or --username"},
+		{&client.CloseError{Code: protocol.CloseAuthRevoked}, "your access to this server was revoked"},
+		{&client.CloseError{Code: 4099}, "the server closed the connection"},
+		{fmt.Errorf("read: %w", client.ErrHeartbeatTimeout), "the server stopped answering (the connection went silent)"},
 		{errors.New("sql: database is closed"), "something went wrong (see --log-file for details)"},
 	}
 	for _, tt := range tests {
 		if got := errText(tt.err); got != tt.want {
 			t.Errorf("errText(%v) = %q, want %q", tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestDaySeparators: a line names the day before each day's first
+// message, as people say it (a message shows only its time, so one from
+// last week read "10:00" like one from this morning).
+func TestDaySeparators(t *testing.T) {
+	m := newTestModel(t)
+	m.convs = conversations()
+	m.Update(clientChangedMsg{})
+	now := t0.Local()
+	at := func(days int, hour int) time.Time {
+		return time.Date(now.Year(), now.Month(), now.Day()-days, hour, 0, 0, 0, time.Local)
+	}
+	m.msgs = []parley.Message{
+		{ConversationID: "c1", Seq: 1, SenderID: "bob", SenderName: "bob", Text: "last year", CreatedAt: at(400, 9)},
+		{ConversationID: "c1", Seq: 2, SenderID: "bob", SenderName: "bob", Text: "last week", CreatedAt: at(7, 9)},
+		{ConversationID: "c1", Seq: 3, SenderID: "bob", SenderName: "bob", Text: "same day", CreatedAt: at(7, 11)},
+		{ConversationID: "c1", Seq: 4, SenderID: "bob", SenderName: "bob", Text: "yesterday", CreatedAt: at(1, 23)},
+		{ConversationID: "c1", Seq: 5, SenderID: "bob", SenderName: "bob", Text: "today", CreatedAt: at(0, 0)},
+	}
+	var got []string
+	for _, l := range strings.Split(screen(m), "\n") {
+		if _, rest, ok := strings.Cut(l, "│"); ok && strings.TrimSpace(rest) != "" && !strings.HasPrefix(rest, "bob") {
+			got = append(got, strings.TrimSpace(rest))
+		}
+	}
+	want := []string{
+		"— start of the conversation —",
+		"── " + at(400, 9).Format("Monday 2 January 2006") + " ──",
+		"09:00 #1 bob: last year",
+		"── " + at(7, 9).Format("Monday 2 January") + " ──",
+		"09:00 #2 bob: last week",
+		"11:00 #3 bob: same day",
+		"── Yesterday ──",
+		"23:00 #4 bob: yesterday",
+		"── Today ──",
+		"00:00 #5 bob: today",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("history:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestOneMember: a group of one says "1 member" (it said "1 members").
+func TestOneMember(t *testing.T) {
+	m := newTestModel(t)
+	m.convs = conversations()
+	m.convs[1].Members = m.convs[1].Members[:1]
+	m.Update(clientChangedMsg{})
+	m.Update(key("tab"))
+	if l := strings.Split(screen(m), "\n")[0]; !strings.Contains(l, "team 1 member, 0 online") {
+		t.Errorf("group header = %q, want team 1 member, 0 online", l)
+	}
+}
+
+// TestArchivedMarked: an archived conversation in the list (/archived
+// shows them) is marked so; it looked like any other.
+func TestArchivedMarked(t *testing.T) {
+	m := newTestModel(t)
+	m.convs = conversations()
+	m.convs[1].Archived = true
+	m.Update(clientChangedMsg{})
+	if s := screen(m); !strings.Contains(s, "# team (archived)") {
+		t.Errorf("no archived mark:\n%s", s)
 	}
 }

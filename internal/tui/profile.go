@@ -75,7 +75,7 @@ func (m *Model) profileCommand(cmd, rest string) tea.Cmd {
 			m.notice = "/name: " + errText(err)
 			return nil
 		}
-		return timed(func(ctx context.Context) tea.Msg {
+		return m.request(cmd, func(ctx context.Context) tea.Msg {
 			if _, err := c.SetProfile(ctx, &name, nil); err != nil {
 				return noticeMsg("/name: " + errText(err))
 			}
@@ -86,7 +86,7 @@ func (m *Model) profileCommand(cmd, rest string) tea.Cmd {
 		})
 	case "/avatar":
 		path := strings.TrimSpace(rest)
-		return timed(func(ctx context.Context) tea.Msg {
+		return m.request(cmd, func(ctx context.Context) tea.Msg {
 			if path == "" {
 				empty := ""
 				if _, err := c.SetProfile(ctx, nil, &empty); err != nil {

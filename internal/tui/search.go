@@ -67,7 +67,7 @@ func (m *Model) searchCommand(cmd, rest string) tea.Cmd {
 		return nil
 	}
 	if m.results == nil {
-		m.notice = "no results to " + strings.TrimPrefix(cmd, "/") + ": /search words or /mentions first"
+		m.notice = cmd + ": no results shown; /search words or /mentions first"
 		return nil
 	}
 	s := m.results
@@ -103,7 +103,7 @@ func (m *Model) fetchResults(s *searchList) tea.Cmd {
 		return nil
 	}
 	c := m.c
-	return timed(func(ctx context.Context) tea.Msg {
+	return m.request(s.cmd, func(ctx context.Context) tea.Msg {
 		cursor := s.cursors[len(s.cursors)-1]
 		var err error
 		if s.cmd == "/search" {
@@ -183,7 +183,7 @@ func (m *Model) resultText(r parley.SearchResult) string {
 	if cv, ok := m.convByID(msg.ConversationID); ok {
 		title = m.title(cv)
 	}
-	text = strings.Join(strings.Fields(text), " ") // one line each
+	text = strings.Join(strings.Fields(printable(text, false)), " ") // one line each
 	return fmt.Sprintf("%s #%d %s: %s", title, msg.Seq, msg.SenderName, text)
 }
 

@@ -70,7 +70,7 @@ func TestSearchPagesAndOpens(t *testing.T) {
 		t.Fatalf("bob's first page holds the matches (from #%d): the test would not load older history", bob.m.msgs[0].Seq)
 	}
 
-	bob.enter("/next", "no results to next: /search words or /mentions first")
+	bob.enter("/next", "/next: no results shown; /search words or /mentions first")
 	bob.enter("/search needle", `search "needle" · page 1 · /open N goes to a result · /next older · /close`)
 	for i := 1; i <= 5; i++ {
 		bob.waitText(fmt.Sprintf("%d) alice #%d alice: [needle] %d", i, 8-i, 8-i))
@@ -106,17 +106,29 @@ func TestSearchPagesAndOpens(t *testing.T) {
 	}
 }
 
-// TestHelpFits: /help shows every command and key on a 80x24 screen (a
-// notice may take half the screen).
+// TestHelpFits: /help shows every command and key on a 80x24 screen,
+// and on a smaller one that still has room for it (60x20: /help takes
+// more than half of it, and its last line was cut off without a sign);
+// where it cannot fit, its last line shown ends with "…".
 func TestHelpFits(t *testing.T) {
+	for _, size := range []tea.WindowSizeMsg{{Width: 80, Height: 24}, {Width: 60, Height: 20}, {Width: 44, Height: 24}} {
+		m := newTestModel(t)
+		m.Update(size)
+		m.input.SetValue("/help")
+		m.Update(key("enter"))
+		s := strings.Join(strings.Fields(screen(m)), " ")
+		for _, want := range []string{"/dm user", "/search words · /mentions · /next /prev /open N /close (results)", "/save #seq [PATH]", "/privacy [everyone|contacts]", "Esc navigation keys"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%dx%d: /help does not show %q:\n%s", size.Width, size.Height, want, screen(m))
+			}
+		}
+	}
 	m := newTestModel(t)
-	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	m.Update(tea.WindowSizeMsg{Width: 60, Height: 10})
 	m.input.SetValue("/help")
 	m.Update(key("enter"))
-	s := strings.Join(strings.Fields(screen(m)), " ")
-	for _, want := range []string{"/dm user", "/search words · /mentions · /next /prev /open N /close (results)", "/privacy [everyone|contacts]", "Esc navigation keys"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("/help does not show %q:\n%s", want, screen(m))
-		}
+	lines := strings.Split(screen(m), "\n")
+	if last := lines[len(lines)-3]; !strings.HasSuffix(last, "…") {
+		t.Errorf("the cut /help's last line %q does not end with …:\n%s", last, screen(m))
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
+	"unicode"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -81,6 +83,9 @@ func (m *Model) listLines(w, n int) []string {
 	out := []string{bold.Render(ansi.Truncate("Conversations", w, "…"))}
 	switch {
 	case len(m.convs) > 0:
+	case !m.loaded && !m.status.Connected():
+		// Not "loading…": nothing is, until there is a connection.
+		out = append(out, dim.Render(ansi.Truncate("not connected yet", w, "…")))
 	case !m.loaded:
 		// Nothing is known yet: "none" would be a guess.
 		out = append(out, dim.Render(ansi.Truncate("loading…", w, "…")))
@@ -109,6 +114,10 @@ func (m *Model) listLines(w, n int) []string {
 		title := m.title(cv)
 		if cv.Muted {
 			title += " (muted)"
+		}
+		if cv.Archived {
+			// Listed while /archived shows them, or while open.
+			title += " (archived)"
 		}
 		title += requestMark(cv)
 		name := ansi.Truncate(title, max(1, w-2-len(count)), "…")
@@ -158,7 +167,7 @@ func (m *Model) title(cv parley.Conversation) string {
 		}
 	}
 	if cv.Title != "" {
-		return cv.Title
+		return printable(cv.Title, false)
 	}
 	return "(untitled)"
 }
@@ -184,7 +193,11 @@ func (m *Model) paneLines(w, n int) []string {
 	case !ok:
 		out = append(out, bold.Render("…"))
 	default:
-		out = append(out, ansi.Truncate(bold.Render(m.title(cv))+" "+m.about(cv), w, "…"))
+		head := bold.Render(m.title(cv)) + " " + m.about(cv)
+		if m.below > 0 {
+			head += " " + busy.Render(fmt.Sprintf("↓ %d new (PgDn)", m.below))
+		}
+		out = append(out, ansi.Truncate(head, w, "…"))
 	}
 	rows := n - 1
 	lines := m.messageLines(w)
@@ -200,6 +213,12 @@ func (m *Model) paneLines(w, n int) []string {
 // about says who is in a conversation: presence for a direct one, member
 // counts for a group.
 func (m *Model) about(cv parley.Conversation) string {
+	if !m.status.Connected() && m.c != nil {
+		if cv.Kind == parley.Direct {
+			return dim.Render("(presence unknown while not connected)")
+		}
+		return dim.Render(fmt.Sprintf("%d %s", len(cv.Members), plural(len(cv.Members), "member", "members")))
+	}
 	if cv.Kind == parley.Direct {
 		if m.online[m.other(cv)] {
 			return okStyle.Render("● online")
@@ -212,7 +231,7 @@ func (m *Model) about(cv parley.Conversation) string {
 			on++
 		}
 	}
-	return dim.Render(fmt.Sprintf("%d members, %d online", len(cv.Members), on))
+	return dim.Render(fmt.Sprintf("%d %s, %d online", len(cv.Members), plural(len(cv.Members), "member", "members"), on))
 }
 
 // messageLines renders the open conversation's history wrapped to w:
@@ -244,9 +263,23 @@ func (m *Model) historyLines(w int) ([]string, int) {
 		add(dim.Render("↑ PgUp for older messages"))
 	case len(m.msgs) > 0:
 		add(dim.Render("— start of the conversation —"))
+	case !slices.ContainsFunc(m.outgoing, func(o *outItem) bool { return o.conv == m.open }):
+		// Loaded and empty: an empty pane looked like one still loading.
+		add(dim.Render("no messages yet: say hello"))
+	}
+	// A line with the day before each day's first message: a message
+	// shows only its time.
+	day := ""
+	newDay := func(at time.Time) {
+		at = at.Local()
+		if d := at.Format(time.DateOnly); d != day {
+			day = d
+			add(dim.Render("── " + dayLabel(at, m.cfg.Now()) + " ──"))
+		}
 	}
 	cv, _ := m.openConv()
 	m.withSystemLines(m.msgs, add, func(msg parley.Message) string {
+		newDay(msg.CreatedAt)
 		if m.marked(msg) {
 			at = len(out)
 			return selected.Render("▶") + " " + m.messageLine(msg, cv)
@@ -257,6 +290,7 @@ func (m *Model) historyLines(w int) ([]string, int) {
 		if o.conv != m.open {
 			continue
 		}
+		newDay(o.at)
 		line := dim.Render(o.at.Local().Format("15:04")) + " " + bold.Render(m.me.Name) + ": " + o.text + " "
 		switch o.status {
 		case client.Sending:
@@ -275,15 +309,56 @@ func (m *Model) historyLines(w int) ([]string, int) {
 	return out, at
 }
 
+// printable makes text from other users safe to print: a control
+// character (an escape sequence's ESC, a carriage return, a bell, C1
+// codes) would be run by the terminal, so another user could clear the
+// screen, draw fake lines or retitle the window; each shows as "�".
+// Tabs become spaces; line breaks stay when lines is true (a message's
+// lines are wrapped one by one), else they become spaces.
+func printable(s string, lines bool) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' && lines:
+			return r
+		case r == '\n' || r == '\t':
+			return ' '
+		case unicode.IsControl(r):
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
+// dayLabel names the local day of t as people say it, seen at now:
+// "Today", "Yesterday", "Sunday 22 November", with the year when it is
+// not now's.
+func dayLabel(t, now time.Time) string {
+	t, now = t.Local(), now.Local()
+	start := func(x time.Time) time.Time { return time.Date(x.Year(), x.Month(), x.Day(), 0, 0, 0, 0, time.Local) }
+	switch days := start(now).Sub(start(t)).Round(24*time.Hour) / (24 * time.Hour); {
+	case days == 0:
+		return "Today"
+	case days == 1:
+		return "Yesterday"
+	case t.Year() != now.Year():
+		return t.Format("Monday 2 January 2006")
+	}
+	return t.Format("Monday 2 January")
+}
+
 // messageLine renders one stored message; the user's own get a receipt
 // mark (receiptMark).
 func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	at := dim.Render(msg.CreatedAt.Local().Format("15:04"))
 	name := bold.Render(shownName(cv, msg.SenderID, msg.SenderName))
 	if msg.Deleted {
-		return at + " " + name + ": " + dim.Render("(message deleted)")
+		// Its #seq stays: replies quote it by that number.
+		return at + " " + dim.Render(fmt.Sprintf("#%d", msg.Seq)) + " " + name + ": " + dim.Render("(message deleted)")
 	}
-	text := msg.Text
+	text := printable(msg.Text, true)
 	if msg.Type == parley.Image && msg.Attachment != nil {
 		img := dim.Render(fmt.Sprintf("[image %dx%d]", msg.Attachment.Width, msg.Attachment.Height))
 		text = strings.TrimSpace(img + " " + text)
@@ -294,16 +369,18 @@ func (m *Model) messageLine(msg parley.Message, cv parley.Conversation) string {
 	if q := msg.ReplyTo; q != nil && q.Hidden {
 		// Its parent's sender is one this user blocked: nothing of it
 		// is known, not even who wrote it.
-		text = dim.Render("↪ a hidden message") + " " + text
+		text = dim.Render("↪ a hidden message") + " — " + text
 	} else if q != nil {
 		quote := "(deleted)"
 		if !q.Deleted {
-			quote = q.Text
+			quote = printable(q.Text, false)
 			if q.Type == parley.Image || q.Type == parley.File {
 				quote = strings.TrimSpace("[" + string(q.Type) + "] " + quote)
 			}
 		}
-		text = dim.Render(fmt.Sprintf("↪ %s #%d: %s", q.SenderName, q.Seq, ansi.Truncate(quote, 40, "…"))) + " " + text
+		// The quote in “quotes” and a dash before the reply: without
+		// colour (or copied) the two ran together.
+		text = dim.Render(fmt.Sprintf("↪ %s #%d “%s”", q.SenderName, q.Seq, ansi.Truncate(quote, 40, "…"))) + " — " + text
 	}
 	if msg.EditedAt != nil {
 		text += " " + dim.Render("(edited)")
@@ -345,10 +422,17 @@ func (m *Model) bottomLines() []string {
 		}
 		return []string{""}
 	}
-	// At most half the screen (at least 3 lines): /help is long.
+	// At most half the screen (at least 3 lines), and for /help, which
+	// the user asked to read (and is long), all of it but the pane's
+	// header and a line. A notice cut short ends with "…".
 	lines := strings.Split(ansi.Wrap(s, w, " "), "\n")
-	if n := max(3, (m.height-len(results))/2-1); len(lines) > n {
+	n := max(3, (m.height-len(results))/2-1)
+	if m.notice == helpText {
+		n = max(n, m.height-len(results)-4)
+	}
+	if len(lines) > n {
 		lines = lines[:n]
+		lines[n-1] = ansi.Truncate(lines[n-1], w-1, "") + "…"
 	}
 	return append(results, lines...)
 }
