@@ -535,6 +535,27 @@ func (s *chatState) named(ev Event) Event {
 	return ev
 }
 
+// presenceRepeat reports whether ev is a UserOnline of a user the state
+// holds online, or a UserOffline of one it does not: the server may say
+// "online" twice (docs/protocol.md: a state, not a count), and the app
+// hears only changes. Only the connection's reader calls it, before
+// apply, so the answer holds until apply.
+func (s *chatState) presenceRepeat(ev Event) bool {
+	var id string
+	var on bool
+	switch e := ev.(type) {
+	case UserOnline:
+		id, on = e.UserID, true
+	case UserOffline:
+		id = e.UserID
+	default:
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.online[id] == on
+}
+
 // IsOnline reports whether a contact is online.
 func (c *Client) IsOnline(userID string) bool {
 	s := c.state

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -250,5 +251,66 @@ func TestNetworkFaultClosesAreNotTerminal(t *testing.T) {
 	}
 	if n := len(srv.hellos); n != len(codes)+1 {
 		t.Fatalf("%d hellos, want %d (one per connection)", n, len(codes)+1)
+	}
+}
+
+// TestPresenceRepeatsDropped: the server may send a presence state twice
+// (docs/protocol.md: userOnline is a state, not a count), or one the
+// welcome gave already; handlers hear only changes of what IsOnline says.
+func TestPresenceRepeatsDropped(t *testing.T) {
+	srv, c := startScripted(t)
+	got := make(chan client.Event, 16)
+	c.AddEventHandler("test", func(ev client.Event) {
+		switch ev.(type) {
+		case client.UserOnline, client.UserOffline, client.NewMessage:
+			got <- ev
+		}
+	})
+	done := make(chan struct{})
+	srv.holding(done)(func(ctx context.Context, ws *websocket.Conn) {
+		w := welcomeWith(0)
+		w.Online = []string{"carol"}
+		writeFrame(ctx, t, ws, protocol.TypeWelcome, w)
+		for _, e := range []struct {
+			typ  parley.EventType
+			user string
+		}{
+			{parley.EventUserOnline, "carol"}, // the welcome said so
+			{parley.EventUserOnline, "bob"},
+			{parley.EventUserOnline, "bob"}, // again
+			{parley.EventUserOffline, "bob"},
+			{parley.EventUserOffline, "bob"},  // again
+			{parley.EventUserOffline, "dave"}, // never online
+			{parley.EventUserOnline, "bob"},
+		} {
+			writeFrame(ctx, t, ws, protocol.TypeEvent, parley.Event{Type: e.typ, UserID: e.user})
+		}
+		writeFrame(ctx, t, ws, protocol.TypeEvent, messageIn(0, 1)) // the end
+	})
+	defer close(done)
+	if err := c.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for {
+		select {
+		case ev := <-got:
+			switch e := ev.(type) {
+			case client.UserOnline:
+				seen = append(seen, "online "+e.UserID)
+			case client.UserOffline:
+				seen = append(seen, "offline "+e.UserID)
+			case client.NewMessage:
+				if want := []string{"online bob", "offline bob", "online bob"}; !slices.Equal(seen, want) {
+					t.Fatalf("handlers heard %q, want %q", seen, want)
+				}
+				if !c.IsOnline("bob") || !c.IsOnline("carol") || c.IsOnline("dave") {
+					t.Fatalf("online %v, want bob and carol", c.Online())
+				}
+				return
+			}
+		case <-time.After(20 * time.Second): // a liveness bound, not a timing assertion
+			t.Fatalf("no end; heard %q", seen)
+		}
 	}
 }

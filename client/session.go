@@ -510,6 +510,9 @@ func (c *Client) handleEvent(cn *wsConn, ev *parley.Event) {
 		return
 	}
 	out = c.state.named(out)
+	if c.state.presenceRepeat(out) {
+		return
+	}
 	c.state.apply(out)
 	c.noteReceived(out)
 	c.out.onEvent(out)
