@@ -456,3 +456,20 @@ func TestArchivedMarked(t *testing.T) {
 		t.Errorf("no archived mark:\n%s", s)
 	}
 }
+
+// TestPrintableBidi: a right-to-left override (or another explicit
+// embedding or isolate) from another user shows as "�", so it cannot
+// reorder the rest of the line as the terminal draws it; the marks
+// U+200E and U+200F, and right-to-left text itself, stay.
+func TestPrintableBidi(t *testing.T) {
+	for in, want := range map[string]string{
+		"invoice\u202Efdp.exe":         "invoice\uFFFDfdp.exe",
+		"a\u202Ab\u202Bc\u202Cd\u202D": "a\uFFFDb\uFFFDc\uFFFDd\uFFFD",
+		"\u2066x\u2067y\u2068z\u2069":  "\uFFFDx\uFFFDy\uFFFDz\uFFFD",
+		"שלום \u200Fworld\u200E":       "שלום \u200Fworld\u200E",
+	} {
+		if got := printable(in, false); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -313,10 +313,15 @@ func (m *Model) historyLines(w int) ([]string, int) {
 // character (an escape sequence's ESC, a carriage return, a bell, C1
 // codes) would be run by the terminal, so another user could clear the
 // screen, draw fake lines or retitle the window; each shows as "�".
-// Tabs become spaces; line breaks stay when lines is true (a message's
-// lines are wrapped one by one), else they become spaces.
+// So does an explicit bidirectional override, embedding or isolate
+// (U+202A-U+202E, U+2066-U+2069): it reorders the rest of the line as the
+// terminal draws it, so a message could show its text reversed, or
+// seem to come from another name. (The marks U+200E and U+200F, which
+// only nudge neutral characters in right-to-left text, stay.) Tabs
+// become spaces; line breaks stay when lines is true (a message's lines
+// are wrapped one by one), else they become spaces.
 func printable(s string, lines bool) string {
-	if !strings.ContainsFunc(s, unicode.IsControl) {
+	if !strings.ContainsFunc(s, unsafeRune) {
 		return s
 	}
 	return strings.Map(func(r rune) rune {
@@ -325,11 +330,17 @@ func printable(s string, lines bool) string {
 			return r
 		case r == '\n' || r == '\t':
 			return ' '
-		case unicode.IsControl(r):
+		case unsafeRune(r):
 			return '\uFFFD'
 		}
 		return r
 	}, s)
+}
+
+// unsafeRune reports whether r must not reach the terminal as it is
+// (printable).
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || r >= '\u202A' && r <= '\u202E' || r >= '\u2066' && r <= '\u2069'
 }
 
 // dayLabel names the local day of t as people say it, seen at now:
