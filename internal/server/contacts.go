@@ -55,10 +55,14 @@ type contactsCache struct {
 	gen   uint64 // incremented by every invalidation
 	m     map[string][]string
 	bytes int // listBytes of m's entries, at most maxCachedContactBytes
+	// reading counts the store reads under way per user (get), so that
+	// forgetPair of users not cached still stops such a read, begun
+	// before the change, from caching the list as it was.
+	reading map[string]int
 }
 
 func newContactsCache(store parley.Store) *contactsCache {
-	return &contactsCache{store: store, m: make(map[string][]string)}
+	return &contactsCache{store: store, m: make(map[string][]string), reading: make(map[string]int)}
 }
 
 // get returns user's contacts, from the cache or the store.
@@ -66,19 +70,25 @@ func (cc *contactsCache) get(ctx context.Context, user string) ([]string, error)
 	cc.mu.Lock()
 	ids, ok := cc.m[user]
 	gen := cc.gen
+	if !ok {
+		cc.reading[user]++
+	}
 	cc.mu.Unlock()
 	if ok {
 		return ids, nil
 	}
 	ids, err := cc.store.Contacts(ctx, user)
-	if err != nil {
-		return nil, err
-	}
 	cc.mu.Lock()
-	if _, ok := cc.m[user]; cc.gen == gen && !ok {
+	if cc.reading[user]--; cc.reading[user] == 0 {
+		delete(cc.reading, user)
+	}
+	if _, ok := cc.m[user]; err == nil && cc.gen == gen && !ok {
 		cc.put(user, ids)
 	}
 	cc.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	return ids, nil
 }
 
@@ -113,8 +123,18 @@ func (cc *contactsCache) warm(ctx context.Context, users []string) error {
 	}
 	cc.mu.Lock()
 	gen := cc.gen
+	for _, u := range users {
+		cc.reading[u]++
+	}
 	cc.mu.Unlock()
 	got, err := bulk.ContactsOf(ctx, users)
+	cc.mu.Lock()
+	for _, u := range users {
+		if cc.reading[u]--; cc.reading[u] == 0 {
+			delete(cc.reading, u)
+		}
+	}
+	cc.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -164,15 +184,16 @@ func (cc *contactsCache) directMessage(a, b string) (maybeNew bool) {
 	return !(okA && has(la, b)) && !(okB && has(lb, a))
 }
 
-// forgetPair drops the cached lists of a and b, when either is cached (a
-// read under way is then not kept, as after invalidate), so they are read
-// again when next needed.
+// forgetPair drops the cached lists of a and b, when either is cached or
+// being read (a read under way is then not kept, as after invalidate: it
+// may have begun before the change), so they are read again when next
+// needed.
 func (cc *contactsCache) forgetPair(a, b string) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	_, okA := cc.m[a]
 	_, okB := cc.m[b]
-	if okA || okB {
+	if okA || okB || cc.reading[a] > 0 || cc.reading[b] > 0 {
 		cc.gen++
 		cc.drop(a)
 		cc.drop(b)
