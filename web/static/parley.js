@@ -820,9 +820,10 @@ export class Client {
     this.setState(State.Reconnecting, { retryAt: Date.now() + delay, reason: reason || `closed with code ${code}` });
   }
 
-  sendFrame(frame) {
+  /** sendFrame sends frame (json: its encoding, when made already); false when there is no open socket. */
+  sendFrame(frame, json = JSON.stringify(frame)) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(JSON.stringify(frame));
+    this.ws.send(json);
     return true;
   }
 
@@ -850,7 +851,7 @@ export class Client {
     }
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, op });
-      this.sendFrame({ op, id, data });
+      this.sendFrame({ op, id, data }, json); // encoded once, above
     });
   }
 
