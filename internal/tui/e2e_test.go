@@ -59,6 +59,7 @@ func newDriverWith(t *testing.T, name, url, token string, cfg Config, opts ...cl
 		Detach(c)
 		d.cancel() // unblocks callbacks waiting in send
 		c.Close()
+		d.m.Stop() // ends the commands waiting to clear a notice
 		d.wg.Wait()
 	})
 	d.process(tea.WindowSizeMsg{Width: 100, Height: 24})
@@ -332,10 +333,14 @@ func TestDurableOutbox(t *testing.T) {
 	}
 
 	srv.Start(t)
+	cfg.NoticeTime = 10 * time.Millisecond // its reading time, 1.9 s, is what counts
 	again := newDriverWith(t, "alice again", srv.URL, aliceToken, cfg, client.WithOutboxFile(path))
 	again.waitText("1 message from last time still to send")
 	again.waitText("● connected as alice")
 	again.waitText("alice: kept on disk ✓")
+	// The notice New left clears itself like the others (its clock
+	// starts with Init or the first Update).
+	again.waitFor("the notice from last time to clear", func(s string) bool { return !strings.Contains(s, "from last time") })
 	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), nil)
 	bob.waitText("alice: kept on disk")
 }

@@ -22,9 +22,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
@@ -58,10 +60,25 @@ type Config struct {
 	// ...) waits for the server, a connection included (default
 	// requestTimeout).
 	RequestTimeout time.Duration
+	// NoticeTime is how long a notice (the line a command or an event
+	// leaves under the input) stays at least before it clears itself
+	// (default noticeTime); a long one stays for its reading time
+	// (noticeReadRate). A newer notice, or Enter, replaces it sooner.
+	NoticeTime time.Duration
 }
 
 // requestTimeout bounds each blocking call a command makes.
 const requestTimeout = 30 * time.Second
+
+// noticeTime is how long a notice stays by default: a typical one (20 to
+// 80 characters) is read twice in that time, and a line that says what
+// happened ("saved ...", "cannot load ...") is stale soon after, where
+// it would be taken for news about what came later. noticeReadRate
+// keeps a long one (/help's list) up for its reading time instead.
+const (
+	noticeTime     = 5 * time.Second
+	noticeReadRate = 20 // characters a second
+)
 
 // Model is the terminal client's state. Use it only from the bubbletea
 // event loop (Update and View); it is not safe for concurrent use.
@@ -103,8 +120,12 @@ type Model struct {
 	input     textinput.Model
 	nav       bool // keys navigate instead of typing (Esc toggles)
 	notice    string
+	noticeGen uint64        // counts say calls: an expiry clears only the notice it was scheduled for
+	noticeDue uint64        // the noticeGen whose expiry is scheduled
+	done      chan struct{} // closed by Stop: pending expiries end
+	stopOnce  sync.Once
 	ticking   bool // a one-second tick is scheduled (for the countdown)
-	quitArmed bool // Ctrl+C was pressed once with messages still sending
+	quitArmed bool // Ctrl+C was pressed once with messages still sending, and its warning shows
 
 	// sends counts Enter presses that sent a message. A keystroke's
 	// "typing" runs later, on a command goroutine, and may run after
@@ -168,6 +189,9 @@ type (
 	}
 	// noticeMsg shows a line to the user.
 	noticeMsg string
+	// noticeExpiredMsg ends notice number gen (Model.noticeGen), if it
+	// is still the one shown.
+	noticeExpiredMsg struct{ gen uint64 }
 )
 
 // New returns the model for c.
@@ -181,6 +205,9 @@ func New(c *client.Client, cfg Config) *Model {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = requestTimeout
 	}
+	if cfg.NoticeTime <= 0 {
+		cfg.NoticeTime = noticeTime
+	}
 	if cfg.Notify == nil {
 		cfg.Notify = func(tea.Msg) {}
 	}
@@ -192,7 +219,8 @@ func New(c *client.Client, cfg Config) *Model {
 	in.SetVirtualCursor(false)
 	in.Focus()
 	m := &Model{c: c, cfg: cfg, online: map[string]bool{}, readAsk: map[string]int64{},
-		system: map[string][]sysLine{}, lastSeen: map[string]parley.Conversation{}, names: map[string]string{}, input: in, width: 80, height: 24}
+		system: map[string][]sysLine{}, lastSeen: map[string]parley.Conversation{}, names: map[string]string{}, input: in, width: 80, height: 24,
+		done: make(chan struct{})}
 	if c != nil {
 		// Messages a durable outbox kept from the last run are shown (and
 		// sent) like ones typed now.
@@ -200,21 +228,70 @@ func New(c *client.Client, cfg Config) *Model {
 			m.outgoing = append(m.outgoing, &outItem{msg: msg, clientID: msg.ClientID(), conv: msg.ConversationID(), text: msg.Text(), at: msg.CreatedAt(), status: msg.Status()})
 		}
 		if n := len(m.outgoing); n > 0 {
-			m.notice = fmt.Sprintf("%d %s from last time still to send", n, plural(n, "message", "messages"))
+			m.say(fmt.Sprintf("%d %s from last time still to send", n, plural(n, "message", "messages")))
 		}
 	}
 	return m
 }
 
-// Init starts connecting.
+// Init starts connecting (and the clock of a notice New left).
 func (m *Model) Init() tea.Cmd {
 	if m.c == nil {
-		return nil
+		return m.expireNotice()
 	}
 	c := m.c
 	// Connect returns at the first welcome; when that takes longer the
 	// client keeps trying in the background and the status line says so.
-	return timed(func(ctx context.Context) tea.Msg { return connectedMsg{err: c.Connect(ctx)} })
+	return tea.Batch(timed(func(ctx context.Context) tea.Msg { return connectedMsg{err: c.Connect(ctx)} }), m.expireNotice())
+}
+
+// Stop ends the commands that wait to clear notices (Run calls it when
+// the program ends). The model is not used after it. Stop is idempotent.
+func (m *Model) Stop() { m.stopOnce.Do(func() { close(m.done) }) }
+
+// say shows text as the notice ("" clears it). Its clock starts when
+// the Update that said it returns (expireNotice). A new notice also
+// disarms Ctrl+C's quit warning: the second press quits only while the
+// warning shows.
+func (m *Model) say(text string) {
+	m.notice = text
+	m.noticeGen++
+	m.quitArmed = false
+}
+
+// expireNotice returns the command that clears the current notice when
+// its time is up, once per notice (nil when it has one already, or there
+// is none). A tea.Tick-like timer on the program's command goroutine,
+// which Stop ends early.
+func (m *Model) expireNotice() tea.Cmd {
+	if m.notice == "" || m.noticeDue == m.noticeGen {
+		return nil
+	}
+	m.noticeDue = m.noticeGen
+	gen, done := m.noticeGen, m.done
+	d := m.noticeDuration(m.notice)
+	return func() tea.Msg {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return noticeExpiredMsg{gen: gen}
+		case <-done:
+			return nil
+		}
+	}
+}
+
+// noticeDuration is how long notice text stays: NoticeTime, or its
+// reading time when that is longer.
+func (m *Model) noticeDuration(text string) time.Duration {
+	return max(m.cfg.NoticeTime, time.Duration(utf8.RuneCountInString(text))*time.Second/noticeReadRate)
+}
+
+// Update handles one message, then starts the clock of a notice it left.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	_, cmd := m.update(msg)
+	return m, tea.Batch(cmd, m.expireNotice())
 }
 
 // timed returns a command that runs f with a context that ends after
@@ -236,7 +313,7 @@ func timed(f func(ctx context.Context) tea.Msg) tea.Cmd {
 func (m *Model) request(cmd string, f func(ctx context.Context) tea.Msg) tea.Cmd {
 	c, timeout := m.c, m.cfg.RequestTimeout
 	if c != nil && !m.status.Connected() {
-		m.notice = cmd + ": waiting for the connection to the server… (Ctrl+R reconnects now)"
+		m.say(cmd + ": waiting for the connection to the server… (Ctrl+R reconnects now)")
 	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -249,8 +326,8 @@ func (m *Model) request(cmd string, f func(ctx context.Context) tea.Msg) tea.Cmd
 	}
 }
 
-// Update handles one message.
-func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+// update handles one message (Update's work).
+func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
@@ -275,13 +352,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.refresh()
 	case connectedMsg:
 		if msg.err != nil && !errors.Is(msg.err, context.DeadlineExceeded) {
-			m.notice = "cannot connect: " + errText(msg.err)
+			m.say("cannot connect: " + errText(msg.err))
 		}
 		return m, m.refresh()
 	case listMsg:
 		m.loading = false
 		if msg.err != nil {
-			m.notice = "cannot load conversations: " + errText(msg.err)
+			m.say("cannot load conversations: " + errText(msg.err))
 		} else {
 			m.loaded = true
 		}
@@ -299,7 +376,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.opening = false
 		if msg.err != nil {
-			m.notice = "cannot load history: " + errText(msg.err)
+			m.say("cannot load history: " + errText(msg.err))
 			return m, nil
 		}
 		m.view = msg.view
@@ -308,13 +385,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.id == m.open {
 			m.loadMore = false
 			if msg.err != nil {
-				m.notice = "cannot load older messages: " + errText(msg.err)
+				m.say("cannot load older messages: " + errText(msg.err))
 			}
 		}
 		return m, m.refresh()
 	case createdMsg:
 		if msg.err != nil {
-			m.notice = msg.err.Error()
+			m.say(msg.err.Error())
 			return m, nil
 		}
 		if !slices.ContainsFunc(m.convs, func(cv parley.Conversation) bool { return cv.ID == msg.conv.ID }) {
@@ -327,7 +404,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case noticeMsg:
-		m.notice = string(msg)
+		m.say(string(msg))
+		return m, nil
+	case noticeExpiredMsg:
+		if msg.gen == m.noticeGen {
+			m.say("")
+		}
 		return m, nil
 	case searchMsg:
 		m.showResults(msg)
@@ -390,7 +472,7 @@ func (m *Model) refresh() tea.Cmd {
 		case client.Failed:
 			// Its line never changed: without this, nothing would say
 			// the edit did not happen.
-			m.notice = fmt.Sprintf("the edit of #%d was refused: %s", e.seq, errText(e.msg.Err()))
+			m.say(fmt.Sprintf("the edit of #%d was refused: %s", e.seq, errText(e.msg.Err())))
 			return true
 		case client.Sent:
 			return true
@@ -646,8 +728,8 @@ func (m *Model) quit() tea.Cmd {
 		}
 	}
 	if n > 0 && !m.quitArmed && !m.cfg.DurableOutbox {
-		m.quitArmed = true
-		m.notice = fmt.Sprintf("%d %s still sending and will be lost (the outbox is in memory only): press Ctrl+C again to quit anyway", n, plural(n, "message is", "messages are"))
+		m.say(fmt.Sprintf("%d %s still sending and will be lost (the outbox is in memory only): press Ctrl+C again to quit anyway", n, plural(n, "message is", "messages are")))
+		m.quitArmed = true // after say, which disarms
 		return nil
 	}
 	return tea.Quit
@@ -658,11 +740,11 @@ func (m *Model) reconnect() tea.Cmd {
 		return nil
 	}
 	if m.status.Connected() {
-		m.notice = "already connected"
+		m.say("already connected")
 		return nil
 	}
 	m.c.Reconnect()
-	m.notice = ""
+	m.say("")
 	return m.refresh()
 }
 
@@ -680,16 +762,16 @@ func (m *Model) resend() tea.Cmd {
 		// cannot make a duplicate.
 		nm, err := m.c.Send(context.Background(), o.conv, o.text)
 		if err != nil {
-			m.notice = "cannot resend: " + errText(err)
+			m.say("cannot resend: " + errText(err))
 			return m.refresh()
 		}
 		o.msg, o.clientID, o.status, o.err, o.at = nm, nm.ClientID(), nm.Status(), nil, nm.CreatedAt()
 		n++
 	}
 	if n == 0 {
-		m.notice = "no failed message to resend here"
+		m.say("no failed message to resend here")
 	} else {
-		m.notice = fmt.Sprintf("resending %d %s", n, plural(n, "message", "messages"))
+		m.say(fmt.Sprintf("resending %d %s", n, plural(n, "message", "messages")))
 	}
 	return m.refresh()
 }
@@ -730,13 +812,13 @@ func (m *Model) submit() tea.Cmd {
 	if text == "" {
 		return nil
 	}
-	m.notice = ""
+	m.say("")
 	if strings.HasPrefix(text, "/") {
 		m.input.Reset()
 		return m.command(text)
 	}
 	if m.open == "" {
-		m.notice = "no conversation open: start one with /dm user or /group title user..."
+		m.say("no conversation open: start one with /dm user or /group title user...")
 		return nil
 	}
 	if m.c == nil {
@@ -748,7 +830,7 @@ func (m *Model) submit() tea.Cmd {
 	msg, err := m.c.Send(context.Background(), m.open, text)
 	if err != nil {
 		// Keep the text so nothing typed is lost.
-		m.notice = "not sent: " + errText(err)
+		m.say("not sent: " + errText(err))
 		return nil
 	}
 	m.input.Reset()
@@ -768,7 +850,7 @@ func (m *Model) command(line string) tea.Cmd {
 	if (member || consent || f[0] == "/dm" || f[0] == "/group") && strings.Count(line, `"`)%2 == 1 {
 		// fields would take the rest of the line as one argument: a
 		// group titled "the team bob" with nobody in it.
-		m.notice = f[0] + `: a " is not closed (a title with spaces goes in "double quotes")`
+		m.say(f[0] + `: a " is not closed (a title with spaces goes in "double quotes")`)
 		return nil
 	}
 	if member {
@@ -782,15 +864,15 @@ func (m *Model) command(line string) tea.Cmd {
 	}
 	if f[0] == "/archived" {
 		m.showArchived = !m.showArchived
-		m.notice = "archived conversations hidden"
+		m.say("archived conversations hidden")
 		if m.showArchived {
-			m.notice = "archived conversations shown (/archived hides them)"
+			m.say("archived conversations shown (/archived hides them)")
 		}
 		return m.refresh()
 	}
 	switch f[0] {
 	case "/help", "/?":
-		m.notice = helpText
+		m.say(helpText)
 		return nil
 	case "/quit", "/q":
 		// As Ctrl+C: messages still sending from a memory outbox
@@ -798,14 +880,14 @@ func (m *Model) command(line string) tea.Cmd {
 		return m.quit()
 	case "/dm":
 		if len(f) != 2 {
-			m.notice = "usage: /dm username"
+			m.say("usage: /dm username")
 			return nil
 		}
 		if m.c == nil {
 			return nil
 		}
 		c, name := m.c, f[1]
-		m.notice = "opening a conversation with " + name + "..."
+		m.say("opening a conversation with " + name + "...")
 		return m.request("/dm", func(ctx context.Context) tea.Msg {
 			cv, err := c.CreateDirectByName(ctx, name)
 			if parley.ErrorCode(err) == parley.ENOTFOUND {
@@ -823,14 +905,14 @@ func (m *Model) command(line string) tea.Cmd {
 		})
 	case "/group":
 		if len(f) < 2 {
-			m.notice = "usage: /group title user1 user2..."
+			m.say("usage: /group title user1 user2...")
 			return nil
 		}
 		if m.c == nil {
 			return nil
 		}
 		c, lookup, title, names := m.c, m.cfg.LookupUser, f[1], f[2:]
-		m.notice = "creating group " + title + "..."
+		m.say("creating group " + title + "...")
 		return m.request("/group", func(ctx context.Context) tea.Msg {
 			ids, err := userIDs(ctx, lookup, names)
 			if err != nil {
@@ -859,7 +941,7 @@ func (m *Model) command(line string) tea.Cmd {
 	case "/name", "/avatar":
 		return m.profileCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
 	}
-	m.notice = "unknown command " + f[0] + " (/help lists them)"
+	m.say("unknown command " + f[0] + " (/help lists them)")
 	return nil
 }
 
@@ -871,14 +953,14 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		"/react": "usage: /react [#seq] emoji", "/unreact": "usage: /unreact [#seq] emoji",
 		"/delete": "usage: /delete #seq (the number shown before your message)"}[cmd]
 	if m.open == "" {
-		m.notice = "no conversation open"
+		m.say("no conversation open")
 		return nil
 	}
 	var seq int64
 	if tag, after, _ := strings.Cut(rest, " "); strings.HasPrefix(tag, "#") {
 		n, err := strconv.ParseInt(tag[1:], 10, 64)
 		if err != nil || n < 1 {
-			m.notice = usage
+			m.say(usage)
 			return nil
 		}
 		seq, rest = n, strings.TrimSpace(after)
@@ -886,17 +968,17 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 	// /delete takes nothing but the #seq, and asks for it: a deleted
 	// message cannot come back, so it never picks one by default.
 	if (cmd == "/delete") != (rest == "") || (cmd == "/delete" && seq == 0) {
-		m.notice = usage
+		m.say(usage)
 		return nil
 	}
 	mine := cmd == "/edit" || cmd == "/delete"
 	target, ok := m.target(seq, mine)
 	if !ok {
 		if _, theirs := m.target(seq, false); theirs && mine && seq != 0 {
-			m.notice = fmt.Sprintf("%s: #%d is not your message (only your own can be changed)", cmd, seq)
+			m.say(fmt.Sprintf("%s: #%d is not your message (only your own can be changed)", cmd, seq))
 			return nil
 		}
-		m.notice = cmd + ": no such message here"
+		m.say(cmd + ": no such message here")
 		return nil
 	}
 	if m.c == nil {
@@ -907,14 +989,14 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 	case "/edit":
 		e, err := m.c.Edit(ctx, m.open, target.ID, rest)
 		if err != nil {
-			m.notice = "not edited: " + errText(err)
+			m.say("not edited: " + errText(err))
 			return nil
 		}
 		m.edits = append(m.edits, editItem{msg: e, seq: target.Seq})
 		if !m.status.Connected() {
 			// Its line changes only once the server has it: say why
 			// nothing changed yet.
-			m.notice = fmt.Sprintf("the edit of #%d waits in the outbox: it is sent once connected", target.Seq)
+			m.say(fmt.Sprintf("the edit of #%d waits in the outbox: it is sent once connected", target.Seq))
 		}
 		return nil
 	case "/delete":
@@ -928,7 +1010,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 	case "/reply":
 		msg, err := m.c.Reply(ctx, m.open, target.ID, rest)
 		if err != nil {
-			m.notice = "not sent: " + errText(err)
+			m.say("not sent: " + errText(err))
 			return nil
 		}
 		m.scroll = 0

@@ -72,7 +72,7 @@ func (m *Model) profileCommand(cmd, rest string) tea.Cmd {
 		// "/name" alone clears the display name.
 		name, err := parley.NormalizeProfileName(rest)
 		if err != nil {
-			m.notice = "/name: " + errText(err)
+			m.say("/name: " + errText(err))
 			return nil
 		}
 		return m.request(cmd, func(ctx context.Context) tea.Msg {
