@@ -122,6 +122,7 @@ type Model struct {
 	notice    string
 	noticeGen uint64        // counts say calls: an expiry clears only the notice it was scheduled for
 	noticeDue uint64        // the noticeGen whose expiry is scheduled
+	whileGen  uint64        // the noticeGen of a notice that something is under way (sayWhile)
 	done      chan struct{} // closed by Stop: pending expiries end
 	stopOnce  sync.Once
 	ticking   bool // a one-second tick is scheduled (for the countdown)
@@ -192,6 +193,13 @@ type (
 	// noticeExpiredMsg ends notice number gen (Model.noticeGen), if it
 	// is still the one shown.
 	noticeExpiredMsg struct{ gen uint64 }
+	// requestDone is the end of a request: msg is its result, and gen
+	// the notice that said it was under way (0: none), cleared if it
+	// still shows.
+	requestDone struct {
+		gen uint64
+		msg tea.Msg
+	}
 )
 
 // New returns the model for c.
@@ -259,6 +267,15 @@ func (m *Model) say(text string) {
 	m.quitArmed = false
 }
 
+// sayWhile shows text as a notice that something is under way ("opening
+// a conversation...", "waiting for the connection"): true until that
+// ends, so it stays for as long as it may take (RequestTimeout) rather
+// than NoticeTime, and the request's end clears it (requestDone).
+func (m *Model) sayWhile(text string) {
+	m.say(text)
+	m.whileGen = m.noticeGen
+}
+
 // expireNotice returns the command that clears the current notice when
 // its time is up, once per notice (nil when it has one already, or there
 // is none). A tea.Tick-like timer on the program's command goroutine,
@@ -283,9 +300,14 @@ func (m *Model) expireNotice() tea.Cmd {
 }
 
 // noticeDuration is how long notice text stays: NoticeTime, or its
-// reading time when that is longer.
+// reading time when that is longer; a sayWhile notice, as long as what
+// it waits for may take.
 func (m *Model) noticeDuration(text string) time.Duration {
-	return max(m.cfg.NoticeTime, time.Duration(utf8.RuneCountInString(text))*time.Second/noticeReadRate)
+	d := max(m.cfg.NoticeTime, time.Duration(utf8.RuneCountInString(text))*time.Second/noticeReadRate)
+	if m.whileGen == m.noticeGen && text == m.notice {
+		d = max(d, m.cfg.RequestTimeout)
+	}
+	return d
 }
 
 // Update handles one message, then starts the clock of a notice it left.
@@ -313,16 +335,20 @@ func timed(f func(ctx context.Context) tea.Msg) tea.Cmd {
 func (m *Model) request(cmd string, f func(ctx context.Context) tea.Msg) tea.Cmd {
 	c, timeout := m.c, m.cfg.RequestTimeout
 	if c != nil && !m.status.Connected() {
-		m.say(cmd + ": waiting for the connection to the server… (Ctrl+R reconnects now)")
+		m.sayWhile(cmd + ": waiting for the connection to the server… (Ctrl+R reconnects now)")
+	}
+	var gen uint64 // the notice that says cmd is under way, cleared when it ends
+	if m.whileGen == m.noticeGen {
+		gen = m.noticeGen
 	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		msg := f(ctx)
 		if ctx.Err() != nil && c != nil && !c.Status().Connected() {
-			return noticeMsg(cmd + ": not done, no connection to the server; try again once connected")
+			msg = noticeMsg(cmd + ": not done, no connection to the server; try again once connected")
 		}
-		return msg
+		return requestDone{gen: gen, msg: msg}
 	}
 }
 
@@ -411,6 +437,14 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.say("")
 		}
 		return m, nil
+	case requestDone:
+		if msg.gen != 0 && msg.gen == m.noticeGen {
+			m.say("") // it is no longer under way; msg may say more
+		}
+		if msg.msg == nil {
+			return m, nil
+		}
+		return m.update(msg.msg)
 	case searchMsg:
 		m.showResults(msg)
 		return m, nil
@@ -887,7 +921,7 @@ func (m *Model) command(line string) tea.Cmd {
 			return nil
 		}
 		c, name := m.c, f[1]
-		m.say("opening a conversation with " + name + "...")
+		m.sayWhile("opening a conversation with " + name + "...")
 		return m.request("/dm", func(ctx context.Context) tea.Msg {
 			cv, err := c.CreateDirectByName(ctx, name)
 			if parley.ErrorCode(err) == parley.ENOTFOUND {
@@ -912,7 +946,7 @@ func (m *Model) command(line string) tea.Cmd {
 			return nil
 		}
 		c, lookup, title, names := m.c, m.cfg.LookupUser, f[1], f[2:]
-		m.say("creating group " + title + "...")
+		m.sayWhile("creating group " + title + "...")
 		return m.request("/group", func(ctx context.Context) tea.Msg {
 			ids, err := userIDs(ctx, lookup, names)
 			if err != nil {

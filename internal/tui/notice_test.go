@@ -9,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/internal/servertest"
 )
 
 // clock runs a Model's commands the way tea.Program does, inside a
@@ -145,4 +146,59 @@ func TestQuitWarningExpires(t *testing.T) {
 			t.Fatal("Ctrl+C quit on a warning no longer shown")
 		}
 	})
+}
+
+// idle processes what comes for d, whatever the screen shows.
+func (d *driver) idle(dur time.Duration) {
+	deadline := time.NewTimer(dur)
+	defer deadline.Stop()
+	for {
+		select {
+		case msg := <-d.msgs:
+			d.process(msg)
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// TestNoticeWhileUnderWay: a notice that something is under way
+// ("opening a conversation...", "waiting for the connection") stays
+// while it is (a notice's 5 s would leave the user not knowing a command
+// still waits), and its end clears it at once (it said "opening a
+// conversation with carol..." over carol's open conversation until its
+// 5 s were up).
+func TestNoticeWhileUnderWay(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	alice := newDriverWith(t, "alice", srv.URL, srv.Token(t, "alice", "alice"),
+		Config{LookupUser: lookup, NoticeTime: 10 * time.Millisecond, RequestTimeout: 20 * time.Second})
+	alice.waitText("● connected as alice")
+	connected(t, srv, "bob", "bob", lookup)
+	connected(t, srv, "carol", "carol", lookup)
+	alice.openDirect("bob")
+	alice.enter("hello", "#1 alice: hello ✓")
+
+	alice.typeLine("/dm carol", true)
+	alice.waitFor("carol's conversation open", func(s string) bool { return strings.Contains(s, "no messages yet") })
+	if s := alice.screen(); strings.Contains(s, "opening a conversation") {
+		t.Fatalf("carol's conversation is open and the notice still says it is being opened:\n%s", s)
+	}
+	alice.openDirect("bob")
+	alice.waitText("#1 alice: hello ✓")
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.typeLine("/react #1 👍", true)
+	const waiting = "/react: waiting for the connection to the server…"
+	alice.waitText(waiting)
+	d := alice.m.noticeDuration(strings.Repeat("x", len([]rune(alice.m.notice)))) // an ordinary notice as long
+	alice.idle(d + 500*time.Millisecond)
+	if s := alice.screen(); !strings.Contains(s, waiting) {
+		t.Fatalf("the waiting notice went after %v, the time of an ordinary notice, while /react still waits:\n%s", d, s)
+	}
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("hello  👍 1")
+	alice.waitFor("the waiting notice to clear", func(s string) bool { return !strings.Contains(s, waiting) })
 }
