@@ -874,7 +874,7 @@ func (m *Model) submit() tea.Cmd {
 }
 
 // helpText is what /help shows.
-const helpText = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /delete #seq · /file PATH · /save #seq [PATH] · /search words · /mentions · /next /prev /open N /close (results) · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+const helpText = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /delete #seq · /file PATH · /save #seq [PATH] · /search words · /mentions · /next /prev /open N /close (results) · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name|--clear · /avatar image-file|--remove · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
 
 // command runs a /command.
 func (m *Model) command(line string) tea.Cmd {
