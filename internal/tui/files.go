@@ -114,6 +114,9 @@ func (m *Model) saveCommand(rest string) tea.Cmd {
 		path = filepath.Join(path, name)
 	}
 	c := m.c
+	// A file may take a while (up to the server's limit): say it is
+	// under way (nothing did until "saved"). Its result replaces it.
+	m.sayWhile(fmt.Sprintf("/save: downloading %s (%s) to %s…", name, humanize.IBytes(uint64(max(0, att.Size))), path))
 	return timed(func(ctx context.Context) tea.Msg {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
