@@ -593,3 +593,38 @@ func TestPresenceWhileOffline(t *testing.T) {
 	bob.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
 	alice.waitText("bob ● online")
 }
+
+// TestOpenOffline: a conversation switched to while the server is away
+// says its history waits for the connection (it said "loading…" as
+// long as the server was away, then "cannot load history: the server did
+// not answer in time", a server never asked), and loads once connected.
+func TestOpenOffline(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	alice := newDriverWith(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), Config{LookupUser: lookup, RequestTimeout: time.Second})
+	alice.waitText("● connected as alice")
+	connected(t, srv, "bob", "bob", lookup)
+	connected(t, srv, "carol", "carol", lookup)
+	alice.openDirect("bob")
+	alice.enter("hello bob", "#1 alice: hello bob ✓")
+	alice.openDirect("carol")
+	alice.waitText("no messages yet")
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.press(key("tab")) // to bob: its view was closed when carol's opened
+	alice.waitText("bob (presence unknown while not connected)")
+	const waiting = "not loaded: waiting for the connection to the server"
+	if s := alice.screen(); !strings.Contains(s, waiting) || strings.Contains(s, "loading…") {
+		t.Fatalf("bob's conversation offline:\n%s", s)
+	}
+	// Opening gives up after RequestTimeout (1 s) without a
+	// connection: no blame on the server, the pane still waits.
+	alice.idle(2 * time.Second)
+	if s := alice.screen(); strings.Contains(s, "cannot load history") || !strings.Contains(s, waiting) {
+		t.Fatalf("bob's conversation, offline for 2 s:\n%s", s)
+	}
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("#1 alice: hello bob ✓")
+}

@@ -57,8 +57,8 @@ type Config struct {
 	// nothing, so it needs no second Ctrl+C.
 	DurableOutbox bool
 	// RequestTimeout bounds how long a command (/react, /dm, /search,
-	// ...) waits for the server, a connection included (default
-	// requestTimeout).
+	// ...) or the opening of a conversation waits for the server, a
+	// connection included (default requestTimeout).
 	RequestTimeout time.Duration
 	// NoticeTime is how long a notice (the line a command or an event
 	// leaves under the input) stays at least before it clears itself
@@ -402,7 +402,15 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.opening = false
 		if msg.err != nil {
-			m.say("cannot load history: " + errText(msg.err))
+			// Offline, the pane says it waits for the connection and it
+			// is opened again once there is one: "cannot load history:
+			// the server did not answer in time" would blame a server
+			// never asked.
+			if m.c == nil || m.c.Status().Connected() {
+				m.say("cannot load history: " + errText(msg.err))
+			}
+			// Opened again on the next change once connected (follow),
+			// not now: a server that refuses would be asked in a loop.
 			return m, nil
 		}
 		m.view = msg.view
@@ -631,8 +639,10 @@ func (m *Model) select_(id string) tea.Cmd {
 
 func (m *Model) openCmd(id string) tea.Cmd {
 	m.opening = true
-	c, notify, size := m.c, m.cfg.Notify, m.cfg.PageSize
-	return timed(func(ctx context.Context) tea.Msg {
+	c, notify, size, timeout := m.c, m.cfg.Notify, m.cfg.PageSize, m.cfg.RequestTimeout
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
 		v, err := c.OpenConversation(ctx, id, size)
 		if err != nil {
 			return openedMsg{id: id, err: err}
@@ -641,7 +651,7 @@ func (m *Model) openCmd(id string) tea.Cmd {
 		// arrives, so a change in between is not lost.
 		v.OnChange(func() { notify(clientChangedMsg{}) })
 		return openedMsg{id: id, view: v}
-	})
+	}
 }
 
 // markRead moves the read position to the newest message shown, while the
