@@ -628,3 +628,48 @@ func TestOpenOffline(t *testing.T) {
 	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
 	alice.waitText("#1 alice: hello bob ✓")
 }
+
+// TestOlderOffline: PgUp at the top of the loaded history while the
+// server is away says the older messages wait for the connection (it
+// said "loading older messages…", then "cannot load older messages: the
+// server did not answer in time"), and they load once connected.
+func TestOlderOffline(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	token := srv.Token(t, "alice", "alice")
+	first := newDriverWith(t, "alice", srv.URL, token, Config{LookupUser: lookup})
+	first.waitText("● connected as alice")
+	connected(t, srv, "bob", "bob", lookup)
+	first.openDirect("bob")
+	for i := 1; i <= 25; i++ { // more than a page (20)
+		first.enter(fmt.Sprintf("message %d", i), fmt.Sprintf("#%d alice: message %d ✓", i, i))
+	}
+	// Another terminal of alice's loads one page of them.
+	alice := newDriverWith(t, "alice again", srv.URL, token, Config{LookupUser: lookup, RequestTimeout: time.Second})
+	alice.waitText("#25 alice: message 25")
+	if !alice.m.hasMore {
+		t.Fatalf("one page loaded, no older ones:\n%s", alice.screen())
+	}
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	for range 3 {
+		alice.press(key("pgup"))
+	}
+	const waiting = "older messages: waiting for the connection to the server"
+	if s := alice.screen(); !strings.Contains(s, waiting) {
+		t.Fatalf("PgUp offline at the top:\n%s", s)
+	}
+	alice.idle(2 * time.Second) // LoadMore gives up after 1 s
+	if s := alice.screen(); strings.Contains(s, "cannot load older messages") {
+		t.Fatalf("offline for 2 s:\n%s", s)
+	}
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("● connected as alice")
+	for i := 0; i < 10 && !strings.Contains(alice.screen(), "— start of the conversation —"); i++ {
+		alice.press(key("pgup"))
+		alice.idle(200 * time.Millisecond)
+	}
+	alice.waitText("#1 alice: message 1 ✓")
+}

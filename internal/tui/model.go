@@ -57,8 +57,9 @@ type Config struct {
 	// nothing, so it needs no second Ctrl+C.
 	DurableOutbox bool
 	// RequestTimeout bounds how long a command (/react, /dm, /search,
-	// ...) or the opening of a conversation waits for the server, a
-	// connection included (default requestTimeout).
+	// ...), the opening of a conversation or a page of older messages
+	// waits for the server, a connection included (default
+	// requestTimeout).
 	RequestTimeout time.Duration
 	// NoticeTime is how long a notice (the line a command or an event
 	// leaves under the input) stays at least before it clears itself
@@ -418,7 +419,9 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case loadedMoreMsg:
 		if msg.id == m.open {
 			m.loadMore = false
-			if msg.err != nil {
+			// Offline, the pane said it waited for the connection; PgUp
+			// asks again (no server was asked, none is to blame).
+			if msg.err != nil && (m.c == nil || m.c.Status().Connected()) {
 				m.say("cannot load older messages: " + errText(msg.err))
 			}
 		}
@@ -686,11 +689,13 @@ func (m *Model) older() tea.Cmd {
 		return nil
 	}
 	m.loadMore = true
-	v, id := m.view, m.open
-	return timed(func(ctx context.Context) tea.Msg {
+	v, id, timeout := m.view, m.open, m.cfg.RequestTimeout
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
 		_, err := v.LoadMore(ctx)
 		return loadedMoreMsg{id: id, err: err}
-	})
+	}
 }
 
 // key handles a key press.

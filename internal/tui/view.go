@@ -261,6 +261,8 @@ func (m *Model) historyLines(w int) ([]string, int) {
 		add(dim.Render("not loaded: waiting for the connection to the server (Ctrl+R reconnects now)"))
 	case m.view == nil && m.msgs == nil:
 		add(dim.Render("loading…"))
+	case m.loadMore && !m.status.Connected():
+		add(dim.Render("older messages: waiting for the connection to the server (Ctrl+R reconnects now)"))
 	case m.loadMore:
 		add(dim.Render("loading older messages…"))
 	case m.hasMore:
