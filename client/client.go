@@ -152,7 +152,10 @@ func WithOutboxLimit(n int) Option { return func(o *options) { o.outboxLimit = n
 // WithOutboxFile keeps the outbox in a SQLite file at path, so messages
 // sent while offline survive a process restart: a new Client on the same
 // file sends them (same client ids, so nothing is stored twice). Only one
-// Client may use a file at a time.
+// Client may use a file at a time, and New enforces it on Unix systems:
+// it locks the file (flock on path+".lock") until Close, and fails with
+// ErrOutboxInUse while another Client, in this process or another, holds
+// it. Elsewhere (Windows) nothing is locked: the app must see to it.
 func WithOutboxFile(path string) Option { return func(o *options) { o.outboxFile = path } }
 
 // WithResumeFrom makes the first connection replay every event after
@@ -252,7 +255,8 @@ type Client struct {
 // New returns a Client for the server at serverURL: either the server's
 // base URL ("http://host:port", "https://...") or the WebSocket URL
 // ("ws://host:port/v1/ws"). It does not connect; call Connect. With
-// WithOutboxFile, New opens the file and loads what waits in it.
+// WithOutboxFile, New locks the file (ErrOutboxInUse when another client
+// holds it), opens it and loads what waits in it.
 func New(serverURL string, opts ...Option) (*Client, error) {
 	o := options{
 		backoffBase:       DefaultBackoffBase,

@@ -7,8 +7,8 @@ import (
 )
 
 // Errors a call may match with errors.Is. Each still carries its
-// parley error code (parley.ErrorCode is EUNAVAILABLE for both), so code
-// that only looks at codes keeps working.
+// parley error code (EUNAVAILABLE unless its comment says otherwise), so
+// code that only looks at codes keeps working.
 var (
 	// ErrOutboxFull: Send, SendImage or Resend found WithOutboxLimit
 	// messages waiting; wait for some to be sent (Flush) and try again.
@@ -22,6 +22,13 @@ var (
 	// removed from or left (Client.IsRemoved). Its parley code is
 	// ENOTFOUND, what the server answers a non-member.
 	ErrRemoved = errors.New("client: removed from the conversation")
+	// ErrOutboxInUse: New was given WithOutboxFile(path) while another
+	// client (in another process, or a Client in this one not yet
+	// Closed) holds that file. Two clients on one file would both send
+	// (and delete) the same queued messages. Its parley code is
+	// ECONFLICT; the message names the file. Close the other client, or
+	// give this one another file (or none).
+	ErrOutboxInUse = errors.New("client: the outbox file is in use")
 )
 
 // removedError is ErrRemoved with its code and a message for the user.

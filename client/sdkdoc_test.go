@@ -48,7 +48,7 @@ func sdkDocSnippets(ctx context.Context, server, password, conversationID, convI
 	var gave *client.GaveUpError
 	var ce *client.CloseError
 	_ = errors.As(st.Err, &gave) || errors.As(st.Err, &ce) && ce.Code == 4103
-	_ = errors.Is(err, client.ErrDisconnected) || errors.Is(err, client.ErrOutboxFull) || errors.Is(err, client.ErrClosed) || errors.Is(err, client.ErrHeartbeatTimeout) || errors.Is(err, client.ErrRemoved)
+	_ = errors.Is(err, client.ErrDisconnected) || errors.Is(err, client.ErrOutboxFull) || errors.Is(err, client.ErrClosed) || errors.Is(err, client.ErrHeartbeatTimeout) || errors.Is(err, client.ErrRemoved) || errors.Is(err, client.ErrOutboxInUse)
 	var _ client.ConnectionListener = client.NopListener{}
 	for ch := range c.StatusChanges(ctx) {
 		_, _, _, _, _, _, _ = ch.Previous, ch.Current, ch.Attempt, ch.NextRetryAt, ch.Err, ch.Throttled, ch.At

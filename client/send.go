@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -360,6 +361,7 @@ type outbox struct {
 	c     *Client
 	limit int
 	db    *sql.DB
+	lock  *os.File // holds the file's lock (lockOutbox) until close; nil without a file
 	wake  chan struct{}
 
 	mu    sync.Mutex
@@ -367,11 +369,23 @@ type outbox struct {
 	byID  map[string]*Message
 }
 
-func newOutbox(c *Client, limit int, file string) (*outbox, error) {
+func newOutbox(c *Client, limit int, file string) (_ *outbox, err error) {
 	o := &outbox{c: c, limit: limit, wake: make(chan struct{}, 1), byID: make(map[string]*Message)}
 	if file == "" {
 		return o, nil
 	}
+	// Locked before SQLite opens it: a second client is refused before
+	// it reads (and would send) what the first one holds.
+	lock, err := lockOutbox(file)
+	if err != nil {
+		return nil, err
+	}
+	o.lock = lock
+	defer func() {
+		if err != nil {
+			o.unlock() // o itself is dropped: the next New may lock
+		}
+	}()
 	dsn := "file:" + (&url.URL{Path: file}).EscapedPath() + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -699,8 +713,17 @@ func (o *outbox) waitConn(ctx context.Context) bool {
 	}
 }
 
+// unlock releases the outbox file's lock (closing the lock file drops
+// it).
+func (o *outbox) unlock() {
+	if o.lock != nil {
+		o.lock.Close()
+		o.lock = nil
+	}
+}
+
 // close fails what waits in a memory outbox (a file keeps it) and closes
-// the file.
+// the file, then releases its lock.
 func (o *outbox) close() error {
 	o.mu.Lock()
 	queue := o.queue
@@ -711,7 +734,11 @@ func (o *outbox) close() error {
 	}
 	o.mu.Unlock()
 	if db != nil {
-		return db.Close()
+		// The lock goes after the file is closed: the next client may
+		// open it then.
+		err := db.Close()
+		o.unlock()
+		return err
 	}
 	for _, m := range queue {
 		if m.settle(parley.Message{}, ErrClosed) {

@@ -24,7 +24,7 @@ type chatCmd struct {
 	Username string `env:"PARLEY_USERNAME" help:"Log in with this username instead of a token; the password comes from PARLEY_PASSWORD or a line on stdin."`
 	Password string `env:"PARLEY_PASSWORD" help:"Password for --username (prefer the environment variable: flags show in ps)."`
 	LogFile  string `help:"Append the client's log to this file (default: no log, the screen is the UI)."`
-	Outbox   string `env:"PARLEY_OUTBOX" help:"Keep unsent messages in this file, so they are sent after a restart (default: a file per server and user in $XDG_STATE_HOME/parley, or ~/.local/state/parley; 'memory' keeps them in memory only, lost on quit). One parley chat at a time may use a file."`
+	Outbox   string `env:"PARLEY_OUTBOX" help:"Keep unsent messages in this file, so they are sent after a restart (default: a file per server and user in $XDG_STATE_HOME/parley, or ~/.local/state/parley; 'memory' keeps them in memory only, lost on quit). One parley chat at a time may use a file: a second one on the same file refuses to start."`
 }
 
 func (c *chatCmd) Run(ctx context.Context, s *streams) error {
@@ -71,11 +71,11 @@ func (c *chatCmd) Run(ctx context.Context, s *streams) error {
 
 	// The outbox lives on disk unless asked otherwise: a message typed
 	// offline must not be lost by quitting.
-	durable := false
+	durable, outboxPath := false, ""
 	switch outbox := c.Outbox; {
 	case outbox == "memory":
 	case outbox != "":
-		opts, durable = append(opts, client.WithOutboxFile(outbox)), true
+		outboxPath = outbox
 	case userID == "":
 		fmt.Fprintln(s.err, "parley chat: the token names no user; the outbox is in memory only (give --outbox to keep it)")
 	default:
@@ -83,10 +83,21 @@ func (c *chatCmd) Run(ctx context.Context, s *streams) error {
 		if err != nil {
 			return err
 		}
-		opts, durable = append(opts, client.WithOutboxFile(path)), true
+		outboxPath = path
+	}
+	if outboxPath != "" {
+		opts, durable = append(opts, client.WithOutboxFile(outboxPath)), true
 	}
 
 	cl, err := client.New(base, opts...)
+	if errors.Is(err, client.ErrOutboxInUse) {
+		// Refused rather than given an outbox of its own: what that one
+		// kept would never be sent by the next parley chat, which opens
+		// the usual file. The user picks: quit the other, or say where
+		// this one's unsent messages go.
+		return fmt.Errorf("another parley chat (or another program) is using the outbox file %s: quit it first, "+
+			"or start this one with --outbox memory (unsent messages are lost on quit) or --outbox ANOTHER-FILE", outboxPath)
+	}
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/internal/tui"
 )
 
 // parley chat refuses to start without credentials, and says why a login
@@ -51,5 +57,51 @@ func TestChatTokenSubject(t *testing.T) {
 		if got := tokenSubject(tok); got != "" {
 			t.Errorf("tokenSubject(%q) = %q, want none", tok, got)
 		}
+	}
+}
+
+// A second parley chat on an outbox file another one holds (the same
+// server and user, or the same --outbox) refuses to start, naming the
+// file and the way out, before it takes over the terminal.
+func TestChatOutboxInUse(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	t.Setenv("PARLEY_TOKEN", "")
+	t.Setenv("PARLEY_OUTBOX", "")
+	const url = "http://127.0.0.1:1" // never dialled: the refusal comes first
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice-id"}).SignedString([]byte("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaultFile, err := tui.OutboxFile(url, "alice-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other.db")
+	for _, tt := range []struct {
+		name string
+		file string // what the first session holds
+		args []string
+	}{
+		{"default file", defaultFile, nil},
+		{"--outbox", other, []string{"--outbox", other}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			first, err := client.New(url, client.WithToken(token), client.WithOutboxFile(tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Close()
+			// Without the refusal the second session would run the UI:
+			// the timeout ends it.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var out, errOut bytes.Buffer
+			err = run(ctx, append([]string{"chat", "--url", url, "--token", token}, tt.args...), strings.NewReader(""), &out, &errOut)
+			for _, want := range []string{tt.file, "--outbox memory", "quit it first"} {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("second parley chat: err = %v, want it to contain %q", err, want)
+				}
+			}
+		})
 	}
 }

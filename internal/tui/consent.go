@@ -39,11 +39,11 @@ func (m *Model) consentCommand(f []string) tea.Cmd {
 		}
 	}
 	if len(args) != want {
-		m.notice = "usage: " + consentCommands[cmd]
+		m.say("usage: " + consentCommands[cmd])
 		return nil
 	}
 	if (cmd == "/accept" || cmd == "/decline") && m.open == "" {
-		m.notice = "no conversation open"
+		m.say("no conversation open")
 		return nil
 	}
 	if m.c == nil {

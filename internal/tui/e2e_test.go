@@ -59,6 +59,7 @@ func newDriverWith(t *testing.T, name, url, token string, cfg Config, opts ...cl
 		Detach(c)
 		d.cancel() // unblocks callbacks waiting in send
 		c.Close()
+		d.m.Stop() // ends the commands waiting to clear a notice
 		d.wg.Wait()
 	})
 	d.process(tea.WindowSizeMsg{Width: 100, Height: 24})
@@ -332,10 +333,14 @@ func TestDurableOutbox(t *testing.T) {
 	}
 
 	srv.Start(t)
+	cfg.NoticeTime = 10 * time.Millisecond // its reading time, 1.9 s, is what counts
 	again := newDriverWith(t, "alice again", srv.URL, aliceToken, cfg, client.WithOutboxFile(path))
 	again.waitText("1 message from last time still to send")
 	again.waitText("● connected as alice")
 	again.waitText("alice: kept on disk ✓")
+	// The notice New left clears itself like the others (its clock
+	// starts with Init or the first Update).
+	again.waitFor("the notice from last time to clear", func(s string) bool { return !strings.Contains(s, "from last time") })
 	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), nil)
 	bob.waitText("alice: kept on disk")
 }
@@ -587,4 +592,84 @@ func TestPresenceWhileOffline(t *testing.T) {
 	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
 	bob.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
 	alice.waitText("bob ● online")
+}
+
+// TestOpenOffline: a conversation switched to while the server is away
+// says its history waits for the connection (it said "loading…" as
+// long as the server was away, then "cannot load history: the server did
+// not answer in time", a server never asked), and loads once connected.
+func TestOpenOffline(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	alice := newDriverWith(t, "alice", srv.URL, srv.Token(t, "alice", "alice"), Config{LookupUser: lookup, RequestTimeout: time.Second})
+	alice.waitText("● connected as alice")
+	connected(t, srv, "bob", "bob", lookup)
+	connected(t, srv, "carol", "carol", lookup)
+	alice.openDirect("bob")
+	alice.enter("hello bob", "#1 alice: hello bob ✓")
+	alice.openDirect("carol")
+	alice.waitText("no messages yet")
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	alice.press(key("tab")) // to bob: its view was closed when carol's opened
+	alice.waitText("bob (presence unknown while not connected)")
+	const waiting = "not loaded: waiting for the connection to the server"
+	if s := alice.screen(); !strings.Contains(s, waiting) || strings.Contains(s, "loading…") {
+		t.Fatalf("bob's conversation offline:\n%s", s)
+	}
+	// Opening gives up after RequestTimeout (1 s) without a
+	// connection: no blame on the server, the pane still waits.
+	alice.idle(2 * time.Second)
+	if s := alice.screen(); strings.Contains(s, "cannot load history") || !strings.Contains(s, waiting) {
+		t.Fatalf("bob's conversation, offline for 2 s:\n%s", s)
+	}
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("#1 alice: hello bob ✓")
+}
+
+// TestOlderOffline: PgUp at the top of the loaded history while the
+// server is away says the older messages wait for the connection (it
+// said "loading older messages…", then "cannot load older messages: the
+// server did not answer in time"), and they load once connected.
+func TestOlderOffline(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	token := srv.Token(t, "alice", "alice")
+	first := newDriverWith(t, "alice", srv.URL, token, Config{LookupUser: lookup})
+	first.waitText("● connected as alice")
+	connected(t, srv, "bob", "bob", lookup)
+	first.openDirect("bob")
+	for i := 1; i <= 25; i++ { // more than a page (20)
+		first.enter(fmt.Sprintf("message %d", i), fmt.Sprintf("#%d alice: message %d ✓", i, i))
+	}
+	// Another terminal of alice's loads one page of them.
+	alice := newDriverWith(t, "alice again", srv.URL, token, Config{LookupUser: lookup, RequestTimeout: time.Second})
+	alice.waitText("#25 alice: message 25")
+	if !alice.m.hasMore {
+		t.Fatalf("one page loaded, no older ones:\n%s", alice.screen())
+	}
+
+	srv.Stop(t)
+	alice.waitText("◌ reconnecting")
+	for range 3 {
+		alice.press(key("pgup"))
+	}
+	const waiting = "older messages: waiting for the connection to the server"
+	if s := alice.screen(); !strings.Contains(s, waiting) {
+		t.Fatalf("PgUp offline at the top:\n%s", s)
+	}
+	alice.idle(2 * time.Second) // LoadMore gives up after 1 s
+	if s := alice.screen(); strings.Contains(s, "cannot load older messages") {
+		t.Fatalf("offline for 2 s:\n%s", s)
+	}
+	srv.Start(t)
+	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.waitText("● connected as alice")
+	for i := 0; i < 10 && !strings.Contains(alice.screen(), "— start of the conversation —"); i++ {
+		alice.press(key("pgup"))
+		alice.idle(200 * time.Millisecond)
+	}
+	alice.waitText("#1 alice: message 1 ✓")
 }

@@ -33,10 +33,10 @@ func (m *Model) fileCommand(path string) {
 	path = strings.Trim(strings.TrimSpace(path), `"'`)
 	switch {
 	case path == "":
-		m.notice = "usage: /file PATH"
+		m.say("usage: /file PATH")
 		return
 	case m.open == "":
-		m.notice = "no conversation open"
+		m.say("no conversation open")
 		return
 	case m.c == nil:
 		return
@@ -49,18 +49,18 @@ func (m *Model) fileCommand(path string) {
 	st, err := os.Stat(path)
 	switch {
 	case err != nil:
-		m.notice = "/file: " + err.Error()
+		m.say("/file: " + err.Error())
 		return
 	case !st.Mode().IsRegular():
-		m.notice = "/file: " + path + " is not a file"
+		m.say("/file: " + path + " is not a file")
 		return
 	case st.Size() > client.MaxFileBytes:
-		m.notice = "/file: " + path + " is over " + humanize.IBytes(client.MaxFileBytes)
+		m.say("/file: " + path + " is over " + humanize.IBytes(client.MaxFileBytes))
 		return
 	}
 	msg, err := m.c.SendFile(context.Background(), m.open, path)
 	if err != nil {
-		m.notice = "not sent: " + errText(err)
+		m.say("not sent: " + errText(err))
 		return
 	}
 	m.scroll = 0
@@ -78,20 +78,20 @@ func (m *Model) saveCommand(rest string) tea.Cmd {
 	tag, path, _ := strings.Cut(strings.TrimSpace(rest), " ")
 	seq, err := strconv.ParseInt(strings.TrimPrefix(tag, "#"), 10, 64)
 	if !strings.HasPrefix(tag, "#") || err != nil || seq < 1 {
-		m.notice = usage
+		m.say(usage)
 		return nil
 	}
 	if m.open == "" {
-		m.notice = "no conversation open"
+		m.say("no conversation open")
 		return nil
 	}
 	msg, ok := m.target(seq, false)
 	switch {
 	case !ok:
-		m.notice = "/save: no such message here"
+		m.say("/save: no such message here")
 		return nil
 	case msg.Attachment == nil:
-		m.notice = fmt.Sprintf("/save: #%d has no file or image", seq)
+		m.say(fmt.Sprintf("/save: #%d has no file or image", seq))
 		return nil
 	case m.c == nil:
 		return nil
@@ -114,6 +114,9 @@ func (m *Model) saveCommand(rest string) tea.Cmd {
 		path = filepath.Join(path, name)
 	}
 	c := m.c
+	// A file may take a while (up to the server's limit): say it is
+	// under way (nothing did until "saved"). Its result replaces it.
+	m.sayWhile(fmt.Sprintf("/save: downloading %s (%s) to %s…", name, humanize.IBytes(uint64(max(0, att.Size))), path))
 	return timed(func(ctx context.Context) tea.Msg {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {

@@ -3,6 +3,7 @@ package tui
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -41,7 +42,12 @@ func TestSaveCommand(t *testing.T) {
 
 	bob.enter("/save", "usage: /save #seq [PATH]")
 	bob.enter("/save #2", "/save: #2 has no file or image")
-	bob.enter("/save #1 "+into, "saved minutes.txt (27 B) to "+filepath.Join(into, "minutes.txt"))
+	// Under way, it says so (it said nothing until the file was saved).
+	bob.typeLine("/save #1 "+into, true)
+	if s := bob.screen(); !strings.Contains(s, "/save: downloading minutes.txt (27 B) to "+filepath.Join(into, "minutes.txt")+"…") {
+		t.Fatalf("no word that /save is under way:\n%s", s)
+	}
+	bob.waitText("saved minutes.txt (27 B) to " + filepath.Join(into, "minutes.txt"))
 	got, err := os.ReadFile(filepath.Join(into, "minutes.txt"))
 	if err != nil || string(got) != string(want) {
 		t.Fatalf("saved file = %q, %v; want %q", got, err, want)

@@ -168,9 +168,9 @@ func (m *Model) removedOpen() bool {
 func (m *Model) cannotAct() bool {
 	switch {
 	case m.open == "":
-		m.notice = "no conversation open"
+		m.say("no conversation open")
 	case m.removedOpen():
-		m.notice = "you are no longer a member of this group"
+		m.say("you are no longer a member of this group")
 	default:
 		return false
 	}
@@ -185,7 +185,7 @@ func (m *Model) memberCommand(f []string) tea.Cmd {
 	case m.cannotAct():
 		return nil
 	case ok && cv.Kind != parley.Group:
-		m.notice = cmd + " works in groups only"
+		m.say(cmd + " works in groups only")
 		return nil
 	case cmd == "/members":
 		parts := make([]string, len(cv.Members))
@@ -195,10 +195,10 @@ func (m *Model) memberCommand(f []string) tea.Cmd {
 				parts[i] += " (owner)"
 			}
 		}
-		m.notice = "members: " + strings.Join(parts, ", ")
+		m.say("members: " + strings.Join(parts, ", "))
 		return nil
 	case (cmd == "/leave") != (len(args) == 0):
-		m.notice = "usage: " + memberCommands[cmd]
+		m.say("usage: " + memberCommands[cmd])
 		return nil
 	}
 	if m.c == nil {

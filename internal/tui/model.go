@@ -22,9 +22,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
@@ -55,13 +57,29 @@ type Config struct {
 	// nothing, so it needs no second Ctrl+C.
 	DurableOutbox bool
 	// RequestTimeout bounds how long a command (/react, /dm, /search,
-	// ...) waits for the server, a connection included (default
+	// ...), the opening of a conversation or a page of older messages
+	// waits for the server, a connection included (default
 	// requestTimeout).
 	RequestTimeout time.Duration
+	// NoticeTime is how long a notice (the line a command or an event
+	// leaves under the input) stays at least before it clears itself
+	// (default noticeTime); a long one stays for its reading time
+	// (noticeReadRate). A newer notice, or Enter, replaces it sooner.
+	NoticeTime time.Duration
 }
 
 // requestTimeout bounds each blocking call a command makes.
 const requestTimeout = 30 * time.Second
+
+// noticeTime is how long a notice stays by default: a typical one (20 to
+// 80 characters) is read twice in that time, and a line that says what
+// happened ("saved ...", "cannot load ...") is stale soon after, where
+// it would be taken for news about what came later. noticeReadRate
+// keeps a long one (/help's list) up for its reading time instead.
+const (
+	noticeTime     = 5 * time.Second
+	noticeReadRate = 20 // characters a second
+)
 
 // Model is the terminal client's state. Use it only from the bubbletea
 // event loop (Update and View); it is not safe for concurrent use.
@@ -103,8 +121,13 @@ type Model struct {
 	input     textinput.Model
 	nav       bool // keys navigate instead of typing (Esc toggles)
 	notice    string
+	noticeGen uint64        // counts say calls: an expiry clears only the notice it was scheduled for
+	noticeDue uint64        // the noticeGen whose expiry is scheduled
+	whileGen  uint64        // the noticeGen of a notice that something is under way (sayWhile)
+	done      chan struct{} // closed by Stop: pending expiries end
+	stopOnce  sync.Once
 	ticking   bool // a one-second tick is scheduled (for the countdown)
-	quitArmed bool // Ctrl+C was pressed once with messages still sending
+	quitArmed bool // Ctrl+C was pressed once with messages still sending, and its warning shows
 
 	// sends counts Enter presses that sent a message. A keystroke's
 	// "typing" runs later, on a command goroutine, and may run after
@@ -168,6 +191,16 @@ type (
 	}
 	// noticeMsg shows a line to the user.
 	noticeMsg string
+	// noticeExpiredMsg ends notice number gen (Model.noticeGen), if it
+	// is still the one shown.
+	noticeExpiredMsg struct{ gen uint64 }
+	// requestDone is the end of a request: msg is its result, and gen
+	// the notice that said it was under way (0: none), cleared if it
+	// still shows.
+	requestDone struct {
+		gen uint64
+		msg tea.Msg
+	}
 )
 
 // New returns the model for c.
@@ -181,6 +214,9 @@ func New(c *client.Client, cfg Config) *Model {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = requestTimeout
 	}
+	if cfg.NoticeTime <= 0 {
+		cfg.NoticeTime = noticeTime
+	}
 	if cfg.Notify == nil {
 		cfg.Notify = func(tea.Msg) {}
 	}
@@ -192,7 +228,8 @@ func New(c *client.Client, cfg Config) *Model {
 	in.SetVirtualCursor(false)
 	in.Focus()
 	m := &Model{c: c, cfg: cfg, online: map[string]bool{}, readAsk: map[string]int64{},
-		system: map[string][]sysLine{}, lastSeen: map[string]parley.Conversation{}, names: map[string]string{}, input: in, width: 80, height: 24}
+		system: map[string][]sysLine{}, lastSeen: map[string]parley.Conversation{}, names: map[string]string{}, input: in, width: 80, height: 24,
+		done: make(chan struct{})}
 	if c != nil {
 		// Messages a durable outbox kept from the last run are shown (and
 		// sent) like ones typed now.
@@ -200,21 +237,84 @@ func New(c *client.Client, cfg Config) *Model {
 			m.outgoing = append(m.outgoing, &outItem{msg: msg, clientID: msg.ClientID(), conv: msg.ConversationID(), text: msg.Text(), at: msg.CreatedAt(), status: msg.Status()})
 		}
 		if n := len(m.outgoing); n > 0 {
-			m.notice = fmt.Sprintf("%d %s from last time still to send", n, plural(n, "message", "messages"))
+			m.say(fmt.Sprintf("%d %s from last time still to send", n, plural(n, "message", "messages")))
 		}
 	}
 	return m
 }
 
-// Init starts connecting.
+// Init starts connecting (and the clock of a notice New left).
 func (m *Model) Init() tea.Cmd {
 	if m.c == nil {
-		return nil
+		return m.expireNotice()
 	}
 	c := m.c
 	// Connect returns at the first welcome; when that takes longer the
 	// client keeps trying in the background and the status line says so.
-	return timed(func(ctx context.Context) tea.Msg { return connectedMsg{err: c.Connect(ctx)} })
+	return tea.Batch(timed(func(ctx context.Context) tea.Msg { return connectedMsg{err: c.Connect(ctx)} }), m.expireNotice())
+}
+
+// Stop ends the commands that wait to clear notices (Run calls it when
+// the program ends). The model is not used after it. Stop is idempotent.
+func (m *Model) Stop() { m.stopOnce.Do(func() { close(m.done) }) }
+
+// say shows text as the notice ("" clears it). Its clock starts when
+// the Update that said it returns (expireNotice). A new notice also
+// disarms Ctrl+C's quit warning: the second press quits only while the
+// warning shows.
+func (m *Model) say(text string) {
+	m.notice = text
+	m.noticeGen++
+	m.quitArmed = false
+}
+
+// sayWhile shows text as a notice that something is under way ("opening
+// a conversation...", "waiting for the connection"): true until that
+// ends, so it stays for as long as it may take (RequestTimeout) rather
+// than NoticeTime, and the request's end clears it (requestDone).
+func (m *Model) sayWhile(text string) {
+	m.say(text)
+	m.whileGen = m.noticeGen
+}
+
+// expireNotice returns the command that clears the current notice when
+// its time is up, once per notice (nil when it has one already, or there
+// is none). A tea.Tick-like timer on the program's command goroutine,
+// which Stop ends early.
+func (m *Model) expireNotice() tea.Cmd {
+	if m.notice == "" || m.noticeDue == m.noticeGen {
+		return nil
+	}
+	m.noticeDue = m.noticeGen
+	gen, done := m.noticeGen, m.done
+	d := m.noticeDuration(m.notice)
+	return func() tea.Msg {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return noticeExpiredMsg{gen: gen}
+		case <-done:
+			return nil
+		}
+	}
+}
+
+// noticeDuration is how long notice text stays: NoticeTime, or its
+// reading time when that is longer; a sayWhile notice, as long as what
+// it waits for may take.
+func (m *Model) noticeDuration(text string) time.Duration {
+	d := max(m.cfg.NoticeTime, time.Duration(utf8.RuneCountInString(text))*time.Second/noticeReadRate)
+	if m.whileGen == m.noticeGen && text == m.notice {
+		d = max(d, m.cfg.RequestTimeout)
+	}
+	return d
+}
+
+// Update handles one message, then starts the clock of a notice it left.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	_, cmd := m.update(msg)
+	return m, tea.Batch(cmd, m.expireNotice())
 }
 
 // timed returns a command that runs f with a context that ends after
@@ -236,21 +336,25 @@ func timed(f func(ctx context.Context) tea.Msg) tea.Cmd {
 func (m *Model) request(cmd string, f func(ctx context.Context) tea.Msg) tea.Cmd {
 	c, timeout := m.c, m.cfg.RequestTimeout
 	if c != nil && !m.status.Connected() {
-		m.notice = cmd + ": waiting for the connection to the server… (Ctrl+R reconnects now)"
+		m.sayWhile(cmd + ": waiting for the connection to the server… (Ctrl+R reconnects now)")
+	}
+	var gen uint64 // the notice that says cmd is under way, cleared when it ends
+	if m.whileGen == m.noticeGen {
+		gen = m.noticeGen
 	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		msg := f(ctx)
 		if ctx.Err() != nil && c != nil && !c.Status().Connected() {
-			return noticeMsg(cmd + ": not done, no connection to the server; try again once connected")
+			msg = noticeMsg(cmd + ": not done, no connection to the server; try again once connected")
 		}
-		return msg
+		return requestDone{gen: gen, msg: msg}
 	}
 }
 
-// Update handles one message.
-func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+// update handles one message (Update's work).
+func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
@@ -275,13 +379,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.refresh()
 	case connectedMsg:
 		if msg.err != nil && !errors.Is(msg.err, context.DeadlineExceeded) {
-			m.notice = "cannot connect: " + errText(msg.err)
+			m.say("cannot connect: " + errText(msg.err))
 		}
 		return m, m.refresh()
 	case listMsg:
 		m.loading = false
 		if msg.err != nil {
-			m.notice = "cannot load conversations: " + errText(msg.err)
+			m.say("cannot load conversations: " + errText(msg.err))
 		} else {
 			m.loaded = true
 		}
@@ -299,7 +403,15 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.opening = false
 		if msg.err != nil {
-			m.notice = "cannot load history: " + errText(msg.err)
+			// Offline, the pane says it waits for the connection and it
+			// is opened again once there is one: "cannot load history:
+			// the server did not answer in time" would blame a server
+			// never asked.
+			if m.c == nil || m.c.Status().Connected() {
+				m.say("cannot load history: " + errText(msg.err))
+			}
+			// Opened again on the next change once connected (follow),
+			// not now: a server that refuses would be asked in a loop.
 			return m, nil
 		}
 		m.view = msg.view
@@ -307,14 +419,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case loadedMoreMsg:
 		if msg.id == m.open {
 			m.loadMore = false
-			if msg.err != nil {
-				m.notice = "cannot load older messages: " + errText(msg.err)
+			// Offline, the pane said it waited for the connection; PgUp
+			// asks again (no server was asked, none is to blame).
+			if msg.err != nil && (m.c == nil || m.c.Status().Connected()) {
+				m.say("cannot load older messages: " + errText(msg.err))
 			}
 		}
 		return m, m.refresh()
 	case createdMsg:
 		if msg.err != nil {
-			m.notice = msg.err.Error()
+			m.say(msg.err.Error())
 			return m, nil
 		}
 		if !slices.ContainsFunc(m.convs, func(cv parley.Conversation) bool { return cv.ID == msg.conv.ID }) {
@@ -327,8 +441,21 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case noticeMsg:
-		m.notice = string(msg)
+		m.say(string(msg))
 		return m, nil
+	case noticeExpiredMsg:
+		if msg.gen == m.noticeGen {
+			m.say("")
+		}
+		return m, nil
+	case requestDone:
+		if msg.gen != 0 && msg.gen == m.noticeGen {
+			m.say("") // it is no longer under way; msg may say more
+		}
+		if msg.msg == nil {
+			return m, nil
+		}
+		return m.update(msg.msg)
 	case searchMsg:
 		m.showResults(msg)
 		return m, nil
@@ -390,7 +517,7 @@ func (m *Model) refresh() tea.Cmd {
 		case client.Failed:
 			// Its line never changed: without this, nothing would say
 			// the edit did not happen.
-			m.notice = fmt.Sprintf("the edit of #%d was refused: %s", e.seq, errText(e.msg.Err()))
+			m.say(fmt.Sprintf("the edit of #%d was refused: %s", e.seq, errText(e.msg.Err())))
 			return true
 		case client.Sent:
 			return true
@@ -515,8 +642,10 @@ func (m *Model) select_(id string) tea.Cmd {
 
 func (m *Model) openCmd(id string) tea.Cmd {
 	m.opening = true
-	c, notify, size := m.c, m.cfg.Notify, m.cfg.PageSize
-	return timed(func(ctx context.Context) tea.Msg {
+	c, notify, size, timeout := m.c, m.cfg.Notify, m.cfg.PageSize, m.cfg.RequestTimeout
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
 		v, err := c.OpenConversation(ctx, id, size)
 		if err != nil {
 			return openedMsg{id: id, err: err}
@@ -525,7 +654,7 @@ func (m *Model) openCmd(id string) tea.Cmd {
 		// arrives, so a change in between is not lost.
 		v.OnChange(func() { notify(clientChangedMsg{}) })
 		return openedMsg{id: id, view: v}
-	})
+	}
 }
 
 // markRead moves the read position to the newest message shown, while the
@@ -560,11 +689,13 @@ func (m *Model) older() tea.Cmd {
 		return nil
 	}
 	m.loadMore = true
-	v, id := m.view, m.open
-	return timed(func(ctx context.Context) tea.Msg {
+	v, id, timeout := m.view, m.open, m.cfg.RequestTimeout
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
 		_, err := v.LoadMore(ctx)
 		return loadedMoreMsg{id: id, err: err}
-	})
+	}
 }
 
 // key handles a key press.
@@ -646,8 +777,8 @@ func (m *Model) quit() tea.Cmd {
 		}
 	}
 	if n > 0 && !m.quitArmed && !m.cfg.DurableOutbox {
-		m.quitArmed = true
-		m.notice = fmt.Sprintf("%d %s still sending and will be lost (the outbox is in memory only): press Ctrl+C again to quit anyway", n, plural(n, "message is", "messages are"))
+		m.say(fmt.Sprintf("%d %s still sending and will be lost (the outbox is in memory only): press Ctrl+C again to quit anyway", n, plural(n, "message is", "messages are")))
+		m.quitArmed = true // after say, which disarms
 		return nil
 	}
 	return tea.Quit
@@ -658,11 +789,11 @@ func (m *Model) reconnect() tea.Cmd {
 		return nil
 	}
 	if m.status.Connected() {
-		m.notice = "already connected"
+		m.say("already connected")
 		return nil
 	}
 	m.c.Reconnect()
-	m.notice = ""
+	m.say("")
 	return m.refresh()
 }
 
@@ -680,16 +811,16 @@ func (m *Model) resend() tea.Cmd {
 		// cannot make a duplicate.
 		nm, err := m.c.Send(context.Background(), o.conv, o.text)
 		if err != nil {
-			m.notice = "cannot resend: " + errText(err)
+			m.say("cannot resend: " + errText(err))
 			return m.refresh()
 		}
 		o.msg, o.clientID, o.status, o.err, o.at = nm, nm.ClientID(), nm.Status(), nil, nm.CreatedAt()
 		n++
 	}
 	if n == 0 {
-		m.notice = "no failed message to resend here"
+		m.say("no failed message to resend here")
 	} else {
-		m.notice = fmt.Sprintf("resending %d %s", n, plural(n, "message", "messages"))
+		m.say(fmt.Sprintf("resending %d %s", n, plural(n, "message", "messages")))
 	}
 	return m.refresh()
 }
@@ -730,13 +861,13 @@ func (m *Model) submit() tea.Cmd {
 	if text == "" {
 		return nil
 	}
-	m.notice = ""
+	m.say("")
 	if strings.HasPrefix(text, "/") {
 		m.input.Reset()
 		return m.command(text)
 	}
 	if m.open == "" {
-		m.notice = "no conversation open: start one with /dm user or /group title user..."
+		m.say("no conversation open: start one with /dm user or /group title user...")
 		return nil
 	}
 	if m.c == nil {
@@ -748,7 +879,7 @@ func (m *Model) submit() tea.Cmd {
 	msg, err := m.c.Send(context.Background(), m.open, text)
 	if err != nil {
 		// Keep the text so nothing typed is lost.
-		m.notice = "not sent: " + errText(err)
+		m.say("not sent: " + errText(err))
 		return nil
 	}
 	m.input.Reset()
@@ -758,7 +889,7 @@ func (m *Model) submit() tea.Cmd {
 }
 
 // helpText is what /help shows.
-const helpText = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /delete #seq · /file PATH · /save #seq [PATH] · /search words · /mentions · /next /prev /open N /close (results) · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name · /avatar image-file · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
+const helpText = "/dm user · /group title user1 user2... · /edit [#seq] text · /reply [#seq] text · /react [#seq] emoji · /unreact [#seq] emoji · /delete #seq · /file PATH · /save #seq [PATH] · /search words · /mentions · /next /prev /open N /close (results) · in a group: /members /rename /add /remove /promote /demote /leave · /mute /unmute /archive /unarchive /archived · /name display name|--clear · /avatar image-file|--remove · /block user /unblock user /accept /decline /privacy [everyone|contacts] · /quit   keys: Enter send, Tab/↑↓ switch, PgUp/PgDn scroll, Ctrl+E resend failed, Ctrl+R reconnect now, Esc navigation keys"
 
 // command runs a /command.
 func (m *Model) command(line string) tea.Cmd {
@@ -768,7 +899,7 @@ func (m *Model) command(line string) tea.Cmd {
 	if (member || consent || f[0] == "/dm" || f[0] == "/group") && strings.Count(line, `"`)%2 == 1 {
 		// fields would take the rest of the line as one argument: a
 		// group titled "the team bob" with nobody in it.
-		m.notice = f[0] + `: a " is not closed (a title with spaces goes in "double quotes")`
+		m.say(f[0] + `: a " is not closed (a title with spaces goes in "double quotes")`)
 		return nil
 	}
 	if member {
@@ -782,15 +913,15 @@ func (m *Model) command(line string) tea.Cmd {
 	}
 	if f[0] == "/archived" {
 		m.showArchived = !m.showArchived
-		m.notice = "archived conversations hidden"
+		m.say("archived conversations hidden")
 		if m.showArchived {
-			m.notice = "archived conversations shown (/archived hides them)"
+			m.say("archived conversations shown (/archived hides them)")
 		}
 		return m.refresh()
 	}
 	switch f[0] {
 	case "/help", "/?":
-		m.notice = helpText
+		m.say(helpText)
 		return nil
 	case "/quit", "/q":
 		// As Ctrl+C: messages still sending from a memory outbox
@@ -798,14 +929,14 @@ func (m *Model) command(line string) tea.Cmd {
 		return m.quit()
 	case "/dm":
 		if len(f) != 2 {
-			m.notice = "usage: /dm username"
+			m.say("usage: /dm username")
 			return nil
 		}
 		if m.c == nil {
 			return nil
 		}
 		c, name := m.c, f[1]
-		m.notice = "opening a conversation with " + name + "..."
+		m.sayWhile("opening a conversation with " + name + "...")
 		return m.request("/dm", func(ctx context.Context) tea.Msg {
 			cv, err := c.CreateDirectByName(ctx, name)
 			if parley.ErrorCode(err) == parley.ENOTFOUND {
@@ -823,14 +954,14 @@ func (m *Model) command(line string) tea.Cmd {
 		})
 	case "/group":
 		if len(f) < 2 {
-			m.notice = "usage: /group title user1 user2..."
+			m.say("usage: /group title user1 user2...")
 			return nil
 		}
 		if m.c == nil {
 			return nil
 		}
 		c, lookup, title, names := m.c, m.cfg.LookupUser, f[1], f[2:]
-		m.notice = "creating group " + title + "..."
+		m.sayWhile("creating group " + title + "...")
 		return m.request("/group", func(ctx context.Context) tea.Msg {
 			ids, err := userIDs(ctx, lookup, names)
 			if err != nil {
@@ -859,7 +990,7 @@ func (m *Model) command(line string) tea.Cmd {
 	case "/name", "/avatar":
 		return m.profileCommand(f[0], strings.TrimSpace(strings.TrimPrefix(line, f[0])))
 	}
-	m.notice = "unknown command " + f[0] + " (/help lists them)"
+	m.say("unknown command " + f[0] + " (/help lists them)")
 	return nil
 }
 
@@ -871,14 +1002,14 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		"/react": "usage: /react [#seq] emoji", "/unreact": "usage: /unreact [#seq] emoji",
 		"/delete": "usage: /delete #seq (the number shown before your message)"}[cmd]
 	if m.open == "" {
-		m.notice = "no conversation open"
+		m.say("no conversation open")
 		return nil
 	}
 	var seq int64
 	if tag, after, _ := strings.Cut(rest, " "); strings.HasPrefix(tag, "#") {
 		n, err := strconv.ParseInt(tag[1:], 10, 64)
 		if err != nil || n < 1 {
-			m.notice = usage
+			m.say(usage)
 			return nil
 		}
 		seq, rest = n, strings.TrimSpace(after)
@@ -886,17 +1017,17 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 	// /delete takes nothing but the #seq, and asks for it: a deleted
 	// message cannot come back, so it never picks one by default.
 	if (cmd == "/delete") != (rest == "") || (cmd == "/delete" && seq == 0) {
-		m.notice = usage
+		m.say(usage)
 		return nil
 	}
 	mine := cmd == "/edit" || cmd == "/delete"
 	target, ok := m.target(seq, mine)
 	if !ok {
 		if _, theirs := m.target(seq, false); theirs && mine && seq != 0 {
-			m.notice = fmt.Sprintf("%s: #%d is not your message (only your own can be changed)", cmd, seq)
+			m.say(fmt.Sprintf("%s: #%d is not your message (only your own can be changed)", cmd, seq))
 			return nil
 		}
-		m.notice = cmd + ": no such message here"
+		m.say(cmd + ": no such message here")
 		return nil
 	}
 	if m.c == nil {
@@ -907,14 +1038,14 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 	case "/edit":
 		e, err := m.c.Edit(ctx, m.open, target.ID, rest)
 		if err != nil {
-			m.notice = "not edited: " + errText(err)
+			m.say("not edited: " + errText(err))
 			return nil
 		}
 		m.edits = append(m.edits, editItem{msg: e, seq: target.Seq})
 		if !m.status.Connected() {
 			// Its line changes only once the server has it: say why
 			// nothing changed yet.
-			m.notice = fmt.Sprintf("the edit of #%d waits in the outbox: it is sent once connected", target.Seq)
+			m.say(fmt.Sprintf("the edit of #%d waits in the outbox: it is sent once connected", target.Seq))
 		}
 		return nil
 	case "/delete":
@@ -928,7 +1059,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 	case "/reply":
 		msg, err := m.c.Reply(ctx, m.open, target.ID, rest)
 		if err != nil {
-			m.notice = "not sent: " + errText(err)
+			m.say("not sent: " + errText(err))
 			return nil
 		}
 		m.scroll = 0

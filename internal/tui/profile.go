@@ -61,18 +61,42 @@ func (m *Model) shownTypists() []client.Typist {
 	return out
 }
 
-// profileCommand runs /name and /avatar.
+// What /name and /avatar take to clear the profile, and their usage.
+const (
+	clearName    = "--clear"
+	removeAvatar = "--remove"
+	nameUsage    = "usage: /name display name (/name " + clearName + " removes it)"
+	avatarUsage  = "usage: /avatar image-file (/avatar " + removeAvatar + " removes it)"
+)
+
+// profileCommand runs /name and /avatar (rest: what follows the command,
+// trimmed).
 func (m *Model) profileCommand(cmd, rest string) tea.Cmd {
+	// Alone, each shows its usage, as every other command does: typing
+	// a bare command to see what it takes must not clear the profile
+	// ("/name" cleared the display name and "/avatar" removed the
+	// avatar, without a question). Clearing is asked for by name.
+	switch {
+	case cmd == "/name" && rest == "":
+		m.say(nameUsage)
+		return nil
+	case cmd == "/avatar" && rest == "":
+		m.say(avatarUsage)
+		return nil
+	case cmd == "/name" && rest == clearName:
+		rest = ""
+	case cmd == "/avatar" && rest == removeAvatar:
+		rest = ""
+	}
 	if m.c == nil {
 		return nil
 	}
 	c := m.c
 	switch cmd {
 	case "/name":
-		// "/name" alone clears the display name.
 		name, err := parley.NormalizeProfileName(rest)
 		if err != nil {
-			m.notice = "/name: " + errText(err)
+			m.say("/name: " + errText(err))
 			return nil
 		}
 		return m.request(cmd, func(ctx context.Context) tea.Msg {
@@ -85,7 +109,7 @@ func (m *Model) profileCommand(cmd, rest string) tea.Cmd {
 			return noticeMsg("display name set to " + name)
 		})
 	case "/avatar":
-		path := strings.TrimSpace(rest)
+		path := strings.TrimSpace(rest) // "" after removeAvatar
 		return m.request(cmd, func(ctx context.Context) tea.Msg {
 			if path == "" {
 				empty := ""

@@ -11,7 +11,8 @@ import (
 // TestReceiptsAndProfile: in a group with a member who never connects,
 // the sender's mark says how many read it ("read by 1/2"), not "read";
 // /name shows on the other screen with the unique name beside it; /avatar
-// uploads a file and a bad name is refused with the rule's words.
+// uploads a file and a bad name is refused with the rule's words; alone,
+// /name and /avatar show their usage and change nothing.
 func TestReceiptsAndProfile(t *testing.T) {
 	srv, alice, bob := connectedPair(t)
 	srv.Token(t, "carol", "carol") // exists, never connects
@@ -38,4 +39,18 @@ func TestReceiptsAndProfile(t *testing.T) {
 	f.Close()
 	alice.enter("/avatar "+path, "avatar set")
 	alice.enter("/avatar "+filepath.Join(t.TempDir(), "missing.png"), "/avatar: open")
+
+	// Alone, /name and /avatar say what they take, like the other
+	// commands (they cleared the name and removed the avatar); clearing
+	// is asked for by name.
+	alice.enter("/name", "usage: /name display name (/name --clear removes it)")
+	alice.enter("/avatar", "usage: /avatar image-file (/avatar --remove removes it)")
+	if u := alice.c.User(); u.DisplayName != "Alice L." || u.AvatarID == "" {
+		t.Fatalf("a bare /name or /avatar changed the profile: %+v", u)
+	}
+	alice.enter("/avatar --remove", "avatar removed")
+	alice.enter("/name --clear", "display name cleared")
+	if u := alice.c.User(); u.DisplayName != "" || u.AvatarID != "" {
+		t.Fatalf("after --clear and --remove: %+v", u)
+	}
 }

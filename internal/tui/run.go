@@ -51,6 +51,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, opts ...tea.ProgramO
 	p = tea.NewProgram(m, append([]tea.ProgramOption{tea.WithContext(ctx)}, opts...)...)
 	Attach(c, cfg.Notify)
 	_, err := p.Run()
+	m.Stop()
 	Detach(c)
 	// Send is a no-op once Run returned, so a callback blocked in it ends
 	// and Close (which waits for it) returns.

@@ -56,7 +56,7 @@ func (m *Model) searchCommand(cmd, rest string) tea.Cmd {
 	switch cmd {
 	case "/search":
 		if strings.TrimSpace(rest) == "" {
-			m.notice = "usage: /search words (end with * to match the start of a word)"
+			m.say("usage: /search words (end with * to match the start of a word)")
 			return nil
 		}
 		return m.fetchResults(&searchList{cmd: cmd, query: rest, cursors: []string{""}})
@@ -67,20 +67,20 @@ func (m *Model) searchCommand(cmd, rest string) tea.Cmd {
 		return nil
 	}
 	if m.results == nil {
-		m.notice = cmd + ": no results shown; /search words or /mentions first"
+		m.say(cmd + ": no results shown; /search words or /mentions first")
 		return nil
 	}
 	s := m.results
 	switch cmd {
 	case "/next":
 		if !s.page.HasMore {
-			m.notice = "no older results"
+			m.say("no older results")
 			return nil
 		}
 		return m.fetchResults(&searchList{cmd: s.cmd, query: s.query, cursors: append(slices.Clip(s.cursors), s.page.Next)})
 	case "/prev":
 		if len(s.cursors) < 2 {
-			m.notice = "these are the newest results"
+			m.say("these are the newest results")
 			return nil
 		}
 		return m.fetchResults(&searchList{cmd: s.cmd, query: s.query, cursors: s.cursors[:len(s.cursors)-1]})
@@ -88,7 +88,7 @@ func (m *Model) searchCommand(cmd, rest string) tea.Cmd {
 	// /open N
 	n, err := strconv.Atoi(strings.TrimSpace(rest))
 	if err != nil || n < 1 || n > len(s.page.Results) {
-		m.notice = fmt.Sprintf("usage: /open N (1 to %d, a result's number)", len(s.page.Results))
+		m.say(fmt.Sprintf("usage: /open N (1 to %d, a result's number)", len(s.page.Results)))
 		return nil
 	}
 	msg := s.page.Results[n-1].Message
@@ -123,12 +123,12 @@ func (m *Model) fetchResults(s *searchList) tea.Cmd {
 func (m *Model) showResults(msg searchMsg) {
 	switch {
 	case msg.err != nil:
-		m.notice = msg.err.Error()
+		m.say(msg.err.Error())
 	case len(msg.list.page.Results) == 0 && len(msg.list.cursors) == 1:
 		m.results = nil
-		m.notice = "nothing found"
+		m.say("nothing found")
 		if msg.list.cmd == "/mentions" {
-			m.notice = "no mentions of you"
+			m.say("no mentions of you")
 		}
 	default:
 		m.results = msg.list
@@ -207,7 +207,7 @@ func (m *Model) followMark() tea.Cmd {
 		return m.older()
 	}
 	m.mark.jumping = false
-	m.notice = fmt.Sprintf("message #%d is not in this conversation's history", m.mark.seq)
+	m.say(fmt.Sprintf("message #%d is not in this conversation's history", m.mark.seq))
 	return nil
 }
 

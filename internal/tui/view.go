@@ -255,8 +255,14 @@ func (m *Model) historyLines(w int) ([]string, int) {
 		}
 	}
 	switch {
+	case m.view == nil && m.msgs == nil && !m.status.Connected():
+		// Not "loading…": nothing loads until there is a connection
+		// (it said "loading…" for as long as the server was away).
+		add(dim.Render("not loaded: waiting for the connection to the server (Ctrl+R reconnects now)"))
 	case m.view == nil && m.msgs == nil:
 		add(dim.Render("loading…"))
+	case m.loadMore && !m.status.Connected():
+		add(dim.Render("older messages: waiting for the connection to the server (Ctrl+R reconnects now)"))
 	case m.loadMore:
 		add(dim.Render("loading older messages…"))
 	case m.hasMore:
