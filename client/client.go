@@ -87,6 +87,7 @@ type options struct {
 	logger         *slog.Logger
 	outboxLimit    int
 	outboxFile     string
+	outboxUser     string               // WithOutboxFile's user
 	resumeFrom     protocol.ShardCursor // nil: start from the server's heads
 	protocol       int                  // the hello's protocol version (protocol.Version2 unless WithProtocol)
 	dialTimeout    time.Duration
@@ -156,7 +157,23 @@ func WithOutboxLimit(n int) Option { return func(o *options) { o.outboxLimit = n
 // it locks the file (flock on path+".lock") until Close, and fails with
 // ErrOutboxInUse while another Client, in this process or another, holds
 // it. Elsewhere (Windows) nothing is locked: the app must see to it.
+//
+// The file records which user queued each message, and a client sends
+// only its own user's: messages another user's client left in the file
+// stay there, unsent, for that user's next client (the client logs how
+// many it left). A message's user is the one the last welcome named, or,
+// before this client's first welcome, the user passed with
+// WithOutboxUser; a message queued with neither known (and those in a file
+// from before this record) goes to the first user welcomed. Give
+// WithOutboxUser when the app knows whose credentials it holds.
 func WithOutboxFile(path string) Option { return func(o *options) { o.outboxFile = path } }
+
+// WithOutboxUser names the user whose credentials the client holds, for
+// the outbox file (WithOutboxFile) until the server's welcome says: the
+// messages queued before the first welcome are recorded as that user's.
+// The welcome is the authority: if it names another user, the messages
+// recorded as userID stay in the file for that user's client.
+func WithOutboxUser(userID string) Option { return func(o *options) { o.outboxUser = userID } }
 
 // WithResumeFrom makes the first connection replay every event after
 // position pos (0: from the start of the user's history, within
@@ -316,7 +333,7 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 	c.life, c.stopLife = context.WithCancel(context.Background())
 	c.state = newChatState(c)
 	c.acks = newDeliveredAcks(c, o.deliveredInterval)
-	c.out, err = newOutbox(c, o.outboxLimit, o.outboxFile)
+	c.out, err = newOutbox(c, o.outboxLimit, o.outboxFile, o.outboxUser)
 	if err != nil {
 		return nil, err
 	}

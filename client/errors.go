@@ -29,6 +29,12 @@ var (
 	// ECONFLICT; the message names the file. Close the other client, or
 	// give this one another file (or none).
 	ErrOutboxInUse = errors.New("client: the outbox file is in use")
+	// ErrOutboxOtherUser fails a message of a memory outbox queued as
+	// another user than the one the server then welcomed (the token
+	// source changed users): it is not sent as someone else's. An outbox
+	// file keeps such messages, unsent, for their user's client instead
+	// (WithOutboxFile).
+	ErrOutboxOtherUser = errors.New("client: the message was queued as another user")
 )
 
 // removedError is ErrRemoved with its code and a message for the user.

@@ -54,6 +54,9 @@ type Message struct {
 	// client id it was sent with; at most one is set, and neither for a
 	// send.
 	editOf, editOfClient string
+	// owner is the user the message was queued as (outbox.user then;
+	// guarded by the outbox's mu): a client sends only its own user's.
+	owner string
 
 	mu           sync.Mutex
 	attachmentID string // set by the upload (guarded by mu: the pump writes it)
@@ -367,10 +370,14 @@ type outbox struct {
 	mu    sync.Mutex
 	queue []*Message
 	byID  map[string]*Message
+	// user is who the messages added now are queued as: the user the
+	// last welcome named (adopt), before that WithOutboxUser's; "" while
+	// neither is known.
+	user string
 }
 
-func newOutbox(c *Client, limit int, file string) (_ *outbox, err error) {
-	o := &outbox{c: c, limit: limit, wake: make(chan struct{}, 1), byID: make(map[string]*Message)}
+func newOutbox(c *Client, limit int, file, user string) (_ *outbox, err error) {
+	o := &outbox{c: c, limit: limit, wake: make(chan struct{}, 1), byID: make(map[string]*Message), user: user}
 	if file == "" {
 		return o, nil
 	}
@@ -406,18 +413,20 @@ func newOutbox(c *Client, limit int, file string) (_ *outbox, err error) {
 		reply_to TEXT NOT NULL DEFAULT '',
 		edit_of TEXT NOT NULL DEFAULT '',
 		edit_of_client TEXT NOT NULL DEFAULT '',
-		file_name TEXT NOT NULL DEFAULT '')`); err != nil {
+		file_name TEXT NOT NULL DEFAULT '',
+		user_id TEXT NOT NULL DEFAULT '')`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
 	}
 	// Files from before images, replies, edits and files: add the
 	// columns (an error says one is there).
 	for _, col := range []string{`image BLOB`, `reply_to TEXT NOT NULL DEFAULT ''`,
-		`edit_of TEXT NOT NULL DEFAULT ''`, `edit_of_client TEXT NOT NULL DEFAULT ''`, `file_name TEXT NOT NULL DEFAULT ''`} {
+		`edit_of TEXT NOT NULL DEFAULT ''`, `edit_of_client TEXT NOT NULL DEFAULT ''`, `file_name TEXT NOT NULL DEFAULT ''`,
+		`user_id TEXT NOT NULL DEFAULT ''`} {
 		_, _ = db.ExecContext(ctx, `ALTER TABLE outbox ADD COLUMN `+col)
 	}
 	rows, err := db.QueryContext(ctx, `SELECT client_id, conversation_id, type, text, attachment_id, created_at, image,
-		reply_to, edit_of, edit_of_client, file_name FROM outbox ORDER BY seq`)
+		reply_to, edit_of, edit_of_client, file_name, user_id FROM outbox ORDER BY seq`)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
@@ -428,7 +437,7 @@ func newOutbox(c *Client, limit int, file string) (_ *outbox, err error) {
 		var typ string
 		var at int64
 		if err := rows.Scan(&m.clientID, &m.conversationID, &typ, &m.text, &m.attachmentID, &at, &m.image,
-			&m.replyTo, &m.editOf, &m.editOfClient, &m.fileName); err != nil {
+			&m.replyTo, &m.editOf, &m.editOfClient, &m.fileName, &m.owner); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("client: outbox file %s: %w", file, err)
 		}
@@ -454,17 +463,71 @@ func (o *outbox) add(ctx context.Context, m *Message) error {
 		// Written before Send returns, under o.mu so file order is send
 		// order.
 		_, err := o.db.ExecContext(ctx, `INSERT OR REPLACE INTO outbox (client_id, conversation_id, type, text, attachment_id, created_at, image,
-			reply_to, edit_of, edit_of_client, file_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			reply_to, edit_of, edit_of_client, file_name, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.clientID, m.conversationID, string(m.typ), m.text, m.attachment(), m.createdAt.UnixMicro(), m.image,
-			m.replyTo, m.editOf, m.editOfClient, m.fileName)
+			m.replyTo, m.editOf, m.editOfClient, m.fileName, o.user)
 		if err != nil {
 			return fmt.Errorf("client: outbox file: %w", err)
 		}
 	}
+	m.owner = o.user
 	o.queue = append(o.queue, m)
 	o.byID[m.clientID] = m
 	o.signal()
 	return nil
+}
+
+// adopt is told the user the server welcomed (before the outbox sends on
+// that connection): from now on messages are queued as that user's, the
+// messages queued with no user known become theirs, and those queued as
+// another user's are taken out of the queue, never sent by this client: a
+// file keeps them for that user's next client, a memory outbox fails them
+// (ErrOutboxOtherUser). Called from the connecting goroutine, outside the
+// client's lock.
+func (o *outbox) adopt(user string) {
+	o.mu.Lock()
+	o.user = user
+	var others []*Message
+	keep := o.queue[:0]
+	for _, m := range o.queue {
+		switch m.owner {
+		case "":
+			m.owner = user
+		case user:
+		default:
+			others = append(others, m)
+			delete(o.byID, m.clientID)
+			continue
+		}
+		keep = append(keep, m)
+	}
+	clear(o.queue[len(keep):])
+	o.queue = keep
+	if o.db != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := o.db.ExecContext(ctx, `UPDATE outbox SET user_id = ? WHERE user_id = ''`, user); err != nil {
+			// The rows stay anyone's: the next welcome adopts them.
+			o.c.log.Warn("client: outbox file update failed", "err", err)
+		}
+		cancel()
+	}
+	db := o.db
+	o.mu.Unlock()
+	if len(others) == 0 {
+		return
+	}
+	if db != nil {
+		o.c.log.Warn("client: the outbox file holds messages another user queued: left in it, unsent, for that user's client",
+			"messages", len(others), "user", others[0].owner)
+		return
+	}
+	for _, m := range others {
+		// Not finish: it is out of the queue already.
+		err := fmt.Errorf("%w: queued as %s, and the server welcomed %s", ErrOutboxOtherUser, m.owner, user)
+		if m.settle(parley.Message{}, err) {
+			o.c.emit(MessageStatusChanged{Message: m, ClientID: m.clientID, ConversationID: m.conversationID, Err: err, Status: Failed})
+		}
+	}
 }
 
 func (o *outbox) signal() {

@@ -256,6 +256,9 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 		}
 	}
 
+	// Before the outbox may send on this connection (c.connected): it
+	// sends only the welcomed user's messages.
+	c.out.adopt(welcome.User.ID)
 	cn := &wsConn{ws: ws}
 	cn.lastHeard.Store(time.Now().UnixNano())
 	c.mu.Lock()

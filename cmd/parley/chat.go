@@ -87,6 +87,12 @@ func (c *chatCmd) Run(ctx context.Context, s *streams) error {
 	}
 	if outboxPath != "" {
 		opts, durable = append(opts, client.WithOutboxFile(outboxPath)), true
+		if userID != "" {
+			// Messages typed before the first welcome are recorded as
+			// this user's: another user's parley chat on the same
+			// --outbox file leaves them for this one.
+			opts = append(opts, client.WithOutboxUser(userID))
+		}
 	}
 
 	cl, err := client.New(base, opts...)
