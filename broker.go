@@ -39,6 +39,22 @@ type BrokerMessage struct {
 	// its own buckets, so a limit holds across the cluster (approximately:
 	// see docs/deploy.md, "Rate limits in a cluster").
 	Usage []LimitUsage
+	// Users reports users whose facts other nodes may hold cached (a
+	// profile, a name, a ban) and that changed on the publishing node:
+	// every node drops them from its cache of users, so their next
+	// hello reads the store. A user in no conversation makes no
+	// durable event when they change their profile, so this is the only
+	// way the other nodes learn of it.
+	Users []UserChange
+}
+
+// UserChange is one user's entry in BrokerMessage.Users.
+type UserChange struct {
+	// ID is the user's id.
+	ID string
+	// Banned: the user was banned (their tokens are refused, their
+	// connections closed with 4102), on top of any profile change.
+	Banned bool
 }
 
 // LimitUsage is N tokens taken on one node from one rate limit's bucket

@@ -284,6 +284,7 @@ func testRoundTrip(t *testing.T, newPair NewPair) {
 		{Node: "node-a", Presence: &parley.NodePresence{Online: []string{"u4"}, Offline: []string{"u2"}}},
 		{Node: "node-a", Presence: &parley.NodePresence{Leaving: true, Snapshot: true}},
 		{Node: "node-a", Usage: []parley.LimitUsage{{Limit: "messages", Key: "u1", N: 3}, {Limit: "ip_messages", Key: "192.0.2.1", N: 7}}},
+		{Node: "node-a", Users: []parley.UserChange{{ID: "u1"}, {ID: "u2", Banned: true}}},
 	}
 	for _, m := range sent {
 		publish(t, a, m)

@@ -346,6 +346,10 @@ func (b *cutBroker) BrokerCounts() (read, payloads, dropped int64) {
 	return b.Broker.(*natsbroker.Broker).BrokerCounts()
 }
 
+// Lost forwards the wrapped natsbroker's (the server drops its cached
+// users when it moves).
+func (b *cutBroker) Lost() uint64 { return b.Broker.(*natsbroker.Broker).Lost() }
+
 func (b *cutBroker) Subscribe(fn func(parley.BrokerMessage)) (func(), error) {
 	return b.Broker.Subscribe(func(m parley.BrokerMessage) {
 		if !b.cut.Load() {

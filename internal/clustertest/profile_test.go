@@ -1,8 +1,11 @@
 package clustertest_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,11 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/auth"
+	"github.com/parleychat/parley/internal/faultproxy"
+	"github.com/parleychat/parley/internal/natsbroker"
+	"github.com/parleychat/parley/internal/natsbroker/natstest"
+	"github.com/parleychat/parley/internal/postgres/pgtest"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -52,8 +60,168 @@ func TestWelcomeProfileAcrossNodes(t *testing.T) {
 	}
 }
 
-// welcomeUser says hello to n with token and returns the welcome's user.
-func welcomeUser(ctx context.Context, t *testing.T, n *node, token string) parley.User {
+// TestProfileWithoutConversationsAcrossNodes: dave, in no conversation,
+// is welcomed on node 1, which caches him; he changes his display name
+// through node 0. His change makes no event (no conversation holds him),
+// so only node 0's notice (parley.BrokerMessage.Users) can tell node 1:
+// node 1's next welcomes of him show the new name, and so do its profile
+// reads. (Node 1 welcomed him with the old name until it forgot him.)
+func TestProfileWithoutConversationsAcrossNodes(t *testing.T) {
+	nodes, secret := startNodes(t, 2)
+	ctx := t.Context()
+	dave := newClient(ctx, t, nodes[0].store, secret, 0, "dave", "Dave")
+	if w := welcomeUser(ctx, t, nodes[1], dave.token); w.DisplayName != "" {
+		t.Fatalf("dave's first welcome on node 1: %+v", w)
+	}
+	name := "Dave Bowman"
+	setDisplayName(ctx, t, nodes[0], dave.token, name)
+	waitUntil(t, "dave's welcome on node 1 with his new name", func() bool {
+		return welcomeUser(ctx, t, nodes[1], dave.token).DisplayName == name
+	})
+	var me, byName parley.User
+	httpJSON(ctx, t, nodes[1], http.MethodGet, "/v1/me", dave.token, nil, &me)
+	httpJSON(ctx, t, nodes[1], http.MethodGet, "/v1/users/dave", dave.token, nil, &byName)
+	if me.DisplayName != name || byName.DisplayName != name {
+		t.Errorf("node 1's reads of dave: /v1/me %+v, /v1/users/dave %+v; want display name %q", me, byName, name)
+	}
+}
+
+// TestProfileNoticeLostWhileNATSDown: node 1's link to NATS is cut while
+// dave (in no conversation, cached on node 1) changes his display name
+// through node 0, so node 0's notice never reaches node 1. Once node 1
+// is back on NATS it drops its cached users (natsbroker.Broker.Lost
+// moved) and welcomes dave with the new name. (It kept the old one.)
+func TestProfileNoticeLostWhileNATSDown(t *testing.T) {
+	dsn, natsURL, subject := pgtest.Schema(t), natstest.URL(t), natstest.Subject(t)
+	secret, err := auth.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, proxyURL, err := faultproxy.ListenURL(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	n0 := startNode(t, "node0", dsn, natsURL, subject, secret)
+	n1 := startNode(t, "node1", dsn, proxyURL, subject, secret)
+	ctx := t.Context()
+	dave := newClient(ctx, t, n0.store, secret, 0, "dave", "Dave")
+	if w := welcomeUser(ctx, t, n1, dave.token); w.DisplayName != "" {
+		t.Fatalf("dave's first welcome on node 1: %+v", w)
+	}
+
+	link := n1.broker.Broker.(*natsbroker.Broker)
+	lost := link.Lost()
+	proxy.Refuse(true)
+	proxy.CutAll()
+	waitUntil(t, "node 1 cut off from NATS", func() bool { return link.LinkErr() != nil })
+	name := "Dave Bowman"
+	setDisplayName(ctx, t, n0, dave.token, name)
+	if w := welcomeUser(ctx, t, n1, dave.token); w.DisplayName != "" {
+		// Not a failure of the fix: the notice is lost, and node 1 has
+		// no way to know before its link is back.
+		t.Logf("node 1 read dave afresh while cut off: %+v", w)
+	}
+	proxy.Refuse(false)
+	waitUntil(t, "node 1 back on NATS", func() bool { return link.LinkErr() == nil && link.Lost() > lost })
+	waitUntil(t, "dave's welcome on node 1 with his new name", func() bool {
+		return welcomeUser(ctx, t, n1, dave.token).DisplayName == name
+	})
+}
+
+// TestBanAcrossNodesAtOnce: eve, in no conversation, is welcomed on node
+// 1; she is banned through node 0's server API. Node 1 refuses her next
+// hello as soon as it has node 0's later messages (the notice of frank's
+// profile change, published after the ban, is seen there), not at its
+// next read of the store's bans (every 5 s).
+func TestBanAcrossNodesAtOnce(t *testing.T) {
+	nodes, secret := startNodes(t, 2)
+	ctx := t.Context()
+	eve := newClient(ctx, t, nodes[0].store, secret, 0, "eve", "Eve")
+	frank := newClient(ctx, t, nodes[0].store, secret, 1, "frank", "Frank")
+	for _, c := range []*client{eve, frank} {
+		if f, err := helloReply(ctx, t, nodes[1], c.token); err != nil || f.Type != protocol.TypeWelcome {
+			t.Fatalf("%s's first hello on node 1: %+v, %v", c.user, f, err)
+		}
+	}
+	id, key, err := auth.NewAPIKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := parley.APIKey{ID: id, Name: "test", Scopes: []string{auth.ScopeModeration}, CreatedAt: parley.Now()}
+	if err := nodes[0].store.CreateAPIKey(ctx, k, auth.HashAPIKey(key)); err != nil {
+		t.Fatal(err)
+	}
+	httpJSON(ctx, t, nodes[0], http.MethodPost, "/v1/server/users/eve/ban", key, nil, nil)
+	name := "Frank Poole"
+	setDisplayName(ctx, t, nodes[0], frank.token, name)
+	waitUntil(t, "frank's welcome on node 1 with his new name", func() bool {
+		return welcomeUser(ctx, t, nodes[1], frank.token).DisplayName == name
+	})
+	// Node 0's messages reach node 1 in the order it published them:
+	// the ban's notice came before frank's.
+	if f, err := helloReply(ctx, t, nodes[1], eve.token); err == nil && f.Type == protocol.TypeWelcome {
+		t.Errorf("node 1 welcomed eve after her ban on node 0: %s", f.Data)
+	}
+}
+
+// setDisplayName sets the display name of token's user through n
+// (PATCH /v1/me).
+func setDisplayName(ctx context.Context, t *testing.T, n *node, token, name string) {
+	t.Helper()
+	var u parley.User
+	httpJSON(ctx, t, n, http.MethodPatch, "/v1/me", token, protocol.SetProfile{DisplayName: &name}, &u)
+	if u.DisplayName != name {
+		t.Fatalf("PATCH /v1/me answered %+v, want display name %q", u, name)
+	}
+}
+
+// httpJSON calls n's HTTP API with a bearer token and a JSON body (when
+// body is not nil), fails unless it answers 2xx, and decodes the answer
+// into out (when not nil).
+func httpJSON(ctx context.Context, t *testing.T, n *node, method, path, token string, body, out any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	base := "http://" + strings.TrimSuffix(strings.TrimPrefix(n.wsURL, "ws://"), protocol.Path)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("%s %s on %s: %s %s", method, path, n.id, res.Status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s on %s: %v in %s", method, path, n.id, err, b)
+		}
+	}
+}
+
+// helloReply says hello to n with token and returns the first frame it
+// answers, or the error (a close) that came instead.
+func helloReply(ctx context.Context, t *testing.T, n *node, token string) (protocol.Frame, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -69,12 +237,22 @@ func welcomeUser(ctx context.Context, t *testing.T, n *node, token string) parle
 	}
 	_, b, err = ws.Read(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return protocol.Frame{}, err
 	}
 	var f protocol.Frame
-	var w protocol.Welcome
-	if err := json.Unmarshal(b, &f); err != nil || f.Type != protocol.TypeWelcome || json.Unmarshal(f.Data, &w) != nil {
+	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("after hello got %s (%v)", b, err)
+	}
+	return f, nil
+}
+
+// welcomeUser says hello to n with token and returns the welcome's user.
+func welcomeUser(ctx context.Context, t *testing.T, n *node, token string) parley.User {
+	t.Helper()
+	f, err := helloReply(ctx, t, n, token)
+	var w protocol.Welcome
+	if err != nil || f.Type != protocol.TypeWelcome || json.Unmarshal(f.Data, &w) != nil {
+		t.Fatalf("after hello got %+v (%v)", f, err)
 	}
 	return w.User
 }

@@ -59,6 +59,11 @@ func NewWithLimit(maxBytes int) *Broker {
 // once per subscriber.
 func (b *Broker) Dropped() int64 { return b.dropped.Load() }
 
+// Lost is Dropped as a count that moves when a subscriber may have
+// missed a message (see natsbroker.Broker.Lost): a node drops its cached
+// users when it moves.
+func (b *Broker) Lost() uint64 { return uint64(b.dropped.Load()) }
+
 // messageSize estimates the memory a queued message holds.
 func messageSize(m *parley.BrokerMessage) int {
 	n := 64 + len(m.Node)
@@ -74,6 +79,9 @@ func messageSize(m *parley.BrokerMessage) int {
 	}
 	for _, u := range m.Usage {
 		n += 24 + len(u.Limit) + len(u.Key)
+	}
+	for _, u := range m.Users {
+		n += 24 + len(u.ID)
 	}
 	return n
 }

@@ -79,6 +79,8 @@ func wireSeeds(t testing.TB) [][]byte {
 		{Node: "n2", Presence: &parley.NodePresence{Offline: []string{"bob"}, Leaving: true}},
 		{Node: "n3"},
 		{Node: "n3", Usage: []parley.LimitUsage{{Limit: "messages", Key: "alice", N: 3}, {Limit: "ip_messages", Key: "2001:db8::1", N: 1 << 40}}},
+		{Node: "n4", Users: []parley.UserChange{{ID: "dave"}, {ID: "eve", Banned: true}}},
+		{Node: "n4", Presence: &parley.NodePresence{Online: []string{"dave"}}, Users: []parley.UserChange{{ID: "dave"}}},
 	} {
 		for _, enc := range []func(parley.BrokerMessage) ([]byte, error){encode, encodeV1} {
 			b, err := enc(m)
@@ -101,7 +103,10 @@ func wireSeeds(t testing.TB) [][]byte {
 		[]byte("\x00\x02\x01n\x00\x01\x01\x01\x00\x01t\x00\x00\x00\xff\xff\xff\xff\x0f\x01{"),     // a huge audience
 		[]byte("\x00\x02\x01n\x00\x01\x01\x01\x00\x01t\x00\x00\x00\x00\x00"))                      // no payload
 	return append(out, []byte(`{"v":2,"node":"future"}`), []byte(`{"v":1,"events":[{"type":"newMessage","at":"2026-11-22T10:00:00+01:00","audience":[]}]}`),
-		[]byte(`{"v":1,"presence":{"online":[]}}`), []byte(`{"v":1,"usage":[{"l":"messages","k":"","n":-3},{}]}`), []byte(`{"v":1,"events":null}`), []byte(`[]`), []byte(`{`), []byte{0xff}, nil)
+		[]byte(`{"v":1,"presence":{"online":[]}}`), []byte(`{"v":1,"usage":[{"l":"messages","k":"","n":-3},{}]}`),
+		[]byte(`{"v":1,"users":[{"id":"dave"},{"id":"","banned":true},{}]}`), []byte(`{"v":1,"users":{}}`),
+		[]byte("\x00\x02\x02n4\x29{\"users\":[{\"id\":\"d\",\"x\":1}],\"later\":true}\x00"), // keys unknown to this release: skipped
+		[]byte(`{"v":1,"events":null}`), []byte(`[]`), []byte(`{`), []byte{0xff}, nil)
 }
 
 // FuzzDecode feeds arbitrary subject payloads to decode.
@@ -140,7 +145,7 @@ func FuzzDecode(f *testing.F) {
 //
 // Property: what encodes decodes to the same value, Audience and
 // QuoteHidden included (hidden from clients, they must travel between
-// nodes). Strings are
+// nodes), and so do presence and user notices. Strings are
 // valid UTF-8: the server refuses anything else at its edges (bad_json),
 // and JSON cannot carry it.
 func FuzzEncode(f *testing.F) {
@@ -174,6 +179,9 @@ func FuzzEncode(f *testing.F) {
 		m := parley.BrokerMessage{Node: node, Events: []parley.Event{ev, ev}}
 		if snapshot || leaving {
 			m.Presence = &parley.NodePresence{Snapshot: snapshot, Leaving: leaving, Online: ev.Audience, Offline: []string{user}}
+		}
+		for i, id := range ev.QuoteHidden { // user notices: every other one a ban
+			m.Users = append(m.Users, parley.UserChange{ID: id, Banned: i%2 == 1})
 		}
 		b, err := encode(m)
 		if err != nil {
@@ -261,5 +269,43 @@ func TestQuoteHiddenTravels(t *testing.T) {
 	}
 	if i := bytes.Index(b, []byte("\x05alice")); i < 0 || !bytes.Contains(b, []byte{flagData | flagQuoteHidden, 2}) {
 		t.Errorf("second event: no flags %#x or no list in %q", flagData|flagQuoteHidden, b)
+	}
+}
+
+// TestUsersTravel: a message's user notices (parley.BrokerMessage.Users)
+// reach the other nodes in both wire versions, beside events and
+// presence; a meta key this release does not know is skipped, not a
+// refusal, which is how an older release reads a message with notices.
+func TestUsersTravel(t *testing.T) {
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	users := []parley.UserChange{{ID: "dave"}, {ID: "eve", Banned: true}}
+	m := parley.BrokerMessage{Node: "n1", Users: users, Presence: &parley.NodePresence{Online: []string{"dave"}},
+		Events: []parley.Event{{Pos: 1, Type: parley.EventMessageRead, ConversationID: "c1", UserID: "bob", ReadSeq: 7, At: at, Audience: []string{"carol"}}}}
+	for name, enc := range map[string]func(parley.BrokerMessage) ([]byte, error){
+		"v1": encodeV1, "v2": encode, "v2 with data": func(m parley.BrokerMessage) ([]byte, error) { return encode(withData(t, m)) },
+		"v2 alone": func(parley.BrokerMessage) ([]byte, error) {
+			return encode(parley.BrokerMessage{Node: "n1", Users: users})
+		},
+	} {
+		b, err := enc(m)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, err := decode1(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if d := cmp.Diff(users, got.Users); d != "" {
+			t.Errorf("%s: users changed (-sent +received):\n%s", name, d)
+		}
+	}
+	meta := `{"users":[{"id":"d","banned":true,"since":3}],"later":[1]}`
+	b := append(appendBytes(appendString([]byte{wireMagic, wireV2}, "n9"), []byte(meta)), 0)
+	got, err := decode1(b)
+	if err != nil {
+		t.Fatalf("a message with meta keys unknown to this release: %v", err)
+	}
+	if want := []parley.UserChange{{ID: "d", Banned: true}}; !slices.Equal(got.Users, want) {
+		t.Errorf("users = %+v, want %+v", got.Users, want)
 	}
 }

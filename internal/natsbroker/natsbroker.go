@@ -106,7 +106,18 @@ type Broker struct {
 	dropped  atomic.Int64
 	// dropLogged is when drop last logged (Unix ns).
 	dropLogged atomic.Int64
+	// lost counts reconnects and slow-consumer reports (Lost).
+	lost atomic.Uint64
 }
+
+// Lost counts the times b may have lost messages of other nodes: each
+// reconnect to NATS (what they published while this node's link was
+// down never reached it) and each slow-consumer report (nats.go dropped
+// messages for a subscription that fell behind). Durable events need no
+// such count (the hub fills gaps from the store), but state that only
+// the broker's notices correct does: a node drops its cached users when
+// the count moves (parley.BrokerMessage.Users). Safe for concurrent use.
+func (b *Broker) Lost() uint64 { return b.lost.Load() }
 
 // CarriesEventData reports that b carries parley.Event.Data as the
 // event's payload (wire version 2): a publisher that sets Data saves the
@@ -234,9 +245,16 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			// nats.go calls this once the connection and its
+			// subscriptions are back: a notice published from now on
+			// reaches this node, and one published before may not have.
+			b.lost.Add(1)
 			b.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				b.lost.Add(1)
+			}
 			b.log.Warn("NATS error", "err", err)
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { closeOnce.Do(func() { close(b.closed) }) }),
@@ -290,7 +308,7 @@ func (b *Broker) publish(m parley.BrokerMessage) error {
 		half := len(m.Events) / 2
 		first, second := m, m
 		first.Events, second.Events = m.Events[:half], m.Events[half:]
-		second.Presence, second.Usage = nil, nil
+		second.Presence, second.Usage, second.Users = nil, nil, nil
 		if err := b.publish(first); err != nil {
 			return err
 		}
@@ -423,6 +441,15 @@ type wireMessage struct {
 	Events   []wireEvent   `json:"events,omitempty"`
 	Presence *wirePresence `json:"presence,omitempty"`
 	Usage    []wireUsage   `json:"usage,omitempty"`
+	Users    []wireUser    `json:"users,omitempty"`
+}
+
+// wireUser is a parley.UserChange. A node of a release before it ignores
+// the field (encoding/json skips unknown keys): it keeps its cached
+// users, as it did before notices existed.
+type wireUser struct {
+	ID     string `json:"id"`
+	Banned bool   `json:"banned,omitempty"`
 }
 
 type wireUsage struct {
@@ -461,6 +488,9 @@ func toWire(m parley.BrokerMessage) wireMessage {
 	}
 	for _, u := range m.Usage {
 		w.Usage = append(w.Usage, wireUsage(u))
+	}
+	for _, u := range m.Users {
+		w.Users = append(w.Users, wireUser(u))
 	}
 	return w
 }
@@ -528,6 +558,9 @@ func fromWire(w wireMessage) parley.BrokerMessage {
 	}
 	for _, u := range w.Usage {
 		m.Usage = append(m.Usage, parley.LimitUsage(u))
+	}
+	for _, u := range w.Users {
+		m.Users = append(m.Users, parley.UserChange(u))
 	}
 	return m
 }

@@ -146,7 +146,8 @@ func TestSplitsLargeMessages(t *testing.T) {
 }
 
 // TestReconnects: when the NATS server restarts, both nodes reconnect on
-// their own and their subscriptions work again.
+// their own and their subscriptions work again, and Lost counts the
+// reconnect (what others published meanwhile never came).
 func TestReconnects(t *testing.T) {
 	port := freePort(t)
 	srv, err := startServer(&server.Options{Host: "127.0.0.1", Port: port})
@@ -162,6 +163,7 @@ func TestReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
+	lost := b.Lost()
 
 	srv.Shutdown()
 	srv.WaitForShutdown()
@@ -182,6 +184,15 @@ func TestReconnects(t *testing.T) {
 		}
 		select {
 		case <-got:
+			// nats.go reports the reconnect on its own goroutine,
+			// maybe after the first message.
+			for b.Lost() == lost {
+				select {
+				case <-tick.C:
+				case <-deadline:
+					t.Fatal("Lost did not move after a reconnect")
+				}
+			}
 			return
 		case <-tick.C:
 		case <-deadline:
@@ -254,8 +265,8 @@ func TestSubjectInURL(t *testing.T) {
 
 // TestPendingLimits: a subscription holds at most Config.PendingMsgs
 // messages not yet handed to its callback; past that NATS drops them (a
-// slow consumer, logged) instead of the process holding them, and the
-// subscription goes on delivering afterwards.
+// slow consumer, logged and counted by Lost) instead of the process
+// holding them, and the subscription goes on delivering afterwards.
 func TestPendingLimits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -298,6 +309,9 @@ func TestPendingLimits(t *testing.T) {
 	case <-slow:
 	case <-ctx.Done():
 		t.Fatal("no slow consumer reported: the pending limit did not apply")
+	}
+	if b.Lost() == 0 { // counted before the handler logs
+		t.Error("Lost did not move for a slow consumer")
 	}
 	close(release)
 	for {

@@ -29,8 +29,13 @@ import (
 //	           [uvarint(quote-hidden count) string(user)*] bytes(payload)
 //	string, bytes = uvarint(length) then that many bytes
 //
-// meta is empty, or the JSON of the message's presence and rate-limit
-// usage (wireMeta: rare, small, and parsed by encoding/json). flags bit 0
+// meta is empty, or the JSON of the message's presence, rate-limit
+// usage and user notices (wireMeta: rare, small, and parsed by
+// encoding/json). A key added to meta needs no new version byte: a node
+// of an older release skips a key it does not know (encoding/json) and
+// reads the rest of the message. "users" (parley.UserChange) came so:
+// an older node ignores the notices and keeps its cached users as it
+// always did (docs/deploy.md, "Upgrading a NATS cluster"). flags bit 0
 // (flagData) says the payload is parley.Event.Data, the event as clients
 // receive it; without it the payload is the event's JSON (json.Marshal of
 // parley.Event) and the receiving node decodes it. flags bit 1
@@ -59,20 +64,21 @@ const (
 // sane).
 const maxShard = 1 << 20
 
-// wireMeta is a version 2 message's presence and usage.
+// wireMeta is a version 2 message's presence, usage and user notices.
 type wireMeta struct {
 	Presence *wirePresence `json:"presence,omitempty"`
 	Usage    []wireUsage   `json:"usage,omitempty"`
+	Users    []wireUser    `json:"users,omitempty"`
 }
 
 // encodeV2 encodes m. An event with Data travels as its header and Data;
 // one without as its header and its JSON.
 func encodeV2(m parley.BrokerMessage) ([]byte, error) {
 	var meta []byte
-	if m.Presence != nil || len(m.Usage) > 0 {
-		w := toWire(parley.BrokerMessage{Presence: m.Presence, Usage: m.Usage})
+	if m.Presence != nil || len(m.Usage) > 0 || len(m.Users) > 0 {
+		w := toWire(parley.BrokerMessage{Presence: m.Presence, Usage: m.Usage, Users: m.Users})
 		var err error
-		if meta, err = json.Marshal(wireMeta{Presence: w.Presence, Usage: w.Usage}); err != nil {
+		if meta, err = json.Marshal(wireMeta{Presence: w.Presence, Usage: w.Usage, Users: w.Users}); err != nil {
 			return nil, err
 		}
 	}
@@ -256,10 +262,10 @@ func decodeV2(data []byte, payloads *int) (parley.BrokerMessage, error) {
 	if meta := r.bytes(); len(meta) > 0 {
 		var w wireMeta
 		if err := json.Unmarshal(meta, &w); err != nil {
-			return parley.BrokerMessage{}, fmt.Errorf("presence and usage: %w", err)
+			return parley.BrokerMessage{}, fmt.Errorf("presence, usage and users: %w", err)
 		}
-		wm := fromWire(wireMessage{Presence: w.Presence, Usage: w.Usage})
-		m.Presence, m.Usage = wm.Presence, wm.Usage
+		wm := fromWire(wireMessage{Presence: w.Presence, Usage: w.Usage, Users: w.Users})
+		m.Presence, m.Usage, m.Users = wm.Presence, wm.Usage, wm.Users
 	}
 	// An event takes at least 10 bytes: flags, pos, shard, three string
 	// lengths, at, audience count, payload length (and a payload byte).

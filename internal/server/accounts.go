@@ -249,11 +249,12 @@ func (s *service) register(ctx context.Context, ip string, c credentials) (authR
 	if err != nil {
 		return authResult{}, err
 	}
+	gen := s.ensured.generation()
 	u, err := s.store.CreateUser(ctx, name, hash)
 	if err != nil {
 		return authResult{}, err
 	}
-	return s.issue(u)
+	return s.issue(u, gen)
 }
 
 // login checks a username and password. Whether or not the user exists,
@@ -273,6 +274,7 @@ func (s *service) login(ctx context.Context, ip string, c credentials) (authResu
 		s.metrics.rateLimited.WithLabelValues("login_account").Inc()
 		return authResult{}, err
 	}
+	gen := s.ensured.generation()
 	u, hash, err := s.store.Credentials(ctx, c.Username)
 	switch {
 	case parley.ErrorCode(err) == parley.ENOTFOUND:
@@ -292,7 +294,7 @@ func (s *service) login(ctx context.Context, ip string, c credentials) (authResu
 			// so a login reveals a ban only to who could use the account.
 			return authResult{}, errRevoked()
 		}
-		return s.issue(u)
+		return s.issue(u, gen)
 	case parley.ErrorCode(err) == parley.EUNAVAILABLE:
 		s.logins.end(key, loginNoVerdict)
 		return authResult{}, err

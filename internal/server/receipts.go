@@ -67,10 +67,12 @@ func (s *service) setProfile(ctx context.Context, u parley.User, d protocol.SetP
 	user, evs, err := p.SetProfile(ctx, u.ID, parley.ProfileChange{DisplayName: d.DisplayName, AvatarID: d.AvatarID, Pace: pace})
 	s.publishStored(ctx, evs) // those written, also when a later write failed
 	// The cached user holds the old profile, and its next hello's welcome
-	// would show it. Other nodes forget it on the profileUpdated events
-	// (hub.profileChanged); a user in no conversation makes none, and
-	// only this node, where they changed it, knows.
+	// would show it: this node forgets it, and tells the others (also
+	// when a write failed: some may have been written). They would
+	// forget it on its profileUpdated events too (hub.profileChanged),
+	// but a user in no conversation makes none.
 	s.ensured.forget(u.ID)
+	s.announceUser(ctx, parley.UserChange{ID: u.ID})
 	if err != nil {
 		return parley.User{}, err
 	}

@@ -328,6 +328,13 @@ func New(cfg Config) (*Server, error) {
 	}); ok {
 		s.metrics.brokerCounts(bc.BrokerCounts)
 	}
+	if l, ok := cfg.Broker.(interface{ Lost() uint64 }); ok {
+		// Notices of changed users lost with the broker's link (or
+		// dropped for a slow subscription) would leave old profiles
+		// cached: the cache starts afresh when this count moves.
+		s.svc.ensured.lost = l.Lost
+		s.svc.ensured.lostSeen.Store(l.Lost())
+	}
 	if cp, ok := cfg.Store.(parley.CommitPublisher); ok {
 		// One publish per store batch, from the batcher, instead of
 		// one per write from each writer (see publishCommitted).
@@ -567,6 +574,9 @@ func (s *Server) onBroker(m parley.BrokerMessage) {
 	}
 	if len(m.Usage) > 0 && m.Node != s.cfg.NodeID {
 		s.limits.charge(m.Usage)
+	}
+	if len(m.Users) > 0 && m.Node != s.cfg.NodeID {
+		s.usersChanged(m.Users)
 	}
 	if len(m.Events) > 0 {
 		evs := m.Events

@@ -27,7 +27,8 @@ import (
 const MaxTokenTTL = 30 * 24 * time.Hour
 
 // banSyncEvery is how often a node reads the store's bans: a ban made on
-// another node closes this node's connections of the user within it.
+// another node reaches this one at once as a notice on the broker
+// (Server.usersChanged), and within banSyncEvery should that be lost.
 const banSyncEvery = 5 * time.Second
 
 func (s *Server) serverAPIRoutes(mux *routeMux) {
@@ -110,9 +111,10 @@ func (s *Server) handleAPIUpsertUser(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	gen := s.svc.ensured.generation()
 	u, err := s.store.EnsureUser(r.Context(), d.ID, d.Name)
 	if err == nil {
-		s.svc.ensured.store(u, false)
+		s.svc.ensured.store(u, gen)
 	}
 	s.reply(w, http.StatusOK, u, err)
 }
@@ -134,6 +136,7 @@ func (s *Server) handleAPIMintToken(w http.ResponseWriter, r *http.Request) {
 		}
 		ttl = time.Duration(d.TTLSeconds) * time.Second
 	}
+	gen := s.svc.ensured.generation()
 	u, err := s.store.User(r.Context(), r.PathValue("id"))
 	if err == nil && s.svc.bans.has(u.ID) {
 		err = parley.Errorf(parley.EFORBIDDEN, "this user is banned")
@@ -142,7 +145,7 @@ func (s *Server) handleAPIMintToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	res, err := s.svc.issue(u)
+	res, err := s.svc.issue(u, gen)
 	if err == nil && ttl != s.cfg.TokenTTL {
 		var exp time.Time
 		res.Token, exp, err = auth.Mint(s.cfg.Secret, u.ID, u.Name, ttl)
@@ -153,7 +156,8 @@ func (s *Server) handleAPIMintToken(w http.ResponseWriter, r *http.Request) {
 
 // handleAPIBan bans a user: their tokens stop working (present and
 // future ones: the ban is on the user) and their live connections close
-// with 4102 on this node at once and on the others within banSyncEvery.
+// with 4102 on this node at once and on the others when the ban's notice
+// reaches them (within banSyncEvery should it be lost).
 func (s *Server) handleAPIBan(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := s.store.(parley.APIKeyStore).BanUser(r.Context(), id); err != nil {
@@ -161,6 +165,7 @@ func (s *Server) handleAPIBan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.svc.bans.add(id)
+	s.svc.announceUser(r.Context(), parley.UserChange{ID: id, Banned: true})
 	n := s.hub.closeUser(id, protocol.CloseAuthRevoked, "access revoked")
 	writeJSON(w, http.StatusOK, map[string]any{"user_id": id, "banned": true, "connections_closed": n})
 }
@@ -373,6 +378,7 @@ func (s *Server) handleAPIErase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.svc.bans.add(id)
+	s.svc.announceUser(ctx, parley.UserChange{ID: id, Banned: true})
 	s.hub.closeUser(id, protocol.CloseAuthRevoked, "account deleted")
 	after, walk, err := ks.EraseProgress(ctx, id)
 	if err != nil {
@@ -523,6 +529,20 @@ func (b *banList) add(id string) bool {
 	}
 	b.ids[id] = struct{}{}
 	return true
+}
+
+// usersChanged takes another node's notices of changed users
+// (parley.BrokerMessage.Users): their cached entries go, so their next
+// hello reads the store, and a banned user is refused from now on and
+// their connections here are closed (at once, not at the next syncBans).
+// It runs on the broker's delivery goroutine and does not block.
+func (s *Server) usersChanged(us []parley.UserChange) {
+	for _, u := range us {
+		if u.Banned && s.svc.bans.add(u.ID) {
+			s.hub.closeUser(u.ID, protocol.CloseAuthRevoked, "access revoked")
+		}
+		s.svc.ensured.forget(u.ID)
+	}
 }
 
 // syncBans reads the store's bans now and every banSyncEvery until ctx

@@ -82,6 +82,18 @@ func (s *service) publish(ctx context.Context, evs []parley.Event) []parley.Even
 	return evs
 }
 
+// announceUser tells the other nodes that c.ID changed (its profile, or
+// a ban), after the store committed the change: they drop the user from
+// their caches (Server.usersChanged). A notice lost on the way is made
+// good by the receiving node's cache starting afresh when its broker
+// reconnects (userCache.lost), not by a retry here.
+func (s *service) announceUser(ctx context.Context, c parley.UserChange) {
+	err := s.broker.Publish(context.WithoutCancel(ctx), parley.BrokerMessage{Node: s.node, Users: []parley.UserChange{c}})
+	if err != nil {
+		s.log.Warn("publishing a changed user", "user", c.ID, "err", err)
+	}
+}
+
 // publishStored publishes the events a store write returned, unless the
 // store publishes them itself (storePublishes): then they are already on
 // their way, one publish for the whole batch they were committed in.

@@ -25,18 +25,34 @@ import (
 // (clearing the mark) and an entry of a user with a connection on this
 // node (inUse), and evicts the first other. A miss costs what no cache
 // would: the store's check (checkUser), a read for a known user.
+//
+// An entry is dropped when its user changes (forget: a profile changed
+// here, or a notice or a profileUpdated event from another node says it
+// changed there), and every entry is dropped when the broker may have
+// lost other nodes' notices (lost moved: a reconnect to NATS, a slow
+// consumer), so no node keeps an old profile for ever. A user read from
+// the store is cached only if nothing was forgotten since the read began
+// (generation): a read that raced a change may hold the old profile.
 type userCache struct {
 	// budget is the most bytes of entries held (0: DefaultUserCacheBytes);
-	// inUse, when set, says a user is connected to this node. Both are
-	// set before the cache is shared. inUse is called with mu held: it
-	// must not call the cache.
+	// inUse, when set, says a user is connected to this node; lost, when
+	// set, is the broker's count of times it may have lost messages
+	// (natsbroker.Broker.Lost). All are set before the cache is shared.
+	// inUse is called with mu held: it must not call the cache.
 	budget int
 	inUse  func(id string) bool
+	lost   func() uint64
+
+	// lostSeen is the value of lost the entries were cached under.
+	lostSeen atomic.Uint64
 
 	mu    sync.RWMutex // guards the fields below (an entry's ref is atomic)
 	m     map[string]*userEntry
 	hand  *userEntry // the next entry the clock looks at; nil when empty
 	bytes int        // userEntryBytes of the entries, at most the budget
+	// gen counts forgets and resyncs: a user read from the store under
+	// an older value may be stale, and is not cached (put).
+	gen uint64
 }
 
 // userEntry is a cached user, in the clock's ring.
@@ -95,6 +111,7 @@ func (c *userCache) limit() int {
 }
 
 func (c *userCache) load(id string) (parley.User, bool) {
+	c.resync()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	e, ok := c.m[id]
@@ -107,28 +124,65 @@ func (c *userCache) load(id string) (parley.User, bool) {
 	return e.u, true
 }
 
-// store records u; with keep, an entry already there stays. It evicts
-// what it must to stay within the budget; a user too big for the whole
-// budget is not kept.
-func (c *userCache) store(u parley.User, keep bool) {
-	c.put(u, keep, true)
+// resync drops every entry if the broker may have lost messages since
+// they were cached (lost moved): a notice of a changed user among them
+// would have dropped one. An atomic load when nothing was lost.
+func (c *userCache) resync() {
+	if c.lost == nil {
+		return
+	}
+	n := c.lost()
+	if n == c.lostSeen.Load() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n == c.lostSeen.Load() {
+		return
+	}
+	c.m, c.hand, c.bytes = nil, nil, 0
+	c.gen++
+	c.lostSeen.Store(n)
 }
 
-// add records u if it fits in what the budget has left, evicting
-// nothing, and reports whether it did (or u was there already): the
-// warm start, whose guesses must not push out users in use.
-func (c *userCache) add(u parley.User) bool {
-	return c.put(u, true, false)
+// generation returns the cache's generation, to pass to store or add
+// with a user read from the store after this call.
+func (c *userCache) generation() uint64 {
+	c.resync()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
 }
 
-func (c *userCache) put(u parley.User, keep, evict bool) bool {
+// store records u, read from the store after generation returned gen,
+// replacing any entry, unless a user was forgotten since (u may be
+// stale). It evicts what it must to stay within the budget; a user too
+// big for the whole budget is not kept.
+func (c *userCache) store(u parley.User, gen uint64) {
+	c.put(u, gen, false, true)
+}
+
+// add records u (read after generation returned gen) if it fits in what
+// the budget has left, evicting nothing, and reports whether it did (or
+// u was there already): the warm start, whose guesses must not push out
+// users in use.
+func (c *userCache) add(u parley.User, gen uint64) bool {
+	return c.put(u, gen, true, false)
+}
+
+// put is store and add: with keep, an entry already there stays.
+func (c *userCache) put(u parley.User, gen uint64, keep, evict bool) bool {
 	u = parley.User{
 		ID: strings.Clone(u.ID), Name: strings.Clone(u.Name), CreatedAt: u.CreatedAt,
 		DisplayName: strings.Clone(u.DisplayName), AvatarID: strings.Clone(u.AvatarID),
 	}
 	n := userEntryBytes(u)
+	c.resync()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return false
+	}
 	if c.m == nil {
 		c.m = make(map[string]*userEntry)
 	}
@@ -169,9 +223,12 @@ func (c *userCache) put(u parley.User, keep, evict bool) bool {
 
 // forget drops id's entry, if any: its profile changed (a display name
 // or avatar the welcome shows), so the next hello reads the user again.
+// A read of the store under way (of any user: changes are rare) is not
+// cached when it ends (gen).
 func (c *userCache) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	if e, ok := c.m[id]; ok {
 		c.unlink(e)
 	}
@@ -212,12 +269,13 @@ func (s *service) warmUsers(ctx context.Context, ids []string) error {
 		return nil
 	}
 	ids = ids[:min(len(ids), s.ensured.limit()/(userEntryFixed+2*16))]
+	gen := s.ensured.generation()
 	users, err := bulk.UsersOf(ctx, ids)
 	if err != nil {
 		return err
 	}
 	for _, u := range users {
-		s.ensured.add(u)
+		s.ensured.add(u, gen)
 	}
 	return nil
 }
@@ -283,12 +341,14 @@ type credentials struct {
 	Password string `json:"password"`
 }
 
-func (s *service) issue(u parley.User) (authResult, error) {
+// issue mints a token for u, read from the store after the user cache's
+// generation was gen, and caches u for its first hello.
+func (s *service) issue(u parley.User, gen uint64) (authResult, error) {
 	tok, exp, err := auth.Mint(s.secret, u.ID, u.Name, s.ttl)
 	if err != nil {
 		return authResult{}, err
 	}
-	s.ensured.store(u, false)
+	s.ensured.store(u, gen)
 	return authResult{Token: tok, User: u, ExpiresAt: exp.UTC()}, nil
 }
 

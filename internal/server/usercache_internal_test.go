@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,7 +37,7 @@ func TestUserCacheBytesReal(t *testing.T) {
 		runtime.ReadMemStats(&ms0)
 		c := &userCache{budget: 1 << 30}
 		for i := range n {
-			c.store(cacheUser(i), false)
+			c.store(cacheUser(i), c.generation())
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&ms1)
@@ -65,7 +67,7 @@ func TestUserCacheClock(t *testing.T) {
 	connected := map[string]bool{"a2": true}
 	c := &userCache{budget: 5 * one, inUse: func(id string) bool { return connected[id] }}
 	for i := range 5 {
-		c.store(fixedUser(fmt.Sprint("a", i)), false)
+		c.store(fixedUser(fmt.Sprint("a", i)), c.generation())
 	}
 	has := func(ids ...string) string {
 		var out []string
@@ -80,12 +82,12 @@ func TestUserCacheClock(t *testing.T) {
 		t.Fatalf("within the budget: %s", got)
 	}
 	c.load("a0") // hit: spared once
-	c.store(fixedUser("b0"), false)
+	c.store(fixedUser("b0"), c.generation())
 	if got := has("a0", "a1", "b0"); got != "a0 b0" {
 		t.Errorf("after a hit on a0 and one more user: %q cached, want a0 b0 (a1 evicted)", got)
 	}
 	for i := range 20 { // many laps of new users
-		c.store(fixedUser(fmt.Sprint("n", i)), false)
+		c.store(fixedUser(fmt.Sprint("n", i)), c.generation())
 		if _, n := c.size(); n > c.budget {
 			t.Fatalf("%d bytes cached, over the budget of %d", n, c.budget)
 		}
@@ -97,14 +99,14 @@ func TestUserCacheClock(t *testing.T) {
 		t.Errorf("%d entries, %d bytes; want 5, %d", entries, n, 5*one)
 	}
 
-	if c.add(fixedUser("w")) {
+	if c.add(fixedUser("w"), c.generation()) {
 		t.Errorf("add of a user with no room left kept it")
 	}
 	if _, ok := c.m["n19"]; !ok {
 		t.Errorf("add evicted the newest user")
 	}
 	big := parley.User{ID: "big", Name: strings.Repeat("x", 5*one)}
-	c.store(big, false)
+	c.store(big, c.generation())
 	if _, ok := c.load("big"); ok {
 		t.Errorf("a user bigger than the budget was kept")
 	}
@@ -112,7 +114,7 @@ func TestUserCacheClock(t *testing.T) {
 	// Every entry connected: an insert still evicts one, after a bounded
 	// walk, and stays within the budget.
 	c.inUse = func(string) bool { return true }
-	c.store(fixedUser("x"), false)
+	c.store(fixedUser("x"), c.generation())
 	if _, ok := c.load("x"); !ok {
 		t.Errorf("with every user connected, a new one was not kept")
 	}
@@ -121,7 +123,7 @@ func TestUserCacheClock(t *testing.T) {
 	}
 
 	// A renamed user replaces its entry (store without keep), sized anew.
-	c.store(parley.User{ID: "x", Name: strings.Repeat("y", 40)}, false)
+	c.store(parley.User{ID: "x", Name: strings.Repeat("y", 40)}, c.generation())
 	if u, _ := c.load("x"); len(u.Name) != 40 {
 		t.Errorf("the renamed user is cached as %+v", u)
 	}
@@ -147,7 +149,7 @@ func TestWarmUsersBudget(t *testing.T) {
 	one := userEntryBytes(parley.User{ID: "w00", Name: "User w00"})
 	svc := &service{store: store}
 	svc.ensured.budget = 10 * one
-	svc.ensured.store(parley.User{ID: "live", Name: "live"}, false)
+	svc.ensured.store(parley.User{ID: "live", Name: "live"}, svc.ensured.generation())
 	if err := svc.warmUsers(ctx, ids); err != nil {
 		t.Fatal(err)
 	}
@@ -165,5 +167,68 @@ func TestWarmUsersBudget(t *testing.T) {
 		if _, ok := svc.ensured.load(id); ok {
 			t.Errorf("%s, past what the budget could hold, was read and kept", id)
 		}
+	}
+}
+
+// changeDuringRead is a store whose EnsureUser calls during after its
+// read: a user's change lands (its notice, a forget) while a hello's
+// check of that user is under way.
+type changeDuringRead struct {
+	parley.Store
+	during func()
+}
+
+func (s *changeDuringRead) EnsureUser(ctx context.Context, id, name string) (parley.User, error) {
+	u, err := s.Store.EnsureUser(ctx, id, name)
+	if s.during != nil {
+		s.during()
+	}
+	return u, err
+}
+
+// TestUserReadRacingChange: a hello's check that read a user before a
+// change and ends after the change's notice (forget) does not cache what
+// it read, which may be the old profile (it did, and the node welcomed
+// the user with it until it forgot them); a check with no change under
+// way does. Every entry goes when the broker reports it may have lost
+// messages (lost moved: a notice may have been among them).
+func TestUserReadRacingChange(t *testing.T) {
+	ctx := t.Context()
+	store, _ := hubParts(t)
+	if _, err := store.EnsureUser(ctx, "dave", "Dave"); err != nil {
+		t.Fatal(err)
+	}
+	st := &changeDuringRead{Store: store}
+	var lost atomic.Uint64
+	svc := &service{store: st}
+	svc.ensured.lost = lost.Load
+	st.during = func() { svc.ensured.forget("dave") }
+	if _, err := svc.checkUserNow(ctx, "dave", "Dave"); err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := svc.ensured.load("dave"); ok {
+		t.Errorf("a user read before a change to them and stored after it was cached: %+v", u)
+	}
+	st.during = nil
+	if _, err := svc.checkUserNow(ctx, "dave", "Dave"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := svc.ensured.load("dave"); !ok {
+		t.Fatal("a user read with no change under way was not cached")
+	}
+	lost.Add(1)
+	if u, ok := svc.ensured.load("dave"); ok {
+		t.Errorf("after the broker lost messages, the cache still has %+v", u)
+	}
+	if entries, n := svc.ensured.size(); entries != 0 || n != 0 {
+		t.Errorf("after the broker lost messages: %d entries, %d bytes; want none", entries, n)
+	}
+	// A read begun before lost moved is not cached either.
+	st.during = func() { lost.Add(1) }
+	if _, err := svc.checkUserNow(ctx, "dave", "Dave"); err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := svc.ensured.load("dave"); ok {
+		t.Errorf("a user read before the broker lost messages was cached: %+v", u)
 	}
 }

@@ -115,6 +115,7 @@ func (s *service) checkUserNow(ctx context.Context, id, name string) (u parley.U
 	if u, ok := s.cachedUser(id, name); ok {
 		return u, nil
 	}
+	gen := s.ensured.generation()
 	u, err = s.store.EnsureUser(ctx, id, name)
 	if parley.ErrorCode(err) == parley.ECONFLICT {
 		// The token identifies its user by id (sub); its name is only
@@ -126,7 +127,7 @@ func (s *service) checkUserNow(ctx context.Context, id, name string) (u parley.U
 	if err != nil {
 		return parley.User{}, err
 	}
-	s.ensured.store(u, false)
+	s.ensured.store(u, gen)
 	return u, nil
 }
 
