@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/server"
@@ -202,4 +205,195 @@ func TestSDKGoawayWait(t *testing.T) {
 			t.Errorf("the backoff after the goaway waits %v ms (a ceiling of %v s), want the first step's (1 s): waits %v", waits[1], ceiling, waits)
 		}
 	})
+}
+
+// heldAttempt is one WebSocket connection to the server of
+// TestSDKOneAttemptAtATime, held at each step until the test lets it on.
+type heldAttempt struct {
+	upgrade chan struct{}                 // closed by the test: answer the upgrade
+	hello   chan struct{}                 // closed by the server: the hello was read
+	end     chan func(ws *websocket.Conn) // what to do last, then close
+}
+
+// TestSDKOneAttemptAtATime checks, in the real browser, that parley.js
+// makes one connection attempt at a time: reconnectNow (the "Retry now"
+// button), the browser's online event and the tab becoming visible do not
+// open a second WebSocket while an attempt is under way, whether it was
+// the first (connecting) or one after a lost link (reconnecting), with
+// the upgrade held or with the socket open and no welcome yet. In a
+// backoff or a goaway's wait, reconnectNow starts exactly one attempt.
+// The server takes each connection and holds it as the test says; the
+// page counts the WebSockets it creates.
+func TestSDKOneAttemptAtATime(t *testing.T) {
+	attempts := make(chan *heldAttempt, 16)
+	done := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.Handle("/", web.Handler())
+	mux.HandleFunc("/v1/ws", func(w http.ResponseWriter, r *http.Request) {
+		a := &heldAttempt{upgrade: make(chan struct{}), hello: make(chan struct{}), end: make(chan func(*websocket.Conn), 1)}
+		attempts <- a
+		select {
+		case <-a.upgrade:
+		case <-r.Context().Done():
+			return
+		case <-done:
+			return
+		}
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		go func() { // owned by this handler: cancel ends it
+			select {
+			case <-done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if _, _, err := ws.Read(ctx); err != nil {
+			return
+		}
+		close(a.hello)
+		// Read on, so the browser's close is seen, until the test says.
+		go func() { // owned by this handler: the deferred CloseNow ends it
+			for {
+				if _, _, err := ws.Read(ctx); err != nil {
+					cancel()
+					return
+				}
+			}
+		}()
+		select {
+		case f := <-a.end:
+			f(ws)
+		case <-ctx.Done():
+		}
+	})
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	t.Cleanup(func() { close(done) }) // runs first: handlers return, then hs.Close
+	tab := newTab(t, newBrowser(t), hs.URL)
+
+	next := func(what string) *heldAttempt {
+		t.Helper()
+		select {
+		case a := <-attempts:
+			return a
+		case <-time.After(waitTimeout): // a liveness bound, not a timing assertion
+			t.Fatalf("waiting for the server to get %s: nothing", what)
+			return nil
+		}
+	}
+	helloRead := func(a *heldAttempt) {
+		t.Helper()
+		close(a.upgrade)
+		select {
+		case <-a.hello:
+		case <-time.After(waitTimeout):
+			t.Fatal("the attempt's hello never came")
+		}
+	}
+	closeWith := func(a *heldAttempt, goaway bool, code websocket.StatusCode) {
+		a.end <- func(ws *websocket.Conn) {
+			if goaway {
+				b, _ := json.Marshal(protocol.Frame{Type: protocol.TypeGoAway, Data: json.RawMessage(`{"reason":"test","reconnect_after_ms":600000}`)})
+				ws.Write(context.Background(), websocket.MessageText, b)
+			}
+			ws.Close(code, "test")
+		}
+	}
+	// poke asks for a connection every way the page can and reports the
+	// state and how many WebSockets the page has made.
+	const poke = `(() => {
+		const c = window.sdk;
+		c.reconnectNow();
+		document.dispatchEvent(new Event('visibilitychange'));
+		window.dispatchEvent(new Event('online'));
+		c.reconnectNow();
+		return c.state + ' ' + window.wsOpened;
+	})()`
+	const describe = `[window.sdk.status(), window.sdk.ws?.readyState, window.wsOpened]`
+
+	// Count the page's WebSockets; every backoff wait is 0 ms, so a
+	// lost attempt is followed by the next at once (state reconnecting).
+	eval[bool](t, tab, `import('/parley.js').then(m => {
+		const Native = window.WebSocket;
+		window.wsOpened = 0;
+		window.WebSocket = class extends Native {
+			constructor(...args) {
+				super(...args);
+				window.wsOpened++;
+			}
+		};
+		Object.defineProperty(document, 'visibilityState', { get: () => 'visible', configurable: true });
+		Math.random = () => 0;
+		const mem = new Map();
+		const storage = { getItem: k => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, String(v)), removeItem: k => mem.delete(k), key: () => null, length: 0 };
+		window.sdk = new m.Client({ token: 't', user: { id: 'alice', name: 'Alice' }, baseURL: location.origin, storage });
+		window.sdk.connect();
+		return true;
+	})`)
+
+	a1 := next("the first attempt")
+	if got, want := eval[string](t, tab, poke), "connecting 1"; got != want {
+		t.Errorf("asked to connect while the first attempt's upgrade is held: %s, want %s", got, want)
+	}
+	helloRead(a1)
+	waitJS(t, tab, "the first socket open", `window.sdk.ws?.readyState === 1`, describe)
+	if got, want := eval[string](t, tab, poke), "connecting 1"; got != want {
+		t.Errorf("asked to connect while the first attempt waits for its welcome: %s, want %s", got, want)
+	}
+
+	closeWith(a1, false, protocol.CloseReconnect)
+	a2 := next("the attempt after the first failed")
+	waitJS(t, tab, "the second attempt under way", `window.sdk.state === 'reconnecting' && window.sdk.ws && window.wsOpened === 2`, describe)
+	if got, want := eval[string](t, tab, poke), "reconnecting 2"; got != want {
+		t.Errorf("asked to connect while a reconnect attempt's upgrade is held: %s, want %s", got, want)
+	}
+	helloRead(a2)
+	waitJS(t, tab, "the second socket open", `window.sdk.ws?.readyState === 1`, describe)
+	if got, want := eval[string](t, tab, poke), "reconnecting 2"; got != want {
+		t.Errorf("asked to connect while a reconnect attempt waits for its welcome: %s, want %s", got, want)
+	}
+
+	// A goaway's wait (10 minutes): the tab becoming visible leaves it;
+	// reconnectNow ends it with one attempt.
+	closeWith(a2, true, protocol.CloseShutdown)
+	waitJS(t, tab, "the goaway's wait", `window.sdk.state === 'reconnecting' && !window.sdk.ws && window.sdk.retryAt - Date.now() > 60000`, describe)
+	if got, want := eval[string](t, tab, poke), "connecting 3"; got != want {
+		t.Errorf("asked to connect in a goaway's wait: %s, want %s (one attempt)", got, want)
+	}
+	a3 := next("the attempt that cut the goaway's wait")
+	helloRead(a3)
+
+	// A backoff wait (0 ms, so it is caught as it starts, from the
+	// state listener): reconnectNow starts one attempt, and the wait's
+	// own timer none.
+	eval[bool](t, tab, `(() => {
+		const c = window.sdk;
+		const id = c.on('state', s => {
+			if (s.state !== 'reconnecting' || !(s.retryAt > 0) || c.ws) return;
+			c.off(id);
+			window.inWait = eval(`+jsString(poke)+`);
+		});
+		return true;
+	})()`)
+	closeWith(a3, false, protocol.CloseReconnect)
+	waitJS(t, tab, "the backoff wait", `window.inWait !== undefined`, describe)
+	if got, want := eval[string](t, tab, `window.inWait`), "connecting 4"; got != want {
+		t.Errorf("asked to connect in a backoff wait: %s, want %s (one attempt)", got, want)
+	}
+	helloRead(next("the attempt that cut the backoff wait"))
+	waitJS(t, tab, "the fourth socket open", `window.sdk.ws?.readyState === 1`, describe)
+	if got, want := eval[string](t, tab, `window.sdk.state + ' ' + window.wsOpened`), "connecting 4"; got != want {
+		t.Errorf("after the backoff wait was cut: %s, want %s", got, want)
+	}
+	select {
+	case <-attempts:
+		t.Errorf("the server got a fifth attempt, want four")
+	default:
+	}
 }

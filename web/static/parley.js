@@ -678,13 +678,21 @@ export class Client {
     this.setState(State.Disconnected, { reason: 'closed', retryAt: 0 });
   }
 
-  /** reconnectNow skips the backoff wait (the "Retry now" button) and resets it. */
+  /**
+   * reconnectNow skips the backoff wait (the "Retry now" button) and resets
+   * it. While an attempt is under way (a socket opening, or open without a
+   * welcome yet, in state connecting or reconnecting) or connected, it does
+   * nothing: there is one attempt at a time, and closing one to start
+   * another only makes the server see more connections.
+   */
   reconnectNow() {
     if (!this.wanted) {
       this.connect();
       return;
     }
-    if (this.live || (this.ws && this.state === State.Connecting)) return;
+    // this.ws is the socket of the attempt under way or of the
+    // connection: lost() and close() clear it (teardown).
+    if (this.live || this.ws) return;
     this.attempt = 0;
     this.step = 0;
     this.goawayDelay = null;
