@@ -397,3 +397,62 @@ func TestSDKOneAttemptAtATime(t *testing.T) {
 	default:
 	}
 }
+
+// TestSDKSavedCursorOfLostLog checks, in the real browser, how parley.js
+// tabs that share one saved cursor (here two Clients on one storage that
+// sends no storage events, so each learns only when it saves) settle it
+// across a lost log: the tab that got the resync with cause log_lost
+// saves its lower entry with one more reset; a sibling that has not seen
+// it, saving an event of the lost log, does not write its own entry of
+// that shard but takes the saved one and tells its app (resync, tab:
+// true), while its other shards still move only forward; two tabs that
+// each get the same loss count it once and merge forward; a reload reads
+// the cursor with its resets.
+func TestSDKSavedCursorOfLostLog(t *testing.T) {
+	srv := httptest.NewServer(web.Handler())
+	t.Cleanup(srv.Close)
+	tab := newTab(t, newBrowser(t), srv.URL)
+	got := eval[string](t, tab, `import('/parley.js').then(m => {
+		const mem = new Map();
+		const storage = { getItem: k => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, String(v)), removeItem: k => mem.delete(k) };
+		const client = () => new m.Client({ token: 't', user: { id: 'bob', name: 'Bob' }, baseURL: 'http://127.0.0.1:1', storage });
+		const ev = (shard, pos) => ({ type: 'event', data: { pos, shard, type: 'messageRead', conversation_id: 'c' + shard, user_id: 'alice', read_seq: 1, at: new Date().toISOString() } });
+		const lost = (head, from, more = {}) => ({ type: 'resync', data: { head, from, cause: 'log_lost', lost: [0], cursor: { 0: head, 2: 30, ...more }, shards: 3, reason: 'lost' } });
+		const out = [];
+		const told = [];
+		const snap = what => out.push(what + ' ' + mem.get('parley.bob.cursor'));
+		const a = client(), b = client();
+		// What b's app is told: the sibling's loss once (tab: true), and
+		// below its own resync from the server.
+		b.on('resync', r => told.push([r.cause, r.tab, r.lost, r.from, r.head].join('/')));
+		for (const c of [a, b]) for (const [s, p] of [[0, 20], [2, 30]]) c.handleFrame(ev(s, p));
+		snap('both');
+		a.handleFrame(lost(4, 20));
+		snap('a lost');
+		b.handleFrame(ev(0, 21)); // late, of the lost log
+		snap('b late');
+		out.push('b ' + JSON.stringify(b.cursor) + ' told ' + told.join(' '));
+		b.handleFrame(ev(2, 31));
+		b.handleFrame(ev(0, 5));
+		snap('b on');
+		a.handleFrame(ev(0, 5));
+		a.handleFrame(ev(0, 6));
+		snap('a on');
+		const reload = client();
+		out.push('reload ' + JSON.stringify([reload.cursor, reload.resets]));
+		// The same loss of shard 0 again, got by both: a first, then b
+		// with a later head; then a, behind, saves.
+		a.resetsAtHello = { ...a.resets };
+		b.resetsAtHello = { ...b.resets };
+		a.handleFrame(lost(2, 6));
+		b.handleFrame(lost(3, 6, { 2: 31 }));
+		a.handleFrame(ev(0, 3));
+		snap('both lost');
+		out.push('a ' + JSON.stringify([a.cursor, a.resets]) + ' b ' + JSON.stringify([b.cursor, b.resets]) + ' told ' + told.length);
+		return out.join('; ');
+	})`)
+	want := `both {"0":20,"2":30}; a lost {"cursor":{"0":4,"2":30},"resets":{"0":1}}; b late {"cursor":{"0":4,"2":30},"resets":{"0":1}}; b {"0":4,"2":30} told log_lost/true/0/21/4; b on {"cursor":{"0":5,"2":31},"resets":{"0":1}}; a on {"cursor":{"0":6,"2":31},"resets":{"0":1}}; reload [{"0":6,"2":31},{"0":1}]; both lost {"cursor":{"0":3,"2":31},"resets":{"0":2}}; a [{"0":3,"2":30},{"0":2}] b [{"0":3,"2":31},{"0":2}] told 2`
+	if got != want {
+		t.Errorf("saved cursor steps:\n got %s\nwant %s", got, want)
+	}
+}
