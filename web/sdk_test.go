@@ -300,7 +300,11 @@ func TestSDKOneAttemptAtATime(t *testing.T) {
 		a.end <- func(ws *websocket.Conn) {
 			if goaway {
 				b, _ := json.Marshal(protocol.Frame{Type: protocol.TypeGoAway, Data: json.RawMessage(`{"reason":"test","reconnect_after_ms":600000}`)})
-				ws.Write(context.Background(), websocket.MessageText, b)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+					t.Errorf("writing goaway: %v", err)
+				}
 			}
 			ws.Close(code, "test")
 		}
