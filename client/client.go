@@ -412,20 +412,38 @@ func (c *Client) Connect(ctx context.Context) error {
 // Reconnect retries at once: it cuts the wait of a Reconnecting client and
 // resets the backoff to its first step, and restarts a client that gave up
 // (Disconnected after MaxAttempts or a terminal code). It does nothing
-// while connecting or connected, or before Connect.
+// while connecting or connected, or before Connect: there is only ever one
+// attempt at a time, and a Reconnect made during one (an app coming to the
+// foreground while the client dials) does not cut the wait after it short
+// if it fails. Safe for concurrent use.
 func (c *Client) Reconnect() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.started || c.closed {
 		return
 	}
-	c.kick()
+	// Only a runner that waits (between attempts, or after giving up)
+	// takes the kick. One kept in the channel during an attempt or a
+	// connection would skip the next backoff wait however long after.
+	if st := c.status.State; st == Reconnecting || st == Disconnected {
+		c.kick()
+	}
 }
 
 // kick wakes the runner. Caller holds c.mu.
 func (c *Client) kick() {
 	select {
 	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dropKick forgets a kick the runner did not take (its wait ended as
+// Reconnect was called): it is about to attempt anyway. Caller holds
+// c.mu; the runner calls it as it moves to Connecting.
+func (c *Client) dropKick() {
+	select {
+	case <-c.wake:
 	default:
 	}
 }

@@ -123,6 +123,7 @@ func (c *Client) run(ctx context.Context) {
 			}
 		}
 		c.mu.Lock()
+		c.dropKick()
 		c.moveToConnecting(failures + 1)
 		c.mu.Unlock()
 		connected, hint, err := c.session(ctx)

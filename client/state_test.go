@@ -323,6 +323,56 @@ func TestHalfOpen(t *testing.T) {
 	})
 }
 
+// TestReconnectDuringAttempt: Reconnect while connected, or while an
+// attempt is under way (the proxy takes the connection and holds it,
+// forwarding nothing), opens no second connection and leaves nothing
+// behind: when that connection or attempt fails, the client waits out
+// its backoff (an hour here) instead of retrying at once. Reconnect in
+// that wait retries at once, one attempt.
+func TestReconnectDuringAttempt(t *testing.T) {
+	for _, during := range []string{"connected", "connecting"} {
+		t.Run(during, func(t *testing.T) {
+			bubbleTest(t, func(t *testing.T, b *bubble, ctx context.Context) {
+				c := b.connected(client.WithToken(b.token("alice")), client.WithBackoff(time.Hour, time.Hour))
+				check := func(what string, state client.State, attempts int) {
+					t.Helper()
+					synctest.Wait()
+					st := c.Status()
+					accepted, _ := b.proxy.Stats()
+					if st.State != state || accepted != attempts {
+						t.Fatalf("%s: state %v (attempt %d), %d connections, want %v and %d", what, st.State, st.Attempt, accepted, state, attempts)
+					}
+				}
+				// Every later attempt is held: accepted, never answered.
+				b.proxy.Blackhole(faultproxy.Both)
+				if during == "connected" {
+					c.Reconnect()
+					c.Reconnect()
+					check("Reconnect while connected", client.Connected, 1)
+					b.proxy.CutAll()
+					check("the connection cut after that", client.Reconnecting, 1)
+					c.Reconnect()
+					check("Reconnect in the backoff wait", client.Connecting, 2)
+				} else {
+					b.proxy.CutAll()
+					check("the connection cut", client.Reconnecting, 1)
+					c.Reconnect()
+					check("Reconnect in the backoff wait", client.Connecting, 2)
+					c.Reconnect()
+					c.Reconnect()
+					check("Reconnect during the held attempt", client.Connecting, 2)
+				}
+				b.proxy.CutAll()
+				check("the held attempt failed", client.Reconnecting, 2)
+				if d := time.Until(c.Status().NextRetryAt); d <= 0 {
+					t.Fatalf("the next attempt is due in %v, want a backoff wait", d)
+				}
+				c.Close()
+			})
+		})
+	}
+}
+
 // TestEnumNames: states and send statuses print as docs/sdk.md names them,
 // and an unknown value prints its number.
 func TestEnumNames(t *testing.T) {

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/server"
@@ -202,4 +205,258 @@ func TestSDKGoawayWait(t *testing.T) {
 			t.Errorf("the backoff after the goaway waits %v ms (a ceiling of %v s), want the first step's (1 s): waits %v", waits[1], ceiling, waits)
 		}
 	})
+}
+
+// heldAttempt is one WebSocket connection to the server of
+// TestSDKOneAttemptAtATime, held at each step until the test lets it on.
+type heldAttempt struct {
+	upgrade chan struct{}                 // closed by the test: answer the upgrade
+	hello   chan struct{}                 // closed by the server: the hello was read
+	end     chan func(ws *websocket.Conn) // what to do last, then close
+}
+
+// TestSDKOneAttemptAtATime checks, in the real browser, that parley.js
+// makes one connection attempt at a time: reconnectNow (the "Retry now"
+// button), the browser's online event and the tab becoming visible do not
+// open a second WebSocket while an attempt is under way, whether it was
+// the first (connecting) or one after a lost link (reconnecting), with
+// the upgrade held or with the socket open and no welcome yet. In a
+// backoff or a goaway's wait, reconnectNow starts exactly one attempt.
+// The server takes each connection and holds it as the test says; the
+// page counts the WebSockets it creates.
+func TestSDKOneAttemptAtATime(t *testing.T) {
+	attempts := make(chan *heldAttempt, 16)
+	done := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.Handle("/", web.Handler())
+	mux.HandleFunc("/v1/ws", func(w http.ResponseWriter, r *http.Request) {
+		a := &heldAttempt{upgrade: make(chan struct{}), hello: make(chan struct{}), end: make(chan func(*websocket.Conn), 1)}
+		attempts <- a
+		select {
+		case <-a.upgrade:
+		case <-r.Context().Done():
+			return
+		case <-done:
+			return
+		}
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		go func() { // owned by this handler: cancel ends it
+			select {
+			case <-done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if _, _, err := ws.Read(ctx); err != nil {
+			return
+		}
+		close(a.hello)
+		// Read on, so the browser's close is seen, until the test says.
+		go func() { // owned by this handler: the deferred CloseNow ends it
+			for {
+				if _, _, err := ws.Read(ctx); err != nil {
+					cancel()
+					return
+				}
+			}
+		}()
+		select {
+		case f := <-a.end:
+			f(ws)
+		case <-ctx.Done():
+		}
+	})
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	t.Cleanup(func() { close(done) }) // runs first: handlers return, then hs.Close
+	tab := newTab(t, newBrowser(t), hs.URL)
+
+	next := func(what string) *heldAttempt {
+		t.Helper()
+		select {
+		case a := <-attempts:
+			return a
+		case <-time.After(waitTimeout): // a liveness bound, not a timing assertion
+			t.Fatalf("waiting for the server to get %s: nothing", what)
+			return nil
+		}
+	}
+	helloRead := func(a *heldAttempt) {
+		t.Helper()
+		close(a.upgrade)
+		select {
+		case <-a.hello:
+		case <-time.After(waitTimeout):
+			t.Fatal("the attempt's hello never came")
+		}
+	}
+	closeWith := func(a *heldAttempt, goaway bool, code websocket.StatusCode) {
+		a.end <- func(ws *websocket.Conn) {
+			if goaway {
+				b, _ := json.Marshal(protocol.Frame{Type: protocol.TypeGoAway, Data: json.RawMessage(`{"reason":"test","reconnect_after_ms":600000}`)})
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+					t.Errorf("writing goaway: %v", err)
+				}
+			}
+			ws.Close(code, "test")
+		}
+	}
+	// poke asks for a connection every way the page can and reports the
+	// state and how many WebSockets the page has made.
+	const poke = `(() => {
+		const c = window.sdk;
+		c.reconnectNow();
+		document.dispatchEvent(new Event('visibilitychange'));
+		window.dispatchEvent(new Event('online'));
+		c.reconnectNow();
+		return c.state + ' ' + window.wsOpened;
+	})()`
+	const describe = `[window.sdk.status(), window.sdk.ws?.readyState, window.wsOpened]`
+
+	// Count the page's WebSockets; every backoff wait is 0 ms, so a
+	// lost attempt is followed by the next at once (state reconnecting).
+	eval[bool](t, tab, `import('/parley.js').then(m => {
+		const Native = window.WebSocket;
+		window.wsOpened = 0;
+		window.WebSocket = class extends Native {
+			constructor(...args) {
+				super(...args);
+				window.wsOpened++;
+			}
+		};
+		Object.defineProperty(document, 'visibilityState', { get: () => 'visible', configurable: true });
+		Math.random = () => 0;
+		const mem = new Map();
+		const storage = { getItem: k => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, String(v)), removeItem: k => mem.delete(k), key: () => null, length: 0 };
+		window.sdk = new m.Client({ token: 't', user: { id: 'alice', name: 'Alice' }, baseURL: location.origin, storage });
+		window.sdk.connect();
+		return true;
+	})`)
+
+	a1 := next("the first attempt")
+	if got, want := eval[string](t, tab, poke), "connecting 1"; got != want {
+		t.Errorf("asked to connect while the first attempt's upgrade is held: %s, want %s", got, want)
+	}
+	helloRead(a1)
+	waitJS(t, tab, "the first socket open", `window.sdk.ws?.readyState === 1`, describe)
+	if got, want := eval[string](t, tab, poke), "connecting 1"; got != want {
+		t.Errorf("asked to connect while the first attempt waits for its welcome: %s, want %s", got, want)
+	}
+
+	closeWith(a1, false, protocol.CloseReconnect)
+	a2 := next("the attempt after the first failed")
+	waitJS(t, tab, "the second attempt under way", `window.sdk.state === 'reconnecting' && window.sdk.ws && window.wsOpened === 2`, describe)
+	if got, want := eval[string](t, tab, poke), "reconnecting 2"; got != want {
+		t.Errorf("asked to connect while a reconnect attempt's upgrade is held: %s, want %s", got, want)
+	}
+	helloRead(a2)
+	waitJS(t, tab, "the second socket open", `window.sdk.ws?.readyState === 1`, describe)
+	if got, want := eval[string](t, tab, poke), "reconnecting 2"; got != want {
+		t.Errorf("asked to connect while a reconnect attempt waits for its welcome: %s, want %s", got, want)
+	}
+
+	// A goaway's wait (10 minutes): the tab becoming visible leaves it;
+	// reconnectNow ends it with one attempt.
+	closeWith(a2, true, protocol.CloseShutdown)
+	waitJS(t, tab, "the goaway's wait", `window.sdk.state === 'reconnecting' && !window.sdk.ws && window.sdk.retryAt - Date.now() > 60000`, describe)
+	if got, want := eval[string](t, tab, poke), "connecting 3"; got != want {
+		t.Errorf("asked to connect in a goaway's wait: %s, want %s (one attempt)", got, want)
+	}
+	a3 := next("the attempt that cut the goaway's wait")
+	helloRead(a3)
+
+	// A backoff wait (0 ms, so it is caught as it starts, from the
+	// state listener): reconnectNow starts one attempt, and the wait's
+	// own timer none.
+	eval[bool](t, tab, `(() => {
+		const c = window.sdk;
+		const id = c.on('state', s => {
+			if (s.state !== 'reconnecting' || !(s.retryAt > 0) || c.ws) return;
+			c.off(id);
+			window.inWait = eval(`+jsString(poke)+`);
+		});
+		return true;
+	})()`)
+	closeWith(a3, false, protocol.CloseReconnect)
+	waitJS(t, tab, "the backoff wait", `window.inWait !== undefined`, describe)
+	if got, want := eval[string](t, tab, `window.inWait`), "connecting 4"; got != want {
+		t.Errorf("asked to connect in a backoff wait: %s, want %s (one attempt)", got, want)
+	}
+	helloRead(next("the attempt that cut the backoff wait"))
+	waitJS(t, tab, "the fourth socket open", `window.sdk.ws?.readyState === 1`, describe)
+	if got, want := eval[string](t, tab, `window.sdk.state + ' ' + window.wsOpened`), "connecting 4"; got != want {
+		t.Errorf("after the backoff wait was cut: %s, want %s", got, want)
+	}
+	select {
+	case <-attempts:
+		t.Errorf("the server got a fifth attempt, want four")
+	default:
+	}
+}
+
+// TestSDKSavedCursorOfLostLog checks, in the real browser, how parley.js
+// tabs that share one saved cursor (here two Clients on one storage that
+// sends no storage events, so each learns only when it saves) settle it
+// across a lost log: the tab that got the resync with cause log_lost
+// saves its lower entry with one more reset; a sibling that has not seen
+// it, saving an event of the lost log, does not write its own entry of
+// that shard but takes the saved one and tells its app (resync, tab:
+// true), while its other shards still move only forward; two tabs that
+// each get the same loss count it once and merge forward; a reload reads
+// the cursor with its resets.
+func TestSDKSavedCursorOfLostLog(t *testing.T) {
+	srv := httptest.NewServer(web.Handler())
+	t.Cleanup(srv.Close)
+	tab := newTab(t, newBrowser(t), srv.URL)
+	got := eval[string](t, tab, `import('/parley.js').then(m => {
+		const mem = new Map();
+		const storage = { getItem: k => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, String(v)), removeItem: k => mem.delete(k) };
+		const client = () => new m.Client({ token: 't', user: { id: 'bob', name: 'Bob' }, baseURL: 'http://127.0.0.1:1', storage });
+		const ev = (shard, pos) => ({ type: 'event', data: { pos, shard, type: 'messageRead', conversation_id: 'c' + shard, user_id: 'alice', read_seq: 1, at: new Date().toISOString() } });
+		const lost = (head, from, more = {}) => ({ type: 'resync', data: { head, from, cause: 'log_lost', lost: [0], cursor: { 0: head, 2: 30, ...more }, shards: 3, reason: 'lost' } });
+		const out = [];
+		const told = [];
+		const snap = what => out.push(what + ' ' + mem.get('parley.bob.cursor'));
+		const a = client(), b = client();
+		// What b's app is told: the sibling's loss once (tab: true), and
+		// below its own resync from the server.
+		b.on('resync', r => told.push([r.cause, r.tab, r.lost, r.from, r.head].join('/')));
+		for (const c of [a, b]) for (const [s, p] of [[0, 20], [2, 30]]) c.handleFrame(ev(s, p));
+		snap('both');
+		a.handleFrame(lost(4, 20));
+		snap('a lost');
+		b.handleFrame(ev(0, 21)); // late, of the lost log
+		snap('b late');
+		out.push('b ' + JSON.stringify(b.cursor) + ' told ' + told.join(' '));
+		b.handleFrame(ev(2, 31));
+		b.handleFrame(ev(0, 5));
+		snap('b on');
+		a.handleFrame(ev(0, 5));
+		a.handleFrame(ev(0, 6));
+		snap('a on');
+		const reload = client();
+		out.push('reload ' + JSON.stringify([reload.cursor, reload.resets]));
+		// The same loss of shard 0 again, got by both: a first, then b
+		// with a later head; then a, behind, saves.
+		a.resetsAtHello = { ...a.resets };
+		b.resetsAtHello = { ...b.resets };
+		a.handleFrame(lost(2, 6));
+		b.handleFrame(lost(3, 6, { 2: 31 }));
+		a.handleFrame(ev(0, 3));
+		snap('both lost');
+		out.push('a ' + JSON.stringify([a.cursor, a.resets]) + ' b ' + JSON.stringify([b.cursor, b.resets]) + ' told ' + told.length);
+		return out.join('; ');
+	})`)
+	want := `both {"0":20,"2":30}; a lost {"cursor":{"0":4,"2":30},"resets":{"0":1}}; b late {"cursor":{"0":4,"2":30},"resets":{"0":1}}; b {"0":4,"2":30} told log_lost/true/0/21/4; b on {"cursor":{"0":5,"2":31},"resets":{"0":1}}; a on {"cursor":{"0":6,"2":31},"resets":{"0":1}}; reload [{"0":6,"2":31},{"0":1}]; both lost {"cursor":{"0":3,"2":31},"resets":{"0":2}}; a [{"0":3,"2":30},{"0":2}] b [{"0":3,"2":31},{"0":2}] told 2`
+	if got != want {
+		t.Errorf("saved cursor steps:\n got %s\nwant %s", got, want)
+	}
 }

@@ -278,7 +278,8 @@ export interface ClientEvents {
   event: ParleyEvent;
   welcome: { welcome: Welcome; resumed: boolean };
   resumed: { from: number; to: number; count: number; cursor?: Cursor; shards?: number };
-  resync: { head: number; reason: string; cause?: string; from?: number; shard?: number; cursor?: Cursor; lost?: number[]; shards?: number };
+  /** tab: the resync is another tab's (cause log_lost): it saw the server's log lost, and this client took its saved cursor. */
+  resync: { head: number; reason: string; cause?: string; from?: number; shard?: number; cursor?: Cursor; lost?: number[]; shards?: number; tab?: boolean };
   outbox: OutboxItem[];
   sent: { item: OutboxItem; message: Message; blob?: Blob };
   edited: { item: OutboxItem; message: Message };
@@ -321,6 +322,8 @@ export declare class Client {
   readonly cursor: Cursor | null;
   /** Shard 0's entry of the cursor (on a log of one shard, the whole position), or null. */
   readonly position: number | null;
+  /** Per shard, how many resyncs with cause log_lost the cursor's entry has had (0 left out); saved with it for the user's other tabs. */
+  readonly resets: Cursor;
   readonly outbox: OutboxItem[];
   readonly limits: { maxTextRunes: number; maxFrameBytes: number };
   readonly stats: Record<string, number>;

@@ -314,6 +314,20 @@ export function cleanCursor(c) {
 }
 
 /**
+ * parseSaved reads a saved cursor: {cursor, resets} or, saved while no
+ * shard's log was ever lost (and by versions that kept no resets), the
+ * bare cursor. It returns {cursor, resets} or null.
+ */
+function parseSaved(o) {
+  if (o != null && typeof o === 'object' && 'cursor' in o) {
+    const cursor = cleanCursor(o.cursor);
+    return cursor && { cursor, resets: cleanCursor(o.resets) ?? {} };
+  }
+  const cursor = cleanCursor(o);
+  return cursor && { cursor, resets: {} };
+}
+
+/**
  * Client is one user's connection to a Parley server.
  *
  * Listeners (on(type, fn) returns an id for off(id)):
@@ -323,7 +337,8 @@ export function cleanCursor(c) {
  *             no replay happens, so refetch state
  *   resumed   {from, to, count, cursor, shards}
  *   resync    {head, reason, cause, from, shard, cursor, lost, shards}   refetch
- *             conversations and messages
+ *             conversations and messages (tab: true, with cause log_lost:
+ *             another tab of the user saw the log lost; see adoptResets)
  *   outbox    [items]          the outbox changed
  *   sent      {item, message, blob}  the server stored a message from the
  *             outbox (blob: an image's bytes, when this page holds them)
@@ -395,6 +410,12 @@ export class Client {
     // (protocol 2, docs/protocol.md section 3): {shard: pos}, or null
     // before the first welcome or event.
     this.cursor = this.loadCursor();
+    // How many times each shard's log was lost (a resync with cause
+    // log_lost) before the cursor's entry: {shard: n}, 0 left out. It
+    // tells the tabs which saved entry belongs to the newer log (see
+    // savePosition). resetsAtHello is the copy the last hello went with.
+    this.resets = this.loadSaved()?.resets ?? {};
+    this.resetsAtHello = {};
     this.outbox = this.loadOutbox();
     this.onStorage = (e) => this.storageChanged(e);
 
@@ -443,17 +464,24 @@ export class Client {
 
   /** loadCursor reads the stored cursor, or a position stored before protocol 2 as shard 0's. */
   loadCursor() {
-    const raw = this.storage?.getItem(this.cursorKey);
-    if (raw) {
-      try {
-        const c = cleanCursor(JSON.parse(raw));
-        if (c) return c;
-      } catch {
-        /* not JSON: fall back to the position */
-      }
-    }
+    const saved = this.loadSaved();
+    if (saved) return saved.cursor;
     const v = Number(this.storage?.getItem(this.posKey));
     return Number.isFinite(v) && v > 0 ? { 0: v } : null;
+  }
+
+  /**
+   * loadSaved reads the stored cursor with its resets ({cursor, resets}),
+   * or null. While no shard's log was ever lost it is stored as the bare
+   * cursor, as before resets were kept: {resets: {}}.
+   */
+  loadSaved(raw = this.storage?.getItem(this.cursorKey)) {
+    if (!raw) return null;
+    try {
+      return parseSaved(JSON.parse(raw));
+    } catch {
+      return null; // not JSON: the position under posKey is all there is
+    }
   }
 
   /**
@@ -463,24 +491,76 @@ export class Client {
    * already showed and saved: a reload then would replay them. So per
    * shard the stored entry never goes lower: what is written is the
    * larger of the stored entry and this tab's, which keeps its own cursor
-   * in memory for its own resume. The one exception is `lowered`, the
-   * shards a resync with cause log_lost moved back (their positions are
-   * given again from there): those are written as this tab holds them.
+   * in memory for its own resume.
+   *
+   * That holds between entries of the same log only. Each entry is stored
+   * with how many times its shard's log was lost (resets, counted by the
+   * tab that saw the resync with cause log_lost, which moved it back).
+   * An entry of a later log wins whatever its position: this tab's, after
+   * a log_lost its siblings have not seen yet, replaces theirs; a stored
+   * one, from a log_lost this tab has not seen (its own position is one
+   * of the lost log, and its connection may still be: a node serving the
+   * lost log, kept by a load balancer, would have it write that log's
+   * positions back), is adopted (see adoptResets) and this tab's is not
+   * written.
    */
-  savePosition(lowered = []) {
+  savePosition() {
     if (this.cursor == null) return;
     // A full storage (or one that refuses writes) costs only the saved
     // position: a throw here would stop the welcome or the rest of a
     // batch of frames, and with them the connection or events.
     try {
-      const keep = new Set(lowered.map(String));
+      const saved = this.loadSaved();
+      if (saved) this.adoptResets(saved);
       const out = { ...this.cursor };
-      for (const [s, p] of Object.entries(this.loadCursor() ?? {})) if (!keep.has(s) && p > (out[s] ?? 0)) out[s] = p;
-      this.storage?.setItem(this.cursorKey, JSON.stringify(out));
+      if (saved) {
+        for (const [s, p] of Object.entries(saved.cursor)) {
+          if ((saved.resets[s] ?? 0) === (this.resets[s] ?? 0) && p > (out[s] ?? 0)) out[s] = p;
+        }
+      }
+      const resets = cleanCursor(this.resets) ?? {};
+      for (const s of Object.keys(resets)) if (!resets[s]) delete resets[s];
+      this.storage?.setItem(this.cursorKey, JSON.stringify(Object.keys(resets).length ? { cursor: out, resets } : out));
       this.storage?.setItem(this.posKey, String(out[0] ?? 0));
     } catch (err) {
       console.warn('parley: the position could not be saved', err);
     }
+  }
+
+  /**
+   * adoptResets takes from saved (loadSaved's) the entry of each shard
+   * whose log a sibling tab saw lost more times than this tab did: this
+   * tab's position there belongs to a log that is gone. Like a resync
+   * with cause log_lost from the server, it tells the listeners (resync,
+   * with cause "log_lost" and tab: true) so the app refetches its state.
+   * A connection (or attempt) this tab has was resumed on the lost log,
+   * or may have been (a node or load balancer still serving it): its
+   * frames could save the lost log's positions again, so it is dropped
+   * as a lost link is, and the next hello resumes from the new entries.
+   */
+  adoptResets(saved) {
+    const lost = [];
+    let from = 0;
+    for (const [s, n] of Object.entries(saved.resets)) {
+      if (n <= (this.resets[s] ?? 0)) continue;
+      this.cursor ??= {};
+      if (!lost.length) from = this.cursor[s] ?? 0;
+      this.cursor[s] = saved.cursor[s] ?? 0;
+      this.resets[s] = n;
+      lost.push(Number(s));
+    }
+    if (!lost.length) return;
+    this.emit('resync', {
+      cause: 'log_lost',
+      tab: true,
+      reason: "another tab of this user found the server's log lost",
+      shard: lost[0],
+      head: this.cursor[lost[0]],
+      from,
+      lost,
+      cursor: { ...this.cursor },
+    });
+    if (this.ws) this.lost(this.generation, 4000, "another tab found the server's log lost");
   }
 
   /** mergeCursor moves each entry up to c's where that is further, never back. */
@@ -567,9 +647,18 @@ export class Client {
     this.emit('outbox', this.outbox.slice());
   }
 
-  /** storageChanged mirrors another tab's change to this user's outbox. */
+  /**
+   * storageChanged mirrors another tab's change to this user's outbox,
+   * and adopts the entries of the saved cursor of a log it saw lost
+   * (adoptResets): at once, so this tab's next hello resumes on the new log.
+   */
   storageChanged(e) {
     if (e.storageArea !== this.storage) return;
+    if (e.key === this.cursorKey) {
+      const saved = this.loadSaved(e.newValue);
+      if (saved && this.cursor != null) this.adoptResets(saved);
+      return;
+    }
     if (e.key !== null && !e.key.startsWith(this.itemPrefix)) return;
     if (e.key === null) {
       // The storage was cleared: keep only what this page holds.
@@ -678,13 +767,21 @@ export class Client {
     this.setState(State.Disconnected, { reason: 'closed', retryAt: 0 });
   }
 
-  /** reconnectNow skips the backoff wait (the "Retry now" button) and resets it. */
+  /**
+   * reconnectNow skips the backoff wait (the "Retry now" button) and resets
+   * it. While an attempt is under way (a socket opening, or open without a
+   * welcome yet, in state connecting or reconnecting) or connected, it does
+   * nothing: there is one attempt at a time, and closing one to start
+   * another only makes the server see more connections.
+   */
   reconnectNow() {
     if (!this.wanted) {
       this.connect();
       return;
     }
-    if (this.live || (this.ws && this.state === State.Connecting)) return;
+    // this.ws is the socket of the attempt under way or of the
+    // connection: lost() and close() clear it (teardown).
+    if (this.live || this.ws) return;
     this.attempt = 0;
     this.step = 0;
     this.goawayDelay = null;
@@ -732,6 +829,7 @@ export class Client {
       const hello = { token: this.token, batch: true, protocol: 2 };
       if (this.cursor != null) hello.cursor = { ...this.cursor };
       this.helloResumed = this.cursor != null;
+      this.resetsAtHello = { ...this.resets };
       this.sendFrame({ op: 'hello', id: 'hello', data: hello });
     };
     ws.onmessage = (e) => {
@@ -976,12 +1074,16 @@ export class Client {
         if (heads) {
           this.cursor ??= {};
           const lost = f.data.cause === 'log_lost' ? f.data.lost || [] : [];
-          for (const s of lost) this.cursor[s] = heads[s] ?? 0;
+          for (const s of lost) {
+            this.cursor[s] = heads[s] ?? 0;
+            this.countReset(s);
+          }
           this.mergeCursor(heads);
-          this.savePosition(lost);
+          this.savePosition();
         } else if (typeof head === 'number' && (this.position == null || head > this.position || f.data.cause === 'log_lost')) {
           this.cursor = { ...this.cursor, 0: head };
-          this.savePosition(f.data.cause === 'log_lost' ? [0] : []);
+          if (f.data.cause === 'log_lost') this.countReset(0);
+          this.savePosition();
         }
         this.emit('resync', f.data);
         return;
@@ -1002,6 +1104,17 @@ export class Client {
     }
   }
 
+  /**
+   * countReset counts a log_lost of shard s, answering the last hello:
+   * one more than the count the hello went with, so the tabs that each
+   * see the same loss count it once and their entries compare as of one
+   * log (never less than this tab's count now: it may have adopted a
+   * sibling's since the hello).
+   */
+  countReset(s) {
+    this.resets[s] = Math.max((this.resetsAtHello[s] ?? 0) + 1, this.resets[s] ?? 0);
+  }
+
   welcome(w) {
     clearTimeout(this.timers.connect);
     this.live = true;
@@ -1018,6 +1131,9 @@ export class Client {
     if (this.cursor == null) {
       // A protocol-1 answer has no cursor: its head is shard 0's.
       this.cursor = cleanCursor(w.cursor) ?? { 0: w.head };
+      // The server's heads are of the log it has now: the one whose
+      // resets the sibling tabs counted (nothing to adopt).
+      this.resets = { ...(this.loadSaved()?.resets ?? {}) };
       this.savePosition();
     }
     this.online = new Set(w.online || []);
