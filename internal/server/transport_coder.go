@@ -88,7 +88,7 @@ func (c *coderConn) Write(frames []outFrame, batch bool) error {
 		msg := frames[i].b
 		if batch {
 			n := len(msg)
-			for end < len(frames) && n+1+len(frames[end].b) <= maxBatchBytes {
+			for end < len(frames) && frames[end].kind == frameText && n+1+len(frames[end].b) <= maxBatchBytes {
 				n += 1 + len(frames[end].b)
 				end++
 			}
