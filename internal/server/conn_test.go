@@ -15,17 +15,6 @@ import (
 	"github.com/parleychat/parley/protocol"
 )
 
-func TestHeartbeatTimeout(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.HeartbeatTimeout = 300 * time.Millisecond }))
-	c := connect(t, srv, srv.Token(t, "alice", "Alice"), nil)
-	if c.welcome.HeartbeatTimeoutMS != 300 {
-		t.Fatalf("welcome says timeout %d ms", c.welcome.HeartbeatTimeoutMS)
-	}
-	if code := c.closeCode(); code != protocol.CloseHeartbeatTimeout {
-		t.Fatalf("close %d, want 4002", code)
-	}
-}
-
 // TestSlowConsumer: a client that stops reading is closed with 4001 once
 // its queue is full of durable events, and the server's memory for it
 // stays bounded by the queue.

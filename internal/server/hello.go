@@ -35,6 +35,10 @@ func (c *conn) readHello(ctx context.Context, pre *parley.User) (h protocol.Hell
 	)
 	for {
 		kind, bp, err = c.t.Read()
+		if err == nil && kind == msgPong {
+			readPool.Put(bp) // an unsolicited pong: nothing to answer
+			continue
+		}
 		if err != nil || kind != msgPing {
 			break
 		}

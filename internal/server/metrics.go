@@ -16,6 +16,9 @@ type metrics struct {
 	drops       *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
 	slowClosed  prometheus.Counter
+	// heartbeatPings counts the WebSocket pings the heartbeat sweep sent
+	// to quiet connections (heartbeat.go).
+	heartbeatPings prometheus.Counter
 	// hubStoreCalls counts the hub's own store calls, by hubStoreKind;
 	// repliesEarly the connections whose send replies were written before
 	// their events were queued (hub.beforeStore, commitFlush.end).
@@ -42,6 +45,8 @@ func newMetrics() *metrics {
 		rateLimited: counterVec("parley_rate_limited_total", "Requests refused by a rate limit, by limit.", "limit"),
 		slowClosed:  counter("parley_slow_consumer_closes_total", "Connections closed with 4001 (slow consumer)."),
 		uploads:     counter("parley_uploads_total", "Images stored through POST /v1/uploads."),
+		heartbeatPings: counter("parley_heartbeat_pings_total",
+			"WebSocket pings sent to connections the server had not heard from for 1.5 heartbeat intervals (a client whose own pings are late, such as a hidden browser tab); the pong counts as hearing from it."),
 		sendsDropped: counter("parley_sends_dropped_total",
 			"Sends a WebSocket connection handed to the store that the store did not run because the connection closed before it took them into a batch (or, with a store without parley.AsyncSender, before the server handed them to it): their replies could not be written, and the client sends them again."),
 		panics: counterVec("parley_panics_total", "Panics recovered, by where (reader, worker, writer, hello, timer, http); each closed its connection with 1011 or answered 500.", "where"),
@@ -58,7 +63,7 @@ func newMetrics() *metrics {
 		"Connections whose WebSocket send replies were written before the hub queued their store batch's events, because the hub was in (or about to make) a store call of its own: the sender's own events for those sends come in a later write.")
 	m.reg.MustRegister(hubStore, m.repliesEarly)
 	m.obs = newObsMetrics(m.reg)
-	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.sendsDropped, m.uploads, m.panics,
+	m.reg.MustRegister(m.connections, m.messages, m.fanout, m.resumes, m.drops, m.rateLimited, m.slowClosed, m.heartbeatPings, m.sendsDropped, m.uploads, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -84,6 +84,10 @@ func (c *conn) readOne(woke int64) bool {
 		c.sendNow(outFrame{b: bytes.Clone(b), kind: framePong})
 		readPool.Put(bp)
 		return true
+	case msgPong:
+		// The answer to the heartbeat's ping: touch (above) is all it is for.
+		readPool.Put(bp)
+		return true
 	case msgBinary:
 		readPool.Put(bp)
 		c.closeWith(protocol.CloseProtocolError, "binary frames are not allowed", false)

@@ -14,7 +14,7 @@ const maxBatchBytes = 64 << 10
 type outFrame struct {
 	b         []byte
 	droppable bool      // typing and presence: the first to go when the queue is full
-	kind      frameKind // a protocol frame (text), or a pong answering a WebSocket ping
+	kind      frameKind // a protocol frame (text), a pong answering a WebSocket ping, or the heartbeat's ping
 }
 
 // frameOverhead is what a queued frame costs besides its bytes (its

@@ -36,7 +36,9 @@ type transport interface {
 	// readPool, which the caller puts back (also on error: nil then). A
 	// ping (msgPing) is to be answered with a pong
 	// frame carrying the payload; transports that answer pings
-	// themselves never return one. A protocol violation, an oversized
+	// themselves never return one. A pong (msgPong: the answer to the
+	// heartbeat's ping, framePing) is returned so the client counts as
+	// heard; its payload is dropped. A protocol violation, an oversized
 	// message or the client's close frame is a *closeError: the code
 	// to close with (the client's own, for its close).
 	Read() (msgKind, *[]byte, error)
@@ -70,6 +72,7 @@ const (
 	msgText msgKind = iota
 	msgBinary
 	msgPing // answer with a pong frame carrying the payload
+	msgPong // a pong (its payload dropped): the client was heard, nothing to do
 )
 
 // frameKind is what an outFrame is on the wire.
@@ -78,6 +81,13 @@ type frameKind uint8
 const (
 	frameText frameKind = iota // a text message (the protocol's frames)
 	framePong                  // a WebSocket pong answering a ping
+	// framePing is a WebSocket ping (empty payload) the heartbeat sweep
+	// sends a connection silent for pingAfter (heartbeat.go): the
+	// client's WebSocket stack answers it even where its own timers are
+	// throttled (a hidden browser tab), and the pong counts as heard.
+	// Transports that cannot send one without waiting for its pong
+	// (coderConn) skip it.
+	framePing
 	// frameRaw is the rest of a frame a write without waiting put only
 	// partly on the wire (writeInline): bytes already encoded, written
 	// as they are, before anything else. Only transports that implement

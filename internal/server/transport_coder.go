@@ -16,7 +16,8 @@ import (
 // (net/http's buffers, kept for the connection's life; a write per
 // message; pings answered inside its reads). It is kept to measure
 // against wsConn (Config.Transport "coder", docs/benchmarks.md), not as
-// the default.
+// the default. It sends no heartbeat pings (framePing): a client that
+// does not ping in the protocol is closed with 4002 here.
 type coderConn struct {
 	ws *websocket.Conn
 
@@ -75,11 +76,19 @@ func (c *coderConn) Write(frames []outFrame, batch bool) error {
 	}
 	var buf []byte
 	for i := 0; i < len(frames); {
+		if frames[i].kind == framePing {
+			// coder/websocket's Ping waits for the pong on the caller's
+			// goroutine (the writer's): this transport sends none, so
+			// its clients must ping in the protocol (docs/deploy.md,
+			// --ws-transport).
+			i++
+			continue
+		}
 		end := i + 1
 		msg := frames[i].b
 		if batch {
 			n := len(msg)
-			for end < len(frames) && n+1+len(frames[end].b) <= maxBatchBytes {
+			for end < len(frames) && frames[end].kind == frameText && n+1+len(frames[end].b) <= maxBatchBytes {
 				n += 1 + len(frames[end].b)
 				end++
 			}

@@ -293,10 +293,13 @@ func (c *wsConn) read(buf []byte) (msgKind, []byte, error) {
 			c.release()
 			return msgPing, buf, nil
 		case ws.OpPong:
+			// Returned, not skipped: it is how a client whose own pings
+			// are late (a throttled browser tab) is heard (framePing).
 			if err := c.rd.Discard(); err != nil {
 				return 0, buf, c.fail(err)
 			}
 			c.release()
+			return msgPong, buf, nil
 		case ws.OpClose:
 			err := c.closeFrame(&c.rd)
 			c.release()
@@ -480,9 +483,12 @@ func (c *wsConn) Write(frames []outFrame, batch bool) error {
 func messageAt(frames []outFrame, i int, batch bool) (ws.OpCode, int, int) {
 	f := frames[i]
 	op, n, end := ws.OpText, len(f.b), i+1
-	if f.kind == framePong {
+	switch {
+	case f.kind == framePong:
 		op = ws.OpPong
-	} else if batch {
+	case f.kind == framePing:
+		op = ws.OpPing
+	case batch:
 		for end < len(frames) && frames[end].kind == frameText && n+1+len(frames[end].b) <= maxBatchBytes {
 			n += 1 + len(frames[end].b)
 			end++

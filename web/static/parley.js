@@ -1140,19 +1140,28 @@ export class Client {
     const gen = this.generation;
     this.lastHeard = Date.now();
     // One timer both pings and checks for silence; browsers cannot see
-    // WebSocket-level pings, so the check must live in the protocol.
+    // WebSocket-level pings, so the check must live in the protocol. (The
+    // server's WebSocket pings, which the browser answers by itself, keep
+    // the link up from its side when this timer is throttled: a hidden
+    // tab's runs about once a minute. docs/protocol.md section 4.)
     const tick = Math.min(1000, this.heartbeat.interval);
     let lastPing = Date.now();
     let lastTick = Date.now();
+    // When a late tick last pinged: silence is counted from then, not from
+    // the last frame heard before it, since no ping went out meanwhile to
+    // be answered (judged from lastHeard, the tick after a minute-late one
+    // closed a healthy link whose pong was more than one tick away).
+    let lateAt = 0;
     this.timers.ping = setInterval(() => {
       if (gen !== this.generation) return;
       const now = Date.now();
       // A late tick means the page was frozen or throttled, not that the
-      // link is dead: ping first and judge the link on the next tick.
+      // link is dead: ping first and judge the link on the later ticks.
       const late = now - lastTick > 2 * tick + 500;
       this.stats.maxTickGapMs = Math.max(this.stats.maxTickGapMs, now - lastTick);
       lastTick = now;
-      if (!late && now - this.lastHeard > this.heartbeat.timeout) {
+      if (late) lateAt = now;
+      if (!late && now - Math.max(this.lastHeard, lateAt) > this.heartbeat.timeout) {
         this.lost(gen, 4002, 'no answer from the server');
         return;
       }
