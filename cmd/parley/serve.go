@@ -123,7 +123,7 @@ type ServeCmd struct {
 	UploadQuotaMiB        int64         `name:"upload-quota-mib" default:"100" env:"PARLEY_UPLOAD_QUOTA_MIB" help:"Stored uploads per user, in MiB (negative: no quota)."`
 	UploadOrphanTTL       time.Duration `default:"1h" env:"PARLEY_UPLOAD_ORPHAN_TTL" help:"Delete uploads no message holds after this long."`
 	UploadMaxFileMiB      int64         `name:"upload-max-file-mib" default:"25" env:"PARLEY_UPLOAD_MAX_FILE_MIB" help:"Largest file upload (POST /v1/files), in MiB."`
-	UploadFiles           int           `default:"4" env:"PARLEY_UPLOAD_FILES" help:"File uploads received at once per node (each held in memory up to --upload-max-file-mib)."`
+	UploadFiles           int           `default:"4" env:"PARLEY_UPLOAD_FILES" help:"Uploads, images and files together, received at once per node (each body held in memory up to --upload-max-file-mib)."`
 }
 
 // Run serves until ctx ends (SIGINT or SIGTERM), then shuts down

@@ -72,10 +72,12 @@ type UploadLimits struct {
 	// 25 MiB). Files share PerSecond, Burst, Quota and OrphanTTL with
 	// images.
 	MaxFileBytes int64
-	// Files is how many file uploads one node receives at once (default
-	// 4): each is held in memory up to MaxFileBytes until stored. An
-	// upload waits up to DecodeWait for its turn, then gets unavailable
-	// (HTTP 503) with Retry-After.
+	// Files is how many uploads, images and files together, one node
+	// receives at once (default 4): each body is held in memory (a file
+	// up to MaxFileBytes, an image up to MaxBytes) until stored, so
+	// bodies hold at most Files x MaxFileBytes. An upload waits up to
+	// DecodeWait for its turn, before any byte of its body is read, then
+	// gets unavailable (HTTP 503) with Retry-After.
 	Files int
 }
 
@@ -98,7 +100,7 @@ type uploadGate struct {
 	lim     UploadLimits
 	rate    *limiterSet
 	decodes slots // a token per decode under way (DecodeWait, Decodes)
-	files   slots // a token per file upload being received: at most Files x MaxFileBytes buffered
+	files   slots // a token per upload (image or file) being received: at most Files x MaxFileBytes buffered
 }
 
 func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
@@ -152,10 +154,11 @@ func (s *Server) uploadRoutes(mux *routeMux) {
 // type comes from the content and the stored name is a new id.
 //
 // In order, cheapest refusal first: the body is bounded before anything
-// reads it; the user's upload rate; the image's header, size and decode
-// cost (media.Inspect, nothing decoded); the user's quota against the
-// upload's size; a decode slot; the decode; and the quota again, exactly,
-// in the store's write.
+// reads it; the user's upload rate; a receiving slot (shared with file
+// uploads: Files bodies held at once); the image's header, size and
+// decode cost (media.Inspect, nothing decoded); the user's quota against
+// the upload's size; a decode slot; the decode; and the quota again,
+// exactly, in the store's write.
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.User) {
 	g := s.uploads
 	// Multipart framing adds a little; media.Inspect enforces the exact
@@ -165,6 +168,15 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 		s.writeError(w, err)
 		return
 	}
+	// A receiving slot, as a file upload takes, before any byte of the
+	// body is read: Inspect holds the whole body (up to MaxBytes), and
+	// Decode still holds it, so without a slot every concurrent upload
+	// held one.
+	if err := g.files.acquire(r.Context(), g.lim.DecodeWait, "receiving other uploads"); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	defer g.files.release()
 	body, _, err := uploadBody(r) // an image's name is ignored
 	if err != nil {
 		s.writeError(w, err)
