@@ -123,6 +123,7 @@ type ServeCmd struct {
 	UploadQuotaMiB        int64         `name:"upload-quota-mib" default:"100" env:"PARLEY_UPLOAD_QUOTA_MIB" help:"Stored uploads per user, in MiB (negative: no quota)."`
 	UploadOrphanTTL       time.Duration `default:"1h" env:"PARLEY_UPLOAD_ORPHAN_TTL" help:"Delete uploads no message holds after this long."`
 	UploadMaxFileMiB      int64         `name:"upload-max-file-mib" default:"25" env:"PARLEY_UPLOAD_MAX_FILE_MIB" help:"Largest file upload (POST /v1/files), in MiB."`
+	DownloadBudgetMiB     int64         `name:"download-budget-mib" default:"256" env:"PARLEY_DOWNLOAD_BUDGET_MIB" help:"Attachment bytes held for downloads being served at once per node, in MiB; a download with no room waits --upload-decode-wait, then unavailable (503, Retry-After)."`
 	UploadFiles           int           `default:"4" env:"PARLEY_UPLOAD_FILES" help:"Uploads, images and files together, received at once per node (each body held in memory up to --upload-max-file-mib)."`
 }
 
@@ -264,6 +265,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Quota:        c.UploadQuotaMiB << 20,
 			OrphanTTL:    c.UploadOrphanTTL,
 			MaxFileBytes: c.UploadMaxFileMiB << 20, Files: c.UploadFiles,
+			DownloadBytes: c.DownloadBudgetMiB << 20,
 		},
 	})
 	if err != nil {

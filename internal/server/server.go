@@ -127,9 +127,9 @@ type Config struct {
 	// Accounts protect logins and registration (see AccountLimits).
 	Accounts AccountLimits
 	// Uploads bounds image and file uploads: size, pixels, decode memory,
-	// concurrent decodes and file receives, the per-user rate and quota,
-	// and how long an unsent upload is kept (see UploadLimits for the
-	// defaults).
+	// concurrent decodes and receives, the per-user rate and quota, how
+	// long an unsent upload is kept, and the bytes downloads hold (see
+	// UploadLimits for the defaults).
 	Uploads UploadLimits
 	// Static is served at "/" (default: the web client). Set
 	// http.NotFoundHandler() to serve nothing.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/media"
@@ -38,6 +39,7 @@ const (
 	DefaultUploadBurst          = 10
 	DefaultUploadQuota          = 100 << 20
 	DefaultUploadOrphanTTL      = time.Hour
+	DefaultDownloadBytes        = 256 << 20
 	uploadSweepBatch            = 100
 	uploadRetryAfterUnavailable = 2 * time.Second
 )
@@ -79,6 +81,15 @@ type UploadLimits struct {
 	// DecodeWait for its turn, before any byte of its body is read, then
 	// gets unavailable (HTTP 503) with Retry-After.
 	Files int
+	// DownloadBytes bounds the attachment bytes one node holds for
+	// downloads being served at once (GET /v1/attachments/{id} and
+	// /thumb; default 256 MiB): a download holds its whole attachment
+	// until the client has taken it, which a slow or stalled reader
+	// makes last up to HTTP.WriteTimeout. A download with no room left
+	// drops what it read and waits up to DecodeWait for room, holding
+	// nothing, then gets unavailable (HTTP 503) with Retry-After. An
+	// attachment larger than DownloadBytes waits for all of it.
+	DownloadBytes int64
 }
 
 func (l UploadLimits) withDefaults() UploadLimits {
@@ -91,6 +102,7 @@ func (l UploadLimits) withDefaults() UploadLimits {
 	orDefault(&l.OrphanTTL, DefaultUploadOrphanTTL)
 	orDefault(&l.MaxFileBytes, DefaultUploadMaxFileBytes)
 	orDefault(&l.Files, DefaultUploadFiles)
+	orDefault(&l.DownloadBytes, DefaultDownloadBytes)
 	return l
 }
 
@@ -101,6 +113,9 @@ type uploadGate struct {
 	rate    *limiterSet
 	decodes slots // a token per decode under way (DecodeWait, Decodes)
 	files   slots // a token per upload (image or file) being received: at most Files x MaxFileBytes buffered
+	// downloads holds a unit per attachment byte being served
+	// (DownloadBytes).
+	downloads *semaphore.Weighted
 }
 
 func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
@@ -109,6 +124,8 @@ func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
 		rate:    newLimiterSet("uploads", l.PerSecond, l.Burst, hit),
 		decodes: make(slots, l.Decodes),
 		files:   make(slots, l.Files),
+
+		downloads: semaphore.NewWeighted(l.DownloadBytes),
 	}
 }
 
@@ -353,6 +370,38 @@ func (s *Server) linkUser(r *http.Request, id string, thumb bool) string {
 	return uid
 }
 
+// holdDownload loads an attachment with load and holds its bytes against
+// UploadLimits.DownloadBytes until release is called (after the response
+// is written). With no room, it drops the bytes, waits up to DecodeWait
+// for room while holding none, and loads them again: attachments never
+// change, so the second load is as large as the first.
+func (s *Server) holdDownload(ctx context.Context, load func() (parley.Attachment, []byte, error)) (
+	a parley.Attachment, data []byte, release func(), err error) {
+	g := s.uploads
+	if a, data, err = load(); err != nil {
+		return a, nil, nil, err
+	}
+	n := min(int64(len(data)), g.lim.DownloadBytes)
+	if !g.downloads.TryAcquire(n) {
+		data = nil // wait holding nothing
+		wctx, cancel := context.WithTimeout(ctx, g.lim.DecodeWait)
+		err = g.downloads.Acquire(wctx, n)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return a, nil, nil, ctx.Err()
+			}
+			return a, nil, nil, &parley.Error{Code: parley.EUNAVAILABLE,
+				Message: "the server is busy serving other downloads; retry shortly", RetryAfter: uploadRetryAfterUnavailable}
+		}
+		if a, data, err = load(); err != nil {
+			g.downloads.Release(n)
+			return a, nil, nil, err
+		}
+	}
+	return a, data, func() { g.downloads.Release(n) }, nil
+}
+
 // handleAttachment serves an attachment's bytes, an image inline and a
 // file as a download (serveFileHeaders), and never as anything a browser
 // would run. A file has no thumbnail: its /thumb is not_found.
@@ -360,28 +409,34 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		var (
-			a    parley.Attachment
-			data []byte
-			err  error
+			uid string
+			err error
 		)
 		cache := "private, max-age=86400, immutable"
-		if uid := s.linkUser(r, id, thumb); uid != "" {
-			a, data, err = s.store.AttachmentData(r.Context(), uid, id, thumb)
+		if uid = s.linkUser(r, id, thumb); uid != "" {
 			cache = "private, max-age=" + strconv.Itoa(int(linkTTL.Seconds()))
 		} else {
 			tok, _ := bearer(r)
 			var u parley.User
-			if u, err = s.svc.authenticate(r.Context(), tok); err == nil {
-				a, data, err = s.store.AttachmentData(r.Context(), u.ID, id, thumb)
+			if u, err = s.svc.authenticate(r.Context(), tok); err != nil {
+				s.writeError(w, err)
+				return
 			}
+			uid = u.ID
 		}
-		if err == nil && thumb && a.Name != "" {
-			err = parley.ErrNotFound
+		load := func() (parley.Attachment, []byte, error) {
+			a, data, err := s.store.AttachmentData(r.Context(), uid, id, thumb)
+			if err == nil && thumb && a.Name != "" {
+				return a, nil, parley.ErrNotFound
+			}
+			return a, data, err
 		}
+		a, data, release, err := s.holdDownload(r.Context(), load)
 		if err != nil {
 			s.writeError(w, err)
 			return
 		}
+		defer release()
 		ct := a.ContentType
 		if thumb {
 			ct = http.DetectContentType(data) // thumbnails are PNG or JPEG
