@@ -355,21 +355,25 @@ func (m *Main) Close() error {
 
 // serveAside serves h on its own listener at addr (flag names the flag
 // for errors) and returns the address listened on: profiling and metrics
-// need no route on the public listener. The goroutine is owned by m: Close
-// shuts the server down and waits for it.
+// need no route on the public listener. It has the public listener's
+// limits (server.AsideServer, LimitListener): the ACME challenge listener
+// faces the internet, and the others share the process's descriptors.
+// The goroutine is owned by m: Close shuts the server down and waits for
+// it.
 func (m *Main) serveAside(flag, addr string, h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", flag, err)
 	}
 	a := &asideServer{
-		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute},
+		srv:  m.Server.AsideServer(h),
 		done: make(chan struct{}),
 	}
 	m.aside = append(m.aside, a)
+	lln := m.Server.LimitListener(ln)
 	go func() {
 		defer close(a.done)
-		_ = a.srv.Serve(ln)
+		_ = a.srv.Serve(lln)
 	}()
 	m.Logger.Info("serving "+strings.TrimPrefix(flag, "--"), "addr", "http://"+ln.Addr().String())
 	return ln.Addr().String(), nil
