@@ -220,3 +220,39 @@ func TestBackoff(t *testing.T) {
 func deliveryOf(pos int64) parley.WebhookDelivery {
 	return parley.WebhookDelivery{Endpoint: "x", Pos: pos, ConversationID: "c", Payload: []byte(`{"type":"message.new"}`), Attempts: 1}
 }
+
+// FuzzPublicAddr: for any 16-byte address, publicAddr does not panic,
+// judges an IPv4-mapped address as its IPv4 address, judges a NAT64 or
+// 6to4 address as the IPv4 address it carries, and never passes one that
+// netip calls loopback, private, link-local, multicast or unspecified.
+func FuzzPublicAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "8.8.8.8", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::ffff:10.0.0.1", "2606:4700::1111", "fe80::1", "64:ff9b:1::1"} {
+		b := netip.MustParseAddr(s).As16()
+		f.Add(b[:])
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) != 16 {
+			return
+		}
+		ip := netip.AddrFrom16([16]byte(raw))
+		got := publicAddr(ip)
+		if ip.Is4In6() && got != publicAddr(ip.Unmap()) {
+			t.Fatalf("publicAddr(%s) = %v, but of its IPv4 address %v", ip, got, !got)
+		}
+		var inner netip.Addr
+		switch {
+		case nat64.Contains(ip):
+			inner = netip.AddrFrom4([4]byte(raw[12:16]))
+		case sixTo4.Contains(ip):
+			inner = netip.AddrFrom4([4]byte(raw[2:6]))
+		}
+		if inner.IsValid() && got != publicAddr(inner) {
+			t.Fatalf("publicAddr(%s) = %v, but of the IPv4 address it carries (%s) %v", ip, got, inner, !got)
+		}
+		for _, a := range []netip.Addr{ip.Unmap(), inner} {
+			if got && a.IsValid() && (a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsUnspecified()) {
+				t.Fatalf("publicAddr(%s) = true for a non-public %s", ip, a)
+			}
+		}
+	})
+}
