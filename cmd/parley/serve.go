@@ -95,7 +95,7 @@ type ServeCmd struct {
 	ReactionBurst               int     `default:"30" env:"PARLEY_REACTION_BURST" help:"Reaction burst per user."`
 	SearchesPerSecond           float64 `default:"1" env:"PARLEY_SEARCHES_PER_SECOND" help:"Full-text searches per second per user (negative: no limit)."`
 	SearchBurst                 int     `default:"10" env:"PARLEY_SEARCH_BURST" help:"Search burst per user."`
-	APIKeyFailuresPerMinute     float64 `default:"10" env:"PARLEY_API_KEY_FAILURES_PER_MINUTE" help:"Failed server API authentications (unknown or revoked API keys) per minute per IP; past them the IP gets 429 (negative: no limit)."`
+	APIKeyFailuresPerMinute     float64 `default:"10" env:"PARLEY_API_KEY_FAILURES_PER_MINUTE" help:"Failed server API authentications (unknown or revoked API keys) and wrong --metrics-token tokens per minute per IP; past them the IP gets 429 (negative: no limit)."`
 	APIKeyFailureBurst          int     `default:"10" env:"PARLEY_API_KEY_FAILURE_BURST" help:"Failed server API authentication burst per IP."`
 	ConnectionsPerUser          int     `default:"20" env:"PARLEY_CONNECTIONS_PER_USER" help:"WebSocket connections per user on this node; one more closes the user's oldest with 4103 (negative: no cap)."`
 

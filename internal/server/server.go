@@ -142,7 +142,8 @@ type Config struct {
 	// against (docs/benchmarks.md).
 	Transport string
 	// MetricsToken, when set, serves /metrics on the public handler to
-	// requests bearing it (Authorization: Bearer TOKEN); others get 401.
+	// requests bearing it (Authorization: Bearer TOKEN); others get 401,
+	// and count against Limits.APIKeyFailuresPerSecond (then 429).
 	// Empty (the default), the public handler has no /metrics: serve
 	// MetricsHandler on a separate, private listener instead (`parley
 	// serve --metrics-addr`).
