@@ -317,6 +317,7 @@ type AttachmentLink struct {
 func (s *Server) handleAttachmentLink(w http.ResponseWriter, r *http.Request, u parley.User) {
 	id := r.PathValue("id")
 	// Check access now: a link is only handed to someone who may see it.
+	// The thumb variant is the small one: a thumbnail, no bytes of a file.
 	a, _, err := s.store.AttachmentData(r.Context(), u.ID, id, true)
 	if err != nil {
 		s.writeError(w, err)
