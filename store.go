@@ -164,8 +164,10 @@ type Store interface {
 	// serialised: a message never holds a deleted attachment.
 	DeleteOrphanAttachments(ctx context.Context, before time.Time, limit int) (int, error)
 	// AttachmentData returns an attachment and its bytes (the thumbnail's
-	// when thumb is set) to its owner or to a member of a conversation
-	// with a message that holds it; ENOTFOUND to anyone else.
+	// when thumb is set: an image's, its full data when it has none, and
+	// none, nil, for a file (Name set), so that thumb is the cheap way to
+	// check access) to its owner or to a member of a conversation with a
+	// message that holds it; ENOTFOUND to anyone else.
 	AttachmentData(ctx context.Context, userID, attachmentID string, thumb bool) (Attachment, []byte, error)
 
 	// Close waits for writes under way and releases the store.

@@ -95,7 +95,7 @@ type ServeCmd struct {
 	ReactionBurst               int     `default:"30" env:"PARLEY_REACTION_BURST" help:"Reaction burst per user."`
 	SearchesPerSecond           float64 `default:"1" env:"PARLEY_SEARCHES_PER_SECOND" help:"Full-text searches per second per user (negative: no limit)."`
 	SearchBurst                 int     `default:"10" env:"PARLEY_SEARCH_BURST" help:"Search burst per user."`
-	APIKeyFailuresPerMinute     float64 `default:"10" env:"PARLEY_API_KEY_FAILURES_PER_MINUTE" help:"Failed server API authentications (unknown or revoked API keys) per minute per IP; past them the IP gets 429 (negative: no limit)."`
+	APIKeyFailuresPerMinute     float64 `default:"10" env:"PARLEY_API_KEY_FAILURES_PER_MINUTE" help:"Failed server API authentications (unknown or revoked API keys) and wrong --metrics-token tokens per minute per IP; past them the IP gets 429 (negative: no limit)."`
 	APIKeyFailureBurst          int     `default:"10" env:"PARLEY_API_KEY_FAILURE_BURST" help:"Failed server API authentication burst per IP."`
 	ConnectionsPerUser          int     `default:"20" env:"PARLEY_CONNECTIONS_PER_USER" help:"WebSocket connections per user on this node; one more closes the user's oldest with 4103 (negative: no cap)."`
 
@@ -123,7 +123,8 @@ type ServeCmd struct {
 	UploadQuotaMiB        int64         `name:"upload-quota-mib" default:"100" env:"PARLEY_UPLOAD_QUOTA_MIB" help:"Stored uploads per user, in MiB (negative: no quota)."`
 	UploadOrphanTTL       time.Duration `default:"1h" env:"PARLEY_UPLOAD_ORPHAN_TTL" help:"Delete uploads no message holds after this long."`
 	UploadMaxFileMiB      int64         `name:"upload-max-file-mib" default:"25" env:"PARLEY_UPLOAD_MAX_FILE_MIB" help:"Largest file upload (POST /v1/files), in MiB."`
-	UploadFiles           int           `default:"4" env:"PARLEY_UPLOAD_FILES" help:"File uploads received at once per node (each held in memory up to --upload-max-file-mib)."`
+	DownloadBudgetMiB     int64         `name:"download-budget-mib" default:"256" env:"PARLEY_DOWNLOAD_BUDGET_MIB" help:"Attachment bytes held for downloads being served at once per node, in MiB; a download with no room waits --upload-decode-wait, then unavailable (503, Retry-After)."`
+	UploadFiles           int           `default:"4" env:"PARLEY_UPLOAD_FILES" help:"Uploads, images and files together, received at once per node (each body held in memory up to --upload-max-file-mib)."`
 }
 
 // Run serves until ctx ends (SIGINT or SIGTERM), then shuts down
@@ -264,6 +265,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Quota:        c.UploadQuotaMiB << 20,
 			OrphanTTL:    c.UploadOrphanTTL,
 			MaxFileBytes: c.UploadMaxFileMiB << 20, Files: c.UploadFiles,
+			DownloadBytes: c.DownloadBudgetMiB << 20,
 		},
 	})
 	if err != nil {
@@ -353,21 +355,25 @@ func (m *Main) Close() error {
 
 // serveAside serves h on its own listener at addr (flag names the flag
 // for errors) and returns the address listened on: profiling and metrics
-// need no route on the public listener. The goroutine is owned by m: Close
-// shuts the server down and waits for it.
+// need no route on the public listener. It has the public listener's
+// limits (server.AsideServer, LimitListener): the ACME challenge listener
+// faces the internet, and the others share the process's descriptors.
+// The goroutine is owned by m: Close shuts the server down and waits for
+// it.
 func (m *Main) serveAside(flag, addr string, h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", flag, err)
 	}
 	a := &asideServer{
-		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute},
+		srv:  m.Server.AsideServer(h),
 		done: make(chan struct{}),
 	}
 	m.aside = append(m.aside, a)
+	lln := m.Server.LimitListener(ln)
 	go func() {
 		defer close(a.done)
-		_ = a.srv.Serve(ln)
+		_ = a.srv.Serve(lln)
 	}()
 	m.Logger.Info("serving "+strings.TrimPrefix(flag, "--"), "addr", "http://"+ln.Addr().String())
 	return ln.Addr().String(), nil

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
 
@@ -56,7 +57,11 @@ func (s *Server) maxRequestBytes() int64 {
 
 // metricsRoute serves /metrics on the public handler to requests bearing
 // Config.MetricsToken; without a token configured it answers 404
-// not_found to everyone.
+// not_found to everyone. A wrong token is a failed authentication like
+// an unknown API key (Limits.APIKeyFailuresPerSecond, per IP): past the
+// budget the address gets rate_limited before its token is compared, so
+// the token cannot be guessed online. The tokens are compared as SHA-256
+// digests, so the time taken tells nothing of the token's length either.
 func (s *Server) metricsRoute(mux *routeMux) {
 	if s.cfg.MetricsToken == "" {
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
@@ -64,11 +69,18 @@ func (s *Server) metricsRoute(mux *routeMux) {
 		})
 		return
 	}
-	want := []byte(s.cfg.MetricsToken)
+	want := sha256.Sum256([]byte(s.cfg.MetricsToken))
 	h := s.MetricsHandler()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		ip := clientIP(r)
+		if d := s.limits.apiKeyFailures.blocked(ip); d > 0 {
+			s.writeError(w, &parley.Error{Code: parley.ERATELIMITED, Message: "too many failed authentications from this address; slow down", RetryAfter: d})
+			return
+		}
 		tok, _ := bearer(r)
-		if subtle.ConstantTimeCompare([]byte(tok), want) != 1 {
+		got := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			s.limits.apiKeyFailures.wait(ip)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley metrics"`)
 			s.writeError(w, parley.Errorf(parley.EUNAUTHORIZED, "metrics need the metrics token"))
 			return

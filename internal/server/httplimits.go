@@ -12,7 +12,10 @@ import (
 
 // HTTPLimits bounds plain HTTP connections, so that idle or slow clients
 // cannot hold sockets, goroutines and file descriptors. Zero fields take
-// the defaults below; a negative cap means no cap.
+// the defaults below; a negative cap means no cap. They apply to every
+// listener of a Server: those it serves (Serve, ServeTLS) and those
+// beside them (AsideServer on LimitListener), whose connections are
+// counted together against the caps.
 //
 // The timeouts are net/http's and apply to plain HTTP only: serveWS clears
 // them on a connection it upgrades, whose lifetime the heartbeat governs.
@@ -79,13 +82,12 @@ func (l HTTPLimits) withDefaults() HTTPLimits {
 	return l
 }
 
-// limitListener caps the connections it has accepted and not yet seen
-// closed, per remote address (ipKey) and in all. Over a cap it closes the
-// new connection and accepts the next: Accept never blocks on the caps,
-// so refusing one client does not delay another (unlike
-// netutil.LimitListener, which stops accepting while full).
-type limitListener struct {
-	net.Listener
+// connCaps counts the connections a server's listeners have accepted and
+// not yet seen closed, per remote address (ipKey) and in all: one count
+// for every listener of a Server, the public ones and those beside them
+// (LimitListener), since they share the process's file descriptors.
+// Safe for concurrent use.
+type connCaps struct {
 	perIP, total int // <= 0: no cap
 	m            *metrics
 
@@ -94,8 +96,21 @@ type limitListener struct {
 	open int
 }
 
-func newLimitListener(ln net.Listener, perIP, total int, m *metrics) *limitListener {
-	return &limitListener{Listener: ln, perIP: perIP, total: total, m: m, byIP: map[netip.Addr]int{}}
+func newConnCaps(perIP, total int, m *metrics) *connCaps {
+	return &connCaps{perIP: perIP, total: total, m: m, byIP: map[netip.Addr]int{}}
+}
+
+// limitListener admits connections within its caps. Over a cap it closes
+// the new connection and accepts the next: Accept never blocks on the
+// caps, so refusing one client does not delay another (unlike
+// netutil.LimitListener, which stops accepting while full).
+type limitListener struct {
+	net.Listener
+	*connCaps
+}
+
+func newLimitListener(ln net.Listener, caps *connCaps) *limitListener {
+	return &limitListener{Listener: ln, connCaps: caps}
 }
 
 // Accept returns the next connection within the caps.
@@ -112,12 +127,12 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.m.httpConns.Inc()
-		return &limitedConn{Conn: c, l: l, key: key}, nil
+		return &limitedConn{Conn: c, l: l.connCaps, key: key}, nil
 	}
 }
 
 // admit counts a new connection from key, or says which cap it is over.
-func (l *limitListener) admit(key netip.Addr) string {
+func (l *connCaps) admit(key netip.Addr) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.total > 0 && l.open >= l.total {
@@ -133,7 +148,7 @@ func (l *limitListener) admit(key netip.Addr) string {
 	return ""
 }
 
-func (l *limitListener) release(key netip.Addr) {
+func (l *connCaps) release(key netip.Addr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.open--
@@ -166,7 +181,7 @@ func ipKey(a net.Addr) netip.Addr {
 // is called: net/http and a hijacker may both close it).
 type limitedConn struct {
 	net.Conn
-	l    *limitListener
+	l    *connCaps
 	key  netip.Addr
 	once sync.Once
 }

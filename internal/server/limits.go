@@ -98,9 +98,10 @@ type Limits struct {
 	SearchBurst       int
 
 	// APIKeyFailuresPerSecond and APIKeyFailureBurst limit failed server
-	// API authentications per IP: an unknown or revoked API key (default
-	// 1/6 per second, i.e. 10 a minute, burst 10). Once an IP is over it,
-	// every server API call from it gets rate_limited (HTTP 429,
+	// API authentications per IP: an unknown or revoked API key, or a
+	// wrong Config.MetricsToken on /metrics (default 1/6 per second, i.e.
+	// 10 a minute, burst 10). Once an IP is over it, every server API
+	// call and /metrics request from it gets rate_limited (HTTP 429,
 	// Retry-After) before its key is looked up, a valid key's too, until
 	// the budget refills; calls that authenticate take nothing from it.
 	// Per node.

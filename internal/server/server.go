@@ -127,9 +127,9 @@ type Config struct {
 	// Accounts protect logins and registration (see AccountLimits).
 	Accounts AccountLimits
 	// Uploads bounds image and file uploads: size, pixels, decode memory,
-	// concurrent decodes and file receives, the per-user rate and quota,
-	// and how long an unsent upload is kept (see UploadLimits for the
-	// defaults).
+	// concurrent decodes and receives, the per-user rate and quota, how
+	// long an unsent upload is kept, and the bytes downloads hold (see
+	// UploadLimits for the defaults).
 	Uploads UploadLimits
 	// Static is served at "/" (default: the web client). Set
 	// http.NotFoundHandler() to serve nothing.
@@ -142,7 +142,8 @@ type Config struct {
 	// against (docs/benchmarks.md).
 	Transport string
 	// MetricsToken, when set, serves /metrics on the public handler to
-	// requests bearing it (Authorization: Bearer TOKEN); others get 401.
+	// requests bearing it (Authorization: Bearer TOKEN); others get 401,
+	// and count against Limits.APIKeyFailuresPerSecond (then 429).
 	// Empty (the default), the public handler has no /metrics: serve
 	// MetricsHandler on a separate, private listener instead (`parley
 	// serve --metrics-addr`).
@@ -214,6 +215,9 @@ type Server struct {
 	metrics *metrics
 	limits  *limiters
 	uploads *uploadGate
+	// caps counts the connections of every listener (serve and
+	// LimitListener) against Config.HTTP's caps.
+	caps    *connCaps
 	hub     *hub
 	pres    *presence
 	svc     *service
@@ -295,6 +299,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LimitShareInterval > 0 {
 		s.limits.shared() // before any request takes a token
 	}
+	s.caps = newConnCaps(cfg.HTTP.ConnsPerIP, cfg.HTTP.MaxConns, s.metrics)
 	s.uploads = newUploadGate(cfg.Uploads, func(name string) { s.metrics.rateLimited.WithLabelValues(name).Inc() })
 	s.hub = newHub(cfg.Store, s.log, s.metrics)
 	s.hub.pollEvery = cfg.HeadPollInterval
@@ -431,10 +436,12 @@ func (s *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error {
 	return s.serve(ln, cfg)
 }
 
-func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
+// httpServer is an http.Server for h with Config.HTTP's timeouts and
+// header bound.
+func (s *Server) httpServer(h http.Handler) *http.Server {
 	hl := s.cfg.HTTP
-	hs := &http.Server{
-		Handler:           s.handler,
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: hl.ReadHeaderTimeout,
 		ReadTimeout:       hl.ReadTimeout,
 		WriteTimeout:      hl.WriteTimeout,
@@ -442,7 +449,26 @@ func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
 		MaxHeaderBytes:    hl.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	ln = newLimitListener(ln, hl.ConnsPerIP, hl.MaxConns, s.metrics)
+}
+
+// AsideServer returns an http.Server for h, to serve on a listener beside
+// the public one (metrics, profiling, an ACME HTTP challenge), with the
+// public server's Config.HTTP timeouts and header bound: a listener
+// beside is reachable too (the ACME one from the whole internet), and
+// without them an idle or slow client held its connection for good.
+// Serve it on LimitListener(ln); the caller shuts it down. Its handler
+// is h as given: no API routes, no CORS, no panic counting.
+func (s *Server) AsideServer(h http.Handler) *http.Server { return s.httpServer(h) }
+
+// LimitListener wraps ln so that its connections count against
+// Config.HTTP's ConnsPerIP and MaxConns together with the public
+// listeners' (one count: they share the process's file descriptors), and
+// a connection over a cap is closed as soon as it is accepted.
+func (s *Server) LimitListener(ln net.Listener) net.Listener { return newLimitListener(ln, s.caps) }
+
+func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
+	hs := s.httpServer(s.handler)
+	ln = newLimitListener(ln, s.caps)
 	if tlsCfg != nil {
 		// A *tls.Conn offers no RawConn, so WebSockets over it read
 		// through a plain buffer (wsbuf.go).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/media"
@@ -38,6 +39,7 @@ const (
 	DefaultUploadBurst          = 10
 	DefaultUploadQuota          = 100 << 20
 	DefaultUploadOrphanTTL      = time.Hour
+	DefaultDownloadBytes        = 256 << 20
 	uploadSweepBatch            = 100
 	uploadRetryAfterUnavailable = 2 * time.Second
 )
@@ -72,11 +74,22 @@ type UploadLimits struct {
 	// 25 MiB). Files share PerSecond, Burst, Quota and OrphanTTL with
 	// images.
 	MaxFileBytes int64
-	// Files is how many file uploads one node receives at once (default
-	// 4): each is held in memory up to MaxFileBytes until stored. An
-	// upload waits up to DecodeWait for its turn, then gets unavailable
-	// (HTTP 503) with Retry-After.
+	// Files is how many uploads, images and files together, one node
+	// receives at once (default 4): each body is held in memory (a file
+	// up to MaxFileBytes, an image up to MaxBytes) until stored, so
+	// bodies hold at most Files x MaxFileBytes. An upload waits up to
+	// DecodeWait for its turn, before any byte of its body is read, then
+	// gets unavailable (HTTP 503) with Retry-After.
 	Files int
+	// DownloadBytes bounds the attachment bytes one node holds for
+	// downloads being served at once (GET /v1/attachments/{id} and
+	// /thumb; default 256 MiB): a download holds its whole attachment
+	// until the client has taken it, which a slow or stalled reader
+	// makes last up to HTTP.WriteTimeout. A download with no room left
+	// drops what it read and waits up to DecodeWait for room, holding
+	// nothing, then gets unavailable (HTTP 503) with Retry-After. An
+	// attachment larger than DownloadBytes waits for all of it.
+	DownloadBytes int64
 }
 
 func (l UploadLimits) withDefaults() UploadLimits {
@@ -89,6 +102,7 @@ func (l UploadLimits) withDefaults() UploadLimits {
 	orDefault(&l.OrphanTTL, DefaultUploadOrphanTTL)
 	orDefault(&l.MaxFileBytes, DefaultUploadMaxFileBytes)
 	orDefault(&l.Files, DefaultUploadFiles)
+	orDefault(&l.DownloadBytes, DefaultDownloadBytes)
 	return l
 }
 
@@ -98,7 +112,10 @@ type uploadGate struct {
 	lim     UploadLimits
 	rate    *limiterSet
 	decodes slots // a token per decode under way (DecodeWait, Decodes)
-	files   slots // a token per file upload being received: at most Files x MaxFileBytes buffered
+	files   slots // a token per upload (image or file) being received: at most Files x MaxFileBytes buffered
+	// downloads holds a unit per attachment byte being served
+	// (DownloadBytes).
+	downloads *semaphore.Weighted
 }
 
 func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
@@ -107,6 +124,8 @@ func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
 		rate:    newLimiterSet("uploads", l.PerSecond, l.Burst, hit),
 		decodes: make(slots, l.Decodes),
 		files:   make(slots, l.Files),
+
+		downloads: semaphore.NewWeighted(l.DownloadBytes),
 	}
 }
 
@@ -152,10 +171,11 @@ func (s *Server) uploadRoutes(mux *routeMux) {
 // type comes from the content and the stored name is a new id.
 //
 // In order, cheapest refusal first: the body is bounded before anything
-// reads it; the user's upload rate; the image's header, size and decode
-// cost (media.Inspect, nothing decoded); the user's quota against the
-// upload's size; a decode slot; the decode; and the quota again, exactly,
-// in the store's write.
+// reads it; the user's upload rate; a receiving slot (shared with file
+// uploads: Files bodies held at once); the image's header, size and
+// decode cost (media.Inspect, nothing decoded); the user's quota against
+// the upload's size; a decode slot; the decode; and the quota again,
+// exactly, in the store's write.
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.User) {
 	g := s.uploads
 	// Multipart framing adds a little; media.Inspect enforces the exact
@@ -165,6 +185,15 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, u parley.U
 		s.writeError(w, err)
 		return
 	}
+	// A receiving slot, as a file upload takes, before any byte of the
+	// body is read: Inspect holds the whole body (up to MaxBytes), and
+	// Decode still holds it, so without a slot every concurrent upload
+	// held one.
+	if err := g.files.acquire(r.Context(), g.lim.DecodeWait, "receiving other uploads"); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	defer g.files.release()
 	body, _, err := uploadBody(r) // an image's name is ignored
 	if err != nil {
 		s.writeError(w, err)
@@ -288,6 +317,7 @@ type AttachmentLink struct {
 func (s *Server) handleAttachmentLink(w http.ResponseWriter, r *http.Request, u parley.User) {
 	id := r.PathValue("id")
 	// Check access now: a link is only handed to someone who may see it.
+	// The thumb variant is the small one: a thumbnail, no bytes of a file.
 	a, _, err := s.store.AttachmentData(r.Context(), u.ID, id, true)
 	if err != nil {
 		s.writeError(w, err)
@@ -341,6 +371,38 @@ func (s *Server) linkUser(r *http.Request, id string, thumb bool) string {
 	return uid
 }
 
+// holdDownload loads an attachment with load and holds its bytes against
+// UploadLimits.DownloadBytes until release is called (after the response
+// is written). With no room, it drops the bytes, waits up to DecodeWait
+// for room while holding none, and loads them again: attachments never
+// change, so the second load is as large as the first.
+func (s *Server) holdDownload(ctx context.Context, load func() (parley.Attachment, []byte, error)) (
+	a parley.Attachment, data []byte, release func(), err error) {
+	g := s.uploads
+	if a, data, err = load(); err != nil {
+		return a, nil, nil, err
+	}
+	n := min(int64(len(data)), g.lim.DownloadBytes)
+	if !g.downloads.TryAcquire(n) {
+		data = nil // wait holding nothing
+		wctx, cancel := context.WithTimeout(ctx, g.lim.DecodeWait)
+		err = g.downloads.Acquire(wctx, n)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return a, nil, nil, ctx.Err()
+			}
+			return a, nil, nil, &parley.Error{Code: parley.EUNAVAILABLE,
+				Message: "the server is busy serving other downloads; retry shortly", RetryAfter: uploadRetryAfterUnavailable}
+		}
+		if a, data, err = load(); err != nil {
+			g.downloads.Release(n)
+			return a, nil, nil, err
+		}
+	}
+	return a, data, func() { g.downloads.Release(n) }, nil
+}
+
 // handleAttachment serves an attachment's bytes, an image inline and a
 // file as a download (serveFileHeaders), and never as anything a browser
 // would run. A file has no thumbnail: its /thumb is not_found.
@@ -348,28 +410,34 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		var (
-			a    parley.Attachment
-			data []byte
-			err  error
+			uid string
+			err error
 		)
 		cache := "private, max-age=86400, immutable"
-		if uid := s.linkUser(r, id, thumb); uid != "" {
-			a, data, err = s.store.AttachmentData(r.Context(), uid, id, thumb)
+		if uid = s.linkUser(r, id, thumb); uid != "" {
 			cache = "private, max-age=" + strconv.Itoa(int(linkTTL.Seconds()))
 		} else {
 			tok, _ := bearer(r)
 			var u parley.User
-			if u, err = s.svc.authenticate(r.Context(), tok); err == nil {
-				a, data, err = s.store.AttachmentData(r.Context(), u.ID, id, thumb)
+			if u, err = s.svc.authenticate(r.Context(), tok); err != nil {
+				s.writeError(w, err)
+				return
 			}
+			uid = u.ID
 		}
-		if err == nil && thumb && a.Name != "" {
-			err = parley.ErrNotFound
+		load := func() (parley.Attachment, []byte, error) {
+			a, data, err := s.store.AttachmentData(r.Context(), uid, id, thumb)
+			if err == nil && thumb && a.Name != "" {
+				return a, nil, parley.ErrNotFound
+			}
+			return a, data, err
 		}
+		a, data, release, err := s.holdDownload(r.Context(), load)
 		if err != nil {
 			s.writeError(w, err)
 			return
 		}
+		defer release()
 		ct := a.ContentType
 		if thumb {
 			ct = http.DetectContentType(data) // thumbnails are PNG or JPEG

@@ -244,12 +244,14 @@ const (
 		WHERE a.created_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.attachment_id = a.id)
 		AND NOT EXISTS (SELECT 1 FROM users au WHERE au.avatar_id = a.id)
 		ORDER BY a.created_at LIMIT $2)`
-	// The owner, or a current member of a conversation holding a message
+	// The bytes: the data, or with $1 (thumb) the thumbnail, the data of
+	// an image stored without one, and none (NULL) of a file, which has
+	// no thumbnail. The owner, or a current member of a conversation holding a message
 	// (not deleted: a tombstone drops its attachment_id) with it, or, for
 	// the owner's current avatar, a user who shares a conversation with
 	// the owner (the audience of their profile).
 	qAttachmentData = `SELECT a.id, a.content_type, a.size, a.width, a.height, a.name,
-		CASE WHEN CAST($1 AS BOOLEAN) THEN COALESCE(a.thumb, a.data) ELSE a.data END
+		CASE WHEN NOT CAST($1 AS BOOLEAN) THEN a.data WHEN a.name = '' THEN COALESCE(a.thumb, a.data) END
 		FROM attachments a WHERE a.id = $2 AND (a.owner_id = $3 OR EXISTS (
 			SELECT 1 FROM messages m JOIN members mb ON mb.conversation_id = m.conversation_id
 			WHERE m.attachment_id = a.id AND mb.user_id = $3 AND mb.left_pos IS NULL) OR EXISTS (

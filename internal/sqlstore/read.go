@@ -523,8 +523,9 @@ func (s *Store) UploadUsage(ctx context.Context, ownerID string) (int64, error) 
 	return n, nil
 }
 
-// AttachmentData implements parley.Store. With thumb set and no thumbnail
-// stored it returns the full data.
+// AttachmentData implements parley.Store. With thumb set it returns the
+// thumbnail, the full data of an image stored without one, and no bytes
+// of a file.
 func (s *Store) AttachmentData(ctx context.Context, userID, attachmentID string, thumb bool) (parley.Attachment, []byte, error) {
 	var (
 		a    parley.Attachment

@@ -90,4 +90,12 @@ func testFiles(t *testing.T, s parley.Store) {
 	if _, _, err := s.AttachmentData(ctx(t), c.ID, file.ID, false); !isNotFound(err) {
 		t.Errorf("non-member's AttachmentData: %v, want not found", err)
 	}
+	// A file has no thumbnail: its thumb variant is the attachment and no
+	// bytes, so a signed link's access check (which asks for the thumb,
+	// an image's small variant) does not read a file of up to 25 MiB.
+	// Before, it returned the whole file.
+	got, b2, err = s.AttachmentData(ctx(t), b.ID, file.ID, true)
+	if err != nil || b2 != nil || got.Name != file.Name || got.Size != int64(len(data)) {
+		t.Errorf("member's AttachmentData(thumb) of a file = %+v, %d bytes, %v; want the attachment and no bytes", got, len(b2), err)
+	}
 }

@@ -133,6 +133,43 @@ func TestPublicAddr(t *testing.T) {
 	}
 }
 
+// TestHostileWebhookTunnelledAddr: an endpoint whose name resolves to an
+// address that reaches a private IPv4 address through a translator
+// (NAT64, 6to4: an IPv6-only cloud's metadata service at
+// 64:ff9b::a9fe:a9fe), or to a reserved block that is never a public
+// receiver, is refused like a private one (all were public before); the
+// same translations of public addresses still pass.
+func TestHostileWebhookTunnelledAddr(t *testing.T) {
+	for _, s := range []string{
+		"64:ff9b::7f00:1",      // NAT64 (RFC 6052) to 127.0.0.1
+		"64:ff9b::a9fe:a9fe",   // NAT64 to 169.254.169.254, a cloud's metadata service
+		"64:ff9b::a00:1",       // NAT64 to 10.0.0.1
+		"64:ff9b:1::a00:1",     // local-use NAT64 prefix (RFC 8215)
+		"2002:7f00:1::1",       // 6to4 (RFC 3056) of 127.0.0.1
+		"2002:a9fe:a9fe::1",    // 6to4 of 169.254.169.254
+		"::7f00:1",             // IPv4-compatible (deprecated) 127.0.0.1
+		"0.1.2.3",              // 0.0.0.0/8, "this network"
+		"192.0.0.170",          // IETF protocol assignments
+		"198.18.0.1",           // benchmarking, used inside networks
+		"240.0.0.1",            // reserved
+		"255.255.255.255",      // broadcast
+		"::ffff:0.0.0.1",       // mapped "this network"
+		"2001:db8::1",          // documentation
+		"100::1",               // discard-only
+		"64:ff9b::ffff:ffff",   // NAT64 to broadcast
+		"2002:0a00:0001:1::42", // 6to4 of 10.0.0.1
+	} {
+		if publicAddr(netip.MustParseAddr(s)) {
+			t.Errorf("publicAddr(%s) = true", s)
+		}
+	}
+	for _, s := range []string{"64:ff9b::808:808", "2002:808:808::1", "93.184.216.34"} {
+		if !publicAddr(netip.MustParseAddr(s)) {
+			t.Errorf("publicAddr(%s) = false", s)
+		}
+	}
+}
+
 // TestRefusesLoopback: without AllowPrivate, a delivery to a loopback
 // receiver fails at the dial and the receiver never hears of it.
 func TestRefusesLoopback(t *testing.T) {
@@ -182,4 +219,40 @@ func TestBackoff(t *testing.T) {
 
 func deliveryOf(pos int64) parley.WebhookDelivery {
 	return parley.WebhookDelivery{Endpoint: "x", Pos: pos, ConversationID: "c", Payload: []byte(`{"type":"message.new"}`), Attempts: 1}
+}
+
+// FuzzPublicAddr: for any 16-byte address, publicAddr does not panic,
+// judges an IPv4-mapped address as its IPv4 address, judges a NAT64 or
+// 6to4 address as the IPv4 address it carries, and never passes one that
+// netip calls loopback, private, link-local, multicast or unspecified.
+func FuzzPublicAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "8.8.8.8", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::ffff:10.0.0.1", "2606:4700::1111", "fe80::1", "64:ff9b:1::1"} {
+		b := netip.MustParseAddr(s).As16()
+		f.Add(b[:])
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) != 16 {
+			return
+		}
+		ip := netip.AddrFrom16([16]byte(raw))
+		got := publicAddr(ip)
+		if ip.Is4In6() && got != publicAddr(ip.Unmap()) {
+			t.Fatalf("publicAddr(%s) = %v, but of its IPv4 address %v", ip, got, !got)
+		}
+		var inner netip.Addr
+		switch {
+		case nat64.Contains(ip):
+			inner = netip.AddrFrom4([4]byte(raw[12:16]))
+		case sixTo4.Contains(ip):
+			inner = netip.AddrFrom4([4]byte(raw[2:6]))
+		}
+		if inner.IsValid() && got != publicAddr(inner) {
+			t.Fatalf("publicAddr(%s) = %v, but of the IPv4 address it carries (%s) %v", ip, got, inner, !got)
+		}
+		for _, a := range []netip.Addr{ip.Unmap(), inner} {
+			if got && a.IsValid() && (a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsUnspecified()) {
+				t.Fatalf("publicAddr(%s) = true for a non-public %s", ip, a)
+			}
+		}
+	})
 }

@@ -1,0 +1,197 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/internal/media/mediatest"
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
+)
+
+// TestHostileImageBodiesBounded: image uploads whose bodies stall just
+// short of their end are received Files at a time, like file uploads;
+// the rest are refused 503 before their bodies are read, and the heap
+// holds about Files bodies, not one per request. Before, POST /v1/uploads
+// read every body (up to 10 MiB each) with no slot: 16 stalled uploads
+// held 16 bodies, and more connections held more.
+func TestHostileImageBodiesBounded(t *testing.T) {
+	const (
+		uploads = 16
+		slots   = 2
+		sent    = 4 << 20 // bytes of each body sent before it stalls
+	)
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Uploads.Files, c.Uploads.DecodeWait = slots, 1 // 1 ns: a request with no free slot is refused at once
+		// The stalled bodies are cut off by ReadTimeout, which ends the test.
+		c.HTTP.ReadTimeout, c.HTTP.WriteTimeout = 3*time.Second, 4*time.Second
+	}))
+	tok := srv.Token(t, "mallory", "Mallory")
+	// A PNG signature, then noise: the server learns it is no image only
+	// once it has the body, which never ends.
+	body := make([]byte, sent)
+	copy(body, "\x89PNG\r\n\x1a\n")
+	for i := 8; i < len(body); i++ {
+		body[i] = byte(i * 7919 >> 3)
+	}
+	statuses := make([]int, uploads)
+	// A collector at 10%: the heap counts little garbage besides what
+	// the server holds.
+	peak, _ := mediatest.HeapPeak(10, time.Millisecond, func() {
+		var wg sync.WaitGroup
+		for i := range uploads {
+			c := dialTCP(t, srv, "")
+			wg.Go(func() { // owned by the test: the server ends every request within ReadTimeout
+				fmt.Fprintf(c, "POST /v1/uploads HTTP/1.1\r\nHost: parley\r\nAuthorization: Bearer %s\r\n"+
+					"Content-Type: image/png\r\nContent-Length: %d\r\n\r\n", tok, sent+1)
+				go c.Write(body) // may block on a request that is not read; it fails when c closes
+				c.SetReadDeadline(time.Now().Add(hangGuard))
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					statuses[i] = -1 // closed without an answer
+					return
+				}
+				resp.Body.Close()
+				statuses[i] = resp.StatusCode
+				c.Close()
+			})
+		}
+		wg.Wait()
+	})
+	refused := 0
+	for _, s := range statuses {
+		if s == http.StatusServiceUnavailable {
+			refused++
+		}
+	}
+	t.Logf("%d stalled image uploads at once: statuses %v; heap +%d MiB", uploads, statuses, peak>>20)
+	if refused != uploads-slots {
+		t.Errorf("%d of %d stalled uploads refused 503 with %d receiving slots, want %d", refused, uploads, slots, uploads-slots)
+	}
+	// Two bodies being read (4 MiB each, and up to as much again while
+	// io.ReadAll grows its buffer), not sixteen (64 MiB and more).
+	if peak > 40<<20 {
+		t.Errorf("the heap rose by %d MiB for %d stalled uploads; want about %d bodies' worth", peak>>20, uploads, slots)
+	}
+	stillServes(t, srv)
+}
+
+// TestHostileDownloadBytesBounded: a user downloads their own 8 MiB file
+// on 10 connections at once and never reads the answers, so each
+// download blocks in its write (a socket buffer holds 4 MiB at most).
+// With room for two such files (Uploads.DownloadBytes), two are served
+// and hold their bytes; the others are refused 503 with Retry-After
+// without holding theirs, and the heap holds about two files. Before,
+// every download held its whole file until WriteTimeout: 10 connections
+// held 80 MiB, and 64 connections per IP could hold 1.6 GiB.
+func TestHostileDownloadBytesBounded(t *testing.T) {
+	const (
+		conns = 10
+		size  = 8 << 20
+		room  = 2
+	)
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Uploads.DownloadBytes = room * size
+		c.Uploads.DecodeWait = 1 // 1 ns: a download with no room is refused at once
+		// Long enough that no served download times out before the
+		// test has measured: ten 8 MiB reads from SQLite take seconds
+		// under the race detector.
+		c.HTTP.ReadTimeout, c.HTTP.WriteTimeout = 2*hangGuard, 2*hangGuard
+	}))
+	tok := srv.Token(t, "mallory", "Mallory")
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i * 7919 >> 5)
+	}
+	a := uploadFile(t, srv, tok, "big.bin", data)
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	statuses := make([]int, conns)
+	var retryAfter []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range conns {
+		c := dialTCP(t, srv, "")
+		c.(*net.TCPConn).SetReadBuffer(4096) // the smallest window: the server's write blocks
+		wg.Go(func() {                       // owned by the test: the answer's head comes at once
+			fmt.Fprintf(c, "GET /v1/attachments/%s HTTP/1.1\r\nHost: parley\r\nAuthorization: Bearer %s\r\n\r\n", a.ID, tok)
+			c.SetReadDeadline(time.Now().Add(hangGuard))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Logf("download %d: %v", i, err)
+				statuses[i] = -1
+				return
+			}
+			statuses[i] = resp.StatusCode
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				mu.Lock()
+				retryAfter = append(retryAfter, resp.Header.Get("Retry-After"))
+				mu.Unlock()
+			}
+			// The body is not read: a served download stays blocked in
+			// its write, holding what it holds, until the test ends.
+		})
+	}
+	wg.Wait()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	held := int64(ms.HeapAlloc) - int64(base)
+	served := 0
+	for _, s := range statuses {
+		if s == http.StatusOK {
+			served++
+		}
+	}
+	t.Logf("%d downloads of %d MiB at once, unread: statuses %v; heap +%d MiB", conns, size>>20, statuses, held>>20)
+	if served != room || len(retryAfter) != conns-room || slices.Contains(retryAfter, "") {
+		t.Errorf("served %d, refused %d (Retry-After %q); want %d served and the rest 503 with Retry-After", served, len(retryAfter), retryAfter, room)
+	}
+	// Two files held (16 MiB), not ten (80 MiB).
+	if held > 40<<20 {
+		t.Errorf("the heap holds %d MiB more during %d unread downloads of %d MiB; want about %d files' worth", held>>20, conns, size>>20, room)
+	}
+}
+
+// TestDownloadWaitsForRoom: a download with no room waits (holding
+// nothing), and once the download that filled the room ends it loads
+// the attachment again and serves it whole.
+func TestDownloadWaitsForRoom(t *testing.T) {
+	const size = 8 << 20
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Uploads.DownloadBytes = size
+		c.Uploads.DecodeWait = hangGuard
+	}))
+	tok := srv.Token(t, "alice", "Alice")
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i * 31 >> 4)
+	}
+	a := uploadFile(t, srv, tok, "big.bin", data)
+	first := dialTCP(t, srv, "")
+	first.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(first, "GET /v1/attachments/%s HTTP/1.1\r\nHost: parley\r\nAuthorization: Bearer %s\r\n\r\n", a.ID, tok)
+	first.SetReadDeadline(time.Now().Add(hangGuard))
+	resp, err := http.ReadResponse(bufio.NewReader(first), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("first download: %v %v", resp, err)
+	}
+	// The first holds the room, unread; the second waits for it.
+	second := make(chan rawResp, 1)
+	go func() { second <- rawDo(t, "GET", srv.URL+"/v1/attachments/"+a.ID, tok, "", nil) }()
+	first.Close()
+	r := <-second
+	if r.status != http.StatusOK || !bytes.Equal(r.body, data) {
+		t.Fatalf("second download: %d, %d bytes; want 200 and the file", r.status, len(r.body))
+	}
+}
