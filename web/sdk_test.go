@@ -341,27 +341,28 @@ func TestSDKOneAttemptAtATime(t *testing.T) {
 		return true;
 	})`)
 
+	// stillOne pokes the page while attempt a's upgrade is held, then
+	// again once its hello was read (no welcome): neither starts
+	// another attempt, so the state and count stay want.
+	stillOne := func(a *heldAttempt, which, want string) {
+		t.Helper()
+		if got := eval[string](t, tab, poke); got != want {
+			t.Errorf("asked to connect while %s's upgrade is held: %s, want %s", which, got, want)
+		}
+		helloRead(a)
+		waitJS(t, tab, which+"'s socket open", `window.sdk.ws?.readyState === 1`, describe)
+		if got := eval[string](t, tab, poke); got != want {
+			t.Errorf("asked to connect while %s waits for its welcome: %s, want %s", which, got, want)
+		}
+	}
+
 	a1 := next("the first attempt")
-	if got, want := eval[string](t, tab, poke), "connecting 1"; got != want {
-		t.Errorf("asked to connect while the first attempt's upgrade is held: %s, want %s", got, want)
-	}
-	helloRead(a1)
-	waitJS(t, tab, "the first socket open", `window.sdk.ws?.readyState === 1`, describe)
-	if got, want := eval[string](t, tab, poke), "connecting 1"; got != want {
-		t.Errorf("asked to connect while the first attempt waits for its welcome: %s, want %s", got, want)
-	}
+	stillOne(a1, "the first attempt", "connecting 1")
 
 	closeWith(a1, false, protocol.CloseReconnect)
 	a2 := next("the attempt after the first failed")
 	waitJS(t, tab, "the second attempt under way", `window.sdk.state === 'reconnecting' && window.sdk.ws && window.wsOpened === 2`, describe)
-	if got, want := eval[string](t, tab, poke), "reconnecting 2"; got != want {
-		t.Errorf("asked to connect while a reconnect attempt's upgrade is held: %s, want %s", got, want)
-	}
-	helloRead(a2)
-	waitJS(t, tab, "the second socket open", `window.sdk.ws?.readyState === 1`, describe)
-	if got, want := eval[string](t, tab, poke), "reconnecting 2"; got != want {
-		t.Errorf("asked to connect while a reconnect attempt waits for its welcome: %s, want %s", got, want)
-	}
+	stillOne(a2, "a reconnect attempt", "reconnecting 2")
 
 	// A goaway's wait (10 minutes): the tab becoming visible leaves it;
 	// reconnectNow ends it with one attempt.
