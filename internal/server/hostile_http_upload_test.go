@@ -195,3 +195,52 @@ func TestDownloadWaitsForRoom(t *testing.T) {
 		t.Fatalf("second download: %d, %d bytes; want 200 and the file", r.status, len(r.body))
 	}
 }
+
+// TestHostileDownloadShare: one user's unread downloads hold at most
+// their share of the node's download room (a quarter, or one file of the
+// largest size): past it theirs are refused at once, 503 with
+// Retry-After, and another user's download is still served. Before,
+// mallory's four stalled downloads took all the room and alice's was
+// refused.
+func TestHostileDownloadShare(t *testing.T) {
+	const (
+		size   = 8 << 20
+		stalls = 4
+	)
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Uploads.DownloadBytes = stalls * size // room for all four
+		c.Uploads.MaxFileBytes = 10 << 20       // the share: max(8, 10) MiB, one file
+		c.Uploads.DecodeWait = 1                // 1 ns: no room is a refusal at once
+		c.HTTP.ReadTimeout, c.HTTP.WriteTimeout = 2*hangGuard, 2*hangGuard
+	}))
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i * 131 >> 3)
+	}
+	mtok, atok := srv.Token(t, "mallory", "Mallory"), srv.Token(t, "alice", "Alice")
+	ma, aa := uploadFile(t, srv, mtok, "m.bin", data), uploadFile(t, srv, atok, "a.bin", data)
+
+	var statuses []int
+	var retryAfter []string
+	for range stalls {
+		c := dialTCP(t, srv, "")
+		c.(*net.TCPConn).SetReadBuffer(4096) // the server's write blocks: the download stays
+		fmt.Fprintf(c, "GET /v1/attachments/%s HTTP/1.1\r\nHost: parley\r\nAuthorization: Bearer %s\r\n\r\n", ma.ID, mtok)
+		c.SetReadDeadline(time.Now().Add(hangGuard))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("mallory's download: %v", err)
+		}
+		statuses = append(statuses, resp.StatusCode)
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			retryAfter = append(retryAfter, resp.Header.Get("Retry-After"))
+		}
+	}
+	if want := []int{200, 503, 503, 503}; !slices.Equal(statuses, want) || slices.Contains(retryAfter, "") {
+		t.Errorf("mallory's %d unread downloads: %v (Retry-After %q), want %v with Retry-After", stalls, statuses, retryAfter, want)
+	}
+	r := rawDo(t, "GET", srv.URL+"/v1/attachments/"+aa.ID, atok, "", nil)
+	if r.status != http.StatusOK || !bytes.Equal(r.body, data) {
+		t.Fatalf("alice's download while mallory's stall: %d, %d bytes; want 200 and her file", r.status, len(r.body))
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -89,7 +90,21 @@ type UploadLimits struct {
 	// drops what it read and waits up to DecodeWait for room, holding
 	// nothing, then gets unavailable (HTTP 503) with Retry-After. An
 	// attachment larger than DownloadBytes waits for all of it.
+	//
+	// One user's downloads hold at most a quarter of it, or
+	// MaxFileBytes where that is more (downloadShare): past that a
+	// download of theirs is refused at once, unavailable with
+	// Retry-After, so one account's stalled downloads cannot take the
+	// node's room from everyone else.
 	DownloadBytes int64
+}
+
+// downloadShare is how many attachment bytes one user's downloads may
+// hold at once (UploadLimits.DownloadBytes): a quarter of the node's
+// room, at least one file of the largest size, at most all of it. With
+// the defaults 64 MiB, room for a screen of images loading at once.
+func (l UploadLimits) downloadShare() int64 {
+	return min(l.DownloadBytes, max(l.DownloadBytes/4, l.MaxFileBytes))
 }
 
 func (l UploadLimits) withDefaults() UploadLimits {
@@ -116,6 +131,29 @@ type uploadGate struct {
 	// downloads holds a unit per attachment byte being served
 	// (DownloadBytes).
 	downloads *semaphore.Weighted
+	mu        sync.Mutex
+	held      map[string]int64 // attachment bytes each user's downloads hold (downloadShare); guarded by mu
+}
+
+// shareTake reserves n bytes of user's download share; false when their
+// downloads under way hold too much for n more.
+func (g *uploadGate) shareTake(user string, n int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held[user]+n > g.lim.downloadShare() {
+		return false
+	}
+	g.held[user] += n
+	return true
+}
+
+// shareGive returns what shareTake reserved.
+func (g *uploadGate) shareGive(user string, n int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held[user] -= n; g.held[user] <= 0 {
+		delete(g.held, user) // the map holds only users downloading now
+	}
 }
 
 func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
@@ -126,6 +164,7 @@ func newUploadGate(l UploadLimits, hit func(string)) *uploadGate {
 		files:   make(slots, l.Files),
 
 		downloads: semaphore.NewWeighted(l.DownloadBytes),
+		held:      make(map[string]int64),
 	}
 }
 
@@ -376,13 +415,25 @@ func (s *Server) linkUser(r *http.Request, id string, thumb bool) string {
 // is written). With no room, it drops the bytes, waits up to DecodeWait
 // for room while holding none, and loads them again: attachments never
 // change, so the second load is as large as the first.
-func (s *Server) holdDownload(ctx context.Context, load func() (parley.Attachment, []byte, error)) (
+//
+// The bytes count first against user's share (downloadShare): a
+// download past it is refused at once, without waiting.
+func (s *Server) holdDownload(ctx context.Context, user string, load func() (parley.Attachment, []byte, error)) (
 	a parley.Attachment, data []byte, release func(), err error) {
 	g := s.uploads
 	if a, data, err = load(); err != nil {
 		return a, nil, nil, err
 	}
 	n := min(int64(len(data)), g.lim.DownloadBytes)
+	if !g.shareTake(user, n) {
+		return a, nil, nil, &parley.Error{Code: parley.EUNAVAILABLE,
+			Message: "too many of your downloads are under way at once; retry when one has finished", RetryAfter: uploadRetryAfterUnavailable}
+	}
+	defer func() {
+		if release == nil {
+			g.shareGive(user, n)
+		}
+	}()
 	if !g.downloads.TryAcquire(n) {
 		data = nil // wait holding nothing
 		wctx, cancel := context.WithTimeout(ctx, g.lim.DecodeWait)
@@ -400,7 +451,7 @@ func (s *Server) holdDownload(ctx context.Context, load func() (parley.Attachmen
 			return a, nil, nil, err
 		}
 	}
-	return a, data, func() { g.downloads.Release(n) }, nil
+	return a, data, func() { g.downloads.Release(n); g.shareGive(user, n) }, nil
 }
 
 // handleAttachment serves an attachment's bytes, an image inline and a
@@ -432,7 +483,7 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 			}
 			return a, data, err
 		}
-		a, data, release, err := s.holdDownload(r.Context(), load)
+		a, data, release, err := s.holdDownload(r.Context(), uid, load)
 		if err != nil {
 			s.writeError(w, err)
 			return
