@@ -177,6 +177,7 @@ func TestMessagesAndMarks(t *testing.T) {
 		{clientID: "p1", conv: "c1", text: "on its way", at: t0, status: client.Sending},
 		{clientID: "p2", conv: "c1", text: "refused", at: t0, status: client.Failed, err: parley.Errorf(parley.EFORBIDDEN, "not a member")},
 		{clientID: "p3", conv: "c2", text: "elsewhere", at: t0, status: client.Sending},
+		{clientID: "p4", conv: "c1", text: "busy", at: t0, status: client.Failed, err: parley.Errorf(parley.EUNAVAILABLE, "the server is busy")},
 	}
 	m.typing = []client.Typist{{UserID: "bob", UserName: "bob"}}
 	m.Update(clientChangedMsg{})
@@ -188,7 +189,10 @@ func TestMessagesAndMarks(t *testing.T) {
 		"bob: (message deleted)",
 		"bob: ↪ a hidden message — re\n",
 		"alice: on its way … sending",
-		"alice: refused ✗ failed: not a member (Ctrl+E resends)",
+		// Resending helps after a refusal for the moment, not after
+		// one for the message: the hint says so only then.
+		"alice: refused ✗ failed: not a member\n",
+		"a moment (Ctrl+E resends)",
 		"bob is typing…",
 	} {
 		if !strings.Contains(s, want) {

@@ -308,11 +308,28 @@ func (m *Model) historyLines(w int) ([]string, int) {
 			if o.err != nil {
 				reason = "failed: " + errText(o.err)
 			}
-			line += bad.Render("✗ "+reason) + dim.Render(" (Ctrl+E resends)")
+			line += bad.Render("✗ " + reason)
+			if resendHelps(o.err) {
+				line += dim.Render(" (Ctrl+E resends)")
+			}
 		}
 		add(line)
 	}
 	return out, at
+}
+
+// resendHelps reports whether sending a failed message again may succeed:
+// after a refusal for the moment (a rate limit, an overloaded or failing
+// server) or a lost link, yes; after one for the message or the
+// conversation (not a member, blocked, too large, invalid), the same
+// message is refused again, so the screen does not offer it (Ctrl+E
+// still resends, for a user who changed what stood in the way).
+func resendHelps(err error) bool {
+	switch parley.ErrorCode(err) {
+	case "", parley.ERATELIMITED, parley.EUNAVAILABLE, parley.EINTERNAL:
+		return true
+	}
+	return false
 }
 
 // printable makes text from other users safe to print: a control
