@@ -263,7 +263,10 @@ func (m *Model) Stop() { m.stopOnce.Do(func() { close(m.done) }) }
 // disarms Ctrl+C's quit warning: the second press quits only while the
 // warning shows.
 func (m *Model) say(text string) {
-	m.notice = text
+	// A notice may carry what other users chose (a file's name, a
+	// conversation's title, a user's name): printed as printable makes
+	// it, like their messages.
+	m.notice = printable(text, false)
 	m.noticeGen++
 	m.quitArmed = false
 }

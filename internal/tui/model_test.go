@@ -478,3 +478,19 @@ func TestPrintableBidi(t *testing.T) {
 		}
 	}
 }
+
+// TestNoticePrintable: a notice carries what other users chose (a file's
+// name in /save's, a title, a name), so it reaches the terminal as their
+// messages do: an escape sequence or a bidirectional override shows as
+// "�" instead of clearing the screen or reversing the line.
+func TestNoticePrintable(t *testing.T) {
+	m := newTestModel(t)
+	m.say("/save: downloading a\x1b[2Jb\u202Egnp.exe (1 KiB) to ./x…")
+	raw := m.View().Content
+	if strings.Contains(raw, "\x1b[2J") || strings.Contains(raw, "\u202E") {
+		t.Fatalf("the notice reached the terminal with its escape or override: %q", raw)
+	}
+	if s := screen(m); !strings.Contains(s, "downloading a�[2Jb�gnp.exe") {
+		t.Fatalf("the notice does not show them as �:\n%s", s)
+	}
+}
