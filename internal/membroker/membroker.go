@@ -56,13 +56,12 @@ func NewWithLimit(maxBytes int) *Broker {
 }
 
 // Dropped returns how many messages were dropped for full queues, counted
-// once per subscriber.
+// once per subscriber. It is no Lost count (natsbroker.Broker.Lost), on
+// purpose: in one process there is one node, which skips its own
+// notices, so a dropped message leaves no stale user cached, and a
+// server emptying its user cache on each drop would only add store reads
+// under the overload that made the drop.
 func (b *Broker) Dropped() int64 { return b.dropped.Load() }
-
-// Lost is Dropped as a count that moves when a subscriber may have
-// missed a message (see natsbroker.Broker.Lost): a node drops its cached
-// users when it moves.
-func (b *Broker) Lost() uint64 { return uint64(b.dropped.Load()) }
 
 // messageSize estimates the memory a queued message holds.
 func messageSize(m *parley.BrokerMessage) int {
