@@ -84,7 +84,9 @@ func (c *Client) uploadURL() string {
 // upload sends m's image or file to the server and records the attachment id
 // (in the outbox file too). ok is false when the message failed (the
 // server refused the image) or the upload must be retried on the next
-// connection; alive is false when ctx ended. Only the pump calls it.
+// connection, or a welcome of another user took m out of the queue
+// meanwhile (adopt: it is not this client's to send); alive is false
+// when ctx ended. Only the pump calls it.
 func (o *outbox) upload(ctx context.Context, m *Message) (ok, alive bool) {
 	for {
 		post := func() (parley.Attachment, error) { return o.c.postImage(ctx, m.image) }
@@ -98,6 +100,16 @@ func (o *outbox) upload(ctx context.Context, m *Message) (ok, alive bool) {
 		var perr *parley.Error
 		switch {
 		case err == nil:
+			// Under o.mu, as adopt takes messages out: a message a
+			// welcome of another user took out while it was uploaded
+			// keeps no attachment. The upload may have gone with that
+			// user's token (the token source's by then), and its owner's
+			// next client would send an attachment not theirs, refused.
+			o.mu.Lock()
+			if o.byID[m.clientID] != m {
+				o.mu.Unlock()
+				return false, true // not this connection's to send
+			}
 			m.mu.Lock()
 			m.attachmentID = att.ID
 			m.mu.Unlock()
@@ -110,6 +122,7 @@ func (o *outbox) upload(ctx context.Context, m *Message) (ok, alive bool) {
 				}
 				cancel()
 			}
+			o.mu.Unlock()
 			return true, true
 		case errors.As(err, &perr) && (perr.Code == parley.ERATELIMITED || perr.Code == parley.EUNAVAILABLE || perr.Code == parley.EINTERNAL):
 			d := perr.RetryAfter
@@ -120,6 +133,11 @@ func (o *outbox) upload(ctx context.Context, m *Message) (ok, alive bool) {
 				return false, false
 			}
 		case errors.As(err, &perr) && perr.Code != parley.EUNAUTHORIZED:
+			if !o.queued(m) {
+				// Refused to another user, maybe (see above): the
+				// file keeps it for its owner's client.
+				return false, true
+			}
 			o.finish(m, parley.Message{}, err)
 			return true, true
 		default:

@@ -530,6 +530,13 @@ func (o *outbox) adopt(user string) {
 	}
 }
 
+// queued reports whether m is in the queue: adopt did not take it out.
+func (o *outbox) queued(m *Message) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.byID[m.clientID] == m
+}
+
 func (o *outbox) signal() {
 	select {
 	case o.wake <- struct{}{}:
@@ -615,7 +622,18 @@ type inflight struct {
 
 // serve sends from the outbox on one connection until it is lost; false
 // when ctx ended.
+//
+// Every request goes on the connection current when serve began (cn),
+// or fails: the welcome of the next one may have named another user and
+// taken messages out of the queue (adopt), and a message taken from it
+// before then (one whose upload was under way) must not be sent there.
 func (o *outbox) serve(ctx context.Context, window int) bool {
+	o.c.mu.Lock()
+	cn := o.c.conn
+	o.c.mu.Unlock()
+	if cn == nil {
+		return true // lost already: wait for the next one
+	}
 	var flying []inflight
 	sent := make(map[*Message]bool)
 	for {
@@ -643,7 +661,7 @@ func (o *outbox) serve(ctx context.Context, window int) bool {
 				}
 			}
 			op, req := m.request()
-			ch, err := o.c.startRequest(ctx, op, req)
+			ch, err := o.c.startRequestOn(ctx, cn, op, req)
 			if ctx.Err() != nil {
 				return false
 			}

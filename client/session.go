@@ -616,9 +616,17 @@ func frameError(e *protocol.ErrorBody) error {
 // connection ends first. It fails with errConnLost when there is no
 // connection or the write fails.
 func (c *Client) startRequest(ctx context.Context, op string, data any) (chan reply, error) {
+	return c.startRequestOn(ctx, nil, op, data)
+}
+
+// startRequestOn is startRequest on connection on only (nil: the
+// current one): errConnLost when the client's connection is another by
+// now. The outbox sends on the connection it began with, whose welcome
+// chose the messages it may send (outbox.adopt).
+func (c *Client) startRequestOn(ctx context.Context, on *wsConn, op string, data any) (chan reply, error) {
 	c.mu.Lock()
 	cn := c.conn
-	if cn == nil {
+	if cn == nil || (on != nil && cn != on) {
 		c.mu.Unlock()
 		return nil, errConnLost
 	}

@@ -106,14 +106,18 @@ type Broker struct {
 	dropped  atomic.Int64
 	// dropLogged is when drop last logged (Unix ns).
 	dropLogged atomic.Int64
-	// lost counts reconnects and slow-consumer reports (Lost).
+	// lost counts reconnects, slow-consumer reports and drops seen at
+	// delivery (Lost).
 	lost atomic.Uint64
 }
 
 // Lost counts the times b may have lost messages of other nodes: each
 // reconnect to NATS (what they published while this node's link was
-// down never reached it) and each slow-consumer report (nats.go dropped
-// messages for a subscription that fell behind). Durable events need no
+// down never reached it), each slow-consumer report (nats.go dropped
+// messages for a subscription that fell behind), and each delivery that
+// finds the subscription dropped messages since the last one (nats.go
+// reports only the first drop of an overload; the rest are counted when
+// the next message is delivered, before it). Durable events need no
 // such count (the hub fills gaps from the store), but state that only
 // the broker's notices correct does: a node drops its cached users when
 // the count moves (parley.BrokerMessage.Users). Safe for concurrent use.
@@ -351,7 +355,16 @@ func (b *Broker) subscribe(fn func(parley.BrokerMessage)) (*subscription, error)
 	b.pubMu.Lock()
 	b.echoSubs = append(b.echoSubs, s)
 	b.pubMu.Unlock()
+	var seenDropped int // only the delivery goroutine touches it
 	ns, err := b.nc.Subscribe(b.subject, func(msg *nats.Msg) {
+		// nats.go reports a slow consumer at its first drop only, not
+		// again until a message gets into the queue: drops later in the
+		// same overload are seen here, at the first message delivered
+		// after them (one queued before them, at once), and move Lost.
+		if d, err := msg.Sub.Dropped(); err == nil && d > seenDropped {
+			seenDropped = d
+			b.lost.Add(1)
+		}
 		m, ok := parley.BrokerMessage{}, false
 		if seq, mine := echoSeq(msg.Header.Get(echoHeader), b.instance); mine {
 			m, ok = s.echoes.take(seq)

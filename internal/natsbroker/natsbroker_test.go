@@ -334,3 +334,66 @@ func TestPendingLimits(t *testing.T) {
 type writerFunc func(p []byte)
 
 func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
+
+// TestLostCountsLaterDrops: Lost moves for messages dropped after the
+// slow-consumer report too. nats.go reports a slow consumer once, at the
+// first drop, and not again until a message gets into the queue; a user
+// notice dropped later in the same overload (after the cache emptied on
+// the report, and maybe cached that user again, old profile and all)
+// must move Lost as well, or the user stays cached with the old profile.
+func TestLostCountsLaterDrops(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := natsbroker.Open(ctx, natsbroker.Config{URL: embedded.ClientURL(), Subject: natstest.Subject(t), Name: "later-drops",
+		Logger: slog.New(slog.DiscardHandler), PendingMsgs: 4, PendingBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	release := make(chan struct{})
+	after := make(chan struct{})
+	var afterOnce sync.Once
+	stop, err := b.Subscribe(func(m parley.BrokerMessage) {
+		<-release // the first call holds the subscription until released
+		if m.Node == "after" {
+			afterOnce.Do(func() { close(after) })
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	publish := func(node string, n int) {
+		t.Helper()
+		for range n {
+			if err := b.Publish(ctx, parley.BrokerMessage{Node: node, Users: []parley.UserChange{{ID: node}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish("first", 20) // fills the queue (4), the rest dropped: reported
+	for b.Lost() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("Lost did not move for a slow consumer")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the rest of the first drops land
+	reported := b.Lost()
+	publish("later", 20) // the queue is still full: dropped, no report
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	for {
+		publish("after", 1)
+		select {
+		case <-after:
+			if n := b.Lost(); n == reported {
+				t.Fatalf("Lost is %d, as after the first report, though messages were dropped since", n)
+			}
+			return
+		case <-time.After(50 * time.Millisecond): // dropped while still full: publish again
+		case <-ctx.Done():
+			t.Fatal("the subscription delivered nothing after the slow consumer")
+		}
+	}
+}

@@ -101,9 +101,10 @@ type conn struct {
 
 	lastRead atomic.Int64 // unix nanos of the last frame read
 	// pinged is when (unix nanos) the heartbeat sweep last sent this
-	// connection a WebSocket ping; only the sweep writes it. A ping is
-	// outstanding while pinged > lastRead, and the sweep sends no other
-	// then: at most one per silence.
+	// connection a WebSocket ping; the sweep writes it, and the send
+	// queue clears it when it drops that ping unsent (enqueueLocked). A
+	// ping is outstanding while pinged > lastRead, and the sweep sends no
+	// other then: at most one per silence.
 	pinged   atomic.Int64
 	lagSince atomic.Int64 // store time (unix nanos) of the oldest event queued since the last write; 0: none (obs.go)
 	writing  atomic.Int64 // unix nanos when the write in progress began; 0 when none

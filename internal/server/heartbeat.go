@@ -58,11 +58,16 @@ func (h *hub) sweep(now time.Time, timeout, ping time.Duration) int {
 	}
 	sent := 0
 	for _, c := range quiet {
-		// Droppable: a queue too full to take it leaves pinged as it
-		// is, and the next sweep tries again.
+		// Droppable: a queue too full to take it, now or later (it is
+		// dropped from the queue for a durable frame, which clears
+		// pinged), leaves the connection unpinged, and the next sweep
+		// tries again. Marked before it is queued, so a drop right after
+		// is not overwritten.
+		c.pinged.Store(now.UnixNano())
 		if c.sendNow(outFrame{kind: framePing, droppable: true}) {
-			c.pinged.Store(now.UnixNano())
 			sent++
+		} else {
+			c.pinged.Store(0)
 		}
 	}
 	for _, c := range stuck {

@@ -87,6 +87,11 @@ func (c *conn) enqueueLocked(f outFrame) bool {
 			if f.droppable && c.queuedLocked()+n > budget {
 				c.qBytes -= frameCost(f.b)
 				c.s.metrics.drops.WithLabelValues("ephemeral").Inc()
+				if f.kind == framePing {
+					// Never sent: not outstanding, so the next sweep
+					// pings again (hub.sweep).
+					c.pinged.Store(0)
+				}
 				continue
 			}
 			kept = append(kept, f)

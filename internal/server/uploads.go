@@ -95,7 +95,8 @@ type UploadLimits struct {
 	// MaxFileBytes where that is more (downloadShare): past that a
 	// download of theirs is refused at once, unavailable with
 	// Retry-After, so one account's stalled downloads cannot take the
-	// node's room from everyone else.
+	// node's room from everyone else. A user with no download under
+	// way may always start one, however large.
 	DownloadBytes int64
 }
 
@@ -136,11 +137,15 @@ type uploadGate struct {
 }
 
 // shareTake reserves n bytes of user's download share; false when their
-// downloads under way hold too much for n more.
+// downloads under way hold too much for n more. A user holding nothing
+// may always take one download, however large: an attachment can be
+// larger than the share (a file stored under a higher MaxFileBytes, an
+// image up to MaxBytes above a lowered MaxFileBytes), and would
+// otherwise be refused for good.
 func (g *uploadGate) shareTake(user string, n int64) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.held[user]+n > g.lim.downloadShare() {
+	if held := g.held[user]; held > 0 && held+n > g.lim.downloadShare() {
 		return false
 	}
 	g.held[user] += n
