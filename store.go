@@ -169,6 +169,12 @@ type Store interface {
 	// check access) to its owner or to a member of a conversation with a
 	// message that holds it; ENOTFOUND to anyone else.
 	AttachmentData(ctx context.Context, userID, attachmentID string, thumb bool) (Attachment, []byte, error)
+	// AttachmentInfo returns what AttachmentData would without its
+	// bytes: the attachment and the length of the bytes (0 for a file's
+	// thumb), to the same users, ENOTFOUND to anyone else. It reads no
+	// byte of the data or thumbnail, so a download learns how much it
+	// will hold, and that it may, before it loads anything.
+	AttachmentInfo(ctx context.Context, userID, attachmentID string, thumb bool) (Attachment, int64, error)
 
 	// Close waits for writes under way and releases the store.
 	Close() error

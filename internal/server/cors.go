@@ -23,9 +23,11 @@ import (
 
 // Preflight answers (docs/protocol.md section 11, "CORS").
 const (
-	corsAllowMethods  = "GET, POST, PATCH, DELETE"
-	corsAllowHeaders  = "Authorization, Content-Type"
-	corsExposeHeaders = "Retry-After"
+	corsAllowMethods = "GET, POST, PATCH, DELETE"
+	// Range and the validators: a page may fetch part of an
+	// attachment, and revalidate it (handleAttachment).
+	corsAllowHeaders  = "Authorization, Content-Type, Range, If-Range, If-None-Match, If-Match"
+	corsExposeHeaders = "Retry-After, ETag, Content-Range, Accept-Ranges"
 	// corsMaxAge is how long (seconds) a browser may cache a preflight.
 	corsMaxAge = "600"
 )

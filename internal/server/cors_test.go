@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parleychat/parley"
@@ -52,7 +54,7 @@ func TestCORSPreflight(t *testing.T) {
 		for k, want := range map[string]string{
 			"Access-Control-Allow-Origin":      origin,
 			"Access-Control-Allow-Methods":     "GET, POST, PATCH, DELETE",
-			"Access-Control-Allow-Headers":     "Authorization, Content-Type",
+			"Access-Control-Allow-Headers":     "Authorization, Content-Type, Range, If-Range, If-None-Match, If-Match",
 			"Access-Control-Max-Age":           "600",
 			"Access-Control-Allow-Credentials": "",
 		} {
@@ -83,7 +85,7 @@ func TestCORSRequests(t *testing.T) {
 
 	resp := corsDo(t, srv, "GET", "/v1/me", map[string]string{"Origin": "https://app.example.com", "Authorization": auth})
 	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
-		resp.Header.Get("Access-Control-Expose-Headers") != "Retry-After" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+		resp.Header.Get("Access-Control-Expose-Headers") != "Retry-After, ETag, Content-Range, Accept-Ranges" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Fatalf("allowed origin: %d %v", resp.StatusCode, resp.Header)
 	}
 	if v := resp.Header.Values("Vary"); len(v) == 0 || v[0] != "Origin" {
@@ -138,4 +140,34 @@ func httpDoOrigin(t *testing.T, srv *servertest.Server, method, path, token, ori
 	// No Content-Type: a page of another origin sends such a request
 	// without asking first.
 	return asHTTPResp(t, method, path, servertest.Do(t, method, srv.URL+path, token, b, "Origin", origin, "Content-Type", ""))
+}
+
+// TestCORSRanges: a page of an allowed origin may ask for part of an
+// attachment with its token: the preflight allows Range and the
+// validators, and the answer lets the page read ETag and Content-Range.
+// Before, the preflight allowed only Authorization and Content-Type, so
+// a browser refused the ranged fetch, and ETag was hidden from the page.
+func TestCORSRanges(t *testing.T) {
+	srv := corsServer(t)
+	tok := srv.Token(t, "alice", "Alice")
+	a := uploadFile(t, srv, tok, "r.bin", []byte("0123456789"))
+	const origin = "https://app.example.com"
+	resp := corsDo(t, srv, "OPTIONS", a.URL, map[string]string{"Origin": origin, "Access-Control-Request-Method": "GET",
+		"Access-Control-Request-Headers": "authorization, if-none-match, range"})
+	allowed := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
+	for _, h := range []string{"authorization", "range", "if-range", "if-none-match", "if-match"} {
+		if !slices.Contains(strings.Split(strings.ReplaceAll(allowed, " ", ""), ","), h) {
+			t.Errorf("preflight: Access-Control-Allow-Headers %q lacks %s", allowed, h)
+		}
+	}
+	resp = corsDo(t, srv, "GET", a.URL, map[string]string{"Origin": origin, "Authorization": "Bearer " + tok, "Range": "bytes=2-4"})
+	exposed := strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers"))
+	if resp.StatusCode != 206 || resp.Header.Get("Access-Control-Allow-Origin") != origin {
+		t.Fatalf("ranged GET from %s: %d %v", origin, resp.StatusCode, resp.Header)
+	}
+	for _, h := range []string{"retry-after", "etag", "content-range", "accept-ranges"} {
+		if !slices.Contains(strings.Split(strings.ReplaceAll(exposed, " ", ""), ","), h) {
+			t.Errorf("ranged GET: Access-Control-Expose-Headers %q lacks %s", exposed, h)
+		}
+	}
 }

@@ -3,18 +3,23 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/media/mediatest"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/internal/sqlite"
 )
 
 // TestHostileImageBodiesBounded: image uploads whose bodies stall just
@@ -242,5 +247,83 @@ func TestHostileDownloadShare(t *testing.T) {
 	r := rawDo(t, "GET", srv.URL+"/v1/attachments/"+aa.ID, atok, "", nil)
 	if r.status != http.StatusOK || !bytes.Equal(r.body, data) {
 		t.Fatalf("alice's download while mallory's stall: %d, %d bytes; want 200 and her file", r.status, len(r.body))
+	}
+}
+
+// readCountingStore counts the calls that load attachment bytes
+// (AttachmentData): a download's body read.
+type readCountingStore struct {
+	parley.Store
+	reads *atomic.Int64
+}
+
+func (s readCountingStore) AttachmentData(ctx context.Context, userID, id string, thumb bool) (parley.Attachment, []byte, error) {
+	s.reads.Add(1)
+	return s.Store.AttachmentData(ctx, userID, id, thumb)
+}
+
+// TestHostileRefusedDownloadsReadNothing: a download refused for the
+// user's share or the node's room loads none of the attachment's bytes,
+// nor does a signed link's access check, and an outsider gets the 404 an
+// unknown id gets even while the room is full. Before, every download
+// loaded its whole attachment from the store before it was refused: a
+// burst of refused downloads of large files read each into memory.
+func TestHostileRefusedDownloadsReadNothing(t *testing.T) {
+	const (
+		size    = 8 << 20
+		refused = 5
+	)
+	var reads atomic.Int64
+	srv := servertest.Start(t,
+		servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
+			db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
+			return readCountingStore{db, &reads}, err
+		}),
+		servertest.WithConfig(func(c *server.Config) {
+			c.Uploads.DownloadBytes = size    // room for one file
+			c.Uploads.MaxFileBytes = 10 << 20 // the share: all the room
+			c.Uploads.DecodeWait = 1          // 1 ns: no room is a refusal at once
+			c.HTTP.ReadTimeout, c.HTTP.WriteTimeout = 2*hangGuard, 2*hangGuard
+		}))
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i * 131 >> 3)
+	}
+	mtok, atok, etok := srv.Token(t, "mallory", "Mallory"), srv.Token(t, "alice", "Alice"), srv.Token(t, "eve", "Eve")
+	ma, aa := uploadFile(t, srv, mtok, "m.bin", data), uploadFile(t, srv, atok, "a.bin", data)
+
+	// Mallory's download holds all the room, unread.
+	c := dialTCP(t, srv, "")
+	c.(*net.TCPConn).SetReadBuffer(4096) // the server's write blocks: the download stays
+	fmt.Fprintf(c, "GET /v1/attachments/%s HTTP/1.1\r\nHost: parley\r\nAuthorization: Bearer %s\r\n\r\n", ma.ID, mtok)
+	c.SetReadDeadline(time.Now().Add(hangGuard))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("mallory's first download: %v %v", resp, err)
+	}
+	if n := reads.Load(); n != 1 {
+		t.Fatalf("%d body reads for one download, want 1", n)
+	}
+	// Past her share, and past the node's room: all refused.
+	var statuses []int
+	for range refused {
+		statuses = append(statuses, rawDo(t, "GET", srv.URL+ma.URL, mtok, "", nil).status) // her share
+		statuses = append(statuses, rawDo(t, "GET", srv.URL+aa.URL, atok, "", nil).status) // the node's room
+	}
+	if slices.ContainsFunc(statuses, func(s int) bool { return s != http.StatusServiceUnavailable }) {
+		t.Errorf("downloads past the share and the room: %v, want all 503", statuses)
+	}
+	// A link checks access without reading the bytes.
+	if r := httpDo(t, srv, "POST", aa.URL+"/link", atok, ""); r.status != 200 {
+		t.Errorf("alice's link: %d", r.status)
+	}
+	// An outsider learns nothing, the room being full or not.
+	unknown := httpDo(t, srv, "GET", "/v1/attachments/0190aaaa-0000-7000-8000-000000000000", etok, "")
+	outsider := httpDo(t, srv, "GET", ma.URL, etok, "")
+	if outsider.status != 404 || unknown.status != 404 || outsider.err != unknown.err || string(outsider.body) != string(unknown.body) {
+		t.Errorf("outsider: %d %s; unknown id: %d %s; want the same 404", outsider.status, outsider.body, unknown.status, unknown.body)
+	}
+	if n := reads.Load(); n != 1 {
+		t.Errorf("%d body reads after %d refused downloads, a link and an outsider's try; want 1 (the download served)", n, 2*refused)
 	}
 }

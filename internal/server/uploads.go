@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/hmac"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,17 +88,20 @@ type UploadLimits struct {
 	// downloads being served at once (GET /v1/attachments/{id} and
 	// /thumb; default 256 MiB): a download holds its whole attachment
 	// until the client has taken it, which a slow or stalled reader
-	// makes last up to HTTP.WriteTimeout. A download with no room left
-	// drops what it read and waits up to DecodeWait for room, holding
-	// nothing, then gets unavailable (HTTP 503) with Retry-After. An
-	// attachment larger than DownloadBytes waits for all of it.
+	// makes last up to HTTP.WriteTimeout. A download reserves room for
+	// its attachment before loading it (the store tells the size without
+	// the bytes, parley.Store.AttachmentInfo): with no room left it waits
+	// up to DecodeWait, having loaded nothing, then gets unavailable
+	// (HTTP 503) with Retry-After. An attachment larger than
+	// DownloadBytes waits for all of it.
 	//
 	// One user's downloads hold at most a quarter of it, or
 	// MaxFileBytes where that is more (downloadShare): past that a
 	// download of theirs is refused at once, unavailable with
 	// Retry-After, so one account's stalled downloads cannot take the
 	// node's room from everyone else. A user with no download under
-	// way may always start one, however large.
+	// way may always start one, however large. Neither refusal loads a
+	// byte.
 	DownloadBytes int64
 }
 
@@ -361,8 +366,8 @@ type AttachmentLink struct {
 func (s *Server) handleAttachmentLink(w http.ResponseWriter, r *http.Request, u parley.User) {
 	id := r.PathValue("id")
 	// Check access now: a link is only handed to someone who may see it.
-	// The thumb variant is the small one: a thumbnail, no bytes of a file.
-	a, _, err := s.store.AttachmentData(r.Context(), u.ID, id, true)
+	// AttachmentInfo reads no bytes.
+	a, _, err := s.store.AttachmentInfo(r.Context(), u.ID, id, true)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -415,53 +420,45 @@ func (s *Server) linkUser(r *http.Request, id string, thumb bool) string {
 	return uid
 }
 
-// holdDownload loads an attachment with load and holds its bytes against
-// UploadLimits.DownloadBytes until release is called (after the response
-// is written). With no room, it drops the bytes, waits up to DecodeWait
-// for room while holding none, and loads them again: attachments never
-// change, so the second load is as large as the first.
+// holdDownload reserves n bytes, the attachment a download is about to
+// load (AttachmentInfo says how many: nothing is loaded yet), against
+// UploadLimits.DownloadBytes until release is called, after the response
+// is written. With no room it waits up to DecodeWait, holding nothing,
+// then answers unavailable. So a refused or waiting download has read no
+// byte of its attachment, and bytes are loaded only into room reserved
+// for them.
 //
 // The bytes count first against user's share (downloadShare): a
 // download past it is refused at once, without waiting.
-func (s *Server) holdDownload(ctx context.Context, user string, load func() (parley.Attachment, []byte, error)) (
-	a parley.Attachment, data []byte, release func(), err error) {
+func (s *Server) holdDownload(ctx context.Context, user string, n int64) (release func(), err error) {
 	g := s.uploads
-	if a, data, err = load(); err != nil {
-		return a, nil, nil, err
-	}
-	n := min(int64(len(data)), g.lim.DownloadBytes)
+	n = min(n, g.lim.DownloadBytes) // a larger attachment waits for all the room
 	if !g.shareTake(user, n) {
-		return a, nil, nil, &parley.Error{Code: parley.EUNAVAILABLE,
+		return nil, &parley.Error{Code: parley.EUNAVAILABLE,
 			Message: "too many of your downloads are under way at once; retry when one has finished", RetryAfter: uploadRetryAfterUnavailable}
 	}
-	defer func() {
-		if release == nil {
-			g.shareGive(user, n)
-		}
-	}()
 	if !g.downloads.TryAcquire(n) {
-		data = nil // wait holding nothing
 		wctx, cancel := context.WithTimeout(ctx, g.lim.DecodeWait)
 		err = g.downloads.Acquire(wctx, n)
 		cancel()
 		if err != nil {
+			g.shareGive(user, n)
 			if ctx.Err() != nil {
-				return a, nil, nil, ctx.Err()
+				return nil, ctx.Err()
 			}
-			return a, nil, nil, &parley.Error{Code: parley.EUNAVAILABLE,
+			return nil, &parley.Error{Code: parley.EUNAVAILABLE,
 				Message: "the server is busy serving other downloads; retry shortly", RetryAfter: uploadRetryAfterUnavailable}
 		}
-		if a, data, err = load(); err != nil {
-			g.downloads.Release(n)
-			return a, nil, nil, err
-		}
 	}
-	return a, data, func() { g.downloads.Release(n); g.shareGive(user, n) }, nil
+	return func() { g.downloads.Release(n); g.shareGive(user, n) }, nil
 }
 
 // handleAttachment serves an attachment's bytes, an image inline and a
 // file as a download (serveFileHeaders), and never as anything a browser
-// would run. A file has no thumbnail: its /thumb is not_found.
+// would run. A file has no thumbnail: its /thumb is not_found. Ranges,
+// conditional requests (its ETag: attachmentETag) and HEAD (the GET
+// route's too) are http.ServeContent's, on the whole attachment held
+// against the download room (holdDownload).
 func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -481,26 +478,36 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 			}
 			uid = u.ID
 		}
-		load := func() (parley.Attachment, []byte, error) {
-			a, data, err := s.store.AttachmentData(r.Context(), uid, id, thumb)
-			if err == nil && thumb && a.Name != "" {
-				return a, nil, parley.ErrNotFound
-			}
-			return a, data, err
+		// Access and size first, no bytes: a download refused (not
+		// allowed, no room) or waiting for room has loaded nothing.
+		a, n, err := s.store.AttachmentInfo(r.Context(), uid, id, thumb)
+		if err == nil && thumb && a.Name != "" {
+			err = parley.ErrNotFound
 		}
-		a, data, release, err := s.holdDownload(r.Context(), uid, load)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		release, err := s.holdDownload(r.Context(), uid, n)
 		if err != nil {
 			s.writeError(w, err)
 			return
 		}
 		defer release()
+		// Attachments never change, so these are the n bytes reserved
+		// (or, should the attachment have been withdrawn meanwhile,
+		// not_found as above).
+		a, data, err := s.store.AttachmentData(r.Context(), uid, id, thumb)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
 		ct := a.ContentType
 		if thumb {
 			ct = http.DetectContentType(data) // thumbnails are PNG or JPEG
 		}
 		h := w.Header()
 		h.Set("Content-Type", ct)
-		h.Set("Content-Length", strconv.Itoa(len(data)))
 		h.Set("Cache-Control", cache)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
@@ -508,9 +515,36 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 		if a.Name != "" {
 			serveFileHeaders(h, a)
 		}
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			w.Write(data)
+		h.Set("ETag", attachmentETag(a.ID, thumb))
+		if strings.Count(r.Header.Get("Range"), ",") >= MaxRanges {
+			r.Header.Del("Range") // RFC 9110 14.2: a server may ignore a Range
 		}
+		// ServeContent answers Range and If-Range (206, multipart for
+		// more than one range, 416), If-None-Match (304) and HEAD, and
+		// sets Content-Length. The whole attachment is loaded (and
+		// budgeted) even for a range, in one read before the answer
+		// starts: reading only the range (SQL substr) would still read
+		// the whole blob in SQLite, which slices it in memory, and a
+		// read failing partway through the answer could only cut it
+		// short.
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 	}
+}
+
+// MaxRanges is the most ranges a download's Range may name: one with
+// more is ignored, and the whole attachment sent (200), as RFC 9110
+// allows. ServeContent already ignores ranges that add up to more than
+// the attachment, but many small ones still cost a part header each
+// (about 100 bytes for a byte or two of content); no client needs more
+// than a few, and ours ask for one at most.
+const MaxRanges = 8
+
+// attachmentETag is the strong entity tag of an attachment's variant:
+// attachments never change (a new upload is a new id), so the id and
+// the variant name its bytes for good.
+func attachmentETag(id string, thumb bool) string {
+	if thumb {
+		return `"` + id + `-thumb"`
+	}
+	return `"` + id + `"`
 }

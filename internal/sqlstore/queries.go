@@ -246,20 +246,34 @@ const (
 		ORDER BY a.created_at LIMIT $2)`
 	// The bytes: the data, or with $1 (thumb) the thumbnail, the data of
 	// an image stored without one, and none (NULL) of a file, which has
-	// no thumbnail. The owner, or a current member of a conversation holding a message
-	// (not deleted: a tombstone drops its attachment_id) with it, or, for
-	// the owner's current avatar, a user who shares a conversation with
-	// the owner (the audience of their profile).
+	// no thumbnail. Who may read them: attachmentAccess.
 	qAttachmentData = `SELECT a.id, a.content_type, a.size, a.width, a.height, a.name,
 		CASE WHEN NOT CAST($1 AS BOOLEAN) THEN a.data WHEN a.name = '' THEN COALESCE(a.thumb, a.data) END
-		FROM attachments a WHERE a.id = $2 AND (a.owner_id = $3 OR EXISTS (
-			SELECT 1 FROM messages m JOIN members mb ON mb.conversation_id = m.conversation_id
-			WHERE m.attachment_id = a.id AND mb.user_id = $3 AND mb.left_pos IS NULL) OR EXISTS (
-			SELECT 1 FROM users au
-			JOIN members mo ON mo.user_id = au.id AND mo.left_pos IS NULL
-			JOIN members mv ON mv.conversation_id = mo.conversation_id AND mv.user_id = $3 AND mv.left_pos IS NULL
-			WHERE au.id = a.owner_id AND au.avatar_id = a.id))`
+		FROM attachments a` + attachmentAccess
+	// What qAttachmentData reads, with the length of its bytes in their
+	// place (0 for a file's thumbnail): size is the data's, and
+	// octet_length of a column reads its length, not its bytes (SQLite
+	// takes it from the record header; PostgreSQL from the TOAST
+	// pointer), so a download learns what it will hold before it loads
+	// it. The same users, by the same clause.
+	qAttachmentInfo = `SELECT a.id, a.content_type, a.size, a.width, a.height, a.name,
+		CASE WHEN NOT CAST($1 AS BOOLEAN) THEN a.size WHEN a.name = '' THEN COALESCE(octet_length(a.thumb), a.size) ELSE 0 END
+		FROM attachments a` + attachmentAccess
 )
+
+// attachmentAccess is who may read attachment $2 ($3 the reader), for
+// qAttachmentData and qAttachmentInfo alike: the owner, or a current
+// member of a conversation holding a message (not deleted: a tombstone
+// drops its attachment_id) with it, or, for the owner's current avatar, a
+// user who shares a conversation with the owner (the audience of their
+// profile).
+const attachmentAccess = ` WHERE a.id = $2 AND (a.owner_id = $3 OR EXISTS (
+		SELECT 1 FROM messages m JOIN members mb ON mb.conversation_id = m.conversation_id
+		WHERE m.attachment_id = a.id AND mb.user_id = $3 AND mb.left_pos IS NULL) OR EXISTS (
+		SELECT 1 FROM users au
+		JOIN members mo ON mo.user_id = au.id AND mo.left_pos IS NULL
+		JOIN members mv ON mv.conversation_id = mo.conversation_id AND mv.user_id = $3 AND mv.left_pos IS NULL
+		WHERE au.id = a.owner_id AND au.avatar_id = a.id))`
 
 // maxContacts and maxContactGroups are parley.MaxContacts and
 // parley.MaxContactGroups in SQL (constants, like maxUnread; storetest's

@@ -523,6 +523,21 @@ func (s *Store) UploadUsage(ctx context.Context, ownerID string) (int64, error) 
 	return n, nil
 }
 
+// AttachmentInfo implements parley.Store: qAttachmentData's row and
+// access rule, with the length of the bytes in their place.
+func (s *Store) AttachmentInfo(ctx context.Context, userID, attachmentID string, thumb bool) (parley.Attachment, int64, error) {
+	var (
+		a parley.Attachment
+		n int64
+	)
+	err := s.e.QueryRow(ctx, qAttachmentInfo, thumb, attachmentID, userID).
+		Scan(&a.ID, &a.ContentType, &a.Size, &a.Width, &a.Height, &a.Name, &n)
+	if err != nil {
+		return parley.Attachment{}, 0, s.notFound(err, parley.ErrNotFound)
+	}
+	return a, n, nil
+}
+
 // AttachmentData implements parley.Store. With thumb set it returns the
 // thumbnail, the full data of an image stored without one, and no bytes
 // of a file.

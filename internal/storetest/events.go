@@ -372,7 +372,7 @@ func testAttachments(t *testing.T, s parley.Store) {
 	wantCode(t, "PutAttachment with no id", s.PutAttachment(ctx(t), a.ID, parley.Attachment{ContentType: "image/png"}, data, nil, 0), parley.EINVALID)
 
 	get := func(u parley.User, thumbnail bool) ([]byte, error) {
-		got, b, err := s.AttachmentData(ctx(t), u.ID, att.ID, thumbnail)
+		got, b, err := attachmentData(t, s, u.ID, att.ID, thumbnail)
 		if err == nil && (got.ID != att.ID || got.ContentType != att.ContentType || got.Width != 640 || got.Height != 480 || got.Size != att.Size) {
 			t.Errorf("AttachmentData = %+v, want %+v", got, att)
 		}
@@ -410,7 +410,7 @@ func testAttachments(t *testing.T, s parley.Store) {
 	if _, err := get(c, false); !isNotFound(err) {
 		t.Errorf("outsider: %v, want not found", err)
 	}
-	if _, _, err := s.AttachmentData(ctx(t), a.ID, "no-such", false); !isNotFound(err) {
+	if _, _, err := attachmentData(t, s, a.ID, "no-such", false); !isNotFound(err) {
 		t.Errorf("unknown attachment: %v, want not found", err)
 	}
 

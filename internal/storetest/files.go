@@ -83,18 +83,18 @@ func testFiles(t *testing.T, s parley.Store) {
 		t.Errorf("EventsFor(b) has no newMessage for the file: %+v", evs)
 	}
 
-	got, b2, err := s.AttachmentData(ctx(t), b.ID, file.ID, false)
+	got, b2, err := attachmentData(t, s, b.ID, file.ID, false)
 	if err != nil || !bytes.Equal(b2, data) || got.Name != file.Name || got.ContentType != file.ContentType {
 		t.Errorf("member's AttachmentData = %+v %q, %v", got, b2, err)
 	}
-	if _, _, err := s.AttachmentData(ctx(t), c.ID, file.ID, false); !isNotFound(err) {
+	if _, _, err := attachmentData(t, s, c.ID, file.ID, false); !isNotFound(err) {
 		t.Errorf("non-member's AttachmentData: %v, want not found", err)
 	}
 	// A file has no thumbnail: its thumb variant is the attachment and no
 	// bytes, so a signed link's access check (which asks for the thumb,
 	// an image's small variant) does not read a file of up to 25 MiB.
 	// Before, it returned the whole file.
-	got, b2, err = s.AttachmentData(ctx(t), b.ID, file.ID, true)
+	got, b2, err = attachmentData(t, s, b.ID, file.ID, true)
 	if err != nil || b2 != nil || got.Name != file.Name || got.Size != int64(len(data)) {
 		t.Errorf("member's AttachmentData(thumb) of a file = %+v, %d bytes, %v; want the attachment and no bytes", got, len(b2), err)
 	}

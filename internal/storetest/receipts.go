@@ -198,30 +198,30 @@ func testProfiles(t *testing.T, s parley.Store) {
 	}
 	// The avatar: served to who shares a conversation, not to others.
 	for _, v := range []parley.User{a, b, c} {
-		if _, _, err := s.AttachmentData(ctx(t), v.ID, "avatar-a", true); err != nil {
+		if _, _, err := attachmentData(t, s, v.ID, "avatar-a", true); err != nil {
 			t.Errorf("%s fetching a's avatar: %v", v.Name, err)
 		}
 	}
-	if _, _, err := s.AttachmentData(ctx(t), out.ID, "avatar-a", true); !isNotFound(err) {
+	if _, _, err := attachmentData(t, s, out.ID, "avatar-a", true); !isNotFound(err) {
 		t.Errorf("an outsider fetching a's avatar: %v, want not found", err)
 	}
 	// Served while the outsider shares a group with a, and no longer once
 	// removed from it.
 	og := newGroup(t, s, a, "with out", out)
-	if _, _, err := s.AttachmentData(ctx(t), out.ID, "avatar-a", true); err != nil {
+	if _, _, err := attachmentData(t, s, out.ID, "avatar-a", true); err != nil {
 		t.Errorf("a group mate fetching a's avatar: %v", err)
 	}
 	if _, _, err := s.UpdateConversation(ctx(t), a.ID, og.ID, parley.ConversationChange{Remove: []string{out.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.AttachmentData(ctx(t), out.ID, "avatar-a", true); !isNotFound(err) {
+	if _, _, err := attachmentData(t, s, out.ID, "avatar-a", true); !isNotFound(err) {
 		t.Errorf("a removed member fetching a's avatar: %v, want not found", err)
 	}
 	// Kept by the orphan sweep while it is an avatar.
 	if _, err := s.DeleteOrphanAttachments(ctx(t), parley.Now().Add(time.Hour), 100); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.AttachmentData(ctx(t), a.ID, "avatar-a", false); err != nil {
+	if _, _, err := attachmentData(t, s, a.ID, "avatar-a", false); err != nil {
 		t.Errorf("the avatar after the sweep: %v", err)
 	}
 
@@ -251,13 +251,13 @@ func testProfiles(t *testing.T, s parley.Store) {
 	if err != nil || u.DisplayName != "" || u.AvatarID != "" {
 		t.Fatalf("clearing the profile = %+v, %v", u, err)
 	}
-	if _, _, err := s.AttachmentData(ctx(t), b.ID, "avatar-a", true); !isNotFound(err) {
+	if _, _, err := attachmentData(t, s, b.ID, "avatar-a", true); !isNotFound(err) {
 		t.Errorf("b fetching a's former avatar: %v, want not found", err)
 	}
 	if _, err := s.DeleteOrphanAttachments(ctx(t), parley.Now().Add(time.Hour), 100); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.AttachmentData(ctx(t), a.ID, "avatar-a", false); !isNotFound(err) {
+	if _, _, err := attachmentData(t, s, a.ID, "avatar-a", false); !isNotFound(err) {
 		t.Errorf("the former avatar after the sweep: %v, want deleted", err)
 	}
 }

@@ -91,6 +91,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"EventsLimits", testEventsLimits},
 		{"Attachments", testAttachments},
 		{"Files", testFiles},
+		{"AttachmentInfo", testAttachmentInfo},
 		{"UploadQuota", testUploadQuota},
 		{"OrphanAttachments", testOrphanAttachments},
 		{"Concurrency", testConcurrency},

@@ -56,6 +56,8 @@ func testUnstorableText(t *testing.T, s parley.Store) {
 			read("ConversationsPage's cursor", err)
 			_, _, err = s.AttachmentData(ctx(t), a.ID, bad, false)
 			read("AttachmentData", err)
+			_, _, err = s.AttachmentInfo(ctx(t), a.ID, bad, false)
+			read("AttachmentInfo", err)
 			_, err = cs.Peers(ctx(t), a.ID, bad)
 			read("Peers", err)
 			_, err = ks.MessagesBySender(ctx(t), a.ID, bad, 10)

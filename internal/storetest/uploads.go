@@ -104,11 +104,11 @@ func testOrphanAttachments(t *testing.T, s parley.Store) {
 	sweep(later, 100, 1)
 	sweep(later, 100, 0)
 	for _, id := range []string{"o-1", "o-2"} {
-		if _, _, err := s.AttachmentData(ctx(t), a.ID, id, false); !isNotFound(err) {
+		if _, _, err := attachmentData(t, s, a.ID, id, false); !isNotFound(err) {
 			t.Errorf("orphan %s after the sweep: %v, want not found", id, err)
 		}
 	}
-	if _, _, err := s.AttachmentData(ctx(t), b.ID, "o-sent", true); err != nil {
+	if _, _, err := attachmentData(t, s, b.ID, "o-sent", true); err != nil {
 		t.Errorf("the sent attachment after the sweep: %v", err)
 	}
 	wantUsage(t, s, a, 110)
