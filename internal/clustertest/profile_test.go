@@ -188,6 +188,50 @@ func TestUserNoticeNeverPublished(t *testing.T) {
 	})
 }
 
+// TestAPIRenameAcrossNodes: erin, welcomed on node 1 with her token
+// (named "Erin"), is cached there; node 0's server API renames her, by
+// PATCH /v1/server/users/erin and then by POST /v1/server/users. Node 1
+// never reads the store's log of changed users during the test (its
+// UserSyncInterval is an hour), so only node 0's notice can tell it: her
+// next hello there with her token ensures the token's name in the store
+// again, as on any node that knows of the rename (a later token's name
+// renames the user again, docs/integrate.md), each time. (The server
+// API sent no notice: node 1 served her from its cache under the old
+// name and the store kept the new one.)
+func TestAPIRenameAcrossNodes(t *testing.T) {
+	dsn, natsURL, subject := pgtest.Schema(t), natstest.URL(t), natstest.Subject(t)
+	secret, err := auth.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noPoll := func(c *parleyserver.Config) { c.UserSyncInterval = time.Hour }
+	n0 := startNode(t, "node0", dsn, natsURL, subject, secret, noPoll)
+	n1 := startNode(t, "node1", dsn, natsURL, subject, secret, noPoll)
+	ctx := t.Context()
+	erin := newClient(ctx, t, n0.store, secret, 0, "erin", "Erin")
+	if w := welcomeUser(ctx, t, n1, erin.token); w.Name != "Erin" {
+		t.Fatalf("erin's first welcome on node 1: %+v", w)
+	}
+	key := apiKey(ctx, t, n0, auth.ScopeUsers)
+	for _, rename := range []struct{ method, path string }{
+		{http.MethodPatch, "/v1/server/users/erin"},
+		{http.MethodPost, "/v1/server/users"},
+	} {
+		var u parley.User
+		httpJSON(ctx, t, n0, rename.method, rename.path, key, map[string]string{"id": "erin", "name": "Erin Renamed"}, &u)
+		if u.Name != "Erin Renamed" {
+			t.Fatalf("%s %s answered %+v", rename.method, rename.path, u)
+		}
+		servertest.WaitUntil(t, "erin's hello on node 1 after "+rename.method+" naming her Erin again in the store", 10*time.Second, func() bool {
+			if w := welcomeUser(ctx, t, n1, erin.token); w.Name != "Erin" {
+				t.Fatalf("erin's welcome on node 1: %+v, want her token's name", w)
+			}
+			u, err := n1.store.User(ctx, "erin")
+			return err == nil && u.Name == "Erin"
+		})
+	}
+}
+
 // apiKey stores a server API key with scopes in n's store and returns it.
 func apiKey(ctx context.Context, t *testing.T, n *node, scopes ...string) string {
 	t.Helper()

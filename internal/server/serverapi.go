@@ -88,21 +88,26 @@ type apiUser struct {
 }
 
 // handleAPIUpsertUser creates a user with the given id and display name,
-// or renames it (PATCH: the user must exist).
+// or renames it (PATCH: the user must exist). A rename is announced to
+// the other nodes (service.announceUser), which may hold the old name
+// cached; the store logs it too (parley.UserChangeLog), should the
+// notice be lost.
 func (s *Server) handleAPIUpsertUser(w http.ResponseWriter, r *http.Request) {
 	var d apiUser
 	if err := decodeBody(w, r, &d); err != nil {
 		s.writeError(w, err)
 		return
 	}
+	patch := false
 	if id := r.PathValue("id"); id != "" {
-		d.ID = id
-		if _, err := s.store.User(r.Context(), id); err != nil {
-			s.writeError(w, err)
-			return
-		}
+		d.ID, patch = id, true
 	}
 	if err := required("id", d.ID); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	old, err := s.store.User(r.Context(), d.ID)
+	if err != nil && (patch || parley.ErrorCode(err) != parley.ENOTFOUND) {
 		s.writeError(w, err)
 		return
 	}
@@ -110,6 +115,9 @@ func (s *Server) handleAPIUpsertUser(w http.ResponseWriter, r *http.Request) {
 	u, err := s.store.EnsureUser(r.Context(), d.ID, d.Name)
 	if err == nil {
 		s.svc.ensured.store(u, gen)
+		if old.ID != "" && old.Name != u.Name {
+			s.svc.announceUser(r.Context(), parley.UserChange{ID: u.ID})
+		}
 	}
 	s.reply(w, http.StatusOK, u, err)
 }
