@@ -54,6 +54,41 @@ type WebhookQueue interface {
 	WebhookBacklog(ctx context.Context) (map[string]int, error)
 }
 
+// UserChangeLog is the store's record of changed users, the backstop of
+// the broker's notices of them (BrokerMessage.Users): every write that
+// changes what a node may hold cached of a user (a rename, a profile, a
+// ban) gives that user the next number of one counter, in the write's
+// own transaction, so a change that committed is in the log whatever
+// happens to the node that made it after its commit. Each node reads the
+// changes after the last number it saw, every few seconds, and forgets
+// those users (and applies their bans). Numbers are handed out in commit
+// order: a read never sees a number while a lower one is still to
+// commit, so a reader that goes on after the last number it read misses
+// none. A user keeps only their last number. Both stores implement it
+// (internal/sqlstore); storetest checks it. Methods are safe for
+// concurrent use.
+type UserChangeLog interface {
+	// UserChangeMark returns the last number handed out (0 when none): a
+	// reader starting afresh goes on after it, replaying no history.
+	UserChangeMark(ctx context.Context) (int64, error)
+	// UserChangesAfter returns the users whose last change has a number
+	// above after, by number, at most limit of them (1 to
+	// MaxUserChangesPage): a reader asks again after the last one's
+	// number until fewer than limit come back.
+	UserChangesAfter(ctx context.Context, after int64, limit int) ([]LoggedUserChange, error)
+}
+
+// MaxUserChangesPage bounds UserChangeLog.UserChangesAfter's limit.
+const MaxUserChangesPage = 1000
+
+// LoggedUserChange is a user's entry in the UserChangeLog: the user, their
+// last change's number, and Banned when the user is banned (now, not
+// necessarily by that change).
+type LoggedUserChange struct {
+	Seq int64
+	UserChange
+}
+
 // APIKey is a key of the server API. Only the SHA-256 of the secret key is
 // stored; ID names it in listings and to revoke it.
 type APIKey struct {

@@ -256,7 +256,8 @@ func startNodes(t *testing.T, n int) ([]*node, []byte) {
 	return nodes, secret
 }
 
-func startNode(t *testing.T, id, dsn, natsURL, subject string, secret []byte) *node {
+// startNode starts a node; opts, if any, change its configuration.
+func startNode(t *testing.T, id, dsn, natsURL, subject string, secret []byte, opts ...func(*parleyserver.Config)) *node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -270,13 +271,17 @@ func startNode(t *testing.T, id, dsn, natsURL, subject string, secret []byte) *n
 		t.Fatal(err)
 	}
 	n := &node{id: id, store: st, broker: &cutBroker{Broker: nb}, logw: &servertest.LogToTest{T: t}}
-	n.srv, err = parleyserver.New(parleyserver.Config{
+	cfg := parleyserver.Config{
 		Store: st, Broker: n.broker, NodeID: id, Secret: secret,
 		Logger:        slog.New(slog.NewTextHandler(n.logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Limits:        parleyserver.Unlimited(),
 		PresenceGrace: grace,
 		Static:        http.NotFoundHandler(),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n.srv, err = parleyserver.New(cfg)
 	if err != nil {
 		nb.Close()
 		st.Close()
@@ -321,14 +326,22 @@ func (n *node) stop(t *testing.T) {
 
 // cutBroker is a real broker that a kill cuts off: after cut, the node
 // publishes nothing and hears nothing, as if its process were gone.
+// After dropUsers, it publishes no notice of changed users
+// (parley.BrokerMessage.Users), as a node that dies between a change's
+// commit and its notice would not.
 type cutBroker struct {
 	parley.Broker
-	cut atomic.Bool
+	cut, dropUsers atomic.Bool
 }
 
 func (b *cutBroker) Publish(ctx context.Context, m parley.BrokerMessage) error {
 	if b.cut.Load() {
 		return nil
+	}
+	if b.dropUsers.Load() && m.Users != nil {
+		if m.Users = nil; m.Events == nil && m.Presence == nil && m.Usage == nil {
+			return nil
+		}
 	}
 	return b.Broker.Publish(ctx, m)
 }

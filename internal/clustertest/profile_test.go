@@ -18,6 +18,8 @@ import (
 	"github.com/parleychat/parley/internal/natsbroker"
 	"github.com/parleychat/parley/internal/natsbroker/natstest"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
+	parleyserver "github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
 	"github.com/parleychat/parley/protocol"
 )
 
@@ -127,6 +129,121 @@ func TestProfileNoticeLostWhileNATSDown(t *testing.T) {
 	waitUntil(t, "dave's welcome on node 1 with his new name", func() bool {
 		return welcomeUser(ctx, t, n1, dave.token).DisplayName == name
 	})
+}
+
+// TestUserNoticeNeverPublished: node 0 publishes no notice of changed
+// users (its broker drops them, as a node that died between a change's
+// commit and its notice would never send it), yet node 1, which has
+// dave, erin and frank cached, learns of each change within its
+// UserSyncInterval (1 s here) from the store's log of changed users
+// (parley.UserChangeLog): dave's new display name (PATCH /v1/me) is in
+// his next welcome there; erin's rename through the server API (PATCH
+// /v1/server/users/erin) makes her next hello with her token, named
+// "Erin", ensure that name in the store again, as on any node that knows
+// of the rename (a later token's name renames the user again); frank's
+// ban (server API) refuses his next hello. (Node 1 welcomed dave with his
+// old name and served erin from its cache, leaving the store's name
+// renamed, until it forgot them.)
+func TestUserNoticeNeverPublished(t *testing.T) {
+	const every = time.Second
+	dsn, natsURL, subject := pgtest.Schema(t), natstest.URL(t), natstest.Subject(t)
+	secret, err := auth.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := func(c *parleyserver.Config) { c.UserSyncInterval = every }
+	n0 := startNode(t, "node0", dsn, natsURL, subject, secret, short)
+	n1 := startNode(t, "node1", dsn, natsURL, subject, secret, short)
+	ctx := t.Context()
+	dave := newClient(ctx, t, n0.store, secret, 0, "dave", "Dave")
+	erin := newClient(ctx, t, n0.store, secret, 1, "erin", "Erin")
+	frank := newClient(ctx, t, n0.store, secret, 2, "frank", "Frank")
+	for _, c := range []*client{dave, erin, frank} {
+		if w := welcomeUser(ctx, t, n1, c.token); w.DisplayName != "" {
+			t.Fatalf("%s's first welcome on node 1: %+v", c.user, w)
+		}
+	}
+	key := apiKey(ctx, t, n0, auth.ScopeUsers, auth.ScopeModeration)
+	n0.broker.dropUsers.Store(true)
+
+	name := "Dave Bowman"
+	start := time.Now()
+	setDisplayName(ctx, t, n0, dave.token, name)
+	httpJSON(ctx, t, n0, http.MethodPatch, "/v1/server/users/erin", key, map[string]string{"name": "Erin Renamed"}, nil)
+	httpJSON(ctx, t, n0, http.MethodPost, "/v1/server/users/frank/ban", key, nil, nil)
+	// Three intervals: the poll's tick, and room for a loaded machine.
+	within := 3 * every
+	servertest.WaitUntil(t, "dave's welcome on node 1 with his new name", within, func() bool {
+		return welcomeUser(ctx, t, n1, dave.token).DisplayName == name
+	})
+	t.Logf("node 1 welcomed dave with his new name %v after the change", time.Since(start).Round(time.Millisecond))
+	servertest.WaitUntil(t, "erin's hello on node 1 naming her Erin again in the store", within, func() bool {
+		welcomeUser(ctx, t, n1, erin.token)
+		u, err := n1.store.User(ctx, "erin")
+		return err == nil && u.Name == "Erin"
+	})
+	servertest.WaitUntil(t, "node 1 refusing frank's hello", within, func() bool {
+		f, err := helloReply(ctx, t, n1, frank.token)
+		return err != nil || f.Type != protocol.TypeWelcome
+	})
+}
+
+// TestAPIRenameAcrossNodes: erin, welcomed on node 1 with her token
+// (named "Erin"), is cached there; node 0's server API renames her, by
+// PATCH /v1/server/users/erin and then by POST /v1/server/users. Node 1
+// never reads the store's log of changed users during the test (its
+// UserSyncInterval is an hour), so only node 0's notice can tell it: her
+// next hello there with her token ensures the token's name in the store
+// again, as on any node that knows of the rename (a later token's name
+// renames the user again, docs/integrate.md), each time. (The server
+// API sent no notice: node 1 served her from its cache under the old
+// name and the store kept the new one.)
+func TestAPIRenameAcrossNodes(t *testing.T) {
+	dsn, natsURL, subject := pgtest.Schema(t), natstest.URL(t), natstest.Subject(t)
+	secret, err := auth.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noPoll := func(c *parleyserver.Config) { c.UserSyncInterval = time.Hour }
+	n0 := startNode(t, "node0", dsn, natsURL, subject, secret, noPoll)
+	n1 := startNode(t, "node1", dsn, natsURL, subject, secret, noPoll)
+	ctx := t.Context()
+	erin := newClient(ctx, t, n0.store, secret, 0, "erin", "Erin")
+	if w := welcomeUser(ctx, t, n1, erin.token); w.Name != "Erin" {
+		t.Fatalf("erin's first welcome on node 1: %+v", w)
+	}
+	key := apiKey(ctx, t, n0, auth.ScopeUsers)
+	for _, rename := range []struct{ method, path string }{
+		{http.MethodPatch, "/v1/server/users/erin"},
+		{http.MethodPost, "/v1/server/users"},
+	} {
+		var u parley.User
+		httpJSON(ctx, t, n0, rename.method, rename.path, key, map[string]string{"id": "erin", "name": "Erin Renamed"}, &u)
+		if u.Name != "Erin Renamed" {
+			t.Fatalf("%s %s answered %+v", rename.method, rename.path, u)
+		}
+		servertest.WaitUntil(t, "erin's hello on node 1 after "+rename.method+" naming her Erin again in the store", 10*time.Second, func() bool {
+			if w := welcomeUser(ctx, t, n1, erin.token); w.Name != "Erin" {
+				t.Fatalf("erin's welcome on node 1: %+v, want her token's name", w)
+			}
+			u, err := n1.store.User(ctx, "erin")
+			return err == nil && u.Name == "Erin"
+		})
+	}
+}
+
+// apiKey stores a server API key with scopes in n's store and returns it.
+func apiKey(ctx context.Context, t *testing.T, n *node, scopes ...string) string {
+	t.Helper()
+	id, key, err := auth.NewAPIKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := parley.APIKey{ID: id, Name: "test", Scopes: scopes, CreatedAt: parley.Now()}
+	if err := n.store.CreateAPIKey(ctx, k, auth.HashAPIKey(key)); err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 // TestBanAcrossNodesAtOnce: eve, in no conversation, is welcomed on node

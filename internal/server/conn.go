@@ -301,7 +301,7 @@ func (c *conn) begin(ctx context.Context, hello protocol.Hello, registered *bool
 	// A ban adds the user to the list and then walks the hub; a
 	// connection whose token was checked before the add and that joined
 	// the hub after the walk is caught here, so neither the ban handler
-	// nor syncBans has to walk the hub again for users already banned.
+	// nor syncUsers has to walk the hub again for users already banned.
 	if s.svc.bans.has(c.user.ID) {
 		c.closeWith(protocol.CloseAuthRevoked, "access revoked", false)
 	}

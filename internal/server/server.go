@@ -93,6 +93,13 @@ type Config struct {
 	// gap: such an event is delivered within two intervals (default 1 s,
 	// one store query per interval).
 	HeadPollInterval time.Duration
+	// UserSyncInterval is how often the node reads the store's log of
+	// changed users (parley.UserChangeLog) for changes whose notice on the
+	// broker it missed (a node that died between its commit and its
+	// notice, a notice NATS dropped): it forgets those users and applies
+	// their bans within one interval (default 5 s, one indexed store
+	// query per interval).
+	UserSyncInterval time.Duration
 	// LimitShareInterval is how often the node tells the others, through
 	// the broker, the rate-limit tokens its clients took, which they
 	// charge to their own buckets so that per-user and per-IP limits hold
@@ -166,6 +173,9 @@ const (
 // the store's writer busy (a batch of more does not commit sooner).
 const DefaultUserChecks = 64
 
+// DefaultUserSyncInterval is the default Config.UserSyncInterval.
+const DefaultUserSyncInterval = 5 * time.Second
+
 // DefaultPresenceGrace is the default Config.PresenceGrace.
 const DefaultPresenceGrace = 5 * time.Second
 
@@ -190,6 +200,7 @@ func (c Config) withDefaults() Config {
 	}
 	orDefault(&c.NodeTimeout, DefaultNodeTimeout)
 	orDefault(&c.HeadPollInterval, pollEvery)
+	orDefault(&c.UserSyncInterval, DefaultUserSyncInterval)
 	c.NodeTimeout = max(c.NodeTimeout, 300*time.Millisecond) // snapshots at most every 100 ms
 	orDefault(&c.ReconnectAfter, time.Second)
 	orDefault(&c.TokenTTL, auth.DefaultTTL)
@@ -393,12 +404,10 @@ func New(cfg Config) (*Server, error) {
 	if ks, ok := cfg.Store.(parley.APIKeyStore); ok {
 		// The first read is done before serving, so a restarted node
 		// never lets a banned user in.
-		if ids, err := ks.BannedUsers(ctx); err == nil {
-			for _, id := range ids {
-				s.svc.bans.add(id)
-			}
-		}
-		s.bg.Go(func() { s.syncBans(s.bgCtx, ks) })
+		us := &userSync{ks: ks}
+		us.log, _ = cfg.Store.(parley.UserChangeLog)
+		s.startUserSync(ctx, us)
+		s.bg.Go(func() { s.syncUsers(s.bgCtx, us) })
 	}
 
 	if cfg.LimitShareInterval > 0 {

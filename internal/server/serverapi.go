@@ -26,11 +26,6 @@ import (
 // MaxTokenTTL is the longest token the server API mints.
 const MaxTokenTTL = 30 * 24 * time.Hour
 
-// banSyncEvery is how often a node reads the store's bans: a ban made on
-// another node reaches this one at once as a notice on the broker
-// (Server.usersChanged), and within banSyncEvery should that be lost.
-const banSyncEvery = 5 * time.Second
-
 func (s *Server) serverAPIRoutes(mux *routeMux) {
 	mux.HandleFunc("POST /v1/server/users", s.apiKey(auth.ScopeUsers, s.handleAPIUpsertUser))
 	mux.HandleFunc("PATCH /v1/server/users/{id}", s.apiKey(auth.ScopeUsers, s.handleAPIUpsertUser))
@@ -93,21 +88,26 @@ type apiUser struct {
 }
 
 // handleAPIUpsertUser creates a user with the given id and display name,
-// or renames it (PATCH: the user must exist).
+// or renames it (PATCH: the user must exist). A rename is announced to
+// the other nodes (service.announceUser), which may hold the old name
+// cached; the store logs it too (parley.UserChangeLog), should the
+// notice be lost.
 func (s *Server) handleAPIUpsertUser(w http.ResponseWriter, r *http.Request) {
 	var d apiUser
 	if err := decodeBody(w, r, &d); err != nil {
 		s.writeError(w, err)
 		return
 	}
+	patch := false
 	if id := r.PathValue("id"); id != "" {
-		d.ID = id
-		if _, err := s.store.User(r.Context(), id); err != nil {
-			s.writeError(w, err)
-			return
-		}
+		d.ID, patch = id, true
 	}
 	if err := required("id", d.ID); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	old, err := s.store.User(r.Context(), d.ID)
+	if err != nil && (patch || parley.ErrorCode(err) != parley.ENOTFOUND) {
 		s.writeError(w, err)
 		return
 	}
@@ -115,6 +115,9 @@ func (s *Server) handleAPIUpsertUser(w http.ResponseWriter, r *http.Request) {
 	u, err := s.store.EnsureUser(r.Context(), d.ID, d.Name)
 	if err == nil {
 		s.svc.ensured.store(u, gen)
+		if old.ID != "" && old.Name != u.Name {
+			s.svc.announceUser(r.Context(), parley.UserChange{ID: u.ID})
+		}
 	}
 	s.reply(w, http.StatusOK, u, err)
 }
@@ -157,7 +160,7 @@ func (s *Server) handleAPIMintToken(w http.ResponseWriter, r *http.Request) {
 // handleAPIBan bans a user: their tokens stop working (present and
 // future ones: the ban is on the user) and their live connections close
 // with 4102 on this node at once and on the others when the ban's notice
-// reaches them (within banSyncEvery should it be lost).
+// reaches them (within Config.UserSyncInterval should it be lost).
 func (s *Server) handleAPIBan(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := s.store.(parley.APIKeyStore).BanUser(r.Context(), id); err != nil {
@@ -534,7 +537,7 @@ func (b *banList) add(id string) bool {
 // usersChanged takes another node's notices of changed users
 // (parley.BrokerMessage.Users): their cached entries go, so their next
 // hello reads the store, and a banned user is refused from now on and
-// their connections here are closed (at once, not at the next syncBans).
+// their connections here are closed (at once, not at the next syncUsers).
 // It runs on the broker's delivery goroutine and does not block.
 func (s *Server) usersChanged(us []parley.UserChange) {
 	for _, u := range us {
@@ -545,28 +548,120 @@ func (s *Server) usersChanged(us []parley.UserChange) {
 	}
 }
 
-// syncBans reads the store's bans now and every banSyncEvery until ctx
-// ends, and closes this node's connections of users banned since by
-// another node (only new ones: a connection that joins after a ban is
-// refused by its token check, or closed by serve's check once it is in
-// the hub). Owned by the Server (bg).
-func (s *Server) syncBans(ctx context.Context, ks parley.APIKeyStore) {
-	t := time.NewTicker(banSyncEvery)
+// userSyncPage is how many changed users a read of the store's log of
+// them (parley.UserChangeLog) takes at most; syncUsers reads pages until
+// it is caught up.
+const userSyncPage = 500
+
+// userSync is where a node's reads of the store's changed users have got
+// to. Used by syncUsers' goroutine alone, once startUserSync returned.
+type userSync struct {
+	ks  parley.APIKeyStore
+	log parley.UserChangeLog // nil: the store keeps none
+	// mark is the number of the last change applied, once marked (the
+	// store's mark was read).
+	mark   int64
+	marked bool
+}
+
+// startUserSync takes the store's mark of user changes, then its bans,
+// before the node serves: its cache of users is empty, so the changes
+// before the mark concern it not (no history is replayed), and the bans,
+// read after the mark, miss none made before it. A read that failed is
+// tried again by syncUsers.
+func (s *Server) startUserSync(ctx context.Context, us *userSync) {
+	s.readUserMark(ctx, us)
+	s.readBans(ctx, us.ks)
+}
+
+// syncUsers reads the store's changed users every Config.UserSyncInterval
+// until ctx ends: the backstop of other nodes' notices
+// (Server.usersChanged), which are lost when a node dies between a
+// change's commit and its notice, or when NATS drops them. Each read
+// goes on after the last number it applied, a page (userSyncPage) at a
+// time until caught up; the users it finds are forgotten and the banned
+// ones' connections here closed, as a notice does (both again is
+// harmless: a store read at the user's next hello). The whole list of
+// bans is read too, as before the log: nodes of earlier releases log no
+// change, and their bans must still reach this one. Owned by the Server
+// (bg).
+func (s *Server) syncUsers(ctx context.Context, us *userSync) {
+	t := time.NewTicker(s.cfg.UserSyncInterval)
 	defer t.Stop()
 	for {
-		ids, err := ks.BannedUsers(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("reading bans", "err", err)
-		}
-		for _, id := range ids {
-			if s.svc.bans.add(id) {
-				s.hub.closeUser(id, protocol.CloseAuthRevoked, "access revoked")
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		switch {
+		case us.log == nil:
+		case !us.marked:
+			// The node has served without a mark (the store failed at
+			// its start): what it cached meanwhile may have changed
+			// before the mark it reads now.
+			if s.readUserMark(ctx, us) {
+				s.svc.ensured.clear()
+			}
+		default:
+			if err := s.readUserChanges(ctx, us); err != nil && ctx.Err() == nil {
+				s.log.Warn("reading changed users", "err", err)
+			}
+		}
+		s.readBans(ctx, us.ks)
+	}
+}
+
+// readUserMark reads the store's mark of user changes into us, unless
+// the store keeps no log, and reports whether it did.
+func (s *Server) readUserMark(ctx context.Context, us *userSync) bool {
+	if us.log == nil {
+		return false
+	}
+	m, err := us.log.UserChangeMark(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("reading the mark of changed users", "err", err)
+		}
+		return false
+	}
+	us.mark, us.marked = m, true
+	return true
+}
+
+// readBans reads the store's bans and closes this node's connections of
+// users banned since by another node (only new ones: a connection that
+// joins after a ban is refused by its token check, or closed by serve's
+// check once it is in the hub).
+func (s *Server) readBans(ctx context.Context, ks parley.APIKeyStore) {
+	ids, err := ks.BannedUsers(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("reading bans", "err", err)
+	}
+	for _, id := range ids {
+		if s.svc.bans.add(id) {
+			s.hub.closeUser(id, protocol.CloseAuthRevoked, "access revoked")
+		}
+	}
+}
+
+// readUserChanges applies the store's user changes after us.mark, a page
+// at a time, until a page is not full.
+func (s *Server) readUserChanges(ctx context.Context, us *userSync) error {
+	for {
+		cs, err := us.log.UserChangesAfter(ctx, us.mark, userSyncPage)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.Banned && s.svc.bans.add(c.ID) {
+				s.hub.closeUser(c.ID, protocol.CloseAuthRevoked, "access revoked")
+			}
+			s.svc.ensured.forget(c.ID)
+			us.mark = c.Seq
+		}
+		if len(cs) < userSyncPage {
+			return nil
 		}
 	}
 }

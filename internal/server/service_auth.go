@@ -234,6 +234,15 @@ func (c *userCache) forget(id string) {
 	}
 }
 
+// clear drops every entry (and, as forget, the caching of reads under
+// way).
+func (c *userCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m, c.hand, c.bytes = nil, nil, 0
+	c.gen++
+}
+
 // unlink removes e from the map and the ring. mu must be held.
 func (c *userCache) unlink(e *userEntry) {
 	delete(c.m, e.u.ID)

@@ -231,9 +231,59 @@ func (s *Store) BanUser(ctx context.Context, userID string) error {
 		if err := usersExist(w, userID); err != nil {
 			return err
 		}
-		_, err := w.Exec(bg, qBanUser, userID, ms(parley.Now()))
-		return err
+		n, err := w.Exec(bg, qBanUser, userID, ms(parley.Now()))
+		if err != nil || n == 0 { // banned already: logged then
+			return err
+		}
+		return userChanged(w, userID)
 	})
+}
+
+// userChanged gives userID the next number of the log of changed users
+// (parley.UserChangeLog), in w: the write that changed them commits it
+// or rolls it back with its change. The counter row stays locked until
+// w commits, so a write that takes the next number waits for this one's
+// commit, and numbers become visible in order (a sequence would not
+// wait: a reader could see a higher number before a lower one commits,
+// go on after it and miss the lower one for ever). In PostgreSQL such
+// writes run in batches that hold every shard's positions lock already
+// (Engine.Write), so the row adds no wait; in SQLite there is one writer.
+func userChanged(w Tx, userID string) error {
+	var seq int64
+	if err := w.QueryRow(bg, qNextUserChange).Scan(&seq); err != nil {
+		return err
+	}
+	_, err := w.Exec(bg, qSetUserChange, seq, userID)
+	return err
+}
+
+// UserChangeMark implements parley.UserChangeLog.
+func (s *Store) UserChangeMark(ctx context.Context) (int64, error) {
+	var seq int64
+	err := s.e.QueryRow(ctx, qUserChangeMark).Scan(&seq)
+	return seq, s.wrapInternal(err)
+}
+
+// UserChangesAfter implements parley.UserChangeLog: one range read of
+// the users_change_seq index.
+func (s *Store) UserChangesAfter(ctx context.Context, after int64, limit int) ([]parley.LoggedUserChange, error) {
+	if limit < 1 || limit > parley.MaxUserChangesPage {
+		return nil, invalidf("limit must be between 1 and %d", parley.MaxUserChangesPage)
+	}
+	rows, err := s.e.Query(ctx, qUserChangesAfter, after, limit)
+	if err != nil {
+		return nil, s.wrapInternal(err)
+	}
+	defer rows.Close()
+	var cs []parley.LoggedUserChange
+	for rows.Next() {
+		var c parley.LoggedUserChange
+		if err := rows.Scan(&c.ID, &c.Seq, &c.Banned); err != nil {
+			return nil, s.wrapInternal(err)
+		}
+		cs = append(cs, c)
+	}
+	return cs, s.wrapInternal(rows.Err())
 }
 
 // BannedUsers implements parley.APIKeyStore.
@@ -255,8 +305,9 @@ func (s *Store) BannedUsers(ctx context.Context) ([]string, error) {
 }
 
 var (
-	_ parley.WebhookQueue = (*Store)(nil)
-	_ parley.APIKeyStore  = (*Store)(nil)
+	_ parley.WebhookQueue  = (*Store)(nil)
+	_ parley.APIKeyStore   = (*Store)(nil)
+	_ parley.UserChangeLog = (*Store)(nil)
 )
 
 // MessagesBySender implements parley.APIKeyStore.

@@ -412,6 +412,14 @@ const (
 	qRevokeAPIKey = `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`
 	qBanUser      = `INSERT INTO user_bans (user_id, banned_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`
 	qBannedUsers  = `SELECT user_id FROM user_bans ORDER BY user_id`
+	// The log of changed users (parley.UserChangeLog; PostgreSQL's
+	// migration 00025, SQLite's 00022): the counter row's lock, held to
+	// the commit, hands the numbers out in commit order.
+	qNextUserChange   = `UPDATE user_change_counter SET seq = seq + 1 RETURNING seq`
+	qSetUserChange    = `UPDATE users SET change_seq = $1 WHERE id = $2`
+	qUserChangeMark   = `SELECT seq FROM user_change_counter`
+	qUserChangesAfter = `SELECT u.id, u.change_seq, EXISTS (SELECT 1 FROM user_bans b WHERE b.user_id = u.id)
+		FROM users u WHERE u.change_seq > $1 ORDER BY u.change_seq LIMIT $2`
 	// An erasure's progress lives with the user's ban (migrations
 	// 00019 and 00022, 00021 and 00024): none without a ban.
 	qEraseProgress    = `SELECT erase_after, erase_conversations FROM user_bans WHERE user_id = $1`

@@ -131,6 +131,9 @@ func (s *Store) SetProfile(ctx context.Context, userID string, ch parley.Profile
 		if _, err := w.Exec(bg, qSetProfile, next.DisplayName, avatar, userID); err != nil {
 			return err
 		}
+		if err := userChanged(w, userID); err != nil {
+			return err
+		}
 		u.DisplayName, u.AvatarID = next.DisplayName, next.AvatarID
 		events, after, err = s.profileEvents(w, userID, "")
 		return err

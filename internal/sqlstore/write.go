@@ -87,8 +87,10 @@ func (s *Store) EnsureUser(ctx context.Context, id, name string) (parley.User, e
 		}
 		u.Name = name
 		w.UserRenamed(id)
-		_, err = w.Exec(bg, qRenameUser, name, key, id)
-		return err
+		if _, err := w.Exec(bg, qRenameUser, name, key, id); err != nil {
+			return err
+		}
+		return userChanged(w, id)
 	})
 	if err != nil {
 		return parley.User{}, err

@@ -105,6 +105,8 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"ModerateMessage", testModerateMessage},
 		{"MessagesBySender", testMessagesBySender},
 		{"EraseProgress", testEraseProgress},
+		{"UserChangeLog", testUserChangeLog},
+		{"UserChangeLogConcurrent", testUserChangeLogConcurrent},
 		{"MarkDelivered", testMarkDelivered},
 		{"Profiles", testProfiles},
 		{"ProfileChunks", testProfileChunks},
@@ -142,6 +144,7 @@ func missingOptional(s parley.Store) []string {
 		{"parley.Consenter", implements[parley.Consenter]},
 		{"parley.CommitPublisher", implements[parley.CommitPublisher]},
 		{"parley.ShardedLog", implements[parley.ShardedLog]},
+		{"parley.UserChangeLog", implements[parley.UserChangeLog]},
 		{"WriteErr() error", implements[interface{ WriteErr() error }]},
 	} {
 		if !o.has(s) {
