@@ -47,6 +47,7 @@ type ServeCmd struct {
 	PresenceGrace        time.Duration `default:"5s" env:"PARLEY_PRESENCE_GRACE" help:"How long a user stays online after their last connection closes."`
 	NodeTimeout          time.Duration `default:"6s" env:"PARLEY_NODE_TIMEOUT" help:"How long a node may go unheard on the broker before the others take it as dead (its users go offline after the grace period). A node sends its heartbeat every third of it (at most 2 s): give every node the same value."`
 	LimitShareInterval   time.Duration `default:"250ms" env:"PARLEY_LIMIT_SHARE_INTERVAL" help:"How often a node tells the others (through the broker) the rate-limit tokens its clients took, so per-user and per-IP limits hold across the cluster (negative: each node limits alone)."`
+	UserSyncInterval     time.Duration `default:"5s" env:"PARLEY_USER_SYNC_INTERVAL" help:"How often the node reads the store's log of changed users (profiles, renames, bans) and forgets them, making good a notice lost on the broker (one indexed query)."`
 	HeartbeatInterval    time.Duration `default:"4s" env:"PARLEY_HEARTBEAT_INTERVAL" help:"How often clients ping (told to clients in welcome)."`
 	HeartbeatTimeout     time.Duration `default:"9s" env:"PARLEY_HEARTBEAT_TIMEOUT" help:"Close a connection silent for this long (4002)."`
 	ResumeLimit          int           `default:"10000" env:"PARLEY_RESUME_LIMIT" help:"Most missed events a resume replays; further behind gets resync."`
@@ -230,7 +231,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ResumeLimit:       c.ResumeLimit,
 		HeartbeatInterval: c.HeartbeatInterval, HeartbeatTimeout: c.HeartbeatTimeout,
 		PresenceGrace: c.PresenceGrace, NodeTimeout: c.NodeTimeout, LimitShareInterval: c.LimitShareInterval,
-		ShutdownDrain: c.ShutdownDrain, UserChecks: c.UserChecks,
+		ShutdownDrain: c.ShutdownDrain, UserChecks: c.UserChecks, UserSyncInterval: c.UserSyncInterval,
 		MetricsToken: c.MetricsToken,
 		HTTP: server.HTTPLimits{
 			ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout, IdleTimeout: c.HTTPIdleTimeout,
