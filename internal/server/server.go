@@ -97,8 +97,8 @@ type Config struct {
 	// changed users (parley.UserChangeLog) for changes whose notice on the
 	// broker it missed (a node that died between its commit and its
 	// notice, a notice NATS dropped): it forgets those users and applies
-	// their bans within one interval (default 5 s, one indexed store
-	// query per interval).
+	// their bans within one interval (default 5 s, at least 100 ms; one
+	// indexed store query per interval).
 	UserSyncInterval time.Duration
 	// LimitShareInterval is how often the node tells the others, through
 	// the broker, the rate-limit tokens its clients took, which they
@@ -201,6 +201,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.NodeTimeout, DefaultNodeTimeout)
 	orDefault(&c.HeadPollInterval, pollEvery)
 	orDefault(&c.UserSyncInterval, DefaultUserSyncInterval)
+	c.UserSyncInterval = max(c.UserSyncInterval, 100*time.Millisecond)
 	c.NodeTimeout = max(c.NodeTimeout, 300*time.Millisecond) // snapshots at most every 100 ms
 	orDefault(&c.ReconnectAfter, time.Second)
 	orDefault(&c.TokenTTL, auth.DefaultTTL)
