@@ -1318,7 +1318,9 @@ func sdkFlags(t *testing.T, e *sdkEnv) {
 	if _, err := a1.c.SetArchived(ctx, conv.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, a2, "FlagsChanged", func(ev client.FlagsChanged) bool { return ev.ConversationID == conv.ID && ev.Flags.Muted && ev.Flags.Archived })
+	waitEvent(t, a2, "FlagsChanged", func(ev client.FlagsChanged) bool {
+		return ev.ConversationID == conv.ID && ev.Flags.Muted && ev.Flags.Archived
+	})
 	cached := func() parley.Conversation {
 		for _, c := range a2.c.CachedConversations() {
 			if c.ID == conv.ID {
