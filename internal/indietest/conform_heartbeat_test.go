@@ -331,10 +331,16 @@ var _ = check("heartbeat: a WebSocket pong before the hello is ignored", func(t 
 		t.Fatal(err)
 	}
 	rawHello(t, e, c)
-	// And after it: no error, the next request answered.
+	// And after it: no error, the next request answered. A WebSocket
+	// ping of the client's is answered with a pong carrying its payload
+	// (RFC 6455 5.5.2), though it counts as heard as any frame does.
 	if err := c.writeFrame(opPong, nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.writeFrame(opPing, []byte("wsping")); err != nil {
+		t.Fatal(err)
+	}
+	wsPong := false
 	if err := c.writeJSON(map[string]any{"op": "ping", "id": "after-pong"}); err != nil {
 		t.Fatal(err)
 	}
@@ -346,6 +352,9 @@ var _ = check("heartbeat: a WebSocket pong before the hello is ignored", func(t 
 		if f.op == opClose {
 			t.Fatalf("closed %d %q after an unsolicited pong", f.closeCode(), f.payload)
 		}
+		if f.op == opPong && string(f.payload) == "wsping" {
+			wsPong = true
+		}
 		if f.op != opText {
 			continue
 		}
@@ -355,6 +364,9 @@ var _ = check("heartbeat: a WebSocket pong before the hello is ignored", func(t 
 			t.Fatalf("an unsolicited pong answered with an error: %s", f.payload)
 		}
 		if fr.Type == "pong" && fr.ID == "after-pong" {
+			if !wsPong {
+				t.Errorf("a WebSocket ping of the client's got no pong before the next request's answer")
+			}
 			return
 		}
 	}
