@@ -16,11 +16,13 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,7 +46,7 @@ func TestSDKDoc(t *testing.T) {
 	srv := startServer(t, bin, t.TempDir(), 0, "--connections-per-user=5", "--resume-limit=20", "--uploads-per-second=-1",
 		"--typing-per-second=-1", "--searches-per-second=-1",
 		"--reactions-per-second=-1", "--read-marks-per-second=-1")
-	e := &sdkEnv{addr: srv.Addr()}
+	e := &sdkEnv{addr: srv.Addr(), bin: bin}
 	t.Run("checks", func(t *testing.T) {
 		for _, c := range []struct {
 			name string
@@ -77,6 +79,7 @@ func TestSDKDoc(t *testing.T) {
 			{"delete resend requests", sdkDeleteResendRequest},
 			{"typing ends when the link drops", sdkTypingLinkDrop},
 			{"too many connections", sdkTooManyConns},
+			{"rate limits and goaway", sdkRateLimitGoaway},
 		} {
 			t.Run(c.name, func(t *testing.T) { t.Parallel(); c.fn(t, e) })
 		}
@@ -86,6 +89,7 @@ func TestSDKDoc(t *testing.T) {
 // sdkEnv is the server under test.
 type sdkEnv struct {
 	addr string
+	bin  string // the parley binary, for checks that need servers of their own
 	n    atomic.Int64
 }
 
@@ -1577,5 +1581,94 @@ func sdkTooManyConns(t *testing.T, e *sdkEnv) {
 	time.Sleep(500 * time.Millisecond)
 	if st := first.c.Status(); st.State != client.Disconnected {
 		t.Errorf("after a 4103 the client reconnected by itself: %+v", st)
+	}
+}
+
+// sdkRateLimitGoaway runs on two servers of its own that share a token
+// secret, behind one proxy whose upstream the check moves from the first
+// to the second. On the first (messages 5/s, burst 3): sends refused as
+// rate_limited are resent in Send order, each stored once. Then the first
+// shuts down: its goaway's reconnect_after_ms (1 to 2 s) replaces the
+// client's backoff (30 s ceilings), and the client reconnects, to the
+// second, that soon.
+func sdkRateLimitGoaway(t *testing.T, e *sdkEnv) {
+	ctx := tctx(t)
+	limited := startServer(t, e.bin, t.TempDir(), 0, "--secret="+confSecret, "--messages-per-second=5", "--message-burst=3")
+	next := startServer(t, e.bin, t.TempDir(), 0, "--secret="+confSecret)
+	var upstream atomic.Value
+	upstream.Store(limited.Addr())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := faultproxy.New(ln, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", upstream.Load().(string))
+	})
+	defer p.Close()
+	name := fmt.Sprintf("gw%d", e.n.Add(1))
+	// A token minted with the servers' secret: the hello makes the user
+	// on each (docs/protocol.md section 1).
+	s := client.Session{Token: mint(name, name)}
+	s.User.ID, s.User.Name = name, name
+	x := e.connected(t, "http://"+p.Addr(), s, client.WithBackoff(30*time.Second, 30*time.Second))
+	other := fmt.Sprintf("gw%d", e.n.Add(1))
+	oc, err := client.New("http://"+limited.Addr(), client.WithToken(mint(other, other)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := oc.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oc.Close()
+	conv, err := x.c.CreateDirect(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 12 {
+		text := fmt.Sprint("limited ", i)
+		if _, err := x.c.Send(ctx, conv.ID, text); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, text)
+	}
+	if err := x.c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	page, err := x.c.History(ctx, conv.ID, parley.MessageQuery{FromStart: true, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := texts(page.Messages); !slices.Equal(got, want) {
+		t.Errorf("12 sends at 5/s (burst 3): stored %q, want each once in Send order", got)
+	}
+
+	changes := x.c.StatusChanges(ctx)
+	upstream.Store(next.Addr())
+	limited.mu.Lock()
+	limited.cmd.Process.Signal(syscall.SIGTERM)
+	limited.mu.Unlock()
+	var lost, back time.Time
+	var retryAt time.Time
+	for back.IsZero() {
+		select {
+		case ch := <-changes:
+			switch {
+			case ch.Current == client.Reconnecting && lost.IsZero():
+				lost, retryAt = ch.At, ch.NextRetryAt
+			case ch.Current == client.Connected:
+				back = ch.At
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("not reconnected 15 s after the server's goaway; status %+v", x.c.Status())
+		}
+	}
+	wait := retryAt.Sub(lost)
+	if wait < 900*time.Millisecond || wait > 2100*time.Millisecond {
+		t.Errorf("after a goaway the next attempt was set %v away, want the goaway's reconnect_after_ms (1 to 2 s)", wait)
+	}
+	if took := back.Sub(lost); took > wait+slack+time.Second {
+		t.Errorf("reconnected %v after the goaway, want about its reconnect_after_ms (%v)", took, wait)
 	}
 }
