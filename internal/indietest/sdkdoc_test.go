@@ -377,6 +377,7 @@ func sdkSendReceiveView(t *testing.T, e *sdkEnv) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the unread count 0 after MarkRead", func() bool { return unread() == 0 })
+	waitEvent[client.ConversationsChanged](t, b, "ConversationsChanged", nil)
 
 	// A view: newest page first, LoadMore for older ones, live messages.
 	v, err := b.c.OpenConversation(ctx, conv.ID, 3)
@@ -534,6 +535,14 @@ func sdkStatesBackoff(t *testing.T, e *sdkEnv) {
 	if !errors.Is(err, client.ErrDisconnected) || parley.ErrorCode(err) != parley.EUNAVAILABLE {
 		t.Errorf("Send while Disconnected: %v, want ErrDisconnected (unavailable)", err)
 	}
+	// Other calls fail at once while Disconnected.
+	start := time.Now()
+	if _, err := x.c.React(ctx, "any", "m", "👍"); !errors.Is(err, client.ErrDisconnected) || time.Since(start) > 2*time.Second {
+		t.Errorf("React while Disconnected: %v after %v, want ErrDisconnected at once", err, time.Since(start))
+	}
+	if _, err := x.c.History(ctx, "any", parley.MessageQuery{}); !errors.Is(err, client.ErrDisconnected) {
+		t.Errorf("History while Disconnected: %v, want ErrDisconnected", err)
+	}
 	// The changes so far, in order: Connecting (attempt 1), Reconnecting,
 	// Connecting (2), Reconnecting, Connecting (3), Disconnected.
 	var seen []client.State
@@ -645,8 +654,29 @@ func sdkConnectDeadline(t *testing.T, e *sdkEnv) {
 	} else if m.Status() != client.Sending {
 		t.Errorf("a message queued while Reconnecting: %v, want Sending", m.Status())
 	}
+	// Calls wait for the connection as long as ctx allows.
+	hctx, hcancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_, err = x.c.Conversations(hctx)
+	hcancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Conversations while Reconnecting with a 200 ms ctx: %v, want ctx's error", err)
+	}
+	listed := make(chan error, 1)
+	go func() {
+		_, err := x.c.Conversations(context.Background())
+		listed <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
 	p.Refuse(false)
 	waitFor(t, 10*time.Second, "connected by itself after the deadline", x.c.Connected)
+	select {
+	case err := <-listed:
+		if err != nil {
+			t.Errorf("Conversations called while Reconnecting: %v, want the list once connected", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("Conversations called while Reconnecting still waits 10 s after the connection")
+	}
 }
 
 // sdkReconnectCutsWait: Reconnect() during the backoff wait starts an
@@ -820,7 +850,65 @@ func sdkOutboxBounds(t *testing.T, e *sdkEnv) {
 		t.Errorf("Flush offline: %v, want ctx's error", err)
 	}
 	fcancel()
+	// A Flush under way when the client closes returns ErrClosed; the
+	// StatusChanges channel is closed.
+	flushed := make(chan error, 1)
+	go func() { flushed <- x.c.Flush(ctx) }()
+	changes := x.c.StatusChanges(ctx)
+	time.Sleep(100 * time.Millisecond)
 	x.c.Close()
+	select {
+	case err := <-flushed:
+		if !errors.Is(err, client.ErrClosed) {
+			t.Errorf("Flush when the client closes: %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Flush still waiting 10 s after Close")
+	}
+	closed := false
+	for !closed {
+		select {
+		case _, ok := <-changes:
+			closed = !ok
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the StatusChanges channel is not closed after Close")
+		}
+	}
+	for name, err := range map[string]error{
+		"Connect":   x.c.Connect(ctx),
+		"Flush":     x.c.Flush(ctx),
+		"SetTyping": x.c.SetTyping(ctx, "c", true),
+	} {
+		if !errors.Is(err, client.ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+		}
+	}
+	after := map[string]func() error{
+		"History":  func() error { _, err := x.c.History(ctx, "c", parley.MessageQuery{}); return err },
+		"Search":   func() error { _, err := x.c.Search(ctx, "x", client.SearchOptions{}); return err },
+		"Mentions": func() error { _, err := x.c.Mentions(ctx, "", 1); return err },
+		"Download": func() error { _, err := x.c.Download(ctx, "a", &bytes.Buffer{}); return err },
+		"SendImage": func() error {
+			_, err := x.c.SendImage(ctx, "c", bytes.NewReader(pngOf(t, 2, 2)))
+			return err
+		},
+		"SendFileReader": func() error {
+			_, err := x.c.SendFileReader(ctx, "c", "f.txt", strings.NewReader("x"))
+			return err
+		},
+		"EditQueued":    func() error { _, err := x.c.EditQueued(ctx, m1, "x"); return err },
+		"Edit":          func() error { _, err := x.c.Edit(ctx, "c", "m", "x"); return err },
+		"Conversations": func() error { _, err := x.c.Conversations(ctx); return err },
+		"CreateDirect":  func() error { _, err := x.c.CreateDirect(ctx, "u"); return err },
+		"MarkRead":      func() error { _, err := x.c.MarkRead(ctx, "c", 1); return err },
+		"SetAvatar":     func() error { _, err := x.c.SetAvatar(ctx, bytes.NewReader(pngOf(t, 2, 2))); return err },
+		"Resend":        func() error { return x.c.Resend(ctx, m1) },
+	}
+	for name, call := range after {
+		if err := call(); !errors.Is(err, client.ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+		}
+	}
 	if m1.Status() != client.Failed || !errors.Is(m1.Err(), client.ErrClosed) {
 		t.Errorf("a message waiting in a memory outbox at Close: %v %v, want Failed ErrClosed", m1.Status(), m1.Err())
 	}
@@ -1015,11 +1103,24 @@ func sdkTyping(t *testing.T, e *sdkEnv) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.c.SetTyping(ctx, conv.ID, true); err != nil {
-		t.Fatal(err)
+	// A start per keystroke: at most one goes out per 3 s.
+	for range 5 {
+		if err := a.c.SetTyping(ctx, conv.ID, true); err != nil {
+			t.Fatal(err)
+		}
 	}
 	start := time.Now()
 	waitEvent(t, b, "TypingStarted", func(ev client.TypingStarted) bool { return ev.UserID == a.s.User.ID })
+	time.Sleep(500 * time.Millisecond)
+	starts := 0
+	for _, ev := range b.events() {
+		if _, ok := ev.(client.TypingStarted); ok {
+			starts++
+		}
+	}
+	if starts != 1 {
+		t.Errorf("5 SetTyping(true) in a row: b got %d TypingStarted, want 1", starts)
+	}
 	if len(b.c.Typing(conv.ID)) != 1 {
 		t.Errorf("Typing: %+v, want a", b.c.Typing(conv.ID))
 	}
@@ -1232,6 +1333,26 @@ func sdkReceipts(t *testing.T, e *sdkEnv) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "Read", func() bool { return a.c.Receipt(stored).Status == client.Read })
+
+	// WithDeliveredInterval(d < 0): no reports.
+	quiet := e.connected(t, e.url(), e.account(t, "rcq"), client.WithDeliveredInterval(-1))
+	g, err := a.c.CreateGroup(ctx, "quiet", []string{quiet.s.User.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.c.Conversations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m2, _ := a.c.Send(ctx, g.ID, "unreported")
+	s2, err := m2.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "quiet got it", func() bool { return len(quiet.newMessages(g.ID)) == 1 })
+	time.Sleep(2 * time.Second) // two report intervals
+	if r := a.c.Receipt(s2); r.Status != client.Sent || r.Delivered != 0 {
+		t.Errorf("a recipient WithDeliveredInterval(-1): %+v, want Sent, none delivered", r)
+	}
 }
 
 // sdkGroups: CreateGroup, roles, Rename, AddMembers, RemoveMembers and
@@ -1401,6 +1522,25 @@ func sdkTokenSource(t *testing.T, e *sdkEnv) {
 	// At once: not after a 10 s backoff's wait.
 	if took := time.Since(start); asked.Load() != 2 || took > 5*time.Second {
 		t.Errorf("after a 4100: asked %d times, connected in %v; want 2, at once", asked.Load(), took)
+	}
+	// And again before each reconnect.
+	c.Close()
+	p, url := e.proxy(t)
+	var asked2 atomic.Int64
+	c2, err := client.New(url, client.WithBackoff(10*time.Millisecond, 20*time.Millisecond), client.WithTokenSource(func(ctx context.Context) (string, error) {
+		asked2.Add(1)
+		return s.Token, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := c2.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		p.CutAll()
+		waitFor(t, 10*time.Second, "reconnected", func() bool { return asked2.Load() == int64(i+2) && c2.Connected() })
 	}
 	bad, err := client.New(e.url(), client.WithTokenSource(func(ctx context.Context) (string, error) { return "forged", nil }))
 	if err != nil {
