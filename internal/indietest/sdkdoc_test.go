@@ -29,6 +29,7 @@ import (
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/internal/faultproxy"
+	"github.com/parleychat/parley/protocol"
 )
 
 // TestSDKDoc starts one `parley serve` (one shard, rate limits off,
@@ -80,6 +81,9 @@ func TestSDKDoc(t *testing.T) {
 			{"typing ends when the link drops", sdkTypingLinkDrop},
 			{"too many connections", sdkTooManyConns},
 			{"rate limits and goaway", sdkRateLimitGoaway},
+			{"resync reloads open views", sdkResyncView},
+			{"default heartbeat from the welcome", sdkDefaultHeartbeat},
+			{"protocol 1", sdkProtocol1},
 		} {
 			t.Run(c.name, func(t *testing.T) { t.Parallel(); c.fn(t, e) })
 		}
@@ -450,6 +454,9 @@ func sdkEditsRepliesReactions(t *testing.T, e *sdkEnv) {
 		t.Fatalf("EditQueued: %+v, %v", ed, err)
 	}
 	stored, _ := m.Wait(ctx)
+	if _, err := b.c.Conversations(ctx); err != nil {
+		t.Fatal(err)
+	}
 	v, err := b.c.OpenConversation(ctx, conv.ID, 50)
 	if err != nil {
 		t.Fatal(err)
@@ -506,6 +513,20 @@ func sdkEditsRepliesReactions(t *testing.T, e *sdkEnv) {
 		return false
 	})
 	waitEvent(t, b, "MessageEdited", func(ev client.MessageEdited) bool { return ev.Message.Text == "fixed" })
+	// The cached list's LastMessage follows an edit (here of the reply,
+	// the newest message).
+	e4, _ := a.c.Edit(ctx, conv.ID, reply.ID, "noon, edited")
+	if _, err := e4.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b's cached LastMessage follows the edit", func() bool {
+		for _, c := range b.c.CachedConversations() {
+			if c.ID == conv.ID {
+				return c.LastMessage != nil && c.LastMessage.Text == "noon, edited"
+			}
+		}
+		return false
+	})
 	waitEvent(t, a, "ReactionAdded", func(ev client.ReactionAdded) bool {
 		return ev.MessageID == stored.ID && ev.Emoji == "👍" && ev.Count == 1 && ev.UserID == b.s.User.ID
 	})
@@ -1164,6 +1185,16 @@ func sdkPresence(t *testing.T, e *sdkEnv) {
 		t.Errorf("Online: %+v, want a with its name", on)
 	}
 	waitFor(t, 10*time.Second, "a sees b online", func() bool { return a.c.IsOnline(sb.User.ID) })
+	// A second connection of a's changes nothing b's IsOnline says: no
+	// UserOnline reaches b's handlers.
+	a2 := e.connected(t, e.url(), sa)
+	time.Sleep(time.Second)
+	for _, ev := range b.events() {
+		if on, ok := ev.(client.UserOnline); ok && on.UserID == sa.User.ID {
+			t.Errorf("b got UserOnline of a, whom the welcome listed: %+v", on)
+		}
+	}
+	a2.c.Close()
 	a.c.Close()
 	ev := waitEvent(t, b, "UserOffline", func(ev client.UserOffline) bool { return ev.UserID == sa.User.ID })
 	if ev.UserName != sa.User.Name || b.c.IsOnline(sa.User.ID) {
@@ -1382,6 +1413,17 @@ func sdkGroups(t *testing.T, e *sdkEnv) {
 	waitFor(t, 10*time.Second, "b marked removed", func() bool { return b.c.IsRemoved(g.ID) })
 	if _, err := b.c.Send(ctx, g.ID, "still here?"); !errors.Is(err, client.ErrRemoved) || parley.ErrorCode(err) != parley.ENOTFOUND {
 		t.Errorf("Send after removal: %v, want ErrRemoved (not_found)", err)
+	}
+	if _, err := a.c.AddMembers(ctx, g.ID, b.s.User.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b's removed mark cleared when added back", func() bool { return !b.c.IsRemoved(g.ID) })
+	m, err := b.c.Send(ctx, g.ID, "back")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Wait(ctx); err != nil {
+		t.Errorf("a send after being added back: %v", err)
 	}
 	if err := a.c.Leave(ctx, g.ID); err != nil {
 		t.Fatal(err)
@@ -1810,5 +1852,95 @@ func sdkRateLimitGoaway(t *testing.T, e *sdkEnv) {
 	}
 	if took := back.Sub(lost); took > wait+slack+time.Second {
 		t.Errorf("reconnected %v after the goaway, want about its reconnect_after_ms (%v)", took, wait)
+	}
+}
+
+// sdkResyncView: a client away for more than the resume limit gets
+// Resynced on its return and reloads its open view, which then holds
+// what was sent meanwhile.
+func sdkResyncView(t *testing.T, e *sdkEnv) {
+	ctx := tctx(t)
+	p, url := e.proxy(t)
+	sa, sb := e.account(t, "rva"), e.account(t, "rvb")
+	a := e.connected(t, e.url(), sa)
+	conv, err := a.c.CreateDirect(ctx, sb.User.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.connected(t, url, sb, client.WithBackoff(20*time.Millisecond, 50*time.Millisecond))
+	v, err := b.c.OpenConversation(ctx, conv.ID, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Refuse(true)
+	p.CutAll()
+	waitFor(t, 10*time.Second, "b offline", func() bool { return !b.c.Connected() })
+	for i := range 25 { // more than the resume limit (20)
+		a.c.Send(ctx, conv.ID, fmt.Sprint("away ", i))
+	}
+	if err := a.c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Refuse(false)
+	rs := waitEvent[client.Resynced](t, b, "Resynced on return", nil)
+	if rs.Reason != client.ResyncResumeLimit {
+		t.Errorf("Resynced %+v, want ResyncResumeLimit", rs)
+	}
+	waitFor(t, 10*time.Second, "the view reloaded with the 25 messages", func() bool {
+		ms := v.Messages()
+		return len(ms) == 25 && ms[24].Text == "away 24" && v.Err() == nil
+	})
+}
+
+// sdkDefaultHeartbeat: without WithHeartbeat the client takes the
+// welcome's interval and timeout (4 s, 9 s): a half-open link is noticed
+// 9 s after the last frame.
+func sdkDefaultHeartbeat(t *testing.T, e *sdkEnv) {
+	p, url := e.proxy(t)
+	x := e.connected(t, url, e.account(t, "dh"), client.WithBackoff(20*time.Millisecond, 50*time.Millisecond))
+	changes := x.c.StatusChanges(tctx(t))
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	p.Blackhole(faultproxy.Both)
+	var ch client.StatusChange
+	for ch.Current != client.Reconnecting {
+		select {
+		case ch = <-changes:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no Reconnecting 20 s into a half-open link")
+		}
+	}
+	took := time.Since(start)
+	// The last frame was heard at most one interval before the cut.
+	if !errors.Is(ch.Err, client.ErrHeartbeatTimeout) || took < 5*time.Second || took > 9*time.Second+slack {
+		t.Errorf("a half-open link noticed after %v (%v), want ErrHeartbeatTimeout 9 s after the last frame", took, ch.Err)
+	}
+}
+
+// sdkProtocol1: WithProtocol(protocol.Version) speaks protocol 1 to a
+// server whose log has one shard: sends, events and a resume work.
+func sdkProtocol1(t *testing.T, e *sdkEnv) {
+	ctx := tctx(t)
+	p, url := e.proxy(t)
+	sa, sb := e.account(t, "p1a"), e.account(t, "p1b")
+	a := e.connected(t, e.url(), sa)
+	conv, err := a.c.CreateDirect(ctx, sb.User.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.connected(t, url, sb, client.WithProtocol(protocol.Version), client.WithBackoff(20*time.Millisecond, 50*time.Millisecond))
+	m, _ := a.c.Send(ctx, conv.ID, "one")
+	m.Wait(ctx)
+	waitFor(t, 10*time.Second, "b got one", func() bool { return len(b.newMessages(conv.ID)) == 1 })
+	p.Refuse(true)
+	p.CutAll()
+	waitFor(t, 10*time.Second, "b offline", func() bool { return !b.c.Connected() })
+	m, _ = a.c.Send(ctx, conv.ID, "two")
+	m.Wait(ctx)
+	p.Refuse(false)
+	waitFor(t, 10*time.Second, "b got two after the resume", func() bool { return len(b.newMessages(conv.ID)) == 2 })
+	time.Sleep(300 * time.Millisecond)
+	if got := b.newMessages(conv.ID); !slices.Equal(got, []string{"one", "two"}) {
+		t.Errorf("protocol 1 across a cut: %q", got)
 	}
 }
