@@ -84,6 +84,7 @@ func TestSDKDoc(t *testing.T) {
 			{"resync reloads open views", sdkResyncView},
 			{"default heartbeat from the welcome", sdkDefaultHeartbeat},
 			{"protocol 1", sdkProtocol1},
+			{"uploads queued offline", sdkUploadsOffline},
 		} {
 			t.Run(c.name, func(t *testing.T) { t.Parallel(); c.fn(t, e) })
 		}
@@ -193,6 +194,8 @@ func (e *sdkEnv) newClient(t *testing.T, url string, s client.Session, opts ...c
 	c.AddEventHandler("rec", func(ev client.Event) {
 		x.enter()
 		defer x.leave()
+		// Callbacks may call the client.
+		_, _ = c.Status(), c.Pending()
 		x.mu.Lock()
 		x.ev = append(x.ev, ev)
 		x.mu.Unlock()
@@ -631,6 +634,18 @@ func sdkStatesBackoff(t *testing.T, e *sdkEnv) {
 	if after != before {
 		t.Errorf("a removed listener was called: %v", x.ls[before:])
 	}
+	// The listener that panicked stays registered: it panics again.
+	waitFor(t, 10*time.Second, "reconnected", x.c.Connected)
+	got.mu.Lock()
+	got.err = nil
+	got.mu.Unlock()
+	p.CutAll()
+	waitFor(t, 10*time.Second, "a second *ListenerPanicError", func() bool {
+		got.mu.Lock()
+		defer got.mu.Unlock()
+		var lp *client.ListenerPanicError
+		return errors.As(got.err, &lp)
+	})
 }
 
 type panicListener struct{ client.NopListener }
@@ -1942,5 +1957,53 @@ func sdkProtocol1(t *testing.T, e *sdkEnv) {
 	time.Sleep(300 * time.Millisecond)
 	if got := b.newMessages(conv.ID); !slices.Equal(got, []string{"one", "two"}) {
 		t.Errorf("protocol 1 across a cut: %q", got)
+	}
+}
+
+// sdkUploadsOffline: an image and a file sent while the server cannot be
+// reached wait in the outbox (the uploads too) and, once it can, reach
+// the conversation once each, in Send order with a text between them.
+func sdkUploadsOffline(t *testing.T, e *sdkEnv) {
+	ctx := tctx(t)
+	p, url := e.proxy(t)
+	sa, sb := e.account(t, "uoa"), e.account(t, "uob")
+	b := e.connected(t, e.url(), sb)
+	conv, err := b.c.CreateGroup(ctx, "offline uploads", []string{sa.User.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := e.connected(t, url, sa, client.WithBackoff(50*time.Millisecond, 100*time.Millisecond))
+	p.Refuse(true)
+	p.CutAll()
+	waitFor(t, 10*time.Second, "a offline", func() bool { return !a.c.Connected() })
+	im, err := a.c.SendImage(ctx, conv.ID, bytes.NewReader(pngOf(t, 40, 30)), client.WithCaption("offline picture"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.c.Send(ctx, conv.ID, "between"); err != nil {
+		t.Fatal(err)
+	}
+	fm, err := a.c.SendFileReader(ctx, conv.ID, "offline.txt", strings.NewReader("written offline"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if im.Status() != client.Sending || fm.Status() != client.Sending {
+		t.Errorf("offline: image %v, file %v; want both Sending", im.Status(), fm.Status())
+	}
+	p.Refuse(false)
+	if err := a.c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	page, err := b.c.History(ctx, conv.ID, parley.MessageQuery{FromStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range page.Messages {
+		got = append(got, string(m.Type)+":"+m.Text)
+	}
+	if want := []string{"image:offline picture", "text:between", "file:"}; len(got) != 3 || got[0] != want[0] || got[1] != want[1] || !strings.HasPrefix(got[2], "file:") {
+		t.Errorf("after the link came back: %q, want an image, a text and a file, once each", got)
 	}
 }
