@@ -11,11 +11,15 @@ package indietest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
+	"image/gif"
 	"image/png"
+	"io"
 	"net"
 	"path/filepath"
 	"slices"
@@ -318,7 +322,7 @@ func sdkSendReceiveView(t *testing.T, e *sdkEnv) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conv2, err := b.c.CreateDirectByName(ctx, a.s.User.Name)
+	conv2, err := b.c.CreateDirectByName(ctx, strings.ToUpper(a.s.User.Name)) // any form of the name
 	if err != nil || conv2.ID != conv.ID {
 		t.Fatalf("CreateDirectByName: %v, %v; want the conversation CreateDirect made (%s)", conv2.ID, err, conv.ID)
 	}
@@ -1220,6 +1224,25 @@ func sdkPresence(t *testing.T, e *sdkEnv) {
 	}
 }
 
+// zeros reads zero bytes forever.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// pngHeaderOnly is a PNG whose header claims w x h and which holds no
+// pixels: what an image's size costs is known before decoding it.
+func pngHeaderOnly(t *testing.T, w, h int) []byte {
+	b := pngOf(t, 1, 1)
+	// The IHDR chunk: length (4), "IHDR" (4), width, height, ..., CRC.
+	binary.BigEndian.PutUint32(b[16:], uint32(w))
+	binary.BigEndian.PutUint32(b[20:], uint32(h))
+	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
+	if c, err := png.DecodeConfig(bytes.NewReader(b)); err != nil || c.Width != w || c.Height != h {
+		t.Fatalf("pngHeaderOnly: %+v, %v", c, err)
+	}
+	return b
+}
+
 func pngOf(t *testing.T, w, h int) []byte {
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for x := range w {
@@ -1257,6 +1280,35 @@ func sdkUploads(t *testing.T, e *sdkEnv) {
 	}
 	if _, err := client.ShrinkImage(strings.NewReader("not an image"), 0); parley.ErrorCode(err) != parley.EUNSUPPORTED {
 		t.Errorf("ShrinkImage of text: %v, want unsupported", err)
+	}
+	// Anything but a PNG becomes a JPEG.
+	var gb bytes.Buffer
+	gimg := image.NewPaletted(image.Rect(0, 0, 300, 20), []color.Color{color.Black, color.White})
+	if err := gif.Encode(&gb, gimg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := client.ShrinkImage(&gb, 100); err != nil {
+		t.Errorf("ShrinkImage of a GIF: %v", err)
+	} else if _, f, _ := image.DecodeConfig(bytes.NewReader(out)); f != "jpeg" {
+		t.Errorf("ShrinkImage of a 300x20 GIF to 100: %s, want a JPEG", f)
+	}
+	if _, err := client.ShrinkImage(bytes.NewReader(pngHeaderOnly(t, 9000, 8000)), 0); parley.ErrorCode(err) != parley.ETOOLARGE {
+		t.Errorf("ShrinkImage of a 72 megapixel PNG: %v, want too_large", err)
+	}
+	if _, err := a.c.SendImage(ctx, conv.ID, io.LimitReader(zeros{}, client.MaxImageBytes+1)); parley.ErrorCode(err) != parley.ETOOLARGE {
+		t.Errorf("SendImage of MaxImageBytes+1: %v, want too_large", err)
+	}
+	bad, err := a.c.SendImage(ctx, conv.ID, strings.NewReader("not an image at all"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.Wait(ctx); parley.ErrorCode(err) != parley.EUNSUPPORTED || bad.Status() != client.Failed {
+		t.Errorf("SendImage of text: %v (%v), want Failed unsupported", err, bad.Status())
+	}
+	if err := a.c.Resend(ctx, bad); err != nil {
+		t.Errorf("Resend of a Failed image: %v", err)
+	} else if _, err := bad.Wait(ctx); parley.ErrorCode(err) != parley.EUNSUPPORTED {
+		t.Errorf("the resent image: %v, want unsupported again", err)
 	}
 	im, err := a.c.SendImage(ctx, conv.ID, bytes.NewReader(small), client.WithCaption("a picture"))
 	if err != nil {
@@ -1457,6 +1509,13 @@ func sdkMentionsSearch(t *testing.T, e *sdkEnv) {
 	stored, err := m.Wait(ctx)
 	if err != nil || !slices.Equal(stored.Mentions, []string{b.s.User.ID}) {
 		t.Fatalf("a mention: %+v, %v", stored.Mentions, err)
+	}
+	bl, err := b.c.Conversations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(bl, func(c parley.Conversation) bool { return c.ID == conv.ID }); i < 0 || bl[i].UnreadMentions != 1 {
+		t.Errorf("b's list: UnreadMentions of %+v, want 1", bl)
 	}
 	page, err := b.c.Mentions(ctx, "", 20)
 	if err != nil || len(page.Results) != 1 || page.Results[0].Message.ID != stored.ID {
@@ -1721,6 +1780,10 @@ func sdkDeleteResendRequest(t *testing.T, e *sdkEnv) {
 		ms := v.Messages()
 		return len(ms) == 1 && ms[0].Deleted
 	})
+	ed, _ := a.c.Edit(ctx, conv.ID, stored.ID, "too late")
+	if _, err := ed.Wait(ctx); parley.ErrorCode(err) != parley.EINVALID || ed.Status() != client.Failed {
+		t.Errorf("an edit of a deleted message: %v (%v), want Failed invalid", err, ed.Status())
+	}
 	// Failed, then resent with the same client id once the cause is gone.
 	if err := b.c.Block(ctx, a.s.User.ID); err != nil {
 		t.Fatal(err)
