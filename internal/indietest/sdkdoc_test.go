@@ -89,6 +89,7 @@ func TestSDKDoc(t *testing.T) {
 			{"default heartbeat from the welcome", sdkDefaultHeartbeat},
 			{"protocol 1", sdkProtocol1},
 			{"uploads queued offline", sdkUploadsOffline},
+			{"unread counts stop at 99", sdkUnreadCap},
 		} {
 			t.Run(c.name, func(t *testing.T) { t.Parallel(); c.fn(t, e) })
 		}
@@ -1769,6 +1770,9 @@ func sdkDeleteResendRequest(t *testing.T, e *sdkEnv) {
 		t.Fatal(err)
 	}
 	waitEvent(t, b, "RequestAnswered", func(ev client.RequestAnswered) bool { return ev.ConversationID == conv.ID && ev.Accepted })
+	if _, err := b.c.AcceptRequest(ctx, conv.ID); err != nil {
+		t.Errorf("accepting an accepted request: %v, want success", err)
+	}
 	v, err := b.c.OpenConversation(ctx, conv.ID, 50)
 	if err != nil {
 		t.Fatal(err)
@@ -2068,5 +2072,44 @@ func sdkUploadsOffline(t *testing.T, e *sdkEnv) {
 	}
 	if want := []string{"image:offline picture", "text:between", "file:"}; len(got) != 3 || got[0] != want[0] || got[1] != want[1] || !strings.HasPrefix(got[2], "file:") {
 		t.Errorf("after the link came back: %q, want an image, a text and a file, once each", got)
+	}
+}
+
+// sdkUnreadCap: unread counts stop at parley.MaxUnreadCount, the
+// server's and the cached list's as events come.
+func sdkUnreadCap(t *testing.T, e *sdkEnv) {
+	ctx := tctx(t)
+	a, b := e.connected(t, e.url(), e.account(t, "uca")), e.connected(t, e.url(), e.account(t, "ucb"))
+	g, err := a.c.CreateGroup(ctx, "many", []string{b.s.User.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range parley.MaxUnreadCount + 1 {
+		a.c.Send(ctx, g.ID, fmt.Sprint("n", i))
+	}
+	if err := a.c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	unread := func() int64 {
+		for _, c := range b.c.CachedConversations() {
+			if c.ID == g.ID {
+				return c.UnreadCount
+			}
+		}
+		return -1
+	}
+	waitFor(t, 10*time.Second, "b got them all", func() bool { return len(b.newMessages(g.ID)) == parley.MaxUnreadCount+1 })
+	if _, err := b.c.Conversations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if u := unread(); u != parley.MaxUnreadCount {
+		t.Errorf("the server's count of %d unread: %d, want %d", parley.MaxUnreadCount+1, u, parley.MaxUnreadCount)
+	}
+	m, _ := a.c.Send(ctx, g.ID, "one more")
+	m.Wait(ctx)
+	waitFor(t, 10*time.Second, "b got one more", func() bool { return len(b.newMessages(g.ID)) == parley.MaxUnreadCount+2 })
+	time.Sleep(200 * time.Millisecond)
+	if u := unread(); u != parley.MaxUnreadCount {
+		t.Errorf("after one more live message: %d, want it to stay at %d", u, parley.MaxUnreadCount)
 	}
 }
