@@ -90,6 +90,7 @@ func TestSDKDoc(t *testing.T) {
 			{"protocol 1", sdkProtocol1},
 			{"uploads queued offline", sdkUploadsOffline},
 			{"unread counts stop at 99", sdkUnreadCap},
+			{"late own pings, server pings answered", sdkServerPings},
 		} {
 			t.Run(c.name, func(t *testing.T) { t.Parallel(); c.fn(t, e) })
 		}
@@ -1065,6 +1066,21 @@ func sdkOutboxOwner(t *testing.T, e *sdkEnv) {
 	y := e.connected(t, url, sa, client.WithOutboxFile(file))
 	if err := y.c.Flush(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// A memory outbox: a message queued as another user than the one
+	// welcomed fails with ErrOutboxOtherUser.
+	p.Refuse(true)
+	z := e.newClient(t, url, sa, client.WithOutboxUser(sb.User.ID), client.WithBackoff(50*time.Millisecond, 100*time.Millisecond))
+	cctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
+	z.c.Connect(cctx)
+	cancel()
+	zm, err := z.c.Send(ctx, conv.ID, "queued as bob, welcomed as alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Refuse(false)
+	if _, err := zm.Wait(ctx); !errors.Is(err, client.ErrOutboxOtherUser) || zm.Status() != client.Failed {
+		t.Errorf("a memory-outbox message queued as another user: %v (%v), want Failed ErrOutboxOtherUser", err, zm.Status())
 	}
 	waitFor(t, 10*time.Second, "alice's queued message stored as hers", func() bool {
 		page, err := b.c.History(ctx, conv.ID, parley.MessageQuery{FromStart: true})
@@ -2111,5 +2127,23 @@ func sdkUnreadCap(t *testing.T, e *sdkEnv) {
 	time.Sleep(200 * time.Millisecond)
 	if u := unread(); u != parley.MaxUnreadCount {
 		t.Errorf("after one more live message: %d, want it to stay at %d", u, parley.MaxUnreadCount)
+	}
+}
+
+// sdkServerPings: a client whose own pings are late (here: every 30 s,
+// beyond the server's 9 s timeout) is not closed while its network
+// works: it reads continuously, so its WebSocket library answers the
+// server's pings (docs/protocol.md section 4).
+func sdkServerPings(t *testing.T, e *sdkEnv) {
+	ctx := tctx(t)
+	x := e.connected(t, e.url(), e.account(t, "sp"), client.WithHeartbeat(30*time.Second, 60*time.Second))
+	changes := x.c.StatusChanges(ctx)
+	select {
+	case ch := <-changes:
+		t.Errorf("a client pinging every 30 s changed state within 12 s (the server's timeout is 9 s): %+v", ch)
+	case <-time.After(12 * time.Second):
+	}
+	if !x.c.Connected() {
+		t.Errorf("not connected: %+v", x.c.Status())
 	}
 }
