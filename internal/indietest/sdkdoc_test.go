@@ -91,6 +91,7 @@ func TestSDKDoc(t *testing.T) {
 			{"uploads queued offline", sdkUploadsOffline},
 			{"unread counts stop at 99", sdkUnreadCap},
 			{"late own pings, server pings answered", sdkServerPings},
+			{"a blocked listener holds up no sends", sdkBlockedListener},
 		} {
 			t.Run(c.name, func(t *testing.T) { t.Parallel(); c.fn(t, e) })
 		}
@@ -2169,4 +2170,55 @@ func sdkServerPings(t *testing.T, e *sdkEnv) {
 	if !x.c.Connected() {
 		t.Errorf("not connected: %+v", x.c.Status())
 	}
+}
+
+// heldListener blocks the callback goroutine in its first OnConnected
+// until release is closed.
+type heldListener struct {
+	client.NopListener
+	once    sync.Once
+	release chan struct{}
+}
+
+func (l *heldListener) OnConnected(client.StatusChange) { l.once.Do(func() { <-l.release }) }
+
+// sdkBlockedListener: a listener that blocks holds up later callbacks
+// but never the connection or the outbox: sends go out and are stored
+// meanwhile, and the events wait for it.
+func sdkBlockedListener(t *testing.T, e *sdkEnv) {
+	ctx := tctx(t)
+	sa, sb := e.account(t, "bka"), e.account(t, "bkb")
+	b := e.connected(t, e.url(), sb)
+	conv, err := b.c.CreateGroup(ctx, "held", []string{sa.User.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &heldListener{release: make(chan struct{})}
+	c, err := client.New(e.url(), client.WithToken(sa.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.AddConnectionListener("held", l)
+	released := false
+	defer func() {
+		if !released {
+			close(l.release)
+		}
+	}()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Send(ctx, conv.ID, "while a listener blocks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := m.Wait(wctx); err != nil {
+		t.Errorf("a send while a listener blocks: %v", err)
+	}
+	close(l.release)
+	released = true
+	waitFor(t, 10*time.Second, "b got the message", func() bool { return len(b.newMessages(conv.ID)) == 1 })
 }
