@@ -572,8 +572,14 @@ func (c *Client) IsOnline(userID string) bool {
 // Send of its line reaches the others after the message, and shows this user
 // typing under it until TypingExpiry. Typing is ephemeral:
 // while not connected, or while the server throttles the "typing" feature,
-// it is dropped and SetTyping returns nil.
+// it is dropped and SetTyping returns nil. After Close it returns
+// ErrClosed.
 func (c *Client) SetTyping(ctx context.Context, conversationID string, typing bool) error {
+	// After Close it fails as every call does, rather than look dropped
+	// for being offline.
+	if c.life.Err() != nil {
+		return ErrClosed
+	}
 	s := c.state
 	now := time.Now()
 	s.mu.Lock()

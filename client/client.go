@@ -258,6 +258,10 @@ type Client struct {
 	// sending to them).
 	smu  sync.Mutex
 	subs map[*statusSub]struct{}
+	// changes counts the state changes made (setState, under mu): a
+	// StatusChanges channel gets only those made after it was asked for,
+	// though the callback goroutine may deliver earlier ones later.
+	changes uint64
 
 	out      *outbox
 	state    *chatState
@@ -563,6 +567,7 @@ func (c *Client) StatusChanges(ctx context.Context) <-chan StatusChange {
 	s := &statusSub{ch: make(chan StatusChange, StatusChangesBuffer)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	s.from = c.changes
 	if c.closed {
 		close(s.ch)
 		return s.ch
@@ -587,6 +592,7 @@ const StatusChangesBuffer = 16
 // it is never held while waiting on the reader.
 type statusSub struct {
 	ch     chan StatusChange
+	from   uint64 // Client.changes when it was made: it gets the later ones
 	stop   func() bool
 	mu     sync.Mutex
 	closed bool
@@ -646,7 +652,9 @@ func (c *Client) setState(next Status) {
 		NextRetryAt: next.NextRetryAt, Err: next.Err, Throttled: next.clone().Throttled,
 		At: time.Now(),
 	}
-	c.q.push(func() { c.deliverChange(ch) })
+	c.changes++
+	n := c.changes
+	c.q.push(func() { c.deliverChange(ch, n) })
 }
 
 func (c *Client) moveToConnecting(attempt int) {
@@ -690,8 +698,9 @@ func (c *Client) moveToDisconnected(err error, gaveUp bool) {
 	c.setState(Status{State: Disconnected, Err: err})
 }
 
-// deliverChange runs on the callback goroutine.
-func (c *Client) deliverChange(ch StatusChange) {
+// deliverChange runs on the callback goroutine; n numbers the change
+// (Client.changes).
+func (c *Client) deliverChange(ch StatusChange, n uint64) {
 	ls := c.listeners.snapshot()
 	c.smu.Lock()
 	subs := make([]*statusSub, 0, len(c.subs))
@@ -719,7 +728,9 @@ func (c *Client) deliverChange(ch StatusChange) {
 		})
 	}
 	for _, s := range subs {
-		s.send(ch)
+		if n > s.from { // made after the channel was asked for
+			s.send(ch)
+		}
 	}
 }
 

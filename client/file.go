@@ -86,10 +86,14 @@ func (c *Client) postUpload(ctx context.Context, u string, data []byte) (parley.
 
 // Download writes the content of an attachment (an image's or a file
 // message's, GET /v1/attachments/{id}) to w and returns how many bytes it
-// wrote. It needs no connection, only the server. Errors the server
+// wrote. It needs no connection, only the server (after Close it returns
+// ErrClosed). Errors the server
 // answered with (not_found for an attachment of a conversation the user
 // is not in, or one that is gone) are *parley.Error.
 func (c *Client) Download(ctx context.Context, attachmentID string, w io.Writer) (int64, error) {
+	if c.life.Err() != nil { // closed: as every call after Close
+		return 0, ErrClosed
+	}
 	token, err := c.opts.tokens(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("client: token source: %w", err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -289,6 +291,23 @@ func TestFlushAndOutboxErrors(t *testing.T) {
 		}
 		if err := alice.Flush(ctx); err != nil {
 			t.Fatalf("Flush of an empty outbox: %v", err)
+		}
+		// docs/sdk.md: after Close, calls return ErrClosed, these too
+		// (Flush of the emptied outbox answered nil, SetTyping nil as if
+		// offline, Download and SetAvatar went to the server; found by
+		// internal/indietest's TestSDKDoc).
+		alice.Close()
+		if err := alice.Flush(ctx); !errors.Is(err, client.ErrClosed) {
+			t.Errorf("Flush after Close: %v, want ErrClosed", err)
+		}
+		if err := alice.SetTyping(ctx, cv.ID, true); !errors.Is(err, client.ErrClosed) {
+			t.Errorf("SetTyping after Close: %v, want ErrClosed", err)
+		}
+		if _, err := alice.Download(ctx, "any", io.Discard); !errors.Is(err, client.ErrClosed) {
+			t.Errorf("Download after Close: %v, want ErrClosed", err)
+		}
+		if _, err := alice.SetAvatar(ctx, strings.NewReader("an image")); !errors.Is(err, client.ErrClosed) {
+			t.Errorf("SetAvatar after Close: %v, want ErrClosed", err)
 		}
 	})
 }

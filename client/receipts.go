@@ -124,6 +124,9 @@ func (c *Client) SetProfile(ctx context.Context, displayName, avatarID *string) 
 // checks it as any upload (docs/protocol.md, Images) and keeps its
 // thumbnail for lists.
 func (c *Client) SetAvatar(ctx context.Context, r io.Reader) (parley.User, error) {
+	if c.life.Err() != nil { // closed: not even the upload goes out
+		return parley.User{}, ErrClosed
+	}
 	data, err := io.ReadAll(io.LimitReader(r, MaxImageBytes+1))
 	if err != nil {
 		return parley.User{}, fmt.Errorf("client: reading the image: %w", err)

@@ -189,7 +189,36 @@ func sdkDocSnippets(ctx context.Context, server, password, conversationID, convI
 	_, err = c.DeclineRequest(ctx, convID)
 	_ = errors.Is(err, parley.ErrUnreachable)
 	_, err = c.Delete(ctx, convID, msgID)
-	_, err = c.MarkRead(ctx, convID, 3)
+	var read int64
+	read, err = c.MarkRead(ctx, convID, 3)
+	_ = read
+
+	// What the calls return, the listener's methods, the message's
+	// accessors and the options the table after "Other calls" names.
+	var g parley.Conversation
+	g, err = c.CreateGroup(ctx, "t", []string{"bob"})
+	g, err = c.Conversation(ctx, g.ID)
+	var hp parley.MessagePage
+	hp, err = c.History(ctx, convID, parley.MessageQuery{})
+	_, _, _ = hp.Messages, hp.HasMore, hp.Next
+	var n int64
+	n, err = c.Download(ctx, "id", &bytes.Buffer{})
+	_ = n
+	var l interface {
+		OnConnecting(client.StatusChange)
+		OnConnected(client.StatusChange)
+		OnReconnecting(client.StatusChange)
+		OnDisconnected(client.StatusChange)
+		OnFeatureThrottled(client.StatusChange)
+		OnConnectionError(error)
+	} = myListener
+	_ = l
+	_, _ = st.State == client.Connected, st.SessionID
+	_, _, _, _, _ = m.ClientID(), m.ConversationID(), m.Text(), m.Type(), m.ReplyTo()
+	_, _ = m.CreatedAt(), m.Stored()
+	v.Close()
+	c.RemoveEventHandler("app")
+	_ = []client.Option{client.WithDialer(nil), client.WithDialTimeout(client.DefaultDialTimeout), client.WithLogger(nil)}
 	return err
 }
 

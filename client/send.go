@@ -327,9 +327,14 @@ func (c *Client) Resend(ctx context.Context, m *Message) error {
 // or watch MessageStatusChanged). Messages queued after the call are not
 // waited for. It returns nil then, ctx's error if ctx ends first (the
 // messages keep waiting: the client may be offline, or have given up,
-// which Status says), or ErrClosed if the client closes first. Flush
-// sends nothing itself; the outbox does, while connected.
+// which Status says), or ErrClosed if the client closes first or is
+// closed already (as every call after Close: a memory outbox's messages
+// were failed by Close, and nil would read as "all sent"). Flush sends
+// nothing itself; the outbox does, while connected.
 func (c *Client) Flush(ctx context.Context) error {
+	if c.life.Err() != nil {
+		return ErrClosed
+	}
 	for _, m := range c.Pending() {
 		m.mu.Lock()
 		st, done := m.status, m.done

@@ -111,3 +111,62 @@ func TestStatusChangesReaderThatStopsStallsNothing(t *testing.T) {
 		}
 	})
 }
+
+// blockingListener holds the callback goroutine in its first
+// OnReconnecting until release is closed.
+type blockingListener struct {
+	client.NopListener
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (l *blockingListener) OnReconnecting(client.StatusChange) {
+	l.once.Do(func() {
+		close(l.entered)
+		<-l.release
+	})
+}
+
+// TestStatusChangesFromNow: a StatusChanges channel gets the changes made
+// after it was asked for, not those made before and still waiting for the
+// callback goroutine (a slow listener held it): the channel handed a
+// subscriber that came after Connect returned the Connected change itself
+// (internal/indietest's TestSDKDoc saw it on a loaded machine).
+func TestStatusChangesFromNow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, alice := aliceAlone(t)
+		l := &blockingListener{entered: make(chan struct{}), release: make(chan struct{})}
+		alice.AddConnectionListener("slow", l)
+		b.proxy.CutAll()
+		<-l.entered // the callback goroutine is held from here
+		alice.Reconnect()
+		synctest.Wait()
+		if st := alice.Status(); st.State != client.Connected {
+			t.Fatalf("status %+v, want Connected", st)
+		}
+		// Connecting and Connected were made, and wait behind the held
+		// callback.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ch := alice.StatusChanges(ctx)
+		close(l.release)
+		synctest.Wait()
+		select {
+		case got := <-ch:
+			t.Errorf("a channel asked for while Connected got %+v, a change made before it", got)
+		default:
+		}
+		// It gets the next change.
+		b.proxy.CutAll()
+		synctest.Wait()
+		select {
+		case got := <-ch:
+			if got.Current != client.Reconnecting {
+				t.Errorf("the first change after the channel was made: %+v, want Reconnecting", got)
+			}
+		default:
+			t.Errorf("the channel got no change after a cut")
+		}
+	})
+}

@@ -12,11 +12,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -33,7 +35,32 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The parallel checks mostly wait on the server's timers (heartbeats,
+	// typing expiry, upload waits), not on the CPU: run 8 at a time
+	// unless -parallel says otherwise (its default, GOMAXPROCS, is 2 on a
+	// small machine, which ran the checks' waits two at a time).
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		flag.Set("test.parallel", "8")
+	}
+	goleak.VerifyTestMain(runThenClean{m})
+}
+
+// runThenClean runs the tests, then removes the parley binary they
+// shared.
+type runThenClean struct{ m *testing.M }
+
+func (r runThenClean) Run() int {
+	defer func() {
+		if built.dir != "" {
+			os.RemoveAll(built.dir)
+		}
+	}()
+	return r.m.Run()
+}
 
 const shards = 8
 
@@ -753,19 +780,38 @@ func call(t *testing.T, addr, method, path, token string, body any, wantStatus i
 	}
 }
 
-// buildParley builds cmd/parley into a temporary directory.
+// built is the parley binary the package's tests share: one link of
+// cmd/parley instead of one per test (each took 10-20 s on a loaded
+// machine). TestMain removes its directory.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// buildParley builds cmd/parley once, into a temporary directory, and
+// returns the binary.
 func buildParley(t *testing.T) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	built.once.Do(func() {
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		if built.dir, built.err = os.MkdirTemp("", "indietest-parley-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "parley")
+		out, err := exec.Command(goBin, "build", "-o", built.bin, "github.com/parleychat/parley/cmd/parley").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	bin := filepath.Join(t.TempDir(), "parley")
-	out, err := exec.Command(goBin, "build", "-o", bin, "github.com/parleychat/parley/cmd/parley").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return built.bin
 }
 
 // server is `parley serve --shards 8` as a child process, killed and

@@ -25,7 +25,7 @@ func TestConformanceLimits(t *testing.T) {
 		t.Skip("builds and runs the parley binary")
 	}
 	bin := buildParley(t)
-	srv := startServer(t, bin, t.TempDir(), 0, "--secret="+confSecret, "--connections-per-user=20",
+	srv := startServer(t, bin, t.TempDir(), 0, "--secret="+confSecret, "--connections-per-user=20", "--metrics-token="+confMetricsToken,
 		"--messages-per-second=1", "--message-burst=2", "--resume-limit=3")
 	e := &env{addr: srv.Addr()}
 
@@ -38,6 +38,9 @@ func TestConformanceLimits(t *testing.T) {
 		t.Run("heartbeat timeout", func(t *testing.T) { t.Parallel(); limitHeartbeat(t, e) })
 		t.Run("login lock", func(t *testing.T) { t.Parallel(); limitLogin(t, e) })
 		t.Run("resume limit", func(t *testing.T) { t.Parallel(); limitResume(t, e) })
+		t.Run("upload slots", func(t *testing.T) { t.Parallel(); limitUploadSlots(t, e) })
+		t.Run("download share", func(t *testing.T) { t.Parallel(); limitDownloadShare(t, e) })
+		t.Run("metrics token", func(t *testing.T) { t.Parallel(); limitMetricsToken(t, e) })
 	})
 	t.Run("goaway", func(t *testing.T) { limitGoaway(t, e, srv) })
 }
