@@ -9,6 +9,7 @@ package indietest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -179,8 +180,8 @@ func limitUploadSlots(t *testing.T, e *env) {
 
 // limitDownloadShare: section 11, Attachments: one user's downloads under
 // way hold at most a quarter of the node's 256 MiB (64 MiB, at least one
-// file of the largest size); past it theirs get 503 at once. A Range is
-// ignored.
+// file of the largest size); past it theirs get 503 at once. A download
+// with a Range gets 206 and those bytes (section 11's ranges).
 func limitDownloadShare(t *testing.T, e *env) {
 	u := e.newUser(t, "ds")
 	big := make([]byte, 25<<20) // the largest file (--upload-max-file-mib 25)
@@ -224,16 +225,17 @@ func limitDownloadShare(t *testing.T, e *env) {
 	if took > 4*time.Second {
 		t.Errorf("the refusal took %v, want it at once", took)
 	}
-	// One finished (its connection closed): the next is served whole,
-	// whatever Range asks.
+	// One finished (its connection closed): the next is served, with
+	// the range it asks.
 	held[0].Close()
 	var got httpResp
 	waitFor(t, 10*time.Second, "a download served once one finished", func() bool {
 		got = e.http(t, "GET", path, u.token, nil, "Range", "bytes=0-9")
 		return got.status != 503
 	})
-	if got.status != 200 || len(got.body) != len(big) {
-		t.Errorf("a download with Range: bytes=0-9: %d, %d bytes; want 200 and all %d", got.status, len(got.body), len(big))
+	if got.status != 206 || !bytes.Equal(got.body, big[:10]) || got.header.Get("Content-Range") != fmt.Sprintf("bytes 0-9/%d", len(big)) {
+		t.Errorf("a download with Range: bytes=0-9: %d, %d bytes, Content-Range %q; want 206 and the first 10 of %d",
+			got.status, len(got.body), got.header.Get("Content-Range"), len(big))
 	}
 }
 
