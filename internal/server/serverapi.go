@@ -553,6 +553,11 @@ func (s *Server) usersChanged(us []parley.UserChange) {
 // it is caught up.
 const userSyncPage = 500
 
+// banListTicks is how many Config.UserSyncInterval ticks pass between
+// reads of the store's whole list of bans when the store logs user
+// changes (syncUsers): a minute with the default interval.
+const banListTicks = 12
+
 // userSync is where a node's reads of the store's changed users have got
 // to. Used by syncUsers' goroutine alone, once startUserSync returned.
 type userSync struct {
@@ -582,13 +587,15 @@ func (s *Server) startUserSync(ctx context.Context, us *userSync) {
 // time until caught up; the users it finds are forgotten and the banned
 // ones' connections here closed, as a notice does (both again is
 // harmless: a store read at the user's next hello). The whole list of
-// bans is read too, as before the log: nodes of earlier releases log no
-// change, and their bans must still reach this one. Owned by the Server
+// bans is read too, as before the log (nodes of earlier releases log no
+// change, and their bans must still reach this one), but with a log only
+// every banListTicks intervals: it grows with every account ever banned,
+// and the log already brings this release's bans. Owned by the Server
 // (bg).
 func (s *Server) syncUsers(ctx context.Context, us *userSync) {
 	t := time.NewTicker(s.cfg.UserSyncInterval)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
@@ -608,7 +615,9 @@ func (s *Server) syncUsers(ctx context.Context, us *userSync) {
 				s.log.Warn("reading changed users", "err", err)
 			}
 		}
-		s.readBans(ctx, us.ks)
+		if us.log == nil || tick%banListTicks == 0 {
+			s.readBans(ctx, us.ks)
+		}
 	}
 }
 
