@@ -104,11 +104,17 @@ type Model struct {
 	msgs     []parley.Message
 	hasMore  bool
 	loadMore bool // a LoadMore is under way
-	scroll   int  // lines scrolled up from the newest
-	below    int  // messages that came while scrolled up (shown until back at the bottom)
-	outgoing []*outItem
-	edits    []editItem       // edits in the outbox, until they end (a refused one is a notice)
-	readAsk  map[string]int64 // the read position asked for, per conversation
+	// olderHeld: the last page of older messages failed while connected.
+	// Nothing asks for one on its own (fill, followMark) until the
+	// user's next PgUp or the error's retry_after (olderRetryMsg): each
+	// redraw would ask again, in a loop as fast as the server refuses.
+	olderHeld bool
+	olderGen  uint64 // counts held failures: a retry_after ends only its own
+	scroll    int    // lines scrolled up from the newest
+	below     int    // messages that came while scrolled up (shown until back at the bottom)
+	outgoing  []*outItem
+	edits     []editItem       // edits in the outbox, until they end (a refused one is a notice)
+	readAsk   map[string]int64 // the read position asked for, per conversation
 
 	system       map[string][]sysLine           // system lines per conversation (members.go)
 	lastSeen     map[string]parley.Conversation // groups as their last change left them, for one this user left
@@ -191,6 +197,13 @@ type (
 	}
 	// noticeMsg shows a line to the user.
 	noticeMsg string
+	// olderRetryMsg ends the hold of failure number gen
+	// (Model.olderGen) on loading older messages of conversation id: its
+	// retry_after is over.
+	olderRetryMsg struct {
+		id  string
+		gen uint64
+	}
 	// noticeExpiredMsg ends notice number gen (Model.noticeGen), if it
 	// is still the one shown.
 	noticeExpiredMsg struct{ gen uint64 }
@@ -303,6 +316,22 @@ func (m *Model) expireNotice() tea.Cmd {
 	}
 }
 
+// after returns the command that delivers msg after d, a tea.Tick-like
+// timer on the program's command goroutine, which Stop ends early.
+func (m *Model) after(d time.Duration, msg tea.Msg) tea.Cmd {
+	done := m.done
+	return func() tea.Msg {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return msg
+		case <-done:
+			return nil
+		}
+	}
+}
+
 // noticeDuration is how long notice text stays: NoticeTime, or its
 // reading time when that is longer; a sayWhile notice, as long as what
 // it waits for may take.
@@ -363,7 +392,7 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 		m.input.SetWidth(max(10, m.width-4))
 		m.clampScroll()
-		return m, nil
+		return m, m.fill() // a taller pane may have room for older messages
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	case tea.PasteMsg:
@@ -426,9 +455,21 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			// asks again (no server was asked, none is to blame).
 			if msg.err != nil && (m.c == nil || m.c.Status().Connected()) {
 				m.say("cannot load older messages: " + errText(msg.err))
+				m.olderHeld = true
+				m.olderGen++
+				var pe *parley.Error
+				if errors.As(msg.err, &pe) && pe.RetryAfter > 0 {
+					return m, tea.Batch(m.after(pe.RetryAfter, olderRetryMsg{id: msg.id, gen: m.olderGen}), m.refresh())
+				}
 			}
 		}
 		return m, m.refresh()
+	case olderRetryMsg:
+		if msg.id == m.open && msg.gen == m.olderGen && m.olderHeld {
+			m.olderHeld = false
+			return m, m.refresh()
+		}
+		return m, nil
 	case createdMsg:
 		if msg.err != nil {
 			m.say(msg.err.Error())
@@ -633,6 +674,7 @@ func (m *Model) select_(id string) tea.Cmd {
 		m.view.Close()
 	}
 	m.open, m.view, m.msgs, m.hasMore, m.scroll, m.loadMore, m.typing = id, nil, nil, false, 0, false, nil
+	m.olderHeld = false
 	m.below = 0
 	m.mark = mark{}
 	m.opening = false
@@ -679,9 +721,10 @@ func (m *Model) markRead() tea.Cmd {
 	})
 }
 
-// fill loads older pages while the history does not fill the pane.
+// fill loads older pages while the history does not fill the pane, unless
+// the last one failed (olderHeld).
 func (m *Model) fill() tea.Cmd {
-	if m.view == nil || !m.hasMore || m.loadMore || len(m.messageLines(m.paneWidth())) >= m.messageRows() {
+	if m.view == nil || !m.hasMore || m.loadMore || m.olderHeld || len(m.messageLines(m.paneWidth())) >= m.messageRows() {
 		return nil
 	}
 	return m.older()
@@ -842,6 +885,7 @@ func (m *Model) pageUp() tea.Cmd {
 	m.scroll += max(1, m.messageRows()-1)
 	if top := m.maxScroll(); m.scroll >= top {
 		m.scroll = top
+		m.olderHeld = false // the user asks again
 		return m.older()
 	}
 	return nil

@@ -204,6 +204,9 @@ func (m *Model) followMark() tea.Cmd {
 		return nil
 	}
 	if m.hasMore && (len(m.msgs) == 0 || m.msgs[0].Seq > m.mark.seq) {
+		if m.olderHeld {
+			return nil // a page failed: PgUp, or its retry_after, goes on
+		}
 		return m.older()
 	}
 	m.mark.jumping = false

@@ -265,6 +265,8 @@ func (m *Model) historyLines(w int) ([]string, int) {
 		add(dim.Render("older messages: waiting for the connection to the server (Ctrl+R reconnects now)"))
 	case m.loadMore:
 		add(dim.Render("loading older messages…"))
+	case m.hasMore && m.olderHeld:
+		add(dim.Render("↑ older messages could not be loaded (PgUp tries again)"))
 	case m.hasMore:
 		add(dim.Render("↑ PgUp for older messages"))
 	case len(m.msgs) > 0:
