@@ -31,6 +31,7 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley"
@@ -88,6 +89,10 @@ type Model struct {
 	cfg Config
 
 	width, height int
+	// graphemes: the terminal reported grapheme clustering (mode 2027),
+	// which bubbletea's renderer then measures by, as the layout does;
+	// until then, joined emoji sequences are drawn plain (width.go).
+	graphemes bool
 
 	me      parley.User
 	status  client.Status
@@ -393,6 +398,13 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.input.SetWidth(max(10, m.width-4))
 		m.clampScroll()
 		return m, m.fill() // a taller pane may have room for older messages
+	case tea.ModeReportMsg:
+		// As the program does: a terminal that knows the mode (set or
+		// not) gets it set, and the renderer measures by grapheme.
+		if msg.Mode == ansi.ModeUnicodeCore && (msg.Value == ansi.ModeSet || msg.Value == ansi.ModeReset || msg.Value == ansi.ModePermanentlySet) {
+			m.graphemes = true
+		}
+		return m, nil
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	case tea.PasteMsg:

@@ -47,7 +47,11 @@ func (m *Model) View() tea.View {
 	lines = append(lines, ansi.Truncate(m.input.View(), m.width, ""))
 	lines = append(lines, m.statusLine())
 
-	v := tea.NewView(strings.Join(lines, "\n"))
+	content := strings.Join(lines, "\n")
+	if !m.graphemes {
+		content = plainEmoji(content) // see width.go
+	}
+	v := tea.NewView(content)
 	v.AltScreen = true
 	v.WindowTitle = "parley"
 	if c := m.input.Cursor(); c != nil && !m.nav {
