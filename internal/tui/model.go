@@ -1180,6 +1180,10 @@ func fields(s string) []string {
 	return out
 }
 
+// ErrorText is err as the user should read it (errText): for what the
+// command line says before the client starts, such as a failed login.
+func ErrorText(err error) string { return errText(err) }
+
 // errText is an error as the user should read it: what happened and,
 // where it helps, what to do, never the layers of a Go error
 // ("failed to get reader: failed to read frame header: EOF", "context
