@@ -141,7 +141,8 @@ func (m *Model) resultLines(w int) []string {
 	if s == nil {
 		return nil
 	}
-	head := fmt.Sprintf("search %q", s.query)
+	// Not %q: it wrote a ZWJ emoji's joiner as \u200d.
+	head := `search "` + printable(s.query, false) + `"`
 	if s.cmd == "/mentions" {
 		head = "mentions of you"
 	}

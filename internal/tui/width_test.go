@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
 )
 
 // joined are emoji sequences whose width terminals disagree on: tmux 3.3a
@@ -88,5 +89,21 @@ func TestPlainEmoji(t *testing.T) {
 		if ansi.StringWidth(got) != ansi.StringWidth(in) || ansi.StringWidthWc(got) != ansi.StringWidth(got) {
 			t.Errorf("plainEmoji(%q) = %q: %d cells by grapheme, %d by code point, was %d", in, got, ansi.StringWidth(got), ansi.StringWidthWc(got), ansi.StringWidth(in))
 		}
+	}
+}
+
+// TestSystemTextQuoted: a rename's system line shows the title as it is
+// written (it was Go-quoted: a ZWJ emoji showed as "🏳️\u200d🌈", a quote
+// as \"), and control characters in the title or a name as �.
+func TestSystemTextQuoted(t *testing.T) {
+	e := client.ConversationUpdated{Change: parley.ChangeRenamed, UserName: "al\x07ice",
+		Conversation: parley.Conversation{Title: "the 🏳️‍🌈 \"crew\"\x1b[2J"}}
+	if got, want := systemText(e, nil), "al\uFFFDice renamed the group to “the 🏳️‍🌈 \"crew\"\uFFFD[2J”"; got != want {
+		t.Errorf("systemText = %q, want %q", got, want)
+	}
+	m := newTestModel(t)
+	m.results = &searchList{cmd: "/search", query: "🏳️‍🌈 \"x\"", cursors: []string{""}}
+	if got, want := m.resultLines(100)[0], `search "🏳️‍🌈 "x"" · page 1`; !strings.HasPrefix(ansi.Strip(got), want) {
+		t.Errorf("the results' head is %q, want it to start %q", ansi.Strip(got), want)
 	}
 }
