@@ -103,7 +103,8 @@ type Model struct {
 	loading bool            // a list fetch is under way
 	again   bool            // fetch the list again when the current fetch ends
 
-	open     string // id of the open (selected) conversation
+	open     string              // id of the open (selected) conversation
+	openSeen parley.Conversation // the open conversation as the list last had it (keepDeclined)
 	view     *client.ConversationView
 	opening  bool
 	msgs     []parley.Message
@@ -534,6 +535,7 @@ func (m *Model) refresh() tea.Cmd {
 		m.convs = m.c.CachedConversations()
 		m.learnNames()
 		m.convs = m.mainList(m.convs)
+		m.keepDeclined()
 	}
 	m.online = map[string]bool{}
 	for _, u := range m.c.Online() {
