@@ -148,6 +148,6 @@ func (m *Model) keepDeclined() {
 		return
 	}
 	cv := m.openSeen
-	cv.Request = parley.RequestDeclined
+	cv.Request = parley.RequestDeclined // a pending one that left the list was declined
 	m.convs = append([]parley.Conversation{cv}, m.convs...)
 }

@@ -35,6 +35,16 @@ func TestConsentCommands(t *testing.T) {
 		t.Fatalf("the declined request, open:\n%s", s)
 	}
 	bob.enter("please", parley.ErrUnreachable.Message)
+	// Opened again with /dm once another was open, the same (it had no
+	// title and said nothing of the decline).
+	srv.Token(t, "dave", "dave")
+	alice.enter("/group solo dave", "solo 2 members")
+	alice.waitFor("the declined request out of the list", func(s string) bool { return !strings.Contains(s, "bob (declined)") })
+	alice.enter("/dm bob", "You declined this request: /accept to take it back.")
+	alice.waitText("bob (declined)")
+	if s := alice.screen(); !strings.Contains(s, "│bob ") {
+		t.Fatalf("the declined request, opened with /dm:\n%s", s)
+	}
 
 	alice.enter("/accept", "request accepted")
 	alice.waitFor("no request mark", func(s string) bool { return !strings.Contains(s, "(request)") && !strings.Contains(s, "(declined)") })

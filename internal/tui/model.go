@@ -491,7 +491,11 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if !slices.ContainsFunc(m.convs, func(cv parley.Conversation) bool { return cv.ID == msg.conv.ID }) {
 			m.convs = append([]parley.Conversation{msg.conv}, m.convs...)
 		}
-		return m, tea.Batch(m.select_(msg.conv.ID), m.refresh())
+		cmd := m.select_(msg.conv.ID)
+		// A request this user declined is not in the server's list:
+		// the server's answer is what it is seen as (keepDeclined).
+		m.openSeen = msg.conv
+		return m, tea.Batch(cmd, m.refresh())
 	case readMsg:
 		if msg.err != nil && m.readAsk[msg.id] == msg.seq {
 			delete(m.readAsk, msg.id) // ask again on the next change
