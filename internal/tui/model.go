@@ -410,8 +410,14 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.key(msg)
 	case tea.PasteMsg:
 		if !m.nav {
+			before := utf8.RuneCountInString(m.input.Value())
 			var cmd tea.Cmd
 			m.input, cmd = m.input.Update(msg)
+			if limit := m.input.CharLimit; before+utf8.RuneCountInString(msg.Content) > limit && utf8.RuneCountInString(m.input.Value()) >= limit {
+				// The input drops what is past its limit without a
+				// word: the message would go out cut short.
+				m.say(fmt.Sprintf("the paste was cut at %d characters, the most a message holds", limit))
+			}
 			return m, cmd
 		}
 		return m, nil
