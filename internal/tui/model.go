@@ -119,8 +119,13 @@ type Model struct {
 	scroll    int    // lines scrolled up from the newest
 	below     int    // messages that came while scrolled up (shown until back at the bottom)
 	outgoing  []*outItem
-	edits     []editItem       // edits in the outbox, until they end (a refused one is a notice)
-	readAsk   map[string]int64 // the read position asked for, per conversation
+	// extra are messages of the open conversation older than its loaded
+	// history, fetched alone for a command that named them by #seq
+	// (fetchTarget); a deleted or missing one is kept as a tombstone,
+	// so it is asked for once.
+	extra   []parley.Message
+	edits   []editItem       // edits in the outbox, until they end (a refused one is a notice)
+	readAsk map[string]int64 // the read position asked for, per conversation
 
 	system       map[string][]sysLine           // system lines per conversation (members.go)
 	lastSeen     map[string]parley.Conversation // groups as their last change left them, for one this user left
@@ -203,6 +208,13 @@ type (
 	}
 	// noticeMsg shows a line to the user.
 	noticeMsg string
+	// fetchedMsg is a message fetchTarget fetched for a command, which
+	// again runs once it is kept.
+	fetchedMsg struct {
+		conv  string
+		msg   parley.Message
+		again func() tea.Cmd
+	}
 	// olderRetryMsg ends the hold of failure number gen
 	// (Model.olderGen) on loading older messages of conversation id: its
 	// retry_after is over.
@@ -483,6 +495,14 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		}
 		return m, m.refresh()
+	case fetchedMsg:
+		if msg.conv != m.open {
+			return m, nil // another conversation was opened meanwhile
+		}
+		if !slices.ContainsFunc(m.extra, func(x parley.Message) bool { return x.Seq == msg.msg.Seq }) {
+			m.extra = append(m.extra, msg.msg)
+		}
+		return m, msg.again()
 	case olderRetryMsg:
 		if msg.id == m.open && msg.gen == m.olderGen && m.olderHeld {
 			m.olderHeld = false
@@ -698,7 +718,7 @@ func (m *Model) select_(id string) tea.Cmd {
 		m.view.Close()
 	}
 	m.open, m.view, m.msgs, m.hasMore, m.scroll, m.loadMore, m.typing = id, nil, nil, false, 0, false, nil
-	m.olderHeld = false
+	m.olderHeld, m.extra = false, nil
 	m.below = 0
 	m.mark = mark{}
 	m.opening = false
@@ -1077,6 +1097,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		return nil
 	}
 	var seq int64
+	restAll := rest // for running the command again (fetchTarget)
 	if tag, after, _ := strings.Cut(rest, " "); strings.HasPrefix(tag, "#") {
 		n, err := strconv.ParseInt(tag[1:], 10, 64)
 		if err != nil || n < 1 {
@@ -1097,6 +1118,9 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		if _, theirs := m.target(seq, false); theirs && mine && seq != 0 {
 			m.say(fmt.Sprintf("%s: #%d is not your message (only your own can be changed)", cmd, seq))
 			return nil
+		}
+		if c := m.fetchTarget(cmd, seq, func() tea.Cmd { return m.messageCommand(cmd, restAll) }); c != nil {
+			return c
 		}
 		m.say(cmd + ": no such message here")
 		return nil
@@ -1153,7 +1177,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 }
 
 // target finds the loaded message with seq (0: the newest; mine: the
-// user's own newest), not deleted.
+// user's own newest), not deleted; with seq, one fetched alone too.
 func (m *Model) target(seq int64, mine bool) (parley.Message, bool) {
 	for i := len(m.msgs) - 1; i >= 0; i-- {
 		x := m.msgs[i]
@@ -1163,7 +1187,38 @@ func (m *Model) target(seq int64, mine bool) (parley.Message, bool) {
 		}
 		return x, true
 	}
+	if seq != 0 {
+		if i := slices.IndexFunc(m.extra, func(x parley.Message) bool { return x.Seq == seq }); i >= 0 {
+			if x := m.extra[i]; !x.Deleted && (!mine || x.SenderID == m.me.ID) {
+				return x, true
+			}
+		}
+	}
 	return parley.Message{}, false
+}
+
+// fetchTarget returns the command that fetches message #seq of the open
+// conversation when it is older than the loaded history and was not
+// fetched yet, then runs again (the command that named it); nil when
+// there is nothing to fetch. Without it, a command on a message not
+// loaded (PgUp would load it) said it did not exist.
+func (m *Model) fetchTarget(cmd string, seq int64, again func() tea.Cmd) tea.Cmd {
+	if seq == 0 || m.c == nil || m.view == nil || !m.hasMore || (len(m.msgs) > 0 && seq >= m.msgs[0].Seq) ||
+		slices.ContainsFunc(m.extra, func(x parley.Message) bool { return x.Seq == seq }) {
+		return nil
+	}
+	c, conv := m.c, m.open
+	return m.request(cmd, func(ctx context.Context) tea.Msg {
+		page, err := c.History(ctx, conv, parley.MessageQuery{Before: seq + 1, Limit: 1})
+		if err != nil {
+			return noticeMsg(cmd + ": " + errText(err))
+		}
+		msg := parley.Message{Seq: seq, Deleted: true} // none: asked for once
+		if len(page.Messages) == 1 && page.Messages[0].Seq == seq {
+			msg = page.Messages[0]
+		}
+		return fetchedMsg{conv: conv, msg: msg, again: again}
+	})
 }
 
 // fields splits a command line on spaces; "double quotes" keep spaces.
