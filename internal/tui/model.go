@@ -1162,6 +1162,15 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		return m.refresh()
 	}
 	c, conv, emoji, remove := m.c, m.open, rest, cmd == "/unreact"
+	// A message older than the loaded history shows no line the
+	// reaction could appear on: the notice says it was done.
+	done := ""
+	if !slices.ContainsFunc(m.msgs, func(x parley.Message) bool { return x.Seq == target.Seq }) {
+		done = fmt.Sprintf("%s added to #%d", emoji, target.Seq)
+		if remove {
+			done = fmt.Sprintf("%s removed from #%d", emoji, target.Seq)
+		}
+	}
 	return m.request(cmd, func(ctx context.Context) tea.Msg {
 		var err error
 		if remove {
@@ -1172,7 +1181,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		if err != nil {
 			return noticeMsg(cmd + ": " + errText(err))
 		}
-		return noticeMsg("")
+		return noticeMsg(done)
 	})
 }
 
