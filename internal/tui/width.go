@@ -77,6 +77,9 @@ func plainCluster(cluster string, w int) string {
 		// (❤ of ❤️, 1 of 1️⃣).
 		first, _ := utf8.DecodeRuneInString(cluster)
 		out = string(first)
+		if joinRune(first) {
+			out = "" // a joiner with nothing before it joins nothing
+		}
 		for _, r := range cluster {
 			if !joinRune(r) && sameWidth(string(r)) == 2 {
 				out = string(r)

@@ -81,6 +81,8 @@ func TestPlainEmoji(t *testing.T) {
 		// A skin tone after a space is part of the space's cluster (1
 		// cell by grapheme, 3 in tmux): the space stays.
 		"a 🏽": "a ",
+		// Joiners at the start (nothing to join) are dropped.
+		"\u200d\u200dx": "x",
 	} {
 		got := plainEmoji(in)
 		if got != want {
