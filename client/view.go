@@ -40,9 +40,18 @@ type ConversationView struct {
 	syncing  bool    // a reload is under way; live events wait in buf
 	buf      []Event // live events that came during a reload
 	needSync bool    // a resync was seen during a reload: reload again
-	onChange func()
-	closed   bool
-	err      error // the last background fetch error
+	// loadingMore counts the LoadMore calls under way. Meanwhile an
+	// edit, deletion or reaction of a message older than the loaded ones
+	// (which changes nothing loaded) is kept in olderEvs and applied
+	// again once a page is merged: the page may have been read before
+	// it. Past maxOlderEvents they are dropped, and olderLost reloads
+	// the view once the last LoadMore ends.
+	loadingMore int
+	olderEvs    []Event
+	olderLost   bool
+	onChange    func()
+	closed      bool
+	err         error // the last background fetch error
 }
 
 // OpenConversation loads the newest page of a conversation (pageSize
@@ -136,15 +145,13 @@ func (v *ConversationView) LoadMore(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	before := v.older
+	v.loadingMore++
 	v.mu.Unlock()
 	var page parley.MessagePage
 	err := v.c.call(ctx, protocol.OpHistory, protocol.History{ConversationID: v.id, Before: protocol.Cursor(before), Limit: v.pageSize}, &page, true)
-	if err != nil {
-		return 0, err
-	}
 	v.mu.Lock()
 	n := 0
-	if v.hasMore && v.older == before { // no refetch or other LoadMore meanwhile
+	if err == nil && v.hasMore && v.older == before { // no refetch or other LoadMore meanwhile
 		var older []parley.Message
 		for _, m := range page.Messages {
 			if len(v.msgs) == 0 || m.Seq < v.msgs[0].Seq {
@@ -157,10 +164,62 @@ func (v *ConversationView) LoadMore(ctx context.Context) (int, error) {
 		if v.older >= before { // a page that moves back nowhere ends the paging
 			v.hasMore, v.older = false, 0
 		}
+		// Changes to these messages that came while the page was on
+		// its way: the page may predate them. Each event is a state (a
+		// text, a tombstone, a count), so applying one again to a page
+		// that has it changes nothing.
+		for _, ev := range v.olderEvs {
+			v.applyLocked(ev)
+		}
+	}
+	v.loadingMore--
+	if v.loadingMore == 0 {
+		v.olderEvs = nil
+		if v.olderLost && !v.closed && !v.syncing {
+			v.olderLost = false
+			v.startSyncLocked()
+		}
 	}
 	v.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
 	v.changed()
 	return n, nil
+}
+
+// maxOlderEvents bounds ConversationView.olderEvs: a LoadMore is one
+// request, bounded by its context, during which a few changes to older
+// messages come at most; a flood of them costs a reload, not memory.
+const maxOlderEvents = 1024
+
+// keepOlderLocked keeps ev for the LoadMore calls under way when it
+// changes a message older than the loaded ones (see olderEvs).
+func (v *ConversationView) keepOlderLocked(ev Event) {
+	if v.loadingMore == 0 {
+		return
+	}
+	var seq int64
+	switch e := ev.(type) {
+	case MessageDeleted:
+		seq = e.Message.Seq
+	case MessageEdited:
+		seq = e.Message.Seq
+	case ReactionAdded:
+		seq = e.Seq
+	case ReactionRemoved:
+		seq = e.Seq
+	default:
+		return
+	}
+	if len(v.msgs) > 0 && seq >= v.msgs[0].Seq {
+		return
+	}
+	if len(v.olderEvs) >= maxOlderEvents {
+		v.olderLost = true
+		return
+	}
+	v.olderEvs = append(v.olderEvs, ev)
 }
 
 // Close stops updating the view.
@@ -207,6 +266,7 @@ func (v *ConversationView) apply(ev Event) {
 		v.mu.Unlock()
 		return
 	}
+	v.keepOlderLocked(ev)
 	v.applyLocked(ev)
 	v.mu.Unlock()
 	v.changed()

@@ -48,7 +48,15 @@ func (c *chatCmd) Run(ctx context.Context, s *streams) error {
 		}
 		sess, err := tui.Login(ctx, base, c.Username, pw)
 		if err != nil {
-			return fmt.Errorf("logging in as %s: %s", c.Username, parley.ErrorMessage(err))
+			// The server's own message ("wrong username or password",
+			// an account locked for a while), else what went wrong on
+			// the way: a server that cannot be reached is said so
+			// (parley.ErrorMessage called it "internal error").
+			msg := parley.ErrorMessage(err)
+			if pe := (*parley.Error)(nil); !errors.As(err, &pe) {
+				msg = tui.ErrorText(err)
+			}
+			return fmt.Errorf("logging in as %s: %s", c.Username, msg)
 		}
 		token = tui.NewPasswordLogin(base, c.Username, pw, sess).Token
 		userID = sess.User.ID

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +24,13 @@ func TestChatLoginErrors(t *testing.T) {
 	t.Setenv("PARLEY_TOKEN", "")
 	t.Setenv("PARLEY_PASSWORD", "")
 	t.Setenv("PARLEY_USERNAME", "")
+	// An address nothing listens on: the server is down.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close()
 	ctx := context.Background()
 	tests := []struct {
 		name  string
@@ -31,7 +39,9 @@ func TestChatLoginErrors(t *testing.T) {
 		want  string
 	}{
 		{"no credentials", []string{"chat", "--url", srv.URL}, "", "give --token (or PARLEY_TOKEN), or --username"},
-		{"wrong password", []string{"chat", "--url", srv.URL, "--username", "alice"}, "wrong\n", "logging in as alice:"},
+		{"wrong password", []string{"chat", "--url", srv.URL, "--username", "alice"}, "wrong\n", "logging in as alice: wrong username or password"},
+		// It said "logging in as alice: internal error".
+		{"server down", []string{"chat", "--url", down, "--username", "alice"}, "pw\n", "logging in as alice: cannot reach the server (connection refused)"},
 		{"no password", []string{"chat", "--url", srv.URL, "--username", "alice"}, "", "reading the password from stdin"},
 		{"bad url", []string{"chat", "--url", "ftp://x", "--token", "t"}, "", "scheme must be"},
 	}

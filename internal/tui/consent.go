@@ -133,3 +133,21 @@ func requestMark(cv parley.Conversation) string { return requestTexts[cv.Request
 
 // requestNotice is the line a request's pane ends with.
 func requestNotice(cv parley.Conversation) string { return requestTexts[cv.Request].notice }
+
+// keepDeclined keeps the open conversation in the list when it left it
+// for being a request this user declined (the server lists declined
+// requests no more): while open, it shows marked "(declined)" with how
+// to take it back, instead of a pane without a title. Once another
+// conversation is open it is gone, as the server's list has it.
+func (m *Model) keepDeclined() {
+	if i := slices.IndexFunc(m.convs, func(cv parley.Conversation) bool { return cv.ID == m.open }); i >= 0 {
+		m.openSeen = m.convs[i]
+		return
+	}
+	if m.open == "" || m.openSeen.ID != m.open || m.openSeen.Request == "" || m.removedOpen() {
+		return
+	}
+	cv := m.openSeen
+	cv.Request = parley.RequestDeclined // a pending one that left the list was declined
+	m.convs = append([]parley.Conversation{cv}, m.convs...)
+}

@@ -22,10 +22,29 @@ func TestConsentCommands(t *testing.T) {
 	alice.enter("/dm bob", "A message request") // opens the existing conversation
 
 	alice.enter("/decline", "request declined")
-	// Not checked: "bob (declined)" in the list. A declined request leaves
-	// the server's list, so a list fetch racing the decline may drop it
-	// before the mark is drawn (seen as a flake under load).
+	// A declined request leaves the server's list (the notice comes
+	// after the list is fetched again), but while it is open it stays,
+	// marked, with how to take it back (its pane lost its title, "…",
+	// and said nothing of the decline).
+	alice.waitText("You declined this request: /accept to take it back.")
+	// The list fetched again (as many events make it be), without the
+	// decline's event racing it.
+	alice.run(alice.m.fetchList())
+	alice.waitFor("the list fetched", func(string) bool { return !alice.m.loading })
+	if s := alice.screen(); !strings.Contains(s, "bob (declined)") || !strings.Contains(s, "│bob ") {
+		t.Fatalf("the declined request, open:\n%s", s)
+	}
 	bob.enter("please", parley.ErrUnreachable.Message)
+	// Opened again with /dm once another was open, the same (it had no
+	// title and said nothing of the decline).
+	srv.Token(t, "dave", "dave")
+	alice.enter("/group solo dave", "solo 2 members")
+	alice.waitFor("the declined request out of the list", func(s string) bool { return !strings.Contains(s, "bob (declined)") })
+	alice.enter("/dm bob", "You declined this request: /accept to take it back.")
+	alice.waitText("bob (declined)")
+	if s := alice.screen(); !strings.Contains(s, "│bob ") {
+		t.Fatalf("the declined request, opened with /dm:\n%s", s)
+	}
 
 	alice.enter("/accept", "request accepted")
 	alice.waitFor("no request mark", func(s string) bool { return !strings.Contains(s, "(request)") && !strings.Contains(s, "(declined)") })

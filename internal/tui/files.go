@@ -88,6 +88,9 @@ func (m *Model) saveCommand(rest string) tea.Cmd {
 	msg, ok := m.target(seq, false)
 	switch {
 	case !ok:
+		if c := m.fetchTarget("/save", seq, func() tea.Cmd { return m.saveCommand(rest) }); c != nil {
+			return c
+		}
 		m.say("/save: no such message here")
 		return nil
 	case msg.Attachment == nil:

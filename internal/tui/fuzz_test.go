@@ -5,7 +5,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
+
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/parleychat/parley"
 )
@@ -90,6 +93,27 @@ func FuzzBaseURL(f *testing.F) {
 		again, err := BaseURL(got)
 		if err != nil || again != got {
 			t.Fatalf("BaseURL(%q) = %q, but BaseURL(%q) = %q, %v", s, got, got, again, err)
+		}
+	})
+}
+
+// FuzzPlainEmoji: for valid UTF-8 without control characters,
+// plainEmoji leaves no code point that joins or modifies an emoji, and
+// keeps the width the layout measured (by grapheme cluster).
+func FuzzPlainEmoji(f *testing.F) {
+	for _, s := range append(slices.Clone(joined), "a 🏽", "\u200d\u200dx", "x👍🏽y 🇫🇷🇫 ❤️1️⃣", "é한👍", "") {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+			return
+		}
+		out := plainEmoji(s)
+		if strings.ContainsFunc(out, joinRune) {
+			t.Fatalf("plainEmoji(%q) = %q holds a joining code point", s, out)
+		}
+		if g, w := ansi.StringWidth(out), ansi.StringWidth(s); g != w {
+			t.Fatalf("plainEmoji(%q) = %q: %d cells by grapheme, was %d", s, out, g, w)
 		}
 	})
 }

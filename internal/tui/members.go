@@ -82,8 +82,13 @@ func (m *Model) mainList(convs []parley.Conversation) []parley.Conversation {
 
 // systemText is the line an event draws; known names the users this
 // client saw in its lists (removed users are no longer in the event's
-// snapshot).
+// snapshot). Names and titles are other users' words: printable.
 func systemText(e client.ConversationUpdated, known map[string]string) string {
+	return printable(systemWords(e, known), false)
+}
+
+// systemWords is systemText before printable.
+func systemWords(e client.ConversationUpdated, known map[string]string) string {
 	name := func(id string) string {
 		for _, mb := range e.Conversation.Members {
 			if mb.UserID == id {
@@ -105,7 +110,8 @@ func systemText(e client.ConversationUpdated, known map[string]string) string {
 	}
 	switch e.Change {
 	case parley.ChangeRenamed:
-		return fmt.Sprintf("%s renamed the group to %q", who, e.Conversation.Title)
+		// Not %q: it wrote a ZWJ emoji's joiner as \u200d.
+		return fmt.Sprintf("%s renamed the group to “%s”", who, e.Conversation.Title)
 	case parley.ChangeMembersAdded:
 		return who + " added " + targets
 	case parley.ChangeMembersRemoved:

@@ -31,6 +31,7 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley"
@@ -88,6 +89,10 @@ type Model struct {
 	cfg Config
 
 	width, height int
+	// graphemes: the terminal reported grapheme clustering (mode 2027),
+	// which bubbletea's renderer then measures by, as the layout does;
+	// until then, joined emoji sequences are drawn plain (width.go).
+	graphemes bool
 
 	me      parley.User
 	status  client.Status
@@ -98,17 +103,29 @@ type Model struct {
 	loading bool            // a list fetch is under way
 	again   bool            // fetch the list again when the current fetch ends
 
-	open     string // id of the open (selected) conversation
+	open     string              // id of the open (selected) conversation
+	openSeen parley.Conversation // the open conversation as the list last had it (keepDeclined)
 	view     *client.ConversationView
 	opening  bool
 	msgs     []parley.Message
 	hasMore  bool
 	loadMore bool // a LoadMore is under way
-	scroll   int  // lines scrolled up from the newest
-	below    int  // messages that came while scrolled up (shown until back at the bottom)
-	outgoing []*outItem
-	edits    []editItem       // edits in the outbox, until they end (a refused one is a notice)
-	readAsk  map[string]int64 // the read position asked for, per conversation
+	// olderHeld: the last page of older messages failed while connected.
+	// Nothing asks for one on its own (fill, followMark) until the
+	// user's next PgUp or the error's retry_after (olderRetryMsg): each
+	// redraw would ask again, in a loop as fast as the server refuses.
+	olderHeld bool
+	olderGen  uint64 // counts held failures: a retry_after ends only its own
+	scroll    int    // lines scrolled up from the newest
+	below     int    // messages that came while scrolled up (shown until back at the bottom)
+	outgoing  []*outItem
+	// extra are messages of the open conversation older than its loaded
+	// history, fetched alone for a command that named them by #seq
+	// (fetchTarget); a deleted or missing one is kept as a tombstone,
+	// so it is asked for once.
+	extra   []parley.Message
+	edits   []editItem       // edits in the outbox, until they end (a refused one is a notice)
+	readAsk map[string]int64 // the read position asked for, per conversation
 
 	system       map[string][]sysLine           // system lines per conversation (members.go)
 	lastSeen     map[string]parley.Conversation // groups as their last change left them, for one this user left
@@ -191,6 +208,20 @@ type (
 	}
 	// noticeMsg shows a line to the user.
 	noticeMsg string
+	// fetchedMsg is a message fetchTarget fetched for a command, which
+	// again runs once it is kept.
+	fetchedMsg struct {
+		conv  string
+		msg   parley.Message
+		again func() tea.Cmd
+	}
+	// olderRetryMsg ends the hold of failure number gen
+	// (Model.olderGen) on loading older messages of conversation id: its
+	// retry_after is over.
+	olderRetryMsg struct {
+		id  string
+		gen uint64
+	}
 	// noticeExpiredMsg ends notice number gen (Model.noticeGen), if it
 	// is still the one shown.
 	noticeExpiredMsg struct{ gen uint64 }
@@ -303,6 +334,22 @@ func (m *Model) expireNotice() tea.Cmd {
 	}
 }
 
+// after returns the command that delivers msg after d, a tea.Tick-like
+// timer on the program's command goroutine, which Stop ends early.
+func (m *Model) after(d time.Duration, msg tea.Msg) tea.Cmd {
+	done := m.done
+	return func() tea.Msg {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return msg
+		case <-done:
+			return nil
+		}
+	}
+}
+
 // noticeDuration is how long notice text stays: NoticeTime, or its
 // reading time when that is longer; a sayWhile notice, as long as what
 // it waits for may take.
@@ -363,13 +410,26 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 		m.input.SetWidth(max(10, m.width-4))
 		m.clampScroll()
+		return m, m.fill() // a taller pane may have room for older messages
+	case tea.ModeReportMsg:
+		// As the program does: a terminal that knows the mode (set or
+		// not) gets it set, and the renderer measures by grapheme.
+		if msg.Mode == ansi.ModeUnicodeCore && (msg.Value == ansi.ModeSet || msg.Value == ansi.ModeReset || msg.Value == ansi.ModePermanentlySet) {
+			m.graphemes = true
+		}
 		return m, nil
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	case tea.PasteMsg:
 		if !m.nav {
+			before := utf8.RuneCountInString(m.input.Value())
 			var cmd tea.Cmd
 			m.input, cmd = m.input.Update(msg)
+			if limit := m.input.CharLimit; before+utf8.RuneCountInString(msg.Content) > limit && utf8.RuneCountInString(m.input.Value()) >= limit {
+				// The input drops what is past its limit without a
+				// word: the message would go out cut short.
+				m.say(fmt.Sprintf("the paste was cut at %d characters, the most a message holds", limit))
+			}
 			return m, cmd
 		}
 		return m, nil
@@ -426,9 +486,29 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			// asks again (no server was asked, none is to blame).
 			if msg.err != nil && (m.c == nil || m.c.Status().Connected()) {
 				m.say("cannot load older messages: " + errText(msg.err))
+				m.olderHeld = true
+				m.olderGen++
+				var pe *parley.Error
+				if errors.As(msg.err, &pe) && pe.RetryAfter > 0 {
+					return m, tea.Batch(m.after(pe.RetryAfter, olderRetryMsg{id: msg.id, gen: m.olderGen}), m.refresh())
+				}
 			}
 		}
 		return m, m.refresh()
+	case fetchedMsg:
+		if msg.conv != m.open {
+			return m, nil // another conversation was opened meanwhile
+		}
+		if !slices.ContainsFunc(m.extra, func(x parley.Message) bool { return x.Seq == msg.msg.Seq }) {
+			m.extra = append(m.extra, msg.msg)
+		}
+		return m, msg.again()
+	case olderRetryMsg:
+		if msg.id == m.open && msg.gen == m.olderGen && m.olderHeld {
+			m.olderHeld = false
+			return m, m.refresh()
+		}
+		return m, nil
 	case createdMsg:
 		if msg.err != nil {
 			m.say(msg.err.Error())
@@ -437,7 +517,11 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if !slices.ContainsFunc(m.convs, func(cv parley.Conversation) bool { return cv.ID == msg.conv.ID }) {
 			m.convs = append([]parley.Conversation{msg.conv}, m.convs...)
 		}
-		return m, tea.Batch(m.select_(msg.conv.ID), m.refresh())
+		cmd := m.select_(msg.conv.ID)
+		// A request this user declined is not in the server's list:
+		// the server's answer is what it is seen as (keepDeclined).
+		m.openSeen = msg.conv
+		return m, tea.Batch(cmd, m.refresh())
 	case readMsg:
 		if msg.err != nil && m.readAsk[msg.id] == msg.seq {
 			delete(m.readAsk, msg.id) // ask again on the next change
@@ -481,6 +565,7 @@ func (m *Model) refresh() tea.Cmd {
 		m.convs = m.c.CachedConversations()
 		m.learnNames()
 		m.convs = m.mainList(m.convs)
+		m.keepDeclined()
 	}
 	m.online = map[string]bool{}
 	for _, u := range m.c.Online() {
@@ -633,6 +718,7 @@ func (m *Model) select_(id string) tea.Cmd {
 		m.view.Close()
 	}
 	m.open, m.view, m.msgs, m.hasMore, m.scroll, m.loadMore, m.typing = id, nil, nil, false, 0, false, nil
+	m.olderHeld, m.extra = false, nil
 	m.below = 0
 	m.mark = mark{}
 	m.opening = false
@@ -679,9 +765,10 @@ func (m *Model) markRead() tea.Cmd {
 	})
 }
 
-// fill loads older pages while the history does not fill the pane.
+// fill loads older pages while the history does not fill the pane, unless
+// the last one failed (olderHeld).
 func (m *Model) fill() tea.Cmd {
-	if m.view == nil || !m.hasMore || m.loadMore || len(m.messageLines(m.paneWidth())) >= m.messageRows() {
+	if m.view == nil || !m.hasMore || m.loadMore || m.olderHeld || len(m.messageLines(m.paneWidth())) >= m.messageRows() {
 		return nil
 	}
 	return m.older()
@@ -842,6 +929,7 @@ func (m *Model) pageUp() tea.Cmd {
 	m.scroll += max(1, m.messageRows()-1)
 	if top := m.maxScroll(); m.scroll >= top {
 		m.scroll = top
+		m.olderHeld = false // the user asks again
 		return m.older()
 	}
 	return nil
@@ -1009,6 +1097,7 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		return nil
 	}
 	var seq int64
+	restAll := rest // for running the command again (fetchTarget)
 	if tag, after, _ := strings.Cut(rest, " "); strings.HasPrefix(tag, "#") {
 		n, err := strconv.ParseInt(tag[1:], 10, 64)
 		if err != nil || n < 1 {
@@ -1029,6 +1118,9 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		if _, theirs := m.target(seq, false); theirs && mine && seq != 0 {
 			m.say(fmt.Sprintf("%s: #%d is not your message (only your own can be changed)", cmd, seq))
 			return nil
+		}
+		if c := m.fetchTarget(cmd, seq, func() tea.Cmd { return m.messageCommand(cmd, restAll) }); c != nil {
+			return c
 		}
 		m.say(cmd + ": no such message here")
 		return nil
@@ -1070,6 +1162,15 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		return m.refresh()
 	}
 	c, conv, emoji, remove := m.c, m.open, rest, cmd == "/unreact"
+	// A message older than the loaded history shows no line the
+	// reaction could appear on: the notice says it was done.
+	done := ""
+	if !slices.ContainsFunc(m.msgs, func(x parley.Message) bool { return x.Seq == target.Seq }) {
+		done = fmt.Sprintf("%s added to #%d", emoji, target.Seq)
+		if remove {
+			done = fmt.Sprintf("%s removed from #%d", emoji, target.Seq)
+		}
+	}
 	return m.request(cmd, func(ctx context.Context) tea.Msg {
 		var err error
 		if remove {
@@ -1080,12 +1181,12 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 		if err != nil {
 			return noticeMsg(cmd + ": " + errText(err))
 		}
-		return noticeMsg("")
+		return noticeMsg(done)
 	})
 }
 
 // target finds the loaded message with seq (0: the newest; mine: the
-// user's own newest), not deleted.
+// user's own newest), not deleted; with seq, one fetched alone too.
 func (m *Model) target(seq int64, mine bool) (parley.Message, bool) {
 	for i := len(m.msgs) - 1; i >= 0; i-- {
 		x := m.msgs[i]
@@ -1095,7 +1196,38 @@ func (m *Model) target(seq int64, mine bool) (parley.Message, bool) {
 		}
 		return x, true
 	}
+	if seq != 0 {
+		if i := slices.IndexFunc(m.extra, func(x parley.Message) bool { return x.Seq == seq }); i >= 0 {
+			if x := m.extra[i]; !x.Deleted && (!mine || x.SenderID == m.me.ID) {
+				return x, true
+			}
+		}
+	}
 	return parley.Message{}, false
+}
+
+// fetchTarget returns the command that fetches message #seq of the open
+// conversation when it is older than the loaded history and was not
+// fetched yet, then runs again (the command that named it); nil when
+// there is nothing to fetch. Without it, a command on a message not
+// loaded (PgUp would load it) said it did not exist.
+func (m *Model) fetchTarget(cmd string, seq int64, again func() tea.Cmd) tea.Cmd {
+	if seq == 0 || m.c == nil || m.view == nil || !m.hasMore || (len(m.msgs) > 0 && seq >= m.msgs[0].Seq) ||
+		slices.ContainsFunc(m.extra, func(x parley.Message) bool { return x.Seq == seq }) {
+		return nil
+	}
+	c, conv := m.c, m.open
+	return m.request(cmd, func(ctx context.Context) tea.Msg {
+		page, err := c.History(ctx, conv, parley.MessageQuery{Before: seq + 1, Limit: 1})
+		if err != nil {
+			return noticeMsg(cmd + ": " + errText(err))
+		}
+		msg := parley.Message{Seq: seq, Deleted: true} // none: asked for once
+		if len(page.Messages) == 1 && page.Messages[0].Seq == seq {
+			msg = page.Messages[0]
+		}
+		return fetchedMsg{conv: conv, msg: msg, again: again}
+	})
 }
 
 // fields splits a command line on spaces; "double quotes" keep spaces.
@@ -1123,6 +1255,10 @@ func fields(s string) []string {
 	}
 	return out
 }
+
+// ErrorText is err as the user should read it (errText): for what the
+// command line says before the client starts, such as a failed login.
+func ErrorText(err error) string { return errText(err) }
 
 // errText is an error as the user should read it: what happened and,
 // where it helps, what to do, never the layers of a Go error

@@ -1,13 +1,16 @@
 package tui
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode/utf8"
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/internal/servertest"
 )
@@ -201,4 +204,23 @@ func TestNoticeWhileUnderWay(t *testing.T) {
 	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
 	alice.waitText("hello  👍 1")
 	alice.waitFor("the waiting notice to clear", func(s string) bool { return !strings.Contains(s, waiting) })
+}
+
+// TestPasteTooLong: a paste longer than a message may be is cut to
+// parley.MaxTextRunes, and a notice says so (the rest was dropped without
+// a word: 20000 characters pasted, 4000 sent); a paste that fits says
+// nothing.
+func TestPasteTooLong(t *testing.T) {
+	m := newTestModel(t)
+	m.Update(tea.PasteMsg{Content: strings.Repeat("y", 10)})
+	if s := screen(m); strings.Contains(s, "cut") {
+		t.Fatalf("a short paste:\n%s", s)
+	}
+	m.Update(tea.PasteMsg{Content: strings.Repeat("x", 2*parley.MaxTextRunes)})
+	if n := utf8.RuneCountInString(m.input.Value()); n != parley.MaxTextRunes {
+		t.Fatalf("the input holds %d characters, want %d", n, parley.MaxTextRunes)
+	}
+	if want := fmt.Sprintf("the paste was cut at %d characters, the most a message holds", parley.MaxTextRunes); !strings.Contains(screen(m), want) {
+		t.Fatalf("screen lacks %q:\n%s", want, screen(m))
+	}
 }

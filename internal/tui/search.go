@@ -141,7 +141,8 @@ func (m *Model) resultLines(w int) []string {
 	if s == nil {
 		return nil
 	}
-	head := fmt.Sprintf("search %q", s.query)
+	// Not %q: it wrote a ZWJ emoji's joiner as \u200d.
+	head := `search "` + printable(s.query, false) + `"`
 	if s.cmd == "/mentions" {
 		head = "mentions of you"
 	}
@@ -204,6 +205,9 @@ func (m *Model) followMark() tea.Cmd {
 		return nil
 	}
 	if m.hasMore && (len(m.msgs) == 0 || m.msgs[0].Seq > m.mark.seq) {
+		if m.olderHeld {
+			return nil // a page failed: PgUp, or its retry_after, goes on
+		}
 		return m.older()
 	}
 	m.mark.jumping = false

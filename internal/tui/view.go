@@ -47,7 +47,11 @@ func (m *Model) View() tea.View {
 	lines = append(lines, ansi.Truncate(m.input.View(), m.width, ""))
 	lines = append(lines, m.statusLine())
 
-	v := tea.NewView(strings.Join(lines, "\n"))
+	content := strings.Join(lines, "\n")
+	if !m.graphemes {
+		content = plainEmoji(content) // see width.go
+	}
+	v := tea.NewView(content)
 	v.AltScreen = true
 	v.WindowTitle = "parley"
 	if c := m.input.Cursor(); c != nil && !m.nav {
@@ -265,6 +269,8 @@ func (m *Model) historyLines(w int) ([]string, int) {
 		add(dim.Render("older messages: waiting for the connection to the server (Ctrl+R reconnects now)"))
 	case m.loadMore:
 		add(dim.Render("loading older messages…"))
+	case m.hasMore && m.olderHeld:
+		add(dim.Render("↑ older messages could not be loaded (PgUp tries again)"))
 	case m.hasMore:
 		add(dim.Render("↑ PgUp for older messages"))
 	case len(m.msgs) > 0:

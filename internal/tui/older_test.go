@@ -1,0 +1,148 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/server"
+	"github.com/parleychat/parley/internal/servertest"
+)
+
+// refusedReads is how many reads (history pages among them) srv's rate
+// limit refused so far, from its metrics.
+func refusedReads(t *testing.T, srv *servertest.Server) int {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	srv.Server.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for line := range strings.Lines(rec.Body.String()) {
+		if rest, ok := strings.CutPrefix(line, `parley_rate_limited_total{limit="reads"} `); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(n)
+		}
+	}
+	return 0
+}
+
+// TestOlderFailsNoLoop: a page of older messages the server refuses
+// while connected (here rate_limited, its retry_after far off) is asked
+// for once: a notice says so, and neither the pane that still has room
+// for more (fill), nor a redraw, nor a new message asks again; the
+// user's next PgUp does, once. Before, the failed load's redraw asked
+// again at once, in a loop as fast as the server answered.
+func TestOlderFailsNoLoop(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		// One read in 100 s once the burst is spent: a refused page's
+		// retry_after is far beyond the test.
+		c.Limits.ReadsPerSecond, c.Limits.ReadBurst = 0.01, 60
+	}))
+	lookup := adminLookup(t, srv)
+	token := srv.Token(t, "alice", "alice")
+	first := newDriverWith(t, "alice", srv.URL, token, Config{LookupUser: lookup})
+	first.waitText("● connected as alice")
+	connected(t, srv, "bob", "bob", lookup)
+	first.openDirect("bob")
+	for i := 1; i <= 25; i++ { // more than a page (20)
+		first.enter(fmt.Sprintf("message %d", i), fmt.Sprintf("#%d alice: message %d ✓", i, i))
+	}
+	// Another terminal of alice's loads one page of them, which fills
+	// its pane.
+	alice := newDriverWith(t, "alice again", srv.URL, token, Config{LookupUser: lookup, RequestTimeout: 5 * time.Second})
+	alice.waitText("#25 alice: message 25")
+	if !alice.m.hasMore {
+		t.Fatalf("one page loaded, no older ones:\n%s", alice.screen())
+	}
+	// Spend alice's reads.
+	conv := alice.m.open
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := alice.c.History(ctx, conv, parley.MessageQuery{Limit: 1})
+		cancel()
+		var pe *parley.Error
+		if errors.As(err, &pe) && pe.Code == parley.ERATELIMITED {
+			break
+		}
+		if err != nil || i > 100 {
+			t.Fatalf("spending the reads: %d calls, %v", i, err)
+		}
+	}
+	before := refusedReads(t, srv)
+
+	// A taller window: the page no longer fills the pane, which asks for
+	// the older one.
+	alice.process(tea.WindowSizeMsg{Width: 100, Height: 60})
+	alice.waitText("cannot load older messages: too many requests")
+	alice.idle(2 * time.Second)
+	if n := refusedReads(t, srv) - before; n != 1 {
+		t.Fatalf("one failed page of older messages: %d history requests refused in 2 s, want 1", n)
+	}
+	// A redraw (a new message) does not ask again.
+	first.enter("message 26", "#26 alice: message 26 ✓")
+	alice.waitText("#26 alice: message 26")
+	alice.idle(time.Second)
+	if n := refusedReads(t, srv) - before; n != 1 {
+		t.Fatalf("after a new message: %d history requests refused, want 1", n)
+	}
+	if s := alice.screen(); !strings.Contains(s, "PgUp tries again") {
+		t.Fatalf("the pane after a failed page of older messages:\n%s", s)
+	}
+	// The user's PgUp asks again, once.
+	alice.press(key("pgup"))
+	alice.waitText("cannot load older messages: too many requests")
+	alice.idle(time.Second)
+	if n := refusedReads(t, srv) - before; n != 2 {
+		t.Fatalf("after one PgUp: %d history requests refused, want 2", n)
+	}
+}
+
+// TestOlderRetryAfter: a page of older messages refused with a short
+// retry_after is asked for again once it is over, without a key press
+// (the pane still has room), and the history fills.
+func TestOlderRetryAfter(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		// One read in 2 s once the burst is spent.
+		c.Limits.ReadsPerSecond, c.Limits.ReadBurst = 0.5, 60
+	}))
+	lookup := adminLookup(t, srv)
+	token := srv.Token(t, "alice", "alice")
+	first := newDriverWith(t, "alice", srv.URL, token, Config{LookupUser: lookup})
+	first.waitText("● connected as alice")
+	connected(t, srv, "bob", "bob", lookup)
+	first.openDirect("bob")
+	for i := 1; i <= 25; i++ {
+		first.enter(fmt.Sprintf("message %d", i), fmt.Sprintf("#%d alice: message %d ✓", i, i))
+	}
+	alice := newDriverWith(t, "alice again", srv.URL, token, Config{LookupUser: lookup, RequestTimeout: 5 * time.Second})
+	alice.waitText("#25 alice: message 25")
+	conv := alice.m.open
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := alice.c.History(ctx, conv, parley.MessageQuery{Limit: 1})
+		cancel()
+		var pe *parley.Error
+		if errors.As(err, &pe) && pe.Code == parley.ERATELIMITED {
+			break
+		}
+		if err != nil || i > 100 {
+			t.Fatalf("spending the reads: %d calls, %v", i, err)
+		}
+	}
+	alice.process(tea.WindowSizeMsg{Width: 100, Height: 60})
+	alice.waitText("PgUp tries again")
+	alice.waitText("#1 alice: message 1 ✓")
+	if n := refusedReads(t, srv); n > 3 {
+		t.Fatalf("%d reads refused, want at most 3 (the spending's and one or two pages')", n)
+	}
+}
