@@ -173,9 +173,12 @@ type outItem struct {
 }
 
 // editItem is an /edit in the outbox: the edit and its message's seq.
+// older: the message is older than the loaded history, so no line shows
+// the edit, and a notice says it was done.
 type editItem struct {
-	msg *client.Message
-	seq int64
+	msg   *client.Message
+	seq   int64
+	older bool
 }
 
 // Messages the model handles besides bubbletea's own.
@@ -615,6 +618,9 @@ func (m *Model) refresh() tea.Cmd {
 			m.say(fmt.Sprintf("the edit of #%d was refused: %s", e.seq, errText(e.msg.Err())))
 			return true
 		case client.Sent:
+			if e.older {
+				m.say(fmt.Sprintf("#%d edited", e.seq))
+			}
 			return true
 		}
 		return false
@@ -1177,7 +1183,8 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 			m.say("not edited: " + errText(err))
 			return nil
 		}
-		m.edits = append(m.edits, editItem{msg: e, seq: target.Seq})
+		m.edits = append(m.edits, editItem{msg: e, seq: target.Seq,
+			older: !slices.ContainsFunc(m.msgs, func(x parley.Message) bool { return x.Seq == target.Seq })})
 		if !m.status.Connected() {
 			// Its line changes only once the server has it: say why
 			// nothing changed yet.
