@@ -252,7 +252,7 @@ type Client struct {
 	life     context.Context
 	stopLife context.CancelFunc
 
-	listeners registry[ConnectionListener]
+	listeners registry[connListener]
 	handlers  registry[func(Event)]
 	// smu guards subs, the StatusChanges channels (not held while
 	// sending to them).
@@ -529,9 +529,22 @@ func (c *Client) Close() error {
 }
 
 // AddConnectionListener registers l under id, replacing any listener with
-// that id. Listeners are called in the order they were first added.
+// that id. Listeners are called in the order they were first added. l gets
+// the status changes made after this call, not those made before it that
+// the callback goroutine has yet to deliver (as StatusChanges).
 func (c *Client) AddConnectionListener(id string, l ConnectionListener) {
-	c.listeners.add(id, l)
+	// Under mu, as setState numbers changes: a change is numbered either
+	// before (from counts it) or after l is in the registry.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listeners.add(id, connListener{ConnectionListener: l, from: c.changes})
+}
+
+// connListener is a ConnectionListener and Client.changes when it was
+// added: it gets the later changes.
+type connListener struct {
+	ConnectionListener
+	from uint64
 }
 
 // RemoveConnectionListener unregisters the listener with this id. A change
@@ -709,6 +722,9 @@ func (c *Client) deliverChange(ch StatusChange, n uint64) {
 	}
 	c.smu.Unlock()
 	for _, e := range ls {
+		if n <= e.fn.from { // made before the listener was added
+			continue
+		}
 		c.safeCall(e.id, func() {
 			switch ch.Current {
 			case Connecting:

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -24,6 +25,10 @@ func sdkDocSnippets(ctx context.Context, server, password, conversationID, convI
 	// The opening example.
 	s, err := client.Login(ctx, server, "alice", password)
 	_, _ = client.Register(ctx, server, "alice", password)
+	// Accounts and tokens: TLS.
+	var hc *http.Client = http.DefaultClient
+	s, err = client.LoginWith(ctx, hc, server, "alice", password)
+	s, err = client.RegisterWith(ctx, hc, server, "alice", password)
 	_, _ = s.Token, s.ExpiresAt
 	var _ parley.User = s.User
 	c, err := client.New(server, client.WithToken(s.Token))

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -167,6 +168,65 @@ func TestStatusChangesFromNow(t *testing.T) {
 			}
 		default:
 			t.Errorf("the channel got no change after a cut")
+		}
+	})
+}
+
+// recordingListener records the states it is told of.
+type recordingListener struct {
+	client.NopListener
+	mu  sync.Mutex
+	got []client.State
+}
+
+func (l *recordingListener) record(ch client.StatusChange) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, ch.Current)
+}
+
+func (l *recordingListener) OnConnecting(ch client.StatusChange)   { l.record(ch) }
+func (l *recordingListener) OnConnected(ch client.StatusChange)    { l.record(ch) }
+func (l *recordingListener) OnReconnecting(ch client.StatusChange) { l.record(ch) }
+func (l *recordingListener) OnDisconnected(ch client.StatusChange) { l.record(ch) }
+
+func (l *recordingListener) states() []client.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.got)
+}
+
+// TestConnectionListenerFromNow: a listener added by id gets the changes
+// made after it was added, not those made before and still waiting for
+// the callback goroutine (as TestStatusChangesFromNow for a channel): one
+// added while Connected was handed the Connecting and Connected changes a
+// slow listener held up.
+func TestConnectionListenerFromNow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, alice := aliceAlone(t)
+		l := &blockingListener{entered: make(chan struct{}), release: make(chan struct{})}
+		alice.AddConnectionListener("slow", l)
+		b.proxy.CutAll()
+		<-l.entered // the callback goroutine is held from here
+		alice.Reconnect()
+		synctest.Wait()
+		if st := alice.Status(); st.State != client.Connected {
+			t.Fatalf("status %+v, want Connected", st)
+		}
+		// Connecting and Connected were made, and wait behind the held
+		// callback.
+		late := &recordingListener{}
+		alice.AddConnectionListener("late", late)
+		close(l.release)
+		synctest.Wait()
+		if got := late.states(); len(got) != 0 {
+			t.Errorf("a listener added while Connected got %v, changes made before it", got)
+		}
+		// It gets the next change.
+		b.proxy.CutAll()
+		synctest.Wait()
+		if got := late.states(); len(got) == 0 || got[0] != client.Reconnecting {
+			t.Errorf("the changes after the listener was added: %v, want Reconnecting first", got)
 		}
 	})
 }

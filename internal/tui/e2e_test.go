@@ -295,13 +295,14 @@ func updateMembers(id string, add, remove []string) protocol.UpdateConversation 
 	return protocol.UpdateConversation{ConversationID: id, Add: add, Remove: remove}
 }
 
-// The default outbox is a file in the state directory: a message typed
-// while the server is down survives quitting (one Ctrl+C, no warning) and
-// is sent by the next run.
-func TestDurableOutbox(t *testing.T) {
+// leftInOutbox runs alice with a durable outbox, sends "kept on disk" to
+// bob while the server is down, and quits: the message waits in the
+// outbox file (path) for the next run. The server is left stopped.
+func leftInOutbox(t *testing.T) (srv *servertest.Server, aliceToken, path string, cfg Config) {
+	t.Helper()
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
-	srv := servertest.Start(t)
-	aliceToken := srv.Token(t, "alice", "alice")
+	srv = servertest.Start(t)
+	aliceToken = srv.Token(t, "alice", "alice")
 	path, err := OutboxFile(srv.URL, "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +313,7 @@ func TestDurableOutbox(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("outbox file: %v, mode %v, want 0600", err, fi.Mode())
 	}
-	cfg := Config{DurableOutbox: true}
+	cfg = Config{DurableOutbox: true}
 
 	alice := newDriverWith(t, "alice", srv.URL, aliceToken, cfg, client.WithOutboxFile(path))
 	alice.waitText("● connected as alice")
@@ -331,7 +332,14 @@ func TestDurableOutbox(t *testing.T) {
 	if err := alice.c.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return srv, aliceToken, path, cfg
+}
 
+// TestDurableOutbox: the default outbox is a file in the state directory:
+// a message typed while the server is down survives quitting (one Ctrl+C,
+// no warning) and is sent by the next run.
+func TestDurableOutbox(t *testing.T) {
+	srv, aliceToken, path, cfg := leftInOutbox(t)
 	srv.Start(t)
 	cfg.NoticeTime = 10 * time.Millisecond // its reading time, 1.9 s, is what counts
 	again := newDriverWith(t, "alice again", srv.URL, aliceToken, cfg, client.WithOutboxFile(path))
@@ -343,6 +351,22 @@ func TestDurableOutbox(t *testing.T) {
 	again.waitFor("the notice from last time to clear", func(s string) bool { return !strings.Contains(s, "from last time") })
 	bob := newDriver(t, "bob", srv.URL, srv.Token(t, "bob", "bob"), nil)
 	bob.waitText("alice: kept on disk")
+}
+
+// TestDurableOutboxNoticeSent: the notice of messages from last time
+// still to send changes to say they were sent as soon as none is left,
+// not after its reading time (which it outlasted: it said "1 message
+// from last time still to send" of a message shown sent).
+func TestDurableOutboxNoticeSent(t *testing.T) {
+	srv, aliceToken, path, cfg := leftInOutbox(t)
+	srv.Start(t)
+	cfg.NoticeTime = time.Minute // no notice ends on its own here
+	again := newDriverWith(t, "alice again", srv.URL, aliceToken, cfg, client.WithOutboxFile(path))
+	again.waitText("1 message from last time still to send")
+	again.waitText("alice: kept on disk ✓")
+	if s := again.screen(); strings.Contains(s, "still to send") || !strings.Contains(s, "1 message from last time sent") {
+		t.Errorf("the message from last time is sent, the notice says otherwise:\n%s", s)
+	}
 }
 
 // TestEditReplyReact: /edit, /reply and /react on messages of the open

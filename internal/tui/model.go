@@ -126,6 +126,12 @@ type Model struct {
 	extra   []parley.Message
 	edits   []editItem       // edits in the outbox, until they end (a refused one is a notice)
 	readAsk map[string]int64 // the read position asked for, per conversation
+	// lastTime are the messages the outbox kept from the last run while
+	// the notice New said of them (noticeGen lastTimeGen) shows: once
+	// none is left to send, the notice says so (lastTimeSent) rather
+	// than stay for its reading time.
+	lastTime    []*outItem
+	lastTimeGen uint64
 
 	system       map[string][]sysLine           // system lines per conversation (members.go)
 	lastSeen     map[string]parley.Conversation // groups as their last change left them, for one this user left
@@ -167,9 +173,12 @@ type outItem struct {
 }
 
 // editItem is an /edit in the outbox: the edit and its message's seq.
+// older: the message is older than the loaded history, so no line shows
+// the edit, and a notice says it was done.
 type editItem struct {
-	msg *client.Message
-	seq int64
+	msg   *client.Message
+	seq   int64
+	older bool
 }
 
 // Messages the model handles besides bubbletea's own.
@@ -269,6 +278,7 @@ func New(c *client.Client, cfg Config) *Model {
 		}
 		if n := len(m.outgoing); n > 0 {
 			m.say(fmt.Sprintf("%d %s from last time still to send", n, plural(n, "message", "messages")))
+			m.lastTime, m.lastTimeGen = slices.Clone(m.outgoing), m.noticeGen
 		}
 	}
 	return m
@@ -608,11 +618,48 @@ func (m *Model) refresh() tea.Cmd {
 			m.say(fmt.Sprintf("the edit of #%d was refused: %s", e.seq, errText(e.msg.Err())))
 			return true
 		case client.Sent:
+			if e.older {
+				m.say(fmt.Sprintf("#%d edited", e.seq))
+			}
 			return true
 		}
 		return false
 	})
+	m.lastTimeSent()
 	return m.follow()
+}
+
+// lastTimeSent changes the notice of messages from last time still to
+// send once none is left to send (each sent or failed), if it still shows.
+func (m *Model) lastTimeSent() {
+	if m.lastTime == nil {
+		return
+	}
+	if m.lastTimeGen != m.noticeGen || m.notice == "" {
+		m.lastTime = nil // another notice replaced it, or it expired
+		return
+	}
+	sent, failed := 0, 0
+	for _, o := range m.lastTime {
+		if o.msg == nil {
+			continue
+		}
+		switch o.msg.Status() {
+		case client.Sent:
+			sent++
+		case client.Failed:
+			failed++
+		default:
+			return // still to send
+		}
+	}
+	m.lastTime = nil
+	switch {
+	case failed == 0:
+		m.say(fmt.Sprintf("%d %s from last time sent", sent, plural(sent, "message", "messages")))
+	default:
+		m.say(fmt.Sprintf("from last time: %d sent, %d failed (Ctrl+E resends)", sent, failed))
+	}
 }
 
 // follow does what the current state calls for.
@@ -1136,7 +1183,8 @@ func (m *Model) messageCommand(cmd, rest string) tea.Cmd {
 			m.say("not edited: " + errText(err))
 			return nil
 		}
-		m.edits = append(m.edits, editItem{msg: e, seq: target.Seq})
+		m.edits = append(m.edits, editItem{msg: e, seq: target.Seq,
+			older: !slices.ContainsFunc(m.msgs, func(x parley.Message) bool { return x.Seq == target.Seq })})
 		if !m.status.Connected() {
 			// Its line changes only once the server has it: say why
 			// nothing changed yet.
