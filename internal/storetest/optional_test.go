@@ -60,12 +60,16 @@ func (full) ShardEventsFor(context.Context, string, int, int64, int) (parley.Eve
 }
 func (full) SendMessagesAsync([]parley.NewMessage, *atomic.Bool, func(int, parley.Message, []parley.Event, error)) {
 }
+func (full) UserChangeMark(context.Context) (int64, error) { return 0, nil }
+func (full) UserChangesAfter(context.Context, int64, int) ([]parley.LoggedUserChange, error) {
+	return nil, nil
+}
 
 // TestMissingOptional: a store without the optional interfaces fails the
 // suite's Optional test (it is not skipped), one with them passes.
 func TestMissingOptional(t *testing.T) {
 	want := []string{"parley.MultiSender", "parley.AsyncSender", "parley.BulkReader", "parley.Searcher", "parley.Receipts",
-		"parley.Profiles", "parley.Consenter", "parley.CommitPublisher", "parley.ShardedLog", "WriteErr() error"}
+		"parley.Profiles", "parley.Consenter", "parley.CommitPublisher", "parley.ShardedLog", "parley.UserChangeLog", "WriteErr() error"}
 	if got := missingOptional(bare{}); !slices.Equal(got, want) {
 		t.Errorf("missingOptional(bare) = %v, want %v", got, want)
 	}
