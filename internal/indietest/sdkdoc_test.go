@@ -779,14 +779,7 @@ func sdkHeartbeat(t *testing.T, e *sdkEnv) {
 	changes := x.c.StatusChanges(ctx)
 	start := time.Now()
 	p.Blackhole(faultproxy.Both)
-	var ch client.StatusChange
-	for ch.Current != client.Reconnecting {
-		select {
-		case ch = <-changes:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no Reconnecting 10 s into a half-open link")
-		}
-	}
+	ch := awaitState(t, changes, client.Reconnecting, 10*time.Second, func() string { return "no Reconnecting 10 s into a half-open link" })
 	took := time.Since(start)
 	if !errors.Is(ch.Err, client.ErrHeartbeatTimeout) {
 		t.Errorf("Reconnecting after a half-open link: Err %v, want ErrHeartbeatTimeout", ch.Err)
@@ -1770,14 +1763,7 @@ func sdkThrottled(t *testing.T, e *sdkEnv) {
 	if parley.ErrorCode(err) != parley.ERATELIMITED {
 		t.Fatalf("10 FetchPresence calls: %v, want rate_limited (burst 5)", err)
 	}
-	var ch client.StatusChange
-	for ch.Current != client.FeatureThrottled {
-		select {
-		case ch = <-changes:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no FeatureThrottled; status %+v", x.c.Status())
-		}
-	}
+	awaitState(t, changes, client.FeatureThrottled, 10*time.Second, func() string { return fmt.Sprintf("no FeatureThrottled; status %+v", x.c.Status()) })
 	st := x.c.Status()
 	if !x.c.Connected() || !st.Connected() || len(st.Throttled) == 0 {
 		t.Errorf("FeatureThrottled: Connected %v, %+v", x.c.Connected(), st)
@@ -2024,14 +2010,7 @@ func sdkDefaultHeartbeat(t *testing.T, e *sdkEnv) {
 	time.Sleep(500 * time.Millisecond)
 	start := time.Now()
 	p.Blackhole(faultproxy.Both)
-	var ch client.StatusChange
-	for ch.Current != client.Reconnecting {
-		select {
-		case ch = <-changes:
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no Reconnecting 20 s into a half-open link")
-		}
-	}
+	ch := awaitState(t, changes, client.Reconnecting, 20*time.Second, func() string { return "no Reconnecting 20 s into a half-open link" })
 	took := time.Since(start)
 	// The last frame was heard at most one interval before the cut.
 	if !errors.Is(ch.Err, client.ErrHeartbeatTimeout) || took < 5*time.Second || took > 9*time.Second+slack {
@@ -2221,4 +2200,21 @@ func sdkBlockedListener(t *testing.T, e *sdkEnv) {
 	close(l.release)
 	released = true
 	waitFor(t, 10*time.Second, "b got the message", func() bool { return len(b.newMessages(conv.ID)) == 1 })
+}
+
+// awaitState reads changes until one to state arrives and returns it,
+// failing the test with what() after d without one.
+func awaitState(t *testing.T, changes <-chan client.StatusChange, state client.State, d time.Duration, what func() string) client.StatusChange {
+	t.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case ch := <-changes:
+			if ch.Current == state {
+				return ch
+			}
+		case <-timeout:
+			t.Fatal(what())
+		}
+	}
 }
