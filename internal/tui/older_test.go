@@ -43,40 +43,11 @@ func refusedReads(t *testing.T, srv *servertest.Server) int {
 // user's next PgUp does, once. Before, the failed load's redraw asked
 // again at once, in a loop as fast as the server answered.
 func TestOlderFailsNoLoop(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		// One read in 100 s once the burst is spent: a refused page's
-		// retry_after is far beyond the test.
-		c.Limits.ReadsPerSecond, c.Limits.ReadBurst = 0.01, 60
-	}))
-	lookup := adminLookup(t, srv)
-	token := srv.Token(t, "alice", "alice")
-	first := newDriverWith(t, "alice", srv.URL, token, Config{LookupUser: lookup})
-	first.waitText("● connected as alice")
-	connected(t, srv, "bob", "bob", lookup)
-	first.openDirect("bob")
-	for i := 1; i <= 25; i++ { // more than a page (20)
-		first.enter(fmt.Sprintf("message %d", i), fmt.Sprintf("#%d alice: message %d ✓", i, i))
-	}
-	// Another terminal of alice's loads one page of them, which fills
-	// its pane.
-	alice := newDriverWith(t, "alice again", srv.URL, token, Config{LookupUser: lookup, RequestTimeout: 5 * time.Second})
-	alice.waitText("#25 alice: message 25")
+	// One read in 100 s once the burst is spent: a refused page's
+	// retry_after is far beyond the test.
+	srv, first, alice := olderSpent(t, 0.01)
 	if !alice.m.hasMore {
 		t.Fatalf("one page loaded, no older ones:\n%s", alice.screen())
-	}
-	// Spend alice's reads.
-	conv := alice.m.open
-	for i := 0; ; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := alice.c.History(ctx, conv, parley.MessageQuery{Limit: 1})
-		cancel()
-		var pe *parley.Error
-		if errors.As(err, &pe) && pe.Code == parley.ERATELIMITED {
-			break
-		}
-		if err != nil || i > 100 {
-			t.Fatalf("spending the reads: %d calls, %v", i, err)
-		}
 	}
 	before := refusedReads(t, srv)
 
@@ -111,20 +82,35 @@ func TestOlderFailsNoLoop(t *testing.T) {
 // retry_after is asked for again once it is over, without a key press
 // (the pane still has room), and the history fills.
 func TestOlderRetryAfter(t *testing.T) {
-	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
-		// One read in 2 s once the burst is spent.
-		c.Limits.ReadsPerSecond, c.Limits.ReadBurst = 0.5, 60
+	srv, _, alice := olderSpent(t, 0.5) // one read in 2 s once the burst is spent
+	alice.process(tea.WindowSizeMsg{Width: 100, Height: 60})
+	alice.waitText("PgUp tries again")
+	alice.waitText("#1 alice: message 1 ✓")
+	if n := refusedReads(t, srv); n > 3 {
+		t.Fatalf("%d reads refused, want at most 3 (the spending's and one or two pages')", n)
+	}
+}
+
+// olderSpent starts a server allowing readsPerSecond reads (a burst of
+// 60), where alice (first) sends bob 25 messages, more than a page;
+// another terminal of alice's (alice) loads one page of them, filling its
+// pane, and then spends her reads: its next page of older ones is
+// refused.
+func olderSpent(t *testing.T, readsPerSecond float64) (srv *servertest.Server, first, alice *driver) {
+	t.Helper()
+	srv = servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits.ReadsPerSecond, c.Limits.ReadBurst = readsPerSecond, 60
 	}))
 	lookup := adminLookup(t, srv)
 	token := srv.Token(t, "alice", "alice")
-	first := newDriverWith(t, "alice", srv.URL, token, Config{LookupUser: lookup})
+	first = newDriverWith(t, "alice", srv.URL, token, Config{LookupUser: lookup})
 	first.waitText("● connected as alice")
 	connected(t, srv, "bob", "bob", lookup)
 	first.openDirect("bob")
-	for i := 1; i <= 25; i++ {
+	for i := 1; i <= 25; i++ { // more than a page (20)
 		first.enter(fmt.Sprintf("message %d", i), fmt.Sprintf("#%d alice: message %d ✓", i, i))
 	}
-	alice := newDriverWith(t, "alice again", srv.URL, token, Config{LookupUser: lookup, RequestTimeout: 5 * time.Second})
+	alice = newDriverWith(t, "alice again", srv.URL, token, Config{LookupUser: lookup, RequestTimeout: 5 * time.Second})
 	alice.waitText("#25 alice: message 25")
 	conv := alice.m.open
 	for i := 0; ; i++ {
@@ -133,16 +119,10 @@ func TestOlderRetryAfter(t *testing.T) {
 		cancel()
 		var pe *parley.Error
 		if errors.As(err, &pe) && pe.Code == parley.ERATELIMITED {
-			break
+			return srv, first, alice
 		}
 		if err != nil || i > 100 {
 			t.Fatalf("spending the reads: %d calls, %v", i, err)
 		}
-	}
-	alice.process(tea.WindowSizeMsg{Width: 100, Height: 60})
-	alice.waitText("PgUp tries again")
-	alice.waitText("#1 alice: message 1 ✓")
-	if n := refusedReads(t, srv); n > 3 {
-		t.Fatalf("%d reads refused, want at most 3 (the spending's and one or two pages')", n)
 	}
 }
