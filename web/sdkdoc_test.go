@@ -359,6 +359,17 @@ func TestSDKDocJS(t *testing.T) {
 		return [[...new Set(seen.map((x) => x.split(':')[1]))].join('>'), f.error_code, typeof f.error, [...new Set(again.map((x) => x.split(':')[1]))].join('>'), A.itemsFor('no-such-conversation').length].join(', ');`,
 		"pending>sending>failed, not_found, string, pending>sending>failed, 0")
 
+	step("retry and discard take the item too, as editQueued does", `
+		const it = A.send('no-such-conversation', 'lost again');
+		await until(() => A.itemsFor('no-such-conversation')[0]?.status === 'failed');
+		const n = wa.outbox.length;
+		A.retry(it);
+		const retried = await until(() => wa.outbox.slice(n).some((l) => l.includes(it.client_id + ':sending')), 5000);
+		await until(() => A.itemsFor('no-such-conversation')[0]?.status === 'failed');
+		A.discard(it);
+		return [retried, A.itemsFor('no-such-conversation').length].join(', ');`,
+		"true, 0")
+
 	step("typing: typersIn, typing calls, expiry after TYPING_EXPIRY_MS, stopTyping", `
 		const n = wb.typing.length;
 		A.typing(CONV);
