@@ -277,8 +277,44 @@ func TestSDKDocJS(t *testing.T) {
 		return [x.cause, x.tab, A.resets[0] ?? A.resets['0'], wa.states.slice(n).includes('reconnecting'), wa.last()].join(', ');`,
 		"log_lost, true, 1, true, connected")
 
+	step("the stored cursor: resets saved with it; a tab never lowers the stored entry", `
+		const key = 'parley.' + ALICE_ID + '.cursor';
+		const saved = JSON.parse(localStorage.getItem(key));
+		const shape = [typeof saved.cursor, saved.resets && saved.resets[0]].join(' ');
+		const own = A.cursor[0];
+		const high = own + 1000;
+		localStorage.setItem(key, JSON.stringify({ cursor: { 0: high }, resets: { 0: 1 } }));
+		const before = wa.events.length;
+		B.send(CONV, 'to a tab behind');
+		await until(() => wa.events.slice(before).some((e) => e.type === 'newMessage' && e.message.text === 'to a tab behind'));
+		await sleep(200);
+		const after = JSON.parse(localStorage.getItem(key));
+		const r = [shape, after.cursor[0] === high ? 'kept' : after.cursor[0], A.cursor[0] > own && A.cursor[0] < high ? 'own' : A.cursor[0]];
+		// Leave the stored entry as this tab's own again for the steps after.
+		localStorage.setItem(key, JSON.stringify({ cursor: { ...A.cursor }, resets: { ...A.resets } }));
+		return r.join(', ');`,
+		"object 1, kept, own")
+
+	step("heartbeats: a ping every heartbeat_interval_ms; a tab made visible pings at once", `
+		const t = Date.now();
+		await until(() => wsSent.some((f) => f.op === 'ping' && f.t >= t));
+		const sock = wsSent.filter((f) => f.op === 'ping').pop()?.ws; // one client's connection
+		const t0 = Date.now();
+		await sleep(3500);
+		const pings = wsSent.filter((f) => f.ws === sock && f.op === 'ping' && f.t >= t0).map((f) => f.t);
+		const gaps = pings.slice(1).map((t, i) => t - pings[i]);
+		const n = wsSent.length;
+		document.dispatchEvent(new Event('visibilitychange'));
+		const atOnce = wsSent.slice(n).filter((f) => f.ws === sock && f.op === 'ping').length;
+		return [document.visibilityState, pings.length >= 2 && pings.length <= 5 ? 'about every second' : pings.length + ' pings',
+			gaps.every((g) => g >= 500 && g <= 2000) ? 'gaps ok' : 'gaps ' + gaps.join(' '), atOnce].join(', ');`,
+		"visible, about every second, gaps ok, 1")
+
 	step("noteDelivered reaches the sender as messageDelivered", `
-		const last = wb.events.filter((e) => e.type === 'newMessage').pop().message;
+		// A new message: bob's own messages moved his positions past older ones.
+		A.send(CONV, 'deliver me');
+		await until(() => wb.texts().includes('deliver me'));
+		const last = wb.events.filter((e) => e.type === 'newMessage' && e.message.text === 'deliver me').pop().message;
 		B.noteDelivered(CONV, last.seq);
 		const ok = await until(() => wa.events.some((e) => e.type === 'messageDelivered' && e.delivered_seq === last.seq), 10000);
 		return [ok, m.DELIVERED_EVERY_MS].join(', ');`,
@@ -417,6 +453,35 @@ func TestSDKDocJS(t *testing.T) {
 		const plain = await fetch(link.url).then((r) => r.text());
 		return [it.type, msg.text, msg.attachment.name, await blob.text(), plain, typeof link.expires_at].join(', ');`,
 		"file, a file, hello.txt, hello file, hello file, string")
+
+	step("a userBlocked ends the blocked user's typing at once", `
+		await sleep(m.TYPING_THROTTLE_MS + 100);
+		A.typing(CONV);
+		await until(() => B.typersIn(CONV).length === 1);
+		const n = wb.typing.length;
+		const t0 = Date.now();
+		await B.block(ALICE_ID);
+		await until(() => B.typersIn(CONV).length === 0, 4000);
+		const took = Date.now() - t0;
+		await B.unblock(ALICE_ID);
+		return [B.typersIn(CONV).length, took < 2000 ? 'at once' : 'after ' + took, wb.typing.length > n].join(', ');`,
+		"0, at once, true")
+
+	step("an upload behind a busy proxy is retried, not failed", `
+		const real = window.fetch;
+		let refused = 0;
+		window.fetch = async (u, o) => {
+			if (String(u).includes('/v1/uploads') && refused === 0) { refused++; return new Response('', { status: 503, headers: { 'Retry-After': '1' } }); }
+			return real(u, o);
+		};
+		const cv = new OffscreenCanvas(32, 32);
+		cv.getContext('2d').fillRect(0, 0, 32, 32);
+		const file = new File([await cv.convertToBlob({ type: 'image/png' })], 'black.png', { type: 'image/png' });
+		A.sendImage(CONV, file, 'after a busy proxy');
+		const ok = await until(() => wb.texts().includes('after a busy proxy'), 20000);
+		window.fetch = real;
+		return [refused, ok].join(', ');`,
+		"1, true")
 
 	step("events once each, in order", `
 		const seqs = wb.events.filter((e) => e.type === 'newMessage').map((e) => e.message.seq);

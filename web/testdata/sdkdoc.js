@@ -2,6 +2,16 @@
 // section "JavaScript SDK (parley.js)" of docs/sdk.md (and
 // docs/protocol.md where it points) alone, without reading parley.js:
 // every name used on the module or a Client is one that section gives.
+// Every frame a page's WebSocket sends, with when ({t, op}): pings are
+// frames with op "ping" (docs/protocol.md section 4).
+window.wsSent = [];
+const realSend = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  let op = '?';
+  try { op = JSON.parse(data).op; } catch { /* not JSON */ }
+  window.wsSent.push({ t: Date.now(), op, ws: this });
+  return realSend.call(this, data);
+};
 window.sdkdoc = (async () => {
   const m = await import('/parley.js');
   // A storage with the Web Storage methods the section lists.
