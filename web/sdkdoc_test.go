@@ -16,7 +16,10 @@ import (
 // docs/sdk.md, a contract, the way an independent client would: this
 // test and web/testdata/sdkdoc.js were written from that section (and
 // docs/protocol.md where it points) alone, without reading parley.js,
-// and use only the names it gives. It runs parley.js in Chromium against
+// and use only the names it gives. (Its first version found what the
+// section left out or said unclearly; parley.js was read only then, and
+// the steps for what the section now says of those, "The Client at a
+// glance", were written from that text.) It runs parley.js in Chromium against
 // a real server behind a fault proxy, so cuts, a silent link and a
 // refused reconnect are real. Each step reports what it saw as one line;
 // a step that differs from the doc is an error, the later steps still run.
