@@ -153,6 +153,27 @@ func TestSDKDocJS(t *testing.T) {
 		// events it gets only what came after (her own 'queued' and its edit).
 		"disconnected, disconnected, edit, true, 1, 1, disconnected, 1, 1")
 
+	step("a second edit while the first waits replaces its text; an edit of another's message is forbidden", `
+		const msg = wb.events.find((e) => e.type === 'newMessage' && e.message.text === 'two').message;
+		A.close();
+		A.edit(CONV, msg.id, 'two v1');
+		const e2 = A.edit(CONV, msg.id, 'two v2');
+		const waiting = A.editsFor(CONV).map((i) => i.text).join(' ');
+		const before = wb.events.length;
+		A.connect();
+		await until(() => wb.events.slice(before).some((e) => e.type === 'messageEdited' && e.message.id === msg.id));
+		await sleep(300);
+		const seen = wb.events.slice(before).filter((e) => e.type === 'messageEdited' && e.message.id === msg.id).map((e) => e.message.text);
+		B.send(CONV, 'bob here');
+		await until(() => wb.sent.some((x) => x.message.text === 'bob here'));
+		const theirs = wb.sent.find((x) => x.message.text === 'bob here').message;
+		const f = A.edit(CONV, theirs.id, 'not mine');
+		await until(() => A.editsFor(CONV).some((i) => i.client_id === f.client_id && i.status === 'failed'));
+		const forbidden = A.editsFor(CONV).find((i) => i.client_id === f.client_id)?.error_code;
+		A.discard(f);
+		return [waiting, e2.type, seen.join(' '), forbidden].join(', ');`,
+		"two v2, edit, two v2, forbidden")
+
 	step("the stored cursor: keys, position", `
 		const id = A.user.id;
 		const cur = JSON.parse(localStorage.getItem('parley.' + id + '.cursor'));
@@ -205,13 +226,16 @@ func TestSDKDocJS(t *testing.T) {
 	proxy.CutAll()
 	step("reconnectNow during a backoff starts one attempt; close() while waiting stays closed", `
 		await until(() => wa.last() === 'reconnecting');
+		const at = A.status().retryAt, n = wa.states.length;
+		A.connect(); // waiting to reconnect: changes nothing but the token
+		const same = [A.status().retryAt === at, wa.states.length === n].join(' ');
 		A.reconnectNow();
-		const now = wa.last();
+		const now = same + ' ' + wa.last();
 		await until(() => wa.last() === 'reconnecting');
 		A.close();
 		await sleep(2500);
 		return [now, wa.last()].join(', ');`,
-		"connecting, disconnected")
+		"true true connecting, disconnected")
 	proxy.Refuse(false)
 	step("connect() after close() connects again", `
 		const n = wa.states.length;
