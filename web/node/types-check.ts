@@ -38,6 +38,8 @@ async function main(baseURL: string): Promise<void> {
   const reply: OutboxItem = c.send(conv.id, 'yes', { replyTo: page.messages[0]?.id });
   const edit: OutboxItem = c.edit(conv.id, page.messages[0]?.id ?? '', 'hello, edited');
   c.editQueued(reply, 'yes!');
+  if (item.status === 'failed') c.retry(item); // the item or its client_id
+  if (reply.status === 'failed') c.discard(reply.client_id);
   c.on('edited', ({ message }: { item: OutboxItem; message: Message }) => console.log(message.edited_at, message.reply_to?.text));
   const rs: Reactions = await c.react(conv.id, page.messages[0]?.id ?? '', '👍');
   console.log(edit.type, c.editsFor(conv.id).length, rs.reactions.map((r: Reaction) => `${r.emoji} ${r.count} ${r.me ?? false}`), MAX_REACTION_KINDS);

@@ -357,8 +357,10 @@ export declare class Client {
   sendFile(conversationId: string, file: Blob & { name?: string }, caption?: string, opts?: { replyTo?: string }): OutboxItem;
   /** Signed links to an attachment, valid for 5 minutes without a token; thumb_url only for an image. */
   attachmentLink(attachmentId: string): Promise<{ url: string; thumb_url?: string; expires_at: string }>;
-  retry(clientId: string): void;
-  discard(clientId: string): void;
+  /** Puts a failed item (the item or its client_id) back in line. */
+  retry(item: OutboxItem | string): void;
+  /** Drops an item (the item or its client_id) from the outbox. */
+  discard(item: OutboxItem | string): void;
   itemsFor(conversationId: string): OutboxItem[];
   imageBlob(clientId: string): Promise<Blob | null>;
   fetchBlob(path: string): Promise<Blob>;

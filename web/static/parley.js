@@ -1455,17 +1455,23 @@ export class Client {
     return this.request('react', { conversation_id: conversationId, message_id: messageId, emoji, remove: true });
   }
 
-  /** retry puts a failed item back in line. */
-  retry(clientId) {
+  /**
+   * retry puts a failed item back in line. item is the outbox item or its
+   * client_id, as editQueued takes: the item a send returned is what an
+   * app holds, and an id-only signature ignored it without a word.
+   */
+  retry(item) {
+    const clientId = typeof item === 'string' ? item : item?.client_id;
     const old = this.outbox.find((i) => i.client_id === clientId);
     if (!old) return;
     this.putItem({ ...old, status: 'pending', error: '', error_code: '', not_before: 0, tries: 0 });
     this.flush();
   }
 
-  /** discard removes an item from the outbox (a failed one the user gives up on). */
-  discard(clientId) {
-    this.dropItem(clientId);
+  /** discard removes an item from the outbox (a failed one the user gives up on); item as for retry. */
+  discard(item) {
+    const clientId = typeof item === 'string' ? item : item?.client_id;
+    if (clientId) this.dropItem(clientId);
   }
 
   /** setItem stores a changed copy of an item, unless it left the outbox. */
