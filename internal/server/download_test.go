@@ -2,16 +2,20 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"mime"
 	"mime/multipart"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/server"
 	"github.com/parleychat/parley/internal/servertest"
+	"github.com/parleychat/parley/internal/sqlite"
 )
 
 // TestAttachmentRanges: attachments are served with HTTP's range and
@@ -145,5 +149,57 @@ func TestAttachmentRanges(t *testing.T) {
 	}
 	if r := get("GET", srv.URL+img.ThumbURL, "If-None-Match", thumbTag); r.Status != 304 {
 		t.Errorf("thumbnail with its tag: %d, want 304", r.Status)
+	}
+}
+
+// TestRevalidationReadsNothing: answers that carry no attachment bytes
+// (a HEAD, a 304 to If-None-Match, a 412 to If-Match) load none from the
+// store, while a GET and a Range each load the attachment once. Before,
+// each of them loaded the whole attachment before ServeContent decided.
+func TestRevalidationReadsNothing(t *testing.T) {
+	var reads atomic.Int64
+	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
+		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
+		return readCountingStore{db, &reads}, err
+	}))
+	alice := srv.Token(t, "alice", "Alice")
+	data := make([]byte, 300<<10)
+	for i := range data {
+		data[i] = byte(i * 13 >> 3)
+	}
+	a := uploadFile(t, srv, alice, "v.bin", data)
+	u := srv.URL + a.URL
+	full := servertest.Do(t, "GET", u, alice, nil)
+	if full.Status != 200 || !bytes.Equal(full.Body, data) {
+		t.Fatalf("GET: %d, %d bytes; want 200 and the file", full.Status, len(full.Body))
+	}
+	etag := full.Header.Get("ETag")
+	before := reads.Load()
+	for _, tt := range []struct {
+		what, method string
+		header       []string
+		status       int
+	}{
+		{"HEAD", "HEAD", nil, 200},
+		{"If-None-Match", "GET", []string{"If-None-Match", etag}, 304},
+		{"If-Match of another tag", "GET", []string{"If-Match", `"other"`}, 412},
+	} {
+		r := servertest.Do(t, tt.method, u, alice, nil, tt.header...)
+		if r.Status != tt.status || len(r.Body) != 0 {
+			t.Errorf("%s: %d, %d bytes; want %d and no body", tt.what, r.Status, len(r.Body), tt.status)
+		}
+		if tt.method == "HEAD" && r.Header.Get("Content-Length") != strconv.Itoa(len(data)) {
+			t.Errorf("HEAD: Content-Length %q, want %d", r.Header.Get("Content-Length"), len(data))
+		}
+	}
+	if n := reads.Load() - before; n != 0 {
+		t.Errorf("a HEAD, a 304 and a 412 loaded the attachment %d times, want 0", n)
+	}
+	r := servertest.Do(t, "GET", u, alice, nil, "Range", "bytes=100000-100009")
+	if r.Status != 206 || !bytes.Equal(r.Body, data[100000:100010]) {
+		t.Errorf("Range: %d, %d bytes; want 206 and its 10 bytes", r.Status, len(r.Body))
+	}
+	if n := reads.Load() - before; n != 1 {
+		t.Errorf("a Range loaded the attachment %d times, want 1", n)
 	}
 }

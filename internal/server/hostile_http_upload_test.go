@@ -170,34 +170,37 @@ func TestHostileDownloadBytesBounded(t *testing.T) {
 
 // TestDownloadWaitsForRoom: a download with no room waits (holding
 // nothing), and once the download that filled the room ends it loads
-// the attachment again and serves it whole.
+// the attachment and serves it whole. The two are of different users:
+// one user's second download would be refused at once for their share
+// (TestHostileDownloadShare), whether the first had ended yet or not.
 func TestDownloadWaitsForRoom(t *testing.T) {
 	const size = 8 << 20
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
 		c.Uploads.DownloadBytes = size
 		c.Uploads.DecodeWait = hangGuard
 	}))
-	tok := srv.Token(t, "alice", "Alice")
+	atok, btok := srv.Token(t, "alice", "Alice"), srv.Token(t, "bob", "Bob")
 	data := make([]byte, size)
 	for i := range data {
 		data[i] = byte(i * 31 >> 4)
 	}
-	a := uploadFile(t, srv, tok, "big.bin", data)
+	aa, ba := uploadFile(t, srv, atok, "big.bin", data), uploadFile(t, srv, btok, "big.bin", data)
 	first := dialTCP(t, srv, "")
 	first.(*net.TCPConn).SetReadBuffer(4096)
-	fmt.Fprintf(first, "GET /v1/attachments/%s HTTP/1.1\r\nHost: parley\r\nAuthorization: Bearer %s\r\n\r\n", a.ID, tok)
+	fmt.Fprintf(first, "GET /v1/attachments/%s HTTP/1.1\r\nHost: parley\r\nAuthorization: Bearer %s\r\n\r\n", aa.ID, atok)
 	first.SetReadDeadline(time.Now().Add(hangGuard))
 	resp, err := http.ReadResponse(bufio.NewReader(first), nil)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("first download: %v %v", resp, err)
 	}
-	// The first holds the room, unread; the second waits for it.
+	// Alice's holds the room, unread; bob's waits for it.
 	second := make(chan rawResp, 1)
-	go func() { second <- rawDo(t, "GET", srv.URL+"/v1/attachments/"+a.ID, tok, "", nil) }()
+	go func() { second <- rawDo(t, "GET", srv.URL+"/v1/attachments/"+ba.ID, btok, "", nil) }()
+	time.Sleep(100 * time.Millisecond) // bob's is most likely waiting by now (either way it must be served)
 	first.Close()
 	r := <-second
 	if r.status != http.StatusOK || !bytes.Equal(r.body, data) {
-		t.Fatalf("second download: %d, %d bytes; want 200 and the file", r.status, len(r.body))
+		t.Fatalf("bob's download: %d, %d bytes %.200s; want 200 and the file", r.status, len(r.body), r.body)
 	}
 }
 

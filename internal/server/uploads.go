@@ -1,13 +1,13 @@
 package server
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -494,16 +494,22 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 			return
 		}
 		defer release()
-		// Attachments never change, so these are the n bytes reserved
-		// (or, should the attachment have been withdrawn meanwhile,
-		// not_found as above).
-		a, data, err := s.store.AttachmentData(r.Context(), uid, id, thumb)
-		if err != nil {
-			s.writeError(w, err)
-			return
-		}
+		// Attachments never change, so the bytes are the n reserved (or,
+		// should the attachment have been withdrawn meanwhile,
+		// not_found as above). An image or file's are loaded only once
+		// ServeContent reads them: a HEAD, a 304 or a 412 loads nothing.
+		// A thumbnail's (a few KiB) are loaded now, for their type.
+		body := &lazyAttachment{size: n, load: func() ([]byte, error) {
+			_, data, err := s.store.AttachmentData(r.Context(), uid, id, thumb)
+			return data, err
+		}}
 		ct := a.ContentType
 		if thumb {
+			data, err := body.bytes()
+			if err != nil {
+				s.writeError(w, err)
+				return
+			}
 			ct = http.DetectContentType(data) // thumbnails are PNG or JPEG
 		}
 		h := w.Header()
@@ -522,13 +528,68 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 		// ServeContent answers Range and If-Range (206, multipart for
 		// more than one range, 416), If-None-Match (304) and HEAD, and
 		// sets Content-Length. The whole attachment is loaded (and
-		// budgeted) even for a range, in one read before the answer
-		// starts: reading only the range (SQL substr) would still read
-		// the whole blob in SQLite, which slices it in memory, and a
-		// read failing partway through the answer could only cut it
-		// short.
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+		// budgeted) even for a range, at its first read: reading only
+		// the range (SQL substr) would still read the whole blob in
+		// SQLite, which slices it in memory. A load that fails then
+		// (access was checked just before) can only cut the answer
+		// short: its Content-Length tells the client.
+		http.ServeContent(w, r, "", time.Time{}, body)
+		if body.err != nil && r.Context().Err() == nil {
+			s.log.Warn("loading an attachment being served", "attachment", id, "err", body.err)
+		}
 	}
+}
+
+// lazyAttachment is an attachment's bytes as an io.ReadSeeker for
+// http.ServeContent, of a size known beforehand (Store.AttachmentInfo),
+// loaded whole at the first Read: seeking (ServeContent's way to learn
+// the size and reach a range) loads nothing. Not safe for concurrent use.
+type lazyAttachment struct {
+	size int64
+	load func() ([]byte, error)
+	off  int64
+	data []byte
+	err  error
+}
+
+// bytes loads the attachment, once.
+func (l *lazyAttachment) bytes() ([]byte, error) {
+	if l.data == nil && l.err == nil {
+		if l.data, l.err = l.load(); l.err == nil && int64(len(l.data)) != l.size {
+			l.data, l.err = nil, fmt.Errorf("attachment holds %d bytes, its size said %d", len(l.data), l.size)
+		}
+	}
+	return l.data, l.err
+}
+
+func (l *lazyAttachment) Read(p []byte) (int, error) {
+	if l.off >= l.size {
+		return 0, io.EOF
+	}
+	data, err := l.bytes()
+	if err != nil {
+		return 0, err
+	}
+	n := copy(p, data[l.off:])
+	l.off += int64(n)
+	return n, nil
+}
+
+func (l *lazyAttachment) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += l.off
+	case io.SeekEnd:
+		offset += l.size
+	default:
+		return 0, errors.New("lazyAttachment.Seek: invalid whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("lazyAttachment.Seek: negative position")
+	}
+	l.off = offset
+	return offset, nil
 }
 
 // MaxRanges is the most ranges a download's Range may name: one with
