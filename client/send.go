@@ -379,6 +379,10 @@ type outbox struct {
 	// last welcome named (adopt), before that WithOutboxUser's; "" while
 	// neither is known.
 	user string
+	// closed is set by close: add refuses then (ErrClosed), as a Send
+	// that passed the client's check before Close may reach add after
+	// close emptied the queue, where nothing would send or fail it.
+	closed bool
 }
 
 func newOutbox(c *Client, limit int, file, user string) (_ *outbox, err error) {
@@ -461,6 +465,9 @@ func newOutbox(c *Client, limit int, file, user string) (_ *outbox, err error) {
 func (o *outbox) add(ctx context.Context, m *Message) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.closed {
+		return ErrClosed
+	}
 	if len(o.queue) >= o.limit {
 		return coded(ErrOutboxFull, &parley.Error{Code: parley.EUNAVAILABLE, Message: fmt.Sprintf("the outbox is full (%d messages wait to be sent)", o.limit)})
 	}
@@ -812,6 +819,7 @@ func (o *outbox) unlock() {
 // the file, then releases its lock.
 func (o *outbox) close() error {
 	o.mu.Lock()
+	o.closed = true
 	queue := o.queue
 	db := o.db
 	if db == nil {

@@ -601,23 +601,35 @@ func (s *Server) syncUsers(ctx context.Context, us *userSync) {
 			return
 		case <-t.C:
 		}
-		switch {
-		case us.log == nil:
-		case !us.marked:
-			// The node has served without a mark (the store failed at
-			// its start): what it cached meanwhile may have changed
-			// before the mark it reads now.
-			if s.readUserMark(ctx, us) {
-				s.svc.ensured.clear()
-			}
-		default:
-			if err := s.readUserChanges(ctx, us); err != nil && ctx.Err() == nil {
-				s.log.Warn("reading changed users", "err", err)
-			}
-		}
-		if us.log == nil || tick%banListTicks == 0 {
+		s.userSyncTick(ctx, us, tick)
+	}
+}
+
+// userSyncTick is syncUsers' read number tick (from 1).
+func (s *Server) userSyncTick(ctx context.Context, us *userSync, tick int) {
+	switch {
+	case us.log == nil:
+	case !us.marked:
+		// The node has served without a mark (the store failed at its
+		// start): what it cached meanwhile may have changed before the
+		// mark it reads now, and so may its bans, which are read again
+		// after the mark, as at the start (startUserSync): a ban made
+		// between the start's read of them and this mark, whose notice
+		// was lost, is in neither the log after the mark nor that read,
+		// and waited for the next whole read, banListTicks intervals
+		// away.
+		if s.readUserMark(ctx, us) {
+			s.svc.ensured.clear()
 			s.readBans(ctx, us.ks)
+			return
 		}
+	default:
+		if err := s.readUserChanges(ctx, us); err != nil && ctx.Err() == nil {
+			s.log.Warn("reading changed users", "err", err)
+		}
+	}
+	if us.log == nil || tick%banListTicks == 0 {
+		s.readBans(ctx, us.ks)
 	}
 }
 

@@ -522,8 +522,20 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 			serveFileHeaders(h, a)
 		}
 		h.Set("ETag", attachmentETag(a.ID, thumb))
-		if strings.Count(r.Header.Get("Range"), ",") >= MaxRanges {
-			r.Header.Del("Range") // RFC 9110 14.2: a server may ignore a Range
+		if rg := r.Header.Get("Range"); rg != "" {
+			unit, _, _ := strings.Cut(rg, "=")
+			switch {
+			case !strings.EqualFold(strings.TrimSpace(unit), "bytes"):
+				// RFC 9110 14.2: a Range of a unit the server does not
+				// know is ignored (ServeContent answered 416).
+				r.Header.Del("Range")
+			case strings.Count(rg, ",") >= MaxRanges:
+				r.Header.Del("Range") // RFC 9110 14.2: a server may ignore a Range
+			case unit != "bytes":
+				// Units are case-insensitive; ServeContent knows
+				// "bytes=" alone.
+				r.Header.Set("Range", "bytes="+rg[len(unit)+1:])
+			}
 		}
 		// ServeContent answers Range and If-Range (206, multipart for
 		// more than one range, 416), If-None-Match (304) and HEAD, and
@@ -533,7 +545,7 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 		// SQLite, which slices it in memory. A load that fails then
 		// (access was checked just before) can only cut the answer
 		// short: its Content-Length tells the client.
-		http.ServeContent(w, r, "", time.Time{}, body)
+		http.ServeContent(sizedRangeErrors{w, n}, r, "", time.Time{}, body)
 		if body.err != nil && r.Context().Err() == nil {
 			s.log.Warn("loading an attachment being served", "attachment", id, "err", body.err)
 		}
@@ -591,6 +603,24 @@ func (l *lazyAttachment) Seek(offset int64, whence int) (int64, error) {
 	l.off = offset
 	return offset, nil
 }
+
+// sizedRangeErrors gives every 416 the attachment's size in
+// Content-Range (bytes */size), as docs/protocol.md promises:
+// ServeContent sets it for a range past the end, not for a malformed one.
+type sizedRangeErrors struct {
+	http.ResponseWriter
+	size int64
+}
+
+func (w sizedRangeErrors) WriteHeader(code int) {
+	if code == http.StatusRequestedRangeNotSatisfiable && w.Header().Get("Content-Range") == "" {
+		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(w.size, 10))
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w sizedRangeErrors) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // MaxRanges is the most ranges a download's Range may name: one with
 // more is ignored, and the whole attachment sent (200), as RFC 9110

@@ -199,10 +199,13 @@ type (
 		view *client.ConversationView
 		err  error
 	}
-	// loadedMoreMsg is the end of a LoadMore.
+	// loadedMoreMsg is the end of a LoadMore of view (conversation id):
+	// one of an earlier opening of the conversation concerns a view
+	// that is gone, not the open one.
 	loadedMoreMsg struct {
-		id  string
-		err error
+		id   string
+		view *client.ConversationView
+		err  error
 	}
 	// createdMsg is the end of /dm or /group.
 	createdMsg struct {
@@ -468,7 +471,11 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, m.refresh()
 	case openedMsg:
-		if msg.id != m.open {
+		// Another conversation's, or a second opening of this one (away
+		// and back while the first was under way) once the first gave
+		// the pane its view: that view stays, with the loads of older
+		// messages it counts as its own (loadedMoreMsg names its view).
+		if msg.id != m.open || m.view != nil {
 			if msg.view != nil {
 				msg.view.Close()
 			}
@@ -490,7 +497,7 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.view = msg.view
 		return m, m.refresh()
 	case loadedMoreMsg:
-		if msg.id == m.open {
+		if msg.id == m.open && msg.view == m.view {
 			m.loadMore = false
 			// Offline, the pane said it waited for the connection; PgUp
 			// asks again (no server was asked, none is to blame).
@@ -831,7 +838,7 @@ func (m *Model) older() tea.Cmd {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		_, err := v.LoadMore(ctx)
-		return loadedMoreMsg{id: id, err: err}
+		return loadedMoreMsg{id: id, view: v, err: err}
 	}
 }
 

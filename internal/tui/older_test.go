@@ -126,3 +126,116 @@ func olderSpent(t *testing.T, readsPerSecond float64) (srv *servertest.Server, f
 		}
 	}
 }
+
+// TestOlderStaleFailure: a page of older messages asked for by a
+// conversation's earlier opening (PgUp, then another conversation and
+// back) that fails once the conversation is open again concerns a view
+// that is gone: it neither holds the new view's older pages (olderHeld,
+// 'PgUp tries again') nor says they could not be loaded, nor ends the
+// new view's own load. Before, it was taken for the open view's, as it
+// names the same conversation.
+func TestOlderStaleFailure(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Limits.ReadsPerSecond, c.Limits.ReadBurst = 0.01, 60 // one read in 100 s once the burst is spent
+	}))
+	lookup := adminLookup(t, srv)
+	token := srv.Token(t, "alice", "alice")
+	alice := newDriverWith(t, "alice", srv.URL, token, Config{LookupUser: lookup, RequestTimeout: 5 * time.Second})
+	alice.waitText("● connected as alice")
+	connected(t, srv, "bob", "bob", lookup)
+	alice.openDirect("bob")
+	for i := 1; i <= 25; i++ { // more than a page (20)
+		alice.enter(fmt.Sprintf("message %d", i), fmt.Sprintf("#%d alice: message %d ✓", i, i))
+	}
+	conv := alice.m.open
+
+	// Opened afresh: one page, older ones to load. (Away to a
+	// conversation never opened, its load not run, and back.)
+	const elsewhere = "00000000-0000-7000-8000-000000000000"
+	alice.m.select_(elsewhere)
+	alice.run(alice.m.select_(conv))
+	alice.waitText("#25 alice: message 25")
+	if !alice.m.hasMore {
+		t.Fatalf("one page loaded, no older ones:\n%s", alice.screen())
+	}
+	// PgUp's load of the older page, its answer held back.
+	stale := alice.m.older()
+	if stale == nil {
+		t.Fatal("no load of older messages")
+	}
+	// Another conversation and back: the view is opened again.
+	alice.m.select_(elsewhere)
+	alice.run(alice.m.select_(conv))
+	alice.waitText("#25 alice: message 25")
+	alice.idle(500 * time.Millisecond)
+	// The reads are spent: the held-back load fails now.
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := alice.c.History(ctx, conv, parley.MessageQuery{Limit: 1})
+		cancel()
+		var pe *parley.Error
+		if errors.As(err, &pe) && pe.Code == parley.ERATELIMITED {
+			break
+		}
+		if err != nil || i > 100 {
+			t.Fatalf("spending the reads: %d calls, %v", i, err)
+		}
+	}
+	msg := stale()
+	if m, ok := msg.(loadedMoreMsg); !ok || m.err == nil {
+		t.Fatalf("the held-back load ended with %#v, want a failure", msg)
+	}
+	alice.process(msg)
+	if alice.m.olderHeld {
+		t.Error("the earlier opening's failed load holds the open view's older pages")
+	}
+	if s := alice.screen(); strings.Contains(s, "cannot load older messages") || strings.Contains(s, "PgUp tries again") {
+		t.Errorf("the earlier opening's failed load is told of the open view:\n%s", s)
+	}
+}
+
+// TestOlderDuplicateOpen: a conversation opened twice over (away and
+// back while its first opening was under way) keeps the view the first
+// opening gave, with its load of older messages, and closes the second:
+// the load's end (which names its view, TestOlderStaleFailure) ends the
+// pane's load, and PgUp loads older messages again. Replaced by the
+// second view, the pane would wait for good for a load it no longer
+// counts as its own (and the first view stayed open, unseen).
+func TestOlderDuplicateOpen(t *testing.T) {
+	srv := servertest.Start(t)
+	lookup := adminLookup(t, srv)
+	token := srv.Token(t, "alice", "alice")
+	alice := newDriverWith(t, "alice", srv.URL, token, Config{LookupUser: lookup, RequestTimeout: 5 * time.Second})
+	alice.waitText("● connected as alice")
+	connected(t, srv, "bob", "bob", lookup)
+	alice.openDirect("bob")
+	for i := 1; i <= 45; i++ { // more than two pages (20)
+		alice.enter(fmt.Sprintf("message %d", i), fmt.Sprintf("#%d alice: message %d ✓", i, i))
+	}
+	conv := alice.m.open
+	const elsewhere = "00000000-0000-7000-8000-000000000000"
+	alice.m.select_(elsewhere)
+	first := alice.m.select_(conv)
+	alice.m.select_(elsewhere)
+	second := alice.m.select_(conv)
+	alice.process(first())
+	if alice.m.view == nil || !alice.m.hasMore {
+		t.Fatalf("the first opening gave no view with older messages:\n%s", alice.screen())
+	}
+	load := alice.m.older()
+	if load == nil {
+		t.Fatal("no load of older messages")
+	}
+	alice.process(second())
+	alice.process(load())
+	if alice.m.loadMore {
+		t.Fatal("the load of older messages ended, and the pane still waits for it")
+	}
+	for i := 0; !strings.Contains(alice.screen(), "#1 alice: message 1 ✓"); i++ {
+		if i == 10 {
+			t.Fatalf("10 PgUps did not reach the first message:\n%s", alice.screen())
+		}
+		alice.process(key("pgup"))
+		alice.idle(300 * time.Millisecond)
+	}
+}
