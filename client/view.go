@@ -42,12 +42,13 @@ type ConversationView struct {
 	needSync bool    // a resync was seen during a reload: reload again
 	// loadingMore counts the LoadMore calls under way. Meanwhile an
 	// edit, deletion or reaction of a message older than the loaded ones
-	// (which changes nothing loaded) is kept in olderEvs and applied
-	// again once a page is merged: the page may have been read before
-	// it. Past maxOlderEvents they are dropped, and olderLost reloads
-	// the view once the last LoadMore ends.
+	// (which changes nothing loaded) is kept in olderEvs (olderBytes of
+	// them, estimated) and applied again once a page is merged: the page
+	// may have been read before it. Past maxOlderBytes they are dropped,
+	// and olderLost reloads the view once the last LoadMore ends.
 	loadingMore int
 	olderEvs    []Event
+	olderBytes  int
 	olderLost   bool
 	onChange    func()
 	closed      bool
@@ -174,7 +175,7 @@ func (v *ConversationView) LoadMore(ctx context.Context) (int, error) {
 	}
 	v.loadingMore--
 	if v.loadingMore == 0 {
-		v.olderEvs = nil
+		v.olderEvs, v.olderBytes = nil, 0
 		if v.olderLost && !v.closed && !v.syncing {
 			v.olderLost = false
 			v.startSyncLocked()
@@ -188,10 +189,11 @@ func (v *ConversationView) LoadMore(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// maxOlderEvents bounds ConversationView.olderEvs: a LoadMore is one
-// request, bounded by its context, during which a few changes to older
-// messages come at most; a flood of them costs a reload, not memory.
-const maxOlderEvents = 1024
+// maxOlderBytes bounds ConversationView.olderEvs, in estimated bytes: a
+// LoadMore is one request, bounded by its context, during which a few
+// changes to older messages come at most; a flood of them costs a
+// reload, not memory.
+const maxOlderBytes = 1 << 20
 
 // keepOlderLocked keeps ev for the LoadMore calls under way when it
 // changes a message older than the loaded ones (see olderEvs).
@@ -200,26 +202,28 @@ func (v *ConversationView) keepOlderLocked(ev Event) {
 		return
 	}
 	var seq int64
+	size := 256 // the event's fixed fields
 	switch e := ev.(type) {
 	case MessageDeleted:
-		seq = e.Message.Seq
+		seq, size = e.Message.Seq, size+len(e.Message.Text)
 	case MessageEdited:
-		seq = e.Message.Seq
+		seq, size = e.Message.Seq, size+len(e.Message.Text)
 	case ReactionAdded:
-		seq = e.Seq
+		seq, size = e.Seq, size+len(e.Emoji)+len(e.UserName)
 	case ReactionRemoved:
-		seq = e.Seq
+		seq, size = e.Seq, size+len(e.Emoji)+len(e.UserName)
 	default:
 		return
 	}
 	if len(v.msgs) > 0 && seq >= v.msgs[0].Seq {
 		return
 	}
-	if len(v.olderEvs) >= maxOlderEvents {
+	if v.olderBytes+size > maxOlderBytes {
 		v.olderLost = true
 		return
 	}
 	v.olderEvs = append(v.olderEvs, ev)
+	v.olderBytes += size
 }
 
 // Close stops updating the view.

@@ -541,10 +541,25 @@ func (b *banList) add(id string) bool {
 // It runs on the broker's delivery goroutine and does not block.
 func (s *Server) usersChanged(us []parley.UserChange) {
 	for _, u := range us {
-		if u.Banned && s.svc.bans.add(u.ID) {
-			s.hub.closeUser(u.ID, protocol.CloseAuthRevoked, "access revoked")
-		}
-		s.svc.ensured.forget(u.ID)
+		s.userChanged(u)
+	}
+}
+
+// userChanged applies one changed user here, from a notice or the
+// store's log: their cached entry goes, and a ban closes their
+// connections.
+func (s *Server) userChanged(u parley.UserChange) {
+	if u.Banned {
+		s.banHere(u.ID)
+	}
+	s.svc.ensured.forget(u.ID)
+}
+
+// banHere records id as banned on this node and, if that is news, closes
+// their connections here with 4102.
+func (s *Server) banHere(id string) {
+	if s.svc.bans.add(id) {
+		s.hub.closeUser(id, protocol.CloseAuthRevoked, "access revoked")
 	}
 }
 
@@ -660,9 +675,7 @@ func (s *Server) readBans(ctx context.Context, ks parley.APIKeyStore) {
 		s.log.Warn("reading bans", "err", err)
 	}
 	for _, id := range ids {
-		if s.svc.bans.add(id) {
-			s.hub.closeUser(id, protocol.CloseAuthRevoked, "access revoked")
-		}
+		s.banHere(id)
 	}
 }
 
@@ -675,10 +688,7 @@ func (s *Server) readUserChanges(ctx context.Context, us *userSync) error {
 			return err
 		}
 		for _, c := range cs {
-			if c.Banned && s.svc.bans.add(c.ID) {
-				s.hub.closeUser(c.ID, protocol.CloseAuthRevoked, "access revoked")
-			}
-			s.svc.ensured.forget(c.ID)
+			s.userChanged(c.UserChange)
 			us.mark = c.Seq
 		}
 		if len(cs) < userSyncPage {

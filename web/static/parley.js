@@ -348,6 +348,11 @@ function parseSaved(o) {
  *   presence  {userId, online}
  *   unauthorized {code, reason} the token is no longer good: log in again
  */
+/** itemId is the client_id of an outbox item given as the item or as its id. */
+function itemId(item) {
+  return typeof item === 'string' ? item : item?.client_id;
+}
+
 export class Client {
   /**
    * @param {object} opts
@@ -1411,7 +1416,7 @@ export class Client {
    * after it.
    */
   editQueued(item, text) {
-    const clientId = typeof item === 'string' ? item : item.client_id;
+    const clientId = itemId(item);
     const conv = typeof item === 'string' ? this.outbox.find((i) => i.client_id === clientId)?.conversation_id : item.conversation_id;
     if (!conv) throw new ParleyError('not_found', 'That message is not in the outbox.');
     return this.queueEdit(conv, { message_client_id: clientId }, text);
@@ -1461,7 +1466,7 @@ export class Client {
    * app holds, and an id-only signature ignored it without a word.
    */
   retry(item) {
-    const clientId = typeof item === 'string' ? item : item?.client_id;
+    const clientId = itemId(item);
     const old = this.outbox.find((i) => i.client_id === clientId);
     if (!old) return;
     this.putItem({ ...old, status: 'pending', error: '', error_code: '', not_before: 0, tries: 0 });
@@ -1470,7 +1475,7 @@ export class Client {
 
   /** discard removes an item from the outbox (a failed one the user gives up on); item as for retry. */
   discard(item) {
-    const clientId = typeof item === 'string' ? item : item?.client_id;
+    const clientId = itemId(item);
     if (clientId) this.dropItem(clientId);
   }
 
