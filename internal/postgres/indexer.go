@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley"
 )
 
 // The search indexer (migration 00015).
@@ -48,9 +50,10 @@ const (
 	// minStepEvents and maxIndexWait: a pass after commits steps a shard
 	// once this many of its events wait, or once it has lagged this long
 	// (as this node saw it). A step costs PostgreSQL a transaction and
-	// six statements whatever it applies, and on a log of many shards
-	// each pass found a few dozen events per shard: on 16 shards the
-	// indexer's steps made most of PostgreSQL's CPU per message (h-shardcost,
+	// seven statements in three round trips whatever it applies (six in
+	// two before its words were split in Go, migration 00026), and on a
+	// log of many shards each pass found a few dozen events per shard: on
+	// 16 shards the indexer's steps made most of PostgreSQL's CPU per message (h-shardcost,
 	// docs/benchmarks.md "Write scaling cost per message"). Searches stay
 	// exact: they match the waiting events on their text.
 	minStepEvents = 256
@@ -112,10 +115,18 @@ const (
 	qUnindex = `DELETE FROM search_docs d USING messages m
 		WHERE ` + searchEvents + `'messageEdited', 'messageDeleted')))
 			AND d.search_key = m.search_key`
-	qIndex = `INSERT INTO search_docs (search_key, message_id, conversation_id, words)
-		SELECT m.search_key, m.id, m.conversation_id, to_tsvector('simple', m.text) FROM messages m
+	// qIndexTexts reads the texts of the messages to index as they are
+	// now; qIndex inserts their words, split in Go (searchDocs, an array
+	// per column: one statement for the whole step). A step holds its
+	// messages' words in memory at once: at most indexChunk of them, a
+	// few hundred KB for chat-sized texts (16 KB each at most,
+	// parley.MaxTextRunes).
+	qIndexTexts = `SELECT m.search_key, m.id, m.conversation_id, m.text FROM messages m
 		WHERE ` + searchEvents + `'newMessage', 'messageEdited', 'messageDeleted')))
 			AND m.deleted_at IS NULL AND m.text != ''`
+	qIndex = `INSERT INTO search_docs (search_key, message_id, conversation_id, words)
+		SELECT u.k, u.id, u.c, ` + searchDocWords + `
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u (k, id, c, w)`
 	// qUnindexUpsert deletes the rows of messages deleted (or edited to
 	// no text): only an edit or a delete can make them so; qIndexUpsert
 	// writes the words of the messages as they are now, over a row
@@ -139,6 +150,34 @@ const (
 	// With sequential scans off, every plan of a step looks up by key.
 	qStepSettings = `SELECT set_config('idle_in_transaction_session_timeout', $1, true), set_config('enable_seqscan', 'off', true)`
 )
+
+// searchDocWords is a search_docs row's words from its index text (w:
+// parley.SearchIndexText, keys joined by single spaces): each key a
+// lexeme as it is, never parsed again by PostgreSQL's text search parser
+// (migration 00026).
+const searchDocWords = `array_to_tsvector(string_to_array(u.w, ' '))`
+
+// searchDocs are the search_docs rows of an index step, a slice per
+// column (qIndex's arrays), words split in Go.
+type searchDocs struct {
+	keys       []int64
+	ids, convs []string
+	words      []string
+}
+
+// scan reads qIndexTexts' rows.
+func (d *searchDocs) scan(rows pgx.Rows) error {
+	var (
+		key            int64
+		id, conv, text string
+	)
+	_, err := pgx.ForEachRow(rows, []any{&key, &id, &conv, &text}, func() error {
+		d.keys, d.ids, d.convs = append(d.keys, key), append(d.ids, id), append(d.convs, conv)
+		d.words = append(d.words, parley.SearchIndexText(text))
+		return nil
+	})
+	return err
+}
 
 // indexer is a node's search indexer. Open starts its goroutine and
 // DB.Close stops it (close), after the batcher, so the last commits are
@@ -364,7 +403,15 @@ func (ix *indexer) stepWith(ctx context.Context, shard int, wait, upsert bool) (
 	}
 	b = &pgx.Batch{}
 	b.Queue(unindex, shard, pos, to)
-	b.Queue(index, shard, pos, to)
+	var docs searchDocs
+	b.Queue(qIndexTexts, shard, pos, to).Query(docs.scan)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return true, err
+	}
+	b = &pgx.Batch{}
+	if len(docs.keys) > 0 {
+		b.Queue(index, docs.keys, docs.ids, docs.convs, docs.words)
+	}
 	b.Queue(qMoveCursor, shard, to)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return true, err

@@ -17,11 +17,14 @@ import (
 //
 //   - indexed: search_docs rows of the user's conversations whose words
 //     match, the tail's messages left out, newest first, one page;
-//   - tail: the tail's messages of the user's conversations, not deleted,
-//     whose text matches as it is (tokenised here: at most about
-//     searchTail of them, indexer.catchUp);
+//   - tail: the tail's messages of the user's conversations, not deleted
+//     (at most about searchTail of them, indexer.catchUp), whatever their
+//     text: only Go splits words (parley.SearchIndexText), so
+//     sqlstore.Search checks each row's text as it reads them
+//     (SearchRecheck), newest first, and stops at a page of matches;
 //
-// and keeps the newest page of both. The statement is planned with its
+// newest first, with no LIMIT: the indexed part is a page at most per
+// branch, the tail is bounded by searchTail. The statement is planned with its
 // arguments each time (SearchOptions), so the planner sees the words and
 // the conversations and picks by the words' frequency (ANALYZE keeps the
 // most common words of search_docs.words): a rare word walks its GIN
@@ -32,8 +35,9 @@ import (
 // conversation of the user) has its own branch, gated on $2 alone, so a
 // plan has only the branch it needs.
 
-// searchWords is the tsquery of SearchMatch's first part.
-const searchWords = `to_tsquery('simple', split_part($2, '|', 1))`
+// searchWords is the tsquery of SearchMatch's first part, read as it is
+// (a cast, not to_tsquery: no parser splits or folds the terms again).
+const searchWords = `split_part($2, '|', 1)::tsquery`
 
 // searchIDs is SearchMatch's second part: the conversation ids, or "*".
 const searchIDs = `split_part($2, '|', 2)`
@@ -73,10 +77,14 @@ func (dialect) SearchFrom() (from, match string) {
 				WHERE m.deleted_at IS NULL AND m.search_key < $3
 					AND (m.conversation_id = ANY (string_to_array(` + searchIDs + `, ','))
 						OR (` + searchIDs + ` = '*' AND m.conversation_id IN ` + searchMember + `))
-					AND to_tsvector('simple', m.text) @@ ` + searchWords + `
-			) u ORDER BY u.key DESC LIMIT $4
+
+			) u ORDER BY u.key DESC
 		) top JOIN messages m ON m.id = top.id) m`, `TRUE`
 }
+
+// SearchRecheck implements sqlstore.SearchRechecker: the tail's
+// messages come whatever their text.
+func (dialect) SearchRecheck() bool { return true }
 
 // SearchKey: an identity column, growing with each message inserted.
 func (dialect) SearchKey() string { return `m.search_key` }
@@ -96,7 +104,8 @@ func (dialect) SearchOptions() []any { return []any{pgx.QueryExecModeExec} }
 func (e *engine) SyncSearch(ctx context.Context) error { return e.ix.catchUp(ctx) }
 
 // SearchMatch: "tsquery|ids" (see SearchFrom). The tsquery has each term
-// a quoted lexeme (terms hold only letters and digits), all of them
+// a quoted lexeme (terms hold only letters, digits and marks: no quote,
+// backslash or '|'), all of them
 // required, the last one a prefix with prefix. ids are convs, comma
 // separated (conversation ids are the server's UUIDs), or "*" for none:
 // every conversation the user is in.

@@ -92,8 +92,10 @@ const (
 	qSetIndexed = `UPDATE search_indexed SET upto = $1 WHERE id = 1`
 	// qIndexRange indexes the messages in (upto, to], as 00008's insert
 	// trigger did one by one: tombstones and empty texts are left out.
+	// The index holds the text's words as Go splits them (migration
+	// 00023, searchwords.go).
 	qIndexRange = `INSERT INTO messages_fts (rowid, text, conv)
-		SELECT rowid, text, 'c' || replace(conversation_id, '-', '') FROM messages
+		SELECT rowid, parley_search_text(text), 'c' || replace(conversation_id, '-', '') FROM messages
 		WHERE rowid > $1 AND rowid <= $2 AND deleted_at IS NULL AND text != ''`
 	// qMerge has FTS5 merge segments until about $1 pages are written, if
 	// a level holds 'usermerge' segments or a merge is under way; it
