@@ -346,6 +346,9 @@ func SearchWords(t *testing.T, s parley.Store, index func(t *testing.T)) {
 	tone := send(t, s, conv.ID, a, "\U0001f44d\U0001f3fdword")
 	mail := send(t, s, conv.ID, a, "mail bob.smith@example.com now")
 	url := send(t, s, conv.ID, a, "see https://parley.example/path/to?q=quokka")
+	// Two characters that are not ASCII and whose keys are: Kelvin
+	// (U+212A) and İ (U+0130, lower case i).
+	kelvin := send(t, s, conv.ID, a, "\u212aELVIN \u0130STANBUL")
 	index(t)
 	for _, tc := range []struct {
 		query string
@@ -368,6 +371,9 @@ func SearchWords(t *testing.T, s parley.Store, index func(t *testing.T)) {
 		{"https", []parley.Message{url}},
 		{"path quokka", []parley.Message{url}},
 		{"parley.example/pa*", []parley.Message{url}},
+		{"kelvin istanbul", []parley.Message{kelvin}},
+		{"KELV*", []parley.Message{kelvin}},
+		{"\u0130stanbul", []parley.Message{kelvin}},
 	} {
 		got := searchIDs(t, s, a, tc.query, conv.ID, 50)
 		if want := msgIDs(tc.want...); !slices.Equal(got, want) {
