@@ -6,7 +6,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/parleychat/parley"
@@ -87,17 +86,7 @@ func TestSearchWordsMigration(t *testing.T) {
 func TestSearchDocWords(t *testing.T) {
 	dsn := pgtest.Schema(t)
 	db := open(t, dsn)
-	a := mustUser(t, db, "docwords")
-	g := mustGroup(t, db, a.ID, "doc words")
-	texts := storetest.SearchTexts(200)
-	var ids []string
-	for _, text := range texts {
-		m, _, err := db.SendMessage(t.Context(), parley.NewMessage{ConversationID: g.ID, SenderID: a.ID, ClientID: uuid.NewString(), Type: parley.Text, Text: text})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, m.ID)
-	}
+	texts, ids := storetest.SendSearchTexts(t, db, 200)
 	postgres.IndexAll(t.Context(), db)
 	conn, err := pgx.Connect(t.Context(), dsn)
 	if err != nil {

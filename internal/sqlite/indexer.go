@@ -22,8 +22,9 @@ import (
 // messages wait; when no op came for indexIdle while some wait; at Close;
 // and when a search asks (SyncSearch), so a search sees every message
 // whose send returned. Edits and deletes of an indexed message change the
-// index in their own transaction (the trigger of 00016, which deletes the
-// old entry with the values it was indexed with), of one not indexed
+// index in their own transaction (the trigger of 00016, as 00023 made it,
+// which deletes the old entry with the values it was indexed with:
+// parley_search_text of the old text, searchwords.go), of one not indexed
 // yet they change nothing: it is indexed later with its text as it is
 // then. So a search never matches a tombstone or a text before its edit.
 

@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"database/sql"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -133,17 +132,7 @@ func TestSearchWordsMigration(t *testing.T) {
 func TestSearchIndexWords(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
 	db := open(t, path)
-	a, conv := lagUsers(t, db)
-	texts := storetest.SearchTexts(200)
-	var ids []string
-	for i, text := range texts {
-		m, _, err := db.SendMessage(t.Context(), parley.NewMessage{ConversationID: conv.ID, SenderID: a.ID,
-			ClientID: fmt.Sprint("w", i), Type: parley.Text, Text: text})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, m.ID)
-	}
+	texts, ids := storetest.SendSearchTexts(t, db, 200)
 	if err := db.Close(); err != nil { // indexes what waits
 		t.Fatal(err)
 	}

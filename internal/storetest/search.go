@@ -425,6 +425,18 @@ func SearchTexts(n int) []string {
 	return texts
 }
 
+// SendSearchTexts sends SearchTexts(n) to a new group of a new user and
+// returns the texts and their messages' ids, in order.
+func SendSearchTexts(t *testing.T, s parley.Store, n int) (texts, ids []string) {
+	a := newUser(t, s, "searchtexts")
+	g := newGroup(t, s, a, "search texts")
+	texts = SearchTexts(n)
+	for _, text := range texts {
+		ids = append(ids, send(t, s, g.ID, a, text).ID)
+	}
+	return texts, ids
+}
+
 // IndexKeys are the distinct keys of parley.SearchIndexText of text,
 // sorted.
 func IndexKeys(text string) []string {
