@@ -47,6 +47,13 @@ const (
 	// indexChunk bounds the events of one step, so the cursor row is
 	// never held for long.
 	indexChunk = 5000
+	// indexStepBytes bounds the words a step holds in memory (its
+	// messages' index texts, about their texts' size): a step whose
+	// words would pass it is tried again over a quarter of its events
+	// (step). Chat-sized texts never reach it (5000 of 100 bytes are
+	// 0.5 MB); 5000 texts of parley.MaxTextRunes one-letter words would
+	// hold 50 MB.
+	indexStepBytes = 4 << 20
 	// minStepEvents and maxIndexWait: a pass after commits steps a shard
 	// once this many of its events wait, or once it has lagged this long
 	// (as this node saw it). A step costs PostgreSQL a transaction and
@@ -118,9 +125,8 @@ const (
 	// qIndexTexts reads the texts of the messages to index as they are
 	// now; qIndex inserts their words, split in Go (searchDocs, an array
 	// per column: one statement for the whole step). A step holds its
-	// messages' words in memory at once: at most indexChunk of them, a
-	// few hundred KB for chat-sized texts (16 KB each at most,
-	// parley.MaxTextRunes).
+	// messages' words in memory at once: at most indexChunk of them, and
+	// at most indexStepBytes (step).
 	qIndexTexts = `SELECT m.search_key, m.id, m.conversation_id, m.text FROM messages m
 		WHERE ` + searchEvents + `'newMessage', 'messageEdited', 'messageDeleted')))
 			AND m.deleted_at IS NULL AND m.text != ''`
@@ -163,6 +169,7 @@ type searchDocs struct {
 	keys       []int64
 	ids, convs []string
 	words      []string
+	bytes      int // of words
 }
 
 // scan reads qIndexTexts' rows.
@@ -172,8 +179,12 @@ func (d *searchDocs) scan(rows pgx.Rows) error {
 		id, conv, text string
 	)
 	_, err := pgx.ForEachRow(rows, []any{&key, &id, &conv, &text}, func() error {
+		w := parley.SearchIndexText(text)
+		if d.bytes += len(w); d.bytes > indexStepBytes && len(d.keys) > 0 {
+			return errStepBytes
+		}
 		d.keys, d.ids, d.convs = append(d.keys, key), append(d.ids, id), append(d.convs, conv)
-		d.words = append(d.words, parley.SearchIndexText(text))
+		d.words = append(d.words, w)
 		return nil
 	})
 	return err
@@ -353,17 +364,30 @@ var errCursorHeld = errors.New("postgres: another node indexes this shard")
 // transaction of its own; more says events still wait. Without wait, a
 // cursor another node holds is skipped (more is set).
 func (ix *indexer) step(ctx context.Context, shard int, wait bool) (more bool, err error) {
-	more, err = ix.stepWith(ctx, shard, wait, false)
-	if isUniqueViolation(err) {
-		// A row written outside the indexer (see qIndex): again, over it.
-		more, err = ix.stepWith(ctx, shard, wait, true)
+	upsert, events := false, int64(indexChunk)
+	for {
+		more, err = ix.stepWith(ctx, shard, wait, upsert, events)
+		switch {
+		case errors.Is(err, errStepBytes) && events > 1:
+			// Large texts: fewer of them (one message's words fit).
+			events = max(1, events/4)
+		case isUniqueViolation(err) && !upsert:
+			// A row written outside the indexer (see qIndex): again, over it.
+			upsert = true
+		default:
+			return more, err
+		}
 	}
-	return more, err
 }
 
-// stepWith is step, writing the rows with qIndex, or with qIndexUpsert
-// over the rows already there when upsert is set.
-func (ix *indexer) stepWith(ctx context.Context, shard int, wait, upsert bool) (more bool, err error) {
+// errStepBytes is stepWith's answer when its messages' words would hold
+// more than indexStepBytes.
+var errStepBytes = errors.New("postgres: an index step's words pass its byte bound")
+
+// stepWith is step over at most events events, writing the rows with
+// qIndex, or with qIndexUpsert over the rows already there when upsert
+// is set.
+func (ix *indexer) stepWith(ctx context.Context, shard int, wait, upsert bool, events int64) (more bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, indexStepWait)
 	defer cancel()
 	tx, err := ix.pool.Begin(ctx)
@@ -393,7 +417,7 @@ func (ix *indexer) stepWith(ctx context.Context, shard int, wait, upsert bool) (
 	case err != nil:
 		return true, err
 	}
-	to := min(head, pos+indexChunk)
+	to := min(head, pos+events)
 	if to <= pos {
 		return false, nil
 	}
