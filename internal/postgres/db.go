@@ -145,7 +145,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, key int64) error {
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	return sqlstore.Migrate(ctx, "postgres", goose.DialectPostgres, db, migrations, goose.WithSessionLocker(locker))
+	// 00026 is in Go (searchwords.go): it splits the texts' words.
+	return sqlstore.Migrate(ctx, "postgres", goose.DialectPostgres, db, migrations, goose.WithSessionLocker(locker),
+		goose.WithGoMigrations(searchWordsMigration()))
 }
 
 // fillNameKeys runs sqlstore.FillNameKeys row by row. Nodes starting

@@ -61,3 +61,7 @@ func SearchLag(ctx context.Context, db *DB) (int64, error) {
 
 // DSN is the connection string db was opened with.
 func DSN(db *DB) string { return db.pool.Config().ConnString() }
+
+// IndexAll runs a pass of db's indexer as at close: every waiting event
+// of every shard is indexed (a chunk per shard: tests write fewer).
+func IndexAll(ctx context.Context, db *DB) { db.ix.pass(ctx, true) }

@@ -33,7 +33,7 @@ func MigrateDownTo(ctx context.Context, dsn string, version int64) error {
 	defer pool.Close()
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	return sqlstore.MigrateDownTo(ctx, "postgres", goose.DialectPostgres, db, migrations, version)
+	return sqlstore.MigrateDownTo(ctx, "postgres", goose.DialectPostgres, db, migrations, version, goose.WithGoMigrations(searchWordsMigration()))
 }
 
 // WriteShard runs fn as a write declared to take positions in shard alone

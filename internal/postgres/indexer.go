@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley"
 )
 
 // The search indexer (migration 00015).
@@ -45,12 +47,20 @@ const (
 	// indexChunk bounds the events of one step, so the cursor row is
 	// never held for long.
 	indexChunk = 5000
+	// indexStepBytes bounds the words a step holds in memory (its
+	// messages' index texts, about their texts' size): a step whose
+	// words would pass it is tried again over a quarter of its events
+	// (step). Chat-sized texts never reach it (5000 of 100 bytes are
+	// 0.5 MB); 5000 texts of parley.MaxTextRunes one-letter words would
+	// hold 50 MB.
+	indexStepBytes = 4 << 20
 	// minStepEvents and maxIndexWait: a pass after commits steps a shard
 	// once this many of its events wait, or once it has lagged this long
 	// (as this node saw it). A step costs PostgreSQL a transaction and
-	// six statements whatever it applies, and on a log of many shards
-	// each pass found a few dozen events per shard: on 16 shards the
-	// indexer's steps made most of PostgreSQL's CPU per message (h-shardcost,
+	// seven statements in three round trips whatever it applies (six in
+	// two before its words were split in Go, migration 00026), and on a
+	// log of many shards each pass found a few dozen events per shard: on
+	// 16 shards the indexer's steps made most of PostgreSQL's CPU per message (h-shardcost,
 	// docs/benchmarks.md "Write scaling cost per message"). Searches stay
 	// exact: they match the waiting events on their text.
 	minStepEvents = 256
@@ -112,10 +122,17 @@ const (
 	qUnindex = `DELETE FROM search_docs d USING messages m
 		WHERE ` + searchEvents + `'messageEdited', 'messageDeleted')))
 			AND d.search_key = m.search_key`
-	qIndex = `INSERT INTO search_docs (search_key, message_id, conversation_id, words)
-		SELECT m.search_key, m.id, m.conversation_id, to_tsvector('simple', m.text) FROM messages m
+	// qIndexTexts reads the texts of the messages to index as they are
+	// now; qIndex inserts their words, split in Go (searchDocs, an array
+	// per column: one statement for the whole step). A step holds its
+	// messages' words in memory at once: at most indexChunk of them, and
+	// at most indexStepBytes (step).
+	qIndexTexts = `SELECT m.search_key, m.id, m.conversation_id, m.text FROM messages m
 		WHERE ` + searchEvents + `'newMessage', 'messageEdited', 'messageDeleted')))
 			AND m.deleted_at IS NULL AND m.text != ''`
+	qIndex = `INSERT INTO search_docs (search_key, message_id, conversation_id, words)
+		SELECT u.k, u.id, u.c, ` + searchDocWords + `
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u (k, id, c, w)`
 	// qUnindexUpsert deletes the rows of messages deleted (or edited to
 	// no text): only an edit or a delete can make them so; qIndexUpsert
 	// writes the words of the messages as they are now, over a row
@@ -139,6 +156,39 @@ const (
 	// With sequential scans off, every plan of a step looks up by key.
 	qStepSettings = `SELECT set_config('idle_in_transaction_session_timeout', $1, true), set_config('enable_seqscan', 'off', true)`
 )
+
+// searchDocWords is a search_docs row's words from its index text (w:
+// parley.SearchIndexText, keys joined by single spaces): each key a
+// lexeme as it is, never parsed again by PostgreSQL's text search parser
+// (migration 00026).
+const searchDocWords = `array_to_tsvector(string_to_array(u.w, ' '))`
+
+// searchDocs are the search_docs rows of an index step, a slice per
+// column (qIndex's arrays), words split in Go.
+type searchDocs struct {
+	keys       []int64
+	ids, convs []string
+	words      []string
+	bytes      int // of words
+}
+
+// scan reads qIndexTexts' rows.
+func (d *searchDocs) scan(rows pgx.Rows) error {
+	var (
+		key            int64
+		id, conv, text string
+	)
+	_, err := pgx.ForEachRow(rows, []any{&key, &id, &conv, &text}, func() error {
+		w := parley.SearchIndexText(text)
+		if d.bytes += len(w); d.bytes > indexStepBytes && len(d.keys) > 0 {
+			return errStepBytes
+		}
+		d.keys, d.ids, d.convs = append(d.keys, key), append(d.ids, id), append(d.convs, conv)
+		d.words = append(d.words, w)
+		return nil
+	})
+	return err
+}
 
 // indexer is a node's search indexer. Open starts its goroutine and
 // DB.Close stops it (close), after the batcher, so the last commits are
@@ -314,17 +364,30 @@ var errCursorHeld = errors.New("postgres: another node indexes this shard")
 // transaction of its own; more says events still wait. Without wait, a
 // cursor another node holds is skipped (more is set).
 func (ix *indexer) step(ctx context.Context, shard int, wait bool) (more bool, err error) {
-	more, err = ix.stepWith(ctx, shard, wait, false)
-	if isUniqueViolation(err) {
-		// A row written outside the indexer (see qIndex): again, over it.
-		more, err = ix.stepWith(ctx, shard, wait, true)
+	upsert, events := false, int64(indexChunk)
+	for {
+		more, err = ix.stepWith(ctx, shard, wait, upsert, events)
+		switch {
+		case errors.Is(err, errStepBytes) && events > 1:
+			// Large texts: fewer of them (one message's words fit).
+			events = max(1, events/4)
+		case isUniqueViolation(err) && !upsert:
+			// A row written outside the indexer (see qIndex): again, over it.
+			upsert = true
+		default:
+			return more, err
+		}
 	}
-	return more, err
 }
 
-// stepWith is step, writing the rows with qIndex, or with qIndexUpsert
-// over the rows already there when upsert is set.
-func (ix *indexer) stepWith(ctx context.Context, shard int, wait, upsert bool) (more bool, err error) {
+// errStepBytes is stepWith's answer when its messages' words would hold
+// more than indexStepBytes.
+var errStepBytes = errors.New("postgres: an index step's words pass its byte bound")
+
+// stepWith is step over at most events events, writing the rows with
+// qIndex, or with qIndexUpsert over the rows already there when upsert
+// is set.
+func (ix *indexer) stepWith(ctx context.Context, shard int, wait, upsert bool, events int64) (more bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, indexStepWait)
 	defer cancel()
 	tx, err := ix.pool.Begin(ctx)
@@ -354,7 +417,7 @@ func (ix *indexer) stepWith(ctx context.Context, shard int, wait, upsert bool) (
 	case err != nil:
 		return true, err
 	}
-	to := min(head, pos+indexChunk)
+	to := min(head, pos+events)
 	if to <= pos {
 		return false, nil
 	}
@@ -364,7 +427,15 @@ func (ix *indexer) stepWith(ctx context.Context, shard int, wait, upsert bool) (
 	}
 	b = &pgx.Batch{}
 	b.Queue(unindex, shard, pos, to)
-	b.Queue(index, shard, pos, to)
+	var docs searchDocs
+	b.Queue(qIndexTexts, shard, pos, to).Query(docs.scan)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return true, err
+	}
+	b = &pgx.Batch{}
+	if len(docs.keys) > 0 {
+		b.Queue(index, docs.keys, docs.ids, docs.convs, docs.words)
+	}
 	b.Queue(qMoveCursor, shard, to)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return true, err

@@ -13,7 +13,8 @@ import (
 // once. Its unindexing statement (qUnindex) reads the step's edits and
 // deletes alone, in their partial index (migration 00021), where it read
 // every event of the step a first time in events_pkey, fetching each row
-// to test its type; and its indexing statement (qIndex) no longer sorts
+// to test its type; and its reading of the texts to index (qIndexTexts,
+// qIndex's SELECT before their words were split in Go) no longer sorts
 // or hashes the ids (no DISTINCT: m.id = ANY matches a row once). Both
 // plans are the generic ones a step's connection keeps (plan_cache_mode),
 // under the step's settings (qStepSettings). The edited and deleted
@@ -74,7 +75,7 @@ func TestIndexStepReadsEventsOnce(t *testing.T) {
 		t.Errorf("unindexing the %d events of a step read %v rows of events: want 2 (its edit and its delete)", head, n)
 	}
 	var plan []string
-	rows, err := tx.Query(ctx, "EXPLAIN "+qIndex, 0, 0, head)
+	rows, err := tx.Query(ctx, "EXPLAIN "+qIndexTexts, 0, 0, head)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,15 @@ import (
 //
 //   - indexed: search_docs rows of the user's conversations whose words
 //     match, the tail's messages left out, newest first, one page;
-//   - tail: the tail's messages of the user's conversations, not deleted,
-//     whose text matches as it is (tokenised here: at most about
-//     searchTail of them, indexer.catchUp);
+//   - tail: the tail's messages of the user's conversations, not deleted
+//     (at most about searchTail of them, indexer.catchUp), whose text
+//     holds the ASCII terms (searchTailText): only Go splits words
+//     (parley.SearchIndexText), so this keeps every match and some
+//     others, and sqlstore.Search checks each row's text as it reads them
+//     (SearchRecheck), newest first, and stops at a page of matches;
 //
-// and keeps the newest page of both. The statement is planned with its
+// newest first, with no LIMIT: the indexed part is a page at most per
+// branch, the tail is bounded by searchTail. The statement is planned with its
 // arguments each time (SearchOptions), so the planner sees the words and
 // the conversations and picks by the words' frequency (ANALYZE keeps the
 // most common words of search_docs.words): a rare word walks its GIN
@@ -32,11 +36,24 @@ import (
 // conversation of the user) has its own branch, gated on $2 alone, so a
 // plan has only the branch it needs.
 
-// searchWords is the tsquery of SearchMatch's first part.
-const searchWords = `to_tsquery('simple', split_part($2, '|', 1))`
+// searchWords is the tsquery of SearchMatch's first part, read as it is
+// (a cast, not to_tsquery: no parser splits or folds the terms again).
+const searchWords = `split_part($2, '|', 1)::tsquery`
 
 // searchIDs is SearchMatch's second part: the conversation ids, or "*".
 const searchIDs = `split_part($2, '|', 2)`
+
+// searchTailText is what a tail message's text must hold: every ASCII
+// term of SearchMatch's third part (comma separated, maybe none) as a
+// substring of the text with ASCII letters lower-cased, and the two
+// other characters whose key is ASCII, U+212A (Kelvin) and U+0130 (İ),
+// made k and i. A word whose key is ASCII is made of characters that
+// map one to one onto its key so (parley.SearchIndexText: per-rune lower
+// case, then NFC, which composes only into non-ASCII), so every text
+// that matches passes: the tail is narrowed in SQL, with translate, which
+// no locale changes, and checked exactly in Go (SearchRecheck).
+const searchTailText = `NOT EXISTS (SELECT 1 FROM unnest(string_to_array(NULLIF(split_part($2, '|', 3), ''), ',')) t
+						WHERE strpos(translate(m.text, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ` + "\u212a\u0130" + `', 'abcdefghijklmnopqrstuvwxyzki'), t) = 0)`
 
 // searchIndexed is one branch of the indexed part: cond picks the
 // conversations of d.
@@ -73,10 +90,15 @@ func (dialect) SearchFrom() (from, match string) {
 				WHERE m.deleted_at IS NULL AND m.search_key < $3
 					AND (m.conversation_id = ANY (string_to_array(` + searchIDs + `, ','))
 						OR (` + searchIDs + ` = '*' AND m.conversation_id IN ` + searchMember + `))
-					AND to_tsvector('simple', m.text) @@ ` + searchWords + `
-			) u ORDER BY u.key DESC LIMIT $4
+					AND ` + searchTailText + `
+
+			) u ORDER BY u.key DESC
 		) top JOIN messages m ON m.id = top.id) m`, `TRUE`
 }
+
+// SearchRecheck implements sqlstore.SearchRechecker: the tail's
+// messages come whatever their text.
+func (dialect) SearchRecheck() bool { return true }
 
 // SearchKey: an identity column, growing with each message inserted.
 func (dialect) SearchKey() string { return `m.search_key` }
@@ -95,11 +117,13 @@ func (dialect) SearchOptions() []any { return []any{pgx.QueryExecModeExec} }
 // searchTail events wait for the index, it has them indexed first.
 func (e *engine) SyncSearch(ctx context.Context) error { return e.ix.catchUp(ctx) }
 
-// SearchMatch: "tsquery|ids" (see SearchFrom). The tsquery has each term
-// a quoted lexeme (terms hold only letters and digits), all of them
+// SearchMatch: "tsquery|ids|ascii" (see SearchFrom). The tsquery has each term
+// a quoted lexeme (terms hold only letters, digits and marks: no quote,
+// backslash or '|'), all of them
 // required, the last one a prefix with prefix. ids are convs, comma
 // separated (conversation ids are the server's UUIDs), or "*" for none:
-// every conversation the user is in.
+// every conversation the user is in. ascii are the terms of ASCII
+// letters and digits alone, comma separated (searchTailText).
 func (dialect) SearchMatch(terms, convs []string, prefix bool) string {
 	var b strings.Builder
 	for i, t := range terms {
@@ -116,13 +140,29 @@ func (dialect) SearchMatch(terms, convs []string, prefix bool) string {
 		// Every conversation (an id that is not the server's cannot be
 		// listed so).
 		b.WriteByte('*')
-		return b.String()
+	} else {
+		b.WriteString(strings.Join(convs, ","))
 	}
-	for i, c := range convs {
-		if i > 0 {
-			b.WriteByte(',')
+	b.WriteByte('|')
+	n := 0
+	for _, t := range terms {
+		if isASCIIWord(t) {
+			if n > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(t)
+			n++
 		}
-		b.WriteString(c)
 	}
 	return b.String()
+}
+
+// isASCIIWord says t is ASCII lower-case letters and digits alone.
+func isASCIIWord(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return t != ""
 }

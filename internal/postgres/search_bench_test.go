@@ -117,7 +117,9 @@ func buildPGSearchCorpus(b *testing.B, schema, dsn string, n int) {
 	for _, q := range []string{
 		`UPDATE conversations c SET last_seq = s.seq FROM unnest($1::text[], $2::bigint[]) AS s(id, seq) WHERE c.id = s.id`,
 		// Messages written without events: the indexer would not see
-		// them (migration 00015).
+		// them (migration 00015). The corpus's words are ASCII letters
+		// separated by spaces: to_tsvector's lexemes are
+		// parley.SearchIndexText's keys (migration 00026).
 		`INSERT INTO search_docs (search_key, message_id, conversation_id, words)
 			SELECT search_key, id, conversation_id, to_tsvector('simple', text) FROM messages WHERE deleted_at IS NULL AND text != ''`,
 		`VACUUM ANALYZE messages, members, conversations, users, search_docs`,

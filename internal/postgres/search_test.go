@@ -1,11 +1,17 @@
 package postgres_test
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/internal/postgres"
 	"github.com/parleychat/parley/internal/postgres/pgtest"
+	"github.com/parleychat/parley/internal/storetest"
 )
 
 // TestSearchManyConversations: a user in more conversations than a
@@ -44,6 +50,58 @@ func TestSearchManyConversations(t *testing.T) {
 		}
 		if len(p.Results) != 1 || p.Results[0].Message.ID != m.ID {
 			t.Errorf("search as %s: %+v, want only %s", u.Name, p.Results, m.ID)
+		}
+	}
+}
+
+// TestSearchWordsIndexed: storetest.SearchWords with its messages in
+// search_docs (the conformance suite's searches match them in the tail).
+func TestSearchWordsIndexed(t *testing.T) {
+	db := open(t, pgtest.Schema(t))
+	storetest.SearchWords(t, db, func(t *testing.T) { postgres.IndexAll(t.Context(), db) })
+}
+
+// TestSearchWordsMigration: see storetest.SearchWordsMigration (migration
+// 00026). Before it, search_docs held to_tsvector's words: the address
+// as one lexeme.
+func TestSearchWordsMigration(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	storetest.SearchWordsMigration(t, func(t *testing.T) parley.Store { return open(t, dsn) },
+		func(t *testing.T, s parley.Store) { postgres.IndexAll(t.Context(), s.(*postgres.DB)) },
+		func(t *testing.T) {
+			if err := postgres.MigrateDownTo(t.Context(), dsn, 25); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := queryRow(t, dsn, `SELECT count(*) FROM search_docs WHERE words @@ 'smith'::tsquery`).Scan(&n); err != nil || n != 0 {
+				t.Fatalf("at 00025: %d rows hold the word smith (%v), want 0 (to_tsvector's words)", n, err)
+			}
+		})
+}
+
+// TestSearchDocWords: the lexemes search_docs holds for a message are
+// exactly the distinct keys of parley.SearchIndexText of its text, for
+// texts made of what splits words differently (storetest.SearchTexts):
+// array_to_tsvector takes each key as it is.
+func TestSearchDocWords(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	db := open(t, dsn)
+	texts, ids := storetest.SendSearchTexts(t, db, 200)
+	postgres.IndexAll(t.Context(), db)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for i, id := range ids {
+		var got []string
+		if err := conn.QueryRow(t.Context(), `SELECT tsvector_to_array(words) FROM search_docs WHERE message_id = $1`, id).Scan(&got); err != nil {
+			t.Fatalf("%q: %v", texts[i], err)
+		}
+		want := storetest.IndexKeys(texts[i])
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%q: lexemes %q, want %q", texts[i], got, want)
 		}
 	}
 }

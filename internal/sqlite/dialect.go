@@ -126,8 +126,8 @@ func (dialect) SearchFrom() (from, match string) {
 // needs no sort.
 func (dialect) SearchKey() string { return `f.rowid` }
 
-// SearchMatch: each term a quoted FTS5 string (terms hold only letters
-// and digits), all of them required in the text column, the last one a
+// SearchMatch: each term a quoted FTS5 string (terms hold only letters,
+// digits and marks: no quote; the ascii tokenizer keeps each whole), all of them required in the text column, the last one a
 // prefix with prefix; with convs, only messages whose conv token is one
 // of theirs.
 func (dialect) SearchMatch(terms, convs []string, prefix bool) string {

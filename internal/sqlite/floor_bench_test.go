@@ -85,7 +85,7 @@ func benchSchemaFloor(b *testing.B, level string) {
 	readSQL := multiRow{`UPDATE members SET read_seq = max(members.read_seq, v.column3), wrote = 1 FROM (VALUES `, "(?,?,?)",
 		`) AS v WHERE members.conversation_id = v.column1 AND members.user_id = v.column2 AND members.left_pos IS NULL`}
 	const ftsSQL = `INSERT INTO messages_fts (rowid, text, conv)
-		SELECT rowid, text, 'c' || replace(conversation_id, '-', '') FROM messages WHERE rowid > ?`
+		SELECT rowid, parley_search_text(text), 'c' || replace(conversation_id, '-', '') FROM messages WHERE rowid > ?`
 
 	var seq, pos, at, lastRow int64
 	// Positions go on from the events of the set-up (the groups').

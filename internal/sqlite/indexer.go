@@ -22,8 +22,9 @@ import (
 // messages wait; when no op came for indexIdle while some wait; at Close;
 // and when a search asks (SyncSearch), so a search sees every message
 // whose send returned. Edits and deletes of an indexed message change the
-// index in their own transaction (the trigger of 00016, which deletes the
-// old entry with the values it was indexed with), of one not indexed
+// index in their own transaction (the trigger of 00016, as 00023 made it,
+// which deletes the old entry with the values it was indexed with:
+// parley_search_text of the old text, searchwords.go), of one not indexed
 // yet they change nothing: it is indexed later with its text as it is
 // then. So a search never matches a tombstone or a text before its edit.
 
@@ -92,8 +93,10 @@ const (
 	qSetIndexed = `UPDATE search_indexed SET upto = $1 WHERE id = 1`
 	// qIndexRange indexes the messages in (upto, to], as 00008's insert
 	// trigger did one by one: tombstones and empty texts are left out.
+	// The index holds the text's words as Go splits them (migration
+	// 00023, searchwords.go).
 	qIndexRange = `INSERT INTO messages_fts (rowid, text, conv)
-		SELECT rowid, text, 'c' || replace(conversation_id, '-', '') FROM messages
+		SELECT rowid, parley_search_text(text), 'c' || replace(conversation_id, '-', '') FROM messages
 		WHERE rowid > $1 AND rowid <= $2 AND deleted_at IS NULL AND text != ''`
 	// qMerge has FTS5 merge segments until about $1 pages are written, if
 	// a level holds 'usermerge' segments or a merge is under way; it

@@ -75,6 +75,10 @@ func TestNoForeignKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	noKeys(t, path, "at 00017")
+	// The indexes and triggers of today's schema, which the upgrade below
+	// must give back: 00017 keeps 00016's, and later migrations change
+	// some (00023 the full-text trigger) the same on both ways.
+	schema := fileStrings(t, path, qSchemaOf)
 
 	if err := sqlite.MigrateDownTo(ctx, path, 16); err != nil {
 		t.Fatal(err)
@@ -87,7 +91,6 @@ func TestNoForeignKeys(t *testing.T) {
 	}
 	before := fileRows(t, path, `SELECT * FROM events ORDER BY id`)
 	msgs := fileRows(t, path, `SELECT rowid, * FROM messages ORDER BY rowid`)
-	schema := fileStrings(t, path, qSchemaOf)
 	if len(before) < 45 {
 		t.Fatalf("at 00016: %d events, want the sends' and the others'", len(before))
 	}

@@ -1,12 +1,15 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/sqlite"
+	"github.com/parleychat/parley/internal/storetest"
 )
 
 // TestSearchIndexMigration: migration 00016 rebuilds the index without
@@ -102,5 +105,66 @@ func TestSearchMergeMigration(t *testing.T) {
 	reopen()
 	if got := automerge(); got != 0 {
 		t.Fatalf("after 00018 again: automerge %d, want 0", got)
+	}
+}
+
+// TestSearchWordsMigration: see storetest.SearchWordsMigration (migration
+// 00023). Before it, unicode61 (Unicode 6.1) made "word🏳" and "🏽word"
+// tokens of their own: no entry held the word "word".
+func TestSearchWordsMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	storetest.SearchWordsMigration(t, func(t *testing.T) parley.Store { return open(t, path) },
+		func(*testing.T, parley.Store) {}, // Close indexes what waits
+		func(t *testing.T) {
+			if err := sqlite.MigrateDownTo(t.Context(), path, 22); err != nil {
+				t.Fatal(err)
+			}
+			if n := fileInt(t, path, `SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'text : "word"'`); n != 0 {
+				t.Fatalf("at 00022: %d entries hold the word \"word\", want 0 (unicode61's tokens)", n)
+			}
+		})
+}
+
+// TestSearchIndexWords: the terms FTS5 holds for a message are exactly
+// the keys of parley.SearchIndexText of its text, for texts made of what
+// splits words differently (storetest.SearchTexts): the ascii tokenizer
+// cuts none of them.
+func TestSearchIndexWords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db := open(t, path)
+	texts, ids := storetest.SendSearchTexts(t, db, 200)
+	if err := db.Close(); err != nil { // indexes what waits
+		t.Fatal(err)
+	}
+	c, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetMaxOpenConns(1) // the temp table is the connection's
+	if _, err := c.ExecContext(t.Context(), `CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, messages_fts, instance)`); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		rows, err := c.QueryContext(t.Context(), `SELECT v.term FROM temp.vocab v JOIN messages m ON m.rowid = v.doc
+			WHERE m.id = $1 AND v.col = 'text' ORDER BY v.offset`, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var term string
+			if err := rows.Scan(&term); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, term)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		if want := strings.Fields(parley.SearchIndexText(texts[i])); !slices.Equal(got, want) {
+			t.Errorf("%q: terms %q, want %q", texts[i], got, want)
+		}
 	}
 }

@@ -116,7 +116,7 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 		// gets nothing into the query language either.
 		for _, r := range t {
 			if !parley.IsSearchWordRune(r) {
-				return parley.SearchPage{}, invalidf("a search term holds only letters and digits")
+				return parley.SearchPage{}, invalidf("a search term holds only letters, digits and marks")
 			}
 		}
 		if t == "" || len(t) > parley.MaxSearchTermBytes {
@@ -139,11 +139,18 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 	if sq.ConversationID != "" {
 		conv = ` AND m.conversation_id = $5`
 	}
+	// A dialect whose statement may return messages that do not match
+	// (SearchRechecker) gets no LIMIT: the rows are read, newest first,
+	// until a page of them matches.
+	limitSQL := ` LIMIT $4 + 0`
+	if r, ok := s.d.(SearchRechecker); ok && r.SearchRecheck() {
+		limitSQL = ""
+	}
 	sqlText := func(hidden string) string {
 		return `SELECT ` + messageCols + `, ` + key + ` FROM ` + from + ` ` + messageJoinsFor + `$1
 		JOIN members mb ON mb.conversation_id = m.conversation_id AND mb.user_id = $1 AND mb.left_pos IS NULL
 		WHERE ` + match + ` AND m.deleted_at IS NULL AND ` + key + ` < $3` + conv + hidden + `
-		ORDER BY ` + key + ` DESC LIMIT $4 + 0`
+		ORDER BY ` + key + ` DESC` + limitSQL
 	}
 	if err := s.syncSearch(ctx); err != nil {
 		return parley.SearchPage{}, err
@@ -180,20 +187,32 @@ func (s *Store) Search(ctx context.Context, userID string, sq parley.SearchQuery
 			return err
 		}
 		rows, err := q.Query(ctx, sqlText(hidden), args...)
-		page.Results, err = scanAll(query(rows, err), func(r Row) (parley.SearchResult, error) {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		page.Results = []parley.SearchResult{}
+		for len(page.Results) <= limit && rows.Next() {
 			var (
 				m   msgRow
 				k   int64
 				buf [msgCols + 1]any
 			)
-			if err := r.Scan(append(m.appendDest(s.d, buf[:0]), &k)...); err != nil {
-				return parley.SearchResult{}, err
+			if err := rows.Scan(append(m.appendDest(s.d, buf[:0]), &k)...); err != nil {
+				return err
 			}
 			msg := m.message()
-			return parley.SearchResult{Message: *msg, Highlight: parley.Highlight(msg.Text, sq.Terms, sq.Prefix),
-				Cursor: encodeCursor("s" + strconv.FormatInt(k, 10))}, nil
-		})
-		return err
+			// The index and this check split words by one rule
+			// (parley.SearchIndexText): a row the index matched always
+			// passes; a SearchRechecker's others are left out here.
+			parts, ok := parley.SearchMatch(msg.Text, sq.Terms, sq.Prefix)
+			if !ok {
+				continue
+			}
+			page.Results = append(page.Results, parley.SearchResult{Message: *msg, Highlight: parts,
+				Cursor: encodeCursor("s" + strconv.FormatInt(k, 10))})
+		}
+		return rows.Err()
 	})
 	if err != nil {
 		return parley.SearchPage{}, s.wrapInternal(err)

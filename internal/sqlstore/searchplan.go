@@ -12,3 +12,12 @@ func (s *Store) searchArgs(args ...any) []any {
 	}
 	return args
 }
+
+// SearchRechecker is a Dialect whose search statement (SearchFrom,
+// SearchMatch) may also return messages that do not match when
+// SearchRecheck says so (PostgreSQL: those not indexed yet, whose words
+// only Go can split): Search then reads its rows without a LIMIT, newest
+// first, checks each with parley.SearchMatch and stops at a page of
+// matches. Other dialects' statements match exactly (Search checks their
+// rows too, which all pass) and are cut at a page by a LIMIT.
+type SearchRechecker interface{ SearchRecheck() bool }

@@ -119,3 +119,36 @@ func ReactionMessageMigration(t *testing.T, open func(t *testing.T) parley.Store
 		t.Errorf("b replays reactions on %v, want %v", got, want)
 	}
 }
+
+// SearchWordsMigration checks the migration that re-indexes the
+// messages with the words Go splits (parley.SearchIndexText: SQLite's
+// 00023, PostgreSQL's 00026): messages whose words the engines' own
+// tokenizers found otherwise (a word against an emoji newer than SQLite's
+// Unicode 6.1, the parts of an e-mail address PostgreSQL's parser kept
+// whole) are sent and indexed (index), the database is taken back to
+// before the migration (downBefore: the index as the engine's tokenizer
+// made it), and the store opened again migrates: every word is found.
+//
+// open must open the same database every time; the store it returns is
+// closed by this function.
+func SearchWordsMigration(t *testing.T, open func(t *testing.T) parley.Store, index func(t *testing.T, s parley.Store), downBefore func(t *testing.T)) {
+	s := open(t)
+	a := newUser(t, s, "srchmig")
+	conv := newGroup(t, s, a, "search migration")
+	flag := send(t, s, conv.ID, a, "word\U0001f3f3")
+	tone := send(t, s, conv.ID, a, "\U0001f44d\U0001f3fdword")
+	mail := send(t, s, conv.ID, a, "mail bob.smith@example.com")
+	index(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	downBefore(t)
+
+	s = open(t)
+	defer s.Close()
+	for query, want := range map[string][]string{"word": msgIDs(tone, flag), "smith": msgIDs(mail), "bob": msgIDs(mail), "exam*": msgIDs(mail)} {
+		if got := searchIDs(t, s, a, query, conv.ID, 50); !slices.Equal(got, want) {
+			t.Errorf("after the migration: search %q finds %v, want %v", query, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -317,4 +318,129 @@ func testSearch(t *testing.T, s parley.Store) {
 	if got, want := searchIDs(t, s, e, w3, "", 50), newest(many...); !slices.Equal(got, want) {
 		t.Errorf("a user in %d groups finds %d messages, want %d", len(many), len(got), len(want))
 	}
+}
+
+// testSearchWords: both stores split a message's text into words by the
+// query's rule (parley.SearchIndexText, docs/protocol.md "search"):
+// combining marks belong to the word they follow (Devanagari, a
+// decomposed accent, which matches the precomposed one), emoji and their
+// parts (keycap, presentation selector, flag, skin tone) separate words,
+// and the parts of e-mail addresses and URLs are words; the last word a
+// prefix across them; an edit of such a text re-indexes it.
+func testSearchWords(t *testing.T, s parley.Store) { SearchWords(t, s, nil) }
+
+// SearchWords is testSearchWords with index (nil: none) called before
+// each round of searches: a store's test has the messages indexed there,
+// so the searches read its index rather than what waits for it.
+func SearchWords(t *testing.T, s parley.Store, index func(t *testing.T)) {
+	if index == nil {
+		index = func(*testing.T) {}
+	}
+	a := newUser(t, s, "srchwa")
+	conv := newGroup(t, s, a, "search words")
+	hindi := send(t, s, conv.ID, a, "नमस्ते दुनिया")
+	decomposed := send(t, s, conv.ID, a, "un cafe\u0301 noir")
+	composed := send(t, s, conv.ID, a, "un café crème")
+	keycap := send(t, s, conv.ID, a, "1\ufe0f\u20e3word")
+	flag := send(t, s, conv.ID, a, "word\U0001f3f3")
+	tone := send(t, s, conv.ID, a, "\U0001f44d\U0001f3fdword")
+	mail := send(t, s, conv.ID, a, "mail bob.smith@example.com now")
+	url := send(t, s, conv.ID, a, "see https://parley.example/path/to?q=quokka")
+	// Two characters that are not ASCII and whose keys are: Kelvin
+	// (U+212A) and İ (U+0130, lower case i).
+	kelvin := send(t, s, conv.ID, a, "\u212aELVIN \u0130STANBUL")
+	index(t)
+	for _, tc := range []struct {
+		query string
+		want  []parley.Message // newest first
+	}{
+		{"नमस्ते", []parley.Message{hindi}},
+		{"दुनिया", []parley.Message{hindi}},
+		{"नमस*", []parley.Message{hindi}},
+		{"café", []parley.Message{composed, decomposed}},
+		{"CAFE\u0301", []parley.Message{composed, decomposed}},
+		{"caf*", []parley.Message{composed, decomposed}},
+		{"cafe", nil}, // accents count
+		{"word", []parley.Message{tone, flag, keycap}},
+		{"WOR*", []parley.Message{tone, flag, keycap}},
+		{"1\ufe0f\u20e3", []parley.Message{keycap}},
+		{"smith", []parley.Message{mail}},
+		{"bob.smith@example.com", []parley.Message{mail}},
+		{"example", []parley.Message{url, mail}},
+		{"exam*", []parley.Message{url, mail}},
+		{"https", []parley.Message{url}},
+		{"path quokka", []parley.Message{url}},
+		{"parley.example/pa*", []parley.Message{url}},
+		{"kelvin istanbul", []parley.Message{kelvin}},
+		{"KELV*", []parley.Message{kelvin}},
+		{"\u0130stanbul", []parley.Message{kelvin}},
+	} {
+		got := searchIDs(t, s, a, tc.query, conv.ID, 50)
+		if want := msgIDs(tc.want...); !slices.Equal(got, want) {
+			t.Errorf("search %q finds %v, want %v", tc.query, got, want)
+		}
+	}
+	// The highlight is the text's own word, marks and all.
+	p, err := search(t, s, a, "नमस्ते", conv.ID, "", 1)
+	if err != nil || len(p.Results) != 1 || !slices.Equal(p.Results[0].Highlight, []parley.HighlightPart{{Text: "नमस्ते", Match: true}, {Text: " दुनिया"}}) {
+		t.Errorf("highlight: %+v, %v", p, err)
+	}
+	// An edit takes the old words out of the index (each engine deletes
+	// what it indexed) and puts the new ones in.
+	if _, _, err := edit(t, s, a, hindi, clientID(), "नमस्कार"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := edit(t, s, a, flag, clientID(), "other\U0001f3f3"); err != nil {
+		t.Fatal(err)
+	}
+	index(t)
+	for query, want := range map[string][]parley.Message{"नमस्ते": nil, "नमस्कार": {hindi}, "नमस*": {hindi},
+		"word": {tone, keycap}, "other": {flag}} {
+		if got := searchIDs(t, s, a, query, conv.ID, 50); !slices.Equal(got, msgIDs(want...)) {
+			t.Errorf("after the edits: search %q finds %v, want %v", query, got, msgIDs(want...))
+		}
+	}
+}
+
+// searchPieces are what texts of SearchTexts are made of: words of
+// several scripts and cases, combining marks, emoji and their parts,
+// e-mail and URL punctuation, spaces.
+var searchPieces = []string{"word", "Quokka", "नमस्ते", "e\u0301", "É", "日本語", "42", "x1", "\u0301", "\ufe0f", "\u20e3", "\u200d",
+	"\U0001f3f3", "\U0001f44d", "\U0001f3fd", "\U000e0067", "@", ".", "/", ":", "?", "=", "-", "_", "'", " ", " ", "\t", "\u00a0", "İ", "\u212a", "ß"}
+
+// SearchTexts returns n texts made of searchPieces (1 to 12 of them,
+// drawn by a fixed seed), none of them empty.
+func SearchTexts(n int) []string {
+	rng := rand.New(rand.NewPCG(14, 23))
+	texts := make([]string, 0, n)
+	for len(texts) < n {
+		var b strings.Builder
+		for range 1 + rng.IntN(12) {
+			b.WriteString(searchPieces[rng.IntN(len(searchPieces))])
+		}
+		if strings.TrimSpace(b.String()) != "" {
+			texts = append(texts, b.String())
+		}
+	}
+	return texts
+}
+
+// SendSearchTexts sends SearchTexts(n) to a new group of a new user and
+// returns the texts and their messages' ids, in order.
+func SendSearchTexts(t *testing.T, s parley.Store, n int) (texts, ids []string) {
+	a := newUser(t, s, "searchtexts")
+	g := newGroup(t, s, a, "search texts")
+	texts = SearchTexts(n)
+	for _, text := range texts {
+		ids = append(ids, send(t, s, g.ID, a, text).ID)
+	}
+	return texts, ids
+}
+
+// IndexKeys are the distinct keys of parley.SearchIndexText of text,
+// sorted.
+func IndexKeys(text string) []string {
+	keys := strings.Fields(parley.SearchIndexText(text))
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }

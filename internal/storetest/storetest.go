@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"UnstorableText", testUnstorableText},
 		{"Mentions", testMentions},
 		{"Search", testSearch},
+		{"SearchWords", testSearchWords},
 		{"SearchFresh", testSearchFresh},
 		{"MarkRead", testMarkRead},
 		{"Unread", testUnread},
