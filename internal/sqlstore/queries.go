@@ -259,6 +259,17 @@ const (
 	qAttachmentInfo = `SELECT a.id, a.content_type, a.size, a.width, a.height, a.name,
 		CASE WHEN NOT CAST($1 AS BOOLEAN) THEN a.size WHEN a.name = '' THEN COALESCE(octet_length(a.thumb), a.size) ELSE 0 END
 		FROM attachments a` + attachmentAccess
+	// $5 bytes of what qAttachmentData reads from byte $4 (1 the first),
+	// to the same users: a download reads its attachment a chunk at a
+	// time. substr of a column, not of the CASE's value, so that
+	// PostgreSQL fetches the slice alone: of data stored EXTERNAL
+	// (migration 00027) only the TOAST chunks it spans. SQLite has no
+	// such path in SQL: it reads the whole blob into its own memory to
+	// slice it, each chunk again (docs/deploy.md, --download-budget-mib;
+	// the driver has no incremental blob I/O).
+	qAttachmentRead = `SELECT CASE WHEN NOT CAST($1 AS BOOLEAN) THEN substr(a.data, $4, $5)
+		WHEN a.name = '' THEN COALESCE(substr(a.thumb, $4, $5), substr(a.data, $4, $5)) END
+		FROM attachments a` + attachmentAccess
 )
 
 // attachmentAccess is who may read attachment $2 ($3 the reader), for
