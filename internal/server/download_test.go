@@ -160,7 +160,7 @@ func TestRevalidationReadsNothing(t *testing.T) {
 	var reads atomic.Int64
 	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
 		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
-		return readCountingStore{db, &reads}, err
+		return readCountingStore{Store: db, reads: &reads}, err
 	}))
 	alice := srv.Token(t, "alice", "Alice")
 	data := make([]byte, 300<<10)
