@@ -553,8 +553,14 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 				// RFC 9110 14.2: a Range of a unit the server does not
 				// know is ignored (ServeContent answered 416).
 				r.Header.Del("Range")
-			case strings.Count(rg, ",") >= MaxRanges:
-				r.Header.Del("Range") // RFC 9110 14.2: a server may ignore a Range
+			case rangeCount(spec) > MaxRanges:
+				// Refused (416) as RFC 9110 15.5.17 allows for an
+				// excessive request of small ranges, whether well
+				// formed or not: one that ServeContent finds malformed,
+				// so that the conditions that come first (If-Match's
+				// 412, If-None-Match's 304, a failed If-Range's 200)
+				// still do, as for any malformed Range.
+				r.Header.Set("Range", "bytes=too-many-ranges")
 			case unit != "bytes":
 				// Units are case-insensitive; ServeContent knows
 				// "bytes=" alone.
@@ -567,11 +573,24 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 		// once the headers went out (access was checked just before)
 		// can only cut the answer short: its Content-Length tells the
 		// client.
-		http.ServeContent(sizedRangeErrors{w, n}, r, "", time.Time{}, body)
+		http.ServeContent(downloadWriter{w, n}, r, "", time.Time{}, body)
 		if body.err != nil && r.Context().Err() == nil {
 			s.log.Warn("reading an attachment being served", "attachment", id, "err", body.err)
 		}
 	}
+}
+
+// rangeCount is how many ranges a Range's ranges-specifier (after
+// "bytes=") names: its parts that are not empty, as ServeContent counts
+// them.
+func rangeCount(spec string) int {
+	n := 0
+	for part := range strings.SplitSeq(spec, ",") {
+		if strings.TrimSpace(part) != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // smallRead is io.Copy's buffer: ServeContent sends each range with
@@ -662,30 +681,42 @@ func (l *attachmentReader) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-// sizedRangeErrors gives every 416 the attachment's size in
-// Content-Range (bytes */size), as docs/protocol.md promises:
-// ServeContent sets it for a range past the end, not for a malformed one.
-type sizedRangeErrors struct {
+// downloadWriter is the http.ResponseWriter ServeContent answers a
+// download with. Every 416 gets the attachment's size in Content-Range
+// (bytes */size), as docs/protocol.md promises: ServeContent sets it
+// for a range past the end, not for a malformed one. And an error
+// answer (412, 416) goes without the headers set for the attachment's
+// bytes: Cache-Control (its "immutable" is the bytes' promise, not an
+// error's), ETag and Content-Disposition (an error's text is no file).
+// A 304 keeps them: RFC 9110 15.4.5 wants the Cache-Control and ETag a
+// 200 would carry.
+type downloadWriter struct {
 	http.ResponseWriter
 	size int64
 }
 
-func (w sizedRangeErrors) WriteHeader(code int) {
-	if code == http.StatusRequestedRangeNotSatisfiable && w.Header().Get("Content-Range") == "" {
-		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(w.size, 10))
+func (w downloadWriter) WriteHeader(code int) {
+	h := w.Header()
+	if code >= 400 {
+		h.Del("Cache-Control")
+		h.Del("ETag")
+		h.Del("Content-Disposition")
+	}
+	if code == http.StatusRequestedRangeNotSatisfiable && h.Get("Content-Range") == "" {
+		h.Set("Content-Range", "bytes */"+strconv.FormatInt(w.size, 10))
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 // Unwrap lets http.ResponseController reach the connection's writer.
-func (w sizedRangeErrors) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w downloadWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // MaxRanges is the most ranges a download's Range may name: one with
-// more is ignored, and the whole attachment sent (200), as RFC 9110
-// allows. ServeContent already ignores ranges that add up to more than
-// the attachment, but many small ones still cost a part header each
-// (about 100 bytes for a byte or two of content); no client needs more
-// than a few, and ours ask for one at most.
+// more is refused, 416, as RFC 9110 allows. ServeContent already ignores
+// ranges that add up to more than the attachment (200, the whole), but
+// many small ones still cost a part header and a store read each (about
+// 100 bytes for a byte or two of content); no client needs more than a
+// few, and ours ask for one at most.
 const MaxRanges = 8
 
 // attachmentETag is the strong entity tag of an attachment's variant:
