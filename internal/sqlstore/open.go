@@ -38,12 +38,13 @@ func Migrate(ctx context.Context, name string, dialect goose.Dialect, db *sql.DB
 
 // MigrateDownTo undoes the migrations in fsys above version, newest
 // first (tests of a migration: a database as an older release left it).
-func MigrateDownTo(ctx context.Context, name string, dialect goose.Dialect, db *sql.DB, fsys fs.FS, version int64) error {
+// opts are Migrate's (an engine's migrations in Go).
+func MigrateDownTo(ctx context.Context, name string, dialect goose.Dialect, db *sql.DB, fsys fs.FS, version int64, opts ...goose.ProviderOption) error {
 	dir, err := fs.Sub(fsys, "migrations")
 	if err != nil {
 		return fmt.Errorf("%s: migrations: %w", name, err)
 	}
-	p, err := goose.NewProvider(dialect, db, dir, goose.WithAllowOutofOrder(true))
+	p, err := goose.NewProvider(dialect, db, dir, append([]goose.ProviderOption{goose.WithAllowOutofOrder(true)}, opts...)...)
 	if err != nil {
 		return fmt.Errorf("%s: migrations: %w", name, err)
 	}

@@ -579,14 +579,76 @@ func (s *Store) ReadAttachment(ctx context.Context, userID, attachmentID string,
 		return 0, nil
 	}
 	into := &intoSlice{p: p}
-	err := s.e.QueryRow(ctx, qAttachmentRead, thumb, attachmentID, userID, off+1, len(p)).Scan(into)
-	if err != nil {
+	if s.chunked {
+		// A thumbnail is a column; the data, chunk rows.
+		var data bool
+		err := s.e.QueryRow(ctx, qAttachmentThumb, thumb, attachmentID, userID, off+1, len(p)).Scan(&data, into)
+		if err != nil {
+			return 0, s.notFound(err, parley.ErrNotFound)
+		}
+		if data {
+			return s.readChunks(ctx, userID, attachmentID, thumb, off, p)
+		}
+	} else if err := s.e.QueryRow(ctx, qAttachmentRead, thumb, attachmentID, userID, off+1, len(p)).Scan(into); err != nil {
 		return 0, s.notFound(err, parley.ErrNotFound)
 	}
 	if into.n < len(p) {
 		return into.n, io.EOF
 	}
 	return into.n, nil
+}
+
+// readChunks is ReadAttachment of a ChunkedAttachments dialect's data:
+// one query reads the chunk rows that [off, off+len(p)) spans, each
+// copied into p from the driver's bytes. Attachments never change, so
+// a chunk missing before the last is a broken store.
+func (s *Store) readChunks(ctx context.Context, userID, attachmentID string, thumb bool, off int64, p []byte) (int, error) {
+	first := off / AttachmentChunkBytes
+	last := (off + int64(len(p)) - 1) / AttachmentChunkBytes
+	rows, err := s.e.Query(ctx, qAttachmentChunks, thumb, attachmentID, userID, first, last)
+	if err != nil {
+		return 0, s.wrapInternal(err)
+	}
+	defer rows.Close()
+	dst := &chunkInto{p: p, off: off}
+	for want := first; rows.Next(); want++ {
+		if err := rows.Scan(&dst.n, dst); err != nil {
+			return 0, s.wrapInternal(err)
+		}
+		if dst.n != want {
+			return 0, s.internalf("attachment %s has no chunk %d", attachmentID, want)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, s.wrapInternal(err)
+	}
+	if dst.read < len(p) {
+		return dst.read, io.EOF
+	}
+	return dst.read, nil
+}
+
+// chunkInto scans chunk n of an attachment's data (scanned just before
+// it) into p, the bytes of the attachment from off: the part of the
+// chunk that p spans, from the driver's bytes as they are (a
+// sql.Scanner, as intoSlice).
+type chunkInto struct {
+	p    []byte
+	off  int64
+	n    int64
+	read int
+}
+
+func (d *chunkInto) Scan(src any) error {
+	v, ok := src.([]byte)
+	if !ok {
+		return fmt.Errorf("attachment chunk scanned from a %T", src)
+	}
+	start := d.n * AttachmentChunkBytes // the chunk's first byte in the attachment
+	if at := d.off + int64(d.read); at >= start && at < start+int64(len(v)) {
+		d.read += copy(d.p[d.read:], v[at-start:])
+	}
+	return nil
 }
 
 // intoSlice scans a bytes value (NULL: none) into p, as much as fits: a
