@@ -175,6 +175,13 @@ type Store interface {
 	// byte of the data or thumbnail, so a download learns how much it
 	// will hold, and that it may, before it loads anything.
 	AttachmentInfo(ctx context.Context, userID, attachmentID string, thumb bool) (Attachment, int64, error)
+	// ReadAttachment reads len(p) bytes of what AttachmentData would
+	// return, from byte off, into p, to the same users (ENOTFOUND to
+	// anyone else), as io.ReaderAt does: it returns how many it read,
+	// fewer than len(p) only with an error, io.EOF at the end of the
+	// bytes. A download reads its attachment so, a chunk at a time, and
+	// never holds it whole; each call checks access again.
+	ReadAttachment(ctx context.Context, userID, attachmentID string, thumb bool, off int64, p []byte) (int, error)
 
 	// Close waits for writes under way and releases the store.
 	Close() error

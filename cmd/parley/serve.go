@@ -124,7 +124,7 @@ type ServeCmd struct {
 	UploadQuotaMiB        int64         `name:"upload-quota-mib" default:"100" env:"PARLEY_UPLOAD_QUOTA_MIB" help:"Stored uploads per user, in MiB (negative: no quota)."`
 	UploadOrphanTTL       time.Duration `default:"1h" env:"PARLEY_UPLOAD_ORPHAN_TTL" help:"Delete uploads no message holds after this long."`
 	UploadMaxFileMiB      int64         `name:"upload-max-file-mib" default:"25" env:"PARLEY_UPLOAD_MAX_FILE_MIB" help:"Largest file upload (POST /v1/files), in MiB."`
-	DownloadBudgetMiB     int64         `name:"download-budget-mib" default:"256" env:"PARLEY_DOWNLOAD_BUDGET_MIB" help:"Attachment bytes held for downloads being served at once per node, in MiB; a download with no room waits --upload-decode-wait, then unavailable (503, Retry-After). One user's downloads hold at most a quarter of it (at least one file of --upload-max-file-mib); past that theirs are refused at once (one download, however large, is always let through)."`
+	DownloadBudgetMiB     int64         `name:"download-budget-mib" default:"256" env:"PARLEY_DOWNLOAD_BUDGET_MIB" help:"Attachment bytes held for downloads being served at once per node, in MiB (a download holds 2 MiB at most: the 1 MiB chunk it sends and the store's copy of the next); a download with no room waits --upload-decode-wait, then unavailable (503, Retry-After). One user's downloads hold at most a quarter of it (at least one download); past that theirs are refused at once."`
 	UploadFiles           int           `default:"4" env:"PARLEY_UPLOAD_FILES" help:"Uploads, images and files together, received at once per node (each body held in memory up to --upload-max-file-mib)."`
 }
 

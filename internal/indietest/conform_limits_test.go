@@ -19,14 +19,14 @@ import (
 
 // TestConformanceLimits starts a server whose per-user limits are the
 // defaults (section 9), except messages: 1/s, burst 2, to reach the send
-// gate quickly.
+// gate quickly, and the download room: 8 MiB, a share of one download.
 func TestConformanceLimits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the parley binary")
 	}
 	bin := buildParley(t)
 	srv := startServer(t, bin, t.TempDir(), 0, "--secret="+confSecret, "--connections-per-user=20", "--metrics-token="+confMetricsToken,
-		"--messages-per-second=1", "--message-burst=2", "--resume-limit=3")
+		"--messages-per-second=1", "--message-burst=2", "--resume-limit=3", "--download-budget-mib=8")
 	e := &env{addr: srv.Addr()}
 
 	t.Run("parallel", func(t *testing.T) {

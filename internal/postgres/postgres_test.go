@@ -120,3 +120,7 @@ func execOn(dsn string) func(t *testing.T, stmt string) {
 		}
 	}
 }
+
+func TestAttachmentDataCopies(t *testing.T) {
+	storetest.AttachmentDataCopies(t, open(t, pgtest.Schema(t)))
+}

@@ -121,10 +121,25 @@ func TestAttachmentRanges(t *testing.T) {
 		}
 	}
 	inert("two ranges", r)
-	// More than MaxRanges: the Range is ignored, the whole file sent once.
+	// MaxRanges ranges are served; more are refused 416 with the size,
+	// well formed or not, after the conditions that come first: a failed
+	// If-Range sends the whole file, a matching If-None-Match 304. Before,
+	// more than MaxRanges were ignored (200), malformed ones too, where
+	// fewer malformed ones got 416.
+	if r := get("GET", u, "Range", "bytes="+strings.Repeat("0-0,", server.MaxRanges-1)+"1-1"); r.Status != 206 {
+		t.Errorf("%d ranges: %d, want 206", server.MaxRanges, r.Status)
+	}
 	many := "bytes=" + strings.Repeat("0-0,", server.MaxRanges) + "1-1"
-	if r := get("GET", u, "Range", many); r.Status != 200 || !bytes.Equal(r.Body, data) {
-		t.Errorf("%d ranges: %d, %d bytes; want 200 and the file", server.MaxRanges+1, r.Status, len(r.Body))
+	for _, rng := range []string{many, "bytes=" + strings.Repeat("x-y,", server.MaxRanges) + "z"} {
+		if r := get("GET", u, "Range", rng); r.Status != 416 || r.Header.Get("Content-Range") != "bytes */1000" {
+			t.Errorf("Range %s: %d (Content-Range %q), want 416 with bytes */1000", rng, r.Status, r.Header.Get("Content-Range"))
+		}
+	}
+	if r := get("GET", u, "Range", many, "If-Range", `"another"`); r.Status != 200 || !bytes.Equal(r.Body, data) {
+		t.Errorf("%d ranges, If-Range with another tag: %d, %d bytes; want 200 and the file", server.MaxRanges+1, r.Status, len(r.Body))
+	}
+	if r := get("GET", u, "Range", many, "If-None-Match", etag); r.Status != 304 {
+		t.Errorf("%d ranges, If-None-Match with its tag: %d, want 304", server.MaxRanges+1, r.Status)
 	}
 
 	// A signed link takes ranges too (a browser resuming a download).
@@ -160,7 +175,7 @@ func TestRevalidationReadsNothing(t *testing.T) {
 	var reads atomic.Int64
 	srv := servertest.Start(t, servertest.WithStore(func(ctx context.Context, dir string) (parley.Store, error) {
 		db, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
-		return readCountingStore{db, &reads}, err
+		return readCountingStore{Store: db, reads: &reads}, err
 	}))
 	alice := srv.Token(t, "alice", "Alice")
 	data := make([]byte, 300<<10)
@@ -231,5 +246,44 @@ func TestAttachmentRangeMalformed(t *testing.T) {
 	}
 	if r := servertest.Do(t, "GET", u, alice, nil, "Range", "Bytes=10-19"); r.Status != 206 || !bytes.Equal(r.Body, data[10:20]) {
 		t.Errorf("Range Bytes=10-19: %d, %q; want 206 and bytes 10 to 19", r.Status, r.Body)
+	}
+}
+
+// TestAttachmentErrorHeaders: an error answer to a download (412 to
+// If-Match, 416) carries none of the headers
+// set for the attachment's bytes: no Cache-Control (an "immutable" error
+// would be kept for good), no ETag, no Content-Disposition; a 304 keeps
+// Cache-Control and the ETag, as RFC 9110 15.4.5 wants. Before, a 412 or
+// a 416 kept "Cache-Control: private, max-age=86400, immutable". (An
+// attachment has no Last-Modified: ServeContent ignores
+// If-Unmodified-Since, which never makes a 412.)
+func TestAttachmentErrorHeaders(t *testing.T) {
+	srv := servertest.Start(t)
+	alice := srv.Token(t, "alice", "Alice")
+	a := uploadFile(t, srv, alice, "e.bin", bytes.Repeat([]byte("x"), 100))
+	u := srv.URL + a.URL
+	etag := servertest.Do(t, "GET", u, alice, nil).Header.Get("ETag")
+	for _, tt := range []struct {
+		what   string
+		header []string
+		status int
+	}{
+		{"If-Match of another tag", []string{"If-Match", `"other"`}, 412},
+		{"a range past the end", []string{"Range", "bytes=500-"}, 416},
+		{"a malformed range", []string{"Range", "bytes=x"}, 416},
+	} {
+		r := servertest.Do(t, "GET", u, alice, nil, tt.header...)
+		h := r.Header
+		if r.Status != tt.status || h.Get("Cache-Control") != "" || h.Get("ETag") != "" || h.Get("Content-Disposition") != "" {
+			t.Errorf("%s: %d, Cache-Control %q, ETag %q, Content-Disposition %q; want %d without them",
+				tt.what, r.Status, h.Get("Cache-Control"), h.Get("ETag"), h.Get("Content-Disposition"), tt.status)
+		}
+		if h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: no nosniff", tt.what)
+		}
+	}
+	r := servertest.Do(t, "GET", u, alice, nil, "If-None-Match", etag)
+	if r.Status != 304 || r.Header.Get("ETag") != etag || !strings.HasPrefix(r.Header.Get("Cache-Control"), "private") {
+		t.Errorf("304: %d, ETag %q, Cache-Control %q; want the tag and Cache-Control private", r.Status, r.Header.Get("ETag"), r.Header.Get("Cache-Control"))
 	}
 }

@@ -11,13 +11,14 @@ import (
 
 // TestDownloadShareOneAlways: a user with no download under way may
 // download any attachment, however its size compares with their share
-// of the node's download room (UploadLimits.DownloadBytes). The share is
-// at least one file of MaxFileBytes, but a file stored while the limit
-// was higher (here 6 MiB, stored under 25 MiB, served under 1 MiB with a
-// 16 MiB room: a share of 4 MiB), or an image (up to MaxBytes, 10 MiB,
-// above a lowered MaxFileBytes), may be larger: each download of it was
-// refused 503 "too many of your downloads", for good, with none under
-// way.
+// of the node's download room (UploadLimits.DownloadBytes). The share
+// was at least one file of MaxFileBytes, but a file stored while the
+// limit was higher (here 6 MiB, stored under 25 MiB, served under 1 MiB
+// with a 16 MiB room: a share of 4 MiB), or an image (up to MaxBytes,
+// 10 MiB, above a lowered MaxFileBytes), could be larger: each download
+// of it was refused 503 "too many of your downloads", for good, with
+// none under way. (A download now holds a chunk of its file, not the
+// file: server.DownloadHold, never more than the share.)
 func TestDownloadShareOneAlways(t *testing.T) {
 	maxFile := int64(25 << 20)
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {

@@ -86,31 +86,55 @@ type UploadLimits struct {
 	Files int
 	// DownloadBytes bounds the attachment bytes one node holds for
 	// downloads being served at once (GET /v1/attachments/{id} and
-	// /thumb; default 256 MiB): a download holds its whole attachment
-	// until the client has taken it, which a slow or stalled reader
-	// makes last up to HTTP.WriteTimeout. A download reserves room for
-	// its attachment before loading it (the store tells the size without
-	// the bytes, parley.Store.AttachmentInfo): with no room left it waits
-	// up to DecodeWait, having loaded nothing, then gets unavailable
-	// (HTTP 503) with Retry-After. An attachment larger than
-	// DownloadBytes waits for all of it.
+	// /thumb; default 256 MiB). A download reads its attachment from
+	// the store a chunk at a time (DownloadChunk, 1 MiB, or the whole
+	// attachment where smaller) and holds one chunk until the client
+	// has taken it, which a slow or stalled reader makes last up to
+	// HTTP.WriteTimeout, and the store's copy of the next while it
+	// reads it: two chunks (DownloadHold, 2 MiB). It reserves them
+	// before loading a byte (the store tells the size without the
+	// bytes, parley.Store.AttachmentInfo): with no room left it waits up
+	// to DecodeWait, having loaded nothing, then gets unavailable (HTTP
+	// 503) with Retry-After. Below DownloadHold, a download holds all of
+	// DownloadBytes, its chunk half of it.
 	//
 	// One user's downloads hold at most a quarter of it, or
-	// MaxFileBytes where that is more (downloadShare): past that a
-	// download of theirs is refused at once, unavailable with
-	// Retry-After, so one account's stalled downloads cannot take the
-	// node's room from everyone else. A user with no download under
-	// way may always start one, however large. Neither refusal loads a
-	// byte.
+	// DownloadHold where that is more (downloadShare): past that a
+	// download of
+	// theirs is refused at once, unavailable with Retry-After, so one
+	// account's stalled downloads cannot take the node's room from
+	// everyone else. A user with no download under way may always start
+	// one. Neither refusal loads a byte.
 	DownloadBytes int64
+}
+
+// DownloadChunk is the most bytes of its attachment a download reads
+// from the store at once and holds (UploadLimits.DownloadBytes): a
+// query per MiB sent.
+const DownloadChunk = 1 << 20
+
+// DownloadHold is what a download of an attachment of a chunk or more
+// holds and reserves (downloadHold): 128 downloads under way in the
+// default room.
+const DownloadHold = 2 * DownloadChunk
+
+// downloadHold is what a download of an attachment of n bytes holds, and
+// reserves against UploadLimits.DownloadBytes: its buffer, a chunk (the
+// whole attachment where smaller), and as much again for the store's
+// copy of a chunk while one is read (the driver's bytes, copied into the
+// buffer); at most all the room, the buffer half of it.
+func (l UploadLimits) downloadHold(n int64) (hold, buf int64) {
+	buf = min(n, DownloadChunk, max(1, l.DownloadBytes/2))
+	return min(2*buf, l.DownloadBytes), buf
 }
 
 // downloadShare is how many attachment bytes one user's downloads may
 // hold at once (UploadLimits.DownloadBytes): a quarter of the node's
-// room, at least one file of the largest size, at most all of it. With
-// the defaults 64 MiB, room for a screen of images loading at once.
+// room, at least one download (DownloadHold), at most all of it. With
+// the defaults 64 MiB: 32 downloads of theirs under way (more of smaller
+// attachments), a screen of images loading at once.
 func (l UploadLimits) downloadShare() int64 {
-	return min(l.DownloadBytes, max(l.DownloadBytes/4, l.MaxFileBytes))
+	return min(l.DownloadBytes, max(l.DownloadBytes/4, DownloadHold))
 }
 
 func (l UploadLimits) withDefaults() UploadLimits {
@@ -143,10 +167,8 @@ type uploadGate struct {
 
 // shareTake reserves n bytes of user's download share; false when their
 // downloads under way hold too much for n more. A user holding nothing
-// may always take one download, however large: an attachment can be
-// larger than the share (a file stored under a higher MaxFileBytes, an
-// image up to MaxBytes above a lowered MaxFileBytes), and would
-// otherwise be refused for good.
+// may always take one download: n is at most the room, which can be
+// less than a chunk, and the share is never less than n.
 func (g *uploadGate) shareTake(user string, n int64) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -420,19 +442,18 @@ func (s *Server) linkUser(r *http.Request, id string, thumb bool) string {
 	return uid
 }
 
-// holdDownload reserves n bytes, the attachment a download is about to
-// load (AttachmentInfo says how many: nothing is loaded yet), against
-// UploadLimits.DownloadBytes until release is called, after the response
-// is written. With no room it waits up to DecodeWait, holding nothing,
-// then answers unavailable. So a refused or waiting download has read no
-// byte of its attachment, and bytes are loaded only into room reserved
-// for them.
+// holdDownload reserves n bytes, what a download is about to hold
+// (downloadHold: a chunk of its attachment, whose size AttachmentInfo
+// told without loading it, and the store's copy), against UploadLimits.DownloadBytes until
+// release is called, after the response is written. With no room it
+// waits up to DecodeWait, holding nothing, then answers unavailable. So
+// a refused or waiting download has read no byte of its attachment, and
+// bytes are loaded only into room reserved for them.
 //
 // The bytes count first against user's share (downloadShare): a
 // download past it is refused at once, without waiting.
 func (s *Server) holdDownload(ctx context.Context, user string, n int64) (release func(), err error) {
 	g := s.uploads
-	n = min(n, g.lim.DownloadBytes) // a larger attachment waits for all the room
 	if !g.shareTake(user, n) {
 		return nil, &parley.Error{Code: parley.EUNAVAILABLE,
 			Message: "too many of your downloads are under way at once; retry when one has finished", RetryAfter: uploadRetryAfterUnavailable}
@@ -457,8 +478,9 @@ func (s *Server) holdDownload(ctx context.Context, user string, n int64) (releas
 // file as a download (serveFileHeaders), and never as anything a browser
 // would run. A file has no thumbnail: its /thumb is not_found. Ranges,
 // conditional requests (its ETag: attachmentETag) and HEAD (the GET
-// route's too) are http.ServeContent's, on the whole attachment held
-// against the download room (holdDownload).
+// route's too) are http.ServeContent's, on the attachment read a chunk
+// at a time (attachmentReader) into room held against the download
+// budget (holdDownload).
 func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -488,29 +510,31 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 			s.writeError(w, err)
 			return
 		}
-		release, err := s.holdDownload(r.Context(), uid, n)
+		hold, buf := s.uploads.lim.downloadHold(n)
+		release, err := s.holdDownload(r.Context(), uid, hold)
 		if err != nil {
 			s.writeError(w, err)
 			return
 		}
 		defer release()
-		// Attachments never change, so the bytes are the n reserved (or,
+		// Attachments never change, so the bytes are the n told (or,
 		// should the attachment have been withdrawn meanwhile,
-		// not_found as above). An image or file's are loaded only once
-		// ServeContent reads them: a HEAD, a 304 or a 412 loads nothing.
-		// A thumbnail's (a few KiB) are loaded now, for their type.
-		body := &lazyAttachment{size: n, load: func() ([]byte, error) {
-			_, data, err := s.store.AttachmentData(r.Context(), uid, id, thumb)
-			return data, err
+		// not_found as above). They are read only as ServeContent
+		// sends them, a chunk at a time into the room held: a HEAD, a
+		// 304 or a 412 reads nothing, a range its own chunks. A
+		// thumbnail's first chunk (a thumbnail is a few KiB) is read
+		// now, for its type.
+		body := &attachmentReader{size: n, buf: make([]byte, 0, buf), read: func(off int64, p []byte) (int, error) {
+			return s.store.ReadAttachment(r.Context(), uid, id, thumb, off, p)
 		}}
 		ct := a.ContentType
 		if thumb {
-			data, err := body.bytes()
+			head, err := body.head()
 			if err != nil {
 				s.writeError(w, err)
 				return
 			}
-			ct = http.DetectContentType(data) // thumbnails are PNG or JPEG
+			ct = http.DetectContentType(head) // thumbnails are PNG or JPEG
 		}
 		h := w.Header()
 		h.Set("Content-Type", ct)
@@ -523,71 +547,124 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 		}
 		h.Set("ETag", attachmentETag(a.ID, thumb))
 		if rg := r.Header.Get("Range"); rg != "" {
-			unit, _, _ := strings.Cut(rg, "=")
+			unit, spec, _ := strings.Cut(rg, "=")
 			switch {
 			case !strings.EqualFold(strings.TrimSpace(unit), "bytes"):
 				// RFC 9110 14.2: a Range of a unit the server does not
 				// know is ignored (ServeContent answered 416).
 				r.Header.Del("Range")
-			case strings.Count(rg, ",") >= MaxRanges:
-				r.Header.Del("Range") // RFC 9110 14.2: a server may ignore a Range
+			case rangeCount(spec) > MaxRanges:
+				// Refused (416) as RFC 9110 15.5.17 allows for an
+				// excessive request of small ranges, whether well
+				// formed or not: one that ServeContent finds malformed,
+				// so that the conditions that come first (If-Match's
+				// 412, If-None-Match's 304, a failed If-Range's 200)
+				// still do, as for any malformed Range.
+				r.Header.Set("Range", "bytes=too-many-ranges")
 			case unit != "bytes":
 				// Units are case-insensitive; ServeContent knows
 				// "bytes=" alone.
-				r.Header.Set("Range", "bytes="+rg[len(unit)+1:])
+				r.Header.Set("Range", "bytes="+spec)
 			}
 		}
 		// ServeContent answers Range and If-Range (206, multipart for
-		// more than one range, 416), If-None-Match (304) and HEAD, and
-		// sets Content-Length. The whole attachment is loaded (and
-		// budgeted) even for a range, at its first read: reading only
-		// the range (SQL substr) would still read the whole blob in
-		// SQLite, which slices it in memory. A load that fails then
-		// (access was checked just before) can only cut the answer
-		// short: its Content-Length tells the client.
-		http.ServeContent(sizedRangeErrors{w, n}, r, "", time.Time{}, body)
+		// more than one range, 416), If-None-Match (304), If-Match
+		// (412) and HEAD, and sets Content-Length. A read that fails
+		// once the headers went out (access was checked just before)
+		// can only cut the answer short: its Content-Length tells the
+		// client.
+		http.ServeContent(downloadWriter{w, n}, r, "", time.Time{}, body)
 		if body.err != nil && r.Context().Err() == nil {
-			s.log.Warn("loading an attachment being served", "attachment", id, "err", body.err)
+			s.log.Warn("reading an attachment being served", "attachment", id, "err", body.err)
 		}
 	}
 }
 
-// lazyAttachment is an attachment's bytes as an io.ReadSeeker for
+// rangeCount is how many ranges a Range's ranges-specifier (after
+// "bytes=") names: its parts that are not empty, as ServeContent counts
+// them.
+func rangeCount(spec string) int {
+	n := 0
+	for part := range strings.SplitSeq(spec, ",") {
+		if strings.TrimSpace(part) != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// smallRead is io.Copy's buffer: ServeContent sends each range with
+// io.CopyN, which reads 32 KiB at a time and less only for a range's
+// last bytes (or a range shorter than that).
+const smallRead = 32 << 10
+
+// attachmentReader is an attachment's bytes as an io.ReadSeeker for
 // http.ServeContent, of a size known beforehand (Store.AttachmentInfo),
-// loaded whole at the first Read: seeking (ServeContent's way to learn
-// the size and reach a range) loads nothing. Not safe for concurrent use.
-type lazyAttachment struct {
+// read from the store (read: Store.ReadAttachment) into buf, whose
+// capacity is held for it (downloadHold): seeking
+// (ServeContent's way to learn the size and reach a range) reads
+// nothing, and a Read at an offset buf does not hold reads the chunk
+// that starts there, or only the bytes asked for when fewer than
+// smallRead (a range's end: a one-byte range reads one byte). So a
+// range reads its own bytes, and a whole download holds one chunk at a
+// time. Not safe for concurrent use: ServeContent reads from one
+// goroutine at a time (its own, or its multipart writer's).
+type attachmentReader struct {
 	size int64
-	load func() ([]byte, error)
+	read func(off int64, p []byte) (int, error)
+	buf  []byte // bytes [at, at+len(buf)) of the attachment
+	at   int64
 	off  int64
-	data []byte
-	err  error
+	err  error // the read that failed, which every later Read returns
 }
 
-// bytes loads the attachment, once.
-func (l *lazyAttachment) bytes() ([]byte, error) {
-	if l.data == nil && l.err == nil {
-		if l.data, l.err = l.load(); l.err == nil && int64(len(l.data)) != l.size {
-			l.data, l.err = nil, fmt.Errorf("attachment holds %d bytes, its size said %d", len(l.data), l.size)
-		}
+// fill reads n bytes at off into buf.
+func (l *attachmentReader) fill(off int64, n int) error {
+	if l.err != nil {
+		return l.err
 	}
-	return l.data, l.err
+	l.buf, l.at = l.buf[:n], off
+	if _, err := l.read(off, l.buf); err != nil {
+		if err == io.EOF { // attachments never change: the size said more
+			err = fmt.Errorf("attachment holds fewer than the %d bytes its size said", l.size)
+		}
+		l.buf, l.err = l.buf[:0], err
+		return err
+	}
+	return nil
 }
 
-func (l *lazyAttachment) Read(p []byte) (int, error) {
+// head returns the attachment's first bytes, a chunk (or all of them),
+// reading them.
+func (l *attachmentReader) head() ([]byte, error) {
+	if err := l.fill(0, int(min(int64(cap(l.buf)), l.size))); err != nil {
+		return nil, err
+	}
+	return l.buf, nil
+}
+
+func (l *attachmentReader) Read(p []byte) (int, error) {
 	if l.off >= l.size {
 		return 0, io.EOF
 	}
-	data, err := l.bytes()
-	if err != nil {
-		return 0, err
+	if len(p) == 0 {
+		return 0, nil
 	}
-	n := copy(p, data[l.off:])
+	if l.off < l.at || l.off >= l.at+int64(len(l.buf)) {
+		n := min(int64(cap(l.buf)), l.size-l.off)
+		if len(p) < smallRead {
+			n = min(n, int64(len(p)))
+		}
+		if err := l.fill(l.off, int(n)); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, l.buf[l.off-l.at:])
 	l.off += int64(n)
 	return n, nil
 }
 
-func (l *lazyAttachment) Seek(offset int64, whence int) (int64, error) {
+func (l *attachmentReader) Seek(offset int64, whence int) (int64, error) {
 	switch whence {
 	case io.SeekStart:
 	case io.SeekCurrent:
@@ -595,39 +672,51 @@ func (l *lazyAttachment) Seek(offset int64, whence int) (int64, error) {
 	case io.SeekEnd:
 		offset += l.size
 	default:
-		return 0, errors.New("lazyAttachment.Seek: invalid whence")
+		return 0, errors.New("attachmentReader.Seek: invalid whence")
 	}
 	if offset < 0 {
-		return 0, errors.New("lazyAttachment.Seek: negative position")
+		return 0, errors.New("attachmentReader.Seek: negative position")
 	}
 	l.off = offset
 	return offset, nil
 }
 
-// sizedRangeErrors gives every 416 the attachment's size in
-// Content-Range (bytes */size), as docs/protocol.md promises:
-// ServeContent sets it for a range past the end, not for a malformed one.
-type sizedRangeErrors struct {
+// downloadWriter is the http.ResponseWriter ServeContent answers a
+// download with. Every 416 gets the attachment's size in Content-Range
+// (bytes */size), as docs/protocol.md promises: ServeContent sets it
+// for a range past the end, not for a malformed one. And an error
+// answer (412, 416) goes without the headers set for the attachment's
+// bytes: Cache-Control (its "immutable" is the bytes' promise, not an
+// error's), ETag and Content-Disposition (an error's text is no file).
+// A 304 keeps them: RFC 9110 15.4.5 wants the Cache-Control and ETag a
+// 200 would carry.
+type downloadWriter struct {
 	http.ResponseWriter
 	size int64
 }
 
-func (w sizedRangeErrors) WriteHeader(code int) {
-	if code == http.StatusRequestedRangeNotSatisfiable && w.Header().Get("Content-Range") == "" {
-		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(w.size, 10))
+func (w downloadWriter) WriteHeader(code int) {
+	h := w.Header()
+	if code >= 400 {
+		h.Del("Cache-Control")
+		h.Del("ETag")
+		h.Del("Content-Disposition")
+	}
+	if code == http.StatusRequestedRangeNotSatisfiable && h.Get("Content-Range") == "" {
+		h.Set("Content-Range", "bytes */"+strconv.FormatInt(w.size, 10))
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 // Unwrap lets http.ResponseController reach the connection's writer.
-func (w sizedRangeErrors) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w downloadWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // MaxRanges is the most ranges a download's Range may name: one with
-// more is ignored, and the whole attachment sent (200), as RFC 9110
-// allows. ServeContent already ignores ranges that add up to more than
-// the attachment, but many small ones still cost a part header each
-// (about 100 bytes for a byte or two of content); no client needs more
-// than a few, and ours ask for one at most.
+// more is refused, 416, as RFC 9110 allows. ServeContent already ignores
+// ranges that add up to more than the attachment (200, the whole), but
+// many small ones still cost a part header and a store read each (about
+// 100 bytes for a byte or two of content); no client needs more than a
+// few, and ours ask for one at most.
 const MaxRanges = 8
 
 // attachmentETag is the strong entity tag of an attachment's variant:

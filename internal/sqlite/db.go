@@ -118,7 +118,7 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*DB, error
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	if err := sqlstore.Migrate(ctx, "sqlite", goose.DialectSQLite3, write, migrations); err != nil {
+	if err := sqlstore.Migrate(ctx, "sqlite", goose.DialectSQLite3, write, migrations, goose.WithGoMigrations(attachmentChunksMigration())); err != nil {
 		write.Close()
 		return nil, err
 	}

@@ -26,7 +26,7 @@ func MigrateDownTo(ctx context.Context, path string, version int64) error {
 	// One connection, as Open's: a migration that sets a pragma around
 	// its own transaction (00017) must run on one.
 	db.SetMaxOpenConns(1)
-	return sqlstore.MigrateDownTo(ctx, "sqlite", goose.DialectSQLite3, db, migrations, version)
+	return sqlstore.MigrateDownTo(ctx, "sqlite", goose.DialectSQLite3, db, migrations, version, goose.WithGoMigrations(attachmentChunksMigration()))
 }
 
 // QIndexRange is the indexer's statement, for the search benchmark's

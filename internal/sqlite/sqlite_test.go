@@ -413,3 +413,7 @@ func TestReadsFillThePool(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAttachmentDataCopies(t *testing.T) {
+	storetest.AttachmentDataCopies(t, open(t, filepath.Join(t.TempDir(), "parley.db")))
+}

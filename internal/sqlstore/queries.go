@@ -259,6 +259,31 @@ const (
 	qAttachmentInfo = `SELECT a.id, a.content_type, a.size, a.width, a.height, a.name,
 		CASE WHEN NOT CAST($1 AS BOOLEAN) THEN a.size WHEN a.name = '' THEN COALESCE(octet_length(a.thumb), a.size) ELSE 0 END
 		FROM attachments a` + attachmentAccess
+	// $5 bytes of what qAttachmentData reads from byte $4 (1 the first),
+	// to the same users: a download reads its attachment a chunk at a
+	// time. substr of a column, not of the CASE's value, so that
+	// PostgreSQL fetches the slice alone: of data stored EXTERNAL
+	// (migration 00027) only the TOAST chunks it spans. SQLite has no
+	// such path in SQL (substr reads the whole blob, and the driver has
+	// no incremental blob I/O): it keeps the data in chunk rows
+	// (ChunkedAttachments, qAttachmentChunks).
+	qAttachmentRead = `SELECT CASE WHEN NOT CAST($1 AS BOOLEAN) THEN substr(a.data, $4, $5)
+		WHEN a.name = '' THEN COALESCE(substr(a.thumb, $4, $5), substr(a.data, $4, $5)) END
+		FROM attachments a` + attachmentAccess
+	// Of a ChunkedAttachments dialect's attachment (Store.readChunks):
+	// qAttachmentThumb is whether what qAttachmentData reads (with $1,
+	// thumb) is the data (chunks), and if not, $5 bytes of it from byte $4
+	// (NULL for a file); qAttachmentChunks reads the data's chunks $4 to
+	// $5, in order. The same users, by the same clause.
+	qAttachmentThumb = `SELECT NOT CAST($1 AS BOOLEAN) OR (a.name = '' AND a.thumb IS NULL),
+		CASE WHEN CAST($1 AS BOOLEAN) AND a.name = '' THEN substr(a.thumb, $4, $5) END
+		FROM attachments a` + attachmentAccess
+	// ($1 is not used: SQLite binds by name, and all the attachment
+	// statements take the same arguments.)
+	qAttachmentChunks = `SELECT c.n, c.data FROM attachments a
+		JOIN attachment_chunks c ON c.attachment_id = a.id AND c.n >= $4 AND c.n <= $5` + attachmentAccess + `
+		ORDER BY c.n`
+	qInsertAttachmentChunk = `INSERT INTO attachment_chunks (attachment_id, n, data) VALUES ($1, $2, $3)`
 )
 
 // attachmentAccess is who may read attachment $2 ($3 the reader), for

@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -538,18 +540,136 @@ func (s *Store) AttachmentInfo(ctx context.Context, userID, attachmentID string,
 	return a, n, nil
 }
 
-// AttachmentData implements parley.Store. With thumb set it returns the
-// thumbnail, the full data of an image stored without one, and no bytes
-// of a file.
+// attachmentChunk is the most bytes AttachmentData reads with one
+// ReadAttachment: what it holds besides the bytes it returns is that
+// chunk as the driver hands it over (and database/sql's copy of it), not
+// a second copy of the whole attachment.
+const attachmentChunk = 1 << 20
+
+// AttachmentData implements parley.Store: AttachmentInfo's size, then
+// the bytes read into one buffer of that size a chunk at a time
+// (ReadAttachment), so it allocates the attachment once. With thumb set
+// it returns the thumbnail, the full data of an image stored without
+// one, and no bytes of a file.
 func (s *Store) AttachmentData(ctx context.Context, userID, attachmentID string, thumb bool) (parley.Attachment, []byte, error) {
-	var (
-		a    parley.Attachment
-		data []byte
-	)
-	err := s.e.QueryRow(ctx, qAttachmentData, thumb, attachmentID, userID).
-		Scan(&a.ID, &a.ContentType, &a.Size, &a.Width, &a.Height, &a.Name, &data)
-	if err != nil {
-		return parley.Attachment{}, nil, s.notFound(err, parley.ErrNotFound)
+	a, n, err := s.AttachmentInfo(ctx, userID, attachmentID, thumb)
+	if err != nil || (thumb && a.Name != "") {
+		return a, nil, err
+	}
+	data := make([]byte, n)
+	for off := int64(0); off < n; off += attachmentChunk {
+		if _, err := s.ReadAttachment(ctx, userID, attachmentID, thumb, off, data[off:min(n, off+attachmentChunk)]); err != nil {
+			// Attachments never change: a short read is one withdrawn
+			// meanwhile (ENOTFOUND) or a failed read.
+			if err == io.EOF {
+				err = s.wrapInternal(fmt.Errorf("attachment %s holds fewer than the %d bytes its size says", attachmentID, n))
+			}
+			return parley.Attachment{}, nil, err
+		}
 	}
 	return a, data, nil
+}
+
+// ReadAttachment implements parley.Store: one query, qAttachmentRead.
+func (s *Store) ReadAttachment(ctx context.Context, userID, attachmentID string, thumb bool, off int64, p []byte) (int, error) {
+	if off < 0 {
+		return 0, parley.Errorf(parley.EINVALID, "negative offset %d", off)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	into := &intoSlice{p: p}
+	if s.chunked {
+		// A thumbnail is a column; the data, chunk rows.
+		var data bool
+		err := s.e.QueryRow(ctx, qAttachmentThumb, thumb, attachmentID, userID, off+1, len(p)).Scan(&data, into)
+		if err != nil {
+			return 0, s.notFound(err, parley.ErrNotFound)
+		}
+		if data {
+			return s.readChunks(ctx, userID, attachmentID, thumb, off, p)
+		}
+	} else if err := s.e.QueryRow(ctx, qAttachmentRead, thumb, attachmentID, userID, off+1, len(p)).Scan(into); err != nil {
+		return 0, s.notFound(err, parley.ErrNotFound)
+	}
+	if into.n < len(p) {
+		return into.n, io.EOF
+	}
+	return into.n, nil
+}
+
+// readChunks is ReadAttachment of a ChunkedAttachments dialect's data:
+// one query reads the chunk rows that [off, off+len(p)) spans, each
+// copied into p from the driver's bytes. Attachments never change, so
+// a chunk missing before the last is a broken store.
+func (s *Store) readChunks(ctx context.Context, userID, attachmentID string, thumb bool, off int64, p []byte) (int, error) {
+	first := off / AttachmentChunkBytes
+	last := (off + int64(len(p)) - 1) / AttachmentChunkBytes
+	rows, err := s.e.Query(ctx, qAttachmentChunks, thumb, attachmentID, userID, first, last)
+	if err != nil {
+		return 0, s.wrapInternal(err)
+	}
+	defer rows.Close()
+	dst := &chunkInto{p: p, off: off}
+	for want := first; rows.Next(); want++ {
+		if err := rows.Scan(&dst.n, dst); err != nil {
+			return 0, s.wrapInternal(err)
+		}
+		if dst.n != want {
+			return 0, s.internalf("attachment %s has no chunk %d", attachmentID, want)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, s.wrapInternal(err)
+	}
+	if dst.read < len(p) {
+		return dst.read, io.EOF
+	}
+	return dst.read, nil
+}
+
+// chunkInto scans chunk n of an attachment's data (scanned just before
+// it) into p, the bytes of the attachment from off: the part of the
+// chunk that p spans, from the driver's bytes as they are (a
+// sql.Scanner, as intoSlice).
+type chunkInto struct {
+	p    []byte
+	off  int64
+	n    int64
+	read int
+}
+
+func (d *chunkInto) Scan(src any) error {
+	v, ok := src.([]byte)
+	if !ok {
+		return fmt.Errorf("attachment chunk scanned from a %T", src)
+	}
+	start := d.n * AttachmentChunkBytes // the chunk's first byte in the attachment
+	if at := d.off + int64(d.read); at >= start && at < start+int64(len(v)) {
+		d.read += copy(d.p[d.read:], v[at-start:])
+	}
+	return nil
+}
+
+// intoSlice scans a bytes value (NULL: none) into p, as much as fits: a
+// sql.Scanner, so database/sql hands it the driver's bytes as they are,
+// where a *[]byte gets a copy of them first (a chunk more held while a
+// download reads one); pgx, its decoded value.
+type intoSlice struct {
+	p []byte
+	n int
+}
+
+func (d *intoSlice) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		d.n = 0
+	case []byte:
+		d.n = copy(d.p, v)
+	case string:
+		d.n = copy(d.p, v)
+	default:
+		return fmt.Errorf("attachment bytes scanned from a %T", src)
+	}
+	return nil
 }

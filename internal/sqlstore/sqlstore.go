@@ -224,12 +224,31 @@ type Store struct {
 	sql dialectSQL
 	// shards is the log's shard count (SetupShards), fixed while open.
 	shards int
+	// chunked: d is a ChunkedAttachments dialect that says so.
+	chunked bool
 }
+
+// ChunkedAttachments is a Dialect that may keep an attachment's data in
+// rows of AttachmentChunkBytes (the table attachment_chunks: attachment_id,
+// n from 0, data), the attachments row's data column empty. An engine
+// whose SQL reads a whole value to slice it (SQLite: substr loads the
+// blob, and the driver has no incremental blob I/O) says so, so that a
+// download reading its attachment a chunk at a time reads each byte once,
+// not the whole blob for each chunk.
+type ChunkedAttachments interface {
+	AttachmentChunks() bool
+}
+
+// AttachmentChunkBytes is the size of every chunk row but an
+// attachment's last. It is stored: a database's rows were cut at this
+// size (SQLite's migration 00024 too), so it never changes.
+const AttachmentChunkBytes = 1 << 20
 
 // New returns the store of engine e, whose SQL dialect is d, over a log
 // of shards shards (what SetupShards returned).
 func New(d Dialect, e Engine, shards int) *Store {
-	return &Store{d: d, e: readGuard{e}, sql: buildSQL(d), shards: max(shards, 1)}
+	c, ok := d.(ChunkedAttachments)
+	return &Store{d: d, e: readGuard{e}, sql: buildSQL(d), shards: max(shards, 1), chunked: ok && c.AttachmentChunks()}
 }
 
 // bg is the context of the statements of a write: the batch's, not the

@@ -1019,9 +1019,21 @@ func (s *Store) PutAttachment(ctx context.Context, ownerID string, a parley.Atta
 				return parley.QuotaError(used, need, quota)
 			}
 		}
-		_, err := w.Exec(bg, qInsertAttachment, a.ID, ownerID, a.ContentType, int64(len(data)), a.Width, a.Height,
-			data, thumb, s.d.Time(parley.Now()), a.Name)
-		return err
+		inline := data
+		if s.chunked {
+			inline = []byte{} // the data goes in chunk rows (ChunkedAttachments)
+		}
+		if _, err := w.Exec(bg, qInsertAttachment, a.ID, ownerID, a.ContentType, int64(len(data)), a.Width, a.Height,
+			inline, thumb, s.d.Time(parley.Now()), a.Name); err != nil || !s.chunked {
+			return err
+		}
+		for n := 0; n*AttachmentChunkBytes < len(data); n++ {
+			chunk := data[n*AttachmentChunkBytes : min(len(data), (n+1)*AttachmentChunkBytes)]
+			if _, err := w.Exec(bg, qInsertAttachmentChunk, a.ID, n, chunk); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -93,6 +93,7 @@ func Run(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"Attachments", testAttachments},
 		{"Files", testFiles},
 		{"AttachmentInfo", testAttachmentInfo},
+		{"ReadAttachment", testReadAttachment},
 		{"UploadQuota", testUploadQuota},
 		{"OrphanAttachments", testOrphanAttachments},
 		{"Concurrency", testConcurrency},
