@@ -316,7 +316,11 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{DialContext: o.dial, ForceAttemptHTTP2: false, MaxIdleConns: -1, TLSClientConfig: o.tls}
+	// ExpectContinueTimeout: uploads send Expect: 100-continue (see
+	// postUpload) and wait this long for the server's go-ahead before
+	// sending the body anyway.
+	tr := &http.Transport{DialContext: o.dial, ForceAttemptHTTP2: false, MaxIdleConns: -1, TLSClientConfig: o.tls,
+		ExpectContinueTimeout: uploadContinueWait}
 	if o.dial == nil {
 		var d net.Dialer
 		tr.DialContext = d.DialContext

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/parleychat/parley"
 )
@@ -59,8 +60,20 @@ func (c *Client) postFile(ctx context.Context, name string, data []byte) (parley
 	return c.postUpload(ctx, u+"?"+url.Values{"name": {name}}.Encode(), data)
 }
 
+// uploadContinueWait is how long an upload waits for the server's
+// 100 Continue before it sends its body anyway (a server or proxy that
+// ignores Expect). Longer than the server's wait for a receiving slot
+// (--upload-decode-wait, 5 s by default), so that a node with no slot free
+// refuses the upload before any byte of the body is sent.
+const uploadContinueWait = 10 * time.Second
+
 // postUpload POSTs data as the raw body of an upload to u and decodes the
-// attachment the server made.
+// attachment the server made. It sends Expect: 100-continue: a server
+// with no receiving slot free (or over the user's rate, or for a body over
+// its bound) answers before it reads the body and closes the connection,
+// and a client already sending megabytes could see the connection reset
+// instead of the answer and its Retry-After. With Expect the body waits
+// for the server's go-ahead, and the refusal arrives whole.
 func (c *Client) postUpload(ctx context.Context, u string, data []byte) (parley.Attachment, error) {
 	token, err := c.opts.tokens(ctx)
 	if err != nil {
@@ -74,6 +87,7 @@ func (c *Client) postUpload(ctx context.Context, u string, data []byte) (parley.
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Expect", "100-continue")
 	var att parley.Attachment
 	if err := doJSON(c.http, req, &att); err != nil {
 		return parley.Attachment{}, err
