@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -258,8 +259,9 @@ type Client struct {
 	// sending to them).
 	smu  sync.Mutex
 	subs map[*statusSub]struct{}
-	// changes counts the state changes made (setState, under mu): a
-	// StatusChanges channel gets only those made after it was asked for,
+	// changes counts the state changes (setState) and error reports
+	// (pushError) made, under mu: a StatusChanges channel or a connection
+	// listener gets only those made after it was asked for or added,
 	// though the callback goroutine may deliver earlier ones later.
 	changes uint64
 
@@ -316,7 +318,11 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{DialContext: o.dial, ForceAttemptHTTP2: false, MaxIdleConns: -1, TLSClientConfig: o.tls}
+	// ExpectContinueTimeout: uploads send Expect: 100-continue (see
+	// postUpload) and wait this long for the server's go-ahead before
+	// sending the body anyway.
+	tr := &http.Transport{DialContext: o.dial, ForceAttemptHTTP2: false, MaxIdleConns: -1, TLSClientConfig: o.tls,
+		ExpectContinueTimeout: uploadContinueWait}
 	if o.dial == nil {
 		var d net.Dialer
 		tr.DialContext = d.DialContext
@@ -530,18 +536,20 @@ func (c *Client) Close() error {
 
 // AddConnectionListener registers l under id, replacing any listener with
 // that id. Listeners are called in the order they were first added. l gets
-// the status changes made after this call, not those made before it that
-// the callback goroutine has yet to deliver (as StatusChanges).
+// the status changes and OnConnectionError reports made after this call,
+// not those made before it that the callback goroutine has yet to deliver
+// (as StatusChanges).
 func (c *Client) AddConnectionListener(id string, l ConnectionListener) {
-	// Under mu, as setState numbers changes: a change is numbered either
-	// before (from counts it) or after l is in the registry.
+	// Under mu, as setState and pushError number changes and reports: one
+	// is numbered either before (from counts it) or after l is in the
+	// registry.
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.listeners.add(id, connListener{ConnectionListener: l, from: c.changes})
 }
 
 // connListener is a ConnectionListener and Client.changes when it was
-// added: it gets the later changes.
+// added: it gets the later changes and reports.
 type connListener struct {
 	ConnectionListener
 	from uint64
@@ -750,12 +758,13 @@ func (c *Client) deliverChange(ch StatusChange, n uint64) {
 	}
 }
 
-// reportError tells listeners about an error outside a state change. Runs
-// on the callback goroutine.
-func (c *Client) reportError(err error, skip string) {
+// reportError tells listeners about an error outside a state change,
+// the report numbered n (Client.changes): listeners added after it was
+// made do not get it. Runs on the callback goroutine.
+func (c *Client) reportError(err error, skip string, n uint64) {
 	ls := c.listeners.snapshot()
 	for _, e := range ls {
-		if e.id == skip {
+		if e.id == skip || n <= e.fn.from {
 			continue
 		}
 		c.safeCall(e.id, func() { e.fn.OnConnectionError(err) })
@@ -768,15 +777,24 @@ func (c *Client) safeCall(id string, f func()) {
 		if v := recover(); v != nil {
 			perr := &ListenerPanicError{ListenerID: id, Value: v}
 			c.log.Error("client: listener panicked", "listener", id, "panic", fmt.Sprint(v))
-			c.reportError(perr, id)
+			// Made now, on the callback goroutine: every listener
+			// registered now was added before it.
+			c.reportError(perr, id, math.MaxUint64)
 		}
 	}()
 	f()
 }
 
-// pushError queues an error report to listeners.
+// pushError queues an error report to listeners, numbered as setState
+// numbers changes. Caller does not hold c.mu.
 func (c *Client) pushError(err error) {
-	c.q.push(func() { c.reportError(err, "") })
+	c.mu.Lock()
+	c.changes++
+	n := c.changes
+	// Queued under mu, as setState queues: reports and changes reach the
+	// callback goroutine in the order they were numbered.
+	c.q.push(func() { c.reportError(err, "", n) })
+	c.mu.Unlock()
 }
 
 // emit queues an event for the app's handlers. Caller keeps the order by

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/parleychat/parley"
 )
@@ -54,18 +55,26 @@ func (m *Message) FileName() string { return m.fileName }
 
 // postFile uploads one file. Errors the server answered with are
 // *parley.Error with its code and message.
-func (c *Client) postFile(ctx context.Context, name string, data []byte) (parley.Attachment, error) {
+func (c *Client) postFile(ctx context.Context, token, name string, data []byte) (parley.Attachment, error) {
 	u, _ := httpURL(c.wsURL, "/v1/files") // c.wsURL passed wsURL in New
-	return c.postUpload(ctx, u+"?"+url.Values{"name": {name}}.Encode(), data)
+	return c.postUpload(ctx, token, u+"?"+url.Values{"name": {name}}.Encode(), data)
 }
 
-// postUpload POSTs data as the raw body of an upload to u and decodes the
-// attachment the server made.
-func (c *Client) postUpload(ctx context.Context, u string, data []byte) (parley.Attachment, error) {
-	token, err := c.opts.tokens(ctx)
-	if err != nil {
-		return parley.Attachment{}, fmt.Errorf("client: token source: %w", err)
-	}
+// uploadContinueWait is how long an upload waits for the server's
+// 100 Continue before it sends its body anyway (a server or proxy that
+// ignores Expect). Longer than the server's wait for a receiving slot
+// (--upload-decode-wait, 5 s by default), so that a node with no slot free
+// refuses the upload before any byte of the body is sent.
+const uploadContinueWait = 10 * time.Second
+
+// postUpload POSTs data as the raw body of an upload to u with token and
+// decodes the attachment the server made. It sends Expect: 100-continue: a server
+// with no receiving slot free (or over the user's rate, or for a body over
+// its bound) answers before it reads the body and closes the connection,
+// and a client already sending megabytes could see the connection reset
+// instead of the answer and its Retry-After. With Expect the body waits
+// for the server's go-ahead, and the refusal arrives whole.
+func (c *Client) postUpload(ctx context.Context, token, u string, data []byte) (parley.Attachment, error) {
 	rctx, cancel := context.WithTimeout(ctx, c.opts.requestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u, bytes.NewReader(data))
@@ -74,6 +83,7 @@ func (c *Client) postUpload(ctx context.Context, u string, data []byte) (parley.
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Expect", "100-continue")
 	var att parley.Attachment
 	if err := doJSON(c.http, req, &att); err != nil {
 		return parley.Attachment{}, err

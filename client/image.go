@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 	"unicode/utf8"
 
@@ -81,19 +82,24 @@ func (c *Client) uploadURL() string {
 	return u
 }
 
-// upload sends m's image or file to the server and records the attachment id
+// upload sends m's image or file to the server as cn's user (uploadToken)
+// and records the attachment id
 // (in the outbox file too). ok is false when the message failed (the
 // server refused the image) or the upload must be retried on the next
 // connection, or a welcome of another user took m out of the queue
 // meanwhile (adopt: it is not this client's to send); alive is false
 // when ctx ended. Only the pump calls it.
-func (o *outbox) upload(ctx context.Context, m *Message) (ok, alive bool) {
+func (o *outbox) upload(ctx context.Context, cn *wsConn, m *Message) (ok, alive bool) {
 	for {
-		post := func() (parley.Attachment, error) { return o.c.postImage(ctx, m.image) }
-		if m.typ == parley.File {
-			post = func() (parley.Attachment, error) { return o.c.postFile(ctx, m.fileName, m.image) }
+		token, err := o.c.uploadToken(ctx, cn)
+		var att parley.Attachment
+		switch {
+		case err != nil:
+		case m.typ == parley.File:
+			att, err = o.c.postFile(ctx, token, m.fileName, m.image)
+		default:
+			att, err = o.c.postImage(ctx, token, m.image)
 		}
-		att, err := post()
 		if ctx.Err() != nil {
 			return false, false
 		}
@@ -145,8 +151,11 @@ func (o *outbox) upload(ctx context.Context, m *Message) (ok, alive bool) {
 			// connection, or a second on this one, then try again.
 			o.c.log.Debug("client: image upload failed; retrying", "err", err)
 			o.c.mu.Lock()
-			lost := o.c.lost
+			lost, gone := o.c.lost, o.c.conn != cn
 			o.c.mu.Unlock()
+			if gone { // lost is the next connection's: serve starts over on it
+				return false, true
+			}
 			t := time.NewTimer(time.Second)
 			select {
 			case <-lost:
@@ -175,6 +184,47 @@ func (o *outbox) pause(ctx context.Context, d time.Duration) bool {
 
 // postImage uploads one image. Errors the server answered with are
 // *parley.Error with its code and message.
-func (c *Client) postImage(ctx context.Context, data []byte) (parley.Attachment, error) {
-	return c.postUpload(ctx, c.uploadURL(), data)
+func (c *Client) postImage(ctx context.Context, token string, data []byte) (parley.Attachment, error) {
+	return c.postUpload(ctx, token, c.uploadURL(), data)
+}
+
+// uploadToken is the token to upload with on cn's behalf: the token
+// source's, once it is known to be cn's user's (the hello's token, or
+// one GET /v1/me says is theirs: a token source that refreshes costs one
+// request per new token). A source that switched users ahead of the
+// next welcome would have the file uploaded as the new user, recorded
+// on the old user's message (adopt had not taken it out yet) and sent,
+// by their next client or on cn, with an attachment not theirs: refused,
+// the message lost. Another user's token is a plain error: the upload
+// waits for the next connection, or a second.
+func (c *Client) uploadToken(ctx context.Context, cn *wsConn) (string, error) {
+	token, err := c.opts.tokens(ctx)
+	if err != nil {
+		return "", fmt.Errorf("client: token source: %w", err)
+	}
+	if token == cn.token {
+		return token, nil
+	}
+	u, _ := httpURL(c.wsURL, "/v1/me") // c.wsURL passed wsURL in New
+	rctx, cancel := context.WithTimeout(ctx, c.opts.requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	var me parley.User
+	if err := doJSON(c.http, req, &me); err != nil {
+		var perr *parley.Error
+		if errors.As(err, &perr) && (perr.Code == parley.ERATELIMITED || perr.Code == parley.EUNAVAILABLE) {
+			return "", err // waited out as an upload's
+		}
+		// Not the upload's refusal, which would fail the message: the
+		// upload tries again on the next connection, or in a second.
+		return "", fmt.Errorf("client: GET /v1/me: %v", err)
+	}
+	if me.ID != cn.user {
+		return "", fmt.Errorf("client: the token source's token is %s's, the connection %s's: the upload waits for the next connection", me.ID, cn.user)
+	}
+	return token, nil
 }

@@ -151,3 +151,83 @@ func uploadOtherUser(t *testing.T, file string) {
 		t.Fatalf("stored %+v, want alice's file", stored)
 	}
 }
+
+// TestOutboxUploadSourceSwitchedBeforeWelcome: the token source switches
+// from alice to bob while alice's connection is up, before any welcome of
+// bob. Alice's file message is not uploaded with bob's token: the upload
+// took the source's token as it was, uploaded the file as bob's, and,
+// with no welcome of bob yet to take the message out (adopt), recorded
+// bob's attachment on alice's message and sent it on alice's connection,
+// where it was refused and the message lost. Now the upload waits for a
+// token of the connection's user; once bob is welcomed the outbox file
+// keeps the message for alice, whose next client sends it with her file.
+func TestOutboxUploadSourceSwitchedBeforeWelcome(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	file := filepath.Join(t.TempDir(), "outbox.db")
+	aliceTok, bobTok := e.srv.Token(t, "alice", "User alice"), e.srv.Token(t, "bob", "User bob")
+	admin := e.client(t, "carol")
+	connect(t, admin)
+	cv := mustGroup(t, admin, "alice", "bob")
+	var (
+		mu     sync.Mutex
+		tok    = aliceTok
+		asked  int // the source's calls since it switched to bob
+		second = make(chan struct{})
+	)
+	src := func(ctx context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if tok == bobTok {
+			if asked++; asked == 2 {
+				close(second) // the first upload attempt is over
+			}
+		}
+		return tok, nil
+	}
+	c := e.client(t, "alice", client.WithTokenSource(src), client.WithOutboxFile(file))
+	connect(t, c)
+	mu.Lock()
+	tok = bobTok // the device changes hands; the link stays up for now
+	mu.Unlock()
+	m, err := c.SendFileReader(ctx, cv.ID, "alice.txt", strings.NewReader("alice's file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settled := make(chan error, 1)
+	go func() {
+		_, err := m.Wait(ctx)
+		settled <- err
+	}()
+	select {
+	case err := <-settled:
+		t.Fatalf("alice's file message, with bob's token in the source before his welcome: settled (%v), want it kept for alice", err)
+	case <-second:
+	case <-ctx.Done():
+		t.Fatal("the upload never asked for a token again")
+	}
+	e.proxy.CutAll()
+	for c.User().ID != "bob" || c.Status().State != client.Connected {
+		if ctx.Err() != nil {
+			t.Fatalf("the client was not welcomed as bob: user %q, %v", c.User().ID, c.Status().State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a := e.client(t, "alice", client.WithOutboxFile(file))
+	pending := a.Pending()
+	if len(pending) != 1 || pending[0].FileName() != "alice.txt" {
+		t.Fatalf("alice's reopened outbox holds %d messages, want her file", len(pending))
+	}
+	connect(t, a)
+	stored, err := pending[0].Wait(ctx)
+	if err != nil {
+		t.Fatalf("alice's file message, sent by her next client: %v", err)
+	}
+	if stored.SenderID != "alice" || stored.Attachment == nil || stored.Attachment.Name != "alice.txt" {
+		t.Fatalf("stored %+v, want alice's file", stored)
+	}
+}

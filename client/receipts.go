@@ -137,7 +137,11 @@ func (c *Client) SetAvatar(ctx context.Context, r io.Reader) (parley.User, error
 	case len(data) > MaxImageBytes:
 		return parley.User{}, parley.Errorf(parley.ETOOLARGE, "the image is over %d bytes", MaxImageBytes)
 	}
-	att, err := c.postImage(ctx, data)
+	token, err := c.opts.tokens(ctx)
+	if err != nil {
+		return parley.User{}, fmt.Errorf("client: token source: %w", err)
+	}
+	att, err := c.postImage(ctx, token, data)
 	if err != nil {
 		return parley.User{}, err
 	}

@@ -660,7 +660,7 @@ func (o *outbox) serve(ctx context.Context, window int) bool {
 				// holds. A failed upload fails the message; a lost link
 				// retries it (the client id is fixed, so still one
 				// message).
-				if ok, alive := o.upload(ctx, m); !alive {
+				if ok, alive := o.upload(ctx, cn, m); !alive {
 					return false
 				} else if !ok {
 					return true

@@ -59,6 +59,8 @@ var errConnLost = &parley.Error{Code: parley.EUNAVAILABLE, Message: "connection 
 type wsConn struct {
 	ws        *websocket.Conn
 	gen       uint64
+	token     string       // the hello's: its user is user
+	user      string       // the user the welcome named
 	lastHeard atomic.Int64 // unix nanos of the last frame read
 	hbFail    atomic.Bool
 	replaying bool // resumed or resync not yet received (guarded by Client.mu)
@@ -260,7 +262,7 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 	// Before the outbox may send on this connection (c.connected): it
 	// sends only the welcomed user's messages.
 	c.out.adopt(welcome.User.ID)
-	cn := &wsConn{ws: ws}
+	cn := &wsConn{ws: ws, token: token, user: welcome.User.ID}
 	cn.lastHeard.Store(time.Now().UnixNano())
 	c.mu.Lock()
 	c.gen++

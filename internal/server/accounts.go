@@ -249,7 +249,7 @@ func (s *service) register(ctx context.Context, ip string, c credentials) (authR
 	if err != nil {
 		return authResult{}, err
 	}
-	gen := s.ensured.generation()
+	gen := s.ensured.generationAny() // the new user's id is not known yet
 	u, err := s.store.CreateUser(ctx, name, hash)
 	if err != nil {
 		return authResult{}, err
@@ -274,7 +274,7 @@ func (s *service) login(ctx context.Context, ip string, c credentials) (authResu
 		s.metrics.rateLimited.WithLabelValues("login_account").Inc()
 		return authResult{}, err
 	}
-	gen := s.ensured.generation()
+	gen := s.ensured.generationAny() // the user's id is not known yet
 	u, hash, err := s.store.Credentials(ctx, c.Username)
 	switch {
 	case parley.ErrorCode(err) == parley.ENOTFOUND:

@@ -49,6 +49,7 @@ const writeTimeout = 10 * time.Second
 type conn struct {
 	s       *Server
 	t       transport
+	noPings bool // t is pingless: the sweep sends it no framePing
 	ip      string
 	session uuid.UUID   // formatted only for welcome and logs
 	user    parley.User // set once by hello, before the conn is shared
@@ -128,7 +129,8 @@ type conn struct {
 }
 
 func newConn(s *Server, t transport, ip string) *conn {
-	return &conn{s: s, t: t, ip: ip, session: uuid.New()}
+	_, noPings := t.(pingless)
+	return &conn{s: s, t: t, noPings: noPings, ip: ip, session: uuid.New()}
 }
 
 func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }

@@ -28,8 +28,9 @@ const (
 // "name" query parameter) or as the "file" part of a multipart/form-data
 // body (its name the part's filename). In order, cheapest refusal first:
 // the body is bounded before anything reads it; the user's upload rate; a
-// declared Content-Length over the limit; a buffering slot; the body,
-// read up to the limit and no further; the user's quota; and the quota
+// declared Content-Length over the limit; a buffering slot (these three
+// before any byte of the body is read); the body, read up to the limit
+// and no further; the user's quota; and the quota
 // again, exactly, in the store's write.
 func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request, u parley.User) {
 	g := s.uploads
@@ -43,6 +44,14 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request, u parl
 		s.writeError(w, fileTooLarge(limit))
 		return
 	}
+	// The slot before the multipart reader, which reads the body up to
+	// the file's part: a refusal comes before any byte of the body is
+	// read (with Expect: 100-continue, before the client sends one).
+	if err := g.files.acquire(r.Context(), g.lim.DecodeWait, "receiving other files"); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	defer g.files.release()
 	body, name, err := uploadBody(r)
 	if err != nil {
 		s.writeError(w, err)
@@ -51,11 +60,6 @@ func (s *Server) handleFileUpload(w http.ResponseWriter, r *http.Request, u parl
 	if name == "" {
 		name = r.URL.Query().Get("name")
 	}
-	if err := g.files.acquire(r.Context(), g.lim.DecodeWait, "receiving other files"); err != nil {
-		s.writeError(w, err)
-		return
-	}
-	defer g.files.release()
 	data, err := readBounded(body, limit, r.ContentLength)
 	if err != nil {
 		s.writeError(w, err)

@@ -1,17 +1,20 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley"
 	"github.com/parleychat/parley/internal/server"
@@ -273,6 +276,37 @@ func TestHostileFileSlots(t *testing.T) {
 		t.Fatalf("with no free slot: %d %+v, want 503 unavailable with Retry-After", r.status, e)
 	}
 	uploadFile(t, srv, tok, "a.txt", []byte("a"))
+}
+
+// TestFileSlotsBeforeMultipart: a multipart file upload with no receiving
+// slot free is refused before any byte of its body is read, as a raw one
+// is (docs/protocol.md, section 9): with Expect: 100-continue the first
+// answer is the 503 and the connection closes, so the client never sends
+// its body. The slot was taken after the multipart reader had read the
+// body up to the file's part, which sent 100 Continue for it.
+func TestFileSlotsBeforeMultipart(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.Uploads.Files, c.Uploads.DecodeWait = 1, 1 // 1 ns: no waiting in a test
+	}))
+	tok := srv.Token(t, "mallory", "Mallory")
+	release := srv.Server.HoldFileSlots()
+	defer release()
+	conn, err := net.DialTimeout("tcp", srv.Addr(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/files HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n", srv.Addr(), tok)
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !resp.Close {
+		t.Fatalf("a multipart upload with no free slot first got %d (close %v), want 503 and the connection closed, before its body", resp.StatusCode, resp.Close)
+	}
 }
 
 // TestHostileDiskFullFiles fills a 6 MiB tmpfs holding the SQLite store

@@ -32,6 +32,17 @@ var securityHeaders = map[string]string{
 // guard wraps the whole handler: the security headers on every response,
 // and a bound on every request body (maxRequestBytes), so a handler that
 // forgets its own smaller bound still cannot be sent an endless body.
+//
+// The bound goes on a shallow copy of the request, which the handlers
+// get: net/http decides what to do with a body the handler left unread
+// from the request it made, and only while that request's Body is still
+// its own. An upload refused before its body is read (no receiving slot,
+// rate) with Expect: 100-continue then gets its answer and the connection
+// closes, no 100 Continue sent, so the client never sends the body. With
+// the body wrapped in place, net/http took it for one the handler might
+// want, sent 100 Continue and read up to 256 KiB of it after the refusal:
+// the client sent its body after all, and one of megabytes met a closed
+// connection (a reset instead of the answer).
 func (s *Server) guard(h http.Handler) http.Handler {
 	maxBody := s.maxRequestBytes()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -39,8 +50,9 @@ func (s *Server) guard(h http.Handler) http.Handler {
 		for k, v := range securityHeaders {
 			hd[k] = []string{v}
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		h.ServeHTTP(w, r)
+		bounded := *r
+		bounded.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h.ServeHTTP(w, &bounded)
 	})
 }
 

@@ -26,7 +26,8 @@ func pingAfter(interval, timeout time.Duration) time.Duration {
 
 // sweep closes, with 4002, every registered connection not heard from for
 // the heartbeat timeout, sends a WebSocket ping (framePing) to every one
-// silent for ping (pingAfter) that has none outstanding, skipping paused
+// silent for ping (pingAfter) that has none outstanding and whose
+// transport sends pings (not pingless), skipping paused
 // ones for both, and drops every connection whose current write began
 // writeTimeout ago or more (the peer does not read). One sweep per server
 // replaces a timer per connection and per write; Server.heartbeat runs it.
@@ -43,7 +44,7 @@ func (h *hub) sweep(now time.Time, timeout, ping time.Duration) int {
 				switch {
 				case read <= cut:
 					silent = append(silent, c)
-				case c.pinged.Load() <= read:
+				case !c.noPings && c.pinged.Load() <= read:
 					quiet = append(quiet, c)
 				}
 			}

@@ -267,3 +267,32 @@ func TestPongBeforeHello(t *testing.T) {
 		t.Fatalf("after a pong and a hello got %v %q, want a welcome", f.Header.OpCode, f.Payload)
 	}
 }
+
+// TestHeartbeatCoderCountsNoPings: the coder transport (--ws-transport
+// coder, kept for benchmarks) sends no heartbeat pings, so
+// parley_heartbeat_pings_total counts none for it: a silent client gets
+// no ping and is closed with 4002, and the metric stays 0. The sweep
+// queued it a ping the transport skipped, and counted it as sent.
+func TestHeartbeatCoderCountsNoPings(t *testing.T) {
+	const interval, timeout = 400 * time.Millisecond, 1200 * time.Millisecond
+	srv := servertest.Start(t, heartbeatConfig(interval, timeout), servertest.WithConfig(func(c *server.Config) {
+		c.Transport = server.TransportCoder
+	}))
+	c, _ := dialRaw(t, srv, srv.Token(t, "alice", "Alice"))
+	for {
+		f := c.frame(t)
+		if f.Header.OpCode == ws.OpPing {
+			t.Fatal("the coder transport sent a heartbeat ping")
+		}
+		if f.Header.OpCode == ws.OpClose {
+			if code := frameCloseCode(f); code != protocol.CloseHeartbeatTimeout {
+				t.Fatalf("close %d, want 4002", code)
+			}
+			break
+		}
+	}
+	// Closed at the timeout: sweeps ran past pingAfter's silence.
+	if n := metric(t, srv, "parley_heartbeat_pings_total"); n != 0 {
+		t.Errorf("parley_heartbeat_pings_total %v, want 0: the transport sent none", n)
+	}
+}

@@ -111,7 +111,7 @@ func (s *Server) handleAPIUpsertUser(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	gen := s.svc.ensured.generation()
+	gen := s.svc.ensured.generation(d.ID)
 	u, err := s.store.EnsureUser(r.Context(), d.ID, d.Name)
 	if err == nil {
 		s.svc.ensured.store(u, gen)
@@ -139,7 +139,7 @@ func (s *Server) handleAPIMintToken(w http.ResponseWriter, r *http.Request) {
 		}
 		ttl = time.Duration(d.TTLSeconds) * time.Second
 	}
-	gen := s.svc.ensured.generation()
+	gen := s.svc.ensured.generation(r.PathValue("id"))
 	u, err := s.store.User(r.Context(), r.PathValue("id"))
 	if err == nil && s.svc.bans.has(u.ID) {
 		err = parley.Errorf(parley.EFORBIDDEN, "this user is banned")

@@ -31,8 +31,11 @@ import (
 // changed there), and every entry is dropped when the broker may have
 // lost other nodes' notices (lost moved: a reconnect to NATS, a slow
 // consumer), so no node keeps an old profile for ever. A user read from
-// the store is cached only if nothing was forgotten since the read began
-// (generation): a read that raced a change may hold the old profile.
+// the store is cached only if nothing of theirs was forgotten since the
+// read began (generation): a read that raced a change of its user may
+// hold the old profile. Forgets are counted per shard of users
+// (userGenShards), so a change of one user stops caching only the reads
+// under way of the users of its shard, not every read on the node.
 type userCache struct {
 	// budget is the most bytes of entries held (0: DefaultUserCacheBytes);
 	// inUse, when set, says a user is connected to this node; lost, when
@@ -50,9 +53,38 @@ type userCache struct {
 	m     map[string]*userEntry
 	hand  *userEntry // the next entry the clock looks at; nil when empty
 	bytes int        // userEntryBytes of the entries, at most the budget
-	// gen counts forgets and resyncs: a user read from the store under
-	// an older value may be stale, and is not cached (put).
-	gen uint64
+	// epoch counts clears and resyncs, forgets every forget, and
+	// shardGens the forgets of each shard's users (userShard): a user
+	// read from the store under an older value may be stale, and is not
+	// cached (put). A fixed array, so the memory is bounded however
+	// many users change.
+	epoch     uint64
+	forgets   uint64
+	shardGens [userGenShards]uint64
+}
+
+// userGenShards is how many shards of users the cache counts forgets in
+// (8 KiB of counters): a change of one user stops caching the reads
+// under way of 1/userGenShards of the users, not of all.
+const userGenShards = 1024
+
+// userShard is id's shard of userCache.shardGens (FNV-1a, as
+// parley.ShardOf, without its allocation).
+func userShard(id string) int {
+	h := uint32(2166136261)
+	for i := range len(id) {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % userGenShards)
+}
+
+// userGen is a generation of the cache, as generation or generationAny
+// returned it, for store or add with a user read after it.
+type userGen struct {
+	epoch uint64
+	n     uint64 // the forgets of the user's shard; with any, of all users
+	any   bool
 }
 
 // userEntry is a cached user, in the clock's ring.
@@ -141,24 +173,45 @@ func (c *userCache) resync() {
 		return
 	}
 	c.m, c.hand, c.bytes = nil, nil, 0
-	c.gen++
+	c.epoch++
 	c.lostSeen.Store(n)
 }
 
-// generation returns the cache's generation, to pass to store or add
-// with a user read from the store after this call.
-func (c *userCache) generation() uint64 {
+// generation returns the cache's generation for user id, to pass to
+// store or add with id read from the store after this call: a change of
+// another user (of another shard) does not make it stale.
+func (c *userCache) generation(id string) userGen {
 	c.resync()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.gen
+	return userGen{epoch: c.epoch, n: c.shardGens[userShard(id)]}
+}
+
+// generationAny is generation for a read whose user is not known before
+// it ends (a login by name, a registration, the warm start's many):
+// a change of any user makes it stale.
+func (c *userCache) generationAny() userGen {
+	c.resync()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return userGen{epoch: c.epoch, n: c.forgets, any: true}
+}
+
+// current reports whether a read of user id under gen may be cached:
+// nothing that could change id was forgotten since. mu must be held.
+func (c *userCache) current(gen userGen, id string) bool {
+	n := c.shardGens[userShard(id)]
+	if gen.any {
+		n = c.forgets
+	}
+	return gen.epoch == c.epoch && gen.n == n
 }
 
 // store records u, read from the store after generation returned gen,
-// replacing any entry, unless a user was forgotten since (u may be
-// stale). It evicts what it must to stay within the budget; a user too
+// replacing any entry, unless u (or, with generationAny's gen, any user)
+// was forgotten since (u may be stale). It evicts what it must to stay within the budget; a user too
 // big for the whole budget is not kept.
-func (c *userCache) store(u parley.User, gen uint64) {
+func (c *userCache) store(u parley.User, gen userGen) {
 	c.put(u, gen, false, true)
 }
 
@@ -166,12 +219,12 @@ func (c *userCache) store(u parley.User, gen uint64) {
 // the budget has left, evicting nothing, and reports whether it did (or
 // u was there already): the warm start, whose guesses must not push out
 // users in use.
-func (c *userCache) add(u parley.User, gen uint64) bool {
+func (c *userCache) add(u parley.User, gen userGen) bool {
 	return c.put(u, gen, true, false)
 }
 
 // put is store and add: with keep, an entry already there stays.
-func (c *userCache) put(u parley.User, gen uint64, keep, evict bool) bool {
+func (c *userCache) put(u parley.User, gen userGen, keep, evict bool) bool {
 	u = parley.User{
 		ID: strings.Clone(u.ID), Name: strings.Clone(u.Name), CreatedAt: u.CreatedAt,
 		DisplayName: strings.Clone(u.DisplayName), AvatarID: strings.Clone(u.AvatarID),
@@ -180,7 +233,7 @@ func (c *userCache) put(u parley.User, gen uint64, keep, evict bool) bool {
 	c.resync()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
+	if !c.current(gen, u.ID) {
 		return false
 	}
 	if c.m == nil {
@@ -223,12 +276,13 @@ func (c *userCache) put(u parley.User, gen uint64, keep, evict bool) bool {
 
 // forget drops id's entry, if any: its profile changed (a display name
 // or avatar the welcome shows), so the next hello reads the user again.
-// A read of the store under way (of any user: changes are rare) is not
-// cached when it ends (gen).
+// A read of the store under way of id (or of a user of its shard, or of
+// one not known, generationAny) is not cached when it ends.
 func (c *userCache) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gen++
+	c.forgets++
+	c.shardGens[userShard(id)]++
 	if e, ok := c.m[id]; ok {
 		c.unlink(e)
 	}
@@ -240,7 +294,7 @@ func (c *userCache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.m, c.hand, c.bytes = nil, nil, 0
-	c.gen++
+	c.epoch++
 }
 
 // unlink removes e from the map and the ring. mu must be held.
@@ -278,7 +332,7 @@ func (s *service) warmUsers(ctx context.Context, ids []string) error {
 		return nil
 	}
 	ids = ids[:min(len(ids), s.ensured.limit()/(userEntryFixed+2*16))]
-	gen := s.ensured.generation()
+	gen := s.ensured.generationAny()
 	users, err := bulk.UsersOf(ctx, ids)
 	if err != nil {
 		return err
@@ -352,7 +406,7 @@ type credentials struct {
 
 // issue mints a token for u, read from the store after the user cache's
 // generation was gen, and caches u for its first hello.
-func (s *service) issue(u parley.User, gen uint64) (authResult, error) {
+func (s *service) issue(u parley.User, gen userGen) (authResult, error) {
 	tok, exp, err := auth.Mint(s.secret, u.ID, u.Name, s.ttl)
 	if err != nil {
 		return authResult{}, err

@@ -65,6 +65,11 @@ type transport interface {
 	SetWriteDeadline(t time.Time) error
 }
 
+// pingless is a transport that sends no heartbeat pings (framePing; its
+// Write skips them): the sweep queues it none, so none is counted
+// (parley_heartbeat_pings_total) as sent.
+type pingless interface{ sendsNoPings() }
+
 // msgKind is the kind of message transport.Read returns.
 type msgKind uint8
 

@@ -25,6 +25,9 @@ type coderConn struct {
 	deadline time.Time // SetWriteDeadline's; zero: none
 }
 
+// sendsNoPings: Write skips framePing (see there).
+func (c *coderConn) sendsNoPings() {}
+
 func acceptCoder(w http.ResponseWriter, r *http.Request, origins []string) (*coderConn, error) {
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns:  origins,

@@ -37,7 +37,7 @@ func TestUserCacheBytesReal(t *testing.T) {
 		runtime.ReadMemStats(&ms0)
 		c := &userCache{budget: 1 << 30}
 		for i := range n {
-			c.store(cacheUser(i), c.generation())
+			c.store(cacheUser(i), c.generationAny())
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&ms1)
@@ -67,7 +67,7 @@ func TestUserCacheClock(t *testing.T) {
 	connected := map[string]bool{"a2": true}
 	c := &userCache{budget: 5 * one, inUse: func(id string) bool { return connected[id] }}
 	for i := range 5 {
-		c.store(fixedUser(fmt.Sprint("a", i)), c.generation())
+		c.store(fixedUser(fmt.Sprint("a", i)), c.generationAny())
 	}
 	has := func(ids ...string) string {
 		var out []string
@@ -82,12 +82,12 @@ func TestUserCacheClock(t *testing.T) {
 		t.Fatalf("within the budget: %s", got)
 	}
 	c.load("a0") // hit: spared once
-	c.store(fixedUser("b0"), c.generation())
+	c.store(fixedUser("b0"), c.generationAny())
 	if got := has("a0", "a1", "b0"); got != "a0 b0" {
 		t.Errorf("after a hit on a0 and one more user: %q cached, want a0 b0 (a1 evicted)", got)
 	}
 	for i := range 20 { // many laps of new users
-		c.store(fixedUser(fmt.Sprint("n", i)), c.generation())
+		c.store(fixedUser(fmt.Sprint("n", i)), c.generationAny())
 		if _, n := c.size(); n > c.budget {
 			t.Fatalf("%d bytes cached, over the budget of %d", n, c.budget)
 		}
@@ -99,14 +99,14 @@ func TestUserCacheClock(t *testing.T) {
 		t.Errorf("%d entries, %d bytes; want 5, %d", entries, n, 5*one)
 	}
 
-	if c.add(fixedUser("w"), c.generation()) {
+	if c.add(fixedUser("w"), c.generationAny()) {
 		t.Errorf("add of a user with no room left kept it")
 	}
 	if _, ok := c.m["n19"]; !ok {
 		t.Errorf("add evicted the newest user")
 	}
 	big := parley.User{ID: "big", Name: strings.Repeat("x", 5*one)}
-	c.store(big, c.generation())
+	c.store(big, c.generationAny())
 	if _, ok := c.load("big"); ok {
 		t.Errorf("a user bigger than the budget was kept")
 	}
@@ -114,7 +114,7 @@ func TestUserCacheClock(t *testing.T) {
 	// Every entry connected: an insert still evicts one, after a bounded
 	// walk, and stays within the budget.
 	c.inUse = func(string) bool { return true }
-	c.store(fixedUser("x"), c.generation())
+	c.store(fixedUser("x"), c.generationAny())
 	if _, ok := c.load("x"); !ok {
 		t.Errorf("with every user connected, a new one was not kept")
 	}
@@ -123,7 +123,7 @@ func TestUserCacheClock(t *testing.T) {
 	}
 
 	// A renamed user replaces its entry (store without keep), sized anew.
-	c.store(parley.User{ID: "x", Name: strings.Repeat("y", 40)}, c.generation())
+	c.store(parley.User{ID: "x", Name: strings.Repeat("y", 40)}, c.generationAny())
 	if u, _ := c.load("x"); len(u.Name) != 40 {
 		t.Errorf("the renamed user is cached as %+v", u)
 	}
@@ -149,7 +149,7 @@ func TestWarmUsersBudget(t *testing.T) {
 	one := userEntryBytes(parley.User{ID: "w00", Name: "User w00"})
 	svc := &service{store: store}
 	svc.ensured.budget = 10 * one
-	svc.ensured.store(parley.User{ID: "live", Name: "live"}, svc.ensured.generation())
+	svc.ensured.store(parley.User{ID: "live", Name: "live"}, svc.ensured.generation("live"))
 	if err := svc.warmUsers(ctx, ids); err != nil {
 		t.Fatal(err)
 	}
@@ -230,5 +230,41 @@ func TestUserReadRacingChange(t *testing.T) {
 	}
 	if u, ok := svc.ensured.load("dave"); ok {
 		t.Errorf("a user read before the broker lost messages was cached: %+v", u)
+	}
+}
+
+// TestUserReadOtherUserChange: a change of user X stops caching only the
+// reads under way of X (and of the users of X's shard), not of every
+// user: a hello's check of Y that raced X's change is cached, one of X
+// that raced it is not. The generation was one for the node, and any
+// user's change kept every read in flight from the cache. A read whose
+// user is not known before it ends (a login by name) still stops at any
+// change.
+func TestUserReadOtherUserChange(t *testing.T) {
+	ctx := t.Context()
+	store, _ := hubParts(t)
+	x, y := "xavier", "yvonne"
+	for i := 0; userShard(x) == userShard(y); i++ {
+		y = fmt.Sprint("yvonne", i)
+	}
+	st := &changeDuringRead{Store: store}
+	svc := &service{store: st}
+	st.during = func() { svc.ensured.forget(x) }
+	if _, err := svc.checkUserNow(ctx, y, "Y"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := svc.ensured.load(y); !ok {
+		t.Errorf("a read of %s that raced a change of %s was not cached", y, x)
+	}
+	if _, err := svc.checkUserNow(ctx, x, "X"); err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := svc.ensured.load(x); ok {
+		t.Errorf("a read of %s that raced a change of %s was cached: %+v", x, x, u)
+	}
+	gen := svc.ensured.generationAny()
+	svc.ensured.forget(x)
+	if svc.ensured.add(parley.User{ID: "zoe", Name: "Z"}, gen) {
+		t.Errorf("a read of a user not known before it (generationAny) that raced a change of %s was cached", x)
 	}
 }

@@ -115,7 +115,7 @@ func (s *service) checkUserNow(ctx context.Context, id, name string) (u parley.U
 	if u, ok := s.cachedUser(id, name); ok {
 		return u, nil
 	}
-	gen := s.ensured.generation()
+	gen := s.ensured.generation(id)
 	u, err = s.store.EnsureUser(ctx, id, name)
 	if parley.ErrorCode(err) == parley.ECONFLICT {
 		// The token identifies its user by id (sub); its name is only
