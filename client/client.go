@@ -92,6 +92,7 @@ type options struct {
 	protocol       int                  // the hello's protocol version (protocol.Version2 unless WithProtocol)
 	dialTimeout    time.Duration
 	requestTimeout time.Duration
+	listBytes      int // MaxConversationListBytes; smaller in tests
 	sendWindow     int
 	batch          bool
 	tls            *tls.Config
@@ -285,6 +286,7 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 		outboxLimit:       DefaultOutboxLimit,
 		dialTimeout:       DefaultDialTimeout,
 		requestTimeout:    DefaultRequestTimeout,
+		listBytes:         MaxConversationListBytes,
 		deliveredInterval: DefaultDeliveredInterval,
 		sendWindow:        DefaultSendWindow,
 		batch:             true,

@@ -1,0 +1,15 @@
+package client
+
+import "time"
+
+// WithRequestTimeout sets the deadline of calls made without one
+// (DefaultRequestTimeout), for tests that cannot wait 30 s for it.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(o *options) { o.requestTimeout = d }
+}
+
+// WithMaxConversationListBytes lowers MaxConversationListBytes, for
+// tests that would rather not send 64 MiB.
+func WithMaxConversationListBytes(n int) Option {
+	return func(o *options) { o.listBytes = n }
+}

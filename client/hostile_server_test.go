@@ -1,0 +1,130 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley"
+	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/protocol"
+)
+
+// servePages is a script that welcomes the client and answers its
+// conversations requests with page(n) for the n-th (from 0), other
+// requests with an empty reply, until page returns false: then it
+// returns (the connection closes) and reports how many pages it served
+// on served.
+func servePages(t *testing.T, page func(n int) (protocol.ConversationList, bool), served chan<- int) func(context.Context, *websocket.Conn) {
+	return func(ctx context.Context, ws *websocket.Conn) {
+		writeFrame(ctx, t, ws, protocol.TypeWelcome, welcomeWith(0))
+		n := 0
+		defer func() { served <- n }()
+		for {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			var req protocol.Request
+			if json.Unmarshal(b, &req) != nil {
+				t.Errorf("bad request %q", b)
+				return
+			}
+			var data any = struct{}{}
+			if req.Op == protocol.OpConversations {
+				p, ok := page(n)
+				if !ok {
+					return
+				}
+				n++
+				data = p
+			}
+			raw, _ := json.Marshal(data)
+			f, _ := json.Marshal(protocol.Frame{Type: protocol.TypeReply, ID: req.ID, Data: raw})
+			if ws.Write(ctx, websocket.MessageText, f) != nil {
+				return
+			}
+		}
+	}
+}
+
+// more reports whether page has an n-th page.
+func more(page func(n int) (protocol.ConversationList, bool), n int) bool {
+	_, ok := page(n)
+	return ok
+}
+
+// TestHostileServerEndlessConversations: a server that says has_more on
+// every page of the conversation list (broken, or hostile) cannot keep
+// Conversations fetching for ever. Conversations followed the cursor
+// with no end, each page under its own deadline, keeping every page:
+// memory and time without bound. Now the pages share the call's deadline,
+// are bounded in bytes (MaxConversationListBytes: too_large) and a
+// cursor given twice fails the call.
+func TestHostileServerEndlessConversations(t *testing.T) {
+	conv := func(n int, title string) parley.Conversation {
+		return parley.Conversation{ID: "c" + strconv.Itoa(n), Kind: parley.Group, Title: title}
+	}
+	// The bound is lowered to 1 MiB (from MaxConversationListBytes):
+	// 64 MiB through the race detector takes long.
+	const listBytes = 1 << 20
+	big := strings.Repeat("x", 64<<10)
+	maxPages := listBytes/len(big) + 2
+	cases := []struct {
+		name    string
+		timeout time.Duration
+		page    func(n int) (protocol.ConversationList, bool)
+		check   func(err error) bool
+	}{{
+		name: "the same cursor again", timeout: 20 * time.Second,
+		page: func(n int) (protocol.ConversationList, bool) {
+			return protocol.ConversationList{Conversations: []parley.Conversation{conv(n, "t")}, HasMore: true, Next: "again"}, n < 100
+		},
+		check: func(err error) bool { return err != nil && strings.Contains(err.Error(), "twice") },
+	}, {
+		name: "pages of 64 KiB", timeout: 20 * time.Second,
+		page: func(n int) (protocol.ConversationList, bool) {
+			return protocol.ConversationList{Conversations: []parley.Conversation{conv(n, big)}, HasMore: true, Next: strconv.Itoa(n)}, n < maxPages
+		},
+		check: func(err error) bool { return parley.ErrorCode(err) == parley.ETOOLARGE },
+	}, {
+		// Small pages with new cursors: only the deadline ends them. The
+		// server gives up at ten times the deadline.
+		name: "small pages for ever", timeout: 500 * time.Millisecond,
+		page: func() func(n int) (protocol.ConversationList, bool) {
+			var start time.Time
+			return func(n int) (protocol.ConversationList, bool) {
+				if n == 0 {
+					start = time.Now()
+				}
+				return protocol.ConversationList{Conversations: []parley.Conversation{conv(n, "t")}, HasMore: true, Next: strconv.Itoa(n)},
+					time.Since(start) < 5*time.Second
+			}
+		}(),
+		check: func(err error) bool { return errors.Is(err, context.DeadlineExceeded) },
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, c := startScripted(t, client.WithRequestTimeout(tc.timeout), client.WithMaxConversationListBytes(listBytes))
+			served := make(chan int, 1)
+			srv.scripts <- servePages(t, tc.page, served)
+			if err := c.Connect(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.Conversations(context.Background())
+			if !tc.check(err) {
+				t.Errorf("Conversations: %v", err)
+			}
+			c.Close()
+			if n := <-served; !more(tc.page, n) {
+				t.Errorf("the server served %d pages and gave up: the client would have gone on", n)
+			}
+		})
+	}
+}
