@@ -95,6 +95,11 @@ func httpURL(serverURL, path string) (string, error) {
 	return u.String(), nil
 }
 
+// maxHTTPReplyBytes bounds the JSON answers read over plain HTTP (a
+// session, an attachment, an error): each is far smaller; a larger one
+// is not the server's.
+const maxHTTPReplyBytes = 1 << 20
+
 // doJSON makes one request and decodes a 2xx answer into out, or the
 // server's error body into a *parley.Error (RetryAfter from
 // retry_after_ms, or the Retry-After header). A request that got no
@@ -109,9 +114,13 @@ func doJSON(hc *http.Client, req *http.Request, out any) error {
 	if resp.StatusCode/100 != 2 {
 		return doJSONError(req, resp)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTPReplyBytes+1))
 	if err != nil {
 		return fmt.Errorf("client: %s: %w", what, err)
+	}
+	if len(body) > maxHTTPReplyBytes {
+		// Said as it is: cut short, it would fail as JSON that ends early.
+		return fmt.Errorf("client: %s: bad reply (HTTP %d): over %d bytes", what, resp.StatusCode, maxHTTPReplyBytes)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("client: %s: bad reply (HTTP %d): %w", what, resp.StatusCode, err)
@@ -123,7 +132,7 @@ func doJSON(hc *http.Client, req *http.Request, out any) error {
 // as a *parley.Error, else statusError.
 func doJSONError(req *http.Request, resp *http.Response) error {
 	what := req.Method + " " + req.URL.Path
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTPReplyBytes))
 	if err != nil {
 		return fmt.Errorf("client: %s: %w", what, err)
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,5 +129,27 @@ func TestHostileServerEndlessConversations(t *testing.T) {
 				t.Errorf("the server served %d pages and gave up: the client would have gone on", n)
 			}
 		})
+	}
+}
+
+// TestHostileServerHugeHTTPReply: an HTTP answer past the SDK's bound
+// (1 MiB) fails saying so, whether it ends or not. The SDK read the
+// first MiB and failed with "unexpected end of JSON input", which blamed
+// the JSON of an answer it had cut itself.
+func TestHostileServerHugeHTTPReply(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"token":"t","pad":"`)
+		chunk := strings.Repeat("x", 64<<10)
+		for r.Context().Err() == nil { // endless: until the client hangs up
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer hs.Close()
+	_, err := client.Login(t.Context(), hs.URL, "alice", "correct horse battery")
+	if err == nil || !strings.Contains(err.Error(), "over 1048576 bytes") {
+		t.Fatalf("Login: %v, want an answer over 1048576 bytes", err)
 	}
 }
