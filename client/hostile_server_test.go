@@ -153,3 +153,36 @@ func TestHostileServerHugeHTTPReply(t *testing.T) {
 		t.Fatalf("Login: %v, want an answer over 1048576 bytes", err)
 	}
 }
+
+// TestHostileServerStalledDownload: a server that stops sending, before
+// its answer or in the middle of the body, fails Download after the
+// request timeout with an error that wraps context.DeadlineExceeded,
+// even under a ctx with no deadline. Download waited as long as ctx did:
+// with context.Background, for ever. The server here gives up after 10 s,
+// long after the client's 300 ms.
+func TestHostileServerStalledDownload(t *testing.T) {
+	for _, name := range []string{"no answer", "a body that stops"} {
+		t.Run(name, func(t *testing.T) {
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if name == "a body that stops" {
+					w.Header().Set("Content-Length", "1000")
+					w.Write(make([]byte, 500))
+					w.(http.Flusher).Flush()
+				}
+				select {
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+			}))
+			defer hs.Close()
+			c, err := client.New(hs.URL, client.WithToken("t"), client.WithRequestTimeout(300*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Download(context.Background(), "a1", io.Discard); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Download: %v, want a deadline", err)
+			}
+		})
+	}
+}
