@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -184,5 +185,106 @@ func TestHostileServerStalledDownload(t *testing.T) {
 				t.Fatalf("Download: %v, want a deadline", err)
 			}
 		})
+	}
+}
+
+// TestHostileServerManyUnknownConversations: events of many
+// conversations the client does not know (a broken or hostile server,
+// or a long replay) do not make a goroutine and a request in flight
+// each: the client fetched each alone on a goroutine of its own, so
+// 1000 small events the server never answers for held 1000 goroutines.
+// The fetches now wait their turn, and every conversation is still
+// fetched once the server answers.
+func TestHostileServerManyUnknownConversations(t *testing.T) {
+	const n = 1000
+	srv, c := startScripted(t)
+	release := make(chan struct{})
+	srv.scripts <- func(ctx context.Context, ws *websocket.Conn) {
+		reqs := make(chan protocol.Request, n+16)
+		go func() { // the reader; this script is the one writer
+			defer close(reqs)
+			for {
+				_, b, err := ws.Read(ctx)
+				if err != nil {
+					return
+				}
+				var req protocol.Request
+				if json.Unmarshal(b, &req) == nil {
+					reqs <- req
+				}
+			}
+		}()
+		reply := func(req protocol.Request, data any) {
+			raw, _ := json.Marshal(data)
+			f, _ := json.Marshal(protocol.Frame{Type: protocol.TypeReply, ID: req.ID, Data: raw})
+			ws.Write(ctx, websocket.MessageText, f)
+		}
+		answer := func(req protocol.Request) {
+			var ref protocol.ConversationRef
+			json.Unmarshal(req.Data, &ref)
+			reply(req, parley.Conversation{ID: ref.ConversationID, Kind: parley.Group,
+				Members: []parley.Member{{UserID: "bob"}, {UserID: "alice"}}})
+		}
+		writeFrame(ctx, t, ws, protocol.TypeWelcome, welcomeWith(0))
+		var held []protocol.Request
+		released := false
+		sent := false
+		for {
+			select {
+			case req, ok := <-reqs:
+				if !ok {
+					return
+				}
+				switch {
+				case req.Op == protocol.OpConversations:
+					reply(req, protocol.ConversationList{Conversations: []parley.Conversation{}})
+					if !sent {
+						sent = true
+						for i := range n {
+							id := "c" + strconv.Itoa(i)
+							writeFrame(ctx, t, ws, protocol.TypeEvent, parley.Event{Pos: int64(i + 1), Type: parley.EventNewMessage, ConversationID: id,
+								Message: &parley.Message{ID: "m" + id, ConversationID: id, Seq: 1, SenderID: "alice", Type: parley.Text, Text: "x"}})
+						}
+					}
+				case req.Op == protocol.OpConversation && !released:
+					held = append(held, req)
+				case req.Op == protocol.OpConversation:
+					answer(req)
+				default:
+					reply(req, struct{}{})
+				}
+			case <-release:
+				release, released = nil, true
+				for _, req := range held {
+					answer(req)
+				}
+				held = nil
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	last := make(chan struct{})
+	c.AddEventHandler("test", func(ev client.Event) {
+		if m, ok := ev.(client.NewMessage); ok && m.Message.ConversationID == "c"+strconv.Itoa(n-1) {
+			close(last)
+		}
+	})
+	if err := c.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	if _, err := c.Conversations(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	<-last // every event applied: every fetch asked for
+	if grown := runtime.NumGoroutine() - before; grown > n/2 {
+		t.Errorf("%d goroutines more for %d unknown conversations", grown, n)
+	}
+	close(release)
+	for deadline := time.Now().Add(20 * time.Second); len(c.CachedConversations()) < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d conversations fetched", len(c.CachedConversations()), n)
+		}
 	}
 }
