@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -176,9 +177,22 @@ func statusError(what string, resp *http.Response) error {
 
 // retryAfter is resp's Retry-After in seconds as a duration (0: none).
 func retryAfter(resp *http.Response) time.Duration {
-	s, err := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if err != nil || s <= 0 {
+	s, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 64)
+	if err != nil {
 		return 0
 	}
-	return time.Duration(s) * time.Second
+	return serverWait(s, time.Second)
+}
+
+// serverWait is a wait the server gave as n units: 0 for n <= 0, and
+// the longest duration for one past it. Multiplied as it came, a huge n
+// wrapped round to a negative wait, which an app may sleep on (none).
+func serverWait(n int64, unit time.Duration) time.Duration {
+	switch {
+	case n <= 0:
+		return 0
+	case n > math.MaxInt64/int64(unit):
+		return math.MaxInt64
+	}
+	return time.Duration(n) * unit
 }

@@ -608,7 +608,7 @@ func readErr(err error) error {
 }
 
 func frameError(e *protocol.ErrorBody) error {
-	return &parley.Error{Code: e.Code, Message: e.Message, RetryAfter: time.Duration(e.RetryAfterMS) * time.Millisecond}
+	return &parley.Error{Code: e.Code, Message: e.Message, RetryAfter: serverWait(e.RetryAfterMS, time.Millisecond)}
 }
 
 // startRequest sends one request on the current connection and returns
