@@ -13,3 +13,10 @@ func WithRequestTimeout(d time.Duration) Option {
 func WithMaxConversationListBytes(n int) Option {
 	return func(o *options) { o.listBytes = n }
 }
+
+// PendingRequests is how many requests wait for a reply.
+func (c *Client) PendingRequests() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,5 +287,42 @@ func TestHostileServerManyUnknownConversations(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d conversations fetched", len(c.CachedConversations()), n)
 		}
+	}
+}
+
+// TestHostileServerNeverAnswers: a server that keeps the link up but
+// answers no request does not make the client keep every request it
+// gave up on. Each stayed in the map of requests waiting for a reply
+// until the connection ended, which such a server need never do.
+func TestHostileServerNeverAnswers(t *testing.T) {
+	const calls = 200
+	srv, c := startScripted(t)
+	srv.scripts <- func(ctx context.Context, ws *websocket.Conn) {
+		writeFrame(ctx, t, ws, protocol.TypeWelcome, welcomeWith(0))
+		for { // every request, pings too, read and none answered (the heartbeat gives 9 s: longer than the test)
+			if _, _, err := ws.Read(ctx); err != nil {
+				return
+			}
+		}
+	}
+	if err := c.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range calls {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if _, err := c.History(ctx, "c1", parley.MessageQuery{}); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("History: %v, want a deadline", err)
+			}
+		})
+	}
+	wg.Wait()
+	if !c.Connected() {
+		t.Fatal("the link went down: the pending requests went with it")
+	}
+	if n := c.PendingRequests(); n != 0 {
+		t.Errorf("%d of %d requests given up on still wait for a reply", n, calls)
 	}
 }
