@@ -33,7 +33,8 @@ type Session struct {
 // when registration is closed, ERATELIMITED/EUNAVAILABLE with RetryAfter.
 // A request that got no answer is a plain error wrapping the transport's.
 // It uses http.DefaultClient (RegisterWith takes another, e.g. one that
-// trusts a private certificate authority); ctx bounds the request.
+// trusts a private certificate authority); ctx bounds the request, and
+// without a deadline in ctx, DefaultRequestTimeout does.
 func Register(ctx context.Context, serverURL, username, password string) (Session, error) {
 	return authRequest(ctx, http.DefaultClient, serverURL, "/v1/auth/register", username, password)
 }
@@ -56,7 +57,18 @@ func LoginWith(ctx context.Context, hc *http.Client, serverURL, username, passwo
 	return authRequest(ctx, hc, serverURL, "/v1/auth/login", username, password)
 }
 
+// authTimeout bounds Register and Login under a ctx with no deadline
+// (DefaultRequestTimeout; tests lower it).
+var authTimeout = DefaultRequestTimeout
+
 func authRequest(ctx context.Context, hc *http.Client, serverURL, path, username, password string) (Session, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		// As every call of a Client: a server that never answers must
+		// not hold the caller for ever.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, authTimeout)
+		defer cancel()
+	}
 	u, err := httpURL(serverURL, path)
 	if err != nil {
 		return Session{}, err

@@ -20,3 +20,11 @@ func (c *Client) PendingRequests() int {
 	defer c.mu.Unlock()
 	return len(c.pending)
 }
+
+// SetAuthTimeout sets the bound of Register and Login under a ctx with
+// no deadline (DefaultRequestTimeout) until the test ends.
+func SetAuthTimeout(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := authTimeout
+	authTimeout = d
+	t.Cleanup(func() { authTimeout = old })
+}

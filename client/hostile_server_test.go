@@ -326,3 +326,24 @@ func TestHostileServerNeverAnswers(t *testing.T) {
 		t.Errorf("%d of %d requests given up on still wait for a reply", n, calls)
 	}
 }
+
+// TestHostileServerLoginNeverAnswers: Login under a ctx with no deadline
+// against a server that accepts the request and never answers fails
+// after DefaultRequestTimeout (lowered here to 300 ms) with an error
+// that wraps context.DeadlineExceeded. It waited for ever. The server
+// here gives up after 10 s.
+func TestHostileServerLoginNeverAnswers(t *testing.T) {
+	client.SetAuthTimeout(t, 300*time.Millisecond)
+	done := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	defer hs.Close()
+	defer close(done) // before Close, which waits for the handler
+	if _, err := client.Login(context.Background(), hs.URL, "alice", "correct horse battery"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Login: %v, want a deadline", err)
+	}
+}
