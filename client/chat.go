@@ -67,6 +67,10 @@ type chatState struct {
 	toRefresh    map[string]bool
 	refreshOrder []string
 	refreshers   int
+
+	// relisting is set while a listing relistLocked started runs;
+	// relistAgain asks it for one more.
+	relisting, relistAgain bool
 }
 
 func newChatState(c *Client) *chatState {
@@ -124,18 +128,45 @@ func (s *chatState) onDisconnect() {
 // onResync refetches the conversation list and every open view.
 func (s *chatState) onResync() {
 	s.mu.Lock()
-	loaded := s.loaded
+	if s.loaded {
+		s.relistLocked()
+	}
 	var views []*ConversationView
 	for _, vs := range s.views {
 		views = append(views, vs...)
 	}
 	s.mu.Unlock()
-	if loaded {
-		s.c.spawn(func(ctx context.Context) { _, _ = s.c.Conversations(ctx) })
-	}
 	for _, v := range views {
 		v.reset()
 	}
+}
+
+// relistLocked has the conversation list fetched again in the
+// background, one listing at a time: a resync during one has it fetched
+// once more after it (the one under way may predate the resync), as a
+// view's reset does. Each resync started a listing of its own, so a
+// server sending resyncs in a row held a goroutine and a listing each.
+// Caller holds s.mu.
+func (s *chatState) relistLocked() {
+	if s.relisting {
+		s.relistAgain = true
+		return
+	}
+	s.relisting = true
+	// Each listing has its own deadline (Conversations': c.life has
+	// none), not spawn's one for them all; Close ends them.
+	s.c.spawn(func(context.Context) {
+		for {
+			_, _ = s.c.Conversations(s.c.life)
+			s.mu.Lock()
+			again := s.relistAgain
+			s.relisting, s.relistAgain = again, false
+			s.mu.Unlock()
+			if !again || s.c.life.Err() != nil {
+				return
+			}
+		}
+	})
 }
 
 // apply updates the state for one event; the reader goroutine calls it

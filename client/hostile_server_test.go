@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,19 +190,15 @@ func TestHostileServerStalledDownload(t *testing.T) {
 	}
 }
 
-// TestHostileServerManyUnknownConversations: events of many
-// conversations the client does not know (a broken or hostile server,
-// or a long replay) do not make a goroutine and a request in flight
-// each: the client fetched each alone on a goroutine of its own, so
-// 1000 small events the server never answers for held 1000 goroutines.
-// The fetches now wait their turn, and every conversation is still
-// fetched once the server answers.
-func TestHostileServerManyUnknownConversations(t *testing.T) {
-	const n = 1000
-	srv, c := startScripted(t)
-	release := make(chan struct{})
-	srv.scripts <- func(ctx context.Context, ws *websocket.Conn) {
-		reqs := make(chan protocol.Request, n+16)
+// holdScript is a script that welcomes the client, answers its first
+// conversations request with an empty list and then writes flood's
+// frames. Later requests of op held wait unanswered until release is
+// closed; then they, and every later one, get answer's data. Other
+// requests get an empty reply.
+func holdScript(t *testing.T, flood func(ctx context.Context, ws *websocket.Conn), held string,
+	answer func(protocol.Request) any, release <-chan struct{}) func(context.Context, *websocket.Conn) {
+	return func(ctx context.Context, ws *websocket.Conn) {
+		reqs := make(chan protocol.Request, 64)
 		go func() { // the reader; this script is the one writer
 			defer close(reqs)
 			for {
@@ -220,51 +217,61 @@ func TestHostileServerManyUnknownConversations(t *testing.T) {
 			f, _ := json.Marshal(protocol.Frame{Type: protocol.TypeReply, ID: req.ID, Data: raw})
 			ws.Write(ctx, websocket.MessageText, f)
 		}
-		answer := func(req protocol.Request) {
-			var ref protocol.ConversationRef
-			json.Unmarshal(req.Data, &ref)
-			reply(req, parley.Conversation{ID: ref.ConversationID, Kind: parley.Group,
-				Members: []parley.Member{{UserID: "bob"}, {UserID: "alice"}}})
-		}
 		writeFrame(ctx, t, ws, protocol.TypeWelcome, welcomeWith(0))
-		var held []protocol.Request
-		released := false
-		sent := false
+		var waiting []protocol.Request
+		listed, released := false, false
 		for {
 			select {
 			case req, ok := <-reqs:
-				if !ok {
-					return
-				}
 				switch {
-				case req.Op == protocol.OpConversations:
+				case !ok:
+					return
+				case req.Op == protocol.OpConversations && !listed:
+					listed = true
 					reply(req, protocol.ConversationList{Conversations: []parley.Conversation{}})
-					if !sent {
-						sent = true
-						for i := range n {
-							id := "c" + strconv.Itoa(i)
-							writeFrame(ctx, t, ws, protocol.TypeEvent, parley.Event{Pos: int64(i + 1), Type: parley.EventNewMessage, ConversationID: id,
-								Message: &parley.Message{ID: "m" + id, ConversationID: id, Seq: 1, SenderID: "alice", Type: parley.Text, Text: "x"}})
-						}
-					}
-				case req.Op == protocol.OpConversation && !released:
-					held = append(held, req)
-				case req.Op == protocol.OpConversation:
-					answer(req)
+					flood(ctx, ws)
+				case req.Op == held && !released:
+					waiting = append(waiting, req)
+				case req.Op == held:
+					reply(req, answer(req))
 				default:
 					reply(req, struct{}{})
 				}
 			case <-release:
 				release, released = nil, true
-				for _, req := range held {
-					answer(req)
+				for _, req := range waiting {
+					reply(req, answer(req))
 				}
-				held = nil
+				waiting = nil
 			case <-ctx.Done():
 				return
 			}
 		}
 	}
+}
+
+// TestHostileServerManyUnknownConversations: events of many
+// conversations the client does not know (a broken or hostile server,
+// or a long replay) do not make a goroutine and a request in flight
+// each: the client fetched each alone on a goroutine of its own, so
+// 1000 small events the server never answers for held 1000 goroutines.
+// The fetches now wait their turn, and every conversation is still
+// fetched once the server answers.
+func TestHostileServerManyUnknownConversations(t *testing.T) {
+	const n = 1000
+	srv, c := startScripted(t)
+	release := make(chan struct{})
+	srv.scripts <- holdScript(t, func(ctx context.Context, ws *websocket.Conn) {
+		for i := range n {
+			id := "c" + strconv.Itoa(i)
+			writeFrame(ctx, t, ws, protocol.TypeEvent, parley.Event{Pos: int64(i + 1), Type: parley.EventNewMessage, ConversationID: id,
+				Message: &parley.Message{ID: "m" + id, ConversationID: id, Seq: 1, SenderID: "alice", Type: parley.Text, Text: "x"}})
+		}
+	}, protocol.OpConversation, func(req protocol.Request) any {
+		var ref protocol.ConversationRef
+		json.Unmarshal(req.Data, &ref)
+		return parley.Conversation{ID: ref.ConversationID, Kind: parley.Group, Members: []parley.Member{{UserID: "bob"}, {UserID: "alice"}}}
+	}, release)
 	last := make(chan struct{})
 	c.AddEventHandler("test", func(ev client.Event) {
 		if m, ok := ev.(client.NewMessage); ok && m.Message.ConversationID == "c"+strconv.Itoa(n-1) {
@@ -286,6 +293,52 @@ func TestHostileServerManyUnknownConversations(t *testing.T) {
 	for deadline := time.Now().Add(20 * time.Second); len(c.CachedConversations()) < n; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d conversations fetched", len(c.CachedConversations()), n)
+		}
+	}
+}
+
+// TestHostileServerResyncFlood: resyncs in a row (a broken or hostile
+// server) fetch the conversation list once at a time, once more after
+// the last: each started a listing of its own on a goroutine of its
+// own, so 1000 small frames the server never answers for held 1000
+// goroutines.
+func TestHostileServerResyncFlood(t *testing.T) {
+	const n = 1000
+	srv, c := startScripted(t)
+	release := make(chan struct{})
+	var lists atomic.Int64
+	srv.scripts <- holdScript(t, func(ctx context.Context, ws *websocket.Conn) {
+		for range n {
+			writeFrame(ctx, t, ws, protocol.TypeResync, protocol.Resync{Head: 1, Reason: "flood"})
+		}
+	}, protocol.OpConversations, func(protocol.Request) any {
+		lists.Add(1)
+		return protocol.ConversationList{Conversations: []parley.Conversation{}}
+	}, release)
+	resyncs := make(chan struct{}, n)
+	c.AddEventHandler("test", func(ev client.Event) {
+		if _, ok := ev.(client.Resynced); ok {
+			resyncs <- struct{}{}
+		}
+	})
+	if err := c.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	if _, err := c.Conversations(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for range n { // every resync applied: every listing asked for
+		<-resyncs
+	}
+	if grown := runtime.NumGoroutine() - before; grown > n/2 {
+		t.Errorf("%d goroutines more for %d resyncs", grown, n)
+	}
+	close(release)
+	// The listing under way, then one more for the resyncs after it.
+	for deadline := time.Now().Add(20 * time.Second); lists.Load() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d listings after the resyncs, want 2", lists.Load())
 		}
 	}
 }
