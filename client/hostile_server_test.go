@@ -290,7 +290,7 @@ func TestHostileServerManyUnknownConversations(t *testing.T) {
 		t.Errorf("%d goroutines more for %d unknown conversations", grown, n)
 	}
 	close(release)
-	for deadline := time.Now().Add(20 * time.Second); len(c.CachedConversations()) < n; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); len(c.CachedConversations()) < n; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d conversations fetched", len(c.CachedConversations()), n)
 		}
