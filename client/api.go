@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"sort"
 
 	"github.com/parleychat/parley"
@@ -61,23 +63,60 @@ func (c *Client) Conversations(ctx context.Context) ([]parley.Conversation, erro
 	return list, nil
 }
 
+// MaxConversationListBytes bounds the conversation list Conversations
+// fetches, counted as the JSON of its pages: a server whose pages would
+// go past it (a broken or hostile one that says has_more for ever) fails
+// the call with ETOOLARGE rather than fill the app's memory. A list of
+// that size is some 3,000 groups of parley.MaxGroupMembers members each.
+const MaxConversationListBytes = 64 << 20
+
 // listConversations fetches every page of the conversation list,
 // following the server's cursor while it says has_more (an older server
-// sends the whole list and no has_more).
+// sends the whole list and no has_more). The pages share one deadline
+// (ctx's, else DefaultRequestTimeout for them all, as for every call),
+// at most MaxConversationListBytes, and a cursor the server gives twice
+// fails the call: a list that would never end is the server's fault.
 func (c *Client) listConversations(ctx context.Context) ([]parley.Conversation, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.requestTimeout)
+		defer cancel()
+	}
 	var all []parley.Conversation
 	var q protocol.Conversations
+	size := 0
+	cursors := make(map[string]bool) // their bytes are counted in size
 	for {
-		var page protocol.ConversationList
-		if err := c.call(ctx, protocol.OpConversations, q, &page, true); err != nil {
+		var raw json.RawMessage
+		if err := c.call(ctx, protocol.OpConversations, q, &raw, true); err != nil {
 			return nil, err
+		}
+		if size += len(raw); size > c.opts.listBytes {
+			return nil, parley.Errorf(parley.ETOOLARGE, "client: the conversation list is over %d bytes (MaxConversationListBytes)", c.opts.listBytes)
+		}
+		var page protocol.ConversationList
+		if err := unmarshalReply(raw, &page); err != nil {
+			return nil, fmt.Errorf("client: bad %s reply: %w", protocol.OpConversations, err)
 		}
 		all = append(all, page.Conversations...)
 		if !page.HasMore || page.Next == "" {
 			return dedupeConversations(all), nil
 		}
+		if cursors[page.Next] {
+			return nil, fmt.Errorf("client: bad %s reply: the server gave the cursor %q twice (the list would never end)", protocol.OpConversations, page.Next)
+		}
+		cursors[page.Next] = true
 		q.Cursor = page.Next
 	}
+}
+
+// unmarshalReply decodes a reply's data into out, as call does: no data
+// leaves out as it is.
+func unmarshalReply(raw json.RawMessage, out any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	return json.Unmarshal(raw, out)
 }
 
 // dedupeConversations keeps the first of each id: a conversation whose

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,7 +33,8 @@ type Session struct {
 // when registration is closed, ERATELIMITED/EUNAVAILABLE with RetryAfter.
 // A request that got no answer is a plain error wrapping the transport's.
 // It uses http.DefaultClient (RegisterWith takes another, e.g. one that
-// trusts a private certificate authority); ctx bounds the request.
+// trusts a private certificate authority); ctx bounds the request, and
+// without a deadline in ctx, DefaultRequestTimeout does.
 func Register(ctx context.Context, serverURL, username, password string) (Session, error) {
 	return authRequest(ctx, http.DefaultClient, serverURL, "/v1/auth/register", username, password)
 }
@@ -55,7 +57,18 @@ func LoginWith(ctx context.Context, hc *http.Client, serverURL, username, passwo
 	return authRequest(ctx, hc, serverURL, "/v1/auth/login", username, password)
 }
 
+// authTimeout bounds Register and Login under a ctx with no deadline
+// (DefaultRequestTimeout; tests lower it).
+var authTimeout = DefaultRequestTimeout
+
 func authRequest(ctx context.Context, hc *http.Client, serverURL, path, username, password string) (Session, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		// As every call of a Client: a server that never answers must
+		// not hold the caller for ever.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, authTimeout)
+		defer cancel()
+	}
 	u, err := httpURL(serverURL, path)
 	if err != nil {
 		return Session{}, err
@@ -95,6 +108,11 @@ func httpURL(serverURL, path string) (string, error) {
 	return u.String(), nil
 }
 
+// maxHTTPReplyBytes bounds the JSON answers read over plain HTTP (a
+// session, an attachment, an error): each is far smaller; a larger one
+// is not the server's.
+const maxHTTPReplyBytes = 1 << 20
+
 // doJSON makes one request and decodes a 2xx answer into out, or the
 // server's error body into a *parley.Error (RetryAfter from
 // retry_after_ms, or the Retry-After header). A request that got no
@@ -109,9 +127,13 @@ func doJSON(hc *http.Client, req *http.Request, out any) error {
 	if resp.StatusCode/100 != 2 {
 		return doJSONError(req, resp)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTPReplyBytes+1))
 	if err != nil {
 		return fmt.Errorf("client: %s: %w", what, err)
+	}
+	if len(body) > maxHTTPReplyBytes {
+		// Said as it is: cut short, it would fail as JSON that ends early.
+		return fmt.Errorf("client: %s: bad reply (HTTP %d): over %d bytes", what, resp.StatusCode, maxHTTPReplyBytes)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("client: %s: bad reply (HTTP %d): %w", what, resp.StatusCode, err)
@@ -123,7 +145,7 @@ func doJSON(hc *http.Client, req *http.Request, out any) error {
 // as a *parley.Error, else statusError.
 func doJSONError(req *http.Request, resp *http.Response) error {
 	what := req.Method + " " + req.URL.Path
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTPReplyBytes))
 	if err != nil {
 		return fmt.Errorf("client: %s: %w", what, err)
 	}
@@ -167,9 +189,22 @@ func statusError(what string, resp *http.Response) error {
 
 // retryAfter is resp's Retry-After in seconds as a duration (0: none).
 func retryAfter(resp *http.Response) time.Duration {
-	s, err := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if err != nil || s <= 0 {
+	s, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 64)
+	if err != nil {
 		return 0
 	}
-	return time.Duration(s) * time.Second
+	return serverWait(s, time.Second)
+}
+
+// serverWait is a wait the server gave as n units: 0 for n <= 0, and
+// the longest duration for one past it. Multiplied as it came, a huge n
+// wrapped round to a negative wait, which an app may sleep on (none).
+func serverWait(n int64, unit time.Duration) time.Duration {
+	switch {
+	case n <= 0:
+		return 0
+	case n > math.MaxInt64/int64(unit):
+		return math.MaxInt64
+	}
+	return time.Duration(n) * unit
 }

@@ -60,6 +60,17 @@ type chatState struct {
 	// touched is, while listing, the evSeq of the last event per
 	// conversation: one that moved between pages is fetched alone.
 	touched map[string]uint64
+
+	// toRefresh holds the conversations waiting to be fetched alone
+	// (refreshLocked), refreshOrder the same ids in the order they
+	// came; refreshers counts the refreshLoops running.
+	toRefresh    map[string]bool
+	refreshOrder []string
+	refreshers   int
+
+	// relisting is set while a listing relistLocked started runs;
+	// relistAgain asks it for one more.
+	relisting, relistAgain bool
 }
 
 func newChatState(c *Client) *chatState {
@@ -117,18 +128,45 @@ func (s *chatState) onDisconnect() {
 // onResync refetches the conversation list and every open view.
 func (s *chatState) onResync() {
 	s.mu.Lock()
-	loaded := s.loaded
+	if s.loaded {
+		s.relistLocked()
+	}
 	var views []*ConversationView
 	for _, vs := range s.views {
 		views = append(views, vs...)
 	}
 	s.mu.Unlock()
-	if loaded {
-		s.c.spawn(func(ctx context.Context) { _, _ = s.c.Conversations(ctx) })
-	}
 	for _, v := range views {
 		v.reset()
 	}
+}
+
+// relistLocked has the conversation list fetched again in the
+// background, one listing at a time: a resync during one has it fetched
+// once more after it (the one under way may predate the resync), as a
+// view's reset does. Each resync started a listing of its own, so a
+// server sending resyncs in a row held a goroutine and a listing each.
+// Caller holds s.mu.
+func (s *chatState) relistLocked() {
+	if s.relisting {
+		s.relistAgain = true
+		return
+	}
+	s.relisting = true
+	// Each listing has its own deadline (Conversations': c.life has
+	// none), not spawn's one for them all; Close ends them.
+	s.c.spawn(func(context.Context) {
+		for {
+			_, _ = s.c.Conversations(s.c.life)
+			s.mu.Lock()
+			again := s.relistAgain
+			s.relisting, s.relistAgain = again, false
+			s.mu.Unlock()
+			if !again || s.c.life.Err() != nil {
+				return
+			}
+		}
+	})
 }
 
 // apply updates the state for one event; the reader goroutine calls it
@@ -421,8 +459,8 @@ func (s *chatState) expire(conv string, t *typist) {
 	s.c.emit(TypingStopped{ConversationID: conv, UserID: t.UserID, UserName: t.UserName, Expired: true, At: time.Now()})
 }
 
-// refreshLocked fetches one conversation in the background and puts it in
-// the list. Caller holds s.mu.
+// refreshLocked has one conversation fetched alone in the background
+// (refreshLoop) and put in the list. Caller holds s.mu.
 func (s *chatState) refreshLocked(id string) {
 	if u := s.unread[id]; u != nil {
 		if u.fetching {
@@ -430,26 +468,74 @@ func (s *chatState) refreshLocked(id string) {
 		}
 		u.fetching = true
 	}
-	sentAt := s.evSeq
-	s.c.spawn(func(ctx context.Context) {
-		var cv parley.Conversation
-		err := s.c.call(ctx, protocol.OpConversation, protocol.ConversationRef{ConversationID: id}, &cv, true)
+	if s.toRefresh[id] {
+		return // its fetch has not started: it sees this event too
+	}
+	if s.toRefresh == nil {
+		s.toRefresh = make(map[string]bool)
+	}
+	s.toRefresh[id] = true
+	s.refreshOrder = append(s.refreshOrder, id)
+	if s.refreshers < maxRefreshers {
+		s.refreshers++
+		// The fetches take c.life, not spawn's ctx, whose one deadline
+		// would be shared by every fetch of the loop: each call has its
+		// own (DefaultRequestTimeout) and Close ends them.
+		s.c.spawn(func(context.Context) { s.refreshLoop(s.c.life) })
+	}
+}
+
+// maxRefreshers bounds the goroutines that fetch conversations alone
+// (refreshLocked): a server sending events of many conversations the
+// client does not know (a broken or hostile one, or a long replay) made
+// one goroutine and one request in flight each, without bound; now the
+// conversations wait their turn in s.toRefresh, each once.
+const maxRefreshers = 4
+
+// refreshLoop fetches the conversations waiting in s.toRefresh, oldest
+// first, until none waits. One of at most maxRefreshers, each run by
+// spawn (owned by the Client).
+func (s *chatState) refreshLoop(ctx context.Context) {
+	for {
 		s.mu.Lock()
-		if u := s.unread[id]; u != nil {
-			u.fetching = false
+		if len(s.refreshOrder) == 0 || ctx.Err() != nil {
+			s.refreshers--
+			s.mu.Unlock()
+			return
 		}
-		switch {
-		case err == nil:
-			s.takeReplyLocked(&cv, sentAt)
-		case parley.ErrorCode(err) == parley.ENOTFOUND:
-			delete(s.convs, id)
-			delete(s.unread, id)
+		id := s.refreshOrder[0]
+		s.refreshOrder[0] = ""
+		s.refreshOrder = s.refreshOrder[1:]
+		if len(s.refreshOrder) == 0 {
+			s.refreshOrder = nil // the backing array goes
 		}
+		delete(s.toRefresh, id)
+		sentAt := s.evSeq
 		s.mu.Unlock()
-		if err == nil || parley.ErrorCode(err) == parley.ENOTFOUND {
-			s.c.emit(ConversationsChanged{})
-		}
-	})
+		s.refresh(ctx, id, sentAt)
+	}
+}
+
+// refresh fetches conversation id alone and merges it, as a request made
+// at evSeq sentAt.
+func (s *chatState) refresh(ctx context.Context, id string, sentAt uint64) {
+	var cv parley.Conversation
+	err := s.c.call(ctx, protocol.OpConversation, protocol.ConversationRef{ConversationID: id}, &cv, true)
+	s.mu.Lock()
+	if u := s.unread[id]; u != nil {
+		u.fetching = false
+	}
+	switch {
+	case err == nil:
+		s.takeReplyLocked(&cv, sentAt)
+	case parley.ErrorCode(err) == parley.ENOTFOUND:
+		delete(s.convs, id)
+		delete(s.unread, id)
+	}
+	s.mu.Unlock()
+	if err == nil || parley.ErrorCode(err) == parley.ENOTFOUND {
+		s.c.emit(ConversationsChanged{})
+	}
 }
 
 // Typing returns who is typing in a conversation (not this user), ordered

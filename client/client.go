@@ -93,6 +93,7 @@ type options struct {
 	protocol       int                  // the hello's protocol version (protocol.Version2 unless WithProtocol)
 	dialTimeout    time.Duration
 	requestTimeout time.Duration
+	listBytes      int // MaxConversationListBytes; smaller in tests
 	sendWindow     int
 	batch          bool
 	tls            *tls.Config
@@ -287,6 +288,7 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 		outboxLimit:       DefaultOutboxLimit,
 		dialTimeout:       DefaultDialTimeout,
 		requestTimeout:    DefaultRequestTimeout,
+		listBytes:         MaxConversationListBytes,
 		deliveredInterval: DefaultDeliveredInterval,
 		sendWindow:        DefaultSendWindow,
 		batch:             true,

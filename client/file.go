@@ -100,6 +100,11 @@ func (c *Client) postUpload(ctx context.Context, token, u string, data []byte) (
 // ErrClosed). Errors the server
 // answered with (not_found for an attachment of a conversation the user
 // is not in, or one that is gone) are *parley.Error.
+//
+// ctx bounds the whole download, which a large file on a slow link may
+// need long for; whatever ctx says, a server that sends nothing for
+// DefaultRequestTimeout (no answer, or a body that stops) fails it with
+// an error that wraps context.DeadlineExceeded.
 func (c *Client) Download(ctx context.Context, attachmentID string, w io.Writer) (int64, error) {
 	if c.life.Err() != nil { // closed: as every call after Close
 		return 0, ErrClosed
@@ -108,23 +113,49 @@ func (c *Client) Download(ctx context.Context, attachmentID string, w io.Writer)
 	if err != nil {
 		return 0, fmt.Errorf("client: token source: %w", err)
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	idle := c.opts.requestTimeout
+	stalled := fmt.Errorf("no byte from the server in %v: %w", idle, context.DeadlineExceeded)
+	stall := time.AfterFunc(idle, func() { stop(stalled) })
+	defer stall.Stop()
 	u, _ := httpURL(c.wsURL, "/v1/attachments/"+url.PathEscape(attachmentID)) // c.wsURL passed wsURL in New
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	fail := func(err error) error {
+		if context.Cause(ctx) == stalled {
+			err = stalled
+		}
+		return fmt.Errorf("client: GET %s: %w", req.URL.Path, err)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("client: GET %s: %w", req.URL.Path, err)
+		return 0, fail(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return 0, doJSONError(req, resp)
 	}
-	n, err := io.Copy(w, resp.Body)
+	n, err := io.Copy(w, progressReader{resp.Body, func() { stall.Reset(idle) }})
 	if err != nil {
-		return n, fmt.Errorf("client: GET %s: %w", req.URL.Path, err)
+		return n, fail(err)
 	}
 	return n, nil
+}
+
+// progressReader calls progress after every read that returned bytes.
+type progressReader struct {
+	r        io.Reader
+	progress func()
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.progress()
+	}
+	return n, err
 }

@@ -673,7 +673,7 @@ func (o *outbox) serve(ctx context.Context, window int) bool {
 				}
 			}
 			op, req := m.request()
-			ch, err := o.c.startRequestOn(ctx, cn, op, req)
+			ch, _, err := o.c.startRequestOn(ctx, cn, op, req)
 			if ctx.Err() != nil {
 				return false
 			}

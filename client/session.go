@@ -610,27 +610,28 @@ func readErr(err error) error {
 }
 
 func frameError(e *protocol.ErrorBody) error {
-	return &parley.Error{Code: e.Code, Message: e.Message, RetryAfter: time.Duration(e.RetryAfterMS) * time.Millisecond}
+	return &parley.Error{Code: e.Code, Message: e.Message, RetryAfter: serverWait(e.RetryAfterMS, time.Millisecond)}
 }
 
 // startRequest sends one request on the current connection and returns
 // the channel its reply will come on. The reply is errConnLost if the
 // connection ends first. It fails with errConnLost when there is no
 // connection or the write fails.
-func (c *Client) startRequest(ctx context.Context, op string, data any) (chan reply, error) {
+func (c *Client) startRequest(ctx context.Context, op string, data any) (chan reply, string, error) {
 	return c.startRequestOn(ctx, nil, op, data)
 }
 
 // startRequestOn is startRequest on connection on only (nil: the
 // current one): errConnLost when the client's connection is another by
 // now. The outbox sends on the connection it began with, whose welcome
-// chose the messages it may send (outbox.adopt).
-func (c *Client) startRequestOn(ctx context.Context, on *wsConn, op string, data any) (chan reply, error) {
+// chose the messages it may send (outbox.adopt). It returns the
+// request's id too, which keys the wait for its reply (c.pending).
+func (c *Client) startRequestOn(ctx context.Context, on *wsConn, op string, data any) (chan reply, string, error) {
 	c.mu.Lock()
 	cn := c.conn
 	if cn == nil || (on != nil && cn != on) {
 		c.mu.Unlock()
-		return nil, errConnLost
+		return nil, "", errConnLost
 	}
 	c.reqSeq++
 	id := "r" + strconv.FormatUint(c.reqSeq, 10)
@@ -645,17 +646,17 @@ func (c *Client) startRequestOn(ctx context.Context, on *wsConn, op string, data
 		delete(c.pending, id)
 		c.mu.Unlock()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, "", ctx.Err()
 		}
-		return nil, errConnLost
+		return nil, "", errConnLost
 	}
-	return ch, nil
+	return ch, id, nil
 }
 
 // roundTrip sends one request on the current connection and waits for its
 // reply.
 func (c *Client) roundTrip(ctx context.Context, op string, data any) (json.RawMessage, error) {
-	ch, err := c.startRequest(ctx, op, data)
+	ch, id, err := c.startRequest(ctx, op, data)
 	if err != nil {
 		return nil, err
 	}
@@ -663,8 +664,12 @@ func (c *Client) roundTrip(ctx context.Context, op string, data any) (json.RawMe
 	case r := <-ch:
 		return r.data, r.err
 	case <-ctx.Done():
-		// The reply, if it comes, lands in the buffered channel and is
-		// dropped with it.
+		// Stop waiting for the reply: a server that never answers
+		// would otherwise keep every request given up on, for as long
+		// as the connection lasts.
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
 		return nil, ctx.Err()
 	}
 }

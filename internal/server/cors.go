@@ -23,7 +23,7 @@ import (
 
 // Preflight answers (docs/protocol.md section 11, "CORS").
 const (
-	corsAllowMethods = "GET, POST, PATCH, DELETE"
+	corsAllowMethods = "GET, POST, PUT, PATCH, DELETE"
 	// Range and the validators: a page may fetch part of an
 	// attachment, and revalidate it (handleAttachment).
 	corsAllowHeaders  = "Authorization, Content-Type, Range, If-Range, If-None-Match, If-Match"

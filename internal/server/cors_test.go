@@ -53,7 +53,7 @@ func TestCORSPreflight(t *testing.T) {
 		}
 		for k, want := range map[string]string{
 			"Access-Control-Allow-Origin":      origin,
-			"Access-Control-Allow-Methods":     "GET, POST, PATCH, DELETE",
+			"Access-Control-Allow-Methods":     "GET, POST, PUT, PATCH, DELETE",
 			"Access-Control-Allow-Headers":     "Authorization, Content-Type, Range, If-Range, If-None-Match, If-Match",
 			"Access-Control-Max-Age":           "600",
 			"Access-Control-Allow-Credentials": "",
@@ -168,6 +168,30 @@ func TestCORSRanges(t *testing.T) {
 	for _, h := range []string{"retry-after", "etag", "content-range", "accept-ranges"} {
 		if !slices.Contains(strings.Split(strings.ReplaceAll(exposed, " ", ""), ","), h) {
 			t.Errorf("ranged GET: Access-Control-Expose-Headers %q lacks %s", exposed, h)
+		}
+	}
+}
+
+// TestCORSPreflightEveryMethod: a preflight from an allowed origin
+// allows every method the API serves, for each route of it. PUT (add a
+// reaction, block a user) was missing from Access-Control-Allow-Methods,
+// so a browser on another origin refused those calls before sending
+// them, with nothing in the answer to say why.
+func TestCORSPreflightEveryMethod(t *testing.T) {
+	srv := corsServer(t)
+	for _, p := range srv.Server.RoutePatterns() {
+		method, path, ok := strings.Cut(p, " ")
+		if !ok || !strings.HasPrefix(path, "/v1/") || path == protocol.Path || method == http.MethodGet {
+			continue // GET is a simple request, preflighted only for its headers
+		}
+		path = strings.NewReplacer("{id}", "x", "{mid}", "m", "{emoji}", "%F0%9F%91%8D", "{name}", "n", "{user_id}", "u").Replace(path)
+		resp := corsDo(t, srv, "OPTIONS", path, map[string]string{
+			"Origin": "https://app.example.com", "Access-Control-Request-Method": method,
+			"Access-Control-Request-Headers": "authorization, content-type",
+		})
+		allowed := strings.Split(resp.Header.Get("Access-Control-Allow-Methods"), ", ")
+		if resp.StatusCode != http.StatusNoContent || !slices.Contains(allowed, method) {
+			t.Errorf("preflight of %s: %d, Access-Control-Allow-Methods %q", p, resp.StatusCode, allowed)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -408,9 +409,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, parley.Errorf(parley.EUNAVAILABLE, "shutting down"))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2e9)
-	defer cancel()
-	if _, err := s.store.Head(ctx); err != nil {
+	if err := s.ready.storeErr(r.Context(), s.store); err != nil {
 		s.log.Warn("readyz: store", "err", err)
 		s.writeError(w, parley.Errorf(parley.EUNAVAILABLE, "store unavailable"))
 		return
@@ -435,6 +434,37 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// readyTTL is how long /readyz's answer of the store is reused.
+const readyTTL = time.Second
+
+// readyCheck is /readyz's read of the store, made at most once every
+// readyTTL whatever the number of requests: /readyz needs no token, and
+// each request was a store read, so anyone could load the store (and
+// hold PostgreSQL's connections) at the rate they could send requests.
+// Requests that come while a read is under way wait for it (at most its
+// 2 s). Safe for concurrent use; the zero value is ready to use.
+type readyCheck struct {
+	mu  sync.Mutex // held for a read: the requests that come meanwhile wait for it
+	at  time.Time  // when err was read; zero: never
+	err error
+}
+
+// storeErr is the store's answer to a read of its head (nil when it
+// answered), read at most once every readyTTL. The read does not end
+// with the request that made it: its answer is every request's.
+func (c *readyCheck) storeErr(ctx context.Context, st parley.Store) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && time.Since(c.at) < readyTTL {
+		return c.err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_, c.err = st.Head(ctx)
+	c.at = time.Now()
+	return c.err
 }
 
 // linkHealther is a broker that knows whether this node is connected to

@@ -249,6 +249,9 @@ type Server struct {
 	bg       sync.WaitGroup
 	unsub    func()
 
+	// ready is /readyz's check of the store, shared (handleReady).
+	ready readyCheck
+
 	mu      sync.Mutex // guards servers and connWG.Add against closing
 	closing atomic.Bool
 	connWG  sync.WaitGroup

@@ -63,7 +63,9 @@ const (
 	// enqueueBatch is how many events the enqueuer reads per step.
 	enqueueBatch = 256
 	// maxResponseBytes of a receiver's answer are read (and dropped) so
-	// the connection can be reused.
+	// the connection can be reused; its header may be as large, past
+	// which the attempt fails (net/http's default allows 10 MiB a
+	// delivery in flight).
 	maxResponseBytes = 64 << 10
 )
 
@@ -156,11 +158,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.client = &http.Client{
 		Timeout: cfg.Timeout,
 		Transport: &http.Transport{
-			DialContext:           dialer.DialContext,
-			TLSHandshakeTimeout:   cfg.Timeout,
-			ResponseHeaderTimeout: cfg.Timeout,
-			MaxIdleConnsPerHost:   cfg.Concurrency,
-			IdleConnTimeout:       90 * time.Second,
+			DialContext:            dialer.DialContext,
+			TLSHandshakeTimeout:    cfg.Timeout,
+			ResponseHeaderTimeout:  cfg.Timeout,
+			MaxResponseHeaderBytes: maxResponseBytes,
+			MaxIdleConnsPerHost:    cfg.Concurrency,
+			IdleConnTimeout:        90 * time.Second,
 		},
 		// A redirect could lead anywhere; the operator gives the URL.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

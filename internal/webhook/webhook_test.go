@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -255,4 +256,30 @@ func FuzzPublicAddr(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHostileReceiverHugeHeader: a receiver whose answer's header is
+// over maxResponseBytes fails the attempt (retried later), however 2xx
+// its status: net/http read up to 10 MiB of it for each delivery in
+// flight, and took the answer as delivered.
+func TestHostileReceiverHugeHeader(t *testing.T) {
+	rx := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 32 { // 32 x 4 KiB: 128 KiB of header
+			w.Header().Set("X-Pad-"+strconv.Itoa(i), strings.Repeat("p", 4<<10))
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer rx.Close()
+	e, err := ParseEndpoint("url=" + rx.URL + ",events=*,secret=0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{Endpoints: []Endpoint{e}, AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.client.CloseIdleConnections()
+	if d.post(context.Background(), e, deliveryOf(7)) {
+		t.Error("an answer with 128 KiB of header counted as delivered")
+	}
 }
