@@ -574,8 +574,8 @@ func (s *Server) handleAttachment(thumb bool) http.HandlerFunc {
 		// can only cut the answer short: its Content-Length tells the
 		// client.
 		http.ServeContent(downloadWriter{w, n}, r, "", time.Time{}, body)
-		if body.err != nil && r.Context().Err() == nil {
-			s.log.Warn("reading an attachment being served", "attachment", id, "err", body.err)
+		if err := body.close(); err != nil && r.Context().Err() == nil {
+			s.log.Warn("reading an attachment being served", "attachment", id, "err", err)
 		}
 	}
 }
@@ -609,13 +609,33 @@ const smallRead = 32 << 10
 // range reads its own bytes, and a whole download holds one chunk at a
 // time. Not safe for concurrent use: ServeContent reads from one
 // goroutine at a time (its own, or its multipart writer's).
+//
+// Its methods may run on ServeContent's goroutine (a multipart answer's
+// parts are written by one), which can outlive the handler when the
+// client goes away: mu orders them with close, which the handler calls
+// before it releases the room held, so no read is under way (holding a
+// chunk) once the room is given back, and none starts after.
 type attachmentReader struct {
-	size int64
-	read func(off int64, p []byte) (int, error)
-	buf  []byte // bytes [at, at+len(buf)) of the attachment
-	at   int64
-	off  int64
-	err  error // the read that failed, which every later Read returns
+	size   int64
+	read   func(off int64, p []byte) (int, error)
+	mu     sync.Mutex
+	closed bool
+	buf    []byte // bytes [at, at+len(buf)) of the attachment
+	at     int64
+	off    int64
+	err    error // the read that failed, which every later Read returns
+}
+
+// errReaderClosed is what a Read after close returns.
+var errReaderClosed = errors.New("attachment reader closed: the answer ended")
+
+// close waits for a Read under way, makes every later one fail, and
+// returns the read that failed, if one did.
+func (l *attachmentReader) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	return l.err
 }
 
 // fill reads n bytes at off into buf.
@@ -637,6 +657,8 @@ func (l *attachmentReader) fill(off int64, n int) error {
 // head returns the attachment's first bytes, a chunk (or all of them),
 // reading them.
 func (l *attachmentReader) head() ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if err := l.fill(0, int(min(int64(cap(l.buf)), l.size))); err != nil {
 		return nil, err
 	}
@@ -644,6 +666,11 @@ func (l *attachmentReader) head() ([]byte, error) {
 }
 
 func (l *attachmentReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, errReaderClosed
+	}
 	if l.off >= l.size {
 		return 0, io.EOF
 	}
@@ -665,6 +692,8 @@ func (l *attachmentReader) Read(p []byte) (int, error) {
 }
 
 func (l *attachmentReader) Seek(offset int64, whence int) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	switch whence {
 	case io.SeekStart:
 	case io.SeekCurrent:
