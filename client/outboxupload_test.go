@@ -134,22 +134,7 @@ func uploadOtherUser(t *testing.T, file string) {
 	if file == "" {
 		return
 	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	a := e.client(t, "alice", client.WithOutboxFile(file))
-	pending := a.Pending()
-	if len(pending) != 1 || pending[0].FileName() != "alice.txt" {
-		t.Fatalf("alice's reopened outbox holds %d messages, want her file", len(pending))
-	}
-	connect(t, a)
-	stored, err := pending[0].Wait(ctx)
-	if err != nil {
-		t.Fatalf("alice's file message, sent by her next client: %v", err)
-	}
-	if stored.SenderID != "alice" || stored.Attachment == nil || stored.Attachment.Name != "alice.txt" {
-		t.Fatalf("stored %+v, want alice's file", stored)
-	}
+	aliceSendsHerFile(ctx, t, e, c, file)
 }
 
 // TestOutboxUploadSourceSwitchedBeforeWelcome: the token source switches
@@ -214,6 +199,14 @@ func TestOutboxUploadSourceSwitchedBeforeWelcome(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	aliceSendsHerFile(ctx, t, e, c, file)
+}
+
+// aliceSendsHerFile closes c and opens alice's outbox file with a client
+// of hers: it holds her file message, which her client then sends as
+// hers.
+func aliceSendsHerFile(ctx context.Context, t *testing.T, e *env, c *client.Client, file string) {
+	t.Helper()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
