@@ -165,8 +165,11 @@ func (c *Client) run(ctx context.Context) {
 		if hint > 0 {
 			// The server said when to come back (goaway): honour it; the
 			// server already jittered it per connection. Reset the
-			// backoff: the server is restarting, not failing.
-			delay, step = hint, 0
+			// backoff: the server is restarting, not failing. Never wait
+			// longer than the backoff's ceiling: a server (or a man in the
+			// middle on plain ws) saying an hour would park the client
+			// until the app calls Reconnect.
+			delay, step = min(hint, c.opts.backoffMax), 0
 			continue
 		}
 		step++
