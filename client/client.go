@@ -93,7 +93,8 @@ type options struct {
 	protocol       int                  // the hello's protocol version (protocol.Version2 unless WithProtocol)
 	dialTimeout    time.Duration
 	requestTimeout time.Duration
-	listBytes      int // MaxConversationListBytes; smaller in tests
+	listBytes      int   // MaxConversationListBytes; smaller in tests
+	fileBytes      int64 // MaxFileBytes for downloads; smaller in tests
 	sendWindow     int
 	batch          bool
 	tls            *tls.Config
@@ -289,6 +290,7 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 		dialTimeout:       DefaultDialTimeout,
 		requestTimeout:    DefaultRequestTimeout,
 		listBytes:         MaxConversationListBytes,
+		fileBytes:         MaxFileBytes,
 		deliveredInterval: DefaultDeliveredInterval,
 		sendWindow:        DefaultSendWindow,
 		batch:             true,

@@ -14,6 +14,12 @@ func WithMaxConversationListBytes(n int) Option {
 	return func(o *options) { o.listBytes = n }
 }
 
+// WithMaxDownloadBytes lowers the bound of Download (MaxFileBytes),
+// for tests that would rather not receive 64 MiB.
+func WithMaxDownloadBytes(n int64) Option {
+	return func(o *options) { o.fileBytes = n }
+}
+
 // PendingRequests is how many requests wait for a reply.
 func (c *Client) PendingRequests() int {
 	c.mu.Lock()

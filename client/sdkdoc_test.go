@@ -208,6 +208,7 @@ func sdkDocSnippets(ctx context.Context, server, password, conversationID, convI
 	_, _, _ = hp.Messages, hp.HasMore, hp.Next
 	var n int64
 	n, err = c.Download(ctx, "id", &bytes.Buffer{})
+	n, err = c.DownloadAttachment(ctx, parley.Attachment{ID: "id", Size: 1}, &bytes.Buffer{})
 	_ = n
 	var l interface {
 		OnConnecting(client.StatusChange)
