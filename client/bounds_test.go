@@ -3,8 +3,11 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,5 +130,113 @@ func TestHostileServerEndlessDownload(t *testing.T) {
 				t.Errorf("download wrote %d bytes (says %d), want %d", w.Len(), n, tc.want)
 			}
 		})
+	}
+}
+
+// TestHostileServerIDFlood: a server sending events of ever new ids
+// (users coming online, typing, messages in unknown conversations,
+// removals from them) keeps every map of the state within its bound
+// (lowered here: MaxKnownConversations, MaxKnownUsers, MaxTypists) and
+// fills them up to it. Each map took every id, linear in the bytes
+// received. The delivery reports wait unanswered, so what they hold
+// piles up as it would behind a slow server; ids over MaxStateIDBytes
+// are never kept.
+func TestHostileServerIDFlood(t *testing.T) {
+	const convCap, userCap, typistCap, n = 50, 60, 40, 300
+	srv, c := startScripted(t, client.WithStateCaps(convCap, userCap, typistCap), client.WithRequestTimeout(20*time.Second))
+	srv.scripts <- func(ctx context.Context, ws *websocket.Conn) {
+		reqs := make(chan protocol.Request, 64)
+		go func() { // the reader; this script is the one writer
+			defer close(reqs)
+			for {
+				_, b, err := ws.Read(ctx)
+				if err != nil {
+					return
+				}
+				var req protocol.Request
+				if json.Unmarshal(b, &req) == nil {
+					reqs <- req
+				}
+			}
+		}()
+		reply := func(req protocol.Request, data any) {
+			raw, _ := json.Marshal(data)
+			f, _ := json.Marshal(protocol.Frame{Type: protocol.TypeReply, ID: req.ID, Data: raw})
+			ws.Write(ctx, websocket.MessageText, f)
+		}
+		event := func(ev parley.Event) { writeFrame(ctx, t, ws, protocol.TypeEvent, ev) }
+		writeFrame(ctx, t, ws, protocol.TypeWelcome, welcomeWith(0))
+		pos := int64(0)
+		for req := range reqs {
+			switch req.Op {
+			case protocol.OpConversations:
+				reply(req, protocol.ConversationList{Conversations: []parley.Conversation{}})
+				long := strings.Repeat("x", client.MaxStateIDBytes+1)
+				event(parley.Event{Type: parley.EventUserOnline, UserID: long, UserName: "Long"})
+				for i := range n {
+					id := strconv.Itoa(i)
+					event(parley.Event{Type: parley.EventUserOnline, UserID: "u" + id, UserName: "U" + id})
+					event(parley.Event{Type: parley.EventTypingStarted, ConversationID: "t" + id, UserID: "u" + id, UserName: "U" + id})
+					pos++
+					event(parley.Event{Pos: pos, Type: parley.EventNewMessage, ConversationID: "n" + id,
+						Message: &parley.Message{ID: "m" + id, ConversationID: "n" + id, Seq: 1, SenderID: "s" + id, SenderName: "S" + id, Type: parley.Text, Text: "x"}})
+					pos++
+					event(parley.Event{Pos: pos, Type: parley.EventConversationUpdated, ConversationID: "r" + id, Change: parley.ChangeMembersRemoved,
+						UserIDs: []string{"bob"}, Conversation: &parley.Conversation{ID: "r" + id, Kind: parley.Group}})
+				}
+				pos++
+				event(parley.Event{Pos: pos, Type: parley.EventNewMessage, ConversationID: "last",
+					Message: &parley.Message{ID: "mlast", ConversationID: "last", Seq: 1, SenderID: "bob", Type: parley.Text, Text: "end"}})
+			case protocol.OpConversation:
+				var ref protocol.ConversationRef
+				json.Unmarshal(req.Data, &ref)
+				reply(req, parley.Conversation{ID: ref.ConversationID, Kind: parley.Group, Members: []parley.Member{{UserID: "bob"}, {UserID: "alice"}}})
+			case protocol.OpDelivered: // never answered: the reports pile up
+			default:
+				reply(req, struct{}{})
+			}
+		}
+	}
+	last := make(chan struct{})
+	c.AddEventHandler("test", func(ev client.Event) {
+		if m, ok := ev.(client.NewMessage); ok && m.Message.ConversationID == "last" {
+			close(last)
+		}
+	})
+	if err := c.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Conversations(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-last: // every event applied
+	case <-time.After(20 * time.Second): // a liveness bound, not a timing assertion
+		t.Fatal("the flood's last event never came")
+	}
+	// The conversations fetched alone: until none waits.
+	for deadline := time.Now().Add(20 * time.Second); c.StateSizes()["toRefresh"] > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("conversations still waiting to be fetched: %v", c.StateSizes())
+		}
+	}
+	sizes := c.StateSizes()
+	caps := map[string]int{"online": userCap, "names": userCap, "unread": convCap, "convs": convCap, "removed": convCap,
+		"typing": typistCap, "typingConversations": typistCap, "toRefresh": convCap, "delivered": convCap}
+	for name, cap := range caps {
+		if sizes[name] > cap {
+			t.Errorf("%s holds %d entries, over its bound %d", name, sizes[name], cap)
+		}
+	}
+	// Filled to the bound, not emptied: an honest account's state stays.
+	for _, name := range []string{"online", "names", "unread", "removed", "typing"} {
+		if sizes[name] != caps[name] {
+			t.Errorf("%s holds %d entries, want its bound %d", name, sizes[name], caps[name])
+		}
+	}
+	for _, u := range c.Online() {
+		if len(u.ID) > client.MaxStateIDBytes {
+			t.Errorf("an id of %d bytes is kept", len(u.ID))
+		}
 	}
 }

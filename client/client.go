@@ -95,6 +95,7 @@ type options struct {
 	requestTimeout time.Duration
 	listBytes      int   // MaxConversationListBytes; smaller in tests
 	fileBytes      int64 // MaxFileBytes for downloads; smaller in tests
+	caps           stateCaps
 	sendWindow     int
 	batch          bool
 	tls            *tls.Config
@@ -291,6 +292,7 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 		requestTimeout:    DefaultRequestTimeout,
 		listBytes:         MaxConversationListBytes,
 		fileBytes:         MaxFileBytes,
+		caps:              defaultStateCaps,
 		deliveredInterval: DefaultDeliveredInterval,
 		sendWindow:        DefaultSendWindow,
 		batch:             true,

@@ -34,3 +34,28 @@ func SetAuthTimeout(t interface{ Cleanup(func()) }, d time.Duration) {
 	authTimeout = d
 	t.Cleanup(func() { authTimeout = old })
 }
+
+// WithStateCaps lowers MaxKnownConversations, MaxKnownUsers and
+// MaxTypists, for tests that would rather not send tens of thousands of
+// ids.
+func WithStateCaps(convs, users, typists int) Option {
+	return func(o *options) { o.caps = stateCaps{convs: convs, users: users, typists: typists} }
+}
+
+// StateSizes reports how many entries each map of the state holds, by
+// name.
+func (c *Client) StateSizes() map[string]int {
+	s := c.state
+	s.mu.Lock()
+	typing := 0
+	for _, m := range s.typing {
+		typing += len(m)
+	}
+	sizes := map[string]int{"online": len(s.online), "names": len(s.names), "unread": len(s.unread), "convs": len(s.convs),
+		"removed": len(s.removed), "typing": typing, "typingConversations": len(s.typing), "touched": len(s.touched), "toRefresh": len(s.toRefresh)}
+	s.mu.Unlock()
+	c.acks.mu.Lock()
+	sizes["delivered"] = len(c.acks.pending)
+	c.acks.mu.Unlock()
+	return sizes
+}

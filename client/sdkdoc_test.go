@@ -131,6 +131,7 @@ func sdkDocSnippets(ctx context.Context, server, password, conversationID, convI
 	msg, err = c.SendFile(ctx, convID, "/home/me/report.pdf", client.WithCaption("Q3"))
 	msg, err = c.SendFileReader(ctx, convID, "report.pdf", file)
 	_, _ = msg.FileName(), client.MaxFileBytes
+	_, _, _, _ = client.MaxKnownConversations, client.MaxKnownUsers, client.MaxTypists, client.MaxStateIDBytes
 	stored, err = msg.Wait(ctx)
 	a := stored.Attachment
 	fmt.Printf("📎 %s (%d bytes, %s) %s %s\n", a.Name, a.Size, a.ContentType, a.URL, a.ThumbURL)
