@@ -48,7 +48,9 @@ func (c *Client) Conversations(ctx context.Context) ([]parley.Conversation, erro
 			s.convs[cv.ID] = o // keep what newer events made of it below
 		}
 		s.takeReplyLocked(&cv, sentAt)
-		list[i] = s.viewLocked(s.convs[cv.ID])
+		if got := s.convs[cv.ID]; got != nil {
+			list[i] = s.viewLocked(got)
+		} // else past MaxKnownConversations: returned as the server sent it, not cached
 	}
 	// A conversation that had events while the pages were fetched may
 	// have moved to a page already read and be missing: fetch it alone.
@@ -340,9 +342,6 @@ func (c *Client) FetchPresence(ctx context.Context) ([]parley.User, error) {
 	s := c.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.online = make(map[string]bool, len(p.Online))
-	for _, id := range p.Online {
-		s.online[id] = true
-	}
+	s.setOnlineLocked(p.Online)
 	return s.usersLocked(s.online), nil
 }

@@ -44,7 +44,8 @@ type chatState struct {
 	closed   bool
 	online   map[string]bool
 	names    map[string]string             // user id -> display name, from events (see nameLocked)
-	typing   map[string]map[string]*typist // conversation -> user
+	typing   map[string]map[string]*typist // conversation -> user; no empty inner map
+	typists  int                           // entries in typing, at most opts.caps.typists
 	myTyping map[string]time.Time          // conversation -> last start sent
 	convs    map[string]*parley.Conversation
 	loaded   bool
@@ -96,17 +97,14 @@ func (s *chatState) close() {
 			t.timer.Stop()
 		}
 	}
-	s.typing = make(map[string]map[string]*typist)
+	s.typing, s.typists = make(map[string]map[string]*typist), 0
 }
 
 // onWelcome resets presence to the server's list.
 func (s *chatState) onWelcome(w protocol.Welcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.online = make(map[string]bool, len(w.Online))
-	for _, id := range w.Online {
-		s.online[id] = true
-	}
+	s.setOnlineLocked(w.Online)
 	// Our own typing indicators died with the old connection.
 	s.myTyping = make(map[string]time.Time)
 }
@@ -122,7 +120,18 @@ func (s *chatState) onDisconnect() {
 			s.c.emit(TypingStopped{ConversationID: conv, UserID: t.UserID, UserName: t.UserName, Expired: true, At: time.Now()})
 		}
 	}
-	s.typing = make(map[string]map[string]*typist)
+	s.typing, s.typists = make(map[string]map[string]*typist), 0
+}
+
+// setOnlineLocked replaces presence with ids, as far as its bound
+// (MaxKnownUsers) goes. Caller holds s.mu.
+func (s *chatState) setOnlineLocked(ids []string) {
+	s.online = make(map[string]bool, min(len(ids), s.c.opts.caps.users))
+	for _, id := range ids {
+		if roomFor(s.online, id, s.c.opts.caps.users) {
+			s.online[id] = true
+		}
+	}
 }
 
 // onResync refetches the conversation list and every open view.
@@ -175,7 +184,7 @@ func (s *chatState) apply(ev Event) {
 	me := s.c.User().ID
 	s.mu.Lock()
 	s.evSeq++
-	if id := eventConversation(ev); id != "" && s.listing > 0 {
+	if id := eventConversation(ev); id != "" && s.listing > 0 && roomFor(s.touched, id, s.c.opts.caps.convs) {
 		if s.touched == nil {
 			s.touched = make(map[string]uint64)
 		}
@@ -247,7 +256,9 @@ func (s *chatState) apply(ev Event) {
 		}
 		switch {
 		case removedMe:
-			s.removed[id] = true
+			if roomFor(s.removed, id, s.c.opts.caps.convs) {
+				s.removed[id] = true
+			}
 			delete(s.convs, id)
 			delete(s.unread, id)
 		case s.convs[id] != nil:
@@ -266,28 +277,31 @@ func (s *chatState) apply(ev Event) {
 		if e.UserID == me {
 			break
 		}
+		until := time.Now().Add(TypingExpiry)
+		if t := s.typing[e.ConversationID][e.UserID]; t != nil {
+			t.Until, t.UserName = until, e.UserName
+			t.timer.Reset(TypingExpiry)
+			break
+		}
+		if s.typists >= s.c.opts.caps.typists || len(e.ConversationID) > MaxStateIDBytes || len(e.UserID) > MaxStateIDBytes {
+			break // past the bound: not shown
+		}
 		m := s.typing[e.ConversationID]
 		if m == nil {
 			m = make(map[string]*typist)
 			s.typing[e.ConversationID] = m
 		}
-		until := time.Now().Add(TypingExpiry)
-		if t := m[e.UserID]; t != nil {
-			t.Until, t.UserName = until, e.UserName
-			t.timer.Reset(TypingExpiry)
-			break
-		}
+		s.typists++
 		t := &typist{Typist: Typist{UserID: e.UserID, UserName: e.UserName, Until: until}}
 		conv := e.ConversationID
 		t.timer = time.AfterFunc(TypingExpiry, func() { s.expire(conv, t) })
 		m[e.UserID] = t
 	case TypingStopped:
-		if t := s.typing[e.ConversationID][e.UserID]; t != nil {
-			t.timer.Stop()
-			delete(s.typing[e.ConversationID], e.UserID)
-		}
+		s.dropTypistLocked(e.ConversationID, e.UserID)
 	case UserOnline:
-		s.online[e.UserID] = true
+		if roomFor(s.online, e.UserID, s.c.opts.caps.users) {
+			s.online[e.UserID] = true
+		}
 	case UserOffline:
 		delete(s.online, e.UserID)
 	case UserBlocked:
@@ -324,11 +338,27 @@ func (s *chatState) apply(ev Event) {
 // endTypingLocked ends user's typing in conversation conv, if they are
 // typing there, and tells the app (TypingStopped at at). s.mu is held.
 func (s *chatState) endTypingLocked(conv, user string, at time.Time) {
-	if t := s.typing[conv][user]; t != nil {
-		t.timer.Stop()
-		delete(s.typing[conv], user)
+	if t := s.dropTypistLocked(conv, user); t != nil {
 		s.c.emit(TypingStopped{ConversationID: conv, UserID: t.UserID, UserName: t.UserName, At: at})
 	}
+}
+
+// dropTypistLocked ends user's typing in conv, if any, and returns it:
+// its timer stopped, its conversation's map gone with its last typist
+// (empty maps kept every conversation anyone ever typed in). s.mu is
+// held.
+func (s *chatState) dropTypistLocked(conv, user string) *typist {
+	t := s.typing[conv][user]
+	if t == nil {
+		return nil
+	}
+	t.timer.Stop()
+	delete(s.typing[conv], user)
+	if len(s.typing[conv]) == 0 {
+		delete(s.typing, conv)
+	}
+	s.typists--
+	return t
 }
 
 // IsRemoved reports whether this user was removed from the conversation
@@ -399,6 +429,9 @@ func (s *chatState) unreadLocked(id string, f func(*unread) bool) {
 	}
 	u := s.unread[id]
 	if u == nil {
+		if !roomFor(s.unread, id, s.c.opts.caps.convs) {
+			return // past the bound: the next listing counts it
+		}
 		u = &unread{}
 		s.unread[id] = u
 	}
@@ -415,6 +448,9 @@ func (s *chatState) unreadLocked(id string, f func(*unread) bool) {
 // refetches when the reply cannot be trusted for the unread count.
 // Caller holds s.mu.
 func (s *chatState) takeReplyLocked(cv *parley.Conversation, sentAt uint64) {
+	if !roomFor(s.convs, cv.ID, s.c.opts.caps.convs) || !roomFor(s.unread, cv.ID, s.c.opts.caps.convs) {
+		return // past the bound (MaxKnownConversations): not cached
+	}
 	u := s.unread[cv.ID]
 	if u == nil {
 		u = &unread{}
@@ -455,13 +491,16 @@ func (s *chatState) expire(conv string, t *typist) {
 	if s.closed || s.typing[conv][t.UserID] != t || time.Now().Before(t.Until) {
 		return
 	}
-	delete(s.typing[conv], t.UserID)
+	s.dropTypistLocked(conv, t.UserID)
 	s.c.emit(TypingStopped{ConversationID: conv, UserID: t.UserID, UserName: t.UserName, Expired: true, At: time.Now()})
 }
 
 // refreshLocked has one conversation fetched alone in the background
 // (refreshLoop) and put in the list. Caller holds s.mu.
 func (s *chatState) refreshLocked(id string) {
+	if !roomFor(s.toRefresh, id, s.c.opts.caps.convs) {
+		return // past the bound: the next listing has it
+	}
 	if u := s.unread[id]; u != nil {
 		if u.fetching {
 			return // its reply sees ambiguousAt and fetches again
@@ -596,7 +635,7 @@ func (s *chatState) nameLocked(id string) string {
 
 // learnLocked records a name an event carried. Caller holds s.mu.
 func (s *chatState) learnLocked(id, name string) {
-	if id != "" && name != "" {
+	if id != "" && name != "" && len(name) <= maxStateNameBytes && roomFor(s.names, id, s.c.opts.caps.users) {
 		s.names[id] = name
 	}
 }

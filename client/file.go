@@ -105,7 +105,31 @@ func (c *Client) postUpload(ctx context.Context, token, u string, data []byte) (
 // need long for; whatever ctx says, a server that sends nothing for
 // DefaultRequestTimeout (no answer, or a body that stops) fails it with
 // an error that wraps context.DeadlineExceeded.
+//
+// It writes at most MaxFileBytes: a longer answer (a server that keeps
+// sending) fails with ETOOLARGE after MaxFileBytes were written, and one
+// whose Content-Length says more fails before any byte is read. When the
+// app has the attachment (a message's), DownloadAttachment bounds the
+// download by its size instead.
 func (c *Client) Download(ctx context.Context, attachmentID string, w io.Writer) (int64, error) {
+	return c.download(ctx, attachmentID, c.opts.fileBytes, w)
+}
+
+// DownloadAttachment is Download of att.ID, bounded by att.Size (the
+// stored content's size the server gave with the message) when that is
+// known (over 0) and never by more than MaxFileBytes: an answer longer
+// than that fails with ETOOLARGE after the bound was written, one whose
+// Content-Length says more before any byte is read.
+func (c *Client) DownloadAttachment(ctx context.Context, att parley.Attachment, w io.Writer) (int64, error) {
+	limit := c.opts.fileBytes
+	if att.Size > 0 {
+		limit = min(limit, att.Size)
+	}
+	return c.download(ctx, att.ID, limit, w)
+}
+
+// download is Download with a bound of limit bytes.
+func (c *Client) download(ctx context.Context, attachmentID string, limit int64, w io.Writer) (int64, error) {
 	if c.life.Err() != nil { // closed: as every call after Close
 		return 0, ErrClosed
 	}
@@ -139,9 +163,26 @@ func (c *Client) Download(ctx context.Context, attachmentID string, w io.Writer)
 	if resp.StatusCode/100 != 2 {
 		return 0, doJSONError(req, resp)
 	}
-	n, err := io.Copy(w, progressReader{resp.Body, func() { stall.Reset(idle) }})
+	tooLarge := func() error {
+		return parley.Errorf(parley.ETOOLARGE, "client: GET %s: the answer is over %d bytes (the attachment's size, at most MaxFileBytes)", req.URL.Path, limit)
+	}
+	if resp.ContentLength > limit {
+		return 0, tooLarge()
+	}
+	body := progressReader{resp.Body, func() { stall.Reset(idle) }}
+	n, err := io.Copy(w, io.LimitReader(body, limit))
 	if err != nil {
 		return n, fail(err)
+	}
+	// The bound reached: one byte more (a chunked answer that goes on)
+	// fails the download rather than writing without end.
+	if n == limit {
+		var one [1]byte
+		if m, err := io.ReadFull(body, one[:]); m > 0 {
+			return n, tooLarge()
+		} else if err != io.EOF {
+			return n, fail(err)
+		}
 	}
 	return n, nil
 }

@@ -173,7 +173,7 @@ func (a *deliveredAcks) note(conversationID string, seq int64) {
 		return
 	}
 	a.mu.Lock()
-	if seq > a.pending[conversationID] {
+	if seq > a.pending[conversationID] && roomFor(a.pending, conversationID, a.c.opts.caps.convs) {
 		a.pending[conversationID] = seq
 	}
 	start := !a.busy

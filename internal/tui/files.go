@@ -128,7 +128,7 @@ func (m *Model) saveCommand(rest string) tea.Cmd {
 		if err != nil {
 			return noticeMsg("/save: " + err.Error())
 		}
-		n, err := c.Download(ctx, att.ID, f)
+		n, err := c.DownloadAttachment(ctx, att, f) // no more than the message says
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
