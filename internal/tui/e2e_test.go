@@ -613,9 +613,26 @@ func TestPresenceWhileOffline(t *testing.T) {
 		t.Errorf("bob shown online while alice is not connected:\n%s", s)
 	}
 	srv.Start(t)
-	alice.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
-	bob.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+	alice.reconnectNow()
+	bob.reconnectNow()
 	alice.waitText("bob ● online")
+}
+
+// reconnectNow presses Ctrl+R until d's client is connected. One press
+// is not always enough: client.Reconnect skips a backoff wait, not an
+// attempt under way, and an attempt that began before the server was
+// back fails and waits out its backoff (up to 30 s): on a loaded machine
+// bob was still waiting when alice's 15 s for his presence ran out.
+func (d *driver) reconnectNow() {
+	d.t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for d.c.Status().State != client.Connected {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("%s: not connected within 45 s of pressing Ctrl+R: %+v", d.name, d.c.Status())
+		}
+		d.press(tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl})
+		d.idle(100 * time.Millisecond)
+	}
 }
 
 // TestOpenOffline: a conversation switched to while the server is away
