@@ -47,7 +47,7 @@ func BenchmarkReceiveMessage(b *testing.B) {
 		var ev parley.Event
 		json.Unmarshal(f.Data, &ev)
 		ev.Pos = int64(i + 1)
-		c.handleEvent(cn, &ev, int64(len(f.Data)))
+		c.handleEvent(cn, &ev)
 	}
 	<-done
 	b.StopTimer()

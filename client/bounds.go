@@ -33,12 +33,6 @@ const (
 	// maxStateNameBytes bounds a display name kept: the server's are at
 	// most parley.MaxDisplayNameRunes code points.
 	maxStateNameBytes = parley.MaxDisplayNameRunes * utf8.UTFMax
-	// MaxCallbackQueueBytes bounds the events (their frames' bytes)
-	// waiting for the app's callbacks: past it the client drops the
-	// connection and resumes once the callbacks caught up to half of it
-	// (ErrCallbacksBehind), so a slow handler costs a reconnect, never
-	// memory without bound nor an event.
-	MaxCallbackQueueBytes = 16 << 20
 )
 
 // stateCaps are the bounds above, lowered in tests.

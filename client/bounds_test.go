@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -239,96 +237,6 @@ func TestHostileServerIDFlood(t *testing.T) {
 	for _, u := range c.Online() {
 		if len(u.ID) > client.MaxStateIDBytes {
 			t.Errorf("an id of %d bytes is kept", len(u.ID))
-		}
-	}
-}
-
-// TestSlowListenerBoundsTheQueue: a handler that blocks while the server
-// sends events does not make the callback queue grow without bound: past
-// MaxCallbackQueueBytes (lowered here) the client takes no more events,
-// drops the connection (Status().Err is ErrCallbacksBehind) and, once the
-// handler catches up, resumes from the last event it queued. Every event
-// still reaches the handler once, in order. The queue took every event
-// the server sent, as long as the handler was slow.
-func TestSlowListenerBoundsTheQueue(t *testing.T) {
-	const bound, n = 64 << 10, 200
-	text := strings.Repeat("x", 2000)
-	at := func(pos int64) parley.Event {
-		return parley.Event{Pos: pos, Type: parley.EventNewMessage, ConversationID: "c1",
-			Message: &parley.Message{ID: "m" + strconv.FormatInt(pos, 10), ConversationID: "c1", Seq: pos, SenderID: "alice", Type: parley.Text, Text: text}}
-	}
-	srv, c := startScripted(t, client.WithMaxCallbackQueueBytes(bound))
-	// From the event after from to the last, then the connection stays
-	// until the client leaves.
-	events := func(from int64) func(context.Context, *websocket.Conn) {
-		return func(ctx context.Context, ws *websocket.Conn) {
-			writeFrame(ctx, t, ws, protocol.TypeWelcome, welcomeWith(0))
-			gone := make(chan struct{})
-			go func() { // the reader: until the client leaves
-				defer close(gone)
-				for {
-					if _, _, err := ws.Read(ctx); err != nil {
-						return
-					}
-				}
-			}()
-			for pos := from + 1; pos <= n; pos++ {
-				raw, _ := json.Marshal(at(pos))
-				f, _ := json.Marshal(protocol.Frame{Type: protocol.TypeEvent, Data: raw})
-				if ws.Write(ctx, websocket.MessageText, f) != nil {
-					return // the client dropped the connection
-				}
-			}
-			<-gone
-		}
-	}
-	srv.scripts <- events(0)
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	free := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(free) // before Close, which waits for the handler
-	got := make(chan int64, 2*n)
-	c.AddEventHandler("slow", func(ev client.Event) {
-		if m, ok := ev.(client.NewMessage); ok {
-			<-release
-			got <- m.Pos
-		}
-	})
-	if err := c.Connect(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	<-srv.hellos
-	for deadline := time.Now().Add(20 * time.Second); !errors.Is(c.Status().Err, client.ErrCallbacksBehind); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) { // a liveness bound, not a timing assertion
-			t.Fatalf("the connection was not dropped: status %+v, %d bytes queued", c.Status(), c.CallbackQueueBytes())
-		}
-	}
-	if q := c.CallbackQueueBytes(); q > bound+4<<10 { // one event past the bound at most
-		t.Fatalf("%d bytes of events queued, bound %d", q, bound)
-	}
-	select {
-	case from := <-srv.hellos:
-		t.Fatalf("reconnected (resume_from %v) before the callbacks caught up", from)
-	default:
-	}
-	// The replay from where the client says.
-	srv.scripts <- func(ctx context.Context, ws *websocket.Conn) {
-		from := <-srv.hellos
-		if from == nil {
-			t.Errorf("the second hello resumes from nothing")
-			return
-		}
-		events(*from)(ctx, ws)
-	}
-	free()
-	for want := int64(1); want <= n; want++ {
-		select {
-		case pos := <-got:
-			if pos != want {
-				t.Fatalf("event at %d, want %d: lost, repeated or out of order", pos, want)
-			}
-		case <-time.After(20 * time.Second): // a liveness bound, not a timing assertion
-			t.Fatalf("event %d never came", want)
 		}
 	}
 }

@@ -20,11 +20,8 @@
 // method. A listener that panics is recovered and reported (to the other
 // listeners' OnConnectionError and the logger) and stays registered. A
 // listener that blocks holds up the callbacks queued behind it (they wait
-// in an in-memory queue) but never the outbox or the state machine, and
-// the connection only once the events waiting pass MaxCallbackQueueBytes:
-// then the client drops it and resumes, once the callbacks caught up, from
-// the last event queued (ErrCallbacksBehind), so no event is lost or
-// handed over twice. Close waits for the callback in progress to return,
+// in an unbounded in-memory queue) but never the connection, the outbox or
+// the state machine; Close waits for the callback in progress to return,
 // so a listener must not block forever.
 //
 // See docs/sdk.md for the state diagram and a walkthrough.
@@ -99,7 +96,6 @@ type options struct {
 	listBytes      int   // MaxConversationListBytes; smaller in tests
 	fileBytes      int64 // MaxFileBytes for downloads; smaller in tests
 	caps           stateCaps
-	queueBytes     int64 // MaxCallbackQueueBytes; smaller in tests
 	sendWindow     int
 	batch          bool
 	tls            *tls.Config
@@ -297,7 +293,6 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 		listBytes:         MaxConversationListBytes,
 		fileBytes:         MaxFileBytes,
 		caps:              defaultStateCaps,
-		queueBytes:        MaxCallbackQueueBytes,
 		deliveredInterval: DefaultDeliveredInterval,
 		sendWindow:        DefaultSendWindow,
 		batch:             true,
@@ -810,17 +805,13 @@ func (c *Client) pushError(err error) {
 
 // emit queues an event for the app's handlers. Caller keeps the order by
 // calling it from one goroutine (the connection's reader) or under c.mu.
-func (c *Client) emit(ev Event) { c.emitSized(ev, 0) }
-
-// emitSized is emit of an event that holds size bytes (its frame's) in
-// the callback queue until its handlers have run.
-func (c *Client) emitSized(ev Event, size int64) {
-	c.q.pushSized(func() {
+func (c *Client) emit(ev Event) {
+	c.q.push(func() {
 		hs := c.handlers.snapshot()
 		for _, h := range hs {
 			c.safeCall(h.id, func() { h.fn(ev) })
 		}
-	}, size)
+	})
 }
 
 // errorf builds a *parley.Error.

@@ -20,14 +20,6 @@ func WithMaxDownloadBytes(n int64) Option {
 	return func(o *options) { o.fileBytes = n }
 }
 
-// WithMaxCallbackQueueBytes lowers MaxCallbackQueueBytes.
-func WithMaxCallbackQueueBytes(n int64) Option {
-	return func(o *options) { o.queueBytes = n }
-}
-
-// CallbackQueueBytes is what the events waiting for the callbacks hold.
-func (c *Client) CallbackQueueBytes() int64 { return c.q.size() }
-
 // PendingRequests is how many requests wait for a reply.
 func (c *Client) PendingRequests() int {
 	c.mu.Lock()

@@ -53,7 +53,7 @@ func sdkDocSnippets(ctx context.Context, server, password, conversationID, convI
 	var gave *client.GaveUpError
 	var ce *client.CloseError
 	_ = errors.As(st.Err, &gave) || errors.As(st.Err, &ce) && ce.Code == 4103
-	_ = errors.Is(err, client.ErrDisconnected) || errors.Is(err, client.ErrOutboxFull) || errors.Is(err, client.ErrClosed) || errors.Is(err, client.ErrHeartbeatTimeout) || errors.Is(err, client.ErrRemoved) || errors.Is(err, client.ErrOutboxInUse) || errors.Is(err, client.ErrCallbacksBehind)
+	_ = errors.Is(err, client.ErrDisconnected) || errors.Is(err, client.ErrOutboxFull) || errors.Is(err, client.ErrClosed) || errors.Is(err, client.ErrHeartbeatTimeout) || errors.Is(err, client.ErrRemoved) || errors.Is(err, client.ErrOutboxInUse)
 	var _ client.ConnectionListener = client.NopListener{}
 	for ch := range c.StatusChanges(ctx) {
 		_, _, _, _, _, _, _ = ch.Previous, ch.Current, ch.Attempt, ch.NextRetryAt, ch.Err, ch.Throttled, ch.At
@@ -131,7 +131,7 @@ func sdkDocSnippets(ctx context.Context, server, password, conversationID, convI
 	msg, err = c.SendFile(ctx, convID, "/home/me/report.pdf", client.WithCaption("Q3"))
 	msg, err = c.SendFileReader(ctx, convID, "report.pdf", file)
 	_, _ = msg.FileName(), client.MaxFileBytes
-	_, _, _, _, _ = client.MaxKnownConversations, client.MaxKnownUsers, client.MaxTypists, client.MaxStateIDBytes, client.MaxCallbackQueueBytes
+	_, _, _, _ = client.MaxKnownConversations, client.MaxKnownUsers, client.MaxTypists, client.MaxStateIDBytes
 	stored, err = msg.Wait(ctx)
 	a := stored.Attachment
 	fmt.Printf("📎 %s (%d bytes, %s) %s %s\n", a.Name, a.Size, a.ContentType, a.URL, a.ThumbURL)

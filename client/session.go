@@ -52,12 +52,6 @@ func (e *GaveUpError) Unwrap() error { return e.Last }
 // silent for longer than the heartbeat timeout (a half-open link).
 var ErrHeartbeatTimeout = errors.New("client: no frame from the server within the heartbeat timeout (link dead)")
 
-// ErrCallbacksBehind is why a link was dropped when the app's callbacks
-// fell MaxCallbackQueueBytes of events behind: the client takes no more
-// events until they catch up to half of it, then resumes from the last
-// event it queued, so none is lost or handed over twice.
-var ErrCallbacksBehind = errors.New("client: the callbacks are too far behind the events (MaxCallbackQueueBytes): resuming once they catch up")
-
 // errConnLost fails requests whose connection ended before the reply.
 var errConnLost = &parley.Error{Code: parley.EUNAVAILABLE, Message: "connection lost before the reply"}
 
@@ -69,8 +63,7 @@ type wsConn struct {
 	user      string       // the user the welcome named
 	lastHeard atomic.Int64 // unix nanos of the last frame read
 	hbFail    atomic.Bool
-	behind    atomic.Bool // the callbacks fell behind: no more events on it
-	replaying bool        // resumed or resync not yet received (guarded by Client.mu)
+	replaying bool // resumed or resync not yet received (guarded by Client.mu)
 }
 
 type reply struct {
@@ -120,9 +113,6 @@ func (c *Client) run(ctx context.Context) {
 			c.mu.Lock()
 			c.moveToReconnecting(failures+1, at, lastErr)
 			c.mu.Unlock()
-			if errors.Is(lastErr, ErrCallbacksBehind) && c.q.waitBelow(ctx, c.opts.queueBytes/2) != nil {
-				return // closed while the callbacks caught up
-			}
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
@@ -326,7 +316,7 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 
 	var goaway time.Duration
 	handle := func(b []byte) {
-		for len(b) > 0 && !cn.behind.Load() {
+		for len(b) > 0 {
 			var fb []byte
 			fb, b = nextFrame(b)
 			if d := c.handleFrame(cn, fb); d > 0 {
@@ -341,9 +331,6 @@ func (c *Client) session(ctx context.Context) (connected bool, hint time.Duratio
 			err = readErr(rerr)
 			if cn.hbFail.Load() {
 				err = ErrHeartbeatTimeout
-			}
-			if cn.behind.Load() {
-				err = ErrCallbacksBehind
 			}
 			break
 		}
@@ -459,7 +446,7 @@ func (c *Client) handleFrame(cn *wsConn, b []byte) time.Duration {
 			c.pushError(fmt.Errorf("client: bad event from server: %w", err))
 			return 0
 		}
-		c.handleEvent(cn, &ev, int64(len(f.Data)))
+		c.handleEvent(cn, &ev)
 	case protocol.TypeResumed:
 		var r protocol.Resumed
 		if json.Unmarshal(f.Data, &r) == nil {
@@ -507,21 +494,9 @@ func (c *Client) handleFrame(cn *wsConn, b []byte) time.Duration {
 }
 
 // handleEvent drops a durable event already seen (by position), then
-// updates the client's state and hands it to the app, counted as size
-// bytes in the callback queue. Only the reader goroutine calls it, so
-// events keep their order.
-//
-// When the callbacks are more than MaxCallbackQueueBytes behind, it takes
-// neither this event nor any later one on cn: not applied, not counted as
-// seen, so the position the next hello resumes from is the last event
-// queued, and the server replays the rest. It drops cn, and run waits for
-// the callbacks to catch up before the next attempt.
-func (c *Client) handleEvent(cn *wsConn, ev *parley.Event, size int64) {
-	if c.q.size() > c.opts.queueBytes {
-		cn.behind.Store(true)
-		cn.ws.CloseNow()
-		return
-	}
+// updates the client's state and hands it to the app. Only the reader
+// goroutine calls it, so events keep their order.
+func (c *Client) handleEvent(cn *wsConn, ev *parley.Event) {
 	if ev.Type.Durable() {
 		c.mu.Lock()
 		if c.conn != cn {
@@ -550,7 +525,7 @@ func (c *Client) handleEvent(cn *wsConn, ev *parley.Event, size int64) {
 	c.state.apply(out)
 	c.noteReceived(out)
 	c.out.onEvent(out)
-	c.emitSized(out, size)
+	c.emit(out)
 }
 
 // replayDone lets the outbox send on cn: the replay asked for in hello is

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -119,75 +118,36 @@ func (e *ListenerPanicError) Error() string {
 
 // callbackQueue runs callbacks one at a time, in the order they were
 // pushed, on one goroutine, so no callback ever runs under a client lock
-// and a callback may call back into the client. push never blocks: a slow
-// callback delays later callbacks but never the connection. The events it
-// holds are counted in bytes (pushSized): the reader stops taking events
-// past MaxCallbackQueueBytes (see Client.handleEvent), which bounds it.
-// Its goroutine is owned by the Client: close ends it after it has run
+// and a callback may call back into the client. The queue is unbounded: a
+// slow callback delays later callbacks but never the connection. Its
+// goroutine is owned by the Client: close ends it after it has run
 // everything pushed before, and Client.Close waits for it.
 type callbackQueue struct {
 	mu     sync.Mutex
-	items  []queued
-	bytes  int64         // the sizes of the items waiting or running
-	ran    chan struct{} // closed (and replaced) when a sized item is done
+	items  []func()
 	wake   chan struct{}
 	closed bool
 	done   chan struct{}
 }
 
-// queued is one callback and the bytes it holds (0: not counted).
-type queued struct {
-	f func()
-	n int64
-}
-
 func newCallbackQueue() *callbackQueue {
-	q := &callbackQueue{wake: make(chan struct{}, 1), done: make(chan struct{}), ran: make(chan struct{})}
+	q := &callbackQueue{wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go q.run()
 	return q
 }
 
 // push adds f; it never blocks. After close, f is dropped.
-func (q *callbackQueue) push(f func()) { q.pushSized(f, 0) }
-
-// pushSized adds f, which holds n bytes until it has run; it never
-// blocks. After close, f is dropped.
-func (q *callbackQueue) pushSized(f func(), n int64) {
+func (q *callbackQueue) push(f func()) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return
 	}
-	q.items = append(q.items, queued{f, n})
-	q.bytes += n
+	q.items = append(q.items, f)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
-	}
-}
-
-// size is the bytes the sized callbacks waiting (or running) hold.
-func (q *callbackQueue) size() int64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.bytes
-}
-
-// waitBelow waits until the queue holds at most n bytes, or ctx ends.
-func (q *callbackQueue) waitBelow(ctx context.Context, n int64) error {
-	for {
-		q.mu.Lock()
-		b, ran := q.bytes, q.ran
-		q.mu.Unlock()
-		if b <= n {
-			return nil
-		}
-		select {
-		case <-ran:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
 	}
 }
 
@@ -211,16 +171,9 @@ func (q *callbackQueue) run() {
 		q.items = nil
 		closed := q.closed
 		q.mu.Unlock()
-		for i, it := range items {
-			it.f()
-			items[i] = queued{}
-			if it.n > 0 {
-				q.mu.Lock()
-				q.bytes -= it.n
-				close(q.ran)
-				q.ran = make(chan struct{})
-				q.mu.Unlock()
-			}
+		for i, f := range items {
+			f()
+			items[i] = nil
 		}
 		if len(items) > 0 {
 			continue
